@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Ensure a working Docker engine: install docker.io if missing, start dockerd in the
+# background if `docker info` fails, wait (bounded) until it answers.
+# Idempotent and quiet when the engine already runs.
+# Env: DOCKER_STORAGE_DRIVER (default: overlay2, falls back to vfs),
+#      DOCKERD_WAIT_SECONDS (default 60), TRADING_CACHE_DIR.
+set -euo pipefail
+
+CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
+WAIT="${DOCKERD_WAIT_SECONDS:-60}"
+LOG_DIR=/var/log
+[ -w "$LOG_DIR" ] || LOG_DIR="$CACHE_DIR/logs"
+mkdir -p "$LOG_DIR"
+LOG="$LOG_DIR/ai-trading-dockerd.log"
+
+log() { echo "[ensure-dockerd] $*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+  log "installing docker.io (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq >/dev/null
+  as_root apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null
+fi
+
+if docker info >/dev/null 2>&1; then
+  exit 0
+fi
+
+wait_ready() {
+  local deadline=$((SECONDS + WAIT))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if docker info >/dev/null 2>&1; then return 0; fi
+    if [ -n "${DPID:-}" ] && ! kill -0 "$DPID" 2>/dev/null; then return 1; fi
+    sleep 1
+  done
+  return 1
+}
+
+start_dockerd() {
+  local driver="$1"
+  # A stale pid file from a dead daemon blocks the start.
+  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    as_root rm -f /var/run/docker.pid
+  fi
+  log "starting dockerd (storage driver $driver), log: $LOG"
+  as_root nohup dockerd --storage-driver="$driver" >>"$LOG" 2>&1 </dev/null &
+  DPID=$!
+  wait_ready
+}
+
+DRIVER="${DOCKER_STORAGE_DRIVER:-overlay2}"
+if start_dockerd "$DRIVER"; then
+  exit 0
+fi
+if [ -z "${DOCKER_STORAGE_DRIVER:-}" ] && [ "$DRIVER" = overlay2 ]; then
+  log "dockerd with overlay2 did not come up; retrying with vfs"
+  if [ -n "${DPID:-}" ]; then kill "$DPID" 2>/dev/null || true; wait "$DPID" 2>/dev/null || true; fi
+  if start_dockerd vfs; then exit 0; fi
+fi
+log "ERROR: docker daemon did not answer within ${WAIT}s; last lines of $LOG:"
+tail -n 30 "$LOG" >&2 || true
+exit 1
