@@ -1,0 +1,102 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+
+/** Body of every 4xx/5xx response. */
+export interface ErrorBody {
+  error: { code: string; message: string; field?: string; requestId: string };
+}
+
+/** Throw from a handler to answer with a given status and uniform error body. */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.name = "HttpError";
+  }
+}
+
+export const badRequest = (message: string, field?: string) => new HttpError(400, "BAD_REQUEST", message, field);
+export const unauthorized = (message = "Authentication required") => new HttpError(401, "UNAUTHORIZED", message);
+export const forbidden = (message = "Forbidden") => new HttpError(403, "FORBIDDEN", message);
+export const notFound = (message = "Not found") => new HttpError(404, "NOT_FOUND", message);
+export const conflict = (message: string, field?: string) => new HttpError(409, "CONFLICT", message, field);
+
+export function errorBody(request: FastifyRequest, code: string, message: string, field?: string): ErrorBody {
+  const error: ErrorBody["error"] = { code, message, requestId: String(request.id) };
+  if (field) error.field = field;
+  return { error };
+}
+
+const statusCodes: Record<number, string> = {
+  400: "BAD_REQUEST",
+  401: "UNAUTHORIZED",
+  403: "FORBIDDEN",
+  404: "NOT_FOUND",
+  405: "METHOD_NOT_ALLOWED",
+  408: "REQUEST_TIMEOUT",
+  409: "CONFLICT",
+  413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
+  422: "UNPROCESSABLE_ENTITY",
+  423: "LOCKED",
+  429: "TOO_MANY_REQUESTS",
+  502: "BAD_GATEWAY",
+  503: "SERVICE_UNAVAILABLE",
+  504: "GATEWAY_TIMEOUT",
+};
+
+interface ValidationIssue {
+  instancePath?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+  message?: string;
+}
+
+/** "body" + "/user/email" -> "user.email"; required errors name the missing property. */
+function fieldOf(issue: ValidationIssue): string | undefined {
+  const path = (issue.instancePath ?? "").split("/").filter(Boolean);
+  if (issue.keyword === "required" && typeof issue.params?.missingProperty === "string")
+    path.push(issue.params.missingProperty);
+  if (issue.keyword === "additionalProperties" && typeof issue.params?.additionalProperty === "string")
+    path.push(issue.params.additionalProperty);
+  return path.length > 0 ? path.join(".") : undefined;
+}
+
+/** Installs the uniform error and not-found handlers (no stack traces to clients). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function installErrorHandlers(app: FastifyInstance<any, any, any, any, any>): void {
+  app.setErrorHandler((err: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }, request, reply) => {
+    if (err instanceof HttpError) {
+      if (err.headers) reply.headers(err.headers);
+      if (err.statusCode >= 500) request.log.error({ err }, "request failed");
+      return reply.status(err.statusCode).send(errorBody(request, err.code, err.message, err.field));
+    }
+    if (err.validation && err.validation.length > 0) {
+      const issue = err.validation[0];
+      const field = fieldOf(issue);
+      const where = err.validationContext ?? "request";
+      const message = `Invalid ${where}: ${field ? `${field} ` : ""}${issue.message ?? "is invalid"}`;
+      return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
+    }
+    const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) {
+      request.log.error({ err }, "request failed");
+      return reply.status(status).send(errorBody(request, statusCodes[status] ?? "INTERNAL_ERROR", status === 500 ? "Internal Server Error" : (statusCodes[status] ?? "Server error")));
+    }
+    // Fastify's own 4xx (body too large, bad JSON, unsupported media type, rate limit) carry safe messages.
+    const code = status === 413 ? "PAYLOAD_TOO_LARGE" : (statusCodes[status] ?? "BAD_REQUEST");
+    return reply.status(status).send(errorBody(request, code, err.message || code));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send(errorBody(request, "NOT_FOUND", `Route ${request.method} ${request.url.split("?")[0]} not found`));
+  });
+}
+
+export function sendError(reply: FastifyReply, request: FastifyRequest, status: number, code: string, message: string, field?: string) {
+  return reply.status(status).send(errorBody(request, code, message, field));
+}

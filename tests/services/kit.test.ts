@@ -1,0 +1,120 @@
+import { PassThrough } from "node:stream";
+import { describe, expect, it, afterAll } from "vitest";
+import { createService, defineService, env, loadConfig, ConfigError, describeConfig, Type, badRequest, peerBaseUrl } from "../../services/src/kit";
+
+const probe = defineService({
+  name: "central-hub", // any catalog entry: requires dragonfly
+  config: { HUB_TTL_MS: env.int({ default: 1000, min: 10 }), HUB_TOKEN: env.string({ optional: true, secret: true }) },
+  register({ app }) {
+    app.post(
+      "/echo",
+      { schema: { body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 20 }), n: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }) } },
+      async (req) => ({ hello: req.body.name, n: req.body.n }),
+    );
+    app.get("/boom", async () => {
+      throw new Error("secret internals");
+    });
+    app.get("/teapot", async () => {
+      throw badRequest("nope", "x");
+    });
+  },
+});
+
+describe("kit: config", () => {
+  it("names a missing required variable and the service", () => {
+    expect(() => loadConfig("user-management", { POSTGRES_URL: env.url({ protocols: ["postgresql"] }) }, {})).toThrow(
+      "Invalid configuration: POSTGRES_URL is required by user-management",
+    );
+  });
+  it("validates numbers, enums, urls and never echoes a secret", () => {
+    try {
+      loadConfig("x", { A: env.int({ min: 1 }), B: env.enum(["a", "b"] as const), C: env.url(), S: env.string({ minLength: 64, secret: true }) }, { A: "zero", B: "c", C: "not a url", S: "short-secret" });
+      expect.fail();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      const m = (e as Error).message;
+      expect(m).toContain("A must be an integer");
+      expect(m).toContain("B must be one of a, b");
+      expect(m).toContain("C must be a URL");
+      expect(m).toContain("S must be at least 64 characters long");
+      expect(m).not.toContain("short-secret");
+    }
+  });
+  it("masks secrets and URL passwords when printed", () => {
+    const schema = { U: env.url(), S: env.string({ secret: true }) };
+    const c = loadConfig("x", schema, { U: "redis://:pw@host:6379", S: "hunter2" });
+    expect(describeConfig(c, schema)).toEqual({ U: "redis://:***@host:6379", S: "***" });
+  });
+  it("fails a service start naming the datastore variable", async () => {
+    await expect(createService(probe, { env: {}, defaultMetrics: false })).rejects.toThrow("DRAGONFLY_URL is required by central-hub");
+  });
+  it("resolves peer URLs from overrides or the catalog", () => {
+    expect(peerBaseUrl("user-management", {})).toBe("http://user-management:8010");
+    expect(peerBaseUrl("user-management", { SERVICE_USER_MANAGEMENT_URL: "http://127.0.0.1:9/" })).toBe("http://127.0.0.1:9");
+  });
+});
+
+describe("kit: http conventions", async () => {
+  const logs = new PassThrough();
+  const lines: string[] = [];
+  logs.on("data", (d) => lines.push(...String(d).split("\n").filter(Boolean)));
+  const svc = await createService(probe, {
+    env: { DRAGONFLY_URL: "redis://:pw@127.0.0.1:1", BODY_LIMIT_BYTES: "2048", READY_TIMEOUT_MS: "300", HUB_TOKEN: "tok-secret" },
+    logStream: logs,
+    defaultMetrics: false,
+  });
+  afterAll(() => svc.close());
+
+  it("liveness, request id echo and generation", async () => {
+    const r = await svc.app.inject({ url: "/health", headers: { "x-request-id": "abc-123" } });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers["x-request-id"]).toBe("abc-123");
+    const bad = await svc.app.inject({ url: "/health", headers: { "x-request-id": "evil\u0000id with spaces" } });
+    expect(bad.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+  it("validation errors name the field; wrong types are not coerced", async () => {
+    const r = await svc.app.inject({ method: "POST", url: "/echo", payload: { name: "a" } });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().error).toMatchObject({ code: "VALIDATION_ERROR", field: "n" });
+    const t = await svc.app.inject({ method: "POST", url: "/echo", payload: { name: 5, n: 1 } });
+    expect(t.statusCode).toBe(400);
+    expect(t.json().error.field).toBe("name");
+    const extra = await svc.app.inject({ method: "POST", url: "/echo", payload: { name: "a", n: 1, admin: true } });
+    expect(extra.json().error.field).toBe("admin");
+    const ok = await svc.app.inject({ method: "POST", url: "/echo", payload: { name: "a", n: 1 } });
+    expect(ok.json()).toEqual({ hello: "a", n: 1 });
+  });
+  it("413, 404, 500 in the uniform shape without internals", async () => {
+    const big = await svc.app.inject({ method: "POST", url: "/echo", payload: { name: "x".repeat(5000), n: 1 } });
+    expect(big.statusCode).toBe(413);
+    expect(big.json().error.code).toBe("PAYLOAD_TOO_LARGE");
+    const nf = await svc.app.inject({ url: "/nope", headers: { "x-request-id": "r1" } });
+    expect(nf.statusCode).toBe(404);
+    expect(nf.json()).toEqual({ error: { code: "NOT_FOUND", message: "Route GET /nope not found", requestId: "r1" } });
+    const boom = await svc.app.inject({ url: "/boom" });
+    expect(boom.statusCode).toBe(500);
+    expect(boom.body).not.toContain("secret internals");
+    expect(boom.json().error.code).toBe("INTERNAL_ERROR");
+    const tp = await svc.app.inject({ url: "/teapot" });
+    expect(tp.json().error).toMatchObject({ code: "BAD_REQUEST", message: "nope", field: "x" });
+    const badJson = await svc.app.inject({ method: "POST", url: "/echo", payload: "{", headers: { "content-type": "application/json" } });
+    expect(badJson.statusCode).toBe(400);
+    expect(badJson.json().error.requestId).toBeTruthy();
+  });
+  it("/ready reports an unreachable required datastore as failed with 503", async () => {
+    const r = await svc.app.inject({ url: "/ready" });
+    expect(r.statusCode).toBe(503);
+    expect(r.json().dependencies.dragonfly.status).toBe("failed");
+  });
+  it("/metrics exposes the request histogram and dependency gauge", async () => {
+    const r = await svc.app.inject({ url: "/metrics" });
+    expect(r.body).toMatch(/http_request_duration_seconds_count\{service="central-hub",method="POST",route="\/echo",status_code="200"\} 1/);
+    expect(r.body).toContain('service_dependency_up{dependency="dragonfly",service="central-hub"} 0');
+  });
+  it("never logs secrets", () => {
+    const all = lines.join("\n");
+    expect(all).toContain("configuration loaded");
+    expect(all).not.toContain("tok-secret");
+    expect(all).not.toContain(":pw@");
+  });
+});
