@@ -1,0 +1,286 @@
+/**
+ * What each datastore is, as pure data: its workload spec, the environment its clients receive
+ * (per docs/conventions.md) and its connection string. No resources are created here, so the
+ * definitions are tested without an engine; `components/data/index.ts` turns them into components.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { DataComponent } from "../../stacks/config";
+import { probe, ProbeSpec, ResourceSpec, SecuritySpec, WorkloadSpec } from "../workload";
+
+export interface DatastoreContext {
+  name: DataComponent;
+  source: "local" | "upstream";
+  image: string;
+  /** Generated credential; undefined for stores without authentication (Redpanda). */
+  password?: pulumi.Output<string>;
+  storageGi: number;
+  /** Docker only: publish the client port on 127.0.0.1:<hostPort> for operators. */
+  publish: boolean;
+  /** Host that operators use to reach the store: 127.0.0.1 on Docker, the in-cluster FQDN on Kubernetes. */
+  externalHost: string;
+  acceptsFrom: string[];
+}
+
+export interface DatastoreDefinition {
+  spec: Omit<WorkloadSpec, "acceptsFrom" | "connectsTo" | "replicas" | "dependsOn">;
+  /** Variables every client service receives. */
+  clientEnv: Record<string, pulumi.Input<string>>;
+  clientSecretEnv: Record<string, pulumi.Input<string>>;
+  /** Connection string for operators (stack output, secret). */
+  connectionString: pulumi.Output<string>;
+  port: number;
+}
+
+/** Host ports used on Docker; offset from the defaults so they do not clash with host services. */
+export const hostPorts: Record<DataComponent, number> = {
+  postgres: 15432,
+  dragonfly: 16379,
+  clickhouse: 18123,
+  weaviate: 18080,
+  arangodb: 18529,
+  redpanda: 19092,
+  redis: 16380,
+};
+
+export const DB_USER = "trading";
+export const DB_NAME = "ai_trading";
+
+const dataSecurity = (uid: number | undefined): SecuritySpec => ({
+  runAsUser: uid,
+  runAsGroup: uid,
+  fsGroup: uid,
+  // Database servers write lock files and sockets outside their data volume.
+  readOnlyRootFilesystem: false,
+  scratchDirs: [],
+});
+
+function requirePassword(ctx: DatastoreContext): pulumi.Output<string> {
+  if (!ctx.password) throw new Error(`datastore ${ctx.name} needs a generated password`);
+  return ctx.password;
+}
+
+function port(ctx: DatastoreContext, name: string, p: number) {
+  return { name, port: p, hostPort: ctx.publish ? hostPorts[ctx.name] : undefined };
+}
+
+function base(
+  ctx: DatastoreContext,
+  parts: {
+    ports: WorkloadSpec["ports"];
+    mountPath: string;
+    liveness: ProbeSpec;
+    readiness?: ProbeSpec;
+    resources: ResourceSpec;
+    uid?: number;
+    env?: Record<string, pulumi.Input<string>>;
+    secretEnv?: Record<string, pulumi.Input<string>>;
+    command?: string[];
+    args?: string[];
+    files?: WorkloadSpec["files"];
+  },
+): DatastoreDefinition["spec"] {
+  return {
+    name: ctx.name,
+    role: "datastore",
+    kind: "stateful",
+    image: ctx.image,
+    command: parts.command,
+    args: parts.args,
+    env: parts.env ?? {},
+    secretEnv: parts.secretEnv ?? {},
+    ports: parts.ports,
+    volumes: [{ name: "data", mountPath: parts.mountPath, sizeGi: ctx.storageGi }],
+    files: parts.files ?? [],
+    liveness: parts.liveness,
+    readiness: parts.readiness,
+    resources: parts.resources,
+    // Local Debian images declare their own non-root USER; upstream ones get their documented uid.
+    security: dataSecurity(ctx.source === "upstream" ? parts.uid : undefined),
+  };
+}
+
+function postgres(ctx: DatastoreContext): DatastoreDefinition {
+  const password = requirePassword(ctx);
+  const url = (host: string) => pulumi.secret(pulumi.interpolate`postgresql://${DB_USER}:${password}@${host}/${DB_NAME}`);
+  return {
+    port: 5432,
+    spec: base(ctx, {
+      ports: [port(ctx, "postgres", 5432)],
+      mountPath: "/var/lib/postgresql/data",
+      env: { POSTGRES_USER: DB_USER, POSTGRES_DB: DB_NAME, PGDATA: "/var/lib/postgresql/data/pgdata" },
+      secretEnv: { POSTGRES_PASSWORD: password },
+      liveness: probe({ exec: ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", DB_USER, "-d", DB_NAME] }, { startPeriodSeconds: 30 }),
+      resources: { cpu: "1", memory: "1Gi" },
+      uid: 999,
+    }),
+    clientEnv: {},
+    clientSecretEnv: { POSTGRES_URL: url("postgres:5432") },
+    connectionString: url(`${ctx.externalHost}:${ctx.publish ? hostPorts.postgres : 5432}`),
+  };
+}
+
+/** Dragonfly upstream, or Redis standing in for it (same protocol); also the legacy Redis. */
+function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefinition {
+  const password = requirePassword(ctx);
+  const url = (host: string) => pulumi.secret(pulumi.interpolate`redis://:${password}@${host}`);
+  const isDragonfly = ctx.name === "dragonfly" && ctx.source === "upstream";
+  const isUpstreamRedis = ctx.name === "redis" && ctx.source === "upstream";
+  const secretEnv: Record<string, pulumi.Input<string>> = {
+    // redis-cli reads REDISCLI_AUTH, so the health check never puts the password on a command line.
+    REDISCLI_AUTH: password,
+  };
+  if (isDragonfly) secretEnv.DFLY_requirepass = password;
+  else if (!isUpstreamRedis) secretEnv.REDIS_PASSWORD = password;
+  return {
+    port: 6379,
+    spec: base(ctx, {
+      ports: [port(ctx, "redis", 6379)],
+      mountPath: "/data",
+      secretEnv,
+      // The official Redis image has no password variable: it reads a generated config file.
+      args: isDragonfly
+        ? ["--dir", "/data", "--dbfilename", "dump", "--snapshot_cron", "*/5 * * * *"]
+        : isUpstreamRedis
+          ? ["redis-server", "/usr/local/etc/redis/redis.conf"]
+          : undefined,
+      files: isUpstreamRedis
+        ? [{ path: "/usr/local/etc/redis/redis.conf", secret: true, content: pulumi.interpolate`requirepass ${password}\nappendonly yes\ndir /data\n` }]
+        : [],
+      liveness: probe({ exec: ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping"] }),
+      resources: { cpu: "500m", memory: ctx.name === "redis" ? "256Mi" : "1Gi" },
+      uid: 999,
+    }),
+    clientEnv: {},
+    clientSecretEnv: { [envVar]: url(`${ctx.name}:6379`) },
+    connectionString: url(`${ctx.externalHost}:${ctx.publish ? hostPorts[ctx.name] : 6379}`),
+  };
+}
+
+function clickhouse(ctx: DatastoreContext): DatastoreDefinition {
+  const password = requirePassword(ctx);
+  const url = (host: string) => pulumi.secret(pulumi.interpolate`http://${DB_USER}:${password}@${host}/?database=${DB_NAME}`);
+  return {
+    port: 8123,
+    spec: base(ctx, {
+      ports: [port(ctx, "http", 8123), { name: "native", port: 9000 }],
+      mountPath: "/var/lib/clickhouse",
+      env: { CLICKHOUSE_USER: DB_USER, CLICKHOUSE_DB: DB_NAME, CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT: "0" },
+      secretEnv: { CLICKHOUSE_PASSWORD: password },
+      liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8123/ping"] }, { startPeriodSeconds: 30 }),
+      resources: { cpu: "1", memory: "2Gi" },
+      uid: 101,
+    }),
+    clientEnv: { CLICKHOUSE_URL: "http://clickhouse:8123", CLICKHOUSE_USER: DB_USER, CLICKHOUSE_DATABASE: DB_NAME },
+    clientSecretEnv: { CLICKHOUSE_PASSWORD: password },
+    connectionString: url(`${ctx.externalHost}:${ctx.publish ? hostPorts.clickhouse : 8123}`),
+  };
+}
+
+function weaviate(ctx: DatastoreContext): DatastoreDefinition {
+  const apiKey = requirePassword(ctx);
+  return {
+    port: 8080,
+    spec: base(ctx, {
+      ports: [port(ctx, "http", 8080), { name: "grpc", port: 50051 }],
+      mountPath: "/var/lib/weaviate",
+      env: {
+        AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED: "false",
+        AUTHENTICATION_APIKEY_ENABLED: "true",
+        AUTHENTICATION_APIKEY_USERS: DB_USER,
+        AUTHORIZATION_ADMINLIST_ENABLED: "true",
+        AUTHORIZATION_ADMINLIST_USERS: DB_USER,
+        PERSISTENCE_DATA_PATH: "/var/lib/weaviate",
+        DEFAULT_VECTORIZER_MODULE: "none",
+        ENABLE_MODULES: "",
+        CLUSTER_HOSTNAME: "node1",
+        DISABLE_TELEMETRY: "true",
+      },
+      secretEnv: { AUTHENTICATION_APIKEY_ALLOWED_KEYS: apiKey },
+      liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/v1/.well-known/live"] }),
+      readiness: probe({ http: { path: "/v1/.well-known/ready", port: 8080 } }),
+      resources: { cpu: "1", memory: "2Gi" },
+      uid: 1000,
+    }),
+    clientEnv: { WEAVIATE_URL: "http://weaviate:8080" },
+    clientSecretEnv: { WEAVIATE_API_KEY: apiKey },
+    connectionString: pulumi.secret(
+      pulumi.interpolate`http://${ctx.externalHost}:${ctx.publish ? hostPorts.weaviate : 8080} (Authorization: Bearer ${apiKey})`,
+    ),
+  };
+}
+
+function arangodb(ctx: DatastoreContext): DatastoreDefinition {
+  const password = requirePassword(ctx);
+  const url = (host: string) => pulumi.secret(pulumi.interpolate`http://root:${password}@${host}/_db/${DB_NAME}`);
+  return {
+    port: 8529,
+    spec: base(ctx, {
+      ports: [port(ctx, "http", 8529)],
+      mountPath: "/var/lib/arangodb3",
+      secretEnv: { ARANGO_ROOT_PASSWORD: password },
+      // Availability needs no credentials, so the probe carries none.
+      liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8529/_admin/server/availability"] }, { startPeriodSeconds: 30 }),
+      readiness: probe({ http: { path: "/_admin/server/availability", port: 8529 } }),
+      resources: { cpu: "1", memory: "1Gi" },
+      uid: 1000,
+    }),
+    clientEnv: { ARANGO_URL: "http://arangodb:8529", ARANGO_USER: "root", ARANGO_DATABASE: DB_NAME },
+    clientSecretEnv: { ARANGO_PASSWORD: password },
+    connectionString: url(`${ctx.externalHost}:${ctx.publish ? hostPorts.arangodb : 8529}`),
+  };
+}
+
+function redpanda(ctx: DatastoreContext): DatastoreDefinition {
+  const internal = "redpanda:9092";
+  const external = ctx.publish ? `127.0.0.1:${hostPorts.redpanda}` : undefined;
+  const upstream = ctx.source === "upstream";
+  // Two listeners: one for the private network, one for operators on the host (Docker only).
+  const listeners = external
+    ? ["--kafka-addr", "internal://0.0.0.0:9092,external://0.0.0.0:19092", "--advertise-kafka-addr", `internal://${internal},external://${external}`]
+    : ["--kafka-addr", "internal://0.0.0.0:9092", "--advertise-kafka-addr", `internal://${internal}`];
+  return {
+    port: 9092,
+    spec: base(ctx, {
+      ports: external
+        ? [{ name: "kafka", port: 9092 }, { name: "kafka-external", port: 19092, hostPort: hostPorts.redpanda }]
+        : [{ name: "kafka", port: 9092 }],
+      mountPath: upstream ? "/var/lib/redpanda/data" : "/var/lib/kafka/data",
+      args: upstream
+        ? ["redpanda", "start", "--smp", "1", "--memory", "1G", "--reserve-memory", "0M", "--overprovisioned", "--node-id", "0", "--check=false", ...listeners]
+        : undefined,
+      env: upstream
+        ? {}
+        : { KAFKA_ADVERTISED_HOST: "redpanda", ...(external ? { KAFKA_EXTERNAL_ADVERTISED: external } : {}) },
+      liveness: upstream
+        ? probe({ exec: ["rpk", "cluster", "health", "--exit-when-healthy"] }, { startPeriodSeconds: 30 })
+        : probe({ exec: ["/opt/kafka/bin/kafka-healthcheck.sh"] }, { startPeriodSeconds: 60, retries: 10 }),
+      resources: { cpu: "1", memory: "1536Mi" },
+      uid: 101,
+    }),
+    clientEnv: { KAFKA_BROKERS: internal },
+    clientSecretEnv: {},
+    connectionString: pulumi.secret(pulumi.output(external ?? `${ctx.externalHost}:9092`)),
+  };
+}
+
+export function datastoreDefinition(ctx: DatastoreContext): DatastoreDefinition {
+  switch (ctx.name) {
+    case "postgres":
+      return postgres(ctx);
+    case "dragonfly":
+      return redisProtocol(ctx, "DRAGONFLY_URL");
+    case "redis":
+      return redisProtocol(ctx, "LEGACY_REDIS_URL");
+    case "clickhouse":
+      return clickhouse(ctx);
+    case "weaviate":
+      return weaviate(ctx);
+    case "arangodb":
+      return arangodb(ctx);
+    case "redpanda":
+      return redpanda(ctx);
+  }
+}
+
+/** Datastores without authentication of their own; the network policy is their only guard. */
+export const unauthenticated: readonly DataComponent[] = ["redpanda"];

@@ -1,0 +1,146 @@
+/**
+ * Grafana with its datasource and dashboards provisioned as code and a generated admin password.
+ * Anonymous access and sign-up are off; on Docker the UI is bound to 127.0.0.1 only.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { ServiceDefinition } from "../../services/src/catalog";
+import { GRAFANA } from "../topology";
+import { DeployedWorkload, probe, Runtime } from "../workload";
+
+export const GRAFANA_PORT = 3000;
+
+export function datasourcesYaml(prometheusUrl: string): string {
+  return [
+    "apiVersion: 1",
+    "datasources:",
+    "  - name: Prometheus",
+    "    uid: prometheus",
+    "    type: prometheus",
+    "    access: proxy",
+    `    url: ${prometheusUrl}`,
+    "    isDefault: true",
+    "    editable: false",
+    "",
+  ].join("\n");
+}
+
+export const dashboardProviderYaml = [
+  "apiVersion: 1",
+  "providers:",
+  "  - name: trading",
+  "    folder: AI Trading",
+  "    type: file",
+  "    disableDeletion: true",
+  "    allowUiUpdates: false",
+  "    options:",
+  "      path: /etc/grafana/dashboards",
+  "",
+].join("\n");
+
+interface Panel {
+  title: string;
+  expr: string;
+  unit: string;
+}
+
+/** The service overview dashboard: traffic, errors, latency and dependency health per service. */
+export function serviceOverviewDashboard(services: readonly ServiceDefinition[]): string {
+  const panels: Panel[] = [
+    { title: "Requests per second", expr: "sum by (service) (rate(http_request_duration_seconds_count[5m]))", unit: "reqps" },
+    {
+      title: "5xx ratio",
+      expr: 'sum by (service) (rate(http_request_duration_seconds_count{status_code=~"5.."}[5m])) / sum by (service) (rate(http_request_duration_seconds_count[5m]))',
+      unit: "percentunit",
+    },
+    { title: "p99 latency", expr: "histogram_quantile(0.99, sum by (service, le) (rate(http_request_duration_seconds_bucket[5m])))", unit: "s" },
+    { title: "Dependencies up", expr: "min by (service, dependency) (dependency_up)", unit: "bool" },
+    { title: "Targets up", expr: "up", unit: "bool" },
+  ];
+  const dashboard = {
+    uid: "trading-services",
+    title: "AI Trading - Services",
+    tags: ["ai-trading"],
+    timezone: "utc",
+    schemaVersion: 39,
+    refresh: "30s",
+    time: { from: "now-1h", to: "now" },
+    templating: {
+      list: [
+        {
+          name: "service",
+          type: "custom",
+          multi: true,
+          includeAll: true,
+          query: services.map((s) => s.name).join(","),
+        },
+      ],
+    },
+    panels: panels.map((p, i) => ({
+      id: i + 1,
+      type: "timeseries",
+      title: p.title,
+      datasource: { type: "prometheus", uid: "prometheus" },
+      gridPos: { x: (i % 2) * 12, y: Math.floor(i / 2) * 8, w: 12, h: 8 },
+      fieldConfig: { defaults: { unit: p.unit }, overrides: [] },
+      targets: [{ refId: "A", expr: p.expr, legendFormat: "{{service}} {{dependency}}" }],
+    })),
+  };
+  return JSON.stringify(dashboard, null, 2) + "\n";
+}
+
+export interface GrafanaArgs {
+  runtime: Runtime;
+  image: string;
+  adminPassword: pulumi.Output<string>;
+  prometheusUrl: string;
+  services: readonly ServiceDefinition[];
+  storageGi: number;
+  hostPort?: number;
+  connectsTo: string[];
+  acceptsFrom: string[];
+}
+
+export class Grafana extends pulumi.ComponentResource {
+  readonly workload: DeployedWorkload;
+  readonly url: string;
+
+  constructor(name: string, args: GrafanaArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("trading:monitoring:Grafana", name, {}, opts);
+    this.workload = args.runtime.deploy(
+      {
+        name: GRAFANA,
+        role: "monitoring",
+        kind: "stateful",
+        image: args.image,
+        env: {
+          GF_SECURITY_ADMIN_USER: "admin",
+          GF_AUTH_ANONYMOUS_ENABLED: "false",
+          GF_USERS_ALLOW_SIGN_UP: "false",
+          GF_SECURITY_COOKIE_SECURE: "true",
+          GF_SECURITY_DISABLE_GRAVATAR: "true",
+          GF_ANALYTICS_REPORTING_ENABLED: "false",
+          GF_ANALYTICS_CHECK_FOR_UPDATES: "false",
+          GF_PATHS_PROVISIONING: "/etc/grafana/provisioning",
+        },
+        secretEnv: { GF_SECURITY_ADMIN_PASSWORD: args.adminPassword },
+        ports: [{ name: "http", port: GRAFANA_PORT, hostPort: args.hostPort }],
+        volumes: [{ name: "data", mountPath: "/var/lib/grafana", sizeGi: args.storageGi }],
+        files: [
+          { path: "/etc/grafana/provisioning/datasources/prometheus.yml", content: datasourcesYaml(args.prometheusUrl) },
+          { path: "/etc/grafana/provisioning/dashboards/trading.yml", content: dashboardProviderYaml },
+          { path: "/etc/grafana/dashboards/services.json", content: serviceOverviewDashboard(args.services) },
+        ],
+        liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${GRAFANA_PORT}/api/health`] }),
+        readiness: probe({ http: { path: "/api/health", port: GRAFANA_PORT } }),
+        resources: { cpu: "500m", memory: "512Mi" },
+        replicas: 1,
+        security: { runAsUser: 472, runAsGroup: 472, fsGroup: 472, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },
+        connectsTo: args.connectsTo,
+        acceptsFrom: args.acceptsFrom,
+      },
+      this,
+    );
+    this.url = `http://${this.workload.host}:${GRAFANA_PORT}`;
+    this.registerOutputs({ url: this.url });
+  }
+}

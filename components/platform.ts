@@ -1,0 +1,255 @@
+/**
+ * The whole platform for one stack: runtime, credentials, datastores, services, monitoring and the
+ * edge, wired from the typed stack config and the service catalog.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { DataComponent, LoadedConfig } from "../stacks";
+import { Datastore, datastoreClasses } from "./data";
+import { Backup, BackedUpStore } from "./data/backup";
+import { hostPorts, unauthenticated } from "./data/definitions";
+import { Edge } from "./edge/nginx";
+import { imageRef, ImageName } from "./images";
+import { Grafana, GRAFANA_PORT } from "./monitoring/grafana";
+import { Prometheus, PROMETHEUS_PORT } from "./monitoring/prometheus";
+import { DockerRuntime } from "./runtime/docker";
+import { KubernetesRuntime } from "./runtime/kubernetes";
+import { PlatformSecrets } from "./secrets";
+import { AppService, ServicesImage } from "./services";
+import { backedUp, buildTopology, EDGE, GRAFANA, PROMETHEUS } from "./topology";
+import { Runtime } from "./workload";
+
+const ADMIN_HOST_PORTS = { prometheus: 19090, grafana: 13000 };
+const BACKUP_UIDS: Record<BackedUpStore, number> = { postgres: 999, clickhouse: 101 };
+
+export interface PlatformOutputs {
+  connectionStrings: Record<string, pulumi.Output<string>>;
+  gatewayUrl: string;
+  grafanaUrl?: string;
+  prometheusUrl?: string;
+  services: string[];
+  grafanaAdminPassword?: pulumi.Output<string>;
+}
+
+export class TradingPlatform extends pulumi.ComponentResource {
+  readonly outputs: PlatformOutputs;
+
+  constructor(name: string, loaded: LoadedConfig, opts?: pulumi.ComponentResourceOptions) {
+    super("trading:platform:Platform", name, {}, opts);
+    const { config, secrets: configSecrets } = loaded;
+    const topology = buildTopology(config);
+    const isDocker = config.target === "docker";
+    const k = config.kubernetes;
+
+    const runtime: Runtime & pulumi.Resource = isDocker
+      ? new DockerRuntime(`${name}-docker`, { prefix: `ai-trading-${config.stack}` }, { parent: this })
+      : new KubernetesRuntime(
+          `${name}-k8s`,
+          {
+            namespace: k.namespace,
+            storageClass: k.storageClass,
+            renderYamlTo: k.renderYamlTo,
+            autoscale: Object.fromEntries(config.services.map((s) => [s.name, { min: s.scaling.minReplicas, max: s.scaling.maxReplicas }])),
+          },
+          { parent: this },
+        );
+
+    const image = (component: ImageName, override?: string): string => {
+      const ref = imageRef(component, config.imageSource, override);
+      if (!ref) {
+        throw new pulumi.ResourceError(
+          `${component} has no offline (local) image: switch it off (trading:${component}Enabled false) or set trading:${component}Image`,
+          this,
+        );
+      }
+      return ref;
+    };
+
+    const credentialNames = [
+      ...topology.datastores.filter((d) => !unauthenticated.includes(d)),
+      ...(config.monitoring.grafana ? ["grafana-admin"] : []),
+    ];
+    const secrets = new PlatformSecrets(`${name}-secrets`, { passwords: credentialNames }, { parent: this });
+
+    const datastores: Partial<Record<DataComponent, Datastore>> = {};
+    for (const store of topology.datastores) {
+      const ds = config.datastores[store];
+      datastores[store] = new datastoreClasses[store](
+        store,
+        {
+          runtime,
+          source: ds.image ? "upstream" : config.imageSource,
+          image: image(store, ds.image),
+          password: unauthenticated.includes(store) ? undefined : secrets.password(store),
+          storageGi: ds.storageGi,
+          publish: isDocker && config.docker.publishAdminPorts,
+          externalHost: isDocker ? "127.0.0.1" : `${store}.${k.namespace}.svc.cluster.local`,
+          acceptsFrom: topology.acceptsFrom[store] ?? [],
+        },
+        { parent: this },
+      );
+    }
+
+    if (!isDocker) {
+      for (const store of backedUp) {
+        const ds = datastores[store];
+        if (!ds) continue;
+        new Backup(
+          `${store}-backup`,
+          {
+            runtime,
+            store: store as BackedUpStore,
+            image: image(store, config.datastores[store].image),
+            password: secrets.password(store),
+            schedule: k.backupSchedule,
+            storageGi: config.datastores[store].storageGi,
+            uid: BACKUP_UIDS[store as BackedUpStore],
+            dependsOn: ds.workload.ready,
+          },
+          { parent: this },
+        );
+      }
+    }
+
+    // Services: one image, migrations first, then the fleet.
+    const servicesImage = new ServicesImage(
+      `${name}-services-image`,
+      {
+        repository: config.registry ? `${config.registry}/ai-trading-services` : "ai-trading/services",
+        tag: config.servicesImageTag,
+        nodeImage: image("node"),
+        push: !isDocker,
+        build: isDocker || !k.renderYamlTo,
+      },
+      { parent: this },
+    );
+    const dataReady = Object.values(datastores).flatMap((d) => d!.workload.ready);
+    const secretValues: Record<string, Record<string, pulumi.Input<string>>> = {
+      jwt: { JWT_SECRET: secrets.jwtSecret },
+      binance:
+        config.trading.mode === "live"
+          ? { BINANCE_API_KEY: configSecrets.binanceApiKey!, BINANCE_SECRET_KEY: configSecrets.binanceSecretKey! }
+          : {},
+      notification: Object.fromEntries(
+        [
+          ["TELEGRAM_BOT_TOKEN", configSecrets.telegramBotToken],
+          ["SMTP_PASSWORD", configSecrets.smtpPassword],
+        ].filter((e): e is [string, pulumi.Output<string>] => e[1] !== undefined),
+      ),
+    };
+    const ordered = [...config.services].sort((a, b) => Number(!!b.preDeployJob) - Number(!!a.preDeployJob));
+    const jobsReady: pulumi.Resource[] = [];
+    const apps: Record<string, AppService> = {};
+    for (const def of ordered) {
+      const app = new AppService(
+        def.name,
+        {
+          runtime,
+          definition: def,
+          image: servicesImage.ref,
+          replicas: config.serviceReplicas[def.name],
+          datastores,
+          secretEnv: Object.assign({}, ...def.secrets.map((s) => secretValues[s])),
+          env: {
+            LOG_LEVEL: config.logLevel,
+            ...(def.name === "api-gateway"
+              ? { RATE_LIMIT_WINDOW_MS: String(config.rateLimit.windowMs), RATE_LIMIT_MAX_REQUESTS: String(config.rateLimit.maxRequests) }
+              : {}),
+            ...(def.tier === "trading" ? { TRADING_MODE: config.trading.mode, MARKET_DATA_SOURCE: config.trading.marketDataSource } : {}),
+          },
+          connectsTo: topology.connectsTo[def.name] ?? [],
+          acceptsFrom: topology.acceptsFrom[def.name] ?? [],
+          internetEgress: def.secrets.includes("binance") && config.trading.mode === "live",
+          dependsOn: def.preDeployJob ? dataReady : [...dataReady, ...jobsReady],
+        },
+        { parent: this },
+      );
+      if (app.preDeployJob) jobsReady.push(...app.preDeployJob.ready);
+      apps[def.name] = app;
+    }
+
+    let prometheus: Prometheus | undefined;
+    if (config.monitoring.prometheus) {
+      prometheus = new Prometheus(
+        PROMETHEUS,
+        {
+          runtime,
+          image: image("prometheus"),
+          source: config.imageSource,
+          services: config.services,
+          retentionDays: config.monitoring.retentionDays,
+          storageGi: 10,
+          hostPort: isDocker && config.docker.publishAdminPorts ? ADMIN_HOST_PORTS.prometheus : undefined,
+          connectsTo: topology.connectsTo[PROMETHEUS] ?? [],
+          acceptsFrom: topology.acceptsFrom[PROMETHEUS] ?? [],
+        },
+        { parent: this },
+      );
+    }
+    let grafana: Grafana | undefined;
+    if (config.monitoring.grafana && prometheus) {
+      grafana = new Grafana(
+        GRAFANA,
+        {
+          runtime,
+          image: image("grafana"),
+          adminPassword: secrets.password("grafana-admin"),
+          prometheusUrl: prometheus.url,
+          services: config.services,
+          storageGi: 5,
+          hostPort: isDocker && config.docker.publishAdminPorts ? ADMIN_HOST_PORTS.grafana : undefined,
+          connectsTo: topology.connectsTo[GRAFANA] ?? [],
+          acceptsFrom: topology.acceptsFrom[GRAFANA] ?? [],
+        },
+        { parent: this },
+      );
+    }
+
+    const gateway = config.services.find((s) => s.name === "api-gateway");
+    let gatewayUrl = "(api-gateway not deployed)";
+    if (gateway) {
+      const edge = new Edge(
+        EDGE,
+        {
+          runtime,
+          services: config.services,
+          gateway: { host: gateway.name, port: gateway.port },
+          image: isDocker ? image("nginx") : undefined,
+          httpPort: config.docker.httpPort,
+          httpsPort: config.docker.httpsPort,
+          tls:
+            configSecrets.tlsCertificate && configSecrets.tlsPrivateKey
+              ? { cert: configSecrets.tlsCertificate, key: configSecrets.tlsPrivateKey }
+              : undefined,
+          host: isDocker ? "localhost" : k.ingressHost,
+          ingressClass: k.ingressClass,
+          tlsSecretName: k.tlsSecretName,
+          certIssuer: k.certIssuer,
+          connectsTo: topology.connectsTo[EDGE] ?? [],
+          dependsOn: apps["api-gateway"].workload.ready,
+        },
+        { parent: this },
+      );
+      gatewayUrl = edge.url;
+    }
+
+    const connectionStrings: Record<string, pulumi.Output<string>> = {};
+    for (const [store, ds] of Object.entries(datastores)) connectionStrings[store] = ds!.connectionString;
+    const adminUrl = (port: number, hostPort: number, service: string) =>
+      isDocker
+        ? config.docker.publishAdminPorts
+          ? `http://127.0.0.1:${hostPort}`
+          : `(not published; docker exec into the network)`
+        : `http://${service}.${k.namespace}.svc.cluster.local:${port} (kubectl port-forward svc/${service} ${port})`;
+    this.outputs = {
+      connectionStrings,
+      gatewayUrl,
+      prometheusUrl: prometheus ? adminUrl(PROMETHEUS_PORT, ADMIN_HOST_PORTS.prometheus, PROMETHEUS) : undefined,
+      grafanaUrl: grafana ? adminUrl(GRAFANA_PORT, ADMIN_HOST_PORTS.grafana, GRAFANA) : undefined,
+      services: config.services.map((s) => s.name),
+      grafanaAdminPassword: grafana ? secrets.password("grafana-admin") : undefined,
+    };
+    this.registerOutputs({ ...this.outputs });
+  }
+}
+
+export { hostPorts };

@@ -1,0 +1,146 @@
+/**
+ * Realises workload specs on a single Docker engine: one private bridge network, named volumes,
+ * containers with health checks, resource limits and a hardened security profile. Published ports
+ * are bound to 127.0.0.1 only; the private network is the only way in otherwise.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { cpuToCores, DeployedWorkload, memoryToMiB, ProbeSpec, Runtime, validateWorkloadSpec, WorkloadSpec, workloadLabels } from "../workload";
+
+export interface DockerRuntimeArgs {
+  /** Prefix of container, volume and network names on the host, e.g. "ai-trading-dev". */
+  prefix: string;
+}
+
+/** Docker's health check from a probe spec; HTTP probes run inside the container with its own tools. */
+export function dockerHealthcheck(probe: ProbeSpec): docker.types.input.ContainerHealthcheck {
+  const tests = probe.exec
+    ? ["CMD", ...probe.exec]
+    : [
+        "CMD",
+        "node",
+        "-e",
+        // Service images carry Node, not curl: probe with the runtime the image already has.
+        `fetch('http://127.0.0.1:${probe.http!.port}${probe.http!.path}').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
+      ];
+  return {
+    tests,
+    interval: `${probe.intervalSeconds}s`,
+    timeout: `${probe.timeoutSeconds}s`,
+    retries: probe.retries,
+    startPeriod: `${probe.startPeriodSeconds}s`,
+  };
+}
+
+/** Env map to Docker's "K=V" list, sorted so the diff is stable. */
+export function dockerEnv(spec: WorkloadSpec): pulumi.Output<string[]> {
+  const all = { ...spec.env, ...spec.secretEnv };
+  const keys = Object.keys(all).sort();
+  return pulumi.all(keys.map((k) => pulumi.output(all[k]).apply((v) => `${k}=${v}`)));
+}
+
+export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
+  readonly target = "docker" as const;
+  readonly network: docker.Network;
+  readonly networkName: pulumi.Output<string>;
+  private readonly prefix: string;
+  private readonly images = new Map<string, docker.RemoteImage>();
+
+  constructor(name: string, args: DockerRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("trading:runtime:Docker", name, {}, opts);
+    if (!/^[a-z0-9][a-z0-9_.-]*$/.test(args.prefix)) {
+      throw new pulumi.ResourceError(`invalid Docker name prefix '${args.prefix}'`, this);
+    }
+    this.prefix = args.prefix;
+    this.network = new docker.Network(
+      `${name}-network`,
+      {
+        name: `${args.prefix}-net`,
+        driver: "bridge",
+        labels: [{ label: "app.kubernetes.io/part-of", value: "ai-trading" }],
+      },
+      { parent: this },
+    );
+    this.networkName = this.network.name;
+    this.registerOutputs({ networkName: this.networkName });
+  }
+
+  /** One RemoteImage per reference, shared by every container using it. Local images are not pulled. */
+  private image(ref: string): pulumi.Output<string> {
+    let image = this.images.get(ref);
+    if (!image) {
+      const safe = ref.replace(/[^a-zA-Z0-9]+/g, "-").replace(/^-|-$/g, "");
+      image = new docker.RemoteImage(`image-${safe}`, { name: ref, keepLocally: true }, { parent: this });
+      this.images.set(ref, image);
+    }
+    return image.imageId;
+  }
+
+  deploy(spec: WorkloadSpec, parent: pulumi.Resource): DeployedWorkload {
+    validateWorkloadSpec(spec, parent);
+    if (spec.schedule) {
+      throw new pulumi.ResourceError(`workload '${spec.name}': scheduled jobs need Kubernetes (CronJob); Docker has no scheduler`, parent);
+    }
+    const opts: pulumi.CustomResourceOptions = { parent, dependsOn: spec.dependsOn };
+    const image = typeof spec.image === "string" ? this.image(spec.image) : pulumi.output(spec.image);
+
+    const volumes = spec.volumes.map(
+      (v) =>
+        new docker.Volume(
+          `${spec.name}-${v.name}`,
+          { name: `${this.prefix}-${spec.name}-${v.name}`, labels: [{ label: "trading.io/workload", value: spec.name }] },
+          // Data outlives a mistaken rename: Pulumi must be told explicitly to delete a volume.
+          { parent, retainOnDelete: false },
+        ),
+    );
+    const labels = Object.entries(workloadLabels(spec)).map(([label, value]) => ({ label, value }));
+    const isJob = spec.kind === "job";
+    const replicas = spec.kind === "stateless" ? spec.replicas : 1;
+    const containers: docker.Container[] = [];
+    for (let i = 0; i < replicas; i++) {
+      const suffix = replicas > 1 ? `-${i + 1}` : "";
+      const container = new docker.Container(
+        `${spec.name}${suffix}-container`,
+        {
+          name: `${this.prefix}-${spec.name}${suffix}`,
+          hostname: `${spec.name}${suffix}`,
+          image,
+          command: spec.args,
+          entrypoints: spec.command,
+          envs: dockerEnv(spec),
+          networksAdvanced: [{ name: this.networkName, aliases: [spec.name] }],
+          ports: i === 0
+            ? spec.ports
+                .filter((p) => p.hostPort !== undefined)
+                .map((p) => ({ internal: p.port, external: p.hostPort!, ip: "127.0.0.1", protocol: "tcp" }))
+            : [],
+          volumes: volumes.map((vol, idx) => ({ volumeName: vol.name, containerPath: spec.volumes[idx].mountPath })),
+          uploads: spec.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0400" : "0444" })),
+          tmpfs: Object.fromEntries(spec.security.scratchDirs.map((d) => [d, "rw,noexec,nosuid,size=64m"])),
+          healthcheck: isJob ? undefined : dockerHealthcheck(spec.liveness),
+          memory: memoryToMiB(spec.resources.memory),
+          cpus: String(cpuToCores(spec.resources.cpu)),
+          user: spec.security.runAsUser !== undefined ? `${spec.security.runAsUser}:${spec.security.runAsGroup ?? spec.security.runAsUser}` : undefined,
+          readOnly: spec.security.readOnlyRootFilesystem,
+          capabilities: { drops: ["ALL"], adds: spec.security.addCapabilities ?? [] },
+          securityOpts: ["no-new-privileges:true"],
+          privileged: false,
+          labels,
+          logDriver: "json-file",
+          logOpts: { "max-size": "10m", "max-file": "3" },
+          // A one-shot job runs to completion before anything that depends on it is created.
+          restart: isJob ? "no" : "unless-stopped",
+          mustRun: !isJob,
+          attach: isJob ? true : undefined,
+          logs: isJob ? true : undefined,
+          wait: isJob ? undefined : true,
+          waitTimeout: isJob ? undefined : 300,
+          destroyGraceSeconds: 30,
+        },
+        { ...opts, dependsOn: [...(spec.dependsOn ?? []), ...volumes] },
+      );
+      containers.push(container);
+    }
+    return { name: spec.name, host: spec.name, ready: containers };
+  }
+}

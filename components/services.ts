@@ -1,0 +1,155 @@
+/**
+ * The microservices: one image built from `services/`, one workload per catalog entry, and the
+ * pre-deploy jobs (database migrations) that must finish before the fleet starts.
+ */
+import * as docker from "@pulumi/docker";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { ServiceDefinition } from "../services/src/catalog";
+import { DataComponent } from "../stacks/config";
+import { Datastore } from "./data";
+import { migrationJobName, serviceDatastores } from "./topology";
+import { DeployedWorkload, probe, Runtime, WorkloadSpec } from "./workload";
+
+export const SERVICE_UID = 10001;
+
+export interface ServicesImageArgs {
+  /** Full image name without tag, e.g. "ai-trading/services" or "registry.example.com/ai-trading/services". */
+  repository: string;
+  tag: string;
+  /** Node runtime base image (local Debian build or the pinned upstream one). */
+  nodeImage: string;
+  /** Push to the registry (Kubernetes); false keeps it on the local engine (Docker). */
+  push: boolean;
+  /** Only reference the tag without building (manifests rendered without an engine). */
+  build: boolean;
+}
+
+/** The one image every service runs from, selected by name at start. */
+export class ServicesImage extends pulumi.ComponentResource {
+  readonly ref: pulumi.Output<string>;
+
+  constructor(name: string, args: ServicesImageArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("trading:app:ServicesImage", name, {}, opts);
+    if (args.tag === "latest" || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(args.tag)) {
+      throw new pulumi.ResourceError(`services image tag '${args.tag}' must be pinned`, this);
+    }
+    const imageName = `${args.repository}:${args.tag}`;
+    if (args.build) {
+      const image = new docker.Image(
+        `${name}-build`,
+        {
+          imageName,
+          build: {
+            context: path.join(__dirname, "..", "services"),
+            dockerfile: path.join(__dirname, "..", "services", "Dockerfile"),
+            args: { NODE_IMAGE: args.nodeImage },
+            platform: "linux/amd64",
+          },
+          skipPush: !args.push,
+        },
+        { parent: this },
+      );
+      // Local builds are addressed by name; pushed ones by digest so pods run exactly this build.
+      this.ref = args.push ? image.repoDigest : image.imageName;
+    } else {
+      this.ref = pulumi.output(imageName);
+    }
+    this.registerOutputs({ ref: this.ref });
+  }
+}
+
+export interface AppServiceArgs {
+  runtime: Runtime;
+  definition: ServiceDefinition;
+  image: pulumi.Input<string>;
+  replicas: number;
+  datastores: Partial<Record<DataComponent, Datastore>>;
+  /** Values from stack secrets and generated credentials, by the catalog's SecretRef. */
+  secretEnv: Record<string, pulumi.Input<string>>;
+  env: Record<string, string>;
+  connectsTo: string[];
+  acceptsFrom: string[];
+  internetEgress: boolean;
+  dependsOn: pulumi.Resource[];
+}
+
+/** Environment of a service: its identity plus every datastore it uses (per docs/conventions.md). */
+export function serviceEnvironment(
+  definition: ServiceDefinition,
+  datastores: Partial<Record<DataComponent, Pick<Datastore, "clientEnv" | "clientSecretEnv">>>,
+  extra: Record<string, string>,
+): { env: Record<string, pulumi.Input<string>>; secretEnv: Record<string, pulumi.Input<string>> } {
+  const env: Record<string, pulumi.Input<string>> = {
+    SERVICE_NAME: definition.name,
+    PORT: String(definition.port),
+    NODE_ENV: "production",
+    ...extra,
+  };
+  const secretEnv: Record<string, pulumi.Input<string>> = {};
+  const enabled = Object.keys(datastores) as DataComponent[];
+  for (const store of serviceDatastores(definition, enabled)) {
+    const ds = datastores[store];
+    if (!ds) throw new Error(`${definition.name} requires ${store}, which is not deployed`);
+    Object.assign(env, ds.clientEnv);
+    Object.assign(secretEnv, ds.clientSecretEnv);
+  }
+  return { env, secretEnv };
+}
+
+export class AppService extends pulumi.ComponentResource {
+  readonly workload: DeployedWorkload;
+  readonly preDeployJob?: DeployedWorkload;
+  readonly url: string;
+
+  constructor(name: string, args: AppServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("trading:app:Service", name, {}, opts);
+    const def = args.definition;
+    if (args.replicas < 1) throw new pulumi.ResourceError(`${name}: replicas must be at least 1`, this);
+    const { env, secretEnv } = serviceEnvironment(def, args.datastores, args.env);
+    Object.assign(secretEnv, args.secretEnv);
+
+    const spec: WorkloadSpec = {
+      name: def.name,
+      role: "service",
+      kind: "stateless",
+      image: args.image,
+      args: [def.name],
+      env,
+      secretEnv,
+      ports: [{ name: "http", port: def.port }],
+      volumes: [],
+      files: [],
+      liveness: probe({ http: { path: "/health", port: def.port } }, { startPeriodSeconds: 15 }),
+      readiness: probe({ http: { path: "/ready", port: def.port } }, { startPeriodSeconds: 10, retries: 3 }),
+      resources: def.resources,
+      replicas: args.replicas,
+      security: { runAsUser: SERVICE_UID, runAsGroup: SERVICE_UID, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },
+      connectsTo: args.connectsTo,
+      acceptsFrom: args.acceptsFrom,
+      internetEgress: args.internetEgress,
+      dependsOn: args.dependsOn,
+    };
+
+    let jobDeps: pulumi.Resource[] = [];
+    if (def.preDeployJob) {
+      this.preDeployJob = args.runtime.deploy(
+        {
+          ...spec,
+          name: migrationJobName(def.name),
+          role: "job",
+          kind: "job",
+          args: [def.name, ...def.preDeployJob.args],
+          ports: [],
+          replicas: 1,
+          acceptsFrom: [],
+        },
+        this,
+      );
+      jobDeps = this.preDeployJob.ready;
+    }
+    this.workload = args.runtime.deploy({ ...spec, dependsOn: [...args.dependsOn, ...jobDeps] }, this);
+    this.url = `http://${this.workload.host}:${def.port}`;
+    this.registerOutputs({ url: this.url });
+  }
+}

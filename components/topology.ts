@@ -1,0 +1,67 @@
+/**
+ * Who talks to whom, derived from the service catalog and the stack's switches. Both the network
+ * policies (Kubernetes) and start order use it, so it is computed once, as a pure function.
+ */
+import { ServiceDefinition } from "../services/src/catalog";
+import { DataComponent, StackConfig, dataComponents } from "../stacks/config";
+import { INGRESS_CONTROLLER } from "./runtime/kubernetes";
+
+export interface Topology {
+  /** Workload -> workloads it connects to. */
+  connectsTo: Record<string, string[]>;
+  /** Workload -> workloads allowed to connect to it (the inverse, plus external entry points). */
+  acceptsFrom: Record<string, string[]>;
+  /** Datastores enabled in this stack. */
+  datastores: DataComponent[];
+}
+
+export const EDGE = "nginx";
+export const PROMETHEUS = "prometheus";
+export const GRAFANA = "grafana";
+export const migrationJobName = (service: string) => `${service}-migrate`;
+export const backupJobName = (store: string) => `${store}-backup`;
+/** Datastores that get a scheduled backup on Kubernetes. */
+export const backedUp: readonly DataComponent[] = ["postgres", "clickhouse"];
+
+/** Datastores a service actually uses in this stack: required ones plus enabled optional ones. */
+export function serviceDatastores(service: ServiceDefinition, enabled: readonly DataComponent[]): DataComponent[] {
+  return [...service.requires, ...service.optional.filter((d) => enabled.includes(d))];
+}
+
+export function buildTopology(config: StackConfig): Topology {
+  const datastores = dataComponents.filter((d) => config.datastores[d].enabled);
+  const deployed = new Set(config.services.map((s) => s.name));
+  const connectsTo: Record<string, string[]> = {};
+  const add = (from: string, to: string) => {
+    (connectsTo[from] ??= []).includes(to) || connectsTo[from].push(to);
+  };
+
+  for (const service of config.services) {
+    connectsTo[service.name] ??= [];
+    for (const store of serviceDatastores(service, datastores)) add(service.name, store);
+    for (const peer of service.calls) if (deployed.has(peer)) add(service.name, peer);
+    if (service.preDeployJob) {
+      for (const store of serviceDatastores(service, datastores)) add(migrationJobName(service.name), store);
+    }
+  }
+  if (config.target === "kubernetes") {
+    for (const store of backedUp) if (datastores.includes(store)) add(backupJobName(store), store);
+  }
+  if (config.monitoring.prometheus) {
+    for (const service of config.services) add(PROMETHEUS, service.name);
+    if (config.monitoring.grafana) add(GRAFANA, PROMETHEUS);
+  }
+  if (deployed.has("api-gateway") && config.target === "docker") add(EDGE, "api-gateway");
+
+  const acceptsFrom: Record<string, string[]> = {};
+  for (const [from, targets] of Object.entries(connectsTo)) {
+    for (const to of targets) (acceptsFrom[to] ??= []).push(from);
+  }
+  // On Kubernetes the ingress controller is the edge; on Docker it is our Nginx container.
+  if (deployed.has("api-gateway") && config.target === "kubernetes") {
+    (acceptsFrom["api-gateway"] ??= []).push(INGRESS_CONTROLLER);
+  }
+  for (const list of Object.values(acceptsFrom)) list.sort();
+  for (const list of Object.values(connectsTo)) list.sort();
+  return { connectsTo, acceptsFrom, datastores };
+}

@@ -1,0 +1,153 @@
+/**
+ * Runs the real Pulumi program (index.ts) under `pulumi.runtime.setMocks`, with the stack's own
+ * Pulumi.<stack>.yaml plus overrides, and records every resource's inputs. Mocks answer only the
+ * resource types the program is meant to create and fail loudly on anything else.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { vi } from "vitest";
+
+export interface RecordedResource {
+  type: string;
+  name: string;
+  urn: string;
+  inputs: Record<string, any>;
+  parent?: string;
+}
+
+export interface ProgramRun {
+  resources: RecordedResource[];
+  outputs: Record<string, unknown>;
+  /** Export names whose values are secret outputs. */
+  secretOutputs: string[];
+}
+
+const root = path.join(__dirname, "..", "..");
+
+/** Reads `config:` of Pulumi.<stack>.yaml; values are scalars, one per line. */
+export function stackFileConfig(stack: string): Record<string, string> {
+  const text = fs.readFileSync(path.join(root, `Pulumi.${stack}.yaml`), "utf8");
+  const config: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^\s+([a-z]+:[A-Za-z]+):\s*(.+?)\s*$/.exec(line);
+    if (!m) continue;
+    config[m[1]] = m[2].replace(/^"(.*)"$/, "$1");
+  }
+  return config;
+}
+
+/** Deterministic fake values for the outputs providers compute. */
+function computedState(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
+  switch (type) {
+    case "random:index/randomPassword:RandomPassword":
+      return { ...inputs, result: `Mock${name.replace(/[^A-Za-z0-9]/g, "")}`.padEnd(inputs.length ?? 44, "x").slice(0, inputs.length ?? 44) };
+    case "random:index/randomBytes:RandomBytes":
+      return { ...inputs, hex: "ab".repeat(inputs.length), base64: Buffer.alloc(inputs.length, 0xab).toString("base64") };
+    case "docker:index/image:Image":
+      return { ...inputs, repoDigest: `${String(inputs.imageName).split(":")[0]}@sha256:${"0".repeat(64)}` };
+    case "docker:index/remoteImage:RemoteImage":
+      return { ...inputs, imageId: `sha256:${"1".repeat(64)}`, repoDigest: `${inputs.name}@sha256:${"1".repeat(64)}` };
+    default:
+      return inputs;
+  }
+}
+
+const knownTypes = new Set([
+  "random:index/randomPassword:RandomPassword",
+  "random:index/randomBytes:RandomBytes",
+  "docker:index/network:Network",
+  "docker:index/volume:Volume",
+  "docker:index/container:Container",
+  "docker:index/image:Image",
+  "docker:index/remoteImage:RemoteImage",
+  "pulumi:providers:kubernetes",
+  "kubernetes:core/v1:Namespace",
+  "kubernetes:core/v1:Secret",
+  "kubernetes:core/v1:ConfigMap",
+  "kubernetes:core/v1:Service",
+  "kubernetes:core/v1:PersistentVolumeClaim",
+  "kubernetes:apps/v1:StatefulSet",
+  "kubernetes:apps/v1:Deployment",
+  "kubernetes:batch/v1:Job",
+  "kubernetes:batch/v1:CronJob",
+  "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+  "kubernetes:networking.k8s.io/v1:Ingress",
+  "kubernetes:policy/v1:PodDisruptionBudget",
+  "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+]);
+
+export class UnmockedError extends Error {}
+
+/**
+ * Runs the program for `stack` with `config` overriding the stack file (keys with or without the
+ * `trading:` prefix; `null` removes a key). Throws what the program throws.
+ */
+export async function runProgram(stack: "dev" | "prod" | string, config: Record<string, string | null> = {}, secretConfig: Record<string, string> = {}): Promise<ProgramRun> {
+  vi.resetModules();
+  const pulumi = await import("@pulumi/pulumi");
+  const resources: RecordedResource[] = [];
+  const errors: Error[] = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        if (!knownTypes.has(args.type) && !args.type.startsWith("trading:")) {
+          const err = new UnmockedError(`unmocked resource type ${args.type} (${args.name})`);
+          errors.push(err);
+          throw err;
+        }
+        resources.push({ type: args.type, name: args.name, urn: args.urn ?? `${args.type}::${args.name}`, inputs: args.inputs });
+        return { id: `${args.name}-id`, state: computedState(args.type, args.name, args.inputs) };
+      },
+      call(args) {
+        const err = new UnmockedError(`unmocked call ${args.token}`);
+        errors.push(err);
+        throw err;
+      },
+    },
+    "ai-trading",
+    stack,
+    false,
+  );
+  const merged: Record<string, string> = { ...(fs.existsSync(path.join(root, `Pulumi.${stack}.yaml`)) ? stackFileConfig(stack) : {}) };
+  for (const [k, v] of Object.entries({ ...config, ...secretConfig })) {
+    const key = k.includes(":") ? k : `trading:${k}`;
+    if (v === null) delete merged[key];
+    else merged[key] = v;
+  }
+  pulumi.runtime.setAllConfig(
+    merged,
+    Object.keys(secretConfig).map((k) => (k.includes(":") ? k : `trading:${k}`)),
+  );
+  const program = await import("../../index");
+  const outputs: Record<string, unknown> = {};
+  const secretOutputs: string[] = [];
+  for (const [key, value] of Object.entries(program)) {
+    if (pulumi.Output.isInstance(value)) {
+      const { value: v, isSecret } = await unwrap(pulumi, value);
+      outputs[key] = v;
+      if (isSecret) secretOutputs.push(key);
+    } else {
+      outputs[key] = value;
+    }
+  }
+  // Let registrations that no export depends on finish too.
+  await new Promise((r) => setTimeout(r, 20));
+  if (errors.length > 0) throw errors[0];
+  return { resources, outputs, secretOutputs };
+}
+
+async function unwrap(pulumi: typeof import("@pulumi/pulumi"), output: any): Promise<{ value: unknown; isSecret: boolean }> {
+  const isSecret = await output.isSecret;
+  const value = await new Promise((resolve) => output.apply((v: unknown) => resolve(v)));
+  return { value, isSecret };
+}
+
+export function byType(run: ProgramRun, type: string): RecordedResource[] {
+  return run.resources.filter((r) => r.type === type);
+}
+
+export function named(run: ProgramRun, type: string, name: string): RecordedResource {
+  const found = run.resources.find((r) => r.type === type && r.name === name);
+  if (!found) throw new Error(`no ${type} named ${name}; have: ${byType(run, type).map((r) => r.name).join(", ")}`);
+  return found;
+}
