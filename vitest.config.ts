@@ -7,5 +7,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 180_000,
     teardownTimeout: 60_000,
+    // Real servers (tests/harness): shared Postgres/Kafka/ClickHouse started once for the run.
+    globalSetup: ["tests/harness/global-setup.ts"],
+    // 2 cores: two test files at a time next to the servers.
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
   },
 });

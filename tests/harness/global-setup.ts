@@ -1,0 +1,60 @@
+/**
+ * vitest globalSetup: starts the servers shared by every test file once (in parallel) and hands
+ * their coordinates to the workers with `provide`; stops them at the end (exit hooks and a
+ * parent-death watchdog cover crashes). `HARNESS_SHARED` picks which (comma list, default
+ * "postgres,kafka,clickhouse"; "none" for none). Redis is cheap (~0.1 s) and is private per file.
+ */
+import type { TestProject } from "vitest/node";
+import { startPostgres, type PostgresServer } from "./postgres";
+import { startKafka, type KafkaServer } from "./kafka";
+import { startClickHouse, type ClickHouseServer } from "./clickhouse";
+import type { SharedCoordinates } from "./shared";
+
+export default async function setup(project: TestProject) {
+  const wanted = new Set(
+    (process.env.HARNESS_SHARED ?? "postgres,kafka,clickhouse")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s && s !== "none"),
+  );
+  const started: Array<PostgresServer | KafkaServer | ClickHouseServer> = [];
+  const coords: SharedCoordinates = {};
+  const t0 = Date.now();
+  const jobs: Promise<void>[] = [];
+  if (wanted.has("postgres"))
+    jobs.push(startPostgres().then((s) => {
+      started.push(s);
+      coords.postgres = { adminUrl: s.url, port: s.port, user: s.user, password: s.password, startMs: s.lastStartMs };
+    }));
+  if (wanted.has("kafka"))
+    jobs.push(startKafka().then((s) => {
+      started.push(s);
+      coords.kafka = { brokers: s.url, startMs: s.lastStartMs };
+    }));
+  if (wanted.has("clickhouse"))
+    jobs.push(startClickHouse().then((s) => {
+      started.push(s);
+      coords.clickhouse = { url: s.url, user: s.user, password: s.password, startMs: s.lastStartMs };
+    }));
+  const results = await Promise.allSettled(jobs);
+  const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+  if (failed) {
+    await Promise.allSettled(started.map((s) => s.stop()));
+    throw failed.reason;
+  }
+  if (started.length)
+    console.log(
+      `[harness] shared servers ready in ${Date.now() - t0} ms: ` +
+        started.map((s) => `${s.kind}@${s.port} (${s.lastStartMs} ms)`).join(", "),
+    );
+  project.provide("harness", coords);
+  return async () => {
+    await Promise.allSettled(started.map((s) => s.stop()));
+  };
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    harness: SharedCoordinates;
+  }
+}

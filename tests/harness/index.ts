@@ -1,0 +1,11 @@
+/**
+ * Real-server test harness: private PostgreSQL, Redis (Dragonfly stand-in), Kafka (KRaft) and
+ * ClickHouse servers on free 127.0.0.1 ports with data in temp dirs. See README.md.
+ */
+export { startPostgres, PostgresServer, type PostgresEnv, type StartPostgresOptions } from "./postgres";
+export { startRedis, RedisServer, type RedisEnv, type StartRedisOptions } from "./redis";
+export { startKafka, KafkaServer, kafkaHome, type KafkaEnv, type StartKafkaOptions } from "./kafka";
+export { startClickHouse, ClickHouseServer, type ClickHouseEnv, type StartClickHouseOptions } from "./clickhouse";
+export type { ServerHandle, ServerKind } from "./server";
+export { freePort, generatePassword, waitFor, sleep } from "./proc";
+export { pg, Redis, kafkajs } from "./deps";

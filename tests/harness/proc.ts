@@ -1,0 +1,221 @@
+/**
+ * Process plumbing shared by the server starters: free loopback ports, temp dirs, spawning a
+ * server in its own process group, bounded readiness waits, and making sure every server dies
+ * with the test process (exit hooks plus a parent-death watchdog for when the runner is SIGKILLed).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, chownSync, readdirSync, statSync, createWriteStream, type WriteStream } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** URL-safe random secret (hex). */
+export function generatePassword(bytes = 18): string {
+  return randomBytes(bytes).toString("hex");
+}
+
+export function makeTempDir(prefix: string): string {
+  return mkdtempSync(join(process.env.HARNESS_TMPDIR ?? tmpdir(), `harness-${prefix}-`));
+}
+
+export function chownRecursive(path: string, uid: number, gid: number): void {
+  chownSync(path, uid, gid);
+  if (statSync(path).isDirectory()) {
+    for (const entry of readdirSync(path)) chownRecursive(join(path, entry), uid, gid);
+  }
+}
+
+export function removeDir(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true, maxRetries: 3 });
+  } catch {
+    /* best effort */
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Poll `check` until it resolves truthy or `timeoutMs` passes; fails with the last error and the log tail. */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  opts: { timeoutMs: number; intervalMs?: number; proc?: ManagedProcess },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (opts.proc && opts.proc.exited) {
+      throw new Error(`${what}: process exited with ${opts.proc.exitCode ?? opts.proc.signal} before ready\n${opts.proc.tail()}`);
+    }
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(opts.intervalMs ?? 100);
+  }
+  throw new Error(
+    `${what}: not ready after ${opts.timeoutMs} ms (last error: ${String((lastError as Error)?.message ?? lastError)})` +
+      (opts.proc ? `\n${opts.proc.tail()}` : ""),
+  );
+}
+
+const live = new Set<ManagedProcess>();
+let hooksInstalled = false;
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  const killAll = () => {
+    for (const p of live) p.killGroupSync("SIGKILL");
+  };
+  process.on("exit", killAll);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      killAll();
+      process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
+    });
+  }
+}
+
+export interface SpawnOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  uid?: number;
+  gid?: number;
+  /** File receiving stdout+stderr (kept for failure messages). */
+  logFile: string;
+}
+
+/** A server child process in its own process group, killed with the test process. */
+export class ManagedProcess {
+  readonly child: ChildProcess;
+  exited = false;
+  exitCode: number | null = null;
+  signal: NodeJS.Signals | null = null;
+  readonly exitPromise: Promise<void>;
+  private readonly log: WriteStream;
+  private readonly recent: string[] = [];
+  private watchdog?: ChildProcess;
+
+  constructor(
+    readonly name: string,
+    command: string,
+    args: string[],
+    opts: SpawnOptions,
+  ) {
+    installExitHooks();
+    this.log = createWriteStream(opts.logFile, { flags: "a" });
+    this.child = spawn(command, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      uid: opts.uid,
+      gid: opts.gid,
+      detached: true, // own process group: kill() takes every server process down at once
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const onData = (chunk: Buffer) => {
+      this.log.write(chunk);
+      this.recent.push(chunk.toString());
+      if (this.recent.length > 60) this.recent.splice(0, this.recent.length - 60);
+    };
+    this.child.stdout?.on("data", onData);
+    this.child.stderr?.on("data", onData);
+    this.exitPromise = new Promise((resolve) => {
+      this.child.once("exit", (code, signal) => {
+        this.exited = true;
+        this.exitCode = code;
+        this.signal = signal;
+        live.delete(this);
+        this.watchdog?.kill("SIGKILL");
+        resolve();
+      });
+      this.child.once("error", (err) => {
+        this.recent.push(`spawn error: ${err.message}`);
+        this.exited = true;
+        live.delete(this);
+        this.watchdog?.kill("SIGKILL");
+        resolve();
+      });
+    });
+    this.child.unref();
+    (this.child.stdout as unknown as { unref?: () => void })?.unref?.();
+    (this.child.stderr as unknown as { unref?: () => void })?.unref?.();
+    if (this.child.pid) {
+      live.add(this);
+      // Parent-death watchdog: if the test runner is SIGKILLed, exit hooks do not run.
+      this.watchdog = spawn(
+        "/bin/sh",
+        ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 -${this.child.pid} 2>/dev/null`],
+        { detached: true, stdio: "ignore" },
+      );
+      this.watchdog.unref();
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  tail(lines = 30): string {
+    return `--- ${this.name} output (tail) ---\n` + this.recent.join("").split("\n").slice(-lines).join("\n");
+  }
+
+  killGroupSync(signal: NodeJS.Signals): void {
+    if (this.exited || !this.child.pid) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  /** SIGKILL the whole process group (a crash) and wait for the exit. */
+  async kill(): Promise<void> {
+    this.killGroupSync("SIGKILL");
+    await this.exitPromise;
+    await this.closeLog();
+  }
+
+  /** Graceful stop with `signal`; escalates to SIGKILL after `graceMs`. */
+  async stop(signal: NodeJS.Signals = "SIGTERM", graceMs = 15_000): Promise<void> {
+    if (this.exited) {
+      await this.closeLog();
+      return;
+    }
+    try {
+      process.kill(this.child.pid!, signal); // the leader only: it shuts its own children down
+    } catch {
+      /* already gone */
+    }
+    const timer = setTimeout(() => this.killGroupSync("SIGKILL"), graceMs);
+    await this.exitPromise;
+    clearTimeout(timer);
+    // Reap anything left in the group (e.g. children of a shell wrapper).
+    try {
+      process.kill(-this.child.pid!, "SIGKILL");
+    } catch {
+      /* group empty */
+    }
+    await this.closeLog();
+  }
+
+  private closeLog(): Promise<void> {
+    return new Promise((r) => (this.log.closed ? r() : this.log.end(() => r())));
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Per-test-file access to real servers: call `useServers(...)` at the top level of a test file.
+ * Postgres, Kafka and ClickHouse come from the shared servers of global-setup.ts when present
+ * (Postgres: a fresh database per file; ClickHouse: a fresh database per file; Kafka: shared
+ * broker, use unique topic names), otherwise a private server is started for the file. Redis is
+ * always private per file. Private servers are stopped in afterAll.
+ */
+import { afterAll, beforeAll, inject } from "vitest";
+import { generatePassword } from "./proc";
+import { pg } from "./deps";
+import { startPostgres } from "./postgres";
+import { startRedis } from "./redis";
+import { startKafka } from "./kafka";
+import { startClickHouse } from "./clickhouse";
+import type { ServerHandle } from "./server";
+
+export interface SharedCoordinates {
+  postgres?: { adminUrl: string; port: number; user: string; password: string; startMs: number };
+  kafka?: { brokers: string; startMs: number };
+  clickhouse?: { url: string; user: string; password: string; startMs: number };
+}
+
+export interface Servers {
+  /** POSTGRES_URL of a database of this file alone. */
+  postgres: { url: string; adminUrl: string; env: { POSTGRES_URL: string } };
+  redis: { url: string; env: { DRAGONFLY_URL: string } };
+  kafka: { brokers: string; env: { KAFKA_BROKERS: string } };
+  clickhouse: {
+    url: string;
+    user: string;
+    password: string;
+    database: string;
+    env: { CLICKHOUSE_URL: string; CLICKHOUSE_USER: string; CLICKHOUSE_PASSWORD: string; CLICKHOUSE_DATABASE: string };
+  };
+  /** Union of the env of every requested server. */
+  env: Record<string, string>;
+}
+
+type Kind = "postgres" | "redis" | "kafka" | "clickhouse";
+
+function provided(): SharedCoordinates {
+  try {
+    return inject("harness") ?? {};
+  } catch {
+    return {};
+  }
+}
+
+async function chQuery(url: string, user: string, password: string, sql: string): Promise<void> {
+  const res = await fetch(url, {
+    method: "POST",
+    body: sql,
+    headers: { "X-ClickHouse-User": user, "X-ClickHouse-Key": password },
+  });
+  if (!res.ok) throw new Error(`clickhouse: ${await res.text()}`);
+}
+
+/**
+ * Registers beforeAll/afterAll; the returned object is filled in beforeAll (read it inside tests
+ * or hooks, not at module top level).
+ */
+export function useServers<K extends Kind>(...kinds: K[]): Pick<Servers, K | "env"> {
+  const out = { env: {} } as Servers;
+  const privates: ServerHandle[] = [];
+  beforeAll(async () => {
+    const shared = provided();
+    const jobs: Promise<void>[] = [];
+    if (kinds.includes("postgres" as K))
+      jobs.push((async () => {
+        let adminUrl = shared.postgres?.adminUrl;
+        if (!adminUrl) {
+          const s = await startPostgres();
+          privates.push(s);
+          adminUrl = s.url;
+        }
+        const db = `t_${generatePassword(6)}`;
+        const c = new pg.Client({ connectionString: adminUrl });
+        await c.connect();
+        try {
+          await c.query(`CREATE DATABASE ${db}`);
+        } finally {
+          await c.end();
+        }
+        const u = new URL(adminUrl);
+        u.pathname = `/${db}`;
+        out.postgres = { url: u.toString(), adminUrl, env: { POSTGRES_URL: u.toString() } };
+      })());
+    if (kinds.includes("redis" as K))
+      jobs.push((async () => {
+        const s = await startRedis();
+        privates.push(s);
+        out.redis = { url: s.url, env: s.env };
+      })());
+    if (kinds.includes("kafka" as K))
+      jobs.push((async () => {
+        let brokers = shared.kafka?.brokers;
+        if (!brokers) {
+          const s = await startKafka();
+          privates.push(s);
+          brokers = s.url;
+        }
+        out.kafka = { brokers, env: { KAFKA_BROKERS: brokers } };
+      })());
+    if (kinds.includes("clickhouse" as K))
+      jobs.push((async () => {
+        let c = shared.clickhouse;
+        if (!c) {
+          const s = await startClickHouse();
+          privates.push(s);
+          c = { url: s.url, user: s.user, password: s.password, startMs: s.lastStartMs };
+        }
+        const database = `t_${generatePassword(6)}`;
+        await chQuery(c.url, c.user, c.password, `CREATE DATABASE ${database}`);
+        out.clickhouse = {
+          url: c.url,
+          user: c.user,
+          password: c.password,
+          database,
+          env: { CLICKHOUSE_URL: c.url, CLICKHOUSE_USER: c.user, CLICKHOUSE_PASSWORD: c.password, CLICKHOUSE_DATABASE: database },
+        };
+      })());
+    const results = await Promise.allSettled(jobs);
+    const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+    if (failed) throw failed.reason;
+    for (const k of kinds) Object.assign(out.env, (out as unknown as Record<string, { env: Record<string, string> }>)[k].env);
+  });
+  afterAll(async () => {
+    await Promise.allSettled(privates.map((s) => s.stop()));
+  });
+  return out;
+}
