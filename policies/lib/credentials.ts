@@ -1,0 +1,69 @@
+/** Known default credentials and credential-shaped names/values (pure). */
+
+/**
+ * Literals published in the deployment guide (and its `.env.plan2`). They are public, so any
+ * occurrence in a deployed resource is a leaked credential, whatever the key around it.
+ */
+export const GUIDE_DEFAULT_SECRETS = [
+    "ai_trading_secure_pass_2024",
+    "dragonfly_secure_pass_2024",
+    "clickhouse_secure_pass_2024",
+    "ai_trading_graph_pass_2024",
+    "ai_trading_jwt_super_secret_key_change_in_production_2024",
+    "your_binance_api_key_here",
+    "your_binance_secret_key_here",
+    "your_telegram_bot_token_here",
+    "admin123",
+];
+
+/**
+ * Weak values that are only suspicious as the whole value of a credential (checked by exact,
+ * case-insensitive match so that e.g. an image called "postgres" is not flagged).
+ */
+export const WEAK_SECRET_VALUES = [
+    "admin", "admin123", "password", "passw0rd", "password123", "changeme", "change_me", "secret",
+    "root", "toor", "postgres", "default", "test", "guest", "123456", "12345678", "qwerty",
+    "letmein", "pass", "clickhouse", "arangodb", "grafana",
+];
+
+/** Names of variables/keys that hold credentials. `*_FILE` (a path to a secret file) is not one. */
+export function isCredentialName(name: string): boolean {
+    const n = name.toUpperCase();
+    if (/_FILE$/.test(n) || /_PATH$/.test(n)) return false;
+    return /(PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|(^|_)KEY$|(^|_)AUTH$)/.test(n);
+}
+
+/** `scheme://user:password@host` — returns the password part, if any. */
+export function urlPassword(value: string): string | undefined {
+    const m = /^[a-z][a-z0-9+.-]*:\/\/([^/@\s:]*):([^/@\s]+)@/i.exec(value.trim());
+    if (!m) return undefined;
+    try {
+        return decodeURIComponent(m[2]);
+    } catch {
+        return m[2];
+    }
+}
+
+/** Guide literals contained in a string (case-insensitive substring match). */
+export function guideSecretsIn(value: string, extra: string[] = []): string[] {
+    const lower = value.toLowerCase();
+    return [...GUIDE_DEFAULT_SECRETS, ...extra].filter((s) => s.length > 0 && lower.includes(s.toLowerCase()));
+}
+
+export function isWeakValue(value: string, extra: string[] = []): boolean {
+    const v = value.trim().toLowerCase();
+    return [...WEAK_SECRET_VALUES, ...extra].some((w) => w.toLowerCase() === v);
+}
+
+/** Splits a Docker `envs` entry "K=V" into [K, V]. */
+export function splitEnv(entry: string): [string, string] | undefined {
+    const i = entry.indexOf("=");
+    if (i <= 0) return undefined;
+    return [entry.slice(0, i), entry.slice(i + 1)];
+}
+
+/** Redacts a secret for messages: keeps its length and first two characters. */
+export function redact(secret: string): string {
+    if (secret.length <= 4) return "****";
+    return `${secret.slice(0, 2)}${"*".repeat(Math.min(secret.length - 2, 8))}`;
+}

@@ -1,0 +1,50 @@
+/** Container image reference parsing (pure). */
+
+export interface ImageRef {
+    /** Repository without registry host, e.g. "library/postgres" -> "postgres" basename. */
+    repository: string;
+    /** Last path segment of the repository ("postgres" for "docker.io/library/postgres"). */
+    basename: string;
+    tag?: string;
+    digest?: string;
+    /** A bare image ID ("sha256:<64 hex>"): pinned by content. */
+    isImageId: boolean;
+}
+
+export function parseImageRef(ref: string): ImageRef {
+    const trimmed = ref.trim();
+    if (/^sha256:[0-9a-f]{64}$/i.test(trimmed)) {
+        return { repository: trimmed, basename: trimmed, isImageId: true, digest: trimmed };
+    }
+    let rest = trimmed;
+    let digest: string | undefined;
+    const at = rest.indexOf("@");
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+    }
+    let tag: string | undefined;
+    const lastSlash = rest.lastIndexOf("/");
+    const lastColon = rest.lastIndexOf(":");
+    if (lastColon > lastSlash) {
+        tag = rest.slice(lastColon + 1);
+        rest = rest.slice(0, lastColon);
+    }
+    const parts = rest.split("/");
+    const basename = parts[parts.length - 1];
+    return { repository: rest, basename, tag: tag || undefined, digest, isImageId: false };
+}
+
+/** Why an image reference is not pinned, or undefined when it is (tag other than a floating one, or digest). */
+export function unpinnedReason(ref: string, floatingTags: string[]): string | undefined {
+    const parsed = parseImageRef(ref);
+    if (parsed.isImageId) return undefined;
+    if (parsed.digest !== undefined) {
+        return /^sha256:[0-9a-f]{64}$/i.test(parsed.digest) ? undefined : `has a malformed digest "${parsed.digest}"`;
+    }
+    if (parsed.tag === undefined) return "has no tag (Docker resolves it to \"latest\")";
+    if (floatingTags.map((t) => t.toLowerCase()).includes(parsed.tag.toLowerCase())) {
+        return `uses the floating tag "${parsed.tag}"`;
+    }
+    return undefined;
+}

@@ -1,0 +1,181 @@
+/**
+ * A uniform view of the workloads the program declares, on both targets:
+ * - Docker: `docker:index/container:Container` (labels as [{label, value}]).
+ * - Kubernetes: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob and Pod (metadata and
+ *   pod template labels, pod spec).
+ * All functions are pure and take the plain (unwrapped) property bag.
+ */
+import { arr, isRecord, isUnknown, str } from "./values";
+
+export const LABEL_WORKLOAD = "trading.io/workload";
+export const LABEL_ROLE = "trading.io/role";
+export const LABEL_BACKUP_OF = "trading.io/backup-of";
+export const LABEL_PROMETHEUS_RULES = "trading.io/prometheus-rules";
+
+export const ROLES = ["datastore", "service", "job", "monitoring", "edge"] as const;
+export type Role = (typeof ROLES)[number];
+
+export const DATASTORES = ["postgres", "dragonfly", "clickhouse", "weaviate", "arangodb", "redpanda", "redis"];
+export const MONITORING = ["prometheus", "grafana"];
+
+export const DOCKER_CONTAINER = "docker:index/container:Container";
+export const DOCKER_REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
+export const DOCKER_IMAGE = "docker:index/image:Image";
+
+export const K8S = {
+    deployment: "kubernetes:apps/v1:Deployment",
+    statefulSet: "kubernetes:apps/v1:StatefulSet",
+    daemonSet: "kubernetes:apps/v1:DaemonSet",
+    replicaSet: "kubernetes:apps/v1:ReplicaSet",
+    job: "kubernetes:batch/v1:Job",
+    cronJob: "kubernetes:batch/v1:CronJob",
+    pod: "kubernetes:core/v1:Pod",
+    service: "kubernetes:core/v1:Service",
+    secret: "kubernetes:core/v1:Secret",
+    configMap: "kubernetes:core/v1:ConfigMap",
+    namespace: "kubernetes:core/v1:Namespace",
+    networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    ingress: "kubernetes:networking.k8s.io/v1:Ingress",
+    pdb: "kubernetes:policy/v1:PodDisruptionBudget",
+    hpa: "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+};
+
+export const K8S_WORKLOAD_TYPES = [
+    K8S.deployment, K8S.statefulSet, K8S.daemonSet, K8S.replicaSet, K8S.job, K8S.cronJob, K8S.pod,
+];
+
+/** Long-running Kubernetes workloads (probes make sense for these, not for Jobs). */
+export const K8S_LONG_RUNNING = [K8S.deployment, K8S.statefulSet, K8S.daemonSet, K8S.replicaSet, K8S.pod];
+
+export type Labels = Record<string, string>;
+
+/** Docker container labels ([{label, value}]) as a map; unknown entries are skipped. */
+export function dockerLabels(props: Record<string, any>): Labels {
+    const out: Labels = {};
+    for (const l of arr(props.labels)) {
+        if (!isRecord(l)) continue;
+        const key = str(l.label);
+        const value = str(l.value);
+        if (key !== undefined && value !== undefined) out[key] = value;
+    }
+    return out;
+}
+
+function labelMap(value: unknown): Labels {
+    const out: Labels = {};
+    if (!isRecord(value)) return out;
+    for (const [k, v] of Object.entries(value)) {
+        const s = str(v);
+        if (s !== undefined) out[k] = s;
+    }
+    return out;
+}
+
+export function isK8sWorkload(type: string): boolean {
+    return K8S_WORKLOAD_TYPES.includes(type);
+}
+
+export function isK8sType(type: string): boolean {
+    return type.startsWith("kubernetes:");
+}
+
+/** The pod template of a Kubernetes workload: its labels and pod spec. */
+export interface PodTemplate {
+    labels: Labels;
+    spec: Record<string, any>;
+}
+
+export function podTemplate(type: string, props: Record<string, any>): PodTemplate | undefined {
+    const spec = isRecord(props.spec) ? props.spec : undefined;
+    if (!spec) return undefined;
+    if (type === K8S.pod) {
+        return { labels: metadataLabels(props), spec };
+    }
+    let template: any;
+    if (type === K8S.cronJob) {
+        template = spec.jobTemplate?.spec?.template;
+    } else {
+        template = spec.template;
+    }
+    if (!isRecord(template)) return undefined;
+    return {
+        labels: labelMap(template.metadata?.labels),
+        spec: isRecord(template.spec) ? template.spec : {},
+    };
+}
+
+export function metadataLabels(props: Record<string, any>): Labels {
+    return labelMap(props.metadata?.labels);
+}
+
+export function metadataAnnotations(props: Record<string, any>): Labels {
+    return labelMap(props.metadata?.annotations);
+}
+
+/** The namespace of a Kubernetes object ("default" when unset; the unknown sentinel when unknown). */
+export function namespaceOf(props: Record<string, any>): string {
+    const ns = props.metadata?.namespace;
+    if (isUnknown(ns)) return "<unknown>";
+    return str(ns) ?? "default";
+}
+
+/** The object's metadata.name, or the Pulumi resource name when the name is generated. */
+export function objectName(props: Record<string, any>, resourceName: string): string {
+    return str(props.metadata?.name) ?? resourceName;
+}
+
+export interface K8sContainer {
+    container: Record<string, any>;
+    name: string;
+    init: boolean;
+}
+
+/** Containers and init containers of a pod spec (ephemeral containers are debugging aids; skipped). */
+export function podContainers(spec: Record<string, any>): K8sContainer[] {
+    const out: K8sContainer[] = [];
+    for (const c of arr(spec.initContainers)) {
+        if (isRecord(c)) out.push({ container: c, name: str(c.name) ?? "<unnamed>", init: true });
+    }
+    for (const c of arr(spec.containers)) {
+        if (isRecord(c)) out.push({ container: c, name: str(c.name) ?? "<unnamed>", init: false });
+    }
+    return out;
+}
+
+/** The labels that identify a workload: pod template labels win, metadata labels fill in. */
+export function workloadLabels(type: string, props: Record<string, any>): Labels {
+    if (type === DOCKER_CONTAINER) return dockerLabels(props);
+    const tmpl = podTemplate(type, props);
+    return { ...metadataLabels(props), ...(tmpl?.labels ?? {}) };
+}
+
+export interface WorkloadIdentity {
+    /** `trading.io/workload`, else the resource name. */
+    workload: string;
+    role?: string;
+}
+
+export function identity(type: string, name: string, props: Record<string, any>): WorkloadIdentity {
+    const labels = workloadLabels(type, props);
+    return { workload: labels[LABEL_WORKLOAD] ?? name, role: labels[LABEL_ROLE] };
+}
+
+/** Is the workload a datastore (by role label, or by a well-known datastore workload name)? */
+export function isDatastore(id: WorkloadIdentity): boolean {
+    return id.role === "datastore" || DATASTORES.includes(id.workload);
+}
+
+export function isMonitoring(id: WorkloadIdentity): boolean {
+    return id.role === "monitoring" || MONITORING.includes(id.workload);
+}
+
+/** A Docker container that runs once and exits (role=job, or mustRun=false / attach=true). */
+export function isDockerOneShot(props: Record<string, any>, id: WorkloadIdentity): boolean {
+    return id.role === "job" || props.mustRun === false || props.attach === true;
+}
+
+/** Human label for messages: `<type short> "<name>"`. */
+export function describe(type: string, name: string): string {
+    const short = type.split(":").pop() ?? type;
+    return `${short} "${name}"`;
+}

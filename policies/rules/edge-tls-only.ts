@@ -1,0 +1,97 @@
+import { ResourceValidationPolicy } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
+import { parseImageRef } from "../lib/images";
+import { nginxTlsProblems } from "../lib/nginx";
+import { arr, decodeBase64, isRecord, isUnknown, str, unwrap } from "../lib/values";
+import { describe, DOCKER_CONTAINER, identity, K8S, metadataAnnotations } from "../lib/workloads";
+
+export interface EdgeTlsConfig {
+    /** Image basenames treated as the nginx edge even without role=edge. */
+    nginxImages: string[];
+}
+
+const defaults: EdgeTlsConfig = { nginxImages: ["nginx", "nginx-unprivileged", "openresty"] };
+
+const NGINX_CONF = /^\/etc\/nginx\/(nginx\.conf|conf\.d\/.+\.conf|sites-enabled\/.+)$/;
+
+/** Problems of a Docker nginx edge container: its uploaded configuration must serve HTTPS only. */
+export function dockerEdgeProblems(props: Record<string, any>): string[] {
+    const confs: Array<{ file: string; text?: string }> = [];
+    for (const u of arr(props.uploads)) {
+        if (!isRecord(u)) continue;
+        const file = str(u.file);
+        if (!file || !NGINX_CONF.test(file)) continue;
+        const text = str(u.content) ?? (str(u.contentBase64) !== undefined ? decodeBase64(u.contentBase64) : undefined);
+        const unknown = isUnknown(u.content) || isUnknown(u.contentBase64);
+        confs.push({ file, text: unknown ? undefined : text });
+    }
+    if (confs.length === 0) {
+        return ["uploads no nginx configuration (/etc/nginx/nginx.conf), so the image's default plain-HTTP server would be used"];
+    }
+    const problems: string[] = [];
+    const known = confs.filter((c) => c.text !== undefined);
+    if (known.length === 0) return []; // computed during preview; checked at update
+    // conf.d snippets are included by nginx.conf: judge all server blocks together.
+    const all = known.map((c) => c.text).join("\n");
+    for (const p of nginxTlsProblems(all)) problems.push(`${known.map((c) => c.file).join(" + ")}: ${p}`);
+    return problems;
+}
+
+/** Problems of a Kubernetes Ingress: TLS for every host and a forced HTTPS redirect. */
+export function ingressProblems(props: Record<string, any>): string[] {
+    const problems: string[] = [];
+    const tls = arr(props.spec?.tls).filter(isRecord);
+    if (tls.length === 0) {
+        problems.push("has no spec.tls, so it serves plain HTTP");
+    } else {
+        const tlsHosts = new Set(tls.flatMap((t) => arr(t.hosts).map((h) => str(h)).filter((h): h is string => !!h)));
+        const wildcardAll = tls.some((t) => arr(t.hosts).length === 0);
+        const uncovered = arr(props.spec?.rules)
+            .map((r) => (isRecord(r) ? str(r.host) : undefined))
+            .filter((h): h is string => !!h && !wildcardAll && !tlsHosts.has(h) && !tlsHosts.has(`*.${h.split(".").slice(1).join(".")}`));
+        if (uncovered.length) problems.push(`has rules for ${uncovered.join(", ")} not covered by spec.tls hosts`);
+    }
+    const ann = metadataAnnotations(props);
+    const redirect = ann["nginx.ingress.kubernetes.io/ssl-redirect"];
+    const force = ann["nginx.ingress.kubernetes.io/force-ssl-redirect"];
+    if (redirect !== "true" && force !== "true") {
+        problems.push("does not set the annotation nginx.ingress.kubernetes.io/ssl-redirect (or force-ssl-redirect) to \"true\"");
+    }
+    return problems;
+}
+
+export const edgeTlsOnly: ResourceValidationPolicy = {
+    name: "edge-tls-only",
+    description:
+        "The edge serves HTTPS only: the nginx container's uploaded nginx.conf has ssl server blocks and every " +
+        "plain-HTTP server only redirects (return 301 https://...); each Ingress has spec.tls and an ssl-redirect annotation.",
+    severity: "high",
+    configSchema: {
+        properties: {
+            nginxImages: { type: "array", items: { type: "string" }, default: defaults.nginxImages },
+        },
+    },
+    validateResource: (args, reportViolation) => {
+        const props = unwrap(args.props);
+        const cfg = readConfig(args, defaults);
+        let problems: string[] = [];
+        if (args.type === K8S.ingress) {
+            problems = ingressProblems(props);
+        } else if (args.type === DOCKER_CONTAINER) {
+            const id = identity(args.type, args.name, props);
+            const image = str(props.image);
+            const isNginx = image !== undefined && cfg.nginxImages.includes(parseImageRef(image).basename);
+            if (id.role !== "edge" && !isNginx) args.notApplicable("not the edge container");
+            problems = dockerEdgeProblems(props);
+        } else {
+            args.notApplicable("only the edge (nginx container, Ingress)");
+        }
+        for (const p of problems) {
+            reportViolation(
+                `${describe(args.type, args.name)} ${p}. Serve HTTPS (listen 443 ssl with ssl_certificate and ` +
+                "ssl_certificate_key; Ingress spec.tls with a certificate Secret) and let plain HTTP only redirect " +
+                "(`return 301 https://$host$request_uri;`, annotation nginx.ingress.kubernetes.io/ssl-redirect: \"true\").",
+            );
+        }
+    },
+};

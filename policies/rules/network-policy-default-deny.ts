@@ -1,0 +1,96 @@
+import { StackValidationPolicy } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
+import { isEmptySelector, selectorMatches } from "../lib/selectors";
+import { plainResources, StackResource } from "../lib/stack";
+import { arr, str } from "../lib/values";
+import { K8S, K8S_LONG_RUNNING, namespaceOf, objectName, podTemplate } from "../lib/workloads";
+
+export interface NetworkPolicyConfig {
+    /** Also require the default-deny policy to cover Egress. */
+    requireEgressDeny: boolean;
+}
+
+const defaults: NetworkPolicyConfig = { requireEgressDeny: true };
+
+function policyTypes(np: Record<string, any>): string[] {
+    const types = arr(np.spec?.policyTypes).map((t) => str(t)).filter((t): t is string => !!t);
+    if (types.length) return types;
+    // Kubernetes default: Ingress always, Egress only when egress rules are present.
+    return arr(np.spec?.egress).length ? ["Ingress", "Egress"] : ["Ingress"];
+}
+
+/** A default-deny policy: selects every pod and allows nothing for the directions it covers. */
+export function isDefaultDeny(np: Record<string, any>): { ingress: boolean; egress: boolean } {
+    if (!isEmptySelector(np.spec?.podSelector)) return { ingress: false, egress: false };
+    const types = policyTypes(np);
+    return {
+        ingress: types.includes("Ingress") && arr(np.spec?.ingress).length === 0,
+        egress: types.includes("Egress") && arr(np.spec?.egress).length === 0,
+    };
+}
+
+export interface NetworkPolicyFinding {
+    urn?: string;
+    message: string;
+}
+
+/** Per namespace with long-running workloads: a default-deny policy, and an explicit allow for every workload. */
+export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPolicyConfig = defaults): NetworkPolicyFinding[] {
+    const workloads = resources.filter((r) => K8S_LONG_RUNNING.includes(r.type));
+    const policies = resources.filter((r) => r.type === K8S.networkPolicy);
+    const findings: NetworkPolicyFinding[] = [];
+    const namespaces = [...new Set(workloads.map((w) => namespaceOf(w.props)))].sort();
+    for (const ns of namespaces) {
+        const inNs = policies.filter((p) => namespaceOf(p.props) === ns);
+        const deny = inNs.map((p) => isDefaultDeny(p.props));
+        const ingressDeny = deny.some((d) => d.ingress);
+        const egressDeny = deny.some((d) => d.egress);
+        if (!ingressDeny || (cfg.requireEgressDeny && !egressDeny)) {
+            const missing = [!ingressDeny ? "Ingress" : undefined, cfg.requireEgressDeny && !egressDeny ? "Egress" : undefined]
+                .filter(Boolean).join(" and ");
+            findings.push({
+                message: `Namespace "${ns}" has no default-deny NetworkPolicy for ${missing}. Add a NetworkPolicy ` +
+                    `with podSelector: {} and policyTypes: [Ingress, Egress] and no rules, then allow each flow explicitly.`,
+            });
+        }
+        for (const w of workloads.filter((x) => namespaceOf(x.props) === ns)) {
+            const tmpl = podTemplate(w.type, w.props);
+            if (!tmpl) continue;
+            const allowsIngress = inNs.some((p) => !isEmptySelector(p.props.spec?.podSelector)
+                && selectorMatches(p.props.spec?.podSelector, tmpl.labels)
+                && policyTypes(p.props).includes("Ingress") && arr(p.props.spec?.ingress).length > 0);
+            if (!allowsIngress) {
+                findings.push({
+                    urn: w.urn,
+                    message: `${w.type.split(":").pop()} "${objectName(w.props, w.name)}" in namespace "${ns}" is selected ` +
+                        "by no NetworkPolicy that explicitly allows ingress to it. Add one whose podSelector matches its pod " +
+                        "labels (trading.io/workload) and whose ingress rules name the allowed clients and ports.",
+                });
+            }
+        }
+    }
+    return findings;
+}
+
+export const networkPolicyDefaultDeny: StackValidationPolicy = {
+    name: "network-policy-default-deny",
+    description:
+        "Every Kubernetes namespace with workloads has a default-deny NetworkPolicy (podSelector {}, policyTypes " +
+        "Ingress and Egress) and each workload is reached only through an explicit allow policy.",
+    severity: "high",
+    configSchema: {
+        properties: {
+            requireEgressDeny: { type: "boolean", default: true },
+        },
+    },
+    validateStack: (args, reportViolation) => {
+        const cfg = readConfig(args, defaults);
+        const resources = plainResources(args.resources);
+        if (!resources.some((r) => K8S_LONG_RUNNING.includes(r.type))) {
+            args.notApplicable("no Kubernetes workloads in this stack");
+        }
+        for (const f of networkPolicyFindings(resources, cfg)) {
+            reportViolation(f.message, f.urn);
+        }
+    },
+};

@@ -1,0 +1,116 @@
+import { ResourceValidationPolicy } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
+import { guideSecretsIn, isCredentialName, isWeakValue, splitEnv, urlPassword } from "../lib/credentials";
+import { arr, decodeBase64, isRecord, str, unwrap, walkStrings } from "../lib/values";
+import { describe, isK8sWorkload, K8S, podContainers, podTemplate, DOCKER_CONTAINER } from "../lib/workloads";
+
+export interface NoDefaultCredentialsConfig {
+    /** More forbidden literals (substring match), e.g. values leaked elsewhere. */
+    extraForbiddenValues: string[];
+    /** More weak values (exact match on credential-shaped values). */
+    extraWeakValues: string[];
+}
+
+const defaults: NoDefaultCredentialsConfig = { extraForbiddenValues: [], extraWeakValues: [] };
+
+export interface CredentialFinding {
+    path: string;
+    problem: string;
+}
+
+/**
+ * Every string in the inputs (and base64 Secret data / upload contents, decoded) is scanned for
+ * the guide's published literals; credential-shaped values (credential env vars, Secret entries,
+ * passwords inside URLs) are also checked against a list of weak values.
+ */
+export function findDefaultCredentials(
+    type: string, props: Record<string, any>, cfg: NoDefaultCredentialsConfig = defaults,
+): CredentialFinding[] {
+    const findings: CredentialFinding[] = [];
+    const seen = new Set<string>();
+    const add = (path: string, problem: string) => {
+        const key = `${path}|${problem}`;
+        if (!seen.has(key)) {
+            seen.add(key);
+            findings.push({ path, problem });
+        }
+    };
+    const checkText = (s: string, path: string) => {
+        for (const lit of guideSecretsIn(s, cfg.extraForbiddenValues)) {
+            add(path, `the deployment guide's published default "${lit}"`);
+        }
+        const pw = urlPassword(s);
+        if (pw !== undefined && guideSecretsIn(pw, cfg.extraForbiddenValues).length === 0 && isWeakValue(pw, cfg.extraWeakValues)) {
+            add(path, "a URL whose password is a weak, well-known value");
+        }
+    };
+    walkStrings(props, checkText);
+
+    // Base64-carried values: Kubernetes Secret `data`, Docker uploads' contentBase64.
+    if (type === K8S.secret && isRecord(props.data)) {
+        for (const [k, v] of Object.entries(props.data)) {
+            const decoded = str(v) !== undefined ? decodeBase64(v as string) : undefined;
+            if (decoded === undefined) continue;
+            checkText(decoded, `data.${k} (base64-decoded)`);
+            if (isWeakValue(decoded, cfg.extraWeakValues)) add(`data.${k} (base64-decoded)`, "a weak, well-known value");
+        }
+    }
+    if (type === K8S.secret && isRecord(props.stringData)) {
+        for (const [k, v] of Object.entries(props.stringData)) {
+            const s = str(v);
+            if (s !== undefined && isWeakValue(s, cfg.extraWeakValues)) add(`stringData.${k}`, "a weak, well-known value");
+        }
+    }
+    if (type === DOCKER_CONTAINER) {
+        arr(props.uploads).forEach((u, i) => {
+            const b64 = isRecord(u) ? str(u.contentBase64) : undefined;
+            const decoded = b64 !== undefined ? decodeBase64(b64) : undefined;
+            if (decoded !== undefined) checkText(decoded, `uploads[${i}].contentBase64 (decoded)`);
+        });
+        arr(props.envs).forEach((e, i) => {
+            const kv = str(e) !== undefined ? splitEnv(e) : undefined;
+            if (kv && isCredentialName(kv[0]) && isWeakValue(kv[1], cfg.extraWeakValues)) {
+                add(`envs[${i}] (${kv[0]})`, "a weak, well-known value");
+            }
+        });
+    }
+    if (isK8sWorkload(type)) {
+        const tmpl = podTemplate(type, props);
+        for (const c of tmpl ? podContainers(tmpl.spec) : []) {
+            arr(c.container.env).forEach((e) => {
+                if (!isRecord(e)) return;
+                const name = str(e.name);
+                const value = str(e.value);
+                if (name && value !== undefined && isCredentialName(name) && isWeakValue(value, cfg.extraWeakValues)) {
+                    add(`container "${c.name}" env ${name}`, "a weak, well-known value");
+                }
+            });
+        }
+    }
+    return findings;
+}
+
+export const noDefaultCredentials: ResourceValidationPolicy = {
+    name: "no-default-credentials",
+    description:
+        "No resource may carry a credential published in the deployment guide (ai_trading_secure_pass_2024, " +
+        "admin123, the sample JWT secret, the your_*_here API key placeholders, ...) or a weak well-known password.",
+    severity: "critical",
+    configSchema: {
+        properties: {
+            extraForbiddenValues: { type: "array", items: { type: "string" }, default: [] },
+            extraWeakValues: { type: "array", items: { type: "string" }, default: [] },
+        },
+    },
+    validateResource: (args, reportViolation) => {
+        const cfg = readConfig(args, defaults);
+        const props = unwrap(args.props);
+        for (const f of findDefaultCredentials(args.type, props, cfg)) {
+            reportViolation(
+                `${describe(args.type, args.name)} has ${f.problem} at ${f.path}. Published or guessable ` +
+                "credentials must be treated as compromised: generate the value with random.RandomPassword " +
+                "(length >= 32) or set it with `pulumi config set --secret`, and on Kubernetes pass it through a Secret.",
+            );
+        }
+    },
+};

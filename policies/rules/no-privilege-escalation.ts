@@ -1,0 +1,53 @@
+import { ResourceValidationPolicy } from "@pulumi/policy";
+import { effective } from "../lib/security";
+import { arr, str, unwrap } from "../lib/values";
+import { describe, DOCKER_CONTAINER, isK8sWorkload, podContainers, podTemplate } from "../lib/workloads";
+
+export function dockerEscalationProblems(props: Record<string, any>): string[] {
+    const opts = arr(props.securityOpts).map((o) => str(o)).filter((o): o is string => !!o).map((o) => o.replace(/\s/g, "").toLowerCase());
+    const out: string[] = [];
+    if (!opts.some((o) => o === "no-new-privileges" || o === "no-new-privileges:true" || o === "no-new-privileges=true")) {
+        out.push("does not set securityOpts [\"no-new-privileges:true\"]");
+    }
+    for (const o of opts) {
+        if (/^(seccomp|apparmor)[:=]unconfined$/.test(o) || /^label[:=]disable$/.test(o)) out.push(`disables a kernel confinement (securityOpts "${o}")`);
+    }
+    return out;
+}
+
+export function k8sEscalationProblems(type: string, props: Record<string, any>): string[] {
+    const tmpl = podTemplate(type, props);
+    const out: string[] = [];
+    for (const c of tmpl ? podContainers(tmpl.spec) : []) {
+        if (c.container.securityContext?.allowPrivilegeEscalation !== false) {
+            out.push(`container "${c.name}" does not set allowPrivilegeEscalation: false`);
+        }
+        const seccomp = effective(tmpl!.spec, c, "seccompProfile");
+        const kind = str(seccomp?.type);
+        if (kind !== "RuntimeDefault" && kind !== "Localhost") {
+            out.push(`container "${c.name}" has seccompProfile ${kind ?? "unset"} (needs RuntimeDefault or Localhost)`);
+        }
+    }
+    return out;
+}
+
+export const noPrivilegeEscalation: ResourceValidationPolicy = {
+    name: "no-privilege-escalation",
+    description:
+        "Processes cannot gain privileges: Docker containers set no-new-privileges and keep seccomp/AppArmor; " +
+        "Kubernetes containers set allowPrivilegeEscalation: false and seccompProfile RuntimeDefault.",
+    severity: "high",
+    validateResource: (args, reportViolation) => {
+        const props = unwrap(args.props);
+        let problems: string[] = [];
+        if (args.type === DOCKER_CONTAINER) problems = dockerEscalationProblems(props);
+        else if (isK8sWorkload(args.type)) problems = k8sEscalationProblems(args.type, props);
+        else args.notApplicable("only containers");
+        for (const p of problems) {
+            const fix = args.type === DOCKER_CONTAINER
+                ? "add securityOpts: [\"no-new-privileges:true\"] and keep the default seccomp and AppArmor profiles"
+                : "set securityContext.allowPrivilegeEscalation: false and seccompProfile: { type: RuntimeDefault }";
+            reportViolation(`${describe(args.type, args.name)} ${p}; ${fix}.`);
+        }
+    },
+};

@@ -1,0 +1,98 @@
+import { ResourceValidationPolicy } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
+import { arr, isRecord, str, unwrap } from "../lib/values";
+import { describe, DOCKER_CONTAINER, isK8sWorkload, podContainers, podTemplate } from "../lib/workloads";
+
+export interface PrivilegedConfig {
+    /** Host paths that a Kubernetes hostPath volume may mount (none by default, as in PSS baseline). */
+    allowedK8sHostPaths: string[];
+}
+
+const defaults: PrivilegedConfig = { allowedK8sHostPaths: [] };
+
+/** Container runtime sockets: mounting one gives root on the host. */
+const RUNTIME_SOCKETS = [
+    "/var/run/docker.sock", "/run/docker.sock", "/var/run/containerd/containerd.sock", "/run/containerd/containerd.sock",
+    "/var/run/crio/crio.sock", "/run/crio/crio.sock", "/var/run/podman/podman.sock", "/run/podman/podman.sock",
+];
+/** Host paths whose bind mount is equivalent to host access. */
+const SENSITIVE_HOST_PATHS = ["/", "/proc", "/sys", "/etc", "/root", "/boot", "/dev", "/var/lib/docker", "/var/run", "/run"];
+
+function normalizePath(p: string): string {
+    return p.length > 1 ? p.replace(/\/+$/, "") : p;
+}
+
+export function hostPathProblem(path: string): string | undefined {
+    const p = normalizePath(path);
+    if (RUNTIME_SOCKETS.includes(p) || /\/(docker|containerd|crio|podman)\.sock$/.test(p)) {
+        return `mounts the container runtime socket ${p} (root on the host)`;
+    }
+    if (SENSITIVE_HOST_PATHS.includes(p)) return `bind-mounts the host path ${p}`;
+    return undefined;
+}
+
+export function dockerPrivilegeProblems(props: Record<string, any>): string[] {
+    const out: string[] = [];
+    if (props.privileged === true) out.push("runs privileged");
+    for (const [field, label] of [["networkMode", "network"], ["pidMode", "PID"], ["ipcMode", "IPC"], ["usernsMode", "user"], ["cgroupnsMode", "cgroup"]] as const) {
+        if (str(props[field]) === "host") out.push(`shares the host ${label} namespace (${field}: "host")`);
+    }
+    arr(props.volumes).forEach((v) => {
+        const hp = isRecord(v) ? str(v.hostPath) : undefined;
+        const problem = hp ? hostPathProblem(hp) : undefined;
+        if (problem) out.push(problem);
+    });
+    arr(props.mounts).forEach((m) => {
+        const src = isRecord(m) && str(m.type) === "bind" ? str(m.source) : undefined;
+        const problem = src ? hostPathProblem(src) : undefined;
+        if (problem) out.push(problem);
+    });
+    if (arr(props.devices).length) out.push("passes host devices into the container (devices)");
+    return out;
+}
+
+export function k8sPrivilegeProblems(type: string, props: Record<string, any>, cfg: PrivilegedConfig = defaults): string[] {
+    const out: string[] = [];
+    const tmpl = podTemplate(type, props);
+    if (!tmpl) return out;
+    const spec = tmpl.spec;
+    for (const field of ["hostNetwork", "hostPID", "hostIPC"]) {
+        if (spec[field] === true) out.push(`sets ${field}: true`);
+    }
+    for (const v of arr(spec.volumes)) {
+        const hp = isRecord(v) ? str(v.hostPath?.path) : undefined;
+        if (hp === undefined) continue;
+        if (cfg.allowedK8sHostPaths.includes(normalizePath(hp))) continue;
+        out.push(hostPathProblem(hp) ?? `mounts the hostPath volume ${hp} (use a PersistentVolumeClaim, emptyDir or ConfigMap)`);
+    }
+    for (const c of podContainers(spec)) {
+        if (c.container.securityContext?.privileged === true) out.push(`container "${c.name}" runs privileged`);
+    }
+    return out;
+}
+
+export const noPrivilegedContainers: ResourceValidationPolicy = {
+    name: "no-privileged-containers",
+    description:
+        "No container runs privileged, shares host namespaces (network, PID, IPC), mounts the Docker/containerd " +
+        "socket or sensitive host paths, or receives host devices.",
+    severity: "critical",
+    configSchema: {
+        properties: {
+            allowedK8sHostPaths: { type: "array", items: { type: "string" }, default: [] },
+        },
+    },
+    validateResource: (args, reportViolation) => {
+        const props = unwrap(args.props);
+        let problems: string[] = [];
+        if (args.type === DOCKER_CONTAINER) problems = dockerPrivilegeProblems(props);
+        else if (isK8sWorkload(args.type)) problems = k8sPrivilegeProblems(args.type, props, readConfig(args, defaults));
+        else args.notApplicable("only containers and Kubernetes workloads");
+        for (const p of problems) {
+            reportViolation(
+                `${describe(args.type, args.name)} ${p}. A compromised process there owns the host: remove it ` +
+                "(use published loopback ports, named volumes and a user-defined network instead).",
+            );
+        }
+    },
+};

@@ -1,0 +1,123 @@
+import { ResourceValidationPolicy } from "@pulumi/policy";
+import { Environment, environmentSchema, readConfig } from "../lib/config";
+import { arr, isRecord, num, str, unwrap } from "../lib/values";
+import {
+    DATASTORES, describe, DOCKER_CONTAINER, identity, isDatastore, isK8sWorkload, K8S, LABEL_ROLE, LABEL_WORKLOAD,
+    metadataLabels, MONITORING, objectName, podContainers, podTemplate,
+} from "../lib/workloads";
+
+export interface ExposureConfig {
+    environment: Environment;
+    /** Workloads that must never be reachable from outside the cluster/host. */
+    internalWorkloads: string[];
+}
+
+const defaults: ExposureConfig = { environment: "prod", internalWorkloads: [...DATASTORES, ...MONITORING] };
+
+const LOOPBACK = /^(127(\.\d{1,3}){3}|::1|localhost)$/;
+
+/** Docker: every published port bound to loopback; on prod, datastores publish nothing. */
+export function dockerExposure(name: string, props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
+    const out: string[] = [];
+    const id = identity(DOCKER_CONTAINER, name, props);
+    if (props.publishAllPorts === true) {
+        out.push("sets publishAllPorts, which publishes every exposed port on all host interfaces");
+    }
+    const ports = arr(props.ports).filter(isRecord);
+    if (cfg.environment === "prod" && isDatastore(id) && ports.length > 0) {
+        out.push(`is a datastore and publishes ${ports.map((p) => `${p.internal}`).join(", ")} on the host; on prod ` +
+            "datastores publish no ports (reach them on the Docker network; for admin use `docker exec` or a VPN)");
+    }
+    for (const p of ports) {
+        const ip = str(p.ip);
+        if (ip === undefined || !LOOPBACK.test(ip)) {
+            const ext = num(p.external);
+            out.push(`publishes container port ${p.internal} on ${ip ?? "0.0.0.0"}:${ext ?? "<random>"}; set ports[].ip to "127.0.0.1"`);
+        }
+    }
+    return out;
+}
+
+/** Does a Service (by its labels, selector or name) front an internal workload? */
+export function serviceTarget(props: Record<string, any>, resourceName: string, cfg: ExposureConfig = defaults): string | undefined {
+    const labels = metadataLabels(props);
+    const selector = isRecord(props.spec?.selector) ? (props.spec.selector as Record<string, unknown>) : {};
+    const candidates = [labels[LABEL_WORKLOAD], str(selector[LABEL_WORKLOAD]), objectName(props, resourceName)];
+    const hit = candidates.find((c) => c !== undefined && cfg.internalWorkloads.includes(c));
+    if (hit) return hit;
+    const role = labels[LABEL_ROLE] ?? str(selector[LABEL_ROLE]);
+    if (role === "datastore" || role === "monitoring") return labels[LABEL_WORKLOAD] ?? objectName(props, resourceName);
+    return undefined;
+}
+
+export function k8sExposure(type: string, name: string, props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
+    const out: string[] = [];
+    if (type === K8S.service) {
+        const svcType = str(props.spec?.type) ?? "ClusterIP";
+        const external = arr(props.spec?.externalIPs).length > 0;
+        const target = serviceTarget(props, name, cfg);
+        const role = metadataLabels(props)[LABEL_ROLE];
+        if (svcType === "LoadBalancer" || svcType === "NodePort" || external) {
+            const how = external ? "externalIPs" : `type ${svcType}`;
+            if (target) {
+                out.push(`exposes ${target} outside the cluster (${how}); internal workloads use type ClusterIP`);
+            } else if (role !== "edge") {
+                out.push(`exposes a non-edge workload outside the cluster (${how}); only the Ingress controller (role=edge) may`);
+            }
+        }
+    } else if (type === K8S.ingress) {
+        const backends: string[] = [];
+        const def = str(props.spec?.defaultBackend?.service?.name);
+        if (def) backends.push(def);
+        for (const r of arr(props.spec?.rules)) {
+            for (const p of arr(r?.http?.paths)) {
+                const svc = str(p?.backend?.service?.name);
+                if (svc) backends.push(svc);
+            }
+        }
+        const internal = [...new Set(backends.filter((b) => cfg.internalWorkloads.includes(b)))];
+        if (internal.length) {
+            out.push(`routes public traffic to ${internal.join(", ")}; datastores and monitoring stay internal (use a VPN or port-forward for admin access)`);
+        }
+    } else if (isK8sWorkload(type)) {
+        const tmpl = podTemplate(type, props);
+        for (const c of tmpl ? podContainers(tmpl.spec) : []) {
+            for (const p of arr(c.container.ports)) {
+                if (isRecord(p) && p.hostPort !== undefined && p.hostPort !== null && num(p.hostPort) !== 0) {
+                    out.push(`container "${c.name}" binds hostPort ${p.hostPort}, bypassing Services and NetworkPolicies`);
+                }
+            }
+        }
+    }
+    return out;
+}
+
+export const noPublicExposure: ResourceValidationPolicy = {
+    name: "no-public-exposure",
+    description:
+        "Nothing is published beyond the host or cluster except the edge: Docker ports bind to 127.0.0.1 (datastores " +
+        "publish none on prod); Kubernetes datastores, Prometheus and Grafana have no LoadBalancer/NodePort Service, " +
+        "no Ingress route and no hostPort.",
+    severity: "critical",
+    configSchema: {
+        properties: {
+            environment: environmentSchema,
+            internalWorkloads: { type: "array", items: { type: "string" }, default: defaults.internalWorkloads },
+        },
+    },
+    validateResource: (args, reportViolation) => {
+        const cfg = readConfig(args, defaults);
+        const props = unwrap(args.props);
+        let problems: string[] = [];
+        if (args.type === DOCKER_CONTAINER) {
+            problems = dockerExposure(args.name, props, cfg);
+        } else if (args.type === K8S.service || args.type === K8S.ingress || isK8sWorkload(args.type)) {
+            problems = k8sExposure(args.type, args.name, props, cfg);
+        } else {
+            args.notApplicable("only containers, Services, Ingresses and workloads");
+        }
+        for (const p of problems) {
+            reportViolation(`${describe(args.type, args.name)} ${p}.`);
+        }
+    },
+};

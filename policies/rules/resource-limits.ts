@@ -1,0 +1,68 @@
+import { ResourceValidationPolicy } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
+import { isRecord, isUnknown, num, str, unwrap } from "../lib/values";
+import { describe, DOCKER_CONTAINER, isK8sWorkload, podContainers, podTemplate } from "../lib/workloads";
+
+export interface LimitsConfig {
+    /** Kubernetes: require limits.cpu as well as limits.memory. */
+    requireCpuLimit: boolean;
+    /** Kubernetes: require requests.cpu and requests.memory (scheduling). */
+    requireRequests: boolean;
+}
+
+const defaults: LimitsConfig = { requireCpuLimit: true, requireRequests: true };
+
+function present(v: unknown): boolean {
+    if (isUnknown(v)) return true;
+    const s = str(v);
+    const n = num(v);
+    return (n !== undefined && n > 0) || (s !== undefined && s.trim() !== "" && s.trim() !== "0");
+}
+
+export function dockerLimitProblems(props: Record<string, any>): string[] {
+    const out: string[] = [];
+    if (!present(props.memory)) out.push("has no memory limit (memory, in MB)");
+    if (!present(props.cpus) && !present(props.cpuShares) && !(present(props.cpuQuota) && present(props.cpuPeriod))) {
+        out.push("has no CPU limit (cpus or cpuShares)");
+    }
+    return out;
+}
+
+export function k8sLimitProblems(type: string, props: Record<string, any>, cfg: LimitsConfig = defaults): string[] {
+    const tmpl = podTemplate(type, props);
+    const out: string[] = [];
+    for (const c of tmpl ? podContainers(tmpl.spec) : []) {
+        const res = isRecord(c.container.resources) ? c.container.resources : {};
+        const missing: string[] = [];
+        if (!present(res.limits?.memory)) missing.push("limits.memory");
+        if (cfg.requireCpuLimit && !present(res.limits?.cpu)) missing.push("limits.cpu");
+        if (cfg.requireRequests && !present(res.requests?.memory)) missing.push("requests.memory");
+        if (cfg.requireRequests && !present(res.requests?.cpu)) missing.push("requests.cpu");
+        if (missing.length) out.push(`container "${c.name}" has no resources.${missing.join(", resources.")}`);
+    }
+    return out;
+}
+
+export const resourceLimits: ResourceValidationPolicy = {
+    name: "resource-limits",
+    description:
+        "Every container has CPU and memory limits (Docker memory and cpus/cpuShares; Kubernetes resources " +
+        "limits and requests), so one runaway service cannot starve the trading engine or the datastores.",
+    severity: "medium",
+    configSchema: {
+        properties: {
+            requireCpuLimit: { type: "boolean", default: true },
+            requireRequests: { type: "boolean", default: true },
+        },
+    },
+    validateResource: (args, reportViolation) => {
+        const props = unwrap(args.props);
+        let problems: string[] = [];
+        if (args.type === DOCKER_CONTAINER) problems = dockerLimitProblems(props);
+        else if (isK8sWorkload(args.type)) problems = k8sLimitProblems(args.type, props, readConfig(args, defaults));
+        else args.notApplicable("only containers");
+        for (const p of problems) {
+            reportViolation(`${describe(args.type, args.name)} ${p}; size it from the guide's system requirements and set the limit explicitly.`);
+        }
+    },
+};

@@ -1,0 +1,63 @@
+import { StackValidationPolicy } from "@pulumi/policy";
+import { Environment, environmentSchema, readConfig } from "../lib/config";
+import { selectorMatches } from "../lib/selectors";
+import { plainResources, StackResource } from "../lib/stack";
+import { num, str } from "../lib/values";
+import { identity, K8S, namespaceOf, objectName, podTemplate } from "../lib/workloads";
+
+export interface PdbConfig {
+    environment: Environment;
+}
+
+const defaults: PdbConfig = { environment: "prod" };
+
+/** Does this PDB block every voluntary eviction (node drains hang)? */
+function blocksAllEvictions(pdb: Record<string, any>, replicas: number | undefined): boolean {
+    const maxUnavailable = pdb.spec?.maxUnavailable;
+    if (maxUnavailable === 0 || str(maxUnavailable) === "0%" || str(maxUnavailable) === "0") return true;
+    const minAvailable = pdb.spec?.minAvailable;
+    if (str(minAvailable) === "100%") return true;
+    const n = num(minAvailable);
+    return n !== undefined && replicas !== undefined && n >= replicas;
+}
+
+export function pdbFindings(resources: StackResource[]): Array<{ urn: string; message: string }> {
+    const pdbs = resources.filter((r) => r.type === K8S.pdb);
+    const out: Array<{ urn: string; message: string }> = [];
+    for (const d of resources.filter((r) => r.type === K8S.deployment)) {
+        if (identity(d.type, d.name, d.props).role !== "service") continue;
+        const tmpl = podTemplate(d.type, d.props);
+        const ns = namespaceOf(d.props);
+        const name = objectName(d.props, d.name);
+        const matching = pdbs.filter((p) => namespaceOf(p.props) === ns && selectorMatches(p.props.spec?.selector, tmpl?.labels ?? {}));
+        if (matching.length === 0) {
+            out.push({
+                urn: d.urn,
+                message: `Deployment "${name}" (role=service) has no PodDisruptionBudget selecting its pods in namespace "${ns}"; ` +
+                    "add one (policy/v1, selector.matchLabels = its trading.io/workload label, maxUnavailable: 1).",
+            });
+            continue;
+        }
+        const replicas = num(d.props.spec?.replicas);
+        for (const p of matching.filter((m) => blocksAllEvictions(m.props, replicas))) {
+            out.push({
+                urn: p.urn,
+                message: `PodDisruptionBudget "${objectName(p.props, p.name)}" allows no disruption of Deployment "${name}", so node ` +
+                    "drains hang; use maxUnavailable: 1 (or minAvailable below the replica count).",
+            });
+        }
+    }
+    return out;
+}
+
+export const servicePodDisruptionBudget: StackValidationPolicy = {
+    name: "service-pod-disruption-budget",
+    description: "On prod, every service Deployment has a PodDisruptionBudget whose selector matches its pods and that still allows drains.",
+    severity: "medium",
+    configSchema: { properties: { environment: environmentSchema } },
+    validateStack: (args, reportViolation) => {
+        const cfg = readConfig(args, defaults);
+        if (cfg.environment !== "prod") args.notApplicable("prod-only policy (config environment != prod)");
+        for (const v of pdbFindings(plainResources(args.resources))) reportViolation(v.message, v.urn);
+    },
+};
