@@ -11,7 +11,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BASE_IMAGE="${BASE_IMAGE:-ai-trading/debian:bookworm}"
 SUITE=bookworm
 CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/images"
-TARBALL="$CACHE_DIR/debian-$SUITE-minbase-rootfs.tar"
+# Bump ROOTFS_REV when the rootfs recipe below changes (invalidates the cached tarball).
+ROOTFS_REV=2
+TARBALL="$CACHE_DIR/debian-$SUITE-minbase-rootfs-r$ROOTFS_REV.tar"
 
 log() { echo "[build-base] $*" >&2; }
 
@@ -89,6 +91,20 @@ Acquire::Languages "none";
 Acquire::Retries "3";
 DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
 APT
+  # Slim: no docs, man pages, info or translations (copyright files kept), as Debian's -slim images.
+  cat >"$ROOT/etc/dpkg/dpkg.cfg.d/90-container-slim" <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/lintian/*
+DPKG
+  find "$ROOT/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+  find "$ROOT/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+  rm -rf "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/* "$ROOT"/usr/share/lintian/*
+  find "$ROOT/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} + 2>/dev/null || true
   # Never start services from maintainer scripts during image builds.
   printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
   chmod 755 "$ROOT/usr/sbin/policy-rc.d"

