@@ -1,0 +1,186 @@
+import { bps, D, Decimal, quote, str } from "./decimal";
+import type { Bar, Fill, Liquidity, OrderRequest } from "./types";
+
+/**
+ * Deterministic paper exchange. Given the same sequence of bars and orders it produces the same
+ * fills (ids, prices, fees, timestamps from market time, never wall clock or randomness).
+ *
+ * - Market orders fill at once against the last bar's close, moved against the taker by the
+ *   slippage model: `slippageBps + impactBps * quantity / lastBarVolume` (capped by `maxSlippageBps`),
+ *   rounded to the tick in the adverse direction; taker fee.
+ * - Limit orders that are marketable on arrival (buy limit >= last, sell limit <= last) fill at once
+ *   as taker at the slipped price but never worse than the limit. Otherwise they rest (GTC) or expire
+ *   (IOC). A resting limit fills when a later bar *crosses* it (buy: low < limit, sell: high > limit;
+ *   `fillOnTouch` relaxes this to <= / >=) at the limit price with the maker fee; with
+ *   `maxParticipation` set a bar fills at most that fraction of its volume (partial fills).
+ * - Fill ids are `${orderId}:${n}` (n = 1, 2, ... per order), so re-running the same order cannot
+ *   mint a different fill id.
+ */
+export interface PaperExchangeOptions {
+  makerFeeBps?: string;
+  takerFeeBps?: string;
+  slippageBps?: string;
+  impactBps?: string;
+  maxSlippageBps?: string;
+  tickSize?: string;
+  /** Quantity step for partial fills (default 0.00000001). */
+  stepSize?: string;
+  fillOnTouch?: boolean;
+  maxParticipation?: string;
+}
+
+export type ExecutionStatus = "filled" | "partially_filled" | "resting" | "rejected" | "expired" | "cancelled";
+
+export interface ExecutionReport {
+  orderId: string;
+  status: ExecutionStatus;
+  fills: Fill[];
+  /** Quantity still open after this report. */
+  remaining: string;
+  reason?: string;
+}
+
+export interface RestingOrder {
+  order: OrderRequest;
+  remaining: string;
+  /** Number of fills already produced for the order (next fill id uses fillSeq + 1). */
+  fillSeq: number;
+}
+
+export class PaperExchange {
+  private readonly last = new Map<string, Bar>();
+  private readonly resting = new Map<string, RestingOrder>();
+  private readonly o: Required<Omit<PaperExchangeOptions, "maxParticipation">> & { maxParticipation?: string };
+  constructor(opts: PaperExchangeOptions = {}) {
+    this.o = {
+      makerFeeBps: opts.makerFeeBps ?? "10",
+      takerFeeBps: opts.takerFeeBps ?? "10",
+      slippageBps: opts.slippageBps ?? "5",
+      impactBps: opts.impactBps ?? "0",
+      maxSlippageBps: opts.maxSlippageBps ?? "100",
+      tickSize: opts.tickSize ?? "0.01",
+      stepSize: opts.stepSize ?? "0.00000001",
+      fillOnTouch: opts.fillOnTouch ?? false,
+      maxParticipation: opts.maxParticipation,
+    };
+  }
+
+  lastPrice(symbol: string): string | undefined {
+    return this.last.get(symbol)?.close;
+  }
+  lastBar(symbol: string): Bar | undefined {
+    return this.last.get(symbol);
+  }
+  restingOrders(): RestingOrder[] {
+    return [...this.resting.values()].map((r) => ({ ...r }));
+  }
+  /** Restores a resting order after a restart (e.g. from the order store). */
+  restore(r: RestingOrder): void {
+    this.resting.set(r.order.orderId, { ...r });
+  }
+  /** Seeds the last bar without matching resting orders (warm start). */
+  setLastBar(bar: Bar): void {
+    this.last.set(bar.symbol, bar);
+  }
+
+  private fee(notional: Decimal, liq: Liquidity): Decimal {
+    return quote(notional.mul(bps(liq === "maker" ? this.o.makerFeeBps : this.o.takerFeeBps)));
+  }
+
+  /** Adverse-slipped execution price for a taker of `qty` against the last bar. */
+  takerPrice(symbol: string, side: "buy" | "sell", qty: Decimal): Decimal | undefined {
+    const bar = this.last.get(symbol);
+    if (!bar) return undefined;
+    const vol = D(bar.volume);
+    let slip = D(this.o.slippageBps);
+    if (vol.gt(0)) slip = slip.plus(D(this.o.impactBps).mul(qty).div(vol));
+    slip = Decimal.min(slip, D(this.o.maxSlippageBps));
+    const raw = D(bar.close).mul(side === "buy" ? D(1).plus(bps(slip)) : D(1).minus(bps(slip)));
+    const t = D(this.o.tickSize);
+    const ticks = raw.div(t);
+    return (side === "buy" ? ticks.ceil() : ticks.floor()).mul(t);
+  }
+
+  private makeFill(order: OrderRequest, seq: number, qty: Decimal, price: Decimal, liq: Liquidity, ts: number): Fill {
+    return {
+      fillId: `${order.orderId}:${seq}`,
+      orderId: order.orderId,
+      userId: order.userId,
+      symbol: order.symbol,
+      side: order.side,
+      quantity: str(qty),
+      price: str(price),
+      fee: str(this.fee(qty.mul(price), liq)),
+      liquidity: liq,
+      ts,
+    };
+  }
+
+  /** Submits an order. `ts` defaults to the last bar's close time of the symbol. */
+  submit(order: OrderRequest, ts?: number): ExecutionReport {
+    const qty = D(order.quantity);
+    if (qty.lte(0)) return { orderId: order.orderId, status: "rejected", fills: [], remaining: order.quantity, reason: "INVALID_QUANTITY" };
+    if (this.resting.has(order.orderId)) return { orderId: order.orderId, status: "rejected", fills: [], remaining: order.quantity, reason: "DUPLICATE_ORDER_ID" };
+    const bar = this.last.get(order.symbol);
+    const at = ts ?? bar?.closeTime ?? 0;
+    if (order.type === "market") {
+      const px = this.takerPrice(order.symbol, order.side, qty);
+      if (!px) return { orderId: order.orderId, status: "rejected", fills: [], remaining: order.quantity, reason: "NO_MARKET_PRICE" };
+      return { orderId: order.orderId, status: "filled", fills: [this.makeFill(order, 1, qty, px, "taker", at)], remaining: "0" };
+    }
+    if (!order.limitPrice || D(order.limitPrice).lte(0))
+      return { orderId: order.orderId, status: "rejected", fills: [], remaining: order.quantity, reason: "INVALID_LIMIT_PRICE" };
+    const limit = D(order.limitPrice);
+    if (bar) {
+      const last = D(bar.close);
+      const marketable = order.side === "buy" ? limit.gte(last) : limit.lte(last);
+      if (marketable) {
+        const slipped = this.takerPrice(order.symbol, order.side, qty)!;
+        const px = order.side === "buy" ? Decimal.min(slipped, limit) : Decimal.max(slipped, limit);
+        return { orderId: order.orderId, status: "filled", fills: [this.makeFill(order, 1, qty, px, "taker", at)], remaining: "0" };
+      }
+    }
+    if (order.timeInForce === "IOC") return { orderId: order.orderId, status: "expired", fills: [], remaining: order.quantity };
+    this.resting.set(order.orderId, { order, remaining: order.quantity, fillSeq: 0 });
+    return { orderId: order.orderId, status: "resting", fills: [], remaining: order.quantity };
+  }
+
+  cancel(orderId: string): ExecutionReport | undefined {
+    const r = this.resting.get(orderId);
+    if (!r) return undefined;
+    this.resting.delete(orderId);
+    return { orderId, status: "cancelled", fills: [], remaining: r.remaining };
+  }
+
+  /** Feeds a closed bar: resting limits of its symbol that the bar crosses fill (submission order), then the bar becomes the last. */
+  onBar(bar: Bar): ExecutionReport[] {
+    const reports: ExecutionReport[] = [];
+    const low = D(bar.low);
+    const high = D(bar.high);
+    let volumeLeft = this.o.maxParticipation ? D(bar.volume).mul(this.o.maxParticipation) : undefined;
+    for (const r of this.resting.values()) {
+      if (r.order.symbol !== bar.symbol) continue;
+      const limit = D(r.order.limitPrice!);
+      const crosses =
+        r.order.side === "buy"
+          ? this.o.fillOnTouch ? low.lte(limit) : low.lt(limit)
+          : this.o.fillOnTouch ? high.gte(limit) : high.gt(limit);
+      if (!crosses) continue;
+      let qty = D(r.remaining);
+      if (volumeLeft) {
+        const step = D(this.o.stepSize);
+        qty = Decimal.min(qty, volumeLeft.div(step).floor().mul(step));
+        if (qty.lte(0)) continue;
+        volumeLeft = volumeLeft.minus(qty);
+      }
+      r.fillSeq += 1;
+      const fill = this.makeFill(r.order, r.fillSeq, qty, limit, "maker", bar.closeTime);
+      const remaining = D(r.remaining).minus(qty);
+      r.remaining = str(remaining);
+      if (remaining.lte(0)) this.resting.delete(r.order.orderId);
+      reports.push({ orderId: r.order.orderId, status: remaining.lte(0) ? "filled" : "partially_filled", fills: [fill], remaining: r.remaining });
+    }
+    this.last.set(bar.symbol, bar);
+    return reports;
+  }
+}

@@ -1,0 +1,136 @@
+import { bps, D, Decimal, str, ZERO, type DecimalLike } from "./decimal";
+import type { OrderRequest } from "./types";
+
+/** Named reasons a pre-trade check rejects an order. */
+export type RiskRejection =
+  | "INVALID_ORDER"
+  | "ORDER_QUANTITY_EXCEEDED"
+  | "ORDER_NOTIONAL_EXCEEDED"
+  | "POSITION_LIMIT_EXCEEDED"
+  | "NO_REFERENCE_PRICE"
+  | "PRICE_COLLAR_BREACHED"
+  | "DAILY_LOSS_LIMIT_REACHED"
+  | "ORDER_RATE_EXCEEDED";
+
+export interface RiskLimits {
+  maxOrderQuantity: string;
+  maxOrderNotional: string;
+  /** Maximum absolute position per symbol after the order fills. */
+  maxPosition: string;
+  /** Limit price must be within this many bps of the last price. */
+  priceCollarBps: string;
+  /** Loss (positive number) at which new orders are refused for the rest of the UTC day. */
+  dailyLossLimit: string;
+  maxOrdersPerWindow: number;
+  rateWindowMs: number;
+}
+
+export const DEFAULT_LIMITS: RiskLimits = {
+  maxOrderQuantity: "100",
+  maxOrderNotional: "100000",
+  maxPosition: "500",
+  priceCollarBps: "500",
+  dailyLossLimit: "10000",
+  maxOrdersPerWindow: 50,
+  rateWindowMs: 1000,
+};
+
+export interface RiskContext {
+  /** Last traded price of the symbol; undefined = unknown (the check then fails closed). */
+  lastPrice?: DecimalLike;
+  /** Current signed position in the symbol. */
+  position: DecimalLike;
+  /** Today's PnL (realized + unrealized - fees), negative for a loss. */
+  dailyPnl: DecimalLike;
+  /** Timestamps (ms) of the user's recent orders, used for the rate check. */
+  recentOrderTimes: number[];
+  now: number;
+}
+
+export type RiskDecision = { ok: true; notional: string } | { ok: false; reason: RiskRejection; message: string };
+
+const reject = (reason: RiskRejection, message: string): RiskDecision => ({ ok: false, reason, message });
+
+/**
+ * Pre-trade checks, in order; the first failure wins. Every check fails closed: a market order with
+ * no known price, or a limit order with no reference price for its collar, is rejected.
+ */
+export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity" | "limitPrice">, ctx: RiskContext, limits: RiskLimits = DEFAULT_LIMITS): RiskDecision {
+  let qty: Decimal;
+  try {
+    qty = D(order.quantity);
+    if (order.type === "limit") D(order.limitPrice ?? "x");
+  } catch {
+    return reject("INVALID_ORDER", "quantity and limit price must be decimals");
+  }
+  if (qty.lte(0)) return reject("INVALID_ORDER", "quantity must be positive");
+  if (order.type === "limit" && D(order.limitPrice!).lte(0)) return reject("INVALID_ORDER", "limit price must be positive");
+
+  const windowStart = ctx.now - limits.rateWindowMs;
+  const inWindow = ctx.recentOrderTimes.filter((t) => t > windowStart).length;
+  if (inWindow >= limits.maxOrdersPerWindow)
+    return reject("ORDER_RATE_EXCEEDED", `${inWindow} orders in the last ${limits.rateWindowMs} ms (max ${limits.maxOrdersPerWindow})`);
+
+  if (D(ctx.dailyPnl).neg().gte(D(limits.dailyLossLimit)))
+    return reject("DAILY_LOSS_LIMIT_REACHED", `daily PnL ${str(D(ctx.dailyPnl))} reached the loss limit ${limits.dailyLossLimit}`);
+
+  if (qty.gt(limits.maxOrderQuantity)) return reject("ORDER_QUANTITY_EXCEEDED", `quantity ${str(qty)} exceeds ${limits.maxOrderQuantity}`);
+
+  if (ctx.lastPrice === undefined || D(ctx.lastPrice).lte(0))
+    return reject("NO_REFERENCE_PRICE", "no last price is known for the symbol; refusing (fail closed)");
+  const last = D(ctx.lastPrice);
+
+  if (order.type === "limit") {
+    const limit = D(order.limitPrice!);
+    const band = last.mul(bps(limits.priceCollarBps));
+    if (limit.minus(last).abs().gt(band))
+      return reject("PRICE_COLLAR_BREACHED", `limit ${str(limit)} is more than ${limits.priceCollarBps} bps away from the last price ${str(last)}`);
+  }
+  const px = order.type === "limit" ? D(order.limitPrice!) : last;
+  const notional = qty.mul(px);
+  if (notional.gt(limits.maxOrderNotional))
+    return reject("ORDER_NOTIONAL_EXCEEDED", `notional ${str(notional)} exceeds ${limits.maxOrderNotional}`);
+
+  const after = D(ctx.position).plus(order.side === "buy" ? qty : qty.neg());
+  if (after.abs().gt(limits.maxPosition))
+    return reject("POSITION_LIMIT_EXCEEDED", `position would be ${str(after)}, beyond ${limits.maxPosition}`);
+
+  return { ok: true, notional: str(notional) };
+}
+
+/** Simple sliding-window order counter per key (the in-process state behind the rate check). */
+export class OrderRateWindow {
+  private readonly times = new Map<string, number[]>();
+  constructor(private readonly windowMs: number) {}
+  recent(key: string, now: number): number[] {
+    const arr = (this.times.get(key) ?? []).filter((t) => t > now - this.windowMs);
+    this.times.set(key, arr);
+    return arr;
+  }
+  record(key: string, now: number): void {
+    this.recent(key, now).push(now);
+  }
+}
+
+/** Simple returns r_i = p_i / p_{i-1} - 1 from a price series. */
+export function simpleReturns(prices: DecimalLike[]): number[] {
+  const out: number[] = [];
+  for (let i = 1; i < prices.length; i++) out.push(D(prices[i]).div(D(prices[i - 1])).minus(1).toNumber());
+  return out;
+}
+
+/**
+ * Historical-simulation Value at Risk: the loss not exceeded with probability `confidence`, from the
+ * empirical distribution of `returns`, scaled by `exposure`. Uses the lower-tail order statistic
+ * with index floor((1 - confidence) * n) (no interpolation: conservative for small samples).
+ * Returned as a positive loss amount (0 when even the tail return is a gain).
+ */
+export function historicalVaR(returns: number[], confidence = 0.95, exposure: DecimalLike = 1): { var: string; quantileReturn: number; observations: number } {
+  if (!(confidence > 0 && confidence < 1)) throw new RangeError("confidence must be in (0, 1)");
+  const clean = returns.filter(Number.isFinite).sort((a, b) => a - b);
+  if (clean.length === 0) throw new RangeError("VaR needs at least one return");
+  const idx = Math.min(clean.length - 1, Math.floor((1 - confidence) * clean.length));
+  const q = clean[idx];
+  const loss = Decimal.max(ZERO, D(q).neg().mul(D(exposure)));
+  return { var: str(loss.toDecimalPlaces(8)), quantileReturn: q, observations: clean.length };
+}

@@ -1,0 +1,200 @@
+import { describe, expect, it } from "vitest";
+import { cents, D, quote, roundToTick, str } from "../../services/src/trading/decimal";
+import { allowedSources, canTransition, InvalidTransitionError, isTerminal, ORDER_STATUSES, transition } from "../../services/src/trading/orderState";
+import { PaperExchange } from "../../services/src/trading/paperExchange";
+import { Portfolio } from "../../services/src/trading/portfolio";
+import type { Bar, Fill, OrderRequest } from "../../services/src/trading/types";
+
+const bar = (close: string, extra: Partial<Bar> = {}, t = 0): Bar => ({
+  symbol: "BTCUSDT",
+  interval: "1m",
+  openTime: 60_000 * t,
+  closeTime: 60_000 * t + 59_999,
+  open: close,
+  high: close,
+  low: close,
+  close,
+  volume: "100",
+  ...extra,
+});
+const order = (o: Partial<OrderRequest>): OrderRequest => ({
+  orderId: "o1",
+  userId: "u1",
+  symbol: "BTCUSDT",
+  side: "buy",
+  type: "market",
+  quantity: "1",
+  ...o,
+});
+
+describe("decimal arithmetic", () => {
+  it("has no float drift", () => {
+    expect(D(0.1).plus(0.2).eq(0.3)).toBe(true);
+    expect(0.1 + 0.2).not.toBe(0.3);
+    let sum = D(0);
+    for (let i = 0; i < 1000; i++) sum = sum.plus("0.01");
+    expect(str(sum)).toBe("10");
+    expect(str(D("42283.58").mul("0.00012345"))).toBe("5.219907951");
+  });
+  it("rounds half-even only where asked", () => {
+    expect(cents("0.125")).toBe("0.12");
+    expect(cents("0.135")).toBe("0.14");
+    expect(cents("-1.005")).toBe("-1.00");
+    expect(str(quote("1.123456785"))).toBe("1.12345678");
+    expect(str(roundToTick("100.126", "0.01"))).toBe("100.13");
+    expect(str(roundToTick("100.125", "0.05"))).toBe("100.1"); // 2002.5 ticks -> 2002 (half-even);
+  });
+  it("rejects non-finite input", () => {
+    expect(() => D(Number.NaN)).toThrow();
+    expect(() => D("abc")).toThrow();
+  });
+});
+
+describe("order state machine", () => {
+  it("allows the documented transitions only", () => {
+    expect(transition("new", "accepted")).toBe("accepted");
+    expect(canTransition("accepted", "partially_filled")).toBe(true);
+    expect(canTransition("partially_filled", "partially_filled")).toBe(true);
+    expect(canTransition("partially_filled", "filled")).toBe(true);
+    expect(canTransition("new", "filled")).toBe(false);
+    expect(canTransition("filled", "cancelled")).toBe(false);
+    expect(canTransition("cancelled", "accepted")).toBe(false);
+    expect(canTransition("partially_filled", "rejected")).toBe(false);
+    expect(() => transition("rejected", "accepted")).toThrow(InvalidTransitionError);
+  });
+  it("terminal states have no way out", () => {
+    for (const t of ["filled", "cancelled", "rejected", "expired"] as const) {
+      expect(isTerminal(t)).toBe(true);
+      for (const s of ORDER_STATUSES) expect(canTransition(t, s)).toBe(false);
+    }
+    expect(allowedSources("filled").sort()).toEqual(["accepted", "partially_filled"]);
+  });
+});
+
+describe("paper exchange", () => {
+  it("rejects a market order without a price", () => {
+    const ex = new PaperExchange();
+    expect(ex.submit(order({})).reason).toBe("NO_MARKET_PRICE");
+  });
+  it("fills market orders with slippage and taker fee, deterministically", () => {
+    const run = () => {
+      const ex = new PaperExchange({ takerFeeBps: "10", slippageBps: "5" });
+      ex.onBar(bar("100"));
+      return [ex.submit(order({ quantity: "2" })), ex.submit(order({ orderId: "o2", side: "sell", quantity: "0.5" }))];
+    };
+    const [buy, sell] = run();
+    expect(buy.status).toBe("filled");
+    expect(buy.fills[0]).toMatchObject({ fillId: "o1:1", price: "100.05", quantity: "2", fee: "0.2001", liquidity: "taker", ts: 59_999 });
+    expect(sell.fills[0]).toMatchObject({ price: "99.95", fee: "0.049975" });
+    expect(run()).toEqual([buy, sell]);
+  });
+  it("adds size impact to slippage, capped, rounding adversely to the tick", () => {
+    const ex = new PaperExchange({ slippageBps: "0", impactBps: "100", maxSlippageBps: "30" });
+    ex.onBar(bar("100.00", { volume: "10" }));
+    expect(ex.takerPrice("BTCUSDT", "buy", D("1"))!.toFixed()).toBe("100.1"); // 10 bps
+    expect(ex.takerPrice("BTCUSDT", "buy", D("100"))!.toFixed()).toBe("100.3"); // capped at 30 bps
+    expect(ex.takerPrice("BTCUSDT", "sell", D("0.1"))!.toFixed()).toBe("99.99"); // 99.99 exactly
+    expect(ex.takerPrice("BTCUSDT", "sell", D("0.15"))!.toFixed()).toBe("99.98"); // 99.985 floors
+  });
+  it("rests a limit until a bar crosses, then fills at the limit as maker", () => {
+    const ex = new PaperExchange({ makerFeeBps: "2", takerFeeBps: "10" });
+    ex.onBar(bar("100"));
+    const r = ex.submit(order({ type: "limit", limitPrice: "99", quantity: "3" }));
+    expect(r.status).toBe("resting");
+    expect(ex.onBar(bar("99.5", { low: "99", high: "100" }, 1))).toEqual([]); // touch only: no cross
+    const [rep] = ex.onBar(bar("98.7", { low: "98.5", high: "99.6" }, 2));
+    expect(rep.status).toBe("filled");
+    expect(rep.fills[0]).toMatchObject({ fillId: "o1:1", price: "99", quantity: "3", fee: "0.0594", liquidity: "maker", ts: 2 * 60_000 + 59_999 });
+    expect(ex.restingOrders()).toEqual([]);
+  });
+  it("fills a marketable limit at once, never worse than the limit", () => {
+    const ex = new PaperExchange({ slippageBps: "50" });
+    ex.onBar(bar("100"));
+    expect(ex.submit(order({ type: "limit", limitPrice: "100.2" })).fills[0].price).toBe("100.2");
+    expect(ex.submit(order({ orderId: "o2", type: "limit", limitPrice: "101" })).fills[0].price).toBe("100.5");
+    expect(ex.submit(order({ orderId: "o3", type: "limit", side: "sell", limitPrice: "99", timeInForce: "IOC" })).fills[0].price).toBe("99.5");
+    expect(ex.submit(order({ orderId: "o4", type: "limit", side: "sell", limitPrice: "101", timeInForce: "IOC" })).status).toBe("expired");
+  });
+  it("fills partially with a participation cap and keeps fill ids sequential", () => {
+    const ex = new PaperExchange({ maxParticipation: "0.1" });
+    ex.onBar(bar("100"));
+    ex.submit(order({ type: "limit", side: "sell", limitPrice: "101", quantity: "15" }));
+    const [a] = ex.onBar(bar("101.5", { high: "102", volume: "100" }, 1));
+    expect(a).toMatchObject({ status: "partially_filled", remaining: "5" });
+    expect(a.fills[0]).toMatchObject({ fillId: "o1:1", quantity: "10" });
+    const [b] = ex.onBar(bar("101.5", { high: "102", volume: "100" }, 2));
+    expect(b).toMatchObject({ status: "filled", remaining: "0" });
+    expect(b.fills[0].fillId).toBe("o1:2");
+  });
+  it("cancels and restores resting orders", () => {
+    const ex = new PaperExchange();
+    ex.onBar(bar("100"));
+    ex.submit(order({ type: "limit", limitPrice: "90" }));
+    const saved = ex.restingOrders();
+    expect(ex.cancel("o1")?.status).toBe("cancelled");
+    expect(ex.cancel("o1")).toBeUndefined();
+    const ex2 = new PaperExchange();
+    saved.forEach((r) => ex2.restore(r));
+    expect(ex2.onBar(bar("89", { low: "88" }, 1))[0].fills[0].fillId).toBe("o1:1");
+  });
+});
+
+const fill = (f: Partial<Fill>): Fill => ({
+  fillId: "f1",
+  orderId: "o1",
+  userId: "u1",
+  symbol: "BTCUSDT",
+  side: "buy",
+  quantity: "1",
+  price: "100",
+  fee: "0",
+  liquidity: "taker",
+  ts: 0,
+  ...f,
+});
+
+describe("portfolio accounting", () => {
+  it("tracks cash, average price, realized and unrealized PnL and fees to the cent", () => {
+    const p = new Portfolio("u1", "10000");
+    expect(p.applyFill(fill({ fillId: "a", quantity: "2", price: "100.10", fee: "0.2002" }))).toBe(true);
+    expect(p.applyFill(fill({ fillId: "b", quantity: "1", price: "103.33", fee: "0.10333" }))).toBe(true);
+    // avg = (200.20 + 103.33) / 3 = 101.17666...
+    expect(p.applyFill(fill({ fillId: "c", side: "sell", quantity: "1.5", price: "105.01", fee: "0.157515" }))).toBe(true);
+    const v = p.view({ BTCUSDT: "99.99" });
+    // cash = 10000 - 200.4002 - 103.43333 + (157.515 - 0.157515) = 9853.523955
+    expect(v.cash).toBe("9853.52");
+    expect(v.positions[0]).toMatchObject({ quantity: "1.5", avgPrice: "101.17666667" });
+    // realized = (105.01 - 101.176666...) * 1.5 = 5.75
+    expect(v.realizedPnl).toBe("5.75");
+    // unrealized = (99.99 - 101.17666..) * 1.5 = -1.78
+    expect(v.unrealizedPnl).toBe("-1.78");
+    expect(v.fees).toBe("0.46");
+    expect(v.netPnl).toBe("3.51"); // 5.75 - 1.78 - 0.461345 = 3.508655
+    expect(v.equity).toBe("10003.51"); // cash + 1.5 * 99.99
+  });
+  it("is idempotent per fill id", () => {
+    const p = new Portfolio("u1", "1000");
+    const f = fill({ fillId: "x", quantity: "3", price: "10", fee: "0.03" });
+    expect(p.applyFill(f)).toBe(true);
+    expect(p.applyFill(f)).toBe(false);
+    expect(p.view().cash).toBe("969.97");
+    expect(p.positions.get("BTCUSDT")!.quantity.toFixed()).toBe("3");
+  });
+  it("handles closing, flipping and shorts", () => {
+    const p = new Portfolio("u1", "0");
+    p.applyFill(fill({ fillId: "1", quantity: "2", price: "50" }));
+    p.applyFill(fill({ fillId: "2", side: "sell", quantity: "3", price: "60" })); // close 2 (+20), open short 1 @60
+    let pos = p.positions.get("BTCUSDT")!;
+    expect(pos.quantity.toFixed()).toBe("-1");
+    expect(pos.avgPrice.toFixed()).toBe("60");
+    expect(pos.realizedPnl.toFixed()).toBe("20");
+    p.applyFill(fill({ fillId: "3", quantity: "1", price: "55" })); // cover short +5
+    pos = p.positions.get("BTCUSDT")!;
+    expect(pos.quantity.isZero()).toBe(true);
+    expect(pos.realizedPnl.toFixed()).toBe("25");
+    expect(p.cash.toFixed()).toBe("25");
+  });
+  it("refuses another user's fill", () => {
+    expect(() => new Portfolio("u1").applyFill(fill({ userId: "u2" }))).toThrow();
+  });
+});
