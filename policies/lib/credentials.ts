@@ -26,11 +26,23 @@ export const WEAK_SECRET_VALUES = [
     "letmein", "pass", "clickhouse", "arangodb", "grafana",
 ];
 
-/** Names of variables/keys that hold credentials. `*_FILE` (a path to a secret file) is not one. */
+/** Last words of variable/key names that hold credentials (AUTH_TOKEN, JWT_SECRET, BINANCE_SECRET_KEY, ...). */
+const CREDENTIAL_WORDS = new Set([
+    "PASSWORD", "PASSWD", "PWD", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "KEY", "KEYS", "APIKEY", "CREDENTIAL", "CREDENTIALS",
+]);
+
+/**
+ * Names of variables/keys that hold credentials: judged by their last word, so that
+ * AUTHENTICATION_APIKEY_ENABLED or PASSWORD_MIN_LENGTH are not credentials while
+ * AUTHENTICATION_APIKEY_ALLOWED_KEYS is. `*_FILE` (a path to a secret file) is not one.
+ */
 export function isCredentialName(name: string): boolean {
-    const n = name.toUpperCase();
-    if (/_FILE$/.test(n) || /_PATH$/.test(n)) return false;
-    return /(PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|(^|_)KEY$|(^|_)AUTH$)/.test(n);
+    const words = name.toUpperCase().split(/[^A-Z0-9]+/).filter(Boolean);
+    const last = words[words.length - 1];
+    if (last === undefined) return false;
+    if (CREDENTIAL_WORDS.has(last)) return true;
+    // camelCase / lower-case keys of Secrets and ConfigMaps: "adminPassword", "api-key", "jwt.secret"
+    return /(password|passwd|secret|token|apikey|api_key|privatekey)$/i.test(name);
 }
 
 /** `scheme://user:password@host` — returns the password part, if any. */

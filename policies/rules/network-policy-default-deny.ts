@@ -56,15 +56,17 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
         for (const w of workloads.filter((x) => namespaceOf(x.props) === ns)) {
             const tmpl = podTemplate(w.type, w.props);
             if (!tmpl) continue;
-            const allowsIngress = inNs.some((p) => !isEmptySelector(p.props.spec?.podSelector)
+            // Its own policy: a non-empty podSelector matching its pods and covering Ingress. Its rules may be
+            // empty (deliberately closed, e.g. Grafana reached only by port-forward): the decision is explicit.
+            const explicit = inNs.some((p) => !isEmptySelector(p.props.spec?.podSelector)
                 && selectorMatches(p.props.spec?.podSelector, tmpl.labels)
-                && policyTypes(p.props).includes("Ingress") && arr(p.props.spec?.ingress).length > 0);
-            if (!allowsIngress) {
+                && policyTypes(p.props).includes("Ingress"));
+            if (!explicit) {
                 findings.push({
                     urn: w.urn,
-                    message: `${w.type.split(":").pop()} "${objectName(w.props, w.name)}" in namespace "${ns}" is selected ` +
-                        "by no NetworkPolicy that explicitly allows ingress to it. Add one whose podSelector matches its pod " +
-                        "labels (trading.io/workload) and whose ingress rules name the allowed clients and ports.",
+                    message: `${w.type.split(":").pop()} "${objectName(w.props, w.name)}" in namespace "${ns}" has no NetworkPolicy ` +
+                        "of its own. Add one whose podSelector matches its pod labels (trading.io/workload) and whose ingress " +
+                        "rules name the allowed clients and ports (an empty list keeps it closed).",
                 });
             }
         }
@@ -76,7 +78,7 @@ export const networkPolicyDefaultDeny: StackValidationPolicy = {
     name: "network-policy-default-deny",
     description:
         "Every Kubernetes namespace with workloads has a default-deny NetworkPolicy (podSelector {}, policyTypes " +
-        "Ingress and Egress) and each workload is reached only through an explicit allow policy.",
+        "Ingress and Egress) and each workload has its own NetworkPolicy listing who may reach it.",
     severity: "high",
     configSchema: {
         properties: {
