@@ -5,14 +5,30 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { vi } from "vitest";
 
 export interface RecordedResource {
   type: string;
   name: string;
   urn: string;
   inputs: Record<string, any>;
-  parent?: string;
+  /** Input paths (dotted) that arrived as secrets. */
+  secretPaths: string[];
+}
+
+/** Pulumi's wire marker of a secret value inside serialized inputs. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270";
+
+function unwrapSecrets(value: any, at: string, paths: string[]): any {
+  if (Array.isArray(value)) return value.map((v, i) => unwrapSecrets(v, `${at}[${i}]`, paths));
+  if (value && typeof value === "object") {
+    if (value[SECRET_SIG] === SECRET_MARK) {
+      paths.push(at);
+      return unwrapSecrets(value.value, at, paths);
+    }
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v, at ? `${at}.${k}` : k, paths)]));
+  }
+  return value;
 }
 
 export interface ProgramRun {
@@ -83,7 +99,12 @@ export class UnmockedError extends Error {}
  * `trading:` prefix; `null` removes a key). Throws what the program throws.
  */
 export async function runProgram(stack: "dev" | "prod" | string, config: Record<string, string | null> = {}, secretConfig: Record<string, string> = {}): Promise<ProgramRun> {
-  vi.resetModules();
+  // Under vitest each run gets fresh modules (a fresh Pulumi runtime); elsewhere (the benchmark)
+  // the caller runs one program per process.
+  if (process.env.VITEST) {
+    const { vi } = await import("vitest");
+    vi.resetModules();
+  }
   const pulumi = await import("@pulumi/pulumi");
   const resources: RecordedResource[] = [];
   const errors: Error[] = [];
@@ -95,8 +116,10 @@ export async function runProgram(stack: "dev" | "prod" | string, config: Record<
           errors.push(err);
           throw err;
         }
-        resources.push({ type: args.type, name: args.name, urn: args.urn ?? `${args.type}::${args.name}`, inputs: args.inputs });
-        return { id: `${args.name}-id`, state: computedState(args.type, args.name, args.inputs) };
+        const secretPaths: string[] = [];
+        const inputs = unwrapSecrets(args.inputs, "", secretPaths);
+        resources.push({ type: args.type, name: args.name, urn: args.urn ?? `${args.type}::${args.name}`, inputs, secretPaths });
+        return { id: `${args.name}-id`, state: computedState(args.type, args.name, inputs) };
       },
       call(args) {
         const err = new UnmockedError(`unmocked call ${args.token}`);

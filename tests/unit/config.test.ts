@@ -1,0 +1,82 @@
+import { describe, expect, it } from "vitest";
+import { catalog } from "../../services/src/catalog";
+import { ConfigError, parseStackConfig, RawConfig } from "../../stacks/config";
+
+const docker: RawConfig = { target: "docker", imageSource: "local" };
+const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt" };
+
+function error(stack: string, raw: RawConfig): ConfigError {
+  try {
+    parseStackConfig(stack, raw);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("parseStackConfig", () => {
+  it("applies target-specific defaults", () => {
+    const dev = parseStackConfig("dev", docker);
+    expect(dev.target).toBe("docker");
+    expect(dev.datastores.redis.enabled).toBe(false);
+    expect(dev.datastores.postgres).toEqual({ enabled: true, image: undefined, storageGi: 20 });
+    expect(dev.serviceReplicas["api-gateway"]).toBe(1);
+    expect(dev.docker.publishAdminPorts).toBe(true);
+
+    const prod = parseStackConfig("prod", k8s);
+    expect(prod.imageSource).toBe("upstream");
+    // Stateless services run at least two replicas on Kubernetes.
+    for (const s of catalog) expect(prod.serviceReplicas[s.name]).toBeGreaterThanOrEqual(2);
+    expect(prod.docker.publishAdminPorts).toBe(false);
+  });
+
+  it("names the key and the stack in every error", () => {
+    const e = error("prod", { ...k8s, replicas: "two" });
+    expect(e.message).toBe("Invalid configuration trading:replicas on stack 'prod': must be an integer, got 'two'");
+    expect(e.key).toBe("replicas");
+    expect(e.stack).toBe("prod");
+  });
+
+  it.each([
+    [{}, "target", "is required, one of docker, kubernetes"],
+    [{ target: "swarm" }, "target", "must be one of docker, kubernetes, got 'swarm'"],
+    [{ ...docker, postgresEnabled: "yes" }, "postgresEnabled", "must be true or false, got 'yes'"],
+    [{ ...docker, replicas: "0" }, "replicas", "must be between 1 and 50, got 0"],
+    [{ ...docker, postgresImage: "Postgres:::" }, "postgresImage", "is not a valid image reference"],
+    [{ ...docker, servicesImageTag: "latest" }, "servicesImageTag", "must be a pinned tag"],
+    [{ ...docker, serviceReplicas: "{\"nope\": 2}" }, "serviceReplicas", "'nope' is not a service of the catalog"],
+    [{ ...docker, serviceReplicas: "[1]" }, "serviceReplicas", "must be an object"],
+    [{ ...docker, disabledServices: "api-gateway,ghost" }, "disabledServices", "'ghost' is not a service of the catalog"],
+    [{ ...docker, httpPort: "8443" }, "httpsPort", "must differ from httpPort"],
+    [{ target: "kubernetes", certIssuer: "x" }, "registry", "is required on Kubernetes"],
+    [{ target: "kubernetes", registry: "r.example.com" }, "certIssuer", "Kubernetes needs TLS"],
+    [{ ...k8s, imageSource: "local" }, "imageSource", "'local' images exist only on the Docker host"],
+    [{ ...k8s, namespace: "Trading_NS" }, "namespace", "must be a DNS label"],
+    [{ ...k8s, backupSchedule: "daily" }, "backupSchedule", "five-field cron"],
+    [{ ...docker, tradingMode: "yolo" }, "tradingMode", "must be one of paper, live"],
+  ])("rejects %j at %s", (raw, key, fragment) => {
+    const e = error("dev", raw as RawConfig);
+    expect(e.key).toBe(key);
+    expect(e.message).toContain(`trading:${key} on stack 'dev'`);
+    expect(e.message).toContain(fragment);
+  });
+
+  it("refuses to switch off a datastore a deployed service requires, and says how to proceed", () => {
+    const e = error("dev", { ...docker, postgresEnabled: "false" });
+    expect(e.key).toBe("postgresEnabled");
+    expect(e.message).toMatch(/requires postgres; enable it or add .* to trading:disabledServices/);
+  });
+
+  it("allows a datastore off once the services needing it are disabled", () => {
+    const needing = catalog.filter((s) => s.requires.includes("postgres")).map((s) => s.name);
+    const cfg = parseStackConfig("dev", { ...docker, postgresEnabled: "false", disabledServices: needing.join(",") });
+    expect(cfg.datastores.postgres.enabled).toBe(false);
+    expect(cfg.services.map((s) => s.name)).not.toContain("user-management");
+  });
+
+  it("takes per-service replica overrides", () => {
+    const cfg = parseStackConfig("prod", { ...k8s, serviceReplicas: JSON.stringify({ "api-gateway": 5 }) });
+    expect(cfg.serviceReplicas["api-gateway"]).toBe(5);
+  });
+});

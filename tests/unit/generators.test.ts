@@ -1,0 +1,158 @@
+/** Pure generators and rules of the program, without an engine. */
+import { describe, expect, it } from "vitest";
+import { catalog, ServiceDefinition } from "../../services/src/catalog";
+import { parseStackConfig } from "../../stacks/config";
+import { nginxConfig, publicRoutes } from "../../components/edge/nginx";
+import { alertRulesYaml, prometheusConfig } from "../../components/monitoring/prometheus";
+import { serviceOverviewDashboard } from "../../components/monitoring/grafana";
+import { buildTopology } from "../../components/topology";
+import { backupScript } from "../../components/data/backup";
+import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
+import { fileKey } from "../../components/runtime/kubernetes";
+import { dockerHealthcheck } from "../../components/runtime/docker";
+
+const routed = catalog.filter((s) => s.route !== null);
+
+describe("nginx", () => {
+  const conf = nginxConfig({ services: catalog, gateway: { host: "api-gateway", port: 3001 }, publicHttpsPort: 443, serverName: "trading.example.com" });
+
+  it("has one location per routed catalog service, all through the gateway", () => {
+    expect(publicRoutes(catalog).map((r) => r.path)).toEqual(["/api/health", ...routed.map((s) => `/api/${s.route}/`).sort()]);
+    const locations = conf.match(/location [^{]+\{[^}]*\}/g)!;
+    const proxied = locations.filter((l) => l.includes("proxy_pass"));
+    expect(proxied).toHaveLength(routed.length + 1);
+    for (const l of proxied) expect(l).toContain("proxy_pass http://gateway;");
+  });
+
+  it("only redirects on plain HTTP and serves TLS 1.2+ on HTTPS", () => {
+    const servers = conf.split(/\n  server \{/).slice(1);
+    expect(servers).toHaveLength(2);
+    expect(servers[0]).toContain("return 301 https://$host$request_uri;");
+    expect(servers[0]).not.toContain("proxy_pass");
+    expect(servers[1]).toMatch(/listen 8443 ssl/);
+    expect(servers[1]).toContain("ssl_protocols TLSv1.2 TLSv1.3;");
+  });
+
+  it("strips identity headers clients might forge", () => {
+    expect(conf).toContain('proxy_set_header X-User-Id "";');
+  });
+});
+
+describe("prometheus", () => {
+  it("scrapes exactly the catalog", () => {
+    const conf = prometheusConfig(catalog);
+    const jobs = [...conf.matchAll(/job_name: (\S+)/g)].map((m) => m[1]);
+    expect(jobs.sort()).toEqual(["prometheus", ...catalog.map((s) => s.name)].sort());
+  });
+
+  it("ships alert rules with severities", () => {
+    const rules = alertRulesYaml();
+    expect(rules).toMatch(/^groups:\n  - name: trading-platform\n    rules:\n/);
+    for (const alert of ["ServiceDown", "HighErrorRate", "HighLatencyP99", "DependencyDown"]) expect(rules).toContain(`alert: ${alert}`);
+    expect(rules.match(/severity: (critical|warning)/g)!.length).toBe(rules.match(/- alert:/g)!.length);
+  });
+
+  it("grafana dashboard is valid JSON listing the services", () => {
+    const d = JSON.parse(serviceOverviewDashboard(catalog));
+    expect(d.templating.list[0].query.split(",")).toEqual(catalog.map((s) => s.name));
+    expect(d.panels.length).toBeGreaterThan(3);
+  });
+});
+
+describe("topology", () => {
+  it("derives network allows from the catalog (Kubernetes)", () => {
+    const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x" });
+    const t = buildTopology(config);
+    for (const s of catalog) {
+      for (const store of s.requires) {
+        expect(t.connectsTo[s.name]).toContain(store);
+        expect(t.acceptsFrom[store]).toContain(s.name);
+      }
+      expect(t.acceptsFrom[s.name]).toContain("prometheus");
+    }
+    expect(t.acceptsFrom["api-gateway"]).toContain("@ingress");
+    expect(t.connectsTo["postgres-backup"]).toEqual(["postgres"]);
+  });
+
+  it("does not connect services to switched-off optional datastores", () => {
+    const config = parseStackConfig("dev", { target: "docker", weaviateEnabled: "false", arangodbEnabled: "false" });
+    const t = buildTopology(config);
+    for (const list of Object.values(t.connectsTo)) {
+      expect(list).not.toContain("weaviate");
+      expect(list).not.toContain("arangodb");
+    }
+    expect(t.acceptsFrom["api-gateway"]).toEqual(["nginx", "prometheus"]);
+  });
+});
+
+describe("workload spec", () => {
+  const spec: WorkloadSpec = {
+    name: "svc",
+    role: "service",
+    kind: "stateless",
+    image: "x:1",
+    env: { A: "1" },
+    secretEnv: {},
+    ports: [{ name: "http", port: 80 }],
+    volumes: [],
+    files: [],
+    liveness: probe({ http: { path: "/health", port: 80 } }),
+    resources: { cpu: "250m", memory: "1Gi" },
+    replicas: 1,
+    security: { readOnlyRootFilesystem: true, scratchDirs: [] },
+    connectsTo: [],
+    acceptsFrom: [],
+  };
+
+  it("converts quantities", () => {
+    expect(cpuToCores("250m")).toBe(0.25);
+    expect(cpuToCores("2")).toBe(2);
+    expect(memoryToMiB("1Gi")).toBe(1024);
+    expect(() => memoryToMiB("1G")).toThrow("use Mi or Gi");
+  });
+
+  it.each([
+    [{ name: "Bad_Name" }, "DNS label"],
+    [{ kind: "stateful" as const }, "needs a volume"],
+    [{ ports: [{ name: "a", port: 80 }, { name: "b", port: 80 }] }, "declared twice"],
+    [{ secretEnv: { A: "s" } }, "both a plain and a secret"],
+    [{ liveness: { intervalSeconds: 1, timeoutSeconds: 1, retries: 1, startPeriodSeconds: 1 } }, "liveness check is required"],
+  ])("rejects %j", (patch, message) => {
+    expect(() => validateWorkloadSpec({ ...spec, ...patch } as WorkloadSpec)).toThrow(message);
+  });
+
+  it("maps probes for Docker and file keys for Kubernetes", () => {
+    expect(dockerHealthcheck(probe({ exec: ["pg_isready"] }))).toEqual({ tests: ["CMD", "pg_isready"], interval: "10s", timeout: "5s", retries: 5, startPeriod: "20s" });
+    expect(dockerHealthcheck(spec.liveness).tests!.slice(0, 3)).toEqual(["CMD", "node", "-e"]);
+    expect(fileKey("/etc/nginx/nginx.conf")).toBe("etc_nginx_nginx.conf");
+  });
+});
+
+describe("backups", () => {
+  it("dump with credentials from the environment only and keep seven", () => {
+    const pg = backupScript("postgres");
+    expect(pg).toContain("pg_dump --format=custom");
+    expect(pg).not.toMatch(/password/i);
+    expect(pg).toContain("tail -n +8");
+    const ch = backupScript("clickhouse");
+    expect(ch).toContain("FORMAT Native");
+  });
+});
+
+// A catalog entry shape check, so a new service cannot join half-described.
+describe("catalog", () => {
+  it.each(catalog.map((s) => [s.name, s] as [string, ServiceDefinition]))("%s is complete", (_name, s) => {
+    expect(s.name).toMatch(/^[a-z][a-z-]*[a-z]$/);
+    expect(s.port).toBeGreaterThan(1024);
+    expect(s.description.length).toBeGreaterThan(10);
+    expect(s.scaling.minReplicas).toBeLessThanOrEqual(s.scaling.maxReplicas);
+    for (const peer of s.calls) expect(catalog.some((c) => c.name === peer), `${s.name} calls ${peer}`).toBe(true);
+  });
+
+  it("has unique names, ports and routes", () => {
+    const unique = (xs: unknown[]) => new Set(xs).size === xs.length;
+    expect(unique(catalog.map((s) => s.name))).toBe(true);
+    expect(unique(catalog.map((s) => s.port))).toBe(true);
+    expect(unique(routed.map((s) => s.route))).toBe(true);
+  });
+});

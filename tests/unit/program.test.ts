@@ -1,0 +1,252 @@
+/**
+ * The real program (index.ts) under mocks, for the dev (Docker) and prod (Kubernetes) stacks.
+ */
+import { describe, expect, it } from "vitest";
+import { catalog } from "../../services/src/catalog";
+import { upstreamImages } from "../../components/images";
+import { byType, named, ProgramRun, runProgram } from "../helpers/program";
+
+const CONTAINER = "docker:index/container:Container";
+const VOLUME = "docker:index/volume:Volume";
+const STATEFULSET = "kubernetes:apps/v1:StatefulSet";
+const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
+const SECRET = "kubernetes:core/v1:Secret";
+const PASSWORD = "random:index/randomPassword:RandomPassword";
+
+const allDatastores = ["postgres", "dragonfly", "clickhouse", "weaviate", "arangodb", "redpanda"] as const;
+/** Docker with every datastore on: the upstream image set (the dev stack file leaves three off). */
+const dockerAllOn = { imageSource: "upstream", weaviateEnabled: "true", arangodbEnabled: "true", grafanaEnabled: "true" };
+
+function generatedSecrets(run: ProgramRun): string[] {
+  const passwords = byType(run, PASSWORD).map((r) => `Mock${r.name.replace(/[^A-Za-z0-9]/g, "")}`.padEnd(44, "x").slice(0, 44));
+  return [...passwords, "ab".repeat(64)];
+}
+
+function envOf(container: { inputs: Record<string, any> }): Record<string, string> {
+  return Object.fromEntries((container.inputs.envs as string[]).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+}
+
+describe("dev stack (Docker)", () => {
+  it("deploys every datastore with a volume, a health check and a secret connection string", async () => {
+    const run = await runProgram("dev", dockerAllOn);
+    for (const store of allDatastores) {
+      const c = named(run, CONTAINER, `${store}-container`);
+      expect(c.inputs.healthcheck.tests.length, store).toBeGreaterThan(1);
+      expect(c.inputs.volumes).toEqual([{ volumeName: `ai-trading-dev-${store}-data`, containerPath: expect.any(String) }]);
+      named(run, VOLUME, `${store}-data`);
+      expect(c.inputs.labels).toContainEqual({ label: "trading.io/role", value: "datastore" });
+    }
+    expect(run.secretOutputs).toContain("connectionStrings");
+    const conns = run.outputs.connectionStrings as Record<string, string>;
+    expect(Object.keys(conns).sort()).toEqual([...allDatastores].sort());
+    expect(conns.postgres).toMatch(/^postgresql:\/\/trading:Mock\w+@127\.0\.0\.1:15432\/ai_trading$/);
+  });
+
+  it("uses the local Debian images, with the stores that have none switched off", async () => {
+    const run = await runProgram("dev");
+    const images = byType(run, "docker:index/remoteImage:RemoteImage").map((r) => r.inputs.name as string);
+    expect(images.every((i) => i.startsWith("ai-trading/"))).toBe(true);
+    expect(byType(run, CONTAINER).map((c) => c.name)).not.toContain("weaviate-container");
+    expect(Object.keys(run.outputs.connectionStrings as object).sort()).toEqual(["clickhouse", "dragonfly", "postgres", "redpanda"]);
+  });
+
+  it("publishes ports on 127.0.0.1 only and hardens every container", async () => {
+    const run = await runProgram("dev", dockerAllOn);
+    for (const c of byType(run, CONTAINER)) {
+      for (const p of c.inputs.ports ?? []) expect(p.ip, c.name).toBe("127.0.0.1");
+      expect(c.inputs.privileged, c.name).toBe(false);
+      expect(c.inputs.capabilities.drops, c.name).toEqual(["ALL"]);
+      expect(c.inputs.securityOpts, c.name).toContain("no-new-privileges:true");
+      expect(c.inputs.memory, c.name).toBeGreaterThan(0);
+      expect(c.inputs.networkMode, c.name).toBeUndefined();
+    }
+  });
+
+  it("builds the services image and runs every catalog service from it", async () => {
+    const run = await runProgram("dev");
+    const image = named(run, "docker:index/image:Image", "trading-services-image-build");
+    expect(image.inputs.imageName).toBe("ai-trading/services:0.1.0");
+    expect(image.inputs.skipPush).toBe(true);
+    for (const s of catalog) {
+      const c = named(run, CONTAINER, `${s.name}-container`);
+      expect(c.inputs.image).toBe("ai-trading/services:0.1.0");
+      expect(c.inputs.command).toEqual([s.name]);
+      expect(envOf(c)).toMatchObject({ SERVICE_NAME: s.name, PORT: String(s.port) });
+      expect(c.inputs.readOnly).toBe(true);
+      expect(c.inputs.user).toBe("10001:10001");
+    }
+  });
+
+  it("runs migrations as a one-shot container that the fleet waits for", async () => {
+    const run = await runProgram("dev");
+    const job = named(run, CONTAINER, "database-service-migrate-container");
+    expect(job.inputs.command).toEqual(["database-service", "migrate"]);
+    expect(job.inputs.mustRun).toBe(false);
+    expect(job.inputs.restart).toBe("no");
+  });
+
+  it("gives each service exactly the datastores it uses", async () => {
+    const run = await runProgram("dev");
+    const hub = envOf(named(run, CONTAINER, "central-hub-container"));
+    expect(hub.DRAGONFLY_URL).toMatch(/^redis:\/\/:Mock\w+@dragonfly:6379$/);
+    expect(hub.POSTGRES_URL).toBeUndefined();
+    const gateway = envOf(named(run, CONTAINER, "api-gateway-container"));
+    expect(gateway).toMatchObject({ RATE_LIMIT_WINDOW_MS: "900000", RATE_LIMIT_MAX_REQUESTS: "100" });
+    expect(gateway.JWT_SECRET).toHaveLength(128);
+    // Docker has no secret store for plain containers: the env list is a secret in Pulumi state.
+    expect(named(run, CONTAINER, "api-gateway-container").secretPaths).toContain("envs");
+  });
+
+  it("generates nginx routes from the catalog and redirects HTTP", async () => {
+    const run = await runProgram("dev");
+    const nginx = named(run, CONTAINER, "nginx-container");
+    const conf = (nginx.inputs.uploads as { file: string; content: string }[]).find((u) => u.file === "/etc/nginx/nginx.conf")!.content;
+    for (const s of catalog.filter((x) => x.route)) expect(conf).toContain(`location /api/${s.route}/ {`);
+    expect(conf).toMatch(/listen 8080 default_server;\s+server_name _;\s+return 301 https:\/\/\$host:8443\$request_uri;/);
+    expect(nginx.inputs.ports).toEqual([
+      { internal: 8080, external: 8080, ip: "127.0.0.1", protocol: "tcp" },
+      { internal: 8443, external: 8443, ip: "127.0.0.1", protocol: "tcp" },
+    ]);
+  });
+
+  it("scrapes every catalog service from Prometheus", async () => {
+    const run = await runProgram("dev");
+    const prom = named(run, CONTAINER, "prometheus-container");
+    const conf = (prom.inputs.uploads as { file: string; content: string }[]).find((u) => u.file.endsWith("prometheus.yml"))!.content;
+    for (const s of catalog) expect(conf).toContain(`targets: ["${s.name}:${s.port}"]`);
+  });
+});
+
+describe("prod stack (Kubernetes)", () => {
+  it("deploys every datastore as a StatefulSet with storage and probes, credentials via Secrets", async () => {
+    const run = await runProgram("prod");
+    for (const store of allDatastores) {
+      const sts = named(run, STATEFULSET, `${store}-statefulset`);
+      expect(sts.inputs.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toMatch(/^\d+Gi$/);
+      expect(sts.inputs.spec.volumeClaimTemplates[0].spec.storageClassName).toBe("standard");
+      const container = sts.inputs.spec.template.spec.containers[0];
+      expect(container.livenessProbe, store).toBeDefined();
+      expect(container.readinessProbe, store).toBeDefined();
+      expect(container.image).toBe(upstreamImages[store]);
+      for (const e of container.env) {
+        if (/PASSWORD|SECRET|_KEY$|_KEYS$|TOKEN|REQUIREPASS|^REDISCLI_AUTH$|_URL$/.test(e.name)) expect(e.valueFrom?.secretKeyRef, `${store} ${e.name}`).toBeDefined();
+      }
+    }
+    expect(run.secretOutputs).toContain("connectionStrings");
+    const conns = run.outputs.connectionStrings as Record<string, string>;
+    expect(conns.postgres).toContain("@postgres.ai-trading.svc.cluster.local:5432/ai_trading");
+  });
+
+  it("runs stateless services with replicas, a PodDisruptionBudget and restricted security", async () => {
+    const run = await runProgram("prod");
+    for (const s of catalog) {
+      const d = named(run, DEPLOYMENT, `${s.name}-deployment`);
+      expect(d.inputs.spec.replicas).toBeGreaterThanOrEqual(2);
+      named(run, "kubernetes:policy/v1:PodDisruptionBudget", `${s.name}-pdb`);
+      const c = d.inputs.spec.template.spec.containers[0];
+      expect(c.image).toBe(`registry.example.com/ai-trading/ai-trading-services@sha256:${"0".repeat(64)}`);
+      expect(c.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ["ALL"] },
+      });
+      expect(c.resources.limits).toEqual(s.resources && { cpu: s.resources.cpu, memory: s.resources.memory });
+    }
+  });
+
+  it("has a default-deny network policy and explicit allows from the catalog", async () => {
+    const run = await runProgram("prod");
+    const deny = named(run, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "trading-k8s-default-deny");
+    expect(deny.inputs.spec).toEqual({ podSelector: {}, policyTypes: ["Ingress", "Egress"] });
+    const pg = named(run, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "postgres-netpol");
+    const allowed = pg.inputs.spec.ingress[0].from.map((f: any) => f.podSelector.matchLabels["trading.io/workload"]);
+    const users = catalog.filter((s) => s.requires.includes("postgres") || s.optional.includes("postgres")).map((s) => s.name);
+    expect(allowed).toEqual(expect.arrayContaining([...users, "postgres-backup", "database-service-migrate"]));
+    expect(allowed).not.toContain("api-gateway");
+  });
+
+  it("serves HTTPS through an Ingress with forced redirect, and backs up PostgreSQL and ClickHouse", async () => {
+    const run = await runProgram("prod");
+    const ingress = named(run, "kubernetes:networking.k8s.io/v1:Ingress", "nginx-ingress");
+    expect(ingress.inputs.metadata.annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"]).toBe("true");
+    expect(ingress.inputs.spec.tls).toEqual([{ hosts: ["trading.example.com"], secretName: "ai-trading-tls" }]);
+    const crons = byType(run, "kubernetes:batch/v1:CronJob").map((c) => c.inputs.metadata.labels["trading.io/backup-of"]);
+    expect(crons.sort()).toEqual(["clickhouse", "postgres"]);
+    const rules = byType(run, "kubernetes:core/v1:ConfigMap").find((c) => c.inputs.metadata.labels["trading.io/prometheus-rules"] === "true");
+    expect(Object.values(rules!.inputs.data).join("\n")).toContain("alert: ServiceDown");
+  });
+
+  it("puts no Service of a datastore or of monitoring outside the cluster", async () => {
+    const run = await runProgram("prod");
+    for (const svc of byType(run, "kubernetes:core/v1:Service")) {
+      expect(svc.inputs.spec.type ?? "ClusterIP", svc.name).toBe("ClusterIP");
+    }
+  });
+
+  it("keeps generated credentials out of plain outputs and out of pod specs", async () => {
+    const run = await runProgram("prod");
+    const secrets = generatedSecrets(run);
+    const plain = JSON.stringify(Object.fromEntries(Object.entries(run.outputs).filter(([k]) => !run.secretOutputs.includes(k))));
+    for (const s of secrets) expect(plain).not.toContain(s);
+    for (const r of run.resources.filter((x) => x.type !== SECRET && x.type !== PASSWORD && !x.type.startsWith("trading:"))) {
+      const text = JSON.stringify(r.inputs);
+      for (const s of secrets) expect(text, `${r.type} ${r.name}`).not.toContain(s);
+    }
+  });
+});
+
+describe("configuration changes the graph", () => {
+  it("removes a datastore that is switched off", async () => {
+    const run = await runProgram("prod", { weaviateEnabled: "false" });
+    expect(byType(run, STATEFULSET).map((s) => s.name)).not.toContain("weaviate-statefulset");
+    expect(byType(run, PASSWORD).map((p) => p.name)).not.toContain("trading-secrets-weaviate");
+  });
+
+  it("scales a service and re-tags the services image", async () => {
+    const run = await runProgram("prod", { serviceReplicas: JSON.stringify({ "api-gateway": 4 }), servicesImageTag: "1.2.3" });
+    expect(named(run, DEPLOYMENT, "api-gateway-deployment").inputs.spec.replicas).toBe(4);
+    expect(named(run, "docker:index/image:Image", "trading-services-image-build").inputs.imageName).toBe(
+      "registry.example.com/ai-trading/ai-trading-services:1.2.3",
+    );
+  });
+
+  it("pins a datastore image override", async () => {
+    const run = await runProgram("prod", { postgresImage: "postgres:16.6-bookworm" });
+    expect(named(run, STATEFULSET, "postgres-statefulset").inputs.spec.template.spec.containers[0].image).toBe("postgres:16.6-bookworm");
+  });
+
+  it("adds the legacy Redis only when asked", async () => {
+    const off = await runProgram("dev");
+    expect(byType(off, CONTAINER).map((c) => c.name)).not.toContain("redis-container");
+    const on = await runProgram("dev", { redisEnabled: "true" });
+    named(on, CONTAINER, "redis-container");
+  });
+
+  it("renders manifests without building the image when renderYamlTo is set", async () => {
+    const run = await runProgram("prod", { renderYamlTo: "rendered/prod" });
+    expect(byType(run, "docker:index/image:Image")).toHaveLength(0);
+    expect(byType(run, "pulumi:providers:kubernetes")[0].inputs.renderYamlToDirectory).toBe("rendered/prod");
+  });
+
+  it("fails a bad configuration with the key and the stack", async () => {
+    await expect(runProgram("prod", { replicas: "many" })).rejects.toThrow(
+      "Invalid configuration trading:replicas on stack 'prod': must be an integer, got 'many'",
+    );
+    await expect(runProgram("dev", { weaviateEnabled: "true" })).rejects.toThrow(/weaviate has no offline \(local\) image/);
+    await expect(runProgram("prod", { tradingMode: "live" })).rejects.toThrow(
+      "Invalid configuration trading:binanceApiKey on stack 'prod': is required when tradingMode is live",
+    );
+  });
+
+  it("hands exchange keys to the trading services only in live mode, as secrets", async () => {
+    const run = await runProgram("prod", { tradingMode: "live" }, { binanceApiKey: "k-live", binanceSecretKey: "s-live" });
+    const secrets = byType(run, SECRET).filter((s) => JSON.stringify(s.inputs).includes("k-live"));
+    const trading = catalog.filter((s) => s.secrets.includes("binance")).map((s) => `${s.name}-secret`);
+    expect(secrets.map((s) => s.name).sort()).toEqual(trading.sort());
+    for (const s of secrets) {
+      expect(s.inputs.stringData.BINANCE_API_KEY).toBe("k-live");
+      expect(s.secretPaths.some((p) => p.startsWith("stringData"))).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,10 @@
+import { defineConfig } from "vitest/config";
+
+// Engine-free suites only (program under mocks, pure functions, policies): no real servers.
+export default defineConfig({
+  test: {
+    include: ["tests/unit/**/*.test.ts", "tests/policies/**/*.test.ts"],
+    pool: "forks",
+    testTimeout: 60_000,
+  },
+});
