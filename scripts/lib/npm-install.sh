@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the three npm packages of the repo (program, services, policies) from their lockfiles.
+# Install scripts run only where package.json's allowScripts approves them (none of @pulumi/*).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+for dir in "$ROOT" "$ROOT/services" "$ROOT/policies"; do
+  [ -f "$dir/package.json" ] || continue
+  stamp="$dir/node_modules/.installed-lock-hash"
+  hash="$(sha256sum "$dir/package-lock.json" 2>/dev/null | cut -d' ' -f1)"
+  # Reinstall only when the lockfile changed: CI on the same machine reuses node_modules.
+  if [ -n "$hash" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
+    continue
+  fi
+  echo "[npm-install] npm ci in ${dir#$ROOT/}" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config "nodedir"' || true)
+  [ -d "$dir/node_modules" ] || { echo "[npm-install] npm ci failed in $dir" >&2; exit 1; }
+  echo "$hash" > "$stamp"
+done

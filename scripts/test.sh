@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need (apt packages, Kafka
+# jars from Maven Central, npm packages), type-checks the three packages, then runs every vitest
+# suite. Real servers (PostgreSQL, Redis, Kafka, ClickHouse) are started by the harness on free
+# loopback ports and stopped at the end.
+#
+#   npm test                       everything
+#   npm test -- tests/unit         a subset (arguments go to vitest)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+started=$(date +%s)
+step() { echo "[test] $* (+$(( $(date +%s) - started ))s)" >&2; }
+
+step "system packages and Kafka"
+bash scripts/deps/install-test-deps.sh >/dev/null
+step "npm packages"
+bash scripts/lib/npm-install.sh
+
+step "type-check"
+npx --no-install tsc --noEmit -p tsconfig.json
+npx --no-install tsc --noEmit -p services/tsconfig.json
+npx --no-install tsc --noEmit -p policies/tsconfig.json
+
+step "vitest"
+report="$(mktemp -d)/vitest.json"
+set +e
+npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+status=$?
+set -e
+if [ -f "$report" ]; then
+  node -e '
+    const r = require(process.argv[1]);
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+  ' "$report"
+fi
+step "done (exit $status)"
+exit $status

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Brings up a stack (default: dev, on the local Docker engine) from a fresh machine:
+# Docker engine, npm packages, the Pulumi CLI and plugins (built from Go modules unless a pulumi
+# is installed), the local Debian images, then `pulumi up` with the policy pack enforced.
+# State lives in a local file backend (.pulumi-state/, git-ignored) unless PULUMI_BACKEND_URL is set.
+#
+#   npm run up                 the dev stack
+#   npm run up -- prod         another stack (Kubernetes needs a kubeconfig)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+STACK="${1:-dev}"
+started=$(date +%s)
+step() { echo "[up] $* (+$(( $(date +%s) - started ))s)" >&2; }
+
+target=$(sed -n 's/^ *trading:target: *//p' "Pulumi.$STACK.yaml" 2>/dev/null || true)
+[ -n "$target" ] || { echo "[up] Pulumi.$STACK.yaml has no trading:target" >&2; exit 2; }
+
+if [ "$target" = docker ]; then
+  step "Docker engine"
+  bash scripts/docker/ensure-dockerd.sh
+fi
+step "npm packages"
+bash scripts/lib/npm-install.sh
+step "Pulumi CLI and plugins"
+bash scripts/tools/build-pulumi-tools.sh
+if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
+  step "local images from Debian"
+  bash scripts/images/build-images.sh
+fi
+
+# shellcheck source=lib/pulumi-env.sh
+source scripts/lib/pulumi-env.sh
+pulumi stack select --create "$STACK" --non-interactive >/dev/null
+policy=()
+if [ -f "policies/config/$STACK.json" ]; then
+  policy=(--policy-pack policies --policy-pack-config "policies/config/$STACK.json")
+fi
+step "pulumi up --stack $STACK"
+pulumi up --stack "$STACK" --yes --non-interactive --skip-preview "${policy[@]}"
+step "outputs (secrets hidden; add --show-secrets to see connection strings)"
+pulumi stack output --stack "$STACK"
+step "done"
