@@ -56,6 +56,16 @@ export function urlPassword(value: string): string | undefined {
     }
 }
 
+/** Passwords of every `scheme://user:password@host` URL inside a text (e.g. an env entry "K=url"). */
+export function urlPasswordsIn(text: string): string[] {
+    const out: string[] = [];
+    for (const m of text.matchAll(/[a-z][a-z0-9+.-]*:\/\/[^\s"'<>,;]+/gi)) {
+        const pw = urlPassword(m[0]);
+        if (pw !== undefined) out.push(pw);
+    }
+    return out;
+}
+
 /** Guide literals contained in a string (case-insensitive substring match). */
 export function guideSecretsIn(value: string, extra: string[] = []): string[] {
     const lower = value.toLowerCase();

@@ -1,6 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { isCredentialName, urlPassword } from "../lib/credentials";
+import { isCredentialName, urlPasswordsIn } from "../lib/credentials";
 import { arr, isRecord, isUnknown, str, unwrap } from "../lib/values";
 import { describe, isK8sWorkload, K8S, podContainers, podTemplate } from "../lib/workloads";
 
@@ -30,7 +30,7 @@ export function literalCredentials(type: string, props: Record<string, any>, cfg
                 const value = str(raw);
                 if (isCredentialName(name)) {
                     out.push(`container "${c.name}" sets ${name} as a literal value${isUnknown(raw) ? " (computed at deploy time)" : ""}`);
-                } else if (value !== undefined && urlPassword(value) !== undefined) {
+                } else if (value !== undefined && urlPasswordsIn(value).length > 0) {
                     out.push(`container "${c.name}" sets ${name} to a URL with an embedded password`);
                 }
             }
@@ -41,7 +41,7 @@ export function literalCredentials(type: string, props: Record<string, any>, cfg
             const value = str(v);
             if (isCredentialName(k)) {
                 out.push(`ConfigMap key ${k} looks like a credential`);
-            } else if (value !== undefined && value.split(/\s+/).some((w) => urlPassword(w) !== undefined)) {
+            } else if (value !== undefined && urlPasswordsIn(value).length > 0) {
                 out.push(`ConfigMap key ${k} contains a URL with an embedded password`);
             }
         }

@@ -1,6 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { guideSecretsIn, isCredentialName, isWeakValue, splitEnv, urlPassword } from "../lib/credentials";
+import { guideSecretsIn, isCredentialName, isWeakValue, splitEnv, urlPasswordsIn } from "../lib/credentials";
 import { arr, decodeBase64, isRecord, str, unwrap, walkStrings } from "../lib/values";
 import { describe, isK8sWorkload, K8S, podContainers, podTemplate, DOCKER_CONTAINER } from "../lib/workloads";
 
@@ -39,9 +39,10 @@ export function findDefaultCredentials(
         for (const lit of guideSecretsIn(s, cfg.extraForbiddenValues)) {
             add(path, `the deployment guide's published default "${lit}"`);
         }
-        const pw = urlPassword(s);
-        if (pw !== undefined && guideSecretsIn(pw, cfg.extraForbiddenValues).length === 0 && isWeakValue(pw, cfg.extraWeakValues)) {
-            add(path, "a URL whose password is a weak, well-known value");
+        for (const pw of urlPasswordsIn(s)) {
+            if (guideSecretsIn(pw, cfg.extraForbiddenValues).length === 0 && isWeakValue(pw, cfg.extraWeakValues)) {
+                add(path, "a URL whose password is a weak, well-known value");
+            }
         }
     };
     walkStrings(props, checkText);

@@ -1,0 +1,173 @@
+import { describe, expect, it } from "vitest";
+import { findDefaultCredentials } from "../../policies/rules/no-default-credentials";
+import { isCredentialName, urlPassword } from "../../policies/lib/credentials";
+import {
+    container, deployment, dockerPostgres, dockerService, edit, randomBytes, randomPassword, secret, statefulSet,
+} from "./fixtures";
+import { runPack, summary, UNKNOWN } from "./run-pack";
+
+const only = (name: string) => ({ only: [name] });
+
+describe("no-default-credentials", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("no-default-credentials"));
+
+    it("passes generated credentials", async () => {
+        expect(await run([dockerPostgres(), dockerService(), secret("postgres", { POSTGRES_PASSWORD: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" })])).toEqual([]);
+    });
+
+    it("rejects the guide's PostgreSQL password in a Docker env, mandatory on prod and advisory on dev", async () => {
+        const pg = edit(dockerPostgres(), (p) => { p.envs[1] = "POSTGRES_PASSWORD=ai_trading_secure_pass_2024"; });
+        const expected = {
+            policyName: "no-default-credentials",
+            resourceName: "postgres-container",
+            message: "Container \"postgres-container\" has the deployment guide's published default \"ai_trading_secure_pass_2024\" at envs[1]. " +
+                "Published or guessable credentials must be treated as compromised: generate the value with random.RandomPassword " +
+                "(length >= 32) or set it with `pulumi config set --secret`, and on Kubernetes pass it through a Secret.",
+        };
+        expect(await run([pg])).toEqual([{ ...expected, enforcementLevel: "mandatory" }]);
+        expect(await run([pg], "dev")).toEqual([{ ...expected, enforcementLevel: "advisory" }]);
+    });
+
+    it("finds each guide literal anywhere: URLs, JWT, API key placeholders, Grafana admin123, upload contents", async () => {
+        const svc = dockerService("api-gateway", {
+            envs: [
+                "POSTGRES_URL=postgresql://ai_trading_user:ai_trading_secure_pass_2024@postgres:5432/ai_trading",
+                "JWT_SECRET=ai_trading_jwt_super_secret_key_change_in_production_2024",
+                "BINANCE_API_KEY=your_binance_api_key_here",
+            ],
+            uploads: [{ file: "/etc/grafana/provisioning/admin.ini", content: "[security]\nadmin_password = admin123\n" }],
+        });
+        const found = findDefaultCredentials(svc.type, svc.props).map((f) => `${f.path}: ${f.problem}`);
+        expect(found).toEqual([
+            "envs[0]: the deployment guide's published default \"ai_trading_secure_pass_2024\"",
+            "envs[1]: the deployment guide's published default \"ai_trading_jwt_super_secret_key_change_in_production_2024\"",
+            "envs[2]: the deployment guide's published default \"your_binance_api_key_here\"",
+            "uploads[0].content: the deployment guide's published default \"admin123\"",
+        ]);
+        expect(await run([svc])).toHaveLength(4);
+    });
+
+    it("decodes Kubernetes Secret data (base64) and checks stringData", async () => {
+        const b64 = Buffer.from("dragonfly_secure_pass_2024").toString("base64");
+        const s = secret("dragonfly", { ADMIN_PASSWORD: "changeme" }, { DRAGONFLY_PASSWORD: b64 });
+        expect((await run([s])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Secret \"dragonfly-secret\" has the deployment guide's published default \"dragonfly_secure_pass_2024\" at data.DRAGONFLY_PASSWORD (base64-decoded)",
+            "Secret \"dragonfly-secret\" has a weak, well-known value at stringData.ADMIN_PASSWORD",
+        ]);
+    });
+
+    it("flags weak values only in credential positions (an image called postgres is fine)", async () => {
+        const weak = edit(dockerPostgres(), (p) => {
+            p.envs = ["POSTGRES_USER=postgres", "POSTGRES_PASSWORD=postgres", "POSTGRES_DB=postgres"];
+        });
+        expect((await run([weak])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Container \"postgres-container\" has a weak, well-known value at envs[1] (POSTGRES_PASSWORD)",
+        ]);
+        const url = dockerService("api-gateway", { envs: ["DRAGONFLY_URL=redis://:password@dragonfly:6379"] });
+        expect((await run([url])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Container \"api-gateway-container\" has a URL whose password is a weak, well-known value at envs[0]",
+        ]);
+        const k8s = deployment("grafana", 3000, { role: "monitoring", container: { env: [{ name: "GF_SECURITY_ADMIN_PASSWORD", value: "admin" }] } });
+        expect(summary(await run([k8s]))).toEqual(["no-default-credentials grafana-deployment"]);
+    });
+
+    it("ignores values unknown during preview and honours extraForbiddenValues", async () => {
+        const svc = dockerService("api-gateway", { envs: [UNKNOWN, "TELEGRAM_BOT_TOKEN=leaked-token-123"] });
+        expect(await run([svc])).toEqual([]);
+        const cfg = { all: "mandatory" as const, "no-default-credentials": { extraForbiddenValues: ["leaked-token-123"] } };
+        expect(summary(await runPack([svc], cfg, only("no-default-credentials")))).toEqual(["no-default-credentials api-gateway-container"]);
+    });
+});
+
+describe("strong-generated-secrets", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("strong-generated-secrets"));
+
+    it("passes 44-character passwords and a 64-byte JWT key", async () => {
+        expect(await run([randomPassword("trading-secrets-postgres"), randomBytes("trading-secrets-jwt", 64), randomPassword("jwt-signing", 64)])).toEqual([]);
+    });
+
+    it("rejects short passwords and short JWT keys, with the fix", async () => {
+        expect(await run([randomPassword("trading-secrets-postgres", 16), randomBytes("trading-secrets-jwt", 32), randomPassword("jwt-key", 40)])).toEqual([
+            {
+                policyName: "strong-generated-secrets", resourceName: "trading-secrets-postgres", enforcementLevel: "mandatory",
+                message: "RandomPassword \"trading-secrets-postgres\" generates a secret of 16 characters; it must be at least 32 (the guide: `openssl rand -base64 32`). Set length: 32 or more.",
+            },
+            {
+                policyName: "strong-generated-secrets", resourceName: "trading-secrets-jwt", enforcementLevel: "mandatory",
+                message: "RandomBytes \"trading-secrets-jwt\" is a JWT signing key of 32 bytes; it must be at least 64 bytes (the guide: `openssl rand -hex 64`). Set length: 64 or more.",
+            },
+            {
+                policyName: "strong-generated-secrets", resourceName: "jwt-key", enforcementLevel: "mandatory",
+                message: "RandomPassword \"jwt-key\" is a JWT signing key of 40 characters; it must be at least 64 bytes (the guide: `openssl rand -hex 64`). Set length: 64 or more.",
+            },
+        ]);
+    });
+
+    it("leaves RandomString name suffixes alone but checks credential-named ones", async () => {
+        const suffix = { type: "random:index/randomString:RandomString", name: "bucket-suffix", props: { length: 6 } };
+        const token = { type: "random:index/randomString:RandomString", name: "webhook-token", props: { length: 12 } };
+        expect(summary(await run([suffix, token]))).toEqual(["strong-generated-secrets webhook-token"]);
+    });
+});
+
+describe("credentials-from-secret-refs", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("credentials-from-secret-refs"));
+
+    it("passes env from secretKeyRef and non-secret literals (AUTHENTICATION_APIKEY_ENABLED=true)", async () => {
+        const weaviate = statefulSet("weaviate", "datastore", "cr.weaviate.io/semitechnologies/weaviate:1.26.5", 8080, 1000, {
+            env: [
+                { name: "AUTHENTICATION_APIKEY_ENABLED", value: "true" },
+                { name: "AUTHENTICATION_APIKEY_USERS", value: "trading" },
+                { name: "AUTHENTICATION_APIKEY_ALLOWED_KEYS", valueFrom: { secretKeyRef: { name: "weaviate-credentials", key: "key" } } },
+            ],
+        });
+        expect(await run([deployment("api-gateway", 3001), weaviate])).toEqual([]);
+    });
+
+    it("rejects literal credentials, even computed ones, and URLs with passwords", async () => {
+        const d = deployment("api-gateway", 3001, {
+            container: {
+                env: [
+                    { name: "JWT_SECRET", value: UNKNOWN },
+                    { name: "BINANCE_SECRET_KEY", value: "x".repeat(64) },
+                    { name: "POSTGRES_URL", value: "postgresql://ai_trading_user:Q7mZr2LwX9pT4vNc8Kd@postgres:5432/ai_trading" },
+                    { name: "CLICKHOUSE_URL", value: "http://clickhouse:8123" },
+                    { name: "POSTGRES_PASSWORD_FILE", value: "/run/secrets/postgres" },
+                ],
+            },
+        });
+        expect((await run([d])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets JWT_SECRET as a literal value (computed at deploy time)",
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets BINANCE_SECRET_KEY as a literal value",
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets POSTGRES_URL to a URL with an embedded password",
+        ]);
+    });
+
+    it("rejects credentials in ConfigMaps; allowedLiteralEnv exempts a name", async () => {
+        const cm = { type: "kubernetes:core/v1:ConfigMap", name: "app-config", props: { metadata: { name: "app-config" }, data: { DRAGONFLY_URL: "redis://:s3cretvalue@dragonfly:6379", API_TOKEN: "abc", LOG_LEVEL: "info" } } };
+        expect((await run([cm])).map((v) => v.message.split(". ")[0])).toEqual([
+            "ConfigMap \"app-config\": ConfigMap key DRAGONFLY_URL contains a URL with an embedded password",
+            "ConfigMap \"app-config\": ConfigMap key API_TOKEN looks like a credential",
+        ]);
+        const d = deployment("api-gateway", 3001, { container: { env: [{ name: "PUBLIC_KEY", value: "ssh-ed25519 AAAA" }] } });
+        const cfg = { all: "mandatory" as const, "credentials-from-secret-refs": { allowedLiteralEnv: ["PUBLIC_KEY"] } };
+        expect(await runPack([d], cfg, only("credentials-from-secret-refs"))).toEqual([]);
+    });
+
+    it("does not apply to Docker containers", async () => {
+        expect(await run([dockerService()])).toEqual([]);
+    });
+});
+
+describe("credential helpers", () => {
+    it("judges names by their last word", () => {
+        expect(["POSTGRES_PASSWORD", "JWT_SECRET", "BINANCE_SECRET_KEY", "TELEGRAM_BOT_TOKEN", "AUTHENTICATION_APIKEY_ALLOWED_KEYS", "adminPassword"].filter(isCredentialName)).toHaveLength(6);
+        expect(["AUTHENTICATION_APIKEY_ENABLED", "PASSWORD_MIN_LENGTH", "POSTGRES_PASSWORD_FILE", "KAFKA_BROKERS", "TOKEN_TTL"].filter(isCredentialName)).toEqual([]);
+    });
+    it("extracts URL passwords", () => {
+        expect(urlPassword("postgresql://u:p%40ss@h:5432/db")).toBe("p@ss");
+        expect(urlPassword("redis://:pw@dragonfly:6379")).toBe("pw");
+        expect(urlPassword("http://clickhouse:8123")).toBeUndefined();
+    });
+    void container;
+});
