@@ -7,4 +7,6 @@ import type { ServiceModule } from "./kit/service";
 type Loader = () => Promise<ServiceModule<any>>;
 
 export const registry: Record<string, Loader> = {
+  "api-gateway": () => import("./services/api-gateway").then((m) => m.default),
+  "user-management": () => import("./services/user-management").then((m) => m.default),
 };

@@ -15,3 +15,4 @@ export type {
   WeaviateKitClient,
 } from "./datastores";
 export { Type, type Static, type TSchema } from "@sinclair/typebox";
+export * from "./jwt";

@@ -1,0 +1,72 @@
+/**
+ * Access tokens: HS256 JWTs signed with JWT_SECRET (issued by user-management, verified by the
+ * api-gateway). Algorithms are pinned (no "none", no RS/HS confusion); exp, iat, iss, aud, sub are
+ * required and checked.
+ */
+import { randomUUID } from "node:crypto";
+import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
+import type { Role } from "./identity";
+
+export const JWT_ISSUER = "ai-trading/user-management";
+export const JWT_AUDIENCE = "ai-trading";
+export const JWT_ALGORITHM = "HS256";
+
+export interface AccessClaims {
+  userId: string;
+  role: Role;
+  /** Token id (jti). */
+  tokenId: string;
+  expiresAt: number;
+}
+
+export function jwtKey(secret: string): Uint8Array {
+  return new TextEncoder().encode(secret);
+}
+
+export async function signAccessToken(key: Uint8Array, sub: { userId: string; role: Role }, ttlSeconds: number): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ role: sub.role })
+    .setProtectedHeader({ alg: JWT_ALGORITHM, typ: "JWT" })
+    .setSubject(sub.userId)
+    .setIssuer(JWT_ISSUER)
+    .setAudience(JWT_AUDIENCE)
+    .setIssuedAt(now)
+    .setExpirationTime(now + ttlSeconds)
+    .setJti(randomUUID())
+    .sign(key);
+}
+
+export class TokenError extends Error {
+  constructor(
+    message: string,
+    readonly reason: "expired" | "invalid",
+  ) {
+    super(message);
+  }
+}
+
+/** Verifies signature (HS256 only), exp, iat (not in the future), iss, aud, sub and role. */
+export async function verifyAccessToken(key: Uint8Array, token: string, maxAgeSeconds: number): Promise<AccessClaims> {
+  try {
+    const { payload } = await jwtVerify(token, key, {
+      algorithms: [JWT_ALGORITHM],
+      issuer: JWT_ISSUER,
+      audience: JWT_AUDIENCE,
+      requiredClaims: ["exp", "iat", "sub", "jti"],
+      maxTokenAge: maxAgeSeconds,
+      clockTolerance: 5,
+      typ: "JWT",
+    });
+    const now = Math.floor(Date.now() / 1000);
+    if (typeof payload.iat !== "number" || payload.iat > now + 5) throw new TokenError("token issued in the future", "invalid");
+    if (payload.role !== "trader" && payload.role !== "admin") throw new TokenError("token has no valid role", "invalid");
+    if (typeof payload.sub !== "string") throw new TokenError("token has no subject", "invalid");
+    return { userId: payload.sub, role: payload.role, tokenId: String(payload.jti), expiresAt: payload.exp! };
+  } catch (e) {
+    if (e instanceof TokenError) throw e;
+    if (e instanceof joseErrors.JWTExpired) throw new TokenError("token expired", "expired");
+    throw new TokenError("invalid token", "invalid");
+  }
+}
+/** Re-exported for tests that forge tokens. */
+export { SignJWT } from "jose";

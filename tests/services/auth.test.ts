@@ -1,0 +1,388 @@
+/**
+ * user-management + api-gateway through HTTP against real PostgreSQL and Redis (tests/harness):
+ * register, login, proxied protected routes, rate limits, refresh rotation and reuse detection,
+ * logout, lockout, API keys, admin role, hostile input, and /ready following Redis kill/restart.
+ */
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SignJWT } from "../../services/src/kit/jwt";
+import { useServers } from "../harness/shared";
+import { startRedis, pg, type RedisServer } from "../harness";
+import { createService, type Service } from "../../services/src/kit";
+import userManagement from "../../services/src/services/user-management";
+import apiGateway from "../../services/src/services/api-gateway";
+
+const MIGRATIONS = join(__dirname, "..", "..", "services", "src", "migrations", "postgres");
+
+/** Applies this service's migration files in filename order inside one transaction. */
+async function migrate(url: string) {
+  const files = readdirSync(MIGRATIONS).filter((f) => /^\d{4}_user_management.*\.sql$/.test(f)).sort();
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query("BEGIN");
+    for (const f of files) await c.query(readFileSync(join(MIGRATIONS, f), "utf8"));
+    await c.query("COMMIT");
+  } finally {
+    await c.end();
+  }
+}
+
+const srv = useServers("postgres");
+const JWT_SECRET = randomBytes(64).toString("hex");
+const ADMIN = { email: "root@example.com", password: "admin-password-123!" };
+let redis: RedisServer;
+let um: Service;
+let gw: Service;
+let gwLimited: Service;
+let umUrl: string;
+
+beforeAll(async () => {
+  redis = await startRedis({ persistent: false });
+  await migrate(srv.postgres.url);
+  const base = { ...srv.postgres.env, DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", READY_TIMEOUT_MS: "500" };
+  um = await createService(userManagement, {
+    env: { ...base, LOGIN_MAX_FAILURES: "3", BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password },
+    defaultMetrics: false,
+  });
+  umUrl = await um.listen({ port: 0, host: "127.0.0.1" });
+  const gwEnv = { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: umUrl, READY_TIMEOUT_MS: "500", HEALTH_TIMEOUT_MS: "300" };
+  gw = await createService(apiGateway, { env: { ...gwEnv, RATE_LIMIT_MAX_REQUESTS: "100000" }, defaultMetrics: false });
+  gwLimited = await createService(apiGateway, { env: { ...gwEnv, RATE_LIMIT_MAX_REQUESTS: "3", RATE_LIMIT_WINDOW_MS: "600000" }, defaultMetrics: false });
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await gwLimited?.close();
+  await um?.close();
+  await redis?.stop();
+});
+
+type Json = Record<string, any>;
+async function call(method: string, url: string, opts: { body?: unknown; token?: string; headers?: Record<string, string>; via?: Service; raw?: string; ip?: string } = {}) {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const r = await (opts.via ?? gw).app.inject({
+    method: method as "GET",
+    url,
+    remoteAddress: opts.ip,
+    headers: opts.body !== undefined || opts.raw !== undefined ? { "content-type": "application/json", ...headers } : headers,
+    payload: opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined),
+  });
+  return { status: r.statusCode, headers: r.headers, body: (r.body ? JSON.parse(r.body) : undefined) as Json };
+}
+
+const email = (n: string) => `${n}-${randomBytes(3).toString("hex")}@example.com`;
+const PASSWORD = "correct horse battery";
+
+async function registerAndLogin(name: string) {
+  const e = email(name);
+  const reg = await call("POST", "/api/users/register", { body: { email: e, password: PASSWORD } });
+  expect(reg.status).toBe(201);
+  const login = await call("POST", "/api/users/login", { body: { email: e, password: PASSWORD } });
+  expect(login.status).toBe(200);
+  return { email: e, id: reg.body.user.id as string, access: login.body.accessToken as string, refresh: login.body.refreshToken as string };
+}
+
+describe("register and login through the gateway", () => {
+  it("registers, logs in and reaches a protected upstream route", async () => {
+    const e = email("alice");
+    const reg = await call("POST", "/api/users/register", { body: { email: e.toUpperCase(), password: PASSWORD, displayName: "Alice" } });
+    expect(reg.status, JSON.stringify(reg.body)).toBe(201);
+    expect(reg.body.user).toMatchObject({ email: e, role: "trader", displayName: "Alice" });
+    expect(JSON.stringify(reg.body)).not.toContain("password");
+
+    const dup = await call("POST", "/api/users/register", { body: { email: e, password: PASSWORD } });
+    expect(dup.status).toBe(409);
+    expect(dup.body.error).toMatchObject({ code: "EMAIL_TAKEN", field: "email" });
+
+    const login = await call("POST", "/api/users/login", { body: { email: e, password: PASSWORD }, headers: { "x-request-id": "trace-login-1" } });
+    expect(login.status).toBe(200);
+    expect(login.headers["x-request-id"]).toBe("trace-login-1");
+    expect(login.body).toMatchObject({ tokenType: "Bearer", expiresIn: 900 });
+    expect(login.body.accessToken.split(".")).toHaveLength(3);
+
+    const me = await call("GET", "/api/users/me", { token: login.body.accessToken });
+    expect(me.status).toBe(200);
+    expect(me.body.user).toMatchObject({ email: e, role: "trader" });
+    expect(me.body.authMethod).toBe("jwt");
+  });
+
+  it("rejects a wrong password and an unknown user alike", async () => {
+    const u = await registerAndLogin("bob");
+    const bad = await call("POST", "/api/users/login", { body: { email: u.email, password: "wrong password!!" } });
+    const unknown = await call("POST", "/api/users/login", { body: { email: email("nobody"), password: "wrong password!!" } });
+    expect(bad.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(bad.body.error.code).toBe("INVALID_CREDENTIALS");
+    expect(unknown.body.error.message).toBe(bad.body.error.message);
+  });
+
+  it("aggregates service health and 404s unknown routes in the uniform shape", async () => {
+    const h = await call("GET", "/api/health");
+    expect(h.body.services["user-management"].status).toBe("ok");
+    expect(h.body.services["api-gateway"].status).toBe("ok");
+    // the other catalog services are not running in this test
+    expect(h.status).toBe(503);
+    const nf = await call("GET", "/api/no-such-service/x", { headers: { "x-request-id": "r-404" } });
+    expect(nf.status).toBe(404);
+    expect(nf.body.error).toMatchObject({ code: "NOT_FOUND", requestId: "r-404" });
+    const nf2 = await call("GET", "/nothing-here");
+    expect(nf2.status).toBe(404);
+    expect(nf2.body.error.code).toBe("NOT_FOUND");
+  });
+});
+
+describe("hostile and invalid input", () => {
+  it("names the missing or mistyped field", async () => {
+    const missing = await call("POST", "/api/users/register", { body: { email: email("x") } });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toMatchObject({ code: "VALIDATION_ERROR", field: "password" });
+    const wrongType = await call("POST", "/api/users/register", { body: { email: email("x"), password: 123456789012345 } });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.body.error.field).toBe("password");
+    const short = await call("POST", "/api/users/register", { body: { email: email("x"), password: "short" } });
+    expect(short.body.error.field).toBe("password");
+    const notJson = await call("POST", "/api/users/login", { raw: "{not json" });
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.requestId).toBeTruthy();
+  });
+
+  it("rejects mass assignment of role and SQL metacharacters in the email", async () => {
+    const escalate = await call("POST", "/api/users/register", { body: { email: email("mallory"), password: PASSWORD, role: "admin" } });
+    expect(escalate.status).toBe(400);
+    expect(escalate.body.error.field).toBe("role");
+    const sqli = await call("POST", "/api/users/login", { body: { email: "' OR '1'='1' --", password: "x' OR '1'='1" } });
+    expect(sqli.status).toBe(400);
+    expect(sqli.body.error.field).toBe("email");
+  });
+
+  it("stores SQL metacharacters in free text literally", async () => {
+    const e = email("bobby");
+    const name = "Robert'); DROP TABLE users;--";
+    const reg = await call("POST", "/api/users/register", { body: { email: e, password: PASSWORD, displayName: name } });
+    expect(reg.status).toBe(201);
+    const login = await call("POST", "/api/users/login", { body: { email: e, password: PASSWORD } });
+    const me = await call("GET", "/api/users/me", { token: login.body.accessToken });
+    expect(me.body.user.displayName).toBe(name);
+  });
+
+  it("answers 413 for oversized bodies at the gateway and the service", async () => {
+    const big = { email: email("big"), password: PASSWORD, displayName: "x".repeat(2 * 1024 * 1024) };
+    const viaGw = await call("POST", "/api/users/register", { body: big });
+    expect(viaGw.status).toBe(413);
+    expect(viaGw.body.error.code).toBe("PAYLOAD_TOO_LARGE");
+    const direct = await um.app.inject({ method: "POST", url: "/register", payload: big });
+    expect(direct.statusCode).toBe(413);
+  });
+
+  it("strips spoofed identity headers", async () => {
+    const victim = await registerAndLogin("victim");
+    const spoofAnon = await call("GET", "/api/users/me", { headers: { "x-user-id": victim.id, "x-user-role": "admin" } });
+    expect(spoofAnon.status).toBe(401);
+    const attacker = await registerAndLogin("attacker");
+    const spoofAuthed = await call("GET", "/api/users/me", { token: attacker.access, headers: { "x-user-id": victim.id, "x-user-role": "admin" } });
+    expect(spoofAuthed.status).toBe(200);
+    expect(spoofAuthed.body.user.id).toBe(attacker.id);
+    expect(spoofAuthed.body.user.role).toBe("trader");
+  });
+
+  it("rejects forged, expired, alg=none and malformed tokens", async () => {
+    const u = await registerAndLogin("tok");
+    const claims = { role: "admin" };
+    const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const good = new TextEncoder().encode(JWT_SECRET);
+    const sign = (key: Uint8Array, alg: string, mut: (j: SignJWT) => SignJWT) =>
+      mut(new SignJWT(claims).setProtectedHeader({ alg, typ: "JWT" }).setSubject(u.id).setJti("j1")).sign(key);
+    const now = Math.floor(Date.now() / 1000);
+    const std = (j: SignJWT) => j.setIssuer("ai-trading/user-management").setAudience("ai-trading");
+    const cases: Record<string, string> = {
+      otherSecret: await sign(randomBytes(64), "HS256", (j) => std(j).setIssuedAt().setExpirationTime("5m")),
+      expired: await sign(good, "HS256", (j) => std(j).setIssuedAt(now - 3600).setExpirationTime(now - 60)),
+      wrongAudience: await sign(good, "HS256", (j) => j.setIssuer("ai-trading/user-management").setAudience("other").setIssuedAt().setExpirationTime("5m")),
+      wrongIssuer: await sign(good, "HS256", (j) => j.setIssuer("evil").setAudience("ai-trading").setIssuedAt().setExpirationTime("5m")),
+      hs512: await sign(good, "HS512", (j) => std(j).setIssuedAt().setExpirationTime("5m")),
+      noExp: await sign(good, "HS256", (j) => std(j).setIssuedAt()),
+      algNone: `${enc({ alg: "none", typ: "JWT" })}.${enc({ sub: u.id, role: "admin", iss: "ai-trading/user-management", aud: "ai-trading", iat: now, exp: now + 300, jti: "x" })}.`,
+      tampered: (() => {
+        const [h, , s] = u.access.split(".");
+        return `${h}.${enc({ sub: u.id, role: "admin", iss: "ai-trading/user-management", aud: "ai-trading", iat: now, exp: now + 300, jti: "x" })}.${s}`;
+      })(),
+    };
+    for (const [name, token] of Object.entries(cases)) {
+      const r = await call("GET", "/api/users/me", { token });
+      expect(r.status, name).toBe(401);
+      expect(r.body.error.code, name).toBe(name === "expired" ? "TOKEN_EXPIRED" : "INVALID_TOKEN");
+    }
+    const basic = await call("GET", "/api/users/me", { headers: { authorization: "Basic dXNlcjpwYXNz" } });
+    expect(basic.status).toBe(401);
+    // sanity: the genuine token still works
+    expect((await call("GET", "/api/users/me", { token: u.access })).status).toBe(200);
+  });
+
+  it("never proxies internal paths, however encoded", async () => {
+    const u = await registerAndLogin("internal");
+    for (const path of ["/api/users/internal/api-keys/verify", "/api/users/./internal/api-keys/verify", "/api/users/x/../internal/api-keys/verify", "/api/users/%2e%2e/users/internal/api-keys/verify", "/api/users/%69nternal/api-keys/verify"]) {
+      const r = await call("POST", path, { token: u.access, body: { key: "atk_000000000000_" + "a".repeat(43) } });
+      expect(r.status, path).toBe(404);
+    }
+  });
+});
+
+describe("refresh tokens", () => {
+  it("rotates, detects reuse and revokes the family", async () => {
+    const u = await registerAndLogin("carol");
+    const r1 = await call("POST", "/api/users/refresh", { body: { refreshToken: u.refresh } });
+    expect(r1.status).toBe(200);
+    expect(r1.body.refreshToken).not.toBe(u.refresh);
+    expect((await call("GET", "/api/users/me", { token: r1.body.accessToken })).status).toBe(200);
+
+    const reuse = await call("POST", "/api/users/refresh", { body: { refreshToken: u.refresh } });
+    expect(reuse.status).toBe(401);
+    expect(reuse.body.error.code).toBe("REFRESH_TOKEN_REUSED");
+    // the legitimate successor was revoked with the family
+    const successor = await call("POST", "/api/users/refresh", { body: { refreshToken: r1.body.refreshToken } });
+    expect(successor.status).toBe(401);
+    expect(successor.body.error.code).toBe("INVALID_REFRESH_TOKEN");
+
+    const garbage = await call("POST", "/api/users/refresh", { body: { refreshToken: "x".repeat(43) } });
+    expect(garbage.status).toBe(401);
+    const malformed = await call("POST", "/api/users/refresh", { body: { refreshToken: "'; DELETE FROM refresh_tokens; --" } });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.field).toBe("refreshToken");
+  });
+
+  it("logout revokes the session", async () => {
+    const u = await registerAndLogin("dave");
+    const anon = await call("POST", "/api/users/logout", { body: { refreshToken: u.refresh } });
+    expect(anon.status).toBe(401);
+    const out = await call("POST", "/api/users/logout", { token: u.access, body: { refreshToken: u.refresh } });
+    expect(out.status).toBe(204);
+    const r = await call("POST", "/api/users/refresh", { body: { refreshToken: u.refresh } });
+    expect(r.status).toBe(401);
+  });
+});
+
+describe("lockout", () => {
+  it("locks the account after repeated failures, even for the right password", async () => {
+    const u = await registerAndLogin("eve");
+    for (let i = 0; i < 3; i++) {
+      const r = await call("POST", "/api/users/login", { body: { email: u.email, password: "not the password" } });
+      expect(r.status).toBe(401);
+    }
+    const locked = await call("POST", "/api/users/login", { body: { email: u.email, password: PASSWORD } });
+    expect(locked.status).toBe(423);
+    expect(locked.body.error.code).toBe("ACCOUNT_LOCKED");
+    expect(Number(locked.headers["retry-after"])).toBeGreaterThan(0);
+  });
+});
+
+describe("API keys", () => {
+  it("creates, uses, lists and revokes a key", async () => {
+    const u = await registerAndLogin("bot");
+    const created = await call("POST", "/api/users/api-keys", { token: u.access, body: { name: "trading bot" } });
+    expect(created.status).toBe(201);
+    const key = created.body.key as string;
+    expect(key).toMatch(/^atk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+
+    const me = await call("GET", "/api/users/me", { headers: { "x-api-key": key } });
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ user: { id: u.id }, authMethod: "api-key" });
+    // second use is served from the Dragonfly cache
+    expect((await call("GET", "/api/users/me", { headers: { "x-api-key": key } })).status).toBe(200);
+
+    const list = await call("GET", "/api/users/api-keys", { token: u.access });
+    expect(list.body.apiKeys).toHaveLength(1);
+    expect(JSON.stringify(list.body)).not.toContain(key.split("_")[2]);
+
+    const viaKey = await call("POST", "/api/users/api-keys", { headers: { "x-api-key": key }, body: { name: "escalate" } });
+    expect(viaKey.status).toBe(403);
+
+    const del = await call("DELETE", `/api/users/api-keys/${created.body.id}`, { token: u.access });
+    expect(del.status).toBe(204);
+    const after = await call("GET", "/api/users/me", { headers: { "x-api-key": key } });
+    expect(after.status).toBe(401);
+    expect(after.body.error.code).toBe("INVALID_API_KEY");
+
+    const forged = await call("GET", "/api/users/me", { headers: { "x-api-key": key.slice(0, -4) + "AAAA" } });
+    expect(forged.status).toBe(401);
+    const junk = await call("GET", "/api/users/me", { headers: { "x-api-key": "' OR 1=1 --" } });
+    expect(junk.status).toBe(401);
+  });
+});
+
+describe("roles", () => {
+  it("bootstrap admin promotes a user; traders cannot", async () => {
+    const u = await registerAndLogin("frank");
+    const denied = await call("PUT", `/api/users/admin/users/${u.id}/role`, { token: u.access, body: { role: "admin" } });
+    expect(denied.status).toBe(403);
+    const admin = await call("POST", "/api/users/login", { body: ADMIN });
+    expect(admin.status).toBe(200);
+    expect(admin.body.user.role).toBe("admin");
+    const promoted = await call("PUT", `/api/users/admin/users/${u.id}/role`, { token: admin.body.accessToken, body: { role: "admin" } });
+    expect(promoted.status).toBe(200);
+    expect(promoted.body.user.role).toBe("admin");
+    const badRole = await call("PUT", `/api/users/admin/users/${u.id}/role`, { token: admin.body.accessToken, body: { role: "root" } });
+    expect(badRole.status).toBe(400);
+    expect(badRole.body.error.field).toBe("role");
+    const badId = await call("PUT", `/api/users/admin/users/not-a-uuid/role`, { token: admin.body.accessToken, body: { role: "admin" } });
+    expect(badId.status).toBe(400);
+    expect(badId.body.error.field).toBe("id");
+  });
+});
+
+describe("rate limits", () => {
+  it("limits per user with standard headers, independent of other users and IPs", async () => {
+    const a = await registerAndLogin("rl-a");
+    const b = await registerAndLogin("rl-b");
+    const remaining: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await call("GET", "/api/users/me", { token: a.access, via: gwLimited });
+      expect(r.status).toBe(200);
+      expect(r.headers["x-ratelimit-limit"]).toBe("3");
+      expect(r.headers["x-ratelimit-reset"]).toBeDefined();
+      remaining.push(String(r.headers["x-ratelimit-remaining"]));
+    }
+    expect(remaining).toEqual(["2", "1", "0"]);
+    const limited = await call("GET", "/api/users/me", { token: a.access, via: gwLimited });
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe("RATE_LIMITED");
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    expect(limited.headers["x-ratelimit-remaining"]).toBe("0");
+    // another user has their own budget
+    expect((await call("GET", "/api/users/me", { token: b.access, via: gwLimited })).status).toBe(200);
+    // anonymous requests are limited per client IP (counters are shared by every gateway replica)
+    const anon = [];
+    for (let i = 0; i < 4; i++) anon.push((await call("POST", "/api/users/login", { via: gwLimited, ip: "10.9.9.9", body: { email: "x@example.com", password: "y" } })).status);
+    expect(anon.slice(0, 3)).not.toContain(429);
+    expect(anon[3]).toBe(429);
+    expect((await call("POST", "/api/users/login", { via: gwLimited, ip: "10.9.9.10", body: { email: "x@example.com", password: "y" } })).status).not.toBe(429);
+  });
+});
+
+describe("readiness follows Redis", () => {
+  it("reports dragonfly failed while Redis is down and ok after restart", async () => {
+    const before = await gw.app.inject({ url: "/ready" });
+    expect(before.statusCode).toBe(200);
+    expect(before.json().dependencies.dragonfly.status).toBe("ok");
+
+    await redis.kill();
+    const down = await gw.app.inject({ url: "/ready" });
+    expect(down.statusCode).toBe(503);
+    expect(down.json()).toMatchObject({ status: "not_ready", dependencies: { dragonfly: { status: "failed", required: true } } });
+    const umDown = await um.app.inject({ url: "/ready" });
+    expect(umDown.statusCode).toBe(503);
+    expect(umDown.json().dependencies.postgres.status).toBe("ok");
+    expect((await gw.app.inject({ url: "/health" })).statusCode).toBe(200);
+
+    await redis.restart();
+    let ready = 0;
+    for (let i = 0; i < 100 && ready !== 200; i++) {
+      ready = (await gw.app.inject({ url: "/ready" })).statusCode;
+      if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready).toBe(200);
+  });
+});
