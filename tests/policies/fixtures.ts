@@ -108,14 +108,15 @@ http {
 }
 `;
 
-export function dockerNginx(conf: string | undefined = NGINX_CONF, props: Record<string, any> = {}): TestResource {
+/** `conf: null` uploads no nginx.conf. */
+export function dockerNginx(conf: string | null = NGINX_CONF, props: Record<string, any> = {}): TestResource {
     return dockerContainer("nginx", "edge", {
         user: "33:33",
         ports: [
             { internal: 8080, external: 8080, ip: "127.0.0.1", protocol: "tcp" },
             { internal: 8443, external: 8443, ip: "127.0.0.1", protocol: "tcp" },
         ],
-        uploads: conf === undefined ? [] : [
+        uploads: conf === null ? [] : [
             { file: "/etc/nginx/nginx.conf", content: conf, permissions: "0444" },
             { file: "/etc/nginx/tls/tls.key", content: "-----BEGIN PRIVATE KEY-----\nMIIE...\n-----END PRIVATE KEY-----\n", permissions: "0400" },
         ],
@@ -137,13 +138,14 @@ export const ALERT_RULES = `groups:
         for: 5m
 `;
 
-export function dockerPrometheus(rules: string | undefined = ALERT_RULES): TestResource {
+/** `rules: null` uploads no rule file. */
+export function dockerPrometheus(rules: string | null = ALERT_RULES): TestResource {
     return dockerContainer("prometheus", "monitoring", {
         user: "65534:65534",
         ports: [{ internal: 9090, external: 9090, ip: "127.0.0.1", protocol: "tcp" }],
         uploads: [
             { file: "/etc/prometheus/prometheus.yml", content: "global:\n  scrape_interval: 15s\nrule_files:\n  - /etc/prometheus/rules/trading-alerts.yml\n" },
-            ...(rules === undefined ? [] : [{ file: "/etc/prometheus/rules/trading-alerts.yml", content: rules }]),
+            ...(rules === null ? [] : [{ file: "/etc/prometheus/rules/trading-alerts.yml", content: rules }]),
         ],
         healthcheck: { tests: ["CMD", "wget", "-qO-", "http://127.0.0.1:9090/-/ready"], interval: "10s", timeout: "5s", retries: 3, startPeriod: "10s" },
     });

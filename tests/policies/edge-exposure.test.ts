@@ -1,0 +1,177 @@
+import { describe, expect, it } from "vitest";
+import { nginxTlsProblems } from "../../policies/lib/nginx";
+import {
+    deployment, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit, ingress,
+    networkPolicy, NGINX_CONF, prodStack, replace, service, statefulSet,
+} from "./fixtures";
+import { runPack, summary, UNKNOWN } from "./run-pack";
+
+const only = (name: string) => ({ only: [name] });
+const firstSentence = (m: string) => m.split(". ")[0];
+
+describe("edge-tls-only", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("edge-tls-only"));
+
+    it("passes the generated nginx.conf (8080 redirects, 8443 ssl) and a TLS Ingress", async () => {
+        expect(await run([dockerNginx(), ingress()])).toEqual([]);
+        expect(nginxTlsProblems(NGINX_CONF)).toEqual([]);
+    });
+
+    it("rejects a plain-HTTP server that proxies instead of redirecting", async () => {
+        const conf = NGINX_CONF.replace("return 301 https://$host:8443$request_uri;", "location / { proxy_pass http://gateway; }");
+        expect(await run([dockerNginx(conf)])).toEqual([{
+            policyName: "edge-tls-only",
+            resourceName: "nginx-container",
+            enforcementLevel: "mandatory",
+            message: "Container \"nginx-container\" /etc/nginx/nginx.conf: server #1 (_) listens on 8080 without ssl and does not `return 301 https://...`. " +
+                "Serve HTTPS (listen 443 ssl with ssl_certificate and ssl_certificate_key; Ingress spec.tls with a certificate Secret) and let plain HTTP only " +
+                "redirect (`return 301 https://$host$request_uri;`, annotation nginx.ingress.kubernetes.io/ssl-redirect: \"true\").",
+        }, {
+            policyName: "edge-tls-only",
+            resourceName: "nginx-container",
+            enforcementLevel: "mandatory",
+            message: expect.stringContaining("server #1 (_) listens on 8080 without ssl and serves content (proxy_pass)"),
+        }]);
+    });
+
+    it("judges nginx configurations", () => {
+        expect(nginxTlsProblems("events {}\nhttp { server { listen 80; root /usr/share/nginx/html; } }")).toEqual([
+            "server #1 listens on 80 without ssl and does not `return 301 https://...`",
+            "server #1 listens on 80 without ssl and serves content (root)",
+            "no server listens with ssl (HTTPS is not served)",
+        ]);
+        // No listen directive means port 80; ACME challenges may be served over HTTP.
+        expect(nginxTlsProblems(`http {
+            server { location /.well-known/acme-challenge/ { root /var/www/acme; } return 308 https://$host$request_uri; }
+            server { listen 443 ssl; ssl_certificate c.pem; ssl_certificate_key k.pem; ssl_protocols TLSv1 TLSv1.2; }
+        }`)).toEqual(["server #2 enables obsolete protocols TLSv1 (use TLSv1.2 TLSv1.3)"]);
+        expect(nginxTlsProblems("http { server { listen 443 ssl; } }")).toEqual([
+            "server #1 listens with ssl but has no ssl_certificate/ssl_certificate_key",
+        ]);
+        expect(nginxTlsProblems("# comment only")).toEqual(["no server block found"]);
+    });
+
+    it("rejects an edge container without an uploaded nginx.conf, skips one computed at deploy time", async () => {
+        expect((await run([dockerNginx(null)])).map((v) => firstSentence(v.message))).toEqual([
+            "Container \"nginx-container\" uploads no nginx configuration (/etc/nginx/nginx.conf), so the image's default plain-HTTP server would be used",
+        ]);
+        expect(await run([dockerNginx(UNKNOWN)])).toEqual([]);
+        const b64 = edit(dockerNginx(), (p) => { p.uploads[0] = { file: "/etc/nginx/nginx.conf", contentBase64: Buffer.from("http { server { listen 80; } }").toString("base64") }; });
+        expect(summary(await run([b64]))).toEqual(["edge-tls-only nginx-container", "edge-tls-only nginx-container"]);
+    });
+
+    it("rejects an Ingress without TLS, with uncovered hosts, or without ssl-redirect", async () => {
+        const bare = ingress({ tls: [], annotations: {} });
+        expect((await run([bare])).map((v) => firstSentence(v.message))).toEqual([
+            "Ingress \"nginx-ingress\" has no spec.tls, so it serves plain HTTP",
+            "Ingress \"nginx-ingress\" does not set the annotation nginx.ingress.kubernetes.io/ssl-redirect (or force-ssl-redirect) to \"true\"",
+        ]);
+        const other = ingress({ tls: [{ hosts: ["other.example.com"], secretName: "x" }], annotations: { "nginx.ingress.kubernetes.io/force-ssl-redirect": "true" } });
+        expect((await run([other])).map((v) => firstSentence(v.message))).toEqual([
+            "Ingress \"nginx-ingress\" has rules for trading.example.com not covered by spec.tls hosts",
+        ]);
+        expect(await run([ingress({ tls: [{ hosts: ["*.example.com"], secretName: "wild" }] })])).toEqual([]);
+    });
+
+    it("ignores non-edge containers", async () => {
+        expect(await run([dockerService(), dockerPostgres()])).toEqual([]);
+    });
+});
+
+describe("no-public-exposure", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("no-public-exposure"));
+
+    it("on dev allows loopback-published admin ports, on prod datastores publish none", async () => {
+        expect(await run([dockerPostgres(), dockerPrometheus(), dockerNginx()], "dev")).toEqual([]);
+        expect(await run([dockerPostgres()])).toEqual([{
+            policyName: "no-public-exposure",
+            resourceName: "postgres-container",
+            enforcementLevel: "mandatory",
+            message: "Container \"postgres-container\" is a datastore and publishes 5432 on the host; on prod datastores publish no ports " +
+                "(reach them on the Docker network; for admin use `docker exec` or a VPN).",
+        }]);
+        expect(await run([dockerPostgres({ ports: [] }), dockerPrometheus(), dockerNginx()])).toEqual([]);
+    });
+
+    it("rejects ports published on all interfaces and publishAllPorts, on every stack", async () => {
+        const open = dockerPostgres({ ports: [{ internal: 5432, external: 5432 }] });
+        expect(await run([open], "dev")).toEqual([{
+            policyName: "no-public-exposure", resourceName: "postgres-container", enforcementLevel: "advisory",
+            message: "Container \"postgres-container\" publishes container port 5432 on 0.0.0.0:5432; set ports[].ip to \"127.0.0.1\".",
+        }]);
+        const svc = dockerService("api-gateway", { publishAllPorts: true, ports: [{ internal: 3001, ip: "0.0.0.0" }] });
+        expect((await run([svc])).map((v) => v.message)).toEqual([
+            "Container \"api-gateway-container\" sets publishAllPorts, which publishes every exposed port on all host interfaces.",
+            "Container \"api-gateway-container\" publishes container port 3001 on 0.0.0.0:<random>; set ports[].ip to \"127.0.0.1\".",
+        ]);
+    });
+
+    it("rejects LoadBalancer/NodePort Services for datastores, monitoring and services; allows the edge", async () => {
+        const edgeLb = edit(service("ingress-nginx-controller", "edge", 443, "LoadBalancer"), () => undefined);
+        expect(await run([service("postgres", "datastore", 5432), edgeLb])).toEqual([]);
+        const rs = [
+            service("postgres", "datastore", 5432, "LoadBalancer"),
+            service("grafana", "monitoring", 3000, "NodePort"),
+            service("api-gateway", "service", 3001, "LoadBalancer"),
+        ];
+        expect((await run(rs)).map((v) => v.message)).toEqual([
+            "Service \"postgres-service\" exposes postgres outside the cluster (type LoadBalancer); internal workloads use type ClusterIP.",
+            "Service \"grafana-service\" exposes grafana outside the cluster (type NodePort); internal workloads use type ClusterIP.",
+            "Service \"api-gateway-service\" exposes a non-edge workload outside the cluster (type LoadBalancer); only the Ingress controller (role=edge) may.",
+        ]);
+    });
+
+    it("rejects Ingress routes to Grafana/Prometheus/datastores and hostPorts", async () => {
+        expect((await run([ingress({ backends: ["api-gateway", "grafana"] })])).map((v) => v.message)).toEqual([
+            "Ingress \"nginx-ingress\" routes public traffic to grafana; datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
+        ]);
+        const pg = statefulSet("postgres", "datastore", "postgres:16.4-bookworm", 5432, 999, { ports: [{ containerPort: 5432, hostPort: 5432 }] });
+        expect((await run([pg])).map((v) => v.message)).toEqual([
+            "StatefulSet \"postgres-statefulset\" container \"postgres\" binds hostPort 5432, bypassing Services and NetworkPolicies.",
+        ]);
+    });
+});
+
+describe("network-policy-default-deny", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("network-policy-default-deny"));
+
+    it("passes a namespace with default deny and one policy per workload", async () => {
+        expect(await run(prodStack())).toEqual([]);
+    });
+
+    it("requires the default deny for Ingress and Egress", async () => {
+        const noDeny = prodStack().filter((r) => r.name !== "default-deny-netpol");
+        expect(await run(noDeny)).toEqual([{
+            policyName: "network-policy-default-deny", resourceName: undefined, enforcementLevel: "mandatory",
+            message: "Namespace \"ai-trading\" has no default-deny NetworkPolicy for Ingress and Egress. Add a NetworkPolicy with podSelector: {} " +
+                "and policyTypes: [Ingress, Egress] and no rules, then allow each flow explicitly.",
+        }]);
+        const ingressOnly = replace(prodStack(), "default-deny-netpol", (p) => { p.spec.policyTypes = ["Ingress"]; });
+        expect((await run(ingressOnly)).map((v) => firstSentence(v.message))).toEqual([
+            "Namespace \"ai-trading\" has no default-deny NetworkPolicy for Egress",
+        ]);
+        const cfg = { all: "mandatory" as const, "network-policy-default-deny": { requireEgressDeny: false } };
+        expect(await runPack(ingressOnly, cfg, only("network-policy-default-deny"))).toEqual([]);
+        // A "deny" that allows everything is no deny.
+        const allowAll = replace(prodStack(), "default-deny-netpol", (p) => { p.spec.ingress = [{}]; p.spec.egress = [{}]; });
+        expect(summary(await run(allowAll))).toEqual(["network-policy-default-deny <stack>"]);
+    });
+
+    it("requires a policy of its own for every workload (an empty allow list keeps it closed)", async () => {
+        const rs = [...prodStack(), deployment("user-management", 8010)];
+        expect(await run(rs)).toEqual([{
+            policyName: "network-policy-default-deny", resourceName: "user-management-deployment", enforcementLevel: "mandatory",
+            message: "Deployment \"user-management\" in namespace \"ai-trading\" has no NetworkPolicy of its own. Add one whose podSelector matches " +
+                "its pod labels (trading.io/workload) and whose ingress rules name the allowed clients and ports (an empty list keeps it closed).",
+        }]);
+        const closed = networkPolicy("user-management", { matchLabels: { "trading.io/workload": "user-management" } }, ["Ingress"]);
+        expect(await run([...rs, closed])).toEqual([]);
+        // matchExpressions selectors work too.
+        const expr = networkPolicy("user-management", { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["user-management"] }] }, ["Ingress"], { ingress: [{}] });
+        expect(await run([...rs, expr])).toEqual([]);
+    });
+
+    it("is not applicable to a Docker stack", async () => {
+        expect(await run([dockerService(), dockerPostgres()])).toEqual([]);
+    });
+});
