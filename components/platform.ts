@@ -119,6 +119,10 @@ export class TradingPlatform extends pulumi.ComponentResource {
         nodeImage: image("node"),
         push: !isDocker,
         build: isDocker || !k.renderYamlTo,
+        registryAuth:
+          config.registryUsername && configSecrets.registryPassword
+            ? { username: config.registryUsername, password: configSecrets.registryPassword }
+            : undefined,
       },
       { parent: this },
     );

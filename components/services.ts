@@ -23,6 +23,8 @@ export interface ServicesImageArgs {
   push: boolean;
   /** Only reference the tag without building (manifests rendered without an engine). */
   build: boolean;
+  /** Credentials for the push, when the registry needs them. */
+  registryAuth?: { username: string; password: pulumi.Output<string> };
 }
 
 /** The one image every service runs from, selected by name at start. */
@@ -47,6 +49,9 @@ export class ServicesImage extends pulumi.ComponentResource {
             platform: "linux/amd64",
           },
           skipPush: !args.push,
+          registry: args.registryAuth
+            ? { server: args.repository.split("/")[0], username: args.registryAuth.username, password: args.registryAuth.password }
+            : undefined,
         },
         { parent: this },
       );

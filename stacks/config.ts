@@ -42,6 +42,8 @@ export interface StackConfig {
   servicesImageTag: string;
   /** Registry the services image is pushed to (Kubernetes); empty on Docker. */
   registry?: string;
+  /** Login for the push; the password is the secret `registryPassword`. */
+  registryUsername?: string;
   datastores: Record<DataComponent, DatastoreConfig>;
   monitoring: { prometheus: boolean; grafana: boolean; retentionDays: number };
   /** Replicas of every stateless service unless overridden per service. */
@@ -285,6 +287,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     imageSource,
     servicesImageTag,
     registry,
+    registryUsername: r.string("registryUsername"),
     datastores,
     monitoring: {
       prometheus: r.boolean("prometheusEnabled", true),
@@ -319,6 +322,7 @@ export const configKeys: readonly string[] = [
   "imageSource",
   "servicesImageTag",
   "registry",
+  "registryUsername",
   "replicas",
   "serviceReplicas",
   "disabledServices",
@@ -352,5 +356,6 @@ export const secretConfigKeys = [
   "smtpPassword",
   "tlsCertificate",
   "tlsPrivateKey",
+  "registryPassword",
 ] as const;
 export type SecretConfigKey = (typeof secretConfigKeys)[number];
