@@ -1,0 +1,264 @@
+import { describe, expect, it } from "vitest";
+import { parseImageRef, unpinnedReason } from "../../policies/lib/images";
+import { isRootUser } from "../../policies/lib/security";
+import {
+    backupCronJob, deployment, dockerContainer, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit,
+    remoteImage, statefulSet,
+} from "./fixtures";
+import { runPack, summary, UNKNOWN, Violation } from "./run-pack";
+
+const only = (name: string) => ({ only: [name] });
+const messages = (vs: Violation[]) => vs.map((v) => v.message);
+const compliant = () => [
+    dockerPostgres(), dockerService(), dockerNginx(), dockerPrometheus(),
+    deployment("api-gateway", 3001), statefulSet("postgres", "datastore", "postgres:16.4-bookworm", 5432, 999),
+    backupCronJob("postgres", "postgres:16.4-bookworm", 999),
+];
+
+describe("no-privileged-containers", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("no-privileged-containers"));
+
+    it("passes hardened containers", async () => {
+        expect(await run(compliant())).toEqual([]);
+    });
+
+    it("rejects privileged, host namespaces, the Docker socket and devices on Docker", async () => {
+        const bad = dockerService("api-gateway", {
+            privileged: true,
+            networkMode: "host",
+            pidMode: "host",
+            volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/var/run/docker.sock" }, { hostPath: "/srv/config", containerPath: "/config" }],
+            mounts: [{ type: "bind", source: "/", target: "/host" }],
+            devices: [{ hostPath: "/dev/kvm" }],
+        });
+        const suffix = ". A compromised process there owns the host: remove it (use published loopback ports, named volumes and a user-defined network instead).";
+        expect(messages(await run([bad]))).toEqual([
+            "runs privileged",
+            "shares the host network namespace (networkMode: \"host\")",
+            "shares the host PID namespace (pidMode: \"host\")",
+            "mounts the container runtime socket /var/run/docker.sock (root on the host)",
+            "bind-mounts the host path /",
+            "passes host devices into the container (devices)",
+        ].map((p) => `Container "api-gateway-container" ${p}${suffix}`));
+    });
+
+    it("rejects privileged pods, host namespaces and hostPath volumes on Kubernetes", async () => {
+        const d = deployment("api-gateway", 3001, {
+            container: { securityContext: { privileged: true, allowPrivilegeEscalation: true } },
+            spec: { hostNetwork: true, volumes: [{ name: "sock", hostPath: { path: "/run/containerd/containerd.sock" } }, { name: "logs", hostPath: { path: "/var/log" } }] },
+        });
+        expect((await run([d])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\" sets hostNetwork: true",
+            "Deployment \"api-gateway-deployment\" mounts the container runtime socket /run/containerd/containerd.sock (root on the host)",
+            "Deployment \"api-gateway-deployment\" mounts the hostPath volume /var/log (use a PersistentVolumeClaim, emptyDir or ConfigMap)",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" runs privileged",
+        ]);
+        const cfg = { all: "mandatory" as const, "no-privileged-containers": { allowedK8sHostPaths: ["/var/log"] } };
+        expect(await runPack([edit(d, (p) => { p.spec.template.spec.volumes = [{ name: "logs", hostPath: { path: "/var/log" } }]; p.spec.template.spec.hostNetwork = false; p.spec.template.spec.containers[0].securityContext.privileged = false; })], cfg, only("no-privileged-containers"))).toEqual([]);
+    });
+});
+
+describe("drop-all-capabilities", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("drop-all-capabilities"));
+
+    it("passes drops ALL (adding NET_BIND_SERVICE is allowed)", async () => {
+        expect(await run([...compliant(), dockerService("api-gateway", { capabilities: { drops: ["all"], adds: ["CAP_NET_BIND_SERVICE"] } })])).toEqual([]);
+    });
+
+    it("rejects missing drops and extra adds, on both targets", async () => {
+        const docker = dockerService("api-gateway", { capabilities: { adds: ["SYS_ADMIN"] } });
+        const k8s = deployment("api-gateway", 3001, { container: { securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ["NET_RAW"], add: ["NET_ADMIN"] } } } });
+        expect(messages(await run([docker, k8s]))).toEqual([
+            "Container \"api-gateway-container\" does not drop ALL capabilities; set capabilities: { drops: [\"ALL\"] } and add back only what the process needs (exemptions: policy config capabilityExemptions).",
+            "Container \"api-gateway-container\" adds capabilities SYS_ADMIN; set capabilities: { drops: [\"ALL\"] } and add back only what the process needs (exemptions: policy config capabilityExemptions).",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" does not drop ALL capabilities; set securityContext.capabilities.drop: [\"ALL\"] on every container (exemptions: policy config capabilityExemptions).",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" adds capabilities NET_ADMIN; set securityContext.capabilities.drop: [\"ALL\"] on every container (exemptions: policy config capabilityExemptions).",
+        ]);
+    });
+
+    it("honours per-workload capabilityExemptions", async () => {
+        const pg = dockerPostgres({ capabilities: { drops: ["ALL"], adds: ["CHOWN", "SETUID", "SETGID"] } });
+        expect(summary(await run([pg]))).toEqual(["drop-all-capabilities postgres-container"]);
+        const cfg = { all: "mandatory" as const, "drop-all-capabilities": { capabilityExemptions: { postgres: ["CHOWN", "SETUID", "SETGID"] } } };
+        expect(await run([pg], cfg)).toEqual([]);
+    });
+});
+
+describe("run-as-non-root", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("run-as-non-root"));
+
+    it("passes explicit non-root users", async () => {
+        expect(await run(compliant())).toEqual([]);
+    });
+
+    it("rejects root or unset users", async () => {
+        const rs = [
+            dockerService("api-gateway", { user: undefined }),
+            dockerPostgres({ user: "0:0" }),
+            deployment("api-gateway", 3001, { container: { securityContext: { allowPrivilegeEscalation: false, runAsUser: 0 } }, spec: { securityContext: {} } }),
+            deployment("central-hub", 7000, { container: { securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, runAsUser: 0 } } }),
+        ];
+        expect((await run(rs)).map((v) => v.message.split("; ")[0])).toEqual([
+            "Container \"api-gateway-container\" sets no user, so it runs as the image's user (often root)",
+            "Container \"postgres-container\" runs as \"0:0\" (root)",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" does not set runAsNonRoot: true",
+            "Deployment \"central-hub-deployment\" container \"central-hub\" sets runAsUser: 0",
+        ]);
+    });
+
+    it("inherits the pod securityContext and honours rootExemptions (workload or image)", async () => {
+        const inherit = deployment("api-gateway", 3001, { container: { securityContext: { allowPrivilegeEscalation: false } } });
+        expect(await run([inherit])).toEqual([]);
+        const pg = dockerPostgres({ user: undefined });
+        const cfg = { all: "mandatory" as const, "run-as-non-root": { rootExemptions: ["postgres"] } };
+        expect(await run([pg], cfg)).toEqual([]);
+        const byImage = dockerContainer("pg-replica", "datastore", { user: "root", image: "postgres:16.4-bookworm" });
+        expect(await run([byImage], cfg)).toEqual([]);
+        expect(isRootUser("10001:0")).toBe(false);
+        expect(isRootUser("root:root")).toBe(true);
+    });
+});
+
+describe("no-privilege-escalation", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("no-privilege-escalation"));
+
+    it("passes no-new-privileges and allowPrivilegeEscalation false with RuntimeDefault seccomp", async () => {
+        expect(await run(compliant())).toEqual([]);
+    });
+
+    it("rejects missing no-new-privileges and unconfined profiles", async () => {
+        const docker = dockerService("api-gateway", { securityOpts: ["seccomp=unconfined"] });
+        const k8s = deployment("api-gateway", 3001, {
+            container: { securityContext: { runAsNonRoot: true, capabilities: { drop: ["ALL"] }, seccompProfile: { type: "Unconfined" } } },
+        });
+        expect((await run([docker, k8s])).map((v) => v.message.split("; ")[0])).toEqual([
+            "Container \"api-gateway-container\" does not set securityOpts [\"no-new-privileges:true\"]",
+            "Container \"api-gateway-container\" disables a kernel confinement (securityOpts \"seccomp=unconfined\")",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" does not set allowPrivilegeEscalation: false",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" has seccompProfile Unconfined (needs RuntimeDefault or Localhost)",
+        ]);
+    });
+});
+
+describe("read-only-root-filesystem", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("read-only-root-filesystem"));
+
+    it("requires it for role=service only", async () => {
+        expect(await run(compliant())).toEqual([]);
+        const rs = [
+            dockerService("api-gateway", { readOnly: false }),
+            dockerPostgres({ readOnly: false }),
+            deployment("central-hub", 7000, { container: { securityContext: { allowPrivilegeEscalation: false } } }),
+        ];
+        expect(messages(await run(rs))).toEqual([
+            "Container \"api-gateway-container\" does not set readOnly: true; set readOnly: true and mount a tmpfs (tmpfs: { \"/tmp\": \"rw,size=64m\" }) where the service writes.",
+            "Deployment \"central-hub-deployment\" container \"central-hub\" does not set readOnlyRootFilesystem: true; set securityContext.readOnlyRootFilesystem: true and mount an emptyDir at /tmp.",
+        ]);
+        const cfg = { all: "mandatory" as const, "read-only-root-filesystem": { roles: ["service", "datastore"], exemptWorkloads: ["central-hub", "api-gateway"] } };
+        expect(summary(await run(rs, cfg))).toEqual(["read-only-root-filesystem postgres-container"]);
+    });
+});
+
+describe("resource-limits", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("resource-limits"));
+
+    it("passes memory + cpus (Docker) and limits + requests (Kubernetes)", async () => {
+        expect(await run([...compliant(), dockerService("api-gateway", { cpus: undefined, cpuShares: 512 })])).toEqual([]);
+    });
+
+    it("rejects missing limits", async () => {
+        const docker = dockerService("api-gateway", { memory: undefined, cpus: undefined });
+        const k8s = deployment("api-gateway", 3001, { container: { resources: { requests: { cpu: "100m" } } } });
+        expect((await run([docker, k8s])).map((v) => v.message.split("; ")[0])).toEqual([
+            "Container \"api-gateway-container\" has no memory limit (memory, in MB)",
+            "Container \"api-gateway-container\" has no CPU limit (cpus or cpuShares)",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" has no resources.limits.memory, resources.limits.cpu, resources.requests.memory",
+        ]);
+        const cfg = { all: "mandatory" as const, "resource-limits": { requireCpuLimit: false, requireRequests: false } };
+        expect((await run([k8s], cfg)).map((v) => v.message.split("; ")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" has no resources.limits.memory",
+        ]);
+    });
+});
+
+describe("health-checks", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("health-checks"));
+
+    it("passes healthchecks and probes; one-shot jobs and CronJobs are exempt", async () => {
+        const job = dockerContainer("database-service-migrate", "job", { healthcheck: undefined, mustRun: false, attach: true, restart: "no" });
+        expect(await run([...compliant(), job])).toEqual([]);
+    });
+
+    it("rejects missing or disabled checks", async () => {
+        const rs = [
+            dockerService("api-gateway", { healthcheck: undefined }),
+            dockerPostgres({ healthcheck: { tests: ["NONE"] } }),
+            deployment("api-gateway", 3001, { container: { readinessProbe: undefined } }),
+            statefulSet("postgres", "datastore", "postgres:16.4-bookworm", 5432, 999, { livenessProbe: undefined, readinessProbe: undefined }),
+        ];
+        expect((await run(rs)).map((v) => v.message.split("; ")[0])).toEqual([
+            "Container \"api-gateway-container\" has no healthcheck (healthcheck.tests), so Docker and dependants cannot tell a hung process from a healthy one",
+            "Container \"postgres-container\" has no healthcheck (healthcheck.tests), so Docker and dependants cannot tell a hung process from a healthy one",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" has no readinessProbe",
+            "StatefulSet \"postgres-statefulset\" container \"postgres\" has no livenessProbe and no readinessProbe",
+        ]);
+    });
+});
+
+describe("pinned-image-tags", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("pinned-image-tags"));
+
+    it("passes version tags, digests and image IDs", async () => {
+        expect(await run([...compliant(), remoteImage("postgres:16.4-bookworm"), remoteImage("localhost:5000/nginx:1.27.2"),
+            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "ai-trading/services:0.1.0", build: { context: "services" } } }])).toEqual([]);
+    });
+
+    it("rejects latest, tag-less and floating references everywhere", async () => {
+        const rs = [
+            remoteImage("postgres:latest"),
+            remoteImage("localhost:5000/nginx"),
+            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "ai-trading/services:stable" } },
+            dockerService("api-gateway", { image: "ai-trading/services" }),
+            deployment("api-gateway", 3001, { container: { image: "registry.example.com/ai-trading/ai-trading-services:latest" } }),
+        ];
+        expect((await run(rs)).map((v) => v.message.split("; ")[0])).toEqual([
+            "RemoteImage \"image-postgres-latest\": name \"postgres:latest\" uses the floating tag \"latest\"",
+            "RemoteImage \"image-localhost-5000-nginx\": name \"localhost:5000/nginx\" has no tag (Docker resolves it to \"latest\")",
+            "Image \"services-image\": imageName \"ai-trading/services:stable\" uses the floating tag \"stable\"",
+            "Container \"api-gateway-container\": image \"ai-trading/services\" has no tag (Docker resolves it to \"latest\")",
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" \"registry.example.com/ai-trading/ai-trading-services:latest\" uses the floating tag \"latest\"",
+        ]);
+    });
+
+    it("parses references", () => {
+        expect(parseImageRef("docker.io/library/postgres:16.4@sha256:" + "a".repeat(64))).toMatchObject({ basename: "postgres", tag: "16.4" });
+        expect(unpinnedReason("nginx@sha256:abc", ["latest"])).toBe("has a malformed digest \"sha256:abc\"");
+        expect(unpinnedReason(UNKNOWN, ["latest"])).toBe("has no tag (Docker resolves it to \"latest\")");
+    });
+
+    it("skips images computed during preview", async () => {
+        expect(await run([dockerService("api-gateway", { image: UNKNOWN })])).toEqual([]);
+    });
+});
+
+describe("required-workload-labels", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("required-workload-labels"));
+
+    it("passes labelled workloads", async () => {
+        expect(await run(compliant())).toEqual([]);
+    });
+
+    it("rejects missing, unknown or inconsistent labels", async () => {
+        const rs = [
+            dockerService("api-gateway", { labels: [{ label: "trading.io/role", value: "frontend" }] }),
+            dockerPostgres({ labels: [{ label: "trading.io/workload", value: "postgres" }, { label: "trading.io/role", value: "service" }] }),
+            edit(deployment("api-gateway", 3001), (p) => { p.spec.template.metadata.labels = { "trading.io/workload": "api-gateway" }; }),
+        ];
+        expect((await run(rs)).map((v) => v.message.split("; ")[0])).toEqual([
+            "Container \"api-gateway-container\" has no trading.io/workload label",
+            "Container \"api-gateway-container\" has trading.io/role=frontend, not one of datastore, service, job, monitoring, edge",
+            "Container \"postgres-container\" labels the datastore postgres as role service",
+            "Deployment \"api-gateway-deployment\" pod template has no trading.io/role label",
+        ]);
+    });
+});
