@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import { countAlertRules } from "../../policies/rules/prometheus-alert-rules";
+import {
+    ALERT_RULES, backupCronJob, deployment, dockerContainer, dockerPostgres, dockerPrometheus, hpa, pdb, prodStack, replace,
+    rulesConfigMap, statefulSet,
+} from "./fixtures";
+import { runPack, summary, UNKNOWN } from "./run-pack";
+
+const only = (name: string) => ({ only: [name] });
+
+describe("service-min-replicas", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("service-min-replicas"));
+
+    it("passes 2 replicas, or an HPA with minReplicas 2; ignores datastores", async () => {
+        expect(await run(prodStack())).toEqual([]);
+        const scaled = [deployment("database-service", 8008, { replicas: 1 }), hpa("database-service", 2)];
+        expect(await run(scaled)).toEqual([]);
+    });
+
+    it("rejects a single replica on prod and is not applicable on dev", async () => {
+        const rs = replace(prodStack(), "api-gateway-deployment", (p) => { p.spec.replicas = 1; });
+        expect(await run(rs)).toEqual([{
+            policyName: "service-min-replicas", resourceName: "api-gateway-deployment", enforcementLevel: "mandatory",
+            message: "Deployment \"api-gateway\" (role=service) would be down during a rollout or node loss: spec.replicas is 1; " +
+                "run at least 2 replicas (spec.replicas or the HPA's minReplicas).",
+        }]);
+        expect(await run(rs, "dev")).toEqual([]);
+        const unset = [deployment("central-hub", 7000), hpa("central-hub", 1)];
+        expect((await run(unset)).map((v) => v.message.split(": ")[1].split(";")[0])).toEqual(["its HorizontalPodAutoscaler's minReplicas is 1"]);
+    });
+});
+
+describe("service-pod-disruption-budget", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("service-pod-disruption-budget"));
+
+    it("passes a matching PDB", async () => {
+        expect(await run(prodStack())).toEqual([]);
+        expect(await run([deployment("central-hub", 7000, { replicas: 3 }), pdb("central-hub", { minAvailable: 2 })])).toEqual([]);
+    });
+
+    it("rejects a missing or non-matching PDB on prod only", async () => {
+        const rs = replace(prodStack(), "api-gateway-pdb", (p) => { p.spec.selector.matchLabels = { "trading.io/workload": "api-gw" }; });
+        expect(await run(rs)).toEqual([{
+            policyName: "service-pod-disruption-budget", resourceName: "api-gateway-deployment", enforcementLevel: "mandatory",
+            message: "Deployment \"api-gateway\" (role=service) has no PodDisruptionBudget selecting its pods in namespace \"ai-trading\"; " +
+                "add one (policy/v1, selector.matchLabels = its trading.io/workload label, maxUnavailable: 1).",
+        }]);
+        expect(await run(rs, "dev")).toEqual([]);
+    });
+
+    it("rejects a PDB that blocks every drain", async () => {
+        const rs = [deployment("central-hub", 7000, { replicas: 2 }), pdb("central-hub", { minAvailable: 2 })];
+        expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message.split(",")[0]}`)).toEqual([
+            "central-hub-pdb: PodDisruptionBudget \"central-hub\" allows no disruption of Deployment \"central-hub\"",
+        ]);
+        expect(summary(await run([deployment("central-hub", 7000), pdb("central-hub", { maxUnavailable: 0 })]))).toEqual(["service-pod-disruption-budget central-hub-pdb"]);
+    });
+});
+
+describe("datastore-backups", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("datastore-backups"));
+
+    it("passes when PostgreSQL and ClickHouse have backup CronJobs", async () => {
+        expect(await run(prodStack())).toEqual([]);
+    });
+
+    it("rejects a missing or suspended backup on prod, not on dev", async () => {
+        const rs = prodStack().filter((r) => r.name !== "postgres-backup-cronjob");
+        expect(await run(rs)).toEqual([{
+            policyName: "datastore-backups", resourceName: "postgres-statefulset", enforcementLevel: "mandatory",
+            message: "Datastore \"postgres\" has no backup: add a batch/v1 CronJob labelled trading.io/backup-of=postgres with a schedule " +
+                "(pg_dump / clickhouse-backup to a persistent volume or object store), not suspended.",
+        }]);
+        expect(await run(rs, "dev")).toEqual([]);
+        const suspended = replace(prodStack(), "clickhouse-backup-cronjob", (p) => { p.spec.suspend = true; });
+        expect(summary(await run(suspended))).toEqual(["datastore-backups clickhouse-statefulset"]);
+    });
+
+    it("covers only the configured datastores that are deployed", async () => {
+        const rs = [statefulSet("dragonfly", "datastore", "docker.dragonflydb.io/dragonflydb/dragonfly:v1.23.2", 6379, 999)];
+        expect(await run(rs)).toEqual([]);
+        const cfg = { all: "mandatory" as const, "datastore-backups": { requireBackupFor: ["dragonfly"] } };
+        expect(summary(await run(rs, cfg))).toEqual(["datastore-backups dragonfly-statefulset"]);
+        expect(await run([...rs, backupCronJob("dragonfly", "docker.dragonflydb.io/dragonflydb/dragonfly:v1.23.2", 999)], cfg)).toEqual([]);
+        // On a Docker host a one-shot backup container counts (Docker has no scheduler).
+        const dockerBackup = dockerContainer("postgres-backup", "job", { labels: [
+            { label: "trading.io/workload", value: "postgres-backup" }, { label: "trading.io/role", value: "job" }, { label: "trading.io/backup-of", value: "postgres" },
+        ] });
+        expect(await run([dockerPostgres(), dockerBackup])).toEqual([]);
+    });
+});
+
+describe("prometheus-alert-rules", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("prometheus-alert-rules"));
+
+    it("passes rules in a labelled ConfigMap (Kubernetes) or uploaded under /etc/prometheus/rules/ (Docker)", async () => {
+        expect(await run(prodStack())).toEqual([]);
+        expect(await run([dockerPrometheus()])).toEqual([]);
+        expect(countAlertRules(ALERT_RULES)).toBe(2);
+    });
+
+    it("rejects Prometheus without alerting rules on prod, not on dev", async () => {
+        const rs = prodStack().filter((r) => r.name !== "prometheus-rules");
+        expect(await run(rs)).toEqual([{
+            policyName: "prometheus-alert-rules", resourceName: "prometheus-statefulset", enforcementLevel: "mandatory",
+            message: "Prometheus is deployed with 0 alerting rule(s) (need 1): ship rule files (YAML with groups[].rules[] having alert and expr) " +
+                "in a ConfigMap labelled trading.io/prometheus-rules=true, or on Docker as an upload under /etc/prometheus/rules/ — e.g. service " +
+                "down (up == 0), error rate, datastore unreachable.",
+        }]);
+        expect(await run(rs, "dev")).toEqual([]);
+        expect(summary(await run([dockerPrometheus(null)]))).toEqual(["prometheus-alert-rules prometheus-container"]);
+    });
+
+    it("counts only real alerting rules and honours minAlertRules", async () => {
+        const recordingOnly = "groups:\n  - name: rec\n    rules:\n      - record: job:up:sum\n        expr: sum(up)\n";
+        expect(countAlertRules(recordingOnly)).toBe(0);
+        expect(countAlertRules("not: [valid")).toBeUndefined();
+        expect(summary(await run(replace(prodStack(), "prometheus-rules", (p) => { p.data = { "r.yml": recordingOnly }; })))).toEqual(["prometheus-alert-rules prometheus-statefulset"]);
+        const cfg = { all: "mandatory" as const, "prometheus-alert-rules": { minAlertRules: 3 } };
+        expect(summary(await run(prodStack(), cfg))).toEqual(["prometheus-alert-rules prometheus-statefulset"]);
+        expect(await run([...prodStack().filter((r) => r.name !== "prometheus-rules"), rulesConfigMap(UNKNOWN)])).toEqual([]);
+    });
+});

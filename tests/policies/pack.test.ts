@@ -1,0 +1,121 @@
+import * as fs from "fs";
+import * as path from "path";
+import { describe, expect, it } from "vitest";
+import { PACK_NAME, policies } from "../../policies/all";
+import { dockerContainer, prodStack, replace } from "./fixtures";
+import { loadConfig, mandatory, policyNames, reconcileConfig, runPack, UNKNOWN } from "./run-pack";
+
+const policiesDir = path.join(__dirname, "..", "..", "policies");
+const envSensitive = policies.filter((p) => p.configSchema?.properties?.environment).map((p) => p.name).sort();
+
+describe("pack assembly", () => {
+    it("has one module per policy under policies/rules, all assembled, names unique", () => {
+        const files = fs.readdirSync(path.join(policiesDir, "rules")).filter((f) => f.endsWith(".ts")).map((f) => f.replace(/\.ts$/, "")).sort();
+        expect(policies.map((p) => p.name).sort()).toEqual(files);
+        expect(new Set(policies.map((p) => p.name)).size).toBe(policies.length);
+        expect(PACK_NAME).toBe("trading-hardening");
+        for (const p of policies) {
+            expect(p.description.length, p.name).toBeGreaterThan(40);
+            expect(p.severity, p.name).toBeDefined();
+        }
+    });
+
+    it("index.ts only assembles the pack", () => {
+        const index = fs.readFileSync(path.join(policiesDir, "index.ts"), "utf8");
+        expect(index).toContain("new PolicyPack(PACK_NAME, {");
+        expect(index.match(/^import .*$/gm)).toEqual([
+            "import { PolicyPack } from \"@pulumi/policy\";",
+            "import { PACK_NAME, policies } from \"./all\";",
+        ]);
+    });
+});
+
+describe("policy config files", () => {
+    it("dev.json: every policy advisory, prod-only policies told environment dev", () => {
+        const cfg = reconcileConfig(loadConfig("dev"));
+        for (const p of policies) expect(cfg.get(p.name)!.level, p.name).toBe("advisory");
+        for (const name of envSensitive) expect(cfg.get(name)!.props.environment, name).toBe("dev");
+    });
+
+    it("prod.json: every policy mandatory, prod-only policies told environment prod", () => {
+        const cfg = reconcileConfig(loadConfig("prod"));
+        for (const p of policies) expect(cfg.get(p.name)!.level, p.name).toBe("mandatory");
+        for (const name of envSensitive) expect(cfg.get(name)!.props.environment, name).toBe("prod");
+    });
+
+    it("both files set environment explicitly for every stack-sensitive policy (no guessing)", () => {
+        expect(envSensitive).toEqual(["datastore-backups", "no-public-exposure", "prometheus-alert-rules", "service-min-replicas", "service-pod-disruption-budget"]);
+        for (const file of ["dev", "prod"] as const) {
+            const raw = loadConfig(file) as Record<string, any>;
+            for (const name of envSensitive) expect(raw[name]?.environment, `${file}.json ${name}`).toBe(file);
+        }
+    });
+
+    it("without a config file everything is mandatory and prod-only rules run (fail safe)", () => {
+        const cfg = reconcileConfig({});
+        for (const p of policies) expect(cfg.get(p.name)!.level).toBe("mandatory");
+        for (const name of envSensitive) expect(cfg.get(name)!.props.environment).toBe("prod");
+    });
+
+    it("rejects invalid config like the CLI does", () => {
+        expect(() => reconcileConfig({ "no-public-exposure": { environment: "staging" } })).toThrow(/no-public-exposure.environment: must be one of dev, prod/);
+        expect(() => reconcileConfig({ "strong-generated-secrets": { minPasswordLength: "32" } })).toThrow(/expected integer/);
+        expect(() => reconcileConfig({ "no-such-policy": "advisory" })).toThrow(/unknown policies: no-such-policy/);
+        expect(() => reconcileConfig({ "no-privilege-escalation": { foo: 1 } })).toThrow(/takes no configuration/);
+    });
+
+    it("a policy can be disabled or downgraded individually", async () => {
+        const rs = replace(prodStack(), "api-gateway-deployment", (p) => { p.spec.replicas = 1; });
+        expect(policyNames(await runPack(rs, { all: "mandatory", "service-min-replicas": "disabled" }))).toEqual([]);
+        const vs = await runPack(rs, { all: "mandatory", "service-min-replicas": { enforcementLevel: "advisory" } });
+        expect(vs.map((v) => `${v.policyName}:${v.enforcementLevel}`)).toEqual(["service-min-replicas:advisory"]);
+    });
+});
+
+describe("the whole pack", () => {
+    it("rejects a container configured like the guide's docker-compose, naming each policy", async () => {
+        const guideStyle = {
+            type: "docker:index/container:Container",
+            name: "postgres-container",
+            props: {
+                name: "ai-trading-postgres",
+                image: "postgres:latest",
+                envs: ["POSTGRES_USER=ai_trading_user", "POSTGRES_PASSWORD=ai_trading_secure_pass_2024", "POSTGRES_DB=ai_trading"],
+                ports: [{ internal: 5432, external: 5432 }],
+                volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/var/run/docker.sock" }],
+                privileged: true,
+                labels: [{ label: "trading.io/workload", value: "postgres" }, { label: "trading.io/role", value: "datastore" }],
+            },
+        };
+        const vs = await runPack([guideStyle], "prod");
+        expect(mandatory(vs)).toEqual(vs);
+        expect(policyNames(vs)).toEqual([
+            "datastore-backups",
+            "drop-all-capabilities",
+            "health-checks",
+            "no-default-credentials",
+            "no-privilege-escalation",
+            "no-privileged-containers",
+            "no-public-exposure",
+            "pinned-image-tags",
+            "resource-limits",
+            "run-as-non-root",
+        ]);
+        // The same container on dev: reported, but nothing blocks.
+        const dev = await runPack([guideStyle], "dev");
+        expect(mandatory(dev)).toEqual([]);
+        expect(policyNames(dev)).toEqual(policyNames(vs).filter((n) => n !== "datastore-backups"));
+    });
+
+    it("runs during preview with unknown values without crashing or reporting 'can't run'", async () => {
+        const preview = dockerContainer("api-gateway", "service", { image: UNKNOWN, envs: UNKNOWN, ports: UNKNOWN, uploads: UNKNOWN, healthcheck: UNKNOWN, memory: UNKNOWN, cpus: UNKNOWN });
+        expect(await runPack([preview], "prod")).toEqual([]);
+        const k8s = replace(prodStack(), "api-gateway-deployment", (p) => {
+            p.metadata.namespace = UNKNOWN;
+            p.spec.template.spec.containers[0].image = UNKNOWN;
+            p.spec.template.spec.containers[0].env.push({ name: "LOG_FORMAT", value: UNKNOWN });
+        });
+        const vs = await runPack(k8s, "prod");
+        expect(vs.filter((v) => v.message.startsWith("can't run"))).toEqual([]);
+    });
+});
