@@ -40,6 +40,7 @@ HBA
 listen_addresses = '*'
 port = 5432
 password_encryption = scram-sha-256
+jit = off
 unix_socket_directories = '/var/run/postgresql'
 log_destination = 'stderr'
 logging_collector = off

@@ -107,7 +107,9 @@ t_redis() {
   run_bg redis "$img" --env-file "$TMP/redis.env"
   wait_healthy redis 60
   non_root redis
-  if docker top "redis-$RUN_ID" -eo args | grep -qF "$pw"; then log "password visible in ps"; return 1; fi
+  docker top "redis-$RUN_ID" -eo pid,args >"$TMP/redis.ps"
+  grep -q 'redis-server' "$TMP/redis.ps" || { log "no redis-server in ps: $(cat "$TMP/redis.ps")"; return 1; }
+  if grep -qF -- "$pw" "$TMP/redis.ps"; then log "password visible in ps"; return 1; fi
   log "password not on any process command line: ok"
   local out
   out="$(client "$img" -- redis-cli -h redis PING 2>&1 || true)"
