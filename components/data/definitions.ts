@@ -54,6 +54,14 @@ const dataSecurity = (uid: number | undefined): SecuritySpec => ({
   scratchDirs: [],
 });
 
+/**
+ * An in-container HTTP check with the tool the image has: the local Debian images carry curl,
+ * the upstream ones (busybox/alpine based) wget.
+ */
+export function httpCheck(ctx: Pick<DatastoreContext, "source">, url: string): string[] {
+  return ctx.source === "local" ? ["curl", "-fsS", "-o", "/dev/null", url] : ["wget", "-q", "-O", "/dev/null", url];
+}
+
 function requirePassword(ctx: DatastoreContext): pulumi.Output<string> {
   if (!ctx.password) throw new Error(`datastore ${ctx.name} needs a generated password`);
   return ctx.password;
@@ -146,7 +154,8 @@ function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefiniti
       files: isUpstreamRedis
         ? [{ path: "/usr/local/etc/redis/redis.conf", secret: true, content: pulumi.interpolate`requirepass ${password}\nappendonly yes\ndir /data\n` }]
         : [],
-      liveness: probe({ exec: ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping"] }),
+      // redis-cli exits 0 on an error reply (NOAUTH), so the answer itself is checked.
+      liveness: probe({ exec: ["sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 --no-auth-warning ping | grep -q PONG"] }),
       resources: { cpu: "500m", memory: ctx.name === "redis" ? "256Mi" : "1Gi" },
       uid: 999,
     }),
@@ -166,7 +175,7 @@ function clickhouse(ctx: DatastoreContext): DatastoreDefinition {
       mountPath: "/var/lib/clickhouse",
       env: { CLICKHOUSE_USER: DB_USER, CLICKHOUSE_DB: DB_NAME, CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT: "0" },
       secretEnv: { CLICKHOUSE_PASSWORD: password },
-      liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8123/ping"] }, { startPeriodSeconds: 30 }),
+      liveness: probe({ exec: httpCheck(ctx, "http://127.0.0.1:8123/ping") }, { startPeriodSeconds: 30 }),
       resources: { cpu: "1", memory: "2Gi" },
       uid: 101,
     }),
@@ -232,8 +241,9 @@ function arangodb(ctx: DatastoreContext): DatastoreDefinition {
 
 function redpanda(ctx: DatastoreContext): DatastoreDefinition {
   const internal = "redpanda:9092";
-  const external = ctx.publish ? `127.0.0.1:${hostPorts.redpanda}` : undefined;
   const upstream = ctx.source === "upstream";
+  // The local Kafka stand-in has one listener, so only Redpanda gets the operators' host listener.
+  const external = ctx.publish && upstream ? `127.0.0.1:${hostPorts.redpanda}` : undefined;
   // Two listeners: one for the private network, one for operators on the host (Docker only).
   const listeners = external
     ? ["--kafka-addr", "internal://0.0.0.0:9092,external://0.0.0.0:19092", "--advertise-kafka-addr", `internal://${internal},external://${external}`]
@@ -250,10 +260,10 @@ function redpanda(ctx: DatastoreContext): DatastoreDefinition {
         : undefined,
       env: upstream
         ? {}
-        : { KAFKA_ADVERTISED_HOST: "redpanda", ...(external ? { KAFKA_EXTERNAL_ADVERTISED: external } : {}) },
+        : { KAFKA_ADVERTISED_HOST: "redpanda", KAFKA_PORT: "9092" },
       liveness: upstream
         ? probe({ exec: ["rpk", "cluster", "health", "--exit-when-healthy"] }, { startPeriodSeconds: 30 })
-        : probe({ exec: ["/opt/kafka/bin/kafka-healthcheck.sh"] }, { startPeriodSeconds: 60, retries: 10 }),
+        : probe({ exec: ["/usr/local/bin/kafka-healthcheck.sh"] }, { startPeriodSeconds: 60, retries: 10 }),
       resources: { cpu: "1", memory: "1536Mi" },
       uid: 101,
     }),

@@ -81,8 +81,8 @@ http {
   }
 
   server {
-    listen ${NGINX_HTTPS_PORT} ssl default_server;
-    http2 on;
+    # 'listen ... http2' rather than 'http2 on': Debian 12 ships nginx 1.22.
+    listen ${NGINX_HTTPS_PORT} ssl http2 default_server;
     server_name ${args.serverName};
     ssl_certificate ${TLS_DIR}/tls.crt;
     ssl_certificate_key ${TLS_DIR}/tls.key;
@@ -208,7 +208,7 @@ export class Edge extends pulumi.ComponentResource {
           role: "edge",
           kind: "stateless",
           image: args.image,
-          env: { TLS_COMMON_NAME: args.host },
+          env: { TLS_COMMON_NAME: args.host, TLS_DIR },
           secretEnv: {},
           ports: [
             { name: "http", port: NGINX_HTTP_PORT, hostPort: args.httpPort ?? 8080 },
@@ -216,10 +216,11 @@ export class Edge extends pulumi.ComponentResource {
           ],
           volumes: [],
           files,
-          liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", "--no-check-certificate", `https://127.0.0.1:${NGINX_HTTPS_PORT}/healthz`] }),
+          liveness: probe({ exec: ["curl", "-fksS", "-o", "/dev/null", `https://127.0.0.1:${NGINX_HTTPS_PORT}/healthz`] }),
           resources: { cpu: "500m", memory: "128Mi" },
           replicas: 1,
-          security: { readOnlyRootFilesystem: true, scratchDirs: ["/tmp", TLS_DIR + "-generated"] },
+          // Without a certificate from config the image self-signs one at start into a scratch dir.
+          security: { readOnlyRootFilesystem: true, scratchDirs: args.tls ? ["/tmp"] : ["/tmp", TLS_DIR] },
           connectsTo: args.connectsTo,
           acceptsFrom: [],
           dependsOn: args.dependsOn,

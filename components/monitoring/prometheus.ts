@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ServiceDefinition } from "../../services/src/catalog";
 import { LABEL_PROMETHEUS_RULES, probe, Runtime, DeployedWorkload } from "../workload";
 import { PROMETHEUS } from "../topology";
+import { httpCheck } from "../data/definitions";
 
 export const PROMETHEUS_PORT = 9090;
 export const RULES_PATH = "/etc/prometheus/rules/trading-alerts.yml";
@@ -139,7 +140,7 @@ export class Prometheus extends pulumi.ComponentResource {
           { path: "/etc/prometheus/prometheus.yml", content: prometheusConfig(args.services) },
           { path: RULES_PATH, content: alertRulesYaml() },
         ],
-        liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${PROMETHEUS_PORT}/-/healthy`] }),
+        liveness: probe({ exec: httpCheck({ source: args.source }, `http://127.0.0.1:${PROMETHEUS_PORT}/-/healthy`) }),
         readiness: probe({ http: { path: "/-/ready", port: PROMETHEUS_PORT } }),
         resources: { cpu: "500m", memory: "1Gi" },
         replicas: 1,
