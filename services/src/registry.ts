@@ -9,4 +9,7 @@ type Loader = () => Promise<ServiceModule<any>>;
 export const registry: Record<string, Loader> = {
   "api-gateway": () => import("./services/api-gateway").then((m) => m.default),
   "user-management": () => import("./services/user-management").then((m) => m.default),
+  "configuration-service": () => import("./services/configuration-service").then((m) => m.default),
+  "database-service": () => import("./services/database-service").then((m) => m.default),
+  "central-hub": () => import("./services/central-hub").then((m) => m.default),
 };

@@ -1,0 +1,63 @@
+/**
+ * ClickHouse table definitions: `clickhouse/NNNN_*.sql` applied in order, statement by statement
+ * (the HTTP interface takes one statement per request), tracked in a `schema_migrations` table of
+ * the target database with checksums. ClickHouse has no transactions: write every statement
+ * idempotently (`CREATE TABLE IF NOT EXISTS`), so a file interrupted half-way can be re-run.
+ * Concurrency: `migrate` holds the PostgreSQL advisory lock while it runs this (see index.ts).
+ *
+ * Written for the oldest server we meet (Debian's 18.16): no query parameters, no TTL, no
+ * DateTime64, no LowCardinality (experimental there), no CODEC — see the files.
+ */
+import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, splitStatements, type MigrationFile } from "./files";
+import { MigrationChecksumError, type MigrationLog } from "./postgres";
+
+/** What the runner needs of a ClickHouse client (the kit's client fits). */
+export interface ClickHouseLike {
+  command(sql: string): Promise<unknown>;
+  query<T>(sql: string): Promise<T[]>;
+  insert<T>(table: string, rows: T[]): Promise<unknown>;
+}
+
+export const CLICKHOUSE_TRACKING_TABLE = "schema_migrations";
+
+const ENSURE_TABLE = `CREATE TABLE IF NOT EXISTS ${CLICKHOUSE_TRACKING_TABLE} (
+  file String,
+  version UInt32,
+  checksum String,
+  applied_at DateTime
+) ENGINE = MergeTree ORDER BY file`;
+
+export interface ClickHouseMigrationResult {
+  applied: string[];
+  alreadyApplied: string[];
+}
+
+const nowUtc = () => new Date().toISOString().slice(0, 19).replace("T", " ");
+
+export async function runClickHouseMigrations(
+  ch: ClickHouseLike,
+  opts: { dir?: string; log?: MigrationLog; files?: MigrationFile[] } = {},
+): Promise<ClickHouseMigrationResult> {
+  const files = opts.files ?? loadMigrationFiles(opts.dir ?? CLICKHOUSE_MIGRATIONS_DIR);
+  await ch.command(ENSURE_TABLE);
+  const rows = await ch.query<{ file: string; checksum: string }>(
+    `SELECT file, any(checksum) AS checksum FROM ${CLICKHOUSE_TRACKING_TABLE} GROUP BY file`,
+  );
+  const applied = new Map(rows.map((r) => [r.file, r.checksum]));
+  const changed = files.filter((f) => applied.has(f.file) && applied.get(f.file) !== f.checksum).map((f) => f.file);
+  if (changed.length) throw new MigrationChecksumError(changed);
+  const done: string[] = [];
+  for (const m of files.filter((f) => !applied.has(f.file))) {
+    for (const [i, stmt] of splitStatements(m.sql).entries()) {
+      try {
+        await ch.command(stmt);
+      } catch (e) {
+        throw new Error(`clickhouse migration ${m.file} statement ${i + 1} failed: ${(e as Error).message}`);
+      }
+    }
+    await ch.insert(CLICKHOUSE_TRACKING_TABLE, [{ file: m.file, version: m.version, checksum: m.checksum, applied_at: nowUtc() }]);
+    opts.log?.info({ file: m.file }, "clickhouse migration applied");
+    done.push(m.file);
+  }
+  return { applied: done, alreadyApplied: files.filter((f) => applied.has(f.file)).map((f) => f.file) };
+}

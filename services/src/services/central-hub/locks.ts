@@ -1,0 +1,73 @@
+/**
+ * Locks for singleton jobs: SET NX PX to acquire (value `<token>|<owner>|<acquiredAtMs>`),
+ * Lua compare-and-renew / compare-and-delete so only the holder (by token) can extend or release.
+ * Every acquisition also gets a fencing number (INCR), increasing per lock name, that jobs can pass
+ * to the systems they write so a stale holder's late writes can be rejected.
+ */
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+
+const lockKey = (name: string) => `hub:lock:${name}`;
+const fenceKey = (name: string) => `hub:lock-fence:${name}`;
+
+// KEYS[1] lock key; ARGV[1] token; ARGV[2] ttl ms. Returns 1 renewed, 0 held by another, -1 no lock.
+const RENEW = `
+local v = redis.call('GET', KEYS[1])
+if not v then return -1 end
+if string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`;
+
+// KEYS[1] lock key; ARGV[1] token. Returns 1 released, 0 held by another, -1 no lock.
+const RELEASE = `
+local v = redis.call('GET', KEYS[1])
+if not v then return -1 end
+if string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0`;
+
+export interface LockInfo {
+  name: string;
+  owner: string;
+  acquiredAt: string;
+  ttlRemainingMs: number;
+}
+
+export type AcquireResult = { acquired: true; token: string; fencingToken: number; expiresAt: string } | { acquired: false; holder: LockInfo | null };
+
+function parse(name: string, v: string, pttl: number): LockInfo {
+  const [, owner, at] = v.split("|");
+  return { name, owner: owner ?? "", acquiredAt: new Date(Number(at)).toISOString(), ttlRemainingMs: Math.max(0, pttl) };
+}
+
+export class LockManager {
+  constructor(private readonly redis: Redis) {}
+
+  async acquire(name: string, owner: string, ttlMs: number): Promise<AcquireResult> {
+    const token = randomBytes(16).toString("hex");
+    const now = Date.now();
+    const ok = await this.redis.set(lockKey(name), `${token}|${owner}|${now}`, "PX", ttlMs, "NX");
+    if (ok === "OK") {
+      const fencingToken = await this.redis.incr(fenceKey(name));
+      return { acquired: true, token, fencingToken, expiresAt: new Date(now + ttlMs).toISOString() };
+    }
+    return { acquired: false, holder: await this.info(name) };
+  }
+
+  async renew(name: string, token: string, ttlMs: number): Promise<1 | 0 | -1> {
+    return (await this.redis.eval(RENEW, 1, lockKey(name), token, String(ttlMs))) as 1 | 0 | -1;
+  }
+
+  async release(name: string, token: string): Promise<1 | 0 | -1> {
+    return (await this.redis.eval(RELEASE, 1, lockKey(name), token)) as 1 | 0 | -1;
+  }
+
+  async info(name: string): Promise<LockInfo | null> {
+    const [[, v], [, pttl]] = (await this.redis.multi().get(lockKey(name)).pttl(lockKey(name)).exec()) as [[null, string | null], [null, number]];
+    return v ? parse(name, v, pttl) : null;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Versioned configuration store: PostgreSQL is the source of truth (config_entries +
+ * config_versions, migration 0010), Dragonfly caches each namespace snapshot (cache-aside,
+ * deleted after every committed write), and every change is published on the namespace channel.
+ */
+import type { Pool, PoolClient } from "pg";
+import type { Redis } from "ioredis";
+import { conflict, notFound, badRequest } from "../../kit";
+import { changeChannel, type ConfigChange } from "./notify";
+
+export const NAMESPACE_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
+export const KEY_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+
+export interface Entry {
+  value: unknown;
+  version: number;
+  updatedAt: string;
+  updatedBy: string;
+}
+export interface Snapshot {
+  namespace: string;
+  entries: Record<string, Entry>;
+}
+export interface VersionRow {
+  version: number;
+  operation: "set" | "delete" | "rollback";
+  oldValue: unknown;
+  newValue: unknown;
+  changedBy: string;
+  changedAt: string;
+  requestId: string | null;
+  rollbackOf: number | null;
+}
+export interface Actor {
+  changedBy: string;
+  requestId: string;
+}
+
+export const cacheKey = (ns: string) => `config:v1:ns:${ns}`;
+
+export class ConfigStore {
+  constructor(
+    private readonly pool: Pool,
+    private readonly redis: Redis,
+    private readonly opts: { cacheTtlSeconds: number; maxValueBytes: number; onCacheError?: (e: Error) => void },
+  ) {}
+
+  /** Namespace snapshot; `cache` tells whether it came from Dragonfly. Cache failures fall back to PostgreSQL. */
+  async snapshot(ns: string): Promise<{ snapshot: Snapshot; cache: "hit" | "miss" | "error" }> {
+    try {
+      const cached = await this.redis.get(cacheKey(ns));
+      if (cached) return { snapshot: JSON.parse(cached) as Snapshot, cache: "hit" };
+    } catch (e) {
+      this.opts.onCacheError?.(e as Error);
+      return { snapshot: await this.load(ns), cache: "error" };
+    }
+    const snapshot = await this.load(ns);
+    await this.redis.set(cacheKey(ns), JSON.stringify(snapshot), "EX", this.opts.cacheTtlSeconds).catch((e) => this.opts.onCacheError?.(e));
+    return { snapshot, cache: "miss" };
+  }
+
+  private async load(ns: string): Promise<Snapshot> {
+    const { rows } = await this.pool.query<{ key: string; value: unknown; version: number; updated_at: Date; updated_by: string }>(
+      "SELECT key, value, version, updated_at, updated_by FROM config_entries WHERE namespace = $1 ORDER BY key",
+      [ns],
+    );
+    const entries: Record<string, Entry> = {};
+    for (const r of rows) entries[r.key] = { value: r.value, version: r.version, updatedAt: r.updated_at.toISOString(), updatedBy: r.updated_by };
+    return { namespace: ns, entries };
+  }
+
+  checkValue(value: unknown): string {
+    if (value === undefined) throw badRequest("value is required", "value");
+    const json = JSON.stringify(value);
+    const size = Buffer.byteLength(json);
+    if (size > this.opts.maxValueBytes) throw badRequest(`value is ${size} bytes of JSON, the limit is ${this.opts.maxValueBytes}`, "value");
+    return json;
+  }
+
+  /** Creates or updates a key (a new version). expectedVersion: 0 = must not exist; omitted = last write wins. */
+  async set(ns: string, key: string, value: unknown, expectedVersion: number | undefined, actor: Actor, rollbackOf?: number) {
+    const json = this.checkValue(value);
+    return this.change(ns, key, expectedVersion, actor, async (client, current, next) => {
+      await client.query(
+        `INSERT INTO config_entries (namespace, key, value, version, updated_at, updated_by)
+         VALUES ($1, $2, $3::jsonb, $4, now(), $5)
+         ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version,
+           updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by`,
+        [ns, key, json, next, actor.changedBy],
+      );
+      return { operation: rollbackOf ? ("rollback" as const) : ("set" as const), oldValue: current?.value ?? null, newJson: json, rollbackOf };
+    });
+  }
+
+  async delete(ns: string, key: string, expectedVersion: number | undefined, actor: Actor) {
+    return this.change(ns, key, expectedVersion, actor, async (client, current) => {
+      if (!current) throw notFound(`${ns}/${key} does not exist`);
+      await client.query("DELETE FROM config_entries WHERE namespace = $1 AND key = $2", [ns, key]);
+      return { operation: "delete" as const, oldValue: current.value, newJson: null };
+    });
+  }
+
+  async rollback(ns: string, key: string, toVersion: number, expectedVersion: number | undefined, actor: Actor) {
+    const { rows } = await this.pool.query<{ new_value: unknown; operation: string }>(
+      "SELECT new_value, operation FROM config_versions WHERE namespace = $1 AND key = $2 AND version = $3",
+      [ns, key, toVersion],
+    );
+    if (!rows[0]) throw notFound(`${ns}/${key} has no version ${toVersion}`);
+    if (rows[0].operation === "delete") throw badRequest(`version ${toVersion} of ${ns}/${key} is a delete; use DELETE instead`, "version");
+    return this.set(ns, key, rows[0].new_value, expectedVersion, actor, toVersion);
+  }
+
+  private async change(
+    ns: string,
+    key: string,
+    expectedVersion: number | undefined,
+    actor: Actor,
+    apply: (
+      client: PoolClient,
+      current: { value: unknown; version: number } | undefined,
+      next: number,
+    ) => Promise<{ operation: ConfigChange["operation"]; oldValue: unknown; newJson: string | null; rollbackOf?: number }>,
+  ) {
+    const client = await this.pool.connect();
+    let change: ConfigChange;
+    try {
+      await client.query("BEGIN");
+      const cur = await client.query<{ value: unknown; version: number }>(
+        "SELECT value, version FROM config_entries WHERE namespace = $1 AND key = $2 FOR UPDATE",
+        [ns, key],
+      );
+      const current = cur.rows[0];
+      const currentVersion = current?.version ?? 0;
+      if (expectedVersion !== undefined && expectedVersion !== currentVersion) {
+        throw conflict(`${ns}/${key} is at version ${currentVersion}, not ${expectedVersion}`, "expectedVersion");
+      }
+      // Versions keep counting across deletes: the next one follows the history, not the live row.
+      const last = await client.query<{ v: number }>(
+        "SELECT coalesce(max(version), 0) AS v FROM config_versions WHERE namespace = $1 AND key = $2",
+        [ns, key],
+      );
+      const next = Number(last.rows[0].v) + 1;
+      const r = await apply(client, current, next);
+      const ins = await client.query<{ changed_at: Date }>(
+        `INSERT INTO config_versions (namespace, key, version, operation, old_value, new_value, changed_by, request_id, rollback_of)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9) RETURNING changed_at`,
+        [ns, key, next, r.operation, current ? JSON.stringify(current.value) : null, r.newJson, actor.changedBy, actor.requestId, r.rollbackOf ?? null],
+      );
+      await client.query("COMMIT");
+      change = {
+        namespace: ns,
+        key,
+        version: next,
+        operation: r.operation,
+        changedBy: actor.changedBy,
+        changedAt: ins.rows[0].changed_at.toISOString(),
+        requestId: actor.requestId,
+      };
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      // Two writers creating the same version concurrently: the loser gets a conflict.
+      if ((e as { code?: string }).code === "23505") throw conflict(`${ns}/${key} was changed concurrently; retry with the new version`, "expectedVersion");
+      throw e;
+    } finally {
+      client.release();
+    }
+    // After commit: invalidate, then notify (subscribers re-reading get the new value).
+    await this.redis.del(cacheKey(ns)).catch((e) => this.opts.onCacheError?.(e));
+    await this.redis.publish(changeChannel(ns), JSON.stringify(change)).catch((e) => this.opts.onCacheError?.(e));
+    return change;
+  }
+
+  async history(ns: string, key: string, limit: number): Promise<VersionRow[]> {
+    const { rows } = await this.pool.query(
+      `SELECT version, operation, old_value, new_value, changed_by, changed_at, request_id, rollback_of
+         FROM config_versions WHERE namespace = $1 AND key = $2 ORDER BY version DESC LIMIT $3`,
+      [ns, key, limit],
+    );
+    return rows.map(toVersionRow);
+  }
+
+  async audit(ns: string, limit: number): Promise<Array<VersionRow & { key: string }>> {
+    const { rows } = await this.pool.query(
+      `SELECT key, version, operation, old_value, new_value, changed_by, changed_at, request_id, rollback_of
+         FROM config_versions WHERE namespace = $1 ORDER BY id DESC LIMIT $2`,
+      [ns, limit],
+    );
+    return rows.map((r) => ({ key: r.key as string, ...toVersionRow(r) }));
+  }
+}
+
+function toVersionRow(r: Record<string, unknown>): VersionRow {
+  return {
+    version: r.version as number,
+    operation: r.operation as VersionRow["operation"],
+    oldValue: r.old_value,
+    newValue: r.new_value,
+    changedBy: r.changed_by as string,
+    changedAt: (r.changed_at as Date).toISOString(),
+    requestId: (r.request_id as string | null) ?? null,
+    rollbackOf: (r.rollback_of as number | null) ?? null,
+  };
+}
