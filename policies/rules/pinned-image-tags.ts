@@ -11,7 +11,7 @@ export interface PinnedConfig {
     floatingTags: string[];
 }
 
-const defaults: PinnedConfig = { floatingTags: ["latest", "stable", "edge", "nightly", "main", "master"] };
+const defaults: PinnedConfig = { floatingTags: ["latest", "stable", "edge", "nightly", "main", "master", "mainline", "lts", "head", "alpine"] };
 
 /** [where, image reference] pairs of a resource. */
 export function imageRefs(type: string, props: Record<string, any>): Array<[string, string]> {
