@@ -3,7 +3,9 @@
 # background if `docker info` fails, wait (bounded) until it answers.
 # Idempotent and quiet when the engine already runs.
 # Env: DOCKER_STORAGE_DRIVER (default: overlay2, falls back to vfs),
-#      DOCKERD_WAIT_SECONDS (default 60), TRADING_CACHE_DIR.
+#      DOCKERD_WAIT_SECONDS (default 60), DOCKERD_EXTRA_ARGS (word-split, e.g. for a second
+#      daemon: "-H unix:///tmp/d2.sock --data-root /tmp/d2 --exec-root /tmp/d2x --pidfile /tmp/d2.pid"
+#      with DOCKER_HOST=unix:///tmp/d2.sock), DOCKERD_LOG (log file), TRADING_CACHE_DIR.
 set -euo pipefail
 
 CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
@@ -11,7 +13,7 @@ WAIT="${DOCKERD_WAIT_SECONDS:-60}"
 LOG_DIR=/var/log
 [ -w "$LOG_DIR" ] || LOG_DIR="$CACHE_DIR/logs"
 mkdir -p "$LOG_DIR"
-LOG="$LOG_DIR/ai-trading-dockerd.log"
+LOG="${DOCKERD_LOG:-$LOG_DIR/ai-trading-dockerd.log}"
 
 log() { echo "[ensure-dockerd] $*" >&2; }
 
@@ -47,7 +49,8 @@ start_dockerd() {
     as_root rm -f /var/run/docker.pid
   fi
   log "starting dockerd (storage driver $driver), log: $LOG"
-  as_root nohup dockerd --storage-driver="$driver" >>"$LOG" 2>&1 </dev/null &
+  # shellcheck disable=SC2086
+  as_root nohup dockerd --storage-driver="$driver" ${DOCKERD_EXTRA_ARGS:-} >>"$LOG" 2>&1 </dev/null &
   DPID=$!
   wait_ready
 }
@@ -61,6 +64,6 @@ if [ -z "${DOCKER_STORAGE_DRIVER:-}" ] && [ "$DRIVER" = overlay2 ]; then
   if [ -n "${DPID:-}" ]; then kill "$DPID" 2>/dev/null || true; wait "$DPID" 2>/dev/null || true; fi
   if start_dockerd vfs; then exit 0; fi
 fi
-log "ERROR: docker daemon did not answer within ${WAIT}s; last lines of $LOG:"
-tail -n 30 "$LOG" >&2 || true
+log "ERROR: docker daemon did not answer within ${WAIT}s; errors in $LOG:"
+{ grep -E 'level=(error|fatal)|^failed' "$LOG" | tail -n 10; } >&2 || true
 exit 1
