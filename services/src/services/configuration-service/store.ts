@@ -5,7 +5,7 @@
  */
 import type { Pool, PoolClient } from "pg";
 import type { Redis } from "ioredis";
-import { conflict, notFound, badRequest } from "../../kit";
+import { conflict, notFound, badRequest, HttpError } from "../../kit";
 import { changeChannel, type ConfigChange } from "./notify";
 
 export const NAMESPACE_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
@@ -121,8 +121,25 @@ export class ConfigStore {
       next: number,
     ) => Promise<{ operation: ConfigChange["operation"]; oldValue: unknown; newJson: string | null; rollbackOf?: number }>,
   ) {
+    // Without expectedVersion (last write wins) a lost race on a new version number is retried.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.changeOnce(ns, key, expectedVersion, actor, apply);
+      } catch (e) {
+        if (expectedVersion !== undefined || attempt >= 5 || !(e instanceof HttpError && e.statusCode === 409)) throw e;
+      }
+    }
+  }
+
+  private async changeOnce(
+    ns: string,
+    key: string,
+    expectedVersion: number | undefined,
+    actor: Actor,
+    apply: Parameters<ConfigStore["change"]>[4],
+  ): Promise<ConfigChange & { created: boolean }> {
     const client = await this.pool.connect();
-    let change: ConfigChange;
+    let change: ConfigChange & { created: boolean };
     try {
       await client.query("BEGIN");
       const cur = await client.query<{ value: unknown; version: number }>(
@@ -155,6 +172,7 @@ export class ConfigStore {
         changedBy: actor.changedBy,
         changedAt: ins.rows[0].changed_at.toISOString(),
         requestId: actor.requestId,
+        created: !current && r.operation !== "delete",
       };
     } catch (e) {
       await client.query("ROLLBACK").catch(() => undefined);
@@ -166,7 +184,8 @@ export class ConfigStore {
     }
     // After commit: invalidate, then notify (subscribers re-reading get the new value).
     await this.redis.del(cacheKey(ns)).catch((e) => this.opts.onCacheError?.(e));
-    await this.redis.publish(changeChannel(ns), JSON.stringify(change)).catch((e) => this.opts.onCacheError?.(e));
+    const { created: _created, ...message } = change;
+    await this.redis.publish(changeChannel(ns), JSON.stringify(message)).catch((e) => this.opts.onCacheError?.(e));
     return change;
   }
 
