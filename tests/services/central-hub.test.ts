@@ -1,0 +1,138 @@
+/**
+ * central-hub through HTTP against a real Redis (Dragonfly stand-in): heartbeats with TTL expiry,
+ * fleet view, locks for singleton jobs (contention, renew/release only by the holder, expiry).
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startRedis, type RedisServer } from "../harness";
+import { createService, type Service } from "../../services/src/kit";
+import centralHub from "../../services/src/services/central-hub";
+
+let redis: RedisServer;
+let svc: Service;
+let base: string;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+beforeAll(async () => {
+  redis = await startRedis({ persistent: false });
+  svc = await createService(centralHub, { env: { LOG_LEVEL: "silent", DRAGONFLY_URL: redis.url, HUB_INSTANCE_TTL_MS: "10000" }, defaultMetrics: false });
+  base = await svc.listen({ port: 0, host: "127.0.0.1" });
+});
+afterAll(async () => {
+  await svc?.close();
+  await redis?.stop();
+});
+
+const hb = (service: string, id: string, extra: Record<string, unknown> = {}) =>
+  call("PUT", `/instances/${service}/${id}`, { version: "1.2.0", address: `http://${id}:8000`, health: "healthy", ...extra });
+
+describe("instance registry", () => {
+  it("registers (201), refreshes (200) and lists live instances with versions and health", async () => {
+    const first = await hb("configuration-service", "cfg-a");
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({ service: "configuration-service", id: "cfg-a", version: "1.2.0", health: "healthy", ttlMs: 10000 });
+    const again = await hb("configuration-service", "cfg-a", { health: "degraded" });
+    expect(again.status).toBe(200);
+    expect(again.body.registeredAt).toBe(first.body.registeredAt);
+    await hb("configuration-service", "cfg-b", { version: "1.3.0" });
+    await hb("central-hub", "hub-1", { health: "unhealthy", metadata: { zone: "a" } });
+    const list = await call("GET", "/instances?service=configuration-service");
+    expect(list.body.instances.map((i: { id: string }) => i.id)).toEqual(["cfg-a", "cfg-b"]);
+    const fleet = await call("GET", "/fleet");
+    const cfg = fleet.body.services.find((s: { service: string }) => s.service === "configuration-service");
+    expect(cfg).toMatchObject({ inCatalog: true, instances: 2, versions: { "1.2.0": 1, "1.3.0": 1 }, health: { healthy: 1, degraded: 1, unhealthy: 0 } });
+    const hub = fleet.body.services.find((s: { service: string }) => s.service === "central-hub");
+    expect(hub.health.unhealthy).toBe(1);
+    const db = fleet.body.services.find((s: { service: string }) => s.service === "database-service");
+    expect(db.instances).toBe(0);
+  });
+
+  it("drops instances whose heartbeat TTL expired; a heartbeat in time keeps them", async () => {
+    await hb("user-management", "short", { ttlMs: 300 });
+    await hb("user-management", "kept", { ttlMs: 300 });
+    expect((await call("GET", "/instances/user-management")).body.instances).toHaveLength(2);
+    await sleep(200);
+    await hb("user-management", "kept", { ttlMs: 300 });
+    await sleep(200);
+    await hb("user-management", "kept", { ttlMs: 300 });
+    await sleep(150);
+    const live = (await call("GET", "/instances/user-management")).body.instances.map((i: { id: string }) => i.id);
+    expect(live).toEqual(["kept"]);
+    await sleep(400);
+    expect((await call("GET", "/instances/user-management")).body.instances).toEqual([]);
+  });
+
+  it("deregisters on shutdown and validates input (400 naming the field)", async () => {
+    await hb("api-gateway", "gw-1");
+    expect((await call("DELETE", "/instances/api-gateway/gw-1")).status).toBe(204);
+    expect((await call("DELETE", "/instances/api-gateway/gw-1")).status).toBe(404);
+    const bad = await hb("api-gateway", "gw-2", { health: "fine" });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.field).toBe("health");
+    const badTtl = await hb("api-gateway", "gw-2", { ttlMs: 10 });
+    expect(badTtl.body.error.field).toBe("ttlMs");
+    expect((await hb("API_Gateway", "gw-2")).body.error.field).toBe("service");
+  });
+
+  it("through the gateway, writes need the admin role", async () => {
+    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    expect((await call("PUT", "/instances/api-gateway/x", { version: "1", address: "a", health: "healthy" }, trader)).status).toBe(403);
+    expect((await call("GET", "/instances", undefined, trader)).status).toBe(200);
+  });
+});
+
+describe("locks for singleton jobs", () => {
+  it("only one of concurrent acquirers wins; the others see the holder", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => call("POST", "/locks/daily-report/acquire", { owner: `worker-${i}`, ttlMs: 5000 })),
+    );
+    const winners = results.filter((r) => r.status === 200);
+    const losers = results.filter((r) => r.status === 409);
+    expect(winners).toHaveLength(1);
+    expect(losers).toHaveLength(7);
+    expect(winners[0].body.token).toMatch(/^[0-9a-f]{32}$/);
+    expect(losers[0].body.holder.owner).toBe(winners[0].body.owner);
+    expect(losers[0].body.error.code).toBe("LOCKED");
+    const info = await call("GET", "/locks/daily-report");
+    expect(info.body.owner).toBe(winners[0].body.owner);
+    expect(info.body.ttlRemainingMs).toBeGreaterThan(3000);
+  });
+
+  it("renew and release only by the holder's token; then another can acquire with a higher fencing token", async () => {
+    const a = await call("POST", "/locks/rebalance/acquire", { owner: "a", ttlMs: 2000 });
+    expect(a.status).toBe(200);
+    const wrong = "0".repeat(32);
+    expect((await call("POST", "/locks/rebalance/renew", { token: wrong, ttlMs: 5000 })).status).toBe(409);
+    expect((await call("POST", "/locks/rebalance/release", { token: wrong })).status).toBe(409);
+    expect((await call("POST", "/locks/rebalance/renew", { token: a.body.token, ttlMs: 8000 })).status).toBe(200);
+    expect((await call("GET", "/locks/rebalance")).body.ttlRemainingMs).toBeGreaterThan(5000);
+    expect((await call("POST", "/locks/rebalance/release", { token: a.body.token })).status).toBe(204);
+    expect((await call("POST", "/locks/rebalance/release", { token: a.body.token })).status).toBe(404);
+    expect((await call("GET", "/locks/rebalance")).status).toBe(404);
+    const b = await call("POST", "/locks/rebalance/acquire", { owner: "b", ttlMs: 2000 });
+    expect(b.status).toBe(200);
+    expect(b.body.fencingToken).toBeGreaterThan(a.body.fencingToken);
+  });
+
+  it("an expired lock can be taken over and the old holder can no longer renew it", async () => {
+    const a = await call("POST", "/locks/expiring/acquire", { owner: "a", ttlMs: 200 });
+    expect(a.status).toBe(200);
+    expect((await call("POST", "/locks/expiring/acquire", { owner: "b", ttlMs: 200 })).status).toBe(409);
+    await sleep(300);
+    expect((await call("POST", "/locks/expiring/renew", { token: a.body.token, ttlMs: 1000 })).status).toBe(404);
+    const b = await call("POST", "/locks/expiring/acquire", { owner: "b", ttlMs: 5000 });
+    expect(b.status).toBe(200);
+    expect((await call("POST", "/locks/expiring/renew", { token: a.body.token, ttlMs: 1000 })).status).toBe(409);
+    expect((await call("POST", "/locks/expiring/acquire", { owner: "x|y", ttlMs: 1000 })).body.error.field).toBe("owner");
+  });
+});
