@@ -26,7 +26,7 @@ export const kafkaTopics: readonly TopicSpec[] = [
   { name: "trading.signals", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "strategy signals" },
   { name: "trading.orders", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "order lifecycle events, keyed by order id" },
   { name: "trading.executions", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "fills, keyed by order id" },
-  { name: "compliance.alerts", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, description: "compliance rule hits of the trading core (trading/events.ts)" },
+  { name: "compliance.alerts", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, description: "compliance-monitor alerts (wash trades, spoofing, limits), keyed by user id" },
   { name: "risk.alerts", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "risk limit breaches" },
   { name: "config.changes", partitions: 1, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "configuration-service change notifications" },
   { name: "config.snapshot", partitions: 1, replicationFactor: 3, cleanupPolicy: "compact", description: "latest value per namespace/key (compacted)" },
@@ -52,6 +52,11 @@ export async function ensureKafkaTopics(
   topics: readonly TopicSpec[] = kafkaTopics,
   opts: { log?: { info(o: object, m?: string): void } } = {},
 ): Promise<KafkaTopicsResult> {
+  const seen = new Set<string>();
+  for (const t of topics) {
+    if (seen.has(t.name)) throw new Error(`kafka topic ${t.name} is declared twice`);
+    seen.add(t.name);
+  }
   const { brokers } = await admin.describeCluster();
   const cap = Math.max(1, brokers.length);
   const existingNames = new Set(await admin.listTopics());
