@@ -1,0 +1,107 @@
+/**
+ * Gateway overhead benchmark: `npx tsx bench/gateway.ts`
+ *
+ * Starts PostgreSQL + Redis (tests/harness), user-management and api-gateway on loopback (each
+ * its own process via `tsx services/src/main.ts <name>`, like production containers), registers
+ * and logs in a user, then uses autocannon (in this process) to measure
+ *   1. direct:  GET user-management /me with trusted identity headers (what the gateway sends)
+ *   2. gateway: GET api-gateway /api/users/me with the Bearer token (JWT verify, Redis rate limit
+ *      with a high limit, proxy to the same upstream)
+ * and prints throughput and latency percentiles. Env: BENCH_DURATION_S (default 10),
+ * BENCH_CONNECTIONS (default 32).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import autocannon from "autocannon";
+import { startPostgres, startRedis, pg, freePort } from "../tests/harness";
+
+const duration = Number(process.env.BENCH_DURATION_S ?? 10);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+
+async function migrate(url: string) {
+  const dir = join(__dirname, "..", "services", "src", "migrations", "postgres");
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  for (const f of readdirSync(dir).filter((f) => /^\d{4}_user_management.*\.sql$/.test(f)).sort()) await c.query(readFileSync(join(dir, f), "utf8"));
+  await c.end();
+}
+
+function run(title: string, url: string, headers: Record<string, string>): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon({ title, url, headers, connections, duration, pipelining: 1 }, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+const children: ChildProcess[] = [];
+
+/** Runs a service in its own Node process and waits for /health. */
+async function startService(name: string, env: Record<string, string>): Promise<string> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [require.resolve("tsx/cli"), join(__dirname, "..", "services", "src", "main.ts"), name], {
+    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "error" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+    const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
+    if (ok) return url;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} did not become healthy`);
+}
+
+async function main() {
+  const postgres = await startPostgres();
+  const redis = await startRedis({ persistent: false });
+  const JWT_SECRET = randomBytes(64).toString("hex");
+  try {
+    await migrate(postgres.url);
+    const env = { POSTGRES_URL: postgres.url, DRAGONFLY_URL: redis.url, JWT_SECRET };
+    const umUrl = await startService("user-management", env);
+    const gwUrl = await startService("api-gateway", {
+      DRAGONFLY_URL: redis.url,
+      JWT_SECRET,
+      SERVICE_USER_MANAGEMENT_URL: umUrl,
+      RATE_LIMIT_MAX_REQUESTS: "100000000",
+      RATE_LIMIT_WINDOW_MS: "60000",
+    });
+
+    const email = `bench-${randomBytes(4).toString("hex")}@example.com`;
+    const password = "benchmark password 1";
+    const post = (path: string, body: unknown) =>
+      fetch(`${gwUrl}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+    const reg = await post("/api/users/register", { email, password });
+    const login = await post("/api/users/login", { email, password });
+    const token: string = login.accessToken;
+    const check = await fetch(`${gwUrl}/api/users/me`, { headers: { authorization: `Bearer ${token}` } });
+    if (check.status !== 200) throw new Error(`gateway /me answered ${check.status}`);
+
+    const { loadavg, cpus } = await import("node:os");
+    console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${connections} connections, ${duration} s each, loopback`);
+    const direct = await run("direct user-management GET /me", `${umUrl}/me`, { "x-user-id": reg.user.id, "x-user-role": "trader", "x-auth-method": "jwt" });
+    const viaGw = await run("gateway GET /api/users/me (JWT + rate limit + proxy)", `${gwUrl}/api/users/me`, { authorization: `Bearer ${token}` });
+
+    const row = (name: string, r: autocannon.Result) =>
+      `${name.padEnd(52)} ${String(Math.round(r.requests.average)).padStart(8)} req/s   p50 ${String(r.latency.p50).padStart(4)} ms   p99 ${String(r.latency.p99).padStart(4)} ms   max ${String(r.latency.max).padStart(5)} ms   non-2xx ${r.non2xx}   errors ${r.errors}`;
+    console.log(row("direct: user-management GET /me", direct));
+    console.log(row("gateway: GET /api/users/me (JWT, rate limit, proxy)", viaGw));
+    console.log(`gateway overhead: ${(100 * (1 - viaGw.requests.average / direct.requests.average)).toFixed(0)}% throughput, +${(viaGw.latency.p99 - direct.latency.p99).toFixed(1)} ms p99`);
+
+  } finally {
+    for (const c of children) c.kill("SIGTERM");
+    await redis.stop();
+    await postgres.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
