@@ -16,7 +16,9 @@ function fail(message: string): never {
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
   let name = process.env.SERVICE_NAME;
   let rest = argv;
-  if (argv[0] && findService(argv[0])) {
+  // Without SERVICE_NAME the first argument is the service; with it, a first argument that is not
+  // a catalog name is a command of that service.
+  if (argv[0] && (!name || findService(argv[0]))) {
     if (name && name !== argv[0]) fail(`SERVICE_NAME=${name} conflicts with argument ${argv[0]}`);
     name = argv[0];
     rest = argv.slice(1);

@@ -376,6 +376,10 @@ describe("readiness follows Redis", () => {
     expect(umDown.statusCode).toBe(503);
     expect(umDown.json().dependencies.postgres.status).toBe("ok");
     expect((await gw.app.inject({ url: "/health" })).statusCode).toBe(200);
+    // logins fail closed without the lockout counters; the gateway's rate limit fails open
+    const login = await call("POST", "/api/users/login", { body: { email: "x@example.com", password: "whatever password" } });
+    expect(login.status).toBe(503);
+    expect(login.body.error.code).toBe("LOGIN_UNAVAILABLE");
 
     await redis.restart();
     let ready = 0;

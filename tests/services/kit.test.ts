@@ -118,3 +118,85 @@ describe("kit: http conventions", async () => {
     expect(all).not.toContain(":pw@");
   });
 });
+
+describe("kit: graceful shutdown", () => {
+  it("drains an in-flight request, runs onClose hooks and refuses new connections", async () => {
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let closed = false;
+    const svc = await createService(
+      defineService({
+        name: "central-hub",
+        register(ctx) {
+          ctx.onClose(() => {
+            closed = true;
+          });
+          ctx.app.get("/slow", async () => {
+            entered();
+            await gate;
+            return { done: true };
+          });
+        },
+      }),
+      { env: { DRAGONFLY_URL: "redis://127.0.0.1:1", LOG_LEVEL: "silent" }, defaultMetrics: false },
+    );
+    const url = await svc.listen({ port: 0, host: "127.0.0.1" });
+    const inflight = fetch(`${url}/slow`);
+    await inHandler;
+    const closing = svc.close();
+    release();
+    const r = await inflight;
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ done: true });
+    await closing;
+    expect(closed).toBe(true);
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+  });
+});
+
+describe("main.ts: one image, every service", () => {
+  const { spawnSync, spawn } = require("node:child_process") as typeof import("node:child_process");
+  const { join } = require("node:path") as typeof import("node:path");
+  const main = join(__dirname, "..", "..", "services", "src", "main.ts");
+  const tsx = require.resolve("tsx/cli");
+  const clean = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root" };
+
+  it("rejects an unknown service, listing the catalog", () => {
+    const r = spawnSync(process.execPath, [tsx, main, "no-such-service"], { env: clean, encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('Unknown service \\"no-such-service\\" (catalog: api-gateway, ');
+    expect(r.stderr).toContain("user-management");
+    const none = spawnSync(process.execPath, [tsx, main], { env: clean, encoding: "utf8" });
+    expect(none.status).toBe(1);
+    expect(none.stderr).toContain("set SERVICE_NAME");
+  });
+
+  it("fails at start naming the missing variables", () => {
+    const r = spawnSync(process.execPath, [tsx, main], { env: { ...clean, SERVICE_NAME: "user-management", PORT: "70000" }, encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("Invalid configuration:");
+    expect(r.stderr).toContain("PORT must be <= 65535");
+    expect(r.stderr).toContain("POSTGRES_URL is required by user-management");
+    expect(r.stderr).toContain("JWT_SECRET is required by user-management");
+  });
+
+  it("shuts down cleanly on SIGTERM", async () => {
+    const child = spawn(process.execPath, [tsx, main, "api-gateway"], {
+      env: { ...clean, DRAGONFLY_URL: "redis://127.0.0.1:1", JWT_SECRET: "s".repeat(64), PORT: "0", HOST: "127.0.0.1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", () => out.includes("api-gateway listening") && resolve());
+      child.on("exit", (c) => reject(new Error(`exited early with ${c}: ${out}`)));
+    });
+    expect(out).not.toContain("s".repeat(64));
+    child.kill("SIGTERM");
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    expect(code).toBe(0);
+    expect(out).toContain("shut down cleanly");
+  });
+});

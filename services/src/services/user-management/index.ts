@@ -117,14 +117,28 @@ export default defineService({
 
     // Lockout: failed logins per email in a fixed window (Dragonfly counter with expiry).
     const failKey = (email: string) => `um:login-fail:${sha256(email).toString("hex")}`;
+    // Without the counters logins fail closed (503): no unthrottled password guessing while Dragonfly is down.
+    const lockoutUnavailable = (err: Error) => {
+      log.error({ err: { message: err.message } }, "lockout counters unavailable");
+      return new HttpError(503, "LOGIN_UNAVAILABLE", "Login temporarily unavailable", undefined, { "retry-after": "5" });
+    };
     async function lockedFor(email: string): Promise<number> {
       const k = failKey(email);
-      const [count, ttl] = await Promise.all([redis().get(k), redis().pttl(k)]);
+      const [count, ttl] = await Promise.all([redis().get(k), redis().pttl(k)]).catch((e: Error) => {
+        throw lockoutUnavailable(e);
+      });
       return Number(count ?? 0) >= cfg.LOGIN_MAX_FAILURES ? Math.max(ttl, 1000) : 0;
     }
     async function recordFailure(email: string): Promise<void> {
       const k = failKey(email);
-      const r = await redis().multi().incr(k).pexpire(k, cfg.LOGIN_LOCKOUT_WINDOW_MS, "NX").exec();
+      const r = await redis()
+        .multi()
+        .incr(k)
+        .pexpire(k, cfg.LOGIN_LOCKOUT_WINDOW_MS, "NX")
+        .exec()
+        .catch((e: Error) => {
+          throw lockoutUnavailable(e);
+        });
       const count = Number(r?.[0]?.[1] ?? 0);
       if (count === cfg.LOGIN_MAX_FAILURES) log.warn({ emailHash: sha256(email).toString("hex").slice(0, 16) }, "account locked after failed logins");
     }
@@ -194,7 +208,9 @@ export default defineService({
           await recordFailure(email);
           throw new HttpError(401, "INVALID_CREDENTIALS", "Invalid email or password");
         }
-        await redis().del(failKey(email));
+        await redis()
+          .del(failKey(email))
+          .catch((e: Error) => log.warn({ err: { message: e.message } }, "could not reset failed-login counter"));
         const tokens = await issueTokens(user, randomUUID());
         req.log.info({ userId: user.id }, "login");
         return { ...tokens, user: publicUser(user) };
