@@ -26,7 +26,7 @@ describe("postgres", () => {
   let s: PostgresServer;
   afterAll(() => s?.stop());
 
-  it("starts with scram auth, survives kill/restart with data", async () => {
+  it("starts with scram auth, survives kill/restart with data", { timeout: 120_000 }, async () => {
     s = await startPostgres();
     note("postgres", s.lastStartMs);
     expect(s.url).toMatch(/^postgresql:\/\/harness:[0-9a-f]+@127\.0\.0\.1:\d+\/postgres$/);
@@ -75,6 +75,7 @@ describe("redis", () => {
 
     await s.kill();
     const dead = new Redis(s.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    dead.on("error", () => undefined);
     await expect(dead.connect()).rejects.toThrow();
     dead.disconnect();
 
@@ -140,7 +141,7 @@ describe("kafka", () => {
     const offsets = await admin2.fetchTopicOffsets("harness-t");
     await admin2.disconnect();
     expect(offsets[0].high).toBe("1");
-  });
+  }, 300_000); // two Kafka starts: 13 s each on an idle 2-core machine, 30 s+ when loaded
 });
 
 describe("useServers (shared servers of global-setup, private redis)", () => {

@@ -4,7 +4,7 @@
  * with the test process (exit hooks plus a parent-death watchdog for when the runner is SIGKILLed).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, chownSync, readdirSync, statSync, createWriteStream, type WriteStream } from "node:fs";
+import { mkdtempSync, rmSync, chownSync, readdirSync, readFileSync, statSync, createWriteStream, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,6 +73,28 @@ export async function waitFor(
     `${what}: not ready after ${opts.timeoutMs} ms (last error: ${String((lastError as Error)?.message ?? lastError)})` +
       (opts.proc ? `\n${opts.proc.tail()}` : ""),
   );
+}
+
+/** Non-zombie processes of process group `pgid` (Linux /proc). */
+function groupMembers(pgid: number): number {
+  let n = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) === pgid && fields[0] !== "Z") n++;
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return n;
 }
 
 const live = new Set<ManagedProcess>();
@@ -189,7 +211,27 @@ export class ManagedProcess {
   async kill(): Promise<void> {
     this.killGroupSync("SIGKILL");
     await this.exitPromise;
+    await this.waitGroupGone();
     await this.closeLog();
+  }
+
+  /**
+   * Children of the leader (e.g. postgres backends holding shared memory) die asynchronously
+   * after SIGKILL; a restart must not race them. Zombies do not count (they hold nothing).
+   */
+  async waitGroupGone(timeoutMs = 5_000): Promise<void> {
+    const pgid = this.child.pid;
+    if (!pgid) return;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (groupMembers(pgid) === 0) return;
+      try {
+        process.kill(-pgid, "SIGKILL");
+      } catch {
+        return;
+      }
+      await sleep(50);
+    }
   }
 
   /** Graceful stop with `signal`; escalates to SIGKILL after `graceMs`. */
@@ -212,6 +254,7 @@ export class ManagedProcess {
     } catch {
       /* group empty */
     }
+    await this.waitGroupGone();
     await this.closeLog();
   }
 

@@ -56,13 +56,19 @@ export abstract class BaseServer<Env extends Record<string, string>> implements 
   async start(): Promise<this> {
     if (this.removed) throw new Error(`${this.kind}: data dir removed by stop(); cannot restart`);
     const t0 = Date.now();
-    const proc = this.launch();
-    this.proc = proc;
-    try {
-      await this.waitReady(proc);
-    } catch (err) {
-      await proc.kill();
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      const proc = this.launch();
+      this.proc = proc;
+      try {
+        await this.waitReady(proc);
+        break;
+      } catch (err) {
+        await proc.kill();
+        // A server that exited during start-up on a loaded machine (e.g. the previous instance's
+        // port or shared memory not yet released after a crash) gets one more try.
+        if (!proc.exited || attempt >= 2 || proc.signal === "SIGKILL") throw err;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     }
     this.lastStartMs = Date.now() - t0;
     return this;
