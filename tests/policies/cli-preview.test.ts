@@ -1,0 +1,80 @@
+/**
+ * End to end with the real Pulumi CLI (when scripts/tools/build-pulumi-tools.sh has built it):
+ * `pulumi preview --policy-pack policies --policy-pack-config policies/config/<env>.json` on a tiny
+ * program whose only resource carries the guide's PostgreSQL password. The Node policy pack runs
+ * through policies/tools/pulumi-language-nodejs (the language host built from the Go proxy cannot
+ * start policy packs). Skipped when no CLI is available.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const root = path.join(__dirname, "..", "..");
+const cache = process.env.TRADING_CACHE_DIR ?? path.join(os.homedir(), ".cache", "ai-trading");
+
+function findBin(name: string): string | undefined {
+    const dirs = [path.join(root, ".tools", "bin")];
+    const tools = path.join(cache, "pulumi-tools");
+    if (fs.existsSync(tools)) for (const d of fs.readdirSync(tools).sort().reverse()) dirs.push(path.join(tools, d, "bin"));
+    return dirs.map((d) => path.join(d, name)).find((p) => fs.existsSync(p));
+}
+
+const cli = findBin("pulumi");
+const langHost = findBin("pulumi-language-nodejs");
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "policy-cli-"));
+
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+function setup(): NodeJS.ProcessEnv {
+    fs.writeFileSync(path.join(work, "Pulumi.yaml"), "name: policy-cli\nruntime: nodejs\nmain: index.js\n");
+    fs.writeFileSync(path.join(work, "package.json"), JSON.stringify({ name: "policy-cli", version: "0.0.1", main: "index.js" }));
+    fs.writeFileSync(path.join(work, "index.js"), [
+        "const pulumi = require(\"@pulumi/pulumi\");",
+        "class P { async create(inputs) { return { id: \"x\", outs: inputs }; } }",
+        "new pulumi.dynamic.Resource(new P(), \"postgres-env\", { envs: [\"POSTGRES_PASSWORD=ai_trading_secure_pass_2024\"] });",
+    ].join("\n"));
+    fs.symlinkSync(path.join(root, "node_modules"), path.join(work, "node_modules"));
+    const bin = path.join(work, "bin");
+    fs.mkdirSync(bin);
+    // The dynamic provider plugin the CLI distribution would ship.
+    const dyn = path.join(bin, "pulumi-resource-pulumi-nodejs");
+    fs.writeFileSync(dyn, `#!/bin/sh\nexec "${process.execPath}" "${path.join(root, "node_modules", "@pulumi", "pulumi", "cmd", "dynamic-provider", "index.js")}" "$@"\n`);
+    fs.chmodSync(dyn, 0o755);
+    fs.mkdirSync(path.join(work, "state"));
+    return {
+        ...process.env,
+        PATH: [bin, path.join(root, "policies", "tools"), path.dirname(cli!), path.dirname(langHost!), process.env.PATH].join(path.delimiter),
+        PULUMI_HOME: path.join(work, "home"),
+        PULUMI_BACKEND_URL: `file://${path.join(work, "state")}`,
+        PULUMI_CONFIG_PASSPHRASE: "test-only",
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    };
+}
+
+describe.skipIf(!cli || !langHost)("pulumi preview with the policy pack (real CLI)", () => {
+    const env = cli && langHost ? setup() : {};
+    const preview = (config: string) => spawnSync(cli!, [
+        "preview", "--stack", "ci", "--non-interactive",
+        "--policy-pack", path.join(root, "policies"),
+        "--policy-pack-config", path.join(root, "policies", "config", config),
+    ], { cwd: work, env, encoding: "utf8", timeout: 240_000 });
+
+    it("prod.json blocks the guide's password; dev.json only reports it", () => {
+        const init = spawnSync(cli!, ["stack", "init", "ci", "--non-interactive"], { cwd: work, env, encoding: "utf8" });
+        expect(init.status, init.stderr).toBe(0);
+
+        const prod = preview("prod.json");
+        const prodOut = prod.stdout + prod.stderr;
+        expect(prod.status, prodOut).not.toBe(0);
+        expect(prodOut).toContain("[mandatory] [severity: critical]  no-default-credentials");
+        expect(prodOut).toContain("has the deployment guide's published default \"ai_trading_secure_pass_2024\" at envs[0]");
+
+        const dev = preview("dev.json");
+        const devOut = dev.stdout + dev.stderr;
+        expect(dev.status, devOut).toBe(0);
+        expect(devOut).toContain("[advisory] [severity: critical]  no-default-credentials");
+    }, 300_000);
+});
