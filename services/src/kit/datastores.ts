@@ -13,6 +13,7 @@ import type { Database } from "arangojs";
 import type { WeaviateClient } from "weaviate-client";
 import type { Datastore, ServiceDefinition } from "../catalog";
 import { ConfigError, env, loadConfig, type ConfigOf } from "./config";
+import { bindParams } from "./clickhouse-params";
 
 /* ------------------------------------------------------------------------------------------------
  * Environment variables of each datastore (the contract in docs/conventions.md). The first variable
@@ -194,13 +195,17 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
   });
   return {
     client,
-    /** SELECT with server-side parameters: `{name:Type}` placeholders, never string concatenation. */
+    /**
+     * SELECT with `{name:Type}` placeholders bound from `params` (never string concatenation).
+     * Bound client-side with type checks (see clickhouse-params.ts: the stack's ClickHouse 18.16
+     * has no server-side parameters).
+     */
     async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-      const rs = await client.query({ query, query_params: params, format: "JSONEachRow" });
+      const rs = await client.query({ query: bindParams(query, params), format: "JSONEachRow" });
       return rs.json<T>();
     },
     async command(query: string, params: Record<string, unknown> = {}) {
-      await client.command({ query, query_params: params });
+      await client.command({ query: bindParams(query, params) });
     },
     async insert<T>(table: string, values: T[]) {
       await client.insert({ table, values, format: "JSONEachRow" });

@@ -16,3 +16,4 @@ export type {
 } from "./datastores";
 export { Type, type Static, type TSchema } from "@sinclair/typebox";
 export * from "./jwt";
+export { bindParams, formatValue, quoteString, ClickHouseParamError } from "./clickhouse-params";

@@ -1,0 +1,96 @@
+/**
+ * The kit's datastore clients against real servers (tests/harness): Postgres, Redis, ClickHouse
+ * (server-side query parameters), Kafka (idempotent producer + consumer helper), and optional
+ * datastores without variables reported as disabled.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { createService, defineService, DatastoreDisabledError, type Service } from "../../services/src/kit";
+
+// database-service: requires postgres, every other datastore optional.
+const probe = defineService({ name: "database-service", register() {} });
+const srv = useServers("postgres", "redis", "kafka", "clickhouse");
+let svc: Service;
+
+beforeAll(async () => {
+  svc = await createService(probe, { env: { ...srv.env, LOG_LEVEL: "silent", READY_TIMEOUT_MS: "5000" }, defaultMetrics: false });
+});
+afterAll(() => svc?.close());
+
+describe("kit datastores", () => {
+  it("/ready pings every configured datastore and reports unconfigured optional ones as disabled", async () => {
+    const r = await svc.app.inject({ url: "/ready" });
+    const body = r.json();
+    expect(r.statusCode, JSON.stringify(body)).toBe(200);
+    expect(body.dependencies).toMatchObject({
+      postgres: { status: "ok", required: true },
+      dragonfly: { status: "ok", required: false },
+      clickhouse: { status: "ok" },
+      redpanda: { status: "ok" },
+      arangodb: { status: "disabled" },
+      weaviate: { status: "disabled" },
+    });
+    expect(() => svc.ctx.datastores.arango).toThrow(DatastoreDisabledError);
+    expect(() => svc.ctx.datastores.arango).toThrow("ARANGO_URL is not set");
+  });
+
+  it("postgres transaction rolls back on error", async () => {
+    const pg = svc.ctx.datastores.postgres;
+    await pg.query("CREATE TABLE kit_t (v text)");
+    await expect(
+      pg.transaction(async (c) => {
+        await c.query("INSERT INTO kit_t VALUES ($1)", ["x"]);
+        throw new Error("abort");
+      }),
+    ).rejects.toThrow("abort");
+    expect((await pg.query("SELECT count(*)::int AS n FROM kit_t")).rows[0].n).toBe(0);
+  });
+
+  it("clickhouse binds query parameters server-side", async () => {
+    const ch = svc.ctx.datastores.clickhouse;
+    await ch.command("CREATE TABLE kit_ticks (symbol String, price Float64) ENGINE = MergeTree ORDER BY symbol");
+    await ch.insert("kit_ticks", [{ symbol: "BTCUSDT", price: 1 }, { symbol: "x' OR 1=1 --", price: 2 }]);
+    const rows = await ch.query<{ symbol: string; price: number }>("SELECT symbol, price FROM kit_ticks WHERE symbol = {s:String}", { s: "x' OR 1=1 --" });
+    expect(rows).toEqual([{ symbol: "x' OR 1=1 --", price: 2 }]);
+  });
+
+  it("kafka: idempotent producer and consumer helper", async () => {
+    const k = svc.ctx.datastores.kafka;
+    const topic = `kit-${randomBytes(4).toString("hex")}`;
+    const admin = k.kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true });
+    await admin.disconnect();
+    await k.send(topic, [{ key: "a", value: "one" }, { key: "b", value: "two" }]);
+    const got: string[] = [];
+    await new Promise<void>((resolve) => {
+      void k.consume({
+        groupId: `g-${topic}`,
+        topics: [topic],
+        fromBeginning: true,
+        eachMessage: async ({ message }) => {
+          got.push(String(message.value));
+          if (got.length === 2) resolve();
+        },
+      });
+    });
+    expect(got).toEqual(["one", "two"]);
+  });
+});
+
+describe("clickhouse parameter binding", () => {
+  it("renders typed literals and refuses values of the wrong type", async () => {
+    const { bindParams } = await import("../../services/src/kit");
+    expect(bindParams("SELECT {s:String}, {n:UInt32}, {f:Float64}, {a:Array(String)}, {d:DateTime}, {z:Nullable(Int8)}", {
+      s: "it's a \\ test",
+      n: 42,
+      f: 1.5,
+      a: ["x", "y'"],
+      d: new Date(Date.UTC(2026, 0, 2, 3, 4, 5)),
+      z: null,
+    })).toBe("SELECT 'it\\'s a \\\\ test', 42, 1.5, ['x', 'y\\''], '2026-01-02 03:04:05', NULL");
+    expect(() => bindParams("SELECT {n:UInt32}", { n: "1 OR 1=1" })).toThrow("expected an integer");
+    expect(() => bindParams("SELECT {n:UInt32}", {})).toThrow("has no value");
+  });
+});
