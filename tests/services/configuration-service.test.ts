@@ -9,7 +9,7 @@ import { useServers } from "../harness/shared";
 import { startRedis, pg, Redis, type RedisServer } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import configurationService, { subscribeConfigChanges, watchNamespace, type ConfigChange } from "../../services/src/services/configuration-service";
-import { cacheKey } from "../../services/src/services/configuration-service/store";
+import { cacheKey, generationKey } from "../../services/src/services/configuration-service/store";
 import { runPostgresMigrations, POSTGRES_MIGRATIONS_DIR } from "../../services/src/migrations";
 
 const srv = useServers("postgres");
@@ -143,12 +143,24 @@ describe("cache-aside in Dragonfly", () => {
     const second = await call("GET", "/namespaces/cache-test");
     expect(second.headers.get("x-cache")).toBe("hit");
     expect(second.body.entries.a.value).toBe(1);
-    expect(await r.ttl(cacheKey("cache-test"))).toBeGreaterThan(0);
+    const gen = (await r.get(generationKey("cache-test"))) ?? "0";
+    expect(await r.ttl(cacheKey("cache-test", gen))).toBeGreaterThan(0);
     await call("PUT", "/namespaces/cache-test/keys/a", { value: 2 });
-    expect(await r.exists(cacheKey("cache-test"))).toBe(0);
+    expect(await r.exists(cacheKey("cache-test", gen))).toBe(0);
+    expect(await r.get(generationKey("cache-test"))).toBe(String(Number(gen) + 1));
     const third = await call("GET", "/namespaces/cache-test/keys/a");
     expect(third.headers.get("x-cache")).toBe("miss");
     expect(third.body.value).toBe(2);
+  });
+
+  it("a snapshot loaded before a write cannot be served after it (generation in the cache key)", async () => {
+    await call("PUT", "/namespaces/race-cache/keys/a", { value: "old" });
+    const gen = (await r.get(generationKey("race-cache"))) ?? "0";
+    // a slow reader stores the pre-write snapshot after the write committed and invalidated:
+    await call("PUT", "/namespaces/race-cache/keys/a", { value: "new" });
+    await r.set(cacheKey("race-cache", gen), JSON.stringify({ namespace: "race-cache", entries: { a: { value: "old", version: 1 } } }), "EX", 60);
+    const g = await call("GET", "/namespaces/race-cache/keys/a");
+    expect(g.body.value).toBe("new");
   });
 });
 

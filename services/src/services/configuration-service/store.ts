@@ -36,7 +36,14 @@ export interface Actor {
   requestId: string;
 }
 
-export const cacheKey = (ns: string) => `config:v1:ns:${ns}`;
+/**
+ * Cache keys carry the namespace's generation (INCR after every committed write). A reader that
+ * loaded a snapshot from PostgreSQL just before a write committed stores it under the old
+ * generation, which nobody reads any more: no stale snapshot can outlive a write (the classic
+ * cache-aside race), and old generations simply expire.
+ */
+export const generationKey = (ns: string) => `config:v1:gen:${ns}`;
+export const cacheKey = (ns: string, generation: string) => `config:v1:ns:${ns}:${generation}`;
 
 export class ConfigStore {
   constructor(
@@ -47,15 +54,18 @@ export class ConfigStore {
 
   /** Namespace snapshot; `cache` tells whether it came from Dragonfly. Cache failures fall back to PostgreSQL. */
   async snapshot(ns: string): Promise<{ snapshot: Snapshot; cache: "hit" | "miss" | "error" }> {
+    let key: string;
     try {
-      const cached = await this.redis.get(cacheKey(ns));
+      const generation = (await this.redis.get(generationKey(ns))) ?? "0";
+      key = cacheKey(ns, generation);
+      const cached = await this.redis.get(key);
       if (cached) return { snapshot: JSON.parse(cached) as Snapshot, cache: "hit" };
     } catch (e) {
       this.opts.onCacheError?.(e as Error);
       return { snapshot: await this.load(ns), cache: "error" };
     }
     const snapshot = await this.load(ns);
-    await this.redis.set(cacheKey(ns), JSON.stringify(snapshot), "EX", this.opts.cacheTtlSeconds).catch((e) => this.opts.onCacheError?.(e));
+    await this.redis.set(key, JSON.stringify(snapshot), "EX", this.opts.cacheTtlSeconds).catch((e) => this.opts.onCacheError?.(e));
     return { snapshot, cache: "miss" };
   }
 
@@ -183,10 +193,20 @@ export class ConfigStore {
       client.release();
     }
     // After commit: invalidate, then notify (subscribers re-reading get the new value).
-    await this.redis.del(cacheKey(ns)).catch((e) => this.opts.onCacheError?.(e));
+    await this.invalidate(ns);
     const { created: _created, ...message } = change;
     await this.redis.publish(changeChannel(ns), JSON.stringify(message)).catch((e) => this.opts.onCacheError?.(e));
     return change;
+  }
+
+  /** New generation (readers move to a fresh key) and drop the old snapshot right away. */
+  private async invalidate(ns: string): Promise<void> {
+    try {
+      const next = await this.redis.incr(generationKey(ns));
+      await this.redis.del(cacheKey(ns, String(next - 1)));
+    } catch (e) {
+      this.opts.onCacheError?.(e as Error);
+    }
   }
 
   async history(ns: string, key: string, limit: number): Promise<VersionRow[]> {
