@@ -120,6 +120,14 @@ describe("register and login through the gateway", () => {
     expect(unknown.body.error.message).toBe(bad.body.error.message);
   });
 
+  it("propagates x-request-id to peers (kit peer client)", async () => {
+    const r = await gw.ctx.peers.call<Json>("user-management", "/health", { requestId: "peer-trace-42" });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("x-request-id")).toBe("peer-trace-42");
+    expect(r.body).toEqual({ status: "ok", service: "user-management" });
+    await expect(um.ctx.peers.call("api-gateway", "/health")).rejects.toThrow('user-management may not call api-gateway: add it to "calls"');
+  });
+
   it("aggregates service health and 404s unknown routes in the uniform shape", async () => {
     const h = await call("GET", "/api/health");
     expect(h.body.services["user-management"].status).toBe("ok");
