@@ -3,9 +3,10 @@
 # background if `docker info` fails, wait (bounded) until it answers.
 # Idempotent and quiet when the engine already runs.
 # Env: DOCKER_STORAGE_DRIVER (default: overlay2, falls back to vfs),
-#      DOCKERD_WAIT_SECONDS (default 60), DOCKERD_EXTRA_ARGS (word-split, e.g. for a second
-#      daemon: "-H unix:///tmp/d2.sock --data-root /tmp/d2 --exec-root /tmp/d2x --pidfile /tmp/d2.pid"
-#      with DOCKER_HOST=unix:///tmp/d2.sock), DOCKERD_LOG (log file), TRADING_CACHE_DIR.
+#      DOCKERD_WAIT_SECONDS (default 60), DOCKERD_EXTRA_ARGS (extra dockerd flags, word-split;
+#      a second daemon on the same host needs its own -H/--data-root/--exec-root/--pidfile and
+#      must not be given --bridge=none: that removes the first daemon's docker0),
+#      DOCKERD_LOG (log file), TRADING_CACHE_DIR.
 set -euo pipefail
 
 CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
@@ -28,7 +29,24 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
   as_root apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null
 fi
 
+# A running local daemon whose default bridge interface vanished (something deleted docker0)
+# fails every `docker run`/`docker build` with "could not find bridge docker0": recreate it.
+heal_docker0() {
+  [ -z "${DOCKER_HOST:-}" ] || return 0
+  command -v ip >/dev/null 2>&1 || return 0
+  ip link show docker0 >/dev/null 2>&1 && return 0
+  local gw subnet
+  gw="$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null || true)"
+  subnet="$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' 2>/dev/null || true)"
+  [ -n "$gw" ] && [ -n "$subnet" ] || return 0
+  log "docker0 is missing: recreating it ($gw/${subnet#*/})"
+  as_root ip link add docker0 type bridge
+  as_root ip addr add "$gw/${subnet#*/}" dev docker0
+  as_root ip link set docker0 up
+}
+
 if docker info >/dev/null 2>&1; then
+  heal_docker0
   exit 0
 fi
 

@@ -112,9 +112,10 @@ build_one() {
   fi
   logf="$LOG_DIR/build-$name.log"
   log "building $image (log: $logf)"
+  # The legacy builder: BuildKit is not always there (no buildx plugin) and the images are plain.
   if ! DOCKER_BUILDKIT=0 docker build "${args[@]}" -t "$image" "${extra_tags[@]}" "$dir" >"$logf" 2>&1; then
     tail -n 40 "$logf" >&2
-    log "ERROR: building $image failed (a pinned Debian version may have left the mirror: try UNPIN=1)"
+    log "ERROR: building $image failed, full log: $logf (if apt cannot find a pinned version, it has left the mirror: try UNPIN=1)"
     return 1
   fi
   log "built $image in $((SECONDS - start))s ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
