@@ -4,29 +4,23 @@
  * logout, lockout, API keys, admin role, hostile input, and /ready following Redis kill/restart.
  */
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT } from "../../services/src/kit/jwt";
 import { useServers } from "../harness/shared";
 import { startRedis, pg, type RedisServer } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
+import { runPostgresMigrations } from "../../services/src/migrations";
 import userManagement from "../../services/src/services/user-management";
 import apiGateway from "../../services/src/services/api-gateway";
 
-const MIGRATIONS = join(__dirname, "..", "..", "services", "src", "migrations", "postgres");
-
-/** Applies this service's migration files in filename order inside one transaction. */
+/** Applies every Postgres migration file with database-service's runner (what `migrate` does in the stack). */
 async function migrate(url: string) {
-  const files = readdirSync(MIGRATIONS).filter((f) => /^\d{4}_user_management.*\.sql$/.test(f)).sort();
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
   try {
-    await c.query("BEGIN");
-    for (const f of files) await c.query(readFileSync(join(MIGRATIONS, f), "utf8"));
-    await c.query("COMMIT");
+    const r = await runPostgresMigrations(pool);
+    expect(r.applied).toContain("0100_user_management.sql");
   } finally {
-    await c.end();
+    await pool.end();
   }
 }
 
