@@ -136,3 +136,34 @@ describe("locks for singleton jobs", () => {
     expect((await call("POST", "/locks/expiring/acquire", { owner: "x|y", ttlMs: 1000 })).body.error.field).toBe("owner");
   });
 });
+
+describe("client helpers (startHeartbeat, withHubLock)", () => {
+  it("keeps an instance registered while running and deregisters on stop", async () => {
+    const { startHeartbeat } = await import("../../services/src/services/central-hub/client");
+    let health: "healthy" | "degraded" = "healthy";
+    const hbc = startHeartbeat({ baseUrl: base, service: "risk-analyzer", id: "ra-1", version: "2.0.0", address: "http://ra-1:8005", intervalMs: 100, health: () => health });
+    await expect.poll(async () => (await call("GET", "/instances/risk-analyzer")).body.instances.length).toBe(1);
+    health = "degraded";
+    await sleep(500); // several TTLs of 300 ms: still there because it keeps beating
+    const inst = (await call("GET", "/instances/risk-analyzer")).body.instances;
+    expect(inst).toHaveLength(1);
+    expect(inst[0].health).toBe("degraded");
+    await hbc.stop();
+    expect((await call("GET", "/instances/risk-analyzer")).body.instances).toEqual([]);
+  });
+
+  it("runs a job under a lock, renews it past its TTL, rejects a second runner, releases after", async () => {
+    const { withHubLock, LockHeldError } = await import("../../services/src/services/central-hub/client");
+    const opts = { baseUrl: base, name: "nightly", owner: "job-a", ttlMs: 300 };
+    const result = await withHubLock(opts, async (lock) => {
+      expect(lock.fencingToken).toBeGreaterThan(0);
+      await sleep(700); // > 2 TTLs: renewals keep it
+      expect(lock.signal.aborted).toBe(false);
+      await expect(withHubLock({ ...opts, owner: "job-b" }, async () => "ran")).rejects.toBeInstanceOf(LockHeldError);
+      return "done";
+    });
+    expect(result).toBe("done");
+    expect((await call("GET", "/locks/nightly")).status).toBe(404);
+    expect(await withHubLock({ ...opts, owner: "job-b" }, async () => "ran")).toBe("ran");
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * Client helpers for other services: keep an instance registered in central-hub, and run a
+ * singleton job under a hub lock. Plain fetch against the hub's base URL
+ * (`peerBaseUrl("central-hub", ctx.env)`: SERVICE_CENTRAL_HUB_URL or http://central-hub:7000).
+ *
+ *   const hb = startHeartbeat({ baseUrl: peerBaseUrl("central-hub", ctx.env), service: ctx.name,
+ *     id: os.hostname(), version, address: `http://${os.hostname()}:${ctx.config.PORT}`, log: ctx.log });
+ *   ctx.onClose(() => hb.stop());
+ *   await withHubLock({ baseUrl, name: "daily-report", owner: os.hostname(), ttlMs: 30_000 }, async (lock) => { ... });
+ */
+import type { Health } from "./registry";
+
+interface Log {
+  warn(obj: object, msg?: string): void;
+}
+
+async function hubFetch(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 5_000) {
+  const res = await fetch(`${baseUrl.replace(/\/+$/, "")}${path}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+}
+
+export interface HeartbeatOptions {
+  baseUrl: string;
+  service: string;
+  id: string;
+  version: string;
+  address: string;
+  /** Heartbeat period; the TTL is 3 periods so one lost heartbeat does not drop the instance. */
+  intervalMs?: number;
+  health?: () => Health | Promise<Health>;
+  metadata?: Record<string, string>;
+  log?: Log;
+}
+
+export function startHeartbeat(opts: HeartbeatOptions): { stop(): Promise<void>; beat(): Promise<void> } {
+  const interval = opts.intervalMs ?? 5_000;
+  const path = `/instances/${encodeURIComponent(opts.service)}/${encodeURIComponent(opts.id)}`;
+  let failing = false;
+  let stopped = false;
+  const beat = async () => {
+    try {
+      const health = opts.health ? await opts.health() : "healthy";
+      const r = await hubFetch(opts.baseUrl, "PUT", path, {
+        version: opts.version,
+        address: opts.address,
+        health,
+        metadata: opts.metadata,
+        ttlMs: interval * 3,
+      });
+      if (r.status >= 300) throw new Error(`central-hub answered ${r.status}`);
+      failing = false;
+    } catch (e) {
+      if (!failing) opts.log?.warn({ err: { message: (e as Error).message } }, "central-hub heartbeat failed (will retry)");
+      failing = true;
+    }
+  };
+  const timer = setInterval(() => void beat(), interval);
+  timer.unref();
+  void beat();
+  return {
+    beat,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      await hubFetch(opts.baseUrl, "DELETE", path, undefined, 2_000).catch(() => undefined);
+    },
+  };
+}
+
+export class LockHeldError extends Error {
+  constructor(
+    readonly lockName: string,
+    readonly holder: unknown,
+  ) {
+    super(`lock ${lockName} is held by another owner`);
+    this.name = "LockHeldError";
+  }
+}
+
+export interface HeldLock {
+  name: string;
+  token: string;
+  fencingToken: number;
+  /** Aborted when the lock could not be renewed (lost): stop side effects. */
+  signal: AbortSignal;
+}
+
+/**
+ * Runs `fn` while holding lock `name`: acquires (LockHeldError if someone else holds it), renews
+ * every ttl/3, aborts `lock.signal` if a renewal is refused, releases when `fn` settles.
+ */
+export async function withHubLock<T>(
+  opts: { baseUrl: string; name: string; owner: string; ttlMs: number; log?: Log },
+  fn: (lock: HeldLock) => Promise<T>,
+): Promise<T> {
+  const base = `/locks/${encodeURIComponent(opts.name)}`;
+  const acq = await hubFetch(opts.baseUrl, "POST", `${base}/acquire`, { owner: opts.owner, ttlMs: opts.ttlMs });
+  if (acq.status === 409) throw new LockHeldError(opts.name, acq.body?.holder);
+  if (acq.status !== 200) throw new Error(`central-hub lock acquire answered ${acq.status}`);
+  const token = acq.body!.token as string;
+  const lost = new AbortController();
+  const renew = setInterval(async () => {
+    try {
+      const r = await hubFetch(opts.baseUrl, "POST", `${base}/renew`, { token, ttlMs: opts.ttlMs });
+      if (r.status === 404 || r.status === 409) {
+        clearInterval(renew);
+        lost.abort(new Error(`lock ${opts.name} lost`));
+      }
+    } catch (e) {
+      opts.log?.warn({ err: { message: (e as Error).message } }, "lock renewal failed (will retry)");
+    }
+  }, Math.max(50, Math.floor(opts.ttlMs / 3)));
+  renew.unref();
+  try {
+    return await fn({ name: opts.name, token, fencingToken: acq.body!.fencingToken as number, signal: lost.signal });
+  } finally {
+    clearInterval(renew);
+    if (!lost.signal.aborted) await hubFetch(opts.baseUrl, "POST", `${base}/release`, { token }).catch(() => undefined);
+  }
+}
