@@ -98,6 +98,15 @@ t_postgres() {
     log "a wrong password was accepted"; return 1
   fi
   log "wrong password rejected: ok"
+  # Data survives a restart; the cluster is not initialised twice.
+  client "$img" --env-file "$TMP/pgc.env" -- psql -q -v ON_ERROR_STOP=1 -h postgres -U trading -d trading \
+    -c "CREATE TABLE smoke (v text); INSERT INTO smoke VALUES ('kept');"
+  docker restart "postgres-$RUN_ID" >/dev/null
+  wait_healthy postgres 60
+  out="$(client "$img" --env-file "$TMP/pgc.env" -- psql -h postgres -U trading -d trading -tAc "SELECT v FROM smoke")"
+  [ "$out" = kept ] || { log "after restart: $out"; return 1; }
+  [ "$(docker logs "postgres-$RUN_ID" 2>&1 | grep -c 'initialising PostgreSQL cluster')" = 1 ] || { log "initialised twice"; return 1; }
+  log "data kept across a restart: ok"
 }
 
 t_redis() {
