@@ -27,6 +27,15 @@ if [ -f "$DEST/.complete" ]; then
   exit 0
 fi
 
+# Concurrent first runs (test workers, image builds) wait for each other.
+mkdir -p "$CACHE_ROOT/kafka"
+exec 9>"$CACHE_ROOT/kafka/.lock-$KAFKA_VERSION"
+flock 9
+if [ -f "$DEST/.complete" ]; then
+  echo "$DEST"
+  exit 0
+fi
+
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
@@ -60,7 +69,6 @@ cat >"$WORK/pom.xml" <<POM
 POM
 
 log "resolving Kafka $KAFKA_VERSION jars with Maven (local repo $M2)"
-mkdir -p "$DEST.tmp/jars"
 rm -rf "$DEST.tmp"; mkdir -p "$DEST.tmp/jars" "$DEST.tmp/bin" "$DEST.tmp/config"
 (cd "$WORK" && mvn -B -q -Dmaven.repo.local="$M2" \
    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
