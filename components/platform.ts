@@ -82,7 +82,9 @@ export class TradingPlatform extends pulumi.ComponentResource {
           password: unauthenticated.includes(store) ? undefined : secrets.password(store),
           storageGi: ds.storageGi,
           publish: isDocker && config.docker.publishAdminPorts,
-          externalHost: isDocker ? "127.0.0.1" : `${store}.${k.namespace}.svc.cluster.local`,
+          bindAddress: config.docker.adminBindAddress,
+          exposeService: !isDocker && k.exposeDatastores,
+          externalHost: isDocker ? config.docker.adminBindAddress : `${store}.${k.namespace}.svc.cluster.local`,
           acceptsFrom: topology.acceptsFrom[store] ?? [],
         },
         { parent: this },
@@ -183,6 +185,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           retentionDays: config.monitoring.retentionDays,
           storageGi: 10,
           hostPort: isDocker && config.docker.publishAdminPorts ? ADMIN_HOST_PORTS.prometheus : undefined,
+          bindAddress: config.docker.adminBindAddress,
           connectsTo: topology.connectsTo[PROMETHEUS] ?? [],
           acceptsFrom: topology.acceptsFrom[PROMETHEUS] ?? [],
         },
@@ -201,6 +204,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           services: config.services,
           storageGi: 5,
           hostPort: isDocker && config.docker.publishAdminPorts ? ADMIN_HOST_PORTS.grafana : undefined,
+          bindAddress: config.docker.adminBindAddress,
           connectsTo: topology.connectsTo[GRAFANA] ?? [],
           acceptsFrom: topology.acceptsFrom[GRAFANA] ?? [],
         },
@@ -218,6 +222,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           services: config.services,
           gateway: { host: gateway.name, port: gateway.port },
           image: isDocker ? image("nginx") : undefined,
+          dockerUser: config.imageSource === "local" ? "www-data" : "nginx",
           httpPort: config.docker.httpPort,
           httpsPort: config.docker.httpsPort,
           tls:
@@ -241,7 +246,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
     const adminUrl = (port: number, hostPort: number, service: string) =>
       isDocker
         ? config.docker.publishAdminPorts
-          ? `http://127.0.0.1:${hostPort}`
+          ? `http://${config.docker.adminBindAddress}:${hostPort}`
           : `(not published; docker exec into the network)`
         : `http://${service}.${k.namespace}.svc.cluster.local:${port} (kubectl port-forward svc/${service} ${port})`;
     this.outputs = {

@@ -16,6 +16,8 @@ export interface PortSpec {
    * 0.0.0.0). Kubernetes: only the edge is reachable from outside, through the Ingress.
    */
   hostPort?: number;
+  /** Docker: host address the published port binds to; 127.0.0.1 unless an operator says otherwise. */
+  bindAddress?: string;
 }
 
 export interface VolumeSpec {
@@ -49,6 +51,11 @@ export interface SecuritySpec {
   /** Group owning mounted volumes (Kubernetes fsGroup). */
   fsGroup?: number;
   readOnlyRootFilesystem: boolean;
+  /**
+   * Docker: user (name or uid) the container runs as, stated explicitly even where the image
+   * declares it, so a changed image cannot silently run as root. Defaults to runAsUser.
+   */
+  dockerUser?: string;
   /** Writable scratch directories (tmpfs on Docker, emptyDir on Kubernetes). */
   scratchDirs: string[];
   /** Capabilities added back after dropping ALL (for example NET_BIND_SERVICE); keep empty. */
@@ -88,6 +95,11 @@ export interface WorkloadSpec {
   internetEgress?: boolean;
   /** For Kubernetes jobs run on a schedule (backups). */
   schedule?: string;
+  /**
+   * Kubernetes Service type. ClusterIP unless an operator deliberately exposes a workload (the
+   * policy pack rejects that for datastores and monitoring on prod).
+   */
+  serviceType?: "ClusterIP" | "LoadBalancer";
   /** Extra labels, e.g. trading.io/backup-of. */
   labels?: Record<string, string>;
   dependsOn?: pulumi.Resource[];

@@ -52,7 +52,13 @@ export interface StackConfig {
   services: ServiceDefinition[];
   rateLimit: { windowMs: number; maxRequests: number };
   trading: { mode: "paper" | "live"; marketDataSource: "synthetic" | "replay" | "binance" };
-  docker: { httpPort: number; httpsPort: number; publishAdminPorts: boolean };
+  docker: {
+    httpPort: number;
+    httpsPort: number;
+    publishAdminPorts: boolean;
+    /** Host address datastore, Prometheus and Grafana ports bind to (a VPN interface, say). */
+    adminBindAddress: string;
+  };
   kubernetes: {
     namespace: string;
     storageClass?: string;
@@ -63,6 +69,8 @@ export interface StackConfig {
     /** Write manifests to this folder instead of talking to a cluster (CI, offline review). */
     renderYamlTo?: string;
     backupSchedule: string;
+    /** LoadBalancer Services for the datastores; the policy pack rejects it on prod. */
+    exposeDatastores: boolean;
   };
   logLevel: string;
 }
@@ -276,6 +284,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("httpsPort", stack, "must differ from httpPort");
   }
 
+  const adminBindAddress = r.string("adminBindAddress") ?? "127.0.0.1";
+  if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255)) {
+    throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address, got '${adminBindAddress}'`);
+  }
+
   const schedule = r.string("backupSchedule") ?? "15 2 * * *";
   if (schedule.split(/\s+/).length !== 5) {
     throw new ConfigError("backupSchedule", stack, `must be a five-field cron expression, got '${schedule}'`);
@@ -301,7 +314,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       maxRequests: r.integer("rateLimitMaxRequests", 100, 1, 1_000_000),
     },
     trading: { mode: tradingMode, marketDataSource },
-    docker: { httpPort, httpsPort, publishAdminPorts: r.boolean("publishAdminPorts", target === "docker") },
+    docker: { httpPort, httpsPort, publishAdminPorts: r.boolean("publishAdminPorts", target === "docker"), adminBindAddress },
     kubernetes: {
       namespace,
       storageClass: r.string("storageClass"),
@@ -311,6 +324,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       certIssuer,
       renderYamlTo: r.string("renderYamlTo"),
       backupSchedule: schedule,
+      exposeDatastores: r.boolean("exposeDatastores", false),
     },
     logLevel: r.oneOf("logLevel", ["fatal", "error", "warn", "info", "debug", "trace"] as const, "info"),
   };
@@ -337,6 +351,8 @@ export const configKeys: readonly string[] = [
   "httpPort",
   "httpsPort",
   "publishAdminPorts",
+  "adminBindAddress",
+  "exposeDatastores",
   "namespace",
   "storageClass",
   "ingressHost",

@@ -14,8 +14,12 @@ export interface DatastoreContext {
   /** Generated credential; undefined for stores without authentication (Redpanda). */
   password?: pulumi.Output<string>;
   storageGi: number;
-  /** Docker only: publish the client port on 127.0.0.1:<hostPort> for operators. */
+  /** Docker only: publish the client port on <bindAddress>:<hostPort> for operators. */
   publish: boolean;
+  /** Docker only: host address published ports bind to (127.0.0.1 by default). */
+  bindAddress?: string;
+  /** Kubernetes only: a LoadBalancer Service instead of ClusterIP (rejected by policy on prod). */
+  exposeService?: boolean;
   /** Host that operators use to reach the store: 127.0.0.1 on Docker, the in-cluster FQDN on Kubernetes. */
   externalHost: string;
   acceptsFrom: string[];
@@ -68,7 +72,7 @@ function requirePassword(ctx: DatastoreContext): pulumi.Output<string> {
 }
 
 function port(ctx: DatastoreContext, name: string, p: number) {
-  return { name, port: p, hostPort: ctx.publish ? hostPorts[ctx.name] : undefined };
+  return { name, port: p, hostPort: ctx.publish ? hostPorts[ctx.name] : undefined, bindAddress: ctx.bindAddress };
 }
 
 function base(
@@ -80,6 +84,8 @@ function base(
     readiness?: ProbeSpec;
     resources: ResourceSpec;
     uid?: number;
+    /** User the local Debian image declares (its uid is assigned by the package, so by name). */
+    localUser?: string;
     env?: Record<string, pulumi.Input<string>>;
     secretEnv?: Record<string, pulumi.Input<string>>;
     command?: string[];
@@ -103,7 +109,11 @@ function base(
     readiness: parts.readiness,
     resources: parts.resources,
     // Local Debian images declare their own non-root USER; upstream ones get their documented uid.
-    security: dataSecurity(ctx.source === "upstream" ? parts.uid : undefined),
+    security: {
+      ...dataSecurity(ctx.source === "upstream" ? parts.uid : undefined),
+      dockerUser: ctx.source === "local" ? parts.localUser : undefined,
+    },
+    serviceType: ctx.exposeService ? "LoadBalancer" : undefined,
   };
 }
 
@@ -120,6 +130,7 @@ function postgres(ctx: DatastoreContext): DatastoreDefinition {
       liveness: probe({ exec: ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", DB_USER, "-d", DB_NAME] }, { startPeriodSeconds: 30 }),
       resources: { cpu: "1", memory: "1Gi" },
       uid: 999,
+      localUser: "postgres",
     }),
     clientEnv: {},
     clientSecretEnv: { POSTGRES_URL: url("postgres:5432") },
@@ -158,6 +169,7 @@ function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefiniti
       liveness: probe({ exec: ["sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 --no-auth-warning ping | grep -q PONG"] }),
       resources: { cpu: "500m", memory: ctx.name === "redis" ? "256Mi" : "1Gi" },
       uid: 999,
+      localUser: "redis",
     }),
     clientEnv: {},
     clientSecretEnv: { [envVar]: url(`${ctx.name}:6379`) },
@@ -178,6 +190,7 @@ function clickhouse(ctx: DatastoreContext): DatastoreDefinition {
       liveness: probe({ exec: httpCheck(ctx, "http://127.0.0.1:8123/ping") }, { startPeriodSeconds: 30 }),
       resources: { cpu: "1", memory: "2Gi" },
       uid: 101,
+      localUser: "clickhouse",
     }),
     clientEnv: { CLICKHOUSE_URL: "http://clickhouse:8123", CLICKHOUSE_USER: DB_USER, CLICKHOUSE_DATABASE: DB_NAME },
     clientSecretEnv: { CLICKHOUSE_PASSWORD: password },
@@ -252,7 +265,7 @@ function redpanda(ctx: DatastoreContext): DatastoreDefinition {
     port: 9092,
     spec: base(ctx, {
       ports: external
-        ? [{ name: "kafka", port: 9092 }, { name: "kafka-external", port: 19092, hostPort: hostPorts.redpanda }]
+        ? [{ name: "kafka", port: 9092 }, { name: "kafka-external", port: 19092, hostPort: hostPorts.redpanda, bindAddress: ctx.bindAddress }]
         : [{ name: "kafka", port: 9092 }],
       mountPath: upstream ? "/var/lib/redpanda/data" : "/var/lib/kafka/data",
       args: upstream
@@ -266,6 +279,7 @@ function redpanda(ctx: DatastoreContext): DatastoreDefinition {
         : probe({ exec: ["/usr/local/bin/kafka-healthcheck.sh"] }, { startPeriodSeconds: 60, retries: 10 }),
       resources: { cpu: "1", memory: "1536Mi" },
       uid: 101,
+      localUser: "kafka",
     }),
     clientEnv: { KAFKA_BROKERS: internal },
     clientSecretEnv: {},

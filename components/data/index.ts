@@ -14,6 +14,8 @@ export interface DatastoreArgs {
   password?: pulumi.Output<string>;
   storageGi: number;
   publish: boolean;
+  bindAddress?: string;
+  exposeService?: boolean;
   externalHost: string;
   /** Workloads allowed to connect (network policy). */
   acceptsFrom: string[];
@@ -42,6 +44,8 @@ export abstract class Datastore extends pulumi.ComponentResource {
       password: args.password,
       storageGi: args.storageGi,
       publish: args.publish,
+      bindAddress: args.bindAddress,
+      exposeService: args.exposeService,
       externalHost: args.externalHost,
       acceptsFrom: args.acceptsFrom,
     };

@@ -127,6 +127,8 @@ export interface EdgeArgs {
   gateway: { host: string; port: number };
   /** Docker: Nginx image and the host ports (bound to 127.0.0.1). */
   image?: string;
+  /** Docker: user the Nginx image runs as (www-data in the Debian image, nginx upstream). */
+  dockerUser?: string;
   httpPort?: number;
   httpsPort?: number;
   /** Optional certificate and key from config secrets; without them the image self-signs. */
@@ -220,7 +222,7 @@ export class Edge extends pulumi.ComponentResource {
           resources: { cpu: "500m", memory: "128Mi" },
           replicas: 1,
           // Without a certificate from config the image self-signs one at start into a scratch dir.
-          security: { readOnlyRootFilesystem: true, scratchDirs: args.tls ? ["/tmp"] : ["/tmp", TLS_DIR] },
+          security: { dockerUser: args.dockerUser, readOnlyRootFilesystem: true, scratchDirs: args.tls ? ["/tmp"] : ["/tmp", TLS_DIR] },
           connectsTo: args.connectsTo,
           acceptsFrom: [],
           dependsOn: args.dependsOn,

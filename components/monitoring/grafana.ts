@@ -96,6 +96,7 @@ export interface GrafanaArgs {
   services: readonly ServiceDefinition[];
   storageGi: number;
   hostPort?: number;
+  bindAddress?: string;
   connectsTo: string[];
   acceptsFrom: string[];
 }
@@ -123,7 +124,7 @@ export class Grafana extends pulumi.ComponentResource {
           GF_PATHS_PROVISIONING: "/etc/grafana/provisioning",
         },
         secretEnv: { GF_SECURITY_ADMIN_PASSWORD: args.adminPassword },
-        ports: [{ name: "http", port: GRAFANA_PORT, hostPort: args.hostPort }],
+        ports: [{ name: "http", port: GRAFANA_PORT, hostPort: args.hostPort, bindAddress: args.bindAddress }],
         volumes: [{ name: "data", mountPath: "/var/lib/grafana", sizeGi: args.storageGi }],
         files: [
           { path: "/etc/grafana/provisioning/datasources/prometheus.yml", content: datasourcesYaml(args.prometheusUrl) },

@@ -108,6 +108,7 @@ export interface PrometheusArgs {
   retentionDays: number;
   storageGi: number;
   hostPort?: number;
+  bindAddress?: string;
   connectsTo: string[];
   acceptsFrom: string[];
 }
@@ -134,7 +135,7 @@ export class Prometheus extends pulumi.ComponentResource {
         args: args.source === "upstream" ? flags : undefined,
         env: args.source === "local" ? { PROMETHEUS_RETENTION: `${args.retentionDays}d` } : {},
         secretEnv: {},
-        ports: [{ name: "http", port: PROMETHEUS_PORT, hostPort: args.hostPort }],
+        ports: [{ name: "http", port: PROMETHEUS_PORT, hostPort: args.hostPort, bindAddress: args.bindAddress }],
         volumes: [{ name: "data", mountPath: "/prometheus", sizeGi: args.storageGi }],
         files: [
           { path: "/etc/prometheus/prometheus.yml", content: prometheusConfig(args.services) },
@@ -144,7 +145,13 @@ export class Prometheus extends pulumi.ComponentResource {
         readiness: probe({ http: { path: "/-/ready", port: PROMETHEUS_PORT } }),
         resources: { cpu: "500m", memory: "1Gi" },
         replicas: 1,
-        security: { runAsUser: args.source === "upstream" ? 65534 : undefined, fsGroup: 65534, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },
+        security: {
+          runAsUser: args.source === "upstream" ? 65534 : undefined,
+          dockerUser: args.source === "local" ? "prometheus" : undefined,
+          fsGroup: 65534,
+          readOnlyRootFilesystem: true,
+          scratchDirs: ["/tmp"],
+        },
         connectsTo: args.connectsTo,
         acceptsFrom: args.acceptsFrom,
         labels: { [LABEL_PROMETHEUS_RULES]: "true" },

@@ -112,7 +112,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
           ports: i === 0
             ? spec.ports
                 .filter((p) => p.hostPort !== undefined)
-                .map((p) => ({ internal: p.port, external: p.hostPort!, ip: "127.0.0.1", protocol: "tcp" }))
+                .map((p) => ({ internal: p.port, external: p.hostPort!, ip: p.bindAddress ?? "127.0.0.1", protocol: "tcp" }))
             : [],
           volumes: volumes.map((vol, idx) => ({ volumeName: vol.name, containerPath: spec.volumes[idx].mountPath })),
           uploads: spec.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0400" : "0444" })),
@@ -120,7 +120,9 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
           healthcheck: isJob ? undefined : dockerHealthcheck(spec.liveness),
           memory: memoryToMiB(spec.resources.memory),
           cpus: String(cpuToCores(spec.resources.cpu)),
-          user: spec.security.runAsUser !== undefined ? `${spec.security.runAsUser}:${spec.security.runAsGroup ?? spec.security.runAsUser}` : undefined,
+          user:
+            spec.security.dockerUser ??
+            (spec.security.runAsUser !== undefined ? `${spec.security.runAsUser}:${spec.security.runAsGroup ?? spec.security.runAsUser}` : undefined),
           readOnly: spec.security.readOnlyRootFilesystem,
           capabilities: { drops: ["ALL"], adds: spec.security.addCapabilities ?? [] },
           securityOpts: ["no-new-privileges:true"],

@@ -329,7 +329,7 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
         {
           metadata: { name: spec.name, namespace: ns, labels },
           spec: {
-            type: "ClusterIP",
+            type: spec.serviceType ?? "ClusterIP",
             selector,
             ports: spec.ports.map((p) => ({ name: p.name.slice(0, 15), port: p.port, targetPort: p.port })),
           },

@@ -54,6 +54,7 @@ describe("parseStackConfig", () => {
     [{ ...k8s, imageSource: "local" }, "imageSource", "'local' images exist only on the Docker host"],
     [{ ...k8s, namespace: "Trading_NS" }, "namespace", "must be a DNS label"],
     [{ ...k8s, backupSchedule: "daily" }, "backupSchedule", "five-field cron"],
+    [{ ...docker, adminBindAddress: "0.0.0.300" }, "adminBindAddress", "must be an IPv4 address"],
     [{ ...docker, tradingMode: "yolo" }, "tradingMode", "must be one of paper, live"],
   ])("rejects %j at %s", (raw, key, fragment) => {
     const e = error("dev", raw as RawConfig);

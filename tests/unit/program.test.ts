@@ -223,6 +223,21 @@ describe("configuration changes the graph", () => {
     named(on, CONTAINER, "redis-container");
   });
 
+  it("binds operator ports to the configured address and can expose datastores on Kubernetes", async () => {
+    const dev = await runProgram("dev", { adminBindAddress: "10.8.0.1" });
+    expect(named(dev, CONTAINER, "postgres-container").inputs.ports[0]).toMatchObject({ ip: "10.8.0.1", external: 15432 });
+    expect(named(dev, CONTAINER, "nginx-container").inputs.ports[0].ip).toBe("127.0.0.1");
+    expect((dev.outputs.connectionStrings as Record<string, string>).postgres).toContain("@10.8.0.1:15432/");
+    const prod = await runProgram("prod", { exposeDatastores: "true" });
+    expect(named(prod, "kubernetes:core/v1:Service", "postgres-service").inputs.spec.type).toBe("LoadBalancer");
+    expect(named(prod, "kubernetes:core/v1:Service", "api-gateway-service").inputs.spec.type).toBe("ClusterIP");
+  });
+
+  it("states the user of every Docker container explicitly", async () => {
+    const run = await runProgram("dev");
+    for (const c of byType(run, CONTAINER)) expect(c.inputs.user, c.name).toMatch(/^(postgres|redis|clickhouse|kafka|prometheus|www-data|10001:10001)$/);
+  });
+
   it("renders manifests without building the image when renderYamlTo is set", async () => {
     const run = await runProgram("prod", { renderYamlTo: "rendered/prod" });
     expect(byType(run, "docker:index/image:Image")).toHaveLength(0);
