@@ -12,4 +12,10 @@ export const registry: Record<string, Loader> = {
   "configuration-service": () => import("./services/configuration-service").then((m) => m.default),
   "database-service": () => import("./services/database-service").then((m) => m.default),
   "central-hub": () => import("./services/central-hub").then((m) => m.default),
+  "data-bridge": () => import("./services/data-bridge").then((m) => m.default),
+  "order-management": () => import("./services/order-management").then((m) => m.default),
+  "trading-engine": () => import("./services/trading-engine").then((m) => m.default),
+  "portfolio-manager": () => import("./services/portfolio-manager").then((m) => m.default),
+  "risk-analyzer": () => import("./services/risk-analyzer").then((m) => m.default),
+  "compliance-monitor": () => import("./services/compliance-monitor").then((m) => m.default),
 };

@@ -1,0 +1,191 @@
+/**
+ * trading-engine (9000): executes accepted orders.
+ * Consumes `trading.orders` (order.accepted -> execute, order.cancelled -> pull a resting limit) and
+ * `market.candles` (closed bars: resting limits fill when a bar crosses them), serially on one
+ * consumer. Paper mode (default) executes on the deterministic PaperExchange; `TRADING_MODE=live`
+ * sends orders to Binance (keys from BINANCE_API_KEY / BINANCE_SECRET_KEY only in that mode) with
+ * client-order-id reconciliation.
+ *
+ * Exactly-once effect: every execution is recorded in PostgreSQL (te_orders, te_fills, te_last_bar)
+ * together with its outgoing events (te_outbox) in one transaction. Fill ids are deterministic
+ * (`${orderId}:${n}`), te_orders is keyed by order id and te_last_bar remembers the last bar
+ * processed per symbol, so a redelivered order or bar after a crash is recognised and skipped, and a
+ * restart cannot mint a second fill. The in-memory exchange is rebuilt from those tables on start
+ * (and after any failed transaction). It is a singleton (one replica): the book lives in one process.
+ */
+import { consumerConfig, consumerEnv } from "../../trading/infra/kafka";
+import { defineService, env, Type } from "../../kit";
+import { BinanceTradingClient, binanceFills, toBinanceOrder } from "../../trading/binance/adapter";
+import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
+import { enqueue, OutboxRelay, type OutboxEvent } from "../../trading/infra/outbox";
+import { PaperExchange, type ExecutionReport } from "../../trading/paperExchange";
+import type { Bar, Fill, OrderRequest } from "../../trading/types";
+import type { PoolClient } from "pg";
+import { Counter } from "prom-client";
+
+const bpsVar = (d: string) => env.string({ default: d, pattern: /^\d+(\.\d+)?$/ });
+
+export default defineService({
+  name: "trading-engine",
+  config: {
+    ...consumerEnv,
+    TRADING_MODE: env.enum(["paper", "live"] as const, { default: "paper" }),
+    BINANCE_API_KEY: env.string({ optional: true, secret: true }),
+    BINANCE_SECRET_KEY: env.string({ optional: true, secret: true }),
+    BINANCE_REST_URL: env.url({ default: "https://api.binance.com", protocols: ["http", "https"] }),
+    BINANCE_QUOTE_ASSET: env.string({ default: "USDT" }),
+    PAPER_MAKER_FEE_BPS: bpsVar("10"),
+    PAPER_TAKER_FEE_BPS: bpsVar("10"),
+    PAPER_SLIPPAGE_BPS: bpsVar("5"),
+    PAPER_IMPACT_BPS: bpsVar("0"),
+    PAPER_TICK_SIZE: env.string({ default: "0.01", pattern: /^\d+(\.\d+)?$/ }),
+    TE_CONSUMER_GROUP: env.string({ default: "trading-engine" }),
+    TE_OUTBOX_INTERVAL_MS: env.int({ default: 200, min: 10 }),
+  },
+  async register(ctx) {
+    const c = ctx.config;
+    const pg = ctx.datastores.postgres;
+    const kafka = ctx.datastores.kafka;
+    let live: BinanceTradingClient | undefined;
+    if (c.TRADING_MODE === "live") {
+      if (!c.BINANCE_API_KEY || !c.BINANCE_SECRET_KEY) throw new Error("TRADING_MODE=live requires BINANCE_API_KEY and BINANCE_SECRET_KEY");
+      live = new BinanceTradingClient({ apiKey: c.BINANCE_API_KEY, secretKey: c.BINANCE_SECRET_KEY, baseUrl: c.BINANCE_REST_URL });
+    }
+    const relay = new OutboxRelay(pg.pool, "te_outbox", kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS });
+    const fillsTotal = new Counter({ name: "te_fills_total", help: "fills produced", labelNames: ["liquidity"], registers: [ctx.metrics.registry] });
+    let exchange: PaperExchange;
+
+    async function loadState(): Promise<void> {
+      exchange = new PaperExchange({
+        makerFeeBps: c.PAPER_MAKER_FEE_BPS,
+        takerFeeBps: c.PAPER_TAKER_FEE_BPS,
+        slippageBps: c.PAPER_SLIPPAGE_BPS,
+        impactBps: c.PAPER_IMPACT_BPS,
+        tickSize: c.PAPER_TICK_SIZE,
+      });
+      const bars = await pg.query<{ bar: Bar }>("SELECT bar FROM te_last_bar");
+      for (const r of bars.rows) exchange.setLastBar(r.bar);
+      const resting = await pg.query<{ payload: OrderRequest; remaining: string; fill_seq: number }>(
+        "SELECT payload, remaining::text AS remaining, fill_seq FROM te_orders WHERE status = 'resting' ORDER BY created_at, order_id",
+      );
+      for (const r of resting.rows) exchange.restore({ order: r.payload, remaining: r.remaining, fillSeq: r.fill_seq });
+      ctx.log.info({ bars: bars.rowCount, resting: resting.rowCount }, "engine state loaded");
+    }
+    await loadState();
+
+    const fillEvent = (f: Fill): OutboxEvent => {
+      const msg: ExecutionMsg = { eventId: f.fillId, type: "fill", fill: f };
+      return { eventId: f.fillId, topic: TOPICS.executions, key: f.orderId, payload: msg as unknown as Record<string, unknown> };
+    };
+    const outcomeEvent = (o: OrderRequest, type: "order.expired" | "order.rejected", reason: string): OutboxEvent => {
+      const eventId = `${o.orderId}:exec:${type}`;
+      const msg: ExecutionMsg = { eventId, type, orderId: o.orderId, userId: o.userId, symbol: o.symbol, reason, ts: Date.now() };
+      return { eventId, topic: TOPICS.executions, key: o.orderId, payload: msg as unknown as Record<string, unknown> };
+    };
+    async function recordFills(tx: PoolClient, fills: Fill[], events: OutboxEvent[]) {
+      for (const f of fills) {
+        const ins = await tx.query("INSERT INTO te_fills (fill_id, order_id, payload) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [f.fillId, f.orderId, JSON.stringify(f)]);
+        if (ins.rowCount) {
+          events.push(fillEvent(f));
+          fillsTotal.inc({ liquidity: f.liquidity });
+        }
+      }
+    }
+
+    /** Runs a state change in a transaction; on failure the in-memory book is rebuilt from the database. */
+    async function atomically(fn: (tx: PoolClient, events: OutboxEvent[]) => Promise<void>): Promise<void> {
+      try {
+        await pg.transaction(async (tx) => {
+          const events: OutboxEvent[] = [];
+          await fn(tx, events);
+          await enqueue(tx, "te_outbox", events);
+        });
+        relay.notify();
+      } catch (err) {
+        await loadState().catch(() => undefined);
+        throw err;
+      }
+    }
+
+    async function onAccepted(o: OrderRequest): Promise<void> {
+      const seen = await pg.query("SELECT 1 FROM te_orders WHERE order_id = $1", [o.orderId]);
+      if (seen.rowCount) return; // redelivery after a restart: already executed
+      let report: ExecutionReport;
+      if (live) {
+        try {
+          const { order } = await live.placeOrderReconciled(toBinanceOrder(o));
+          const fills = binanceFills(o, order, c.BINANCE_QUOTE_ASSET, Date.now());
+          const open = order.status === "NEW" || order.status === "PARTIALLY_FILLED";
+          report = { orderId: o.orderId, status: open ? "resting" : fills.length ? "filled" : "expired", fills, remaining: open ? o.quantity : "0" };
+        } catch (err) {
+          report = { orderId: o.orderId, status: "rejected", fills: [], remaining: o.quantity, reason: `BINANCE: ${(err as Error).message}`.slice(0, 200) };
+        }
+      } else {
+        report = exchange.submit(o);
+      }
+      await atomically(async (tx, events) => {
+        await tx.query(
+          "INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+          [o.orderId, JSON.stringify(o), report.status, report.remaining, report.fills.length],
+        );
+        await recordFills(tx, report.fills, events);
+        if (report.status === "rejected") events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
+        if (report.status === "expired") events.push(outcomeEvent(o, "order.expired", "IOC_NOT_FILLED"));
+      });
+    }
+
+    async function onCancelled(orderId: string): Promise<void> {
+      await atomically(async (tx) => {
+        const r = await tx.query("UPDATE te_orders SET status = 'cancelled', updated_at = now() WHERE order_id = $1 AND status = 'resting'", [orderId]);
+        if (r.rowCount) exchange.cancel(orderId);
+      });
+    }
+
+    async function onBar(bar: Bar): Promise<void> {
+      await atomically(async (tx, events) => {
+        const prev = await tx.query<{ open_time: string }>("SELECT open_time FROM te_last_bar WHERE symbol = $1 FOR UPDATE", [bar.symbol]);
+        if (prev.rows[0] && Number(prev.rows[0].open_time) >= bar.openTime) return; // old or duplicate bar
+        for (const rep of exchange.onBar(bar)) {
+          await tx.query("UPDATE te_orders SET status = $2, remaining = $3, fill_seq = fill_seq + $4, updated_at = now() WHERE order_id = $1", [
+            rep.orderId,
+            rep.status === "filled" ? "filled" : "resting",
+            rep.remaining,
+            rep.fills.length,
+          ]);
+          await recordFills(tx, rep.fills, events);
+        }
+        await tx.query(
+          `INSERT INTO te_last_bar (symbol, open_time, bar) VALUES ($1, $2, $3)
+           ON CONFLICT (symbol) DO UPDATE SET open_time = EXCLUDED.open_time, bar = EXCLUDED.bar`,
+          [bar.symbol, bar.openTime, JSON.stringify(bar)],
+        );
+      });
+    }
+
+    ctx.app.get("/book", async () => ({
+      mode: c.TRADING_MODE,
+      resting: exchange.restingOrders().map((r) => ({ orderId: r.order.orderId, symbol: r.order.symbol, side: r.order.side, limitPrice: r.order.limitPrice, remaining: r.remaining })),
+    }));
+    ctx.app.get("/last/:symbol", { schema: { params: Type.Object({ symbol: Type.String() }) } }, async (req) => ({ bar: exchange.lastBar(req.params.symbol) ?? null }));
+
+    relay.start();
+    ctx.onClose(() => relay.stop());
+    await kafka.consume({
+      groupId: c.TE_CONSUMER_GROUP,
+      topics: [TOPICS.orders, TOPICS.candles],
+      fromBeginning: true,
+      config: consumerConfig(ctx.config),
+      eachMessage: async ({ topic, message }) => {
+        if (!message.value) return;
+        const v = JSON.parse(message.value.toString());
+        if (topic === TOPICS.candles) return onBar(v as Bar);
+        const ev = v as OrderEventMsg;
+        if (ev.type === "order.accepted") {
+          const s = ev.order;
+          return onAccepted({ orderId: s.orderId, clientOrderId: s.clientOrderId, userId: s.userId, symbol: s.symbol, side: s.side, type: s.type, quantity: s.quantity, limitPrice: s.limitPrice, timeInForce: s.timeInForce });
+        }
+        if (ev.type === "order.cancelled") return onCancelled(ev.order.orderId);
+      },
+    });
+  },
+});

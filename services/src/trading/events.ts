@@ -1,0 +1,41 @@
+/** Kafka topics and event payloads of the trading core (topics are declared in migrations/kafka.ts). */
+import type { Bar, Fill, OrderRequest } from "./types";
+import type { OrderStatus } from "./orderState";
+
+export const TOPICS = {
+  candles: "market.candles",
+  orders: "trading.orders",
+  executions: "trading.executions",
+  complianceAlerts: "compliance.alerts",
+} as const;
+
+export interface OrderSnapshot extends OrderRequest {
+  status: OrderStatus;
+  filledQuantity: string;
+  avgFillPrice: string | null;
+  fees: string;
+  rejectReason: string | null;
+  rejectMessage: string | null;
+  lastPrice: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** trading.orders, key = orderId. One event per state change, eventId = `${orderId}:${status}[:n]`. */
+export interface OrderEventMsg {
+  eventId: string;
+  type: `order.${OrderStatus}`;
+  order: OrderSnapshot;
+  ts: number;
+}
+
+/** trading.executions, key = orderId. */
+export type ExecutionMsg =
+  | { eventId: string; type: "fill"; fill: Fill }
+  | { eventId: string; type: "order.expired" | "order.rejected"; orderId: string; userId: string; symbol: string; reason: string; ts: number };
+
+export type CandleMsg = Bar;
+
+/** Redis keys of market data kept by data-bridge. */
+export const lastPriceKey = (symbol: string) => `market:last:${symbol}`;
+export const lastBarKey = (symbol: string) => `market:bar:${symbol}`;

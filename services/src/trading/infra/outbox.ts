@@ -1,0 +1,123 @@
+/**
+ * Transactional outbox relay. A service writes its events into `<table>` in the same PostgreSQL
+ * transaction as the state change (`enqueue`); this relay reads unsent rows in id order, publishes
+ * them with the kit's idempotent kafkajs producer (acks=all), then marks them sent. If the process
+ * dies after the commit but before publishing, the rows are still unsent and go out on restart; if
+ * it dies after publishing but before marking, they are published again: delivery is at-least-once
+ * and every event carries a unique `eventId` that consumers dedupe on. `FOR UPDATE SKIP LOCKED`
+ * lets two replicas relay concurrently without sending a row twice in the normal case.
+ */
+import type { PoolClient } from "pg";
+import type { Pool } from "pg";
+import type { Logger } from "pino";
+
+export interface OutboxEvent {
+  eventId: string;
+  topic: string;
+  key: string;
+  payload: Record<string, unknown>;
+}
+
+const TABLE_RE = /^[a-z_][a-z0-9_]*$/;
+
+export async function enqueue(client: PoolClient, table: string, events: OutboxEvent[]): Promise<void> {
+  if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
+  for (const e of events) {
+    await client.query(`INSERT INTO ${table} (event_id, topic, msg_key, payload) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING`, [
+      e.eventId,
+      e.topic,
+      e.key,
+      JSON.stringify({ ...e.payload, eventId: e.eventId }),
+    ]);
+  }
+}
+
+export interface Sender {
+  send(topic: string, messages: { key: string; value: string; headers?: Record<string, string> }[]): Promise<unknown>;
+}
+
+export class OutboxRelay {
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  private stopped = false;
+  private kick?: () => void;
+  private loop?: Promise<void>;
+  published = 0;
+  constructor(
+    private readonly pool: Pool,
+    private readonly table: string,
+    private readonly sender: Sender,
+    private readonly log: Logger,
+    private readonly opts: { intervalMs?: number; batch?: number } = {},
+  ) {
+    if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
+  }
+
+  /** Publishes pending rows once; returns how many were sent. */
+  async drainOnce(): Promise<number> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query("BEGIN");
+      const { rows } = await client.query<{ id: string; topic: string; msg_key: string; payload: Record<string, unknown>; event_id: string }>(
+        `SELECT id, topic, msg_key, payload, event_id FROM ${this.table} WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [this.opts.batch ?? 200],
+      );
+      if (rows.length === 0) {
+        await client.query("COMMIT");
+        return 0;
+      }
+      // Group consecutive rows by topic, keeping order within each topic.
+      const byTopic = new Map<string, { key: string; value: string; headers: Record<string, string> }[]>();
+      for (const r of rows) {
+        const arr = byTopic.get(r.topic) ?? [];
+        arr.push({ key: r.msg_key, value: JSON.stringify(r.payload), headers: { "event-id": r.event_id } });
+        byTopic.set(r.topic, arr);
+      }
+      for (const [topic, msgs] of byTopic) await this.sender.send(topic, msgs);
+      await client.query(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+      await client.query("COMMIT");
+      this.published += rows.length;
+      return rows.length;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => (broken = true));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Wakes the relay right away (call after committing a transaction that enqueued events). */
+  notify(): void {
+    this.kick?.();
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = (async () => {
+      while (!this.stopped) {
+        let n = 0;
+        try {
+          n = await this.drainOnce();
+        } catch (err) {
+          this.log.warn({ err: { message: (err as Error).message }, table: this.table }, "outbox relay failed; retrying");
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        if (n === 0 && !this.stopped)
+          await new Promise<void>((resolve) => {
+            this.kick = resolve;
+            this.timer = setTimeout(resolve, this.opts.intervalMs ?? 200);
+          });
+        this.kick = undefined;
+        if (this.timer) clearTimeout(this.timer);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.kick?.();
+    await this.loop;
+  }
+}
