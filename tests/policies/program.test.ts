@@ -66,8 +66,23 @@ describe("a deliberately insecure configuration is rejected", () => {
         expect(lines(vs).filter((l) => l.includes("no-public-exposure")).join("\n")).toContain("Container \"postgres-container\" is a datastore and publishes 5432 on the host");
     });
 
-    // Knobs requested from the program (not there yet): see policies/README.md, "What the pack needs from the program".
-    it.todo("dev: trading:adminBindAddress=0.0.0.0 publishes the database on all interfaces -> no-public-exposure (advisory on dev.json, mandatory on prod.json)");
-    it.todo("prod: trading:exposeDatastores=true gives the datastores LoadBalancer Services -> no-public-exposure");
-    it.todo("dev and prod: trading:privilegedWorkloads=[\"api-gateway\"] runs a container privileged -> no-privileged-containers");
+    it("dev: trading:adminBindAddress=0.0.0.0 publishes the database on all interfaces -> no-public-exposure", async () => {
+        const dev = await judge("dev", "dev", { adminBindAddress: "0.0.0.0" });
+        expect(policyNames(dev)).toContain("no-public-exposure");
+        expect(mandatory(dev)).toEqual([]);
+        const prod = await judge("dev", "prod", { adminBindAddress: "0.0.0.0" });
+        expect(policyNames(mandatory(prod))).toContain("no-public-exposure");
+        expect(lines(prod).filter((l) => l.includes("no-public-exposure")).join("\n")).toContain("postgres-container");
+    });
+
+    it("prod: trading:exposeDatastores=true gives the datastores LoadBalancer Services -> no-public-exposure", async () => {
+        const vs = await judge("prod", "prod", { exposeDatastores: "true" });
+        expect(policyNames(vs)).toEqual(["no-public-exposure"]);
+        expect(mandatory(vs)).toEqual(vs);
+        expect(lines(vs).join("\n")).toContain("postgres-service");
+    });
+
+    // A privileged container cannot be produced through the program: it offers no such switch on
+    // purpose (a debugging escape hatch would ship to production sooner or later). The policy's
+    // own tests (containers.test.ts) feed it privileged containers directly.
 });
