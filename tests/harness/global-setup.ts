@@ -6,7 +6,8 @@
  */
 import type { TestProject } from "vitest/node";
 import { startPostgres, type PostgresServer } from "./postgres";
-import { startKafka, type KafkaServer } from "./kafka";
+import { KafkaServer } from "./kafka";
+import { freePort } from "./proc";
 import { startClickHouse, type ClickHouseServer } from "./clickhouse";
 import type { SharedCoordinates } from "./shared";
 
@@ -26,11 +27,19 @@ export default async function setup(project: TestProject) {
       started.push(s);
       coords.postgres = { adminUrl: s.url, port: s.port, user: s.user, password: s.password, startMs: s.lastStartMs };
     }));
-  if (wanted.has("kafka"))
-    jobs.push(startKafka().then((s) => {
-      started.push(s);
-      coords.kafka = { brokers: s.url, startMs: s.lastStartMs };
-    }));
+  // Kafka takes 10-30 s on 2 cores: it starts in the background (its port is known up front) and
+  // only the files that use it wait for it (useServers("kafka") polls the admin API).
+  let kafkaStarting: Promise<unknown> | undefined;
+  if (wanted.has("kafka")) {
+    const kafka = new KafkaServer(await freePort(), await freePort(), 240_000, "-Xms128m -Xmx384m"); // start bound 240 s
+    started.push(kafka);
+    coords.kafka = { brokers: kafka.url, startMs: 0 };
+    const t = Date.now();
+    kafkaStarting = kafka.start().then(
+      () => console.log(`[harness] shared kafka@${kafka.port} ready in ${Date.now() - t} ms`),
+      (e: Error) => console.error(`[harness] shared kafka failed to start: ${e.message}`),
+    );
+  }
   if (wanted.has("clickhouse"))
     jobs.push(startClickHouse().then((s) => {
       started.push(s);
@@ -45,10 +54,11 @@ export default async function setup(project: TestProject) {
   if (started.length)
     console.log(
       `[harness] shared servers ready in ${Date.now() - t0} ms: ` +
-        started.map((s) => `${s.kind}@${s.port} (${s.lastStartMs} ms)`).join(", "),
+        started.map((s) => `${s.kind}@${s.port} (${s.kind === "kafka" ? "starting in the background" : `${s.lastStartMs} ms`})`).join(", "),
     );
   project.provide("harness", coords);
   return async () => {
+    await kafkaStarting;
     await Promise.allSettled(started.map((s) => s.stop()));
   };
 }

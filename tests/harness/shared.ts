@@ -6,8 +6,8 @@
  * always private per file. Private servers are stopped in afterAll.
  */
 import { afterAll, beforeAll, inject } from "vitest";
-import { generatePassword } from "./proc";
-import { pg } from "./deps";
+import { generatePassword, waitFor } from "./proc";
+import { pg, kafkajs } from "./deps";
 import { startPostgres } from "./postgres";
 import { startRedis } from "./redis";
 import { startKafka } from "./kafka";
@@ -55,6 +55,30 @@ async function chQuery(url: string, user: string, password: string, sql: string)
   if (!res.ok) throw new Error(`clickhouse: ${await res.text()}`);
 }
 
+/** The shared broker starts in the background (global-setup.ts): wait for a real admin round trip. */
+async function waitForSharedKafka(brokers: string, timeoutMs = Number(process.env.HARNESS_KAFKA_WAIT_MS ?? 170_000)): Promise<void> {
+  await waitFor(
+    `shared kafka ${brokers} (started by tests/harness/global-setup.ts; see its output)`,
+    async () => {
+      const admin = new kafkajs.Kafka({
+        clientId: "harness-wait",
+        brokers: [brokers],
+        logLevel: kafkajs.logLevel.NOTHING,
+        connectionTimeout: 1000,
+        retry: { retries: 0 },
+      }).admin();
+      try {
+        await admin.connect();
+        await admin.listTopics();
+        return true;
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    },
+    { timeoutMs, intervalMs: 500 },
+  );
+}
+
 /**
  * Registers beforeAll/afterAll; the returned object is filled in beforeAll (read it inside tests
  * or hooks, not at module top level).
@@ -98,6 +122,8 @@ export function useServers<K extends Kind>(...kinds: K[]): Pick<Servers, K | "en
           const s = await startKafka();
           privates.push(s);
           brokers = s.url;
+        } else {
+          await waitForSharedKafka(brokers);
         }
         out.kafka = { brokers, env: { KAFKA_BROKERS: brokers } };
       })());
