@@ -39,7 +39,8 @@ const children: ChildProcess[] = [];
 /** Runs a service in its own Node process and waits for /health. */
 async function startService(name: string, env: Record<string, string>): Promise<string> {
   const port = await freePort();
-  const child = spawn(process.execPath, [require.resolve("tsx/cli"), join(__dirname, "..", "services", "src", "main.ts"), name], {
+  const prof = process.env.BENCH_PROF && name === "api-gateway" ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, "--import", "tsx", join(__dirname, "..", "services", "src", "main.ts"), name], {
     env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "error" },
     stdio: ["ignore", "inherit", "inherit"],
   });

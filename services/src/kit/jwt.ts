@@ -3,7 +3,7 @@
  * api-gateway). Algorithms are pinned (no "none", no RS/HS confusion); exp, iat, iss, aud, sub are
  * required and checked.
  */
-import { randomUUID } from "node:crypto";
+import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
 import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
 import type { Role } from "./identity";
 
@@ -19,11 +19,12 @@ export interface AccessClaims {
   expiresAt: number;
 }
 
-export function jwtKey(secret: string): Uint8Array {
-  return new TextEncoder().encode(secret);
+/** The HMAC key as a KeyObject, created once (jose then signs/verifies with node:crypto directly). */
+export function jwtKey(secret: string): KeyObject {
+  return createSecretKey(Buffer.from(secret, "utf8"));
 }
 
-export async function signAccessToken(key: Uint8Array, sub: { userId: string; role: Role }, ttlSeconds: number): Promise<string> {
+export async function signAccessToken(key: KeyObject | Uint8Array, sub: { userId: string; role: Role }, ttlSeconds: number): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ role: sub.role })
     .setProtectedHeader({ alg: JWT_ALGORITHM, typ: "JWT" })
@@ -46,7 +47,7 @@ export class TokenError extends Error {
 }
 
 /** Verifies signature (HS256 only), exp, iat (not in the future), iss, aud, sub and role. */
-export async function verifyAccessToken(key: Uint8Array, token: string, maxAgeSeconds: number): Promise<AccessClaims> {
+export async function verifyAccessToken(key: KeyObject | Uint8Array, token: string, maxAgeSeconds: number): Promise<AccessClaims> {
   try {
     const { payload } = await jwtVerify(token, key, {
       algorithms: [JWT_ALGORITHM],
