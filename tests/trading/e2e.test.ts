@@ -193,6 +193,21 @@ describe("trading core end to end", () => {
     expect(view.positions[0]).toMatchObject({ symbol: SYMBOL, quantity: "2", avgPrice: avg.toDecimalPlaces(8).toFixed(), marketPrice: bar31.close });
   });
 
+  it("cancels a resting limit order and the engine pulls it from the book", async () => {
+    const limit = roundToTick(D(bar31.close).mul("0.98"), "0.01").toFixed();
+    const r = await submit({ symbol: SYMBOL, side: "buy", type: "limit", quantity: "0.5", limitPrice: limit });
+    expect(r.body.status).toBe("accepted");
+    const id = r.body.orderId;
+    await waitUntil("resting", async () => (await http("GET", `${te.url}/book`)).body.resting.some((o: any) => o.orderId === id));
+    const c = await http("POST", `${gw}/api/orders/${id}/cancel`, { token });
+    expect(c.status).toBe(200);
+    expect(c.body.status).toBe("cancelled");
+    expect((await http("POST", `${gw}/api/orders/${id}/cancel`, { token })).body.error.code).toBe("ORDER_NOT_CANCELLABLE");
+    await waitUntil("pulled from the book", async () => !(await http("GET", `${te.url}/book`)).body.resting.some((o: any) => o.orderId === id));
+    const ioc = await submit({ symbol: SYMBOL, side: "buy", type: "limit", quantity: "0.5", limitPrice: limit, timeInForce: "IOC" });
+    await waitStatus(ioc.body.orderId, "expired");
+  });
+
   it("rejects risk breaches with their reason", async () => {
     const big = await submit({ symbol: SYMBOL, side: "buy", type: "market", quantity: "1000" });
     expect(big.status).toBe(201);

@@ -13,7 +13,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
 import { Counter } from "prom-client";
-import { consumerConfig, consumerEnv } from "../../trading/infra/kafka";
+import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { defineService, env, HttpError, notFound, requireIdentity, Type } from "../../kit";
 import { D, str } from "../../trading/decimal";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg, type OrderSnapshot } from "../../trading/events";
@@ -196,15 +196,18 @@ export default defineService({
     });
 
     /** Applies one execution message; idempotent (fill id primary key; transitions guarded). */
-    async function onExecution(msg: ExecutionMsg): Promise<void> {
+    async function onExecution(c: PoolClient, msg: ExecutionMsg): Promise<boolean> {
       let changed = false;
-      await pg.transaction(async (c) => {
+      {
         if (msg.type === "fill") {
           const f = msg.fill;
-          const ins = await c.query(`INSERT INTO om_order_fills (fill_id, order_id, quantity, price, fee) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`, [f.fillId, f.orderId, f.quantity, f.price, f.fee]);
-          if (ins.rowCount === 0) return; // duplicate delivery
           const cur = await byId(c, f.orderId, true);
-          if (!cur) throw new Error(`fill ${f.fillId} for unknown order ${f.orderId}`);
+          if (!cur) {
+            ctx.log.warn({ fillId: f.fillId, orderId: f.orderId }, "fill for an unknown order ignored");
+            return false;
+          }
+          const ins = await c.query(`INSERT INTO om_order_fills (fill_id, order_id, quantity, price, fee) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`, [f.fillId, f.orderId, f.quantity, f.price, f.fee]);
+          if (ins.rowCount === 0) return false; // duplicate delivery
           const filled = D(cur.filled_quantity).plus(f.quantity);
           const avg = D(cur.avg_fill_price ?? 0).mul(cur.filled_quantity).plus(D(f.quantity).mul(f.price)).div(filled);
           const next: OrderStatus = filled.gte(cur.quantity) ? "filled" : "partially_filled";
@@ -218,9 +221,9 @@ export default defineService({
           changed = true;
         } else {
           const cur = await byId(c, msg.orderId, true);
-          if (!cur) return;
+          if (!cur) return false;
           const next: OrderStatus = msg.type === "order.expired" ? "expired" : "rejected";
-          if (!canTransition(cur.status, next)) return; // already terminal (or duplicate)
+          if (!canTransition(cur.status, next)) return false; // already terminal (or duplicate)
           const upd = await c.query<OrderRow>(
             `UPDATE om_orders SET status = $2, reject_reason = coalesce(reject_reason, $3), updated_at = now() WHERE order_id = $1 RETURNING *`,
             [cur.order_id, next, msg.reason],
@@ -228,20 +231,23 @@ export default defineService({
           await enqueue(c, "om_outbox", [orderEvent(upd.rows[0])]);
           changed = true;
         }
-      });
-      if (changed) relay.notify();
+      }
+      return changed;
     }
 
     relay.start();
     ctx.onClose(() => relay.stop());
-    await kafka.consume({
+    // One transaction per fetched batch of executions.
+    await consumeBatches(ctx, {
       groupId: ctx.config.OM_CONSUMER_GROUP,
       topics: [TOPICS.executions],
-      fromBeginning: true,
-      config: consumerConfig(ctx.config),
-      eachMessage: async ({ message }) => {
-        if (!message.value) return;
-        await onExecution(JSON.parse(message.value.toString()) as ExecutionMsg);
+      handle: async (msgs) => {
+        const changed = await pg.transaction(async (c) => {
+          let any = false;
+          for (const m of msgs) any = (await onExecution(c, JSON.parse(m.value) as ExecutionMsg)) || any;
+          return any;
+        });
+        if (changed) relay.notify();
       },
     });
   },

@@ -6,7 +6,8 @@
  * update happens in the same transaction as that insert, so a redelivered fill changes nothing.
  * Arithmetic is decimal (trading/portfolio.ts applyFillToPosition), stored as NUMERIC.
  */
-import { consumerConfig, consumerEnv } from "../../trading/infra/kafka";
+import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
+import type { PoolClient } from "pg";
 import { defineService, env, requireIdentity, Type } from "../../kit";
 import { D, ZERO } from "../../trading/decimal";
 import { lastPriceKey, TOPICS, type ExecutionMsg } from "../../trading/events";
@@ -25,8 +26,9 @@ export default defineService({
     const redis = ctx.datastores.isEnabled("dragonfly") ? ctx.datastores.dragonfly.redis : undefined;
     const initialCash = ctx.config.PORTFOLIO_INITIAL_CASH;
 
-    async function applyFill(f: Fill): Promise<boolean> {
-      return pg.transaction(async (tx) => {
+    /** Applies a fill inside `tx`; false (and no change) when its id was already applied. */
+    async function applyFill(tx: PoolClient, f: Fill): Promise<boolean> {
+      {
         await tx.query("INSERT INTO pm_accounts (user_id, cash) VALUES ($1, $2) ON CONFLICT DO NOTHING", [f.userId, initialCash]);
         const pos = await tx.query<{ quantity: string; avg_price: string; realized_pnl: string; fees: string }>(
           "SELECT quantity::text, avg_price::text, realized_pnl::text, fees::text FROM pm_positions WHERE user_id = $1 AND symbol = $2 FOR UPDATE",
@@ -51,7 +53,7 @@ export default defineService({
         );
         await tx.query("UPDATE pm_accounts SET cash = cash + $2 WHERE user_id = $1", [f.userId, r.cashDelta.toFixed()]);
         return true;
-      });
+      }
     }
 
     ctx.app.get("/", async (req) => {
@@ -84,15 +86,15 @@ export default defineService({
       return { fills: rows };
     });
 
-    await ctx.datastores.kafka.consume({
+    // One transaction per fetched batch of fills.
+    await consumeBatches(ctx, {
       groupId: ctx.config.PM_CONSUMER_GROUP,
       topics: [TOPICS.executions],
-      fromBeginning: true,
-      config: consumerConfig(ctx.config),
-      eachMessage: async ({ message }) => {
-        if (!message.value) return;
-        const msg = JSON.parse(message.value.toString()) as ExecutionMsg;
-        if (msg.type === "fill") await applyFill(msg.fill);
+      handle: async (msgs) => {
+        const fills = msgs.map((m) => JSON.parse(m.value) as ExecutionMsg).filter((m): m is Extract<ExecutionMsg, { type: "fill" }> => m.type === "fill");
+        if (fills.length) await pg.transaction(async (tx) => {
+          for (const m of fills) await applyFill(tx, m.fill);
+        });
       },
     });
   },

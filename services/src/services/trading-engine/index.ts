@@ -13,7 +13,7 @@
  * restart cannot mint a second fill. The in-memory exchange is rebuilt from those tables on start
  * (and after any failed transaction). It is a singleton (one replica): the book lives in one process.
  */
-import { consumerConfig, consumerEnv } from "../../trading/infra/kafka";
+import { consumeBatches, consumerEnv, type BatchMessage } from "../../trading/infra/kafka";
 import { defineService, env, Type } from "../../kit";
 import { BinanceTradingClient, binanceFills, toBinanceOrder } from "../../trading/binance/adapter";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
@@ -107,8 +107,9 @@ export default defineService({
       }
     }
 
-    async function onAccepted(o: OrderRequest): Promise<void> {
-      const seen = await pg.query("SELECT 1 FROM te_orders WHERE order_id = $1", [o.orderId]);
+    /** Executes an accepted order inside the batch transaction; a redelivered order is skipped. */
+    async function onAccepted(tx: PoolClient, events: OutboxEvent[], o: OrderRequest): Promise<void> {
+      const seen = await tx.query("SELECT 1 FROM te_orders WHERE order_id = $1", [o.orderId]);
       if (seen.rowCount) return; // redelivery after a restart: already executed
       let report: ExecutionReport;
       if (live) {
@@ -123,42 +124,57 @@ export default defineService({
       } else {
         report = exchange.submit(o);
       }
-      await atomically(async (tx, events) => {
-        await tx.query(
-          "INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-          [o.orderId, JSON.stringify(o), report.status, report.remaining, report.fills.length],
-        );
-        await recordFills(tx, report.fills, events);
-        if (report.status === "rejected") events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
-        if (report.status === "expired") events.push(outcomeEvent(o, "order.expired", "IOC_NOT_FILLED"));
-      });
+      await tx.query("INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq) VALUES ($1, $2, $3, $4, $5)", [
+        o.orderId,
+        JSON.stringify(o),
+        report.status,
+        report.remaining,
+        report.fills.length,
+      ]);
+      await recordFills(tx, report.fills, events);
+      if (report.status === "rejected") events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
+      if (report.status === "expired") events.push(outcomeEvent(o, "order.expired", "IOC_NOT_FILLED"));
     }
 
-    async function onCancelled(orderId: string): Promise<void> {
-      await atomically(async (tx) => {
-        const r = await tx.query("UPDATE te_orders SET status = 'cancelled', updated_at = now() WHERE order_id = $1 AND status = 'resting'", [orderId]);
-        if (r.rowCount) exchange.cancel(orderId);
-      });
+    async function onCancelled(tx: PoolClient, orderId: string): Promise<void> {
+      const r = await tx.query("UPDATE te_orders SET status = 'cancelled', updated_at = now() WHERE order_id = $1 AND status = 'resting'", [orderId]);
+      if (r.rowCount) exchange.cancel(orderId);
     }
 
-    async function onBar(bar: Bar): Promise<void> {
+    async function onBar(tx: PoolClient, events: OutboxEvent[], bar: Bar): Promise<void> {
+      const prev = await tx.query<{ open_time: string }>("SELECT open_time FROM te_last_bar WHERE symbol = $1 FOR UPDATE", [bar.symbol]);
+      if (prev.rows[0] && Number(prev.rows[0].open_time) >= bar.openTime) return; // old or duplicate bar
+      for (const rep of exchange.onBar(bar)) {
+        await tx.query("UPDATE te_orders SET status = $2, remaining = $3, fill_seq = fill_seq + $4, updated_at = now() WHERE order_id = $1", [
+          rep.orderId,
+          rep.status === "filled" ? "filled" : "resting",
+          rep.remaining,
+          rep.fills.length,
+        ]);
+        await recordFills(tx, rep.fills, events);
+      }
+      await tx.query(
+        `INSERT INTO te_last_bar (symbol, open_time, bar) VALUES ($1, $2, $3)
+         ON CONFLICT (symbol) DO UPDATE SET open_time = EXCLUDED.open_time, bar = EXCLUDED.bar`,
+        [bar.symbol, bar.openTime, JSON.stringify(bar)],
+      );
+    }
+
+    /** One transaction per fetched batch (orders or bars of one partition), in offset order. */
+    async function onBatch(msgs: BatchMessage[]): Promise<void> {
       await atomically(async (tx, events) => {
-        const prev = await tx.query<{ open_time: string }>("SELECT open_time FROM te_last_bar WHERE symbol = $1 FOR UPDATE", [bar.symbol]);
-        if (prev.rows[0] && Number(prev.rows[0].open_time) >= bar.openTime) return; // old or duplicate bar
-        for (const rep of exchange.onBar(bar)) {
-          await tx.query("UPDATE te_orders SET status = $2, remaining = $3, fill_seq = fill_seq + $4, updated_at = now() WHERE order_id = $1", [
-            rep.orderId,
-            rep.status === "filled" ? "filled" : "resting",
-            rep.remaining,
-            rep.fills.length,
-          ]);
-          await recordFills(tx, rep.fills, events);
+        for (const m of msgs) {
+          const v = JSON.parse(m.value);
+          if (m.topic === TOPICS.candles) {
+            await onBar(tx, events, v as Bar);
+            continue;
+          }
+          const ev = v as OrderEventMsg;
+          if (ev.type === "order.accepted") {
+            const s = ev.order;
+            await onAccepted(tx, events, { orderId: s.orderId, clientOrderId: s.clientOrderId, userId: s.userId, symbol: s.symbol, side: s.side, type: s.type, quantity: s.quantity, limitPrice: s.limitPrice, timeInForce: s.timeInForce });
+          } else if (ev.type === "order.cancelled") await onCancelled(tx, ev.order.orderId);
         }
-        await tx.query(
-          `INSERT INTO te_last_bar (symbol, open_time, bar) VALUES ($1, $2, $3)
-           ON CONFLICT (symbol) DO UPDATE SET open_time = EXCLUDED.open_time, bar = EXCLUDED.bar`,
-          [bar.symbol, bar.openTime, JSON.stringify(bar)],
-        );
       });
     }
 
@@ -170,22 +186,6 @@ export default defineService({
 
     relay.start();
     ctx.onClose(() => relay.stop());
-    await kafka.consume({
-      groupId: c.TE_CONSUMER_GROUP,
-      topics: [TOPICS.orders, TOPICS.candles],
-      fromBeginning: true,
-      config: consumerConfig(ctx.config),
-      eachMessage: async ({ topic, message }) => {
-        if (!message.value) return;
-        const v = JSON.parse(message.value.toString());
-        if (topic === TOPICS.candles) return onBar(v as Bar);
-        const ev = v as OrderEventMsg;
-        if (ev.type === "order.accepted") {
-          const s = ev.order;
-          return onAccepted({ orderId: s.orderId, clientOrderId: s.clientOrderId, userId: s.userId, symbol: s.symbol, side: s.side, type: s.type, quantity: s.quantity, limitPrice: s.limitPrice, timeInForce: s.timeInForce });
-        }
-        if (ev.type === "order.cancelled") return onCancelled(ev.order.orderId);
-      },
-    });
+    await consumeBatches(ctx, { groupId: c.TE_CONSUMER_GROUP, topics: [TOPICS.orders, TOPICS.candles], handle: onBatch });
   },
 });

@@ -11,3 +11,38 @@ export const consumerConfig = (c: { KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEAR
   heartbeatInterval: c.KAFKA_HEARTBEAT_MS,
   rebalanceTimeout: Math.max(c.KAFKA_SESSION_TIMEOUT_MS, 10_000),
 });
+
+import type { ServiceContext } from "../../kit";
+
+export interface BatchMessage {
+  topic: string;
+  key: string | null;
+  value: string;
+}
+
+/**
+ * A consumer group that hands whole fetched batches (one topic-partition at a time) to `handle`, so
+ * a service can apply many events in one database transaction. Offsets are committed only after
+ * `handle` resolves: a crash replays the batch, which the handlers dedupe (event / fill / order ids).
+ */
+export async function consumeBatches(
+  ctx: ServiceContext<{ KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number }>,
+  opts: { groupId: string; topics: string[]; fromBeginning?: boolean; handle: (msgs: BatchMessage[]) => Promise<void> },
+): Promise<void> {
+  const consumer = ctx.datastores.kafka.kafka.consumer({ groupId: opts.groupId, ...consumerConfig(ctx.config) });
+  ctx.onClose(() => consumer.disconnect().catch(() => undefined));
+  await consumer.connect();
+  await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? true });
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      if (!isRunning() || isStale() || batch.messages.length === 0) return;
+      const msgs = batch.messages
+        .filter((m) => m.value)
+        .map((m) => ({ topic: batch.topic, key: m.key ? m.key.toString() : null, value: m.value!.toString() }));
+      await opts.handle(msgs);
+      resolveOffset(batch.messages[batch.messages.length - 1].offset);
+      await heartbeat();
+    },
+  });
+}

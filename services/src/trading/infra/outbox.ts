@@ -20,16 +20,15 @@ export interface OutboxEvent {
 
 const TABLE_RE = /^[a-z_][a-z0-9_]*$/;
 
+/** Inserts the events in one statement (one round trip), inside the caller's transaction. */
 export async function enqueue(client: PoolClient, table: string, events: OutboxEvent[]): Promise<void> {
   if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
-  for (const e of events) {
-    await client.query(`INSERT INTO ${table} (event_id, topic, msg_key, payload) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING`, [
-      e.eventId,
-      e.topic,
-      e.key,
-      JSON.stringify({ ...e.payload, eventId: e.eventId }),
-    ]);
-  }
+  if (events.length === 0) return;
+  await client.query(
+    `INSERT INTO ${table} (event_id, topic, msg_key, payload)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) ON CONFLICT (event_id) DO NOTHING`,
+    [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId }))],
+  );
 }
 
 export interface Sender {
