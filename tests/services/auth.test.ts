@@ -341,26 +341,48 @@ describe("rate limits", () => {
     const b = await registerAndLogin("rl-b");
     const remaining: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = await call("GET", "/api/users/me", { token: a.access, via: gwLimited });
+      const r = await call("GET", "/api/users/me", { token: a.access, via: gwLimited, ip: "10.5.5.5" });
       expect(r.status).toBe(200);
       expect(r.headers["x-ratelimit-limit"]).toBe("3");
       expect(r.headers["x-ratelimit-reset"]).toBeDefined();
       remaining.push(String(r.headers["x-ratelimit-remaining"]));
     }
     expect(remaining).toEqual(["2", "1", "0"]);
-    const limited = await call("GET", "/api/users/me", { token: a.access, via: gwLimited });
+    const limited = await call("GET", "/api/users/me", { token: a.access, via: gwLimited, ip: "10.5.5.5" });
     expect(limited.status).toBe(429);
     expect(limited.body.error.code).toBe("RATE_LIMITED");
     expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
     expect(limited.headers["x-ratelimit-remaining"]).toBe("0");
     // another user has their own budget
-    expect((await call("GET", "/api/users/me", { token: b.access, via: gwLimited })).status).toBe(200);
+    expect((await call("GET", "/api/users/me", { token: b.access, via: gwLimited, ip: "10.5.5.5" })).status).toBe(200);
     // anonymous requests are limited per client IP (counters are shared by every gateway replica)
     const anon = [];
     for (let i = 0; i < 4; i++) anon.push((await call("POST", "/api/users/login", { via: gwLimited, ip: "10.9.9.9", body: { email: "x@example.com", password: "y" } })).status);
     expect(anon.slice(0, 3)).not.toContain(429);
     expect(anon[3]).toBe(429);
     expect((await call("POST", "/api/users/login", { via: gwLimited, ip: "10.9.9.10", body: { email: "x@example.com", password: "y" } })).status).not.toBe(429);
+  });
+});
+
+describe("per-IP cap on authenticated traffic", () => {
+  it("bounds many accounts behind one address", async () => {
+    const gwIp = await createService(apiGateway, {
+      env: { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: umUrl, RATE_LIMIT_MAX_REQUESTS: "100", RATE_LIMIT_IP_MAX_REQUESTS: "4" },
+      defaultMetrics: false,
+    });
+    try {
+      const a = await registerAndLogin("ip-a");
+      const b = await registerAndLogin("ip-b");
+      const statuses = [];
+      for (const t of [a.access, a.access, b.access, b.access, a.access]) statuses.push((await call("GET", "/api/users/me", { via: gwIp, token: t, ip: "10.7.7.7" })).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 429]);
+      const blocked = await call("GET", "/api/users/me", { via: gwIp, token: b.access, ip: "10.7.7.7" });
+      expect(blocked.body.error.code).toBe("RATE_LIMITED");
+      expect(Number(blocked.headers["retry-after"])).toBeGreaterThan(0);
+      expect((await call("GET", "/api/users/me", { via: gwIp, token: b.access, ip: "10.7.7.8" })).status).toBe(200);
+    } finally {
+      await gwIp.close();
+    }
   });
 });
 

@@ -11,10 +11,13 @@
  * - Identity to upstreams: client-sent x-user-id / x-user-role / x-auth-method / x-api-key-id are
  *   always stripped; the gateway sets them from the verified identity. Authorization and x-api-key
  *   are not forwarded.
- * - Rate limits (@fastify/rate-limit, Redis store on Dragonfly): RATE_LIMIT_MAX_REQUESTS per
- *   RATE_LIMIT_WINDOW_MS per user (authenticated) or per client IP (anonymous, and requests with
- *   bad credentials), headers x-ratelimit-limit/remaining/reset and retry-after on 429. If
- *   Dragonfly is unreachable requests are let through (logged; /ready reports it failed).
+ * - Rate limits (@fastify/rate-limit, Redis store on Dragonfly, shared by all replicas):
+ *   RATE_LIMIT_MAX_REQUESTS per RATE_LIMIT_WINDOW_MS per user (authenticated) or per client IP
+ *   (anonymous, and requests with bad credentials), headers x-ratelimit-limit/remaining/reset and
+ *   retry-after on 429. Authenticated traffic is also capped per client IP
+ *   (RATE_LIMIT_IP_MAX_REQUESTS, default 4x) so many accounts behind one address cannot multiply
+ *   the budget. If Dragonfly is unreachable requests are let through (fail open, logged; /ready
+ *   reports it failed). Behind Nginx set TRUST_PROXY=1 so the client IP comes from X-Forwarded-For.
  * - `/api/health`: aggregates GET /health of every service the gateway calls, each with a timeout.
  */
 import type { FastifyRequest } from "fastify";
@@ -40,6 +43,8 @@ const config = {
   JWT_SECRET: env.string({ minLength: 64, secret: true }),
   RATE_LIMIT_WINDOW_MS: env.int({ default: 60_000, min: 100 }),
   RATE_LIMIT_MAX_REQUESTS: env.int({ default: 300, min: 1 }),
+  /** Cap per client IP on authenticated traffic (many accounts behind one address); default 4x the per-user limit. */
+  RATE_LIMIT_IP_MAX_REQUESTS: env.int({ optional: true, min: 1 }),
   /** Upstream response timeout. */
   PROXY_TIMEOUT_MS: env.int({ default: 30_000, min: 100 }),
   /** Per-service timeout of /api/health. */
@@ -130,6 +135,30 @@ export default defineService({
       api.addHook("onRequest", async (request) => {
         for (const h of stripped) if (h !== "authorization" && h !== "x-api-key") delete request.headers[h];
         auth.set(request, await authenticate(request));
+      });
+
+      // Per-IP cap on authenticated traffic (anonymous traffic is already keyed by IP below).
+      const ipMax = cfg.RATE_LIMIT_IP_MAX_REQUESTS ?? cfg.RATE_LIMIT_MAX_REQUESTS * 4;
+      api.addHook("preHandler", async (request) => {
+        if (!auth.get(request)?.identity) return;
+        const k = `gw-rl-ip:${request.ip}`;
+        let count: number;
+        let ttl: number;
+        try {
+          const r = await redis.multi().incr(k).pttl(k).exec();
+          count = Number(r?.[0]?.[1]);
+          ttl = Number(r?.[1]?.[1]);
+          if (ttl < 0) {
+            await redis.pexpire(k, cfg.RATE_LIMIT_WINDOW_MS);
+            ttl = cfg.RATE_LIMIT_WINDOW_MS;
+          }
+        } catch {
+          return; // fail open, like the per-user limit
+        }
+        if (count > ipMax)
+          throw new HttpError(429, "RATE_LIMITED", `Rate limit exceeded for this client address: ${ipMax} requests per window`, undefined, {
+            "retry-after": String(Math.max(1, Math.ceil(ttl / 1000))),
+          });
       });
 
       await api.register(rateLimit, {

@@ -134,11 +134,13 @@ export default defineService({
       const r = await redis()
         .multi()
         .incr(k)
-        .pexpire(k, cfg.LOGIN_LOCKOUT_WINDOW_MS, "NX")
+        .pttl(k)
         .exec()
         .catch((e: Error) => {
           throw lockoutUnavailable(e);
         });
+      // First failure of a window: start the window (PEXPIRE without NX: works on Dragonfly and Redis < 7).
+      if (Number(r?.[1]?.[1]) < 0) await redis().pexpire(k, cfg.LOGIN_LOCKOUT_WINDOW_MS).catch(() => undefined);
       const count = Number(r?.[0]?.[1] ?? 0);
       if (count === cfg.LOGIN_MAX_FAILURES) log.warn({ emailHash: sha256(email).toString("hex").slice(0, 16) }, "account locked after failed logins");
     }
