@@ -137,21 +137,19 @@ export default defineService({
       const status = transition("new", decision.ok ? "accepted" : "rejected");
       let row: OrderRow;
       try {
+        // One INSERT with the decided status; the `new` event is the same row as it was before the
+        // decision, so both state changes are published (in order) from this one transaction.
         row = await pg.transaction(async (c) => {
           const ins = await c.query<OrderRow>(
             `INSERT INTO om_orders (order_id, user_id, client_order_id, idempotency_key, request_hash, symbol, side, type, time_in_force,
                                     quantity, limit_price, status, reject_reason, reject_message, last_price)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'new',NULL,NULL,$12) RETURNING *`,
-            [orderId, who.userId, b.clientOrderId ?? orderId, idemKey, hash, b.symbol, b.side, b.type, b.timeInForce ?? "GTC", b.quantity, b.limitPrice ?? null, context.lastPrice ?? null],
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING *`,
+            [orderId, who.userId, b.clientOrderId ?? orderId, idemKey, hash, b.symbol, b.side, b.type, b.timeInForce ?? "GTC", b.quantity, b.limitPrice ?? null,
+              status, decision.ok ? null : decision.reason, decision.ok ? null : decision.message, context.lastPrice ?? null],
           );
-          const events = [orderEvent(ins.rows[0])];
-          const upd = await c.query<OrderRow>(
-            `UPDATE om_orders SET status = $2, reject_reason = $3, reject_message = $4, updated_at = now() WHERE order_id = $1 RETURNING *`,
-            [orderId, status, decision.ok ? null : decision.reason, decision.ok ? null : decision.message],
-          );
-          events.push(orderEvent(upd.rows[0]));
-          await enqueue(c, "om_outbox", events);
-          return upd.rows[0];
+          const created = ins.rows[0];
+          await enqueue(c, "om_outbox", [orderEvent({ ...created, status: "new", reject_reason: null, reject_message: null }), orderEvent(created)]);
+          return created;
         });
       } catch (err) {
         if ((err as { code?: string; constraint?: string }).code === "23505" && idemKey) {

@@ -82,14 +82,19 @@ export default defineService({
       const msg: ExecutionMsg = { eventId, type, orderId: o.orderId, userId: o.userId, symbol: o.symbol, reason, ts: Date.now() };
       return { eventId, topic: TOPICS.executions, key: o.orderId, payload: msg as unknown as Record<string, unknown> };
     };
+    /** Inserts fills in one statement; only the ones not recorded before produce events. */
     async function recordFills(tx: PoolClient, fills: Fill[], events: OutboxEvent[]) {
-      for (const f of fills) {
-        const ins = await tx.query("INSERT INTO te_fills (fill_id, order_id, payload) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [f.fillId, f.orderId, JSON.stringify(f)]);
-        if (ins.rowCount) {
+      if (fills.length === 0) return;
+      const ins = await tx.query<{ fill_id: string }>(
+        "INSERT INTO te_fills (fill_id, order_id, payload) SELECT * FROM unnest($1::text[], $2::uuid[], $3::jsonb[]) ON CONFLICT DO NOTHING RETURNING fill_id",
+        [fills.map((f) => f.fillId), fills.map((f) => f.orderId), fills.map((f) => JSON.stringify(f))],
+      );
+      const fresh = new Set(ins.rows.map((r) => r.fill_id));
+      for (const f of fills)
+        if (fresh.has(f.fillId)) {
           events.push(fillEvent(f));
           fillsTotal.inc({ liquidity: f.liquidity });
         }
-      }
     }
 
     /** Runs a state change in a transaction; on failure the in-memory book is rebuilt from the database. */
@@ -107,10 +112,15 @@ export default defineService({
       }
     }
 
-    /** Executes an accepted order inside the batch transaction; a redelivered order is skipped. */
-    async function onAccepted(tx: PoolClient, events: OutboxEvent[], o: OrderRequest): Promise<void> {
-      const seen = await tx.query("SELECT 1 FROM te_orders WHERE order_id = $1", [o.orderId]);
-      if (seen.rowCount) return; // redelivery after a restart: already executed
+    interface Pending {
+      seen: Set<string>;
+      rows: { o: OrderRequest; status: string; remaining: string; fillSeq: number }[];
+      fills: Fill[];
+    }
+    /** Executes an accepted order; its rows are written by `flush` in the same batch transaction. */
+    async function onAccepted(events: OutboxEvent[], p: Pending, o: OrderRequest): Promise<void> {
+      if (p.seen.has(o.orderId)) return; // redelivery after a restart (or twice in a batch): already executed
+      p.seen.add(o.orderId);
       let report: ExecutionReport;
       if (live) {
         try {
@@ -124,16 +134,23 @@ export default defineService({
       } else {
         report = exchange.submit(o);
       }
-      await tx.query("INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq) VALUES ($1, $2, $3, $4, $5)", [
-        o.orderId,
-        JSON.stringify(o),
-        report.status,
-        report.remaining,
-        report.fills.length,
-      ]);
-      await recordFills(tx, report.fills, events);
+      p.rows.push({ o, status: report.status, remaining: report.remaining, fillSeq: report.fills.length });
+      p.fills.push(...report.fills);
       if (report.status === "rejected") events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
       if (report.status === "expired") events.push(outcomeEvent(o, "order.expired", "IOC_NOT_FILLED"));
+    }
+
+    async function flush(tx: PoolClient, events: OutboxEvent[], p: Pending): Promise<void> {
+      if (p.rows.length) {
+        await tx.query(
+          `INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq)
+           SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::numeric[], $5::int[]) ON CONFLICT DO NOTHING`,
+          [p.rows.map((r) => r.o.orderId), p.rows.map((r) => JSON.stringify(r.o)), p.rows.map((r) => r.status), p.rows.map((r) => r.remaining), p.rows.map((r) => r.fillSeq)],
+        );
+        p.rows = [];
+      }
+      await recordFills(tx, p.fills, events);
+      p.fills = [];
     }
 
     async function onCancelled(tx: PoolClient, orderId: string): Promise<void> {
@@ -162,19 +179,29 @@ export default defineService({
 
     /** One transaction per fetched batch (orders or bars of one partition), in offset order. */
     async function onBatch(msgs: BatchMessage[]): Promise<void> {
+      const parsed = msgs.map((m) => ({ topic: m.topic, v: JSON.parse(m.value) }));
+      const accepted = parsed.filter((m) => m.topic === TOPICS.orders && (m.v as OrderEventMsg).type === "order.accepted").map((m) => (m.v as OrderEventMsg).order.orderId);
       await atomically(async (tx, events) => {
-        for (const m of msgs) {
-          const v = JSON.parse(m.value);
+        const seen = accepted.length
+          ? new Set((await tx.query<{ order_id: string }>("SELECT order_id FROM te_orders WHERE order_id = ANY($1::uuid[])", [accepted])).rows.map((r) => r.order_id))
+          : new Set<string>();
+        const pending: Pending = { seen, rows: [], fills: [] };
+        for (const m of parsed) {
           if (m.topic === TOPICS.candles) {
-            await onBar(tx, events, v as Bar);
+            await flush(tx, events, pending);
+            await onBar(tx, events, m.v as Bar);
             continue;
           }
-          const ev = v as OrderEventMsg;
+          const ev = m.v as OrderEventMsg;
           if (ev.type === "order.accepted") {
             const s = ev.order;
-            await onAccepted(tx, events, { orderId: s.orderId, clientOrderId: s.clientOrderId, userId: s.userId, symbol: s.symbol, side: s.side, type: s.type, quantity: s.quantity, limitPrice: s.limitPrice, timeInForce: s.timeInForce });
-          } else if (ev.type === "order.cancelled") await onCancelled(tx, ev.order.orderId);
+            await onAccepted(events, pending, { orderId: s.orderId, clientOrderId: s.clientOrderId, userId: s.userId, symbol: s.symbol, side: s.side, type: s.type, quantity: s.quantity, limitPrice: s.limitPrice, timeInForce: s.timeInForce });
+          } else if (ev.type === "order.cancelled") {
+            await flush(tx, events, pending);
+            await onCancelled(tx, ev.order.orderId);
+          }
         }
+        await flush(tx, events, pending);
       });
     }
 

@@ -35,6 +35,9 @@ export async function consumeBatches(
   await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? true });
   await consumer.run({
     eachBatchAutoResolve: false,
+    // Offsets are committed at most once a second instead of after every batch (one Kafka round
+    // trip less per batch); a crash replays at most that much, which the handlers dedupe.
+    autoCommitInterval: 1000,
     eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
       if (!isRunning() || isStale() || batch.messages.length === 0) return;
       const msgs = batch.messages

@@ -47,31 +47,29 @@ export async function lastPrice(redis: Redis | undefined, symbol: string): Promi
 }
 
 export async function gatherRiskContext(pool: Pool, redis: Redis | undefined, userId: string, symbol: string, windowMs: number): Promise<RiskContext> {
-  const [price, pos, pnl, recent] = await Promise.all([
+  // One round trip for the three database facts (plus one to Dragonfly, concurrently):
+  //  - position as order-management knows it: signed filled quantity of the user's orders;
+  //  - today's realized PnL net of fees, from portfolio-manager's applied fills (UTC day);
+  //  - the user's order times inside the rate window.
+  const [price, facts] = await Promise.all([
     lastPrice(redis, symbol),
-    // Position as order-management knows it: filled quantity of the user's orders (signed).
-    pool.query<{ q: string | null }>(
-      `SELECT coalesce(sum(CASE WHEN side = 'buy' THEN filled_quantity ELSE -filled_quantity END), 0)::text AS q
-         FROM om_orders WHERE user_id = $1 AND symbol = $2 AND filled_quantity > 0`,
-      [userId, symbol],
-    ),
-    // Today's realized PnL net of fees, from portfolio-manager's applied fills (UTC day).
-    pool.query<{ p: string | null }>(
-      `SELECT coalesce(sum(realized_pnl - fee), 0)::text AS p FROM pm_fills
-        WHERE user_id = $1 AND fill_ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`,
-      [userId],
-    ),
-    pool.query<{ t: string }>(
-      `SELECT (extract(epoch FROM created_at) * 1000)::bigint::text AS t FROM om_orders
-        WHERE user_id = $1 AND created_at > now() - make_interval(secs => $2::double precision / 1000)`,
-      [userId, windowMs],
+    pool.query<{ q: string; p: string; t: string[] | null }>(
+      `SELECT
+         (SELECT coalesce(sum(CASE WHEN side = 'buy' THEN filled_quantity ELSE -filled_quantity END), 0)::text
+            FROM om_orders WHERE user_id = $1 AND symbol = $2 AND filled_quantity > 0) AS q,
+         (SELECT coalesce(sum(realized_pnl - fee), 0)::text FROM pm_fills
+           WHERE user_id = $1 AND fill_ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS p,
+         (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
+           WHERE user_id = $1 AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t`,
+      [userId, symbol, windowMs],
     ),
   ]);
+  const f = facts.rows[0];
   return {
     lastPrice: price,
-    position: pos.rows[0]?.q ?? "0",
-    dailyPnl: pnl.rows[0]?.p ?? "0",
-    recentOrderTimes: recent.rows.map((r) => Number(r.t)),
+    position: f?.q ?? "0",
+    dailyPnl: f?.p ?? "0",
+    recentOrderTimes: (f?.t ?? []).map(Number),
     now: Date.now(),
   };
 }
