@@ -35,6 +35,14 @@ function run(title: string, url: string, headers: Record<string, string>): Promi
 }
 
 const children: ChildProcess[] = [];
+const pids: Record<string, number> = {};
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+}
 
 /** Runs a service in its own Node process and waits for /health. */
 async function startService(name: string, env: Record<string, string>): Promise<string> {
@@ -45,6 +53,7 @@ async function startService(name: string, env: Record<string, string>): Promise<
     stdio: ["ignore", "inherit", "inherit"],
   });
   children.push(child);
+  pids[name] = child.pid!;
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
@@ -83,13 +92,24 @@ async function main() {
 
     const { loadavg, cpus } = await import("node:os");
     console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${connections} connections, ${duration} s each, loopback`);
-    const direct = await run("direct user-management GET /me", `${umUrl}/me`, { "x-user-id": reg.user.id, "x-user-role": "trader", "x-auth-method": "jwt" });
-    const viaGw = await run("gateway GET /api/users/me (JWT + rate limit + proxy)", `${gwUrl}/api/users/me`, { authorization: `Bearer ${token}` });
+    const measure = async (title: string, url: string, headers: Record<string, string>) => {
+      const before = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuSeconds(pid)]));
+      const result = await run(title, url, headers);
+      const cpuUs = Object.fromEntries(
+        Object.entries(pids).map(([n, pid]) => [n, Math.round(((cpuSeconds(pid) - before[n]) / result.requests.total) * 1e6)]),
+      );
+      return { result, cpuUs };
+    };
+    const d = await measure("direct user-management GET /me", `${umUrl}/me`, { "x-user-id": reg.user.id, "x-user-role": "trader", "x-auth-method": "jwt" });
+    const g = await measure("gateway GET /api/users/me (JWT + rate limit + proxy)", `${gwUrl}/api/users/me`, { authorization: `Bearer ${token}` });
+    const direct = d.result;
+    const viaGw = g.result;
 
     const row = (name: string, r: autocannon.Result) =>
       `${name.padEnd(52)} ${String(Math.round(r.requests.average)).padStart(8)} req/s   p50 ${String(r.latency.p50).padStart(4)} ms   p99 ${String(r.latency.p99).padStart(4)} ms   max ${String(r.latency.max).padStart(5)} ms   non-2xx ${r.non2xx}   errors ${r.errors}`;
     console.log(row("direct: user-management GET /me", direct));
     console.log(row("gateway: GET /api/users/me (JWT, rate limit, proxy)", viaGw));
+    console.log(`CPU per request (µs): direct: user-management ${d.cpuUs["user-management"]}; via gateway: api-gateway ${g.cpuUs["api-gateway"]}, user-management ${g.cpuUs["user-management"]}`);
     console.log(`gateway overhead: ${(100 * (1 - viaGw.requests.average / direct.requests.average)).toFixed(0)}% throughput, +${(viaGw.latency.p99 - direct.latency.p99).toFixed(1)} ms p99`);
 
   } finally {

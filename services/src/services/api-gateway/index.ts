@@ -139,19 +139,21 @@ export default defineService({
 
       // Per-IP cap on authenticated traffic (anonymous traffic is already keyed by IP below).
       const ipMax = cfg.RATE_LIMIT_IP_MAX_REQUESTS ?? cfg.RATE_LIMIT_MAX_REQUESTS * 4;
+      // One round trip: INCR, start the window on the first hit, return count and remaining ms.
+      const ipLimit = (key: string): Promise<[number, number]> =>
+        (redis as unknown as { gwIpLimit(k: string, windowMs: number): Promise<[number, number]> }).gwIpLimit(key, cfg.RATE_LIMIT_WINDOW_MS);
+      redis.defineCommand("gwIpLimit", {
+        numberOfKeys: 1,
+        lua: `local c = redis.call('INCR', KEYS[1])
+              if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+              return {c, redis.call('PTTL', KEYS[1])}`,
+      });
       api.addHook("preHandler", async (request) => {
         if (!auth.get(request)?.identity) return;
-        const k = `gw-rl-ip:${request.ip}`;
         let count: number;
         let ttl: number;
         try {
-          const r = await redis.multi().incr(k).pttl(k).exec();
-          count = Number(r?.[0]?.[1]);
-          ttl = Number(r?.[1]?.[1]);
-          if (ttl < 0) {
-            await redis.pexpire(k, cfg.RATE_LIMIT_WINDOW_MS);
-            ttl = cfg.RATE_LIMIT_WINDOW_MS;
-          }
+          [count, ttl] = await ipLimit(`gw-rl-ip:${request.ip}`);
         } catch {
           return; // fail open, like the per-user limit
         }
