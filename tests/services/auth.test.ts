@@ -180,6 +180,17 @@ describe("hostile and invalid input", () => {
     expect(direct.statusCode).toBe(413);
   });
 
+  it("answers 415 for non-JSON bodies and counts proxied responses", async () => {
+    const r = await gw.app.inject({ method: "POST", url: "/api/users/login", headers: { "content-type": "application/xml" }, payload: "<login/>" });
+    expect(r.statusCode, r.body).toBe(415);
+    expect(r.json().error.code).toBe("UNSUPPORTED_MEDIA_TYPE");
+    const text = await gw.app.inject({ method: "POST", url: "/api/users/login", headers: { "content-type": "text/plain" }, payload: "email=a&password=b" });
+    expect(text.statusCode).toBe(400);
+    expect(text.json().error).toMatchObject({ code: "VALIDATION_ERROR", message: "Invalid body: must be object" });
+    const m = await gw.app.inject({ url: "/metrics" });
+    expect(m.body).toMatch(/gateway_upstream_responses_total\{[^}]*upstream="user-management",status_code="415"[^}]*\} \d+/);
+  });
+
   it("strips spoofed identity headers", async () => {
     const victim = await registerAndLogin("victim");
     const spoofAnon = await call("GET", "/api/users/me", { headers: { "x-user-id": victim.id, "x-user-role": "admin" } });
