@@ -1,8 +1,10 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
+    // The real-deploy suite has its own command (scripts/e2e.sh, vitest.e2e.config.ts).
+    exclude: [...configDefaults.exclude, "tests/e2e/**"],
     pool: "forks",
     testTimeout: 60_000,
     hookTimeout: 180_000,

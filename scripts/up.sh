@@ -29,6 +29,9 @@ if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
   bash scripts/images/build-images.sh
 fi
 
+step "npm cache for the services image (built offline by pulumi up)"
+bash services/scripts/prepare-npm-cache.sh
+
 # shellcheck source=lib/pulumi-env.sh
 source scripts/lib/pulumi-env.sh
 pulumi stack select --create "$STACK" --non-interactive >/dev/null

@@ -1,0 +1,155 @@
+/**
+ * `pulumi up` of the dev stack on the local Docker engine, for real: the platform comes up, a user
+ * logs in through Nginx over HTTPS, places an order and reads it back; a connection string from the
+ * stack outputs works; a second preview shows no change; destroy leaves nothing behind.
+ */
+import * as https from "https";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { catalog } from "../../services/src/catalog";
+import { docker, Pulumi, toolsAvailable } from "./cli";
+
+const HTTPS_PORT = 8443;
+const HTTP_PORT = 8080;
+const PREFIX = "ai-trading-dev";
+const timings: Record<string, number> = {};
+
+/** HTTPS request to the local Nginx; its certificate is self-signed, so it is not verified here. */
+function request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, port = HTTPS_PORT, tls = true) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: any; text: string }>((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const mod = tls ? https : require("http");
+    const req = mod.request(
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method,
+        rejectUnauthorized: false,
+        headers: { ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}), ...headers },
+        timeout: 15_000,
+      },
+      (res: any) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c));
+        res.on("end", () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode, headers: res.headers, json, text });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, seconds = 180): Promise<T> {
+  const deadline = Date.now() + seconds * 1000;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (ok(v)) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  throw new Error(`${what} not reached in ${seconds}s; last: ${JSON.stringify(last instanceof Error ? last.message : last)?.slice(0, 800)}`);
+}
+
+describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () => {
+  const pulumi = new Pulumi("dev");
+  const stack = pulumi.stack("dev", pulumi.configFile("dev", "dev"));
+  let accessToken = "";
+
+  beforeAll(() => {
+    const clash = docker(["ps", "-a", "--filter", `name=${PREFIX}-`, "--format", "{{.Names}}"]);
+    if (clash) throw new Error(`containers of a dev stack already exist (${clash.split("\n")[0]}, ...): run scripts/down.sh first`);
+    const up = stack.run(["up", "--yes", "--skip-preview"], { timeoutMs: 30 * 60_000 });
+    timings["pulumi up"] = up.seconds;
+  });
+
+  afterAll(() => {
+    // Destroy even when a test failed, so the machine is left clean.
+    const down = stack.run(["destroy", "--yes", "--skip-preview"], { allowFailure: true, timeoutMs: 15 * 60_000 });
+    timings["pulumi destroy"] = down.seconds;
+    pulumi.cleanup();
+    console.log(`e2e timings (s): ${JSON.stringify(timings)}`);
+  });
+
+  it("serves the fleet's health through Nginx over HTTPS, and HTTP only redirects", async () => {
+    const health = await eventually("fleet healthy", () => request("GET", "/api/health"), (r) => r.status === 200, 240);
+    for (const s of catalog.filter((x) => x.name !== "api-gateway")) expect(JSON.stringify(health.json), s.name).toContain(s.name);
+    const plain = await request("GET", "/api/health", undefined, {}, HTTP_PORT, false);
+    expect(plain.status).toBe(301);
+    expect(plain.headers.location).toBe(`https://127.0.0.1:${HTTPS_PORT}/api/health`);
+  });
+
+  it("registers and logs a user in through Nginx and the gateway", async () => {
+    const email = `e2e-${Date.now()}@example.com`;
+    const password = "correct horse battery staple 42";
+    const reg = await request("POST", "/api/users/register", { email, password });
+    expect(reg.status, reg.text).toBe(201);
+    const login = await request("POST", "/api/users/login", { email, password });
+    expect(login.status, login.text).toBe(200);
+    accessToken = login.json.accessToken;
+    expect(accessToken).toBeTruthy();
+    const me = await request("GET", "/api/users/me", undefined, { authorization: `Bearer ${accessToken}` });
+    expect(me.status).toBe(200);
+    expect(me.json.user?.email ?? me.json.email).toBe(email);
+    const anonymous = await request("GET", "/api/users/me");
+    expect(anonymous.status).toBe(401);
+  });
+
+  it.skipIf(!catalog.some((s) => s.name === "order-management"))("places an order and reads it back", async () => {
+    const auth = { authorization: `Bearer ${accessToken}` };
+    const placed = await request(
+      "POST",
+      "/api/orders/",
+      { symbol: "BTCUSDT", side: "buy", type: "limit", quantity: "0.01", limitPrice: "1000", timeInForce: "GTC" },
+      { ...auth, "idempotency-key": `e2e-${Date.now()}` },
+    );
+    expect([200, 201, 202], placed.text).toContain(placed.status);
+    const id = placed.json.order?.id ?? placed.json.order?.orderId ?? placed.json.id ?? placed.json.orderId;
+    expect(id).toBeTruthy();
+    const read = await request("GET", `/api/orders/${id}`, undefined, auth);
+    expect(read.status, read.text).toBe(200);
+    expect(JSON.stringify(read.json)).toContain("BTCUSDT");
+  });
+
+  it("connects to PostgreSQL with the connection string from the stack outputs", async () => {
+    const plain = stack.outputs(false);
+    expect(JSON.stringify(plain.connectionStrings)).not.toMatch(/postgresql:\/\//); // secret unless asked
+    const outputs = stack.outputs(true);
+    const client = new Client({ connectionString: outputs.connectionStrings.postgres });
+    await client.connect();
+    try {
+      const r = await client.query("SELECT count(*)::int AS n FROM users");
+      expect(r.rows[0].n).toBeGreaterThanOrEqual(1);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("shows no change on a second preview", () => {
+    const preview = stack.run(["preview", "--expect-no-changes", "--diff"]);
+    timings["pulumi preview"] = preview.seconds;
+  });
+
+  it("destroys every container, volume and network", () => {
+    const down = stack.run(["destroy", "--yes", "--skip-preview"], { timeoutMs: 15 * 60_000 });
+    timings["pulumi destroy"] = down.seconds;
+    expect(docker(["ps", "-a", "--filter", `name=${PREFIX}-`, "--format", "{{.Names}}"])).toBe("");
+    expect(docker(["volume", "ls", "--filter", `name=${PREFIX}-`, "--format", "{{.Name}}"])).toBe("");
+    expect(docker(["network", "ls", "--filter", `name=${PREFIX}-`, "--format", "{{.Name}}"])).toBe("");
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * The CLI with the policy pack on the real program, and the prod manifests rendered without a
+ * cluster and validated against the Kubernetes OpenAPI schemas.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { parseAllDocuments } from "yaml";
+import { afterAll, describe, expect, it } from "vitest";
+import { validateManifest } from "../helpers/k8s-schema";
+import { Pulumi, root, toolsAvailable } from "./cli";
+
+const pack = (stack: "dev" | "prod") => ["--policy-pack", path.join(root, "policies"), "--policy-pack-config", path.join(root, "policies", "config", `${stack}.json`)];
+
+describe.skipIf(!toolsAvailable())("pulumi preview with the policy pack", () => {
+  const pulumi = new Pulumi("preview");
+  afterAll(() => pulumi.cleanup());
+
+  it("passes for the shipped dev stack", () => {
+    const dev = pulumi.stack("dev", pulumi.configFile("dev", "dev"));
+    const r = dev.run(["preview", ...pack("dev")]);
+    expect(r.stdout).not.toMatch(/mandatory/);
+  });
+
+  it("passes for the shipped prod stack (manifests rendered, no cluster)", () => {
+    const out = path.join(pulumi.dir, "rendered-preview");
+    const prod = pulumi.stack("prod", pulumi.configFile("prod", "prod", { renderYamlTo: out }));
+    const r = prod.run(["preview", ...pack("prod")]);
+    expect(r.stdout).not.toMatch(/mandatory/);
+  });
+
+  it("fails for the insecure fixture, naming the violated policies", () => {
+    const out = path.join(pulumi.dir, "rendered-insecure");
+    const fixture = path.join(root, "tests", "e2e", "fixtures", "Pulumi.insecure.yaml");
+    const insecure = pulumi.stack("insecure", pulumi.configFile("insecure", fixture, { renderYamlTo: out }));
+    const r = insecure.run(["preview", ...pack("prod")], { allowFailure: true });
+    const text = r.stdout + r.stderr;
+    expect(r.status, text.slice(-3000)).not.toBe(0);
+    expect(text).toContain("no-public-exposure");
+    expect(text).toContain("pinned-image-tags");
+    expect(text).toMatch(/mandatory/);
+  });
+});
+
+describe.skipIf(!toolsAvailable())("prod manifests rendered by the Kubernetes provider", () => {
+  const pulumi = new Pulumi("render");
+  const out = path.join(pulumi.dir, "rendered");
+  afterAll(() => pulumi.cleanup());
+
+  it("render without a cluster and validate against the Kubernetes OpenAPI schemas", async () => {
+    const prod = pulumi.stack("prod", pulumi.configFile("prod", "prod", { renderYamlTo: out }));
+    prod.run(["up", "--yes", "--skip-preview"]);
+    const files: string[] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.ya?ml$/.test(e.name)) files.push(p);
+      }
+    };
+    walk(out);
+    expect(files.length).toBeGreaterThan(50);
+    const objects = files.flatMap((f) => parseAllDocuments(fs.readFileSync(f, "utf8")).map((d) => d.toJSON())).filter(Boolean);
+    const kinds = new Set(objects.map((o) => o.kind));
+    for (const k of ["Namespace", "StatefulSet", "Deployment", "Service", "NetworkPolicy", "Ingress", "CronJob", "Job", "PodDisruptionBudget", "Secret"]) {
+      expect(kinds, k).toContain(k);
+    }
+    const problems = (await Promise.all(objects.map(validateManifest))).flat();
+    expect(problems).toEqual([]);
+    prod.run(["destroy", "--yes", "--skip-preview"]);
+  });
+});
