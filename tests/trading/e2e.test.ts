@@ -193,6 +193,26 @@ describe("trading core end to end", () => {
     expect(view.positions[0]).toMatchObject({ symbol: SYMBOL, quantity: "2", avgPrice: avg.toDecimalPlaces(8).toFixed(), marketPrice: bar31.close });
   });
 
+  it("ignores a redelivered fill event (portfolio and order unchanged)", async () => {
+    const before = (await http("GET", `${gw}/api/portfolio`, { token })).body;
+    const fill = (await pool.query("SELECT payload FROM te_fills WHERE fill_id = $1", [`${limitId}:1`])).rows[0].payload;
+    const producer = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).producer();
+    await producer.connect();
+    const value = JSON.stringify({ eventId: fill.fillId, type: "fill", fill });
+    await producer.send({ topic: "trading.executions", messages: [{ key: limitId, value }, { key: limitId, value }] });
+    // A marker after the duplicates on the same partition: once it is applied, the duplicates were seen.
+    const markerOrder = randomUUID(); // unknown to order-management (ignored there), applied by portfolio-manager for another user
+    const marker = { ...fill, orderId: markerOrder, fillId: `${markerOrder}:1`, userId: `marker-${run}` };
+    await producer.send({ topic: "trading.executions", messages: [{ key: limitId, value: JSON.stringify({ eventId: marker.fillId, type: "fill", fill: marker }) }] });
+    await producer.disconnect();
+    await waitUntil("marker applied", async () => (await pool.query("SELECT 1 FROM pm_fills WHERE fill_id = $1", [marker.fillId])).rowCount === 1);
+    expect((await http("GET", `${gw}/api/portfolio`, { token })).body).toEqual(before);
+    expect(Number((await pool.query("SELECT count(*) AS n FROM pm_fills WHERE fill_id = $1", [fill.fillId])).rows[0].n)).toBe(1);
+    await sleep(2000); // order-management consumes the same partition in its own group
+    expect((await order(limitId)).filledQuantity).toBe("1");
+    expect(Number((await pool.query("SELECT count(*) AS n FROM om_order_fills WHERE order_id = $1", [limitId])).rows[0].n)).toBe(1);
+  });
+
   it("cancels a resting limit order and the engine pulls it from the book", async () => {
     const limit = roundToTick(D(bar31.close).mul("0.98"), "0.01").toFixed();
     const r = await submit({ symbol: SYMBOL, side: "buy", type: "limit", quantity: "0.5", limitPrice: limit });

@@ -9,6 +9,7 @@ import { BinanceApiError, BinanceTradingClient, binanceFills, sign, toBinanceOrd
 import { WeightGovernor } from "../../services/src/trading/binance/rateLimit";
 import { BinanceMarketData, parseKlineEvent, parseRestKline } from "../../services/src/trading/marketdata/binance";
 import { parseRecorded, ReplaySource } from "../../services/src/trading/marketdata/replay";
+import { SAMPLE_BTCUSDT_1M_CSV } from "../../services/src/trading/marketdata/sampleData";
 import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic";
 import type { Bar } from "../../services/src/trading/types";
 
@@ -67,6 +68,9 @@ describe("replay source", () => {
     await new Promise((r) => setTimeout(r, 20));
     await sub.close();
     expect(got).toEqual(h);
+  });
+  it("embeds the same sample for the built image", () => {
+    expect(SAMPLE_BTCUSDT_1M_CSV).toBe(readFileSync(SAMPLE, "utf8"));
   });
   it("parses JSON lines and refuses broken bars", () => {
     const jl = '{"openTime":0,"open":"1","high":"2","low":"0.5","close":"1.5","volume":"3"}\n';

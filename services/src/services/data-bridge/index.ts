@@ -16,11 +16,11 @@ import { Counter } from "prom-client";
 import { defineService, env, HttpError, notFound, Type } from "../../kit";
 import { lastBarKey, lastPriceKey, TOPICS } from "../../trading/events";
 import { BinanceMarketData } from "../../trading/marketdata/binance";
-import { ReplaySource } from "../../trading/marketdata/replay";
+import { parseRecorded, ReplaySource } from "../../trading/marketdata/replay";
+import { SAMPLE_BTCUSDT_1M_CSV } from "../../trading/marketdata/sampleData";
 import { assertBar, type MarketDataSource, type Subscription } from "../../trading/marketdata/source";
 import { SyntheticSource } from "../../trading/marketdata/synthetic";
 import { SYMBOL_RE, type Bar } from "../../trading/types";
-import { join } from "node:path";
 
 /** Sets the last price/bar only when the bar is newer than the stored one (atomic in Redis). */
 const SET_IF_NEWER = `
@@ -69,7 +69,8 @@ export default defineService({
     SYNTHETIC_SEED: env.string({ default: "ai-trading" }),
     SYNTHETIC_EMIT_MS: env.int({ optional: true, min: 1 }),
     SYNTHETIC_START_PRICE: env.string({ default: "100", pattern: /^\d+(\.\d+)?$/ }),
-    REPLAY_FILE: env.string({ default: join(__dirname, "../../trading/marketdata/sample-btcusdt-1m.csv") }),
+    /** Recorded bars (CSV / JSON lines); unset = the shipped BTCUSDT 1m sample. */
+    REPLAY_FILE: env.string({ optional: true }),
     REPLAY_EMIT_MS: env.int({ default: 1000, min: 0 }),
     BINANCE_REST_URL: env.url({ default: "https://api.binance.com", protocols: ["http", "https"] }),
     BINANCE_WS_URL: env.url({ default: "wss://stream.binance.com:9443", protocols: ["ws", "wss"] }),
@@ -154,7 +155,10 @@ export default defineService({
         emitEveryMs: c.SYNTHETIC_EMIT_MS,
         startPrices: Object.fromEntries(c.MARKET_SYMBOLS.map((s) => [s, c.SYNTHETIC_START_PRICE])),
       });
-    else if (c.MARKET_DATA_SOURCE === "replay") source = ReplaySource.fromFile(c.REPLAY_FILE, { interval: c.MARKET_INTERVAL }, { emitEveryMs: c.REPLAY_EMIT_MS });
+    else if (c.MARKET_DATA_SOURCE === "replay")
+      source = c.REPLAY_FILE
+        ? ReplaySource.fromFile(c.REPLAY_FILE, { interval: c.MARKET_INTERVAL }, { emitEveryMs: c.REPLAY_EMIT_MS })
+        : new ReplaySource(parseRecorded(SAMPLE_BTCUSDT_1M_CSV), { emitEveryMs: c.REPLAY_EMIT_MS });
     else source = new BinanceMarketData({ restBaseUrl: c.BINANCE_REST_URL, wsBaseUrl: c.BINANCE_WS_URL });
 
     const subs: Subscription[] = [];
