@@ -169,6 +169,9 @@ build_langhost_module() { # CLI_VERSION DIR
 	printf 'pulumi-language-nodejs module@%s\n' "$hash" >"$dir/.stamp"
 }
 
+LANGHOST_PATCH=$SCRIPT_DIR/patches/langhost_runplugin.go
+langhost_sdk_key() { printf 'pulumi-language-nodejs sdk/v3@v%s runplugin-patch:%s' "$1" "$(cksum <"$LANGHOST_PATCH" | cut -d' ' -f1)"; }
+
 # Node language host from an sdk/v3 release that still carried it inside the sdk module (<= v3.68.0).
 build_langhost_sdk() { # SDK_VERSION DIR
 	local ver=$1 dir=$2 sdk
@@ -179,12 +182,20 @@ build_langhost_sdk() { # SDK_VERSION DIR
 	}
 	rm -rf "$dir/bin" "$dir/.stamp"
 	copy_tree "$sdk" "$dir/src"
+	# That host answers RunPlugin with "not supported", but current CLIs start Node policy packs
+	# through it: swap in our RunPlugin (scripts/tools/patches/langhost_runplugin.go).
+	local main=$dir/src/nodejs/cmd/pulumi-language-nodejs/main.go
+	awk '/^func \(host \*nodeLanguageHost\) RunPlugin\(/ { skip = 1 } !skip { print } skip && /^}/ { skip = 0 }' \
+		"$main" >"$main.new"
+	mv "$main.new" "$main"
+	! grep -q 'nodeLanguageHost) RunPlugin' "$main"
+	cp "$LANGHOST_PATCH" "$dir/src/nodejs/cmd/pulumi-language-nodejs/"
 	mkdir -p "$dir/bin"
 	(cd "$dir/src" && go build -trimpath \
 		-ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$ver" \
 		-o "$dir/bin/pulumi-language-nodejs" ./nodejs/cmd/pulumi-language-nodejs)
 	rm -rf "$dir/src"
-	printf 'pulumi-language-nodejs sdk/v3@v%s\n' "$ver" >"$dir/.stamp"
+	printf '%s\n' "$(langhost_sdk_key "$ver")" >"$dir/.stamp"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +338,7 @@ if ((need_langhost)); then
 		fi
 	fi
 	if [[ -z "$lh_dir" ]]; then
-		if is_built "$sdk_dir_lh" "pulumi-language-nodejs sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK" pulumi-language-nodejs; then
+		if is_built "$sdk_dir_lh" "$(langhost_sdk_key "$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK")" pulumi-language-nodejs; then
 			log "pulumi-language-nodejs (sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK): cached"
 		else
 			run_step "build pulumi-language-nodejs (sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK)" \
