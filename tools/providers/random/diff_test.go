@@ -1,0 +1,56 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+)
+
+func TestDiffNoChange(t *testing.T) {
+	olds := resource.PropertyMap{"length": resource.NewNumberProperty(44), "special": resource.NewBoolProperty(false)}
+	applyDefaults(tokenPassword, olds)
+	news := olds.Copy()
+	news["keepers"] = resource.NewNullProperty()
+	if d := diff(tokenPassword, olds, news); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
+		t.Fatalf("expected no change, got %v", d)
+	}
+}
+
+func TestDiffReplaceOnChange(t *testing.T) {
+	olds := resource.PropertyMap{"length": resource.NewNumberProperty(44), "keepers": resource.NewObjectProperty(resource.PropertyMap{"a": resource.NewStringProperty("1")})}
+	news := olds.Copy()
+	news["keepers"] = resource.NewObjectProperty(resource.PropertyMap{"a": resource.NewStringProperty("2")})
+	d := diff(tokenBytes, olds, news)
+	if d.Changes != pulumirpc.DiffResponse_DIFF_SOME || len(d.Replaces) != 1 || d.Replaces[0] != "keepers" {
+		t.Fatalf("expected keepers replace, got %v", d)
+	}
+	news = olds.Copy()
+	news["length"] = resource.MakeComputed(resource.NewStringProperty(""))
+	if d := diff(tokenBytes, olds, news); len(d.Replaces) != 1 || d.Replaces[0] != "length" {
+		t.Fatalf("unknown input must replace, got %v", d)
+	}
+}
+
+func TestSecretMarkersIgnoredInDiff(t *testing.T) {
+	olds := resource.PropertyMap{"length": resource.NewNumberProperty(8)}
+	news := resource.PropertyMap{"length": resource.MakeSecret(resource.NewNumberProperty(8))}
+	if d := diff(tokenBytes, olds, news); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
+		t.Fatalf("secret wrapper counted as change: %v", d)
+	}
+}
+
+func TestRoundTripMarshal(t *testing.T) {
+	m := resource.PropertyMap{"length": resource.NewNumberProperty(8), "upper": resource.NewBoolProperty(true), "x": resource.MakeComputed(resource.NewStringProperty(""))}
+	s, err := marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := unmarshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if getInt(back, "length", 0) != 8 || !getBool(back, "upper", false) || !back["x"].IsComputed() {
+		t.Fatalf("round trip: %v", back)
+	}
+}
