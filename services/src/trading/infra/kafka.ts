@@ -29,7 +29,9 @@ export async function consumeBatches(
   ctx: ServiceContext<{ KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number }>,
   opts: { groupId: string; topics: string[]; fromBeginning?: boolean; handle: (msgs: BatchMessage[]) => Promise<void> },
 ): Promise<void> {
-  const consumer = ctx.datastores.kafka.kafka.consumer({ groupId: opts.groupId, ...consumerConfig(ctx.config) });
+  // Short broker-side fetch wait: a long-poll that returns as soon as data arrives is what we want,
+  // but kafkajs waits out maxWaitTimeInMs on idle partitions of a multi-partition fetch.
+  const consumer = ctx.datastores.kafka.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100, ...consumerConfig(ctx.config) });
   ctx.onClose(() => consumer.disconnect().catch(() => undefined));
   await consumer.connect();
   await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? true });
