@@ -193,19 +193,37 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
     database: cfg.CLICKHOUSE_DATABASE,
     request_timeout: 30_000,
   });
+  /**
+   * How `{name:Type}` placeholders reach the server. Servers from 20.x on take them as real query
+   * parameters (sent separately from the SQL: the safe way, used in production with the pinned
+   * 24.8 image). ClickHouse 18.16, which Debian ships and the local images and tests here run,
+   * predates them, so against it the kit binds them itself (clickhouse-params.ts: type-checked
+   * literals). Decided once per client from `SELECT version()`.
+   */
+  let binding: Promise<"server" | "client"> | undefined;
+  const paramBinding = (): Promise<"server" | "client"> =>
+    (binding ??= client
+      .query({ query: "SELECT version() AS v", format: "JSONEachRow" })
+      .then((rs) => rs.json<{ v: string }>())
+      .then((rows) => (Number(String(rows[0]?.v ?? "0").split(".")[0]) >= 20 ? ("server" as const) : ("client" as const)))
+      .catch((err) => {
+        binding = undefined; // retry the detection on the next call
+        throw err;
+      }));
   return {
     client,
-    /**
-     * SELECT with `{name:Type}` placeholders bound from `params` (never string concatenation).
-     * Bound client-side with type checks (see clickhouse-params.ts: the stack's ClickHouse 18.16
-     * has no server-side parameters).
-     */
+    paramBinding,
+    /** SELECT with `{name:Type}` placeholders bound from `params` (never string concatenation). */
     async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-      const rs = await client.query({ query: bindParams(query, params), format: "JSONEachRow" });
+      const rs =
+        (await paramBinding()) === "server"
+          ? await client.query({ query, query_params: params, format: "JSONEachRow" })
+          : await client.query({ query: bindParams(query, params), format: "JSONEachRow" });
       return rs.json<T>();
     },
     async command(query: string, params: Record<string, unknown> = {}) {
-      await client.command({ query: bindParams(query, params) });
+      if ((await paramBinding()) === "server") await client.command({ query, query_params: params });
+      else await client.command({ query: bindParams(query, params) });
     },
     async insert<T>(table: string, values: T[]) {
       await client.insert({ table, values, format: "JSONEachRow" });
