@@ -158,7 +158,12 @@ export class TradingPlatform extends pulumi.ComponentResource {
           env: {
             LOG_LEVEL: config.logLevel,
             ...(def.name === "api-gateway"
-              ? { RATE_LIMIT_WINDOW_MS: String(config.rateLimit.windowMs), RATE_LIMIT_MAX_REQUESTS: String(config.rateLimit.maxRequests) }
+              ? {
+                  RATE_LIMIT_WINDOW_MS: String(config.rateLimit.windowMs),
+                  RATE_LIMIT_MAX_REQUESTS: String(config.rateLimit.maxRequests),
+                  // Behind Nginx / the ingress controller: per-IP limits use X-Forwarded-For.
+                  TRUST_PROXY: "1",
+                }
               : {}),
             ...(def.tier === "trading" ? { TRADING_MODE: config.trading.mode, MARKET_DATA_SOURCE: config.trading.marketDataSource } : {}),
           },
