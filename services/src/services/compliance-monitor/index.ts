@@ -56,28 +56,46 @@ export default defineService({
     for (const r of past.rows) run(r.payload);
     ctx.log.info({ replayed: past.rowCount }, "compliance state rebuilt from the audit trail");
 
+    const RULES = ["RESTRICTED_SYMBOL", "POSITION_LIMIT", "WASH_TRADE", "SPOOFING", "LAYERING", "EXCESSIVE_CANCEL_RATIO"];
+    const publish = (alerts: ComplianceAlert[]) =>
+      kafka.send(TOPICS.complianceAlerts, alerts.map((al) => ({ key: al.userId, value: JSON.stringify(al), headers: { "event-id": al.alertId } })));
+
+    /**
+     * Audit row and alerts are written in one transaction, then the alerts are published. A
+     * redelivered event (audit row already there) is not evaluated again, but its stored alerts are
+     * published again: a crash between commit and publish cannot lose an alert (at-least-once,
+     * deterministic alert ids).
+     */
     async function handle(eventId: string, topic: string, a: Audited): Promise<void> {
       const userId = a.source === "order" ? a.ev.userId : a.fill.userId;
       const symbol = a.source === "order" ? a.ev.symbol : a.fill.symbol;
       const kind = a.source === "order" ? a.ev.kind : "fill";
-      const ins = await pg.query("INSERT INTO cm_audit (event_id, source, kind, user_id, symbol, payload) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (event_id) DO NOTHING", [
-        eventId,
-        topic,
-        kind,
-        userId,
-        symbol,
-        JSON.stringify(a),
-      ]);
-      if (ins.rowCount === 0) return; // duplicate delivery: already evaluated
-      const alerts = run(a);
-      if (alerts.length === 0) return;
-      for (const al of alerts)
-        await pg.query(
-          "INSERT INTO cm_alerts (alert_id, rule, user_id, symbol, severity, message, evidence, event_ts) VALUES ($1,$2,$3,$4,$5,$6,$7, to_timestamp($8::double precision / 1000)) ON CONFLICT DO NOTHING",
-          [al.alertId, al.rule, al.userId, al.symbol, al.severity, al.message, JSON.stringify(al.evidence), al.ts],
-        );
-      await kafka.send(TOPICS.complianceAlerts, alerts.map((al) => ({ key: al.userId, value: JSON.stringify(al), headers: { "event-id": al.alertId } })));
-      ctx.log.warn({ alerts: alerts.map((a) => ({ rule: a.rule, userId: a.userId, symbol: a.symbol })) }, "compliance alerts raised");
+      const alerts = await pg.transaction(async (tx) => {
+        const ins = await tx.query("INSERT INTO cm_audit (event_id, source, kind, user_id, symbol, payload) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (event_id) DO NOTHING", [
+          eventId,
+          topic,
+          kind,
+          userId,
+          symbol,
+          JSON.stringify(a),
+        ]);
+        if (ins.rowCount === 0) {
+          const again = await tx.query<{ alert_id: string; rule: string; user_id: string; symbol: string; severity: string; message: string; evidence: string[]; ts: string }>(
+            `SELECT alert_id, rule, user_id, symbol, severity, message, evidence, (extract(epoch FROM event_ts) * 1000)::bigint::text AS ts FROM cm_alerts WHERE alert_id = ANY($1::text[])`,
+            [RULES.map((r) => `${r}:${eventId}`)],
+          );
+          return again.rows.map((r): ComplianceAlert => ({ alertId: r.alert_id, rule: r.rule as ComplianceAlert["rule"], userId: r.user_id, symbol: r.symbol, severity: r.severity as ComplianceAlert["severity"], message: r.message, evidence: r.evidence, ts: Number(r.ts) }));
+        }
+        const raised = run(a);
+        for (const al of raised)
+          await tx.query(
+            "INSERT INTO cm_alerts (alert_id, rule, user_id, symbol, severity, message, evidence, event_ts) VALUES ($1,$2,$3,$4,$5,$6,$7, to_timestamp($8::double precision / 1000)) ON CONFLICT DO NOTHING",
+            [al.alertId, al.rule, al.userId, al.symbol, al.severity, al.message, JSON.stringify(al.evidence), al.ts],
+          );
+        if (raised.length) ctx.log.warn({ alerts: raised.map((x) => ({ rule: x.rule, userId: x.userId, symbol: x.symbol })) }, "compliance alerts raised");
+        return raised;
+      });
+      if (alerts.length) await publish(alerts);
     }
 
     const listAlerts = async (userId: string | null, limit: number) =>
