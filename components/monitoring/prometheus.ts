@@ -31,8 +31,8 @@ export function prometheusConfig(services: readonly ServiceDefinition[], scrapeI
       "    metrics_path: /metrics",
       "    static_configs:",
       `      - targets: ["${s.name}:${s.port}"]`,
+      // The kit labels every series with `service` itself; the target adds only the tier.
       "        labels:",
-      `          service: ${s.name}`,
       `          tier: ${s.tier}`,
     );
   }
@@ -50,7 +50,7 @@ export interface AlertRule {
 /**
  * Alerts every platform needs: a target down, error and latency budgets, a failing dependency
  * seen by the services' readiness checks, and Prometheus' own rule/scrape health. Metric names are
- * those the service kit exports (http_request_duration_seconds, dependency_up).
+ * those the service kit exports (http_request_duration_seconds, service_dependency_up).
  */
 export const alertRules: readonly AlertRule[] = [
   { alert: "ServiceDown", expr: "up == 0", for: "2m", severity: "critical", summary: "{{ $labels.job }} has been unreachable for 2 minutes" },
@@ -70,7 +70,7 @@ export const alertRules: readonly AlertRule[] = [
   },
   {
     alert: "DependencyDown",
-    expr: "min by (service, dependency) (dependency_up) == 0",
+    expr: "min by (service, dependency) (service_service_dependency_up) == 0",
     for: "2m",
     severity: "critical",
     summary: "{{ $labels.service }} cannot reach {{ $labels.dependency }}",
