@@ -53,7 +53,7 @@ export function serviceOverviewDashboard(services: readonly ServiceDefinition[])
       unit: "percentunit",
     },
     { title: "p99 latency", expr: "histogram_quantile(0.99, sum by (service, le) (rate(http_request_duration_seconds_bucket[5m])))", unit: "s" },
-    { title: "Dependencies up", expr: "min by (service, dependency) (service_service_dependency_up)", unit: "bool" },
+    { title: "Dependencies up", expr: "min by (service, dependency) (service_dependency_up)", unit: "bool" },
     { title: "Targets up", expr: "up", unit: "bool" },
   ];
   const dashboard = {

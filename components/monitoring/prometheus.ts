@@ -70,7 +70,7 @@ export const alertRules: readonly AlertRule[] = [
   },
   {
     alert: "DependencyDown",
-    expr: "min by (service, dependency) (service_service_dependency_up) == 0",
+    expr: "min by (service, dependency) (service_dependency_up) == 0",
     for: "2m",
     severity: "critical",
     summary: "{{ $labels.service }} cannot reach {{ $labels.dependency }}",
