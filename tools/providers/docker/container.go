@@ -1,0 +1,530 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+)
+
+// container: docker:index/container:Container. Implemented inputs: see containerInputs; every other
+// input is rejected by Check. Outputs: the inputs plus exitCode, containerLogs (attach/logs),
+// networkDatas and external ports chosen by the engine.
+//
+// uploads are copied into the created container before it starts (PUT /containers/{id}/archive).
+// The engine refuses that for a read-only root file system, so for readOnly containers each upload
+// is written below uploadsDir() on this host and bind-mounted read-only at its path instead (the
+// engine must then be local: DOCKER_HOST unix://).
+type container struct{ eng *engine }
+
+var containerInputs = set("name", "hostname", "image", "command", "entrypoints", "envs", "networksAdvanced",
+	"ports", "volumes", "uploads", "tmpfs", "healthcheck", "memory", "cpus", "user", "readOnly", "capabilities",
+	"securityOpts", "privileged", "labels", "logDriver", "logOpts", "restart", "maxRetryCount", "mustRun", "attach",
+	"logs", "wait", "waitTimeout", "destroyGraceSeconds", "start", "workingDir", "init", "stopSignal", "stopTimeout",
+	"removeVolumes", "rm")
+
+func (c *container) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
+	f := unsupported(m, containerInputs)
+	for _, k := range []string{"name", "image"} {
+		if v, ok := m[resource.PropertyKey(k)]; !ok || v.IsNull() {
+			f = append(f, &pulumirpc.CheckFailure{Property: k, Reason: fmt.Sprintf("missing required property '%s' (required by this provider)", k)})
+		}
+	}
+	setDefault(m, "mustRun", resource.NewBoolProperty(true))
+	setDefault(m, "start", resource.NewBoolProperty(true))
+	setDefault(m, "restart", str("no"))
+	setDefault(m, "logDriver", str("json-file"))
+	setDefault(m, "attach", resource.NewBoolProperty(false))
+	setDefault(m, "logs", resource.NewBoolProperty(false))
+	setDefault(m, "wait", resource.NewBoolProperty(false))
+	setDefault(m, "waitTimeout", resource.NewNumberProperty(60))
+	setDefault(m, "removeVolumes", resource.NewBoolProperty(true))
+	if pvv, ok := pv(m, "ports"); ok && pvv.IsArray() {
+		arr := make([]resource.PropertyValue, 0, len(pvv.ArrayValue()))
+		for _, p := range pvv.ArrayValue() {
+			if p.IsObject() {
+				o := p.ObjectValue().Copy()
+				setDefault(o, "ip", str("0.0.0.0"))
+				setDefault(o, "protocol", str("tcp"))
+				p = resource.NewObjectProperty(o)
+			}
+			arr = append(arr, p)
+		}
+		m["ports"] = resource.NewArrayProperty(arr)
+	}
+	if v, ok := pv(m, "cpus"); ok && v.IsString() {
+		if _, err := strconv.ParseFloat(v.StringValue(), 64); err != nil {
+			f = append(f, &pulumirpc.CheckFailure{Property: "cpus", Reason: fmt.Sprintf("cpus %q is not a number", v.StringValue())})
+		}
+	}
+	if hc, ok := getObj(m, "healthcheck"); ok {
+		for _, k := range []string{"interval", "timeout", "startPeriod", "startInterval"} {
+			if s := getString(hc, k, ""); s != "" {
+				if _, err := time.ParseDuration(s); err != nil {
+					f = append(f, &pulumirpc.CheckFailure{Property: "healthcheck." + k, Reason: err.Error()})
+				}
+			}
+		}
+	}
+	if getBool(m, "attach", false) && getBool(m, "wait", false) {
+		f = append(f, &pulumirpc.CheckFailure{Property: "wait", Reason: "attach and wait cannot both be set"})
+	}
+	return f
+}
+
+func (c *container) outputs(in resource.PropertyMap) resource.PropertyMap {
+	out := resource.PropertyMap{"networkDatas": computed(), "exitCode": computed(), "containerLogs": computed()}
+	if pvv, ok := pv(in, "ports"); ok && pvv.ContainsUnknowns() || ok && len(getObjList(in, "ports")) > 0 {
+		out["ports"] = computed()
+	}
+	return out
+}
+
+func (c *container) deleteBeforeReplace() bool { return true }
+func (c *container) inPlace() map[string]bool  { return nil }
+
+func dur(s string) int64 {
+	d, _ := time.ParseDuration(s)
+	return int64(d)
+}
+
+// createBody maps the inputs to the engine's container create request.
+func createBody(in resource.PropertyMap) (map[string]any, []string) {
+	cfg := map[string]any{"Image": getString(in, "image", "")}
+	if v := getString(in, "hostname", ""); v != "" {
+		cfg["Hostname"] = v
+	}
+	if v := getString(in, "user", ""); v != "" {
+		cfg["User"] = v
+	}
+	if v := getString(in, "workingDir", ""); v != "" {
+		cfg["WorkingDir"] = v
+	}
+	if v := getString(in, "stopSignal", ""); v != "" {
+		cfg["StopSignal"] = v
+	}
+	if v := getInt(in, "stopTimeout", -1); v >= 0 {
+		cfg["StopTimeout"] = v
+	}
+	if v := getStringList(in, "envs"); v != nil {
+		cfg["Env"] = v
+	}
+	if v := getStringList(in, "command"); v != nil {
+		cfg["Cmd"] = v
+	}
+	if v := getStringList(in, "entrypoints"); v != nil {
+		cfg["Entrypoint"] = v
+	}
+	cfg["Labels"] = labelsOf(in, "labels")
+	if hc, ok := getObj(in, "healthcheck"); ok {
+		cfg["Healthcheck"] = map[string]any{
+			"Test":          getStringList(hc, "tests"),
+			"Interval":      dur(getString(hc, "interval", "0s")),
+			"Timeout":       dur(getString(hc, "timeout", "0s")),
+			"StartPeriod":   dur(getString(hc, "startPeriod", "0s")),
+			"StartInterval": dur(getString(hc, "startInterval", "0s")),
+			"Retries":       getInt(hc, "retries", 0),
+		}
+	}
+	host := map[string]any{
+		"Privileged":     getBool(in, "privileged", false),
+		"ReadonlyRootfs": getBool(in, "readOnly", false),
+		"SecurityOpt":    getStringList(in, "securityOpts"),
+		"RestartPolicy":  map[string]any{"Name": getString(in, "restart", "no"), "MaximumRetryCount": getInt(in, "maxRetryCount", 0)},
+		"LogConfig":      map[string]any{"Type": getString(in, "logDriver", "json-file"), "Config": getStringMap(in, "logOpts")},
+	}
+	if v, ok := pv(in, "init"); ok && v.IsBool() {
+		host["Init"] = v.BoolValue()
+	}
+	if v := getInt(in, "memory", 0); v > 0 {
+		host["Memory"] = int64(v) * 1024 * 1024
+	}
+	if v := getString(in, "cpus", ""); v != "" {
+		cpus, _ := strconv.ParseFloat(v, 64)
+		host["NanoCpus"] = int64(cpus * 1e9)
+	}
+	if caps, ok := getObj(in, "capabilities"); ok {
+		host["CapAdd"] = getStringList(caps, "adds")
+		host["CapDrop"] = getStringList(caps, "drops")
+	}
+	if v := getStringMap(in, "tmpfs"); len(v) > 0 {
+		host["Tmpfs"] = v
+	}
+	var mounts []map[string]any
+	for _, v := range getObjList(in, "volumes") {
+		m := map[string]any{"Target": getString(v, "containerPath", ""), "ReadOnly": getBool(v, "readOnly", false)}
+		if hp := getString(v, "hostPath", ""); hp != "" {
+			m["Type"], m["Source"] = "bind", hp
+		} else {
+			m["Type"], m["Source"] = "volume", getString(v, "volumeName", "")
+		}
+		mounts = append(mounts, m)
+	}
+	exposed := map[string]any{}
+	bindings := map[string][]map[string]string{}
+	for _, p := range getObjList(in, "ports") {
+		key := fmt.Sprintf("%d/%s", getInt(p, "internal", 0), getString(p, "protocol", "tcp"))
+		exposed[key] = map[string]any{}
+		hp := ""
+		if e := getInt(p, "external", 0); e > 0 {
+			hp = strconv.Itoa(e)
+		}
+		bindings[key] = append(bindings[key], map[string]string{"HostIp": getString(p, "ip", "0.0.0.0"), "HostPort": hp})
+	}
+	if len(exposed) > 0 {
+		cfg["ExposedPorts"] = exposed
+		host["PortBindings"] = bindings
+	}
+	var extraNets []string
+	nets := getObjList(in, "networksAdvanced")
+	if len(nets) > 0 {
+		first := nets[0]
+		host["NetworkMode"] = getString(first, "name", "")
+		ep := map[string]any{"Aliases": getStringList(first, "aliases")}
+		cfg["NetworkingConfig"] = map[string]any{"EndpointsConfig": map[string]any{getString(first, "name", ""): ep}}
+		for _, n := range nets[1:] {
+			extraNets = append(extraNets, getString(n, "name", ""))
+		}
+	}
+	if mounts != nil {
+		host["Mounts"] = mounts
+	}
+	cfg["HostConfig"] = host
+	return cfg, extraNets
+}
+
+type upload struct {
+	file string
+	mode int64
+	data []byte
+}
+
+func uploadsOf(in resource.PropertyMap) ([]upload, error) {
+	var out []upload
+	for _, u := range getObjList(in, "uploads") {
+		up := upload{file: getString(u, "file", ""), mode: 0o644}
+		if p := getString(u, "permissions", ""); p != "" {
+			m, err := strconv.ParseInt(p, 8, 32)
+			if err != nil {
+				return nil, fmt.Errorf("upload %s: permissions %q: %w", up.file, p, err)
+			}
+			up.mode = m
+		} else if getBool(u, "executable", false) {
+			up.mode = 0o755
+		}
+		switch {
+		case getString(u, "contentBase64", "") != "":
+			b, err := base64.StdEncoding.DecodeString(getString(u, "contentBase64", ""))
+			if err != nil {
+				return nil, fmt.Errorf("upload %s: contentBase64: %w", up.file, err)
+			}
+			up.data = b
+		case getString(u, "source", "") != "":
+			b, err := os.ReadFile(getString(u, "source", ""))
+			if err != nil {
+				return nil, fmt.Errorf("upload %s: %w", up.file, err)
+			}
+			up.data = b
+		default:
+			up.data = []byte(getString(u, "content", ""))
+		}
+		if !path.IsAbs(up.file) {
+			return nil, fmt.Errorf("upload %q: the path must be absolute", up.file)
+		}
+		out = append(out, up)
+	}
+	return out, nil
+}
+
+func uploadTar(ups []upload) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, u := range ups {
+		hdr := &tar.Header{Name: strings.TrimPrefix(path.Clean(u.file), "/"), Mode: u.mode, Size: int64(len(u.data)), Typeflag: tar.TypeReg, ModTime: time.Now()}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(u.data); err != nil {
+			return nil, err
+		}
+	}
+	err := tw.Close()
+	return buf.Bytes(), err
+}
+
+func uploadsDir(name string) string {
+	base := os.Getenv("PULUMI_DOCKER_UPLOADS_DIR")
+	if base == "" {
+		base = "/var/lib/pulumi-resource-docker/uploads"
+	}
+	return filepath.Join(base, name)
+}
+
+type containerState struct {
+	Id    string
+	Name  string
+	State struct {
+		Status     string
+		Running    bool
+		Restarting bool
+		ExitCode   int
+		Health     *struct {
+			Status string
+			Log    []struct {
+				ExitCode int
+				Output   string
+			}
+		}
+	}
+	NetworkSettings struct {
+		Ports    map[string][]struct{ HostIp, HostPort string }
+		Networks map[string]struct {
+			IPAddress, Gateway, MacAddress, GlobalIPv6Address, IPv6Gateway string
+			IPPrefixLen, GlobalIPv6PrefixLen                               int
+		}
+	}
+}
+
+func (c *container) inspect(ctx context.Context, id string) (*containerState, error) {
+	var st containerState
+	err := c.eng.call(ctx, "GET", "/containers/"+url.PathEscape(id)+"/json", nil, nil, &st)
+	return &st, err
+}
+
+func (c *container) logs(ctx context.Context, id string) (string, error) {
+	resp, err := c.eng.do(ctx, "GET", "/containers/"+url.PathEscape(id)+"/logs", url.Values{"stdout": {"1"}, "stderr": {"1"}}, nil, "")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return demuxLogs(b), err
+}
+
+func (c *container) create(ctx context.Context, in resource.PropertyMap) (id string, out resource.PropertyMap, err error) {
+	name := getString(in, "name", "")
+	body, extraNets := createBody(in)
+	ups, err := uploadsOf(in)
+	if err != nil {
+		return "", nil, err
+	}
+	readOnly := getBool(in, "readOnly", false)
+	if readOnly && len(ups) > 0 {
+		if !c.eng.local {
+			return "", nil, fmt.Errorf("uploads into a readOnly container need a local engine (bind mounts)")
+		}
+		dir := uploadsDir(name)
+		_ = os.RemoveAll(dir)
+		host := body["HostConfig"].(map[string]any)
+		mounts, _ := host["Mounts"].([]map[string]any)
+		for i, u := range ups {
+			src := filepath.Join(dir, strconv.Itoa(i), filepath.Base(u.file))
+			if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+				return "", nil, err
+			}
+			if err := os.WriteFile(src, u.data, os.FileMode(u.mode)); err != nil {
+				return "", nil, err
+			}
+			if err := os.Chmod(src, os.FileMode(u.mode)); err != nil {
+				return "", nil, err
+			}
+			mounts = append(mounts, map[string]any{"Type": "bind", "Source": src, "Target": u.file, "ReadOnly": true})
+		}
+		host["Mounts"] = mounts
+	}
+	var created struct{ Id string }
+	if err := c.eng.call(ctx, "POST", "/containers/create", url.Values{"name": {name}}, body, &created); err != nil {
+		return "", nil, fmt.Errorf("create container %s: %w", name, err)
+	}
+	id = created.Id
+	// Any failure from here on removes the container: the resource is not recorded, the next up retries.
+	defer func() {
+		if err != nil {
+			_ = c.remove(context.Background(), id, name, 0, true)
+		}
+	}()
+	for _, n := range extraNets {
+		if err := c.eng.call(ctx, "POST", "/networks/"+url.PathEscape(n)+"/connect", nil, map[string]any{"Container": id}, nil); err != nil {
+			return "", nil, fmt.Errorf("connect %s to network %s: %w", name, n, err)
+		}
+	}
+	if len(ups) > 0 && !readOnly {
+		tb, err := uploadTar(ups)
+		if err != nil {
+			return "", nil, err
+		}
+		if _, err := c.eng.do(ctx, "PUT", "/containers/"+url.PathEscape(id)+"/archive", url.Values{"path": {"/"}}, bytes.NewReader(tb), "application/x-tar"); err != nil {
+			return "", nil, fmt.Errorf("upload files into %s: %w", name, err)
+		}
+	}
+	out = in.Copy()
+	if getBool(in, "start", true) {
+		if err := c.eng.call(ctx, "POST", "/containers/"+url.PathEscape(id)+"/start", nil, nil, nil); err != nil {
+			return "", nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		switch {
+		case getBool(in, "attach", false):
+			var w struct{ StatusCode int }
+			if err := c.eng.call(ctx, "POST", "/containers/"+url.PathEscape(id)+"/wait", url.Values{"condition": {"not-running"}}, nil, &w); err != nil {
+				return "", nil, fmt.Errorf("wait for %s: %w", name, err)
+			}
+			logs, lerr := c.logs(ctx, id)
+			if w.StatusCode != 0 {
+				return "", nil, fmt.Errorf("container %s exited with code %d; last log lines:\n%s", name, w.StatusCode, tailLines(logs, 30))
+			}
+			if lerr != nil {
+				return "", nil, lerr
+			}
+			out["exitCode"] = resource.NewNumberProperty(float64(w.StatusCode))
+			if getBool(in, "logs", false) {
+				out["containerLogs"] = str(logs)
+			}
+		case getBool(in, "wait", false):
+			if err := c.waitHealthy(ctx, id, name, time.Duration(getInt(in, "waitTimeout", 60))*time.Second); err != nil {
+				return "", nil, err
+			}
+		case getBool(in, "mustRun", true):
+			st, err := c.inspect(ctx, id)
+			if err != nil {
+				return "", nil, err
+			}
+			if !st.State.Running {
+				logs, _ := c.logs(ctx, id)
+				return "", nil, fmt.Errorf("container %s is not running (%s, exit code %d); last log lines:\n%s", name, st.State.Status, st.State.ExitCode, tailLines(logs, 30))
+			}
+		}
+	}
+	st, err := c.inspect(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	fillRuntime(out, st)
+	return id, out, nil
+}
+
+func (c *container) waitHealthy(ctx context.Context, id, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := c.inspect(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !st.State.Running && !st.State.Restarting {
+			logs, _ := c.logs(ctx, id)
+			return fmt.Errorf("container %s stopped (%s, exit code %d) before it was healthy; last log lines:\n%s", name, st.State.Status, st.State.ExitCode, tailLines(logs, 30))
+		}
+		if st.State.Health == nil {
+			return nil // no health check: running is all there is to wait for
+		}
+		if st.State.Health.Status == "healthy" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			last := "(no health check has run yet)"
+			if n := len(st.State.Health.Log); n > 0 {
+				l := st.State.Health.Log[n-1]
+				last = fmt.Sprintf("exit code %d: %s", l.ExitCode, strings.TrimSpace(l.Output))
+			}
+			logs, _ := c.logs(ctx, id)
+			return fmt.Errorf("container %s was not healthy after %s (health status %s); last health check %s\nlast log lines:\n%s", name, timeout, st.State.Health.Status, last, tailLines(logs, 20))
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// fillRuntime adds what the engine chose: networkDatas and the host ports of published ports.
+func fillRuntime(out resource.PropertyMap, st *containerState) {
+	var nds []resource.PropertyValue
+	for nname, n := range st.NetworkSettings.Networks {
+		nds = append(nds, resource.NewObjectProperty(resource.PropertyMap{
+			"networkName":            str(nname),
+			"ipAddress":              str(n.IPAddress),
+			"ipPrefixLength":         resource.NewNumberProperty(float64(n.IPPrefixLen)),
+			"gateway":                str(n.Gateway),
+			"macAddress":             str(n.MacAddress),
+			"globalIpv6Address":      str(n.GlobalIPv6Address),
+			"globalIpv6PrefixLength": resource.NewNumberProperty(float64(n.GlobalIPv6PrefixLen)),
+			"ipv6Gateway":            str(n.IPv6Gateway),
+		}))
+	}
+	if nds == nil {
+		nds = []resource.PropertyValue{}
+	}
+	out["networkDatas"] = resource.NewArrayProperty(nds)
+	if pvv, ok := pv(out, "ports"); ok && pvv.IsArray() {
+		var arr []resource.PropertyValue
+		for _, p := range pvv.ArrayValue() {
+			if p.IsObject() {
+				o := p.ObjectValue().Copy()
+				if getInt(o, "external", 0) == 0 {
+					key := fmt.Sprintf("%d/%s", getInt(o, "internal", 0), getString(o, "protocol", "tcp"))
+					if b := st.NetworkSettings.Ports[key]; len(b) > 0 {
+						if hp, err := strconv.Atoi(b[0].HostPort); err == nil {
+							o["external"] = resource.NewNumberProperty(float64(hp))
+						}
+					}
+				}
+				p = resource.NewObjectProperty(o)
+			}
+			arr = append(arr, p)
+		}
+		out["ports"] = resource.NewArrayProperty(arr)
+	}
+}
+
+// read: gone when the engine no longer has the container.
+func (c *container) read(ctx context.Context, id string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
+	st, err := c.inspect(ctx, id)
+	if isNotFound(err) {
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, nil, err
+	}
+	out := state.Copy()
+	fillRuntime(out, st)
+	return true, out, nil
+}
+
+// remove stops the container with the grace period, then removes it (also when already exited).
+func (c *container) remove(ctx context.Context, id, name string, grace int, removeVolumes bool) error {
+	err := c.eng.call(ctx, "POST", "/containers/"+url.PathEscape(id)+"/stop", url.Values{"t": {strconv.Itoa(grace)}}, nil, nil)
+	if err != nil && !isNotFound(err) && !isStatus(err, 304) {
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	err = c.eng.call(ctx, "DELETE", "/containers/"+url.PathEscape(id), url.Values{"v": {strconv.FormatBool(removeVolumes)}, "force": {"1"}}, nil, nil)
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	// Removal of a container is asynchronous in some engines: wait until its name is free.
+	for i := 0; i < 100; i++ {
+		if _, err := c.inspect(ctx, id); isNotFound(err) {
+			break
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	if name != "" {
+		_ = os.RemoveAll(uploadsDir(name))
+	}
+	return nil
+}
+
+func (c *container) delete(ctx context.Context, id string, state resource.PropertyMap) error {
+	return c.remove(ctx, id, getString(state, "name", ""), getInt(state, "destroyGraceSeconds", 10), getBool(state, "removeVolumes", true))
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+)
+
+// image: docker:index/image:Image (imageName, build {context, dockerfile, args, platform, target},
+// skipPush, buildOnPreview, registry) -> imageName, repoDigest (empty: never pushed), baseImageName,
+// context, dockerfile, platform, registryServer.
+// Builds with the engine's classic builder (POST /build with a context tar that honours
+// .dockerignore). Pushing is not implemented: skipPush must be true. Check stores the hash of the
+// context files that .dockerignore keeps as the hidden input "contextDigest", so editing a file in
+// the context replaces (rebuilds) the image. Delete leaves the local image in place (as upstream).
+type image struct{ eng *engine }
+
+var imageInputs = set("imageName", "build", "skipPush", "buildOnPreview", "registry", "contextDigest")
+var buildInputs = set("context", "dockerfile", "args", "platform", "target")
+
+const digestKey = "contextDigest"
+
+func (i *image) outputs(in resource.PropertyMap) resource.PropertyMap {
+	out := resource.PropertyMap{"repoDigest": computed(), "platform": computed(), "registryServer": computed(),
+		"baseImageName": computed(), "context": computed(), "dockerfile": computed()}
+	if _, ok := pv(in, "imageName"); !ok {
+		out["imageName"] = computed()
+	}
+	return out
+}
+
+func (i *image) deleteBeforeReplace() bool { return false }
+func (i *image) inPlace() map[string]bool  { return nil }
+
+// buildPaths resolves the context (default ".") and the Dockerfile (default <context>/Dockerfile;
+// a relative path is taken from the working directory, the program's, else from the context).
+func buildPaths(in resource.PropertyMap) (ctxDir, dockerfile string, err error) {
+	b, _ := getObj(in, "build")
+	ctxDir = getString(b, "context", ".")
+	if ctxDir, err = filepath.Abs(ctxDir); err != nil {
+		return "", "", err
+	}
+	dockerfile = getString(b, "dockerfile", "")
+	switch {
+	case dockerfile == "":
+		dockerfile = filepath.Join(ctxDir, "Dockerfile")
+	case !filepath.IsAbs(dockerfile):
+		if _, serr := os.Stat(dockerfile); serr == nil {
+			dockerfile, _ = filepath.Abs(dockerfile)
+		} else {
+			dockerfile = filepath.Join(ctxDir, dockerfile)
+		}
+	}
+	return ctxDir, dockerfile, nil
+}
+
+func (i *image) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
+	f := unsupported(m, imageInputs)
+	if b, ok := getObj(m, "build"); ok {
+		for _, bf := range unsupported(b, buildInputs) {
+			bf.Property = "build." + bf.Property
+			f = append(f, bf)
+		}
+	}
+	if v, ok := m["imageName"]; !ok || v.IsNull() {
+		f = append(f, &pulumirpc.CheckFailure{Property: "imageName", Reason: "missing required property 'imageName'"})
+	}
+	if v, ok := pv(m, "skipPush"); ok && v.IsBool() && !v.BoolValue() {
+		f = append(f, &pulumirpc.CheckFailure{Property: "skipPush", Reason: "pushing images is not supported by this repo's pulumi-resource-docker: set skipPush: true"})
+	}
+	if bv, ok := m["build"]; ok && bv.ContainsUnknowns() {
+		m[digestKey] = computed()
+		return f
+	}
+	ctxDir, dockerfile, err := buildPaths(m)
+	if err == nil {
+		var digest string
+		if digest, err = hashContext(ctxDir, dockerfile); err == nil {
+			m[digestKey] = str(digest)
+		}
+	}
+	if err != nil {
+		f = append(f, &pulumirpc.CheckFailure{Property: "build.context", Reason: err.Error()})
+	}
+	return f
+}
+
+func (i *image) create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
+	name := getString(in, "imageName", "")
+	ctxDir, dockerfile, err := buildPaths(in)
+	if err != nil {
+		return "", nil, err
+	}
+	b, _ := getObj(in, "build")
+	dfName := relInside(ctxDir, dockerfile)
+	extra := ".dockerfile.pulumi-resource-docker"
+	if dfName == "" {
+		dfName = extra
+	}
+	q := url.Values{"t": {name}, "dockerfile": {dfName}, "rm": {"1"}, "forcerm": {"1"}}
+	if args := getStringMap(b, "args"); len(args) > 0 {
+		j, _ := json.Marshal(args)
+		q.Set("buildargs", string(j))
+	}
+	if t := getString(b, "target", ""); t != "" {
+		q.Set("target", t)
+	}
+	platform := getString(b, "platform", "")
+	if platform != "" {
+		// The classic builder of older engines rejects "platform"; the engine's own platform needs none.
+		var v struct{ Os, Arch string }
+		if err := i.eng.call(ctx, "GET", "/version", nil, nil, &v); err != nil || platform != v.Os+"/"+v.Arch {
+			q.Set("platform", platform)
+		}
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeContextTar(pw, ctxDir, dockerfile, extra)) }()
+	resp, err := i.eng.do(ctx, "POST", "/build", q, pr, "application/x-tar")
+	if err != nil {
+		pr.CloseWithError(err)
+		return "", nil, fmt.Errorf("build %s: %w", name, err)
+	}
+	tail, _, err := jsonStream(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", nil, fmt.Errorf("build %s (context %s): %w\n%s", name, ctxDir, err, strings.Join(tail, "\n"))
+	}
+	info, err := inspectImage(ctx, i.eng, name)
+	if err != nil {
+		return "", nil, fmt.Errorf("build %s: image not found after build: %w", name, err)
+	}
+	out := in.Copy()
+	out["imageName"] = str(name)
+	out["baseImageName"] = str(name)
+	out["context"] = str(ctxDir)
+	out["dockerfile"] = str(dockerfile)
+	out["platform"] = str(platform)
+	out["registryServer"] = str("")
+	out["repoDigest"] = str("")
+	return info.Id, out, nil
+}
+
+// read: gone when the tag no longer exists locally (the next up rebuilds it).
+func (i *image) read(ctx context.Context, _ string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
+	_, err := inspectImage(ctx, i.eng, getString(state, "imageName", ""))
+	if isNotFound(err) {
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, nil, err
+	}
+	return true, state, nil
+}
+
+func (i *image) delete(context.Context, string, resource.PropertyMap) error { return nil }

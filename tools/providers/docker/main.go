@@ -1,0 +1,19 @@
+// Command pulumi-resource-docker is this repo's own minimal Pulumi resource provider for the
+// docker package (see provider.go for what it implements).
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	prov, err := newProvider()
+	if err == nil {
+		err = serve(prov)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pulumi-resource-docker: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+)
+
+func TestDockerignore(t *testing.T) {
+	m, err := parseDockerignore(strings.NewReader("# c\nnode_modules\ndist\n*.log\n.env.*\n**/tmp\n!keep.log\ndocs/**/*.md\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]bool{
+		"node_modules":            true,
+		"node_modules/x/index.js": true,
+		"src/node_modules/x":      false, // "node_modules" is anchored at the context root
+		"dist/main.js":            true,
+		"a.log":                   true,
+		"src/a.log":               false, // "*" does not cross "/"
+		"keep.log":                false,
+		".env.local":              true,
+		".env":                    false,
+		"tmp":                     true,
+		"a/b/tmp/c":               true,
+		"docs/a/b/c.md":           true,
+		"docs/c.md":               true,
+		"docs/c.txt":              false,
+		"src/main.ts":             false,
+	}
+	for p, want := range cases {
+		if got := m.excluded(p); got != want {
+			t.Errorf("excluded(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestContextHash(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".dockerignore":       "node_modules\n*.log\nDockerfile\n",
+		"Dockerfile":          "FROM x\n",
+		"src/a.ts":            "a",
+		"node_modules/m/i.js": "m",
+		"x.log":               "log",
+	})
+	df := filepath.Join(dir, "Dockerfile")
+	h1, err := hashContext(dir, df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := contextFiles(dir, "Dockerfile")
+	var names []string
+	for _, f := range files {
+		names = append(names, f.rel)
+	}
+	if want := []string{".dockerignore", "Dockerfile", "src", "src/a.ts"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("context files %v, want %v", names, want)
+	}
+	writeFiles(t, dir, map[string]string{"x.log": "changed", "node_modules/m/i.js": "changed"})
+	if h2, _ := hashContext(dir, df); h2 != h1 {
+		t.Fatal("ignored files changed the hash")
+	}
+	writeFiles(t, dir, map[string]string{"src/a.ts": "b"})
+	h3, _ := hashContext(dir, df)
+	if h3 == h1 {
+		t.Fatal("a kept file's change did not change the hash")
+	}
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM y\n"})
+	if h4, _ := hashContext(dir, df); h4 == h3 {
+		t.Fatal("a Dockerfile change (excluded by .dockerignore, but always sent) did not change the hash")
+	}
+	// A Dockerfile outside the context counts too.
+	out := filepath.Join(t.TempDir(), "Dockerfile.x")
+	writeFiles(t, filepath.Dir(out), map[string]string{"Dockerfile.x": "FROM z\n"})
+	h5, _ := hashContext(dir, out)
+	writeFiles(t, filepath.Dir(out), map[string]string{"Dockerfile.x": "FROM w\n"})
+	if h6, _ := hashContext(dir, out); h6 == h5 {
+		t.Fatal("outside Dockerfile change not hashed")
+	}
+}
+
+func props(kv ...any) resource.PropertyMap {
+	m := resource.PropertyMap{}
+	for i := 0; i < len(kv); i += 2 {
+		m[resource.PropertyKey(kv[i].(string))] = resource.NewPropertyValue(kv[i+1])
+	}
+	return m
+}
+
+func TestDiff(t *testing.T) {
+	c := &container{}
+	olds := props("name", "c1", "image", "sha256:1", "envs", []any{"A=1"}, "mustRun", true)
+	if d := diff(c, olds, olds.Copy()); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
+		t.Fatalf("no change expected: %v", d)
+	}
+	news := olds.Copy()
+	news["envs"] = resource.MakeSecret(resource.NewPropertyValue([]any{"A=1"}))
+	if d := diff(c, olds, news); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
+		t.Fatalf("secret wrapper is no change: %v", d)
+	}
+	news["envs"] = resource.NewPropertyValue([]any{"A=2"})
+	d := diff(c, olds, news)
+	if d.Changes != pulumirpc.DiffResponse_DIFF_SOME || !reflect.DeepEqual(d.Replaces, []string{"envs"}) || !d.DeleteBeforeReplace {
+		t.Fatalf("replace with deleteBeforeReplace expected: %v", d)
+	}
+	news = olds.Copy()
+	news["image"] = computed()
+	if d := diff(c, olds, news); !reflect.DeepEqual(d.Replaces, []string{"image"}) {
+		t.Fatalf("unknown image must replace: %v", d)
+	}
+	r := &remoteImage{}
+	ro := props("name", "x:1", "keepLocally", true)
+	rn := props("name", "x:1", "keepLocally", false)
+	if d := diff(r, ro, rn); d.Changes != pulumirpc.DiffResponse_DIFF_SOME || len(d.Replaces) != 0 {
+		t.Fatalf("keepLocally is in place: %v", d)
+	}
+	i := &image{}
+	io := props("imageName", "a:1", digestKey, "sha256:a")
+	in := props("imageName", "a:1", digestKey, "sha256:b")
+	if d := diff(i, io, in); !reflect.DeepEqual(d.Replaces, []string{digestKey}) || d.DeleteBeforeReplace {
+		t.Fatalf("context change must rebuild: %v", d)
+	}
+}
+
+func TestContainerCheckDefaultsAndUnsupported(t *testing.T) {
+	c := &container{}
+	m := props("name", "n", "image", "i", "ports", []any{map[string]any{"internal": 80.0}}, "gpus", "all")
+	f := c.check(nil, m)
+	if len(f) != 1 || f[0].Property != "gpus" {
+		t.Fatalf("failures %v", f)
+	}
+	if !getBool(m, "mustRun", false) || getString(m, "restart", "") != "no" {
+		t.Fatalf("defaults: %v", m)
+	}
+	p := getObjList(m, "ports")[0]
+	if getString(p, "ip", "") != "0.0.0.0" || getString(p, "protocol", "") != "tcp" {
+		t.Fatalf("port defaults: %v", p)
+	}
+}
+
+func TestCreateBody(t *testing.T) {
+	in := props(
+		"name", "svc", "hostname", "h", "image", "sha256:abc",
+		"command", []any{"api"}, "entrypoints", []any{"node", "dist/main.js"},
+		"envs", []any{"A=1", "B=2"},
+		"networksAdvanced", []any{map[string]any{"name": "net1", "aliases": []any{"svc"}}, map[string]any{"name": "net2"}},
+		"ports", []any{map[string]any{"internal": 6379.0, "external": 16379.0, "ip": "127.0.0.1", "protocol": "tcp"}},
+		"volumes", []any{map[string]any{"volumeName": "v1", "containerPath": "/data"}},
+		"tmpfs", map[string]any{"/tmp": "rw,noexec"},
+		"healthcheck", map[string]any{"tests": []any{"CMD", "true"}, "interval": "15s", "timeout": "5s", "retries": 3.0, "startPeriod": "1m"},
+		"memory", 256.0, "cpus", "0.5", "user", "10001:10001", "readOnly", true,
+		"capabilities", map[string]any{"drops": []any{"ALL"}, "adds": []any{"NET_BIND_SERVICE"}},
+		"securityOpts", []any{"no-new-privileges:true"},
+		"labels", []any{map[string]any{"label": "a", "value": "b"}},
+		"logDriver", "json-file", "logOpts", map[string]any{"max-size": "10m"},
+		"restart", "unless-stopped",
+	)
+	b, extra := createBody(in)
+	host := b["HostConfig"].(map[string]any)
+	check := func(what string, got, want any) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %#v, want %#v", what, got, want)
+		}
+	}
+	check("Entrypoint", b["Entrypoint"], []string{"node", "dist/main.js"})
+	check("Cmd", b["Cmd"], []string{"api"})
+	check("Env", b["Env"], []string{"A=1", "B=2"})
+	check("Memory", host["Memory"], int64(256*1024*1024))
+	check("NanoCpus", host["NanoCpus"], int64(500000000))
+	check("NetworkMode", host["NetworkMode"], "net1")
+	check("extra networks", extra, []string{"net2"})
+	check("PortBindings", host["PortBindings"], map[string][]map[string]string{"6379/tcp": {{"HostIp": "127.0.0.1", "HostPort": "16379"}}})
+	check("Mounts", host["Mounts"], []map[string]any{{"Type": "volume", "Source": "v1", "Target": "/data", "ReadOnly": false}})
+	check("CapDrop", host["CapDrop"], []string{"ALL"})
+	check("ReadonlyRootfs", host["ReadonlyRootfs"], true)
+	check("Tmpfs", host["Tmpfs"], map[string]string{"/tmp": "rw,noexec"})
+	check("RestartPolicy", host["RestartPolicy"], map[string]any{"Name": "unless-stopped", "MaximumRetryCount": 0})
+	hc := b["Healthcheck"].(map[string]any)
+	check("Healthcheck.Test", hc["Test"], []string{"CMD", "true"})
+	check("Healthcheck.Interval", hc["Interval"], int64(15e9))
+	check("Healthcheck.StartPeriod", hc["StartPeriod"], int64(60e9))
+	check("Labels", b["Labels"], map[string]string{"a": "b"})
+	nc := b["NetworkingConfig"].(map[string]any)["EndpointsConfig"].(map[string]any)["net1"].(map[string]any)
+	check("Aliases", nc["Aliases"], []string{"svc"})
+}
+
+func TestUploadsAndLogs(t *testing.T) {
+	ups, err := uploadsOf(props("uploads", []any{map[string]any{"file": "/etc/x.conf", "content": "hi", "permissions": "0400"}}))
+	if err != nil || len(ups) != 1 || ups[0].mode != 0o400 || string(ups[0].data) != "hi" {
+		t.Fatalf("uploads %v %v", ups, err)
+	}
+	if _, err := uploadTar(ups); err != nil {
+		t.Fatal(err)
+	}
+	frame := func(stream byte, s string) []byte {
+		n := len(s)
+		return append([]byte{stream, 0, 0, 0, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, s...)
+	}
+	raw := append(frame(1, "out\n"), frame(2, "err\n")...)
+	if got := demuxLogs(raw); got != "out\nerr\n" {
+		t.Fatalf("demux %q", got)
+	}
+	if r, tag := splitRef("ai-trading/redis:7.0.15-local"); r != "ai-trading/redis" || tag != "7.0.15-local" {
+		t.Fatal(r, tag)
+	}
+	if r, tag := splitRef("localhost:5000/x"); r != "localhost:5000/x" || tag != "latest" {
+		t.Fatal(r, tag)
+	}
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+)
+
+// remoteImage: docker:index/remoteImage:RemoteImage (name, keepLocally) -> imageId, repoDigest.
+// The local image is used when present (no pull); a missing one is pulled. keepLocally=true never
+// removes the image; keepLocally=false removes it on delete (errors such as "in use" are returned).
+type remoteImage struct{ eng *engine }
+
+var remoteImageInputs = set("name", "keepLocally")
+
+func (r *remoteImage) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
+	f := unsupported(m, remoteImageInputs)
+	if v, ok := m["name"]; !ok || v.IsNull() {
+		f = append(f, &pulumirpc.CheckFailure{Property: "name", Reason: "missing required property 'name'"})
+	}
+	return f
+}
+
+func (r *remoteImage) outputs(resource.PropertyMap) resource.PropertyMap {
+	return resource.PropertyMap{"imageId": computed(), "repoDigest": computed()}
+}
+
+func (r *remoteImage) deleteBeforeReplace() bool { return false }
+func (r *remoteImage) inPlace() map[string]bool  { return set("keepLocally") }
+
+type imageInfo struct {
+	Id           string
+	RepoTags     []string
+	RepoDigests  []string
+	Os           string
+	Architecture string
+}
+
+func inspectImage(ctx context.Context, eng *engine, name string) (*imageInfo, error) {
+	var info imageInfo
+	if err := eng.call(ctx, "GET", "/images/"+name+"/json", nil, nil, &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+// splitRef splits "repo[:tag][@digest]" into repo and tag (default latest, empty with a digest).
+func splitRef(ref string) (repo, tag string) {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		return ref, ""
+	}
+	slash := strings.LastIndex(ref, "/")
+	if i := strings.LastIndex(ref, ":"); i > slash {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, "latest"
+}
+
+func pullImage(ctx context.Context, eng *engine, ref string) error {
+	repo, tag := splitRef(ref)
+	q := url.Values{"fromImage": {repo}}
+	if tag != "" {
+		q.Set("tag", tag)
+	}
+	resp, err := eng.do(ctx, "POST", "/images/create", q, nil, "")
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	defer resp.Body.Close()
+	tail, _, err := jsonStream(resp.Body)
+	if err != nil {
+		return fmt.Errorf("pull %s: %w\n%s", ref, err, strings.Join(tail, "\n"))
+	}
+	return nil
+}
+
+func (r *remoteImage) create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
+	name := getString(in, "name", "")
+	info, err := inspectImage(ctx, r.eng, name)
+	if isNotFound(err) {
+		if err = pullImage(ctx, r.eng, name); err == nil {
+			info, err = inspectImage(ctx, r.eng, name)
+		}
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return info.Id + name, r.fill(in, info), nil
+}
+
+func (r *remoteImage) fill(state resource.PropertyMap, info *imageInfo) resource.PropertyMap {
+	out := state.Copy()
+	out["imageId"] = str(info.Id)
+	digest := ""
+	if len(info.RepoDigests) > 0 {
+		digest = info.RepoDigests[0]
+	}
+	out["repoDigest"] = str(digest)
+	return out
+}
+
+func (r *remoteImage) read(ctx context.Context, _ string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
+	info, err := inspectImage(ctx, r.eng, getString(state, "name", ""))
+	if isNotFound(err) {
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, nil, err
+	}
+	return true, r.fill(state, info), nil
+}
+
+func (r *remoteImage) delete(ctx context.Context, _ string, state resource.PropertyMap) error {
+	if getBool(state, "keepLocally", false) {
+		return nil
+	}
+	err := r.eng.call(ctx, "DELETE", "/images/"+getString(state, "name", ""), nil, nil, nil)
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}

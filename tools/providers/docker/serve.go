@@ -1,0 +1,52 @@
+package main
+
+// Minimal plugin entry point. The SDK's provider.Main lives in pkg/v3 since the 3.1xx releases
+// (sdk/v3 v3.248.0 has no go/common/resource/provider), and pkg/v3 drags in the whole CLI's
+// dependency graph; this is the same protocol in a few lines on top of sdk/v3's rpcutil:
+// serve gRPC on a free port, print the port, watch the engine's health endpoint, stop on SIGINT.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/grpc"
+)
+
+func serve(prov pulumirpc.ResourceProviderServer) error {
+	flag.String("tracing", "", "ignored (Zipkin tracing endpoint)")
+	flag.Parse()
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	if args := flag.Args(); len(args) >= 1 {
+		var hcCancel context.CancelFunc
+		ctx, hcCancel = context.WithCancel(ctx)
+		defer hcCancel()
+		if err := rpcutil.Healthcheck(ctx, args[0], 5*time.Minute, hcCancel); err != nil {
+			return fmt.Errorf("could not start health check of host RPC %s: %w", args[0], err)
+		}
+	}
+	cancelCh := make(chan bool)
+	go func() {
+		<-ctx.Done()
+		close(cancelCh)
+	}()
+	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
+		Cancel: cancelCh,
+		Init: func(s *grpc.Server) error {
+			pulumirpc.RegisterResourceProviderServer(s, prov)
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d\n", handle.Port)
+	return <-handle.Done
+}
