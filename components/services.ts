@@ -13,6 +13,11 @@ import { DeployedWorkload, probe, Runtime, WorkloadSpec } from "./workload";
 
 export const SERVICE_UID = 10001;
 
+/** The catalog marks a service that must never run twice by allowing at most one replica. */
+export function isSingleton(def: ServiceDefinition): boolean {
+  return def.scaling.maxReplicas === 1;
+}
+
 export interface ServicesImageArgs {
   /** Full image name without tag, e.g. "ai-trading/services" or "registry.example.com/ai-trading/services". */
   repository: string;
@@ -129,6 +134,7 @@ export class AppService extends pulumi.ComponentResource {
       readiness: probe({ http: { path: "/ready", port: def.port } }, { startPeriodSeconds: 10, retries: 3 }),
       resources: def.resources,
       replicas: args.replicas,
+      singleton: isSingleton(def),
       security: { runAsUser: SERVICE_UID, runAsGroup: SERVICE_UID, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },
       connectsTo: args.connectsTo,
       acceptsFrom: args.acceptsFrom,
@@ -147,6 +153,7 @@ export class AppService extends pulumi.ComponentResource {
           args: [def.name, ...def.preDeployJob.args],
           ports: [],
           replicas: 1,
+          singleton: false,
           acceptsFrom: [],
         },
         this,

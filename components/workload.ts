@@ -93,6 +93,11 @@ export interface WorkloadSpec {
   acceptsFrom: string[];
   /** Needs to reach the internet (for example the exchange API in live mode). */
   internetEgress?: boolean;
+  /**
+   * Exactly one instance, never two even during a rollout (Kubernetes: Recreate strategy, no
+   * autoscaler; labelled trading.io/singleton so the availability policies know why).
+   */
+  singleton?: boolean;
   /** For Kubernetes jobs run on a schedule (backups). */
   schedule?: string;
   /**
@@ -123,13 +128,16 @@ export const LABEL_WORKLOAD = "trading.io/workload";
 export const LABEL_ROLE = "trading.io/role";
 export const LABEL_BACKUP_OF = "trading.io/backup-of";
 export const LABEL_PROMETHEUS_RULES = "trading.io/prometheus-rules";
+/** A service that must never run twice at once (its state or its subscription is per process). */
+export const LABEL_SINGLETON = "trading.io/singleton";
 
-export function workloadLabels(spec: Pick<WorkloadSpec, "name" | "role" | "labels">): Record<string, string> {
+export function workloadLabels(spec: Pick<WorkloadSpec, "name" | "role" | "labels" | "singleton">): Record<string, string> {
   return {
     "app.kubernetes.io/name": spec.name,
     "app.kubernetes.io/part-of": "ai-trading",
     [LABEL_WORKLOAD]: spec.name,
     [LABEL_ROLE]: spec.role,
+    ...(spec.singleton ? { [LABEL_SINGLETON]: "true" } : {}),
     ...(spec.labels ?? {}),
   };
 }
@@ -156,6 +164,7 @@ export function validateWorkloadSpec(spec: WorkloadSpec, parent?: pulumi.Resourc
   if (!/^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$/.test(spec.name)) fail("name must be a DNS label of at most 52 characters");
   if (spec.replicas < 1 && spec.kind !== "job") fail("replicas must be at least 1");
   if (spec.kind === "stateful" && spec.volumes.length === 0) fail("a stateful workload needs a volume");
+  if (spec.singleton && spec.replicas !== 1) fail(`a singleton runs exactly one replica, not ${spec.replicas}`);
   const portNumbers = new Set<number>();
   for (const p of spec.ports) {
     if (p.port < 1 || p.port > 65535) fail(`port ${p.port} out of range`);

@@ -248,17 +248,20 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
   const serviceReplicas: Record<string, number> = {};
   for (const [name, value] of Object.entries(replicaOverrides)) {
-    if (!catalog.some((s) => s.name === name)) {
+    const service = catalog.find((s) => s.name === name);
+    if (!service) {
       throw new ConfigError("serviceReplicas", stack, `'${name}' is not a service of the catalog`);
     }
-    if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 50) {
-      throw new ConfigError("serviceReplicas", stack, `replicas of '${name}' must be an integer between 1 and 50`);
+    const max = service.scaling.maxReplicas;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
+      throw new ConfigError("serviceReplicas", stack, `replicas of '${name}' must be an integer between 1 and ${max} (its catalog maximum)`);
     }
   }
   for (const service of services) {
     const override = replicaOverrides[service.name] as number | undefined;
-    serviceReplicas[service.name] =
-      override ?? (target === "kubernetes" ? Math.max(defaultReplicas, service.scaling.replicas) : defaultReplicas);
+    const wanted = target === "kubernetes" ? Math.max(defaultReplicas, service.scaling.replicas) : defaultReplicas;
+    // The catalog's maximum wins over a stack-wide default: singletons stay single.
+    serviceReplicas[service.name] = override ?? Math.min(wanted, service.scaling.maxReplicas);
   }
 
   const tradingMode = r.oneOf("tradingMode", ["paper", "live"] as const, "paper");

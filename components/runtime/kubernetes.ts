@@ -292,7 +292,8 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
           spec: {
             replicas: spec.replicas,
             selector: { matchLabels: selector },
-            strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+            // A singleton is stopped before its successor starts; others roll with no capacity loss.
+            strategy: spec.singleton ? { type: "Recreate" } : { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
             template,
           },
         },
@@ -306,7 +307,7 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
         );
       }
       const bounds = this.args.autoscale?.[spec.name];
-      if (bounds) {
+      if (bounds && !spec.singleton) {
         new k8s.autoscaling.v2.HorizontalPodAutoscaler(
           `${spec.name}-hpa`,
           {

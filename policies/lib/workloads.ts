@@ -11,6 +11,16 @@ export const LABEL_WORKLOAD = "trading.io/workload";
 export const LABEL_ROLE = "trading.io/role";
 export const LABEL_BACKUP_OF = "trading.io/backup-of";
 export const LABEL_PROMETHEUS_RULES = "trading.io/prometheus-rules";
+/** A service that must never run twice (per-process state); the program gives it Recreate rollouts. */
+export const LABEL_SINGLETON = "trading.io/singleton";
+
+/**
+ * A singleton Deployment: labelled trading.io/singleton=true AND rolled out with the Recreate
+ * strategy, so the label alone cannot switch off the availability checks.
+ */
+export function isSingletonDeployment(type: string, props: Record<string, any>): boolean {
+    return workloadLabels(type, props)[LABEL_SINGLETON] === "true" && props.spec?.strategy?.type === "Recreate" && (props.spec?.replicas ?? 1) === 1;
+}
 
 export const ROLES = ["datastore", "service", "job", "monitoring", "edge"] as const;
 export type Role = (typeof ROLES)[number];

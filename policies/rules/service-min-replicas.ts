@@ -2,7 +2,7 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { plainResources, StackResource } from "../lib/stack";
 import { num, str } from "../lib/values";
-import { identity, K8S, namespaceOf, objectName } from "../lib/workloads";
+import { identity, isSingletonDeployment, K8S, namespaceOf, objectName } from "../lib/workloads";
 
 export interface ReplicasConfig {
     environment: Environment;
@@ -17,6 +17,9 @@ export function underReplicated(resources: StackResource[], cfg: ReplicasConfig 
     const out: Array<{ urn: string; message: string }> = [];
     for (const d of resources.filter((r) => r.type === K8S.deployment)) {
         if (identity(d.type, d.name, d.props).role !== "service") continue;
+        // A declared singleton cannot have two replicas or a PDB that allows an eviction; its
+        // downtime during a rollout is the accepted price (see the catalog entry for why).
+        if (isSingletonDeployment(d.type, d.props)) continue;
         const name = objectName(d.props, d.name);
         const ns = namespaceOf(d.props);
         const hpa = hpas.find((h) => namespaceOf(h.props) === ns
@@ -38,7 +41,7 @@ export function underReplicated(resources: StackResource[], cfg: ReplicasConfig 
 
 export const serviceMinReplicas: StackValidationPolicy = {
     name: "service-min-replicas",
-    description: "On prod, every stateless service Deployment (trading.io/role=service) runs at least 2 replicas.",
+    description: "On prod, every stateless service Deployment (trading.io/role=service) runs at least 2 replicas; declared singletons (trading.io/singleton=true with a Recreate strategy and one replica) are exempt.",
     severity: "medium",
     configSchema: {
         properties: {

@@ -3,7 +3,7 @@ import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
 import { num, str } from "../lib/values";
-import { identity, K8S, namespaceOf, objectName, podTemplate } from "../lib/workloads";
+import { identity, isSingletonDeployment, K8S, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
 export interface PdbConfig {
     environment: Environment;
@@ -26,6 +26,9 @@ export function pdbFindings(resources: StackResource[]): Array<{ urn: string; me
     const out: Array<{ urn: string; message: string }> = [];
     for (const d of resources.filter((r) => r.type === K8S.deployment)) {
         if (identity(d.type, d.name, d.props).role !== "service") continue;
+        // A declared singleton cannot have two replicas or a PDB that allows an eviction; its
+        // downtime during a rollout is the accepted price (see the catalog entry for why).
+        if (isSingletonDeployment(d.type, d.props)) continue;
         const tmpl = podTemplate(d.type, d.props);
         const ns = namespaceOf(d.props);
         const name = objectName(d.props, d.name);

@@ -6,6 +6,7 @@
 #   - clickhouse-server + clickhouse-client (Debian 12: 18.16)      apt: clickhouse-server clickhouse-client
 #   - Java 17 for Kafka                                             apt: openjdk-17-jre-headless
 #   - Apache Kafka (KRaft) jars + launcher                          scripts/kafka/fetch-kafka.sh
+#   - nginx and promtool, to check generated configuration          apt: nginx-light prometheus
 # Packages may auto-start system services (postgresql, redis-server, clickhouse-server); the
 # harness never uses them (it starts private servers on free loopback ports), so they are left
 # alone unless TEST_DEPS_STOP_SYSTEM_SERVICES=1.
@@ -23,6 +24,9 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v clickhouse-server >/dev/null 2>&1 || missing+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || missing+=(clickhouse-client)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+# The generated Nginx and Prometheus configuration is checked with the real tools (nginx -t, promtool).
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing with apt: ${missing[*]}"

@@ -30,6 +30,31 @@ describe("service-min-replicas", () => {
     });
 });
 
+describe("declared singletons", () => {
+    const singleton = (label: boolean, strategy: string) =>
+        [deployment("trading-engine", 9000, { replicas: 1, spec: undefined })].map((d) => {
+            if (label) {
+                d.props.metadata.labels["trading.io/singleton"] = "true";
+                d.props.spec.template.metadata.labels["trading.io/singleton"] = "true";
+            }
+            d.props.spec.strategy = { type: strategy };
+            return d;
+        });
+
+    it("are exempt from min-replicas and PDB only with the label, one replica and a Recreate rollout", async () => {
+        const policies = { only: ["service-min-replicas", "service-pod-disruption-budget"] };
+        expect(await runPack(singleton(true, "Recreate"), "prod", policies)).toEqual([]);
+        // The label alone is not enough: a rolling update would run two instances at once.
+        expect(summary(await runPack(singleton(true, "RollingUpdate"), "prod", policies))).toEqual(
+            expect.arrayContaining([expect.stringContaining("service-min-replicas"), expect.stringContaining("service-pod-disruption-budget")]),
+        );
+        expect((await runPack(singleton(false, "Recreate"), "prod", policies)).map((v) => v.policyName).sort()).toEqual([
+            "service-min-replicas",
+            "service-pod-disruption-budget",
+        ]);
+    });
+});
+
 describe("service-pod-disruption-budget", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("service-pod-disruption-budget"));
 

@@ -26,8 +26,11 @@ describe("parseStackConfig", () => {
 
     const prod = parseStackConfig("prod", k8s);
     expect(prod.imageSource).toBe("upstream");
-    // Stateless services run at least two replicas on Kubernetes.
-    for (const s of catalog) expect(prod.serviceReplicas[s.name]).toBeGreaterThanOrEqual(2);
+    // Stateless services run at least two replicas on Kubernetes; singletons exactly one.
+    for (const s of catalog) {
+      if (s.scaling.maxReplicas === 1) expect(prod.serviceReplicas[s.name], s.name).toBe(1);
+      else expect(prod.serviceReplicas[s.name], s.name).toBeGreaterThanOrEqual(2);
+    }
     expect(prod.docker.publishAdminPorts).toBe(false);
   });
 
@@ -74,6 +77,12 @@ describe("parseStackConfig", () => {
     const cfg = parseStackConfig("dev", { ...docker, postgresEnabled: "false", disabledServices: needing.join(",") });
     expect(cfg.datastores.postgres.enabled).toBe(false);
     expect(cfg.services.map((s) => s.name)).not.toContain("user-management");
+  });
+
+  it("keeps singletons single, even when asked for more", () => {
+    const single = catalog.find((s) => s.scaling.maxReplicas === 1)!;
+    const e = error("prod", { ...k8s, serviceReplicas: JSON.stringify({ [single.name]: 2 }) });
+    expect(e.message).toContain(`replicas of '${single.name}' must be an integer between 1 and 1 (its catalog maximum)`);
   });
 
   it("takes per-service replica overrides", () => {

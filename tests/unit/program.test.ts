@@ -139,9 +139,10 @@ describe("prod stack (Kubernetes)", () => {
 
   it("runs stateless services with replicas, a PodDisruptionBudget and restricted security", async () => {
     const run = await runProgram("prod");
-    for (const s of catalog) {
+    for (const s of catalog.filter((x) => x.scaling.maxReplicas > 1)) {
       const d = named(run, DEPLOYMENT, `${s.name}-deployment`);
       expect(d.inputs.spec.replicas).toBeGreaterThanOrEqual(2);
+      expect(d.inputs.spec.strategy.type).toBe("RollingUpdate");
       named(run, "kubernetes:policy/v1:PodDisruptionBudget", `${s.name}-pdb`);
       const c = d.inputs.spec.template.spec.containers[0];
       expect(c.image).toBe(`registry.example.com/ai-trading/ai-trading-services@sha256:${"0".repeat(64)}`);
@@ -152,6 +153,19 @@ describe("prod stack (Kubernetes)", () => {
         capabilities: { drop: ["ALL"] },
       });
       expect(c.resources.limits).toEqual(s.resources && { cpu: s.resources.cpu, memory: s.resources.memory });
+    }
+  });
+
+  it("never runs two instances of a singleton, not even during a rollout", async () => {
+    const run = await runProgram("prod");
+    const singletons = catalog.filter((s) => s.scaling.maxReplicas === 1);
+    expect(singletons.length).toBeGreaterThan(0);
+    for (const s of singletons) {
+      const d = named(run, DEPLOYMENT, `${s.name}-deployment`);
+      expect(d.inputs.spec.replicas).toBe(1);
+      expect(d.inputs.spec.strategy).toEqual({ type: "Recreate" });
+      expect(d.inputs.metadata.labels["trading.io/singleton"]).toBe("true");
+      expect(byType(run, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler").map((h) => h.name)).not.toContain(`${s.name}-hpa`);
     }
   });
 
