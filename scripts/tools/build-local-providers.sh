@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds this repo's own provider plugins (tools/providers/{random,docker}) into <repo>/.tools/bin:
+#   pulumi-resource-random  (reports 4.21.2; RandomPassword, RandomBytes)
+#   pulumi-resource-docker  (reports 5.2.0; Network, Volume, RemoteImage, Image, Container)
+# They stand in for the upstream plugins, whose provider modules the Go proxy does not serve.
+#
+#   bash scripts/tools/build-local-providers.sh           # idempotent; up to date: well under a second
+#   bash scripts/tools/build-local-providers.sh docker    # only the named ones
+#
+# A binary newer than every file of its module (and of this script) is not rebuilt;
+# LOCAL_PROVIDERS_FORCE=1 rebuilds. GOMODCACHE/GOCACHE are shared with build-pulumi-tools.sh under
+# ${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/pulumi-tools/go (outside the clone).
+# LOCAL_PROVIDERS_TEST=1 also runs each module's `go test ./...` before building.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+BIN_DIR=$ROOT/.tools/bin
+CACHE_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}
+GO_CACHE=$CACHE_DIR/pulumi-tools/go
+mkdir -p "$BIN_DIR" "$GO_CACHE"
+
+export GOPATH=$GO_CACHE
+export GOMODCACHE=$GO_CACHE/mod
+export GOCACHE=$GO_CACHE/build
+export GOTOOLCHAIN=auto
+export CGO_ENABLED=0
+export GOFLAGS=-buildvcs=false
+unset GOWORK || true
+
+log() { printf '[local-providers] %s\n' "$*" >&2; }
+
+command -v go >/dev/null 2>&1 || {
+	log "ERROR: go is not installed"
+	exit 1
+}
+
+names=("$@")
+((${#names[@]})) || names=(random docker)
+
+for name in "${names[@]}"; do
+	src=$ROOT/tools/providers/$name
+	bin=$BIN_DIR/pulumi-resource-$name
+	[[ -f "$src/go.mod" ]] || {
+		log "ERROR: no module at $src"
+		exit 1
+	}
+	if [[ "${LOCAL_PROVIDERS_FORCE:-0}" != 1 && -x "$bin" ]] &&
+		[[ -z "$(find "$src" "$SCRIPT_DIR/build-local-providers.sh" -type f -newer "$bin" -print -quit)" ]]; then
+		log "pulumi-resource-$name: up to date"
+		continue
+	fi
+	t0=$(date +%s%N)
+	if [[ "${LOCAL_PROVIDERS_TEST:-0}" == 1 ]]; then
+		(cd "$src" && go test ./...)
+	fi
+	# Build next to the target, then rename: a running engine never sees a half-written binary.
+	(cd "$src" && go build -trimpath -ldflags "-s -w" -o "$bin.tmp.$$" .)
+	mv -f "$bin.tmp.$$" "$bin"
+	log "pulumi-resource-$name: built in $(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')s -> $bin"
+done
