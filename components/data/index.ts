@@ -7,18 +7,9 @@ import { DataComponent } from "../../stacks/config";
 import { DeployedWorkload, Runtime } from "../workload";
 import { datastoreDefinition, DatastoreContext } from "./definitions";
 
-export interface DatastoreArgs {
+/** The definition's context minus the store's own name (each class knows it), plus the runtime. */
+export interface DatastoreArgs extends Omit<DatastoreContext, "name"> {
   runtime: Runtime;
-  source: "local" | "upstream";
-  image: string;
-  password?: pulumi.Output<string>;
-  storageGi: number;
-  publish: boolean;
-  bindAddress?: string;
-  exposeService?: boolean;
-  externalHost: string;
-  /** Workloads allowed to connect (network policy). */
-  acceptsFrom: string[];
   replicas?: number;
 }
 
@@ -37,21 +28,11 @@ export abstract class Datastore extends pulumi.ComponentResource {
     if (!args.image || /:latest$/.test(args.image) || !/[:@]/.test(args.image.split("/").pop() ?? "")) {
       throw new pulumi.ResourceError(`${name}: image '${args.image}' must be pinned to a tag or digest`, this);
     }
-    const ctx: DatastoreContext = {
-      name: kind,
-      source: args.source,
-      image: args.image,
-      password: args.password,
-      storageGi: args.storageGi,
-      publish: args.publish,
-      bindAddress: args.bindAddress,
-      exposeService: args.exposeService,
-      externalHost: args.externalHost,
-      acceptsFrom: args.acceptsFrom,
-    };
+    const { runtime, replicas, ...context } = args;
+    const ctx: DatastoreContext = { ...context, name: kind };
     const def = datastoreDefinition(ctx);
-    this.workload = args.runtime.deploy(
-      { ...def.spec, replicas: args.replicas ?? 1, acceptsFrom: args.acceptsFrom, connectsTo: [] },
+    this.workload = runtime.deploy(
+      { ...def.spec, replicas: replicas ?? 1, acceptsFrom: args.acceptsFrom, connectsTo: [] },
       this,
     );
     this.host = this.workload.host;
