@@ -33,10 +33,16 @@ var containerInputs = set("name", "hostname", "image", "command", "entrypoints",
 	"ports", "volumes", "uploads", "tmpfs", "healthcheck", "memory", "cpus", "user", "readOnly", "capabilities",
 	"securityOpts", "privileged", "labels", "logDriver", "logOpts", "restart", "maxRetryCount", "mustRun", "attach",
 	"logs", "wait", "waitTimeout", "destroyGraceSeconds", "start", "workingDir", "init", "stopSignal", "stopTimeout",
-	"removeVolumes", "rm")
+	"removeVolumes", "rm", resolvedImageKey)
 
-func (c *container) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
+// resolvedImageKey: hidden input that Check sets to the local image ID that "image" names (unless
+// "image" already is an ID). A rebuilt or re-tagged image (e.g. docker.Image with the same
+// imageName, or a local image rebuilt by scripts/images) then replaces the container.
+const resolvedImageKey = "resolvedImageId"
+
+func (c *container) check(ctx context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
 	f := unsupported(m, containerInputs)
+	resolveImageID(ctx, c.eng, m, "image")
 	for _, k := range []string{"name", "image"} {
 		if v, ok := m[resource.PropertyKey(k)]; !ok || v.IsNull() {
 			f = append(f, &pulumirpc.CheckFailure{Property: k, Reason: fmt.Sprintf("missing required property '%s' (required by this provider)", k)})

@@ -122,6 +122,17 @@ func inputsOf(k kind, state resource.PropertyMap) resource.PropertyMap {
 
 func diff(k kind, olds, news resource.PropertyMap) *pulumirpc.DiffResponse {
 	changed := changedKeys(olds, news)
+	// resolvedImageId counts only when the old inputs had one: an image that was pulled at create
+	// (absent locally at check) or an image input unknown at the last check is no change by itself.
+	if _, ok := pv(olds, resolvedImageKey); !ok {
+		kept := changed[:0]
+		for _, k := range changed {
+			if k != resolvedImageKey {
+				kept = append(kept, k)
+			}
+		}
+		changed = kept
+	}
 	if len(changed) == 0 {
 		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}
 	}
@@ -154,16 +165,21 @@ func (p *dockerProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*p
 	if err != nil {
 		return nil, err
 	}
-	var olds resource.PropertyMap
-	if req.GetOldInputs() != nil && len(req.GetOldInputs().GetFields()) > 0 {
-		olds, err = unmarshal(req.GetOldInputs())
-	} else {
-		var state resource.PropertyMap
-		state, err = unmarshal(req.GetOlds())
-		olds = inputsOf(k, state)
-	}
+	state, err := unmarshal(req.GetOlds())
 	if err != nil {
 		return nil, err
+	}
+	olds := inputsOf(k, state)
+	if req.GetOldInputs() != nil && len(req.GetOldInputs().GetFields()) > 0 {
+		if olds, err = unmarshal(req.GetOldInputs()); err != nil {
+			return nil, err
+		}
+	}
+	// The image the resource was created from is in its state; the stored inputs are rewritten by
+	// every update, also when the resource itself stays the same.
+	delete(olds, resolvedImageKey)
+	if v, ok := state[resolvedImageKey]; ok {
+		olds[resolvedImageKey] = v
 	}
 	return diff(k, olds, news), nil
 }

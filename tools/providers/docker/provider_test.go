@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -132,6 +133,16 @@ func TestDiff(t *testing.T) {
 	if d := diff(r, ro, rn); d.Changes != pulumirpc.DiffResponse_DIFF_SOME || len(d.Replaces) != 0 {
 		t.Fatalf("keepLocally is in place: %v", d)
 	}
+	ro[resolvedImageKey] = resource.NewStringProperty("sha256:1")
+	rn = ro.Copy()
+	rn[resolvedImageKey] = resource.NewStringProperty("sha256:2")
+	if d := diff(r, ro, rn); !reflect.DeepEqual(d.Replaces, []string{resolvedImageKey}) {
+		t.Fatalf("a changed local image must replace: %v", d)
+	}
+	delete(ro, resolvedImageKey)
+	if d := diff(r, ro, rn); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
+		t.Fatalf("an image pulled at create is no change: %v", d)
+	}
 	i := &image{}
 	io := props("imageName", "a:1", digestKey, "sha256:a")
 	in := props("imageName", "a:1", digestKey, "sha256:b")
@@ -143,7 +154,7 @@ func TestDiff(t *testing.T) {
 func TestContainerCheckDefaultsAndUnsupported(t *testing.T) {
 	c := &container{}
 	m := props("name", "n", "image", "i", "ports", []any{map[string]any{"internal": 80.0}}, "gpus", "all")
-	f := c.check(nil, m)
+	f := c.check(context.Background(), m)
 	if len(f) != 1 || f[0].Property != "gpus" {
 		t.Fatalf("failures %v", f)
 	}

@@ -15,10 +15,30 @@ import (
 // removes the image; keepLocally=false removes it on delete (errors such as "in use" are returned).
 type remoteImage struct{ eng *engine }
 
-var remoteImageInputs = set("name", "keepLocally")
+var remoteImageInputs = set("name", "keepLocally", resolvedImageKey)
 
-func (r *remoteImage) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
+// resolveImageID sets the hidden input resolvedImageId to the ID of the local image named by
+// m[key] (nothing when the name is unknown, already an ID, or not present locally).
+func resolveImageID(ctx context.Context, eng *engine, m resource.PropertyMap, key string) {
+	delete(m, resolvedImageKey)
+	v, ok := m[resource.PropertyKey(key)]
+	if !ok || !v.IsString() || eng == nil {
+		return
+	}
+	name := v.StringValue()
+	if name == "" || strings.HasPrefix(name, "sha256:") {
+		return
+	}
+	if info, err := inspectImage(ctx, eng, name); err == nil {
+		m[resolvedImageKey] = str(info.Id)
+	}
+}
+
+// check: a local image whose ID changed since the last update (rebuilt, re-tagged, removed)
+// replaces the resource, so imageId follows it and the containers using it are replaced too.
+func (r *remoteImage) check(ctx context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
 	f := unsupported(m, remoteImageInputs)
+	resolveImageID(ctx, r.eng, m, "name")
 	if v, ok := m["name"]; !ok || v.IsNull() {
 		f = append(f, &pulumirpc.CheckFailure{Property: "name", Reason: "missing required property 'name'"})
 	}
@@ -89,7 +109,11 @@ func (r *remoteImage) create(ctx context.Context, in resource.PropertyMap) (stri
 	if err != nil {
 		return "", nil, err
 	}
-	return info.Id + name, r.fill(in, info), nil
+	out := r.fill(in, info)
+	if _, ok := in[resolvedImageKey]; ok {
+		out[resolvedImageKey] = str(info.Id)
+	}
+	return info.Id + name, out, nil
 }
 
 func (r *remoteImage) fill(state resource.PropertyMap, info *imageInfo) resource.PropertyMap {
