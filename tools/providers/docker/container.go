@@ -355,10 +355,12 @@ func (c *container) create(ctx context.Context, in resource.PropertyMap) (id str
 		return "", nil, fmt.Errorf("create container %s: %w", name, err)
 	}
 	id = created.Id
-	// Any failure from here on removes the container: the resource is not recorded, the next up retries.
+	// Any failure from here on removes the container: the resource is not recorded, the next up
+	// retries. (The error names the container and carries its log tail.) Note: a return sets id to "".
+	createdID := created.Id
 	defer func() {
 		if err != nil {
-			_ = c.remove(context.Background(), id, name, 0, true)
+			_ = c.remove(context.Background(), createdID, name, 0, true)
 		}
 	}()
 	for _, n := range extraNets {
