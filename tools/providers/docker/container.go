@@ -279,9 +279,10 @@ func uploadsDir(name string) string {
 }
 
 type containerState struct {
-	Id    string
-	Name  string
-	State struct {
+	Id           string
+	Name         string
+	RestartCount int
+	State        struct {
 		Status     string
 		Running    bool
 		Restarting bool
@@ -432,6 +433,10 @@ func (c *container) waitHealthy(ctx context.Context, id, name string, timeout ti
 		if !st.State.Running && !st.State.Restarting {
 			logs, _ := c.logs(ctx, id)
 			return fmt.Errorf("container %s stopped (%s, exit code %d) before it was healthy; last log lines:\n%s", name, st.State.Status, st.State.ExitCode, tailLines(logs, 30))
+		}
+		if st.RestartCount >= 3 && (st.State.Health == nil || st.State.Health.Status != "healthy") {
+			logs, _ := c.logs(ctx, id)
+			return fmt.Errorf("container %s is restarting in a loop (%d restarts, last exit code %d) before it was healthy; last log lines:\n%s", name, st.RestartCount, st.State.ExitCode, tailLines(logs, 30))
 		}
 		if st.State.Health == nil {
 			return nil // no health check: running is all there is to wait for
