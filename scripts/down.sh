@@ -6,4 +6,6 @@ cd "$ROOT"
 STACK="${1:-dev}"
 # shellcheck source=lib/pulumi-env.sh
 source scripts/lib/pulumi-env.sh
-pulumi destroy --stack "$STACK" --yes --non-interactive --skip-preview
+# shellcheck source=lib/stack-config.sh
+source scripts/lib/stack-config.sh
+pulumi destroy --stack "$STACK" --config-file "$(stack_config_file "$STACK")" --yes --non-interactive --skip-preview

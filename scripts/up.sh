@@ -34,13 +34,16 @@ bash services/scripts/prepare-npm-cache.sh
 
 # shellcheck source=lib/pulumi-env.sh
 source scripts/lib/pulumi-env.sh
+# shellcheck source=lib/stack-config.sh
+source scripts/lib/stack-config.sh
+config_file=$(stack_config_file "$STACK")
 pulumi stack select --create "$STACK" --non-interactive >/dev/null
 policy=()
 if [ -f "policies/config/$STACK.json" ]; then
   policy=(--policy-pack policies --policy-pack-config "policies/config/$STACK.json")
 fi
 step "pulumi up --stack $STACK"
-pulumi up --stack "$STACK" --yes --non-interactive --skip-preview "${policy[@]}"
+pulumi up --stack "$STACK" --config-file "$config_file" --yes --non-interactive --skip-preview "${policy[@]}"
 step "outputs (secrets hidden; add --show-secrets to see connection strings)"
 pulumi stack output --stack "$STACK"
 step "done"

@@ -1,0 +1,25 @@
+# shellcheck shell=bash
+# stack_config_file <stack>: prints the config file `pulumi --config-file` should use for the stack.
+#
+# The CLI writes the stack's encryption salt (tied to this machine's passphrase) into the stack's
+# config file. Kept in the tracked Pulumi.<stack>.yaml it would break every other machine's
+# passphrase, so each backend keeps a private copy: the tracked settings, refreshed on every run,
+# plus that backend's salt. Source scripts/lib/pulumi-env.sh first.
+stack_config_file() {
+	local stack=$1 root dir file salt
+	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	case ${PULUMI_BACKEND_URL:-} in
+	file://*) dir="${PULUMI_BACKEND_URL#file://}/stack-config" ;;
+	*) dir="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/stack-config" ;;
+	esac
+	mkdir -p "$dir"
+	file="$dir/Pulumi.$stack.yaml"
+	salt=""
+	[[ -f "$file" ]] && salt=$(grep -E '^encryptionsalt:' "$file" || true)
+	{
+		[[ -z "$salt" ]] || echo "$salt"
+		grep -vE '^encryptionsalt:' "$root/Pulumi.$stack.yaml"
+	} >"$file.tmp"
+	mv "$file.tmp" "$file"
+	echo "$file"
+}
