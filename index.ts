@@ -21,7 +21,7 @@ const platform = new TradingPlatform("trading", load());
 /** Secret: `pulumi stack output connectionStrings --show-secrets`. */
 export const connectionStrings = pulumi.secret(platform.outputs.connectionStrings);
 export const gatewayUrl = platform.outputs.gatewayUrl;
-export const grafanaUrl = platform.outputs.grafanaUrl;
-export const prometheusUrl = platform.outputs.prometheusUrl;
+export const grafanaUrl = platform.outputs.grafanaUrl ?? null;
+export const prometheusUrl = platform.outputs.prometheusUrl ?? null;
 export const services = platform.outputs.services;
-export const grafanaAdminPassword = platform.outputs.grafanaAdminPassword;
+export const grafanaAdminPassword = platform.outputs.grafanaAdminPassword ?? null;

@@ -36,8 +36,8 @@ bash services/scripts/prepare-npm-cache.sh
 source scripts/lib/pulumi-env.sh
 # shellcheck source=lib/stack-config.sh
 source scripts/lib/stack-config.sh
-config_file=$(stack_config_file "$STACK")
 pulumi stack select --create "$STACK" --non-interactive >/dev/null
+config_file=$(stack_config_file "$STACK")
 policy=()
 if [ -f "policies/config/$STACK.json" ]; then
   policy=(--policy-pack policies --policy-pack-config "policies/config/$STACK.json")

@@ -221,7 +221,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("servicesImageTag", stack, `must be a pinned tag (not 'latest'), got '${servicesImageTag}'`);
   }
 
-  const defaultReplicas = r.integer("replicas", target === "kubernetes" ? 2 : 1, 1, 50);
+  // 0 (the declared default) means the target's own default.
+  const replicasSetting = r.integer("replicas", 0, 0, 50);
+  const defaultReplicas = replicasSetting > 0 ? replicasSetting : target === "kubernetes" ? 2 : 1;
   const replicaOverrides = r.object("serviceReplicas") ?? {};
   const disabledServices = new Set<string>();
   const disabledRaw = r.string("disabledServices");
@@ -317,7 +319,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       maxRequests: r.integer("rateLimitMaxRequests", 100, 1, 1_000_000),
     },
     trading: { mode: tradingMode, marketDataSource },
-    docker: { httpPort, httpsPort, publishAdminPorts: r.boolean("publishAdminPorts", target === "docker"), adminBindAddress },
+    docker: { httpPort, httpsPort, publishAdminPorts: target === "docker" && r.boolean("publishAdminPorts", true), adminBindAddress },
     kubernetes: {
       namespace,
       storageClass: r.string("storageClass"),

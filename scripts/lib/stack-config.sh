@@ -16,6 +16,12 @@ stack_config_file() {
 	file="$dir/Pulumi.$stack.yaml"
 	salt=""
 	[[ -f "$file" ]] && salt=$(grep -E '^encryptionsalt:' "$file" || true)
+	# `pulumi stack init/select --create` has no --config-file and writes a new stack's salt into
+	# the tracked file: move it into the private copy and leave the tracked file as it was.
+	if grep -qE '^encryptionsalt:' "$root/Pulumi.$stack.yaml"; then
+		salt=$(grep -E '^encryptionsalt:' "$root/Pulumi.$stack.yaml")
+		sed -i '/^encryptionsalt:/d' "$root/Pulumi.$stack.yaml"
+	fi
 	{
 		[[ -z "$salt" ]] || echo "$salt"
 		grep -vE '^encryptionsalt:' "$root/Pulumi.$stack.yaml"

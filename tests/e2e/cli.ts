@@ -1,8 +1,8 @@
 /**
  * Runs the Pulumi CLI built by scripts/tools (in .tools/bin) against the real program, with a
- * private file backend and passphrase so the e2e suite never touches a user's own stacks.
- * Stack config files are copied into the backend folder and passed with --config-file, so the
- * encryption salt the CLI writes never lands in the tracked Pulumi.<stack>.yaml.
+ * private file backend and passphrase so the e2e suite never touches a user's own stacks. The CLI
+ * runs in a private project folder (the repo's Pulumi.yaml with `main` pointing back at the repo),
+ * so the stack config files it writes (with their encryption salt) never land in the work tree.
  */
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
@@ -23,8 +23,17 @@ export class Pulumi {
   readonly dir: string;
   readonly env: NodeJS.ProcessEnv;
 
+  /** Private project folder the CLI runs in. */
+  readonly project: string;
+
   constructor(label: string) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `trading-e2e-${label}-`));
+    this.project = path.join(this.dir, "project");
+    fs.mkdirSync(this.project);
+    const projectFile = fs
+      .readFileSync(path.join(root, "Pulumi.yaml"), "utf8")
+      .replace(/^main: .*$/m, `main: ${path.relative(this.project, root)}/`);
+    fs.writeFileSync(path.join(this.project, "Pulumi.yaml"), projectFile);
     const tools = path.join(root, ".tools", "bin");
     this.env = {
       ...process.env,
@@ -38,21 +47,19 @@ export class Pulumi {
     fs.mkdirSync(path.join(this.dir, "state"), { recursive: true });
   }
 
-  /** The stack's config file: a private copy of Pulumi.<source>.yaml plus overrides. */
+  /** Writes the stack's config file in the private project: Pulumi.<source>.yaml plus overrides. */
   configFile(stack: string, source: string, overrides: Record<string, string> = {}): string {
-    const file = path.join(this.dir, `Pulumi.${stack}.yaml`);
-    if (!fs.existsSync(file)) {
-      let text = fs.readFileSync(path.isAbsolute(source) ? source : path.join(root, `Pulumi.${source}.yaml`), "utf8");
-      for (const [k, v] of Object.entries(overrides)) text += `  trading:${k}: ${JSON.stringify(v)}\n`;
-      fs.writeFileSync(file, text);
-    }
+    const file = path.join(this.project, `Pulumi.${stack}.yaml`);
+    let text = fs.readFileSync(path.isAbsolute(source) ? source : path.join(root, `Pulumi.${source}.yaml`), "utf8");
+    for (const [k, v] of Object.entries(overrides)) text += `  trading:${k}: ${JSON.stringify(v)}\n`;
+    fs.writeFileSync(file, text);
     return file;
   }
 
   run(args: string[], opts: { allowFailure?: boolean; timeoutMs?: number } = {}): CliResult {
     const t0 = Date.now();
     const r = spawnSync("pulumi", [...args, "--non-interactive"], {
-      cwd: root,
+      cwd: this.project,
       env: this.env,
       encoding: "utf8",
       timeout: opts.timeoutMs ?? 20 * 60_000,
@@ -65,10 +72,10 @@ export class Pulumi {
     return result;
   }
 
-  /** pulumi stack init + every command after it with the stack and its private config file. */
-  stack(stack: string, configFile: string) {
-    this.run(["stack", "init", stack, "--config-file", configFile], { allowFailure: true });
-    const withStack = (args: string[]) => [...args, "--stack", stack, "--config-file", configFile];
+  /** Creates the stack (its config file written first) and runs commands against it. */
+  stack(stack: string, _configFile: string) {
+    this.run(["stack", "init", stack]);
+    const withStack = (args: string[]) => [...args, "--stack", stack];
     return {
       run: (args: string[], opts?: { allowFailure?: boolean; timeoutMs?: number }) => this.run(withStack(args), opts),
       outputs: (showSecrets = false): Record<string, any> =>

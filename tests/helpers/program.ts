@@ -118,7 +118,7 @@ export async function runProgram(stack: "dev" | "prod" | string, config: Record<
         }
         const secretPaths: string[] = [];
         const inputs = unwrapSecrets(args.inputs, "", secretPaths);
-        resources.push({ type: args.type, name: args.name, urn: `urn:pulumi:${stack}::ai-trading::${args.type}::${args.name}`, inputs, secretPaths });
+        resources.push({ type: args.type, name: args.name, urn: `urn:pulumi:${stack}::trading::${args.type}::${args.name}`, inputs, secretPaths });
         return { id: `${args.name}-id`, state: computedState(args.type, args.name, inputs) };
       },
       call(args) {
@@ -127,7 +127,7 @@ export async function runProgram(stack: "dev" | "prod" | string, config: Record<
         throw err;
       },
     },
-    "ai-trading",
+    "trading",
     stack,
     false,
   );

@@ -128,7 +128,7 @@ export function reconcileConfig(config: PackConfig, packLevel: EnforcementLevel 
 class NotApplicable extends Error {}
 
 function urnOf(r: TestResource): string {
-    return r.urn ?? `urn:pulumi:test::ai-trading::${r.type}::${r.name}`;
+    return r.urn ?? `urn:pulumi:test::trading::${r.type}::${r.name}`;
 }
 
 function opts() {

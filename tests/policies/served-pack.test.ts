@@ -74,7 +74,7 @@ async function analyze(r: TestResource) {
     const request = new pb.AnalyzeRequest();
     request.setType(r.type);
     request.setName(r.name);
-    request.setUrn(`urn:pulumi:prod::ai-trading::${r.type}::${r.name}`);
+    request.setUrn(`urn:pulumi:prod::trading::${r.type}::${r.name}`);
     request.setProperties(Struct.fromJavaScript(JSON.parse(JSON.stringify(r.props))));
     request.setOptions(new pb.AnalyzerResourceOptions());
     return diagnostics(await call("analyze", request));
@@ -86,7 +86,7 @@ async function analyzeStack(rs: TestResource[]) {
         const ar = new pb.AnalyzerResource();
         ar.setType(r.type);
         ar.setName(r.name);
-        ar.setUrn(`urn:pulumi:prod::ai-trading::${r.type}::${r.name}`);
+        ar.setUrn(`urn:pulumi:prod::trading::${r.type}::${r.name}`);
         ar.setProperties(Struct.fromJavaScript(JSON.parse(JSON.stringify(r.props))));
         ar.setOptions(new pb.AnalyzerResourceOptions());
         request.addResources(ar);

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
-import { ConfigError, parseStackConfig, RawConfig } from "../../stacks/config";
+import * as fs from "fs";
+import * as path from "path";
+import { parse } from "yaml";
+import { ConfigError, configKeys, parseStackConfig, RawConfig, secretConfigKeys } from "../../stacks/config";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
 const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt" };
@@ -45,7 +48,7 @@ describe("parseStackConfig", () => {
     [{}, "target", "is required, one of docker, kubernetes"],
     [{ target: "swarm" }, "target", "must be one of docker, kubernetes, got 'swarm'"],
     [{ ...docker, postgresEnabled: "yes" }, "postgresEnabled", "must be true or false, got 'yes'"],
-    [{ ...docker, replicas: "0" }, "replicas", "must be between 1 and 50, got 0"],
+    [{ ...docker, replicas: "-1" }, "replicas", "must be between 0 and 50, got -1"],
     [{ ...docker, postgresImage: "Postgres:::" }, "postgresImage", "is not a valid image reference"],
     [{ ...docker, servicesImageTag: "latest" }, "servicesImageTag", "must be a pinned tag"],
     [{ ...docker, serviceReplicas: "{\"nope\": 2}" }, "serviceReplicas", "'nope' is not a service of the catalog"],
@@ -88,5 +91,32 @@ describe("parseStackConfig", () => {
   it("takes per-service replica overrides", () => {
     const cfg = parseStackConfig("prod", { ...k8s, serviceReplicas: JSON.stringify({ "api-gateway": 5 }) });
     expect(cfg.serviceReplicas["api-gateway"]).toBe(5);
+  });
+});
+
+describe("Pulumi.yaml declarations", () => {
+  const project = parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8"));
+  const declared = project.config as Record<string, { type: string; default?: unknown }>;
+
+  it("declares every key the loader reads, in the project's namespace", () => {
+    expect(project.name).toBe("trading");
+    // serviceReplicas is a map; project config can only declare scalars and arrays.
+    const scalarKeys = configKeys.filter((k) => k !== "serviceReplicas");
+    expect(Object.keys(declared).sort()).toEqual(scalarKeys.map((k) => `trading:${k}`).sort());
+  });
+
+  it("gives every key but the target a default, so the CLI never demands an optional one", () => {
+    const required = Object.entries(declared).filter(([, d]) => d.default === undefined).map(([k]) => k);
+    expect(required).toEqual(["trading:target"]);
+  });
+
+  it("keeps secrets out of the declarations (they are set with --secret, never defaulted)", () => {
+    for (const key of secretConfigKeys) expect(declared[`trading:${key}`]).toBeUndefined();
+  });
+
+  it("parses the declared defaults", () => {
+    const raw: RawConfig = Object.fromEntries(Object.entries(declared).map(([k, d]) => [k.slice("trading:".length), d.default === undefined ? undefined : String(d.default)]));
+    expect(parseStackConfig("dev", { ...raw, target: "docker" }).serviceReplicas["api-gateway"]).toBe(1);
+    expect(() => parseStackConfig("prod", { ...raw, target: "kubernetes" })).toThrow("trading:registry on stack 'prod'");
   });
 });
