@@ -436,7 +436,7 @@ func (c *container) waitHealthy(ctx context.Context, id, name string, timeout ti
 		}
 		if st.RestartCount >= 3 && (st.State.Health == nil || st.State.Health.Status != "healthy") {
 			logs, _ := c.logs(ctx, id)
-			return fmt.Errorf("container %s is restarting in a loop (%d restarts, last exit code %d) before it was healthy; last log lines:\n%s", name, st.RestartCount, st.State.ExitCode, tailLines(logs, 30))
+			return fmt.Errorf("container %s is restarting in a loop (%d restarts) before it was healthy; last log lines:\n%s", name, st.RestartCount, tailLines(logs, 30))
 		}
 		if st.State.Health == nil {
 			return nil // no health check: running is all there is to wait for
