@@ -125,7 +125,13 @@ function postgres(ctx: DatastoreContext): DatastoreDefinition {
     spec: base(ctx, {
       ports: [port(ctx, "postgres", 5432)],
       mountPath: "/var/lib/postgresql/data",
-      env: { POSTGRES_USER: DB_USER, POSTGRES_DB: DB_NAME, PGDATA: "/var/lib/postgresql/data/pgdata" },
+      env: {
+        POSTGRES_USER: DB_USER,
+        POSTGRES_DB: DB_NAME,
+        // Upstream: a subfolder, since a fresh volume's root may hold lost+found. The local image
+        // checks its own PGDATA (the volume root) and initialises it.
+        ...(ctx.source === "upstream" ? { PGDATA: "/var/lib/postgresql/data/pgdata" } : {}),
+      },
       secretEnv: { POSTGRES_PASSWORD: password },
       liveness: probe({ exec: ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", DB_USER, "-d", DB_NAME] }, { startPeriodSeconds: 30 }),
       resources: { cpu: "1", memory: "1Gi" },

@@ -116,7 +116,8 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
             : [],
           volumes: volumes.map((vol, idx) => ({ volumeName: vol.name, containerPath: spec.volumes[idx].mountPath })),
           uploads: spec.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0400" : "0444" })),
-          tmpfs: Object.fromEntries(spec.security.scratchDirs.map((d) => [d, "rw,noexec,nosuid,size=64m"])),
+          // mode=1777 like /tmp: the engine mounts scratch dirs root-owned, the image's user must write.
+          tmpfs: Object.fromEntries(spec.security.scratchDirs.map((d) => [d, "rw,noexec,nosuid,size=64m,mode=1777"])),
           healthcheck: isJob ? undefined : dockerHealthcheck(spec.liveness),
           memory: memoryToMiB(spec.resources.memory),
           cpus: String(cpuToCores(spec.resources.cpu)),
