@@ -227,7 +227,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           services: config.services,
           gateway: { host: gateway.name, port: gateway.port },
           image: isDocker ? image("nginx") : undefined,
-          dockerUser: config.imageSource === "local" ? "www-data" : "nginx",
+          dockerUser: config.imageSource === "local" ? { name: "www-data", uid: 33 } : { name: "nginx", uid: 101 },
           httpPort: config.docker.httpPort,
           httpsPort: config.docker.httpsPort,
           tls:

@@ -58,6 +58,11 @@ export interface SecuritySpec {
   dockerUser?: string;
   /** Writable scratch directories (tmpfs on Docker, emptyDir on Kubernetes). */
   scratchDirs: string[];
+  /**
+   * Docker: numeric owner of the scratch dirs. The engine copies the image directory's mode into
+   * the tmpfs but not its owner, so a dir the image keeps private (0700) needs its owner here.
+   */
+  scratchOwnerUid?: number;
   /** Capabilities added back after dropping ALL (for example NET_BIND_SERVICE); keep empty. */
   addCapabilities?: string[];
 }

@@ -14,9 +14,11 @@ step() {
   local name=$1; shift
   local t0; t0=$(date +%s)
   echo "[e2e] $name" >&2
-  "$@"
+  local rc=0
+  "$@" || rc=$?
   took[$name]=$(( $(date +%s) - t0 ))
   echo "[e2e] $name took ${took[$name]}s" >&2
+  return $rc
 }
 
 step "docker engine" bash scripts/docker/ensure-dockerd.sh

@@ -127,8 +127,8 @@ export interface EdgeArgs {
   gateway: { host: string; port: number };
   /** Docker: Nginx image and the host ports (bound to 127.0.0.1). */
   image?: string;
-  /** Docker: user the Nginx image runs as (www-data in the Debian image, nginx upstream). */
-  dockerUser?: string;
+  /** Docker: user the Nginx image runs as (www-data, uid 33, in the Debian image; nginx, 101, upstream). */
+  dockerUser?: { name: string; uid: number };
   httpPort?: number;
   httpsPort?: number;
   /** Optional certificate and key from config secrets; without them the image self-signs. */
@@ -222,7 +222,12 @@ export class Edge extends pulumi.ComponentResource {
           resources: { cpu: "500m", memory: "128Mi" },
           replicas: 1,
           // Without a certificate from config the image self-signs one at start into a scratch dir.
-          security: { dockerUser: args.dockerUser, readOnlyRootFilesystem: true, scratchDirs: args.tls ? ["/tmp"] : ["/tmp", TLS_DIR] },
+          security: {
+            dockerUser: args.dockerUser?.name,
+            scratchOwnerUid: args.dockerUser?.uid,
+            readOnlyRootFilesystem: true,
+            scratchDirs: args.tls ? ["/tmp"] : ["/tmp", TLS_DIR],
+          },
           connectsTo: args.connectsTo,
           acceptsFrom: [],
           dependsOn: args.dependsOn,

@@ -32,6 +32,15 @@ export function dockerHealthcheck(probe: ProbeSpec): docker.types.input.Containe
   };
 }
 
+/**
+ * tmpfs options of a scratch dir: owned by the container's user when known, else world-writable
+ * with the sticky bit like /tmp (the engine mounts tmpfs root-owned).
+ */
+export function dockerTmpfsOptions(ownerUid?: number): string {
+  const base = "rw,noexec,nosuid,size=64m";
+  return ownerUid !== undefined ? `${base},uid=${ownerUid},gid=${ownerUid}` : `${base},mode=1777`;
+}
+
 /** Env map to Docker's "K=V" list, sorted so the diff is stable. */
 export function dockerEnv(spec: WorkloadSpec): pulumi.Output<string[]> {
   const all = { ...spec.env, ...spec.secretEnv };
@@ -116,8 +125,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
             : [],
           volumes: volumes.map((vol, idx) => ({ volumeName: vol.name, containerPath: spec.volumes[idx].mountPath })),
           uploads: spec.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0400" : "0444" })),
-          // mode=1777 like /tmp: the engine mounts scratch dirs root-owned, the image's user must write.
-          tmpfs: Object.fromEntries(spec.security.scratchDirs.map((d) => [d, "rw,noexec,nosuid,size=64m,mode=1777"])),
+          tmpfs: Object.fromEntries(spec.security.scratchDirs.map((d) => [d, dockerTmpfsOptions(spec.security.scratchOwnerUid)])),
           healthcheck: isJob ? undefined : dockerHealthcheck(spec.liveness),
           memory: memoryToMiB(spec.resources.memory),
           cpus: String(cpuToCores(spec.resources.cpu)),

@@ -9,7 +9,7 @@ import { buildTopology } from "../../components/topology";
 import { backupScript } from "../../components/data/backup";
 import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
 import { fileKey } from "../../components/runtime/kubernetes";
-import { dockerHealthcheck } from "../../components/runtime/docker";
+import { dockerHealthcheck, dockerTmpfsOptions } from "../../components/runtime/docker";
 
 const routed = catalog.filter((s) => s.route !== null);
 
@@ -125,6 +125,8 @@ describe("workload spec", () => {
     expect(dockerHealthcheck(probe({ exec: ["pg_isready"] }))).toEqual({ tests: ["CMD", "pg_isready"], interval: "10s", timeout: "5s", retries: 5, startPeriod: "20s" });
     expect(dockerHealthcheck(spec.liveness).tests!.slice(0, 3)).toEqual(["CMD", "node", "-e"]);
     expect(fileKey("/etc/nginx/nginx.conf")).toBe("etc_nginx_nginx.conf");
+    expect(dockerTmpfsOptions()).toBe("rw,noexec,nosuid,size=64m,mode=1777");
+    expect(dockerTmpfsOptions(33)).toBe("rw,noexec,nosuid,size=64m,uid=33,gid=33");
   });
 });
 
