@@ -4,7 +4,7 @@
  * runs in a private project folder (the repo's Pulumi.yaml with `main` pointing back at the repo),
  * so the stack config files it writes (with their encryption salt) never land in the work tree.
  */
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -56,30 +56,38 @@ export class Pulumi {
     return file;
   }
 
-  run(args: string[], opts: { allowFailure?: boolean; timeoutMs?: number } = {}): CliResult {
+  /**
+   * Runs the CLI without blocking the event loop (a blocked test worker loses its RPC link with
+   * vitest during a long `up`).
+   */
+  run(args: string[], opts: { allowFailure?: boolean; timeoutMs?: number } = {}): Promise<CliResult> {
     const t0 = Date.now();
-    const r = spawnSync("pulumi", [...args, "--non-interactive"], {
-      cwd: this.project,
-      env: this.env,
-      encoding: "utf8",
-      timeout: opts.timeoutMs ?? 20 * 60_000,
-      maxBuffer: 64 * 1024 * 1024,
+    return new Promise((resolve, reject) => {
+      const child = spawn("pulumi", [...args, "--non-interactive"], { cwd: this.project, env: this.env });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (c) => (stdout += c));
+      child.stderr.on("data", (c) => (stderr += c));
+      const timer = setTimeout(() => child.kill("SIGTERM"), opts.timeoutMs ?? 20 * 60_000);
+      child.on("error", reject);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        const result = { status: code ?? -1, stdout, stderr, seconds: (Date.now() - t0) / 1000 };
+        if (result.status !== 0 && !opts.allowFailure) {
+          reject(new Error(`pulumi ${args.join(" ")} exited ${result.status}\n${stdout.slice(-6000)}\n${stderr.slice(-4000)}`));
+        } else resolve(result);
+      });
     });
-    const result = { status: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "", seconds: (Date.now() - t0) / 1000 };
-    if (result.status !== 0 && !opts.allowFailure) {
-      throw new Error(`pulumi ${args.join(" ")} exited ${result.status}\n${result.stdout.slice(-6000)}\n${result.stderr.slice(-4000)}`);
-    }
-    return result;
   }
 
   /** Creates the stack (its config file written first) and runs commands against it. */
-  stack(stack: string, _configFile: string) {
-    this.run(["stack", "init", stack]);
+  async stack(stack: string) {
+    await this.run(["stack", "init", stack]);
     const withStack = (args: string[]) => [...args, "--stack", stack];
     return {
       run: (args: string[], opts?: { allowFailure?: boolean; timeoutMs?: number }) => this.run(withStack(args), opts),
-      outputs: (showSecrets = false): Record<string, any> =>
-        JSON.parse(this.run(withStack(["stack", "output", "--json", ...(showSecrets ? ["--show-secrets"] : [])])).stdout),
+      outputs: async (showSecrets = false): Promise<Record<string, any>> =>
+        JSON.parse((await this.run(withStack(["stack", "output", "--json", ...(showSecrets ? ["--show-secrets"] : [])]))).stdout),
     };
   }
 

@@ -68,20 +68,22 @@ async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => b
 
 describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () => {
   const pulumi = new Pulumi("dev");
-  const stack = pulumi.stack("dev", pulumi.configFile("dev", "dev"));
+  let stack: Awaited<ReturnType<Pulumi["stack"]>>;
   let accessToken = "";
 
-  beforeAll(() => {
+  beforeAll(async () => {
     const clash = docker(["ps", "-a", "--filter", `name=${PREFIX}-`, "--format", "{{.Names}}"]);
     if (clash) throw new Error(`containers of a dev stack already exist (${clash.split("\n")[0]}, ...): run scripts/down.sh first`);
-    const up = stack.run(["up", "--yes", "--skip-preview"], { timeoutMs: 30 * 60_000 });
+    pulumi.configFile("dev", "dev");
+    stack = await pulumi.stack("dev");
+    const up = await stack.run(["up", "--yes", "--skip-preview"], { timeoutMs: 30 * 60_000 });
     timings["pulumi up"] = up.seconds;
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     // Destroy even when a test failed, so the machine is left clean.
-    const down = stack.run(["destroy", "--yes", "--skip-preview"], { allowFailure: true, timeoutMs: 15 * 60_000 });
-    timings["pulumi destroy"] = down.seconds;
+    const down = await stack?.run(["destroy", "--yes", "--skip-preview"], { allowFailure: true, timeoutMs: 15 * 60_000 });
+    if (down && !timings["pulumi destroy"]) timings["pulumi destroy"] = down.seconds;
     pulumi.cleanup();
     console.log(`e2e timings (s): ${JSON.stringify(timings)}`);
   });
@@ -127,9 +129,9 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
   });
 
   it("connects to PostgreSQL with the connection string from the stack outputs", async () => {
-    const plain = stack.outputs(false);
+    const plain = await stack.outputs(false);
     expect(JSON.stringify(plain.connectionStrings)).not.toMatch(/postgresql:\/\//); // secret unless asked
-    const outputs = stack.outputs(true);
+    const outputs = await stack.outputs(true);
     const client = new Client({ connectionString: outputs.connectionStrings.postgres });
     await client.connect();
     try {
@@ -140,13 +142,13 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     }
   });
 
-  it("shows no change on a second preview", () => {
-    const preview = stack.run(["preview", "--expect-no-changes", "--diff"]);
+  it("shows no change on a second preview", async () => {
+    const preview = await stack.run(["preview", "--expect-no-changes", "--diff"]);
     timings["pulumi preview"] = preview.seconds;
   });
 
-  it("destroys every container, volume and network", () => {
-    const down = stack.run(["destroy", "--yes", "--skip-preview"], { timeoutMs: 15 * 60_000 });
+  it("destroys every container, volume and network", async () => {
+    const down = await stack.run(["destroy", "--yes", "--skip-preview"], { timeoutMs: 15 * 60_000 });
     timings["pulumi destroy"] = down.seconds;
     expect(docker(["ps", "-a", "--filter", `name=${PREFIX}-`, "--format", "{{.Names}}"])).toBe("");
     expect(docker(["volume", "ls", "--filter", `name=${PREFIX}-`, "--format", "{{.Name}}"])).toBe("");

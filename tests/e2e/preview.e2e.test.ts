@@ -15,24 +15,25 @@ describe.skipIf(!toolsAvailable())("pulumi preview with the policy pack", () => 
   const pulumi = new Pulumi("preview");
   afterAll(() => pulumi.cleanup());
 
-  it("passes for the shipped dev stack", () => {
-    const dev = pulumi.stack("dev", pulumi.configFile("dev", "dev"));
-    const r = dev.run(["preview", ...pack("dev")]);
+  it("passes for the shipped dev stack", async () => {
+    pulumi.configFile("dev", "dev");
+    const dev = await pulumi.stack("dev");
+    const r = await dev.run(["preview", ...pack("dev")]);
     expect(r.stdout).not.toMatch(/mandatory/);
   });
 
-  it("passes for the shipped prod stack (manifests rendered, no cluster)", () => {
-    const out = path.join(pulumi.dir, "rendered-preview");
-    const prod = pulumi.stack("prod", pulumi.configFile("prod", "prod", { renderYamlTo: out }));
-    const r = prod.run(["preview", ...pack("prod")]);
+  it("passes for the shipped prod stack (manifests rendered, no cluster)", async () => {
+    pulumi.configFile("prod", "prod", { renderYamlTo: path.join(pulumi.dir, "rendered-preview") });
+    const prod = await pulumi.stack("prod");
+    const r = await prod.run(["preview", ...pack("prod")]);
     expect(r.stdout).not.toMatch(/mandatory/);
   });
 
-  it("fails for the insecure fixture, naming the violated policies", () => {
-    const out = path.join(pulumi.dir, "rendered-insecure");
+  it("fails for the insecure fixture, naming the violated policies", async () => {
     const fixture = path.join(root, "tests", "e2e", "fixtures", "Pulumi.insecure.yaml");
-    const insecure = pulumi.stack("insecure", pulumi.configFile("insecure", fixture, { renderYamlTo: out }));
-    const r = insecure.run(["preview", ...pack("prod")], { allowFailure: true });
+    pulumi.configFile("insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure") });
+    const insecure = await pulumi.stack("insecure");
+    const r = await insecure.run(["preview", ...pack("prod")], { allowFailure: true });
     const text = r.stdout + r.stderr;
     expect(r.status, text.slice(-3000)).not.toBe(0);
     expect(text).toContain("no-public-exposure");
@@ -47,8 +48,9 @@ describe.skipIf(!toolsAvailable())("prod manifests rendered by the Kubernetes pr
   afterAll(() => pulumi.cleanup());
 
   it("render without a cluster and validate against the Kubernetes OpenAPI schemas", async () => {
-    const prod = pulumi.stack("prod", pulumi.configFile("prod", "prod", { renderYamlTo: out }));
-    prod.run(["up", "--yes", "--skip-preview"]);
+    pulumi.configFile("prod", "prod", { renderYamlTo: out });
+    const prod = await pulumi.stack("prod");
+    await prod.run(["up", "--yes", "--skip-preview"]);
     const files: string[] = [];
     const walk = (d: string) => {
       for (const e of fs.readdirSync(d, { withFileTypes: true })) {
@@ -66,6 +68,6 @@ describe.skipIf(!toolsAvailable())("prod manifests rendered by the Kubernetes pr
     }
     const problems = (await Promise.all(objects.map(validateManifest))).flat();
     expect(problems).toEqual([]);
-    prod.run(["destroy", "--yes", "--skip-preview"]);
+    await prod.run(["destroy", "--yes", "--skip-preview"]);
   });
 });
