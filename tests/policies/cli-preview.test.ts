@@ -1,9 +1,9 @@
 /**
  * End to end with the real Pulumi CLI (when scripts/tools/build-pulumi-tools.sh has built it):
  * `pulumi preview --policy-pack policies --policy-pack-config policies/config/<env>.json` on a tiny
- * program whose only resource carries the guide's PostgreSQL password. The Node policy pack runs
- * through policies/tools/pulumi-language-nodejs (the language host built from the Go proxy cannot
- * start policy packs). Skipped when no CLI is available.
+ * program whose only resource carries the guide's PostgreSQL password. The language host built by
+ * the tools script carries a RunPlugin patch so the CLI can start the Node policy pack
+ * (scripts/tools/patches). Skipped when no CLI is available.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -45,7 +45,7 @@ function setup(): NodeJS.ProcessEnv {
     fs.mkdirSync(path.join(work, "state"));
     return {
         ...process.env,
-        PATH: [bin, path.join(root, "policies", "tools"), path.dirname(cli!), path.dirname(langHost!), process.env.PATH].join(path.delimiter),
+        PATH: [bin, path.dirname(cli!), path.dirname(langHost!), process.env.PATH].join(path.delimiter),
         PULUMI_HOME: path.join(work, "home"),
         PULUMI_BACKEND_URL: `file://${path.join(work, "state")}`,
         PULUMI_CONFIG_PASSPHRASE: "test-only",
