@@ -7,7 +7,8 @@
 #   bash scripts/tools/build-local-providers.sh           # idempotent; up to date: well under a second
 #   bash scripts/tools/build-local-providers.sh docker    # only the named ones
 #
-# A binary newer than every file of its module (and of this script) is not rebuilt;
+# A binary newer than every file of its module, of the shared tools/providers/pluginkit module
+# (and of this script) is not rebuilt;
 # LOCAL_PROVIDERS_FORCE=1 rebuilds. GOMODCACHE/GOCACHE are shared with build-pulumi-tools.sh under
 # ${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/pulumi-tools/go (outside the clone).
 # LOCAL_PROVIDERS_TEST=1 also runs each module's `go test ./...` before building.
@@ -46,7 +47,7 @@ for name in "${names[@]}"; do
 		exit 1
 	}
 	if [[ "${LOCAL_PROVIDERS_FORCE:-0}" != 1 && -x "$bin" ]] &&
-		[[ -z "$(find "$src" "$SCRIPT_DIR/build-local-providers.sh" -type f -newer "$bin" -print -quit)" ]]; then
+		[[ -z "$(find "$src" "$ROOT/tools/providers/pluginkit" "$SCRIPT_DIR/build-local-providers.sh" -type f -newer "$bin" -print -quit)" ]]; then
 		log "pulumi-resource-$name: up to date"
 		continue
 	fi

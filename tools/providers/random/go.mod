@@ -3,6 +3,7 @@ module github.com/ai-trading/pulumi-resource-random
 go 1.25.11
 
 require (
+	github.com/ai-trading/pluginkit v0.0.0
 	github.com/pulumi/pulumi/sdk/v3 v3.248.0
 	golang.org/x/crypto v0.53.0
 	google.golang.org/grpc v1.80.0
@@ -115,3 +116,6 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	lukechampine.com/frand v1.4.2 // indirect
 )
+
+// The helpers both plugins share live in a sibling module.
+replace github.com/ai-trading/pluginkit => ../pluginkit

@@ -59,6 +59,11 @@ const BarSchema = Type.Object({
   volume: Type.String(),
 });
 
+function startOfUtcDay(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+}
+
 export default defineService({
   name: "data-bridge",
   config: {
@@ -152,6 +157,10 @@ export default defineService({
     if (c.MARKET_DATA_SOURCE === "synthetic")
       source = new SyntheticSource({
         seed: c.SYNTHETIC_SEED,
+        // The series starts at today's UTC midnight: the live bar is reached in at most a day of
+        // steps. From the library's default origin (2024) a start-up computes ~10^6 bars first,
+        // which at a quarter of a core keeps the service from listening for minutes.
+        origin: startOfUtcDay(Date.now()),
         emitEveryMs: c.SYNTHETIC_EMIT_MS,
         startPrices: Object.fromEntries(c.MARKET_SYMBOLS.map((s) => [s, c.SYNTHETIC_START_PRICE])),
       });

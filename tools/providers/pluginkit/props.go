@@ -1,4 +1,6 @@
-package main
+// Package pluginkit is what both provider plugins share: property helpers and the plugin's
+// gRPC entry point.
+package pluginkit
 
 // Small helpers over resource.PropertyMap (inputs arrive with secrets stripped: the provider
 // does not accept secrets, so the engine unwraps them and re-marks matching outputs secret).
@@ -13,15 +15,15 @@ import (
 
 var rpcOpts = plugin.MarshalOptions{KeepUnknowns: true, SkipNulls: true}
 
-func unmarshal(s *structpb.Struct) (resource.PropertyMap, error) {
+func Unmarshal(s *structpb.Struct) (resource.PropertyMap, error) {
 	return plugin.UnmarshalProperties(s, rpcOpts)
 }
 
-func marshal(m resource.PropertyMap) (*structpb.Struct, error) {
+func Marshal(m resource.PropertyMap) (*structpb.Struct, error) {
 	return plugin.MarshalProperties(m, rpcOpts)
 }
 
-func pv(m resource.PropertyMap, k string) (resource.PropertyValue, bool) {
+func PV(m resource.PropertyMap, k string) (resource.PropertyValue, bool) {
 	v, ok := m[resource.PropertyKey(k)]
 	if !ok || v.IsNull() {
 		return resource.PropertyValue{}, false
@@ -32,36 +34,36 @@ func pv(m resource.PropertyMap, k string) (resource.PropertyValue, bool) {
 	return v, true
 }
 
-func getBool(m resource.PropertyMap, k string, def bool) bool {
-	if v, ok := pv(m, k); ok && v.IsBool() {
+func GetBool(m resource.PropertyMap, k string, def bool) bool {
+	if v, ok := PV(m, k); ok && v.IsBool() {
 		return v.BoolValue()
 	}
 	return def
 }
 
-func getInt(m resource.PropertyMap, k string, def int) int {
-	if v, ok := pv(m, k); ok && v.IsNumber() {
+func GetInt(m resource.PropertyMap, k string, def int) int {
+	if v, ok := PV(m, k); ok && v.IsNumber() {
 		return int(v.NumberValue())
 	}
 	return def
 }
 
-func getString(m resource.PropertyMap, k string, def string) string {
-	if v, ok := pv(m, k); ok && v.IsString() {
+func GetString(m resource.PropertyMap, k string, def string) string {
+	if v, ok := PV(m, k); ok && v.IsString() {
 		return v.StringValue()
 	}
 	return def
 }
 
 // setDefault sets k when it is absent or null (unknowns are left alone).
-func setDefault(m resource.PropertyMap, k string, v resource.PropertyValue) {
+func SetDefault(m resource.PropertyMap, k string, v resource.PropertyValue) {
 	if cur, ok := m[resource.PropertyKey(k)]; !ok || cur.IsNull() {
 		m[resource.PropertyKey(k)] = v
 	}
 }
 
 // changedKeys lists the top-level keys whose values differ (null == absent; unknown != anything).
-func changedKeys(olds, news resource.PropertyMap) []string {
+func ChangedKeys(olds, news resource.PropertyMap) []string {
 	seen := map[resource.PropertyKey]bool{}
 	var out []string
 	check := func(k resource.PropertyKey) {
@@ -76,7 +78,7 @@ func changedKeys(olds, news resource.PropertyMap) []string {
 		if oNull && nNull {
 			return
 		}
-		if oNull != nNull || n.ContainsUnknowns() || !unwrap(o).DeepEquals(unwrap(n)) {
+		if oNull != nNull || n.ContainsUnknowns() || !Unwrap(o).DeepEquals(Unwrap(n)) {
 			out = append(out, string(k))
 		}
 	}
@@ -91,21 +93,21 @@ func changedKeys(olds, news resource.PropertyMap) []string {
 }
 
 // unwrap removes secret markers recursively so that equal values compare equal.
-func unwrap(v resource.PropertyValue) resource.PropertyValue {
+func Unwrap(v resource.PropertyValue) resource.PropertyValue {
 	switch {
 	case v.IsSecret():
-		return unwrap(v.SecretValue().Element)
+		return Unwrap(v.SecretValue().Element)
 	case v.IsArray():
 		arr := make([]resource.PropertyValue, len(v.ArrayValue()))
 		for i, e := range v.ArrayValue() {
-			arr[i] = unwrap(e)
+			arr[i] = Unwrap(e)
 		}
 		return resource.NewArrayProperty(arr)
 	case v.IsObject():
 		obj := resource.PropertyMap{}
 		for k, e := range v.ObjectValue() {
 			if !e.IsNull() {
-				obj[k] = unwrap(e)
+				obj[k] = Unwrap(e)
 			}
 		}
 		return resource.NewObjectProperty(obj)

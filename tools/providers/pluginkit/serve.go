@@ -1,4 +1,4 @@
-package main
+package pluginkit
 
 // Minimal plugin entry point. The SDK's provider.Main lives in pkg/v3 since the 3.1xx releases
 // (sdk/v3 v3.248.0 has no go/common/resource/provider), and pkg/v3 drags in the whole CLI's
@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc"
 )
 
-func serve(prov pulumirpc.ResourceProviderServer) error {
+func Serve(prov pulumirpc.ResourceProviderServer) error {
 	flag.String("tracing", "", "ignored (Zipkin tracing endpoint)")
 	flag.Parse()
 
