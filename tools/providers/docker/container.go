@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
@@ -48,43 +49,43 @@ func (c *container) check(ctx context.Context, m resource.PropertyMap) []*pulumi
 			f = append(f, &pulumirpc.CheckFailure{Property: k, Reason: fmt.Sprintf("missing required property '%s' (required by this provider)", k)})
 		}
 	}
-	setDefault(m, "mustRun", resource.NewBoolProperty(true))
-	setDefault(m, "start", resource.NewBoolProperty(true))
-	setDefault(m, "restart", str("no"))
-	setDefault(m, "logDriver", str("json-file"))
-	setDefault(m, "attach", resource.NewBoolProperty(false))
-	setDefault(m, "logs", resource.NewBoolProperty(false))
-	setDefault(m, "wait", resource.NewBoolProperty(false))
-	setDefault(m, "waitTimeout", resource.NewNumberProperty(60))
-	setDefault(m, "removeVolumes", resource.NewBoolProperty(true))
-	if pvv, ok := pv(m, "ports"); ok && pvv.IsArray() {
+	pluginkit.SetDefault(m, "mustRun", resource.NewBoolProperty(true))
+	pluginkit.SetDefault(m, "start", resource.NewBoolProperty(true))
+	pluginkit.SetDefault(m, "restart", str("no"))
+	pluginkit.SetDefault(m, "logDriver", str("json-file"))
+	pluginkit.SetDefault(m, "attach", resource.NewBoolProperty(false))
+	pluginkit.SetDefault(m, "logs", resource.NewBoolProperty(false))
+	pluginkit.SetDefault(m, "wait", resource.NewBoolProperty(false))
+	pluginkit.SetDefault(m, "waitTimeout", resource.NewNumberProperty(60))
+	pluginkit.SetDefault(m, "removeVolumes", resource.NewBoolProperty(true))
+	if pvv, ok := pluginkit.PV(m, "ports"); ok && pvv.IsArray() {
 		arr := make([]resource.PropertyValue, 0, len(pvv.ArrayValue()))
 		for _, p := range pvv.ArrayValue() {
 			if p.IsObject() {
 				o := p.ObjectValue().Copy()
-				setDefault(o, "ip", str("0.0.0.0"))
-				setDefault(o, "protocol", str("tcp"))
+				pluginkit.SetDefault(o, "ip", str("0.0.0.0"))
+				pluginkit.SetDefault(o, "protocol", str("tcp"))
 				p = resource.NewObjectProperty(o)
 			}
 			arr = append(arr, p)
 		}
 		m["ports"] = resource.NewArrayProperty(arr)
 	}
-	if v, ok := pv(m, "cpus"); ok && v.IsString() {
+	if v, ok := pluginkit.PV(m, "cpus"); ok && v.IsString() {
 		if _, err := strconv.ParseFloat(v.StringValue(), 64); err != nil {
 			f = append(f, &pulumirpc.CheckFailure{Property: "cpus", Reason: fmt.Sprintf("cpus %q is not a number", v.StringValue())})
 		}
 	}
 	if hc, ok := getObj(m, "healthcheck"); ok {
 		for _, k := range []string{"interval", "timeout", "startPeriod", "startInterval"} {
-			if s := getString(hc, k, ""); s != "" {
+			if s := pluginkit.GetString(hc, k, ""); s != "" {
 				if _, err := time.ParseDuration(s); err != nil {
 					f = append(f, &pulumirpc.CheckFailure{Property: "healthcheck." + k, Reason: err.Error()})
 				}
 			}
 		}
 	}
-	if getBool(m, "attach", false) && getBool(m, "wait", false) {
+	if pluginkit.GetBool(m, "attach", false) && pluginkit.GetBool(m, "wait", false) {
 		f = append(f, &pulumirpc.CheckFailure{Property: "wait", Reason: "attach and wait cannot both be set"})
 	}
 	return f
@@ -92,7 +93,7 @@ func (c *container) check(ctx context.Context, m resource.PropertyMap) []*pulumi
 
 func (c *container) outputs(in resource.PropertyMap) resource.PropertyMap {
 	out := resource.PropertyMap{"networkDatas": computed(), "exitCode": computed(), "containerLogs": computed()}
-	if pvv, ok := pv(in, "ports"); ok && pvv.ContainsUnknowns() || ok && len(getObjList(in, "ports")) > 0 {
+	if pvv, ok := pluginkit.PV(in, "ports"); ok && pvv.ContainsUnknowns() || ok && len(getObjList(in, "ports")) > 0 {
 		out["ports"] = computed()
 	}
 	return out
@@ -108,20 +109,20 @@ func dur(s string) int64 {
 
 // createBody maps the inputs to the engine's container create request.
 func createBody(in resource.PropertyMap) (map[string]any, []string) {
-	cfg := map[string]any{"Image": getString(in, "image", "")}
-	if v := getString(in, "hostname", ""); v != "" {
+	cfg := map[string]any{"Image": pluginkit.GetString(in, "image", "")}
+	if v := pluginkit.GetString(in, "hostname", ""); v != "" {
 		cfg["Hostname"] = v
 	}
-	if v := getString(in, "user", ""); v != "" {
+	if v := pluginkit.GetString(in, "user", ""); v != "" {
 		cfg["User"] = v
 	}
-	if v := getString(in, "workingDir", ""); v != "" {
+	if v := pluginkit.GetString(in, "workingDir", ""); v != "" {
 		cfg["WorkingDir"] = v
 	}
-	if v := getString(in, "stopSignal", ""); v != "" {
+	if v := pluginkit.GetString(in, "stopSignal", ""); v != "" {
 		cfg["StopSignal"] = v
 	}
-	if v := getInt(in, "stopTimeout", -1); v >= 0 {
+	if v := pluginkit.GetInt(in, "stopTimeout", -1); v >= 0 {
 		cfg["StopTimeout"] = v
 	}
 	if v := getStringList(in, "envs"); v != nil {
@@ -137,27 +138,27 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 	if hc, ok := getObj(in, "healthcheck"); ok {
 		cfg["Healthcheck"] = map[string]any{
 			"Test":          getStringList(hc, "tests"),
-			"Interval":      dur(getString(hc, "interval", "0s")),
-			"Timeout":       dur(getString(hc, "timeout", "0s")),
-			"StartPeriod":   dur(getString(hc, "startPeriod", "0s")),
-			"StartInterval": dur(getString(hc, "startInterval", "0s")),
-			"Retries":       getInt(hc, "retries", 0),
+			"Interval":      dur(pluginkit.GetString(hc, "interval", "0s")),
+			"Timeout":       dur(pluginkit.GetString(hc, "timeout", "0s")),
+			"StartPeriod":   dur(pluginkit.GetString(hc, "startPeriod", "0s")),
+			"StartInterval": dur(pluginkit.GetString(hc, "startInterval", "0s")),
+			"Retries":       pluginkit.GetInt(hc, "retries", 0),
 		}
 	}
 	host := map[string]any{
-		"Privileged":     getBool(in, "privileged", false),
-		"ReadonlyRootfs": getBool(in, "readOnly", false),
+		"Privileged":     pluginkit.GetBool(in, "privileged", false),
+		"ReadonlyRootfs": pluginkit.GetBool(in, "readOnly", false),
 		"SecurityOpt":    getStringList(in, "securityOpts"),
-		"RestartPolicy":  map[string]any{"Name": getString(in, "restart", "no"), "MaximumRetryCount": getInt(in, "maxRetryCount", 0)},
-		"LogConfig":      map[string]any{"Type": getString(in, "logDriver", "json-file"), "Config": getStringMap(in, "logOpts")},
+		"RestartPolicy":  map[string]any{"Name": pluginkit.GetString(in, "restart", "no"), "MaximumRetryCount": pluginkit.GetInt(in, "maxRetryCount", 0)},
+		"LogConfig":      map[string]any{"Type": pluginkit.GetString(in, "logDriver", "json-file"), "Config": getStringMap(in, "logOpts")},
 	}
-	if v, ok := pv(in, "init"); ok && v.IsBool() {
+	if v, ok := pluginkit.PV(in, "init"); ok && v.IsBool() {
 		host["Init"] = v.BoolValue()
 	}
-	if v := getInt(in, "memory", 0); v > 0 {
+	if v := pluginkit.GetInt(in, "memory", 0); v > 0 {
 		host["Memory"] = int64(v) * 1024 * 1024
 	}
-	if v := getString(in, "cpus", ""); v != "" {
+	if v := pluginkit.GetString(in, "cpus", ""); v != "" {
 		cpus, _ := strconv.ParseFloat(v, 64)
 		host["NanoCpus"] = int64(cpus * 1e9)
 	}
@@ -170,24 +171,24 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 	}
 	var mounts []map[string]any
 	for _, v := range getObjList(in, "volumes") {
-		m := map[string]any{"Target": getString(v, "containerPath", ""), "ReadOnly": getBool(v, "readOnly", false)}
-		if hp := getString(v, "hostPath", ""); hp != "" {
+		m := map[string]any{"Target": pluginkit.GetString(v, "containerPath", ""), "ReadOnly": pluginkit.GetBool(v, "readOnly", false)}
+		if hp := pluginkit.GetString(v, "hostPath", ""); hp != "" {
 			m["Type"], m["Source"] = "bind", hp
 		} else {
-			m["Type"], m["Source"] = "volume", getString(v, "volumeName", "")
+			m["Type"], m["Source"] = "volume", pluginkit.GetString(v, "volumeName", "")
 		}
 		mounts = append(mounts, m)
 	}
 	exposed := map[string]any{}
 	bindings := map[string][]map[string]string{}
 	for _, p := range getObjList(in, "ports") {
-		key := fmt.Sprintf("%d/%s", getInt(p, "internal", 0), getString(p, "protocol", "tcp"))
+		key := fmt.Sprintf("%d/%s", pluginkit.GetInt(p, "internal", 0), pluginkit.GetString(p, "protocol", "tcp"))
 		exposed[key] = map[string]any{}
 		hp := ""
-		if e := getInt(p, "external", 0); e > 0 {
+		if e := pluginkit.GetInt(p, "external", 0); e > 0 {
 			hp = strconv.Itoa(e)
 		}
-		bindings[key] = append(bindings[key], map[string]string{"HostIp": getString(p, "ip", "0.0.0.0"), "HostPort": hp})
+		bindings[key] = append(bindings[key], map[string]string{"HostIp": pluginkit.GetString(p, "ip", "0.0.0.0"), "HostPort": hp})
 	}
 	if len(exposed) > 0 {
 		cfg["ExposedPorts"] = exposed
@@ -197,11 +198,11 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 	nets := getObjList(in, "networksAdvanced")
 	if len(nets) > 0 {
 		first := nets[0]
-		host["NetworkMode"] = getString(first, "name", "")
+		host["NetworkMode"] = pluginkit.GetString(first, "name", "")
 		ep := map[string]any{"Aliases": getStringList(first, "aliases")}
-		cfg["NetworkingConfig"] = map[string]any{"EndpointsConfig": map[string]any{getString(first, "name", ""): ep}}
+		cfg["NetworkingConfig"] = map[string]any{"EndpointsConfig": map[string]any{pluginkit.GetString(first, "name", ""): ep}}
 		for _, n := range nets[1:] {
-			extraNets = append(extraNets, getString(n, "name", ""))
+			extraNets = append(extraNets, pluginkit.GetString(n, "name", ""))
 		}
 	}
 	if mounts != nil {
@@ -220,31 +221,31 @@ type upload struct {
 func uploadsOf(in resource.PropertyMap) ([]upload, error) {
 	var out []upload
 	for _, u := range getObjList(in, "uploads") {
-		up := upload{file: getString(u, "file", ""), mode: 0o644}
-		if p := getString(u, "permissions", ""); p != "" {
+		up := upload{file: pluginkit.GetString(u, "file", ""), mode: 0o644}
+		if p := pluginkit.GetString(u, "permissions", ""); p != "" {
 			m, err := strconv.ParseInt(p, 8, 32)
 			if err != nil {
 				return nil, fmt.Errorf("upload %s: permissions %q: %w", up.file, p, err)
 			}
 			up.mode = m
-		} else if getBool(u, "executable", false) {
+		} else if pluginkit.GetBool(u, "executable", false) {
 			up.mode = 0o755
 		}
 		switch {
-		case getString(u, "contentBase64", "") != "":
-			b, err := base64.StdEncoding.DecodeString(getString(u, "contentBase64", ""))
+		case pluginkit.GetString(u, "contentBase64", "") != "":
+			b, err := base64.StdEncoding.DecodeString(pluginkit.GetString(u, "contentBase64", ""))
 			if err != nil {
 				return nil, fmt.Errorf("upload %s: contentBase64: %w", up.file, err)
 			}
 			up.data = b
-		case getString(u, "source", "") != "":
-			b, err := os.ReadFile(getString(u, "source", ""))
+		case pluginkit.GetString(u, "source", "") != "":
+			b, err := os.ReadFile(pluginkit.GetString(u, "source", ""))
 			if err != nil {
 				return nil, fmt.Errorf("upload %s: %w", up.file, err)
 			}
 			up.data = b
 		default:
-			up.data = []byte(getString(u, "content", ""))
+			up.data = []byte(pluginkit.GetString(u, "content", ""))
 		}
 		if !path.IsAbs(up.file) {
 			return nil, fmt.Errorf("upload %q: the path must be absolute", up.file)
@@ -321,13 +322,13 @@ func (c *container) logs(ctx context.Context, id string) (string, error) {
 }
 
 func (c *container) create(ctx context.Context, in resource.PropertyMap) (id string, out resource.PropertyMap, err error) {
-	name := getString(in, "name", "")
+	name := pluginkit.GetString(in, "name", "")
 	body, extraNets := createBody(in)
 	ups, err := uploadsOf(in)
 	if err != nil {
 		return "", nil, err
 	}
-	readOnly := getBool(in, "readOnly", false)
+	readOnly := pluginkit.GetBool(in, "readOnly", false)
 	if readOnly && len(ups) > 0 {
 		if !c.eng.local {
 			return "", nil, fmt.Errorf("uploads into a readOnly container need a local engine (bind mounts)")
@@ -379,12 +380,12 @@ func (c *container) create(ctx context.Context, in resource.PropertyMap) (id str
 		}
 	}
 	out = in.Copy()
-	if getBool(in, "start", true) {
+	if pluginkit.GetBool(in, "start", true) {
 		if err := c.eng.call(ctx, "POST", "/containers/"+url.PathEscape(id)+"/start", nil, nil, nil); err != nil {
 			return "", nil, fmt.Errorf("start %s: %w", name, err)
 		}
 		switch {
-		case getBool(in, "attach", false):
+		case pluginkit.GetBool(in, "attach", false):
 			var w struct{ StatusCode int }
 			if err := c.eng.call(ctx, "POST", "/containers/"+url.PathEscape(id)+"/wait", url.Values{"condition": {"not-running"}}, nil, &w); err != nil {
 				return "", nil, fmt.Errorf("wait for %s: %w", name, err)
@@ -397,14 +398,14 @@ func (c *container) create(ctx context.Context, in resource.PropertyMap) (id str
 				return "", nil, lerr
 			}
 			out["exitCode"] = resource.NewNumberProperty(float64(w.StatusCode))
-			if getBool(in, "logs", false) {
+			if pluginkit.GetBool(in, "logs", false) {
 				out["containerLogs"] = str(logs)
 			}
-		case getBool(in, "wait", false):
-			if err := c.waitHealthy(ctx, id, name, time.Duration(getInt(in, "waitTimeout", 60))*time.Second); err != nil {
+		case pluginkit.GetBool(in, "wait", false):
+			if err := c.waitHealthy(ctx, id, name, time.Duration(pluginkit.GetInt(in, "waitTimeout", 60))*time.Second); err != nil {
 				return "", nil, err
 			}
-		case getBool(in, "mustRun", true):
+		case pluginkit.GetBool(in, "mustRun", true):
 			st, err := c.inspect(ctx, id)
 			if err != nil {
 				return "", nil, err
@@ -478,13 +479,13 @@ func fillRuntime(out resource.PropertyMap, st *containerState) {
 		nds = []resource.PropertyValue{}
 	}
 	out["networkDatas"] = resource.NewArrayProperty(nds)
-	if pvv, ok := pv(out, "ports"); ok && pvv.IsArray() {
+	if pvv, ok := pluginkit.PV(out, "ports"); ok && pvv.IsArray() {
 		var arr []resource.PropertyValue
 		for _, p := range pvv.ArrayValue() {
 			if p.IsObject() {
 				o := p.ObjectValue().Copy()
-				if getInt(o, "external", 0) == 0 {
-					key := fmt.Sprintf("%d/%s", getInt(o, "internal", 0), getString(o, "protocol", "tcp"))
+				if pluginkit.GetInt(o, "external", 0) == 0 {
+					key := fmt.Sprintf("%d/%s", pluginkit.GetInt(o, "internal", 0), pluginkit.GetString(o, "protocol", "tcp"))
 					if b := st.NetworkSettings.Ports[key]; len(b) > 0 {
 						if hp, err := strconv.Atoi(b[0].HostPort); err == nil {
 							o["external"] = resource.NewNumberProperty(float64(hp))
@@ -539,5 +540,5 @@ func (c *container) remove(ctx context.Context, id, name string, grace int, remo
 }
 
 func (c *container) delete(ctx context.Context, id string, state resource.PropertyMap) error {
-	return c.remove(ctx, id, getString(state, "name", ""), getInt(state, "destroyGraceSeconds", 10), getBool(state, "removeVolumes", true))
+	return c.remove(ctx, id, pluginkit.GetString(state, "name", ""), pluginkit.GetInt(state, "destroyGraceSeconds", 10), pluginkit.GetBool(state, "removeVolumes", true))
 }

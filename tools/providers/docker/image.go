@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
@@ -31,7 +32,7 @@ const digestKey = "contextDigest"
 func (i *image) outputs(in resource.PropertyMap) resource.PropertyMap {
 	out := resource.PropertyMap{"repoDigest": computed(), "platform": computed(), "registryServer": computed(),
 		"baseImageName": computed(), "context": computed(), "dockerfile": computed()}
-	if _, ok := pv(in, "imageName"); !ok {
+	if _, ok := pluginkit.PV(in, "imageName"); !ok {
 		out["imageName"] = computed()
 	}
 	return out
@@ -44,11 +45,11 @@ func (i *image) inPlace() map[string]bool  { return nil }
 // a relative path is taken from the working directory, the program's, else from the context).
 func buildPaths(in resource.PropertyMap) (ctxDir, dockerfile string, err error) {
 	b, _ := getObj(in, "build")
-	ctxDir = getString(b, "context", ".")
+	ctxDir = pluginkit.GetString(b, "context", ".")
 	if ctxDir, err = filepath.Abs(ctxDir); err != nil {
 		return "", "", err
 	}
-	dockerfile = getString(b, "dockerfile", "")
+	dockerfile = pluginkit.GetString(b, "dockerfile", "")
 	switch {
 	case dockerfile == "":
 		dockerfile = filepath.Join(ctxDir, "Dockerfile")
@@ -73,7 +74,7 @@ func (i *image) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.Ch
 	if v, ok := m["imageName"]; !ok || v.IsNull() {
 		f = append(f, &pulumirpc.CheckFailure{Property: "imageName", Reason: "missing required property 'imageName'"})
 	}
-	if v, ok := pv(m, "skipPush"); ok && v.IsBool() && !v.BoolValue() {
+	if v, ok := pluginkit.PV(m, "skipPush"); ok && v.IsBool() && !v.BoolValue() {
 		f = append(f, &pulumirpc.CheckFailure{Property: "skipPush", Reason: "pushing images is not supported by this repo's pulumi-resource-docker: set skipPush: true"})
 	}
 	if bv, ok := m["build"]; ok && bv.ContainsUnknowns() {
@@ -94,7 +95,7 @@ func (i *image) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.Ch
 }
 
 func (i *image) create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
-	name := getString(in, "imageName", "")
+	name := pluginkit.GetString(in, "imageName", "")
 	ctxDir, dockerfile, err := buildPaths(in)
 	if err != nil {
 		return "", nil, err
@@ -110,10 +111,10 @@ func (i *image) create(ctx context.Context, in resource.PropertyMap) (string, re
 		j, _ := json.Marshal(args)
 		q.Set("buildargs", string(j))
 	}
-	if t := getString(b, "target", ""); t != "" {
+	if t := pluginkit.GetString(b, "target", ""); t != "" {
 		q.Set("target", t)
 	}
-	platform := getString(b, "platform", "")
+	platform := pluginkit.GetString(b, "platform", "")
 	if platform != "" {
 		// The classic builder of older engines rejects "platform"; the engine's own platform needs none.
 		var v struct{ Os, Arch string }
@@ -150,7 +151,7 @@ func (i *image) create(ctx context.Context, in resource.PropertyMap) (string, re
 
 // read: gone when the tag no longer exists locally (the next up rebuilds it).
 func (i *image) read(ctx context.Context, _ string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
-	_, err := inspectImage(ctx, i.eng, getString(state, "imageName", ""))
+	_, err := inspectImage(ctx, i.eng, pluginkit.GetString(state, "imageName", ""))
 	if isNotFound(err) {
 		return false, nil, nil
 	}

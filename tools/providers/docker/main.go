@@ -5,12 +5,14 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/ai-trading/pluginkit"
 )
 
 func main() {
 	prov, err := newProvider()
 	if err == nil {
-		err = serve(prov)
+		err = pluginkit.Serve(prov)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pulumi-resource-docker: %v\n", err)

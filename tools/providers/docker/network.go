@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
@@ -20,10 +21,10 @@ func (n *network) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.
 
 func (n *network) outputs(in resource.PropertyMap) resource.PropertyMap {
 	out := resource.PropertyMap{"scope": computed()}
-	if _, ok := pv(in, "name"); !ok {
+	if _, ok := pluginkit.PV(in, "name"); !ok {
 		out["name"] = computed()
 	}
-	if _, ok := pv(in, "driver"); !ok {
+	if _, ok := pluginkit.PV(in, "driver"); !ok {
 		out["driver"] = computed()
 	}
 	return out
@@ -38,16 +39,16 @@ type networkInfo struct {
 }
 
 func (n *network) create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
-	name := getString(in, "name", "")
+	name := pluginkit.GetString(in, "name", "")
 	if name == "" {
 		return "", nil, fmt.Errorf("network name is required by this provider")
 	}
 	req := map[string]any{
 		"Name":           name,
 		"CheckDuplicate": true,
-		"Driver":         getString(in, "driver", "bridge"),
-		"Internal":       getBool(in, "internal", false),
-		"Attachable":     getBool(in, "attachable", false),
+		"Driver":         pluginkit.GetString(in, "driver", "bridge"),
+		"Internal":       pluginkit.GetBool(in, "internal", false),
+		"Attachable":     pluginkit.GetBool(in, "attachable", false),
 		"Labels":         labelsOf(in, "labels"),
 		"Options":        getStringMap(in, "options"),
 	}

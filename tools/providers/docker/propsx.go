@@ -4,18 +4,19 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
 
 func getStringList(m resource.PropertyMap, k string) []string {
-	v, ok := pv(m, k)
+	v, ok := pluginkit.PV(m, k)
 	if !ok || !v.IsArray() {
 		return nil
 	}
 	var out []string
 	for _, e := range v.ArrayValue() {
-		e = unwrap(e)
+		e = pluginkit.Unwrap(e)
 		if e.IsString() {
 			out = append(out, e.StringValue())
 		}
@@ -24,13 +25,13 @@ func getStringList(m resource.PropertyMap, k string) []string {
 }
 
 func getObjList(m resource.PropertyMap, k string) []resource.PropertyMap {
-	v, ok := pv(m, k)
+	v, ok := pluginkit.PV(m, k)
 	if !ok || !v.IsArray() {
 		return nil
 	}
 	var out []resource.PropertyMap
 	for _, e := range v.ArrayValue() {
-		e = unwrap(e)
+		e = pluginkit.Unwrap(e)
 		if e.IsObject() {
 			out = append(out, e.ObjectValue())
 		}
@@ -39,11 +40,11 @@ func getObjList(m resource.PropertyMap, k string) []resource.PropertyMap {
 }
 
 func getObj(m resource.PropertyMap, k string) (resource.PropertyMap, bool) {
-	v, ok := pv(m, k)
+	v, ok := pluginkit.PV(m, k)
 	if !ok {
 		return nil, false
 	}
-	v = unwrap(v)
+	v = pluginkit.Unwrap(v)
 	if !v.IsObject() {
 		return nil, false
 	}
@@ -68,7 +69,7 @@ func getStringMap(m resource.PropertyMap, k string) map[string]string {
 func labelsOf(m resource.PropertyMap, k string) map[string]string {
 	out := map[string]string{}
 	for _, l := range getObjList(m, k) {
-		out[getString(l, "label", "")] = getString(l, "value", "")
+		out[pluginkit.GetString(l, "label", "")] = pluginkit.GetString(l, "value", "")
 	}
 	return out
 }

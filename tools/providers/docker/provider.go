@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/grpc/codes"
@@ -99,12 +100,12 @@ func (p *dockerProvider) Check(ctx context.Context, req *pulumirpc.CheckRequest)
 	if err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetNews())
+	news, err := pluginkit.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
 	failures := k.check(ctx, news)
-	inputs, err := marshal(news)
+	inputs, err := pluginkit.Marshal(news)
 	if err != nil {
 		return nil, err
 	}
@@ -121,10 +122,10 @@ func inputsOf(k kind, state resource.PropertyMap) resource.PropertyMap {
 }
 
 func diff(k kind, olds, news resource.PropertyMap) *pulumirpc.DiffResponse {
-	changed := changedKeys(olds, news)
+	changed := pluginkit.ChangedKeys(olds, news)
 	// resolvedImageId counts only when the old inputs had one: an image that was pulled at create
 	// (absent locally at check) or an image input unknown at the last check is no change by itself.
-	if _, ok := pv(olds, resolvedImageKey); !ok {
+	if _, ok := pluginkit.PV(olds, resolvedImageKey); !ok {
 		kept := changed[:0]
 		for _, k := range changed {
 			if k != resolvedImageKey {
@@ -161,17 +162,17 @@ func (p *dockerProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*p
 	if err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetNews())
+	news, err := pluginkit.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
-	state, err := unmarshal(req.GetOlds())
+	state, err := pluginkit.Unmarshal(req.GetOlds())
 	if err != nil {
 		return nil, err
 	}
 	olds := inputsOf(k, state)
 	if req.GetOldInputs() != nil && len(req.GetOldInputs().GetFields()) > 0 {
-		if olds, err = unmarshal(req.GetOldInputs()); err != nil {
+		if olds, err = pluginkit.Unmarshal(req.GetOldInputs()); err != nil {
 			return nil, err
 		}
 	}
@@ -189,7 +190,7 @@ func (p *dockerProvider) Create(ctx context.Context, req *pulumirpc.CreateReques
 	if err != nil {
 		return nil, err
 	}
-	in, err := unmarshal(req.GetProperties())
+	in, err := pluginkit.Unmarshal(req.GetProperties())
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +209,7 @@ func (p *dockerProvider) Create(ctx context.Context, req *pulumirpc.CreateReques
 			return nil, fmt.Errorf("%s: %w", resource.URN(req.GetUrn()).Name(), err)
 		}
 	}
-	props, err := marshal(out)
+	props, err := pluginkit.Marshal(out)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +221,7 @@ func (p *dockerProvider) Read(ctx context.Context, req *pulumirpc.ReadRequest) (
 	if err != nil {
 		return nil, err
 	}
-	state, err := unmarshal(req.GetProperties())
+	state, err := pluginkit.Unmarshal(req.GetProperties())
 	if err != nil {
 		return nil, err
 	}
@@ -234,13 +235,13 @@ func (p *dockerProvider) Read(ctx context.Context, req *pulumirpc.ReadRequest) (
 	if !ok {
 		return &pulumirpc.ReadResponse{}, nil // gone
 	}
-	props, err := marshal(out)
+	props, err := pluginkit.Marshal(out)
 	if err != nil {
 		return nil, err
 	}
 	inputs := req.GetInputs()
 	if inputs == nil || len(inputs.GetFields()) == 0 {
-		if inputs, err = marshal(inputsOf(k, out)); err != nil {
+		if inputs, err = pluginkit.Marshal(inputsOf(k, out)); err != nil {
 			return nil, err
 		}
 	}
@@ -253,16 +254,16 @@ func (p *dockerProvider) Update(_ context.Context, req *pulumirpc.UpdateRequest)
 	if err != nil {
 		return nil, err
 	}
-	olds, err := unmarshal(req.GetOlds())
+	olds, err := pluginkit.Unmarshal(req.GetOlds())
 	if err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.GetNews())
+	news, err := pluginkit.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
 	var bad []string
-	for _, key := range changedKeys(inputsOf(k, olds), news) {
+	for _, key := range pluginkit.ChangedKeys(inputsOf(k, olds), news) {
 		if !k.inPlace()[key] {
 			bad = append(bad, key)
 		}
@@ -278,7 +279,7 @@ func (p *dockerProvider) Update(_ context.Context, req *pulumirpc.UpdateRequest)
 			delete(out, resource.PropertyKey(key))
 		}
 	}
-	props, err := marshal(out)
+	props, err := pluginkit.Marshal(out)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +291,7 @@ func (p *dockerProvider) Delete(ctx context.Context, req *pulumirpc.DeleteReques
 	if err != nil {
 		return nil, err
 	}
-	state, err := unmarshal(req.GetProperties())
+	state, err := pluginkit.Unmarshal(req.GetProperties())
 	if err != nil {
 		return nil, err
 	}

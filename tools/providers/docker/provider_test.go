@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
@@ -158,11 +159,11 @@ func TestContainerCheckDefaultsAndUnsupported(t *testing.T) {
 	if len(f) != 1 || f[0].Property != "gpus" {
 		t.Fatalf("failures %v", f)
 	}
-	if !getBool(m, "mustRun", false) || getString(m, "restart", "") != "no" {
+	if !pluginkit.GetBool(m, "mustRun", false) || pluginkit.GetString(m, "restart", "") != "no" {
 		t.Fatalf("defaults: %v", m)
 	}
 	p := getObjList(m, "ports")[0]
-	if getString(p, "ip", "") != "0.0.0.0" || getString(p, "protocol", "") != "tcp" {
+	if pluginkit.GetString(p, "ip", "") != "0.0.0.0" || pluginkit.GetString(p, "protocol", "") != "tcp" {
 		t.Fatalf("port defaults: %v", p)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
@@ -99,7 +100,7 @@ func pullImage(ctx context.Context, eng *engine, ref string) error {
 }
 
 func (r *remoteImage) create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
-	name := getString(in, "name", "")
+	name := pluginkit.GetString(in, "name", "")
 	info, err := inspectImage(ctx, r.eng, name)
 	if isNotFound(err) {
 		if err = pullImage(ctx, r.eng, name); err == nil {
@@ -128,7 +129,7 @@ func (r *remoteImage) fill(state resource.PropertyMap, info *imageInfo) resource
 }
 
 func (r *remoteImage) read(ctx context.Context, _ string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
-	info, err := inspectImage(ctx, r.eng, getString(state, "name", ""))
+	info, err := inspectImage(ctx, r.eng, pluginkit.GetString(state, "name", ""))
 	if isNotFound(err) {
 		return false, nil, nil
 	}
@@ -139,10 +140,10 @@ func (r *remoteImage) read(ctx context.Context, _ string, state resource.Propert
 }
 
 func (r *remoteImage) delete(ctx context.Context, _ string, state resource.PropertyMap) error {
-	if getBool(state, "keepLocally", false) {
+	if pluginkit.GetBool(state, "keepLocally", false) {
 		return nil
 	}
-	err := r.eng.call(ctx, "DELETE", "/images/"+getString(state, "name", ""), nil, nil, nil)
+	err := r.eng.call(ctx, "DELETE", "/images/"+pluginkit.GetString(state, "name", ""), nil, nil, nil)
 	if err != nil && !isNotFound(err) {
 		return err
 	}

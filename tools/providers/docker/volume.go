@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
@@ -20,10 +21,10 @@ func (v *volume) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.C
 
 func (v *volume) outputs(in resource.PropertyMap) resource.PropertyMap {
 	out := resource.PropertyMap{"mountpoint": computed()}
-	if _, ok := pv(in, "name"); !ok {
+	if _, ok := pluginkit.PV(in, "name"); !ok {
 		out["name"] = computed()
 	}
-	if _, ok := pv(in, "driver"); !ok {
+	if _, ok := pluginkit.PV(in, "driver"); !ok {
 		out["driver"] = computed()
 	}
 	return out
@@ -36,8 +37,8 @@ type volumeInfo struct{ Name, Driver, Mountpoint string }
 
 func (v *volume) create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
 	req := map[string]any{
-		"Name":       getString(in, "name", ""),
-		"Driver":     getString(in, "driver", "local"),
+		"Name":       pluginkit.GetString(in, "name", ""),
+		"Driver":     pluginkit.GetString(in, "driver", "local"),
 		"DriverOpts": getStringMap(in, "driverOpts"),
 		"Labels":     labelsOf(in, "labels"),
 	}

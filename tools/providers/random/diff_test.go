@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
@@ -42,15 +43,15 @@ func TestSecretMarkersIgnoredInDiff(t *testing.T) {
 
 func TestRoundTripMarshal(t *testing.T) {
 	m := resource.PropertyMap{"length": resource.NewNumberProperty(8), "upper": resource.NewBoolProperty(true), "x": resource.MakeComputed(resource.NewStringProperty(""))}
-	s, err := marshal(m)
+	s, err := pluginkit.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := unmarshal(s)
+	back, err := pluginkit.Unmarshal(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if getInt(back, "length", 0) != 8 || !getBool(back, "upper", false) || !back["x"].IsComputed() {
+	if pluginkit.GetInt(back, "length", 0) != 8 || !pluginkit.GetBool(back, "upper", false) || !back["x"].IsComputed() {
 		t.Fatalf("round trip: %v", back)
 	}
 }

@@ -5,10 +5,12 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/ai-trading/pluginkit"
 )
 
 func main() {
-	if err := serve(&randomProvider{}); err != nil {
+	if err := pluginkit.Serve(&randomProvider{}); err != nil {
 		fmt.Fprintf(os.Stderr, "pulumi-resource-random: %v\n", err)
 		os.Exit(1)
 	}

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"golang.org/x/crypto/bcrypt"
@@ -72,16 +73,16 @@ func applyDefaults(typ string, m resource.PropertyMap) {
 	}
 	// "number" is the deprecated alias of "numeric".
 	if v, ok := m["number"]; ok && !v.IsNull() {
-		setDefault(m, "numeric", v)
+		pluginkit.SetDefault(m, "numeric", v)
 	}
 	for _, k := range []string{"upper", "lower", "numeric", "special"} {
-		setDefault(m, k, resource.NewBoolProperty(true))
+		pluginkit.SetDefault(m, k, resource.NewBoolProperty(true))
 	}
 	if v, ok := m["numeric"]; ok {
-		setDefault(m, "number", v)
+		pluginkit.SetDefault(m, "number", v)
 	}
 	for _, k := range []string{"minUpper", "minLower", "minNumeric", "minSpecial"} {
-		setDefault(m, k, resource.NewNumberProperty(0))
+		pluginkit.SetDefault(m, k, resource.NewNumberProperty(0))
 	}
 }
 
@@ -107,12 +108,12 @@ func (p *randomProvider) Check(_ context.Context, req *pulumirpc.CheckRequest) (
 	if _, ok := outputKeys[typ]; !ok {
 		return nil, fmt.Errorf("unknown resource type %q", typ)
 	}
-	news, err := unmarshal(req.GetNews())
+	news, err := pluginkit.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
 	applyDefaults(typ, news)
-	inputs, err := marshal(news)
+	inputs, err := pluginkit.Marshal(news)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +131,7 @@ func inputsOf(typ string, state resource.PropertyMap) resource.PropertyMap {
 }
 
 func diff(typ string, oldInputs, news resource.PropertyMap) *pulumirpc.DiffResponse {
-	changed := changedKeys(oldInputs, news)
+	changed := pluginkit.ChangedKeys(oldInputs, news)
 	if len(changed) == 0 {
 		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}
 	}
@@ -149,15 +150,15 @@ func diff(typ string, oldInputs, news resource.PropertyMap) *pulumirpc.DiffRespo
 
 func (p *randomProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
 	typ := typeOf(req.GetUrn())
-	news, err := unmarshal(req.GetNews())
+	news, err := pluginkit.Unmarshal(req.GetNews())
 	if err != nil {
 		return nil, err
 	}
 	var olds resource.PropertyMap
 	if req.GetOldInputs() != nil {
-		olds, err = unmarshal(req.GetOldInputs())
+		olds, err = pluginkit.Unmarshal(req.GetOldInputs())
 	} else {
-		olds, err = unmarshal(req.GetOlds())
+		olds, err = pluginkit.Unmarshal(req.GetOlds())
 		olds = inputsOf(typ, olds)
 	}
 	if err != nil {
@@ -172,17 +173,17 @@ func (p *randomProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*p
 
 func specOf(m resource.PropertyMap) passwordSpec {
 	s := passwordSpec{
-		Length:     getInt(m, "length", 0),
-		Upper:      getBool(m, "upper", true),
-		Lower:      getBool(m, "lower", true),
-		Numeric:    getBool(m, "numeric", getBool(m, "number", true)),
-		Special:    getBool(m, "special", true),
-		MinUpper:   getInt(m, "minUpper", 0),
-		MinLower:   getInt(m, "minLower", 0),
-		MinNumeric: getInt(m, "minNumeric", 0),
-		MinSpecial: getInt(m, "minSpecial", 0),
+		Length:     pluginkit.GetInt(m, "length", 0),
+		Upper:      pluginkit.GetBool(m, "upper", true),
+		Lower:      pluginkit.GetBool(m, "lower", true),
+		Numeric:    pluginkit.GetBool(m, "numeric", pluginkit.GetBool(m, "number", true)),
+		Special:    pluginkit.GetBool(m, "special", true),
+		MinUpper:   pluginkit.GetInt(m, "minUpper", 0),
+		MinLower:   pluginkit.GetInt(m, "minLower", 0),
+		MinNumeric: pluginkit.GetInt(m, "minNumeric", 0),
+		MinSpecial: pluginkit.GetInt(m, "minSpecial", 0),
 	}
-	if v, ok := pv(m, "overrideSpecial"); ok && v.IsString() {
+	if v, ok := pluginkit.PV(m, "overrideSpecial"); ok && v.IsString() {
 		o := v.StringValue()
 		s.OverrideSpecial = &o
 	}
@@ -207,7 +208,7 @@ func generate(typ string, in resource.PropertyMap) (resource.PropertyMap, error)
 			out["bcryptHash"] = resource.NewStringProperty(string(h))
 		}
 	case tokenBytes:
-		n := getInt(in, "length", 0)
+		n := pluginkit.GetInt(in, "length", 0)
 		if n < 1 {
 			return nil, fmt.Errorf("length must be at least 1")
 		}
@@ -225,7 +226,7 @@ func generate(typ string, in resource.PropertyMap) (resource.PropertyMap, error)
 
 func (p *randomProvider) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
 	typ := typeOf(req.GetUrn())
-	in, err := unmarshal(req.GetProperties())
+	in, err := pluginkit.Unmarshal(req.GetProperties())
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +239,7 @@ func (p *randomProvider) Create(_ context.Context, req *pulumirpc.CreateRequest)
 	} else if out, err = generate(typ, in); err != nil {
 		return nil, err
 	}
-	props, err := marshal(out)
+	props, err := pluginkit.Marshal(out)
 	if err != nil {
 		return nil, err
 	}
@@ -252,11 +253,11 @@ func (p *randomProvider) Read(_ context.Context, req *pulumirpc.ReadRequest) (*p
 	}
 	inputs := req.GetInputs()
 	if inputs == nil {
-		state, err := unmarshal(req.GetProperties())
+		state, err := pluginkit.Unmarshal(req.GetProperties())
 		if err != nil {
 			return nil, err
 		}
-		if inputs, err = marshal(inputsOf(typeOf(req.GetUrn()), state)); err != nil {
+		if inputs, err = pluginkit.Marshal(inputsOf(typeOf(req.GetUrn()), state)); err != nil {
 			return nil, err
 		}
 	}
