@@ -1,4 +1,5 @@
-import { bps, D, Decimal, quote, str } from "./decimal";
+import { D, Decimal, str } from "./decimal";
+import { decimalArithmetic, ExecutionRules, type ExecutionOptions } from "./executionRules";
 import type { Bar, Fill, Liquidity, OrderRequest } from "./types";
 
 /**
@@ -15,19 +16,11 @@ import type { Bar, Fill, Liquidity, OrderRequest } from "./types";
  *   `maxParticipation` set a bar fills at most that fraction of its volume (partial fills).
  * - Fill ids are `${orderId}:${n}` (n = 1, 2, ... per order), so re-running the same order cannot
  *   mint a different fill id.
+ *
+ * The price, fee and fill-size rules are `ExecutionRules` (./executionRules), the same module the
+ * backtester executes through.
  */
-export interface PaperExchangeOptions {
-  makerFeeBps?: string;
-  takerFeeBps?: string;
-  slippageBps?: string;
-  impactBps?: string;
-  maxSlippageBps?: string;
-  tickSize?: string;
-  /** Quantity step for partial fills (default 0.00000001). */
-  stepSize?: string;
-  fillOnTouch?: boolean;
-  maxParticipation?: string;
-}
+export type PaperExchangeOptions = ExecutionOptions;
 
 export type ExecutionStatus = "filled" | "partially_filled" | "resting" | "rejected" | "expired" | "cancelled";
 
@@ -50,19 +43,9 @@ export interface RestingOrder {
 export class PaperExchange {
   private readonly last = new Map<string, Bar>();
   private readonly resting = new Map<string, RestingOrder>();
-  private readonly o: Required<Omit<PaperExchangeOptions, "maxParticipation">> & { maxParticipation?: string };
+  private readonly rules: ExecutionRules<Decimal>;
   constructor(opts: PaperExchangeOptions = {}) {
-    this.o = {
-      makerFeeBps: opts.makerFeeBps ?? "10",
-      takerFeeBps: opts.takerFeeBps ?? "10",
-      slippageBps: opts.slippageBps ?? "5",
-      impactBps: opts.impactBps ?? "0",
-      maxSlippageBps: opts.maxSlippageBps ?? "100",
-      tickSize: opts.tickSize ?? "0.01",
-      stepSize: opts.stepSize ?? "0.00000001",
-      fillOnTouch: opts.fillOnTouch ?? false,
-      maxParticipation: opts.maxParticipation,
-    };
+    this.rules = new ExecutionRules(decimalArithmetic, opts);
   }
 
   lastPrice(symbol: string): string | undefined {
@@ -83,22 +66,11 @@ export class PaperExchange {
     this.last.set(bar.symbol, bar);
   }
 
-  private fee(notional: Decimal, liq: Liquidity): Decimal {
-    return quote(notional.mul(bps(liq === "maker" ? this.o.makerFeeBps : this.o.takerFeeBps)));
-  }
-
   /** Adverse-slipped execution price for a taker of `qty` against the last bar. */
   takerPrice(symbol: string, side: "buy" | "sell", qty: Decimal): Decimal | undefined {
     const bar = this.last.get(symbol);
     if (!bar) return undefined;
-    const vol = D(bar.volume);
-    let slip = D(this.o.slippageBps);
-    if (vol.gt(0)) slip = slip.plus(D(this.o.impactBps).mul(qty).div(vol));
-    slip = Decimal.min(slip, D(this.o.maxSlippageBps));
-    const raw = D(bar.close).mul(side === "buy" ? D(1).plus(bps(slip)) : D(1).minus(bps(slip)));
-    const t = D(this.o.tickSize);
-    const ticks = raw.div(t);
-    return (side === "buy" ? ticks.ceil() : ticks.floor()).mul(t);
+    return this.rules.takerPrice(D(bar.close), D(bar.volume), side, qty);
   }
 
   private makeFill(order: OrderRequest, seq: number, qty: Decimal, price: Decimal, liq: Liquidity, ts: number): Fill {
@@ -110,7 +82,7 @@ export class PaperExchange {
       side: order.side,
       quantity: str(qty),
       price: str(price),
-      fee: str(this.fee(qty.mul(price), liq)),
+      fee: str(this.rules.fee(qty.mul(price), liq)),
       liquidity: liq,
       ts,
     };
@@ -133,10 +105,8 @@ export class PaperExchange {
     const limit = D(order.limitPrice);
     if (bar) {
       const last = D(bar.close);
-      const marketable = order.side === "buy" ? limit.gte(last) : limit.lte(last);
-      if (marketable) {
-        const slipped = this.takerPrice(order.symbol, order.side, qty)!;
-        const px = order.side === "buy" ? Decimal.min(slipped, limit) : Decimal.max(slipped, limit);
+      if (this.rules.limitMarketable(order.side, limit, last)) {
+        const px = this.rules.marketableLimitPrice(order.side, limit, last, D(bar.volume), qty);
         return { orderId: order.orderId, status: "filled", fills: [this.makeFill(order, 1, qty, px, "taker", at)], remaining: "0" };
       }
     }
@@ -157,22 +127,14 @@ export class PaperExchange {
     const reports: ExecutionReport[] = [];
     const low = D(bar.low);
     const high = D(bar.high);
-    let volumeLeft = this.o.maxParticipation ? D(bar.volume).mul(this.o.maxParticipation) : undefined;
+    let volumeLeft = this.rules.participationBudget(D(bar.volume));
     for (const r of this.resting.values()) {
       if (r.order.symbol !== bar.symbol) continue;
       const limit = D(r.order.limitPrice!);
-      const crosses =
-        r.order.side === "buy"
-          ? this.o.fillOnTouch ? low.lte(limit) : low.lt(limit)
-          : this.o.fillOnTouch ? high.gte(limit) : high.gt(limit);
-      if (!crosses) continue;
-      let qty = D(r.remaining);
-      if (volumeLeft) {
-        const step = D(this.o.stepSize);
-        qty = Decimal.min(qty, volumeLeft.div(step).floor().mul(step));
-        if (qty.lte(0)) continue;
-        volumeLeft = volumeLeft.minus(qty);
-      }
+      if (!this.rules.limitHit(r.order.side, limit, low, high)) continue;
+      const qty = this.rules.cappedQuantity(D(r.remaining), volumeLeft);
+      if (qty.lte(0)) continue;
+      if (volumeLeft) volumeLeft = volumeLeft.minus(qty);
       r.fillSeq += 1;
       const fill = this.makeFill(r.order, r.fillSeq, qty, limit, "maker", bar.closeTime);
       const remaining = D(r.remaining).minus(qty);

@@ -1,0 +1,47 @@
+/**
+ * The backtesting engine as a library (no I/O): bars as typed-array columns, an event-driven engine
+ * (market/limit/stop orders, partial fills, cash and position accounting), a vectorized path for
+ * signal strategies, built-in strategies and performance metrics. Executions go through the trading
+ * core's `ExecutionRules`, the same rules as the paper exchange.
+ */
+import type { BarSeries } from "./bars";
+import { EventEngine, type EngineOptions, type RunResult } from "./engine";
+import { computeMetrics, type Metrics } from "./metrics";
+import { resolveParameters, RuleStrategy, signalsOf, strategies, ParameterError, type Parameters } from "./strategies";
+import { runSignals } from "./vectorized";
+
+export * from "./bars";
+export * from "./engine";
+export * from "./indicators";
+export * from "./ledger";
+export * from "./metrics";
+export * from "./strategies";
+export * from "./vectorized";
+
+export type EngineMode = "event" | "vectorized";
+
+export interface BacktestSpec extends EngineOptions {
+  strategy: string;
+  parameters?: Record<string, unknown>;
+  mode?: EngineMode;
+  /** Units per entry or "all" (default). */
+  quantity?: number | "all";
+}
+
+export interface BacktestOutcome {
+  parameters: Parameters;
+  run: RunResult;
+  metrics: Metrics;
+}
+
+/** Runs one built-in strategy over one symbol's bars. */
+export function backtest(bars: BarSeries, spec: BacktestSpec): BacktestOutcome {
+  const def = strategies.get(spec.strategy);
+  if (!def) throw new ParameterError("strategy", `unknown strategy ${JSON.stringify(spec.strategy)} (known: ${strategies.names().join(", ")})`);
+  const parameters = resolveParameters(def, spec.parameters);
+  const run =
+    spec.mode === "vectorized"
+      ? runSignals(bars, signalsOf(def, bars, parameters), spec)
+      : new EventEngine(bars, spec).run(new RuleStrategy(def, parameters, spec.quantity ?? "all"));
+  return { parameters, run, metrics: computeMetrics(run, bars.intervalMs) };
+}
