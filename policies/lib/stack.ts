@@ -1,6 +1,6 @@
 /** Plain view of stack resources for stack policies (pure helpers take this). */
 import type { PolicyResource } from "@pulumi/policy";
-import { unwrap } from "./values";
+import { plain } from "./values";
 
 export interface StackResource {
     type: string;
@@ -10,5 +10,5 @@ export interface StackResource {
 }
 
 export function plainResources(resources: PolicyResource[]): StackResource[] {
-    return resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: unwrap(r.props) }));
+    return resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: plain(r.props) }));
 }

@@ -1,41 +1,48 @@
 /**
- * Pure helpers for reading resource properties as the policy engine hands them over.
+ * Reading resource properties as the policy engine hands them over, on @pulumi/policy's public
+ * contract only.
  *
- * During `pulumi preview` a value that depends on another resource's output is "unknown": the engine
- * represents it by a sentinel string and wraps `props` in a proxy that throws when such a value is
- * read. Rules call `unwrap()` once and then treat unknown values explicitly (`isUnknown`), so one
- * unknown password does not turn the whole check into "can't run during preview".
+ * During `pulumi preview` a value computed from another resource's output is not known yet. The
+ * engine hands policies a property bag whose read of such a value throws; a throw that escapes a
+ * policy makes the engine report the whole policy as "can't run during preview". Rules therefore
+ * copy the bag once with `plain()`, which turns every read that throws into the UNKNOWN marker, and
+ * then treat unknown values explicitly: one unknown password does not switch a whole check off.
+ * (Reading a property of the deserialized bag has no other way to throw.)
  */
 
-/** The engine's sentinels for unknown values (see @pulumi/policy proxy.ts). */
-const UNKNOWN_SENTINELS = new Set([
-    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7", // boolean
-    "3eeb2bf0-c639-47a8-9e75-3b44932eb421", // number
-    "04da6b54-80e4-46f7-96ec-b56ff0331ba9", // string
-    "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2", // array
-    "030794c1-ac77-496b-92df-f27374a8bd58", // asset
-    "e48ece36-62e2-4504-bad9-02848725956a", // archive
-    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff", // object
-]);
+/** Our marker for "not known during preview" in a `plain()` copy. */
+export const UNKNOWN: unique symbol = Symbol("unknown during preview");
+export type Unknown = typeof UNKNOWN;
 
-/** The sentinel tests use to stand for "not known during preview" (a string value). */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
-const PROXY_TARGET = "__getSpecialProxyTarget";
-
-export function isUnknown(value: unknown): boolean {
-    return typeof value === "string" && UNKNOWN_SENTINELS.has(value);
+export function isUnknown(value: unknown): value is Unknown {
+    return value === UNKNOWN;
 }
 
-/** Returns the plain object behind the engine's unknown-checking proxy (or the value itself). */
-export function unwrap<T = any>(value: T): T {
-    if (value !== null && typeof value === "object") {
-        const target = (value as any)[PROXY_TARGET];
-        if (target !== undefined && target !== true) {
-            return target as T;
-        }
+function read(from: any, key: string | number): unknown {
+    try {
+        return from[key];
+    } catch {
+        return UNKNOWN;
     }
-    return value;
+}
+
+/**
+ * A plain deep copy of a property bag (or of any value read from it): arrays and plain objects are
+ * copied, unknown values become UNKNOWN, anything else (strings, numbers, assets) is kept.
+ */
+export function plain<T = any>(value: T): T {
+    if (value === null || typeof value !== "object") return value;
+    if (Array.isArray(value)) {
+        const out: unknown[] = [];
+        const n = value.length;
+        for (let i = 0; i < n; i++) out.push(plain(read(value, i)));
+        return out as T;
+    }
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return value;
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) out[key] = plain(read(value, key));
+    return out as T;
 }
 
 export function isRecord(value: unknown): value is Record<string, any> {
@@ -49,22 +56,20 @@ export function arr<T = any>(value: unknown): T[] {
 
 /** A string property; unknown or non-string gives undefined. */
 export function str(value: unknown): string | undefined {
-    return typeof value === "string" && !isUnknown(value) ? value : undefined;
+    return typeof value === "string" ? value : undefined;
 }
 
 /** A number property (numeric strings accepted); unknown gives undefined. */
 export function num(value: unknown): number | undefined {
     if (typeof value === "number" && Number.isFinite(value)) return value;
-    if (typeof value === "string" && !isUnknown(value) && value.trim() !== "" && Number.isFinite(Number(value))) {
-        return Number(value);
-    }
+    if (typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) return Number(value);
     return undefined;
 }
 
 /** Visits every known string in a value, with its JSON-ish path. */
 export function walkStrings(value: unknown, visit: (s: string, path: string) => void, path = ""): void {
     if (typeof value === "string") {
-        if (!isUnknown(value)) visit(value, path);
+        visit(value, path);
         return;
     }
     if (Array.isArray(value)) {

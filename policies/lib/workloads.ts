@@ -5,14 +5,8 @@
  *   pod template labels, pod spec).
  * All functions are pure and take the plain (unwrapped) property bag.
  */
+import { LABEL_ROLE, LABEL_SINGLETON, LABEL_WORKLOAD } from "./labels";
 import { arr, isRecord, isUnknown, str } from "./values";
-
-export const LABEL_WORKLOAD = "trading.io/workload";
-export const LABEL_ROLE = "trading.io/role";
-export const LABEL_BACKUP_OF = "trading.io/backup-of";
-export const LABEL_PROMETHEUS_RULES = "trading.io/prometheus-rules";
-/** A service that must never run twice (per-process state); the program gives it Recreate rollouts. */
-export const LABEL_SINGLETON = "trading.io/singleton";
 
 /**
  * A singleton Deployment: labelled trading.io/singleton=true AND rolled out with the Recreate
@@ -21,9 +15,6 @@ export const LABEL_SINGLETON = "trading.io/singleton";
 export function isSingletonDeployment(type: string, props: Record<string, any>): boolean {
     return workloadLabels(type, props)[LABEL_SINGLETON] === "true" && props.spec?.strategy?.type === "Recreate" && (props.spec?.replicas ?? 1) === 1;
 }
-
-export const ROLES = ["datastore", "service", "job", "monitoring", "edge"] as const;
-export type Role = (typeof ROLES)[number];
 
 export const DATASTORES = ["postgres", "dragonfly", "clickhouse", "weaviate", "arangodb", "redpanda", "redis"];
 export const MONITORING = ["prometheus", "grafana"];

@@ -2,9 +2,8 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { plainResources, StackResource } from "../lib/stack";
 import { str } from "../lib/values";
-import {
-    DOCKER_CONTAINER, dockerLabels, identity, isK8sWorkload, K8S, LABEL_BACKUP_OF, metadataLabels, podTemplate,
-} from "../lib/workloads";
+import { LABEL_BACKUP_OF } from "../lib/labels";
+import { DOCKER_CONTAINER, dockerLabels, identity, isK8sWorkload, K8S, metadataLabels, podTemplate } from "../lib/workloads";
 
 export interface BackupConfig {
     environment: Environment;

@@ -1,8 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { readConfig } from "../lib/config";
+import { Workload, workloadRule } from "../lib/rule";
 import { capabilityList } from "../lib/security";
-import { unwrap } from "../lib/values";
-import { describe, DOCKER_CONTAINER, identity, isK8sWorkload, podContainers, podTemplate } from "../lib/workloads";
 
 export interface CapabilitiesConfig {
     /** Capabilities any container may add back after dropping ALL (PSS restricted: NET_BIND_SERVICE). */
@@ -21,14 +19,12 @@ function check(where: string, drops: string[], adds: string[], allowed: Set<stri
     return out;
 }
 
-export function capabilityProblems(type: string, name: string, props: Record<string, any>, cfg: CapabilitiesConfig = defaults): string[] {
-    const id = identity(type, name, props);
-    const allowed = new Set([...cfg.allowedCapabilities, ...(cfg.capabilityExemptions[id.workload] ?? [])].map((c) => c.toUpperCase()));
-    if (type === DOCKER_CONTAINER) {
-        return check("", capabilityList(props.capabilities?.drops), capabilityList(props.capabilities?.adds), allowed);
+export function capabilityProblems(w: Workload, cfg: CapabilitiesConfig = defaults): string[] {
+    const allowed = new Set([...cfg.allowedCapabilities, ...(cfg.capabilityExemptions[w.id.workload] ?? [])].map((c) => c.toUpperCase()));
+    if (w.target === "docker") {
+        return check("", capabilityList(w.props.capabilities?.drops), capabilityList(w.props.capabilities?.adds), allowed);
     }
-    const tmpl = podTemplate(type, props);
-    return (tmpl ? podContainers(tmpl.spec) : []).flatMap((c) => check(
+    return w.containers.flatMap((c) => check(
         `container "${c.name}" `,
         capabilityList(c.container.securityContext?.capabilities?.drop),
         capabilityList(c.container.securityContext?.capabilities?.add),
@@ -48,15 +44,10 @@ export const dropAllCapabilities: ResourceValidationPolicy = {
             capabilityExemptions: { type: "object", additionalProperties: { type: "array", items: { type: "string" } }, default: {} },
         },
     },
-    validateResource: (args, reportViolation) => {
-        if (args.type !== DOCKER_CONTAINER && !isK8sWorkload(args.type)) args.notApplicable("only containers");
-        const cfg = readConfig(args, defaults);
-        for (const p of capabilityProblems(args.type, args.name, unwrap(args.props), cfg)) {
-            const fix = args.type === DOCKER_CONTAINER
-                ? "set capabilities: { drops: [\"ALL\"] } and add back only what the process needs"
-                : "set securityContext.capabilities.drop: [\"ALL\"] on every container";
-            reportViolation(`${describe(args.type, args.name)} ${p}; ${fix} (exemptions: policy config capabilityExemptions).`);
-        }
-    },
+    validateResource: workloadRule(defaults, capabilityProblems, (w, p) => {
+        const fix = w.target === "docker"
+            ? "set capabilities: { drops: [\"ALL\"] } and add back only what the process needs"
+            : "set securityContext.capabilities.drop: [\"ALL\"] on every container";
+        return `${w.label} ${p}; ${fix} (exemptions: policy config capabilityExemptions).`;
+    }),
 };
-

@@ -1,9 +1,11 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { parseImageRef } from "../lib/images";
 import { nginxTlsProblems } from "../lib/nginx";
-import { arr, decodeBase64, isRecord, isUnknown, str, unwrap } from "../lib/values";
-import { describe, DOCKER_CONTAINER, identity, K8S, metadataAnnotations } from "../lib/workloads";
+import { forEveryWorkload } from "../lib/rule";
+import { arr, decodeBase64, isRecord, isUnknown, plain, str } from "../lib/values";
+import { describe, metadataAnnotations } from "../lib/workloads";
 
 export interface EdgeTlsConfig {
     /** Image basenames treated as the nginx edge even without role=edge. */
@@ -60,6 +62,11 @@ export function ingressProblems(props: Record<string, any>): string[] {
     return problems;
 }
 
+const message = (who: string, problem: string) =>
+    `${who} ${problem}. Serve HTTPS (listen 443 ssl with ssl_certificate and ` +
+    "ssl_certificate_key; Ingress spec.tls with a certificate Secret) and let plain HTTP only redirect " +
+    "(`return 301 https://$host$request_uri;`, annotation nginx.ingress.kubernetes.io/ssl-redirect: \"true\").";
+
 export const edgeTlsOnly: ResourceValidationPolicy = {
     name: "edge-tls-only",
     description:
@@ -71,27 +78,16 @@ export const edgeTlsOnly: ResourceValidationPolicy = {
             nginxImages: { type: "array", items: { type: "string" }, default: defaults.nginxImages },
         },
     },
-    validateResource: (args, reportViolation) => {
-        const props = unwrap(args.props);
-        const cfg = readConfig(args, defaults);
-        let problems: string[] = [];
-        if (args.type === K8S.ingress) {
-            problems = ingressProblems(props);
-        } else if (args.type === DOCKER_CONTAINER) {
-            const id = identity(args.type, args.name, props);
-            const image = str(props.image);
+    validateResource: [
+        forEveryWorkload((w, args, reportViolation) => {
+            const cfg = readConfig(args, defaults);
+            const image = str(w.props.image);
             const isNginx = image !== undefined && cfg.nginxImages.includes(parseImageRef(image).basename);
-            if (id.role !== "edge" && !isNginx) args.notApplicable("not the edge container");
-            problems = dockerEdgeProblems(props);
-        } else {
-            args.notApplicable("only the edge (nginx container, Ingress)");
-        }
-        for (const p of problems) {
-            reportViolation(
-                `${describe(args.type, args.name)} ${p}. Serve HTTPS (listen 443 ssl with ssl_certificate and ` +
-                "ssl_certificate_key; Ingress spec.tls with a certificate Secret) and let plain HTTP only redirect " +
-                "(`return 301 https://$host$request_uri;`, annotation nginx.ingress.kubernetes.io/ssl-redirect: \"true\").",
-            );
-        }
-    },
+            if (w.id.role !== "edge" && !isNginx) args.notApplicable("not the edge container");
+            for (const p of dockerEdgeProblems(w.props)) reportViolation(message(w.label, p));
+        }, ["docker"]),
+        validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
+            for (const p of ingressProblems(plain(props))) reportViolation(message(describe(args.type, args.name), p));
+        }),
+    ],
 };

@@ -1,8 +1,8 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { guideSecretsIn, isCredentialName, isWeakValue, splitEnv, urlPasswordsIn } from "../lib/credentials";
-import { arr, decodeBase64, isRecord, str, unwrap, walkStrings } from "../lib/values";
-import { describe, isK8sWorkload, K8S, podContainers, podTemplate, DOCKER_CONTAINER } from "../lib/workloads";
+import { arr, decodeBase64, isRecord, plain, str, walkStrings } from "../lib/values";
+import { describe, DOCKER_CONTAINER, isK8sWorkload, K8S, podContainers, podTemplate } from "../lib/workloads";
 
 export interface NoDefaultCredentialsConfig {
     /** More forbidden literals (substring match), e.g. values leaked elsewhere. */
@@ -105,7 +105,7 @@ export const noDefaultCredentials: ResourceValidationPolicy = {
     },
     validateResource: (args, reportViolation) => {
         const cfg = readConfig(args, defaults);
-        const props = unwrap(args.props);
+        const props = plain(args.props);
         for (const f of findDefaultCredentials(args.type, props, cfg)) {
             reportViolation(
                 `${describe(args.type, args.name)} has ${f.problem} at ${f.path}. Published or guessable ` +

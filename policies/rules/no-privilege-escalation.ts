@@ -1,7 +1,7 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
+import { Workload, workloadRule } from "../lib/rule";
 import { effective } from "../lib/security";
-import { arr, str, unwrap } from "../lib/values";
-import { describe, DOCKER_CONTAINER, isK8sWorkload, podContainers, podTemplate } from "../lib/workloads";
+import { arr, str } from "../lib/values";
 
 export function dockerEscalationProblems(props: Record<string, any>): string[] {
     const opts = arr(props.securityOpts).map((o) => str(o)).filter((o): o is string => !!o).map((o) => o.replace(/\s/g, "").toLowerCase());
@@ -15,14 +15,14 @@ export function dockerEscalationProblems(props: Record<string, any>): string[] {
     return out;
 }
 
-export function k8sEscalationProblems(type: string, props: Record<string, any>): string[] {
-    const tmpl = podTemplate(type, props);
+export function escalationProblems(w: Workload): string[] {
+    if (w.target === "docker") return dockerEscalationProblems(w.props);
     const out: string[] = [];
-    for (const c of tmpl ? podContainers(tmpl.spec) : []) {
+    for (const c of w.containers) {
         if (c.container.securityContext?.allowPrivilegeEscalation !== false) {
             out.push(`container "${c.name}" does not set allowPrivilegeEscalation: false`);
         }
-        const seccomp = effective(tmpl!.spec, c, "seccompProfile");
+        const seccomp = effective(w.pod!.spec, c, "seccompProfile");
         const kind = str(seccomp?.type);
         if (kind !== "RuntimeDefault" && kind !== "Localhost") {
             out.push(`container "${c.name}" has seccompProfile ${kind ?? "unset"} (needs RuntimeDefault or Localhost)`);
@@ -37,17 +37,10 @@ export const noPrivilegeEscalation: ResourceValidationPolicy = {
         "Processes cannot gain privileges: Docker containers set no-new-privileges and keep seccomp/AppArmor; " +
         "Kubernetes containers set allowPrivilegeEscalation: false and seccompProfile RuntimeDefault.",
     severity: "high",
-    validateResource: (args, reportViolation) => {
-        const props = unwrap(args.props);
-        let problems: string[] = [];
-        if (args.type === DOCKER_CONTAINER) problems = dockerEscalationProblems(props);
-        else if (isK8sWorkload(args.type)) problems = k8sEscalationProblems(args.type, props);
-        else args.notApplicable("only containers");
-        for (const p of problems) {
-            const fix = args.type === DOCKER_CONTAINER
-                ? "add securityOpts: [\"no-new-privileges:true\"] and keep the default seccomp and AppArmor profiles"
-                : "set securityContext.allowPrivilegeEscalation: false and seccompProfile: { type: RuntimeDefault }";
-            reportViolation(`${describe(args.type, args.name)} ${p}; ${fix}.`);
-        }
-    },
+    validateResource: workloadRule({}, escalationProblems, (w, p) => {
+        const fix = w.target === "docker"
+            ? "add securityOpts: [\"no-new-privileges:true\"] and keep the default seccomp and AppArmor profiles"
+            : "set securityContext.allowPrivilegeEscalation: false and seccompProfile: { type: RuntimeDefault }";
+        return `${w.label} ${p}; ${fix}.`;
+    }),
 };

@@ -1,7 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { readConfig } from "../lib/config";
-import { arr, isRecord, str, unwrap } from "../lib/values";
-import { describe, DOCKER_CONTAINER, isK8sWorkload, podContainers, podTemplate } from "../lib/workloads";
+import { Workload, workloadRule } from "../lib/rule";
+import { arr, isRecord, str } from "../lib/values";
 
 export interface PrivilegedConfig {
     /** Host paths that a Kubernetes hostPath volume may mount (none by default, as in PSS baseline). */
@@ -51,11 +50,11 @@ export function dockerPrivilegeProblems(props: Record<string, any>): string[] {
     return out;
 }
 
-export function k8sPrivilegeProblems(type: string, props: Record<string, any>, cfg: PrivilegedConfig = defaults): string[] {
+export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults): string[] {
+    if (w.target === "docker") return dockerPrivilegeProblems(w.props);
     const out: string[] = [];
-    const tmpl = podTemplate(type, props);
-    if (!tmpl) return out;
-    const spec = tmpl.spec;
+    if (!w.pod) return out;
+    const spec = w.pod.spec;
     for (const field of ["hostNetwork", "hostPID", "hostIPC"]) {
         if (spec[field] === true) out.push(`sets ${field}: true`);
     }
@@ -65,7 +64,7 @@ export function k8sPrivilegeProblems(type: string, props: Record<string, any>, c
         if (cfg.allowedK8sHostPaths.includes(normalizePath(hp))) continue;
         out.push(hostPathProblem(hp) ?? `mounts the hostPath volume ${hp} (use a PersistentVolumeClaim, emptyDir or ConfigMap)`);
     }
-    for (const c of podContainers(spec)) {
+    for (const c of w.containers) {
         if (c.container.securityContext?.privileged === true) out.push(`container "${c.name}" runs privileged`);
     }
     return out;
@@ -82,17 +81,7 @@ export const noPrivilegedContainers: ResourceValidationPolicy = {
             allowedK8sHostPaths: { type: "array", items: { type: "string" }, default: [] },
         },
     },
-    validateResource: (args, reportViolation) => {
-        const props = unwrap(args.props);
-        let problems: string[] = [];
-        if (args.type === DOCKER_CONTAINER) problems = dockerPrivilegeProblems(props);
-        else if (isK8sWorkload(args.type)) problems = k8sPrivilegeProblems(args.type, props, readConfig(args, defaults));
-        else args.notApplicable("only containers and Kubernetes workloads");
-        for (const p of problems) {
-            reportViolation(
-                `${describe(args.type, args.name)} ${p}. A compromised process there owns the host: remove it ` +
-                "(use published loopback ports, named volumes and a user-defined network instead).",
-            );
-        }
-    },
+    validateResource: workloadRule(defaults, privilegeProblems, (w, p) =>
+        `${w.label} ${p}. A compromised process there owns the host: remove it ` +
+        "(use published loopback ports, named volumes and a user-defined network instead)."),
 };

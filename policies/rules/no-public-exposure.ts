@@ -1,10 +1,10 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import * as k8s from "@pulumi/kubernetes";
+import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
-import { arr, isRecord, num, str, unwrap } from "../lib/values";
-import {
-    DATASTORES, describe, DOCKER_CONTAINER, identity, isDatastore, isK8sWorkload, K8S, LABEL_ROLE, LABEL_WORKLOAD,
-    metadataLabels, MONITORING, objectName, podContainers, podTemplate,
-} from "../lib/workloads";
+import { LABEL_ROLE, LABEL_WORKLOAD } from "../lib/labels";
+import { Workload, workloadRule } from "../lib/rule";
+import { arr, isRecord, num, plain, str } from "../lib/values";
+import { DATASTORES, describe, isDatastore, metadataLabels, MONITORING, objectName } from "../lib/workloads";
 
 export interface ExposureConfig {
     environment: Environment;
@@ -17,9 +17,9 @@ const defaults: ExposureConfig = { environment: "prod", internalWorkloads: [...D
 const LOOPBACK = /^(127(\.\d{1,3}){3}|::1|localhost)$/;
 
 /** Docker: every published port bound to loopback; on prod, datastores publish nothing. */
-export function dockerExposure(name: string, props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
+export function dockerExposure(w: Workload, cfg: ExposureConfig = defaults): string[] {
     const out: string[] = [];
-    const id = identity(DOCKER_CONTAINER, name, props);
+    const { props, id } = w;
     if (props.publishAllPorts === true) {
         out.push("sets publishAllPorts, which publishes every exposed port on all host interfaces");
     }
@@ -50,46 +50,56 @@ export function serviceTarget(props: Record<string, any>, resourceName: string, 
     return undefined;
 }
 
-export function k8sExposure(type: string, name: string, props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
+/** Services: LoadBalancer, NodePort or externalIPs only for the edge, never for an internal workload. */
+export function serviceExposure(props: Record<string, any>, name: string, cfg: ExposureConfig = defaults): string[] {
+    const svcType = str(props.spec?.type) ?? "ClusterIP";
+    const external = arr(props.spec?.externalIPs).length > 0;
+    if (svcType !== "LoadBalancer" && svcType !== "NodePort" && !external) return [];
+    const how = external ? "externalIPs" : `type ${svcType}`;
+    const target = serviceTarget(props, name, cfg);
+    if (target) return [`exposes ${target} outside the cluster (${how}); internal workloads use type ClusterIP`];
+    if (metadataLabels(props)[LABEL_ROLE] !== "edge") {
+        return [`exposes a non-edge workload outside the cluster (${how}); only the Ingress controller (role=edge) may`];
+    }
+    return [];
+}
+
+/** Ingresses: no route to datastores or monitoring. */
+export function ingressExposure(props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
+    const backends: string[] = [];
+    const def = str(props.spec?.defaultBackend?.service?.name);
+    if (def) backends.push(def);
+    for (const r of arr(props.spec?.rules)) {
+        for (const p of arr(r?.http?.paths)) {
+            const svc = str(p?.backend?.service?.name);
+            if (svc) backends.push(svc);
+        }
+    }
+    const internal = [...new Set(backends.filter((b) => cfg.internalWorkloads.includes(b)))];
+    return internal.length
+        ? [`routes public traffic to ${internal.join(", ")}; datastores and monitoring stay internal (use a VPN or port-forward for admin access)`]
+        : [];
+}
+
+/** Workloads: Docker published ports; Kubernetes hostPort. */
+export function workloadExposure(w: Workload, cfg: ExposureConfig = defaults): string[] {
+    if (w.target === "docker") return dockerExposure(w, cfg);
     const out: string[] = [];
-    if (type === K8S.service) {
-        const svcType = str(props.spec?.type) ?? "ClusterIP";
-        const external = arr(props.spec?.externalIPs).length > 0;
-        const target = serviceTarget(props, name, cfg);
-        const role = metadataLabels(props)[LABEL_ROLE];
-        if (svcType === "LoadBalancer" || svcType === "NodePort" || external) {
-            const how = external ? "externalIPs" : `type ${svcType}`;
-            if (target) {
-                out.push(`exposes ${target} outside the cluster (${how}); internal workloads use type ClusterIP`);
-            } else if (role !== "edge") {
-                out.push(`exposes a non-edge workload outside the cluster (${how}); only the Ingress controller (role=edge) may`);
-            }
-        }
-    } else if (type === K8S.ingress) {
-        const backends: string[] = [];
-        const def = str(props.spec?.defaultBackend?.service?.name);
-        if (def) backends.push(def);
-        for (const r of arr(props.spec?.rules)) {
-            for (const p of arr(r?.http?.paths)) {
-                const svc = str(p?.backend?.service?.name);
-                if (svc) backends.push(svc);
-            }
-        }
-        const internal = [...new Set(backends.filter((b) => cfg.internalWorkloads.includes(b)))];
-        if (internal.length) {
-            out.push(`routes public traffic to ${internal.join(", ")}; datastores and monitoring stay internal (use a VPN or port-forward for admin access)`);
-        }
-    } else if (isK8sWorkload(type)) {
-        const tmpl = podTemplate(type, props);
-        for (const c of tmpl ? podContainers(tmpl.spec) : []) {
-            for (const p of arr(c.container.ports)) {
-                if (isRecord(p) && p.hostPort !== undefined && p.hostPort !== null && num(p.hostPort) !== 0) {
-                    out.push(`container "${c.name}" binds hostPort ${p.hostPort}, bypassing Services and NetworkPolicies`);
-                }
+    for (const c of w.containers) {
+        for (const p of arr(c.container.ports)) {
+            if (isRecord(p) && p.hostPort !== undefined && p.hostPort !== null && num(p.hostPort) !== 0) {
+                out.push(`container "${c.name}" binds hostPort ${p.hostPort}, bypassing Services and NetworkPolicies`);
             }
         }
     }
     return out;
+}
+
+function objectRule(problems: (props: Record<string, any>, name: string, cfg: ExposureConfig) => string[]) {
+    return (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
+        const cfg = readConfig(args, defaults);
+        for (const p of problems(plain(props as Record<string, any>), args.name, cfg)) reportViolation(`${describe(args.type, args.name)} ${p}.`);
+    };
 }
 
 export const noPublicExposure: ResourceValidationPolicy = {
@@ -105,19 +115,9 @@ export const noPublicExposure: ResourceValidationPolicy = {
             internalWorkloads: { type: "array", items: { type: "string" }, default: defaults.internalWorkloads },
         },
     },
-    validateResource: (args, reportViolation) => {
-        const cfg = readConfig(args, defaults);
-        const props = unwrap(args.props);
-        let problems: string[] = [];
-        if (args.type === DOCKER_CONTAINER) {
-            problems = dockerExposure(args.name, props, cfg);
-        } else if (args.type === K8S.service || args.type === K8S.ingress || isK8sWorkload(args.type)) {
-            problems = k8sExposure(args.type, args.name, props, cfg);
-        } else {
-            args.notApplicable("only containers, Services, Ingresses and workloads");
-        }
-        for (const p of problems) {
-            reportViolation(`${describe(args.type, args.name)} ${p}.`);
-        }
-    },
+    validateResource: [
+        workloadRule(defaults, workloadExposure, (w, p) => `${w.label} ${p}.`),
+        validateResourceOfType(k8s.core.v1.Service, objectRule(serviceExposure)),
+        validateResourceOfType(k8s.networking.v1.Ingress, objectRule((props, _name, cfg) => ingressExposure(props, cfg))),
+    ],
 };

@@ -1,10 +1,10 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import * as docker from "@pulumi/docker";
+import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { unpinnedReason } from "../lib/images";
-import { str, unwrap } from "../lib/values";
-import {
-    describe, DOCKER_CONTAINER, DOCKER_IMAGE, DOCKER_REMOTE_IMAGE, isK8sWorkload, podContainers, podTemplate,
-} from "../lib/workloads";
+import { Workload, workloadRule } from "../lib/rule";
+import { plain, str } from "../lib/values";
+import { describe } from "../lib/workloads";
 
 export interface PinnedConfig {
     /** Tags that move and therefore do not pin a version. */
@@ -13,24 +13,31 @@ export interface PinnedConfig {
 
 const defaults: PinnedConfig = { floatingTags: ["latest", "stable", "edge", "nightly", "main", "master", "mainline", "lts", "head", "alpine"] };
 
-/** [where, image reference] pairs of a resource. */
-export function imageRefs(type: string, props: Record<string, any>): Array<[string, string]> {
-    const refs: Array<[string, string | undefined]> = [];
-    if (type === DOCKER_CONTAINER) refs.push(["image", str(props.image)]);
-    else if (type === DOCKER_REMOTE_IMAGE) refs.push(["name", str(props.name)]);
-    else if (type === DOCKER_IMAGE) refs.push(["imageName", str(props.imageName)]);
-    else if (isK8sWorkload(type)) {
-        const tmpl = podTemplate(type, props);
-        for (const c of tmpl ? podContainers(tmpl.spec) : []) refs.push([`container "${c.name}"`, str(c.container.image)]);
-    }
+/** [where, image reference] pairs of a workload. */
+export function imageRefs(w: Workload): Array<[string, string]> {
+    const refs: Array<[string, string | undefined]> = w.target === "docker"
+        ? [["image", str(w.props.image)]]
+        : w.containers.map((c) => [`container "${c.name}"`, str(c.container.image)]);
     return refs.filter((r): r is [string, string] => r[1] !== undefined);
 }
 
-export function unpinnedImages(type: string, props: Record<string, any>, cfg: PinnedConfig = defaults): string[] {
-    return imageRefs(type, props).flatMap(([where, ref]) => {
-        const reason = unpinnedReason(ref, cfg.floatingTags);
+function unpinned(refs: Array<[string, string | undefined]>, cfg: PinnedConfig): string[] {
+    return refs.flatMap(([where, ref]) => {
+        const reason = ref === undefined ? undefined : unpinnedReason(ref, cfg.floatingTags);
         return reason ? [`${where} "${ref}" ${reason}`] : [];
     });
+}
+
+const FIX = "pin a version tag (postgres:16.4) or a digest (name@sha256:...).";
+
+/** An image resource (`RemoteImage.name`, `Image.imageName`) checked like a container's image. */
+function imageResource(field: "name" | "imageName") {
+    return (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
+        const cfg = readConfig(args, defaults);
+        for (const p of unpinned([[field, str(plain(props as Record<string, any>)[field])]], cfg)) {
+            reportViolation(`${describe(args.type, args.name)}: ${p}; ${FIX}`);
+        }
+    };
 }
 
 export const pinnedImageTags: ResourceValidationPolicy = {
@@ -44,12 +51,9 @@ export const pinnedImageTags: ResourceValidationPolicy = {
             floatingTags: { type: "array", items: { type: "string" }, default: defaults.floatingTags },
         },
     },
-    validateResource: (args, reportViolation) => {
-        if (![DOCKER_CONTAINER, DOCKER_REMOTE_IMAGE, DOCKER_IMAGE].includes(args.type) && !isK8sWorkload(args.type)) {
-            args.notApplicable("only images and containers");
-        }
-        for (const p of unpinnedImages(args.type, unwrap(args.props), readConfig(args, defaults))) {
-            reportViolation(`${describe(args.type, args.name)}: ${p}; pin a version tag (postgres:16.4) or a digest (name@sha256:...).`);
-        }
-    },
+    validateResource: [
+        workloadRule(defaults, (w, cfg) => unpinned(imageRefs(w), cfg), (w, p) => `${w.label}: ${p}; ${FIX}`),
+        validateResourceOfType(docker.RemoteImage, imageResource("name")),
+        validateResourceOfType(docker.Image, imageResource("imageName")),
+    ],
 };

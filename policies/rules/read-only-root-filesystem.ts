@@ -1,7 +1,5 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { readConfig } from "../lib/config";
-import { unwrap } from "../lib/values";
-import { describe, DOCKER_CONTAINER, identity, isK8sWorkload, podContainers, podTemplate } from "../lib/workloads";
+import { Workload, workloadRule } from "../lib/rule";
 
 export interface ReadOnlyConfig {
     /** trading.io/role values whose containers must have a read-only root filesystem. */
@@ -12,14 +10,10 @@ export interface ReadOnlyConfig {
 
 const defaults: ReadOnlyConfig = { roles: ["service"], exemptWorkloads: [] };
 
-export function writableRootProblems(type: string, name: string, props: Record<string, any>, cfg: ReadOnlyConfig = defaults): string[] {
-    const id = identity(type, name, props);
-    if (id.role === undefined || !cfg.roles.includes(id.role) || cfg.exemptWorkloads.includes(id.workload)) return [];
-    if (type === DOCKER_CONTAINER) {
-        return props.readOnly === true ? [] : ["does not set readOnly: true"];
-    }
-    const tmpl = podTemplate(type, props);
-    return (tmpl ? podContainers(tmpl.spec) : [])
+export function writableRootProblems(w: Workload, cfg: ReadOnlyConfig = defaults): string[] {
+    if (w.id.role === undefined || !cfg.roles.includes(w.id.role) || cfg.exemptWorkloads.includes(w.id.workload)) return [];
+    if (w.target === "docker") return w.props.readOnly === true ? [] : ["does not set readOnly: true"];
+    return w.containers
         .filter((c) => c.container.securityContext?.readOnlyRootFilesystem !== true)
         .map((c) => `container "${c.name}" does not set readOnlyRootFilesystem: true`);
 }
@@ -36,13 +30,10 @@ export const readOnlyRootFilesystem: ResourceValidationPolicy = {
             exemptWorkloads: { type: "array", items: { type: "string" }, default: [] },
         },
     },
-    validateResource: (args, reportViolation) => {
-        if (args.type !== DOCKER_CONTAINER && !isK8sWorkload(args.type)) args.notApplicable("only containers");
-        for (const p of writableRootProblems(args.type, args.name, unwrap(args.props), readConfig(args, defaults))) {
-            const fix = args.type === DOCKER_CONTAINER
-                ? "set readOnly: true and mount a tmpfs (tmpfs: { \"/tmp\": \"rw,size=64m\" }) where the service writes"
-                : "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir at /tmp";
-            reportViolation(`${describe(args.type, args.name)} ${p}; ${fix}.`);
-        }
-    },
+    validateResource: workloadRule(defaults, writableRootProblems, (w, p) => {
+        const fix = w.target === "docker"
+            ? "set readOnly: true and mount a tmpfs (tmpfs: { \"/tmp\": \"rw,size=64m\" }) where the service writes"
+            : "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir at /tmp";
+        return `${w.label} ${p}; ${fix}.`;
+    }),
 };

@@ -1,9 +1,7 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { unwrap } from "../lib/values";
-import {
-    DATASTORES, describe, DOCKER_CONTAINER, dockerLabels, isK8sWorkload, K8S, LABEL_ROLE, LABEL_WORKLOAD, Labels,
-    metadataLabels, MONITORING, podTemplate, ROLES,
-} from "../lib/workloads";
+import { LABEL_ROLE, LABEL_WORKLOAD, ROLES } from "../lib/labels";
+import { Workload, workloadRule } from "../lib/rule";
+import { DATASTORES, dockerLabels, K8S, Labels, metadataLabels, MONITORING } from "../lib/workloads";
 
 function labelProblems(where: string, labels: Labels): string[] {
     const out: string[] = [];
@@ -23,13 +21,10 @@ function labelProblems(where: string, labels: Labels): string[] {
  * The labels the other policies key on. Kubernetes workloads carry them on metadata and on the pod
  * template (NetworkPolicies and PDBs select pods by them).
  */
-export function missingLabels(type: string, props: Record<string, any>): string[] {
-    if (type === DOCKER_CONTAINER) return labelProblems("", dockerLabels(props));
-    const out = labelProblems("metadata ", metadataLabels(props));
-    if (type !== K8S.pod) {
-        const tmpl = podTemplate(type, props);
-        out.push(...labelProblems("pod template ", tmpl?.labels ?? {}));
-    }
+export function missingLabels(w: Workload): string[] {
+    if (w.target === "docker") return labelProblems("", dockerLabels(w.props));
+    const out = labelProblems("metadata ", metadataLabels(w.props));
+    if (w.type !== K8S.pod) out.push(...labelProblems("pod template ", w.pod?.labels ?? {}));
     return out;
 }
 
@@ -39,10 +34,5 @@ export const requiredWorkloadLabels: ResourceValidationPolicy = {
         `Every workload is labelled ${LABEL_WORKLOAD}=<name> and ${LABEL_ROLE}=<${ROLES.join("|")}> (Docker labels; ` +
         "Kubernetes metadata and pod template), which the exposure, hardening and availability policies rely on.",
     severity: "low",
-    validateResource: (args, reportViolation) => {
-        if (args.type !== DOCKER_CONTAINER && !isK8sWorkload(args.type)) args.notApplicable("only workloads");
-        for (const p of missingLabels(args.type, unwrap(args.props))) {
-            reportViolation(`${describe(args.type, args.name)} ${p}; set both labels as the conventions describe.`);
-        }
-    },
+    validateResource: workloadRule({}, missingLabels, (w, p) => `${w.label} ${p}; set both labels as the conventions describe.`),
 };

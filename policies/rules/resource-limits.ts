@@ -1,7 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { readConfig } from "../lib/config";
-import { isRecord, isUnknown, num, str, unwrap } from "../lib/values";
-import { describe, DOCKER_CONTAINER, isK8sWorkload, podContainers, podTemplate } from "../lib/workloads";
+import { Workload, workloadRule } from "../lib/rule";
+import { isRecord, isUnknown, num, str } from "../lib/values";
 
 export interface LimitsConfig {
     /** Kubernetes: require limits.cpu as well as limits.memory. */
@@ -28,10 +27,10 @@ export function dockerLimitProblems(props: Record<string, any>): string[] {
     return out;
 }
 
-export function k8sLimitProblems(type: string, props: Record<string, any>, cfg: LimitsConfig = defaults): string[] {
-    const tmpl = podTemplate(type, props);
+export function limitProblems(w: Workload, cfg: LimitsConfig = defaults): string[] {
+    if (w.target === "docker") return dockerLimitProblems(w.props);
     const out: string[] = [];
-    for (const c of tmpl ? podContainers(tmpl.spec) : []) {
+    for (const c of w.containers) {
         const res = isRecord(c.container.resources) ? c.container.resources : {};
         const missing: string[] = [];
         if (!present(res.limits?.memory)) missing.push("limits.memory");
@@ -55,14 +54,6 @@ export const resourceLimits: ResourceValidationPolicy = {
             requireRequests: { type: "boolean", default: true },
         },
     },
-    validateResource: (args, reportViolation) => {
-        const props = unwrap(args.props);
-        let problems: string[] = [];
-        if (args.type === DOCKER_CONTAINER) problems = dockerLimitProblems(props);
-        else if (isK8sWorkload(args.type)) problems = k8sLimitProblems(args.type, props, readConfig(args, defaults));
-        else args.notApplicable("only containers");
-        for (const p of problems) {
-            reportViolation(`${describe(args.type, args.name)} ${p}; size it from the guide's system requirements and set the limit explicitly.`);
-        }
-    },
+    validateResource: workloadRule(defaults, limitProblems, (w, p) =>
+        `${w.label} ${p}; size it from the guide's system requirements and set the limit explicitly.`),
 };

@@ -1,6 +1,7 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import * as random from "@pulumi/random";
 import { readConfig } from "../lib/config";
-import { num, unwrap } from "../lib/values";
+import { num, plain } from "../lib/values";
 
 export const RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword";
 export const RANDOM_STRING = "random:index/randomString:RandomString";
@@ -53,6 +54,11 @@ export function weakGeneratedSecret(type: string, name: string, props: Record<st
     return undefined;
 }
 
+function validateGenerated(props: object, args: ResourceValidationArgs, reportViolation: ReportViolation): void {
+    const problem = weakGeneratedSecret(args.type, args.name, plain(props as Record<string, any>), readConfig(args, defaults));
+    if (problem) reportViolation(`${args.type.split(":").pop()} "${args.name}" ${problem}`);
+}
+
 export const strongGeneratedSecrets: ResourceValidationPolicy = {
     name: "strong-generated-secrets",
     description:
@@ -65,13 +71,10 @@ export const strongGeneratedSecrets: ResourceValidationPolicy = {
             jwtNamePattern: { type: "string", default: "jwt" },
         },
     },
-    validateResource: (args, reportViolation) => {
-        if (![RANDOM_PASSWORD, RANDOM_STRING, RANDOM_BYTES, RANDOM_ID].includes(args.type)) {
-            args.notApplicable("only random.RandomPassword, RandomString, RandomBytes and RandomId");
-        }
-        const problem = weakGeneratedSecret(args.type, args.name, unwrap(args.props), readConfig(args, defaults));
-        if (problem) {
-            reportViolation(`${args.type.split(":").pop()} "${args.name}" ${problem}`);
-        }
-    },
+    validateResource: [
+        validateResourceOfType(random.RandomPassword, validateGenerated),
+        validateResourceOfType(random.RandomString, validateGenerated),
+        validateResourceOfType(random.RandomBytes, validateGenerated),
+        validateResourceOfType(random.RandomId, validateGenerated),
+    ],
 };

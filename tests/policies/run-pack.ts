@@ -12,16 +12,22 @@ import * as fs from "fs";
 import * as path from "path";
 import { createRequire } from "module";
 import { policies as packPolicies } from "../../policies/all";
-import { UNKNOWN } from "../../policies/lib/values";
-
-export { UNKNOWN };
 
 const policiesDir = path.join(__dirname, "..", "..", "policies");
 const policyRequire = createRequire(path.join(policiesDir, "package.json"));
+// The engine's side (not the pack's): how @pulumi/policy's server hands properties to policies.
 const { unknownCheckingProxy, UnknownValueError } = policyRequire("@pulumi/policy/proxy") as {
     unknownCheckingProxy: <T>(v: T) => T;
     UnknownValueError: new (...args: any[]) => Error;
 };
+
+/** The value the engine sends for an input not known during preview (a string computed from another resource). */
+export const UNKNOWN: string = policyRequire("@pulumi/pulumi/runtime").unknownValue;
+
+/** `args.isType(cls)` as the engine answers it: the class's type token (its isInstance check) against the resource's type. */
+function isTypeOf(type: string, cls: any): boolean {
+    return typeof cls?.isInstance === "function" && cls.isInstance({ __pulumiType: type }) === true;
+}
 
 export type EnforcementLevel = "advisory" | "mandatory" | "remediate" | "disabled";
 export type PackConfig = Record<string, EnforcementLevel | ({ enforcementLevel?: EnforcementLevel } & Record<string, unknown>)>;
@@ -165,7 +171,7 @@ export async function runPack(resources: TestResource[], config: PackConfig | "d
                 const props = unknownCheckingProxy(structuredClone(r.props));
                 const args: any = {
                     type: r.type, name: r.name, urn: urnOf(r), props, opts: opts(), stackTags: new Map(),
-                    isType: () => false, asType: () => undefined,
+                    isType: (cls: any) => isTypeOf(r.type, cls), asType: (cls: any) => (isTypeOf(r.type, cls) ? props : undefined),
                     getConfig: () => structuredClone(cfg.get(p.name)!.props),
                     notApplicable,
                 };
@@ -180,10 +186,13 @@ export async function runPack(resources: TestResource[], config: PackConfig | "d
         }
     }
 
-    const stackResources = resources.map((r) => ({
-        type: r.type, name: r.name, urn: urnOf(r), props: unknownCheckingProxy(structuredClone(r.props)), opts: opts(),
-        dependencies: [], propertyDependencies: {}, isType: () => false, asType: () => undefined,
-    }));
+    const stackResources = resources.map((r) => {
+        const props = unknownCheckingProxy(structuredClone(r.props));
+        return {
+            type: r.type, name: r.name, urn: urnOf(r), props, opts: opts(), dependencies: [], propertyDependencies: {},
+            isType: (cls: any) => isTypeOf(r.type, cls), asType: (cls: any) => (isTypeOf(r.type, cls) ? props : undefined),
+        };
+    });
     for (const p of active) {
         if (!("validateStack" in p)) continue;
         const args: any = { resources: stackResources, stackTags: new Map(), getConfig: () => structuredClone(cfg.get(p.name)!.props), notApplicable };

@@ -1,0 +1,91 @@
+/**
+ * "A rule over every workload on either target": the one place that knows which resource classes
+ * are workloads (a Docker container; a Kubernetes Deployment, StatefulSet, DaemonSet, ReplicaSet,
+ * Job, CronJob or Pod), turns the engine's property bag into a plain `Workload` and hands it to
+ * the rule. Built on `validateResourceOfType`, so the engine skips every other resource type.
+ */
+import * as docker from "@pulumi/docker";
+import * as k8s from "@pulumi/kubernetes";
+import type * as pulumi from "@pulumi/pulumi";
+import { ReportViolation, ResourceValidation, ResourceValidationArgs } from "@pulumi/policy";
+import { readConfig } from "./config";
+import { plain } from "./values";
+import {
+    describe, identity, K8sContainer, podContainers, podTemplate, PodTemplate, WorkloadIdentity,
+} from "./workloads";
+
+export type Target = "docker" | "kubernetes";
+
+export interface Workload {
+    target: Target;
+    /** Pulumi type token, e.g. "kubernetes:apps/v1:Deployment". */
+    type: string;
+    /** Pulumi resource name. */
+    name: string;
+    /** `Deployment "api-gateway-deployment"`: how every message names the resource. */
+    label: string;
+    /** The plain property bag (see values.ts: unknown values are UNKNOWN). */
+    props: Record<string, any>;
+    id: WorkloadIdentity;
+    /** Kubernetes: the pod template (labels and pod spec); undefined on Docker or when unknown. */
+    pod?: PodTemplate;
+    /** Kubernetes: init and app containers of the pod spec; [] on Docker. */
+    containers: K8sContainer[];
+}
+
+type ResourceClass = { new (name: string, args: any, ...rest: any[]): pulumi.Resource };
+
+/** The workload resource classes, by target. */
+export const WORKLOAD_CLASSES: ReadonlyArray<[Target, ResourceClass]> = [
+    ["docker", docker.Container],
+    ["kubernetes", k8s.apps.v1.Deployment],
+    ["kubernetes", k8s.apps.v1.StatefulSet],
+    ["kubernetes", k8s.apps.v1.DaemonSet],
+    ["kubernetes", k8s.apps.v1.ReplicaSet],
+    ["kubernetes", k8s.batch.v1.Job],
+    ["kubernetes", k8s.batch.v1.CronJob],
+    ["kubernetes", k8s.core.v1.Pod],
+];
+
+/** The plain workload view of a resource's (already plain) properties. */
+export function workloadOf(target: Target, type: string, name: string, props: Record<string, any>): Workload {
+    const pod = target === "kubernetes" ? podTemplate(type, props) : undefined;
+    return {
+        target, type, name, props, pod,
+        label: describe(type, name),
+        id: identity(type, name, props),
+        containers: pod ? podContainers(pod.spec) : [],
+    };
+}
+
+export type WorkloadValidation = (w: Workload, args: ResourceValidationArgs, reportViolation: ReportViolation) => void;
+
+/**
+ * Runs `validate` on every workload of the given targets (both by default); any other resource is
+ * reported not applicable. One validation (not one per class) so the engine hears "not applicable"
+ * only for resources that are not workloads at all.
+ */
+export function forEveryWorkload(validate: WorkloadValidation, targets: Target[] = ["docker", "kubernetes"]): ResourceValidation {
+    const classes = WORKLOAD_CLASSES.filter(([t]) => targets.includes(t));
+    return (args, reportViolation) => {
+        const hit = classes.find(([, cls]) => args.isType(cls));
+        if (!hit) return args.notApplicable(`only ${targets.length === 2 ? "workloads" : `${targets[0]} workloads`}`);
+        validate(workloadOf(hit[0], args.type, args.name, plain(args.props)), args, reportViolation);
+    };
+}
+
+/**
+ * The common shape: `problems` lists what is wrong with a workload under the policy's config, and
+ * each problem is reported as `<label> <problem>` followed by `fix(w)`.
+ */
+export function workloadRule<C extends object>(
+    defaults: C,
+    problems: (w: Workload, cfg: C) => string[],
+    message: (w: Workload, problem: string, cfg: C) => string,
+    targets?: Target[],
+): ResourceValidation {
+    return forEveryWorkload((w, args, reportViolation) => {
+        const cfg = readConfig(args, defaults);
+        for (const p of problems(w, cfg)) reportViolation(message(w, p, cfg));
+    }, targets);
+}
