@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# Shared by scripts/cluster/*.sh: paths, versions, logging. Sourced, never run.
+#
+# Layout of the cache (outside the clone, reused by every clone and CI on this machine):
+#   $K8S_CACHE/go/{mod,build}        GOMODCACHE / GOCACHE of every cluster build
+#   $K8S_CACHE/src/<name>-<version>  writable (patched) copies of module trees
+#   $K8S_CACHE/bin/<name>-<version>/ finished binaries (+ .stamp naming what was built)
+#   $K8S_CACHE/images/<name>-<tag>.tar  docker-archive images of the cluster add-ons
+#   $K8S_CACHE/logs/                 build logs; build-times.txt (one line per step)
+#   $K8S_CACHE/run/                  state of a running cluster (PKI, etcd, kubelet, containerd...)
+#   $K8S_CACHE/run/pki/admin.kubeconfig   the admin kubeconfig (also: scripts/cluster/kubeconfig.sh)
+
+CLUSTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$CLUSTER_DIR/../.." && pwd)
+# shellcheck source=versions.env
+source "$CLUSTER_DIR/versions.env"
+
+CACHE_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}
+K8S_CACHE=$CACHE_DIR/k8s
+K8S_BIN=$K8S_CACHE/bin/kubernetes-$K8S_VERSION
+ETCD_BIN=$K8S_CACHE/bin/etcd-$ETCD_VERSION
+IMAGES_DIR=$K8S_CACHE/images
+LOGS_DIR=$K8S_CACHE/logs
+RUN_DIR=$K8S_CACHE/run
+PKI_DIR=$RUN_DIR/pki
+KUBECONFIG_PATH=$PKI_DIR/admin.kubeconfig
+
+# Network plan: everything on loopback or the node IP (a /32 on lo; this kernel has no dummy driver).
+NODE_IP=${K8S_NODE_IP:-10.255.255.1}
+POD_CIDR=10.244.0.0/24
+CLUSTER_CIDR=10.244.0.0/16
+SERVICE_CIDR=10.96.0.0/16
+CLUSTER_DNS_IP=10.96.0.10
+APISERVER_PORT=${K8S_APISERVER_PORT:-6443}
+BRIDGE=aitrading-br0
+CNI_NETWORK=aitrading
+# Private containerd: own socket, root and state; Docker's containerd (/run/containerd) is untouched.
+CONTAINERD_STATE=/run/ai-trading-k8s/containerd
+CONTAINERD_SOCK=$CONTAINERD_STATE/containerd.sock
+
+now_ns() { date +%s%N; }
+secs_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+ctr_() { ctr -a "$CONTAINERD_SOCK" -n k8s.io "$@"; }
