@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Destroys a stack's resources (default: dev). Volumes go too: data is lost.
+# `npm run down -- local-k8s` also stops the local cluster (scripts/cluster/stop.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -8,4 +9,13 @@ STACK="${1:-dev}"
 source scripts/lib/pulumi-env.sh
 # shellcheck source=lib/stack-config.sh
 source scripts/lib/stack-config.sh
+if [ "$STACK" = local-k8s ]; then
+  # The cluster must run for the destroy (pods terminate on its node); it is stopped afterwards.
+  bash scripts/cluster/start.sh
+  KUBECONFIG=$(bash scripts/cluster/kubeconfig.sh)
+  export KUBECONFIG
+fi
 pulumi destroy --stack "$STACK" --config-file "$(stack_config_file "$STACK")" --yes --non-interactive --skip-preview
+if [ "$STACK" = local-k8s ]; then
+  bash scripts/cluster/stop.sh
+fi

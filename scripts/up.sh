@@ -6,6 +6,8 @@
 #
 #   npm run up                 the dev stack
 #   npm run up -- prod         another stack (Kubernetes needs a kubeconfig)
+#   npm run up -- local-k8s    the local single-node Kubernetes cluster (scripts/cluster/): built,
+#                              started with the platform's images imported, then deployed to
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,12 +34,30 @@ fi
 step "npm cache for the services image (built offline by pulumi up)"
 bash services/scripts/prepare-npm-cache.sh
 
+if [ "$STACK" = local-k8s ]; then
+  step "local Kubernetes cluster: tools (cached), platform images, start"
+  bash scripts/cluster/build.sh
+  bash scripts/cluster/platform-images.sh
+  bash scripts/cluster/start.sh
+  KUBECONFIG=$(bash scripts/cluster/kubeconfig.sh)
+  export KUBECONFIG
+fi
+
 # shellcheck source=lib/pulumi-env.sh
 source scripts/lib/pulumi-env.sh
 # shellcheck source=lib/stack-config.sh
 source scripts/lib/stack-config.sh
 pulumi stack select --create "$STACK" --non-interactive >/dev/null
 config_file=$(stack_config_file "$STACK")
+if [ "$STACK" = local-k8s ]; then
+  # The stack's TLS secret: a certificate for its ingress host from the cluster's ingress CA
+  # (no cert-manager controller here), into this run's private config file, never the tracked one.
+  host=$(sed -n 's/^ *trading:ingressHost: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "Pulumi.$STACK.yaml")
+  tls_dir=$(bash scripts/cluster/ingress-cert.sh "$host")
+  pulumi config set --secret --stack "$STACK" --config-file "$config_file" trading:tlsCertificate <"$tls_dir/tls.crt"
+  pulumi config set --secret --stack "$STACK" --config-file "$config_file" trading:tlsPrivateKey <"$tls_dir/tls.key"
+  echo "[up] ingress https://$host (resolve it to 10.255.255.1; CA: $tls_dir/ca.crt)" >&2
+fi
 policy=()
 if [ -f "policies/config/$STACK.json" ]; then
   policy=(--policy-pack policies --policy-pack-config "policies/config/$STACK.json")

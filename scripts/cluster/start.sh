@@ -5,6 +5,7 @@
 #   bash scripts/cluster/start.sh                      # control plane + node + add-ons + images
 #   bash scripts/cluster/start.sh --control-plane-only # etcd, apiserver, controller-manager, scheduler
 #                                                      # (no node, no pods: admission/dry-run tests)
+#   bash scripts/cluster/start.sh --import-images-only # (re)import the images into the running node
 #
 # Kubeconfig (admin): ${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/k8s/run/pki/admin.kubeconfig,
 # printed by `bash scripts/cluster/kubeconfig.sh`. The apiserver listens on 127.0.0.1:6443
@@ -26,7 +27,8 @@ MODE=full
 case "${1:-}" in
 	"") ;;
 	--control-plane-only) MODE=control-plane ;;
-	*) die "usage: start.sh [--control-plane-only]" ;;
+	--import-images-only) MODE=import ;;
+	*) die "usage: start.sh [--control-plane-only | --import-images-only]" ;;
 esac
 [ "$(id -u)" -eq 0 ] || die "start.sh needs root (containerd, kubelet, iptables)"
 TIMEOUT=${K8S_START_TIMEOUT:-180}
@@ -354,6 +356,12 @@ deploy_addons() {
 	kubectl_ -n traefik rollout status deploy/traefik --timeout="${TIMEOUT}s" >/dev/null
 }
 
+if [ "$MODE" = import ]; then
+	[ -S "$CONTAINERD_SOCK" ] || die "the node's containerd is not running (start.sh first)"
+	timed "add-on images imported" import_addon_images
+	timed "platform images imported (docker save)" import_docker_images
+	exit 0
+fi
 timed "PKI and kubeconfigs" gen_pki
 node_ip_on_lo
 guard_chain

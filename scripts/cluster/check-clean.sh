@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Checks that no trace of the local cluster is left on the host (after stop.sh): no process of its
+# binaries or its containerd's shims, no KUBE-/CNI- iptables chain, no nft table of
+# kube-network-policies, no bridge, no node IP on lo, no mount under its run directories, no
+# kubepods cgroup. Prints each finding; exit 1 if any.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+found=0
+finding() { echo "[check-clean] LEFT: $*"; found=1; }
+for p in $(pgrep -f "$K8S_CACHE/bin/|$CONTAINERD_SOCK|$RUN_DIR/containerd/config.toml" 2>/dev/null); do
+	[ "$p" = $$ ] && continue
+	finding "process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-120)"
+done
+for t in filter nat mangle raw; do
+	c=$(iptables-save -t "$t" 2>/dev/null | grep -cE '^:(KUBE-|CNI-)')
+	((c > 0)) && finding "$c KUBE-/CNI- chains in iptables table $t"
+done
+command -v nft >/dev/null && nft list table inet kube-network-policies >/dev/null 2>&1 && finding "nft table inet kube-network-policies"
+ip link show "$BRIDGE" >/dev/null 2>&1 && finding "bridge $BRIDGE"
+ip -4 addr show dev lo | grep -q " $NODE_IP/" && finding "$NODE_IP on lo"
+m=$(grep -cE " ($RUN_DIR|/run/ai-trading-k8s|/run/netns/cni-)" /proc/mounts)
+((m > 0)) && finding "$m mounts under the cluster's run directories"
+for c in /sys/fs/cgroup/*/kubepods*; do [ -d "$c" ] && finding "cgroup $c"; done
+[ -f "$RUN_DIR/sysctl.orig" ] && finding "sysctls not restored ($RUN_DIR/sysctl.orig still there)"
+((found)) || echo "[check-clean] host clean: no process, chain, nft table, bridge, address, mount or cgroup left"
+exit $found

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The platform on a real single-node Kubernetes cluster, from a fresh machine: the cluster tools
+# (scripts/cluster/build.sh, cached), the Pulumi toolchain, the local images (Docker, Debian), the
+# cluster started with those images imported, then the suite tests/e2e-k8s (`pulumi up` of the
+# local-k8s stack and the checks of issue 16), then the cluster stopped and the host checked clean.
+#   npm run e2e:k8s                   # everything
+#   K8S_E2E_KEEP_CLUSTER=1 npm run e2e:k8s   # leave the cluster running afterwards
+# Prints the time of each step.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+started=$(date +%s)
+declare -A took
+order=()
+step() {
+  local name=$1; shift
+  local t0 rc=0; t0=$(date +%s)
+  echo "[e2e-k8s] $name" >&2
+  "$@" || rc=$?
+  took[$name]=$(( $(date +%s) - t0 )); order+=("$name")
+  echo "[e2e-k8s] $name took ${took[$name]}s" >&2
+  return $rc
+}
+
+step "cluster tools" bash scripts/cluster/build.sh
+step "docker engine" bash scripts/docker/ensure-dockerd.sh
+step "npm packages" bash scripts/lib/npm-install.sh
+step "pulumi toolchain" bash scripts/tools/build-pulumi-tools.sh
+step "local images" bash scripts/cluster/platform-images.sh
+step "cluster start" bash scripts/cluster/start.sh
+set +e
+step "e2e suite" npx --no-install vitest run --config vitest.e2e-k8s.config.ts "$@"
+status=$?
+if [ "${K8S_E2E_KEEP_CLUSTER:-0}" != 1 ]; then
+  step "cluster stop" bash scripts/cluster/stop.sh
+  step "host left clean" bash scripts/cluster/check-clean.sh || status=1
+fi
+set -e
+echo "[e2e-k8s] timings:" >&2
+for k in "${order[@]}"; do printf '[e2e-k8s]   %-20s %5ss\n' "$k" "${took[$k]}" >&2; done
+echo "[e2e-k8s] total $(( $(date +%s) - started ))s, exit $status" >&2
+exit $status
