@@ -3,8 +3,9 @@ import { configDefaults, defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
-    // The real-deploy suite has its own command (scripts/e2e.sh, vitest.e2e.config.ts).
-    exclude: [...configDefaults.exclude, "tests/e2e/**"],
+    // The real-deploy suites have their own commands (scripts/e2e.sh, vitest.e2e.config.ts;
+    // scripts/e2e-k8s.sh, vitest.e2e-k8s.config.ts: the local Kubernetes cluster).
+    exclude: [...configDefaults.exclude, "tests/e2e/**", "tests/e2e-k8s/**"],
     pool: "forks",
     testTimeout: 60_000,
     hookTimeout: 180_000,
