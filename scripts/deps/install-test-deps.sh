@@ -7,6 +7,7 @@
 #   - Java 17 for Kafka                                             apt: openjdk-17-jre-headless
 #   - Apache Kafka (KRaft) jars + launcher                          scripts/kafka/fetch-kafka.sh
 #   - nginx and promtool, to check generated configuration          apt: nginx-light prometheus
+#   - python3 with venv (backtrader oracle venv from PyPI)           apt: python3 python3-venv
 # Packages may auto-start system services (postgresql, redis-server, clickhouse-server); the
 # harness never uses them (it starts private servers on free loopback ports), so they are left
 # alone unless TEST_DEPS_STOP_SYSTEM_SERVICES=1.
@@ -27,6 +28,9 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 # The generated Nginx and Prometheus configuration is checked with the real tools (nginx -t, promtool).
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The backtrader oracle (tests/backtest/oracle.test.ts) builds a venv from PyPI.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing with apt: ${missing[*]}"
