@@ -3,6 +3,7 @@
  * edge, wired from the typed stack config and the service catalog.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { entryPoint, sizingOf } from "../catalog";
 import { DataComponent, LoadedConfig } from "../stacks";
 import { Datastore, datastoreClasses } from "./data";
 import { Backup, BackedUpStore } from "./data/backup";
@@ -48,7 +49,9 @@ export class TradingPlatform extends pulumi.ComponentResource {
             namespace: k.namespace,
             storageClass: k.storageClass,
             renderYamlTo: k.renderYamlTo,
-            autoscale: Object.fromEntries(config.services.map((s) => [s.name, { min: s.scaling.minReplicas, max: s.scaling.maxReplicas }])),
+            autoscale: Object.fromEntries(
+              config.services.map((s) => [s.name, { min: sizingOf(s).scaling.minReplicas, max: sizingOf(s).scaling.maxReplicas }]),
+            ),
           },
           { parent: this },
         );
@@ -157,7 +160,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           secretEnv: Object.assign({}, ...def.secrets.map((s) => secretValues[s])),
           env: {
             LOG_LEVEL: config.logLevel,
-            ...(def.name === "api-gateway"
+            ...(def.entryPoint
               ? {
                   RATE_LIMIT_WINDOW_MS: String(config.rateLimit.windowMs),
                   RATE_LIMIT_MAX_REQUESTS: String(config.rateLimit.maxRequests),
@@ -217,8 +220,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
       );
     }
 
-    const gateway = config.services.find((s) => s.name === "api-gateway");
-    let gatewayUrl = "(api-gateway not deployed)";
+    const gateway = entryPoint(config.services);
+    let gatewayUrl = "(no entry point deployed)";
     if (gateway) {
       const edge = new Edge(
         EDGE,
@@ -239,7 +242,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           tlsSecretName: k.tlsSecretName,
           certIssuer: k.certIssuer,
           connectsTo: topology.connectsTo[EDGE] ?? [],
-          dependsOn: apps["api-gateway"].workload.ready,
+          dependsOn: apps[gateway.name].workload.ready,
         },
         { parent: this },
       );

@@ -5,18 +5,13 @@
 import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { ServiceDefinition } from "../services/src/catalog";
+import { ServiceDefinition, sizingOf } from "../catalog";
 import { DataComponent } from "../stacks/config";
 import { Datastore } from "./data";
 import { migrationJobName, serviceDatastores } from "./topology";
 import { DeployedWorkload, probe, Runtime, WorkloadSpec } from "./workload";
 
 export const SERVICE_UID = 10001;
-
-/** The catalog marks a service that must never run twice by allowing at most one replica. */
-export function isSingleton(def: ServiceDefinition): boolean {
-  return def.scaling.maxReplicas === 1;
-}
 
 export interface ServicesImageArgs {
   /** Full image name without tag, e.g. "ai-trading/services" or "registry.example.com/ai-trading/services". */
@@ -48,7 +43,9 @@ export class ServicesImage extends pulumi.ComponentResource {
         {
           imageName,
           build: {
-            context: path.join(__dirname, "..", "services"),
+            // The repository root: the services compile the shared catalog/ (the root
+            // .dockerignore sends only services/ and catalog/).
+            context: path.join(__dirname, ".."),
             dockerfile: path.join(__dirname, "..", "services", "Dockerfile"),
             args: { NODE_IMAGE: args.nodeImage },
             platform: "linux/amd64",
@@ -132,9 +129,9 @@ export class AppService extends pulumi.ComponentResource {
       files: [],
       liveness: probe({ http: { path: "/health", port: def.port } }, { startPeriodSeconds: 15 }),
       readiness: probe({ http: { path: "/ready", port: def.port } }, { startPeriodSeconds: 10, retries: 3 }),
-      resources: def.resources,
+      resources: sizingOf(def).resources,
       replicas: args.replicas,
-      singleton: isSingleton(def),
+      singleton: def.singleton,
       security: { runAsUser: SERVICE_UID, runAsGroup: SERVICE_UID, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },
       connectsTo: args.connectsTo,
       acceptsFrom: args.acceptsFrom,

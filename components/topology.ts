@@ -2,7 +2,7 @@
  * Who talks to whom, derived from the service catalog and the stack's switches. Both the network
  * policies (Kubernetes) and start order use it, so it is computed once, as a pure function.
  */
-import { ServiceDefinition } from "../services/src/catalog";
+import { entryPoint, ServiceDefinition } from "../catalog";
 import { DataComponent, StackConfig, dataComponents } from "../stacks/config";
 import { INGRESS_CONTROLLER } from "./runtime/kubernetes";
 
@@ -51,15 +51,16 @@ export function buildTopology(config: StackConfig): Topology {
     for (const service of config.services) add(PROMETHEUS, service.name);
     if (config.monitoring.grafana) add(GRAFANA, PROMETHEUS);
   }
-  if (deployed.has("api-gateway") && config.target === "docker") add(EDGE, "api-gateway");
+  const entry = entryPoint(config.services);
+  if (entry && config.target === "docker") add(EDGE, entry.name);
 
   const acceptsFrom: Record<string, string[]> = {};
   for (const [from, targets] of Object.entries(connectsTo)) {
     for (const to of targets) (acceptsFrom[to] ??= []).push(from);
   }
   // On Kubernetes the ingress controller is the edge; on Docker it is our Nginx container.
-  if (deployed.has("api-gateway") && config.target === "kubernetes") {
-    (acceptsFrom["api-gateway"] ??= []).push(INGRESS_CONTROLLER);
+  if (entry && config.target === "kubernetes") {
+    (acceptsFrom[entry.name] ??= []).push(INGRESS_CONTROLLER);
   }
   for (const list of Object.values(acceptsFrom)) list.sort();
   for (const list of Object.values(connectsTo)) list.sort();

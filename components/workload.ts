@@ -4,8 +4,10 @@
  * Components build specs; they never touch `@pulumi/docker` or `@pulumi/kubernetes` directly.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { LABEL_NAME, LABEL_PART_OF, LABEL_ROLE, LABEL_SINGLETON, LABEL_WORKLOAD, PART_OF, WorkloadRole } from "../catalog/labels";
 
-export type WorkloadRole = "datastore" | "service" | "job" | "monitoring" | "edge";
+export type { WorkloadRole };
+export { LABEL_BACKUP_OF, LABEL_PROMETHEUS_RULES, LABEL_ROLE, LABEL_SINGLETON, LABEL_WORKLOAD } from "../catalog/labels";
 export type WorkloadKind = "stateful" | "stateless" | "job";
 
 export interface PortSpec {
@@ -129,17 +131,10 @@ export interface Runtime {
   deploy(spec: WorkloadSpec, parent: pulumi.Resource): DeployedWorkload;
 }
 
-export const LABEL_WORKLOAD = "trading.io/workload";
-export const LABEL_ROLE = "trading.io/role";
-export const LABEL_BACKUP_OF = "trading.io/backup-of";
-export const LABEL_PROMETHEUS_RULES = "trading.io/prometheus-rules";
-/** A service that must never run twice at once (its state or its subscription is per process). */
-export const LABEL_SINGLETON = "trading.io/singleton";
-
 export function workloadLabels(spec: Pick<WorkloadSpec, "name" | "role" | "labels" | "singleton">): Record<string, string> {
   return {
-    "app.kubernetes.io/name": spec.name,
-    "app.kubernetes.io/part-of": "ai-trading",
+    [LABEL_NAME]: spec.name,
+    [LABEL_PART_OF]: PART_OF,
     [LABEL_WORKLOAD]: spec.name,
     [LABEL_ROLE]: spec.role,
     ...(spec.singleton ? { [LABEL_SINGLETON]: "true" } : {}),

@@ -8,23 +8,15 @@
  *
  * `parseStackConfig` is pure (strings in, object out) so tests exercise it without an engine.
  */
-import { catalog, Datastore, ServiceDefinition } from "../services/src/catalog";
+import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, sizingOf } from "../catalog";
 
 export const CONFIG_NAMESPACE = "trading";
 
 export type Target = "docker" | "kubernetes";
 export type ImageSource = "local" | "upstream";
-/** Every stateful component a stack can switch on or off. */
-export type DataComponent = Datastore | "redis";
-export const dataComponents: readonly DataComponent[] = [
-  "postgres",
-  "dragonfly",
-  "clickhouse",
-  "weaviate",
-  "arangodb",
-  "redpanda",
-  "redis",
-];
+export type { DataComponent };
+/** Every stateful component a stack can switch on or off (catalog/datastores.ts). */
+export const dataComponents: readonly DataComponent[] = DATA_COMPONENTS;
 
 export interface DatastoreConfig {
   enabled: boolean;
@@ -254,16 +246,17 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     if (!service) {
       throw new ConfigError("serviceReplicas", stack, `'${name}' is not a service of the catalog`);
     }
-    const max = service.scaling.maxReplicas;
+    const max = sizingOf(service).scaling.maxReplicas;
     if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
       throw new ConfigError("serviceReplicas", stack, `replicas of '${name}' must be an integer between 1 and ${max} (its catalog maximum)`);
     }
   }
   for (const service of services) {
     const override = replicaOverrides[service.name] as number | undefined;
-    const wanted = target === "kubernetes" ? Math.max(defaultReplicas, service.scaling.replicas) : defaultReplicas;
+    const { scaling } = sizingOf(service);
+    const wanted = target === "kubernetes" ? Math.max(defaultReplicas, scaling.replicas) : defaultReplicas;
     // The catalog's maximum wins over a stack-wide default: singletons stay single.
-    serviceReplicas[service.name] = override ?? Math.min(wanted, service.scaling.maxReplicas);
+    serviceReplicas[service.name] = override ?? Math.min(wanted, scaling.maxReplicas);
   }
 
   const tradingMode = r.oneOf("tradingMode", ["paper", "live"] as const, "paper");

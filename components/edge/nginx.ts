@@ -5,7 +5,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ServiceDefinition } from "../../services/src/catalog";
+import { entryPoint, ServiceDefinition } from "../../catalog";
 import { KubernetesRuntime } from "../runtime/kubernetes";
 import { EDGE } from "../topology";
 import { DeployedWorkload, probe, Runtime } from "../workload";
@@ -21,13 +21,15 @@ export interface Route {
   service: string;
 }
 
-/** Public routes: every routed catalog service behind the gateway, plus the fleet health view. */
+/** Public routes: every routed catalog service behind the entry point, plus its fleet health view. */
 export function publicRoutes(services: readonly ServiceDefinition[]): Route[] {
+  const entry = entryPoint(services);
+  if (!entry) return [];
   const routes = services
     .filter((s) => s.route !== null)
     .map((s) => ({ path: `/api/${s.route}/`, service: s.name }))
     .sort((a, b) => a.path.localeCompare(b.path));
-  return [{ path: "/api/health", service: "api-gateway" }, ...routes];
+  return [{ path: "/api/health", service: entry.name }, ...routes];
 }
 
 export interface NginxConfigArgs {
@@ -50,7 +52,7 @@ export function nginxConfig(args: NginxConfigArgs): string {
       ].join("\n"),
     )
     .join("\n");
-  return `# Generated from services/src/catalog.ts by components/edge/nginx.ts; do not edit.
+  return `# Generated from catalog/services.ts by components/edge/nginx.ts; do not edit.
 worker_processes auto;
 pid /tmp/nginx.pid;
 error_log stderr warn;

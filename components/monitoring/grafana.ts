@@ -3,7 +3,7 @@
  * Anonymous access and sign-up are off; on Docker the UI is bound to 127.0.0.1 only.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ServiceDefinition } from "../../services/src/catalog";
+import { ServiceDefinition } from "../../catalog";
 import { GRAFANA } from "../topology";
 import { DeployedWorkload, probe, Runtime } from "../workload";
 

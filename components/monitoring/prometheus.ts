@@ -3,7 +3,7 @@
  * code. The generators are pure so tests check the YAML without an engine.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ServiceDefinition } from "../../services/src/catalog";
+import { ServiceDefinition } from "../../catalog";
 import { LABEL_PROMETHEUS_RULES, probe, Runtime, DeployedWorkload } from "../workload";
 import { PROMETHEUS } from "../topology";
 import { httpCheck } from "../data/definitions";
@@ -14,7 +14,7 @@ export const RULES_PATH = "/etc/prometheus/rules/trading-alerts.yml";
 /** prometheus.yml: one job per catalog service, scraping /metrics on its port. */
 export function prometheusConfig(services: readonly ServiceDefinition[], scrapeIntervalSeconds = 15): string {
   const lines = [
-    "# Generated from services/src/catalog.ts by components/monitoring/prometheus.ts; do not edit.",
+    "# Generated from catalog/services.ts by components/monitoring/prometheus.ts; do not edit.",
     "global:",
     `  scrape_interval: ${scrapeIntervalSeconds}s`,
     `  evaluation_interval: ${scrapeIntervalSeconds}s`,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fills services/.npm-cache (gitignored) with every package of services/package-lock.json, so that
-# `docker build services/` (services/Dockerfile, also what the Pulumi program builds) installs with
-# no network access inside the build. The persistent copy lives in
+# the services image build (services/Dockerfile from the repository root, also what the Pulumi
+# program builds) installs with no network access inside the build. The persistent copy lives in
 # ${TRADING_CACHE_DIR:-~/.cache/ai-trading}/npm-services; services/.npm-cache is a hard-linked copy.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"

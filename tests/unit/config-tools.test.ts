@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { catalog } from "../../services/src/catalog";
+import { catalog } from "../../catalog";
 import { nginxConfig, TLS_DIR } from "../../components/edge/nginx";
 import { alertRulesYaml, prometheusConfig, RULES_PATH } from "../../components/monitoring/prometheus";
 

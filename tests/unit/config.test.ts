@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { catalog } from "../../services/src/catalog";
+import { catalog } from "../../catalog";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
@@ -31,7 +31,7 @@ describe("parseStackConfig", () => {
     expect(prod.imageSource).toBe("upstream");
     // Stateless services run at least two replicas on Kubernetes; singletons exactly one.
     for (const s of catalog) {
-      if (s.scaling.maxReplicas === 1) expect(prod.serviceReplicas[s.name], s.name).toBe(1);
+      if (s.singleton) expect(prod.serviceReplicas[s.name], s.name).toBe(1);
       else expect(prod.serviceReplicas[s.name], s.name).toBeGreaterThanOrEqual(2);
     }
     expect(prod.docker.publishAdminPorts).toBe(false);
@@ -83,7 +83,7 @@ describe("parseStackConfig", () => {
   });
 
   it("keeps singletons single, even when asked for more", () => {
-    const single = catalog.find((s) => s.scaling.maxReplicas === 1)!;
+    const single = catalog.find((s) => s.singleton)!;
     const e = error("prod", { ...k8s, serviceReplicas: JSON.stringify({ [single.name]: 2 }) });
     expect(e.message).toContain(`replicas of '${single.name}' must be an integer between 1 and 1 (its catalog maximum)`);
   });

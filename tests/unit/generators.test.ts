@@ -1,6 +1,6 @@
 /** Pure generators and rules of the program, without an engine. */
 import { describe, expect, it } from "vitest";
-import { catalog, ServiceDefinition } from "../../services/src/catalog";
+import { catalog, entryPoint, ServiceDefinition, sizingOf } from "../../catalog";
 import { parseStackConfig } from "../../stacks/config";
 import { nginxConfig, publicRoutes } from "../../components/edge/nginx";
 import { alertRulesYaml, prometheusConfig } from "../../components/monitoring/prometheus";
@@ -147,8 +147,21 @@ describe("catalog", () => {
     expect(s.name).toMatch(/^[a-z][a-z-]*[a-z]$/);
     expect(s.port).toBeGreaterThan(1024);
     expect(s.description.length).toBeGreaterThan(10);
-    expect(s.scaling.minReplicas).toBeLessThanOrEqual(s.scaling.maxReplicas);
+    const { scaling } = sizingOf(s);
+    expect(scaling.minReplicas).toBeLessThanOrEqual(scaling.maxReplicas);
+    expect(scaling.maxReplicas === 1, "a service limited to one replica is a singleton").toBe(s.singleton);
     for (const peer of s.calls) expect(catalog.some((c) => c.name === peer), `${s.name} calls ${peer}`).toBe(true);
+  });
+
+  it("has exactly one entry point, which calls every routed service and nothing else", () => {
+    expect(catalog.filter((s) => s.entryPoint)).toHaveLength(1);
+    expect(entryPoint()!.calls).toEqual(routed.map((s) => s.name));
+    expect(entryPoint()!.route).toBeNull();
+  });
+
+  it("is frozen: importing it changes nothing, and nobody can change it afterwards", () => {
+    expect(Object.isFrozen(catalog)).toBe(true);
+    expect(() => (entryPoint()!.calls as string[]).push("x")).toThrow();
   });
 
   it("has unique names, ports and routes", () => {

@@ -2,7 +2,7 @@
  * The real program (index.ts) under mocks, for the dev (Docker) and prod (Kubernetes) stacks.
  */
 import { describe, expect, it } from "vitest";
-import { catalog } from "../../services/src/catalog";
+import { catalog, sizingOf } from "../../catalog";
 import { upstreamImages } from "../../components/images";
 import { byType, named, ProgramRun, runProgram } from "../helpers/program";
 
@@ -139,7 +139,7 @@ describe("prod stack (Kubernetes)", () => {
 
   it("runs stateless services with replicas, a PodDisruptionBudget and restricted security", async () => {
     const run = await runProgram("prod");
-    for (const s of catalog.filter((x) => x.scaling.maxReplicas > 1)) {
+    for (const s of catalog.filter((x) => !x.singleton)) {
       const d = named(run, DEPLOYMENT, `${s.name}-deployment`);
       expect(d.inputs.spec.replicas).toBeGreaterThanOrEqual(2);
       expect(d.inputs.spec.strategy.type).toBe("RollingUpdate");
@@ -152,13 +152,13 @@ describe("prod stack (Kubernetes)", () => {
         allowPrivilegeEscalation: false,
         capabilities: { drop: ["ALL"] },
       });
-      expect(c.resources.limits).toEqual(s.resources && { cpu: s.resources.cpu, memory: s.resources.memory });
+      expect(c.resources.limits).toEqual({ cpu: sizingOf(s).resources.cpu, memory: sizingOf(s).resources.memory });
     }
   });
 
   it("never runs two instances of a singleton, not even during a rollout", async () => {
     const run = await runProgram("prod");
-    const singletons = catalog.filter((s) => s.scaling.maxReplicas === 1);
+    const singletons = catalog.filter((s) => s.singleton);
     expect(singletons.length).toBeGreaterThan(0);
     for (const s of singletons) {
       const d = named(run, DEPLOYMENT, `${s.name}-deployment`);

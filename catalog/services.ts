@@ -1,0 +1,231 @@
+/**
+ * The service catalog: the runtime contract of every microservice of the platform.
+ *
+ * The Pulumi program deploys exactly these services (containers on Docker, Deployments on
+ * Kubernetes), Nginx routes, Prometheus scrape targets and network policies are generated from it,
+ * the API gateway proxies `/api/<route>/...` with it, and the tests iterate over it. A service joins
+ * the catalog only once it is built and does its job; there are no placeholders here.
+ *
+ * This is the contract only (what a service is and needs); how many replicas and how much CPU and
+ * memory a deployment gives it are in ./sizing.ts. Pure data with no imports outside catalog/, so
+ * the Pulumi program, the services, the policy pack and the tests can all load it.
+ */
+import type { Datastore } from "./datastores";
+
+/** Credentials a service receives from stack secrets (never from literals). */
+export type SecretRef = "jwt" | "binance" | "notification";
+
+export type Tier = "core" | "trading" | "support" | "analytics";
+
+export interface ServiceDefinition {
+  /** DNS name of the service on both targets (container hostname / Kubernetes Service name). */
+  name: string;
+  description: string;
+  tier: Tier;
+  /** HTTP port the service listens on (also serves /health, /ready, /metrics). */
+  port: number;
+  /**
+   * The platform's single public entry: the edge (Nginx on Docker, the Ingress on Kubernetes)
+   * forwards every public route to it, it authenticates and proxies to the routed services (its
+   * `calls` are every routed service), and it receives the stack's rate limits. Exactly one.
+   */
+  entryPoint: boolean;
+  /**
+   * Public route segment: the entry point proxies `/api/<route>/...` to this service and the edge
+   * forwards `/api/<route>/` to the entry point. `null` means internal only.
+   */
+  route: string | null;
+  /**
+   * Paths under the route that the gateway forwards without a token (for example login). Everything
+   * else behind the gateway requires a valid JWT or API key.
+   */
+  anonymousPaths: string[];
+  /** Datastores that must be enabled in the stack for this service to be deployed. */
+  requires: Datastore[];
+  /** Datastores used when enabled; the service degrades clearly without them. */
+  optional: Datastore[];
+  /** Other catalog services this one calls over HTTP (network policy allows, start order). */
+  calls: string[];
+  secrets: SecretRef[];
+  /**
+   * Never more than one instance, not even during a rollout: its state or subscription lives in one
+   * process. Deployments run exactly one replica with stop-before-start rollouts.
+   */
+  singleton: boolean;
+  /**
+   * When set, the service is also run once as a one-shot job (container or Kubernetes Job) with
+   * these arguments before the rest of the fleet starts; database-service runs migrations this way.
+   */
+  preDeployJob?: { args: string[] };
+}
+
+type Contract = Omit<ServiceDefinition, "name" | "entryPoint" | "singleton" | "calls"> &
+  Partial<Pick<ServiceDefinition, "entryPoint" | "singleton" | "calls">>;
+
+/** In deployment order of importance; the order is also the order of lists shown to users. */
+const contracts = {
+  "api-gateway": {
+    description: "Single entry behind Nginx: JWT/API-key auth, rate limits, proxy to the services",
+    tier: "core",
+    port: 3001,
+    entryPoint: true,
+    route: null,
+    anonymousPaths: [],
+    requires: ["dragonfly"],
+    optional: [],
+    // calls: every routed service (derived below)
+    secrets: ["jwt"],
+  },
+  "user-management": {
+    description: "Registration, login, JWT access/refresh tokens, roles, lockout, API keys",
+    tier: "support",
+    port: 8010,
+    route: "users",
+    anonymousPaths: ["/register", "/login", "/refresh"],
+    requires: ["postgres", "dragonfly"],
+    optional: [],
+    secrets: ["jwt"],
+  },
+  "configuration-service": {
+    description: "Versioned per-namespace configuration with audit trail, cache and change notification",
+    tier: "core",
+    port: 8012,
+    route: "config",
+    anonymousPaths: [],
+    requires: ["postgres", "dragonfly"],
+    optional: [],
+    secrets: [],
+  },
+  "database-service": {
+    description: "Owns schema migrations of every datastore and reports their health and latency",
+    tier: "core",
+    port: 8008,
+    route: "database",
+    anonymousPaths: [],
+    requires: ["postgres"],
+    optional: ["dragonfly", "clickhouse", "redpanda", "arangodb", "weaviate"],
+    secrets: [],
+    preDeployJob: { args: ["migrate"] },
+  },
+  "central-hub": {
+    description: "Service registry with TTL heartbeats, fleet view and locks for singleton jobs",
+    tier: "support",
+    port: 7000,
+    route: "hub",
+    anonymousPaths: [],
+    requires: ["dragonfly"],
+    optional: [],
+    secrets: [],
+  },
+  "data-bridge": {
+    description: "Market data in: synthetic / replay / Binance bars to Kafka, ClickHouse batches and last prices in Dragonfly",
+    tier: "trading",
+    port: 5001,
+    route: "market",
+    anonymousPaths: [],
+    requires: ["redpanda", "dragonfly"],
+    optional: ["clickhouse"],
+    secrets: [],
+    // One subscriber per symbol set: a second instance would publish every bar twice.
+    singleton: true,
+  },
+  "order-management": {
+    description: "Order lifecycle in PostgreSQL: idempotent submission, pre-trade risk, state machine, transactional outbox",
+    tier: "trading",
+    port: 9002,
+    route: "orders",
+    anonymousPaths: [],
+    requires: ["postgres", "redpanda"],
+    optional: ["dragonfly"],
+    secrets: [],
+  },
+  "trading-engine": {
+    description: "Executes accepted orders on the paper exchange (or Binance in live mode) and emits fills",
+    tier: "trading",
+    port: 9000,
+    route: "trading",
+    anonymousPaths: [],
+    requires: ["postgres", "redpanda"],
+    optional: [],
+    secrets: ["binance"],
+    // The order book lives in one process (state rebuilt from PostgreSQL on restart).
+    singleton: true,
+  },
+  "portfolio-manager": {
+    description: "Positions, cash and PnL per user from fills, idempotent per fill id",
+    tier: "trading",
+    port: 9001,
+    route: "portfolio",
+    anonymousPaths: [],
+    requires: ["postgres", "redpanda"],
+    optional: ["dragonfly"],
+    secrets: [],
+  },
+  "risk-analyzer": {
+    description: "Pre-trade risk check endpoint and historical VaR from ClickHouse candles",
+    tier: "trading",
+    port: 8022,
+    route: "risk",
+    anonymousPaths: [],
+    requires: ["postgres"],
+    optional: ["dragonfly", "clickhouse"],
+    secrets: [],
+  },
+  "compliance-monitor": {
+    description: "Surveillance of orders and fills (wash trades, spoofing, limits) with an append-only audit trail",
+    tier: "trading",
+    port: 8014,
+    route: "compliance",
+    anonymousPaths: [],
+    requires: ["postgres", "redpanda"],
+    optional: [],
+    secrets: [],
+    // Rule state (time windows) is per process: one consumer sees every event.
+    singleton: true,
+  },
+} satisfies Record<string, Contract>;
+
+/** Name of a catalog service (type-checked: sizing and tests cannot name a service that is not here). */
+export type ServiceName = keyof typeof contracts;
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function build(): readonly ServiceDefinition[] {
+  const entries: ServiceDefinition[] = Object.entries(contracts as Record<string, Contract>).map(([name, c]) => ({
+    name,
+    ...c,
+    entryPoint: c.entryPoint ?? false,
+    singleton: c.singleton ?? false,
+    calls: c.calls ?? [],
+  }));
+  const routed = entries.filter((s) => s.route !== null).map((s) => s.name);
+  // The entry point calls every routed service; derived, not a second list kept in sync.
+  return deepFreeze(entries.map((s) => (s.entryPoint ? { ...s, calls: [...s.calls, ...routed] } : s)));
+}
+
+export const catalog: readonly ServiceDefinition[] = build();
+
+export function findService(name: string): ServiceDefinition | undefined {
+  return catalog.find((s) => s.name === name);
+}
+
+/** The platform's single public entry (the API gateway). */
+export function entryPoint(services: readonly ServiceDefinition[] = catalog): ServiceDefinition | undefined {
+  return services.find((s) => s.entryPoint);
+}
+
+/** Environment variable a service reads for a peer's base URL (tests point it at loopback). */
+export function serviceUrlEnvVar(name: string): string {
+  return `SERVICE_${name.toUpperCase().replace(/-/g, "_")}_URL`;
+}
+
+/** Default base URL of a service on both targets: its DNS name and catalog port. */
+export function defaultServiceUrl(service: ServiceDefinition): string {
+  return `http://${service.name}:${service.port}`;
+}
