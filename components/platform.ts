@@ -49,6 +49,9 @@ export class TradingPlatform extends pulumi.ComponentResource {
             namespace: k.namespace,
             storageClass: k.storageClass,
             renderYamlTo: k.renderYamlTo,
+            ingressControllerNamespace: k.ingressControllerNamespace,
+            imagePullPolicy: k.imagePullPolicy,
+            cpuRequestRatio: k.cpuRequestRatio,
             autoscale: Object.fromEntries(
               config.services.map((s) => [s.name, { min: sizingOf(s).scaling.minReplicas, max: sizingOf(s).scaling.maxReplicas }]),
             ),
@@ -122,8 +125,10 @@ export class TradingPlatform extends pulumi.ComponentResource {
         repository: config.registry ? `${config.registry}/ai-trading-services` : "ai-trading/services",
         tag: config.servicesImageTag,
         nodeImage: image("node"),
-        push: !isDocker,
-        build: isDocker || !k.renderYamlTo,
+        // Local images on Kubernetes are built on the Docker host and imported into the nodes
+        // beforehand (scripts/cluster/platform-images.sh): the program only references them.
+        push: !isDocker && config.imageSource === "upstream",
+        build: isDocker || (config.imageSource === "upstream" && !k.renderYamlTo),
         registryAuth:
           config.registryUsername && configSecrets.registryPassword
             ? { username: config.registryUsername, password: configSecrets.registryPassword }

@@ -14,6 +14,7 @@ export const CONFIG_NAMESPACE = "trading";
 
 export type Target = "docker" | "kubernetes";
 export type ImageSource = "local" | "upstream";
+export type ImagePullPolicy = "Always" | "IfNotPresent" | "Never";
 export type { DataComponent };
 /** Every stateful component a stack can switch on or off (catalog/datastores.ts). */
 export const dataComponents: readonly DataComponent[] = DATA_COMPONENTS;
@@ -58,6 +59,12 @@ export interface StackConfig {
     ingressClass: string;
     tlsSecretName?: string;
     certIssuer?: string;
+    /** Namespace of the ingress controller, the only one allowed to reach the gateway. */
+    ingressControllerNamespace: string;
+    /** Pull policy of every container; Never for images imported into the nodes (local cluster). */
+    imagePullPolicy: ImagePullPolicy;
+    /** CPU request = this fraction of the CPU limit (1 = Guaranteed QoS; less lets a small node schedule the platform). */
+    cpuRequestRatio: number;
     /** Write manifests to this folder instead of talking to a cluster (CI, offline review). */
     renderYamlTo?: string;
     backupSchedule: string;
@@ -188,8 +195,15 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const r = new Reader(raw, stack);
   const target = r.oneOf<Target>("target", ["docker", "kubernetes"]);
   const imageSource = r.oneOf<ImageSource>("imageSource", ["local", "upstream"], target === "docker" ? "local" : "upstream");
-  if (target === "kubernetes" && imageSource === "local") {
-    throw new ConfigError("imageSource", stack, "'local' images exist only on the Docker host; Kubernetes needs 'upstream'");
+  const imagePullPolicy = r.oneOf<ImagePullPolicy>("imagePullPolicy", ["Always", "IfNotPresent", "Never"], "IfNotPresent");
+  // Local images live on one Docker host: a cluster only has them when they were imported into
+  // its nodes (scripts/cluster/ does it), and must then never try to pull them.
+  if (target === "kubernetes" && imageSource === "local" && imagePullPolicy !== "Never") {
+    throw new ConfigError(
+      "imageSource",
+      stack,
+      "'local' images exist only where they were built or imported: on Kubernetes set imagePullPolicy to Never (images imported into the nodes, as scripts/cluster/ does) or use 'upstream'",
+    );
   }
 
   const datastores = {} as Record<DataComponent, DatastoreConfig>;
@@ -202,8 +216,8 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
 
   const registry = r.string("registry");
-  if (target === "kubernetes" && registry === undefined) {
-    throw new ConfigError("registry", stack, "is required on Kubernetes: the services image is pushed there");
+  if (target === "kubernetes" && imageSource === "upstream" && registry === undefined) {
+    throw new ConfigError("registry", stack, "is required on Kubernetes with upstream images: the services image is pushed there");
   }
   if (registry !== undefined && !/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(registry)) {
     throw new ConfigError("registry", stack, `is not a valid registry/repository prefix: '${registry}'`);
@@ -270,6 +284,15 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (!DNS_LABEL.test(namespace)) {
     throw new ConfigError("namespace", stack, `must be a DNS label (lowercase, digits, '-'), got '${namespace}'`);
   }
+  const ingressControllerNamespace = r.string("ingressControllerNamespace") ?? "ingress-nginx";
+  if (!DNS_LABEL.test(ingressControllerNamespace)) {
+    throw new ConfigError("ingressControllerNamespace", stack, `must be a DNS label (lowercase, digits, '-'), got '${ingressControllerNamespace}'`);
+  }
+  const ratioRaw = r.string("cpuRequestRatio") ?? "1";
+  const cpuRequestRatio = Number(ratioRaw);
+  if (!/^\d*\.?\d+$/.test(ratioRaw) || !(cpuRequestRatio > 0 && cpuRequestRatio <= 1)) {
+    throw new ConfigError("cpuRequestRatio", stack, `must be a number greater than 0 and at most 1, got '${ratioRaw}'`);
+  }
   const tlsSecretName = r.string("tlsSecretName");
   const certIssuer = r.string("certIssuer");
   if (target === "kubernetes" && tlsSecretName === undefined && certIssuer === undefined) {
@@ -320,6 +343,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       ingressClass: r.string("ingressClass") ?? "nginx",
       tlsSecretName,
       certIssuer,
+      ingressControllerNamespace,
+      imagePullPolicy,
+      cpuRequestRatio,
       renderYamlTo: r.string("renderYamlTo"),
       backupSchedule: schedule,
       exposeDatastores: r.boolean("exposeDatastores", false),
@@ -357,6 +383,9 @@ export const configKeys: readonly string[] = [
   "ingressClass",
   "tlsSecretName",
   "certIssuer",
+  "ingressControllerNamespace",
+  "imagePullPolicy",
+  "cpuRequestRatio",
   "renderYamlTo",
   "backupSchedule",
   "logLevel",

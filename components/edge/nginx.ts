@@ -156,6 +156,21 @@ export class Edge extends pulumi.ComponentResource {
         throw new pulumi.ResourceError("the Ingress needs TLS: set certIssuer or tlsSecretName", this);
       }
       const routes = publicRoutes(args.services);
+      const tlsSecretName = args.tlsSecretName ?? "ai-trading-tls";
+      // A certificate from the stack's secrets becomes the Ingress's TLS secret (clusters without
+      // cert-manager, e.g. the local one of scripts/cluster/); otherwise the secret exists or
+      // cert-manager's ingress-shim issues it.
+      const tlsSecret = args.tls
+        ? new k8s.core.v1.Secret(
+            `${name}-tls`,
+            {
+              metadata: { name: tlsSecretName, namespace: args.runtime.namespace, labels: { "trading.io/role": "edge", "trading.io/workload": "ingress" } },
+              type: "kubernetes.io/tls",
+              stringData: { "tls.crt": args.tls.cert, "tls.key": args.tls.key },
+            },
+            { ...args.runtime.resourceOptions(this), additionalSecretOutputs: ["data", "stringData"] },
+          )
+        : undefined;
       this.ingress = new k8s.networking.v1.Ingress(
         `${name}-ingress`,
         {
@@ -173,7 +188,7 @@ export class Edge extends pulumi.ComponentResource {
           },
           spec: {
             ingressClassName: args.ingressClass ?? "nginx",
-            tls: [{ hosts: [args.host], secretName: args.tlsSecretName ?? "ai-trading-tls" }],
+            tls: [{ hosts: [args.host], secretName: tlsSecretName }],
             rules: [
               {
                 host: args.host,
@@ -188,7 +203,7 @@ export class Edge extends pulumi.ComponentResource {
             ],
           },
         },
-        { ...args.runtime.resourceOptions(this), dependsOn: args.dependsOn },
+        { ...args.runtime.resourceOptions(this), dependsOn: [...args.dependsOn, ...(tlsSecret ? [tlsSecret] : [])] },
       );
       this.url = `https://${args.host}/api/`;
     } else {

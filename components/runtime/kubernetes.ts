@@ -6,7 +6,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { DeployedWorkload, ProbeSpec, Runtime, validateWorkloadSpec, WorkloadSpec, workloadLabels, LABEL_WORKLOAD } from "../workload";
+import { cpuToCores, DeployedWorkload, ProbeSpec, Runtime, validateWorkloadSpec, WorkloadSpec, workloadLabels, LABEL_WORKLOAD } from "../workload";
 
 export interface KubernetesRuntimeArgs {
   namespace: string;
@@ -17,6 +17,10 @@ export interface KubernetesRuntimeArgs {
   ingressControllerNamespace?: string;
   /** Autoscaler bounds per workload name. */
   autoscale?: Record<string, { min: number; max: number }>;
+  /** Pull policy of every container (default IfNotPresent; Never for images imported into the nodes). */
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** CPU request as a fraction of the CPU limit (default 1: requests = limits, Guaranteed QoS). */
+  cpuRequestRatio?: number;
 }
 
 /** Pseudo-workload meaning "the ingress controller" in `acceptsFrom`. */
@@ -33,6 +37,15 @@ export function k8sProbe(probe: ProbeSpec): k8s.types.input.core.v1.Probe {
     failureThreshold: probe.retries,
     initialDelaySeconds: Math.min(probe.startPeriodSeconds, 30),
   };
+}
+
+/**
+ * CPU request for a limit scaled by `ratio` (a Kubernetes CPU quantity: "250m", "1", "0.5"),
+ * rounded up to a whole millicore; the limit itself when ratio is 1.
+ */
+export function scaledCpu(limit: string, ratio: number): string {
+  if (ratio === 1) return limit;
+  return `${Math.max(1, Math.ceil(Math.round(cpuToCores(limit) * 1000) * ratio))}m`;
 }
 
 /** ConfigMap/Secret keys must match [-._a-zA-Z0-9]+; derive one from the file path. */
@@ -60,8 +73,9 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
           name: args.namespace,
           labels: {
             "app.kubernetes.io/part-of": "ai-trading",
-            // Baseline is enforced; restricted is reported so regressions show up in audits.
-            "pod-security.kubernetes.io/enforce": "baseline",
+            // The apiserver judges every pod against the restricted profile.
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
             "pod-security.kubernetes.io/warn": "restricted",
             "pod-security.kubernetes.io/audit": "restricted",
           },
@@ -190,14 +204,14 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
     const container: k8s.types.input.core.v1.Container = {
       name: spec.name,
       image: spec.image,
-      imagePullPolicy: "IfNotPresent",
+      imagePullPolicy: this.args.imagePullPolicy ?? "IfNotPresent",
       command: spec.command,
       args: spec.args,
       env,
       ports: spec.ports.map((p) => ({ name: p.name.slice(0, 15), containerPort: p.port })),
       volumeMounts,
       resources: {
-        requests: { cpu: spec.resources.cpu, memory: spec.resources.memory },
+        requests: { cpu: scaledCpu(spec.resources.cpu, this.args.cpuRequestRatio ?? 1), memory: spec.resources.memory },
         limits: { cpu: spec.resources.cpu, memory: spec.resources.memory },
       },
       livenessProbe: spec.kind === "job" ? undefined : k8sProbe(spec.liveness),

@@ -57,7 +57,12 @@ describe("parseStackConfig", () => {
     [{ ...docker, httpPort: "8443" }, "httpsPort", "must differ from httpPort"],
     [{ target: "kubernetes", certIssuer: "x" }, "registry", "is required on Kubernetes"],
     [{ target: "kubernetes", registry: "r.example.com" }, "certIssuer", "Kubernetes needs TLS"],
-    [{ ...k8s, imageSource: "local" }, "imageSource", "'local' images exist only on the Docker host"],
+    [{ ...k8s, imageSource: "local" }, "imageSource", "on Kubernetes set imagePullPolicy to Never"],
+    [{ ...k8s, imagePullPolicy: "Sometimes" }, "imagePullPolicy", "must be one of Always, IfNotPresent, Never"],
+    [{ ...k8s, cpuRequestRatio: "0" }, "cpuRequestRatio", "greater than 0 and at most 1"],
+    [{ ...k8s, cpuRequestRatio: "1.5" }, "cpuRequestRatio", "greater than 0 and at most 1"],
+    [{ ...k8s, cpuRequestRatio: "a tenth" }, "cpuRequestRatio", "got 'a tenth'"],
+    [{ ...k8s, ingressControllerNamespace: "Traefik" }, "ingressControllerNamespace", "must be a DNS label"],
     [{ ...k8s, namespace: "Trading_NS" }, "namespace", "must be a DNS label"],
     [{ ...k8s, backupSchedule: "daily" }, "backupSchedule", "five-field cron"],
     [{ ...docker, adminBindAddress: "0.0.0.300" }, "adminBindAddress", "must be an IPv4 address"],
@@ -86,6 +91,13 @@ describe("parseStackConfig", () => {
     const single = catalog.find((s) => s.singleton)!;
     const e = error("prod", { ...k8s, serviceReplicas: JSON.stringify({ [single.name]: 2 }) });
     expect(e.message).toContain(`replicas of '${single.name}' must be an integer between 1 and 1 (its catalog maximum)`);
+  });
+
+  it("runs local images on Kubernetes only when they are imported into the nodes (pull policy Never), without a registry", () => {
+    const cfg = parseStackConfig("local-k8s", { target: "kubernetes", imageSource: "local", imagePullPolicy: "Never", tlsSecretName: "tls", cpuRequestRatio: "0.1" });
+    expect(cfg.registry).toBeUndefined();
+    expect(cfg.kubernetes).toMatchObject({ imagePullPolicy: "Never", cpuRequestRatio: 0.1, ingressControllerNamespace: "ingress-nginx" });
+    expect(parseStackConfig("prod", k8s).kubernetes).toMatchObject({ imagePullPolicy: "IfNotPresent", cpuRequestRatio: 1 });
   });
 
   it("takes per-service replica overrides", () => {

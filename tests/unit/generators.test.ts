@@ -8,7 +8,7 @@ import { serviceOverviewDashboard } from "../../components/monitoring/grafana";
 import { buildTopology } from "../../components/topology";
 import { backupScript } from "../../components/data/backup";
 import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
-import { fileKey } from "../../components/runtime/kubernetes";
+import { fileKey, scaledCpu } from "../../components/runtime/kubernetes";
 import { dockerHealthcheck, dockerTmpfsOptions } from "../../components/runtime/docker";
 
 const routed = catalog.filter((s) => s.route !== null);
@@ -125,6 +125,15 @@ describe("workload spec", () => {
     expect(dockerHealthcheck(probe({ exec: ["pg_isready"] }))).toEqual({ tests: ["CMD", "pg_isready"], interval: "10s", timeout: "5s", retries: 5, startPeriod: "20s" });
     expect(dockerHealthcheck(spec.liveness).tests!.slice(0, 3)).toEqual(["CMD", "node", "-e"]);
     expect(fileKey("/etc/nginx/nginx.conf")).toBe("etc_nginx_nginx.conf");
+  });
+
+  it("scales CPU requests to a fraction of the limit, whole millicores rounded up, never 0", () => {
+    expect(scaledCpu("250m", 1)).toBe("250m");
+    expect(scaledCpu("250m", 0.1)).toBe("25m");
+    expect(scaledCpu("1", 0.1)).toBe("100m");
+    expect(scaledCpu("0.5", 0.25)).toBe("125m");
+    expect(scaledCpu("5m", 0.1)).toBe("1m");
+    expect(() => scaledCpu("a lot", 0.5)).toThrow("invalid CPU quantity 'a lot'");
     expect(dockerTmpfsOptions()).toBe("rw,noexec,nosuid,size=64m,mode=1777");
     expect(dockerTmpfsOptions(33)).toBe("rw,noexec,nosuid,size=64m,uid=33,gid=33");
   });

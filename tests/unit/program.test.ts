@@ -210,6 +210,42 @@ describe("prod stack (Kubernetes)", () => {
   });
 });
 
+describe("local-k8s stack (the local cluster of scripts/cluster/)", () => {
+  const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
+
+  it("runs the local images imported into the node, never pulled and never built by the program", async () => {
+    const run = await runProgram("local-k8s", {}, tls);
+    expect(byType(run, "docker:index/image:Image")).toEqual([]);
+    const workloads = [...byType(run, DEPLOYMENT), ...byType(run, STATEFULSET)];
+    expect(workloads.length).toBeGreaterThan(5);
+    for (const w of workloads) {
+      const c = w.inputs.spec.template.spec.containers[0];
+      expect(c.image, w.name).toMatch(/^ai-trading\/[a-z]+:[\w.-]+$/);
+      expect(c.imagePullPolicy, w.name).toBe("Never");
+      // A tenth of each CPU limit is requested, so the whole platform schedules on 2 cores.
+      const milli = (q: string) => (q.endsWith("m") ? Number(q.slice(0, -1)) : Number(q) * 1000);
+      expect(milli(c.resources.requests.cpu), w.name).toBe(Math.ceil(milli(c.resources.limits.cpu) / 10));
+      expect(c.resources.requests.memory, w.name).toBe(c.resources.limits.memory);
+    }
+    expect(named(run, DEPLOYMENT, "api-gateway-deployment").inputs.spec.template.spec.containers[0].image).toBe("ai-trading/services:0.1.0");
+  });
+
+  it("serves the Ingress with Traefik and the stack's own TLS secret, reachable only from Traefik's namespace", async () => {
+    const run = await runProgram("local-k8s", {}, tls);
+    const ingress = named(run, "kubernetes:networking.k8s.io/v1:Ingress", "nginx-ingress");
+    expect(ingress.inputs.spec.ingressClassName).toBe("traefik");
+    expect(ingress.inputs.spec.tls).toEqual([{ hosts: ["trading.local-k8s.test"], secretName: "ai-trading-tls" }]);
+    const secret = named(run, SECRET, "nginx-tls");
+    expect(secret.inputs.type).toBe("kubernetes.io/tls");
+    expect(secret.inputs.metadata.name).toBe("ai-trading-tls");
+    expect(secret.secretPaths).toEqual(expect.arrayContaining([expect.stringMatching(/stringData/)]));
+    const gw = named(run, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "api-gateway-netpol");
+    expect(JSON.stringify(gw.inputs.spec.ingress)).toContain('"kubernetes.io/metadata.name":"traefik"');
+    const ns = named(run, "kubernetes:core/v1:Namespace", "trading-k8s-namespace");
+    expect(ns.inputs.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+  });
+});
+
 describe("configuration changes the graph", () => {
   it("removes a datastore that is switched off", async () => {
     const run = await runProgram("prod", { weaviateEnabled: "false" });
