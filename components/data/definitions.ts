@@ -84,8 +84,10 @@ function base(
     readiness?: ProbeSpec;
     resources: ResourceSpec;
     uid?: number;
-    /** User the local Debian image declares (its uid is assigned by the package, so by name). */
+    /** User the local Debian image declares (Docker runs it by name). */
     localUser?: string;
+    /** Its uid, pinned by the image (images/<name>/Dockerfile): Kubernetes needs a numeric user to verify runAsNonRoot. */
+    localUid?: number;
     env?: Record<string, pulumi.Input<string>>;
     secretEnv?: Record<string, pulumi.Input<string>>;
     command?: string[];
@@ -108,9 +110,9 @@ function base(
     liveness: parts.liveness,
     readiness: parts.readiness,
     resources: parts.resources,
-    // Local Debian images declare their own non-root USER; upstream ones get their documented uid.
+    // Upstream images get their documented uid; local Debian images the uid they pin.
     security: {
-      ...dataSecurity(ctx.source === "upstream" ? parts.uid : undefined),
+      ...dataSecurity(ctx.source === "upstream" ? parts.uid : parts.localUid),
       dockerUser: ctx.source === "local" ? parts.localUser : undefined,
     },
     serviceType: ctx.exposeService ? "LoadBalancer" : undefined,
@@ -137,6 +139,7 @@ function postgres(ctx: DatastoreContext): DatastoreDefinition {
       resources: { cpu: "1", memory: "1Gi" },
       uid: 999,
       localUser: "postgres",
+      localUid: 999,
     }),
     clientEnv: {},
     clientSecretEnv: { POSTGRES_URL: url("postgres:5432") },
@@ -176,6 +179,7 @@ function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefiniti
       resources: { cpu: "500m", memory: ctx.name === "redis" ? "256Mi" : "1Gi" },
       uid: 999,
       localUser: "redis",
+      localUid: 999,
     }),
     clientEnv: {},
     clientSecretEnv: { [envVar]: url(`${ctx.name}:6379`) },
@@ -197,6 +201,7 @@ function clickhouse(ctx: DatastoreContext): DatastoreDefinition {
       resources: { cpu: "1", memory: "2Gi" },
       uid: 101,
       localUser: "clickhouse",
+      localUid: 101,
     }),
     clientEnv: { CLICKHOUSE_URL: "http://clickhouse:8123", CLICKHOUSE_USER: DB_USER, CLICKHOUSE_DATABASE: DB_NAME },
     clientSecretEnv: { CLICKHOUSE_PASSWORD: password },
@@ -286,6 +291,7 @@ function redpanda(ctx: DatastoreContext): DatastoreDefinition {
       resources: { cpu: "1", memory: "1536Mi" },
       uid: 101,
       localUser: "kafka",
+      localUid: 10092,
     }),
     clientEnv: { KAFKA_BROKERS: internal },
     clientSecretEnv: {},

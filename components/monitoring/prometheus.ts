@@ -146,7 +146,8 @@ export class Prometheus extends pulumi.ComponentResource {
         resources: { cpu: "500m", memory: "1Gi" },
         replicas: 1,
         security: {
-          runAsUser: args.source === "upstream" ? 65534 : undefined,
+          // The local image pins its prometheus user to 999 (numeric, so Kubernetes can verify it is not root).
+          runAsUser: args.source === "upstream" ? 65534 : 999,
           dockerUser: args.source === "local" ? "prometheus" : undefined,
           fsGroup: 65534,
           readOnlyRootFilesystem: true,
