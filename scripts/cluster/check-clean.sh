@@ -7,9 +7,16 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 found=0
 finding() { echo "[check-clean] LEFT: $*"; found=1; }
-for p in $(pgrep -f "$K8S_CACHE/bin/|$CONTAINERD_SOCK|$RUN_DIR/containerd/config.toml" 2>/dev/null); do
-	[ "$p" = $$ ] && continue
-	finding "process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-120)"
+# Processes: a binary of the cluster (its executable under $K8S_CACHE/bin), our containerd, its shims.
+for d in /proc/[0-9]*; do
+	exe=$(readlink "$d/exe" 2>/dev/null) || continue
+	args=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)
+	case "$exe" in
+	"$K8S_CACHE"/bin/*) ;;
+	*containerd*) [[ "$args" == *"$CONTAINERD_SOCK"* || "$args" == *"$RUN_DIR/containerd/config.toml"* ]] || continue ;;
+	*) continue ;;
+	esac
+	finding "process ${d#/proc/}: ${args:0:120}"
 done
 for t in filter nat mangle raw; do
 	c=$(iptables-save -t "$t" 2>/dev/null | grep -cE '^:(KUBE-|CNI-)')

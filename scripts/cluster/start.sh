@@ -38,8 +38,9 @@ exec 9>"$K8S_CACHE/.start.lock"
 flock 9
 
 need_bins() {
-	local b
-	for b in "$@"; do [ -x "$b" ] || die "missing $b: run bash scripts/cluster/build.sh${MODE/full/}${MODE/control-plane/ --control-plane}"; done
+	local b hint=""
+	[ "$MODE" = control-plane ] && hint=" --control-plane"
+	for b in "$@"; do [ -x "$b" ] || die "missing $b: run bash scripts/cluster/build.sh$hint"; done
 }
 need_bins "$ETCD_BIN/etcd" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler" "$K8S_BIN/kubectl"
 
@@ -284,7 +285,7 @@ import_docker_images() {
 	[ "${K8S_IMPORT_DOCKER_IMAGES:-1}" = 1 ] || return 0
 	command -v docker >/dev/null && docker info >/dev/null 2>&1 || { log "no Docker engine: platform images not imported"; return 0; }
 	local refs=() ref id stamp
-	mapfile -t refs < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^ai-trading/' | grep -v '<none>' || true)
+	mapfile -t refs < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^ai-trading/' | grep -vE '<none>|^ai-trading/debian:' || true)
 	mkdir -p "$RUN_DIR/imported"
 	for ref in "${refs[@]}"; do
 		id=$(docker image inspect -f '{{.Id}}' "$ref")
