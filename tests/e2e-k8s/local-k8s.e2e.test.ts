@@ -7,7 +7,7 @@
  * change on a second preview, nothing left after destroy, nothing left after the cluster stops.
  *
  * Run with `npm run e2e:k8s` (scripts/e2e-k8s.sh builds and starts the cluster first).
- * Nothing here talks to a real outside address: the "internet" is a TEST-NET-1 address (RFC 5737)
+ * Nothing here talks to a real outside address: the "internet" is a TEST-NET-3 address (RFC 5737)
  * put on the host's lo for the duration of the test, answered by a listener of this process.
  */
 import * as fs from "fs";
@@ -23,7 +23,7 @@ const stackFile = fs.readFileSync(path.join(root, `Pulumi.${STACK}.yaml`), "utf8
 const setting = (key: string) => new RegExp(`^\\s*trading:${key}:\\s*"?([^"\\n]+)"?`, "m").exec(stackFile)?.[1];
 const NS = setting("namespace") ?? "ai-trading";
 const HOST = setting("ingressHost") ?? "trading.local-k8s.test";
-const FAKE_INTERNET = "192.0.2.10"; // TEST-NET-1: documentation only, never routed anywhere real
+const FAKE_INTERNET = "203.0.113.10"; // TEST-NET-3 (RFC 5737): documentation only, owned by the host for the test
 const timings: Record<string, number> = {};
 
 describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kubernetes cluster", () => {
@@ -173,7 +173,7 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     const allowed = await tcp("postgres", 5432);
     expect(allowed.stdout.trim(), allowed.stderr).toBe("connected");
 
-    // "The internet": a TEST-NET-1 address on the host's lo with a listener of this process. A pod
+    // "The internet": a TEST-NET-3 address on the host's lo with a listener of this process. A pod
     // in a namespace without policies reaches it (the path works); order-management does not.
     await run("ip", ["addr", "add", `${FAKE_INTERNET}/32`, "dev", "lo"], { allowFailure: true });
     const server = net.createServer((s) => s.end("hello\n"));
