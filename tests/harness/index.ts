@@ -6,6 +6,7 @@ export { startPostgres, PostgresServer, type PostgresEnv, type StartPostgresOpti
 export { startRedis, RedisServer, type RedisEnv, type StartRedisOptions } from "./redis";
 export { startKafka, KafkaServer, kafkaHome, type KafkaEnv, type StartKafkaOptions } from "./kafka";
 export { startClickHouse, ClickHouseServer, type ClickHouseEnv, type StartClickHouseOptions } from "./clickhouse";
+export { startWeaviate, WeaviateServer, weaviateBinary, weaviateVersion, weaviateAvailability, type WeaviateEnv, type StartWeaviateOptions } from "./weaviate";
 export type { ServerHandle, ServerKind } from "./server";
 export { freePort, generatePassword, waitFor, sleep } from "./proc";
 export { pg, Redis, kafkajs } from "./deps";

@@ -1,6 +1,6 @@
 import { ManagedProcess, removeDir } from "./proc";
 
-export type ServerKind = "postgres" | "redis" | "kafka" | "clickhouse";
+export type ServerKind = "postgres" | "redis" | "kafka" | "clickhouse" | "weaviate";
 
 /** What every start*() returns. */
 export interface ServerHandle<Env extends Record<string, string> = Record<string, string>> {

@@ -12,6 +12,7 @@ import { startPostgres } from "./postgres";
 import { startRedis } from "./redis";
 import { startKafka } from "./kafka";
 import { startClickHouse } from "./clickhouse";
+import { startWeaviate } from "./weaviate";
 import type { ServerHandle } from "./server";
 
 export interface SharedCoordinates {
@@ -32,11 +33,13 @@ export interface Servers {
     database: string;
     env: { CLICKHOUSE_URL: string; CLICKHOUSE_USER: string; CLICKHOUSE_PASSWORD: string; CLICKHOUSE_DATABASE: string };
   };
+  /** A private Weaviate of this file (scripts/weaviate/build.sh builds the binary). */
+  weaviate: { url: string; grpcPort: number; apiKey: string; readOnlyKey: string; env: { WEAVIATE_URL: string; WEAVIATE_GRPC_PORT: string; WEAVIATE_API_KEY: string } };
   /** Union of the env of every requested server. */
   env: Record<string, string>;
 }
 
-type Kind = "postgres" | "redis" | "kafka" | "clickhouse";
+type Kind = "postgres" | "redis" | "kafka" | "clickhouse" | "weaviate";
 
 function provided(): SharedCoordinates {
   try {
@@ -144,6 +147,12 @@ export function useServers<K extends Kind>(...kinds: K[]): Pick<Servers, K | "en
           database,
           env: { CLICKHOUSE_URL: c.url, CLICKHOUSE_USER: c.user, CLICKHOUSE_PASSWORD: c.password, CLICKHOUSE_DATABASE: database },
         };
+      })());
+    if (kinds.includes("weaviate" as K))
+      jobs.push((async () => {
+        const s = await startWeaviate();
+        privates.push(s);
+        out.weaviate = { url: s.url, grpcPort: s.grpcPort, apiKey: s.apiKey, readOnlyKey: s.readOnlyKey, env: s.env };
       })());
     const results = await Promise.allSettled(jobs);
     const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;

@@ -352,7 +352,9 @@ export function createWeaviate(cfg: DatastoreConfig["weaviate"]) {
     client: get,
     async ping() {
       const c = await get();
+      // /v1/.well-known/ready is unauthenticated: /v1/meta also proves the API key is accepted.
       if (!(await c.isReady())) throw new Error("weaviate is not ready");
+      await c.getMeta();
     },
     async close() {
       if (client) await client.then((c) => c.close()).catch(() => undefined);

@@ -1,0 +1,133 @@
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { BaseServer } from "./server";
+import { ManagedProcess, freePort, generatePassword, makeTempDir, waitFor } from "./proc";
+
+export interface WeaviateEnv extends Record<string, string> {
+  WEAVIATE_URL: string;
+  WEAVIATE_GRPC_PORT: string;
+  WEAVIATE_API_KEY: string;
+}
+
+export interface StartWeaviateOptions {
+  readyTimeoutMs?: number;
+}
+
+const REPO = join(__dirname, "..", "..");
+
+/** The version scripts/weaviate/build.sh builds by default (scripts/weaviate/versions.env). */
+export function weaviateVersion(): string {
+  if (process.env.WEAVIATE_VERSION) return process.env.WEAVIATE_VERSION;
+  const env = readFileSync(join(REPO, "scripts", "weaviate", "versions.env"), "utf8");
+  const m = /^WEAVIATE_DEFAULT_VERSION=(\S+)/m.exec(env);
+  if (!m) throw new Error("scripts/weaviate/versions.env has no WEAVIATE_DEFAULT_VERSION");
+  return m[1];
+}
+
+/** Path of the cached server binary (WEAVIATE_SERVER_BIN overrides); it may not exist yet. */
+export function weaviateBinary(): string {
+  if (process.env.WEAVIATE_SERVER_BIN) return process.env.WEAVIATE_SERVER_BIN;
+  const cache = process.env.TRADING_CACHE_DIR ?? join(homedir(), ".cache", "ai-trading");
+  return join(cache, "weaviate", weaviateVersion(), "bin", "weaviate-server");
+}
+
+/**
+ * Whether Weaviate tests can run. `npm test` builds the binary first and sets WEAVIATE_REQUIRED=1,
+ * so there a missing binary is a failure, never a silent skip; an ad-hoc `npx vitest run` on a
+ * machine that has not built it yet skips those tests with this message.
+ */
+export function weaviateAvailability(): { available: boolean; reason: string } {
+  const bin = weaviateBinary();
+  if (existsSync(bin)) return { available: true, reason: "" };
+  const reason = `Weaviate server binary not found at ${bin}: run \`bash scripts/weaviate/build.sh\` (about 11 min cold, cached)`;
+  if (process.env.WEAVIATE_REQUIRED === "1") throw new Error(reason);
+  console.warn(`[harness] SKIPPING Weaviate tests: ${reason}`);
+  return { available: false, reason };
+}
+
+/**
+ * A private Weaviate (the binary built from the Go module proxy by scripts/weaviate/build.sh) on
+ * free loopback ports: HTTP, gRPC, memberlist gossip and data, Raft and its RPC. API-key auth is on
+ * (admin key generated per server), anonymous access off, no vectorizer module: the services
+ * supply their own vectors. CLUSTER_IN_LOCALHOST and the 127.0.0.1 bind/advertise addresses are
+ * required on hosts with IPv6 addresses (otherwise it dies with "too many colons").
+ */
+export class WeaviateServer extends BaseServer<WeaviateEnv> {
+  readonly apiKey = generatePassword();
+  readonly readOnlyKey = generatePassword();
+
+  constructor(
+    port: number,
+    readonly grpcPort: number,
+    private readonly clusterPorts: { gossip: number; data: number; raft: number; raftRpc: number },
+    private readonly readyTimeoutMs: number,
+  ) {
+    super("weaviate", port, makeTempDir("weaviate"));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get env(): WeaviateEnv {
+    return { WEAVIATE_URL: this.url, WEAVIATE_GRPC_PORT: String(this.grpcPort), WEAVIATE_API_KEY: this.apiKey };
+  }
+
+  protected launch(): ManagedProcess {
+    const p = this.clusterPorts;
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: this.dir,
+      PERSISTENCE_DATA_PATH: join(this.dir, "data"),
+      DEFAULT_VECTORIZER_MODULE: "none",
+      ENABLE_MODULES: "",
+      CLUSTER_HOSTNAME: "node1",
+      CLUSTER_IN_LOCALHOST: "true",
+      CLUSTER_BIND_ADDR: "127.0.0.1",
+      CLUSTER_ADVERTISE_ADDR: "127.0.0.1",
+      CLUSTER_GOSSIP_BIND_PORT: String(p.gossip),
+      CLUSTER_DATA_BIND_PORT: String(p.data),
+      RAFT_PORT: String(p.raft),
+      RAFT_INTERNAL_RPC_PORT: String(p.raftRpc),
+      RAFT_BOOTSTRAP_EXPECT: "1",
+      GRPC_PORT: String(this.grpcPort),
+      QUERY_DEFAULTS_LIMIT: "25",
+      DISABLE_TELEMETRY: "true",
+      LOG_LEVEL: "warning",
+      PROMETHEUS_MONITORING_ENABLED: "false",
+      LIMIT_RESOURCES: "true",
+      GOMAXPROCS: "2",
+      AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED: "false",
+      AUTHENTICATION_APIKEY_ENABLED: "true",
+      AUTHENTICATION_APIKEY_ALLOWED_KEYS: `${this.apiKey},${this.readOnlyKey}`,
+      AUTHENTICATION_APIKEY_USERS: "admin,reader",
+      AUTHORIZATION_ADMINLIST_ENABLED: "true",
+      AUTHORIZATION_ADMINLIST_USERS: "admin",
+      AUTHORIZATION_ADMINLIST_READONLY_USERS: "reader",
+    };
+    return new ManagedProcess(
+      "weaviate",
+      weaviateBinary(),
+      ["--host", "127.0.0.1", "--port", String(this.port), "--scheme", "http"],
+      { logFile: join(this.dir, "server.log"), cwd: this.dir, env },
+    );
+  }
+
+  protected async waitReady(proc: ManagedProcess): Promise<void> {
+    await waitFor(
+      "weaviate",
+      async () => (await fetch(`${this.url}/v1/.well-known/ready`, { signal: AbortSignal.timeout(2000) })).status === 200,
+      { timeoutMs: this.readyTimeoutMs, intervalMs: 250, proc },
+    );
+  }
+}
+
+/** Start a private Weaviate (fails with the build command when the binary is missing). */
+export async function startWeaviate(opts: StartWeaviateOptions = {}): Promise<WeaviateServer> {
+  const bin = weaviateBinary();
+  if (!existsSync(bin)) throw new Error(`Weaviate server binary not found at ${bin}: run \`bash scripts/weaviate/build.sh\``);
+  const ports = { gossip: await freePort(), data: await freePort(), raft: await freePort(), raftRpc: await freePort() };
+  const server = new WeaviateServer(await freePort(), await freePort(), ports, opts.readyTimeoutMs ?? 90_000);
+  return server.start();
+}
