@@ -61,6 +61,14 @@ stage() {
       rm -rf "$dir/.stage"; mkdir -p "$dir/.stage"
       cp -a "$kdir" "$dir/.stage/kafka"
       ;;
+    weaviate)
+      # The server binary built from the Go module proxy (cached; ~11 min cold, see scripts/weaviate/build.sh).
+      local wv wbin
+      wv="$(arg_default "$df" WEAVIATE_VERSION)"
+      wbin="$(WEAVIATE_VERSION="v$wv" "$ROOT/scripts/weaviate/build.sh" | tail -n1)"
+      rm -rf "$dir/.stage"; mkdir -p "$dir/.stage"
+      cp "$wbin" "$dir/.stage/weaviate-server"
+      ;;
     node)
       local nv pv ndir="$CACHE_DIR/images/node-dist"
       nv="$(arg_default "$df" NODE_VERSION)"; pv="$(arg_default "$df" NPM_VERSION)"
@@ -107,7 +115,7 @@ build_one() {
   if [ "${UNPIN:-0}" = 1 ]; then
     local a
     for a in $(sed -n 's/^ARG \([A-Z_0-9]*_VERSION\)=.*/\1/p' "$dir/Dockerfile" | sort -u); do
-      case "$a" in KAFKA_VERSION|NODE_VERSION|NPM_VERSION) ;; *) args+=(--build-arg "$a=") ;; esac
+      case "$a" in KAFKA_VERSION|NODE_VERSION|NPM_VERSION|WEAVIATE_VERSION) ;; *) args+=(--build-arg "$a=") ;; esac
     done
   fi
   logf="$LOG_DIR/build-$name.log"
