@@ -1,0 +1,51 @@
+/**
+ * Prediction drift: the population stability index (PSI) between the distribution of the
+ * out-of-sample predictions at training time (report.reference) and the predictions served since,
+ * over a sliding window. PSI = sum((o - r) * ln(o / r)) over the bins; by the usual convention
+ * < 0.1 is stable, 0.1-0.25 a moderate shift, > 0.25 a large one.
+ */
+const EPS = 1e-4;
+
+export function psi(reference: readonly number[], observed: readonly number[]): number {
+  let s = 0;
+  for (let i = 0; i < reference.length; i++) {
+    const r = Math.max(reference[i], EPS);
+    const o = Math.max(observed[i] ?? 0, EPS);
+    s += (o - r) * Math.log(o / r);
+  }
+  return s;
+}
+
+export class PredictionDrift {
+  private readonly window: number[] = [];
+  constructor(
+    private readonly bins: readonly number[],
+    private readonly referenceFractions: readonly number[],
+    private readonly size = 2000,
+  ) {}
+
+  add(p: number): void {
+    this.window.push(p);
+    if (this.window.length > this.size) this.window.shift();
+  }
+
+  get count(): number {
+    return this.window.length;
+  }
+
+  /** Histogram fractions of the window over the reference bins (last bin closed). */
+  fractions(): number[] {
+    const counts = new Array(this.bins.length - 1).fill(0);
+    for (const p of this.window) {
+      let i = this.bins.findIndex((edge, k) => k > 0 && p < edge) - 1;
+      if (i < 0) i = counts.length - 1;
+      counts[i]++;
+    }
+    return counts.map((c) => (this.window.length ? c / this.window.length : 0));
+  }
+
+  /** PSI of the window against the reference; undefined until `minCount` predictions were seen. */
+  value(minCount = 100): number | undefined {
+    return this.window.length >= minCount ? psi(this.referenceFractions, this.fractions()) : undefined;
+  }
+}
