@@ -183,6 +183,16 @@ const contracts = {
     // Rule state (time windows) is per process: one consumer sees every event.
     singleton: true,
   },
+  "ml-predictor": {
+    description: "Serves the promoted LightGBM model (ONNX) on features from the latest bars; model registry, promote/rollback, retraining job",
+    tier: "analytics",
+    port: 8021,
+    route: "ml",
+    anonymousPaths: [],
+    requires: ["postgres", "clickhouse"],
+    optional: ["weaviate"],
+    secrets: [],
+  },
 } satisfies Record<string, Contract>;
 
 /** Name of a catalog service (type-checked: sizing and tests cannot name a service that is not here). */

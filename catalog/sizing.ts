@@ -43,6 +43,8 @@ const defaults: Record<ServiceName, { scaling?: ServiceScaling; resources: Servi
   "portfolio-manager": { scaling: stateless, resources: small },
   "risk-analyzer": { scaling: stateless, resources: small },
   "compliance-monitor": { resources: small },
+  // onnxruntime's native session (~50 MB) next to Node.
+  "ml-predictor": { scaling: stateless, resources: { cpu: "500m", memory: "512Mi" } },
 };
 
 /** Sizing of a catalog service; throws for a service without an entry or a contradictory one. */

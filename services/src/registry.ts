@@ -18,4 +18,5 @@ export const registry: Record<string, Loader> = {
   "portfolio-manager": () => import("./services/portfolio-manager").then((m) => m.default),
   "risk-analyzer": () => import("./services/risk-analyzer").then((m) => m.default),
   "compliance-monitor": () => import("./services/compliance-monitor").then((m) => m.default),
+  "ml-predictor": () => import("./services/ml-predictor").then((m) => m.default),
 };

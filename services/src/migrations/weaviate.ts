@@ -1,7 +1,7 @@
 /**
  * Weaviate classes (v3 client "collections") of the platform, declared in code and created when
- * missing. No Weaviate runs in the test environment: thin adapter (`WeaviateLike`), tested with a
- * fake; `weaviateAdapter(client)` maps it onto weaviate-client v3.
+ * missing. Thin adapter (`WeaviateLike`) mapped onto weaviate-client v3 by `weaviateAdapter(client)`;
+ * tested against a real Weaviate server (tests/services/weaviate.test.ts).
  */
 import type { WeaviateClient } from "weaviate-client";
 
@@ -25,6 +25,17 @@ export const weaviateClasses: readonly WeaviateClassSpec[] = [
       { name: "symbols", dataType: "text[]" },
       { name: "publishedAt", dataType: "date" },
       { name: "sentiment", dataType: "number" },
+    ],
+  },
+  {
+    name: "MarketRegime",
+    description: "Market-state windows (z-scored model features, vectors supplied by ml-predictor) with the return that followed",
+    properties: [
+      { name: "modelVersion", dataType: "text", description: "model whose feature reference scaled the vector" },
+      { name: "symbol", dataType: "text" },
+      { name: "windowEnd", dataType: "date", description: "open time of the window's last bar" },
+      { name: "horizonBars", dataType: "int" },
+      { name: "forwardReturn", dataType: "number", description: "ln(close horizonBars later / close at windowEnd)" },
     ],
   },
   {

@@ -1,0 +1,69 @@
+/**
+ * ml-predictor (8021): serves the promoted LightGBM model (ONNX in onnxruntime-node) on features
+ * computed from the latest bars in ClickHouse; keeps the model registry (PostgreSQL) with
+ * promote / rollback; `train` is the retraining job. Routes: routes.ts. Metrics: metrics.ts.
+ */
+import { defineService, env } from "../../kit";
+import { ModelRegistry } from "../../ml/registry";
+import { SYMBOL_RE } from "../../trading/types";
+import { BarStore } from "./bars";
+import { predictorMetrics } from "./metrics";
+import { registerRoutes } from "./routes";
+import { ModelServing } from "./serving";
+import { runTrainJob } from "./train-job";
+
+export default defineService({
+  name: "ml-predictor",
+  config: {
+    ML_INTERVAL: env.string({ default: "1m", pattern: /^\d+[smhdw]$/, description: "bar interval (market_candles.timeframe)" }),
+    ML_MAX_MODEL_AGE_HOURS: env.number({ default: 168, min: 0.001, description: "refuse to serve a model trained longer ago" }),
+    ML_MAX_BAR_AGE_SECONDS: env.int({ optional: true, min: 1, description: "refuse predictions from bars older than this (unset: no limit)" }),
+    ML_RELOAD_MS: env.int({ default: 10_000, min: 0, description: "how often replicas check the registry for a new promoted model" }),
+    ML_TRAIN_SYMBOLS: env.list({ default: ["BTCUSDT"], itemPattern: SYMBOL_RE, itemDescription: "upper-case symbol" }),
+    ML_TRAIN_BARS: env.int({ default: 20_000, min: 500, max: 2_000_000, description: "bars per symbol for training" }),
+    ML_HORIZON_BARS: env.int({ default: 1, min: 1, max: 1440 }),
+    ML_AUTO_PROMOTE: env.bool({ default: true, description: "promote a trained model when it shows an out-of-sample edge" }),
+    ML_REGIME_STRIDE: env.int({ default: 10, min: 1, description: "index every n-th training window as a market regime" }),
+    ML_PYTHON: env.string({ default: "python3", description: "python of the training venv (scripts/ml/venv.sh)" }),
+    ML_TRAINING_DIR: env.string({ optional: true, description: "folder holding trading_ml/ (default: ml/ next to services/)" }),
+  },
+  async register(ctx) {
+    const c = ctx.config;
+    const registry = new ModelRegistry(ctx.datastores.postgres);
+    const serving = new ModelServing(registry, ctx.log, c.ML_RELOAD_MS);
+    const metrics = predictorMetrics(ctx.metrics.registry, serving);
+    const bars = new BarStore(ctx.datastores.clickhouse, c.ML_INTERVAL);
+    registerRoutes(ctx, {
+      serving,
+      registry,
+      bars,
+      metrics,
+      limits: { maxModelAgeMs: c.ML_MAX_MODEL_AGE_HOURS * 3_600_000, maxBarAgeMs: c.ML_MAX_BAR_AGE_SECONDS === undefined ? undefined : c.ML_MAX_BAR_AGE_SECONDS * 1000 },
+    });
+    ctx.onClose(() => serving.close());
+  },
+  commands: {
+    async train(ctx) {
+      const c = ctx.config;
+      const result = await runTrainJob(
+        {
+          bars: new BarStore(ctx.datastores.clickhouse, c.ML_INTERVAL),
+          registry: new ModelRegistry(ctx.datastores.postgres),
+          weaviate: ctx.datastores.isEnabled("weaviate") ? () => ctx.datastores.weaviate.client() : undefined,
+          log: ctx.log,
+        },
+        {
+          symbols: c.ML_TRAIN_SYMBOLS,
+          barsPerSymbol: c.ML_TRAIN_BARS,
+          horizon: c.ML_HORIZON_BARS,
+          autoPromote: c.ML_AUTO_PROMOTE,
+          python: c.ML_PYTHON,
+          trainingDir: c.ML_TRAINING_DIR,
+          regimeStride: c.ML_REGIME_STRIDE,
+        },
+      );
+      process.stdout.write(JSON.stringify({ version: result.model.version, promoted: result.promoted, hasEdge: result.model.hasEdge, regimesIndexed: result.regimesIndexed }) + "\n");
+      return 0;
+    },
+  },
+});

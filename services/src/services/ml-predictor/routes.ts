@@ -1,0 +1,121 @@
+/**
+ * ml-predictor HTTP routes.
+ *   POST /predict, POST /internal/predict   {symbols: [...1-100]} -> P(up) per symbol from its latest bars
+ *   GET  /status                            served model, its age, drift, serving limits
+ *   GET  /models, /models/events, /models/:version
+ *   POST /models/:version/promote, POST /models/rollback   (admin)
+ * /predict is for users behind the gateway; /internal/predict for services (never proxied).
+ */
+import { HttpError, requireIdentity, Type, type ServiceContext } from "../../kit";
+import { LOOKBACK } from "../../ml/features";
+import { PredictionRefused, modelAgeMs } from "../../ml/predictor";
+import { regimeVector } from "../../ml/regimes";
+import { RegistryError, type ModelRegistry } from "../../ml/registry";
+import { SYMBOL_RE } from "../../trading/types";
+import type { BarStore } from "./bars";
+import type { PredictorMetrics } from "./metrics";
+import type { ModelServing } from "./serving";
+
+export interface PredictorLimits {
+  maxModelAgeMs: number;
+  maxBarAgeMs: number | undefined;
+}
+
+const PredictBody = Type.Object(
+  { symbols: Type.Array(Type.String({ pattern: SYMBOL_RE.source }), { minItems: 1, maxItems: 100, uniqueItems: true }) },
+  { additionalProperties: false },
+);
+const Version = Type.Object({ version: Type.String({ pattern: "^[A-Za-z0-9._-]{1,80}$" }) });
+const Reason = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+
+function registryHttpError(e: unknown): never {
+  if (e instanceof RegistryError) throw new HttpError(e.code === "MODEL_NOT_FOUND" ? 404 : 409, e.code, e.message);
+  throw e;
+}
+
+export function registerRoutes(
+  ctx: ServiceContext,
+  deps: { serving: ModelServing; registry: ModelRegistry; bars: BarStore; metrics: PredictorMetrics; limits: PredictorLimits },
+): void {
+  const { serving, registry, bars, metrics, limits } = deps;
+
+  async function predict(symbols: string[]) {
+    const served = await serving.get();
+    if (!served) {
+      metrics.refusals.inc({ reason: "NO_PROMOTED_MODEL" });
+      throw new HttpError(409, "NO_PROMOTED_MODEL", "no model is promoted: train one (ml-predictor train) and promote it");
+    }
+    const inputs = await Promise.all(symbols.map(async (symbol) => ({ symbol, bars: await bars.latest(symbol, LOOKBACK + 1) })));
+    const now = Date.now();
+    try {
+      const predictions = await served.predictor.predict(inputs, { now, maxModelAgeMs: limits.maxModelAgeMs, maxBarAgeMs: limits.maxBarAgeMs });
+      metrics.predictions.inc({ model_version: served.record.version }, predictions.length);
+      for (const p of predictions) {
+        served.drift.add(p.probabilityUp);
+        metrics.barStaleness.set({ symbol: p.symbol }, (now - p.barTime) / 1000);
+      }
+      return {
+        modelVersion: served.record.version,
+        trainedAt: served.record.trainedAt,
+        horizonBars: served.record.horizonBars,
+        hasEdge: served.record.hasEdge,
+        predictions: predictions.map((p) => ({
+          symbol: p.symbol,
+          probabilityUp: p.probabilityUp,
+          barTime: new Date(p.barTime).toISOString(),
+          close: inputs.find((i) => i.symbol === p.symbol)!.bars.at(-1)!.close,
+          features: p.features,
+          regimeVector: regimeVector(p.features, served.record.features, served.record.reference.features),
+        })),
+      };
+    } catch (e) {
+      if (!(e instanceof PredictionRefused)) throw e;
+      metrics.refusals.inc({ reason: e.reason });
+      const field = e.symbol ? `symbols.${symbols.indexOf(e.symbol)}` : undefined;
+      throw new HttpError(e.reason === "MISSING_FEATURES" ? 422 : 409, e.reason, e.message, field);
+    }
+  }
+
+  ctx.app.post("/predict", { schema: { body: PredictBody } }, async (req) => {
+    requireIdentity(req);
+    return predict(req.body.symbols);
+  });
+  ctx.app.post("/internal/predict", { schema: { body: PredictBody } }, async (req) => predict(req.body.symbols));
+
+  ctx.app.get("/status", async (req) => {
+    requireIdentity(req);
+    const served = await serving.get();
+    return {
+      model: served
+        ? { version: served.record.version, trainedAt: served.record.trainedAt, ageSeconds: modelAgeMs(served.record) / 1000, hasEdge: served.record.hasEdge }
+        : null,
+      drift: served ? { psi: served.drift.value() ?? null, predictions: served.drift.count } : null,
+      limits: { maxModelAgeHours: limits.maxModelAgeMs / 3_600_000, maxBarAgeSeconds: limits.maxBarAgeMs === undefined ? null : limits.maxBarAgeMs / 1000 },
+    };
+  });
+
+  ctx.app.get("/models", { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }) } }, async (req) => {
+    requireIdentity(req);
+    return { models: await registry.list(req.query.limit ?? 50) };
+  });
+  ctx.app.get("/models/events", async (req) => {
+    requireIdentity(req);
+    return { events: await registry.events() };
+  });
+  ctx.app.get("/models/:version", { schema: { params: Version } }, async (req) => {
+    requireIdentity(req);
+    return registry.get(req.params.version).catch(registryHttpError);
+  });
+  ctx.app.post("/models/:version/promote", { schema: { params: Version, body: Reason } }, async (req) => {
+    const who = requireIdentity(req, "admin");
+    const model = await registry.promote(req.params.version, who.userId, req.body.reason).catch(registryHttpError);
+    await serving.get(true);
+    return model;
+  });
+  ctx.app.post("/models/rollback", { schema: { body: Reason } }, async (req) => {
+    const who = requireIdentity(req, "admin");
+    const model = await registry.rollback(who.userId, req.body.reason).catch(registryHttpError);
+    await serving.get(true);
+    return model;
+  });
+}

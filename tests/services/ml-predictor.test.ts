@@ -1,0 +1,173 @@
+/**
+ * ml-predictor against real PostgreSQL, ClickHouse 18.16 and Weaviate: planted bars in
+ * market_candles -> the `train` command (real Python training job) -> registered, regimes indexed,
+ * promoted -> POST /predict; refusals (no model, missing features, stale bars, model too old) are
+ * clear 4xx; promote / rollback through the API; drift and staleness metrics on /metrics.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { weaviateAvailability } from "../harness/weaviate";
+import { createService, runCommand, type Service } from "../../services/src/kit";
+import databaseService from "../../services/src/services/database-service";
+import mlPredictor from "../../services/src/services/ml-predictor";
+import { candleRow } from "../../services/src/services/data-bridge";
+import { createClickHouse, createWeaviate } from "../../services/src/kit/datastores";
+import { nearestRegimes } from "../../services/src/ml/regimes";
+import { plantedBars } from "../helpers/planted-bars";
+import { ML_DIR, mlPython } from "../helpers/ml-python";
+import { pg } from "../harness";
+
+const { available: withWeaviate } = weaviateAvailability();
+const srv = withWeaviate ? useServers("postgres", "clickhouse", "weaviate") : useServers("postgres", "clickhouse");
+const SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
+const admin = { "x-user-id": "00000000-0000-4000-8000-00000000000a", "x-user-role": "admin" };
+const trader = { "x-user-id": "00000000-0000-4000-8000-00000000000b", "x-user-role": "trader" };
+
+let env: Record<string, string>;
+let svc: Service;
+
+async function insertBars(symbol: string, bars: ReturnType<typeof plantedBars>) {
+  const ch = createClickHouse({ ...srv.clickhouse.env, CLICKHOUSE_URL: srv.clickhouse.url } as never);
+  try {
+    const rows = bars.map((b) =>
+      candleRow({ symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) }, "test"),
+    );
+    for (let i = 0; i < rows.length; i += 5000) await ch.insert("market_candles", rows.slice(i, i + 5000));
+  } finally {
+    await ch.close();
+  }
+}
+
+beforeAll(async () => {
+  env = {
+    ...srv.env,
+    LOG_LEVEL: "silent",
+    ML_PYTHON: mlPython(),
+    ML_TRAINING_DIR: ML_DIR,
+    ML_TRAIN_SYMBOLS: SYMBOLS.join(","),
+    ML_TRAIN_BARS: "6000",
+    ML_RELOAD_MS: "0",
+  };
+  expect(await runCommand(databaseService, "migrate", [], { env, defaultMetrics: false })).toBe(0);
+  for (const s of SYMBOLS) await insertBars(s, plantedBars({ symbol: s, bars: 6000, seed: `svc-${s}`, plantedSignal: 0.5 }));
+  await insertBars("SHORTUSDT", plantedBars({ symbol: "SHORTUSDT", bars: 30, seed: "short", plantedSignal: 0 }));
+  svc = await createService(mlPredictor, { env, defaultMetrics: false });
+}, 600_000);
+afterAll(() => svc?.close());
+
+describe("ml-predictor", () => {
+  it("without a promoted model, /predict is a clear 409", async () => {
+    const r = await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } });
+    expect(r.statusCode).toBe(409);
+    expect(r.json().error).toMatchObject({ code: "NO_PROMOTED_MODEL" });
+  });
+
+  it("the train command trains on ClickHouse bars, registers, indexes regimes and promotes a model with an edge", async () => {
+    expect(await runCommand(mlPredictor, "train", [], { env, defaultMetrics: false })).toBe(0);
+    const models = (await svc.app.inject({ url: "/models", headers: trader })).json().models;
+    expect(models).toHaveLength(1);
+    expect(models[0]).toMatchObject({ status: "promoted", hasEdge: true, symbols: SYMBOLS, horizonBars: 1 });
+    expect(models[0].artifactSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(models[0].metrics.outOfSample.model.auc).toBeGreaterThan(0.58);
+    if (withWeaviate) {
+      const w = createWeaviate({ WEAVIATE_URL: srv.weaviate!.url, WEAVIATE_GRPC_PORT: srv.weaviate!.grpcPort, WEAVIATE_API_KEY: srv.weaviate!.apiKey });
+      try {
+        const near = await nearestRegimes(await w.client(), models[0].version, new Array(11).fill(0), 5);
+        expect(near).toHaveLength(5);
+        expect(SYMBOLS).toContain(near[0].symbol);
+      } finally {
+        await w.close();
+      }
+    }
+  }, 600_000);
+
+  it("predicts one or many symbols from their latest bars, with the features used", async () => {
+    const r = await svc.app.inject({ method: "POST", url: "/predict", headers: trader, payload: { symbols: SYMBOLS } });
+    expect(r.statusCode, r.body).toBe(200);
+    const body = r.json();
+    expect(body.modelVersion).toMatch(/^lgbm-/);
+    expect(body.predictions.map((p: { symbol: string }) => p.symbol)).toEqual(SYMBOLS);
+    for (const p of body.predictions) {
+      expect(p.probabilityUp).toBeGreaterThan(0);
+      expect(p.probabilityUp).toBeLessThan(1);
+      expect(Object.keys(p.features)).toHaveLength(11);
+      expect(p.regimeVector).toHaveLength(11);
+    }
+    expect((await svc.app.inject({ method: "POST", url: "/predict", payload: { symbols: SYMBOLS } })).statusCode).toBe(401);
+  });
+
+  it("bad input and missing features are 4xx naming the field", async () => {
+    const bad = await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["not a symbol"] } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.field).toMatch(/^symbols/);
+    expect((await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: [] } })).statusCode).toBe(400);
+    const short = await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT", "SHORTUSDT"] } });
+    expect(short.statusCode).toBe(422);
+    expect(short.json().error).toMatchObject({ code: "MISSING_FEATURES", field: "symbols.1" });
+    expect(short.json().error.message).toMatch(/SHORTUSDT: cannot compute the model's features: needs 61 bars, has 30/);
+    const none = await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["NOBARSUSDT"] } });
+    expect(none.json().error).toMatchObject({ code: "MISSING_FEATURES", field: "symbols.0" });
+  });
+
+  it("refuses stale bars and a model older than the configured age", async () => {
+    const staleBars = await createService(mlPredictor, { env: { ...env, ML_MAX_BAR_AGE_SECONDS: "600" }, defaultMetrics: false });
+    try {
+      const r = await staleBars.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } });
+      expect(r.statusCode).toBe(409);
+      expect(r.json().error).toMatchObject({ code: "STALE_BARS", field: "symbols.0" });
+    } finally {
+      await staleBars.close();
+    }
+    const db = new pg.Client({ connectionString: srv.postgres.url });
+    await db.connect();
+    try {
+      await db.query(`UPDATE ml_models SET trained_at = now() - interval '10 days' WHERE status = 'promoted'`);
+      const old = await createService(mlPredictor, { env: { ...env, ML_MAX_MODEL_AGE_HOURS: "48" }, defaultMetrics: false });
+      try {
+        const r = await old.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } });
+        expect(r.statusCode).toBe(409);
+        expect(r.json().error.code).toBe("MODEL_TOO_OLD");
+        expect(r.json().error.message).toMatch(/trained 240\.\d h ago, more than the allowed 48\.0 h/);
+        expect((await old.app.inject({ url: "/metrics" })).body).toMatch(/ml_prediction_refusals_total\{reason="MODEL_TOO_OLD",service="ml-predictor"\} 1/);
+      } finally {
+        await old.close();
+      }
+    } finally {
+      await db.query(`UPDATE ml_models SET trained_at = now() WHERE status = 'promoted'`);
+      await db.end();
+    }
+  });
+
+  it("promote and rollback through the API (admin only), replicas follow", async () => {
+    const [first] = (await svc.app.inject({ url: "/models", headers: trader })).json().models;
+    // A second model: the same job again (a retrain on the same bars is a new version).
+    expect(await runCommand(mlPredictor, "train", [], { env: { ...env, ML_AUTO_PROMOTE: "false" }, defaultMetrics: false })).toBe(0);
+    const models = (await svc.app.inject({ url: "/models", headers: trader })).json().models;
+    const second = models.find((m: { version: string }) => m.version !== first.version);
+    expect(second.status).toBe("candidate");
+    expect((await svc.app.inject({ method: "POST", url: `/models/${second.version}/promote`, headers: trader, payload: {} })).statusCode).toBe(403);
+    expect((await svc.app.inject({ method: "POST", url: `/models/nope/promote`, headers: admin, payload: {} })).statusCode).toBe(404);
+    const p = await svc.app.inject({ method: "POST", url: `/models/${second.version}/promote`, headers: admin, payload: { reason: "test" } });
+    expect(p.statusCode, p.body).toBe(200);
+    const served = await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } });
+    expect(served.json().modelVersion).toBe(second.version);
+    const rb = await svc.app.inject({ method: "POST", url: "/models/rollback", headers: admin, payload: {} });
+    expect(rb.json()).toMatchObject({ version: first.version, status: "promoted" });
+    expect((await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } })).json().modelVersion).toBe(first.version);
+    const again = await svc.app.inject({ method: "POST", url: "/models/rollback", headers: admin, payload: {} });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.code).toBe("NO_PREVIOUS_MODEL");
+    const events = (await svc.app.inject({ url: "/models/events", headers: trader })).json().events;
+    expect(events.map((e: { action: string }) => e.action)).toEqual(["rolled_back", "promoted", "registered", "promoted", "registered"]);
+  }, 600_000);
+
+  it("exposes drift, staleness and model age on /metrics", async () => {
+    for (let i = 0; i < 60; i++) await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: SYMBOLS } });
+    const m = (await svc.app.inject({ url: "/metrics" })).body;
+    expect(m).toMatch(/ml_model_age_seconds\{service="ml-predictor"\} \d/);
+    expect(m).toMatch(/ml_prediction_drift_psi\{service="ml-predictor"\} \d/);
+    expect(m).toMatch(/ml_bar_staleness_seconds\{symbol="AAAUSDT",service="ml-predictor"\} \d/);
+    expect(m).toMatch(/ml_predictions_total\{model_version="lgbm-[^"]+",service="ml-predictor"\} \d+/);
+    expect(m).toMatch(/ml_model_info\{model_version="lgbm-[^"]+",has_edge="true",service="ml-predictor"\} 1/);
+  });
+});
