@@ -30,25 +30,70 @@ import (
 // engine must then be local: DOCKER_HOST unix://).
 type container struct{ eng *engine }
 
-var containerInputs = set("name", "hostname", "image", "command", "entrypoints", "envs", "networksAdvanced",
-	"ports", "volumes", "uploads", "tmpfs", "healthcheck", "memory", "cpus", "user", "readOnly", "capabilities",
-	"securityOpts", "privileged", "labels", "logDriver", "logOpts", "restart", "maxRetryCount", "mustRun", "attach",
-	"logs", "wait", "waitTimeout", "destroyGraceSeconds", "start", "workingDir", "init", "stopSignal", "stopTimeout",
-	"removeVolumes", "rm", resolvedImageKey)
+func containerType(eng *engine) *pluginkit.Type {
+	return &pluginkit.Type{
+		Token: "docker:index/container:Container",
+		Inputs: pluginkit.Props{
+			"name":                strProp().Doc("Required by this provider."),
+			"hostname":            strProp(),
+			"image":               strProp().Doc("Image ID or reference."),
+			"command":             stringList(),
+			"entrypoints":         stringList(),
+			"envs":                stringList().Doc("NAME=value entries."),
+			"networksAdvanced":    pluginkit.ArrayOf(ref(tokContainerNetworksAdvance)).Doc("The first is the network mode; the others are connected before start."),
+			"ports":               pluginkit.ArrayOf(ref(tokContainerPort)),
+			"volumes":             pluginkit.ArrayOf(ref(tokContainerVolume)),
+			"uploads":             pluginkit.ArrayOf(ref(tokContainerUpload)).Doc("Copied in before start; bind-mounted read-only for readOnly containers."),
+			"tmpfs":               stringMap().Doc("Mount path -> options."),
+			"healthcheck":         ref(tokContainerHealthcheck),
+			"memory":              intProp().Doc("Memory limit in MB."),
+			"cpus":                strProp().Doc(`CPU limit, e.g. "0.5".`),
+			"user":                strProp(),
+			"readOnly":            boolProp(),
+			"capabilities":        ref(tokContainerCapabilities),
+			"securityOpts":        stringList(),
+			"privileged":          boolProp(),
+			"labels":              pluginkit.ArrayOf(ref(tokContainerLabel)),
+			"logDriver":           strProp().Doc("Default json-file."),
+			"logOpts":             stringMap(),
+			"restart":             strProp().Doc("no (default), on-failure, always, unless-stopped."),
+			"maxRetryCount":       intProp(),
+			"mustRun":             boolProp().Doc("Default true: create fails unless the container runs."),
+			"start":               boolProp().Doc("Default true."),
+			"attach":              boolProp().Doc("Wait for the exit; a non-zero exit code fails the create."),
+			"logs":                boolProp().Doc("With attach: keep the output in containerLogs."),
+			"wait":                boolProp().Doc("Wait until the health check reports healthy."),
+			"waitTimeout":         intProp().Doc("Seconds (default 60)."),
+			"destroyGraceSeconds": intProp().Doc("Stop timeout at delete (default 10)."),
+			"workingDir":          strProp(),
+			"init":                boolProp(),
+			"stopSignal":          strProp(),
+			"stopTimeout":         intProp(),
+			"removeVolumes":       boolProp().Doc("Remove anonymous volumes at delete (default true)."),
+			"rm":                  boolProp().Doc("Accepted and ignored."),
+		},
+		Outputs: pluginkit.Props{
+			"exitCode":      intProp().Doc("With attach."),
+			"containerLogs": strProp().Doc("With attach and logs."),
+			"networkDatas":  pluginkit.ArrayOf(ref(tokContainerNetworkData)),
+		},
+		RequiredInputs:      []string{"image", "name"},
+		RequiredOutputs:     []string{"networkDatas"},
+		Hidden:              []string{resolvedImageKey},
+		StateHeld:           []string{resolvedImageKey},
+		DeleteBeforeReplace: true,
+		Resource:            &container{eng},
+	}
+}
 
 // resolvedImageKey: hidden input that Check sets to the local image ID that "image" names (unless
 // "image" already is an ID). A rebuilt or re-tagged image (e.g. docker.Image with the same
 // imageName, or a local image rebuilt by scripts/images) then replaces the container.
 const resolvedImageKey = "resolvedImageId"
 
-func (c *container) check(ctx context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
-	f := unsupported(m, containerInputs)
+func (c *container) Check(ctx context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
+	var f []*pulumirpc.CheckFailure
 	resolveImageID(ctx, c.eng, m, "image")
-	for _, k := range []string{"name", "image"} {
-		if v, ok := m[resource.PropertyKey(k)]; !ok || v.IsNull() {
-			f = append(f, &pulumirpc.CheckFailure{Property: k, Reason: fmt.Sprintf("missing required property '%s' (required by this provider)", k)})
-		}
-	}
 	pluginkit.SetDefault(m, "mustRun", resource.NewBoolProperty(true))
 	pluginkit.SetDefault(m, "start", resource.NewBoolProperty(true))
 	pluginkit.SetDefault(m, "restart", str("no"))
@@ -76,7 +121,7 @@ func (c *container) check(ctx context.Context, m resource.PropertyMap) []*pulumi
 			f = append(f, &pulumirpc.CheckFailure{Property: "cpus", Reason: fmt.Sprintf("cpus %q is not a number", v.StringValue())})
 		}
 	}
-	if hc, ok := getObj(m, "healthcheck"); ok {
+	if hc, ok := pluginkit.Object(m, "healthcheck"); ok {
 		for _, k := range []string{"interval", "timeout", "startPeriod", "startInterval"} {
 			if s := pluginkit.GetString(hc, k, ""); s != "" {
 				if _, err := time.ParseDuration(s); err != nil {
@@ -91,16 +136,14 @@ func (c *container) check(ctx context.Context, m resource.PropertyMap) []*pulumi
 	return f
 }
 
-func (c *container) outputs(in resource.PropertyMap) resource.PropertyMap {
-	out := resource.PropertyMap{"networkDatas": computed(), "exitCode": computed(), "containerLogs": computed()}
-	if pvv, ok := pluginkit.PV(in, "ports"); ok && pvv.ContainsUnknowns() || ok && len(getObjList(in, "ports")) > 0 {
-		out["ports"] = computed()
+// Preview: the engine chooses the external ports that are not given, so given ports are unknown too.
+func (c *container) Preview(in resource.PropertyMap) resource.PropertyMap {
+	out := resource.PropertyMap{"networkDatas": pluginkit.Computed(), "exitCode": pluginkit.Computed(), "containerLogs": pluginkit.Computed()}
+	if pvv, ok := pluginkit.PV(in, "ports"); ok && pvv.ContainsUnknowns() || ok && len(pluginkit.ObjectList(in, "ports")) > 0 {
+		out["ports"] = pluginkit.Computed()
 	}
 	return out
 }
-
-func (c *container) deleteBeforeReplace() bool { return true }
-func (c *container) inPlace() map[string]bool  { return nil }
 
 func dur(s string) int64 {
 	d, _ := time.ParseDuration(s)
@@ -125,19 +168,19 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 	if v := pluginkit.GetInt(in, "stopTimeout", -1); v >= 0 {
 		cfg["StopTimeout"] = v
 	}
-	if v := getStringList(in, "envs"); v != nil {
+	if v := pluginkit.StringList(in, "envs"); v != nil {
 		cfg["Env"] = v
 	}
-	if v := getStringList(in, "command"); v != nil {
+	if v := pluginkit.StringList(in, "command"); v != nil {
 		cfg["Cmd"] = v
 	}
-	if v := getStringList(in, "entrypoints"); v != nil {
+	if v := pluginkit.StringList(in, "entrypoints"); v != nil {
 		cfg["Entrypoint"] = v
 	}
 	cfg["Labels"] = labelsOf(in, "labels")
-	if hc, ok := getObj(in, "healthcheck"); ok {
+	if hc, ok := pluginkit.Object(in, "healthcheck"); ok {
 		cfg["Healthcheck"] = map[string]any{
-			"Test":          getStringList(hc, "tests"),
+			"Test":          pluginkit.StringList(hc, "tests"),
 			"Interval":      dur(pluginkit.GetString(hc, "interval", "0s")),
 			"Timeout":       dur(pluginkit.GetString(hc, "timeout", "0s")),
 			"StartPeriod":   dur(pluginkit.GetString(hc, "startPeriod", "0s")),
@@ -148,9 +191,9 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 	host := map[string]any{
 		"Privileged":     pluginkit.GetBool(in, "privileged", false),
 		"ReadonlyRootfs": pluginkit.GetBool(in, "readOnly", false),
-		"SecurityOpt":    getStringList(in, "securityOpts"),
+		"SecurityOpt":    pluginkit.StringList(in, "securityOpts"),
 		"RestartPolicy":  map[string]any{"Name": pluginkit.GetString(in, "restart", "no"), "MaximumRetryCount": pluginkit.GetInt(in, "maxRetryCount", 0)},
-		"LogConfig":      map[string]any{"Type": pluginkit.GetString(in, "logDriver", "json-file"), "Config": getStringMap(in, "logOpts")},
+		"LogConfig":      map[string]any{"Type": pluginkit.GetString(in, "logDriver", "json-file"), "Config": pluginkit.StringMap(in, "logOpts")},
 	}
 	if v, ok := pluginkit.PV(in, "init"); ok && v.IsBool() {
 		host["Init"] = v.BoolValue()
@@ -162,15 +205,15 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 		cpus, _ := strconv.ParseFloat(v, 64)
 		host["NanoCpus"] = int64(cpus * 1e9)
 	}
-	if caps, ok := getObj(in, "capabilities"); ok {
-		host["CapAdd"] = getStringList(caps, "adds")
-		host["CapDrop"] = getStringList(caps, "drops")
+	if caps, ok := pluginkit.Object(in, "capabilities"); ok {
+		host["CapAdd"] = pluginkit.StringList(caps, "adds")
+		host["CapDrop"] = pluginkit.StringList(caps, "drops")
 	}
-	if v := getStringMap(in, "tmpfs"); len(v) > 0 {
+	if v := pluginkit.StringMap(in, "tmpfs"); len(v) > 0 {
 		host["Tmpfs"] = v
 	}
 	var mounts []map[string]any
-	for _, v := range getObjList(in, "volumes") {
+	for _, v := range pluginkit.ObjectList(in, "volumes") {
 		m := map[string]any{"Target": pluginkit.GetString(v, "containerPath", ""), "ReadOnly": pluginkit.GetBool(v, "readOnly", false)}
 		if hp := pluginkit.GetString(v, "hostPath", ""); hp != "" {
 			m["Type"], m["Source"] = "bind", hp
@@ -181,7 +224,7 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 	}
 	exposed := map[string]any{}
 	bindings := map[string][]map[string]string{}
-	for _, p := range getObjList(in, "ports") {
+	for _, p := range pluginkit.ObjectList(in, "ports") {
 		key := fmt.Sprintf("%d/%s", pluginkit.GetInt(p, "internal", 0), pluginkit.GetString(p, "protocol", "tcp"))
 		exposed[key] = map[string]any{}
 		hp := ""
@@ -195,11 +238,11 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 		host["PortBindings"] = bindings
 	}
 	var extraNets []string
-	nets := getObjList(in, "networksAdvanced")
+	nets := pluginkit.ObjectList(in, "networksAdvanced")
 	if len(nets) > 0 {
 		first := nets[0]
 		host["NetworkMode"] = pluginkit.GetString(first, "name", "")
-		ep := map[string]any{"Aliases": getStringList(first, "aliases")}
+		ep := map[string]any{"Aliases": pluginkit.StringList(first, "aliases")}
 		cfg["NetworkingConfig"] = map[string]any{"EndpointsConfig": map[string]any{pluginkit.GetString(first, "name", ""): ep}}
 		for _, n := range nets[1:] {
 			extraNets = append(extraNets, pluginkit.GetString(n, "name", ""))
@@ -220,7 +263,7 @@ type upload struct {
 
 func uploadsOf(in resource.PropertyMap) ([]upload, error) {
 	var out []upload
-	for _, u := range getObjList(in, "uploads") {
+	for _, u := range pluginkit.ObjectList(in, "uploads") {
 		up := upload{file: pluginkit.GetString(u, "file", ""), mode: 0o644}
 		if p := pluginkit.GetString(u, "permissions", ""); p != "" {
 			m, err := strconv.ParseInt(p, 8, 32)
@@ -321,7 +364,7 @@ func (c *container) logs(ctx context.Context, id string) (string, error) {
 	return demuxLogs(b), err
 }
 
-func (c *container) create(ctx context.Context, in resource.PropertyMap) (id string, out resource.PropertyMap, err error) {
+func (c *container) Create(ctx context.Context, in resource.PropertyMap) (id string, out resource.PropertyMap, err error) {
 	name := pluginkit.GetString(in, "name", "")
 	body, extraNets := createBody(in)
 	ups, err := uploadsOf(in)
@@ -501,7 +544,7 @@ func fillRuntime(out resource.PropertyMap, st *containerState) {
 }
 
 // read: gone when the engine no longer has the container.
-func (c *container) read(ctx context.Context, id string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
+func (c *container) Read(ctx context.Context, id string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
 	st, err := c.inspect(ctx, id)
 	if isNotFound(err) {
 		return false, nil, nil
@@ -539,6 +582,6 @@ func (c *container) remove(ctx context.Context, id, name string, grace int, remo
 	return nil
 }
 
-func (c *container) delete(ctx context.Context, id string, state resource.PropertyMap) error {
+func (c *container) Delete(ctx context.Context, id string, state resource.PropertyMap) error {
 	return c.remove(ctx, id, pluginkit.GetString(state, "name", ""), pluginkit.GetInt(state, "destroyGraceSeconds", 10), pluginkit.GetBool(state, "removeVolumes", true))
 }

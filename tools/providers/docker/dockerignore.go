@@ -1,12 +1,14 @@
 package main
 
-// .dockerignore handling with Docker's semantics (moby/patternmatcher): patterns in order, the
-// last match wins, "!" re-includes, "**" spans directories, and a pattern that matches a parent
-// directory excludes everything below it. The Dockerfile and .dockerignore are always sent.
+// The build context: the files of the context directory that .dockerignore keeps, with Docker's
+// semantics by Docker's own code: github.com/moby/patternmatcher reads the file (ignorefile) and
+// matches (patterns in order, the last match wins, "!" re-includes, "**" spans directories, a
+// pattern matching a parent directory excludes everything below it). As the docker CLI does, the
+// Dockerfile and .dockerignore are always sent, and the walk skips an excluded directory unless an
+// exclusion pattern names something below it.
 
 import (
 	"archive/tar"
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,111 +16,70 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
-type ignorePattern struct {
-	re        *regexp.Regexp
-	exclusion bool
+// readDockerignore returns the patterns of dir/.dockerignore (none when there is no such file).
+func readDockerignore(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return patterns, nil
 }
 
-type ignoreMatcher struct {
-	patterns      []ignorePattern
-	hasExclusions bool
-}
-
-func parseDockerignore(r io.Reader) (*ignoreMatcher, error) {
-	m := &ignoreMatcher{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+// contextMatcher compiles the patterns, re-including the build's own files when they are excluded
+// (as the docker CLI's TrimBuildFilesFromExcludes does). dockerfileRel is "" when the Dockerfile
+// lies outside the context.
+func contextMatcher(patterns []string, dockerfileRel string) (*patternmatcher.PatternMatcher, error) {
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, fmt.Errorf(".dockerignore: %w", err)
+	}
+	var keep []string
+	for _, f := range []string{".dockerignore", dockerfileRel} {
+		if f == "" {
 			continue
 		}
-		excl := false
-		if strings.HasPrefix(line, "!") {
-			excl = true
-			line = strings.TrimSpace(line[1:])
-		}
-		line = filepath.ToSlash(filepath.Clean(line))
-		line = strings.TrimPrefix(line, "/")
-		if line == "" || line == "." {
-			continue
-		}
-		re, err := patternRegexp(line)
+		excluded, err := pm.MatchesOrParentMatches(f)
 		if err != nil {
-			return nil, fmt.Errorf(".dockerignore pattern %q: %w", line, err)
+			return nil, fmt.Errorf(".dockerignore: %w", err)
 		}
-		m.patterns = append(m.patterns, ignorePattern{re: re, exclusion: excl})
-		m.hasExclusions = m.hasExclusions || excl
+		if excluded {
+			keep = append(keep, "!"+f)
+		}
 	}
-	return m, sc.Err()
+	if len(keep) == 0 {
+		return pm, nil
+	}
+	return patternmatcher.New(append(append([]string{}, patterns...), keep...))
 }
 
-func patternRegexp(p string) (*regexp.Regexp, error) {
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c == '*' && i+1 < len(p) && p[i+1] == '*':
-			i++
-			if i+1 < len(p) && p[i+1] == '/' { // "**/" : zero or more directories
-				i++
-				b.WriteString("(.*/)?")
-			} else {
-				b.WriteString(".*")
-			}
-		case c == '*':
-			b.WriteString("[^/]*")
-		case c == '?':
-			b.WriteString("[^/]")
-		case c == '[':
-			j := strings.IndexByte(p[i:], ']')
-			if j < 0 {
-				return nil, fmt.Errorf("unterminated [")
-			}
-			cls := p[i+1 : i+j]
-			if strings.HasPrefix(cls, "!") {
-				cls = "^" + cls[1:]
-			}
-			b.WriteString("[" + cls + "]")
-			i += j
-		case c == '\\' && i+1 < len(p):
-			i++
-			b.WriteString(regexp.QuoteMeta(string(p[i])))
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
+// canSkipDir: an excluded directory may be skipped unless an exclusion pattern ("!dir/x") could
+// re-include something below it (the docker CLI's rule, a prefix test on the pattern).
+func canSkipDir(pm *patternmatcher.PatternMatcher, rel string) bool {
+	if !pm.Exclusions() {
+		return true
+	}
+	dirSlash := rel + "/"
+	for _, p := range pm.Patterns() {
+		if p.Exclusion() && strings.HasPrefix(filepath.ToSlash(p.String())+"/", dirSlash) {
+			return false
 		}
 	}
-	b.WriteString("$")
-	return regexp.Compile(b.String())
-}
-
-// excluded reports whether the slash-separated relative path is excluded from the context.
-func (m *ignoreMatcher) excluded(rel string) bool {
-	parents := []string{}
-	for d := filepath.ToSlash(filepath.Dir(rel)); d != "." && d != "/"; d = filepath.ToSlash(filepath.Dir(d)) {
-		parents = append(parents, d)
-	}
-	matched := false
-	for _, p := range m.patterns {
-		hit := p.re.MatchString(rel)
-		if !hit {
-			for _, d := range parents {
-				if p.re.MatchString(d) {
-					hit = true
-					break
-				}
-			}
-		}
-		if hit {
-			matched = !p.exclusion
-		}
-	}
-	return matched
+	return true
 }
 
 type contextFile struct {
@@ -131,18 +92,17 @@ type contextFile struct {
 // contextFiles lists the files and directories of the build context that .dockerignore keeps,
 // sorted by path. dockerfileRel (relative to the context, or "" when outside) is always kept.
 func contextFiles(dir, dockerfileRel string) ([]contextFile, error) {
-	m := &ignoreMatcher{}
-	if f, err := os.Open(filepath.Join(dir, ".dockerignore")); err == nil {
-		m, err = parseDockerignore(f)
-		f.Close()
-		if err != nil {
-			return nil, err
-		}
-	} else if !os.IsNotExist(err) {
+	patterns, err := readDockerignore(dir)
+	if err != nil {
 		return nil, err
 	}
+	pm, err := contextMatcher(patterns, dockerfileRel)
+	if err != nil {
+		return nil, err
+	}
+	parents := map[string]patternmatcher.MatchInfo{} // match results of the directories walked
 	var out []contextFile
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -151,19 +111,25 @@ func contextFiles(dir, dockerfileRel string) ([]contextFile, error) {
 		}
 		rel, _ := filepath.Rel(dir, path)
 		rel = filepath.ToSlash(rel)
-		always := rel == ".dockerignore" || rel == dockerfileRel
-		if !always && m.excluded(rel) {
-			if d.IsDir() && !m.hasExclusions {
+		excluded, info, err := pm.MatchesUsingParentResults(rel, parents[filepath.ToSlash(filepath.Dir(rel))])
+		if err != nil {
+			return fmt.Errorf(".dockerignore: %w", err)
+		}
+		if d.IsDir() {
+			parents[rel] = info
+		}
+		if excluded {
+			if d.IsDir() && canSkipDir(pm, rel) {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		info, err := d.Info()
+		fi, err := d.Info()
 		if err != nil {
 			return err
 		}
-		cf := contextFile{rel: rel, abs: path, info: info}
-		if info.Mode()&fs.ModeSymlink != 0 {
+		cf := contextFile{rel: rel, abs: path, info: fi}
+		if fi.Mode()&fs.ModeSymlink != 0 {
 			if cf.link, err = os.Readlink(path); err != nil {
 				return err
 			}

@@ -24,27 +24,39 @@ import (
 // the context replaces (rebuilds) the image. Delete leaves the local image in place (as upstream).
 type image struct{ eng *engine }
 
-var imageInputs = set("imageName", "build", "skipPush", "buildOnPreview", "registry", "contextDigest")
-var buildInputs = set("context", "dockerfile", "args", "platform", "target")
-
 const digestKey = "contextDigest"
 
-func (i *image) outputs(in resource.PropertyMap) resource.PropertyMap {
-	out := resource.PropertyMap{"repoDigest": computed(), "platform": computed(), "registryServer": computed(),
-		"baseImageName": computed(), "context": computed(), "dockerfile": computed()}
-	if _, ok := pluginkit.PV(in, "imageName"); !ok {
-		out["imageName"] = computed()
+func imageType(eng *engine) *pluginkit.Type {
+	return &pluginkit.Type{
+		Token: "docker:index/image:Image",
+		Inputs: pluginkit.Props{
+			"imageName":      strProp().Doc("Tag of the built image."),
+			"build":          ref(tokDockerBuild),
+			"skipPush":       boolProp().Doc("Must be true: pushing is not implemented."),
+			"buildOnPreview": boolProp().Doc("Accepted; the build runs at create."),
+			"registry":       ref(tokRegistry).Doc("Accepted and ignored (no push)."),
+		},
+		Outputs: pluginkit.Props{
+			"imageName":      strProp(),
+			"baseImageName":  strProp(),
+			"context":        strProp(),
+			"dockerfile":     strProp(),
+			"platform":       strProp(),
+			"registryServer": strProp().Doc(`Always "" (no push).`),
+			"repoDigest":     strProp().Doc(`Always "" (no push).`),
+		},
+		OutputsOnly:     true,
+		RequiredInputs:  []string{"imageName"},
+		RequiredOutputs: []string{"baseImageName", "context", "dockerfile", "imageName", "registryServer", "repoDigest"},
+		Hidden:          []string{digestKey},
+		Resource:        &image{eng},
 	}
-	return out
 }
-
-func (i *image) deleteBeforeReplace() bool { return false }
-func (i *image) inPlace() map[string]bool  { return nil }
 
 // buildPaths resolves the context (default ".") and the Dockerfile (default <context>/Dockerfile;
 // a relative path is taken from the working directory, the program's, else from the context).
 func buildPaths(in resource.PropertyMap) (ctxDir, dockerfile string, err error) {
-	b, _ := getObj(in, "build")
+	b, _ := pluginkit.Object(in, "build")
 	ctxDir = pluginkit.GetString(b, "context", ".")
 	if ctxDir, err = filepath.Abs(ctxDir); err != nil {
 		return "", "", err
@@ -63,22 +75,13 @@ func buildPaths(in resource.PropertyMap) (ctxDir, dockerfile string, err error) 
 	return ctxDir, dockerfile, nil
 }
 
-func (i *image) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
-	f := unsupported(m, imageInputs)
-	if b, ok := getObj(m, "build"); ok {
-		for _, bf := range unsupported(b, buildInputs) {
-			bf.Property = "build." + bf.Property
-			f = append(f, bf)
-		}
-	}
-	if v, ok := m["imageName"]; !ok || v.IsNull() {
-		f = append(f, &pulumirpc.CheckFailure{Property: "imageName", Reason: "missing required property 'imageName'"})
-	}
+func (i *image) Check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
+	var f []*pulumirpc.CheckFailure
 	if v, ok := pluginkit.PV(m, "skipPush"); ok && v.IsBool() && !v.BoolValue() {
 		f = append(f, &pulumirpc.CheckFailure{Property: "skipPush", Reason: "pushing images is not supported by this repo's pulumi-resource-docker: set skipPush: true"})
 	}
 	if bv, ok := m["build"]; ok && bv.ContainsUnknowns() {
-		m[digestKey] = computed()
+		m[digestKey] = pluginkit.Computed()
 		return f
 	}
 	ctxDir, dockerfile, err := buildPaths(m)
@@ -94,20 +97,20 @@ func (i *image) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.Ch
 	return f
 }
 
-func (i *image) create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
+func (i *image) Create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
 	name := pluginkit.GetString(in, "imageName", "")
 	ctxDir, dockerfile, err := buildPaths(in)
 	if err != nil {
 		return "", nil, err
 	}
-	b, _ := getObj(in, "build")
+	b, _ := pluginkit.Object(in, "build")
 	dfName := relInside(ctxDir, dockerfile)
 	extra := ".dockerfile.pulumi-resource-docker"
 	if dfName == "" {
 		dfName = extra
 	}
 	q := url.Values{"t": {name}, "dockerfile": {dfName}, "rm": {"1"}, "forcerm": {"1"}}
-	if args := getStringMap(b, "args"); len(args) > 0 {
+	if args := pluginkit.StringMap(b, "args"); len(args) > 0 {
 		j, _ := json.Marshal(args)
 		q.Set("buildargs", string(j))
 	}
@@ -150,7 +153,7 @@ func (i *image) create(ctx context.Context, in resource.PropertyMap) (string, re
 }
 
 // read: gone when the tag no longer exists locally (the next up rebuilds it).
-func (i *image) read(ctx context.Context, _ string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
+func (i *image) Read(ctx context.Context, _ string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
 	_, err := inspectImage(ctx, i.eng, pluginkit.GetString(state, "imageName", ""))
 	if isNotFound(err) {
 		return false, nil, nil
@@ -161,4 +164,4 @@ func (i *image) read(ctx context.Context, _ string, state resource.PropertyMap) 
 	return true, state, nil
 }
 
-func (i *image) delete(context.Context, string, resource.PropertyMap) error { return nil }
+func (i *image) Delete(context.Context, string, resource.PropertyMap) error { return nil }

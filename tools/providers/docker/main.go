@@ -10,9 +10,9 @@ import (
 )
 
 func main() {
-	prov, err := newProvider()
+	eng, err := newEngine()
 	if err == nil {
-		err = pluginkit.Serve(prov)
+		err = pluginkit.Serve(newProvider(eng))
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pulumi-resource-docker: %v\n", err)

@@ -10,39 +10,37 @@ import (
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
 
-// network: docker:index/network:Network (name, driver, labels, internal, attachable, options) -> id, name, driver, scope.
+// network: docker:index/network:Network -> id, name, driver, scope.
 type network struct{ eng *engine }
 
-var networkInputs = set("name", "driver", "labels", "internal", "attachable", "options")
-
-func (n *network) check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
-	return unsupported(m, networkInputs)
+func networkType(eng *engine) *pluginkit.Type {
+	return &pluginkit.Type{
+		Token: "docker:index/network:Network",
+		Inputs: pluginkit.Props{
+			"name":       strProp().Doc("Required by this provider."),
+			"driver":     strProp().Doc("Default bridge."),
+			"labels":     pluginkit.ArrayOf(ref(tokNetworkLabel)),
+			"internal":   boolProp(),
+			"attachable": boolProp(),
+			"options":    stringMap(),
+		},
+		Outputs:             pluginkit.Props{"name": strProp(), "driver": strProp(), "scope": strProp()},
+		RequiredInputs:      []string{"name"},
+		RequiredOutputs:     []string{"driver", "scope"},
+		DeleteBeforeReplace: true,
+		Resource:            &network{eng},
+	}
 }
 
-func (n *network) outputs(in resource.PropertyMap) resource.PropertyMap {
-	out := resource.PropertyMap{"scope": computed()}
-	if _, ok := pluginkit.PV(in, "name"); !ok {
-		out["name"] = computed()
-	}
-	if _, ok := pluginkit.PV(in, "driver"); !ok {
-		out["driver"] = computed()
-	}
-	return out
-}
-
-func (n *network) deleteBeforeReplace() bool { return true }
-func (n *network) inPlace() map[string]bool  { return nil }
+func (n *network) Check(context.Context, resource.PropertyMap) []*pulumirpc.CheckFailure { return nil }
 
 type networkInfo struct {
 	ID, Name, Driver, Scope string
 	Internal                bool
 }
 
-func (n *network) create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
+func (n *network) Create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
 	name := pluginkit.GetString(in, "name", "")
-	if name == "" {
-		return "", nil, fmt.Errorf("network name is required by this provider")
-	}
 	req := map[string]any{
 		"Name":           name,
 		"CheckDuplicate": true,
@@ -50,20 +48,20 @@ func (n *network) create(ctx context.Context, in resource.PropertyMap) (string, 
 		"Internal":       pluginkit.GetBool(in, "internal", false),
 		"Attachable":     pluginkit.GetBool(in, "attachable", false),
 		"Labels":         labelsOf(in, "labels"),
-		"Options":        getStringMap(in, "options"),
+		"Options":        pluginkit.StringMap(in, "options"),
 	}
 	var resp struct{ Id string }
 	if err := n.eng.call(ctx, "POST", "/networks/create", nil, req, &resp); err != nil {
 		return "", nil, err
 	}
-	ok, out, err := n.read(ctx, resp.Id, in)
+	ok, out, err := n.Read(ctx, resp.Id, in)
 	if err == nil && !ok {
 		err = fmt.Errorf("network %s vanished after create", name)
 	}
 	return resp.Id, out, err
 }
 
-func (n *network) read(ctx context.Context, id string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
+func (n *network) Read(ctx context.Context, id string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
 	var info networkInfo
 	if err := n.eng.call(ctx, "GET", "/networks/"+url.PathEscape(id), nil, nil, &info); err != nil {
 		if isNotFound(err) {
@@ -78,7 +76,7 @@ func (n *network) read(ctx context.Context, id string, state resource.PropertyMa
 	return true, out, nil
 }
 
-func (n *network) delete(ctx context.Context, id string, _ resource.PropertyMap) error {
+func (n *network) Delete(ctx context.Context, id string, _ resource.PropertyMap) error {
 	if err := n.eng.call(ctx, "DELETE", "/networks/"+url.PathEscape(id), nil, nil, nil); err != nil && !isNotFound(err) {
 		return err
 	}

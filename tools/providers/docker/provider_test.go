@@ -9,12 +9,18 @@ import (
 	"testing"
 
 	"github.com/ai-trading/pluginkit"
+	"github.com/ai-trading/pluginkit/sdktest"
+	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
 
 func TestDockerignore(t *testing.T) {
-	m, err := parseDockerignore(strings.NewReader("# c\nnode_modules\ndist\n*.log\n.env.*\n**/tmp\n!keep.log\ndocs/**/*.md\n"))
+	patterns, err := ignorefile.ReadAll(strings.NewReader("# c\nnode_modules\ndist\n*.log\n.env.*\n**/tmp\n!keep.log\ndocs/**/*.md\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := contextMatcher(patterns, "Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +42,7 @@ func TestDockerignore(t *testing.T) {
 		"src/main.ts":             false,
 	}
 	for p, want := range cases {
-		if got := m.excluded(p); got != want {
+		if got, err := m.MatchesOrParentMatches(p); err != nil || got != want {
 			t.Errorf("excluded(%q) = %v, want %v", p, got, want)
 		}
 	}
@@ -99,6 +105,38 @@ func TestContextHash(t *testing.T) {
 	}
 }
 
+// A Dockerfile and .dockerignore that .dockerignore excludes are still sent (also in an excluded
+// directory); "!" re-includes below an excluded directory; an excluded directory without such an
+// exception is not walked.
+func TestContextFilesKeepBuildFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".dockerignore":              "build\n.dockerignore\nassets\n!assets/keep.txt\n  # not a comment: a pattern\n",
+		"build/Dockerfile":           "FROM x\n",
+		"build/other":                "o",
+		"assets/keep.txt":            "k",
+		"assets/drop.txt":            "d",
+		"# not a comment: a pattern": "p",
+		"main.go":                    "m",
+	})
+	files, err := contextFiles(dir, "build/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.rel)
+	}
+	want := []string{".dockerignore", "assets/keep.txt", "build/Dockerfile", "main.go"}
+	if !reflect.DeepEqual(names, want) {
+		t.Fatalf("context files %v, want %v", names, want)
+	}
+	writeFiles(t, dir, map[string]string{".dockerignore": "[\n"})
+	if _, err := contextFiles(dir, "Dockerfile"); err == nil || !strings.Contains(err.Error(), ".dockerignore") {
+		t.Fatalf("a bad pattern must be an error naming .dockerignore, got %v", err)
+	}
+}
+
 func props(kv ...any) resource.PropertyMap {
 	m := resource.PropertyMap{}
 	for i := 0; i < len(kv); i += 2 {
@@ -107,62 +145,90 @@ func props(kv ...any) resource.PropertyMap {
 	return m
 }
 
+// testProvider has no engine: Check resolves no image IDs.
+var testProvider = newProvider(nil)
+
+func typeOf(t *testing.T, token string) *pluginkit.Type {
+	t.Helper()
+	typ, err := testProvider.TypeOf("urn:pulumi:s::p::" + token + "::r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return typ
+}
+
+// check runs the provider's Check as the engine calls it.
+func check(t *testing.T, token string, news resource.PropertyMap) (resource.PropertyMap, []*pulumirpc.CheckFailure) {
+	t.Helper()
+	s, err := pluginkit.Marshal(news)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := testProvider.Check(context.Background(), &pulumirpc.CheckRequest{Urn: "urn:pulumi:s::p::" + token + "::r", News: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pluginkit.Unmarshal(resp.GetInputs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, resp.GetFailures()
+}
+
 func TestDiff(t *testing.T) {
-	c := &container{}
+	c := typeOf(t, "docker:index/container:Container")
 	olds := props("name", "c1", "image", "sha256:1", "envs", []any{"A=1"}, "mustRun", true)
-	if d := diff(c, olds, olds.Copy()); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
+	if d := c.Diff(olds, olds.Copy()); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
 		t.Fatalf("no change expected: %v", d)
 	}
 	news := olds.Copy()
 	news["envs"] = resource.MakeSecret(resource.NewPropertyValue([]any{"A=1"}))
-	if d := diff(c, olds, news); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
+	if d := c.Diff(olds, news); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
 		t.Fatalf("secret wrapper is no change: %v", d)
 	}
 	news["envs"] = resource.NewPropertyValue([]any{"A=2"})
-	d := diff(c, olds, news)
+	d := c.Diff(olds, news)
 	if d.Changes != pulumirpc.DiffResponse_DIFF_SOME || !reflect.DeepEqual(d.Replaces, []string{"envs"}) || !d.DeleteBeforeReplace {
 		t.Fatalf("replace with deleteBeforeReplace expected: %v", d)
 	}
 	news = olds.Copy()
-	news["image"] = computed()
-	if d := diff(c, olds, news); !reflect.DeepEqual(d.Replaces, []string{"image"}) {
+	news["image"] = pluginkit.Computed()
+	if d := c.Diff(olds, news); !reflect.DeepEqual(d.Replaces, []string{"image"}) {
 		t.Fatalf("unknown image must replace: %v", d)
 	}
-	r := &remoteImage{}
+	r := typeOf(t, "docker:index/remoteImage:RemoteImage")
 	ro := props("name", "x:1", "keepLocally", true)
 	rn := props("name", "x:1", "keepLocally", false)
-	if d := diff(r, ro, rn); d.Changes != pulumirpc.DiffResponse_DIFF_SOME || len(d.Replaces) != 0 {
+	if d := r.Diff(ro, rn); d.Changes != pulumirpc.DiffResponse_DIFF_SOME || len(d.Replaces) != 0 {
 		t.Fatalf("keepLocally is in place: %v", d)
 	}
 	ro[resolvedImageKey] = resource.NewStringProperty("sha256:1")
 	rn = ro.Copy()
 	rn[resolvedImageKey] = resource.NewStringProperty("sha256:2")
-	if d := diff(r, ro, rn); !reflect.DeepEqual(d.Replaces, []string{resolvedImageKey}) {
+	if d := r.Diff(ro, rn); !reflect.DeepEqual(d.Replaces, []string{resolvedImageKey}) {
 		t.Fatalf("a changed local image must replace: %v", d)
 	}
 	delete(ro, resolvedImageKey)
-	if d := diff(r, ro, rn); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
+	if d := r.Diff(ro, rn); d.Changes != pulumirpc.DiffResponse_DIFF_NONE {
 		t.Fatalf("an image pulled at create is no change: %v", d)
 	}
-	i := &image{}
+	i := typeOf(t, "docker:index/image:Image")
 	io := props("imageName", "a:1", digestKey, "sha256:a")
 	in := props("imageName", "a:1", digestKey, "sha256:b")
-	if d := diff(i, io, in); !reflect.DeepEqual(d.Replaces, []string{digestKey}) || d.DeleteBeforeReplace {
+	if d := i.Diff(io, in); !reflect.DeepEqual(d.Replaces, []string{digestKey}) || d.DeleteBeforeReplace {
 		t.Fatalf("context change must rebuild: %v", d)
 	}
 }
 
 func TestContainerCheckDefaultsAndUnsupported(t *testing.T) {
-	c := &container{}
-	m := props("name", "n", "image", "i", "ports", []any{map[string]any{"internal": 80.0}}, "gpus", "all")
-	f := c.check(context.Background(), m)
-	if len(f) != 1 || f[0].Property != "gpus" {
+	m, f := check(t, "docker:index/container:Container", props("name", "n", "image", "i", "ports", []any{map[string]any{"internal": 80.0}}, "gpus", "all"))
+	if len(f) != 1 || f[0].Property != "gpus" || !strings.Contains(f[0].Reason, "not supported by this repo's pulumi-resource-docker") {
 		t.Fatalf("failures %v", f)
 	}
 	if !pluginkit.GetBool(m, "mustRun", false) || pluginkit.GetString(m, "restart", "") != "no" {
 		t.Fatalf("defaults: %v", m)
 	}
-	p := getObjList(m, "ports")[0]
+	p := pluginkit.ObjectList(m, "ports")[0]
 	if pluginkit.GetString(p, "ip", "") != "0.0.0.0" || pluginkit.GetString(p, "protocol", "") != "tcp" {
 		t.Fatalf("port defaults: %v", p)
 	}
@@ -236,5 +302,43 @@ func TestUploadsAndLogs(t *testing.T) {
 	}
 	if r, tag := splitRef("localhost:5000/x"); r != "localhost:5000/x" || tag != "latest" {
 		t.Fatal(r, tag)
+	}
+}
+
+func TestSchemaMatchesTheSDK(t *testing.T) {
+	s, err := testProvider.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdktest.Check(t, s, filepath.Join("..", "..", "..", "node_modules", "@pulumi", "docker"))
+}
+
+// Inputs that the schema does not declare are rejected at any depth, never silently ignored.
+func TestCheckRejectsWhatIsNotImplemented(t *testing.T) {
+	_, f := check(t, "docker:index/container:Container", props(
+		"name", "n", "image", "i", "memory", "256m",
+		"volumes", []any{map[string]any{"fromContainer": "other", "containerPath": "/d"}},
+		"uploads", []any{map[string]any{"file": "/x", "content": "c", "owner": "root"}},
+		"networksAdvanced", []any{map[string]any{"aliases": []any{"a"}}},
+	))
+	got := map[string]bool{}
+	for _, x := range f {
+		got[x.Property] = true
+	}
+	want := map[string]bool{"memory": true, "volumes[0].fromContainer": true, "uploads[0].owner": true, "networksAdvanced[0].name": true}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("failures %v", f)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM x\n"})
+	in, f := check(t, "docker:index/image:Image", props("imageName", "a:1", "skipPush", false, "build", map[string]any{"context": dir, "network": "host"}))
+	if len(f) != 2 || f[0].Property != "build.network" || f[1].Property != "skipPush" {
+		t.Fatalf("image failures %v", f)
+	}
+	if d := pluginkit.GetString(in, digestKey, ""); !strings.HasPrefix(d, "sha256:") {
+		t.Fatalf("the context digest is a hidden input: %v", in)
+	}
+	if _, f := check(t, "docker:index/network:Network", props("driver", "bridge")); len(f) != 1 || f[0].Property != "name" {
+		t.Fatalf("network name is required by this provider: %v", f)
 	}
 }

@@ -16,7 +16,22 @@ import (
 // removes the image; keepLocally=false removes it on delete (errors such as "in use" are returned).
 type remoteImage struct{ eng *engine }
 
-var remoteImageInputs = set("name", "keepLocally", resolvedImageKey)
+func remoteImageType(eng *engine) *pluginkit.Type {
+	return &pluginkit.Type{
+		Token: "docker:index/remoteImage:RemoteImage",
+		Inputs: pluginkit.Props{
+			"name":        strProp().Doc("Image reference; the local image is used when present, else it is pulled."),
+			"keepLocally": boolProp().Doc("Never remove the image on delete."),
+		},
+		Outputs:         pluginkit.Props{"imageId": strProp(), "repoDigest": strProp()},
+		RequiredInputs:  []string{"name"},
+		RequiredOutputs: []string{"imageId", "repoDigest"},
+		Hidden:          []string{resolvedImageKey},
+		StateHeld:       []string{resolvedImageKey},
+		InPlace:         []string{"keepLocally"},
+		Resource:        &remoteImage{eng},
+	}
+}
 
 // resolveImageID sets the hidden input resolvedImageId to the ID of the local image named by
 // m[key] (nothing when the name is unknown, already an ID, or not present locally).
@@ -35,23 +50,12 @@ func resolveImageID(ctx context.Context, eng *engine, m resource.PropertyMap, ke
 	}
 }
 
-// check: a local image whose ID changed since the last update (rebuilt, re-tagged, removed)
+// Check: a local image whose ID changed since the last update (rebuilt, re-tagged, removed)
 // replaces the resource, so imageId follows it and the containers using it are replaced too.
-func (r *remoteImage) check(ctx context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
-	f := unsupported(m, remoteImageInputs)
+func (r *remoteImage) Check(ctx context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
 	resolveImageID(ctx, r.eng, m, "name")
-	if v, ok := m["name"]; !ok || v.IsNull() {
-		f = append(f, &pulumirpc.CheckFailure{Property: "name", Reason: "missing required property 'name'"})
-	}
-	return f
+	return nil
 }
-
-func (r *remoteImage) outputs(resource.PropertyMap) resource.PropertyMap {
-	return resource.PropertyMap{"imageId": computed(), "repoDigest": computed()}
-}
-
-func (r *remoteImage) deleteBeforeReplace() bool { return false }
-func (r *remoteImage) inPlace() map[string]bool  { return set("keepLocally") }
 
 type imageInfo struct {
 	Id           string
@@ -99,7 +103,7 @@ func pullImage(ctx context.Context, eng *engine, ref string) error {
 	return nil
 }
 
-func (r *remoteImage) create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
+func (r *remoteImage) Create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
 	name := pluginkit.GetString(in, "name", "")
 	info, err := inspectImage(ctx, r.eng, name)
 	if isNotFound(err) {
@@ -128,7 +132,7 @@ func (r *remoteImage) fill(state resource.PropertyMap, info *imageInfo) resource
 	return out
 }
 
-func (r *remoteImage) read(ctx context.Context, _ string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
+func (r *remoteImage) Read(ctx context.Context, _ string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
 	info, err := inspectImage(ctx, r.eng, pluginkit.GetString(state, "name", ""))
 	if isNotFound(err) {
 		return false, nil, nil
@@ -139,7 +143,7 @@ func (r *remoteImage) read(ctx context.Context, _ string, state resource.Propert
 	return true, r.fill(state, info), nil
 }
 
-func (r *remoteImage) delete(ctx context.Context, _ string, state resource.PropertyMap) error {
+func (r *remoteImage) Delete(ctx context.Context, _ string, state resource.PropertyMap) error {
 	if pluginkit.GetBool(state, "keepLocally", false) {
 		return nil
 	}

@@ -1,5 +1,6 @@
-// Package pluginkit is what both provider plugins share: property helpers and the plugin's
-// gRPC entry point.
+// Package pluginkit is what both provider plugins share: the gRPC entry point (serve.go), the
+// dispatch of the ResourceProvider protocol to per-type resources (provider.go), the package
+// schema (schema.go) and Check's validation against it (validate.go), and property helpers.
 package pluginkit
 
 // Small helpers over resource.PropertyMap (inputs arrive with secrets stripped: the provider
@@ -55,14 +56,14 @@ func GetString(m resource.PropertyMap, k string, def string) string {
 	return def
 }
 
-// setDefault sets k when it is absent or null (unknowns are left alone).
+// SetDefault sets k when it is absent or null (unknowns are left alone).
 func SetDefault(m resource.PropertyMap, k string, v resource.PropertyValue) {
 	if cur, ok := m[resource.PropertyKey(k)]; !ok || cur.IsNull() {
 		m[resource.PropertyKey(k)] = v
 	}
 }
 
-// changedKeys lists the top-level keys whose values differ (null == absent; unknown != anything).
+// ChangedKeys lists the top-level keys whose values differ (null == absent; unknown != anything).
 func ChangedKeys(olds, news resource.PropertyMap) []string {
 	seen := map[resource.PropertyKey]bool{}
 	var out []string
@@ -92,7 +93,7 @@ func ChangedKeys(olds, news resource.PropertyMap) []string {
 	return out
 }
 
-// unwrap removes secret markers recursively so that equal values compare equal.
+// Unwrap removes secret markers recursively so that equal values compare equal.
 func Unwrap(v resource.PropertyValue) resource.PropertyValue {
 	switch {
 	case v.IsSecret():
@@ -113,4 +114,70 @@ func Unwrap(v resource.PropertyValue) resource.PropertyValue {
 		return resource.NewObjectProperty(obj)
 	}
 	return v
+}
+
+// Computed is an unknown value (shown as "output<string>" until known).
+func Computed() resource.PropertyValue { return resource.MakeComputed(resource.NewStringProperty("")) }
+
+// Str is a string property value.
+func Str(s string) resource.PropertyValue { return resource.NewStringProperty(s) }
+
+// StringList returns the strings of a list input (nil when absent or not a list).
+func StringList(m resource.PropertyMap, k string) []string {
+	v, ok := PV(m, k)
+	if !ok || !v.IsArray() {
+		return nil
+	}
+	var out []string
+	for _, e := range v.ArrayValue() {
+		e = Unwrap(e)
+		if e.IsString() {
+			out = append(out, e.StringValue())
+		}
+	}
+	return out
+}
+
+// ObjectList returns the objects of a list input (nil when absent or not a list).
+func ObjectList(m resource.PropertyMap, k string) []resource.PropertyMap {
+	v, ok := PV(m, k)
+	if !ok || !v.IsArray() {
+		return nil
+	}
+	var out []resource.PropertyMap
+	for _, e := range v.ArrayValue() {
+		e = Unwrap(e)
+		if e.IsObject() {
+			out = append(out, e.ObjectValue())
+		}
+	}
+	return out
+}
+
+// Object returns an object input.
+func Object(m resource.PropertyMap, k string) (resource.PropertyMap, bool) {
+	v, ok := PV(m, k)
+	if !ok {
+		return nil, false
+	}
+	v = Unwrap(v)
+	if !v.IsObject() {
+		return nil, false
+	}
+	return v.ObjectValue(), true
+}
+
+// StringMap returns the string values of a map input (nil when absent).
+func StringMap(m resource.PropertyMap, k string) map[string]string {
+	obj, ok := Object(m, k)
+	if !ok {
+		return nil
+	}
+	out := map[string]string{}
+	for kk, v := range obj {
+		if v.IsString() {
+			out[string(kk)] = v.StringValue()
+		}
+	}
+	return out
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func main() {
-	if err := pluginkit.Serve(&randomProvider{}); err != nil {
+	if err := pluginkit.Serve(newProvider()); err != nil {
 		fmt.Fprintf(os.Stderr, "pulumi-resource-random: %v\n", err)
 		os.Exit(1)
 	}

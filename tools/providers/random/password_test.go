@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -95,7 +96,7 @@ func TestPasswordUniform(t *testing.T) {
 
 func TestDefaultsAndGenerate(t *testing.T) {
 	in := resource.PropertyMap{"length": resource.NewNumberProperty(44), "special": resource.NewBoolProperty(false), "minUpper": resource.NewNumberProperty(4)}
-	applyDefaults(tokenPassword, in)
+	applyPasswordDefaults(in)
 	for _, k := range []resource.PropertyKey{"upper", "lower", "numeric", "number"} {
 		if !in[k].IsBool() || !in[k].BoolValue() {
 			t.Fatalf("%s not defaulted to true: %v", k, in[k])
@@ -104,14 +105,14 @@ func TestDefaultsAndGenerate(t *testing.T) {
 	if in["special"].BoolValue() {
 		t.Fatal("special overridden")
 	}
-	out, err := generate(tokenPassword, in)
+	_, out, err := passwordResource{}.Create(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(out["result"].StringValue()) != 44 || !strings.HasPrefix(out["bcryptHash"].StringValue(), "$2a$") {
 		t.Fatalf("outputs: %v", out)
 	}
-	b, err := generate(tokenBytes, resource.PropertyMap{"length": resource.NewNumberProperty(64)})
+	_, b, err := bytesResource{}.Create(context.Background(), resource.PropertyMap{"length": resource.NewNumberProperty(64)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,9 @@
 package main
 
-// pulumi-resource-random: the two resources of @pulumi/random 4.21.2 that this project uses,
-// with the upstream type tokens and property names:
-//   random:index/randomPassword:RandomPassword  length, special, upper, lower, numeric (number),
-//       minUpper, minLower, minNumeric, minSpecial, overrideSpecial, keepers -> result, bcryptHash
-//   random:index/randomBytes:RandomBytes        length, keepers -> hex, base64
-// Every input change replaces (as upstream). The SDK marks result/bcryptHash/hex/base64 as
-// additionalSecretOutputs, so the engine stores them encrypted.
+// pulumi-resource-random: the two resources of @pulumi/random 4.21.2 that this project uses, with
+// the upstream type tokens and property names (the schemas below list every property implemented).
+// Every input change replaces (as upstream). The schema marks result/bcryptHash/hex/base64 secret,
+// as the SDK's additionalSecretOutputs do, so the engine stores them encrypted.
 
 import (
 	"context"
@@ -19,9 +16,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"golang.org/x/crypto/bcrypt"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 const (
@@ -31,46 +25,81 @@ const (
 	passwordBcryptOK = 72 // bcrypt hashes at most 72 bytes
 )
 
-var outputKeys = map[string][]string{
-	tokenPassword: {"result", "bcryptHash"},
-	tokenBytes:    {"hex", "base64"},
+var (
+	strProp  = pluginkit.String
+	intProp  = pluginkit.Integer
+	boolProp = pluginkit.Boolean
+)
+
+var keepers = pluginkit.MapOf(strProp()).Doc("Arbitrary values that, when changed, replace the resource.")
+
+func newProvider() *pluginkit.Provider {
+	return pluginkit.NewProvider("random", pluginVersion,
+		"This repo's own random provider (tools/providers/random): RandomPassword and RandomBytes.",
+		nil,
+		&pluginkit.Type{
+			Token:       tokenPassword,
+			Description: "A random password from crypto/rand: uniform draws, the minimums first, then shuffled.",
+			Inputs: pluginkit.Props{
+				"length":          intProp().Doc("Length of the password (at least 1, and at least the sum of the minimums)."),
+				"upper":           boolProp().Doc("Include upper-case letters (default true)."),
+				"lower":           boolProp().Doc("Include lower-case letters (default true)."),
+				"numeric":         boolProp().Doc("Include digits (default true)."),
+				"number":          boolProp().Doc("Deprecated alias of numeric."),
+				"special":         boolProp().Doc("Include special characters (default true)."),
+				"minUpper":        intProp().Doc("Minimum number of upper-case letters (default 0)."),
+				"minLower":        intProp().Doc("Minimum number of lower-case letters (default 0)."),
+				"minNumeric":      intProp().Doc("Minimum number of digits (default 0)."),
+				"minSpecial":      intProp().Doc("Minimum number of special characters (default 0)."),
+				"overrideSpecial": strProp().Doc("The special characters to use instead of the default set."),
+				"keepers":         keepers,
+			},
+			Outputs: pluginkit.Props{
+				"result":     strProp().AsSecret().Doc("The generated password."),
+				"bcryptHash": strProp().AsSecret().Doc("bcrypt hash (cost 10) of the password; absent above 72 bytes."),
+			},
+			RequiredInputs:  []string{"length"},
+			RequiredOutputs: []string{"result", "upper", "lower", "numeric", "number", "special", "minUpper", "minLower", "minNumeric", "minSpecial"},
+			Resource:        passwordResource{},
+		},
+		&pluginkit.Type{
+			Token:       tokenBytes,
+			Description: "Random bytes from crypto/rand.",
+			Inputs: pluginkit.Props{
+				"length":  intProp().Doc("Number of bytes (at least 1)."),
+				"keepers": keepers,
+			},
+			Outputs: pluginkit.Props{
+				"hex":    strProp().AsSecret().Doc("The bytes in lower-case hexadecimal."),
+				"base64": strProp().AsSecret().Doc("The bytes in standard base64."),
+			},
+			RequiredInputs:  []string{"length"},
+			RequiredOutputs: []string{"hex", "base64"},
+			Resource:        bytesResource{},
+		},
+	)
 }
 
-type randomProvider struct {
-	pulumirpc.UnimplementedResourceProviderServer
+// stored: the values exist only in the state, so Read returns it as it is and Delete has nothing to do.
+type stored struct{}
+
+func (stored) Read(_ context.Context, _ string, state resource.PropertyMap) (bool, resource.PropertyMap, error) {
+	return true, state, nil
 }
 
-func typeOf(urn string) string { return string(resource.URN(urn).Type()) }
+func (stored) Delete(context.Context, string, resource.PropertyMap) error { return nil }
 
-func (p *randomProvider) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: pluginVersion}, nil
-}
-
-func (p *randomProvider) GetSchema(context.Context, *pulumirpc.GetSchemaRequest) (*pulumirpc.GetSchemaResponse, error) {
-	return &pulumirpc.GetSchemaResponse{Schema: `{"name":"random","version":"` + pluginVersion + `"}`}, nil
-}
-
-func (p *randomProvider) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
-}
-
-func (p *randomProvider) DiffConfig(context.Context, *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
-}
-
-func (p *randomProvider) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
-	return &pulumirpc.ConfigureResponse{AcceptSecrets: false, SupportsPreview: true}, nil
-}
-
-func (p *randomProvider) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
-	return &emptypb.Empty{}, nil
-}
-
-// applyDefaults fills the inputs as upstream's Check does.
-func applyDefaults(typ string, m resource.PropertyMap) {
-	if typ != tokenPassword {
-		return
+func checkLength(m resource.PropertyMap) []*pulumirpc.CheckFailure {
+	if l, ok := pluginkit.PV(m, "length"); ok && l.IsNumber() && l.NumberValue() < 1 {
+		return []*pulumirpc.CheckFailure{{Property: "length", Reason: "length must be at least 1"}}
 	}
+	return nil
+}
+
+type passwordResource struct{ stored }
+
+// applyPasswordDefaults fills the inputs as upstream's Check does.
+func applyPasswordDefaults(m resource.PropertyMap) {
 	// "number" is the deprecated alias of "numeric".
 	if v, ok := m["number"]; ok && !v.IsNull() {
 		pluginkit.SetDefault(m, "numeric", v)
@@ -86,90 +115,19 @@ func applyDefaults(typ string, m resource.PropertyMap) {
 	}
 }
 
-func checkInputs(typ string, m resource.PropertyMap) []*pulumirpc.CheckFailure {
-	var failures []*pulumirpc.CheckFailure
-	l, ok := m["length"]
-	switch {
-	case !ok || l.IsNull():
-		failures = append(failures, &pulumirpc.CheckFailure{Property: "length", Reason: "missing required property 'length'"})
-	case l.IsNumber() && l.NumberValue() < 1:
-		failures = append(failures, &pulumirpc.CheckFailure{Property: "length", Reason: "length must be at least 1"})
-	}
-	if typ == tokenPassword && !m.ContainsUnknowns() {
+func (passwordResource) Check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
+	applyPasswordDefaults(m)
+	f := checkLength(m)
+	if len(f) == 0 && !m.ContainsUnknowns() && pluginkit.GetInt(m, "length", 0) > 0 {
 		if _, err := generatePassword(specOf(m)); err != nil {
-			failures = append(failures, &pulumirpc.CheckFailure{Property: "length", Reason: err.Error()})
+			f = append(f, &pulumirpc.CheckFailure{Property: "length", Reason: err.Error()})
 		}
 	}
-	return failures
+	return f
 }
 
-func (p *randomProvider) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	typ := typeOf(req.GetUrn())
-	if _, ok := outputKeys[typ]; !ok {
-		return nil, fmt.Errorf("unknown resource type %q", typ)
-	}
-	news, err := pluginkit.Unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
-	applyDefaults(typ, news)
-	inputs, err := pluginkit.Marshal(news)
-	if err != nil {
-		return nil, err
-	}
-	return &pulumirpc.CheckResponse{Inputs: inputs, Failures: checkInputs(typ, news)}, nil
-}
-
-// inputsOf drops the outputs (and id) from a state map.
-func inputsOf(typ string, state resource.PropertyMap) resource.PropertyMap {
-	in := state.Copy()
-	for _, k := range outputKeys[typ] {
-		delete(in, resource.PropertyKey(k))
-	}
-	delete(in, "id")
-	return in
-}
-
-func diff(typ string, oldInputs, news resource.PropertyMap) *pulumirpc.DiffResponse {
-	changed := pluginkit.ChangedKeys(oldInputs, news)
-	if len(changed) == 0 {
-		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}
-	}
-	detailed := map[string]*pulumirpc.PropertyDiff{}
-	for _, k := range changed {
-		detailed[k] = &pulumirpc.PropertyDiff{Kind: pulumirpc.PropertyDiff_UPDATE_REPLACE}
-	}
-	return &pulumirpc.DiffResponse{
-		Changes:         pulumirpc.DiffResponse_DIFF_SOME,
-		Replaces:        changed,
-		Diffs:           changed,
-		DetailedDiff:    detailed,
-		HasDetailedDiff: true,
-	}
-}
-
-func (p *randomProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	typ := typeOf(req.GetUrn())
-	news, err := pluginkit.Unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
-	var olds resource.PropertyMap
-	if req.GetOldInputs() != nil {
-		olds, err = pluginkit.Unmarshal(req.GetOldInputs())
-	} else {
-		olds, err = pluginkit.Unmarshal(req.GetOlds())
-		olds = inputsOf(typ, olds)
-	}
-	if err != nil {
-		return nil, err
-	}
-	// "number" mirrors "numeric"; states written before that default carry only one of them.
-	if typ == tokenPassword {
-		applyDefaults(typ, olds)
-	}
-	return diff(typ, olds, news), nil
-}
+// NormalizeOldInputs: "number" mirrors "numeric"; states written before that default carry only one of them.
+func (passwordResource) NormalizeOldInputs(olds resource.PropertyMap) { applyPasswordDefaults(olds) }
 
 func specOf(m resource.PropertyMap) passwordSpec {
 	s := passwordSpec{
@@ -190,85 +148,40 @@ func specOf(m resource.PropertyMap) passwordSpec {
 	return s
 }
 
-// generate computes the outputs of a resource from its (known) inputs.
-func generate(typ string, in resource.PropertyMap) (resource.PropertyMap, error) {
+func (passwordResource) Create(_ context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
+	pw, err := generatePassword(specOf(in))
+	if err != nil {
+		return "", nil, err
+	}
 	out := in.Copy()
-	switch typ {
-	case tokenPassword:
-		pw, err := generatePassword(specOf(in))
+	out["result"] = resource.NewStringProperty(pw)
+	if len(pw) <= passwordBcryptOK {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		out["result"] = resource.NewStringProperty(pw)
-		if len(pw) <= passwordBcryptOK {
-			h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
-			if err != nil {
-				return nil, err
-			}
-			out["bcryptHash"] = resource.NewStringProperty(string(h))
-		}
-	case tokenBytes:
-		n := pluginkit.GetInt(in, "length", 0)
-		if n < 1 {
-			return nil, fmt.Errorf("length must be at least 1")
-		}
-		b := make([]byte, n)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		out["hex"] = resource.NewStringProperty(hex.EncodeToString(b))
-		out["base64"] = resource.NewStringProperty(base64.StdEncoding.EncodeToString(b))
-	default:
-		return nil, fmt.Errorf("unknown resource type %q", typ)
+		out["bcryptHash"] = resource.NewStringProperty(string(h))
 	}
-	return out, nil
+	return "none", out, nil
 }
 
-func (p *randomProvider) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
-	typ := typeOf(req.GetUrn())
-	in, err := pluginkit.Unmarshal(req.GetProperties())
-	if err != nil {
-		return nil, err
-	}
-	var out resource.PropertyMap
-	if req.GetPreview() || in.ContainsUnknowns() {
-		out = in.Copy()
-		for _, k := range outputKeys[typ] {
-			out[resource.PropertyKey(k)] = resource.MakeComputed(resource.NewStringProperty(""))
-		}
-	} else if out, err = generate(typ, in); err != nil {
-		return nil, err
-	}
-	props, err := pluginkit.Marshal(out)
-	if err != nil {
-		return nil, err
-	}
-	return &pulumirpc.CreateResponse{Id: "none", Properties: props}, nil
+type bytesResource struct{ stored }
+
+func (bytesResource) Check(_ context.Context, m resource.PropertyMap) []*pulumirpc.CheckFailure {
+	return checkLength(m)
 }
 
-// Read: the values exist only in the state, so the state is returned as it is.
-func (p *randomProvider) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
-	if len(req.GetProperties().GetFields()) == 0 {
-		return nil, status.Error(codes.Unimplemented, "import of random resources is not supported by this provider")
+func (bytesResource) Create(_ context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
+	n := pluginkit.GetInt(in, "length", 0)
+	if n < 1 {
+		return "", nil, fmt.Errorf("length must be at least 1")
 	}
-	inputs := req.GetInputs()
-	if inputs == nil {
-		state, err := pluginkit.Unmarshal(req.GetProperties())
-		if err != nil {
-			return nil, err
-		}
-		if inputs, err = pluginkit.Marshal(inputsOf(typeOf(req.GetUrn()), state)); err != nil {
-			return nil, err
-		}
+	buf := make([]byte, n)
+	if _, err := rand.Read(buf); err != nil {
+		return "", nil, err
 	}
-	return &pulumirpc.ReadResponse{Id: req.GetId(), Properties: req.GetProperties(), Inputs: inputs}, nil
-}
-
-// Update is only reached when Diff reports an in-place change, which it never does.
-func (p *randomProvider) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
-	return &pulumirpc.UpdateResponse{Properties: req.GetOlds()}, nil
-}
-
-func (p *randomProvider) Delete(context.Context, *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
-	return &emptypb.Empty{}, nil
+	out := in.Copy()
+	out["hex"] = resource.NewStringProperty(hex.EncodeToString(buf))
+	out["base64"] = resource.NewStringProperty(base64.StdEncoding.EncodeToString(buf))
+	return "none", out, nil
 }
