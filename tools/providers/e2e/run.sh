@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end check of tools/providers on the local Docker engine: copies program/ to a temp dir
 # (node_modules linked from the repo), own file backend there, then
-#   up -> preview --expect-no-changes -> password not in `stack export` -> edit the build context
-#   -> up (Image and the job using it replaced) -> preview --expect-no-changes -> destroy -> no leftovers.
+#   both plugins' schemas bind in the CLI (`pulumi package get-schema`) -> up -> preview
+#   --expect-no-changes -> password not in `stack export` -> edit the build context -> up (Image and
+#   the job using it replaced) -> preview --expect-no-changes -> destroy -> no leftovers.
 # Needs: .tools/bin/pulumi (scripts/tools/build-pulumi-tools.sh), the images ai-trading/redis:7.0.15-local
 # and ai-trading/debian:bookworm (scripts/images/build-images.sh redis), root npm install.
 #   bash tools/providers/e2e/run.sh        # about 30 s
@@ -21,6 +22,10 @@ cd "$WORK"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cleanup() { pulumi destroy --yes --skip-preview >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+for p in random docker; do
+	pulumi package get-schema "$ROOT/.tools/bin/pulumi-resource-$p" >"schema-$p.json" 2>"schema-$p.err" ||
+		{ cat "schema-$p.err"; fail "the schema of pulumi-resource-$p does not bind in the CLI"; }
+done
 pulumi stack init e2e >/dev/null
 pulumi up --yes --skip-preview >up.log 2>&1 || { cat up.log; fail "up"; }
 echo "up: $(grep -E '^Duration' up.log)"

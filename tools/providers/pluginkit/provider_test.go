@@ -250,6 +250,7 @@ func TestSchema(t *testing.T) {
 	}
 	var s struct {
 		Name, Version string
+		Meta          map[string]string
 		Resources     map[string]struct {
 			Properties      map[string]map[string]any
 			InputProperties map[string]map[string]any
@@ -265,7 +266,8 @@ func TestSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := s.Resources[tok]
-	if s.Name != "test" || s.Version != "1.2.3" || len(r.InputProperties) != 7 || len(r.Properties) != 8 {
+	// Without moduleFormat the CLI rejects "test:index/thing:Thing" ("nested modules under index").
+	if s.Name != "test" || s.Version != "1.2.3" || s.Meta["moduleFormat"] != "(.*)(?:/[^/]*)" || len(r.InputProperties) != 7 || len(r.Properties) != 8 {
 		t.Fatalf("schema %+v", s)
 	}
 	if r.Properties["serial"]["secret"] != true || r.InputProperties["ports"]["items"].(map[string]any)["$ref"] != "#/types/test:index/Port:Port" {

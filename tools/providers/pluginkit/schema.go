@@ -75,6 +75,7 @@ type packageSpec struct {
 	Name        string                    `json:"name"`
 	Version     string                    `json:"version"`
 	Description string                    `json:"description,omitempty"`
+	Meta        map[string]string         `json:"meta"`
 	Config      struct{}                  `json:"config"`
 	Provider    resourceSpec              `json:"provider"`
 	Resources   map[string]resourceSpec   `json:"resources"`
@@ -87,6 +88,8 @@ func (p *Provider) Schema() (string, error) {
 		Name:        p.name,
 		Version:     p.version,
 		Description: p.description,
+		// As upstream: the module of "pkg:index/member:Name" is "index" (member names the file).
+		Meta: map[string]string{"moduleFormat": "(.*)(?:/[^/]*)"},
 		Provider: resourceSpec{
 			Description:     "Provider configuration is accepted and ignored by this plugin.",
 			Properties:      Props{},
