@@ -1,21 +1,34 @@
 /** The pack's policies, in report order. Kept apart from index.ts so tests can load them without serving the pack. */
 import { Policies } from "@pulumi/policy";
+import { automountServiceAccountToken } from "./rules/automount-service-account-token";
 import { credentialsFromSecretRefs } from "./rules/credentials-from-secret-refs";
 import { datastoreBackups } from "./rules/datastore-backups";
 import { dropAllCapabilities } from "./rules/drop-all-capabilities";
 import { edgeTlsOnly } from "./rules/edge-tls-only";
 import { healthChecks } from "./rules/health-checks";
+import { ingressHosts } from "./rules/ingress-hosts";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
+import { noBarePods } from "./rules/no-bare-pods";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
 import { noPrivilegeEscalation } from "./rules/no-privilege-escalation";
 import { noPrivilegedContainers } from "./rules/no-privileged-containers";
 import { noPublicExposure } from "./rules/no-public-exposure";
+import { nonRootGroups } from "./rules/non-root-groups";
 import { pinnedImageTags } from "./rules/pinned-image-tags";
+import { podAntiAffinity } from "./rules/pod-anti-affinity";
+import { podSecurityAppArmor } from "./rules/pod-security-apparmor";
+import { podSecurityProcMount } from "./rules/pod-security-proc-mount";
+import { podSecuritySeLinux } from "./rules/pod-security-selinux";
+import { podSecuritySysctls } from "./rules/pod-security-sysctls";
+import { podSecurityVolumeTypes } from "./rules/pod-security-volume-types";
 import { prometheusAlertRules } from "./rules/prometheus-alert-rules";
+import { protectedNamespaces } from "./rules/protected-namespaces";
+import { rbacLeastPrivilege } from "./rules/rbac-least-privilege";
 import { readOnlyRootFilesystem } from "./rules/read-only-root-filesystem";
 import { requiredWorkloadLabels } from "./rules/required-workload-labels";
 import { resourceLimits } from "./rules/resource-limits";
 import { runAsNonRoot } from "./rules/run-as-non-root";
+import { selectorsMatchWorkloads } from "./rules/selectors-match-workloads";
 import { serviceMinReplicas } from "./rules/service-min-replicas";
 import { servicePodDisruptionBudget } from "./rules/service-pod-disruption-budget";
 import { strongGeneratedSecrets } from "./rules/strong-generated-secrets";
@@ -29,21 +42,35 @@ export const policies: Policies = [
     credentialsFromSecretRefs,
     // TLS and exposure
     edgeTlsOnly,
+    ingressHosts,
     noPublicExposure,
     networkPolicyDefaultDeny,
+    // Namespaces and API access
+    protectedNamespaces,
+    automountServiceAccountToken,
+    rbacLeastPrivilege,
     // Container hardening
     noPrivilegedContainers,
     dropAllCapabilities,
     runAsNonRoot,
     noPrivilegeEscalation,
+    nonRootGroups,
+    podSecurityAppArmor,
+    podSecuritySeLinux,
+    podSecurityProcMount,
+    podSecuritySysctls,
+    podSecurityVolumeTypes,
     readOnlyRootFilesystem,
     resourceLimits,
     healthChecks,
     pinnedImageTags,
     requiredWorkloadLabels,
+    noBarePods,
+    selectorsMatchWorkloads,
     // Availability and recovery (prod)
     serviceMinReplicas,
     servicePodDisruptionBudget,
+    podAntiAffinity,
     datastoreBackups,
     prometheusAlertRules,
 ];

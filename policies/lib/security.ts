@@ -1,15 +1,6 @@
-/** Effective Kubernetes security settings of a container (container securityContext overrides the pod's). */
-import { arr, isRecord, num, str } from "./values";
+/** Security helpers shared by the container rules (pure). */
+import { arr, num, str } from "./values";
 import { parseImageRef } from "./images";
-import type { K8sContainer } from "./workloads";
-
-export function effective(spec: Record<string, any>, c: K8sContainer, field: string): any {
-    const own = c.container.securityContext;
-    if (isRecord(own) && own[field] !== undefined && own[field] !== null) return own[field];
-    const pod = spec.securityContext;
-    if (isRecord(pod) && pod[field] !== undefined && pod[field] !== null) return pod[field];
-    return undefined;
-}
 
 export function capabilityList(value: unknown): string[] {
     return arr(value).map((c) => str(c)).filter((c): c is string => !!c).map((c) => c.toUpperCase().replace(/^CAP_/, ""));

@@ -1,6 +1,7 @@
 /** Plain view of stack resources for stack policies (pure helpers take this). */
 import type { PolicyResource } from "@pulumi/policy";
-import { plain } from "./values";
+import { num, plain, str } from "./values";
+import { K8S, namespaceOf, objectName } from "./workloads";
 
 export interface StackResource {
     type: string;
@@ -11,4 +12,13 @@ export interface StackResource {
 
 export function plainResources(resources: PolicyResource[]): StackResource[] {
     return resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: plain(r.props) }));
+}
+
+/** The replica floor of a Deployment/StatefulSet: the HPA's minReplicas when one scales it, else spec.replicas (default 1). */
+export function replicaFloor(w: StackResource, resources: StackResource[]): number | undefined {
+    const hpa = resources.find((h) => h.type === K8S.hpa && namespaceOf(h.props) === namespaceOf(w.props)
+        && str(h.props.spec?.scaleTargetRef?.kind) === w.type.split(":").pop()
+        && str(h.props.spec?.scaleTargetRef?.name) === objectName(w.props, w.name));
+    if (hpa) return num(hpa.props.spec?.minReplicas) ?? 1;
+    return w.props.spec?.replicas === undefined ? 1 : num(w.props.spec?.replicas);
 }

@@ -83,6 +83,7 @@ export function isK8sType(type: string): boolean {
 /** The pod template of a Kubernetes workload: its labels and pod spec. */
 export interface PodTemplate {
     labels: Labels;
+    annotations: Labels;
     spec: Record<string, any>;
 }
 
@@ -90,7 +91,7 @@ export function podTemplate(type: string, props: Record<string, any>): PodTempla
     const spec = isRecord(props.spec) ? props.spec : undefined;
     if (!spec) return undefined;
     if (type === K8S.pod) {
-        return { labels: metadataLabels(props), spec };
+        return { labels: metadataLabels(props), annotations: metadataAnnotations(props), spec };
     }
     let template: any;
     if (type === K8S.cronJob) {
@@ -101,6 +102,7 @@ export function podTemplate(type: string, props: Record<string, any>): PodTempla
     if (!isRecord(template)) return undefined;
     return {
         labels: labelMap(template.metadata?.labels),
+        annotations: labelMap(template.metadata?.annotations),
         spec: isRecord(template.spec) ? template.spec : {},
     };
 }

@@ -1,6 +1,8 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
+import { eitherTarget, forDockerContainer, forEveryContainer, securityContextOf } from "../lib/remediation";
 import { Workload, workloadRule } from "../lib/rule";
 import { capabilityList } from "../lib/security";
+import { arr, str } from "../lib/values";
 
 export interface CapabilitiesConfig {
     /** Capabilities any container may add back after dropping ALL (PSS restricted: NET_BIND_SERVICE). */
@@ -24,10 +26,12 @@ export function capabilityProblems(w: Workload, cfg: CapabilitiesConfig = defaul
     if (w.target === "docker") {
         return check("", capabilityList(w.props.capabilities?.drops), capabilityList(w.props.capabilities?.adds), allowed);
     }
+    // Kubernetes compares capability names exactly (Pod Security admission: "ALL", "NET_BIND_SERVICE").
+    const names = (v: unknown) => arr(v).map((c) => str(c)).filter((c): c is string => c !== undefined);
     return w.containers.flatMap((c) => check(
         `container "${c.name}" `,
-        capabilityList(c.container.securityContext?.capabilities?.drop),
-        capabilityList(c.container.securityContext?.capabilities?.add),
+        names(c.container.securityContext?.capabilities?.drop),
+        names(c.container.securityContext?.capabilities?.add),
         allowed,
     ));
 }
@@ -50,4 +54,17 @@ export const dropAllCapabilities: ResourceValidationPolicy = {
             : "set securityContext.capabilities.drop: [\"ALL\"] on every container";
         return `${w.label} ${p}; ${fix} (exemptions: policy config capabilityExemptions).`;
     }),
+    // Mechanical part: drop ALL (it subsumes any other drop). Added capabilities are kept: whether the
+    // process needs them is a decision, so an extra add stays a violation.
+    remediateResource: eitherTarget(
+        forDockerContainer((props) => {
+            const adds = Array.isArray(props.capabilities?.adds) ? Array.from(props.capabilities.adds) : undefined;
+            props.capabilities = adds?.length ? { adds, drops: ["ALL"] } : { drops: ["ALL"] };
+        }),
+        forEveryContainer((c) => {
+            const sc = securityContextOf(c);
+            const add = Array.isArray(sc.capabilities?.add) ? Array.from(sc.capabilities.add) : undefined;
+            sc.capabilities = add?.length ? { add, drop: ["ALL"] } : { drop: ["ALL"] };
+        }),
+    ),
 };

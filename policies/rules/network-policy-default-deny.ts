@@ -58,9 +58,15 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
             if (!tmpl) continue;
             // Its own policy: a non-empty podSelector matching its pods and covering Ingress. Its rules may be
             // empty (deliberately closed, e.g. Grafana reached only by port-forward): the decision is explicit.
-            const explicit = inNs.some((p) => !isEmptySelector(p.props.spec?.podSelector)
-                && selectorMatches(p.props.spec?.podSelector, tmpl.labels)
-                && policyTypes(p.props).includes("Ingress"));
+            const own = inNs.filter((p) => !isEmptySelector(p.props.spec?.podSelector) && selectorMatches(p.props.spec?.podSelector, tmpl.labels));
+            const explicit = own.some((p) => policyTypes(p.props).includes("Ingress"));
+            if (explicit && cfg.requireEgressDeny && !own.some((p) => policyTypes(p.props).includes("Egress"))) {
+                findings.push({
+                    urn: w.urn,
+                    message: `${w.type.split(":").pop()} "${objectName(w.props, w.name)}" in namespace "${ns}" has no NetworkPolicy of its own ` +
+                        "covering Egress: add Egress to its policyTypes and list the destinations it may reach (an empty egress list keeps it closed).",
+                });
+            }
             if (!explicit) {
                 findings.push({
                     urn: w.urn,
@@ -78,7 +84,7 @@ export const networkPolicyDefaultDeny: StackValidationPolicy = {
     name: "network-policy-default-deny",
     description:
         "Every Kubernetes namespace with workloads has a default-deny NetworkPolicy (podSelector {}, policyTypes " +
-        "Ingress and Egress) and each workload has its own NetworkPolicy listing who may reach it.",
+        "Ingress and Egress) and each workload has its own NetworkPolicy listing who may reach it and (Egress) what it may reach.",
     severity: "high",
     configSchema: {
         properties: {

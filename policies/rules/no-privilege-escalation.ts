@@ -1,6 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
+import { eitherTarget, forDockerContainer, forEveryPodSpec, securityContextOf } from "../lib/remediation";
 import { Workload, workloadRule } from "../lib/rule";
-import { effective } from "../lib/security";
 import { arr, str } from "../lib/values";
 
 export function dockerEscalationProblems(props: Record<string, any>): string[] {
@@ -18,13 +18,19 @@ export function dockerEscalationProblems(props: Record<string, any>): string[] {
 export function escalationProblems(w: Workload): string[] {
     if (w.target === "docker") return dockerEscalationProblems(w.props);
     const out: string[] = [];
+    const valid = (kind: string | undefined) => kind === "RuntimeDefault" || kind === "Localhost";
+    const podProfile = w.pod?.spec.securityContext?.seccompProfile;
+    const podKind = str(podProfile?.type);
+    if (podProfile !== undefined && podProfile !== null && !valid(podKind)) {
+        out.push(`pod has seccompProfile ${podKind ?? "unset"} (needs RuntimeDefault or Localhost)`);
+    }
     for (const c of w.containers) {
         if (c.container.securityContext?.allowPrivilegeEscalation !== false) {
             out.push(`container "${c.name}" does not set allowPrivilegeEscalation: false`);
         }
-        const seccomp = effective(w.pod!.spec, c, "seccompProfile");
-        const kind = str(seccomp?.type);
-        if (kind !== "RuntimeDefault" && kind !== "Localhost") {
+        const own = c.container.securityContext?.seccompProfile;
+        const kind = own !== undefined && own !== null ? str(own.type) : (valid(podKind) ? podKind : undefined);
+        if (!valid(kind)) {
             out.push(`container "${c.name}" has seccompProfile ${kind ?? "unset"} (needs RuntimeDefault or Localhost)`);
         }
     }
@@ -43,4 +49,30 @@ export const noPrivilegeEscalation: ResourceValidationPolicy = {
             : "set securityContext.allowPrivilegeEscalation: false and seccompProfile: { type: RuntimeDefault }";
         return `${w.label} ${p}; ${fix}.`;
     }),
+    // Mechanical: no-new-privileges on Docker; allowPrivilegeEscalation: false (not on a privileged
+    // container, where the API rejects it: that one stays a violation of no-privileged-containers) and
+    // the RuntimeDefault seccomp profile wherever none valid is set.
+    remediateResource: eitherTarget(
+        forDockerContainer((props) => {
+            const opts = Array.isArray(props.securityOpts) ? Array.from(props.securityOpts as string[]) : [];
+            if (dockerEscalationProblems({ securityOpts: opts }).some((p) => p.startsWith("does not set"))) {
+                props.securityOpts = [...opts, "no-new-privileges:true"];
+            }
+        }),
+        forEveryPodSpec((spec) => {
+            const valid = (t: unknown) => t === "RuntimeDefault" || t === "Localhost";
+            if (spec.securityContext === undefined || spec.securityContext === null) spec.securityContext = {};
+            if (!valid(spec.securityContext.seccompProfile?.type)) spec.securityContext.seccompProfile = { type: "RuntimeDefault" };
+            for (const list of [spec.initContainers, spec.containers]) {
+                if (!Array.isArray(list)) continue;
+                for (let i = 0; i < list.length; i++) {
+                    const sc = securityContextOf(list[i]);
+                    if (sc.privileged !== true) sc.allowPrivilegeEscalation = false;
+                    if (sc.seccompProfile !== undefined && sc.seccompProfile !== null && !valid(sc.seccompProfile.type)) {
+                        sc.seccompProfile = { type: "RuntimeDefault" };
+                    }
+                }
+            }
+        }),
+    ),
 };

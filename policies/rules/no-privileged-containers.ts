@@ -5,9 +5,11 @@ import { arr, isRecord, str } from "../lib/values";
 export interface PrivilegedConfig {
     /** Host paths that a Kubernetes hostPath volume may mount (none by default, as in PSS baseline). */
     allowedK8sHostPaths: string[];
+    /** Host paths a Docker container may bind-mount (none by default: named volumes and uploads instead). */
+    allowedDockerHostPaths: string[];
 }
 
-const defaults: PrivilegedConfig = { allowedK8sHostPaths: [] };
+const defaults: PrivilegedConfig = { allowedK8sHostPaths: [], allowedDockerHostPaths: [] };
 
 /** Container runtime sockets: mounting one gives root on the host. */
 const RUNTIME_SOCKETS = [
@@ -30,7 +32,9 @@ export function hostPathProblem(path: string): string | undefined {
     return undefined;
 }
 
-export function dockerPrivilegeProblems(props: Record<string, any>): string[] {
+export function dockerPrivilegeProblems(props: Record<string, any>, cfg: PrivilegedConfig = defaults): string[] {
+    const bind = (path: string): string | undefined => hostPathProblem(path)
+        ?? (cfg.allowedDockerHostPaths.includes(normalizePath(path)) ? undefined : `bind-mounts the host path ${normalizePath(path)} (use a named volume or an upload)`);
     const out: string[] = [];
     if (props.privileged === true) out.push("runs privileged");
     for (const [field, label] of [["networkMode", "network"], ["pidMode", "PID"], ["ipcMode", "IPC"], ["usernsMode", "user"], ["cgroupnsMode", "cgroup"]] as const) {
@@ -38,12 +42,12 @@ export function dockerPrivilegeProblems(props: Record<string, any>): string[] {
     }
     arr(props.volumes).forEach((v) => {
         const hp = isRecord(v) ? str(v.hostPath) : undefined;
-        const problem = hp ? hostPathProblem(hp) : undefined;
+        const problem = hp ? bind(hp) : undefined;
         if (problem) out.push(problem);
     });
     arr(props.mounts).forEach((m) => {
         const src = isRecord(m) && str(m.type) === "bind" ? str(m.source) : undefined;
-        const problem = src ? hostPathProblem(src) : undefined;
+        const problem = src ? bind(src) : undefined;
         if (problem) out.push(problem);
     });
     if (arr(props.devices).length) out.push("passes host devices into the container (devices)");
@@ -51,7 +55,7 @@ export function dockerPrivilegeProblems(props: Record<string, any>): string[] {
 }
 
 export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults): string[] {
-    if (w.target === "docker") return dockerPrivilegeProblems(w.props);
+    if (w.target === "docker") return dockerPrivilegeProblems(w.props, cfg);
     const out: string[] = [];
     if (!w.pod) return out;
     const spec = w.pod.spec;
@@ -64,8 +68,10 @@ export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults)
         if (cfg.allowedK8sHostPaths.includes(normalizePath(hp))) continue;
         out.push(hostPathProblem(hp) ?? `mounts the hostPath volume ${hp} (use a PersistentVolumeClaim, emptyDir or ConfigMap)`);
     }
+    if (spec.securityContext?.windowsOptions?.hostProcess === true) out.push("sets windowsOptions.hostProcess: true (a Windows HostProcess pod)");
     for (const c of w.containers) {
         if (c.container.securityContext?.privileged === true) out.push(`container "${c.name}" runs privileged`);
+        if (c.container.securityContext?.windowsOptions?.hostProcess === true) out.push(`container "${c.name}" sets windowsOptions.hostProcess: true`);
     }
     return out;
 }
@@ -73,12 +79,13 @@ export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults)
 export const noPrivilegedContainers: ResourceValidationPolicy = {
     name: "no-privileged-containers",
     description:
-        "No container runs privileged, shares host namespaces (network, PID, IPC), mounts the Docker/containerd " +
-        "socket or sensitive host paths, or receives host devices.",
+        "No container runs privileged (or as a Windows HostProcess), shares host namespaces (network, PID, IPC), mounts " +
+        "the Docker/containerd socket or any host path (Docker bind mounts, Kubernetes hostPath), or receives host devices.",
     severity: "critical",
     configSchema: {
         properties: {
             allowedK8sHostPaths: { type: "array", items: { type: "string" }, default: [] },
+            allowedDockerHostPaths: { type: "array", items: { type: "string" }, default: [] },
         },
     },
     validateResource: workloadRule(defaults, privilegeProblems, (w, p) =>

@@ -54,7 +54,11 @@ export function serviceTarget(props: Record<string, any>, resourceName: string, 
 export function serviceExposure(props: Record<string, any>, name: string, cfg: ExposureConfig = defaults): string[] {
     const svcType = str(props.spec?.type) ?? "ClusterIP";
     const external = arr(props.spec?.externalIPs).length > 0;
-    if (svcType !== "LoadBalancer" && svcType !== "NodePort" && !external) return [];
+    if (svcType === "NodePort") {
+        // Kyverno's restrict-nodeport: a node port opens on every node's address, edge or not.
+        return [`is of type NodePort, which opens the port on every node's address${serviceTarget(props, name, cfg) ? ` (it fronts ${serviceTarget(props, name, cfg)})` : ""}; use ClusterIP behind the Ingress (the edge may use a LoadBalancer)`];
+    }
+    if (svcType !== "LoadBalancer" && !external) return [];
     const how = external ? "externalIPs" : `type ${svcType}`;
     const target = serviceTarget(props, name, cfg);
     if (target) return [`exposes ${target} outside the cluster (${how}); internal workloads use type ClusterIP`];
@@ -106,7 +110,7 @@ export const noPublicExposure: ResourceValidationPolicy = {
     name: "no-public-exposure",
     description:
         "Nothing is published beyond the host or cluster except the edge: Docker ports bind to 127.0.0.1 (datastores " +
-        "publish none on prod); Kubernetes datastores, Prometheus and Grafana have no LoadBalancer/NodePort Service, " +
+        "publish none on prod); no Kubernetes Service is a NodePort; datastores, Prometheus and Grafana have no LoadBalancer Service, " +
         "no Ingress route and no hostPort.",
     severity: "critical",
     configSchema: {

@@ -1,5 +1,8 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
+import { eitherTarget, forDockerContainer, forEveryContainer, securityContextOf } from "../lib/remediation";
 import { Workload, workloadRule } from "../lib/rule";
+import { WorkloadIdentity } from "../lib/workloads";
 
 export interface ReadOnlyConfig {
     /** trading.io/role values whose containers must have a read-only root filesystem. */
@@ -10,8 +13,12 @@ export interface ReadOnlyConfig {
 
 const defaults: ReadOnlyConfig = { roles: ["service"], exemptWorkloads: [] };
 
+function covered(id: WorkloadIdentity, cfg: ReadOnlyConfig): boolean {
+    return id.role !== undefined && cfg.roles.includes(id.role) && !cfg.exemptWorkloads.includes(id.workload);
+}
+
 export function writableRootProblems(w: Workload, cfg: ReadOnlyConfig = defaults): string[] {
-    if (w.id.role === undefined || !cfg.roles.includes(w.id.role) || cfg.exemptWorkloads.includes(w.id.workload)) return [];
+    if (!covered(w.id, cfg)) return [];
     if (w.target === "docker") return w.props.readOnly === true ? [] : ["does not set readOnly: true"];
     return w.containers
         .filter((c) => c.container.securityContext?.readOnlyRootFilesystem !== true)
@@ -36,4 +43,14 @@ export const readOnlyRootFilesystem: ResourceValidationPolicy = {
             : "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir at /tmp";
         return `${w.label} ${p}; ${fix}.`;
     }),
+    // Only where the workload allows it: the roles this policy covers (services write only to their
+    // tmpfs/emptyDir scratch space by design), not datastores, which write to their root filesystem.
+    remediateResource: eitherTarget(
+        forDockerContainer((props, id, args) => {
+            if (covered(id, readConfig(args, defaults))) props.readOnly = true;
+        }),
+        forEveryContainer((c, _spec, id, args) => {
+            if (covered(id, readConfig(args, defaults))) securityContextOf(c).readOnlyRootFilesystem = true;
+        }),
+    ),
 };

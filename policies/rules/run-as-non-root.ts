@@ -1,6 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { Workload, workloadRule } from "../lib/rule";
-import { effective, exempt, isRootUser } from "../lib/security";
+import { exempt, isRootUser } from "../lib/security";
 import { isUnknown, num, str } from "../lib/values";
 
 export interface NonRootConfig {
@@ -17,13 +17,18 @@ export function rootProblems(w: Workload, cfg: NonRootConfig = defaults): string
         const user = str(w.props.user);
         return isRootUser(user) ? [user === undefined ? "sets no user, so it runs as the image's user (often root)" : `runs as "${user}" (root)`] : [];
     }
+    // As Pod Security admission reads it: an explicit false or 0 at pod level is wrong even when
+    // every container overrides it; a container without its own value inherits the pod's.
     const out: string[] = [];
-    for (const c of w.containers) {
-        if (exempt(cfg.rootExemptions, w.id.workload, str(c.container.image))) continue;
-        const nonRoot = effective(w.pod!.spec, c, "runAsNonRoot");
-        const uid = num(effective(w.pod!.spec, c, "runAsUser"));
-        if (nonRoot !== true) out.push(`container "${c.name}" does not set runAsNonRoot: true`);
-        else if (uid === 0) out.push(`container "${c.name}" sets runAsUser: 0`);
+    const pod = w.pod?.spec.securityContext;
+    const containers = w.containers.filter((c) => !exempt(cfg.rootExemptions, w.id.workload, str(c.container.image)));
+    if (containers.length === 0) return out;
+    if (pod?.runAsNonRoot === false) out.push("pod sets runAsNonRoot: false");
+    if (num(pod?.runAsUser) === 0) out.push("pod sets runAsUser: 0");
+    for (const c of containers) {
+        const own = c.container.securityContext?.runAsNonRoot;
+        if (own === false || (own !== true && pod?.runAsNonRoot !== true)) out.push(`container "${c.name}" does not set runAsNonRoot: true`);
+        if (num(c.container.securityContext?.runAsUser) === 0) out.push(`container "${c.name}" sets runAsUser: 0`);
     }
     return out;
 }

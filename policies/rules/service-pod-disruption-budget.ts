@@ -1,7 +1,7 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { selectorMatches } from "../lib/selectors";
-import { plainResources, StackResource } from "../lib/stack";
+import { plainResources, replicaFloor, StackResource } from "../lib/stack";
 import { num, str } from "../lib/values";
 import { identity, isSingletonDeployment, K8S, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
@@ -21,11 +21,17 @@ function blocksAllEvictions(pdb: Record<string, any>, replicas: number | undefin
     return n !== undefined && replicas !== undefined && n >= replicas;
 }
 
+const kindOf = (r: StackResource) => r.type.split(":").pop();
+
 export function pdbFindings(resources: StackResource[]): Array<{ urn: string; message: string }> {
     const pdbs = resources.filter((r) => r.type === K8S.pdb);
     const out: Array<{ urn: string; message: string }> = [];
-    for (const d of resources.filter((r) => r.type === K8S.deployment)) {
-        if (identity(d.type, d.name, d.props).role !== "service") continue;
+    for (const d of resources.filter((r) => r.type === K8S.deployment || r.type === K8S.statefulSet)) {
+        // Services always; any other Deployment/StatefulSet once it is replicated (kube-score's
+        // deployment-has-poddisruptionbudget / statefulset-has-poddisruptionbudget).
+        const replicated = (replicaFloor(d, resources) ?? 1) >= 2;
+        const isService = d.type === K8S.deployment && identity(d.type, d.name, d.props).role === "service";
+        if (!isService && !replicated) continue;
         // A declared singleton cannot have two replicas or a PDB that allows an eviction; its
         // downtime during a rollout is the accepted price (see the catalog entry for why).
         if (isSingletonDeployment(d.type, d.props)) continue;
@@ -36,7 +42,7 @@ export function pdbFindings(resources: StackResource[]): Array<{ urn: string; me
         if (matching.length === 0) {
             out.push({
                 urn: d.urn,
-                message: `Deployment "${name}" (role=service) has no PodDisruptionBudget selecting its pods in namespace "${ns}"; ` +
+                message: `${kindOf(d)} "${name}" (${isService ? "role=service" : "replicated"}) has no PodDisruptionBudget selecting its pods in namespace "${ns}"; ` +
                     "add one (policy/v1, selector.matchLabels = its trading.io/workload label, maxUnavailable: 1).",
             });
             continue;
@@ -45,7 +51,7 @@ export function pdbFindings(resources: StackResource[]): Array<{ urn: string; me
         for (const p of matching.filter((m) => blocksAllEvictions(m.props, replicas))) {
             out.push({
                 urn: p.urn,
-                message: `PodDisruptionBudget "${objectName(p.props, p.name)}" allows no disruption of Deployment "${name}", so node ` +
+                message: `PodDisruptionBudget "${objectName(p.props, p.name)}" allows no disruption of ${kindOf(d)} "${name}", so node ` +
                     "drains hang; use maxUnavailable: 1 (or minAvailable below the replica count).",
             });
         }
@@ -55,7 +61,7 @@ export function pdbFindings(resources: StackResource[]): Array<{ urn: string; me
 
 export const servicePodDisruptionBudget: StackValidationPolicy = {
     name: "service-pod-disruption-budget",
-    description: "On prod, every service Deployment has a PodDisruptionBudget whose selector matches its pods and that still allows drains.",
+    description: "On prod, every service Deployment and every replicated Deployment or StatefulSet has a PodDisruptionBudget whose selector matches its pods and that still allows drains.",
     severity: "medium",
     configSchema: { properties: { environment: environmentSchema } },
     validateStack: (args, reportViolation) => {

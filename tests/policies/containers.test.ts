@@ -37,6 +37,7 @@ describe("no-privileged-containers", () => {
             "shares the host network namespace (networkMode: \"host\")",
             "shares the host PID namespace (pidMode: \"host\")",
             "mounts the container runtime socket /var/run/docker.sock (root on the host)",
+            "bind-mounts the host path /srv/config (use a named volume or an upload)",
             "bind-mounts the host path /",
             "passes host devices into the container (devices)",
         ].map((p) => `Container "api-gateway-container" ${p}${suffix}`));
@@ -102,6 +103,7 @@ describe("run-as-non-root", () => {
             "Container \"api-gateway-container\" sets no user, so it runs as the image's user (often root)",
             "Container \"postgres-container\" runs as \"0:0\" (root)",
             "Deployment \"api-gateway-deployment\" container \"api-gateway\" does not set runAsNonRoot: true",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" sets runAsUser: 0",
             "Deployment \"central-hub-deployment\" container \"central-hub\" sets runAsUser: 0",
         ]);
     });

@@ -116,7 +116,7 @@ describe("no-public-exposure", () => {
         ];
         expect((await run(rs)).map((v) => v.message)).toEqual([
             "Service \"postgres-service\" exposes postgres outside the cluster (type LoadBalancer); internal workloads use type ClusterIP.",
-            "Service \"grafana-service\" exposes grafana outside the cluster (type NodePort); internal workloads use type ClusterIP.",
+            "Service \"grafana-service\" is of type NodePort, which opens the port on every node's address (it fronts grafana); use ClusterIP behind the Ingress (the edge may use a LoadBalancer).",
             "Service \"api-gateway-service\" exposes a non-edge workload outside the cluster (type LoadBalancer); only the Ingress controller (role=edge) may.",
         ]);
     });
@@ -164,10 +164,16 @@ describe("network-policy-default-deny", () => {
             message: "Deployment \"user-management\" in namespace \"ai-trading\" has no NetworkPolicy of its own. Add one whose podSelector matches " +
                 "its pod labels (trading.io/workload) and whose ingress rules name the allowed clients and ports (an empty list keeps it closed).",
         }]);
-        const closed = networkPolicy("user-management", { matchLabels: { "trading.io/workload": "user-management" } }, ["Ingress"]);
+        const closed = networkPolicy("user-management", { matchLabels: { "trading.io/workload": "user-management" } }, ["Ingress", "Egress"]);
         expect(await run([...rs, closed])).toEqual([]);
+        // Its own policy must decide egress too (kube-score: pod has an egress NetworkPolicy).
+        const ingressOnly = networkPolicy("user-management", { matchLabels: { "trading.io/workload": "user-management" } }, ["Ingress"]);
+        expect((await run([...rs, ingressOnly])).map((v) => v.message)).toEqual([
+            "Deployment \"user-management\" in namespace \"ai-trading\" has no NetworkPolicy of its own covering Egress: add Egress to its " +
+                "policyTypes and list the destinations it may reach (an empty egress list keeps it closed).",
+        ]);
         // matchExpressions selectors work too.
-        const expr = networkPolicy("user-management", { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["user-management"] }] }, ["Ingress"], { ingress: [{}] });
+        const expr = networkPolicy("user-management", { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["user-management"] }] }, ["Ingress", "Egress"], { ingress: [{}] });
         expect(await run([...rs, expr])).toEqual([]);
     });
 

@@ -231,7 +231,16 @@ export function deployment(workload: string, port: number, opts: { replicas?: nu
             spec: {
                 replicas: opts.replicas ?? 2,
                 selector: { matchLabels: { "trading.io/workload": workload } },
-                template: { metadata: { labels }, spec: podSpec([container(workload, port, opts.container)], opts.spec) },
+                template: {
+                    metadata: { labels },
+                    spec: podSpec([container(workload, port, opts.container)], {
+                        topologySpreadConstraints: [{
+                            maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway",
+                            labelSelector: { matchLabels: { "trading.io/workload": workload } },
+                        }],
+                        ...opts.spec,
+                    }),
+                },
             },
         },
     };
@@ -279,6 +288,15 @@ export function service(workload: string, role: string, port: number, type = "Cl
             spec: { type, selector: { "trading.io/workload": workload }, ports: [{ name: "http", port, targetPort: port }] },
         },
     };
+}
+
+/** The headless Service a StatefulSet fixture names (spec.serviceName). */
+export function headlessService(workload: string, role: string, port: number): TestResource {
+    const svc = service(workload, role, port);
+    svc.name = `${workload}-headless-service`;
+    svc.props.metadata.name = `${workload}-headless`;
+    svc.props.spec.clusterIP = "None";
+    return svc;
 }
 
 export function networkPolicy(name: string, podSelector: Record<string, any>, policyTypes: string[], rules: { ingress?: any[]; egress?: any[] } = {}): TestResource {
@@ -405,12 +423,15 @@ export function prodStack(): TestResource[] {
         allowFrom("api-gateway", ["prometheus"], 3001),
         statefulSet("postgres", "datastore", "postgres:16.4-bookworm", 5432, 999),
         service("postgres", "datastore", 5432),
+        headlessService("postgres", "datastore", 5432),
         allowFrom("postgres", ["api-gateway", "postgres-backup"], 5432),
         backupCronJob("postgres", "postgres:16.4-bookworm", 999),
         statefulSet("clickhouse", "datastore", "clickhouse/clickhouse-server:24.8.4.13", 8123, 101),
+        headlessService("clickhouse", "datastore", 8123),
         allowFrom("clickhouse", ["api-gateway", "clickhouse-backup"], 8123),
         backupCronJob("clickhouse", "clickhouse/clickhouse-server:24.8.4.13", 101),
         statefulSet("prometheus", "monitoring", "prom/prometheus:v2.54.1", 9090, 65534),
+        headlessService("prometheus", "monitoring", 9090),
         allowFrom("prometheus", [], 9090),
         rulesConfigMap(),
         ingress(),

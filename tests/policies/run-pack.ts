@@ -46,6 +46,50 @@ export interface Violation {
     enforcementLevel: EnforcementLevel;
 }
 
+export interface Remediation {
+    policyName: string;
+    resourceName: string;
+}
+
+/**
+ * The engine's remediate step (enforcement level "remediate"): each enabled remediation, in pack
+ * order, gets the resource's properties (the engine's unknown-checking bag), and what it returns
+ * replaces them. Returns the remediated resources and which policy changed which resource.
+ */
+export async function remediate(resources: TestResource[], config: PackConfig | "dev" | "prod" = {}, options: RunOptions = {}): Promise<{ resources: TestResource[]; remediations: Remediation[] }> {
+    const cfg = reconcileConfig(typeof config === "string" ? loadConfig(config) : config, options.packEnforcementLevel);
+    const remediations: Remediation[] = [];
+    const out: TestResource[] = [];
+    for (const r of resources) {
+        let current = structuredClone(r.props);
+        for (const p of packPolicies) {
+            if (cfg.get(p.name)!.level !== "remediate" || !("remediateResource" in p) || !p.remediateResource) continue;
+            const target = structuredClone(current);
+            const props = unknownCheckingProxy(target);
+            const args: any = {
+                type: r.type, name: r.name, urn: urnOf(r), props, opts: opts(), stackTags: new Map(),
+                isType: (cls: any) => isTypeOf(r.type, cls), asType: (cls: any) => (isTypeOf(r.type, cls) ? props : undefined),
+                getConfig: () => structuredClone(cfg.get(p.name)!.props),
+                notApplicable: (reason?: string): never => { throw new NotApplicable(reason); },
+            };
+            let result: unknown;
+            try {
+                result = await p.remediateResource(args);
+            } catch (e) {
+                if (e instanceof NotApplicable || e instanceof UnknownValueError) continue;
+                throw e;
+            }
+            if (result === undefined || result === null) continue;
+            // The engine serializes the returned bag (through the proxy to its target).
+            const next = result === props ? target : structuredClone(result as Record<string, any>);
+            if (JSON.stringify(next) !== JSON.stringify(current)) remediations.push({ policyName: p.name, resourceName: r.name });
+            current = next;
+        }
+        out.push({ ...r, props: current });
+    }
+    return { resources: out, remediations };
+}
+
 export interface RunOptions {
     /** Run only these policies (others are treated as disabled). */
     only?: string[];

@@ -1,0 +1,27 @@
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { arr, isRecord, plain, str } from "../lib/values";
+
+/** Kyverno's disallow-empty-ingress-host and restrict-ingress-wildcard: every rule names one concrete host. */
+export function ingressHostProblems(props: Record<string, any>): string[] {
+    const out: string[] = [];
+    arr(props.spec?.rules).forEach((r, i) => {
+        if (!isRecord(r)) return;
+        const host = str(r.host);
+        if (r.host === undefined || host === "") out.push(`rules[${i}] has no host, so it answers for any Host header`);
+        else if (host?.includes("*")) out.push(`rules[${i}] uses the wildcard host "${host}"`);
+    });
+    if (isRecord(props.spec?.defaultBackend)) out.push("has a defaultBackend, which answers for any Host header");
+    return out;
+}
+
+export const ingressHosts: ResourceValidationPolicy = {
+    name: "ingress-hosts",
+    description: "Every Ingress rule names a concrete host (no empty or wildcard host, no default backend), so the edge serves only the platform's own names.",
+    severity: "medium",
+    validateResource: validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
+        for (const p of ingressHostProblems(plain(props))) {
+            reportViolation(`Ingress "${args.name}" ${p}; set rules[].host to the platform's DNS name (config trading:ingressHost).`);
+        }
+    }),
+};

@@ -1,0 +1,68 @@
+import { ResourceValidationPolicy } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
+import { plain, str, isUnknown } from "../lib/values";
+import { describe } from "../lib/workloads";
+
+export interface ProtectedNamespacesConfig {
+    /** Namespaces the platform must not deploy into; a trailing `*` matches a prefix (kube-*). */
+    protectedNamespaces: string[];
+}
+
+const defaults: ProtectedNamespacesConfig = { protectedNamespaces: ["default", "kube-*"] };
+
+/** Kinds that live outside namespaces (their metadata.namespace means nothing). */
+const CLUSTER_SCOPED = new Set([
+    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass", "PriorityClass",
+    "CustomResourceDefinition", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "IngressClass", "RuntimeClass", "CSIDriver",
+    "CSINode", "VolumeAttachment", "APIService", "CertificateSigningRequest", "FlowSchema",
+    "PriorityLevelConfiguration", "ComponentStatus",
+]);
+
+/** The Kind of a Kubernetes object type token ("kubernetes:apps/v1:Deployment"), undefined for other resources. */
+export function kubernetesKind(type: string): string | undefined {
+    const m = /^kubernetes:([a-z0-9.-]+\/)?v[0-9a-z]+:([A-Za-z]+)$/.exec(type);
+    return m ? m[2] : undefined;
+}
+
+export function isProtected(ns: string, patterns: string[]): boolean {
+    return patterns.some((p) => (p.endsWith("*") ? ns.startsWith(p.slice(0, -1)) : ns === p));
+}
+
+/** The protected namespace a Kubernetes object would land in (or declare), if any. */
+export function protectedNamespaceOf(type: string, props: Record<string, any>, cfg: ProtectedNamespacesConfig = defaults): { ns: string; declared: boolean } | undefined {
+    const kind = kubernetesKind(type);
+    if (kind === undefined || kind.endsWith("List") || kind.endsWith("Patch")) return undefined;
+    if (kind === "Namespace") {
+        const name = str(props.metadata?.name);
+        return name !== undefined && isProtected(name, cfg.protectedNamespaces) ? { ns: name, declared: true } : undefined;
+    }
+    if (CLUSTER_SCOPED.has(kind)) return undefined;
+    const raw = props.metadata?.namespace;
+    if (isUnknown(raw)) return undefined; // computed (e.g. the program's own Namespace): judged at update
+    const ns = str(raw) ?? "default";
+    return isProtected(ns, cfg.protectedNamespaces) ? { ns, declared: false } : undefined;
+}
+
+export const protectedNamespaces: ResourceValidationPolicy = {
+    name: "protected-namespaces",
+    description:
+        "No platform object goes into the `default` namespace (also where an unset metadata.namespace lands) or a " +
+        "`kube-*` system namespace: those hold the cluster's own components and are shared with every tenant.",
+    severity: "high",
+    configSchema: {
+        properties: {
+            protectedNamespaces: { type: "array", items: { type: "string" }, default: defaults.protectedNamespaces },
+        },
+    },
+    validateResource: (args, reportViolation) => {
+        if (kubernetesKind(args.type) === undefined) args.notApplicable("only Kubernetes objects");
+        const hit = protectedNamespaceOf(args.type, plain(args.props), readConfig(args, defaults));
+        if (!hit) return;
+        reportViolation(hit.declared
+            ? `${describe(args.type, args.name)} declares the protected namespace "${hit.ns}"; the platform gets a namespace of its own (config trading:namespace).`
+            : `${describe(args.type, args.name)} is deployed into the protected namespace "${hit.ns}"` +
+              `${hit.ns === "default" ? " (metadata.namespace unset or \"default\")" : ""}; put it in the platform's own namespace ` +
+              "(set metadata.namespace; config trading:namespace), never default or kube-*.");
+    },
+};
