@@ -237,6 +237,14 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
       },
       containers: [container],
       volumes: podVolumes,
+      // Replicas spread over nodes where there are several (soft: a one-node cluster still runs them all).
+      ...(spec.kind === "job"
+        ? {}
+        : {
+            topologySpreadConstraints: [
+              { maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: selector } },
+            ],
+          }),
     };
     const template = { metadata: { labels }, spec: podSpec };
 
