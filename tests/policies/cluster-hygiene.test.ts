@@ -1,0 +1,192 @@
+/** Namespaces, API access, RBAC, bare pods, Ingress hosts, groups, and the cross-resource checks, with exact messages. */
+import { describe, expect, it } from "vitest";
+import {
+    deployment, dockerService, edit, find, headlessService, hpa, ingress, NS, pdb, prodStack, replace, service, statefulSet,
+} from "./fixtures";
+import { runPack, summary, TestResource, UNKNOWN } from "./run-pack";
+
+const messages = async (policy: string, rs: TestResource[], cfg: Parameters<typeof runPack>[1] = "prod") =>
+    (await runPack(rs, cfg, { only: [policy] })).map((v) => v.message);
+const inNamespace = (ns: string | undefined) => (p: any) => { if (ns === undefined) delete p.metadata.namespace; else p.metadata.namespace = ns; };
+
+describe("protected-namespaces", () => {
+    it("passes the platform's own namespace, cluster-scoped objects and namespaces computed during preview", async () => {
+        const rs = [...prodStack(), edit(deployment("api-gateway", 3001), inNamespace(UNKNOWN)),
+            { type: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", name: "reader", props: { metadata: { name: "reader" }, rules: [] } }];
+        expect(await messages("protected-namespaces", rs)).toEqual([]);
+    });
+
+    it("rejects default (also an unset namespace), kube-system and kube-* namespaces, and declaring them", async () => {
+        const rs = [
+            edit(deployment("api-gateway", 3001), inNamespace("default")),
+            edit(service("api-gateway", "service", 3001), inNamespace(undefined)),
+            edit(pdb("api-gateway"), inNamespace("kube-system")),
+            edit(headlessService("postgres", "datastore", 5432), inNamespace("kube-public")),
+            { type: "kubernetes:core/v1:Namespace", name: "ns", props: { metadata: { name: "kube-trading" } } },
+        ];
+        const fix = "put it in the platform's own namespace (set metadata.namespace; config trading:namespace), never default or kube-*.";
+        expect(await messages("protected-namespaces", rs)).toEqual([
+            `Deployment "api-gateway-deployment" is deployed into the protected namespace "default" (metadata.namespace unset or "default"); ${fix}`,
+            `Service "api-gateway-service" is deployed into the protected namespace "default" (metadata.namespace unset or "default"); ${fix}`,
+            `PodDisruptionBudget "api-gateway-pdb" is deployed into the protected namespace "kube-system"; ${fix}`,
+            `Service "postgres-headless-service" is deployed into the protected namespace "kube-public"; ${fix}`,
+            "Namespace \"ns\" declares the protected namespace \"kube-trading\"; the platform gets a namespace of its own (config trading:namespace).",
+        ]);
+        const custom = { all: "mandatory" as const, "protected-namespaces": { protectedNamespaces: ["kube-*"] } };
+        expect(await messages("protected-namespaces", rs.slice(0, 2), custom)).toEqual([]);
+    });
+});
+
+describe("automount-service-account-token", () => {
+    it("passes pods that opt out, and listed exemptions", async () => {
+        expect(await messages("automount-service-account-token", prodStack())).toEqual([]);
+        const d = edit(deployment("prometheus", 9090), (p) => { delete p.spec.template.spec.automountServiceAccountToken; });
+        expect(await messages("automount-service-account-token", [d], { all: "mandatory", "automount-service-account-token": { exemptWorkloads: ["prometheus"] } })).toEqual([]);
+    });
+
+    it("rejects an unset or true automountServiceAccountToken (not Docker: no such thing)", async () => {
+        const rs = [
+            edit(deployment("api-gateway", 3001), (p) => { delete p.spec.template.spec.automountServiceAccountToken; }),
+            edit(statefulSet("postgres", "datastore", "postgres:16.4-bookworm", 5432, 999), (p) => { p.spec.template.spec.automountServiceAccountToken = true; }),
+            dockerService(),
+        ];
+        const tail = "mounts the service account token (automountServiceAccountToken is not false); set spec.automountServiceAccountToken: false on the pod template (exemptions: policy config exemptWorkloads).";
+        expect(await messages("automount-service-account-token", rs)).toEqual([
+            `Deployment "api-gateway-deployment" ${tail}`,
+            `StatefulSet "postgres-statefulset" ${tail}`,
+        ]);
+    });
+});
+
+describe("rbac-least-privilege", () => {
+    const role = (rules: any[], kind = "Role") => ({ type: `kubernetes:rbac.authorization.k8s.io/v1:${kind}`, name: "r", props: { metadata: { name: "r", namespace: NS }, rules } });
+    it("passes named verbs on named resources", async () => {
+        expect(await messages("rbac-least-privilege", [role([{ apiGroups: [""], resources: ["pods", "endpoints"], verbs: ["get", "list", "watch"] }], "ClusterRole")])).toEqual([]);
+    });
+
+    it("rejects wildcards, escalation verbs, reading secrets, exec, and cluster-admin bindings", async () => {
+        const rs = [
+            role([{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }]),
+            role([{ apiGroups: ["rbac.authorization.k8s.io"], resources: ["clusterroles"], verbs: ["bind", "escalate"] }, { apiGroups: [""], resources: ["secrets"], verbs: ["list"] }, { apiGroups: [""], resources: ["pods/exec"], verbs: ["create"] }], "ClusterRole"),
+            { type: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", name: "b", props: { roleRef: { kind: "ClusterRole", name: "cluster-admin" }, subjects: [{ kind: "Group", name: "system:anonymous" }] } },
+        ];
+        const tail = "; grant only the named verbs on the named resources the workload needs (least privilege), in a namespaced Role where possible.";
+        expect(await messages("rbac-least-privilege", rs)).toEqual([
+            `Role "r" rules[0] grants "*" in verbs${tail}`,
+            `Role "r" rules[0] grants "*" in resources${tail}`,
+            `Role "r" rules[0] grants "*" in apiGroups${tail}`,
+            `ClusterRole "r" rules[0] grants bind, escalate (privilege escalation)${tail}`,
+            `ClusterRole "r" rules[1] reads secrets${tail}`,
+            `ClusterRole "r" rules[2] allows exec/attach into pods${tail}`,
+            `ClusterRoleBinding "b" binds the cluster-admin ClusterRole${tail}`,
+            `ClusterRoleBinding "b" binds the subject system:anonymous${tail}`,
+        ]);
+    });
+});
+
+describe("no-bare-pods and ingress-hosts", () => {
+    it("rejects a bare Pod", async () => {
+        const pod = { type: "kubernetes:core/v1:Pod", name: "debug", props: { metadata: { name: "debug", namespace: NS }, spec: { containers: [] } } };
+        expect(await messages("no-bare-pods", [...prodStack(), pod])).toEqual([
+            "Pod \"debug\" is a bare Pod: nothing recreates it when its node fails; declare a Deployment (long-running) or a Job (run once) with this pod as its template.",
+        ]);
+    });
+
+    it("passes concrete hosts; rejects empty and wildcard hosts and a default backend", async () => {
+        expect(await messages("ingress-hosts", prodStack())).toEqual([]);
+        const bad = edit(ingress(), (p) => {
+            p.spec.rules.push({ http: p.spec.rules[0].http }, { host: "*.example.com", http: p.spec.rules[0].http });
+            p.spec.defaultBackend = { service: { name: "api-gateway", port: { number: 3001 } } };
+        });
+        const tail = "; set rules[].host to the platform's DNS name (config trading:ingressHost).";
+        expect(await messages("ingress-hosts", [bad])).toEqual([
+            `Ingress "nginx-ingress" rules[1] has no host, so it answers for any Host header${tail}`,
+            `Ingress "nginx-ingress" rules[2] uses the wildcard host "*.example.com"${tail}`,
+            `Ingress "nginx-ingress" has a defaultBackend, which answers for any Host header${tail}`,
+        ]);
+    });
+});
+
+describe("non-root-groups", () => {
+    it("passes non-zero groups", async () => {
+        expect(await messages("non-root-groups", [...prodStack(), dockerService()])).toEqual([]);
+    });
+
+    it("rejects group 0 on both targets", async () => {
+        const d = deployment("api-gateway", 3001, { spec: { securityContext: { runAsNonRoot: true, runAsGroup: 0, fsGroup: 0, supplementalGroups: [0] } } });
+        d.props.spec.template.spec.containers[0].securityContext.runAsGroup = 0;
+        const docker = dockerService("api-gateway", { user: "10001:0", groupAdds: ["docker"] });
+        expect(await messages("non-root-groups", [d, docker])).toEqual([
+            "Deployment \"api-gateway-deployment\" pod sets runAsGroup: 0; use the image's own non-root group id (runAsGroup/fsGroup != 0).",
+            "Deployment \"api-gateway-deployment\" pod sets fsGroup: 0; use the image's own non-root group id (runAsGroup/fsGroup != 0).",
+            "Deployment \"api-gateway-deployment\" pod lists group 0 in supplementalGroups; use the image's own non-root group id (runAsGroup/fsGroup != 0).",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" sets runAsGroup: 0; use the image's own non-root group id (runAsGroup/fsGroup != 0).",
+            "Container \"api-gateway-container\" runs with the root group (user \"10001:0\"); use the image's own non-root group id (user \"uid:gid\" with gid != 0).",
+            "Container \"api-gateway-container\" adds the group \"docker\" (groupAdds); use the image's own non-root group id (user \"uid:gid\" with gid != 0).",
+        ]);
+    });
+});
+
+describe("selectors-match-workloads (stack)", () => {
+    it("passes the compliant stack", async () => {
+        expect(await messages("selectors-match-workloads", prodStack())).toEqual([]);
+    });
+
+    it("reports a Service, NetworkPolicy and PDB selecting nothing, a StatefulSet without its headless Service, an HPA without target", async () => {
+        let rs = replace(prodStack(), "api-gateway-service", (p) => { p.spec.selector = { "trading.io/workload": "api-gateway-typo" }; });
+        rs = replace(rs, "api-gateway-pdb", (p) => { p.spec.selector.matchLabels["trading.io/workload"] = "gateway"; });
+        rs = replace(rs, "clickhouse-netpol", (p) => { p.spec.podSelector.matchLabels["trading.io/workload"] = "click-house"; });
+        rs = replace(rs, "prometheus-headless-service", (p) => { delete p.spec.clusterIP; });
+        rs = rs.filter((r) => r.name !== "postgres-headless-service");
+        rs.push(hpa("order-management", 2));
+        expect(summary(await runPack(rs, "prod", { only: ["selectors-match-workloads"] }))).toEqual([
+            "selectors-match-workloads api-gateway-pdb",
+            "selectors-match-workloads api-gateway-service",
+            "selectors-match-workloads clickhouse-netpol",
+            "selectors-match-workloads order-management-hpa",
+            "selectors-match-workloads postgres-statefulset",
+            "selectors-match-workloads prometheus-headless-service",
+        ]);
+        const ms = await messages("selectors-match-workloads", rs);
+        expect(ms).toContain("Service \"api-gateway\" selects no pod in namespace \"ai-trading\" (selector {\"trading.io/workload\":\"api-gateway-typo\"}); it would have no endpoints: match a workload's pod labels.");
+        expect(ms).toContain("StatefulSet \"postgres\" names the Service \"postgres-headless\", which the stack does not declare in namespace \"ai-trading\"; add it (clusterIP: None).");
+        expect(ms).toContain("Service \"prometheus-headless\" governs StatefulSet \"prometheus\" but is not headless; set clusterIP: None.");
+        expect(ms).toContain("HorizontalPodAutoscaler \"order-management\" scales Deployment \"order-management\", which the stack does not declare in namespace \"ai-trading\"; point scaleTargetRef at the workload.");
+    });
+
+    it("skips selectors computed during preview", async () => {
+        const rs = replace(prodStack(), "api-gateway-service", (p) => { p.spec.selector = { "trading.io/workload": UNKNOWN }; });
+        expect(await messages("selectors-match-workloads", rs)).toEqual([]);
+    });
+});
+
+describe("pod-anti-affinity (stack) and PDBs for replicated workloads", () => {
+    it("passes spread constraints and preferred anti-affinity; a single replica needs neither", async () => {
+        const aa = edit(deployment("central-hub", 7000), (p) => {
+            delete p.spec.template.spec.topologySpreadConstraints;
+            p.spec.template.spec.affinity = { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: { "trading.io/workload": "central-hub" } } } }] } };
+        });
+        expect(await messages("pod-anti-affinity", [...prodStack(), aa])).toEqual([]);
+    });
+
+    it("rejects replicated workloads (replicas or HPA floor >= 2) that may share one node; dev.json does not apply it", async () => {
+        const unspread = (p: any) => { delete p.spec.template.spec.topologySpreadConstraints; };
+        const rs = [
+            ...replace(prodStack(), "api-gateway-deployment", unspread),
+            edit(deployment("central-hub", 7000, { replicas: 1 }), unspread), hpa("central-hub", 3),
+            edit(statefulSet("redpanda", "datastore", "redpanda:24.2.4", 9092, 101), (p) => { p.spec.replicas = 3; }),
+        ];
+        const tail = "add a podAntiAffinity term (preferred is enough) or a topologySpreadConstraint on kubernetes.io/hostname selecting its own pod labels, so one node failure cannot take every replica down.";
+        expect(await messages("pod-anti-affinity", rs)).toEqual([
+            `Deployment "api-gateway" runs 2 replicas that may all land on one node: ${tail}`,
+            `Deployment "central-hub" runs 3 replicas that may all land on one node: ${tail}`,
+            `StatefulSet "redpanda" runs 3 replicas that may all land on one node: ${tail}`,
+        ]);
+        expect(await messages("pod-anti-affinity", rs, "dev")).toEqual([]);
+        // The replicated StatefulSet also needs a PodDisruptionBudget.
+        expect(await messages("service-pod-disruption-budget", rs.filter((r) => r.name !== "central-hub-deployment" && r.name !== "central-hub-hpa"))).toEqual([
+            "StatefulSet \"redpanda\" (replicated) has no PodDisruptionBudget selecting its pods in namespace \"ai-trading\"; add one (policy/v1, selector.matchLabels = its trading.io/workload label, maxUnavailable: 1).",
+        ]);
+        expect(find(rs, "redpanda-statefulset").props.spec.replicas).toBe(3);
+    });
+});
