@@ -10,16 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterAll, describe, expect, it } from "vitest";
-
-const root = path.join(__dirname, "..", "..");
-const cache = process.env.TRADING_CACHE_DIR ?? path.join(os.homedir(), ".cache", "ai-trading");
-
-function findBin(name: string): string | undefined {
-    const dirs = [path.join(root, ".tools", "bin")];
-    const tools = path.join(cache, "pulumi-tools");
-    if (fs.existsSync(tools)) for (const d of fs.readdirSync(tools).sort().reverse()) dirs.push(path.join(tools, d, "bin"));
-    return dirs.map((d) => path.join(d, name)).find((p) => fs.existsSync(p));
-}
+import { findBin, projectDir, root } from "./cli-tools";
 
 const cli = findBin("pulumi");
 const langHost = findBin("pulumi-language-nodejs");
@@ -28,30 +19,11 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "policy-cli-"));
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 function setup(): NodeJS.ProcessEnv {
-    fs.writeFileSync(path.join(work, "Pulumi.yaml"), "name: policy-cli\nruntime: nodejs\nmain: index.js\n");
-    fs.writeFileSync(path.join(work, "package.json"), JSON.stringify({ name: "policy-cli", version: "0.0.1", main: "index.js" }));
-    fs.writeFileSync(path.join(work, "index.js"), [
+    return projectDir(work, [
         "const pulumi = require(\"@pulumi/pulumi\");",
         "class P { async create(inputs) { return { id: \"x\", outs: inputs }; } }",
         "new pulumi.dynamic.Resource(new P(), \"postgres-env\", { envs: [\"POSTGRES_PASSWORD=ai_trading_secure_pass_2024\"] });",
-    ].join("\n"));
-    fs.symlinkSync(path.join(root, "node_modules"), path.join(work, "node_modules"));
-    const bin = path.join(work, "bin");
-    fs.mkdirSync(bin);
-    // The dynamic provider plugin the CLI distribution would ship.
-    const dyn = path.join(bin, "pulumi-resource-pulumi-nodejs");
-    fs.writeFileSync(dyn, `#!/bin/sh\nexec "${process.execPath}" "${path.join(root, "node_modules", "@pulumi", "pulumi", "cmd", "dynamic-provider", "index.js")}" "$@"\n`);
-    fs.chmodSync(dyn, 0o755);
-    fs.mkdirSync(path.join(work, "state"));
-    return {
-        ...process.env,
-        PATH: [bin, path.dirname(cli!), path.dirname(langHost!), process.env.PATH].join(path.delimiter),
-        PULUMI_HOME: path.join(work, "home"),
-        PULUMI_BACKEND_URL: `file://${path.join(work, "state")}`,
-        PULUMI_CONFIG_PASSPHRASE: "test-only",
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    };
+    ], [cli!, langHost!]);
 }
 
 describe.skipIf(!cli || !langHost)("pulumi preview with the policy pack (real CLI)", () => {

@@ -1,0 +1,161 @@
+/**
+ * Oracle: the pack against the real kube-apiserver's Pod Security admission. A generated corpus of
+ * Pod specs (pss-corpus.ts: valid ones and single-control violations) is judged by the pack's Pod
+ * Security policies and by a server-side dry run in a namespace enforcing `restricted`:
+ * - for every spec the apiserver rejects, the pack reports a violation of the same control;
+ * - no spec the pack accepts is rejected by the apiserver.
+ * Runs where the cluster tools are built (scripts/cluster/build.sh): uses a running apiserver, or
+ * starts the control plane alone (start.sh --control-plane-only) and stops it afterwards. Skipped,
+ * saying why, where the binaries are missing.
+ */
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cluster, clusterReady, kubectl, root, run } from "../e2e-k8s/kube";
+import { podSecurityCorpus } from "./pss-corpus";
+import { runPack, Violation } from "./run-pack";
+
+/** Admission's control name -> the pack policy that covers it and how its message names it. */
+const CONTROLS: Record<string, { policy: string; names: RegExp }> = {
+    "host namespaces": { policy: "no-privileged-containers", names: /host(Network|PID|IPC): true/ },
+    "privileged": { policy: "no-privileged-containers", names: /runs privileged/ },
+    "non-default capabilities": { policy: "drop-all-capabilities", names: /adds capabilities/ },
+    "unrestricted capabilities": { policy: "drop-all-capabilities", names: /does not drop ALL capabilities|adds capabilities/ },
+    "hostPath volumes": { policy: "no-privileged-containers", names: /hostPath volume|host path|runtime socket/ },
+    "hostPort": { policy: "no-public-exposure", names: /hostPort/ },
+    "forbidden AppArmor profile": { policy: "pod-security-apparmor", names: /forbidden AppArmor profile/ },
+    "seLinuxOptions": { policy: "pod-security-selinux", names: /seLinuxOptions/ },
+    "procMount": { policy: "pod-security-proc-mount", names: /procMount/ },
+    "forbidden sysctls": { policy: "pod-security-sysctls", names: /forbidden sysctls/ },
+    "restricted volume types": { policy: "pod-security-volume-types", names: /restricted volume types/ },
+    "allowPrivilegeEscalation != false": { policy: "no-privilege-escalation", names: /allowPrivilegeEscalation: false/ },
+    "runAsNonRoot != true": { policy: "run-as-non-root", names: /runAsNonRoot/ },
+    "runAsUser=0": { policy: "run-as-non-root", names: /runAsUser: 0/ },
+    "seccompProfile": { policy: "no-privilege-escalation", names: /seccompProfile/ },
+    "hostProcess": { policy: "no-privileged-containers", names: /hostProcess/ },
+};
+const PSS_POLICIES = [...new Set(Object.values(CONTROLS).map((c) => c.policy))];
+
+const binaries = ["kube-apiserver", "kubectl"].map((b) => path.join(cluster.K8S_BIN, b));
+const built = binaries.every((b) => fs.existsSync(b));
+if (!built) {
+    console.warn(`pss-oracle: SKIPPED, the cluster tools are not built (${binaries.filter((b) => !fs.existsSync(b)).join(", ")} missing; run bash scripts/cluster/build.sh --control-plane)`);
+}
+
+/** The admission controls named in a `violates PodSecurity "restricted:latest": a (..), b (..)` message. */
+export function admissionControls(message: string): string[] {
+    const m = /violates PodSecurity "[^"]+": (.*)$/s.exec(message);
+    if (!m) return [];
+    const out: string[] = [];
+    let depth = 0;
+    let current = "";
+    for (const ch of m[1]) {
+        if (ch === "(") depth++;
+        if (ch === ")") depth--;
+        if (ch === "," && depth === 0) {
+            out.push(current);
+            current = "";
+        } else current += ch;
+    }
+    out.push(current);
+    return out.map((s) => s.trim().replace(/\s*\(.*$/s, "")).map((s) => (s.startsWith("forbidden AppArmor profile") ? "forbidden AppArmor profile" : s)).filter(Boolean);
+}
+
+describe.skipIf(!built)("Pod Security oracle: the pack against the real apiserver (restricted, server-side dry run)", () => {
+    const namespace = `pss-oracle-${crypto.randomBytes(3).toString("hex")}`;
+    const corpus = podSecurityCorpus(namespace);
+    let startedHere = false;
+    const verdicts = new Map<string, { rejected: boolean; controls: string[]; message: string }>();
+
+    beforeAll(async () => {
+        if (!clusterReady()) {
+            await run("bash", [path.join(root, "scripts/cluster/start.sh"), "--control-plane-only"], { timeoutMs: 600_000 });
+            startedHere = true;
+        }
+        await kubectl(["apply", "-f", "-"], {
+            input: JSON.stringify({
+                apiVersion: "v1", kind: "Namespace",
+                metadata: { name: namespace, labels: { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest" } },
+            }),
+        });
+        // Pod admission needs the namespace's default ServiceAccount (the controller-manager creates it).
+        for (let i = 0; i < 60 && (await kubectl(["-n", namespace, "get", "serviceaccount", "default"], { allowFailure: true })).status !== 0; i++) {
+            await new Promise((r) => setTimeout(r, 1000));
+        }
+        await kubectl(["-n", namespace, "create", "serviceaccount", "default"], { allowFailure: true });
+        const result = await kubectl(["create", "--dry-run=server", "-f", "-"], {
+            input: JSON.stringify({ apiVersion: "v1", kind: "List", items: corpus.map((c) => c.pod) }), allowFailure: true, timeoutMs: 300_000,
+        });
+        for (const line of result.stdout.split("\n")) {
+            const ok = /^pod\/(\S+) created/.exec(line);
+            if (ok) verdicts.set(ok[1], { rejected: false, controls: [], message: line });
+        }
+        for (const line of result.stderr.split("\n")) {
+            const bad = /pods "([^"]+)" is forbidden: (.*)$/.exec(line) ?? /Pod "([^"]+)" is invalid: (.*)$/.exec(line);
+            if (bad) verdicts.set(bad[1], { rejected: true, controls: admissionControls(bad[2]), message: bad[2] });
+        }
+        const missing = corpus.filter((c) => !verdicts.has(c.name)).map((c) => c.name);
+        if (missing.length) throw new Error(`no apiserver verdict for ${missing.join(", ")}:\n${result.stdout}\n${result.stderr}`);
+    }, 900_000);
+
+    afterAll(async () => {
+        await kubectl(["delete", "namespace", namespace, "--wait=false"], { allowFailure: true });
+        if (startedHere) await run("bash", [path.join(root, "scripts/cluster/stop.sh")], { allowFailure: true, timeoutMs: 300_000 });
+    }, 400_000);
+
+    async function packVerdict(name: string): Promise<Violation[]> {
+        const c = corpus.find((x) => x.name === name)!;
+        return runPack([{ type: "kubernetes:core/v1:Pod", name, props: c.pod }], "prod", { only: PSS_POLICIES });
+    }
+
+    it("the corpus has at least 50 specs, valid ones and violations of every control", () => {
+        expect(corpus.length).toBeGreaterThanOrEqual(50);
+        expect(corpus.filter((c) => c.intent === "valid").length).toBeGreaterThanOrEqual(15);
+        const intents = new Set(corpus.map((c) => c.intent));
+        for (const control of Object.keys(CONTROLS).filter((k) => k !== "hostProcess")) expect(intents, control).toContain(control);
+    });
+
+    it("every spec the apiserver rejects: the pack reports a violation of each control admission names", async () => {
+        const misses: string[] = [];
+        let rejected = 0;
+        for (const c of corpus) {
+            const v = verdicts.get(c.name)!;
+            if (!v.rejected) continue;
+            rejected++;
+            if (v.controls.length === 0) misses.push(`${c.name}: rejected, but not by Pod Security: ${v.message}`);
+            const pack = await packVerdict(c.name);
+            for (const control of v.controls) {
+                const want = CONTROLS[control];
+                if (!want) misses.push(`${c.name}: admission names a control the oracle does not know: "${control}"`);
+                else if (!pack.some((p) => p.policyName === want.policy && want.names.test(p.message))) {
+                    misses.push(`${c.name}: admission says "${control}" (${v.message}); the pack says ${JSON.stringify(pack.map((p) => `${p.policyName}: ${p.message}`))}`);
+                }
+            }
+        }
+        expect(misses).toEqual([]);
+        expect(rejected).toBeGreaterThanOrEqual(30);
+    }, 300_000);
+
+    it("no spec the pack accepts is rejected by the apiserver (and the valid ones pass both)", async () => {
+        const wrong: string[] = [];
+        for (const c of corpus) {
+            const pack = await packVerdict(c.name);
+            const v = verdicts.get(c.name)!;
+            if (pack.length === 0 && v.rejected) wrong.push(`${c.name}: the pack accepts it, the apiserver rejects it: ${v.message}`);
+            if (c.intent === "valid" && (pack.length > 0 || v.rejected)) {
+                wrong.push(`${c.name} (valid): pack ${JSON.stringify(pack.map((p) => p.message))}, apiserver ${v.rejected ? v.message : "accepts"}`);
+            }
+        }
+        expect(wrong).toEqual([]);
+    }, 300_000);
+
+    it("the apiserver agrees with the corpus's intent (each violation is rejected for the control it breaks)", () => {
+        const disagreements = corpus
+            .filter((c) => c.intent !== "valid")
+            .map((c) => ({ c, v: verdicts.get(c.name)! }))
+            .filter(({ c, v }) => !v.rejected || !v.controls.includes(c.intent))
+            .map(({ c, v }) => `${c.name} (intent "${c.intent}"): ${v.rejected ? v.controls.join(", ") : "accepted"}`);
+        expect(disagreements).toEqual([]);
+    });
+});
