@@ -5,7 +5,8 @@
  *   pod template labels, pod spec).
  * All functions are pure and take the plain (unwrapped) property bag.
  */
-import { LABEL_ROLE, LABEL_SINGLETON, LABEL_WORKLOAD } from "./labels";
+import { DATA_COMPONENTS } from "../../catalog/datastores";
+import { LABEL_ROLE, LABEL_SINGLETON, LABEL_WORKLOAD } from "../../catalog/labels";
 import { arr, isRecord, isUnknown, str } from "./values";
 
 /**
@@ -16,7 +17,8 @@ export function isSingletonDeployment(type: string, props: Record<string, any>):
     return workloadLabels(type, props)[LABEL_SINGLETON] === "true" && props.spec?.strategy?.type === "Recreate" && (props.spec?.replicas ?? 1) === 1;
 }
 
-export const DATASTORES = ["postgres", "dragonfly", "clickhouse", "weaviate", "arangodb", "redpanda", "redis"];
+/** Every stateful component (the datastores and the legacy Redis), from the catalog. */
+export const DATASTORES: readonly string[] = DATA_COMPONENTS;
 export const MONITORING = ["prometheus", "grafana"];
 
 export const DOCKER_CONTAINER = "docker:index/container:Container";

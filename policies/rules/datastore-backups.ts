@@ -2,7 +2,7 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { plainResources, StackResource } from "../lib/stack";
 import { str } from "../lib/values";
-import { LABEL_BACKUP_OF } from "../lib/labels";
+import { LABEL_BACKUP_OF } from "../../catalog/labels";
 import { DOCKER_CONTAINER, dockerLabels, identity, isK8sWorkload, K8S, metadataLabels, podTemplate } from "../lib/workloads";
 
 export interface BackupConfig {

@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
-import { LABEL_ROLE, LABEL_WORKLOAD } from "../lib/labels";
+import { LABEL_ROLE, LABEL_WORKLOAD } from "../../catalog/labels";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, num, plain, str } from "../lib/values";
 import { DATASTORES, describe, isDatastore, metadataLabels, MONITORING, objectName } from "../lib/workloads";

@@ -3,7 +3,7 @@ import { parse } from "yaml";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, decodeBase64, isRecord, isUnknown, str } from "../lib/values";
-import { LABEL_PROMETHEUS_RULES } from "../lib/labels";
+import { LABEL_PROMETHEUS_RULES } from "../../catalog/labels";
 import { DOCKER_CONTAINER, identity, isK8sWorkload, K8S, metadataLabels } from "../lib/workloads";
 
 export interface AlertRulesConfig {

@@ -1,5 +1,5 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { LABEL_ROLE, LABEL_WORKLOAD, ROLES } from "../lib/labels";
+import { LABEL_ROLE, LABEL_WORKLOAD, WORKLOAD_ROLES } from "../../catalog/labels";
 import { Workload, workloadRule } from "../lib/rule";
 import { DATASTORES, dockerLabels, K8S, Labels, metadataLabels, MONITORING } from "../lib/workloads";
 
@@ -9,7 +9,7 @@ function labelProblems(where: string, labels: Labels): string[] {
     const role = labels[LABEL_ROLE];
     if (!workload) out.push(`${where}has no ${LABEL_WORKLOAD} label`);
     if (!role) out.push(`${where}has no ${LABEL_ROLE} label`);
-    else if (!(ROLES as readonly string[]).includes(role)) out.push(`${where}has ${LABEL_ROLE}=${role}, not one of ${ROLES.join(", ")}`);
+    else if (!(WORKLOAD_ROLES as readonly string[]).includes(role)) out.push(`${where}has ${LABEL_ROLE}=${role}, not one of ${WORKLOAD_ROLES.join(", ")}`);
     if (workload && role) {
         if (DATASTORES.includes(workload) && role !== "datastore") out.push(`${where}labels the datastore ${workload} as role ${role}`);
         if (MONITORING.includes(workload) && role !== "monitoring") out.push(`${where}labels ${workload} as role ${role}, not monitoring`);
@@ -31,7 +31,7 @@ export function missingLabels(w: Workload): string[] {
 export const requiredWorkloadLabels: ResourceValidationPolicy = {
     name: "required-workload-labels",
     description:
-        `Every workload is labelled ${LABEL_WORKLOAD}=<name> and ${LABEL_ROLE}=<${ROLES.join("|")}> (Docker labels; ` +
+        `Every workload is labelled ${LABEL_WORKLOAD}=<name> and ${LABEL_ROLE}=<${WORKLOAD_ROLES.join("|")}> (Docker labels; ` +
         "Kubernetes metadata and pod template), which the exposure, hardening and availability policies rely on.",
     severity: "low",
     validateResource: workloadRule({}, missingLabels, (w, p) => `${w.label} ${p}; set both labels as the conventions describe.`),
