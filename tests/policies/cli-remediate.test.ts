@@ -5,13 +5,12 @@
  * The Kubernetes provider renders YAML instead of calling a cluster (renderYamlToDirectory), so the
  * test reads what would have been applied. Skipped when a binary is missing.
  */
-import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
 import { afterAll, describe, expect, it } from "vitest";
-import { findBin, projectDir, root } from "./cli-tools";
+import { findBin, projectDir, root, runCli } from "./cli-tools";
 
 const cli = findBin("pulumi");
 const langHost = findBin("pulumi-language-nodejs");
@@ -22,7 +21,7 @@ afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 const REMEDIABLE = ["drop-all-capabilities", "no-privilege-escalation", "automount-service-account-token", "read-only-root-filesystem"];
 
 describe.skipIf(!cli || !langHost || !k8sPlugin)("pulumi up in remediate mode (real CLI, Kubernetes provider rendering YAML)", () => {
-    it("the rendered Deployment carries every mechanical fix, and the same policies then pass", () => {
+    it("the rendered Deployment carries every mechanical fix, and the same policies then pass", async () => {
         const rendered = path.join(work, "rendered");
         const env = projectDir(work, [
             "const k8s = require(\"@pulumi/kubernetes\");",
@@ -37,10 +36,10 @@ describe.skipIf(!cli || !langHost || !k8sPlugin)("pulumi up in remediate mode (r
         ], [cli!, langHost!, k8sPlugin!]);
         const config = path.join(work, "remediate.json");
         fs.writeFileSync(config, JSON.stringify({ all: "disabled", ...Object.fromEntries(REMEDIABLE.map((n) => [n, "remediate"])) }));
-        const init = spawnSync(cli!, ["stack", "init", "ci", "--non-interactive"], { cwd: work, env, encoding: "utf8" });
+        const init = await runCli(cli!, ["stack", "init", "ci", "--non-interactive"], { cwd: work, env });
         expect(init.status, init.stderr).toBe(0);
-        const up = spawnSync(cli!, ["up", "--yes", "--stack", "ci", "--non-interactive", "--policy-pack", path.join(root, "policies"), "--policy-pack-config", config],
-            { cwd: work, env, encoding: "utf8", timeout: 600_000 });
+        const up = await runCli(cli!, ["up", "--yes", "--stack", "ci", "--non-interactive", "--policy-pack", path.join(root, "policies"), "--policy-pack-config", config],
+            { cwd: work, env, timeoutMs: 600_000 });
         const out = up.stdout + up.stderr;
         expect(up.status, out).toBe(0);
         for (const name of REMEDIABLE) expect(out, name).toContain(name);

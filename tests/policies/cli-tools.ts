@@ -3,6 +3,7 @@
  * built (repo .tools/bin, then the versioned folders of the tools cache) and prepares a private
  * project folder with a file backend, so a test never touches a user's stacks.
  */
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -39,4 +40,28 @@ export function projectDir(work: string, program: string[], binaries: string[]):
         PULUMI_SKIP_UPDATE_CHECK: "true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     };
+}
+
+export interface CliRun {
+    status: number;
+    stdout: string;
+    stderr: string;
+}
+
+/** Runs a binary without blocking the event loop (a worker blocked for a minute loses vitest's RPC). */
+export function runCli(bin: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliRun> {
+    return new Promise((resolve, reject) => {
+        const child = spawn(bin, args, { cwd: opts.cwd, env: opts.env });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (c) => (stdout += c));
+        child.stderr.on("data", (c) => (stderr += c));
+        const timer = setTimeout(() => child.kill("SIGTERM"), opts.timeoutMs ?? 600_000);
+        child.on("error", reject);
+        child.on("close", (code) => {
+            clearTimeout(timer);
+            resolve({ status: code ?? -1, stdout, stderr });
+        });
+        child.stdin.end();
+    });
 }
