@@ -27,7 +27,8 @@ const GUIDE_SECRETS = {
     binanceSecretKey: "your_binance_secret_key_here",
 };
 
-describe("the real program against the pack", () => {
+// Each case runs the whole program under mocks (once or twice): minutes on a loaded machine.
+describe("the real program against the pack", { timeout: 300_000 }, () => {
     it("prod (Kubernetes) passes prod.json with no violation at all", async () => {
         const vs = await judge("prod", "prod");
         expect(lines(vs)).toEqual([]);
@@ -40,7 +41,7 @@ describe("the real program against the pack", () => {
     });
 });
 
-describe("a deliberately insecure configuration is rejected", () => {
+describe("a deliberately insecure configuration is rejected", { timeout: 300_000 }, () => {
     it("`latest` never gets as far as the pack: the program refuses it itself", async () => {
         await expect(runProgram("prod", { postgresImage: "postgres:latest" })).rejects.toThrow(/must be pinned/);
     });
@@ -80,6 +81,18 @@ describe("a deliberately insecure configuration is rejected", () => {
         expect(policyNames(vs)).toEqual(["no-public-exposure"]);
         expect(mandatory(vs)).toEqual(vs);
         expect(lines(vs).join("\n")).toContain("postgres-service");
+    });
+
+    it("prod: trading:namespace=default or kube-system puts the platform in a protected namespace -> protected-namespaces", async () => {
+        for (const namespace of ["default", "kube-system"]) {
+            const vs = await judge("prod", "prod", { namespace });
+            expect(policyNames(vs), namespace).toEqual(["protected-namespaces"]);
+            expect(mandatory(vs)).toEqual(vs);
+            const text = lines(vs).join("\n");
+            expect(text).toContain(`Namespace "`);
+            expect(text).toContain(`declares the protected namespace "${namespace}"`);
+            expect(text).toContain(`is deployed into the protected namespace "${namespace}"`);
+        }
     });
 
     // A privileged container cannot be produced through the program: it offers no such switch on
