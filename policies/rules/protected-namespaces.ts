@@ -21,8 +21,10 @@ const CLUSTER_SCOPED = new Set([
 
 /** The Kind of a Kubernetes object type token ("kubernetes:apps/v1:Deployment"), undefined for other resources. */
 export function kubernetesKind(type: string): string | undefined {
-    const m = /^kubernetes:([a-z0-9.-]+\/)?v[0-9a-z]+:([A-Za-z]+)$/.exec(type);
-    return m ? m[2] : undefined;
+    const m = /^kubernetes:(?:([a-z0-9.-]+)\/)?v[0-9a-z]+:([A-Za-z]+)$/.exec(type);
+    // Pulumi's own component types (Helm releases, YAML and Kustomize groups) are not API objects.
+    if (!m || ["helm.sh", "yaml", "kustomize"].includes(m[1] ?? "")) return undefined;
+    return m[2];
 }
 
 export function isProtected(ns: string, patterns: string[]): boolean {

@@ -12,7 +12,10 @@ const inNamespace = (ns: string | undefined) => (p: any) => { if (ns === undefin
 describe("protected-namespaces", () => {
     it("passes the platform's own namespace, cluster-scoped objects and namespaces computed during preview", async () => {
         const rs = [...prodStack(), edit(deployment("api-gateway", 3001), inNamespace(UNKNOWN)),
-            { type: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", name: "reader", props: { metadata: { name: "reader" }, rules: [] } }];
+            { type: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", name: "reader", props: { metadata: { name: "reader" }, rules: [] } },
+            // Pulumi components, not API objects: judged by the objects they create.
+            { type: "kubernetes:helm.sh/v3:Release", name: "ingress-nginx", props: { chart: "ingress-nginx" } },
+            { type: "kubernetes:yaml/v2:ConfigGroup", name: "crds", props: { files: ["crds.yaml"] } }];
         expect(await messages("protected-namespaces", rs)).toEqual([]);
     });
 
