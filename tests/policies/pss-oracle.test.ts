@@ -177,3 +177,21 @@ describe("reading admission's verdict", () => {
         expect(admissionControls("Pod \"x\" is invalid: spec.containers[0].image: Required value")).toEqual([]);
     });
 });
+
+describe("the pack on the corpus, without a cluster", () => {
+    it("reports the intended control for every violation and nothing for the valid specs", async () => {
+        const wrong: string[] = [];
+        for (const c of podSecurityCorpus("pss-oracle")) {
+            const pack = await runPack([{ type: "kubernetes:core/v1:Pod", name: c.name, props: c.pod }], "prod", { only: PSS_POLICIES });
+            if (c.intent === "valid") {
+                if (pack.length) wrong.push(`${c.name}: valid, but ${JSON.stringify(pack.map((p) => p.message))}`);
+                continue;
+            }
+            const want = CONTROLS[c.intent];
+            if (!pack.some((p) => p.policyName === want.policy && want.names.test(p.message))) {
+                wrong.push(`${c.name}: intent "${c.intent}", pack ${JSON.stringify(pack.map((p) => `${p.policyName}: ${p.message}`))}`);
+            }
+        }
+        expect(wrong).toEqual([]);
+    });
+});
