@@ -249,21 +249,22 @@ if [ "$SCOPE" = control-plane ]; then
 fi
 stamp_ok "$PAUSE_DIR" "pause $PAUSE_TAG" || step "pause $PAUSE_TAG (gcc -static)" build_pause
 
-# name module version package [extra go build args]
+# name module version package [extra go build args]. Order: what the platform needs first (DNS,
+# the in-pod checker, volumes, NetworkPolicy, Ingress), metrics-server (HPA metrics only) last.
 ADDONS=(
 	"coredns github.com/coredns/coredns $COREDNS_VERSION ."
-	"kube-network-policies sigs.k8s.io/kube-network-policies $KUBE_NETWORK_POLICIES_VERSION ./cmd"
 	"local-path-provisioner github.com/rancher/local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION . -mod=mod"
-	"metrics-server sigs.k8s.io/metrics-server $METRICS_SERVER_VERSION ./cmd/metrics-server"
+	"kube-network-policies sigs.k8s.io/kube-network-policies $KUBE_NETWORK_POLICIES_VERSION ./cmd"
 	"traefik github.com/traefik/traefik/v3 $TRAEFIK_VERSION ./cmd/traefik -mod=mod"
+	"metrics-server sigs.k8s.io/metrics-server $METRICS_SERVER_VERSION ./cmd/metrics-server"
 )
+stamp_ok "$K8S_CACHE/bin/netcheck-local" "$(addon_key netcheck "$(sha256sum "$CLUSTER_DIR/netcheck/main.go" | cut -c1-12)")" ||
+	step "netcheck (in-pod checks)" build_netcheck
 for spec in "${ADDONS[@]}"; do
 	read -r name module version pkg extra <<<"$spec"
 	stamp_ok "$K8S_CACHE/bin/$name-$version" "$(addon_key "$name" "$version")" ||
 		step "$name $version" build_addon "$name" "$module" "$version" "$pkg" ${extra:+"$extra"}
 done
-stamp_ok "$K8S_CACHE/bin/netcheck-local" "$(addon_key netcheck "$(sha256sum "$CLUSTER_DIR/netcheck/main.go" | cut -c1-12)")" ||
-	step "netcheck (in-pod checks)" build_netcheck
 
 # Images: cheap (seconds), rebuilt whenever an input binary is newer than the image.
 step_images() { bash "$CLUSTER_DIR/images.sh"; }

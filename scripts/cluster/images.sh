@@ -21,7 +21,8 @@ image() {
 	shift
 	[ -f "$file" ] || stale=1
 	for i in "${inputs[@]}" "$CLUSTER_DIR/mkimage.py"; do
-		[ -e "$i" ] || die "missing input $i for $ref (run build.sh)"
+		# Not built yet (build.sh still running): skipped; start.sh deploys only add-ons with an image.
+		[ -e "$i" ] || { log "image $ref skipped: $i not built yet"; return 0; }
 		[ "$i" -nt "$file" ] && stale=1
 	done
 	((stale)) || return 0
