@@ -8,8 +8,9 @@
  *
  * Run with `npm run e2e:k8s` (scripts/e2e-k8s.sh builds and starts the cluster first).
  * Nothing here talks to a real outside address: the "internet" is a TEST-NET-3 address (RFC 5737)
- * put on the host's lo for the duration of the test, answered by a listener of this process.
+ * in a network namespace of this host, behind a veth, for the duration of the test.
  */
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
@@ -23,7 +24,7 @@ const stackFile = fs.readFileSync(path.join(root, `Pulumi.${STACK}.yaml`), "utf8
 const setting = (key: string) => new RegExp(`^\\s*trading:${key}:\\s*"?([^"\\n]+)"?`, "m").exec(stackFile)?.[1];
 const NS = setting("namespace") ?? "ai-trading";
 const HOST = setting("ingressHost") ?? "trading.local-k8s.test";
-const FAKE_INTERNET = "203.0.113.10"; // TEST-NET-3 (RFC 5737): documentation only, owned by the host for the test
+const FAKE_INTERNET = "203.0.113.10"; // TEST-NET-3 (RFC 5737): documentation only, in a netns of this host
 const timings: Record<string, number> = {};
 
 describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kubernetes cluster", () => {
@@ -175,20 +176,40 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     const allowed = await tcp("postgres", 5432);
     expect(allowed.stdout.trim(), allowed.stderr).toBe("connected");
 
-    // "The internet": a TEST-NET-3 address on the host's lo with a listener of this process. A pod
-    // in a namespace without policies reaches it (the path works); order-management does not.
-    await run("ip", ["addr", "add", `${FAKE_INTERNET}/32`, "dev", "lo"], { allowFailure: true });
-    const server = net.createServer((s) => s.end("hello\n"));
-    await new Promise<void>((r) => server.listen(443, FAKE_INTERNET, r));
+    // "The internet": a TEST-NET-3 address in a network namespace of this host behind a veth (a
+    // routed hop, as real egress is: kube-network-policies judges forwarded traffic, not traffic
+    // to the node's own addresses), answered by a listener there. A pod in a namespace without
+    // policies reaches it (the path works); order-management, without internetEgress, does not.
+    const sh = (args: string[]) => run("ip", args);
+    await run("ip", ["netns", "del", "e2e-inet"], { allowFailure: true });
+    await sh(["netns", "add", "e2e-inet"]);
+    let listener: ReturnType<typeof spawn> | undefined;
     try {
+      await sh(["link", "add", "e2e-inet0", "type", "veth", "peer", "name", "e2e-inet1"]);
+      await sh(["link", "set", "e2e-inet1", "netns", "e2e-inet"]);
+      await sh(["addr", "add", "203.0.113.1/24", "dev", "e2e-inet0"]);
+      await sh(["link", "set", "e2e-inet0", "up"]);
+      await sh(["netns", "exec", "e2e-inet", "ip", "addr", "add", `${FAKE_INTERNET}/24`, "dev", "e2e-inet1"]);
+      await sh(["netns", "exec", "e2e-inet", "ip", "link", "set", "e2e-inet1", "up"]);
+      listener = spawn("ip", ["netns", "exec", "e2e-inet", process.execPath, "-e", `require("net").createServer((s) => s.end("hello\\n")).listen(443, "${FAKE_INTERNET}")`]);
+      await eventually(
+        "listener in the fake internet",
+        () => new Promise<boolean>((resolve) => {
+          const c = net.connect(443, FAKE_INTERNET, () => { c.end(); resolve(true); });
+          c.on("error", () => resolve(false));
+        }),
+        (ok) => ok,
+        30,
+      );
       await kubectl(["create", "namespace", "e2e-open"], { allowFailure: true });
       const open = await runNetcheck("e2e-open", "e2e-open", ["tcp", `${FAKE_INTERNET}:443`]);
       expect(open.phase, open.log).toBe("Succeeded");
       const blocked = await tcp(FAKE_INTERNET, 443);
       expect(blocked.stdout.trim()).not.toBe("connected");
     } finally {
-      server.close();
-      await run("ip", ["addr", "del", `${FAKE_INTERNET}/32`, "dev", "lo"], { allowFailure: true });
+      listener?.kill();
+      await run("ip", ["netns", "del", "e2e-inet"], { allowFailure: true });
+      await run("ip", ["link", "del", "e2e-inet0"], { allowFailure: true });
       await kubectl(["delete", "namespace", "e2e-open", "--wait=false"], { allowFailure: true });
     }
   });
