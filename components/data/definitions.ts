@@ -130,9 +130,9 @@ function postgres(ctx: DatastoreContext): DatastoreDefinition {
       env: {
         POSTGRES_USER: DB_USER,
         POSTGRES_DB: DB_NAME,
-        // Upstream: a subfolder, since a fresh volume's root may hold lost+found. The local image
-        // checks its own PGDATA (the volume root) and initialises it.
-        ...(ctx.source === "upstream" ? { PGDATA: "/var/lib/postgresql/data/pgdata" } : {}),
+        // A subfolder that initdb creates: a fresh volume's root may hold lost+found or belong to
+        // root (Kubernetes hostPath-style provisioners), and initdb must own its directory (0700).
+        PGDATA: "/var/lib/postgresql/data/pgdata",
       },
       secretEnv: { POSTGRES_PASSWORD: password },
       liveness: probe({ exec: ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", DB_USER, "-d", DB_NAME] }, { startPeriodSeconds: 30 }),

@@ -14,6 +14,8 @@ POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
 PGDATA="${PGDATA:-/var/lib/postgresql/data}"
 export PGDATA
 
+# PGDATA may be a subfolder of the volume (its root can belong to root): create it, owned by us.
+mkdir -p "$PGDATA" 2>/dev/null || true
 if [ ! -w "$PGDATA" ]; then
   echo "FATAL: $PGDATA is not writable by uid $(id -u); use a named volume or chown it to $(id -u)" >&2
   exit 1
