@@ -59,7 +59,8 @@ launch() {
 	local n=$1
 	shift
 	running "$n" && return 0
-	setsid "$@" >>"$RUN_DIR/logs/$n.log" 2>&1 </dev/null &
+	# 9>&-: the daemon must not inherit the start lock (the next start/stop would wait forever).
+	setsid "$@" >>"$RUN_DIR/logs/$n.log" 2>&1 </dev/null 9>&- &
 	echo $! >"$RUN_DIR/$n.pid"
 }
 # wait_for DESC CMD...: polls CMD every second up to $TIMEOUT s.
