@@ -14,6 +14,8 @@
 # Prints the Kafka distribution directory on the last line (the harness finds it by itself too).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=../lib/locks.sh
+source "$ROOT/scripts/lib/locks.sh"
 log() { echo "[install-test-deps] $*" >&2; }
 
 SUDO=""
@@ -34,11 +36,11 @@ python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing with apt: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
   # policy-rc.d is not touched: services that auto-start use their default ports, ours are free ones.
-  $SUDO apt-get update -qq >/dev/null
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+  # apt_get waits for a concurrent install (another `npm test` or `npm run up`) instead of failing.
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
 else
   log "postgresql-15, redis-server, clickhouse-server/client and java already present"
 fi

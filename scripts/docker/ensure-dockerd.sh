@@ -17,6 +17,8 @@ mkdir -p "$LOG_DIR"
 LOG="${DOCKERD_LOG:-$LOG_DIR/ai-trading-dockerd.log}"
 
 log() { echo "[ensure-dockerd] $*" >&2; }
+# shellcheck source=../lib/locks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/locks.sh"
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
@@ -24,9 +26,8 @@ as_root() {
 
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
   log "installing docker.io (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq >/dev/null
-  as_root apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends docker.io iptables ca-certificates
 fi
 
 # A running local daemon whose default bridge interface vanished (something deleted docker0)

@@ -52,8 +52,10 @@ MIRROR="${MIRROR%/}"; SEC_MIRROR="${SEC_MIRROR%/}"
 if [ "${FORCE_BASE:-0}" = 1 ] || [ ! -s "$TARBALL" ]; then
   if ! command -v debootstrap >/dev/null 2>&1; then
     log "installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    # shellcheck source=../lib/locks.sh
+    source "$(dirname "${BASH_SOURCE[0]}")/../lib/locks.sh"
+    apt_get update -qq
+    apt_get install -y -qq --no-install-recommends debootstrap
   fi
   mkdir -p "$CACHE_DIR"
   ROOT="$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")"

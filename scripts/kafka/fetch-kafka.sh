@@ -21,6 +21,8 @@ DEST="$CACHE_ROOT/kafka/$KAFKA_VERSION"
 M2="${MAVEN_REPO_LOCAL:-$CACHE_ROOT/m2}"
 
 log() { echo "[fetch-kafka] $*" >&2; }
+# shellcheck source=../lib/locks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/locks.sh"
 
 if [ -f "$DEST/.complete" ]; then
   echo "$DEST"
@@ -41,9 +43,8 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "installing ${need_apt[*]} (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 WORK="$(mktemp -d)"
@@ -190,7 +191,7 @@ has_class() {  # $1 = class name
   done
   return 1
 }
-command -v unzip >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip >/dev/null; }
+command -v unzip >/dev/null 2>&1 || apt_get install -y -qq unzip
 PRODUCER=kafka.tools.ConsoleProducer; has_class org.apache.kafka.tools.ConsoleProducer && PRODUCER=org.apache.kafka.tools.ConsoleProducer
 CONSUMER=kafka.tools.ConsoleConsumer; has_class org.apache.kafka.tools.consumer.ConsoleConsumer && CONSUMER=org.apache.kafka.tools.consumer.ConsoleConsumer
 sed -i "s/@PRODUCER@/$PRODUCER/" "$DEST.tmp/bin/kafka-console-producer.sh"

@@ -3,6 +3,11 @@
 # Install scripts run only where package.json's allowScripts approves them (none of @pulumi/*).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# Two runs in the same tree (`npm test` and `npm run up` started at once) would each delete the
+# other's node_modules: the second waits for the first, then finds everything installed.
+# shellcheck source=locks.sh
+source "$ROOT/scripts/lib/locks.sh"
+hold_lock "npm-install-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
 for dir in "$ROOT" "$ROOT/services" "$ROOT/policies"; do
   [ -f "$dir/package.json" ] || continue
   stamp="$dir/node_modules/.installed-lock-hash"

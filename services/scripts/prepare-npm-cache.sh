@@ -7,6 +7,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/npm-services"
 mkdir -p "$cache"
+# One writer at a time in the shared cache (several clones, CI).
+# shellcheck source=../../scripts/lib/locks.sh
+source "$here/../scripts/lib/locks.sh"
+hold_lock npm-services-cache
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 cp "$here/package.json" "$here/package-lock.json" "$tmp/"
