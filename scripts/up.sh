@@ -24,8 +24,8 @@ if [ "$target" = docker ]; then
 fi
 step "npm packages"
 bash scripts/lib/npm-install.sh
-step "Pulumi CLI and plugins"
-bash scripts/tools/build-pulumi-tools.sh
+step "Pulumi CLI and plugins that stack $STACK needs"
+bash scripts/tools/build-pulumi-tools.sh "$STACK"
 if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
   step "local images from Debian"
   bash scripts/images/build-images.sh

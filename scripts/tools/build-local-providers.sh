@@ -6,6 +6,7 @@
 #
 #   bash scripts/tools/build-local-providers.sh           # idempotent; up to date: well under a second
 #   bash scripts/tools/build-local-providers.sh docker    # only the named ones
+#   bash scripts/tools/build-local-providers.sh --check random   # exit 0 when up to date, build nothing
 #
 # A binary newer than every file of its module, of the shared tools/providers/pluginkit module
 # (and of this script) is not rebuilt;
@@ -36,6 +37,11 @@ command -v go >/dev/null 2>&1 || {
 	exit 1
 }
 
+CHECK_ONLY=0
+if [[ "${1:-}" == --check ]]; then
+	CHECK_ONLY=1
+	shift
+fi
 names=("$@")
 ((${#names[@]})) || names=(random docker)
 
@@ -51,6 +57,7 @@ for name in "${names[@]}"; do
 		log "pulumi-resource-$name: up to date"
 		continue
 	fi
+	((CHECK_ONLY == 0)) || exit 1
 	t0=$(date +%s%N)
 	if [[ "${LOCAL_PROVIDERS_TEST:-0}" == 1 ]]; then
 		(cd "$src" && go test ./...)

@@ -1,31 +1,54 @@
 #!/usr/bin/env bash
-# Builds the Pulumi CLI, the Node language host and the provider plugins from the Go module
-# proxy (no GitHub, no get.pulumi.com), then links them into <repo>/.tools/bin.
+# Builds what a stack needs of the Pulumi toolchain from the Go module proxy (no GitHub, no
+# get.pulumi.com), then links it into <repo>/.tools/bin:
+#   every stack:             the pulumi CLI, the Node language host, pulumi-resource-random and
+#                            pulumi-resource-docker (this repo's own plugins, tools/providers)
+#   kubernetes-target stacks: also pulumi-resource-kubernetes (the long build: ~30 min cold)
 #
-#   bash scripts/tools/build-pulumi-tools.sh        # idempotent; warm cache: seconds
+#   bash scripts/tools/build-pulumi-tools.sh dev     # what Pulumi.dev.yaml's trading:target needs
+#   bash scripts/tools/build-pulumi-tools.sh         # everything (PULUMI_TOOLS_STACK=all)
+#   bash scripts/tools/build-pulumi-tools.sh --plan prod   # print the steps a stack needs, build nothing
 #   source scripts/lib/pulumi-env.sh                 # PATH + offline Pulumi environment
+#
+# Idempotent and cached: a second run takes seconds. Independent builds run in parallel (the CLI,
+# the language host, this repo's plugins, the kubernetes provider); each step prints one line when
+# it starts (step n of m, what and why, the time the last run took), a line every
+# PULUMI_TOOLS_PROGRESS_SECONDS (default 30) while it builds, and one when it ends; the build
+# output goes to a log per step, whose tail is shown when the step fails. Build times are recorded
+# in <cache>/pulumi-tools/timings.tsv for the next run's estimates (before any run on a machine,
+# scripts/tools/build-times.tsv, measured on this kind of machine, is the estimate).
+# Concurrent runs (`npm run up` beside `npm test`, another clone, CI) wait for each other on a lock
+# of the tools cache, then reuse what the first one built.
 #
 # Heavy work is cached outside the clone in ${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/pulumi-tools:
 #   go/{mod,build}         GOMODCACHE / GOCACHE shared by every build (and by CI on this machine)
 #   <name>-<version>/bin   finished binaries, with a .stamp naming what was built
 #   unavailable/           versions the proxy refused (not probed again; PULUMI_TOOLS_RETRY=1 re-probes)
+#   logs/<step>.log        the output of the last build of each step
 #
 # Versions: scripts/tools/versions.env. A pulumi CLI >= PULUMI_CLI_MIN_VERSION already on PATH
 # (outside .tools/bin) is used as it is; then only missing plugins are built.
-# Environment knobs: PULUMI_TOOLS_RETRY=1, PULUMI_TOOLS_FORCE=1 (rebuild everything),
-# PULUMI_TOOLS_STRICT=1 (exit non-zero when a provider plugin cannot be built).
+# Environment knobs: PULUMI_TOOLS_STACK (the stack, when no argument), PULUMI_TOOLS_RETRY=1,
+# PULUMI_TOOLS_FORCE=1 (rebuild everything), PULUMI_TOOLS_STRICT=1 (exit non-zero when a provider
+# plugin cannot be built), PULUMI_TOOLS_SERIAL=1 (one build at a time).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 # shellcheck source=versions.env
 source "$SCRIPT_DIR/versions.env"
+# shellcheck source=../lib/locks.sh
+source "$ROOT/scripts/lib/locks.sh"
 
 CACHE_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}
 TOOLS_CACHE=$CACHE_DIR/pulumi-tools
 BIN_DIR=$ROOT/.tools/bin
 UNAVAILABLE_DIR=$TOOLS_CACHE/unavailable
-mkdir -p "$TOOLS_CACHE" "$BIN_DIR" "$UNAVAILABLE_DIR"
+STEP_LOG_DIR=$TOOLS_CACHE/logs
+TIMINGS=$TOOLS_CACHE/timings.tsv
+REFERENCE_TIMINGS=$SCRIPT_DIR/build-times.tsv
+PROGRESS_SECONDS=${PULUMI_TOOLS_PROGRESS_SECONDS:-30}
+mkdir -p "$TOOLS_CACHE" "$BIN_DIR" "$UNAVAILABLE_DIR" "$STEP_LOG_DIR"
 
 export GOPATH=$TOOLS_CACHE/go
 export GOMODCACHE=$TOOLS_CACHE/go/mod
@@ -38,34 +61,120 @@ export GOFLAGS=-buildvcs=false
 unset GOWORK || true
 
 PULUMI_LH_MODULE=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
-FAILURES=()
 
 log() { printf '[pulumi-tools] %s\n' "$*" >&2; }
 
 now_ns() { date +%s%N; }
 secs_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
+# human SECONDS: 75 -> 1m15s
+human() { awk -v s="$1" 'BEGIN { s = int(s + 0.5); if (s >= 60) printf "%dm%02ds", s / 60, s % 60; else printf "%ds", s }'; }
 
-# run_step LABEL CMD...: runs CMD in a subshell with errexit active, prints its elapsed time and
-# leaves its exit status in STEP_RC (never aborts the script by itself). Must not be called in a
-# conditional context (if/&&/||), or errexit would be ignored inside CMD.
-STEP_RC=0
-run_step() {
-	local label=$1 t0 rc
+# ---------------------------------------------------------------------------------------------
+# What the stack needs.
+PLAN_ONLY=0
+if [[ "${1:-}" == --plan ]]; then
+	PLAN_ONLY=1
 	shift
+fi
+STACK=${1:-${PULUMI_TOOLS_STACK:-all}}
+case $STACK in
+all) TARGET=all ;;
+*)
+	TARGET=$(sed -n 's/^ *trading:target: *"\{0,1\}\([a-z]*\)"\{0,1\} *$/\1/p' "$ROOT/Pulumi.$STACK.yaml" 2>/dev/null | head -n1 || true)
+	[[ -n "$TARGET" ]] || {
+		log "ERROR: Pulumi.$STACK.yaml has no trading:target (a stack name, or 'all')"
+		exit 2
+	}
+	;;
+esac
+NEED_KUBERNETES=0
+[[ $TARGET == docker ]] || NEED_KUBERNETES=1
+
+# ---------------------------------------------------------------------------------------------
+# Steps: progress lines, logs, recorded times.
+STEPS=(cli langhost random docker)
+((NEED_KUBERNETES)) && STEPS+=(kubernetes)
+declare -A STEP_WHAT=(
+	[cli]="pulumi CLI"
+	[langhost]="Node language host"
+	[random]="pulumi-resource-random"
+	[docker]="pulumi-resource-docker"
+	[kubernetes]="pulumi-resource-kubernetes"
+)
+declare -A STEP_WHY=(
+	[cli]="runs pulumi up/preview/destroy"
+	[langhost]="runs the TypeScript program and the policy pack"
+	[random]="the stack's generated passwords and keys"
+	[docker]="networks, volumes, images and containers of the docker target"
+	[kubernetes]="every object of the kubernetes target"
+)
+step_no() {
+	local i
+	for i in "${!STEPS[@]}"; do [[ ${STEPS[$i]} != "$1" ]] || echo "$((i + 1))/${#STEPS[@]}"; done
+}
+step_log() { log "step $(step_no "$1") ${STEP_WHAT[$1]}: $2"; }
+if ((PLAN_ONLY)); then
+	for s in "${STEPS[@]}"; do printf '%s\t%s\t%s\n' "$s" "${STEP_WHAT[$s]}" "${STEP_WHY[$s]}"; done
+	exit 0
+fi
+
+# last_time KEY: seconds the last build of KEY took (this machine's record, else the reference).
+last_time() {
+	local f t
+	for f in "$TIMINGS" "$REFERENCE_TIMINGS"; do
+		t=$(awk -F'\t' -v k="$1" '$1 == k { t = $2 } END { print t }' "$f" 2>/dev/null)
+		[[ -z "$t" ]] || {
+			printf '%s %s\n' "$t" "$([[ $f == "$TIMINGS" ]] && echo "the last run" || echo "the reference build (scripts/tools/build-times.tsv)")"
+			return 0
+		}
+	done
+	return 1
+}
+record_time() { # KEY SECONDS
+	printf '%s\t%s\t%s\n' "$1" "$2" "$(date -u +%FT%TZ)" >>"$TIMINGS"
+}
+
+# build_step STEP KEY LABEL FUNC ARGS...: runs FUNC with its output in logs/KEY.log; prints the
+# start (with the estimate), a progress line every PROGRESS_SECONDS, and the end. Leaves FUNC's
+# status in STEP_RC and returns 0: it must not be called in a conditional context (if/&&/||), or
+# errexit would be ignored inside FUNC.
+STEP_RC=0
+build_step() {
+	local step=$1 key=$2 label=$3 t0 est hb rc
+	shift 3
 	t0=$(now_ns)
+	if est=$(last_time "$key"); then
+		est="${est#* } took $(human "${est%% *}")"
+	else
+		est="no estimate: first build on this machine"
+	fi
+	step_log "$step" "building $label (${STEP_WHY[$step]}); $est; log: $STEP_LOG_DIR/$key.log"
+	(
+		# Progress until the build ends (killed below; short sleeps, so that no orphan outlives
+		# the script by more than a second holding the tools lock it inherited).
+		n=0
+		while sleep 1; do
+			((++n % PROGRESS_SECONDS)) || step_log "$step" "building, $(human "$(secs_since "$t0")") elapsed; $est"
+		done
+	) &
+	hb=$!
 	set +e
 	(
 		set -e
 		"$@"
-	)
+	) >"$STEP_LOG_DIR/$key.log" 2>&1
 	rc=$?
 	set -e
-	STEP_RC=$rc
+	kill "$hb" 2>/dev/null || true
+	wait "$hb" 2>/dev/null || true
 	if ((rc == 0)); then
-		printf '[pulumi-tools] %-58s %8ss\n' "$label" "$(secs_since "$t0")" >&2
+		record_time "$key" "$(secs_since "$t0")"
+		step_log "$step" "built in $(human "$(secs_since "$t0")")"
 	else
-		printf '[pulumi-tools] %-58s %8ss  FAILED (exit %d)\n' "$label" "$(secs_since "$t0")" "$rc" >&2
+		step_log "$step" "FAILED after $(human "$(secs_since "$t0")") (exit $rc); last lines of $STEP_LOG_DIR/$key.log:"
+		tail -n 15 "$STEP_LOG_DIR/$key.log" | sed 's/^/    /' >&2
 	fi
+	STEP_RC=$rc
 }
 
 # version_ge A B: semver-ish A >= B (numeric x.y.z; pre-release suffixes ignored).
@@ -257,13 +366,18 @@ plugin_present() {
 
 # ---------------------------------------------------------------------------------------------
 T_TOTAL=$(now_ns)
+hold_lock pulumi-tools
+log "stack $STACK (target $TARGET): ${#STEPS[@]} steps: $(for s in "${STEPS[@]}"; do printf '%s, ' "${STEP_WHAT[$s]}"; done | sed 's/, $//')"
 log "cache: $TOOLS_CACHE   bin: $BIN_DIR   go: $(go version | awk '{print $3}')"
 
 # Take the offline environment (PULUMI_HOME, backend, ...) so plugin checks see what runs will see.
 # shellcheck source=../lib/pulumi-env.sh
 source "$ROOT/scripts/lib/pulumi-env.sh"
 
-# 1. CLI: one already installed on PATH, else build it.
+RESULTS=$(mktemp -d)
+trap 'rm -rf "$RESULTS"' EXIT
+
+# The CLI: one already installed on PATH, or a cached build (decided here: plugin checks need it).
 PULUMI_CLI=
 SYSTEM_CLI=0
 while IFS= read -r p; do
@@ -273,169 +387,219 @@ while IFS= read -r p; do
 	if [[ "$v" =~ ^v?[0-9]+\.[0-9]+\.[0-9]+ ]] && version_ge "$v" "$PULUMI_CLI_MIN_VERSION"; then
 		PULUMI_CLI=$p
 		SYSTEM_CLI=1
-		log "using the pulumi CLI already installed: $p ($v)"
 		break
 	fi
 	log "ignoring $p ($v): older than $PULUMI_CLI_MIN_VERSION"
 done < <(type -ap pulumi 2>/dev/null || true)
-
 CLI_VERSION=
 if ((SYSTEM_CLI == 0)); then
 	for ver in "$PULUMI_VERSION" "$PULUMI_VERSION_FALLBACK"; do
-		dir=$TOOLS_CACHE/pulumi-$ver
-		if is_built "$dir" "pulumi v$ver" pulumi pulumi-resource-pulumi-nodejs; then
-			log "pulumi v$ver: cached"
+		if is_built "$TOOLS_CACHE/pulumi-$ver" "pulumi v$ver" pulumi pulumi-resource-pulumi-nodejs; then
 			CLI_VERSION=$ver
+			PULUMI_CLI=$TOOLS_CACHE/pulumi-$ver/bin/pulumi
 			break
 		fi
-		if known_unavailable "pulumi-$ver"; then
-			log "pulumi v$ver: skipped ($(cat "$UNAVAILABLE_DIR/pulumi-$ver"))"
-			continue
-		fi
-		run_step "build pulumi CLI v$ver" build_cli "$ver" "$dir"
-		if ((STEP_RC == 0)); then
-			CLI_VERSION=$ver
-			break
-		fi
-		mark_unavailable "pulumi-$ver" "not served or did not build"
+		known_unavailable "pulumi-$ver" || break
 	done
-	[[ -n "$CLI_VERSION" ]] || {
-		log "ERROR: no pulumi CLI could be built ($PULUMI_VERSION, $PULUMI_VERSION_FALLBACK)"
-		exit 1
-	}
-	PULUMI_CLI=$TOOLS_CACHE/pulumi-$CLI_VERSION/bin/pulumi
-	link_bin "$TOOLS_CACHE/pulumi-$CLI_VERSION/bin/pulumi"
-	link_bin "$TOOLS_CACHE/pulumi-$CLI_VERSION/bin/pulumi-resource-pulumi-nodejs"
-else
-	# Don't let stale copies in .tools/bin shadow the installed CLI and its language hosts.
-	rm -f "$BIN_DIR/pulumi" "$BIN_DIR/pulumi-language-nodejs" "$BIN_DIR/pulumi-resource-pulumi-nodejs"
 fi
 
-# 2. Node language host: next to an installed CLI, else built.
-need_langhost=1
-if ((SYSTEM_CLI)); then
-	cli_dir=$(dirname "$(readlink -f "$PULUMI_CLI")")
-	if [[ -x "$cli_dir/pulumi-language-nodejs" ]]; then
-		need_langhost=0
-		log "using $cli_dir/pulumi-language-nodejs"
+job_cli() {
+	if ((SYSTEM_CLI)); then
+		# Don't let stale copies in .tools/bin shadow the installed CLI and its language hosts.
+		rm -f "$BIN_DIR/pulumi" "$BIN_DIR/pulumi-language-nodejs" "$BIN_DIR/pulumi-resource-pulumi-nodejs"
+		step_log cli "using the one installed: $PULUMI_CLI ($("$PULUMI_CLI" version))"
+		echo "$PULUMI_CLI" >"$RESULTS/cli"
+		return 0
 	fi
-fi
-if ((need_langhost)); then
+	local ver dir
+	for ver in "$PULUMI_VERSION" "$PULUMI_VERSION_FALLBACK"; do
+		dir=$TOOLS_CACHE/pulumi-$ver
+		if is_built "$dir" "pulumi v$ver" pulumi pulumi-resource-pulumi-nodejs; then
+			step_log cli "v$ver: cached"
+		elif known_unavailable "pulumi-$ver"; then
+			step_log cli "v$ver: skipped ($(cat "$UNAVAILABLE_DIR/pulumi-$ver"))"
+			continue
+		else
+			build_step cli "cli-$ver" "v$ver from github.com/pulumi/pulumi/pkg/v3" build_cli "$ver" "$dir"
+			if ((STEP_RC != 0)); then
+				mark_unavailable "pulumi-$ver" "not served or did not build"
+				continue
+			fi
+		fi
+		link_bin "$dir/bin/pulumi"
+		link_bin "$dir/bin/pulumi-resource-pulumi-nodejs"
+		echo "$dir/bin/pulumi" >"$RESULTS/cli"
+		return 0
+	done
+	step_log cli "ERROR: no pulumi CLI could be built ($PULUMI_VERSION, $PULUMI_VERSION_FALLBACK)"
+	return 1
+}
+
+job_langhost() {
+	local cli_dir lh_ver lh_dir= mod_dir_lh sdk_dir_lh
+	if ((SYSTEM_CLI)); then
+		cli_dir=$(dirname "$(readlink -f "$PULUMI_CLI")")
+		if [[ -x "$cli_dir/pulumi-language-nodejs" ]]; then
+			step_log langhost "using $cli_dir/pulumi-language-nodejs"
+			return 0
+		fi
+	fi
 	lh_ver=${CLI_VERSION:-$PULUMI_VERSION}
-	lh_dir=
 	mod_dir_lh=$TOOLS_CACHE/pulumi-language-nodejs-$lh_ver
 	sdk_dir_lh=$TOOLS_CACHE/pulumi-language-nodejs-$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK
 	if [[ -f "$mod_dir_lh/.stamp" && -x "$mod_dir_lh/bin/pulumi-language-nodejs" && "${PULUMI_TOOLS_FORCE:-0}" != 1 ]]; then
 		lh_dir=$mod_dir_lh
-		log "pulumi-language-nodejs $lh_ver: cached"
+		step_log langhost "$lh_ver (own module): cached"
 	elif ! known_unavailable "pulumi-language-nodejs-$lh_ver"; then
-		run_step "build pulumi-language-nodejs (own module, CLI v$lh_ver commit)" build_langhost_module "$lh_ver" "$mod_dir_lh"
+		build_step langhost "langhost-module-$lh_ver" "own module at the CLI v$lh_ver commit" build_langhost_module "$lh_ver" "$mod_dir_lh"
 		if ((STEP_RC == 0)); then
 			lh_dir=$mod_dir_lh
 		else
 			mark_unavailable "pulumi-language-nodejs-$lh_ver" "$PULUMI_LH_MODULE at the v$lh_ver commit is not served"
-			log "$PULUMI_LH_MODULE is not served at the v$lh_ver commit; falling back to the host inside sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK"
+			step_log langhost "$PULUMI_LH_MODULE is not served at the v$lh_ver commit; falling back to the host inside sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK"
 		fi
 	fi
 	if [[ -z "$lh_dir" ]]; then
 		if is_built "$sdk_dir_lh" "$(langhost_sdk_key "$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK")" pulumi-language-nodejs; then
-			log "pulumi-language-nodejs (sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK): cached"
+			step_log langhost "sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK: cached"
 		else
-			run_step "build pulumi-language-nodejs (sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK)" \
+			build_step langhost "langhost-sdk-$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK" "from sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK" \
 				build_langhost_sdk "$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK" "$sdk_dir_lh"
 			((STEP_RC == 0)) || {
-				log "ERROR: no Node language host could be built"
-				exit 1
+				step_log langhost "ERROR: no Node language host could be built"
+				return 1
 			}
 		fi
 		lh_dir=$sdk_dir_lh
 	fi
 	link_bin "$lh_dir/bin/pulumi-language-nodejs"
-fi
+}
 
-# 3. Provider plugins, one at a time (2 cores; kubernetes is big).
-provider_plugin() { # NAME MODULE_ROOT MAJOR NPM_VERSION FALLBACK_PSEUDO
+# job_provider NAME MODULE_ROOT MAJOR NPM_VERSION FALLBACK_PSEUDO: an installed plugin, a cached
+# upstream build, an upstream build; for random and docker, whose provider modules the proxy does
+# not serve, this repo's own plugin (tools/providers) stands in (same plugin name and type tokens).
+# Leaves failed-NAME in RESULTS when there is none; returns 0 (so that it is never called in a
+# conditional context).
+job_provider() {
 	local name=$1 root=$2 major=$3 npmver=$4 fallback=$5 found pver kind dir sver plugver
 	if plugin_present "$name" "$npmver"; then
 		rm -f "$BIN_DIR/pulumi-resource-$name"
+		step_log "$name" "installed (see above)"
 		return 0
 	fi
-	# A previous build of this pin?
 	for dir in "$TOOLS_CACHE/pulumi-resource-$name-"*; do
 		if [[ -f "$dir/.stamp" && -x "$dir/bin/pulumi-resource-$name" && "$(cat "$dir/.pin" 2>/dev/null)" == "$npmver $fallback" && "${PULUMI_TOOLS_FORCE:-0}" != 1 ]]; then
-			log "pulumi-resource-$name: cached ($(cat "$dir/.stamp"))"
+			step_log "$name" "cached ($(cat "$dir/.stamp"))"
 			link_bin "$dir/bin/pulumi-resource-$name"
 			return 0
 		fi
 	done
 	if known_unavailable "$name-$npmver"; then
-		log "pulumi-resource-$name: SKIPPED, $(cat "$UNAVAILABLE_DIR/$name-$npmver") (PULUMI_TOOLS_RETRY=1 to probe again)"
-		FAILURES+=("$name")
-		return 0
-	fi
-	local t0
-	t0=$(now_ns)
-	if ! found=$(find_provider "$name" "$root" "$major" "$npmver" "$fallback"); then
+		:
+	elif ! found=$(find_provider "$name" "$root" "$major" "$npmver" "$fallback"); then
 		mark_unavailable "$name-$npmver" "no provider/v$major module of $root is served by the Go proxy (npm $npmver)"
-		log "pulumi-resource-$name: SKIPPED, not buildable from the proxy (probe $(secs_since "$t0")s)"
-		FAILURES+=("$name")
-		return 0
+	else
+		pver=${found% *}
+		kind=${found#* }
+		case $name in
+		kubernetes)
+			if [[ $kind == release ]]; then
+				sver=$npmver plugver=$npmver
+			else
+				sver=$KUBERNETES_SDK_VERSION plugver=$KUBERNETES_PLUGIN_VERSION
+			fi
+			dir=$TOOLS_CACHE/pulumi-resource-kubernetes-$plugver
+			build_step kubernetes "kubernetes-$plugver" "$plugver ($pver)" build_kubernetes "$pver" "$sver" "$plugver" "$dir"
+			if ((STEP_RC != 0)); then
+				: >"$RESULTS/failed-$name"
+				return 0
+			fi
+			printf '%s %s\n' "$npmver" "$fallback" >"$dir/.pin"
+			link_bin "$dir/bin/pulumi-resource-$name"
+			return 0
+			;;
+		*)
+			# random (terraform-bridge + recreated shim module) and docker (kreuzwerker upstream at the
+			# pinned commit + shim package) need the extra steps of docs in shared notes; their
+			# provider modules are not served here, so that path has never been exercised.
+			step_log "$name" "provider module $pver is served, but building it needs the shim/upstream steps this script does not implement yet"
+			;;
+		esac
 	fi
-	pver=${found% *}
-	kind=${found#* }
 	case $name in
-	kubernetes)
-		if [[ $kind == release ]]; then
-			sver=$npmver plugver=$npmver
+	random | docker)
+		if bash "$SCRIPT_DIR/build-local-providers.sh" --check "$name" 2>/dev/null; then
+			step_log "$name" "this repo's plugin (tools/providers/$name): up to date"
 		else
-			sver=$KUBERNETES_SDK_VERSION plugver=$KUBERNETES_PLUGIN_VERSION
+			build_step "$name" "local-$name" "this repo's plugin (tools/providers/$name; the upstream module is not served)" \
+				bash "$SCRIPT_DIR/build-local-providers.sh" "$name"
+			((STEP_RC == 0)) || : >"$RESULTS/failed-$name"
 		fi
-		dir=$TOOLS_CACHE/pulumi-resource-kubernetes-$plugver
-		run_step "build pulumi-resource-kubernetes $plugver ($pver)" build_kubernetes "$pver" "$sver" "$plugver" "$dir"
-		;;
-	*)
-		# random (terraform-bridge + recreated shim module) and docker (kreuzwerker upstream at the
-		# pinned commit + shim package) need the extra steps of docs in shared notes; their
-		# provider modules are not served here, so that path has never been exercised.
-		log "pulumi-resource-$name: provider module $pver is served, but building it needs the shim/upstream steps this script does not implement yet"
-		FAILURES+=("$name")
 		return 0
 		;;
 	esac
-	if ((STEP_RC != 0)); then
-		FAILURES+=("$name")
-		return 0
-	fi
-	printf '%s %s\n' "$npmver" "$fallback" >"$dir/.pin"
-	link_bin "$dir/bin/pulumi-resource-$name"
+	step_log "$name" "NOT BUILT: $(cat "$UNAVAILABLE_DIR/$name-$npmver" 2>/dev/null || echo 'see above') (PULUMI_TOOLS_RETRY=1 to probe again)"
+	: >"$RESULTS/failed-$name"
 }
 
-provider_plugin kubernetes github.com/pulumi/pulumi-kubernetes 4 "$KUBERNETES_NPM_VERSION" "$KUBERNETES_PROVIDER_PSEUDO"
-provider_plugin random github.com/pulumi/pulumi-random 4 "$RANDOM_NPM_VERSION" "$RANDOM_PROVIDER_PSEUDO"
-provider_plugin docker github.com/pulumi/pulumi-docker 5 "$DOCKER_NPM_VERSION" "$DOCKER_PROVIDER_PSEUDO"
+# job_providers NAME...: the named provider plugins one after the other (random and docker compile
+# the same packages: the second reuses the first's Go cache); a failed one does not stop the next.
+job_providers() {
+	local name
+	for name in "$@"; do
+		case $name in
+		random) job_provider random github.com/pulumi/pulumi-random 4 "$RANDOM_NPM_VERSION" "$RANDOM_PROVIDER_PSEUDO" ;;
+		docker) job_provider docker github.com/pulumi/pulumi-docker 5 "$DOCKER_NPM_VERSION" "$DOCKER_PROVIDER_PSEUDO" ;;
+		kubernetes) job_provider kubernetes github.com/pulumi/pulumi-kubernetes 4 "$KUBERNETES_NPM_VERSION" "$KUBERNETES_PROVIDER_PSEUDO" ;;
+		esac
+	done
+}
 
-# Where the upstream random/docker plugins cannot be built (the Go proxy here serves neither
-# provider module), the repo's own implementations of the resources the program uses stand in
-# (tools/providers/, same plugin names and type tokens).
-stand_ins=()
-still_failing=()
-for f in "${FAILURES[@]}"; do
-	case $f in
-	random | docker) stand_ins+=("$f") ;;
-	*) still_failing+=("$f") ;;
-	esac
-done
-if ((${#stand_ins[@]})); then
-	log "building the repo's own plugins for: ${stand_ins[*]} (tools/providers)"
-	if bash "$(dirname "${BASH_SOURCE[0]}")/build-local-providers.sh" "${stand_ins[@]}"; then
-		FAILURES=("${still_failing[@]}")
+# Independent builds in parallel, one job each: the CLI, the language host, the plugins. A job runs
+# in a subshell with errexit (never in a conditional context, where bash would ignore errexit in
+# everything it calls) and leaves ok-NAME when it succeeded.
+JOB_PIDS=()
+start_job() { # NAME FUNC ARGS...
+	local name=$1
+	shift
+	if [[ "${PULUMI_TOOLS_SERIAL:-0}" == 1 ]]; then
+		set +e
+		(
+			set -e
+			"$@"
+			: >"$RESULTS/ok-$name"
+		)
+		set -e
+	else
+		(
+			set -e
+			"$@"
+			: >"$RESULTS/ok-$name"
+		) &
+		JOB_PIDS+=($!)
 	fi
-fi
+}
+start_job cli job_cli
+start_job langhost job_langhost
+start_job plugins job_providers random docker
+((NEED_KUBERNETES == 0)) || start_job kubernetes job_providers kubernetes
+for pid in "${JOB_PIDS[@]}"; do wait "$pid" || true; done
 
 # ---------------------------------------------------------------------------------------------
+for f in cli langhost; do
+	[[ -f "$RESULTS/ok-$f" ]] || {
+		log "ERROR: the ${STEP_WHAT[$f]} could not be built (see above)"
+		exit 1
+	}
+done
+FAILURES=()
+for name in random docker kubernetes; do
+	[[ ! -f "$RESULTS/failed-$name" ]] || FAILURES+=("$name")
+done
+PULUMI_CLI=$(cat "$RESULTS/cli")
 log "pulumi CLI: $PULUMI_CLI ($("$PULUMI_CLI" version))"
 for b in "$BIN_DIR"/*; do [[ -e "$b" ]] && log "  .tools/bin/$(basename "$b")"; done
-printf '[pulumi-tools] %-58s %8ss\n' "total" "$(secs_since "$T_TOTAL")" >&2
+log "total $(human "$(secs_since "$T_TOTAL")") for stack $STACK"
 if ((${#FAILURES[@]})); then
 	log "NOT BUILT: ${FAILURES[*]} (see messages above; programs using these providers cannot run here)"
 	[[ "${PULUMI_TOOLS_STRICT:-0}" != 1 ]] || exit 2
