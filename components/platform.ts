@@ -3,7 +3,7 @@
  * edge, wired from the typed stack config and the service catalog.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { entryPoint, sizingOf } from "../catalog";
+import { entryPoint } from "../catalog";
 import { DataComponent, LoadedConfig } from "../stacks";
 import { Datastore, datastoreClasses } from "./data";
 import { Backup, BackedUpStore } from "./data/backup";
@@ -12,12 +12,10 @@ import { Edge } from "./edge/nginx";
 import { imageRef, ImageName } from "./images";
 import { Grafana, GRAFANA_PORT } from "./monitoring/grafana";
 import { Prometheus, PROMETHEUS_PORT } from "./monitoring/prometheus";
-import { DockerRuntime } from "./runtime/docker";
-import { KubernetesRuntime } from "./runtime/kubernetes";
+import { createRuntime } from "./runtime";
 import { PlatformSecrets } from "./secrets";
 import { AppService, ServicesImage } from "./services";
 import { backedUp, buildTopology, EDGE, GRAFANA, PROMETHEUS } from "./topology";
-import { Runtime } from "./workload";
 
 const ADMIN_HOST_PORTS = { prometheus: 19090, grafana: 13000 };
 const BACKUP_UIDS: Record<BackedUpStore, number> = { postgres: 999, clickhouse: 101 };
@@ -37,27 +35,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
   constructor(name: string, loaded: LoadedConfig, opts?: pulumi.ComponentResourceOptions) {
     super("trading:platform:Platform", name, {}, opts);
     const { config, secrets: configSecrets } = loaded;
-    const topology = buildTopology(config);
-    const isDocker = config.target === "docker";
-    const k = config.kubernetes;
-
-    const runtime: Runtime & pulumi.Resource = isDocker
-      ? new DockerRuntime(`${name}-docker`, { prefix: `ai-trading-${config.stack}` }, { parent: this })
-      : new KubernetesRuntime(
-          `${name}-k8s`,
-          {
-            namespace: k.namespace,
-            storageClass: k.storageClass,
-            renderYamlTo: k.renderYamlTo,
-            ingressControllerNamespace: k.ingressControllerNamespace,
-            imagePullPolicy: k.imagePullPolicy,
-            cpuRequestRatio: k.cpuRequestRatio,
-            autoscale: Object.fromEntries(
-              config.services.map((s) => [s.name, { min: sizingOf(s).scaling.minReplicas, max: sizingOf(s).scaling.maxReplicas }]),
-            ),
-          },
-          { parent: this },
-        );
+    const runtime = createRuntime(name, config, this);
+    const topology = buildTopology(config, runtime.capabilities);
 
     const image = (component: ImageName, override?: string): string => {
       const ref = imageRef(component, config.imageSource, override);
@@ -87,17 +66,19 @@ export class TradingPlatform extends pulumi.ComponentResource {
           image: image(store, ds.image),
           password: unauthenticated.includes(store) ? undefined : secrets.password(store),
           storageGi: ds.storageGi,
-          publish: isDocker && config.docker.publishAdminPorts,
+          // Host ports exist only on Docker (the parser keeps publishAdminPorts false elsewhere);
+          // a LoadBalancer Service only on Kubernetes.
+          publish: config.docker.publishAdminPorts,
           bindAddress: config.docker.adminBindAddress,
-          exposeService: !isDocker && k.exposeDatastores,
-          externalHost: isDocker ? config.docker.adminBindAddress : `${store}.${k.namespace}.svc.cluster.local`,
+          exposeService: config.kubernetes.exposeDatastores,
+          externalHost: runtime.operatorHost(store),
           acceptsFrom: topology.acceptsFrom[store] ?? [],
         },
         { parent: this },
       );
     }
 
-    if (!isDocker) {
+    if (runtime.capabilities.scheduledJobs) {
       for (const store of backedUp) {
         const ds = datastores[store];
         if (!ds) continue;
@@ -108,7 +89,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
             store: store as BackedUpStore,
             image: image(store, config.datastores[store].image),
             password: secrets.password(store),
-            schedule: k.backupSchedule,
+            schedule: config.kubernetes.backupSchedule,
             storageGi: config.datastores[store].storageGi,
             uid: BACKUP_UIDS[store as BackedUpStore],
             dependsOn: ds.workload.ready,
@@ -122,13 +103,10 @@ export class TradingPlatform extends pulumi.ComponentResource {
     const servicesImage = new ServicesImage(
       `${name}-services-image`,
       {
+        runtime,
         repository: config.registry ? `${config.registry}/ai-trading-services` : "ai-trading/services",
         tag: config.servicesImageTag,
         nodeImage: image("node"),
-        // Local images on Kubernetes are built on the Docker host and imported into the nodes
-        // beforehand (scripts/cluster/platform-images.sh): the program only references them.
-        push: !isDocker && config.imageSource === "upstream",
-        build: isDocker || (config.imageSource === "upstream" && !k.renderYamlTo),
         registryAuth:
           config.registryUsername && configSecrets.registryPassword
             ? { username: config.registryUsername, password: configSecrets.registryPassword }
@@ -197,7 +175,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           services: config.services,
           retentionDays: config.monitoring.retentionDays,
           storageGi: 10,
-          hostPort: isDocker && config.docker.publishAdminPorts ? ADMIN_HOST_PORTS.prometheus : undefined,
+          hostPort: config.docker.publishAdminPorts ? ADMIN_HOST_PORTS.prometheus : undefined,
           bindAddress: config.docker.adminBindAddress,
           connectsTo: topology.connectsTo[PROMETHEUS] ?? [],
           acceptsFrom: topology.acceptsFrom[PROMETHEUS] ?? [],
@@ -216,7 +194,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           prometheusUrl: prometheus.url,
           services: config.services,
           storageGi: 5,
-          hostPort: isDocker && config.docker.publishAdminPorts ? ADMIN_HOST_PORTS.grafana : undefined,
+          hostPort: config.docker.publishAdminPorts ? ADMIN_HOST_PORTS.grafana : undefined,
           bindAddress: config.docker.adminBindAddress,
           connectsTo: topology.connectsTo[GRAFANA] ?? [],
           acceptsFrom: topology.acceptsFrom[GRAFANA] ?? [],
@@ -234,18 +212,15 @@ export class TradingPlatform extends pulumi.ComponentResource {
           runtime,
           services: config.services,
           gateway: { host: gateway.name, port: gateway.port },
-          image: isDocker ? image("nginx") : undefined,
-          dockerUser: config.imageSource === "local" ? { name: "www-data", uid: 33 } : { name: "nginx", uid: 101 },
+          host: config.kubernetes.ingressHost,
+          image: image("nginx"),
+          user: config.imageSource === "local" ? { name: "www-data", uid: 33 } : { name: "nginx", uid: 101 },
           httpPort: config.docker.httpPort,
           httpsPort: config.docker.httpsPort,
           tls:
             configSecrets.tlsCertificate && configSecrets.tlsPrivateKey
               ? { cert: configSecrets.tlsCertificate, key: configSecrets.tlsPrivateKey }
               : undefined,
-          host: isDocker ? "localhost" : k.ingressHost,
-          ingressClass: k.ingressClass,
-          tlsSecretName: k.tlsSecretName,
-          certIssuer: k.certIssuer,
           connectsTo: topology.connectsTo[EDGE] ?? [],
           dependsOn: apps[gateway.name].workload.ready,
         },
@@ -256,17 +231,12 @@ export class TradingPlatform extends pulumi.ComponentResource {
 
     const connectionStrings: Record<string, pulumi.Output<string>> = {};
     for (const [store, ds] of Object.entries(datastores)) connectionStrings[store] = ds!.connectionString;
-    const adminUrl = (port: number, hostPort: number, service: string) =>
-      isDocker
-        ? config.docker.publishAdminPorts
-          ? `http://${config.docker.adminBindAddress}:${hostPort}`
-          : `(not published; docker exec into the network)`
-        : `http://${service}.${k.namespace}.svc.cluster.local:${port} (kubectl port-forward svc/${service} ${port})`;
+    const adminHostPort = (port: number) => (config.docker.publishAdminPorts ? port : undefined);
     this.outputs = {
       connectionStrings,
       gatewayUrl,
-      prometheusUrl: prometheus ? adminUrl(PROMETHEUS_PORT, ADMIN_HOST_PORTS.prometheus, PROMETHEUS) : undefined,
-      grafanaUrl: grafana ? adminUrl(GRAFANA_PORT, ADMIN_HOST_PORTS.grafana, GRAFANA) : undefined,
+      prometheusUrl: prometheus ? runtime.operatorUrl(PROMETHEUS, PROMETHEUS_PORT, adminHostPort(ADMIN_HOST_PORTS.prometheus)) : undefined,
+      grafanaUrl: grafana ? runtime.operatorUrl(GRAFANA, GRAFANA_PORT, adminHostPort(ADMIN_HOST_PORTS.grafana)) : undefined,
       services: config.services.map((s) => s.name),
       grafanaAdminPassword: grafana ? secrets.password("grafana-admin") : undefined,
     };

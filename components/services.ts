@@ -2,7 +2,6 @@
  * The microservices: one image built from `services/`, one workload per catalog entry, and the
  * pre-deploy jobs (database migrations) that must finish before the fleet starts.
  */
-import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { ServiceDefinition, sizingOf } from "../catalog";
@@ -14,15 +13,12 @@ import { DeployedWorkload, probe, Runtime, WorkloadSpec } from "./workload";
 export const SERVICE_UID = 10001;
 
 export interface ServicesImageArgs {
+  runtime: Runtime;
   /** Full image name without tag, e.g. "ai-trading/services" or "registry.example.com/ai-trading/services". */
   repository: string;
   tag: string;
   /** Node runtime base image (local Debian build or the pinned upstream one). */
   nodeImage: string;
-  /** Push to the registry (Kubernetes); false keeps it on the local engine (Docker). */
-  push: boolean;
-  /** Only reference the tag without building (manifests rendered without an engine). */
-  build: boolean;
   /** Credentials for the push, when the registry needs them. */
   registryAuth?: { username: string; password: pulumi.Output<string> };
 }
@@ -36,32 +32,21 @@ export class ServicesImage extends pulumi.ComponentResource {
     if (args.tag === "latest" || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(args.tag)) {
       throw new pulumi.ResourceError(`services image tag '${args.tag}' must be pinned`, this);
     }
-    const imageName = `${args.repository}:${args.tag}`;
-    if (args.build) {
-      const image = new docker.Image(
-        `${name}-build`,
-        {
-          imageName,
-          build: {
-            // The repository root: the services compile the shared catalog/ (the root
-            // .dockerignore sends only services/ and catalog/).
-            context: path.join(__dirname, ".."),
-            dockerfile: path.join(__dirname, "..", "services", "Dockerfile"),
-            args: { NODE_IMAGE: args.nodeImage },
-            platform: "linux/amd64",
-          },
-          skipPush: !args.push,
-          registry: args.registryAuth
-            ? { server: args.repository.split("/")[0], username: args.registryAuth.username, password: args.registryAuth.password }
-            : undefined,
-        },
-        { parent: this },
-      );
-      // Local builds are addressed by name; pushed ones by digest so pods run exactly this build.
-      this.ref = args.push ? image.repoDigest : image.imageName;
-    } else {
-      this.ref = pulumi.output(imageName);
-    }
+    const root = path.join(__dirname, "..");
+    this.ref = args.runtime.buildImage(
+      `${name}-build`,
+      {
+        repository: args.repository,
+        tag: args.tag,
+        // The repository root: the services compile the shared catalog/ (the root .dockerignore
+        // sends only services/ and catalog/).
+        context: root,
+        dockerfile: path.join(root, "services", "Dockerfile"),
+        buildArgs: { NODE_IMAGE: args.nodeImage },
+        registryAuth: args.registryAuth,
+      },
+      this,
+    );
     this.registerOutputs({ ref: this.ref });
   }
 }
@@ -147,6 +132,8 @@ export class AppService extends pulumi.ComponentResource {
           name: migrationJobName(def.name),
           role: "job",
           kind: "job",
+          liveness: undefined,
+          readiness: undefined,
           args: [def.name, ...def.preDeployJob.args],
           ports: [],
           replicas: 1,

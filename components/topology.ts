@@ -4,7 +4,7 @@
  */
 import { entryPoint, ServiceDefinition } from "../catalog";
 import { DataComponent, StackConfig, dataComponents } from "../stacks/config";
-import { INGRESS_CONTROLLER } from "./runtime/kubernetes";
+import { INGRESS_CONTROLLER, RuntimeCapabilities } from "./workload";
 
 export interface Topology {
   /** Workload -> workloads it connects to. */
@@ -20,7 +20,7 @@ export const PROMETHEUS = "prometheus";
 export const GRAFANA = "grafana";
 export const migrationJobName = (service: string) => `${service}-migrate`;
 export const backupJobName = (store: string) => `${store}-backup`;
-/** Datastores that get a scheduled backup on Kubernetes. */
+/** Datastores that get a scheduled backup where the runtime schedules jobs. */
 export const backedUp: readonly DataComponent[] = ["postgres", "clickhouse"];
 
 /** Datastores a service actually uses in this stack: required ones plus enabled optional ones. */
@@ -28,7 +28,7 @@ export function serviceDatastores(service: ServiceDefinition, enabled: readonly 
   return [...service.requires, ...service.optional.filter((d) => enabled.includes(d))];
 }
 
-export function buildTopology(config: StackConfig): Topology {
+export function buildTopology(config: StackConfig, runtime: RuntimeCapabilities): Topology {
   const datastores = dataComponents.filter((d) => config.datastores[d].enabled);
   const deployed = new Set(config.services.map((s) => s.name));
   const connectsTo: Record<string, string[]> = {};
@@ -44,7 +44,7 @@ export function buildTopology(config: StackConfig): Topology {
       for (const store of serviceDatastores(service, datastores)) add(migrationJobName(service.name), store);
     }
   }
-  if (config.target === "kubernetes") {
+  if (runtime.scheduledJobs) {
     for (const store of backedUp) if (datastores.includes(store)) add(backupJobName(store), store);
   }
   if (config.monitoring.prometheus) {
@@ -52,14 +52,14 @@ export function buildTopology(config: StackConfig): Topology {
     if (config.monitoring.grafana) add(GRAFANA, PROMETHEUS);
   }
   const entry = entryPoint(config.services);
-  if (entry && config.target === "docker") add(EDGE, entry.name);
+  if (entry && runtime.edge === "proxy-workload") add(EDGE, entry.name);
 
   const acceptsFrom: Record<string, string[]> = {};
   for (const [from, targets] of Object.entries(connectsTo)) {
     for (const to of targets) (acceptsFrom[to] ??= []).push(from);
   }
-  // On Kubernetes the ingress controller is the edge; on Docker it is our Nginx container.
-  if (entry && config.target === "kubernetes") {
+  // With an ingress controller it is the edge; otherwise our proxy workload (above) is.
+  if (entry && runtime.edge === "ingress-controller") {
     (acceptsFrom[entry.name] ??= []).push(INGRESS_CONTROLLER);
   }
   for (const list of Object.values(acceptsFrom)) list.sort();

@@ -1,7 +1,10 @@
 /**
  * The deployment-target abstraction: a workload spec says WHAT runs (image, env, ports, storage,
- * health, resources, security, who it talks to); a runtime (Docker or Kubernetes) decides HOW.
- * Components build specs; they never touch `@pulumi/docker` or `@pulumi/kubernetes` directly.
+ * health, resources, security, who it talks to); a runtime (Docker or Kubernetes, in
+ * components/runtime/) decides HOW. Components build specs and call the runtime's capabilities
+ * (deploy, schedule, expose, buildImage, operator addresses); they never import `@pulumi/docker` or
+ * `@pulumi/kubernetes` and never ask which runtime they have. What a target cannot do is stated in
+ * `RuntimeCapabilities`, not discovered by testing a class.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { LABEL_NAME, LABEL_PART_OF, LABEL_ROLE, LABEL_SINGLETON, LABEL_WORKLOAD, PART_OF, WorkloadRole } from "../catalog/labels";
@@ -89,7 +92,8 @@ export interface WorkloadSpec {
   ports: PortSpec[];
   volumes: VolumeSpec[];
   files: FileSpec[];
-  liveness: ProbeSpec;
+  /** Required for everything but jobs (a job runs to completion; nothing restarts it on a probe). */
+  liveness?: ProbeSpec;
   readiness?: ProbeSpec;
   resources: ResourceSpec;
   replicas: number;
@@ -105,8 +109,6 @@ export interface WorkloadSpec {
    * autoscaler; labelled trading.io/singleton so the availability policies know why).
    */
   singleton?: boolean;
-  /** For Kubernetes jobs run on a schedule (backups). */
-  schedule?: string;
   /**
    * Kubernetes Service type. ClusterIP unless an operator deliberately exposes a workload (the
    * policy pack rejects that for datastores and monitoring on prod).
@@ -126,10 +128,86 @@ export interface DeployedWorkload {
   ready: pulumi.Resource[];
 }
 
-export interface Runtime {
-  readonly target: "docker" | "kubernetes";
-  deploy(spec: WorkloadSpec, parent: pulumi.Resource): DeployedWorkload;
+/** A job run on a cron schedule (backups). */
+export interface ScheduledJobSpec extends WorkloadSpec {
+  kind: "job";
+  /** Five-field cron expression, UTC. */
+  schedule: string;
 }
+
+/** A public route: a path prefix (ending in "/") or an exact path, served by the entry point. */
+export interface Route {
+  path: string;
+  /** Catalog service the route belongs to (behind the entry point). */
+  service: string;
+}
+
+/** The platform's public edge: HTTPS routes to the entry point. */
+export interface EdgeSpec {
+  name: string;
+  routes: Route[];
+  /** The entry point every route goes to. */
+  backend: { host: string; port: number };
+  /** Public host name. */
+  host: string;
+  /** Certificate and key from the stack's secrets; without them the runtime's own TLS source (cert-manager, self-signed proxy). */
+  tls?: { cert: pulumi.Output<string>; key: pulumi.Output<string> };
+  /**
+   * The reverse proxy a runtime without an ingress controller runs itself (Docker: an Nginx
+   * workload terminating TLS). Runtimes with an ingress controller ignore it.
+   */
+  proxy: WorkloadSpec;
+  dependsOn: pulumi.Resource[];
+}
+
+export interface ExposedEdge {
+  url: string;
+  /** The proxy workload, where the runtime runs one. */
+  workload?: DeployedWorkload;
+}
+
+/** An image built from a Dockerfile by the program (the services image). */
+export interface ImageBuildSpec {
+  /** Full name without tag, e.g. "ai-trading/services" or "registry.example.com/ai-trading/services". */
+  repository: string;
+  tag: string;
+  context: string;
+  dockerfile: string;
+  buildArgs: Record<string, string>;
+  /** Credentials for pushing, when the registry needs them. */
+  registryAuth?: { username: string; password: pulumi.Output<string> };
+}
+
+/** What a target can and cannot do, so components (and the topology) never test a runtime's class. */
+export interface RuntimeCapabilities {
+  /** Runs jobs on a schedule. Docker has no scheduler: scheduled jobs (the backups) exist only where this is true. */
+  scheduledJobs: boolean;
+  /**
+   * Who receives public traffic: the cluster's ingress controller (the runtime turns the edge into an
+   * Ingress; the entry point accepts traffic from INGRESS_CONTROLLER), or a proxy workload the
+   * platform runs itself (the edge spec's proxy, which then connects to the entry point).
+   */
+  edge: "ingress-controller" | "proxy-workload";
+}
+
+export interface Runtime {
+  readonly capabilities: RuntimeCapabilities;
+  /** Long-running workloads (stateful, stateless) and one-shot jobs the fleet waits for. */
+  deploy(spec: WorkloadSpec, parent: pulumi.Resource): DeployedWorkload;
+  /** A job on a schedule; only when `capabilities.scheduledJobs` (throws a ResourceError otherwise). */
+  schedule(spec: ScheduledJobSpec, parent: pulumi.Resource): DeployedWorkload;
+  /** The public edge (Ingress, or the proxy workload). */
+  expose(edge: EdgeSpec, parent: pulumi.Resource): ExposedEdge;
+  /** Builds (and pushes, where the target pulls from a registry) an image; returns the reference pods run. */
+  buildImage(name: string, spec: ImageBuildSpec, parent: pulumi.Resource): pulumi.Output<string>;
+  /** Host name operators use to reach a workload (Docker: the admin bind address; Kubernetes: its cluster DNS name). */
+  operatorHost(workload: string): string;
+  /** URL an operator opens for a workload's HTTP port, or how to get there when it is not published. */
+  operatorUrl(workload: string, port: number, hostPort?: number): string;
+}
+
+/** Pseudo-workload meaning "the cluster's ingress controller" in `acceptsFrom`. */
+export const INGRESS_CONTROLLER = "@ingress";
 
 export function workloadLabels(spec: Pick<WorkloadSpec, "name" | "role" | "labels" | "singleton">): Record<string, string> {
   return {
@@ -176,7 +254,7 @@ export function validateWorkloadSpec(spec: WorkloadSpec, parent?: pulumi.Resourc
   }
   cpuToCores(spec.resources.cpu);
   memoryToMiB(spec.resources.memory);
-  if (!spec.liveness.exec && !spec.liveness.http) fail("a liveness check is required");
+  if (spec.kind !== "job" && !spec.liveness?.exec && !spec.liveness?.http) fail("a liveness check is required");
 }
 
 /** Probe defaults used by most workloads. */

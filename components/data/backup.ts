@@ -1,5 +1,6 @@
 /**
- * Scheduled logical backups on Kubernetes, as the guide's backup strategy asks: `pg_dump` of
+ * Scheduled logical backups, as the guide's backup strategy asks, on runtimes that schedule jobs
+ * (`runtime.capabilities.scheduledJobs`: Kubernetes CronJobs; Docker has no scheduler, see README): `pg_dump` of
  * PostgreSQL and a per-table Native-format export of ClickHouse, each into its own volume with the
  * newest seven kept. Shipping the files off the cluster (object storage) is the operator's choice.
  */
@@ -52,7 +53,7 @@ export class Backup extends pulumi.ComponentResource {
     super("trading:data:Backup", name, {}, opts);
     const secretEnv: Record<string, pulumi.Input<string>> =
       args.store === "postgres" ? { PGPASSWORD: args.password } : { CLICKHOUSE_PASSWORD: args.password };
-    args.runtime.deploy(
+    args.runtime.schedule(
       {
         name: backupJobName(args.store),
         role: "job",
@@ -65,7 +66,6 @@ export class Backup extends pulumi.ComponentResource {
         ports: [],
         volumes: [{ name: "backups", mountPath: "/backups", sizeGi: args.storageGi }],
         files: [],
-        liveness: { exec: ["true"], intervalSeconds: 60, timeoutSeconds: 5, retries: 1, startPeriodSeconds: 0 },
         resources: { cpu: "500m", memory: "512Mi" },
         replicas: 1,
         security: { runAsUser: args.uid, runAsGroup: args.uid, fsGroup: args.uid, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },

@@ -1,25 +1,20 @@
 /**
- * The public edge. On Docker an Nginx container terminates TLS and forwards the catalog's routes
- * to the API gateway; plain HTTP only redirects. On Kubernetes the same routes become an Ingress
- * with TLS (cert-manager issuer or an existing secret) and a forced HTTPS redirect.
+ * The public edge: the catalog's routes to the entry point over HTTPS, plain HTTP only redirecting.
+ * The runtime realises it (`runtime.expose`): with an ingress controller (Kubernetes) as an Ingress
+ * with TLS from cert-manager or an existing secret; without one (Docker) by running the Nginx
+ * workload built here, which terminates TLS with the generated configuration.
  */
-import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { entryPoint, ServiceDefinition } from "../../catalog";
-import { KubernetesRuntime } from "../runtime/kubernetes";
 import { EDGE } from "../topology";
-import { DeployedWorkload, probe, Runtime } from "../workload";
+import { DeployedWorkload, probe, Route, Runtime, WorkloadSpec } from "../workload";
 
 /** Unprivileged ports inside the container: Nginx runs as a normal user with no capabilities. */
 export const NGINX_HTTP_PORT = 8080;
 export const NGINX_HTTPS_PORT = 8443;
 export const TLS_DIR = "/etc/nginx/tls";
 
-export interface Route {
-  /** Public path prefix, e.g. "/api/users/". */
-  path: string;
-  service: string;
-}
+export type { Route };
 
 /** Public routes: every routed catalog service behind the entry point, plus its fleet health view. */
 export function publicRoutes(services: readonly ServiceDefinition[]): Route[] {
@@ -126,133 +121,86 @@ ${locations}
 export interface EdgeArgs {
   runtime: Runtime;
   services: readonly ServiceDefinition[];
+  /** The entry point every route goes to. */
   gateway: { host: string; port: number };
-  /** Docker: Nginx image and the host ports (bound to 127.0.0.1). */
-  image?: string;
-  /** Docker: user the Nginx image runs as (www-data, uid 33, in the Debian image; nginx, 101, upstream). */
-  dockerUser?: { name: string; uid: number };
-  httpPort?: number;
-  httpsPort?: number;
-  /** Optional certificate and key from config secrets; without them the image self-signs. */
-  tls?: { cert: pulumi.Output<string>; key: pulumi.Output<string> };
+  /** Public host name (server name, TLS common name, Ingress host). */
   host: string;
-  /** Kubernetes: ingress class, TLS secret or cert-manager issuer. */
-  ingressClass?: string;
-  tlsSecretName?: string;
-  certIssuer?: string;
+  /** Nginx image of the proxy workload (used where the runtime has no ingress controller). */
+  image: string;
+  /** User the Nginx image runs as (www-data, uid 33, in the Debian image; nginx, 101, upstream). */
+  user: { name: string; uid: number };
+  /** Host ports of the proxy workload (bound to 127.0.0.1). */
+  httpPort: number;
+  httpsPort: number;
+  /** Optional certificate and key from config secrets; without them the proxy self-signs. */
+  tls?: { cert: pulumi.Output<string>; key: pulumi.Output<string> };
   connectsTo: string[];
   dependsOn: pulumi.Resource[];
+}
+
+/** The Nginx workload that terminates TLS where no ingress controller does. */
+export function nginxProxySpec(args: Omit<EdgeArgs, "runtime" | "dependsOn">): WorkloadSpec {
+  const files = [
+    {
+      path: "/etc/nginx/nginx.conf",
+      content: nginxConfig({ services: args.services, gateway: args.gateway, publicHttpsPort: args.httpsPort, serverName: args.host }),
+    },
+    ...(args.tls
+      ? [
+          { path: `${TLS_DIR}/tls.crt`, content: args.tls.cert },
+          { path: `${TLS_DIR}/tls.key`, content: args.tls.key, secret: true },
+        ]
+      : []),
+  ];
+  return {
+    name: EDGE,
+    role: "edge",
+    kind: "stateless",
+    image: args.image,
+    env: { TLS_COMMON_NAME: args.host, TLS_DIR },
+    secretEnv: {},
+    ports: [
+      { name: "http", port: NGINX_HTTP_PORT, hostPort: args.httpPort },
+      { name: "https", port: NGINX_HTTPS_PORT, hostPort: args.httpsPort },
+    ],
+    volumes: [],
+    files,
+    liveness: probe({ exec: ["curl", "-fksS", "-o", "/dev/null", `https://127.0.0.1:${NGINX_HTTPS_PORT}/healthz`] }),
+    resources: { cpu: "500m", memory: "128Mi" },
+    replicas: 1,
+    // Without a certificate from config the image self-signs one at start into a scratch dir.
+    security: {
+      dockerUser: args.user.name,
+      scratchOwnerUid: args.user.uid,
+      readOnlyRootFilesystem: true,
+      scratchDirs: args.tls ? ["/tmp"] : ["/tmp", TLS_DIR],
+    },
+    connectsTo: args.connectsTo,
+    acceptsFrom: [],
+  };
 }
 
 export class Edge extends pulumi.ComponentResource {
   readonly url: string;
   readonly workload?: DeployedWorkload;
-  readonly ingress?: k8s.networking.v1.Ingress;
 
   constructor(name: string, args: EdgeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("trading:edge:Nginx", name, {}, opts);
-    if (args.runtime instanceof KubernetesRuntime) {
-      if (!args.tlsSecretName && !args.certIssuer) {
-        throw new pulumi.ResourceError("the Ingress needs TLS: set certIssuer or tlsSecretName", this);
-      }
-      const routes = publicRoutes(args.services);
-      const tlsSecretName = args.tlsSecretName ?? "ai-trading-tls";
-      // A certificate from the stack's secrets becomes the Ingress's TLS secret (clusters without
-      // cert-manager, e.g. the local one of scripts/cluster/); otherwise the secret exists or
-      // cert-manager's ingress-shim issues it.
-      const tlsSecret = args.tls
-        ? new k8s.core.v1.Secret(
-            `${name}-tls`,
-            {
-              metadata: { name: tlsSecretName, namespace: args.runtime.namespace, labels: { "trading.io/role": "edge", "trading.io/workload": "ingress" } },
-              type: "kubernetes.io/tls",
-              stringData: { "tls.crt": args.tls.cert, "tls.key": args.tls.key },
-            },
-            { ...args.runtime.resourceOptions(this), additionalSecretOutputs: ["data", "stringData"] },
-          )
-        : undefined;
-      this.ingress = new k8s.networking.v1.Ingress(
-        `${name}-ingress`,
-        {
-          metadata: {
-            name: "ai-trading",
-            namespace: args.runtime.namespace,
-            labels: { "trading.io/role": "edge", "trading.io/workload": "ingress" },
-            annotations: {
-              "nginx.ingress.kubernetes.io/ssl-redirect": "true",
-              "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
-              "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
-              "nginx.ingress.kubernetes.io/configuration-snippet": 'more_set_headers "Strict-Transport-Security: max-age=63072000";',
-              ...(args.certIssuer ? { "cert-manager.io/cluster-issuer": args.certIssuer } : {}),
-            },
-          },
-          spec: {
-            ingressClassName: args.ingressClass ?? "nginx",
-            tls: [{ hosts: [args.host], secretName: tlsSecretName }],
-            rules: [
-              {
-                host: args.host,
-                http: {
-                  paths: routes.map((r) => ({
-                    path: r.path.replace(/\/$/, ""),
-                    pathType: r.path.endsWith("/") ? "Prefix" : "Exact",
-                    backend: { service: { name: args.gateway.host, port: { number: args.gateway.port } } },
-                  })),
-                },
-              },
-            ],
-          },
-        },
-        { ...args.runtime.resourceOptions(this), dependsOn: [...args.dependsOn, ...(tlsSecret ? [tlsSecret] : [])] },
-      );
-      this.url = `https://${args.host}/api/`;
-    } else {
-      if (!args.image) throw new pulumi.ResourceError("the Docker edge needs an Nginx image", this);
-      const httpsPort = args.httpsPort ?? 8443;
-      const files = [
-        {
-          path: "/etc/nginx/nginx.conf",
-          content: nginxConfig({ services: args.services, gateway: args.gateway, publicHttpsPort: httpsPort, serverName: args.host }),
-        },
-        ...(args.tls
-          ? [
-              { path: `${TLS_DIR}/tls.crt`, content: args.tls.cert },
-              { path: `${TLS_DIR}/tls.key`, content: args.tls.key, secret: true },
-            ]
-          : []),
-      ];
-      this.workload = args.runtime.deploy(
-        {
-          name: EDGE,
-          role: "edge",
-          kind: "stateless",
-          image: args.image,
-          env: { TLS_COMMON_NAME: args.host, TLS_DIR },
-          secretEnv: {},
-          ports: [
-            { name: "http", port: NGINX_HTTP_PORT, hostPort: args.httpPort ?? 8080 },
-            { name: "https", port: NGINX_HTTPS_PORT, hostPort: httpsPort },
-          ],
-          volumes: [],
-          files,
-          liveness: probe({ exec: ["curl", "-fksS", "-o", "/dev/null", `https://127.0.0.1:${NGINX_HTTPS_PORT}/healthz`] }),
-          resources: { cpu: "500m", memory: "128Mi" },
-          replicas: 1,
-          // Without a certificate from config the image self-signs one at start into a scratch dir.
-          security: {
-            dockerUser: args.dockerUser?.name,
-            scratchOwnerUid: args.dockerUser?.uid,
-            readOnlyRootFilesystem: true,
-            scratchDirs: args.tls ? ["/tmp"] : ["/tmp", TLS_DIR],
-          },
-          connectsTo: args.connectsTo,
-          acceptsFrom: [],
-          dependsOn: args.dependsOn,
-        },
-        this,
-      );
-      this.url = `https://localhost:${httpsPort}/api/`;
-    }
+    const { runtime, dependsOn, ...proxyArgs } = args;
+    const exposed = runtime.expose(
+      {
+        name,
+        routes: publicRoutes(args.services),
+        backend: args.gateway,
+        host: args.host,
+        tls: args.tls,
+        proxy: nginxProxySpec(proxyArgs),
+        dependsOn,
+      },
+      this,
+    );
+    this.url = exposed.url;
+    this.workload = exposed.workload;
     this.registerOutputs({ url: this.url });
   }
 }

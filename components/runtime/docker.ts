@@ -5,12 +5,36 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { cpuToCores, DeployedWorkload, memoryToMiB, ProbeSpec, Runtime, validateWorkloadSpec, WorkloadSpec, workloadLabels } from "../workload";
+import { LABEL_PART_OF, LABEL_WORKLOAD, PART_OF } from "../../catalog/labels";
+import {
+  cpuToCores,
+  DeployedWorkload,
+  EdgeSpec,
+  ExposedEdge,
+  ImageBuildSpec,
+  memoryToMiB,
+  ProbeSpec,
+  Runtime,
+  RuntimeCapabilities,
+  ScheduledJobSpec,
+  validateWorkloadSpec,
+  WorkloadSpec,
+  workloadLabels,
+} from "../workload";
+import { buildImage } from "./image-build";
 
 export interface DockerRuntimeArgs {
   /** Prefix of container, volume and network names on the host, e.g. "ai-trading-dev". */
   prefix: string;
+  /** Host address operators reach published ports on (the stack's adminBindAddress). */
+  operatorBindAddress: string;
 }
+
+/**
+ * One engine, no scheduler: scheduled jobs (the nightly backups) are not realised on Docker (run
+ * them by hand with `docker exec`, see the README); the edge is our own Nginx workload.
+ */
+export const DOCKER_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: false, edge: "proxy-workload" };
 
 /** Docker's health check from a probe spec; HTTP probes run inside the container with its own tools. */
 export function dockerHealthcheck(probe: ProbeSpec): docker.types.input.ContainerHealthcheck {
@@ -49,10 +73,11 @@ export function dockerEnv(spec: WorkloadSpec): pulumi.Output<string[]> {
 }
 
 export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
-  readonly target = "docker" as const;
+  readonly capabilities = DOCKER_CAPABILITIES;
   readonly network: docker.Network;
   readonly networkName: pulumi.Output<string>;
   private readonly prefix: string;
+  private readonly operatorBindAddress: string;
   private readonly images = new Map<string, docker.RemoteImage>();
 
   constructor(name: string, args: DockerRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -61,12 +86,13 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
       throw new pulumi.ResourceError(`invalid Docker name prefix '${args.prefix}'`, this);
     }
     this.prefix = args.prefix;
+    this.operatorBindAddress = args.operatorBindAddress;
     this.network = new docker.Network(
       `${name}-network`,
       {
         name: `${args.prefix}-net`,
         driver: "bridge",
-        labels: [{ label: "app.kubernetes.io/part-of", value: "ai-trading" }],
+        labels: [{ label: LABEL_PART_OF, value: PART_OF }],
       },
       { parent: this },
     );
@@ -87,9 +113,6 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
 
   deploy(spec: WorkloadSpec, parent: pulumi.Resource): DeployedWorkload {
     validateWorkloadSpec(spec, parent);
-    if (spec.schedule) {
-      throw new pulumi.ResourceError(`workload '${spec.name}': scheduled jobs need Kubernetes (CronJob); Docker has no scheduler`, parent);
-    }
     const opts: pulumi.CustomResourceOptions = { parent, dependsOn: spec.dependsOn };
     const image = typeof spec.image === "string" ? this.image(spec.image) : pulumi.output(spec.image);
 
@@ -97,7 +120,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
       (v) =>
         new docker.Volume(
           `${spec.name}-${v.name}`,
-          { name: `${this.prefix}-${spec.name}-${v.name}`, labels: [{ label: "trading.io/workload", value: spec.name }] },
+          { name: `${this.prefix}-${spec.name}-${v.name}`, labels: [{ label: LABEL_WORKLOAD, value: spec.name }] },
           // Data outlives a mistaken rename: Pulumi must be told explicitly to delete a volume.
           { parent, retainOnDelete: false },
         ),
@@ -126,7 +149,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
           volumes: volumes.map((vol, idx) => ({ volumeName: vol.name, containerPath: spec.volumes[idx].mountPath })),
           uploads: spec.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0400" : "0444" })),
           tmpfs: Object.fromEntries(spec.security.scratchDirs.map((d) => [d, dockerTmpfsOptions(spec.security.scratchOwnerUid)])),
-          healthcheck: isJob ? undefined : dockerHealthcheck(spec.liveness),
+          healthcheck: isJob || !spec.liveness ? undefined : dockerHealthcheck(spec.liveness),
           memory: memoryToMiB(spec.resources.memory),
           cpus: String(cpuToCores(spec.resources.cpu)),
           user:
@@ -153,5 +176,30 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
       containers.push(container);
     }
     return { name: spec.name, host: spec.name, ready: containers };
+  }
+
+  schedule(spec: ScheduledJobSpec, parent: pulumi.Resource): DeployedWorkload {
+    throw new pulumi.ResourceError(`workload '${spec.name}': scheduled jobs need a scheduler (Kubernetes CronJob); the Docker runtime has none`, parent);
+  }
+
+  /** Docker has no ingress controller: the edge's own proxy workload (Nginx) publishes the routes. */
+  expose(edge: EdgeSpec, parent: pulumi.Resource): ExposedEdge {
+    const workload = this.deploy({ ...edge.proxy, dependsOn: [...(edge.proxy.dependsOn ?? []), ...edge.dependsOn] }, parent);
+    const https = edge.proxy.ports.find((p) => p.name === "https");
+    if (https?.hostPort === undefined) throw new pulumi.ResourceError(`edge '${edge.name}': the proxy publishes no "https" port`, parent);
+    return { url: `https://${edge.host}:${https.hostPort}/api/`, workload };
+  }
+
+  /** Built on the local engine and run by name; nothing is pushed. */
+  buildImage(name: string, spec: ImageBuildSpec, parent: pulumi.Resource): pulumi.Output<string> {
+    return buildImage(name, spec, false, parent).imageName;
+  }
+
+  operatorHost(): string {
+    return this.operatorBindAddress;
+  }
+
+  operatorUrl(_workload: string, _port: number, hostPort?: number): string {
+    return hostPort !== undefined ? `http://${this.operatorBindAddress}:${hostPort}` : "(not published; docker exec into the network)";
   }
 }

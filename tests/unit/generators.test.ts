@@ -9,6 +9,7 @@ import { buildTopology } from "../../components/topology";
 import { backupScript } from "../../components/data/backup";
 import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
 import { fileKey, scaledCpu } from "../../components/runtime/kubernetes";
+import { runtimeCapabilities } from "../../components/runtime";
 import { dockerHealthcheck, dockerTmpfsOptions } from "../../components/runtime/docker";
 
 const routed = catalog.filter((s) => s.route !== null);
@@ -62,7 +63,7 @@ describe("prometheus", () => {
 describe("topology", () => {
   it("derives network allows from the catalog (Kubernetes)", () => {
     const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x" });
-    const t = buildTopology(config);
+    const t = buildTopology(config, runtimeCapabilities(config.target));
     for (const s of catalog) {
       for (const store of s.requires) {
         expect(t.connectsTo[s.name]).toContain(store);
@@ -76,7 +77,7 @@ describe("topology", () => {
 
   it("does not connect services to switched-off optional datastores", () => {
     const config = parseStackConfig("dev", { target: "docker", weaviateEnabled: "false", arangodbEnabled: "false" });
-    const t = buildTopology(config);
+    const t = buildTopology(config, runtimeCapabilities(config.target));
     for (const list of Object.values(t.connectsTo)) {
       expect(list).not.toContain("weaviate");
       expect(list).not.toContain("arangodb");
@@ -119,6 +120,11 @@ describe("workload spec", () => {
     [{ liveness: { intervalSeconds: 1, timeoutSeconds: 1, retries: 1, startPeriodSeconds: 1 } }, "liveness check is required"],
   ])("rejects %j", (patch, message) => {
     expect(() => validateWorkloadSpec({ ...spec, ...patch } as WorkloadSpec)).toThrow(message);
+  });
+
+  it("asks no liveness check of a job (it runs to completion), and one of everything else", () => {
+    expect(() => validateWorkloadSpec({ ...spec, kind: "job", liveness: undefined })).not.toThrow();
+    expect(() => validateWorkloadSpec({ ...spec, liveness: undefined })).toThrow("liveness check is required");
   });
 
   it("maps probes for Docker and file keys for Kubernetes", () => {

@@ -1,0 +1,51 @@
+/**
+ * The one place that picks a runtime for the stack's target. Everything else holds a `Runtime` and
+ * uses its capabilities; nothing outside components/runtime/ imports a provider package.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { sizingOf } from "../../catalog";
+import { StackConfig, Target } from "../../stacks/config";
+import { Runtime, RuntimeCapabilities } from "../workload";
+import { DOCKER_CAPABILITIES, DockerRuntime } from "./docker";
+import { KUBERNETES_CAPABILITIES, KubernetesRuntime } from "./kubernetes";
+
+export function runtimeCapabilities(target: Target): RuntimeCapabilities {
+  return target === "docker" ? DOCKER_CAPABILITIES : KUBERNETES_CAPABILITIES;
+}
+
+export function createRuntime(name: string, config: StackConfig, parent: pulumi.Resource): Runtime {
+  if (config.target === "docker") {
+    return new DockerRuntime(
+      `${name}-docker`,
+      { prefix: `ai-trading-${config.stack}`, operatorBindAddress: config.docker.adminBindAddress },
+      { parent },
+    );
+  }
+  const k = config.kubernetes;
+  return new KubernetesRuntime(
+    `${name}-k8s`,
+    {
+      namespace: k.namespace,
+      storageClass: k.storageClass,
+      renderYamlTo: k.renderYamlTo,
+      imagePullPolicy: k.imagePullPolicy,
+      cpuRequestRatio: k.cpuRequestRatio,
+      // Local images on Kubernetes are built on the Docker host and imported into the nodes
+      // beforehand (scripts/cluster/platform-images.sh): the program only references them.
+      buildImages: config.imageSource === "upstream" && !k.renderYamlTo,
+      autoscale: Object.fromEntries(
+        config.services.map((s) => {
+          const { scaling } = sizingOf(s);
+          return [s.name, { min: scaling.minReplicas, max: scaling.maxReplicas }];
+        }),
+      ),
+      ingress: {
+        className: k.ingressClass,
+        controllerNamespace: k.ingressControllerNamespace,
+        tlsSecretName: k.tlsSecretName,
+        certIssuer: k.certIssuer,
+      },
+    },
+    { parent },
+  );
+}

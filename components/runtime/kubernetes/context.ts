@@ -1,0 +1,49 @@
+/**
+ * What every Kubernetes object builder of this folder receives: the namespace, the provider (a
+ * real cluster, or manifests rendered to a folder) and the runtime's settings.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface KubernetesSettings {
+  namespace: string;
+  /** Storage class of the volume claims; the cluster default when unset. */
+  storageClass?: string;
+  /** Render manifests into this folder instead of applying them to a cluster. */
+  renderYamlTo?: string;
+  /** Autoscaler bounds per workload name. */
+  autoscale?: Record<string, { min: number; max: number }>;
+  /**
+   * When the kubelet pulls images: IfNotPresent (default), Always, or Never (images imported into
+   * the node's container runtime, e.g. a local cluster without a registry).
+   */
+  imagePullPolicy?: "IfNotPresent" | "Always" | "Never";
+  /** CPU request as a fraction of the CPU limit (default 1: requests = limits, Guaranteed QoS). */
+  cpuRequestRatio?: number;
+  /**
+   * Build the program's images and push them to the registry (run by digest). False when the
+   * manifests are only rendered, or when the images were imported into the nodes beforehand
+   * (local images, imagePullPolicy Never): the program then only references the tag.
+   */
+  buildImages: boolean;
+  ingress: {
+    /** IngressClass of the controller that serves the edge (e.g. "nginx", "traefik"). */
+    className: string;
+    /** Namespace of the ingress controller, allowed to reach the entry point. */
+    controllerNamespace: string;
+    /** TLS Secret of the Ingress: an existing one, or created from the edge's certificate when it has one. */
+    tlsSecretName?: string;
+    /** cert-manager ClusterIssuer that issues the Ingress certificate. */
+    certIssuer?: string;
+  };
+}
+
+export interface KubernetesContext {
+  settings: KubernetesSettings;
+  namespace: pulumi.Output<string>;
+  /** Options of a namespaced object: the runtime's provider, after the namespace exists. */
+  opts(parent: pulumi.Resource, dependsOn?: pulumi.Input<pulumi.Resource>[]): pulumi.CustomResourceOptions;
+}
+
+export type Labels = Record<string, string>;
+export type K8sInput = typeof k8s.types.input;

@@ -1,0 +1,94 @@
+/** The pod template of a workload: its one container, probes, mounts and restricted security context. */
+import * as k8s from "@pulumi/kubernetes";
+import { LABEL_WORKLOAD } from "../../../catalog/labels";
+import { cpuToCores, ProbeSpec, WorkloadSpec } from "../../workload";
+import { KubernetesContext } from "./context";
+import { WorkloadFiles } from "./secrets";
+import { WorkloadStorage } from "./storage";
+
+/** Kubernetes probe from a probe spec. */
+export function k8sProbe(probe: ProbeSpec): k8s.types.input.core.v1.Probe {
+  return {
+    ...(probe.exec
+      ? { exec: { command: probe.exec } }
+      : { httpGet: { path: probe.http!.path, port: probe.http!.port, scheme: probe.http!.scheme ?? "HTTP" } }),
+    periodSeconds: probe.intervalSeconds,
+    timeoutSeconds: probe.timeoutSeconds,
+    failureThreshold: probe.retries,
+    initialDelaySeconds: Math.min(probe.startPeriodSeconds, 30),
+  };
+}
+
+/**
+ * CPU request for a limit scaled by `ratio` (a Kubernetes CPU quantity: "250m", "1", "0.5"),
+ * rounded up to a whole millicore; the limit itself when ratio is 1.
+ */
+export function scaledCpu(limit: string, ratio: number): string {
+  if (ratio === 1) return limit;
+  return `${Math.max(1, Math.ceil(Math.round(cpuToCores(limit) * 1000) * ratio))}m`;
+}
+
+/** Port names are at most 15 characters on Kubernetes. */
+export const portName = (name: string) => name.slice(0, 15);
+
+export function podTemplate(
+  ctx: KubernetesContext,
+  spec: WorkloadSpec,
+  labels: Record<string, string>,
+  files: WorkloadFiles,
+  storage: WorkloadStorage,
+): { metadata: { labels: Record<string, string> }; spec: k8s.types.input.core.v1.PodSpec } {
+  const env: k8s.types.input.core.v1.EnvVar[] = [
+    ...Object.keys(spec.env)
+      .sort()
+      .map((name) => ({ name, value: spec.env[name] })),
+    ...Object.keys(spec.secretEnv)
+      .sort()
+      .map((name) => ({ name, valueFrom: { secretKeyRef: { name: files.secretName, key: name } } })),
+  ];
+  const runsAsNonRoot = spec.security.runAsUser !== undefined && spec.security.runAsUser !== 0;
+  const probes = spec.kind === "job" || !spec.liveness ? {} : { livenessProbe: k8sProbe(spec.liveness), readinessProbe: k8sProbe(spec.readiness ?? spec.liveness) };
+  const container: k8s.types.input.core.v1.Container = {
+    name: spec.name,
+    image: spec.image,
+    imagePullPolicy: ctx.settings.imagePullPolicy ?? "IfNotPresent",
+    command: spec.command,
+    args: spec.args,
+    env,
+    ports: spec.ports.map((p) => ({ name: portName(p.name), containerPort: p.port })),
+    volumeMounts: [...storage.mounts, ...files.mounts],
+    resources: {
+      requests: { cpu: scaledCpu(spec.resources.cpu, ctx.settings.cpuRequestRatio ?? 1), memory: spec.resources.memory },
+      limits: { cpu: spec.resources.cpu, memory: spec.resources.memory },
+    },
+    ...probes,
+    securityContext: {
+      runAsNonRoot: runsAsNonRoot,
+      runAsUser: spec.security.runAsUser,
+      runAsGroup: spec.security.runAsGroup ?? spec.security.runAsUser,
+      readOnlyRootFilesystem: spec.security.readOnlyRootFilesystem,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ["ALL"], add: spec.security.addCapabilities },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+  };
+  return {
+    metadata: { labels },
+    spec: {
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: { fsGroup: spec.security.fsGroup, runAsNonRoot: runsAsNonRoot, seccompProfile: { type: "RuntimeDefault" } },
+      containers: [container],
+      volumes: [...storage.volumes, ...files.volumes],
+      // Replicas spread over nodes where there are several (soft: a one-node cluster still runs them all).
+      ...(spec.kind === "job"
+        ? {}
+        : {
+            topologySpreadConstraints: [
+              { maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: { [LABEL_WORKLOAD]: spec.name } } },
+            ],
+          }),
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/** Jobs: one-shot Jobs the fleet waits for (migrations) and CronJobs on a schedule (backups). */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ScheduledJobSpec, WorkloadSpec } from "../../workload";
+import { KubernetesContext } from "./context";
+import { podTemplate } from "./pod";
+
+type PodTemplate = ReturnType<typeof podTemplate>;
+
+const restartOnFailure = (template: PodTemplate) => ({ ...template, spec: { ...template.spec, restartPolicy: "OnFailure" } });
+
+export function oneShotJob(
+  ctx: KubernetesContext,
+  spec: WorkloadSpec,
+  labels: Record<string, string>,
+  template: PodTemplate,
+  parent: pulumi.Resource,
+  dependsOn: pulumi.Resource[],
+): k8s.batch.v1.Job {
+  return new k8s.batch.v1.Job(
+    `${spec.name}-job`,
+    {
+      metadata: { name: spec.name, namespace: ctx.namespace, labels },
+      spec: { backoffLimit: 4, template: restartOnFailure(template) },
+    },
+    ctx.opts(parent, dependsOn),
+  );
+}
+
+export function cronJob(
+  ctx: KubernetesContext,
+  spec: ScheduledJobSpec,
+  labels: Record<string, string>,
+  template: PodTemplate,
+  parent: pulumi.Resource,
+  dependsOn: pulumi.Resource[],
+): k8s.batch.v1.CronJob {
+  return new k8s.batch.v1.CronJob(
+    `${spec.name}-cronjob`,
+    {
+      metadata: { name: spec.name, namespace: ctx.namespace, labels },
+      spec: {
+        schedule: spec.schedule,
+        concurrencyPolicy: "Forbid",
+        successfulJobsHistoryLimit: 3,
+        failedJobsHistoryLimit: 3,
+        jobTemplate: { metadata: { labels }, spec: { backoffLimit: 2, template: restartOnFailure(template) } },
+      },
+    },
+    ctx.opts(parent, dependsOn),
+  );
+}
