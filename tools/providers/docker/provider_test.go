@@ -342,3 +342,18 @@ func TestCheckRejectsWhatIsNotImplemented(t *testing.T) {
 		t.Fatalf("network name is required by this provider: %v", f)
 	}
 }
+
+// The services image's build context: the repository root, whose .dockerignore excludes "*" and
+// re-includes catalog/ and services/ (minus their node_modules). Its walk runs at every Check of
+// the Image and again at the build.
+//
+//	go test -run '^$' -bench ContextFiles .
+func BenchmarkContextFilesRepoRoot(b *testing.B) {
+	root, _ := filepath.Abs(filepath.Join("..", "..", ".."))
+	for i := 0; i < b.N; i++ {
+		files, err := contextFiles(root, "services/Dockerfile")
+		if err != nil || len(files) == 0 {
+			b.Fatal(len(files), err)
+		}
+	}
+}
