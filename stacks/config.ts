@@ -1,14 +1,18 @@
 /**
  * Typed stack configuration.
  *
- * `Pulumi.yaml` declares every key (type, default, description) so the CLI rejects a wrong type
- * before the program runs; this module is the second line: it turns the raw values into one typed
- * `StackConfig`, applies cross-field rules (a service whose datastore is off, live trading without
+ * `stacks/schema.ts` states every key once (TypeBox: type, default, bounds, description);
+ * `Pulumi.yaml` declares the same (checked by tests/unit/config.test.ts) so the CLI rejects a wrong
+ * type before the program runs. This module is the second line: it checks each raw value against
+ * its schema, applies the schema's defaults, turns them into one typed `StackConfig`, applies
+ * cross-field rules (a service whose datastore is off, live trading without
  * keys, a Kubernetes stack without a registry) and fails with the key and the stack in the message.
  *
  * `parseStackConfig` is pure (strings in, object out) so tests exercise it without an engine.
  */
+import { Value } from "@sinclair/typebox/value";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, sizingOf } from "../catalog";
+import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
 export const CONFIG_NAMESPACE = "trading";
 
@@ -89,37 +93,18 @@ export class ConfigError extends Error {
 /** Raw values as Pulumi returns them (`config.get`), keyed without the namespace. */
 export type RawConfig = Record<string, string | undefined>;
 
-/** Default persistent volume sizes, in GiB. */
-const defaultStorageGi: Record<DataComponent, number> = {
-  postgres: 20,
-  dragonfly: 5,
-  clickhouse: 50,
-  weaviate: 20,
-  arangodb: 10,
-  redpanda: 20,
-  redis: 2,
-};
-
-/** Datastores on by default; legacy Redis only when asked for (the guide keeps it for compatibility). */
-const enabledByDefault: Record<DataComponent, boolean> = {
-  postgres: true,
-  dragonfly: true,
-  clickhouse: true,
-  weaviate: true,
-  arangodb: true,
-  redpanda: true,
-  redis: false,
-};
-
 class Reader {
   constructor(
     private readonly raw: RawConfig,
     readonly stack: string,
   ) {}
 
+  /** The raw value, else the schema's default; undefined when neither is set (an empty default means unset). */
   string(key: string): string | undefined {
     const value = this.raw[key];
-    return value === undefined || value.trim() === "" ? undefined : value.trim();
+    if (value !== undefined && value.trim() !== "") return value.trim();
+    const fallback = keySchema(key).default;
+    return typeof fallback === "string" && fallback !== "" ? fallback : undefined;
   }
 
   required(key: string): string {
@@ -130,34 +115,37 @@ class Reader {
     return value;
   }
 
-  oneOf<T extends string>(key: string, allowed: readonly T[], fallback?: T): T {
+  /** One of the schema's values; `fallback` for keys whose default depends on other keys. */
+  oneOf<T extends string>(key: string, fallback?: T): T {
+    const allowed = allowedValues(key);
     const value = this.string(key) ?? fallback;
     if (value === undefined) {
       throw new ConfigError(key, this.stack, `is required, one of ${allowed.join(", ")}`);
     }
-    if (!(allowed as readonly string[]).includes(value)) {
+    if (!Value.Check(keySchema(key), value)) {
       throw new ConfigError(key, this.stack, `must be one of ${allowed.join(", ")}, got '${value}'`);
     }
     return value as T;
   }
 
-  boolean(key: string, fallback: boolean): boolean {
+  boolean(key: string): boolean {
     const value = this.string(key);
-    if (value === undefined) return fallback;
+    if (value === undefined) return keySchema(key).default as boolean;
     if (value === "true") return true;
     if (value === "false") return false;
     throw new ConfigError(key, this.stack, `must be true or false, got '${value}'`);
   }
 
-  integer(key: string, fallback: number, min: number, max: number): number {
-    const value = this.string(key);
-    if (value === undefined) return fallback;
+  integer(key: string): number {
+    const schema = keySchema(key);
+    const value = this.raw[key]?.trim() || undefined;
+    if (value === undefined) return schema.default as number;
     if (!/^-?\d+$/.test(value)) {
       throw new ConfigError(key, this.stack, `must be an integer, got '${value}'`);
     }
     const n = Number(value);
-    if (n < min || n > max) {
-      throw new ConfigError(key, this.stack, `must be between ${min} and ${max}, got ${n}`);
+    if (!Value.Check(schema, n)) {
+      throw new ConfigError(key, this.stack, `must be between ${schema.minimum} and ${schema.maximum}, got ${n}`);
     }
     return n;
   }
@@ -181,7 +169,6 @@ class Reader {
 const IMAGE_REF = /^[a-z0-9]+([._\/:@-][a-zA-Z0-9_.-]+)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const QUANTITY_PORT_MAX = 65535;
 
 function checkImage(reader: Reader, key: string, image: string | undefined): string | undefined {
   if (image === undefined) return undefined;
@@ -193,9 +180,9 @@ function checkImage(reader: Reader, key: string, image: string | undefined): str
 
 export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const r = new Reader(raw, stack);
-  const target = r.oneOf<Target>("target", ["docker", "kubernetes"]);
-  const imageSource = r.oneOf<ImageSource>("imageSource", ["local", "upstream"], target === "docker" ? "local" : "upstream");
-  const imagePullPolicy = r.oneOf<ImagePullPolicy>("imagePullPolicy", ["Always", "IfNotPresent", "Never"], "IfNotPresent");
+  const target = r.oneOf<Target>("target");
+  const imageSource = r.oneOf<ImageSource>("imageSource", target === "docker" ? "local" : "upstream");
+  const imagePullPolicy = r.oneOf<ImagePullPolicy>("imagePullPolicy");
   // Local images live on one Docker host: a cluster only has them when they were imported into
   // its nodes (scripts/cluster/ does it), and must then never try to pull them.
   if (target === "kubernetes" && imageSource === "local" && imagePullPolicy !== "Never") {
@@ -209,9 +196,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const datastores = {} as Record<DataComponent, DatastoreConfig>;
   for (const name of dataComponents) {
     datastores[name] = {
-      enabled: r.boolean(`${name}Enabled`, enabledByDefault[name]),
+      enabled: r.boolean(`${name}Enabled`),
       image: checkImage(r, `${name}Image`, r.string(`${name}Image`)),
-      storageGi: r.integer(`${name}StorageGi`, defaultStorageGi[name], 1, 16384),
+      storageGi: r.integer(`${name}StorageGi`),
     };
   }
 
@@ -222,13 +209,13 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (registry !== undefined && !/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(registry)) {
     throw new ConfigError("registry", stack, `is not a valid registry/repository prefix: '${registry}'`);
   }
-  const servicesImageTag = r.string("servicesImageTag") ?? "0.1.0";
+  const servicesImageTag = r.string("servicesImageTag")!;
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(servicesImageTag) || servicesImageTag === "latest") {
     throw new ConfigError("servicesImageTag", stack, `must be a pinned tag (not 'latest'), got '${servicesImageTag}'`);
   }
 
   // 0 (the declared default) means the target's own default.
-  const replicasSetting = r.integer("replicas", 0, 0, 50);
+  const replicasSetting = r.integer("replicas");
   const defaultReplicas = replicasSetting > 0 ? replicasSetting : target === "kubernetes" ? 2 : 1;
   const replicaOverrides = r.object("serviceReplicas") ?? {};
   const disabledServices = new Set<string>();
@@ -273,22 +260,22 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     serviceReplicas[service.name] = override ?? Math.min(wanted, scaling.maxReplicas);
   }
 
-  const tradingMode = r.oneOf("tradingMode", ["paper", "live"] as const, "paper");
-  const marketDataSource = r.oneOf("marketDataSource", ["synthetic", "replay", "binance"] as const, "synthetic");
+  const tradingMode = r.oneOf<"paper" | "live">("tradingMode");
+  const marketDataSource = r.oneOf<"synthetic" | "replay" | "binance">("marketDataSource");
 
-  const ingressHost = r.string("ingressHost") ?? "localhost";
+  const ingressHost = r.string("ingressHost")!;
   if (!HOSTNAME.test(ingressHost)) {
     throw new ConfigError("ingressHost", stack, `is not a valid host name: '${ingressHost}'`);
   }
-  const namespace = r.string("namespace") ?? "ai-trading";
+  const namespace = r.string("namespace")!;
   if (!DNS_LABEL.test(namespace)) {
     throw new ConfigError("namespace", stack, `must be a DNS label (lowercase, digits, '-'), got '${namespace}'`);
   }
-  const ingressControllerNamespace = r.string("ingressControllerNamespace") ?? "ingress-nginx";
+  const ingressControllerNamespace = r.string("ingressControllerNamespace")!;
   if (!DNS_LABEL.test(ingressControllerNamespace)) {
     throw new ConfigError("ingressControllerNamespace", stack, `must be a DNS label (lowercase, digits, '-'), got '${ingressControllerNamespace}'`);
   }
-  const ratioRaw = r.string("cpuRequestRatio") ?? "1";
+  const ratioRaw = r.string("cpuRequestRatio")!;
   const cpuRequestRatio = Number(ratioRaw);
   if (!/^\d*\.?\d+$/.test(ratioRaw) || !(cpuRequestRatio > 0 && cpuRequestRatio <= 1)) {
     throw new ConfigError("cpuRequestRatio", stack, `must be a number greater than 0 and at most 1, got '${ratioRaw}'`);
@@ -299,18 +286,18 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("certIssuer", stack, "Kubernetes needs TLS: set certIssuer (cert-manager ClusterIssuer) or tlsSecretName");
   }
 
-  const httpPort = r.integer("httpPort", 8080, 1, QUANTITY_PORT_MAX);
-  const httpsPort = r.integer("httpsPort", 8443, 1, QUANTITY_PORT_MAX);
+  const httpPort = r.integer("httpPort");
+  const httpsPort = r.integer("httpsPort");
   if (httpPort === httpsPort) {
     throw new ConfigError("httpsPort", stack, "must differ from httpPort");
   }
 
-  const adminBindAddress = r.string("adminBindAddress") ?? "127.0.0.1";
+  const adminBindAddress = r.string("adminBindAddress")!;
   if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255)) {
     throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address, got '${adminBindAddress}'`);
   }
 
-  const schedule = r.string("backupSchedule") ?? "15 2 * * *";
+  const schedule = r.string("backupSchedule")!;
   if (schedule.split(/\s+/).length !== 5) {
     throw new ConfigError("backupSchedule", stack, `must be a five-field cron expression, got '${schedule}'`);
   }
@@ -324,23 +311,23 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     registryUsername: r.string("registryUsername"),
     datastores,
     monitoring: {
-      prometheus: r.boolean("prometheusEnabled", true),
-      grafana: r.boolean("grafanaEnabled", true),
-      retentionDays: r.integer("prometheusRetentionDays", 15, 1, 3650),
+      prometheus: r.boolean("prometheusEnabled"),
+      grafana: r.boolean("grafanaEnabled"),
+      retentionDays: r.integer("prometheusRetentionDays"),
     },
     serviceReplicas,
     services,
     rateLimit: {
-      windowMs: r.integer("rateLimitWindowMs", 900_000, 1_000, 86_400_000),
-      maxRequests: r.integer("rateLimitMaxRequests", 100, 1, 1_000_000),
+      windowMs: r.integer("rateLimitWindowMs"),
+      maxRequests: r.integer("rateLimitMaxRequests"),
     },
     trading: { mode: tradingMode, marketDataSource },
-    docker: { httpPort, httpsPort, publishAdminPorts: target === "docker" && r.boolean("publishAdminPorts", true), adminBindAddress },
+    docker: { httpPort, httpsPort, publishAdminPorts: target === "docker" && r.boolean("publishAdminPorts"), adminBindAddress },
     kubernetes: {
       namespace,
       storageClass: r.string("storageClass"),
       ingressHost,
-      ingressClass: r.string("ingressClass") ?? "nginx",
+      ingressClass: r.string("ingressClass")!,
       tlsSecretName,
       certIssuer,
       ingressControllerNamespace,
@@ -348,48 +335,14 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       cpuRequestRatio,
       renderYamlTo: r.string("renderYamlTo"),
       backupSchedule: schedule,
-      exposeDatastores: r.boolean("exposeDatastores", false),
+      exposeDatastores: r.boolean("exposeDatastores"),
     },
-    logLevel: r.oneOf("logLevel", ["fatal", "error", "warn", "info", "debug", "trace"] as const, "info"),
+    logLevel: r.oneOf("logLevel"),
   };
 }
 
-/** Every key the program reads, so the loader can fetch them all from `pulumi.Config`. */
-export const configKeys: readonly string[] = [
-  "target",
-  "imageSource",
-  "servicesImageTag",
-  "registry",
-  "registryUsername",
-  "replicas",
-  "serviceReplicas",
-  "disabledServices",
-  ...dataComponents.flatMap((d) => [`${d}Enabled`, `${d}Image`, `${d}StorageGi`]),
-  "prometheusEnabled",
-  "grafanaEnabled",
-  "prometheusRetentionDays",
-  "rateLimitWindowMs",
-  "rateLimitMaxRequests",
-  "tradingMode",
-  "marketDataSource",
-  "httpPort",
-  "httpsPort",
-  "publishAdminPorts",
-  "adminBindAddress",
-  "exposeDatastores",
-  "namespace",
-  "storageClass",
-  "ingressHost",
-  "ingressClass",
-  "tlsSecretName",
-  "certIssuer",
-  "ingressControllerNamespace",
-  "imagePullPolicy",
-  "cpuRequestRatio",
-  "renderYamlTo",
-  "backupSchedule",
-  "logLevel",
-];
+/** Every key the program reads, so the loader can fetch them all from `pulumi.Config` (stacks/schema.ts). */
+export const configKeys: readonly string[] = schemaKeys;
 
 /** Credentials users provide with `pulumi config set --secret`; never generated, never defaulted. */
 export const secretConfigKeys = [

@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import { ConfigError, configKeys, parseStackConfig, RawConfig, secretConfigKeys } from "../../stacks/config";
+import { pulumiDeclarations } from "../../stacks/schema";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
 const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt" };
@@ -115,6 +116,10 @@ describe("Pulumi.yaml declarations", () => {
     // serviceReplicas is a map; project config can only declare scalars and arrays.
     const scalarKeys = configKeys.filter((k) => k !== "serviceReplicas");
     expect(Object.keys(declared).sort()).toEqual(scalarKeys.map((k) => `trading:${k}`).sort());
+  });
+
+  it("declares exactly what stacks/schema.ts states: type, default and description of every key", () => {
+    expect(declared).toEqual(pulumiDeclarations());
   });
 
   it("gives every key but the target a default, so the CLI never demands an optional one", () => {

@@ -1,0 +1,128 @@
+/**
+ * The stack configuration schema: every `trading:*` key with its type, default, constraints and
+ * description, as TypeBox schemas (the library the services already use for their environment:
+ * JSON Schema underneath, static types from the same object, maintained, no dependencies).
+ *
+ * One source for three things: the defaults the parser applies (stacks/config.ts), the checks it
+ * runs on each raw value, and the declarations of `Pulumi.yaml` (`pulumiDeclarations()`, compared
+ * with the file by tests/unit/config.test.ts). Cross-field rules stay in the parser.
+ */
+import { Kind, TSchema, Type } from "@sinclair/typebox";
+import { DATA_COMPONENTS, DataComponent } from "../catalog/datastores";
+
+/** Keys whose default depends on the target (or that are optional) are declared with "" in Pulumi.yaml. */
+const str = (description: string, def = "") => Type.String({ description, default: def });
+const int = (description: string, def: number, minimum: number, maximum: number) => Type.Integer({ description, default: def, minimum, maximum });
+const bool = (description: string, def: boolean) => Type.Boolean({ description, default: def });
+function oneOf<const T extends readonly string[]>(values: T, description: string, def?: T[number] | "") {
+  return Type.Union(
+    values.map((v) => Type.Literal(v)),
+    { description, ...(def !== undefined ? { default: def } : {}) },
+  );
+}
+
+const storeNames: Record<DataComponent, { title: string; enabled: string; storageGi: number; on: boolean }> = {
+  postgres: { title: "PostgreSQL", enabled: "Deploy PostgreSQL", storageGi: 20, on: true },
+  dragonfly: { title: "DragonflyDB", enabled: "Deploy DragonflyDB (Redis protocol)", storageGi: 5, on: true },
+  clickhouse: { title: "ClickHouse", enabled: "Deploy ClickHouse", storageGi: 50, on: true },
+  weaviate: { title: "Weaviate", enabled: "Deploy Weaviate", storageGi: 20, on: true },
+  arangodb: { title: "ArangoDB", enabled: "Deploy ArangoDB", storageGi: 10, on: true },
+  redpanda: { title: "Redpanda", enabled: "Deploy Redpanda (Kafka protocol)", storageGi: 20, on: true },
+  // The guide keeps the legacy Redis for compatibility only: off unless asked for.
+  redis: { title: "legacy Redis", enabled: "Deploy the legacy Redis (compatibility only)", storageGi: 2, on: false },
+};
+const capitalised = (s: string) => s[0].toUpperCase() + s.slice(1);
+
+const datastoreKeys = Object.fromEntries(
+  DATA_COMPONENTS.flatMap((d) => {
+    const n = storeNames[d];
+    return [
+      [`${d}Enabled`, bool(n.enabled, n.on)],
+      [`${d}Image`, str(`Override of the ${n.title} image (pinned tag)`)],
+      [`${d}StorageGi`, int(`${capitalised(n.title)} volume size (GiB)`, n.storageGi, 1, 16384)],
+    ];
+  }),
+) as Record<`${DataComponent}${"Enabled" | "Image" | "StorageGi"}`, TSchema>;
+
+export const stackConfigSchema = Type.Object({
+  target: oneOf(["docker", "kubernetes"], "Deployment target: docker (a local engine) or kubernetes (a cluster)"),
+  imageSource: oneOf(
+    ["local", "upstream"],
+    "local (images built from Debian by scripts/images/build-images.sh) or upstream (pinned vendor images)",
+    "",
+  ),
+  servicesImageTag: str("Tag of the services image built from services/ (never latest)", "0.1.0"),
+  registry: str("Registry/repository prefix the services image is pushed to (required on kubernetes)"),
+  registryUsername: str("Registry login for the push (password with 'pulumi config set --secret trading:registryPassword')"),
+  replicas: int("Replicas of every stateless service; 0 means the target's default (1 on docker, 2 on kubernetes)", 0, 0, 50),
+  // A map: project config can declare only scalars and arrays, so Pulumi.yaml leaves it out.
+  serviceReplicas: Type.Record(Type.String(), Type.Integer({ minimum: 1 }), { description: "Replicas per service, e.g. {\"api-gateway\": 4}", declared: false }),
+  disabledServices: str("Comma-separated catalog services not to deploy"),
+  ...datastoreKeys,
+  prometheusEnabled: bool("Deploy Prometheus", true),
+  grafanaEnabled: bool("Deploy Grafana", true),
+  prometheusRetentionDays: int("Prometheus retention in days", 15, 1, 3650),
+  rateLimitWindowMs: int("Gateway rate-limit window (ms)", 900_000, 1_000, 86_400_000),
+  rateLimitMaxRequests: int("Requests per window per user and per IP", 100, 1, 1_000_000),
+  tradingMode: oneOf(["paper", "live"], "paper (simulated exchange) or live (Binance; needs binanceApiKey/binanceSecretKey secrets)", "paper"),
+  marketDataSource: oneOf(["synthetic", "replay", "binance"], "synthetic, replay or binance", "synthetic"),
+  httpPort: int("Docker: host port of HTTP (redirects only), bound to 127.0.0.1", 8080, 1, 65535),
+  httpsPort: int("Docker: host port of HTTPS, bound to 127.0.0.1", 8443, 1, 65535),
+  publishAdminPorts: bool("Docker: publish datastore, Prometheus and Grafana ports on the admin bind address (ignored on kubernetes)", true),
+  adminBindAddress: str(
+    "Docker: host address datastore, Prometheus and Grafana ports bind to (e.g. a VPN interface); anything public is rejected by policy",
+    "127.0.0.1",
+  ),
+  exposeDatastores: bool("Kubernetes: LoadBalancer Services for the datastores (rejected by the policy pack on prod)", false),
+  namespace: str("Kubernetes namespace", "ai-trading"),
+  storageClass: str("Kubernetes storage class of the volumes (cluster default when unset)"),
+  ingressHost: str("Public host name of the Ingress", "localhost"),
+  ingressClass: str("Ingress class", "nginx"),
+  tlsSecretName: str("TLS secret of the Ingress: an existing one, or created by the stack from the tlsCertificate/tlsPrivateKey secrets"),
+  certIssuer: str("cert-manager ClusterIssuer that issues the Ingress certificate"),
+  ingressControllerNamespace: str("Namespace of the ingress controller (the only peer allowed to reach the gateway)", "ingress-nginx"),
+  imagePullPolicy: oneOf(
+    ["Always", "IfNotPresent", "Never"],
+    "Always, IfNotPresent or Never (images imported into the nodes, e.g. the local cluster of scripts/cluster/)",
+    "IfNotPresent",
+  ),
+  cpuRequestRatio: str("CPU request as a fraction of the CPU limit, in (0, 1]; 1 = Guaranteed QoS", "1"),
+  renderYamlTo: str("Render Kubernetes manifests to this folder instead of applying them (no cluster)"),
+  backupSchedule: str("Cron schedule of the PostgreSQL and ClickHouse backups (kubernetes)", "15 2 * * *"),
+  logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "Service log level", "info"),
+});
+
+export type ConfigKey = keyof typeof stackConfigSchema.properties;
+
+/** Every key the program reads, so the loader can fetch them all from `pulumi.Config`. */
+export const configKeys = Object.keys(stackConfigSchema.properties) as readonly ConfigKey[];
+
+export function keySchema(key: string): TSchema {
+  const schema = (stackConfigSchema.properties as Record<string, TSchema>)[key];
+  if (!schema) throw new Error(`stacks/schema.ts declares no key '${key}'`);
+  return schema;
+}
+
+/** Allowed values of an enumerated key. */
+export function allowedValues(key: string): string[] {
+  const schema = keySchema(key);
+  return (schema.anyOf as TSchema[] | undefined)?.map((s) => String(s.const)) ?? [];
+}
+
+export interface PulumiDeclaration {
+  type: "string" | "integer" | "boolean";
+  default?: string | number | boolean;
+  description: string;
+}
+
+/** The `config:` block of Pulumi.yaml: one declaration per scalar key, the CLI checks types before the program runs. */
+export function pulumiDeclarations(namespace = "trading"): Record<string, PulumiDeclaration> {
+  const out: Record<string, PulumiDeclaration> = {};
+  for (const [key, schema] of Object.entries(stackConfigSchema.properties as Record<string, TSchema>)) {
+    if (schema.declared === false) continue;
+    const kind = schema[Kind] as string;
+    const type = kind === "Integer" ? "integer" : kind === "Boolean" ? "boolean" : "string";
+    out[`${namespace}:${key}`] = { type, ...(schema.default !== undefined ? { default: schema.default } : {}), description: schema.description ?? "" };
+  }
+  return out;
+}
