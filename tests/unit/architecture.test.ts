@@ -1,0 +1,82 @@
+/**
+ * Keeps docs/architecture.md true where a test can: the paths it names exist, and the boundaries
+ * it states hold in the source (provider packages only in components/runtime/, no runtime
+ * `instanceof`, no literal catalog service name outside catalog/, catalog/ self-contained).
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { describe, expect, it } from "vitest";
+import { catalog } from "../../catalog";
+
+const root = path.join(__dirname, "..", "..");
+
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+    const rel = path.join(dir, entry.name);
+    if (entry.name === "node_modules") continue;
+    if (entry.isDirectory()) out.push(...sourceFiles(rel));
+    else if (entry.name.endsWith(".ts")) out.push(rel);
+  }
+  return out;
+}
+
+const read = (rel: string) => fs.readFileSync(path.join(root, rel), "utf8");
+/** Import specifiers of a TypeScript file (import ... from "x", export ... from "x", import("x"), require("x")). */
+function importsOf(text: string): string[] {
+  return [...text.matchAll(/(?:from\s+|import\s*\(\s*|require\s*\(\s*|^import\s+)["']([^"']+)["']/gm)].map((m) => m[1]);
+}
+
+const program = ["index.ts", ...sourceFiles("components"), ...sourceFiles("stacks")];
+const outsideCatalog = [...program, ...sourceFiles("policies")];
+
+describe("docs/architecture.md", () => {
+  const doc = read("docs/architecture.md");
+
+  it("names only paths that exist", () => {
+    const paths = [...doc.matchAll(/`([A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.<>-]*)+|[A-Za-z0-9_-]+\.(?:ts|yaml|md))`/g)]
+      .map((m) => m[1])
+      .filter((p) => !p.includes("<"));
+    expect(paths.length).toBeGreaterThan(20);
+    const bare = new Set(["index.ts", "secrets.ts", "storage.ts", "pod.ts", "workloads.ts", "scheduling.ts", "availability.ts", "network-policy.ts", "ingress.ts"]);
+    const missing = paths.filter((p) => {
+      if (fs.existsSync(path.join(root, p))) return false;
+      // file names listed inside components/runtime/kubernetes/, and `kubernetes/secrets.ts` style
+      const inK8s = path.join(root, "components/runtime", p);
+      return !(fs.existsSync(inK8s) || (bare.has(p) && fs.existsSync(path.join(root, "components/runtime/kubernetes", p))));
+    });
+    expect(missing).toEqual([]);
+  });
+});
+
+describe("boundaries", () => {
+  it("no component outside components/runtime/ imports a provider package", () => {
+    const offenders = program
+      .filter((f) => !f.startsWith(path.join("components", "runtime")))
+      .filter((f) => importsOf(read(f)).some((i) => i === "@pulumi/docker" || i === "@pulumi/kubernetes"));
+    expect(offenders).toEqual([]);
+  });
+
+  it("nothing tests a runtime's class", () => {
+    const offenders = outsideCatalog.filter((f) => /instanceof\s+(DockerRuntime|KubernetesRuntime)\b/.test(read(f)));
+    expect(offenders).toEqual([]);
+  });
+
+  it("no literal catalog service name outside catalog/ (components, stacks, the program, policies)", () => {
+    const names = catalog.map((s) => s.name);
+    const offenders = outsideCatalog.flatMap((f) => {
+      const text = read(f);
+      return names.filter((n) => new RegExp(`["'\`]${n}["'\`]`).test(text)).map((n) => `${f}: ${n}`);
+    });
+    expect(offenders).toEqual([]);
+  });
+
+  it("catalog/ imports nothing outside itself and no npm package", () => {
+    const imports = sourceFiles("catalog").flatMap((f) => importsOf(read(f)).map((i) => `${f}: ${i}`));
+    expect(imports.filter((i) => !/: \.\/[a-z-]+$/.test(i))).toEqual([]);
+  });
+
+  it("the services see the catalog through one re-export", () => {
+    expect(importsOf(read("services/src/catalog.ts")).every((i) => i.startsWith("../../catalog/"))).toBe(true);
+  });
+});
