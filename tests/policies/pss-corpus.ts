@@ -6,7 +6,12 @@
 
 export interface CorpusPod {
     name: string;
-    /** "valid", or the Pod Security control the variant breaks (as admission names it). */
+    /**
+ * "valid", or the Pod Security control the variant breaks, as admission names it under `restricted`:
+ * there the restricted checks replace the baseline ones they tighten, so a non-default capability
+ * is reported as "unrestricted capabilities" and a hostPath volume as "restricted volume types"
+ * (measured against kube-apiserver 1.34).
+ */
     intent: string;
     pod: Record<string, any>;
 }
@@ -75,12 +80,12 @@ const VARIANTS: Array<[string, string, Edit]> = [
     ["host namespaces", "host-ipc", (p) => { p.spec.hostIPC = true; }],
     ["privileged", "privileged", (_p, c) => { c.securityContext.privileged = true; delete c.securityContext.allowPrivilegeEscalation; }],
     ["privileged", "privileged-init", (p) => { const i = initContainer(); (i.securityContext as any).privileged = true; delete (i.securityContext as any).allowPrivilegeEscalation; p.spec.initContainers = [i]; }],
-    ["non-default capabilities", "add-net-admin", (_p, c) => { c.securityContext.capabilities.add = ["NET_ADMIN"]; }],
-    ["non-default capabilities", "add-sys-time", (_p, c) => { c.securityContext.capabilities.add = ["SYS_TIME"]; }],
+    ["unrestricted capabilities", "add-net-admin", (_p, c) => { c.securityContext.capabilities.add = ["NET_ADMIN"]; }],
+    ["unrestricted capabilities", "add-sys-time", (_p, c) => { c.securityContext.capabilities.add = ["SYS_TIME"]; }],
     ["unrestricted capabilities", "add-chown", (_p, c) => { c.securityContext.capabilities.add = ["CHOWN"]; }],
     ["unrestricted capabilities", "add-cap-prefixed", (_p, c) => { c.securityContext.capabilities.add = ["CAP_NET_BIND_SERVICE"]; }],
-    ["hostPath volumes", "host-path", (p, c) => { p.spec.volumes = [{ name: "logs", hostPath: { path: "/var/log" } }]; c.volumeMounts = [{ name: "logs", mountPath: "/logs", readOnly: true }]; }],
-    ["hostPath volumes", "docker-socket", (p) => { p.spec.volumes = [{ name: "sock", hostPath: { path: "/var/run/docker.sock", type: "Socket" } }]; }],
+    ["restricted volume types", "host-path", (p, c) => { p.spec.volumes = [{ name: "logs", hostPath: { path: "/var/log" } }]; c.volumeMounts = [{ name: "logs", mountPath: "/logs", readOnly: true }]; }],
+    ["restricted volume types", "docker-socket", (p) => { p.spec.volumes = [{ name: "sock", hostPath: { path: "/var/run/docker.sock", type: "Socket" } }]; }],
     ["hostPort", "host-port", (_p, c) => { c.ports = [{ containerPort: 8080, hostPort: 8080 }]; }],
     ["forbidden AppArmor profile", "apparmor-pod-unconfined", (p) => { p.spec.securityContext.appArmorProfile = { type: "Unconfined" }; }],
     ["forbidden AppArmor profile", "apparmor-container-unconfined", (_p, c) => { c.securityContext.appArmorProfile = { type: "Unconfined" }; }],
