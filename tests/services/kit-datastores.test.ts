@@ -81,8 +81,8 @@ describe("kit datastores", () => {
 
 describe("clickhouse parameter binding", () => {
   it("renders typed literals and refuses values of the wrong type", async () => {
-    const { bindParams } = await import("../../services/src/kit");
-    expect(bindParams("SELECT {s:String}, {n:UInt32}, {f:Float64}, {a:Array(String)}, {d:DateTime}, {z:Nullable(Int8)}", {
+    const { bindParamsForLegacyServer } = await import("../../services/src/kit/clickhouse/legacy-binding");
+    expect(bindParamsForLegacyServer("SELECT {s:String}, {n:UInt32}, {f:Float64}, {a:Array(String)}, {d:DateTime}, {z:Nullable(Int8)}", {
       s: "it's a \\ test",
       n: 42,
       f: 1.5,
@@ -90,7 +90,7 @@ describe("clickhouse parameter binding", () => {
       d: new Date(Date.UTC(2026, 0, 2, 3, 4, 5)),
       z: null,
     })).toBe("SELECT 'it\\'s a \\\\ test', 42, 1.5, ['x', 'y\\''], '2026-01-02 03:04:05', NULL");
-    expect(() => bindParams("SELECT {n:UInt32}", { n: "1 OR 1=1" })).toThrow("expected an integer");
-    expect(() => bindParams("SELECT {n:UInt32}", {})).toThrow("has no value");
+    expect(() => bindParamsForLegacyServer("SELECT {n:UInt32}", { n: "1 OR 1=1" })).toThrow("expected an integer");
+    expect(() => bindParamsForLegacyServer("SELECT {n:UInt32}", {})).toThrow("has no value");
   });
 });

@@ -4,10 +4,13 @@ export * from "./identity";
 export * from "./peers";
 export * from "./service";
 export { Datastores, DatastoreDisabledError, datastoreEnv, loadDatastoreConfig } from "./datastores";
+export type { App } from "./app";
+export type { ReadinessCheck, ServiceMetrics } from "./probes";
 export type {
   DatastoreConfig,
   DatastoreState,
   PostgresClient,
+  Queryable,
   DragonflyClient,
   ClickHouseKitClient,
   KafkaKitClient,
@@ -16,4 +19,6 @@ export type {
 } from "./datastores";
 export { Type, type Static, type TSchema } from "@sinclair/typebox";
 export * from "./jwt";
-export { bindParams, formatValue, quoteString, ClickHouseParamError } from "./clickhouse-params";
+export { ClickHouseParamError } from "./clickhouse/legacy-binding";
+export type { ParamBinding } from "./clickhouse/client";
+export { decorateDatastores } from "./decorators";

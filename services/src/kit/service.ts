@@ -1,24 +1,19 @@
 /**
- * createService / runService: a Fastify app with the platform's conventions (request ids, pino
- * logs with redaction, /health, /ready, /metrics, uniform errors, body limit, strict body
- * validation, graceful shutdown) around a service module's routes.
+ * createService / runService: a service module's routes inside the platform's app (./app.ts), with
+ * its configuration validated, its datastores decorated on the app (./decorators.ts), the probes
+ * (./probes.ts) and a graceful shutdown.
  */
-import { randomUUID } from "node:crypto";
-import type { IncomingMessage } from "node:http";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from "fastify";
-import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Ajv from "ajv";
-import addFormats from "ajv-formats";
-import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { findService, catalog, type Datastore, type ServiceDefinition } from "../catalog";
+import type { DestinationStream, Logger } from "pino";
+import { findService, catalog, type ServiceDefinition } from "../catalog";
+import { createApp, createLogger, type App } from "./app";
 import { ConfigError, describeConfig, env, loadConfig, type ConfigOf, type ConfigSchema } from "./config";
 import { Datastores, loadDatastoreConfig } from "./datastores";
-import { installErrorHandlers } from "./errors";
+import { decorateDatastores } from "./decorators";
 import { PeerClient } from "./peers";
+import { createMetrics, installProbes, type ReadinessCheck, type ServiceMetrics } from "./probes";
 
-/** The Fastify instance type services get (TypeBox type provider: typed request bodies/params). */
-export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
+export { createLogger, redactPaths, requestIdFor, type App } from "./app";
+export type { ReadinessCheck, ServiceMetrics } from "./probes";
 
 /** Variables every service reads (in addition to its datastores' and its own). */
 export function commonEnv(def: ServiceDefinition) {
@@ -38,8 +33,6 @@ export function commonEnv(def: ServiceDefinition) {
 }
 export type CommonConfig = ConfigOf<ReturnType<typeof commonEnv>>;
 
-export type ReadinessCheck = () => Promise<void>;
-
 export interface ServiceContext<C = Record<string, unknown>> {
   name: string;
   definition: ServiceDefinition;
@@ -52,7 +45,7 @@ export interface ServiceContext<C = Record<string, unknown>> {
   /** Lazily created datastore clients (only the catalog-listed ones). */
   datastores: Datastores;
   peers: PeerClient;
-  metrics: { registry: Registry; httpDuration: Histogram<string>; dependencyUp: Gauge<string> };
+  metrics: ServiceMetrics;
   /** Adds a /ready check beyond the datastores (required ones make /ready 503 when failing). */
   addReadinessCheck(name: string, check: ReadinessCheck, opts?: { required?: boolean }): void;
   /** Runs on shutdown, after in-flight requests drained, before datastores close. */
@@ -91,76 +84,6 @@ export interface Service<C = Record<string, unknown>> {
   /** Listens on the configured HOST/PORT unless overridden; resolves to the base URL. */
   listen(opts?: { port?: number; host?: string }): Promise<string>;
   close(): Promise<void>;
-}
-
-/** Paths, headers and body fields pino masks. */
-export const redactPaths = [
-  "req.headers.authorization",
-  "req.headers.cookie",
-  'req.headers["x-api-key"]',
-  'res.headers["set-cookie"]',
-  "headers.authorization",
-  "headers.cookie",
-  'headers["x-api-key"]',
-  "*.password",
-  "*.newPassword",
-  "*.token",
-  "*.accessToken",
-  "*.refreshToken",
-  "*.apiKey",
-  "*.secret",
-  "password",
-  "token",
-  "accessToken",
-  "refreshToken",
-  "apiKey",
-  "secret",
-];
-
-export function createLogger(name: string, level: string, stream?: DestinationStream): Logger {
-  const options: LoggerOptions = {
-    name,
-    level,
-    base: { service: name },
-    redact: { paths: redactPaths, censor: "[REDACTED]" },
-    timestamp: pino.stdTimeFunctions.isoTime,
-  };
-  return stream ? pino(options, stream) : pino(options);
-}
-
-const requestIdRe = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** Incoming x-request-id when well-formed, else a new UUID. */
-export function requestIdFor(req: IncomingMessage): string {
-  const h = req.headers["x-request-id"];
-  return typeof h === "string" && requestIdRe.test(h) ? h : randomUUID();
-}
-
-function parseTrustProxy(v: string | undefined): boolean | number | string[] | undefined {
-  if (v === undefined) return undefined;
-  if (v === "true") return true;
-  if (v === "false") return false;
-  if (/^\d+$/.test(v)) return Number(v);
-  return v.split(",").map((s) => s.trim()).filter(Boolean);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Body: strict types (no coercion), defaults applied; params/query/headers: coerced from strings. */
-function installValidators(app: App) {
-  const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
-  const otherAjv = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
-  addFormats(bodyAjv);
-  addFormats(otherAjv);
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : otherAjv).compile(schema));
 }
 
 /** Builds a service (not listening yet). Throws ConfigError naming any invalid variable. */
@@ -202,40 +125,10 @@ export async function createService<S extends ConfigSchema>(
     if (state!.status === "disabled") log.warn({ datastore: name }, `${name} is disabled (optional, not configured): degraded mode`);
   }
 
-  const app = Fastify({
-    loggerInstance: log as unknown as FastifyBaseLogger,
-    bodyLimit: config.BODY_LIMIT_BYTES,
-    genReqId: requestIdFor,
-    requestIdHeader: false,
-    // One "request completed" line per request (onResponse hook below) instead of Fastify's two.
-    logController: new LogController({ requestIdLogLabel: "requestId", disableRequestLogging: true }),
-    // Fastify accepts a hop count at runtime (proxy-addr) though its types omit it.
-    trustProxy: parseTrustProxy(config.TRUST_PROXY) as boolean | string | string[] | undefined,
-    return503OnClosing: true,
-  }).withTypeProvider<TypeBoxTypeProvider>();
-
-  installValidators(app);
-  installErrorHandlers(app);
-
-  // Metrics: one registry per app.
-  const registry = new Registry();
-  registry.setDefaultLabels({ service: def.name });
-  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
-  const httpDuration = new Histogram({
-    name: "http_request_duration_seconds",
-    help: "HTTP request duration by method, route and status",
-    labelNames: ["method", "route", "status_code"],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
-  const dependencyUp = new Gauge({
-    name: "service_dependency_up",
-    help: "1 when the dependency answered its last readiness check, 0 when it failed",
-    labelNames: ["dependency"],
-    registers: [registry],
-  });
-
+  const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY });
+  const metrics = createMetrics(def.name, opts.defaultMetrics ?? true);
   const datastores = new Datastores(def, ds.configs, ds.states, log);
+  decorateDatastores(app, datastores);
   const extraChecks: Array<{ name: string; check: ReadinessCheck; required: boolean }> = [];
   const closers: Array<() => Promise<void> | void> = [];
 
@@ -248,62 +141,12 @@ export async function createService<S extends ConfigSchema>(
     app,
     datastores,
     peers: new PeerClient(def, source),
-    metrics: { registry, httpDuration, dependencyUp },
+    metrics,
     addReadinessCheck: (name, check, o) => extraChecks.push({ name, check, required: o?.required ?? true }),
     onClose: (fn) => closers.push(fn),
   };
 
-  app.addHook("onRequest", async (request, reply) => {
-    reply.header("x-request-id", request.id);
-  });
-  app.addHook("onResponse", async (request, reply) => {
-    const route = request.routeOptions.url ?? "unmatched";
-    httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    const level = reply.statusCode >= 500 ? "error" : "info";
-    request.log[level](
-      { method: request.method, url: request.url.split("?")[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
-      "request completed",
-    );
-  });
-
-  app.get("/health", { logLevel: "warn" }, async () => ({ status: "ok", service: def.name }));
-
-  app.get("/ready", { logLevel: "warn" }, async (_request, reply) => {
-    type Result = { status: "ok" | "failed" | "disabled"; required: boolean; latencyMs?: number; error?: string };
-    const checks: Array<{ name: string; required: boolean; run?: ReadinessCheck }> = [
-      ...datastores.list().map(({ name, state }) => ({
-        name: name as string,
-        required: state.status === "enabled" && state.required,
-        run: state.status === "enabled" ? () => datastores.get(name as Datastore).ping() : undefined,
-      })),
-      ...extraChecks.map((c) => ({ name: c.name, required: c.required, run: c.check })),
-    ];
-    const results: Record<string, Result> = {};
-    await Promise.all(
-      checks.map(async (c) => {
-        if (!c.run) {
-          results[c.name] = { status: "disabled", required: false };
-          return;
-        }
-        const t0 = performance.now();
-        try {
-          await withTimeout(c.run(), config.READY_TIMEOUT_MS);
-          results[c.name] = { status: "ok", required: c.required, latencyMs: Math.round((performance.now() - t0) * 10) / 10 };
-          dependencyUp.set({ dependency: c.name }, 1);
-        } catch (e) {
-          results[c.name] = { status: "failed", required: c.required, error: (e as Error).message || String(e) };
-          dependencyUp.set({ dependency: c.name }, 0);
-        }
-      }),
-    );
-    const ready = Object.values(results).every((r) => r.status !== "failed" || !r.required);
-    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", service: def.name, dependencies: results });
-  });
-
-  app.get("/metrics", { logLevel: "warn" }, async (_request, reply) => {
-    reply.header("content-type", registry.contentType);
-    return registry.metrics();
-  });
+  installProbes(app, { service: def.name, log, metrics, datastores, extraChecks, readyTimeoutMs: config.READY_TIMEOUT_MS });
 
   app.addHook("onClose", async () => {
     for (const fn of closers.reverse()) {

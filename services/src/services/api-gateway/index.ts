@@ -21,6 +21,7 @@
  * - `/api/health`: aggregates GET /health of every service the gateway calls, each with a timeout.
  */
 import type { FastifyRequest } from "fastify";
+import type { Result } from "ioredis";
 import replyFrom from "@fastify/reply-from";
 import rateLimit from "@fastify/rate-limit";
 import { Counter } from "prom-client";
@@ -52,6 +53,13 @@ const config = {
   /** Longest accepted access-token age (defence in depth on top of exp). */
   ACCESS_TOKEN_MAX_AGE_S: env.int({ default: 3_600, min: 60 }),
 };
+
+declare module "ioredis" {
+  interface RedisCommander<Context> {
+    /** The per-IP counter script defined below (ioredis `defineCommand`). */
+    gwIpLimit(key: string, windowMs: number): Result<[number, number], Context>;
+  }
+}
 
 type Auth = { identity?: Identity; error?: HttpError };
 
@@ -140,8 +148,7 @@ export default defineService({
       // Per-IP cap on authenticated traffic (anonymous traffic is already keyed by IP below).
       const ipMax = cfg.RATE_LIMIT_IP_MAX_REQUESTS ?? cfg.RATE_LIMIT_MAX_REQUESTS * 4;
       // One round trip: INCR, start the window on the first hit, return count and remaining ms.
-      const ipLimit = (key: string): Promise<[number, number]> =>
-        (redis as unknown as { gwIpLimit(k: string, windowMs: number): Promise<[number, number]> }).gwIpLimit(key, cfg.RATE_LIMIT_WINDOW_MS);
+      const ipLimit = (key: string): Promise<[number, number]> => redis.gwIpLimit(key, cfg.RATE_LIMIT_WINDOW_MS);
       redis.defineCommand("gwIpLimit", {
         numberOfKeys: 1,
         lua: `local c = redis.call('INCR', KEYS[1])

@@ -75,12 +75,12 @@ export default defineService({
 
     const fillEvent = (f: Fill): OutboxEvent => {
       const msg: ExecutionMsg = { eventId: f.fillId, type: "fill", fill: f };
-      return { eventId: f.fillId, topic: TOPICS.executions, key: f.orderId, payload: msg as unknown as Record<string, unknown> };
+      return { eventId: f.fillId, topic: TOPICS.executions, key: f.orderId, payload: msg };
     };
     const outcomeEvent = (o: OrderRequest, type: "order.expired" | "order.rejected", reason: string): OutboxEvent => {
       const eventId = `${o.orderId}:exec:${type}`;
       const msg: ExecutionMsg = { eventId, type, orderId: o.orderId, userId: o.userId, symbol: o.symbol, reason, ts: Date.now() };
-      return { eventId, topic: TOPICS.executions, key: o.orderId, payload: msg as unknown as Record<string, unknown> };
+      return { eventId, topic: TOPICS.executions, key: o.orderId, payload: msg };
     };
     /** Inserts fills in one statement; only the ones not recorded before produce events. */
     async function recordFills(tx: PoolClient, fills: Fill[], events: OutboxEvent[]) {

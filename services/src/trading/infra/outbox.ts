@@ -7,7 +7,7 @@
  * and every event carries a unique `eventId` that consumers dedupe on. `FOR UPDATE SKIP LOCKED`
  * lets two replicas relay concurrently without sending a row twice in the normal case.
  */
-import type { PoolClient } from "pg";
+import type { Queryable } from "../../kit/datastores/postgres";
 import type { Pool } from "pg";
 import type { Logger } from "pino";
 
@@ -15,13 +15,14 @@ export interface OutboxEvent {
   eventId: string;
   topic: string;
   key: string;
-  payload: Record<string, unknown>;
+  /** The message body (an interface of trading/events.ts); `eventId` is added to it. */
+  payload: object;
 }
 
 const TABLE_RE = /^[a-z_][a-z0-9_]*$/;
 
 /** Inserts the events in one statement (one round trip), inside the caller's transaction. */
-export async function enqueue(client: PoolClient, table: string, events: OutboxEvent[]): Promise<void> {
+export async function enqueue(client: Queryable, table: string, events: OutboxEvent[]): Promise<void> {
   if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
   if (events.length === 0) return;
   await client.query(

@@ -1,11 +1,22 @@
 /**
- * Client-side binding of ClickHouse `{name:Type}` placeholders.
+ * OFFLINE-ONLY PATH: client-side binding of ClickHouse `{name:Type}` placeholders, for servers that
+ * predate server-side query parameters (before 20.x).
  *
- * The platform's ClickHouse (images/clickhouse, 18.16) predates server-side query parameters
- * (ClickHouse 19.x), so the kit binds them here: each value is checked against its declared type
- * and rendered as a literal (strings quoted with backslash escaping, numbers validated), which
- * keeps the `{name:Type}` syntax and its injection safety on every server version.
+ * Why it exists: Debian ships ClickHouse 18.16, and that is what this machine can run: the local
+ * image (images/clickhouse), the dev stack and the test harness. Production pins the upstream 24.8
+ * image, where ./client.ts sends parameters to the server (the default path) and none of this runs.
+ * Against an 18.16 server the kit binds each value itself: checked against its declared type and
+ * rendered as a literal (strings quoted with backslash escaping, numbers validated), which keeps
+ * the `{name:Type}` syntax and its injection safety on the old server. When the local image moves to
+ * a server >= 20 this module can go.
  */
+
+/** True for a `version()` string older than 20 (or unparsable: treated as the oldest). */
+export function isLegacyServerVersion(version: string): boolean {
+  const major = Number(version.split(".")[0]);
+  return !Number.isFinite(major) || major < 20;
+}
+
 const placeholder = /\{([A-Za-z_][A-Za-z0-9_]*):([^{}]+)\}/g;
 
 export class ClickHouseParamError extends Error {}
@@ -100,9 +111,10 @@ export function formatValue(value: unknown, type: string, name: string): string 
 }
 
 /** Replaces every `{name:Type}` with the literal of params[name]; unknown names are an error. */
-export function bindParams(sql: string, params: Record<string, unknown>): string {
+export function bindParamsForLegacyServer(sql: string, params: Record<string, unknown>): string {
   return sql.replace(placeholder, (_m, name: string, type: string) => {
     if (!(name in params)) throw new ClickHouseParamError(`query parameter ${name} has no value`);
     return formatValue(params[name], type, name);
   });
 }
+

@@ -1,0 +1,63 @@
+/**
+ * ClickHouse: @clickhouse/client with `{name:Type}` placeholders bound from `params`, never string
+ * concatenation.
+ *
+ * The default path is the server's own: placeholders go to the server as query parameters, sent
+ * apart from the SQL (ClickHouse 20+, production pins 24.8). Only a server that reports an older
+ * version gets the offline-only path of ./legacy-binding.ts (see why there). The choice is made once
+ * per client from `SELECT version()` and retried if that probe fails.
+ */
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { DatastoreConfig } from "../datastores/env";
+import { bindParamsForLegacyServer, isLegacyServerVersion } from "./legacy-binding";
+
+/** "server": query parameters sent to the server (default); "client": legacy client-side binding. */
+export type ParamBinding = "server" | "client";
+
+export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
+  const { createClient } = require("@clickhouse/client") as typeof import("@clickhouse/client");
+  const client: ClickHouseClient = createClient({
+    url: cfg.CLICKHOUSE_URL,
+    username: cfg.CLICKHOUSE_USER,
+    password: cfg.CLICKHOUSE_PASSWORD ?? "",
+    database: cfg.CLICKHOUSE_DATABASE,
+    request_timeout: 30_000,
+  });
+  let binding: Promise<ParamBinding> | undefined;
+  const paramBinding = (): Promise<ParamBinding> =>
+    (binding ??= client
+      .query({ query: "SELECT version() AS v", format: "JSONEachRow" })
+      .then((rs) => rs.json<{ v: string }>())
+      .then((rows): ParamBinding => (isLegacyServerVersion(String(rows[0]?.v ?? "")) ? "client" : "server"))
+      .catch((err) => {
+        binding = undefined; // retry the detection on the next call
+        throw err;
+      }));
+  return {
+    client,
+    paramBinding,
+    /** SELECT with `{name:Type}` placeholders bound from `params`. */
+    async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+      const rs =
+        (await paramBinding()) === "server"
+          ? await client.query({ query, query_params: params, format: "JSONEachRow" })
+          : await client.query({ query: bindParamsForLegacyServer(query, params), format: "JSONEachRow" });
+      return rs.json<T>();
+    },
+    async command(query: string, params: Record<string, unknown> = {}) {
+      if ((await paramBinding()) === "server") await client.command({ query, query_params: params });
+      else await client.command({ query: bindParamsForLegacyServer(query, params) });
+    },
+    async insert<T>(table: string, values: T[]) {
+      await client.insert({ table, values, format: "JSONEachRow" });
+    },
+    async ping() {
+      const r = await client.ping();
+      if (!r.success) throw r.error;
+    },
+    async close() {
+      await client.close();
+    },
+  };
+}
+export type ClickHouseKitClient = ReturnType<typeof createClickHouse>;

@@ -1,0 +1,92 @@
+/** Environment variables of each datastore (the contract in docs/conventions.md). */
+import type { Datastore, ServiceDefinition } from "../../catalog";
+import { ConfigError, env, loadConfig, type ConfigOf } from "../config";
+
+/* ------------------------------------------------------------------------------------------------
+ * Environment variables of each datastore (the contract in docs/conventions.md). The first variable
+ * decides whether the datastore is configured at all.
+ * ---------------------------------------------------------------------------------------------- */
+export const datastoreEnv = {
+  postgres: {
+    POSTGRES_URL: env.url({ protocols: ["postgres", "postgresql"], secret: true }),
+    POSTGRES_POOL_MAX: env.int({ default: 10, min: 1, max: 200 }),
+  },
+  dragonfly: {
+    DRAGONFLY_URL: env.url({ protocols: ["redis", "rediss"], secret: true }),
+  },
+  clickhouse: {
+    CLICKHOUSE_URL: env.url({ protocols: ["http", "https"] }),
+    CLICKHOUSE_USER: env.string({ default: "default" }),
+    CLICKHOUSE_PASSWORD: env.string({ optional: true, secret: true }),
+    CLICKHOUSE_DATABASE: env.string({ default: "default", pattern: /^[A-Za-z0-9_]+$/ }),
+  },
+  redpanda: {
+    KAFKA_BROKERS: env.list({ itemPattern: /^[A-Za-z0-9.-]+:\d{1,5}$/, itemDescription: "host:port" }),
+  },
+  arangodb: {
+    ARANGO_URL: env.url({ protocols: ["http", "https"] }),
+    ARANGO_USER: env.string({ default: "root" }),
+    ARANGO_PASSWORD: env.string({ optional: true, secret: true }),
+    ARANGO_DATABASE: env.string({ default: "_system" }),
+  },
+  weaviate: {
+    WEAVIATE_URL: env.url({ protocols: ["http", "https"] }),
+    WEAVIATE_API_KEY: env.string({ optional: true, secret: true }),
+    /** gRPC port of Weaviate (v3 client uses gRPC for queries); same host as WEAVIATE_URL. */
+    WEAVIATE_GRPC_PORT: env.int({ default: 50051, min: 1, max: 65535 }),
+  },
+} as const;
+
+export type DatastoreConfig = { [D in Datastore]: ConfigOf<(typeof datastoreEnv)[D]> };
+
+const primaryVar: Record<Datastore, string> = {
+  postgres: "POSTGRES_URL",
+  dragonfly: "DRAGONFLY_URL",
+  clickhouse: "CLICKHOUSE_URL",
+  redpanda: "KAFKA_BROKERS",
+  arangodb: "ARANGO_URL",
+  weaviate: "WEAVIATE_URL",
+};
+
+export type DatastoreState = { status: "enabled"; required: boolean } | { status: "disabled" };
+
+/**
+ * Validates the variables of every datastore of `def`. Required ones must be set (the error names
+ * the variable); optional ones without their primary variable are disabled.
+ */
+export function loadDatastoreConfig(def: ServiceDefinition, source: NodeJS.ProcessEnv) {
+  const configs: Partial<DatastoreConfig> = {};
+  const states: Partial<Record<Datastore, DatastoreState>> = {};
+  const problems: string[] = [];
+  const all: Array<[Datastore, boolean]> = [
+    ...def.requires.map((d) => [d, true] as [Datastore, boolean]),
+    ...def.optional.map((d) => [d, false] as [Datastore, boolean]),
+  ];
+  for (const [ds, required] of all) {
+    const primary = source[primaryVar[ds]];
+    if (!required && (primary === undefined || primary.trim() === "")) {
+      states[ds] = { status: "disabled" };
+      continue;
+    }
+    try {
+      (configs as Record<string, unknown>)[ds] = loadConfig(def.name, datastoreEnv[ds], source);
+      states[ds] = { status: "enabled", required };
+    } catch (e) {
+      if (e instanceof ConfigError) problems.push(...e.problems);
+      else throw e;
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(def.name, problems);
+  return { configs, states };
+}
+
+export class DatastoreDisabledError extends Error {
+  constructor(service: string, ds: Datastore) {
+    super(
+      `${ds} is ${ds === "redpanda" ? "not configured" : "disabled"} for ${service}` +
+        ` (${primaryVar[ds]} is not set, or ${ds} is not in its catalog entry)`,
+    );
+    this.name = "DatastoreDisabledError";
+  }
+}
+

@@ -1,0 +1,73 @@
+/** Redpanda (Kafka protocol): kafkajs with an idempotent producer and tracked consumers. */
+import type { Logger } from "pino";
+import type { Kafka, Producer, Consumer, EachMessagePayload, Message, ConsumerConfig } from "kafkajs";
+import type { DatastoreConfig } from "./env";
+
+export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, log: Logger) {
+  const kafkajs = require("kafkajs") as typeof import("kafkajs");
+  const levelName: Record<number, "error" | "warn" | "info" | "debug"> = {
+    [kafkajs.logLevel.ERROR]: "error",
+    [kafkajs.logLevel.WARN]: "warn",
+    [kafkajs.logLevel.INFO]: "info",
+    [kafkajs.logLevel.DEBUG]: "debug",
+  };
+  const kafka: Kafka = new kafkajs.Kafka({
+    clientId,
+    brokers: cfg.KAFKA_BROKERS,
+    connectionTimeout: 5_000,
+    retry: { retries: 5 },
+    logLevel: kafkajs.logLevel.WARN,
+    logCreator: () => (entry) => {
+      const { message, ...rest } = entry.log;
+      log[levelName[entry.level] ?? "info"]({ kafka: { namespace: entry.namespace, ...rest } }, message);
+    },
+  });
+  let producer: Promise<Producer> | undefined;
+  const consumers = new Set<Consumer>();
+  return {
+    kafka,
+    /** The idempotent producer (acks=all, exactly-once per partition), connected on first use. */
+    producer(): Promise<Producer> {
+      if (!producer) {
+        const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+        producer = p.connect().then(() => p);
+        producer.catch(() => (producer = undefined));
+      }
+      return producer;
+    },
+    async send(topic: string, messages: Message[]) {
+      const p = await this.producer();
+      return p.send({ topic, messages, acks: -1 });
+    },
+    /** Starts a consumer group on `topics`; it is disconnected on shutdown. */
+    async consume(opts: {
+      groupId: string;
+      topics: string[];
+      fromBeginning?: boolean;
+      eachMessage: (payload: EachMessagePayload) => Promise<void>;
+      config?: Partial<ConsumerConfig>;
+    }): Promise<Consumer> {
+      const consumer = kafka.consumer({ groupId: opts.groupId, ...opts.config });
+      consumers.add(consumer);
+      await consumer.connect();
+      await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? false });
+      await consumer.run({ eachMessage: opts.eachMessage });
+      return consumer;
+    },
+    async ping() {
+      const admin = kafka.admin();
+      try {
+        await admin.connect();
+        await admin.describeCluster();
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    },
+    async close() {
+      await Promise.allSettled([...consumers].map((c) => c.disconnect()));
+      if (producer) await producer.then((p) => p.disconnect()).catch(() => undefined);
+    },
+  };
+}
+export type KafkaKitClient = ReturnType<typeof createKafka>;
+

@@ -1,0 +1,112 @@
+/**
+ * What every service answers besides its own routes: `GET /health` (liveness, no dependency
+ * checks), `GET /ready` (datastores + extra checks, each bounded), `GET /metrics` (prom-client),
+ * plus the request id header and the one "request completed" log line per request.
+ */
+import type { Logger } from "pino";
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Datastore } from "../catalog";
+import type { App } from "./app";
+import type { Datastores } from "./datastores";
+
+export type ReadinessCheck = () => Promise<void>;
+
+export interface ServiceMetrics {
+  registry: Registry;
+  httpDuration: Histogram<string>;
+  dependencyUp: Gauge<string>;
+}
+
+export function createMetrics(service: string, defaultMetrics: boolean): ServiceMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  if (defaultMetrics) collectDefaultMetrics({ register: registry });
+  const httpDuration = new Histogram({
+    name: "http_request_duration_seconds",
+    help: "HTTP request duration by method, route and status",
+    labelNames: ["method", "route", "status_code"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const dependencyUp = new Gauge({
+    name: "service_dependency_up",
+    help: "1 when the dependency answered its last readiness check, 0 when it failed",
+    labelNames: ["dependency"],
+    registers: [registry],
+  });
+  return { registry, httpDuration, dependencyUp };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export interface ProbeOptions {
+  service: string;
+  log: Logger;
+  metrics: ServiceMetrics;
+  datastores: Datastores;
+  extraChecks: ReadonlyArray<{ name: string; check: ReadinessCheck; required: boolean }>;
+  readyTimeoutMs: number;
+}
+
+export function installProbes(app: App, o: ProbeOptions): void {
+  const { metrics, datastores } = o;
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    const level = reply.statusCode >= 500 ? "error" : "info";
+    request.log[level](
+      { method: request.method, url: request.url.split("?")[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      "request completed",
+    );
+  });
+
+  app.get("/health", { logLevel: "warn" }, async () => ({ status: "ok", service: o.service }));
+
+  app.get("/ready", { logLevel: "warn" }, async (_request, reply) => {
+    type Result = { status: "ok" | "failed" | "disabled"; required: boolean; latencyMs?: number; error?: string };
+    const checks: Array<{ name: string; required: boolean; run?: ReadinessCheck }> = [
+      ...datastores.list().map(({ name, state }) => ({
+        name: name as string,
+        required: state.status === "enabled" && state.required,
+        run: state.status === "enabled" ? () => datastores.get(name as Datastore).ping() : undefined,
+      })),
+      ...o.extraChecks.map((c) => ({ name: c.name, required: c.required, run: c.check })),
+    ];
+    const results: Record<string, Result> = {};
+    await Promise.all(
+      checks.map(async (c) => {
+        if (!c.run) {
+          results[c.name] = { status: "disabled", required: false };
+          return;
+        }
+        const t0 = performance.now();
+        try {
+          await withTimeout(c.run(), o.readyTimeoutMs);
+          results[c.name] = { status: "ok", required: c.required, latencyMs: Math.round((performance.now() - t0) * 10) / 10 };
+          metrics.dependencyUp.set({ dependency: c.name }, 1);
+        } catch (e) {
+          results[c.name] = { status: "failed", required: c.required, error: (e as Error).message || String(e) };
+          metrics.dependencyUp.set({ dependency: c.name }, 0);
+        }
+      }),
+    );
+    const ready = Object.values(results).every((r) => r.status !== "failed" || !r.required);
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", service: o.service, dependencies: results });
+  });
+
+  app.get("/metrics", { logLevel: "warn" }, async (_request, reply) => {
+    reply.header("content-type", metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+}

@@ -1,0 +1,87 @@
+/**
+ * order-management's rules, without I/O: an order's public snapshot and events, the request hash
+ * behind idempotency, the checks beyond the schema, and what a fill does to an order.
+ */
+import { createHash } from "node:crypto";
+import { HttpError } from "../../kit";
+import { D, str } from "../../trading/decimal";
+import { TOPICS, type OrderEventMsg, type OrderSnapshot } from "../../trading/events";
+import type { OutboxEvent } from "../../trading/infra/outbox";
+import { canTransition, type OrderStatus } from "../../trading/orderState";
+import type { OrderRow } from "./data";
+
+export interface OrderRequest {
+  symbol: string;
+  side: "buy" | "sell";
+  type: "market" | "limit";
+  quantity: string;
+  limitPrice?: string;
+  timeInForce?: "GTC" | "IOC";
+  clientOrderId?: string;
+}
+
+export function snapshot(r: OrderRow): OrderSnapshot {
+  return {
+    orderId: r.order_id,
+    clientOrderId: r.client_order_id,
+    userId: r.user_id,
+    symbol: r.symbol,
+    side: r.side,
+    type: r.type,
+    quantity: str(r.quantity),
+    limitPrice: r.limit_price === null ? undefined : str(r.limit_price),
+    timeInForce: r.time_in_force,
+    status: r.status,
+    filledQuantity: str(r.filled_quantity),
+    avgFillPrice: r.avg_fill_price === null ? null : str(D(r.avg_fill_price).toDecimalPlaces(8)),
+    fees: str(r.fees),
+    rejectReason: r.reject_reason,
+    rejectMessage: r.reject_message,
+    lastPrice: r.last_price === null ? null : str(r.last_price),
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  };
+}
+
+/** The `trading.orders` event of the order's current state (one per state; `suffix` for partial fills). */
+export function orderEvent(row: OrderRow, suffix = ""): OutboxEvent {
+  const eventId = `${row.order_id}:${row.status}${suffix}`;
+  const msg: OrderEventMsg = { eventId, type: `order.${row.status}`, order: snapshot(row), ts: Date.now() };
+  return { eventId, topic: TOPICS.orders, key: row.order_id, payload: msg };
+}
+
+/** What the schema cannot say: limit price iff limit order, positive quantity. */
+export function checkOrderRequest(b: OrderRequest): void {
+  if (b.type === "limit" && !b.limitPrice) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice is required for limit orders", "limitPrice");
+  if (b.type === "market" && b.limitPrice) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice is only allowed on limit orders", "limitPrice");
+  if (D(b.quantity).lte(0)) throw new HttpError(400, "VALIDATION_ERROR", "quantity must be positive", "quantity");
+}
+
+const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The Idempotency-Key header when present, checked; null when absent or empty. */
+export function idempotencyKeyOf(header: string | string[] | undefined): string | null {
+  const key = typeof header === "string" && header.length > 0 ? header : null;
+  if (key && !IDEMPOTENCY_KEY_RE.test(key)) throw new HttpError(400, "VALIDATION_ERROR", "invalid Idempotency-Key", "idempotency-key");
+  return key;
+}
+
+/** Hash of the request in canonical form: the same key with another body is a conflict. */
+export function requestHash(b: OrderRequest): string {
+  const canonical = { symbol: b.symbol, side: b.side, type: b.type, quantity: str(b.quantity), limitPrice: b.limitPrice ? str(b.limitPrice) : null, timeInForce: b.timeInForce ?? "GTC", clientOrderId: b.clientOrderId ?? null };
+  return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
+}
+
+export const idempotencyKeyReused = () => new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request body");
+
+/**
+ * The order's totals after a fill, and the status it should reach. `statusKept` when the current
+ * state does not allow that status (quantities are still recorded).
+ */
+export function fillTotals(cur: OrderRow, fill: { quantity: string; price: string }) {
+  const filled = D(cur.filled_quantity).plus(fill.quantity);
+  const avg = D(cur.avg_fill_price ?? 0).mul(cur.filled_quantity).plus(D(fill.quantity).mul(fill.price)).div(filled);
+  const next: OrderStatus = filled.gte(cur.quantity) ? "filled" : "partially_filled";
+  const status = canTransition(cur.status, next) ? next : cur.status;
+  return { filled: str(filled), avgPrice: avg.toFixed(), next, status, statusKept: status !== next };
+}

@@ -1,0 +1,161 @@
+/**
+ * user-management's data access: every SQL statement on `users`, `refresh_tokens` and `api_keys`
+ * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
+ */
+import type { Queryable } from "../../kit";
+import type { Role } from "../../kit/identity";
+
+export interface UserRow {
+  id: string;
+  email: string;
+  password_hash: string;
+  role: Role;
+  display_name: string | null;
+  created_at: Date;
+  disabled_at: Date | null;
+}
+
+export interface RefreshTokenRow {
+  id: string;
+  user_id: string;
+  family_id: string;
+  expired: boolean;
+  used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+export interface ApiKeyRow {
+  id: string;
+  name: string;
+  prefix: string;
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+// Users ------------------------------------------------------------------------------------------
+
+export async function hasActiveAdmin(db: Queryable): Promise<boolean> {
+  const r = await db.query("SELECT 1 FROM users WHERE role = 'admin' AND disabled_at IS NULL LIMIT 1");
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Creates the admin, or promotes the existing account with that email. */
+export async function upsertAdmin(db: Queryable, email: string, passwordHash: string): Promise<string> {
+  const r = await db.query<{ id: string }>(
+    `INSERT INTO users (email, password_hash, role) VALUES ($1, $2, 'admin')
+     ON CONFLICT (email) DO UPDATE SET role = 'admin', updated_at = now() RETURNING id`,
+    [email, passwordHash],
+  );
+  return r.rows[0].id;
+}
+
+/** The new user, or undefined when the email is taken. */
+export async function insertUser(db: Queryable, email: string, passwordHash: string, displayName: string | null): Promise<UserRow | undefined> {
+  const r = await db.query<UserRow>(
+    `INSERT INTO users (email, password_hash, display_name) VALUES ($1, $2, $3)
+     ON CONFLICT (email) DO NOTHING RETURNING *`,
+    [email, passwordHash, displayName],
+  );
+  return r.rows[0];
+}
+
+/** Any user with that email, disabled ones included (login decides). */
+export async function findUserByEmail(db: Queryable, email: string): Promise<UserRow | undefined> {
+  return (await db.query<UserRow>("SELECT * FROM users WHERE email = $1", [email])).rows[0];
+}
+
+export async function findActiveUser(db: Queryable, id: string): Promise<UserRow | undefined> {
+  return (await db.query<UserRow>("SELECT * FROM users WHERE id = $1 AND disabled_at IS NULL", [id])).rows[0];
+}
+
+export async function setUserRole(db: Queryable, id: string, role: Role): Promise<UserRow | undefined> {
+  return (await db.query<UserRow>("UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING *", [id, role])).rows[0];
+}
+
+// Refresh tokens (only their SHA-256 is stored) ---------------------------------------------------
+
+export async function insertRefreshToken(db: Queryable, userId: string, familyId: string, tokenHash: Buffer, ttlSeconds: number): Promise<void> {
+  await db.query(
+    `INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at)
+     VALUES ($1, $2, $3, now() + make_interval(secs => $4))`,
+    [userId, familyId, tokenHash, ttlSeconds],
+  );
+}
+
+/** The token row, locked for the rest of the transaction. */
+export async function lockRefreshToken(db: Queryable, tokenHash: Buffer): Promise<RefreshTokenRow | undefined> {
+  const r = await db.query<RefreshTokenRow>(
+    `SELECT id, user_id, family_id, expires_at < now() AS expired, used_at, revoked_at
+       FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE`,
+    [tokenHash],
+  );
+  return r.rows[0];
+}
+
+export async function markRefreshTokenUsed(db: Queryable, id: string): Promise<void> {
+  await db.query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1", [id]);
+}
+
+/** Revokes a whole session family after a rotated token came back. */
+export async function revokeFamilyOnReuse(db: Queryable, familyId: string): Promise<void> {
+  await db.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'reuse' WHERE family_id = $1 AND revoked_at IS NULL`, [familyId]);
+}
+
+export async function revokeAllSessions(db: Queryable, userId: string): Promise<void> {
+  await db.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL`, [userId]);
+}
+
+/** Revokes the session (token family) of one of the user's refresh tokens. */
+export async function revokeSessionOf(db: Queryable, userId: string, tokenHash: Buffer): Promise<void> {
+  await db.query(
+    `UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout'
+      WHERE revoked_at IS NULL AND user_id = $2
+        AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)`,
+    [tokenHash, userId],
+  );
+}
+
+// API keys (only their SHA-256 is stored) ---------------------------------------------------------
+
+export async function insertApiKey(db: Queryable, userId: string, name: string, prefix: string, keyHash: Buffer): Promise<{ id: string; created_at: Date }> {
+  const r = await db.query<{ id: string; created_at: Date }>(
+    "INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4) RETURNING id, created_at",
+    [userId, name, prefix, keyHash],
+  );
+  return r.rows[0];
+}
+
+export async function listApiKeys(db: Queryable, userId: string): Promise<ApiKeyRow[]> {
+  const r = await db.query<ApiKeyRow>(
+    "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys WHERE user_id = $1 ORDER BY created_at",
+    [userId],
+  );
+  return r.rows;
+}
+
+/** Revokes a key of the user (any user's for an admin); its hash, or undefined when there is none. */
+export async function revokeApiKey(db: Queryable, id: string, userId: string, isAdmin: boolean): Promise<Buffer | undefined> {
+  const r = await db.query<{ key_hash: Buffer }>(
+    `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+      WHERE id = $1 AND (user_id = $2 OR $3) RETURNING key_hash`,
+    [id, userId, isAdmin],
+  );
+  return r.rows[0]?.key_hash;
+}
+
+export async function apiKeyHashesOf(db: Queryable, userId: string): Promise<Buffer[]> {
+  const r = await db.query<{ key_hash: Buffer }>("SELECT key_hash FROM api_keys WHERE user_id = $1", [userId]);
+  return r.rows.map((k) => k.key_hash);
+}
+
+/** The live key with that prefix of an active user (its last use recorded), for verification. */
+export async function useApiKey(db: Queryable, prefix: string): Promise<{ id: string; user_id: string; role: Role; key_hash: Buffer } | undefined> {
+  const r = await db.query<{ id: string; user_id: string; role: Role; key_hash: Buffer }>(
+    `UPDATE api_keys k SET last_used_at = now() FROM users u
+      WHERE k.prefix = $1 AND k.revoked_at IS NULL AND u.id = k.user_id AND u.disabled_at IS NULL
+      RETURNING k.id, k.user_id, u.role, k.key_hash`,
+    [prefix],
+  );
+  return r.rows[0];
+}

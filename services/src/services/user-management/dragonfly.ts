@@ -1,0 +1,77 @@
+/**
+ * user-management's Dragonfly access: the failed-login counters of the lockout and the API key
+ * cache the gateway reads (`apikey:<sha256>`, see ./api-keys.ts).
+ */
+import type { Redis } from "ioredis";
+import type { FastifyBaseLogger } from "fastify";
+import { HttpError } from "../../kit";
+import { apiKeyCacheKey, API_KEY_CACHE_TTL_S, type ApiKeyIdentity } from "./api-keys";
+import { sha256 } from "./domain";
+
+const failKey = (email: string) => `um:login-fail:${sha256(email).toString("hex")}`;
+
+/** Without the counters logins fail closed (503): no unthrottled password guessing while Dragonfly is down. */
+function lockoutUnavailable(log: FastifyBaseLogger, err: Error): HttpError {
+  log.error({ err: { message: err.message } }, "lockout counters unavailable");
+  return new HttpError(503, "LOGIN_UNAVAILABLE", "Login temporarily unavailable", undefined, { "retry-after": "5" });
+}
+
+export class LoginCounters {
+  constructor(
+    private readonly redis: () => Redis,
+    private readonly log: FastifyBaseLogger,
+    private readonly windowMs: number,
+  ) {}
+
+  /** Failures so far in the current window and the window's remaining milliseconds. */
+  async read(email: string): Promise<{ failures: number; ttlMs: number }> {
+    const k = failKey(email);
+    const [count, ttl] = await Promise.all([this.redis().get(k), this.redis().pttl(k)]).catch((e: Error) => {
+      throw lockoutUnavailable(this.log, e);
+    });
+    return { failures: Number(count ?? 0), ttlMs: ttl };
+  }
+
+  /** Counts one failure; returns the count in the window. */
+  async recordFailure(email: string): Promise<number> {
+    const k = failKey(email);
+    const r = await this.redis()
+      .multi()
+      .incr(k)
+      .pttl(k)
+      .exec()
+      .catch((e: Error) => {
+        throw lockoutUnavailable(this.log, e);
+      });
+    // First failure of a window: start the window (PEXPIRE without NX: works on Dragonfly and Redis < 7).
+    if (Number(r?.[1]?.[1]) < 0) await this.redis().pexpire(k, this.windowMs).catch(() => undefined);
+    return Number(r?.[0]?.[1] ?? 0);
+  }
+
+  async reset(email: string): Promise<void> {
+    await this.redis()
+      .del(failKey(email))
+      .catch((e: Error) => this.log.warn({ err: { message: e.message } }, "could not reset failed-login counter"));
+  }
+}
+
+export class ApiKeyCache {
+  constructor(
+    private readonly redis: () => Redis,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  async put(hash: Buffer, identity: ApiKeyIdentity, log: FastifyBaseLogger = this.log): Promise<void> {
+    await this.redis()
+      .set(apiKeyCacheKey(hash), JSON.stringify(identity), "EX", API_KEY_CACHE_TTL_S)
+      .catch((err: Error) => log.warn({ err: { message: err.message } }, "api key cache write failed"));
+  }
+
+  /** Drops cached verifications so revocations and role changes apply at once. */
+  async drop(hashes: Buffer[]): Promise<void> {
+    if (hashes.length === 0) return;
+    await this.redis()
+      .del(...hashes.map(apiKeyCacheKey))
+      .catch((err: Error) => this.log.error({ err: { message: err.message } }, "could not drop api key cache entries"));
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * user-management's HTTP routes (behind the gateway at /api/users/...; /register, /login, /refresh
+ * are anonymous). Handlers validate, call domain and data functions, and shape responses.
+ */
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import { HttpError, jwtKey, requireIdentity, Type, type App } from "../../kit";
+import { generateApiKey, hashApiKey, parseApiKey, type ApiKeyIdentity } from "./api-keys";
+import type { UserManagementContext } from "./config";
+import * as data from "./data";
+import {
+  accountLocked,
+  invalidApiKey,
+  invalidCredentials,
+  lockoutRemainingMs,
+  normalizeEmail,
+  publicUser,
+  sha256,
+  unknownOrDisabledUser,
+} from "./domain";
+import { ApiKeyCache, LoginCounters } from "./dragonfly";
+import { dummyHash, hashPassword, verifyPassword } from "./passwords";
+import { AnyPassword, ApiKeyName, DisplayName, Email, NewPassword, RefreshToken, UserOut, Uuid } from "./schemas";
+import { issueTokens, rotateRefreshToken, type TokenSettings } from "./sessions";
+
+export function registerRoutes(app: App, ctx: UserManagementContext): void {
+  const { config: cfg, log } = ctx;
+  const tokens: TokenSettings = { key: jwtKey(cfg.JWT_SECRET), accessTtlS: cfg.ACCESS_TOKEN_TTL_S, refreshTtlS: cfg.REFRESH_TOKEN_TTL_S };
+  const counters = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS);
+  const apiKeyCache = new ApiKeyCache(() => app.redis, log);
+
+  async function activeUser(id: string): Promise<data.UserRow> {
+    const user = await data.findActiveUser(app.pg, id);
+    if (!user) throw unknownOrDisabledUser();
+    return user;
+  }
+
+  app.post(
+    "/register",
+    {
+      schema: {
+        body: Type.Object({ email: Email, password: NewPassword(cfg.PASSWORD_MIN_LENGTH), displayName: Type.Optional(DisplayName) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ user: UserOut }) },
+      },
+    },
+    async (req, reply) => {
+      const hash = await hashPassword(req.body.password);
+      const user = await data.insertUser(app.pg, normalizeEmail(req.body.email), hash, req.body.displayName ?? null);
+      if (!user) throw new HttpError(409, "EMAIL_TAKEN", "An account with this email already exists", "email");
+      req.log.info({ userId: user.id }, "user registered");
+      return reply.status(201).send({ user: publicUser(user) });
+    },
+  );
+
+  app.post("/login", { schema: { body: Type.Object({ email: Email, password: AnyPassword }, { additionalProperties: false }) } }, async (req) => {
+    const email = normalizeEmail(req.body.email);
+    const window = await counters.read(email);
+    const lockMs = lockoutRemainingMs(window.failures, window.ttlMs, cfg.LOGIN_MAX_FAILURES);
+    if (lockMs > 0) throw accountLocked(lockMs);
+    const user = await data.findUserByEmail(app.pg, email);
+    // Unknown users cost a hash too, so timing does not tell which emails exist.
+    const ok = await verifyPassword(req.body.password, user?.password_hash ?? (await dummyHash()));
+    if (!user || !ok || user.disabled_at) {
+      const failures = await counters.recordFailure(email);
+      if (failures === cfg.LOGIN_MAX_FAILURES) log.warn({ emailHash: sha256(email).toString("hex").slice(0, 16) }, "account locked after failed logins");
+      throw invalidCredentials();
+    }
+    await counters.reset(email);
+    const pair = await issueTokens(app.pg, tokens, user, randomUUID());
+    req.log.info({ userId: user.id }, "login");
+    return { ...pair, user: publicUser(user) };
+  });
+
+  app.post("/refresh", { schema: { body: Type.Object({ refreshToken: RefreshToken }, { additionalProperties: false }) } }, async (req) => {
+    const { tokens: pair, user } = await rotateRefreshToken(app.pg, tokens, req.body.refreshToken, req.log);
+    return { ...pair, user: publicUser(user) };
+  });
+
+  app.post(
+    "/logout",
+    { schema: { body: Type.Optional(Type.Object({ refreshToken: Type.Optional(RefreshToken), all: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) } },
+    async (req, reply) => {
+      const who = requireIdentity(req);
+      const body = req.body ?? {};
+      if (body.all) await data.revokeAllSessions(app.pg, who.userId);
+      else if (body.refreshToken) await data.revokeSessionOf(app.pg, who.userId, sha256(body.refreshToken));
+      else throw new HttpError(400, "VALIDATION_ERROR", "Give refreshToken or all: true", "refreshToken");
+      req.log.info({ userId: who.userId, all: !!body.all }, "logout");
+      return reply.status(204).send();
+    },
+  );
+
+  app.get("/me", async (req) => {
+    const who = requireIdentity(req);
+    return { user: publicUser(await activeUser(who.userId)), authMethod: who.authMethod };
+  });
+
+  app.post("/api-keys", { schema: { body: Type.Object({ name: ApiKeyName }, { additionalProperties: false }) } }, async (req, reply) => {
+    const who = requireIdentity(req);
+    if (who.authMethod !== "jwt") throw new HttpError(403, "FORBIDDEN", "API keys can only be created with a user session");
+    await activeUser(who.userId);
+    const { key, prefix, hash } = generateApiKey();
+    const row = await data.insertApiKey(app.pg, who.userId, req.body.name, prefix, hash);
+    req.log.info({ userId: who.userId, apiKeyId: row.id }, "api key created");
+    return reply.status(201).send({ id: row.id, name: req.body.name, prefix, key, createdAt: row.created_at.toISOString() });
+  });
+
+  app.get("/api-keys", async (req) => {
+    const who = requireIdentity(req);
+    const keys = await data.listApiKeys(app.pg, who.userId);
+    return {
+      apiKeys: keys.map((k) => ({
+        id: k.id,
+        name: k.name,
+        prefix: k.prefix,
+        createdAt: k.created_at.toISOString(),
+        lastUsedAt: k.last_used_at?.toISOString() ?? null,
+        revokedAt: k.revoked_at?.toISOString() ?? null,
+      })),
+    };
+  });
+
+  app.delete("/api-keys/:id", { schema: { params: Type.Object({ id: Uuid }) } }, async (req, reply) => {
+    const who = requireIdentity(req);
+    const hash = await data.revokeApiKey(app.pg, req.params.id, who.userId, who.role === "admin");
+    if (!hash) throw new HttpError(404, "NOT_FOUND", "No such API key");
+    await apiKeyCache.drop([hash]);
+    req.log.info({ userId: who.userId, apiKeyId: req.params.id }, "api key revoked");
+    return reply.status(204).send();
+  });
+
+  app.put(
+    "/admin/users/:id/role",
+    { schema: { params: Type.Object({ id: Uuid }), body: Type.Object({ role: Type.Union([Type.Literal("trader"), Type.Literal("admin")]) }, { additionalProperties: false }) } },
+    async (req) => {
+      const who = requireIdentity(req, "admin");
+      if (who.authMethod !== "jwt") throw new HttpError(403, "FORBIDDEN", "Role changes need a user session");
+      const user = await data.setUserRole(app.pg, req.params.id, req.body.role);
+      if (!user) throw new HttpError(404, "NOT_FOUND", "No such user", "id");
+      await apiKeyCache.drop(await data.apiKeyHashesOf(app.pg, req.params.id));
+      req.log.warn({ by: who.userId, userId: req.params.id, role: req.body.role }, "role changed");
+      return { user: publicUser(user) };
+    },
+  );
+
+  // Service-to-service: the gateway verifies API keys here on a Dragonfly cache miss (never proxied).
+  app.post("/internal/api-keys/verify", { schema: { body: Type.Object({ key: Type.String({ maxLength: 200 }) }, { additionalProperties: false }) } }, async (req) => {
+    const parsed = parseApiKey(req.body.key);
+    if (!parsed) throw invalidApiKey();
+    const hash = hashApiKey(req.body.key);
+    const row = await data.useApiKey(app.pg, parsed.prefix);
+    if (!row || row.key_hash.length !== hash.length || !timingSafeEqual(row.key_hash, hash)) throw invalidApiKey();
+    const identity: ApiKeyIdentity = { userId: row.user_id, role: row.role, apiKeyId: row.id };
+    await apiKeyCache.put(hash, identity, req.log);
+    return identity;
+  });
+}

@@ -1,0 +1,48 @@
+/**
+ * Sessions: a login issues an access token (HS256, short-lived) and a refresh token; a refresh
+ * rotates the refresh token inside its family, and a rotated token that comes back revokes the
+ * family.
+ */
+import type { KeyObject } from "node:crypto";
+import type { FastifyBaseLogger } from "fastify";
+import { signAccessToken, type PostgresClient, type Queryable } from "../../kit";
+import type { Role } from "../../kit/identity";
+import { findActiveUser, insertRefreshToken, lockRefreshToken, markRefreshTokenUsed, revokeFamilyOnReuse, type UserRow } from "./data";
+import { judgeRefreshToken, newRefreshToken, sha256, unknownOrDisabledUser } from "./domain";
+
+export interface TokenSettings {
+  key: KeyObject;
+  accessTtlS: number;
+  refreshTtlS: number;
+}
+
+export type TokenPair = Awaited<ReturnType<typeof issueTokens>>;
+
+export async function issueTokens(db: Queryable, s: TokenSettings, user: { id: string; role: Role }, familyId: string) {
+  const refreshToken = newRefreshToken();
+  await insertRefreshToken(db, user.id, familyId, sha256(refreshToken), s.refreshTtlS);
+  const accessToken = await signAccessToken(s.key, { userId: user.id, role: user.role }, s.accessTtlS);
+  return { tokenType: "Bearer", accessToken, expiresIn: s.accessTtlS, refreshToken, refreshExpiresIn: s.refreshTtlS };
+}
+
+/** Uses up `refreshToken` and returns a new pair, or throws the 401 that says why not. */
+export async function rotateRefreshToken(pg: PostgresClient, s: TokenSettings, refreshToken: string, log: FastifyBaseLogger): Promise<{ tokens: TokenPair; user: UserRow }> {
+  const outcome = await pg.transaction(async (c) => {
+    const t = await lockRefreshToken(c, sha256(refreshToken));
+    const verdict = judgeRefreshToken(t);
+    if (!verdict.ok) {
+      if (verdict.reused && t) {
+        await revokeFamilyOnReuse(c, t.family_id);
+        log.warn({ userId: t.user_id, familyId: t.family_id }, "refresh token reuse detected: session family revoked");
+      }
+      return { error: verdict.error };
+    }
+    const token = verdict.token;
+    const user = await findActiveUser(c, token.user_id);
+    if (!user) return { error: unknownOrDisabledUser() };
+    await markRefreshTokenUsed(c, token.id);
+    return { tokens: await issueTokens(c, s, user, token.family_id), user };
+  });
+  if ("error" in outcome) throw outcome.error; // thrown after COMMIT so a family revocation sticks
+  return outcome;
+}
