@@ -1,10 +1,10 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it, afterAll } from "vitest";
-import { createService, defineService, env, loadConfig, ConfigError, describeConfig, Type, badRequest, peerBaseUrl } from "../../services/src/kit";
+import { createService, defineService, envEnum, envList, envUrl, loadConfig, ConfigError, describeConfig, Type, badRequest, peerBaseUrl } from "../../services/src/kit";
 
 const probe = defineService({
   name: "central-hub", // any catalog entry: requires dragonfly
-  config: { HUB_TTL_MS: env.int({ default: 1000, min: 10 }), HUB_TOKEN: env.string({ optional: true, secret: true }) },
+  config: { HUB_TTL_MS: Type.Integer({ default: 1000, minimum: 10 }), HUB_TOKEN: Type.Optional(Type.String({ secret: true })) },
   register({ app }) {
     app.post(
       "/echo",
@@ -22,13 +22,13 @@ const probe = defineService({
 
 describe("kit: config", () => {
   it("names a missing required variable and the service", () => {
-    expect(() => loadConfig("user-management", { POSTGRES_URL: env.url({ protocols: ["postgresql"] }) }, {})).toThrow(
+    expect(() => loadConfig("user-management", { POSTGRES_URL: envUrl({ protocols: ["postgresql"] }) }, {})).toThrow(
       "Invalid configuration: POSTGRES_URL is required by user-management",
     );
   });
   it("validates numbers, enums, urls and never echoes a secret", () => {
     try {
-      loadConfig("x", { A: env.int({ min: 1 }), B: env.enum(["a", "b"] as const), C: env.url(), S: env.string({ minLength: 64, secret: true }) }, { A: "zero", B: "c", C: "not a url", S: "short-secret" });
+      loadConfig("x", { A: Type.Integer({ minimum: 1 }), B: envEnum(["a", "b"]), C: envUrl(), S: Type.String({ minLength: 64, secret: true }) }, { A: "zero", B: "c", C: "not a url", S: "short-secret" });
       expect.fail();
     } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);
@@ -41,9 +41,37 @@ describe("kit: config", () => {
     }
   });
   it("masks secrets and URL passwords when printed", () => {
-    const schema = { U: env.url(), S: env.string({ secret: true }) };
+    const schema = { U: envUrl(), S: Type.String({ secret: true }) };
     const c = loadConfig("x", schema, { U: "redis://:pw@host:6379", S: "hunter2" });
     expect(describeConfig(c, schema)).toEqual({ U: "redis://:***@host:6379", S: "***" });
+  });
+  it("converts environment strings by type, applies schema defaults and checks list items", () => {
+    const schema = {
+      N: Type.Integer({ default: 5, minimum: 1, maximum: 10 }),
+      F: Type.Number({ minimum: 0 }),
+      B: Type.Boolean({ default: false }),
+      L: envList(Type.String({ pattern: "^[A-Z]+$", description: "upper-case symbol" }), { default: ["BTC"] }),
+      O: Type.Optional(Type.String()),
+      U: envUrl({ protocols: ["redis"] }),
+    };
+    expect(loadConfig("x", schema, { F: "1.5", B: " yes ", L: "ETH, SOL,", U: "redis://h:1" })).toEqual({ N: 5, F: 1.5, B: true, L: ["ETH", "SOL"], U: "redis://h:1" });
+    expect(loadConfig("x", schema, { N: "", F: "0", U: "redis://h:1" })).toMatchObject({ N: 5, B: false, L: ["BTC"] });
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig("x", schema, env);
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ N: "11", F: "-1", B: "maybe", L: "BTC,eth", U: "http://h" })).toEqual([
+      'N must be <= 10 (got "11")',
+      'F must be >= 0 (got "-1")',
+      'B must be true or false (got "maybe")',
+      'L has an invalid item "eth" (expected upper-case symbol) (got "BTC,eth")',
+      'U must be a URL with protocol redis (got "http://h")',
+    ]);
+    expect(problems({ N: "2.5", F: "x", U: ":" })).toEqual(['N must be an integer (got "2.5")', 'F must be a number (got "x")', 'U must be a URL (got ":")']);
   });
   it("fails a service start naming the datastore variable", async () => {
     await expect(createService(probe, { env: {}, defaultMetrics: false })).rejects.toThrow("DRAGONFLY_URL is required by central-hub");

@@ -1,138 +1,56 @@
 /**
- * Configuration from environment variables, validated once at start.
+ * Configuration from environment variables: one TypeBox schema per service (its own variables,
+ * plus the kit's `commonEnv` and its datastores' `datastoreEnv`), validated once at start.
  *
- * A service declares a schema (`{ VAR_NAME: env.int({ default: 5 }) , ... }`); `loadConfig` parses
- * every variable, collects all problems and throws a `ConfigError` whose message names each variable,
- * e.g. `Invalid configuration: POSTGRES_URL is required by user-management`.
- * Secrets (`secret: true`) are never printed: `describeConfig` masks them.
+ *   config: {
+ *     ACCESS_TOKEN_TTL_S: Type.Integer({ default: 900, minimum: 30, maximum: 3600 }),
+ *     JWT_SECRET: Type.String({ minLength: 64, secret: true }),
+ *     BOOTSTRAP_ADMIN_EMAIL: Type.Optional(Type.String({ pattern: "^[^\\s@]+@[^\\s@]+$" })),
+ *     MARKET_SYMBOLS: envList(Type.String({ pattern: "^[A-Z0-9]{2,20}$" }), { default: ["BTCUSDT"] }),
+ *     BINANCE_REST_URL: envUrl({ protocols: ["http", "https"], default: "https://api.binance.com" }),
+ *     TRADING_MODE: envEnum(["paper", "live"], { default: "paper" }),
+ *   }
+ *
+ * A variable with `default` is never missing (defaults live in the schema and nowhere else); one
+ * wrapped in `Type.Optional` may be unset (`undefined`); any other one is required. Unset and empty
+ * are the same. Environment strings are converted by the schema's type (integers, numbers,
+ * booleans `true/false/1/0/yes/no/on/off`, comma-separated arrays) and then checked by TypeBox
+ * (`Value.Errors`). `loadConfig` reports every problem at once in a `ConfigError` naming each
+ * variable, e.g. `Invalid configuration: POSTGRES_URL is required by user-management; PORT must be
+ * <= 65535 (got "99999")`. Values of `secret: true` variables are never printed, neither in errors
+ * nor by `describeConfig`.
  */
+import { FormatRegistry, Type, type SchemaOptions, type Static, type TLiteral, type TObject, type TProperties, type TSchema, type TUnion } from "@sinclair/typebox";
+import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 
-export interface VarOptions<T> {
-  /** Value when the variable is unset or empty. A variable with a default is never missing. */
-  default?: T;
-  /** Unset is allowed (value `undefined`). Without `optional` or `default` the variable is required. */
-  optional?: boolean;
-  /** Masked when printed. */
+/** The variables of a service (or of the kit, or of a datastore): name -> TypeBox schema. */
+export type ConfigSchema = TProperties;
+/** The validated values of a schema (`any` stays `any`, so a registry of modules of every config type checks). */
+export type ConfigOf<S extends ConfigSchema> = 0 extends 1 & S ? any : Readonly<Static<TObject<S>>>;
+
+/** Options the kit reads on top of JSON Schema's. */
+export interface EnvOptions extends SchemaOptions {
+  /** Masked when printed; the value is never echoed in an error. */
   secret?: boolean;
-  description?: string;
 }
 
-export interface VarSpec<T> {
-  readonly kind: string;
-  readonly options: VarOptions<T>;
-  /** Parses a non-empty raw value or returns an error message ("must be ..."). */
-  parse(raw: string): { ok: true; value: T } | { ok: false; error: string };
+if (!FormatRegistry.Has("url")) FormatRegistry.Set("url", (v) => URL.canParse(v));
+
+/** A URL; with `protocols` (without the colon), one of those schemes. */
+export function envUrl(options: EnvOptions & { protocols?: readonly string[] } = {}) {
+  const { protocols, ...rest } = options;
+  return Type.String({ ...rest, format: "url", ...(protocols ? { pattern: `^(${protocols.join("|")}):`, protocols } : {}) });
 }
 
-/** The value type of a spec: `T` when required or defaulted, `T | undefined` when optional. */
-export type VarValue<S> = S extends VarSpec<infer T>
-  ? S extends { options: { default: unknown } }
-    ? T
-    : S extends { options: { optional: true } }
-      ? T | undefined
-      : T
-  : never;
-
-export type ConfigSchema = Record<string, VarSpec<any>>;
-export type ConfigOf<S extends ConfigSchema> = { readonly [K in keyof S]: VarValue<S[K]> };
-
-type Spec<T, O> = VarSpec<T> & { options: O };
-
-function spec<T, O extends VarOptions<T>>(kind: string, options: O, parse: VarSpec<T>["parse"]): Spec<T, O> {
-  return { kind, options, parse };
+/** A comma-separated list of at least one item, each matching `item` (its `description` names the expected form). */
+export function envList<T extends TSchema>(item: T, options: EnvOptions = {}) {
+  return Type.Array(item, { minItems: 1, ...options });
 }
 
-const ok = <T>(value: T) => ({ ok: true as const, value });
-const fail = (error: string) => ({ ok: false as const, error });
-
-export interface StringOptions extends VarOptions<string> {
-  minLength?: number;
-  maxLength?: number;
-  pattern?: RegExp;
+/** One of the given strings. */
+export function envEnum<const V extends readonly string[]>(values: V, options: EnvOptions = {}): TUnion<TLiteral<V[number]>[]> {
+  return Type.Union(values.map((v: V[number]) => Type.Literal(v)), options);
 }
-export interface NumberOptions extends VarOptions<number> {
-  min?: number;
-  max?: number;
-}
-export interface UrlOptions extends VarOptions<string> {
-  /** Allowed protocols without the colon, e.g. ["postgres", "postgresql"]. */
-  protocols?: string[];
-}
-
-/** Builders of variable specs. */
-export const env = {
-  string<O extends StringOptions>(options: O = {} as O) {
-    return spec<string, O>("string", options, (raw) => {
-      if (options.minLength !== undefined && raw.length < options.minLength)
-        return fail(`must be at least ${options.minLength} characters long`);
-      if (options.maxLength !== undefined && raw.length > options.maxLength)
-        return fail(`must be at most ${options.maxLength} characters long`);
-      if (options.pattern && !options.pattern.test(raw)) return fail(`must match ${options.pattern}`);
-      return ok(raw);
-    });
-  },
-  int<O extends NumberOptions>(options: O = {} as O) {
-    return spec<number, O>("int", options, (raw) => {
-      if (!/^-?\d+$/.test(raw.trim())) return fail("must be an integer");
-      const n = Number(raw);
-      if (!Number.isSafeInteger(n)) return fail("must be a safe integer");
-      if (options.min !== undefined && n < options.min) return fail(`must be >= ${options.min}`);
-      if (options.max !== undefined && n > options.max) return fail(`must be <= ${options.max}`);
-      return ok(n);
-    });
-  },
-  number<O extends NumberOptions>(options: O = {} as O) {
-    return spec<number, O>("number", options, (raw) => {
-      const n = Number(raw);
-      if (raw.trim() === "" || !Number.isFinite(n)) return fail("must be a number");
-      if (options.min !== undefined && n < options.min) return fail(`must be >= ${options.min}`);
-      if (options.max !== undefined && n > options.max) return fail(`must be <= ${options.max}`);
-      return ok(n);
-    });
-  },
-  bool<O extends VarOptions<boolean>>(options: O = {} as O) {
-    return spec<boolean, O>("bool", options, (raw) => {
-      const v = raw.trim().toLowerCase();
-      if (["1", "true", "yes", "on"].includes(v)) return ok(true);
-      if (["0", "false", "no", "off"].includes(v)) return ok(false);
-      return fail("must be true or false");
-    });
-  },
-  url<O extends UrlOptions>(options: O = {} as O) {
-    return spec<string, O>("url", options, (raw) => {
-      let u: URL;
-      try {
-        u = new URL(raw);
-      } catch {
-        return fail("must be a URL");
-      }
-      const proto = u.protocol.replace(/:$/, "");
-      if (options.protocols && !options.protocols.includes(proto))
-        return fail(`must be a URL with protocol ${options.protocols.join(" or ")}`);
-      return ok(raw);
-    });
-  },
-  enum<const V extends readonly string[], O extends VarOptions<V[number]>>(values: V, options: O = {} as O) {
-    return spec<V[number], O>("enum", options, (raw) =>
-      values.includes(raw) ? ok(raw as V[number]) : fail(`must be one of ${values.join(", ")}`),
-    );
-  },
-  /** Comma-separated list of non-empty items, optionally each matching `itemPattern`. */
-  list<O extends VarOptions<string[]> & { itemPattern?: RegExp; itemDescription?: string }>(options: O = {} as O) {
-    return spec<string[], O>("list", options, (raw) => {
-      const items = raw
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0);
-      if (items.length === 0) return fail("must list at least one item");
-      if (options.itemPattern) {
-        const bad = items.find((i) => !options.itemPattern!.test(i));
-        if (bad !== undefined) return fail(`has an invalid item "${bad}" (expected ${options.itemDescription ?? options.itemPattern})`);
-      }
-      return ok(items);
-    });
-  },
-};
 
 export class ConfigError extends Error {
   constructor(
@@ -144,41 +62,103 @@ export class ConfigError extends Error {
   }
 }
 
+const isSecret = (s: TSchema | undefined) => (s as EnvOptions | undefined)?.secret === true;
+
+const TRUE = ["1", "true", "yes", "on"];
+const FALSE = ["0", "false", "no", "off"];
+
+/** The environment string as the schema's type; left as the string when it does not convert (TypeBox then names the problem). */
+function fromEnvString(raw: string, schema: TSchema): unknown {
+  const v = raw.trim();
+  switch (schema.type) {
+    case "integer":
+      return /^-?\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : raw;
+    case "number":
+      return v !== "" && Number.isFinite(Number(v)) ? Number(v) : raw;
+    case "boolean":
+      return TRUE.includes(v.toLowerCase()) ? true : FALSE.includes(v.toLowerCase()) ? false : raw;
+    case "array":
+      return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    default:
+      return raw;
+  }
+}
+
+/** What is wrong with a variable, in words (without its value). */
+function describeProblem(e: ValueError, root: TSchema): string {
+  const s = e.schema as TSchema & Record<string, unknown>;
+  const item = e.path.split("/").length > 2;
+  if (item) return `has an invalid item "${String(e.value)}" (expected ${s.description ?? (s.pattern ? `to match /${s.pattern}/` : "a valid item")})`;
+  switch (e.type) {
+    case ValueErrorType.Integer:
+      return "must be an integer";
+    case ValueErrorType.Number:
+      return "must be a number";
+    case ValueErrorType.IntegerMinimum:
+    case ValueErrorType.NumberMinimum:
+      return `must be >= ${s.minimum}`;
+    case ValueErrorType.IntegerMaximum:
+    case ValueErrorType.NumberMaximum:
+      return `must be <= ${s.maximum}`;
+    case ValueErrorType.Boolean:
+      return "must be true or false";
+    case ValueErrorType.StringMinLength:
+      return `must be at least ${s.minLength} characters long`;
+    case ValueErrorType.StringMaxLength:
+      return `must be at most ${s.maxLength} characters long`;
+    case ValueErrorType.StringFormat:
+      return "must be a URL";
+    case ValueErrorType.StringPattern: {
+      const protocols = (root as Record<string, unknown>).protocols as string[] | undefined;
+      return protocols ? `must be a URL with protocol ${protocols.join(" or ")}` : `must match /${s.pattern}/`;
+    }
+    case ValueErrorType.Union:
+      return `must be one of ${(s.anyOf as Array<{ const: unknown }>).map((l) => l.const).join(", ")}`;
+    case ValueErrorType.ArrayMinItems:
+      return "must list at least one item";
+    default:
+      return e.message.toLowerCase();
+  }
+}
+
 /**
- * Parses `source` (default `process.env`) against `schema`. Throws a ConfigError listing every
- * problem, each naming its variable and the service that requires it.
+ * Reads the variables of `schema` from `source` (default `process.env`), applies the schema's
+ * defaults and validates them. Throws a ConfigError listing every problem, each naming its
+ * variable (and, when missing, the service that requires it).
  */
-export function loadConfig<S extends ConfigSchema>(
-  service: string,
-  schema: S,
-  source: NodeJS.ProcessEnv = process.env,
-): ConfigOf<S> {
-  const out: Record<string, unknown> = {};
-  const problems: string[] = [];
+export function loadConfig<S extends ConfigSchema>(service: string, schema: S, source: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
+  const object = Type.Object(schema);
+  const value: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(schema)) {
     const raw = source[name];
-    if (raw === undefined || raw.trim() === "") {
-      if (s.options.default !== undefined) out[name] = s.options.default;
-      else if (s.options.optional) out[name] = undefined;
-      else problems.push(`${name} is required by ${service}`);
-      continue;
-    }
-    const r = s.parse(raw);
-    if (r.ok) out[name] = r.value;
-    // Never echo the raw value of a secret.
-    else problems.push(`${name} ${r.error}${s.options.secret ? "" : ` (got "${raw.length > 80 ? raw.slice(0, 80) + "..." : raw}")`}`);
+    if (raw !== undefined && raw.trim() !== "") value[name] = fromEnvString(raw, s);
   }
+  Value.Default(object, value);
+
+  // First problem per variable; a malformed URL is said before its protocol.
+  const first = new Map<string, ValueError>();
+  for (const e of Value.Errors(object, value)) {
+    const name = e.path.split("/")[1];
+    const seen = first.get(name);
+    if (!seen || (e.type === ValueErrorType.StringFormat && seen.type === ValueErrorType.StringPattern)) first.set(name, e);
+  }
+  const problems = [...first].map(([name, e]) => {
+    if (e.type === ValueErrorType.ObjectRequiredProperty) return `${name} is required by ${service}`;
+    const raw = source[name] ?? "";
+    // Never echo the raw value of a secret.
+    const got = isSecret(schema[name]) ? "" : ` (got "${raw.length > 80 ? raw.slice(0, 80) + "..." : raw}")`;
+    return `${name} ${describeProblem(e, schema[name])}${got}`;
+  });
   if (problems.length > 0) throw new ConfigError(service, problems);
-  return out as ConfigOf<S>;
+  return value as ConfigOf<S>;
 }
 
 /** A printable copy of a config: secrets become "***", passwords inside URLs are masked. */
 export function describeConfig(config: Record<string, unknown>, schema: ConfigSchema): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(config)) {
-    const s = schema[name];
     if (value === undefined) continue;
-    if (s?.options.secret) out[name] = "***";
+    if (isSecret(schema[name])) out[name] = "***";
     else if (typeof value === "string" && /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) out[name] = maskUrl(value);
     else out[name] = value;
   }

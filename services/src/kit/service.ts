@@ -6,7 +6,8 @@
 import type { DestinationStream, Logger } from "pino";
 import { findService, catalog, type ServiceDefinition } from "../catalog";
 import { createApp, createLogger, type App } from "./app";
-import { ConfigError, describeConfig, env, loadConfig, type ConfigOf, type ConfigSchema } from "./config";
+import { Type } from "@sinclair/typebox";
+import { ConfigError, describeConfig, envEnum, loadConfig, type ConfigOf, type ConfigSchema } from "./config";
 import { Datastores, loadDatastoreConfig } from "./datastores";
 import { decorateDatastores } from "./decorators";
 import { PeerClient } from "./peers";
@@ -18,17 +19,17 @@ export type { ReadinessCheck, ServiceMetrics } from "./probes";
 /** Variables every service reads (in addition to its datastores' and its own). */
 export function commonEnv(def: ServiceDefinition) {
   return {
-    PORT: env.int({ default: def.port, min: 0, max: 65535 }),
-    HOST: env.string({ default: "0.0.0.0" }),
-    LOG_LEVEL: env.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, { default: "info" }),
+    PORT: Type.Integer({ default: def.port, minimum: 0, maximum: 65535 }),
+    HOST: Type.String({ default: "0.0.0.0" }),
+    LOG_LEVEL: envEnum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { default: "info" }),
     /** Largest accepted request body; larger ones get 413. */
-    BODY_LIMIT_BYTES: env.int({ default: 1_048_576, min: 1_024, max: 100 * 1_048_576 }),
+    BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1_024, maximum: 100 * 1_048_576 }),
     /** Bound on graceful shutdown (drain in-flight requests, close pools). */
-    SHUTDOWN_TIMEOUT_MS: env.int({ default: 10_000, min: 100 }),
+    SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100 }),
     /** Timeout of each dependency check of /ready. */
-    READY_TIMEOUT_MS: env.int({ default: 2_000, min: 50, max: 60_000 }),
+    READY_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
     /** Fastify trustProxy: "true", a hop count ("1" behind Nginx), or comma-separated addresses/CIDRs. Unset: none. */
-    TRUST_PROXY: env.string({ optional: true }),
+    TRUST_PROXY: Type.Optional(Type.String()),
   };
 }
 export type CommonConfig = ConfigOf<ReturnType<typeof commonEnv>>;

@@ -1,6 +1,7 @@
 /** Environment variables of each datastore (the contract in docs/conventions.md). */
 import type { Datastore, ServiceDefinition } from "../../catalog";
-import { ConfigError, env, loadConfig, type ConfigOf } from "../config";
+import { Type } from "@sinclair/typebox";
+import { ConfigError, envList, envUrl, loadConfig, type ConfigOf } from "../config";
 
 /* ------------------------------------------------------------------------------------------------
  * Environment variables of each datastore (the contract in docs/conventions.md). The first variable
@@ -8,32 +9,32 @@ import { ConfigError, env, loadConfig, type ConfigOf } from "../config";
  * ---------------------------------------------------------------------------------------------- */
 export const datastoreEnv = {
   postgres: {
-    POSTGRES_URL: env.url({ protocols: ["postgres", "postgresql"], secret: true }),
-    POSTGRES_POOL_MAX: env.int({ default: 10, min: 1, max: 200 }),
+    POSTGRES_URL: envUrl({ protocols: ["postgres", "postgresql"], secret: true }),
+    POSTGRES_POOL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
   },
   dragonfly: {
-    DRAGONFLY_URL: env.url({ protocols: ["redis", "rediss"], secret: true }),
+    DRAGONFLY_URL: envUrl({ protocols: ["redis", "rediss"], secret: true }),
   },
   clickhouse: {
-    CLICKHOUSE_URL: env.url({ protocols: ["http", "https"] }),
-    CLICKHOUSE_USER: env.string({ default: "default" }),
-    CLICKHOUSE_PASSWORD: env.string({ optional: true, secret: true }),
-    CLICKHOUSE_DATABASE: env.string({ default: "default", pattern: /^[A-Za-z0-9_]+$/ }),
+    CLICKHOUSE_URL: envUrl({ protocols: ["http", "https"] }),
+    CLICKHOUSE_USER: Type.String({ default: "default" }),
+    CLICKHOUSE_PASSWORD: Type.Optional(Type.String({ secret: true })),
+    CLICKHOUSE_DATABASE: Type.String({ default: "default", pattern: "^[A-Za-z0-9_]+$" }),
   },
   redpanda: {
-    KAFKA_BROKERS: env.list({ itemPattern: /^[A-Za-z0-9.-]+:\d{1,5}$/, itemDescription: "host:port" }),
+    KAFKA_BROKERS: envList(Type.String({ pattern: "^[A-Za-z0-9.-]+:\\d{1,5}$", description: "host:port" })),
   },
   arangodb: {
-    ARANGO_URL: env.url({ protocols: ["http", "https"] }),
-    ARANGO_USER: env.string({ default: "root" }),
-    ARANGO_PASSWORD: env.string({ optional: true, secret: true }),
-    ARANGO_DATABASE: env.string({ default: "_system" }),
+    ARANGO_URL: envUrl({ protocols: ["http", "https"] }),
+    ARANGO_USER: Type.String({ default: "root" }),
+    ARANGO_PASSWORD: Type.Optional(Type.String({ secret: true })),
+    ARANGO_DATABASE: Type.String({ default: "_system" }),
   },
   weaviate: {
-    WEAVIATE_URL: env.url({ protocols: ["http", "https"] }),
-    WEAVIATE_API_KEY: env.string({ optional: true, secret: true }),
+    WEAVIATE_URL: envUrl({ protocols: ["http", "https"] }),
+    WEAVIATE_API_KEY: Type.Optional(Type.String({ secret: true })),
     /** gRPC port of Weaviate (v3 client uses gRPC for queries); same host as WEAVIATE_URL. */
-    WEAVIATE_GRPC_PORT: env.int({ default: 50051, min: 1, max: 65535 }),
+    WEAVIATE_GRPC_PORT: Type.Integer({ default: 50051, minimum: 1, maximum: 65535 }),
   },
 } as const;
 

@@ -26,32 +26,21 @@ import replyFrom from "@fastify/reply-from";
 import rateLimit from "@fastify/rate-limit";
 import { Counter } from "prom-client";
 import { catalog, type ServiceDefinition } from "../../catalog";
-import {
-  defineService,
-  env,
-  errorBody,
-  HttpError,
-  IDENTITY_HEADERS,
-  jwtKey,
-  peerBaseUrl,
-  TokenError,
-  verifyAccessToken,
-  type Identity,
-} from "../../kit";
+import { defineService, errorBody, HttpError, IDENTITY_HEADERS, jwtKey, peerBaseUrl, TokenError, verifyAccessToken, type Identity, Type } from "../../kit";
 import { apiKeyCacheKey, hashApiKey, parseApiKey, type ApiKeyIdentity } from "../user-management/api-keys";
 
 const config = {
-  JWT_SECRET: env.string({ minLength: 64, secret: true }),
-  RATE_LIMIT_WINDOW_MS: env.int({ default: 60_000, min: 100 }),
-  RATE_LIMIT_MAX_REQUESTS: env.int({ default: 300, min: 1 }),
+  JWT_SECRET: Type.String({ minLength: 64, secret: true }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 100 }),
+  RATE_LIMIT_MAX_REQUESTS: Type.Integer({ default: 300, minimum: 1 }),
   /** Cap per client IP on authenticated traffic (many accounts behind one address); default 4x the per-user limit. */
-  RATE_LIMIT_IP_MAX_REQUESTS: env.int({ optional: true, min: 1 }),
+  RATE_LIMIT_IP_MAX_REQUESTS: Type.Optional(Type.Integer({ minimum: 1 })),
   /** Upstream response timeout. */
-  PROXY_TIMEOUT_MS: env.int({ default: 30_000, min: 100 }),
+  PROXY_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100 }),
   /** Per-service timeout of /api/health. */
-  HEALTH_TIMEOUT_MS: env.int({ default: 2_000, min: 50 }),
+  HEALTH_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50 }),
   /** Longest accepted access-token age (defence in depth on top of exp). */
-  ACCESS_TOKEN_MAX_AGE_S: env.int({ default: 3_600, min: 60 }),
+  ACCESS_TOKEN_MAX_AGE_S: Type.Integer({ default: 3_600, minimum: 60 }),
 };
 
 declare module "ioredis" {

@@ -15,7 +15,7 @@
  */
 import type { FastifyRequest } from "fastify";
 import { catalog } from "../../catalog";
-import { defineService, env, Type, identityOf, forbidden, notFound, conflict, HttpError, type ServiceContext } from "../../kit";
+import { defineService, Type, identityOf, forbidden, notFound, conflict, HttpError, type ServiceContext } from "../../kit";
 import { InstanceRegistry, type Instance } from "./registry";
 import { LockManager } from "./locks";
 
@@ -34,9 +34,9 @@ type HubConfig = { HUB_INSTANCE_TTL_MS: number; HUB_MAX_TTL_MS: number; HUB_LOCK
 export default defineService({
   name: "central-hub",
   config: {
-    HUB_INSTANCE_TTL_MS: env.int({ default: 15_000, min: 100, description: "TTL of a heartbeat without ttlMs" }),
-    HUB_MAX_TTL_MS: env.int({ default: 300_000, min: 100 }),
-    HUB_LOCK_MAX_TTL_MS: env.int({ default: 3_600_000, min: 100 }),
+    HUB_INSTANCE_TTL_MS: Type.Integer({ default: 15_000, minimum: 100, description: "TTL of a heartbeat without ttlMs" }),
+    HUB_MAX_TTL_MS: Type.Integer({ default: 300_000, minimum: 100 }),
+    HUB_LOCK_MAX_TTL_MS: Type.Integer({ default: 3_600_000, minimum: 100 }),
   },
   register(ctx: ServiceContext<HubConfig>) {
     const { app, config } = ctx;

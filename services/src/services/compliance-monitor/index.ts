@@ -10,7 +10,7 @@
  *   GET /alerts         all alerts (admin)      GET /alerts/mine   the caller's alerts
  */
 import { consumerConfig, consumerEnv } from "../../trading/infra/kafka";
-import { defineService, env, requireIdentity, Type } from "../../kit";
+import { defineService, requireIdentity, Type, envList } from "../../kit";
 import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert, type OrderEvent } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { SYMBOL_RE, type Fill } from "../../trading/types";
@@ -30,13 +30,13 @@ export default defineService({
   name: "compliance-monitor",
   config: {
     ...consumerEnv,
-    COMPLIANCE_RESTRICTED_SYMBOLS: env.list({ optional: true, itemPattern: SYMBOL_RE }),
-    COMPLIANCE_POSITION_LIMIT: env.string({ default: DEFAULT_COMPLIANCE.positionLimit, pattern: /^\d+(\.\d+)?$/ }),
-    COMPLIANCE_WASH_WINDOW_MS: env.int({ default: DEFAULT_COMPLIANCE.washWindowMs, min: 1 }),
-    COMPLIANCE_WASH_PRICE_TOLERANCE_BPS: env.string({ default: DEFAULT_COMPLIANCE.washPriceToleranceBps }),
-    COMPLIANCE_SPOOF_MIN_NOTIONAL: env.string({ default: DEFAULT_COMPLIANCE.spoofMinNotional }),
-    COMPLIANCE_REPLAY_WINDOW_MS: env.int({ default: 3_600_000, min: 0 }),
-    CM_CONSUMER_GROUP: env.string({ default: "compliance-monitor" }),
+    COMPLIANCE_RESTRICTED_SYMBOLS: Type.Optional(envList(Type.String({ pattern: SYMBOL_RE.source }))),
+    COMPLIANCE_POSITION_LIMIT: Type.String({ default: DEFAULT_COMPLIANCE.positionLimit, pattern: "^\\d+(\\.\\d+)?$" }),
+    COMPLIANCE_WASH_WINDOW_MS: Type.Integer({ default: DEFAULT_COMPLIANCE.washWindowMs, minimum: 1 }),
+    COMPLIANCE_WASH_PRICE_TOLERANCE_BPS: Type.String({ default: DEFAULT_COMPLIANCE.washPriceToleranceBps }),
+    COMPLIANCE_SPOOF_MIN_NOTIONAL: Type.String({ default: DEFAULT_COMPLIANCE.spoofMinNotional }),
+    COMPLIANCE_REPLAY_WINDOW_MS: Type.Integer({ default: 3_600_000, minimum: 0 }),
+    CM_CONSUMER_GROUP: Type.String({ default: "compliance-monitor" }),
   },
   async register(ctx) {
     const c = ctx.config;

@@ -12,7 +12,7 @@
  *   GET    /namespaces/:namespace/audit?limit=n            the namespace's audit trail, newest first
  *   GET    /internal/namespaces/:namespace                 for peers (not proxied by the gateway)
  */
-import { defineService, env, Type, notFound, requireIdentity, type ServiceContext } from "../../kit";
+import { defineService, Type, notFound, requireIdentity, type ServiceContext } from "../../kit";
 import type { FastifyRequest } from "fastify";
 import { ConfigStore, KEY_PATTERN, NAMESPACE_PATTERN } from "./store";
 
@@ -28,8 +28,8 @@ const ExpectedVersion = Type.Integer({ minimum: 0 });
 export default defineService({
   name: "configuration-service",
   config: {
-    CONFIG_MAX_VALUE_BYTES: env.int({ default: 65_536, min: 16, max: 1_048_576, description: "largest JSON value per key" }),
-    CONFIG_CACHE_TTL_SECONDS: env.int({ default: 300, min: 1, max: 86_400 }),
+    CONFIG_MAX_VALUE_BYTES: Type.Integer({ default: 65_536, minimum: 16, maximum: 1_048_576, description: "largest JSON value per key" }),
+    CONFIG_CACHE_TTL_SECONDS: Type.Integer({ default: 300, minimum: 1, maximum: 86_400 }),
   },
   register(ctx: ServiceContext<{ CONFIG_MAX_VALUE_BYTES: number; CONFIG_CACHE_TTL_SECONDS: number }>) {
     const { app } = ctx;

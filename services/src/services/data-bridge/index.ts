@@ -13,7 +13,7 @@
  *   POST /internal/bars         ingest bars (backfill / tests; never proxied by the gateway)
  */
 import { Counter } from "prom-client";
-import { defineService, env, HttpError, notFound, Type } from "../../kit";
+import { defineService, HttpError, notFound, Type, envUrl, envList, envEnum } from "../../kit";
 import { lastBarKey, lastPriceKey, TOPICS } from "../../trading/events";
 import { BinanceMarketData } from "../../trading/marketdata/binance";
 import { parseRecorded, ReplaySource } from "../../trading/marketdata/replay";
@@ -67,21 +67,21 @@ function startOfUtcDay(ms: number): number {
 export default defineService({
   name: "data-bridge",
   config: {
-    MARKET_DATA_SOURCE: env.enum(["synthetic", "replay", "binance"] as const, { default: "synthetic" }),
-    MARKET_SYMBOLS: env.list({ default: ["BTCUSDT"], itemPattern: SYMBOL_RE, itemDescription: "upper-case symbol" }),
-    MARKET_INTERVAL: env.string({ default: "1m", pattern: /^\d+[smhdw]$/ }),
-    MARKET_SUBSCRIBE: env.bool({ default: true }),
-    SYNTHETIC_SEED: env.string({ default: "ai-trading" }),
-    SYNTHETIC_EMIT_MS: env.int({ optional: true, min: 1 }),
-    SYNTHETIC_START_PRICE: env.string({ default: "100", pattern: /^\d+(\.\d+)?$/ }),
+    MARKET_DATA_SOURCE: envEnum(["synthetic", "replay", "binance"], { default: "synthetic" }),
+    MARKET_SYMBOLS: envList(Type.String({ pattern: SYMBOL_RE.source, description: "upper-case symbol" }), { default: ["BTCUSDT"] }),
+    MARKET_INTERVAL: Type.String({ default: "1m", pattern: "^\\d+[smhdw]$" }),
+    MARKET_SUBSCRIBE: Type.Boolean({ default: true }),
+    SYNTHETIC_SEED: Type.String({ default: "ai-trading" }),
+    SYNTHETIC_EMIT_MS: Type.Optional(Type.Integer({ minimum: 1 })),
+    SYNTHETIC_START_PRICE: Type.String({ default: "100", pattern: "^\\d+(\\.\\d+)?$" }),
     /** Recorded bars (CSV / JSON lines); unset = the shipped BTCUSDT 1m sample. */
-    REPLAY_FILE: env.string({ optional: true }),
-    REPLAY_EMIT_MS: env.int({ default: 1000, min: 0 }),
-    BINANCE_REST_URL: env.url({ default: "https://api.binance.com", protocols: ["http", "https"] }),
-    BINANCE_WS_URL: env.url({ default: "wss://stream.binance.com:9443", protocols: ["ws", "wss"] }),
-    CH_BATCH_SIZE: env.int({ default: 500, min: 1 }),
-    CH_FLUSH_MS: env.int({ default: 1000, min: 10 }),
-    CH_MAX_BUFFER: env.int({ default: 100_000, min: 100 }),
+    REPLAY_FILE: Type.Optional(Type.String()),
+    REPLAY_EMIT_MS: Type.Integer({ default: 1000, minimum: 0 }),
+    BINANCE_REST_URL: envUrl({ protocols: ["http", "https"], default: "https://api.binance.com" }),
+    BINANCE_WS_URL: envUrl({ protocols: ["ws", "wss"], default: "wss://stream.binance.com:9443" }),
+    CH_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1 }),
+    CH_FLUSH_MS: Type.Integer({ default: 1000, minimum: 10 }),
+    CH_MAX_BUFFER: Type.Integer({ default: 100_000, minimum: 100 }),
   },
   async register(ctx) {
     const c = ctx.config;

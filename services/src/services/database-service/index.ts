@@ -7,7 +7,7 @@
  */
 import { Gauge } from "prom-client";
 import type { Datastore } from "../../catalog";
-import { defineService, env, Type, notFound, type ServiceContext } from "../../kit";
+import { defineService, Type, notFound, type ServiceContext } from "../../kit";
 import {
   migrateAll,
   loadMigrationFiles,
@@ -57,9 +57,9 @@ export default defineService({
   name: "database-service",
   config: {
     /** Bound on each datastore probe of GET /datastores. */
-    DATASTORE_CHECK_TIMEOUT_MS: env.int({ default: 2_000, min: 50, max: 60_000 }),
+    DATASTORE_CHECK_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
     /** Bound on waiting for another migrate run's advisory lock. */
-    MIGRATE_LOCK_TIMEOUT_MS: env.int({ default: 300_000, min: 100 }),
+    MIGRATE_LOCK_TIMEOUT_MS: Type.Integer({ default: 300_000, minimum: 100 }),
   },
   async register(ctx) {
     const { app } = ctx;

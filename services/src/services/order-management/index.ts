@@ -8,7 +8,7 @@
  * Layers: routes.ts (HTTP), executions.ts (the consumer), domain.ts (rules, no I/O), data.ts (SQL).
  */
 import { Counter } from "prom-client";
-import { defineService, env } from "../../kit";
+import { defineService, Type } from "../../kit";
 import { TOPICS, type ExecutionMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
@@ -21,8 +21,8 @@ export default defineService({
   config: {
     ...consumerEnv,
     ...riskEnv,
-    OM_OUTBOX_INTERVAL_MS: env.int({ default: 200, min: 10 }),
-    OM_CONSUMER_GROUP: env.string({ default: "order-management" }),
+    OM_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
+    OM_CONSUMER_GROUP: Type.String({ default: "order-management" }),
   },
   async register(ctx) {
     const { app } = ctx;

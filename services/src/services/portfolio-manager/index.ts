@@ -9,7 +9,7 @@
  */
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import type { PoolClient } from "pg";
-import { defineService, env, requireIdentity, Type } from "../../kit";
+import { defineService, requireIdentity, Type } from "../../kit";
 import { D, ZERO } from "../../trading/decimal";
 import { lastPriceKey, TOPICS, type ExecutionMsg } from "../../trading/events";
 import { applyFillToPosition, portfolioView, type Position } from "../../trading/portfolio";
@@ -19,8 +19,8 @@ export default defineService({
   name: "portfolio-manager",
   config: {
     ...consumerEnv,
-    PORTFOLIO_INITIAL_CASH: env.string({ default: "100000", pattern: /^\d+(\.\d+)?$/ }),
-    PM_CONSUMER_GROUP: env.string({ default: "portfolio-manager" }),
+    PORTFOLIO_INITIAL_CASH: Type.String({ default: "100000", pattern: "^\\d+(\\.\\d+)?$" }),
+    PM_CONSUMER_GROUP: Type.String({ default: "portfolio-manager" }),
   },
   async register(ctx) {
     const pg = ctx.datastores.postgres;

@@ -14,7 +14,7 @@
  * (and after any failed transaction). It is a singleton (one replica): the book lives in one process.
  */
 import { consumeBatches, consumerEnv, type BatchMessage } from "../../trading/infra/kafka";
-import { defineService, env, Type } from "../../kit";
+import { defineService, Type, envUrl, envEnum } from "../../kit";
 import { BinanceTradingClient, binanceFills, toBinanceOrder } from "../../trading/binance/adapter";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { enqueue, OutboxRelay, type OutboxEvent } from "../../trading/infra/outbox";
@@ -23,24 +23,24 @@ import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import type { PoolClient } from "pg";
 import { Counter } from "prom-client";
 
-const bpsVar = (d: string) => env.string({ default: d, pattern: /^\d+(\.\d+)?$/ });
+const bpsVar = (d: string) => Type.String({ default: d, pattern: "^\\d+(\\.\\d+)?$" });
 
 export default defineService({
   name: "trading-engine",
   config: {
     ...consumerEnv,
-    TRADING_MODE: env.enum(["paper", "live"] as const, { default: "paper" }),
-    BINANCE_API_KEY: env.string({ optional: true, secret: true }),
-    BINANCE_SECRET_KEY: env.string({ optional: true, secret: true }),
-    BINANCE_REST_URL: env.url({ default: "https://api.binance.com", protocols: ["http", "https"] }),
-    BINANCE_QUOTE_ASSET: env.string({ default: "USDT" }),
+    TRADING_MODE: envEnum(["paper", "live"], { default: "paper" }),
+    BINANCE_API_KEY: Type.Optional(Type.String({ secret: true })),
+    BINANCE_SECRET_KEY: Type.Optional(Type.String({ secret: true })),
+    BINANCE_REST_URL: envUrl({ protocols: ["http", "https"], default: "https://api.binance.com" }),
+    BINANCE_QUOTE_ASSET: Type.String({ default: "USDT" }),
     PAPER_MAKER_FEE_BPS: bpsVar("10"),
     PAPER_TAKER_FEE_BPS: bpsVar("10"),
     PAPER_SLIPPAGE_BPS: bpsVar("5"),
     PAPER_IMPACT_BPS: bpsVar("0"),
-    PAPER_TICK_SIZE: env.string({ default: "0.01", pattern: /^\d+(\.\d+)?$/ }),
-    TE_CONSUMER_GROUP: env.string({ default: "trading-engine" }),
-    TE_OUTBOX_INTERVAL_MS: env.int({ default: 200, min: 10 }),
+    PAPER_TICK_SIZE: Type.String({ default: "0.01", pattern: "^\\d+(\\.\\d+)?$" }),
+    TE_CONSUMER_GROUP: Type.String({ default: "trading-engine" }),
+    TE_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
   },
   async register(ctx) {
     const c = ctx.config;

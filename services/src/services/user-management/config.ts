@@ -1,15 +1,15 @@
 /** user-management's environment (validated at start; see kit/config.ts). */
-import { env, type ConfigOf, type ServiceContext } from "../../kit";
+import { type ConfigOf, type ServiceContext, Type } from "../../kit";
 
 export const config = {
-  JWT_SECRET: env.string({ minLength: 64, secret: true, description: ">= 64 characters (e.g. 64 bytes hex)" }),
-  ACCESS_TOKEN_TTL_S: env.int({ default: 900, min: 30, max: 3600 }),
-  REFRESH_TOKEN_TTL_S: env.int({ default: 7 * 24 * 3600, min: 300, max: 90 * 24 * 3600 }),
-  LOGIN_MAX_FAILURES: env.int({ default: 5, min: 1, max: 100 }),
-  LOGIN_LOCKOUT_WINDOW_MS: env.int({ default: 15 * 60_000, min: 1_000 }),
-  PASSWORD_MIN_LENGTH: env.int({ default: 12, min: 8, max: 64 }),
-  BOOTSTRAP_ADMIN_EMAIL: env.string({ optional: true, pattern: /^[^\s@]+@[^\s@]+$/ }),
-  BOOTSTRAP_ADMIN_PASSWORD: env.string({ optional: true, secret: true, minLength: 12 }),
+  JWT_SECRET: Type.String({ minLength: 64, secret: true, description: ">= 64 characters (e.g. 64 bytes hex)" }),
+  ACCESS_TOKEN_TTL_S: Type.Integer({ default: 900, minimum: 30, maximum: 3600 }),
+  REFRESH_TOKEN_TTL_S: Type.Integer({ default: 7 * 24 * 3600, minimum: 300, maximum: 90 * 24 * 3600 }),
+  LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
+  LOGIN_LOCKOUT_WINDOW_MS: Type.Integer({ default: 15 * 60_000, minimum: 1_000 }),
+  PASSWORD_MIN_LENGTH: Type.Integer({ default: 12, minimum: 8, maximum: 64 }),
+  BOOTSTRAP_ADMIN_EMAIL: Type.Optional(Type.String({ pattern: "^[^\\s@]+@[^\\s@]+$" })),
+  BOOTSTRAP_ADMIN_PASSWORD: Type.Optional(Type.String({ secret: true, minLength: 12 })),
 };
 
 export type UserManagementContext = ServiceContext<ConfigOf<typeof config>>;

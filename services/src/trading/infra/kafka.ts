@@ -1,10 +1,10 @@
-import { env } from "../../kit";
+import { Type } from "../../kit";
 
 /** Consumer-group timing. A SIGKILLed member is only evicted after the session timeout, so a
  * restarted singleton (trading-engine) waits that long before it gets its partitions back. */
 export const consumerEnv = {
-  KAFKA_SESSION_TIMEOUT_MS: env.int({ default: 30_000, min: 6_000 }),
-  KAFKA_HEARTBEAT_MS: env.int({ default: 3_000, min: 100 }),
+  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 6_000 }),
+  KAFKA_HEARTBEAT_MS: Type.Integer({ default: 3_000, minimum: 100 }),
 };
 export const consumerConfig = (c: { KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number }) => ({
   sessionTimeout: c.KAFKA_SESSION_TIMEOUT_MS,

@@ -7,12 +7,12 @@
  */
 import type { Pool } from "pg";
 import type { Redis } from "ioredis";
-import { env } from "../../kit";
+import { Type } from "../../kit";
 import { lastPriceKey } from "../events";
 import { checkOrder, type RiskContext, type RiskDecision, type RiskLimits } from "../risk";
 import type { OrderRequest } from "../types";
 
-const dec = (d: string) => env.string({ default: d, pattern: /^\d+(\.\d+)?$/ });
+const dec = (d: string) => Type.String({ default: d, pattern: "^\\d+(\\.\\d+)?$" });
 
 export const riskEnv = {
   RISK_MAX_ORDER_QUANTITY: dec("100"),
@@ -20,8 +20,8 @@ export const riskEnv = {
   RISK_MAX_POSITION: dec("500"),
   RISK_PRICE_COLLAR_BPS: dec("500"),
   RISK_DAILY_LOSS_LIMIT: dec("50000"),
-  RISK_MAX_ORDERS_PER_WINDOW: env.int({ default: 100, min: 1 }),
-  RISK_RATE_WINDOW_MS: env.int({ default: 1000, min: 1 }),
+  RISK_MAX_ORDERS_PER_WINDOW: Type.Integer({ default: 100, minimum: 1 }),
+  RISK_RATE_WINDOW_MS: Type.Integer({ default: 1000, minimum: 1 }),
 };
 
 export function riskLimitsFrom(c: { [K in keyof typeof riskEnv]: K extends "RISK_MAX_ORDERS_PER_WINDOW" | "RISK_RATE_WINDOW_MS" ? number : string }): RiskLimits {
