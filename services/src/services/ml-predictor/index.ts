@@ -3,7 +3,7 @@
  * computed from the latest bars in ClickHouse; keeps the model registry (PostgreSQL) with
  * promote / rollback; `train` is the retraining job. Routes: routes.ts. Metrics: metrics.ts.
  */
-import { defineService, env } from "../../kit";
+import { defineService, envList, Type } from "../../kit";
 import { ModelRegistry } from "../../ml/registry";
 import { SYMBOL_RE } from "../../trading/types";
 import { BarStore } from "./bars";
@@ -15,17 +15,17 @@ import { runTrainJob } from "./train-job";
 export default defineService({
   name: "ml-predictor",
   config: {
-    ML_INTERVAL: env.string({ default: "1m", pattern: /^\d+[smhdw]$/, description: "bar interval (market_candles.timeframe)" }),
-    ML_MAX_MODEL_AGE_HOURS: env.number({ default: 168, min: 0.001, description: "refuse to serve a model trained longer ago" }),
-    ML_MAX_BAR_AGE_SECONDS: env.int({ optional: true, min: 1, description: "refuse predictions from bars older than this (unset: no limit)" }),
-    ML_RELOAD_MS: env.int({ default: 10_000, min: 0, description: "how often replicas check the registry for a new promoted model" }),
-    ML_TRAIN_SYMBOLS: env.list({ default: ["BTCUSDT"], itemPattern: SYMBOL_RE, itemDescription: "upper-case symbol" }),
-    ML_TRAIN_BARS: env.int({ default: 20_000, min: 500, max: 2_000_000, description: "bars per symbol for training" }),
-    ML_HORIZON_BARS: env.int({ default: 1, min: 1, max: 1440 }),
-    ML_AUTO_PROMOTE: env.bool({ default: true, description: "promote a trained model when it shows an out-of-sample edge" }),
-    ML_REGIME_STRIDE: env.int({ default: 10, min: 1, description: "index every n-th training window as a market regime" }),
-    ML_PYTHON: env.string({ default: "python3", description: "python of the training venv (scripts/ml/venv.sh)" }),
-    ML_TRAINING_DIR: env.string({ optional: true, description: "folder holding trading_ml/ (default: ml/ next to services/)" }),
+    ML_INTERVAL: Type.String({ default: "1m", pattern: "^\\d+[smhdw]$", description: "bar interval (market_candles.timeframe)" }),
+    ML_MAX_MODEL_AGE_HOURS: Type.Number({ default: 168, minimum: 0.001, description: "refuse to serve a model trained longer ago" }),
+    ML_MAX_BAR_AGE_SECONDS: Type.Optional(Type.Integer({ minimum: 1, description: "refuse predictions from bars older than this (unset: no limit)" })),
+    ML_RELOAD_MS: Type.Integer({ default: 10_000, minimum: 0, description: "how often replicas check the registry for a new promoted model" }),
+    ML_TRAIN_SYMBOLS: envList(Type.String({ pattern: SYMBOL_RE.source, description: "upper-case symbol" }), { default: ["BTCUSDT"] }),
+    ML_TRAIN_BARS: Type.Integer({ default: 20_000, minimum: 500, maximum: 2_000_000, description: "bars per symbol for training" }),
+    ML_HORIZON_BARS: Type.Integer({ default: 1, minimum: 1, maximum: 1440 }),
+    ML_AUTO_PROMOTE: Type.Boolean({ default: true, description: "promote a trained model when it shows an out-of-sample edge" }),
+    ML_REGIME_STRIDE: Type.Integer({ default: 10, minimum: 1, description: "index every n-th training window as a market regime" }),
+    ML_PYTHON: Type.String({ default: "python3", description: "python of the training venv (scripts/ml/venv.sh)" }),
+    ML_TRAINING_DIR: Type.Optional(Type.String({ description: "folder holding trading_ml/ (default: ml/ next to services/)" })),
   },
   async register(ctx) {
     const c = ctx.config;
