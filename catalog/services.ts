@@ -193,6 +193,16 @@ const contracts = {
     optional: ["weaviate"],
     secrets: [],
   },
+  "backtesting-engine": {
+    description: "Backtests, parameter sweeps and walk-forward runs of the built-in strategies as jobs shared by the replicas; results in PostgreSQL, curves in ClickHouse",
+    tier: "analytics",
+    port: 8015,
+    route: "backtests",
+    anonymousPaths: [],
+    requires: ["postgres", "clickhouse"],
+    optional: [],
+    secrets: [],
+  },
 } satisfies Record<string, Contract>;
 
 /** Name of a catalog service (type-checked: sizing and tests cannot name a service that is not here). */

@@ -19,4 +19,5 @@ export const registry: Record<string, Loader> = {
   "risk-analyzer": () => import("./services/risk-analyzer").then((m) => m.default),
   "compliance-monitor": () => import("./services/compliance-monitor").then((m) => m.default),
   "ml-predictor": () => import("./services/ml-predictor").then((m) => m.default),
+  "backtesting-engine": () => import("./services/backtesting-engine").then((m) => m.default),
 };

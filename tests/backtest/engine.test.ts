@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  backtest, breakSmaTies, computeMetrics, drawdownCurve, EventEngine, ParameterError, priorRollingMax, rsi, sma, ema,
+  backtest, backtestInSlices, breakSmaTies, computeMetrics, drawdownCurve, EventEngine, ParameterError, priorRollingMax, rsi, sma, ema,
   strategies, syntheticSeries, allocateSeries, type BarSeries, type Broker, type Strategy,
 } from "../../services/src/backtest";
 import { D } from "../../services/src/trading/decimal";
@@ -149,6 +149,15 @@ describe("event-driven and vectorized paths agree", () => {
         expect(vec.run.finalEquity).toBe(ev.run.finalEquity);
         expect(vec.metrics).toEqual(ev.metrics);
       });
+  it("running in slices gives the same result as one pass (both engines)", async () => {
+    for (const mode of ["event", "vectorized"] as const) {
+      const spec = { strategy: "sma-crossover", initialCash: 10_000, mode, fillAt: "nextOpen" as const };
+      const slices: number[] = [];
+      const sliced = await backtestInSlices(bars, spec, 7_000, async (done) => { slices.push(done); });
+      expect(slices).toEqual([0, 7_000, 14_000, 21_000, 28_000, 30_000]);
+      expect(sliced.run).toEqual(backtest(bars, spec).run);
+    }
+  });
 });
 
 describe("metrics and validation", () => {

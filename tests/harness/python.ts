@@ -7,13 +7,31 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { sleep } from "./proc";
 
 const run = promisify(execFile);
+
+/** A lock dir is stale when the process that made it is gone (or it is older than `maxAgeMs`). */
+function staleLock(lock: string, maxAgeMs: number): boolean {
+  try {
+    const pid = Number(readFileSync(join(lock, "pid"), "utf8"));
+    if (pid > 0) {
+      try {
+        process.kill(pid, 0);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ESRCH") return true;
+      }
+    }
+  } catch {
+    // no pid file yet: the owner is between mkdir and write, or died there; fall back to age
+  }
+  const st = statSync(lock, { throwIfNoEntry: false });
+  return st !== undefined && Date.now() - st.mtimeMs > maxAgeMs;
+}
 
 export type PythonVenv = { python: string; dir: string } | { skipped: string };
 
@@ -51,23 +69,28 @@ export async function pythonVenv(name: string, requirements: string[], timeoutMs
   for (;;) {
     try {
       mkdirSync(lock);
+      writeFileSync(join(lock, "pid"), String(process.pid));
       break;
     } catch {
       if (existsSync(join(dir, ".complete"))) return { python, dir };
-      // A lock older than the install bound belongs to a dead run.
-      if (Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs > timeoutMs) rmSync(lock, { recursive: true, force: true });
+      if (staleLock(lock, timeoutMs)) rmSync(lock, { recursive: true, force: true });
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
       await sleep(1_000);
     }
   }
   try {
     if (existsSync(join(dir, ".complete"))) return { python, dir };
+    // Holding the lock: leftovers of interrupted installs are ours to remove.
+    const prefix = `${name}-${key}.tmp-`;
+    for (const f of readdirSync(root)) if (f.startsWith(prefix)) rmSync(join(root, f), { recursive: true, force: true });
     const tmp = `${dir}.tmp-${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
     try {
-      await run(base, ["-m", "venv", tmp], { timeout: 120_000 });
+      await run(base, ["-m", "venv", tmp], { timeout: Math.max(60_000, deadline - Date.now()) });
     } catch (e) {
-      throw new Error(`${base} -m venv failed (Debian: apt-get install python3-venv): ${(e as Error).message}`);
+      const err = e as Error & { killed?: boolean; stderr?: string };
+      throw new Error(err.killed
+        ? `${base} -m venv did not finish in time (a loaded machine?); rerun to retry`
+        : `${base} -m venv failed (Debian: apt-get install python3-venv): ${err.stderr || err.message}`);
     }
     await run(join(tmp, "bin", "python"), ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", ...requirements], {
       timeout: Math.max(60_000, deadline - Date.now()),

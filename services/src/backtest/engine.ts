@@ -100,13 +100,32 @@ export class EventEngine implements Broker {
     return this.pending;
   }
 
+  private strategy: Strategy | undefined;
+  private equity = new Float64Array(0);
+  private exposure = 0;
+  private next = 0;
+
   run(strategy: Strategy): RunResult {
-    const { close } = this.bars;
-    const n = close.length;
-    const equity = new Float64Array(n);
-    let exposure = 0;
+    this.begin(strategy);
+    this.advance(this.bars.close.length);
+    return this.finish();
+  }
+
+  /** Incremental use (a caller that must yield between slices): begin, advance(to) repeatedly, finish. */
+  begin(strategy: Strategy): void {
+    this.strategy = strategy;
+    this.equity = new Float64Array(this.bars.close.length);
     strategy.init(this.bars);
-    for (let i = 0; i < n; i++) {
+  }
+
+  /** Processes bars up to `to` (exclusive); returns the next bar to process. */
+  advance(to: number): number {
+    const { close } = this.bars;
+    const strategy = this.strategy!;
+    const equity = this.equity;
+    const end = Math.min(to, close.length);
+    let exposure = this.exposure;
+    for (let i = this.next; i < end; i++) {
       this.bar = i;
       if (this.pending.length > 0) this.matchPending(i);
       strategy.onBar(i, this);
@@ -114,13 +133,21 @@ export class EventEngine implements Broker {
       equity[i] = this.ledger.cash + pos * close[i];
       if (pos !== 0) exposure++;
     }
+    this.exposure = exposure;
+    this.next = Math.max(this.next, end);
+    return this.next;
+  }
+
+  finish(): RunResult {
+    const n = this.bars.close.length;
+    const equity = this.equity;
     return {
       equity,
       trades: this.ledger.trades,
       fills: this.ledger.fills,
       fees: this.ledger.fees,
       turnover: this.ledger.turnover,
-      exposureBars: exposure,
+      exposureBars: this.exposure,
       initialCash: this.ledger.initialCash,
       finalEquity: n > 0 ? equity[n - 1] : this.ledger.cash,
       orders: { submitted: this.submitted, rejected: this.rejected },

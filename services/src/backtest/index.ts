@@ -8,7 +8,7 @@ import type { BarSeries } from "./bars";
 import { EventEngine, type EngineOptions, type RunResult } from "./engine";
 import { computeMetrics, type Metrics } from "./metrics";
 import { resolveParameters, RuleStrategy, signalsOf, strategies, ParameterError, type Parameters } from "./strategies";
-import { runSignals } from "./vectorized";
+import { runSignals, SignalRun } from "./vectorized";
 
 export * from "./bars";
 export * from "./engine";
@@ -34,14 +34,43 @@ export interface BacktestOutcome {
   metrics: Metrics;
 }
 
-/** Runs one built-in strategy over one symbol's bars. */
-export function backtest(bars: BarSeries, spec: BacktestSpec): BacktestOutcome {
+function resolve(spec: BacktestSpec) {
   const def = strategies.get(spec.strategy);
   if (!def) throw new ParameterError("strategy", `unknown strategy ${JSON.stringify(spec.strategy)} (known: ${strategies.names().join(", ")})`);
-  const parameters = resolveParameters(def, spec.parameters);
+  return { def, parameters: resolveParameters(def, spec.parameters) };
+}
+
+/** Runs one built-in strategy over one symbol's bars. */
+export function backtest(bars: BarSeries, spec: BacktestSpec): BacktestOutcome {
+  const { def, parameters } = resolve(spec);
   const run =
     spec.mode === "vectorized"
       ? runSignals(bars, signalsOf(def, bars, parameters), spec)
       : new EventEngine(bars, spec).run(new RuleStrategy(def, parameters, spec.quantity ?? "all"));
+  return { parameters, run, metrics: computeMetrics(run, bars.intervalMs) };
+}
+export * from "./chart";
+
+/**
+ * `backtest` in slices of `sliceBars`, awaiting `between()` after each: a service runs a long
+ * backtest on its event loop and still answers requests (and renews its job lease) while it runs.
+ */
+export async function backtestInSlices(bars: BarSeries, spec: BacktestSpec, sliceBars: number, between: (done: number) => Promise<void>): Promise<BacktestOutcome> {
+  const { def, parameters } = resolve(spec);
+  const n = bars.close.length;
+  let runner: { advance(to: number): number; finish(): RunResult };
+  if (spec.mode === "vectorized") {
+    runner = new SignalRun(bars, signalsOf(def, bars, parameters), spec);
+  } else {
+    const engine = new EventEngine(bars, spec);
+    engine.begin(new RuleStrategy(def, parameters, spec.quantity ?? "all"));
+    runner = engine;
+  }
+  await between(0);
+  for (let done = 0; done < n; ) {
+    done = runner.advance(done + sliceBars);
+    await between(done);
+  }
+  const run = runner.finish();
   return { parameters, run, metrics: computeMetrics(run, bars.intervalMs) };
 }

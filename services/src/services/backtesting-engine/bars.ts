@@ -1,0 +1,107 @@
+/**
+ * Data access: a backtest's bars from ClickHouse (`market_candles`, what data-bridge records), a
+ * replay file (CSV / JSON lines in BACKTEST_REPLAY_DIR) or the seeded generator. A job loads its
+ * symbols' whole request period once per replica (small LRU: the jobs of a sweep share it) and
+ * slices its own window, so every job of a run sees the same bars.
+ */
+import { readFile, stat } from "node:fs/promises";
+import { join, resolve, sep } from "node:path";
+import { ParameterError, seriesFromBars, sliceSeries, syntheticSeries, allocateSeries, type BarSeries } from "../../backtest";
+import type { ClickHouseKitClient } from "../../kit";
+import { parseRecorded } from "../../trading/marketdata/replay";
+import { SAMPLE_BTCUSDT_1M_CSV } from "../../trading/marketdata/sampleData";
+import { intervalMs } from "../../trading/types";
+import type { LoadBars } from "./executor";
+import type { BacktestRequest } from "./schemas";
+
+export interface BarSources {
+  clickhouse?: ClickHouseKitClient;
+  replayDir?: string;
+}
+
+/** Replay files every replica has: the trading core's recorded sample (the image carries no data files). */
+const BUILT_IN_REPLAYS: Record<string, string> = { "sample-btcusdt-1m.csv": SAMPLE_BTCUSDT_1M_CSV };
+
+const REPLAY_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+
+/** A replay file's path inside the replay directory (a plain name: no separators, no leading dot). */
+async function replayPath(dir: string | undefined, file: string): Promise<string> {
+  if (!REPLAY_NAME.test(file)) throw new ParameterError("data.file", "must be a plain file name (letters, digits, . _ -)");
+  if (!dir) throw new ParameterError("data.file", `no replay file ${JSON.stringify(file)} (built in: ${Object.keys(BUILT_IN_REPLAYS).join(", ")}; BACKTEST_REPLAY_DIR is not set)`);
+  const root = resolve(dir);
+  const path = resolve(join(root, file));
+  if (!path.startsWith(root + sep)) throw new ParameterError("data.file", "must name a file in the replay directory");
+  const st = await stat(path).catch(() => undefined);
+  if (!st?.isFile()) throw new ParameterError("data.file", `no replay file ${JSON.stringify(file)}`);
+  return path;
+}
+
+/** Checks a replay file exists (at submission, so a typo is a 400 and not a failed job). */
+export async function checkReplay(dir: string | undefined, file: string): Promise<void> {
+  if (!(file in BUILT_IN_REPLAYS)) await replayPath(dir, file);
+}
+
+async function readReplay(dir: string | undefined, file: string): Promise<string> {
+  return BUILT_IN_REPLAYS[file] ?? readFile(await replayPath(dir, file), "utf8");
+}
+
+async function fromClickHouse(ch: ClickHouseKitClient, symbol: string, interval: string, from: number, to: number): Promise<BarSeries> {
+  const rows = await ch.query<{ t: number; open: number; high: number; low: number; close: number; volume: number }>(
+    `SELECT toUInt32(open_time) AS t, open, high, low, close, volume FROM market_candles FINAL
+     WHERE symbol = {symbol:String} AND timeframe = {timeframe:String}
+       AND open_time >= toDateTime({from:UInt32}) AND open_time <= toDateTime({to:UInt32})
+     ORDER BY open_time`,
+    { symbol, timeframe: interval, from: Math.floor(from / 1000), to: Math.floor(to / 1000) },
+  );
+  const s = allocateSeries(symbol, intervalMs(interval), rows.length);
+  rows.forEach((r, i) => {
+    s.time[i] = Number(r.t) * 1000;
+    s.open[i] = Number(r.open);
+    s.high[i] = Number(r.high);
+    s.low[i] = Number(r.low);
+    s.close[i] = Number(r.close);
+    s.volume[i] = Number(r.volume);
+  });
+  return s;
+}
+
+export class BarCache {
+  private readonly entries = new Map<string, Promise<BarSeries>>();
+  constructor(private readonly sources: BarSources, private readonly capacity = 4) {}
+
+  /** A loader for one request: whole period per symbol, cached, sliced per job. */
+  loaderFor(req: BacktestRequest): LoadBars {
+    const step = intervalMs(req.interval);
+    const start = Date.parse(req.period.start);
+    const bars = Math.floor((Date.parse(req.period.end) - start) / step);
+    const end = start + (bars - 1) * step;
+    return async (symbol, from, to) => sliceSeries(await this.full(req, symbol, start, end, bars), from, to);
+  }
+
+  private full(req: BacktestRequest, symbol: string, start: number, end: number, bars: number): Promise<BarSeries> {
+    const key = JSON.stringify([req.data, symbol, req.interval, start, end]);
+    let hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key); // refresh its place in the LRU order
+      this.entries.set(key, hit);
+      return hit;
+    }
+    hit = this.fetch(req, symbol, start, end, bars);
+    hit.catch(() => this.entries.delete(key));
+    this.entries.set(key, hit);
+    while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    return hit;
+  }
+
+  private async fetch(req: BacktestRequest, symbol: string, start: number, end: number, bars: number): Promise<BarSeries> {
+    const data = req.data;
+    if (data.source === "synthetic") return syntheticSeries({ seed: data.seed, symbol, bars, origin: start, intervalMs: intervalMs(req.interval) });
+    if (data.source === "clickhouse") {
+      if (!this.sources.clickhouse) throw new ParameterError("data.source", "ClickHouse is not configured for this service");
+      return fromClickHouse(this.sources.clickhouse, symbol, req.interval, start, end);
+    }
+    const text = await readReplay(this.sources.replayDir, data.file);
+    const recorded = parseRecorded(text, { symbol, interval: req.interval }).filter((b) => b.interval === req.interval && b.openTime >= start && b.openTime <= end);
+    return seriesFromBars(symbol, recorded);
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * backtesting-engine (guide: Backtesting Engine, 8015): backtests of the built-in strategies on
+ * ClickHouse bars, replay files or the seeded generator; parameter sweeps and walk-forward runs
+ * split into jobs that every replica works on (PostgreSQL queue, queue.ts); results in PostgreSQL,
+ * curves and trades in ClickHouse; equity/drawdown charts as SVG.
+ *
+ * Routes (behind the gateway at /api/backtests):
+ *   GET  /strategies                  names, descriptions, parameters (bounds, defaults)
+ *   POST /                            submit -> 202 { id, jobs }; 400 naming the field on bad input
+ *   GET  /:id                         status and progress (jobs queued/running/succeeded/failed, fraction)
+ *   GET  /:id/results?sort=sharpe     per job: parameters, metrics, per-symbol metrics, walk-forward choice
+ *   GET  /:id/jobs/:job/equity        equity and drawdown curve (downsampled, extremes kept)
+ *   GET  /:id/jobs/:job/trades        trades (runs and walk-forward folds)
+ *   GET  /:id/jobs/:job/chart.svg     chart of one job; /:id/chart.svg: the best job
+ */
+import { hostname } from "node:os";
+import { defineService, env, type ConfigOf, type ServiceContext } from "../../kit";
+import { BarCache } from "./bars";
+import { JobQueue } from "./queue";
+import { registerRoutes } from "./routes";
+import { ResultStore } from "./store";
+import { JobWorker } from "./worker";
+
+const config = {
+  BACKTEST_MAX_BARS: env.int({ default: 50_000_000, min: 1_000, max: 500_000_000, description: "bars one backtest may read (symbols x bars)" }),
+  BACKTEST_MAX_PARAMETER_SETS: env.int({ default: 1_000, min: 1, max: 100_000, description: "parameter sets one sweep may expand to" }),
+  BACKTEST_LEASE_MS: env.int({ default: 60_000, min: 1_000, max: 3_600_000, description: "a claimed job returns to the queue this long after its worker's last sign of life" }),
+  BACKTEST_MAX_ATTEMPTS: env.int({ default: 3, min: 1, max: 20 }),
+  BACKTEST_POLL_MS: env.int({ default: 500, min: 10, max: 60_000 }),
+  BACKTEST_WORKER: env.bool({ default: true, description: "run the job loop in this replica" }),
+  BACKTEST_CURVE_POINTS: env.int({ default: 2_000, min: 10, max: 1_000_000, description: "points stored per equity curve" }),
+  BACKTEST_MAX_TRADES_STORED: env.int({ default: 100_000, min: 0, max: 10_000_000 }),
+  BACKTEST_REPLAY_DIR: env.string({ optional: true, description: "directory of replay files (CSV / JSON lines); the recorded sample is built in" }),
+};
+
+type Config = ConfigOf<typeof config>;
+
+export default defineService({
+  name: "backtesting-engine",
+  config,
+  register(ctx: ServiceContext<Config>) {
+    const c = ctx.config;
+    const pg = ctx.datastores.postgres;
+    const ch = ctx.datastores.clickhouse;
+    const queue = new JobQueue(pg, `${hostname()}:${process.pid}`, c.BACKTEST_LEASE_MS);
+    const store = new ResultStore(pg, ch, c.BACKTEST_CURVE_POINTS, c.BACKTEST_MAX_TRADES_STORED);
+    registerRoutes(ctx, {
+      queue, store, maxAttempts: c.BACKTEST_MAX_ATTEMPTS, replayDir: c.BACKTEST_REPLAY_DIR, clickhouseEnabled: true,
+      limits: { maxBars: c.BACKTEST_MAX_BARS, maxParameterSets: c.BACKTEST_MAX_PARAMETER_SETS },
+    });
+    if (c.BACKTEST_WORKER) {
+      const worker = new JobWorker(queue, store, new BarCache({ clickhouse: ch, replayDir: c.BACKTEST_REPLAY_DIR }), ctx.log, {
+        pollMs: c.BACKTEST_POLL_MS,
+        heartbeatMs: Math.max(100, Math.floor(c.BACKTEST_LEASE_MS / 4)),
+      });
+      ctx.app.addHook("onReady", async () => worker.start());
+      ctx.onClose(() => worker.stop());
+    }
+  },
+});

@@ -1,0 +1,107 @@
+/**
+ * Domain: what a submitted backtest asks for, checked beyond its JSON schema (strategy and
+ * parameters exist and fit, the period is not empty, the bar count fits the limit), and its split
+ * into jobs: one per run, one per parameter set of a sweep, one per fold of a walk-forward.
+ */
+import { ParameterError, resolveParameters, strategies, type Parameters } from "../../backtest";
+import { intervalMs } from "../../trading/types";
+import type { BacktestRequest } from "./schemas";
+
+export interface Limits {
+  /** Bars one backtest may read in total (symbols x bars in the period). */
+  maxBars: number;
+  /** Parameter sets one sweep may expand to. */
+  maxParameterSets: number;
+}
+
+export type JobKind = "run" | "sweep" | "walk-forward";
+
+/** One unit of work a replica claims from the queue. */
+export interface JobSpec {
+  kind: JobKind;
+  /** The parameter set (run, sweep) or the grid searched in-sample (walk-forward). */
+  parameters?: Parameters;
+  grid?: Parameters[];
+  /** Open-time window the job reports on, epoch ms inclusive; walk-forward also has its training window. */
+  from: number;
+  to: number;
+  train?: { from: number; to: number };
+}
+
+export interface Plan {
+  strategy: string;
+  jobs: JobSpec[];
+  barsPerSymbol: number;
+}
+
+const fail = (field: string, message: string): never => {
+  throw new ParameterError(field, message);
+};
+
+/** Cartesian product of the sweep's value lists (each set checked like a single run's parameters). */
+function expandGrid(strategy: string, grid: Record<string, number[]>, limit: number): Parameters[] {
+  const def = strategies.get(strategy)!;
+  const keys = Object.keys(grid);
+  if (keys.length === 0) fail("sweep.parameters", "must name at least one parameter");
+  let count = 1;
+  for (const k of keys) {
+    if (!(k in def.parameters)) fail(`sweep.parameters.${k}`, `unknown parameter of ${strategy} (known: ${Object.keys(def.parameters).join(", ")})`);
+    count *= grid[k].length;
+    if (count > limit) fail("sweep.parameters", `expands to more than ${limit} parameter sets`);
+  }
+  let sets: Record<string, number>[] = [{}];
+  for (const k of keys) sets = sets.flatMap((s) => grid[k].map((v) => ({ ...s, [k]: v })));
+  // Sets that break a cross-parameter rule (fast >= slow) are dropped, not fatal: grids are rectangles.
+  const valid: Parameters[] = [];
+  for (const s of sets) {
+    try {
+      valid.push(resolveParameters(def, s, "sweep.parameters"));
+    } catch (e) {
+      if (!(e instanceof ParameterError) || !isCrossRule(e, keys)) throw e;
+    }
+  }
+  if (valid.length === 0) fail("sweep.parameters", "no parameter set satisfies the strategy's rules");
+  return valid;
+}
+/** A cross-parameter rule names a field the grid varies but is not a bounds/type error of a single value. */
+const isCrossRule = (e: ParameterError, keys: string[]) => / must be (smaller|below) /.test(e.message) && keys.some((k) => e.field.endsWith(`.${k}`));
+
+export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
+  const def = strategies.get(req.strategy) ?? fail("strategy", `unknown strategy ${JSON.stringify(req.strategy)} (known: ${strategies.names().join(", ")})`);
+  const step = intervalMs(req.interval);
+  const from = Date.parse(req.period.start);
+  const to = Date.parse(req.period.end);
+  if (!(to > from)) fail("period.end", "must be after period.start (the period is empty)");
+  const barsPerSymbol = Math.floor((to - from) / step);
+  if (barsPerSymbol < 1) fail("period", `is shorter than one ${req.interval} bar`);
+  const total = barsPerSymbol * req.symbols.length;
+  if (total > limits.maxBars) fail("period", `asks for ${total.toLocaleString("en")} bars (${req.symbols.length} symbols x ${barsPerSymbol.toLocaleString("en")}), more than the limit of ${limits.maxBars.toLocaleString("en")}`);
+  const last = from + (barsPerSymbol - 1) * step;
+  if (req.sweep && req.walkForward) fail("walkForward", "cannot be combined with sweep (a walk-forward searches its own grid: walkForward.parameters)");
+  if (req.sweep) {
+    if (req.parameters) fail("parameters", "a sweep takes its values from sweep.parameters");
+    const sets = expandGrid(def.name, req.sweep.parameters, limits.maxParameterSets);
+    return { strategy: def.name, barsPerSymbol, jobs: sets.map((parameters) => ({ kind: "sweep", parameters, from, to: last })) };
+  }
+  if (req.walkForward) {
+    const { folds, parameters } = req.walkForward;
+    const grid = expandGrid(def.name, parameters, limits.maxParameterSets);
+    // folds + 1 equal segments: fold k trains on segment k and is tested on segment k + 1.
+    const seg = Math.floor(barsPerSymbol / (folds + 1));
+    if (seg < 2) fail("walkForward.folds", `leaves fewer than 2 bars per segment (${barsPerSymbol} bars, ${folds} folds)`);
+    const at = (k: number) => from + k * seg * step;
+    return {
+      strategy: def.name,
+      barsPerSymbol,
+      jobs: Array.from({ length: folds }, (_, k) => ({
+        kind: "walk-forward" as const,
+        grid,
+        train: { from: at(k), to: at(k + 1) - step },
+        from: at(k + 1),
+        to: k === folds - 1 ? last : at(k + 2) - step,
+      })),
+    };
+  }
+  const parameters = resolveParameters(def, req.parameters ?? {});
+  return { strategy: def.name, barsPerSymbol, jobs: [{ kind: "run", parameters, from, to: last }] };
+}

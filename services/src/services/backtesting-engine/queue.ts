@@ -1,0 +1,129 @@
+/**
+ * Data access: the job queue on PostgreSQL. A replica claims the oldest claimable job with
+ * `SELECT ... FOR UPDATE SKIP LOCKED` (replicas never wait on each other's rows) and holds it under
+ * a lease it renews while it works (every progress report). A job is claimable when queued, or
+ * when its lease ran out: the replica that held it died or stalled, and the job runs again (up to
+ * `max_attempts`). Each claim bumps `attempts`; every later write is conditional on
+ * (worker, attempt), so a replica that lost its lease can no longer record anything, and the
+ * result of exactly one attempt counts.
+ *
+ * Why not pg-boss (10.x, the newest on Node 20): it creates and migrates its own schema when a
+ * replica starts (here all DDL runs once, in the migration job, under the migration user), and its
+ * expiry is fixed per job rather than renewed while a long job makes progress, so a killed worker's
+ * job would wait out the longest job's bound. The claim/renew/finish below is four statements.
+ */
+import type { PostgresClient } from "../../kit";
+import type { JobSpec } from "./plan";
+import type { BacktestRequest } from "./schemas";
+
+export interface ClaimedJob {
+  runId: string;
+  idx: number;
+  attempt: number;
+  spec: JobSpec;
+  request: BacktestRequest;
+}
+
+/** The claim was lost (lease expired and another replica took the job). */
+export class LeaseLostError extends Error {}
+
+export class JobQueue {
+  constructor(private readonly pg: PostgresClient, readonly worker: string, private readonly leaseMs: number) {}
+
+  async enqueue(run: { id: string; ownerId: string; strategy: string; kind: string; request: BacktestRequest }, jobs: JobSpec[], maxAttempts: number): Promise<void> {
+    await this.pg.transaction(async (c) => {
+      await c.query(
+        `INSERT INTO bt_runs (id, owner_id, strategy, kind, request, total_jobs) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [run.id, run.ownerId, run.strategy, run.kind, JSON.stringify(run.request), jobs.length],
+      );
+      await c.query(
+        `INSERT INTO bt_jobs (run_id, idx, spec, max_attempts)
+         SELECT $1, ordinality - 1, spec, $3 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS j(spec, ordinality)`,
+        [run.id, JSON.stringify(jobs), maxAttempts],
+      );
+    });
+  }
+
+  /** Fails jobs whose last allowed attempt's lease ran out, then claims the next job (or undefined). */
+  async claim(): Promise<ClaimedJob | undefined> {
+    await this.pg.query(
+      `UPDATE bt_jobs SET status = 'failed', finished_at = now(), lease_until = NULL,
+              error = jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', 'the job''s worker stopped ' || attempts || ' times')
+       WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts`,
+    );
+    await this.settleRuns();
+    const r = await this.pg.query<{ run_id: string; idx: number; attempts: number; spec: JobSpec; request: BacktestRequest }>(
+      `WITH next AS (
+         SELECT run_id, idx FROM bt_jobs
+         WHERE (status = 'queued' OR (status = 'running' AND lease_until < now())) AND attempts < max_attempts
+         ORDER BY queued_at, run_id, idx
+         FOR UPDATE SKIP LOCKED
+         LIMIT 1)
+       UPDATE bt_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $1, progress = 0,
+              lease_until = now() + $2 * interval '1 millisecond', started_at = coalesce(j.started_at, now())
+       FROM next, bt_runs r
+       WHERE j.run_id = next.run_id AND j.idx = next.idx AND r.id = j.run_id
+       RETURNING j.run_id, j.idx, j.attempts, j.spec, r.request`,
+      [this.worker, this.leaseMs],
+    );
+    const row = r.rows[0];
+    if (!row) return undefined;
+    await this.pg.query(`UPDATE bt_runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE id = $1 AND status = 'queued'`, [row.run_id]);
+    return { runId: row.run_id, idx: row.idx, attempt: row.attempts, spec: row.spec, request: row.request };
+  }
+
+  /** Renews the lease and records progress; throws LeaseLostError when the job is no longer ours. */
+  async heartbeat(job: ClaimedJob, progress: number): Promise<void> {
+    const r = await this.pg.query(
+      `UPDATE bt_jobs SET lease_until = now() + $5 * interval '1 millisecond', progress = $4
+       WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $6 AND status = 'running'`,
+      [job.runId, job.idx, job.attempt, progress, this.leaseMs, this.worker],
+    );
+    if (r.rowCount !== 1) throw new LeaseLostError(`job ${job.runId}/${job.idx} attempt ${job.attempt} is no longer held by ${this.worker}`);
+  }
+
+  /** Records the attempt's result (exactly once per job: later or stale attempts match no row). */
+  async succeed(job: ClaimedJob, result: unknown): Promise<boolean> {
+    const r = await this.pg.query(
+      `UPDATE bt_jobs SET status = 'succeeded', result = $4, result_attempt = $3, progress = 1, finished_at = now(), lease_until = NULL
+       WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $5 AND status = 'running'`,
+      [job.runId, job.idx, job.attempt, JSON.stringify(result), this.worker],
+    );
+    await this.settleRuns(job.runId);
+    return r.rowCount === 1;
+  }
+
+  /** A job that cannot succeed (bad data for it): failed at once, no retry. */
+  async fail(job: ClaimedJob, error: { code: string; message: string; field?: string }): Promise<void> {
+    await this.pg.query(
+      `UPDATE bt_jobs SET status = 'failed', error = $4, finished_at = now(), lease_until = NULL
+       WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $5 AND status = 'running'`,
+      [job.runId, job.idx, job.attempt, JSON.stringify(error), this.worker],
+    );
+    await this.settleRuns(job.runId);
+  }
+
+  /** Gives a job back (shutdown, error): claimable again at once, or failed when it has no attempt left. */
+  async release(job: ClaimedJob, reason: string): Promise<void> {
+    await this.pg.query(
+      `UPDATE bt_jobs SET lease_until = NULL, worker = NULL,
+              status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+              finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
+              error = CASE WHEN attempts >= max_attempts THEN jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', $5::text) END
+       WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $4 AND status = 'running'`,
+      [job.runId, job.idx, job.attempt, this.worker, reason],
+    );
+    await this.settleRuns(job.runId);
+  }
+
+  /** Marks runs whose jobs are all finished. */
+  private async settleRuns(runId?: string): Promise<void> {
+    await this.pg.query(
+      `UPDATE bt_runs r SET finished_at = now(),
+              status = CASE WHEN EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status = 'failed') THEN 'failed' ELSE 'succeeded' END
+       WHERE r.status IN ('queued', 'running') AND ($1::uuid IS NULL OR r.id = $1)
+         AND NOT EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status IN ('queued', 'running'))`,
+      [runId ?? null],
+    );
+  }
+}

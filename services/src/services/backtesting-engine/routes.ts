@@ -1,0 +1,118 @@
+/** HTTP routes: submit, poll, results, curves, trades, charts; strategies and their parameters. */
+import { randomUUID } from "node:crypto";
+import { equityChartSvg, ParameterError, strategies } from "../../backtest";
+import { badRequest, conflict, notFound, requireIdentity, Type, type ServiceContext } from "../../kit";
+import { checkReplay } from "./bars";
+import { planBacktest, type Limits } from "./plan";
+import type { JobQueue } from "./queue";
+import { BacktestRequest, JobRef, Page, RunId } from "./schemas";
+import type { JobRow, ResultStore } from "./store";
+
+export interface RouteDeps {
+  queue: JobQueue;
+  store: ResultStore;
+  limits: Limits;
+  maxAttempts: number;
+  replayDir?: string;
+  clickhouseEnabled: boolean;
+}
+
+/** A library ParameterError as the kit's 400 naming the field. */
+function asBadRequest<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ParameterError) throw badRequest(e.message, e.field);
+    throw e;
+  }
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const jobView = (j: JobRow) => ({ job: j.idx, status: j.status, attempts: j.attempts, progress: j.progress, ...(j.result ?? {}), ...(j.error ? { error: j.error } : {}) });
+
+export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
+  const { app } = ctx;
+  const { store } = deps;
+
+  app.get("/strategies", async () => ({
+    strategies: strategies.names().map((name) => {
+      const d = strategies.get(name)!;
+      return { name, description: d.description, parameters: d.parameters };
+    }),
+  }));
+
+  app.post("/", { schema: { body: BacktestRequest } }, async (req, reply) => {
+    const who = requireIdentity(req);
+    const body = req.body;
+    const plan = asBadRequest(() => planBacktest(body, deps.limits));
+    if (body.data.source === "replay") await checkReplay(deps.replayDir, body.data.file).catch((e: ParameterError) => { throw badRequest(e.message, e.field); });
+    if (body.data.source === "clickhouse" && !deps.clickhouseEnabled) throw badRequest("ClickHouse is not configured for this service", "data.source");
+    const id = randomUUID();
+    const kind = body.sweep ? "sweep" : body.walkForward ? "walk-forward" : "run";
+    await deps.queue.enqueue({ id, ownerId: who.userId, strategy: plan.strategy, kind, request: body }, plan.jobs, deps.maxAttempts);
+    reply.code(202);
+    return { id, status: "queued", kind, jobs: plan.jobs.length, barsPerSymbol: plan.barsPerSymbol, links: { self: `/api/backtests/${id}`, results: `/api/backtests/${id}/results`, chart: `/api/backtests/${id}/chart.svg` } };
+  });
+
+  const ownRun = async (req: Parameters<typeof requireIdentity>[0], id: string) => {
+    const run = await store.run(id, requireIdentity(req).userId);
+    if (!run) throw notFound(`no backtest ${id}`);
+    return run;
+  };
+
+  app.get("/:id", { schema: { params: RunId } }, async (req) => {
+    const run = await ownRun(req, req.params.id);
+    return {
+      id: run.id, strategy: run.strategy, kind: run.kind, status: run.status, jobs: run.total_jobs,
+      progress: await store.progress(run.id), createdAt: iso(run.created_at), startedAt: iso(run.started_at), finishedAt: iso(run.finished_at),
+    };
+  });
+
+  app.get("/:id/results", {
+    schema: { params: RunId, querystring: Type.Intersect([Page, Type.Object({ sort: Type.Optional(Type.Union([Type.Literal("job"), Type.Literal("sharpe")])) })]) },
+  }, async (req) => {
+    const run = await ownRun(req, req.params.id);
+    const { limit = 1_000, offset = 0, sort } = req.query;
+    const rows = await store.jobs(run.id, limit, offset, (sort ?? (run.kind === "sweep" ? "sharpe" : "job")) === "sharpe");
+    return { id: run.id, status: run.status, kind: run.kind, jobs: rows.map(jobView) };
+  });
+
+  const succeededJob = async (id: string, idx: number) => {
+    const job = await store.job(id, idx);
+    if (!job) throw notFound(`no job ${idx} in backtest ${id}`);
+    if (job.status !== "succeeded" || job.result_attempt === null) throw conflict(`job ${idx} is ${job.status}, not succeeded`);
+    return job;
+  };
+
+  app.get("/:id/jobs/:job/equity", { schema: { params: JobRef } }, async (req) => {
+    const run = await ownRun(req, req.params.id);
+    const job = await succeededJob(run.id, req.params.job);
+    return { job: job.idx, ...(await store.curve(run.id, job.idx, job.result_attempt!)) };
+  });
+
+  app.get("/:id/jobs/:job/trades", { schema: { params: JobRef, querystring: Page } }, async (req) => {
+    const run = await ownRun(req, req.params.id);
+    const job = await succeededJob(run.id, req.params.job);
+    const { limit = 1_000, offset = 0 } = req.query;
+    return { job: job.idx, total: job.result?.trades ?? 0, trades: await store.trades(run.id, job.idx, job.result_attempt!, limit, offset) };
+  });
+
+  const chart = async (runId: string, idx: number, title: string) => {
+    const job = await succeededJob(runId, idx);
+    const c = await store.curve(runId, idx, job.result_attempt!);
+    const params = Object.entries(job.result?.parameters ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
+    return equityChartSvg({ title: `${title} ${params}`, ...c });
+  };
+  app.get("/:id/jobs/:job/chart.svg", { schema: { params: JobRef } }, async (req, reply) => {
+    const run = await ownRun(req, req.params.id);
+    reply.type("image/svg+xml");
+    return chart(run.id, req.params.job, `${run.strategy} job ${req.params.job}`);
+  });
+  app.get("/:id/chart.svg", { schema: { params: RunId } }, async (req, reply) => {
+    const run = await ownRun(req, req.params.id);
+    const best = await store.bestJob(run.id);
+    if (best === undefined) throw conflict(`backtest ${run.id} has no succeeded job yet (${run.status})`);
+    reply.type("image/svg+xml");
+    return chart(run.id, best, run.kind === "run" ? run.strategy : `${run.strategy} best of ${run.total_jobs} (job ${best})`);
+  });
+}

@@ -1,0 +1,53 @@
+/** Request and response shapes of the backtesting API (JSON schema via TypeBox: the kit validates them). */
+import { Type, type Static } from "../../kit";
+
+const decimal = (description: string) => Type.String({ pattern: "^[0-9]{1,6}(\\.[0-9]{1,8})?$", description });
+const parameterValues = Type.Record(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9]{0,31}$" }), Type.Array(Type.Number(), { minItems: 1, maxItems: 1_000 }));
+
+export const BacktestRequest = Type.Object(
+  {
+    strategy: Type.String({ minLength: 1, maxLength: 64, description: "a name from GET /strategies" }),
+    parameters: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9]{0,31}$" }), Type.Number())),
+    symbols: Type.Array(Type.String({ pattern: "^[A-Z0-9]{2,20}$" }), { minItems: 1, maxItems: 50, uniqueItems: true }),
+    interval: Type.Union(["1m", "5m", "15m", "1h", "4h", "1d"].map((i) => Type.Literal(i))),
+    period: Type.Object({ start: Type.String({ format: "date-time" }), end: Type.String({ format: "date-time" }) }, { additionalProperties: false }),
+    data: Type.Union([
+      Type.Object({ source: Type.Literal("synthetic"), seed: Type.Union([Type.Integer(), Type.String({ minLength: 1, maxLength: 64 })]) }, { additionalProperties: false }),
+      Type.Object({ source: Type.Literal("clickhouse") }, { additionalProperties: false }),
+      // The file name is checked by the service (bars.ts), which names data.file in its 400.
+      Type.Object({ source: Type.Literal("replay"), file: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
+    ]),
+    mode: Type.Optional(Type.Union([Type.Literal("event"), Type.Literal("vectorized")])),
+    fillAt: Type.Optional(Type.Union([Type.Literal("close"), Type.Literal("nextOpen")])),
+    initialCash: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e12 })),
+    quantity: Type.Optional(Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 1e9 }), Type.Literal("all")])),
+    quantityStep: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e6 })),
+    execution: Type.Optional(
+      Type.Object(
+        {
+          makerFeeBps: Type.Optional(decimal("maker fee, basis points")),
+          takerFeeBps: Type.Optional(decimal("taker fee, basis points")),
+          slippageBps: Type.Optional(decimal("slippage, basis points")),
+          impactBps: Type.Optional(decimal("size impact, basis points per unit of bar volume")),
+          maxSlippageBps: Type.Optional(decimal("slippage cap, basis points")),
+          tickSize: Type.Optional(decimal("price tick")),
+          maxParticipation: Type.Optional(decimal("fraction of a bar's volume resting orders may fill")),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    sweep: Type.Optional(Type.Object({ parameters: parameterValues }, { additionalProperties: false })),
+    walkForward: Type.Optional(
+      Type.Object({ folds: Type.Integer({ minimum: 1, maximum: 20 }), parameters: parameterValues }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type BacktestRequest = Static<typeof BacktestRequest>;
+
+export const RunId = Type.Object({ id: Type.String({ format: "uuid" }) });
+export const JobRef = Type.Object({ id: Type.String({ format: "uuid" }), job: Type.Integer({ minimum: 0, maximum: 100_000 }) });
+export const Page = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1_000 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+});

@@ -1,0 +1,263 @@
+/**
+ * backtesting-engine through HTTP against real PostgreSQL 15 and ClickHouse 18.16: validation (400
+ * naming the field), a run on each data source (synthetic, ClickHouse bars, replay file) agreeing
+ * with the library, a sweep shared by two replicas with progress, a walk-forward run, SVG charts,
+ * and a replica SIGKILLed mid-job: the job is retried by another replica, its result recorded once,
+ * and rows of the dead attempt never read.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { pg, waitFor } from "../harness";
+import { createService, type Service } from "../../services/src/kit";
+import { createClickHouse } from "../../services/src/kit/datastores";
+import backtestingEngine from "../../services/src/services/backtesting-engine";
+import { backtest, syntheticSeries } from "../../services/src/backtest";
+import { CLICKHOUSE_MIGRATIONS_DIR, POSTGRES_MIGRATIONS_DIR, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
+
+const srv = useServers("postgres", "clickhouse");
+const ROOT = join(__dirname, "..", "..");
+const USER = randomUUID();
+const headers = { "x-user-id": USER, "x-user-role": "trader", "content-type": "application/json" };
+let pool: import("pg").Pool;
+let ch: ReturnType<typeof createClickHouse>;
+let api: Service;
+let base: string;
+const workers: Service[] = [];
+
+const env = (extra: Record<string, string> = {}) => ({
+  // Leases long enough that a loaded machine never lets one lapse, except where a test wants it to.
+  LOG_LEVEL: "silent", ...srv.env, BACKTEST_POLL_MS: "50", BACKTEST_LEASE_MS: "120000", BACKTEST_MAX_ATTEMPTS: "10", ...extra,
+});
+
+async function call(method: string, path: string, body?: unknown, h: Record<string, string> = headers) {
+  const res = await fetch(`${base}${path}`, { method, headers: body === undefined ? { "x-user-id": h["x-user-id"], "x-user-role": h["x-user-role"] } : h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, type: res.headers.get("content-type") ?? "", text, body: text && res.headers.get("content-type")?.includes("json") ? JSON.parse(text) : undefined };
+}
+
+async function finished(id: string, timeoutMs = 300_000) {
+  let last: Awaited<ReturnType<typeof call>> | undefined;
+  await waitFor(`backtest ${id} to finish`, async () => {
+    last = await call("GET", `/${id}`);
+    return last.body.status === "succeeded" || last.body.status === "failed";
+  }, { timeoutMs, intervalMs: 100 });
+  return last!.body;
+}
+
+const synthetic = { strategy: "sma-crossover", symbols: ["BTCUSDT"], interval: "1m", period: { start: "2024-01-01T00:00:00Z", end: "2024-01-08T00:00:00Z" }, data: { source: "synthetic", seed: 7 } };
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: srv.postgres.url });
+  await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
+  ch = createClickHouse({ CLICKHOUSE_URL: srv.clickhouse.url, CLICKHOUSE_USER: srv.clickhouse.user, CLICKHOUSE_PASSWORD: srv.clickhouse.password, CLICKHOUSE_DATABASE: srv.clickhouse.database });
+  await runClickHouseMigrations(ch, { dir: CLICKHOUSE_MIGRATIONS_DIR });
+  // The API replica does not work on jobs: the tests decide which replicas do.
+  api = await createService(backtestingEngine, { env: env({ BACKTEST_WORKER: "false" }), defaultMetrics: false });
+  base = await api.listen({ port: 0, host: "127.0.0.1" });
+});
+afterAll(async () => {
+  await Promise.all(workers.map((w) => w.close()));
+  await api?.close();
+  await ch?.close();
+  await pool?.end();
+});
+
+async function startWorker(extra: Record<string, string> = {}): Promise<void> {
+  const w = await createService(backtestingEngine, { env: env(extra), defaultMetrics: false });
+  await w.app.ready();
+  workers.push(w);
+}
+
+async function stopWorkers(): Promise<void> {
+  await Promise.all(workers.splice(0).map((w) => w.close()));
+}
+
+describe("validation: 400 naming the field, nothing stored", () => {
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    ["unknown strategy", { strategy: "moon" }, "strategy"],
+    ["negative window", { parameters: { fast: -5, slow: 30 } }, "parameters.fast"],
+    ["fast not below slow", { parameters: { fast: 50, slow: 30 } }, "parameters.fast"],
+    ["unknown parameter", { parameters: { speed: 3 } }, "parameters.speed"],
+    ["empty period", { period: { start: "2024-01-02T00:00:00Z", end: "2024-01-02T00:00:00Z" } }, "period.end"],
+    ["10^9 bars", { period: { start: "2000-01-01T00:00:00Z", end: "3901-01-01T00:00:00Z" } }, "period"],
+    ["bad symbol", { symbols: ["btc/usdt"] }, "symbols.0"],
+    ["unknown replay file", { data: { source: "replay", file: "nope.csv" } }, "data.file"],
+    ["path in replay file", { data: { source: "replay", file: "../../etc/passwd" } }, "data.file"],
+    ["sweep over an unknown parameter", { sweep: { parameters: { speed: [1, 2] } } }, "sweep.parameters.speed"],
+    ["walk-forward with too many folds", { walkForward: { folds: 25, parameters: { fast: [5] } } }, "walkForward.folds"],
+    ["unknown field", { leverage: 100 }, "leverage"],
+  ];
+  for (const [name, patch, field] of cases)
+    it(name, async () => {
+      const r = await call("POST", "/", { ...synthetic, ...patch });
+      expect(r.status, r.text).toBe(400);
+      expect(r.body.error.field).toBe(field);
+    });
+  it("requires the gateway's identity and hides other users' runs", async () => {
+    expect((await call("POST", "/", synthetic, { "content-type": "application/json" } as never)).status).toBe(401);
+    expect((await call("GET", `/${randomUUID()}`)).status).toBe(404);
+    expect((await pool.query("SELECT count(*)::int AS n FROM bt_runs")).rows[0].n).toBe(0);
+  });
+  it("lists the strategies with their parameters", async () => {
+    const r = await call("GET", "/strategies");
+    expect(r.body.strategies.map((s: { name: string }) => s.name)).toEqual(["sma-crossover", "ema-crossover", "rsi-mean-reversion", "breakout"]);
+    expect(r.body.strategies[0].parameters.fast).toMatchObject({ integer: true, min: 1, default: 10 });
+  });
+});
+
+describe("runs, sweeps and walk-forward across replicas", () => {
+  it("a sweep waits queued with progress, then two replicas share its jobs", async () => {
+    const sub = await call("POST", "/", { ...synthetic, mode: "vectorized", sweep: { parameters: { fast: [5, 10, 15], slow: [20, 40, 60, 80] } } });
+    expect(sub.status, sub.text).toBe(202);
+    expect(sub.body).toMatchObject({ kind: "sweep", jobs: 12, barsPerSymbol: 7 * 1440 });
+    const queued = await call("GET", `/${sub.body.id}`);
+    expect(queued.body).toMatchObject({ status: "queued", progress: { queued: 12, running: 0, succeeded: 0, fraction: 0 } });
+    await startWorker();
+    await startWorker();
+    const done = await finished(sub.body.id);
+    expect(done).toMatchObject({ status: "succeeded", progress: { succeeded: 12, failed: 0, fraction: 1 } });
+    const results = await call("GET", `/${sub.body.id}/results`);
+    const sharpe = results.body.jobs.map((j: { metrics: { sharpe: number } }) => j.metrics.sharpe);
+    expect(sharpe).toEqual([...sharpe].sort((a, b) => b - a));
+    const recorded = await pool.query("SELECT count(*)::int AS n FROM bt_jobs WHERE run_id = $1 AND status = 'succeeded' AND result_attempt = attempts", [sub.body.id]);
+    expect(recorded.rows[0].n).toBe(12);
+    // each result is the library's on the same bars
+    const bars = syntheticSeries({ seed: 7, symbol: "BTCUSDT", bars: 7 * 1440, origin: Date.parse(synthetic.period.start) });
+    for (const j of results.body.jobs.slice(0, 3)) {
+      const lib = backtest(bars, { strategy: "sma-crossover", parameters: j.parameters, mode: "vectorized", initialCash: 100_000, quantityStep: 1e-8 });
+      expect(j.metrics.finalEquity).toBeCloseTo(lib.metrics.finalEquity, 6);
+      expect(j.metrics.trades).toBe(lib.metrics.trades);
+    }
+    const svg = await call("GET", `/${sub.body.id}/chart.svg`);
+    expect(svg.type).toContain("image/svg+xml");
+    expect(svg.text).toMatch(/^<svg[\s\S]*<polyline[\s\S]*drawdown[\s\S]*<\/svg>$/);
+  }, 600_000);
+
+  it("a single event-driven run has trades, a curve and a chart", async () => {
+    const sub = await call("POST", "/", { ...synthetic, parameters: { fast: 8, slow: 21 }, execution: { takerFeeBps: "7.5", slippageBps: "1" } });
+    const done = await finished(sub.body.id);
+    expect(done.status).toBe("succeeded");
+    const [job] = (await call("GET", `/${sub.body.id}/results`)).body.jobs;
+    expect(Object.keys(job.metrics).sort()).toEqual(["bars", "cagr", "exposure", "fees", "finalEquity", "initialCash", "maxDrawdown", "maxDrawdownBars", "maxDrawdownDurationMs", "profitFactor", "sharpe", "sortino", "totalReturn", "trades", "turnover", "volatility", "winRate"].sort());
+    const trades = await call("GET", `/${sub.body.id}/jobs/0/trades?limit=5`);
+    expect(trades.body.total).toBe(job.metrics.trades);
+    expect(trades.body.trades).toHaveLength(5);
+    expect(trades.body.trades[0]).toMatchObject({ symbol: "BTCUSDT", direction: "long" });
+    const curve = await call("GET", `/${sub.body.id}/jobs/0/equity`);
+    expect(curve.body.equity.length).toBeGreaterThan(100);
+    expect(curve.body.equity.length).toBeLessThanOrEqual(4_000);
+    expect(curve.body.equity.at(-1)).toBeCloseTo(job.metrics.finalEquity, 6);
+    expect((await call("GET", `/${sub.body.id}/jobs/0/chart.svg`)).type).toContain("image/svg+xml");
+    expect((await call("GET", `/${sub.body.id}/jobs/7/equity`)).status).toBe(404);
+  }, 600_000);
+
+  it("runs on ClickHouse bars and on the built-in replay file", async () => {
+    const bars = syntheticSeries({ seed: 99, symbol: "ETHUSDT", bars: 3_000, origin: Date.parse("2024-03-01T00:00:00Z") });
+    const fmt = (t: number) => new Date(t).toISOString().slice(0, 19).replace("T", " ");
+    await ch.insert("market_candles", Array.from(bars.close, (_, i) => ({
+      symbol: "ETHUSDT", timeframe: "1m", open_time: fmt(bars.time[i]), open: bars.open[i], high: bars.high[i], low: bars.low[i], close: bars.close[i], volume: bars.volume[i], trades: 1, source: "test",
+    })));
+    const sub = await call("POST", "/", { ...synthetic, symbols: ["ETHUSDT"], period: { start: "2024-03-01T00:00:00Z", end: "2024-03-03T02:00:00Z" }, data: { source: "clickhouse" } });
+    expect(sub.status, sub.text).toBe(202);
+    const done = await finished(sub.body.id);
+    expect(done.status).toBe("succeeded");
+    const [job] = (await call("GET", `/${sub.body.id}/results`)).body.jobs;
+    const lib = backtest(bars, { strategy: "sma-crossover", initialCash: 100_000 });
+    expect(job.metrics.bars).toBe(3_000);
+    expect(job.metrics.finalEquity).toBeCloseTo(lib.metrics.finalEquity, 6);
+
+    const replay = await call("POST", "/", { ...synthetic, parameters: { fast: 2, slow: 4 }, period: { start: "2024-01-01T00:00:00Z", end: "2024-01-01T01:00:00Z" }, data: { source: "replay", file: "sample-btcusdt-1m.csv" } });
+    expect((await finished(replay.body.id)).status).toBe("succeeded");
+  }, 600_000);
+
+  it("walk-forward: each fold searches its training window and reports the next one", async () => {
+    const sub = await call("POST", "/", { ...synthetic, mode: "vectorized", walkForward: { folds: 3, parameters: { fast: [5, 10], slow: [30, 60] } } });
+    expect(sub.body).toMatchObject({ kind: "walk-forward", jobs: 3 });
+    expect((await finished(sub.body.id)).status).toBe("succeeded");
+    const { jobs } = (await call("GET", `/${sub.body.id}/results`)).body;
+    for (const j of jobs) {
+      expect(j.inSample.candidates).toBe(4);
+      expect(j.parameters).toEqual(j.inSample.parameters);
+      expect(j.metrics.bars).toBe(Math.floor((7 * 1440) / 4));
+    }
+  }, 600_000);
+});
+
+describe("the queue (two replicas' claims on real PostgreSQL)", () => {
+  it("concurrent claims take different jobs; an expired lease passes the job on; the stale holder records nothing", async () => {
+    await stopWorkers(); // only the two queues below claim
+    const { JobQueue } = await import("../../services/src/services/backtesting-engine/queue");
+    const { createPostgres } = await import("../../services/src/kit/datastores");
+    const quiet = { warn() {} } as never;
+    const a = createPostgres({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 2 } as never, quiet);
+    const b = createPostgres({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 2 } as never, quiet);
+    try {
+      const qa = new JobQueue(a, "replica-a", 60_000);
+      const qb = new JobQueue(b, "replica-b", 60_000);
+      const id = randomUUID();
+      const spec = { kind: "sweep" as const, parameters: { fast: 1, slow: 2 }, from: 0, to: 1 };
+      await qa.enqueue({ id, ownerId: USER, strategy: "sma-crossover", kind: "sweep", request: synthetic as never }, [spec, spec], 3);
+      const [ja, jb] = await Promise.all([qa.claim(), qb.claim()]);
+      expect([ja?.idx, jb?.idx].sort()).toEqual([0, 1]);
+      expect(await qa.claim()).toBeUndefined();
+      // replica-a stalls: its lease runs out and replica-b takes the job over
+      await a.query("UPDATE bt_jobs SET lease_until = now() - interval '1 second' WHERE run_id = $1 AND idx = $2", [id, ja!.idx]);
+      const again = await qb.claim();
+      expect(again).toMatchObject({ idx: ja!.idx, attempt: 2 });
+      await expect(qa.heartbeat(ja!, 0.5)).rejects.toThrow(/no longer held/);
+      expect(await qa.succeed(ja!, { stale: true })).toBe(false);
+      expect(await qb.succeed(again!, { fresh: true })).toBe(true);
+      expect(await qb.succeed(jb!, { fresh: true })).toBe(true);
+      const rows = await a.query("SELECT idx, result, result_attempt FROM bt_jobs WHERE run_id = $1 ORDER BY idx", [id]);
+      expect(rows.rows.map((r) => r.result)).toEqual([{ fresh: true }, { fresh: true }]);
+      expect((await a.query("SELECT status FROM bt_runs WHERE id = $1", [id])).rows[0].status).toBe("succeeded");
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe("a replica killed mid-job", () => {
+  let child: ChildProcess | undefined;
+  afterAll(() => {
+    try {
+      if (child?.pid) process.kill(child.pid, "SIGKILL");
+    } catch {
+      // already gone (the test kills it)
+    }
+  });
+  it("loses no job: another replica retries it, one result, the dead attempt's rows unread", async () => {
+    await stopWorkers(); // the child replica is the only one working
+    const sub = await call("POST", "/", { ...synthetic, period: { start: "2024-01-01T00:00:00Z", end: "2025-01-01T00:00:00Z" }, sweep: { parameters: { fast: [10, 12, 14] } } });
+    expect(sub.status, sub.text).toBe(202);
+    child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "services", "src", "main.ts"), "backtesting-engine"], {
+      cwd: ROOT, env: { ...process.env, ...env({ PORT: "0", HOST: "127.0.0.1", BACKTEST_LEASE_MS: "5000" }) }, stdio: "ignore",
+    });
+    const dead = `:${child.pid}`;
+    await waitFor("the child replica to claim a job", async () =>
+      (await pool.query("SELECT 1 FROM bt_jobs WHERE run_id = $1 AND status = 'running' AND worker LIKE $2", [sub.body.id, `%${dead}`])).rowCount === 1,
+    { timeoutMs: 120_000, intervalMs: 20 });
+    process.kill(child.pid!, "SIGKILL");
+    const held = await pool.query("SELECT idx, attempts FROM bt_jobs WHERE run_id = $1 AND status = 'running' AND worker LIKE $2", [sub.body.id, `%${dead}`]);
+    expect(held.rows).toHaveLength(1);
+    const { idx } = held.rows[0];
+    // A row the dead attempt might have written: it must never be served.
+    await ch.insert("bt_curves", [{ run_id: sub.body.id, job: idx, attempt: held.rows[0].attempts, seq: 0, time_ms: 0, equity: -1, drawdown: 0 }]);
+    await startWorker();
+    const done = await finished(sub.body.id);
+    expect(done).toMatchObject({ status: "succeeded", progress: { succeeded: 3, failed: 0 } });
+    const job = await pool.query("SELECT attempts, result_attempt, worker FROM bt_jobs WHERE run_id = $1 AND idx = $2", [sub.body.id, idx]);
+    expect(job.rows[0].attempts).toBe(held.rows[0].attempts + 1);
+    expect(job.rows[0].result_attempt).toBe(held.rows[0].attempts + 1);
+    expect(job.rows[0].worker).not.toContain(dead);
+    const curve = (await call("GET", `/${sub.body.id}/jobs/${idx}/equity`)).body;
+    expect(Math.min(...curve.equity)).toBeGreaterThan(0);
+    expect(new Set(curve.time).size).toBe(curve.time.length);
+    const results = (await call("GET", `/${sub.body.id}/results`)).body.jobs;
+    expect(results).toHaveLength(3);
+  }, 600_000);
+});
