@@ -21,7 +21,7 @@ const ROOT = join(__dirname, "..");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
-  const [postgres, clickhouse] = await Promise.all([startPostgres(), startClickHouse()]);
+  const [postgres, clickhouse] = await Promise.all([startPostgres({ readyTimeoutMs: 600_000 }), startClickHouse({ readyTimeoutMs: 600_000 })]);
   const replicas: ChildProcess[] = [];
   try {
     const pool = new pg.Pool({ connectionString: postgres.url });
