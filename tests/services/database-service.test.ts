@@ -338,7 +338,7 @@ describe("migrate command and /datastores endpoint", () => {
     await admin.disconnect();
   });
 
-  it("`main.ts database-service migrate` exits 0, and 1 when postgres is unreachable", async () => {
+  it("`main.ts database-service migrate` exits 0, and 1 when postgres is unreachable", { timeout: 600_000 }, async () => {
     const run = (extra: Record<string, string>) =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
         const p = spawn(process.execPath, [join(__dirname, "..", "..", "node_modules", "tsx", "dist", "cli.mjs"), join(__dirname, "..", "..", "services", "src", "main.ts"), "database-service", "migrate"], {

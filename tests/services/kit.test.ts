@@ -184,7 +184,9 @@ describe("kit: graceful shutdown", () => {
   });
 });
 
-describe("main.ts: one image, every service", () => {
+// Each case spawns tsx (a cold TypeScript compile of the service): seconds on an idle machine, minutes
+// on a loaded one. The timeout only guards against a hang.
+describe("main.ts: one image, every service", { timeout: 600_000 }, () => {
   const { spawnSync, spawn } = require("node:child_process") as typeof import("node:child_process");
   const { join } = require("node:path") as typeof import("node:path");
   const main = join(__dirname, "..", "..", "services", "src", "main.ts");

@@ -16,7 +16,8 @@ export class ChildService {
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
-  async start(timeoutMs = 90_000): Promise<void> {
+  /** Bound on a cold start (tsx compiles the service first): generous, it only guards against a hang. */
+  async start(timeoutMs = 300_000): Promise<void> {
     const p = spawn(process.execPath, ["--import", "tsx", "services/src/main.ts", this.name], {
       cwd: ROOT,
       env: { ...process.env, ...this.env, PORT: String(this.port), HOST: "127.0.0.1" },

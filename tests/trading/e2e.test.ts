@@ -117,7 +117,7 @@ beforeAll(async () => {
   bars = await new SyntheticSource({ seed: `e2e-${run}`, startPrices: { [SYMBOL]: "100" }, origin: minute - 30 * 60_000 }).history(SYMBOL, "1m", { limit: 30 });
   await sendBars(bars);
   await waitUntil("engine saw the last bar", async () => (await http("GET", `${te.url}/last/${SYMBOL}`)).body.bar?.openTime === bars[29].openTime, 90_000);
-}, 300_000);
+}, 600_000);
 
 afterAll(async () => {
   for (const s of inproc.reverse()) await s.close().catch(() => undefined);
