@@ -14,7 +14,7 @@
  *   GET  /:id/jobs/:job/chart.svg     chart of one job; /:id/chart.svg: the best job
  */
 import { hostname } from "node:os";
-import { defineService, env, type ConfigOf, type ServiceContext } from "../../kit";
+import { defineService, Type, type ConfigOf, type ServiceContext } from "../../kit";
 import { BarCache } from "./bars";
 import { JobQueue } from "./queue";
 import { registerRoutes } from "./routes";
@@ -22,15 +22,15 @@ import { ResultStore } from "./store";
 import { JobWorker } from "./worker";
 
 const config = {
-  BACKTEST_MAX_BARS: env.int({ default: 50_000_000, min: 1_000, max: 500_000_000, description: "bars one backtest may read (symbols x bars)" }),
-  BACKTEST_MAX_PARAMETER_SETS: env.int({ default: 1_000, min: 1, max: 100_000, description: "parameter sets one sweep may expand to" }),
-  BACKTEST_LEASE_MS: env.int({ default: 60_000, min: 1_000, max: 3_600_000, description: "a claimed job returns to the queue this long after its worker's last sign of life" }),
-  BACKTEST_MAX_ATTEMPTS: env.int({ default: 3, min: 1, max: 20 }),
-  BACKTEST_POLL_MS: env.int({ default: 500, min: 10, max: 60_000 }),
-  BACKTEST_WORKER: env.bool({ default: true, description: "run the job loop in this replica" }),
-  BACKTEST_CURVE_POINTS: env.int({ default: 2_000, min: 10, max: 1_000_000, description: "points stored per equity curve" }),
-  BACKTEST_MAX_TRADES_STORED: env.int({ default: 100_000, min: 0, max: 10_000_000 }),
-  BACKTEST_REPLAY_DIR: env.string({ optional: true, description: "directory of replay files (CSV / JSON lines); the recorded sample is built in" }),
+  BACKTEST_MAX_BARS: Type.Integer({ default: 50_000_000, minimum: 1_000, maximum: 500_000_000, description: "bars one backtest may read (symbols x bars)" }),
+  BACKTEST_MAX_PARAMETER_SETS: Type.Integer({ default: 1_000, minimum: 1, maximum: 100_000, description: "parameter sets one sweep may expand to" }),
+  BACKTEST_LEASE_MS: Type.Integer({ default: 60_000, minimum: 1_000, maximum: 3_600_000, description: "a claimed job returns to the queue this long after its worker's last sign of life" }),
+  BACKTEST_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 20 }),
+  BACKTEST_POLL_MS: Type.Integer({ default: 500, minimum: 10, maximum: 60_000 }),
+  BACKTEST_WORKER: Type.Boolean({ default: true, description: "run the job loop in this replica" }),
+  BACKTEST_CURVE_POINTS: Type.Integer({ default: 2_000, minimum: 10, maximum: 1_000_000, description: "points stored per equity curve" }),
+  BACKTEST_MAX_TRADES_STORED: Type.Integer({ default: 100_000, minimum: 0, maximum: 10_000_000 }),
+  BACKTEST_REPLAY_DIR: Type.Optional(Type.String({ description: "directory of replay files (CSV / JSON lines); the recorded sample is built in" })),
 };
 
 type Config = ConfigOf<typeof config>;
