@@ -7,24 +7,17 @@
  * `compliance.alerts` (at-least-once; deterministic alert ids for consumers to dedupe).
  * On start the rule state is rebuilt by replaying the recent audit trail, so a restart does not
  * forget an open wash-trade window.
- *   GET /alerts         all alerts (admin)      GET /alerts/mine   the caller's alerts
+ *
+ * Layers: routes.ts (HTTP: GET /alerts, /alerts/mine), domain.ts (event forms, no I/O), data.ts (SQL).
  */
-import { consumerConfig, consumerEnv } from "../../trading/infra/kafka";
-import { defineService, requireIdentity, Type, envList } from "../../kit";
-import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert, type OrderEvent } from "../../trading/compliance";
+import { defineService, envList, Type } from "../../kit";
+import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
-import { SYMBOL_RE, type Fill } from "../../trading/types";
-
-type Audited = { source: "order"; ev: OrderEvent } | { source: "fill"; fill: Fill };
-
-function fromOrderMsg(m: OrderEventMsg): OrderEvent | undefined {
-  const kind = ({ "order.accepted": "placed", "order.cancelled": "cancelled", "order.filled": "filled", "order.rejected": "rejected", "order.expired": "expired" } as const)[
-    m.type as "order.accepted"
-  ];
-  if (!kind) return undefined;
-  const o = m.order;
-  return { eventId: m.eventId, kind, orderId: o.orderId, userId: o.userId, symbol: o.symbol, side: o.side, type: o.type, quantity: o.quantity, limitPrice: o.limitPrice, lastPrice: o.lastPrice ?? undefined, ts: m.ts };
-}
+import { consumerConfig, consumerEnv } from "../../trading/infra/kafka";
+import { SYMBOL_RE } from "../../trading/types";
+import * as data from "./data";
+import { auditSubject, fromOrderMsg, possibleAlertIds, type Audited } from "./domain";
+import { registerRoutes } from "./routes";
 
 export default defineService({
   name: "compliance-monitor",
@@ -39,9 +32,7 @@ export default defineService({
     CM_CONSUMER_GROUP: Type.String({ default: "compliance-monitor" }),
   },
   async register(ctx) {
-    const c = ctx.config;
-    const pg = ctx.datastores.postgres;
-    const kafka = ctx.datastores.kafka;
+    const { app, config: c } = ctx;
     const monitor = new ComplianceMonitor({
       restrictedSymbols: c.COMPLIANCE_RESTRICTED_SYMBOLS ?? [],
       positionLimit: c.COMPLIANCE_POSITION_LIMIT,
@@ -52,13 +43,12 @@ export default defineService({
     const run = (a: Audited): ComplianceAlert[] => (a.source === "order" ? monitor.onOrder(a.ev) : monitor.onFill(a.fill));
 
     // Rebuild rule state from the recent audit trail (alerts already raised are in cm_alerts).
-    const past = await pg.query<{ payload: Audited }>("SELECT payload FROM cm_audit WHERE recorded_at > now() - make_interval(secs => $1::double precision / 1000) ORDER BY id", [c.COMPLIANCE_REPLAY_WINDOW_MS]);
-    for (const r of past.rows) run(r.payload);
-    ctx.log.info({ replayed: past.rowCount }, "compliance state rebuilt from the audit trail");
+    const past = await data.recentAudit(app.pg, c.COMPLIANCE_REPLAY_WINDOW_MS);
+    for (const a of past) run(a);
+    ctx.log.info({ replayed: past.length }, "compliance state rebuilt from the audit trail");
 
-    const RULES = ["RESTRICTED_SYMBOL", "POSITION_LIMIT", "WASH_TRADE", "SPOOFING", "LAYERING", "EXCESSIVE_CANCEL_RATIO"];
     const publish = (alerts: ComplianceAlert[]) =>
-      kafka.send(TOPICS.complianceAlerts, alerts.map((al) => ({ key: al.userId, value: JSON.stringify(al), headers: { "event-id": al.alertId } })));
+      app.kafka.send(TOPICS.complianceAlerts, alerts.map((al) => ({ key: al.userId, value: JSON.stringify(al), headers: { "event-id": al.alertId } })));
 
     /**
      * Audit row and alerts are written in one transaction, then the alerts are published. A
@@ -67,53 +57,19 @@ export default defineService({
      * deterministic alert ids).
      */
     async function handle(eventId: string, topic: string, a: Audited): Promise<void> {
-      const userId = a.source === "order" ? a.ev.userId : a.fill.userId;
-      const symbol = a.source === "order" ? a.ev.symbol : a.fill.symbol;
-      const kind = a.source === "order" ? a.ev.kind : "fill";
-      const alerts = await pg.transaction(async (tx) => {
-        const ins = await tx.query("INSERT INTO cm_audit (event_id, source, kind, user_id, symbol, payload) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (event_id) DO NOTHING", [
-          eventId,
-          topic,
-          kind,
-          userId,
-          symbol,
-          JSON.stringify(a),
-        ]);
-        if (ins.rowCount === 0) {
-          const again = await tx.query<{ alert_id: string; rule: string; user_id: string; symbol: string; severity: string; message: string; evidence: string[]; ts: string }>(
-            `SELECT alert_id, rule, user_id, symbol, severity, message, evidence, (extract(epoch FROM event_ts) * 1000)::bigint::text AS ts FROM cm_alerts WHERE alert_id = ANY($1::text[])`,
-            [RULES.map((r) => `${r}:${eventId}`)],
-          );
-          return again.rows.map((r): ComplianceAlert => ({ alertId: r.alert_id, rule: r.rule as ComplianceAlert["rule"], userId: r.user_id, symbol: r.symbol, severity: r.severity as ComplianceAlert["severity"], message: r.message, evidence: r.evidence, ts: Number(r.ts) }));
-        }
+      const alerts = await app.pg.transaction(async (tx) => {
+        if (!(await data.recordAudit(tx, eventId, topic, auditSubject(a), a))) return data.alertsById(tx, possibleAlertIds(eventId));
         const raised = run(a);
-        for (const al of raised)
-          await tx.query(
-            "INSERT INTO cm_alerts (alert_id, rule, user_id, symbol, severity, message, evidence, event_ts) VALUES ($1,$2,$3,$4,$5,$6,$7, to_timestamp($8::double precision / 1000)) ON CONFLICT DO NOTHING",
-            [al.alertId, al.rule, al.userId, al.symbol, al.severity, al.message, JSON.stringify(al.evidence), al.ts],
-          );
+        for (const al of raised) await data.insertAlert(tx, al);
         if (raised.length) ctx.log.warn({ alerts: raised.map((x) => ({ rule: x.rule, userId: x.userId, symbol: x.symbol })) }, "compliance alerts raised");
         return raised;
       });
       if (alerts.length) await publish(alerts);
     }
 
-    const listAlerts = async (userId: string | null, limit: number) =>
-      (
-        await pg.query(
-          `SELECT alert_id AS "alertId", rule, user_id AS "userId", symbol, severity, message, evidence, event_ts AS "ts", raised_at AS "raisedAt"
-             FROM cm_alerts WHERE ($1::text IS NULL OR user_id = $1) ORDER BY raised_at DESC LIMIT $2`,
-          [userId, limit],
-        )
-      ).rows;
-    const Q = { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), userId: Type.Optional(Type.String()) }) } };
-    ctx.app.get("/alerts", Q, async (req) => {
-      requireIdentity(req, "admin");
-      return { alerts: await listAlerts(req.query.userId ?? null, req.query.limit ?? 100) };
-    });
-    ctx.app.get("/alerts/mine", Q, async (req) => ({ alerts: await listAlerts(requireIdentity(req).userId, req.query.limit ?? 100) }));
+    registerRoutes(app);
 
-    await kafka.consume({
+    await app.kafka.consume({
       groupId: c.CM_CONSUMER_GROUP,
       topics: [TOPICS.orders, TOPICS.executions],
       fromBeginning: true,

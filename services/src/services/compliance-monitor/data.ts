@@ -1,0 +1,51 @@
+/**
+ * compliance-monitor's data access: the append-only audit trail (`cm_audit`) and alerts
+ * (`cm_alerts`; triggers forbid UPDATE/DELETE/TRUNCATE). Functions take the pool or a transaction's client.
+ */
+import type { Queryable } from "../../kit";
+import type { ComplianceAlert } from "../../trading/compliance";
+import type { Audited } from "./domain";
+
+/** The audited events of the last `windowMs`, in order. */
+export async function recentAudit(db: Queryable, windowMs: number): Promise<Audited[]> {
+  const r = await db.query<{ payload: Audited }>("SELECT payload FROM cm_audit WHERE recorded_at > now() - make_interval(secs => $1::double precision / 1000) ORDER BY id", [windowMs]);
+  return r.rows.map((row) => row.payload);
+}
+
+/** Records the event once; false when it was already recorded (redelivery). */
+export async function recordAudit(db: Queryable, eventId: string, topic: string, subject: { userId: string; symbol: string; kind: string }, a: Audited): Promise<boolean> {
+  const ins = await db.query("INSERT INTO cm_audit (event_id, source, kind, user_id, symbol, payload) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (event_id) DO NOTHING", [
+    eventId,
+    topic,
+    subject.kind,
+    subject.userId,
+    subject.symbol,
+    JSON.stringify(a),
+  ]);
+  return (ins.rowCount ?? 0) > 0;
+}
+
+export async function alertsById(db: Queryable, alertIds: string[]): Promise<ComplianceAlert[]> {
+  const again = await db.query<{ alert_id: string; rule: ComplianceAlert["rule"]; user_id: string; symbol: string; severity: ComplianceAlert["severity"]; message: string; evidence: string[]; ts: string }>(
+    `SELECT alert_id, rule, user_id, symbol, severity, message, evidence, (extract(epoch FROM event_ts) * 1000)::bigint::text AS ts FROM cm_alerts WHERE alert_id = ANY($1::text[])`,
+    [alertIds],
+  );
+  return again.rows.map((r) => ({ alertId: r.alert_id, rule: r.rule, userId: r.user_id, symbol: r.symbol, severity: r.severity, message: r.message, evidence: r.evidence, ts: Number(r.ts) }));
+}
+
+export async function insertAlert(db: Queryable, al: ComplianceAlert): Promise<void> {
+  await db.query(
+    "INSERT INTO cm_alerts (alert_id, rule, user_id, symbol, severity, message, evidence, event_ts) VALUES ($1,$2,$3,$4,$5,$6,$7, to_timestamp($8::double precision / 1000)) ON CONFLICT DO NOTHING",
+    [al.alertId, al.rule, al.userId, al.symbol, al.severity, al.message, JSON.stringify(al.evidence), al.ts],
+  );
+}
+
+/** Alerts, newest first; of one user when `userId` is given. */
+export async function listAlerts(db: Queryable, userId: string | null, limit: number) {
+  const r = await db.query(
+    `SELECT alert_id AS "alertId", rule, user_id AS "userId", symbol, severity, message, evidence, event_ts AS "ts", raised_at AS "raisedAt"
+       FROM cm_alerts WHERE ($1::text IS NULL OR user_id = $1) ORDER BY raised_at DESC LIMIT $2`,
+    [userId, limit],
+  );
+  return r.rows;
+}

@@ -1,0 +1,33 @@
+/**
+ * portfolio-manager's HTTP routes (behind the gateway at /api/portfolio/...):
+ *   GET /        the caller's portfolio (x-user-id), marked to the last prices in Dragonfly
+ *   GET /fills   the caller's applied fills
+ */
+import { requireIdentity, Type, type App } from "../../kit";
+import { D } from "../../trading/decimal";
+import { lastPriceKey } from "../../trading/events";
+import { portfolioView } from "../../trading/portfolio";
+import * as data from "./data";
+
+export function registerRoutes(app: App, o: { initialCash: string }): void {
+  app.get("/", async (req) => {
+    const who = requireIdentity(req);
+    const cash = await data.accountCash(app.pg, who.userId);
+    const positions = await data.positionsOf(app.pg, who.userId);
+    const marks: Record<string, string | undefined> = {};
+    if (app.datastores.isEnabled("dragonfly") && positions.length) {
+      try {
+        const vals = await app.redis.mget(...positions.map((p) => lastPriceKey(p.symbol)));
+        positions.forEach((p, i) => (marks[p.symbol] = vals[i] ?? undefined));
+      } catch (err) {
+        req.log.warn({ err: { message: (err as Error).message } }, "last prices unavailable; positions shown at cost");
+      }
+    }
+    return portfolioView(who.userId, D(cash ?? o.initialCash), positions, marks);
+  });
+
+  app.get("/fills", { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }) } }, async (req) => {
+    const who = requireIdentity(req);
+    return { fills: await data.fillsOf(app.pg, who.userId, req.query.limit ?? 200) };
+  });
+}

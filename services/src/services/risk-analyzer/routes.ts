@@ -1,0 +1,48 @@
+/**
+ * risk-analyzer's HTTP routes (behind the gateway at /api/risk/...):
+ *   POST /check   pre-trade check of an order for the caller (x-user-id) with the same shared module
+ *                 and context order-management uses in-process; answers the decision and its reason
+ *   GET  /var     historical VaR of a symbol from ClickHouse candle closes (market_candles)
+ */
+import { HttpError, requireIdentity, Type, type App } from "../../kit";
+import { preTradeCheck } from "../../trading/infra/riskContext";
+import type { RiskLimits } from "../../trading/risk";
+import { SYMBOL_RE } from "../../trading/types";
+import { candleCloses } from "./data";
+import { checkAnswer, valueAtRisk } from "./domain";
+
+const DECIMAL = "^(0|[1-9]\\d{0,17})(\\.\\d{1,18})?$";
+
+const CheckBody = Type.Object(
+  {
+    symbol: Type.String({ pattern: SYMBOL_RE.source }),
+    side: Type.Union([Type.Literal("buy"), Type.Literal("sell")]),
+    type: Type.Union([Type.Literal("market"), Type.Literal("limit")]),
+    quantity: Type.String({ pattern: DECIMAL }),
+    limitPrice: Type.Optional(Type.String({ pattern: DECIMAL })),
+  },
+  { additionalProperties: false },
+);
+
+const VarQuery = Type.Object({
+  symbol: Type.String({ pattern: SYMBOL_RE.source }),
+  confidence: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 })),
+  exposure: Type.Optional(Type.String({ pattern: DECIMAL })),
+  lookback: Type.Optional(Type.Integer({ minimum: 2, maximum: 100_000 })),
+});
+
+export function registerRoutes(app: App, limits: RiskLimits): void {
+  app.post("/check", { schema: { body: CheckBody } }, async (req) => {
+    const who = requireIdentity(req);
+    const redis = app.datastores.isEnabled("dragonfly") ? app.redis : undefined;
+    const { decision, context } = await preTradeCheck(app.pg.pool, redis, { userId: who.userId, ...req.body }, limits);
+    return checkAnswer(decision, context, limits);
+  });
+
+  app.get("/var", { schema: { querystring: VarQuery } }, async (req) => {
+    requireIdentity(req);
+    if (!app.datastores.isEnabled("clickhouse")) throw new HttpError(503, "CLICKHOUSE_DISABLED", "VaR needs ClickHouse, which is disabled in this stack");
+    const { symbol, confidence = 0.95, exposure = "1", lookback = 500 } = req.query;
+    return valueAtRisk(symbol, await candleCloses(app.clickhouse, symbol, lookback), confidence, exposure);
+  });
+}
