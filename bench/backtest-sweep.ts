@@ -66,7 +66,10 @@ async function main() {
         base = `http://127.0.0.1:${ports[(ports.indexOf(Number(new URL(base).port)) + 1) % ports.length]}`;
         return undefined;
       })) as { status: string; progress: Record<string, number> } | undefined;
-      if (!s) continue;
+      if (!s?.progress) {
+        console.log(`status answer without progress: ${JSON.stringify(s).slice(0, 300)}`);
+        continue;
+      }
       status = s.status;
       const p = s.progress;
       console.log(`${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s  ${status.padEnd(9)} succeeded ${p.succeeded}/${sub.jobs} running ${p.running} queued ${p.queued} failed ${p.failed}  ${(p.fraction * 100).toFixed(1)} %`);
