@@ -203,6 +203,19 @@ const contracts = {
     optional: [],
     secrets: [],
   },
+  "ai-orchestrator": {
+    description: "Per-user AI strategies: predictions, market state and similar past regimes into orders, within risk, the kill switch and each strategy's stop; every decision recorded",
+    tier: "analytics",
+    port: 8020,
+    route: "ai",
+    anonymousPaths: [],
+    requires: ["postgres", "dragonfly"],
+    optional: ["weaviate"],
+    calls: ["ml-predictor", "order-management"],
+    secrets: [],
+    // The scheduler lives in one process: two would evaluate every strategy twice.
+    singleton: true,
+  },
 } satisfies Record<string, Contract>;
 
 /** Name of a catalog service (type-checked: sizing and tests cannot name a service that is not here). */

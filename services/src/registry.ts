@@ -20,4 +20,5 @@ export const registry: Record<string, Loader> = {
   "compliance-monitor": () => import("./services/compliance-monitor").then((m) => m.default),
   "ml-predictor": () => import("./services/ml-predictor").then((m) => m.default),
   "backtesting-engine": () => import("./services/backtesting-engine").then((m) => m.default),
+  "ai-orchestrator": () => import("./services/ai-orchestrator").then((m) => m.default),
 };

@@ -1,0 +1,56 @@
+/**
+ * The orchestrator's decision rule, pure: from one prediction, the similar past regimes, the
+ * strategy's position and limits, and the trading state, what to do for one symbol.
+ *   buy   P(up) >= buyAbove, the regimes agree (share of similar windows that went up >=
+ *         minRegimeAgreement), position + quantity <= maxPosition, trading state active
+ *   sell  P(up) <= sellBelow and a long position to reduce (allowed when reduce_only too)
+ *   hold  otherwise; skip = a hard stop (halted, strategy stopped) with the reason
+ * Long-only: the strategy never sells more than it holds.
+ */
+import type { TradingState } from "../../trading/tradingState";
+
+export interface StrategyLimits {
+  buyAbove: number;
+  sellBelow: number;
+  orderQuantity: number;
+  maxPosition: number;
+  minRegimeAgreement: number;
+}
+
+export interface DecisionInput {
+  probabilityUp: number;
+  regimes: ReadonlyArray<{ forwardReturn: number }>;
+  position: number;
+  tradingState: TradingState;
+  strategyStopped: boolean;
+}
+
+export interface Decision {
+  action: "buy" | "sell" | "hold" | "skip";
+  quantity: number;
+  reason: string;
+}
+
+export function regimeAgreement(regimes: ReadonlyArray<{ forwardReturn: number }>): number | undefined {
+  if (regimes.length === 0) return undefined;
+  return regimes.filter((r) => r.forwardReturn > 0).length / regimes.length;
+}
+
+export function decide(s: StrategyLimits, i: DecisionInput): Decision {
+  if (i.strategyStopped) return { action: "skip", quantity: 0, reason: "strategy stopped by its loss limit" };
+  if (i.tradingState === "halted") return { action: "skip", quantity: 0, reason: "trading is halted" };
+  const p = i.probabilityUp;
+  if (p <= s.sellBelow && i.position > 0) {
+    return { action: "sell", quantity: Math.min(s.orderQuantity, i.position), reason: `P(up) ${p.toFixed(3)} <= sellBelow ${s.sellBelow}` };
+  }
+  if (p >= s.buyAbove) {
+    if (i.tradingState === "reduce_only") return { action: "hold", quantity: 0, reason: "reduce-only: no new exposure" };
+    const agreement = regimeAgreement(i.regimes);
+    if (agreement !== undefined && agreement < s.minRegimeAgreement)
+      return { action: "hold", quantity: 0, reason: `similar regimes disagree: ${(agreement * 100).toFixed(0)}% went up < ${(s.minRegimeAgreement * 100).toFixed(0)}%` };
+    const room = s.maxPosition - i.position;
+    if (room < s.orderQuantity) return { action: "hold", quantity: 0, reason: `position ${i.position} at its limit ${s.maxPosition}` };
+    return { action: "buy", quantity: s.orderQuantity, reason: `P(up) ${p.toFixed(3)} >= buyAbove ${s.buyAbove}` };
+  }
+  return { action: "hold", quantity: 0, reason: `P(up) ${p.toFixed(3)} between sellBelow ${s.sellBelow} and buyAbove ${s.buyAbove}` };
+}

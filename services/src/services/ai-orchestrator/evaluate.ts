@@ -1,0 +1,137 @@
+/**
+ * One evaluation of a strategy: its position and PnL from order-management (the orders it placed),
+ * its own loss stop, the trading state (kill switch), predictions from ml-predictor, the k most
+ * similar past regimes from Weaviate, the decision rule (decide.ts), and an order through
+ * order-management (which applies pre-trade risk; the engine executes on the paper exchange unless
+ * the stack trades live). Every symbol's decision is recorded with all of its inputs, including
+ * the refusals (model too old, missing features, halted) that produced no order.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { Redis } from "ioredis";
+import type { WeaviateClient } from "weaviate-client";
+import type { PeerClient } from "../../kit";
+import { nearestRegimes, type Regime } from "../../ml/regimes";
+import { tradingStateFor } from "../../trading/tradingState";
+import { decide } from "./decide";
+import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
+
+export interface EvaluateDeps {
+  store: OrchestratorStore;
+  peers: PeerClient;
+  redis: Redis;
+  weaviate?: () => Promise<WeaviateClient>;
+  regimesK: number;
+  log: Logger;
+}
+
+interface PredictResponse {
+  modelVersion: string;
+  predictions: Array<{ symbol: string; probabilityUp: number; barTime: string; close: number; features: Record<string, number>; regimeVector: number[] }>;
+}
+
+interface OrderSnapshot {
+  orderId: string;
+  symbol: string;
+  side: "buy" | "sell";
+  status: string;
+  filledQuantity: string;
+  avgFillPrice: string | null;
+  fees: string;
+  rejectReason: string | null;
+  rejectMessage: string | null;
+}
+
+const ownerHeaders = (s: Strategy) => ({ "x-user-id": s.userId, "x-user-role": "trader" });
+
+/** Position per symbol and the cash flow of the strategy's fills (from order-management). */
+async function book(deps: EvaluateDeps, s: Strategy) {
+  const position = new Map<string, number>();
+  let cash = 0;
+  for (const orderId of await deps.store.orderIds(s.strategyId)) {
+    const r = await deps.peers.call<OrderSnapshot>("order-management", `/${orderId}`, { headers: ownerHeaders(s) });
+    if (r.status !== 200) continue;
+    const o = r.body;
+    const q = Number(o.filledQuantity);
+    if (!q) continue;
+    const px = Number(o.avgFillPrice ?? 0);
+    const sign = o.side === "buy" ? 1 : -1;
+    position.set(o.symbol, (position.get(o.symbol) ?? 0) + sign * q);
+    cash += -sign * q * px - Number(o.fees);
+  }
+  return { position, cash };
+}
+
+export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
+  const out: DecisionRecord[] = [];
+  const { position, cash } = await book(deps, s);
+  const state = await tradingStateFor(deps.redis, s.userId);
+  const base = { strategyId: s.strategyId, userId: s.userId, tradingState: state.effective, features: null, regimes: [], orderId: null, risk: null, error: null };
+
+  const pr = await deps.peers.call<PredictResponse & { error?: { code: string; message: string } }>("ml-predictor", "/internal/predict", {
+    body: { symbols: s.symbols },
+    timeoutMs: 10_000,
+  });
+  if (pr.status !== 200) {
+    const err = pr.body.error;
+    for (const symbol of s.symbols)
+      out.push(
+        await deps.store.recordDecision({
+          ...base, symbol, modelVersion: null, probabilityUp: null, barTime: null, decisionPrice: null, positionBefore: position.get(symbol) ?? 0,
+          action: "skip", quantity: 0, reason: `no prediction: ${err?.code ?? pr.status}`, error: err?.message ?? String(pr.status),
+        }),
+      );
+    return out;
+  }
+
+  // Mark to market at the latest closes: the strategy's own loss stop.
+  const marks = new Map(pr.body.predictions.map((p) => [p.symbol, p.close]));
+  let pnl = cash;
+  for (const [symbol, q] of position) pnl += q * (marks.get(symbol) ?? 0);
+  let stopped = s.status === "stopped";
+  if (!stopped && pnl <= -s.stopLoss) {
+    stopped = true;
+    await deps.store.stop(s.strategyId, `loss ${pnl.toFixed(2)} reached the stop ${s.stopLoss}`);
+    deps.log.warn({ strategyId: s.strategyId, pnl }, "strategy stopped by its loss limit");
+  }
+
+  for (const p of pr.body.predictions) {
+    let regimes: Regime[] = [];
+    let regimeError: string | null = null;
+    if (deps.weaviate) {
+      try {
+        regimes = await nearestRegimes(await deps.weaviate(), pr.body.modelVersion, p.regimeVector, deps.regimesK);
+      } catch (e) {
+        regimeError = `regimes unavailable: ${(e as Error).message}`;
+      }
+    }
+    const held = position.get(p.symbol) ?? 0;
+    const d = decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, tradingState: state.effective, strategyStopped: stopped });
+    const decisionId = randomUUID();
+    let orderId: string | null = null;
+    let risk: Record<string, unknown> | null = null;
+    let error = regimeError;
+    if (d.action === "buy" || d.action === "sell") {
+      const r = await deps.peers.call<OrderSnapshot & { error?: { code: string; message: string } }>("order-management", "/", {
+        headers: { ...ownerHeaders(s), "idempotency-key": decisionId },
+        body: { symbol: p.symbol, side: d.action, type: "market", quantity: String(d.quantity), clientOrderId: decisionId.slice(0, 36) },
+      });
+      if (r.status === 200 || r.status === 201) {
+        orderId = r.body.orderId;
+        risk = { status: r.body.status, rejectReason: r.body.rejectReason, rejectMessage: r.body.rejectMessage };
+      } else {
+        error = `order-management ${r.status}: ${r.body.error?.message ?? ""}`;
+        risk = { status: "error", code: r.body.error?.code ?? null };
+      }
+    }
+    out.push(
+      await deps.store.recordDecision({
+        ...base, decisionId, symbol: p.symbol, modelVersion: pr.body.modelVersion, probabilityUp: p.probabilityUp, barTime: p.barTime,
+        decisionPrice: p.close, features: p.features, regimes, positionBefore: held, action: d.action, quantity: d.quantity, reason: d.reason,
+        orderId, risk, error,
+      }),
+    );
+  }
+  await deps.store.markEvaluated(s.strategyId);
+  return out;
+}

@@ -1,0 +1,60 @@
+/**
+ * ai-orchestrator (8020): per-user strategies that turn ml-predictor's predictions, the market
+ * state and the most similar past regimes (Weaviate) into orders through order-management, within
+ * the trading state (kill switch), pre-trade risk and each strategy's own loss stop; every decision
+ * is recorded with its inputs. A singleton: its scheduler evaluates each enabled strategy every
+ * `everySeconds` (ORCH_TICK_MS granularity).
+ */
+import { defineService, env } from "../../kit";
+import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
+import { registerRoutes } from "./routes";
+import { OrchestratorStore, type Strategy } from "./store";
+
+export default defineService({
+  name: "ai-orchestrator",
+  config: {
+    ORCH_TICK_MS: env.int({ default: 5_000, min: 0, description: "scheduler tick; 0 disables the scheduler (evaluations only through the API)" }),
+    ORCH_REGIMES_K: env.int({ default: 5, min: 1, max: 100, description: "similar past regimes asked from Weaviate" }),
+  },
+  async register(ctx) {
+    const store = new OrchestratorStore(ctx.datastores.postgres);
+    const deps: EvaluateDeps = {
+      store,
+      peers: ctx.peers,
+      redis: ctx.datastores.dragonfly.redis,
+      weaviate: ctx.datastores.isEnabled("weaviate") ? () => ctx.datastores.weaviate.client() : undefined,
+      regimesK: ctx.config.ORCH_REGIMES_K,
+      log: ctx.log,
+    };
+    // One evaluation per strategy at a time (scheduler and API share this guard).
+    const running = new Map<string, Promise<Awaited<ReturnType<typeof evaluateStrategy>>>>();
+    const evaluate = (s: Strategy) => {
+      let p = running.get(s.strategyId);
+      if (!p) {
+        p = evaluateStrategy(deps, s).finally(() => running.delete(s.strategyId));
+        running.set(s.strategyId, p);
+      }
+      return p;
+    };
+    registerRoutes(ctx, { store, evaluate });
+    if (ctx.config.ORCH_TICK_MS > 0) {
+      let ticking = false;
+      const timer = setInterval(async () => {
+        if (ticking) return;
+        ticking = true;
+        try {
+          for (const s of await store.due()) await evaluate(s).catch((e) => ctx.log.error({ err: e, strategyId: s.strategyId }, "evaluation failed"));
+        } catch (e) {
+          ctx.log.error({ err: e }, "scheduler tick failed");
+        } finally {
+          ticking = false;
+        }
+      }, ctx.config.ORCH_TICK_MS);
+      timer.unref();
+      ctx.onClose(async () => {
+        clearInterval(timer);
+        await Promise.allSettled(running.values());
+      });
+    }
+  },
+});

@@ -1,0 +1,172 @@
+/** ai-orchestrator's PostgreSQL data access: strategies and decisions (0320_ai_orchestrator.sql). */
+import { randomUUID } from "node:crypto";
+import type { PostgresClient } from "../../kit";
+
+export interface Strategy {
+  strategyId: string;
+  userId: string;
+  name: string;
+  symbols: string[];
+  buyAbove: number;
+  sellBelow: number;
+  orderQuantity: number;
+  maxPosition: number;
+  stopLoss: number;
+  minRegimeAgreement: number;
+  everySeconds: number;
+  enabled: boolean;
+  status: "active" | "stopped";
+  stoppedReason: string | null;
+  lastEvaluatedAt: string | null;
+}
+
+export type NewStrategy = Omit<Strategy, "strategyId" | "status" | "stoppedReason" | "lastEvaluatedAt">;
+
+interface StrategyRow {
+  strategy_id: string;
+  user_id: string;
+  name: string;
+  symbols: string[];
+  buy_above: number;
+  sell_below: number;
+  order_quantity: string;
+  max_position: string;
+  stop_loss: string;
+  min_regime_agreement: number;
+  every_seconds: number;
+  enabled: boolean;
+  status: "active" | "stopped";
+  stopped_reason: string | null;
+  last_evaluated_at: Date | null;
+}
+
+const toStrategy = (r: StrategyRow): Strategy => ({
+  strategyId: r.strategy_id,
+  userId: r.user_id,
+  name: r.name,
+  symbols: r.symbols,
+  buyAbove: r.buy_above,
+  sellBelow: r.sell_below,
+  orderQuantity: Number(r.order_quantity),
+  maxPosition: Number(r.max_position),
+  stopLoss: Number(r.stop_loss),
+  minRegimeAgreement: r.min_regime_agreement,
+  everySeconds: r.every_seconds,
+  enabled: r.enabled,
+  status: r.status,
+  stoppedReason: r.stopped_reason,
+  lastEvaluatedAt: r.last_evaluated_at?.toISOString() ?? null,
+});
+
+export interface DecisionRecord {
+  decisionId: string;
+  strategyId: string;
+  userId: string;
+  symbol: string;
+  decidedAt: string;
+  modelVersion: string | null;
+  probabilityUp: number | null;
+  barTime: string | null;
+  decisionPrice: number | null;
+  features: Record<string, number> | null;
+  regimes: unknown[];
+  tradingState: string;
+  positionBefore: number;
+  action: "buy" | "sell" | "hold" | "skip";
+  quantity: number;
+  reason: string;
+  orderId: string | null;
+  risk: Record<string, unknown> | null;
+  error: string | null;
+}
+
+export type NewDecision = Omit<DecisionRecord, "decisionId" | "decidedAt"> & { decisionId?: string };
+
+const SELECT_DECISION = `SELECT decision_id AS "decisionId", strategy_id AS "strategyId", user_id AS "userId", symbol, decided_at AS "decidedAt",
+    model_version AS "modelVersion", probability_up AS "probabilityUp", bar_time AS "barTime", decision_price AS "decisionPrice",
+    features, regimes, trading_state AS "tradingState", position_before::float8 AS "positionBefore", action,
+    quantity::float8 AS quantity, reason, order_id AS "orderId", risk, error
+  FROM ai_decisions`;
+
+export class OrchestratorStore {
+  constructor(private readonly pg: PostgresClient) {}
+
+  async createStrategy(s: NewStrategy): Promise<Strategy> {
+    const { rows } = await this.pg.query<StrategyRow>(
+      `INSERT INTO ai_strategies (strategy_id, user_id, name, symbols, buy_above, sell_below, order_quantity, max_position, stop_loss,
+         min_regime_agreement, every_seconds, enabled) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING *`,
+      [randomUUID(), s.userId, s.name, s.symbols, s.buyAbove, s.sellBelow, s.orderQuantity, s.maxPosition, s.stopLoss, s.minRegimeAgreement, s.everySeconds, s.enabled],
+    );
+    return toStrategy(rows[0]);
+  }
+
+  async listStrategies(userId: string): Promise<Strategy[]> {
+    const { rows } = await this.pg.query<StrategyRow>(`SELECT * FROM ai_strategies WHERE user_id = $1 ORDER BY created_at DESC`, [userId]);
+    return rows.map(toStrategy);
+  }
+
+  async getStrategy(strategyId: string, userId?: string): Promise<Strategy | undefined> {
+    const { rows } = await this.pg.query<StrategyRow>(
+      `SELECT * FROM ai_strategies WHERE strategy_id = $1 AND ($2::text IS NULL OR user_id = $2)`,
+      [strategyId, userId ?? null],
+    );
+    return rows[0] ? toStrategy(rows[0]) : undefined;
+  }
+
+  /** Enable/disable; enabling a stopped strategy re-arms it (the user has seen the stop). */
+  async setEnabled(strategyId: string, userId: string, enabled: boolean): Promise<Strategy | undefined> {
+    const { rows } = await this.pg.query<StrategyRow>(
+      `UPDATE ai_strategies SET enabled = $3, updated_at = now(),
+         status = CASE WHEN $3 THEN 'active' ELSE status END, stopped_reason = CASE WHEN $3 THEN NULL ELSE stopped_reason END
+       WHERE strategy_id = $1 AND user_id = $2 RETURNING *`,
+      [strategyId, userId, enabled],
+    );
+    return rows[0] ? toStrategy(rows[0]) : undefined;
+  }
+
+  async stop(strategyId: string, reason: string): Promise<void> {
+    await this.pg.query(`UPDATE ai_strategies SET status = 'stopped', stopped_reason = $2, updated_at = now() WHERE strategy_id = $1`, [strategyId, reason]);
+  }
+
+  /** Enabled strategies whose interval has elapsed. */
+  async due(now = new Date()): Promise<Strategy[]> {
+    const { rows } = await this.pg.query<StrategyRow>(
+      `SELECT * FROM ai_strategies WHERE enabled AND (last_evaluated_at IS NULL OR last_evaluated_at + every_seconds * interval '1 second' <= $1)`,
+      [now],
+    );
+    return rows.map(toStrategy);
+  }
+
+  async markEvaluated(strategyId: string): Promise<void> {
+    await this.pg.query(`UPDATE ai_strategies SET last_evaluated_at = now() WHERE strategy_id = $1`, [strategyId]);
+  }
+
+  async recordDecision(d: NewDecision): Promise<DecisionRecord> {
+    const { rows } = await this.pg.query<{ decision_id: string; decided_at: Date }>(
+      `INSERT INTO ai_decisions (decision_id, strategy_id, user_id, symbol, model_version, probability_up, bar_time, decision_price, features,
+         regimes, trading_state, position_before, action, quantity, reason, order_id, risk, error)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) RETURNING decision_id, decided_at`,
+      [
+        d.decisionId ?? randomUUID(), d.strategyId, d.userId, d.symbol, d.modelVersion, d.probabilityUp, d.barTime, d.decisionPrice, d.features === null ? null : JSON.stringify(d.features),
+        JSON.stringify(d.regimes), d.tradingState, d.positionBefore, d.action, d.quantity, d.reason, d.orderId, d.risk === null ? null : JSON.stringify(d.risk), d.error,
+      ],
+    );
+    return { ...d, decisionId: rows[0].decision_id, decidedAt: rows[0].decided_at.toISOString() };
+  }
+
+  async decision(decisionId: string, userId: string): Promise<DecisionRecord | undefined> {
+    const { rows } = await this.pg.query(`${SELECT_DECISION} WHERE decision_id = $1 AND user_id = $2`, [decisionId, userId]);
+    return rows[0] as DecisionRecord | undefined;
+  }
+
+  async decisions(strategyId: string, limit = 100): Promise<DecisionRecord[]> {
+    const { rows } = await this.pg.query(`${SELECT_DECISION} WHERE strategy_id = $1 ORDER BY decided_at DESC, decision_id LIMIT $2`, [strategyId, limit]);
+    return rows as DecisionRecord[];
+  }
+
+  /** Orders this strategy placed (for its position and PnL from order-management's fills). */
+  async orderIds(strategyId: string): Promise<string[]> {
+    const { rows } = await this.pg.query<{ order_id: string }>(`SELECT order_id FROM ai_decisions WHERE strategy_id = $1 AND order_id IS NOT NULL`, [strategyId]);
+    return rows.map((r) => r.order_id);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The trading state (kill switch) as the platform's services read it: per user and global, one of
+ *   active       orders allowed
+ *   reduce_only  only orders that shrink an open position
+ *   halted       no new orders
+ * Stored in Dragonfly under `trading:state:global` and `trading:state:user:<userId>` (a missing key
+ * is `active`; an unknown value is treated as `halted`, the safe reading). The effective state is
+ * the stricter of the two. The writer (an audited API with its own enforcement in
+ * order-management) belongs to the trading core (issue 10); this module is the shared contract.
+ */
+import type { Redis } from "ioredis";
+
+export type TradingState = "active" | "reduce_only" | "halted";
+
+export const TRADING_STATE_KEYS = {
+  global: "trading:state:global",
+  user: (userId: string) => `trading:state:user:${userId}`,
+} as const;
+
+const rank: Record<TradingState, number> = { active: 0, reduce_only: 1, halted: 2 };
+
+function parse(v: string | null): TradingState {
+  if (v === null || v === "active") return "active";
+  if (v === "reduce_only" || v === "halted") return v;
+  return "halted";
+}
+
+export function stricter(a: TradingState, b: TradingState): TradingState {
+  return rank[a] >= rank[b] ? a : b;
+}
+
+export async function tradingStateFor(redis: Redis, userId: string): Promise<{ effective: TradingState; global: TradingState; user: TradingState }> {
+  const [g, u] = await redis.mget(TRADING_STATE_KEYS.global, TRADING_STATE_KEYS.user(userId));
+  const global = parse(g);
+  const user = parse(u);
+  return { effective: stricter(global, user), global, user };
+}

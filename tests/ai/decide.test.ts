@@ -1,0 +1,34 @@
+/** ai-orchestrator's decision rule (pure): thresholds, regimes, position limit, kill switch, stop. */
+import { describe, expect, it } from "vitest";
+import { decide, regimeAgreement } from "../../services/src/services/ai-orchestrator/decide";
+import { stricter } from "../../services/src/trading/tradingState";
+
+const limits = { buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 3, minRegimeAgreement: 0.5 };
+const base = { probabilityUp: 0.7, regimes: [], position: 0, tradingState: "active" as const, strategyStopped: false };
+
+describe("decide", () => {
+  it("buys above the threshold within the position limit, holds at the limit", () => {
+    expect(decide(limits, base)).toMatchObject({ action: "buy", quantity: 1 });
+    expect(decide(limits, { ...base, position: 3 })).toMatchObject({ action: "hold", reason: "position 3 at its limit 3" });
+    expect(decide(limits, { ...base, probabilityUp: 0.5 })).toMatchObject({ action: "hold" });
+  });
+  it("sells only what it holds below the sell threshold", () => {
+    expect(decide(limits, { ...base, probabilityUp: 0.3, position: 0.5 })).toMatchObject({ action: "sell", quantity: 0.5 });
+    expect(decide(limits, { ...base, probabilityUp: 0.3, position: 0 })).toMatchObject({ action: "hold" });
+  });
+  it("similar regimes that disagree veto a buy", () => {
+    const regimes = [{ forwardReturn: -1 }, { forwardReturn: -1 }, { forwardReturn: 1 }];
+    expect(regimeAgreement(regimes)).toBeCloseTo(1 / 3);
+    expect(decide(limits, { ...base, regimes })).toMatchObject({ action: "hold", reason: "similar regimes disagree: 33% went up < 50%" });
+  });
+  it("halted skips everything; reduce-only allows only sells; a stopped strategy skips", () => {
+    expect(decide(limits, { ...base, tradingState: "halted" })).toMatchObject({ action: "skip", reason: "trading is halted" });
+    expect(decide(limits, { ...base, tradingState: "reduce_only" })).toMatchObject({ action: "hold" });
+    expect(decide(limits, { ...base, tradingState: "reduce_only", probabilityUp: 0.1, position: 2 })).toMatchObject({ action: "sell" });
+    expect(decide(limits, { ...base, strategyStopped: true })).toMatchObject({ action: "skip" });
+  });
+  it("the effective trading state is the stricter one", () => {
+    expect(stricter("active", "reduce_only")).toBe("reduce_only");
+    expect(stricter("halted", "reduce_only")).toBe("halted");
+  });
+});
