@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
-import type { PeerClient } from "../../kit";
+import type { HttpError, PeerClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { decide } from "./decide";
@@ -22,6 +22,7 @@ export interface EvaluateDeps {
   redis: Redis;
   weaviate?: () => Promise<WeaviateClient>;
   regimesK: number;
+  predictTimeoutMs: number;
   log: Logger;
 }
 
@@ -68,10 +69,10 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
   const state = await tradingStateFor(deps.redis, s.userId);
   const base = { strategyId: s.strategyId, userId: s.userId, tradingState: state.effective, features: null, regimes: [], orderId: null, risk: null, error: null };
 
-  const pr = await deps.peers.call<PredictResponse & { error?: { code: string; message: string } }>("ml-predictor", "/internal/predict", {
-    body: { symbols: s.symbols },
-    timeoutMs: 10_000,
-  });
+  // An unreachable or slow ml-predictor is a recorded refusal like any other, not a failed evaluation.
+  const pr = await deps.peers
+    .call<PredictResponse & { error?: { code: string; message: string } }>("ml-predictor", "/internal/predict", { body: { symbols: s.symbols }, timeoutMs: deps.predictTimeoutMs })
+    .catch((e: HttpError) => ({ status: e.statusCode, body: { error: { code: e.code, message: e.message } } as PredictResponse & { error?: { code: string; message: string } } }));
   if (pr.status !== 200) {
     const err = pr.body.error;
     for (const symbol of s.symbols)

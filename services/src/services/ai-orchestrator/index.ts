@@ -15,6 +15,7 @@ export default defineService({
   config: {
     ORCH_TICK_MS: env.int({ default: 5_000, min: 0, description: "scheduler tick; 0 disables the scheduler (evaluations only through the API)" }),
     ORCH_REGIMES_K: env.int({ default: 5, min: 1, max: 100, description: "similar past regimes asked from Weaviate" }),
+    ORCH_PREDICT_TIMEOUT_MS: env.int({ default: 10_000, min: 100, description: "bound on one ml-predictor call" }),
   },
   async register(ctx) {
     const store = new OrchestratorStore(ctx.datastores.postgres);
@@ -24,6 +25,7 @@ export default defineService({
       redis: ctx.datastores.dragonfly.redis,
       weaviate: ctx.datastores.isEnabled("weaviate") ? () => ctx.datastores.weaviate.client() : undefined,
       regimesK: ctx.config.ORCH_REGIMES_K,
+      predictTimeoutMs: ctx.config.ORCH_PREDICT_TIMEOUT_MS,
       log: ctx.log,
     };
     // One evaluation per strategy at a time (scheduler and API share this guard).

@@ -41,6 +41,9 @@ export default defineService({
       limits: { maxModelAgeMs: c.ML_MAX_MODEL_AGE_HOURS * 3_600_000, maxBarAgeMs: c.ML_MAX_BAR_AGE_SECONDS === undefined ? undefined : c.ML_MAX_BAR_AGE_SECONDS * 1000 },
     });
     ctx.onClose(() => serving.close());
+    // Load the promoted model now (native add-on + session: ~0.1 s idle, seconds on a loaded host)
+    // rather than on the first request; without one (or a registry not migrated yet) it loads later.
+    await serving.get(true).catch((err) => ctx.log.warn({ err }, "no model loaded at start"));
   },
   commands: {
     async train(ctx) {
