@@ -5,7 +5,7 @@
  * is recorded with its inputs. A singleton: its scheduler evaluates each enabled strategy every
  * `everySeconds` (ORCH_TICK_MS granularity).
  */
-import { defineService, env } from "../../kit";
+import { defineService, Type } from "../../kit";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
 import { registerRoutes } from "./routes";
 import { OrchestratorStore, type Strategy } from "./store";
@@ -13,9 +13,9 @@ import { OrchestratorStore, type Strategy } from "./store";
 export default defineService({
   name: "ai-orchestrator",
   config: {
-    ORCH_TICK_MS: env.int({ default: 5_000, min: 0, description: "scheduler tick; 0 disables the scheduler (evaluations only through the API)" }),
-    ORCH_REGIMES_K: env.int({ default: 5, min: 1, max: 100, description: "similar past regimes asked from Weaviate" }),
-    ORCH_PREDICT_TIMEOUT_MS: env.int({ default: 10_000, min: 100, description: "bound on one ml-predictor call" }),
+    ORCH_TICK_MS: Type.Integer({ default: 5_000, minimum: 0, description: "scheduler tick; 0 disables the scheduler (evaluations only through the API)" }),
+    ORCH_REGIMES_K: Type.Integer({ default: 5, minimum: 1, maximum: 100, description: "similar past regimes asked from Weaviate" }),
+    ORCH_PREDICT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, description: "bound on one ml-predictor call" }),
   },
   async register(ctx) {
     const store = new OrchestratorStore(ctx.datastores.postgres);
