@@ -1,0 +1,51 @@
+/**
+ * Invoice totals and dunning, pure. A negative subtotal (a downgrade's proration) becomes customer
+ * credit instead of a negative invoice; credit is applied to the next amounts due. A failed payment
+ * is retried on a schedule; after the last retry the invoice is uncollectible and the subscription
+ * unpaid (service stops), the usual card-processor dunning shape.
+ */
+import { sum } from "../../../business/money";
+import type { InvoiceLine, SubscriptionStatus } from "./subscriptions";
+
+export const INVOICE_STATUSES = ["open", "paid", "void", "uncollectible"] as const;
+export type InvoiceStatus = (typeof INVOICE_STATUSES)[number];
+
+export interface InvoiceTotals {
+  subtotal: bigint;
+  creditApplied: bigint;
+  amountDue: bigint;
+  creditBalanceAfter: bigint;
+}
+
+export function invoiceTotals(lines: Pick<InvoiceLine, "amount">[], creditBalance: bigint): InvoiceTotals {
+  if (creditBalance < 0n) throw new Error("credit balance cannot be negative");
+  const subtotal = sum(lines.map((l) => l.amount));
+  if (subtotal <= 0n) return { subtotal, creditApplied: 0n, amountDue: 0n, creditBalanceAfter: creditBalance - subtotal };
+  const creditApplied = creditBalance < subtotal ? creditBalance : subtotal;
+  return { subtotal, creditApplied, amountDue: subtotal - creditApplied, creditBalanceAfter: creditBalance - creditApplied };
+}
+
+export interface DunningPolicy {
+  /** Days after each failed attempt before the next one; its length is the number of retries. */
+  retryAfterDays: number[];
+}
+
+export const DEFAULT_DUNNING: DunningPolicy = { retryAfterDays: [1, 3, 5] };
+
+export type DunningDecision = { action: "retry"; at: Date } | { action: "give_up" };
+
+/** What to do after attempt number `attempts` (1 = the first charge) failed at `failedAt`. */
+export function afterFailedAttempt(attempts: number, failedAt: Date, policy: DunningPolicy = DEFAULT_DUNNING): DunningDecision {
+  if (attempts < 1) throw new Error("attempts starts at 1");
+  const days = policy.retryAfterDays[attempts - 1];
+  if (days === undefined) return { action: "give_up" };
+  return { action: "retry", at: new Date(failedAt.getTime() + days * 86_400_000) };
+}
+
+/** The subscription's status after its invoice's payment outcome. */
+export function statusAfterPayment(current: SubscriptionStatus, outcome: "paid" | "failed" | "gave_up"): SubscriptionStatus {
+  if (current === "canceled") return current;
+  if (outcome === "paid") return current === "trialing" ? current : "active";
+  if (outcome === "gave_up") return "unpaid";
+  return current === "trialing" ? current : "past_due";
+}

@@ -1,0 +1,76 @@
+/**
+ * Payment intents: the platform's record of one attempt to collect an amount from a customer.
+ *
+ * Lifecycle: created (our row is committed, the processor has not answered yet) -> processing
+ * (the processor accepted it and will confirm by webhook) -> succeeded | failed | canceled.
+ * The intent id doubles as the processor's idempotency key, so re-sending after a crash can never
+ * charge twice; an intent left in `created` is settled by reconciliation (domain/reconcile.ts).
+ */
+import { createHash } from "node:crypto";
+import type { Currency } from "../../../business/money";
+
+export const INTENT_STATUSES = ["created", "processing", "succeeded", "failed", "canceled"] as const;
+export type IntentStatus = (typeof INTENT_STATUSES)[number];
+
+const NEXT: Record<IntentStatus, readonly IntentStatus[]> = {
+  created: ["processing", "succeeded", "failed", "canceled"],
+  processing: ["succeeded", "failed", "canceled"],
+  succeeded: [],
+  failed: [],
+  canceled: [],
+};
+
+export function canTransition(from: IntentStatus, to: IntentStatus): boolean {
+  return NEXT[from].includes(to);
+}
+
+export function isTerminal(s: IntentStatus): boolean {
+  return NEXT[s].length === 0;
+}
+
+/**
+ * Our status from the processor's PaymentIntent status (Stripe's vocabulary). A failed
+ * confirmation goes back to `requires_payment_method` there; for us that attempt has failed.
+ */
+export function statusFromProcessor(status: string): IntentStatus {
+  switch (status) {
+    case "succeeded":
+      return "succeeded";
+    case "canceled":
+      return "canceled";
+    case "requires_payment_method":
+      return "failed";
+    case "processing":
+    case "requires_action":
+    case "requires_confirmation":
+    case "requires_capture":
+      return "processing";
+    default:
+      throw new Error(`unknown processor payment intent status ${JSON.stringify(status)}`);
+  }
+}
+
+export interface IntentRequest {
+  amount: bigint;
+  currency: Currency;
+  /** The processor's token for a saved card (`pm_...`): no card data ever reaches us. */
+  paymentMethod: string;
+  description: string | null;
+  /** What the payment is for (e.g. `invoice:<id>`), echoed in events. */
+  reference: string | null;
+}
+
+/** Hash of the request a client bound to an idempotency key: same key + other body -> 409. */
+export function requestHash(userId: string, r: IntentRequest): string {
+  const canonical = JSON.stringify([userId, r.amount.toString(), r.currency, r.paymentMethod, r.description, r.reference]);
+  return createHash("sha256").update(canonical).digest("hex");
+}
+
+export type RefundCheck = { ok: true } | { ok: false; code: "INTENT_NOT_SUCCEEDED" | "REFUND_EXCEEDS_PAYMENT"; message: string };
+
+export function checkRefund(intent: { status: IntentStatus; amount: bigint; refunded: bigint }, amount: bigint): RefundCheck {
+  if (intent.status !== "succeeded") return { ok: false, code: "INTENT_NOT_SUCCEEDED", message: `payment is ${intent.status}; only succeeded payments can be refunded` };
+  const left = intent.amount - intent.refunded;
+  if (amount > left) return { ok: false, code: "REFUND_EXCEEDS_PAYMENT", message: `refund of ${amount} exceeds the refundable ${left}` };
+  return { ok: true };
+}
