@@ -13,7 +13,7 @@
 import type { Datastore } from "./datastores";
 
 /** Credentials a service receives from stack secrets (never from literals). */
-export type SecretRef = "jwt" | "binance" | "notification";
+export type SecretRef = "jwt" | "binance" | "notification" | "payment";
 
 export type Tier = "core" | "trading" | "support" | "analytics";
 
@@ -215,6 +215,17 @@ const contracts = {
     secrets: [],
     // The scheduler lives in one process: two would evaluate every strategy twice.
     singleton: true,
+  },
+  "payment-service": {
+    description: "Payment intents with idempotency keys, refunds, double-entry ledger, card processor webhooks, reconciliation",
+    tier: "support",
+    port: 8013,
+    route: "payments",
+    // The processor posts signed webhooks; the signature, not a token, authenticates them.
+    anonymousPaths: ["/webhooks/processor"],
+    requires: ["postgres", "redpanda"],
+    optional: [],
+    secrets: ["payment"],
   },
 } satisfies Record<string, Contract>;
 

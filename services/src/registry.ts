@@ -21,4 +21,5 @@ export const registry: Record<string, Loader> = {
   "ml-predictor": () => import("./services/ml-predictor").then((m) => m.default),
   "backtesting-engine": () => import("./services/backtesting-engine").then((m) => m.default),
   "ai-orchestrator": () => import("./services/ai-orchestrator").then((m) => m.default),
+  "payment-service": () => import("./services/payment-service").then((m) => m.default),
 };

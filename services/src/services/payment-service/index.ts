@@ -1,0 +1,68 @@
+/**
+ * payment-service (8013): payment intents with idempotency keys, refunds, a double-entry ledger in
+ * PostgreSQL, the card processor (Stripe's API) with signed webhooks, and a reconciliation job.
+ * Emits `payments.events` through the transactional outbox (pay_outbox). Routes: routes.ts; use
+ * cases: payments.ts; data access: repo.ts; pure domain: domain/.
+ *
+ * Without PAYMENT_PROCESSOR_API_KEY and PAYMENT_WEBHOOK_SECRET (stack secrets
+ * `paymentProcessorApiKey`, `paymentWebhookSecret`) the service runs read-only: charging, refunds
+ * and webhooks answer 503 PROCESSOR_NOT_CONFIGURED and /ready reports `processor: disabled`.
+ */
+import { Counter } from "prom-client";
+import { ConfigError, defineService, env } from "../../kit";
+import { OutboxRelay } from "../../trading/infra/outbox";
+import { Payments } from "./payments";
+import { CardProcessor } from "./processor";
+import { OUTBOX, PaymentRepo } from "./repo";
+import { registerRoutes } from "./routes";
+
+export default defineService({
+  name: "payment-service",
+  config: {
+    PAYMENT_PROCESSOR_URL: env.url({ default: "https://api.stripe.com", protocols: ["https", "http"], description: "the processor's API base URL" }),
+    PAYMENT_PROCESSOR_API_KEY: env.string({ optional: true, secret: true, minLength: 8, description: "processor secret API key (stack secret paymentProcessorApiKey)" }),
+    PAYMENT_WEBHOOK_SECRET: env.string({ optional: true, secret: true, minLength: 8, description: "webhook signing secret (stack secret paymentWebhookSecret)" }),
+    PAYMENT_WEBHOOK_TOLERANCE_S: env.int({ default: 300, min: 1, max: 3600, description: "max age of a webhook signature timestamp" }),
+    PAYMENT_PROCESSOR_TIMEOUT_MS: env.int({ default: 20_000, min: 100, max: 120_000 }),
+    PAYMENT_IDEMPOTENT_WAIT_MS: env.int({ default: 15_000, min: 0, max: 120_000 }),
+    PAYMENT_RECONCILE_INTERVAL_MS: env.int({ default: 60_000, min: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
+    PAYMENT_RECONCILE_GRACE_MS: env.int({ default: 120_000, min: 0, description: "age before an open intent is reconciled" }),
+    PAYMENT_OUTBOX_INTERVAL_MS: env.int({ default: 200, min: 10 }),
+  },
+  async register(ctx) {
+    const c = ctx.config;
+    if ((c.PAYMENT_PROCESSOR_API_KEY === undefined) !== (c.PAYMENT_WEBHOOK_SECRET === undefined))
+      throw new ConfigError("payment-service", ["PAYMENT_PROCESSOR_API_KEY and PAYMENT_WEBHOOK_SECRET must be set together"]);
+    const processor =
+      c.PAYMENT_PROCESSOR_API_KEY && c.PAYMENT_WEBHOOK_SECRET
+        ? new CardProcessor({ apiKey: c.PAYMENT_PROCESSOR_API_KEY, webhookSecret: c.PAYMENT_WEBHOOK_SECRET, url: c.PAYMENT_PROCESSOR_URL, webhookToleranceS: c.PAYMENT_WEBHOOK_TOLERANCE_S, timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS })
+        : undefined;
+    if (!processor) ctx.log.warn("card processor not configured: payments are read-only");
+    ctx.addReadinessCheck("processor", async () => {
+      if (!processor) throw new Error("disabled: PAYMENT_PROCESSOR_API_KEY not set");
+    }, { required: false });
+
+    const pg = ctx.datastores.postgres;
+    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.datastores.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS });
+    const repo = new PaymentRepo(pg);
+    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify());
+    const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
+    registerRoutes(ctx.app, { payments, repo, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
+
+    relay.start();
+    ctx.onClose(() => relay.stop());
+    if (processor && c.PAYMENT_RECONCILE_INTERVAL_MS > 0) {
+      let running: Promise<unknown> | undefined;
+      const timer = setInterval(() => {
+        running ??= payments
+          .reconcile()
+          .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "reconciliation pass failed"))
+          .finally(() => (running = undefined));
+      }, c.PAYMENT_RECONCILE_INTERVAL_MS);
+      ctx.onClose(async () => {
+        clearInterval(timer);
+        await running;
+      });
+    }
+  },
+});

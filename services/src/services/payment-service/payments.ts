@@ -1,0 +1,143 @@
+/**
+ * payment-service use cases: charge with an idempotency key, refund, apply a processor webhook,
+ * reconcile. Order of writes for a charge: (1) our intent row is committed in `created`, (2) the
+ * processor is called with the intent id as its idempotency key, (3) the answer is committed with
+ * the ledger journal and the event. A crash between (2) and (3) leaves a `created` row that
+ * reconciliation (or the processor's webhook) settles: the money is neither lost nor counted twice.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { HttpError } from "../../kit";
+import { checkRefund, type IntentRequest, requestHash, statusFromProcessor } from "./domain/intents";
+import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
+import type { CardProcessor, ProcessorEvent } from "./processor";
+import { type IntentRow, PaymentRepo } from "./repo";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface PaymentsOptions {
+  /** How long a request with an in-flight idempotency key waits for the first one's outcome. */
+  idempotentWaitMs: number;
+  reconcileGraceMs: number;
+}
+
+export class Payments {
+  constructor(
+    private readonly repo: PaymentRepo,
+    private readonly processor: CardProcessor | undefined,
+    private readonly log: Logger,
+    private readonly opts: PaymentsOptions,
+    private readonly published: () => void,
+  ) {}
+
+  private requireProcessor(): CardProcessor {
+    if (!this.processor) throw new HttpError(503, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment (PAYMENT_PROCESSOR_API_KEY)");
+    return this.processor;
+  }
+
+  /** Charges once per (user, idempotency key); concurrent duplicates wait for the first outcome. */
+  async charge(userId: string, key: string, req: IntentRequest): Promise<{ row: IntentRow; replay: boolean }> {
+    const processor = this.requireProcessor();
+    const hash = requestHash(userId, req);
+    const intentId = randomUUID();
+    const created = await this.repo.insertIntent({ intentId, userId, key, hash, req, processor: processor.name });
+    if (!created) return { row: await this.awaitExisting(userId, key, hash), replay: true };
+    let remote;
+    try {
+      remote = await processor.createAndConfirm({ intentId, userId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description });
+    } catch (err) {
+      if (processor.isClientError(err)) {
+        const { row } = await this.repo.settle(intentId, "failed", { id: null, fee: 0n, failureCode: err.code ?? err.type, failureMessage: err.message });
+        this.published();
+        return { row, replay: false };
+      }
+      // Unknown outcome (timeout, 5xx, network): the intent stays `created`; reconciliation asks the processor.
+      this.log.warn({ intentId, err: { message: (err as Error).message } }, "processor outcome unknown; left for reconciliation");
+      return { row: created, replay: false };
+    }
+    const { row } = await this.repo.settle(intentId, statusFromProcessor(remote.status), { id: remote.id, fee: remote.fee, failureCode: remote.failureCode, failureMessage: remote.failureMessage });
+    this.published();
+    return { row, replay: false };
+  }
+
+  private async awaitExisting(userId: string, key: string, hash: string): Promise<IntentRow> {
+    const deadline = Date.now() + this.opts.idempotentWaitMs;
+    for (;;) {
+      const row = await this.repo.byKey(userId, key);
+      if (!row) throw new Error("idempotency key vanished");
+      if (row.request_hash !== hash) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request", "idempotency-key");
+      if (row.status !== "created") return row;
+      if (Date.now() >= deadline) throw new HttpError(409, "IDEMPOTENCY_KEY_IN_USE", "a request with this Idempotency-Key is still in progress; retry later", "idempotency-key");
+      await sleep(50);
+    }
+  }
+
+  async refund(intentId: string, key: string, amount: bigint | undefined, reason: string | null): Promise<IntentRow> {
+    const processor = this.requireProcessor();
+    const intent = await this.repo.byId(intentId);
+    if (!intent) throw new HttpError(404, "NOT_FOUND", "payment not found");
+    const want = amount ?? BigInt(intent.amount) - BigInt(intent.refunded);
+    if (want <= 0n) throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", "nothing left to refund", "amount");
+    const check = checkRefund({ status: intent.status, amount: BigInt(intent.amount), refunded: BigInt(intent.refunded) }, want);
+    if (!check.ok) throw new HttpError(409, check.code, check.message, "amount");
+    const refund = await this.repo.insertRefund({ refundId: randomUUID(), intentId, key, amount: want, reason });
+    if (refund.status === "succeeded") return (await this.repo.byId(intentId))!;
+    try {
+      const r = await processor.refund({ processorIntentId: intent.processor_intent_id!, amount: BigInt(refund.amount), refundId: refund.refund_id });
+      const row = await this.repo.completeRefund(refund.refund_id, r.id);
+      this.published();
+      return row;
+    } catch (err) {
+      if (processor.isClientError(err)) {
+        await this.repo.failRefund(refund.refund_id);
+        throw new HttpError(409, "REFUND_REJECTED", `the processor rejected the refund: ${err.message}`, "amount");
+      }
+      throw err;
+    }
+  }
+
+  /** Applies a verified processor event once (replays by event id are acknowledged, not applied). */
+  async applyWebhook(ev: ProcessorEvent): Promise<"applied" | "duplicate" | "ignored"> {
+    if (!(await this.repo.markWebhookEvent(ev.id, ev.type))) return "duplicate";
+    try {
+      const remote = ev.intent;
+      if (!remote || !ev.type.startsWith("payment_intent.")) return "ignored";
+      const intentId = remote.intentId ?? (await this.repo.byProcessorId(remote.id))?.intent_id;
+      const local = intentId ? await this.repo.byId(intentId) : undefined;
+      if (!local) {
+        this.log.warn({ eventId: ev.id, processorIntentId: remote.id }, "webhook for an unknown payment intent ignored");
+        return "ignored";
+      }
+      if (BigInt(local.amount) !== remote.amount || local.currency !== remote.currency) {
+        this.log.error({ eventId: ev.id, intentId: local.intent_id }, "webhook amount/currency differs from our intent; not applied");
+        return "ignored";
+      }
+      const { changed } = await this.repo.settle(local.intent_id, statusFromProcessor(remote.status), { id: remote.id, fee: remote.fee, failureCode: remote.failureCode, failureMessage: remote.failureMessage });
+      if (changed) this.published();
+      return "applied";
+    } catch (err) {
+      // Let the processor retry: forget the id so the retry is not taken for a replay.
+      await this.repo.forgetWebhookEvent(ev.id);
+      throw err;
+    }
+  }
+
+  /** One reconciliation pass over intents open longer than the grace period. */
+  async reconcile(limit = 200): Promise<ReconcileAction[]> {
+    const processor = this.requireProcessor();
+    const actions: ReconcileAction[] = [];
+    for (const row of await this.repo.staleOpen(this.opts.reconcileGraceMs, limit)) {
+      const remote = await processor.findByIntentId(row.intent_id);
+      const local = { id: row.intent_id, status: row.status, amount: BigInt(row.amount), currency: row.currency, createdAtMs: row.created_at.getTime() };
+      const action = reconcileOne(local, remote, Date.now(), this.opts.reconcileGraceMs);
+      if (action.kind === "settle")
+        await this.repo.settle(row.intent_id, action.to, { id: action.remote.id, fee: action.remote.fee, failureCode: remote?.failureCode ?? null, failureMessage: remote?.failureMessage ?? null });
+      else if (action.kind === "never_reached_processor")
+        await this.repo.settle(row.intent_id, "failed", { id: null, fee: 0n, failureCode: "never_reached_processor", failureMessage: "the processor has no record of this payment" });
+      else if (action.kind === "mismatch") this.log.error({ intentId: row.intent_id, reason: action.reason }, "reconciliation mismatch: needs an operator");
+      actions.push(action);
+    }
+    if (actions.some((a) => a.kind === "settle" || a.kind === "never_reached_processor")) this.published();
+    return actions;
+  }
+}

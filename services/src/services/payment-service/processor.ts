@@ -1,0 +1,123 @@
+/**
+ * The card processor adapter: Stripe's API through the official `stripe` SDK (PaymentIntents,
+ * Refunds, signed webhooks). PAYMENT_PROCESSOR_URL points it elsewhere (tests run a local fake
+ * speaking the same HTTP API). Only processor tokens (`pm_...`) cross it; no card data.
+ * Every create carries our intent id as the idempotency key and as metadata, so a retry after a
+ * crash returns the same PaymentIntent and reconciliation can find it by our id.
+ */
+import Stripe from "stripe";
+import type { Currency } from "../../business/money";
+import type { RemoteIntent } from "./domain/reconcile";
+
+export interface ProcessorConfig {
+  apiKey: string;
+  webhookSecret: string;
+  /** Base URL, e.g. https://api.stripe.com (default) or http://127.0.0.1:<port>. */
+  url: string;
+  webhookToleranceS: number;
+  timeoutMs: number;
+}
+
+export interface ProcessorIntent extends RemoteIntent {
+  failureCode: string | null;
+  failureMessage: string | null;
+  /** Our intent id from metadata (webhooks). */
+  intentId: string | null;
+}
+
+export interface ProcessorEvent {
+  id: string;
+  type: string;
+  intent: ProcessorIntent | null;
+}
+
+export class WebhookSignatureError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WebhookSignatureError";
+  }
+}
+
+function toIntent(pi: Stripe.PaymentIntent): ProcessorIntent {
+  return {
+    id: pi.id,
+    status: pi.status,
+    amount: BigInt(pi.amount),
+    currency: pi.currency,
+    fee: 0n, // the fee lives on the balance transaction; not fetched (see README)
+    failureCode: pi.last_payment_error?.code ?? null,
+    failureMessage: pi.last_payment_error?.message ?? null,
+    intentId: pi.metadata?.intent_id ?? null,
+  };
+}
+
+export class CardProcessor {
+  private readonly stripe: Stripe;
+  readonly name = "stripe";
+  constructor(private readonly cfg: ProcessorConfig) {
+    const u = new URL(cfg.url);
+    this.stripe = new Stripe(cfg.apiKey, {
+      host: u.hostname,
+      port: u.port || (u.protocol === "https:" ? 443 : 80),
+      protocol: u.protocol === "https:" ? "https" : "http",
+      timeout: cfg.timeoutMs,
+      // Retries reuse the idempotency key: safe.
+      maxNetworkRetries: 2,
+      telemetry: false,
+    });
+  }
+
+  async createAndConfirm(p: { intentId: string; userId: string; amount: bigint; currency: Currency; paymentMethod: string; description: string | null }): Promise<ProcessorIntent> {
+    const pi = await this.stripe.paymentIntents
+      .create(
+      {
+        amount: Number(p.amount),
+        currency: p.currency,
+        payment_method: p.paymentMethod,
+        confirm: true,
+        // Server-side charges of saved cards: no redirect-based methods.
+        automatic_payment_methods: { enabled: true, allow_redirects: "never" },
+        ...(p.description ? { description: p.description } : {}),
+        metadata: { intent_id: p.intentId, user_id: p.userId },
+      },
+      { idempotencyKey: `intent-${p.intentId}` },
+      )
+      .catch((err: unknown) => {
+        // A decline is an answer, not a failure: HTTP 402 carrying the PaymentIntent.
+        if (err instanceof Stripe.errors.StripeCardError && err.payment_intent) return err.payment_intent;
+        throw err;
+      });
+    return toIntent(pi);
+  }
+
+  /** The processor's intent created for our intent id, if any. */
+  async findByIntentId(intentId: string): Promise<ProcessorIntent | undefined> {
+    const r = await this.stripe.paymentIntents.search({ query: `metadata['intent_id']:'${intentId.replace(/[^A-Za-z0-9-]/g, "")}'` });
+    return r.data[0] ? toIntent(r.data[0]) : undefined;
+  }
+
+  async refund(p: { processorIntentId: string; amount: bigint; refundId: string }): Promise<{ id: string; status: string }> {
+    const r = await this.stripe.refunds.create(
+      { payment_intent: p.processorIntentId, amount: Number(p.amount), metadata: { refund_id: p.refundId } },
+      { idempotencyKey: `refund-${p.refundId}` },
+    );
+    return { id: r.id, status: r.status ?? "pending" };
+  }
+
+  /** Verifies signature and timestamp tolerance (Stripe's scheme), then parses the event. */
+  parseWebhook(rawBody: string, signatureHeader: string | undefined, nowMs = Date.now()): ProcessorEvent {
+    if (!signatureHeader) throw new WebhookSignatureError("missing Stripe-Signature header");
+    let ev: Stripe.Event;
+    try {
+      ev = this.stripe.webhooks.constructEvent(rawBody, signatureHeader, this.cfg.webhookSecret, this.cfg.webhookToleranceS, undefined, nowMs);
+    } catch (err) {
+      throw new WebhookSignatureError((err as Error).message.split("\n")[0]);
+    }
+    const obj: { object?: string } | undefined = ev.data?.object;
+    return { id: ev.id, type: ev.type, intent: obj?.object === "payment_intent" ? toIntent(obj as Stripe.PaymentIntent) : null };
+  }
+
+  isClientError(err: unknown): err is Stripe.errors.StripeError {
+    return err instanceof Stripe.errors.StripeCardError || err instanceof Stripe.errors.StripeInvalidRequestError || err instanceof Stripe.errors.StripeIdempotencyError;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * payment-service data access (PostgreSQL, migration 0300_payments.sql). State changes, ledger
+ * journals and outbox events are written in one transaction, so an event is published exactly
+ * when the state it announces is committed.
+ */
+import type { PoolClient } from "pg";
+import type { PostgresClient } from "../../kit";
+import { type Currency, toJson } from "../../business/money";
+import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
+import { enqueue } from "../../trading/infra/outbox";
+import { canTransition, type IntentRequest, type IntentStatus } from "./domain/intents";
+import { type Entry, journal, paymentCaptured, refundIssued } from "./domain/ledger";
+
+export const OUTBOX = "pay_outbox";
+
+export interface IntentRow {
+  intent_id: string;
+  user_id: string;
+  idempotency_key: string;
+  request_hash: string;
+  amount: string;
+  currency: Currency;
+  payment_method: string;
+  description: string | null;
+  reference: string | null;
+  status: IntentStatus;
+  processor: string;
+  processor_intent_id: string | null;
+  failure_code: string | null;
+  failure_message: string | null;
+  refunded: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** The API shape (amounts as integer minor units). */
+export function intentView(r: IntentRow) {
+  return {
+    id: r.intent_id,
+    userId: r.user_id,
+    status: r.status,
+    amount: toJson(BigInt(r.amount)),
+    currency: r.currency,
+    refunded: toJson(BigInt(r.refunded)),
+    paymentMethod: r.payment_method,
+    description: r.description,
+    reference: r.reference,
+    processorIntentId: r.processor_intent_id,
+    failureCode: r.failure_code,
+    failureMessage: r.failure_message,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  };
+}
+
+type Queryable = Pick<PoolClient, "query">;
+
+export class PaymentRepo {
+  constructor(private readonly pg: PostgresClient) {}
+
+  /** Inserts the intent unless the user already used this idempotency key; null when taken. */
+  async insertIntent(p: { intentId: string; userId: string; key: string; hash: string; req: IntentRequest; processor: string }): Promise<IntentRow | null> {
+    const { rows } = await this.pg.query<IntentRow>(
+      `INSERT INTO pay_intents (intent_id, user_id, idempotency_key, request_hash, amount, currency, payment_method, description, reference, status, processor)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'created',$10) ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING *`,
+      [p.intentId, p.userId, p.key, p.hash, p.req.amount.toString(), p.req.currency, p.req.paymentMethod, p.req.description, p.req.reference, p.processor],
+    );
+    return rows[0] ?? null;
+  }
+
+  async byKey(userId: string, key: string): Promise<IntentRow | undefined> {
+    return (await this.pg.query<IntentRow>("SELECT * FROM pay_intents WHERE user_id = $1 AND idempotency_key = $2", [userId, key])).rows[0];
+  }
+
+  async byId(intentId: string, c: Queryable = this.pg.pool, forUpdate = false): Promise<IntentRow | undefined> {
+    return (await c.query<IntentRow>(`SELECT * FROM pay_intents WHERE intent_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [intentId])).rows[0];
+  }
+
+  async byProcessorId(processorIntentId: string): Promise<IntentRow | undefined> {
+    return (await this.pg.query<IntentRow>("SELECT * FROM pay_intents WHERE processor_intent_id = $1", [processorIntentId])).rows[0];
+  }
+
+  async listForUser(userId: string, limit: number): Promise<IntentRow[]> {
+    return (await this.pg.query<IntentRow>("SELECT * FROM pay_intents WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2", [userId, limit])).rows;
+  }
+
+  /** Intents still open after `olderThanMs` (reconciliation's work list). */
+  async staleOpen(olderThanMs: number, limit: number): Promise<IntentRow[]> {
+    return (
+      await this.pg.query<IntentRow>(
+        `SELECT * FROM pay_intents WHERE status IN ('created','processing') AND created_at < now() - make_interval(secs => $1::double precision / 1000)
+         ORDER BY created_at LIMIT $2`,
+        [olderThanMs, limit],
+      )
+    ).rows;
+  }
+
+  /**
+   * Moves an intent to `to` with the processor's answer, posting the payment journal and the event
+   * in the same transaction. Idempotent: a transition already made (webhook after reconciliation,
+   * a retried request) changes nothing.
+   */
+  async settle(intentId: string, to: IntentStatus, remote: { id: string | null; fee: bigint; failureCode: string | null; failureMessage: string | null }): Promise<{ row: IntentRow; changed: boolean }> {
+    return this.pg.transaction(async (c) => {
+      const cur = await this.byId(intentId, c, true);
+      if (!cur) throw new Error(`intent ${intentId} not found`);
+      if (cur.status === to || !canTransition(cur.status, to)) {
+        // Still record the processor id we may have missed (e.g. a crash before the first commit).
+        if (remote.id && !cur.processor_intent_id) await c.query("UPDATE pay_intents SET processor_intent_id = $2 WHERE intent_id = $1", [intentId, remote.id]);
+        return { row: cur, changed: false };
+      }
+      const { rows } = await c.query<IntentRow>(
+        `UPDATE pay_intents SET status = $2, processor_intent_id = coalesce(processor_intent_id, $3), failure_code = $4, failure_message = $5, updated_at = now()
+         WHERE intent_id = $1 RETURNING *`,
+        [intentId, to, remote.id, remote.failureCode, remote.failureMessage],
+      );
+      const row = rows[0];
+      if (to === "succeeded") {
+        await this.post(c, `payment:${intentId}`, "payment", journal(paymentCaptured({ processor: row.processor, userId: row.user_id, amount: BigInt(row.amount), currency: row.currency, fee: remote.fee, intentId })));
+        await this.event(c, row, "payment.succeeded");
+      } else if (to === "failed") await this.event(c, row, "payment.failed");
+      return { row, changed: true };
+    });
+  }
+
+  /** Reserves a refund (pending) if the key is new; returns the existing one otherwise. */
+  async insertRefund(p: { refundId: string; intentId: string; key: string; amount: bigint; reason: string | null }) {
+    const { rows } = await this.pg.query<{ refund_id: string; status: string; amount: string; processor_refund_id: string | null }>(
+      `INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status) VALUES ($1,$2,$3,$4,$5,'pending')
+       ON CONFLICT (intent_id, idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key RETURNING refund_id, status, amount, processor_refund_id`,
+      [p.refundId, p.intentId, p.key, p.amount.toString(), p.reason],
+    );
+    return rows[0];
+  }
+
+  /** The processor refunded: mark it, add to the intent's refunded total, post the journal, emit. */
+  async completeRefund(refundId: string, processorRefundId: string): Promise<IntentRow> {
+    return this.pg.transaction(async (c) => {
+      const r = (await c.query<{ intent_id: string; amount: string; status: string }>("SELECT intent_id, amount, status FROM pay_refunds WHERE refund_id = $1 FOR UPDATE", [refundId])).rows[0];
+      const intent = await this.byId(r.intent_id, c, true);
+      if (!intent) throw new Error(`intent of refund ${refundId} not found`);
+      if (r.status === "succeeded") return intent;
+      await c.query("UPDATE pay_refunds SET status = 'succeeded', processor_refund_id = $2 WHERE refund_id = $1", [refundId, processorRefundId]);
+      const { rows } = await c.query<IntentRow>("UPDATE pay_intents SET refunded = refunded + $2, updated_at = now() WHERE intent_id = $1 RETURNING *", [intent.intent_id, r.amount]);
+      await this.post(c, `refund:${refundId}`, "refund", journal(refundIssued({ processor: intent.processor, userId: intent.user_id, amount: BigInt(r.amount), currency: intent.currency, refundId })));
+      await this.event(c, rows[0], "payment.refunded", { refundedAmount: toJson(BigInt(r.amount)), eventId: `refund:${refundId}` });
+      return rows[0];
+    });
+  }
+
+  async failRefund(refundId: string): Promise<void> {
+    await this.pg.query("UPDATE pay_refunds SET status = 'failed' WHERE refund_id = $1 AND status = 'pending'", [refundId]);
+  }
+
+  /** Records a processed webhook event id; false when it was already processed (a replay). */
+  async markWebhookEvent(eventId: string, type: string): Promise<boolean> {
+    const r = await this.pg.query("INSERT INTO pay_webhook_events (event_id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING", [eventId, type]);
+    return r.rowCount === 1;
+  }
+
+  async forgetWebhookEvent(eventId: string): Promise<void> {
+    await this.pg.query("DELETE FROM pay_webhook_events WHERE event_id = $1", [eventId]);
+  }
+
+  /** Derived balances per account and currency, and the ledger total per currency (always 0). */
+  async balances(accountPrefix?: string): Promise<{ accounts: { account: string; currency: string; balance: number }[]; totals: Record<string, number> }> {
+    const { rows } = await this.pg.query<{ account: string; currency: string; balance: string }>(
+      `SELECT account, currency, sum(amount)::text AS balance FROM pay_ledger_entries WHERE ($1::text IS NULL OR account LIKE $1 || '%') GROUP BY account, currency ORDER BY account, currency`,
+      [accountPrefix ?? null],
+    );
+    const totals = await this.pg.query<{ currency: string; total: string }>("SELECT currency, sum(amount)::text AS total FROM pay_ledger_entries GROUP BY currency");
+    return {
+      accounts: rows.map((r) => ({ account: r.account, currency: r.currency, balance: toJson(BigInt(r.balance)) })),
+      totals: Object.fromEntries(totals.rows.map((t) => [t.currency, toJson(BigInt(t.total))])),
+    };
+  }
+
+  private async post(c: PoolClient, journalId: string, kind: string, entries: Entry[]): Promise<void> {
+    const j = await c.query("INSERT INTO pay_journals (journal_id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING", [journalId, kind]);
+    if (j.rowCount === 0) return; // already posted
+    await c.query(
+      `INSERT INTO pay_ledger_entries (journal_id, account, currency, amount, memo)
+       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[])`,
+      [journalId, entries.map((e) => e.account), entries.map((e) => e.currency), entries.map((e) => e.amount.toString()), entries.map((e) => e.memo)],
+    );
+  }
+
+  private async event(c: PoolClient, row: IntentRow, type: PaymentEventMsg["type"], extra: Partial<PaymentEventMsg> = {}): Promise<void> {
+    const msg: PaymentEventMsg = {
+      eventId: extra.eventId ?? `${row.intent_id}:${type}`,
+      type,
+      intentId: row.intent_id,
+      userId: row.user_id,
+      amount: toJson(BigInt(row.amount)),
+      currency: row.currency,
+      reference: row.reference,
+      failureCode: row.failure_code,
+      ts: Date.now(),
+      ...extra,
+    };
+    await enqueue(c, OUTBOX, [{ eventId: msg.eventId, topic: BUSINESS_TOPICS.payments, key: row.user_id, payload: { ...msg } }]);
+  }
+}

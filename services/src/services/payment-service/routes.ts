@@ -1,0 +1,124 @@
+/**
+ * payment-service HTTP routes (behind the gateway at /api/payments):
+ *   POST /intents                 { amount, currency, paymentMethod, description?, reference? } + Idempotency-Key (required)
+ *                                 201 new, 200 replay (`idempotent-replay: true`), 409 key reused with another body / in progress
+ *   GET  /intents                 the caller's payments          GET /intents/:id   one (owner or admin)
+ *   POST /intents/:id/refunds     { amount?, reason? } + Idempotency-Key, admin
+ *   GET  /ledger                  derived balances and per-currency totals (0 when the ledger balances), admin
+ *   POST /reconcile               one reconciliation pass now, admin
+ *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept)
+ *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
+ */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { type App, HttpError, notFound, requireIdentity, Type } from "../../kit";
+import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
+import type { IntentRequest } from "./domain/intents";
+import type { Payments } from "./payments";
+import { type CardProcessor, WebhookSignatureError } from "./processor";
+import { intentView, type PaymentRepo } from "./repo";
+
+const KEY_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+const Currency = Type.Union(Object.keys(CURRENCIES).map((c) => Type.Literal(c)));
+const IntentFields = {
+  amount: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 }),
+  currency: Currency,
+  // A processor token for a saved card (`pm_...`): card numbers are never accepted.
+  paymentMethod: Type.String({ pattern: "^pm_[A-Za-z0-9_]{1,128}$" }),
+  description: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  reference: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" })),
+};
+const IntentBody = Type.Object(IntentFields, { additionalProperties: false });
+const InternalIntentBody = Type.Object({ ...IntentFields, userId: Type.String({ pattern: "^[A-Za-z0-9._:@-]{1,128}$" }) }, { additionalProperties: false });
+const IdParams = Type.Object({ id: Type.String({ format: "uuid" }) });
+
+function idempotencyKey(req: FastifyRequest): string {
+  const k = req.headers["idempotency-key"];
+  if (typeof k !== "string" || k.length === 0) throw new HttpError(400, "VALIDATION_ERROR", "the Idempotency-Key header is required", "idempotency-key");
+  if (!KEY_RE.test(k)) throw new HttpError(400, "VALIDATION_ERROR", "Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-]", "idempotency-key");
+  return k;
+}
+
+function toRequest(b: { amount: number; currency: string; paymentMethod: string; description?: string; reference?: string }): IntentRequest {
+  try {
+    return { amount: parseMinor(b.amount, "amount", 1n), currency: b.currency as Currency, paymentMethod: b.paymentMethod, description: b.description ?? null, reference: b.reference ?? null };
+  } catch (err) {
+    if (err instanceof MoneyError) throw new HttpError(400, "VALIDATION_ERROR", err.message, err.field);
+    throw err;
+  }
+}
+
+export function registerRoutes(app: App, deps: { payments: Payments; repo: PaymentRepo; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
+  const { payments, repo } = deps;
+
+  const charge = async (userId: string, key: string, body: IntentRequest, reply: FastifyReply) => {
+    const { row, replay } = await payments.charge(userId, key, body);
+    if (replay) reply.header("idempotent-replay", "true");
+    return reply.code(replay ? 200 : 201).send(intentView(row));
+  };
+
+  app.post("/intents", { schema: { body: IntentBody } }, async (req, reply) => {
+    const who = requireIdentity(req);
+    return charge(who.userId, idempotencyKey(req), toRequest(req.body), reply);
+  });
+
+  app.post("/internal/intents", { schema: { body: InternalIntentBody } }, async (req, reply) => charge(req.body.userId, idempotencyKey(req), toRequest(req.body), reply));
+
+  app.get("/intents", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }) } }, async (req) => {
+    const who = requireIdentity(req);
+    return { intents: (await repo.listForUser(who.userId, req.query.limit)).map(intentView) };
+  });
+
+  app.get("/intents/:id", { schema: { params: IdParams } }, async (req) => {
+    const who = requireIdentity(req);
+    const row = await repo.byId(req.params.id);
+    if (!row || (row.user_id !== who.userId && who.role !== "admin")) throw notFound("payment not found");
+    return intentView(row);
+  });
+
+  app.post(
+    "/intents/:id/refunds",
+    { schema: { params: IdParams, body: Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 })), reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false }) } },
+    async (req) => {
+      requireIdentity(req, "admin");
+      const amount = req.body.amount === undefined ? undefined : parseMinor(req.body.amount, "amount", 1n);
+      return intentView(await payments.refund(req.params.id, idempotencyKey(req), amount, req.body.reason ?? null));
+    },
+  );
+
+  app.get("/ledger", { schema: { querystring: Type.Object({ account: Type.Optional(Type.String({ pattern: "^[a-z]+:[A-Za-z0-9._:@-]{0,128}$" })) }) } }, async (req) => {
+    requireIdentity(req, "admin");
+    return repo.balances(req.query.account);
+  });
+
+  app.post("/reconcile", async (req) => {
+    requireIdentity(req, "admin");
+    const actions = await payments.reconcile();
+    return {
+      checked: actions.length,
+      actions: actions.map((a) => ({ kind: a.kind, intentId: a.intentId, ...(a.kind === "settle" ? { to: a.to, processorIntentId: a.remote.id } : {}), ...(a.kind === "mismatch" ? { reason: a.reason } : {}) })),
+    };
+  });
+
+  // The signature covers the exact bytes: this scope keeps the JSON body as a string.
+  app.register(async (scope) => {
+    scope.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => done(null, body));
+    scope.post("/webhooks/processor", async (req, reply) => {
+      if (!deps.processor) throw new HttpError(503, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment");
+      if (typeof req.body !== "string") throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "webhooks must be application/json");
+      const sig = req.headers["stripe-signature"];
+      let ev;
+      try {
+        ev = deps.processor.parseWebhook(req.body, typeof sig === "string" ? sig : undefined);
+      } catch (err) {
+        if (err instanceof WebhookSignatureError) {
+          deps.onWebhook("rejected");
+          throw new HttpError(400, "INVALID_SIGNATURE", `webhook rejected: ${err.message}`, "stripe-signature");
+        }
+        throw err;
+      }
+      const outcome = await payments.applyWebhook(ev);
+      deps.onWebhook(outcome);
+      return reply.code(200).send({ received: true, outcome });
+    });
+  });
+}

@@ -1,0 +1,227 @@
+/**
+ * payment-service against real PostgreSQL and Kafka, with a local card processor speaking Stripe's
+ * HTTP API (tests/fakes/card-processor.ts) driven by the real `stripe` SDK. Money safety: one
+ * charge for 50 concurrent attempts with one idempotency key; a service SIGKILLed after the
+ * processor charged but before its own commit is settled by reconciliation exactly once; forged,
+ * tampered, stale and replayed webhooks change nothing; the ledger sums to zero after every test.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { freePort, kafkajs, pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
+import paymentService from "../../services/src/services/payment-service";
+import { FakeCardProcessor } from "../fakes/card-processor";
+import { ChildService, http, waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "kafka");
+const API_KEY = `sk_test_${randomBytes(12).toString("hex")}`;
+const WEBHOOK_SECRET = `whsec_${randomBytes(16).toString("hex")}`;
+const fake = new FakeCardProcessor(API_KEY, WEBHOOK_SECRET);
+let svc: Service<any>;
+let base: string;
+let pool: InstanceType<typeof pg.Pool>;
+let env: Record<string, string>;
+const events: { type: string; intentId: string; eventId: string }[] = [];
+let consumer: import("kafkajs").Consumer;
+
+const user = randomUUID();
+const trader = { "x-user-id": user, "x-user-role": "trader" };
+const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+const charge = (body: Record<string, unknown>, key: string | undefined, headers: Record<string, string> = trader) =>
+  http("POST", `${base}/intents`, { body, headers: { ...headers, ...(key ? { "idempotency-key": key } : {}) } });
+
+async function ledgerTotals(): Promise<Record<string, string>> {
+  const { rows } = await pool.query("SELECT currency, sum(amount)::text AS total FROM pay_ledger_entries GROUP BY currency");
+  return Object.fromEntries(rows.map((r) => [r.currency, r.total]));
+}
+const journalsFor = async (intentId: string) => Number((await pool.query("SELECT count(*) FROM pay_journals WHERE journal_id = $1", [`payment:${intentId}`])).rows[0].count);
+
+beforeAll(async () => {
+  await fake.start();
+  env = {
+    ...srv.env,
+    LOG_LEVEL: "silent",
+    PAYMENT_PROCESSOR_URL: fake.url,
+    PAYMENT_PROCESSOR_API_KEY: API_KEY,
+    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    PAYMENT_RECONCILE_INTERVAL_MS: "0",
+    PAYMENT_RECONCILE_GRACE_MS: "0",
+    PAYMENT_OUTBOX_INTERVAL_MS: "50",
+  };
+  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
+  await runPostgresMigrations(pool);
+  const kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+  const adminClient = kafka.admin();
+  await adminClient.connect();
+  await ensureKafkaTopics(adminClient);
+  await adminClient.disconnect();
+  consumer = kafka.consumer({ groupId: `pay-test-${randomBytes(3).toString("hex")}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic: "payments.events", fromBeginning: true });
+  const joined = new Promise((r) => consumer.on(consumer.events.GROUP_JOIN, r));
+  await consumer.run({ eachMessage: async ({ message }) => void events.push(JSON.parse(message.value!.toString())) });
+  await joined;
+  svc = await createService(paymentService, { env, defaultMetrics: false });
+  base = await svc.listen({ port: 0, host: "127.0.0.1" });
+  fake.webhookUrl = `${base}/webhooks/processor`;
+}, 240_000);
+
+afterEach(async () => {
+  // The ledger balances after every test, in every currency.
+  for (const total of Object.values(await ledgerTotals())) expect(total).toBe("0");
+});
+
+afterAll(async () => {
+  await consumer?.disconnect();
+  await svc?.close();
+  await pool?.end();
+  await fake.stop();
+});
+
+describe("charges with idempotency keys", () => {
+  it("charges, replays the same key, rejects the key with another body, validates input by field", async () => {
+    const key = `k-${randomUUID()}`;
+    const body = { amount: 2900, currency: "usd", paymentMethod: "pm_card_visa", reference: "invoice:abc" };
+    const first = await charge(body, key);
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({ status: "succeeded", amount: 2900, currency: "usd", userId: user });
+    const again = await charge(body, key);
+    expect(again.status).toBe(200);
+    expect(again.headers.get("idempotent-replay")).toBe("true");
+    expect(again.body.id).toBe(first.body.id);
+    expect((await charge({ ...body, amount: 2901 }, key)).body.error.code).toBe("IDEMPOTENCY_KEY_REUSED");
+    expect(fake.chargesFor(first.body.id)).toBe(1);
+    const bal = await http("GET", `${base}/ledger?account=customer:${user}`, { headers: admin });
+    expect(bal.body.accounts).toEqual([{ account: `customer:${user}`, currency: "usd", balance: -2900 }]);
+
+    for (const [b, field] of [
+      [{ ...body, amount: 19.99 }, "amount"],
+      [{ ...body, amount: "2900" }, "amount"],
+      [{ ...body, amount: 0 }, "amount"],
+      [{ ...body, currency: "xxx" }, "currency"],
+      [{ ...body, paymentMethod: "4242424242424242" }, "paymentMethod"],
+      [{ ...body, cardNumber: "4242424242424242" }, undefined],
+    ] as const) {
+      const r = await charge(b, `k-${randomUUID()}`);
+      expect(r.status).toBe(400);
+      if (field) expect(r.body.error.field).toBe(field);
+    }
+    const noKey = await charge(body, undefined);
+    expect([noKey.status, noKey.body.error.field]).toEqual([400, "idempotency-key"]);
+    expect((await charge(body, "bad key with spaces")).status).toBe(400);
+    expect((await http("POST", `${base}/intents`, { body })).status).toBe(401);
+  });
+
+  it("50 concurrent attempts with one key charge exactly once", async () => {
+    const key = `k-${randomUUID()}`;
+    const before = fake.created;
+    const body = { amount: 4999, currency: "eur", paymentMethod: "pm_card_visa" };
+    const rs = await Promise.all(Array.from({ length: 50 }, () => charge(body, key)));
+    expect(rs.map((r) => r.status).sort()).toEqual([...Array(49).fill(200), 201].sort());
+    const ids = new Set(rs.map((r) => r.body.id));
+    expect(ids.size).toBe(1);
+    expect(fake.created - before).toBe(1);
+    const [id] = ids;
+    expect(fake.chargesFor(id)).toBe(1);
+    expect(await journalsFor(id)).toBe(1);
+  });
+
+  it("a declined card fails the intent with the processor's code and posts nothing", async () => {
+    const r = await charge({ amount: 1000, currency: "usd", paymentMethod: "pm_card_chargeDeclined" }, `k-${randomUUID()}`);
+    expect(r.status).toBe(201);
+    expect(r.body).toMatchObject({ status: "failed", failureCode: "card_declined" });
+    expect(await journalsFor(r.body.id)).toBe(0);
+  });
+
+  it("refunds partially, then refuses more than is left", async () => {
+    const p = await charge({ amount: 5000, currency: "usd", paymentMethod: "pm_card_visa" }, `k-${randomUUID()}`);
+    const refund = (amount: number, key: string, headers = admin) => http("POST", `${base}/intents/${p.body.id}/refunds`, { body: { amount }, headers: { ...headers, "idempotency-key": key } });
+    expect((await refund(2000, "r1", trader)).status).toBe(403);
+    const r1 = await refund(2000, "r1");
+    expect(r1.status).toBe(200);
+    expect(r1.body.refunded).toBe(2000);
+    expect((await refund(2000, "r1")).body.refunded).toBe(2000); // same key: no second refund
+    const over = await refund(3001, "r2");
+    expect([over.status, over.body.error.code]).toEqual([409, "REFUND_EXCEEDS_PAYMENT"]);
+    expect(fake.refunds.filter((r) => r.payment_intent === p.body.processorIntentId)).toHaveLength(1);
+  });
+});
+
+describe("webhooks", () => {
+  it("async confirmation arrives by signed webhook; forged, tampered, stale and replayed ones change nothing", async () => {
+    fake.mode = "async";
+    try {
+      const p = await charge({ amount: 7500, currency: "usd", paymentMethod: "pm_card_visa", reference: "invoice:w1" }, `k-${randomUUID()}`);
+      expect(p.body.status).toBe("processing");
+      await fake.settle((i) => i.metadata.intent_id === p.body.id);
+      const delivered = fake.webhooks.find((w) => (w.event.data.object as { metadata: { intent_id: string } }).metadata.intent_id === p.body.id && w.event.type === "payment_intent.succeeded")!;
+      expect(delivered.lastStatus).toBe(200);
+      expect((await http("GET", `${base}/intents/${p.body.id}`, { headers: trader })).body.status).toBe("succeeded");
+      expect(await journalsFor(p.body.id)).toBe(1);
+
+      const body = JSON.stringify(delivered.event);
+      const post = (b: string, sig?: string) =>
+        fetch(`${base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", ...(sig ? { "stripe-signature": sig } : {}) }, body: b }).then(async (r) => ({ status: r.status, body: await r.json() }));
+      // Replay of the genuine delivery (fresh timestamp, valid signature): acknowledged, not applied.
+      expect((await post(body, fake.sign(body))).body.outcome).toBe("duplicate");
+      // Forged: another secret. Tampered: amount changed after signing. Stale: older than the tolerance. Unsigned.
+      const forged = await post(body.replace(delivered.event.id, "evt_forged"), fake.sign(body.replace(delivered.event.id, "evt_forged"), undefined, "whsec_attacker"));
+      expect([forged.status, forged.body.error.code]).toEqual([400, "INVALID_SIGNATURE"]);
+      const tampered = body.replace(delivered.event.id, "evt_tampered");
+      expect((await post(tampered, fake.sign(body))).status).toBe(400);
+      const stale = body.replace(delivered.event.id, "evt_stale");
+      expect((await post(stale, fake.sign(stale, Math.floor(Date.now() / 1000) - 3600))).status).toBe(400);
+      expect((await post(body)).body.error.field).toBe("stripe-signature");
+      expect(await journalsFor(p.body.id)).toBe(1);
+    } finally {
+      fake.mode = "sync";
+    }
+  });
+
+  it("publishes payment events through the outbox", async () => {
+    const p = await charge({ amount: 1234, currency: "usd", paymentMethod: "pm_card_visa" }, `k-${randomUUID()}`);
+    const ev = await waitUntil("payment.succeeded on Kafka", async () => events.find((e) => e.intentId === p.body.id && e.type === "payment.succeeded"), 110_000);
+    expect(ev).toMatchObject({ eventId: `${p.body.id}:payment.succeeded`, amount: 1234, userId: user });
+  }, 120_000);
+});
+
+describe("crash between the processor's answer and our commit", () => {
+  it("neither loses nor double-counts the payment: reconciliation settles it once", async () => {
+    const child = new ChildService("payment-service", await freePort(), env);
+    await child.start();
+    const intentIds: string[] = [];
+    fake.beforeAnswer = async (intent) => {
+      intentIds.push(intent.metadata.intent_id);
+      await child.kill(); // the processor charged; our process dies before it reads the answer
+    };
+    try {
+      const key = `k-${randomUUID()}`;
+      const body = { amount: 9900, currency: "usd", paymentMethod: "pm_card_visa" };
+      await expect(http("POST", `${child.url}/intents`, { body, headers: { ...trader, "idempotency-key": key } })).rejects.toThrow();
+      fake.beforeAnswer = undefined;
+      const [intentId] = intentIds;
+      expect(fake.chargesFor(intentId)).toBe(1);
+      const row = (await pool.query("SELECT status FROM pay_intents WHERE intent_id = $1", [intentId])).rows[0];
+      expect(row.status).toBe("created"); // our side never committed the answer
+      expect(await journalsFor(intentId)).toBe(0);
+
+      await child.start(); // restart
+      const rec = await http("POST", `${child.url}/reconcile`, { headers: admin });
+      if (!rec.body.actions) console.error(rec.status, rec.body, child.logs.slice(-20).join("\n"));
+      expect(rec.body.actions).toEqual(expect.arrayContaining([expect.objectContaining({ kind: "settle", intentId, to: "succeeded" })]));
+      // The client's retry with the same key gets the settled payment, no new charge.
+      const retry = await http("POST", `${child.url}/intents`, { body, headers: { ...trader, "idempotency-key": key } });
+      expect([retry.status, retry.body.id, retry.body.status]).toEqual([200, intentId, "succeeded"]);
+      // The processor's own webhook arrives late: still one journal.
+      await fake.redeliver();
+      await http("POST", `${child.url}/reconcile`, { headers: admin });
+      expect(fake.chargesFor(intentId)).toBe(1);
+      expect(await journalsFor(intentId)).toBe(1);
+    } finally {
+      fake.beforeAnswer = undefined;
+      await child.stop();
+    }
+  }, 180_000);
+});

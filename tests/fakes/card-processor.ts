@@ -1,0 +1,216 @@
+/**
+ * A local card processor speaking the subset of Stripe's documented HTTP API that payment-service
+ * uses, so the real `stripe` SDK talks to it unchanged (the way Stripe's own stripe-mock is used):
+ *   POST /v1/payment_intents          form-encoded, `confirm=true`, `Idempotency-Key` honoured
+ *                                     (same key + same params -> the same response; other params -> 400)
+ *   GET  /v1/payment_intents/:id
+ *   GET  /v1/payment_intents/search   query `metadata['intent_id']:'<id>'`
+ *   POST /v1/refunds                  payment_intent, amount
+ * Auth: `Authorization: Bearer <apiKey>`. Test payment methods as Stripe names them:
+ * `pm_card_visa` succeeds, `pm_card_chargeDeclined` is declined (card_declined).
+ * mode "async": confirmation answers `processing`; `settle()` later moves it to succeeded and
+ * sends the `payment_intent.succeeded` webhook. Webhooks are signed as Stripe documents them:
+ * header `Stripe-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; undelivered
+ * ones stay queued for `redeliver()` (Stripe retries too).
+ */
+import { createHmac, randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface FakeIntent {
+  id: string;
+  object: "payment_intent";
+  amount: number;
+  amount_received: number;
+  currency: string;
+  status: string;
+  payment_method: string;
+  description: string | null;
+  metadata: Record<string, string>;
+  created: number;
+  livemode: false;
+  last_payment_error: { code: string; message: string; type: string } | null;
+}
+
+export interface WebhookDelivery {
+  event: { id: string; type: string; created: number; data: { object: unknown } };
+  delivered: boolean;
+  attempts: number;
+  lastStatus?: number;
+}
+
+const rid = (prefix: string) => `${prefix}_${randomBytes(12).toString("hex")}`;
+
+/** Decodes Stripe's bracketed form encoding (`metadata[intent_id]=x`) one level deep. */
+function parseForm(body: string): Record<string, string | Record<string, string>> {
+  const out: Record<string, string | Record<string, string>> = {};
+  for (const [k, v] of new URLSearchParams(body)) {
+    const m = /^([a-z_]+)\[([^\]]+)\]$/.exec(k);
+    if (m) {
+      const o = (out[m[1]] ??= {}) as Record<string, string>;
+      o[m[2]] = v;
+    } else out[k] = v;
+  }
+  return out;
+}
+
+export class FakeCardProcessor {
+  readonly intents = new Map<string, FakeIntent>();
+  readonly refunds: { id: string; payment_intent: string; amount: number }[] = [];
+  readonly webhooks: WebhookDelivery[] = [];
+  /** Number of POST /v1/payment_intents requests that created (not replayed) an intent. */
+  created = 0;
+  mode: "sync" | "async" = "sync";
+  webhookUrl?: string;
+  /** Called after an intent is created, before the HTTP answer: a test can kill the caller here. */
+  beforeAnswer?: (intent: FakeIntent) => Promise<void>;
+  private readonly idem = new Map<string, { params: string; status: number; body: string }>();
+  private server?: Server;
+  url = "";
+
+  constructor(
+    readonly apiKey: string,
+    readonly webhookSecret: string,
+  ) {}
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => void this.handle(req, res).catch((e) => this.send(res, 500, { error: { type: "api_error", message: String(e) } })));
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((r) => this.server?.close(r));
+  }
+
+  /** Succeeded charges per our intent id (metadata), to prove nothing was charged twice. */
+  chargesFor(intentId: string): number {
+    return [...this.intents.values()].filter((i) => i.metadata.intent_id === intentId && i.status === "succeeded").length;
+  }
+
+  get succeeded(): FakeIntent[] {
+    return [...this.intents.values()].filter((i) => i.status === "succeeded");
+  }
+
+  /** Async mode: finishes processing intents and sends their webhooks. */
+  async settle(filter: (i: FakeIntent) => boolean = () => true): Promise<void> {
+    for (const i of this.intents.values())
+      if (i.status === "processing" && filter(i)) {
+        i.status = "succeeded";
+        i.amount_received = i.amount;
+        this.queueEvent("payment_intent.succeeded", i);
+      }
+    await this.redeliver();
+  }
+
+  /** Signs a body the way Stripe documents it (also used by tests to forge and replay). */
+  sign(body: string, t = Math.floor(Date.now() / 1000), secret = this.webhookSecret): string {
+    return `t=${t},v1=${createHmac("sha256", secret).update(`${t}.${body}`).digest("hex")}`;
+  }
+
+  /** Delivers every undelivered webhook once, in order. */
+  async redeliver(): Promise<void> {
+    if (!this.webhookUrl) return;
+    for (const w of this.webhooks) {
+      if (w.delivered) continue;
+      const body = JSON.stringify(w.event);
+      w.attempts++;
+      try {
+        const r = await fetch(this.webhookUrl, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": this.sign(body) }, body });
+        w.lastStatus = r.status;
+        w.delivered = r.ok;
+        await r.arrayBuffer();
+      } catch {
+        w.delivered = false;
+      }
+    }
+  }
+
+  private queueEvent(type: string, object: FakeIntent): void {
+    this.webhooks.push({ event: { id: rid("evt"), type, created: Math.floor(Date.now() / 1000), data: { object: { ...object } } }, delivered: false, attempts: 0 });
+  }
+
+  private send(res: ServerResponse, status: number, body: unknown): void {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, { "content-type": "application/json", "request-id": rid("req") });
+    res.end(JSON.stringify(body));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString();
+    if (req.headers.authorization !== `Bearer ${this.apiKey}`)
+      return this.send(res, 401, { error: { type: "invalid_request_error", message: "Invalid API Key provided" } });
+    const url = new URL(req.url ?? "/", "http://x");
+    const path = url.pathname;
+    if (req.method === "POST" && path === "/v1/payment_intents") {
+      const key = req.headers["idempotency-key"];
+      if (typeof key === "string") {
+        const prev = this.idem.get(key);
+        if (prev && prev.params !== raw)
+          return this.send(res, 400, { error: { type: "idempotency_error", message: "Keys for idempotent requests can only be used with the same parameters they were first used with." } });
+        if (prev) {
+          res.writeHead(prev.status, { "content-type": "application/json", "idempotent-replayed": "true" });
+          return void res.end(prev.body);
+        }
+      }
+      const p = parseForm(raw);
+      const amount = Number(p.amount);
+      if (!Number.isSafeInteger(amount) || amount < 50) return this.send(res, 400, { error: { type: "invalid_request_error", param: "amount", message: "Amount must be at least 50 cents" } });
+      const pm = String(p.payment_method ?? "");
+      const declined = pm === "pm_card_chargeDeclined";
+      const intent: FakeIntent = {
+        id: rid("pi"),
+        object: "payment_intent",
+        amount,
+        amount_received: 0,
+        currency: String(p.currency),
+        status: declined ? "requires_payment_method" : this.mode === "async" ? "processing" : "succeeded",
+        payment_method: pm,
+        description: typeof p.description === "string" ? p.description : null,
+        metadata: typeof p.metadata === "object" ? p.metadata : {},
+        created: Math.floor(Date.now() / 1000),
+        livemode: false,
+        last_payment_error: declined ? { code: "card_declined", message: "Your card was declined.", type: "card_error" } : null,
+      };
+      if (intent.status === "succeeded") intent.amount_received = amount;
+      this.intents.set(intent.id, intent);
+      this.created++;
+      if (intent.status === "succeeded") this.queueEvent("payment_intent.succeeded", intent);
+      if (declined) this.queueEvent("payment_intent.payment_failed", intent);
+      const status = declined ? 402 : 200;
+      const body = JSON.stringify(declined ? { error: { type: "card_error", code: "card_declined", message: "Your card was declined.", payment_intent: intent } } : intent);
+      if (typeof key === "string") this.idem.set(key, { params: raw, status, body });
+      await this.beforeAnswer?.(intent);
+      // As Stripe does: a declined confirmation is HTTP 402 with the PaymentIntent in the error.
+      if (declined) return this.send(res, 402, { error: { type: "card_error", code: "card_declined", message: "Your card was declined.", payment_intent: intent } });
+      return this.send(res, 200, intent);
+    }
+    if (req.method === "GET" && path === "/v1/payment_intents/search") {
+      const m = /^metadata\['intent_id'\]:'([^']*)'$/.exec(url.searchParams.get("query") ?? "");
+      if (!m) return this.send(res, 400, { error: { type: "invalid_request_error", param: "query", message: "unsupported search query" } });
+      const data = [...this.intents.values()].filter((i) => i.metadata.intent_id === m[1]);
+      return this.send(res, 200, { object: "search_result", data, has_more: false, next_page: null, url: "/v1/payment_intents/search" });
+    }
+    const one = /^\/v1\/payment_intents\/([A-Za-z0-9_]+)$/.exec(path);
+    if (req.method === "GET" && one) {
+      const i = this.intents.get(one[1]);
+      return i ? this.send(res, 200, i) : this.send(res, 404, { error: { type: "invalid_request_error", message: `No such payment_intent: '${one[1]}'` } });
+    }
+    if (req.method === "POST" && path === "/v1/refunds") {
+      const p = parseForm(raw);
+      const i = this.intents.get(String(p.payment_intent));
+      if (!i) return this.send(res, 404, { error: { type: "invalid_request_error", param: "payment_intent", message: "No such payment_intent" } });
+      const amount = p.amount === undefined ? i.amount : Number(p.amount);
+      const already = this.refunds.filter((r) => r.payment_intent === i.id).reduce((a, r) => a + r.amount, 0);
+      if (i.status !== "succeeded" || amount > i.amount - already)
+        return this.send(res, 400, { error: { type: "invalid_request_error", code: "charge_already_refunded", message: "refund exceeds the charge" } });
+      const refund = { id: rid("re"), object: "refund", payment_intent: i.id, amount, currency: i.currency, status: "succeeded", metadata: typeof p.metadata === "object" ? p.metadata : {} };
+      this.refunds.push(refund);
+      return this.send(res, 200, refund);
+    }
+    return this.send(res, 404, { error: { type: "invalid_request_error", message: `Unrecognized request URL (${req.method}: ${path})` } });
+  }
+}
