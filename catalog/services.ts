@@ -72,7 +72,8 @@ const contracts = {
     route: null,
     anonymousPaths: [],
     requires: ["dragonfly"],
-    optional: [],
+    // Usage events (one per request) go to the event stream when it is deployed.
+    optional: ["redpanda"],
     // calls: every routed service (derived below)
     secrets: ["jwt"],
   },
@@ -226,6 +227,27 @@ const contracts = {
     requires: ["postgres", "redpanda"],
     optional: [],
     secrets: ["payment"],
+  },
+  "usage-monitoring": {
+    description: "API usage per user, key and route from the gateway's per-request events (ClickHouse); billable units for billing",
+    tier: "analytics",
+    port: 9101,
+    route: "usage",
+    anonymousPaths: [],
+    requires: ["clickhouse", "redpanda"],
+    optional: [],
+    secrets: [],
+  },
+  "billing-service": {
+    description: "Plans, subscriptions (trials, prorated changes, cancel at period end), usage-based prices, invoices, dunning",
+    tier: "support",
+    port: 8011,
+    route: "billing",
+    anonymousPaths: [],
+    requires: ["postgres", "redpanda"],
+    optional: [],
+    calls: ["payment-service", "usage-monitoring"],
+    secrets: [],
   },
 } satisfies Record<string, Contract>;
 

@@ -49,6 +49,8 @@ const defaults: Record<ServiceName, { scaling?: ServiceScaling; resources: Servi
   "backtesting-engine": { scaling: { replicas: 2, minReplicas: 2, maxReplicas: 8 }, resources: { cpu: "1", memory: "1Gi" } },
   "ai-orchestrator": { resources: small },
   "payment-service": { scaling: stateless, resources: small },
+  "usage-monitoring": { scaling: stateless, resources: small },
+  "billing-service": { scaling: stateless, resources: small },
 };
 
 /** Sizing of a catalog service; throws for a service without an entry or a contradictory one. */

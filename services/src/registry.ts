@@ -22,4 +22,6 @@ export const registry: Record<string, Loader> = {
   "backtesting-engine": () => import("./services/backtesting-engine").then((m) => m.default),
   "ai-orchestrator": () => import("./services/ai-orchestrator").then((m) => m.default),
   "payment-service": () => import("./services/payment-service").then((m) => m.default),
+  "usage-monitoring": () => import("./services/usage-monitoring").then((m) => m.default),
+  "billing-service": () => import("./services/billing-service").then((m) => m.default),
 };

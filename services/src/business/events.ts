@@ -7,7 +7,21 @@
 export const BUSINESS_TOPICS = {
   payments: "payments.events",
   billing: "billing.events",
+  usage: "platform.usage",
 } as const;
+
+/** platform.usage, key = userId ("anonymous" without one): one per request through the gateway. */
+export interface UsageEventMsg {
+  eventId: string;
+  ts: number;
+  userId: string | null;
+  apiKeyId: string | null;
+  /** The catalog route segment (`orders` for /api/orders/...), `unknown` when none matched. */
+  route: string;
+  method: string;
+  status: number;
+  latencyMs: number;
+}
 
 /** payments.events, key = userId. */
 export interface PaymentEventMsg {
@@ -22,5 +36,30 @@ export interface PaymentEventMsg {
   /** For payment.refunded: the refund's amount; `amount` stays the payment's. */
   refundedAmount?: number;
   failureCode?: string | null;
+  ts: number;
+}
+
+/** billing.events, key = userId. `mrr` is the subscription's monthly recurring revenue after the event (0 when not paying). */
+export interface BillingEventMsg {
+  eventId: string;
+  type:
+    | "subscription.created"
+    | "subscription.updated"
+    | "subscription.canceled"
+    | "invoice.created"
+    | "invoice.paid"
+    | "invoice.payment_failed"
+    | "invoice.uncollectible";
+  userId: string;
+  subscriptionId: string;
+  planId: string;
+  status: string;
+  currency: string;
+  mrr: number;
+  invoiceId?: string;
+  amountDue?: number;
+  amountPaid?: number;
+  attempts?: number;
+  nextAttemptAt?: string | null;
   ts: number;
 }

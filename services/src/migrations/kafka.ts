@@ -32,6 +32,8 @@ export const kafkaTopics: readonly TopicSpec[] = [
   { name: "config.snapshot", partitions: 1, replicationFactor: 3, cleanupPolicy: "compact", description: "latest value per namespace/key (compacted)" },
   { name: "audit.events", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, description: "security and admin audit trail" },
   { name: "payments.events", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, description: "payment-service: payment succeeded / failed / refunded, keyed by user id" },
+  { name: "billing.events", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 365 * DAY, description: "billing-service: subscriptions and invoices (created, paid, failed, canceled), keyed by user id" },
+  { name: "platform.usage", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "api-gateway: one event per request (user, key, route, status, latency), keyed by user id" },
   { name: "notifications.outbox", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 3 * DAY, description: "messages to deliver to users" },
 ];
 

@@ -28,6 +28,7 @@ import { Counter } from "prom-client";
 import { catalog, type ServiceDefinition } from "../../catalog";
 import { defineService, errorBody, HttpError, IDENTITY_HEADERS, jwtKey, peerBaseUrl, TokenError, verifyAccessToken, type Identity, Type } from "../../kit";
 import { apiKeyCacheKey, hashApiKey, parseApiKey, type ApiKeyIdentity } from "../user-management/api-keys";
+import { UsageEmitter } from "./usage";
 
 const config = {
   JWT_SECRET: Type.String({ minLength: 64, secret: true }),
@@ -123,8 +124,25 @@ export default defineService({
       maxRetriesOn503: 0,
     });
 
+    // One usage event per /api/ request when the event stream is configured (usage.ts).
+    const usage = ctx.datastores.isEnabled("redpanda") ? new UsageEmitter(ctx) : undefined;
+    usage?.start();
+
     // Everything under /api/ in its own scope: raw bodies, auth, rate limit.
     await app.register(async (api) => {
+      if (usage)
+        api.addHook("onResponse", async (request, reply) => {
+          const id = auth.get(request)?.identity;
+          const m = /^\/api\/([^/?]+)/.exec(request.url);
+          usage.record({
+            userId: id?.userId ?? null,
+            apiKeyId: id?.apiKeyId ?? null,
+            route: m && routes.has(m[1]) ? m[1] : "unknown",
+            method: request.method,
+            status: reply.statusCode,
+            latencyMs: Math.round(reply.elapsedTime * 1000) / 1000,
+          });
+        });
       // Bodies are forwarded as received (size-limited by BODY_LIMIT_BYTES -> 413), not re-serialised.
       api.removeAllContentTypeParsers();
       api.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));

@@ -29,25 +29,50 @@ export async function consumeBatches(
   ctx: ServiceContext<{ KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number }>,
   opts: { groupId: string; topics: string[]; fromBeginning?: boolean; handle: (msgs: BatchMessage[]) => Promise<void> },
 ): Promise<void> {
-  // Short broker-side fetch wait: a long-poll that returns as soon as data arrives is what we want,
-  // but kafkajs waits out maxWaitTimeInMs on idle partitions of a multi-partition fetch.
-  const consumer = ctx.datastores.kafka.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100, ...consumerConfig(ctx.config) });
-  ctx.onClose(() => consumer.disconnect().catch(() => undefined));
-  await consumer.connect();
-  await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? true });
-  await consumer.run({
-    eachBatchAutoResolve: false,
-    // Offsets are committed at most once a second instead of after every batch (one Kafka round
-    // trip less per batch); a crash replays at most that much, which the handlers dedupe.
-    autoCommitInterval: 1000,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-      if (!isRunning() || isStale() || batch.messages.length === 0) return;
-      const msgs = batch.messages
-        .filter((m) => m.value)
-        .map((m) => ({ topic: batch.topic, key: m.key ? m.key.toString() : null, value: m.value!.toString() }));
-      await opts.handle(msgs);
-      resolveOffset(batch.messages[batch.messages.length - 1].offset);
-      await heartbeat();
-    },
+  let closing = false;
+  let current: import("kafkajs").Consumer | undefined;
+  ctx.onClose(async () => {
+    closing = true;
+    await current?.disconnect().catch(() => undefined);
   });
+  const start = async (): Promise<void> => {
+    // Short broker-side fetch wait: a long-poll that returns as soon as data arrives is what we want,
+    // but kafkajs waits out maxWaitTimeInMs on idle partitions of a multi-partition fetch.
+    const consumer = ctx.datastores.kafka.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100, ...consumerConfig(ctx.config) });
+    current = consumer;
+    // kafkajs restarts a crashed consumer only after retriable errors. Others (e.g. the group
+    // coordinator of a broker that is still starting) would leave the service running without its
+    // consumer: start a new one instead.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart || closing) return;
+      ctx.log.warn({ groupId: opts.groupId, err: { message: payload.error.message } }, "kafka consumer stopped after a non-retriable error; starting a new one");
+      restartLater();
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? true });
+    await consumer.run({
+      eachBatchAutoResolve: false,
+      // Offsets are committed at most once a second instead of after every batch (one Kafka round
+      // trip less per batch); a crash replays at most that much, which the handlers dedupe.
+      autoCommitInterval: 1000,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        const msgs = batch.messages
+          .filter((m) => m.value)
+          .map((m) => ({ topic: batch.topic, key: m.key ? m.key.toString() : null, value: m.value!.toString() }));
+        await opts.handle(msgs);
+        resolveOffset(batch.messages[batch.messages.length - 1].offset);
+        await heartbeat();
+      },
+    });
+  };
+  const restartLater = (delayMs = 1000) =>
+    setTimeout(() => {
+      if (closing) return;
+      start().catch((err: Error) => {
+        ctx.log.warn({ groupId: opts.groupId, err: { message: err.message } }, "kafka consumer failed to start; retrying");
+        restartLater(Math.min(delayMs * 2, 30_000));
+      });
+    }, delayMs).unref();
+  await start();
 }

@@ -140,3 +140,8 @@ function nextEnd(sub: Subscription, plan: Plan): Date {
   while (addIntervals(sub.anchor, plan.interval, n) <= sub.periodEnd) n++;
   return addIntervals(sub.anchor, plan.interval, n);
 }
+
+/** Monthly recurring revenue of a plan: a yearly price counts a twelfth per month (rounded). */
+export function monthlyAmount(plan: Pick<Plan, "amount" | "interval">): bigint {
+  return plan.interval === "month" ? plan.amount : mulDivRound(plan.amount, 1n, 12n);
+}

@@ -1,0 +1,87 @@
+/**
+ * billing-service (8011): plans, subscriptions (trial, prorated plan changes, cancel at period
+ * end), usage-based prices metered by usage-monitoring, invoices with line items, dunning.
+ * Charges through payment-service (/internal/intents), learns outcomes from `payments.events`,
+ * emits `billing.events` through the outbox (bil_outbox). Routes: routes.ts; use cases:
+ * billing.ts; data access: repo.ts; pure domain: domain/.
+ */
+import { defineService, env, HttpError, type ServiceContext } from "../../kit";
+import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
+import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
+import { OutboxRelay } from "../../trading/infra/outbox";
+import { Billing, type PaymentGateway, type UsageSource } from "./billing";
+import { BillingRepo, OUTBOX } from "./repo";
+import { registerRoutes } from "./routes";
+
+function paymentGateway(ctx: ServiceContext): PaymentGateway {
+  return {
+    async charge(p) {
+      const r = await ctx.peers.call<{ id: string; status: string; error?: { code: string; message: string } }>("payment-service", "/internal/intents", {
+        method: "POST",
+        headers: { "idempotency-key": p.idempotencyKey },
+        body: { userId: p.userId, amount: Number(p.amount), currency: p.currency, paymentMethod: p.paymentMethod, reference: p.reference, description: p.description },
+        timeoutMs: 30_000,
+      });
+      if (r.status !== 200 && r.status !== 201) throw new Error(`payment-service answered ${r.status} ${r.body.error?.code ?? ""}`);
+      return { intentId: r.body.id, status: r.body.status };
+    },
+  };
+}
+
+function usageSource(ctx: ServiceContext): UsageSource {
+  return {
+    async units(userId, metric, from, to) {
+      const q = new URLSearchParams({ userId, metric, from: from.toISOString(), to: to.toISOString() });
+      const r = await ctx.peers.call<{ units: number }>("usage-monitoring", `/internal/usage/units?${q}`, { timeoutMs: 10_000 });
+      if (r.status !== 200) throw new HttpError(502, "USAGE_UNAVAILABLE", `usage-monitoring answered ${r.status}`);
+      return BigInt(r.body.units);
+    },
+  };
+}
+
+export default defineService({
+  name: "billing-service",
+  config: {
+    ...consumerEnv,
+    BILLING_CYCLE_INTERVAL_MS: env.int({ default: 60_000, min: 0, description: "billing cycle period; 0 disables it (POST /cycle still runs it)" }),
+    BILLING_DUNNING_RETRY_DAYS: env.list({ default: ["1", "3", "5"], itemPattern: /^\d{1,3}$/, description: "days between failed charge attempts; their count is the number of retries" }),
+    BILLING_OUTBOX_INTERVAL_MS: env.int({ default: 200, min: 10 }),
+    BILLING_CONSUMER_GROUP: env.string({ default: "billing-service" }),
+  },
+  async register(ctx) {
+    const c = ctx.config;
+    const pg = ctx.datastores.postgres;
+    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.datastores.kafka, ctx.log, { intervalMs: c.BILLING_OUTBOX_INTERVAL_MS });
+    const repo = new BillingRepo(pg);
+    const billing = new Billing(repo, paymentGateway(ctx), usageSource(ctx), ctx.log, { retryAfterDays: c.BILLING_DUNNING_RETRY_DAYS.map(Number) }, () => relay.notify());
+    registerRoutes(ctx.app, { billing, repo });
+
+    relay.start();
+    ctx.onClose(() => relay.stop());
+    await consumeBatches(ctx, {
+      groupId: c.BILLING_CONSUMER_GROUP,
+      topics: [BUSINESS_TOPICS.payments],
+      handle: async (msgs) => {
+        const changed = await pg.transaction(async (tx) => {
+          let any = false;
+          for (const m of msgs) any = (await billing.onPaymentEvent(tx, JSON.parse(m.value) as PaymentEventMsg)) || any;
+          return any;
+        });
+        if (changed) relay.notify();
+      },
+    });
+    if (c.BILLING_CYCLE_INTERVAL_MS > 0) {
+      let running: Promise<unknown> | undefined;
+      const timer = setInterval(() => {
+        running ??= billing
+          .runCycle()
+          .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "billing cycle failed"))
+          .finally(() => (running = undefined));
+      }, c.BILLING_CYCLE_INTERVAL_MS);
+      ctx.onClose(async () => {
+        clearInterval(timer);
+        await running;
+      });
+    }
+  },
+});

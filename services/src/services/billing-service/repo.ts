@@ -1,0 +1,228 @@
+/**
+ * billing-service data access (PostgreSQL, migration 0310_billing.sql). Row <-> domain mapping,
+ * invoice creation with its lines, and events through the transactional outbox (bil_outbox).
+ */
+import type { PoolClient } from "pg";
+import type { PostgresClient } from "../../kit";
+import { type Currency, toJson } from "../../business/money";
+import { BUSINESS_TOPICS, type BillingEventMsg } from "../../business/events";
+import { enqueue } from "../../trading/infra/outbox";
+import { invoiceTotals, type InvoiceStatus } from "./domain/invoices";
+import { type InvoiceLine, monthlyAmount, type Plan, type Subscription, type SubscriptionStatus } from "./domain/subscriptions";
+
+export const OUTBOX = "bil_outbox";
+type Q = Pick<PoolClient, "query">;
+
+interface PlanRow {
+  plan_id: string;
+  name: string;
+  currency: Currency;
+  amount: string;
+  billing_interval: "month" | "year";
+  trial_days: number;
+  usage_metric: "api_requests" | null;
+  usage_included: string | null;
+  usage_block_size: string | null;
+  usage_block_amount: string | null;
+  active: boolean;
+}
+
+export interface SubscriptionRow {
+  subscription_id: string;
+  user_id: string;
+  plan_id: string;
+  status: SubscriptionStatus;
+  anchor: Date;
+  period_start: Date;
+  period_end: Date;
+  trial_end: Date | null;
+  cancel_at_period_end: boolean;
+  credit_balance: string;
+  payment_method: string;
+  canceled_at: Date | null;
+  created_at: Date;
+}
+
+export interface InvoiceRow {
+  invoice_id: string;
+  subscription_id: string;
+  user_id: string;
+  currency: Currency;
+  status: InvoiceStatus;
+  subtotal: string;
+  credit_applied: string;
+  amount_due: string;
+  attempts: number;
+  next_attempt_at: Date | null;
+  last_payment_id: string | null;
+  paid_at: Date | null;
+  created_at: Date;
+}
+
+export function planOf(r: PlanRow): Plan {
+  return {
+    id: r.plan_id,
+    name: r.name,
+    currency: r.currency,
+    amount: BigInt(r.amount),
+    interval: r.billing_interval,
+    trialDays: r.trial_days,
+    usage: r.usage_metric ? { metric: r.usage_metric, included: BigInt(r.usage_included!), blockSize: BigInt(r.usage_block_size!), blockAmount: BigInt(r.usage_block_amount!) } : null,
+  };
+}
+
+export function planView(p: Plan) {
+  return {
+    id: p.id,
+    name: p.name,
+    currency: p.currency,
+    amount: toJson(p.amount),
+    interval: p.interval,
+    trialDays: p.trialDays,
+    usage: p.usage && { metric: p.usage.metric, included: toJson(p.usage.included), blockSize: toJson(p.usage.blockSize), blockAmount: toJson(p.usage.blockAmount) },
+  };
+}
+
+export function subscriptionOf(r: SubscriptionRow): Subscription {
+  return { planId: r.plan_id, status: r.status, anchor: r.anchor, periodStart: r.period_start, periodEnd: r.period_end, trialEnd: r.trial_end, cancelAtPeriodEnd: r.cancel_at_period_end, creditBalance: BigInt(r.credit_balance) };
+}
+
+export function subscriptionView(r: SubscriptionRow) {
+  return {
+    id: r.subscription_id,
+    userId: r.user_id,
+    planId: r.plan_id,
+    status: r.status,
+    currentPeriodStart: r.period_start.toISOString(),
+    currentPeriodEnd: r.period_end.toISOString(),
+    trialEnd: r.trial_end?.toISOString() ?? null,
+    cancelAtPeriodEnd: r.cancel_at_period_end,
+    creditBalance: toJson(BigInt(r.credit_balance)),
+    canceledAt: r.canceled_at?.toISOString() ?? null,
+  };
+}
+
+export function invoiceView(r: InvoiceRow, lines: { kind: string; description: string; quantity: string; amount: string; period_start: Date; period_end: Date }[]) {
+  return {
+    id: r.invoice_id,
+    subscriptionId: r.subscription_id,
+    status: r.status,
+    currency: r.currency,
+    subtotal: toJson(BigInt(r.subtotal)),
+    creditApplied: toJson(BigInt(r.credit_applied)),
+    amountDue: toJson(BigInt(r.amount_due)),
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at?.toISOString() ?? null,
+    paidAt: r.paid_at?.toISOString() ?? null,
+    createdAt: r.created_at.toISOString(),
+    lines: lines.map((l) => ({ kind: l.kind, description: l.description, quantity: toJson(BigInt(l.quantity)), amount: toJson(BigInt(l.amount)), periodStart: l.period_start.toISOString(), periodEnd: l.period_end.toISOString() })),
+  };
+}
+
+export class BillingRepo {
+  constructor(readonly pg: PostgresClient) {}
+
+  async createPlan(p: Plan): Promise<boolean> {
+    const r = await this.pg.query(
+      `INSERT INTO bil_plans (plan_id, name, currency, amount, billing_interval, trial_days, usage_metric, usage_included, usage_block_size, usage_block_amount)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING`,
+      [p.id, p.name, p.currency, p.amount.toString(), p.interval, p.trialDays, p.usage?.metric ?? null, p.usage?.included.toString() ?? null, p.usage?.blockSize.toString() ?? null, p.usage?.blockAmount.toString() ?? null],
+    );
+    return r.rowCount === 1;
+  }
+
+  async plans(): Promise<Plan[]> {
+    return (await this.pg.query<PlanRow>("SELECT * FROM bil_plans WHERE active ORDER BY amount, plan_id")).rows.map(planOf);
+  }
+
+  async plan(id: string, c: Q = this.pg.pool): Promise<Plan | undefined> {
+    const r = (await c.query<PlanRow>("SELECT * FROM bil_plans WHERE plan_id = $1", [id])).rows[0];
+    return r && planOf(r);
+  }
+
+  async subscription(id: string, c: Q = this.pg.pool, forUpdate = false): Promise<SubscriptionRow | undefined> {
+    return (await c.query<SubscriptionRow>(`SELECT * FROM bil_subscriptions WHERE subscription_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [id])).rows[0];
+  }
+
+  async subscriptionsOf(userId: string): Promise<SubscriptionRow[]> {
+    return (await this.pg.query<SubscriptionRow>("SELECT * FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at DESC", [userId])).rows;
+  }
+
+  async insertSubscription(c: Q, id: string, userId: string, s: Subscription, paymentMethod: string): Promise<SubscriptionRow> {
+    const { rows } = await c.query<SubscriptionRow>(
+      `INSERT INTO bil_subscriptions (subscription_id, user_id, plan_id, status, anchor, period_start, period_end, trial_end, cancel_at_period_end, credit_balance, payment_method)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING *`,
+      [id, userId, s.planId, s.status, s.anchor, s.periodStart, s.periodEnd, s.trialEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), paymentMethod],
+    );
+    return rows[0];
+  }
+
+  async updateSubscription(c: Q, id: string, s: Subscription, canceled = false): Promise<SubscriptionRow> {
+    const { rows } = await c.query<SubscriptionRow>(
+      `UPDATE bil_subscriptions SET plan_id = $2, status = $3, period_start = $4, period_end = $5, cancel_at_period_end = $6, credit_balance = $7,
+              canceled_at = CASE WHEN $8 THEN coalesce(canceled_at, now()) ELSE canceled_at END, updated_at = now()
+       WHERE subscription_id = $1 RETURNING *`,
+      [id, s.planId, s.status, s.periodStart, s.periodEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), canceled],
+    );
+    return rows[0];
+  }
+
+  /** Subscriptions whose period has ended, locked for this worker (other replicas skip them). */
+  async lockDue(c: Q, limit: number): Promise<SubscriptionRow[]> {
+    return (
+      await c.query<SubscriptionRow>(
+        `SELECT * FROM bil_subscriptions WHERE status NOT IN ('canceled','unpaid') AND period_end <= now() ORDER BY period_end LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [limit],
+      )
+    ).rows;
+  }
+
+  /** Creates an invoice with its lines, applying (and consuming) the subscription's credit. */
+  async createInvoice(c: Q, id: string, sub: SubscriptionRow, currency: Currency, lines: InvoiceLine[]): Promise<{ invoice: InvoiceRow; creditBalanceAfter: bigint }> {
+    const t = invoiceTotals(lines, BigInt(sub.credit_balance));
+    const status: InvoiceStatus = t.amountDue === 0n ? "paid" : "open";
+    const { rows } = await c.query<InvoiceRow>(
+      `INSERT INTO bil_invoices (invoice_id, subscription_id, user_id, currency, status, subtotal, credit_applied, amount_due, paid_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8, CASE WHEN $5 = 'paid' THEN now() END) RETURNING *`,
+      [id, sub.subscription_id, sub.user_id, currency, status, t.subtotal.toString(), t.creditApplied.toString(), t.amountDue.toString()],
+    );
+    if (lines.length > 0)
+      await c.query(
+        `INSERT INTO bil_invoice_lines (invoice_id, line_no, kind, description, quantity, amount, period_start, period_end)
+         SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamptz[], $8::timestamptz[])`,
+        [id, lines.map((_, i) => i + 1), lines.map((l) => l.kind), lines.map((l) => l.description), lines.map((l) => l.quantity.toString()), lines.map((l) => l.amount.toString()), lines.map((l) => l.periodStart), lines.map((l) => l.periodEnd)],
+      );
+    return { invoice: rows[0], creditBalanceAfter: t.creditBalanceAfter };
+  }
+
+  async invoice(id: string, c: Q = this.pg.pool, forUpdate = false): Promise<InvoiceRow | undefined> {
+    return (await c.query<InvoiceRow>(`SELECT * FROM bil_invoices WHERE invoice_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [id])).rows[0];
+  }
+
+  async invoicesOf(userId: string, limit: number): Promise<InvoiceRow[]> {
+    return (await this.pg.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2", [userId, limit])).rows;
+  }
+
+  async lines(invoiceIds: string[]) {
+    const { rows } = await this.pg.query<{ invoice_id: string; kind: string; description: string; quantity: string; amount: string; period_start: Date; period_end: Date }>(
+      "SELECT * FROM bil_invoice_lines WHERE invoice_id = ANY($1::uuid[]) ORDER BY invoice_id, line_no",
+      [invoiceIds],
+    );
+    return rows;
+  }
+
+  /** Open invoices due for a (re)try: never attempted, or their dunning retry time has come. */
+  async dueInvoices(limit: number): Promise<InvoiceRow[]> {
+    return (await this.pg.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE status = 'open' AND ((attempts = 0 AND last_payment_id IS NULL) OR next_attempt_at <= now()) ORDER BY created_at LIMIT $1", [limit])).rows;
+  }
+
+  async markProcessed(c: Q, eventId: string): Promise<boolean> {
+    return (await c.query("INSERT INTO bil_processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING", [eventId])).rowCount === 1;
+  }
+
+  async emit(c: PoolClient, type: BillingEventMsg["type"], sub: SubscriptionRow, plan: Plan, extra: Partial<BillingEventMsg> & { eventId: string }): Promise<void> {
+    const paying = sub.status === "active" || sub.status === "past_due";
+    const msg: BillingEventMsg = { type, userId: sub.user_id, subscriptionId: sub.subscription_id, planId: sub.plan_id, status: sub.status, currency: plan.currency, mrr: paying ? toJson(monthlyAmount(plan)) : 0, ts: Date.now(), ...extra };
+    await enqueue(c, OUTBOX, [{ eventId: msg.eventId, topic: BUSINESS_TOPICS.billing, key: sub.user_id, payload: { ...msg } }]);
+  }
+}

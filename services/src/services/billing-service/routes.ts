@@ -1,0 +1,111 @@
+/**
+ * billing-service HTTP routes (behind the gateway at /api/billing):
+ *   GET  /plans                            active plans (any signed-in user)
+ *   POST /plans                            admin: { id, name, currency, amount, interval, trialDays?, usage? }
+ *   POST /subscriptions                    { planId, paymentMethod } -> 201 (409 ALREADY_SUBSCRIBED)
+ *   GET  /subscriptions                    the caller's subscriptions
+ *   POST /subscriptions/:id/plan           { planId } prorated change
+ *   POST /subscriptions/:id/cancel         { atPeriodEnd? = true }
+ *   GET  /invoices                         the caller's invoices with line items
+ *   POST /cycle                            admin: run the billing cycle now (renewals, due charges)
+ */
+import { type App, HttpError, requireIdentity, Type } from "../../kit";
+import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
+import type { Billing } from "./billing";
+import { type BillingRepo, invoiceView, planView, subscriptionView } from "./repo";
+
+const MAX = 1_000_000_000_000;
+const PlanBody = Type.Object(
+  {
+    id: Type.String({ pattern: "^[a-z0-9][a-z0-9-]{0,62}$" }),
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    currency: Type.Union(Object.keys(CURRENCIES).map((c) => Type.Literal(c))),
+    amount: Type.Integer({ minimum: 0, maximum: MAX }),
+    interval: Type.Union([Type.Literal("month"), Type.Literal("year")]),
+    trialDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 365 })),
+    usage: Type.Optional(
+      Type.Object(
+        {
+          metric: Type.Literal("api_requests"),
+          included: Type.Integer({ minimum: 0, maximum: MAX }),
+          blockSize: Type.Integer({ minimum: 1, maximum: MAX }),
+          blockAmount: Type.Integer({ minimum: 0, maximum: MAX }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+const PlanId = Type.String({ pattern: "^[a-z0-9][a-z0-9-]{0,62}$" });
+const IdParams = Type.Object({ id: Type.String({ format: "uuid" }) });
+
+function minor(v: number, field: string): bigint {
+  try {
+    return parseMinor(v, field);
+  } catch (err) {
+    if (err instanceof MoneyError) throw new HttpError(400, "VALIDATION_ERROR", err.message, field);
+    throw err;
+  }
+}
+
+export function registerRoutes(app: App, deps: { billing: Billing; repo: BillingRepo }) {
+  const { billing, repo } = deps;
+
+  app.get("/plans", async (req) => {
+    requireIdentity(req);
+    return { plans: (await repo.plans()).map(planView) };
+  });
+
+  app.post("/plans", { schema: { body: PlanBody } }, async (req, reply) => {
+    requireIdentity(req, "admin");
+    const b = req.body;
+    const plan = {
+      id: b.id,
+      name: b.name,
+      currency: b.currency as Currency,
+      amount: minor(b.amount, "amount"),
+      interval: b.interval,
+      trialDays: b.trialDays ?? 0,
+      usage: b.usage ? { metric: b.usage.metric, included: minor(b.usage.included, "usage.included"), blockSize: minor(b.usage.blockSize, "usage.blockSize"), blockAmount: minor(b.usage.blockAmount, "usage.blockAmount") } : null,
+    };
+    if (!(await repo.createPlan(plan))) throw new HttpError(409, "PLAN_EXISTS", `plan ${b.id} already exists (plans are immutable: create a new one)`, "id");
+    return reply.code(201).send(planView(plan));
+  });
+
+  app.post(
+    "/subscriptions",
+    { schema: { body: Type.Object({ planId: PlanId, paymentMethod: Type.String({ pattern: "^pm_[A-Za-z0-9_]{1,128}$" }) }, { additionalProperties: false }) } },
+    async (req, reply) => {
+      const who = requireIdentity(req);
+      return reply.code(201).send(subscriptionView(await billing.subscribe(who.userId, req.body.planId, req.body.paymentMethod)));
+    },
+  );
+
+  app.get("/subscriptions", async (req) => {
+    const who = requireIdentity(req);
+    return { subscriptions: (await repo.subscriptionsOf(who.userId)).map(subscriptionView) };
+  });
+
+  app.post("/subscriptions/:id/plan", { schema: { params: IdParams, body: Type.Object({ planId: PlanId }, { additionalProperties: false }) } }, async (req) => {
+    const who = requireIdentity(req);
+    return subscriptionView(await billing.changePlan(who.userId, req.params.id, req.body.planId));
+  });
+
+  app.post("/subscriptions/:id/cancel", { schema: { params: IdParams, body: Type.Optional(Type.Object({ atPeriodEnd: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) } }, async (req) => {
+    const who = requireIdentity(req);
+    return subscriptionView(await billing.cancel(who.userId, req.params.id, req.body?.atPeriodEnd ?? true));
+  });
+
+  app.get("/invoices", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }) } }, async (req) => {
+    const who = requireIdentity(req);
+    const invoices = await repo.invoicesOf(who.userId, req.query.limit);
+    const lines = await repo.lines(invoices.map((i) => i.invoice_id));
+    return { invoices: invoices.map((i) => invoiceView(i, lines.filter((l) => l.invoice_id === i.invoice_id))) };
+  });
+
+  app.post("/cycle", async (req) => {
+    requireIdentity(req, "admin");
+    return billing.runCycle();
+  });
+}

@@ -1,0 +1,223 @@
+/**
+ * billing-service, payment-service and usage-monitoring behind the api-gateway, against real
+ * PostgreSQL, Kafka, ClickHouse and Redis, with the local Stripe-API processor confirming charges
+ * by signed webhook. Covers: subscribe -> invoice -> charge -> webhook -> invoice paid -> active;
+ * gateway usage events -> ClickHouse -> per-route counts and the usage line of the renewal
+ * invoice; prorated downgrade into customer credit; dunning to uncollectible; cancel at period end;
+ * the ledger sums to zero after every test.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { kafkajs, pg, startRedis, type RedisServer } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, jwtKey, signAccessToken, type Service } from "../../services/src/kit";
+import { createClickHouse } from "../../services/src/kit/datastores";
+import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
+import apiGateway from "../../services/src/services/api-gateway";
+import billingService from "../../services/src/services/billing-service";
+import paymentService from "../../services/src/services/payment-service";
+import usageMonitoring from "../../services/src/services/usage-monitoring";
+import { FakeCardProcessor } from "../fakes/card-processor";
+import { http, waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "kafka", "clickhouse");
+const run = randomBytes(3).toString("hex");
+const fake = new FakeCardProcessor(`sk_test_${randomBytes(12).toString("hex")}`, `whsec_${randomBytes(16).toString("hex")}`);
+const JWT_SECRET = randomBytes(64).toString("hex");
+let redis: RedisServer;
+let pool: InstanceType<typeof pg.Pool>;
+let services: Service<any>[] = [];
+let gw: string;
+let adminToken: string;
+
+const token = (userId: string, role: "trader" | "admin" = "trader") => signAccessToken(jwtKey(JWT_SECRET), { userId, role }, 3600);
+const api = (method: string, path: string, tok: string, body?: unknown) => http(method, `${gw}/api${path}`, { token: tok, body });
+
+async function ledgerTotals(): Promise<string[]> {
+  return (await pool.query("SELECT sum(amount)::text AS total FROM pay_ledger_entries GROUP BY currency")).rows.map((r) => r.total);
+}
+const invoices = async (tok: string) => (await api("GET", "/billing/invoices", tok)).body.invoices as any[];
+const subscription = async (tok: string) => (await api("GET", "/billing/subscriptions", tok)).body.subscriptions[0];
+
+beforeAll(async () => {
+  await fake.start();
+  fake.mode = "async";
+  redis = await startRedis();
+  const env: Record<string, string> = {
+    ...srv.env,
+    DRAGONFLY_URL: redis.url,
+    LOG_LEVEL: process.env.BIZ_LOG_LEVEL ?? "silent",
+    JWT_SECRET,
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    KAFKA_HEARTBEAT_MS: "500",
+    PAYMENT_PROCESSOR_URL: fake.url,
+    PAYMENT_PROCESSOR_API_KEY: fake.apiKey,
+    PAYMENT_WEBHOOK_SECRET: fake.webhookSecret,
+    PAYMENT_RECONCILE_INTERVAL_MS: "0",
+    PAYMENT_OUTBOX_INTERVAL_MS: "50",
+    BILLING_OUTBOX_INTERVAL_MS: "50",
+    BILLING_CYCLE_INTERVAL_MS: "0",
+    BILLING_CONSUMER_GROUP: `billing-${run}`,
+    USAGE_CONSUMER_GROUP: `usage-${run}`,
+    RATE_LIMIT_MAX_REQUESTS: "100000",
+  };
+  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
+  await runPostgresMigrations(pool);
+  const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
+  await runClickHouseMigrations(ch);
+  await ch.close();
+  const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  await ensureKafkaTopics(admin);
+  await admin.disconnect();
+
+  const urls: Record<string, string> = {};
+  for (const [name, mod] of [["payment-service", paymentService], ["usage-monitoring", usageMonitoring], ["billing-service", billingService]] as const) {
+    const s = await createService(mod as any, { env: { ...env, ...urls }, defaultMetrics: false });
+    services.push(s);
+    urls[`SERVICE_${name.toUpperCase().replace(/-/g, "_")}_URL`] = await s.listen({ port: 0, host: "127.0.0.1" });
+  }
+  fake.webhookUrl = `${urls.SERVICE_PAYMENT_SERVICE_URL}/webhooks/processor`;
+  const g = await createService(apiGateway, { env: { ...env, ...urls }, defaultMetrics: false });
+  services.push(g);
+  gw = await g.listen({ port: 0, host: "127.0.0.1" });
+  adminToken = await token(randomUUID(), "admin");
+  const plans = [
+    { id: `pro-${run}`, name: "Pro", currency: "usd", amount: 3000, interval: "month", usage: { metric: "api_requests", included: 5, blockSize: 5, blockAmount: 100 } },
+    { id: `basic-${run}`, name: "Basic", currency: "usd", amount: 1000, interval: "month" },
+    { id: `trial-${run}`, name: "Trial", currency: "usd", amount: 2000, interval: "month", trialDays: 14 },
+  ];
+  for (const p of plans) expect((await api("POST", "/billing/plans", adminToken, p)).status).toBe(201);
+}, 300_000);
+
+afterEach(async () => {
+  for (const t of await ledgerTotals()) expect(t).toBe("0");
+});
+
+afterAll(async () => {
+  for (const s of services.reverse()) await s.close();
+  await pool?.end();
+  await redis?.stop();
+  await fake.stop();
+});
+
+describe("subscription lifecycle through the gateway", () => {
+  it("subscribe -> invoice -> processor confirms by signed webhook -> paid and active; usage metered into the renewal invoice", async () => {
+    const userId = randomUUID();
+    const tok = await token(userId);
+    let served = 0; // requests of this user the gateway served (< 500, not 429): the billable units
+    const call = async (method: string, path: string, body?: unknown) => {
+      const r = await api(method, path, tok, body);
+      if (r.status < 500 && r.status !== 429) served++;
+      return r;
+    };
+    const sub = await call("POST", "/billing/subscriptions", { planId: `pro-${run}`, paymentMethod: "pm_card_visa" });
+    expect(sub.status).toBe(201);
+    expect(sub.body.status).toBe("incomplete");
+    const [inv] = await invoices(tok);
+    served++;
+    expect(inv).toMatchObject({ status: "open", amountDue: 3000, lines: [{ kind: "subscription", amount: 3000 }] });
+    await waitUntil("processor got the charge", async () => [...fake.intents.values()].find((i) => i.metadata.user_id === userId));
+    await fake.settle((i) => i.metadata.user_id === userId); // the processor confirms by signed webhook
+    await waitUntil("invoice paid", async () => (await invoices(tok))[0].status === "paid", 90_000);
+    served++;
+    expect((await subscription(tok)).status).toBe("active");
+    served++;
+    const ledger = await http("GET", `${gw}/api/payments/ledger?account=customer:${userId}`, { token: adminToken });
+    expect(ledger.body.accounts).toEqual([{ account: `customer:${userId}`, currency: "usd", balance: -3000 }]);
+
+    for (let i = 0; i < 7; i++) await call("GET", "/billing/plans");
+    expect((await call("GET", "/billing/nope")).status).toBe(404);
+    const usage = await waitUntil(
+      "usage in ClickHouse",
+      async () => {
+        const u = await api("GET", "/usage", tok);
+        const total = (u.body.usage as any[]).reduce((a, r) => a + r.requests, 0);
+        return total >= served ? u.body.usage : undefined;
+      },
+      90_000,
+    );
+    const billing = (usage as any[]).find((r) => r.route === "billing");
+    expect(billing.requests).toBeGreaterThanOrEqual(12);
+    expect(billing.p95Ms).toBeGreaterThan(0);
+
+    // The period ends: renewal invoices the next period in advance and the usage in arrears.
+    await pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '1 day', period_end = now() - interval '1 second' WHERE user_id = $1", [userId]);
+    const units = Number((await http("GET", `${gw}/api/usage`, { token: tok })).body.usage.filter((r: any) => r.route !== "unknown").reduce((a: number, r: any) => a + r.requests, 0));
+    expect((await api("POST", "/billing/cycle", adminToken)).body.renewed).toBeGreaterThanOrEqual(1);
+    const renewal = (await invoices(tok))[0];
+    const expectedUsage = Math.ceil((units - 5) / 5) * 100;
+    expect(renewal.lines.map((l: any) => [l.kind, l.amount])).toEqual([["subscription", 3000], ["usage", expectedUsage]]);
+    expect(renewal.amountDue).toBe(3000 + expectedUsage);
+    await waitUntil("renewal charged", async () => [...fake.intents.values()].filter((i) => i.metadata.user_id === userId).length === 2);
+    await fake.settle((i) => i.metadata.user_id === userId);
+    await waitUntil("renewal paid", async () => (await invoices(tok))[0].status === "paid", 90_000);
+    expect(fake.succeeded.filter((i) => i.metadata.user_id === userId).map((i) => i.amount)).toEqual([3000, 3000 + expectedUsage]);
+  }, 240_000);
+
+  it("a downgrade mid-period becomes customer credit applied to the next invoice; cancel at period end ends it", async () => {
+    fake.mode = "sync";
+    try {
+      const userId = randomUUID();
+      const tok = await token(userId);
+      const s = (await api("POST", "/billing/subscriptions", tok, { planId: `pro-${run}`, paymentMethod: "pm_card_visa" })).body;
+      await waitUntil("paid", async () => (await invoices(tok))[0]?.status === "paid", 90_000);
+      // Half of a 30-day period left.
+      await pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '15 days', period_end = now() + interval '15 days' WHERE subscription_id = $1", [s.id]);
+      const down = await api("POST", `/billing/subscriptions/${s.id}/plan`, tok, { planId: `basic-${run}` });
+      expect(down.status).toBe(200);
+      const credit = down.body.creditBalance;
+      expect(credit).toBeGreaterThanOrEqual(999); // 1500 - 500, +-1 for the seconds elapsed
+      expect(credit).toBeLessThanOrEqual(1000);
+      const [proration] = await invoices(tok);
+      expect(proration.lines.map((l: any) => l.kind)).toEqual(["proration", "proration"]);
+      expect(proration).toMatchObject({ status: "paid", amountDue: 0 });
+      expect((await api("POST", `/billing/subscriptions/${s.id}/plan`, tok, { planId: "nope" })).status).toBe(404);
+
+      expect((await api("POST", `/billing/subscriptions/${s.id}/cancel`, tok, { atPeriodEnd: true })).body.cancelAtPeriodEnd).toBe(true);
+      await pool.query("UPDATE bil_subscriptions SET period_end = now() - interval '1 second' WHERE subscription_id = $1", [s.id]);
+      await api("POST", "/billing/cycle", adminToken);
+      expect((await subscription(tok)).status).toBe("canceled");
+    } finally {
+      fake.mode = "async";
+    }
+  }, 180_000);
+
+  it("a declined card goes through dunning to uncollectible and the subscription becomes unpaid", async () => {
+    const userId = randomUUID();
+    const tok = await token(userId);
+    expect((await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: "pm_card_chargeDeclined" })).status).toBe(201);
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      const inv = await waitUntil(`attempt ${attempt} recorded`, async () => {
+        const [i] = await invoices(tok);
+        return i.attempts === attempt ? i : undefined;
+      }, 90_000);
+      if (attempt < 4) {
+        expect(inv).toMatchObject({ status: "open" });
+        expect(Date.parse(inv.nextAttemptAt)).toBeGreaterThan(Date.now());
+        await pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE invoice_id = $1", [inv.id]);
+        await api("POST", "/billing/cycle", adminToken);
+      } else expect(inv).toMatchObject({ status: "uncollectible", nextAttemptAt: null });
+    }
+    expect((await subscription(tok)).status).toBe("unpaid");
+    expect(fake.succeeded.filter((i) => i.metadata.user_id === userId)).toHaveLength(0);
+  }, 240_000);
+
+  it("a trial bills nothing until it ends; bad input is a 4xx naming the field", async () => {
+    const tok = await token(randomUUID());
+    const s = await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: "pm_card_visa" });
+    expect(s.body.status).toBe("trialing");
+    expect(await invoices(tok)).toEqual([]);
+    expect((await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: "pm_card_visa" })).body.error.code).toBe("ALREADY_SUBSCRIBED");
+    for (const [body, field] of [
+      [{ planId: `basic-${run}`, paymentMethod: "4242424242424242" }, "paymentMethod"],
+      [{ planId: "UPPER", paymentMethod: "pm_card_visa" }, "planId"],
+    ] as const) {
+      const r = await api("POST", "/billing/subscriptions", await token(randomUUID()), body);
+      expect([r.status, r.body.error.field]).toEqual([400, field]);
+    }
+    const badPlan = await api("POST", "/billing/plans", adminToken, { id: "x", name: "X", currency: "usd", amount: 10.5, interval: "month" });
+    expect([badPlan.status, badPlan.body.error.field]).toEqual([400, "amount"]);
+    expect((await api("POST", "/billing/plans", tok, { id: "y", name: "Y", currency: "usd", amount: 1, interval: "month" })).status).toBe(403);
+  });
+});
