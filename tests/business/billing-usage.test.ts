@@ -82,6 +82,15 @@ beforeAll(async () => {
   services.push(g);
   gw = await g.listen({ port: 0, host: "127.0.0.1" });
   adminToken = await token(randomUUID(), "admin");
+  // The consumer groups must be running before events flow (a fresh broker's group coordinator
+  // takes a while on a loaded machine; the services retry until it answers).
+  const groups = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await groups.connect();
+  await waitUntil("consumer groups stable", async () => {
+    const d = await groups.describeGroups([env.BILLING_CONSUMER_GROUP, env.USAGE_CONSUMER_GROUP]);
+    return d.groups.every((g) => g.state === "Stable" && g.members.length > 0);
+  }, 240_000, 500);
+  await groups.disconnect();
   const plans = [
     { id: `pro-${run}`, name: "Pro", currency: "usd", amount: 3000, interval: "month", usage: { metric: "api_requests", included: 5, blockSize: 5, blockAmount: 100 } },
     { id: `basic-${run}`, name: "Basic", currency: "usd", amount: 1000, interval: "month" },
@@ -114,44 +123,48 @@ describe("subscription lifecycle through the gateway", () => {
     const sub = await call("POST", "/billing/subscriptions", { planId: `pro-${run}`, paymentMethod: "pm_card_visa" });
     expect(sub.status).toBe(201);
     expect(sub.body.status).toBe("incomplete");
-    const [inv] = await invoices(tok);
-    served++;
+    const [inv] = (await call("GET", "/billing/invoices")).body.invoices;
     expect(inv).toMatchObject({ status: "open", amountDue: 3000, lines: [{ kind: "subscription", amount: 3000 }] });
     await waitUntil("processor got the charge", async () => [...fake.intents.values()].find((i) => i.metadata.user_id === userId));
     await fake.settle((i) => i.metadata.user_id === userId); // the processor confirms by signed webhook
-    await waitUntil("invoice paid", async () => (await invoices(tok))[0].status === "paid", 90_000);
-    served++;
-    expect((await subscription(tok)).status).toBe("active");
-    served++;
+    // Polled from the database, not through the gateway, so every request of this user is counted above.
+    const invoiceStatus = async () => (await pool.query("SELECT status FROM bil_invoices WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1", [userId])).rows[0]?.status;
+    await waitUntil("invoice paid", async () => (await invoiceStatus()) === "paid", 90_000);
+    expect((await call("GET", "/billing/subscriptions")).body.subscriptions[0].status).toBe("active");
     const ledger = await http("GET", `${gw}/api/payments/ledger?account=customer:${userId}`, { token: adminToken });
     expect(ledger.body.accounts).toEqual([{ account: `customer:${userId}`, currency: "usd", balance: -3000 }]);
 
     for (let i = 0; i < 7; i++) await call("GET", "/billing/plans");
     expect((await call("GET", "/billing/nope")).status).toBe(404);
+    const mine = (rows: any[]) => rows.filter((r) => r.userId === userId);
     const usage = await waitUntil(
       "usage in ClickHouse",
       async () => {
-        const u = await api("GET", "/usage", tok);
-        const total = (u.body.usage as any[]).reduce((a, r) => a + r.requests, 0);
-        return total >= served ? u.body.usage : undefined;
+        const rows = mine((await api("GET", "/usage/all", adminToken)).body.usage);
+        return rows.reduce((a, r) => a + r.requests, 0) === served ? rows : undefined;
       },
       90_000,
     );
-    const billing = (usage as any[]).find((r) => r.route === "billing");
-    expect(billing.requests).toBeGreaterThanOrEqual(12);
+    const billing = usage.find((r: any) => r.route === "billing");
+    expect(billing.requests).toBe(served); // every request of this user went to /api/billing
     expect(billing.p95Ms).toBeGreaterThan(0);
+    const own = await call("GET", "/usage"); // the user's own view (itself one more billable request)
+    expect(own.body.usage.find((r: any) => r.route === "billing").requests).toBe(served - 1);
+    await waitUntil("own request ingested", async () => mine((await api("GET", "/usage/all", adminToken)).body.usage).reduce((a, r) => a + r.requests, 0) === served, 90_000);
 
-    // The period ends: renewal invoices the next period in advance and the usage in arrears.
-    await pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '1 day', period_end = now() - interval '1 second' WHERE user_id = $1", [userId]);
-    const units = Number((await http("GET", `${gw}/api/usage`, { token: tok })).body.usage.filter((r: any) => r.route !== "unknown").reduce((a: number, r: any) => a + r.requests, 0));
+    // The period ends after the last request (ClickHouse times are whole seconds): the renewal
+    // invoices the next period in advance and this period's usage in arrears.
+    await new Promise((r) => setTimeout(r, 1100));
+    await pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '1 day', period_end = now() WHERE user_id = $1", [userId]);
     expect((await api("POST", "/billing/cycle", adminToken)).body.renewed).toBeGreaterThanOrEqual(1);
+    const expectedUsage = Math.ceil((served - 5) / 5) * 100;
     const renewal = (await invoices(tok))[0];
-    const expectedUsage = Math.ceil((units - 5) / 5) * 100;
     expect(renewal.lines.map((l: any) => [l.kind, l.amount])).toEqual([["subscription", 3000], ["usage", expectedUsage]]);
+    expect(renewal.lines[1].quantity).toBe(served - 5);
     expect(renewal.amountDue).toBe(3000 + expectedUsage);
     await waitUntil("renewal charged", async () => [...fake.intents.values()].filter((i) => i.metadata.user_id === userId).length === 2);
     await fake.settle((i) => i.metadata.user_id === userId);
-    await waitUntil("renewal paid", async () => (await invoices(tok))[0].status === "paid", 90_000);
+    await waitUntil("renewal paid", async () => (await invoiceStatus()) === "paid", 90_000);
     expect(fake.succeeded.filter((i) => i.metadata.user_id === userId).map((i) => i.amount)).toEqual([3000, 3000 + expectedUsage]);
   }, 240_000);
 

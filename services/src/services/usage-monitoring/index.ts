@@ -2,8 +2,8 @@
  * usage-monitoring (9101): API usage per user, API key and route from the gateway's per-request
  * events (`platform.usage` -> ClickHouse `usage_events`), and the billable units billing-service
  * meters usage-based prices with.
- *   GET /usage?from&to               the caller's requests, errors, p50/p95 latency per key and route
- *   GET /usage/all?from&to           every user's (admin)
+ *   GET /?from&to                    the caller's requests, errors, p50/p95 latency per key and route (/api/usage)
+ *   GET /all?from&to                 every user's (admin; /api/usage/all)
  *   GET /internal/usage/units?userId&metric&from&to   billable units (billing-service; never proxied)
  * `from`/`to` are ISO instants; default: the current UTC month.
  */
@@ -28,12 +28,12 @@ export default defineService({
   async register(ctx) {
     const store = new UsageStore(ctx.datastores.clickhouse);
 
-    ctx.app.get("/usage", { schema: { querystring: Type.Object(Range) } }, async (req) => {
+    ctx.app.get("/", { schema: { querystring: Type.Object(Range) } }, async (req) => {
       const who = requireIdentity(req);
       const r = range(req.query);
       return { from: r.from.toISOString(), to: r.to.toISOString(), usage: await store.breakdown(r.from, r.to, who.userId) };
     });
-    ctx.app.get("/usage/all", { schema: { querystring: Type.Object(Range) } }, async (req) => {
+    ctx.app.get("/all", { schema: { querystring: Type.Object(Range) } }, async (req) => {
       requireIdentity(req, "admin");
       const r = range(req.query);
       return { from: r.from.toISOString(), to: r.to.toISOString(), usage: await store.breakdown(r.from, r.to) };
