@@ -127,6 +127,12 @@ export class TradingPlatform extends pulumi.ComponentResource {
           ["SMTP_PASSWORD", configSecrets.smtpPassword],
         ].filter((e): e is [string, pulumi.Output<string>] => e[1] !== undefined),
       ),
+      payment: Object.fromEntries(
+        [
+          ["PAYMENT_PROCESSOR_API_KEY", configSecrets.paymentProcessorApiKey],
+          ["PAYMENT_WEBHOOK_SECRET", configSecrets.paymentWebhookSecret],
+        ].filter((e): e is [string, pulumi.Output<string>] => e[1] !== undefined),
+      ),
     };
     const ordered = [...config.services].sort((a, b) => Number(!!b.preDeployJob) - Number(!!a.preDeployJob));
     const jobsReady: pulumi.Resource[] = [];
@@ -155,7 +161,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
           },
           connectsTo: topology.connectsTo[def.name] ?? [],
           acceptsFrom: topology.acceptsFrom[def.name] ?? [],
-          internetEgress: def.secrets.includes("binance") && config.trading.mode === "live",
+          // Binance in live mode; the card processor's API when its key is set.
+          internetEgress: (def.secrets.includes("binance") && config.trading.mode === "live") || (def.secrets.includes("payment") && configSecrets.paymentProcessorApiKey !== undefined),
           dependsOn: def.preDeployJob ? dataReady : [...dataReady, ...jobsReady],
         },
         { parent: this },

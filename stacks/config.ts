@@ -350,6 +350,8 @@ export const secretConfigKeys = [
   "binanceSecretKey",
   "telegramBotToken",
   "smtpPassword",
+  "paymentProcessorApiKey",
+  "paymentWebhookSecret",
   "tlsCertificate",
   "tlsPrivateKey",
   "registryPassword",

@@ -34,5 +34,10 @@ export function loadStackConfig(): LoadedConfig {
       }
     }
   }
+  // The card processor's key and its webhook signing secret only work as a pair.
+  if ((secrets.paymentProcessorApiKey === undefined) !== (secrets.paymentWebhookSecret === undefined)) {
+    const missing = secrets.paymentProcessorApiKey === undefined ? "paymentProcessorApiKey" : "paymentWebhookSecret";
+    throw new ConfigError(missing, stack, `is required together with the other payment secret (pulumi config set --secret ${CONFIG_NAMESPACE}:${missing} ...)`);
+  }
   return { config, secrets };
 }
