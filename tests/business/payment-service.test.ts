@@ -24,7 +24,8 @@ let base: string;
 let pool: InstanceType<typeof pg.Pool>;
 let env: Record<string, string>;
 const events: { type: string; intentId: string; eventId: string }[] = [];
-let consumer: import("kafkajs").Consumer;
+let consumer: import("kafkajs").Consumer | undefined;
+let stopped = false;
 
 const user = randomUUID();
 const trader = { "x-user-id": user, "x-user-role": "trader" };
@@ -57,12 +58,20 @@ beforeAll(async () => {
   await adminClient.connect();
   await ensureKafkaTopics(adminClient);
   await adminClient.disconnect();
-  consumer = kafka.consumer({ groupId: `pay-test-${randomBytes(3).toString("hex")}` });
-  await consumer.connect();
-  await consumer.subscribe({ topic: "payments.events", fromBeginning: true });
-  const joined = new Promise((r) => consumer.on(consumer.events.GROUP_JOIN, r));
-  await consumer.run({ eachMessage: async ({ message }) => void events.push(JSON.parse(message.value!.toString())) });
-  await joined;
+  // Collects payments.events in the background; a consumer that crashes while the fresh broker's
+  // group coordinator is still loading is replaced (kafkajs does not restart it by itself).
+  const collect = async (): Promise<void> => {
+    if (stopped) return;
+    const c = kafka.consumer({ groupId: `pay-test-${randomBytes(4).toString("hex")}` });
+    consumer = c;
+    c.on(c.events.CRASH, ({ payload }) => {
+      if (!payload.restart && !stopped) setTimeout(() => void collect().catch(() => undefined), 1000);
+    });
+    await c.connect();
+    await c.subscribe({ topic: "payments.events", fromBeginning: true });
+    await c.run({ eachMessage: async ({ message }) => void events.push(JSON.parse(message.value!.toString())) });
+  };
+  void collect().catch(() => setTimeout(() => void collect().catch(() => undefined), 1000));
   svc = await createService(paymentService, { env, defaultMetrics: false });
   base = await svc.listen({ port: 0, host: "127.0.0.1" });
   fake.webhookUrl = `${base}/webhooks/processor`;
@@ -74,6 +83,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  stopped = true;
   await consumer?.disconnect();
   await svc?.close();
   await pool?.end();
@@ -182,9 +192,9 @@ describe("webhooks", () => {
 
   it("publishes payment events through the outbox", async () => {
     const p = await charge({ amount: 1234, currency: "usd", paymentMethod: "pm_card_visa" }, `k-${randomUUID()}`);
-    const ev = await waitUntil("payment.succeeded on Kafka", async () => events.find((e) => e.intentId === p.body.id && e.type === "payment.succeeded"), 110_000);
+    const ev = await waitUntil("payment.succeeded on Kafka", async () => events.find((e) => e.intentId === p.body.id && e.type === "payment.succeeded"), 170_000);
     expect(ev).toMatchObject({ eventId: `${p.body.id}:payment.succeeded`, amount: 1234, userId: user });
-  }, 120_000);
+  }, 180_000);
 });
 
 describe("crash between the processor's answer and our commit", () => {
