@@ -5,7 +5,7 @@
  * emits `billing.events` through the outbox (bil_outbox). Routes: routes.ts; use cases:
  * billing.ts; data access: repo.ts; pure domain: domain/.
  */
-import { defineService, env, HttpError, type ServiceContext } from "../../kit";
+import { defineService, envList, HttpError, Type, type ServiceContext } from "../../kit";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
@@ -43,17 +43,17 @@ export default defineService({
   name: "billing-service",
   config: {
     ...consumerEnv,
-    BILLING_CYCLE_INTERVAL_MS: env.int({ default: 60_000, min: 0, description: "billing cycle period; 0 disables it (POST /cycle still runs it)" }),
-    BILLING_DUNNING_RETRY_DAYS: env.list({ default: ["1", "3", "5"], itemPattern: /^\d{1,3}$/, description: "days between failed charge attempts; their count is the number of retries" }),
-    BILLING_OUTBOX_INTERVAL_MS: env.int({ default: 200, min: 10 }),
-    BILLING_CONSUMER_GROUP: env.string({ default: "billing-service" }),
+    BILLING_CYCLE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "billing cycle period; 0 disables it (POST /cycle still runs it)" }),
+    BILLING_DUNNING_RETRY_DAYS: envList(Type.Integer({ minimum: 0, maximum: 365, description: "days" }), { default: [1, 3, 5], description: "days between failed charge attempts; their count is the number of retries" }),
+    BILLING_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
+    BILLING_CONSUMER_GROUP: Type.String({ default: "billing-service" }),
   },
   async register(ctx) {
     const c = ctx.config;
     const pg = ctx.datastores.postgres;
     const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.datastores.kafka, ctx.log, { intervalMs: c.BILLING_OUTBOX_INTERVAL_MS });
     const repo = new BillingRepo(pg);
-    const billing = new Billing(repo, paymentGateway(ctx), usageSource(ctx), ctx.log, { retryAfterDays: c.BILLING_DUNNING_RETRY_DAYS.map(Number) }, () => relay.notify());
+    const billing = new Billing(repo, paymentGateway(ctx), usageSource(ctx), ctx.log, { retryAfterDays: [...c.BILLING_DUNNING_RETRY_DAYS] }, () => relay.notify());
     registerRoutes(ctx.app, { billing, repo });
 
     relay.start();

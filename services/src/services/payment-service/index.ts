@@ -9,7 +9,7 @@
  * and webhooks answer 503 PROCESSOR_NOT_CONFIGURED and /ready reports `processor: disabled`.
  */
 import { Counter } from "prom-client";
-import { ConfigError, defineService, env } from "../../kit";
+import { ConfigError, defineService, envUrl, Type } from "../../kit";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { Payments } from "./payments";
 import { CardProcessor } from "./processor";
@@ -19,15 +19,15 @@ import { registerRoutes } from "./routes";
 export default defineService({
   name: "payment-service",
   config: {
-    PAYMENT_PROCESSOR_URL: env.url({ default: "https://api.stripe.com", protocols: ["https", "http"], description: "the processor's API base URL" }),
-    PAYMENT_PROCESSOR_API_KEY: env.string({ optional: true, secret: true, minLength: 8, description: "processor secret API key (stack secret paymentProcessorApiKey)" }),
-    PAYMENT_WEBHOOK_SECRET: env.string({ optional: true, secret: true, minLength: 8, description: "webhook signing secret (stack secret paymentWebhookSecret)" }),
-    PAYMENT_WEBHOOK_TOLERANCE_S: env.int({ default: 300, min: 1, max: 3600, description: "max age of a webhook signature timestamp" }),
-    PAYMENT_PROCESSOR_TIMEOUT_MS: env.int({ default: 20_000, min: 100, max: 120_000 }),
-    PAYMENT_IDEMPOTENT_WAIT_MS: env.int({ default: 15_000, min: 0, max: 120_000 }),
-    PAYMENT_RECONCILE_INTERVAL_MS: env.int({ default: 60_000, min: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
-    PAYMENT_RECONCILE_GRACE_MS: env.int({ default: 120_000, min: 0, description: "age before an open intent is reconciled" }),
-    PAYMENT_OUTBOX_INTERVAL_MS: env.int({ default: 200, min: 10 }),
+    PAYMENT_PROCESSOR_URL: envUrl({ default: "https://api.stripe.com", protocols: ["https", "http"], description: "the processor's API base URL" }),
+    PAYMENT_PROCESSOR_API_KEY: Type.Optional(Type.String({ secret: true, minLength: 8, description: "processor secret API key (stack secret paymentProcessorApiKey)" })),
+    PAYMENT_WEBHOOK_SECRET: Type.Optional(Type.String({ secret: true, minLength: 8, description: "webhook signing secret (stack secret paymentWebhookSecret)" })),
+    PAYMENT_WEBHOOK_TOLERANCE_S: Type.Integer({ default: 300, minimum: 1, maximum: 3600, description: "max age of a webhook signature timestamp" }),
+    PAYMENT_PROCESSOR_TIMEOUT_MS: Type.Integer({ default: 20_000, minimum: 100, maximum: 120_000 }),
+    PAYMENT_IDEMPOTENT_WAIT_MS: Type.Integer({ default: 15_000, minimum: 0, maximum: 120_000 }),
+    PAYMENT_RECONCILE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
+    PAYMENT_RECONCILE_GRACE_MS: Type.Integer({ default: 120_000, minimum: 0, description: "age before an open intent is reconciled" }),
+    PAYMENT_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
   },
   async register(ctx) {
     const c = ctx.config;

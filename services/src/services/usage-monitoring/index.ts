@@ -7,7 +7,7 @@
  *   GET /internal/usage/units?userId&metric&from&to   billable units (billing-service; never proxied)
  * `from`/`to` are ISO instants; default: the current UTC month.
  */
-import { defineService, env, HttpError, requireIdentity, Type } from "../../kit";
+import { defineService, HttpError, requireIdentity, Type } from "../../kit";
 import { BUSINESS_TOPICS, type UsageEventMsg } from "../../business/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { UsageStore } from "./store";
@@ -24,7 +24,7 @@ function range(q: { from?: string; to?: string }): { from: Date; to: Date } {
 
 export default defineService({
   name: "usage-monitoring",
-  config: { ...consumerEnv, USAGE_CONSUMER_GROUP: env.string({ default: "usage-monitoring" }) },
+  config: { ...consumerEnv, USAGE_CONSUMER_GROUP: Type.String({ default: "usage-monitoring" }) },
   async register(ctx) {
     const store = new UsageStore(ctx.datastores.clickhouse);
 
