@@ -1,5 +1,5 @@
 /**
- * billing-service data access (PostgreSQL, migration 0310_billing.sql). Row <-> domain mapping,
+ * billing-service data access (PostgreSQL, migration 0350_billing.sql). Row <-> domain mapping,
  * invoice creation with its lines, and events through the transactional outbox (bil_outbox).
  */
 import type { PoolClient } from "pg";

@@ -1,5 +1,5 @@
 /**
- * payment-service data access (PostgreSQL, migration 0300_payments.sql). State changes, ledger
+ * payment-service data access (PostgreSQL, migration 0340_payments.sql). State changes, ledger
  * journals and outbox events are written in one transaction, so an event is published exactly
  * when the state it announces is committed.
  */

@@ -2,7 +2,7 @@
  * Double-entry ledger. Every movement of money is exactly two entries of opposite sign (debit
  * positive, credit negative) in one currency, so every journal, and the whole ledger, sums to zero.
  * Balances are never stored: they are the sum of an account's entries. PostgreSQL enforces the same
- * rule with a deferred constraint trigger (migration 0300), so a bug here cannot commit an
+ * rule with a deferred constraint trigger (migration 0340_payments.sql), so a bug here cannot commit an
  * unbalanced journal.
  *
  * Accounts (`kind:owner`):
