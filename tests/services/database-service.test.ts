@@ -161,7 +161,7 @@ describe("clickhouse migrations (real 18.16 server: DDL only)", () => {
       const tables = (
         await ch.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${srv.clickhouse.database}' ORDER BY name`)
       ).map((t) => t.name);
-      expect(tables).toEqual(["bt_curves", "bt_trades", "market_candles", "schema_migrations", "service_latency", "trade_events"]);
+      expect(tables).toEqual(["bt_curves", "bt_trades", "market_candles", "schema_migrations", "service_latency", "trade_events", "usage_events"]);
       const r2 = await runClickHouseMigrations(ch, { dir: CLICKHOUSE_MIGRATIONS_DIR });
       expect(r2.applied).toEqual([]);
       // a row round-trips (JSONEachRow insert, no query parameters: 18.16 has none)
@@ -299,7 +299,9 @@ describe("arangodb and weaviate declarations (fake clients: no server can run he
     };
     const r = await ensureWeaviate(weaviateAdapter(client as never));
     expect(r.created).toEqual(weaviateClasses.filter((c) => c.name !== "NewsArticle").map((c) => c.name));
-    expect(created[0]).toMatchObject({ name: "StrategyDoc", properties: expect.arrayContaining([{ name: "tags", dataType: "text[]", description: undefined }]) });
+    expect(created).toContainEqual(
+      expect.objectContaining({ name: "StrategyDoc", properties: expect.arrayContaining([{ name: "tags", dataType: "text[]", description: undefined }]) }),
+    );
     await expect(ensureWeaviate({ exists: async () => false, create: async () => undefined }, [{ name: "lower", description: "", properties: [] }])).rejects.toThrow(
       /upper-case/,
     );
