@@ -147,18 +147,25 @@ describe("AI tier end to end", () => {
 
   it("places paper orders from predictions; they fill; every decision is traceable to its inputs", async () => {
     strategyId = await strategy({});
+    // The position an evaluation sees is the fills order-management reports, so the second
+    // evaluation starts only once the first one's orders have filled (on a loaded machine the
+    // fills can trail the HTTP answers).
+    const filled = async (batch: Awaited<ReturnType<typeof evaluate>>) => {
+      for (const d of batch) {
+        expect(d.risk.status).toBe("accepted");
+        await waitUntil(`order ${d.orderId} filled`, async () => {
+          const o = await http("GET", `${urls.SERVICE_ORDER_MANAGEMENT_URL}/${d.orderId}`, { headers });
+          return o.body.status === "filled" ? o.body : undefined;
+        }, 60_000);
+      }
+    };
     const first = await evaluate(strategyId);
+    await filled(first);
     const second = await evaluate(strategyId);
+    await filled(second);
     const decisions = [...first, ...second];
     expect(decisions.map((d) => d.action)).toEqual(new Array(6).fill("buy"));
     expect(await orderCount()).toBe(6);
-    for (const d of decisions) {
-      expect(d.risk.status).toBe("accepted");
-      await waitUntil(`order ${d.orderId} filled`, async () => {
-        const o = await http("GET", `${urls.SERVICE_ORDER_MANAGEMENT_URL}/${d.orderId}`, { headers });
-        return o.body.status === "filled" ? o.body : undefined;
-      }, 60_000);
-    }
     const traced = (await http("GET", `${orch}/decisions/${second[0].decisionId}`, { headers })).body;
     expect(traced).toMatchObject({ modelVersion, symbol: "AAAUSDT", action: "buy", orderId: second[0].orderId, tradingState: "active", positionBefore: 1 });
     expect(Object.keys(traced.features)).toHaveLength(11);
