@@ -11,6 +11,7 @@
  * the Pulumi program, the services, the policy pack and the tests can all load it.
  */
 import type { Datastore } from "./datastores";
+import { businessContracts } from "./business";
 
 /** Credentials a service receives from stack secrets (never from literals). */
 export type SecretRef = "jwt" | "binance" | "notification" | "payment";
@@ -59,7 +60,7 @@ export interface ServiceDefinition {
   preDeployJob?: { args: string[] };
 }
 
-type Contract = Omit<ServiceDefinition, "name" | "entryPoint" | "singleton" | "calls"> &
+export type Contract = Omit<ServiceDefinition, "name" | "entryPoint" | "singleton" | "calls"> &
   Partial<Pick<ServiceDefinition, "entryPoint" | "singleton" | "calls">>;
 
 /** In deployment order of importance; the order is also the order of lists shown to users. */
@@ -217,38 +218,7 @@ const contracts = {
     // The scheduler lives in one process: two would evaluate every strategy twice.
     singleton: true,
   },
-  "payment-service": {
-    description: "Payment intents with idempotency keys, refunds, double-entry ledger, card processor webhooks, reconciliation",
-    tier: "support",
-    port: 8013,
-    route: "payments",
-    // The processor posts signed webhooks; the signature, not a token, authenticates them.
-    anonymousPaths: ["/webhooks/processor"],
-    requires: ["postgres", "redpanda"],
-    optional: [],
-    secrets: ["payment"],
-  },
-  "usage-monitoring": {
-    description: "API usage per user, key and route from the gateway's per-request events (ClickHouse); billable units for billing",
-    tier: "analytics",
-    port: 9101,
-    route: "usage",
-    anonymousPaths: [],
-    requires: ["clickhouse", "redpanda"],
-    optional: [],
-    secrets: [],
-  },
-  "billing-service": {
-    description: "Plans, subscriptions (trials, prorated changes, cancel at period end), usage-based prices, invoices, dunning",
-    tier: "support",
-    port: 8011,
-    route: "billing",
-    anonymousPaths: [],
-    requires: ["postgres", "redpanda"],
-    optional: [],
-    calls: ["payment-service", "usage-monitoring"],
-    secrets: [],
-  },
+  ...businessContracts,
 } satisfies Record<string, Contract>;
 
 /** Name of a catalog service (type-checked: sizing and tests cannot name a service that is not here). */

@@ -51,6 +51,7 @@ const defaults: Record<ServiceName, { scaling?: ServiceScaling; resources: Servi
   "payment-service": { scaling: stateless, resources: small },
   "usage-monitoring": { scaling: stateless, resources: small },
   "billing-service": { scaling: stateless, resources: small },
+  "revenue-analytics": { scaling: stateless, resources: small },
 };
 
 /** Sizing of a catalog service; throws for a service without an entry or a contradictory one. */

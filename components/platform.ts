@@ -161,8 +161,12 @@ export class TradingPlatform extends pulumi.ComponentResource {
           },
           connectsTo: topology.connectsTo[def.name] ?? [],
           acceptsFrom: topology.acceptsFrom[def.name] ?? [],
-          // Binance in live mode; the card processor's API when its key is set.
-          internetEgress: (def.secrets.includes("binance") && config.trading.mode === "live") || (def.secrets.includes("payment") && configSecrets.paymentProcessorApiKey !== undefined),
+          // Binance in live mode; the card processor's API when its key is set; notification
+          // channels (SMTP relay, Telegram, users' webhook endpoints) are outside the cluster.
+          internetEgress:
+            (def.secrets.includes("binance") && config.trading.mode === "live") ||
+            (def.secrets.includes("payment") && configSecrets.paymentProcessorApiKey !== undefined) ||
+            def.secrets.includes("notification"),
           dependsOn: def.preDeployJob ? dataReady : [...dataReady, ...jobsReady],
         },
         { parent: this },

@@ -1,0 +1,96 @@
+/**
+ * revenue-analytics rules, no I/O: event validation and the SaaS metrics from MRR snapshots.
+ * Money stays bigint minor units; ratios (churn) are plain numbers rounded to 6 decimals.
+ *
+ * Definitions (per currency; a customer is a user whose subscriptions' MRR sums to > 0):
+ *   MRR   = sum of each subscription's latest MRR at the instant
+ *   ARR   = 12 x MRR
+ *   ARPU  = MRR / paying customers, rounded half away from zero
+ *   churn = customers paying at the period start and no longer paying at its end / customers at the start
+ *   LTV   = ARPU / churn (null while churn is 0: no churn observed means no finite estimate)
+ *   net revenue = payments succeeded - refunds in the period (cash, not MRR)
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { mulDivRound } from "../../business/money";
+import type { BillingEventMsg, PaymentEventMsg } from "../../business/events";
+
+const Amount = Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 });
+const Id = Type.String({ minLength: 1, maxLength: 200 });
+const Ts = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000 });
+
+const BillingEventSchema = Type.Object({ eventId: Id, type: Id, userId: Id, subscriptionId: Id, planId: Id, status: Id, currency: Type.String({ pattern: "^[a-z]{3}$" }), mrr: Amount, ts: Ts });
+const PaymentEventSchema = Type.Object({
+  eventId: Id,
+  type: Type.Union([Type.Literal("payment.succeeded"), Type.Literal("payment.failed"), Type.Literal("payment.refunded")]),
+  intentId: Id,
+  userId: Id,
+  amount: Amount,
+  currency: Type.String({ pattern: "^[a-z]{3}$" }),
+  refundedAmount: Type.Optional(Amount),
+  ts: Ts,
+});
+
+export type MrrChange = Pick<BillingEventMsg, "eventId" | "subscriptionId" | "userId" | "planId" | "status" | "currency" | "mrr" | "ts">;
+export interface PaymentFact { eventId: string; type: PaymentEventMsg["type"]; intentId: string; userId: string; currency: string; amount: number; ts: number }
+
+/** A billing event as an MRR snapshot, or null when it is not one (malformed: logged and skipped by the caller). */
+export function mrrChange(raw: unknown): MrrChange | null {
+  if (!Value.Check(BillingEventSchema, raw)) return null;
+  const e: Static<typeof BillingEventSchema> = raw;
+  return { eventId: e.eventId, subscriptionId: e.subscriptionId, userId: e.userId, planId: e.planId, status: e.status, currency: e.currency, mrr: e.mrr, ts: e.ts };
+}
+
+/** A payment event as a cash fact (a refund counts its refunded amount), or null when malformed. */
+export function paymentFact(raw: unknown): PaymentFact | null {
+  if (!Value.Check(PaymentEventSchema, raw)) return null;
+  const e: Static<typeof PaymentEventSchema> = raw;
+  if (e.type === "payment.refunded" && e.refundedAmount === undefined) return null;
+  const amount = e.type === "payment.refunded" ? e.refundedAmount! : e.amount;
+  return { eventId: e.eventId, type: e.type, intentId: e.intentId, userId: e.userId, currency: e.currency, amount, ts: e.ts };
+}
+
+/** MRR per customer (user) at an instant, in one currency. */
+export type CustomerMrr = Map<string, bigint>;
+
+export interface RevenueMetrics {
+  currency: string;
+  mrr: bigint;
+  arr: bigint;
+  payingCustomers: number;
+  arpu: bigint;
+  customersAtStart: number;
+  churnedCustomers: number;
+  newCustomers: number;
+  churnRate: number;
+  ltv: bigint | null;
+  collected: bigint;
+  refunded: bigint;
+  netRevenue: bigint;
+}
+
+const paying = (m: CustomerMrr) => new Set([...m].filter(([, v]) => v > 0n).map(([u]) => u));
+
+export function revenueMetrics(currency: string, atStart: CustomerMrr, atEnd: CustomerMrr, cash: { collected: bigint; refunded: bigint }): RevenueMetrics {
+  const start = paying(atStart);
+  const end = paying(atEnd);
+  const mrr = [...atEnd.values()].reduce((a, b) => a + b, 0n);
+  const churned = [...start].filter((u) => !end.has(u)).length;
+  const arpu = end.size ? mulDivRound(mrr, 1n, BigInt(end.size)) : 0n;
+  return {
+    currency,
+    mrr,
+    arr: mrr * 12n,
+    payingCustomers: end.size,
+    arpu,
+    customersAtStart: start.size,
+    churnedCustomers: churned,
+    newCustomers: [...end].filter((u) => !start.has(u)).length,
+    churnRate: start.size ? Math.round((churned / start.size) * 1e6) / 1e6 : 0,
+    // ARPU / (churned / start) = ARPU x start / churned, exact in integers.
+    ltv: churned ? mulDivRound(arpu, BigInt(start.size), BigInt(churned)) : null,
+    collected: cash.collected,
+    refunded: cash.refunded,
+    netRevenue: cash.collected - cash.refunded,
+  };
+}
