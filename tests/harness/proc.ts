@@ -24,6 +24,24 @@ export function freePort(): Promise<number> {
   });
 }
 
+function tryListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Two free loopback ports p and p + 1 (servers that derive one port from another need them). */
+export async function freePortPair(): Promise<[number, number]> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const p = await freePort();
+    if (p < 65535 && (await tryListen(p + 1))) return [p, p + 1];
+  }
+  throw new Error("no two consecutive free loopback ports after 50 tries");
+}
+
 /** URL-safe random secret (hex). */
 export function generatePassword(bytes = 18): string {
   return randomBytes(bytes).toString("hex");

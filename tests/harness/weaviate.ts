@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { BaseServer } from "./server";
-import { ManagedProcess, freePort, generatePassword, makeTempDir, waitFor } from "./proc";
+import { ManagedProcess, freePort, freePortPair, generatePassword, makeTempDir, waitFor } from "./proc";
 
 export interface WeaviateEnv extends Record<string, string> {
   WEAVIATE_URL: string;
@@ -38,13 +38,6 @@ export function weaviateBinary(): string {
  * machine that has not built it yet skips those tests with this message.
  */
 export function weaviateAvailability(): { available: boolean; reason: string } {
-  // The harness start is not yet verified (Raft: "no known peers, aborting election" with the
-  // private ports): opt in with WEAVIATE_TESTS=1 while that is fixed.
-  if (process.env.WEAVIATE_TESTS !== "1") {
-    const reason = "Weaviate harness start not yet verified: set WEAVIATE_TESTS=1 to run these tests";
-    console.warn(`[harness] SKIPPING Weaviate tests: ${reason}`);
-    return { available: false, reason };
-  }
   const bin = weaviateBinary();
   if (existsSync(bin)) return { available: true, reason: "" };
   const reason = `Weaviate server binary not found at ${bin}: run \`bash scripts/weaviate/build.sh\` (about 11 min cold, cached)`;
@@ -59,6 +52,13 @@ export function weaviateAvailability(): { available: boolean; reason: string } {
  * (admin key generated per server), anonymous access off, no vectorizer module: the services
  * supply their own vectors. CLUSTER_IN_LOCALHOST and the 127.0.0.1 bind/advertise addresses are
  * required on hosts with IPv6 addresses (otherwise it dies with "too many colons").
+ *
+ * With CLUSTER_IN_LOCALHOST the Raft join RPC dials RAFT_PORT + 1 (cluster/resolver/rpc.go), not
+ * RAFT_INTERNAL_RPC_PORT: the two must be consecutive, or the single node's join hangs on a
+ * stranger's port and Raft never bootstraps ("no known peers, aborting election"). The Go
+ * profiling listener (default :6060, shared by every instance on the host) is off. Ready means
+ * the node has a Raft leader (/v1/cluster/statistics), not only the HTTP /ready probe, which
+ * answers before the election and would let the first schema write fail.
  */
 export class WeaviateServer extends BaseServer<WeaviateEnv> {
   readonly apiKey = generatePassword();
@@ -101,7 +101,8 @@ export class WeaviateServer extends BaseServer<WeaviateEnv> {
       GRPC_PORT: String(this.grpcPort),
       QUERY_DEFAULTS_LIMIT: "25",
       DISABLE_TELEMETRY: "true",
-      LOG_LEVEL: "warning",
+      LOG_LEVEL: "info",
+      GO_PROFILING_DISABLE: "true",
       PROMETHEUS_MONITORING_ENABLED: "false",
       LIMIT_RESOURCES: "true",
       GOMAXPROCS: "2",
@@ -124,7 +125,17 @@ export class WeaviateServer extends BaseServer<WeaviateEnv> {
   protected async waitReady(proc: ManagedProcess): Promise<void> {
     await waitFor(
       "weaviate",
-      async () => (await fetch(`${this.url}/v1/.well-known/ready`, { signal: AbortSignal.timeout(2000) })).status === 200,
+      async () => {
+        const ready = await fetch(`${this.url}/v1/.well-known/ready`, { signal: AbortSignal.timeout(2000) });
+        if (ready.status !== 200) return false;
+        const stats = await fetch(`${this.url}/v1/cluster/statistics`, {
+          headers: { authorization: `Bearer ${this.apiKey}` },
+          signal: AbortSignal.timeout(2000),
+        });
+        if (stats.status !== 200) return false;
+        const body = (await stats.json()) as { statistics?: Array<{ leaderId?: string; ready?: boolean }> };
+        return !!body.statistics?.some((s) => s.ready && s.leaderId);
+      },
       { timeoutMs: this.readyTimeoutMs, intervalMs: 250, proc },
     );
   }
@@ -134,7 +145,8 @@ export class WeaviateServer extends BaseServer<WeaviateEnv> {
 export async function startWeaviate(opts: StartWeaviateOptions = {}): Promise<WeaviateServer> {
   const bin = weaviateBinary();
   if (!existsSync(bin)) throw new Error(`Weaviate server binary not found at ${bin}: run \`bash scripts/weaviate/build.sh\``);
-  const ports = { gossip: await freePort(), data: await freePort(), raft: await freePort(), raftRpc: await freePort() };
+  const [raft, raftRpc] = await freePortPair();
+  const ports = { gossip: await freePort(), data: await freePort(), raft, raftRpc };
   const server = new WeaviateServer(await freePort(), await freePort(), ports, opts.readyTimeoutMs ?? 90_000);
   return server.start();
 }

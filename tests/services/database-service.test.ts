@@ -2,7 +2,8 @@
  * database-service against real servers: PostgreSQL migration runner (idempotent, serialized,
  * checksums), ClickHouse 18.16 DDL, Kafka topics, the `migrate` command (in-process and through
  * main.ts), and the /datastores health endpoint (a killed Postgres is reported failing).
- * ArangoDB and Weaviate cannot run here: their declarations and adapter calls use fakes.
+ * ArangoDB cannot run here: its declarations and adapter calls use fakes. Weaviate runs for real in
+ * tests/services/weaviate.test.ts (classes, the migrate command, /datastores).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
@@ -27,9 +28,6 @@ import {
   arangoCollections,
   arangoGraphs,
   arangoAdapter,
-  ensureWeaviate,
-  weaviateClasses,
-  weaviateAdapter,
   POSTGRES_MIGRATIONS_DIR,
   CLICKHOUSE_MIGRATIONS_DIR,
   type TopicSpec,
@@ -247,7 +245,7 @@ describe("kafka topics (real broker)", () => {
   });
 });
 
-describe("arangodb and weaviate declarations (fake clients: no server can run here)", () => {
+describe("arangodb declarations (fake clients: no ArangoDB server can run here)", () => {
   it("creates only missing collections and graphs, edge collections as edges", async () => {
     const calls: string[] = [];
     const fake: ArangoLike = {
@@ -287,24 +285,6 @@ describe("arangodb and weaviate declarations (fake clients: no server can run he
       ["createCollection", "d"],
       ["createGraph", "g2", arangoGraphs[0].edgeDefinitions],
     ]);
-  });
-
-  it("creates missing weaviate classes through collections.exists/create", async () => {
-    const created: unknown[] = [];
-    const client = {
-      collections: {
-        exists: async (n: string) => n === "NewsArticle",
-        create: async (cfg: unknown) => void created.push(cfg),
-      },
-    };
-    const r = await ensureWeaviate(weaviateAdapter(client as never));
-    expect(r.created).toEqual(weaviateClasses.filter((c) => c.name !== "NewsArticle").map((c) => c.name));
-    expect(created).toContainEqual(
-      expect.objectContaining({ name: "StrategyDoc", properties: expect.arrayContaining([{ name: "tags", dataType: "text[]", description: undefined }]) }),
-    );
-    await expect(ensureWeaviate({ exists: async () => false, create: async () => undefined }, [{ name: "lower", description: "", properties: [] }])).rejects.toThrow(
-      /upper-case/,
-    );
   });
 });
 

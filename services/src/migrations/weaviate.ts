@@ -10,7 +10,11 @@ export type WeaviateDataType = "text" | "text[]" | "number" | "int" | "boolean" 
 export interface WeaviateClassSpec {
   name: string;
   description: string;
-  properties: Array<{ name: string; dataType: WeaviateDataType; description?: string }>;
+  /**
+   * `tokenization: "field"` for identifiers compared whole: the default "word" tokenization
+   * splits "lgbm-1-a" into words, so an `equal` filter on "lgbm-1" would also match it.
+   */
+  properties: Array<{ name: string; dataType: WeaviateDataType; description?: string; tokenization?: "field" | "word" }>;
 }
 
 /** Vectors are supplied by the services (no vectorizer module in the stack). */
@@ -31,8 +35,8 @@ export const weaviateClasses: readonly WeaviateClassSpec[] = [
     name: "MarketRegime",
     description: "Market-state windows (z-scored model features, vectors supplied by ml-predictor) with the return that followed",
     properties: [
-      { name: "modelVersion", dataType: "text", description: "model whose feature reference scaled the vector" },
-      { name: "symbol", dataType: "text" },
+      { name: "modelVersion", dataType: "text", tokenization: "field", description: "model whose feature reference scaled the vector" },
+      { name: "symbol", dataType: "text", tokenization: "field" },
       { name: "windowEnd", dataType: "date", description: "open time of the window's last bar" },
       { name: "horizonBars", dataType: "int" },
       { name: "forwardReturn", dataType: "number", description: "ln(close horizonBars later / close at windowEnd)" },
@@ -62,7 +66,7 @@ export function weaviateAdapter(client: WeaviateClient): WeaviateLike {
       await client.collections.create({
         name: spec.name,
         description: spec.description,
-        properties: spec.properties.map((p) => ({ name: p.name, dataType: p.dataType, description: p.description })),
+        properties: spec.properties.map((p) => ({ name: p.name, dataType: p.dataType, description: p.description, tokenization: p.tokenization })),
       } as Parameters<WeaviateClient["collections"]["create"]>[0]);
     },
   };

@@ -5,6 +5,7 @@ import type { DatastoreConfig } from "./env";
 export function createWeaviate(cfg: DatastoreConfig["weaviate"]) {
   const u = new URL(cfg.WEAVIATE_URL);
   const secure = u.protocol === "https:";
+  const base = u.href.endsWith("/") ? u.href : `${u.href}/`;
   let client: Promise<WeaviateClient> | undefined;
   const get = (): Promise<WeaviateClient> => {
     if (!client) {
@@ -28,9 +29,12 @@ export function createWeaviate(cfg: DatastoreConfig["weaviate"]) {
     client: get,
     async ping() {
       const c = await get();
-      // /v1/.well-known/ready is unauthenticated: /v1/meta also proves the API key is accepted.
-      if (!(await c.isReady())) throw new Error("weaviate is not ready");
+      // /v1/meta proves the API key is accepted. The client's isReady() is not used: on success it
+      // fires a background /meta refresh whose rejection (a wrong or revoked key) nobody handles,
+      // which would crash the service on an unhandled rejection.
       await c.getMeta();
+      const ready = await fetch(new URL("v1/.well-known/ready", base), { signal: AbortSignal.timeout(5000) });
+      if (ready.status !== 200) throw new Error(`weaviate is not ready (HTTP ${ready.status})`);
     },
     async close() {
       if (client) await client.then((c) => c.close()).catch(() => undefined);
