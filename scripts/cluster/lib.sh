@@ -21,7 +21,19 @@ K8S_BIN=$K8S_CACHE/bin/kubernetes-$K8S_VERSION
 ETCD_BIN=$K8S_CACHE/bin/etcd-$ETCD_VERSION
 IMAGES_DIR=$K8S_CACHE/images
 LOGS_DIR=$K8S_CACHE/logs
-RUN_DIR=$K8S_CACHE/run
+# K8S_INSTANCE=<name>: a private control plane (start.sh --control-plane-only only) with its own
+# run directory and ports (K8S_APISERVER_PORT, K8S_ETCD_PORT, K8S_ETCD_PEER_PORT,
+# K8S_ETCD_METRICS_PORT, K8S_CONTROLLER_MANAGER_PORT, K8S_SCHEDULER_PORT), loopback only: a test
+# gets an apiserver without touching the cluster that may be running (its stop.sh stops only it).
+K8S_INSTANCE=${K8S_INSTANCE:-}
+if [ -n "$K8S_INSTANCE" ]; then
+	[[ "$K8S_INSTANCE" =~ ^[a-z0-9][a-z0-9-]{0,40}$ ]] || { echo "[cluster] ERROR: K8S_INSTANCE must be [a-z0-9-]: $K8S_INSTANCE" >&2; exit 2; }
+	RUN_DIR=$K8S_CACHE/instances/$K8S_INSTANCE
+	START_LOCK=$RUN_DIR.lock
+else
+	RUN_DIR=$K8S_CACHE/run
+	START_LOCK=$K8S_CACHE/.start.lock
+fi
 PKI_DIR=$RUN_DIR/pki
 KUBECONFIG_PATH=$PKI_DIR/admin.kubeconfig
 
@@ -32,6 +44,11 @@ CLUSTER_CIDR=10.244.0.0/16
 SERVICE_CIDR=10.96.0.0/16
 CLUSTER_DNS_IP=10.96.0.10
 APISERVER_PORT=${K8S_APISERVER_PORT:-6443}
+ETCD_PORT=${K8S_ETCD_PORT:-2379}
+ETCD_PEER_PORT=${K8S_ETCD_PEER_PORT:-2380}
+ETCD_METRICS_PORT=${K8S_ETCD_METRICS_PORT:-2381}
+CONTROLLER_MANAGER_PORT=${K8S_CONTROLLER_MANAGER_PORT:-10257}
+SCHEDULER_PORT=${K8S_SCHEDULER_PORT:-10259}
 BRIDGE=aitrading-br0
 CNI_NETWORK=aitrading
 # Private containerd: own socket, root and state; Docker's containerd (/run/containerd) is untouched.

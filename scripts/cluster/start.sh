@@ -31,10 +31,11 @@ case "${1:-}" in
 	*) die "usage: start.sh [--control-plane-only | --import-images-only]" ;;
 esac
 [ "$(id -u)" -eq 0 ] || die "start.sh needs root (containerd, kubelet, iptables)"
+[ -z "$K8S_INSTANCE" ] || [ "$MODE" = control-plane ] || die "K8S_INSTANCE=$K8S_INSTANCE: a private instance is a control plane only (--control-plane-only)"
 TIMEOUT=${K8S_START_TIMEOUT:-180}
 T0=$(now_ns)
 mkdir -p "$RUN_DIR/logs" "$PKI_DIR"
-exec 9>"$K8S_CACHE/.start.lock"
+exec 9>"$START_LOCK"
 flock 9
 
 need_bins() {
@@ -156,18 +157,21 @@ guard_chain() {
 
 # --- control plane ---------------------------------------------------------------------------
 start_etcd() {
+	local c=http://127.0.0.1:$ETCD_PORT p=http://127.0.0.1:$ETCD_PEER_PORT
 	launch etcd "$ETCD_BIN/etcd" --name ai-trading --data-dir "$RUN_DIR/etcd" \
-		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-		--initial-cluster ai-trading=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 \
+		--listen-client-urls "$c" --advertise-client-urls "$c" \
+		--listen-peer-urls "$p" --initial-advertise-peer-urls "$p" \
+		--initial-cluster "ai-trading=$p" --listen-metrics-urls "http://127.0.0.1:$ETCD_METRICS_PORT" \
 		--unsafe-no-fsync=true --quota-backend-bytes=2147483648 --log-level=warn
-	wait_for etcd curl -fsS http://127.0.0.1:2381/health
+	wait_for etcd curl -fsS "http://127.0.0.1:$ETCD_METRICS_PORT/health"
 }
 start_apiserver() {
-	local p=$PKI_DIR
+	local p=$PKI_DIR bind=0.0.0.0 advertise=$NODE_IP
+	# A private instance has no node and no pods: loopback only.
+	[ -z "$K8S_INSTANCE" ] || { bind=127.0.0.1 advertise=127.0.0.1; }
 	launch kube-apiserver "$K8S_BIN/kube-apiserver" \
-		--etcd-servers=http://127.0.0.1:2379 \
-		--bind-address=0.0.0.0 --advertise-address="$NODE_IP" --secure-port="$APISERVER_PORT" \
+		--etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+		--bind-address="$bind" --advertise-address="$advertise" --secure-port="$APISERVER_PORT" \
 		--tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
 		--client-ca-file="$p/ca.crt" \
 		--kubelet-client-certificate="$p/apiserver-kubelet-client.crt" --kubelet-client-key="$p/apiserver-kubelet-client.key" \
@@ -189,7 +193,7 @@ start_controllers() {
 	launch kube-controller-manager "$K8S_BIN/kube-controller-manager" \
 		--kubeconfig="$p/controller-manager.kubeconfig" \
 		--authentication-kubeconfig="$p/controller-manager.kubeconfig" --authorization-kubeconfig="$p/controller-manager.kubeconfig" \
-		--bind-address=127.0.0.1 --secure-port=10257 --leader-elect=false \
+		--bind-address=127.0.0.1 --secure-port="$CONTROLLER_MANAGER_PORT" --leader-elect=false \
 		--use-service-account-credentials=true \
 		--service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
 		--cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
@@ -198,9 +202,9 @@ start_controllers() {
 	launch kube-scheduler "$K8S_BIN/kube-scheduler" \
 		--kubeconfig="$p/scheduler.kubeconfig" \
 		--authentication-kubeconfig="$p/scheduler.kubeconfig" --authorization-kubeconfig="$p/scheduler.kubeconfig" \
-		--bind-address=127.0.0.1 --secure-port=10259 --leader-elect=false
-	wait_for kube-controller-manager curl -fsSk https://127.0.0.1:10257/healthz
-	wait_for kube-scheduler curl -fsSk https://127.0.0.1:10259/healthz
+		--bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false
+	wait_for kube-controller-manager curl -fsSk "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
+	wait_for kube-scheduler curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"
 	# Pods need the `default` ServiceAccount the controller-manager creates.
 	wait_for "default ServiceAccount" kubectl_ -n default get serviceaccount default
 }
@@ -376,8 +380,10 @@ if [ "$MODE" = import ]; then
 	exit 0
 fi
 timed "PKI and kubeconfigs" gen_pki
-node_ip_on_lo
-guard_chain
+if [ -z "$K8S_INSTANCE" ]; then
+	node_ip_on_lo
+	guard_chain
+fi
 timed "etcd" start_etcd
 timed "kube-apiserver" start_apiserver
 timed "controller-manager, scheduler" start_controllers

@@ -18,7 +18,8 @@ case "${1:-}" in
 esac
 [ "$(id -u)" -eq 0 ] || die "stop.sh needs root"
 [ -d "$K8S_CACHE" ] || exit 0
-exec 9>"$K8S_CACHE/.start.lock"
+[ -z "$K8S_INSTANCE" ] || [ -d "$RUN_DIR" ] || exit 0
+exec 9>"$START_LOCK"
 flock 9
 
 # stop_pid NAME: TERM, then KILL after 10 s, the daemon recorded in run/NAME.pid.
@@ -43,6 +44,14 @@ our_shims() {
 	done
 }
 
+# A private instance (K8S_INSTANCE) is a control plane on loopback: its daemons and, always, its
+# directory; nothing of the host's cluster (network, shims, sysctls) is touched.
+if [ -n "$K8S_INSTANCE" ]; then
+	for n in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid "$n"; done
+	rm -rf "$RUN_DIR" "$START_LOCK"
+	log "instance $K8S_INSTANCE stopped and removed"
+	exit 0
+fi
 stop_pid kube-proxy
 stop_pid kubelet
 if [ -S "$CONTAINERD_SOCK" ] && [ -f "$RUN_DIR/containerd.pid" ]; then

@@ -4,15 +4,18 @@
  * Security policies and by a server-side dry run in a namespace enforcing `restricted`:
  * - for every spec the apiserver rejects, the pack reports a violation of the same control;
  * - no spec the pack accepts is rejected by the apiserver.
- * Runs where the cluster tools are built (scripts/cluster/build.sh): uses a running apiserver, or
- * starts the control plane alone (start.sh --control-plane-only) and stops it afterwards. Skipped,
+ * Runs where the cluster tools are built (scripts/cluster/build.sh): uses the local cluster when it
+ * runs (a namespace of its own, deleted afterwards), or starts a private control plane
+ * (K8S_INSTANCE, start.sh --control-plane-only: its own directory and free loopback ports) and
+ * stops and removes it afterwards, so it never stops a cluster someone else started. Skipped,
  * saying why, where the binaries are missing.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cluster, clusterReady, kubectl, root, run } from "../e2e-k8s/kube";
+import { cluster, clusterReady, root, run } from "../e2e-k8s/kube";
 import { podSecurityCorpus } from "./pss-corpus";
 import { runPack, Violation } from "./run-pack";
 
@@ -67,16 +70,41 @@ export function admissionControls(message: string): string[] {
     return out.map((s) => s.trim().replace(/\s*\(.*$/s, "")).map((s) => (s.startsWith("forbidden AppArmor profile") ? "forbidden AppArmor profile" : s)).filter(Boolean);
 }
 
+/** A free loopback port (closed again before the daemon binds it). */
+function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.on("error", reject);
+        s.listen(0, "127.0.0.1", () => {
+            const port = (s.address() as net.AddressInfo).port;
+            s.close(() => resolve(port));
+        });
+    });
+}
+
+/** The env of a private control plane: its name and six free ports (scripts/cluster/lib.sh). */
+async function privateInstance(): Promise<NodeJS.ProcessEnv> {
+    const names = ["K8S_APISERVER_PORT", "K8S_ETCD_PORT", "K8S_ETCD_PEER_PORT", "K8S_ETCD_METRICS_PORT", "K8S_CONTROLLER_MANAGER_PORT", "K8S_SCHEDULER_PORT"];
+    const env: NodeJS.ProcessEnv = { ...process.env, K8S_INSTANCE: `pss-oracle-${process.pid}` };
+    for (const n of names) env[n] = String(await freePort());
+    return env;
+}
+
 describe.skipIf(!built)("Pod Security oracle: the pack against the real apiserver (restricted, server-side dry run)", () => {
     const namespace = `pss-oracle-${crypto.randomBytes(3).toString("hex")}`;
     const corpus = podSecurityCorpus(namespace);
-    let startedHere = false;
+    let instanceEnv: NodeJS.ProcessEnv | undefined;
+    let kubeconfig = cluster.KUBECONFIG_PATH;
+    const kubectl = (args: string[], opts: { allowFailure?: boolean; timeoutMs?: number; input?: string } = {}) =>
+        run(kubectlBin, ["--kubeconfig", kubeconfig, ...args], opts);
     const verdicts = new Map<string, { rejected: boolean; controls: string[]; message: string }>();
 
     beforeAll(async () => {
-        if (!running && !clusterReady()) {
-            await run("bash", [path.join(root, "scripts/cluster/start.sh"), "--control-plane-only"], { timeoutMs: 600_000 });
-            startedHere = true;
+        if (!clusterReady()) {
+            instanceEnv = await privateInstance();
+            const started = await run("bash", [path.join(root, "scripts/cluster/start.sh"), "--control-plane-only"], { timeoutMs: 600_000, env: instanceEnv, allowFailure: true });
+            if (started.status !== 0) throw new Error(`private control plane ${instanceEnv.K8S_INSTANCE}: ${started.stderr.slice(-3000)}`);
+            kubeconfig = path.join(cluster.K8S_CACHE, "instances", instanceEnv.K8S_INSTANCE!, "pki", "admin.kubeconfig");
         }
         await kubectl(["apply", "-f", "-"], {
             input: JSON.stringify({
@@ -105,8 +133,8 @@ describe.skipIf(!built)("Pod Security oracle: the pack against the real apiserve
     }, 900_000);
 
     afterAll(async () => {
-        await kubectl(["delete", "namespace", namespace, "--wait=false"], { allowFailure: true });
-        if (startedHere) await run("bash", [path.join(root, "scripts/cluster/stop.sh")], { allowFailure: true, timeoutMs: 300_000 });
+        if (instanceEnv) await run("bash", [path.join(root, "scripts/cluster/stop.sh")], { env: instanceEnv, allowFailure: true, timeoutMs: 300_000 });
+        else await kubectl(["delete", "namespace", namespace, "--wait=false"], { allowFailure: true });
     }, 400_000);
 
     async function packVerdict(name: string): Promise<Violation[]> {
