@@ -10,12 +10,17 @@ source scripts/lib/pulumi-env.sh
 # shellcheck source=lib/stack-config.sh
 source scripts/lib/stack-config.sh
 if [ "$STACK" = local-k8s ]; then
-  # The cluster must run for the destroy (pods terminate on its node); it is stopped afterwards.
-  bash scripts/cluster/start.sh
+  # The cluster must run for the destroy (pods terminate on its node, the provisioner deletes the
+  # volumes); it is stopped afterwards. A cluster that already answers is used as it is.
+  bash scripts/cluster/kubeconfig.sh >/dev/null 2>&1 || bash scripts/cluster/start.sh
   KUBECONFIG=$(bash scripts/cluster/kubeconfig.sh)
   export KUBECONFIG
 fi
-pulumi destroy --stack "$STACK" --config-file "$(stack_config_file "$STACK")" --yes --non-interactive --skip-preview
+status=0
+pulumi destroy --stack "$STACK" --config-file "$(stack_config_file "$STACK")" --yes --non-interactive --skip-preview || status=$?
 if [ "$STACK" = local-k8s ]; then
+  # Stopped even when the destroy failed (run `npm run down -- local-k8s` again to finish it).
   bash scripts/cluster/stop.sh
+  bash scripts/cluster/check-clean.sh || status=1
 fi
+exit $status

@@ -27,6 +27,8 @@ ip link show "$BRIDGE" >/dev/null 2>&1 && finding "bridge $BRIDGE"
 ip -4 addr show dev lo | grep -q " $NODE_IP/" && finding "$NODE_IP on lo"
 m=$(grep -cE " ($RUN_DIR|/run/ai-trading-k8s|/run/netns/cni-)" /proc/mounts)
 ((m > 0)) && finding "$m mounts under the cluster's run directories"
+n=$(find /sys/fs/cgroup/*/kubepods* -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | wc -l)
+((n > 0)) && finding "$n process(es) in kubepods cgroups (containers whose shim is gone)"
 for c in /sys/fs/cgroup/*/kubepods*; do [ -d "$c" ] && finding "cgroup $c"; done
 [ -f "$RUN_DIR/sysctl.orig" ] && finding "sysctls not restored ($RUN_DIR/sysctl.orig still there)"
 ((found)) || echo "[check-clean] host clean: no process, chain, nft table, bridge, address, mount or cgroup left"

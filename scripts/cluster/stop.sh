@@ -97,6 +97,17 @@ ip addr del "$NODE_IP/32" dev lo 2>/dev/null && log "removed $NODE_IP from lo"
 # Mounts left by the kubelet/containerd (deepest first), then the kubepods cgroup trees.
 grep -oE " ($RUN_DIR|$CONTAINERD_STATE|/run/ai-trading-k8s|/run/netns/cni-|/var/run/netns/cni-)[^ ]*" /proc/mounts | sort -r |
 	while read -r m; do umount -l "$m" 2>/dev/null; done
+# Containers whose shim died first (a loaded machine can make `ctr tasks kill` time out) keep
+# running in their kubepods cgroups: every process still there is ours, killed until none is left.
+kubepods_procs() { find /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/kubepods* -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u; }
+for i in $(seq 1 10); do
+	left=$(kubepods_procs)
+	[ -z "$left" ] && break
+	# shellcheck disable=SC2086
+	kill -9 $left 2>/dev/null
+	log "killed $(echo "$left" | wc -w) process(es) left in the kubepods cgroups"
+	sleep 1
+done
 for c in /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/kubepods*; do
 	[ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
 done

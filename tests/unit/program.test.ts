@@ -246,6 +246,40 @@ describe("local-k8s stack (the local cluster of scripts/cluster/)", () => {
   });
 });
 
+describe("Kubernetes ordering and autoscaling", () => {
+  it("creates each workload's Secret and ConfigMap before the pods that reference them", async () => {
+    const run = await runProgram("prod");
+    const index = (type: string, name: string) => run.resources.findIndex((r) => r.type === type && r.inputs.metadata?.name === name);
+    let checked = 0;
+    for (const w of [...byType(run, DEPLOYMENT), ...byType(run, STATEFULSET), ...byType(run, "kubernetes:batch/v1:Job"), ...byType(run, "kubernetes:batch/v1:CronJob")]) {
+      const pod = w.inputs.spec.template?.spec ?? w.inputs.spec.jobTemplate.spec.template.spec;
+      const own = run.resources.indexOf(w);
+      const refs = new Set<string>();
+      for (const c of pod.containers) for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef) refs.add(`${SECRET}|${e.valueFrom.secretKeyRef.name}`);
+      for (const v of pod.volumes ?? []) {
+        if (v.secret) refs.add(`${SECRET}|${v.secret.secretName}`);
+        if (v.configMap) refs.add(`kubernetes:core/v1:ConfigMap|${v.configMap.name}`);
+      }
+      for (const ref of refs) {
+        const [type, name] = ref.split("|");
+        const at = index(type, name);
+        expect(at, `${w.name} references ${name}, which the program does not create`).toBeGreaterThanOrEqual(0);
+        expect(at, `${name} registered before ${w.name}`).toBeLessThan(own);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+  });
+
+  it("scales the autoscalers' CPU target with the request ratio (same absolute CPU as full requests)", async () => {
+    const HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler";
+    const target = (r: ProgramRun) => named(r, HPA, "api-gateway-hpa").inputs.spec.metrics[0].resource.target.averageUtilization;
+    expect(target(await runProgram("prod"))).toBe(70);
+    const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
+    expect(target(await runProgram("local-k8s", {}, tls))).toBe(700);
+  });
+});
+
 describe("configuration changes the graph", () => {
   it("removes a datastore that is switched off", async () => {
     const run = await runProgram("prod", { weaviateEnabled: "false" });

@@ -7,6 +7,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { WorkloadSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 
+/** CPU use, as a share of the CPU limit, above which the autoscaler adds pods. */
+export const CPU_TARGET_PERCENT = 70;
+
 export function availability(
   ctx: KubernetesContext,
   spec: WorkloadSpec,
@@ -23,6 +26,10 @@ export function availability(
     );
   }
   const bounds = ctx.settings.autoscale?.[spec.name];
+  // Utilization is usage over the request: with requests scaled down (cpuRequestRatio, a small
+  // cluster) the target scales up by the same factor, so the HPA adds pods at the same absolute
+  // CPU as with full requests instead of scaling an idle fleet to its maximum.
+  const averageUtilization = Math.round(CPU_TARGET_PERCENT / (ctx.settings.cpuRequestRatio ?? 1));
   if (bounds && !spec.singleton) {
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(
       `${spec.name}-hpa`,
@@ -32,7 +39,7 @@ export function availability(
           scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: spec.name },
           minReplicas: Math.max(bounds.min, spec.replicas),
           maxReplicas: Math.max(bounds.max, spec.replicas),
-          metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 70 } } }],
+          metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization } } }],
         },
       },
       ctx.opts(parent, dependsOn),

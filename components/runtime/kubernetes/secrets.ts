@@ -13,8 +13,12 @@ export function fileKey(path: string): string {
 }
 
 export interface WorkloadFiles {
-  /** Name of the workload's Secret (referenced by secretKeyRef even when it holds only env). */
-  secretName: string;
+  /**
+   * Name of the workload's Secret (referenced by secretKeyRef even when it holds only env): the
+   * created object's name, so the pods that reference it are created after it (a pod started
+   * before its Secret exists fails with CreateContainerConfigError until it appears).
+   */
+  secretName: pulumi.Input<string>;
   mounts: k8s.types.input.core.v1.VolumeMount[];
   volumes: k8s.types.input.core.v1.Volume[];
 }
@@ -29,8 +33,9 @@ export function workloadSecrets(
   const secretFiles = spec.files.filter((f) => f.secret);
   const plainFiles = spec.files.filter((f) => !f.secret);
   const secretName = `${spec.name}-credentials`;
+  let secretRef: pulumi.Input<string> = secretName;
   if (Object.keys(spec.secretEnv).length > 0 || secretFiles.length > 0) {
-    new k8s.core.v1.Secret(
+    secretRef = new k8s.core.v1.Secret(
       `${spec.name}-secret`,
       {
         metadata: { name: secretName, namespace: ctx.namespace, labels },
@@ -41,28 +46,28 @@ export function workloadSecrets(
         },
       },
       { ...ctx.opts(parent, dependsOn), additionalSecretOutputs: ["data", "stringData"] },
-    );
+    ).metadata.name;
   }
-  const configName = `${spec.name}-files`;
+  let configRef: pulumi.Input<string> = `${spec.name}-files`;
   if (plainFiles.length > 0) {
-    new k8s.core.v1.ConfigMap(
+    configRef = new k8s.core.v1.ConfigMap(
       `${spec.name}-config`,
       {
-        metadata: { name: configName, namespace: ctx.namespace, labels: { ...labels } },
+        metadata: { name: `${spec.name}-files`, namespace: ctx.namespace, labels: { ...labels } },
         data: Object.fromEntries(plainFiles.map((f) => [fileKey(f.path), f.content])),
       },
       ctx.opts(parent, dependsOn),
-    );
+    ).metadata.name;
   }
   return {
-    secretName,
+    secretName: secretRef,
     mounts: [
       ...plainFiles.map((f) => ({ name: "files", mountPath: f.path, subPath: fileKey(f.path), readOnly: true })),
       ...secretFiles.map((f) => ({ name: "secret-files", mountPath: f.path, subPath: fileKey(f.path), readOnly: true })),
     ],
     volumes: [
-      ...(plainFiles.length > 0 ? [{ name: "files", configMap: { name: configName } }] : []),
-      ...(secretFiles.length > 0 ? [{ name: "secret-files", secret: { secretName, defaultMode: 0o400 } }] : []),
+      ...(plainFiles.length > 0 ? [{ name: "files", configMap: { name: configRef } }] : []),
+      ...(secretFiles.length > 0 ? [{ name: "secret-files", secret: { secretName: secretRef, defaultMode: 0o400 } }] : []),
     ],
   };
 }
