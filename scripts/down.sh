@@ -12,7 +12,8 @@ source scripts/lib/stack-config.sh
 if [ "$STACK" = local-k8s ]; then
   # The cluster must run for the destroy (pods terminate on its node, the provisioner deletes the
   # volumes); it is stopped afterwards. A cluster that already answers is used as it is.
-  bash scripts/cluster/kubeconfig.sh >/dev/null 2>&1 || bash scripts/cluster/start.sh
+  # A loaded machine slows the add-ons' rollout: the destroy needs the API, not a quick start.
+  bash scripts/cluster/kubeconfig.sh >/dev/null 2>&1 || K8S_START_TIMEOUT=${K8S_START_TIMEOUT:-900} bash scripts/cluster/start.sh
   KUBECONFIG=$(bash scripts/cluster/kubeconfig.sh)
   export KUBECONFIG
 fi

@@ -5,6 +5,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ -f "$KUBECONFIG_PATH" ] || { echo "no local cluster kubeconfig at $KUBECONFIG_PATH (run scripts/cluster/start.sh)" >&2; exit 1; }
-curl -fsS --max-time 5 --cacert "$PKI_DIR/ca.crt" "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1 ||
+curl -fsS --max-time 20 --cacert "$PKI_DIR/ca.crt" "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1 ||
   { echo "the local apiserver does not answer on 127.0.0.1:$APISERVER_PORT (run scripts/cluster/start.sh)" >&2; exit 1; }
 echo "$KUBECONFIG_PATH"

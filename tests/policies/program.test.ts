@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { runProgram } from "../helpers/program";
-import { mandatory, policyNames, runPack, TestResource, Violation } from "./run-pack";
+import { loadConfig, mandatory, policyNames, runPack, TestResource, Violation } from "./run-pack";
 
-async function judge(stack: "dev" | "prod", policyConfig: "dev" | "prod", config: Record<string, string | null> = {}, secrets: Record<string, string> = {}): Promise<Violation[]> {
+async function judge(stack: string, policyConfig: string, config: Record<string, string | null> = {}, secrets: Record<string, string> = {}): Promise<Violation[]> {
     const run = await runProgram(stack, config, secrets);
     const resources: TestResource[] = run.resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: r.inputs }));
     return runPack(resources, policyConfig);
@@ -31,6 +31,15 @@ const GUIDE_SECRETS = {
 describe("the real program against the pack", { timeout: 300_000 }, () => {
     it("prod (Kubernetes) passes prod.json with no violation at all", async () => {
         const vs = await judge("prod", "prod");
+        expect(lines(vs)).toEqual([]);
+    });
+
+    // policies/config/local-k8s.json (what `npm run up -- local-k8s` enforces) is prod's: the local
+    // cluster is judged as production is.
+    it("local-k8s (the local cluster) passes local-k8s.json with no violation at all", async () => {
+        const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
+        expect(loadConfig("local-k8s")).toEqual(loadConfig("prod"));
+        const vs = await judge("local-k8s", "local-k8s", {}, tls);
         expect(lines(vs)).toEqual([]);
     });
 

@@ -98,7 +98,7 @@ export interface RunOptions {
 }
 
 /** Reads policies/config/<name>.json. */
-export function loadConfig(name: "dev" | "prod"): PackConfig {
+export function loadConfig(name: string): PackConfig {
     return JSON.parse(fs.readFileSync(path.join(policiesDir, "config", `${name}.json`), "utf8"));
 }
 
@@ -185,8 +185,8 @@ function opts() {
     return { protect: false, ignoreChanges: [], aliases: [], additionalSecretOutputs: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 } };
 }
 
-/** Runs the pack over `resources` with a config (an object, or "dev"/"prod" for policies/config/<name>.json). */
-export async function runPack(resources: TestResource[], config: PackConfig | "dev" | "prod" = {}, options: RunOptions = {}): Promise<Violation[]> {
+/** Runs the pack over `resources` with a config (an object, or a stack name for policies/config/<name>.json). */
+export async function runPack(resources: TestResource[], config: PackConfig | string = {}, options: RunOptions = {}): Promise<Violation[]> {
     const cfg = reconcileConfig(typeof config === "string" ? loadConfig(config) : config, options.packEnforcementLevel);
     const violations: Violation[] = [];
     const byUrn = new Map(resources.map((r) => [urnOf(r), r.name]));
