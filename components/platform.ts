@@ -153,8 +153,9 @@ export class TradingPlatform extends pulumi.ComponentResource {
               ? {
                   RATE_LIMIT_WINDOW_MS: String(config.rateLimit.windowMs),
                   RATE_LIMIT_MAX_REQUESTS: String(config.rateLimit.maxRequests),
-                  // Behind Nginx / the ingress controller: per-IP limits use X-Forwarded-For.
-                  TRUST_PROXY: "1",
+                  // Only the edge (Nginx / the ingress controller) may set X-Forwarded-For: per-IP limits
+                  // then key on the real client, and a client-written header is ignored.
+                  TRUST_PROXY: config.trustedProxies,
                 }
               : {}),
             ...(def.tier === "trading" ? { TRADING_MODE: config.trading.mode, MARKET_DATA_SOURCE: config.trading.marketDataSource } : {}),

@@ -10,6 +10,7 @@
  *
  * `parseStackConfig` is pure (strings in, object out) so tests exercise it without an engine.
  */
+import { isIP } from "node:net";
 import { Value } from "@sinclair/typebox/value";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, sizingOf } from "../catalog";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
@@ -48,6 +49,8 @@ export interface StackConfig {
   /** Services deployed: the catalog minus those switched off or missing a required datastore. */
   services: ServiceDefinition[];
   rateLimit: { windowMs: number; maxRequests: number };
+  /** The gateway's TRUST_PROXY: the edge proxy's addresses/CIDRs (validated), comma-separated. */
+  trustedProxies: string;
   trading: { mode: "paper" | "live"; marketDataSource: "synthetic" | "replay" | "binance" };
   docker: {
     httpPort: number;
@@ -55,6 +58,8 @@ export interface StackConfig {
     publishAdminPorts: boolean;
     /** Host address datastore, Prometheus and Grafana ports bind to (a VPN interface, say). */
     adminBindAddress: string;
+    /** Subnet of the private network (IPv4 CIDR). */
+    subnet: string;
   };
   kubernetes: {
     namespace: string;
@@ -297,6 +302,13 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address, got '${adminBindAddress}'`);
   }
 
+  const dockerSubnet = r.string("dockerSubnet")!;
+  if (!isCidr(dockerSubnet, 4)) throw new ConfigError("dockerSubnet", stack, `must be an IPv4 CIDR such as 172.28.0.0/24, got '${dockerSubnet}'`);
+  const trustedProxies = r.string("trustedProxies") || (target === "docker" ? dockerSubnet : "10.244.0.0/16");
+  const badProxy = trustedProxies.split(",").map((x) => x.trim()).find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
+  if (badProxy !== undefined)
+    throw new ConfigError("trustedProxies", stack, `must be comma-separated IP addresses or CIDRs (/8 or narrower) of the edge proxy, got '${badProxy}'`);
+
   const schedule = r.string("backupSchedule")!;
   if (schedule.split(/\s+/).length !== 5) {
     throw new ConfigError("backupSchedule", stack, `must be a five-field cron expression, got '${schedule}'`);
@@ -317,12 +329,13 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     },
     serviceReplicas,
     services,
+    trustedProxies,
     rateLimit: {
       windowMs: r.integer("rateLimitWindowMs"),
       maxRequests: r.integer("rateLimitMaxRequests"),
     },
     trading: { mode: tradingMode, marketDataSource },
-    docker: { httpPort, httpsPort, publishAdminPorts: target === "docker" && r.boolean("publishAdminPorts"), adminBindAddress },
+    docker: { httpPort, httpsPort, publishAdminPorts: target === "docker" && r.boolean("publishAdminPorts"), adminBindAddress, subnet: dockerSubnet },
     kubernetes: {
       namespace,
       storageClass: r.string("storageClass"),
@@ -357,3 +370,11 @@ export const secretConfigKeys = [
   "registryPassword",
 ] as const;
 export type SecretConfigKey = (typeof secretConfigKeys)[number];
+
+/** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */
+function isCidr(v: string, family: 4 | 6): boolean {
+  const [addr, bits, extra] = v.split("/");
+  if (extra !== undefined || bits === undefined || !/^\d{1,3}$/.test(bits) || isIP(addr) !== family) return false;
+  const n = Number(bits);
+  return family === 4 ? n >= 8 && n <= 32 : n >= 16 && n <= 128;
+}

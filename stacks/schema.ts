@@ -63,6 +63,10 @@ export const stackConfigSchema = Type.Object({
   grafanaEnabled: bool("Deploy Grafana", true),
   prometheusRetentionDays: int("Prometheus retention in days", 15, 1, 3650),
   rateLimitWindowMs: int("Gateway rate-limit window (ms)", 900_000, 1_000, 86_400_000),
+  trustedProxies: str(
+    "Addresses/CIDRs allowed to set X-Forwarded-For at the gateway (its TRUST_PROXY): the edge proxy. Default: dockerSubnet on docker, 10.244.0.0/16 (the pod network the ingress controller runs in) on kubernetes",
+  ),
+  dockerSubnet: str("Docker: subnet of the private network (the Nginx edge's address in it is trusted for X-Forwarded-For)", "172.28.0.0/24"),
   rateLimitMaxRequests: int("Requests per window per user and per IP", 100, 1, 1_000_000),
   tradingMode: oneOf(["paper", "live"], "paper (simulated exchange) or live (Binance; needs binanceApiKey/binanceSecretKey secrets)", "paper"),
   marketDataSource: oneOf(["synthetic", "replay", "binance"], "synthetic, replay or binance", "synthetic"),

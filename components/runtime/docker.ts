@@ -28,6 +28,8 @@ export interface DockerRuntimeArgs {
   prefix: string;
   /** Host address operators reach published ports on (the stack's adminBindAddress). */
   operatorBindAddress: string;
+  /** IPv4 CIDR of the private network (the gateway trusts X-Forwarded-For from it); Docker picks one when unset. */
+  subnet?: string;
 }
 
 /**
@@ -92,6 +94,8 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
       {
         name: `${args.prefix}-net`,
         driver: "bridge",
+        // A known subnet: the gateway trusts X-Forwarded-For only from addresses in it (the edge).
+        ...(args.subnet ? { ipamConfigs: [{ subnet: args.subnet }] } : {}),
         labels: [{ label: LABEL_PART_OF, value: PART_OF }],
       },
       { parent: this },

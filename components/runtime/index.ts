@@ -17,7 +17,7 @@ export function createRuntime(name: string, config: StackConfig, parent: pulumi.
   if (config.target === "docker") {
     return new DockerRuntime(
       `${name}-docker`,
-      { prefix: `ai-trading-${config.stack}`, operatorBindAddress: config.docker.adminBindAddress },
+      { prefix: `ai-trading-${config.stack}`, operatorBindAddress: config.docker.adminBindAddress, subnet: config.docker.subnet },
       { parent },
     );
   }

@@ -190,7 +190,9 @@ describe("main.ts: one image, every service", { timeout: 600_000 }, () => {
   const { spawnSync, spawn } = require("node:child_process") as typeof import("node:child_process");
   const { join } = require("node:path") as typeof import("node:path");
   const main = join(__dirname, "..", "..", "services", "src", "main.ts");
-  const tsx = require.resolve("tsx/cli");
+  // `node --import tsx`: one process, so signals reach the service itself (the tsx CLI relays them
+  // to a child and SIGKILLs it when the child does not confirm within 30 ms: exit 143 under load).
+  const tsx = "--import=tsx";
   const clean = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root" };
 
   it("rejects an unknown service, listing the catalog", () => {

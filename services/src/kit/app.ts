@@ -4,12 +4,15 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
-import { installErrorHandlers } from "./errors";
+import { errorBody, installErrorHandlers } from "./errors";
+import { installJsonGuards } from "./request-guards";
+
+export { parseTrustProxy } from "./request-guards";
 
 /** The Fastify instance type services get (TypeBox type provider: typed request bodies/params). */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -57,15 +60,6 @@ export function requestIdFor(req: IncomingMessage): string {
   return typeof h === "string" && requestIdRe.test(h) ? h : randomUUID();
 }
 
-/** TRUST_PROXY: "true"/"false", a hop count ("1" behind Nginx), or comma-separated addresses/CIDRs. */
-export function parseTrustProxy(v: string | undefined): boolean | number | string[] | undefined {
-  if (v === undefined) return undefined;
-  if (v === "true") return true;
-  if (v === "false") return false;
-  if (/^\d+$/.test(v)) return Number(v);
-  return v.split(",").map((s) => s.trim()).filter(Boolean);
-}
-
 /** Body: strict types (no coercion), defaults applied; params/query/headers: coerced from strings. */
 function installValidators(app: App) {
   const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
@@ -78,7 +72,23 @@ function installValidators(app: App) {
 export interface AppOptions {
   log: Logger;
   bodyLimit: number;
-  trustProxy: string | undefined;
+  /** Addresses / CIDRs allowed to set X-Forwarded-For (already validated by parseTrustProxy). */
+  trustProxy: string[] | undefined;
+  /** Deepest JSON body nesting accepted (400 beyond). */
+  jsonMaxDepth: number;
+}
+
+function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
+  const bad = error.code === "FST_ERR_BAD_URL";
+  if (!tooLong && !bad) request.log.error({ err: error }, "framework error");
+  const status = tooLong ? 414 : bad ? 400 : 500;
+  const body = tooLong
+    ? errorBody(request, "URI_TOO_LONG", "URL path parameter too long", "url")
+    : bad
+      ? errorBody(request, "BAD_REQUEST", "Malformed URL (bad percent-encoding)", "url")
+      : errorBody(request, "INTERNAL_ERROR", "Internal Server Error");
+  reply.status(status).send(body);
 }
 
 export function createApp(o: AppOptions): App {
@@ -89,11 +99,14 @@ export function createApp(o: AppOptions): App {
     requestIdHeader: false,
     // One "request completed" line per request (see probes.ts) instead of Fastify's two.
     logController: new LogController({ requestIdLogLabel: "requestId", disableRequestLogging: true }),
-    // Fastify accepts a hop count at runtime (proxy-addr) though its types omit it.
-    trustProxy: parseTrustProxy(o.trustProxy) as boolean | string | string[] | undefined,
+    trustProxy: o.trustProxy,
     return503OnClosing: true,
+    // Requests the router cannot even parse (malformed percent-encoding in the path, a parameter
+    // over the length limit) get the platform's error shape too, without echoing the URL.
+    frameworkErrors: answerFrameworkError,
   }).withTypeProvider<TypeBoxTypeProvider>();
   installValidators(app);
   installErrorHandlers(app);
+  installJsonGuards(app, o.jsonMaxDepth);
   return app;
 }

@@ -6,6 +6,7 @@ export * from "./service";
 export { Datastores, DatastoreDisabledError, datastoreEnv, loadDatastoreConfig } from "./datastores";
 export type { App } from "./app";
 export type { ReadinessCheck, ServiceMetrics } from "./probes";
+export { INTERNAL_PATH_PREFIXES, isInternalPath } from "./probes";
 export type {
   DatastoreConfig,
   DatastoreState,
@@ -22,3 +23,4 @@ export * from "./jwt";
 export { ClickHouseParamError } from "./clickhouse/legacy-binding";
 export type { ParamBinding } from "./clickhouse/client";
 export { decorateDatastores } from "./decorators";
+export { findUnstorableText, isUnstorableText } from "./request-guards";

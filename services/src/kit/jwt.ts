@@ -17,6 +17,13 @@ export interface AccessClaims {
   /** Token id (jti). */
   tokenId: string;
   expiresAt: number;
+  issuedAt: number;
+  /**
+   * The user's token epoch when the token was issued (claim `ep`, 0 when absent). Revoking a user's
+   * tokens (logout everywhere, role change, disable) raises the stored epoch; the gateway refuses
+   * tokens of an older epoch.
+   */
+  epoch: number;
 }
 
 /** The HMAC key as a KeyObject, created once (jose then signs/verifies with node:crypto directly). */
@@ -24,9 +31,9 @@ export function jwtKey(secret: string): KeyObject {
   return createSecretKey(Buffer.from(secret, "utf8"));
 }
 
-export async function signAccessToken(key: KeyObject | Uint8Array, sub: { userId: string; role: Role }, ttlSeconds: number): Promise<string> {
+export async function signAccessToken(key: KeyObject | Uint8Array, sub: { userId: string; role: Role; epoch?: number }, ttlSeconds: number): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ role: sub.role })
+  return new SignJWT({ role: sub.role, ep: sub.epoch ?? 0 })
     .setProtectedHeader({ alg: JWT_ALGORITHM, typ: "JWT" })
     .setSubject(sub.userId)
     .setIssuer(JWT_ISSUER)
@@ -62,7 +69,9 @@ export async function verifyAccessToken(key: KeyObject | Uint8Array, token: stri
     if (typeof payload.iat !== "number" || payload.iat > now + 5) throw new TokenError("token issued in the future", "invalid");
     if (payload.role !== "trader" && payload.role !== "admin") throw new TokenError("token has no valid role", "invalid");
     if (typeof payload.sub !== "string") throw new TokenError("token has no subject", "invalid");
-    return { userId: payload.sub, role: payload.role, tokenId: String(payload.jti), expiresAt: payload.exp! };
+    const epoch = payload.ep ?? 0;
+    if (typeof epoch !== "number" || !Number.isSafeInteger(epoch) || epoch < 0) throw new TokenError("token has an invalid epoch", "invalid");
+    return { userId: payload.sub, role: payload.role, tokenId: String(payload.jti), expiresAt: payload.exp!, issuedAt: payload.iat, epoch };
   } catch (e) {
     if (e instanceof TokenError) throw e;
     if (e instanceof joseErrors.JWTExpired) throw new TokenError("token expired", "expired");

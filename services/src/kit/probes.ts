@@ -11,6 +11,18 @@ import type { Datastores } from "./datastores";
 
 export type ReadinessCheck = () => Promise<void>;
 
+/**
+ * Paths every service answers for the platform, not for clients: probes, metrics and
+ * service-to-service routes. The gateway never proxies them (whatever their case or encoding).
+ */
+export const INTERNAL_PATH_PREFIXES = ["/internal", "/metrics", "/ready", "/health"] as const;
+
+/** True when a decoded service path's first segment is (or, for /internal, starts with) one of INTERNAL_PATH_PREFIXES. */
+export function isInternalPath(path: string): boolean {
+  const first = path.toLowerCase().split("/")[1] ?? "";
+  return first.startsWith("internal") || INTERNAL_PATH_PREFIXES.some((p) => first === p.slice(1));
+}
+
 export interface ServiceMetrics {
   registry: Registry;
   httpDuration: Histogram<string>;

@@ -11,6 +11,7 @@ import { ConfigError, describeConfig, envEnum, loadConfig, type ConfigOf, type C
 import { Datastores, loadDatastoreConfig } from "./datastores";
 import { decorateDatastores } from "./decorators";
 import { PeerClient } from "./peers";
+import { DEFAULT_JSON_MAX_DEPTH, parseTrustProxy } from "./request-guards";
 import { createMetrics, installProbes, type ReadinessCheck, type ServiceMetrics } from "./probes";
 
 export { createLogger, redactPaths, requestIdFor, type App } from "./app";
@@ -28,8 +29,13 @@ export function commonEnv(def: ServiceDefinition) {
     SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100 }),
     /** Timeout of each dependency check of /ready. */
     READY_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
-    /** Fastify trustProxy: "true", a hop count ("1" behind Nginx), or comma-separated addresses/CIDRs. Unset: none. */
+    /**
+     * Who may set X-Forwarded-For: comma-separated addresses/CIDRs of the reverse proxy (Nginx, the
+     * ingress controller). Unset: nobody (the peer address is the client). Hop counts and "true" are refused.
+     */
     TRUST_PROXY: Type.Optional(Type.String()),
+    /** Deepest JSON nesting accepted in request bodies (400 beyond, checked before parsing). */
+    JSON_MAX_DEPTH: Type.Integer({ default: DEFAULT_JSON_MAX_DEPTH, minimum: 2, maximum: 1_000 }),
   };
 }
 export type CommonConfig = ConfigOf<ReturnType<typeof commonEnv>>;
@@ -79,9 +85,18 @@ export interface CreateServiceOptions {
   defaultMetrics?: boolean;
 }
 
+/** A route as registered (method, URL pattern, TypeBox/JSON schemas): docs and generated tests read these. */
+export interface RouteInfo {
+  method: string;
+  url: string;
+  schema?: { body?: unknown; querystring?: unknown; params?: unknown; headers?: unknown };
+}
+
 export interface Service<C = Record<string, unknown>> {
   app: App;
   ctx: ServiceContext<C>;
+  /** Every route the service registered, probes included (kit isInternalPath tells them apart). */
+  routes: ReadonlyArray<RouteInfo>;
   /** Listens on the configured HOST/PORT unless overridden; resolves to the base URL. */
   listen(opts?: { port?: number; host?: string }): Promise<string>;
   close(): Promise<void>;
@@ -111,7 +126,14 @@ export async function createService<S extends ConfigSchema>(
   const common = collect(() => loadConfig(def.name, commonSchema, source));
   const own = collect(() => loadConfig(def.name, mod.config ?? ({} as S), source));
   const ds = collect(() => loadDatastoreConfig(def, source));
-  if (problems.length > 0 || !common || !own || !ds) throw new ConfigError(def.name, problems);
+  const trustProxy = collect(() => {
+    try {
+      return { list: parseTrustProxy(common?.TRUST_PROXY) };
+    } catch (e) {
+      throw new ConfigError(def.name, [`TRUST_PROXY ${(e as Error).message}`]);
+    }
+  });
+  if (problems.length > 0 || !common || !own || !ds || !trustProxy) throw new ConfigError(def.name, problems);
 
   const config = { ...common, ...own } as CommonConfig & ConfigOf<S>;
   const log = opts.logger ?? createLogger(def.name, config.LOG_LEVEL, opts.logStream);
@@ -126,7 +148,11 @@ export async function createService<S extends ConfigSchema>(
     if (state!.status === "disabled") log.warn({ datastore: name }, `${name} is disabled (optional, not configured): degraded mode`);
   }
 
-  const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY });
+  const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: trustProxy.list, jsonMaxDepth: config.JSON_MAX_DEPTH });
+  const routes: RouteInfo[] = [];
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) if (method !== "HEAD") routes.push({ method, url: r.url, schema: r.schema as RouteInfo["schema"] });
+  });
   const metrics = createMetrics(def.name, opts.defaultMetrics ?? true);
   const datastores = new Datastores(def, ds.configs, ds.states, log);
   decorateDatastores(app, datastores);
@@ -166,6 +192,7 @@ export async function createService<S extends ConfigSchema>(
   return {
     app,
     ctx,
+    routes,
     async listen(o = {}) {
       const address = await app.listen({ port: o.port ?? config.PORT, host: o.host ?? config.HOST });
       return address.replace("[::1]", "127.0.0.1");
@@ -176,16 +203,21 @@ export async function createService<S extends ConfigSchema>(
 
 /**
  * Starts a service: listens, and on SIGTERM/SIGINT stops accepting, drains in-flight requests,
- * closes pools, bounded by SHUTDOWN_TIMEOUT_MS (then exits 1).
+ * closes pools, bounded by SHUTDOWN_TIMEOUT_MS (then exits 1). The signal handlers are installed
+ * before anything else: a signal during start-up (or right after "listening") is remembered and
+ * leads to the same graceful shutdown once the service exists, never to the default kill.
  */
 export async function runService<S extends ConfigSchema>(mod: ServiceModule<S>, opts: CreateServiceOptions = {}) {
-  const service = await createService(mod, opts);
-  const { log, config } = service.ctx;
+  let service: Service<ConfigOf<S>> | undefined;
+  let requested: string | undefined;
+  let started = false;
   let closing = false;
   const shutdown = (signal: string) => {
-    if (closing) return;
+    requested ??= signal;
+    if (!service || !started || closing) return; // during start-up: handled once it is listening
     closing = true;
-    log.info({ signal }, "shutting down");
+    const { log, config } = service.ctx;
+    log.info({ signal: requested }, "shutting down");
     const timer = setTimeout(() => {
       log.error({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, "graceful shutdown timed out, exiting");
       process.exit(1);
@@ -202,11 +234,15 @@ export async function runService<S extends ConfigSchema>(mod: ServiceModule<S>, 
       },
     );
   };
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
-  process.once("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  service = await createService(mod, opts);
+  const { log } = service.ctx;
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
   const address = await service.listen();
+  started = true;
   log.info({ address }, `${mod.name} listening`);
+  if (requested) shutdown(requested);
   return service;
 }
 

@@ -5,7 +5,8 @@
  */
 import type { Pool, PoolClient } from "pg";
 import type { Redis } from "ioredis";
-import { conflict, notFound, badRequest, HttpError } from "../../kit";
+import { conflict, notFound, badRequest, findUnstorableText, HttpError } from "../../kit";
+
 import { changeChannel, type ConfigChange } from "./notify";
 
 export const NAMESPACE_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
@@ -79,8 +80,11 @@ export class ConfigStore {
     return { namespace: ns, entries };
   }
 
-  checkValue(value: unknown): string {
+  /** The value as JSON text, or a 400 naming the key (missing, too large, or text PostgreSQL cannot store). */
+  checkValue(value: unknown, key = "value"): string {
     if (value === undefined) throw badRequest("value is required", "value");
+    const bad = findUnstorableText(value);
+    if (bad) throw badRequest(`value of ${key}${bad.length ? ` at ${bad.join(".")}` : ""} contains a NUL character or an unpaired surrogate`, ["value", ...bad].join("."));
     const json = JSON.stringify(value);
     const size = Buffer.byteLength(json);
     if (size > this.opts.maxValueBytes) throw badRequest(`value is ${size} bytes of JSON, the limit is ${this.opts.maxValueBytes}`, "value");
@@ -89,7 +93,7 @@ export class ConfigStore {
 
   /** Creates or updates a key (a new version). expectedVersion: 0 = must not exist; omitted = last write wins. */
   async set(ns: string, key: string, value: unknown, expectedVersion: number | undefined, actor: Actor, rollbackOf?: number) {
-    const json = this.checkValue(value);
+    const json = this.checkValue(value, `${ns}/${key}`);
     return this.change(ns, key, expectedVersion, actor, async (client, current, next) => {
       await client.query(
         `INSERT INTO config_entries (namespace, key, value, version, updated_at, updated_by)

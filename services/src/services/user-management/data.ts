@@ -13,6 +13,7 @@ export interface UserRow {
   display_name: string | null;
   created_at: Date;
   disabled_at: Date | null;
+  token_epoch: number;
 }
 
 export interface RefreshTokenRow {
@@ -69,8 +70,43 @@ export async function findActiveUser(db: Queryable, id: string): Promise<UserRow
   return (await db.query<UserRow>("SELECT * FROM users WHERE id = $1 AND disabled_at IS NULL", [id])).rows[0];
 }
 
+/** Changes the role; tokens issued with the old one stop working (epoch raised). */
 export async function setUserRole(db: Queryable, id: string, role: Role): Promise<UserRow | undefined> {
-  return (await db.query<UserRow>("UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING *", [id, role])).rows[0];
+  return (
+    await db.query<UserRow>(
+      `UPDATE users SET role = $2, updated_at = now(),
+              token_epoch = CASE WHEN role = $2 THEN token_epoch ELSE token_epoch + 1 END
+        WHERE id = $1 RETURNING *`,
+      [id, role],
+    )
+  ).rows[0];
+}
+
+/** Any user by id, disabled ones included (state for the gateway, admin actions). */
+export async function findUser(db: Queryable, id: string): Promise<UserRow | undefined> {
+  return (await db.query<UserRow>("SELECT * FROM users WHERE id = $1", [id])).rows[0];
+}
+
+/** Disables (or re-enables) an account; disabling revokes its tokens and sessions. */
+export async function setUserDisabled(db: Queryable, id: string, disabled: boolean): Promise<UserRow | undefined> {
+  const r = await db.query<UserRow>(
+    disabled
+      ? `UPDATE users SET disabled_at = coalesce(disabled_at, now()), token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *`
+      : `UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
+    [id],
+  );
+  if (disabled && r.rows[0]) await db.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'admin' WHERE user_id = $1 AND revoked_at IS NULL`, [id]);
+  return r.rows[0];
+}
+
+/** Deletes an account (its sessions and API keys go with it: ON DELETE CASCADE). */
+export async function deleteUser(db: Queryable, id: string): Promise<boolean> {
+  return ((await db.query("DELETE FROM users WHERE id = $1", [id])).rowCount ?? 0) > 0;
+}
+
+/** Raises the token epoch: every access token issued so far stops working. */
+export async function bumpTokenEpoch(db: Queryable, id: string): Promise<UserRow | undefined> {
+  return (await db.query<UserRow>("UPDATE users SET token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *", [id])).rows[0];
 }
 
 // Refresh tokens (only their SHA-256 is stored) ---------------------------------------------------
@@ -149,13 +185,17 @@ export async function apiKeyHashesOf(db: Queryable, userId: string): Promise<Buf
   return r.rows.map((k) => k.key_hash);
 }
 
-/** The live key with that prefix of an active user (its last use recorded), for verification. */
-export async function useApiKey(db: Queryable, prefix: string): Promise<{ id: string; user_id: string; role: Role; key_hash: Buffer } | undefined> {
+/** The live key with that prefix of an active user, for verification (read only: nothing is written before the hash matched). */
+export async function findLiveApiKey(db: Queryable, prefix: string): Promise<{ id: string; user_id: string; role: Role; key_hash: Buffer } | undefined> {
   const r = await db.query<{ id: string; user_id: string; role: Role; key_hash: Buffer }>(
-    `UPDATE api_keys k SET last_used_at = now() FROM users u
-      WHERE k.prefix = $1 AND k.revoked_at IS NULL AND u.id = k.user_id AND u.disabled_at IS NULL
-      RETURNING k.id, k.user_id, u.role, k.key_hash`,
+    `SELECT k.id, k.user_id, u.role, k.key_hash FROM api_keys k JOIN users u ON u.id = k.user_id
+      WHERE k.prefix = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL`,
     [prefix],
   );
   return r.rows[0];
+}
+
+/** Records a verified key's use (at most once a minute per key: verification is not a write path). */
+export async function touchApiKey(db: Queryable, id: string): Promise<void> {
+  await db.query("UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", [id]);
 }

@@ -7,6 +7,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { HttpError } from "../../kit";
 import { apiKeyCacheKey, API_KEY_CACHE_TTL_S, type ApiKeyIdentity } from "./api-keys";
 import { sha256 } from "./domain";
+import { apiKeyChangeMessage, USER_CHANGES_CHANNEL } from "./user-state";
 
 const failKey = (email: string) => `um:login-fail:${sha256(email).toString("hex")}`;
 
@@ -67,11 +68,19 @@ export class ApiKeyCache {
       .catch((err: Error) => log.warn({ err: { message: err.message } }, "api key cache write failed"));
   }
 
-  /** Drops cached verifications so revocations and role changes apply at once. */
+  /**
+   * Drops cached verifications and tells the gateways, so revocations apply at once. Throws a 503
+   * when Dragonfly cannot be told: the caller retries (revoking again is harmless) rather than
+   * believing a key is dead while a cache still accepts it.
+   */
   async drop(hashes: Buffer[]): Promise<void> {
     if (hashes.length === 0) return;
-    await this.redis()
-      .del(...hashes.map(apiKeyCacheKey))
-      .catch((err: Error) => this.log.error({ err: { message: err.message } }, "could not drop api key cache entries"));
+    try {
+      await this.redis().del(...hashes.map(apiKeyCacheKey));
+      for (const h of hashes) await this.redis().publish(USER_CHANGES_CHANNEL, apiKeyChangeMessage(h.toString("hex")));
+    } catch (err) {
+      this.log.error({ err: { message: (err as Error).message } }, "could not drop api key cache entries");
+      throw new HttpError(503, "REVOCATION_PENDING", "Saved, but the change could not be propagated yet; retry the request", undefined, { "retry-after": "1" });
+    }
   }
 }

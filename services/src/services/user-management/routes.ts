@@ -2,14 +2,15 @@
  * user-management's HTTP routes (behind the gateway at /api/users/...; /register, /login, /refresh
  * are anonymous). Handlers validate, call domain and data functions, and shape responses.
  */
-import { randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { HttpError, jwtKey, requireIdentity, Type, type App } from "../../kit";
-import { generateApiKey, hashApiKey, parseApiKey, type ApiKeyIdentity } from "./api-keys";
+import { registerAdminRoutes } from "./admin-routes";
+import { generateApiKey } from "./api-keys";
 import type { UserManagementContext } from "./config";
 import * as data from "./data";
+import { registerInternalRoutes } from "./internal-routes";
 import {
   accountLocked,
-  invalidApiKey,
   invalidCredentials,
   lockoutRemainingMs,
   normalizeEmail,
@@ -21,12 +22,23 @@ import { ApiKeyCache, LoginCounters } from "./dragonfly";
 import { dummyHash, hashPassword, verifyPassword } from "./passwords";
 import { AnyPassword, ApiKeyName, DisplayName, Email, NewPassword, RefreshToken, UserOut, Uuid } from "./schemas";
 import { issueTokens, rotateRefreshToken, type TokenSettings } from "./sessions";
+import { publishUserState, userStateOf } from "./user-state";
 
 export function registerRoutes(app: App, ctx: UserManagementContext): void {
   const { config: cfg, log } = ctx;
   const tokens: TokenSettings = { key: jwtKey(cfg.JWT_SECRET), accessTtlS: cfg.ACCESS_TOKEN_TTL_S, refreshTtlS: cfg.REFRESH_TOKEN_TTL_S };
   const counters = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS);
   const apiKeyCache = new ApiKeyCache(() => app.redis, log);
+
+  /** After a committed change of a user: the new state to every gateway (503 if it cannot be told; the caller retries). */
+  async function propagateUserState(userId: string, row: data.UserRow | undefined): Promise<void> {
+    try {
+      await publishUserState(app.redis, userId, userStateOf(row));
+    } catch (err) {
+      log.error({ err: { message: (err as Error).message }, userId }, "user state change not propagated");
+      throw new HttpError(503, "REVOCATION_PENDING", "Saved, but the change could not be propagated yet; retry the request", undefined, { "retry-after": "1" });
+    }
+  }
 
   async function activeUser(id: string): Promise<data.UserRow> {
     const user = await data.findActiveUser(app.pg, id);
@@ -81,7 +93,11 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     async (req, reply) => {
       const who = requireIdentity(req);
       const body = req.body ?? {};
-      if (body.all) await data.revokeAllSessions(app.pg, who.userId);
+      if (body.all) {
+        // Every session and every access token issued so far: the gateway refuses older epochs.
+        await data.revokeAllSessions(app.pg, who.userId);
+        await propagateUserState(who.userId, await data.bumpTokenEpoch(app.pg, who.userId));
+      }
       else if (body.refreshToken) await data.revokeSessionOf(app.pg, who.userId, sha256(body.refreshToken));
       else throw new HttpError(400, "VALIDATION_ERROR", "Give refreshToken or all: true", "refreshToken");
       req.log.info({ userId: who.userId, all: !!body.all }, "logout");
@@ -128,29 +144,6 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     return reply.status(204).send();
   });
 
-  app.put(
-    "/admin/users/:id/role",
-    { schema: { params: Type.Object({ id: Uuid }), body: Type.Object({ role: Type.Union([Type.Literal("trader"), Type.Literal("admin")]) }, { additionalProperties: false }) } },
-    async (req) => {
-      const who = requireIdentity(req, "admin");
-      if (who.authMethod !== "jwt") throw new HttpError(403, "FORBIDDEN", "Role changes need a user session");
-      const user = await data.setUserRole(app.pg, req.params.id, req.body.role);
-      if (!user) throw new HttpError(404, "NOT_FOUND", "No such user", "id");
-      await apiKeyCache.drop(await data.apiKeyHashesOf(app.pg, req.params.id));
-      req.log.warn({ by: who.userId, userId: req.params.id, role: req.body.role }, "role changed");
-      return { user: publicUser(user) };
-    },
-  );
-
-  // Service-to-service: the gateway verifies API keys here on a Dragonfly cache miss (never proxied).
-  app.post("/internal/api-keys/verify", { schema: { body: Type.Object({ key: Type.String({ maxLength: 200 }) }, { additionalProperties: false }) } }, async (req) => {
-    const parsed = parseApiKey(req.body.key);
-    if (!parsed) throw invalidApiKey();
-    const hash = hashApiKey(req.body.key);
-    const row = await data.useApiKey(app.pg, parsed.prefix);
-    if (!row || row.key_hash.length !== hash.length || !timingSafeEqual(row.key_hash, hash)) throw invalidApiKey();
-    const identity: ApiKeyIdentity = { userId: row.user_id, role: row.role, apiKeyId: row.id };
-    await apiKeyCache.put(hash, identity, req.log);
-    return identity;
-  });
+  registerAdminRoutes(app, { apiKeyCache, propagateUserState });
+  registerInternalRoutes(app, { apiKeyCache });
 }

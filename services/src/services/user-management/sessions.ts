@@ -18,10 +18,10 @@ export interface TokenSettings {
 
 export type TokenPair = Awaited<ReturnType<typeof issueTokens>>;
 
-export async function issueTokens(db: Queryable, s: TokenSettings, user: { id: string; role: Role }, familyId: string) {
+export async function issueTokens(db: Queryable, s: TokenSettings, user: { id: string; role: Role; token_epoch: number }, familyId: string) {
   const refreshToken = newRefreshToken();
   await insertRefreshToken(db, user.id, familyId, sha256(refreshToken), s.refreshTtlS);
-  const accessToken = await signAccessToken(s.key, { userId: user.id, role: user.role }, s.accessTtlS);
+  const accessToken = await signAccessToken(s.key, { userId: user.id, role: user.role, epoch: user.token_epoch }, s.accessTtlS);
   return { tokenType: "Bearer", accessToken, expiresIn: s.accessTtlS, refreshToken, refreshExpiresIn: s.refreshTtlS };
 }
 

@@ -1,0 +1,121 @@
+/**
+ * What every service refuses before a handler runs, whatever the route: JSON nested deeper than
+ * JSON_MAX_DEPTH (checked by a linear scan before JSON.parse, so no recursion ever sees it),
+ * `__proto__` / `constructor.prototype` keys (Fastify's secure-json-parse, answered 400), and text
+ * no datastore can store: U+0000 and unpaired UTF-16 surrogates in body strings, object keys, query
+ * values and path parameters (PostgreSQL rejects both in text and jsonb, which would otherwise
+ * surface as a 500 deep inside a handler). Each refusal is a 400 naming the field.
+ *
+ * TRUST_PROXY: which peers may set X-Forwarded-For. Only explicit addresses or CIDRs (the Nginx or
+ * ingress address range): a hop count or "true" would trust whatever a client writes in the header.
+ */
+import { isIP } from "node:net";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { HttpError } from "./errors";
+
+export const DEFAULT_JSON_MAX_DEPTH = 64;
+
+/** proxy-addr's named ranges, accepted besides literal addresses and CIDRs. */
+const NAMED_RANGES = ["loopback", "linklocal", "uniquelocal"];
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy`: a list of addresses / CIDRs / named ranges. Throws an Error
+ * whose message says what is wrong with the value (the kit turns it into a ConfigError naming the key).
+ */
+export function parseTrustProxy(v: string | undefined): string[] | undefined {
+  if (v === undefined || v.trim() === "") return undefined;
+  const items = v.split(",").map((s) => s.trim()).filter(Boolean);
+  const bad: string[] = [];
+  for (const item of items) {
+    if (NAMED_RANGES.includes(item)) continue;
+    const [addr, bits, extra] = item.split("/");
+    const family = isIP(addr);
+    const maxBits = family === 4 ? 32 : 128;
+    const bitsOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits && Number(bits) >= (family === 4 ? 8 : 16));
+    if (family === 0 || extra !== undefined || !bitsOk) bad.push(item);
+  }
+  if (/^\d+$/.test(v.trim()) || v.trim() === "true")
+    throw new Error(`must list the proxy's addresses or CIDRs (e.g. 10.0.0.5 or 172.18.0.0/16), not a hop count or "true": those trust any X-Forwarded-For a client sends (got "${v}")`);
+  if (bad.length > 0) throw new Error(`has invalid entries ${bad.map((b) => `"${b}"`).join(", ")} (expected IPv4/IPv6 addresses, CIDRs of /8 or narrower, or ${NAMED_RANGES.join("/")})`);
+  return items;
+}
+
+/** Depth of the deepest array/object in a JSON text (strings skipped); stops counting past `limit`. */
+export function jsonDepthExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > limit) return true;
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  return false;
+}
+
+// eslint-disable-next-line no-control-regex
+const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** True when a string holds U+0000 or an unpaired surrogate. */
+export const isUnstorableText = (s: string) => unstorable.test(s);
+
+/** The path ("a.b.0") of the first string or key holding unstorable text, or undefined. */
+export function findUnstorableText(value: unknown, path: string[] = []): string[] | undefined {
+  if (typeof value === "string") return isUnstorableText(value) ? path : undefined;
+  if (value === null || typeof value !== "object") return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const p = findUnstorableText(value[i], [...path, String(i)]);
+      if (p) return p;
+    }
+    return undefined;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    if (isUnstorableText(k)) return [...path, k.replace(unstorable, "?")];
+    const p = findUnstorableText(v, [...path, k]);
+    if (p) return p;
+  }
+  return undefined;
+}
+
+const unstorableError = (where: string, path: string[]) => {
+  const field = path.join(".");
+  return new HttpError(400, "VALIDATION_ERROR", `Invalid ${where}: ${field ? `${field} ` : ""}contains a NUL character or an unpaired surrogate`, field || undefined);
+};
+
+/** Throws the 400 when `value` (a body, query or params object) holds unstorable text. */
+export function assertStorableText(where: "body" | "querystring" | "params", value: unknown): void {
+  const path = findUnstorableText(value);
+  if (path) throw unstorableError(where, path);
+}
+
+/**
+ * The JSON body parser every service uses: depth check, then Fastify's own parser (prototype
+ * poisoning answered 400), then the storable-text check.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>, maxDepth: number): void {
+  const parse = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (jsonDepthExceeds(text, maxDepth)) {
+      done(new HttpError(400, "VALIDATION_ERROR", `Invalid body: JSON nested deeper than ${maxDepth} levels`), undefined);
+      return;
+    }
+    parse(req, text, (err: Error | null, value?: unknown) => {
+      if (err) return done(Object.assign(err, { statusCode: 400 }), undefined);
+      const path = findUnstorableText(value);
+      if (path) return done(unstorableError("body", path), undefined);
+      done(null, value);
+    });
+  });
+  app.addHook("preValidation", async (request: FastifyRequest) => {
+    if (request.query && typeof request.query === "object") assertStorableText("querystring", request.query);
+    if (request.params && typeof request.params === "object") assertStorableText("params", request.params);
+  });
+}

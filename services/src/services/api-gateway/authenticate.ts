@@ -1,0 +1,118 @@
+/**
+ * Who is calling: `Authorization: Bearer <access JWT>` (HS256, JWT_SECRET, iss/aud/exp/iat checked)
+ * or `x-api-key: atk_...`, then the user's current state (./user-states.ts): a disabled or deleted
+ * account, a token of an older epoch or of a changed role is refused within a second of the change.
+ *
+ * Hot path: a verified token is kept (signature, claims) until it expires, so a repeated token costs
+ * a map lookup instead of an HMAC and a JSON parse; a verified API key likewise, dropped when its
+ * revocation is published. Both caches are trusted only while the revocation subscription is live.
+ */
+import type { KeyObject } from "node:crypto";
+import type { Redis } from "ioredis";
+import { HttpError, TokenError, verifyAccessToken, type AccessClaims, type Identity, type PeerClient } from "../../kit";
+import { apiKeyCacheKey, hashApiKey, parseApiKey, type ApiKeyIdentity } from "../user-management/api-keys";
+import { revocationReason } from "../user-management/user-state";
+import type { GatewayLimits } from "./limits";
+import type { UserStates } from "./user-states";
+
+export type Auth = { identity?: Identity; error?: HttpError };
+
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
+const MAX_CACHED = 50_000;
+
+const invalidKey = () => new HttpError(401, "INVALID_API_KEY", "Invalid API key");
+const revoked = (reason: string) => new HttpError(401, "CREDENTIALS_REVOKED", `Credentials no longer valid: ${reason}`);
+
+export interface AuthenticatorDeps {
+  key: KeyObject;
+  maxTokenAgeS: number;
+  redis: Redis;
+  peers: PeerClient;
+  states: UserStates;
+  limits: GatewayLimits;
+}
+
+export class Authenticator {
+  private readonly tokens = new Map<string, AccessClaims>();
+  private readonly apiKeys = new Map<string, ApiKeyIdentity>();
+
+  constructor(private readonly d: AuthenticatorDeps) {
+    d.states.onApiKeyRevoked = (hashHex) => (hashHex === "*" ? this.apiKeys.clear() : this.apiKeys.delete(hashHex));
+  }
+
+  /** The verified identity, an error to answer with, or neither (anonymous). Never throws. */
+  async authenticate(headers: { authorization?: string; "x-api-key"?: string | string[] }, ip: string, requestId: string, budgetMs: number): Promise<Auth> {
+    try {
+      if (headers.authorization !== undefined) return { identity: await this.fromToken(headers.authorization, requestId, budgetMs) };
+      const apiKey = headers["x-api-key"];
+      if (apiKey !== undefined) return { identity: await this.fromApiKey(typeof apiKey === "string" ? apiKey : "", ip, requestId, budgetMs) };
+      return {};
+    } catch (e) {
+      if (e instanceof TokenError)
+        return { error: new HttpError(401, e.reason === "expired" ? "TOKEN_EXPIRED" : "INVALID_TOKEN", e.reason === "expired" ? "Access token expired" : "Invalid access token") };
+      if (e instanceof HttpError) return { error: e };
+      return { error: new HttpError(503, "AUTH_UNAVAILABLE", "Authentication unavailable") };
+    }
+  }
+
+  private async fromToken(authorization: string, requestId: string, budgetMs: number): Promise<Identity> {
+    const m = BEARER.exec(authorization);
+    if (!m) throw new HttpError(401, "INVALID_TOKEN", "Authorization must be 'Bearer <access token>'");
+    const token = m[1];
+    const nowS = Date.now() / 1000;
+    let claims = this.d.states.subscribed ? this.tokens.get(token) : undefined;
+    if (!claims || claims.expiresAt <= nowS || claims.issuedAt + this.d.maxTokenAgeS <= nowS) {
+      claims = await verifyAccessToken(this.d.key, token, this.d.maxTokenAgeS);
+      if (this.tokens.size >= MAX_CACHED) this.tokens.clear();
+      this.tokens.set(token, claims);
+    }
+    const state = await this.d.states.get(claims.userId, requestId, budgetMs);
+    const reason = revocationReason(state, { role: claims.role, epoch: claims.epoch });
+    if (reason) throw revoked(reason);
+    return { userId: claims.userId, role: claims.role, authMethod: "jwt" };
+  }
+
+  private async fromApiKey(apiKey: string, ip: string, requestId: string, budgetMs: number): Promise<Identity> {
+    const parsed = parseApiKey(apiKey);
+    if (!parsed) {
+      await this.d.limits.assertKeyAttemptsLeft(ip);
+      await this.d.limits.recordKeyFailure(ip);
+      throw invalidKey();
+    }
+    const hash = hashApiKey(apiKey);
+    const hex = hash.toString("hex");
+    let id = this.d.states.subscribed ? this.apiKeys.get(hex) : undefined;
+    if (!id) {
+      id = await this.lookupApiKey(hash, parsed.prefix, apiKey, ip, requestId, budgetMs);
+      if (this.d.states.subscribed) {
+        if (this.apiKeys.size >= MAX_CACHED) this.apiKeys.clear();
+        this.apiKeys.set(hex, id);
+      }
+    }
+    const state = await this.d.states.get(id.userId, requestId, budgetMs);
+    const reason = revocationReason(state, { role: state.role });
+    if (reason) throw revoked(reason);
+    // An API key acts with the user's current role.
+    return { userId: id.userId, role: state.role, authMethod: "api-key", apiKeyId: id.apiKeyId };
+  }
+
+  private async lookupApiKey(hash: Buffer, prefix: string, apiKey: string, ip: string, requestId: string, budgetMs: number): Promise<ApiKeyIdentity> {
+    const cached = await this.d.redis.get(apiKeyCacheKey(hash)).catch(() => null);
+    if (cached) {
+      const v = JSON.parse(cached) as ApiKeyIdentity;
+      if (typeof v.userId === "string" && typeof v.apiKeyId === "string") return v;
+    }
+    await this.d.limits.assertKeyAttemptsLeft(ip, prefix);
+    const r = await this.d.peers.call<ApiKeyIdentity>("user-management", "/internal/api-keys/verify", {
+      body: { key: apiKey },
+      requestId,
+      timeoutMs: Math.min(5_000, budgetMs),
+    });
+    if (r.status === 401) {
+      await this.d.limits.recordKeyFailure(ip, prefix);
+      throw invalidKey();
+    }
+    if (r.status !== 200) throw new HttpError(503, "AUTH_UNAVAILABLE", "API key verification unavailable", undefined, { "retry-after": "1" });
+    return r.body;
+  }
+}

@@ -1,0 +1,26 @@
+/** api-gateway's environment (validated at start; see kit/config.ts). */
+import { type ConfigOf, type ServiceContext, Type } from "../../kit";
+
+export const config = {
+  JWT_SECRET: Type.String({ minLength: 64, secret: true }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 100 }),
+  RATE_LIMIT_MAX_REQUESTS: Type.Integer({ default: 300, minimum: 1 }),
+  /** Cap per client IP on authenticated traffic (many accounts behind one address); default 4x the per-user limit. */
+  RATE_LIMIT_IP_MAX_REQUESTS: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Failed API-key verifications allowed per key prefix and per client IP in API_KEY_FAILURE_WINDOW_MS. */
+  API_KEY_MAX_FAILURES: Type.Integer({ default: 10, minimum: 1 }),
+  API_KEY_FAILURE_WINDOW_MS: Type.Integer({ default: 300_000, minimum: 1_000 }),
+  /** Upstream response timeout (bounded further by what is left of REQUEST_TIMEOUT_MS). */
+  PROXY_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100 }),
+  /** Whole-request budget at the gateway (authentication + upstream); 504 JSON beyond. */
+  REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100 }),
+  /** Per-service timeout of /api/health. */
+  HEALTH_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50 }),
+  /** Longest accepted access-token age (defence in depth on top of exp). */
+  ACCESS_TOKEN_MAX_AGE_S: Type.Integer({ default: 3_600, minimum: 60 }),
+  /** Upper bound on how long a user's state is trusted from the in-process copy (pub/sub invalidates sooner). */
+  USER_STATE_LOCAL_TTL_MS: Type.Integer({ default: 30_000, minimum: 0 }),
+};
+
+export type GatewayConfig = ConfigOf<typeof config>;
+export type GatewayContext = ServiceContext<GatewayConfig>;

@@ -1,0 +1,115 @@
+/**
+ * The gateway's routes under /api/: `/api/health` (every routed service's /health, each bounded)
+ * and `/api/<route>/<path>` proxied to the catalog service with that route.
+ *
+ * Before anything is forwarded: the URL must be well-formed (percent-encoding included: 400
+ * otherwise), the path is normalised (dot segments resolved) and the platform's own paths
+ * (kit INTERNAL_PATH_PREFIXES: /internal, /metrics, /ready, /health) are never proxied, however
+ * encoded. Identity headers are set from the verified identity only; credentials are not forwarded.
+ */
+import type { FastifyRequest } from "fastify";
+import { Counter } from "prom-client";
+import type { ServiceDefinition } from "../../catalog";
+import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, type App, type Identity } from "../../kit";
+import type { Auth } from "./authenticate";
+import type { GatewayContext } from "./config";
+
+export const STRIPPED_HEADERS = [...Object.values(IDENTITY_HEADERS), "authorization", "x-api-key"];
+
+const badPercent = /%(?![0-9A-Fa-f]{2})/;
+
+/** The upstream path and query of a gateway URL, or a 400/404 HttpError. */
+export function upstreamTarget(rawUrl: string, routes: ReadonlyMap<string, ServiceDefinition>): { service: ServiceDefinition; path: string; search: string } {
+  if (badPercent.test(rawUrl)) throw new HttpError(400, "BAD_REQUEST", "Malformed percent-encoding in the URL", "url");
+  const url = new URL(rawUrl, "http://gateway.invalid"); // resolves ./ ../ %2e segments
+  const notFound = () => new HttpError(404, "NOT_FOUND", `No service at ${url.pathname.slice(0, 200)}`);
+  const m = /^\/api\/([^/]+)(\/.*)?$/.exec(url.pathname);
+  const service = m ? routes.get(m[1]) : undefined;
+  if (!m || !service) throw notFound();
+  const path = m[2] ?? "/";
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+    decodeURIComponent(url.search.replace(/\+/g, " "));
+  } catch {
+    throw new HttpError(400, "BAD_REQUEST", "Malformed percent-encoding in the URL (not UTF-8)", "url");
+  }
+  if (isInternalPath(decoded) || decoded.includes("\\") || decoded.includes("/../") || decoded.includes("\0")) throw notFound();
+  return { service, path, search: url.search };
+}
+
+export interface ProxyDeps {
+  routes: ReadonlyMap<string, ServiceDefinition>;
+  bases: ReadonlyMap<string, string>;
+  auth: WeakMap<FastifyRequest, Auth>;
+  /** Milliseconds left of the request's whole budget. */
+  remainingMs(request: FastifyRequest): number;
+}
+
+export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps): void {
+  const { config: cfg, log, definition } = ctx;
+  const upstreamTotal = new Counter({
+    name: "gateway_upstream_responses_total",
+    help: "Proxied responses by upstream service and status",
+    labelNames: ["upstream", "status_code"],
+    registers: [ctx.metrics.registry],
+  });
+
+  api.get("/api/health", async (_request, reply) => {
+    const results: Record<string, { status: "ok" | "down"; latencyMs?: number; error?: string }> = { [definition.name]: { status: "ok", latencyMs: 0 } };
+    await Promise.all(
+      [...d.routes.values()].map(async (s) => {
+        const t0 = performance.now();
+        try {
+          const r = await fetch(`${d.bases.get(s.name)}/health`, { signal: AbortSignal.timeout(cfg.HEALTH_TIMEOUT_MS) });
+          await r.arrayBuffer();
+          results[s.name] = r.ok ? { status: "ok", latencyMs: Math.round(performance.now() - t0) } : { status: "down", error: `HTTP ${r.status}` };
+        } catch (e) {
+          results[s.name] = { status: "down", error: (e as Error).name === "TimeoutError" ? `no answer within ${cfg.HEALTH_TIMEOUT_MS} ms` : "unreachable" };
+        }
+      }),
+    );
+    const allUp = Object.values(results).every((r) => r.status === "ok");
+    return reply.status(allUp ? 200 : 503).send({ status: allUp ? "ok" : "degraded", services: results });
+  });
+
+  api.all("/api/*", async (request, reply) => {
+    const { service, path, search } = upstreamTarget(request.url, d.routes);
+    const a = d.auth.get(request) ?? {};
+    if (a.error) throw a.error;
+    const anonymous = service.anonymousPaths.some((p) => path === p || path === `${p}/`);
+    if (!a.identity && !anonymous) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
+    const identity: Identity | undefined = a.identity;
+    const timeout = Math.max(1, Math.min(cfg.PROXY_TIMEOUT_MS, d.remainingMs(request)));
+    // Bodies arrive as raw Buffers (the scope's content-type parser): forwarded byte for byte.
+    const raw = Buffer.isBuffer(request.body) && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined;
+    return reply.from(`${d.bases.get(service.name)}${path}${search}`, {
+      timeout,
+      ...(raw ? { body: raw, contentType: request.headers["content-type"] ?? "application/octet-stream" } : {}),
+      rewriteRequestHeaders: (_req, headers) => {
+        const h: Record<string, string | string[] | undefined> = { ...headers };
+        for (const name of STRIPPED_HEADERS) delete h[name];
+        h["x-request-id"] = String(request.id);
+        h["x-forwarded-for"] = request.ip;
+        if (identity) {
+          h[IDENTITY_HEADERS.userId] = identity.userId;
+          h[IDENTITY_HEADERS.role] = identity.role;
+          h[IDENTITY_HEADERS.authMethod] = identity.authMethod;
+          if (identity.apiKeyId) h[IDENTITY_HEADERS.apiKeyId] = identity.apiKeyId;
+        }
+        return h as typeof headers;
+      },
+      onResponse: (_req, rep, res) => {
+        upstreamTotal.inc({ upstream: service.name, status_code: String(res.statusCode) });
+        rep.send(res.stream);
+      },
+      onError: (rep, { error }) => {
+        const timedOut = /timeout/i.test(error.name + error.message) || (error as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT";
+        upstreamTotal.inc({ upstream: service.name, status_code: timedOut ? "504" : "502" });
+        log.warn({ upstream: service.name, err: { message: error.message } }, "upstream request failed");
+        if (rep.sent) return;
+        rep.status(timedOut ? 504 : 502).send(errorBody(request, timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${service.name} is unavailable`));
+      },
+    });
+  });
+}

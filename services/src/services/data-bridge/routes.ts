@@ -1,0 +1,28 @@
+/**
+ * data-bridge's HTTP routes:
+ *   GET  /last/:symbol          last price and bar
+ *   GET  /status                counters
+ *   POST /internal/bars         ingest bars (backfill / tests; never proxied by the gateway)
+ */
+import type { Redis } from "ioredis";
+import { notFound, Type, type App } from "../../kit";
+import { lastBarKey, lastPriceKey } from "../../trading/events";
+import { SYMBOL_RE } from "../../trading/types";
+import { BarsBody } from "./domain";
+import type { BarIngest } from "./ingest";
+
+export function registerRoutes(app: App, ingest: BarIngest, redis: Redis, status: () => Record<string, unknown>): void {
+  app.post("/internal/bars", { schema: { body: BarsBody } }, async (req) => {
+    await ingest.ingest(req.body.bars);
+    if (req.body.flush) await ingest.flush();
+    return { ingested: req.body.bars.length };
+  });
+
+  app.get("/last/:symbol", { schema: { params: Type.Object({ symbol: Type.String({ pattern: SYMBOL_RE.source }) }) } }, async (req) => {
+    const [price, json] = await Promise.all([redis.get(lastPriceKey(req.params.symbol)), redis.hget(lastBarKey(req.params.symbol), "json")]);
+    if (price === null) throw notFound(`no price for ${req.params.symbol}`);
+    return { symbol: req.params.symbol, price, bar: json ? JSON.parse(json) : null };
+  });
+
+  app.get("/status", async () => ({ ...status(), ...ingest.stats, buffered: ingest.buffered }));
+}

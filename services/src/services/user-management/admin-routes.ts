@@ -1,0 +1,70 @@
+/**
+ * user-management's admin routes (behind the gateway at /api/users/admin/...; admin role and a user
+ * session required). Each change is committed in PostgreSQL, then propagated to the gateways
+ * (user-state.ts) before the answer: a disabled or deleted account, or one whose role changed,
+ * loses its access tokens and API keys within a second.
+ *   PUT    /admin/users/:id/role      { role }
+ *   POST   /admin/users/:id/disable   sessions revoked, tokens and keys refused
+ *   POST   /admin/users/:id/enable
+ *   DELETE /admin/users/:id           the account, its sessions and API keys
+ */
+import type { FastifyRequest } from "fastify";
+import { HttpError, requireIdentity, Type, type App } from "../../kit";
+import * as data from "./data";
+import type { ApiKeyCache } from "./dragonfly";
+import { publicUser } from "./domain";
+import { Uuid } from "./schemas";
+
+export interface AdminDeps {
+  apiKeyCache: ApiKeyCache;
+  propagateUserState(userId: string, row: data.UserRow | undefined): Promise<void>;
+}
+
+const IdParams = Type.Object({ id: Uuid });
+
+function requireAdminSession(req: FastifyRequest) {
+  const who = requireIdentity(req, "admin");
+  if (who.authMethod !== "jwt") throw new HttpError(403, "FORBIDDEN", "Account administration needs a user session");
+  return who;
+}
+
+export function registerAdminRoutes(app: App, deps: AdminDeps): void {
+  const noSuchUser = () => new HttpError(404, "NOT_FOUND", "No such user", "id");
+
+  app.put(
+    "/admin/users/:id/role",
+    { schema: { params: IdParams, body: Type.Object({ role: Type.Union([Type.Literal("trader"), Type.Literal("admin")]) }, { additionalProperties: false }) } },
+    async (req) => {
+      const who = requireAdminSession(req);
+      const user = await data.setUserRole(app.pg, req.params.id, req.body.role);
+      if (!user) throw noSuchUser();
+      await deps.apiKeyCache.drop(await data.apiKeyHashesOf(app.pg, req.params.id));
+      await deps.propagateUserState(user.id, user);
+      req.log.warn({ by: who.userId, userId: req.params.id, role: req.body.role }, "role changed");
+      return { user: publicUser(user) };
+    },
+  );
+
+  for (const action of ["disable", "enable"] as const)
+    app.post(`/admin/users/:id/${action}`, { schema: { params: IdParams } }, async (req) => {
+      const who = requireAdminSession(req);
+      if (action === "disable" && req.params.id === who.userId) throw new HttpError(409, "CONFLICT", "An admin cannot disable their own account", "id");
+      const user = await data.setUserDisabled(app.pg, req.params.id, action === "disable");
+      if (!user) throw noSuchUser();
+      await deps.apiKeyCache.drop(await data.apiKeyHashesOf(app.pg, user.id));
+      await deps.propagateUserState(user.id, user);
+      req.log.warn({ by: who.userId, userId: user.id }, `account ${action}d`);
+      return { user: { ...publicUser(user), disabled: user.disabled_at !== null } };
+    });
+
+  app.delete("/admin/users/:id", { schema: { params: IdParams } }, async (req, reply) => {
+    const who = requireAdminSession(req);
+    if (req.params.id === who.userId) throw new HttpError(409, "CONFLICT", "An admin cannot delete their own account", "id");
+    const hashes = await data.apiKeyHashesOf(app.pg, req.params.id);
+    if (!(await data.deleteUser(app.pg, req.params.id))) throw noSuchUser();
+    await deps.apiKeyCache.drop(hashes);
+    await deps.propagateUserState(req.params.id, undefined);
+    req.log.warn({ by: who.userId, userId: req.params.id }, "account deleted");
+    return reply.status(204).send();
+  });
+}

@@ -1,0 +1,35 @@
+/**
+ * user-management's service-to-service routes (never proxied by the gateway):
+ *   POST /internal/api-keys/verify   { key }  the gateway on a Dragonfly cache miss
+ *   GET  /internal/users/:id/state           the gateway on a user-state cache miss (user-state.ts)
+ */
+import { timingSafeEqual } from "node:crypto";
+import { Type, type App } from "../../kit";
+import { hashApiKey, parseApiKey, type ApiKeyIdentity } from "./api-keys";
+import * as data from "./data";
+import type { ApiKeyCache } from "./dragonfly";
+import { invalidApiKey } from "./domain";
+import { Uuid } from "./schemas";
+import { fillUserState, userStateOf } from "./user-state";
+
+export function registerInternalRoutes(app: App, deps: { apiKeyCache: ApiKeyCache }): void {
+  // Compare first (constant time), write only for a key that matched: a flood of guesses costs
+  // one indexed read each and changes nothing. The gateway rate-limits failures per prefix and IP.
+  app.post("/internal/api-keys/verify", { schema: { body: Type.Object({ key: Type.String({ maxLength: 200 }) }, { additionalProperties: false }) } }, async (req) => {
+    const parsed = parseApiKey(req.body.key);
+    if (!parsed) throw invalidApiKey();
+    const hash = hashApiKey(req.body.key);
+    const row = await data.findLiveApiKey(app.pg, parsed.prefix);
+    if (!row || row.key_hash.length !== hash.length || !timingSafeEqual(row.key_hash, hash)) throw invalidApiKey();
+    await data.touchApiKey(app.pg, row.id);
+    const identity: ApiKeyIdentity = { userId: row.user_id, role: row.role, apiKeyId: row.id };
+    await deps.apiKeyCache.put(hash, identity, req.log);
+    return identity;
+  });
+
+  app.get("/internal/users/:id/state", { schema: { params: Type.Object({ id: Uuid }) } }, async (req) => {
+    const state = userStateOf(await data.findUser(app.pg, req.params.id));
+    await fillUserState(app.redis, req.params.id, state).catch((err: Error) => req.log.warn({ err: { message: err.message } }, "user state cache write failed"));
+    return state;
+  });
+}

@@ -1,0 +1,295 @@
+/**
+ * The gateway's edge against real servers (PostgreSQL, Redis as Dragonfly, HTTP over loopback):
+ * trusted proxies and the rate-limit key, malformed URLs, deep JSON, unstorable text, revocation
+ * within a second (disable, delete, role change, logout everywhere, API keys), internal routes,
+ * API-key guessing, the whole-request timeout, strict market data prices.
+ */
+import { createServer, type Server } from "node:http";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { startRedis, pg, type RedisServer } from "../harness";
+import { ConfigError, createService, type Service } from "../../services/src/kit";
+import { runPostgresMigrations } from "../../services/src/migrations";
+import userManagement from "../../services/src/services/user-management";
+import apiGateway from "../../services/src/services/api-gateway";
+import configurationService from "../../services/src/services/configuration-service";
+import dataBridge from "../../services/src/services/data-bridge";
+
+const srv = useServers("postgres");
+const JWT_SECRET = randomBytes(64).toString("hex");
+const ADMIN = { email: "edge-admin@example.com", password: "admin-password-123!" };
+const PASSWORD = "correct horse battery";
+let redis: RedisServer;
+let pool: InstanceType<typeof pg.Pool>;
+let um: Service;
+let cfgSvc: Service;
+let gw: Service;
+let umUrl: string;
+let gwUrl: string;
+let hang: Server;
+let hangUrl: string;
+let gwEnv: Record<string, string>;
+const extra: Service[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis({ persistent: false });
+  pool = new pg.Pool({ connectionString: srv.postgres.url, max: 2 });
+  await runPostgresMigrations(pool);
+  const base = { ...srv.postgres.env, DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent" };
+  um = await createService(userManagement, { env: { ...base, BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password }, defaultMetrics: false });
+  umUrl = await um.listen({ port: 0, host: "127.0.0.1" });
+  cfgSvc = await createService(configurationService, { env: base, defaultMetrics: false });
+  const cfgUrl = await cfgSvc.listen({ port: 0, host: "127.0.0.1" });
+  // An upstream that accepts connections and never answers (for the whole-request timeout).
+  hang = createServer(() => undefined);
+  await new Promise<void>((r) => hang.listen(0, "127.0.0.1", r));
+  hangUrl = `http://127.0.0.1:${(hang.address() as { port: number }).port}`;
+  gwEnv = { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: umUrl, SERVICE_CONFIGURATION_SERVICE_URL: cfgUrl, SERVICE_RISK_ANALYZER_URL: hangUrl };
+  gw = await createService(apiGateway, { env: { ...gwEnv, RATE_LIMIT_MAX_REQUESTS: "100000" }, defaultMetrics: false });
+  gwUrl = await gw.listen({ port: 0, host: "127.0.0.1" });
+});
+
+afterAll(async () => {
+  for (const s of [...extra, gw, cfgSvc, um]) await s?.close().catch(() => undefined);
+  hang?.closeAllConnections();
+  hang?.close();
+  await pool?.end();
+  await redis?.stop();
+});
+
+type Json = Record<string, any>;
+async function http(method: string, url: string, o: { body?: unknown; raw?: string; token?: string; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...o.headers };
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+  const payload = o.raw ?? (o.body !== undefined ? JSON.stringify(o.body) : undefined);
+  if (payload !== undefined) headers["content-type"] ??= "application/json";
+  const r = await fetch(url, { method, headers, body: payload });
+  const text = await r.text();
+  let body: Json = {};
+  try {
+    body = text ? JSON.parse(text) : {};
+  } catch {
+    body = { text };
+  }
+  return { status: r.status, headers: r.headers, body, text };
+}
+const api = (method: string, path: string, o: Parameters<typeof http>[2] = {}) => http(method, `${gwUrl}${path}`, o);
+
+async function user(name: string) {
+  const email = `${name}-${randomBytes(3).toString("hex")}@example.com`;
+  const reg = await api("POST", "/api/users/register", { body: { email, password: PASSWORD } });
+  expect(reg.status, reg.text).toBe(201);
+  const login = await api("POST", "/api/users/login", { body: { email, password: PASSWORD } });
+  expect(login.status).toBe(200);
+  return { id: reg.body.user.id as string, email, token: login.body.accessToken as string, refresh: login.body.refreshToken as string };
+}
+async function adminToken(): Promise<string> {
+  const r = await api("POST", "/api/users/login", { body: ADMIN });
+  expect(r.status).toBe(200);
+  return r.body.accessToken;
+}
+
+/** Polls `fn` until it returns true; the elapsed milliseconds, or fails after `limitMs`. */
+async function within(limitMs: number, fn: () => Promise<boolean>): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 <= limitMs) {
+    if (await fn()) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`not within ${limitMs} ms`);
+}
+
+// Generous bounds: each case starts a gateway, and the suite must pass on a loaded machine.
+describe("TRUST_PROXY: explicit proxies only, rate limit keyed by the real client", { timeout: 300_000 }, () => {
+  it("refuses hop counts, true and malformed entries, naming the key", async () => {
+    for (const bad of ["1", "true", "10.0.0.0/33", "nginx", "10.0.0.1/4", "10.0.0.1/8/2"]) {
+      const err = await createService(apiGateway, { env: { ...gwEnv, TRUST_PROXY: bad }, defaultMetrics: false }).catch((e) => e);
+      expect(err, bad).toBeInstanceOf(ConfigError);
+      expect(String(err.message), bad).toContain("TRUST_PROXY");
+    }
+  });
+
+  it("behind a trusted proxy each client has its own bucket, and a forged X-Forwarded-For does not choose it", async () => {
+    const limited = await createService(apiGateway, { env: { ...gwEnv, TRUST_PROXY: "127.0.0.1/32", RATE_LIMIT_MAX_REQUESTS: "3", RATE_LIMIT_WINDOW_MS: "600000" }, defaultMetrics: false });
+    extra.push(limited);
+    const url = await limited.listen({ port: 0, host: "127.0.0.1" });
+    // What Nginx sends: the client's own header, then the address Nginx saw ($proxy_add_x_forwarded_for).
+    // An anonymous request the gateway answers itself (401 after the rate limit): no password hashing.
+    const login = (xff: string) => http("GET", `${url}/api/users/me`, { headers: { "x-forwarded-for": xff } });
+    const a = [];
+    for (let i = 0; i < 4; i++) a.push((await login(`198.51.100.${i}, 203.0.113.7`)).status);
+    expect(a.slice(0, 3)).not.toContain(429);
+    expect(a[3]).toBe(429); // the client forged a different first entry each time: same bucket
+    expect((await login("203.0.113.8")).status).not.toBe(429); // another real client
+  });
+
+  it("without TRUST_PROXY, X-Forwarded-For is ignored (the peer address is the client)", async () => {
+    const limited = await createService(apiGateway, { env: { ...gwEnv, RATE_LIMIT_MAX_REQUESTS: "2", RATE_LIMIT_WINDOW_MS: "600000" }, defaultMetrics: false });
+    extra.push(limited);
+    const url = await limited.listen({ port: 0, host: "127.0.0.1" });
+    const s = [];
+    for (let i = 0; i < 3; i++) s.push((await http("GET", `${url}/api/users/me`, { headers: { "x-forwarded-for": `192.0.2.${i}` } })).status);
+    expect(s[2]).toBe(429);
+  });
+});
+
+describe("malformed requests get a 4xx JSON answer", { timeout: 300_000 }, () => {
+  it("malformed percent-encoding in path or query through the gateway", async () => {
+    const u = await user("pct");
+    for (const path of ["/api/users/me?x=%zz", "/api/users/me?x=%", "/api/users/%E0%A4%A", "/api/users/me%", "/api/config/namespaces/a?x=%ff%fe", "/api/users/%c0%af"]) {
+      const r = await api("GET", path, { token: u.token });
+      expect(r.status, path).toBeGreaterThanOrEqual(400);
+      expect(r.status, path).toBeLessThan(500);
+      expect(r.body.error?.code, path).toBeTruthy();
+    }
+  });
+
+  it("JSON nested 5,000 deep: 400 by depth, directly and through the gateway", async () => {
+    const deep = "[".repeat(5000) + "]".repeat(5000);
+    const deepObj = '{"a":'.repeat(5000) + "1" + "}".repeat(5000);
+    for (const raw of [deep, deepObj, `{"email":${deep}}`]) {
+      const direct = await http("POST", `${umUrl}/login`, { raw });
+      expect(direct.status).toBe(400);
+      expect(direct.body.error.message).toContain("nested deeper");
+      const via = await api("POST", "/api/users/login", { raw });
+      expect(via.status).toBe(400);
+    }
+    // strings full of brackets are not nesting
+    const ok = await api("POST", "/api/users/login", { body: { email: "[".repeat(100) + "@x.io", password: "{".repeat(100) } });
+    expect(ok.status).toBe(400);
+    expect(ok.body.error.field).toBe("email");
+  });
+
+  it("prototype pollution keys are refused", async () => {
+    const r = await api("POST", "/api/users/login", { raw: '{"email":"a@b.co","password":"x","__proto__":{"role":"admin"}}' });
+    expect(r.status).toBe(400);
+    const c = await api("POST", "/api/users/login", { raw: '{"email":"a@b.co","password":"x","constructor":{"prototype":{"role":"admin"}}}' });
+    expect(c.status).toBe(400);
+  });
+
+  it("config values with NUL or lone surrogates: 400 naming the key", async () => {
+    const admin = await adminToken();
+    for (const [value, field] of [["a\u0000b", "value"], [{ nested: { bad: "x\ud800" } }, "value.nested.bad"], [["ok", "\udc00"], "value.1"], [{ ["k\u0000"]: 1 }, "value.k?"]] as const) {
+      const r = await api("PUT", "/api/config/namespaces/edge/keys/limit", { token: admin, body: { value } });
+      expect(r.status, JSON.stringify(value)).toBe(400);
+      expect(r.body.error.field).toBe(field);
+    }
+    const q = await api("GET", "/api/config/namespaces/edge/audit?limit=%00", { token: admin });
+    expect(q.status).toBe(400);
+    const p = await api("GET", "/api/config/namespaces/ed%00ge", { token: admin });
+    expect(p.status).toBe(400);
+    const good = await api("PUT", "/api/config/namespaces/edge/keys/limit", { token: admin, body: { value: "a\ud83d\ude00b" } });
+    expect(good.status).toBe(201);
+  });
+});
+
+describe("internal routes are never proxied", { timeout: 300_000 }, () => {
+  it("/metrics, /ready, /health and /internal of any service, however encoded", async () => {
+    const u = await user("internal");
+    for (const path of ["/api/users/metrics", "/api/users/ready", "/api/users/health", "/api/config/metrics", "/api/users/%6detrics", "/api/users/METRICS", "/api/users/x/../ready", "/api/users/internal/users/x/state", "/api/users/metrics/"]) {
+      const r = await api("GET", path, { token: u.token });
+      expect(r.status, path).toBe(404);
+      expect(r.text, path).not.toContain("process_cpu");
+    }
+  });
+});
+
+describe("revocation takes effect within a second", { timeout: 300_000 }, () => {
+  it("a disabled user's token and API key stop working; enabling does not revive old tokens", async () => {
+    const admin = await adminToken();
+    const u = await user("disable");
+    const key = (await api("POST", "/api/users/api-keys", { token: u.token, body: { name: "bot" } })).body.key as string;
+    expect((await api("GET", "/api/users/me", { token: u.token })).status).toBe(200);
+    expect((await api("GET", "/api/users/me", { headers: { "x-api-key": key } })).status).toBe(200);
+    const d = await api("POST", `/api/users/admin/users/${u.id}/disable`, { token: admin });
+    expect(d.status, d.text).toBe(200);
+    await within(1000, async () => (await api("GET", "/api/users/me", { token: u.token })).status === 401);
+    await within(1000, async () => (await api("GET", "/api/users/me", { headers: { "x-api-key": key } })).status === 401);
+    expect((await api("POST", "/api/users/refresh", { body: { refreshToken: u.refresh } })).status).toBe(401);
+    expect((await api("POST", `/api/users/admin/users/${u.id}/enable`, { token: admin })).status).toBe(200);
+    await within(1000, async () => (await api("GET", "/api/users/me", { headers: { "x-api-key": key } })).status === 200);
+    expect((await api("GET", "/api/users/me", { token: u.token })).status).toBe(401);
+    const again = await api("POST", "/api/users/login", { body: { email: u.email, password: PASSWORD } });
+    expect((await api("GET", "/api/users/me", { token: again.body.accessToken })).status).toBe(200);
+  });
+
+  it("a deleted user, a changed role and logout everywhere", async () => {
+    const admin = await adminToken();
+    const del = await user("delete");
+    expect((await api("DELETE", `/api/users/admin/users/${del.id}`, { token: admin })).status).toBe(204);
+    await within(1000, async () => (await api("GET", "/api/users/api-keys", { token: del.token })).status === 401);
+
+    const promoted = await user("promote");
+    expect((await api("PUT", `/api/users/admin/users/${promoted.id}/role`, { token: admin, body: { role: "admin" } })).status).toBe(200);
+    const r = await api("GET", "/api/users/me", { token: promoted.token });
+    expect(r.status).toBe(401);
+    expect(r.body.error.code).toBe("CREDENTIALS_REVOKED");
+
+    const out = await user("logout-all");
+    expect((await api("POST", "/api/users/logout", { token: out.token, body: { all: true } })).status).toBe(204);
+    await within(1000, async () => (await api("GET", "/api/users/me", { token: out.token })).status === 401);
+  });
+
+  it("a revoked API key stops at once, even from the gateway's in-process cache", async () => {
+    const u = await user("revoke-key");
+    const created = (await api("POST", "/api/users/api-keys", { token: u.token, body: { name: "bot" } })).body;
+    for (let i = 0; i < 3; i++) expect((await api("GET", "/api/users/me", { headers: { "x-api-key": created.key } })).status).toBe(200);
+    expect((await api("DELETE", `/api/users/api-keys/${created.id}`, { token: u.token })).status).toBe(204);
+    await within(1000, async () => (await api("GET", "/api/users/me", { headers: { "x-api-key": created.key } })).status === 401);
+  });
+});
+
+describe("API-key guessing", { timeout: 300_000 }, () => {
+  it("is rate limited per prefix and per IP, and writes nothing for a wrong key", async () => {
+    // A client address of its own (earlier tests' revoked keys counted as failures of 127.0.0.1).
+    const guard = await createService(apiGateway, { env: { ...gwEnv, API_KEY_MAX_FAILURES: "3", TRUST_PROXY: "127.0.0.1" }, defaultMetrics: false });
+    const from = { "x-forwarded-for": "192.0.2.77" };
+    extra.push(guard);
+    const url = await guard.listen({ port: 0, host: "127.0.0.1" });
+    const u = await user("guess");
+    const created = (await api("POST", "/api/users/api-keys", { token: u.token, body: { name: "bot" } })).body;
+    const wrong = `atk_${created.prefix}_${"A".repeat(43)}`;
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await http("GET", `${url}/api/users/me`, { headers: { "x-api-key": wrong, ...from } })).status);
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    const row = await pool.query("SELECT last_used_at FROM api_keys WHERE id = $1", [created.id]);
+    expect(row.rows[0].last_used_at).toBeNull();
+    // the same address is blocked for other prefixes too
+    expect((await http("GET", `${url}/api/users/me`, { headers: { "x-api-key": `atk_000000000000_${"B".repeat(43)}`, ...from } })).status).toBe(429);
+    // and the key's prefix is blocked from other addresses
+    expect((await http("GET", `${url}/api/users/me`, { headers: { "x-api-key": wrong, "x-forwarded-for": "192.0.2.78" } })).status).toBe(429);
+  });
+});
+
+describe("whole-request timeout", { timeout: 300_000 }, () => {
+  it("answers 504 JSON when an upstream does not answer in time", async () => {
+    const u = await user("timeout");
+    const short = await createService(apiGateway, { env: { ...gwEnv, REQUEST_TIMEOUT_MS: "500" }, defaultMetrics: false });
+    extra.push(short);
+    const url = await short.listen({ port: 0, host: "127.0.0.1" });
+    const t0 = Date.now();
+    const r = await http("GET", `${url}/api/risk/limits`, { token: u.token });
+    expect(r.status).toBe(504);
+    expect(r.body.error.code).toMatch(/TIMEOUT/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+});
+
+describe("data-bridge: strict decimal prices", { timeout: 300_000 }, () => {
+  it("rejects blank, hex, signed, exponent and empty prices with a 400 naming the field", async () => {
+    const bridge = await createService(dataBridge, {
+      env: { LOG_LEVEL: "silent", DRAGONFLY_URL: redis.url, KAFKA_BROKERS: "127.0.0.1:1", MARKET_SUBSCRIBE: "false", CLICKHOUSE_URL: "" },
+      defaultMetrics: false,
+    });
+    extra.push(bridge);
+    const bar = { symbol: "BTCUSDT", interval: "1m", openTime: 1_700_000_000_000, closeTime: 1_700_000_059_999, open: "100", high: "101", low: "99", close: "100.5", volume: "3" };
+    for (const [field, value] of [["close", " 100"], ["close", "0x64"], ["open", ""], ["high", "1e3"], ["low", "-1"], ["close", "NaN"], ["volume", "Infinity"], ["close", "0"], ["close", "100.0000000000001"], ["open", "0100"]] as const) {
+      const r = await bridge.app.inject({ method: "POST", url: "/internal/bars", payload: { bars: [{ ...bar, [field]: value }] } });
+      expect(r.statusCode, `${field}=${JSON.stringify(value)}`).toBe(400);
+      expect(r.json().error.field, `${field}=${JSON.stringify(value)}`).toBe(`bars.0.${field}`);
+    }
+    const far = await bridge.app.inject({ method: "POST", url: "/internal/bars", payload: { bars: [{ ...bar, openTime: 9e15, closeTime: 9e15 }] } });
+    expect(far.statusCode).toBe(400);
+  });
+});
