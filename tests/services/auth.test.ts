@@ -42,7 +42,7 @@ beforeAll(async () => {
     defaultMetrics: false,
   });
   umUrl = await um.listen({ port: 0, host: "127.0.0.1" });
-  const gwEnv = { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: umUrl, READY_TIMEOUT_MS: "500", HEALTH_TIMEOUT_MS: "300" };
+  const gwEnv = { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: umUrl, READY_TIMEOUT_MS: "500", HEALTH_TIMEOUT_MS: "5000" }; // generous: a loaded machine; the absent services fail fast (refused)
   gw = await createService(apiGateway, { env: { ...gwEnv, RATE_LIMIT_MAX_REQUESTS: "100000" }, defaultMetrics: false });
   gwLimited = await createService(apiGateway, { env: { ...gwEnv, RATE_LIMIT_MAX_REQUESTS: "3", RATE_LIMIT_WINDOW_MS: "600000" }, defaultMetrics: false });
 });
