@@ -3,6 +3,8 @@
  * The service is argv[2] when it names a catalog service, else SERVICE_NAME; a following word is a
  * one-shot command of that service (e.g. `database-service migrate`).
  */
+// First: tracing must be set up before the instrumented libraries load.
+import "./kit/telemetry/preload";
 import { catalog, findService } from "./catalog";
 import { ConfigError } from "./kit/config";
 import { runCommand, runService } from "./kit/service";

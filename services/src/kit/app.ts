@@ -11,6 +11,7 @@ import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
 import { errorBody, installErrorHandlers } from "./errors";
 import { installJsonGuards } from "./request-guards";
+import { traceRoutes } from "./telemetry/fastify";
 
 export { parseTrustProxy } from "./request-guards";
 
@@ -108,5 +109,6 @@ export function createApp(o: AppOptions): App {
   installValidators(app);
   installErrorHandlers(app);
   installJsonGuards(app, o.jsonMaxDepth);
+  traceRoutes(app);
   return app;
 }

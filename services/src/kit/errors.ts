@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { recordError } from "./telemetry/context";
 
 /** Body of every 4xx/5xx response. */
 export interface ErrorBody {
@@ -72,7 +73,10 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
   app.setErrorHandler((err: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }, request, reply) => {
     if (err instanceof HttpError) {
       if (err.headers) reply.headers(err.headers);
-      if (err.statusCode >= 500) request.log.error({ err }, "request failed");
+      if (err.statusCode >= 500) {
+        request.log.error({ err }, "request failed");
+        recordError(err);
+      }
       return reply.status(err.statusCode).send(errorBody(request, err.code, err.message, err.field));
     }
     if (err.validation && err.validation.length > 0) {
@@ -85,6 +89,7 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
     const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) {
       request.log.error({ err }, "request failed");
+      recordError(err);
       return reply.status(status).send(errorBody(request, statusCodes[status] ?? "INTERNAL_ERROR", status === 500 ? "Internal Server Error" : (statusCodes[status] ?? "Server error")));
     }
     // Fastify's own 4xx (body too large, bad JSON, unsupported media type, rate limit) carry safe messages.

@@ -13,6 +13,7 @@ import { decorateDatastores } from "./decorators";
 import { PeerClient } from "./peers";
 import { DEFAULT_JSON_MAX_DEPTH, parseTrustProxy } from "./request-guards";
 import { createMetrics, installProbes, type ReadinessCheck, type ServiceMetrics } from "./probes";
+import { flushTelemetry } from "./telemetry/state";
 
 export { createLogger, redactPaths, requestIdFor, type App } from "./app";
 export type { ReadinessCheck, ServiceMetrics } from "./probes";
@@ -184,6 +185,7 @@ export async function createService<S extends ConfigSchema>(
       }
     }
     await datastores.closeAll();
+    await flushTelemetry(); // the last spans of this process (no-op when tracing is off)
   });
 
   await mod.register(ctx);

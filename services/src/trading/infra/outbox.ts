@@ -10,6 +10,10 @@
 import type { Queryable } from "../../kit/datastores/postgres";
 import type { Pool } from "pg";
 import type { Logger } from "pino";
+import { traceCarrier, withTraceCarrier } from "../../kit/telemetry/context";
+
+/** Payload key holding the enqueuing request's W3C trace context; the relay removes it before publishing. */
+const TRACE_KEY = "$trace";
 
 export interface OutboxEvent {
   eventId: string;
@@ -25,10 +29,12 @@ const TABLE_RE = /^[a-z_][a-z0-9_]*$/;
 export async function enqueue(client: Queryable, table: string, events: OutboxEvent[]): Promise<void> {
   if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
   if (events.length === 0) return;
+  // With tracing on, the event is published later in the trace of the request that caused it.
+  const trace = traceCarrier();
   await client.query(
     `INSERT INTO ${table} (event_id, topic, msg_key, payload)
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) ON CONFLICT (event_id) DO NOTHING`,
-    [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId }))],
+    [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId, ...(trace ? { [TRACE_KEY]: trace } : {}) }))],
   );
 }
 
@@ -67,14 +73,19 @@ export class OutboxRelay {
         await client.query("COMMIT");
         return 0;
       }
-      // Group consecutive rows by topic, keeping order within each topic.
-      const byTopic = new Map<string, { key: string; value: string; headers: Record<string, string> }[]>();
+      // Group rows by topic, keeping order within each topic; within a topic, consecutive rows of one
+      // trace go out together, in the trace context they were enqueued in.
+      type Run = { trace?: Record<string, string>; msgs: { key: string; value: string; headers: Record<string, string> }[] };
+      const byTopic = new Map<string, Run[]>();
       for (const r of rows) {
-        const arr = byTopic.get(r.topic) ?? [];
-        arr.push({ key: r.msg_key, value: JSON.stringify(r.payload), headers: { "event-id": r.event_id } });
-        byTopic.set(r.topic, arr);
+        const { [TRACE_KEY]: trace, ...payload } = r.payload as Record<string, unknown> & { [TRACE_KEY]?: Record<string, string> };
+        const runs = byTopic.get(r.topic) ?? [];
+        let last = runs[runs.length - 1];
+        if (!last || last.trace?.traceparent !== trace?.traceparent) runs.push((last = { trace, msgs: [] }));
+        last.msgs.push({ key: r.msg_key, value: JSON.stringify(payload), headers: { "event-id": r.event_id } });
+        byTopic.set(r.topic, runs);
       }
-      for (const [topic, msgs] of byTopic) await this.sender.send(topic, msgs);
+      for (const [topic, runs] of byTopic) for (const run of runs) await withTraceCarrier(run.trace, () => this.sender.send(topic, run.msgs));
       await client.query(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
       await client.query("COMMIT");
       this.published += rows.length;
