@@ -58,10 +58,15 @@ export interface ServiceDefinition {
    * these arguments before the rest of the fleet starts; database-service runs migrations this way.
    */
   preDeployJob?: { args: string[] };
+  /**
+   * The platform's trace collector (chain-debug): every other deployed service exports its spans to
+   * it (OTLP/HTTP at `otlpTracesUrl`), which the network policies allow. At most one.
+   */
+  collectsTraces: boolean;
 }
 
-export type Contract = Omit<ServiceDefinition, "name" | "entryPoint" | "singleton" | "calls"> &
-  Partial<Pick<ServiceDefinition, "entryPoint" | "singleton" | "calls">>;
+export type Contract = Omit<ServiceDefinition, "name" | "entryPoint" | "singleton" | "calls" | "collectsTraces"> &
+  Partial<Pick<ServiceDefinition, "entryPoint" | "singleton" | "calls" | "collectsTraces">>;
 
 /** In deployment order of importance; the order is also the order of lists shown to users. */
 const contracts = {
@@ -219,6 +224,17 @@ const contracts = {
     singleton: true,
   },
   ...businessContracts,
+  "chain-debug": {
+    description: "Error tracking and request traces: OTLP spans from every service in ClickHouse, errors grouped by fingerprint, one request's path across services (admin)",
+    tier: "support",
+    port: 8030,
+    route: "debug",
+    anonymousPaths: [],
+    requires: ["clickhouse"],
+    optional: [],
+    secrets: [],
+    collectsTraces: true,
+  },
 } satisfies Record<string, Contract>;
 
 /** Name of a catalog service (type-checked: sizing and tests cannot name a service that is not here). */
@@ -239,6 +255,7 @@ function build(): readonly ServiceDefinition[] {
     entryPoint: c.entryPoint ?? false,
     singleton: c.singleton ?? false,
     calls: c.calls ?? [],
+    collectsTraces: c.collectsTraces ?? false,
   }));
   const routed = entries.filter((s) => s.route !== null).map((s) => s.name);
   // The entry point calls every routed service; derived, not a second list kept in sync.
@@ -254,6 +271,16 @@ export function findService(name: string): ServiceDefinition | undefined {
 /** The platform's single public entry (the API gateway). */
 export function entryPoint(services: readonly ServiceDefinition[] = catalog): ServiceDefinition | undefined {
   return services.find((s) => s.entryPoint);
+}
+
+/** The deployed trace collector (chain-debug), if any. */
+export function traceCollector(services: readonly ServiceDefinition[] = catalog): ServiceDefinition | undefined {
+  return services.find((s) => s.collectsTraces);
+}
+
+/** Where services export spans (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) on both targets. */
+export function otlpTracesUrl(collector: ServiceDefinition): string {
+  return `${defaultServiceUrl(collector)}/internal/otlp/v1/traces`;
 }
 
 /** Environment variable a service reads for a peer's base URL (tests point it at loopback). */

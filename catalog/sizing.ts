@@ -52,6 +52,7 @@ const defaults: Record<ServiceName, { scaling?: ServiceScaling; resources: Servi
   "usage-monitoring": { scaling: stateless, resources: small },
   "billing-service": { scaling: stateless, resources: small },
   "revenue-analytics": { scaling: stateless, resources: small },
+  "chain-debug": { scaling: stateless, resources: small },
 };
 
 /** Sizing of a catalog service; throws for a service without an entry or a contradictory one. */

@@ -3,7 +3,7 @@
  * edge, wired from the typed stack config and the service catalog.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { entryPoint } from "../catalog";
+import { entryPoint, otlpTracesUrl, traceCollector } from "../catalog";
 import { DataComponent, LoadedConfig } from "../stacks";
 import { Datastore, datastoreClasses } from "./data";
 import { Backup, BackedUpStore } from "./data/backup";
@@ -134,6 +134,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
         ].filter((e): e is [string, pulumi.Output<string>] => e[1] !== undefined),
       ),
     };
+    const collector = traceCollector(config.services);
     const ordered = [...config.services].sort((a, b) => Number(!!b.preDeployJob) - Number(!!a.preDeployJob));
     const jobsReady: pulumi.Resource[] = [];
     const apps: Record<string, AppService> = {};
@@ -159,6 +160,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
                 }
               : {}),
             ...(def.tier === "trading" ? { TRADING_MODE: config.trading.mode, MARKET_DATA_SOURCE: config.trading.marketDataSource } : {}),
+            // Spans to chain-debug when it is deployed (the collector does not trace itself).
+            ...(collector && collector.name !== def.name ? { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpTracesUrl(collector) } : {}),
           },
           connectsTo: topology.connectsTo[def.name] ?? [],
           acceptsFrom: topology.acceptsFrom[def.name] ?? [],

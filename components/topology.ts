@@ -2,7 +2,7 @@
  * Who talks to whom, derived from the service catalog and the stack's switches. Both the network
  * policies (Kubernetes) and start order use it, so it is computed once, as a pure function.
  */
-import { entryPoint, ServiceDefinition } from "../catalog";
+import { entryPoint, ServiceDefinition, traceCollector } from "../catalog";
 import { DataComponent, StackConfig, dataComponents } from "../stacks/config";
 import { INGRESS_CONTROLLER, RuntimeCapabilities } from "./workload";
 
@@ -44,6 +44,9 @@ export function buildTopology(config: StackConfig, runtime: RuntimeCapabilities)
       for (const store of serviceDatastores(service, datastores)) add(migrationJobName(service.name), store);
     }
   }
+  // Every service exports its spans to the trace collector.
+  const collector = traceCollector(config.services);
+  if (collector) for (const service of config.services) if (service.name !== collector.name) add(service.name, collector.name);
   if (runtime.scheduledJobs) {
     for (const store of backedUp) if (datastores.includes(store)) add(backupJobName(store), store);
   }

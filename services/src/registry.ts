@@ -24,4 +24,5 @@ export const registry: Record<string, Loader> = {
   "payment-service": () => import("./services/payment-service").then((m) => m.default),
   "usage-monitoring": () => import("./services/usage-monitoring").then((m) => m.default),
   "billing-service": () => import("./services/billing-service").then((m) => m.default),
+  "chain-debug": () => import("./services/chain-debug").then((m) => m.default),
 };

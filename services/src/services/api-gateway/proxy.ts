@@ -89,6 +89,8 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
       rewriteRequestHeaders: (_req, headers) => {
         const h: Record<string, string | string[] | undefined> = { ...headers };
         for (const name of STRIPPED_HEADERS) delete h[name];
+        // A client's trace context is not forwarded: the gateway starts the trace (kit telemetry).
+        for (const name of ["traceparent", "tracestate", "baggage"]) delete h[name];
         h["x-request-id"] = String(request.id);
         h["x-forwarded-for"] = request.ip;
         if (identity) {

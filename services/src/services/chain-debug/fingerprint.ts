@@ -1,0 +1,41 @@
+/**
+ * Error grouping: two failures are the same problem when they have the same exception type, the
+ * same message once its variable parts are replaced by placeholders, and the same top stack frames
+ * (function and file, without line numbers, so a redeploy that shifts lines keeps the group).
+ */
+import { createHash } from "node:crypto";
+
+const RULES: Array<[RegExp, string]> = [
+  [/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, "<uuid>"],
+  [/\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?/g, "<time>"],
+  [/[a-z][a-z0-9+.-]*:\/\/[^\s'"]+/gi, "<url>"],
+  [/\b[\w.+-]+@[\w-]+\.[\w.-]+\b/g, "<email>"],
+  [/\b(0x)?[0-9a-f]{12,}\b/gi, "<hex>"],
+  [/"[^"]*"|'[^']*'/g, "<str>"],
+  [/\b\d+(\.\d+)?\b/g, "<n>"],
+];
+
+export function normalizeMessage(message: string): string {
+  let out = message.slice(0, 2_000);
+  for (const [re, rep] of RULES) out = out.replace(re, rep);
+  return out.replace(/\s+/g, " ").trim();
+}
+
+/** The first `n` frames as "function (file)", Node's "at fn (path:line:col)" format; internals skipped. */
+export function topFrames(stack: string, n = 3): string[] {
+  const frames: string[] = [];
+  for (const line of stack.split("\n")) {
+    const m = /^\s*at (?:(.+?) \()?(.+?)(?::\d+)?(?::\d+)?\)?\s*$/.exec(line);
+    if (!m) continue;
+    const file = m[2];
+    if (file.startsWith("node:") || file.includes("/node_modules/")) continue;
+    const base = file.split(/[\\/]/).pop() ?? file;
+    frames.push(`${m[1] ?? "<anonymous>"} (${base})`);
+    if (frames.length >= n) break;
+  }
+  return frames;
+}
+
+export function fingerprintOf(type: string, message: string, stack: string): string {
+  return createHash("sha256").update([type, normalizeMessage(message), ...topFrames(stack)].join("\n")).digest("hex").slice(0, 32);
+}

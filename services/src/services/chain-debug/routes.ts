@@ -1,0 +1,61 @@
+/**
+ * chain-debug's HTTP API. The OTLP intake is internal (the gateway never proxies /internal); every
+ * other route is admin-only (the gateway's verified role, checked here).
+ */
+import type { App } from "../../kit";
+import { HttpError, requireIdentity, Type } from "../../kit";
+import { OtlpError, parseOtlpTraces } from "./otlp";
+import type { DebugStore } from "./store";
+import { buildTree } from "./tree";
+
+const TraceId = Type.String({ pattern: "^[0-9a-fA-F]{32}$" });
+const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 }));
+const Service = Type.Optional(Type.String({ pattern: "^[a-z0-9-]{1,64}$" }));
+
+export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes: number }): void {
+  app.post("/internal/otlp/v1/traces", { bodyLimit: opts.maxBodyBytes }, async (req) => {
+    let parsed;
+    try {
+      parsed = parseOtlpTraces(req.body);
+    } catch (e) {
+      if (e instanceof OtlpError) throw new HttpError(400, "INVALID_OTLP", e.message, e.field);
+      throw e;
+    }
+    await store.insert(parsed.spans, parsed.errors);
+    return { partialSuccess: {} };
+  });
+
+  app.get("/traces", { schema: { querystring: Type.Object({ limit: Limit, errorsOnly: Type.Optional(Type.Boolean()), service: Service }) } }, async (req) => {
+    requireIdentity(req, "admin");
+    return { traces: await store.recentTraces(req.query.limit ?? 50, req.query.errorsOnly ?? false, req.query.service) };
+  });
+
+  app.get("/traces/:traceId", { schema: { params: Type.Object({ traceId: TraceId }) } }, async (req) => {
+    requireIdentity(req, "admin");
+    const traceId = req.params.traceId.toLowerCase();
+    const rows = await store.trace(traceId);
+    if (rows.length === 0) throw new HttpError(404, "NOT_FOUND", `no spans of trace ${traceId} (not received yet, or expired)`);
+    // Work the request caused elsewhere and linked to it (Kafka consumers' batches).
+    const linked = [];
+    for (const id of await store.linkedTraces(traceId)) linked.push({ traceId: id, ...buildTree(await store.trace(id)) });
+    return { traceId, ...buildTree(rows), linked };
+  });
+
+  app.get("/requests/:requestId", { schema: { params: Type.Object({ requestId: Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" }) }) } }, async (req) => {
+    requireIdentity(req, "admin");
+    return { requestId: req.params.requestId, traceIds: await store.traceIdsByRequest(req.params.requestId) };
+  });
+
+  app.get("/errors", { schema: { querystring: Type.Object({ limit: Limit, service: Service }) } }, async (req) => {
+    requireIdentity(req, "admin");
+    return { groups: await store.groups(req.query.limit ?? 50, req.query.service) };
+  });
+
+  app.get("/errors/:fingerprint", { schema: { params: Type.Object({ fingerprint: Type.String({ pattern: "^[0-9a-f]{32}$" }) }), querystring: Type.Object({ limit: Limit }) } }, async (req) => {
+    requireIdentity(req, "admin");
+    const groups = await store.groups(1_000);
+    const group = groups.find((g) => g.fingerprint === req.params.fingerprint);
+    if (!group) throw new HttpError(404, "NOT_FOUND", "no such error group");
+    return { ...group, occurrences: await store.occurrences(req.params.fingerprint, req.query.limit ?? 50) };
+  });
+}
