@@ -1,0 +1,119 @@
+/**
+ * The pure parts of tracing and chain-debug: credential scrubbing of real SDK spans, error
+ * fingerprints, OTLP JSON parsing and its errors, trace trees. The end to end path on real servers
+ * is chain-debug.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "../../services/node_modules/@opentelemetry/sdk-trace-base";
+import { JsonTraceSerializer } from "../../services/node_modules/@opentelemetry/otlp-transformer";
+import { REDACTED, ScrubbingExporter, scrubString, scrubUrl, tracesEndpoint } from "../../services/src/kit/telemetry";
+import { fingerprintOf, normalizeMessage, topFrames } from "../../services/src/services/chain-debug/fingerprint";
+import { OtlpError, parseOtlpTraces, type SpanRow } from "../../services/src/services/chain-debug/otlp";
+import { buildTree } from "../../services/src/services/chain-debug/tree";
+
+const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLXZhbHVl";
+
+describe("scrubbing", () => {
+  it("masks credential-shaped text", () => {
+    expect(scrubString(`Authorization: Bearer ${jwt}`)).not.toContain("eyJ");
+    expect(scrubString(`connect postgresql://trading:s3cretPw@db:5432/x failed`)).toBe(`connect postgresql://${REDACTED}@db:5432/x failed`);
+    expect(scrubString("key atk_abcdefghijklmnop and sk_test_abcdefghijkl and whsec_abcdefghijkl")).toBe(`key ${REDACTED} and ${REDACTED} and ${REDACTED}`);
+    expect(scrubString('{"password":"hunter22"} token=abc123')).toBe(`{"password":"${REDACTED}"} token=${REDACTED}`);
+    expect(scrubUrl("/api/x?token=abc&page=2#f")).toBe(`/api/x?token=${REDACTED}&page=${REDACTED}#f`);
+  });
+
+  it("every exported span is scrubbed: attributes by name and by shape, exception events, SQL literals", async () => {
+    const memory = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new ScrubbingExporter(memory))] });
+    const span = provider.getTracer("t").startSpan("GET /x?api_key=k123456789");
+    span.setAttributes({
+      "http.request.header.authorization": `Bearer ${jwt}`,
+      "http.request.header.cookie": "session=abcdef",
+      "http.request.header.accept": "application/json",
+      "url.full": "http://svc/x?code=zzz&signature=yyy",
+      "db.statement": "ALTER ROLE app PASSWORD 'p4ssw0rd!'",
+      "app.note": `sent ${jwt}`,
+    });
+    span.recordException(new Error("login failed for postgresql://u:pw123456@h/db with password=hunter22"));
+    span.end();
+    await provider.forceFlush();
+    const [s] = memory.getFinishedSpans();
+    const text = JSON.stringify({ name: s.name, attributes: s.attributes, events: s.events });
+    for (const secret of ["eyJ", "abcdef", "zzz", "yyy", "p4ssw0rd", "pw123456", "hunter22", "k123456789"]) expect(text).not.toContain(secret);
+    expect(s.attributes["http.request.header.accept"]).toBe("application/json");
+    expect(s.attributes["http.request.header.authorization"]).toBeUndefined();
+    expect(s.attributes["db.statement"]).toBe("ALTER ROLE app PASSWORD '?'");
+    expect(s.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it("is off without an endpoint and rejects a malformed one", () => {
+    expect(tracesEndpoint({})).toBeUndefined();
+    expect(tracesEndpoint({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://chain-debug:8030/x/" })).toBe("http://chain-debug:8030/x/v1/traces");
+    expect(() => tracesEndpoint({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "not a url" })).toThrow();
+    expect(() => tracesEndpoint({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "file:///etc/passwd" })).toThrow(/http/);
+  });
+});
+
+describe("error fingerprints", () => {
+  const stack = (line: number) => `TypeError: boom\n    at Billing.subscribe (/app/dist/services/billing-service/billing.js:${line}:7)\n    at async Object.<anonymous> (/app/dist/services/billing-service/routes.js:81:40)\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n    at next (/app/node_modules/fastify/lib/hooks.js:1:1)`;
+  it("ignores ids, numbers, quoted values and line numbers; keeps type, message shape and frames", () => {
+    expect(normalizeMessage("order 3f2b1c9e-1111-4222-8333-444455556666 of user 'bob' failed after 12 tries")).toBe("order <uuid> of user <str> failed after <n> tries");
+    expect(topFrames(stack(65))).toEqual(["Billing.subscribe (billing.js)", "async Object.<anonymous> (routes.js)"]);
+    const a = fingerprintOf("TypeError", "invoice 3f2b1c9e-1111-4222-8333-444455556666 missing", stack(65));
+    expect(fingerprintOf("TypeError", "invoice 9f2b1c9e-1111-4222-8333-444455556666 missing", stack(70))).toBe(a);
+    expect(fingerprintOf("RangeError", "invoice 9f2b1c9e-1111-4222-8333-444455556666 missing", stack(65))).not.toBe(a);
+    expect(fingerprintOf("TypeError", "plan missing", stack(65))).not.toBe(a);
+    expect(fingerprintOf("TypeError", "invoice x missing", stack(65).replace("Billing.subscribe", "Billing.cancel"))).not.toBe(fingerprintOf("TypeError", "invoice x missing", stack(65)));
+  });
+});
+
+describe("OTLP JSON", () => {
+  it("parses what the SDK's own JSON serializer sends", async () => {
+    const memory = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] });
+    const tracer = provider.getTracer("t");
+    const parent = tracer.startSpan("POST /a", { kind: 1, attributes: { "http.response.status_code": 500, "http.request.id": "req-1" } });
+    parent.recordException(new TypeError("Cannot read properties of undefined (reading 'x')"));
+    parent.setStatus({ code: 2, message: "bad" });
+    parent.end();
+    await provider.forceFlush();
+    const body = JSON.parse(Buffer.from(JsonTraceSerializer.serializeRequest(memory.getFinishedSpans())!).toString());
+    const { spans, errors } = parseOtlpTraces(body);
+    expect(spans).toHaveLength(1);
+    expect(spans[0]).toMatchObject({ trace_id: parent.spanContext().traceId, parent_span_id: "", name: "POST /a", kind: 2, status_code: 2, http_status: 500, request_id: "req-1" });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ type: "TypeError", event_index: 0 });
+    expect(errors[0].service).toMatch(/^unknown_service/); // the SDK default without a service.name
+  });
+
+  it("names the field of malformed input", () => {
+    const bad = (b: unknown) => {
+      try {
+        parseOtlpTraces(b);
+      } catch (e) {
+        return e instanceof OtlpError ? e.field : "other";
+      }
+      return "none";
+    };
+    expect(bad("x")).toBe("body");
+    expect(bad({ resourceSpans: {} })).toBe("resourceSpans");
+    expect(bad({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: "zz", spanId: "0123456789abcdef" }] }] }] })).toBe("resourceSpans[0].scopeSpans[0].spans[0].traceId");
+    expect(bad({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: "0".repeat(32), spanId: "0123456789abcdef" }] }] }] })).toBe("resourceSpans[0].scopeSpans[0].spans[0].traceId");
+    const ok = { traceId: "a".repeat(32), spanId: "b".repeat(16), startTimeUnixNano: "1", endTimeUnixNano: "2" };
+    expect(bad({ resourceSpans: [{ scopeSpans: [{ spans: [{ ...ok, startTimeUnixNano: "-1" }] }] }] })).toBe("resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano");
+    expect(bad({ resourceSpans: [{ scopeSpans: [{ spans: [ok] }] }] })).toBe("none");
+  });
+});
+
+describe("trace tree", () => {
+  const row = (span: string, parent: string, start: number, service = "s"): SpanRow => ({
+    trace_id: "t", span_id: span, parent_span_id: parent, service, name: span, kind: 2, start_us: start, duration_us: 1, status_code: 0, status_message: "", http_status: 0, request_id: "", attributes: "{}", events: "[]", links: "[]", link_trace_ids: [],
+  });
+  it("nests children under parents by start, keeps orphans as roots, drops duplicate deliveries", () => {
+    const t = buildTree([row("c2", "a", 3, "b"), row("a", "", 1, "g"), row("c1", "a", 2, "b"), row("o", "missing", 5, "x"), row("a", "", 1, "g")]);
+    expect(t.spanCount).toBe(4);
+    expect(t.roots.map((r) => r.spanId)).toEqual(["a", "o"]);
+    expect(t.roots[0].children.map((c) => c.spanId)).toEqual(["c1", "c2"]);
+    expect(t.services).toEqual(["g", "b", "x"]);
+  });
+});
