@@ -11,9 +11,8 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg, startRedis, type RedisServer } from "../harness";
+import { kafkajs, pg, startClickHouse, startKafka, startPostgres, startRedis, type ClickHouseServer, type KafkaServer, type PostgresServer, type RedisServer } from "../harness";
 import { freePort } from "../harness/proc";
-import { useServers } from "../harness/shared";
 import { createService, jwtKey, signAccessToken, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
@@ -21,7 +20,11 @@ import chainDebug from "../../services/src/services/chain-debug";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { ChildService, http, waitUntil } from "../trading/e2e-helpers";
 
-const srv = useServers("postgres", "kafka", "clickhouse");
+// Private servers with generous start bounds (a loaded machine): this file's data is its own.
+const srv = { env: {} as Record<string, string> };
+let kafka: KafkaServer;
+let postgres: PostgresServer;
+let clickhouse: ClickHouseServer;
 const run = randomBytes(3).toString("hex");
 const fake = new FakeCardProcessor(`sk_test_${randomBytes(12).toString("hex")}`, `whsec_${randomBytes(16).toString("hex")}`);
 const JWT_SECRET = randomBytes(64).toString("hex");
@@ -46,9 +49,16 @@ const token = async (userId: string, role: "trader" | "admin" = "trader") => {
 
 beforeAll(async () => {
   await fake.start();
-  redis = await startRedis();
+  [redis, kafka, postgres, clickhouse] = await Promise.all([
+    startRedis({ readyTimeoutMs: 300_000 }),
+    startKafka({ readyTimeoutMs: 600_000 }),
+    startPostgres({ readyTimeoutMs: 600_000 }),
+    startClickHouse({ readyTimeoutMs: 600_000 }),
+  ]);
+  srv.env = { ...postgres.env, ...clickhouse.env };
   const base: Record<string, string> = {
     ...srv.env,
+    ...kafka.env,
     DRAGONFLY_URL: redis.url,
     LOG_LEVEL: process.env.TRACE_LOG_LEVEL ?? "warn",
     JWT_SECRET,
@@ -106,7 +116,7 @@ beforeAll(async () => {
     await pool.query("DELETE FROM bil_invoices WHERE user_id = $1", [userId]);
     await pool.query("DELETE FROM bil_subscriptions WHERE user_id = $1", [userId]);
   };
-}, 400_000);
+}, 900_000);
 
 afterAll(async () => {
   await Promise.all(children.map((c) => c.stop()));
@@ -114,7 +124,10 @@ afterAll(async () => {
   await ch?.close();
   await pool?.end();
   await redis?.stop();
-  await fake.stop();
+  await kafka?.stop();
+  await postgres?.stop();
+  await clickhouse?.stop();
+  if (fake.url) await fake.stop();
 });
 
 const api = (method: string, path: string, tok: string, body?: unknown, headers?: Record<string, string>) => http(method, `${gw}/api${path}`, { token: tok, body, headers });

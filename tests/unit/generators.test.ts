@@ -1,6 +1,6 @@
 /** Pure generators and rules of the program, without an engine. */
 import { describe, expect, it } from "vitest";
-import { catalog, entryPoint, ServiceDefinition, sizingOf } from "../../catalog";
+import { catalog, entryPoint, otlpTracesUrl, ServiceDefinition, sizingOf, traceCollector } from "../../catalog";
 import { parseStackConfig } from "../../stacks/config";
 import { nginxConfig, publicRoutes } from "../../components/edge/nginx";
 import { alertRulesYaml, prometheusConfig } from "../../components/monitoring/prometheus";
@@ -73,6 +73,16 @@ describe("topology", () => {
     }
     expect(t.acceptsFrom["api-gateway"]).toContain("@ingress");
     expect(t.connectsTo["postgres-backup"]).toEqual(["postgres"]);
+  });
+
+  it("lets every service reach the trace collector (chain-debug), which reaches none of them", () => {
+    const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x" });
+    const t = buildTopology(config, runtimeCapabilities(config.target));
+    const collector = traceCollector(config.services)!;
+    expect(collector.name).toBe("chain-debug");
+    expect(otlpTracesUrl(collector)).toBe("http://chain-debug:8030/internal/otlp/v1/traces");
+    for (const s of config.services) if (s.name !== collector.name) expect(t.connectsTo[s.name], s.name).toContain("chain-debug");
+    expect(t.connectsTo["chain-debug"]).toEqual(["clickhouse"]);
   });
 
   it("does not connect services to switched-off optional datastores", () => {
