@@ -21,7 +21,13 @@ export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes
       if (e instanceof OtlpError) throw new HttpError(400, "INVALID_OTLP", e.message, e.field);
       throw e;
     }
-    await store.insert(parsed.spans, parsed.errors);
+    try {
+      await store.insert(parsed.spans, parsed.errors);
+    } catch (err) {
+      // 503 is retryable for OTLP exporters: the batch comes again instead of being lost.
+      req.log.warn({ err: { message: (err as Error).message } }, "spans not stored; exporter asked to retry");
+      throw new HttpError(503, "STORAGE_UNAVAILABLE", "spans could not be stored; retry", undefined, { "retry-after": "2" });
+    }
     return { partialSuccess: {} };
   });
 

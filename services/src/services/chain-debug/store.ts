@@ -20,9 +20,19 @@ const secondOf = (us: number) => new Date(us / 1000).toISOString().slice(0, 19).
 export class DebugStore {
   constructor(private readonly ch: ClickHouseKitClient) {}
 
+  /** Stores a batch; a reused keep-alive socket the server already closed is retried once (duplicates are read once). */
   async insert(spans: SpanRow[], errors: ErrorRow[]): Promise<void> {
-    if (spans.length) await this.ch.insert("debug_spans", spans.map((s) => ({ ...s, date: dayOf(s.start_us) })));
-    if (errors.length) await this.ch.insert("debug_errors", errors.map((e) => ({ ...e, at: secondOf(e.at_us), date: dayOf(e.at_us) })));
+    const once = async <T>(table: string, rows: T[]) => {
+      if (!rows.length) return;
+      try {
+        await this.ch.insert(table, rows);
+      } catch (err) {
+        if (!/socket hang up|ECONNRESET|EPIPE/i.test(`${(err as Error).message} ${(err as { code?: string }).code ?? ""}`)) throw err;
+        await this.ch.insert(table, rows);
+      }
+    };
+    await once("debug_spans", spans.map((s) => ({ ...s, date: dayOf(s.start_us) })));
+    await once("debug_errors", errors.map((e) => ({ ...e, at: secondOf(e.at_us), date: dayOf(e.at_us) })));
   }
 
   /** Every span of a trace, deduplicated by span id (retried exports). */
