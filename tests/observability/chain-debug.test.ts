@@ -185,7 +185,7 @@ describe("chain-debug: a failing request across services", () => {
     // payment-service's server span sits under billing-service's outgoing call, which sits under billing's server span.
     const parentOf = (n: any) => spans.find((p) => p.spanId === n.parentSpanId);
     expect(parentOf(paymentServer)).toMatchObject({ service: "billing-service", kind: "client" });
-    expect(spans.some((n) => n.service === "billing-service" && n.attributes["db.system"] === "postgresql")).toBe(true);
+    expect(spans.some((n) => n.service === "billing-service" && (n.attributes["db.system.name"] ?? n.attributes["db.system"]) === "postgresql")).toBe(true);
     // The consumer's batch links to payment-service's producer span of this trace.
     const producer = spans.find((n) => n.kind === "producer" && n.service === "payment-service");
     const consumer = trace.linked.flatMap((l: any) => flatten(l.roots)).find((n: any) => n.kind === "consumer" && n.service === "billing-service");
