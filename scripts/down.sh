@@ -19,6 +19,21 @@ if [ "$STACK" = local-k8s ]; then
 fi
 status=0
 pulumi destroy --stack "$STACK" --config-file "$(stack_config_file "$STACK")" --yes --non-interactive --skip-preview || status=$?
+if [ "$STACK" = local-k8s ] && [ "$status" = 0 ]; then
+  # The claims of StatefulSets go with the namespace; the provisioner then deletes their volumes
+  # (a helper pod): wait for that before the node stops, or their directories stay behind.
+  ns=$(sed -n 's/^ *trading:namespace: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "Pulumi.$STACK.yaml")
+  kubectl_bin=$(bash -c 'source scripts/cluster/lib.sh && echo "$K8S_BIN/kubectl"')
+  left=unknown
+  for _ in $(seq 1 150); do
+    if claims=$("$kubectl_bin" --kubeconfig "$KUBECONFIG" get pv -o jsonpath='{range .items[*]}{.spec.claimRef.namespace}{"\n"}{end}' 2>/dev/null); then
+      left=$(printf '%s\n' "$claims" | grep -cx "${ns:-ai-trading}" || true)
+      [ "$left" = 0 ] && break
+    fi
+    sleep 2
+  done
+  [ "$left" = 0 ] || echo "[down] $left volume(s) of namespace $ns not deleted by the provisioner after 300 s" >&2
+fi
 if [ "$STACK" = local-k8s ]; then
   # Stopped even when the destroy failed (run `npm run down -- local-k8s` again to finish it).
   bash scripts/cluster/stop.sh
