@@ -101,6 +101,8 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
 
   // The signature covers the exact bytes: this scope keeps the JSON body as a string.
   app.register(async (scope) => {
+    // (the kit's guarded JSON parser is replaced in this scope only: the route verifies and parses itself)
+    scope.removeContentTypeParser("application/json");
     scope.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => done(null, body));
     scope.post("/webhooks/processor", async (req, reply) => {
       if (!deps.processor) throw new HttpError(503, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment");
