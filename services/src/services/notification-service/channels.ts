@@ -1,0 +1,150 @@
+/**
+ * The three delivery channels. Each `send` resolves on success and throws a `DeliveryError` saying
+ * whether a retry can help (`permanent`) and, when the far end said so, when to retry.
+ *   email     SMTP through nodemailer (STARTTLS required unless SMTP_REQUIRE_TLS=false)
+ *   telegram  the Bot API's sendMessage over HTTPS (plain text: no parse_mode, nothing to inject)
+ *   webhook   POST of the notice as JSON, signed (domain.webhookSignature), to the user's endpoint
+ * Webhook URLs are user input: only https to public addresses, checked when the endpoint is
+ * registered and again on the address actually connected to (the DNS lookup hook), so a name that
+ * later resolves to 10.x / 127.x / 169.254.x cannot reach inside the platform.
+ */
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import http from "node:http";
+import https from "node:https";
+import type { LookupFunction } from "node:net";
+import ipaddr from "ipaddr.js";
+import nodemailer from "nodemailer";
+import { webhookBody, webhookSignature, type Notice } from "./domain";
+
+export class DeliveryError extends Error {
+  constructor(message: string, readonly permanent: boolean, readonly retryAfterMs?: number) {
+    super(message);
+  }
+}
+
+export interface SmtpSettings { host: string; port: number; secure: boolean; requireTls: boolean; rejectUnauthorized: boolean; user?: string; password?: string; from: string }
+
+export function emailChannel(s: SmtpSettings) {
+  const transport = nodemailer.createTransport({
+    host: s.host, port: s.port, secure: s.secure, requireTLS: s.requireTls,
+    auth: s.user ? { user: s.user, pass: s.password ?? "" } : undefined,
+    tls: { rejectUnauthorized: s.rejectUnauthorized },
+    connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000,
+  });
+  return {
+    async send(to: string, n: Pick<Notice, "dedupKey" | "subject" | "text">): Promise<void> {
+      try {
+        await transport.sendMail({ from: s.from, to, subject: n.subject, text: n.text, headers: { "X-Notification-Id": n.dedupKey } });
+      } catch (err) {
+        const code = (err as { responseCode?: number }).responseCode;
+        // 5xx from the server (mailbox unknown, message refused) will not change on retry.
+        throw new DeliveryError(`smtp: ${code ?? ""} ${(err as Error).message}`.slice(0, 300), code !== undefined && code >= 500 && code < 600);
+      }
+    },
+    close: () => transport.close(),
+  };
+}
+
+export function telegramChannel(apiUrl: string, token: string, timeoutMs: number) {
+  return {
+    async send(chatId: string, n: Pick<Notice, "subject" | "text">): Promise<void> {
+      const text = `${n.subject}\n\n${n.text}`.slice(0, 4096);
+      let res: Response;
+      try {
+        res = await fetch(`${apiUrl}/bot${token}/sendMessage`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ chat_id: chatId, text, disable_web_page_preview: true }),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+      } catch (err) {
+        // Never the URL in a message: it holds the bot token.
+        throw new DeliveryError(`telegram: ${(err as Error).name}`, false);
+      }
+      const body = (await res.json().catch(() => ({}))) as { ok?: boolean; description?: string; parameters?: { retry_after?: number } };
+      if (res.ok && body.ok) return;
+      const retryAfter = body.parameters?.retry_after;
+      const why = `telegram: ${res.status} ${String(body.description ?? "").slice(0, 200)}`;
+      if (res.status === 429) throw new DeliveryError(why, false, retryAfter ? retryAfter * 1000 : undefined);
+      // 400 chat not found / 403 bot blocked by the user: retrying will not help.
+      throw new DeliveryError(why, res.status === 400 || res.status === 403);
+    },
+  };
+}
+
+/** True when an address may receive webhooks: a public unicast address. */
+export function isPublicAddress(address: string): boolean {
+  if (!ipaddr.isValid(address)) return false;
+  let ip = ipaddr.parse(address);
+  if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address();
+  return ip.range() === "unicast";
+}
+
+/** A webhook URL a user may register, or the reason it is refused. */
+export function checkWebhookUrl(raw: string, allowPrivate: boolean): string | null {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return "must be an absolute URL";
+  }
+  if (u.username || u.password) return "must not carry credentials";
+  if (u.protocol !== "https:" && !(allowPrivate && u.protocol === "http:")) return "must use https";
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  if (!allowPrivate && (host === "localhost" || host.endsWith(".localhost") || (ipaddr.isValid(host) && !isPublicAddress(host)))) return "must not point at a private, loopback or link-local address";
+  return null;
+}
+
+/** DNS lookup that refuses non-public addresses: the check happens on the address connected to. */
+const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+  dnsLookup(hostname, { family: options.family, hints: options.hints, all: true }, (err, list: LookupAddress[]) => {
+    if (err) return callback(err, "", 0);
+    const bad = list.find((a) => !isPublicAddress(a.address));
+    if (bad || !list.length) return callback(Object.assign(new Error(`webhook host ${hostname} resolves to a non-public address`), { code: "EBLOCKED" }), "", 0);
+    if (options.all) return callback(null, list);
+    callback(null, list[0].address, list[0].family);
+  });
+};
+
+export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; now?: () => number }) {
+  return {
+    async send(url: string, secret: string, n: Pick<Notice, "dedupKey" | "kind" | "at" | "data">): Promise<void> {
+      const refused = checkWebhookUrl(url, o.allowPrivate);
+      if (refused) throw new DeliveryError(`webhook url ${refused}`, true);
+      const body = webhookBody(n);
+      const ts = Math.floor((o.now?.() ?? Date.now()) / 1000);
+      const u = new URL(url);
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = (u.protocol === "https:" ? https : http).request(
+          u,
+          {
+            method: "POST",
+            timeout: o.timeoutMs,
+            lookup: o.allowPrivate ? undefined : publicOnlyLookup,
+            headers: {
+              "content-type": "application/json",
+              "content-length": Buffer.byteLength(body),
+              "user-agent": "ai-trading-notifications/1",
+              "x-notification-id": n.dedupKey,
+              "x-notification-timestamp": String(ts),
+              "x-notification-signature": webhookSignature(secret, ts, body),
+            },
+          },
+          (res) => {
+            res.resume(); // the body is not needed; drain so the socket is released
+            res.on("end", () => resolve(res.statusCode ?? 0));
+            res.on("error", reject);
+          },
+        );
+        req.on("timeout", () => req.destroy(new Error("timeout")));
+        req.on("error", reject);
+        req.end(body);
+      }).catch((err: Error & { code?: string }) => {
+        throw new DeliveryError(`webhook: ${err.code ?? err.message}`.slice(0, 300), err.code === "EBLOCKED");
+      });
+      // 410 Gone: the receiver says the endpoint is no more. Everything else non-2xx is retried.
+      if (status === 410) throw new DeliveryError("webhook: 410 gone", true);
+      if (status < 200 || status >= 300) throw new DeliveryError(`webhook: HTTP ${status}`, false);
+    },
+  };
+}

@@ -1,0 +1,150 @@
+/** notification-service data access (PostgreSQL nt_*). */
+import type { Queryable } from "../../kit/datastores/postgres";
+import type { Category, Channel, Notice, QuietHours } from "./domain";
+
+export interface Preferences {
+  email: string | null;
+  telegramChatId: string | null;
+  timeZone: string;
+  quietHours: QuietHours | null;
+  channels: Partial<Record<Category, Channel[]>> | null;
+}
+
+export const DEFAULT_PREFERENCES: Preferences = { email: null, telegramChatId: null, timeZone: "UTC", quietHours: null, channels: null };
+
+interface PrefRow { email: string | null; telegram_chat_id: string | null; time_zone: string; quiet_start: string | null; quiet_end: string | null; channels: Preferences["channels"] }
+
+export async function preferences(db: Queryable, userId: string): Promise<Preferences> {
+  const r = (await db.query<PrefRow>("SELECT * FROM nt_preferences WHERE user_id = $1", [userId])).rows[0];
+  if (!r) return DEFAULT_PREFERENCES;
+  return { email: r.email, telegramChatId: r.telegram_chat_id, timeZone: r.time_zone, quietHours: r.quiet_start && r.quiet_end ? { start: r.quiet_start, end: r.quiet_end } : null, channels: r.channels };
+}
+
+export async function savePreferences(db: Queryable, userId: string, p: Preferences): Promise<void> {
+  await db.query(
+    `INSERT INTO nt_preferences (user_id, email, telegram_chat_id, time_zone, quiet_start, quiet_end, channels, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+     ON CONFLICT (user_id) DO UPDATE SET email = $2, telegram_chat_id = $3, time_zone = $4, quiet_start = $5, quiet_end = $6, channels = $7, updated_at = now()`,
+    [userId, p.email, p.telegramChatId, p.timeZone, p.quietHours?.start ?? null, p.quietHours?.end ?? null, p.channels === null ? null : JSON.stringify(p.channels)],
+  );
+}
+
+export interface Webhook { id: string; url: string; createdAt: string }
+export interface WebhookWithSecret extends Webhook { secret: string; userId: string }
+
+export async function webhooks(db: Queryable, userId: string): Promise<Webhook[]> {
+  const { rows } = await db.query<{ webhook_id: string; url: string; created_at: Date }>("SELECT webhook_id, url, created_at FROM nt_webhooks WHERE user_id = $1 ORDER BY created_at", [userId]);
+  return rows.map((r) => ({ id: r.webhook_id, url: r.url, createdAt: r.created_at.toISOString() }));
+}
+
+export async function webhookById(db: Queryable, id: string): Promise<WebhookWithSecret | undefined> {
+  const r = (await db.query<{ webhook_id: string; user_id: string; url: string; secret: string; created_at: Date }>("SELECT * FROM nt_webhooks WHERE webhook_id = $1", [id])).rows[0];
+  return r && { id: r.webhook_id, userId: r.user_id, url: r.url, secret: r.secret, createdAt: r.created_at.toISOString() };
+}
+
+/** Adds an endpoint unless the user already has `max`; returns false then. */
+export async function insertWebhook(db: Queryable, w: { id: string; userId: string; url: string; secret: string }, max: number): Promise<boolean> {
+  const r = await db.query(
+    `INSERT INTO nt_webhooks (webhook_id, user_id, url, secret) SELECT $1, $2, $3, $4
+     WHERE (SELECT count(*) FROM nt_webhooks WHERE user_id = $2) < $5`,
+    [w.id, w.userId, w.url, w.secret, max],
+  );
+  return r.rowCount === 1;
+}
+
+export async function deleteWebhook(db: Queryable, userId: string, id: string): Promise<boolean> {
+  return ((await db.query("DELETE FROM nt_webhooks WHERE webhook_id = $1 AND user_id = $2", [id, userId])).rowCount ?? 0) === 1;
+}
+
+/** One delivery per (notice, channel, target); an existing one (a redelivered event) is left alone. */
+export async function insertDeliveries(db: Queryable, n: Notice, targets: { channel: Channel; target: string }[], notBefore: Date): Promise<number> {
+  if (!targets.length) return 0;
+  const r = await db.query(
+    `INSERT INTO nt_deliveries (dedup_key, user_id, channel, target, kind, subject, body, notice, next_attempt_at)
+     SELECT $1, $2, c, t, $3, $4, $5, $6, $7 FROM unnest($8::text[], $9::text[]) AS x(c, t)
+     ON CONFLICT (dedup_key, channel, target) DO NOTHING`,
+    [n.dedupKey, n.userId, n.kind, n.subject, n.text, JSON.stringify(n), notBefore, targets.map((t) => t.channel), targets.map((t) => t.target)],
+  );
+  return r.rowCount ?? 0;
+}
+
+export interface DeliveryRow {
+  delivery_id: string;
+  dedup_key: string;
+  user_id: string;
+  channel: Channel;
+  target: string;
+  kind: string;
+  subject: string;
+  body: string;
+  notice: Notice;
+  status: "pending" | "sent" | "dead";
+  attempts: number;
+  next_attempt_at: Date;
+  last_error: string | null;
+  created_at: Date;
+  sent_at: Date | null;
+}
+
+/**
+ * Claims due deliveries for `leaseMs` (pushes their next attempt out), so replicas never send the
+ * same one concurrently and a crash mid-send only delays it until the lease ends.
+ */
+export async function claimDue(db: Queryable, limit: number, leaseMs: number): Promise<DeliveryRow[]> {
+  const { rows } = await db.query<DeliveryRow>(
+    `UPDATE nt_deliveries SET next_attempt_at = now() + $2 * interval '1 millisecond'
+     WHERE delivery_id IN (SELECT delivery_id FROM nt_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+                           ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING *`,
+    [limit, leaseMs],
+  );
+  return rows;
+}
+
+export async function markSent(db: Queryable, id: string): Promise<void> {
+  await db.query("UPDATE nt_deliveries SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE delivery_id = $1", [id]);
+}
+
+/** Not sent now, not a failure (quiet hours, rate limit): try again at `at`, attempts unchanged. */
+export async function postpone(db: Queryable, id: string, at: Date, why: string): Promise<void> {
+  await db.query("UPDATE nt_deliveries SET next_attempt_at = $2, last_error = $3 WHERE delivery_id = $1", [id, at, why]);
+}
+
+export async function markFailed(db: Queryable, id: string, error: string, retryAt: Date): Promise<void> {
+  await db.query("UPDATE nt_deliveries SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE delivery_id = $1", [id, error.slice(0, 500), retryAt]);
+}
+
+/** Out of attempts (or permanently refused): dead, with a dead letter, in one transaction. */
+export async function markDead(db: Queryable, d: DeliveryRow, error: string): Promise<void> {
+  await db.query(
+    `WITH d AS (UPDATE nt_deliveries SET status = 'dead', attempts = attempts + 1, last_error = $2 WHERE delivery_id = $1 AND status = 'pending' RETURNING delivery_id, user_id, channel, attempts)
+     INSERT INTO nt_dead_letters (delivery_id, user_id, channel, reason, attempts) SELECT delivery_id, user_id, channel, $2, attempts FROM d`,
+    [d.delivery_id, error.slice(0, 500)],
+  );
+}
+
+export async function deliveries(db: Queryable, userId: string, limit: number): Promise<DeliveryRow[]> {
+  return (await db.query<DeliveryRow>("SELECT * FROM nt_deliveries WHERE user_id = $1 ORDER BY created_at DESC, delivery_id DESC LIMIT $2", [userId, limit])).rows;
+}
+
+export interface DeadLetterRow { dead_letter_id: string; delivery_id: string; user_id: string; channel: string; reason: string; attempts: number; created_at: Date; replayed_at: Date | null; kind: string; dedup_key: string }
+
+export async function deadLetters(db: Queryable, userId: string | null, limit: number): Promise<DeadLetterRow[]> {
+  return (
+    await db.query<DeadLetterRow>(
+      `SELECT l.*, d.kind, d.dedup_key FROM nt_dead_letters l JOIN nt_deliveries d USING (delivery_id)
+       WHERE ($1::text IS NULL OR l.user_id = $1) ORDER BY l.created_at DESC, l.dead_letter_id DESC LIMIT $2`,
+      [userId, limit],
+    )
+  ).rows;
+}
+
+/** Puts a dead letter's delivery back in the queue with fresh attempts; undefined when not found (or not the user's). */
+export async function replayDeadLetter(db: Queryable, id: string, userId: string | null): Promise<"replayed" | "already" | undefined> {
+  const l = (await db.query<{ delivery_id: string; replayed_at: Date | null }>("SELECT delivery_id, replayed_at FROM nt_dead_letters WHERE dead_letter_id = $1 AND ($2::text IS NULL OR user_id = $2) FOR UPDATE", [id, userId])).rows[0];
+  if (!l) return undefined;
+  if (l.replayed_at) return "already";
+  await db.query("UPDATE nt_dead_letters SET replayed_at = now() WHERE dead_letter_id = $1", [id]);
+  await db.query("UPDATE nt_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL WHERE delivery_id = $1 AND status = 'dead'", [l.delivery_id]);
+  return "replayed";
+}

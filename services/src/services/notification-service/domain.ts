@@ -1,0 +1,169 @@
+/**
+ * notification-service rules, no I/O: which platform event becomes which notice, the templates,
+ * quiet hours, retry backoff and the webhook signature.
+ */
+import { createHmac } from "node:crypto";
+import type { BillingEventMsg, PaymentEventMsg } from "../../business/events";
+import { formatMoney, isCurrency } from "../../business/money";
+import type { ComplianceAlert } from "../../trading/compliance";
+import type { ExecutionMsg, OrderEventMsg } from "../../trading/events";
+
+export const CHANNELS = ["email", "telegram", "webhook"] as const;
+export type Channel = (typeof CHANNELS)[number];
+export const CATEGORIES = ["trading", "risk", "compliance", "billing"] as const;
+export type Category = (typeof CATEGORIES)[number];
+
+/** One thing to tell one user. `dedupKey` is the same for every delivery of the same fact. */
+export interface Notice {
+  dedupKey: string;
+  userId: string;
+  kind: string;
+  category: Category;
+  /** Delivered even in quiet hours (high-severity compliance alerts). */
+  urgent: boolean;
+  subject: string;
+  text: string;
+  /** The webhook body's `data`: the facts, no secrets. */
+  data: Record<string, unknown>;
+  at: number;
+}
+
+/** Subjects go into an e-mail header: one line, bounded. */
+const oneLine = (s: string, max = 200) => s.replace(/[\r\n\t]+/g, " ").slice(0, max);
+const money = (amount: number, currency: string) => (isCurrency(currency) ? formatMoney(BigInt(amount), currency) : `${amount} ${currency}`);
+const notice = (n: Omit<Notice, "subject" | "urgent"> & { subject: string; urgent?: boolean }): Notice => ({ ...n, urgent: n.urgent ?? false, subject: oneLine(n.subject) });
+
+export function fromExecution(m: ExecutionMsg): Notice | null {
+  if (m.type === "fill") {
+    const f = m.fill;
+    return notice({
+      dedupKey: `fill:${f.fillId}`, userId: f.userId, kind: "order.filled", category: "trading", at: f.ts,
+      subject: `Filled: ${f.side} ${f.quantity} ${f.symbol} @ ${f.price}`,
+      text: `Your order ${f.orderId} was filled: ${f.side} ${f.quantity} ${f.symbol} at ${f.price} (fee ${f.fee}, ${f.liquidity}).`,
+      data: { fillId: f.fillId, orderId: f.orderId, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts: f.ts },
+    });
+  }
+  if (m.type === "order.rejected") return rejected(m.orderId, m.userId, m.symbol, m.reason, m.reason, m.ts);
+  return null;
+}
+
+function rejected(orderId: string, userId: string, symbol: string, reason: string, message: string, at: number): Notice {
+  return notice({
+    // Same key from either topic: one rejection is told once.
+    dedupKey: `order-rejected:${orderId}`, userId, kind: "order.rejected", category: "risk", at,
+    subject: `Order rejected: ${symbol} (${reason})`,
+    text: `Your order ${orderId} on ${symbol} was rejected: ${message}.`,
+    data: { orderId, symbol, reason, message },
+  });
+}
+
+export function fromOrderEvent(m: OrderEventMsg): Notice | null {
+  if (m.type !== "order.rejected") return null;
+  const o = m.order;
+  return rejected(o.orderId, o.userId, o.symbol, o.rejectReason ?? "rejected", o.rejectMessage ?? o.rejectReason ?? "rejected", m.ts);
+}
+
+export function fromComplianceAlert(a: ComplianceAlert): Notice {
+  return notice({
+    dedupKey: `compliance:${a.alertId}`, userId: a.userId, kind: "compliance.alert", category: "compliance", at: a.ts, urgent: a.severity === "high",
+    subject: `Compliance alert (${a.severity}): ${a.rule} on ${a.symbol}`,
+    text: `${a.message} (rule ${a.rule}, severity ${a.severity}).`,
+    data: { alertId: a.alertId, rule: a.rule, severity: a.severity, symbol: a.symbol, message: a.message, evidence: a.evidence },
+  });
+}
+
+const BILLING_TEXT: Partial<Record<BillingEventMsg["type"], (e: BillingEventMsg) => [string, string]>> = {
+  "subscription.created": (e) => [`Subscription started: ${e.planId}`, `Your subscription to ${e.planId} was created (status ${e.status}).`],
+  "subscription.canceled": (e) => [`Subscription canceled: ${e.planId}`, `Your subscription to ${e.planId} was canceled.`],
+  "invoice.paid": (e) => [`Invoice paid: ${money(e.amountPaid ?? 0, e.currency)}`, `Thank you: invoice ${e.invoiceId} for ${money(e.amountPaid ?? 0, e.currency)} is paid.`],
+  "invoice.payment_failed": (e) => [
+    `Payment failed for invoice ${e.invoiceId}`,
+    `We could not charge ${money(e.amountDue ?? 0, e.currency)} for invoice ${e.invoiceId} (attempt ${e.attempts ?? 1})${e.nextAttemptAt ? `; next attempt ${e.nextAttemptAt}` : ""}.`,
+  ],
+  "invoice.uncollectible": (e) => [`Invoice ${e.invoiceId} is unpaid`, `Invoice ${e.invoiceId} (${money(e.amountDue ?? 0, e.currency)}) could not be collected; your subscription is unpaid.`],
+};
+
+export function fromBillingEvent(e: BillingEventMsg): Notice | null {
+  const t = BILLING_TEXT[e.type];
+  if (!t) return null;
+  const [subject, text] = t(e);
+  return notice({
+    dedupKey: `billing:${e.eventId}`, userId: e.userId, kind: e.type, category: "billing", at: e.ts, subject, text,
+    data: { subscriptionId: e.subscriptionId, planId: e.planId, status: e.status, invoiceId: e.invoiceId ?? null, amountDue: e.amountDue ?? null, amountPaid: e.amountPaid ?? null, currency: e.currency },
+  });
+}
+
+/** Invoice payments are told by billing's invoice events; payments tells the rest (and every refund). */
+export function fromPaymentEvent(e: PaymentEventMsg): Notice | null {
+  if (e.type !== "payment.refunded" && e.reference?.startsWith("invoice:")) return null;
+  const amount = e.type === "payment.refunded" ? (e.refundedAmount ?? e.amount) : e.amount;
+  const what = { "payment.succeeded": "Payment received", "payment.failed": "Payment failed", "payment.refunded": "Refund issued" }[e.type];
+  return notice({
+    dedupKey: `payment:${e.eventId}`, userId: e.userId, kind: e.type, category: "billing", at: e.ts,
+    subject: `${what}: ${money(amount, e.currency)}`,
+    text: `${what}: ${money(amount, e.currency)} (payment ${e.intentId}${e.failureCode ? `, ${e.failureCode}` : ""}).`,
+    data: { intentId: e.intentId, amount, currency: e.currency, reference: e.reference, failureCode: e.failureCode ?? null },
+  });
+}
+
+export interface QuietHours { start: string; end: string }
+
+const minutesOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/** Minutes since local midnight in an IANA time zone. */
+export function localMinutes(at: Date, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at);
+  const get = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? 0);
+  return get("hour") * 60 + get("minute");
+}
+
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-GB", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * When a non-urgent notice may go out: now, or the end of the user's quiet hours (a window may
+ * wrap midnight, e.g. 22:00-07:00; start == end means none).
+ */
+export function deliverAfter(now: Date, quiet: QuietHours | null, timeZone: string): Date {
+  if (!quiet) return now;
+  const s = minutesOf(quiet.start);
+  const e = minutesOf(quiet.end);
+  if (s === e) return now;
+  const m = localMinutes(now, timeZone);
+  const inside = s < e ? m >= s && m < e : m >= s || m < e;
+  if (!inside) return now;
+  const wait = (e - m + 1440) % 1440;
+  const at = new Date(now.getTime() + wait * 60_000);
+  at.setUTCSeconds(0, 0);
+  return at;
+}
+
+/** Exponential backoff: base x 2^(attempt-1), capped. `attempt` counts failed attempts (>= 1). */
+export function backoffMs(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(attempt - 1, 30));
+}
+
+/**
+ * Webhook signature: `v1=` + hex HMAC-SHA256 over `<unix seconds>.<raw body>` with the endpoint's
+ * secret. The timestamp is signed so a receiver can refuse replays older than its tolerance.
+ */
+export function webhookSignature(secret: string, timestampS: number, body: string): string {
+  return `v1=${createHmac("sha256", secret).update(`${timestampS}.${body}`).digest("hex")}`;
+}
+
+/** The webhook request body for a notice. */
+export function webhookBody(n: Pick<Notice, "dedupKey" | "kind" | "at" | "data">): string {
+  return JSON.stringify({ id: n.dedupKey, type: n.kind, createdAt: new Date(n.at).toISOString(), data: n.data });
+}
+
+/** Channels a category goes to: the user's choice, else every channel the user has an address for. */
+export function channelsFor(category: Category, chosen: Partial<Record<Category, Channel[]>> | null, available: Set<Channel>): Channel[] {
+  const want = chosen?.[category] ?? [...CHANNELS];
+  return want.filter((c) => available.has(c));
+}

@@ -1,0 +1,113 @@
+/**
+ * notification-service (9003): tells users what happened to them. Consumes fills and rejections
+ * (`trading.executions`, `trading.orders`), compliance alerts (`compliance.alerts`), billing and
+ * payment events (`billing.events`, `payments.events`); each becomes a notice (domain.ts, with its
+ * template) delivered once per channel target the user chose: e-mail (SMTP), Telegram (Bot API),
+ * signed webhooks. Deliveries are rows in PostgreSQL (unique per notice + target = dedup per event
+ * id), sent by a loop shared by the replicas (worker.ts), rate-limited per user and channel in
+ * Dragonfly, retried with exponential backoff, dead-lettered after NOTIFY_MAX_ATTEMPTS, replayable.
+ * Layers: routes.ts (HTTP), domain.ts (rules, templates), data.ts (SQL), channels.ts (SMTP,
+ * Telegram, webhook clients), worker.ts (ingest and the delivery loop).
+ */
+import { Counter } from "prom-client";
+import { defineService, Type, envUrl } from "../../kit";
+import { BUSINESS_TOPICS, type BillingEventMsg, type PaymentEventMsg } from "../../business/events";
+import type { ComplianceAlert } from "../../trading/compliance";
+import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
+import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
+import { emailChannel, telegramChannel, webhookChannel } from "./channels";
+import { fromBillingEvent, fromComplianceAlert, fromExecution, fromOrderEvent, fromPaymentEvent, type Notice } from "./domain";
+import { registerRoutes } from "./routes";
+import { ingest, Sender, type Channels } from "./worker";
+
+/** Topic -> notice. A message of the wrong shape throws and is skipped (logged) by the caller. */
+const toNotice: Record<string, (v: never) => Notice | null> = {
+  [TOPICS.executions]: (v: ExecutionMsg) => fromExecution(v),
+  [TOPICS.orders]: (v: OrderEventMsg) => fromOrderEvent(v),
+  [TOPICS.complianceAlerts]: (v: ComplianceAlert) => fromComplianceAlert(v),
+  [BUSINESS_TOPICS.billing]: (v: BillingEventMsg) => fromBillingEvent(v),
+  [BUSINESS_TOPICS.payments]: (v: PaymentEventMsg) => fromPaymentEvent(v),
+};
+
+export default defineService({
+  name: "notification-service",
+  config: {
+    ...consumerEnv,
+    NOTIFY_CONSUMER_GROUP: Type.String({ default: "notification-service" }),
+    SMTP_HOST: Type.Optional(Type.String({ minLength: 1, description: "SMTP relay; without it e-mail is off" })),
+    SMTP_PORT: Type.Integer({ default: 587, minimum: 1, maximum: 65535 }),
+    SMTP_SECURE: Type.Boolean({ default: false, description: "implicit TLS (port 465); otherwise STARTTLS" }),
+    SMTP_REQUIRE_TLS: Type.Boolean({ default: true, description: "refuse to send (or authenticate) without STARTTLS" }),
+    SMTP_TLS_REJECT_UNAUTHORIZED: Type.Boolean({ default: true }),
+    SMTP_USER: Type.Optional(Type.String({ minLength: 1 })),
+    SMTP_PASSWORD: Type.Optional(Type.String({ secret: true })),
+    SMTP_FROM: Type.String({ default: "AI Trading <notifications@localhost>", minLength: 3 }),
+    TELEGRAM_BOT_TOKEN: Type.Optional(Type.String({ secret: true, pattern: "^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$" })),
+    TELEGRAM_API_URL: envUrl({ protocols: ["https", "http"], default: "https://api.telegram.org" }),
+    NOTIFY_HTTP_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100 }),
+    NOTIFY_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: "tests/dev only: http and private addresses for webhooks" }),
+    NOTIFY_MAX_WEBHOOKS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
+    NOTIFY_MAX_ATTEMPTS: Type.Integer({ default: 8, minimum: 1, maximum: 50 }),
+    NOTIFY_BACKOFF_BASE_MS: Type.Integer({ default: 2_000, minimum: 1 }),
+    NOTIFY_BACKOFF_MAX_MS: Type.Integer({ default: 3_600_000, minimum: 1 }),
+    NOTIFY_RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1, description: "messages per user and channel per window" }),
+    NOTIFY_RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 3_600_000, minimum: 1_000 }),
+    NOTIFY_WORKER_INTERVAL_MS: Type.Integer({ default: 500, minimum: 10 }),
+    NOTIFY_BATCH: Type.Integer({ default: 20, minimum: 1, maximum: 500 }),
+    NOTIFY_LEASE_MS: Type.Integer({ default: 60_000, minimum: 1_000 }),
+  },
+  async register(ctx) {
+    const { app, config: c } = ctx;
+    if (c.SMTP_USER && !c.SMTP_HOST) ctx.log.warn("SMTP_USER is set without SMTP_HOST: e-mail stays off");
+    const email = c.SMTP_HOST
+      ? emailChannel({ host: c.SMTP_HOST, port: c.SMTP_PORT, secure: c.SMTP_SECURE, requireTls: c.SMTP_REQUIRE_TLS, rejectUnauthorized: c.SMTP_TLS_REJECT_UNAUTHORIZED, user: c.SMTP_USER, password: c.SMTP_PASSWORD, from: c.SMTP_FROM })
+      : undefined;
+    if (email) ctx.onClose(() => email.close());
+    const channels: Channels = {
+      email,
+      telegram: c.TELEGRAM_BOT_TOKEN ? telegramChannel(c.TELEGRAM_API_URL.replace(/\/+$/, ""), c.TELEGRAM_BOT_TOKEN, c.NOTIFY_HTTP_TIMEOUT_MS) : undefined,
+      webhook: webhookChannel({ timeoutMs: c.NOTIFY_HTTP_TIMEOUT_MS, allowPrivate: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE }),
+    };
+    ctx.log.info({ email: !!channels.email, telegram: !!channels.telegram, webhook: true }, "notification channels");
+    registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS });
+
+    const sent = new Counter({ name: "notifications_total", help: "Delivery attempts by channel and outcome (sent, retry, dead, rate_limited)", labelNames: ["channel", "outcome"] as const, registers: [ctx.metrics.registry] });
+    const sender = new Sender(app.pg, app.redis, channels, {
+      batch: c.NOTIFY_BATCH, leaseMs: c.NOTIFY_LEASE_MS, maxAttempts: c.NOTIFY_MAX_ATTEMPTS, backoffBaseMs: c.NOTIFY_BACKOFF_BASE_MS,
+      backoffMaxMs: c.NOTIFY_BACKOFF_MAX_MS, rateLimitMax: c.NOTIFY_RATE_LIMIT_MAX, rateLimitWindowMs: c.NOTIFY_RATE_LIMIT_WINDOW_MS,
+    }, ctx.log, sent);
+
+    let running: Promise<unknown> | undefined;
+    const loop = () => {
+      running ??= (async () => {
+        while ((await sender.tick()) === c.NOTIFY_BATCH); // drain a backlog without waiting for the next tick
+      })()
+        .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "delivery pass failed"))
+        .finally(() => (running = undefined));
+    };
+    const timer = setInterval(loop, c.NOTIFY_WORKER_INTERVAL_MS);
+    ctx.onClose(async () => {
+      clearInterval(timer);
+      await running;
+    });
+
+    await consumeBatches(ctx, {
+      groupId: c.NOTIFY_CONSUMER_GROUP,
+      topics: Object.keys(toNotice),
+      handle: async (msgs) => {
+        let queued = 0;
+        for (const m of msgs) {
+          let n: Notice | null;
+          try {
+            n = toNotice[m.topic](JSON.parse(m.value) as never);
+          } catch {
+            ctx.log.warn({ topic: m.topic, key: m.key }, "malformed event skipped");
+            continue;
+          }
+          if (n && typeof n.userId === "string" && n.userId) queued += await ingest(app.pg, channels, n);
+        }
+        if (queued) loop();
+      },
+    });
+  },
+});

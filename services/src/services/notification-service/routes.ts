@@ -1,0 +1,84 @@
+/**
+ * notification-service HTTP (/api/notifications behind the gateway; the caller's own data, admin
+ * may list every dead letter and replay any).
+ *   GET  /preferences                 the caller's preferences (defaults when never set)
+ *   PUT  /preferences                 e-mail, Telegram chat id, time zone, quiet hours, channels per category
+ *   GET  /webhooks | POST /webhooks   endpoints; POST answers the signing secret, once
+ *   DELETE /webhooks/:id
+ *   GET  /deliveries?limit            recent deliveries and their status
+ *   GET  /dead-letters?all=true       dead letters (all: admin)
+ *   POST /dead-letters/:id/replay     queue the delivery again with fresh attempts
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { badRequest, conflict, HttpError, notFound, requireIdentity, Type, type App } from "../../kit";
+import { checkWebhookUrl } from "./channels";
+import * as data from "./data";
+import { CATEGORIES, CHANNELS, isTimeZone } from "./domain";
+
+const HHMM = Type.String({ pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$" });
+const ChannelList = Type.Array(Type.Union(CHANNELS.map((c) => Type.Literal(c))), { uniqueItems: true, maxItems: CHANNELS.length });
+const PreferencesBody = Type.Object(
+  {
+    email: Type.Union([Type.String({ format: "email", maxLength: 254 }), Type.Null()]),
+    telegramChatId: Type.Union([Type.String({ pattern: "^-?[0-9]{1,20}$" }), Type.Null()]),
+    timeZone: Type.String({ minLength: 1, maxLength: 64, default: "UTC" }),
+    quietHours: Type.Union([Type.Object({ start: HHMM, end: HHMM }, { additionalProperties: false }), Type.Null()], { default: null }),
+    channels: Type.Union([Type.Partial(Type.Object(Object.fromEntries(CATEGORIES.map((c) => [c, ChannelList])), { additionalProperties: false })), Type.Null()], { default: null }),
+  },
+  { additionalProperties: false },
+);
+
+const delivery = (d: data.DeliveryRow) => ({
+  id: d.delivery_id, notificationId: d.dedup_key, kind: d.kind, channel: d.channel, status: d.status, attempts: d.attempts,
+  subject: d.subject, nextAttemptAt: d.status === "pending" ? d.next_attempt_at.toISOString() : null, lastError: d.last_error,
+  createdAt: d.created_at.toISOString(), sentAt: d.sent_at?.toISOString() ?? null,
+});
+
+export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; maxWebhooks: number }): void {
+  app.get("/preferences", async (req) => data.preferences(app.pg, requireIdentity(req).userId));
+
+  app.put("/preferences", { schema: { body: PreferencesBody } }, async (req) => {
+    const who = requireIdentity(req);
+    const b = req.body;
+    if (!isTimeZone(b.timeZone)) throw badRequest(`unknown time zone '${b.timeZone.slice(0, 64)}'`, "timeZone");
+    const prefs: data.Preferences = { email: b.email, telegramChatId: b.telegramChatId, timeZone: b.timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
+    await data.savePreferences(app.pg, who.userId, prefs);
+    return prefs;
+  });
+
+  app.get("/webhooks", async (req) => ({ webhooks: await data.webhooks(app.pg, requireIdentity(req).userId) }));
+
+  app.post("/webhooks", { schema: { body: Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }) } }, async (req, reply) => {
+    const who = requireIdentity(req);
+    const refused = checkWebhookUrl(req.body.url, o.allowPrivateWebhooks);
+    if (refused) throw badRequest(`url ${refused}`, "url");
+    const hook = { id: randomUUID(), userId: who.userId, url: req.body.url, secret: `whsec_${randomBytes(32).toString("base64url")}` };
+    if (!(await data.insertWebhook(app.pg, hook, o.maxWebhooks))) throw conflict(`at most ${o.maxWebhooks} webhook endpoints per user`, "url");
+    return reply.status(201).send({ id: hook.id, url: hook.url, secret: hook.secret });
+  });
+
+  app.delete("/webhooks/:id", { schema: { params: Type.Object({ id: Type.String({ format: "uuid" }) }) } }, async (req, reply) => {
+    if (!(await data.deleteWebhook(app.pg, requireIdentity(req).userId, req.params.id))) throw notFound("no such webhook");
+    return reply.status(204).send();
+  });
+
+  app.get("/deliveries", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }) } }, async (req) => ({
+    deliveries: (await data.deliveries(app.pg, requireIdentity(req).userId, req.query.limit)).map(delivery),
+  }));
+
+  app.get("/dead-letters", { schema: { querystring: Type.Object({ all: Type.Boolean({ default: false }), limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }) } }, async (req) => {
+    const who = requireIdentity(req, req.query.all ? "admin" : undefined);
+    const rows = await data.deadLetters(app.pg, req.query.all ? null : who.userId, req.query.limit);
+    return {
+      deadLetters: rows.map((r) => ({ id: r.dead_letter_id, deliveryId: r.delivery_id, userId: r.user_id, notificationId: r.dedup_key, kind: r.kind, channel: r.channel, reason: r.reason, attempts: r.attempts, createdAt: r.created_at.toISOString(), replayedAt: r.replayed_at?.toISOString() ?? null })),
+    };
+  });
+
+  app.post("/dead-letters/:id/replay", { schema: { params: Type.Object({ id: Type.String({ pattern: "^[0-9]{1,18}$" }) }) } }, async (req) => {
+    const who = requireIdentity(req);
+    const r = await app.pg.transaction((tx) => data.replayDeadLetter(tx, req.params.id, who.role === "admin" ? null : who.userId));
+    if (!r) throw notFound("no such dead letter");
+    if (r === "already") throw new HttpError(409, "ALREADY_REPLAYED", "this dead letter was already replayed");
+    return { id: req.params.id, status: "replayed" };
+  });
+}

@@ -1,0 +1,102 @@
+/**
+ * From notice to delivered message. `ingest` turns a notice into one delivery per channel target
+ * the user wants (deduplicated by the unique key), held until the end of quiet hours; the `Sender`
+ * loop claims due deliveries, applies the per-user-and-channel rate limit to new messages (over the
+ * limit = postponed to the next window, never dropped), sends, and on failure retries with exponential
+ * backoff until the attempts run out, then dead-letters (replayable).
+ */
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Counter } from "prom-client";
+import type { Queryable } from "../../kit/datastores/postgres";
+import { DeliveryError } from "./channels";
+import * as data from "./data";
+import { backoffMs, channelsFor, deliverAfter, type Channel, type Notice } from "./domain";
+
+export interface Channels {
+  email?: { send(to: string, n: Notice): Promise<void> };
+  telegram?: { send(chatId: string, n: Notice): Promise<void> };
+  webhook: { send(url: string, secret: string, n: Notice): Promise<void> };
+}
+
+export async function ingest(db: Queryable, channels: Channels, n: Notice, now = new Date()): Promise<number> {
+  const prefs = await data.preferences(db, n.userId);
+  const hooks = await data.webhooks(db, n.userId);
+  const available = new Set<Channel>();
+  if (prefs.email && channels.email) available.add("email");
+  if (prefs.telegramChatId && channels.telegram) available.add("telegram");
+  if (hooks.length) available.add("webhook");
+  const targets = channelsFor(n.category, prefs.channels, available).flatMap((channel): { channel: Channel; target: string }[] =>
+    channel === "email" ? [{ channel, target: prefs.email! }] : channel === "telegram" ? [{ channel, target: prefs.telegramChatId! }] : hooks.map((h) => ({ channel, target: h.id })),
+  );
+  const notBefore = n.urgent ? now : deliverAfter(now, prefs.quietHours, prefs.timeZone);
+  return data.insertDeliveries(db, n, targets, notBefore);
+}
+
+export interface SenderOptions { batch: number; leaseMs: number; maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number; rateLimitMax: number; rateLimitWindowMs: number }
+
+export class Sender {
+  constructor(
+    private readonly db: Queryable,
+    private readonly redis: Redis,
+    private readonly channels: Channels,
+    private readonly o: SenderOptions,
+    private readonly log: Logger,
+    private readonly sent: Counter<"channel" | "outcome">,
+  ) {}
+
+  /** One pass over due deliveries; returns how many were handled. */
+  async tick(): Promise<number> {
+    const due = await data.claimDue(this.db, this.o.batch, this.o.leaseMs);
+    for (const d of due) await this.deliver(d);
+    return due.length;
+  }
+
+  /** Fixed window per user and channel in Dragonfly; the instant the window ends when over the limit. */
+  private async limited(d: data.DeliveryRow): Promise<Date | null> {
+    const now = Date.now();
+    const windowStart = now - (now % this.o.rateLimitWindowMs);
+    const key = `nt:rate:${d.user_id}:${d.channel}:${windowStart}`;
+    const count = await this.redis.incr(key);
+    if (count === 1) await this.redis.pexpire(key, this.o.rateLimitWindowMs * 2);
+    return count > this.o.rateLimitMax ? new Date(windowStart + this.o.rateLimitWindowMs) : null;
+  }
+
+  private async send(d: data.DeliveryRow): Promise<void> {
+    const n = d.notice;
+    if (d.channel === "webhook") {
+      const hook = await data.webhookById(this.db, d.target);
+      if (!hook) throw new DeliveryError("webhook endpoint was deleted", true);
+      return this.channels.webhook.send(hook.url, hook.secret, n);
+    }
+    const channel = this.channels[d.channel];
+    if (!channel) throw new DeliveryError(`${d.channel} is not configured`, true);
+    return channel.send(d.target, n);
+  }
+
+  private async deliver(d: data.DeliveryRow): Promise<void> {
+    // The limit counts messages, not attempts: a retry of an admitted message is not counted again.
+    const until = d.attempts === 0 ? await this.limited(d) : null;
+    if (until) {
+      this.sent.inc({ channel: d.channel, outcome: "rate_limited" });
+      return data.postpone(this.db, d.delivery_id, until, "rate limited");
+    }
+    try {
+      await this.send(d);
+      await data.markSent(this.db, d.delivery_id);
+      this.sent.inc({ channel: d.channel, outcome: "sent" });
+    } catch (err) {
+      const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, false);
+      const attempt = d.attempts + 1;
+      if (e.permanent || attempt >= this.o.maxAttempts) {
+        await data.markDead(this.db, d, e.message);
+        this.sent.inc({ channel: d.channel, outcome: "dead" });
+        this.log.warn({ deliveryId: d.delivery_id, channel: d.channel, attempts: attempt, reason: e.message }, "notification dead-lettered");
+        return;
+      }
+      const wait = Math.max(backoffMs(attempt, this.o.backoffBaseMs, this.o.backoffMaxMs), e.retryAfterMs ?? 0);
+      await data.markFailed(this.db, d.delivery_id, e.message, new Date(Date.now() + wait));
+      this.sent.inc({ channel: d.channel, outcome: "retry" });
+    }
+  }
+}
