@@ -159,7 +159,7 @@ describe("clickhouse migrations (real 18.16 server: DDL only)", () => {
       const tables = (
         await ch.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${srv.clickhouse.database}' ORDER BY name`)
       ).map((t) => t.name);
-      expect(tables).toEqual(["bt_curves", "bt_trades", "debug_errors", "debug_spans", "market_candles", "schema_migrations", "service_latency", "trade_events", "usage_events"]);
+      expect(tables).toEqual(["bt_curves", "bt_trades", "debug_errors", "debug_spans", "market_candles", "pa_daily", "pa_fills", "pa_order_strategies", "schema_migrations", "service_latency", "trade_events", "usage_events"]);
       const r2 = await runClickHouseMigrations(ch, { dir: CLICKHOUSE_MIGRATIONS_DIR });
       expect(r2.applied).toEqual([]);
       // a row round-trips (JSONEachRow insert, no query parameters: 18.16 has none)

@@ -1,0 +1,73 @@
+/** performance-analytics data access: ClickHouse pa_fills, pa_order_strategies, pa_daily, market_candles. */
+import type { ClickHouseKitClient } from "../../kit";
+import type { DailyPoint, PerfFill } from "./domain";
+
+const chTime = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
+
+export interface FillRow extends PerfFill { orderId: string; userId: string }
+export interface GroupFill extends PerfFill { userId: string; strategy: string }
+
+export class PerformanceStore {
+  constructor(private readonly ch: ClickHouseKitClient) {}
+
+  async insertFills(fills: FillRow[]): Promise<void> {
+    if (!fills.length) return;
+    await this.ch.insert(
+      "pa_fills",
+      fills.map((f) => ({ fill_id: f.fillId, order_id: f.orderId, user_id: f.userId, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts_ms: f.tsMs, at: chTime(f.tsMs) })),
+    );
+  }
+
+  async insertStrategies(rows: { orderId: string; userId: string; strategy: string }[]): Promise<void> {
+    if (rows.length) await this.ch.insert("pa_order_strategies", rows.map((r) => ({ order_id: r.orderId, user_id: r.userId, strategy: r.strategy })));
+  }
+
+  /** Every fill (deduplicated by FINAL) with its order's strategy ('' when the order event has not arrived). */
+  async allFills(): Promise<GroupFill[]> {
+    const rows = await this.ch.query<{ user_id: string; fill_id: string; symbol: string; side: string; quantity: number; price: number; fee: number; ts_ms: string; strategy: string }>(
+      `SELECT user_id, fill_id, symbol, side, quantity, price, fee, toString(ts_ms) AS ts_ms, strategy FROM
+         (SELECT user_id, fill_id, order_id, symbol, side, quantity, price, fee, ts_ms FROM pa_fills FINAL)
+       ANY LEFT JOIN (SELECT order_id, strategy FROM pa_order_strategies FINAL) USING order_id`,
+    );
+    return rows.map((r) => ({ userId: r.user_id, strategy: r.strategy, fillId: r.fill_id, symbol: r.symbol, side: r.side === "sell" ? "sell" : "buy", quantity: r.quantity, price: r.price, fee: r.fee, tsMs: Number(r.ts_ms) }));
+  }
+
+  /** Daily closes (the last candle of each UTC day) of the symbols, from `fromDay`. */
+  async dailyCloses(symbols: string[], timeframe: string, fromDay: string): Promise<Map<string, Map<string, number>>> {
+    const out = new Map<string, Map<string, number>>();
+    if (!symbols.length) return out;
+    const rows = await this.ch.query<{ symbol: string; day: string; close: number }>(
+      `SELECT symbol, toString(toDate(open_time)) AS day, argMax(close, open_time) AS close FROM market_candles
+       WHERE symbol IN {symbols:Array(String)} AND timeframe = {tf:String} AND open_time >= toDateTime({from:Date})
+       GROUP BY symbol, day`,
+      { symbols, tf: timeframe, from: fromDay },
+    );
+    for (const r of rows) {
+      if (!out.has(r.symbol)) out.set(r.symbol, new Map());
+      out.get(r.symbol)!.set(r.day, r.close);
+    }
+    return out;
+  }
+
+  async writeDaily(userId: string, strategy: string, points: DailyPoint[], version: number): Promise<void> {
+    if (!points.length) return;
+    await this.ch.insert(
+      "pa_daily",
+      points.map((p) => ({ user_id: userId, strategy, day: p.day, equity: p.equity, pnl: p.pnl, daily_return: p.dailyReturn, exposure: p.exposure, drawdown: p.drawdown, fees: p.fees, trades: p.trades, version })),
+    );
+  }
+
+  async daily(userId: string, strategy?: string): Promise<Map<string, DailyPoint[]>> {
+    const rows = await this.ch.query<{ strategy: string; day: string; equity: number; pnl: number; daily_return: number; exposure: number; drawdown: number; fees: number; trades: number }>(
+      `SELECT strategy, toString(day) AS day, equity, pnl, daily_return, exposure, drawdown, fees, trades FROM pa_daily FINAL
+       WHERE user_id = {userId:String} AND ({any:UInt8} = 1 OR strategy = {strategy:String}) ORDER BY strategy, day`,
+      { userId, any: strategy === undefined ? 1 : 0, strategy: strategy ?? "" },
+    );
+    const out = new Map<string, DailyPoint[]>();
+    for (const r of rows) {
+      if (!out.has(r.strategy)) out.set(r.strategy, []);
+      out.get(r.strategy)!.push({ day: r.day, equity: r.equity, pnl: r.pnl, dailyReturn: r.daily_return, exposure: r.exposure, drawdown: r.drawdown, fees: r.fees, trades: Number(r.trades) });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * performance-analytics rules, no I/O: the daily equity curve of a set of fills marked to daily
+ * closes, and the figures derived from it. Floats are fine here: these are analytics over decimal
+ * strings (the books of record stay in PostgreSQL as decimals).
+ *
+ * For a (user, strategy) with capital base C (the account's starting equity):
+ *   cash_d     = - sum(buy qty x price) + sum(sell qty x price) - fees, over fills up to day d
+ *   equity_d   = C + cash_d + sum(position x close_d)        (close carried forward; the last fill
+ *                                                           price until a close is known)
+ *   return_d   = equity_d / equity_{d-1} - 1                  (equity_{-1} = C)
+ *   exposure_d = sum |position x close_d|                     (gross notional at the close)
+ *   drawdown_d = (max equity up to d - equity_d) / max equity up to d
+ *   Sharpe     = mean(return) / sample stdev(return) x sqrt(365)   (crypto trades every day; null
+ *                with fewer than 2 returns or zero deviation; risk-free rate 0)
+ */
+export interface PerfFill { fillId: string; symbol: string; side: "buy" | "sell"; quantity: number; price: number; fee: number; tsMs: number }
+
+export interface DailyPoint { day: string; equity: number; pnl: number; dailyReturn: number; exposure: number; drawdown: number; fees: number; trades: number }
+
+export interface Summary {
+  strategy: string;
+  from: string;
+  to: string;
+  days: number;
+  startEquity: number;
+  endEquity: number;
+  totalPnl: number;
+  totalReturn: number;
+  sharpe: number | null;
+  maxDrawdown: number;
+  exposure: number;
+  avgExposure: number;
+  fees: number;
+  trades: number;
+}
+
+const DAY_MS = 86_400_000;
+export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const round = (x: number, dp = 10) => Math.round(x * 10 ** dp) / 10 ** dp;
+
+/** Strategy of an order from its client order id: `<strategy>:<anything>`, else "manual". */
+export function strategyOf(clientOrderId: string | null | undefined): string {
+  const m = /^([A-Za-z0-9_-]{1,32}):./.exec(clientOrderId ?? "");
+  return m ? m[1] : "manual";
+}
+
+/** closes: symbol -> (day -> close). The curve runs from the first fill's day to `lastDay`. */
+export function dailyCurve(fills: PerfFill[], closes: Map<string, Map<string, number>>, capital: number, lastDay: string): DailyPoint[] {
+  if (!fills.length) return [];
+  const sorted = [...fills].sort((a, b) => a.tsMs - b.tsMs || a.fillId.localeCompare(b.fillId));
+  const position = new Map<string, number>();
+  const mark = new Map<string, number>();
+  let cash = 0;
+  let prev = capital;
+  let peak = capital;
+  let i = 0;
+  const out: DailyPoint[] = [];
+  const end = Date.parse(`${lastDay}T00:00:00Z`);
+  for (let t = Date.parse(`${dayOf(sorted[0].tsMs)}T00:00:00Z`); t <= end || i < sorted.length; t += DAY_MS) {
+    const day = dayOf(t);
+    let fees = 0;
+    let trades = 0;
+    for (; i < sorted.length && dayOf(sorted[i].tsMs) === day; i++) {
+      const f = sorted[i];
+      const signed = f.side === "buy" ? f.quantity : -f.quantity;
+      position.set(f.symbol, (position.get(f.symbol) ?? 0) + signed);
+      cash += -signed * f.price - f.fee;
+      mark.set(f.symbol, f.price);
+      fees += f.fee;
+      trades++;
+    }
+    let value = 0;
+    let exposure = 0;
+    for (const [symbol, qty] of position) {
+      const close = closes.get(symbol)?.get(day);
+      if (close !== undefined) mark.set(symbol, close);
+      value += qty * mark.get(symbol)!;
+      exposure += Math.abs(qty * mark.get(symbol)!);
+    }
+    const equity = capital + cash + value;
+    peak = Math.max(peak, equity);
+    out.push({ day, equity: round(equity), pnl: round(equity - prev), dailyReturn: round(equity / prev - 1, 12), exposure: round(exposure), drawdown: round((peak - equity) / peak, 12), fees: round(fees), trades });
+    prev = equity;
+  }
+  return out;
+}
+
+export function sharpe(returns: number[], periodsPerYear = 365): number | null {
+  if (returns.length < 2) return null;
+  const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
+  const variance = returns.reduce((a, r) => a + (r - mean) ** 2, 0) / (returns.length - 1);
+  if (variance <= 0) return null;
+  return round((mean / Math.sqrt(variance)) * Math.sqrt(periodsPerYear), 8);
+}
+
+export function summarize(strategy: string, points: DailyPoint[], capital: number): Summary | null {
+  if (!points.length) return null;
+  const first = points[0];
+  const last = points[points.length - 1];
+  const startEquity = round(first.equity - first.pnl);
+  return {
+    strategy,
+    from: first.day,
+    to: last.day,
+    days: points.length,
+    startEquity,
+    endEquity: last.equity,
+    totalPnl: round(last.equity - startEquity),
+    totalReturn: round(last.equity / capital - 1, 12),
+    sharpe: sharpe(points.map((p) => p.dailyReturn)),
+    maxDrawdown: Math.max(...points.map((p) => p.drawdown)),
+    exposure: last.exposure,
+    avgExposure: round(points.reduce((a, p) => a + p.exposure, 0) / points.length),
+    fees: round(points.reduce((a, p) => a + p.fees, 0)),
+    trades: points.reduce((a, p) => a + p.trades, 0),
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * performance-analytics (9100): returns, Sharpe ratio, drawdown and exposure per user and strategy.
+ * Consumes fills (`trading.executions`) and orders (`trading.orders`: the strategy is the prefix of
+ * the client order id, `<strategy>:<id>`, else "manual") into ClickHouse; a scheduled rollup marks
+ * positions to daily closes from `market_candles` (written by data-bridge) into `pa_daily`; the
+ * API summarises that series. Layers: routes.ts (HTTP), domain.ts (curve and figures, no I/O),
+ * data.ts (ClickHouse), rollup.ts (the scheduled job).
+ */
+import { defineService, Type } from "../../kit";
+import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
+import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
+import { PerformanceStore, type FillRow } from "./data";
+import { strategyOf } from "./domain";
+import { runRollup } from "./rollup";
+import { registerRoutes } from "./routes";
+
+export default defineService({
+  name: "performance-analytics",
+  config: {
+    ...consumerEnv,
+    PERF_CONSUMER_GROUP: Type.String({ default: "performance-analytics" }),
+    PERF_CAPITAL_BASE: Type.Number({ default: 100_000, exclusiveMinimum: 0, description: "starting equity of an account, in the quote currency (returns are relative to it)" }),
+    PERF_PRICE_TIMEFRAME: Type.String({ default: "1m", pattern: "^\\d+[smhdw]$", description: "market_candles timeframe whose last close of a UTC day is that day's close" }),
+    PERF_ROLLUP_INTERVAL_MS: Type.Integer({ default: 300_000, minimum: 0, description: "0 disables the schedule (POST /rollup still runs it)" }),
+  },
+  async register(ctx) {
+    const c = ctx.config;
+    const store = new PerformanceStore(ctx.datastores.clickhouse);
+    let running: Promise<{ groups: number; points: number }> | undefined;
+    const rollup = () => (running ??= runRollup(store, { capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME }).finally(() => (running = undefined)));
+    registerRoutes(ctx.app, { store, capital: c.PERF_CAPITAL_BASE, rollup });
+
+    if (c.PERF_ROLLUP_INTERVAL_MS > 0) {
+      const timer = setInterval(() => rollup().catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "performance rollup failed")), c.PERF_ROLLUP_INTERVAL_MS);
+      ctx.onClose(async () => {
+        clearInterval(timer);
+        await running?.catch(() => undefined);
+      });
+    }
+
+    await consumeBatches(ctx, {
+      groupId: c.PERF_CONSUMER_GROUP,
+      topics: [TOPICS.executions, TOPICS.orders],
+      handle: async (msgs) => {
+        const fills: FillRow[] = [];
+        const strategies = new Map<string, { orderId: string; userId: string; strategy: string }>();
+        for (const m of msgs) {
+          try {
+            if (m.topic === TOPICS.executions) {
+              const e = JSON.parse(m.value) as ExecutionMsg;
+              if (e.type !== "fill") continue;
+              const f = e.fill;
+              const row = { fillId: f.fillId, orderId: f.orderId, userId: f.userId, symbol: f.symbol, side: f.side, quantity: Number(f.quantity), price: Number(f.price), fee: Number(f.fee), tsMs: f.ts };
+              if (![row.quantity, row.price, row.fee, row.tsMs].every(Number.isFinite) || !row.fillId || !row.userId) throw new Error("bad fill");
+              fills.push(row);
+            } else {
+              const o = (JSON.parse(m.value) as OrderEventMsg).order;
+              if (!strategies.has(o.orderId)) strategies.set(o.orderId, { orderId: o.orderId, userId: o.userId, strategy: strategyOf(o.clientOrderId) });
+            }
+          } catch {
+            ctx.log.warn({ topic: m.topic, key: m.key }, "malformed event skipped");
+          }
+        }
+        await store.insertStrategies([...strategies.values()]);
+        await store.insertFills(fills);
+      },
+    });
+  },
+});

@@ -1,0 +1,137 @@
+/**
+ * performance-analytics on real ClickHouse 18.16 and Kafka: fills and orders published to the real
+ * topics, candles written to `market_candles` as data-bridge does, the rollup run, and the
+ * figures (equity, returns, Sharpe, drawdown, exposure) compared with values worked out by hand
+ * below. Dated 2021 so the shared broker's other traffic cannot touch these users.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kafkajs } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { createClickHouse } from "../../services/src/kit/datastores";
+import { ensureKafkaTopics, runClickHouseMigrations } from "../../services/src/migrations";
+import performanceAnalytics from "../../services/src/services/performance-analytics";
+import { dailyCurve, sharpe, strategyOf } from "../../services/src/services/performance-analytics/domain";
+import { waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("clickhouse", "kafka");
+const run = randomBytes(3).toString("hex");
+let svc: Service<any>;
+let producer: import("kafkajs").Producer;
+const SYMBOL = "XYZUSDT";
+const userId = `pa-${run}-${randomUUID()}`;
+const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+
+beforeAll(async () => {
+  const env = { ...srv.env, LOG_LEVEL: "silent", PERF_CONSUMER_GROUP: `perf-${run}`, PERF_CAPITAL_BASE: "10000", PERF_ROLLUP_INTERVAL_MS: "0", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500" };
+  const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
+  await runClickHouseMigrations(ch);
+  // Daily closes 100, 110, 99, 121 (the 23:59 candle); the 00:00 candle and the 5m series must not count.
+  const closes = [100, 110, 99, 121];
+  const candle = (day: number, hhmm: string, close: number, timeframe = "1m") => ({
+    symbol: SYMBOL, timeframe, open_time: `2021-03-0${day} ${hhmm}:00`, open: close, high: close, low: close, close, volume: 1, trades: 1, source: "test",
+  });
+  await ch.insert("market_candles", closes.flatMap((c, i) => [candle(i + 1, "00:00", 1), candle(i + 1, "23:59", c), candle(i + 1, "23:55", 5000, "5m")]));
+  await ch.close();
+  const kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+  const a = kafka.admin();
+  await a.connect();
+  await ensureKafkaTopics(a);
+  await a.disconnect();
+  producer = kafka.producer();
+  await producer.connect();
+  svc = await createService(performanceAnalytics, { env, defaultMetrics: false });
+  await svc.app.ready();
+}, 240_000);
+
+afterAll(async () => {
+  await producer?.disconnect();
+  await svc?.close();
+});
+
+const order = (orderId: string, clientOrderId: string) => ({
+  eventId: `${orderId}:new`, type: "order.new", ts: 0,
+  order: { orderId, clientOrderId, userId, symbol: SYMBOL, side: "buy", type: "market", quantity: "1", status: "new", filledQuantity: "0", avgFillPrice: null, fees: "0", rejectReason: null, rejectMessage: null, lastPrice: null, createdAt: "", updatedAt: "" },
+});
+const fill = (orderId: string, seq: number, side: string, quantity: string, price: string, fee: string, iso: string) => ({
+  eventId: `${orderId}:fill:${seq}`, type: "fill",
+  fill: { fillId: `${orderId}:${seq}`, orderId, userId, symbol: SYMBOL, side, quantity, price, fee, liquidity: "taker", ts: Date.parse(iso) },
+});
+
+/** Sample-stdev Sharpe, annualised with sqrt(365), of hand-listed daily returns. */
+function expectedSharpe(r: number[]): number {
+  const mean = r.reduce((a, b) => a + b, 0) / r.length;
+  const sd = Math.sqrt(r.reduce((a, x) => a + (x - mean) ** 2, 0) / (r.length - 1));
+  return (mean / sd) * Math.sqrt(365);
+}
+
+describe("performance-analytics", () => {
+  it("marks fills to daily closes: equity, returns, Sharpe, drawdown and exposure per strategy and overall", async () => {
+    const [o1, o2, o3] = [`o1-${run}`, `o2-${run}`, `o3-${run}`];
+    const msgs = [
+      { topic: "trading.orders", key: o1, value: order(o1, "momo:1") },
+      { topic: "trading.orders", key: o2, value: order(o2, "momo:2") },
+      { topic: "trading.orders", key: o3, value: order(o3, o3) }, // no prefix: manual
+      { topic: "trading.executions", key: o1, value: fill(o1, 1, "buy", "10", "100", "1", "2021-03-01T10:00:00Z") },
+      { topic: "trading.executions", key: o1, value: fill(o1, 1, "buy", "10", "100", "1", "2021-03-01T10:00:00Z") }, // redelivered
+      { topic: "trading.executions", key: o3, value: fill(o3, 1, "buy", "1", "110", "0", "2021-03-02T12:00:00Z") },
+      { topic: "trading.executions", key: o2, value: fill(o2, 1, "sell", "5", "99", "0.5", "2021-03-03T15:00:00Z") },
+      { topic: "trading.executions", key: "x", value: { eventId: "bad", type: "fill", fill: { fillId: "f", userId, price: "abc" } } }, // malformed: skipped
+    ];
+    for (const m of msgs) await producer.send({ topic: m.topic, messages: [{ key: m.key, value: JSON.stringify(m.value) }] });
+
+    const summary = await waitUntil("rolled up", async () => {
+      expect((await svc.app.inject({ method: "POST", url: "/rollup", headers: admin })).statusCode).toBe(200);
+      const s = (await svc.app.inject({ method: "GET", url: `/users/${encodeURIComponent(userId)}`, headers: admin })).json();
+      return s.total?.trades === 3 && s.strategies.length === 2 ? s : undefined;
+    }, 120_000, 1000);
+
+    // momo, capital 10 000: d1 buy 10 @ 100 fee 1 -> cash -1001, value 1000, equity 9999; d2 value 1100 -> 10 099;
+    // d3 sell 5 @ 99 fee 0.5 -> cash -506.5, value 495 -> 9988.5; d4 value 5 x 121 = 605 -> 10 098.5.
+    const momo = [9999, 10099, 9988.5, 10098.5];
+    // overall adds manual's d2 buy 1 @ 110: d2 cash -1111, value 11 x 110 -> 10 099; d3 cash -616.5, value 6 x 99 -> 9977.5; d4 6 x 121 -> 10 109.5.
+    const total = [9999, 10099, 9977.5, 10109.5];
+    const returns = (eq: number[]) => eq.map((e, i) => e / (i ? eq[i - 1] : 10_000) - 1);
+    const byName = Object.fromEntries(summary.strategies.map((s: any) => [s.strategy, s]));
+    expect(summary.capitalBase).toBe(10_000);
+    expect(byName.momo).toMatchObject({ from: "2021-03-01", to: "2021-03-04", days: 4, endEquity: 10098.5, totalPnl: 98.5, trades: 2, fees: 1.5, exposure: 605 });
+    expect(byName.momo.totalReturn).toBeCloseTo(0.00985, 10);
+    expect(byName.momo.maxDrawdown).toBeCloseTo((10099 - 9988.5) / 10099, 10);
+    expect(byName.momo.sharpe).toBeCloseTo(expectedSharpe(returns(momo)), 6);
+    expect(byName.momo.avgExposure).toBeCloseTo((1000 + 1100 + 495 + 605) / 4, 8);
+    // manual from d2: equity 10 000, 9989, 10 011.
+    expect(byName.manual).toMatchObject({ from: "2021-03-02", days: 3, endEquity: 10011, totalPnl: 11, trades: 1, exposure: 121 });
+    expect(byName.manual.sharpe).toBeCloseTo(expectedSharpe(returns([10000, 9989, 10011])), 6);
+    expect(summary.total).toMatchObject({ strategy: "*", days: 4, endEquity: 10109.5, totalPnl: 109.5, trades: 3, exposure: 726 });
+    expect(summary.total.maxDrawdown).toBeCloseTo((10099 - 9977.5) / 10099, 10);
+    expect(summary.total.sharpe).toBeCloseTo(expectedSharpe(returns(total)), 6);
+
+    // The trader sees the same through their own endpoints.
+    const me = { "x-user-id": userId, "x-user-role": "trader" };
+    const daily = (await svc.app.inject({ method: "GET", url: "/daily?strategy=momo", headers: me })).json().daily;
+    expect(daily.map((d: any) => d.equity)).toEqual(momo);
+    expect(daily.map((d: any) => d.dailyReturn).every((r: number, i: number) => Math.abs(r - returns(momo)[i]) < 1e-12)).toBe(true);
+    expect((await svc.app.inject({ method: "GET", url: "/", headers: me })).json().total.endEquity).toBe(10109.5);
+    // A second rollup changes nothing (new version, same figures).
+    await svc.app.inject({ method: "POST", url: "/rollup", headers: admin });
+    expect((await svc.app.inject({ method: "GET", url: "/daily", headers: me })).json().daily.map((d: any) => d.equity)).toEqual(total);
+  }, 180_000);
+
+  it("admin only where it must be; bad query fields named", async () => {
+    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    expect((await svc.app.inject({ method: "POST", url: "/rollup", headers: trader })).statusCode).toBe(403);
+    expect((await svc.app.inject({ method: "GET", url: "/users/x", headers: trader })).statusCode).toBe(403);
+    const bad = await svc.app.inject({ method: "GET", url: "/daily?strategy=a%20b", headers: trader });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.field).toBe("strategy");
+    expect((await svc.app.inject({ method: "GET", url: "/", headers: trader })).json()).toMatchObject({ total: null, strategies: [] });
+  });
+
+  it("domain: strategy prefixes, no fills, flat returns", () => {
+    expect([strategyOf("momo:1"), strategyOf("abc"), strategyOf(null), strategyOf(":x"), strategyOf("a b:c")]).toEqual(["momo", "manual", "manual", "manual", "manual"]);
+    expect(dailyCurve([], new Map(), 1000, "2021-01-01")).toEqual([]);
+    expect(sharpe([0.01])).toBeNull();
+    expect(sharpe([0.01, 0.01])).toBeNull();
+  });
+});
