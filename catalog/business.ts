@@ -39,7 +39,25 @@ export const businessContracts = {
   },
 
 
-  "revenue-analytics": {
+  "notification-service": {
+    description: "Tells users about fills, risk rejections, compliance alerts, billing and payments: e-mail (SMTP), Telegram, signed webhooks; preferences, quiet hours, dedup, rate limits, dead letters",
+    tier: "support",
+    port: 9003,
+    route: "notifications",
+    anonymousPaths: [],
+    requires: ["postgres", "redpanda", "dragonfly"],
+    optional: [],
+    secrets: ["notification"],
+  },  "performance-analytics": {
+    description: "Returns, Sharpe ratio, drawdown and exposure per user and strategy from fills and candle closes (ClickHouse, scheduled rollups)",
+    tier: "analytics",
+    port: 9100,
+    route: "performance",
+    anonymousPaths: [],
+    requires: ["clickhouse", "redpanda"],
+    optional: [],
+    secrets: [],
+  },  "revenue-analytics": {
     description: "MRR, ARR, churn, ARPU and LTV of the platform from billing and payment events (integer minor units)",
     tier: "analytics",
     port: 9102,

@@ -51,6 +51,8 @@ const defaults: Record<ServiceName, { scaling?: ServiceScaling; resources: Servi
   "payment-service": { scaling: stateless, resources: small },
   "usage-monitoring": { scaling: stateless, resources: small },
   "billing-service": { scaling: stateless, resources: small },
+  "notification-service": { scaling: stateless, resources: small },
+  "performance-analytics": { scaling: stateless, resources: small },
   "revenue-analytics": { scaling: stateless, resources: small },
   "chain-debug": { scaling: stateless, resources: small },
 };

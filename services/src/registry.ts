@@ -24,5 +24,8 @@ export const registry: Record<string, Loader> = {
   "payment-service": () => import("./services/payment-service").then((m) => m.default),
   "usage-monitoring": () => import("./services/usage-monitoring").then((m) => m.default),
   "billing-service": () => import("./services/billing-service").then((m) => m.default),
+  "notification-service": () => import("./services/notification-service").then((m) => m.default),
+  "performance-analytics": () => import("./services/performance-analytics").then((m) => m.default),
+  "revenue-analytics": () => import("./services/revenue-analytics").then((m) => m.default),
   "chain-debug": () => import("./services/chain-debug").then((m) => m.default),
 };
