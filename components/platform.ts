@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { entryPoint, otlpTracesUrl, traceCollector } from "../catalog";
-import { DataComponent, LoadedConfig } from "../stacks";
+import { DataComponent, LoadedConfig, StackConfig } from "../stacks";
 import { Datastore, datastoreClasses } from "./data";
 import { Backup, BackedUpStore } from "./data/backup";
 import { hostPorts, unauthenticated } from "./data/definitions";
@@ -162,6 +162,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
             ...(def.tier === "trading" ? { TRADING_MODE: config.trading.mode, MARKET_DATA_SOURCE: config.trading.marketDataSource } : {}),
             // Spans to chain-debug when it is deployed (the collector does not trace itself).
             ...(collector && collector.name !== def.name ? { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpTracesUrl(collector) } : {}),
+            ...(def.secrets.includes("notification") ? smtpEnv(config.smtp) : {}),
           },
           connectsTo: topology.connectsTo[def.name] ?? [],
           acceptsFrom: topology.acceptsFrom[def.name] ?? [],
@@ -260,3 +261,15 @@ export class TradingPlatform extends pulumi.ComponentResource {
 }
 
 export { hostPorts };
+
+/** notification-service's SMTP settings (the password comes from the `notification` secret). */
+function smtpEnv(smtp: StackConfig["smtp"]): Record<string, string> {
+  if (!smtp.host) return {};
+  return {
+    SMTP_HOST: smtp.host,
+    SMTP_PORT: String(smtp.port),
+    SMTP_SECURE: String(smtp.port === 465),
+    SMTP_FROM: smtp.from,
+    ...(smtp.username ? { SMTP_USER: smtp.username } : {}),
+  };
+}

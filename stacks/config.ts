@@ -81,6 +81,8 @@ export interface StackConfig {
     exposeDatastores: boolean;
   };
   logLevel: string;
+  /** notification-service's SMTP relay (e-mail off without a host). */
+  smtp: { host?: string; port: number; username?: string; from: string };
 }
 
 /** A configuration problem, reported with the key and the stack so the user can fix it. */
@@ -308,6 +310,12 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const badProxy = trustedProxies.split(",").map((x) => x.trim()).find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
   if (badProxy !== undefined)
     throw new ConfigError("trustedProxies", stack, `must be comma-separated IP addresses or CIDRs (/8 or narrower) of the edge proxy, got '${badProxy}'`);
+  const smtpHost = r.string("smtpHost");
+  if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
+    throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got '${smtpHost}'`);
+  }
+  const smtpFrom = r.string("smtpFrom")!;
+  if (/[\r\n]/.test(smtpFrom) || !/@/.test(smtpFrom)) throw new ConfigError("smtpFrom", stack, "must be one line with an e-mail address");
 
   const schedule = r.string("backupSchedule")!;
   if (schedule.split(/\s+/).length !== 5) {
@@ -351,6 +359,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       exposeDatastores: r.boolean("exposeDatastores"),
     },
     logLevel: r.oneOf("logLevel"),
+    smtp: { host: smtpHost, port: r.integer("smtpPort"), username: r.string("smtpUsername"), from: smtpFrom },
   };
 }
 

@@ -94,6 +94,10 @@ export const stackConfigSchema = Type.Object({
   renderYamlTo: str("Render Kubernetes manifests to this folder instead of applying them (no cluster)"),
   backupSchedule: str("Cron schedule of the PostgreSQL and ClickHouse backups (kubernetes)", "15 2 * * *"),
   logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "Service log level", "info"),
+  smtpHost: str("SMTP relay of notification-service (e-mail is off without it; password: pulumi config set --secret trading:smtpPassword)"),
+  smtpPort: int("SMTP relay port (STARTTLS required; 465 = implicit TLS)", 587, 1, 65535),
+  smtpUsername: str("SMTP login of notification-service"),
+  smtpFrom: str("Sender of notification e-mails, e.g. 'AI Trading <alerts@example.com>'", "AI Trading <notifications@localhost>"),
 });
 
 export type ConfigKey = keyof typeof stackConfigSchema.properties;

@@ -101,6 +101,14 @@ describe("parseStackConfig", () => {
     expect(parseStackConfig("prod", k8s).kubernetes).toMatchObject({ imagePullPolicy: "IfNotPresent", cpuRequestRatio: 1 });
   });
 
+  it("takes notification-service's SMTP relay, refusing a host or sender that could smuggle anything else", () => {
+    expect(parseStackConfig("dev", docker).smtp).toEqual({ host: undefined, port: 587, username: undefined, from: "AI Trading <notifications@localhost>" });
+    expect(parseStackConfig("prod", { ...k8s, smtpHost: "smtp.example.com", smtpPort: "465", smtpUsername: "alerts" }).smtp).toMatchObject({ host: "smtp.example.com", port: 465, username: "alerts" });
+    expect(error("prod", { ...k8s, smtpHost: "smtp.example.com;rm -rf" }).message).toContain("trading:smtpHost");
+    expect(error("prod", { ...k8s, smtpFrom: "a@b.c\nBcc: x@y.z" }).message).toContain("trading:smtpFrom");
+    expect(error("prod", { ...k8s, smtpPort: "0" }).message).toContain("trading:smtpPort");
+  });
+
   it("takes per-service replica overrides", () => {
     const cfg = parseStackConfig("prod", { ...k8s, serviceReplicas: JSON.stringify({ "api-gateway": 5 }) });
     expect(cfg.serviceReplicas["api-gateway"]).toBe(5);

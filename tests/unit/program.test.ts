@@ -338,6 +338,16 @@ describe("configuration changes the graph", () => {
     );
   });
 
+  it("gives notification-service its SMTP relay and channel credentials (as secrets), and no one else", async () => {
+    const run = await runProgram("prod", { smtpHost: "smtp.example.com", smtpUsername: "alerts" }, { smtpPassword: "smtp-pw-1", telegramBotToken: "123:tg-token-abcdefghijklmnopqrstuvwxyz" });
+    const holders = byType(run, SECRET).filter((s) => JSON.stringify(s.inputs).includes("smtp-pw-1"));
+    expect(holders.map((s) => s.name)).toEqual(["notification-service-secret"]);
+    expect(holders[0].inputs.stringData).toMatchObject({ SMTP_PASSWORD: "smtp-pw-1", TELEGRAM_BOT_TOKEN: "123:tg-token-abcdefghijklmnopqrstuvwxyz" });
+    const env = named(run, DEPLOYMENT, "notification-service-deployment").inputs.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    expect(Object.fromEntries(env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]))).toMatchObject({ SMTP_HOST: "smtp.example.com", SMTP_PORT: "587", SMTP_SECURE: "false", SMTP_USER: "alerts" });
+    expect(JSON.stringify(named(run, DEPLOYMENT, "notification-service-deployment").inputs)).not.toContain("smtp-pw-1");
+  });
+
   it("hands exchange keys to the trading services only in live mode, as secrets", async () => {
     const run = await runProgram("prod", { tradingMode: "live" }, { binanceApiKey: "k-live", binanceSecretKey: "s-live" });
     const secrets = byType(run, SECRET).filter((s) => JSON.stringify(s.inputs).includes("k-live"));
