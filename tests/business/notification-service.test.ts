@@ -82,7 +82,7 @@ const fill = (userId: string, orderId: string, seq: number, eventId = `${orderId
 });
 
 async function user(prefs: Record<string, unknown>, webhook = false): Promise<{ id: string; receiver?: Receiver }> {
-  const id = `nt-${run}-${randomUUID()}`;
+  const id = randomUUID();
   expect((await api("PUT", "/preferences", id, { email: null, telegramChatId: null, ...prefs })).status).toBe(200);
   if (!webhook) return { id };
   const receiver = new Receiver();
@@ -157,9 +157,9 @@ describe("notification-service", () => {
     const mine = () => mails.filter((m) => m.to.includes(`trader-${run}@example.test`));
     await waitUntil("both fills delivered on every channel", async () =>
       mine().length === 2 && telegram.messages.filter((m) => m.chatId === chat).length === 2 && u.receiver!.accepted.length === 2, 120_000);
-    expect(mine()[0].raw).toMatch(/^Subject: Filled: buy 0\.5 BTCUSDT @ 42000\.5$/m);
+    expect(mine()[0].raw).toMatch(/^Subject: Filled: buy 0\.5 BTCUSDT @ 42000\.5\r?$/m);
     expect(mine()[0].raw).toContain(`Your order ${orderId} was filled`);
-    expect(mine()[0].raw).toMatch(/^From: AI Trading <notify@example\.test>$/m);
+    expect(mine()[0].raw).toMatch(/^From: AI Trading <notify@example\.test>\r?$/m);
     expect(telegram.messages.find((m) => m.chatId === chat)!.text).toContain("Filled: buy 0.5 BTCUSDT @ 42000.5");
     expect(u.receiver!.accepted.map((a) => a.id).sort()).toEqual([`fill:${orderId}:1`, `fill:${orderId}:2`]);
     expect(u.receiver!.accepted[0].body).toMatchObject({ type: "order.filled", data: { symbol: "BTCUSDT", side: "buy", quantity: "0.5", price: "42000.5" } });
@@ -202,7 +202,7 @@ describe("notification-service", () => {
     expect(dead).toMatchObject({ channel: "webhook", attempts: 3, reason: "webhook: HTTP 503", notificationId: `fill:${orderId}:1`, replayedAt: null });
     expect((await api("GET", "/dead-letters?all=true", u.id)).status).toBe(403);
     expect((await api("GET", "/dead-letters?all=true", randomUUID(), undefined, "admin")).body.deadLetters.some((l: any) => l.id === dead.id)).toBe(true);
-    expect((await api("POST", `/dead-letters/${dead.id}/replay`, `someone-else-${run}`)).status).toBe(404);
+    expect((await api("POST", `/dead-letters/${dead.id}/replay`, randomUUID())).status).toBe(404);
     u.receiver!.failing = false;
     expect((await api("POST", `/dead-letters/${dead.id}/replay`, u.id)).status).toBe(200);
     await waitUntil("replayed delivery accepted", async () => u.receiver!.accepted.length === 1, 60_000);
@@ -238,7 +238,7 @@ describe("notification-service", () => {
   }, 180_000);
 
   it("names the bad field; webhook URLs must be https to public addresses", async () => {
-    const id = `nt-${run}-v`;
+    const id = randomUUID();
     const bad = async (body: object) => (await api("PUT", "/preferences", id, body)).body.error?.field;
     expect(await bad({ email: "not-an-email", telegramChatId: null })).toBe("email");
     expect(await bad({ email: null, telegramChatId: "@name" })).toBe("telegramChatId");

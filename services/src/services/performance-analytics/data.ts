@@ -38,7 +38,7 @@ export class PerformanceStore {
     if (!symbols.length) return out;
     const rows = await this.ch.query<{ symbol: string; day: string; close: number }>(
       `SELECT symbol, toString(toDate(open_time)) AS day, argMax(close, open_time) AS close FROM market_candles
-       WHERE symbol IN {symbols:Array(String)} AND timeframe = {tf:String} AND open_time >= toDateTime({from:Date})
+       WHERE has({symbols:Array(String)}, symbol) AND timeframe = {tf:String} AND toDate(open_time) >= {from:Date}
        GROUP BY symbol, day`,
       { symbols, tf: timeframe, from: fromDay },
     );
@@ -49,18 +49,21 @@ export class PerformanceStore {
     return out;
   }
 
-  async writeDaily(userId: string, strategy: string, points: DailyPoint[], version: number): Promise<void> {
-    if (!points.length) return;
-    await this.ch.insert(
-      "pa_daily",
+  /** All series of one user in one insert (one block: a reader never sees half a rollup of a user). */
+  async writeDaily(userId: string, series: { strategy: string; points: DailyPoint[] }[], version: number): Promise<void> {
+    const rows = series.flatMap(({ strategy, points }) =>
       points.map((p) => ({ user_id: userId, strategy, day: p.day, equity: p.equity, pnl: p.pnl, daily_return: p.dailyReturn, exposure: p.exposure, drawdown: p.drawdown, fees: p.fees, trades: p.trades, version })),
     );
+    if (rows.length) await this.ch.insert("pa_daily", rows);
   }
 
+  /** The user's series from the latest rollup only: rows an earlier rollup wrote (a day or a strategy that no longer applies) are ignored. */
   async daily(userId: string, strategy?: string): Promise<Map<string, DailyPoint[]>> {
     const rows = await this.ch.query<{ strategy: string; day: string; equity: number; pnl: number; daily_return: number; exposure: number; drawdown: number; fees: number; trades: number }>(
       `SELECT strategy, toString(day) AS day, equity, pnl, daily_return, exposure, drawdown, fees, trades FROM pa_daily FINAL
-       WHERE user_id = {userId:String} AND ({any:UInt8} = 1 OR strategy = {strategy:String}) ORDER BY strategy, day`,
+       WHERE user_id = {userId:String} AND ({any:UInt8} = 1 OR strategy = {strategy:String})
+         AND version = (SELECT max(version) FROM pa_daily WHERE user_id = {userId:String})
+       ORDER BY strategy, day`,
       { userId, any: strategy === undefined ? 1 : 0, strategy: strategy ?? "" },
     );
     const out = new Map<string, DailyPoint[]>();

@@ -108,7 +108,7 @@ export function summarize(strategy: string, points: DailyPoint[], capital: numbe
     totalPnl: round(last.equity - startEquity),
     totalReturn: round(last.equity / capital - 1, 12),
     sharpe: sharpe(points.map((p) => p.dailyReturn)),
-    maxDrawdown: Math.max(...points.map((p) => p.drawdown)),
+    maxDrawdown: points.reduce((a, p) => Math.max(a, p.drawdown), 0),
     exposure: last.exposure,
     avgExposure: round(points.reduce((a, p) => a + p.exposure, 0) / points.length),
     fees: round(points.reduce((a, p) => a + p.fees, 0)),
