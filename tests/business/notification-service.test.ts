@@ -164,9 +164,13 @@ describe("notification-service", () => {
     expect(u.receiver!.accepted.map((a) => a.id).sort()).toEqual([`fill:${orderId}:1`, `fill:${orderId}:2`]);
     expect(u.receiver!.accepted[0].body).toMatchObject({ type: "order.filled", data: { symbol: "BTCUSDT", side: "buy", quantity: "0.5", price: "42000.5" } });
     expect(u.receiver!.rejected).toBe(0);
-    const ds = await deliveries(u.id);
+    // The receivers have the messages; the service records "sent" right after each answer.
+    const ds = await waitUntil("all recorded sent", async () => {
+      const d = await deliveries(u.id);
+      return d.every((x) => x.status === "sent") ? d : undefined;
+    }, 60_000);
     expect(ds).toHaveLength(6);
-    expect(ds.every((d) => d.status === "sent" && d.attempts === 1)).toBe(true);
+    expect(ds.every((d: any) => d.attempts === 1)).toBe(true);
   }, 180_000);
 
   it("a risk rejection is told once from either topic; quiet hours hold a fill but not a high compliance alert", async () => {
@@ -221,7 +225,7 @@ describe("notification-service", () => {
     await waitUntil("three sent", async () => telegram.messages.filter((m) => m.chatId === chat).length === 3, 120_000);
     const ds = await waitUntil("two postponed", async () => {
       const d = await deliveries(u.id);
-      return d.filter((x) => x.lastError === "rate limited").length === 2 ? d : undefined;
+      return d.filter((x) => x.lastError === "rate limited").length === 2 && d.filter((x) => x.status === "sent").length === 3 ? d : undefined;
     }, 60_000);
     expect(ds.filter((d: any) => d.status === "sent")).toHaveLength(3);
     expect(ds.filter((d: any) => d.status === "pending").every((d: any) => Date.parse(d.nextAttemptAt) >= 2e12)).toBe(true);
