@@ -39,6 +39,13 @@ export interface LockInfo {
 
 export type AcquireResult = { acquired: true; token: string; fencingToken: number; expiresAt: string } | { acquired: false; holder: LockInfo | null };
 
+/** What a renew or release did: the scripts answer 1 (done), 0 (held by another token), -1 (no lock). */
+export type LockOutcome = "renewed" | "released" | "held-by-another" | "missing";
+
+function outcome(reply: unknown, done: "renewed" | "released"): LockOutcome {
+  return reply === 1 ? done : reply === 0 ? "held-by-another" : "missing";
+}
+
 function parse(name: string, v: string, pttl: number): LockInfo {
   const [, owner, at] = v.split("|");
   return { name, owner: owner ?? "", acquiredAt: new Date(Number(at)).toISOString(), ttlRemainingMs: Math.max(0, pttl) };
@@ -58,12 +65,12 @@ export class LockManager {
     return { acquired: false, holder: await this.info(name) };
   }
 
-  async renew(name: string, token: string, ttlMs: number): Promise<1 | 0 | -1> {
-    return (await this.redis.eval(RENEW, 1, lockKey(name), token, String(ttlMs))) as 1 | 0 | -1;
+  async renew(name: string, token: string, ttlMs: number): Promise<LockOutcome> {
+    return outcome(await this.redis.eval(RENEW, 1, lockKey(name), token, String(ttlMs)), "renewed");
   }
 
-  async release(name: string, token: string): Promise<1 | 0 | -1> {
-    return (await this.redis.eval(RELEASE, 1, lockKey(name), token)) as 1 | 0 | -1;
+  async release(name: string, token: string): Promise<LockOutcome> {
+    return outcome(await this.redis.eval(RELEASE, 1, lockKey(name), token), "released");
   }
 
   async info(name: string): Promise<LockInfo | null> {

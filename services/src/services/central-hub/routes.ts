@@ -1,0 +1,123 @@
+/**
+ * central-hub's HTTP routes (behind the gateway at /api/hub; services call it directly):
+ *   PUT    /instances/:service/:id      heartbeat { version, address, health, metadata?, ttlMs? } -> 201 first, then 200
+ *   DELETE /instances/:service/:id      deregister (graceful shutdown)
+ *   GET    /instances[?service=]        live instances (also GET /instances/:service)
+ *   GET    /fleet                       per service: instances, versions, health counts; catalog services without any
+ *   POST   /locks/:name/acquire         { owner, ttlMs } -> 200 { token, fencingToken, expiresAt } | 409 { holder }
+ *   POST   /locks/:name/renew           { token, ttlMs } -> 200 | 409 (not the holder) | 404 (no lock / expired)
+ *   POST   /locks/:name/release         { token } -> 204 | 409 | 404
+ *   GET    /locks/:name                 holder (owner, acquiredAt, ttlRemainingMs) or 404
+ */
+import type { FastifyRequest } from "fastify";
+import { catalog } from "../../catalog";
+import { conflict, forbidden, identityOf, notFound, Type, type App } from "../../kit";
+import { fleetView, mayWrite } from "./domain";
+import type { LockManager } from "./locks";
+import type { InstanceRegistry } from "./registry";
+
+const Name = Type.String({ pattern: "^[a-z0-9][a-z0-9-]{0,62}$" });
+const InstanceId = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" });
+const LockName = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" });
+const Token = Type.String({ pattern: "^[0-9a-f]{32}$" });
+const TtlMs = (max: number) => Type.Integer({ minimum: 100, maximum: max });
+
+export interface HubLimits {
+  /** TTL of a heartbeat that names none. */
+  instanceTtlMs: number;
+  maxInstanceTtlMs: number;
+  maxLockTtlMs: number;
+}
+
+function guardWrite(req: FastifyRequest) {
+  if (!mayWrite(identityOf(req))) throw forbidden("Requires role admin");
+}
+
+export function registerRoutes(app: App, deps: { registry: InstanceRegistry; locks: LockManager; limits: HubLimits }): void {
+  const { registry, locks, limits } = deps;
+  const InstanceParams = Type.Object({ service: Name, id: InstanceId });
+  const Heartbeat = Type.Object(
+    {
+      version: Type.String({ minLength: 1, maxLength: 64 }),
+      address: Type.String({ minLength: 1, maxLength: 256 }),
+      health: Type.Union([Type.Literal("healthy"), Type.Literal("degraded"), Type.Literal("unhealthy")]),
+      metadata: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }), { maxProperties: 32 })),
+      ttlMs: Type.Optional(TtlMs(limits.maxInstanceTtlMs)),
+    },
+    { additionalProperties: false },
+  );
+
+  app.put("/instances/:service/:id", { schema: { params: InstanceParams, body: Heartbeat } }, async (req, reply) => {
+    guardWrite(req);
+    const { ttlMs, ...body } = req.body;
+    const { instance, registered } = await registry.heartbeat(req.params.service, req.params.id, body, ttlMs ?? limits.instanceTtlMs);
+    return reply.status(registered ? 201 : 200).send(instance);
+  });
+
+  app.delete("/instances/:service/:id", { schema: { params: InstanceParams } }, async (req, reply) => {
+    guardWrite(req);
+    if (!(await registry.deregister(req.params.service, req.params.id))) throw notFound(`${req.params.service}/${req.params.id} is not registered`);
+    return reply.status(204).send();
+  });
+
+  app.get("/instances", { schema: { querystring: Type.Object({ service: Type.Optional(Name) }, { additionalProperties: false }) } }, async (req) => ({
+    instances: await registry.list(req.query.service),
+  }));
+  app.get("/instances/:service", { schema: { params: Type.Object({ service: Name }) } }, async (req) => ({
+    instances: await registry.list(req.params.service),
+  }));
+
+  app.get("/fleet", async () => fleetView(await registry.list(), catalog.map((s) => s.name)));
+
+  const LockParams = Type.Object({ name: LockName });
+  app.post(
+    "/locks/:name/acquire",
+    {
+      schema: {
+        params: LockParams,
+        body: Type.Object({ owner: Type.String({ minLength: 1, maxLength: 128, pattern: "^[^|]+$" }), ttlMs: TtlMs(limits.maxLockTtlMs) }, { additionalProperties: false }),
+      },
+    },
+    async (req, reply) => {
+      guardWrite(req);
+      const r = await locks.acquire(req.params.name, req.body.owner, req.body.ttlMs);
+      if (!r.acquired) {
+        return reply.status(409).send({
+          error: { code: "LOCKED", message: `lock ${req.params.name} is held${r.holder ? ` by ${r.holder.owner}` : ""}`, requestId: String(req.id) },
+          holder: r.holder,
+        });
+      }
+      return { name: req.params.name, owner: req.body.owner, token: r.token, fencingToken: r.fencingToken, expiresAt: r.expiresAt };
+    },
+  );
+
+  app.post(
+    "/locks/:name/renew",
+    { schema: { params: LockParams, body: Type.Object({ token: Token, ttlMs: TtlMs(limits.maxLockTtlMs) }, { additionalProperties: false }) } },
+    async (req) => {
+      guardWrite(req);
+      const r = await locks.renew(req.params.name, req.body.token, req.body.ttlMs);
+      if (r === "missing") throw notFound(`lock ${req.params.name} is not held (expired or released)`);
+      if (r === "held-by-another") throw conflict(`lock ${req.params.name} is held by someone else`, "token");
+      return { name: req.params.name, expiresAt: new Date(Date.now() + req.body.ttlMs).toISOString() };
+    },
+  );
+
+  app.post(
+    "/locks/:name/release",
+    { schema: { params: LockParams, body: Type.Object({ token: Token }, { additionalProperties: false }) } },
+    async (req, reply) => {
+      guardWrite(req);
+      const r = await locks.release(req.params.name, req.body.token);
+      if (r === "missing") throw notFound(`lock ${req.params.name} is not held (expired or released)`);
+      if (r === "held-by-another") throw conflict(`lock ${req.params.name} is held by someone else`, "token");
+      return reply.status(204).send();
+    },
+  );
+
+  app.get("/locks/:name", { schema: { params: LockParams } }, async (req) => {
+    const info = await locks.info(req.params.name);
+    if (!info) throw notFound(`lock ${req.params.name} is not held`);
+    return info;
+  });
+}
