@@ -18,12 +18,12 @@ export default defineService({
     ORCH_PREDICT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, description: "bound on one ml-predictor call" }),
   },
   async register(ctx) {
-    const store = new OrchestratorStore(ctx.datastores.postgres);
+    const store = new OrchestratorStore(ctx.app.pg);
     const deps: EvaluateDeps = {
       store,
       peers: ctx.peers,
-      redis: ctx.datastores.dragonfly.redis,
-      weaviate: ctx.datastores.isEnabled("weaviate") ? () => ctx.datastores.weaviate.client() : undefined,
+      redis: ctx.app.redis,
+      weaviate: ctx.app.datastores.isEnabled("weaviate") ? () => ctx.app.weaviate.client() : undefined,
       regimesK: ctx.config.ORCH_REGIMES_K,
       predictTimeoutMs: ctx.config.ORCH_PREDICT_TIMEOUT_MS,
       log: ctx.log,

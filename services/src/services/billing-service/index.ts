@@ -50,8 +50,8 @@ export default defineService({
   },
   async register(ctx) {
     const c = ctx.config;
-    const pg = ctx.datastores.postgres;
-    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.datastores.kafka, ctx.log, { intervalMs: c.BILLING_OUTBOX_INTERVAL_MS });
+    const pg = ctx.app.pg;
+    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.BILLING_OUTBOX_INTERVAL_MS });
     const repo = new BillingRepo(pg);
     const billing = new Billing(repo, paymentGateway(ctx), usageSource(ctx), ctx.log, { retryAfterDays: [...c.BILLING_DUNNING_RETRY_DAYS] }, () => relay.notify());
     registerRoutes(ctx.app, { billing, repo });

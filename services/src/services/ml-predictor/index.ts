@@ -29,10 +29,10 @@ export default defineService({
   },
   async register(ctx) {
     const c = ctx.config;
-    const registry = new ModelRegistry(ctx.datastores.postgres);
+    const registry = new ModelRegistry(ctx.app.pg);
     const serving = new ModelServing(registry, ctx.log, c.ML_RELOAD_MS);
     const metrics = predictorMetrics(ctx.metrics.registry, serving);
-    const bars = new BarStore(ctx.datastores.clickhouse, c.ML_INTERVAL);
+    const bars = new BarStore(ctx.app.clickhouse, c.ML_INTERVAL);
     registerRoutes(ctx, {
       serving,
       registry,
@@ -50,9 +50,9 @@ export default defineService({
       const c = ctx.config;
       const result = await runTrainJob(
         {
-          bars: new BarStore(ctx.datastores.clickhouse, c.ML_INTERVAL),
-          registry: new ModelRegistry(ctx.datastores.postgres),
-          weaviate: ctx.datastores.isEnabled("weaviate") ? () => ctx.datastores.weaviate.client() : undefined,
+          bars: new BarStore(ctx.app.clickhouse, c.ML_INTERVAL),
+          registry: new ModelRegistry(ctx.app.pg),
+          weaviate: ctx.app.datastores.isEnabled("weaviate") ? () => ctx.app.weaviate.client() : undefined,
           log: ctx.log,
         },
         {

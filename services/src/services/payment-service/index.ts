@@ -42,8 +42,8 @@ export default defineService({
       if (!processor) throw new Error("disabled: PAYMENT_PROCESSOR_API_KEY not set");
     }, { required: false });
 
-    const pg = ctx.datastores.postgres;
-    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.datastores.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS });
+    const pg = ctx.app.pg;
+    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS });
     const repo = new PaymentRepo(pg);
     const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify());
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
