@@ -5,11 +5,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { entryPoint, otlpTracesUrl, traceCollector } from "../catalog";
 import { DataComponent, LoadedConfig, StackConfig } from "../stacks";
+import { stackImages, type ContainerImage, type ImageName } from "../stacks/images";
 import { Datastore, datastoreClasses } from "./data";
 import { Backup, BackedUpStore } from "./data/backup";
 import { hostPorts, unauthenticated } from "./data/definitions";
 import { Edge } from "./edge/nginx";
-import { imageRef, ImageName } from "./images";
 import { Grafana, GRAFANA_PORT } from "./monitoring/grafana";
 import { Prometheus, PROMETHEUS_PORT } from "./monitoring/prometheus";
 import { createRuntime } from "./runtime";
@@ -18,7 +18,6 @@ import { AppService, ServicesImage } from "./services";
 import { backedUp, buildTopology, EDGE, GRAFANA, PROMETHEUS } from "./topology";
 
 const ADMIN_HOST_PORTS = { prometheus: 19090, grafana: 13000 };
-const BACKUP_UIDS: Record<BackedUpStore, number> = { postgres: 999, clickhouse: 101 };
 
 export interface PlatformOutputs {
   connectionStrings: Record<string, pulumi.Output<string>>;
@@ -38,15 +37,16 @@ export class TradingPlatform extends pulumi.ComponentResource {
     const runtime = createRuntime(name, config, this);
     const topology = buildTopology(config, runtime.capabilities);
 
-    const image = (component: ImageName, override?: string): string => {
-      const ref = imageRef(component, config.imageSource, override);
-      if (!ref) {
+    const images = stackImages(config);
+    const image = (component: ImageName): ContainerImage => {
+      const found = images(component);
+      if (!found) {
         throw new pulumi.ResourceError(
           `${component} has no offline (local) image: switch it off (trading:${component}Enabled false) or set trading:${component}Image`,
           this,
         );
       }
-      return ref;
+      return found;
     };
 
     const credentialNames = [
@@ -62,8 +62,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
         store,
         {
           runtime,
-          source: ds.image ? "upstream" : config.imageSource,
-          image: image(store, ds.image),
+          image: image(store),
           password: unauthenticated.includes(store) ? undefined : secrets.password(store),
           storageGi: ds.storageGi,
           // Host ports exist only on Docker (the parser keeps publishAdminPorts false elsewhere);
@@ -87,11 +86,10 @@ export class TradingPlatform extends pulumi.ComponentResource {
           {
             runtime,
             store: store as BackedUpStore,
-            image: image(store, config.datastores[store].image),
+            image: image(store),
             password: secrets.password(store),
             schedule: config.kubernetes.backupSchedule,
             storageGi: config.datastores[store].storageGi,
-            uid: BACKUP_UIDS[store as BackedUpStore],
             dependsOn: ds.workload.ready,
           },
           { parent: this },
@@ -106,7 +104,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
         runtime,
         repository: config.registry ? `${config.registry}/ai-trading-services` : "ai-trading/services",
         tag: config.servicesImageTag,
-        nodeImage: image("node"),
+        nodeImage: image("node").ref,
         registryAuth:
           config.registryUsername && configSecrets.registryPassword
             ? { username: config.registryUsername, password: configSecrets.registryPassword }
@@ -187,7 +185,6 @@ export class TradingPlatform extends pulumi.ComponentResource {
         {
           runtime,
           image: image("prometheus"),
-          source: config.imageSource,
           services: config.services,
           retentionDays: config.monitoring.retentionDays,
           storageGi: 10,
@@ -205,7 +202,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
         GRAFANA,
         {
           runtime,
-          image: image("grafana"),
+          image: image("grafana").ref,
           adminPassword: secrets.password("grafana-admin"),
           prometheusUrl: prometheus.url,
           services: config.services,
@@ -230,7 +227,6 @@ export class TradingPlatform extends pulumi.ComponentResource {
           gateway: { host: gateway.name, port: gateway.port },
           host: config.kubernetes.ingressHost,
           image: image("nginx"),
-          user: config.imageSource === "local" ? { name: "www-data", uid: 33 } : { name: "nginx", uid: 101 },
           httpPort: config.docker.httpPort,
           httpsPort: config.docker.httpsPort,
           tls:

@@ -5,6 +5,7 @@
  * newest seven kept. Shipping the files off the cluster (object storage) is the operator's choice.
  */
 import * as pulumi from "@pulumi/pulumi";
+import type { ContainerImage } from "../../stacks/images";
 import { DB_NAME, DB_USER } from "./definitions";
 import { backupJobName } from "../topology";
 import { LABEL_BACKUP_OF, Runtime } from "../workload";
@@ -39,18 +40,19 @@ export function backupScript(store: BackedUpStore): string {
 export interface BackupArgs {
   runtime: Runtime;
   store: BackedUpStore;
-  /** Same image as the store, so client and server versions match. */
-  image: string;
+  /** Same image as the store, so client and server versions match; runs as the image's user. */
+  image: ContainerImage;
   password: pulumi.Output<string>;
   schedule: string;
   storageGi: number;
-  uid: number;
   dependsOn: pulumi.Resource[];
 }
 
 export class Backup extends pulumi.ComponentResource {
   constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("trading:data:Backup", name, {}, opts);
+    const uid = args.image.user?.uid;
+    if (uid === undefined) throw new pulumi.ResourceError(`${name}: the ${args.store} image ${args.image.ref} names no user to run the backup as (stacks/images.ts)`, this);
     const secretEnv: Record<string, pulumi.Input<string>> =
       args.store === "postgres" ? { PGPASSWORD: args.password } : { CLICKHOUSE_PASSWORD: args.password };
     args.runtime.schedule(
@@ -59,7 +61,7 @@ export class Backup extends pulumi.ComponentResource {
         role: "job",
         kind: "job",
         schedule: args.schedule,
-        image: args.image,
+        image: args.image.ref,
         command: ["sh", "-c", backupScript(args.store)],
         env: {},
         secretEnv,
@@ -68,7 +70,7 @@ export class Backup extends pulumi.ComponentResource {
         files: [],
         resources: { cpu: "500m", memory: "512Mi" },
         replicas: 1,
-        security: { runAsUser: args.uid, runAsGroup: args.uid, fsGroup: args.uid, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },
+        security: { runAsUser: uid, runAsGroup: uid, fsGroup: uid, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },
         connectsTo: [args.store],
         acceptsFrom: [],
         labels: { [LABEL_BACKUP_OF]: args.store },

@@ -5,12 +5,13 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { DataComponent } from "../../stacks/config";
+import type { ContainerImage } from "../../stacks/images";
 import { probe, ProbeSpec, ResourceSpec, SecuritySpec, WorkloadSpec } from "../workload";
 
 export interface DatastoreContext {
   name: DataComponent;
-  source: "local" | "upstream";
-  image: string;
+  /** The image and what it pins (user, HTTP client, server build): stacks/images.ts. */
+  image: ContainerImage;
   /** Generated credential; undefined for stores without authentication (Redpanda). */
   password?: pulumi.Output<string>;
   storageGi: number;
@@ -58,12 +59,9 @@ const dataSecurity = (uid: number | undefined): SecuritySpec => ({
   scratchDirs: [],
 });
 
-/**
- * An in-container HTTP check with the tool the image has: the local Debian images carry curl,
- * the upstream ones (busybox/alpine based) wget.
- */
-export function httpCheck(ctx: Pick<DatastoreContext, "source">, url: string): string[] {
-  return ctx.source === "local" ? ["curl", "-fsS", "-o", "/dev/null", url] : ["wget", "-q", "-O", "/dev/null", url];
+/** An in-container HTTP check with the client the image carries (the manifest says which). */
+export function httpCheck(image: Pick<ContainerImage, "httpClient">, url: string): string[] {
+  return image.httpClient === "curl" ? ["curl", "-fsS", "-o", "/dev/null", url] : ["wget", "-q", "-O", "/dev/null", url];
 }
 
 function requirePassword(ctx: DatastoreContext): pulumi.Output<string> {
@@ -83,11 +81,6 @@ function base(
     liveness: ProbeSpec;
     readiness?: ProbeSpec;
     resources: ResourceSpec;
-    uid?: number;
-    /** User the local Debian image declares (Docker runs it by name). */
-    localUser?: string;
-    /** Its uid, pinned by the image (images/<name>/Dockerfile): Kubernetes needs a numeric user to verify runAsNonRoot. */
-    localUid?: number;
     env?: Record<string, pulumi.Input<string>>;
     secretEnv?: Record<string, pulumi.Input<string>>;
     command?: string[];
@@ -99,7 +92,7 @@ function base(
     name: ctx.name,
     role: "datastore",
     kind: "stateful",
-    image: ctx.image,
+    image: ctx.image.ref,
     command: parts.command,
     args: parts.args,
     env: parts.env ?? {},
@@ -110,11 +103,9 @@ function base(
     liveness: parts.liveness,
     readiness: parts.readiness,
     resources: parts.resources,
-    // Upstream images get their documented uid; local Debian images the uid they pin.
-    security: {
-      ...dataSecurity(ctx.source === "upstream" ? parts.uid : parts.localUid),
-      dockerUser: ctx.source === "local" ? parts.localUser : undefined,
-    },
+    // The uid the image documents or pins (numeric: Kubernetes verifies runAsNonRoot); Docker
+    // runs it by name where the image declares one.
+    security: { ...dataSecurity(ctx.image.user?.uid), dockerUser: ctx.image.user?.name },
     serviceType: ctx.exposeService ? "LoadBalancer" : undefined,
   };
 }
@@ -137,9 +128,6 @@ function postgres(ctx: DatastoreContext): DatastoreDefinition {
       secretEnv: { POSTGRES_PASSWORD: password },
       liveness: probe({ exec: ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", DB_USER, "-d", DB_NAME] }, { startPeriodSeconds: 30 }),
       resources: { cpu: "1", memory: "1Gi" },
-      uid: 999,
-      localUser: "postgres",
-      localUid: 999,
     }),
     clientEnv: {},
     clientSecretEnv: { POSTGRES_URL: url("postgres:5432") },
@@ -147,12 +135,13 @@ function postgres(ctx: DatastoreContext): DatastoreDefinition {
   };
 }
 
-/** Dragonfly upstream, or Redis standing in for it (same protocol); also the legacy Redis. */
+/** Dragonfly, or Redis standing in for it (same protocol); also the legacy Redis. */
 function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefinition {
   const password = requirePassword(ctx);
   const url = (host: string) => pulumi.secret(pulumi.interpolate`redis://:${password}@${host}`);
-  const isDragonfly = ctx.name === "dragonfly" && ctx.source === "upstream";
-  const isUpstreamRedis = ctx.name === "redis" && ctx.source === "upstream";
+  const isDragonfly = ctx.image.server === "dragonfly";
+  // The official Redis image has no password variable: it reads a generated config file.
+  const isUpstreamRedis = ctx.image.server === "redis";
   const secretEnv: Record<string, pulumi.Input<string>> = {
     // redis-cli reads REDISCLI_AUTH, so the health check never puts the password on a command line.
     REDISCLI_AUTH: password,
@@ -165,7 +154,6 @@ function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefiniti
       ports: [port(ctx, "redis", 6379)],
       mountPath: "/data",
       secretEnv,
-      // The official Redis image has no password variable: it reads a generated config file.
       args: isDragonfly
         ? ["--dir", "/data", "--dbfilename", "dump", "--snapshot_cron", "*/5 * * * *"]
         : isUpstreamRedis
@@ -177,9 +165,6 @@ function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefiniti
       // redis-cli exits 0 on an error reply (NOAUTH), so the answer itself is checked.
       liveness: probe({ exec: ["sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 --no-auth-warning ping | grep -q PONG"] }),
       resources: { cpu: "500m", memory: ctx.name === "redis" ? "256Mi" : "1Gi" },
-      uid: 999,
-      localUser: "redis",
-      localUid: 999,
     }),
     clientEnv: {},
     clientSecretEnv: { [envVar]: url(`${ctx.name}:6379`) },
@@ -197,11 +182,8 @@ function clickhouse(ctx: DatastoreContext): DatastoreDefinition {
       mountPath: "/var/lib/clickhouse",
       env: { CLICKHOUSE_USER: DB_USER, CLICKHOUSE_DB: DB_NAME, CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT: "0" },
       secretEnv: { CLICKHOUSE_PASSWORD: password },
-      liveness: probe({ exec: httpCheck(ctx, "http://127.0.0.1:8123/ping") }, { startPeriodSeconds: 30 }),
+      liveness: probe({ exec: httpCheck(ctx.image, "http://127.0.0.1:8123/ping") }, { startPeriodSeconds: 30 }),
       resources: { cpu: "1", memory: "2Gi" },
-      uid: 101,
-      localUser: "clickhouse",
-      localUid: 101,
     }),
     clientEnv: { CLICKHOUSE_URL: "http://clickhouse:8123", CLICKHOUSE_USER: DB_USER, CLICKHOUSE_DATABASE: DB_NAME },
     clientSecretEnv: { CLICKHOUSE_PASSWORD: password },
@@ -232,7 +214,6 @@ function weaviate(ctx: DatastoreContext): DatastoreDefinition {
       liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/v1/.well-known/live"] }),
       readiness: probe({ http: { path: "/v1/.well-known/ready", port: 8080 } }),
       resources: { cpu: "1", memory: "2Gi" },
-      uid: 1000,
     }),
     clientEnv: { WEAVIATE_URL: "http://weaviate:8080" },
     clientSecretEnv: { WEAVIATE_API_KEY: apiKey },
@@ -255,7 +236,6 @@ function arangodb(ctx: DatastoreContext): DatastoreDefinition {
       liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8529/_admin/server/availability"] }, { startPeriodSeconds: 30 }),
       readiness: probe({ http: { path: "/_admin/server/availability", port: 8529 } }),
       resources: { cpu: "1", memory: "1Gi" },
-      uid: 1000,
     }),
     clientEnv: { ARANGO_URL: "http://arangodb:8529", ARANGO_USER: "root", ARANGO_DATABASE: DB_NAME },
     clientSecretEnv: { ARANGO_PASSWORD: password },
@@ -265,9 +245,9 @@ function arangodb(ctx: DatastoreContext): DatastoreDefinition {
 
 function redpanda(ctx: DatastoreContext): DatastoreDefinition {
   const internal = "redpanda:9092";
-  const upstream = ctx.source === "upstream";
-  // The local Kafka stand-in has one listener, so only Redpanda gets the operators' host listener.
-  const external = ctx.publish && upstream ? `127.0.0.1:${hostPorts.redpanda}` : undefined;
+  // Apache Kafka (the offline stand-in, same protocol) has one listener, so only Redpanda gets the operators' host listener.
+  const isRedpanda = ctx.image.server === "redpanda";
+  const external = ctx.publish && isRedpanda ? `127.0.0.1:${hostPorts.redpanda}` : undefined;
   // Two listeners: one for the private network, one for operators on the host (Docker only).
   const listeners = external
     ? ["--kafka-addr", "internal://0.0.0.0:9092,external://0.0.0.0:19092", "--advertise-kafka-addr", `internal://${internal},external://${external}`]
@@ -278,20 +258,17 @@ function redpanda(ctx: DatastoreContext): DatastoreDefinition {
       ports: external
         ? [{ name: "kafka", port: 9092 }, { name: "kafka-external", port: 19092, hostPort: hostPorts.redpanda, bindAddress: ctx.bindAddress }]
         : [{ name: "kafka", port: 9092 }],
-      mountPath: upstream ? "/var/lib/redpanda/data" : "/var/lib/kafka/data",
-      args: upstream
+      mountPath: isRedpanda ? "/var/lib/redpanda/data" : "/var/lib/kafka/data",
+      args: isRedpanda
         ? ["redpanda", "start", "--smp", "1", "--memory", "1G", "--reserve-memory", "0M", "--overprovisioned", "--node-id", "0", "--check=false", ...listeners]
         : undefined,
-      env: upstream
+      env: isRedpanda
         ? {}
         : { KAFKA_ADVERTISED_HOST: "redpanda", KAFKA_PORT: "9092" },
-      liveness: upstream
+      liveness: isRedpanda
         ? probe({ exec: ["rpk", "cluster", "health", "--exit-when-healthy"] }, { startPeriodSeconds: 30 })
         : probe({ exec: ["/usr/local/bin/kafka-healthcheck.sh"] }, { startPeriodSeconds: 60, retries: 10 }),
       resources: { cpu: "1", memory: "1536Mi" },
-      uid: 101,
-      localUser: "kafka",
-      localUid: 10092,
     }),
     clientEnv: { KAFKA_BROKERS: internal },
     clientSecretEnv: {},

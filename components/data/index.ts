@@ -25,8 +25,9 @@ export abstract class Datastore extends pulumi.ComponentResource {
   protected constructor(type: string, kind: DataComponent, name: string, args: DatastoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super(type, name, {}, opts);
     if (args.storageGi < 1) throw new pulumi.ResourceError(`${name}: storageGi must be at least 1`, this);
-    if (!args.image || /:latest$/.test(args.image) || !/[:@]/.test(args.image.split("/").pop() ?? "")) {
-      throw new pulumi.ResourceError(`${name}: image '${args.image}' must be pinned to a tag or digest`, this);
+    const ref = args.image.ref;
+    if (!ref || /:latest$/.test(ref) || !/[:@]/.test(ref.split("/").pop() ?? "")) {
+      throw new pulumi.ResourceError(`${name}: image '${ref}' must be pinned to a tag or digest`, this);
     }
     const { runtime, replicas, ...context } = args;
     const ctx: DatastoreContext = { ...context, name: kind };

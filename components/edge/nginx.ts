@@ -6,6 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { entryPoint, ServiceDefinition } from "../../catalog";
+import type { ContainerImage } from "../../stacks/images";
 import { EDGE } from "../topology";
 import { DeployedWorkload, probe, Route, Runtime, WorkloadSpec } from "../workload";
 
@@ -125,10 +126,8 @@ export interface EdgeArgs {
   gateway: { host: string; port: number };
   /** Public host name (server name, TLS common name, Ingress host). */
   host: string;
-  /** Nginx image of the proxy workload (used where the runtime has no ingress controller). */
-  image: string;
-  /** User the Nginx image runs as (www-data, uid 33, in the Debian image; nginx, 101, upstream). */
-  user: { name: string; uid: number };
+  /** Nginx image of the proxy workload (used where the runtime has no ingress controller); its manifest entry names the user it runs as (stacks/images.ts). */
+  image: ContainerImage;
   /** Host ports of the proxy workload (bound to 127.0.0.1). */
   httpPort: number;
   httpsPort: number;
@@ -156,7 +155,7 @@ export function nginxProxySpec(args: Omit<EdgeArgs, "runtime" | "dependsOn">): W
     name: EDGE,
     role: "edge",
     kind: "stateless",
-    image: args.image,
+    image: args.image.ref,
     env: { TLS_COMMON_NAME: args.host, TLS_DIR },
     secretEnv: {},
     ports: [
@@ -170,8 +169,8 @@ export function nginxProxySpec(args: Omit<EdgeArgs, "runtime" | "dependsOn">): W
     replicas: 1,
     // Without a certificate from config the image self-signs one at start into a scratch dir.
     security: {
-      dockerUser: args.user.name,
-      scratchOwnerUid: args.user.uid,
+      dockerUser: args.image.user?.name,
+      scratchOwnerUid: args.image.user?.uid,
       readOnlyRootFilesystem: true,
       scratchDirs: args.tls ? ["/tmp"] : ["/tmp", TLS_DIR],
     },
@@ -186,6 +185,7 @@ export class Edge extends pulumi.ComponentResource {
 
   constructor(name: string, args: EdgeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("trading:edge:Nginx", name, {}, opts);
+    if (!args.image.user?.name) throw new pulumi.ResourceError(`${name}: the Nginx image ${args.image.ref} names no user to run as (stacks/images.ts)`, this);
     const { runtime, dependsOn, ...proxyArgs } = args;
     const exposed = runtime.expose(
       {

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ServiceDefinition } from "../../catalog";
 import { LABEL_PROMETHEUS_RULES, probe, Runtime, DeployedWorkload } from "../workload";
 import { PROMETHEUS } from "../topology";
+import type { ContainerImage } from "../../stacks/images";
 import { httpCheck } from "../data/definitions";
 
 export const PROMETHEUS_PORT = 9090;
@@ -102,8 +103,8 @@ export function alertRulesYaml(rules: readonly AlertRule[] = alertRules): string
 
 export interface PrometheusArgs {
   runtime: Runtime;
-  image: string;
-  source: "local" | "upstream";
+  /** The image and what it pins (stacks/images.ts). */
+  image: ContainerImage;
   services: readonly ServiceDefinition[];
   retentionDays: number;
   storageGi: number;
@@ -130,10 +131,11 @@ export class Prometheus extends pulumi.ComponentResource {
         name: PROMETHEUS,
         role: "monitoring",
         kind: "stateful",
-        image: args.image,
-        // The local Debian image's entrypoint already passes the config path; upstream takes flags.
-        args: args.source === "upstream" ? flags : undefined,
-        env: args.source === "local" ? { PROMETHEUS_RETENTION: `${args.retentionDays}d` } : {},
+        image: args.image.ref,
+        // The Debian build's entrypoint passes the config path and reads the retention from its env;
+        // the vendor's image takes flags.
+        args: args.image.server === "prometheus-env" ? undefined : flags,
+        env: args.image.server === "prometheus-env" ? { PROMETHEUS_RETENTION: `${args.retentionDays}d` } : {},
         secretEnv: {},
         ports: [{ name: "http", port: PROMETHEUS_PORT, hostPort: args.hostPort, bindAddress: args.bindAddress }],
         volumes: [{ name: "data", mountPath: "/prometheus", sizeGi: args.storageGi }],
@@ -141,14 +143,14 @@ export class Prometheus extends pulumi.ComponentResource {
           { path: "/etc/prometheus/prometheus.yml", content: prometheusConfig(args.services) },
           { path: RULES_PATH, content: alertRulesYaml() },
         ],
-        liveness: probe({ exec: httpCheck({ source: args.source }, `http://127.0.0.1:${PROMETHEUS_PORT}/-/healthy`) }),
+        liveness: probe({ exec: httpCheck(args.image, `http://127.0.0.1:${PROMETHEUS_PORT}/-/healthy`) }),
         readiness: probe({ http: { path: "/-/ready", port: PROMETHEUS_PORT } }),
         resources: { cpu: "500m", memory: "1Gi" },
         replicas: 1,
         security: {
-          // The local image pins its prometheus user to 999 (numeric, so Kubernetes can verify it is not root).
-          runAsUser: args.source === "upstream" ? 65534 : 999,
-          dockerUser: args.source === "local" ? "prometheus" : undefined,
+          // The uid the image pins (numeric, so Kubernetes can verify it is not root); Docker runs it by name where the image declares one.
+          runAsUser: args.image.user?.uid,
+          dockerUser: args.image.user?.name,
           fsGroup: 65534,
           readOnlyRootFilesystem: true,
           scratchDirs: ["/tmp"],

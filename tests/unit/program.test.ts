@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { catalog, sizingOf } from "../../catalog";
-import { upstreamImages } from "../../components/images";
+import { upstreamImages } from "../../stacks/images";
 import { byType, named, ProgramRun, runProgram } from "../helpers/program";
 
 const CONTAINER = "docker:index/container:Container";
@@ -127,7 +127,7 @@ describe("prod stack (Kubernetes)", () => {
       const container = sts.inputs.spec.template.spec.containers[0];
       expect(container.livenessProbe, store).toBeDefined();
       expect(container.readinessProbe, store).toBeDefined();
-      expect(container.image).toBe(upstreamImages[store]);
+      expect(container.image).toBe(upstreamImages[store].ref);
       for (const e of container.env) {
         if (/PASSWORD|SECRET|_KEY$|_KEYS$|TOKEN|REQUIREPASS|^REDISCLI_AUTH$|_URL$/.test(e.name)) expect(e.valueFrom?.secretKeyRef, `${store} ${e.name}`).toBeDefined();
       }

@@ -11,6 +11,8 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import type { DatastoreConfig } from "../datastores/env";
 import { bindParamsForLegacyServer, isLegacyServerVersion } from "./legacy-binding";
 
+export { ClickHouseParamError } from "./legacy-binding";
+
 /** "server": query parameters sent to the server (default); "client": legacy client-side binding. */
 export type ParamBinding = "server" | "client";
 
