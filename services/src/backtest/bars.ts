@@ -13,6 +13,12 @@ export interface BarSeries {
   low: Float64Array;
   close: Float64Array;
   volume: Float64Array;
+  /**
+   * A model's score per bar, aligned with the columns (NaN where it has none): the ml-predictor
+   * model's P(up) for the `ml-model` strategy, attached by whoever loads the bars (the
+   * backtesting service) with the version that produced it.
+   */
+  model?: { version: string; score: Float64Array };
 }
 
 export function allocateSeries(symbol: string, interval: number, length: number): BarSeries {
@@ -151,5 +157,6 @@ export function sliceSeries(s: BarSeries, from: number, to: number): BarSeries {
     low: s.low.subarray(a, b),
     close: s.close.subarray(a, b),
     volume: s.volume.subarray(a, b),
+    ...(s.model ? { model: { version: s.model.version, score: s.model.score.subarray(a, b) } } : {}),
   };
 }

@@ -33,6 +33,8 @@ export interface StrategyDefinition {
   name: string;
   description: string;
   parameters: Record<string, ParameterSpec>;
+  /** Columns beyond OHLCV the bars must carry: `model` (a model's per-bar score, BarSeries.model). */
+  needs?: ReadonlyArray<"model">;
   /** Cross-parameter checks (e.g. fast < slow); throw ParameterError. */
   check?(p: Parameters): void;
   /** Indicator columns and the entry/exit rules over them. */
@@ -108,15 +110,28 @@ const BUILT_IN: StrategyDefinition[] = [
       return { entry: (i) => close[i] > upper[i], exit: (i) => close[i] < lower[i] };
     },
   },
+  {
+    name: "ml-model",
+    description:
+      "Follow the ml-predictor model: long when the promoted model's P(up over its horizon) exceeds `enterAbove`, flat when it falls below `exitBelow` (scores computed on the same features before the run)",
+    parameters: {
+      enterAbove: { description: "enter when P(up) is above this", integer: false, min: 0, max: 1, default: 0.55 },
+      exitBelow: { description: "exit when P(up) is below this", integer: false, min: 0, max: 1, default: 0.5 },
+    },
+    needs: ["model"],
+    check(p) {
+      if (p.exitBelow > p.enterAbove) throw new ParameterError("parameters.exitBelow", `must not exceed parameters.enterAbove (${p.enterAbove}), got ${p.exitBelow}`);
+    },
+    rules(bars, p) {
+      const score = bars.model?.score;
+      if (!score || score.length !== bars.close.length) throw new ParameterError("strategy", `ml-model needs the model's score for every bar of ${bars.symbol} (BarSeries.model)`);
+      // NaN (no score: the first bars before the features' lookback) compares false: no entry, no exit.
+      return { entry: (i) => score[i] > p.enterAbove, exit: (i) => score[i] < p.exitBelow };
+    },
+  },
 ];
 
-/**
- * The strategies a backtest may name. Extension point for "follow the ml-predictor model": that
- * service does not exist yet; when it does, register a definition whose `rules` read a column of
- * model scores (fetched per bar from ml-predictor by the backtesting service before the run, one
- * Float64Array aligned with the bars) and enter/exit on score thresholds. Until then it is absent,
- * not faked.
- */
+/** The strategies a backtest may name. */
 export class StrategyRegistry {
   private readonly defs = new Map<string, StrategyDefinition>();
   constructor(defs: StrategyDefinition[] = BUILT_IN) {

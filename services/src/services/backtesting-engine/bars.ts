@@ -6,17 +6,20 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
-import { ParameterError, seriesFromBars, sliceSeries, syntheticSeries, allocateSeries, type BarSeries } from "../../backtest";
+import { ParameterError, seriesFromBars, sliceSeries, syntheticSeries, allocateSeries, strategies, type BarSeries } from "../../backtest";
 import type { ClickHouseKitClient } from "../../kit";
 import { parseRecorded } from "../../trading/marketdata/replay";
 import { SAMPLE_BTCUSDT_1M_CSV } from "../../trading/marketdata/sampleData";
 import { intervalMs } from "../../trading/types";
 import type { LoadBars } from "./executor";
+import type { ScoreBars } from "./model";
 import type { BacktestRequest } from "./schemas";
 
 export interface BarSources {
   clickhouse?: ClickHouseKitClient;
   replayDir?: string;
+  /** Attaches a model's per-bar score (strategies that need `model`, e.g. ml-model). */
+  scoreBars?: ScoreBars;
 }
 
 /** Replay files every replica has: the trading core's recorded sample (the image carries no data files). */
@@ -79,18 +82,25 @@ export class BarCache {
   }
 
   private full(req: BacktestRequest, symbol: string, start: number, end: number, bars: number): Promise<BarSeries> {
-    const key = JSON.stringify([req.data, symbol, req.interval, start, end]);
+    const scored = strategies.get(req.strategy)?.needs?.includes("model") ?? false;
+    // Scored series are cached apart: a sweep's jobs share the model that scored them first here.
+    const key = JSON.stringify([req.data, symbol, req.interval, start, end, scored]);
     let hit = this.entries.get(key);
     if (hit) {
       this.entries.delete(key); // refresh its place in the LRU order
       this.entries.set(key, hit);
       return hit;
     }
-    hit = this.fetch(req, symbol, start, end, bars);
+    hit = this.fetch(req, symbol, start, end, bars).then((series) => (scored ? this.score(series) : series));
     hit.catch(() => this.entries.delete(key));
     this.entries.set(key, hit);
     while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
     return hit;
+  }
+
+  private score(series: BarSeries): Promise<BarSeries> {
+    if (!this.sources.scoreBars) throw new ParameterError("strategy", "this replica has no model registry to score bars with");
+    return this.sources.scoreBars(series);
   }
 
   private async fetch(req: BacktestRequest, symbol: string, start: number, end: number, bars: number): Promise<BarSeries> {

@@ -20,6 +20,8 @@ export interface SymbolTrade extends Trade {
 export interface JobOutcome {
   parameters: Parameters;
   metrics: Metrics;
+  /** The model whose scores the strategy followed (ml-model). */
+  model?: { version: string };
   perSymbol: Array<{ symbol: string; metrics: Metrics }>;
   /** Walk-forward: what the in-sample search chose and how it scored there. */
   inSample?: { parameters: Parameters; sharpe: number; candidates: number };
@@ -133,9 +135,11 @@ export class JobExecutor {
     const test = data.map((d) => ({ symbol: d.symbol, series: sliceSeries(d.series, job.from, job.to) }));
     const passes = job.kind === "walk-forward" ? job.grid!.length + 1 : 1;
     const { parts, all, metrics, intervalMs } = await this.runOnce(test, parameters, (f) => progress((passes - 1 + f) / passes));
+    const model = data[0].series.model;
     return {
       parameters,
       metrics,
+      ...(model ? { model: { version: model.version } } : {}),
       inSample,
       perSymbol: parts.map((p, k) => ({ symbol: test[k].symbol, metrics: computeMetrics(p.run, intervalMs) })),
       curve: { time: all.time, equity: all.run.equity, drawdown: drawdownCurve(all.run.equity, all.run.initialCash) },

@@ -16,6 +16,7 @@
 import { hostname } from "node:os";
 import { defineService, Type, type ConfigOf, type ServiceContext } from "../../kit";
 import { BarCache } from "./bars";
+import { PromotedModelScorer } from "./model";
 import { JobQueue } from "./queue";
 import { registerRoutes } from "./routes";
 import { ResultStore } from "./store";
@@ -40,8 +41,8 @@ export default defineService({
   config,
   register(ctx: ServiceContext<Config>) {
     const c = ctx.config;
-    const pg = ctx.datastores.postgres;
-    const ch = ctx.datastores.clickhouse;
+    const pg = ctx.app.pg;
+    const ch = ctx.app.clickhouse;
     const queue = new JobQueue(pg, `${hostname()}:${process.pid}`, c.BACKTEST_LEASE_MS);
     const store = new ResultStore(pg, ch, c.BACKTEST_CURVE_POINTS, c.BACKTEST_MAX_TRADES_STORED);
     registerRoutes(ctx, {
@@ -49,12 +50,16 @@ export default defineService({
       limits: { maxBars: c.BACKTEST_MAX_BARS, maxParameterSets: c.BACKTEST_MAX_PARAMETER_SETS },
     });
     if (c.BACKTEST_WORKER) {
-      const worker = new JobWorker(queue, store, new BarCache({ clickhouse: ch, replayDir: c.BACKTEST_REPLAY_DIR }), ctx.log, {
+      const scorer = new PromotedModelScorer(pg);
+      const worker = new JobWorker(queue, store, new BarCache({ clickhouse: ch, replayDir: c.BACKTEST_REPLAY_DIR, scoreBars: scorer.score }), ctx.log, {
         pollMs: c.BACKTEST_POLL_MS,
         heartbeatMs: Math.max(100, Math.floor(c.BACKTEST_LEASE_MS / 4)),
       });
       ctx.app.addHook("onReady", async () => worker.start());
-      ctx.onClose(() => worker.stop());
+      ctx.onClose(async () => {
+        await worker.stop();
+        await scorer.close();
+      });
     }
   },
 });
