@@ -4,8 +4,8 @@ import { pythonVenv } from "../../tests/harness/python";
 export const ANCHORS_VENV = ["backtrader==1.9.78.123", "backtesting==0.6.6", "vectorbt==1.2.0"];
 export const NAUTILUS_VENV = ["nautilus_trader==1.221.0", "pandas<3"];
 
-export const anchorsVenv = () => pythonVenv("bench-anchors", ANCHORS_VENV, 1_800_000);
-export const nautilusVenv = () => pythonVenv("bench-nautilus", NAUTILUS_VENV, 1_800_000);
+export const anchorsVenv = () => pythonVenv("bench-anchors", ANCHORS_VENV, 5_400_000);
+export const nautilusVenv = () => pythonVenv("bench-nautilus", NAUTILUS_VENV, 5_400_000);
 
 if (require.main === module) {
   void Promise.all([anchorsVenv(), nautilusVenv()]).then((v) => console.log(JSON.stringify(v)));
