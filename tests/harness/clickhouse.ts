@@ -154,6 +154,6 @@ export class ClickHouseServer extends BaseServer<ClickHouseEnv> {
 
 /** Start a private clickhouse-server (HTTP + native ports free on loopback, generated password). */
 export async function startClickHouse(opts: StartClickHouseOptions = {}): Promise<ClickHouseServer> {
-  const server = new ClickHouseServer(await freePort(), await freePort(), opts.readyTimeoutMs ?? 60_000);
+  const server = new ClickHouseServer(await freePort(), await freePort(), opts.readyTimeoutMs ?? 600_000);
   return server.start();
 }

@@ -94,7 +94,9 @@ export class PostgresServer extends BaseServer<PostgresEnv> {
     await waitFor(
       "postgres",
       async () => {
-        const c = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 1000 });
+        // A probe that gives up after 1 s never succeeds on a loaded machine (the server answers,
+        // slowly): each probe waits as long as a client would; the overall bound is readyTimeoutMs.
+        const c = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 15_000 });
         try {
           await c.connect();
           await c.query("SELECT 1");
@@ -128,6 +130,6 @@ export class PostgresServer extends BaseServer<PostgresEnv> {
 
 /** Start a private PostgreSQL 15 on a free loopback port (scram-sha-256, generated password). */
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresServer> {
-  const server = new PostgresServer(await freePort(), opts.user ?? "harness", opts.database ?? "postgres", opts.readyTimeoutMs ?? 60_000);
+  const server = new PostgresServer(await freePort(), opts.user ?? "harness", opts.database ?? "postgres", opts.readyTimeoutMs ?? 600_000);
   return server.start();
 }
