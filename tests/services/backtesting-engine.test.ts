@@ -103,7 +103,7 @@ describe("validation: 400 naming the field, nothing stored", () => {
   });
   it("lists the strategies with their parameters", async () => {
     const r = await call("GET", "/strategies");
-    expect(r.body.strategies.map((s: { name: string }) => s.name)).toEqual(["sma-crossover", "ema-crossover", "rsi-mean-reversion", "breakout"]);
+    expect(r.body.strategies.map((s: { name: string }) => s.name)).toEqual(["sma-crossover", "ema-crossover", "rsi-mean-reversion", "breakout", "ml-model"]);
     expect(r.body.strategies[0].parameters.fast).toMatchObject({ integer: true, min: 1, default: 10 });
   });
 });
