@@ -6,7 +6,7 @@
  *
  * Without PAYMENT_PROCESSOR_API_KEY and PAYMENT_WEBHOOK_SECRET (stack secrets
  * `paymentProcessorApiKey`, `paymentWebhookSecret`) the service runs read-only: charging, refunds
- * and webhooks answer 503 PROCESSOR_NOT_CONFIGURED and /ready reports `processor: disabled`.
+ * and webhooks answer 404 PROCESSOR_NOT_CONFIGURED (a client cannot cause a 5xx) and /ready reports `processor: disabled`.
  */
 import { Counter } from "prom-client";
 import { ConfigError, defineService, envUrl, Type } from "../../kit";

@@ -105,7 +105,7 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
     scope.removeContentTypeParser("application/json");
     scope.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => done(null, body));
     scope.post("/webhooks/processor", async (req, reply) => {
-      if (!deps.processor) throw new HttpError(503, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment");
+      if (!deps.processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment");
       if (typeof req.body !== "string") throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "webhooks must be application/json");
       const sig = req.headers["stripe-signature"];
       let ev;

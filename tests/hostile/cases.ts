@@ -1,0 +1,149 @@
+/**
+ * Hostile requests generated from the routes every service registered (kit `Service.routes`:
+ * method, URL pattern, TypeBox schemas), so a new service or route is covered without editing
+ * this file. Families: encoding, sizes, nesting, types, numbers, injection, prototype pollution.
+ */
+import type { RouteInfo } from "../../services/src/kit";
+
+export interface HostileCase {
+  family: string;
+  name: string;
+  method: string;
+  /** Path relative to the service root (e.g. "/orders/..."), already encoded as sent. */
+  path: string;
+  headers?: Record<string, string>;
+  /** Raw body text (sent as is). */
+  body?: string;
+}
+
+type Schema = { type?: string; properties?: Record<string, Schema>; required?: string[]; format?: string; pattern?: string; minimum?: number; anyOf?: Schema[]; const?: unknown; items?: Schema; minLength?: number; enum?: unknown[] };
+
+const UUID = "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e";
+
+/** A plausible value for a schema (valid where it is easy, so mutations reach deeper checks). */
+export function sample(s: Schema | undefined, depth = 0): unknown {
+  if (!s || depth > 4) return "x";
+  if (s.const !== undefined) return s.const;
+  if (s.enum) return s.enum[0];
+  if (s.anyOf) return sample(s.anyOf.find((a) => a.type !== "null") ?? s.anyOf[0], depth + 1);
+  switch (s.type) {
+    case "object": {
+      const o: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(s.properties ?? {})) o[k] = sample(v, depth + 1);
+      return o;
+    }
+    case "array":
+      return [sample(s.items, depth + 1)];
+    case "integer":
+    case "number":
+      return Math.max(1, s.minimum ?? 1);
+    case "boolean":
+      return true;
+    case "null":
+      return null;
+    default:
+      if (s.format === "uuid") return UUID;
+      if (s.format === "email") return "someone@example.com";
+      if (s.format === "date-time") return new Date().toISOString();
+      if (s.pattern?.includes("A-Z")) return "BTCUSDT";
+      if (s.pattern?.includes("\\d") || s.pattern?.includes("0-9")) return "1";
+      return "x".repeat(Math.max(1, s.minLength ?? 1));
+  }
+}
+
+/** Path params filled with a sample (uuid-shaped by default). */
+function fill(url: string, params: Schema | undefined, override?: [string, string]): string {
+  return url
+    .replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) => {
+      if (override && override[0] === name) return override[1];
+      const v = sample(params?.properties?.[name]);
+      return encodeURIComponent(typeof v === "string" ? v : String(v ?? UUID));
+    })
+    .replace(/\*$/, "x");
+}
+
+const json = (v: unknown) => JSON.stringify(v);
+
+/** Hostile replacements of one value (raw JSON text). */
+const VALUE_MUTATIONS: Array<[string, string]> = [
+  ["null", "null"],
+  ["wrong type: object", '{"a":1}'],
+  ["wrong type: array", "[1,2]"],
+  ["wrong type: bool", "true"],
+  ["number 1e309 (Infinity)", "1e309"],
+  ["number -0", "-0"],
+  ["number huge", "123456789012345678901234567890"],
+  ["number over-precision", "0.1000000000000000055511151231257827"],
+  ["number negative", "-1"],
+  ['string "NaN"', json("NaN")],
+  ['string " 100"', json(" 100")],
+  ['string "0x64"', json("0x64")],
+  ["string empty", json("")],
+  ["string NUL", json("a\u0000b")],
+  ["string lone surrogate", '"a\\ud800b"'],
+  ["string SQL", json("'; DROP TABLE users; --")],
+  ["string CRLF", json("a\r\nX-Injected: 1")],
+  ["string 100k", json("x".repeat(100_000))],
+  ["prototype key", '{"__proto__":{"admin":true}}'],
+];
+
+const PARAM_MUTATIONS: Array<[string, string]> = [
+  ["NUL", "%00"],
+  ["bad percent", "%zz"],
+  ["invalid UTF-8", "%C0%AF"],
+  ["encoded lone surrogate", "%ED%A0%80"],
+  ["traversal", "..%2F..%2Finternal"],
+  ["SQL", encodeURIComponent("1' OR '1'='1")],
+  ["long", "a".repeat(5000)],
+  ["__proto__", "__proto__"],
+  ["constructor", "constructor"],
+  ["emoji", "%F0%9F%98%80"],
+];
+
+const QUERY_MUTATIONS: Array<[string, string]> = [
+  ["limit=1e309", "limit=1e309"],
+  ["limit=-0", "limit=-0"],
+  ["limit=NaN", "limit=NaN"],
+  ["limit huge", "limit=99999999999999999999999"],
+  ["status NUL", "status=%00"],
+  ["bad percent", "q=%zz&limit=%"],
+  ["array pollution", "limit=1&limit=2&limit[]=3"],
+  ["proto pollution", "__proto__[admin]=true&constructor[prototype][admin]=true"],
+  ["SQL", `symbol=${encodeURIComponent("BTC' OR 1=1 --")}`],
+  ["CRLF", "x=%0d%0aSet-Cookie:%20a=b"],
+];
+
+const BODY_MUTATIONS: Array<[string, string, string?]> = [
+  ["not JSON", "{not json"],
+  ["empty JSON body", ""],
+  ["array instead of object", "[]"],
+  ["nested 5000", "[".repeat(5000) + "]".repeat(5000)],
+  ["object nested 200", '{"a":'.repeat(200) + "1" + "}".repeat(200)],
+  ["constructor.prototype", '{"constructor":{"prototype":{"admin":true}}}'],
+  ["2 MB", json({ x: "y".repeat(2 * 1024 * 1024) })],
+  ["wrong content-type", "a=1&b=2", "application/x-www-form-urlencoded"],
+  ["text/plain JSON", "{}", "text/plain"],
+];
+
+/** Every hostile case for one route. */
+export function casesFor(route: RouteInfo): HostileCase[] {
+  const out: HostileCase[] = [];
+  const schema = (route.schema ?? {}) as { body?: Schema; params?: Schema; querystring?: Schema };
+  const base = fill(route.url, schema.params);
+  const withBody = route.method !== "GET" && route.method !== "DELETE";
+  const validBody = withBody ? (sample(schema.body ?? { type: "object", properties: {} }) as Record<string, unknown>) : undefined;
+  const add = (family: string, name: string, path: string, body?: string, contentType = "application/json") =>
+    out.push({ family, name: `${route.method} ${route.url} ${family}: ${name}`, method: route.method, path, body, headers: body !== undefined ? { "content-type": contentType } : undefined });
+
+  for (const name of Object.keys(schema.params?.properties ?? {}).concat(/\*$/.test(route.url) ? ["*"] : []))
+    for (const [label, value] of PARAM_MUTATIONS) add("encoding", `param ${name} ${label}`, name === "*" ? route.url.replace(/\*$/, value) : fill(route.url, schema.params, [name, value]));
+  for (const [label, q] of QUERY_MUTATIONS) add("query", label, `${base}?${q}`, withBody ? json(validBody) : undefined);
+  if (withBody) {
+    for (const [label, raw, type] of BODY_MUTATIONS) add("body", label, base, raw, type);
+    const props = Object.keys(schema.body?.properties ?? {});
+    for (const prop of props.slice(0, 8))
+      for (const [label, raw] of VALUE_MUTATIONS) add("field", `${prop} ${label}`, base, json({ ...validBody, [prop]: "__HOLE__" }).replace('"__HOLE__"', raw));
+    add("field", "unknown property", base, json({ ...validBody, role: "admin", userId: UUID }));
+  }
+  return out;
+}

@@ -1,0 +1,76 @@
+/**
+ * Every service of the registry in this process against the harness's real servers (PostgreSQL,
+ * Redis as Dragonfly, Kafka, ClickHouse; Weaviate and ArangoDB are optional everywhere and left
+ * unconfigured), each listening on loopback, and the api-gateway in front of them.
+ */
+import { randomBytes } from "node:crypto";
+import { catalog } from "../../services/src/catalog";
+import { createService, type Service } from "../../services/src/kit";
+import { createClickHouse } from "../../services/src/kit/datastores";
+import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
+import { registry } from "../../services/src/registry";
+import { freePort, kafkajs, pg } from "../harness";
+
+export interface Platform {
+  services: Map<string, Service<any>>;
+  gatewayUrl: string;
+  urls: Map<string, string>;
+  pool: InstanceType<typeof pg.Pool>;
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+const envVar = (name: string) => `SERVICE_${name.toUpperCase().replace(/-/g, "_")}_URL`;
+
+export async function startPlatform(serverEnv: Record<string, string>, extraEnv: Record<string, string> = {}): Promise<Platform> {
+  const run = randomBytes(3).toString("hex");
+  const env: Record<string, string> = {
+    ...serverEnv,
+    LOG_LEVEL: "silent",
+    JWT_SECRET: randomBytes(64).toString("hex"),
+    MARKET_SUBSCRIBE: "false",
+    RATE_LIMIT_MAX_REQUESTS: "1000000",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    KAFKA_HEARTBEAT_MS: "500",
+    OM_CONSUMER_GROUP: `om-hostile-${run}`,
+    TE_CONSUMER_GROUP: `te-hostile-${run}`,
+    PM_CONSUMER_GROUP: `pm-hostile-${run}`,
+    CM_CONSUMER_GROUP: `cm-hostile-${run}`,
+    ...extraEnv,
+  };
+  const pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
+  await runPostgresMigrations(pool);
+  const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
+  await runClickHouseMigrations(ch);
+  await ch.close();
+  const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  await ensureKafkaTopics(admin);
+  await admin.disconnect();
+
+  // Every implemented catalog service, each on a port chosen first so every peer URL is known.
+  const names = catalog.map((s) => s.name).filter((n) => registry[n]);
+  const ports = new Map<string, number>();
+  for (const n of names) ports.set(n, await freePort());
+  const urls = new Map([...ports].map(([n, p]) => [n, `http://127.0.0.1:${p}`]));
+  Object.assign(env, Object.fromEntries([...urls].map(([n, u]) => [envVar(n), u])));
+  const services = new Map<string, Service<any>>();
+  for (const name of names) {
+    const s = await createService(await registry[name](), { env, defaultMetrics: false });
+    services.set(name, s);
+    await s.listen({ port: ports.get(name), host: "127.0.0.1" });
+  }
+  const gatewayUrl = urls.get("api-gateway")!;
+
+  return {
+    services,
+    gatewayUrl,
+    urls,
+    pool,
+    env,
+    async close() {
+      for (const s of [...services.values()].reverse()) await s.close().catch(() => undefined);
+      await pool.end();
+    },
+  };
+}
