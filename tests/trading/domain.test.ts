@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { cents, D, quote, roundToTick, str } from "../../services/src/trading/decimal";
-import { allowedSources, canTransition, InvalidTransitionError, isTerminal, ORDER_STATUSES, transition } from "../../services/src/trading/orderState";
+import { applyEvent, InvalidTransitionError, isTerminal, nextStatus, ORDER_EVENTS, ORDER_STATUSES } from "../../services/src/trading/orderState";
 import { PaperExchange } from "../../services/src/trading/paperExchange";
 import { Portfolio } from "../../services/src/trading/portfolio";
 import type { Bar, Fill, OrderRequest } from "../../services/src/trading/types";
@@ -51,23 +51,32 @@ describe("decimal arithmetic", () => {
 });
 
 describe("order state machine", () => {
-  it("allows the documented transitions only", () => {
-    expect(transition("new", "accepted")).toBe("accepted");
-    expect(canTransition("accepted", "partially_filled")).toBe(true);
-    expect(canTransition("partially_filled", "partially_filled")).toBe(true);
-    expect(canTransition("partially_filled", "filled")).toBe(true);
-    expect(canTransition("new", "filled")).toBe(false);
-    expect(canTransition("filled", "cancelled")).toBe(false);
-    expect(canTransition("cancelled", "accepted")).toBe(false);
-    expect(canTransition("partially_filled", "rejected")).toBe(false);
-    expect(() => transition("rejected", "accepted")).toThrow(InvalidTransitionError);
+  it("allows the documented (state, event) pairs only", () => {
+    expect(applyEvent("new", "accept")).toBe("accepted");
+    expect(applyEvent("new", "risk_reject")).toBe("rejected");
+    expect(nextStatus("accepted", "partial_fill")).toBe("partially_filled");
+    expect(nextStatus("partially_filled", "partial_fill")).toBe("partially_filled");
+    expect(nextStatus("partially_filled", "fill")).toBe("filled");
+    expect(nextStatus("new", "fill")).toBeUndefined();
+    expect(nextStatus("partially_filled", "exchange_reject")).toBeUndefined();
+    expect(() => applyEvent("rejected", "accept")).toThrow(InvalidTransitionError);
+  });
+  it("a cancel is a request until the engine confirms it", () => {
+    expect(nextStatus("accepted", "cancel_request")).toBe("pending_cancel");
+    expect(nextStatus("partially_filled", "cancel_request")).toBe("pending_cancel");
+    expect(nextStatus("accepted", "cancel_confirm")).toBeUndefined(); // no confirmation without a request
+    expect(nextStatus("pending_cancel", "cancel_confirm")).toBe("cancelled");
+    // A racing fill is applied: a full one ends the order filled, a partial one leaves the request standing.
+    expect(nextStatus("pending_cancel", "fill")).toBe("filled");
+    expect(nextStatus("pending_cancel", "partial_fill")).toBe("pending_cancel");
+    expect(nextStatus("pending_cancel", "expire")).toBe("expired");
   });
   it("terminal states have no way out", () => {
     for (const t of ["filled", "cancelled", "rejected", "expired"] as const) {
       expect(isTerminal(t)).toBe(true);
-      for (const s of ORDER_STATUSES) expect(canTransition(t, s)).toBe(false);
+      for (const e of ORDER_EVENTS) expect(nextStatus(t, e)).toBeUndefined();
     }
-    expect(allowedSources("filled").sort()).toEqual(["accepted", "partially_filled"]);
+    expect(ORDER_STATUSES.filter((s) => !isTerminal(s))).toEqual(["new", "accepted", "partially_filled", "pending_cancel"]);
   });
 });
 

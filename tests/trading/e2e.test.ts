@@ -154,7 +154,7 @@ describe("trading core end to end", () => {
     const r = await submit({ symbol: SYMBOL, side: "buy", type: "limit", quantity: "1", limitPrice: limit.toFixed() }, `k2-${run}`);
     expect(r.body.status).toBe("accepted");
     limitId = r.body.orderId;
-    await waitUntil("limit resting", async () => (await http("GET", `${te.url}/book`)).body.resting.some((o: any) => o.orderId === limitId));
+    await waitUntil("limit resting", async () => (await http("GET", `${gw}/api/trading/book`, { token })).body.resting.some((o: any) => o.orderId === limitId));
     expect((await order(limitId)).status).toBe("accepted");
     const close = limit.minus("0.2");
     bar31 = { ...bars[29], openTime: bars[29].openTime + 60_000, closeTime: bars[29].closeTime + 60_000, open: bars[29].close, high: bars[29].close, low: limit.minus("0.5").toFixed(), close: close.toFixed(), volume: "12" };
@@ -203,12 +203,20 @@ describe("trading core end to end", () => {
     // A marker after the duplicates on the same partition: once it is applied, the duplicates were seen.
     const markerOrder = randomUUID(); // unknown to order-management (ignored there), applied by portfolio-manager for another user
     const marker = { ...fill, orderId: markerOrder, fillId: `${markerOrder}:1`, userId: `marker-${run}` };
-    await producer.send({ topic: "trading.executions", messages: [{ key: limitId, value: JSON.stringify({ eventId: marker.fillId, type: "fill", fill: marker }) }] });
+    const [sent] = await producer.send({ topic: "trading.executions", messages: [{ key: limitId, value: JSON.stringify({ eventId: marker.fillId, type: "fill", fill: marker }) }] });
     await producer.disconnect();
     await waitUntil("marker applied", async () => (await pool.query("SELECT 1 FROM pm_fills WHERE fill_id = $1", [marker.fillId])).rowCount === 1);
     expect((await http("GET", `${gw}/api/portfolio`, { token })).body).toEqual(before);
     expect(Number((await pool.query("SELECT count(*) AS n FROM pm_fills WHERE fill_id = $1", [fill.fillId])).rows[0].n)).toBe(1);
-    await sleep(2000); // order-management consumes the same partition in its own group
+    // order-management consumes the same partition in its own group: wait until it committed past the marker.
+    const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
+    await admin.connect();
+    await waitUntil("order-management past the marker", async () => {
+      const [t] = await admin.fetchOffsets({ groupId: `om-${run}`, topics: ["trading.executions"] });
+      const p = t.partitions.find((x) => x.partition === sent.partition);
+      return p !== undefined && Number(p.offset) > Number(sent.baseOffset);
+    });
+    await admin.disconnect();
     expect((await order(limitId)).filledQuantity).toBe("1");
     expect(Number((await pool.query("SELECT count(*) AS n FROM om_order_fills WHERE order_id = $1", [limitId])).rows[0].n)).toBe(1);
   });
@@ -218,12 +226,17 @@ describe("trading core end to end", () => {
     const r = await submit({ symbol: SYMBOL, side: "buy", type: "limit", quantity: "0.5", limitPrice: limit });
     expect(r.body.status).toBe("accepted");
     const id = r.body.orderId;
-    await waitUntil("resting", async () => (await http("GET", `${te.url}/book`)).body.resting.some((o: any) => o.orderId === id));
+    const book = async () => (await http("GET", `${gw}/api/trading/book`, { token })).body.resting as { orderId: string }[];
+    await waitUntil("resting", async () => (await book()).some((o) => o.orderId === id));
+    // The book is the caller's: another user sees none of these orders.
+    const other = await http("GET", `${te.url}/book`, { headers: { "x-user-id": randomUUID(), "x-user-role": "trader" } });
+    expect(other.body.resting).toEqual([]);
     const c = await http("POST", `${gw}/api/orders/${id}/cancel`, { token });
-    expect(c.status).toBe(200);
-    expect(c.body.status).toBe("cancelled");
+    expect(c.status).toBe(202);
+    expect(c.body.status).toBe("pending_cancel"); // a request until the engine confirms
+    await waitStatus(id, "cancelled");
     expect((await http("POST", `${gw}/api/orders/${id}/cancel`, { token })).body.error.code).toBe("ORDER_NOT_CANCELLABLE");
-    await waitUntil("pulled from the book", async () => !(await http("GET", `${te.url}/book`)).body.resting.some((o: any) => o.orderId === id));
+    expect((await book()).some((o) => o.orderId === id)).toBe(false);
     const ioc = await submit({ symbol: SYMBOL, side: "buy", type: "limit", quantity: "0.5", limitPrice: limit, timeInForce: "IOC" });
     await waitStatus(ioc.body.orderId, "expired");
   });

@@ -29,10 +29,14 @@ export interface OrderEventMsg {
   ts: number;
 }
 
-/** trading.executions, key = orderId. */
+/**
+ * trading.executions, key = orderId. `order.cancelled` is the engine's confirmation of a cancel
+ * request: the order is off the book, `remaining` was never executed.
+ */
 export type ExecutionMsg =
   | { eventId: string; type: "fill"; fill: Fill }
-  | { eventId: string; type: "order.expired" | "order.rejected"; orderId: string; userId: string; symbol: string; reason: string; ts: number };
+  | { eventId: string; type: "order.expired" | "order.rejected"; orderId: string; userId: string; symbol: string; reason: string; ts: number }
+  | { eventId: string; type: "order.cancelled"; orderId: string; userId: string; symbol: string; remaining: string; reason: string; ts: number };
 
 export type CandleMsg = Bar;
 

@@ -1,34 +1,44 @@
 /**
- * The order state machine. Only the transitions listed here are allowed; everything else throws
- * `InvalidTransitionError`. Terminal states have no outgoing transitions.
+ * The order state machine, as one table keyed by (state, event). A pair absent from the table is
+ * not allowed (`nextStatus` answers undefined, `applyEvent` throws `InvalidTransitionError`).
+ * Terminal states have no row.
  *
- *   new ──> accepted ──> partially_filled ──> filled
- *    │         │  │            │  │
- *    │         │  └─> filled   │  └─> cancelled / expired
- *    │         └─> cancelled / expired / rejected (exchange refused after acceptance)
- *    └─> rejected (risk / validation)
+ *   new ──accept──> accepted ──partial_fill──> partially_filled ──fill──> filled
+ *    │                 │                              │
+ *    └─risk_reject─> rejected                         │
+ *                      ├──cancel_request──> pending_cancel <──cancel_request──┘
+ *                      └──expire / exchange_reject──> expired / rejected
+ *   pending_cancel ──cancel_confirm──> cancelled   (the engine pulled the rest from the book)
+ *   pending_cancel ──fill──> filled                (a fill raced the cancel and won)
+ *   pending_cancel ──partial_fill──> pending_cancel (a racing partial fill is applied; the cancel
+ *                                                    then covers only the rest)
+ *
+ * A cancel is only a request until the engine confirms it: writing `cancelled` at request time
+ * would let a fill that was already on its way land on a cancelled order.
  */
-export const ORDER_STATUSES = ["new", "accepted", "partially_filled", "filled", "cancelled", "rejected", "expired"] as const;
+export const ORDER_STATUSES = ["new", "accepted", "partially_filled", "pending_cancel", "filled", "cancelled", "rejected", "expired"] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
-const TRANSITIONS: Record<OrderStatus, readonly OrderStatus[]> = {
-  new: ["accepted", "rejected"],
-  accepted: ["partially_filled", "filled", "cancelled", "expired", "rejected"],
-  partially_filled: ["partially_filled", "filled", "cancelled", "expired"],
-  filled: [],
-  cancelled: [],
-  rejected: [],
-  expired: [],
-};
+export const ORDER_EVENTS = ["accept", "risk_reject", "partial_fill", "fill", "cancel_request", "cancel_confirm", "expire", "exchange_reject"] as const;
+export type OrderEvent = (typeof ORDER_EVENTS)[number];
 
-export const TERMINAL_STATUSES: readonly OrderStatus[] = ORDER_STATUSES.filter((s) => TRANSITIONS[s].length === 0);
+const TRANSITIONS: Readonly<Record<OrderStatus, Readonly<Partial<Record<OrderEvent, OrderStatus>>>>> = {
+  new: { accept: "accepted", risk_reject: "rejected" },
+  accepted: { partial_fill: "partially_filled", fill: "filled", cancel_request: "pending_cancel", expire: "expired", exchange_reject: "rejected" },
+  partially_filled: { partial_fill: "partially_filled", fill: "filled", cancel_request: "pending_cancel", expire: "expired" },
+  pending_cancel: { partial_fill: "pending_cancel", fill: "filled", cancel_confirm: "cancelled", expire: "expired", exchange_reject: "rejected" },
+  filled: {},
+  cancelled: {},
+  rejected: {},
+  expired: {},
+};
 
 export class InvalidTransitionError extends Error {
   constructor(
     readonly from: OrderStatus,
-    readonly to: OrderStatus,
+    readonly event: OrderEvent,
   ) {
-    super(`invalid order transition ${from} -> ${to}`);
+    super(`order in state ${from} does not accept event ${event}`);
     this.name = "InvalidTransitionError";
   }
 }
@@ -36,18 +46,19 @@ export class InvalidTransitionError extends Error {
 export function isOrderStatus(s: string): s is OrderStatus {
   return (ORDER_STATUSES as readonly string[]).includes(s);
 }
-export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
-  return TRANSITIONS[from].includes(to);
+/** The state `event` leads to from `from`; undefined when the pair is not in the table. */
+export function nextStatus(from: OrderStatus, event: OrderEvent): OrderStatus | undefined {
+  return TRANSITIONS[from][event];
 }
-export function isTerminal(s: OrderStatus): boolean {
-  return TRANSITIONS[s].length === 0;
-}
-/** Returns `to` when allowed, throws otherwise. */
-export function transition(from: OrderStatus, to: OrderStatus): OrderStatus {
-  if (!canTransition(from, to)) throw new InvalidTransitionError(from, to);
+/** The state `event` leads to; throws when the pair is not allowed. */
+export function applyEvent(from: OrderStatus, event: OrderEvent): OrderStatus {
+  const to = nextStatus(from, event);
+  if (to === undefined) throw new InvalidTransitionError(from, event);
   return to;
 }
-/** The states from which `to` may be reached (used in SQL `WHERE status IN (...)` guards). */
-export function allowedSources(to: OrderStatus): OrderStatus[] {
-  return ORDER_STATUSES.filter((s) => TRANSITIONS[s].includes(to));
+export function isTerminal(s: OrderStatus): boolean {
+  return Object.keys(TRANSITIONS[s]).length === 0;
 }
+export const TERMINAL_STATUSES: readonly OrderStatus[] = ORDER_STATUSES.filter(isTerminal);
+/** States in which the order may still execute (its remaining quantity is exposure). */
+export const OPEN_STATUSES: readonly OrderStatus[] = ["accepted", "partially_filled", "pending_cancel"];

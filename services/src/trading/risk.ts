@@ -1,4 +1,5 @@
 import { bps, D, Decimal, str, ZERO, type DecimalLike } from "./decimal";
+import type { TradingState } from "./tradingState";
 import type { OrderRequest } from "./types";
 
 /** Named reasons a pre-trade check rejects an order. */
@@ -10,7 +11,9 @@ export type RiskRejection =
   | "NO_REFERENCE_PRICE"
   | "PRICE_COLLAR_BREACHED"
   | "DAILY_LOSS_LIMIT_REACHED"
-  | "ORDER_RATE_EXCEEDED";
+  | "ORDER_RATE_EXCEEDED"
+  | "TRADING_HALTED"
+  | "REDUCE_ONLY";
 
 export interface RiskLimits {
   maxOrderQuantity: string;
@@ -40,6 +43,12 @@ export interface RiskContext {
   lastPrice?: DecimalLike;
   /** Current signed position in the symbol. */
   position: DecimalLike;
+  /** Unexecuted quantity of the user's open buy / sell orders in the symbol (exposure that may still
+   * fill); the position checks assume it does. Absent = none. */
+  openBuy?: DecimalLike;
+  openSell?: DecimalLike;
+  /** The kill switch (tradingState.ts), the stricter of global and user; absent = active. */
+  tradingState?: TradingState;
   /** Today's PnL (realized + unrealized - fees), negative for a loss. */
   dailyPnl: DecimalLike;
   /** Timestamps (ms) of the user's recent orders, used for the rate check. */
@@ -53,7 +62,9 @@ const reject = (reason: RiskRejection, message: string): RiskDecision => ({ ok: 
 
 /**
  * Pre-trade checks, in order; the first failure wins. Every check fails closed: a market order with
- * no known price, or a limit order with no reference price for its collar, is rejected.
+ * no known price, or a limit order with no reference price for its collar, is rejected. The kill
+ * switch comes first: `halted` rejects every order, `reduce_only` any order that would not shrink
+ * the open position (counting the open orders on the same side as filled).
  */
 export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity" | "limitPrice">, ctx: RiskContext, limits: RiskLimits = DEFAULT_LIMITS): RiskDecision {
   let qty: Decimal;
@@ -65,6 +76,17 @@ export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity
   }
   if (qty.lte(0)) return reject("INVALID_ORDER", "quantity must be positive");
   if (order.type === "limit" && D(order.limitPrice!).lte(0)) return reject("INVALID_ORDER", "limit price must be positive");
+
+  // Worst case after this order: every open order on the same side fills too.
+  const after =
+    order.side === "buy" ? D(ctx.position).plus(D(ctx.openBuy ?? 0)).plus(qty) : D(ctx.position).minus(D(ctx.openSell ?? 0)).minus(qty);
+  const state = ctx.tradingState ?? "active";
+  if (state === "halted") return reject("TRADING_HALTED", "trading is halted: no new orders");
+  if (state === "reduce_only") {
+    const pos = D(ctx.position);
+    const reduces = order.side === "buy" ? pos.lt(0) && after.lte(0) : pos.gt(0) && after.gte(0);
+    if (!reduces) return reject("REDUCE_ONLY", `trading is reduce-only: the order would take the position ${str(pos)} to ${str(after)}`);
+  }
 
   const windowStart = ctx.now - limits.rateWindowMs;
   const inWindow = ctx.recentOrderTimes.filter((t) => t > windowStart).length;
@@ -91,9 +113,8 @@ export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity
   if (notional.gt(limits.maxOrderNotional))
     return reject("ORDER_NOTIONAL_EXCEEDED", `notional ${str(notional)} exceeds ${limits.maxOrderNotional}`);
 
-  const after = D(ctx.position).plus(order.side === "buy" ? qty : qty.neg());
   if (after.abs().gt(limits.maxPosition))
-    return reject("POSITION_LIMIT_EXCEEDED", `position would be ${str(after)}, beyond ${limits.maxPosition}`);
+    return reject("POSITION_LIMIT_EXCEEDED", `position would be ${str(after)} with the open orders filled, beyond ${limits.maxPosition}`);
 
   return { ok: true, notional: str(notional) };
 }

@@ -5,8 +5,9 @@
  *   halted       no new orders
  * Stored in Dragonfly under `trading:state:global` and `trading:state:user:<userId>` (a missing key
  * is `active`; an unknown value is treated as `halted`, the safe reading). The effective state is
- * the stricter of the two. The writer (an audited API with its own enforcement in
- * order-management) belongs to the trading core (issue 10); this module is the shared contract.
+ * the stricter of the two. order-management enforces it in the pre-trade check (risk.ts: halted
+ * rejects every order, reduce_only every order that would not shrink the position); the AI
+ * orchestrator reads it too. This module is the shared contract.
  */
 import type { Redis } from "ioredis";
 
@@ -19,7 +20,8 @@ export const TRADING_STATE_KEYS = {
 
 const rank: Record<TradingState, number> = { active: 0, reduce_only: 1, halted: 2 };
 
-function parse(v: string | null): TradingState {
+/** A stored value as a state: missing is `active`, anything unknown `halted` (the safe reading). */
+export function parseTradingState(v: string | null): TradingState {
   if (v === null || v === "active") return "active";
   if (v === "reduce_only" || v === "halted") return v;
   return "halted";
@@ -31,7 +33,7 @@ export function stricter(a: TradingState, b: TradingState): TradingState {
 
 export async function tradingStateFor(redis: Redis, userId: string): Promise<{ effective: TradingState; global: TradingState; user: TradingState }> {
   const [g, u] = await redis.mget(TRADING_STATE_KEYS.global, TRADING_STATE_KEYS.user(userId));
-  const global = parse(g);
-  const user = parse(u);
+  const global = parseTradingState(g);
+  const user = parseTradingState(u);
   return { effective: stricter(global, user), global, user };
 }

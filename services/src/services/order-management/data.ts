@@ -69,7 +69,7 @@ export async function insertOrder(db: Queryable, o: NewOrder): Promise<OrderRow>
 }
 
 /** The user's orders, newest first, optionally of one status. */
-export async function listOrders(db: Queryable, userId: string, status: string | null, limit: number): Promise<OrderRow[]> {
+export async function listOrders(db: Queryable, userId: string, status: OrderStatus | null, limit: number): Promise<OrderRow[]> {
   const { rows } = await db.query<OrderRow>(
     `SELECT * FROM om_orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC LIMIT $3`,
     [userId, status, limit],
@@ -77,8 +77,8 @@ export async function listOrders(db: Queryable, userId: string, status: string |
   return rows;
 }
 
-export async function setCancelled(db: Queryable, orderId: string): Promise<OrderRow> {
-  return (await db.query<OrderRow>(`UPDATE om_orders SET status = 'cancelled', updated_at = now() WHERE order_id = $1 RETURNING *`, [orderId])).rows[0];
+export async function setStatus(db: Queryable, orderId: string, status: OrderStatus): Promise<OrderRow> {
+  return (await db.query<OrderRow>(`UPDATE om_orders SET status = $2, updated_at = now() WHERE order_id = $1 RETURNING *`, [orderId, status])).rows[0];
 }
 
 /** Records a fill once; false when this fill id was already recorded (duplicate delivery). */
@@ -95,7 +95,7 @@ export async function applyFillTotals(db: Queryable, orderId: string, t: { fille
   return upd.rows[0];
 }
 
-/** Ends the order as expired or rejected; the first reject reason is kept. */
+/** Ends the order (expired, rejected, cancelled); the first reject reason is kept. */
 export async function setTerminal(db: Queryable, orderId: string, status: OrderStatus, reason: string | null): Promise<OrderRow> {
   const upd = await db.query<OrderRow>(
     `UPDATE om_orders SET status = $2, reject_reason = coalesce(reject_reason, $3), updated_at = now() WHERE order_id = $1 RETURNING *`,

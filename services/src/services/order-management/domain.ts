@@ -7,7 +7,7 @@ import { HttpError } from "../../kit";
 import { D, str } from "../../trading/decimal";
 import { TOPICS, type OrderEventMsg, type OrderSnapshot } from "../../trading/events";
 import type { OutboxEvent } from "../../trading/infra/outbox";
-import { canTransition, type OrderStatus } from "../../trading/orderState";
+import { nextStatus, type OrderEvent, type OrderStatus } from "../../trading/orderState";
 import type { OrderRow } from "./data";
 
 export interface OrderRequest {
@@ -50,11 +50,15 @@ export function orderEvent(row: OrderRow, suffix = ""): OutboxEvent {
   return { eventId, topic: TOPICS.orders, key: row.order_id, payload: msg };
 }
 
-/** What the schema cannot say: limit price iff limit order, positive quantity. */
+/**
+ * What the schema cannot say: limit price iff limit order, quantity and limit price positive. (The
+ * schema already bounds their form: plain decimals, at most 12 integer and 8 fractional digits.)
+ */
 export function checkOrderRequest(b: OrderRequest): void {
-  if (b.type === "limit" && !b.limitPrice) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice is required for limit orders", "limitPrice");
-  if (b.type === "market" && b.limitPrice) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice is only allowed on limit orders", "limitPrice");
+  if (b.type === "limit" && b.limitPrice === undefined) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice is required for limit orders", "limitPrice");
+  if (b.type === "market" && b.limitPrice !== undefined) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice is only allowed on limit orders", "limitPrice");
   if (D(b.quantity).lte(0)) throw new HttpError(400, "VALIDATION_ERROR", "quantity must be positive", "quantity");
+  if (b.limitPrice !== undefined && D(b.limitPrice).lte(0)) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice must be positive", "limitPrice");
 }
 
 const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -75,13 +79,15 @@ export function requestHash(b: OrderRequest): string {
 export const idempotencyKeyReused = () => new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request body");
 
 /**
- * The order's totals after a fill, and the status it should reach. `statusKept` when the current
- * state does not allow that status (quantities are still recorded).
+ * The order's totals after a fill, the state machine event it is (`fill` when nothing remains) and
+ * the status it leads to; `allowed` false when the current state does not take that event
+ * (quantities are still recorded, the status is kept).
  */
 export function fillTotals(cur: OrderRow, fill: { quantity: string; price: string }) {
   const filled = D(cur.filled_quantity).plus(fill.quantity);
   const avg = D(cur.avg_fill_price ?? 0).mul(cur.filled_quantity).plus(D(fill.quantity).mul(fill.price)).div(filled);
-  const next: OrderStatus = filled.gte(cur.quantity) ? "filled" : "partially_filled";
-  const status = canTransition(cur.status, next) ? next : cur.status;
-  return { filled: str(filled), avgPrice: avg.toFixed(), next, status, statusKept: status !== next };
+  const event: OrderEvent = filled.gte(cur.quantity) ? "fill" : "partial_fill";
+  const next = nextStatus(cur.status, event);
+  const status: OrderStatus = next ?? cur.status;
+  return { filled: str(filled), avgPrice: avg.toFixed(), event, status, allowed: next !== undefined };
 }

@@ -6,9 +6,15 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Queryable } from "../../kit";
 import type { ExecutionMsg } from "../../trading/events";
 import { enqueue } from "../../trading/infra/outbox";
-import { canTransition, type OrderStatus } from "../../trading/orderState";
+import { nextStatus, type OrderEvent } from "../../trading/orderState";
 import * as data from "./data";
 import { fillTotals, orderEvent } from "./domain";
+
+const OUTCOME_EVENTS: Record<Exclude<ExecutionMsg["type"], "fill">, OrderEvent> = {
+  "order.expired": "expire",
+  "order.rejected": "exchange_reject",
+  "order.cancelled": "cancel_confirm",
+};
 
 /** Applies one execution message inside the caller's transaction; true when an order changed. */
 export async function applyExecution(c: Queryable, msg: ExecutionMsg, log: FastifyBaseLogger): Promise<boolean> {
@@ -21,16 +27,17 @@ export async function applyExecution(c: Queryable, msg: ExecutionMsg, log: Fasti
     }
     if (!(await data.insertFill(c, f))) return false; // duplicate delivery
     const t = fillTotals(cur, f);
-    if (t.statusKept) log.warn({ orderId: cur.order_id, from: cur.status, to: t.next, fillId: f.fillId }, "fill for an order in a state that does not allow it; quantities recorded, status kept");
+    if (!t.allowed) log.warn({ orderId: cur.order_id, from: cur.status, event: t.event, fillId: f.fillId }, "fill for an order in a state that does not allow it; quantities recorded, status kept");
     const upd = await data.applyFillTotals(c, cur.order_id, { filled: t.filled, avgPrice: t.avgPrice, fee: f.fee, status: t.status });
-    if (!t.statusKept) await enqueue(c, "om_outbox", [orderEvent(upd, t.next === "partially_filled" ? `:${f.fillId}` : "")]);
+    // A partial fill racing a cancel request changes quantities, not the state: no order event.
+    if (t.allowed && t.status !== "pending_cancel") await enqueue(c, "om_outbox", [orderEvent(upd, t.status === "partially_filled" ? `:${f.fillId}` : "")]);
     return true;
   }
   const cur = await data.findOrder(c, msg.orderId, true);
   if (!cur) return false;
-  const next: OrderStatus = msg.type === "order.expired" ? "expired" : "rejected";
-  if (!canTransition(cur.status, next)) return false; // already terminal (or duplicate)
-  const upd = await data.setTerminal(c, cur.order_id, next, msg.reason);
+  const next = nextStatus(cur.status, OUTCOME_EVENTS[msg.type]);
+  if (next === undefined) return false; // already terminal (or duplicate)
+  const upd = await data.setTerminal(c, cur.order_id, next, msg.type === "order.cancelled" ? null : msg.reason);
   await enqueue(c, "om_outbox", [orderEvent(upd)]);
   return true;
 }

@@ -2,22 +2,25 @@
  * order-management's HTTP routes (behind the gateway at /api/orders/...):
  *   POST   /                    submit; `Idempotency-Key` header: same key + same body -> the same
  *                               order (200), different body -> 409
- *   GET    /                    the caller's orders (newest first)
+ *   GET    /                    the caller's orders (newest first), optionally of one status
  *   GET    /:id                 one of them
- *   POST   /:id/cancel          cancel an open order
+ *   POST   /:id/cancel          request the cancel of an open order: 202 `pending_cancel` until the
+ *                               trading-engine confirms (then `cancelled`, or `filled` if a fill won)
  */
 import { randomUUID } from "node:crypto";
+import type { FastifyReply } from "fastify";
 import type { Counter } from "prom-client";
 import { HttpError, notFound, requireIdentity, Type, type App } from "../../kit";
 import { enqueue, type OutboxRelay } from "../../trading/infra/outbox";
-import { preTradeCheck } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
-import { canTransition, transition } from "../../trading/orderState";
+import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
 import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
 import { checkOrderRequest, idempotencyKeyOf, idempotencyKeyReused, orderEvent, requestHash, snapshot } from "./domain";
+import { submitOrder } from "./submit";
 
-const DECIMAL = "^(0|[1-9]\\d{0,17})(\\.\\d{1,18})?$";
+/** A plain decimal: at most 12 integer and 8 fractional digits (the exchange's precision). */
+const DECIMAL = "^(0|[1-9]\\d{0,11})(\\.\\d{1,8})?$";
 
 const OrderBody = Type.Object(
   {
@@ -32,6 +35,10 @@ const OrderBody = Type.Object(
   { additionalProperties: false },
 );
 const OrderId = Type.Object({ id: Type.String({ format: "uuid" }) });
+const ListQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  status: Type.Optional(Type.Union(ORDER_STATUSES.map((s) => Type.Literal(s)))),
+});
 
 export interface OrderRouteDeps {
   relay: OutboxRelay;
@@ -42,54 +49,48 @@ export interface OrderRouteDeps {
 export function registerRoutes(app: App, { relay, limits, submitted }: OrderRouteDeps): void {
   const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
 
+  /** The order a repeated Idempotency-Key refers to (409 when the body differs). */
+  const priorOrder = async (userId: string, key: string | null, hash: string) => {
+    if (!key) return undefined;
+    const prior = await data.findByIdempotencyKey(app.pg, userId, key);
+    if (prior && prior.request_hash !== hash) throw idempotencyKeyReused();
+    return prior;
+  };
+  // The handler returns the body; it never awaits the reply (a Fastify reply is thenable: awaiting it
+  // waits for the response to be sent and lets the handler run on after answering).
+  const replayed = (reply: FastifyReply, prior: data.OrderRow) => {
+    submitted.inc({ outcome: "replayed" });
+    reply.code(200).header("idempotent-replay", "true");
+    return snapshot(prior);
+  };
+
   app.post("/", { schema: { body: OrderBody } }, async (req, reply) => {
     const who = requireIdentity(req);
     const b = req.body;
     checkOrderRequest(b);
     const idemKey = idempotencyKeyOf(req.headers["idempotency-key"]);
     const hash = requestHash(b);
+    const prior = await priorOrder(who.userId, idemKey, hash);
+    if (prior) return replayed(reply, prior);
 
-    const replay = async () => {
-      if (!idemKey) return undefined;
-      const prior = await data.findByIdempotencyKey(app.pg, who.userId, idemKey);
-      if (!prior) return undefined;
-      if (prior.request_hash !== hash) throw idempotencyKeyReused();
-      submitted.inc({ outcome: "replayed" });
-      return reply.code(200).header("idempotent-replay", "true").send(snapshot(prior));
-    };
-    const replayed = await replay();
-    if (replayed) return replayed;
-
-    const orderId = randomUUID();
-    const { decision, context } = await preTradeCheck(app.pg.pool, redis(), { userId: who.userId, ...b, limitPrice: b.limitPrice }, limits);
-    const status = transition("new", decision.ok ? "accepted" : "rejected");
     let row: data.OrderRow;
     try {
-      // One INSERT with the decided status; the `new` event is the same row as it was before the
-      // decision, so both state changes are published (in order) from this one transaction.
-      row = await app.pg.transaction(async (c) => {
-        const created = await data.insertOrder(c, {
-          orderId, userId: who.userId, clientOrderId: b.clientOrderId ?? orderId, idempotencyKey: idemKey, requestHash: hash,
-          symbol: b.symbol, side: b.side, type: b.type, timeInForce: b.timeInForce ?? "GTC", quantity: b.quantity, limitPrice: b.limitPrice ?? null,
-          status, rejectReason: decision.ok ? null : decision.reason, rejectMessage: decision.ok ? null : decision.message, lastPrice: context.lastPrice ?? null,
-        });
-        await enqueue(c, "om_outbox", [orderEvent({ ...created, status: "new", reject_reason: null, reject_message: null }), orderEvent(created)]);
-        return created;
-      });
+      row = await submitOrder(app.pg, redis(), limits, { orderId: randomUUID(), userId: who.userId, body: b, idempotencyKey: idemKey, requestHash: hash });
     } catch (err) {
       // Two requests with one Idempotency-Key raced: the loser answers with the winner's order.
       if ((err as { code?: string }).code === "23505" && idemKey) {
-        const r = await replay();
-        if (r) return r;
+        const winner = await priorOrder(who.userId, idemKey, hash);
+        if (winner) return replayed(reply, winner);
       }
       throw err;
     }
     relay.notify();
-    submitted.inc({ outcome: status });
-    return reply.code(201).send(snapshot(row));
+    submitted.inc({ outcome: row.status });
+    reply.code(201);
+    return snapshot(row);
   });
 
-  app.get("/", { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })), status: Type.Optional(Type.String()) }) } }, async (req) => {
+  app.get("/", { schema: { querystring: ListQuery } }, async (req) => {
     const who = requireIdentity(req);
     const rows = await data.listOrders(app.pg, who.userId, req.query.status ?? null, req.query.limit ?? 100);
     return { orders: rows.map(snapshot) };
@@ -102,17 +103,20 @@ export function registerRoutes(app: App, { relay, limits, submitted }: OrderRout
     return snapshot(row);
   });
 
-  app.post("/:id/cancel", { schema: { params: OrderId } }, async (req) => {
+  app.post("/:id/cancel", { schema: { params: OrderId } }, async (req, reply) => {
     const who = requireIdentity(req);
     const row = await app.pg.transaction(async (c) => {
       const cur = await data.findOrder(c, req.params.id, true);
       if (!cur || (cur.user_id !== who.userId && who.role !== "admin")) throw notFound("order not found");
-      if (!canTransition(cur.status, "cancelled")) throw new HttpError(409, "ORDER_NOT_CANCELLABLE", `order is ${cur.status}`);
-      const upd = await data.setCancelled(c, cur.order_id);
+      if (cur.status === "pending_cancel") return cur; // asked twice: the first request stands
+      const next = nextStatus(cur.status, "cancel_request");
+      if (next === undefined) throw new HttpError(409, "ORDER_NOT_CANCELLABLE", `order is ${cur.status}`);
+      const upd = await data.setStatus(c, cur.order_id, next);
       await enqueue(c, "om_outbox", [orderEvent(upd)]);
       return upd;
     });
     relay.notify();
+    reply.code(202);
     return snapshot(row);
   });
 }

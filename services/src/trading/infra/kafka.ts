@@ -13,17 +13,27 @@ export const consumerConfig = (c: { KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEAR
 });
 
 import type { ServiceContext } from "../../kit";
+import { isTransientError, reasonText, recordDeadLetter } from "./deadLetters";
 
 export interface BatchMessage {
   topic: string;
+  partition: number;
+  offset: string;
   key: string | null;
   value: string;
+  /** The bytes as received (what a dead letter keeps). */
+  raw: { key: Buffer | null; value: Buffer | null };
 }
 
 /**
  * A consumer group that hands whole fetched batches (one topic-partition at a time) to `handle`, so
  * a service can apply many events in one database transaction. Offsets are committed only after
  * `handle` resolves: a crash replays the batch, which the handlers dedupe (event / fill / order ids).
+ *
+ * Poison: when a batch fails with an error that is not an outage (see deadLetters.ts), its messages
+ * are handed over again one at a time, and each one that still fails is recorded in
+ * `consumer_dead_letters` with the reason and skipped. Handlers apply a batch in one transaction, so
+ * the failed attempt left nothing behind. An outage is rethrown: kafkajs retries the batch.
  */
 export async function consumeBatches(
   ctx: ServiceContext<{ KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number }>,
@@ -57,14 +67,33 @@ export async function consumeBatches(
       autoCommitInterval: 1000,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
-        const msgs = batch.messages
+        const msgs: BatchMessage[] = batch.messages
           .filter((m) => m.value)
-          .map((m) => ({ topic: batch.topic, key: m.key ? m.key.toString() : null, value: m.value!.toString() }));
-        await opts.handle(msgs);
+          .map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key ? m.key.toString() : null, value: m.value!.toString(), raw: { key: m.key, value: m.value } }));
+        await handleOrSetAside(msgs);
         resolveOffset(batch.messages[batch.messages.length - 1].offset);
         await heartbeat();
       },
     });
+  };
+  const deadLetters = ctx.datastores.isEnabled("postgres") ? ctx.datastores.postgres : undefined;
+  const handleOrSetAside = async (msgs: BatchMessage[]): Promise<void> => {
+    if (msgs.length === 0) return;
+    try {
+      return await opts.handle(msgs);
+    } catch (err) {
+      if (!deadLetters || isTransientError(err)) throw err;
+    }
+    for (const m of msgs) {
+      try {
+        await opts.handle([m]);
+      } catch (err) {
+        if (isTransientError(err)) throw err;
+        const reason = reasonText(err);
+        await recordDeadLetter(deadLetters!, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason });
+        ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, "message set aside in consumer_dead_letters");
+      }
+    }
   };
   const restartLater = (delayMs = 1000) =>
     setTimeout(() => {

@@ -5,11 +5,11 @@
  * and by risk-analyzer's `/check` endpoint, so there is exactly one implementation of the rules
  * (services/src/trading/risk.ts).
  */
-import type { Pool } from "pg";
 import type { Redis } from "ioredis";
-import { Type } from "../../kit";
+import { Type, type Queryable } from "../../kit";
 import { lastPriceKey } from "../events";
 import { checkOrder, type RiskContext, type RiskDecision, type RiskLimits } from "../risk";
+import { parseTradingState, stricter, TRADING_STATE_KEYS, type TradingState } from "../tradingState";
 import type { OrderRequest } from "../types";
 
 const dec = (d: string) => Type.String({ default: d, pattern: "^\\d+(\\.\\d+)?$" });
@@ -36,50 +36,68 @@ export function riskLimitsFrom(c: { [K in keyof typeof riskEnv]: K extends "RISK
   };
 }
 
-/** Last price from Dragonfly (written by data-bridge); undefined when unknown or unreachable (fail closed). */
-export async function lastPrice(redis: Redis | undefined, symbol: string): Promise<string | undefined> {
-  if (!redis) return undefined;
+/** What the pre-trade check needs from Dragonfly: the symbol's last price (written by data-bridge) and
+ * the kill switch (global and user), in one MGET. Unreachable or disabled: no price, which rejects
+ * every order (NO_REFERENCE_PRICE), so the check still fails closed. */
+export async function marketFacts(redis: Redis | undefined, userId: string, symbol: string): Promise<{ lastPrice?: string; tradingState: TradingState }> {
+  if (!redis) return { tradingState: "active" };
   try {
-    return (await redis.get(lastPriceKey(symbol))) ?? undefined;
+    const [price, global, user] = await redis.mget(lastPriceKey(symbol), TRADING_STATE_KEYS.global, TRADING_STATE_KEYS.user(userId));
+    return { lastPrice: price ?? undefined, tradingState: stricter(parseTradingState(global), parseTradingState(user)) };
   } catch {
-    return undefined;
+    return { tradingState: "active" };
   }
 }
 
-export async function gatherRiskContext(pool: Pool, redis: Redis | undefined, userId: string, symbol: string, windowMs: number): Promise<RiskContext> {
-  // One round trip for the three database facts (plus one to Dragonfly, concurrently):
-  //  - position as order-management knows it: signed filled quantity of the user's orders;
-  //  - today's realized PnL net of fees, from portfolio-manager's applied fills (UTC day);
-  //  - the user's order times inside the rate window.
-  const [price, facts] = await Promise.all([
-    lastPrice(redis, symbol),
-    pool.query<{ q: string; p: string; t: string[] | null }>(
-      `SELECT
-         (SELECT coalesce(sum(CASE WHEN side = 'buy' THEN filled_quantity ELSE -filled_quantity END), 0)::text
-            FROM om_orders WHERE user_id = $1 AND symbol = $2 AND filled_quantity > 0) AS q,
-         (SELECT coalesce(sum(realized_pnl - fee), 0)::text FROM pm_fills
-           WHERE user_id = $1 AND fill_ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS p,
-         (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
-           WHERE user_id = $1 AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t`,
-      [userId, symbol, windowMs],
-    ),
-  ]);
-  const f = facts.rows[0];
-  return {
-    lastPrice: price,
-    position: f?.q ?? "0",
-    dailyPnl: f?.p ?? "0",
-    recentOrderTimes: (f?.t ?? []).map(Number),
-    now: Date.now(),
-  };
+/** Key space of the per-user order lock (first half of the two-int advisory lock key). */
+const ORDER_LOCK_SPACE = 0x6f72; // "or"
+
+/**
+ * Serializes the pre-trade check and the insert of one user's orders across every replica: taken
+ * inside the insert's transaction (released at its end), before the exposure is read in it.
+ */
+export async function lockUserOrders(tx: Queryable, userId: string): Promise<void> {
+  await tx.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [ORDER_LOCK_SPACE, userId]);
 }
 
+/**
+ * The database facts of the check in one round trip: the position as order-management knows it
+ * (signed filled quantity), the unexecuted quantity of open orders per side, today's realized PnL net
+ * of fees (portfolio-manager's fills, UTC day) and the user's order times inside the rate window.
+ * Read inside the transaction that holds `lockUserOrders`, so no concurrent order of the user is missed.
+ */
+export async function riskFacts(db: Queryable, userId: string, symbol: string, windowMs: number) {
+  const { rows } = await db.query<{ q: string; ob: string; os: string; p: string; t: string[] | null }>(
+    `SELECT
+       (SELECT coalesce(sum(CASE WHEN side = 'buy' THEN filled_quantity ELSE -filled_quantity END), 0)::text
+          FROM om_orders WHERE user_id = $1 AND symbol = $2 AND filled_quantity > 0) AS q,
+       (SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'buy'), 0)::text
+          FROM om_orders WHERE user_id = $1 AND symbol = $2 AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS ob,
+       (SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'sell'), 0)::text
+          FROM om_orders WHERE user_id = $1 AND symbol = $2 AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS os,
+       (SELECT coalesce(sum(realized_pnl - fee), 0)::text FROM pm_fills
+         WHERE user_id = $1 AND fill_ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS p,
+       (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
+         WHERE user_id = $1 AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t`,
+    [userId, symbol, windowMs],
+  );
+  const f = rows[0];
+  return { position: f?.q ?? "0", openBuy: f?.ob ?? "0", openSell: f?.os ?? "0", dailyPnl: f?.p ?? "0", recentOrderTimes: (f?.t ?? []).map(Number) };
+}
+
+export async function gatherRiskContext(db: Queryable, redis: Redis | undefined, userId: string, symbol: string, windowMs: number): Promise<RiskContext> {
+  const [market, facts] = await Promise.all([marketFacts(redis, userId, symbol), riskFacts(db, userId, symbol, windowMs)]);
+  return { ...facts, ...market, now: Date.now() };
+}
+
+/** The check as a what-if (risk-analyzer's /check): no lock, nothing written. order-management runs
+ * the same steps under `lockUserOrders` in the insert's transaction. */
 export async function preTradeCheck(
-  pool: Pool,
+  db: Queryable,
   redis: Redis | undefined,
   order: Pick<OrderRequest, "userId" | "symbol" | "side" | "type" | "quantity" | "limitPrice">,
   limits: RiskLimits,
 ): Promise<{ decision: RiskDecision; context: RiskContext }> {
-  const context = await gatherRiskContext(pool, redis, order.userId, order.symbol, limits.rateWindowMs);
+  const context = await gatherRiskContext(db, redis, order.userId, order.symbol, limits.rateWindowMs);
   return { decision: checkOrder(order, context, limits), context };
 }

@@ -1,0 +1,93 @@
+/**
+ * trading-engine's data access: every SQL statement on `te_orders`, `te_fills` and `te_last_bar`
+ * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
+ */
+import type { Queryable } from "../../kit";
+import type { ExecutionReport } from "../../trading/paperExchange";
+import type { Bar, Fill, OrderRequest } from "../../trading/types";
+
+/** te_orders.status: where the engine is with an order. */
+export type EngineOrderStatus = "resting" | "filled" | "partially_filled" | "expired" | "rejected" | "cancelled";
+
+export interface EngineOrderRow {
+  order: OrderRequest;
+  status: EngineOrderStatus;
+  remaining: string;
+  fillSeq: number;
+}
+
+export async function loadLastBars(db: Queryable): Promise<Bar[]> {
+  return (await db.query<{ bar: Bar }>("SELECT bar FROM te_last_bar")).rows.map((r) => r.bar);
+}
+
+export async function loadResting(db: Queryable): Promise<{ order: OrderRequest; remaining: string; fillSeq: number }[]> {
+  const { rows } = await db.query<{ payload: OrderRequest; remaining: string; fill_seq: number }>(
+    "SELECT payload, remaining::text AS remaining, fill_seq FROM te_orders WHERE status = 'resting' ORDER BY created_at, order_id",
+  );
+  return rows.map((r) => ({ order: r.payload, remaining: r.remaining, fillSeq: r.fill_seq }));
+}
+
+/** The ones of `orderIds` the engine has already recorded (executed or cancelled). */
+export async function knownOrderIds(db: Queryable, orderIds: string[]): Promise<Set<string>> {
+  if (orderIds.length === 0) return new Set();
+  const { rows } = await db.query<{ order_id: string }>("SELECT order_id FROM te_orders WHERE order_id = ANY($1::uuid[])", [orderIds]);
+  return new Set(rows.map((r) => r.order_id));
+}
+
+export async function orderStatus(db: Queryable, orderId: string): Promise<EngineOrderStatus | undefined> {
+  return (await db.query<{ status: EngineOrderStatus }>("SELECT status FROM te_orders WHERE order_id = $1 FOR UPDATE", [orderId])).rows[0]?.status;
+}
+
+/** Records executed (or cancelled-before-execution) orders in one statement; a known order id is left as it is. */
+export async function insertOrders(db: Queryable, rows: EngineOrderRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query(
+    `INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq)
+     SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::numeric[], $5::int[]) ON CONFLICT DO NOTHING`,
+    [rows.map((r) => r.order.orderId), rows.map((r) => JSON.stringify(r.order)), rows.map((r) => r.status), rows.map((r) => r.remaining), rows.map((r) => r.fillSeq)],
+  );
+}
+
+/** Inserts fills in one statement; returns the ids that were not recorded before. */
+export async function insertFills(db: Queryable, fills: Fill[]): Promise<Set<string>> {
+  if (fills.length === 0) return new Set();
+  const ins = await db.query<{ fill_id: string }>(
+    "INSERT INTO te_fills (fill_id, order_id, payload) SELECT * FROM unnest($1::text[], $2::uuid[], $3::jsonb[]) ON CONFLICT DO NOTHING RETURNING fill_id",
+    [fills.map((f) => f.fillId), fills.map((f) => f.orderId), fills.map((f) => JSON.stringify(f))],
+  );
+  return new Set(ins.rows.map((r) => r.fill_id));
+}
+
+/** A resting order leaves the book; false when it was not resting (filled, expired, already cancelled). */
+export async function cancelResting(db: Queryable, orderId: string): Promise<{ remaining: string } | undefined> {
+  const r = await db.query<{ remaining: string }>(
+    "UPDATE te_orders SET status = 'cancelled', updated_at = now() WHERE order_id = $1 AND status = 'resting' RETURNING remaining::text AS remaining",
+    [orderId],
+  );
+  return r.rows[0];
+}
+
+/** The state of resting orders after a bar filled them (in one statement). */
+export async function applyBarReports(db: Queryable, reports: ExecutionReport[]): Promise<void> {
+  if (reports.length === 0) return;
+  await db.query(
+    `UPDATE te_orders o SET status = r.status, remaining = r.remaining, fill_seq = o.fill_seq + r.n, updated_at = now()
+       FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::int[]) AS r(order_id, status, remaining, n)
+      WHERE o.order_id = r.order_id`,
+    [reports.map((r) => r.orderId), reports.map((r) => (r.status === "filled" ? "filled" : "resting")), reports.map((r) => r.remaining), reports.map((r) => r.fills.length)],
+  );
+}
+
+/** Open time of the last bar processed for the symbol (locked for the transaction). */
+export async function lastBarOpenTime(db: Queryable, symbol: string): Promise<number | undefined> {
+  const r = await db.query<{ open_time: string }>("SELECT open_time FROM te_last_bar WHERE symbol = $1 FOR UPDATE", [symbol]);
+  return r.rows[0] ? Number(r.rows[0].open_time) : undefined;
+}
+
+export async function saveLastBar(db: Queryable, bar: Bar): Promise<void> {
+  await db.query(
+    `INSERT INTO te_last_bar (symbol, open_time, bar) VALUES ($1, $2, $3)
+     ON CONFLICT (symbol) DO UPDATE SET open_time = EXCLUDED.open_time, bar = EXCLUDED.bar`,
+    [bar.symbol, bar.openTime, JSON.stringify(bar)],
+  );
+}

@@ -1,0 +1,153 @@
+/**
+ * The engine: executes accepted orders, pulls cancelled ones from the book, fills resting limits
+ * when a bar crosses them. Paper mode executes on the deterministic PaperExchange; live mode sends
+ * orders to Binance with client-order-id reconciliation.
+ *
+ * Exactly-once effect: every execution is recorded in PostgreSQL (te_orders, te_fills, te_last_bar)
+ * together with its outgoing events (te_outbox) in one transaction per fetched batch. Fill ids are
+ * deterministic (`${orderId}:${n}`), te_orders is keyed by order id and te_last_bar remembers the
+ * last bar per symbol, so a redelivered order or bar is recognised and skipped. The in-memory book is
+ * rebuilt from those tables on start and after any failed transaction.
+ */
+import type { Counter } from "prom-client";
+import type { Logger } from "pino";
+import type { PostgresClient } from "../../kit";
+import type { BatchMessage } from "../../trading/infra/kafka";
+import { enqueue, type OutboxEvent, type OutboxRelay } from "../../trading/infra/outbox";
+import { binanceFills, toBinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
+import { PaperExchange, type ExecutionReport, type PaperExchangeOptions } from "../../trading/paperExchange";
+import type { Bar, Fill, OrderRequest } from "../../trading/types";
+import type { PoolClient } from "pg";
+import * as data from "./data";
+import { cancelledEvent, commandOf, fillEvent, outcomeEvent } from "./messages";
+
+export interface EngineDeps {
+  pg: PostgresClient;
+  relay: OutboxRelay;
+  log: Logger;
+  paper: PaperExchangeOptions;
+  live?: { client: BinanceTradingClient; quoteAsset: string };
+  fillsTotal: Counter<string>;
+}
+
+/** What one batch transaction accumulates before writing it in as few statements as possible. */
+interface BatchWork {
+  tx: PoolClient;
+  events: OutboxEvent[];
+  known: Set<string>;
+  rows: data.EngineOrderRow[];
+  fills: Fill[];
+}
+
+export class TradingEngine {
+  private exchange: PaperExchange;
+  constructor(private readonly deps: EngineDeps) {
+    this.exchange = new PaperExchange(deps.paper);
+  }
+
+  /** Rebuilds the in-memory book and last bars from the database. */
+  async load(): Promise<void> {
+    const exchange = new PaperExchange(this.deps.paper);
+    const bars = await data.loadLastBars(this.deps.pg);
+    for (const b of bars) exchange.setLastBar(b);
+    const resting = await data.loadResting(this.deps.pg);
+    for (const r of resting) exchange.restore(r);
+    this.exchange = exchange;
+    this.deps.log.info({ bars: bars.length, resting: resting.length }, "engine state loaded");
+  }
+
+  restingOrders() {
+    return this.exchange.restingOrders();
+  }
+  lastBar(symbol: string): Bar | undefined {
+    return this.exchange.lastBar(symbol);
+  }
+
+  /** One transaction per fetched batch (orders or bars of one partition), in offset order. */
+  async onBatch(msgs: BatchMessage[]): Promise<void> {
+    const commands = msgs.map((m) => commandOf(m.topic, m.value)); // a malformed message fails the batch before any effect
+    const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
+    try {
+      await this.deps.pg.transaction(async (tx) => {
+        const w: BatchWork = { tx, events: [], known: await data.knownOrderIds(tx, executeIds), rows: [], fills: [] };
+        for (const c of commands) {
+          if (c.kind === "execute") await this.execute(w, c.order);
+          else if (c.kind === "cancel") await this.cancel(w, c.order);
+          else if (c.kind === "bar") await this.bar(w, c.bar);
+        }
+        await this.flush(w);
+        await enqueue(tx, "te_outbox", w.events);
+      });
+    } catch (err) {
+      await this.load().catch(() => undefined); // the book may hold effects of the rolled-back transaction
+      throw err;
+    }
+    this.deps.relay.notify();
+  }
+
+  private async execute(w: BatchWork, o: OrderRequest): Promise<void> {
+    if (w.known.has(o.orderId)) return; // redelivery (after a restart, or twice in a batch): already executed
+    w.known.add(o.orderId);
+    const report = this.deps.live ? await this.executeLive(o) : this.exchange.submit(o);
+    w.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });
+    w.fills.push(...report.fills);
+    if (report.status === "rejected") w.events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
+    if (report.status === "expired") w.events.push(outcomeEvent(o, "order.expired", "IOC_NOT_FILLED"));
+  }
+
+  private async executeLive(o: OrderRequest): Promise<ExecutionReport> {
+    const live = this.deps.live!;
+    try {
+      const { order } = await live.client.placeOrderReconciled(toBinanceOrder(o));
+      const fills = binanceFills(o, order, live.quoteAsset, Date.now());
+      const open = order.status === "NEW" || order.status === "PARTIALLY_FILLED";
+      return { orderId: o.orderId, status: open ? "resting" : fills.length ? "filled" : "expired", fills, remaining: open ? o.quantity : "0" };
+    } catch (err) {
+      return { orderId: o.orderId, status: "rejected", fills: [], remaining: o.quantity, reason: `BINANCE: ${(err as Error).message}`.slice(0, 200) };
+    }
+  }
+
+  /**
+   * A cancel request. A resting order leaves the book and the cancel is confirmed for its remaining
+   * quantity; an order the engine already finished is left alone (its fill or outcome is already on
+   * the way and ends the order); an order the engine never saw is recorded as cancelled, so a late
+   * delivery of its acceptance cannot execute it.
+   */
+  private async cancel(w: BatchWork, o: OrderRequest): Promise<void> {
+    await this.flush(w);
+    const status = await data.orderStatus(w.tx, o.orderId);
+    if (status === "resting") {
+      const pulled = await data.cancelResting(w.tx, o.orderId);
+      const fromBook = this.exchange.cancel(o.orderId);
+      w.events.push(cancelledEvent(o, fromBook?.remaining ?? pulled?.remaining ?? o.quantity, "CANCELLED_ON_REQUEST"));
+    } else if (status === undefined) {
+      w.known.add(o.orderId);
+      await data.insertOrders(w.tx, [{ order: o, status: "cancelled", remaining: o.quantity, fillSeq: 0 }]);
+      w.events.push(cancelledEvent(o, o.quantity, "CANCELLED_BEFORE_EXECUTION"));
+    }
+  }
+
+  private async bar(w: BatchWork, bar: Bar): Promise<void> {
+    await this.flush(w);
+    const prev = await data.lastBarOpenTime(w.tx, bar.symbol);
+    if (prev !== undefined && prev >= bar.openTime) return; // old or duplicate bar
+    const reports = this.exchange.onBar(bar);
+    await data.applyBarReports(w.tx, reports);
+    w.fills.push(...reports.flatMap((r) => r.fills));
+    await this.flush(w);
+    await data.saveLastBar(w.tx, bar);
+  }
+
+  /** Writes the orders and fills accumulated so far; only fills not recorded before produce events. */
+  private async flush(w: BatchWork): Promise<void> {
+    await data.insertOrders(w.tx, w.rows);
+    w.rows = [];
+    const fresh = await data.insertFills(w.tx, w.fills);
+    for (const f of w.fills)
+      if (fresh.has(f.fillId)) {
+        w.events.push(fillEvent(f));
+        this.deps.fillsTotal.inc({ liquidity: f.liquidity });
+      }
+    w.fills = [];
+  }
+}

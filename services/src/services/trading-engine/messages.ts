@@ -1,0 +1,94 @@
+/**
+ * trading-engine's messages, without I/O: what an incoming `trading.orders` / `market.candles`
+ * message asks of the engine (checked: a message the engine could never apply is a
+ * PoisonMessageError, set aside by the consumer), and the `trading.executions` events it answers with.
+ */
+import { D } from "../../trading/decimal";
+import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
+import { PoisonMessageError } from "../../trading/infra/deadLetters";
+import type { OutboxEvent } from "../../trading/infra/outbox";
+import { SYMBOL_RE, type Bar, type Fill, type OrderRequest } from "../../trading/types";
+
+export type EngineCommand = { kind: "execute"; order: OrderRequest } | { kind: "cancel"; order: OrderRequest } | { kind: "bar"; bar: Bar } | { kind: "ignore" };
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DECIMAL_RE = /^\d{1,20}(\.\d{1,18})?$/;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function decimal(v: unknown, field: string, { positive }: { positive: boolean }): string {
+  if (typeof v !== "string" || !DECIMAL_RE.test(v)) throw new PoisonMessageError(`${field} is not a decimal string`);
+  if (positive ? D(v).lte(0) : D(v).lt(0)) throw new PoisonMessageError(`${field} must be ${positive ? "positive" : "non-negative"}`);
+  return v;
+}
+
+function epochMs(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new PoisonMessageError(`${field} is not an epoch millisecond`);
+  return v;
+}
+
+/** The order of a trading.orders snapshot, checked field by field. */
+export function orderOf(o: unknown): OrderRequest {
+  if (!isObject(o)) throw new PoisonMessageError("order is missing");
+  if (typeof o.orderId !== "string" || !UUID_RE.test(o.orderId)) throw new PoisonMessageError("orderId is not a uuid");
+  if (typeof o.userId !== "string" || o.userId.length === 0 || o.userId.length > 200) throw new PoisonMessageError("userId is missing");
+  if (typeof o.symbol !== "string" || !SYMBOL_RE.test(o.symbol)) throw new PoisonMessageError("symbol is invalid");
+  if (o.side !== "buy" && o.side !== "sell") throw new PoisonMessageError("side is invalid");
+  if (o.type !== "market" && o.type !== "limit") throw new PoisonMessageError("type is invalid");
+  if (o.timeInForce !== undefined && o.timeInForce !== "GTC" && o.timeInForce !== "IOC") throw new PoisonMessageError("timeInForce is invalid");
+  const limitPrice = o.type === "limit" ? decimal(o.limitPrice, "limitPrice", { positive: true }) : undefined;
+  const clientOrderId = typeof o.clientOrderId === "string" ? o.clientOrderId : undefined;
+  return {
+    orderId: o.orderId, clientOrderId, userId: o.userId, symbol: o.symbol, side: o.side, type: o.type,
+    quantity: decimal(o.quantity, "quantity", { positive: true }), limitPrice, timeInForce: o.timeInForce,
+  };
+}
+
+/** A closed bar, checked: positive prices, low <= open/close <= high, non-negative volume. */
+export function barOf(v: unknown): Bar {
+  if (!isObject(v)) throw new PoisonMessageError("bar is not an object");
+  if (typeof v.symbol !== "string" || !SYMBOL_RE.test(v.symbol)) throw new PoisonMessageError("symbol is invalid");
+  if (typeof v.interval !== "string" || !/^\d{1,4}[smhdw]$/.test(v.interval)) throw new PoisonMessageError("interval is invalid");
+  const [open, high, low, close] = (["open", "high", "low", "close"] as const).map((f) => decimal(v[f], f, { positive: true }));
+  const volume = decimal(v.volume, "volume", { positive: false });
+  const [o, h, l, c] = [open, high, low, close].map((x) => D(x));
+  if (l.gt(h) || o.gt(h) || o.lt(l) || c.gt(h) || c.lt(l)) throw new PoisonMessageError("bar prices are inconsistent (low <= open, close <= high)");
+  const openTime = epochMs(v.openTime, "openTime");
+  const closeTime = epochMs(v.closeTime, "closeTime");
+  if (closeTime < openTime) throw new PoisonMessageError("closeTime is before openTime");
+  return { symbol: v.symbol, interval: v.interval, openTime, closeTime, open, high, low, close, volume };
+}
+
+/** What a message asks of the engine; throws PoisonMessageError when it is malformed. */
+export function commandOf(topic: string, value: string): EngineCommand {
+  let v: unknown;
+  try {
+    v = JSON.parse(value);
+  } catch {
+    throw new PoisonMessageError("message is not JSON");
+  }
+  if (topic === TOPICS.candles) return { kind: "bar", bar: barOf(v) };
+  if (topic !== TOPICS.orders) return { kind: "ignore" };
+  if (!isObject(v) || typeof v.type !== "string") throw new PoisonMessageError("order event has no type");
+  const type = v.type as OrderEventMsg["type"];
+  if (type === "order.accepted") return { kind: "execute", order: orderOf(v.order) };
+  if (type === "order.pending_cancel") return { kind: "cancel", order: orderOf(v.order) };
+  return { kind: "ignore" };
+}
+
+export function fillEvent(f: Fill): OutboxEvent {
+  const msg: ExecutionMsg = { eventId: f.fillId, type: "fill", fill: f };
+  return { eventId: f.fillId, topic: TOPICS.executions, key: f.orderId, payload: msg };
+}
+
+export function outcomeEvent(o: OrderRequest, type: "order.expired" | "order.rejected", reason: string): OutboxEvent {
+  const eventId = `${o.orderId}:exec:${type}`;
+  const msg: ExecutionMsg = { eventId, type, orderId: o.orderId, userId: o.userId, symbol: o.symbol, reason, ts: Date.now() };
+  return { eventId, topic: TOPICS.executions, key: o.orderId, payload: msg };
+}
+
+/** The engine's confirmation of a cancel request: `remaining` left the book unexecuted. */
+export function cancelledEvent(o: OrderRequest, remaining: string, reason: string): OutboxEvent {
+  const eventId = `${o.orderId}:exec:order.cancelled`;
+  const msg: ExecutionMsg = { eventId, type: "order.cancelled", orderId: o.orderId, userId: o.userId, symbol: o.symbol, remaining, reason, ts: Date.now() };
+  return { eventId, topic: TOPICS.executions, key: o.orderId, payload: msg };
+}
