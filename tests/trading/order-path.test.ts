@@ -38,11 +38,13 @@ const submit = (om: string, userId: string, body: Record<string, unknown>, key?:
   http("POST", `${om}/`, { body, headers: { ...as(userId), ...(key ? { "idempotency-key": key } : {}) } });
 const market = (side: "buy" | "sell", quantity: string) => ({ symbol: SYMBOL, side, type: "market", quantity });
 const orderOf = async (userId: string, id: string) => (await http("GET", `${omA}/${id}`, { headers: as(userId) })).body;
+/** Bound of every wait: generous, it only guards against a hang on a loaded machine. */
+const WAIT_MS = 240_000;
 const waitStatus = (userId: string, id: string, status: string) =>
   waitUntil(`order ${id} ${status}`, async () => {
     const o = await orderOf(userId, id);
     return o.status === status ? o : undefined;
-  });
+  }, WAIT_MS);
 
 async function startEngine(): Promise<void> {
   const service = await createService(tradingEngine, { env, defaultMetrics: false });
@@ -111,7 +113,7 @@ describe("order validation", () => {
       expect(r.body.error.field).toBe("quantity");
     }
     expect((await pool.query("SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1", [user])).rows[0].n).toBe(0);
-  });
+  }, 600_000);
   it("answers 400 naming `status` for a status that does not exist", async () => {
     const user = randomUUID();
     for (const s of ["%00", "bogus", "FILLED", "filled%27%20OR%201=1", "%ZZ"]) {
@@ -120,7 +122,7 @@ describe("order validation", () => {
       expect(r.body.error.field, s).toBe("status");
     }
     expect((await http("GET", `${omA}/?status=pending_cancel`, { headers: as(user) })).body).toEqual({ orders: [] });
-  });
+  }, 600_000);
 });
 
 describe("idempotent replay", () => {
@@ -137,7 +139,7 @@ describe("idempotent replay", () => {
     const metrics = await (await fetch(`${omA}/metrics`)).text();
     expect(metrics).toMatch(/om_orders_submitted_total\{outcome="replayed"[^}]*\} 1\n/);
     expect((await pool.query("SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1", [user])).rows[0].n).toBe(2);
-  });
+  }, 600_000);
 });
 
 describe("pre-trade risk across replicas", () => {
@@ -152,7 +154,7 @@ describe("pre-trade risk across replicas", () => {
     expect(new Set(results.filter((r) => r.body.status === "rejected").map((r) => r.body.rejectReason))).toEqual(new Set(["POSITION_LIMIT_EXCEEDED"]));
     const open = await pool.query("SELECT coalesce(sum(quantity), 0)::text AS q FROM om_orders WHERE user_id = $1 AND status = 'accepted'", [user]);
     expect(open.rows[0].q).toBe("5");
-  });
+  }, 600_000);
 
   it("a halted user cannot open a position; a global halt stops everyone", async () => {
     const user = randomUUID();
@@ -169,7 +171,7 @@ describe("pre-trade risk across replicas", () => {
     await redis.del(TRADING_STATE_KEYS.global);
     expect((await submit(omA, other, market("buy", "1"))).body.status).toBe("accepted");
     expect((await pool.query("SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1 AND status <> 'rejected'", [user])).rows[0].n).toBe(0);
-  });
+  }, 600_000);
 });
 
 describe("trading-engine", () => {
@@ -188,11 +190,11 @@ describe("trading-engine", () => {
     for (const p of poison) await producer.send({ topic: p.topic, messages: [{ key: SYMBOL, value: p.value }] });
     // Good messages after the poison on the same partitions still go through.
     await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(bar(t0, "100")) }] });
-    await waitUntil("engine took the good bar", async () => (await http("GET", `${engine!.url}/last/${SYMBOL}`)).body.bar?.openTime === t0);
+    await waitUntil("engine took the good bar", async () => (await http("GET", `${engine!.url}/last/${SYMBOL}`)).body.bar?.openTime === t0, WAIT_MS);
     const rows = await waitUntil("six dead letters", async () => {
       const r = await pool.query("SELECT topic, reason FROM consumer_dead_letters WHERE consumer_group = 'trading-engine' ORDER BY id");
       return r.rowCount === poison.length ? r.rows : undefined;
-    });
+    }, WAIT_MS);
     const reasons = rows.map((r) => r.reason).join("\n");
     expect(reasons).toMatch(/not JSON/);
     expect(reasons).toMatch(/close is not a decimal/);
@@ -200,7 +202,7 @@ describe("trading-engine", () => {
     expect(reasons).toMatch(/orderId is not a uuid/);
     expect(reasons).toMatch(/quantity is not a decimal/);
     expect(reasons).toMatch(/unsupported Unicode escape|\\u0000/);
-  });
+  }, 600_000);
 
   it("a cancel is pending until the engine confirms it; a racing partial fill is kept, the cancel covers the rest", async () => {
     const user = randomUUID();
@@ -208,7 +210,7 @@ describe("trading-engine", () => {
     expect(r.body.status).toBe("accepted");
     const id = r.body.orderId;
     const book = async () => (await http("GET", `${engine!.url}/book`, { headers: as(user) })).body.resting as { orderId: string }[];
-    await waitUntil("resting", async () => (await book()).some((o) => o.orderId === id));
+    await waitUntil("resting", async () => (await book()).some((o) => o.orderId === id), WAIT_MS);
     expect(await book()).toHaveLength(1);
     expect((await http("GET", `${engine!.url}/book`, { headers: as(randomUUID()) })).body.resting).toEqual([]);
 
@@ -223,7 +225,7 @@ describe("trading-engine", () => {
     const racing = await waitUntil("racing fill applied", async () => {
       const o = await orderOf(user, id);
       return o.filledQuantity === "0.4" ? o : undefined;
-    });
+    }, WAIT_MS);
     expect(racing.status).toBe("pending_cancel");
     await startEngine();
     const done = await waitStatus(user, id, "cancelled");
@@ -231,7 +233,7 @@ describe("trading-engine", () => {
     expect(await book()).toEqual([]);
     const te = await pool.query("SELECT status FROM te_orders WHERE order_id = $1", [id]);
     expect(te.rows[0].status).toBe("cancelled");
-  });
+  }, 600_000);
 
   it("reduce_only accepts only orders that shrink the position", async () => {
     const user = randomUUID();
@@ -246,5 +248,5 @@ describe("trading-engine", () => {
     // The open sell counts: another 1 would take the position below zero once both fill.
     expect((await submit(omA, user, market("sell", "1"))).body.rejectReason).toBe("REDUCE_ONLY");
     expect((await submit(omA, user, market("sell", "0.5"))).body.status).toBe("accepted");
-  });
+  }, 600_000);
 });

@@ -36,6 +36,27 @@ describe("pre-trade risk checks", () => {
     expect(m).toMatchObject({ ok: false, reason: "NO_REFERENCE_PRICE" });
     expect(l).toMatchObject({ ok: false, reason: "NO_REFERENCE_PRICE" });
   });
+  it("counts open orders of the same side as exposure", () => {
+    expect(checkOrder(mkt("3"), ctx({ position: "2", openBuy: "3" }), limits)).toMatchObject({ ok: false, reason: "POSITION_LIMIT_EXCEEDED" });
+    expect(checkOrder(mkt("3"), ctx({ position: "2", openSell: "3" }), limits).ok).toBe(true); // sells do not add to a long
+    expect(checkOrder(mkt("3", "sell"), ctx({ position: "-2", openSell: "3" }), limits)).toMatchObject({ ok: false, reason: "POSITION_LIMIT_EXCEEDED" });
+  });
+  it("enforces the kill switch first: halted rejects everything, reduce_only what does not shrink the position", () => {
+    const reason = (o: Parameters<typeof checkOrder>[0], c: Partial<RiskContext>) => {
+      const d = checkOrder(o, ctx(c), limits);
+      return d.ok ? "OK" : d.reason;
+    };
+    expect(reason(mkt("1"), { tradingState: "halted" })).toBe("TRADING_HALTED");
+    expect(reason(mkt("1", "sell"), { tradingState: "halted", position: "5" })).toBe("TRADING_HALTED");
+    expect(reason(mkt("1"), { tradingState: "reduce_only" })).toBe("REDUCE_ONLY"); // flat: any order opens
+    expect(reason(mkt("1", "sell"), { tradingState: "reduce_only", position: "2" })).toBe("OK");
+    expect(reason(mkt("2", "sell"), { tradingState: "reduce_only", position: "2" })).toBe("OK"); // to flat
+    expect(reason(mkt("3", "sell"), { tradingState: "reduce_only", position: "2" })).toBe("REDUCE_ONLY"); // would flip
+    expect(reason(mkt("1", "sell"), { tradingState: "reduce_only", position: "2", openSell: "1.5" })).toBe("REDUCE_ONLY");
+    expect(reason(mkt("1"), { tradingState: "reduce_only", position: "2" })).toBe("REDUCE_ONLY");
+    expect(reason(mkt("1"), { tradingState: "reduce_only", position: "-2" })).toBe("OK");
+    expect(reason(mkt("1"), { tradingState: "active" })).toBe("OK");
+  });
   it("counts orders in a sliding window", () => {
     const w = new OrderRateWindow(1000);
     w.record("u", 0);

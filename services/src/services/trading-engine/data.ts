@@ -84,10 +84,12 @@ export async function lastBarOpenTime(db: Queryable, symbol: string): Promise<nu
   return r.rows[0] ? Number(r.rows[0].open_time) : undefined;
 }
 
-export async function saveLastBar(db: Queryable, bar: Bar): Promise<void> {
+/** The newest bar per symbol, in one statement. */
+export async function saveLastBars(db: Queryable, bars: Bar[]): Promise<void> {
+  if (bars.length === 0) return;
   await db.query(
-    `INSERT INTO te_last_bar (symbol, open_time, bar) VALUES ($1, $2, $3)
+    `INSERT INTO te_last_bar (symbol, open_time, bar) SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[])
      ON CONFLICT (symbol) DO UPDATE SET open_time = EXCLUDED.open_time, bar = EXCLUDED.bar`,
-    [bar.symbol, bar.openTime, JSON.stringify(bar)],
+    [bars.map((b) => b.symbol), bars.map((b) => b.openTime), bars.map((b) => JSON.stringify(b))],
   );
 }

@@ -37,6 +37,10 @@ interface BatchWork {
   known: Set<string>;
   rows: data.EngineOrderRow[];
   fills: Fill[];
+  /** Open time of the last bar per symbol as this batch advanced it (read once, locked). */
+  lastOpenTime: Map<string, number | undefined>;
+  /** The newest bar per symbol of this batch, saved once at the end. */
+  newBars: Map<string, Bar>;
 }
 
 export class TradingEngine {
@@ -69,13 +73,14 @@ export class TradingEngine {
     const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
     try {
       await this.deps.pg.transaction(async (tx) => {
-        const w: BatchWork = { tx, events: [], known: await data.knownOrderIds(tx, executeIds), rows: [], fills: [] };
+        const w: BatchWork = { tx, events: [], known: await data.knownOrderIds(tx, executeIds), rows: [], fills: [], lastOpenTime: new Map(), newBars: new Map() };
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
           else if (c.kind === "cancel") await this.cancel(w, c.order);
           else if (c.kind === "bar") await this.bar(w, c.bar);
         }
         await this.flush(w);
+        await data.saveLastBars(tx, [...w.newBars.values()]);
         await enqueue(tx, "te_outbox", w.events);
       });
     } catch (err) {
@@ -127,15 +132,19 @@ export class TradingEngine {
     }
   }
 
+  /** A closed bar: resting limits it crosses fill. Bars of a batch share one read and one write of te_last_bar. */
   private async bar(w: BatchWork, bar: Bar): Promise<void> {
-    await this.flush(w);
-    const prev = await data.lastBarOpenTime(w.tx, bar.symbol);
+    if (!w.lastOpenTime.has(bar.symbol)) w.lastOpenTime.set(bar.symbol, await data.lastBarOpenTime(w.tx, bar.symbol));
+    const prev = w.lastOpenTime.get(bar.symbol);
     if (prev !== undefined && prev >= bar.openTime) return; // old or duplicate bar
     const reports = this.exchange.onBar(bar);
-    await data.applyBarReports(w.tx, reports);
-    w.fills.push(...reports.flatMap((r) => r.fills));
-    await this.flush(w);
-    await data.saveLastBar(w.tx, bar);
+    if (reports.length > 0) {
+      await this.flush(w); // the orders these reports update must be written first
+      await data.applyBarReports(w.tx, reports);
+      w.fills.push(...reports.flatMap((r) => r.fills));
+    }
+    w.lastOpenTime.set(bar.symbol, bar.openTime);
+    w.newBars.set(bar.symbol, bar);
   }
 
   /** Writes the orders and fills accumulated so far; only fills not recorded before produce events. */
