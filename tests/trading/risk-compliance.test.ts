@@ -37,9 +37,10 @@ describe("pre-trade risk checks", () => {
     expect(l).toMatchObject({ ok: false, reason: "NO_REFERENCE_PRICE" });
   });
   it("counts open orders of the same side as exposure", () => {
-    expect(checkOrder(mkt("3"), ctx({ position: "2", openBuy: "3" }), limits)).toMatchObject({ ok: false, reason: "POSITION_LIMIT_EXCEEDED" });
-    expect(checkOrder(mkt("3"), ctx({ position: "2", openSell: "3" }), limits).ok).toBe(true); // sells do not add to a long
-    expect(checkOrder(mkt("3", "sell"), ctx({ position: "-2", openSell: "3" }), limits)).toMatchObject({ ok: false, reason: "POSITION_LIMIT_EXCEEDED" });
+    expect(checkOrder(mkt("3"), ctx({ position: "3", openBuy: "3" }), limits)).toMatchObject({ ok: false, reason: "POSITION_LIMIT_EXCEEDED" });
+    expect(checkOrder(mkt("3"), ctx({ position: "2", openBuy: "3" }), limits).ok).toBe(true); // 8: at the limit
+    expect(checkOrder(mkt("3"), ctx({ position: "3", openSell: "3" }), limits).ok).toBe(true); // sells do not add to a long
+    expect(checkOrder(mkt("3", "sell"), ctx({ position: "-3", openSell: "3" }), limits)).toMatchObject({ ok: false, reason: "POSITION_LIMIT_EXCEEDED" });
   });
   it("enforces the kill switch first: halted rejects everything, reduce_only what does not shrink the position", () => {
     const reason = (o: Parameters<typeof checkOrder>[0], c: Partial<RiskContext>) => {

@@ -17,7 +17,7 @@ import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
 import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
 import { checkOrderRequest, idempotencyKeyOf, idempotencyKeyReused, orderEvent, requestHash, snapshot } from "./domain";
-import { submitOrder } from "./submit";
+import { PerKeyQueue, submitOrder } from "./submit";
 
 /** A plain decimal: at most 12 integer and 8 fractional digits (the exchange's precision). */
 const DECIMAL = "^(0|[1-9]\\d{0,11})(\\.\\d{1,8})?$";
@@ -48,6 +48,7 @@ export interface OrderRouteDeps {
 
 export function registerRoutes(app: App, { relay, limits, submitted }: OrderRouteDeps): void {
   const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
+  const perUser = new PerKeyQueue();
 
   /** The order a repeated Idempotency-Key refers to (409 when the body differs). */
   const priorOrder = async (userId: string, key: string | null, hash: string) => {
@@ -75,7 +76,8 @@ export function registerRoutes(app: App, { relay, limits, submitted }: OrderRout
 
     let row: data.OrderRow;
     try {
-      row = await submitOrder(app.pg, redis(), limits, { orderId: randomUUID(), userId: who.userId, body: b, idempotencyKey: idemKey, requestHash: hash });
+      const submission = { orderId: randomUUID(), userId: who.userId, body: b, idempotencyKey: idemKey, requestHash: hash };
+      row = await perUser.run(who.userId, () => submitOrder(app.pg, redis(), limits, submission));
     } catch (err) {
       // Two requests with one Idempotency-Key raced: the loser answers with the winner's order.
       if ((err as { code?: string }).code === "23505" && idemKey) {

@@ -22,6 +22,25 @@ export interface Submission {
   requestHash: string;
 }
 
+/**
+ * One at a time per key inside this process. Without it a burst of one user's orders would take a
+ * pool connection each just to wait on the advisory lock, starving every other user of connections;
+ * with it a user holds at most one connection per replica. (A promise chain per key: p-limit and
+ * friends limit globally, not per key.)
+ */
+export class PerKeyQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
 export async function submitOrder(pg: PostgresClient, redis: Redis | undefined, limits: RiskLimits, s: Submission): Promise<data.OrderRow> {
   const b = s.body;
   // Market facts (last price, kill switch) come from Dragonfly before the lock: the lock only needs
