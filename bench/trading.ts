@@ -108,9 +108,15 @@ async function main() {
 
     let seq = 0;
     const failures = new Map<string, number>();
-    const submitOne = async (intended: number) => {
+    const submitOne = (intended: number) =>
+      submitAt(intended).catch((err: Error) => {
+        failures.set(`network ${err.message}`, (failures.get(`network ${err.message}`) ?? 0) + 1);
+        return undefined;
+      });
+    const submitAt = async (intended: number) => {
       const i = seq++;
       const r = await fetch(`${gw}/api/orders`, {
+        signal: AbortSignal.timeout(120_000),
         method: "POST",
         headers: { authorization: `Bearer ${tokens[i % USERS]}`, "content-type": "application/json", "idempotency-key": `bench-${i}` },
         body: JSON.stringify({ symbol: "BTCUSDT", side: Math.floor(i / USERS) % 2 ? "sell" : "buy", type: "market", quantity: "0.01" }),

@@ -147,6 +147,9 @@ describe("pre-trade risk across replicas", () => {
     const user = randomUUID();
     // 30 buys of 1 against a limit of 5, half on each replica, all at once. Nothing fills (the
     // engine is not running yet), so the open orders are the exposure the check must count.
+    // Both replicas' pools hold connections first: the kit bounds opening one at 5 s, which a loaded
+    // machine can exceed, and that is not what this test is about.
+    await Promise.all([omA, omB, omA, omB].map((om) => http("GET", `${om}/?limit=1`, { headers: as(randomUUID()) })));
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => submit(i % 2 ? omB : omA, user, market("buy", "1"))));
     expect(results.every((r) => r.status === 201)).toBe(true);
     const accepted = results.filter((r) => r.body.status === "accepted");
