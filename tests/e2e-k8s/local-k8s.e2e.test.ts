@@ -45,8 +45,9 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     const tls = await run("bash", ["scripts/cluster/ingress-cert.sh", HOST]);
     const dir = tls.stdout.trim();
     ca = fs.readFileSync(path.join(dir, "ca.crt"), "utf8");
-    await stack.run(["config", "set", "--secret", "trading:tlsCertificate", "--", fs.readFileSync(path.join(dir, "tls.crt"), "utf8")]);
-    await stack.run(["config", "set", "--secret", "trading:tlsPrivateKey", "--", fs.readFileSync(path.join(dir, "tls.key"), "utf8")]);
+    // On stdin, as scripts/up.sh does: `--stack` comes after the arguments, and a key never goes on a command line.
+    await stack.run(["config", "set", "--secret", "trading:tlsCertificate"], { input: fs.readFileSync(path.join(dir, "tls.crt"), "utf8") });
+    await stack.run(["config", "set", "--secret", "trading:tlsPrivateKey"], { input: fs.readFileSync(path.join(dir, "tls.key"), "utf8") });
     const up = await stack.run(["up", "--yes", "--skip-preview"], { timeoutMs: 45 * 60_000 });
     timings["pulumi up"] = up.seconds;
     const resources = /Resources:\s*\n\s*\+\s*(\d+) created/.exec(up.stdout);

@@ -60,7 +60,7 @@ export class Pulumi {
    * Runs the CLI without blocking the event loop (a blocked test worker loses its RPC link with
    * vitest during a long `up`).
    */
-  run(args: string[], opts: { allowFailure?: boolean; timeoutMs?: number } = {}): Promise<CliResult> {
+  run(args: string[], opts: { allowFailure?: boolean; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
     const t0 = Date.now();
     return new Promise((resolve, reject) => {
       const child = spawn("pulumi", [...args, "--non-interactive"], { cwd: this.project, env: this.env });
@@ -68,6 +68,8 @@ export class Pulumi {
       let stderr = "";
       child.stdout.on("data", (c) => (stdout += c));
       child.stderr.on("data", (c) => (stderr += c));
+      // A value on stdin (a secret: never on a command line, never in an error message).
+      child.stdin.end(opts.input ?? "");
       const timer = setTimeout(() => child.kill("SIGTERM"), opts.timeoutMs ?? 20 * 60_000);
       child.on("error", reject);
       child.on("close", (code) => {
@@ -85,7 +87,7 @@ export class Pulumi {
     await this.run(["stack", "init", stack]);
     const withStack = (args: string[]) => [...args, "--stack", stack];
     return {
-      run: (args: string[], opts?: { allowFailure?: boolean; timeoutMs?: number }) => this.run(withStack(args), opts),
+      run: (args: string[], opts?: { allowFailure?: boolean; timeoutMs?: number; input?: string }) => this.run(withStack(args), opts),
       outputs: async (showSecrets = false): Promise<Record<string, any>> =>
         JSON.parse((await this.run(withStack(["stack", "output", "--json", ...(showSecrets ? ["--show-secrets"] : [])]))).stdout),
     };
