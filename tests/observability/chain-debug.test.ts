@@ -99,7 +99,7 @@ beforeAll(async () => {
   const billing = new ChildService("billing-service", billPort, { ...traced, ...urls, BILLING_OUTBOX_INTERVAL_MS: "50", BILLING_CYCLE_INTERVAL_MS: "0", BILLING_CONSUMER_GROUP: `billing-trace-${run}` });
   const gateway = new ChildService("api-gateway", gwPort, { ...traced, ...urls });
   children.push(payment, billing, gateway);
-  await Promise.all(children.map((c) => c.start()));
+  await Promise.all(children.map((c) => c.start(900_000))); // tsx compiles each service at start: slow on a loaded machine
   gw = gateway.url;
   fake.webhookUrl = `${payment.url}/webhooks/processor`;
   adminToken = await token(randomUUID(), "admin");
