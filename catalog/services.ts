@@ -223,6 +223,19 @@ const contracts = {
     // The scheduler lives in one process: two would evaluate every strategy twice.
     singleton: true,
   },
+  "ai-chain-analytics": {
+    description: "The AI tier's decision chains (signal, decision, order, fills, PnL): hit rate, PnL attribution, slippage and latency per model version and strategy; graph in ArangoDB",
+    tier: "analytics",
+    port: 8031,
+    route: "ai-chains",
+    anonymousPaths: [],
+    requires: ["clickhouse", "redpanda"],
+    optional: ["arangodb"],
+    calls: ["ai-orchestrator"],
+    secrets: [],
+    // The decision pull keeps its cursor in the process: one instance.
+    singleton: true,
+  },
   ...businessContracts,
   "chain-debug": {
     description: "Error tracking and request traces: OTLP spans from every service in ClickHouse, errors grouped by fingerprint, one request's path across services (admin)",

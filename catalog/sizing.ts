@@ -48,6 +48,7 @@ const defaults: Record<ServiceName, { scaling?: ServiceScaling; resources: Servi
   // CPU-bound jobs, one at a time per replica: more replicas, not more threads, run sweeps faster.
   "backtesting-engine": { scaling: { replicas: 2, minReplicas: 2, maxReplicas: 8 }, resources: { cpu: "1", memory: "1Gi" } },
   "ai-orchestrator": { resources: small },
+  "ai-chain-analytics": { resources: small },
   "payment-service": { scaling: stateless, resources: small },
   "usage-monitoring": { scaling: stateless, resources: small },
   "billing-service": { scaling: stateless, resources: small },

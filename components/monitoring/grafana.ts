@@ -88,6 +88,50 @@ export function serviceOverviewDashboard(services: readonly ServiceDefinition[])
   return JSON.stringify(dashboard, null, 2) + "\n";
 }
 
+/**
+ * The AI decision chains dashboard (ai-chain-analytics' gauges, computed from ClickHouse over its
+ * look-back window): per model version and strategy, hit rate, PnL attribution, slippage versus the
+ * decision price, latency per step, and the chain counts.
+ */
+export function aiChainsDashboard(): string {
+  const by = "model_version, strategy_id";
+  const series = (metric: string, legend: string) => ({ expr: `max by (${by}) (${metric})`, legend: `${legend} {{model_version}} {{strategy_id}}` });
+  const panels: Array<{ title: string; unit: string; targets: Array<{ expr: string; legend: string }> }> = [
+    { title: "Hit rate (filled decisions in profit at the last close)", unit: "percentunit", targets: [series("ai_chain_hit_rate", "hit rate")] },
+    { title: "PnL attribution (net of fees, quote currency)", unit: "none", targets: [series("ai_chain_pnl", "pnl")] },
+    { title: "Slippage vs decision price (bps)", unit: "none", targets: [series("ai_chain_slippage_bps", "slippage")] },
+    {
+      title: "Latency p50 per step",
+      unit: "ms",
+      targets: [series("ai_chain_decision_to_order_ms_p50", "decision->order"), series("ai_chain_order_to_fill_ms_p50", "order->fill")],
+    },
+    {
+      title: "Decisions, orders, fills",
+      unit: "none",
+      targets: [series("ai_chain_decisions", "decisions"), series("ai_chain_orders", "orders"), series("ai_chain_fills", "fills")],
+    },
+  ];
+  const dashboard = {
+    uid: "trading-ai-chains",
+    title: "AI Trading - Decision chains",
+    tags: ["ai-trading", "ai"],
+    timezone: "utc",
+    schemaVersion: 39,
+    refresh: "1m",
+    time: { from: "now-24h", to: "now" },
+    panels: panels.map((p, i) => ({
+      id: i + 1,
+      type: "timeseries",
+      title: p.title,
+      datasource: { type: "prometheus", uid: "prometheus" },
+      gridPos: { x: (i % 2) * 12, y: Math.floor(i / 2) * 8, w: 12, h: 8 },
+      fieldConfig: { defaults: { unit: p.unit }, overrides: [] },
+      targets: p.targets.map((t, j) => ({ refId: String.fromCharCode(65 + j), expr: t.expr, legendFormat: t.legend })),
+    })),
+  };
+  return JSON.stringify(dashboard, null, 2) + "\n";
+}
+
 export interface GrafanaArgs {
   runtime: Runtime;
   image: string;
@@ -130,6 +174,7 @@ export class Grafana extends pulumi.ComponentResource {
           { path: "/etc/grafana/provisioning/datasources/prometheus.yml", content: datasourcesYaml(args.prometheusUrl) },
           { path: "/etc/grafana/provisioning/dashboards/trading.yml", content: dashboardProviderYaml },
           { path: "/etc/grafana/dashboards/services.json", content: serviceOverviewDashboard(args.services) },
+          ...(args.services.some((s) => s.name === "ai-chain-analytics") ? [{ path: "/etc/grafana/dashboards/ai-chains.json", content: aiChainsDashboard() }] : []),
         ],
         liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${GRAFANA_PORT}/api/health`] }),
         readiness: probe({ http: { path: "/api/health", port: GRAFANA_PORT } }),

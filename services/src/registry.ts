@@ -21,6 +21,7 @@ export const registry: Record<string, Loader> = {
   "ml-predictor": () => import("./services/ml-predictor").then((m) => m.default),
   "backtesting-engine": () => import("./services/backtesting-engine").then((m) => m.default),
   "ai-orchestrator": () => import("./services/ai-orchestrator").then((m) => m.default),
+  "ai-chain-analytics": () => import("./services/ai-chain-analytics").then((m) => m.default),
   "payment-service": () => import("./services/payment-service").then((m) => m.default),
   "usage-monitoring": () => import("./services/usage-monitoring").then((m) => m.default),
   "billing-service": () => import("./services/billing-service").then((m) => m.default),

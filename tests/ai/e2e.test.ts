@@ -20,6 +20,7 @@ import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
 import mlPredictor from "../../services/src/services/ml-predictor";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
+import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { plantedBars } from "../helpers/planted-bars";
 import { ML_DIR, mlPython } from "../helpers/ml-python";
@@ -37,6 +38,7 @@ let env: Record<string, string>;
 const services: Service<any>[] = [];
 let urls: Record<string, string> = {};
 let orch: string;
+let chains: string;
 let redis: InstanceType<typeof Redis>;
 let db: InstanceType<typeof pg.Client>;
 let modelVersion: string;
@@ -134,6 +136,7 @@ beforeAll(async () => {
   modelVersion = (await db.query("SELECT version FROM ml_models WHERE status = 'promoted'")).rows[0].version;
   urls.SERVICE_ML_PREDICTOR_URL = await start(mlPredictor);
   orch = await start(aiOrchestrator);
+  chains = await start(aiChainAnalytics, { SERVICE_AI_ORCHESTRATOR_URL: orch, CHAIN_POLL_MS: "200", CHAIN_REREAD_MS: "2000", CHAIN_CONSUMER_GROUP: `chain-${run}` });
 }, 900_000);
 
 afterAll(async () => {
@@ -194,6 +197,46 @@ describe("AI tier end to end", () => {
       await redis.del(TRADING_STATE_KEYS.global, TRADING_STATE_KEYS.user(user));
     }
   }, 120_000);
+
+  it("ai-chain-analytics: the chains appear with the right counts, slippage, latency and a traceable chain", async () => {
+    // So far this strategy: 6 buys (filled), 3 halted skips, 3 reduce-only holds.
+    const fills = Number(
+      (await db.query("SELECT count(*) AS n FROM om_order_fills f JOIN om_orders o USING (order_id) WHERE o.user_id = $1", [user])).rows[0].n,
+    );
+    expect(fills).toBeGreaterThanOrEqual(6);
+    const summary = await waitUntil("chains in analytics", async () => {
+      const r = await http("GET", `${chains}/summary?strategyId=${strategyId}`, { headers });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      const s = r.body.summary[0];
+      return s && s.decisions === 12 && s.fills === fills && s.orders === 6 ? s : undefined;
+    }, 120_000, 500);
+    expect(summary).toMatchObject({ modelVersion, strategyId, decisions: 12, trades: 6, orders: 6, filledDecisions: 6 });
+    expect(summary.hitRate).toBeGreaterThanOrEqual(0);
+    expect(summary.hitRate).toBeLessThanOrEqual(1);
+    // Paper fills: market orders at the bar's price plus PAPER_SLIPPAGE_BPS (5) against the decision's close.
+    expect(summary.slippageBps).toBeGreaterThan(0);
+    expect(summary.slippageBps).toBeLessThan(100);
+    expect(summary.decisionToOrderMs.p50).toBeGreaterThanOrEqual(0);
+    expect(summary.orderToFillMs.p50).toBeGreaterThanOrEqual(0);
+    // PnL attribution: bought at the last close plus slippage and fees, marked at that close: a loss.
+    expect(summary.pnl).toBeLessThan(0);
+
+    const d = (await http("GET", `${orch}/strategies/${strategyId}/decisions?limit=1000`, { headers })).body.decisions.find((x: { action: string }) => x.action === "buy");
+    const chain = await http("GET", `${chains}/chains/${d.decisionId}`, { headers });
+    expect(chain.status, JSON.stringify(chain.body)).toBe(200);
+    expect(chain.body.decision).toMatchObject({ decisionId: d.decisionId, modelVersion, symbol: d.symbol, action: "buy" });
+    expect(chain.body.orders).toEqual([{ orderId: d.orderId, status: "filled", side: "buy" }]);
+    expect(chain.body.fills.length).toBeGreaterThanOrEqual(1);
+    expect(chain.body.fills.every((f: { orderId: string }) => f.orderId === d.orderId)).toBe(true);
+    const stranger = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    expect((await http("GET", `${chains}/chains/${d.decisionId}`, { headers: stranger })).status).toBe(404);
+    expect((await http("GET", `${chains}/summary?strategyId=${strategyId}`, { headers: stranger })).body.summary).toEqual([]);
+    expect((await http("GET", `${chains}/chains/not-a-uuid`, { headers })).status).toBe(400);
+    expect((await http("GET", `${chains}/summary?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z`, { headers })).status).toBe(400);
+    expect((await http("GET", `${chains}/chains/${d.decisionId}/graph`, { headers })).status).toBe(404); // no ArangoDB here
+    const metrics = (await http("GET", `${chains}/metrics`)).body as string;
+    expect(metrics).toContain(`ai_chain_orders{model_version="${modelVersion}",strategy_id="${strategyId}"`);
+  }, 180_000);
 
   it("missing features and a stale model are recorded refusals, no order", async () => {
     const before = await orderCount();

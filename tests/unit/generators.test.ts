@@ -4,7 +4,7 @@ import { catalog, entryPoint, otlpTracesUrl, ServiceDefinition, sizingOf, traceC
 import { parseStackConfig } from "../../stacks/config";
 import { nginxConfig, publicRoutes } from "../../components/edge/nginx";
 import { alertRulesYaml, prometheusConfig } from "../../components/monitoring/prometheus";
-import { serviceOverviewDashboard } from "../../components/monitoring/grafana";
+import { aiChainsDashboard, serviceOverviewDashboard } from "../../components/monitoring/grafana";
 import { buildTopology } from "../../components/topology";
 import { backupScript } from "../../components/data/backup";
 import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
@@ -57,6 +57,15 @@ describe("prometheus", () => {
     const d = JSON.parse(serviceOverviewDashboard(catalog));
     expect(d.templating.list[0].query.split(",")).toEqual(catalog.map((s) => s.name));
     expect(d.panels.length).toBeGreaterThan(3);
+  });
+
+  it("the AI decision chains dashboard plots ai-chain-analytics' gauges per model version and strategy", () => {
+    const d = JSON.parse(aiChainsDashboard());
+    expect(d.uid).toBe("trading-ai-chains");
+    const exprs: string[] = d.panels.flatMap((p: { targets: Array<{ expr: string }> }) => p.targets.map((t) => t.expr));
+    for (const m of ["hit_rate", "pnl", "slippage_bps", "decision_to_order_ms_p50", "order_to_fill_ms_p50", "decisions", "orders", "fills"])
+      expect(exprs).toContain(`max by (model_version, strategy_id) (ai_chain_${m})`);
+    expect(new Set(d.panels.map((p: { id: number }) => p.id)).size).toBe(d.panels.length);
   });
 });
 

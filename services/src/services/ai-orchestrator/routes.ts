@@ -6,6 +6,7 @@
  *   POST  /strategies/:id/evaluate         run one evaluation now (the scheduler runs them every `everySeconds`)
  *   GET   /strategies/:id/decisions        newest first, each with its inputs
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
+ *   GET   /internal/decisions?since&limit  every user's decisions from `since` on, oldest first (ai-chain-analytics; never proxied)
  */
 import { badRequest, notFound, requireIdentity, Type, type ServiceContext } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
@@ -67,6 +68,11 @@ export function registerRoutes(ctx: ServiceContext, deps: { store: OrchestratorS
     const s = await own(req.params.id, requireIdentity(req).userId);
     return { decisions: await store.decisions(s.strategyId, req.query.limit ?? 100) };
   });
+  ctx.app.get(
+    "/internal/decisions",
+    { schema: { querystring: Type.Object({ since: Type.String({ format: "date-time" }), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000 })) }) } },
+    async (req) => ({ decisions: await store.decisionsSince(new Date(req.query.since), req.query.limit ?? 1000) }),
+  );
   ctx.app.get("/decisions/:id", { schema: { params: Id } }, async (req) => {
     const who = requireIdentity(req);
     const d = await store.decision(req.params.id, who.userId);

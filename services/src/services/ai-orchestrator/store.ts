@@ -164,6 +164,16 @@ export class OrchestratorStore {
     return rows as DecisionRecord[];
   }
 
+  /**
+   * Decisions recorded at or after `since` (keyset on decided_at, decision_id), oldest first: what
+   * ai-chain-analytics pulls. The caller re-reads a few seconds back, as a transaction that
+   * committed late may carry an earlier decided_at; it dedupes by decision id.
+   */
+  async decisionsSince(since: Date, limit: number): Promise<DecisionRecord[]> {
+    const { rows } = await this.pg.query(`${SELECT_DECISION} WHERE decided_at >= $1 ORDER BY decided_at, decision_id LIMIT $2`, [since, limit]);
+    return rows as DecisionRecord[];
+  }
+
   /** Orders this strategy placed (for its position and PnL from order-management's fills). */
   async orderIds(strategyId: string): Promise<string[]> {
     const { rows } = await this.pg.query<{ order_id: string }>(`SELECT order_id FROM ai_decisions WHERE strategy_id = $1 AND order_id IS NOT NULL`, [strategyId]);

@@ -1,0 +1,72 @@
+/**
+ * ai-chain-analytics (8031): the AI tier's decision chains, signal -> decision -> order -> fills ->
+ * PnL. Decisions come from ai-orchestrator, orders and fills from the trading core's topics
+ * (ingest.ts); rows and aggregates live in ClickHouse (store.ts), the chains as a graph in
+ * ArangoDB when enabled (graph.ts, unverified: no server here). Per model version and strategy:
+ * hit rate, PnL attribution, slippage versus the decision price, latency per step; on the API
+ * (routes.ts) and as Prometheus gauges for the Grafana dashboard.
+ */
+import { defineService, Type } from "../../kit";
+import { TOPICS } from "../../trading/events";
+import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
+import { ChainGraph } from "./graph";
+import { applyEvents, pullDecisions, type IngestDeps } from "./ingest";
+import { chainMetrics } from "./metrics";
+import { registerRoutes } from "./routes";
+import { ChainStore } from "./store";
+
+export default defineService({
+  name: "ai-chain-analytics",
+  config: {
+    ...consumerEnv,
+    CHAIN_CONSUMER_GROUP: Type.String({ default: "ai-chain-analytics" }),
+    CHAIN_POLL_MS: Type.Integer({ default: 5_000, minimum: 0, description: "how often decisions are pulled from ai-orchestrator; 0 disables the pull" }),
+    CHAIN_REREAD_MS: Type.Integer({ default: 10_000, minimum: 0, description: "how far back each pull re-reads (late commits)" }),
+    CHAIN_LOOKBACK_HOURS: Type.Integer({ default: 24, minimum: 1, maximum: 24 * 90, description: "decisions pulled at start, and the window of the /metrics gauges" }),
+  },
+  async register(ctx) {
+    const c = ctx.config;
+    const store = new ChainStore(ctx.datastores.clickhouse);
+    let graph: Promise<ChainGraph> | undefined;
+    const deps: IngestDeps = {
+      store,
+      peers: ctx.peers,
+      log: ctx.log,
+      graph: ctx.datastores.isEnabled("arangodb")
+        ? () => {
+            graph ??= (async () => {
+              const g = new ChainGraph(ctx.datastores.arango.db);
+              await g.ensure();
+              return g;
+            })().catch((e) => {
+              graph = undefined;
+              throw e;
+            });
+            return graph;
+          }
+        : undefined,
+    };
+    registerRoutes(ctx, { store, graph: deps.graph });
+    chainMetrics(ctx.metrics.registry, store, c.CHAIN_LOOKBACK_HOURS, ctx.log);
+
+    await consumeBatches(ctx, { groupId: c.CHAIN_CONSUMER_GROUP, topics: [TOPICS.orders, TOPICS.executions], handle: (msgs) => applyEvents(deps, msgs) });
+
+    if (c.CHAIN_POLL_MS > 0) {
+      let since = new Date(Date.now() - c.CHAIN_LOOKBACK_HOURS * 3_600_000);
+      let pulling = false;
+      const timer = setInterval(async () => {
+        if (pulling) return;
+        pulling = true;
+        try {
+          since = await pullDecisions(deps, since, c.CHAIN_REREAD_MS);
+        } catch (e) {
+          ctx.log.warn({ err: { message: (e as Error).message } }, "decision pull failed; retrying next tick");
+        } finally {
+          pulling = false;
+        }
+      }, c.CHAIN_POLL_MS);
+      timer.unref();
+      ctx.onClose(async () => clearInterval(timer));
+    }
+  },
+});

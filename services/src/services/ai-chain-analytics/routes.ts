@@ -1,0 +1,56 @@
+/**
+ * ai-chain-analytics HTTP routes (/api/ai-chains through the gateway).
+ *   GET /summary?from&to&strategyId   the caller's chains per model version and strategy
+ *   GET /summary/all?from&to          every user's (admin)
+ *   GET /chains/:decisionId           one decision's chain from ClickHouse: decision, orders, fills
+ *   GET /chains/:decisionId/graph     the same chain traversed in ArangoDB (404 when ArangoDB is off)
+ * `from`/`to` are ISO instants; default: the last 24 hours.
+ */
+import { badRequest, notFound, requireIdentity, Type, type ServiceContext } from "../../kit";
+import { graphKey } from "./chains";
+import type { ChainGraph } from "./graph";
+import type { ChainStore } from "./store";
+
+const Range = Type.Object(
+  {
+    from: Type.Optional(Type.String({ format: "date-time" })),
+    to: Type.Optional(Type.String({ format: "date-time" })),
+    strategyId: Type.Optional(Type.String({ format: "uuid" })),
+  },
+  { additionalProperties: false },
+);
+const Id = Type.Object({ decisionId: Type.String({ format: "uuid" }) });
+
+function range(q: { from?: string; to?: string }) {
+  const to = q.to ? new Date(q.to) : new Date(Date.now() + 1000);
+  const from = q.from ? new Date(q.from) : new Date(to.getTime() - 24 * 3_600_000);
+  if (!(from < to)) throw badRequest("from must be before to", "from");
+  return { from, to };
+}
+
+export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; graph?: () => Promise<ChainGraph> }): void {
+  ctx.app.get("/summary", { schema: { querystring: Range } }, async (req) => {
+    const who = requireIdentity(req);
+    const r = range(req.query);
+    return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId, userId: who.userId }) };
+  });
+  ctx.app.get("/summary/all", { schema: { querystring: Range } }, async (req) => {
+    requireIdentity(req, "admin");
+    const r = range(req.query);
+    return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId }) };
+  });
+  ctx.app.get("/chains/:decisionId", { schema: { params: Id } }, async (req) => {
+    const who = requireIdentity(req);
+    const chain = await deps.store.chain(req.params.decisionId.toLowerCase(), who.role === "admin" ? undefined : who.userId);
+    if (!chain) throw notFound(`no decision ${req.params.decisionId}`);
+    return chain;
+  });
+  ctx.app.get("/chains/:decisionId/graph", { schema: { params: Id } }, async (req) => {
+    const who = requireIdentity(req);
+    if (!deps.graph) throw notFound("the chain graph needs ArangoDB, which is not enabled on this stack");
+    // Ownership is checked on ClickHouse's copy of the decision before the graph is read.
+    const id = req.params.decisionId.toLowerCase();
+    if (!(await deps.store.chain(id, who.role === "admin" ? undefined : who.userId))) throw notFound(`no decision ${req.params.decisionId}`);
+    return { vertices: await (await deps.graph()).chain(graphKey(id)) };
+  });
+}

@@ -1,0 +1,155 @@
+/**
+ * The chains in ClickHouse (migration clickhouse/0005): rows in, aggregates out. Every key is first
+ * collapsed with GROUP BY (at-least-once delivery may repeat rows), then decisions are joined with
+ * their orders and fills (18.16: one JOIN per SELECT, `USING`, so the joins nest) and the latest
+ * 1-minute close of each symbol (market_candles) marks open positions.
+ *
+ * Per model version and strategy:
+ *   decisions, trades (buy/sell decisions), orders, fills, filledDecisions
+ *   hitRate       filled decisions whose fills are in profit at the mark / filled decisions
+ *   pnl           sum of side * (qty * mark - notional) - fees over the fills (PnL attribution)
+ *   slippageBps   quantity-weighted side * (fill price - decision price) / decision price, bps
+ *   latency       decision -> order created, order created -> first fill (order-management's
+ *                 clock), p50 / p95 in ms
+ */
+import type { ClickHouseKitClient } from "../../kit";
+import { decisionRow, fillRow, orderRow } from "./chains";
+
+export interface ChainSummary {
+  modelVersion: string;
+  strategyId: string;
+  decisions: number;
+  trades: number;
+  orders: number;
+  fills: number;
+  filledDecisions: number;
+  hitRate: number | null;
+  pnl: number;
+  slippageBps: number | null;
+  decisionToOrderMs: { p50: number; p95: number } | null;
+  orderToFillMs: { p50: number; p95: number } | null;
+}
+
+/** One row per decision with its orders, fills and the symbol's mark (the nested joins). */
+const PER_DECISION = `
+SELECT decision_id, strategy_id, model_version, symbol, action, decided_ms, decision_price, user_id,
+       orders, fills, fq, notional, fees, order_ms, fill_ms, mark
+FROM (
+  SELECT * FROM (
+    SELECT decision_id, any(strategy_id) AS strategy_id, any(model_version) AS model_version, any(symbol) AS symbol,
+           any(action) AS action, any(decided_ms) AS decided_ms, any(decision_price) AS decision_price, any(user_id) AS user_id
+    FROM ai_chain_decisions
+    WHERE decided_ms >= {fromMs:UInt64} AND decided_ms < {toMs:UInt64}
+      AND ({allStrategies:UInt8} = 1 OR strategy_id = {strategyId:String})
+      AND ({allUsers:UInt8} = 1 OR user_id = {userId:String})
+    GROUP BY decision_id
+  ) ANY LEFT JOIN (
+    SELECT decision_id, count() AS orders, sum(nfills) AS fills, sum(ofq) AS fq, sum(onotional) AS notional, sum(ofees) AS fees,
+           min(created_ms) AS order_ms, min(first_fill_ms) AS fill_ms
+    FROM (
+      SELECT order_id, decision_id, created_ms, first_fill_ms, nfills, ofq, onotional, ofees FROM (
+        SELECT order_id, any(decision_id) AS decision_id, min(created_ms) AS created_ms,
+               minIf(event_ms, status IN ('partially_filled', 'filled')) AS first_fill_ms
+        FROM ai_chain_orders GROUP BY order_id
+      ) ANY LEFT JOIN (
+        SELECT order_id, count() AS nfills, sum(q) AS ofq, sum(q * p) AS onotional, sum(f) AS ofees
+        FROM (SELECT order_id, fill_id, any(quantity) AS q, any(price) AS p, any(fee) AS f FROM ai_chain_fills GROUP BY order_id, fill_id)
+        GROUP BY order_id
+      ) USING order_id
+    )
+    GROUP BY decision_id
+  ) USING decision_id
+) ANY LEFT JOIN (
+  SELECT symbol, argMax(close, open_time) AS mark FROM market_candles WHERE timeframe = '1m' GROUP BY symbol
+) USING symbol`;
+
+const SIGN = `if(action = 'sell', -1, 1)`;
+
+export class ChainStore {
+  constructor(private readonly ch: ClickHouseKitClient) {}
+
+  async insertDecisions(rows: ReturnType<typeof decisionRow>[]): Promise<void> {
+    if (rows.length) await this.ch.insert("ai_chain_decisions", rows);
+  }
+  async insertOrders(rows: NonNullable<ReturnType<typeof orderRow>>[]): Promise<void> {
+    if (rows.length) await this.ch.insert("ai_chain_orders", rows);
+  }
+  async insertFills(rows: ReturnType<typeof fillRow>[]): Promise<void> {
+    if (rows.length) await this.ch.insert("ai_chain_fills", rows);
+  }
+
+  async summary(q: { from: Date; to: Date; strategyId?: string; userId?: string }): Promise<ChainSummary[]> {
+    const rows = await this.ch.query<Record<string, string | number>>(
+      `SELECT model_version, strategy_id, toString(count()) AS decisions, toString(countIf(action IN ('buy', 'sell'))) AS trades,
+              toString(sum(orders)) AS orders, toString(sum(fills)) AS fills, toString(countIf(fq > 0)) AS filled,
+              toString(countIf(fq > 0 AND mark > 0 AND ${SIGN} * (fq * mark - notional) - fees > 0)) AS hits,
+              sumIf(${SIGN} * (fq * mark - notional) - fees, fq > 0 AND mark > 0) AS pnl,
+              sumIf(${SIGN} * (notional - fq * decision_price) / decision_price * 10000, fq > 0 AND decision_price > 0) AS slip_sum,
+              sumIf(fq, fq > 0 AND decision_price > 0) AS slip_qty,
+              toString(countIf(order_ms > 0)) AS n_order, quantileIf(0.5)(toInt64(order_ms) - toInt64(decided_ms), order_ms > 0) AS d2o_p50,
+              quantileIf(0.95)(toInt64(order_ms) - toInt64(decided_ms), order_ms > 0) AS d2o_p95,
+              toString(countIf(fill_ms > 0)) AS n_fill, quantileIf(0.5)(toInt64(fill_ms) - toInt64(order_ms), fill_ms > 0) AS o2f_p50,
+              quantileIf(0.95)(toInt64(fill_ms) - toInt64(order_ms), fill_ms > 0) AS o2f_p95
+       FROM (${PER_DECISION})
+       GROUP BY model_version, strategy_id ORDER BY model_version, strategy_id LIMIT 1000`,
+      {
+        fromMs: q.from.getTime(),
+        toMs: q.to.getTime(),
+        allStrategies: q.strategyId ? 0 : 1,
+        strategyId: q.strategyId ?? "",
+        allUsers: q.userId ? 0 : 1,
+        userId: q.userId ?? "",
+      },
+    );
+    const round = (x: number, d = 4) => Math.round(x * 10 ** d) / 10 ** d;
+    return rows.map((r) => {
+      const filled = Number(r.filled);
+      const slipQty = Number(r.slip_qty);
+      return {
+        modelVersion: String(r.model_version),
+        strategyId: String(r.strategy_id),
+        decisions: Number(r.decisions),
+        trades: Number(r.trades),
+        orders: Number(r.orders),
+        fills: Number(r.fills),
+        filledDecisions: filled,
+        hitRate: filled ? round(Number(r.hits) / filled) : null,
+        pnl: round(Number(r.pnl), 6),
+        slippageBps: slipQty > 0 ? round(Number(r.slip_sum) / slipQty, 3) : null,
+        decisionToOrderMs: Number(r.n_order) ? { p50: Math.round(Number(r.d2o_p50)), p95: Math.round(Number(r.d2o_p95)) } : null,
+        orderToFillMs: Number(r.n_fill) ? { p50: Math.round(Number(r.o2f_p50)), p95: Math.round(Number(r.o2f_p95)) } : null,
+      };
+    });
+  }
+
+  /** One decision's chain from ClickHouse: the decision, its orders' latest states and fills. */
+  async chain(decisionId: string, userId?: string) {
+    const decision = await this.ch.query<Record<string, unknown>>(
+      `SELECT decision_id, any(strategy_id) AS strategy_id, any(user_id) AS user_id, any(model_version) AS model_version, any(symbol) AS symbol,
+              any(action) AS action, any(probability_up) AS probability_up, any(decision_price) AS decision_price, toString(any(decided_ms)) AS decided_ms
+       FROM ai_chain_decisions WHERE decision_id = {id:String} GROUP BY decision_id`,
+      { id: decisionId },
+    );
+    const d = decision[0];
+    if (!d || (userId && d.user_id !== userId)) return undefined;
+    const orders = await this.ch.query<{ order_id: string; status: string; side: string }>(
+      `SELECT order_id, argMax(status, event_ms) AS status, any(side) AS side FROM ai_chain_orders WHERE decision_id = {id:String} GROUP BY order_id ORDER BY order_id`,
+      { id: decisionId },
+    );
+    const fills = orders.length
+      ? await this.ch.query<{ fill_id: string; order_id: string; quantity: number; price: number; fee: number }>(
+          `SELECT fill_id, order_id, any(quantity) AS quantity, any(price) AS price, any(fee) AS fee FROM ai_chain_fills
+           WHERE order_id IN ({orderIds:Array(String)}) GROUP BY order_id, fill_id ORDER BY order_id, fill_id`,
+          { orderIds: orders.map((o) => o.order_id) },
+        )
+      : [];
+    return {
+      decision: {
+        decisionId: d.decision_id, strategyId: d.strategy_id, modelVersion: d.model_version || null, symbol: d.symbol, action: d.action,
+        probabilityUp: d.probability_up, decisionPrice: d.decision_price, decidedAt: new Date(Number(d.decided_ms)).toISOString(),
+      },
+      orders: orders.map((o) => ({ orderId: o.order_id, status: o.status, side: o.side })),
+      fills: fills.map((f) => ({ fillId: f.fill_id, orderId: f.order_id, quantity: f.quantity, price: f.price, fee: f.fee })),
+    };
+  }
+}
