@@ -38,10 +38,13 @@ FROM (
   SELECT * FROM (
     SELECT decision_id, any(strategy_id) AS strategy_id, any(model_version) AS model_version, any(symbol) AS symbol,
            any(action) AS action, any(decided_ms) AS decided_ms, any(decision_price) AS decision_price, any(user_id) AS user_id
-    FROM ai_chain_decisions
-    WHERE decided_ms >= {fromMs:UInt64} AND decided_ms < {toMs:UInt64}
-      AND ({allStrategies:UInt8} = 1 OR strategy_id = {strategyId:String})
-      AND ({allUsers:UInt8} = 1 OR user_id = {userId:String})
+    FROM (
+      -- Filtered a level down: the aggregates' aliases above shadow these columns in a WHERE.
+      SELECT * FROM ai_chain_decisions
+      WHERE decided_ms >= {fromMs:UInt64} AND decided_ms < {toMs:UInt64}
+        AND ({allStrategies:UInt8} = 1 OR strategy_id = {strategyId:String})
+        AND ({allUsers:UInt8} = 1 OR user_id = {userId:String})
+    )
     GROUP BY decision_id
   ) ANY LEFT JOIN (
     SELECT decision_id, count() AS orders, sum(nfills) AS fills, sum(ofq) AS fq, sum(onotional) AS notional, sum(ofees) AS fees,
@@ -139,7 +142,7 @@ export class ChainStore {
     const fills = orders.length
       ? await this.ch.query<{ fill_id: string; order_id: string; quantity: number; price: number; fee: number }>(
           `SELECT fill_id, order_id, any(quantity) AS quantity, any(price) AS price, any(fee) AS fee FROM ai_chain_fills
-           WHERE order_id IN ({orderIds:Array(String)}) GROUP BY order_id, fill_id ORDER BY order_id, fill_id`,
+           WHERE has({orderIds:Array(String)}, order_id) GROUP BY order_id, fill_id ORDER BY order_id, fill_id`,
           { orderIds: orders.map((o) => o.order_id) },
         )
       : [];
