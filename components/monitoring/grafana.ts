@@ -174,7 +174,7 @@ export class Grafana extends pulumi.ComponentResource {
           { path: "/etc/grafana/provisioning/datasources/prometheus.yml", content: datasourcesYaml(args.prometheusUrl) },
           { path: "/etc/grafana/provisioning/dashboards/trading.yml", content: dashboardProviderYaml },
           { path: "/etc/grafana/dashboards/services.json", content: serviceOverviewDashboard(args.services) },
-          ...(args.services.some((s) => s.name === "ai-chain-analytics") ? [{ path: "/etc/grafana/dashboards/ai-chains.json", content: aiChainsDashboard() }] : []),
+          { path: "/etc/grafana/dashboards/ai-chains.json", content: aiChainsDashboard() },
         ],
         liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${GRAFANA_PORT}/api/health`] }),
         readiness: probe({ http: { path: "/api/health", port: GRAFANA_PORT } }),
