@@ -1,9 +1,10 @@
 /**
- * Grafana with its datasource and dashboards provisioned as code and a generated admin password.
+ * Grafana with its datasource and dashboards (dashboards.ts, typed with the Grafana SDK) provisioned as code and a generated admin password.
  * Anonymous access and sign-up are off; on Docker the UI is bound to 127.0.0.1 only.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ServiceDefinition } from "../../catalog";
+import { dashboardFiles } from "./dashboards";
 import { GRAFANA } from "../topology";
 import { DeployedWorkload, probe, Runtime } from "../workload";
 
@@ -36,57 +37,6 @@ export const dashboardProviderYaml = [
   "      path: /etc/grafana/dashboards",
   "",
 ].join("\n");
-
-interface Panel {
-  title: string;
-  expr: string;
-  unit: string;
-}
-
-/** The service overview dashboard: traffic, errors, latency and dependency health per service. */
-export function serviceOverviewDashboard(services: readonly ServiceDefinition[]): string {
-  const panels: Panel[] = [
-    { title: "Requests per second", expr: "sum by (service) (rate(http_request_duration_seconds_count[5m]))", unit: "reqps" },
-    {
-      title: "5xx ratio",
-      expr: 'sum by (service) (rate(http_request_duration_seconds_count{status_code=~"5.."}[5m])) / sum by (service) (rate(http_request_duration_seconds_count[5m]))',
-      unit: "percentunit",
-    },
-    { title: "p99 latency", expr: "histogram_quantile(0.99, sum by (service, le) (rate(http_request_duration_seconds_bucket[5m])))", unit: "s" },
-    { title: "Dependencies up", expr: "min by (service, dependency) (service_dependency_up)", unit: "bool" },
-    { title: "Targets up", expr: "up", unit: "bool" },
-  ];
-  const dashboard = {
-    uid: "trading-services",
-    title: "AI Trading - Services",
-    tags: ["ai-trading"],
-    timezone: "utc",
-    schemaVersion: 39,
-    refresh: "30s",
-    time: { from: "now-1h", to: "now" },
-    templating: {
-      list: [
-        {
-          name: "service",
-          type: "custom",
-          multi: true,
-          includeAll: true,
-          query: services.map((s) => s.name).join(","),
-        },
-      ],
-    },
-    panels: panels.map((p, i) => ({
-      id: i + 1,
-      type: "timeseries",
-      title: p.title,
-      datasource: { type: "prometheus", uid: "prometheus" },
-      gridPos: { x: (i % 2) * 12, y: Math.floor(i / 2) * 8, w: 12, h: 8 },
-      fieldConfig: { defaults: { unit: p.unit }, overrides: [] },
-      targets: [{ refId: "A", expr: p.expr, legendFormat: "{{service}} {{dependency}}" }],
-    })),
-  };
-  return JSON.stringify(dashboard, null, 2) + "\n";
-}
 
 /**
  * The AI decision chains dashboard (ai-chain-analytics' gauges, computed from ClickHouse over its
@@ -173,7 +123,8 @@ export class Grafana extends pulumi.ComponentResource {
         files: [
           { path: "/etc/grafana/provisioning/datasources/prometheus.yml", content: datasourcesYaml(args.prometheusUrl) },
           { path: "/etc/grafana/provisioning/dashboards/trading.yml", content: dashboardProviderYaml },
-          { path: "/etc/grafana/dashboards/services.json", content: serviceOverviewDashboard(args.services) },
+          // Typed dashboards (dashboards.ts): fleet, trading, datastores, Kafka consumer lag.
+          ...dashboardFiles().map((d) => ({ path: `/etc/grafana/dashboards/${d.file}`, content: d.json })),
           { path: "/etc/grafana/dashboards/ai-chains.json", content: aiChainsDashboard() },
         ],
         liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${GRAFANA_PORT}/api/health`] }),
