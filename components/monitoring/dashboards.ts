@@ -5,9 +5,8 @@
  *   trading     orders/s by outcome, fills, fill latency, rejections by reason, PnL, predictions
  *   datastores  each service's view of its datastores, database-service's probe latencies, ingestion
  *   kafka       consumer lag per group, topic and partition; what is produced
- * Every query names only metrics the services export (tests/services/fleet-contracts.test.ts reads
- * them from the services' /metrics) or that Prometheus records itself (`up`), and is checked by
- * `promtool` (tests/unit/dashboards.test.ts).
+ * Every query names metrics the services export or that Prometheus records itself (`up`), and is
+ * checked by `promtool` (tests/unit/dashboards.test.ts).
  */
 import type { Dashboard } from "@grafana/grafana-foundation-sdk/dashboard";
 import { DashboardBuilder, QueryVariableBuilder, RowBuilder } from "@grafana/grafana-foundation-sdk/dashboard";
@@ -133,7 +132,7 @@ export const dashboardSpecs: readonly DashboardSpec[] = [
   {
     name: "datastores",
     title: "AI Trading - Datastores",
-    description: "Each service's view of its datastores and database-service's probes",
+    description: "Each service's view of its datastores and the database service's probes",
     serviceVariable: true,
     rows: [
       {
@@ -141,7 +140,7 @@ export const dashboardSpecs: readonly DashboardSpec[] = [
         panels: [
           { title: "Dependencies up", description: "1 when the datastore answered the service's last readiness check", unit: "bool", queries: [q(`min by (service, dependency) (service_dependency_up{${svc}})`, "{{service}} -> {{dependency}}")] },
           { title: "Dependencies down", description: "Services whose last readiness check of a dependency failed", unit: "short", kind: "stat", queries: [q(`count(service_dependency_up{${svc}} == 0) or vector(0)`, "down")] },
-          { title: "Probe latency", description: "database-service's last probe of each datastore (ms, -1 when failing)", unit: "ms", queries: [q("max by (datastore) (datastore_probe_latency_ms)", "{{datastore}}")] },
+          { title: "Probe latency", description: "The database service's last probe of each datastore (ms, -1 when failing)", unit: "ms", queries: [q("max by (datastore) (datastore_probe_latency_ms)", "{{datastore}}")] },
         ],
       },
       {

@@ -1,9 +1,7 @@
 /**
  * The Grafana dashboards (components/monitoring/dashboards.ts, built with the Grafana SDK): every
  * dashboard builds, every panel queries the provisioned Prometheus datasource, and every panel
- * query parses, checked by the real `promtool` (each one as a recording rule). That the queried
- * metrics are really exported is checked against the services' /metrics in
- * tests/services/fleet-contracts.test.ts.
+ * query parses, checked by the real `promtool` (each one as a recording rule).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
