@@ -37,6 +37,15 @@ export function loadMigrationFiles(dir: string): MigrationFile[] {
     });
   }
   out.sort((a, b) => a.version - b.version || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+  // Two files with one number are two changes that were written without seeing each other (two
+  // branches landing at once): their order is then an accident of naming, so refuse it here.
+  for (let i = 1; i < out.length; i++) {
+    if (out[i].version === out[i - 1].version) {
+      throw new Error(
+        `migration files ${out[i - 1].file} and ${out[i].file} in ${dir} share the number ${out[i].version}: renumber the newer one`,
+      );
+    }
+  }
   return out;
 }
 
