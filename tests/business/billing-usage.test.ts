@@ -10,7 +10,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs, pg, startRedis, type RedisServer } from "../harness";
 import { useServers } from "../harness/shared";
-import { createService, jwtKey, signAccessToken, type Service } from "../../services/src/kit";
+import { createService, type Service } from "../../services/src/kit";
+import { testIdentities, type TestIdentities } from "../helpers/identity";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import apiGateway from "../../services/src/services/api-gateway";
@@ -30,7 +31,12 @@ let services: Service<any>[] = [];
 let gw: string;
 let adminToken: string;
 
-const token = (userId: string, role: "trader" | "admin" = "trader") => signAccessToken(jwtKey(JWT_SECRET), { userId, role }, 3600);
+// The gateway accepts a token only for a user whose state it knows: recorded as user-management would.
+let identities: TestIdentities | undefined;
+const token = (userId: string, role: "trader" | "admin" = "trader") => {
+  identities ??= testIdentities(redis.url, JWT_SECRET);
+  return identities.token(userId, role);
+};
 const api = (method: string, path: string, tok: string, body?: unknown) => http(method, `${gw}/api${path}`, { token: tok, body });
 
 async function ledgerTotals(): Promise<string[]> {
@@ -104,6 +110,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  await identities?.close();
   for (const s of services.reverse()) await s.close();
   await pool?.end();
   await redis?.stop();

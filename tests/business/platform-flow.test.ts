@@ -14,7 +14,8 @@ import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pg, startKafka, startRedis, kafkajs, type KafkaServer, type RedisServer } from "../harness";
 import { useServers } from "../harness/shared";
-import { createService, jwtKey, signAccessToken, type Service } from "../../services/src/kit";
+import { createService, type Service } from "../../services/src/kit";
+import { testIdentities, type TestIdentities } from "../helpers/identity";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import { registry } from "../../services/src/registry";
@@ -41,7 +42,12 @@ let pool: InstanceType<typeof pg.Pool>;
 let gw: string;
 let bars: Bar[];
 
-const token = (userId: string, role: "trader" | "admin" = "trader") => signAccessToken(jwtKey(JWT_SECRET), { userId, role }, 3600);
+// The gateway accepts a token only for a user whose state it knows: recorded as user-management would.
+let identities: TestIdentities | undefined;
+const token = (userId: string, role: "trader" | "admin" = "trader") => {
+  identities ??= testIdentities(redis.url, JWT_SECRET);
+  return identities.token(userId, role);
+};
 
 beforeAll(async () => {
   smtp = new SMTPServer({
@@ -110,6 +116,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
+  await identities?.close();
   for (const s of services.reverse()) await s.close().catch(() => undefined);
   await pool?.end();
   await Promise.all([kafka?.stop(), redis?.stop(), fake.stop()]);

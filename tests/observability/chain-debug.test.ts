@@ -13,7 +13,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs, pg, startClickHouse, startKafka, startPostgres, startRedis, type ClickHouseServer, type KafkaServer, type PostgresServer, type RedisServer } from "../harness";
 import { freePort } from "../harness/proc";
-import { createService, jwtKey, signAccessToken, type Service } from "../../services/src/kit";
+import { createService, type Service } from "../../services/src/kit";
+import { testIdentities, type TestIdentities } from "../helpers/identity";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import chainDebug from "../../services/src/services/chain-debug";
@@ -40,9 +41,12 @@ let adminToken: string;
 let ch: ReturnType<typeof createClickHouse>;
 const victims = new Set<string>();
 const tokens: string[] = [];
+let identities: TestIdentities | undefined;
 
 const token = async (userId: string, role: "trader" | "admin" = "trader") => {
-  const t = await signAccessToken(jwtKey(JWT_SECRET), { userId, role }, 3600);
+  // The gateway accepts a token only for a user whose state it knows: recorded as user-management would.
+  identities ??= testIdentities(redis.url, JWT_SECRET);
+  const t = await identities.token(userId, role);
   tokens.push(t);
   return t;
 };
@@ -119,6 +123,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
+  await identities?.close();
   await Promise.all(children.map((c) => c.stop()));
   await debug?.close();
   await ch?.close();
