@@ -24,6 +24,11 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
     password: cfg.CLICKHOUSE_PASSWORD ?? "",
     database: cfg.CLICKHOUSE_DATABASE,
     request_timeout: 30_000,
+    // Pre-23.11 servers (and Debian's 18.16) close an idle keep-alive socket after 3 s. Under load
+    // the event loop can stall past that between two queries, and the client then writes to a
+    // socket the server has closed ("socket hang up"): stale sockets are destroyed before reuse,
+    // with a margin, and a read that still meets a closed socket is retried once (see query()).
+    keep_alive: { enabled: true, idle_socket_ttl: 1_500, eagerly_destroy_stale_sockets: true },
   });
   let binding: Promise<ParamBinding> | undefined;
   const paramBinding = (): Promise<ParamBinding> =>
@@ -40,11 +45,15 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
     paramBinding,
     /** SELECT with `{name:Type}` placeholders bound from `params`. */
     async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-      const rs =
-        (await paramBinding()) === "server"
-          ? await client.query({ query, query_params: params, format: "JSONEachRow" })
-          : await client.query({ query: bindParamsForLegacyServer(query, params), format: "JSONEachRow" });
-      return rs.json<T>();
+      const run = async () => {
+        const rs =
+          (await paramBinding()) === "server"
+            ? await client.query({ query, query_params: params, format: "JSONEachRow" })
+            : await client.query({ query: bindParamsForLegacyServer(query, params), format: "JSONEachRow" });
+        return rs.json<T>();
+      };
+      // A SELECT has no effect to duplicate: one retry when the server had closed the pooled socket.
+      return run().catch((err: unknown) => (isClosedSocket(err) ? run() : Promise.reject(err)));
     },
     async command(query: string, params: Record<string, unknown> = {}) {
       if ((await paramBinding()) === "server") await client.command({ query, query_params: params });
@@ -63,3 +72,9 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
   };
 }
 export type ClickHouseKitClient = ReturnType<typeof createClickHouse>;
+
+/** The server closed a kept-alive socket the client reused (nothing was executed). */
+function isClosedSocket(err: unknown): boolean {
+  const e = err as { message?: unknown; code?: unknown } | null;
+  return /socket hang up|ECONNRESET|EPIPE/i.test(`${String(e?.message ?? "")} ${String(e?.code ?? "")}`);
+}
