@@ -67,6 +67,19 @@ function fieldOf(issue: ValidationIssue): string | undefined {
   return path.length > 0 ? path.join(".") : undefined;
 }
 
+const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN", "57P03"]);
+const UNAVAILABLE_MESSAGES =
+  /timeout exceeded when trying to connect|Connection terminated|socket hang up|Connection is closed|the database system is (starting up|shutting down)/i;
+
+/** Whether an error means a datastore could not be reached (as opposed to a bug or a bad query). */
+export function isDatastoreUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown; name?: unknown } | null;
+  if (!e || typeof e !== "object") return false;
+  if (typeof e.code === "string" && UNAVAILABLE_CODES.has(e.code)) return true;
+  if (e.name === "KafkaJSConnectionError" || e.name === "KafkaJSNumberOfRetriesExceeded") return true;
+  return typeof e.message === "string" && UNAVAILABLE_MESSAGES.test(e.message);
+}
+
 /** Installs the uniform error and not-found handlers (no stack traces to clients). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installErrorHandlers(app: FastifyInstance<any, any, any, any, any>): void {
@@ -85,6 +98,14 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
       const where = err.validationContext ?? "request";
       const message = `Invalid ${where}: ${field ? `${field} ` : ""}${issue.message ?? "is invalid"}`;
       return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
+    }
+    if (isDatastoreUnavailable(err)) {
+      // A datastore that cannot be reached (pool connect timeout, refused or reset connection) is an
+      // outage the client should retry, not a fault in its request: 503 with Retry-After, not 500.
+      request.log.error({ err }, "datastore unavailable");
+      recordError(err);
+      reply.header("retry-after", "1");
+      return reply.status(503).send(errorBody(request, "DATASTORE_UNAVAILABLE", "A datastore is unavailable; retry shortly"));
     }
     const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) {
