@@ -15,7 +15,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
-import { freePort, kafkajs, pg, startClickHouse, startKafka, startPostgres, startRedis } from "../tests/harness";
+import { freePort, kafkajs, pg, Redis, startClickHouse, startKafka, startPostgres, startRedis } from "../tests/harness";
 import { createService, jwtKey, signAccessToken, type Service } from "../services/src/kit";
 import { createClickHouse } from "../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../services/src/migrations";
@@ -25,6 +25,7 @@ import tradingEngine from "../services/src/services/trading-engine";
 import portfolioManager from "../services/src/services/portfolio-manager";
 import dataBridge from "../services/src/services/data-bridge";
 import { SyntheticSource } from "../services/src/trading/marketdata/synthetic";
+import { userStateKey } from "../services/src/services/user-management/user-state";
 
 const LATENCY_RATE = Number(process.argv[2] ?? 200);
 const SATURATION_RATE = Number(process.argv[3] ?? 1000);
@@ -79,7 +80,12 @@ async function main() {
     services.push(g);
     const gw = await g.listen({ port: 0, host: "127.0.0.1" });
     const bridge = urls.SERVICE_DATA_BRIDGE_URL;
-    const tokens = await Promise.all(Array.from({ length: USERS }, () => signAccessToken(jwtKey(secret), { userId: randomUUID(), role: "trader" }, 3600)));
+    const userIds = Array.from({ length: USERS }, () => randomUUID());
+    // The gateway checks each user's state (user-management is not run here): seed it in Dragonfly.
+    const rc = new Redis(env.DRAGONFLY_URL);
+    for (const id of userIds) await rc.set(userStateKey(id), JSON.stringify({ status: "active", role: "trader", epoch: 0 }), "EX", 3600);
+    rc.disconnect();
+    const tokens = await Promise.all(userIds.map((userId) => signAccessToken(jwtKey(secret), { userId, role: "trader" }, 3600)));
 
     // Fill-event listener: the first fill of each order.
     const fillAt = new Map<string, number>();
