@@ -184,6 +184,6 @@ describe("metrics and validation", () => {
     expect(err(() => backtest(bars, { strategy: "sma-crossover", parameters: { fast: 40, slow: 30 }, initialCash: 1 }))).toBe("parameters.fast");
     expect(err(() => backtest(bars, { strategy: "breakout", parameters: { window: 3 }, initialCash: 1 }))).toBe("parameters.window");
     expect(err(() => backtest(bars, { strategy: "rsi-mean-reversion", parameters: { window: 2.5 }, initialCash: 1 }))).toBe("parameters.window");
-    expect(strategies.names()).toEqual(["sma-crossover", "ema-crossover", "rsi-mean-reversion", "breakout"]);
+    expect(strategies.names()).toEqual(["sma-crossover", "ema-crossover", "rsi-mean-reversion", "breakout", "ml-model"]);
   });
 });
