@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { recordError } from "./telemetry/context";
+import { NETWORK_ERROR_CODES } from "./network-errors";
 
 /** Body of every 4xx/5xx response. */
 export interface ErrorBody {
@@ -67,7 +68,8 @@ function fieldOf(issue: ValidationIssue): string | undefined {
   return path.length > 0 ? path.join(".") : undefined;
 }
 
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN", "57P03"]);
+/** PostgreSQL SQLSTATE 57P03: the server is starting up or shutting down. */
+const PG_CANNOT_CONNECT_NOW = "57P03";
 const UNAVAILABLE_MESSAGES =
   /timeout exceeded when trying to connect|Connection terminated|socket hang up|Connection is closed|the database system is (starting up|shutting down)/i;
 
@@ -75,7 +77,7 @@ const UNAVAILABLE_MESSAGES =
 export function isDatastoreUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown; name?: unknown } | null;
   if (!e || typeof e !== "object") return false;
-  if (typeof e.code === "string" && UNAVAILABLE_CODES.has(e.code)) return true;
+  if (typeof e.code === "string" && (NETWORK_ERROR_CODES.has(e.code) || e.code === PG_CANNOT_CONNECT_NOW)) return true;
   if (e.name === "KafkaJSConnectionError" || e.name === "KafkaJSNumberOfRetriesExceeded") return true;
   return typeof e.message === "string" && UNAVAILABLE_MESSAGES.test(e.message);
 }

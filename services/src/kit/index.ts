@@ -20,7 +20,7 @@ export type {
 } from "./datastores";
 export { Type, type Static, type TSchema } from "@sinclair/typebox";
 export * from "./jwt";
-export { ClickHouseParamError } from "./clickhouse/client";
+export { ClickHouseParamError, isClosedSocket } from "./clickhouse/client";
 export type { ParamBinding } from "./clickhouse/client";
 export { decorateDatastores } from "./decorators";
 export { findUnstorableText, isUnstorableText } from "./request-guards";

@@ -74,7 +74,7 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
 export type ClickHouseKitClient = ReturnType<typeof createClickHouse>;
 
 /** The server closed a kept-alive socket the client reused (nothing was executed). */
-function isClosedSocket(err: unknown): boolean {
+export function isClosedSocket(err: unknown): boolean {
   const e = err as { message?: unknown; code?: unknown } | null;
   return /socket hang up|ECONNRESET|EPIPE/i.test(`${String(e?.message ?? "")} ${String(e?.code ?? "")}`);
 }

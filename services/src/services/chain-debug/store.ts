@@ -1,5 +1,5 @@
 /** chain-debug's ClickHouse tables (migration 0020_chain_debug.sql): spans and exception events. */
-import type { ClickHouseKitClient } from "../../kit";
+import { isClosedSocket, type ClickHouseKitClient } from "../../kit";
 import type { ErrorRow, SpanRow } from "./otlp";
 
 export interface ErrorGroup {
@@ -27,7 +27,7 @@ export class DebugStore {
       try {
         await this.ch.insert(table, rows);
       } catch (err) {
-        if (!/socket hang up|ECONNRESET|EPIPE/i.test(`${(err as Error).message} ${(err as { code?: string }).code ?? ""}`)) throw err;
+        if (!isClosedSocket(err)) throw err;
         await this.ch.insert(table, rows);
       }
     };

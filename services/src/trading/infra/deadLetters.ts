@@ -5,6 +5,7 @@
  * shutting down) is retried instead, so nothing is set aside because a datastore blinked.
  */
 import type { Queryable } from "../../kit";
+import { NETWORK_ERROR_CODES } from "../../kit/network-errors";
 
 /** Thrown by a handler for a message that is malformed or carries values that can never be applied. */
 export class PoisonMessageError extends Error {
@@ -17,13 +18,12 @@ export class PoisonMessageError extends Error {
 /** SQLSTATE classes of a datastore or transaction problem, not of the data: 08 connection, 40 rollback
  * (serialization, deadlock), 53 resources, 57 operator intervention, 58 system, XX internal. */
 const TRANSIENT_SQLSTATE = /^(08|40|53|57|58|XX)/;
-const TRANSIENT_NODE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH"]);
 
 /** True when the error says a datastore or the network failed (retry), false when the message is at fault. */
 export function isTransientError(err: unknown): boolean {
   if (err instanceof PoisonMessageError) return false;
   const e = err as { code?: unknown; name?: unknown; message?: unknown; retriable?: unknown };
-  if (typeof e?.code === "string" && (TRANSIENT_NODE_CODES.has(e.code) || (e.code.length === 5 && TRANSIENT_SQLSTATE.test(e.code)))) return true;
+  if (typeof e?.code === "string" && (NETWORK_ERROR_CODES.has(e.code) || (e.code.length === 5 && TRANSIENT_SQLSTATE.test(e.code)))) return true;
   if (typeof e?.name === "string" && e.name.startsWith("KafkaJS")) return true;
   const msg = typeof e?.message === "string" ? e.message : "";
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|pool is ending/i.test(msg);
