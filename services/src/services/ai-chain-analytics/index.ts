@@ -26,7 +26,7 @@ export default defineService({
   },
   async register(ctx) {
     const c = ctx.config;
-    const store = new ChainStore(ctx.datastores.clickhouse);
+    const store = new ChainStore(ctx.app.clickhouse);
     let graph: Promise<ChainGraph> | undefined;
     const deps: IngestDeps = {
       store,
@@ -35,7 +35,7 @@ export default defineService({
       graph: ctx.datastores.isEnabled("arangodb")
         ? () => {
             graph ??= (async () => {
-              const g = new ChainGraph(ctx.datastores.arango.db);
+              const g = new ChainGraph(ctx.app.arango.db);
               await g.ensure();
               return g;
             })().catch((e) => {
