@@ -156,10 +156,12 @@ describe("AI tier end to end", () => {
     const filled = async (batch: Awaited<ReturnType<typeof evaluate>>) => {
       for (const d of batch) {
         expect(d.risk.status).toBe("accepted");
-        await waitUntil(`order ${d.orderId} filled`, async () => {
+        const o = await waitUntil(`order ${d.orderId} filled`, async () => {
           const o = await http("GET", `${urls.SERVICE_ORDER_MANAGEMENT_URL}/${d.orderId}`, { headers });
           return o.body.status === "filled" ? o.body : undefined;
         }, 60_000);
+        // The decision is made (and stamped) before its order is submitted, by the same clock.
+        expect(Date.parse(o.createdAt)).toBeGreaterThanOrEqual(Date.parse(d.decidedAt));
       }
     };
     const first = await evaluate(strategyId);
@@ -216,7 +218,9 @@ describe("AI tier end to end", () => {
     // Paper fills: market orders at the bar's price plus PAPER_SLIPPAGE_BPS (5) against the decision's close.
     expect(summary.slippageBps).toBeGreaterThan(0);
     expect(summary.slippageBps).toBeLessThan(100);
+    // Decision -> order: both instants from the one PostgreSQL clock, the decision stamped first.
     expect(summary.decisionToOrderMs.p50).toBeGreaterThanOrEqual(0);
+    expect(summary.decisionToOrderMs.p95).toBeGreaterThanOrEqual(summary.decisionToOrderMs.p50);
     expect(summary.orderToFillMs.p50).toBeGreaterThanOrEqual(0);
     // PnL attribution: bought at the last close plus slippage and fees, marked at that close: a loss.
     expect(summary.pnl).toBeLessThan(0);

@@ -9,8 +9,13 @@
  *   hitRate       filled decisions whose fills are in profit at the mark / filled decisions
  *   pnl           sum of side * (qty * mark - notional) - fees over the fills (PnL attribution)
  *   slippageBps   quantity-weighted side * (fill price - decision price) / decision price, bps
- *   latency       decision -> order created, order created -> first fill (order-management's
- *                 clock), p50 / p95 in ms
+ *   latency       p50 / p95 in ms of
+ *                 decision -> order: order created_at - decided_at. decided_at is when ai-orchestrator
+ *                 made the decision, recorded (PostgreSQL clock_timestamp()) before it submits the
+ *                 order; created_at is order-management's insert of that order (PostgreSQL now(),
+ *                 the same server's clock, later by construction). Both travel as epoch ms.
+ *                 order -> first fill: the first fill event's updated_at - created_at (both
+ *                 order-management's clock; a fill's own ts is market time, not wall time).
  */
 import type { ClickHouseKitClient } from "../../kit";
 import { decisionRow, fillRow, orderRow } from "./chains";

@@ -6,7 +6,6 @@
  * the stack trades live). Every symbol's decision is recorded with all of its inputs, including
  * the refusals (model too old, missing features, halted) that produced no order.
  */
-import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
@@ -108,30 +107,28 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     }
     const held = position.get(p.symbol) ?? 0;
     const d = decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, tradingState: state.effective, strategyStopped: stopped });
-    const decisionId = randomUUID();
-    let orderId: string | null = null;
-    let risk: Record<string, unknown> | null = null;
-    let error = regimeError;
-    if (d.action === "buy" || d.action === "sell") {
-      const r = await deps.peers.call<OrderSnapshot & { error?: { code: string; message: string } }>("order-management", "/", {
-        headers: { ...ownerHeaders(s), "idempotency-key": decisionId },
-        body: { symbol: p.symbol, side: d.action, type: "market", quantity: String(d.quantity), clientOrderId: decisionId.slice(0, 36) },
-      });
-      if (r.status === 200 || r.status === 201) {
-        orderId = r.body.orderId;
-        risk = { status: r.body.status, rejectReason: r.body.rejectReason, rejectMessage: r.body.rejectMessage };
-      } else {
-        error = `order-management ${r.status}: ${r.body.error?.message ?? ""}`;
-        risk = { status: "error", code: r.body.error?.code ?? null };
-      }
+    // Recorded before its order is submitted: decided_at is stamped by PostgreSQL when the
+    // decision is made, the same clock that stamps the order's created_at in order-management
+    // (ai-chain-analytics' decision -> order latency subtracts the two), and a crash between the
+    // two steps leaves the decision on record (the order, if any, carries its id).
+    const rec = await deps.store.recordDecision({
+      ...base, symbol: p.symbol, modelVersion: pr.body.modelVersion, probabilityUp: p.probabilityUp, barTime: p.barTime,
+      decisionPrice: p.close, features: p.features, regimes, positionBefore: held, action: d.action, quantity: d.quantity, reason: d.reason,
+      error: regimeError,
+    });
+    if (d.action !== "buy" && d.action !== "sell") {
+      out.push(rec);
+      continue;
     }
-    out.push(
-      await deps.store.recordDecision({
-        ...base, decisionId, symbol: p.symbol, modelVersion: pr.body.modelVersion, probabilityUp: p.probabilityUp, barTime: p.barTime,
-        decisionPrice: p.close, features: p.features, regimes, positionBefore: held, action: d.action, quantity: d.quantity, reason: d.reason,
-        orderId, risk, error,
-      }),
-    );
+    const r = await deps.peers.call<OrderSnapshot & { error?: { code: string; message: string } }>("order-management", "/", {
+      headers: { ...ownerHeaders(s), "idempotency-key": rec.decisionId },
+      body: { symbol: p.symbol, side: d.action, type: "market", quantity: String(d.quantity), clientOrderId: rec.decisionId },
+    });
+    const outcome =
+      r.status === 200 || r.status === 201
+        ? { orderId: r.body.orderId, risk: { status: r.body.status, rejectReason: r.body.rejectReason, rejectMessage: r.body.rejectMessage }, error: regimeError }
+        : { orderId: null, risk: { status: "error", code: r.body.error?.code ?? null }, error: `order-management ${r.status}: ${r.body.error?.message ?? ""}` };
+    out.push(await deps.store.recordOrderOutcome(rec, outcome));
   }
   await deps.store.markEvaluated(s.strategyId);
   return out;

@@ -141,17 +141,34 @@ export class OrchestratorStore {
     await this.pg.query(`UPDATE ai_strategies SET last_evaluated_at = now() WHERE strategy_id = $1`, [strategyId]);
   }
 
+  /**
+   * Records a decision the moment it is made. decided_at is PostgreSQL's clock_timestamp() (the
+   * instant of this insert, microseconds), not a JS clock: order-management's created_at comes
+   * from the same server's clock, after this row is committed, so decision -> order is never
+   * negative. A trade is recorded before its order is submitted; recordOrderOutcome adds the order.
+   */
   async recordDecision(d: NewDecision): Promise<DecisionRecord> {
     const { rows } = await this.pg.query<{ decision_id: string; decided_at: Date }>(
       `INSERT INTO ai_decisions (decision_id, strategy_id, user_id, symbol, model_version, probability_up, bar_time, decision_price, features,
-         regimes, trading_state, position_before, action, quantity, reason, order_id, risk, error)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) RETURNING decision_id, decided_at`,
+         regimes, trading_state, position_before, action, quantity, reason, order_id, risk, error, decided_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18, clock_timestamp()) RETURNING decision_id, decided_at`,
       [
         d.decisionId ?? randomUUID(), d.strategyId, d.userId, d.symbol, d.modelVersion, d.probabilityUp, d.barTime, d.decisionPrice, d.features === null ? null : JSON.stringify(d.features),
         JSON.stringify(d.regimes), d.tradingState, d.positionBefore, d.action, d.quantity, d.reason, d.orderId, d.risk === null ? null : JSON.stringify(d.risk), d.error,
       ],
     );
     return { ...d, decisionId: rows[0].decision_id, decidedAt: rows[0].decided_at.toISOString() };
+  }
+
+  /** What order-management answered to the decision's order: its id, the risk answer, an error. */
+  async recordOrderOutcome(
+    d: DecisionRecord,
+    o: { orderId: string | null; risk: Record<string, unknown>; error: string | null },
+  ): Promise<DecisionRecord> {
+    await this.pg.query(`UPDATE ai_decisions SET order_id = $2, risk = $3, error = $4 WHERE decision_id = $1`, [
+      d.decisionId, o.orderId, JSON.stringify(o.risk), o.error,
+    ]);
+    return { ...d, ...o };
   }
 
   async decision(decisionId: string, userId: string): Promise<DecisionRecord | undefined> {
