@@ -25,7 +25,7 @@ export default defineService({
   },
   async register(ctx) {
     const c = ctx.config;
-    const store = new PerformanceStore(ctx.datastores.clickhouse);
+    const store = new PerformanceStore(ctx.app.clickhouse);
     let running: Promise<{ groups: number; points: number }> | undefined;
     const rollup = () => (running ??= runRollup(store, { capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME }).finally(() => (running = undefined)));
     registerRoutes(ctx.app, { store, capital: c.PERF_CAPITAL_BASE, rollup });
