@@ -25,7 +25,7 @@ export default defineService({
     DEBUG_MAX_BODY_BYTES: Type.Integer({ default: 8 * 1_048_576, minimum: 65_536, maximum: 64 * 1_048_576 }),
   },
   async register(ctx) {
-    const ch = ctx.datastores.clickhouse;
+    const ch = ctx.app.clickhouse;
     registerRoutes(ctx.app, new DebugStore(ch), { maxBodyBytes: ctx.config.DEBUG_MAX_BODY_BYTES });
     const sweep = () =>
       dropExpiredPartitions(ch, ctx.config.DEBUG_RETENTION_DAYS).catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "retention sweep failed"));
