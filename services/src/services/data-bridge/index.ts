@@ -39,10 +39,10 @@ export default defineService({
   },
   async register(ctx) {
     const c = ctx.config;
-    const redis = ctx.datastores.dragonfly.redis;
-    const ch = ctx.datastores.isEnabled("clickhouse") ? ctx.datastores.clickhouse : undefined;
+    const redis = ctx.app.redis;
+    const ch = ctx.datastores.isEnabled("clickhouse") ? ctx.app.clickhouse : undefined;
     if (!ch) ctx.log.warn("ClickHouse disabled: bars are not stored for analytics");
-    const ingest = new BarIngest(ctx, ctx.datastores.kafka, redis, ch, {
+    const ingest = new BarIngest(ctx, ctx.app.kafka, redis, ch, {
       source: c.MARKET_DATA_SOURCE,
       batchSize: c.CH_BATCH_SIZE,
       flushMs: c.CH_FLUSH_MS,
