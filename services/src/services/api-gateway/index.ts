@@ -34,7 +34,7 @@ export default defineService({
   config,
   async register(ctx) {
     const { app, config: cfg, log, definition } = ctx;
-    const redis = ctx.datastores.dragonfly.redis;
+    const redis = app.redis;
     const auth = new WeakMap<FastifyRequest, Auth>();
     const deadlines = new WeakMap<FastifyRequest, number>();
     const remainingMs = (request: FastifyRequest) => (deadlines.get(request) ?? Date.now() + cfg.REQUEST_TIMEOUT_MS) - Date.now();

@@ -47,7 +47,7 @@ export class UsageEmitter {
 
   private connected(): Promise<Producer> {
     if (!this.producer) {
-      const p = this.ctx.datastores.kafka.kafka.producer({ allowAutoTopicCreation: false });
+      const p = this.ctx.app.kafka.kafka.producer({ allowAutoTopicCreation: false });
       this.producer = p.connect().then(() => p);
       this.producer.catch(() => (this.producer = undefined));
     }
