@@ -33,12 +33,6 @@ function importsOf(text: string): string[] {
 
 const program = ["index.ts", ...sourceFiles("components"), ...sourceFiles("stacks")];
 
-/**
- * Service folders still being layered by work in flight (issue 9: the gateway, data and trading
- * services): the lists may only shrink; a folder not named here must already follow the rule.
- */
-const SINGLE_FILE_PENDING = new Set(["trading-engine"]);
-const ACCESSOR_PENDING = new Set(["trading-engine"]);
 const outsideCatalog = [...program, ...sourceFiles("policies")];
 
 describe("docs/architecture.md", () => {
@@ -107,7 +101,7 @@ describe("services", () => {
   it("each service folder holds routes apart from its wiring (index.ts registers, routes.ts or a layer file answers HTTP)", () => {
     const folders = fs.readdirSync(path.join(root, "services", "src", "services"));
     const oneFile = folders.filter((d) => fs.readdirSync(path.join(root, "services", "src", "services", d)).filter((f) => f.endsWith(".ts")).length < 2);
-    expect(oneFile.filter((d) => !SINGLE_FILE_PENDING.has(d))).toEqual([]);
+    expect(oneFile).toEqual([]);
   });
 
   it("datastore clients come from the kit's typed decorators (app.pg, app.redis, ...), not the registry's accessors", () => {
@@ -115,7 +109,7 @@ describe("services", () => {
     const offenders = services
       .filter((f) => f.startsWith(path.join("services", "src", "services")))
       .filter((f) => read(f).split("\n").some((line) => !/^\s*(\*|\/\/)/.test(line) && accessor.test(line)));
-    expect(offenders.filter((f) => !ACCESSOR_PENDING.has(f.split(path.sep)[3]))).toEqual([]);
+    expect(offenders).toEqual([]);
   });
 
   it("the ClickHouse 18.16 binding path is imported by the kit's ClickHouse client alone", () => {

@@ -44,8 +44,8 @@ export default defineService({
       if (!c.BINANCE_API_KEY || !c.BINANCE_SECRET_KEY) throw new Error("TRADING_MODE=live requires BINANCE_API_KEY and BINANCE_SECRET_KEY");
       live = { client: new BinanceTradingClient({ apiKey: c.BINANCE_API_KEY, secretKey: c.BINANCE_SECRET_KEY, baseUrl: c.BINANCE_REST_URL }), quoteAsset: c.BINANCE_QUOTE_ASSET };
     }
-    const pg = ctx.datastores.postgres;
-    const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.datastores.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS });
+    const pg = ctx.app.pg;
+    const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.app.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS });
     const fillsTotal = new Counter({ name: "te_fills_total", help: "fills produced", labelNames: ["liquidity"], registers: [ctx.metrics.registry] });
     const engine = new TradingEngine({
       pg, relay, log: ctx.log, live, fillsTotal,
