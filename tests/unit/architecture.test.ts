@@ -107,9 +107,14 @@ describe("services", () => {
   it("datastore clients come from the kit's typed decorators (app.pg, app.redis, ...), not the registry's accessors", () => {
     const accessor = /\bdatastores\.(postgres|dragonfly|clickhouse|kafka|redpanda|arangodb|weaviate)\b/;
     const offenders = services
-      .filter((f) => f.startsWith(path.join("services", "src", "services")))
+      .filter((f) => !f.startsWith(path.join("services", "src", "kit")))
       .filter((f) => read(f).split("\n").some((line) => !/^\s*(\*|\/\/)/.test(line) && accessor.test(line)));
     expect(offenders).toEqual([]);
+  });
+
+  it("one definition of a transient datastore error (kit/transient-errors.ts): no other file lists outage codes or driver messages", () => {
+    const outageWords = /ECONNREFUSED|timeout exceeded when trying to connect|KafkaJSConnectionError|TRANSIENT_SQLSTATE/;
+    expect(services.filter((f) => outageWords.test(read(f)))).toEqual([path.join("services", "src", "kit", "transient-errors.ts")]);
   });
 
   it("the ClickHouse 18.16 binding path is imported by the kit's ClickHouse client alone", () => {

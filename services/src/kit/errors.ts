@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { recordError } from "./telemetry/context";
-import { NETWORK_ERROR_CODES } from "./network-errors";
+import { isTransientError } from "./transient-errors";
 
 /** Body of every 4xx/5xx response. */
 export interface ErrorBody {
@@ -68,20 +68,6 @@ function fieldOf(issue: ValidationIssue): string | undefined {
   return path.length > 0 ? path.join(".") : undefined;
 }
 
-/** PostgreSQL SQLSTATE 57P03: the server is starting up or shutting down. */
-const PG_CANNOT_CONNECT_NOW = "57P03";
-const UNAVAILABLE_MESSAGES =
-  /timeout exceeded when trying to connect|Connection terminated|socket hang up|Connection is closed|the database system is (starting up|shutting down)/i;
-
-/** Whether an error means a datastore could not be reached (as opposed to a bug or a bad query). */
-export function isDatastoreUnavailable(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown; name?: unknown } | null;
-  if (!e || typeof e !== "object") return false;
-  if (typeof e.code === "string" && (NETWORK_ERROR_CODES.has(e.code) || e.code === PG_CANNOT_CONNECT_NOW)) return true;
-  if (e.name === "KafkaJSConnectionError" || e.name === "KafkaJSNumberOfRetriesExceeded") return true;
-  return typeof e.message === "string" && UNAVAILABLE_MESSAGES.test(e.message);
-}
-
 /** Installs the uniform error and not-found handlers (no stack traces to clients). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installErrorHandlers(app: FastifyInstance<any, any, any, any, any>): void {
@@ -101,9 +87,10 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
       const message = `Invalid ${where}: ${field ? `${field} ` : ""}${issue.message ?? "is invalid"}`;
       return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
     }
-    if (isDatastoreUnavailable(err)) {
-      // A datastore that cannot be reached (pool connect timeout, refused or reset connection) is an
-      // outage the client should retry, not a fault in its request: 503 with Retry-After, not 500.
+    if (isTransientError(err)) {
+      // A datastore that cannot be reached or is overloaded (pool connect timeout, refused or reset
+      // connection, serialization failure; ./transient-errors.ts) is an outage the client should
+      // retry, not a fault in its request: 503 with Retry-After, not 500.
       request.log.error({ err }, "datastore unavailable");
       recordError(err);
       reply.header("retry-after", "1");

@@ -1,5 +1,6 @@
 export * from "./config";
 export * from "./errors";
+export { isTransientError, NETWORK_ERROR_CODES } from "./transient-errors";
 export * from "./identity";
 export * from "./peers";
 export * from "./service";

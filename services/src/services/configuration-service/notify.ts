@@ -27,7 +27,7 @@ export interface Subscription {
 /**
  * Subscribes to changes of `namespaces` ("*" for all) on a dedicated connection duplicated from
  * `redis` (a subscribed connection cannot run other commands). Kit usage:
- *   const sub = subscribeConfigChanges(ctx.datastores.dragonfly.redis, ["risk-management"], onChange);
+ *   const sub = subscribeConfigChanges(ctx.app.redis, ["risk-management"], onChange);
  *   ctx.onClose(() => sub.close());
  * ioredis re-subscribes after reconnects by itself.
  */

@@ -13,7 +13,7 @@ export const consumerConfig = (c: { KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEAR
 });
 
 import type { ServiceContext } from "../../kit";
-import { isTransientError, reasonText, recordDeadLetter } from "./deadLetters";
+import { isRetriable, reasonText, recordDeadLetter } from "./deadLetters";
 
 export interface BatchMessage {
   topic: string;
@@ -48,7 +48,7 @@ export async function consumeBatches(
   const start = async (): Promise<void> => {
     // Short broker-side fetch wait: a long-poll that returns as soon as data arrives is what we want,
     // but kafkajs waits out maxWaitTimeInMs on idle partitions of a multi-partition fetch.
-    const consumer = ctx.datastores.kafka.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100, ...consumerConfig(ctx.config) });
+    const consumer = ctx.app.kafka.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100, ...consumerConfig(ctx.config) });
     current = consumer;
     // kafkajs restarts a crashed consumer only after retriable errors. Others (e.g. the group
     // coordinator of a broker that is still starting) would leave the service running without its
@@ -76,19 +76,19 @@ export async function consumeBatches(
       },
     });
   };
-  const deadLetters = ctx.datastores.isEnabled("postgres") ? ctx.datastores.postgres : undefined;
+  const deadLetters = ctx.datastores.isEnabled("postgres") ? ctx.app.pg : undefined;
   const handleOrSetAside = async (msgs: BatchMessage[]): Promise<void> => {
     if (msgs.length === 0) return;
     try {
       return await opts.handle(msgs);
     } catch (err) {
-      if (!deadLetters || isTransientError(err)) throw err;
+      if (!deadLetters || isRetriable(err)) throw err;
     }
     for (const m of msgs) {
       try {
         await opts.handle([m]);
       } catch (err) {
-        if (isTransientError(err)) throw err;
+        if (isRetriable(err)) throw err;
         const reason = reasonText(err);
         await recordDeadLetter(deadLetters!, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason });
         ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, "message set aside in consumer_dead_letters");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isDatastoreUnavailable } from "../../services/src/kit/errors";
+import { isTransientError } from "../../services/src/kit/transient-errors";
 
 describe("datastore outages answer 503, not 500", () => {
   it.each([
@@ -10,12 +10,12 @@ describe("datastore outages answer 503, not 500", () => {
     ["ioredis closed", new Error("Connection is closed.")],
     ["postgres starting up", Object.assign(new Error("the database system is starting up"), { code: "57P03" })],
     ["kafkajs", Object.assign(new Error("Connection timeout"), { name: "KafkaJSConnectionError" })],
-  ])("%s is an outage", (_what, err) => expect(isDatastoreUnavailable(err)).toBe(true));
+  ])("%s is an outage", (_what, err) => expect(isTransientError(err)).toBe(true));
 
   it.each([
     ["a bug", new TypeError("Cannot read properties of undefined (reading 'x')")],
     ["a constraint", Object.assign(new Error('violates check constraint "positive"'), { code: "23514" })],
     ["not an error", "boom"],
     ["null", null],
-  ])("%s is not", (_what, err) => expect(isDatastoreUnavailable(err)).toBe(false));
+  ])("%s is not", (_what, err) => expect(isTransientError(err)).toBe(false));
 });
