@@ -23,9 +23,9 @@ export interface SharedCoordinates {
 
 export interface Servers {
   /** POSTGRES_URL of a database of this file alone. */
-  postgres: { url: string; adminUrl: string; env: { POSTGRES_URL: string } };
+  postgres: { url: string; adminUrl: string; env: { POSTGRES_URL: string; POSTGRES_CONNECT_TIMEOUT_MS: string } };
   redis: { url: string; env: { DRAGONFLY_URL: string } };
-  kafka: { brokers: string; env: { KAFKA_BROKERS: string } };
+  kafka: { brokers: string; env: { KAFKA_BROKERS: string; KAFKA_CONNECT_TIMEOUT_MS: string } };
   clickhouse: {
     url: string;
     user: string;
@@ -110,7 +110,8 @@ export function useServers<K extends Kind>(...kinds: K[]): Pick<Servers, K | "en
         }
         const u = new URL(adminUrl);
         u.pathname = `/${db}`;
-        out.postgres = { url: u.toString(), adminUrl, env: { POSTGRES_URL: u.toString() } };
+        // Services under test wait longer for a connection than in production: CI hosts run at load 20+.
+        out.postgres = { url: u.toString(), adminUrl, env: { POSTGRES_URL: u.toString(), POSTGRES_CONNECT_TIMEOUT_MS: "30000" } };
       })());
     if (kinds.includes("redis" as K))
       jobs.push((async () => {
@@ -128,7 +129,7 @@ export function useServers<K extends Kind>(...kinds: K[]): Pick<Servers, K | "en
         } else {
           await waitForSharedKafka(brokers);
         }
-        out.kafka = { brokers, env: { KAFKA_BROKERS: brokers } };
+        out.kafka = { brokers, env: { KAFKA_BROKERS: brokers, KAFKA_CONNECT_TIMEOUT_MS: "30000" } };
       })());
     if (kinds.includes("clickhouse" as K))
       jobs.push((async () => {

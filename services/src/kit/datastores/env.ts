@@ -11,6 +11,8 @@ export const datastoreEnv = {
   postgres: {
     POSTGRES_URL: envUrl({ protocols: ["postgres", "postgresql"], secret: true }),
     POSTGRES_POOL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
+    /** How long a request waits for a new pool connection before answering 503 (a loaded host needs more than 5 s). */
+    POSTGRES_CONNECT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
   },
   dragonfly: {
     DRAGONFLY_URL: envUrl({ protocols: ["redis", "rediss"], secret: true }),
@@ -23,6 +25,8 @@ export const datastoreEnv = {
   },
   redpanda: {
     KAFKA_BROKERS: envList(Type.String({ pattern: "^[A-Za-z0-9.-]+:\\d{1,5}$", description: "host:port" })),
+    /** TCP connect bound per broker; kafkajs retries with backoff on top of it. */
+    KAFKA_CONNECT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
   },
   arangodb: {
     ARANGO_URL: envUrl({ protocols: ["http", "https"] }),

@@ -14,8 +14,10 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
   const kafka: Kafka = new kafkajs.Kafka({
     clientId,
     brokers: cfg.KAFKA_BROKERS,
-    connectionTimeout: 5_000,
-    retry: { retries: 5 },
+    connectionTimeout: cfg.KAFKA_CONNECT_TIMEOUT_MS,
+    // A leader election (broker restart, new topic) outlasts kafkajs's default five retries
+    // (~10 s of backoff) on a loaded host; eight retries capped at 30 s ride it out.
+    retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 30_000 },
     logLevel: kafkajs.logLevel.WARN,
     logCreator: () => (entry) => {
       const { message, ...rest } = entry.log;

@@ -16,7 +16,7 @@ export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, ex
   const pool: Pool = new Pool({
     connectionString: cfg.POSTGRES_URL,
     max: cfg.POSTGRES_POOL_MAX,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: cfg.POSTGRES_CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
     ...extra,
   });

@@ -9,9 +9,12 @@
  * uses the stored ones and a constant-time comparison.
  *
  * Each hash holds 32 MiB while it runs on the libuv thread pool; a small semaphore bounds the
- * concurrent hashes so a burst of logins cannot exhaust the container's memory.
+ * concurrent hashes so a burst of logins cannot exhaust the container's memory. Its queue is bounded
+ * too: a burst beyond it is answered 429 with Retry-After at once, instead of queueing until the
+ * gateway's request timeout turns it into a 504 and the pool's connect timeout into 503s.
  */
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
+import { HttpError } from "../../kit";
 
 export const SCRYPT_PARAMS = { N: 2 ** 15, r: 8, p: 1, keyLen: 64, saltLen: 16 } as const;
 
@@ -21,22 +24,35 @@ function scrypt(password: string, salt: Buffer, keyLen: number, opts: ScryptOpti
   );
 }
 
-class Semaphore {
+export class HashingBusyError extends HttpError {
+  constructor() {
+    super(429, "TOO_MANY_REQUESTS", "Too many sign-ins in progress; retry shortly", undefined, { "retry-after": "1" });
+  }
+}
+
+/** At most `max` hashes at once and `maxWaiting` queued; beyond that `run` throws HashingBusyError. */
+export class Semaphore {
   private waiting: Array<() => void> = [];
   private active = 0;
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly maxWaiting: number,
+  ) {}
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
+    if (this.active < this.max) this.active++;
+    else if (this.waiting.length >= this.maxWaiting) throw new HashingBusyError();
+    // A released slot is handed straight to the first waiter, so a newcomer cannot overtake it.
+    else await new Promise<void>((r) => this.waiting.push(r));
     try {
       return await fn();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }
-const limiter = new Semaphore(2);
+const limiter = new Semaphore(2, 32);
 
 function opts(N: number, r: number, p: number): ScryptOptions {
   return { N, r, p, maxmem: 128 * N * r * p * 2 + 1024 * 1024 };
