@@ -59,7 +59,13 @@ async function chQuery(url: string, user: string, password: string, sql: string)
 }
 
 /** The shared broker starts in the background (global-setup.ts): wait for a real admin round trip. */
-async function waitForSharedKafka(brokers: string, timeoutMs = Number(process.env.HARNESS_KAFKA_WAIT_MS ?? 170_000)): Promise<void> {
+/**
+ * As long as the global setup's own start bound (HARNESS_KAFKA_START_MS): at load 25 on two cores
+ * the JVM broker took over four minutes, and a file giving up sooner failed for nothing.
+ */
+export const SHARED_KAFKA_WAIT_MS = Number(process.env.HARNESS_KAFKA_WAIT_MS ?? process.env.HARNESS_KAFKA_START_MS ?? 480_000);
+
+async function waitForSharedKafka(brokers: string, timeoutMs = SHARED_KAFKA_WAIT_MS): Promise<void> {
   await waitFor(
     `shared kafka ${brokers} (started by tests/harness/global-setup.ts; see its output)`,
     async () => {
@@ -159,7 +165,7 @@ export function useServers<K extends Kind>(...kinds: K[]): Pick<Servers, K | "en
     const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
     if (failed) throw failed.reason;
     for (const k of kinds) Object.assign(out.env, (out as unknown as Record<string, { env: Record<string, string> }>)[k].env);
-  });
+  }, SHARED_KAFKA_WAIT_MS + 120_000);
   afterAll(async () => {
     await Promise.allSettled(privates.map((s) => s.stop()));
   });
