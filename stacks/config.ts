@@ -12,7 +12,7 @@
  */
 import { isIP } from "node:net";
 import { Value } from "@sinclair/typebox/value";
-import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, sizingOf } from "../catalog";
+import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
 export const CONFIG_NAMESPACE = "trading";
@@ -74,6 +74,8 @@ export interface StackConfig {
     imagePullPolicy: ImagePullPolicy;
     /** CPU request = this fraction of the CPU limit (1 = Guaranteed QoS; less lets a small node schedule the platform). */
     cpuRequestRatio: number;
+    /** Memory request = this fraction of the memory limit (1 = requests equal limits; less lets a small node schedule the platform). */
+    memoryRequestRatio: number;
     /** Write manifests to this folder instead of talking to a cluster (CI, offline review). */
     renderYamlTo?: string;
     backupSchedule: string;
@@ -157,6 +159,16 @@ class Reader {
     return n;
   }
 
+  /** A fraction in (0, 1], written as a decimal ("0.05", ".5", "1"). */
+  ratio(key: string): number {
+    const value = this.required(key);
+    const n = Number(value);
+    if (!/^\d*\.?\d+$/.test(value) || !(n > 0 && n <= 1)) {
+      throw new ConfigError(key, this.stack, `must be a number greater than 0 and at most 1, got '${value}'`);
+    }
+    return n;
+  }
+
   object(key: string): Record<string, unknown> | undefined {
     const value = this.string(key);
     if (value === undefined) return undefined;
@@ -221,9 +233,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("servicesImageTag", stack, `must be a pinned tag (not 'latest'), got '${servicesImageTag}'`);
   }
 
-  // 0 (the declared default) means the target's own default.
   const replicasSetting = r.integer("replicas");
-  const defaultReplicas = replicasSetting > 0 ? replicasSetting : target === "kubernetes" ? 2 : 1;
   const replicaOverrides = r.object("serviceReplicas") ?? {};
   const disabledServices = new Set<string>();
   const disabledRaw = r.string("disabledServices");
@@ -260,11 +270,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     }
   }
   for (const service of services) {
-    const override = replicaOverrides[service.name] as number | undefined;
-    const { scaling } = sizingOf(service);
-    const wanted = target === "kubernetes" ? Math.max(defaultReplicas, scaling.replicas) : defaultReplicas;
-    // The catalog's maximum wins over a stack-wide default: singletons stay single.
-    serviceReplicas[service.name] = override ?? Math.min(wanted, scaling.maxReplicas);
+    serviceReplicas[service.name] = replicasOf(target, sizingOf(service).scaling, replicasSetting, replicaOverrides[service.name] as number | undefined);
   }
 
   const tradingMode = r.oneOf<"paper" | "live">("tradingMode");
@@ -282,11 +288,8 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (!DNS_LABEL.test(ingressControllerNamespace)) {
     throw new ConfigError("ingressControllerNamespace", stack, `must be a DNS label (lowercase, digits, '-'), got '${ingressControllerNamespace}'`);
   }
-  const ratioRaw = r.string("cpuRequestRatio")!;
-  const cpuRequestRatio = Number(ratioRaw);
-  if (!/^\d*\.?\d+$/.test(ratioRaw) || !(cpuRequestRatio > 0 && cpuRequestRatio <= 1)) {
-    throw new ConfigError("cpuRequestRatio", stack, `must be a number greater than 0 and at most 1, got '${ratioRaw}'`);
-  }
+  const cpuRequestRatio = r.ratio("cpuRequestRatio");
+  const memoryRequestRatio = r.ratio("memoryRequestRatio");
   const tlsSecretName = r.string("tlsSecretName");
   const certIssuer = r.string("certIssuer");
   if (target === "kubernetes" && tlsSecretName === undefined && certIssuer === undefined) {
@@ -354,6 +357,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       ingressControllerNamespace,
       imagePullPolicy,
       cpuRequestRatio,
+      memoryRequestRatio,
       renderYamlTo: r.string("renderYamlTo"),
       backupSchedule: schedule,
       exposeDatastores: r.boolean("exposeDatastores"),
@@ -361,6 +365,19 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     logLevel: r.oneOf("logLevel"),
     smtp: { host: smtpHost, port: r.integer("smtpPort"), username: r.string("smtpUsername"), from: smtpFrom },
   };
+}
+
+/**
+ * Replicas of one service: its per-service override (already checked against the catalog's
+ * maximum), else the stack-wide `replicas` (0 = the target's default: the catalog's count on
+ * Kubernetes, 1 on Docker), capped by the catalog's maximum so singletons stay single. A stack may
+ * go below the catalog's count (a single-node cluster); the policy pack's service-min-replicas is
+ * what keeps prod at two or more. On Kubernetes this is also the autoscaler's floor.
+ */
+export function replicasOf(target: Target, scaling: ServiceScaling, stackReplicas: number, override?: number): number {
+  if (override !== undefined) return override;
+  const wanted = stackReplicas > 0 ? stackReplicas : target === "kubernetes" ? scaling.replicas : 1;
+  return Math.min(wanted, scaling.maxReplicas);
 }
 
 /** Every key the program reads, so the loader can fetch them all from `pulumi.Config` (stacks/schema.ts). */

@@ -54,7 +54,12 @@ export const stackConfigSchema = Type.Object({
   servicesImageTag: str("Tag of the services image built from services/ (never latest)", "0.1.0"),
   registry: str("Registry/repository prefix the services image is pushed to (required on kubernetes)"),
   registryUsername: str("Registry login for the push (password with 'pulumi config set --secret trading:registryPassword')"),
-  replicas: int("Replicas of every stateless service; 0 means the target's default (1 on docker, 2 on kubernetes)", 0, 0, 50),
+  replicas: int(
+    "Replicas of every stateless service, and its autoscaler's floor on kubernetes (capped by the catalog's maximum); 0 means the target's default (1 on docker, the catalog's 2 on kubernetes). 1 on kubernetes suits a single-node cluster only: the policy pack rejects it on prod",
+    0,
+    0,
+    50,
+  ),
   // A map: project config can declare only scalars and arrays, so Pulumi.yaml leaves it out.
   serviceReplicas: Type.Record(Type.String(), Type.Integer({ minimum: 1 }), { description: "Replicas per service, e.g. {\"api-gateway\": 4}", declared: false }),
   disabledServices: str("Comma-separated catalog services not to deploy"),
@@ -91,6 +96,7 @@ export const stackConfigSchema = Type.Object({
     "IfNotPresent",
   ),
   cpuRequestRatio: str("CPU request as a fraction of the CPU limit, in (0, 1]; 1 = Guaranteed QoS", "1"),
+  memoryRequestRatio: str("Memory request as a fraction of the memory limit, in (0, 1]; 1 = requests equal limits", "1"),
   renderYamlTo: str("Render Kubernetes manifests to this folder instead of applying them (no cluster)"),
   backupSchedule: str("Cron schedule of the PostgreSQL and ClickHouse backups (kubernetes)", "15 2 * * *"),
   logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "Service log level", "info"),

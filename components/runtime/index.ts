@@ -30,15 +30,13 @@ export function createRuntime(name: string, config: StackConfig, parent: pulumi.
       renderYamlTo: k.renderYamlTo,
       imagePullPolicy: k.imagePullPolicy,
       cpuRequestRatio: k.cpuRequestRatio,
+      memoryRequestRatio: k.memoryRequestRatio,
       // Local images on Kubernetes are built on the Docker host and imported into the nodes
       // beforehand (scripts/cluster/platform-images.sh): the program only references them.
       buildImages: config.imageSource === "upstream" && !k.renderYamlTo,
-      autoscale: Object.fromEntries(
-        config.services.map((s) => {
-          const { scaling } = sizingOf(s);
-          return [s.name, { min: scaling.minReplicas, max: scaling.maxReplicas }];
-        }),
-      ),
+      // The autoscaler's floor is the service's replica count, so a stack that lowers it (a
+      // single-node cluster) is not scaled straight back up to the catalog's minimum.
+      autoscale: Object.fromEntries(config.services.map((s) => [s.name, { min: config.serviceReplicas[s.name], max: sizingOf(s).scaling.maxReplicas }])),
       ingress: {
         className: k.ingressClass,
         controllerNamespace: k.ingressControllerNamespace,

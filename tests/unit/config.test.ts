@@ -3,7 +3,7 @@ import { catalog } from "../../catalog";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { ConfigError, configKeys, parseStackConfig, RawConfig, secretConfigKeys } from "../../stacks/config";
+import { ConfigError, configKeys, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
 import { pulumiDeclarations } from "../../stacks/schema";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
@@ -63,6 +63,14 @@ describe("parseStackConfig", () => {
     [{ ...k8s, cpuRequestRatio: "0" }, "cpuRequestRatio", "greater than 0 and at most 1"],
     [{ ...k8s, cpuRequestRatio: "1.5" }, "cpuRequestRatio", "greater than 0 and at most 1"],
     [{ ...k8s, cpuRequestRatio: "a tenth" }, "cpuRequestRatio", "got 'a tenth'"],
+    [{ ...k8s, memoryRequestRatio: "0" }, "memoryRequestRatio", "greater than 0 and at most 1"],
+    [{ ...k8s, memoryRequestRatio: "2" }, "memoryRequestRatio", "greater than 0 and at most 1, got '2'"],
+    [{ ...k8s, memoryRequestRatio: "-0.5" }, "memoryRequestRatio", "got '-0.5'"],
+    [{ ...k8s, memoryRequestRatio: "half" }, "memoryRequestRatio", "got 'half'"],
+    [{ ...k8s, memoryRequestRatio: "1e-1" }, "memoryRequestRatio", "got '1e-1'"],
+    [{ ...k8s, replicas: "51" }, "replicas", "must be between 0 and 50, got 51"],
+    [{ ...k8s, serviceReplicas: "{\"portfolio-manager\": 0}" }, "serviceReplicas", "replicas of 'portfolio-manager' must be an integer between 1 and 6"],
+    [{ ...k8s, serviceReplicas: "{\"portfolio-manager\": \"2\"}" }, "serviceReplicas", "replicas of 'portfolio-manager' must be an integer"],
     [{ ...k8s, ingressControllerNamespace: "Traefik" }, "ingressControllerNamespace", "must be a DNS label"],
     [{ ...k8s, namespace: "Trading_NS" }, "namespace", "must be a DNS label"],
     [{ ...k8s, backupSchedule: "daily" }, "backupSchedule", "five-field cron"],
@@ -109,6 +117,23 @@ describe("parseStackConfig", () => {
     expect(error("prod", { ...k8s, smtpPort: "0" }).message).toContain("trading:smtpPort");
   });
 
+  it("sizes requests below limits only when the stack asks (prod keeps requests = limits)", () => {
+    expect(parseStackConfig("prod", k8s).kubernetes).toMatchObject({ cpuRequestRatio: 1, memoryRequestRatio: 1 });
+    expect(parseStackConfig("local-k8s", { ...k8s, cpuRequestRatio: "0.05", memoryRequestRatio: ".5" }).kubernetes).toMatchObject({ cpuRequestRatio: 0.05, memoryRequestRatio: 0.5 });
+  });
+
+  it("lets a stack lower the replicas below the catalog's count (a single-node cluster), one service kept at two", () => {
+    const prod = parseStackConfig("prod", { ...k8s, replicas: "2" });
+    for (const s of catalog) expect(prod.serviceReplicas[s.name], s.name).toBe(s.singleton ? 1 : 2);
+    const small = parseStackConfig("local-k8s", { ...k8s, replicas: "1", serviceReplicas: JSON.stringify({ "portfolio-manager": 2 }) });
+    for (const s of catalog) expect(small.serviceReplicas[s.name], s.name).toBe(s.name === "portfolio-manager" ? 2 : 1);
+    // Above the catalog's count, capped by its maximum; singletons stay single.
+    const big = parseStackConfig("prod", { ...k8s, replicas: "9" });
+    expect(big.serviceReplicas["api-gateway"]).toBe(9);
+    expect(big.serviceReplicas["user-management"]).toBe(6);
+    for (const s of catalog.filter((c) => c.singleton)) expect(big.serviceReplicas[s.name], s.name).toBe(1);
+  });
+
   it("takes per-service replica overrides", () => {
     const cfg = parseStackConfig("prod", { ...k8s, serviceReplicas: JSON.stringify({ "api-gateway": 5 }) });
     expect(cfg.serviceReplicas["api-gateway"]).toBe(5);
@@ -143,5 +168,26 @@ describe("Pulumi.yaml declarations", () => {
     const raw: RawConfig = Object.fromEntries(Object.entries(declared).map(([k, d]) => [k.slice("trading:".length), d.default === undefined ? undefined : String(d.default)]));
     expect(parseStackConfig("dev", { ...raw, target: "docker" }).serviceReplicas["api-gateway"]).toBe(1);
     expect(() => parseStackConfig("prod", { ...raw, target: "kubernetes" })).toThrow("trading:registry on stack 'prod'");
+  });
+});
+
+describe("replicasOf", () => {
+  const scaling = { replicas: 2, minReplicas: 2, maxReplicas: 6 };
+  const single = { replicas: 1, minReplicas: 1, maxReplicas: 1 };
+  it("takes the target's default when the stack sets 0: the catalog's count on Kubernetes, 1 on Docker", () => {
+    expect(replicasOf("kubernetes", scaling, 0)).toBe(2);
+    expect(replicasOf("docker", scaling, 0)).toBe(1);
+    expect(replicasOf("kubernetes", single, 0)).toBe(1);
+  });
+  it("takes the stack's count, below or above the catalog's, capped by the catalog's maximum", () => {
+    expect(replicasOf("kubernetes", scaling, 1)).toBe(1);
+    expect(replicasOf("kubernetes", scaling, 4)).toBe(4);
+    expect(replicasOf("kubernetes", scaling, 50)).toBe(6);
+    expect(replicasOf("kubernetes", single, 3)).toBe(1);
+    expect(replicasOf("docker", scaling, 3)).toBe(3);
+  });
+  it("prefers the per-service override", () => {
+    expect(replicasOf("kubernetes", scaling, 1, 2)).toBe(2);
+    expect(replicasOf("docker", scaling, 0, 5)).toBe(5);
   });
 });

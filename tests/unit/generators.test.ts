@@ -8,7 +8,7 @@ import { aiChainsDashboard } from "../../components/monitoring/grafana";
 import { buildTopology } from "../../components/topology";
 import { backupScript } from "../../components/data/backup";
 import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
-import { fileKey, scaledCpu } from "../../components/runtime/kubernetes";
+import { fileKey, scaledCpu, scaledMemory } from "../../components/runtime/kubernetes";
 import { runtimeCapabilities } from "../../components/runtime";
 import { dockerHealthcheck, dockerTmpfsOptions } from "../../components/runtime/docker";
 
@@ -146,13 +146,19 @@ describe("workload spec", () => {
     expect(fileKey("/etc/nginx/nginx.conf")).toBe("etc_nginx_nginx.conf");
   });
 
-  it("scales CPU requests to a fraction of the limit, whole millicores rounded up, never 0", () => {
+  it("scales CPU and memory requests to a fraction of the limit, whole millicores / MiB rounded up, never 0", () => {
     expect(scaledCpu("250m", 1)).toBe("250m");
     expect(scaledCpu("250m", 0.1)).toBe("25m");
     expect(scaledCpu("1", 0.1)).toBe("100m");
     expect(scaledCpu("0.5", 0.25)).toBe("125m");
     expect(scaledCpu("5m", 0.1)).toBe("1m");
     expect(() => scaledCpu("a lot", 0.5)).toThrow("invalid CPU quantity 'a lot'");
+    expect(scaledMemory("256Mi", 1)).toBe("256Mi");
+    expect(scaledMemory("256Mi", 0.5)).toBe("128Mi");
+    expect(scaledMemory("1Gi", 0.5)).toBe("512Mi");
+    expect(scaledMemory("1536Mi", 0.3)).toBe("461Mi");
+    expect(scaledMemory("1Mi", 0.1)).toBe("1Mi");
+    expect(() => scaledMemory("1G", 0.5)).toThrow("use Mi or Gi");
     expect(dockerTmpfsOptions()).toBe("rw,noexec,nosuid,size=64m,mode=1777");
     expect(dockerTmpfsOptions(33)).toBe("rw,noexec,nosuid,size=64m,uid=33,gid=33");
   });

@@ -222,12 +222,29 @@ describe("local-k8s stack (the local cluster of scripts/cluster/)", () => {
       const c = w.inputs.spec.template.spec.containers[0];
       expect(c.image, w.name).toMatch(/^ai-trading\/[a-z]+:[\w.-]+$/);
       expect(c.imagePullPolicy, w.name).toBe("Never");
-      // A tenth of each CPU limit is requested, so the whole platform schedules on 2 cores.
+      // A twentieth of each CPU limit and half of each memory limit are requested, so the whole
+      // platform schedules on one 2-core node; the limits are prod's.
       const milli = (q: string) => (q.endsWith("m") ? Number(q.slice(0, -1)) : Number(q) * 1000);
-      expect(milli(c.resources.requests.cpu), w.name).toBe(Math.ceil(milli(c.resources.limits.cpu) / 10));
-      expect(c.resources.requests.memory, w.name).toBe(c.resources.limits.memory);
+      const mib = (q: string) => (q.endsWith("Gi") ? Number(q.slice(0, -2)) * 1024 : Number(q.slice(0, -2)));
+      expect(milli(c.resources.requests.cpu), w.name).toBe(Math.ceil(milli(c.resources.limits.cpu) / 20));
+      expect(c.resources.requests.memory, w.name).toBe(`${Math.ceil(mib(c.resources.limits.memory) / 2)}Mi`);
     }
     expect(named(run, DEPLOYMENT, "api-gateway-deployment").inputs.spec.template.spec.containers[0].image).toBe("ai-trading/services:0.1.0");
+  });
+
+  it("runs one replica of each service, autoscaled from one, except portfolio-manager: two, a PDB (the suite's resilience case)", async () => {
+    const run = await runProgram("local-k8s", {}, tls);
+    const HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler";
+    const services = byType(run, DEPLOYMENT).filter((d) => d.inputs.metadata.labels["trading.io/role"] === "service");
+    expect(services.length).toBeGreaterThan(10);
+    for (const d of services) {
+      const name = d.inputs.metadata.name;
+      expect(d.inputs.spec.replicas, name).toBe(name === "portfolio-manager" ? 2 : 1);
+      const hpa = byType(run, HPA).find((h) => h.inputs.spec.scaleTargetRef.name === name);
+      if (hpa) expect(hpa.inputs.spec.minReplicas, name).toBe(d.inputs.spec.replicas);
+    }
+    const pdbs = byType(run, "kubernetes:policy/v1:PodDisruptionBudget").map((p) => p.inputs.metadata.name);
+    expect(pdbs).toEqual(["portfolio-manager"]);
   });
 
   it("serves the Ingress with Traefik and the stack's own TLS secret, reachable only from Traefik's namespace", async () => {
@@ -271,12 +288,27 @@ describe("Kubernetes ordering and autoscaling", () => {
     expect(checked).toBeGreaterThan(20);
   });
 
+  it("keeps prod's sizing: requests = limits, two replicas of each stateless service, autoscaled from two, a PDB each", async () => {
+    const run = await runProgram("prod");
+    const HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler";
+    const pdbs = byType(run, "kubernetes:policy/v1:PodDisruptionBudget").map((p) => p.inputs.metadata.name);
+    for (const s of catalog) {
+      const d = named(run, DEPLOYMENT, `${s.name}-deployment`);
+      const c = d.inputs.spec.template.spec.containers[0];
+      expect(c.resources.requests, s.name).toEqual(c.resources.limits);
+      expect(d.inputs.spec.replicas, s.name).toBe(s.singleton ? 1 : 2);
+      if (s.singleton) continue;
+      expect(byType(run, HPA).find((h) => h.inputs.spec.scaleTargetRef.name === s.name)?.inputs.spec.minReplicas, s.name).toBe(2);
+      expect(pdbs, s.name).toContain(s.name);
+    }
+  });
+
   it("scales the autoscalers' CPU target with the request ratio (same absolute CPU as full requests)", async () => {
     const HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler";
     const target = (r: ProgramRun) => named(r, HPA, "api-gateway-hpa").inputs.spec.metrics[0].resource.target.averageUtilization;
     expect(target(await runProgram("prod"))).toBe(70);
     const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
-    expect(target(await runProgram("local-k8s", {}, tls))).toBe(700);
+    expect(target(await runProgram("local-k8s", {}, tls))).toBe(1400);
   });
 });
 

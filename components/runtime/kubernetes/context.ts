@@ -20,6 +20,8 @@ export interface KubernetesSettings {
   imagePullPolicy?: "IfNotPresent" | "Always" | "Never";
   /** CPU request as a fraction of the CPU limit (default 1: requests = limits, Guaranteed QoS). */
   cpuRequestRatio?: number;
+  /** Memory request as a fraction of the memory limit (default 1: requests = limits). */
+  memoryRequestRatio?: number;
   /**
    * Build the program's images and push them to the registry (run by digest). False when the
    * manifests are only rendered, or when the images were imported into the nodes beforehand

@@ -1,7 +1,7 @@
 /** The pod template of a workload: its one container, probes, mounts and restricted security context. */
 import * as k8s from "@pulumi/kubernetes";
 import { LABEL_WORKLOAD } from "../../../catalog/labels";
-import { cpuToCores, ProbeSpec, WorkloadSpec } from "../../workload";
+import { cpuToCores, memoryToMiB, ProbeSpec, WorkloadSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 import { WorkloadFiles } from "./secrets";
 import { WorkloadStorage } from "./storage";
@@ -26,6 +26,16 @@ export function k8sProbe(probe: ProbeSpec): k8s.types.input.core.v1.Probe {
 export function scaledCpu(limit: string, ratio: number): string {
   if (ratio === 1) return limit;
   return `${Math.max(1, Math.ceil(Math.round(cpuToCores(limit) * 1000) * ratio))}m`;
+}
+
+/**
+ * Memory request for a limit scaled by `ratio` (a quantity in Mi or Gi), rounded up to a whole MiB;
+ * the limit itself when ratio is 1. A request below the limit makes the pod Burstable: the
+ * scheduler reserves less, the limit still caps it.
+ */
+export function scaledMemory(limit: string, ratio: number): string {
+  if (ratio === 1) return limit;
+  return `${Math.max(1, Math.ceil(memoryToMiB(limit) * ratio))}Mi`;
 }
 
 /** Port names are at most 15 characters on Kubernetes. */
@@ -58,7 +68,7 @@ export function podTemplate(
     ports: spec.ports.map((p) => ({ name: portName(p.name), containerPort: p.port })),
     volumeMounts: [...storage.mounts, ...files.mounts],
     resources: {
-      requests: { cpu: scaledCpu(spec.resources.cpu, ctx.settings.cpuRequestRatio ?? 1), memory: spec.resources.memory },
+      requests: { cpu: scaledCpu(spec.resources.cpu, ctx.settings.cpuRequestRatio ?? 1), memory: scaledMemory(spec.resources.memory, ctx.settings.memoryRequestRatio ?? 1) },
       limits: { cpu: spec.resources.cpu, memory: spec.resources.memory },
     },
     ...probes,
