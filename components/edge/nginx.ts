@@ -17,7 +17,14 @@ export const TLS_DIR = "/etc/nginx/tls";
 
 export type { Route };
 
-/** Public routes: every routed catalog service behind the entry point, plus its fleet health view. */
+/**
+ * Where the gateway serves the merged OpenAPI document and its page (services/src/services/api-gateway/docs.ts).
+ * A prefix on both edges: Nginx `location /api/docs/` (and its redirect of `/api/docs`), an Ingress
+ * `Prefix` path (an Exact `/api/docs` would leave the page's assets and document unreachable).
+ */
+export const API_DOCS_PATH = "/api/docs/";
+
+/** Public routes: every routed catalog service behind the entry point, plus its fleet health view and API docs. */
 export function publicRoutes(services: readonly ServiceDefinition[]): Route[] {
   const entry = entryPoint(services);
   if (!entry) return [];
@@ -25,7 +32,8 @@ export function publicRoutes(services: readonly ServiceDefinition[]): Route[] {
     .filter((s) => s.route !== null)
     .map((s) => ({ path: `/api/${s.route}/`, service: s.name }))
     .sort((a, b) => a.path.localeCompare(b.path));
-  return [{ path: "/api/health", service: entry.name }, ...routes];
+  // The gateway's own public routes: the fleet's health and the API docs (page, assets, document).
+  return [{ path: "/api/health", service: entry.name }, { path: API_DOCS_PATH, service: entry.name }, ...routes];
 }
 
 export interface NginxConfigArgs {

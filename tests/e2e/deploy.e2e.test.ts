@@ -96,6 +96,20 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     expect(plain.headers.location).toBe(`https://127.0.0.1:${HTTPS_PORT}/api/health`);
   });
 
+  it("serves the merged OpenAPI document and the docs page at /api/docs through Nginx", async () => {
+    const doc = await eventually("OpenAPI document", () => request("GET", "/api/docs/openapi.json"), (r) => r.status === 200, 120);
+    const body = doc.json as { openapi: string; paths: Record<string, unknown>; "x-unavailable-services"?: string[] };
+    expect(body.openapi).toBe("3.1.0");
+    expect(body["x-unavailable-services"]).toBeUndefined();
+    for (const s of catalog.filter((x) => x.route)) expect(Object.keys(body.paths).some((p) => p.startsWith(`/api/${s.route}/`)), s.name).toBe(true);
+    expect((await request("GET", "/api/docs")).status).toBe(301); // Nginx: to /api/docs/
+    const page = await request("GET", "/api/docs/");
+    expect(page.status).toBe(200);
+    expect(String(page.headers["content-type"])).toMatch(/text\/html/);
+    const asset = await request("GET", "/api/docs/static/swagger-ui-bundle.js");
+    expect(asset.status).toBe(200);
+  });
+
   it("registers and logs a user in through Nginx and the gateway", async () => {
     const email = `e2e-${Date.now()}@example.com`;
     const password = "correct horse battery staple 42";

@@ -18,10 +18,10 @@ describe("nginx", () => {
   const conf = nginxConfig({ services: catalog, gateway: { host: "api-gateway", port: 3001 }, publicHttpsPort: 443, serverName: "trading.example.com" });
 
   it("has one location per routed catalog service, all through the gateway", () => {
-    expect(publicRoutes(catalog).map((r) => r.path)).toEqual(["/api/health", ...routed.map((s) => `/api/${s.route}/`).sort()]);
+    expect(publicRoutes(catalog).map((r) => r.path)).toEqual(["/api/health", "/api/docs/", ...routed.map((s) => `/api/${s.route}/`).sort()]);
     const locations = conf.match(/location [^{]+\{[^}]*\}/g)!;
     const proxied = locations.filter((l) => l.includes("proxy_pass"));
-    expect(proxied).toHaveLength(routed.length + 1);
+    expect(proxied).toHaveLength(routed.length + 2);
     for (const l of proxied) expect(l).toContain("proxy_pass http://gateway;");
   });
 

@@ -14,6 +14,7 @@ import { PeerClient } from "./peers";
 import { DEFAULT_JSON_MAX_DEPTH, parseTrustProxy } from "./request-guards";
 import { createMetrics, installProbes, type ReadinessCheck, type ServiceMetrics } from "./probes";
 import { flushTelemetry } from "./telemetry/state";
+import { registerOpenApi } from "./openapi";
 
 export { createLogger, redactPaths, requestIdFor, type App } from "./app";
 export type { ReadinessCheck, ServiceMetrics } from "./probes";
@@ -174,6 +175,8 @@ export async function createService<S extends ConfigSchema>(
     onClose: (fn) => closers.push(fn),
   };
 
+  // Before any route: @fastify/swagger documents the routes registered after it (openapi.ts).
+  await registerOpenApi(app, def);
   installProbes(app, { service: def.name, log, metrics, datastores, extraChecks, readyTimeoutMs: config.READY_TIMEOUT_MS });
 
   app.addHook("onClose", async () => {

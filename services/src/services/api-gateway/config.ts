@@ -20,6 +20,8 @@ export const config = {
   ACCESS_TOKEN_MAX_AGE_S: Type.Integer({ default: 3_600, minimum: 60 }),
   /** Upper bound on how long a user's state is trusted from the in-process copy (pub/sub invalidates sooner). */
   USER_STATE_LOCAL_TTL_MS: Type.Integer({ default: 30_000, minimum: 0 }),
+  /** How long the merged OpenAPI document of /api/docs is reused before the services are asked again. */
+  DOCS_CACHE_MS: Type.Integer({ default: 60_000, minimum: 0 }),
 };
 
 export type GatewayConfig = ConfigOf<typeof config>;

@@ -27,6 +27,7 @@ import { config } from "./config";
 import { GatewayLimits } from "./limits";
 import { registerProxyRoutes, STRIPPED_HEADERS } from "./proxy";
 import { UsageEmitter } from "./usage";
+import { registerApiDocs, type OpenApiDocument } from "./docs";
 import { UserStates } from "./user-states";
 
 export default defineService({
@@ -128,6 +129,8 @@ export default defineService({
           new HttpError(429, "RATE_LIMITED", `Rate limit exceeded: ${context.max} requests per ${context.after === "" ? "window" : "window; retry in " + context.after}`),
       });
 
+      // The merged OpenAPI document and its page (docs.ts), before the proxy's /api/* wildcard.
+      await registerApiDocs(api, { ownDocument: () => app.swagger() as OpenApiDocument, routed: [...routes.values()], baseUrl: (n) => bases.get(n)!, timeoutMs: cfg.HEALTH_TIMEOUT_MS, cacheMs: cfg.DOCS_CACHE_MS, log });
       registerProxyRoutes(api, ctx, { routes, bases, auth, remainingMs });
     });
   },

@@ -10,9 +10,15 @@
 import type { FastifyRequest } from "fastify";
 import { Counter } from "prom-client";
 import type { ServiceDefinition } from "../../catalog";
-import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, type App, type Identity } from "../../kit";
+import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, Type, type App, type Identity } from "../../kit";
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
+
+/** /api/health: the gateway's view of every service it routes to (OpenAPI). */
+const HealthBody = Type.Object({
+  status: Type.Union([Type.Literal("ok"), Type.Literal("degraded")]),
+  services: Type.Record(Type.String(), Type.Object({ status: Type.Union([Type.Literal("ok"), Type.Literal("down")]), latencyMs: Type.Optional(Type.Number()), error: Type.Optional(Type.String()) })),
+});
 
 export const STRIPPED_HEADERS = [...Object.values(IDENTITY_HEADERS), "authorization", "x-api-key"];
 
@@ -55,7 +61,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     registers: [ctx.metrics.registry],
   });
 
-  api.get("/api/health", async (_request, reply) => {
+  api.get("/api/health", { schema: { security: [], response: { 200: HealthBody, 503: HealthBody } } }, async (_request, reply) => {
     const results: Record<string, { status: "ok" | "down"; latencyMs?: number; error?: string }> = { [definition.name]: { status: "ok", latencyMs: 0 } };
     await Promise.all(
       [...d.routes.values()].map(async (s) => {
@@ -73,7 +79,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     return reply.status(allUp ? 200 : 503).send({ status: allUp ? "ok" : "degraded", services: results });
   });
 
-  api.all("/api/*", async (request, reply) => {
+  api.all("/api/*", { schema: { hide: true } }, async (request, reply) => {
     const { service, path, search } = upstreamTarget(request.url, d.routes);
     const a = d.auth.get(request) ?? {};
     if (a.error) throw a.error;

@@ -1,0 +1,135 @@
+/**
+ * The platform's public API description: every routed service's OpenAPI document (fetched from
+ * its /internal/openapi.json, kit/openapi.ts) merged under the service's catalog route prefix
+ * (`/users/login` of user-management becomes `/api/users/login`), plus the gateway's own public
+ * routes. Served at GET /api/docs/openapi.json and as a Swagger UI page at /api/docs (the assets
+ * come from the @fastify/swagger-ui package, no CDN).
+ *
+ * The merged document is cached for DOCS_CACHE_MS; a service that does not answer is left out and
+ * named in `x-unavailable-services` (the page still loads), and the next request tries it again.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import swaggerUi from "@fastify/swagger-ui";
+import type { Logger } from "pino";
+import type { ServiceDefinition } from "../../catalog";
+import { OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION } from "../../kit";
+
+export const DOCS_PREFIX = "/api/docs";
+
+type Json = Record<string, unknown>;
+export interface OpenApiDocument {
+  openapi: string;
+  info: Json;
+  paths?: Record<string, Json>;
+  components?: { schemas?: Record<string, unknown>; securitySchemes?: Record<string, unknown> };
+  tags?: Json[];
+  [k: string]: unknown;
+}
+
+/** `/` of route `orders` -> `/api/orders/` (Nginx redirects `/api/orders` there); `/:id` -> `/api/orders/{id}`. */
+export function publicPath(route: string, path: string): string {
+  return path === "/" ? `/api/${route}/` : `/api/${route}${path}`;
+}
+
+/** Component schema names are per document: prefix them with the service and rewrite the $refs. */
+function renameRefs(value: unknown, rename: (name: string) => string): unknown {
+  if (Array.isArray(value)) return value.map((v) => renameRefs(v, rename));
+  if (!value || typeof value !== "object") return value;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value as Json)) {
+    const m = k === "$ref" && typeof v === "string" ? /^#\/components\/schemas\/(.+)$/.exec(v) : null;
+    out[k] = m ? `#/components/schemas/${rename(m[1])}` : renameRefs(v, rename);
+  }
+  return out;
+}
+
+/**
+ * Merges the gateway's own document with the routed services' ones. Pure: `documents` maps a
+ * service name to its document (absent when it did not answer).
+ */
+export function mergeDocuments(gateway: OpenApiDocument, services: ReadonlyArray<{ def: ServiceDefinition; doc?: OpenApiDocument }>): OpenApiDocument {
+  const merged: OpenApiDocument = {
+    openapi: OPENAPI_VERSION,
+    info: {
+      title: "AI trading platform API",
+      version: String(gateway.info.version ?? "0.1.0"),
+      description: "Every public route of the platform, through the API gateway. Generated from the services' route schemas.",
+    },
+    paths: {},
+    components: { schemas: {}, securitySchemes: { ...(gateway.components?.securitySchemes ?? {}) } },
+    tags: [],
+  };
+  const add = (source: string, doc: OpenApiDocument, toPublic: (p: string) => string) => {
+    const rename = (n: string) => `${source}.${n}`;
+    for (const [name, schema] of Object.entries(doc.components?.schemas ?? {})) merged.components!.schemas![rename(name)] = renameRefs(schema, rename);
+    for (const [p, item] of Object.entries(doc.paths ?? {})) merged.paths![toPublic(p)] = renameRefs(item, rename) as Json;
+    merged.tags!.push(...(doc.tags ?? []));
+  };
+  add("api-gateway", gateway, (p) => p);
+  const unavailable: string[] = [];
+  for (const { def, doc } of services) {
+    if (!def.route) continue;
+    if (!doc) unavailable.push(def.name);
+    else add(def.name, doc, (p) => publicPath(def.route!, p));
+  }
+  if (unavailable.length > 0) merged["x-unavailable-services"] = unavailable;
+  return merged;
+}
+
+export interface ApiDocsOptions {
+  /** The gateway's own document (app.swagger()). */
+  ownDocument: () => OpenApiDocument;
+  routed: readonly ServiceDefinition[];
+  baseUrl: (name: string) => string;
+  timeoutMs: number;
+  cacheMs: number;
+  log: Logger;
+}
+
+/** The merged document, cached, refreshed by the first request after it expires. */
+export function docsSource(o: ApiDocsOptions): () => Promise<OpenApiDocument> {
+  let cached: { at: number; doc: OpenApiDocument } | undefined;
+  let pending: Promise<OpenApiDocument> | undefined;
+  const fetchOne = async (def: ServiceDefinition): Promise<OpenApiDocument | undefined> => {
+    try {
+      const r = await fetch(`${o.baseUrl(def.name)}${OPENAPI_DOCUMENT_PATH}`, { signal: AbortSignal.timeout(o.timeoutMs) });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      return (await r.json()) as OpenApiDocument;
+    } catch (e) {
+      o.log.warn({ upstream: def.name, err: { message: (e as Error).message } }, "OpenAPI document unavailable");
+      return undefined;
+    }
+  };
+  const build = async () => {
+    const services = await Promise.all(o.routed.map(async (def) => ({ def, doc: await fetchOne(def) })));
+    const doc = mergeDocuments(o.ownDocument(), services);
+    // A document missing services is not kept: the next request asks them again.
+    cached = doc["x-unavailable-services"] ? undefined : { at: Date.now(), doc };
+    return doc;
+  };
+  return async () => {
+    if (cached && Date.now() - cached.at < o.cacheMs) return cached.doc;
+    pending ??= build().finally(() => (pending = undefined));
+    return pending;
+  };
+}
+
+/** GET /api/docs/openapi.json and the Swagger UI at /api/docs, in the gateway's /api scope. */
+export async function registerApiDocs(api: FastifyInstance, o: ApiDocsOptions): Promise<void> {
+  const documentFor = docsSource(o);
+  const byRequest = new WeakMap<FastifyRequest, OpenApiDocument>();
+  api.get(`${DOCS_PREFIX}/openapi.json`, { schema: { hide: true } }, async () => documentFor());
+  await api.register(swaggerUi, {
+    routePrefix: DOCS_PREFIX,
+    uiConfig: { deepLinking: true, docExpansion: "list" },
+    staticCSP: true,
+    // The UI's own ./json answers the merged document (fetched before the handler runs).
+    uiHooks: {
+      preHandler: async (request) => {
+        if (request.url.split("?")[0].endsWith("/json") || request.url.split("?")[0].endsWith("/yaml")) byRequest.set(request, await documentFor());
+      },
+    },
+    transformSpecificationClone: false,
+    transformSpecification: (spec, request) => byRequest.get(request) ?? spec,
+  });
+}
