@@ -1,7 +1,7 @@
 /** HTTP routes: submit, poll, results, curves, trades, charts; strategies and their parameters. */
 import { randomUUID } from "node:crypto";
 import { equityChartSvg, ParameterError, strategies } from "../../backtest";
-import { badRequest, conflict, notFound, requireIdentity, Type, type ServiceContext } from "../../kit";
+import { badRequest, conflict, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { checkReplay } from "./bars";
 import { planBacktest, type Limits } from "./plan";
 import type { JobQueue } from "./queue";
@@ -27,6 +27,14 @@ function asBadRequest<T>(fn: () => T): T {
   }
 }
 
+// Responses (OpenAPI; unnamed fields are kept).
+const Svg = { description: "Equity and drawdown chart", content: { "image/svg+xml": { schema: Type.String() } } };
+const StrategiesOut = ResponseObject({ strategies: Type.Array(ResponseObject({ name: Type.String(), description: Type.String(), parameters: Type.Unknown() })) });
+const Accepted = ResponseObject({ id: Type.String(), status: Type.String(), kind: Type.String(), jobs: Type.Integer(), barsPerSymbol: Type.Integer(), links: ResponseObject({ self: Type.String(), results: Type.String(), chart: Type.String() }) });
+const RunOut = ResponseObject({ id: Type.String(), strategy: Type.String(), kind: Type.String(), status: Type.String(), jobs: Type.Integer(), progress: Type.Unknown(), createdAt: Type.Union([Type.String(), Type.Null()]), startedAt: Type.Union([Type.String(), Type.Null()]), finishedAt: Type.Union([Type.String(), Type.Null()]) });
+const ResultsOut = ResponseObject({ id: Type.String(), status: Type.String(), kind: Type.String(), jobs: Type.Array(ResponseObject({ job: Type.Integer(), status: Type.String(), attempts: Type.Integer() }, { description: "with its metrics once succeeded" })) });
+const EquityOut = ResponseObject({ job: Type.Integer(), time: Type.Array(Type.Number()), equity: Type.Array(Type.Number()), drawdown: Type.Array(Type.Number()) });
+const TradesOut = ResponseObject({ job: Type.Integer(), total: Type.Integer(), trades: Type.Array(Type.Unknown()) });
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const jobView = (j: JobRow) => ({ job: j.idx, status: j.status, attempts: j.attempts, progress: j.progress, ...(j.result ?? {}), ...(j.error ? { error: j.error } : {}) });
 
@@ -34,14 +42,14 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
   const { app } = ctx;
   const { store } = deps;
 
-  app.get("/strategies", async () => ({
+  app.get("/strategies", { schema: { response: { 200: StrategiesOut } } }, async () => ({
     strategies: strategies.names().map((name) => {
       const d = strategies.get(name)!;
       return { name, description: d.description, parameters: d.parameters };
     }),
   }));
 
-  app.post("/", { schema: { body: BacktestRequest } }, async (req, reply) => {
+  app.post("/", { schema: { body: BacktestRequest, response: { 202: Accepted } } }, async (req, reply) => {
     const who = requireIdentity(req);
     const body = req.body;
     const plan = asBadRequest(() => planBacktest(body, deps.limits));
@@ -60,7 +68,7 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     return run;
   };
 
-  app.get("/:id", { schema: { params: RunId } }, async (req) => {
+  app.get("/:id", { schema: { params: RunId, response: { 200: RunOut } } }, async (req) => {
     const run = await ownRun(req, req.params.id);
     return {
       id: run.id, strategy: run.strategy, kind: run.kind, status: run.status, jobs: run.total_jobs,
@@ -69,7 +77,7 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
   });
 
   app.get("/:id/results", {
-    schema: { params: RunId, querystring: Type.Intersect([Page, Type.Object({ sort: Type.Optional(Type.Union([Type.Literal("job"), Type.Literal("sharpe")])) })]) },
+    schema: { params: RunId, querystring: Type.Intersect([Page, Type.Object({ sort: Type.Optional(Type.Union([Type.Literal("job"), Type.Literal("sharpe")])) })]), response: { 200: ResultsOut } },
   }, async (req) => {
     const run = await ownRun(req, req.params.id);
     const { limit = 1_000, offset = 0, sort } = req.query;
@@ -84,13 +92,13 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     return job;
   };
 
-  app.get("/:id/jobs/:job/equity", { schema: { params: JobRef } }, async (req) => {
+  app.get("/:id/jobs/:job/equity", { schema: { params: JobRef, response: { 200: EquityOut } } }, async (req) => {
     const run = await ownRun(req, req.params.id);
     const job = await succeededJob(run.id, req.params.job);
     return { job: job.idx, ...(await store.curve(run.id, job.idx, job.result_attempt!)) };
   });
 
-  app.get("/:id/jobs/:job/trades", { schema: { params: JobRef, querystring: Page } }, async (req) => {
+  app.get("/:id/jobs/:job/trades", { schema: { params: JobRef, querystring: Page, response: { 200: TradesOut } } }, async (req) => {
     const run = await ownRun(req, req.params.id);
     const job = await succeededJob(run.id, req.params.job);
     const { limit = 1_000, offset = 0 } = req.query;
@@ -103,12 +111,12 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     const params = Object.entries(job.result?.parameters ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
     return equityChartSvg({ title: `${title} ${params}`, ...c });
   };
-  app.get("/:id/jobs/:job/chart.svg", { schema: { params: JobRef } }, async (req, reply) => {
+  app.get("/:id/jobs/:job/chart.svg", { schema: { params: JobRef, response: { 200: Svg } } }, async (req, reply) => {
     const run = await ownRun(req, req.params.id);
     reply.type("image/svg+xml");
     return chart(run.id, req.params.job, `${run.strategy} job ${req.params.job}`);
   });
-  app.get("/:id/chart.svg", { schema: { params: RunId } }, async (req, reply) => {
+  app.get("/:id/chart.svg", { schema: { params: RunId, response: { 200: Svg } } }, async (req, reply) => {
     const run = await ownRun(req, req.params.id);
     const best = await store.bestJob(run.id);
     if (best === undefined) throw conflict(`backtest ${run.id} has no succeeded job yet (${run.status})`);

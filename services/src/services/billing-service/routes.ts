@@ -9,7 +9,7 @@
  *   GET  /invoices                         the caller's invoices with line items
  *   POST /cycle                            admin: run the billing cycle now (renewals, due charges)
  */
-import { type App, HttpError, requireIdentity, Type } from "../../kit";
+import { type App, HttpError, requireIdentity, ResponseObject, Type } from "../../kit";
 import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
 import type { Billing } from "./billing";
 import { type BillingRepo, invoiceView, planView, subscriptionView } from "./repo";
@@ -49,15 +49,20 @@ function minor(v: number, field: string): bigint {
   }
 }
 
+// Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
+const PlanOut = ResponseObject({ id: Type.String(), name: Type.String() }, { description: "A plan: currency, amount, interval, trial days, usage pricing" });
+const SubscriptionOut = ResponseObject({ id: Type.String(), userId: Type.String() }, { description: "A subscription: plan, status, period, trial, cancellation" });
+const InvoiceOut = ResponseObject({ id: Type.String(), subscriptionId: Type.String() }, { description: "An invoice with its lines, total and payment status" });
+
 export function registerRoutes(app: App, deps: { billing: Billing; repo: BillingRepo }) {
   const { billing, repo } = deps;
 
-  app.get("/plans", async (req) => {
+  app.get("/plans", { schema: { response: { 200: ResponseObject({ plans: Type.Array(PlanOut) }) } } }, async (req) => {
     requireIdentity(req);
     return { plans: (await repo.plans()).map(planView) };
   });
 
-  app.post("/plans", { schema: { body: PlanBody } }, async (req, reply) => {
+  app.post("/plans", { schema: { body: PlanBody, response: { 201: PlanOut } } }, async (req, reply) => {
     requireIdentity(req, "admin");
     const b = req.body;
     const plan = {
@@ -75,36 +80,36 @@ export function registerRoutes(app: App, deps: { billing: Billing; repo: Billing
 
   app.post(
     "/subscriptions",
-    { schema: { body: Type.Object({ planId: PlanId, paymentMethod: Type.String({ pattern: "^pm_[A-Za-z0-9_]{1,128}$" }) }, { additionalProperties: false }) } },
+    { schema: { body: Type.Object({ planId: PlanId, paymentMethod: Type.String({ pattern: "^pm_[A-Za-z0-9_]{1,128}$" }) }, { additionalProperties: false }), response: { 201: SubscriptionOut } } },
     async (req, reply) => {
       const who = requireIdentity(req);
       return reply.code(201).send(subscriptionView(await billing.subscribe(who.userId, req.body.planId, req.body.paymentMethod)));
     },
   );
 
-  app.get("/subscriptions", async (req) => {
+  app.get("/subscriptions", { schema: { response: { 200: ResponseObject({ subscriptions: Type.Array(SubscriptionOut) }) } } }, async (req) => {
     const who = requireIdentity(req);
     return { subscriptions: (await repo.subscriptionsOf(who.userId)).map(subscriptionView) };
   });
 
-  app.post("/subscriptions/:id/plan", { schema: { params: IdParams, body: Type.Object({ planId: PlanId }, { additionalProperties: false }) } }, async (req) => {
+  app.post("/subscriptions/:id/plan", { schema: { params: IdParams, body: Type.Object({ planId: PlanId }, { additionalProperties: false }), response: { 200: SubscriptionOut } } }, async (req) => {
     const who = requireIdentity(req);
     return subscriptionView(await billing.changePlan(who.userId, req.params.id, req.body.planId));
   });
 
-  app.post("/subscriptions/:id/cancel", { schema: { params: IdParams, body: Type.Optional(Type.Object({ atPeriodEnd: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) } }, async (req) => {
+  app.post("/subscriptions/:id/cancel", { schema: { params: IdParams, body: Type.Optional(Type.Object({ atPeriodEnd: Type.Optional(Type.Boolean()) }, { additionalProperties: false })), response: { 200: SubscriptionOut } } }, async (req) => {
     const who = requireIdentity(req);
     return subscriptionView(await billing.cancel(who.userId, req.params.id, req.body?.atPeriodEnd ?? true));
   });
 
-  app.get("/invoices", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }) } }, async (req) => {
+  app.get("/invoices", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }), response: { 200: ResponseObject({ invoices: Type.Array(InvoiceOut) }) } } }, async (req) => {
     const who = requireIdentity(req);
     const invoices = await repo.invoicesOf(who.userId, req.query.limit);
     const lines = await repo.lines(invoices.map((i) => i.invoice_id));
     return { invoices: invoices.map((i) => invoiceView(i, lines.filter((l) => l.invoice_id === i.invoice_id))) };
   });
 
-  app.post("/cycle", async (req) => {
+  app.post("/cycle", { schema: { response: { 200: ResponseObject({ renewed: Type.Integer(), charged: Type.Integer() }) } } }, async (req) => {
     requireIdentity(req, "admin");
     return billing.runCycle();
   });

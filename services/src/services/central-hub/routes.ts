@@ -11,7 +11,7 @@
  */
 import type { FastifyRequest } from "fastify";
 import { catalog } from "../../catalog";
-import { conflict, forbidden, identityOf, notFound, Type, type App } from "../../kit";
+import { conflict, forbidden, identityOf, NoContent, notFound, ResponseObject, Type, type App } from "../../kit";
 import { fleetView, mayWrite } from "./domain";
 import type { LockManager } from "./locks";
 import type { InstanceRegistry } from "./registry";
@@ -21,6 +21,18 @@ const InstanceId = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" 
 const LockName = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" });
 const Token = Type.String({ pattern: "^[0-9a-f]{32}$" });
 const TtlMs = (max: number) => Type.Integer({ minimum: 100, maximum: max });
+
+// Responses (OpenAPI; unnamed fields are kept).
+const InstanceOut = ResponseObject({ service: Type.String(), id: Type.String(), version: Type.String(), address: Type.String(), health: Type.String(), registeredAt: Type.String(), lastHeartbeat: Type.String(), ttlMs: Type.Number(), expiresAt: Type.String() });
+const Instances = ResponseObject({ instances: Type.Array(InstanceOut) });
+const Fleet = ResponseObject({
+  generatedAt: Type.String(),
+  instances: Type.Number(),
+  services: Type.Array(ResponseObject({ service: Type.String(), inCatalog: Type.Boolean(), instances: Type.Number(), versions: Type.Record(Type.String(), Type.Number()), health: Type.Record(Type.String(), Type.Number()) })),
+});
+const LockHeld = ResponseObject({ name: Type.String(), owner: Type.String(), token: Type.String(), fencingToken: Type.Number(), expiresAt: Type.String() });
+const LockOut = ResponseObject({ name: Type.String(), owner: Type.String(), acquiredAt: Type.String(), ttlRemainingMs: Type.Number() });
+const Locked = ResponseObject({ error: ResponseObject({ code: Type.String(), message: Type.String(), requestId: Type.String() }), holder: Type.Unknown({ description: "who holds the lock, or null" }) });
 
 export interface HubLimits {
   /** TTL of a heartbeat that names none. */
@@ -47,27 +59,27 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
     { additionalProperties: false },
   );
 
-  app.put("/instances/:service/:id", { schema: { params: InstanceParams, body: Heartbeat } }, async (req, reply) => {
+  app.put("/instances/:service/:id", { schema: { params: InstanceParams, body: Heartbeat, response: { 200: InstanceOut, 201: InstanceOut } } }, async (req, reply) => {
     guardWrite(req);
     const { ttlMs, ...body } = req.body;
     const { instance, registered } = await registry.heartbeat(req.params.service, req.params.id, body, ttlMs ?? limits.instanceTtlMs);
     return reply.status(registered ? 201 : 200).send(instance);
   });
 
-  app.delete("/instances/:service/:id", { schema: { params: InstanceParams } }, async (req, reply) => {
+  app.delete("/instances/:service/:id", { schema: { params: InstanceParams, response: { 204: NoContent } } }, async (req, reply) => {
     guardWrite(req);
     if (!(await registry.deregister(req.params.service, req.params.id))) throw notFound(`${req.params.service}/${req.params.id} is not registered`);
     return reply.status(204).send();
   });
 
-  app.get("/instances", { schema: { querystring: Type.Object({ service: Type.Optional(Name) }, { additionalProperties: false }) } }, async (req) => ({
+  app.get("/instances", { schema: { querystring: Type.Object({ service: Type.Optional(Name) }, { additionalProperties: false }), response: { 200: Instances } } }, async (req) => ({
     instances: await registry.list(req.query.service),
   }));
-  app.get("/instances/:service", { schema: { params: Type.Object({ service: Name }) } }, async (req) => ({
+  app.get("/instances/:service", { schema: { params: Type.Object({ service: Name }), response: { 200: Instances } } }, async (req) => ({
     instances: await registry.list(req.params.service),
   }));
 
-  app.get("/fleet", async () => fleetView(await registry.list(), catalog.map((s) => s.name)));
+  app.get("/fleet", { schema: { response: { 200: Fleet } } }, async () => fleetView(await registry.list(), catalog.map((s) => s.name)));
 
   const LockParams = Type.Object({ name: LockName });
   app.post(
@@ -76,6 +88,7 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
       schema: {
         params: LockParams,
         body: Type.Object({ owner: Type.String({ minLength: 1, maxLength: 128, pattern: "^[^|]+$" }), ttlMs: TtlMs(limits.maxLockTtlMs) }, { additionalProperties: false }),
+        response: { 200: LockHeld, 409: Locked },
       },
     },
     async (req, reply) => {
@@ -93,7 +106,7 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
 
   app.post(
     "/locks/:name/renew",
-    { schema: { params: LockParams, body: Type.Object({ token: Token, ttlMs: TtlMs(limits.maxLockTtlMs) }, { additionalProperties: false }) } },
+    { schema: { params: LockParams, body: Type.Object({ token: Token, ttlMs: TtlMs(limits.maxLockTtlMs) }, { additionalProperties: false }), response: { 200: ResponseObject({ name: Type.String(), expiresAt: Type.String() }) } } },
     async (req) => {
       guardWrite(req);
       const r = await locks.renew(req.params.name, req.body.token, req.body.ttlMs);
@@ -105,7 +118,7 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
 
   app.post(
     "/locks/:name/release",
-    { schema: { params: LockParams, body: Type.Object({ token: Token }, { additionalProperties: false }) } },
+    { schema: { params: LockParams, body: Type.Object({ token: Token }, { additionalProperties: false }), response: { 204: NoContent } } },
     async (req, reply) => {
       guardWrite(req);
       const r = await locks.release(req.params.name, req.body.token);
@@ -115,7 +128,7 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
     },
   );
 
-  app.get("/locks/:name", { schema: { params: LockParams } }, async (req) => {
+  app.get("/locks/:name", { schema: { params: LockParams, response: { 200: LockOut } } }, async (req) => {
     const info = await locks.info(req.params.name);
     if (!info) throw notFound(`lock ${req.params.name} is not held`);
     return info;

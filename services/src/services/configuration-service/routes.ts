@@ -10,7 +10,7 @@
  *   GET    /internal/namespaces/:namespace                 for peers (not proxied by the gateway)
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { notFound, requireIdentity, Type, type App } from "../../kit";
+import { notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { KEY_PATTERN, NAMESPACE_PATTERN, type ConfigStore } from "./store";
 
 const Ns = Type.String({ pattern: NAMESPACE_PATTERN });
@@ -19,6 +19,16 @@ const NsParams = Type.Object({ namespace: Ns });
 const KeyParams = Type.Object({ namespace: Ns, key: Key });
 const Limit = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false });
 const ExpectedVersion = Type.Integer({ minimum: 0 });
+
+// Responses (OpenAPI; unnamed fields are kept).
+const Operation = Type.Union([Type.Literal("set"), Type.Literal("delete"), Type.Literal("rollback")]);
+const EntryOut = ResponseObject({ value: Type.Unknown(), version: Type.Integer(), updatedAt: Type.String(), updatedBy: Type.String() });
+const SnapshotOut = ResponseObject({ namespace: Type.String(), entries: Type.Record(Type.String(), EntryOut) });
+const KeyOut = ResponseObject({ namespace: Type.String(), key: Type.String(), value: Type.Unknown(), version: Type.Integer(), updatedAt: Type.String(), updatedBy: Type.String() });
+const ChangeOut = ResponseObject({ namespace: Type.String(), key: Type.String(), version: Type.Integer(), operation: Operation, changedBy: Type.String(), changedAt: Type.String(), requestId: Type.String() });
+const VersionOut = ResponseObject({ version: Type.Integer(), operation: Operation, oldValue: Type.Unknown(), newValue: Type.Unknown(), changedBy: Type.String(), changedAt: Type.String(), requestId: Type.Union([Type.String(), Type.Null()]), rollbackOf: Type.Union([Type.Integer(), Type.Null()]) });
+const VersionsOut = ResponseObject({ namespace: Type.String(), key: Type.String(), versions: Type.Array(VersionOut) });
+const AuditOut = ResponseObject({ namespace: Type.String(), changes: Type.Array(Type.Intersect([VersionOut, ResponseObject({ key: Type.String() })])) });
 
 /** `cacheState.errorLogged` is reset once the cache answers again, so each cache outage is logged once. */
 export function registerRoutes(app: App, store: ConfigStore, cacheState: { errorLogged: boolean }): void {
@@ -30,10 +40,10 @@ export function registerRoutes(app: App, store: ConfigStore, cacheState: { error
     reply.header("x-cache", cache);
     return snapshot;
   };
-  app.get("/namespaces/:namespace", { schema: { params: NsParams } }, getNamespace);
+  app.get("/namespaces/:namespace", { schema: { params: NsParams, response: { 200: SnapshotOut } } }, getNamespace);
   app.get("/internal/namespaces/:namespace", { schema: { params: NsParams } }, getNamespace);
 
-  app.get("/namespaces/:namespace/keys/:key", { schema: { params: KeyParams } }, async (req, reply) => {
+  app.get("/namespaces/:namespace/keys/:key", { schema: { params: KeyParams, response: { 200: KeyOut } } }, async (req, reply) => {
     const { snapshot, cache } = await store.snapshot(req.params.namespace);
     reply.header("x-cache", cache);
     const e = snapshot.entries[req.params.key];
@@ -47,6 +57,7 @@ export function registerRoutes(app: App, store: ConfigStore, cacheState: { error
       schema: {
         params: KeyParams,
         body: Type.Object({ value: Type.Unknown(), expectedVersion: Type.Optional(ExpectedVersion) }, { additionalProperties: false }),
+        response: { 200: ChangeOut, 201: ChangeOut },
       },
     },
     async (req, reply) => {
@@ -58,7 +69,7 @@ export function registerRoutes(app: App, store: ConfigStore, cacheState: { error
 
   app.delete(
     "/namespaces/:namespace/keys/:key",
-    { schema: { params: KeyParams, querystring: Type.Object({ expectedVersion: Type.Optional(ExpectedVersion) }, { additionalProperties: false }) } },
+    { schema: { params: KeyParams, querystring: Type.Object({ expectedVersion: Type.Optional(ExpectedVersion) }, { additionalProperties: false }), response: { 200: ChangeOut } } },
     async (req) => store.delete(req.params.namespace, req.params.key, req.query.expectedVersion, actor(req)),
   );
 
@@ -68,18 +79,19 @@ export function registerRoutes(app: App, store: ConfigStore, cacheState: { error
       schema: {
         params: KeyParams,
         body: Type.Object({ version: Type.Integer({ minimum: 1 }), expectedVersion: Type.Optional(ExpectedVersion) }, { additionalProperties: false }),
+        response: { 200: ChangeOut },
       },
     },
     async (req) => store.rollback(req.params.namespace, req.params.key, req.body.version, req.body.expectedVersion, actor(req)),
   );
 
-  app.get("/namespaces/:namespace/keys/:key/versions", { schema: { params: KeyParams, querystring: Limit } }, async (req) => {
+  app.get("/namespaces/:namespace/keys/:key/versions", { schema: { params: KeyParams, querystring: Limit, response: { 200: VersionsOut } } }, async (req) => {
     const versions = await store.history(req.params.namespace, req.params.key, req.query.limit);
     if (versions.length === 0) throw notFound(`${req.params.namespace}/${req.params.key} has no history`);
     return { namespace: req.params.namespace, key: req.params.key, versions };
   });
 
-  app.get("/namespaces/:namespace/audit", { schema: { params: NsParams, querystring: Limit } }, async (req) => ({
+  app.get("/namespaces/:namespace/audit", { schema: { params: NsParams, querystring: Limit, response: { 200: AuditOut } } }, async (req) => ({
     namespace: req.params.namespace,
     changes: await store.audit(req.params.namespace, req.query.limit),
   }));

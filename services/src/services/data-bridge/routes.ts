@@ -5,7 +5,7 @@
  *   POST /internal/bars         ingest bars (backfill / tests; never proxied by the gateway)
  */
 import type { Redis } from "ioredis";
-import { notFound, Type, type App } from "../../kit";
+import { notFound, ResponseObject, Type, type App } from "../../kit";
 import { lastBarKey, lastPriceKey } from "../../trading/events";
 import { SYMBOL_RE } from "../../trading/types";
 import { BarsBody } from "./domain";
@@ -18,11 +18,11 @@ export function registerRoutes(app: App, ingest: BarIngest, redis: Redis, status
     return { ingested: req.body.bars.length };
   });
 
-  app.get("/last/:symbol", { schema: { params: Type.Object({ symbol: Type.String({ pattern: SYMBOL_RE.source }) }) } }, async (req) => {
+  app.get("/last/:symbol", { schema: { params: Type.Object({ symbol: Type.String({ pattern: SYMBOL_RE.source }) }), response: { 200: ResponseObject({ symbol: Type.String(), price: Type.String(), bar: Type.Unknown({ description: "the last bar, or null" }) }) } } }, async (req) => {
     const [price, json] = await Promise.all([redis.get(lastPriceKey(req.params.symbol)), redis.hget(lastBarKey(req.params.symbol), "json")]);
     if (price === null) throw notFound(`no price for ${req.params.symbol}`);
     return { symbol: req.params.symbol, price, bar: json ? JSON.parse(json) : null };
   });
 
-  app.get("/status", async () => ({ ...status(), ...ingest.stats, buffered: ingest.buffered }));
+  app.get("/status", { schema: { response: { 200: ResponseObject({ source: Type.String(), symbols: Type.Array(Type.String()), buffered: Type.Number() }, { description: "also ingested, clickhouseRows, clickhouseFailures, dropped" }) } } }, async () => ({ ...status(), ...ingest.stats, buffered: ingest.buffered }));
 }

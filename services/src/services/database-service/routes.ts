@@ -5,21 +5,33 @@
  *   GET /migrations          applied PostgreSQL / ClickHouse migrations and pending files
  */
 import type { Datastore } from "../../catalog";
-import { notFound, Type, type App } from "../../kit";
+import { notFound, ResponseObject, Type, type App } from "../../kit";
 import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, POSTGRES_MIGRATIONS_DIR } from "../../migrations";
 import { appliedClickHouseMigrations, appliedPostgresMigrations } from "./data";
 import { clickhouseMigrationStatus, postgresMigrationStatus, type DatastoreReport } from "./domain";
+
+// Responses (OpenAPI; unnamed fields are kept).
+const Health = ResponseObject({ status: Type.String({ description: "enabled | disabled | failing" }), required: Type.Boolean(), latencyMs: Type.Optional(Type.Number()), error: Type.Optional(Type.String()) });
+const Report = ResponseObject({ status: Type.String({ description: "ok | degraded | failing" }), checkedAt: Type.String(), datastores: Type.Record(Type.String(), Health) });
+const One = Type.Intersect([ResponseObject({ name: Type.String() }), Health]);
+const Migrations = ResponseObject(
+  {
+    postgres: ResponseObject({ applied: Type.Array(ResponseObject({ file: Type.String(), checksumMatches: Type.Boolean() })), pending: Type.Array(Type.String()) }),
+    clickhouse: Type.Unknown({ description: "the same for ClickHouse, or \"disabled\"" }),
+  },
+  { description: "Applied and pending migrations per datastore" },
+);
 
 export function registerRoutes(app: App, deps: { known: readonly Datastore[]; report: (only?: Datastore) => Promise<DatastoreReport> }): void {
   const { known, report } = deps;
   const isKnown = (name: string): name is Datastore => (known as readonly string[]).includes(name);
 
-  app.get("/datastores", async (_req, reply) => {
+  app.get("/datastores", { schema: { response: { 200: Report, 503: Report } } }, async (_req, reply) => {
     const r = await report();
     return reply.status(r.status === "failing" ? 503 : 200).send(r);
   });
 
-  app.get("/datastores/:name", { schema: { params: Type.Object({ name: Type.String({ maxLength: 32 }) }) } }, async (req, reply) => {
+  app.get("/datastores/:name", { schema: { params: Type.Object({ name: Type.String({ maxLength: 32 }) }), response: { 200: One, 503: One } } }, async (req, reply) => {
     const name = req.params.name;
     if (!isKnown(name)) throw notFound(`Unknown datastore ${name} (known: ${known.join(", ")})`);
     const health = (await report(name)).datastores[name];
@@ -27,7 +39,7 @@ export function registerRoutes(app: App, deps: { known: readonly Datastore[]; re
     return reply.status(health.status === "failing" ? 503 : 200).send({ name, ...health });
   });
 
-  app.get("/migrations", async () => {
+  app.get("/migrations", { schema: { response: { 200: Migrations } } }, async () => {
     const postgres = postgresMigrationStatus(await appliedPostgresMigrations(app.pg), loadMigrationFiles(POSTGRES_MIGRATIONS_DIR));
     const clickhouse = app.datastores.isEnabled("clickhouse")
       ? clickhouseMigrationStatus(await appliedClickHouseMigrations(app.clickhouse), loadMigrationFiles(CLICKHOUSE_MIGRATIONS_DIR))

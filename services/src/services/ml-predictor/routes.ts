@@ -6,7 +6,7 @@
  *   POST /models/:version/promote, POST /models/rollback   (admin)
  * /predict is for users behind the gateway; /internal/predict for services (never proxied).
  */
-import { HttpError, requireIdentity, Type, type ServiceContext } from "../../kit";
+import { HttpError, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { LOOKBACK } from "../../ml/features";
 import { PredictionRefused, modelAgeMs } from "../../ml/predictor";
 import { regimeVector } from "../../ml/regimes";
@@ -32,6 +32,15 @@ function registryHttpError(e: unknown): never {
   if (e instanceof RegistryError) throw new HttpError(e.code === "MODEL_NOT_FOUND" ? 404 : 409, e.code, e.message);
   throw e;
 }
+
+// Responses (OpenAPI; unnamed fields are kept).
+const PredictionsOut = ResponseObject({
+  modelVersion: Type.String(),
+  hasEdge: Type.Boolean(),
+  predictions: Type.Array(ResponseObject({ symbol: Type.String(), probabilityUp: Type.Number(), barTime: Type.String() }, { description: "also close, features and the regime vector" })),
+});
+const StatusOut = ResponseObject({ model: Type.Unknown({ description: "the promoted model (version, trainedAt, ageSeconds, hasEdge) or null" }), drift: Type.Unknown({ description: "{ psi, predictions } or null" }), limits: ResponseObject({}) });
+const ModelOut = ResponseObject({ version: Type.String() }, { description: "A registered model: version, training window, features, walk-forward metrics, artifact SHA-256, status" });
 
 export function registerRoutes(
   ctx: ServiceContext,
@@ -76,13 +85,13 @@ export function registerRoutes(
     }
   }
 
-  ctx.app.post("/predict", { schema: { body: PredictBody } }, async (req) => {
+  ctx.app.post("/predict", { schema: { body: PredictBody, response: { 200: PredictionsOut } } }, async (req) => {
     requireIdentity(req);
     return predict(req.body.symbols);
   });
   ctx.app.post("/internal/predict", { schema: { body: PredictBody } }, async (req) => predict(req.body.symbols));
 
-  ctx.app.get("/status", async (req) => {
+  ctx.app.get("/status", { schema: { response: { 200: StatusOut } } }, async (req) => {
     requireIdentity(req);
     const served = await serving.get();
     return {
@@ -94,25 +103,25 @@ export function registerRoutes(
     };
   });
 
-  ctx.app.get("/models", { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }) } }, async (req) => {
+  ctx.app.get("/models", { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }), response: { 200: ResponseObject({ models: Type.Array(ModelOut) }) } } }, async (req) => {
     requireIdentity(req);
     return { models: await registry.list(req.query.limit ?? 50) };
   });
-  ctx.app.get("/models/events", async (req) => {
+  ctx.app.get("/models/events", { schema: { response: { 200: ResponseObject({ events: Type.Array(ResponseObject({}, { description: "a promotion or rollback: version, action, reason, actor, at" })) }) } } }, async (req) => {
     requireIdentity(req);
     return { events: await registry.events() };
   });
-  ctx.app.get("/models/:version", { schema: { params: Version } }, async (req) => {
+  ctx.app.get("/models/:version", { schema: { params: Version, response: { 200: ModelOut } } }, async (req) => {
     requireIdentity(req);
     return registry.get(req.params.version).catch(registryHttpError);
   });
-  ctx.app.post("/models/:version/promote", { schema: { params: Version, body: Reason } }, async (req) => {
+  ctx.app.post("/models/:version/promote", { schema: { params: Version, body: Reason, response: { 200: ModelOut } } }, async (req) => {
     const who = requireIdentity(req, "admin");
     const model = await registry.promote(req.params.version, who.userId, req.body.reason).catch(registryHttpError);
     await serving.get(true);
     return model;
   });
-  ctx.app.post("/models/rollback", { schema: { body: Reason } }, async (req) => {
+  ctx.app.post("/models/rollback", { schema: { body: Reason, response: { 200: ModelOut } } }, async (req) => {
     const who = requireIdentity(req, "admin");
     const model = await registry.rollback(who.userId, req.body.reason).catch(registryHttpError);
     await serving.get(true);

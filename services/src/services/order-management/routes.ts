@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyReply } from "fastify";
 import type { Counter } from "prom-client";
-import { HttpError, notFound, requireIdentity, Type, type App } from "../../kit";
+import { HttpError, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { enqueue, type OutboxRelay } from "../../trading/infra/outbox";
 import type { RiskLimits } from "../../trading/risk";
 import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
@@ -40,6 +40,29 @@ const ListQuery = Type.Object({
   status: Type.Optional(Type.Union(ORDER_STATUSES.map((s) => Type.Literal(s)))),
 });
 
+// Responses (OpenAPI; unnamed fields are kept). Decimals are strings.
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+const OrderOut = ResponseObject({
+  orderId: Type.String(),
+  clientOrderId: Type.Optional(Type.String()),
+  userId: Type.String(),
+  symbol: Type.String(),
+  side: Type.String(),
+  type: Type.String(),
+  quantity: Type.String(),
+  limitPrice: Type.Optional(Type.String()),
+  timeInForce: Type.Optional(Type.String()),
+  status: Type.String({ enum: [...ORDER_STATUSES] }),
+  filledQuantity: Type.String(),
+  avgFillPrice: Nullable(Type.String()),
+  fees: Type.String(),
+  rejectReason: Nullable(Type.String()),
+  rejectMessage: Nullable(Type.String()),
+  lastPrice: Nullable(Type.String()),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
 export interface OrderRouteDeps {
   relay: OutboxRelay;
   limits: RiskLimits;
@@ -65,7 +88,7 @@ export function registerRoutes(app: App, { relay, limits, submitted }: OrderRout
     return snapshot(prior);
   };
 
-  app.post("/", { schema: { body: OrderBody } }, async (req, reply) => {
+  app.post("/", { schema: { body: OrderBody, response: { 200: OrderOut, 201: OrderOut } } }, async (req, reply) => {
     const who = requireIdentity(req);
     const b = req.body;
     checkOrderRequest(b);
@@ -92,20 +115,20 @@ export function registerRoutes(app: App, { relay, limits, submitted }: OrderRout
     return snapshot(row);
   });
 
-  app.get("/", { schema: { querystring: ListQuery } }, async (req) => {
+  app.get("/", { schema: { querystring: ListQuery, response: { 200: ResponseObject({ orders: Type.Array(OrderOut) }) } } }, async (req) => {
     const who = requireIdentity(req);
     const rows = await data.listOrders(app.pg, who.userId, req.query.status ?? null, req.query.limit ?? 100);
     return { orders: rows.map(snapshot) };
   });
 
-  app.get("/:id", { schema: { params: OrderId } }, async (req) => {
+  app.get("/:id", { schema: { params: OrderId, response: { 200: OrderOut } } }, async (req) => {
     const who = requireIdentity(req);
     const row = await data.findOrder(app.pg, req.params.id);
     if (!row || (row.user_id !== who.userId && who.role !== "admin")) throw notFound("order not found");
     return snapshot(row);
   });
 
-  app.post("/:id/cancel", { schema: { params: OrderId } }, async (req, reply) => {
+  app.post("/:id/cancel", { schema: { params: OrderId, response: { 202: OrderOut } } }, async (req, reply) => {
     const who = requireIdentity(req);
     const row = await app.pg.transaction(async (c) => {
       const cur = await data.findOrder(c, req.params.id, true);

@@ -10,7 +10,7 @@
  *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { type App, HttpError, notFound, requireIdentity, Type } from "../../kit";
+import { type App, HttpError, notFound, requireIdentity, ResponseObject, Type } from "../../kit";
 import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
 import type { IntentRequest } from "./domain/intents";
 import type { Payments } from "./payments";
@@ -47,6 +47,12 @@ function toRequest(b: { amount: number; currency: string; paymentMethod: string;
   }
 }
 
+// Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
+const IntentOut = ResponseObject({ id: Type.String(), userId: Type.String(), status: Type.String() }, { description: "A payment intent: amount, currency, refunds, processor reference, timestamps" });
+const LedgerOut = ResponseObject({ accounts: Type.Array(ResponseObject({ account: Type.String(), currency: Type.String(), balance: Type.Number() })), totals: Type.Record(Type.String(), Type.Number()) });
+const ReconcileOut = ResponseObject({ checked: Type.Integer(), actions: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String() })) });
+const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
+
 export function registerRoutes(app: App, deps: { payments: Payments; repo: PaymentRepo; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
   const { payments, repo } = deps;
 
@@ -56,19 +62,19 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
     return reply.code(replay ? 200 : 201).send(intentView(row));
   };
 
-  app.post("/intents", { schema: { body: IntentBody } }, async (req, reply) => {
+  app.post("/intents", { schema: { body: IntentBody, response: { 200: IntentOut, 201: IntentOut } } }, async (req, reply) => {
     const who = requireIdentity(req);
     return charge(who.userId, idempotencyKey(req), toRequest(req.body), reply);
   });
 
   app.post("/internal/intents", { schema: { body: InternalIntentBody } }, async (req, reply) => charge(req.body.userId, idempotencyKey(req), toRequest(req.body), reply));
 
-  app.get("/intents", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }) } }, async (req) => {
+  app.get("/intents", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }), response: { 200: ResponseObject({ intents: Type.Array(IntentOut) }) } } }, async (req) => {
     const who = requireIdentity(req);
     return { intents: (await repo.listForUser(who.userId, req.query.limit)).map(intentView) };
   });
 
-  app.get("/intents/:id", { schema: { params: IdParams } }, async (req) => {
+  app.get("/intents/:id", { schema: { params: IdParams, response: { 200: IntentOut } } }, async (req) => {
     const who = requireIdentity(req);
     const row = await repo.byId(req.params.id);
     if (!row || (row.user_id !== who.userId && who.role !== "admin")) throw notFound("payment not found");
@@ -77,7 +83,7 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
 
   app.post(
     "/intents/:id/refunds",
-    { schema: { params: IdParams, body: Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 })), reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false }) } },
+    { schema: { params: IdParams, body: Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 })), reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false }), response: { 200: IntentOut } } },
     async (req) => {
       requireIdentity(req, "admin");
       const amount = req.body.amount === undefined ? undefined : parseMinor(req.body.amount, "amount", 1n);
@@ -85,12 +91,12 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
     },
   );
 
-  app.get("/ledger", { schema: { querystring: Type.Object({ account: Type.Optional(Type.String({ pattern: "^[a-z]+:[A-Za-z0-9._:@-]{0,128}$" })) }) } }, async (req) => {
+  app.get("/ledger", { schema: { querystring: Type.Object({ account: Type.Optional(Type.String({ pattern: "^[a-z]+:[A-Za-z0-9._:@-]{0,128}$" })) }), response: { 200: LedgerOut } } }, async (req) => {
     requireIdentity(req, "admin");
     return repo.balances(req.query.account);
   });
 
-  app.post("/reconcile", async (req) => {
+  app.post("/reconcile", { schema: { response: { 200: ReconcileOut } } }, async (req) => {
     requireIdentity(req, "admin");
     const actions = await payments.reconcile();
     return {
@@ -104,7 +110,7 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
     // (the kit's guarded JSON parser is replaced in this scope only: the route verifies and parses itself)
     scope.removeContentTypeParser("application/json");
     scope.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => done(null, body));
-    scope.post("/webhooks/processor", async (req, reply) => {
+    scope.post("/webhooks/processor", { schema: { response: { 200: WebhookOut } } }, async (req, reply) => {
       if (!deps.processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment");
       if (typeof req.body !== "string") throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "webhooks must be application/json");
       const sig = req.headers["stripe-signature"];

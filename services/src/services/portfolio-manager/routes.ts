@@ -3,14 +3,27 @@
  *   GET /        the caller's portfolio (x-user-id), marked to the last prices in Dragonfly
  *   GET /fills   the caller's applied fills
  */
-import { requireIdentity, Type, type App } from "../../kit";
+import { requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { D } from "../../trading/decimal";
 import { lastPriceKey } from "../../trading/events";
 import { portfolioView } from "../../trading/portfolio";
 import * as data from "./data";
 
+// Responses (OpenAPI; unnamed fields are kept). Decimals are strings.
+const PortfolioOut = ResponseObject({
+  userId: Type.String(),
+  cash: Type.String(),
+  positions: Type.Array(ResponseObject({ symbol: Type.String() })),
+  realizedPnl: Type.String(),
+  unrealizedPnl: Type.String(),
+  fees: Type.String(),
+  netPnl: Type.String({ description: "realized + unrealized - fees" }),
+  equity: Type.String(),
+});
+const FillsOut = ResponseObject({ fills: Type.Array(ResponseObject({}, { description: "fillId, orderId, symbol, side, quantity, price, fee, realizedPnl, ts" })) });
+
 export function registerRoutes(app: App, o: { initialCash: string }): void {
-  app.get("/", async (req) => {
+  app.get("/", { schema: { response: { 200: PortfolioOut } } }, async (req) => {
     const who = requireIdentity(req);
     const cash = await data.accountCash(app.pg, who.userId);
     const positions = await data.positionsOf(app.pg, who.userId);
@@ -26,7 +39,7 @@ export function registerRoutes(app: App, o: { initialCash: string }): void {
     return portfolioView(who.userId, D(cash ?? o.initialCash), positions, marks);
   });
 
-  app.get("/fills", { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }) } }, async (req) => {
+  app.get("/fills", { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }), response: { 200: FillsOut } } }, async (req) => {
     const who = requireIdentity(req);
     return { fills: await data.fillsOf(app.pg, who.userId, req.query.limit ?? 200) };
   });

@@ -4,7 +4,7 @@
  *                 and context order-management uses in-process; answers the decision and its reason
  *   GET  /var     historical VaR of a symbol from ClickHouse candle closes (market_candles)
  */
-import { HttpError, requireIdentity, Type, type App } from "../../kit";
+import { HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { preTradeCheck } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
 import { SYMBOL_RE } from "../../trading/types";
@@ -31,15 +31,22 @@ const VarQuery = Type.Object({
   lookback: Type.Optional(Type.Integer({ minimum: 2, maximum: 100_000 })),
 });
 
+// Responses (OpenAPI; unnamed fields are kept).
+const CheckOut = ResponseObject(
+  { ok: Type.Boolean(), context: ResponseObject({ position: Type.String(), dailyPnl: Type.String(), ordersInWindow: Type.Integer() }), limits: ResponseObject({}) },
+  { description: "The pre-trade decision (ok, or reason and message), its context and the limits" },
+);
+const VarOut = ResponseObject({ symbol: Type.String(), confidence: Type.Number(), exposure: Type.String(), method: Type.Literal("historical") });
+
 export function registerRoutes(app: App, limits: RiskLimits): void {
-  app.post("/check", { schema: { body: CheckBody } }, async (req) => {
+  app.post("/check", { schema: { body: CheckBody, response: { 200: CheckOut } } }, async (req) => {
     const who = requireIdentity(req);
     const redis = app.datastores.isEnabled("dragonfly") ? app.redis : undefined;
     const { decision, context } = await preTradeCheck(app.pg.pool, redis, { userId: who.userId, ...req.body }, limits);
     return checkAnswer(decision, context, limits);
   });
 
-  app.get("/var", { schema: { querystring: VarQuery } }, async (req) => {
+  app.get("/var", { schema: { querystring: VarQuery, response: { 200: VarOut } } }, async (req) => {
     requireIdentity(req);
     if (!app.datastores.isEnabled("clickhouse")) throw new HttpError(503, "CLICKHOUSE_DISABLED", "VaR needs ClickHouse, which is disabled in this stack");
     const { symbol, confidence = 0.95, exposure = "1", lookback = 500 } = req.query;

@@ -3,12 +3,16 @@
  *   GET /book            the caller's resting orders (an admin sees every user's)
  *   GET /last/:symbol    the last bar the engine processed for the symbol
  */
-import { requireIdentity, Type, type App } from "../../kit";
+import { requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
 import type { TradingEngine } from "./engine";
 
+// Responses (OpenAPI; unnamed fields are kept).
+const Book = ResponseObject({ mode: Type.String(), resting: Type.Array(ResponseObject({ orderId: Type.String(), symbol: Type.String(), side: Type.String() }, { description: "with its limit price and remaining quantity" })) });
+const LastBar = ResponseObject({ bar: Type.Unknown({ description: "the last bar seen, or null" }) });
+
 export function registerRoutes(app: App, engine: TradingEngine, mode: "paper" | "live"): void {
-  app.get("/book", async (req) => {
+  app.get("/book", { schema: { response: { 200: Book } } }, async (req) => {
     const who = requireIdentity(req);
     const mine = engine.restingOrders().filter((r) => who.role === "admin" || r.order.userId === who.userId);
     return {
@@ -16,7 +20,7 @@ export function registerRoutes(app: App, engine: TradingEngine, mode: "paper" | 
       resting: mine.map((r) => ({ orderId: r.order.orderId, symbol: r.order.symbol, side: r.order.side, limitPrice: r.order.limitPrice, remaining: r.remaining })),
     };
   });
-  app.get("/last/:symbol", { schema: { params: Type.Object({ symbol: Type.String({ pattern: SYMBOL_RE.source }) }) } }, async (req) => ({
+  app.get("/last/:symbol", { schema: { params: Type.Object({ symbol: Type.String({ pattern: SYMBOL_RE.source }) }), response: { 200: LastBar } } }, async (req) => ({
     bar: engine.lastBar(req.params.symbol) ?? null,
   }));
 }

@@ -13,7 +13,7 @@ import { HttpError, requireIdentity, Type, type App } from "../../kit";
 import * as data from "./data";
 import type { ApiKeyCache } from "./dragonfly";
 import { publicUser } from "./domain";
-import { Uuid } from "./schemas";
+import { NoContent, UserEnvelope, Uuid } from "./schemas";
 
 export interface AdminDeps {
   apiKeyCache: ApiKeyCache;
@@ -33,7 +33,7 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
 
   app.put(
     "/admin/users/:id/role",
-    { schema: { params: IdParams, body: Type.Object({ role: Type.Union([Type.Literal("trader"), Type.Literal("admin")]) }, { additionalProperties: false }) } },
+    { schema: { params: IdParams, body: Type.Object({ role: Type.Union([Type.Literal("trader"), Type.Literal("admin")]) }, { additionalProperties: false }), response: { 200: UserEnvelope } } },
     async (req) => {
       const who = requireAdminSession(req);
       const user = await data.setUserRole(app.pg, req.params.id, req.body.role);
@@ -46,7 +46,7 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
   );
 
   for (const action of ["disable", "enable"] as const)
-    app.post(`/admin/users/:id/${action}`, { schema: { params: IdParams } }, async (req) => {
+    app.post(`/admin/users/:id/${action}`, { schema: { params: IdParams, response: { 200: UserEnvelope } } }, async (req) => {
       const who = requireAdminSession(req);
       if (action === "disable" && req.params.id === who.userId) throw new HttpError(409, "CONFLICT", "An admin cannot disable their own account", "id");
       const user = await data.setUserDisabled(app.pg, req.params.id, action === "disable");
@@ -57,7 +57,7 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
       return { user: { ...publicUser(user), disabled: user.disabled_at !== null } };
     });
 
-  app.delete("/admin/users/:id", { schema: { params: IdParams } }, async (req, reply) => {
+  app.delete("/admin/users/:id", { schema: { params: IdParams, response: { 204: NoContent } } }, async (req, reply) => {
     const who = requireAdminSession(req);
     if (req.params.id === who.userId) throw new HttpError(409, "CONFLICT", "An admin cannot delete their own account", "id");
     const hashes = await data.apiKeyHashesOf(app.pg, req.params.id);

@@ -20,7 +20,7 @@ import {
 } from "./domain";
 import { ApiKeyCache, LoginCounters } from "./dragonfly";
 import { dummyHash, hashPassword, verifyPassword } from "./passwords";
-import { AnyPassword, ApiKeyName, DisplayName, Email, NewPassword, RefreshToken, UserOut, Uuid } from "./schemas";
+import { AnyPassword, ApiKeyCreated, ApiKeyList, ApiKeyName, DisplayName, Email, MeOut, NewPassword, NoContent, RefreshToken, SessionOut, UserEnvelope, Uuid } from "./schemas";
 import { issueTokens, rotateRefreshToken, type TokenSettings } from "./sessions";
 import { publishUserState, userStateOf } from "./user-state";
 
@@ -51,7 +51,7 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     {
       schema: {
         body: Type.Object({ email: Email, password: NewPassword(cfg.PASSWORD_MIN_LENGTH), displayName: Type.Optional(DisplayName) }, { additionalProperties: false }),
-        response: { 201: Type.Object({ user: UserOut }) },
+        response: { 201: UserEnvelope },
       },
     },
     async (req, reply) => {
@@ -63,7 +63,7 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     },
   );
 
-  app.post("/login", { schema: { body: Type.Object({ email: Email, password: AnyPassword }, { additionalProperties: false }) } }, async (req) => {
+  app.post("/login", { schema: { body: Type.Object({ email: Email, password: AnyPassword }, { additionalProperties: false }), response: { 200: SessionOut } } }, async (req) => {
     const email = normalizeEmail(req.body.email);
     const window = await counters.read(email);
     const lockMs = lockoutRemainingMs(window.failures, window.ttlMs, cfg.LOGIN_MAX_FAILURES);
@@ -82,14 +82,14 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     return { ...pair, user: publicUser(user) };
   });
 
-  app.post("/refresh", { schema: { body: Type.Object({ refreshToken: RefreshToken }, { additionalProperties: false }) } }, async (req) => {
+  app.post("/refresh", { schema: { body: Type.Object({ refreshToken: RefreshToken }, { additionalProperties: false }), response: { 200: SessionOut } } }, async (req) => {
     const { tokens: pair, user } = await rotateRefreshToken(app.pg, tokens, req.body.refreshToken, req.log);
     return { ...pair, user: publicUser(user) };
   });
 
   app.post(
     "/logout",
-    { schema: { body: Type.Optional(Type.Object({ refreshToken: Type.Optional(RefreshToken), all: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) } },
+    { schema: { body: Type.Optional(Type.Object({ refreshToken: Type.Optional(RefreshToken), all: Type.Optional(Type.Boolean()) }, { additionalProperties: false })), response: { 204: NoContent } } },
     async (req, reply) => {
       const who = requireIdentity(req);
       const body = req.body ?? {};
@@ -105,12 +105,12 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     },
   );
 
-  app.get("/me", async (req) => {
+  app.get("/me", { schema: { response: { 200: MeOut } } }, async (req) => {
     const who = requireIdentity(req);
     return { user: publicUser(await activeUser(who.userId)), authMethod: who.authMethod };
   });
 
-  app.post("/api-keys", { schema: { body: Type.Object({ name: ApiKeyName }, { additionalProperties: false }) } }, async (req, reply) => {
+  app.post("/api-keys", { schema: { body: Type.Object({ name: ApiKeyName }, { additionalProperties: false }), response: { 201: ApiKeyCreated } } }, async (req, reply) => {
     const who = requireIdentity(req);
     if (who.authMethod !== "jwt") throw new HttpError(403, "FORBIDDEN", "API keys can only be created with a user session");
     await activeUser(who.userId);
@@ -120,7 +120,7 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     return reply.status(201).send({ id: row.id, name: req.body.name, prefix, key, createdAt: row.created_at.toISOString() });
   });
 
-  app.get("/api-keys", async (req) => {
+  app.get("/api-keys", { schema: { response: { 200: ApiKeyList } } }, async (req) => {
     const who = requireIdentity(req);
     const keys = await data.listApiKeys(app.pg, who.userId);
     return {
@@ -135,7 +135,7 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     };
   });
 
-  app.delete("/api-keys/:id", { schema: { params: Type.Object({ id: Uuid }) } }, async (req, reply) => {
+  app.delete("/api-keys/:id", { schema: { params: Type.Object({ id: Uuid }), response: { 204: NoContent } } }, async (req, reply) => {
     const who = requireIdentity(req);
     const hash = await data.revokeApiKey(app.pg, req.params.id, who.userId, who.role === "admin");
     if (!hash) throw new HttpError(404, "NOT_FOUND", "No such API key");
