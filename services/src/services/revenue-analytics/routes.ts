@@ -3,7 +3,7 @@
  *   GET /?asOf=<ISO>&periodDays=30   per currency: MRR, ARR, paying customers, ARPU, churn over the
  *                                    period ending at asOf, LTV, cash collected / refunded / net
  */
-import { HttpError, requireIdentity, Type, type App } from "../../kit";
+import { HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { toJson } from "../../business/money";
 import { cashBetween, customerMrrAt } from "./data";
 import { revenueMetrics, type RevenueMetrics } from "./domain";
@@ -26,6 +26,14 @@ const json = (m: RevenueMetrics) => ({
   netRevenue: toJson(m.netRevenue),
 });
 
+/** GET / (OpenAPI; unnamed fields are kept). Money as `toJson` gives it; counts and rates as numbers. */
+const RevenueOut = ResponseObject({
+  asOf: Type.String(),
+  from: Type.String(),
+  periodDays: Type.Integer(),
+  currencies: Type.Array(ResponseObject({ currency: Type.String() }, { description: "mrr, arr, payingCustomers, arpu, churn, ltv, collected, refunded, netRevenue" })),
+});
+
 export function registerRoutes(app: App): void {
   app.get(
     "/",
@@ -38,6 +46,7 @@ export function registerRoutes(app: App): void {
           },
           { additionalProperties: false },
         ),
+        response: { 200: RevenueOut },
       },
     },
     async (req) => {
