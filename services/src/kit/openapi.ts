@@ -9,7 +9,7 @@
  * it is one of the catalog's anonymous paths, the two credentials the gateway accepts.
  */
 import swagger from "@fastify/swagger";
-import { Type, type ObjectOptions, type TProperties, type TSchema } from "@sinclair/typebox";
+import { Type, type ObjectOptions, type TProperties } from "@sinclair/typebox";
 import type { ServiceDefinition } from "../catalog";
 import type { App } from "./app";
 
@@ -37,8 +37,6 @@ export const ErrorResponse = Type.Object(
  * what it sends; the type provider checks the named fields against what the handler returns.
  */
 export const ResponseObject = <T extends TProperties>(properties: T, options: ObjectOptions = {}) => Type.Object(properties, { additionalProperties: true, ...options });
-/** A list response: `{ <key>: [items] }`. */
-export const ResponseList = <K extends string, T extends TSchema>(key: K, item: T) => ResponseObject({ [key]: Type.Array(item) } as { [P in K]: ReturnType<typeof Type.Array<T>> });
 /** 204 responses. */
 export const NoContent = Type.Unsafe<void>({ type: "null", description: "No content" });
 

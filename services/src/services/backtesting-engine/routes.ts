@@ -30,11 +30,11 @@ function asBadRequest<T>(fn: () => T): T {
 // Responses (OpenAPI; unnamed fields are kept).
 const Svg = { description: "Equity and drawdown chart", content: { "image/svg+xml": { schema: Type.String() } } };
 const StrategiesOut = ResponseObject({ strategies: Type.Array(ResponseObject({ name: Type.String(), description: Type.String(), parameters: Type.Unknown() })) });
-const Accepted = ResponseObject({ id: Type.String(), status: Type.String(), kind: Type.String(), jobs: Type.Integer(), barsPerSymbol: Type.Integer(), links: ResponseObject({ self: Type.String(), results: Type.String(), chart: Type.String() }) });
-const RunOut = ResponseObject({ id: Type.String(), strategy: Type.String(), kind: Type.String(), status: Type.String(), jobs: Type.Integer(), progress: Type.Unknown(), createdAt: Type.Union([Type.String(), Type.Null()]), startedAt: Type.Union([Type.String(), Type.Null()]), finishedAt: Type.Union([Type.String(), Type.Null()]) });
-const ResultsOut = ResponseObject({ id: Type.String(), status: Type.String(), kind: Type.String(), jobs: Type.Array(ResponseObject({ job: Type.Integer(), status: Type.String(), attempts: Type.Integer() }, { description: "with its metrics once succeeded" })) });
-const EquityOut = ResponseObject({ job: Type.Integer(), time: Type.Array(Type.Number()), equity: Type.Array(Type.Number()), drawdown: Type.Array(Type.Number()) });
-const TradesOut = ResponseObject({ job: Type.Integer(), total: Type.Integer(), trades: Type.Array(Type.Unknown()) });
+const Accepted = ResponseObject({ id: Type.String(), status: Type.String(), kind: Type.String(), jobs: Type.Number(), barsPerSymbol: Type.Number(), links: ResponseObject({ self: Type.String(), results: Type.String(), chart: Type.String() }) });
+const RunOut = ResponseObject({ id: Type.String(), strategy: Type.String(), kind: Type.String(), status: Type.String(), jobs: Type.Number(), progress: Type.Unknown(), createdAt: Type.Union([Type.String(), Type.Null()]), startedAt: Type.Union([Type.String(), Type.Null()]), finishedAt: Type.Union([Type.String(), Type.Null()]) });
+const ResultsOut = ResponseObject({ id: Type.String(), status: Type.String(), kind: Type.String(), jobs: Type.Array(ResponseObject({ job: Type.Number(), status: Type.String(), attempts: Type.Number() }, { description: "with its metrics once succeeded" })) });
+const EquityOut = ResponseObject({ job: Type.Number(), time: Type.Array(Type.Number()), equity: Type.Array(Type.Number()), drawdown: Type.Array(Type.Number()) });
+const TradesOut = ResponseObject({ job: Type.Number(), total: Type.Number(), trades: Type.Array(Type.Unknown()) });
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const jobView = (j: JobRow) => ({ job: j.idx, status: j.status, attempts: j.attempts, progress: j.progress, ...(j.result ?? {}), ...(j.error ? { error: j.error } : {}) });
 

@@ -109,7 +109,7 @@ export function registerRoutes(app: App, deps: { billing: Billing; repo: Billing
     return { invoices: invoices.map((i) => invoiceView(i, lines.filter((l) => l.invoice_id === i.invoice_id))) };
   });
 
-  app.post("/cycle", { schema: { response: { 200: ResponseObject({ renewed: Type.Integer(), charged: Type.Integer() }) } } }, async (req) => {
+  app.post("/cycle", { schema: { response: { 200: ResponseObject({ renewed: Type.Number(), charged: Type.Number() }) } } }, async (req) => {
     requireIdentity(req, "admin");
     return billing.runCycle();
   });

@@ -22,11 +22,11 @@ const ExpectedVersion = Type.Integer({ minimum: 0 });
 
 // Responses (OpenAPI; unnamed fields are kept).
 const Operation = Type.Union([Type.Literal("set"), Type.Literal("delete"), Type.Literal("rollback")]);
-const EntryOut = ResponseObject({ value: Type.Unknown(), version: Type.Integer(), updatedAt: Type.String(), updatedBy: Type.String() });
+const EntryOut = ResponseObject({ value: Type.Unknown(), version: Type.Number(), updatedAt: Type.String(), updatedBy: Type.String() });
 const SnapshotOut = ResponseObject({ namespace: Type.String(), entries: Type.Record(Type.String(), EntryOut) });
-const KeyOut = ResponseObject({ namespace: Type.String(), key: Type.String(), value: Type.Unknown(), version: Type.Integer(), updatedAt: Type.String(), updatedBy: Type.String() });
-const ChangeOut = ResponseObject({ namespace: Type.String(), key: Type.String(), version: Type.Integer(), operation: Operation, changedBy: Type.String(), changedAt: Type.String(), requestId: Type.String() });
-const VersionOut = ResponseObject({ version: Type.Integer(), operation: Operation, oldValue: Type.Unknown(), newValue: Type.Unknown(), changedBy: Type.String(), changedAt: Type.String(), requestId: Type.Union([Type.String(), Type.Null()]), rollbackOf: Type.Union([Type.Integer(), Type.Null()]) });
+const KeyOut = ResponseObject({ namespace: Type.String(), key: Type.String(), value: Type.Unknown(), version: Type.Number(), updatedAt: Type.String(), updatedBy: Type.String() });
+const ChangeOut = ResponseObject({ namespace: Type.String(), key: Type.String(), version: Type.Number(), operation: Operation, changedBy: Type.String(), changedAt: Type.String(), requestId: Type.String() });
+const VersionOut = ResponseObject({ version: Type.Number(), operation: Operation, oldValue: Type.Unknown(), newValue: Type.Unknown(), changedBy: Type.String(), changedAt: Type.String(), requestId: Type.Union([Type.String(), Type.Null()]), rollbackOf: Type.Union([Type.Number(), Type.Null()]) });
 const VersionsOut = ResponseObject({ namespace: Type.String(), key: Type.String(), versions: Type.Array(VersionOut) });
 const AuditOut = ResponseObject({ namespace: Type.String(), changes: Type.Array(Type.Intersect([VersionOut, ResponseObject({ key: Type.String() })])) });
 

@@ -50,7 +50,7 @@ function toRequest(b: { amount: number; currency: string; paymentMethod: string;
 // Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
 const IntentOut = ResponseObject({ id: Type.String(), userId: Type.String(), status: Type.String() }, { description: "A payment intent: amount, currency, refunds, processor reference, timestamps" });
 const LedgerOut = ResponseObject({ accounts: Type.Array(ResponseObject({ account: Type.String(), currency: Type.String(), balance: Type.Number() })), totals: Type.Record(Type.String(), Type.Number()) });
-const ReconcileOut = ResponseObject({ checked: Type.Integer(), actions: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String() })) });
+const ReconcileOut = ResponseObject({ checked: Type.Number(), actions: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String() })) });
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
 
 export function registerRoutes(app: App, deps: { payments: Payments; repo: PaymentRepo; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {

@@ -30,7 +30,7 @@ const json = (m: RevenueMetrics) => ({
 const RevenueOut = ResponseObject({
   asOf: Type.String(),
   from: Type.String(),
-  periodDays: Type.Integer(),
+  periodDays: Type.Number(),
   currencies: Type.Array(ResponseObject({ currency: Type.String() }, { description: "mrr, arr, payingCustomers, arpu, churn, ltv, collected, refunded, netRevenue" })),
 });
 

@@ -33,7 +33,7 @@ const VarQuery = Type.Object({
 
 // Responses (OpenAPI; unnamed fields are kept).
 const CheckOut = ResponseObject(
-  { ok: Type.Boolean(), context: ResponseObject({ position: Type.String(), dailyPnl: Type.String(), ordersInWindow: Type.Integer() }), limits: ResponseObject({}) },
+  { ok: Type.Boolean(), context: ResponseObject({ position: Type.String(), dailyPnl: Type.String(), ordersInWindow: Type.Number() }), limits: ResponseObject({}) },
   { description: "The pre-trade decision (ok, or reason and message), its context and the limits" },
 );
 const VarOut = ResponseObject({ symbol: Type.String(), confidence: Type.Number(), exposure: Type.String(), method: Type.Literal("historical") });
