@@ -3,7 +3,7 @@
  * other route is admin-only (the gateway's verified role, checked here).
  */
 import type { App } from "../../kit";
-import { HttpError, requireIdentity, Type } from "../../kit";
+import { HttpError, requireIdentity, ResponseObject, Type } from "../../kit";
 import { OtlpError, parseOtlpTraces } from "./otlp";
 import type { DebugStore } from "./store";
 import { buildTree } from "./tree";
@@ -11,6 +11,10 @@ import { buildTree } from "./tree";
 const TraceId = Type.String({ pattern: "^[0-9a-fA-F]{32}$" });
 const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 }));
 const Service = Type.Optional(Type.String({ pattern: "^[a-z0-9-]{1,64}$" }));
+
+// Responses (OpenAPI; unnamed fields are kept).
+const TracesOut = ResponseObject({ traces: Type.Array(ResponseObject({}, { description: "a trace: id, root span, services, duration, errors" })) });
+const TreeOut = ResponseObject({ traceId: Type.String() }, { description: "the trace's span tree and the traces linked to it (consumers of its messages)" });
 
 export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes: number }): void {
   app.post("/internal/otlp/v1/traces", { bodyLimit: opts.maxBodyBytes }, async (req) => {
@@ -31,12 +35,12 @@ export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes
     return { partialSuccess: {} };
   });
 
-  app.get("/traces", { schema: { querystring: Type.Object({ limit: Limit, errorsOnly: Type.Optional(Type.Boolean()), service: Service }) } }, async (req) => {
+  app.get("/traces", { schema: { querystring: Type.Object({ limit: Limit, errorsOnly: Type.Optional(Type.Boolean()), service: Service }), response: { 200: TracesOut } } }, async (req) => {
     requireIdentity(req, "admin");
     return { traces: await store.recentTraces(req.query.limit ?? 50, req.query.errorsOnly ?? false, req.query.service) };
   });
 
-  app.get("/traces/:traceId", { schema: { params: Type.Object({ traceId: TraceId }) } }, async (req) => {
+  app.get("/traces/:traceId", { schema: { params: Type.Object({ traceId: TraceId }), response: { 200: TreeOut } } }, async (req) => {
     requireIdentity(req, "admin");
     const traceId = req.params.traceId.toLowerCase();
     const rows = await store.trace(traceId);
@@ -47,17 +51,17 @@ export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes
     return { traceId, ...buildTree(rows), linked };
   });
 
-  app.get("/requests/:requestId", { schema: { params: Type.Object({ requestId: Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" }) }) } }, async (req) => {
+  app.get("/requests/:requestId", { schema: { params: Type.Object({ requestId: Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" }) }), response: { 200: ResponseObject({ requestId: Type.String(), traceIds: Type.Array(Type.String()) }) } } }, async (req) => {
     requireIdentity(req, "admin");
     return { requestId: req.params.requestId, traceIds: await store.traceIdsByRequest(req.params.requestId) };
   });
 
-  app.get("/errors", { schema: { querystring: Type.Object({ limit: Limit, service: Service }) } }, async (req) => {
+  app.get("/errors", { schema: { querystring: Type.Object({ limit: Limit, service: Service }), response: { 200: ResponseObject({ groups: Type.Array(ResponseObject({}, { description: "an error group: fingerprint, service, message, counts, first and last seen" })) }) } } }, async (req) => {
     requireIdentity(req, "admin");
     return { groups: await store.groups(req.query.limit ?? 50, req.query.service) };
   });
 
-  app.get("/errors/:fingerprint", { schema: { params: Type.Object({ fingerprint: Type.String({ pattern: "^[0-9a-f]{32}$" }) }), querystring: Type.Object({ limit: Limit }) } }, async (req) => {
+  app.get("/errors/:fingerprint", { schema: { params: Type.Object({ fingerprint: Type.String({ pattern: "^[0-9a-f]{32}$" }) }), querystring: Type.Object({ limit: Limit }), response: { 200: ResponseObject({ occurrences: Type.Array(Type.Unknown()) }, { description: "the error group and its latest occurrences" }) } } }, async (req) => {
     requireIdentity(req, "admin");
     const groups = await store.groups(1_000);
     const group = groups.find((g) => g.fingerprint === req.params.fingerprint);
