@@ -185,6 +185,10 @@ describe("prod stack (Kubernetes)", () => {
     const ingress = named(run, "kubernetes:networking.k8s.io/v1:Ingress", "nginx-ingress");
     expect(ingress.inputs.metadata.annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"]).toBe("true");
     expect(ingress.inputs.spec.tls).toEqual([{ hosts: ["trading.example.com"], secretName: "ai-trading-tls" }]);
+    // The API docs are a prefix (page, assets, document), the fleet's health an exact path.
+    const paths = ingress.inputs.spec.rules[0].http.paths as Array<{ path: string; pathType: string }>;
+    expect(paths.find((x) => x.path === "/api/docs")?.pathType).toBe("Prefix");
+    expect(paths.find((x) => x.path === "/api/health")?.pathType).toBe("Exact");
     const crons = byType(run, "kubernetes:batch/v1:CronJob").map((c) => c.inputs.metadata.labels["trading.io/backup-of"]);
     expect(crons.sort()).toEqual(["clickhouse", "postgres"]);
     const rules = byType(run, "kubernetes:core/v1:ConfigMap").find((c) => c.inputs.metadata.labels["trading.io/prometheus-rules"] === "true");

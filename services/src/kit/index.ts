@@ -25,4 +25,4 @@ export { ClickHouseParamError, isClosedSocket } from "./clickhouse/client";
 export type { ParamBinding } from "./clickhouse/client";
 export { decorateDatastores } from "./decorators";
 export { findUnstorableText, isUnstorableText } from "./request-guards";
-export { ErrorResponse, isInternalRoute, NoContent, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";
+export { ErrorResponse, NoContent, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";

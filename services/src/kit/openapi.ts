@@ -12,11 +12,11 @@ import swagger from "@fastify/swagger";
 import { Type, type ObjectOptions, type TProperties } from "@sinclair/typebox";
 import type { ServiceDefinition } from "../catalog";
 import type { App } from "./app";
+import { isInternalPath } from "./probes";
 
 export const OPENAPI_VERSION = "3.1.0";
 /** Where a service serves its own document (internal: service to service only). */
 export const OPENAPI_DOCUMENT_PATH = "/internal/openapi.json";
-const PROBES = new Set(["/health", "/ready", "/metrics"]);
 
 /** The kit's uniform error body (errors.ts ErrorBody) as a schema. */
 export const ErrorResponse = Type.Object(
@@ -40,11 +40,6 @@ export const ResponseObject = <T extends TProperties>(properties: T, options: Ob
 /** 204 responses. */
 export const NoContent = Type.Unsafe<void>({ type: "null", description: "No content" });
 
-/** True for routes that are not part of a service's public API. */
-export function isInternalRoute(url: string): boolean {
-  return PROBES.has(url) || url === "/internal" || url.startsWith("/internal/");
-}
-
 export const SECURITY_SCHEMES = {
   bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT", description: "Access token from POST /api/users/login" },
   apiKey: { type: "apiKey", in: "header", name: "x-api-key", description: "API key (atk_...) from POST /api/users/api-keys" },
@@ -62,7 +57,7 @@ export async function registerOpenApi(app: App, def: ServiceDefinition): Promise
     },
     transform: ({ schema, url }) => {
       const s = schema ?? {};
-      if (s.hide || isInternalRoute(url)) return { schema: { ...s, hide: true }, url };
+      if (s.hide || isInternalPath(url)) return { schema: { ...s, hide: true }, url };
       const anonymous = def.anonymousPaths.some((p) => url === p || url === `${p}/`);
       return {
         url,

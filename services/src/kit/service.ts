@@ -91,7 +91,7 @@ export interface CreateServiceOptions {
 export interface RouteInfo {
   method: string;
   url: string;
-  schema?: { body?: unknown; querystring?: unknown; params?: unknown; headers?: unknown };
+  schema?: { body?: unknown; querystring?: unknown; params?: unknown; headers?: unknown; response?: Record<string, unknown>; hide?: boolean };
 }
 
 export interface Service<C = Record<string, unknown>> {

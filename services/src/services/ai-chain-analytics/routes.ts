@@ -6,7 +6,7 @@
  *   GET /chains/:decisionId/graph     the same chain traversed in ArangoDB (404 when ArangoDB is off)
  * `from`/`to` are ISO instants; default: the last 24 hours.
  */
-import { badRequest, notFound, requireIdentity, Type, type ServiceContext } from "../../kit";
+import { badRequest, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { graphKey } from "./chains";
 import type { ChainGraph } from "./graph";
 import type { ChainStore } from "./store";
@@ -21,6 +21,24 @@ const Range = Type.Object(
 );
 const Id = Type.Object({ decisionId: Type.String({ format: "uuid" }) });
 
+// Responses (OpenAPI; unnamed fields are kept).
+const SummaryOut = ResponseObject({
+  from: Type.String(),
+  to: Type.String(),
+  summary: Type.Array(
+    ResponseObject(
+      { modelVersion: Type.String(), strategyId: Type.String(), decisions: Type.Number(), trades: Type.Number(), orders: Type.Number(), fills: Type.Number(), hitRate: Type.Union([Type.Number(), Type.Null()]), pnl: Type.Number(), slippageBps: Type.Union([Type.Number(), Type.Null()]) },
+      { description: "per model version and strategy; latency per step (decisionToOrderMs, orderToFillMs: p50, p95)" },
+    ),
+  ),
+});
+const ChainOut = ResponseObject({
+  decision: ResponseObject({}, { description: "decisionId, strategyId, modelVersion, symbol, action, probabilityUp, decisionPrice, decidedAt" }),
+  orders: Type.Array(ResponseObject({ orderId: Type.String(), status: Type.String(), side: Type.String() })),
+  fills: Type.Array(ResponseObject({}, { description: "fillId, orderId, quantity, price, fee" })),
+});
+const GraphOut = ResponseObject({ vertices: Type.Array(ResponseObject({ id: Type.String(), step: Type.Union([Type.String(), Type.Null()]) }, { description: "the vertex document and the edge that reached it" })) });
+
 function range(q: { from?: string; to?: string }) {
   const to = q.to ? new Date(q.to) : new Date(Date.now() + 1000);
   const from = q.from ? new Date(q.from) : new Date(to.getTime() - 24 * 3_600_000);
@@ -29,23 +47,23 @@ function range(q: { from?: string; to?: string }) {
 }
 
 export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; graph?: () => Promise<ChainGraph> }): void {
-  ctx.app.get("/summary", { schema: { querystring: Range } }, async (req) => {
+  ctx.app.get("/summary", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
     const who = requireIdentity(req);
     const r = range(req.query);
     return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId, userId: who.userId }) };
   });
-  ctx.app.get("/summary/all", { schema: { querystring: Range } }, async (req) => {
+  ctx.app.get("/summary/all", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
     requireIdentity(req, "admin");
     const r = range(req.query);
     return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId }) };
   });
-  ctx.app.get("/chains/:decisionId", { schema: { params: Id } }, async (req) => {
+  ctx.app.get("/chains/:decisionId", { schema: { params: Id, response: { 200: ChainOut } } }, async (req) => {
     const who = requireIdentity(req);
     const chain = await deps.store.chain(req.params.decisionId.toLowerCase(), who.role === "admin" ? undefined : who.userId);
     if (!chain) throw notFound(`no decision ${req.params.decisionId}`);
     return chain;
   });
-  ctx.app.get("/chains/:decisionId/graph", { schema: { params: Id } }, async (req) => {
+  ctx.app.get("/chains/:decisionId/graph", { schema: { params: Id, response: { 200: GraphOut } } }, async (req) => {
     const who = requireIdentity(req);
     if (!deps.graph) throw notFound("the chain graph needs ArangoDB, which is not enabled on this stack");
     // Ownership is checked on ClickHouse's copy of the decision before the graph is read.

@@ -10,7 +10,7 @@
  *   POST /dead-letters/:id/replay     queue the delivery again with fresh attempts
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { badRequest, conflict, HttpError, notFound, requireIdentity, Type, type App } from "../../kit";
+import { badRequest, conflict, HttpError, NoContent, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { checkWebhookUrl } from "./channels";
 import * as data from "./data";
 import { CATEGORIES, CHANNELS, isTimeZone } from "./domain";
@@ -28,6 +28,19 @@ const PreferencesBody = Type.Object(
   { additionalProperties: false },
 );
 
+// Responses (OpenAPI; unnamed fields are kept).
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const PreferencesOut = ResponseObject({
+  email: NullableString,
+  telegramChatId: NullableString,
+  timeZone: Type.String(),
+  quietHours: Type.Unknown({ description: "{ start, end } as HH:MM in timeZone, or null" }),
+  channels: Type.Unknown({ description: "channels per category, or null for the defaults" }),
+});
+const WebhookOut = ResponseObject({ id: Type.String(), url: Type.String(), createdAt: Type.String() });
+const DeliveriesOut = ResponseObject({ deliveries: Type.Array(ResponseObject({ channel: Type.String(), status: Type.String() }, { description: "id, notification, kind, attempts, subject, next attempt, last error, created and sent times" })) });
+const DeadLettersOut = ResponseObject({ deadLetters: Type.Array(ResponseObject({ channel: Type.String(), attempts: Type.Number() }, { description: "id, delivery, user, notification, kind, reason, created and replayed times" })) });
+
 const delivery = (d: data.DeliveryRow) => ({
   id: d.delivery_id, notificationId: d.dedup_key, kind: d.kind, channel: d.channel, status: d.status, attempts: d.attempts,
   subject: d.subject, nextAttemptAt: d.status === "pending" ? d.next_attempt_at.toISOString() : null, lastError: d.last_error,
@@ -35,9 +48,9 @@ const delivery = (d: data.DeliveryRow) => ({
 });
 
 export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; maxWebhooks: number }): void {
-  app.get("/preferences", async (req) => data.preferences(app.pg, requireIdentity(req).userId));
+  app.get("/preferences", { schema: { response: { 200: PreferencesOut } } }, async (req) => data.preferences(app.pg, requireIdentity(req).userId));
 
-  app.put("/preferences", { schema: { body: PreferencesBody } }, async (req) => {
+  app.put("/preferences", { schema: { body: PreferencesBody, response: { 200: PreferencesOut } } }, async (req) => {
     const who = requireIdentity(req);
     const b = req.body;
     if (!isTimeZone(b.timeZone)) throw badRequest(`unknown time zone '${b.timeZone.slice(0, 64)}'`, "timeZone");
@@ -46,9 +59,9 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; max
     return prefs;
   });
 
-  app.get("/webhooks", async (req) => ({ webhooks: await data.webhooks(app.pg, requireIdentity(req).userId) }));
+  app.get("/webhooks", { schema: { response: { 200: ResponseObject({ webhooks: Type.Array(WebhookOut) }) } } }, async (req) => ({ webhooks: await data.webhooks(app.pg, requireIdentity(req).userId) }));
 
-  app.post("/webhooks", { schema: { body: Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }) } }, async (req, reply) => {
+  app.post("/webhooks", { schema: { body: Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }), response: { 201: ResponseObject({ id: Type.String(), url: Type.String(), secret: Type.String({ description: "the signing secret, shown once" }) }) } } }, async (req, reply) => {
     const who = requireIdentity(req);
     const refused = checkWebhookUrl(req.body.url, o.allowPrivateWebhooks);
     if (refused) throw badRequest(`url ${refused}`, "url");
@@ -57,16 +70,16 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; max
     return reply.status(201).send({ id: hook.id, url: hook.url, secret: hook.secret });
   });
 
-  app.delete("/webhooks/:id", { schema: { params: Type.Object({ id: Type.String({ format: "uuid" }) }) } }, async (req, reply) => {
+  app.delete("/webhooks/:id", { schema: { params: Type.Object({ id: Type.String({ format: "uuid" }) }), response: { 204: NoContent } } }, async (req, reply) => {
     if (!(await data.deleteWebhook(app.pg, requireIdentity(req).userId, req.params.id))) throw notFound("no such webhook");
     return reply.status(204).send();
   });
 
-  app.get("/deliveries", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }) } }, async (req) => ({
+  app.get("/deliveries", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }), response: { 200: DeliveriesOut } } }, async (req) => ({
     deliveries: (await data.deliveries(app.pg, requireIdentity(req).userId, req.query.limit)).map(delivery),
   }));
 
-  app.get("/dead-letters", { schema: { querystring: Type.Object({ all: Type.Boolean({ default: false }), limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }) } }, async (req) => {
+  app.get("/dead-letters", { schema: { querystring: Type.Object({ all: Type.Boolean({ default: false }), limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }), response: { 200: DeadLettersOut } } }, async (req) => {
     const who = requireIdentity(req, req.query.all ? "admin" : undefined);
     const rows = await data.deadLetters(app.pg, req.query.all ? null : who.userId, req.query.limit);
     return {
@@ -74,7 +87,7 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; max
     };
   });
 
-  app.post("/dead-letters/:id/replay", { schema: { params: Type.Object({ id: Type.String({ pattern: "^[0-9]{1,18}$" }) }) } }, async (req) => {
+  app.post("/dead-letters/:id/replay", { schema: { params: Type.Object({ id: Type.String({ pattern: "^[0-9]{1,18}$" }) }), response: { 200: ResponseObject({ id: Type.String(), status: Type.Literal("replayed") }) } } }, async (req) => {
     const who = requireIdentity(req);
     const r = await app.pg.transaction((tx) => data.replayDeadLetter(tx, req.params.id, who.role === "admin" ? null : who.userId));
     if (!r) throw notFound("no such dead letter");

@@ -5,10 +5,21 @@
  *   GET  /users/:userId         a user's summary (admin)
  *   POST /rollup                run the rollup now (admin; it also runs every PERF_ROLLUP_INTERVAL_MS)
  */
-import { requireIdentity, Type, type App } from "../../kit";
+import { requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import type { PerformanceStore } from "./data";
 import { summarize } from "./domain";
 import { TOTAL } from "./rollup";
+
+// Responses (OpenAPI; unnamed fields are kept). Money in the quote currency, returns as fractions.
+const SummaryOut = Type.Union([
+  ResponseObject(
+    { strategy: Type.String(), from: Type.String(), to: Type.String(), days: Type.Number(), totalPnl: Type.Number(), totalReturn: Type.Number(), sharpe: Type.Union([Type.Number(), Type.Null()]), maxDrawdown: Type.Number() },
+    { description: "start/end equity, exposure, fees and trades too; null without any day" },
+  ),
+  Type.Null(),
+]);
+const PerformanceOut = ResponseObject({ userId: Type.String(), capitalBase: Type.Number(), total: SummaryOut, strategies: Type.Array(SummaryOut) });
+const DayOut = ResponseObject({ day: Type.String(), equity: Type.Number(), pnl: Type.Number(), dailyReturn: Type.Number(), exposure: Type.Number(), drawdown: Type.Number(), fees: Type.Number(), trades: Type.Number() });
 
 export function registerRoutes(app: App, o: { store: PerformanceStore; capital: number; rollup: () => Promise<{ groups: number; points: number }> }): void {
   async function summary(userId: string) {
@@ -17,20 +28,20 @@ export function registerRoutes(app: App, o: { store: PerformanceStore; capital: 
     return { userId, capitalBase: o.capital, total: summarize(TOTAL, series.get(TOTAL) ?? [], o.capital), strategies };
   }
 
-  app.get("/", async (req) => summary(requireIdentity(req).userId));
+  app.get("/", { schema: { response: { 200: PerformanceOut } } }, async (req) => summary(requireIdentity(req).userId));
 
-  app.get("/daily", { schema: { querystring: Type.Object({ strategy: Type.String({ pattern: "^(\\*|[A-Za-z0-9_-]{1,32})$", default: TOTAL }) }, { additionalProperties: false }) } }, async (req) => {
+  app.get("/daily", { schema: { querystring: Type.Object({ strategy: Type.String({ pattern: "^(\\*|[A-Za-z0-9_-]{1,32})$", default: TOTAL }) }, { additionalProperties: false }), response: { 200: ResponseObject({ userId: Type.String(), strategy: Type.String(), daily: Type.Array(DayOut) }) } } }, async (req) => {
     const who = requireIdentity(req);
     const series = await o.store.daily(who.userId, req.query.strategy);
     return { userId: who.userId, strategy: req.query.strategy, daily: series.get(req.query.strategy) ?? [] };
   });
 
-  app.get("/users/:userId", { schema: { params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 128 }) }) } }, async (req) => {
+  app.get("/users/:userId", { schema: { params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 128 }) }), response: { 200: PerformanceOut } } }, async (req) => {
     requireIdentity(req, "admin");
     return summary(req.params.userId);
   });
 
-  app.post("/rollup", async (req) => {
+  app.post("/rollup", { schema: { response: { 200: ResponseObject({ groups: Type.Number(), points: Type.Number() }) } } }, async (req) => {
     requireIdentity(req, "admin");
     return o.rollup();
   });
