@@ -87,7 +87,7 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; max
     };
   });
 
-  app.post("/dead-letters/:id/replay", { schema: { params: Type.Object({ id: Type.String({ pattern: "^[0-9]{1,18}$" }) }), response: { 200: ResponseObject({ id: Type.String(), status: Type.Literal("replayed") }) } } }, async (req) => {
+  app.post("/dead-letters/:id/replay", { schema: { params: Type.Object({ id: Type.String({ pattern: "^[0-9]{1,18}$" }) }), response: { 200: ResponseObject({ id: Type.String(), status: Type.String({ description: "replayed" }) }) } } }, async (req) => {
     const who = requireIdentity(req);
     const r = await app.pg.transaction((tx) => data.replayDeadLetter(tx, req.params.id, who.role === "admin" ? null : who.userId));
     if (!r) throw notFound("no such dead letter");
