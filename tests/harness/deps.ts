@@ -10,3 +10,4 @@ const servicesRequire = createRequire(join(__dirname, "..", "..", "services", "p
 export const pg = servicesRequire("pg") as typeof import("pg");
 export const Redis = servicesRequire("ioredis") as typeof import("ioredis").default;
 export const kafkajs = servicesRequire("kafkajs") as typeof import("kafkajs");
+export const promClient = servicesRequire("prom-client") as typeof import("prom-client");

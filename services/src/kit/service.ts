@@ -156,7 +156,7 @@ export async function createService<S extends ConfigSchema>(
     for (const method of [r.method].flat()) if (method !== "HEAD") routes.push({ method, url: r.url, schema: r.schema as RouteInfo["schema"] });
   });
   const metrics = createMetrics(def.name, opts.defaultMetrics ?? true);
-  const datastores = new Datastores(def, ds.configs, ds.states, log);
+  const datastores = new Datastores(def, ds.configs, ds.states, log, metrics.registry);
   decorateDatastores(app, datastores);
   const extraChecks: Array<{ name: string; check: ReadinessCheck; required: boolean }> = [];
   const closers: Array<() => Promise<void> | void> = [];

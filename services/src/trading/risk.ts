@@ -2,18 +2,20 @@ import { bps, D, Decimal, str, ZERO, type DecimalLike } from "./decimal";
 import type { TradingState } from "./tradingState";
 import type { OrderRequest } from "./types";
 
-/** Named reasons a pre-trade check rejects an order. */
-export type RiskRejection =
-  | "INVALID_ORDER"
-  | "ORDER_QUANTITY_EXCEEDED"
-  | "ORDER_NOTIONAL_EXCEEDED"
-  | "POSITION_LIMIT_EXCEEDED"
-  | "NO_REFERENCE_PRICE"
-  | "PRICE_COLLAR_BREACHED"
-  | "DAILY_LOSS_LIMIT_REACHED"
-  | "ORDER_RATE_EXCEEDED"
-  | "TRADING_HALTED"
-  | "REDUCE_ONLY";
+/** Named reasons a pre-trade check rejects an order (a list, so metrics can start each at zero). */
+export const RISK_REJECTIONS = [
+  "INVALID_ORDER",
+  "ORDER_QUANTITY_EXCEEDED",
+  "ORDER_NOTIONAL_EXCEEDED",
+  "POSITION_LIMIT_EXCEEDED",
+  "NO_REFERENCE_PRICE",
+  "PRICE_COLLAR_BREACHED",
+  "DAILY_LOSS_LIMIT_REACHED",
+  "ORDER_RATE_EXCEEDED",
+  "TRADING_HALTED",
+  "REDUCE_ONLY",
+] as const;
+export type RiskRejection = (typeof RISK_REJECTIONS)[number];
 
 export interface RiskLimits {
   maxOrderQuantity: string;

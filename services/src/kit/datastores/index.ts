@@ -6,6 +6,7 @@
  * Services reach them as typed Fastify decorators (`app.pg`, `app.redis`, ...: ../decorators.ts).
  */
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import type { Datastore, ServiceDefinition } from "../../catalog";
 import { createArango, type ArangoKitClient } from "./arango";
 import { createClickHouse, type ClickHouseKitClient } from "../clickhouse/client";
@@ -20,6 +21,7 @@ export * from "./postgres";
 export * from "./dragonfly";
 export * from "../clickhouse/client";
 export * from "./kafka";
+export * from "./kafka-lag";
 export * from "./arango";
 export * from "./weaviate";
 
@@ -47,6 +49,8 @@ export class Datastores {
     readonly configs: Partial<DatastoreConfig>,
     readonly states: Partial<Record<Datastore, DatastoreState>>,
     private readonly log: Logger,
+    /** The service's metrics registry: clients that report metrics (Kafka consumer lag) register there. */
+    private readonly metrics?: Registry,
   ) {}
 
   /** Enabled and listed for this service. */
@@ -71,7 +75,7 @@ export class Datastores {
         c = createClickHouse(this.configs.clickhouse!);
         break;
       case "redpanda":
-        c = createKafka(this.configs.redpanda!, this.service.name, log);
+        c = createKafka(this.configs.redpanda!, this.service.name, log, this.metrics);
         break;
       case "arangodb":
         c = createArango(this.configs.arangodb!);

@@ -1,9 +1,15 @@
-/** Redpanda (Kafka protocol): kafkajs with an idempotent producer and tracked consumers. */
+/**
+ * Redpanda (Kafka protocol): kafkajs with an idempotent producer and tracked consumers. Every
+ * consumer made here is disconnected on shutdown and, given the service's registry, reports its
+ * lag (kafka_consumer_lag, ./kafka-lag.ts).
+ */
 import type { Logger } from "pino";
 import type { Kafka, Producer, Consumer, EachMessagePayload, Message, ConsumerConfig } from "kafkajs";
+import type { Registry } from "prom-client";
 import type { DatastoreConfig } from "./env";
+import { trackConsumerLag } from "./kafka-lag";
 
-export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, log: Logger) {
+export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, log: Logger, metrics?: Registry) {
   const kafkajs = require("kafkajs") as typeof import("kafkajs");
   const levelName: Record<number, "error" | "warn" | "info" | "debug"> = {
     [kafkajs.logLevel.ERROR]: "error",
@@ -41,7 +47,14 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
       const p = await this.producer();
       return p.send({ topic, messages, acks: -1 });
     },
-    /** Starts a consumer group on `topics`; it is disconnected on shutdown. */
+    /** A consumer of the group (not connected yet): disconnected on shutdown, its lag reported. */
+    consumer(config: ConsumerConfig): Consumer {
+      const consumer = kafka.consumer(config);
+      consumers.add(consumer);
+      if (metrics) trackConsumerLag(consumer, config.groupId, metrics);
+      return consumer;
+    },
+    /** Starts a consumer group on `topics`, one message at a time. */
     async consume(opts: {
       groupId: string;
       topics: string[];
@@ -49,8 +62,7 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
       eachMessage: (payload: EachMessagePayload) => Promise<void>;
       config?: Partial<ConsumerConfig>;
     }): Promise<Consumer> {
-      const consumer = kafka.consumer({ groupId: opts.groupId, ...opts.config });
-      consumers.add(consumer);
+      const consumer = this.consumer({ groupId: opts.groupId, ...opts.config });
       await consumer.connect();
       await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? false });
       await consumer.run({ eachMessage: opts.eachMessage });

@@ -5,15 +5,15 @@
  * change goes to `trading.orders` through the transactional outbox (om_outbox). Fills and exchange
  * outcomes are consumed from `trading.executions` (deduped by fill id / event id).
  *
- * Layers: routes.ts (HTTP), executions.ts (the consumer), domain.ts (rules, no I/O), data.ts (SQL).
+ * Layers: routes.ts (HTTP), executions.ts (the consumer), metrics.ts, domain.ts (rules, no I/O), data.ts (SQL).
  */
-import { Counter } from "prom-client";
 import { defineService, Type } from "../../kit";
 import { TOPICS, type ExecutionMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { riskEnv, riskLimitsFrom } from "../../trading/infra/riskContext";
 import { applyExecution } from "./executions";
+import { createOrderMetrics } from "./metrics";
 import { registerRoutes } from "./routes";
 
 export default defineService({
@@ -27,8 +27,8 @@ export default defineService({
   async register(ctx) {
     const { app } = ctx;
     const relay = new OutboxRelay(app.pg.pool, "om_outbox", app.kafka, ctx.log, { intervalMs: ctx.config.OM_OUTBOX_INTERVAL_MS });
-    const submitted = new Counter({ name: "om_orders_submitted_total", help: "orders submitted by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
-    registerRoutes(app, { relay, limits: riskLimitsFrom(ctx.config), submitted });
+    const metrics = createOrderMetrics(ctx.metrics.registry);
+    registerRoutes(app, { relay, limits: riskLimitsFrom(ctx.config), metrics });
 
     relay.start();
     ctx.onClose(() => relay.stop());
@@ -37,12 +37,14 @@ export default defineService({
       groupId: ctx.config.OM_CONSUMER_GROUP,
       topics: [TOPICS.executions],
       handle: async (msgs) => {
-        const changed = await app.pg.transaction(async (c) => {
-          let any = false;
-          for (const m of msgs) any = (await applyExecution(c, JSON.parse(m.value) as ExecutionMsg, ctx.log)) || any;
-          return any;
+        const outcomes = await app.pg.transaction(async (c) => {
+          const out = [];
+          for (const m of msgs) out.push(await applyExecution(c, JSON.parse(m.value) as ExecutionMsg, ctx.log));
+          return out;
         });
-        if (changed) relay.notify();
+        // Observed once committed: a batch that is retried is not counted twice.
+        for (const o of outcomes) if (o.fillLatencySeconds !== undefined) metrics.fillLatency.observe(o.fillLatencySeconds);
+        if (outcomes.some((o) => o.changed)) relay.notify();
       },
     });
   },

@@ -9,7 +9,6 @@
  */
 import { randomUUID } from "node:crypto";
 import type { FastifyReply } from "fastify";
-import type { Counter } from "prom-client";
 import { HttpError, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { enqueue, type OutboxRelay } from "../../trading/infra/outbox";
 import type { RiskLimits } from "../../trading/risk";
@@ -17,6 +16,7 @@ import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
 import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
 import { checkOrderRequest, idempotencyKeyOf, idempotencyKeyReused, orderEvent, requestHash, snapshot } from "./domain";
+import { countDecision, type OrderMetrics } from "./metrics";
 import { PerKeyQueue, submitOrder } from "./submit";
 
 /** A plain decimal: at most 12 integer and 8 fractional digits (the exchange's precision). */
@@ -66,10 +66,10 @@ const OrderOut = ResponseObject({
 export interface OrderRouteDeps {
   relay: OutboxRelay;
   limits: RiskLimits;
-  submitted: Counter<string>;
+  metrics: OrderMetrics;
 }
 
-export function registerRoutes(app: App, { relay, limits, submitted }: OrderRouteDeps): void {
+export function registerRoutes(app: App, { relay, limits, metrics }: OrderRouteDeps): void {
   const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
   const perUser = new PerKeyQueue();
 
@@ -83,7 +83,7 @@ export function registerRoutes(app: App, { relay, limits, submitted }: OrderRout
   // The handler returns the body; it never awaits the reply (a Fastify reply is thenable: awaiting it
   // waits for the response to be sent and lets the handler run on after answering).
   const replayed = (reply: FastifyReply, prior: data.OrderRow) => {
-    submitted.inc({ outcome: "replayed" });
+    metrics.submitted.inc({ outcome: "replayed" });
     reply.code(200).header("idempotent-replay", "true");
     return snapshot(prior);
   };
@@ -110,7 +110,7 @@ export function registerRoutes(app: App, { relay, limits, submitted }: OrderRout
       throw err;
     }
     relay.notify();
-    submitted.inc({ outcome: row.status });
+    countDecision(metrics, row);
     reply.code(201);
     return snapshot(row);
   });

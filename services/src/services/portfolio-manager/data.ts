@@ -4,7 +4,7 @@
  */
 import type { Queryable } from "../../kit";
 import { D } from "../../trading/decimal";
-import type { FillRecord, PositionKey, PositionState } from "./domain";
+import type { FillRecord, PositionKey, PositionState, SymbolTotalsRow } from "./domain";
 import { positionKey } from "./domain";
 
 /** Creates the missing accounts (with the initial cash) and positions of a batch. */
@@ -81,4 +81,13 @@ export async function fillsOf(db: Queryable, userId: string, limit: number) {
     [userId, limit],
   );
   return rows;
+}
+
+/** Realized PnL, fees and open positions (non-zero quantity) of all accounts, per symbol. */
+export async function totalsBySymbol(db: Queryable): Promise<SymbolTotalsRow[]> {
+  const r = await db.query<SymbolTotalsRow>(
+    `SELECT symbol, sum(realized_pnl)::text AS realized_pnl, sum(fees)::text AS fees, count(*) FILTER (WHERE quantity <> 0)::int AS open_positions
+       FROM pm_positions GROUP BY symbol ORDER BY symbol`,
+  );
+  return r.rows;
 }

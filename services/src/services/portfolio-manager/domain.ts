@@ -53,3 +53,24 @@ export function applyFillBatch(fills: Fill[], keys: PositionKey[], locked: Map<s
     cash: [...cash.keys()].sort().map((userId) => ({ userId, delta: cash.get(userId)!.toFixed() })),
   };
 }
+
+/** One symbol's totals over every account, as PostgreSQL sums them (NUMERIC as text). */
+export interface SymbolTotalsRow {
+  symbol: string;
+  realized_pnl: string;
+  fees: string;
+  open_positions: number;
+}
+/** What the portfolio gauges report: the same platform-wide figures on every replica. */
+export interface PortfolioTotals {
+  bySymbol: Array<{ symbol: string; realizedPnl: number; fees: number }>;
+  openPositions: number;
+}
+
+/** The gauges' figures from the per-symbol sums (quote currency; a gauge is a float). */
+export function portfolioTotals(rows: SymbolTotalsRow[]): PortfolioTotals {
+  return {
+    bySymbol: rows.map((r) => ({ symbol: r.symbol, realizedPnl: Number(r.realized_pnl), fees: Number(r.fees) })),
+    openPositions: rows.reduce((n, r) => n + r.open_positions, 0),
+  };
+}

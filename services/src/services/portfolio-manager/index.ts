@@ -3,12 +3,16 @@
  * Fills are applied a Kafka batch at a time (fills.ts: one transaction, set-based statements,
  * idempotent). Arithmetic is decimal (trading/portfolio.ts applyFillToPosition), stored as NUMERIC.
  *
- * Layers: routes.ts (HTTP), fills.ts (the consumer), domain.ts (rules, no I/O), data.ts (SQL).
+ * Layers: routes.ts (HTTP), fills.ts (the consumer), metrics.ts (gauges read at scrape time), domain.ts
+ * (rules, no I/O), data.ts (SQL).
  */
 import { defineService, Type } from "../../kit";
 import { TOPICS, type ExecutionMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
+import * as data from "./data";
+import { portfolioTotals } from "./domain";
 import { applyFills } from "./fills";
+import { registerPortfolioGauges } from "./metrics";
 import { registerRoutes } from "./routes";
 
 export default defineService({
@@ -21,6 +25,7 @@ export default defineService({
   async register(ctx) {
     const initialCash = ctx.config.PORTFOLIO_INITIAL_CASH;
     registerRoutes(ctx.app, { initialCash });
+    registerPortfolioGauges(ctx.metrics.registry, async () => portfolioTotals(await data.totalsBySymbol(ctx.app.pg)), ctx.log);
 
     // One transaction per fetched batch of fills.
     await consumeBatches(ctx, {

@@ -48,7 +48,7 @@ export async function consumeBatches(
   const start = async (): Promise<void> => {
     // Short broker-side fetch wait: a long-poll that returns as soon as data arrives is what we want,
     // but kafkajs waits out maxWaitTimeInMs on idle partitions of a multi-partition fetch.
-    const consumer = ctx.app.kafka.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100, ...consumerConfig(ctx.config) });
+    const consumer = ctx.app.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100, ...consumerConfig(ctx.config) });
     current = consumer;
     // kafkajs restarts a crashed consumer only after retriable errors. Others (e.g. the group
     // coordinator of a broker that is still starting) would leave the service running without its
