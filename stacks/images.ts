@@ -8,7 +8,8 @@
  * - `local`: OFFLINE STAND-INS, built on the Docker host from Debian by
  *   `scripts/images/build-images.sh` (machines without the vendors' registries, CI) and recorded
  *   with their tags in `images/versions.json`. Redis stands in for Dragonfly, Apache Kafka for
- *   Redpanda; Weaviate, ArangoDB and Grafana have none.
+ *   Redpanda; Weaviate is the server built from the Go module proxy (scripts/weaviate/build.sh);
+ *   ArangoDB and Grafana have none.
  * A per-datastore override (`trading:<name>Image`) is an upstream-style image at another reference.
  */
 import * as fs from "fs";
@@ -78,6 +79,7 @@ export const localStandIns: Partial<Record<ImageName, { build: string } & Facts>
   dragonfly: { build: "redis", user: { uid: 999, name: "redis" }, httpClient: "curl", server: "redis-env" },
   redis: { build: "redis", user: { uid: 999, name: "redis" }, httpClient: "curl", server: "redis-env" },
   clickhouse: { build: "clickhouse", user: { uid: 101, name: "clickhouse" }, httpClient: "curl", server: "standard" },
+  weaviate: { build: "weaviate", user: { uid: 1000, name: "weaviate" }, httpClient: "wget", server: "standard" },
   redpanda: { build: "kafka", user: { uid: 10092, name: "kafka" }, httpClient: "curl", server: "kafka" },
   prometheus: { build: "prometheus", user: { uid: 999, name: "prometheus" }, httpClient: "curl", server: "prometheus-env" },
   nginx: { build: "nginx", user: { uid: 33, name: "www-data" }, httpClient: "curl", server: "standard" },

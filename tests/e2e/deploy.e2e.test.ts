@@ -156,6 +156,47 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     }
   });
 
+  it("runs Weaviate from the local image: healthy, API key required, the platform's classes, vector search, the orchestrator connected", async () => {
+    await eventually("weaviate healthy", async () => docker(["inspect", "-f", "{{.State.Health.Status}}", `${PREFIX}-weaviate`]), (s) => s === "healthy", 240);
+    expect(docker(["inspect", "-f", "{{.Config.Image}}", `${PREFIX}-weaviate`])).toMatch(/^ai-trading\/weaviate:/);
+    expect(docker(["inspect", "-f", "{{.Config.User}}", `${PREFIX}-weaviate`])).toBe("weaviate");
+    const outputs = await stack.outputs(true);
+    const m = /^(http:\/\/\S+) \(Authorization: Bearer (\S+)\)$/.exec(outputs.connectionStrings.weaviate);
+    expect(m, "weaviate connection string").toBeTruthy();
+    const [, url, key] = m!;
+    const auth = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+    expect((await fetch(`${url}/v1/schema`)).status).toBe(401);
+    // database-service's migrate job created the classes (MarketRegime is the orchestrator's memory).
+    const schema = await eventually("weaviate classes", async () => (await fetch(`${url}/v1/schema`, { headers: auth })).json(), (j: any) => j.classes?.length > 0, 120);
+    expect(schema.classes.map((c: { class: string }) => c.class)).toEqual(expect.arrayContaining(["MarketRegime", "NewsArticle", "StrategyDoc"]));
+    const version = `e2e-${Date.now()}`;
+    for (const [i, v] of [[1, 0, 0], [0, 1, 0]].entries()) {
+      const r = await fetch(`${url}/v1/objects`, {
+        method: "POST",
+        headers: auth,
+        body: JSON.stringify({ class: "MarketRegime", vector: v, properties: { modelVersion: version, symbol: "BTCUSDT", windowEnd: new Date(i * 60_000).toISOString(), horizonBars: 1, forwardReturn: i } }),
+      });
+      expect(r.status, await r.text()).toBe(200);
+    }
+    const q = await fetch(`${url}/v1/graphql`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({
+        query: `{ Get { MarketRegime(nearVector: {vector: [0.9, 0.1, 0]}, where: {path: ["modelVersion"], operator: Equal, valueText: "${version}"}, limit: 2) { forwardReturn _additional { distance } } } }`,
+      }),
+    });
+    const got = (await q.json()).data.Get.MarketRegime;
+    expect(got.map((o: { forwardReturn: number }) => o.forwardReturn)).toEqual([0, 1]);
+    // The orchestrator's own readiness probe reaches Weaviate with its key (regime lookups use it).
+    const ready = await eventually(
+      "ai-orchestrator ready with Weaviate",
+      async () => JSON.parse(docker(["exec", `${PREFIX}-ai-orchestrator`, "node", "-e", "fetch('http://127.0.0.1:8020/ready').then(r => r.text()).then(t => console.log(t))"])),
+      (j: any) => j.dependencies?.weaviate?.status === "ok",
+      120,
+    );
+    expect(ready.dependencies.weaviate).toMatchObject({ status: "ok" });
+  });
+
   it("shows no change on a second preview", async () => {
     const preview = await stack.run(["preview", "--expect-no-changes", "--diff"]);
     timings["pulumi preview"] = preview.seconds;

@@ -46,8 +46,12 @@ describe("dev stack (Docker)", () => {
     const run = await runProgram("dev");
     const images = byType(run, "docker:index/remoteImage:RemoteImage").map((r) => r.inputs.name as string);
     expect(images.every((i) => i.startsWith("ai-trading/"))).toBe(true);
-    expect(byType(run, CONTAINER).map((c) => c.name)).not.toContain("weaviate-container");
-    expect(Object.keys(run.outputs.connectionStrings as object).sort()).toEqual(["clickhouse", "dragonfly", "postgres", "redpanda"]);
+    expect(byType(run, CONTAINER).map((c) => c.name)).not.toContain("arangodb-container");
+    // Weaviate runs from its local image (the server built from the Go module proxy), as its own user.
+    const weaviate = named(run, CONTAINER, "weaviate-container");
+    expect(weaviate.inputs.user).toBe("weaviate");
+    expect(images).toContainEqual(expect.stringMatching(/^ai-trading\/weaviate:\d+\.\d+\.\d+-local$/));
+    expect(Object.keys(run.outputs.connectionStrings as object).sort()).toEqual(["clickhouse", "dragonfly", "postgres", "redpanda", "weaviate"]);
   });
 
   it("publishes ports on 127.0.0.1 only and hardens every container", async () => {
@@ -355,7 +359,7 @@ describe("configuration changes the graph", () => {
 
   it("states the user of every Docker container explicitly", async () => {
     const run = await runProgram("dev");
-    for (const c of byType(run, CONTAINER)) expect(c.inputs.user, c.name).toMatch(/^(postgres|redis|clickhouse|kafka|prometheus|www-data|10001:10001)$/);
+    for (const c of byType(run, CONTAINER)) expect(c.inputs.user, c.name).toMatch(/^(postgres|redis|clickhouse|kafka|prometheus|weaviate|www-data|10001:10001)$/);
   });
 
   it("renders manifests without building the image when renderYamlTo is set", async () => {
@@ -368,7 +372,7 @@ describe("configuration changes the graph", () => {
     await expect(runProgram("prod", { replicas: "many" })).rejects.toThrow(
       "Invalid configuration trading:replicas on stack 'prod': must be an integer, got 'many'",
     );
-    await expect(runProgram("dev", { weaviateEnabled: "true" })).rejects.toThrow(/weaviate has no offline \(local\) image/);
+    await expect(runProgram("dev", { arangodbEnabled: "true" })).rejects.toThrow(/arangodb has no offline \(local\) image/);
     await expect(runProgram("prod", { tradingMode: "live" })).rejects.toThrow(
       "Invalid configuration trading:binanceApiKey on stack 'prod': is required when tradingMode is live",
     );
