@@ -5,6 +5,8 @@
  * < 0.1 is stable, 0.1-0.25 a moderate shift, > 0.25 a large one.
  */
 const EPS = 1e-4;
+/** Predictions needed before the PSI is reported (fewer make a histogram too noisy to compare). */
+export const DRIFT_MIN_PREDICTIONS = 100;
 
 export function psi(reference: readonly number[], observed: readonly number[]): number {
   let s = 0;
@@ -45,7 +47,7 @@ export class PredictionDrift {
   }
 
   /** PSI of the window against the reference; undefined until `minCount` predictions were seen. */
-  value(minCount = 100): number | undefined {
+  value(minCount = DRIFT_MIN_PREDICTIONS): number | undefined {
     return this.window.length >= minCount ? psi(this.referenceFractions, this.fractions()) : undefined;
   }
 }

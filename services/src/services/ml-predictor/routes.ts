@@ -49,12 +49,13 @@ export function registerRoutes(
   const { serving, registry, bars, metrics, limits } = deps;
 
   async function predict(symbols: string[]) {
-    const served = await serving.get();
+    // The model check and the bars (one ClickHouse query for every symbol) are independent.
+    const [served, latest] = await Promise.all([serving.get(), bars.latestMany(symbols, LOOKBACK + 1)]);
     if (!served) {
       metrics.refusals.inc({ reason: "NO_PROMOTED_MODEL" });
       throw new HttpError(409, "NO_PROMOTED_MODEL", "no model is promoted: train one (ml-predictor train) and promote it");
     }
-    const inputs = await Promise.all(symbols.map(async (symbol) => ({ symbol, bars: await bars.latest(symbol, LOOKBACK + 1) })));
+    const inputs = symbols.map((symbol) => ({ symbol, bars: latest.get(symbol) ?? [] }));
     const now = Date.now();
     try {
       const predictions = await served.predictor.predict(inputs, { now, maxModelAgeMs: limits.maxModelAgeMs, maxBarAgeMs: limits.maxBarAgeMs });
