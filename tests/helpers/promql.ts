@@ -1,6 +1,6 @@
 /**
  * Metric names a PromQL expression reads, and exposition-format parsing of /metrics: enough to
- * check that dashboards only query series the services export (tests/services/fleet-contracts).
+ * check that dashboards only query series the services export (tests/services/fleet-metrics).
  */
 const NOT_METRICS = new Set([
   "sum", "min", "max", "avg", "count", "topk", "bottomk", "quantile", "stddev", "stdvar", "group", "count_values",
@@ -34,6 +34,29 @@ export function exportedSeries(text: string): Set<string> {
   }
   for (const m of text.matchAll(/^([A-Za-z_:][A-Za-z0-9_:]*)[{ ]/gm)) out.add(m[1]);
   return out;
+}
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of a /metrics text (`name{a="b"} 1`), optionally of one series name. */
+export function parseSamples(text: string, name?: string): Sample[] {
+  const out: Sample[] = [];
+  for (const m of text.matchAll(/^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/gm)) {
+    if (name !== undefined && m[1] !== name) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? "").matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2].replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c));
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+/** The metric a Grafana `label_values(metric, label)` variable query reads. */
+export function variableMetric(query: string): string | undefined {
+  return /^label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*,/.exec(query.trim())?.[1];
 }
 
 /** Grafana's variables replaced by values PromQL accepts (for promtool). */

@@ -13,7 +13,7 @@ import { isInternalPath, SignJWT, type RouteInfo } from "../../services/src/kit"
 import { useServers } from "../harness/shared";
 import { casesFor, type HostileCase } from "./cases";
 import { judge } from "./oracle";
-import { startPlatform, type Platform } from "./platform";
+import { startPlatform, type Platform } from "../helpers/platform";
 
 const srv = useServers("postgres", "redis", "kafka", "clickhouse");
 let p: Platform;

@@ -1,7 +1,9 @@
 /**
  * Every service of the registry in this process against the harness's real servers (PostgreSQL,
  * Redis as Dragonfly, Kafka, ClickHouse; Weaviate and ArangoDB are optional everywhere and left
- * unconfigured), each listening on loopback, and the api-gateway in front of them.
+ * unconfigured), each listening on loopback, and the api-gateway in front of them. Used by the
+ * hostile-input suite and the fleet metrics test. Consumer groups are unique per platform (the
+ * Kafka broker is shared by the test files).
  */
 import { randomBytes } from "node:crypto";
 import { catalog } from "../../services/src/catalog";
@@ -22,7 +24,12 @@ export interface Platform {
 
 const envVar = (name: string) => `SERVICE_${name.toUpperCase().replace(/-/g, "_")}_URL`;
 
-export async function startPlatform(serverEnv: Record<string, string>, extraEnv: Record<string, string> = {}): Promise<Platform> {
+export interface PlatformOptions {
+  /** Default process metrics on every service's registry (what /metrics serves in production); default false. */
+  defaultMetrics?: boolean;
+}
+
+export async function startPlatform(serverEnv: Record<string, string>, extraEnv: Record<string, string> = {}, opts: PlatformOptions = {}): Promise<Platform> {
   const run = randomBytes(3).toString("hex");
   const env: Record<string, string> = {
     ...serverEnv,
@@ -32,10 +39,10 @@ export async function startPlatform(serverEnv: Record<string, string>, extraEnv:
     RATE_LIMIT_MAX_REQUESTS: "1000000",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
     KAFKA_HEARTBEAT_MS: "500",
-    OM_CONSUMER_GROUP: `om-hostile-${run}`,
-    TE_CONSUMER_GROUP: `te-hostile-${run}`,
-    PM_CONSUMER_GROUP: `pm-hostile-${run}`,
-    CM_CONSUMER_GROUP: `cm-hostile-${run}`,
+    OM_CONSUMER_GROUP: `om-platform-${run}`,
+    TE_CONSUMER_GROUP: `te-platform-${run}`,
+    PM_CONSUMER_GROUP: `pm-platform-${run}`,
+    CM_CONSUMER_GROUP: `cm-platform-${run}`,
     ...extraEnv,
   };
   const pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
@@ -56,7 +63,7 @@ export async function startPlatform(serverEnv: Record<string, string>, extraEnv:
   Object.assign(env, Object.fromEntries([...urls].map(([n, u]) => [envVar(n), u])));
   const services = new Map<string, Service<any>>();
   for (const name of names) {
-    const s = await createService(await registry[name](), { env, defaultMetrics: false });
+    const s = await createService(await registry[name](), { env, defaultMetrics: opts.defaultMetrics ?? false });
     services.set(name, s);
     await s.listen({ port: ports.get(name), host: "127.0.0.1" });
   }
