@@ -5,8 +5,9 @@
  *   trading     orders/s by outcome, fills, fill latency, rejections by reason, PnL, predictions
  *   datastores  each service's view of its datastores, database-service's probe latencies, ingestion
  *   kafka       consumer lag per group, topic and partition; what is produced
- * Every query names metrics the services export or that Prometheus records itself (`up`), and is
- * checked by `promtool` (tests/unit/dashboards.test.ts).
+ * Every query names metrics the services export or that Prometheus records itself (`up`): checked by
+ * `promtool` (tests/unit/dashboards.test.ts) and against every service's real /metrics
+ * (tests/services/fleet-metrics.test.ts).
  */
 import type { Dashboard } from "@grafana/grafana-foundation-sdk/dashboard";
 import { DashboardBuilder, QueryVariableBuilder, RowBuilder } from "@grafana/grafana-foundation-sdk/dashboard";
