@@ -239,3 +239,73 @@ describe("binance trading adapter", () => {
     expect(fx.orders.size).toBe(0);
   });
 });
+
+describe("delivery: a bar the handler cannot write is retried, never dropped", () => {
+  /** A handler that fails its first `failures` calls (a datastore not reachable yet), then records. */
+  const flaky = (failures: number) => {
+    const calls: number[] = [];
+    const got: Bar[] = [];
+    const errors: string[] = [];
+    return {
+      calls, got, errors,
+      onBar: (b: Bar) => {
+        calls.push(b.openTime);
+        if (calls.length <= failures) throw new Error(`write failed ${calls.length}`);
+        got.push(b);
+      },
+      onError: (e: Error) => void errors.push(e.message),
+    };
+  };
+  const until = async (what: string, ok: () => boolean, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!ok()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+
+  it("binance: the closed kline the stream sends once is written after two failed attempts", async () => {
+    const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    await new Promise((r) => wss.once("listening", r));
+    servers.push({ close: () => wss.close() });
+    const lines = readFileSync(join(fixtures, "binance-kline-ws.jsonl"), "utf8").trim().split("\n");
+    wss.on("connection", (sock) => lines.forEach((l) => sock.send(l)));
+    const h = flaky(2);
+    const sub = new BinanceMarketData({ wsBaseUrl: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}` }).subscribe("BNBBTC", "1m", h.onBar, h.onError);
+    try {
+      await until("the bar written", () => h.got.length === 1);
+    } finally {
+      await sub.close();
+    }
+    expect(h.calls).toEqual([h.got[0].openTime, h.got[0].openTime, h.got[0].openTime]);
+    expect(h.errors).toEqual(["write failed 1", "write failed 2"]);
+    expect(h.got[0].close).toBe("0.0021");
+  });
+
+  it("synthetic and replay: the failed bar comes again before the next one, in order", async () => {
+    for (const src of [new SyntheticSource({ seed: 7, emitEveryMs: 1, liveStartIndex: 0 }), new ReplaySource(parseRecorded(SAMPLE_BTCUSDT_1M_CSV))]) {
+      const h = flaky(2);
+      const sub = src.subscribe("BTCUSDT", "1m", h.onBar, h.onError);
+      try {
+        await until(`${src.kind}: 3 bars written`, () => h.got.length >= 3);
+      } finally {
+        await sub.close();
+      }
+      const expected = (await src.history("BTCUSDT", "1m", { limit: h.got.length })).map((b) => b.openTime);
+      expect(h.got.map((b) => b.openTime)).toEqual(expected.slice(0, h.got.length));
+      expect(h.calls.slice(0, 3)).toEqual([expected[0], expected[0], expected[0]]);
+    }
+  });
+
+  it("closing the subscription stops the retries of a handler that never succeeds", async () => {
+    const src = new SyntheticSource({ seed: 7, emitEveryMs: 1, liveStartIndex: 0 });
+    const h = flaky(Infinity);
+    const sub = src.subscribe("BTCUSDT", "1m", h.onBar, h.onError);
+    await until("a failed attempt", () => h.calls.length >= 1);
+    await sub.close(); // resolves: the back-off sleep is aborted
+    const n = h.calls.length;
+    expect(new Set(h.calls).size).toBe(1); // the same bar every time, nothing skipped
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.calls.length).toBe(n);
+  });
+});

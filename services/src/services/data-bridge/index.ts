@@ -77,7 +77,8 @@ export default defineService({
             c.MARKET_INTERVAL,
             (bar) =>
               ingest.ingest([bar], `feed.${s}`).catch((err: Error) => {
-                // A malformed feed bar is set aside (logged), the feed goes on; write failures surface to the source.
+                // A malformed feed bar is set aside (logged), the feed goes on; a write failure
+                // surfaces to the source, which hands the same bar again after a back-off (deliverBar).
                 if (err instanceof HttpError && err.statusCode === 400) ctx.log.warn({ symbol: s, problem: err.message }, "feed bar rejected");
                 else throw err;
               }),

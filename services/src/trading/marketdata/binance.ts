@@ -2,7 +2,7 @@ import WebSocket from "ws";
 import { D, str } from "../decimal";
 import { WeightGovernor } from "../binance/rateLimit";
 import { intervalMs, type Bar } from "../types";
-import { assertBar, sleep, type BarHandler, type HistoryQuery, type MarketDataSource, type Subscription } from "./source";
+import { assertBar, deliverBar, sleep, type BarHandler, type HistoryQuery, type MarketDataSource, type Subscription } from "./source";
 
 /**
  * Binance public market data: REST klines for history (`GET /api/v3/klines`), the kline WebSocket
@@ -121,6 +121,7 @@ export class BinanceMarketData implements MarketDataSource {
 
   subscribe(symbol: string, interval: string, onBar: BarHandler, onError?: (err: Error) => void): Subscription {
     const url = `${this.ws}/ws/${symbol.toLowerCase()}@kline_${interval}`;
+    const ac = new AbortController();
     let closed = false;
     let socket: WebSocket | undefined;
     let lastOpenTime = -1;
@@ -140,11 +141,12 @@ export class BinanceMarketData implements MarketDataSource {
           onError?.(err as Error);
           return;
         }
-        // Only closed bars, each once (a reconnect may replay the last closed kline).
+        // Only closed bars, each once (a reconnect may replay the last closed kline). A bar the
+        // handler cannot write yet is retried (deliverBar): the stream will not send it again.
         if (!parsed || !parsed.closed || parsed.bar.openTime <= lastOpenTime) return;
         lastOpenTime = parsed.bar.openTime;
         const bar = parsed.bar;
-        chain = chain.then(() => onBar(bar)).catch((err) => onError?.(err as Error));
+        chain = chain.then(() => deliverBar(onBar, bar, { signal: ac.signal, onError }));
       });
       socket.on("error", (err) => onError?.(err));
       socket.on("close", () => {
@@ -157,6 +159,7 @@ export class BinanceMarketData implements MarketDataSource {
     return {
       async close() {
         closed = true;
+        ac.abort();
         socket?.close();
         await chain;
       },

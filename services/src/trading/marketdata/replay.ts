@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { D, str } from "../decimal";
 import { intervalMs, type Bar } from "../types";
-import { assertBar, sleep, type BarHandler, type HistoryQuery, type MarketDataSource, type Subscription } from "./source";
+import { assertBar, deliverBar, sleep, type BarHandler, type HistoryQuery, type MarketDataSource, type Subscription } from "./source";
 
 /**
  * Parses a recorded OHLCV file. Two formats:
@@ -101,11 +101,7 @@ export class ReplaySource implements MarketDataSource {
           if (ac.signal.aborted) return;
           if (this.opts.emitEveryMs) await sleep(this.opts.emitEveryMs, ac.signal);
           if (ac.signal.aborted) return;
-          try {
-            await onBar(shift ? { ...b, openTime: b.openTime + shift, closeTime: b.closeTime + shift } : b);
-          } catch (err) {
-            onError?.(err as Error);
-          }
+          await deliverBar(onBar, shift ? { ...b, openTime: b.openTime + shift, closeTime: b.closeTime + shift } : b, { signal: ac.signal, onError });
         }
         // When looping, shift times forward so open times keep increasing.
         if (bars.length) offset += bars[bars.length - 1].closeTime + 1 - bars[0].openTime;

@@ -18,7 +18,8 @@ export type BarHandler = (bar: Bar) => void | Promise<void>;
 /**
  * One interface for every market data source. `history` returns closed bars in open-time order;
  * `subscribe` delivers each *closed* bar once, in order (a handler's promise is awaited before the
- * next bar is delivered, which gives natural back-pressure).
+ * next bar is delivered, which gives natural back-pressure); a handler that throws gets the same
+ * bar again after a back-off (deliverBar) until it takes it or the subscription closes.
  */
 export interface MarketDataSource {
   readonly kind: "synthetic" | "replay" | "binance";
@@ -35,6 +36,36 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     }, { once: true });
   });
+}
+
+export interface DeliveryOptions {
+  /** Aborted when the subscription closes: the retries stop. */
+  signal: AbortSignal;
+  onError?: (err: Error) => void;
+  /** Back-off between attempts: min * 2^attempt, at most max (ms). */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+/**
+ * Hands one closed bar to the handler until it takes it. A handler that throws could not write the
+ * bar (a datastore briefly unreachable, a Kafka broker whose coordinator is still loading): the bar
+ * is retried with exponential back-off, never dropped, and the bars after it wait (in order).
+ * Only closing the subscription stops the retries. A handler that must reject a bar for good
+ * (a malformed feed bar) catches that itself and returns.
+ */
+export async function deliverBar(onBar: BarHandler, bar: Bar, o: DeliveryOptions): Promise<void> {
+  const min = o.retryMinMs ?? 200;
+  const max = o.retryMaxMs ?? 10_000;
+  for (let attempt = 0; !o.signal.aborted; attempt++) {
+    try {
+      await onBar(bar);
+      return;
+    } catch (err) {
+      o.onError?.(err as Error);
+      await sleep(Math.min(max, min * 2 ** attempt), o.signal);
+    }
+  }
 }
 
 /** Validates the OHLC invariants of a bar (low <= open,close <= high, volume >= 0). */

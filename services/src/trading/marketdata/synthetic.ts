@@ -1,7 +1,7 @@
 import { D, Decimal, roundToTick, str } from "../decimal";
 import { Rng } from "../rng";
 import { intervalMs, type Bar } from "../types";
-import { sleep, type BarHandler, type HistoryQuery, type MarketDataSource, type Subscription } from "./source";
+import { deliverBar, sleep, type BarHandler, type HistoryQuery, type MarketDataSource, type Subscription } from "./source";
 
 export interface SyntheticOptions {
   seed: string | number;
@@ -117,11 +117,7 @@ export class SyntheticSource implements MarketDataSource {
       while (!ac.signal.aborted) {
         await sleep(every, ac.signal);
         if (ac.signal.aborted) break;
-        try {
-          await onBar(series.next());
-        } catch (err) {
-          onError?.(err as Error);
-        }
+        await deliverBar(onBar, series.next(), { signal: ac.signal, onError });
       }
     })();
     return {
