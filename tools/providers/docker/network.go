@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"net/url"
 
 	"github.com/ai-trading/pluginkit"
@@ -10,7 +11,9 @@ import (
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
 
-// network: docker:index/network:Network -> id, name, driver, scope.
+// network: docker:index/network:Network -> id, name, driver, scope. ipamConfigs pins the subnet
+// (and optionally the gateway and the range containers are given addresses from): the dev stack
+// relies on a known subnet (the gateway's TRUST_PROXY). Like every input, a change replaces it.
 type network struct{ eng *engine }
 
 func networkType(eng *engine) *pluginkit.Type {
@@ -23,6 +26,8 @@ func networkType(eng *engine) *pluginkit.Type {
 			"internal":   boolProp(),
 			"attachable": boolProp(),
 			"options":    stringMap(),
+			"ipamConfigs": pluginkit.ArrayOf(ref(tokNetworkIpamConfig)).Doc(
+				"IPv4 or IPv6 pools (the default IPAM driver); subnet required, gateway and ipRange inside it."),
 		},
 		Outputs:             pluginkit.Props{"name": strProp(), "driver": strProp(), "scope": strProp()},
 		RequiredInputs:      []string{"name"},
@@ -32,11 +37,79 @@ func networkType(eng *engine) *pluginkit.Type {
 	}
 }
 
-func (n *network) Check(context.Context, resource.PropertyMap) []*pulumirpc.CheckFailure { return nil }
+func (n *network) Check(_ context.Context, in resource.PropertyMap) []*pulumirpc.CheckFailure {
+	var fs []*pulumirpc.CheckFailure
+	fail := func(i int, k, reason string) {
+		fs = append(fs, &pulumirpc.CheckFailure{Property: fmt.Sprintf("ipamConfigs[%d].%s", i, k), Reason: reason})
+	}
+	for i, c := range pluginkit.ObjectList(in, "ipamConfigs") {
+		if v, ok := pluginkit.PV(c, "subnet"); ok && v.IsComputed() {
+			continue // known at apply time only: the engine refuses a bad one then
+		}
+		subnet, err := netip.ParsePrefix(pluginkit.GetString(c, "subnet", ""))
+		if err != nil {
+			fail(i, "subnet", fmt.Sprintf("a CIDR such as 172.28.0.0/24 is required: %v", err))
+			continue
+		}
+		if subnet != subnet.Masked() {
+			fail(i, "subnet", fmt.Sprintf("%s has host bits set (the network is %s)", subnet, subnet.Masked()))
+		}
+		if g := pluginkit.GetString(c, "gateway", ""); g != "" {
+			if a, err := netip.ParseAddr(g); err != nil || !subnet.Contains(a) {
+				fail(i, "gateway", fmt.Sprintf("%q is not an address inside %s", g, subnet))
+			}
+		}
+		if r := pluginkit.GetString(c, "ipRange", ""); r != "" {
+			if p, err := netip.ParsePrefix(r); err != nil || !subnet.Contains(p.Addr()) || p.Bits() < subnet.Bits() {
+				fail(i, "ipRange", fmt.Sprintf("%q is not a CIDR inside %s", r, subnet))
+			}
+		}
+	}
+	return fs
+}
+
+// ipamConfig is one pool as the engine takes and reports it.
+type ipamConfig struct {
+	Subnet  string `json:",omitempty"`
+	Gateway string `json:",omitempty"`
+	IPRange string `json:",omitempty"`
+}
+
+func ipamConfigsOf(in resource.PropertyMap) []ipamConfig {
+	var out []ipamConfig
+	for _, c := range pluginkit.ObjectList(in, "ipamConfigs") {
+		out = append(out, ipamConfig{
+			Subnet:  pluginkit.GetString(c, "subnet", ""),
+			Gateway: pluginkit.GetString(c, "gateway", ""),
+			IPRange: pluginkit.GetString(c, "ipRange", ""),
+		})
+	}
+	return out
+}
 
 type networkInfo struct {
 	ID, Name, Driver, Scope string
 	Internal                bool
+	IPAM                    struct{ Config []ipamConfig }
+}
+
+// observedIpam is the engine's pools in the shape of the declared ones: only the keys declared
+// (the engine picks a gateway when none is given), so a refresh shows a real drift and nothing else.
+func observedIpam(declared []resource.PropertyMap, engine []ipamConfig) resource.PropertyValue {
+	var out []resource.PropertyValue
+	for i, e := range engine {
+		m := resource.PropertyMap{"subnet": str(e.Subnet)}
+		if i < len(declared) {
+			if _, ok := pluginkit.PV(declared[i], "gateway"); ok {
+				m["gateway"] = str(e.Gateway)
+			}
+			if _, ok := pluginkit.PV(declared[i], "ipRange"); ok {
+				m["ipRange"] = str(e.IPRange)
+			}
+		}
+		out = append(out, resource.NewObjectProperty(m))
+	}
+	return resource.NewArrayProperty(out)
 }
 
 func (n *network) Create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
@@ -49,6 +122,9 @@ func (n *network) Create(ctx context.Context, in resource.PropertyMap) (string, 
 		"Attachable":     pluginkit.GetBool(in, "attachable", false),
 		"Labels":         labelsOf(in, "labels"),
 		"Options":        pluginkit.StringMap(in, "options"),
+	}
+	if pools := ipamConfigsOf(in); len(pools) > 0 {
+		req["IPAM"] = map[string]any{"Driver": "default", "Config": pools}
 	}
 	var resp struct{ Id string }
 	if err := n.eng.call(ctx, "POST", "/networks/create", nil, req, &resp); err != nil {
@@ -73,6 +149,9 @@ func (n *network) Read(ctx context.Context, id string, state resource.PropertyMa
 	out["name"] = str(info.Name)
 	out["driver"] = str(info.Driver)
 	out["scope"] = str(info.Scope)
+	if declared := pluginkit.ObjectList(state, "ipamConfigs"); len(declared) > 0 {
+		out["ipamConfigs"] = observedIpam(declared, info.IPAM.Config)
+	}
 	return true, out, nil
 }
 

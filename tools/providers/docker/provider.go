@@ -32,6 +32,7 @@ const (
 	tokContainerUpload          = "docker:index/ContainerUpload:ContainerUpload"
 	tokContainerVolume          = "docker:index/ContainerVolume:ContainerVolume"
 	tokNetworkLabel             = "docker:index/NetworkLabel:NetworkLabel"
+	tokNetworkIpamConfig        = "docker:index/NetworkIpamConfig:NetworkIpamConfig"
 	tokVolumeLabel              = "docker:index/VolumeLabel:VolumeLabel"
 	tokDockerBuild              = "docker:index/dockerBuild:DockerBuild"
 	tokRegistry                 = "docker:index/registry:Registry"
@@ -43,6 +44,11 @@ func label(token string) pluginkit.ObjectType {
 
 var objectTypes = []pluginkit.ObjectType{
 	label(tokContainerLabel), label(tokNetworkLabel), label(tokVolumeLabel),
+	{Token: tokNetworkIpamConfig, Properties: pluginkit.Props{
+		"subnet":  strProp().Doc("CIDR, e.g. 172.28.0.0/24."),
+		"gateway": strProp().Doc("Chosen by the engine when absent."),
+		"ipRange": strProp().Doc("CIDR inside subnet that containers get addresses from."),
+	}, Required: []string{"subnet"}},
 	{Token: tokContainerCapabilities, Properties: pluginkit.Props{"adds": stringList(), "drops": stringList()}},
 	{Token: tokContainerHealthcheck, Properties: pluginkit.Props{
 		"tests":         stringList().Doc(`Exec form, e.g. ["CMD", "true"] or ["CMD-SHELL", "..."].`),
