@@ -8,9 +8,10 @@
 #   bash scripts/tools/build-local-providers.sh docker    # only the named ones
 #   bash scripts/tools/build-local-providers.sh --check random   # exit 0 when up to date, build nothing
 #
-# A binary newer than every file of its module, of the shared tools/providers/pluginkit module
-# (and of this script) is not rebuilt;
-# LOCAL_PROVIDERS_FORCE=1 rebuilds. GOMODCACHE/GOCACHE are shared with build-pulumi-tools.sh under
+# A binary is rebuilt when the hash of its sources changes: every file of its module, of the
+# shared tools/providers/pluginkit module and this script (names and contents), kept next to it in
+# <bin>.srchash. A hash, not mtimes: a deleted file, a checkout or a copy that keeps old times
+# still rebuild, and an untouched tree never does. LOCAL_PROVIDERS_FORCE=1 rebuilds. GOMODCACHE/GOCACHE are shared with build-pulumi-tools.sh under
 # ${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/pulumi-tools/go (outside the clone).
 # LOCAL_PROVIDERS_TEST=1 also runs each module's `go test ./...` before building.
 set -euo pipefail
@@ -32,6 +33,19 @@ unset GOWORK || true
 
 log() { printf '[local-providers] %s\n' "$*" >&2; }
 
+# source_hash PATH...: sha256 over the relative names and contents of each file PATH and of the
+# files under each directory PATH.
+source_hash() {
+	local p
+	for p in "$@"; do
+		if [[ -d "$p" ]]; then
+			(cd "$p" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+		else
+			sha256sum <"$p"
+		fi
+	done | sha256sum | cut -d' ' -f1
+}
+
 command -v go >/dev/null 2>&1 || {
 	log "ERROR: go is not installed"
 	exit 1
@@ -52,8 +66,8 @@ for name in "${names[@]}"; do
 		log "ERROR: no module at $src"
 		exit 1
 	}
-	if [[ "${LOCAL_PROVIDERS_FORCE:-0}" != 1 && -x "$bin" ]] &&
-		[[ -z "$(find "$src" "$ROOT/tools/providers/pluginkit" "$SCRIPT_DIR/build-local-providers.sh" -type f -newer "$bin" -print -quit)" ]]; then
+	hash=$(source_hash "$src" "$ROOT/tools/providers/pluginkit" "$SCRIPT_DIR/build-local-providers.sh")
+	if [[ "${LOCAL_PROVIDERS_FORCE:-0}" != 1 && -x "$bin" && "$(cat "$bin.srchash" 2>/dev/null)" == "$hash" ]]; then
 		log "pulumi-resource-$name: up to date"
 		continue
 	fi
@@ -65,5 +79,6 @@ for name in "${names[@]}"; do
 	# Build next to the target, then rename: a running engine never sees a half-written binary.
 	(cd "$src" && go build -trimpath -ldflags "-s -w" -o "$bin.tmp.$$" .)
 	mv -f "$bin.tmp.$$" "$bin"
+	echo "$hash" >"$bin.srchash"
 	log "pulumi-resource-$name: built in $(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')s -> $bin"
 done
