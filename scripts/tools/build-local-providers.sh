@@ -78,6 +78,12 @@ for name in "${names[@]}"; do
 	fi
 	# Build next to the target, then rename: a running engine never sees a half-written binary.
 	(cd "$src" && go build -trimpath -ldflags "-s -w" -o "$bin.tmp.$$" .)
+	# The committed schema (read by tests/unit/provider-inputs.test.ts) must be this binary's.
+	if [[ -f "$src/schema.json" ]] && ! "$bin.tmp.$$" -schema | cmp -s - "$src/schema.json"; then
+		rm -f "$bin.tmp.$$"
+		log "ERROR: tools/providers/$name/schema.json is not the provider's schema: run 'UPDATE_SCHEMA=1 go test ./...' in tools/providers/$name and commit it"
+		exit 1
+	fi
 	mv -f "$bin.tmp.$$" "$bin"
 	echo "$hash" >"$bin.srchash"
 	log "pulumi-resource-$name: built in $(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')s -> $bin"

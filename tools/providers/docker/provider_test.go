@@ -357,3 +357,13 @@ func BenchmarkContextFilesRepoRoot(b *testing.B) {
 		}
 	}
 }
+
+// schema.json is the provider's schema as committed: tests/unit/provider-inputs.test.ts checks
+// every input the dev program sets against it (the Pulumi mocks accept anything).
+func TestSchemaFileIsCurrent(t *testing.T) {
+	s, err := testProvider.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdktest.Golden(t, s, "schema.json")
+}

@@ -6,7 +6,9 @@ package pluginkit
 // serve gRPC on a free port, print the port, watch the engine's health endpoint, stop on SIGINT.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -20,7 +22,20 @@ import (
 
 func Serve(prov pulumirpc.ResourceProviderServer) error {
 	flag.String("tracing", "", "ignored (Zipkin tracing endpoint)")
+	printSchema := flag.Bool("schema", false, "print the schema (indented JSON, as tools/providers/<name>/schema.json) and exit")
 	flag.Parse()
+	if *printSchema {
+		resp, err := prov.GetSchema(context.Background(), &pulumirpc.GetSchemaRequest{})
+		if err != nil {
+			return err
+		}
+		out, err := IndentSchema(resp.GetSchema())
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(out)
+		return err
+	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
@@ -49,4 +64,15 @@ func Serve(prov pulumirpc.ResourceProviderServer) error {
 	}
 	fmt.Printf("%d\n", handle.Port)
 	return <-handle.Done
+}
+
+// IndentSchema is the committed form of a schema (tools/providers/<name>/schema.json, which the
+// TypeScript tests read to check the program's inputs): two-space indented, newline-terminated.
+func IndentSchema(schema string) ([]byte, error) {
+	var b bytes.Buffer
+	if err := json.Indent(&b, []byte(schema), "", "  "); err != nil {
+		return nil, err
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
 }

@@ -74,3 +74,13 @@ func TestSchemaMatchesTheSDK(t *testing.T) {
 	}
 	sdktest.Check(t, s, filepath.Join("..", "..", "..", "node_modules", "@pulumi", "random"))
 }
+
+// schema.json is the provider's schema as committed: tests/unit/provider-inputs.test.ts checks
+// every input the dev program sets against it (the Pulumi mocks accept anything).
+func TestSchemaFileIsCurrent(t *testing.T) {
+	s, err := newProvider().Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdktest.Golden(t, s, "schema.json")
+}

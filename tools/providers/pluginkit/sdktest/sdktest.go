@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ai-trading/pluginkit"
 )
 
 type property struct {
@@ -173,5 +175,25 @@ func Check(t *testing.T, schemaJSON, sdkDir string) {
 			continue
 		}
 		compare(t, "type "+token, o.Properties, members)
+	}
+}
+
+// Golden compares the schema with the committed file (tools/providers/<name>/schema.json, read by
+// the TypeScript tests that check every input the program sets); UPDATE_SCHEMA=1 rewrites it.
+func Golden(t *testing.T, schemaJSON, file string) {
+	t.Helper()
+	want, err := pluginkit.IndentSchema(schemaJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv("UPDATE_SCHEMA") == "1" {
+		if err := os.WriteFile(file, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(file)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("%s is not the provider's schema (run UPDATE_SCHEMA=1 go test ./... in its module and commit it): %v", file, err)
 	}
 }
