@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { useServers } from "../harness/shared";
 import { startPostgres, pg, kafkajs, type PostgresServer } from "../harness";
 import { createService, runCommand, type Service } from "../../services/src/kit";
@@ -381,12 +381,9 @@ describe("migrate command and /datastores endpoint", () => {
     expect(metrics).toMatch(/datastore_probe_latency_ms\{[^}]*datastore="postgres"[^}]*\} -1/);
 
     await privatePg.restart();
-    let b3: { datastores: { postgres: { status: string } } } | undefined;
-    for (let i = 0; i < 20; i++) {
-      b3 = await (await fetch(`${base}/datastores`)).json();
-      if (b3!.datastores.postgres.status === "enabled") break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(b3!.datastores.postgres.status).toBe("enabled");
+    await vi.waitFor(async () => {
+      const b3 = (await (await fetch(`${base}/datastores`)).json()) as { datastores: { postgres: { status: string } } };
+      expect(b3.datastores.postgres.status).toBe("enabled");
+    }, { timeout: 60_000, interval: 250 });
   });
 });

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 // ws resolves from the services package (tests at the root import services code directly).
 import { WebSocketServer } from "../../services/node_modules/ws";
 import { BinanceApiError, BinanceTradingClient, binanceFills, sign, toBinanceOrder } from "../../services/src/trading/binance/adapter";
@@ -50,9 +50,9 @@ describe("synthetic source", () => {
     const src = new SyntheticSource({ seed: 1, emitEveryMs: 5, liveStartIndex: 0 });
     const got: Bar[] = [];
     const sub = src.subscribe("ETHUSDT", "1m", (b) => void got.push(b));
-    await new Promise((r) => setTimeout(r, 100));
+    // A condition, not a fixed sleep: a loaded host may run the 5 ms timer far less often.
+    await vi.waitFor(() => expect(got.length).toBeGreaterThan(3), { timeout: 30_000, interval: 20 });
     await sub.close();
-    expect(got.length).toBeGreaterThan(3);
     expect(got.slice(0, 3)).toEqual(await src.history("ETHUSDT", "1m", { limit: 3 }));
   });
 });
@@ -65,7 +65,7 @@ describe("replay source", () => {
     expect(h[0]).toEqual({ symbol: "BTCUSDT", interval: "1m", openTime: 1704067200000, closeTime: 1704067259999, open: "42283.58", high: "42298.62", low: "42261.02", close: "42298.61", volume: "35.92724" });
     const got: Bar[] = [];
     const sub = src.subscribe("BTCUSDT", "1m", (b) => void got.push(b));
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.waitFor(() => expect(got).toHaveLength(h.length), { timeout: 30_000, interval: 10 });
     await sub.close();
     expect(got).toEqual(h);
   });
@@ -135,9 +135,10 @@ describe("binance market data", () => {
     const md = new BinanceMarketData({ wsBaseUrl: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, reconnectMinMs: 10 });
     const got: Bar[] = [];
     const sub = md.subscribe("BNBBTC", "1m", (b) => void got.push(b));
-    const deadline = Date.now() + 3000;
-    while (connections < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.waitFor(() => expect(connections).toBeGreaterThanOrEqual(2), { timeout: 30_000, interval: 20 });
+    await vi.waitFor(() => expect(got.length).toBeGreaterThanOrEqual(1), { timeout: 30_000, interval: 20 });
+    // The replay on the second connection has had time to arrive: a duplicate would show up by now.
+    await new Promise((r) => setTimeout(r, 200));
     await sub.close();
     expect(paths[0]).toBe("/ws/bnbbtc@kline_1m");
     expect(connections).toBeGreaterThanOrEqual(2);
