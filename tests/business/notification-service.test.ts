@@ -210,6 +210,8 @@ describe("notification-service", () => {
     u.receiver!.failing = false;
     expect((await api("POST", `/dead-letters/${dead.id}/replay`, u.id)).status).toBe(200);
     await waitUntil("replayed delivery accepted", async () => u.receiver!.accepted.length === 1, 60_000);
+    // The receiver has the request before the service records the answer: wait for the row.
+    await waitUntil("replayed delivery recorded as sent", async () => (await deliveries(u.id))[0]?.status === "sent", 60_000);
     expect((await deliveries(u.id))[0]).toMatchObject({ status: "sent", attempts: 1 });
     expect((await api("POST", `/dead-letters/${dead.id}/replay`, u.id)).status).toBe(409);
   }, 180_000);
