@@ -155,6 +155,8 @@ describe("useServers (shared servers of global-setup, private redis)", () => {
       "CLICKHOUSE_USER",
       "DRAGONFLY_URL",
       "KAFKA_BROKERS",
+      "KAFKA_CONNECT_TIMEOUT_MS",
+      "POSTGRES_CONNECT_TIMEOUT_MS",
       "POSTGRES_URL",
     ]);
     const c = new pg.Client({ connectionString: srv.postgres.url });
