@@ -37,6 +37,10 @@ export async function startPlatform(serverEnv: Record<string, string>, extraEnv:
     JWT_SECRET: randomBytes(64).toString("hex"),
     MARKET_SUBSCRIBE: "false",
     RATE_LIMIT_MAX_REQUESTS: "1000000",
+    // Datastore probes (/ready; database-service /datastores) get 15 s instead of 2 s: at load 40+
+    // on two cores a healthy PostgreSQL took over 2 s to answer, and the probe reported it failing.
+    READY_TIMEOUT_MS: "15000",
+    DATASTORE_CHECK_TIMEOUT_MS: "15000",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
     KAFKA_HEARTBEAT_MS: "500",
     OM_CONSUMER_GROUP: `om-platform-${run}`,

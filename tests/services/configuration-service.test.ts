@@ -66,6 +66,19 @@ describe("versions, audit trail, concurrency, rollback", () => {
     expect(g.body).toMatchObject({ value: { usd: 2000 }, version: 2, updatedBy: ADMIN });
   });
 
+  it("keys named like Object.prototype members are ordinary keys: 404 until set, then their own value", async () => {
+    for (const key of ["constructor", "toString", "hasOwnProperty", "valueOf"]) {
+      const missing = await call("GET", `/namespaces/proto-names/keys/${key}`);
+      expect(missing.status, key).toBe(404);
+      expect(missing.body.error.code).toBe("NOT_FOUND");
+    }
+    expect((await call("PUT", "/namespaces/proto-names/keys/constructor", { value: { kept: 1 } })).status).toBe(201);
+    const g = await call("GET", "/namespaces/proto-names/keys/constructor");
+    expect(g.status).toBe(200);
+    expect(g.body).toMatchObject({ key: "constructor", value: { kept: 1 }, version: 1 });
+    expect((await call("GET", "/namespaces/proto-names/keys/toString")).status).toBe(404);
+  });
+
   it("keeps who/when/old/new/request id for every version, rolls back as a new version", async () => {
     const rid = "req-rollback-1";
     const rb = await call("POST", "/namespaces/risk-management/keys/max.position/rollback", { version: 1, expectedVersion: 2 }, { ...admin, "x-request-id": rid });

@@ -46,7 +46,8 @@ export function registerRoutes(app: App, store: ConfigStore, cacheState: { error
   app.get("/namespaces/:namespace/keys/:key", { schema: { params: KeyParams, response: { 200: KeyOut } } }, async (req, reply) => {
     const { snapshot, cache } = await store.snapshot(req.params.namespace);
     reply.header("x-cache", cache);
-    const e = snapshot.entries[req.params.key];
+    // Own keys only: a key named "constructor" or "__proto__" must not find Object.prototype's.
+    const e = Object.hasOwn(snapshot.entries, req.params.key) ? snapshot.entries[req.params.key] : undefined;
     if (!e) throw notFound(`${req.params.namespace}/${req.params.key} does not exist`);
     return { namespace: req.params.namespace, key: req.params.key, ...e };
   });

@@ -75,8 +75,10 @@ export class ConfigStore {
       "SELECT key, value, version, updated_at, updated_by FROM config_entries WHERE namespace = $1 ORDER BY key",
       [ns],
     );
-    const entries: Record<string, Entry> = {};
-    for (const r of rows) entries[r.key] = { value: r.value, version: r.version, updatedAt: r.updated_at.toISOString(), updatedBy: r.updated_by };
+    // fromEntries defines own properties: a key "__proto__" stays a key instead of setting the prototype.
+    const entries: Record<string, Entry> = Object.fromEntries(
+      rows.map((r) => [r.key, { value: r.value, version: r.version, updatedAt: r.updated_at.toISOString(), updatedBy: r.updated_by }]),
+    );
     return { namespace: ns, entries };
   }
 
