@@ -158,7 +158,10 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
 
   it("runs Weaviate from the local image: healthy, API key required, the platform's classes, vector search, the orchestrator connected", async () => {
     await eventually("weaviate healthy", async () => docker(["inspect", "-f", "{{.State.Health.Status}}", `${PREFIX}-weaviate`]), (s) => s === "healthy", 240);
-    expect(docker(["inspect", "-f", "{{.Config.Image}}", `${PREFIX}-weaviate`])).toMatch(/^ai-trading\/weaviate:/);
+    // Containers are created from the image ID the RemoteImage resolved (pinned, so .Config.Image
+    // is a sha256): the tags of that image say which one it is.
+    const imageId = docker(["inspect", "-f", "{{.Image}}", `${PREFIX}-weaviate`]);
+    expect(docker(["image", "inspect", "-f", "{{json .RepoTags}}", imageId])).toMatch(/"ai-trading\/weaviate:/);
     expect(docker(["inspect", "-f", "{{.Config.User}}", `${PREFIX}-weaviate`])).toBe("weaviate");
     const outputs = await stack.outputs(true);
     const m = /^(http:\/\/\S+) \(Authorization: Bearer (\S+)\)$/.exec(outputs.connectionStrings.weaviate);
