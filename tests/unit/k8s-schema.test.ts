@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { validateManifest } from "../helpers/k8s-schema";
 import { runProgram } from "../helpers/program";
 
-describe("prod manifests against the Kubernetes OpenAPI schemas", () => {
+describe("prod manifests against the Kubernetes OpenAPI schemas", { timeout: 300_000 }, () => {
   it("are all valid", async () => {
     const run = await runProgram("prod");
     const objects = run.resources.filter((r) => r.type.startsWith("kubernetes:")).map((r) => r.inputs);

@@ -26,7 +26,11 @@ function envOf(container: { inputs: Record<string, any> }): Record<string, strin
   return Object.fromEntries((container.inputs.envs as string[]).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
 }
 
-describe("dev stack (Docker)", () => {
+// Each case runs the whole program under mocks: seconds on a quiet machine, over a minute at load 40
+// on two cores (the first prod case timed out at 60 s in a clean-clone CI run).
+const PROGRAM_RUN_TIMEOUT_MS = 300_000;
+
+describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
   it("deploys every datastore with a volume, a health check and a secret connection string", async () => {
     const run = await runProgram("dev", dockerAllOn);
     for (const store of allDatastores) {
@@ -121,7 +125,7 @@ describe("dev stack (Docker)", () => {
   });
 });
 
-describe("prod stack (Kubernetes)", () => {
+describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
   it("deploys every datastore as a StatefulSet with storage and probes, credentials via Secrets", async () => {
     const run = await runProgram("prod");
     for (const store of allDatastores) {
@@ -218,7 +222,7 @@ describe("prod stack (Kubernetes)", () => {
   });
 });
 
-describe("local-k8s stack (the local cluster of scripts/cluster/)", () => {
+describe("local-k8s stack (the local cluster of scripts/cluster/)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
   const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
 
   it("runs the local images imported into the node, never pulled and never built by the program", async () => {
@@ -271,7 +275,7 @@ describe("local-k8s stack (the local cluster of scripts/cluster/)", () => {
   });
 });
 
-describe("Kubernetes ordering and autoscaling", () => {
+describe("Kubernetes ordering and autoscaling", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
   it("creates each workload's Secret and ConfigMap before the pods that reference them", async () => {
     const run = await runProgram("prod");
     const index = (type: string, name: string) => run.resources.findIndex((r) => r.type === type && r.inputs.metadata?.name === name);
@@ -320,7 +324,7 @@ describe("Kubernetes ordering and autoscaling", () => {
   });
 });
 
-describe("configuration changes the graph", () => {
+describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
   it("removes a datastore that is switched off", async () => {
     const run = await runProgram("prod", { weaviateEnabled: "false" });
     expect(byType(run, STATEFULSET).map((s) => s.name)).not.toContain("weaviate-statefulset");

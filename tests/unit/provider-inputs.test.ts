@@ -17,7 +17,7 @@ function problemsOf(run: ProgramRun): string[] {
   });
 }
 
-describe("program inputs against this repo's provider plugins", () => {
+describe("program inputs against this repo's provider plugins", { timeout: 300_000 }, () => {
   it("the dev stack as shipped sets only what the docker and random plugins implement", async () => {
     const run = await runProgram("dev");
     const checked = run.resources.filter((r) => r.type.startsWith("docker:") || r.type.startsWith("random:"));
