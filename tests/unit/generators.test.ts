@@ -8,7 +8,7 @@ import { aiChainsDashboard } from "../../components/monitoring/grafana";
 import { buildTopology } from "../../components/topology";
 import { backupScript } from "../../components/data/backup";
 import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
-import { fileKey, scaledCpu, scaledMemory } from "../../components/runtime/kubernetes";
+import { fileKey, k8sProbe, k8sStartupProbe, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "../../components/runtime/kubernetes";
 import { runtimeCapabilities } from "../../components/runtime";
 import { dockerHealthcheck, dockerTmpfsOptions } from "../../components/runtime/docker";
 
@@ -159,6 +159,14 @@ describe("workload spec", () => {
     expect(scaledMemory("1536Mi", 0.3)).toBe("461Mi");
     expect(scaledMemory("1Mi", 0.1)).toBe("1Mi");
     expect(() => scaledMemory("1G", 0.5)).toThrow("use Mi or Gi");
+  });
+
+  it("guards each liveness check with a startup probe of the same check, five minutes at least", () => {
+    const live = probe({ http: { path: "/health", port: 8010 } }, { startPeriodSeconds: 15 });
+    expect(k8sStartupProbe(live)).toEqual({ ...k8sProbe(live), initialDelaySeconds: 0, failureThreshold: 30 });
+    expect(k8sStartupProbe(probe({ exec: ["true"] }, { intervalSeconds: 7 })).failureThreshold).toBe(Math.ceil(STARTUP_BUDGET_SECONDS / 7));
+    // A start period longer than the budget wins.
+    expect(k8sStartupProbe(probe({ exec: ["true"] }, { startPeriodSeconds: 600, retries: 10 })).failureThreshold).toBe(70);
     expect(dockerTmpfsOptions()).toBe("rw,noexec,nosuid,size=64m,mode=1777");
     expect(dockerTmpfsOptions(33)).toBe("rw,noexec,nosuid,size=64m,uid=33,gid=33");
   });

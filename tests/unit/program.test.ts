@@ -242,6 +242,11 @@ describe("local-k8s stack (the local cluster of scripts/cluster/)", { timeout: P
       expect(c.resources.requests.memory, w.name).toBe(`${Math.ceil(mib(c.resources.limits.memory) / 2)}Mi`);
     }
     expect(named(run, DEPLOYMENT, "api-gateway-deployment").inputs.spec.template.spec.containers[0].image).toBe("ai-trading/services:0.1.0");
+    // Every long-running container has a startup probe (liveness waits for it), and the Kafka
+    // stand-in does not fence itself over a late heartbeat (a starved single node lost its leaders).
+    for (const w of workloads) expect(w.inputs.spec.template.spec.containers[0].startupProbe?.failureThreshold, w.name).toBeGreaterThanOrEqual(30);
+    const kafkaEnv = named(run, STATEFULSET, "redpanda-statefulset").inputs.spec.template.spec.containers[0].env;
+    expect(kafkaEnv).toContainEqual({ name: "KAFKA_EXTRA_CONFIG", value: "broker.session.timeout.ms=120000" });
   });
 
   it("runs one replica of each service, autoscaled from one, except portfolio-manager: two, a PDB (the suite's resilience case)", async () => {

@@ -37,7 +37,7 @@ import { workloadStorage } from "./storage";
 import { deployment, service, statefulSet } from "./workloads";
 
 export type { KubernetesSettings } from "./context";
-export { k8sProbe, scaledCpu, scaledMemory } from "./pod";
+export { k8sProbe, k8sStartupProbe, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "./pod";
 export { fileKey } from "./secrets";
 
 export const KUBERNETES_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, edge: "ingress-controller" };

@@ -19,6 +19,21 @@ export function k8sProbe(probe: ProbeSpec): k8s.types.input.core.v1.Probe {
   };
 }
 
+/** How long a container may take to start before its liveness probe may kill it. */
+export const STARTUP_BUDGET_SECONDS = 300;
+
+/**
+ * The startup probe guarding a liveness check: the same check, retried for STARTUP_BUDGET_SECONDS
+ * (at least the spec's start period), during which the liveness probe does not run. Without it a
+ * container still connecting to its datastores on a starved node (a broker electing a leader, a
+ * loaded machine) is killed after initialDelay + retries x interval and starts over, slower each
+ * time. Readiness still keeps traffic away until it answers.
+ */
+export function k8sStartupProbe(probe: ProbeSpec): k8s.types.input.core.v1.Probe {
+  const budget = Math.max(STARTUP_BUDGET_SECONDS, probe.startPeriodSeconds + probe.retries * probe.intervalSeconds);
+  return { ...k8sProbe(probe), initialDelaySeconds: 0, failureThreshold: Math.ceil(budget / probe.intervalSeconds) };
+}
+
 /**
  * CPU request for a limit scaled by `ratio` (a Kubernetes CPU quantity: "250m", "1", "0.5"),
  * rounded up to a whole millicore; the limit itself when ratio is 1.
@@ -57,7 +72,10 @@ export function podTemplate(
       .map((name) => ({ name, valueFrom: { secretKeyRef: { name: files.secretName, key: name } } })),
   ];
   const runsAsNonRoot = spec.security.runAsUser !== undefined && spec.security.runAsUser !== 0;
-  const probes = spec.kind === "job" || !spec.liveness ? {} : { livenessProbe: k8sProbe(spec.liveness), readinessProbe: k8sProbe(spec.readiness ?? spec.liveness) };
+  const probes =
+    spec.kind === "job" || !spec.liveness
+      ? {}
+      : { startupProbe: k8sStartupProbe(spec.liveness), livenessProbe: k8sProbe(spec.liveness), readinessProbe: k8sProbe(spec.readiness ?? spec.liveness) };
   const container: k8s.types.input.core.v1.Container = {
     name: spec.name,
     image: spec.image,
