@@ -109,7 +109,8 @@ export function ingressRequest(host: string, ca: string, method: string, urlPath
         method,
         agent: false,
         headers: { host, ...(data ? { "content-type": "application/json", "content-length": String(Buffer.byteLength(data)) } : {}), ...headers },
-        timeout: 20_000,
+        // Generous: a register or login hashes a password on a CPU-limited pod of a loaded node.
+        timeout: 90_000,
       },
       (res) => {
         let text = "";
