@@ -95,6 +95,9 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     expect(login.status, login.text).toBe(200);
     token = login.json.accessToken;
     const auth = { authorization: `Bearer ${token}` };
+    // A market order needs a reference price: risk fails closed (NO_REFERENCE_PRICE) until
+    // data-bridge has published the symbol's first bar, seconds after a fresh deploy.
+    await eventually("a last price for BTCUSDT from data-bridge", () => req("GET", "/api/market/last/BTCUSDT", undefined, auth), (r) => r.status === 200 && Number(r.json?.price) > 0, 180);
     const placed = await eventually(
       "market order accepted",
       () => req("POST", "/api/orders", { symbol: "BTCUSDT", side: "buy", type: "market", quantity: "0.01" }, { ...auth, "idempotency-key": `e2e-k8s-${Date.now()}` }),
@@ -102,6 +105,7 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
       180,
     );
     const orderId = placed.json.orderId;
+    expect(placed.json.status, placed.text).not.toBe("rejected");
     const filled = await eventually("order filled", () => req("GET", `/api/orders/${orderId}`, undefined, auth), (r) => r.json?.status === "filled" || r.json?.order?.status === "filled", 180);
     expect(JSON.stringify(filled.json)).toContain("BTCUSDT");
     const portfolio = await eventually(
