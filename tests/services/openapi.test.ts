@@ -1,6 +1,6 @@
 /**
  * The OpenAPI documents of the whole fleet, checked on every catalog service started on the
- * harness's real servers (tests/hostile/platform.ts), against the routes each service really
+ * harness's real servers (tests/helpers/platform.ts), against the routes each service really
  * registered (Service.routes), so a service or route added later is covered without a new test:
  * - each service's own document (GET /internal/openapi.json, kit/openapi.ts) is valid OpenAPI 3.1,
  *   has every public route with its request schemas (path, query, body) and a success response
@@ -15,7 +15,7 @@ import { catalog, entryPoint } from "../../services/src/catalog";
 import { isInternalPath, type RouteInfo } from "../../services/src/kit";
 import { registry } from "../../services/src/registry";
 import { useServers } from "../harness/shared";
-import { startPlatform, type Platform } from "../hostile/platform";
+import { startPlatform, type Platform } from "../helpers/platform";
 
 const srv = useServers("postgres", "redis", "kafka", "clickhouse");
 let p: Platform;
