@@ -12,14 +12,13 @@ import { kafkajs, pg, startRedis, type RedisServer } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { testIdentities, type TestIdentities } from "../helpers/identity";
-import { createClickHouse } from "../../services/src/kit/datastores";
-import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import apiGateway from "../../services/src/services/api-gateway";
 import billingService from "../../services/src/services/billing-service";
 import paymentService from "../../services/src/services/payment-service";
 import usageMonitoring from "../../services/src/services/usage-monitoring";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http, waitUntil } from "../trading/e2e-helpers";
+import { migrateAll } from "../helpers/schemas";
 
 const srv = useServers("postgres", "kafka", "clickhouse");
 const run = randomBytes(3).toString("hex");
@@ -67,15 +66,7 @@ beforeAll(async () => {
     USAGE_CONSUMER_GROUP: `usage-${run}`,
     RATE_LIMIT_MAX_REQUESTS: "100000",
   };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
-  await runClickHouseMigrations(ch);
-  await ch.close();
-  const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
-  await admin.connect();
-  await ensureKafkaTopics(admin);
-  await admin.disconnect();
+  pool = await migrateAll(env);
 
   const urls: Record<string, string> = {};
   for (const [name, mod] of [["payment-service", paymentService], ["usage-monitoring", usageMonitoring], ["billing-service", billingService]] as const) {

@@ -12,18 +12,17 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pg, startKafka, startRedis, kafkajs, type KafkaServer, type RedisServer } from "../harness";
+import { pg, startKafka, startRedis, type KafkaServer, type RedisServer } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { testIdentities, type TestIdentities } from "../helpers/identity";
-import { createClickHouse } from "../../services/src/kit/datastores";
-import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import { registry } from "../../services/src/registry";
 import { D } from "../../services/src/trading/decimal";
 import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic";
 import type { Bar } from "../../services/src/trading/types";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http, waitUntil } from "../trading/e2e-helpers";
+import { migrateAll } from "../helpers/schemas";
 
 const srv = useServers("postgres", "clickhouse");
 const run = randomBytes(3).toString("hex");
@@ -87,15 +86,7 @@ beforeAll(async () => {
     SMTP_HOST: "127.0.0.1", SMTP_PORT: String((smtp.server.address() as AddressInfo).port), SMTP_REQUIRE_TLS: "false",
     NOTIFY_WEBHOOK_ALLOW_PRIVATE: "true", NOTIFY_WORKER_INTERVAL_MS: "100", PERF_ROLLUP_INTERVAL_MS: "0",
   };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
-  await runClickHouseMigrations(ch);
-  await ch.close();
-  const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
-  await admin.connect();
-  await ensureKafkaTopics(admin);
-  await admin.disconnect();
+  pool = await migrateAll(env);
 
   const urls: Record<string, string> = {};
   const order = ["payment-service", "usage-monitoring", "billing-service", "notification-service", "revenue-analytics", "performance-analytics", "data-bridge", "order-management", "trading-engine", "api-gateway"];

@@ -8,10 +8,9 @@
 import { randomBytes } from "node:crypto";
 import { catalog } from "../../services/src/catalog";
 import { createService, type Service } from "../../services/src/kit";
-import { createClickHouse } from "../../services/src/kit/datastores";
-import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import { registry } from "../../services/src/registry";
-import { freePort, kafkajs, pg } from "../harness";
+import { freePort, pg } from "../harness";
+import { migrateAll } from "./schemas";
 
 export interface Platform {
   services: Map<string, Service<any>>;
@@ -49,15 +48,7 @@ export async function startPlatform(serverEnv: Record<string, string>, extraEnv:
     CM_CONSUMER_GROUP: `cm-platform-${run}`,
     ...extraEnv,
   };
-  const pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
-  await runClickHouseMigrations(ch);
-  await ch.close();
-  const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
-  await admin.connect();
-  await ensureKafkaTopics(admin);
-  await admin.disconnect();
+  const pool = await migrateAll(env);
 
   // Every implemented catalog service, each on a port chosen first so every peer URL is known.
   const names = catalog.map((s) => s.name).filter((n) => registry[n]);

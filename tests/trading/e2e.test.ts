@@ -10,7 +10,6 @@ import { freePort, kafkajs, pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
-import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import apiGateway from "../../services/src/services/api-gateway";
 import userManagement from "../../services/src/services/user-management";
 import dataBridge from "../../services/src/services/data-bridge";
@@ -21,6 +20,7 @@ import { cents, D, quote, roundToTick } from "../../services/src/trading/decimal
 import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic";
 import type { Bar } from "../../services/src/trading/types";
 import { ChildService, http, sleep, waitUntil } from "./e2e-helpers";
+import { migrateAll } from "../helpers/schemas";
 
 const srv = useServers("postgres", "redis", "kafka", "clickhouse");
 const run = randomBytes(3).toString("hex");
@@ -76,15 +76,7 @@ beforeAll(async () => {
     RATE_LIMIT_MAX_REQUESTS: "100000",
   };
   // Schema: the database-service migration runner's pieces (Postgres files, ClickHouse files, topics).
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
-  await runClickHouseMigrations(ch);
-  await ch.close();
-  const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
-  await admin.connect();
-  await ensureKafkaTopics(admin);
-  await admin.disconnect();
+  pool = await migrateAll(env);
 
   const [omPort, tePort] = [await freePort(), await freePort()];
   om = new ChildService("order-management", omPort, env);

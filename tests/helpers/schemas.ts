@@ -1,0 +1,21 @@
+/**
+ * Every datastore's schema for an in-process platform test: PostgreSQL and ClickHouse migrations
+ * (the database-service migration runner's pieces) and the Kafka topics. Returns a small pool on the
+ * test's database for the test's own queries; the caller ends it.
+ */
+import { createClickHouse } from "../../services/src/kit/datastores";
+import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
+import { kafkajs, pg } from "../harness";
+
+export async function migrateAll(env: Record<string, string>): Promise<InstanceType<typeof pg.Pool>> {
+  const pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
+  await runPostgresMigrations(pool);
+  const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
+  await runClickHouseMigrations(ch);
+  await ch.close();
+  const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  await ensureKafkaTopics(admin);
+  await admin.disconnect();
+  return pool;
+}
