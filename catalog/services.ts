@@ -169,7 +169,7 @@ const contracts = {
     secrets: [],
   },
   "risk-analyzer": {
-    description: "Pre-trade risk check endpoint and historical VaR from ClickHouse candles",
+    description: "Pre-trade risk check endpoint, historical VaR from ClickHouse candles, and the kill switch (audited writer of the trading state)",
     tier: "trading",
     port: 8022,
     route: "risk",

@@ -26,6 +26,8 @@ const envVar = (name: string) => `SERVICE_${name.toUpperCase().replace(/-/g, "_"
 export interface PlatformOptions {
   /** Default process metrics on every service's registry (what /metrics serves in production); default false. */
   defaultMetrics?: boolean;
+  /** Start only these catalog services (default: every implemented one); the others' routes answer 502 at the gateway. */
+  only?: string[];
 }
 
 export async function startPlatform(serverEnv: Record<string, string>, extraEnv: Record<string, string> = {}, opts: PlatformOptions = {}): Promise<Platform> {
@@ -51,7 +53,7 @@ export async function startPlatform(serverEnv: Record<string, string>, extraEnv:
   const pool = await migrateAll(env);
 
   // Every implemented catalog service, each on a port chosen first so every peer URL is known.
-  const names = catalog.map((s) => s.name).filter((n) => registry[n]);
+  const names = catalog.map((s) => s.name).filter((n) => registry[n] && (!opts.only || opts.only.includes(n)));
   const ports = new Map<string, number>();
   for (const n of names) ports.set(n, await freePort());
   const urls = new Map([...ports].map(([n, p]) => [n, `http://127.0.0.1:${p}`]));

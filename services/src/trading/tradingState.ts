@@ -7,11 +7,13 @@
  * is `active`; an unknown value is treated as `halted`, the safe reading). The effective state is
  * the stricter of the two. order-management enforces it in the pre-trade check (risk.ts: halted
  * rejects every order, reduce_only every order that would not shrink the position); the AI
- * orchestrator reads it too. This module is the shared contract.
+ * orchestrator reads it too. This module is the shared contract; the only writer is risk-analyzer's
+ * audited kill switch (services/risk-analyzer/kill-switch.ts: PostgreSQL record, this copy).
  */
 import type { Redis } from "ioredis";
 
-export type TradingState = "active" | "reduce_only" | "halted";
+export const TRADING_STATES = ["active", "reduce_only", "halted"] as const;
+export type TradingState = (typeof TRADING_STATES)[number];
 
 export const TRADING_STATE_KEYS = {
   global: "trading:state:global",
