@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ai-trading/pluginkit"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -141,6 +142,8 @@ func (i *image) Create(ctx context.Context, in resource.PropertyMap) (string, re
 	if err != nil {
 		return "", nil, fmt.Errorf("build %s: image not found after build: %w", name, err)
 	}
+	// Best effort: a failed clean-up never fails the build that succeeded.
+	_ = pruneBuildLeftovers(ctx, i.eng, info.Config.Labels[sourceLabel], time.Now())
 	out := in.Copy()
 	out["imageName"] = str(name)
 	out["baseImageName"] = str(name)
@@ -165,3 +168,30 @@ func (i *image) Read(ctx context.Context, _ string, state resource.PropertyMap) 
 }
 
 func (i *image) Delete(context.Context, string, resource.PropertyMap) error { return nil }
+
+// The classic builder keeps every multi-stage build's intermediate stages, and the previous image
+// when a tag moves, as dangling images: about 1.5 GB per build of the services image, 14 GB after a
+// day of deploys on this machine. After a build, the dangling images that carry the built image's
+// source label and are older than leftoverAge are removed. Younger ones stay: another build still
+// running may COPY --from one of its stages, and the latest stages are the next build's layer cache.
+// Images without that label (someone else's) are never touched.
+const (
+	sourceLabel = "org.opencontainers.image.source"
+	leftoverAge = 30 * time.Minute
+)
+
+func pruneFilters(source string, now time.Time) string {
+	f, _ := json.Marshal(map[string][]string{
+		"dangling": {"true"},
+		"label":    {sourceLabel + "=" + source},
+		"until":    {now.Add(-leftoverAge).UTC().Format(time.RFC3339)},
+	})
+	return string(f)
+}
+
+func pruneBuildLeftovers(ctx context.Context, eng *engine, source string, now time.Time) error {
+	if source == "" {
+		return nil
+	}
+	return eng.call(ctx, "POST", "/images/prune", url.Values{"filters": {pruneFilters(source, now)}}, nil, nil)
+}

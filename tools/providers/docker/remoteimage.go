@@ -63,6 +63,7 @@ type imageInfo struct {
 	RepoDigests  []string
 	Os           string
 	Architecture string
+	Config       struct{ Labels map[string]string }
 }
 
 func inspectImage(ctx context.Context, eng *engine, name string) (*imageInfo, error) {
