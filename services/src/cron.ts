@@ -1,0 +1,53 @@
+/**
+ * The cron runner's entry point (kit/cron-runner.ts), the scheduler of scheduled jobs on runtimes
+ * without one (Docker): runs the command after `--` at each tick of `--schedule`, never two at
+ * once, and serves its status on `--port` (GET /health, GET /metrics).
+ *
+ *   node dist/services/src/cron.js --name ml-retrain --schedule "30 3 * * *" [--port 9464] \
+ *     -- node dist/services/src/main.js ml-predictor train
+ *
+ * SIGTERM / SIGINT: no new runs; a running job gets SIGTERM and is waited for.
+ */
+import { parseArgs } from "node:util";
+import { createLogger } from "./kit/app";
+import { CronRunner, serveRunnerStatus } from "./kit/cron-runner";
+
+export const CRON_STATUS_PORT = 9464;
+
+function usage(problem: string): never {
+  process.stderr.write(`${JSON.stringify({ level: 50, time: new Date().toISOString(), msg: `cron runner: ${problem}` })}\n`);
+  process.stderr.write('usage: cron.js --name NAME --schedule "m h dom mon dow" [--port N] -- COMMAND [ARGS...]\n');
+  process.exit(2);
+}
+
+export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  const split = argv.indexOf("--");
+  if (split < 0 || split === argv.length - 1) usage("no command after --");
+  let values: { name?: string; schedule?: string; port?: string };
+  try {
+    ({ values } = parseArgs({ args: argv.slice(0, split), options: { name: { type: "string" }, schedule: { type: "string" }, port: { type: "string" } } }));
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  if (!values.name || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(values.name)) usage("--name must be a lowercase name");
+  if (!values.schedule) usage("--schedule is required");
+  const port = Number(values.port ?? CRON_STATUS_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) usage(`--port must be a port number, got '${values.port}'`);
+  const log = createLogger(`cron:${values.name}`, process.env.LOG_LEVEL ?? "info");
+  let runner: CronRunner;
+  try {
+    runner = new CronRunner({ name: values.name, schedule: values.schedule, command: argv.slice(split + 1), log });
+  } catch (e) {
+    usage(`invalid --schedule '${values.schedule}': ${(e as Error).message}`);
+  }
+  const { server } = await serveRunnerStatus(runner, port);
+  runner.start();
+  const shutdown = (signal: string) => {
+    log.info({ signal }, "stopping the scheduler");
+    void runner.stop().then(() => server.close(() => process.exit(0)));
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,141 @@
+/**
+ * The cron runner (services/src/kit/cron-runner.ts, services/src/cron.ts), the Docker target's
+ * scheduler, against real processes on a schedule of every second. Nothing depends on timing: each
+ * run holds until the test releases it (a file appears), so "a tick came during a run" is waited
+ * for, not assumed, and every wait is vi.waitFor on the runner's status.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createLogger } from "../../services/src/kit/app";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { CronRunner, serveRunnerStatus } from "../../services/src/kit/cron-runner";
+import { freePort, makeTempDir, removeDir } from "../harness/proc";
+
+const EVERY_SECOND = "* * * * * *";
+const WAIT = { timeout: 60_000, interval: 50 };
+const silent = createLogger("cron-test", "silent");
+
+/** A job that counts its runs, notes an overlap, waits for release-<n> and exits with exit-<n> (0). */
+function heldJob(dir: string): string[] {
+  const script = [
+    "set -eu",
+    'n=$(cat "$D/count" 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > "$D/count"',
+    '[ ! -e "$D/running" ] || echo "overlap in run $n" >> "$D/overlaps"',
+    'touch "$D/running"',
+    'trap \'rm -f "$D/running"; echo "$n" >> "$D/terminated"; exit 143\' TERM',
+    'while [ ! -e "$D/release-$n" ]; do sleep 0.05; done',
+    'rm -f "$D/running"',
+    'exit "$(cat "$D/exit-$n" 2>/dev/null || echo 0)"',
+  ].join("\n");
+  return ["sh", "-c", script.replaceAll("$D", dir)];
+}
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe("CronRunner", () => {
+  it("never runs twice at once, skips and counts ticks during a run, records each exit code and the last success", async () => {
+    const dir = makeTempDir("cron-runner-");
+    cleanups.push(() => removeDir(dir));
+    const runner = new CronRunner({ name: "held", schedule: EVERY_SECOND, command: heldJob(dir), log: silent }).start();
+    cleanups.push(() => runner.stop());
+
+    await vi.waitFor(() => expect(runner.status()).toMatchObject({ running: true, runs: 1 }), WAIT);
+    // Ticks keep coming while run 1 is held: they are skipped, not started.
+    await vi.waitFor(() => expect(runner.status().skipped).toBeGreaterThanOrEqual(2), WAIT);
+    expect(runner.status().runs).toBe(1);
+
+    writeFileSync(join(dir, "exit-1"), "3");
+    writeFileSync(join(dir, "release-1"), "");
+    await vi.waitFor(() => expect(runner.status()).toMatchObject({ failed: 1 }), WAIT);
+    let st = runner.status();
+    expect(st.lastRun).toMatchObject({ exitCode: 3, signal: null });
+    expect(st.lastRun!.finishedAt! >= st.lastRun!.startedAt).toBe(true);
+    expect(st.lastSuccessAt).toBeNull();
+
+    // The next tick starts run 2; it succeeds.
+    await vi.waitFor(() => expect(runner.status()).toMatchObject({ running: true, runs: 2 }), WAIT);
+    writeFileSync(join(dir, "release-2"), "");
+    await vi.waitFor(() => expect(runner.status().succeeded).toBe(1), WAIT);
+    st = runner.status();
+    expect(st.lastRun).toMatchObject({ exitCode: 0 });
+    expect(st.lastSuccessAt).toBe(st.lastRun!.finishedAt);
+    expect(st.failed).toBe(1);
+
+    await runner.stop();
+    expect(existsSync(join(dir, "overlaps"))).toBe(false);
+    // Every run the job saw was one the runner started (stop() ended a possible run 3 with SIGTERM).
+    expect(Number(readFileSync(join(dir, "count"), "utf8"))).toBe(runner.status().runs);
+    expect(runner.status().nextRunAt).toBeNull();
+  });
+
+  it("records a command that cannot start as a failed run, and keeps ticking", async () => {
+    const runner = new CronRunner({ name: "missing", schedule: EVERY_SECOND, command: ["/nonexistent/program"], log: silent }).start();
+    cleanups.push(() => runner.stop());
+    await vi.waitFor(() => expect(runner.status().failed).toBeGreaterThanOrEqual(2), WAIT);
+    expect(runner.status().lastRun).toMatchObject({ exitCode: null, error: expect.stringContaining("ENOENT") });
+  });
+
+  it("rejects a bad schedule or an empty command before scheduling anything", () => {
+    expect(() => new CronRunner({ name: "bad", schedule: "every day", command: ["true"], log: silent })).toThrow();
+    expect(() => new CronRunner({ name: "bad", schedule: "61 * * * *", command: ["true"], log: silent })).toThrow();
+    expect(() => new CronRunner({ name: "empty", schedule: "0 3 * * *", command: [], log: silent })).toThrow(/no command/);
+  });
+
+  it("serves its status on /health and /metrics", async () => {
+    const runner = new CronRunner({ name: "quick", schedule: EVERY_SECOND, command: ["true"], log: silent }).start();
+    cleanups.push(() => runner.stop());
+    const { server, port } = await serveRunnerStatus(runner, 0, "127.0.0.1");
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    await vi.waitFor(() => expect(runner.status().succeeded).toBeGreaterThanOrEqual(1), WAIT);
+    const health = await fetch(`http://127.0.0.1:${port}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ job: "quick", schedule: EVERY_SECOND, lastSuccessAt: expect.any(String), lastRun: expect.any(Object) });
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^scheduled_job_last_success_timestamp_seconds\{job="quick"\} \d+/m);
+    expect(metrics).toMatch(/^scheduled_job_runs_total\{job="quick",outcome="succeeded"\} [1-9]/m);
+    expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${port}/health`, { method: "POST" })).status).toBe(405);
+  });
+});
+
+describe("cron.js (the container's entry point)", () => {
+  const entry = join(__dirname, "..", "..", "services", "src", "cron.ts");
+  const start = (args: string[]) => {
+    const child = spawn(process.execPath, ["--import", "tsx", entry, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOG_LEVEL: "info" } });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    return { child, exited, output: () => output };
+  };
+
+  it("runs the job at each tick, logs start and exit, and on SIGTERM ends the running job and exits 0", async () => {
+    const dir = makeTempDir("cron-entry-");
+    cleanups.push(() => removeDir(dir));
+    const port = await freePort();
+    const proc = start(["--name", "entry", "--schedule", EVERY_SECOND, "--port", String(port), "--", ...heldJob(dir)]);
+    cleanups.push(() => proc.child.kill("SIGKILL"));
+    writeFileSync(join(dir, "release-1"), "");
+    await vi.waitFor(async () => {
+      const st = await (await fetch(`http://127.0.0.1:${port}/health`)).json();
+      expect(st).toMatchObject({ succeeded: 1, runs: 2, running: true });
+    }, WAIT);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    // Run 2 was held when the runner stopped: it got SIGTERM and was waited for.
+    expect(readFileSync(join(dir, "terminated"), "utf8").trim()).toBe("2");
+    const lines = proc.output().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { msg: string; exitCode?: number });
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(["scheduler started", "run started", "run succeeded", "run failed", "stopping the scheduler"]));
+    expect(lines.find((l) => l.msg === "run succeeded")?.exitCode).toBe(0);
+  });
+
+  it("refuses a bad schedule with a clear message and exit code 2", async () => {
+    const proc = start(["--name", "bad", "--schedule", "whenever", "--", "true"]);
+    expect(await proc.exited).toBe(2);
+    expect(proc.output()).toContain("invalid --schedule 'whenever'");
+  });
+});
