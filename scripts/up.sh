@@ -22,13 +22,22 @@ if [ "$target" = docker ]; then
   step "Docker engine"
   bash scripts/docker/ensure-dockerd.sh
 fi
+# The local images (debootstrap, apt, the Weaviate server's Go build) need neither npm nor Pulumi:
+# on a fresh machine they build while the Pulumi toolchain compiles, which is the longest step.
+# Their lines carry [build-images], the toolchain's [pulumi-tools].
+images_pid=""
+if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
+  step "local images from Debian (in the background, beside the next steps)"
+  bash scripts/images/build-images.sh &
+  images_pid=$!
+fi
 step "npm packages"
 bash scripts/lib/npm-install.sh
 step "Pulumi CLI and plugins that stack $STACK needs"
 bash scripts/tools/build-pulumi-tools.sh "$STACK"
-if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
-  step "local images from Debian"
-  bash scripts/images/build-images.sh
+if [ -n "$images_pid" ]; then
+  step "waiting for the local images"
+  wait "$images_pid" || { echo "[up] building the local images failed (its log is named above)" >&2; exit 1; }
 fi
 
 step "npm cache for the services image (built offline by pulumi up)"
