@@ -68,8 +68,13 @@ TMP="$VENV.tmp-$$"
 trap 'rm -rf "$TMP"' EXIT
 log "creating $NAME-$KEY (python $VERSION): ${REQS[*]}"
 "$BASE" -m venv "$TMP" >&2 || { log "$BASE -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
-"$TMP/bin/python" -m pip install --disable-pip-version-check --no-input --quiet "${REQS[@]}" >&2 || {
-  log "pip install failed for $NAME (is PyPI reachable? are the pins still published?)"; exit 1; }
+# --only-binary: every pin here has a manylinux or pure wheel for this CPython; an sdist build
+# (minutes of C/C++ on a loaded machine, and a compiler to need) means a pin to fix, so it fails
+# fast instead. --no-compile: pip otherwise byte-compiles every module it installs (the
+# bench-anchors venv: 10,053 files, 27 s CPU, 7.5 min wall at load 20 under nice 19); Python
+# compiles the few modules a run imports, once, on first import.
+"$TMP/bin/python" -m pip install --disable-pip-version-check --no-input --quiet --only-binary=:all: --no-compile "${REQS[@]}" >&2 || {
+  log "pip install failed for $NAME (is PyPI reachable? are the pins still published, with a wheel for python $VERSION?)"; exit 1; }
 # A venv finds itself from pyvenv.cfg beside bin/python: `python -m ...` works after the rename
 # (bin/ scripts keep the temp path in their shebang; call them through python -m).
 mv "$TMP" "$VENV"
