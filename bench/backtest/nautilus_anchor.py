@@ -60,24 +60,29 @@ class Cross(Strategy):
         self.prev = (f, s)
 
 
-def run(cols, fast, slow, timed):
+def run(cols, fast, slow, clock):
+    """Runs each symbol on its own engine; `clock` (anchors.Clock) keeps the set-up (engine, venue,
+    instrument, the frame turned into Bar objects) as loading, apart from the run. Returns the
+    round trips (exits)."""
     trades = 0
-    total = (0.0, 0.0)
     for s in range(cols.shape[1]):
-        engine = BacktestEngine(BacktestEngineConfig(trader_id=TraderId("BENCH-001"), logging=LoggingConfig(bypass_logging=True)))
-        venue = Venue("BINANCE")
-        engine.add_venue(venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.CASH, base_currency=None,
-                         starting_balances=[Money(1_000_000_000, USDT), Money(0, BTC)])
-        instrument = TestInstrumentProvider.btcusdt_binance()
-        engine.add_instrument(instrument)
-        bar_type = BarType.from_str(f"{instrument.id}-1-MINUTE-LAST-EXTERNAL")
-        df = pd.DataFrame({"open": cols[1, s], "high": cols[2, s], "low": cols[3, s], "close": cols[4, s], "volume": cols[5, s]},
-                          index=pd.to_datetime(cols[0, s].astype("int64"), unit="ms", utc=True))
-        engine.add_data(BarDataWrangler(bar_type, instrument).process(df))
-        strat = Cross(CrossConfig(instrument_id=instrument.id, bar_type=bar_type, fast=fast, slow=slow))
-        engine.add_strategy(strat)
-        _, w, c = timed(engine.run)
+        def setup():
+            engine = BacktestEngine(BacktestEngineConfig(trader_id=TraderId("BENCH-001"), logging=LoggingConfig(bypass_logging=True)))
+            venue = Venue("BINANCE")
+            engine.add_venue(venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.CASH, base_currency=None,
+                             starting_balances=[Money(1_000_000_000, USDT), Money(0, BTC)])
+            instrument = TestInstrumentProvider.btcusdt_binance()
+            engine.add_instrument(instrument)
+            bar_type = BarType.from_str(f"{instrument.id}-1-MINUTE-LAST-EXTERNAL")
+            df = pd.DataFrame({"open": cols[1, s], "high": cols[2, s], "low": cols[3, s], "close": cols[4, s], "volume": cols[5, s]},
+                              index=pd.to_datetime(cols[0, s].astype("int64"), unit="ms", utc=True))
+            engine.add_data(BarDataWrangler(bar_type, instrument).process(df))
+            strat = Cross(CrossConfig(instrument_id=instrument.id, bar_type=bar_type, fast=fast, slow=slow))
+            engine.add_strategy(strat)
+            return engine, strat
+
+        engine, strat = clock.loading(setup)
+        clock.run(engine.run)
         trades += strat.exits
-        total = (total[0] + w, total[1] + c)
         engine.dispose()
-    return trades, total
+    return trades
