@@ -13,7 +13,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg, startRedis, type RedisServer } from "../harness";
+import { kafkajs, pg, startRedis, type KafkaJs, type RedisServer } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
@@ -30,7 +30,7 @@ const SMTP_PASSWORD = randomBytes(12).toString("hex");
 const telegram = new FakeTelegram(`123456:${randomBytes(18).toString("base64url")}`);
 let redis: RedisServer;
 let svc: Service<any>;
-let producer: import("kafkajs").Producer;
+let producer: KafkaJs.Producer;
 let smtp: SMTPServer;
 const mails: { to: string[]; raw: string }[] = [];
 
@@ -57,7 +57,10 @@ class Receiver {
           res.writeHead(401).end();
           return;
         }
-        if (this.failing) return res.writeHead(503).end();
+        if (this.failing) {
+          res.writeHead(503).end();
+          return;
+        }
         this.accepted.push({ id: String(req.headers["x-notification-id"]), body: JSON.parse(body) });
         res.writeHead(204).end();
       });

@@ -7,7 +7,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { freePort, kafkajs, pg } from "../harness";
+import { freePort, kafkajs, pg, type KafkaJs } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
@@ -24,7 +24,7 @@ let base: string;
 let pool: InstanceType<typeof pg.Pool>;
 let env: Record<string, string>;
 const events: { type: string; intentId: string; eventId: string }[] = [];
-let consumer: import("kafkajs").Consumer | undefined;
+let consumer: KafkaJs.Consumer | undefined;
 let stopped = false;
 
 const user = randomUUID();

@@ -6,7 +6,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs } from "../harness";
+import { kafkajs, type KafkaJs } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
@@ -18,13 +18,13 @@ import { waitUntil } from "../trading/e2e-helpers";
 const srv = useServers("clickhouse", "kafka");
 const run = randomBytes(3).toString("hex");
 let svc: Service<any>;
-let producer: import("kafkajs").Producer;
+let producer: KafkaJs.Producer;
 const SYMBOL = "XYZUSDT";
 const userId = randomUUID();
 const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
 
 beforeAll(async () => {
-  const env = { ...srv.env, LOG_LEVEL: "silent", PERF_CONSUMER_GROUP: `perf-${run}`, PERF_CAPITAL_BASE: "10000", PERF_ROLLUP_INTERVAL_MS: "0", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500" };
+  const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", PERF_CONSUMER_GROUP: `perf-${run}`, PERF_CAPITAL_BASE: "10000", PERF_ROLLUP_INTERVAL_MS: "0", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500" };
   const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
   await runClickHouseMigrations(ch);
   // Daily closes 100, 110, 99, 121 (the 23:59 candle); the 00:00 candle and the 5m series must not count.

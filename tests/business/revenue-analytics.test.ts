@@ -6,7 +6,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg } from "../harness";
+import { kafkajs, pg, type KafkaJs } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
@@ -18,7 +18,7 @@ const srv = useServers("postgres", "kafka");
 const run = randomBytes(3).toString("hex");
 let svc: Service<any>;
 let pool: InstanceType<typeof pg.Pool>;
-let producer: import("kafkajs").Producer;
+let producer: KafkaJs.Producer;
 const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
 const t = (iso: string) => Date.parse(iso);
 const u = (n: string) => `ra-${run}-${n}`;
@@ -31,7 +31,7 @@ function payment(n: string, user: string, type: string, amount: number, at: stri
 }
 
 beforeAll(async () => {
-  const env = { ...srv.env, LOG_LEVEL: "silent", REVENUE_CONSUMER_GROUP: `revenue-${run}`, KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500" };
+  const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", REVENUE_CONSUMER_GROUP: `revenue-${run}`, KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500" };
   pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
   await runPostgresMigrations(pool);
   const kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
@@ -78,7 +78,7 @@ describe("revenue-analytics", () => {
     const q = "asOf=2021-03-01T00:00:00Z&periodDays=28"; // period [2021-02-01, 2021-03-01)
     const body = await waitUntil("events consumed", async () => {
       const n = Number((await pool.query("SELECT (SELECT count(*) FROM ra_mrr_changes WHERE event_id LIKE $1) + (SELECT count(*) FROM ra_payments WHERE event_id LIKE $1) AS n", [`${run}-%`])).rows[0].n);
-      return n === 13 ? (await metrics(q)).json() : undefined;
+      return n === 13 ? (await metrics(q)).json<{ from: string; currencies: unknown[] }>() : undefined;
     }, 120_000);
     expect(body.from).toBe("2021-02-01T00:00:00.000Z");
     // Start: A 3000, B 1000, C 2000 (3 customers). End: A 3000, C 5000, D 1000 (B canceled, E never paid).

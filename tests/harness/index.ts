@@ -9,4 +9,4 @@ export { startClickHouse, ClickHouseServer, type ClickHouseEnv, type StartClickH
 export { startWeaviate, WeaviateServer, weaviateBinary, weaviateVersion, weaviateAvailability, type WeaviateEnv, type StartWeaviateOptions } from "./weaviate";
 export type { ServerHandle, ServerKind } from "./server";
 export { freePort, generatePassword, waitFor, sleep } from "./proc";
-export { pg, Redis, kafkajs } from "./deps";
+export { pg, Redis, kafkajs, type KafkaJs, type IORedis } from "./deps";

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
-import { startRedis, pg, Redis, type RedisServer } from "../harness";
+import { startRedis, pg, Redis, type IORedis, type RedisServer } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import configurationService, { subscribeConfigChanges, watchNamespace, type ConfigChange } from "../../services/src/services/configuration-service";
 import { cacheKey, generationKey } from "../../services/src/services/configuration-service/store";
@@ -16,7 +16,7 @@ const srv = useServers("postgres");
 let redis: RedisServer;
 let svc: Service;
 let base: string;
-let r: import("ioredis").Redis;
+let r: IORedis.Redis;
 const ADMIN = randomUUID();
 const TRADER = randomUUID();
 const admin = { "x-user-id": ADMIN, "x-user-role": "admin", "content-type": "application/json" };

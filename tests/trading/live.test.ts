@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs, pg, startKafka, type KafkaServer } from "../harness";
+import { ws } from "../harness/deps";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
@@ -16,8 +17,6 @@ import dataBridge from "../../services/src/services/data-bridge";
 import tradingEngine from "../../services/src/services/trading-engine";
 import { sign } from "../../services/src/trading/binance/adapter";
 import { waitUntil } from "./e2e-helpers";
-// ws resolves from the services package.
-import { WebSocketServer } from "../../services/node_modules/ws";
 
 const srv = useServers("postgres", "redis");
 const SECRET = "live-test-secret";
@@ -38,7 +37,8 @@ beforeAll(async () => {
     const i = q.lastIndexOf("&signature=");
     if (req.headers["x-mbx-apikey"] !== "live-key" || sign(q.slice(0, i), SECRET) !== q.slice(i + 11)) {
       res.writeHead(401);
-      return res.end('{"code":-1022,"msg":"Signature for this request is not valid."}');
+      res.end('{"code":-1022,"msg":"Signature for this request is not valid."}');
+      return;
     }
     const p = u.searchParams;
     const cid = p.get("newClientOrderId") ?? p.get("origClientOrderId")!;
@@ -46,7 +46,8 @@ beforeAll(async () => {
     if (req.method === "GET") {
       const o = orders.get(cid);
       res.writeHead(o ? 200 : 400, { "content-type": "application/json" });
-      return res.end(o ? JSON.stringify(o) : '{"code":-2013,"msg":"Order does not exist."}');
+      res.end(o ? JSON.stringify(o) : '{"code":-2013,"msg":"Order does not exist."}');
+      return;
     }
     const o = { symbol: p.get("symbol"), orderId: orders.size + 1, clientOrderId: cid, price: "0", origQty: p.get("quantity"), executedQty: p.get("quantity"), cummulativeQuoteQty: "0", status: "FILLED", type: p.get("type"), side: p.get("side"), transactTime: 1_700_000_000_000, fills: [{ price: "101.5", qty: p.get("quantity"), commission: "0.1015", commissionAsset: "USDT", tradeId: 4242 }] };
     const first = orders.size === 0;
@@ -57,7 +58,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => rest.listen(0, "127.0.0.1", r));
   closers.push(() => { rest.closeAllConnections(); rest.close(); });
   // Fake kline stream: an in-progress update, then the closed kline, for every connection.
-  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  const wss = new ws.WebSocketServer({ port: 0, host: "127.0.0.1" });
   await new Promise((r) => wss.once("listening", r));
   closers.push(() => wss.close());
   const t = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;

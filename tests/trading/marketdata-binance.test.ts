@@ -3,8 +3,6 @@ import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-// ws resolves from the services package (tests at the root import services code directly).
-import { WebSocketServer } from "../../services/node_modules/ws";
 import { BinanceApiError, BinanceTradingClient, binanceFills, sign, toBinanceOrder } from "../../services/src/trading/binance/adapter";
 import { WeightGovernor } from "../../services/src/trading/binance/rateLimit";
 import { BinanceMarketData, parseKlineEvent, parseRestKline } from "../../services/src/trading/marketdata/binance";
@@ -12,6 +10,7 @@ import { parseRecorded, ReplaySource } from "../../services/src/trading/marketda
 import { SAMPLE_BTCUSDT_1M_CSV } from "../../services/src/trading/marketdata/sampleData";
 import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic";
 import type { Bar } from "../../services/src/trading/types";
+import { ws } from "../harness/deps";
 
 const fixtures = join(__dirname, "fixtures");
 const SAMPLE = join(__dirname, "../../services/src/trading/marketdata/sample-btcusdt-1m.csv");
@@ -98,7 +97,8 @@ describe("binance market data", () => {
       calls++;
       if (calls === 2) {
         res.writeHead(429, { "retry-after": "3" });
-        return res.end('{"code":-1003,"msg":"Too many requests"}');
+        res.end('{"code":-1003,"msg":"Too many requests"}');
+        return;
       }
       const start = Number(u.searchParams.get("startTime"));
       const limit = Number(u.searchParams.get("limit"));
@@ -120,7 +120,7 @@ describe("binance market data", () => {
   });
 
   it("streams only closed klines over a WebSocket, once each, and reconnects", async () => {
-    const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    const wss = new ws.WebSocketServer({ port: 0, host: "127.0.0.1" });
     servers.push({ close: () => wss.close() });
     await new Promise((r) => wss.once("listening", r));
     const lines = readFileSync(join(fixtures, "binance-kline-ws.jsonl"), "utf8").trim().split("\n");
@@ -173,7 +173,8 @@ describe("binance trading adapter", () => {
       const sig = q.slice(idx + "&signature=".length);
       if (req.headers["x-mbx-apikey"] !== "key" || sign(q.slice(0, idx), SECRET) !== sig) {
         res.writeHead(401);
-        return res.end('{"code":-1022,"msg":"Signature for this request is not valid."}');
+        res.end('{"code":-1022,"msg":"Signature for this request is not valid."}');
+        return;
       }
       const p = u.searchParams;
       const cid = p.get("newClientOrderId") ?? p.get("origClientOrderId")!;
@@ -182,25 +183,30 @@ describe("binance trading adapter", () => {
         const o = orders.get(cid);
         if (!o) {
           res.writeHead(400);
-          return res.end('{"code":-2013,"msg":"Order does not exist."}');
+          res.end('{"code":-2013,"msg":"Order does not exist."}');
+          return;
         }
         res.writeHead(200, { "content-type": "application/json" });
-        return res.end(JSON.stringify(o));
+        res.end(JSON.stringify(o));
+        return;
       }
       const mode = behaviour(++posts);
       if (mode === "500-before-create") {
         res.writeHead(503);
-        return res.end('{"code":-1000,"msg":"Unknown error"}');
+        res.end('{"code":-1000,"msg":"Unknown error"}');
+        return;
       }
       if (orders.has(cid)) {
         res.writeHead(400);
-        return res.end('{"code":-2010,"msg":"Duplicate order sent."}');
+        res.end('{"code":-2010,"msg":"Duplicate order sent."}');
+        return;
       }
       const o = { symbol: p.get("symbol"), orderId: orders.size + 1, clientOrderId: cid, price: "0", origQty: p.get("quantity"), executedQty: p.get("quantity"), cummulativeQuoteQty: "100", status: "FILLED", type: p.get("type"), side: p.get("side"), transactTime: 123, fills: [{ price: "100", qty: p.get("quantity"), commission: "0.1", commissionAsset: "USDT", tradeId: 77 }] };
       orders.set(cid, o);
       if (mode === "500-after-create") {
         res.writeHead(502);
-        return res.end("<html>bad gateway</html>");
+        res.end("<html>bad gateway</html>");
+        return;
       }
       if (mode === "timeout-after-create") return; // never answer
       res.writeHead(200, { "content-type": "application/json" });
@@ -266,7 +272,7 @@ describe("delivery: a bar the handler cannot write is retried, never dropped", (
   };
 
   it("binance: the closed kline the stream sends once is written after two failed attempts", async () => {
-    const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    const wss = new ws.WebSocketServer({ port: 0, host: "127.0.0.1" });
     await new Promise((r) => wss.once("listening", r));
     servers.push({ close: () => wss.close() });
     const lines = readFileSync(join(fixtures, "binance-kline-ws.jsonl"), "utf8").trim().split("\n");
