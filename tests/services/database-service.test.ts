@@ -346,7 +346,7 @@ describe("migrate command and /datastores endpoint", () => {
     const bad = await run({ POSTGRES_URL: privatePg.url.replace(/:\d+\//, ":1/") });
     expect(bad.code).toBe(1);
     expect(bad.out).toContain("migrations failed");
-  }, 120_000);
+  });
 
   it("reports each datastore enabled/disabled with latency, then a killed postgres as failing", async () => {
     svc = await createService(databaseService, { env: env(), defaultMetrics: false });

@@ -5,7 +5,7 @@
  * clear 4xx; promote / rollback through the API; drift and staleness metrics on /metrics.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useServers } from "../harness/shared";
+import { useServers, type Servers } from "../harness/shared";
 import { weaviateAvailability } from "../harness/weaviate";
 import { createService, runCommand, type Service } from "../../services/src/kit";
 import databaseService from "../../services/src/services/database-service";
@@ -19,7 +19,8 @@ import { ML_DIR, mlPython } from "../helpers/ml-python";
 import { pg } from "../harness";
 
 const { available: withWeaviate } = weaviateAvailability();
-const srv = withWeaviate ? useServers("postgres", "clickhouse", "weaviate") : useServers("postgres", "clickhouse");
+/** `weaviate` is there only withWeaviate. */
+const srv: Pick<Servers, "postgres" | "clickhouse" | "env"> & Partial<Pick<Servers, "weaviate">> = withWeaviate ? useServers("postgres", "clickhouse", "weaviate") : useServers("postgres", "clickhouse");
 const SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
 const admin = { "x-user-id": "00000000-0000-4000-8000-00000000000a", "x-user-role": "admin" };
 const trader = { "x-user-id": "00000000-0000-4000-8000-00000000000b", "x-user-role": "trader" };

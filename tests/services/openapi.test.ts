@@ -48,9 +48,9 @@ async function getJson(url: string): Promise<{ status: number; body: Doc }> {
   return { status: r.status, body: (await r.json()) as Doc };
 }
 
-async function validate(doc: unknown): Promise<{ valid: boolean; errors?: unknown; version?: string }> {
+async function validate(doc: Doc): Promise<{ valid: boolean; errors?: unknown; version?: string }> {
   const v = new Validator();
-  const res = await v.validate(doc as object);
+  const res = await v.validate(doc);
   return { valid: res.valid, errors: res.errors, version: v.version };
 }
 

@@ -142,7 +142,7 @@ describe("workload spec", () => {
 
   it("maps probes for Docker and file keys for Kubernetes", () => {
     expect(dockerHealthcheck(probe({ exec: ["pg_isready"] }))).toEqual({ tests: ["CMD", "pg_isready"], interval: "10s", timeout: "5s", retries: 5, startPeriod: "20s" });
-    expect(dockerHealthcheck(spec.liveness).tests!.slice(0, 3)).toEqual(["CMD", "node", "-e"]);
+    expect(dockerHealthcheck(probe({ http: { path: "/health", port: 80 } })).tests).toEqual(["CMD", "node", "-e", expect.stringContaining("fetch('http://127.0.0.1:80/health')")]);
     expect(fileKey("/etc/nginx/nginx.conf")).toBe("etc_nginx_nginx.conf");
   });
 
