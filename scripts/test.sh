@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (apt packages, Kafka
-# jars from Maven Central, npm packages), type-checks the three packages, then runs every vitest
-# suite. Real servers (PostgreSQL, Redis, Kafka, ClickHouse, Weaviate) are started by the harness on free
+# jars from Maven Central, npm packages), type-checks the three packages and the test tree, then
+# runs every vitest suite. Real servers (PostgreSQL, Redis, Kafka, ClickHouse, Weaviate) are started by the harness on free
 # loopback ports and stopped at the end.
 #
 #   npm test                       everything
@@ -17,6 +17,14 @@ bash scripts/deps/install-test-deps.sh >/dev/null
 step "npm packages"
 bash scripts/lib/npm-install.sh
 
+# Type-checks first (seconds, fail fast): the program, the services, the policy pack, and the
+# test tree with the benchmarks (tsconfig.tests.json; vitest itself does not check types).
+step "type-check"
+npx --no-install tsc --noEmit -p tsconfig.json
+npx --no-install tsc --noEmit -p services/tsconfig.json
+npx --no-install tsc --noEmit -p policies/tsconfig.json
+npx --no-install tsc --noEmit -p tsconfig.tests.json
+
 # Weaviate: built from the Go module proxy and cached (scripts/weaviate/build.sh; ~11 min cold,
 # instant warm). With the binary the Weaviate tests are required (a missing binary fails them);
 # without Go they are skipped with the reason printed.
@@ -28,10 +36,6 @@ else
   echo "[test] SKIPPING Weaviate tests: Go not found (/usr/local/go/bin/go or PATH) to build the server" >&2
 fi
 
-step "type-check"
-npx --no-install tsc --noEmit -p tsconfig.json
-npx --no-install tsc --noEmit -p services/tsconfig.json
-npx --no-install tsc --noEmit -p policies/tsconfig.json
 
 step "vitest"
 report="$(mktemp -d)/vitest.json"
