@@ -48,6 +48,7 @@ func containerType(eng *engine) *pluginkit.Type {
 			"healthcheck":         ref(tokContainerHealthcheck),
 			"memory":              intProp().Doc("Memory limit in MB."),
 			"cpus":                strProp().Doc(`CPU limit, e.g. "0.5".`),
+			"pidsLimit":           intProp().Doc("Most processes and threads the container may run (HostConfig.PidsLimit), positive. Not in @pulumi/docker 5.x: components/runtime/docker-container.ts declares it."),
 			"user":                strProp(),
 			"readOnly":            boolProp(),
 			"capabilities":        ref(tokContainerCapabilities),
@@ -120,6 +121,10 @@ func (c *container) Check(ctx context.Context, m resource.PropertyMap) []*pulumi
 		if _, err := strconv.ParseFloat(v.StringValue(), 64); err != nil {
 			f = append(f, &pulumirpc.CheckFailure{Property: "cpus", Reason: fmt.Sprintf("cpus %q is not a number", v.StringValue())})
 		}
+	}
+	// The engine reads 0 and -1 as "unlimited": an explicit value that lifts the limit is refused.
+	if v, ok := pluginkit.PV(m, "pidsLimit"); ok && v.IsNumber() && v.NumberValue() < 1 {
+		f = append(f, &pulumirpc.CheckFailure{Property: "pidsLimit", Reason: fmt.Sprintf("pidsLimit must be a positive integer, got %v (leave it unset for the engine's default)", v.NumberValue())})
 	}
 	if hc, ok := pluginkit.Object(m, "healthcheck"); ok {
 		for _, k := range []string{"interval", "timeout", "startPeriod", "startInterval"} {
@@ -200,6 +205,9 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 	}
 	if v := pluginkit.GetInt(in, "memory", 0); v > 0 {
 		host["Memory"] = int64(v) * 1024 * 1024
+	}
+	if v := pluginkit.GetInt(in, "pidsLimit", 0); v > 0 {
+		host["PidsLimit"] = int64(v)
 	}
 	if v := pluginkit.GetString(in, "cpus", ""); v != "" {
 		cpus, _ := strconv.ParseFloat(v, 64)

@@ -244,7 +244,7 @@ func TestCreateBody(t *testing.T) {
 		"volumes", []any{map[string]any{"volumeName": "v1", "containerPath": "/data"}},
 		"tmpfs", map[string]any{"/tmp": "rw,noexec"},
 		"healthcheck", map[string]any{"tests": []any{"CMD", "true"}, "interval": "15s", "timeout": "5s", "retries": 3.0, "startPeriod": "1m"},
-		"memory", 256.0, "cpus", "0.5", "user", "10001:10001", "readOnly", true,
+		"memory", 256.0, "cpus", "0.5", "pidsLimit", 128.0, "user", "10001:10001", "readOnly", true,
 		"capabilities", map[string]any{"drops": []any{"ALL"}, "adds": []any{"NET_BIND_SERVICE"}},
 		"securityOpts", []any{"no-new-privileges:true"},
 		"labels", []any{map[string]any{"label": "a", "value": "b"}},
@@ -264,6 +264,7 @@ func TestCreateBody(t *testing.T) {
 	check("Env", b["Env"], []string{"A=1", "B=2"})
 	check("Memory", host["Memory"], int64(256*1024*1024))
 	check("NanoCpus", host["NanoCpus"], int64(500000000))
+	check("PidsLimit", host["PidsLimit"], int64(128))
 	check("NetworkMode", host["NetworkMode"], "net1")
 	check("extra networks", extra, []string{"net2"})
 	check("PortBindings", host["PortBindings"], map[string][]map[string]string{"6379/tcp": {{"HostIp": "127.0.0.1", "HostPort": "16379"}}})
@@ -279,6 +280,38 @@ func TestCreateBody(t *testing.T) {
 	check("Labels", b["Labels"], map[string]string{"a": "b"})
 	nc := b["NetworkingConfig"].(map[string]any)["EndpointsConfig"].(map[string]any)["net1"].(map[string]any)
 	check("Aliases", nc["Aliases"], []string{"svc"})
+}
+
+// pidsLimit: the engine's HostConfig.PidsLimit; only a positive value is accepted (0 and -1 mean
+// "unlimited" to the engine), a non-integer is refused by the schema, and a change replaces the
+// container like every other container input (memory, cpus) does.
+func TestContainerPidsLimit(t *testing.T) {
+	for _, bad := range []float64{0, -1} {
+		_, f := check(t, "docker:index/container:Container", props("name", "n", "image", "i", "pidsLimit", bad))
+		if len(f) != 1 || f[0].Property != "pidsLimit" || !strings.Contains(f[0].Reason, "positive integer") {
+			t.Errorf("pidsLimit %v: failures %v", bad, f)
+		}
+	}
+	if _, f := check(t, "docker:index/container:Container", props("name", "n", "image", "i", "pidsLimit", 2.5)); len(f) != 1 || f[0].Property != "pidsLimit" {
+		t.Errorf("pidsLimit 2.5: failures %v", f)
+	}
+	in, f := check(t, "docker:index/container:Container", props("name", "n", "image", "i", "pidsLimit", 64.0))
+	if len(f) != 0 || pluginkit.GetInt(in, "pidsLimit", 0) != 64 {
+		t.Fatalf("pidsLimit 64: %v %v", f, in)
+	}
+	if b, _ := createBody(props("name", "n", "image", "i")); b["HostConfig"].(map[string]any)["PidsLimit"] != nil {
+		t.Fatal("no pidsLimit: the engine's default, nothing sent")
+	}
+	c := typeOf(t, "docker:index/container:Container")
+	olds := props("name", "n", "image", "sha256:1", "pidsLimit", 64.0)
+	news := props("name", "n", "image", "sha256:1", "pidsLimit", 128.0)
+	if d := c.Diff(olds, news); !reflect.DeepEqual(d.Replaces, []string{"pidsLimit"}) || !d.DeleteBeforeReplace {
+		t.Fatalf("a changed pidsLimit replaces the container: %v", d)
+	}
+	delete(news, "pidsLimit")
+	if d := c.Diff(olds, news); !reflect.DeepEqual(d.Replaces, []string{"pidsLimit"}) {
+		t.Fatalf("a removed pidsLimit replaces the container: %v", d)
+	}
 }
 
 func TestUploadsAndLogs(t *testing.T) {
@@ -310,7 +343,9 @@ func TestSchemaMatchesTheSDK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sdktest.Check(t, s, filepath.Join("..", "..", "..", "node_modules", "@pulumi", "docker"))
+	// pidsLimit: implemented here, absent from @pulumi/docker 5.x, declared by the program's own class.
+	ext := sdktest.Extension{Token: "docker:index/container:Container", File: filepath.Join("..", "..", "..", "components", "runtime", "docker-container.ts"), Interface: "ContainerArgs"}
+	sdktest.Check(t, s, filepath.Join("..", "..", "..", "node_modules", "@pulumi", "docker"), ext)
 }
 
 // Inputs that the schema does not declare are rejected at any depth, never silently ignored.

@@ -73,9 +73,12 @@ func tsKind(t string) string {
 	return t
 }
 
-var member = regexp.MustCompile(`^    (?:readonly )?(\w+)\??: (.*)$`)
+// member is one property line of an interface or class: "<indent>[readonly ]name[?]: type".
+var member = regexp.MustCompile(`^(\s+)(?:readonly )?(\w+)\??: (.*)$`)
 
-// block returns the members (name -> TypeScript type) of "export <header> {" ... "}" in file.
+// block returns the members (name -> TypeScript type) of "export <header> {" ... "}" in file: the
+// lines at the indentation of the block's first line (the SDK's declarations indent by 4, the
+// repo's own sources by 2), so the members of nested object types are not taken for its own.
 func block(t *testing.T, file, header string) map[string]string {
 	t.Helper()
 	b, err := os.ReadFile(file)
@@ -84,21 +87,30 @@ func block(t *testing.T, file, header string) map[string]string {
 	}
 	lines := strings.Split(string(b), "\n")
 	for i, l := range lines {
-		if !strings.HasPrefix(l, "export "+header+" ") {
+		if !strings.HasPrefix(l, "export "+header+" ") || i+1 >= len(lines) {
 			continue
 		}
+		indent := lines[i+1][:len(lines[i+1])-len(strings.TrimLeft(lines[i+1], " "))]
 		out := map[string]string{}
 		for _, m := range lines[i+1:] {
 			if m == "}" {
 				return out
 			}
-			if g := member.FindStringSubmatch(m); g != nil {
-				out[g[1]] = g[2]
+			if g := member.FindStringSubmatch(m); g != nil && g[1] == indent {
+				out[g[2]] = g[3]
 			}
 		}
 	}
 	t.Fatalf("%s: no %q", file, header)
 	return nil
+}
+
+// Extension: inputs a plugin implements beyond the SDK, declared by the program's own TypeScript
+// (an exported interface extending the SDK's args, used by a CustomResource of the same token).
+type Extension struct {
+	Token     string // e.g. docker:index/container:Container
+	File      string // the TypeScript file declaring the interface
+	Interface string // e.g. ContainerArgs
 }
 
 func compare(t *testing.T, where string, ours map[string]property, sdk map[string]string) {
@@ -122,7 +134,10 @@ func compare(t *testing.T, where string, ours map[string]property, sdk map[strin
 
 // Check compares schemaJSON with the npm package in sdkDir (node_modules/@pulumi/<name>). Without
 // node_modules (no `npm install` yet) the test is skipped, saying so.
-func Check(t *testing.T, schemaJSON, sdkDir string) {
+//
+// A property the SDK lacks is accepted only when an extension for the resource declares it with the
+// same kind; an extension property the SDK has meanwhile gained, or the schema lacks, is an error.
+func Check(t *testing.T, schemaJSON, sdkDir string, extensions ...Extension) {
 	t.Helper()
 	pkgJSON, err := os.ReadFile(filepath.Join(sdkDir, "package.json"))
 	if os.IsNotExist(err) {
@@ -156,8 +171,30 @@ func Check(t *testing.T, schemaJSON, sdkDir string) {
 		if !strings.Contains(string(js), "__pulumiType = '"+token+"'") {
 			t.Errorf("%s: not the SDK's type token (%s.js)", token, file)
 		}
-		compare(t, token+" input", r.InputProperties, block(t, file+".d.ts", "interface "+class+"Args"))
-		compare(t, token+" output", r.Properties, block(t, file+".d.ts", "declare class "+class+" extends pulumi.CustomResource"))
+		sdkArgs := block(t, file+".d.ts", "interface "+class+"Args")
+		args := map[string]string{}
+		for k, v := range sdkArgs {
+			args[k] = v
+		}
+		// The plugin's state echoes its inputs: an extension input is an output of the resource too.
+		outs := block(t, file+".d.ts", "declare class "+class+" extends pulumi.CustomResource")
+		for _, e := range extensions {
+			if e.Token != token {
+				continue
+			}
+			for k, v := range block(t, e.File, "interface "+e.Interface) {
+				if _, inSDK := sdkArgs[k]; inSDK {
+					t.Errorf("%s: %s declares %q, which the SDK now has: drop it there and use the SDK's class", token, e.File, k)
+				}
+				if _, inSchema := r.InputProperties[k]; !inSchema {
+					t.Errorf("%s: %s declares %q, which the plugin's schema lacks", token, e.File, k)
+				}
+				args[k] = v
+				outs[k] = v
+			}
+		}
+		compare(t, token+" input", r.InputProperties, args)
+		compare(t, token+" output", r.Properties, outs)
 	}
 	for token, o := range s.Types {
 		name := token[strings.LastIndex(token, ":")+1:]
