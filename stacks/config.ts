@@ -60,6 +60,8 @@ export interface StackConfig {
     adminBindAddress: string;
     /** Subnet of the private network (IPv4 CIDR). */
     subnet: string;
+    /** PID limit of each container (HostConfig.PidsLimit) by workload kind. */
+    pidsLimits: { stateless: number; stateful: number; job: number };
   };
   kubernetes: {
     namespace: string;
@@ -346,7 +348,14 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       maxRequests: r.integer("rateLimitMaxRequests"),
     },
     trading: { mode: tradingMode, marketDataSource },
-    docker: { httpPort, httpsPort, publishAdminPorts: target === "docker" && r.boolean("publishAdminPorts"), adminBindAddress, subnet: dockerSubnet },
+    docker: {
+      httpPort,
+      httpsPort,
+      publishAdminPorts: target === "docker" && r.boolean("publishAdminPorts"),
+      adminBindAddress,
+      subnet: dockerSubnet,
+      pidsLimits: { stateless: r.integer("dockerPidsLimitStateless"), stateful: r.integer("dockerPidsLimitStateful"), job: r.integer("dockerPidsLimitJob") },
+    },
     kubernetes: {
       namespace,
       storageClass: r.string("storageClass"),

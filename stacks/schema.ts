@@ -78,6 +78,11 @@ export const stackConfigSchema = Type.Object({
   httpPort: int("Docker: host port of HTTP (redirects only), bound to 127.0.0.1", 8080, 1, 65535),
   httpsPort: int("Docker: host port of HTTPS, bound to 127.0.0.1", 8443, 1, 65535),
   publishAdminPorts: bool("Docker: publish datastore, Prometheus and Grafana ports on the admin bind address (ignored on kubernetes)", true),
+  // Threads count too (the kernel's pids controller counts tasks): the defaults leave the largest
+  // measured peak of each kind far below the limit (policies/README.md) and still stop a fork bomb.
+  dockerPidsLimitStateless: int("Docker: most processes and threads of each stateless container (services, the Nginx edge)", 512, 16, 4_194_304),
+  dockerPidsLimitStateful: int("Docker: most processes and threads of each stateful container (datastores, Prometheus, Grafana)", 4096, 16, 4_194_304),
+  dockerPidsLimitJob: int("Docker: most processes and threads of each one-shot job container (migrations)", 256, 16, 4_194_304),
   adminBindAddress: str(
     "Docker: host address datastore, Prometheus and Grafana ports bind to (e.g. a VPN interface); anything public is rejected by policy",
     "127.0.0.1",

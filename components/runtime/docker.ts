@@ -1,7 +1,8 @@
 /**
  * Realises workload specs on a single Docker engine: one private bridge network, named volumes,
- * containers with health checks, resource limits and a hardened security profile. Published ports
- * are bound to 127.0.0.1 only; the private network is the only way in otherwise.
+ * containers with health checks, resource limits (memory, CPU, processes) and a hardened security
+ * profile. Published ports are bound to 127.0.0.1 only; the private network is the only way in
+ * otherwise.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -18,9 +19,11 @@ import {
   RuntimeCapabilities,
   ScheduledJobSpec,
   validateWorkloadSpec,
+  WorkloadKind,
   WorkloadSpec,
   workloadLabels,
 } from "../workload";
+import { Container } from "./docker-container";
 import { buildImage } from "./image-build";
 
 export interface DockerRuntimeArgs {
@@ -30,6 +33,8 @@ export interface DockerRuntimeArgs {
   operatorBindAddress: string;
   /** IPv4 CIDR of the private network (the gateway trusts X-Forwarded-For from it); Docker picks one when unset. */
   subnet?: string;
+  /** Most processes and threads of each container (HostConfig.PidsLimit), by workload kind (the stack's dockerPidsLimit* keys). */
+  pidsLimits: Record<WorkloadKind, number>;
 }
 
 /**
@@ -80,6 +85,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
   readonly networkName: pulumi.Output<string>;
   private readonly prefix: string;
   private readonly operatorBindAddress: string;
+  private readonly pidsLimits: Record<WorkloadKind, number>;
   private readonly images = new Map<string, docker.RemoteImage>();
 
   constructor(name: string, args: DockerRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -87,7 +93,11 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
     if (!/^[a-z0-9][a-z0-9_.-]*$/.test(args.prefix)) {
       throw new pulumi.ResourceError(`invalid Docker name prefix '${args.prefix}'`, this);
     }
+    for (const [kind, limit] of Object.entries(args.pidsLimits)) {
+      if (!Number.isInteger(limit) || limit < 1) throw new pulumi.ResourceError(`PID limit of ${kind} workloads must be a positive integer, got ${limit}`, this);
+    }
     this.prefix = args.prefix;
+    this.pidsLimits = args.pidsLimits;
     this.operatorBindAddress = args.operatorBindAddress;
     this.network = new docker.Network(
       `${name}-network`,
@@ -132,10 +142,10 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
     const labels = Object.entries(workloadLabels(spec)).map(([label, value]) => ({ label, value }));
     const isJob = spec.kind === "job";
     const replicas = spec.kind === "stateless" ? spec.replicas : 1;
-    const containers: docker.Container[] = [];
+    const containers: Container[] = [];
     for (let i = 0; i < replicas; i++) {
       const suffix = replicas > 1 ? `-${i + 1}` : "";
-      const container = new docker.Container(
+      const container = new Container(
         `${spec.name}${suffix}-container`,
         {
           name: `${this.prefix}-${spec.name}${suffix}`,
@@ -156,6 +166,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
           healthcheck: isJob || !spec.liveness ? undefined : dockerHealthcheck(spec.liveness),
           memory: memoryToMiB(spec.resources.memory),
           cpus: String(cpuToCores(spec.resources.cpu)),
+          pidsLimit: this.pidsLimits[spec.kind],
           user:
             spec.security.dockerUser ??
             (spec.security.runAsUser !== undefined ? `${spec.security.runAsUser}:${spec.security.runAsGroup ?? spec.security.runAsUser}` : undefined),

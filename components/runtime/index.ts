@@ -17,7 +17,12 @@ export function createRuntime(name: string, config: StackConfig, parent: pulumi.
   if (config.target === "docker") {
     return new DockerRuntime(
       `${name}-docker`,
-      { prefix: `ai-trading-${config.stack}`, operatorBindAddress: config.docker.adminBindAddress, subnet: config.docker.subnet },
+      {
+        prefix: `ai-trading-${config.stack}`,
+        operatorBindAddress: config.docker.adminBindAddress,
+        subnet: config.docker.subnet,
+        pidsLimits: config.docker.pidsLimits,
+      },
       { parent },
     );
   }

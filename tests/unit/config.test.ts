@@ -76,11 +76,21 @@ describe("parseStackConfig", () => {
     [{ ...k8s, backupSchedule: "daily" }, "backupSchedule", "five-field cron"],
     [{ ...docker, adminBindAddress: "0.0.0.300" }, "adminBindAddress", "must be an IPv4 address"],
     [{ ...docker, tradingMode: "yolo" }, "tradingMode", "must be one of paper, live"],
+    [{ ...docker, dockerPidsLimitStateless: "0" }, "dockerPidsLimitStateless", "must be between 16 and 4194304, got 0"],
+    [{ ...docker, dockerPidsLimitStateful: "-1" }, "dockerPidsLimitStateful", "must be between 16 and 4194304, got -1"],
+    [{ ...docker, dockerPidsLimitJob: "many" }, "dockerPidsLimitJob", "must be an integer, got 'many'"],
+    [{ ...docker, dockerPidsLimitJob: "64.5" }, "dockerPidsLimitJob", "must be an integer, got '64.5'"],
   ])("rejects %j at %s", (raw, key, fragment) => {
     const e = error("dev", raw as RawConfig);
     expect(e.key).toBe(key);
     expect(e.message).toContain(`trading:${key} on stack 'dev'`);
     expect(e.message).toContain(fragment);
+  });
+
+  it("gives every Docker container a PID limit by workload kind, each configurable per stack", () => {
+    expect(parseStackConfig("dev", docker).docker.pidsLimits).toEqual({ stateless: 512, stateful: 4096, job: 256 });
+    const tuned = parseStackConfig("dev", { ...docker, dockerPidsLimitStateless: "128", dockerPidsLimitStateful: " 2048 ", dockerPidsLimitJob: "64" });
+    expect(tuned.docker.pidsLimits).toEqual({ stateless: 128, stateful: 2048, job: 64 });
   });
 
   it("refuses to switch off a datastore a deployed service requires, and says how to proceed", () => {

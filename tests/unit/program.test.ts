@@ -66,8 +66,24 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
       expect(c.inputs.capabilities.drops, c.name).toEqual(["ALL"]);
       expect(c.inputs.securityOpts, c.name).toContain("no-new-privileges:true");
       expect(c.inputs.memory, c.name).toBeGreaterThan(0);
+      expect(c.inputs.pidsLimit, c.name).toBeGreaterThan(0);
       expect(c.inputs.networkMode, c.name).toBeUndefined();
     }
+  });
+
+  it("limits the processes of every container by workload kind, as the stack configures", async () => {
+    const limitOf = (run: Awaited<ReturnType<typeof runProgram>>, name: string) => named(run, CONTAINER, name).inputs.pidsLimit;
+    const defaults = await runProgram("dev");
+    expect(limitOf(defaults, "api-gateway-container")).toBe(512);
+    expect(limitOf(defaults, "nginx-container")).toBe(512);
+    expect(limitOf(defaults, "postgres-container")).toBe(4096);
+    expect(limitOf(defaults, "prometheus-container")).toBe(4096);
+    expect(limitOf(defaults, "database-service-migrate-container")).toBe(256);
+    const tuned = await runProgram("dev", { dockerPidsLimitStateless: "200", dockerPidsLimitStateful: "1000", dockerPidsLimitJob: "50" });
+    expect(limitOf(tuned, "api-gateway-container")).toBe(200);
+    expect(limitOf(tuned, "clickhouse-container")).toBe(1000);
+    expect(limitOf(tuned, "database-service-migrate-container")).toBe(50);
+    await expect(runProgram("dev", { dockerPidsLimitStateful: "0" })).rejects.toThrow("trading:dockerPidsLimitStateful on stack 'dev': must be between 16 and 4194304, got 0");
   });
 
   it("builds the services image and runs every catalog service from it", async () => {
