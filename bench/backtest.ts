@@ -17,6 +17,8 @@
  *   npx tsx bench/backtest.ts --anchors=vectorbt,backtesting   # some anchors
  *   BENCH_ANCHOR_TIMEOUT_S=1800 npx tsx bench/backtest.ts     # bound on one anchor run (default 3 h)
  *   BENCH_OUT=results.jsonl npx tsx bench/backtest.ts          # also append each row as JSON as it lands
+ *   npx tsx bench/backtest.ts --report=results.jsonl  # the table and goals from those rows (several runs
+ *                                                     # split by --scales, or one cut short; last row per engine and scale)
  *   npx tsx bench/backtest.ts --slice-bars=1000000   # slow anchors run the first 1M bars of a bigger scale
  *   npx tsx bench/backtest.ts --slice-bars=1000000 --slice-anchors=backtrader,nautilus   # (the default list)
  *
@@ -30,7 +32,7 @@
  * Anchor venvs (two: nautilus needs pandas < 3, vectorbt pandas >= 3) come from PyPI once, cached.
  */
 import { execFile } from "node:child_process";
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { getPriority, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -56,7 +58,7 @@ const EVENT_ANCHORS = ["backtrader", "backtesting", "nautilus"];
 const wantedScales = arg("scales")?.split(",");
 const SCALES = ALL_SCALES.filter((s) => !wantedScales || wantedScales.includes(`${s.total / 1e6}Mx${s.symbols}`));
 
-interface Row { engine: string; scale: string; bars: number; wall: number; cpu: number; loadCpu: number; trades: number; slice?: string }
+interface Row { engine: string; scale: string; bars: number; wall: number; cpu: number; loadCpu: number; trades: number; slice?: string; load1?: number }
 const rows: Row[] = [];
 const notRun: string[] = [];
 // The 1-minute load average, sampled through the run (the machine is shared).
@@ -183,7 +185,8 @@ function report() {
   for (const n of notRun) console.log(`not measured: ${n}`);
   for (const g of goals(find)) console.log(g);
   const span = loads.length ? `min ${Math.min(...loads).toFixed(1)}, mean ${(loads.reduce((a, b) => a + b, 0) / loads.length).toFixed(1)}, max ${Math.max(...loads).toFixed(1)}` : "n/a";
-  console.log(`1-minute load average during the run (every 10 s): ${span}; at the end ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  if (REPORT) console.log(`1-minute load average as each row landed: ${span}`);
+  else console.log(`1-minute load average during the run (every 10 s): ${span}; at the end ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 }
 
 /** The issue's goals, judged on the rows measured (a scale missing a row is said so). */
@@ -221,4 +224,24 @@ function goals(find: (engine: string, scale: string) => Row | undefined): string
   return out;
 }
 
-void main();
+const REPORT = arg("report");
+const ENGINES = ["ours event-driven", "ours vectorized", "vectorbt", ...EVENT_ANCHORS];
+
+/** --report=FILE: the rows BENCH_OUT collected, the last per engine and scale, in matrix order. */
+function reportFrom(file: string) {
+  clearInterval(sampler);
+  const latest = new Map<string, Row>();
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as Row;
+    latest.set(`${r.engine}|${r.scale}`, r);
+  }
+  const order = ALL_SCALES.map((s) => scaleName(s.total, s.symbols));
+  const at = (r: Row) => order.indexOf(r.scale) * ENGINES.length + ENGINES.indexOf(r.engine);
+  rows.push(...[...latest.values()].sort((a, b) => at(a) - at(b)));
+  loads.push(...rows.flatMap((r) => (r.load1 === undefined ? [] : [r.load1])));
+  report();
+}
+
+if (REPORT) reportFrom(REPORT);
+else void main();
