@@ -14,6 +14,7 @@ import { noPrivilegeEscalation } from "./rules/no-privilege-escalation";
 import { noPrivilegedContainers } from "./rules/no-privileged-containers";
 import { noPublicExposure } from "./rules/no-public-exposure";
 import { nonRootGroups } from "./rules/non-root-groups";
+import { pidsLimit } from "./rules/pids-limit";
 import { pinnedImageTags } from "./rules/pinned-image-tags";
 import { podAntiAffinity } from "./rules/pod-anti-affinity";
 import { podSecurityAppArmor } from "./rules/pod-security-apparmor";
@@ -62,6 +63,7 @@ export const policies: Policies = [
     podSecurityVolumeTypes,
     readOnlyRootFilesystem,
     resourceLimits,
+    pidsLimit,
     healthChecks,
     pinnedImageTags,
     requiredWorkloadLabels,

@@ -183,6 +183,45 @@ describe("resource-limits", () => {
     });
 });
 
+describe("pids-limit", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("pids-limit"));
+
+    it("passes Docker containers with a positive PID limit; Kubernetes workloads are not its business", async () => {
+        expect(await run([...compliant(), dockerPostgres({ pidsLimit: 4096 }), dockerContainer("database-service-migrate", "job", { pidsLimit: 16 })])).toEqual([]);
+    });
+
+    it("rejects a container without one, or with one the engine reads as unlimited or that is too high, naming the fix", async () => {
+        const rs = [
+            dockerService("api-gateway", { pidsLimit: undefined }),
+            dockerPostgres({ pidsLimit: 0 }),
+            dockerNginx(undefined, { pidsLimit: -1 }),
+            dockerPrometheus(),
+            dockerContainer("database-service-migrate", "job", { pidsLimit: 1_000_000 }),
+        ];
+        rs[3].props.pidsLimit = 2.5;
+        const vs = await run(rs);
+        expect(messages(vs).map((m) => m.split("; ")[0])).toEqual([
+            "Container \"api-gateway-container\" has no PID limit (pidsLimit)",
+            "Container \"postgres-container\" has pidsLimit 0, which is no limit (the engine reads 0 and -1 as unlimited)",
+            "Container \"nginx-container\" has pidsLimit -1, which is no limit (the engine reads 0 and -1 as unlimited)",
+            "Container \"prometheus-container\" has pidsLimit 2.5, which is no limit (the engine reads 0 and -1 as unlimited)",
+            "Container \"database-service-migrate-container\" has pidsLimit 1000000, above the highest accepted 32768",
+        ]);
+        expect(vs[0].message).toBe(
+            "Container \"api-gateway-container\" has no PID limit (pidsLimit); set pidsLimit to a positive integer of at most 32768 sized to the workload " +
+            "(the stack's trading:dockerPidsLimitStateless/Stateful/Job; components/runtime/docker-container.ts passes it).",
+        );
+        expect(vs.every((v) => v.enforcementLevel === "mandatory")).toBe(true);
+        expect((await run(rs, "dev")).every((v) => v.enforcementLevel === "advisory")).toBe(true);
+        const raised = await run([rs[4]], { all: "mandatory", "pids-limit": { maxPidsLimit: 2_000_000 } });
+        expect(raised).toEqual([]);
+    });
+
+    it("skips a limit not known during preview", async () => {
+        expect(await run([dockerService("api-gateway", { pidsLimit: UNKNOWN })])).toEqual([]);
+    });
+});
+
 describe("health-checks", () => {
     const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("health-checks"));
 

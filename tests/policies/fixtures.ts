@@ -47,6 +47,7 @@ export function dockerContainer(workload: string, role: string, props: Record<st
             privileged: false,
             memory: 256,
             cpus: "0.5",
+            pidsLimit: 512,
             healthcheck: { tests: ["CMD", "node", "-e", "fetch('http://127.0.0.1:3001/health')"], interval: "10s", timeout: "5s", retries: 3, startPeriod: "15s" },
             labels: dockerLabels(workload, role),
             restart: "unless-stopped",

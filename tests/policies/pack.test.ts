@@ -97,6 +97,7 @@ describe("the whole pack", () => {
             "no-privilege-escalation",
             "no-privileged-containers",
             "no-public-exposure",
+            "pids-limit",
             "pinned-image-tags",
             "resource-limits",
             "run-as-non-root",

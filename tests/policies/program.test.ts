@@ -53,6 +53,8 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
         const vs = await judge("dev", "dev");
         expect(lines(mandatory(vs))).toEqual([]);
         expect(vs.every((v) => v.enforcementLevel === "advisory")).toBe(true);
+        // Every container the Docker runtime creates carries a PID limit (components/runtime/docker-container.ts).
+        expect(lines(vs.filter((v) => v.policyName === "pids-limit"))).toEqual([]);
     });
 });
 
