@@ -13,7 +13,7 @@
 import { defineService, envList, Type } from "../../kit";
 import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
-import { consumerConfig, consumerEnv } from "../../trading/infra/kafka";
+import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
 import { auditSubject, fromOrderMsg, possibleAlertIds, type Audited } from "./domain";
@@ -69,20 +69,22 @@ export default defineService({
 
     registerRoutes(app);
 
-    await app.kafka.consume({
+    // Batches through the shared consumer: a message that is not JSON or breaks its topic's schema is
+    // set aside in consumer_dead_letters instead of failing (and being retried) forever. Each event
+    // is still its own transaction; a batch replayed after a failure is deduped by the audit row.
+    await consumeBatches(ctx, {
       groupId: c.CM_CONSUMER_GROUP,
       topics: [TOPICS.orders, TOPICS.executions],
-      fromBeginning: true,
-      config: consumerConfig(ctx.config),
-      eachMessage: async ({ topic, message }) => {
-        if (!message.value) return;
-        const v = JSON.parse(message.value.toString());
-        if (topic === TOPICS.orders) {
-          const ev = fromOrderMsg(v as OrderEventMsg);
-          if (ev) await handle(ev.eventId, topic, { source: "order", ev });
-        } else {
-          const m = v as ExecutionMsg;
-          if (m.type === "fill") await handle(m.eventId, topic, { source: "fill", fill: m.fill });
+      handle: async (msgs) => {
+        for (const message of msgs) {
+          const v = JSON.parse(message.value);
+          if (message.topic === TOPICS.orders) {
+            const ev = fromOrderMsg(v as OrderEventMsg);
+            if (ev) await handle(ev.eventId, message.topic, { source: "order", ev });
+          } else {
+            const m = v as ExecutionMsg;
+            if (m.type === "fill") await handle(m.eventId, message.topic, { source: "fill", fill: m.fill });
+          }
         }
       },
     });

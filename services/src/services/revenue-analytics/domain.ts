@@ -10,27 +10,14 @@
  *   LTV   = ARPU / churn (null while churn is 0: no churn observed means no finite estimate)
  *   net revenue = payments succeeded - refunds in the period (cash, not MRR)
  */
-import { Type, type Static } from "@sinclair/typebox";
+import type { Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { mulDivRound } from "../../business/money";
 import type { BillingEventMsg, PaymentEventMsg } from "../../business/events";
+import { BillingEventSchema, PaymentEventSchema } from "../../trading/infra/topicSchemas";
 
-const Amount = Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 });
-const Id = Type.String({ minLength: 1, maxLength: 200 });
-const Ts = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000 });
-
-const BillingEventSchema = Type.Object({ eventId: Id, type: Id, userId: Id, subscriptionId: Id, planId: Id, status: Id, currency: Type.String({ pattern: "^[a-z]{3}$" }), mrr: Amount, ts: Ts });
-const PaymentEventSchema = Type.Object({
-  eventId: Id,
-  type: Type.Union([Type.Literal("payment.succeeded"), Type.Literal("payment.failed"), Type.Literal("payment.refunded")]),
-  intentId: Id,
-  userId: Id,
-  amount: Amount,
-  currency: Type.String({ pattern: "^[a-z]{3}$" }),
-  refundedAmount: Type.Optional(Amount),
-  ts: Ts,
-});
-
+// The topics' schemas (consumeBatches already set aside messages that break them; checked again here
+// so the functions stand alone).
 export type MrrChange = Pick<BillingEventMsg, "eventId" | "subscriptionId" | "userId" | "planId" | "status" | "currency" | "mrr" | "ts">;
 export interface PaymentFact { eventId: string; type: PaymentEventMsg["type"]; intentId: string; userId: string; currency: string; amount: number; ts: number }
 

@@ -5,7 +5,7 @@
  * retriable) is retried instead, so nothing is set aside because a datastore blinked; any other
  * error (a PoisonMessageError, bad input the datastore refused, a bug) sets the message aside.
  */
-import { isTransientError, type Queryable } from "../../kit";
+import { isTransientError, type ClickHouseKitClient, type Queryable } from "../../kit";
 
 /** Thrown by a handler for a message that is malformed or carries values that can never be applied
  * (never retried, whatever its cause). */
@@ -38,6 +38,25 @@ export async function recordDeadLetter(db: Queryable, d: DeadLetter): Promise<vo
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
     [d.groupId, d.topic, d.partition, d.offset, d.key, d.value, d.reason],
   );
+}
+
+/** Where a consumer sets messages aside: PostgreSQL's table, or ClickHouse's for a consumer without PostgreSQL (migrations/clickhouse/0007). */
+export type DeadLetterStore = { postgres: Queryable } | { clickhouse: ClickHouseKitClient };
+
+export async function setAside(store: DeadLetterStore, d: DeadLetter): Promise<void> {
+  if ("postgres" in store) return recordDeadLetter(store.postgres, d);
+  await store.clickhouse.insert("consumer_dead_letters", [
+    {
+      consumer_group: d.groupId,
+      topic: d.topic,
+      msg_partition: d.partition,
+      msg_offset: Number(d.offset),
+      msg_key_base64: d.key?.toString("base64") ?? "",
+      msg_value_base64: d.value?.toString("base64") ?? "",
+      reason: d.reason,
+      created_at: new Date().toISOString().slice(0, 19).replace("T", " "),
+    },
+  ]);
 }
 
 /** Whether a failed message should be retried (an outage) rather than set aside. */

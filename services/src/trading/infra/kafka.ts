@@ -13,7 +13,8 @@ export const consumerConfig = (c: { KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEAR
 });
 
 import type { ServiceContext } from "../../kit";
-import { isRetriable, reasonText, recordDeadLetter } from "./deadLetters";
+import { isRetriable, reasonText, setAside, type DeadLetterStore } from "./deadLetters";
+import { messageProblem } from "./topicSchemas";
 
 export interface BatchMessage {
   topic: string;
@@ -30,10 +31,12 @@ export interface BatchMessage {
  * a service can apply many events in one database transaction. Offsets are committed only after
  * `handle` resolves: a crash replays the batch, which the handlers dedupe (event / fill / order ids).
  *
- * Poison: when a batch fails with an error that is not an outage (see deadLetters.ts), its messages
- * are handed over again one at a time, and each one that still fails is recorded in
- * `consumer_dead_letters` with the reason and skipped. Handlers apply a batch in one transaction, so
- * the failed attempt left nothing behind. An outage is rethrown: kafkajs retries the batch.
+ * Poison: a message that is not JSON or breaks its topic's schema (topicSchemas.ts) never reaches
+ * `handle`: it is recorded in `consumer_dead_letters` (PostgreSQL, or ClickHouse for a consumer
+ * without PostgreSQL) with the reason. When a batch fails with an error that is not an outage (see
+ * deadLetters.ts), its messages are handed over again one at a time, and each one that still fails is
+ * set aside the same way. Handlers apply a batch in one transaction, so the failed attempt left
+ * nothing behind. An outage is rethrown: kafkajs retries the batch.
  */
 export async function consumeBatches(
   ctx: ServiceContext<{ KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number }>,
@@ -70,13 +73,27 @@ export async function consumeBatches(
         const msgs: BatchMessage[] = batch.messages
           .filter((m) => m.value)
           .map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key ? m.key.toString() : null, value: m.value!.toString(), raw: { key: m.key, value: m.value } }));
-        await handleOrSetAside(msgs);
+        const valid: BatchMessage[] = [];
+        for (const m of msgs) {
+          const problem = messageProblem(m.topic, m.value);
+          if (problem === undefined) valid.push(m);
+          else await setMessageAside(m, reasonText(problem));
+        }
+        await handleOrSetAside(valid);
         resolveOffset(batch.messages[batch.messages.length - 1].offset);
         await heartbeat();
       },
     });
   };
-  const deadLetters = ctx.datastores.isEnabled("postgres") ? ctx.app.pg : undefined;
+  const deadLetters: DeadLetterStore | undefined = ctx.datastores.isEnabled("postgres")
+    ? { postgres: ctx.app.pg }
+    : ctx.datastores.isEnabled("clickhouse")
+      ? { clickhouse: ctx.app.clickhouse }
+      : undefined;
+  const setMessageAside = async (m: BatchMessage, reason: string): Promise<void> => {
+    if (deadLetters) await setAside(deadLetters, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason });
+    ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, deadLetters ? "message set aside in consumer_dead_letters" : "message skipped (no store for dead letters)");
+  };
   const handleOrSetAside = async (msgs: BatchMessage[]): Promise<void> => {
     if (msgs.length === 0) return;
     try {
@@ -89,9 +106,7 @@ export async function consumeBatches(
         await opts.handle([m]);
       } catch (err) {
         if (isRetriable(err)) throw err;
-        const reason = reasonText(err);
-        await recordDeadLetter(deadLetters!, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason });
-        ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, "message set aside in consumer_dead_letters");
+        await setMessageAside(m, reasonText(err));
       }
     }
   };

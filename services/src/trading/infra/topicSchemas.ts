@@ -1,0 +1,145 @@
+/**
+ * What a message of each topic must be before any consumer sees it: the fields consumers read, with
+ * their types and bounds (the producers' contracts: trading/events.ts, business/events.ts,
+ * trading/compliance.ts). `consumeBatches` checks every message against its topic's schema and sets
+ * aside in the dead letters, naming the field, those that fail (not JSON, not an object, a wrong
+ * type, a value out of bounds, a malformed symbol), so no handler ever casts garbage into its types.
+ * Fields no consumer reads are not checked, and unknown fields are kept (a newer producer may add
+ * some). `market.candles` has no schema here: its one consumer, the trading-engine, checks bars field
+ * by field itself (trading-engine/messages.ts), down to price consistency.
+ */
+import { Type, type TSchema } from "@sinclair/typebox";
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
+import { BUSINESS_TOPICS } from "../../business/events";
+import { TOPICS } from "../events";
+import { ORDER_STATUSES } from "../orderState";
+import { SYMBOL_RE } from "../types";
+
+const Id = Type.String({ minLength: 1, maxLength: 200 });
+const Uuid = Type.String({ pattern: "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$" });
+/** Epoch milliseconds up to the largest Date. */
+const Ts = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 });
+const Symbol = Type.String({ pattern: SYMBOL_RE.source });
+const Side = Type.Union([Type.Literal("buy"), Type.Literal("sell")]);
+/** Plain decimal strings (no exponent, sign or spaces), bounded: what decimal.ts `str` writes. */
+const Unsigned = Type.String({ pattern: "^\\d{1,30}(\\.\\d{1,60})?$" });
+const Signed = Type.String({ pattern: "^-?\\d{1,30}(\\.\\d{1,60})?$" });
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Amount = Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 });
+const Currency = Type.String({ pattern: "^[a-z]{3}$" });
+const Text = (max: number) => Type.String({ maxLength: max });
+
+const OrderEvent = Type.Object({
+  eventId: Id,
+  type: Type.Union(ORDER_STATUSES.map((s) => Type.Literal(`order.${s}`))),
+  order: Type.Object({
+    orderId: Uuid,
+    clientOrderId: Type.Optional(Text(200)),
+    userId: Id,
+    symbol: Symbol,
+    side: Side,
+    type: Type.Union([Type.Literal("market"), Type.Literal("limit")]),
+    quantity: Unsigned,
+    limitPrice: Type.Optional(Unsigned),
+    status: Type.Union(ORDER_STATUSES.map((s) => Type.Literal(s))),
+  }),
+});
+
+const Fill = Type.Object({ fillId: Id, orderId: Uuid, userId: Id, symbol: Symbol, side: Side, quantity: Unsigned, price: Unsigned, fee: Signed, ts: Ts });
+const ExecutionEnvelope = Type.Object({
+  eventId: Id,
+  type: Type.Union([Type.Literal("fill"), Type.Literal("order.expired"), Type.Literal("order.rejected"), Type.Literal("order.cancelled")]),
+});
+const FillExecution = Type.Object({ fill: Fill });
+const OutcomeExecution = Type.Object({ orderId: Uuid, userId: Type.Optional(Id), symbol: Type.Optional(Symbol), reason: Type.Optional(Text(2000)), ts: Type.Optional(Ts) });
+
+const ComplianceAlert = Type.Object({
+  alertId: Id,
+  rule: Id,
+  userId: Id,
+  symbol: Text(40),
+  severity: Type.Union([Type.Literal("low"), Type.Literal("medium"), Type.Literal("high")]),
+  message: Text(10_000),
+  ts: Ts,
+  evidence: Type.Array(Id, { maxItems: 10_000 }),
+});
+
+export const PaymentEventSchema = Type.Object({
+  eventId: Id,
+  type: Type.Union([Type.Literal("payment.succeeded"), Type.Literal("payment.failed"), Type.Literal("payment.refunded")]),
+  intentId: Id,
+  userId: Id,
+  amount: Amount,
+  currency: Currency,
+  reference: Type.Optional(Nullable(Text(500))),
+  refundedAmount: Type.Optional(Amount),
+  failureCode: Type.Optional(Nullable(Text(200))),
+  ts: Ts,
+});
+
+export const BillingEventSchema = Type.Object({
+  eventId: Id,
+  type: Id,
+  userId: Id,
+  subscriptionId: Id,
+  planId: Id,
+  status: Id,
+  currency: Currency,
+  mrr: Amount,
+  invoiceId: Type.Optional(Id),
+  amountDue: Type.Optional(Amount),
+  amountPaid: Type.Optional(Amount),
+  attempts: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  nextAttemptAt: Type.Optional(Nullable(Text(64))),
+  ts: Ts,
+});
+
+const UsageEvent = Type.Object({
+  eventId: Id,
+  ts: Ts,
+  userId: Nullable(Id),
+  apiKeyId: Nullable(Id),
+  route: Text(200),
+  method: Type.String({ pattern: "^[A-Z]{1,16}$" }),
+  status: Type.Integer({ minimum: 100, maximum: 599 }),
+  latencyMs: Type.Number({ minimum: 0, maximum: 86_400_000 }),
+});
+
+type Check = (v: unknown) => string | undefined;
+
+/** The first failure of `schema` on `v`, as "field: what is wrong". */
+function checker(schema: TSchema): Check {
+  const compiled: TypeCheck<TSchema> = TypeCompiler.Compile(schema);
+  return (v) => {
+    if (compiled.Check(v)) return undefined;
+    const e = compiled.Errors(v).First();
+    const field = (e?.path ?? "").split("/").filter(Boolean).join(".");
+    return `${field || "message"}: ${e?.message ?? "invalid"}`;
+  };
+}
+
+const executionEnvelope = checker(ExecutionEnvelope);
+const fillExecution = checker(FillExecution);
+const outcomeExecution = checker(OutcomeExecution);
+const CHECKS: Record<string, Check> = {
+  [TOPICS.orders]: checker(OrderEvent),
+  // Envelope first, so a wrong `type` is named as such rather than as a failed union.
+  [TOPICS.executions]: (v) => executionEnvelope(v) ?? ((v as { type: string }).type === "fill" ? fillExecution(v) : outcomeExecution(v)),
+  [TOPICS.complianceAlerts]: checker(ComplianceAlert),
+  [BUSINESS_TOPICS.payments]: checker(PaymentEventSchema),
+  [BUSINESS_TOPICS.billing]: checker(BillingEventSchema),
+  [BUSINESS_TOPICS.usage]: checker(UsageEvent),
+};
+
+/** Why a message of `topic` can never be applied, or undefined when it passes (JSON object, topic schema). */
+export function messageProblem(topic: string, value: string): string | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(value);
+  } catch {
+    return "message is not JSON";
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return "message is not a JSON object";
+  const problem = CHECKS[topic]?.(v);
+  return problem === undefined ? undefined : `${topic} message: ${problem}`;
+}
