@@ -48,6 +48,12 @@ export async function startPlatform(serverEnv: Record<string, string>, extraEnv:
     TE_CONSUMER_GROUP: `te-platform-${run}`,
     PM_CONSUMER_GROUP: `pm-platform-${run}`,
     CM_CONSUMER_GROUP: `cm-platform-${run}`,
+    PERF_CONSUMER_GROUP: `perf-platform-${run}`,
+    NOTIFY_CONSUMER_GROUP: `notify-platform-${run}`,
+    REVENUE_CONSUMER_GROUP: `revenue-platform-${run}`,
+    CHAIN_CONSUMER_GROUP: `chain-platform-${run}`,
+    USAGE_CONSUMER_GROUP: `usage-platform-${run}`,
+    BILLING_CONSUMER_GROUP: `billing-platform-${run}`,
     ...extraEnv,
   };
   const pool = await migrateAll(env);

@@ -10,8 +10,10 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
 import { isInternalPath, SignJWT, type RouteInfo } from "../../services/src/kit";
+import { kafkajs } from "../harness";
 import { useServers } from "../harness/shared";
 import { casesFor, type HostileCase } from "./cases";
+import { CONSUMERS, poisonFor, validMessage } from "./poison";
 import { judge } from "./oracle";
 import { startPlatform, type Platform } from "../helpers/platform";
 
@@ -25,6 +27,9 @@ let bob: User;
 let adminToken: string;
 let ADMIN: { email: string; password: string };
 let aliceKey: { id: string; key: string };
+let adminId: string;
+/** Routes whose generated cases also run as an admin (service name and URL pattern). */
+const ADMIN_ROUTES = [/^risk-analyzer \/trading-state\//];
 const failures: string[] = [];
 const HOSTILE_CONCURRENCY = 8;
 let sent = 0;
@@ -87,6 +92,7 @@ beforeAll(async () => {
   alice = await register("alice");
   bob = await register("bob");
   adminToken = await login(ADMIN.email, ADMIN.password);
+  adminId = (await gw("GET", "/api/users/me", { token: adminToken })).json().user.id;
   aliceKey = (await gw("POST", "/api/users/api-keys", { token: alice.token, body: JSON.stringify({ name: "alice bot" }), headers: { "content-type": "application/json" } })).json();
   const cfg = await gw("PUT", "/api/config/namespaces/hostile/keys/kept", { token: adminToken, body: JSON.stringify({ value: { kept: true } }), headers: { "content-type": "application/json" } });
   expect(cfg.status, cfg.text).toBe(201);
@@ -119,6 +125,12 @@ describe("hostile input on every public route", () => {
             // Directly (what a compromised peer or a bypassed gateway could send), as an authenticated trader.
             const d = await svc.app.inject({ method: c.method as "GET", url: c.path, headers: { ...identity, ...c.headers }, payload: c.body });
             record(`${def.name} direct ${c.name}`, d.statusCode, d.body, String(d.headers["content-type"] ?? ""));
+            // Admin-only routes refuse a trader before reading the request: as an admin too, so the
+            // hostile input reaches their validation (the kill switch; valid bodies only set `active`).
+            if (ADMIN_ROUTES.some((re) => re.test(`${def.name} ${route.url}`))) {
+              const a = await svc.app.inject({ method: c.method as "GET", url: c.path, headers: { ...identity, "x-user-id": adminId, "x-user-role": "admin", ...c.headers }, payload: c.body });
+              record(`${def.name} direct as admin ${c.name}`, a.statusCode, a.body, String(a.headers["content-type"] ?? ""));
+            }
             // Through the gateway over HTTP with a real token (routed services only).
             if (def.route) {
               const send = () => gw(c.method, `/api/${def.route}${c.path}`, { token: alice.token, body: c.body, headers: c.headers }).catch((e: Error) => ({ status: 599, text: `client error ${e.message}`, type: null }));
@@ -219,6 +231,66 @@ describe("hostile input on every public route", () => {
     }
   });
 
+  it("poison Kafka messages on every consumed topic: every consumer sets each aside and keeps consuming", async () => {
+    const kafka = new kafkajs.Kafka({ brokers: p.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+    const producer = kafka.producer();
+    const admin = kafka.admin();
+    await producer.connect();
+    await admin.connect();
+    try {
+      const symbol = `PZ${randomBytes(3).toString("hex").toUpperCase()}USDT`;
+      // Per topic, one key (so one partition, consecutive offsets): every poison message, then a valid one.
+      const sent: Array<{ topic: string; partition: number; poison: Array<{ name: string; offset: number }>; validOffset: number }> = [];
+      let messages = 0;
+      for (const topic of Object.keys(CONSUMERS)) {
+        const poison = poisonFor(topic, symbol);
+        const key = `hostile-${randomBytes(4).toString("hex")}`;
+        const [meta] = await producer.send({ topic, messages: [...poison.map((m) => ({ key, value: m.value })), { key, value: JSON.stringify(validMessage(topic, symbol)) }] });
+        const base = Number(meta.baseOffset);
+        sent.push({ topic, partition: meta.partition, poison: poison.map((m, i) => ({ name: m.name, offset: base + i })), validOffset: base + poison.length });
+        messages += poison.length;
+      }
+      expect(messages).toBeGreaterThan(250);
+      const problems: string[] = [];
+      await Promise.all(
+        sent.flatMap(({ topic, partition, poison, validOffset }) =>
+          CONSUMERS[topic].map(async ({ service, groupEnv, store }) => {
+            const groupId = p.env[groupEnv];
+            // Past the valid message: the consumer went through the poison and kept going.
+            const committed = async () => {
+              const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+              return Number(t.partitions.find((x) => x.partition === partition)?.offset ?? -1) > validOffset;
+            };
+            const t0 = Date.now();
+            while (!(await committed())) {
+              if (Date.now() - t0 > 600_000) {
+                problems.push(`${service} (${topic}): never committed past the valid message at offset ${validOffset}`);
+                return;
+              }
+              await new Promise((r) => setTimeout(r, 500));
+            }
+            const range = [poison[0].offset, validOffset];
+            const setAside = new Set(
+              store === "postgres"
+                ? (await p.pool.query("SELECT msg_offset FROM consumer_dead_letters WHERE consumer_group = $1 AND topic = $2 AND msg_partition = $3 AND msg_offset BETWEEN $4 AND $5", [groupId, topic, partition, ...range])).rows.map((r) => Number(r.msg_offset))
+                : (await p.services.get(service)!.app.clickhouse.query<{ o: string }>(
+                    "SELECT DISTINCT msg_offset AS o FROM consumer_dead_letters WHERE consumer_group = {g:String} AND topic = {t:String} AND msg_partition = {p:Int32} AND msg_offset >= {a:Int64} AND msg_offset <= {b:Int64}",
+                    { g: groupId, t: topic, p: partition, a: range[0], b: range[1] },
+                  )).map((r) => Number(r.o)),
+            );
+            const missed = poison.filter((m) => !setAside.has(m.offset)).map((m) => m.name);
+            if (missed.length) problems.push(`${service} (${topic}) did not set aside ${missed.length}/${poison.length}: ${missed.slice(0, 8).join("; ")}`);
+            if (setAside.has(validOffset)) problems.push(`${service} (${topic}) set aside the valid message`);
+          }),
+        ),
+      );
+      expect(problems).toEqual([]);
+    } finally {
+      await producer.disconnect().catch(() => undefined);
+      await admin.disconnect().catch(() => undefined);
+    }
+  }, 900_000);
+
   it("loses nothing: legitimate rows survive every injection attempt", async () => {
     const after = await counts();
     for (const t of Object.keys(before)) expect(after[t], t).toBeGreaterThanOrEqual(before[t]);
@@ -226,5 +298,160 @@ describe("hostile input on every public route", () => {
     expect(kept.json().value).toEqual({ kept: true });
     expect((await gw("GET", "/api/users/me", { token: alice.token })).status).toBe(200);
     expect((await gw("GET", "/api/users/me", { headers: { "x-api-key": aliceKey.key } })).status).toBe(200);
+  });
+});
+
+describe("hostile: the kill switch, idempotency races, revoked users", () => {
+  const json = { "content-type": "application/json" };
+  const auditRows = async () => Number((await p.pool.query("SELECT count(*) AS n FROM trading_state_changes")).rows[0].n);
+
+  it("kill switch: forged roles, IDOR on another user's state and invalid states or reasons change nothing", async () => {
+    const before = await auditRows();
+    const body = JSON.stringify({ state: "halted", reason: "hostile attempt" });
+    const targets: Array<[string, string, string | undefined]> = [
+      ["PUT", "/api/risk/trading-state/global", body],
+      ["PUT", `/api/risk/trading-state/users/${bob.id}`, body],
+      ["PUT", `/api/risk/trading-state/users/${alice.id}`, JSON.stringify({ state: "active", reason: "lift my own halt" })],
+      ["GET", `/api/risk/trading-state/users/${bob.id}`, undefined],
+      ["GET", `/api/risk/trading-state/users/${bob.id}/history`, undefined],
+      ["GET", "/api/risk/trading-state/global/history", undefined],
+    ];
+    const f0 = failures.length;
+    const forgedAdmin = await new SignJWT({ role: "admin" }).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject(alice.id).setJti("forged").setIssuer("ai-trading/user-management").setAudience("ai-trading").setIssuedAt().setExpirationTime("5m").sign(randomBytes(64));
+    const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const algNone = `${enc({ alg: "none", typ: "JWT" })}.${enc({ sub: alice.id, role: "admin", iss: "ai-trading/user-management", aud: "ai-trading", exp: Math.floor(Date.now() / 1000) + 300 })}.`;
+    const direct = p.urls.get("risk-analyzer")!;
+    for (const [method, path, b] of targets) {
+      const attempts: Array<[string, Promise<{ status: number; text: string; type: string | null }>, number]> = [
+        ["trader", gw(method, path, { token: alice.token, body: b, headers: b ? json : undefined }), 403],
+        ["trader + spoofed role headers", gw(method, path, { token: alice.token, body: b, headers: { ...(b ? json : {}), "x-user-role": "admin", "x-user-id": adminId } }), 403],
+        ["api key + spoofed role", gw(method, path, { body: b, headers: { ...(b ? json : {}), "x-api-key": aliceKey.key, "x-user-role": "admin" } }), 403],
+        ["forged admin token", gw(method, path, { token: forgedAdmin, body: b, headers: b ? json : undefined }), 401],
+        ["alg none admin token", gw(method, path, { token: algNone, body: b, headers: b ? json : undefined }), 401],
+        ["spoofed headers, no token", gw(method, path, { body: b, headers: { ...(b ? json : {}), "x-user-role": "admin", "x-user-id": adminId, "x-auth-method": "jwt" } }), 401],
+        ["direct, role Admin", http(method, `${direct}${path.replace("/api/risk", "")}`, { body: b, headers: { ...(b ? json : {}), "x-user-role": "Admin", "x-user-id": alice.id } }), 401],
+        ["direct, role root", http(method, `${direct}${path.replace("/api/risk", "")}`, { body: b, headers: { ...(b ? json : {}), "x-user-role": "root", "x-user-id": alice.id } }), 401],
+      ];
+      for (const [label, pending, expected] of attempts) {
+        const r = await pending;
+        record(`kill switch ${label} ${method} ${path}`, r.status, r.text, r.type);
+        expect(r.status, `${label} ${method} ${path}: ${r.text.slice(0, 200)}`).toBe(expected);
+      }
+    }
+
+    const invalid: Array<[string, unknown, string]> = [
+      ["state", "HALTED", "state"], ["state", "paused", "state"], ["state", "", "state"], ["state", null, "state"], ["state", 1, "state"],
+      ["state", ["halted"], "state"], ["state", { $ne: "active" }, "state"], ["state", "halted ", "state"], ["state", "reduce-only", "state"],
+      ["reason", "", "reason"], ["reason", "ab", "reason"], ["reason", "   \t ", "reason"], ["reason", "x".repeat(501), "reason"],
+      ["reason", "ok\nforged: audit line", "reason"], ["reason", "ok\u001b[31m", "reason"], ["reason", 42, "reason"], ["reason", null, "reason"], ["reason", ["why"], "reason"],
+    ];
+    for (const scope of ["global", `users/${bob.id}`]) {
+      for (const [prop, value, field] of invalid) {
+        const b = { state: "halted", reason: "a valid reason", [prop]: value };
+        const r = await gw("PUT", `/api/risk/trading-state/${scope}`, { token: adminToken, body: JSON.stringify(b), headers: json });
+        record(`kill switch invalid ${prop} ${JSON.stringify(value)?.slice(0, 30)}`, r.status, r.text, r.type);
+        expect(r.status, `${scope} ${prop}=${JSON.stringify(value)?.slice(0, 40)}`).toBe(400);
+        expect(r.json().error.field).toBe(field);
+      }
+      const extra = await gw("PUT", `/api/risk/trading-state/${scope}`, { token: adminToken, body: JSON.stringify({ state: "halted", reason: "a valid reason", userId: alice.id }), headers: json });
+      expect(extra.status).toBe(400);
+      expect(extra.json().error.field).toBe("userId");
+    }
+    for (const param of ["not-a-uuid", "%00", "..%2Fglobal", "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e%27%20OR%201%3D1", "a".repeat(3000)]) {
+      const r = await gw("PUT", `/api/risk/trading-state/users/${param}`, { token: adminToken, body: JSON.stringify({ state: "halted", reason: "a valid reason" }), headers: json });
+      record(`kill switch userId ${param.slice(0, 30)}`, r.status, r.text, r.type);
+      expect([400, 404, 414], `${param.slice(0, 40)} -> ${r.status}`).toContain(r.status);
+    }
+    expect(await auditRows()).toBe(before);
+    const own = await gw("GET", "/api/risk/trading-state", { token: alice.token });
+    expect(own.json()).toMatchObject({ userId: alice.id, effective: "active" });
+    expect(failures.slice(f0)).toEqual([]);
+  });
+
+  it("a demoted admin's token can no longer touch the kill switch", async () => {
+    const eve = await register("eve-admin");
+    expect((await gw("PUT", `/api/users/admin/users/${eve.id}/role`, { token: adminToken, body: JSON.stringify({ role: "admin" }), headers: json })).status).toBe(200);
+    eve.token = await login(eve.email, PASSWORD);
+    const halt = await gw("PUT", `/api/risk/trading-state/users/${bob.id}`, { token: eve.token, body: JSON.stringify({ state: "reduce_only", reason: "eve's review" }), headers: json });
+    expect(halt.status, halt.text).toBe(200);
+    expect((await gw("PUT", `/api/users/admin/users/${eve.id}/role`, { token: adminToken, body: JSON.stringify({ role: "trader" }), headers: json })).status).toBe(200);
+    const t0 = Date.now();
+    for (;;) {
+      const r = await gw("PUT", `/api/risk/trading-state/users/${bob.id}`, { token: eve.token, body: JSON.stringify({ state: "halted", reason: "after demotion" }), headers: json });
+      record("kill switch demoted admin", r.status, r.text, r.type);
+      if (r.status === 401 || r.status === 403) break;
+      expect(Date.now() - t0, "demoted admin still accepted").toBeLessThan(10_000);
+    }
+    const byEve = (await p.pool.query("SELECT to_state, reason FROM trading_state_changes WHERE changed_by = $1 ORDER BY id", [eve.id])).rows;
+    // The propagation may take up to a second: a change racing it is the only one allowed, and it is audited.
+    expect(byEve.length).toBeGreaterThanOrEqual(1);
+    expect(byEve[0]).toMatchObject({ to_state: "reduce_only", reason: "eve's review" });
+    const lift = await gw("PUT", `/api/risk/trading-state/users/${bob.id}`, { token: adminToken, body: JSON.stringify({ state: "active", reason: "eve's review undone" }), headers: json });
+    expect(lift.json()).toMatchObject({ state: "active", enforced: "active" });
+  });
+
+  it("POST /orders idempotency race: concurrent identical requests with one key make one order and identical answers", async () => {
+    const f0 = failures.length;
+    const symbol = `ID${randomBytes(3).toString("hex").toUpperCase()}USDT`;
+    await p.services.get("order-management")!.app.redis.set(`market:last:${symbol}`, "100");
+    const key = `race-${randomBytes(6).toString("hex")}`;
+    const body = JSON.stringify({ symbol, side: "buy", type: "market", quantity: "0.5" });
+    const answers = await Promise.all(Array.from({ length: 24 }, () => gw("POST", "/api/orders", { token: alice.token, body, headers: { ...json, "idempotency-key": key } })));
+    for (const a of answers) record("idempotency race", a.status, a.text, a.type);
+    expect(answers.map((a) => a.status).sort((a, b) => a - b)).toEqual([...Array(23).fill(200), 201]);
+    const orders = answers.map((a) => a.json());
+    expect(new Set(orders.map((o) => o.orderId)).size).toBe(1);
+    expect(new Set(orders.map((o) => JSON.stringify({ ...o, status: undefined, updatedAt: undefined }))).size).toBe(1);
+    expect(orders[0].status).toBe("accepted");
+    const rows = await p.pool.query("SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1 AND idempotency_key = $2", [alice.id, key]);
+    expect(rows.rows[0].n).toBe(1);
+
+    // The same key with different bodies, concurrently: one order; the others 409 or the same order.
+    const key2 = `race-${randomBytes(6).toString("hex")}`;
+    const mixed = await Promise.all(Array.from({ length: 16 }, (_, i) => gw("POST", "/api/orders", { token: alice.token, body: JSON.stringify({ symbol, side: "buy", type: "market", quantity: i % 2 ? "0.25" : "0.75" }), headers: { ...json, "idempotency-key": key2 } })));
+    for (const a of mixed) record("idempotency race, mixed bodies", a.status, a.text, a.type);
+    expect(mixed.every((a) => [200, 201, 409].includes(a.status))).toBe(true);
+    expect(mixed.filter((a) => a.status === 201)).toHaveLength(1);
+    const winner = mixed.find((a) => a.status === 201)!.json();
+    for (const a of mixed.filter((x) => x.status === 200)) expect(a.json().orderId).toBe(winner.orderId);
+    for (const a of mixed.filter((x) => x.status === 409)) expect(a.json().error.code).toBe("IDEMPOTENCY_KEY_REUSED");
+    expect((await p.pool.query("SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1 AND idempotency_key = $2", [alice.id, key2])).rows[0].n).toBe(1);
+    expect(failures.slice(f0)).toEqual([]);
+  });
+
+  it("revoked credentials: a revoked API key, a logged-out session and a deleted account are refused on every routed service", async () => {
+    const f0 = failures.length;
+    const mallory = await register("mallory");
+    const key = (await gw("POST", "/api/users/api-keys", { token: mallory.token, body: JSON.stringify({ name: "to revoke" }), headers: json })).json();
+    expect((await gw("GET", "/api/users/me", { headers: { "x-api-key": key.key } })).status).toBe(200);
+    expect((await gw("DELETE", `/api/users/api-keys/${key.id}`, { token: mallory.token })).status).toBe(204);
+    const routes = catalog
+      .filter((d) => d.route && p.services.has(d.name))
+      .map((def) => {
+        const route = publicRoutes(def.name).find((r) => r.method === "GET" && !def.anonymousPaths.includes(r.url));
+        return route && `/api/${def.route}${route.url.replace(/:[A-Za-z0-9_]+/g, "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e")}`;
+      })
+      .filter((x): x is string => !!x);
+    // 401; for a key, 429 once its failed verifications reach the per-key limit (API_KEY_MAX_FAILURES).
+    const refusedEverywhere = async (label: string, o: Parameters<typeof gw>[2], refused = [401]) => {
+      const t0 = Date.now();
+      while (!refused.includes((await gw("GET", "/api/users/me", o)).status)) expect(Date.now() - t0, label).toBeLessThan(10_000);
+      for (const path of routes) {
+        const r = await gw("GET", path, o);
+        record(`${label} ${path}`, r.status, r.text, r.type);
+        expect(refused, `${label} ${path} -> ${r.status}`).toContain(r.status);
+      }
+    };
+    await refusedEverywhere("revoked API key", { headers: { "x-api-key": key.key } }, [401, 429]);
+    const oldToken = mallory.token;
+    expect((await gw("POST", "/api/users/logout", { token: mallory.token, body: JSON.stringify({ all: true }), headers: json })).status).toBe(204);
+    await refusedEverywhere("logged-out session", { token: oldToken });
+    mallory.token = await login(mallory.email, PASSWORD);
+    expect((await gw("DELETE", `/api/users/admin/users/${mallory.id}`, { token: adminToken })).status).toBe(204);
+    await refusedEverywhere("deleted account", { token: mallory.token });
+    // An admin cannot halt an account that no longer exists (its audit would name nobody).
+    const gone = await gw("PUT", `/api/risk/trading-state/users/${mallory.id}`, { token: adminToken, body: JSON.stringify({ state: "halted", reason: "deleted account" }), headers: json });
+    expect(gone.status).toBe(404);
+    expect(failures.slice(f0)).toEqual([]);
   });
 });
