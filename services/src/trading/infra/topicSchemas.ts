@@ -16,7 +16,6 @@ import { ORDER_STATUSES } from "../orderState";
 import { SYMBOL_RE } from "../types";
 
 const Id = Type.String({ minLength: 1, maxLength: 200 });
-const Uuid = Type.String({ pattern: "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$" });
 /** Epoch milliseconds up to the largest Date. */
 const Ts = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 });
 const Symbol = Type.String({ pattern: SYMBOL_RE.source });
@@ -33,7 +32,9 @@ const OrderEvent = Type.Object({
   eventId: Id,
   type: Type.Union(ORDER_STATUSES.map((s) => Type.Literal(`order.${s}`))),
   order: Type.Object({
-    orderId: Uuid,
+    // An id, not necessarily a uuid: the trading-engine requires one for what it executes, the other
+    // consumers record whatever order id they are given.
+    orderId: Id,
     clientOrderId: Type.Optional(Text(200)),
     userId: Id,
     symbol: Symbol,
@@ -45,13 +46,13 @@ const OrderEvent = Type.Object({
   }),
 });
 
-const Fill = Type.Object({ fillId: Id, orderId: Uuid, userId: Id, symbol: Symbol, side: Side, quantity: Unsigned, price: Unsigned, fee: Signed, ts: Ts });
+const Fill = Type.Object({ fillId: Id, orderId: Id, userId: Id, symbol: Symbol, side: Side, quantity: Unsigned, price: Unsigned, fee: Signed, ts: Ts });
 const ExecutionEnvelope = Type.Object({
   eventId: Id,
   type: Type.Union([Type.Literal("fill"), Type.Literal("order.expired"), Type.Literal("order.rejected"), Type.Literal("order.cancelled")]),
 });
 const FillExecution = Type.Object({ fill: Fill });
-const OutcomeExecution = Type.Object({ orderId: Uuid, userId: Type.Optional(Id), symbol: Type.Optional(Symbol), reason: Type.Optional(Text(2000)), ts: Type.Optional(Ts) });
+const OutcomeExecution = Type.Object({ orderId: Id, userId: Type.Optional(Id), symbol: Type.Optional(Symbol), reason: Type.Optional(Text(2000)), ts: Type.Optional(Ts) });
 
 const ComplianceAlert = Type.Object({
   alertId: Id,
