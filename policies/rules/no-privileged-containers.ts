@@ -40,6 +40,11 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
     for (const [field, label] of [["networkMode", "network"], ["pidMode", "PID"], ["ipcMode", "IPC"], ["usernsMode", "user"], ["cgroupnsMode", "cgroup"]] as const) {
         if (str(props[field]) === "host") out.push(`shares the host ${label} namespace (${field}: "host")`);
     }
+    // The first of networksAdvanced is the container's network mode (the engine's HostConfig.NetworkMode):
+    // the network named "host" is the host's network namespace, as networkMode: "host" is.
+    arr(props.networksAdvanced).forEach((n) => {
+        if (isRecord(n) && str(n.name) === "host") out.push("shares the host network namespace (networksAdvanced name \"host\")");
+    });
     arr(props.volumes).forEach((v) => {
         const hp = isRecord(v) ? str(v.hostPath) : undefined;
         const problem = hp ? bind(hp) : undefined;
@@ -51,6 +56,10 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
         if (problem) out.push(problem);
     });
     if (arr(props.devices).length) out.push("passes host devices into the container (devices)");
+    // Device cgroup rules let the container open host devices it creates (e.g. "c *:* rwm"); device
+    // requests and gpus hand it the host's GPUs with their driver's device files.
+    if (arr(props.deviceCgroupRules).length) out.push("opens host devices to the container (deviceCgroupRules)");
+    if (arr(props.deviceRequests).length || (str(props.gpus) ?? "") !== "") out.push("passes host GPUs into the container (deviceRequests/gpus)");
     return out;
 }
 
@@ -80,7 +89,8 @@ export const noPrivilegedContainers: ResourceValidationPolicy = {
     name: "no-privileged-containers",
     description:
         "No container runs privileged (or as a Windows HostProcess), shares host namespaces (network, PID, IPC), mounts " +
-        "the Docker/containerd socket or any host path (Docker bind mounts, Kubernetes hostPath), or receives host devices.",
+        "the Docker/containerd socket or any host path (Docker bind mounts, Kubernetes hostPath), or receives host devices " +
+        "(Docker devices, device cgroup rules, GPUs).",
     severity: "critical",
     configSchema: {
         properties: {

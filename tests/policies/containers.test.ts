@@ -43,6 +43,22 @@ describe("no-privileged-containers", () => {
         ].map((p) => `Container "api-gateway-container" ${p}${suffix}`));
     });
 
+    it("rejects the host network as a networksAdvanced entry, device cgroup rules and GPUs on Docker", async () => {
+        const bad = dockerService("api-gateway", {
+            networksAdvanced: [{ name: "host" }],
+            deviceCgroupRules: ["c *:* rwm"],
+            gpus: "all",
+        });
+        const other = dockerService("order-management", { deviceRequests: [{ driver: "nvidia", count: -1, capabilities: [["gpu"]] }] });
+        expect((await run([bad, other])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Container \"api-gateway-container\" shares the host network namespace (networksAdvanced name \"host\")",
+            "Container \"api-gateway-container\" opens host devices to the container (deviceCgroupRules)",
+            "Container \"api-gateway-container\" passes host GPUs into the container (deviceRequests/gpus)",
+            "Container \"order-management-container\" passes host GPUs into the container (deviceRequests/gpus)",
+        ]);
+        expect(await run([dockerService("api-gateway", { networksAdvanced: [{ name: "ai-trading-dev-net" }, { name: "other-net" }], gpus: "" })])).toEqual([]);
+    });
+
     it("rejects privileged pods, host namespaces and hostPath volumes on Kubernetes", async () => {
         const d = deployment("api-gateway", 3001, {
             container: { securityContext: { privileged: true, allowPrivilegeEscalation: true } },
