@@ -3,6 +3,7 @@
  * logs in through Nginx over HTTPS, places an order and reads it back; a connection string from the
  * stack outputs works; a second preview shows no change; destroy leaves nothing behind.
  */
+import * as fs from "fs";
 import * as https from "https";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -201,6 +202,28 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
       120,
     );
     expect(ready.dependencies.weaviate).toMatchObject({ status: "ok" });
+  });
+
+  it("runs every container under the PID limit of its workload kind, none of them ever reaching it", () => {
+    // The stack's defaults (trading:dockerPidsLimit*): jobs 256, datastores and monitoring (stateful) 4096, the rest 512.
+    const expected: Record<string, number> = { job: 256, datastore: 4096, monitoring: 4096, service: 512, edge: 512 };
+    const names = docker(["ps", "-a", "--filter", `name=${PREFIX}-`, "--format", "{{.Names}}"]).split("\n").filter(Boolean).sort();
+    expect(names.length).toBeGreaterThan(10);
+    const rows: string[] = [];
+    for (const name of names) {
+      const [id, limit, role, running] = docker(["inspect", "-f", '{{.Id}} {{.HostConfig.PidsLimit}} {{index .Config.Labels "trading.io/role"}} {{.State.Running}}', name]).split(" ");
+      expect(Number(limit), name).toBe(expected[role]);
+      // The kernel's pids controller: current tasks (processes and threads) and how often a fork was
+      // refused at the limit ("max N" in pids.events), read from the host (cgroup v1 or v2, cgroupfs or systemd driver).
+      const dir = [`/sys/fs/cgroup/pids/docker/${id}`, `/sys/fs/cgroup/docker/${id}`, `/sys/fs/cgroup/system.slice/docker-${id}.scope`, `/sys/fs/cgroup/pids/system.slice/docker-${id}.scope`].find((d) =>
+        fs.existsSync(`${d}/pids.events`),
+      );
+      const read = (f: string) => (dir && fs.existsSync(`${dir}/${f}`) ? fs.readFileSync(`${dir}/${f}`, "utf8").trim() : "?");
+      const refused = read("pids.events").match(/max (\d+)/)?.[1] ?? "?";
+      if (refused !== "?") expect(Number(refused), `${name}: forks refused at the PID limit`).toBe(0);
+      rows.push(`${name.slice(PREFIX.length + 1).padEnd(28)} ${role.padEnd(10)} limit ${limit.padStart(5)} current ${(running === "true" ? read("pids.current") : "exited").padStart(6)} peak ${read("pids.peak").padStart(5)} refused ${refused}`);
+    }
+    console.log(`PID limits and use after the e2e traffic:\n${rows.join("\n")}`);
   });
 
   it("shows no change on a second preview", async () => {
