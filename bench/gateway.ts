@@ -12,20 +12,20 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
+import { runPostgresMigrations } from "../services/src/migrations";
 import { startPostgres, startRedis, pg, freePort } from "../tests/harness";
 
 const duration = Number(process.env.BENCH_DURATION_S ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
+/** Every PostgreSQL migration, as the platform runs them (user-management's tables have several). */
 async function migrate(url: string) {
-  const dir = join(__dirname, "..", "services", "src", "migrations", "postgres");
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  for (const f of readdirSync(dir).filter((f) => /^\d{4}_user_management.*\.sql$/.test(f)).sort()) await c.query(readFileSync(join(dir, f), "utf8"));
-  await c.end();
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  await runPostgresMigrations(pool);
+  await pool.end();
 }
 
 function run(title: string, url: string, headers: Record<string, string>): Promise<autocannon.Result> {

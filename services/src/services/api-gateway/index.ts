@@ -9,7 +9,7 @@
  *   credentials; presented credentials must still be valid.
  * - Identity to upstreams: client-sent x-user-id / x-user-role / x-auth-method / x-api-key-id are
  *   always stripped; the gateway sets them from the verified identity.
- * - Rate limits (Dragonfly, shared by all replicas): RATE_LIMIT_MAX_REQUESTS per
+ * - Rate limits (Dragonfly, shared by all replicas, leased in slices: ./leased-counter.ts): RATE_LIMIT_MAX_REQUESTS per
  *   RATE_LIMIT_WINDOW_MS per user (authenticated) or per client IP (anonymous and bad credentials);
  *   authenticated traffic also capped per client IP (RATE_LIMIT_IP_MAX_REQUESTS, default 4x);
  *   failed API-key verifications per key prefix and per IP (./limits.ts). The client IP is the
@@ -118,8 +118,7 @@ export default defineService({
         hook: "preHandler",
         max: cfg.RATE_LIMIT_MAX_REQUESTS,
         timeWindow: cfg.RATE_LIMIT_WINDOW_MS,
-        redis,
-        nameSpace: "gw-rl:",
+        store: limits.rateLimitStore("gw-rl:", cfg.RATE_LIMIT_MAX_REQUESTS, cfg.RATE_LIMIT_WINDOW_MS),
         skipOnError: true,
         keyGenerator: (request) => {
           const id = auth.get(request)?.identity;

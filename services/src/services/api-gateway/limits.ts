@@ -1,13 +1,16 @@
 /**
- * The gateway's counters in Dragonfly (shared by every replica), each one round trip:
- * - a per-client-IP cap on authenticated traffic (many accounts behind one address);
+ * The gateway's counters in Dragonfly (shared by every replica):
+ * - the per-user / per-IP request limit, @fastify/rate-limit (registered in ./index.ts) on the
+ *   leased store below, and a per-client-IP cap on authenticated traffic (many accounts behind
+ *   one address): both leased (./leased-counter.ts), not one round trip per request;
  * - failed API-key verifications per key prefix and per client IP (guessing keys costs the
- *   guesser a 429 long before it costs PostgreSQL anything).
- * The per-user / per-IP request limit itself is @fastify/rate-limit (registered in ./index.ts).
+ *   guesser a 429 long before it costs PostgreSQL anything), one round trip each (rare path).
  * Counters fail open when Dragonfly is unreachable (logged by the caller; /ready reports it).
  */
+import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from "@fastify/rate-limit";
 import type { Redis, Result } from "ioredis";
 import { HttpError } from "../../kit";
+import { LeasedCounter } from "./leased-counter";
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
@@ -23,24 +26,53 @@ return {c, redis.call('PTTL', KEYS[1])}`;
 const retryAfter = (ttlMs: number) => ({ "retry-after": String(Math.max(1, Math.ceil(ttlMs / 1000))) });
 
 export class GatewayLimits {
+  private readonly counter: LeasedCounter;
+
   constructor(
     private readonly redis: Redis,
     private readonly o: { windowMs: number; ipMax: number; keyFailureMax: number; keyFailureWindowMs: number },
   ) {
     redis.defineCommand("gwCount", { numberOfKeys: 1, lua: COUNT_LUA });
+    this.counter = new LeasedCounter(redis);
   }
 
   /** Counts one authenticated request of `ip`; throws the 429 beyond the cap. */
   async checkIp(ip: string): Promise<void> {
-    let count: number;
-    let ttl: number;
+    let hit;
     try {
-      [count, ttl] = await this.redis.gwCount(`gw-rl-ip:${ip}`, this.o.windowMs);
+      hit = await this.counter.hit(`gw-rl-ip:${ip}`, this.o.ipMax, this.o.windowMs);
     } catch {
       return; // fail open, like the per-user limit
     }
-    if (count > this.o.ipMax)
-      throw new HttpError(429, "RATE_LIMITED", `Rate limit exceeded for this client address: ${this.o.ipMax} requests per window`, undefined, retryAfter(ttl));
+    if (hit.current > this.o.ipMax)
+      throw new HttpError(429, "RATE_LIMITED", `Rate limit exceeded for this client address: ${this.o.ipMax} requests per window`, undefined, retryAfter(hit.ttl));
+  }
+
+  /**
+   * A @fastify/rate-limit store on the leased counter, keys under `nameSpace` (per-route stores,
+   * which the gateway does not use, get the route in the key like the plugin's own Redis store).
+   */
+  rateLimitStore(nameSpace: string, max: number, windowMs: number): FastifyRateLimitStoreCtor {
+    const counter = this.counter;
+    class LeasedStore implements FastifyRateLimitStore {
+      private readonly prefix: string;
+      constructor(_options: unknown, prefix = nameSpace) {
+        this.prefix = prefix;
+      }
+      incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, windowArg?: number, maxArg?: number): void {
+        counter.hit(this.prefix + key, maxArg ?? max, windowArg ?? windowMs).then(
+          (hit) => callback(null, hit),
+          (err: Error) => callback(err),
+        );
+      }
+      // The plugin passes its merged parameters ({ routeInfo: the route's options }), not what its types say.
+      child(options: object): FastifyRateLimitStore {
+        const route: object = "routeInfo" in options && typeof options.routeInfo === "object" && options.routeInfo !== null ? options.routeInfo : options;
+        const part = (k: string) => (k in route ? String((route as Record<string, unknown>)[k]) : "");
+        return new LeasedStore(undefined, `${this.prefix}${part("method")}${part("url")}-`);
+      }
+    }
+    return LeasedStore;
   }
 
   private failureKeys(ip: string, prefix?: string): string[] {

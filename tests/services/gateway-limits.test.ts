@@ -1,0 +1,77 @@
+/**
+ * The gateway's leased rate-limit counter (services/src/services/api-gateway/leased-counter.ts)
+ * against a real Redis: replicas sharing a key never admit more than the limit in a window, a
+ * spent window is refused without a round trip, a new window starts over, an unreachable
+ * Dragonfly rejects (the callers fail open).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startRedis, Redis, type RedisServer } from "../harness";
+import { LeasedCounter, leaseSize } from "../../services/src/services/api-gateway/leased-counter";
+
+let redis: RedisServer;
+const clients: Redis[] = [];
+const client = () => {
+  const c = new Redis(redis.url, { maxRetriesPerRequest: 1, lazyConnect: false });
+  clients.push(c);
+  return c;
+};
+
+beforeAll(async () => {
+  redis = await startRedis({ persistent: false });
+});
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await redis?.stop();
+});
+
+describe("LeasedCounter", () => {
+  it("three replicas hammering one key admit exactly the limit, then refuse", async () => {
+    const max = 1_000;
+    const replicas = [new LeasedCounter(client()), new LeasedCounter(client()), new LeasedCounter(client())];
+    const hits = await Promise.all(Array.from({ length: 1_500 }, (_, i) => replicas[i % 3].hit("t:shared", max, 600_000)));
+    const admitted = hits.filter((h) => h.current <= max).length;
+    // Never more than the limit; at most (replicas - 1) unspent leases fewer.
+    expect(admitted).toBeLessThanOrEqual(max);
+    expect(admitted).toBeGreaterThanOrEqual(max - 2 * leaseSize(max));
+    expect(Number(await client().get("t:shared"))).toBeLessThanOrEqual(max);
+    for (const h of hits) expect(h.ttl).toBeGreaterThan(0);
+  });
+
+  it("a small limit is counted request by request, with exact counts", async () => {
+    const c = new LeasedCounter(client());
+    const currents = [];
+    for (let i = 0; i < 5; i++) currents.push((await c.hit("t:small", 3, 600_000)).current);
+    expect(currents.slice(0, 3)).toEqual([1, 2, 3]);
+    expect(currents[3]).toBeGreaterThan(3);
+    expect(currents[4]).toBeGreaterThan(3);
+  });
+
+  it("a spent window is refused locally: a flood beyond the limit sends nothing to Dragonfly", async () => {
+    const r = client();
+    const c = new LeasedCounter(r);
+    for (let i = 0; i < 3; i++) await c.hit("t:flood", 2, 600_000);
+    const sent: string[] = [];
+    const orig = r.sendCommand.bind(r);
+    r.sendCommand = (cmd, stream) => {
+      sent.push(cmd.name);
+      return orig(cmd, stream);
+    };
+    const flood = await Promise.all(Array.from({ length: 200 }, () => c.hit("t:flood", 2, 600_000)));
+    expect(flood.every((h) => h.current > 2)).toBe(true);
+    expect(sent).toEqual([]);
+  });
+
+  it("a new window starts over (a lease never outlives its Dragonfly window)", async () => {
+    const r = client();
+    const c = new LeasedCounter(r);
+    for (let i = 0; i < 3; i++) await c.hit("t:window", 2, 300);
+    while ((await r.pttl("t:window")) !== -2) await new Promise((res) => setTimeout(res, 50));
+    expect((await c.hit("t:window", 2, 300)).current).toBe(1);
+  });
+
+  it("rejects when Dragonfly is unreachable", async () => {
+    const dead = new Redis("redis://127.0.0.1:1", { maxRetriesPerRequest: 0, enableOfflineQueue: false, lazyConnect: true, retryStrategy: () => null });
+    clients.push(dead);
+    await expect(new LeasedCounter(dead).hit("t:dead", 10, 1_000)).rejects.toThrow();
+  });
+});
