@@ -33,7 +33,7 @@ describe("LeasedCounter", () => {
     // Never more than the limit; at most (replicas - 1) unspent leases fewer.
     expect(admitted).toBeLessThanOrEqual(max);
     expect(admitted).toBeGreaterThanOrEqual(max - 2 * leaseSize(max));
-    expect(Number(await client().get("t:shared"))).toBeLessThanOrEqual(max);
+    expect(Number(await client().get(`t:shared:${max}`))).toBeLessThanOrEqual(max);
     for (const h of hits) expect(h.ttl).toBeGreaterThan(0);
   });
 
@@ -65,7 +65,7 @@ describe("LeasedCounter", () => {
     const r = client();
     const c = new LeasedCounter(r);
     for (let i = 0; i < 3; i++) await c.hit("t:window", 2, 300);
-    while ((await r.pttl("t:window")) !== -2) await new Promise((res) => setTimeout(res, 50));
+    while ((await r.pttl("t:window:2")) !== -2) await new Promise((res) => setTimeout(res, 50));
     expect((await c.hit("t:window", 2, 300)).current).toBe(1);
   });
 

@@ -18,7 +18,6 @@
  * - REQUEST_TIMEOUT_MS bounds the whole request (authentication + upstream): 504 JSON beyond.
  */
 import type { FastifyRequest } from "fastify";
-import replyFrom from "@fastify/reply-from";
 import rateLimit from "@fastify/rate-limit";
 import { catalog, type ServiceDefinition } from "../../catalog";
 import { defineService, errorBody, HttpError, jwtKey, peerBaseUrl } from "../../kit";
@@ -26,6 +25,7 @@ import { Authenticator, type Auth } from "./authenticate";
 import { config } from "./config";
 import { GatewayLimits } from "./limits";
 import { registerProxyRoutes, STRIPPED_HEADERS } from "./proxy";
+import { Upstreams } from "./upstreams";
 import { UsageEmitter } from "./usage";
 import { registerApiDocs, type OpenApiDocument } from "./docs";
 import { UserStates } from "./user-states";
@@ -60,13 +60,8 @@ export default defineService({
     });
     const authenticator = new Authenticator({ key: jwtKey(cfg.JWT_SECRET), maxTokenAgeS: cfg.ACCESS_TOKEN_MAX_AGE_S, redis, peers: ctx.peers, states, limits });
 
-    await app.register(replyFrom, {
-      undici: { connections: 128, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: cfg.PROXY_TIMEOUT_MS, bodyTimeout: cfg.PROXY_TIMEOUT_MS },
-      disableRequestLogging: true,
-      // Never retry non-idempotent requests on a dead upstream.
-      retryMethods: ["GET", "HEAD", "OPTIONS"],
-      maxRetriesOn503: 0,
-    });
+    const upstreams = new Upstreams({ connections: 128, keepAliveTimeoutMs: 30_000 });
+    ctx.onClose(() => upstreams.close());
 
     // One usage event per /api/ request when the event stream is configured (usage.ts).
     const usage = ctx.datastores.isEnabled("redpanda") ? new UsageEmitter(ctx) : undefined;
@@ -130,7 +125,7 @@ export default defineService({
 
       // The merged OpenAPI document and its page (docs.ts), before the proxy's /api/* wildcard.
       await registerApiDocs(api, { ownDocument: () => app.swagger() as OpenApiDocument, routed: [...routes.values()], baseUrl: (n) => bases.get(n)!, timeoutMs: cfg.HEALTH_TIMEOUT_MS, cacheMs: cfg.DOCS_CACHE_MS, log });
-      registerProxyRoutes(api, ctx, { routes, bases, auth, remainingMs });
+      registerProxyRoutes(api, ctx, { routes, bases, auth, upstreams, remainingMs });
     });
   },
 });

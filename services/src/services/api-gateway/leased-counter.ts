@@ -11,7 +11,9 @@
  * small limit is counted request by request, as before). Once Dragonfly says the window is spent,
  * the replica refuses locally until the window ends: a flood beyond the limit costs no round trip.
  * A local lease ends when the Dragonfly window does (measured from when the lease was asked for,
- * so never later), so no token outlives its window.
+ * so never later), so no token outlives its window. The Dragonfly key carries the limit: a count
+ * is reservations against that limit, so replicas configured with another limit (during a rollout
+ * that changes it) keep their own count rather than reading these reservations as requests.
  */
 import type { Redis, Result } from "ioredis";
 
@@ -88,7 +90,7 @@ export class LeasedCounter {
 
   private async refill(key: string, max: number, windowMs: number): Promise<void> {
     const askedAt = Date.now();
-    const [counted, granted, ttl] = await this.redis.gwLease(key, max, leaseSize(max), windowMs);
+    const [counted, granted, ttl] = await this.redis.gwLease(`${key}:${max}`, max, leaseSize(max), windowMs);
     if (this.leases.size >= MAX_KEYS) this.sweep(askedAt);
     this.leases.set(key, { endsAt: askedAt + ttl, left: granted, counted, spent: granted === 0 || counted >= max });
   }

@@ -6,6 +6,7 @@
  * otherwise), the path is normalised (dot segments resolved) and the platform's own paths
  * (kit INTERNAL_PATH_PREFIXES: /internal, /metrics, /ready, /health) are never proxied, however
  * encoded. Identity headers are set from the verified identity only; credentials are not forwarded.
+ * The request itself goes over ./upstreams.ts.
  */
 import type { FastifyRequest } from "fastify";
 import { Counter } from "prom-client";
@@ -13,6 +14,7 @@ import type { ServiceDefinition } from "../../catalog";
 import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, Type, type App, type Identity } from "../../kit";
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
+import { answerHeaders, forwardedHeaders, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
 
 /** /api/health: the gateway's view of every service it routes to (OpenAPI). */
 const HealthBody = Type.Object({
@@ -24,8 +26,17 @@ export const STRIPPED_HEADERS = [...Object.values(IDENTITY_HEADERS), "authorizat
 
 const badPercent = /%(?![0-9A-Fa-f]{2})/;
 
+/** Routing decisions kept by raw URL (a repeated URL skips the parse); cleared when full. */
+const MAX_CACHED_TARGETS = 10_000;
+
+export interface UpstreamTarget {
+  service: ServiceDefinition;
+  path: string;
+  search: string;
+}
+
 /** The upstream path and query of a gateway URL, or a 400/404 HttpError. */
-export function upstreamTarget(rawUrl: string, routes: ReadonlyMap<string, ServiceDefinition>): { service: ServiceDefinition; path: string; search: string } {
+export function upstreamTarget(rawUrl: string, routes: ReadonlyMap<string, ServiceDefinition>): UpstreamTarget {
   if (badPercent.test(rawUrl)) throw new HttpError(400, "BAD_REQUEST", "Malformed percent-encoding in the URL", "url");
   const url = new URL(rawUrl, "http://gateway.invalid"); // resolves ./ ../ %2e segments
   const notFound = () => new HttpError(404, "NOT_FOUND", `No service at ${url.pathname.slice(0, 200)}`);
@@ -48,6 +59,7 @@ export interface ProxyDeps {
   routes: ReadonlyMap<string, ServiceDefinition>;
   bases: ReadonlyMap<string, string>;
   auth: WeakMap<FastifyRequest, Auth>;
+  upstreams: Upstreams;
   /** Milliseconds left of the request's whole budget. */
   remainingMs(request: FastifyRequest): number;
 }
@@ -79,45 +91,59 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     return reply.status(allUp ? 200 : 503).send({ status: allUp ? "ok" : "degraded", services: results });
   });
 
+  const dropped = new Set([...STRIPPED_HEADERS, "traceparent", "tracestate", "baggage"]);
+  const targets = new Map<string, UpstreamTarget>();
   api.all("/api/*", { schema: { hide: true } }, async (request, reply) => {
-    const { service, path, search } = upstreamTarget(request.url, d.routes);
+    let target = targets.get(request.url);
+    if (!target) {
+      target = upstreamTarget(request.url, d.routes); // throws the 400/404
+      if (targets.size >= MAX_CACHED_TARGETS) targets.clear();
+      targets.set(request.url, target);
+    }
+    const { service, path, search } = target;
     const a = d.auth.get(request) ?? {};
     if (a.error) throw a.error;
     const anonymous = service.anonymousPaths.some((p) => path === p || path === `${p}/`);
     if (!a.identity && !anonymous) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
     const identity: Identity | undefined = a.identity;
-    const timeout = Math.max(1, Math.min(cfg.PROXY_TIMEOUT_MS, d.remainingMs(request)));
+    // Credentials and identity headers are never forwarded as sent; a client's trace context is not
+    // either (the gateway starts the trace: kit telemetry).
+    const headers = forwardedHeaders(request.headers, dropped);
+    headers["x-request-id"] = String(request.id);
+    headers["x-forwarded-for"] = request.ip;
+    if (identity) {
+      headers[IDENTITY_HEADERS.userId] = identity.userId;
+      headers[IDENTITY_HEADERS.role] = identity.role;
+      headers[IDENTITY_HEADERS.authMethod] = identity.authMethod;
+      if (identity.apiKeyId) headers[IDENTITY_HEADERS.apiKeyId] = identity.apiKeyId;
+    }
     // Bodies arrive as raw Buffers (the scope's content-type parser): forwarded byte for byte.
-    const raw = Buffer.isBuffer(request.body) && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined;
-    return reply.from(`${d.bases.get(service.name)}${path}${search}`, {
-      timeout,
-      ...(raw ? { body: raw, contentType: request.headers["content-type"] ?? "application/octet-stream" } : {}),
-      rewriteRequestHeaders: (_req, headers) => {
-        const h: Record<string, string | string[] | undefined> = { ...headers };
-        for (const name of STRIPPED_HEADERS) delete h[name];
-        // A client's trace context is not forwarded: the gateway starts the trace (kit telemetry).
-        for (const name of ["traceparent", "tracestate", "baggage"]) delete h[name];
-        h["x-request-id"] = String(request.id);
-        h["x-forwarded-for"] = request.ip;
-        if (identity) {
-          h[IDENTITY_HEADERS.userId] = identity.userId;
-          h[IDENTITY_HEADERS.role] = identity.role;
-          h[IDENTITY_HEADERS.authMethod] = identity.authMethod;
-          if (identity.apiKeyId) h[IDENTITY_HEADERS.apiKeyId] = identity.apiKeyId;
-        }
-        return h as typeof headers;
-      },
-      onResponse: (_req, rep, res) => {
-        upstreamTotal.inc({ upstream: service.name, status_code: String(res.statusCode) });
-        rep.send(res.stream);
-      },
-      onError: (rep, { error }) => {
-        const timedOut = /timeout/i.test(error.name + error.message) || (error as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT";
-        upstreamTotal.inc({ upstream: service.name, status_code: timedOut ? "504" : "502" });
-        log.warn({ upstream: service.name, err: { message: error.message } }, "upstream request failed");
-        if (rep.sent) return;
-        rep.status(timedOut ? 504 : 502).send(errorBody(request, timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${service.name} is unavailable`));
-      },
-    });
+    const body = Buffer.isBuffer(request.body) && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined;
+    if (body && headers["content-type"] === undefined) headers["content-type"] = "application/octet-stream";
+    const timeoutMs = Math.max(1, Math.min(cfg.PROXY_TIMEOUT_MS, d.remainingMs(request)));
+    let answer: UpstreamAnswer;
+    try {
+      answer = await d.upstreams.send(d.bases.get(service.name)!, { method: request.method, path: `${path}${search}`, headers, body, timeoutMs });
+    } catch (e) {
+      if (!(e instanceof UpstreamError)) throw e;
+      upstreamTotal.inc({ upstream: service.name, status_code: e.timedOut ? "504" : "502" });
+      log.warn({ upstream: service.name, err: { message: e.message } }, "upstream request failed");
+      if (reply.sent) return reply;
+      return reply.status(e.timedOut ? 504 : 502).send(errorBody(request, e.timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${service.name} is unavailable`));
+    }
+    upstreamTotal.inc({ upstream: service.name, status_code: String(answer.statusCode) });
+    if (reply.sent) {
+      // The whole-request timeout answered first.
+      if (!Buffer.isBuffer(answer.body)) answer.body.destroy();
+      return reply;
+    }
+    if (answer.statusCode < 200 || answer.statusCode > 599) {
+      if (!Buffer.isBuffer(answer.body)) answer.body.destroy();
+      return reply.status(502).send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${service.name} gave an invalid answer`));
+    }
+    const streamed = !Buffer.isBuffer(answer.body);
+    // A HEAD answer has no body but the length of what GET would send: kept as the upstream gave it.
+    reply.code(answer.statusCode).headers(answerHeaders(answer.headers, streamed || request.method === "HEAD"));
+    return reply.send(request.method === "HEAD" ? undefined : answer.body);
   });
 }
