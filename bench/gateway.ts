@@ -87,8 +87,9 @@ async function main() {
     const reg = await post("/api/users/register", { email, password });
     const login = await post("/api/users/login", { email, password });
     const token: string = login.accessToken;
+    if (!token) throw new Error(`login through the gateway failed: ${JSON.stringify(login)} (register: ${JSON.stringify(reg)})`);
     const check = await fetch(`${gwUrl}/api/users/me`, { headers: { authorization: `Bearer ${token}` } });
-    if (check.status !== 200) throw new Error(`gateway /me answered ${check.status}`);
+    if (check.status !== 200) throw new Error(`gateway /me answered ${check.status}: ${await check.text()}`);
 
     const { loadavg, cpus } = await import("node:os");
     console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${connections} connections, ${duration} s each, loopback`);

@@ -143,7 +143,8 @@ function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, resolve: (a
   try {
     pool.dispatch({ path: req.path, method: req.method as Dispatcher.HttpMethod, headers: req.headers, body: req.body, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs }, handler);
   } catch (e) {
-    // undici refuses a header or path it cannot send (what reached here passed Node's parser and the gateway's checks).
-    reject(new HttpError(400, "BAD_REQUEST", "The request cannot be forwarded as sent"));
+    // undici refuses a header it cannot send (what reaches here passed Node's parser and the
+    // gateway's checks): the client's request, 400. Anything else is the gateway's own fault.
+    reject(/header/i.test((e as Error).message) ? new HttpError(400, "BAD_REQUEST", "A request header cannot be forwarded as sent") : (e as Error));
   }
 }
