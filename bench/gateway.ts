@@ -7,8 +7,10 @@
  *   1. direct:  GET user-management /me with trusted identity headers (what the gateway sends)
  *   2. gateway: GET api-gateway /api/users/me with the Bearer token (JWT verify, Redis rate limit
  *      with a high limit, proxy to the same upstream)
- * and prints throughput and latency percentiles. Env: BENCH_DURATION_S (default 10),
- * BENCH_CONNECTIONS (default 32).
+ * and prints throughput and latency percentiles, and each process's CPU time per request (from
+ * /proc, so it holds on a loaded machine too). Each target first gets an unmeasured warm-up of
+ * BENCH_WARMUP_S (default 3) so the measured run sees JIT-compiled code, not the compiler.
+ * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -20,6 +22,7 @@ import { startPostgres, startRedis, pg, freePort } from "../tests/harness";
 
 const duration = Number(process.env.BENCH_DURATION_S ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const warmup = Number(process.env.BENCH_WARMUP_S ?? 3);
 
 /** Every PostgreSQL migration, as the platform runs them (user-management's tables have several). */
 async function migrate(url: string) {
@@ -28,9 +31,9 @@ async function migrate(url: string) {
   await pool.end();
 }
 
-function run(title: string, url: string, headers: Record<string, string>): Promise<autocannon.Result> {
+function run(title: string, url: string, headers: Record<string, string>, seconds = duration): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
-    autocannon({ title, url, headers, connections, duration, pipelining: 1 }, (err, result) => (err ? reject(err) : resolve(result)));
+    autocannon({ title, url, headers, connections, duration: seconds, pipelining: 1 }, (err, result) => (err ? reject(err) : resolve(result)));
   });
 }
 
@@ -92,8 +95,9 @@ async function main() {
     if (check.status !== 200) throw new Error(`gateway /me answered ${check.status}: ${await check.text()}`);
 
     const { loadavg, cpus } = await import("node:os");
-    console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${connections} connections, ${duration} s each, loopback`);
+    console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${connections} connections, ${duration} s each after ${warmup} s of warm-up, loopback`);
     const measure = async (title: string, url: string, headers: Record<string, string>) => {
+      if (warmup > 0) await run(`${title} (warm-up)`, url, headers, warmup);
       const before = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuSeconds(pid)]));
       const result = await run(title, url, headers);
       const cpuUs = Object.fromEntries(
