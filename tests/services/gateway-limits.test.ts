@@ -9,7 +9,7 @@ import { startRedis, Redis, type RedisServer } from "../harness";
 import { LeasedCounter, leaseSize } from "../../services/src/services/api-gateway/leased-counter";
 
 let redis: RedisServer;
-const clients: Redis[] = [];
+const clients: InstanceType<typeof Redis>[] = [];
 const client = () => {
   const c = new Redis(redis.url, { maxRetriesPerRequest: 1, lazyConnect: false });
   clients.push(c);
