@@ -59,6 +59,14 @@ export interface ServiceDefinition {
    */
   preDeployJob?: { args: string[] };
   /**
+   * When set, a command of the service also runs on a schedule (a Kubernetes CronJob; on Docker a
+   * long-running container whose cron runner starts it), as the workload `<service>-<name>`, with
+   * the service's environment and credentials, in the named image: `services`, or `trainer` (the
+   * services image plus Python and the training code, ml/Dockerfile). The cron expression is the
+   * stack configuration key `scheduleKey` (trading:<key>). ml-predictor retrains its model this way.
+   */
+  scheduledJob?: { name: string; args: string[]; image: "services" | "trainer"; scheduleKey: string };
+  /**
    * The platform's trace collector (chain-debug): every other deployed service exports its spans to
    * it (OTLP/HTTP at `otlpTracesUrl`), which the network policies allow. At most one.
    */
@@ -199,6 +207,7 @@ const contracts = {
     requires: ["postgres", "clickhouse"],
     optional: ["weaviate"],
     secrets: [],
+    scheduledJob: { name: "retrain", args: ["train"], image: "trainer", scheduleKey: "mlRetrainSchedule" },
   },
   "backtesting-engine": {
     description: "Backtests, parameter sweeps and walk-forward runs of the built-in strategies as jobs shared by the replicas; results in PostgreSQL, curves in ClickHouse",

@@ -58,6 +58,21 @@ const defaults: Record<ServiceName, { scaling?: ServiceScaling; resources: Servi
   "chain-debug": { scaling: stateless, resources: small },
 };
 
+/**
+ * CPU and memory of each run of a service's scheduled job (catalog `scheduledJob`): the retraining
+ * (features, 4-fold walk-forward LightGBM, ONNX export) needs more than serving.
+ */
+const scheduledJobResources: Partial<Record<ServiceName, ServiceResources>> = {
+  "ml-predictor": { cpu: "1", memory: "1Gi" },
+};
+
+/** Resources of a service's scheduled job; throws when catalog/sizing.ts has none for it. */
+export function scheduledJobSizing(service: Pick<ServiceDefinition, "name">): ServiceResources {
+  const resources = (scheduledJobResources as Record<string, ServiceResources | undefined>)[service.name];
+  if (!resources) throw new Error(`catalog/sizing.ts has no scheduled-job resources for service '${service.name}'`);
+  return resources;
+}
+
 /** Sizing of a catalog service; throws for a service without an entry or a contradictory one. */
 export function sizingOf(service: Pick<ServiceDefinition, "name" | "singleton">): ServiceSizing {
   const entry = (defaults as Record<string, (typeof defaults)[ServiceName] | undefined>)[service.name];

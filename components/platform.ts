@@ -14,8 +14,8 @@ import { Grafana, GRAFANA_PORT } from "./monitoring/grafana";
 import { Prometheus, PROMETHEUS_PORT } from "./monitoring/prometheus";
 import { createRuntime } from "./runtime";
 import { PlatformSecrets } from "./secrets";
-import { AppService, ServicesImage } from "./services";
-import { backedUp, buildTopology, EDGE, GRAFANA, PROMETHEUS } from "./topology";
+import { AppService, ServicesImage, TrainerImage } from "./services";
+import { backedUp, backupsScheduled, buildTopology, EDGE, GRAFANA, PROMETHEUS, scheduledJobName } from "./topology";
 
 const ADMIN_HOST_PORTS = { prometheus: 19090, grafana: 13000 };
 
@@ -77,7 +77,9 @@ export class TradingPlatform extends pulumi.ComponentResource {
       );
     }
 
-    if (runtime.capabilities.scheduledJobs) {
+    // Kubernetes only, by decision (topology.ts backupsScheduled): a backup runs in its datastore's
+    // image, which has no cron runner for Docker's scheduler.
+    if (backupsScheduled(runtime.capabilities)) {
       for (const store of backedUp) {
         const ds = datastores[store];
         if (!ds) continue;
@@ -98,6 +100,10 @@ export class TradingPlatform extends pulumi.ComponentResource {
     }
 
     // Services: one image, migrations first, then the fleet.
+    const registryAuth =
+      config.registryUsername && configSecrets.registryPassword
+        ? { username: config.registryUsername, password: configSecrets.registryPassword }
+        : undefined;
     const servicesImage = new ServicesImage(
       `${name}-services-image`,
       {
@@ -105,13 +111,27 @@ export class TradingPlatform extends pulumi.ComponentResource {
         repository: config.registry ? `${config.registry}/ai-trading-services` : "ai-trading/services",
         tag: config.servicesImageTag,
         nodeImage: image("node").ref,
-        registryAuth:
-          config.registryUsername && configSecrets.registryPassword
-            ? { username: config.registryUsername, password: configSecrets.registryPassword }
-            : undefined,
+        registryAuth,
       },
       { parent: this },
     );
+    // The trainer (services image + Python + ml/) exists where a deployed service's scheduled job
+    // runs in it: ml-predictor's retraining, on both targets.
+    const needsTrainer = runtime.capabilities.scheduledJobs && config.services.some((s) => s.scheduledJob?.image === "trainer");
+    const trainerImage = needsTrainer
+      ? new TrainerImage(
+          `${name}-trainer-image`,
+          {
+            runtime,
+            repository: config.registry ? `${config.registry}/ai-trading-trainer` : "ai-trading/trainer",
+            tag: config.servicesImageTag,
+            servicesImage: servicesImage.ref,
+            registryAuth,
+          },
+          { parent: this },
+        )
+      : undefined;
+    const jobImages: Record<"services" | "trainer", pulumi.Output<string> | undefined> = { services: servicesImage.ref, trainer: trainerImage?.ref };
     const dataReady = Object.values(datastores).flatMap((d) => d!.workload.ready);
     const secretValues: Record<string, Record<string, pulumi.Input<string>>> = {
       jwt: { JWT_SECRET: secrets.jwtSecret },
@@ -171,6 +191,14 @@ export class TradingPlatform extends pulumi.ComponentResource {
             (def.secrets.includes("payment") && configSecrets.paymentProcessorApiKey !== undefined) ||
             def.secrets.includes("notification"),
           dependsOn: def.preDeployJob ? dataReady : [...dataReady, ...jobsReady],
+          scheduledJob:
+            def.scheduledJob && runtime.capabilities.scheduledJobs
+              ? {
+                  image: jobImages[def.scheduledJob.image]!,
+                  schedule: config.jobSchedules[def.scheduledJob.scheduleKey],
+                  connectsTo: topology.connectsTo[scheduledJobName(def.name, def.scheduledJob.name)] ?? [],
+                }
+              : undefined,
         },
         { parent: this },
       );

@@ -4,13 +4,17 @@
  */
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { ServiceDefinition, sizingOf } from "../catalog";
+import { scheduledJobSizing, ServiceDefinition, sizingOf } from "../catalog";
 import { DataComponent } from "../stacks/config";
 import { Datastore } from "./data";
-import { migrationJobName, serviceDatastores } from "./topology";
+import { migrationJobName, scheduledJobName, serviceDatastores } from "./topology";
 import { DeployedWorkload, probe, Runtime, WorkloadSpec } from "./workload";
 
 export const SERVICE_UID = 10001;
+/** The services image's entry point (services/Dockerfile ENTRYPOINT), relative to its WORKDIR /app. */
+export const SERVICES_MAIN = ["node", "dist/services/src/main.js"];
+/** The cron runner in the services image and every image built on it (services/src/cron.ts). */
+export const SERVICES_CRON_RUNNER = ["node", "dist/services/src/cron.js"];
 
 export interface ServicesImageArgs {
   runtime: Runtime;
@@ -51,6 +55,43 @@ export class ServicesImage extends pulumi.ComponentResource {
   }
 }
 
+export interface TrainerImageArgs {
+  runtime: Runtime;
+  /** Full image name without tag, e.g. "ai-trading/trainer". */
+  repository: string;
+  tag: string;
+  /** The services image it is built FROM (the program's build of it). */
+  servicesImage: pulumi.Input<string>;
+  registryAuth?: { username: string; password: pulumi.Output<string> };
+}
+
+/**
+ * The image of ml-predictor's retraining runs: the services image plus Debian's Python, a venv of
+ * ml/requirements.txt installed from wheels downloaded on the host (scripts/ml/prepare-wheels.sh,
+ * so the build needs no PyPI) and the training code (ml/Dockerfile; context ml/).
+ */
+export class TrainerImage extends pulumi.ComponentResource {
+  readonly ref: pulumi.Output<string>;
+
+  constructor(name: string, args: TrainerImageArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("trading:app:TrainerImage", name, {}, opts);
+    const ml = path.join(__dirname, "..", "ml");
+    this.ref = args.runtime.buildImage(
+      `${name}-build`,
+      {
+        repository: args.repository,
+        tag: args.tag,
+        context: ml,
+        dockerfile: path.join(ml, "Dockerfile"),
+        buildArgs: { SERVICES_IMAGE: args.servicesImage },
+        registryAuth: args.registryAuth,
+      },
+      this,
+    );
+    this.registerOutputs({ ref: this.ref });
+  }
+}
+
 export interface AppServiceArgs {
   runtime: Runtime;
   definition: ServiceDefinition;
@@ -64,6 +105,11 @@ export interface AppServiceArgs {
   acceptsFrom: string[];
   internetEgress: boolean;
   dependsOn: pulumi.Resource[];
+  /**
+   * The catalog's scheduled job of the service, where the stack runs it: the image of its runs
+   * (services or trainer), its cron expression and the workloads it connects to.
+   */
+  scheduledJob?: { image: pulumi.Input<string>; schedule: string; connectsTo: string[] };
 }
 
 /** Environment of a service: its identity plus every datastore it uses (per docs/conventions.md). */
@@ -92,6 +138,7 @@ export function serviceEnvironment(
 export class AppService extends pulumi.ComponentResource {
   readonly workload: DeployedWorkload;
   readonly preDeployJob?: DeployedWorkload;
+  readonly scheduledJob?: DeployedWorkload;
   readonly url: string;
 
   constructor(name: string, args: AppServiceArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -145,6 +192,34 @@ export class AppService extends pulumi.ComponentResource {
       jobDeps = this.preDeployJob.ready;
     }
     this.workload = args.runtime.deploy({ ...spec, dependsOn: [...args.dependsOn, ...jobDeps] }, this);
+    if (def.scheduledJob && args.scheduledJob) {
+      // The service's own environment and credentials (same secret mechanism), its command as a
+      // whole (a cron runner wraps it on Docker), no ports or probes of the service.
+      this.scheduledJob = args.runtime.schedule(
+        {
+          ...spec,
+          name: scheduledJobName(def.name, def.scheduledJob.name),
+          role: "job",
+          kind: "job",
+          image: args.scheduledJob.image,
+          schedule: args.scheduledJob.schedule,
+          command: [...SERVICES_MAIN, def.name, ...def.scheduledJob.args],
+          cronRunner: SERVICES_CRON_RUNNER,
+          args: undefined,
+          liveness: undefined,
+          readiness: undefined,
+          ports: [],
+          replicas: 1,
+          singleton: false,
+          resources: scheduledJobSizing(def),
+          connectsTo: args.scheduledJob.connectsTo,
+          acceptsFrom: [],
+          internetEgress: false,
+          dependsOn: [...args.dependsOn, ...jobDeps],
+        },
+        this,
+      );
+    }
     this.url = `http://${this.workload.host}:${def.port}`;
     this.registerOutputs({ url: this.url });
   }

@@ -4,7 +4,7 @@
  */
 import { entryPoint, ServiceDefinition, traceCollector } from "../catalog";
 import { DataComponent, StackConfig, dataComponents } from "../stacks/config";
-import { INGRESS_CONTROLLER, RuntimeCapabilities } from "./workload";
+import { canSchedule, INGRESS_CONTROLLER, RuntimeCapabilities } from "./workload";
 
 export interface Topology {
   /** Workload -> workloads it connects to. */
@@ -20,8 +20,22 @@ export const PROMETHEUS = "prometheus";
 export const GRAFANA = "grafana";
 export const migrationJobName = (service: string) => `${service}-migrate`;
 export const backupJobName = (store: string) => `${store}-backup`;
+/** Workload name of a service's scheduled job (catalog `scheduledJob`), e.g. ml-predictor-retrain. */
+export const scheduledJobName = (service: string, job: string) => `${service}-${job}`;
 /** Datastores that get a scheduled backup where the runtime schedules jobs. */
 export const backedUp: readonly DataComponent[] = ["postgres", "clickhouse"];
+
+/**
+ * Whether the stack runs the scheduled backups: a deliberate decision, not a side effect. A backup
+ * runs in the datastore's own image (pg_dump / clickhouse-client of exactly the server's version),
+ * which carries no cron runner, so it is scheduled only where the runtime schedules any image
+ * (Kubernetes CronJobs). Docker's scheduler is the cron runner inside the job's image: there the
+ * backups stay a documented `docker exec` command (README) rather than run in an image whose
+ * client may not match the server.
+ */
+export function backupsScheduled(runtime: RuntimeCapabilities): boolean {
+  return canSchedule(runtime, { cronRunner: undefined });
+}
 
 /** Datastores a service actually uses in this stack: required ones plus enabled optional ones. */
 export function serviceDatastores(service: ServiceDefinition, enabled: readonly DataComponent[]): DataComponent[] {
@@ -43,11 +57,16 @@ export function buildTopology(config: StackConfig, runtime: RuntimeCapabilities)
     if (service.preDeployJob) {
       for (const store of serviceDatastores(service, datastores)) add(migrationJobName(service.name), store);
     }
+    // A service's scheduled job runs in the services image (or the trainer built on it), which
+    // carries the cron runner: any runtime that schedules jobs runs it.
+    if (service.scheduledJob && runtime.scheduledJobs) {
+      for (const store of serviceDatastores(service, datastores)) add(scheduledJobName(service.name, service.scheduledJob.name), store);
+    }
   }
   // Every service exports its spans to the trace collector.
   const collector = traceCollector(config.services);
   if (collector) for (const service of config.services) if (service.name !== collector.name) add(service.name, collector.name);
-  if (runtime.scheduledJobs) {
+  if (backupsScheduled(runtime)) {
     for (const store of backedUp) if (datastores.includes(store)) add(backupJobName(store), store);
   }
   if (config.monitoring.prometheus) {

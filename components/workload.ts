@@ -128,12 +128,23 @@ export interface DeployedWorkload {
   ready: pulumi.Resource[];
 }
 
-/** A job run on a cron schedule (backups). */
+/** A job run on a cron schedule (the datastore backups, ml-predictor's retraining). */
 export interface ScheduledJobSpec extends WorkloadSpec {
   kind: "job";
   /** Five-field cron expression, UTC. */
   schedule: string;
+  /** The whole command of one run (exec form); a cron runner wraps it where the runtime has no scheduler. */
+  command: string[];
+  /**
+   * How the job's image starts the platform's cron runner (services/src/cron.ts), when it carries
+   * one (the services image and the trainer built on it do; the datastore images the backups run
+   * in do not). Needed where `capabilities.scheduledJobImages` is "with-cron-runner".
+   */
+  cronRunner?: string[];
 }
+
+/** Port of the cron runner's status (GET /health, /metrics) inside a scheduler container. */
+export const CRON_RUNNER_STATUS_PORT = 9464;
 
 /** A public route: a path prefix (ending in "/") or an exact path, served by the entry point. */
 export interface Route {
@@ -173,15 +184,22 @@ export interface ImageBuildSpec {
   tag: string;
   context: string;
   dockerfile: string;
-  buildArgs: Record<string, string>;
+  /** Values may be outputs (the trainer is built FROM the services image the program just built). */
+  buildArgs: Record<string, pulumi.Input<string>>;
   /** Credentials for pushing, when the registry needs them. */
   registryAuth?: { username: string; password: pulumi.Output<string> };
 }
 
 /** What a target can and cannot do, so components (and the topology) never test a runtime's class. */
 export interface RuntimeCapabilities {
-  /** Runs jobs on a schedule. Docker has no scheduler: scheduled jobs (the backups) exist only where this is true. */
+  /** Runs jobs on a schedule (Kubernetes: CronJobs; Docker: a container running the platform's cron runner). */
   scheduledJobs: boolean;
+  /**
+   * Which images a scheduled job may use. "any": the cluster starts a fresh pod of the job's image
+   * at each tick (CronJob). "with-cron-runner": one long-running container of the job's image runs
+   * the schedule itself, so the image must carry the cron runner (`ScheduledJobSpec.cronRunner`).
+   */
+  scheduledJobImages: "any" | "with-cron-runner";
   /**
    * Who receives public traffic: the cluster's ingress controller (the runtime turns the edge into an
    * Ingress; the entry point accepts traffic from INGRESS_CONTROLLER), or a proxy workload the
@@ -194,7 +212,10 @@ export interface Runtime {
   readonly capabilities: RuntimeCapabilities;
   /** Long-running workloads (stateful, stateless) and one-shot jobs the fleet waits for. */
   deploy(spec: WorkloadSpec, parent: pulumi.Resource): DeployedWorkload;
-  /** A job on a schedule; only when `capabilities.scheduledJobs` (throws a ResourceError otherwise). */
+  /**
+   * A job on a schedule; only when `capabilities.scheduledJobs` and the image suits
+   * `capabilities.scheduledJobImages` (`canSchedule`; throws a ResourceError otherwise).
+   */
   schedule(spec: ScheduledJobSpec, parent: pulumi.Resource): DeployedWorkload;
   /** The public edge (Ingress, or the proxy workload). */
   expose(edge: EdgeSpec, parent: pulumi.Resource): ExposedEdge;
@@ -204,6 +225,11 @@ export interface Runtime {
   operatorHost(workload: string): string;
   /** URL an operator opens for a workload's HTTP port, or how to get there when it is not published. */
   operatorUrl(workload: string, port: number, hostPort?: number): string;
+}
+
+/** Whether a runtime can run a scheduled job whose image does (not) carry the cron runner. */
+export function canSchedule(capabilities: RuntimeCapabilities, job: { cronRunner?: string[] }): boolean {
+  return capabilities.scheduledJobs && (capabilities.scheduledJobImages === "any" || job.cronRunner !== undefined);
 }
 
 /** Pseudo-workload meaning "the cluster's ingress controller" in `acceptsFrom`. */

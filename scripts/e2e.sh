@@ -26,12 +26,13 @@ step "npm packages" bash scripts/lib/npm-install.sh
 step "pulumi toolchain" bash scripts/tools/build-pulumi-tools.sh
 step "local images" bash scripts/images/build-images.sh
 step "services npm cache" bash services/scripts/prepare-npm-cache.sh
+step "trainer wheels" bash scripts/ml/prepare-wheels.sh
 set +e
 step "e2e suite" npx --no-install vitest run --config vitest.e2e.config.ts "$@"
 status=$?
 set -e
 echo "[e2e] timings:" >&2
-for k in "docker engine" "npm packages" "pulumi toolchain" "local images" "services npm cache" "e2e suite"; do
+for k in "docker engine" "npm packages" "pulumi toolchain" "local images" "services npm cache" "trainer wheels" "e2e suite"; do
   printf '[e2e]   %-20s %5ss\n' "$k" "${took[$k]:-?}" >&2
 done
 echo "[e2e] total $(( $(date +%s) - started ))s, exit $status" >&2

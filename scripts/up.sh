@@ -42,6 +42,8 @@ fi
 
 step "npm cache for the services image (built offline by pulumi up)"
 bash services/scripts/prepare-npm-cache.sh
+step "Python wheels for the trainer image (built offline by pulumi up)"
+bash scripts/ml/prepare-wheels.sh
 
 if [ "$STACK" = local-k8s ]; then
   step "local Kubernetes cluster: tools (cached), platform images, start"

@@ -12,6 +12,7 @@
  */
 import { isIP } from "node:net";
 import { Value } from "@sinclair/typebox/value";
+import { Cron } from "croner";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
@@ -84,6 +85,11 @@ export interface StackConfig {
     /** LoadBalancer Services for the datastores; the policy pack rejects it on prod. */
     exposeDatastores: boolean;
   };
+  /**
+   * Cron expression (five fields, UTC) of each deployed service's scheduled job, by the job's
+   * configuration key (catalog `scheduledJob.scheduleKey`, e.g. mlRetrainSchedule).
+   */
+  jobSchedules: Record<string, string>;
   logLevel: string;
   /** notification-service's SMTP relay (e-mail off without a host). */
   smtp: { host?: string; port: number; username?: string; from: string };
@@ -322,9 +328,10 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const smtpFrom = r.string("smtpFrom")!;
   if (/[\r\n]/.test(smtpFrom) || !/@/.test(smtpFrom)) throw new ConfigError("smtpFrom", stack, "must be one line with an e-mail address");
 
-  const schedule = r.string("backupSchedule")!;
-  if (schedule.split(/\s+/).length !== 5) {
-    throw new ConfigError("backupSchedule", stack, `must be a five-field cron expression, got '${schedule}'`);
+  const schedule = cronSchedule(r, "backupSchedule");
+  const jobSchedules: Record<string, string> = {};
+  for (const service of services) {
+    if (service.scheduledJob) jobSchedules[service.scheduledJob.scheduleKey] = cronSchedule(r, service.scheduledJob.scheduleKey);
   }
 
   return {
@@ -371,9 +378,34 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       backupSchedule: schedule,
       exposeDatastores: r.boolean("exposeDatastores"),
     },
+    jobSchedules,
     logLevel: r.oneOf("logLevel"),
     smtp: { host: smtpHost, port: r.integer("smtpPort"), username: r.string("smtpUsername"), from: smtpFrom },
   };
+}
+
+const CRON_NAMES = /JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT/gi;
+
+/**
+ * A cron expression both schedulers run alike: five fields (minute hour day-of-month month
+ * day-of-week, UTC) in the syntax Kubernetes CronJobs and croner (the Docker cron runner) share
+ * (numbers, names, `*`, `,`, `-`, `/`; none of croner's extensions such as L, W or #), valid for
+ * croner and firing at least once.
+ */
+function cronSchedule(r: Reader, key: string): string {
+  const value = r.string(key) ?? "";
+  const fields = value.split(/\s+/);
+  if (fields.length !== 5 || fields.some((f) => !/^[0-9*,\/-]+$/.test(f.replace(CRON_NAMES, "0")))) {
+    throw new ConfigError(key, r.stack, `must be a five-field cron expression (minute hour day-of-month month day-of-week, UTC; numbers, names, * , - /), got '${value}'`);
+  }
+  let next: Date | null;
+  try {
+    next = new Cron(value, { paused: true, mode: "5-part", timezone: "UTC" }).nextRun();
+  } catch (e) {
+    throw new ConfigError(key, r.stack, `is not a valid cron expression: ${(e as Error).message}`);
+  }
+  if (!next) throw new ConfigError(key, r.stack, `never fires: '${value}'`);
+  return value;
 }
 
 /**

@@ -104,6 +104,7 @@ export const stackConfigSchema = Type.Object({
   memoryRequestRatio: str("Memory request as a fraction of the memory limit, in (0, 1]; 1 = requests equal limits", "1"),
   renderYamlTo: str("Render Kubernetes manifests to this folder instead of applying them (no cluster)"),
   backupSchedule: str("Cron schedule of the PostgreSQL and ClickHouse backups (kubernetes)", "15 2 * * *"),
+  mlRetrainSchedule: str("Cron schedule (UTC) of ml-predictor's retraining job, on both targets", "30 3 * * *"),
   logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "Service log level", "info"),
   smtpHost: str("SMTP relay of notification-service (e-mail is off without it; password: pulumi config set --secret trading:smtpPassword)"),
   smtpPort: int("SMTP relay port (STARTTLS required; 465 = implicit TLS)", 587, 1, 65535),

@@ -1,6 +1,7 @@
 /**
- * Scheduled logical backups, as the guide's backup strategy asks, on runtimes that schedule jobs
- * (`runtime.capabilities.scheduledJobs`: Kubernetes CronJobs; Docker has no scheduler, see README): `pg_dump` of
+ * Scheduled logical backups, as the guide's backup strategy asks, on runtimes that schedule any
+ * image (`backupsScheduled` in ../topology.ts: Kubernetes CronJobs; not Docker, whose scheduler is a
+ * cron runner the datastore images do not carry, see README): `pg_dump` of
  * PostgreSQL and a per-table Native-format export of ClickHouse, each into its own volume with the
  * newest seven kept. Shipping the files off the cluster (object storage) is the operator's choice.
  */

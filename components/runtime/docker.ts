@@ -8,12 +8,15 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { LABEL_PART_OF, LABEL_WORKLOAD, PART_OF } from "../../catalog/labels";
 import {
+  canSchedule,
   cpuToCores,
+  CRON_RUNNER_STATUS_PORT,
   DeployedWorkload,
   EdgeSpec,
   ExposedEdge,
   ImageBuildSpec,
   memoryToMiB,
+  probe,
   ProbeSpec,
   Runtime,
   RuntimeCapabilities,
@@ -38,10 +41,33 @@ export interface DockerRuntimeArgs {
 }
 
 /**
- * One engine, no scheduler: scheduled jobs (the nightly backups) are not realised on Docker (run
- * them by hand with `docker exec`, see the README); the edge is our own Nginx workload.
+ * One engine and no scheduler of its own: a scheduled job is a long-running container of the job's
+ * image running the platform's cron runner, so only images carrying it can be scheduled (the
+ * services and trainer images; not the datastore images of the backups, see components/topology.ts).
+ * The edge is our own Nginx workload.
  */
-export const DOCKER_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: false, edge: "proxy-workload" };
+export const DOCKER_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, scheduledJobImages: "with-cron-runner", edge: "proxy-workload" };
+
+/**
+ * The long-running scheduler container of a scheduled job: the image's cron runner runs the job's
+ * command at each tick, never two runs at once (a CronJob's concurrencyPolicy Forbid), and serves
+ * its status (last success, last exit code) on CRON_RUNNER_STATUS_PORT, which the health check reads.
+ */
+export function schedulerWorkload(spec: ScheduledJobSpec): WorkloadSpec {
+  const { schedule, cronRunner, command, ...rest } = spec;
+  if (!cronRunner) throw new Error(`workload '${spec.name}': no cron runner in its image`);
+  return {
+    ...rest,
+    kind: "stateless",
+    replicas: 1,
+    singleton: true,
+    command: [...cronRunner, "--name", spec.name, "--schedule", schedule, "--port", String(CRON_RUNNER_STATUS_PORT), "--", ...command],
+    args: undefined,
+    ports: [{ name: "cron-status", port: CRON_RUNNER_STATUS_PORT }],
+    liveness: probe({ http: { path: "/health", port: CRON_RUNNER_STATUS_PORT } }, { startPeriodSeconds: 10 }),
+    readiness: undefined,
+  };
+}
 
 /** Docker's health check from a probe spec; HTTP probes run inside the container with its own tools. */
 export function dockerHealthcheck(probe: ProbeSpec): docker.types.input.ContainerHealthcheck {
@@ -194,7 +220,14 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
   }
 
   schedule(spec: ScheduledJobSpec, parent: pulumi.Resource): DeployedWorkload {
-    throw new pulumi.ResourceError(`workload '${spec.name}': scheduled jobs need a scheduler (Kubernetes CronJob); the Docker runtime has none`, parent);
+    if (!canSchedule(this.capabilities, spec)) {
+      throw new pulumi.ResourceError(
+        `workload '${spec.name}': the Docker runtime schedules a job with the cron runner inside the job's image, and its image carries none (no cronRunner); such a job runs only on a runtime that schedules any image (Kubernetes)`,
+        parent,
+      );
+    }
+    validateWorkloadSpec(spec, parent);
+    return this.deploy(schedulerWorkload(spec), parent);
   }
 
   /** Docker has no ingress controller: the edge's own proxy workload (Nginx) publishes the routes. */

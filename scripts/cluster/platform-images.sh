@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The platform's images for the local cluster, built on the local Docker engine and imported into
 # the node by start.sh (docker save | ctr import): the Debian-based datastore/monitoring images
-# (scripts/images/build-images.sh) and the services image, tagged as the local-k8s stack references
+# (scripts/images/build-images.sh), the services image and the trainer built on it, tagged as the local-k8s stack references
 # it (ai-trading/services:<trading:servicesImageTag, default the services package version>).
 # On Kubernetes the program does not build the services image itself when trading:imageSource is
 # local: a node cannot see the Docker engine's images, so they are built here and imported.
@@ -15,4 +15,6 @@ tag=$(sed -n 's/^ *trading:servicesImageTag: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' P
 tag=${tag:-$(node -p "require('./services/package.json').version")}
 node_tag=$(node -p "require('./images/versions.json').node")
 NODE_IMAGE="ai-trading/node:$node_tag" bash services/scripts/build-image.sh "ai-trading/services:$tag"
+# ml-predictor's retraining CronJob runs the trainer, built FROM that services image.
+SERVICES_IMAGE="ai-trading/services:$tag" bash scripts/ml/build-image.sh "ai-trading/trainer:$tag"
 if [ "${1:-}" = --import ]; then bash "$CLUSTER_DIR/start.sh" --import-images-only; fi

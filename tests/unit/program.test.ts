@@ -213,8 +213,8 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     const paths = ingress.inputs.spec.rules[0].http.paths as Array<{ path: string; pathType: string }>;
     expect(paths.find((x) => x.path === "/api/docs")?.pathType).toBe("Prefix");
     expect(paths.find((x) => x.path === "/api/health")?.pathType).toBe("Exact");
-    const crons = byType(run, "kubernetes:batch/v1:CronJob").map((c) => c.inputs.metadata.labels["trading.io/backup-of"]);
-    expect(crons.sort()).toEqual(["clickhouse", "postgres"]);
+    const backups = byType(run, "kubernetes:batch/v1:CronJob").map((c) => c.inputs.metadata.labels["trading.io/backup-of"]).filter(Boolean);
+    expect(backups.sort()).toEqual(["clickhouse", "postgres"]);
     const rules = byType(run, "kubernetes:core/v1:ConfigMap").find((c) => c.inputs.metadata.labels["trading.io/prometheus-rules"] === "true");
     expect(Object.values(rules!.inputs.data).join("\n")).toContain("alert: ServiceDown");
   });

@@ -40,7 +40,7 @@ export type { KubernetesSettings } from "./context";
 export { k8sProbe, k8sStartupProbe, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "./pod";
 export { fileKey } from "./secrets";
 
-export const KUBERNETES_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, edge: "ingress-controller" };
+export const KUBERNETES_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, scheduledJobImages: "any", edge: "ingress-controller" };
 
 export class KubernetesRuntime extends pulumi.ComponentResource implements Runtime {
   readonly capabilities = KUBERNETES_CAPABILITIES;
