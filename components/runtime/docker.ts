@@ -192,7 +192,8 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
           healthcheck: isJob || !spec.liveness ? undefined : dockerHealthcheck(spec.liveness),
           memory: memoryToMiB(spec.resources.memory),
           cpus: String(cpuToCores(spec.resources.cpu)),
-          pidsLimit: this.pidsLimits[spec.kind],
+          // A scheduled job's scheduler container (kind stateless, role job) runs the job: the job limit.
+          pidsLimit: this.pidsLimits[spec.role === "job" ? "job" : spec.kind],
           user:
             spec.security.dockerUser ??
             (spec.security.runAsUser !== undefined ? `${spec.security.runAsUser}:${spec.security.runAsGroup ?? spec.security.runAsUser}` : undefined),

@@ -8,6 +8,8 @@ import * as https from "https";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
+import { candleRow } from "../../services/src/services/data-bridge/domain";
+import { plantedBars } from "../helpers/planted-bars";
 import { docker, Pulumi, toolsAvailable } from "./cli";
 
 const HTTPS_PORT = 8443;
@@ -202,6 +204,46 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
       120,
     );
     expect(ready.dependencies.weaviate).toMatchObject({ status: "ok" });
+  });
+
+  it("schedules ml-predictor's retraining in the trainer image: the cron runner is healthy, and a run trains and registers a model", async () => {
+    const name = `${PREFIX}-ml-predictor-retrain`;
+    await eventually("retraining scheduler healthy", async () => docker(["inspect", "-f", "{{.State.Health.Status}}", name]), (s) => s === "healthy", 240);
+    const imageId = docker(["inspect", "-f", "{{.Image}}", name]);
+    expect(docker(["image", "inspect", "-f", "{{json .RepoTags}}", imageId])).toMatch(/"ai-trading\/trainer:/);
+    expect(docker(["inspect", "-f", "{{.Config.User}}", name])).toBe("10001:10001");
+    const status = JSON.parse(docker(["exec", name, "node", "-e", "fetch('http://127.0.0.1:9464/health').then(r => r.text()).then(t => console.log(t))"]));
+    expect(status).toMatchObject({ job: "ml-predictor-retrain", schedule: "30 3 * * *", nextRunAt: expect.any(String) });
+
+    // What a tick runs, run now in the same container: bars in ClickHouse -> Python in the image ->
+    // a model in the registry (PostgreSQL).
+    const symbol = "RETRAINUSDT";
+    const n = 3000;
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const rows = plantedBars({ symbol, bars: n, seed: "e2e-retrain", plantedSignal: 0.5, origin: minute - (n - 1) * 60_000 }).map((b) =>
+      JSON.stringify(candleRow({ symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) }, "e2e")),
+    );
+    const outputs = await stack.outputs(true);
+    const ch = new URL(outputs.connectionStrings.clickhouse);
+    const params = new URLSearchParams({
+      database: ch.searchParams.get("database")!,
+      user: decodeURIComponent(ch.username),
+      password: decodeURIComponent(ch.password),
+      query: "INSERT INTO market_candles FORMAT JSONEachRow",
+    });
+    const insert = await fetch(`http://${ch.host}/?${params}`, { method: "POST", body: rows.join("\n") });
+    expect(insert.status, await insert.text()).toBe(200);
+    const out = docker(["exec", "-e", `ML_TRAIN_SYMBOLS=${symbol}`, "-e", `ML_TRAIN_BARS=${n}`, name, "node", "dist/services/src/main.js", "ml-predictor", "train"]);
+    const result = out.split("\n").filter((l) => l.startsWith('{"version"')).map((l) => JSON.parse(l) as { version: string; hasEdge: boolean }).pop();
+    expect(result, out.slice(-2000)).toBeDefined();
+    const client = new Client({ connectionString: outputs.connectionStrings.postgres });
+    await client.connect();
+    try {
+      const r = await client.query("SELECT symbols FROM ml_models WHERE version = $1", [result!.version]);
+      expect(r.rows).toEqual([{ symbols: [symbol] }]);
+    } finally {
+      await client.end();
+    }
   });
 
   it("runs every container under the PID limit of its workload kind, none of them ever reaching it", () => {

@@ -52,6 +52,7 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
     expect(c.inputs.user).toBe("10001:10001");
     expect(c.inputs.readOnly).toBe(true);
     expect(c.inputs.memory).toBe(1024);
+    expect(c.inputs.pidsLimit).toBe(256); // the job limit (trading:dockerPidsLimitJob): it runs the job
     expect(c.inputs.labels).toContainEqual({ label: "trading.io/role", value: "job" });
     expect(c.inputs.ports ?? []).toEqual([]);
     // The service's datastores, by the service's own variables; the env list is secret in state.
