@@ -125,7 +125,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
             runtime,
             repository: config.registry ? `${config.registry}/ai-trading-trainer` : "ai-trading/trainer",
             tag: config.servicesImageTag,
-            servicesImage: servicesImage.ref,
+            servicesImage: servicesImage.image,
             registryAuth,
           },
           { parent: this },

@@ -8,7 +8,7 @@ import { scheduledJobSizing, ServiceDefinition, sizingOf } from "../catalog";
 import { DataComponent } from "../stacks/config";
 import { Datastore } from "./data";
 import { migrationJobName, scheduledJobName, serviceDatastores } from "./topology";
-import { DeployedWorkload, probe, Runtime, WorkloadSpec } from "./workload";
+import { BuiltImage, DeployedWorkload, probe, Runtime, WorkloadSpec } from "./workload";
 
 export const SERVICE_UID = 10001;
 /** The services image's entry point (services/Dockerfile ENTRYPOINT), relative to its WORKDIR /app. */
@@ -30,6 +30,8 @@ export interface ServicesImageArgs {
 /** The one image every service runs from, selected by name at start. */
 export class ServicesImage extends pulumi.ComponentResource {
   readonly ref: pulumi.Output<string>;
+  /** The built image (reference and content id), for images built FROM it (the trainer). */
+  readonly image: BuiltImage;
 
   constructor(name: string, args: ServicesImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("trading:app:ServicesImage", name, {}, opts);
@@ -37,7 +39,7 @@ export class ServicesImage extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`services image tag '${args.tag}' must be pinned`, this);
     }
     const root = path.join(__dirname, "..");
-    this.ref = args.runtime.buildImage(
+    this.image = args.runtime.buildImage(
       `${name}-build`,
       {
         repository: args.repository,
@@ -51,6 +53,7 @@ export class ServicesImage extends pulumi.ComponentResource {
       },
       this,
     );
+    this.ref = this.image.ref;
     this.registerOutputs({ ref: this.ref });
   }
 }
@@ -61,7 +64,7 @@ export interface TrainerImageArgs {
   repository: string;
   tag: string;
   /** The services image it is built FROM (the program's build of it). */
-  servicesImage: pulumi.Input<string>;
+  servicesImage: BuiltImage;
   registryAuth?: { username: string; password: pulumi.Output<string> };
 }
 
@@ -83,11 +86,13 @@ export class TrainerImage extends pulumi.ComponentResource {
         tag: args.tag,
         context: ml,
         dockerfile: path.join(ml, "Dockerfile"),
-        buildArgs: { SERVICES_IMAGE: args.servicesImage },
+        // The content id too: a rebuilt services image keeps its local tag, and the trainer must
+        // be rebuilt FROM the new one (its Dockerfile records it in a label).
+        buildArgs: { SERVICES_IMAGE: args.servicesImage.ref, SERVICES_IMAGE_ID: args.servicesImage.contentId },
         registryAuth: args.registryAuth,
       },
       this,
-    );
+    ).ref;
     this.registerOutputs({ ref: this.ref });
   }
 }

@@ -190,6 +190,18 @@ export interface ImageBuildSpec {
   registryAuth?: { username: string; password: pulumi.Output<string> };
 }
 
+/** An image the program built. */
+export interface BuiltImage {
+  /** The reference workloads run (Docker: the local tag; a registry: the pushed digest). */
+  ref: pulumi.Output<string>;
+  /**
+   * Changes whenever the image's content does (Docker: the local image ID; a registry: the digest).
+   * An image built FROM this one takes it as a build argument, so it is rebuilt with it (a local tag
+   * alone stays the same string when its content changes).
+   */
+  contentId: pulumi.Output<string>;
+}
+
 /** What a target can and cannot do, so components (and the topology) never test a runtime's class. */
 export interface RuntimeCapabilities {
   /** Runs jobs on a schedule (Kubernetes: CronJobs; Docker: a container running the platform's cron runner). */
@@ -220,7 +232,7 @@ export interface Runtime {
   /** The public edge (Ingress, or the proxy workload). */
   expose(edge: EdgeSpec, parent: pulumi.Resource): ExposedEdge;
   /** Builds (and pushes, where the target pulls from a registry) an image; returns the reference pods run. */
-  buildImage(name: string, spec: ImageBuildSpec, parent: pulumi.Resource): pulumi.Output<string>;
+  buildImage(name: string, spec: ImageBuildSpec, parent: pulumi.Resource): BuiltImage;
   /** Host name operators use to reach a workload (Docker: the admin bind address; Kubernetes: its cluster DNS name). */
   operatorHost(workload: string): string;
   /** URL an operator opens for a workload's HTTP port, or how to get there when it is not published. */

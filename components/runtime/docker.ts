@@ -8,6 +8,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { LABEL_PART_OF, LABEL_WORKLOAD, PART_OF } from "../../catalog/labels";
 import {
+  BuiltImage,
   canSchedule,
   cpuToCores,
   CRON_RUNNER_STATUS_PORT,
@@ -240,8 +241,9 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
   }
 
   /** Built on the local engine and run by name; nothing is pushed. */
-  buildImage(name: string, spec: ImageBuildSpec, parent: pulumi.Resource): pulumi.Output<string> {
-    return buildImage(name, spec, false, parent).imageName;
+  buildImage(name: string, spec: ImageBuildSpec, parent: pulumi.Resource): BuiltImage {
+    const image = buildImage(name, spec, false, parent);
+    return { ref: image.imageName, contentId: image.id };
   }
 
   operatorHost(): string {

@@ -38,7 +38,8 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
     expect(trainer.inputs.imageName).toBe("ai-trading/trainer:0.1.0");
     expect(trainer.inputs.build.context).toMatch(/\/ml$/);
     expect(trainer.inputs.build.dockerfile).toMatch(/\/ml\/Dockerfile$/);
-    expect(trainer.inputs.build.args).toEqual({ SERVICES_IMAGE: services.inputs.imageName });
+    // FROM the services image by tag, and its content id so a rebuilt services image rebuilds the trainer.
+    expect(trainer.inputs.build.args).toEqual({ SERVICES_IMAGE: services.inputs.imageName, SERVICES_IMAGE_ID: `${services.name}-id` });
     expect(trainer.inputs.skipPush).toBe(true);
 
     const c = named(run, CONTAINER, "ml-predictor-retrain-container");
@@ -99,7 +100,10 @@ describe("retraining on prod (Kubernetes CronJob)", { timeout: PROGRAM_RUN_TIMEO
     const trainer = trainerImage(run);
     expect(trainer.inputs.imageName).toBe("registry.example.com/ai-trading/ai-trading-trainer:0.1.0");
     expect(trainer.inputs.skipPush).toBe(false);
-    expect(trainer.inputs.build.args.SERVICES_IMAGE).toBe(`registry.example.com/ai-trading/ai-trading-services@sha256:${"0".repeat(64)}`);
+    expect(trainer.inputs.build.args).toEqual({
+      SERVICES_IMAGE: `registry.example.com/ai-trading/ai-trading-services@sha256:${"0".repeat(64)}`,
+      SERVICES_IMAGE_ID: `registry.example.com/ai-trading/ai-trading-services@sha256:${"0".repeat(64)}`,
+    });
 
     const cron = named(run, CRONJOB, "ml-predictor-retrain-cronjob");
     expect(cron.inputs.spec.schedule).toBe("0 */6 * * *");

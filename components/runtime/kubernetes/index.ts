@@ -17,6 +17,7 @@ import {
   DeployedWorkload,
   EdgeSpec,
   ExposedEdge,
+  BuiltImage,
   ImageBuildSpec,
   Runtime,
   RuntimeCapabilities,
@@ -126,9 +127,13 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
    * Pushed to the stack's registry and run by digest, so pods run exactly this build; only
    * referenced by tag when rendering manifests or when the images were imported into the nodes.
    */
-  buildImage(name: string, spec: ImageBuildSpec, parent: pulumi.Resource): pulumi.Output<string> {
-    if (!this.ctx.settings.buildImages) return pulumi.output(`${spec.repository}:${spec.tag}`);
-    return buildImage(name, spec, true, parent).repoDigest;
+  buildImage(name: string, spec: ImageBuildSpec, parent: pulumi.Resource): BuiltImage {
+    if (!this.ctx.settings.buildImages) {
+      const ref = pulumi.output(`${spec.repository}:${spec.tag}`);
+      return { ref, contentId: ref };
+    }
+    const digest = buildImage(name, spec, true, parent).repoDigest;
+    return { ref: digest, contentId: digest };
   }
 
   operatorHost(workload: string): string {
