@@ -1,0 +1,54 @@
+/**
+ * The topic schemas every consumer applies before its handler (services/src/trading/infra/topicSchemas.ts):
+ * what the producers really send passes, and every poison message of the hostile suite is refused
+ * with a reason naming the field. (The hostile suite checks the consumers do set them aside.)
+ */
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { BUSINESS_TOPICS } from "../../services/src/business/events";
+import type { OrderRow } from "../../services/src/services/order-management/data";
+import { orderEvent } from "../../services/src/services/order-management/domain";
+import { cancelledEvent, fillEvent, outcomeEvent } from "../../services/src/services/trading-engine/messages";
+import { TOPICS } from "../../services/src/trading/events";
+import { messageProblem } from "../../services/src/trading/infra/topicSchemas";
+import type { OrderRequest } from "../../services/src/trading/types";
+import { CONSUMERS, poisonFor, validMessage } from "../hostile/poison";
+
+const row = (o: Partial<OrderRow> = {}): OrderRow => ({
+  order_id: randomUUID(), user_id: randomUUID(), client_order_id: "ai:strategy-1:abc", idempotency_key: null, request_hash: "h", symbol: "BTCUSDT", side: "buy",
+  type: "limit", time_in_force: "GTC", quantity: "0.12345678", limit_price: "42000.5", status: "accepted", filled_quantity: "0", avg_fill_price: null, fees: "0",
+  reject_reason: null, reject_message: null, last_price: "42001", created_at: new Date(), updated_at: new Date(), ...o,
+});
+const order: OrderRequest = { orderId: randomUUID(), userId: randomUUID(), symbol: "ETHUSDT", side: "sell", type: "market", quantity: "3" };
+
+describe("topic schemas", () => {
+  it("accept what the producers send", () => {
+    const sent: Array<[string, unknown]> = [
+      ...(["new", "accepted", "rejected", "partially_filled", "pending_cancel", "filled", "cancelled", "expired"] as const).map((status): [string, unknown] => [TOPICS.orders, orderEvent(row({ status, type: status === "rejected" ? "market" : "limit", limit_price: status === "rejected" ? null : "1.5", avg_fill_price: "41999.123456789012345678" }), ":f1").payload]),
+      [TOPICS.executions, fillEvent({ fillId: `${order.orderId}:1`, orderId: order.orderId, userId: order.userId, symbol: "ETHUSDT", side: "sell", quantity: "3", price: "3100.25", fee: "0.0000000000000123456789", liquidity: "taker", ts: Date.now() }).payload],
+      [TOPICS.executions, outcomeEvent(order, "order.expired", "IOC").payload],
+      [TOPICS.executions, cancelledEvent(order, "3", "cancelled by the user").payload],
+      [BUSINESS_TOPICS.payments, { eventId: "e", type: "payment.refunded", intentId: "pi_1", userId: randomUUID(), amount: 1999, currency: "eur", reference: `invoice:${randomUUID()}`, refundedAmount: 500, ts: Date.now() }],
+      [BUSINESS_TOPICS.billing, { eventId: "e", type: "invoice.payment_failed", userId: randomUUID(), subscriptionId: randomUUID(), planId: "pro", status: "past_due", currency: "usd", mrr: 2900, invoiceId: randomUUID(), amountDue: 2900, attempts: 2, nextAttemptAt: new Date().toISOString(), ts: Date.now() }],
+      [BUSINESS_TOPICS.usage, { eventId: randomUUID(), ts: Date.now(), userId: null, apiKeyId: null, route: "unknown", method: "OPTIONS", status: 404, latencyMs: 0.123 }],
+      ...Object.keys(CONSUMERS).map((t): [string, unknown] => [t, validMessage(t, "XYZUSDT")]),
+    ];
+    for (const [topic, msg] of sent) expect(messageProblem(topic, JSON.stringify(msg)), `${topic} ${JSON.stringify(msg).slice(0, 120)}`).toBeUndefined();
+  });
+
+  it("refuse every poison message of the hostile suite, naming the field", () => {
+    let checked = 0;
+    for (const topic of Object.keys(CONSUMERS)) {
+      // Candles are checked field by field by their one consumer, the trading-engine.
+      if (topic === TOPICS.candles) continue;
+      for (const m of poisonFor(topic, "XYZUSDT")) {
+        const problem = messageProblem(topic, m.value.toString());
+        expect(problem, `${topic}: ${m.name}`).toBeDefined();
+        const field = m.name.split(" ")[0];
+        if (/^[a-z]+(\.[a-zA-Z]+)?$/i.test(field) && m.name.includes(" ") && !/^(not|invalid|JSON|empty|nested)$/.test(field)) expect(problem, `${topic}: ${m.name}`).toContain(`${field}`);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(300);
+  });
+});
