@@ -12,13 +12,12 @@
  * BENCH_WARMUP_S (default 3) so the measured run sees JIT-compiled code, not the compiler.
  * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import autocannon from "autocannon";
 import { runPostgresMigrations } from "../services/src/migrations";
-import { startPostgres, startRedis, pg, freePort } from "../tests/harness";
+import { startPostgres, startRedis, pg } from "../tests/harness";
+import { startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
 
 const duration = Number(process.env.BENCH_DURATION_S ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -37,7 +36,7 @@ function run(title: string, url: string, headers: Record<string, string>, second
   });
 }
 
-const children: ChildProcess[] = [];
+const children: ServiceProcess[] = [];
 const pids: Record<string, number> = {};
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
@@ -47,24 +46,11 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
 }
 
-/** Runs a service in its own Node process and waits for /health. */
 async function startService(name: string, env: Record<string, string>): Promise<string> {
-  const port = await freePort();
-  const prof = process.env.BENCH_PROF && name === "api-gateway" ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
-  const child = spawn(process.execPath, [...prof, "--import", "tsx", join(__dirname, "..", "services", "src", "main.ts"), name], {
-    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "error" },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  children.push(child);
-  pids[name] = child.pid!;
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
-    const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
-    if (ok) return url;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not become healthy`);
+  const p = await startServiceProcess(name, env);
+  children.push(p);
+  pids[name] = p.pid;
+  return p.url;
 }
 
 async function main() {
@@ -118,7 +104,7 @@ async function main() {
     console.log(`gateway overhead: ${(100 * (1 - viaGw.requests.average / direct.requests.average)).toFixed(0)}% throughput, +${(viaGw.latency.p99 - direct.latency.p99).toFixed(1)} ms p99`);
 
   } finally {
-    for (const c of children) c.kill("SIGTERM");
+    await Promise.all(children.map((c) => stopServiceProcess(c)));
     await redis.stop();
     await postgres.stop();
   }

@@ -1,8 +1,8 @@
 /**
  * Trading core benchmark, open loop (npx tsx bench/trading.ts [latencyRate] [saturationRate] [seconds] [bars]).
  * Starts private PostgreSQL, Redis, Kafka and ClickHouse (tests/harness), applies the migrations,
- * runs api-gateway, order-management, trading-engine, portfolio-manager and data-bridge in this
- * process, then measures:
+ * runs api-gateway, order-management, trading-engine, portfolio-manager and data-bridge each in its
+ * own Node process (as in production: bench/lib/service-process.ts), then measures:
  *   1. submit-to-fill latency at a fixed offered rate (default 200 orders/s): market orders are sent
  *      on a fixed schedule whatever the answers (open loop), through the gateway (JWT) -> risk check +
  *      outbox -> Kafka -> engine fill -> Kafka; latency runs from each order's INTENDED send time to
@@ -15,17 +15,13 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
-import { freePort, kafkajs, pg, Redis, startClickHouse, startKafka, startPostgres, startRedis } from "../tests/harness";
-import { createService, jwtKey, signAccessToken, type Service } from "../services/src/kit";
+import { kafkajs, pg, Redis, startClickHouse, startKafka, startPostgres, startRedis } from "../tests/harness";
+import { jwtKey, signAccessToken } from "../services/src/kit";
 import { createClickHouse } from "../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../services/src/migrations";
-import apiGateway from "../services/src/services/api-gateway";
-import orderManagement from "../services/src/services/order-management";
-import tradingEngine from "../services/src/services/trading-engine";
-import portfolioManager from "../services/src/services/portfolio-manager";
-import dataBridge from "../services/src/services/data-bridge";
 import { SyntheticSource } from "../services/src/trading/marketdata/synthetic";
 import { userStateKey } from "../services/src/services/user-management/user-state";
+import { startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
 
 const LATENCY_RATE = Number(process.argv[2] ?? 200);
 const SATURATION_RATE = Number(process.argv[3] ?? 1000);
@@ -43,7 +39,7 @@ async function main() {
   const t0 = Date.now();
   const [postgres, redis, kafka, clickhouse] = await Promise.all([startPostgres(), startRedis(), startKafka({ readyTimeoutMs: 600_000 }), startClickHouse()]);
   console.log(`servers up in ${Date.now() - t0} ms; load average ${load()}`);
-  const services: Service<any>[] = [];
+  const services: ServiceProcess[] = [];
   try {
     const secret = randomBytes(64).toString("hex");
     const env: Record<string, string> = {
@@ -71,14 +67,14 @@ async function main() {
     await admin.disconnect();
 
     const urls: Record<string, string> = {};
-    for (const [name, mod] of Object.entries({ "order-management": orderManagement, "trading-engine": tradingEngine, "portfolio-manager": portfolioManager, "data-bridge": dataBridge })) {
-      const s = await createService(mod as any, { env, defaultMetrics: false });
+    for (const name of ["order-management", "trading-engine", "portfolio-manager", "data-bridge"]) {
+      const s = await startServiceProcess(name, env);
       services.push(s);
-      urls[`SERVICE_${name.toUpperCase().replace(/-/g, "_")}_URL`] = await s.listen({ port: await freePort(), host: "127.0.0.1" });
+      urls[`SERVICE_${name.toUpperCase().replace(/-/g, "_")}_URL`] = s.url;
     }
-    const g = await createService(apiGateway, { env: { ...env, ...urls }, defaultMetrics: false });
+    const g = await startServiceProcess("api-gateway", { ...env, ...urls });
     services.push(g);
-    const gw = await g.listen({ port: 0, host: "127.0.0.1" });
+    const gw = g.url;
     const bridge = urls.SERVICE_DATA_BRIDGE_URL;
     const userIds = Array.from({ length: USERS }, () => randomUUID());
     // The gateway checks each user's state (user-management is not run here): seed it in Dragonfly.
@@ -199,7 +195,7 @@ async function main() {
     await ch.close();
     await pool.end();
   } finally {
-    for (const s of services.reverse()) await s.close().catch(() => undefined);
+    for (const s of services.reverse()) await stopServiceProcess(s).catch(() => undefined);
     await Promise.allSettled([postgres.stop(), redis.stop(), kafka.stop(), clickhouse.stop()]);
   }
 }

@@ -1,0 +1,45 @@
+/**
+ * Runs a catalog service in its own Node process, as a production container does
+ * (`node --import tsx services/src/main.ts <name>` on loopback), and waits for its /health.
+ * BENCH_PROF=<dir> writes a --cpu-prof profile of the services named in BENCH_PROF_SERVICES
+ * (comma-separated; default api-gateway) into <dir>.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { freePort } from "../../tests/harness";
+
+export interface ServiceProcess {
+  name: string;
+  url: string;
+  pid: number;
+  child: ChildProcess;
+}
+
+export async function startServiceProcess(name: string, env: Record<string, string>): Promise<ServiceProcess> {
+  const port = await freePort();
+  const profiled = (process.env.BENCH_PROF_SERVICES ?? "api-gateway").split(",").includes(name);
+  const prof = process.env.BENCH_PROF && profiled ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, "--import", "tsx", join(__dirname, "..", "..", "services", "src", "main.ts"), name], {
+    env: { ...process.env, LOG_LEVEL: "error", ...env, PORT: String(port), HOST: "127.0.0.1" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+    const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
+    if (ok) return { name, url, pid: child.pid!, child };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGTERM");
+  throw new Error(`${name} did not become healthy`);
+}
+
+/** SIGTERM, then waits for the exit (SIGKILL after `graceMs`). */
+export async function stopServiceProcess(s: ServiceProcess, graceMs = 10_000): Promise<void> {
+  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => s.child.once("exit", () => r()));
+  s.child.kill("SIGTERM");
+  const timer = setTimeout(() => s.child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
