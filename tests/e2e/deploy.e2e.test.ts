@@ -8,6 +8,7 @@ import * as https from "https";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
+import { FEATURE_NAMES } from "../../services/src/ml/features";
 import { candleRow } from "../../services/src/services/data-bridge/domain";
 import { plantedBars } from "../helpers/planted-bars";
 import { docker, Pulumi, toolsAvailable } from "./cli";
@@ -179,7 +180,11 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     const schema = await eventually("weaviate classes", async () => (await fetch(`${url}/v1/schema`, { headers: auth })).json(), (j: any) => j.classes?.length > 0, 120);
     expect(schema.classes.map((c: { class: string }) => c.class)).toEqual(expect.arrayContaining(["MarketRegime", "NewsArticle", "StrategyDoc"]));
     const version = `e2e-${Date.now()}`;
-    for (const [i, v] of [[1, 0, 0], [0, 1, 0]].entries()) {
+    // Vectors of the class's real length (the model's features, what the training job indexes): a
+    // first vector of another length would fix the index's dimension and the retraining's regimes
+    // would then be refused.
+    const unit = (k: number) => FEATURE_NAMES.map((_, j) => (j === k ? 1 : 0));
+    for (const [i, v] of [unit(0), unit(1)].entries()) {
       const r = await fetch(`${url}/v1/objects`, {
         method: "POST",
         headers: auth,
@@ -191,7 +196,7 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
       method: "POST",
       headers: auth,
       body: JSON.stringify({
-        query: `{ Get { MarketRegime(nearVector: {vector: [0.9, 0.1, 0]}, where: {path: ["modelVersion"], operator: Equal, valueText: "${version}"}, limit: 2) { forwardReturn _additional { distance } } } }`,
+        query: `{ Get { MarketRegime(nearVector: {vector: [${FEATURE_NAMES.map((_, j) => (j === 0 ? 0.9 : j === 1 ? 0.1 : 0)).join(", ")}]}, where: {path: ["modelVersion"], operator: Equal, valueText: "${version}"}, limit: 2) { forwardReturn _additional { distance } } } }`,
       }),
     });
     const got = (await q.json()).data.Get.MarketRegime;
