@@ -161,6 +161,9 @@ export class ManagedProcess {
   ) {
     installExitHooks();
     this.log = createWriteStream(opts.logFile, { flags: "a" });
+    // A log that cannot be written (disk full, file removed) must not crash the test run: the
+    // server's last lines are still kept in `recent` for failure messages.
+    this.log.on("error", (err) => this.recent.push(`log file error: ${err.message}`));
     this.child = spawn(command, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
@@ -170,7 +173,10 @@ export class ManagedProcess {
       stdio: ["ignore", "pipe", "pipe"],
     });
     const onData = (chunk: Buffer) => {
-      this.log.write(chunk);
+      // "exit" can come before the pipes have delivered their last chunks (and a grandchild may
+      // still hold them): once stop() has ended the log, a late chunk is kept in memory only.
+      // Writing it was ERR_STREAM_WRITE_AFTER_END, an uncaught error that failed passing files.
+      if (!this.log.writableEnded) this.log.write(chunk);
       this.recent.push(chunk.toString());
       if (this.recent.length > 60) this.recent.splice(0, this.recent.length - 60);
     };
