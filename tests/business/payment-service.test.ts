@@ -13,6 +13,7 @@ import { createService, type Service } from "../../services/src/kit";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
 import paymentService from "../../services/src/services/payment-service";
 import { FakeCardProcessor } from "../fakes/card-processor";
+import { pushJson } from "../helpers/kafka-json";
 import { ChildService, http, waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "kafka");
@@ -69,7 +70,7 @@ beforeAll(async () => {
     });
     await c.connect();
     await c.subscribe({ topic: "payments.events", fromBeginning: true });
-    await c.run({ eachMessage: async ({ message }) => void events.push(JSON.parse(message.value!.toString())) });
+    await c.run({ eachMessage: async ({ message }) => void pushJson(events, message.value) });
   };
   void collect().catch(() => setTimeout(() => void collect().catch(() => undefined), 1000));
   svc = await createService(paymentService, { env, defaultMetrics: false });

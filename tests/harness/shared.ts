@@ -93,6 +93,20 @@ async function waitForSharedKafka(brokers: string, timeoutMs = SHARED_KAFKA_WAIT
  * or hooks, not at module top level).
  */
 export function useServers<K extends Kind>(...kinds: K[]): Pick<Servers, K | "env"> {
+  return useServersWith({}, ...kinds);
+}
+
+export interface ServerOptions {
+  /**
+   * A Kafka broker of this file's own instead of the shared one. The shared broker's topics are
+   * shared by every file running at the same time: a file that publishes hostile messages there
+   * (the hostile suite's poison on every topic) would feed them to the other files' consumers.
+   */
+  privateKafka?: boolean;
+}
+
+/** useServers with options (see ServerOptions). */
+export function useServersWith<K extends Kind>(opts: ServerOptions, ...kinds: K[]): Pick<Servers, K | "env"> {
   const out = { env: {} } as Servers;
   const privates: ServerHandle[] = [];
   beforeAll(async () => {
@@ -127,7 +141,7 @@ export function useServers<K extends Kind>(...kinds: K[]): Pick<Servers, K | "en
       })());
     if (kinds.includes("kafka" as K))
       jobs.push((async () => {
-        let brokers = shared.kafka?.brokers;
+        let brokers = opts.privateKafka ? undefined : shared.kafka?.brokers;
         if (!brokers) {
           const s = await startKafka();
           privates.push(s);

@@ -11,13 +11,15 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
 import { isInternalPath, SignJWT, type RouteInfo } from "../../services/src/kit";
 import { kafkajs } from "../harness";
-import { useServers } from "../harness/shared";
+import { useServersWith } from "../harness/shared";
 import { casesFor, type HostileCase } from "./cases";
 import { CONSUMERS, poisonFor, validMessage } from "./poison";
 import { judge } from "./oracle";
 import { startPlatform, type Platform } from "../helpers/platform";
 
-const srv = useServers("postgres", "redis", "kafka", "clickhouse");
+// A broker of its own: this suite publishes poison on every topic, which must not reach the
+// consumers of the files running beside it on the shared broker.
+const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 let p: Platform;
 let internalPorts: number[];
 const PASSWORD = "correct horse battery staple";

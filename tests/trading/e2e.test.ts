@@ -21,6 +21,7 @@ import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic
 import type { Bar } from "../../services/src/trading/types";
 import { ChildService, http, sleep, waitUntil } from "./e2e-helpers";
 import { migrateAll } from "../helpers/schemas";
+import { parseJson, pushJson } from "../helpers/kafka-json";
 
 const srv = useServers("postgres", "redis", "kafka", "clickhouse");
 const run = randomBytes(3).toString("hex");
@@ -261,7 +262,7 @@ describe("trading core end to end", () => {
     await consumer.connect();
     await consumer.subscribe({ topic: "compliance.alerts", fromBeginning: true });
     const seen: any[] = [];
-    await consumer.run({ eachMessage: async ({ message }) => void seen.push(JSON.parse(message.value!.toString())) });
+    await consumer.run({ eachMessage: async ({ message }) => void pushJson(seen, message.value) });
     await waitUntil("alert on kafka", async () => seen.some((a) => a.rule === "WASH_TRADE" && a.userId === userId), 30_000);
     await consumer.disconnect();
   });
@@ -348,8 +349,8 @@ describe("trading core end to end", () => {
     const ids: string[] = [];
     const crashOrders = new Set((await pool.query(sub, [`crash-${run}-%`])).rows.map((r) => r.order_id));
     await consumer.run({ eachMessage: async ({ message }) => {
-      const m = JSON.parse(message.value!.toString());
-      if (m.type === "fill" && crashOrders.has(m.fill.orderId)) ids.push(m.fill.fillId);
+      const m = parseJson(message.value);
+      if (m?.type === "fill" && crashOrders.has(m.fill?.orderId)) ids.push(m.fill.fillId);
     } });
     await waitUntil("all fill events seen", async () => new Set(ids).size === 2 * N, 30_000);
     await consumer.disconnect();
