@@ -14,13 +14,16 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs, Redis } from "../harness";
-import { useServers } from "../harness/shared";
+import { useServersWith } from "../harness/shared";
 import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { http, waitUntil } from "./e2e-helpers";
 
-const srv = useServers("postgres", "redis", "kafka", "clickhouse");
+// A broker of its own: the fills this file waits for come from a trading-engine whose new consumer
+// group reads its topics from the beginning; on the shared broker that is every other file's bars
+// and orders first (in the clean-clone CI the engine was still catching up after 10 minutes).
+const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 // A symbol of this file alone: the candle topic is shared by every test file on the broker.
 const SYMBOL = `KS${randomBytes(3).toString("hex").toUpperCase()}USDT`;
 const PASSWORD = "correct horse battery staple";
