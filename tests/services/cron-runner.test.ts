@@ -24,6 +24,9 @@ function heldJob(dir: string): string[] {
     '[ ! -e "$D/running" ] || echo "overlap in run $n" >> "$D/overlaps"',
     'touch "$D/running"',
     'trap \'rm -f "$D/running"; echo "$n" >> "$D/terminated"; exit 143\' TERM',
+    // After the trap: a test that signals the run waits for this, or a SIGTERM sent before the trap
+    // is installed kills the shell without a trace (it failed the clean-clone CI once).
+    'touch "$D/trapped-$n"',
     'while [ ! -e "$D/release-$n" ]; do sleep 0.05; done',
     'rm -f "$D/running"',
     'exit "$(cat "$D/exit-$n" 2>/dev/null || echo 0)"',
@@ -123,6 +126,7 @@ describe("cron.js (the container's entry point)", () => {
     await vi.waitFor(async () => {
       const st = await (await fetch(`http://127.0.0.1:${port}/health`)).json();
       expect(st).toMatchObject({ succeeded: 1, runs: 2, running: true });
+      expect(existsSync(join(dir, "trapped-2"))).toBe(true);
     }, WAIT);
     proc.child.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
