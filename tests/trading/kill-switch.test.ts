@@ -13,9 +13,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, Redis } from "../harness";
+import { Redis } from "../harness";
 import { useServers } from "../harness/shared";
-import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
+import { lastPriceKey } from "../../services/src/trading/events";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { http, waitUntil } from "./e2e-helpers";
@@ -24,11 +24,10 @@ const srv = useServers("postgres", "redis", "kafka", "clickhouse");
 // A symbol of this file alone: the candle topic is shared by every test file on the broker.
 const SYMBOL = `KS${randomBytes(3).toString("hex").toUpperCase()}USDT`;
 const PASSWORD = "correct horse battery staple";
-/** Bound of a wait, only a guard against a hang: at load 20+ with this file niced, a fill took over 4 minutes. */
+/** Bound of a wait, only a guard against a hang on a loaded machine. */
 const WAIT_MS = 600_000;
 let p: Platform;
 let redis: InstanceType<typeof Redis>;
-let producer: ReturnType<InstanceType<typeof kafkajs.Kafka>["producer"]>;
 type User = { id: string; token: string };
 let alice: User;
 let bob: User;
@@ -60,8 +59,6 @@ beforeAll(async () => {
   );
   redis = new Redis(srv.redis.url);
   await redis.set(lastPriceKey(SYMBOL), "100");
-  producer = new kafkajs.Kafka({ brokers: [srv.env.KAFKA_BROKERS], logLevel: kafkajs.logLevel.NOTHING }).producer();
-  await producer.connect();
   alice = await register("alice");
   bob = await register("bob");
   const meAdmin = await http("GET", `${p.gatewayUrl}/api/users/me`, { token: await login(adminCreds.email, adminCreds.password) });
@@ -69,7 +66,6 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  await producer?.disconnect().catch(() => undefined);
   redis?.disconnect();
   await p?.close();
 }, 120_000);
