@@ -19,6 +19,7 @@ import { createWeaviate, type WeaviateKitClient } from "./weaviate";
 export * from "./env";
 export * from "./postgres";
 export * from "./dragonfly";
+export * from "./dragonfly-subscriber";
 export * from "../clickhouse/client";
 export * from "./kafka";
 export * from "./kafka-lag";

@@ -5,7 +5,7 @@
  * revocations to whoever listens (the verified-key cache of ./authenticate.ts).
  */
 import type { Redis } from "ioredis";
-import { HttpError, type PeerClient } from "../../kit";
+import { HttpError, subscribeDragonfly, type DragonflySubscriber, type PeerClient } from "../../kit";
 import { parseUserState, USER_CHANGES_CHANNEL, userStateKey, type UserState } from "../user-management/user-state";
 
 interface Local {
@@ -18,8 +18,7 @@ export class UserStates {
   /** Invalidations seen per user since the last clear: a load that began before one is not kept. */
   private readonly invalidations = new Map<string, number>();
   private generation = 0;
-  private live = false;
-  private sub?: Redis;
+  private sub?: DragonflySubscriber;
   onApiKeyRevoked: (hashHex: string) => void = () => undefined;
 
   constructor(
@@ -31,35 +30,23 @@ export class UserStates {
 
   /** Subscribes; until the subscription is live every lookup reads Dragonfly. */
   start(): void {
-    const sub = this.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
-    this.sub = sub;
-    const down = () => {
-      this.live = false;
-      this.clear();
-    };
-    sub.on("error", (e: Error) => this.onError(e));
-    sub.on("close", down);
-    sub.on("reconnecting", down);
-    sub.on("message", (_channel: string, message: string) => {
-      if (message.startsWith("user:")) {
-        const id = message.slice(5);
-        this.local.delete(id);
-        this.invalidations.set(id, (this.invalidations.get(id) ?? 0) + 1);
-      } else if (message.startsWith("apikey:")) this.onApiKeyRevoked(message.slice(7));
-    });
-    sub.on("ready", () => {
-      sub.subscribe(USER_CHANGES_CHANNEL).then(
-        () => {
-          this.clear(); // anything cached before this subscription may have missed a message
-          this.live = true;
-        },
-        (e: Error) => this.onError(e),
-      );
+    this.sub = subscribeDragonfly(this.redis, {
+      channels: [USER_CHANGES_CHANNEL],
+      onError: this.onError,
+      onMessage: (_channel, message) => {
+        if (message.startsWith("user:")) {
+          const id = message.slice(5);
+          this.local.delete(id);
+          this.invalidations.set(id, (this.invalidations.get(id) ?? 0) + 1);
+        } else if (message.startsWith("apikey:")) this.onApiKeyRevoked(message.slice(7));
+      },
+      onDown: () => this.clear(),
+      onLive: () => this.clear(), // anything cached before this subscription may have missed a message
     });
   }
 
   get subscribed(): boolean {
-    return this.live;
+    return this.sub?.live ?? false;
   }
 
   private clear(): void {
@@ -70,21 +57,20 @@ export class UserStates {
   }
 
   async close(): Promise<void> {
-    this.live = false;
-    await this.sub?.quit().catch(() => this.sub?.disconnect());
+    await this.sub?.close();
   }
 
   /** The user's current state; 503 when neither Dragonfly nor user-management can tell. */
   async get(userId: string, requestId: string, timeoutMs: number): Promise<UserState> {
     const now = Date.now();
-    if (this.live) {
+    if (this.subscribed) {
       const hit = this.local.get(userId);
       if (hit && hit.until > now) return hit.state;
     }
     const generation = this.generation;
     const seen = this.invalidations.get(userId) ?? 0;
     const state = await this.load(userId, requestId, timeoutMs);
-    if (this.live && generation === this.generation && (this.invalidations.get(userId) ?? 0) === seen && this.localTtlMs > 0) {
+    if (this.subscribed && generation === this.generation && (this.invalidations.get(userId) ?? 0) === seen && this.localTtlMs > 0) {
       if (this.local.size >= 100_000) this.local.clear();
       this.local.set(userId, { state, until: now + this.localTtlMs });
     }

@@ -4,6 +4,7 @@
  * `subscribeConfigChanges` (or `watchNamespace` to keep a local copy fresh).
  */
 import type { Redis } from "ioredis";
+import { subscribeDragonfly } from "../../kit";
 
 export interface ConfigChange {
   namespace: string;
@@ -29,16 +30,16 @@ export interface Subscription {
  * `redis` (a subscribed connection cannot run other commands). Kit usage:
  *   const sub = subscribeConfigChanges(ctx.app.redis, ["risk-management"], onChange);
  *   ctx.onClose(() => sub.close());
- * ioredis re-subscribes after reconnects by itself.
+ * Re-subscribes after every reconnect (kit subscribeDragonfly); changes published meanwhile are missed.
  */
 export function subscribeConfigChanges(
   redis: Redis,
   namespaces: string[] | "*",
   onChange: (change: ConfigChange) => void | Promise<void>,
   onError: (err: Error) => void = () => undefined,
+  /** Called after every (re)subscription: a change published while disconnected was missed. */
+  onLive?: () => void,
 ): Subscription {
-  const sub = redis.duplicate({ maxRetriesPerRequest: null });
-  sub.on("error", onError);
   const handle = (raw: string) => {
     let change: ConfigChange;
     try {
@@ -49,20 +50,13 @@ export function subscribeConfigChanges(
     }
     Promise.resolve(onChange(change)).catch(onError);
   };
-  let ready: Promise<void>;
-  if (namespaces === "*") {
-    sub.on("pmessage", (_p, _c, msg) => handle(msg));
-    ready = sub.psubscribe(`${CHANGE_CHANNEL_PREFIX}*`).then(() => undefined);
-  } else {
-    sub.on("message", (_c, msg) => handle(msg));
-    ready = sub.subscribe(...namespaces.map(changeChannel)).then(() => undefined);
-  }
-  return {
-    ready,
-    async close() {
-      await sub.quit().catch(() => sub.disconnect());
-    },
-  };
+  const sub = subscribeDragonfly(redis, {
+    ...(namespaces === "*" ? { patterns: [`${CHANGE_CHANNEL_PREFIX}*`] } : { channels: namespaces.map(changeChannel) }),
+    onMessage: (_channel, message) => handle(message),
+    onError,
+    onLive,
+  });
+  return { ready: sub.ready, close: () => sub.close() };
 }
 
 /**
@@ -81,7 +75,12 @@ export function watchNamespace<T extends Record<string, { value: unknown; versio
     current = await load();
     onUpdate?.(current, change);
   };
-  const sub = subscribeConfigChanges(redis, [namespace], (c) => refresh(c), onError);
+  let subscribedBefore = false;
+  const sub = subscribeConfigChanges(redis, [namespace], (c) => refresh(c), onError, () => {
+    // after a reconnect: reload, a change may have been published while the connection was down
+    if (subscribedBefore) refresh().catch((e: Error) => onError?.(e));
+    subscribedBefore = true;
+  });
   const ready = sub.ready.then(() => refresh());
   return {
     ready,
