@@ -13,11 +13,10 @@
  * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import autocannon from "autocannon";
 import { runPostgresMigrations } from "../services/src/migrations";
 import { startPostgres, startRedis, pg } from "../tests/harness";
-import { startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
+import { cpuSeconds, startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
 
 const duration = Number(process.env.BENCH_DURATION_S ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -38,13 +37,6 @@ function run(title: string, url: string, headers: Record<string, string>, second
 
 const children: ServiceProcess[] = [];
 const pids: Record<string, number> = {};
-
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
-}
 
 async function startService(name: string, env: Record<string, string>): Promise<string> {
   const p = await startServiceProcess(name, env);

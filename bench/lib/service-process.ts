@@ -5,6 +5,7 @@
  * (comma-separated; default api-gateway) into <dir>.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../../tests/harness";
 
@@ -42,4 +43,11 @@ export async function stopServiceProcess(s: ServiceProcess, graceMs = 10_000): P
   const timer = setTimeout(() => s.child.kill("SIGKILL"), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (holds on a loaded machine too). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
 }
