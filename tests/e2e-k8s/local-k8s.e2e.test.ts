@@ -3,7 +3,8 @@
  * `pulumi up` of the same program, then what the manifests promise, checked on the live cluster:
  * workloads Ready, HTTPS through the Ingress verified against the stack certificate's CA, the
  * connection strings from the stack outputs, NetworkPolicy enforcement, Pod Security admission,
- * resilience (pod deleted under load, PDB blocking an eviction), a backup Job that restores, no
+ * resilience (pod deleted under load, PDB blocking an eviction), a backup Job that restores, a
+ * retraining Job that registers a model, no
  * change on a second preview, nothing left after destroy, nothing left after the cluster stops.
  *
  * Run with `npm run e2e:k8s` (scripts/e2e-k8s.sh builds and starts the cluster first).
@@ -16,7 +17,9 @@ import * as net from "net";
 import * as path from "path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { candleRow } from "../../services/src/services/data-bridge/domain";
 import { Pulumi, toolsAvailable } from "../e2e/cli";
+import { plantedBars } from "../helpers/planted-bars";
 import { cluster, clusterReady, eventually, getJson, httpRequest, ingressRequest, kubectl, portForward, root, run, runNetcheck } from "./kube";
 
 const STACK = "local-k8s";
@@ -316,6 +319,62 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     for (const c of counts) expect(c.restored, c.table).toBe(c.source);
     expect(counts.find((c) => c.table === "users")?.source).toBeGreaterThanOrEqual(1);
     await kubectl(["-n", NS, "delete", "job", "e2e-backup", "e2e-restore", "--wait=true"]);
+  });
+
+  it("runs a retraining Job from ml-predictor's CronJob: bars in ClickHouse become a model in the registry", async () => {
+    // Planted bars (a learnable signal) into ClickHouse through a port-forward, as data-bridge writes them.
+    const symbol = "RETRAINUSDT";
+    const n = 3000;
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const rows = plantedBars({ symbol, bars: n, seed: "e2e-k8s-retrain", plantedSignal: 0.5, origin: minute - (n - 1) * 60_000 }).map((b) =>
+      JSON.stringify(candleRow({ symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) }, "e2e")),
+    );
+    const outputs = await stack.outputs(true);
+    const ch = new URL(outputs.connectionStrings.clickhouse);
+    const chForward = await portForward(NS, `svc/${ch.hostname.split(".")[0]}`, Number(ch.port || 8123));
+    try {
+      const params = new URLSearchParams({
+        database: ch.searchParams.get("database")!,
+        user: decodeURIComponent(ch.username),
+        password: decodeURIComponent(ch.password),
+        query: "INSERT INTO market_candles FORMAT JSONEachRow",
+      });
+      const insert = await fetch(`http://127.0.0.1:${chForward.port}/?${params}`, { method: "POST", body: rows.join("\n") });
+      expect(insert.status, await insert.text()).toBe(200);
+    } finally {
+      chForward.stop();
+    }
+    // The CronJob's own Job template (trainer image, credentials, network policy), told which
+    // symbol and how many bars to train on, run now instead of at 03:30.
+    const cron = await getJson(["-n", NS, "cronjob", "ml-predictor-retrain"]);
+    expect(cron.spec.schedule).toBe("30 3 * * *");
+    const template = cron.spec.jobTemplate.spec.template;
+    const container = template.spec.containers[0];
+    container.env = [...(container.env ?? []), { name: "ML_TRAIN_SYMBOLS", value: symbol }, { name: "ML_TRAIN_BARS", value: String(n) }];
+    const job = { apiVersion: "batch/v1", kind: "Job", metadata: { name: "e2e-retrain", namespace: NS }, spec: { backoffLimit: 0, template } };
+    await kubectl(["apply", "-f", "-"], { input: JSON.stringify(job) });
+    const done = await kubectl(["-n", NS, "wait", "--for=condition=complete", "job/e2e-retrain", "--timeout=900s"], { timeoutMs: 920_000, allowFailure: true });
+    const log = (await kubectl(["-n", NS, "logs", "job/e2e-retrain"], { allowFailure: true })).stdout;
+    expect(done.status, log.slice(-3000)).toBe(0);
+    const result = log.split("\n").filter((l) => l.startsWith('{"version"')).map((l) => JSON.parse(l) as { version: string }).pop();
+    expect(result, log.slice(-3000)).toBeDefined();
+    const pgUrl = new URL(outputs.connectionStrings.postgres);
+    const pgForward = await portForward(NS, "svc/postgres", Number(pgUrl.port || 5432));
+    try {
+      pgUrl.hostname = "127.0.0.1";
+      pgUrl.port = String(pgForward.port);
+      const client = new Client({ connectionString: pgUrl.toString() });
+      await client.connect();
+      try {
+        const r = await client.query("SELECT symbols FROM ml_models WHERE version = $1", [result!.version]);
+        expect(r.rows).toEqual([{ symbols: [symbol] }]);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      pgForward.stop();
+    }
+    await kubectl(["-n", NS, "delete", "job", "e2e-retrain", "--wait=true"]);
   });
 
   it("shows no change on a second preview", async () => {
