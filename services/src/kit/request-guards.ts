@@ -60,6 +60,12 @@ export function jsonDepthExceeds(text: string, limit: number): boolean {
 // eslint-disable-next-line no-control-regex
 const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+// eslint-disable-next-line no-control-regex
+const unstorableSource = /\\u|[\u0000\ud800-\udfff]/;
+
+/** False when a JSON text can hold no unstorable string once parsed: no \u escape, no NUL, no surrogate. */
+export const mayHoldUnstorableText = (jsonText: string) => unstorableSource.test(jsonText);
+
 /** True when a string holds U+0000 or an unpaired surrogate. */
 export const isUnstorableText = (s: string) => unstorable.test(s);
 
@@ -109,7 +115,9 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
     }
     parse(req, text, (err: Error | null, value?: unknown) => {
       if (err) return done(Object.assign(err, { statusCode: 400 }), undefined);
-      const path = findUnstorableText(value);
+      // Parsed strings and keys can only hold U+0000 or a surrogate the text holds (raw, or as a
+      // \u escape): a body without either needs no walk (a 5,000-bar post walked cost ~4 µs a bar).
+      const path = mayHoldUnstorableText(text) ? findUnstorableText(value) : undefined;
       if (path) return done(unstorableError("body", path), undefined);
       done(null, value);
     });
