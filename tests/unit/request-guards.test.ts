@@ -1,0 +1,24 @@
+/** The kit's JSON body guard: the cheap text pre-check never lets unstorable text through. */
+import { describe, expect, it } from "vitest";
+import { findUnstorableText, mayHoldUnstorableText } from "../../services/src/kit/request-guards";
+
+describe("mayHoldUnstorableText", () => {
+  const bodies = [
+    String.raw`{"a":"\u0000"}`,
+    String.raw`{"\u0000":1}`,
+    String.raw`{"a":["x",{"b":"\ud800"}]}`,
+    String.raw`{"a":"\udc00x"}`,
+    String.raw`{"a":"\u00e9 \ud83d\ude00"}`,
+    String.raw`{"a":"\\u0000"}`,
+    '{"a":"\ud83d\ude00"}',
+    '{"bars":[{"symbol":"BTCUSDT","open":"100.5"}]}',
+    '{"a":"caf\u00e9","n":[1,2.5,null,true]}',
+  ];
+  it("is true for every body whose parsed value holds NUL or a lone surrogate", () => {
+    for (const text of bodies) if (findUnstorableText(JSON.parse(text))) expect(mayHoldUnstorableText(text), text).toBe(true);
+  });
+  it("is false for plain bodies, so they skip the walk", () => {
+    expect(mayHoldUnstorableText('{"bars":[{"symbol":"BTCUSDT","open":"100.5"}]}')).toBe(false);
+    expect(mayHoldUnstorableText('{"a":"caf\u00e9"}')).toBe(false);
+  });
+});
