@@ -122,8 +122,14 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
       done(null, value);
     });
   });
-  app.addHook("preValidation", async (request: FastifyRequest) => {
-    if (request.query && typeof request.query === "object") assertStorableText("querystring", request.query);
-    if (request.params && typeof request.params === "object") assertStorableText("params", request.params);
+  // Callback-style: it runs on every request, and an async hook costs a promise and a microtask turn.
+  app.addHook("preValidation", (request: FastifyRequest, _reply: unknown, done: (err?: Error) => void) => {
+    try {
+      if (request.query && typeof request.query === "object") assertStorableText("querystring", request.query);
+      if (request.params && typeof request.params === "object") assertStorableText("params", request.params);
+    } catch (e) {
+      return done(e as Error);
+    }
+    done();
   });
 }

@@ -6,6 +6,8 @@
  * Hot path: a verified token is kept (signature, claims) until it expires, so a repeated token costs
  * a map lookup instead of an HMAC and a JSON parse; a verified API key likewise, dropped when its
  * revocation is published. Both caches are trusted only while the revocation subscription is live.
+ * `cached()` answers from these caches and the in-process user state alone, synchronously (no
+ * promise per request); anything it cannot decide goes through `authenticate()`.
  */
 import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
@@ -38,6 +40,34 @@ export class Authenticator {
 
   constructor(private readonly d: AuthenticatorDeps) {
     d.states.onApiKeyRevoked = (hashHex) => (hashHex === "*" ? this.apiKeys.clear() : this.apiKeys.delete(hashHex));
+  }
+
+  /**
+   * What `authenticate()` would answer, when the caches alone can tell (a known token or API key of a
+   * user whose current state is held in process); undefined when a lookup or verification is needed.
+   * The same checks as the slow path: expiry, maximum age, the user's state, epoch and role.
+   */
+  cached(headers: { authorization?: string; "x-api-key"?: string | string[] }): Auth | undefined {
+    if (!this.d.states.subscribed) return undefined;
+    const authorization = headers.authorization;
+    if (authorization !== undefined) {
+      const m = BEARER.exec(authorization);
+      const claims = m ? this.tokens.get(m[1]) : undefined;
+      const nowS = Date.now() / 1000;
+      if (!claims || claims.expiresAt <= nowS || claims.issuedAt + this.d.maxTokenAgeS <= nowS) return undefined;
+      const state = this.d.states.peek(claims.userId);
+      if (!state) return undefined;
+      const reason = revocationReason(state, { role: claims.role, epoch: claims.epoch });
+      return reason ? { error: revoked(reason) } : { identity: { userId: claims.userId, role: claims.role, authMethod: "jwt" } };
+    }
+    const apiKey = headers["x-api-key"];
+    if (apiKey === undefined) return {};
+    if (typeof apiKey !== "string" || !parseApiKey(apiKey)) return undefined;
+    const id = this.apiKeys.get(hashApiKey(apiKey).toString("hex"));
+    const state = id && this.d.states.peek(id.userId);
+    if (!id || !state) return undefined;
+    const reason = revocationReason(state, { role: state.role });
+    return reason ? { error: revoked(reason) } : { identity: { userId: id.userId, role: state.role, authMethod: "api-key", apiKeyId: id.apiKeyId } };
   }
 
   /** The verified identity, an error to answer with, or neither (anonymous). Never throws. */

@@ -17,14 +17,14 @@
  *   nearest untrusted X-Forwarded-For entry: a client cannot pick its own bucket.
  * - REQUEST_TIMEOUT_MS bounds the whole request (authentication + upstream): 504 JSON beyond.
  */
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import rateLimit from "@fastify/rate-limit";
 import { catalog, type ServiceDefinition } from "../../catalog";
 import { defineService, errorBody, HttpError, jwtKey, peerBaseUrl } from "../../kit";
 import { Authenticator, type Auth } from "./authenticate";
 import { config } from "./config";
 import { GatewayLimits } from "./limits";
-import { registerProxyRoutes, STRIPPED_HEADERS } from "./proxy";
+import { registerProxyRoutes, type GatewayRequestState } from "./proxy";
 import { Upstreams } from "./upstreams";
 import { UsageEmitter } from "./usage";
 import { registerApiDocs, type OpenApiDocument } from "./docs";
@@ -36,10 +36,6 @@ export default defineService({
   async register(ctx) {
     const { app, config: cfg, log, definition } = ctx;
     const redis = app.redis;
-    const auth = new WeakMap<FastifyRequest, Auth>();
-    const deadlines = new WeakMap<FastifyRequest, number>();
-    const remainingMs = (request: FastifyRequest) => (deadlines.get(request) ?? Date.now() + cfg.REQUEST_TIMEOUT_MS) - Date.now();
-
     // Routed services this gateway may call, by route segment.
     const routes = new Map<string, ServiceDefinition>();
     for (const s of catalog) if (s.route && definition.calls.includes(s.name)) routes.set(s.route, s);
@@ -68,44 +64,65 @@ export default defineService({
     usage?.start();
 
     // Everything under /api/ in its own scope: raw bodies, auth, rate limit, whole-request timeout.
+    // The hooks are callback-style and answer synchronously when the caches can (cached token, user
+    // state and rate-limit leases): no promise per request on the hot path.
     await app.register(async (api) => {
-      const timers = new WeakMap<FastifyRequest, NodeJS.Timeout>();
-      api.addHook("onResponse", async (request, reply) => {
-        clearTimeout(timers.get(request));
-        if (!usage) return;
-        const id = auth.get(request)?.identity;
-        const m = /^\/api\/([^/?]+)/.exec(request.url);
-        usage.record({
-          userId: id?.userId ?? null,
-          apiKeyId: id?.apiKeyId ?? null,
-          route: m && routes.has(m[1]) ? m[1] : "unknown",
-          method: request.method,
-          status: reply.statusCode,
-          latencyMs: Math.round(reply.elapsedTime * 1000) / 1000,
-        });
+      api.decorateRequest("gateway", null);
+      const onTimeout = (request: FastifyRequest, reply: FastifyReply) => {
+        if (reply.sent || reply.raw.headersSent) return;
+        log.warn({ requestId: request.id, url: request.url.split("?")[0], timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request timed out at the gateway");
+        reply.status(504).send(errorBody(request, "GATEWAY_TIMEOUT", `No answer within ${cfg.REQUEST_TIMEOUT_MS} ms`));
+      };
+      api.addHook("onResponse", (request, reply, done) => {
+        const state = request.gateway;
+        clearTimeout(state?.timer);
+        if (usage) {
+          const id = state?.auth.identity;
+          const m = /^\/api\/([^/?]+)/.exec(request.url);
+          usage.record({
+            userId: id?.userId ?? null,
+            apiKeyId: id?.apiKeyId ?? null,
+            route: m && routes.has(m[1]) ? m[1] : "unknown",
+            method: request.method,
+            status: reply.statusCode,
+            latencyMs: Math.round(reply.elapsedTime * 1000) / 1000,
+          });
+        }
+        done();
       });
       // Bodies are forwarded as received (size-limited by BODY_LIMIT_BYTES -> 413), not re-serialised.
       api.removeAllContentTypeParsers();
       api.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
-      api.addHook("onRequest", async (request, reply) => {
-        deadlines.set(request, Date.now() + cfg.REQUEST_TIMEOUT_MS);
-        timers.set(
-          request,
-          setTimeout(() => {
-            if (reply.sent || reply.raw.headersSent) return;
-            log.warn({ requestId: request.id, url: request.url.split("?")[0], timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request timed out at the gateway");
-            reply.status(504).send(errorBody(request, "GATEWAY_TIMEOUT", `No answer within ${cfg.REQUEST_TIMEOUT_MS} ms`));
-          }, cfg.REQUEST_TIMEOUT_MS),
-        );
-        for (const h of STRIPPED_HEADERS) if (h !== "authorization" && h !== "x-api-key") delete request.headers[h];
-        auth.set(request, await authenticator.authenticate(request.headers, request.ip, String(request.id), remainingMs(request)));
+      // Who is calling, then the per-IP cap on authenticated traffic (anonymous traffic is keyed by
+      // IP in the rate limit below). Client-sent identity headers are never forwarded (./proxy.ts).
+      api.addHook("onRequest", (request, reply, done) => {
+        const state: GatewayRequestState = { deadline: Date.now() + cfg.REQUEST_TIMEOUT_MS, timer: setTimeout(onTimeout, cfg.REQUEST_TIMEOUT_MS, request, reply), auth: {} };
+        request.gateway = state;
+        const capIp = () => (state.auth.identity ? limits.checkIp(request.ip) : undefined);
+        try {
+          const known = authenticator.cached(request.headers);
+          if (known) {
+            state.auth = known;
+            const pending = capIp();
+            if (!pending) return done();
+            pending.then(() => done(), done);
+            return;
+          }
+        } catch (e) {
+          return done(e as Error);
+        }
+        authenticator
+          .authenticate(request.headers, request.ip, String(request.id), cfg.REQUEST_TIMEOUT_MS)
+          .then((a) => {
+            state.auth = a;
+            return capIp();
+          })
+          .then(() => done(), done);
       });
-      api.addHook("onRequestAbort", async (request) => clearTimeout(timers.get(request)));
-
-      // Per-IP cap on authenticated traffic (anonymous traffic is already keyed by IP below).
-      api.addHook("preHandler", async (request) => {
-        if (auth.get(request)?.identity) await limits.checkIp(request.ip);
+      api.addHook("onRequestAbort", (request, done) => {
+        clearTimeout(request.gateway?.timer);
+        done();
       });
 
       await api.register(rateLimit, {
@@ -116,7 +133,7 @@ export default defineService({
         store: limits.rateLimitStore("gw-rl:", cfg.RATE_LIMIT_MAX_REQUESTS, cfg.RATE_LIMIT_WINDOW_MS),
         skipOnError: true,
         keyGenerator: (request) => {
-          const id = auth.get(request)?.identity;
+          const id = request.gateway?.auth.identity;
           return id ? `user:${id.userId}` : `ip:${request.ip}`;
         },
         errorResponseBuilder: (_request, context) =>
@@ -125,7 +142,7 @@ export default defineService({
 
       // The merged OpenAPI document and its page (docs.ts), before the proxy's /api/* wildcard.
       await registerApiDocs(api, { ownDocument: () => app.swagger() as OpenApiDocument, routed: [...routes.values()], baseUrl: (n) => bases.get(n)!, timeoutMs: cfg.HEALTH_TIMEOUT_MS, cacheMs: cfg.DOCS_CACHE_MS, log });
-      registerProxyRoutes(api, ctx, { routes, bases, auth, upstreams, remainingMs });
+      registerProxyRoutes(api, ctx, { routes, bases, upstreams });
     });
   },
 });

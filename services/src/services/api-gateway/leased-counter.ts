@@ -67,18 +67,26 @@ export class LeasedCounter {
     redis.defineCommand("gwLease", { numberOfKeys: 1, lua: LEASE_LUA });
   }
 
+  /**
+   * Counts one request against `key` from the live lease alone, synchronously; undefined when the
+   * lease is missing, ended or used up (then `hit()` asks Dragonfly).
+   */
+  tryHit(key: string, max: number): Hit | undefined {
+    const now = Date.now();
+    const lease = this.leases.get(key);
+    if (!lease || lease.endsAt <= now) return undefined;
+    if (lease.left > 0) {
+      lease.left--;
+      return { current: lease.counted - lease.left, ttl: lease.endsAt - now };
+    }
+    return lease.spent ? { current: Math.max(max, lease.counted) + 1, ttl: lease.endsAt - now } : undefined;
+  }
+
   /** Counts one request against `key`; rejects only when Dragonfly cannot be asked (callers fail open). */
   async hit(key: string, max: number, windowMs: number): Promise<Hit> {
     for (;;) {
-      const now = Date.now();
-      const lease = this.leases.get(key);
-      if (lease && lease.endsAt > now) {
-        if (lease.left > 0) {
-          lease.left--;
-          return { current: lease.counted - lease.left, ttl: lease.endsAt - now };
-        }
-        if (lease.spent) return { current: Math.max(max, lease.counted) + 1, ttl: lease.endsAt - now };
-      }
+      const local = this.tryHit(key, max);
+      if (local) return local;
       let refill = this.refills.get(key);
       if (!refill) {
         refill = this.refill(key, max, windowMs).finally(() => this.refills.delete(key));

@@ -10,7 +10,7 @@
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from "@fastify/rate-limit";
 import type { Redis, Result } from "ioredis";
 import { HttpError } from "../../kit";
-import { LeasedCounter } from "./leased-counter";
+import { LeasedCounter, type Hit } from "./leased-counter";
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
@@ -36,16 +36,24 @@ export class GatewayLimits {
     this.counter = new LeasedCounter(redis);
   }
 
-  /** Counts one authenticated request of `ip`; throws the 429 beyond the cap. */
-  async checkIp(ip: string): Promise<void> {
-    let hit;
-    try {
-      hit = await this.counter.hit(`gw-rl-ip:${ip}`, this.o.ipMax, this.o.windowMs);
-    } catch {
-      return; // fail open, like the per-user limit
-    }
+  /**
+   * Counts one authenticated request of `ip`: undefined when counted from the live lease
+   * (synchronously), else a promise; either way the 429 beyond the cap is thrown (or rejected).
+   */
+  checkIp(ip: string): Promise<void> | undefined {
+    const key = `gw-rl-ip:${ip}`;
+    const local = this.counter.tryHit(key, this.o.ipMax);
+    if (local) return this.assertUnderIpCap(local);
+    return this.counter.hit(key, this.o.ipMax, this.o.windowMs).then(
+      (hit) => this.assertUnderIpCap(hit),
+      () => undefined, // fail open, like the per-user limit
+    );
+  }
+
+  private assertUnderIpCap(hit: Hit): undefined {
     if (hit.current > this.o.ipMax)
       throw new HttpError(429, "RATE_LIMITED", `Rate limit exceeded for this client address: ${this.o.ipMax} requests per window`, undefined, retryAfter(hit.ttl));
+    return undefined;
   }
 
   /**
@@ -60,6 +68,8 @@ export class GatewayLimits {
         this.prefix = prefix;
       }
       incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, windowArg?: number, maxArg?: number): void {
+        const local = counter.tryHit(this.prefix + key, maxArg ?? max);
+        if (local) return callback(null, local);
         counter.hit(this.prefix + key, maxArg ?? max, windowArg ?? windowMs).then(
           (hit) => callback(null, hit),
           (err: Error) => callback(err),

@@ -8,7 +8,6 @@
  * encoded. Identity headers are set from the verified identity only; credentials are not forwarded.
  * The request itself goes over ./upstreams.ts.
  */
-import type { FastifyRequest } from "fastify";
 import { Counter } from "prom-client";
 import type { ServiceDefinition } from "../../catalog";
 import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, Type, type App, type Identity } from "../../kit";
@@ -55,13 +54,26 @@ export function upstreamTarget(rawUrl: string, routes: ReadonlyMap<string, Servi
   return { service, path, search: url.search };
 }
 
+/** What the gateway's onRequest hook (./index.ts) learnt about a request under /api/. */
+export interface GatewayRequestState {
+  /** Local clock time the whole-request budget (REQUEST_TIMEOUT_MS) ends at. */
+  deadline: number;
+  /** Answers 504 at the deadline; cleared when the response is sent or the client goes away. */
+  timer: NodeJS.Timeout;
+  auth: Auth;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by the gateway's onRequest hook for every request in its /api/ scope (null elsewhere). */
+    gateway: GatewayRequestState | null;
+  }
+}
+
 export interface ProxyDeps {
   routes: ReadonlyMap<string, ServiceDefinition>;
   bases: ReadonlyMap<string, string>;
-  auth: WeakMap<FastifyRequest, Auth>;
   upstreams: Upstreams;
-  /** Milliseconds left of the request's whole budget. */
-  remainingMs(request: FastifyRequest): number;
 }
 
 export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps): void {
@@ -101,7 +113,8 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
       targets.set(request.url, target);
     }
     const { service, path, search } = target;
-    const a = d.auth.get(request) ?? {};
+    const state = request.gateway;
+    const a = state?.auth ?? {};
     if (a.error) throw a.error;
     const anonymous = service.anonymousPaths.some((p) => path === p || path === `${p}/`);
     if (!a.identity && !anonymous) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
@@ -120,7 +133,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     // Bodies arrive as raw Buffers (the scope's content-type parser): forwarded byte for byte.
     const body = Buffer.isBuffer(request.body) && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined;
     if (body && headers["content-type"] === undefined) headers["content-type"] = "application/octet-stream";
-    const timeoutMs = Math.max(1, Math.min(cfg.PROXY_TIMEOUT_MS, d.remainingMs(request)));
+    const timeoutMs = Math.max(1, Math.min(cfg.PROXY_TIMEOUT_MS, (state?.deadline ?? Infinity) - Date.now()));
     let answer: UpstreamAnswer;
     try {
       answer = await d.upstreams.send(d.bases.get(service.name)!, { method: request.method, path: `${path}${search}`, headers, body, timeoutMs });

@@ -60,13 +60,18 @@ export class UserStates {
     await this.sub?.close();
   }
 
+  /** The user's state from the in-process copy alone (live subscription, not expired), else undefined. */
+  peek(userId: string): UserState | undefined {
+    if (!this.subscribed) return undefined;
+    const hit = this.local.get(userId);
+    return hit && hit.until > Date.now() ? hit.state : undefined;
+  }
+
   /** The user's current state; 503 when neither Dragonfly nor user-management can tell. */
   async get(userId: string, requestId: string, timeoutMs: number): Promise<UserState> {
     const now = Date.now();
-    if (this.subscribed) {
-      const hit = this.local.get(userId);
-      if (hit && hit.until > now) return hit.state;
-    }
+    const hit = this.peek(userId);
+    if (hit) return hit;
     const generation = this.generation;
     const seen = this.invalidations.get(userId) ?? 0;
     const state = await this.load(userId, requestId, timeoutMs);
