@@ -7,16 +7,20 @@
  *   1. direct:  GET user-management /me with trusted identity headers (what the gateway sends)
  *   2. gateway: GET api-gateway /api/users/me with the Bearer token (JWT verify, Redis rate limit
  *      with a high limit, proxy to the same upstream)
- * and prints throughput and latency percentiles, and each process's CPU time per request (from
- * /proc, so it holds on a loaded machine too). Each target first gets an unmeasured warm-up of
+ *   3. floor:   the same through bench/lib/bare-proxy.ts (node:http + undici, nothing else): the
+ *      least any Node proxy costs here, so the gateway's figures can be read against it
+ * and prints throughput and latency percentiles, and each process's CPU time per request, user +
+ * system (from /proc, so it holds on a loaded machine too; the bench process is autocannon). Each target first gets an unmeasured warm-up of
  * BENCH_WARMUP_S (default 3) so the measured run sees JIT-compiled code, not the compiler.
  * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S.
  */
 import { randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import autocannon from "autocannon";
 import { runPostgresMigrations } from "../services/src/migrations";
-import { startPostgres, startRedis, pg } from "../tests/harness";
-import { cpuSeconds, startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
+import { freePort, startPostgres, startRedis, pg } from "../tests/harness";
+import { cpuTimes, startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
 
 const duration = Number(process.env.BENCH_DURATION_S ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -37,6 +41,22 @@ function run(title: string, url: string, headers: Record<string, string>, second
 
 const children: ServiceProcess[] = [];
 const pids: Record<string, number> = {};
+
+/** The floor: bench/lib/bare-proxy.ts in front of `upstream`, as its own process. */
+async function startBareProxy(upstream: string, path: string, identity: Record<string, string>): Promise<string> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--import", "tsx", join(__dirname, "lib", "bare-proxy.ts")], {
+    env: { ...process.env, PORT: String(port), UPSTREAM_URL: upstream, UPSTREAM_PATH: path, IDENTITY: JSON.stringify(identity) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.push({ name: "bare-proxy", url: `http://127.0.0.1:${port}`, pid: child.pid!, child });
+  pids["bare-proxy"] = child.pid!;
+  await new Promise<void>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`bare-proxy exited with ${code}`)));
+    child.stdout!.once("data", () => resolve());
+  });
+  return `http://127.0.0.1:${port}`;
+}
 
 async function startService(name: string, env: Record<string, string>): Promise<string> {
   const p = await startServiceProcess(name, env);
@@ -76,25 +96,36 @@ async function main() {
     console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${connections} connections, ${duration} s each after ${warmup} s of warm-up, loopback`);
     const measure = async (title: string, url: string, headers: Record<string, string>) => {
       if (warmup > 0) await run(`${title} (warm-up)`, url, headers, warmup);
-      const before = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuSeconds(pid)]));
+      const all = { ...pids, autocannon: process.pid };
+      const before = Object.fromEntries(Object.entries(all).map(([n, pid]) => [n, cpuTimes(pid)]));
       const result = await run(title, url, headers);
-      const cpuUs = Object.fromEntries(
-        Object.entries(pids).map(([n, pid]) => [n, Math.round(((cpuSeconds(pid) - before[n]) / result.requests.total) * 1e6)]),
+      const perRequest = (s: number) => Math.round((s / result.requests.total) * 1e6);
+      const cpu = Object.fromEntries(
+        Object.entries(all).map(([n, pid]) => {
+          const { user, sys } = cpuTimes(pid);
+          return [n, { user: perRequest(user - before[n].user), sys: perRequest(sys - before[n].sys) }];
+        }),
       );
-      return { result, cpuUs };
+      return { result, cpu };
     };
-    const d = await measure("direct user-management GET /me", `${umUrl}/me`, { "x-user-id": reg.user.id, "x-user-role": "trader", "x-auth-method": "jwt" });
+    const identity = { "x-user-id": reg.user.id, "x-user-role": "trader", "x-auth-method": "jwt" };
+    const d = await measure("direct user-management GET /me", `${umUrl}/me`, identity);
     const g = await measure("gateway GET /api/users/me (JWT + rate limit + proxy)", `${gwUrl}/api/users/me`, { authorization: `Bearer ${token}` });
-    const direct = d.result;
-    const viaGw = g.result;
+    const bareUrl = await startBareProxy(umUrl, "/me", identity);
+    const b = await measure("floor: bare node:http + undici proxy", `${bareUrl}/`, {});
 
     const row = (name: string, r: autocannon.Result) =>
       `${name.padEnd(52)} ${String(Math.round(r.requests.average)).padStart(8)} req/s   p50 ${String(r.latency.p50).padStart(4)} ms   p99 ${String(r.latency.p99).padStart(4)} ms   max ${String(r.latency.max).padStart(5)} ms   non-2xx ${r.non2xx}   errors ${r.errors}`;
-    console.log(row("direct: user-management GET /me", direct));
-    console.log(row("gateway: GET /api/users/me (JWT, rate limit, proxy)", viaGw));
-    console.log(`CPU per request (µs): direct: user-management ${d.cpuUs["user-management"]}; via gateway: api-gateway ${g.cpuUs["api-gateway"]}, user-management ${g.cpuUs["user-management"]}`);
-    console.log(`gateway overhead: ${(100 * (1 - viaGw.requests.average / direct.requests.average)).toFixed(0)}% throughput, +${(viaGw.latency.p99 - direct.latency.p99).toFixed(1)} ms p99`);
-
+    const us = (c: { user: number; sys: number }) => `${c.user + c.sys} (user ${c.user} + sys ${c.sys})`;
+    console.log(row("direct: user-management GET /me", d.result));
+    console.log(row("gateway: GET /api/users/me (JWT, rate limit, proxy)", g.result));
+    console.log(row("floor: bare node:http + undici proxy", b.result));
+    console.log("CPU per request (µs):");
+    console.log(`  direct:  user-management ${us(d.cpu["user-management"])}; autocannon ${us(d.cpu.autocannon)}`);
+    console.log(`  gateway: api-gateway ${us(g.cpu["api-gateway"])}; user-management ${us(g.cpu["user-management"])}; autocannon ${us(g.cpu.autocannon)}`);
+    console.log(`  floor:   bare proxy ${us(b.cpu["bare-proxy"])}; user-management ${us(b.cpu["user-management"])}; autocannon ${us(b.cpu.autocannon)}`);
+    const ratio = (r: autocannon.Result) => `${((100 * r.requests.average) / d.result.requests.average).toFixed(0)}% of direct throughput`;
+    console.log(`gateway: ${ratio(g.result)}, +${(g.result.latency.p99 - d.result.latency.p99).toFixed(1)} ms p99; floor: ${ratio(b.result)}`);
   } finally {
     await Promise.all(children.map((c) => stopServiceProcess(c)));
     await redis.stop();

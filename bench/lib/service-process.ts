@@ -45,9 +45,15 @@ export async function stopServiceProcess(s: ServiceProcess, graceMs = 10_000): P
   clearTimeout(timer);
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (holds on a loaded machine too). */
-export function cpuSeconds(pid: number): number {
+/** CPU seconds in user and system mode a process has used so far, from /proc (holds on a loaded machine too). */
+export function cpuTimes(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+  return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 }; // utime, stime in clock ticks (100/s)
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (holds on a loaded machine too). */
+export function cpuSeconds(pid: number): number {
+  const { user, sys } = cpuTimes(pid);
+  return user + sys;
 }
