@@ -27,10 +27,11 @@ export default defineService({
     registerRoutes(ctx.app, { initialCash });
     registerPortfolioGauges(ctx.metrics.registry, async () => portfolioTotals(await data.totalsBySymbol(ctx.app.pg)), ctx.log);
 
-    // One transaction per fetched batch of fills.
+    // One transaction per fetched batch of fills (every partition fetched together).
     await consumeBatches(ctx, {
       groupId: ctx.config.PM_CONSUMER_GROUP,
       topics: [TOPICS.executions],
+      joinPartitions: 6, // the executions of every partition fetched together: one transaction
       handle: async (msgs) => {
         const fills = msgs.map((m) => JSON.parse(m.value) as ExecutionMsg).filter((m): m is Extract<ExecutionMsg, { type: "fill" }> => m.type === "fill");
         if (fills.length) await ctx.app.pg.transaction((tx) => applyFills(tx, fills.map((m) => m.fill), initialCash));

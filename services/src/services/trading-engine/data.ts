@@ -78,10 +78,11 @@ export async function applyBarReports(db: Queryable, reports: ExecutionReport[])
   );
 }
 
-/** Open time of the last bar processed for the symbol (locked for the transaction). */
-export async function lastBarOpenTime(db: Queryable, symbol: string): Promise<number | undefined> {
-  const r = await db.query<{ open_time: string }>("SELECT open_time FROM te_last_bar WHERE symbol = $1 FOR UPDATE", [symbol]);
-  return r.rows[0] ? Number(r.rows[0].open_time) : undefined;
+/** Open time of the last bar processed per symbol, for the symbols that have one (locked for the transaction, in symbol order). */
+export async function lastBarOpenTimes(db: Queryable, symbols: string[]): Promise<Map<string, number>> {
+  if (symbols.length === 0) return new Map();
+  const r = await db.query<{ symbol: string; open_time: string }>("SELECT symbol, open_time FROM te_last_bar WHERE symbol = ANY($1::text[]) ORDER BY symbol FOR UPDATE", [symbols]);
+  return new Map(r.rows.map((x) => [x.symbol, Number(x.open_time)]));
 }
 
 /** The newest bar per symbol, in one statement. */

@@ -12,14 +12,13 @@
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
-import type { BatchMessage } from "../../trading/infra/kafka";
 import { enqueue, type OutboxEvent, type OutboxRelay } from "../../trading/infra/outbox";
 import { binanceFills, toBinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
 import { PaperExchange, type ExecutionReport, type PaperExchangeOptions } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import type { PoolClient } from "pg";
 import * as data from "./data";
-import { cancelledEvent, commandOf, fillEvent, outcomeEvent } from "./messages";
+import { cancelledEvent, fillEvent, outcomeEvent, type EngineCommand } from "./messages";
 
 export interface EngineDeps {
   pg: PostgresClient;
@@ -37,8 +36,8 @@ interface BatchWork {
   known: Set<string>;
   rows: data.EngineOrderRow[];
   fills: Fill[];
-  /** Open time of the last bar per symbol as this batch advanced it (read once, locked). */
-  lastOpenTime: Map<string, number | undefined>;
+  /** Open time of the last bar per symbol as this batch advanced it (read once for the batch, locked). */
+  lastOpenTime: Map<string, number>;
   /** The newest bar per symbol of this batch, saved once at the end. */
   newBars: Map<string, Bar>;
 }
@@ -67,13 +66,20 @@ export class TradingEngine {
     return this.exchange.lastBar(symbol);
   }
 
-  /** One transaction per fetched batch (orders or bars of one partition), in offset order. */
-  async onBatch(msgs: BatchMessage[]): Promise<void> {
-    const commands = msgs.map((m) => commandOf(m.topic, m.value)); // a malformed message fails the batch before any effect
+  /**
+   * One transaction per batch of commands (the fetched batches of the orders and candles partitions,
+   * joined by the consumer), in offset order within each partition. Malformed messages never get
+   * here: the consumer decodes each one (messages.ts commandOf) and sets aside the ones it refuses.
+   */
+  async onBatch(commands: EngineCommand[]): Promise<void> {
     const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
+    const barSymbols = [...new Set(commands.flatMap((c) => (c.kind === "bar" ? [c.bar.symbol] : [])))];
     try {
       await this.deps.pg.transaction(async (tx) => {
-        const w: BatchWork = { tx, events: [], known: await data.knownOrderIds(tx, executeIds), rows: [], fills: [], lastOpenTime: new Map(), newBars: new Map() };
+        const w: BatchWork = {
+          tx, events: [], known: await data.knownOrderIds(tx, executeIds), rows: [], fills: [],
+          lastOpenTime: await data.lastBarOpenTimes(tx, barSymbols), newBars: new Map(),
+        };
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
           else if (c.kind === "cancel") await this.cancel(w, c.order);
@@ -134,7 +140,6 @@ export class TradingEngine {
 
   /** A closed bar: resting limits it crosses fill. Bars of a batch share one read and one write of te_last_bar. */
   private async bar(w: BatchWork, bar: Bar): Promise<void> {
-    if (!w.lastOpenTime.has(bar.symbol)) w.lastOpenTime.set(bar.symbol, await data.lastBarOpenTime(w.tx, bar.symbol));
     const prev = w.lastOpenTime.get(bar.symbol);
     if (prev !== undefined && prev >= bar.openTime) return; // old or duplicate bar
     const reports = this.exchange.onBar(bar);

@@ -13,9 +13,10 @@ import { Counter } from "prom-client";
 import { defineService, envEnum, envUrl, Type } from "../../kit";
 import { BinanceTradingClient } from "../../trading/binance/adapter";
 import { TOPICS } from "../../trading/events";
-import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
+import { consumeDecoded, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { TradingEngine } from "./engine";
+import { commandOf } from "./messages";
 import { registerRoutes } from "./routes";
 
 const bpsVar = (d: string) => Type.String({ default: d, pattern: "^\\d+(\\.\\d+)?$" });
@@ -56,6 +57,17 @@ export default defineService({
 
     relay.start();
     ctx.onClose(() => relay.stop());
-    await consumeBatches(ctx, { groupId: c.TE_CONSUMER_GROUP, topics: [TOPICS.orders, TOPICS.candles], handle: (msgs) => engine.onBatch(msgs) });
+    // The engine's group starts at the beginning of its topics when it has no committed offsets (a
+    // first deploy, a renamed group): an order accepted before the engine first joined must still be
+    // executed, and te_orders / te_last_bar recognise what was already applied. Catching up is fast
+    // because it is batched: the partitions fetched together are one transaction (joinPartitions),
+    // a poison message is set aside alone (decode) instead of sending its batch one message at a time.
+    await consumeDecoded(ctx, {
+      groupId: c.TE_CONSUMER_GROUP,
+      topics: [TOPICS.orders, TOPICS.candles],
+      joinPartitions: 12,
+      decode: (m) => commandOf(m.topic, m.value),
+      handle: (commands) => engine.onBatch(commands),
+    });
   },
 });

@@ -14,6 +14,7 @@ export const consumerConfig = (c: { KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEAR
 
 import type { ServiceContext } from "../../kit";
 import { isRetriable, reasonText, setAside, type DeadLetterStore } from "./deadLetters";
+import { GroupCommit } from "./groupCommit";
 import { messageProblem } from "./topicSchemas";
 
 export interface BatchMessage {
@@ -26,22 +27,55 @@ export interface BatchMessage {
   raw: { key: Buffer | null; value: Buffer | null };
 }
 
+interface ConsumeOptions {
+  groupId: string;
+  topics: string[];
+  fromBeginning?: boolean;
+  /**
+   * The batches of every partition fetched together are handed over as one (kafkajs runs up to
+   * `partitions` of them at once and a GroupCommit joins them): one transaction where there were
+   * one per partition. Only for a handler indifferent to the partition of a message (the order of
+   * each partition's messages is kept).
+   */
+  joinPartitions?: number;
+}
+
 /**
- * A consumer group that hands whole fetched batches (one topic-partition at a time) to `handle`, so
- * a service can apply many events in one database transaction. Offsets are committed only after
- * `handle` resolves: a crash replays the batch, which the handlers dedupe (event / fill / order ids).
+ * A consumer group that hands whole fetched batches (one topic-partition at a time, or several
+ * joined: `joinPartitions`) to `handle`, so a service can apply many events in one database
+ * transaction. Offsets are committed only after `handle` resolves: a crash replays the batch, which
+ * the handlers dedupe (event / fill / order ids).
  *
- * Poison: a message that is not JSON or breaks its topic's schema (topicSchemas.ts) never reaches
+ * Poison: a message that is not JSON, breaks its topic's schema (topicSchemas.ts) or that `decode`
+ * refuses (what the message means to this consumer; a throw that is not an outage) never reaches
  * `handle`: it is recorded in `consumer_dead_letters` (PostgreSQL, or ClickHouse for a consumer
- * without PostgreSQL) with the reason. When a batch fails with an error that is not an outage (see
- * deadLetters.ts), its messages are handed over again one at a time, and each one that still fails is
- * set aside the same way. Handlers apply a batch in one transaction, so the failed attempt left
- * nothing behind. An outage is rethrown: kafkajs retries the batch.
+ * without PostgreSQL) with the reason, and the rest of its batch goes on together. When a batch
+ * fails with an error that is not an outage (see deadLetters.ts), its messages are handed over
+ * again one at a time, and each one that still fails is set aside the same way. Handlers apply a
+ * batch in one transaction, so the failed attempt left nothing behind. An outage is rethrown:
+ * kafkajs retries the batch.
  */
-export async function consumeBatches(
+export function consumeBatches(
   ctx: ServiceContext<{ KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number }>,
-  opts: { groupId: string; topics: string[]; fromBeginning?: boolean; handle: (msgs: BatchMessage[]) => Promise<void> },
+  opts: ConsumeOptions & { handle: (msgs: BatchMessage[]) => Promise<void> },
 ): Promise<void> {
+  return consumeDecoded(ctx, { ...opts, decode: (m) => m });
+}
+
+/** consumeBatches with `decode`: the handler gets what each message means to it. */
+export async function consumeDecoded<T>(
+  ctx: ServiceContext<{ KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number }>,
+  opts: ConsumeOptions & { decode: (m: BatchMessage) => T; handle: (items: T[]) => Promise<void> },
+): Promise<void> {
+  const decode = opts.decode;
+  const joined = new GroupCommit<T[], void>(
+    async (lists) => {
+      await opts.handle(lists.flat());
+      return lists.map(() => undefined);
+    },
+    { maxBatch: 64, concurrency: 1, isOutage: isRetriable },
+  );
+  const handleTogether = (items: T[]) => (opts.joinPartitions ? joined.submit(items) : opts.handle(items));
   let closing = false;
   let current: import("kafkajs").Consumer | undefined;
   ctx.onClose(async () => {
@@ -64,6 +98,7 @@ export async function consumeBatches(
     await consumer.connect();
     await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? true });
     await consumer.run({
+      partitionsConsumedConcurrently: opts.joinPartitions ?? 1,
       eachBatchAutoResolve: false,
       // Offsets are committed at most once a second instead of after every batch (one Kafka round
       // trip less per batch); a crash replays at most that much, which the handlers dedupe.
@@ -73,11 +108,19 @@ export async function consumeBatches(
         const msgs: BatchMessage[] = batch.messages
           .filter((m) => m.value)
           .map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key ? m.key.toString() : null, value: m.value!.toString(), raw: { key: m.key, value: m.value } }));
-        const valid: BatchMessage[] = [];
+        const valid: Decoded[] = [];
         for (const m of msgs) {
           const problem = messageProblem(m.topic, m.value);
-          if (problem === undefined) valid.push(m);
-          else await setMessageAside(m, reasonText(problem));
+          if (problem !== undefined) {
+            await setMessageAside(m, reasonText(problem));
+            continue;
+          }
+          try {
+            valid.push({ m, item: decode(m) });
+          } catch (err) {
+            if (isRetriable(err)) throw err;
+            await setMessageAside(m, reasonText(err));
+          }
         }
         await handleOrSetAside(valid);
         resolveOffset(batch.messages[batch.messages.length - 1].offset);
@@ -94,19 +137,20 @@ export async function consumeBatches(
     if (deadLetters) await setAside(deadLetters, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason });
     ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, deadLetters ? "message set aside in consumer_dead_letters" : "message skipped (no store for dead letters)");
   };
-  const handleOrSetAside = async (msgs: BatchMessage[]): Promise<void> => {
-    if (msgs.length === 0) return;
+  type Decoded = { m: BatchMessage; item: T };
+  const handleOrSetAside = async (valid: Decoded[]): Promise<void> => {
+    if (valid.length === 0) return;
     try {
-      return await opts.handle(msgs);
+      return await handleTogether(valid.map((v) => v.item));
     } catch (err) {
       if (!deadLetters || isRetriable(err)) throw err;
     }
-    for (const m of msgs) {
+    for (const v of valid) {
       try {
-        await opts.handle([m]);
+        await opts.handle([v.item]);
       } catch (err) {
         if (isRetriable(err)) throw err;
-        await setMessageAside(m, reasonText(err));
+        await setMessageAside(v.m, reasonText(err));
       }
     }
   };
