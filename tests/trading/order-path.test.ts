@@ -3,7 +3,8 @@
  * fixed names; a private broker keeps them apart from the other test files): two order-management
  * replicas and the trading-engine in-process.
  *   - validation: non-positive / malformed prices and quantities, unknown statuses are 4xx naming the field;
- *   - an idempotent replay answers from the stored order and runs nothing else;
+ *   - an idempotent replay answers from the stored order and runs nothing else; concurrent requests
+ *     with one key (batched together, and on two replicas) make one order, another body gets 409;
  *   - per-user serialization: concurrent orders on two replicas never breach the position limit;
  *   - the kill switch: halted rejects every order, reduce_only anything that grows the position;
  *   - poison messages are set aside in consumer_dead_letters and the engine keeps consuming;
@@ -139,6 +140,25 @@ describe("idempotent replay", () => {
     const metrics = await (await fetch(`${omA}/metrics`)).text();
     expect(metrics).toMatch(/om_orders_submitted_total\{outcome="replayed"[^}]*\} 1\n/);
     expect((await pool.query("SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1", [user])).rows[0].n).toBe(2);
+  }, 600_000);
+});
+
+describe("idempotent replay racing", () => {
+  it("concurrent submissions of one Idempotency-Key on two replicas make one order; the other body is 409", async () => {
+    const user = randomUUID();
+    await Promise.all([omA, omB].map((om) => http("GET", `${om}/?limit=1`, { headers: as(user) })));
+    // Same key, two bodies, all at once on both replicas: batched together and across replicas.
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => submit(i % 2 ? omB : omA, user, market(i % 3 ? "buy" : "sell", "1"), "race-1")));
+    const stored = await pool.query("SELECT order_id, side FROM om_orders WHERE user_id = $1", [user]);
+    expect(stored.rows).toHaveLength(1);
+    const winner = stored.rows[0];
+    const sameBody = results.filter((_, i) => (i % 3 ? "buy" : "sell") === winner.side);
+    expect(sameBody.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(sameBody.filter((r) => r.status === 200).length).toBe(sameBody.length - 1);
+    expect(sameBody.every((r) => r.body.orderId === winner.order_id)).toBe(true);
+    const otherBody = results.filter((_, i) => (i % 3 ? "buy" : "sell") !== winner.side);
+    expect(otherBody.map((r) => r.status)).toEqual(otherBody.map(() => 409));
+    expect(otherBody[0].body.error.code).toBe("IDEMPOTENCY_KEY_REUSED");
   }, 600_000);
 });
 

@@ -3,7 +3,6 @@
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
 import type { Queryable } from "../../kit";
-import type { DecimalLike } from "../../trading/decimal";
 import type { OrderStatus } from "../../trading/orderState";
 
 export interface OrderRow {
@@ -44,7 +43,7 @@ export interface NewOrder {
   status: OrderStatus;
   rejectReason: string | null;
   rejectMessage: string | null;
-  lastPrice: DecimalLike | null;
+  lastPrice: string | null;
 }
 
 /** One order; `forUpdate` locks it for the rest of the transaction. */
@@ -52,20 +51,30 @@ export async function findOrder(db: Queryable, orderId: string, forUpdate = fals
   return (await db.query<OrderRow>(`SELECT * FROM om_orders WHERE order_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [orderId])).rows[0];
 }
 
-export async function findByIdempotencyKey(db: Queryable, userId: string, key: string): Promise<OrderRow | undefined> {
-  return (await db.query<OrderRow>("SELECT * FROM om_orders WHERE user_id = $1 AND idempotency_key = $2", [userId, key])).rows[0];
+/** The orders already stored under these (user, Idempotency-Key) pairs. */
+export async function findByIdempotencyKeys(db: Queryable, keys: { userId: string; key: string }[]): Promise<OrderRow[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await db.query<OrderRow>(
+    "SELECT o.* FROM om_orders o JOIN unnest($1::text[], $2::text[]) AS k(u, key) ON o.user_id = k.u AND o.idempotency_key = k.key",
+    [keys.map((k) => k.userId), keys.map((k) => k.key)],
+  );
+  return rows;
 }
 
-/** Inserts the order; a duplicate (user, idempotency key) raises pg error 23505. */
-export async function insertOrder(db: Queryable, o: NewOrder): Promise<OrderRow> {
+/** Inserts the orders in one statement, returned in the order given; a duplicate (user, idempotency key) raises pg error 23505. */
+export async function insertOrders(db: Queryable, orders: NewOrder[]): Promise<OrderRow[]> {
+  if (orders.length === 0) return [];
+  const col = <K extends keyof NewOrder>(k: K) => orders.map((o) => o[k]);
   const ins = await db.query<OrderRow>(
     `INSERT INTO om_orders (order_id, user_id, client_order_id, idempotency_key, request_hash, symbol, side, type, time_in_force,
                             quantity, limit_price, status, reject_reason, reject_message, last_price)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING *`,
-    [o.orderId, o.userId, o.clientOrderId, o.idempotencyKey, o.requestHash, o.symbol, o.side, o.type, o.timeInForce,
-      o.quantity, o.limitPrice, o.status, o.rejectReason, o.rejectMessage, o.lastPrice],
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                          $10::numeric[], $11::numeric[], $12::text[], $13::text[], $14::text[], $15::numeric[]) RETURNING *`,
+    [col("orderId"), col("userId"), col("clientOrderId"), col("idempotencyKey"), col("requestHash"), col("symbol"), col("side"), col("type"), col("timeInForce"),
+      col("quantity"), col("limitPrice"), col("status"), col("rejectReason"), col("rejectMessage"), col("lastPrice")],
   );
-  return ins.rows[0];
+  const byId = new Map(ins.rows.map((r) => [r.order_id, r]));
+  return orders.map((o) => byId.get(o.orderId)!);
 }
 
 /** The user's orders, newest first, optionally of one status. */
@@ -81,25 +90,31 @@ export async function setStatus(db: Queryable, orderId: string, status: OrderSta
   return (await db.query<OrderRow>(`UPDATE om_orders SET status = $2, updated_at = now() WHERE order_id = $1 RETURNING *`, [orderId, status])).rows[0];
 }
 
-/** Records a fill once; false when this fill id was already recorded (duplicate delivery). */
-export async function insertFill(db: Queryable, f: { fillId: string; orderId: string; quantity: string; price: string; fee: string }): Promise<boolean> {
-  const ins = await db.query(`INSERT INTO om_order_fills (fill_id, order_id, quantity, price, fee) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`, [f.fillId, f.orderId, f.quantity, f.price, f.fee]);
-  return (ins.rowCount ?? 0) > 0;
+/** Locks the orders (in order-id order: concurrent lockers never deadlock) and reads them, with the transaction's timestamp. */
+export async function lockOrders(db: Queryable, orderIds: string[]): Promise<{ orders: Map<string, OrderRow>; now: Date }> {
+  const { rows } = await db.query<OrderRow & { tx_now: Date }>("SELECT *, now() AS tx_now FROM om_orders WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE", [orderIds]);
+  const now = rows[0]?.tx_now ?? new Date();
+  return { orders: new Map(rows.map(({ tx_now: _, ...r }) => [r.order_id, r])), now };
 }
 
-export async function applyFillTotals(db: Queryable, orderId: string, t: { filled: string; avgPrice: string; fee: string; status: OrderStatus }): Promise<OrderRow> {
-  const upd = await db.query<OrderRow>(
-    `UPDATE om_orders SET filled_quantity = $2, avg_fill_price = $3, fees = fees + $4, status = $5, updated_at = now() WHERE order_id = $1 RETURNING *`,
-    [orderId, t.filled, t.avgPrice, t.fee, t.status],
+/** Records fills once, in one statement; returns the ids not recorded before (a duplicate delivery is left out). */
+export async function insertFills(db: Queryable, fills: { fillId: string; orderId: string; quantity: string; price: string; fee: string }[]): Promise<Set<string>> {
+  if (fills.length === 0) return new Set();
+  const ins = await db.query<{ fill_id: string }>(
+    `INSERT INTO om_order_fills (fill_id, order_id, quantity, price, fee)
+     SELECT * FROM unnest($1::text[], $2::uuid[], $3::numeric[], $4::numeric[], $5::numeric[]) ON CONFLICT DO NOTHING RETURNING fill_id`,
+    [fills.map((f) => f.fillId), fills.map((f) => f.orderId), fills.map((f) => f.quantity), fills.map((f) => f.price), fills.map((f) => f.fee)],
   );
-  return upd.rows[0];
+  return new Set(ins.rows.map((r) => r.fill_id));
 }
 
-/** Ends the order (expired, rejected, cancelled); the first reject reason is kept. */
-export async function setTerminal(db: Queryable, orderId: string, status: OrderStatus, reason: string | null): Promise<OrderRow> {
-  const upd = await db.query<OrderRow>(
-    `UPDATE om_orders SET status = $2, reject_reason = coalesce(reject_reason, $3), updated_at = now() WHERE order_id = $1 RETURNING *`,
-    [orderId, status, reason],
+/** Writes the orders' fill totals, status and reject reason in one statement (updated_at: the transaction's now()). */
+export async function updateOrders(db: Queryable, rows: OrderRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query(
+    `UPDATE om_orders o SET filled_quantity = r.filled, avg_fill_price = r.avg, fees = r.fees, status = r.status, reject_reason = r.reason, updated_at = now()
+       FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::text[], $6::text[]) AS r(order_id, filled, avg, fees, status, reason)
+      WHERE o.order_id = r.order_id`,
+    [rows.map((r) => r.order_id), rows.map((r) => r.filled_quantity), rows.map((r) => r.avg_fill_price), rows.map((r) => r.fees), rows.map((r) => r.status), rows.map((r) => r.reject_reason)],
   );
-  return upd.rows[0];
 }

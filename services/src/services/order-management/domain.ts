@@ -7,7 +7,9 @@ import { HttpError } from "../../kit";
 import { D, str } from "../../trading/decimal";
 import { TOPICS, type OrderEventMsg, type OrderSnapshot } from "../../trading/events";
 import type { OutboxEvent } from "../../trading/infra/outbox";
-import { nextStatus, type OrderEvent, type OrderStatus } from "../../trading/orderState";
+import type { MarketFacts, RiskFacts } from "../../trading/infra/riskContext";
+import { applyEvent, nextStatus, type OrderEvent, type OrderStatus } from "../../trading/orderState";
+import { checkOrder, type RiskDecision, type RiskLimits } from "../../trading/risk";
 import type { OrderRow } from "./data";
 
 export interface OrderRequest {
@@ -83,11 +85,70 @@ export const idempotencyKeyReused = () => new HttpError(409, "IDEMPOTENCY_KEY_RE
  * the status it leads to; `allowed` false when the current state does not take that event
  * (quantities are still recorded, the status is kept).
  */
-export function fillTotals(cur: OrderRow, fill: { quantity: string; price: string }) {
+export function fillTotals(cur: OrderRow, fill: { quantity: string; price: string; fee: string }) {
   const filled = D(cur.filled_quantity).plus(fill.quantity);
   const avg = D(cur.avg_fill_price ?? 0).mul(cur.filled_quantity).plus(D(fill.quantity).mul(fill.price)).div(filled);
   const event: OrderEvent = filled.gte(cur.quantity) ? "fill" : "partial_fill";
   const next = nextStatus(cur.status, event);
   const status: OrderStatus = next ?? cur.status;
-  return { filled: str(filled), avgPrice: avg.toFixed(), event, status, allowed: next !== undefined };
+  return { filled: str(filled), avgPrice: avg.toFixed(), fees: str(D(cur.fees).plus(fill.fee)), event, status, allowed: next !== undefined };
+}
+
+/** A submission as order-management decides it: the request and the caller's identity. */
+export interface Submission {
+  orderId: string;
+  userId: string;
+  body: OrderRequest;
+  idempotencyKey: string | null;
+  requestHash: string;
+}
+
+/**
+ * What a batch decision says of one submission: a new order with its status and risk decision, a
+ * replay of an order stored before (`prior`) or decided earlier in the same batch (`sameAs`: its
+ * index), or a conflict (the key came with another body).
+ */
+export type SubmissionDecision =
+  | { kind: "new"; status: OrderStatus; risk: RiskDecision }
+  | { kind: "replay"; prior: OrderRow }
+  | { kind: "replay"; sameAs: number }
+  | { kind: "conflict" };
+
+const pairKey = (userId: string, other: string) => `${userId}\u0000${other}`;
+
+/**
+ * Decides a batch of submissions in order, as if each had been checked alone under its user's lock:
+ * each order sees the exposure and the rate-window entries of the orders before it in the batch (an
+ * accepted order adds its quantity to its side's open exposure; every stored order, accepted or
+ * rejected, counts in the rate window, as the database read counts them). `facts` is keyed by
+ * (user, symbol) (see riskFactsMany); `priors` are the stored orders of the batch's Idempotency-Keys.
+ */
+export function decideSubmissions(
+  subs: Submission[],
+  ctx: { facts: (userId: string, symbol: string) => RiskFacts; market: MarketFacts[]; priors: OrderRow[]; limits: RiskLimits; now: number },
+): SubmissionDecision[] {
+  const prior = new Map(ctx.priors.map((r) => [pairKey(r.user_id, r.idempotency_key ?? ""), r]));
+  const firstWithKey = new Map<string, number>();
+  const exposure = new Map<string, RiskFacts>();
+  const recentTimes = new Map<string, number[]>();
+  return subs.map((s, i): SubmissionDecision => {
+    if (s.idempotencyKey) {
+      const k = pairKey(s.userId, s.idempotencyKey);
+      const stored = prior.get(k);
+      if (stored) return stored.request_hash === s.requestHash ? { kind: "replay", prior: stored } : { kind: "conflict" };
+      const first = firstWithKey.get(k);
+      if (first !== undefined) return subs[first].requestHash === s.requestHash ? { kind: "replay", sameAs: first } : { kind: "conflict" };
+      firstWithKey.set(k, i);
+    }
+    const pk = pairKey(s.userId, s.body.symbol);
+    const f = exposure.get(pk) ?? { ...ctx.facts(s.userId, s.body.symbol) };
+    exposure.set(pk, f);
+    const times = recentTimes.get(s.userId) ?? [...f.recentOrderTimes];
+    recentTimes.set(s.userId, times);
+    const risk = checkOrder(s.body, { ...f, recentOrderTimes: times, ...ctx.market[i], now: ctx.now }, ctx.limits);
+    times.push(ctx.now);
+    if (risk.ok && s.body.side === "buy") f.openBuy = str(D(f.openBuy).plus(s.body.quantity));
+    if (risk.ok && s.body.side === "sell") f.openSell = str(D(f.openSell).plus(s.body.quantity));
+    return { kind: "new", status: applyEvent("new", risk.ok ? "accept" : "risk_reject"), risk };
+  });
 }

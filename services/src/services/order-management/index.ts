@@ -12,9 +12,10 @@ import { TOPICS, type ExecutionMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { riskEnv, riskLimitsFrom } from "../../trading/infra/riskContext";
-import { applyExecution } from "./executions";
+import { applyExecutions } from "./executions";
 import { createOrderMetrics } from "./metrics";
 import { registerRoutes } from "./routes";
+import { OrderSubmitter } from "./submit";
 
 export default defineService({
   name: "order-management",
@@ -23,28 +24,30 @@ export default defineService({
     ...riskEnv,
     OM_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
     OM_CONSUMER_GROUP: Type.String({ default: "order-management" }),
+    // Group commit of submissions (submit.ts): orders decided per transaction, transactions at once.
+    OM_SUBMIT_MAX_BATCH: Type.Integer({ default: 200, minimum: 1, maximum: 1000 }),
+    OM_SUBMIT_CONCURRENCY: Type.Integer({ default: 2, minimum: 1, maximum: 16 }),
   },
   async register(ctx) {
     const { app } = ctx;
     const relay = new OutboxRelay(app.pg.pool, "om_outbox", app.kafka, ctx.log, { intervalMs: ctx.config.OM_OUTBOX_INTERVAL_MS });
     const metrics = createOrderMetrics(ctx.metrics.registry);
-    registerRoutes(app, { relay, limits: riskLimitsFrom(ctx.config), metrics });
+    const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
+    const submitter = new OrderSubmitter(app.pg, redis, riskLimitsFrom(ctx.config), { maxBatch: ctx.config.OM_SUBMIT_MAX_BATCH, concurrency: ctx.config.OM_SUBMIT_CONCURRENCY });
+    registerRoutes(app, { relay, submitter, metrics });
 
     relay.start();
     ctx.onClose(() => relay.stop());
-    // One transaction per fetched batch of executions.
+    // One transaction per fetched batch of executions (every partition fetched together).
     await consumeBatches(ctx, {
       groupId: ctx.config.OM_CONSUMER_GROUP,
       topics: [TOPICS.executions],
+      joinPartitions: 6, // the executions of every partition fetched together: one transaction
       handle: async (msgs) => {
-        const outcomes = await app.pg.transaction(async (c) => {
-          const out = [];
-          for (const m of msgs) out.push(await applyExecution(c, JSON.parse(m.value) as ExecutionMsg, ctx.log));
-          return out;
-        });
+        const outcome = await app.pg.transaction((c) => applyExecutions(c, msgs.map((m) => JSON.parse(m.value) as ExecutionMsg), ctx.log));
         // Observed once committed: a batch that is retried is not counted twice.
-        for (const o of outcomes) if (o.fillLatencySeconds !== undefined) metrics.fillLatency.observe(o.fillLatencySeconds);
-        if (outcomes.some((o) => o.changed)) relay.notify();
+        for (const s of outcome.fillLatencySeconds) metrics.fillLatency.observe(s);
+        if (outcome.changed > 0) relay.notify();
       },
     });
   },

@@ -8,16 +8,14 @@
  *                               trading-engine confirms (then `cancelled`, or `filled` if a fill won)
  */
 import { randomUUID } from "node:crypto";
-import type { FastifyReply } from "fastify";
 import { HttpError, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { enqueue, type OutboxRelay } from "../../trading/infra/outbox";
-import type { RiskLimits } from "../../trading/risk";
 import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
 import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
-import { checkOrderRequest, idempotencyKeyOf, idempotencyKeyReused, orderEvent, requestHash, snapshot } from "./domain";
+import { checkOrderRequest, idempotencyKeyOf, orderEvent, requestHash, snapshot } from "./domain";
 import { countDecision, type OrderMetrics } from "./metrics";
-import { PerKeyQueue, submitOrder } from "./submit";
+import type { OrderSubmitter } from "./submit";
 
 /** A plain decimal: at most 12 integer and 8 fractional digits (the exchange's precision). */
 const DECIMAL = "^(0|[1-9]\\d{0,11})(\\.\\d{1,8})?$";
@@ -65,49 +63,24 @@ const OrderOut = ResponseObject({
 
 export interface OrderRouteDeps {
   relay: OutboxRelay;
-  limits: RiskLimits;
+  submitter: OrderSubmitter;
   metrics: OrderMetrics;
 }
 
-export function registerRoutes(app: App, { relay, limits, metrics }: OrderRouteDeps): void {
-  const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
-  const perUser = new PerKeyQueue();
-
-  /** The order a repeated Idempotency-Key refers to (409 when the body differs). */
-  const priorOrder = async (userId: string, key: string | null, hash: string) => {
-    if (!key) return undefined;
-    const prior = await data.findByIdempotencyKey(app.pg, userId, key);
-    if (prior && prior.request_hash !== hash) throw idempotencyKeyReused();
-    return prior;
-  };
+export function registerRoutes(app: App, { relay, submitter, metrics }: OrderRouteDeps): void {
   // The handler returns the body; it never awaits the reply (a Fastify reply is thenable: awaiting it
   // waits for the response to be sent and lets the handler run on after answering).
-  const replayed = (reply: FastifyReply, prior: data.OrderRow) => {
-    metrics.submitted.inc({ outcome: "replayed" });
-    reply.code(200).header("idempotent-replay", "true");
-    return snapshot(prior);
-  };
-
   app.post("/", { schema: { body: OrderBody, response: { 200: OrderOut, 201: OrderOut } } }, async (req, reply) => {
     const who = requireIdentity(req);
     const b = req.body;
     checkOrderRequest(b);
-    const idemKey = idempotencyKeyOf(req.headers["idempotency-key"]);
-    const hash = requestHash(b);
-    const prior = await priorOrder(who.userId, idemKey, hash);
-    if (prior) return replayed(reply, prior);
-
-    let row: data.OrderRow;
-    try {
-      const submission = { orderId: randomUUID(), userId: who.userId, body: b, idempotencyKey: idemKey, requestHash: hash };
-      row = await perUser.run(who.userId, () => submitOrder(app.pg, redis(), limits, submission));
-    } catch (err) {
-      // Two requests with one Idempotency-Key raced: the loser answers with the winner's order.
-      if ((err as { code?: string }).code === "23505" && idemKey) {
-        const winner = await priorOrder(who.userId, idemKey, hash);
-        if (winner) return replayed(reply, winner);
-      }
-      throw err;
+    const idempotencyKey = idempotencyKeyOf(req.headers["idempotency-key"]);
+    // A repeated Idempotency-Key answers with the stored order (200), or 409 when the body differs.
+    const { row, replayed } = await submitter.submit({ orderId: randomUUID(), userId: who.userId, body: b, idempotencyKey, requestHash: requestHash(b) });
+    if (replayed) {
+      metrics.submitted.inc({ outcome: "replayed" });
+      reply.code(200).header("idempotent-replay", "true");
+      return snapshot(row);
     }
     relay.notify();
     countDecision(metrics, row);

@@ -1,62 +1,78 @@
 /**
- * Submitting an order: the pre-trade check and the insert in one transaction, serialized per user
- * across every replica (`lockUserOrders`, then the exposure read under it), so two concurrent orders
- * of a user can never both pass a limit that together they breach. The order is stored with the
- * decided status (accepted, or rejected with the named reason) and both state changes (`new`, then
- * the decision) are enqueued in the outbox in the same transaction.
+ * Submitting orders: the pre-trade check and the insert in one transaction, serialized per user
+ * across every replica (the users' advisory locks, then the exposure read under them), so two
+ * concurrent orders of a user can never both pass a limit that together they breach. Each order is
+ * stored with the decided status (accepted, or rejected with the named reason) and both its state
+ * changes (`new`, then the decision) are enqueued in the outbox in the same transaction.
+ *
+ * The submissions waiting together are decided in one transaction (group commit, GroupCommit): one
+ * MGET for the market facts, then BEGIN, lock the batch's users, read their facts, read the stored
+ * orders of their Idempotency-Keys, insert the orders, enqueue the events, COMMIT: the same seven
+ * round trips for one order or two hundred. Orders of one user in a batch are decided in arrival
+ * order, each seeing the ones before it (domain.ts decideSubmissions). An Idempotency-Key is looked
+ * up under its user's lock, so a replay racing its first request on another replica finds it stored.
  */
 import type { Redis } from "ioredis";
-import type { PostgresClient } from "../../kit";
+import { HttpError, isTransientError, type PostgresClient } from "../../kit";
+import { GroupCommit } from "../../trading/infra/groupCommit";
 import { enqueue } from "../../trading/infra/outbox";
-import { lockUserOrders, marketFacts, riskFacts } from "../../trading/infra/riskContext";
-import { applyEvent } from "../../trading/orderState";
-import { checkOrder, type RiskLimits } from "../../trading/risk";
+import { lockUsersOrders, marketFactsMany, riskFactsMany, type RiskFacts } from "../../trading/infra/riskContext";
+import type { RiskLimits } from "../../trading/risk";
 import * as data from "./data";
-import { orderEvent, type OrderRequest } from "./domain";
+import { decideSubmissions, idempotencyKeyReused, orderEvent, type Submission } from "./domain";
 
-export interface Submission {
-  orderId: string;
-  userId: string;
-  body: OrderRequest;
-  idempotencyKey: string | null;
-  requestHash: string;
+/** A submission's outcome: the order it created, or the stored order a replay refers to. */
+export interface SubmitOutcome {
+  row: data.OrderRow;
+  replayed: boolean;
 }
 
-/**
- * One at a time per key inside this process. Without it a burst of one user's orders would take a
- * pool connection each just to wait on the advisory lock, starving every other user of connections;
- * with it a user holds at most one connection per replica. (A promise chain per key: p-limit and
- * friends limit globally, not per key.)
- */
-export class PerKeyQueue {
-  private readonly tails = new Map<string, Promise<unknown>>();
-  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const result = (this.tails.get(key) ?? Promise.resolve()).then(fn, fn);
-    const tail = result.catch(() => undefined);
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return result;
+export class OrderSubmitter {
+  private readonly batches: GroupCommit<Submission, SubmitOutcome>;
+  constructor(
+    private readonly pg: PostgresClient,
+    private readonly redis: () => Redis | undefined,
+    private readonly limits: RiskLimits,
+    opts: { maxBatch: number; concurrency: number },
+  ) {
+    this.batches = new GroupCommit((subs) => this.submitBatch(subs), { ...opts, isOutage: isTransientError });
   }
-}
 
-export async function submitOrder(pg: PostgresClient, redis: Redis | undefined, limits: RiskLimits, s: Submission): Promise<data.OrderRow> {
-  const b = s.body;
-  // Market facts (last price, kill switch) come from Dragonfly before the lock: the lock only needs
-  // to cover what this service writes.
-  const market = await marketFacts(redis, s.userId, b.symbol);
-  return pg.transaction(async (tx) => {
-    await lockUserOrders(tx, s.userId);
-    const facts = await riskFacts(tx, s.userId, b.symbol, limits.rateWindowMs);
-    const decision = checkOrder(b, { ...facts, ...market, now: Date.now() }, limits);
-    const status = applyEvent("new", decision.ok ? "accept" : "risk_reject");
-    const created = await data.insertOrder(tx, {
-      orderId: s.orderId, userId: s.userId, clientOrderId: b.clientOrderId ?? s.orderId, idempotencyKey: s.idempotencyKey, requestHash: s.requestHash,
-      symbol: b.symbol, side: b.side, type: b.type, timeInForce: b.timeInForce ?? "GTC", quantity: b.quantity, limitPrice: b.limitPrice ?? null,
-      status, rejectReason: decision.ok ? null : decision.reason, rejectMessage: decision.ok ? null : decision.message, lastPrice: market.lastPrice ?? null,
+  /** Decides and stores one submission (batched with the ones waiting beside it); 409 on a reused key. */
+  submit(s: Submission): Promise<SubmitOutcome> {
+    return this.batches.submit(s);
+  }
+
+  private async submitBatch(subs: Submission[]): Promise<(SubmitOutcome | Error)[]> {
+    // Market facts (last price, kill switch) come from Dragonfly before the locks: they only need to
+    // cover what this service writes.
+    const market = await marketFactsMany(this.redis(), subs.map((s) => ({ userId: s.userId, symbol: s.body.symbol })));
+    return this.pg.transaction(async (tx) => {
+      await lockUsersOrders(tx, [...new Set(subs.map((s) => s.userId))]);
+      const pairs = [...new Map(subs.map((s) => [`${s.userId}\u0000${s.body.symbol}`, { userId: s.userId, symbol: s.body.symbol }])).values()];
+      const facts = await riskFactsMany(tx, pairs, this.limits.rateWindowMs);
+      const factsOf = new Map<string, RiskFacts>(pairs.map((p, i) => [`${p.userId}\u0000${p.symbol}`, facts[i]]));
+      const keyed = subs.flatMap((s) => (s.idempotencyKey ? [{ userId: s.userId, key: s.idempotencyKey }] : []));
+      const priors = await data.findByIdempotencyKeys(tx, keyed);
+      const decisions = decideSubmissions(subs, { facts: (u, sym) => factsOf.get(`${u}\u0000${sym}`)!, market, priors, limits: this.limits, now: Date.now() });
+
+      const fresh: data.NewOrder[] = [];
+      decisions.forEach((d, i) => {
+        if (d.kind !== "new") return;
+        const { body: b, ...s } = subs[i];
+        fresh.push({
+          orderId: s.orderId, userId: s.userId, clientOrderId: b.clientOrderId ?? s.orderId, idempotencyKey: s.idempotencyKey, requestHash: s.requestHash,
+          symbol: b.symbol, side: b.side, type: b.type, timeInForce: b.timeInForce ?? "GTC", quantity: b.quantity, limitPrice: b.limitPrice ?? null,
+          status: d.status, rejectReason: d.risk.ok ? null : d.risk.reason, rejectMessage: d.risk.ok ? null : d.risk.message, lastPrice: market[i].lastPrice ?? null,
+        });
+      });
+      const created = new Map((await data.insertOrders(tx, fresh)).map((r) => [r.order_id, r]));
+      await enqueue(tx, "om_outbox", [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
+      return decisions.map((d, i): SubmitOutcome | HttpError => {
+        if (d.kind === "conflict") return idempotencyKeyReused();
+        if (d.kind === "new") return { row: created.get(subs[i].orderId)!, replayed: false };
+        return { row: "prior" in d ? d.prior : created.get(subs[d.sameAs].orderId)!, replayed: true };
+      });
     });
-    await enqueue(tx, "om_outbox", [orderEvent({ ...created, status: "new", reject_reason: null, reject_message: null }), orderEvent(created)]);
-    return created;
-  });
+  }
 }

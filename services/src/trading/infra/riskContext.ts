@@ -36,16 +36,28 @@ export function riskLimitsFrom(c: { [K in keyof typeof riskEnv]: K extends "RISK
   };
 }
 
+export type MarketFacts = { lastPrice?: string; tradingState: TradingState };
+
 /** What the pre-trade check needs from Dragonfly: the symbol's last price (written by data-bridge) and
  * the kill switch (global and user), in one MGET. Unreachable or disabled: no price, which rejects
  * every order (NO_REFERENCE_PRICE), so the check still fails closed. */
-export async function marketFacts(redis: Redis | undefined, userId: string, symbol: string): Promise<{ lastPrice?: string; tradingState: TradingState }> {
-  if (!redis) return { tradingState: "active" };
+export async function marketFacts(redis: Redis | undefined, userId: string, symbol: string): Promise<MarketFacts> {
+  return (await marketFactsMany(redis, [{ userId, symbol }]))[0];
+}
+
+/** marketFacts of many (user, symbol) pairs in one MGET (the prices and states they share read once). */
+export async function marketFactsMany(redis: Redis | undefined, pairs: { userId: string; symbol: string }[]): Promise<MarketFacts[]> {
+  if (!redis) return pairs.map(() => ({ tradingState: "active" }));
+  const symbols = [...new Set(pairs.map((p) => p.symbol))];
+  const users = [...new Set(pairs.map((p) => p.userId))];
   try {
-    const [price, global, user] = await redis.mget(lastPriceKey(symbol), TRADING_STATE_KEYS.global, TRADING_STATE_KEYS.user(userId));
-    return { lastPrice: price ?? undefined, tradingState: stricter(parseTradingState(global), parseTradingState(user)) };
+    const values = await redis.mget(TRADING_STATE_KEYS.global, ...symbols.map(lastPriceKey), ...users.map(TRADING_STATE_KEYS.user));
+    const global = parseTradingState(values[0]);
+    const price = new Map(symbols.map((s, i) => [s, values[1 + i] ?? undefined]));
+    const state = new Map(users.map((u, i) => [u, parseTradingState(values[1 + symbols.length + i])]));
+    return pairs.map((p) => ({ lastPrice: price.get(p.symbol), tradingState: stricter(global, state.get(p.userId)!) }));
   } catch {
-    return { tradingState: "active" };
+    return pairs.map(() => ({ tradingState: "active" }));
   }
 }
 
@@ -57,7 +69,27 @@ const ORDER_LOCK_SPACE = 0x6f72; // "or"
  * inside the insert's transaction (released at its end), before the exposure is read in it.
  */
 export async function lockUserOrders(tx: Queryable, userId: string): Promise<void> {
-  await tx.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [ORDER_LOCK_SPACE, userId]);
+  await lockUsersOrders(tx, [userId]);
+}
+
+/**
+ * lockUserOrders for many users in one statement. The locks are taken in ascending key order (the
+ * key is the hash of the user id, so users sharing a hash share a lock and are taken once): every
+ * transaction locking several users takes them in the same order, so two of them never deadlock.
+ */
+export async function lockUsersOrders(tx: Queryable, userIds: string[]): Promise<void> {
+  await tx.query(
+    `SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest($2::text[]) AS u ORDER BY 1) AS keys`,
+    [ORDER_LOCK_SPACE, userIds],
+  );
+}
+
+export interface RiskFacts {
+  position: string;
+  openBuy: string;
+  openSell: string;
+  dailyPnl: string;
+  recentOrderTimes: number[];
 }
 
 /**
@@ -66,23 +98,28 @@ export async function lockUserOrders(tx: Queryable, userId: string): Promise<voi
  * of fees (portfolio-manager's fills, UTC day) and the user's order times inside the rate window.
  * Read inside the transaction that holds `lockUserOrders`, so no concurrent order of the user is missed.
  */
-export async function riskFacts(db: Queryable, userId: string, symbol: string, windowMs: number) {
+export async function riskFacts(db: Queryable, userId: string, symbol: string, windowMs: number): Promise<RiskFacts> {
+  return (await riskFactsMany(db, [{ userId, symbol }], windowMs))[0];
+}
+
+/** riskFacts of many (user, symbol) pairs in one statement, in the order of `pairs`. */
+export async function riskFactsMany(db: Queryable, pairs: { userId: string; symbol: string }[], windowMs: number): Promise<RiskFacts[]> {
   const { rows } = await db.query<{ q: string; ob: string; os: string; p: string; t: string[] | null }>(
     `SELECT
        (SELECT coalesce(sum(CASE WHEN side = 'buy' THEN filled_quantity ELSE -filled_quantity END), 0)::text
-          FROM om_orders WHERE user_id = $1 AND symbol = $2 AND filled_quantity > 0) AS q,
+          FROM om_orders WHERE user_id = k.u AND symbol = k.s AND filled_quantity > 0) AS q,
        (SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'buy'), 0)::text
-          FROM om_orders WHERE user_id = $1 AND symbol = $2 AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS ob,
+          FROM om_orders WHERE user_id = k.u AND symbol = k.s AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS ob,
        (SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'sell'), 0)::text
-          FROM om_orders WHERE user_id = $1 AND symbol = $2 AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS os,
+          FROM om_orders WHERE user_id = k.u AND symbol = k.s AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS os,
        (SELECT coalesce(sum(realized_pnl - fee), 0)::text FROM pm_fills
-         WHERE user_id = $1 AND fill_ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS p,
+         WHERE user_id = k.u AND fill_ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS p,
        (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
-         WHERE user_id = $1 AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t`,
-    [userId, symbol, windowMs],
+         WHERE user_id = k.u AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t
+     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(u, s, n) ORDER BY k.n`,
+    [pairs.map((p) => p.userId), pairs.map((p) => p.symbol), windowMs],
   );
-  const f = rows[0];
-  return { position: f?.q ?? "0", openBuy: f?.ob ?? "0", openSell: f?.os ?? "0", dailyPnl: f?.p ?? "0", recentOrderTimes: (f?.t ?? []).map(Number) };
+  return rows.map((f) => ({ position: f.q, openBuy: f.ob, openSell: f.os, dailyPnl: f.p, recentOrderTimes: (f.t ?? []).map(Number) }));
 }
 
 export async function gatherRiskContext(db: Queryable, redis: Redis | undefined, userId: string, symbol: string, windowMs: number): Promise<RiskContext> {
