@@ -11,6 +11,7 @@ import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
 import { errorBody, installErrorHandlers } from "./errors";
 import { installJsonGuards } from "./request-guards";
+import { LazyRequestLogger } from "./request-logger";
 import { traceRoutes } from "./telemetry/fastify";
 
 export { parseTrustProxy } from "./request-guards";
@@ -98,6 +99,8 @@ export function createApp(o: AppOptions): App {
     bodyLimit: o.bodyLimit,
     genReqId: requestIdFor,
     requestIdHeader: false,
+    // request.log is made on first use (./request-logger.ts), not for every request.
+    childLoggerFactory: (logger, bindings, options) => new LazyRequestLogger(logger, bindings, options),
     // One "request completed" line per request (see probes.ts) instead of Fastify's two.
     logController: new LogController({ requestIdLogLabel: "requestId", disableRequestLogging: true }),
     trustProxy: o.trustProxy,

@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Datastore } from "../catalog";
 import type { App } from "./app";
 import type { Datastores } from "./datastores";
+import { levelEnabled } from "./request-logger";
 
 export type ReadinessCheck = () => Promise<void>;
 
@@ -80,7 +81,9 @@ export function installProbes(app: App, o: ProbeOptions): void {
     const route = request.routeOptions.url ?? "unmatched";
     metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
     const level = reply.statusCode >= 500 ? "error" : "info";
-    request.log[level]({ method: request.method, url: request.url.split("?")[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request completed");
+    // From the service logger with the request id as a field: the same line as from request.log
+    // (at the route's log level), without making the request's child logger (./request-logger.ts).
+    if (levelEnabled(request.log, level)) o.log[level]({ requestId: request.id, method: request.method, url: request.url.split("?")[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request completed");
     done();
   });
 
