@@ -2,7 +2,8 @@
  * Gateway overhead benchmark: `npx tsx bench/gateway.ts`
  *
  * Starts PostgreSQL + Redis (tests/harness), user-management and api-gateway on loopback (each
- * its own process via `tsx services/src/main.ts <name>`, like production containers), registers
+ * its own process via `tsx services/src/main.ts <name>`, like production containers, logging at
+ * info, the production level, to /dev/null), registers
  * and logs in a user, then uses autocannon (in this process) to measure
  *   1. direct:  GET user-management /me with trusted identity headers (what the gateway sends)
  *   2. gateway: GET api-gateway /api/users/me with the Bearer token (JWT verify, Redis rate limit
@@ -59,7 +60,8 @@ async function startBareProxy(upstream: string, path: string, identity: Record<s
 }
 
 async function startService(name: string, env: Record<string, string>): Promise<string> {
-  const p = await startServiceProcess(name, env);
+  // At the production log level (info: one access line per request), the lines discarded.
+  const p = await startServiceProcess(name, env, { logs: "discard" });
   children.push(p);
   pids[name] = p.pid;
   return p.url;

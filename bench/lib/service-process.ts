@@ -16,13 +16,18 @@ export interface ServiceProcess {
   child: ChildProcess;
 }
 
-export async function startServiceProcess(name: string, env: Record<string, string>): Promise<ServiceProcess> {
+/**
+ * `logs: "discard"` runs the service at its production log level (info unless `env` says otherwise)
+ * with its output sent to /dev/null: the cost of logging is measured, the lines are not shown.
+ * The default shows errors only.
+ */
+export async function startServiceProcess(name: string, env: Record<string, string>, o: { logs?: "errors" | "discard" } = {}): Promise<ServiceProcess> {
   const port = await freePort();
   const profiled = (process.env.BENCH_PROF_SERVICES ?? "api-gateway").split(",").includes(name);
   const prof = process.env.BENCH_PROF && profiled ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
   const child = spawn(process.execPath, [...prof, "--import", "tsx", join(__dirname, "..", "..", "services", "src", "main.ts"), name], {
-    env: { ...process.env, LOG_LEVEL: "error", ...env, PORT: String(port), HOST: "127.0.0.1" },
-    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, LOG_LEVEL: o.logs === "discard" ? "info" : "error", ...env, PORT: String(port), HOST: "127.0.0.1" },
+    stdio: ["ignore", o.logs === "discard" ? "ignore" : "inherit", "inherit"],
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 600; i++) {
