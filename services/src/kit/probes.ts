@@ -71,6 +71,10 @@ export interface ProbeOptions {
 
 export function installProbes(app: App, o: ProbeOptions): void {
   const { metrics, datastores } = o;
+  // The access line's fields are fixed and hold no secret (the request id, method, path without
+  // the query, status, duration), so it skips the redaction: its wildcard paths made a line cost
+  // about 6 times as much (34 vs 6 µs here), on every request of every service.
+  const accessLog = o.log.child({}, { redact: { paths: [] } });
   // Callback-style hooks: they run on every request of every service, and an async hook costs a
   // promise and a microtask turn each.
   app.addHook("onRequest", (request, reply, done) => {
@@ -83,7 +87,7 @@ export function installProbes(app: App, o: ProbeOptions): void {
     const level = reply.statusCode >= 500 ? "error" : "info";
     // From the service logger with the request id as a field: the same line as from request.log
     // (at the route's log level), without making the request's child logger (./request-logger.ts).
-    if (levelEnabled(request.log, level)) o.log[level]({ requestId: request.id, method: request.method, url: request.url.split("?")[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request completed");
+    if (levelEnabled(request.log, level)) accessLog[level]({ requestId: request.id, method: request.method, url: request.url.split("?")[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request completed");
     done();
   });
 
