@@ -36,13 +36,13 @@ let umUrl: string;
 beforeAll(async () => {
   redis = await startRedis({ persistent: false });
   await migrate(srv.postgres.url);
-  const base = { ...srv.postgres.env, DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", READY_TIMEOUT_MS: "500" };
+  const base = { ...srv.postgres.env, DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", READY_TIMEOUT_MS: "5000" };
   um = await createService(userManagement, {
     env: { ...base, LOGIN_MAX_FAILURES: "3", BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password },
     defaultMetrics: false,
   });
   umUrl = await um.listen({ port: 0, host: "127.0.0.1" });
-  const gwEnv = { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: umUrl, READY_TIMEOUT_MS: "500", HEALTH_TIMEOUT_MS: "5000" }; // generous: a loaded machine; the absent services fail fast (refused)
+  const gwEnv = { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: umUrl, READY_TIMEOUT_MS: "5000", HEALTH_TIMEOUT_MS: "5000" }; // generous: a loaded machine; the absent services fail fast (refused)
   gw = await createService(apiGateway, { env: { ...gwEnv, RATE_LIMIT_MAX_REQUESTS: "100000" }, defaultMetrics: false });
   gwLimited = await createService(apiGateway, { env: { ...gwEnv, RATE_LIMIT_MAX_REQUESTS: "3", RATE_LIMIT_WINDOW_MS: "600000" }, defaultMetrics: false });
 });

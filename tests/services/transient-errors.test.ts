@@ -97,8 +97,12 @@ describe("outages are transient", () => {
       await silent.close();
     }
 
-    const pool = new pg.Pool({ connectionString: srv.postgres.url, max: 1, connectionTimeoutMillis: 200 });
+    // The one connection is made with a generous bound (a loaded machine takes seconds for a real
+    // login); only the wait for a second one, which can never be served, gets the short bound
+    // (pg-pool reads connectionTimeoutMillis at each checkout).
+    const pool = new pg.Pool({ connectionString: srv.postgres.url, max: 1, connectionTimeoutMillis: 60_000 });
     const held = await pool.connect();
+    pool.options.connectionTimeoutMillis = 200;
     try {
       const exhausted = await failure(pool.query("SELECT 1"));
       expect((exhausted as Error).message).toBe("timeout exceeded when trying to connect");
