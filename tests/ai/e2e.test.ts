@@ -66,6 +66,7 @@ beforeAll(async () => {
     LOG_LEVEL: "error",
     OM_CONSUMER_GROUP: `om-${run}`,
     TE_CONSUMER_GROUP: `te-${run}`,
+    CANDLES_WRITER_GROUP: `md-${run}`,
     KAFKA_SESSION_TIMEOUT_MS: "6000",
     KAFKA_HEARTBEAT_MS: "500",
     OM_OUTBOX_INTERVAL_MS: "50",
@@ -123,7 +124,9 @@ beforeAll(async () => {
   await waitUntil("bars in ClickHouse", async () => {
     const ch = chClient();
     try {
-      return (await ch.query<{ n: string }>("SELECT count() AS n FROM market_candles"))[0].n === String(3 * BARS + 30);
+      // This file's symbols only: the writer's new group also copies the shared broker's other bars.
+      const mine = [...SYMBOLS, "SHORTUSDT"].map((s) => `'${s}'`).join(", ");
+      return (await ch.query<{ n: string }>(`SELECT count() AS n FROM market_candles WHERE symbol IN (${mine})`))[0].n === String(3 * BARS + 30);
     } finally {
       await ch.close();
     }

@@ -54,6 +54,7 @@ export async function startPlatform(serverEnv: Record<string, string>, extraEnv:
     CHAIN_CONSUMER_GROUP: `chain-platform-${run}`,
     USAGE_CONSUMER_GROUP: `usage-platform-${run}`,
     BILLING_CONSUMER_GROUP: `billing-platform-${run}`,
+    CANDLES_WRITER_GROUP: `md-platform-${run}`,
     ...extraEnv,
   };
   const pool = await migrateAll(env);

@@ -31,7 +31,10 @@ export const CONSUMERS: Record<string, Array<{ service: string; groupEnv: string
     { service: "performance-analytics", groupEnv: "PERF_CONSUMER_GROUP", store: "clickhouse" },
     { service: "ai-chain-analytics", groupEnv: "CHAIN_CONSUMER_GROUP", store: "clickhouse" },
   ],
-  [TOPICS.candles]: [{ service: "trading-engine", groupEnv: "TE_CONSUMER_GROUP", store: "postgres" }],
+  [TOPICS.candles]: [
+    { service: "trading-engine", groupEnv: "TE_CONSUMER_GROUP", store: "postgres" },
+    { service: "data-bridge", groupEnv: "CANDLES_WRITER_GROUP", store: "clickhouse" },
+  ],
   [TOPICS.complianceAlerts]: [{ service: "notification-service", groupEnv: "NOTIFY_CONSUMER_GROUP", store: "postgres" }],
   [BUSINESS_TOPICS.payments]: [
     { service: "billing-service", groupEnv: "BILLING_CONSUMER_GROUP", store: "postgres" },

@@ -62,6 +62,7 @@ beforeAll(async () => {
     TE_CONSUMER_GROUP: `te-${run}`,
     PM_CONSUMER_GROUP: `pm-${run}`,
     CM_CONSUMER_GROUP: `cm-${run}`,
+    CANDLES_WRITER_GROUP: `md-${run}`,
     OM_OUTBOX_INTERVAL_MS: "50",
     TE_OUTBOX_INTERVAL_MS: "50",
     PAPER_MAKER_FEE_BPS: "2",

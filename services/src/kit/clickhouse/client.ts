@@ -7,6 +7,7 @@
  * version gets the offline-only path of ./legacy-binding.ts (see why there). The choice is made once
  * per client from `SELECT version()` and retried if that probe fails.
  */
+import { Readable } from "node:stream";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { DatastoreConfig } from "../datastores/env";
 import { bindParamsForLegacyServer, isLegacyServerVersion } from "./legacy-binding";
@@ -61,6 +62,14 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
     },
     async insert<T>(table: string, values: T[]) {
       await client.insert({ table, values, format: "JSONEachRow" });
+    },
+    /**
+     * Bulk insert of rows the caller already rendered as TabSeparated text (one line per row, values
+     * in `columns` order, escaped by the caller): one request, no per-row serialization here.
+     */
+    async insertTsv(table: string, columns: [string, ...string[]], text: string) {
+      if (text.length === 0) return;
+      await client.insert({ table, columns, format: "TabSeparated", values: Readable.from([text], { objectMode: false }) });
     },
     async ping() {
       const r = await client.ping();

@@ -37,7 +37,7 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
     /** The idempotent producer (acks=all, exactly-once per partition), connected on first use. */
     producer(): Promise<Producer> {
       if (!producer) {
-        const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+        const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: memoizedPartitioner(kafkajs) });
         producer = p.connect().then(() => p);
         producer.catch(() => (producer = undefined));
       }
@@ -85,3 +85,26 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
 }
 export type KafkaKitClient = ReturnType<typeof createKafka>;
 
+/**
+ * kafkajs's default partitioner (murmur2 of the key, as the Java client), remembering each key's
+ * partition: the hash runs on 64-bit emulated integers, ~3 µs a message, and a producer sends the
+ * same keys (symbols, order ids) over and over. Same partitions as the default, by construction.
+ */
+function memoizedPartitioner(kafkajs: typeof import("kafkajs")): import("kafkajs").ICustomPartitioner {
+  return () => {
+    const hash = kafkajs.Partitioners.DefaultPartitioner();
+    const memo = new Map<string, number>();
+    return (args) => {
+      const { topic, partitionMetadata, message } = args;
+      if (typeof message.key !== "string" || (message.partition !== undefined && message.partition !== null)) return hash(args);
+      const id = `${partitionMetadata.length}|${topic}|${message.key}`;
+      let partition = memo.get(id);
+      if (partition === undefined) {
+        partition = hash(args);
+        if (memo.size >= 10_000) memo.clear(); // bounded: order ids never repeat for long
+        memo.set(id, partition);
+      }
+      return partition;
+    };
+  };
+}

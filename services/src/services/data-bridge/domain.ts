@@ -1,21 +1,14 @@
 /**
- * data-bridge's rules, without I/O: what a bar must look like to enter the platform, and its
- * ClickHouse row. Prices and volumes are strict decimal strings: digits, an optional fraction, no
- * sign, exponent, hex, blanks or empty string (`Number()` would read " 100", "0x64" and "" as
- * numbers, and one such bar poisons every order on its symbol downstream). Prices are > 0, a
- * volume may be 0, the open time lies between 1970 and 2100 (what ClickHouse's DateTime and the
- * engines can hold).
+ * data-bridge's rules, without I/O: the HTTP shape of bars (the field rules themselves live in
+ * trading/marketdata/barRules.ts, shared with the `market.candles` topic schema), and a bar's
+ * ClickHouse row, as an object (JSONEachRow) or as a TabSeparated line (the candle writer's bulk
+ * format: no per-row JSON work).
  */
-import { Type } from "../../kit";
-import { HttpError } from "../../kit";
+import { HttpError, Type } from "../../kit";
+import { barProblem, DECIMAL_PATTERN, INTERVAL_PATTERN, MAX_CLOSE_TIME_MS, MAX_OPEN_TIME_MS } from "../../trading/marketdata/barRules";
 import { SYMBOL_RE, type Bar } from "../../trading/types";
 
-/** Up to 15 integer digits and 12 decimals, no leading zeros, nothing else. */
-export const DECIMAL_PATTERN = "^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,12})?$";
-const DECIMAL_RE = new RegExp(DECIMAL_PATTERN);
-/** 2100-01-01T00:00:00Z */
-export const MAX_OPEN_TIME_MS = 4_102_444_800_000;
-export const INTERVAL_PATTERN = "^[1-9][0-9]{0,3}[smhdw]$";
+export { DECIMAL_PATTERN, INTERVAL_PATTERN, MAX_OPEN_TIME_MS } from "../../trading/marketdata/barRules";
 
 const Decimal = (description: string) => Type.String({ pattern: DECIMAL_PATTERN, maxLength: 28, description });
 
@@ -24,7 +17,7 @@ export const BarSchema = Type.Object(
     symbol: Type.String({ pattern: SYMBOL_RE.source }),
     interval: Type.String({ pattern: INTERVAL_PATTERN }),
     openTime: Type.Integer({ minimum: 0, maximum: MAX_OPEN_TIME_MS }),
-    closeTime: Type.Integer({ minimum: 0, maximum: MAX_OPEN_TIME_MS + 7 * 86_400_000 }),
+    closeTime: Type.Integer({ minimum: 0, maximum: MAX_CLOSE_TIME_MS }),
     open: Decimal("price, a decimal string > 0"),
     high: Decimal("price, a decimal string > 0"),
     low: Decimal("price, a decimal string > 0"),
@@ -35,29 +28,20 @@ export const BarSchema = Type.Object(
 );
 
 export const BarsBody = Type.Object(
-  { bars: Type.Array(BarSchema, { minItems: 1, maxItems: 10_000 }), flush: Type.Optional(Type.Boolean()) },
+  {
+    bars: Type.Array(BarSchema, { minItems: 1, maxItems: 10_000 }),
+    flush: Type.Optional(Type.Boolean({ description: "answer once the bars are in ClickHouse (stored: true), or after the wait bound (stored: false)" })),
+  },
   { additionalProperties: false },
 );
-
-const invalid = (field: string, message: string) => new HttpError(400, "INVALID_BAR", `${field} ${message}`, field);
 
 /**
  * Checks one bar from any source (HTTP or a market data feed); `at` names it in the error
  * ("bars.3"). Throws a 400 HttpError naming the field.
  */
 export function checkBar(b: Bar, at = "bar"): Bar {
-  if (typeof b.symbol !== "string" || !SYMBOL_RE.test(b.symbol)) throw invalid(`${at}.symbol`, "must be an upper-case symbol");
-  if (!Number.isSafeInteger(b.openTime) || b.openTime < 0 || b.openTime > MAX_OPEN_TIME_MS) throw invalid(`${at}.openTime`, "must be epoch milliseconds between 1970 and 2100");
-  if (!Number.isSafeInteger(b.closeTime) || b.closeTime < b.openTime) throw invalid(`${at}.closeTime`, "must be an integer >= openTime");
-  const v: Record<string, number> = {};
-  for (const f of ["open", "high", "low", "close", "volume"] as const) {
-    const raw = b[f];
-    if (typeof raw !== "string" || !DECIMAL_RE.test(raw)) throw invalid(`${at}.${f}`, 'must be a decimal string such as "101.25"');
-    v[f] = Number(raw);
-    if (f !== "volume" && !(v[f] > 0)) throw invalid(`${at}.${f}`, "must be > 0");
-  }
-  if (v.low > Math.min(v.open, v.close)) throw invalid(`${at}.low`, "must be <= open and close");
-  if (v.high < Math.max(v.open, v.close)) throw invalid(`${at}.high`, "must be >= open and close");
+  const p = barProblem(b);
+  if (p) throw new HttpError(400, "INVALID_BAR", `${at}.${p.field} ${p.message}`, `${at}.${p.field}`);
   return b;
 }
 
@@ -78,6 +62,17 @@ export function candleRow(b: Bar, source: string) {
   };
 }
 export type CandleRow = ReturnType<typeof candleRow>;
+
+/** market_candles columns in the order of candleTsv's fields. */
+export const CANDLE_TSV_COLUMNS: [string, ...string[]] = ["symbol", "timeframe", "open_time", "open", "high", "low", "close", "volume", "trades", "source"];
+
+/**
+ * A checked bar (barProblem passed) as one TabSeparated line of CANDLE_TSV_COLUMNS. Nothing needs
+ * escaping: the symbol is [A-Z0-9], the interval [0-9smhdw], prices plain decimals, the source a
+ * config enum; open_time as epoch seconds, which ClickHouse reads as a UTC instant.
+ */
+export const candleTsv = (b: Bar, source: string): string =>
+  `${b.symbol}\t${b.interval}\t${Math.floor(b.openTime / 1000)}\t${b.open}\t${b.high}\t${b.low}\t${b.close}\t${b.volume}\t0\t${source}\n`;
 
 export function startOfUtcDay(ms: number): number {
   const d = new Date(ms);

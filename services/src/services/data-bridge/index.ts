@@ -1,9 +1,10 @@
 /**
  * data-bridge (5001): market data in.
  * Subscribes each of MARKET_SYMBOLS on the source chosen by MARKET_DATA_SOURCE (synthetic | replay |
- * binance; trading/marketdata) and ingests every closed bar (./ingest.ts: Kafka, Dragonfly,
- * ClickHouse in batches) after the strict checks of ./domain.ts; a feed bar that fails them is
- * logged and set aside, never published. Routes: ./routes.ts.
+ * binance; trading/marketdata) and ingests every closed bar (./ingest.ts: Kafka, Dragonfly) after
+ * the strict checks of ./domain.ts; a feed bar that fails them is logged and set aside, never
+ * published. With ClickHouse enabled, ./candle-writer.ts copies `market.candles` into ClickHouse in
+ * large batched INSERTs (at-least-once, deduplicated by the table). Routes: ./routes.ts.
  */
 import { defineService, envEnum, envList, envUrl, HttpError, Type } from "../../kit";
 import { BinanceMarketData } from "../../trading/marketdata/binance";
@@ -13,6 +14,8 @@ import type { MarketDataSource, Subscription } from "../../trading/marketdata/so
 import { SyntheticSource } from "../../trading/marketdata/synthetic";
 import { SYMBOL_RE } from "../../trading/types";
 import { DECIMAL_PATTERN, INTERVAL_PATTERN, startOfUtcDay } from "./domain";
+import { consumerEnv } from "../../trading/infra/kafka";
+import { CandleWriter } from "./candle-writer";
 import { BarIngest } from "./ingest";
 import { registerRoutes } from "./routes";
 
@@ -33,22 +36,24 @@ export default defineService({
     REPLAY_EMIT_MS: Type.Integer({ default: 1000, minimum: 0 }),
     BINANCE_REST_URL: envUrl({ protocols: ["http", "https"], default: "https://api.binance.com" }),
     BINANCE_WS_URL: envUrl({ protocols: ["ws", "wss"], default: "wss://stream.binance.com:9443" }),
-    CH_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1 }),
-    CH_FLUSH_MS: Type.Integer({ default: 1000, minimum: 10 }),
-    CH_MAX_BUFFER: Type.Integer({ default: 100_000, minimum: 100 }),
+    /** ClickHouse writer: its consumer group, and how much one INSERT gathers (./candle-writer.ts). */
+    CANDLES_WRITER_GROUP: Type.String({ default: "data-bridge.candles", minLength: 1 }),
+    CH_FLUSH_MS: Type.Integer({ default: 1000, minimum: 10, description: "longest a bar waits for its INSERT" }),
+    CH_BATCH_BYTES: Type.Integer({ default: 1_048_576, minimum: 1, description: "bytes of bars an INSERT waits for (up to CH_FLUSH_MS)" }),
+    CH_MAX_BATCH_BYTES: Type.Integer({ default: 4_194_304, minimum: 65_536, description: "most bytes of bars one INSERT takes per partition" }),
+    ...consumerEnv,
   },
   async register(ctx) {
     const c = ctx.config;
     const redis = ctx.app.redis;
     const ch = ctx.datastores.isEnabled("clickhouse") ? ctx.app.clickhouse : undefined;
     if (!ch) ctx.log.warn("ClickHouse disabled: bars are not stored for analytics");
-    const ingest = new BarIngest(ctx, ctx.app.kafka, redis, ch, {
-      source: c.MARKET_DATA_SOURCE,
-      batchSize: c.CH_BATCH_SIZE,
-      flushMs: c.CH_FLUSH_MS,
-      maxBuffer: c.CH_MAX_BUFFER,
-    });
-    registerRoutes(ctx.app, ingest, redis, () => ({ source: c.MARKET_DATA_SOURCE, symbols: c.MARKET_SYMBOLS }));
+    const ingest = new BarIngest(ctx, ctx.app.kafka, redis);
+    const writer = ch
+      ? new CandleWriter(ctx, ch, { groupId: c.CANDLES_WRITER_GROUP, source: c.MARKET_DATA_SOURCE, flushMs: c.CH_FLUSH_MS, batchBytes: c.CH_BATCH_BYTES, maxBatchBytes: c.CH_MAX_BATCH_BYTES })
+      : undefined;
+    registerRoutes(ctx.app, ingest, writer, redis, () => ({ source: c.MARKET_DATA_SOURCE, symbols: c.MARKET_SYMBOLS }));
+    await writer?.start();
 
     let source: MarketDataSource;
     if (c.MARKET_DATA_SOURCE === "synthetic")
@@ -76,7 +81,7 @@ export default defineService({
             s,
             c.MARKET_INTERVAL,
             (bar) =>
-              ingest.ingest([bar], `feed.${s}`).catch((err: Error) => {
+              ingest.ingest([bar], `feed.${s}`).then(() => undefined, (err: Error) => {
                 // A malformed feed bar is set aside (logged), the feed goes on; a write failure
                 // surfaces to the source, which hands the same bar again after a back-off (deliverBar).
                 if (err instanceof HttpError && err.statusCode === 400) ctx.log.warn({ symbol: s, problem: err.message }, "feed bar rejected");
@@ -88,7 +93,6 @@ export default defineService({
 
     ctx.onClose(async () => {
       await Promise.all(subs.map((s) => s.close()));
-      await ingest.close();
     });
   },
 });

@@ -2,20 +2,25 @@
  * data-bridge's HTTP routes:
  *   GET  /last/:symbol          last price and bar
  *   GET  /status                counters
- *   POST /internal/bars         ingest bars (backfill / tests; never proxied by the gateway)
+ *   POST /internal/bars         ingest bars (backfill / tests; never proxied by the gateway); with
+ *                               `flush: true` it answers once they are in ClickHouse
  */
 import type { Redis } from "ioredis";
 import { notFound, ResponseObject, Type, type App } from "../../kit";
 import { lastBarKey, lastPriceKey } from "../../trading/events";
 import { SYMBOL_RE } from "../../trading/types";
+import type { CandleWriter } from "./candle-writer";
 import { BarsBody } from "./domain";
 import type { BarIngest } from "./ingest";
 
-export function registerRoutes(app: App, ingest: BarIngest, redis: Redis, status: () => Record<string, unknown>): void {
+/** How long a `flush: true` post waits for the ClickHouse writer before answering stored: false. */
+const FLUSH_WAIT_MS = 30_000;
+
+export function registerRoutes(app: App, ingest: BarIngest, writer: CandleWriter | undefined, redis: Redis, status: () => Record<string, unknown>): void {
   app.post("/internal/bars", { schema: { body: BarsBody } }, async (req) => {
-    await ingest.ingest(req.body.bars);
-    if (req.body.flush) await ingest.flush();
-    return { ingested: req.body.bars.length };
+    const partitions = await ingest.ingest(req.body.bars);
+    if (!req.body.flush) return { ingested: req.body.bars.length };
+    return { ingested: req.body.bars.length, stored: writer ? await writer.waitStored(partitions, FLUSH_WAIT_MS) : false };
   });
 
   app.get("/last/:symbol", { schema: { params: Type.Object({ symbol: Type.String({ pattern: SYMBOL_RE.source }) }), response: { 200: ResponseObject({ symbol: Type.String(), price: Type.String(), bar: Type.Unknown({ description: "the last bar, or null" }) }) } } }, async (req) => {
@@ -24,5 +29,5 @@ export function registerRoutes(app: App, ingest: BarIngest, redis: Redis, status
     return { symbol: req.params.symbol, price, bar: json ? JSON.parse(json) : null };
   });
 
-  app.get("/status", { schema: { response: { 200: ResponseObject({ buffered: Type.Number(), ingested: Type.Number(), dropped: Type.Number() }, { description: "also the source, its symbols, clickhouseRows, clickhouseFailures" }) } } }, async () => ({ ...status(), ...ingest.stats, buffered: ingest.buffered }));
+  app.get("/status", { schema: { response: { 200: ResponseObject({ ingested: Type.Number(), stored: Type.Number() }, { description: "also the source, its symbols and the writer's insert count" }) } } }, async () => ({ ...status(), ...ingest.stats, stored: 0, ...writer?.stats }));
 }

@@ -15,7 +15,7 @@ export const consumerConfig = (c: { KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEAR
 import type { ServiceContext } from "../../kit";
 import { isRetriable, reasonText, setAside, type DeadLetterStore } from "./deadLetters";
 import { GroupCommit } from "./groupCommit";
-import { messageProblem } from "./topicSchemas";
+import { checkMessage } from "./topicSchemas";
 
 export interface BatchMessage {
   topic: string;
@@ -25,6 +25,8 @@ export interface BatchMessage {
   value: string;
   /** The bytes as received (what a dead letter keeps). */
   raw: { key: Buffer | null; value: Buffer | null };
+  /** `value` parsed (a JSON object that passed its topic's schema): handlers need not parse it again. */
+  json: object;
 }
 
 interface ConsumeOptions {
@@ -38,7 +40,14 @@ interface ConsumeOptions {
    * each partition's messages is kept).
    */
   joinPartitions?: number;
+  /** How much a fetch gathers (default: answer as soon as anything is there, within 100 ms). */
+  fetch?: FetchOptions;
+  /** Called once every message of a topic-partition up to `offset` was handled or set aside. */
+  onDone?: (topic: string, partition: number, offset: string) => void;
 }
+
+/** How much a fetch gathers: the broker answers once `minBytes` are there or `maxWaitTimeInMs` passed. */
+export type FetchOptions = Partial<Pick<import("kafkajs").ConsumerConfig, "minBytes" | "maxBytes" | "maxBytesPerPartition" | "maxWaitTimeInMs">>;
 
 /**
  * A consumer group that hands whole fetched batches (one topic-partition at a time, or several
@@ -85,7 +94,7 @@ export async function consumeDecoded<T>(
   const start = async (): Promise<void> => {
     // Short broker-side fetch wait: a long-poll that returns as soon as data arrives is what we want,
     // but kafkajs waits out maxWaitTimeInMs on idle partitions of a multi-partition fetch.
-    const consumer = ctx.app.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100, ...consumerConfig(ctx.config) });
+    const consumer = ctx.app.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100, ...opts.fetch, ...consumerConfig(ctx.config) });
     current = consumer;
     // kafkajs restarts a crashed consumer only after retriable errors. Others (e.g. the group
     // coordinator of a broker that is still starting) would leave the service running without its
@@ -105,16 +114,16 @@ export async function consumeDecoded<T>(
       autoCommitInterval: 1000,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
-        const msgs: BatchMessage[] = batch.messages
-          .filter((m) => m.value)
-          .map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key ? m.key.toString() : null, value: m.value!.toString(), raw: { key: m.key, value: m.value } }));
         const valid: Decoded[] = [];
-        for (const m of msgs) {
-          const problem = messageProblem(m.topic, m.value);
-          if (problem !== undefined) {
-            await setMessageAside(m, reasonText(problem));
+        for (const raw of batch.messages) {
+          if (!raw.value) continue;
+          const msg = { topic: batch.topic, partition: batch.partition, offset: raw.offset, key: raw.key ? raw.key.toString() : null, value: raw.value.toString(), raw: { key: raw.key, value: raw.value } };
+          const checked = checkMessage(msg.topic, msg.value);
+          if (checked.problem !== undefined) {
+            await setMessageAside(msg, reasonText(checked.problem));
             continue;
           }
+          const m: BatchMessage = { ...msg, json: checked.json };
           try {
             valid.push({ m, item: decode(m) });
           } catch (err) {
@@ -123,7 +132,9 @@ export async function consumeDecoded<T>(
           }
         }
         await handleOrSetAside(valid);
-        resolveOffset(batch.messages[batch.messages.length - 1].offset);
+        const last = batch.messages[batch.messages.length - 1].offset;
+        resolveOffset(last);
+        opts.onDone?.(batch.topic, batch.partition, last);
         await heartbeat();
       },
     });
@@ -133,7 +144,7 @@ export async function consumeDecoded<T>(
     : ctx.datastores.isEnabled("clickhouse")
       ? { clickhouse: ctx.app.clickhouse }
       : undefined;
-  const setMessageAside = async (m: BatchMessage, reason: string): Promise<void> => {
+  const setMessageAside = async (m: Omit<BatchMessage, "json">, reason: string): Promise<void> => {
     if (deadLetters) await setAside(deadLetters, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason });
     ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, deadLetters ? "message set aside in consumer_dead_letters" : "message skipped (no store for dead letters)");
   };

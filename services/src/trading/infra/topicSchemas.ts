@@ -5,13 +5,15 @@
  * aside in the dead letters, naming the field, those that fail (not JSON, not an object, a wrong
  * type, a value out of bounds, a malformed symbol), so no handler ever casts garbage into its types.
  * Fields no consumer reads are not checked, and unknown fields are kept (a newer producer may add
- * some). `market.candles` has no schema here: its one consumer, the trading-engine, checks bars field
- * by field itself (trading-engine/messages.ts), down to price consistency.
+ * some). `market.candles` is checked by the bar rules data-bridge applies before it publishes
+ * (marketdata/barRules.ts: strict decimals, low <= open, close <= high), so its consumers (the
+ * trading-engine, data-bridge's ClickHouse writer) never see a bar data-bridge would have refused.
  */
 import { Type, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { BUSINESS_TOPICS } from "../../business/events";
 import { TOPICS } from "../events";
+import { barProblem } from "../marketdata/barRules";
 import { ORDER_STATUSES } from "../orderState";
 import { SYMBOL_RE } from "../types";
 
@@ -123,6 +125,10 @@ const executionEnvelope = checker(ExecutionEnvelope);
 const fillExecution = checker(FillExecution);
 const outcomeExecution = checker(OutcomeExecution);
 const CHECKS: Record<string, Check> = {
+  [TOPICS.candles]: (v) => {
+    const p = barProblem(v);
+    return p && `${p.field}: ${p.message}`;
+  },
   [TOPICS.orders]: checker(OrderEvent),
   // Envelope first, so a wrong `type` is named as such rather than as a failed union.
   [TOPICS.executions]: (v) => executionEnvelope(v) ?? ((v as { type: string }).type === "fill" ? fillExecution(v) : outcomeExecution(v)),
@@ -132,15 +138,20 @@ const CHECKS: Record<string, Check> = {
   [BUSINESS_TOPICS.usage]: checker(UsageEvent),
 };
 
-/** Why a message of `topic` can never be applied, or undefined when it passes (JSON object, topic schema). */
-export function messageProblem(topic: string, value: string): string | undefined {
+/** A message of `topic` parsed and checked: its JSON value, or why it can never be applied. */
+export function checkMessage(topic: string, value: string): { json: object; problem?: undefined } | { problem: string } {
   let v: unknown;
   try {
     v = JSON.parse(value);
   } catch {
-    return "message is not JSON";
+    return { problem: "message is not JSON" };
   }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return "message is not a JSON object";
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return { problem: "message is not a JSON object" };
   const problem = CHECKS[topic]?.(v);
-  return problem === undefined ? undefined : `${topic} message: ${problem}`;
+  return problem === undefined ? { json: v } : { problem: `${topic} message: ${problem}` };
+}
+
+/** Why a message of `topic` can never be applied, or undefined when it passes (JSON object, topic schema). */
+export function messageProblem(topic: string, value: string): string | undefined {
+  return checkMessage(topic, value).problem;
 }

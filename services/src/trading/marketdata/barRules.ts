@@ -1,0 +1,49 @@
+/**
+ * What a bar must look like to enter the platform, wherever it comes from (a feed, POST
+ * /internal/bars, or a message on `market.candles`), without I/O. Prices and volumes are strict
+ * decimal strings: digits, an optional fraction, no sign, exponent, hex, blanks or empty string
+ * (`Number()` would read " 100", "0x64" and "" as numbers, and one such bar poisons every order on
+ * its symbol downstream). Prices are > 0, a volume may be 0, low <= open, close <= high, the open
+ * time lies between 1970 and 2100 (what ClickHouse's DateTime and the engines can hold).
+ */
+import { SYMBOL_RE } from "../types";
+
+/** Up to 15 integer digits and 12 decimals, no leading zeros, nothing else. */
+export const DECIMAL_PATTERN = "^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,12})?$";
+const DECIMAL_RE = new RegExp(DECIMAL_PATTERN);
+export const INTERVAL_PATTERN = "^[1-9][0-9]{0,3}[smhdw]$";
+const INTERVAL_RE = new RegExp(INTERVAL_PATTERN);
+/** 2100-01-01T00:00:00Z */
+export const MAX_OPEN_TIME_MS = 4_102_444_800_000;
+/** A bar closes at most a week after it opens (the longest interval). */
+export const MAX_CLOSE_TIME_MS = MAX_OPEN_TIME_MS + 7 * 86_400_000;
+
+export interface BarProblem {
+  /** The field at fault ("close"). */
+  field: string;
+  message: string;
+}
+
+const PRICE_FIELDS = ["open", "high", "low", "close", "volume"] as const;
+
+/** The first thing wrong with `v` as a bar, or undefined when it is one (unknown fields are ignored). */
+export function barProblem(v: unknown): BarProblem | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return { field: "bar", message: "must be an object" };
+  const b = v as Record<string, unknown>;
+  if (typeof b.symbol !== "string" || !SYMBOL_RE.test(b.symbol)) return { field: "symbol", message: "must be an upper-case symbol" };
+  if (typeof b.interval !== "string" || !INTERVAL_RE.test(b.interval)) return { field: "interval", message: 'must be an interval such as "1m"' };
+  const openTime = b.openTime as number;
+  if (!Number.isSafeInteger(openTime) || openTime < 0 || openTime > MAX_OPEN_TIME_MS) return { field: "openTime", message: "must be epoch milliseconds between 1970 and 2100" };
+  const closeTime = b.closeTime as number;
+  if (!Number.isSafeInteger(closeTime) || closeTime < openTime || closeTime > MAX_CLOSE_TIME_MS) return { field: "closeTime", message: "must be an integer >= openTime" };
+  const n: Record<string, number> = {};
+  for (const f of PRICE_FIELDS) {
+    const raw = b[f];
+    if (typeof raw !== "string" || !DECIMAL_RE.test(raw)) return { field: f, message: 'must be a decimal string such as "101.25"' };
+    n[f] = Number(raw);
+    if (f !== "volume" && !(n[f] > 0)) return { field: f, message: "must be > 0" };
+  }
+  if (n.low > Math.min(n.open, n.close)) return { field: "low", message: "must be <= open and close" };
+  if (n.high < Math.max(n.open, n.close)) return { field: "high", message: "must be >= open and close" };
+  return undefined;
+}

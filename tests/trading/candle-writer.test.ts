@@ -1,0 +1,159 @@
+/**
+ * data-bridge's ClickHouse writer (services/src/services/data-bridge/candle-writer.ts) SIGKILLed
+ * mid-batch, against real Kafka, Redis and ClickHouse: no bar lost, none duplicated for readers.
+ * data-bridge runs as its own process and reaches ClickHouse through a TCP proxy the test controls,
+ * so each kill lands at a chosen point of an INSERT, without timing:
+ *   A. the INSERT reached ClickHouse and was executed, but its answer is held: killed before the
+ *      writer could commit its Kafka offsets (the batch is replayed: duplicate rows);
+ *   B. the INSERT request is held before ClickHouse sees it: killed mid-request (nothing written);
+ *   C. restarted with the proxy open: every bar is in ClickHouse once for readers (FINAL), the
+ *      replayed rows collapse in the ReplacingMergeTree (OPTIMIZE ... FINAL), values intact.
+ * ClickHouse 18.16 here; the dedup relies on ReplacingMergeTree only, which 24.8 keeps.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
+import { ensureKafkaTopics, runClickHouseMigrations } from "../../services/src/migrations";
+import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic";
+import type { Bar } from "../../services/src/trading/types";
+import { freePort, kafkajs } from "../harness";
+import { useServersWith } from "../harness/shared";
+import { ChildService, http, waitUntil } from "./e2e-helpers";
+
+const srv = useServersWith({ privateKafka: true }, "redis", "kafka", "clickhouse");
+const run = randomBytes(3).toString("hex").toUpperCase();
+const A = `WA${run}USDT`;
+const B = `WB${run}USDT`;
+const N_A = 2000;
+const N_B = 1000;
+
+/** A TCP proxy to ClickHouse's HTTP port that can hold requests or answers. */
+class HoldingProxy {
+  mode: "pass" | "hold-requests" | "hold-responses" = "pass";
+  /** INSERT requests that arrived while requests were held. */
+  heldInserts = 0;
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  constructor(private readonly upstreamPort: number) {}
+  async listen(): Promise<number> {
+    this.server = createServer((client) => {
+      const upstream = connect(this.upstreamPort, "127.0.0.1");
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on("error", () => undefined);
+        s.on("close", () => {
+          this.sockets.delete(s);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.on("data", (d) => {
+        if (this.mode !== "hold-requests") upstream.write(d);
+        else if (/query=INSERT(%20|\+)INTO(%20|\+)market_candles/.test(d.toString("latin1"))) this.heldInserts++;
+      });
+      upstream.on("data", (d) => {
+        if (this.mode !== "hold-responses") client.write(d);
+      });
+    });
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    return (this.server.address() as { port: number }).port;
+  }
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server?.close(r));
+  }
+}
+
+let proxy: HoldingProxy;
+let bridge: ChildService;
+let ch: ClickHouseKitClient;
+let bars: { a: Bar[]; b: Bar[] };
+
+const rowsOf = async (sql: string) => Number((await ch.query<{ n: string }>(sql.replace("$mine", `symbol IN ('${A}', '${B}')`)))[0].n);
+
+beforeAll(async () => {
+  const chPort = Number(new URL(srv.env.CLICKHOUSE_URL).port);
+  proxy = new HoldingProxy(chPort);
+  const proxyPort = await proxy.listen();
+  ch = createClickHouse({ CLICKHOUSE_URL: srv.env.CLICKHOUSE_URL, CLICKHOUSE_USER: srv.env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: srv.env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: srv.env.CLICKHOUSE_DATABASE });
+  await runClickHouseMigrations(ch);
+  const admin = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  await ensureKafkaTopics(admin);
+  await admin.disconnect();
+  const origin = Date.UTC(2021, 0, 1);
+  bars = {
+    a: await new SyntheticSource({ seed: "writer-a", origin }).history(A, "1m", { limit: N_A }),
+    b: await new SyntheticSource({ seed: "writer-b", origin }).history(B, "1m", { limit: N_B }),
+  };
+  bridge = new ChildService("data-bridge", await freePort(), {
+    ...srv.env,
+    CLICKHOUSE_URL: `http://127.0.0.1:${proxyPort}`,
+    LOG_LEVEL: "error",
+    MARKET_SUBSCRIBE: "false",
+    CANDLES_WRITER_GROUP: `writer-${run}`,
+    CH_FLUSH_MS: "100",
+    CH_BATCH_BYTES: "1",
+    CH_MAX_BATCH_BYTES: "65536",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    KAFKA_HEARTBEAT_MS: "500",
+  });
+}, 600_000);
+
+afterAll(async () => {
+  await bridge?.stop();
+  await proxy?.close();
+  await ch?.close();
+});
+
+describe("data-bridge's ClickHouse writer under SIGKILL", { timeout: 900_000 }, () => {
+  it("A: killed after ClickHouse executed an INSERT whose answer it never got", async () => {
+    proxy.mode = "hold-responses";
+    await bridge.start();
+    expect((await http("POST", `${bridge.url}/internal/bars`, { body: { bars: bars.a } })).status).toBe(200);
+    // The first batch is in ClickHouse; the writer waits for the answer, its offsets uncommitted.
+    const written = await waitUntil("the first INSERT executed", async () => (await rowsOf("SELECT count() AS n FROM market_candles WHERE $mine")) || undefined, 300_000);
+    await bridge.kill();
+    expect(written).toBeLessThan(N_A); // one batch of a larger stream: killed mid-stream
+  });
+
+  it("B: killed while an INSERT request is on its way (nothing of it reaches ClickHouse)", async () => {
+    const before = await rowsOf("SELECT count() AS n FROM market_candles WHERE $mine");
+    proxy.mode = "hold-requests";
+    proxy.heldInserts = 0;
+    await bridge.start();
+    expect((await http("POST", `${bridge.url}/internal/bars`, { body: { bars: bars.b } })).status).toBe(200);
+    await waitUntil("an INSERT request held", async () => proxy.heldInserts > 0, 300_000);
+    await bridge.kill();
+    expect(await rowsOf("SELECT count() AS n FROM market_candles WHERE $mine")).toBe(before);
+  });
+
+  it("C: restarted, every bar is stored once for readers, replayed rows collapse, values intact", async () => {
+    proxy.mode = "pass";
+    await bridge.start();
+    const total = N_A + N_B;
+    await waitUntil("every bar in ClickHouse", async () => (await rowsOf("SELECT uniqExact(symbol, open_time) AS n FROM market_candles WHERE $mine")) === total, 300_000, 500);
+    // Nothing was ever committed (A and B died mid-INSERT): the restarted writer replayed it all,
+    // so the rows of A's executed batch were written twice.
+    const status = await waitUntil("writer caught up", async () => {
+      const s = (await http("GET", `${bridge.url}/status`)).body;
+      return s.stored >= total ? s : undefined;
+    });
+    expect(status.stored).toBe(total);
+    expect(await rowsOf("SELECT count() AS n FROM market_candles FINAL WHERE $mine")).toBe(total);
+    await ch.command("OPTIMIZE TABLE market_candles FINAL");
+    expect(await rowsOf("SELECT count() AS n FROM market_candles WHERE $mine")).toBe(total);
+    const stored = await ch.query<{ symbol: string; t: number; open: number; high: number; low: number; close: number; volume: number }>(
+      `SELECT symbol, toUInt32(open_time) AS t, open, high, low, close, volume FROM market_candles WHERE symbol IN ('${A}', '${B}') ORDER BY symbol, t`,
+    );
+    // ClickHouse 18.16 reads decimal text into Float64 without correct rounding ("15.5499" becomes
+    // 15.549900000000001): values compared to 12 significant digits.
+    const round = (x: number) => Number(x.toPrecision(12));
+    const row = (symbol: string, t: number, p: Array<number | string>) => ({ symbol, t, open: round(Number(p[0])), high: round(Number(p[1])), low: round(Number(p[2])), close: round(Number(p[3])), volume: round(Number(p[4])) });
+    const expected = [...bars.a, ...bars.b]
+      .map((b) => row(b.symbol, b.openTime / 1000, [b.open, b.high, b.low, b.close, b.volume]))
+      .sort((x, y) => (x.symbol === y.symbol ? x.t - y.t : x.symbol < y.symbol ? -1 : 1));
+    expect(stored.map((r) => row(r.symbol, Number(r.t), [r.open, r.high, r.low, r.close, r.volume]))).toEqual(expected);
+  });
+});
