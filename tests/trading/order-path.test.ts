@@ -221,8 +221,9 @@ describe("trading-engine", () => {
     }, WAIT_MS);
     const reasons = rows.map((r) => r.reason).join("\n");
     expect(reasons).toMatch(/not JSON/);
-    expect(reasons).toMatch(/close is not a decimal/);
-    expect(reasons).toMatch(/inconsistent/);
+    // Candles are refused by the topic's bar rules (marketdata/barRules.ts) before the engine sees them.
+    expect(reasons).toMatch(/market\.candles message: close: must be a decimal string/);
+    expect(reasons).toMatch(/market\.candles message: low: must be <= open and close/);
     expect(reasons).toMatch(/orderId is not a uuid/); // the engine executes only uuids; the topic schema accepts any id
     expect(reasons).toMatch(/order\.quantity: /);
     expect(reasons).toMatch(/unsupported Unicode escape|\\u0000/);
