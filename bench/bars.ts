@@ -115,7 +115,7 @@ async function main() {
   }
 }
 
-/** data-bridge settings under test: BENCH_<NAME>=value passes NAME=value (e.g. BENCH_CH_BATCH_SIZE=50000). */
+/** data-bridge settings under test: BENCH_<NAME>=value passes NAME=value (e.g. BENCH_CH_MAX_BATCH_BYTES=16777216). */
 function benchEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).flatMap(([k, v]) => (k.startsWith("BENCH_") && k !== "BENCH_PROF" && k !== "BENCH_PROF_SERVICES" && v !== undefined ? [[k.slice(6), v]] : [])));
 }
