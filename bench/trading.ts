@@ -11,6 +11,8 @@
  *   2. end-to-end orders/s at saturation: the same at an offered rate above capacity (default 1000/s);
  *      the figure is orders filled per second from the first intended send to the last fill;
  *   3. bars/s ingested by data-bridge (POST /internal/bars) until they are all in ClickHouse.
+ * BENCH_VIA=direct sends the orders straight to order-management (identity headers as the gateway
+ * sets them) instead of through the gateway.
  * Orders come from USERS traders in turn (the risk check serializes each user's orders by design).
  * Each order phase also prints the CPU time per filled order of every service process (from /proc:
  * the wall clock is only an upper bound on a shared machine). At most MAX_IN_FLIGHT submissions are
@@ -26,13 +28,14 @@ import { createClickHouse } from "../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../services/src/migrations";
 import { SyntheticSource } from "../services/src/trading/marketdata/synthetic";
 import { userStateKey } from "../services/src/services/user-management/user-state";
-import { cpuSeconds, startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
+import { cpuSeconds, startServiceProcess, stopServiceProcess, treeCpuSeconds, type ServiceProcess } from "./lib/service-process";
 
 const LATENCY_RATE = Number(process.argv[2] ?? 200);
 const SATURATION_RATE = Number(process.argv[3] ?? 1000);
 const SECONDS = Number(process.argv[4] ?? 10);
 const BARS = Number(process.argv[5] ?? 100_000);
 const USERS = 32;
+const DIRECT = process.env.BENCH_VIA === "direct";
 const MAX_IN_FLIGHT = 256;
 const FILL_WAIT_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,10 +139,13 @@ async function main() {
     };
     const submitAt = async (intended: number) => {
       const i = seq++;
-      const r = await fetch(`${gw}/api/orders`, {
+      // BENCH_VIA=direct: straight to order-management with the identity headers the gateway sets
+      // (the order path without the gateway's share).
+      const auth: Record<string, string> = DIRECT ? { "x-user-id": userIds[i % USERS], "x-user-role": "trader" } : { authorization: `Bearer ${tokens[i % USERS]}` };
+      const r = await fetch(DIRECT ? `${urls.SERVICE_ORDER_MANAGEMENT_URL}/` : `${gw}/api/orders`, {
         signal: AbortSignal.timeout(30_000),
         method: "POST",
-        headers: { authorization: `Bearer ${tokens[i % USERS]}`, "content-type": "application/json", "idempotency-key": `bench-${i}` },
+        headers: { ...auth, "content-type": "application/json", "idempotency-key": `bench-${i}` },
         body: JSON.stringify({ symbol: "BTCUSDT", side: Math.floor(i / USERS) % 2 ? "sell" : "buy", type: "market", quantity: "0.01" }),
       });
       const body = await r.json();
@@ -159,6 +165,9 @@ async function main() {
       const sent: Promise<{ orderId: string; intended: number; acked: number } | undefined>[] = [];
       failures.clear();
       const cpu0 = services.map((p) => cpuSeconds(p.pid));
+      const stores = Object.entries({ postgres, kafka, redis }).filter(([, s]) => s.pid !== undefined).map(([name, s]) => ({ name, pid: s.pid! }));
+      const storeCpu0 = stores.map((s) => treeCpuSeconds(s.pid));
+      const selfCpu0 = process.cpuUsage();
       const start = performance.now() + 20;
       while (sent.length < n) {
         const now = performance.now();
@@ -170,7 +179,13 @@ async function main() {
       const deadline = performance.now() + FILL_WAIT_MS;
       while (results.some((r) => !fillAt.has(r.orderId)) && performance.now() < deadline) await sleep(2);
       const filled = results.filter((r) => fillAt.has(r.orderId));
-      const cpuMsPerOrder = services.map((p, i) => `${p.name} ${(((cpuSeconds(p.pid) - cpu0[i]) * 1000) / Math.max(1, filled.length)).toFixed(2)}`).join(", ");
+      const perOrder = (seconds: number) => ((seconds * 1000) / Math.max(1, filled.length)).toFixed(2);
+      const self = process.cpuUsage(selfCpu0);
+      const cpuMsPerOrder = [
+        ...services.map((p, i) => `${p.name} ${perOrder(cpuSeconds(p.pid) - cpu0[i])}`),
+        ...stores.map((st, i) => `${st.name} ${perOrder(treeCpuSeconds(st.pid) - storeCpu0[i])}`),
+        `load generator ${perOrder((self.user + self.system) / 1e6)}`,
+      ].join(", ");
       const lat = results.map((r) => (fillAt.get(r.orderId) ?? Infinity) - r.intended);
       const ack = results.map((r) => r.acked - r.intended);
       const lastAck = Math.max(...results.map((r) => r.acked));
@@ -194,7 +209,7 @@ async function main() {
 
     console.log(`load average before the latency run: ${load()}`);
     const l = await openLoop(LATENCY_RATE, SECONDS);
-    console.log(`orders at ${LATENCY_RATE}/s offered for ${SECONDS} s (open loop, ${USERS} users, gateway -> order-management -> Kafka -> trading-engine -> Kafka):`);
+    console.log(`orders at ${LATENCY_RATE}/s offered for ${SECONDS} s (open loop, ${USERS} users, ${DIRECT ? "" : "gateway -> "}order-management -> Kafka -> trading-engine -> Kafka):`);
     report(l);
 
     console.log(`load average before the saturation run: ${load()}`);

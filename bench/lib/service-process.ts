@@ -5,7 +5,7 @@
  * (comma-separated; default api-gateway) into <dir>.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../../tests/harness";
 
@@ -61,4 +61,32 @@ export function cpuTimes(pid: number): { user: number; sys: number } {
 export function cpuSeconds(pid: number): number {
   const { user, sys } = cpuTimes(pid);
   return user + sys;
+}
+
+/**
+ * CPU seconds of a process and all its descendants (a PostgreSQL postmaster and its backends, a
+ * server behind a wrapper script): the live ones from their /proc stat, the exited ones as their
+ * parents' reaped-children time.
+ */
+export function treeCpuSeconds(root: number): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // ppid, then utime, stime, cutime, cstime (fields 4 and 14-17 of proc(5)).
+      stats.set(Number(entry), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+    } catch {
+      // exited while listed
+    }
+  }
+  let total = 0;
+  const todo = [root];
+  while (todo.length) {
+    const pid = todo.pop()!;
+    total += stats.get(pid)?.ticks ?? 0;
+    for (const [child, s] of stats) if (s.ppid === pid) todo.push(child);
+  }
+  return total / 100;
 }
