@@ -24,16 +24,16 @@ export default defineService({
     ...riskEnv,
     OM_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
     OM_CONSUMER_GROUP: Type.String({ default: "order-management" }),
-    // Group commit of submissions (submit.ts): orders decided per transaction, transactions at once.
+    // Group commit of submissions (submit.ts): orders decided per transaction, lanes (transactions at once).
     OM_SUBMIT_MAX_BATCH: Type.Integer({ default: 200, minimum: 1, maximum: 1000 }),
-    OM_SUBMIT_CONCURRENCY: Type.Integer({ default: 2, minimum: 1, maximum: 16 }),
+    OM_SUBMIT_LANES: Type.Integer({ default: 4, minimum: 1, maximum: 32 }), // each holds a pool connection while it writes
   },
   async register(ctx) {
     const { app } = ctx;
     const relay = new OutboxRelay(app.pg.pool, "om_outbox", app.kafka, ctx.log, { intervalMs: ctx.config.OM_OUTBOX_INTERVAL_MS });
     const metrics = createOrderMetrics(ctx.metrics.registry);
     const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
-    const submitter = new OrderSubmitter(app.pg, redis, riskLimitsFrom(ctx.config), { maxBatch: ctx.config.OM_SUBMIT_MAX_BATCH, concurrency: ctx.config.OM_SUBMIT_CONCURRENCY });
+    const submitter = new OrderSubmitter(app.pg, redis, riskLimitsFrom(ctx.config), { maxBatch: ctx.config.OM_SUBMIT_MAX_BATCH, lanes: ctx.config.OM_SUBMIT_LANES });
     registerRoutes(app, { relay, submitter, metrics });
 
     relay.start();
