@@ -204,7 +204,9 @@ async function main() {
       console.log(`  CPU ms per filled order: ${p.cpuMsPerOrder}`);
     };
 
-    const warm = await openLoop(50, 2); // JIT, pools, consumer assignment
+    // JIT, pools, consumer assignment, and the connections the latency run will use (opened here at
+    // its rate, not during it).
+    const warm = await openLoop(LATENCY_RATE, 2);
     console.log(`warm-up: ${warm.n} orders, submit-to-fill p50 ${ms(pct(warm.lat, 50))}`);
 
     console.log(`load average before the latency run: ${load()}`);
