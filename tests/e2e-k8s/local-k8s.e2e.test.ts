@@ -17,9 +17,8 @@ import * as net from "net";
 import * as path from "path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { candleRow } from "../../services/src/services/data-bridge/domain";
 import { Pulumi, toolsAvailable } from "../e2e/cli";
-import { plantedBars } from "../helpers/planted-bars";
+import { insertCandleRows, plantedCandleRows } from "../helpers/planted-candles";
 import { cluster, clusterReady, eventually, getJson, httpRequest, ingressRequest, kubectl, portForward, root, run, runNetcheck } from "./kube";
 
 const STACK = "local-k8s";
@@ -325,22 +324,12 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     // Planted bars (a learnable signal) into ClickHouse through a port-forward, as data-bridge writes them.
     const symbol = "RETRAINUSDT";
     const n = 3000;
-    const minute = Math.floor(Date.now() / 60_000) * 60_000;
-    const rows = plantedBars({ symbol, bars: n, seed: "e2e-k8s-retrain", plantedSignal: 0.5, origin: minute - (n - 1) * 60_000 }).map((b) =>
-      JSON.stringify(candleRow({ symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) }, "e2e")),
-    );
     const outputs = await stack.outputs(true);
     const ch = new URL(outputs.connectionStrings.clickhouse);
     const chForward = await portForward(NS, `svc/${ch.hostname.split(".")[0]}`, Number(ch.port || 8123));
     try {
-      const params = new URLSearchParams({
-        database: ch.searchParams.get("database")!,
-        user: decodeURIComponent(ch.username),
-        password: decodeURIComponent(ch.password),
-        query: "INSERT INTO market_candles FORMAT JSONEachRow",
-      });
-      const insert = await fetch(`http://127.0.0.1:${chForward.port}/?${params}`, { method: "POST", body: rows.join("\n") });
-      expect(insert.status, await insert.text()).toBe(200);
+      const insert = await insertCandleRows(outputs.connectionStrings.clickhouse, `127.0.0.1:${chForward.port}`, plantedCandleRows(symbol, n, "e2e-k8s-retrain"));
+      expect(insert.status, insert.body).toBe(200);
     } finally {
       chForward.stop();
     }

@@ -9,8 +9,7 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
 import { FEATURE_NAMES } from "../../services/src/ml/features";
-import { candleRow } from "../../services/src/services/data-bridge/domain";
-import { plantedBars } from "../helpers/planted-bars";
+import { insertCandleRows, plantedCandleRows } from "../helpers/planted-candles";
 import { docker, Pulumi, toolsAvailable } from "./cli";
 
 const HTTPS_PORT = 8443;
@@ -224,20 +223,9 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     // a model in the registry (PostgreSQL).
     const symbol = "RETRAINUSDT";
     const n = 3000;
-    const minute = Math.floor(Date.now() / 60_000) * 60_000;
-    const rows = plantedBars({ symbol, bars: n, seed: "e2e-retrain", plantedSignal: 0.5, origin: minute - (n - 1) * 60_000 }).map((b) =>
-      JSON.stringify(candleRow({ symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) }, "e2e")),
-    );
     const outputs = await stack.outputs(true);
-    const ch = new URL(outputs.connectionStrings.clickhouse);
-    const params = new URLSearchParams({
-      database: ch.searchParams.get("database")!,
-      user: decodeURIComponent(ch.username),
-      password: decodeURIComponent(ch.password),
-      query: "INSERT INTO market_candles FORMAT JSONEachRow",
-    });
-    const insert = await fetch(`http://${ch.host}/?${params}`, { method: "POST", body: rows.join("\n") });
-    expect(insert.status, await insert.text()).toBe(200);
+    const insert = await insertCandleRows(outputs.connectionStrings.clickhouse, new URL(outputs.connectionStrings.clickhouse).host, plantedCandleRows(symbol, n, "e2e-retrain"));
+    expect(insert.status, insert.body).toBe(200);
     const out = docker(["exec", "-e", `ML_TRAIN_SYMBOLS=${symbol}`, "-e", `ML_TRAIN_BARS=${n}`, name, "node", "dist/services/src/main.js", "ml-predictor", "train"]);
     const result = out.split("\n").filter((l) => l.startsWith('{"version"')).map((l) => JSON.parse(l) as { version: string; hasEdge: boolean }).pop();
     expect(result, out.slice(-2000)).toBeDefined();

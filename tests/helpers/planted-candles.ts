@@ -1,0 +1,36 @@
+/**
+ * Planted one-minute bars (./planted-bars.ts) as the rows data-bridge writes to ClickHouse's
+ * `market_candles`, ending at the current minute, and their insert over ClickHouse's HTTP interface
+ * with a stack's connection string: what the deploy suites give ml-predictor's retraining to learn.
+ */
+import { candleRow } from "../../services/src/services/data-bridge/domain";
+import { plantedBars } from "./planted-bars";
+
+/** `bars` rows of `symbol` (JSON lines), the last one opening at the current minute. */
+export function plantedCandleRows(symbol: string, bars: number, seed: string): string[] {
+  const minute = Math.floor(Date.now() / 60_000) * 60_000;
+  return plantedBars({ symbol, bars, seed, plantedSignal: 0.5, origin: minute - (bars - 1) * 60_000 }).map((b) =>
+    JSON.stringify(
+      candleRow(
+        { symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) },
+        "e2e",
+      ),
+    ),
+  );
+}
+
+/**
+ * Inserts the rows with the credentials and database of `connectionString` (a stack output), at
+ * `hostPort` (the string's own host, or a port-forward's). Resolves to the HTTP status and body.
+ */
+export async function insertCandleRows(connectionString: string, hostPort: string, rows: string[]): Promise<{ status: number; body: string }> {
+  const ch = new URL(connectionString);
+  const params = new URLSearchParams({
+    database: ch.searchParams.get("database")!,
+    user: decodeURIComponent(ch.username),
+    password: decodeURIComponent(ch.password),
+    query: "INSERT INTO market_candles FORMAT JSONEachRow",
+  });
+  const r = await fetch(`http://${hostPort}/?${params}`, { method: "POST", body: rows.join("\n") });
+  return { status: r.status, body: await r.text() };
+}
