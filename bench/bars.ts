@@ -10,14 +10,13 @@
  * shared machine, CPU per bar is what the design costs.
  * BENCH_PROF=<dir> BENCH_PROF_SERVICES=data-bridge writes a --cpu-prof profile of data-bridge.
  */
-import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { kafkajs, startClickHouse, startKafka, startRedis } from "../tests/harness";
+import { startClickHouse, startKafka, startRedis } from "../tests/harness";
+import { migrateClickHouseAndTopics } from "../tests/helpers/schemas";
 import { createClickHouse } from "../services/src/kit/datastores";
-import { ensureKafkaTopics, runClickHouseMigrations } from "../services/src/migrations";
 import { SyntheticSource } from "../services/src/trading/marketdata/synthetic";
 import type { Bar } from "../services/src/trading/types";
-import { startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
+import { startServiceProcess, stopServiceProcess, treeCpuSeconds, type ServiceProcess } from "./lib/service-process";
 
 const BARS = Number(process.argv[2] ?? 200_000);
 const SYMBOLS = Number(process.argv[3] ?? 1);
@@ -25,30 +24,8 @@ const POST_BATCH = Number(process.argv[4] ?? 5000);
 const POSTERS = Number(process.argv[5] ?? 4);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
-const TICK_MS = 1000 / 100; // USER_HZ on Linux
-
-/** utime+stime of `pid` and all its descendants, in ms. */
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  const stats = new Map<number, { ppid: number; ticks: number }>();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = readFileSync(`/proc/${d}/stat`, "utf8");
-      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-      stats.set(Number(d), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  let total = 0;
-  const walk = (p: number) => {
-    total += stats.get(p)?.ticks ?? 0;
-    for (const [child, s] of stats) if (s.ppid === p) walk(child);
-  };
-  walk(pid);
-  return total * TICK_MS;
-}
+/** CPU time of `pid` and all its descendants, in ms (bench/lib/service-process.ts). */
+const cpuMs = (pid: number | undefined): number => (pid === undefined ? 0 : treeCpuSeconds(pid) * 1000);
 const selfCpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -62,12 +39,7 @@ async function main() {
   try {
     const env: Record<string, string> = { ...redis.env, ...kafka.env, ...clickhouse.env, LOG_LEVEL: "error", MARKET_SUBSCRIBE: "false", ...benchEnv() };
     const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
-    await runClickHouseMigrations(ch);
-    const k = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
-    const admin = k.admin();
-    await admin.connect();
-    await ensureKafkaTopics(admin);
-    await admin.disconnect();
+    await migrateClickHouseAndTopics(env);
     bridge = await startServiceProcess("data-bridge", env);
 
     // Bars: `SYMBOLS` series interleaved, so every post carries every symbol (as a multi-symbol feed would).

@@ -22,12 +22,12 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
-import { kafkajs, pg, Redis, startClickHouse, startKafka, startPostgres, startRedis } from "../tests/harness";
+import { kafkajs, Redis, startClickHouse, startKafka, startPostgres, startRedis } from "../tests/harness";
 import { jwtKey, signAccessToken } from "../services/src/kit";
 import { createClickHouse } from "../services/src/kit/datastores";
-import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../services/src/migrations";
 import { SyntheticSource } from "../services/src/trading/marketdata/synthetic";
 import { userStateKey } from "../services/src/services/user-management/user-state";
+import { migrateAll } from "../tests/helpers/schemas";
 import { cpuSeconds, startServiceProcess, stopServiceProcess, treeCpuSeconds, type ServiceProcess } from "./lib/service-process";
 
 const LATENCY_RATE = Number(process.argv[2] ?? 200);
@@ -67,15 +67,9 @@ async function main() {
       KAFKA_SESSION_TIMEOUT_MS: "6000",
       KAFKA_HEARTBEAT_MS: "500",
     };
-    const pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
-    await runPostgresMigrations(pool);
+    const pool = await migrateAll(env);
     const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
-    await runClickHouseMigrations(ch);
     const k = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
-    const admin = k.admin();
-    await admin.connect();
-    await ensureKafkaTopics(admin);
-    await admin.disconnect();
 
     const urls: Record<string, string> = {};
     for (const name of ["order-management", "trading-engine", "portfolio-manager", "data-bridge"]) {

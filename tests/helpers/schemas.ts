@@ -10,6 +10,12 @@ import { kafkajs, pg } from "../harness";
 export async function migrateAll(env: Record<string, string>): Promise<InstanceType<typeof pg.Pool>> {
   const pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
   await runPostgresMigrations(pool);
+  await migrateClickHouseAndTopics(env);
+  return pool;
+}
+
+/** The ClickHouse migrations and the Kafka topics alone (a test or benchmark without PostgreSQL). */
+export async function migrateClickHouseAndTopics(env: Record<string, string>): Promise<void> {
   const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
   await runClickHouseMigrations(ch);
   await ch.close();
@@ -17,5 +23,4 @@ export async function migrateAll(env: Record<string, string>): Promise<InstanceT
   await admin.connect();
   await ensureKafkaTopics(admin);
   await admin.disconnect();
-  return pool;
 }
