@@ -18,7 +18,7 @@ import * as path from "path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Pulumi, toolsAvailable } from "../e2e/cli";
-import { insertCandleRows, plantedCandleRows } from "../helpers/planted-candles";
+import { insertCandleRows, lastTrainResult, plantedCandleRows, registeredModelRows } from "../helpers/planted-candles";
 import { cluster, clusterReady, eventually, getJson, httpRequest, ingressRequest, kubectl, portForward, root, run, runNetcheck } from "./kube";
 
 const STACK = "local-k8s";
@@ -345,21 +345,14 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     const done = await kubectl(["-n", NS, "wait", "--for=condition=complete", "job/e2e-retrain", "--timeout=900s"], { timeoutMs: 920_000, allowFailure: true });
     const log = (await kubectl(["-n", NS, "logs", "job/e2e-retrain"], { allowFailure: true })).stdout;
     expect(done.status, log.slice(-3000)).toBe(0);
-    const result = log.split("\n").filter((l) => l.startsWith('{"version"')).map((l) => JSON.parse(l) as { version: string }).pop();
+    const result = lastTrainResult(log);
     expect(result, log.slice(-3000)).toBeDefined();
     const pgUrl = new URL(outputs.connectionStrings.postgres);
     const pgForward = await portForward(NS, "svc/postgres", Number(pgUrl.port || 5432));
     try {
       pgUrl.hostname = "127.0.0.1";
       pgUrl.port = String(pgForward.port);
-      const client = new Client({ connectionString: pgUrl.toString() });
-      await client.connect();
-      try {
-        const r = await client.query("SELECT symbols FROM ml_models WHERE version = $1", [result!.version]);
-        expect(r.rows).toEqual([{ symbols: [symbol] }]);
-      } finally {
-        await client.end();
-      }
+      expect(await registeredModelRows(pgUrl.toString(), result!.version)).toEqual([{ symbols: [symbol] }]);
     } finally {
       pgForward.stop();
     }

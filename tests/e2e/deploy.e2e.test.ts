@@ -9,7 +9,7 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
 import { FEATURE_NAMES } from "../../services/src/ml/features";
-import { insertCandleRows, plantedCandleRows } from "../helpers/planted-candles";
+import { insertCandleRows, lastTrainResult, plantedCandleRows, registeredModelRows } from "../helpers/planted-candles";
 import { docker, Pulumi, toolsAvailable } from "./cli";
 
 const HTTPS_PORT = 8443;
@@ -227,16 +227,9 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     const insert = await insertCandleRows(outputs.connectionStrings.clickhouse, new URL(outputs.connectionStrings.clickhouse).host, plantedCandleRows(symbol, n, "e2e-retrain"));
     expect(insert.status, insert.body).toBe(200);
     const out = docker(["exec", "-e", `ML_TRAIN_SYMBOLS=${symbol}`, "-e", `ML_TRAIN_BARS=${n}`, name, "node", "dist/services/src/main.js", "ml-predictor", "train"]);
-    const result = out.split("\n").filter((l) => l.startsWith('{"version"')).map((l) => JSON.parse(l) as { version: string; hasEdge: boolean }).pop();
+    const result = lastTrainResult(out);
     expect(result, out.slice(-2000)).toBeDefined();
-    const client = new Client({ connectionString: outputs.connectionStrings.postgres });
-    await client.connect();
-    try {
-      const r = await client.query("SELECT symbols FROM ml_models WHERE version = $1", [result!.version]);
-      expect(r.rows).toEqual([{ symbols: [symbol] }]);
-    } finally {
-      await client.end();
-    }
+    expect(await registeredModelRows(outputs.connectionStrings.postgres, result!.version)).toEqual([{ symbols: [symbol] }]);
   });
 
   it("runs every container under the PID limit of its workload kind, none of them ever reaching it", () => {

@@ -1,8 +1,10 @@
 /**
  * Planted one-minute bars (./planted-bars.ts) as the rows data-bridge writes to ClickHouse's
  * `market_candles`, ending at the current minute, and their insert over ClickHouse's HTTP interface
- * with a stack's connection string: what the deploy suites give ml-predictor's retraining to learn.
+ * with a stack's connection string: what the deploy suites give ml-predictor's retraining to learn,
+ * and how they read back what it trained.
  */
+import { Client } from "pg";
 import { candleRow } from "../../services/src/services/data-bridge/domain";
 import { plantedBars } from "./planted-bars";
 
@@ -33,4 +35,24 @@ export async function insertCandleRows(connectionString: string, hostPort: strin
   });
   const r = await fetch(`http://${hostPort}/?${params}`, { method: "POST", body: rows.join("\n") });
   return { status: r.status, body: await r.text() };
+}
+
+/** The last result line (`{"version":...}`) a training run printed, if it printed one. */
+export function lastTrainResult(output: string): { version: string; hasEdge: boolean } | undefined {
+  return output
+    .split("\n")
+    .filter((l) => l.startsWith('{"version"'))
+    .map((l) => JSON.parse(l) as { version: string; hasEdge: boolean })
+    .pop();
+}
+
+/** The registry's row for model `version` (its symbols), read with a PostgreSQL connection string. */
+export async function registeredModelRows(postgresUrl: string, version: string): Promise<unknown[]> {
+  const client = new Client({ connectionString: postgresUrl });
+  await client.connect();
+  try {
+    return (await client.query("SELECT symbols FROM ml_models WHERE version = $1", [version])).rows;
+  } finally {
+    await client.end();
+  }
 }
