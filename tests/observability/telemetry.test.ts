@@ -19,6 +19,11 @@ describe("scrubbing", () => {
     expect(scrubString(`connect postgresql://trading:s3cretPw@db:5432/x failed`)).toBe(`connect postgresql://${REDACTED}@db:5432/x failed`);
     expect(scrubString("key atk_abcdefghijklmnop and sk_test_abcdefghijkl and whsec_abcdefghijkl")).toBe(`key ${REDACTED} and ${REDACTED} and ${REDACTED}`);
     expect(scrubString('{"password":"hunter22"} token=abc123')).toBe(`{"password":"${REDACTED}"} token=${REDACTED}`);
+    // the platform's own secrets are base64url: "-" and "_" anywhere, first character included
+    for (const secret of ["-_abcdefghij_klmnop-qrstuvwxyzABCDEFGHIJKLMNOPQ", "abcdefgh-ijklmnop_qrstuvwxyz-ABCDEFGHIJKLMNOP_"]) {
+      expect(scrubString(`hook whsec_${secret} sent`)).toBe(`hook ${REDACTED} sent`);
+      expect(scrubString(`key atk_0123456789ab_${secret} used`)).toBe(`key ${REDACTED} used`);
+    }
     expect(scrubUrl("/api/x?token=abc&page=2#f")).toBe(`/api/x?token=${REDACTED}&page=${REDACTED}#f`);
   });
 

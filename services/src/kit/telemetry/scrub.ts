@@ -26,7 +26,7 @@ const PATTERNS: Array<[RegExp, string]> = [
   // platform API keys, card processor secret and webhook keys
   [/\batk_[A-Za-z0-9_-]{8,}/g, REDACTED],
   [/\b(sk|rk|pk)_(test|live)_[A-Za-z0-9]{8,}/g, REDACTED],
-  [/\bwhsec_[A-Za-z0-9]{8,}/g, REDACTED],
+  [/\bwhsec_[A-Za-z0-9_-]{8,}/g, REDACTED], // our webhook secrets are base64url
   // key=value / key: value pairs naming a secret
   [/\b(password|passwd|pwd|secret|token|api[-_]?key|access[-_]?token|refresh[-_]?token)(["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi, `$1$2${REDACTED}`],
 ];
