@@ -10,6 +10,7 @@ import type { OrderRow } from "../../services/src/services/order-management/data
 import { decideSubmissions, type Submission } from "../../services/src/services/order-management/domain";
 import type { RiskFacts } from "../../services/src/trading/infra/riskContext";
 import { DEFAULT_LIMITS } from "../../services/src/trading/risk";
+import type { TradingState } from "../../services/src/trading/tradingState";
 
 describe("GroupCommit", () => {
   it("runs the items waiting together as one batch and answers each its own result", async () => {
@@ -67,14 +68,14 @@ describe("GroupCommit", () => {
 });
 
 describe("decideSubmissions", () => {
-  const none: RiskFacts = { position: "0", openBuy: "0", openSell: "0", dailyPnl: "0", recentOrderTimes: [] };
+  const none: RiskFacts = { position: "0", openBuy: "0", openSell: "0", dailyPnl: "0", recentOrderTimes: [], recordedTradingState: "active" };
   const sub = (userId: string, side: "buy" | "sell", quantity: string, key: string | null = null, hash = `${side}${quantity}`): Submission => ({
     orderId: `${userId}-${Math.random()}`, userId, body: { symbol: "BTCUSDT", side, type: "market", quantity }, idempotencyKey: key, requestHash: hash,
   });
-  const decide = (subs: Submission[], opts: { facts?: RiskFacts; priors?: OrderRow[]; limits?: Partial<typeof DEFAULT_LIMITS> } = {}) =>
+  const decide = (subs: Submission[], opts: { facts?: RiskFacts; priors?: OrderRow[]; limits?: Partial<typeof DEFAULT_LIMITS>; copy?: TradingState } = {}) =>
     decideSubmissions(subs, {
       facts: () => opts.facts ?? none,
-      market: subs.map(() => ({ lastPrice: "100", tradingState: "active" })),
+      market: subs.map(() => ({ lastPrice: "100", tradingState: opts.copy ?? "active" })),
       priors: opts.priors ?? [],
       limits: { ...DEFAULT_LIMITS, maxPosition: "5", ...opts.limits },
       now: 1_000_000,
@@ -84,6 +85,14 @@ describe("decideSubmissions", () => {
   it("counts the accepted orders before each one as open exposure, per user and side", () => {
     const d = decide([sub("a", "buy", "3"), sub("b", "buy", "3"), sub("a", "buy", "3"), sub("a", "sell", "3"), sub("a", "buy", "2")]);
     expect(d.map(outcome)).toEqual(["accepted", "accepted", "POSITION_LIMIT_EXCEEDED", "accepted", "accepted"]);
+  });
+
+  it("enforces the stricter of the recorded trading state and Dragonfly's copy (a restarted Dragonfly lifts no halt)", () => {
+    const buy = [sub("a", "buy", "1")];
+    expect(decide(buy, { facts: { ...none, recordedTradingState: "halted" }, copy: "active" }).map(outcome)).toEqual(["TRADING_HALTED"]);
+    expect(decide(buy, { facts: { ...none, recordedTradingState: "active" }, copy: "halted" }).map(outcome)).toEqual(["TRADING_HALTED"]);
+    expect(decide(buy, { facts: { ...none, recordedTradingState: "reduce_only" }, copy: "active" }).map(outcome)).toEqual(["REDUCE_ONLY"]);
+    expect(decide(buy, { facts: { ...none, recordedTradingState: "active" }, copy: "active" }).map(outcome)).toEqual(["accepted"]);
   });
 
   it("starts from the stored exposure", () => {

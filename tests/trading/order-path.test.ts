@@ -195,6 +195,23 @@ describe("pre-trade risk across replicas", () => {
     expect((await submit(omA, other, market("buy", "1"))).body.status).toBe("accepted");
     expect((await pool.query("SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1 AND status <> 'rejected'", [user])).rows[0].n).toBe(0);
   }, 600_000);
+
+  it("a halt recorded in PostgreSQL holds while Dragonfly has lost its copy (a restart, an old snapshot)", async () => {
+    const user = randomUUID();
+    await redis.del(TRADING_STATE_KEYS.user(user), TRADING_STATE_KEYS.global);
+    await pool.query("INSERT INTO trading_states (scope, state) VALUES ($1, 'halted')", [`user:${user}`]);
+    expect((await submit(omA, user, market("buy", "1"))).body.rejectReason).toBe("TRADING_HALTED");
+    await pool.query("UPDATE trading_states SET state = 'reduce_only' WHERE scope = $1", [`user:${user}`]);
+    expect((await submit(omB, user, market("buy", "1"))).body.rejectReason).toBe("REDUCE_ONLY");
+    const other = randomUUID();
+    await pool.query("INSERT INTO trading_states (scope, state) VALUES ('global', 'halted') ON CONFLICT (scope) DO UPDATE SET state = 'halted'");
+    try {
+      expect((await submit(omB, other, market("buy", "1"))).body.rejectReason).toBe("TRADING_HALTED");
+    } finally {
+      await pool.query("UPDATE trading_states SET state = 'active' WHERE scope = 'global'");
+    }
+    expect((await submit(omB, other, market("buy", "1"))).body.status).toBe("accepted");
+  }, 600_000);
 });
 
 describe("trading-engine", () => {
@@ -273,5 +290,15 @@ describe("trading-engine", () => {
     // The open sell counts: another 1 would take the position below zero once both fill.
     expect((await submit(omA, user, market("sell", "1"))).body.rejectReason).toBe("REDUCE_ONLY");
     expect((await submit(omA, user, market("sell", "0.5"))).body.status).toBe("accepted");
+    // The check read the position from om_positions, which the fills' trigger keeps equal to the
+    // signed filled quantity of every order, for every user this file traded for.
+    const drift = await pool.query(
+      `SELECT o.user_id, o.symbol, o.q, p.quantity FROM
+         (SELECT user_id, symbol, sum(CASE WHEN side = 'buy' THEN filled_quantity ELSE -filled_quantity END) AS q FROM om_orders GROUP BY 1, 2) o
+         FULL JOIN om_positions p USING (user_id, symbol)
+        WHERE coalesce(o.q, 0) <> coalesce(p.quantity, 0)`,
+    );
+    expect(drift.rows).toEqual([]);
+    expect((await pool.query("SELECT quantity::text AS q FROM om_positions WHERE user_id = $1", [user])).rows).toEqual([{ q: "2" }]);
   }, 600_000);
 });

@@ -7,7 +7,7 @@ import { HttpError } from "../../kit";
 import { D, str } from "../../trading/decimal";
 import { TOPICS, type OrderEventMsg, type OrderSnapshot } from "../../trading/events";
 import type { OutboxEvent } from "../../trading/infra/outbox";
-import type { MarketFacts, RiskFacts } from "../../trading/infra/riskContext";
+import { contextOf, type MarketFacts, type RiskFacts } from "../../trading/infra/riskContext";
 import { applyEvent, nextStatus, type OrderEvent, type OrderStatus } from "../../trading/orderState";
 import { checkOrder, type RiskDecision, type RiskLimits } from "../../trading/risk";
 import type { OrderRow } from "./data";
@@ -145,7 +145,7 @@ export function decideSubmissions(
     exposure.set(pk, f);
     const times = recentTimes.get(s.userId) ?? [...f.recentOrderTimes];
     recentTimes.set(s.userId, times);
-    const risk = checkOrder(s.body, { ...f, recentOrderTimes: times, ...ctx.market[i], now: ctx.now }, ctx.limits);
+    const risk = checkOrder(s.body, contextOf({ ...f, recentOrderTimes: times }, ctx.market[i], ctx.now), ctx.limits);
     times.push(ctx.now);
     if (risk.ok && s.body.side === "buy") f.openBuy = str(D(f.openBuy).plus(s.body.quantity));
     if (risk.ok && s.body.side === "sell") f.openSell = str(D(f.openSell).plus(s.body.quantity));

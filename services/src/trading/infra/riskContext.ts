@@ -90,6 +90,13 @@ export interface RiskFacts {
   openSell: string;
   dailyPnl: string;
   recentOrderTimes: number[];
+  /**
+   * The kill switch as PostgreSQL records it (risk-analyzer's trading_states), read in the same
+   * statement. Enforced together with Dragonfly's copy (the stricter wins): the copy alone opened a
+   * window after a Dragonfly restart (an empty store, or a snapshot older than a halt) in which a
+   * halted user could trade until the reconciler re-applied the record. No record is `active`.
+   */
+  recordedTradingState: TradingState;
 }
 
 /**
@@ -104,10 +111,9 @@ export async function riskFacts(db: Queryable, userId: string, symbol: string, w
 
 /** riskFacts of many (user, symbol) pairs in one statement, in the order of `pairs`. */
 export async function riskFactsMany(db: Queryable, pairs: { userId: string; symbol: string }[], windowMs: number): Promise<RiskFacts[]> {
-  const { rows } = await db.query<{ q: string; ob: string; os: string; p: string; t: string[] | null }>(
+  const { rows } = await db.query<{ q: string; ob: string; os: string; p: string; t: string[] | null; gs: string | null; us: string | null }>(
     `SELECT
-       (SELECT coalesce(sum(CASE WHEN side = 'buy' THEN filled_quantity ELSE -filled_quantity END), 0)::text
-          FROM om_orders WHERE user_id = k.u AND symbol = k.s AND filled_quantity > 0) AS q,
+       coalesce((SELECT quantity FROM om_positions WHERE user_id = k.u AND symbol = k.s), 0)::text AS q,
        (SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'buy'), 0)::text
           FROM om_orders WHERE user_id = k.u AND symbol = k.s AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS ob,
        (SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'sell'), 0)::text
@@ -115,16 +121,26 @@ export async function riskFactsMany(db: Queryable, pairs: { userId: string; symb
        (SELECT coalesce(sum(realized_pnl - fee), 0)::text FROM pm_fills
          WHERE user_id = k.u AND fill_ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS p,
        (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
-         WHERE user_id = k.u AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t
+         WHERE user_id = k.u AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t,
+       (SELECT state FROM trading_states WHERE scope = 'global') AS gs,
+       (SELECT state FROM trading_states WHERE scope = 'user:' || k.u) AS us
      FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(u, s, n) ORDER BY k.n`,
     [pairs.map((p) => p.userId), pairs.map((p) => p.symbol), windowMs],
   );
-  return rows.map((f) => ({ position: f.q, openBuy: f.ob, openSell: f.os, dailyPnl: f.p, recentOrderTimes: (f.t ?? []).map(Number) }));
+  return rows.map((f) => ({
+    position: f.q, openBuy: f.ob, openSell: f.os, dailyPnl: f.p, recentOrderTimes: (f.t ?? []).map(Number),
+    recordedTradingState: stricter(parseTradingState(f.gs), parseTradingState(f.us)),
+  }));
+}
+
+/** The check's context from the database facts and Dragonfly's: the stricter of the two trading states. */
+export function contextOf({ recordedTradingState, ...facts }: RiskFacts, market: MarketFacts, now: number): RiskContext {
+  return { ...facts, ...market, tradingState: stricter(market.tradingState, recordedTradingState), now };
 }
 
 export async function gatherRiskContext(db: Queryable, redis: Redis | undefined, userId: string, symbol: string, windowMs: number): Promise<RiskContext> {
   const [market, facts] = await Promise.all([marketFacts(redis, userId, symbol), riskFacts(db, userId, symbol, windowMs)]);
-  return { ...facts, ...market, now: Date.now() };
+  return contextOf(facts, market, Date.now());
 }
 
 /** The check as a what-if (risk-analyzer's /check): no lock, nothing written. order-management runs
