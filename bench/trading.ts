@@ -28,6 +28,8 @@ import { createClickHouse } from "../services/src/kit/datastores";
 import { SyntheticSource } from "../services/src/trading/marketdata/synthetic";
 import { userStateKey } from "../services/src/services/user-management/user-state";
 import { migrateAll } from "../tests/helpers/schemas";
+import { jsonPoster } from "./lib/json-poster";
+import { printOrderPathSteps } from "./lib/order-path-steps";
 import { cpuSeconds, startServiceProcess, stopServiceProcess, treeCpuSeconds, type ServiceProcess } from "./lib/service-process";
 
 const LATENCY_RATE = Number(process.argv[2] ?? 200);
@@ -88,8 +90,9 @@ async function main() {
     rc.disconnect();
     const tokens = await Promise.all(userIds.map((userId) => signAccessToken(jwtKey(secret), { userId, role: "trader" }, 3600)));
 
-    // Fill-event listener: the first fill of each order.
+    // Fill-event listener: the first fill of each order (when seen, and its Kafka CreateTime).
     const fillAt = new Map<string, number>();
+    const fillKafkaAt = new Map<string, number>();
     const consumer = k.consumer({ groupId: `bench-${randomUUID()}`, maxWaitTimeInMs: 20 });
     await consumer.connect();
     await consumer.subscribe({ topic: "trading.executions", fromBeginning: true });
@@ -98,7 +101,10 @@ async function main() {
         const at = performance.now();
         for (const message of batch.messages) {
           const m = JSON.parse(message.value!.toString());
-          if (m.type === "fill" && !fillAt.has(m.fill.orderId)) fillAt.set(m.fill.orderId, at);
+          if (m.type === "fill" && !fillAt.has(m.fill.orderId)) {
+            fillAt.set(m.fill.orderId, at);
+            fillKafkaAt.set(m.fill.orderId, Number(message.timestamp));
+          }
         }
       },
     });
@@ -113,6 +119,7 @@ async function main() {
       await sleep(100);
     }
 
+    const poster = jsonPoster(MAX_IN_FLIGHT);
     let seq = 0;
     const failures = new Map<string, number>();
     let inFlight = 0;
@@ -136,16 +143,16 @@ async function main() {
       // BENCH_VIA=direct: straight to order-management with the identity headers the gateway sets
       // (the order path without the gateway's share).
       const auth: Record<string, string> = DIRECT ? { "x-user-id": userIds[i % USERS], "x-user-role": "trader" } : { authorization: `Bearer ${tokens[i % USERS]}` };
-      const r = await fetch(DIRECT ? `${urls.SERVICE_ORDER_MANAGEMENT_URL}/` : `${gw}/api/orders`, {
-        signal: AbortSignal.timeout(30_000),
-        method: "POST",
-        headers: { ...auth, "content-type": "application/json", "idempotency-key": `bench-${i}` },
-        body: JSON.stringify({ symbol: "BTCUSDT", side: Math.floor(i / USERS) % 2 ? "sell" : "buy", type: "market", quantity: "0.01" }),
-      });
-      const body = await r.json();
-      if (r.status !== 201 || body.status !== "accepted") {
-        // Reported, not fatal: under an open loop a failed order is a result (counted per status).
-        failures.set(`${r.status} ${body.error?.code ?? body.rejectReason ?? ""}`, (failures.get(`${r.status} ${body.error?.code ?? body.rejectReason ?? ""}`) ?? 0) + 1);
+      const { status, body } = await poster.post(
+        DIRECT ? `${urls.SERVICE_ORDER_MANAGEMENT_URL}/` : `${gw}/api/orders`,
+        { ...auth, "content-type": "application/json", "idempotency-key": `bench-${i}` },
+        JSON.stringify({ symbol: "BTCUSDT", side: Math.floor(i / USERS) % 2 ? "sell" : "buy", type: "market", quantity: "0.01" }),
+        30_000,
+      );
+      if (status !== 201 || body.status !== "accepted") {
+        // Reported, not fatal: under an open loop a failed order is a result (counted per status and code).
+        const why = `${status} ${body.error?.code ?? body.rejectReason ?? ""}`;
+        failures.set(why, (failures.get(why) ?? 0) + 1);
         return undefined;
       }
       return { orderId: body.orderId as string, intended, acked: performance.now() };
@@ -169,7 +176,7 @@ async function main() {
         await sleep(1);
       }
       const results = (await Promise.all(sent)).filter((r) => r !== undefined);
-      if (failures.size) console.log(`  failed submissions: ${[...failures].map(([k, v]) => `${v} x ${k}`).join(", ")}`);
+      console.log(`  non-201 answers and errors: ${failures.size ? [...failures].map(([k, v]) => `${v} x ${k}`).join(", ") : "none"}`);
       const deadline = performance.now() + FILL_WAIT_MS;
       while (results.some((r) => !fillAt.has(r.orderId)) && performance.now() < deadline) await sleep(2);
       const filled = results.filter((r) => fillAt.has(r.orderId));
@@ -185,7 +192,7 @@ async function main() {
       const lastAck = Math.max(...results.map((r) => r.acked));
       const lastFill = Math.max(...filled.map((r) => fillAt.get(r.orderId)!));
       return {
-        n, accepted: results.length, filled: filled.length, lat, ack, cpuMsPerOrder,
+        n, accepted: results.length, filled: filled.length, lat, ack, cpuMsPerOrder, results,
         acceptedPerSecond: results.length / ((lastAck - start) / 1000),
         throughput: filled.length / ((lastFill - start) / 1000),
       };
@@ -207,12 +214,18 @@ async function main() {
     const l = await openLoop(LATENCY_RATE, SECONDS);
     console.log(`orders at ${LATENCY_RATE}/s offered for ${SECONDS} s (open loop, ${USERS} users, ${DIRECT ? "" : "gateway -> "}order-management -> Kafka -> trading-engine -> Kafka):`);
     report(l);
+    const epoch = (t: number) => performance.timeOrigin + t;
+    await printOrderPathSteps(pool, k, l.results.map((r) => ({
+      orderId: r.orderId, intended: epoch(r.intended), acked: epoch(r.acked),
+      fillSeen: fillAt.has(r.orderId) ? epoch(fillAt.get(r.orderId)!) : undefined, fillKafka: fillKafkaAt.get(r.orderId),
+    })));
 
     console.log(`load average before the saturation run: ${load()}`);
     const s = await openLoop(SATURATION_RATE, SECONDS);
     console.log(`orders at ${SATURATION_RATE}/s offered for ${SECONDS} s (saturation):`);
     report(s);
     await consumer.disconnect();
+    poster.close();
 
     // Bars into ClickHouse through data-bridge (4 concurrent posters of 5,000-bar batches).
     const batch = 5000;

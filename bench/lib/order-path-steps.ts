@@ -1,0 +1,86 @@
+/**
+ * Where an order's submit-to-fill time goes, step by step, from timestamps the path already keeps
+ * (nothing added to the services): PostgreSQL's transaction start times (`now()`: om_orders /
+ * te_orders / om_order_fills `created_at`, the outboxes' `sent_at` = the relay transaction that
+ * picked the row up), Kafka's record CreateTime (set by the relay's producer as it sends), and the
+ * load generator's own clock (intended send, HTTP 201, fill seen). All are the same host clock.
+ * Each step runs from the end of the previous one; a figure is p50 / p99 over the phase's orders.
+ */
+import type { Pool } from "pg";
+import { kafkajs } from "../../tests/harness";
+
+export interface TimedOrder {
+  orderId: string;
+  /** Epoch ms (performance.timeOrigin-based) of the intended send, the 201, the fill seen by the load generator. */
+  intended: number;
+  acked: number;
+  fillSeen?: number;
+  /** Kafka CreateTime of the fill on trading.executions. */
+  fillKafka?: number;
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] : NaN;
+};
+
+/** Kafka CreateTime of `order.accepted` and `order.filled` of each order, read back from trading.orders. */
+async function orderEventTimes(kafka: InstanceType<typeof kafkajs.Kafka>, ids: Set<string>, timeoutMs = 20_000) {
+  const accepted = new Map<string, number>();
+  const filled = new Map<string, number>();
+  const c = kafka.consumer({ groupId: `bench-steps-${Date.now()}-${Math.random()}`, maxWaitTimeInMs: 50 });
+  await c.connect();
+  await c.subscribe({ topic: "trading.orders", fromBeginning: true });
+  let done!: () => void;
+  const complete = new Promise<void>((r) => (done = r));
+  await c.run({
+    eachBatch: async ({ batch }) => {
+      for (const m of batch.messages) {
+        const id = m.key?.toString();
+        if (!id || !ids.has(id) || !m.value) continue;
+        const type = (JSON.parse(m.value.toString()) as { type: string }).type;
+        if (type === "order.accepted") accepted.set(id, Number(m.timestamp));
+        if (type === "order.filled") filled.set(id, Number(m.timestamp));
+      }
+      if (filled.size >= ids.size && accepted.size >= ids.size) done();
+    },
+  });
+  await Promise.race([complete, new Promise((r) => setTimeout(r, timeoutMs))]);
+  await c.disconnect();
+  return { accepted, filled };
+}
+
+/** Prints the per-step breakdown of the orders of one phase. */
+export async function printOrderPathSteps(pool: Pool, kafka: InstanceType<typeof kafkajs.Kafka>, orders: TimedOrder[]): Promise<void> {
+  const ids = orders.map((o) => o.orderId);
+  // Read as epoch milliseconds with the microseconds as fractions.
+  const q = async (sql: string) => new Map((await pool.query<{ id: string; t: string | null }>(sql, [ids])).rows.map((r) => [r.id, r.t === null ? NaN : Number(r.t)]));
+  const epoch = (col: string) => `extract(epoch from ${col}) * 1000`;
+  const [omTx, omRelay, teTx, teRelay, omApply] = await Promise.all([
+    q(`SELECT order_id::text AS id, ${epoch("created_at")} AS t FROM om_orders WHERE order_id = ANY($1::uuid[])`),
+    q(`SELECT msg_key AS id, ${epoch("sent_at")} AS t FROM om_outbox WHERE event_id = ANY(SELECT unnest($1::text[]) || ':accepted')`),
+    q(`SELECT order_id::text AS id, ${epoch("created_at")} AS t FROM te_orders WHERE order_id = ANY($1::uuid[])`),
+    q(`SELECT msg_key AS id, ${epoch("min(sent_at)")} AS t FROM te_outbox WHERE topic = 'trading.executions' AND msg_key = ANY($1::text[]) GROUP BY msg_key`),
+    q(`SELECT order_id::text AS id, ${epoch("min(created_at)")} AS t FROM om_order_fills WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`),
+  ]);
+  const kafkaTimes = await orderEventTimes(kafka, new Set(ids));
+  const g = (m: Map<string, number>, id: string) => m.get(id) ?? NaN;
+  const steps: [string, (o: TimedOrder) => number, (o: TimedOrder) => number][] = [
+    ["intended send -> order-management's submit transaction begins (load generator, gateway, HTTP, wait for a lane)", (o) => o.intended, (o) => g(omTx, o.orderId)],
+    ["  (side) submit transaction begins -> HTTP 201 at the client (transaction, commit, answer back)", (o) => g(omTx, o.orderId), (o) => o.acked],
+    ["submit transaction begins -> outbox relay picks the row (transaction, commit, relay wake-up)", (o) => g(omTx, o.orderId), (o) => g(omRelay, o.orderId)],
+    ["relay picks -> order.accepted produced (Kafka CreateTime)", (o) => g(omRelay, o.orderId), (o) => g(kafkaTimes.accepted, o.orderId)],
+    ["produced -> trading-engine's batch transaction begins (broker, fetch wait, engine queue)", (o) => g(kafkaTimes.accepted, o.orderId), (o) => g(teTx, o.orderId)],
+    ["engine transaction begins -> engine's relay picks the fill (execution, commit, relay wake-up)", (o) => g(teTx, o.orderId), (o) => g(teRelay, o.orderId)],
+    ["engine's relay picks -> fill produced (Kafka CreateTime)", (o) => g(teRelay, o.orderId), (o) => o.fillKafka ?? NaN],
+    ["fill produced -> seen by the load generator (its consumer's fetch): end of submit-to-fill", (o) => o.fillKafka ?? NaN, (o) => o.fillSeen ?? NaN],
+    ["  (side) fill produced -> order-management's fill transaction begins", (o) => o.fillKafka ?? NaN, (o) => g(omApply, o.orderId)],
+    ["  (side) fill transaction begins -> order.filled produced (filled visible to consumers)", (o) => g(omApply, o.orderId), (o) => g(kafkaTimes.filled, o.orderId)],
+  ];
+  console.log(`  where submit-to-fill goes (each step from the end of the previous; p50 / p99 over ${orders.length} orders; "(side)" steps are off the measured path):`);
+  for (const [name, from, to] of steps) {
+    const d = orders.map((o) => to(o) - from(o));
+    const missing = d.filter((x) => !Number.isFinite(x)).length;
+    console.log(`    ${pct(d, 50).toFixed(1).padStart(8)} / ${pct(d, 99).toFixed(1).padStart(8)} ms  ${name}${missing ? ` (${missing} without a timestamp)` : ""}`);
+  }
+}
