@@ -143,5 +143,30 @@ export function poisonFor(topic: string, symbol: string): PoisonMessage[] {
     if (field === name) out.push({ name: `${field} missing`, value: withField(valid, field, undefined) });
     for (const [label, raw] of [...ANY_POISON, ...KIND_POISON[kind]]) out.push({ name: `${field} ${label}`, value: withField(valid, field, raw) });
   }
+  if (topic === TOPICS.candles) out.push(...batchPoison(valid));
   return out;
+}
+
+/**
+ * Poison in data-bridge's batched candles format (trading/marketdata/candleMessages.ts): a broken
+ * envelope (refused whole), and bad bars inside a batch (set aside under the message's offset while
+ * the batch's good bars are applied).
+ */
+function batchPoison(bar: Record<string, unknown>): PoisonMessage[] {
+  const t = [bar.openTime, bar.closeTime, bar.open, bar.high, bar.low, bar.close, bar.volume] as [number, number, ...string[]];
+  const next = (k: number) => [t[0] + k * 60_000, t[1] + k * 60_000, ...t.slice(2)];
+  const batch = (o: Record<string, unknown>) => JSON.stringify({ v: 2, symbol: bar.symbol, interval: bar.interval, bars: [t], ...o });
+  return [
+    { name: "v unknown version", value: batch({ v: 3 }) },
+    { name: "v as text", value: batch({ v: "2" }) },
+    { name: "symbol lowercase in a batch", value: batch({ symbol: String(bar.symbol).toLowerCase() }) },
+    { name: "interval unknown in a batch", value: batch({ interval: "1y" }) },
+    { name: "bars not an array", value: batch({ bars: { 0: t } }) },
+    { name: "bars empty", value: batch({ bars: [] }) },
+    { name: "bars too many", value: batch({ bars: Array.from({ length: 10_001 }, () => t) }) },
+    { name: "bars.0 short tuple", value: batch({ bars: [t.slice(0, 6)] }) },
+    { name: "bars.0 every bar bad", value: batch({ bars: [[...t.slice(0, 2), "0x64", ...t.slice(3)], [...t.slice(0, 2), " 1", ...t.slice(3)]] }) },
+    { name: "bars.1 one hex price among good bars", value: batch({ bars: [next(-3), [...next(-2).slice(0, 5), "0x64", "1"], next(-1)] }) },
+    { name: "bars.1 one object among good bars", value: batch({ bars: [next(-3), { $gt: "" }, next(-1)] }) },
+  ];
 }

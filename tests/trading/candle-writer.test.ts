@@ -8,6 +8,9 @@
  *   B. the INSERT request is held before ClickHouse sees it: killed mid-request (nothing written);
  *   C. restarted with the proxy open: every bar is in ClickHouse once for readers (FINAL), the
  *      replayed rows collapse in the ReplacingMergeTree (OPTIMIZE ... FINAL), values intact.
+ *   D. the topic's formats (trading/marketdata/candleMessages.ts): a batch with poison bars has its
+ *      good bars stored and its bad ones set aside in consumer_dead_letters; a one-bar message (the
+ *      old format) is still stored.
  * ClickHouse 18.16 here; the dedup relies on ReplacingMergeTree only, which 24.8 keeps.
  */
 import { randomBytes } from "node:crypto";
@@ -15,6 +18,8 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations } from "../../services/src/migrations";
+import { TOPICS } from "../../services/src/trading/events";
+import { encodeCandleMessages } from "../../services/src/trading/marketdata/candleMessages";
 import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic";
 import type { Bar } from "../../services/src/trading/types";
 import { freePort, kafkajs } from "../harness";
@@ -111,7 +116,8 @@ describe("data-bridge's ClickHouse writer under SIGKILL", { timeout: 900_000 }, 
   it("A: killed after ClickHouse executed an INSERT whose answer it never got", async () => {
     proxy.mode = "hold-responses";
     await bridge.start();
-    expect((await http("POST", `${bridge.url}/internal/bars`, { body: { bars: bars.a } })).status).toBe(200);
+    // Two posts: two record batches on the partition (a fetch returns whole record batches).
+    for (const half of [bars.a.slice(0, N_A / 2), bars.a.slice(N_A / 2)]) expect((await http("POST", `${bridge.url}/internal/bars`, { body: { bars: half } })).status).toBe(200);
     // The first batch is in ClickHouse; the writer waits for the answer, its offsets uncommitted.
     const written = await waitUntil("the first INSERT executed", async () => (await rowsOf("SELECT count() AS n FROM market_candles WHERE $mine")) || undefined, 300_000);
     await bridge.kill();
@@ -155,5 +161,36 @@ describe("data-bridge's ClickHouse writer under SIGKILL", { timeout: 900_000 }, 
       .map((b) => row(b.symbol, b.openTime / 1000, [b.open, b.high, b.low, b.close, b.volume]))
       .sort((x, y) => (x.symbol === y.symbol ? x.t - y.t : x.symbol < y.symbol ? -1 : 1));
     expect(stored.map((r) => row(r.symbol, Number(r.t), [r.open, r.high, r.low, r.close, r.volume]))).toEqual(expected);
+  });
+
+  it("D: a batch's poison bars are set aside, its good bars stored; a one-bar message (old format) is stored", async () => {
+    const D = `WD${run}USDT`;
+    const OLD = `WO${run}USDT`;
+    const good = await new SyntheticSource({ seed: "writer-d", origin: Date.UTC(2022, 0, 1) }).history(D, "1m", { limit: 5 });
+    const [old] = await new SyntheticSource({ seed: "writer-o", origin: Date.UTC(2022, 0, 1) }).history(OLD, "1m", { limit: 1 });
+    const [batch] = encodeCandleMessages(good);
+    const v = JSON.parse(batch.value);
+    v.bars.splice(2, 0, [v.bars[1][0] + 30_000, v.bars[1][1], "100", "99", "98", "100", "1"]); // high below open
+    const producer = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).producer();
+    await producer.connect();
+    try {
+      await producer.send({ topic: TOPICS.candles, messages: [{ key: D, value: JSON.stringify(v) }, { key: OLD, value: JSON.stringify(old) }] });
+    } finally {
+      await producer.disconnect();
+    }
+    const count = async (symbol: string) => Number((await ch.query<{ n: string }>(`SELECT uniqExact(open_time) AS n FROM market_candles WHERE symbol = '${symbol}'`))[0].n);
+    await waitUntil("the good bars and the old-format bar in ClickHouse", async () => (await count(D)) === good.length && (await count(OLD)) === 1, 300_000, 500);
+    const [stored] = await ch.query<{ close: number }>(`SELECT close FROM market_candles WHERE symbol = '${OLD}'`);
+    expect(stored.close).toBeCloseTo(Number(old.close), 9);
+    const letters = await waitUntil("the poison bar set aside", async () => {
+      const r = await ch.query<{ value: string; reason: string }>(
+        "SELECT msg_value_base64 AS value, reason FROM consumer_dead_letters WHERE consumer_group = {g:String} AND topic = {t:String}",
+        { g: `writer-${run}`, t: TOPICS.candles },
+      );
+      return r.length ? r : undefined;
+    }, 300_000, 500);
+    expect(letters).toHaveLength(1);
+    expect(letters[0].reason).toMatch(/1 of 6 bars refused .*bars\.2\.high: must be >= open and close/);
+    expect(JSON.parse(Buffer.from(letters[0].value, "base64").toString())).toEqual({ v: 2, symbol: D, interval: "1m", bars: [v.bars[2]] });
   });
 });

@@ -229,18 +229,25 @@ describe("trading-engine", () => {
       { topic: TOPICS.orders, value: JSON.stringify({ eventId: "e3", type: "order.accepted", order: { orderId: randomUUID(), clientOrderId: "a\u0000b", userId: "u", symbol: SYMBOL, side: "buy", type: "limit", quantity: "1", limitPrice: "50", status: "accepted" } }) },
     ];
     for (const p of poison) await producer.send({ topic: p.topic, messages: [{ key: SYMBOL, value: p.value }] });
-    // Good messages after the poison on the same partitions still go through.
+    // Good messages after the poison on the same partitions still go through: a one-bar message (the
+    // old format), then a batch (data-bridge's format) whose poison bar is set aside alone.
+    const t1 = t0 + 60_000;
+    const tuple = (b: ReturnType<typeof bar>) => [b.openTime, b.closeTime, b.open, b.high, b.low, b.close, b.volume];
+    const batch = { v: 2, symbol: SYMBOL, interval: "1m", bars: [[...tuple(bar(t0 + 30_000, "100")).slice(0, 5), "0x64", "1"], tuple(bar(t1, "100"))] };
     await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(bar(t0, "100")) }] });
     await waitUntil("engine took the good bar", async () => (await http("GET", `${engine!.url}/last/${SYMBOL}`)).body.bar?.openTime === t0, WAIT_MS);
-    const rows = await waitUntil("six dead letters", async () => {
+    await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(batch) }] });
+    await waitUntil("engine took the batch's good bar", async () => (await http("GET", `${engine!.url}/last/${SYMBOL}`)).body.bar?.openTime === t1, WAIT_MS);
+    const rows = await waitUntil("seven dead letters", async () => {
       const r = await pool.query("SELECT topic, reason FROM consumer_dead_letters WHERE consumer_group = 'trading-engine' ORDER BY id");
-      return r.rowCount === poison.length ? r.rows : undefined;
+      return r.rowCount === poison.length + 1 ? r.rows : undefined;
     }, WAIT_MS);
     const reasons = rows.map((r) => r.reason).join("\n");
     expect(reasons).toMatch(/not JSON/);
     // Candles are refused by the topic's bar rules (marketdata/barRules.ts) before the engine sees them.
     expect(reasons).toMatch(/market\.candles message: close: must be a decimal string/);
     expect(reasons).toMatch(/market\.candles message: low: must be <= open and close/);
+    expect(reasons).toMatch(/market\.candles message: 1 of 2 bars refused .*bars\.0\.close: must be a decimal string/);
     expect(reasons).toMatch(/orderId is not a uuid/); // the engine executes only uuids; the topic schema accepts any id
     expect(reasons).toMatch(/order\.quantity: /);
     expect(reasons).toMatch(/unsupported Unicode escape|\\u0000/);

@@ -1,5 +1,6 @@
 /** Kafka topics and event payloads of the trading core (topics are declared in migrations/kafka.ts). */
 import type { Bar, Fill, OrderRequest } from "./types";
+import type { CandleBatch } from "./marketdata/candleMessages";
 import type { OrderStatus } from "./orderState";
 
 export const TOPICS = {
@@ -38,7 +39,8 @@ export type ExecutionMsg =
   | { eventId: string; type: "order.expired" | "order.rejected"; orderId: string; userId: string; symbol: string; reason: string; ts: number }
   | { eventId: string; type: "order.cancelled"; orderId: string; userId: string; symbol: string; remaining: string; reason: string; ts: number };
 
-export type CandleMsg = Bar;
+/** market.candles, key = symbol: one bar (v1) or a batch of one symbol's bars (v2, marketdata/candleMessages.ts). */
+export type CandleMsg = Bar | CandleBatch;
 
 /** Redis keys of market data kept by data-bridge. */
 export const lastPriceKey = (symbol: string) => `market:last:${symbol}`;

@@ -9,14 +9,16 @@
  * one row per (symbol, timeframe, open_time): a replayed bar is a duplicate row until the next merge,
  * never a second bar for readers using FINAL or argMax. (Insert-level dedup tokens need a Replicated
  * table or ClickHouse >= 22.2's non_replicated_deduplication_window; the engine works on 18.16 too.)
- * Poison never reaches write(): the topic schema (barRules) sets it aside in consumer_dead_letters.
+ * Messages are one bar or a batch of one symbol's bars (trading/marketdata/candleMessages.ts), each
+ * handed over as a batch. Poison never reaches write(): the topic schema (barRules) sets it aside in
+ * consumer_dead_letters, a whole message or only the bad bars of a batch (the good ones are written).
  */
 import type { Admin } from "kafkajs";
 import { Counter } from "prom-client";
 import type { ClickHouseKitClient, ServiceContext } from "../../kit";
 import { TOPICS } from "../../trading/events";
 import { consumeBatches, type BatchMessage } from "../../trading/infra/kafka";
-import type { Bar } from "../../trading/types";
+import { candleBatchOf } from "../../trading/infra/topicSchemas";
 import { CANDLE_TSV_COLUMNS, candleTsv } from "./domain";
 
 export interface CandleWriterOptions {
@@ -66,11 +68,16 @@ export class CandleWriter {
 
   async write(msgs: BatchMessage[]): Promise<void> {
     let text = "";
-    for (const m of msgs) text += candleTsv(m.json as Bar, this.o.source);
+    let rows = 0;
+    for (const m of msgs) {
+      const batch = candleBatchOf(m.json);
+      text += candleTsv(batch, this.o.source);
+      rows += batch.bars.length;
+    }
     await this.ch.insertTsv("market_candles", CANDLE_TSV_COLUMNS, text);
-    this.stats.stored += msgs.length;
+    this.stats.stored += rows;
     this.stats.inserts++;
-    this.rows.inc(msgs.length);
+    this.rows.inc(rows);
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import { HttpError, Type } from "../../kit";
 import { barProblem, DECIMAL_PATTERN, INTERVAL_PATTERN, MAX_CLOSE_TIME_MS, MAX_OPEN_TIME_MS } from "../../trading/marketdata/barRules";
+import type { CandleBatch } from "../../trading/marketdata/candleMessages";
 import { SYMBOL_RE, type Bar } from "../../trading/types";
 
 export { DECIMAL_PATTERN, INTERVAL_PATTERN, MAX_OPEN_TIME_MS } from "../../trading/marketdata/barRules";
@@ -67,12 +68,18 @@ export type CandleRow = ReturnType<typeof candleRow>;
 export const CANDLE_TSV_COLUMNS: [string, ...string[]] = ["symbol", "timeframe", "open_time", "open", "high", "low", "close", "volume", "trades", "source"];
 
 /**
- * A checked bar (barProblem passed) as one TabSeparated line of CANDLE_TSV_COLUMNS. Nothing needs
- * escaping: the symbol is [A-Z0-9], the interval [0-9smhdw], prices plain decimals, the source a
- * config enum; open_time as epoch seconds, which ClickHouse reads as a UTC instant.
+ * A checked batch of bars (the topic schema passed it: barRules) as TabSeparated lines of
+ * CANDLE_TSV_COLUMNS. Nothing needs escaping: the symbol is [A-Z0-9], the interval [0-9smhdw], prices
+ * plain decimals, the source a config enum; open_time as epoch seconds, which ClickHouse reads as a
+ * UTC instant.
  */
-export const candleTsv = (b: Bar, source: string): string =>
-  `${b.symbol}\t${b.interval}\t${Math.floor(b.openTime / 1000)}\t${b.open}\t${b.high}\t${b.low}\t${b.close}\t${b.volume}\t0\t${source}\n`;
+export function candleTsv(batch: CandleBatch, source: string): string {
+  const head = `${batch.symbol}\t${batch.interval}\t`;
+  const tail = `\t0\t${source}\n`;
+  let text = "";
+  for (const t of batch.bars) text += `${head}${Math.floor(t[0] / 1000)}\t${t[2]}\t${t[3]}\t${t[4]}\t${t[5]}\t${t[6]}${tail}`;
+  return text;
+}
 
 export function startOfUtcDay(ms: number): number {
   const d = new Date(ms);

@@ -1,7 +1,8 @@
 /**
  * data-bridge (5001): market data in.
  * Subscribes each of MARKET_SYMBOLS on the source chosen by MARKET_DATA_SOURCE (synthetic | replay |
- * binance; trading/marketdata) and ingests every closed bar (./ingest.ts: Kafka, Dragonfly) after
+ * binance; trading/marketdata) and ingests every closed bar (./ingest.ts: Kafka in batches of bars
+ * per symbol, Dragonfly) after
  * the strict checks of ./domain.ts; a feed bar that fails them is logged and set aside, never
  * published. With ClickHouse enabled, ./candle-writer.ts copies `market.candles` into ClickHouse in
  * large batched INSERTs (at-least-once, deduplicated by the table). Routes: ./routes.ts.
@@ -9,6 +10,7 @@
 import { defineService, envEnum, envList, envUrl, HttpError, Type } from "../../kit";
 import { BinanceMarketData } from "../../trading/marketdata/binance";
 import { parseRecorded, ReplaySource } from "../../trading/marketdata/replay";
+import { DEFAULT_BARS_PER_MESSAGE, MAX_BARS_PER_MESSAGE } from "../../trading/marketdata/candleMessages";
 import { SAMPLE_BTCUSDT_1M_CSV } from "../../trading/marketdata/sampleData";
 import type { MarketDataSource, Subscription } from "../../trading/marketdata/source";
 import { SyntheticSource } from "../../trading/marketdata/synthetic";
@@ -37,6 +39,7 @@ export default defineService({
     BINANCE_REST_URL: envUrl({ protocols: ["http", "https"], default: "https://api.binance.com" }),
     BINANCE_WS_URL: envUrl({ protocols: ["ws", "wss"], default: "wss://stream.binance.com:9443" }),
     /** ClickHouse writer: its consumer group, and how much one INSERT gathers (./candle-writer.ts). */
+    CANDLES_PER_MESSAGE: Type.Integer({ default: DEFAULT_BARS_PER_MESSAGE, minimum: 1, maximum: MAX_BARS_PER_MESSAGE, description: "most bars of one symbol in one market.candles message" }),
     CANDLES_WRITER_GROUP: Type.String({ default: "data-bridge.candles", minLength: 1 }),
     CH_FLUSH_MS: Type.Integer({ default: 1000, minimum: 10, description: "longest a bar waits for its INSERT" }),
     CH_BATCH_BYTES: Type.Integer({ default: 1_048_576, minimum: 1, description: "bytes of bars an INSERT waits for (up to CH_FLUSH_MS)" }),
@@ -48,7 +51,7 @@ export default defineService({
     const redis = ctx.app.redis;
     const ch = ctx.datastores.isEnabled("clickhouse") ? ctx.app.clickhouse : undefined;
     if (!ch) ctx.log.warn("ClickHouse disabled: bars are not stored for analytics");
-    const ingest = new BarIngest(ctx, ctx.app.kafka, redis);
+    const ingest = new BarIngest(ctx, ctx.app.kafka, redis, c.CANDLES_PER_MESSAGE);
     const writer = ch
       ? new CandleWriter(ctx, ch, { groupId: c.CANDLES_WRITER_GROUP, source: c.MARKET_DATA_SOURCE, flushMs: c.CH_FLUSH_MS, batchBytes: c.CH_BATCH_BYTES, maxBatchBytes: c.CH_MAX_BATCH_BYTES })
       : undefined;

@@ -1,6 +1,8 @@
 /**
- * data-bridge's writes, per accepted batch of bars: `market.candles` keyed by symbol (kit's
- * idempotent producer, acks from all replicas: once ingest() resolves the bars are durable), and the
+ * data-bridge's writes, per accepted batch of bars: `market.candles` keyed by symbol, up to
+ * CANDLES_PER_MESSAGE bars of a symbol per message (the batched format of
+ * trading/marketdata/candleMessages.ts), with the kit's idempotent producer and acks from all
+ * replicas (once ingest() resolves the bars are durable), and the
  * last price / last bar of each symbol in Dragonfly (only moving forward in time). ClickHouse is
  * written from the topic by ./candle-writer.ts, never from here: a bar acknowledged is a bar stored,
  * whatever happens to this process afterwards.
@@ -9,6 +11,7 @@ import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import type { KafkaKitClient, ServiceContext } from "../../kit";
 import { lastBarKey, lastPriceKey, TOPICS } from "../../trading/events";
+import { encodeCandleMessages } from "../../trading/marketdata/candleMessages";
 import type { Bar } from "../../trading/types";
 import { checkBar } from "./domain";
 
@@ -21,7 +24,7 @@ redis.call('HSET', KEYS[2], 'openTime', ARGV[1], 'json', ARGV[3])
 return 1`;
 
 // kafkajs groups a send's messages per partition by copying an array per message (quadratic in the
-// send's size): sends of at most SEND_CHUNK messages keep that linear for large posts.
+// send's size): sends of at most SEND_CHUNK messages keep that linear for posts of many symbols.
 const SEND_CHUNK = 1000;
 
 export class BarIngest {
@@ -32,6 +35,7 @@ export class BarIngest {
     ctx: ServiceContext,
     private readonly kafka: KafkaKitClient,
     private readonly redis: Redis,
+    private readonly barsPerMessage: number,
   ) {
     this.barsIn = new Counter({ name: "data_bridge_bars_total", help: "bars ingested", labelNames: ["symbol"], registers: [ctx.metrics.registry] });
   }
@@ -44,8 +48,9 @@ export class BarIngest {
     if (bars.length === 0) return [];
     bars.forEach((b, i) => checkBar(b, `${at}.${i}`));
     const partitions = new Set<number>();
-    for (let i = 0; i < bars.length; i += SEND_CHUNK) {
-      const meta = await this.kafka.send(TOPICS.candles, bars.slice(i, i + SEND_CHUNK).map((b) => ({ key: b.symbol, value: JSON.stringify(b) })));
+    const messages = encodeCandleMessages(bars, this.barsPerMessage);
+    for (let i = 0; i < messages.length; i += SEND_CHUNK) {
+      const meta = await this.kafka.send(TOPICS.candles, messages.slice(i, i + SEND_CHUNK));
       for (const m of meta) partitions.add(m.partition);
     }
     // Only the newest bar of each symbol can move its last price: one script call per symbol.

@@ -73,7 +73,7 @@ export class TradingEngine {
    */
   async onBatch(commands: EngineCommand[]): Promise<void> {
     const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
-    const barSymbols = [...new Set(commands.flatMap((c) => (c.kind === "bar" ? [c.bar.symbol] : [])))];
+    const barSymbols = [...new Set(commands.flatMap((c) => (c.kind === "bars" ? c.bars.map((b) => b.symbol) : [])))];
     try {
       await this.deps.pg.transaction(async (tx) => {
         const w: BatchWork = {
@@ -83,7 +83,7 @@ export class TradingEngine {
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
           else if (c.kind === "cancel") await this.cancel(w, c.order);
-          else if (c.kind === "bar") await this.bar(w, c.bar);
+          else if (c.kind === "bars") for (const b of c.bars) await this.bar(w, b);
         }
         await this.flush(w);
         await data.saveLastBars(tx, [...w.newBars.values()]);

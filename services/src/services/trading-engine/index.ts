@@ -66,7 +66,7 @@ export default defineService({
       groupId: c.TE_CONSUMER_GROUP,
       topics: [TOPICS.orders, TOPICS.candles],
       joinPartitions: 12,
-      decode: (m) => commandOf(m.topic, m.value),
+      decode: (m) => commandOf(m.topic, m.json),
       handle: (commands) => engine.onBatch(commands),
     });
   },

@@ -1,15 +1,17 @@
 /**
  * trading-engine's messages, without I/O: what an incoming `trading.orders` / `market.candles`
- * message asks of the engine (checked: a message the engine could never apply is a
+ * message (one bar or a batch of bars) asks of the engine (checked: a message the engine could never apply is a
  * PoisonMessageError, set aside by the consumer), and the `trading.executions` events it answers with.
  */
 import { D } from "../../trading/decimal";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { PoisonMessageError } from "../../trading/infra/deadLetters";
+import { candleBatchOf } from "../../trading/infra/topicSchemas";
+import { barsOf } from "../../trading/marketdata/candleMessages";
 import type { OutboxEvent } from "../../trading/infra/outbox";
 import { SYMBOL_RE, type Bar, type Fill, type OrderRequest } from "../../trading/types";
 
-export type EngineCommand = { kind: "execute"; order: OrderRequest } | { kind: "cancel"; order: OrderRequest } | { kind: "bar"; bar: Bar } | { kind: "ignore" };
+export type EngineCommand = { kind: "execute"; order: OrderRequest } | { kind: "cancel"; order: OrderRequest } | { kind: "bars"; bars: Bar[] } | { kind: "ignore" };
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DECIMAL_RE = /^\d{1,20}(\.\d{1,18})?$/;
@@ -18,11 +20,6 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 function decimal(v: unknown, field: string, { positive }: { positive: boolean }): string {
   if (typeof v !== "string" || !DECIMAL_RE.test(v)) throw new PoisonMessageError(`${field} is not a decimal string`);
   if (positive ? D(v).lte(0) : D(v).lt(0)) throw new PoisonMessageError(`${field} must be ${positive ? "positive" : "non-negative"}`);
-  return v;
-}
-
-function epochMs(v: unknown, field: string): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new PoisonMessageError(`${field} is not an epoch millisecond`);
   return v;
 }
 
@@ -43,32 +40,17 @@ export function orderOf(o: unknown): OrderRequest {
   };
 }
 
-/** A closed bar, checked: positive prices, low <= open/close <= high, non-negative volume. */
-export function barOf(v: unknown): Bar {
-  if (!isObject(v)) throw new PoisonMessageError("bar is not an object");
-  if (typeof v.symbol !== "string" || !SYMBOL_RE.test(v.symbol)) throw new PoisonMessageError("symbol is invalid");
-  if (typeof v.interval !== "string" || !/^\d{1,4}[smhdw]$/.test(v.interval)) throw new PoisonMessageError("interval is invalid");
-  const [open, high, low, close] = (["open", "high", "low", "close"] as const).map((f) => decimal(v[f], f, { positive: true }));
-  const volume = decimal(v.volume, "volume", { positive: false });
-  const [o, h, l, c] = [open, high, low, close].map((x) => D(x));
-  if (l.gt(h) || o.gt(h) || o.lt(l) || c.gt(h) || c.lt(l)) throw new PoisonMessageError("bar prices are inconsistent (low <= open, close <= high)");
-  const openTime = epochMs(v.openTime, "openTime");
-  const closeTime = epochMs(v.closeTime, "closeTime");
-  if (closeTime < openTime) throw new PoisonMessageError("closeTime is before openTime");
-  return { symbol: v.symbol, interval: v.interval, openTime, closeTime, open, high, low, close, volume };
-}
-
-/** What a message asks of the engine; throws PoisonMessageError when it is malformed. */
-export function commandOf(topic: string, value: string): EngineCommand {
-  let v: unknown;
-  try {
-    v = JSON.parse(value);
-  } catch {
-    throw new PoisonMessageError("message is not JSON");
-  }
-  if (topic === TOPICS.candles) return { kind: "bar", bar: barOf(v) };
+/**
+ * What a message asks of the engine; throws PoisonMessageError when it is malformed. `json` is the
+ * message as the topic schema checked it (trading/infra/topicSchemas.ts): a `market.candles` message
+ * is a batch of bars that passed the bar rules (marketdata/barRules.ts: strict decimals, low <= open,
+ * close <= high), its bad bars already split off and set aside.
+ */
+export function commandOf(topic: string, json: object): EngineCommand {
+  if (topic === TOPICS.candles) return { kind: "bars", bars: barsOf(candleBatchOf(json)) };
   if (topic !== TOPICS.orders) return { kind: "ignore" };
-  if (!isObject(v) || typeof v.type !== "string") throw new PoisonMessageError("order event has no type");
+  const v = json as Record<string, unknown>;
+  if (typeof v.type !== "string") throw new PoisonMessageError("order event has no type");
   const type = v.type as OrderEventMsg["type"];
   if (type === "order.accepted") return { kind: "execute", order: orderOf(v.order) };
   if (type === "order.pending_cancel") return { kind: "cancel", order: orderOf(v.order) };

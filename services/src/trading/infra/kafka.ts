@@ -58,7 +58,9 @@ export type FetchOptions = Partial<Pick<import("kafkajs").ConsumerConfig, "minBy
  * Poison: a message that is not JSON, breaks its topic's schema (topicSchemas.ts) or that `decode`
  * refuses (what the message means to this consumer; a throw that is not an outage) never reaches
  * `handle`: it is recorded in `consumer_dead_letters` (PostgreSQL, or ClickHouse for a consumer
- * without PostgreSQL) with the reason, and the rest of its batch goes on together. When a batch
+ * without PostgreSQL) with the reason, and the rest of its batch goes on together. A topic schema may
+ * refuse part of a message (the bad bars of a candles batch): that part is recorded the same way,
+ * under the message's offset, and the rest of the message is handled. When a batch
  * fails with an error that is not an outage (see deadLetters.ts), its messages are handed over
  * again one at a time, and each one that still fails is set aside the same way. Handlers apply a
  * batch in one transaction, so the failed attempt left nothing behind. An outage is rethrown:
@@ -125,7 +127,7 @@ export async function consumeDecoded<T>(
           }
           const m: BatchMessage = { ...msg, json: checked.json };
           try {
-            valid.push({ m, item: decode(m) });
+            valid.push({ m, item: decode(m), aside: checked.aside });
           } catch (err) {
             if (isRetriable(err)) throw err;
             await setMessageAside(m, reasonText(err));
@@ -148,11 +150,18 @@ export async function consumeDecoded<T>(
     if (deadLetters) await setAside(deadLetters, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason });
     ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, deadLetters ? "message set aside in consumer_dead_letters" : "message skipped (no store for dead letters)");
   };
-  type Decoded = { m: BatchMessage; item: T };
+  // `aside`: the refused part of a message whose rest is handled (a candles batch's bad bars). It is
+  // set aside once the rest was handled, as one dead letter per message (the table's key is the
+  // offset): if the rest fails too, the whole message is set aside with both reasons instead.
+  type Decoded = { m: BatchMessage; item: T; aside?: { value: string; problem: string } };
+  const setPartAside = (v: Decoded & { aside: { value: string; problem: string } }) =>
+    setMessageAside({ ...v.m, raw: { key: v.m.raw.key, value: Buffer.from(v.aside.value) } }, reasonText(v.aside.problem));
   const handleOrSetAside = async (valid: Decoded[]): Promise<void> => {
     if (valid.length === 0) return;
     try {
-      return await handleTogether(valid.map((v) => v.item));
+      await handleTogether(valid.map((v) => v.item));
+      for (const v of valid) if (v.aside) await setPartAside({ ...v, aside: v.aside });
+      return;
     } catch (err) {
       if (!deadLetters || isRetriable(err)) throw err;
     }
@@ -161,8 +170,10 @@ export async function consumeDecoded<T>(
         await opts.handle([v.item]);
       } catch (err) {
         if (isRetriable(err)) throw err;
-        await setMessageAside(v.m, reasonText(err));
+        await setMessageAside(v.m, reasonText(v.aside ? `${v.aside.problem}; the rest: ${reasonText(err)}` : err));
+        continue;
       }
+      if (v.aside) await setPartAside({ ...v, aside: v.aside });
     }
   };
   const restartLater = (delayMs = 1000) =>

@@ -8,12 +8,14 @@
  * some). `market.candles` is checked by the bar rules data-bridge applies before it publishes
  * (marketdata/barRules.ts: strict decimals, low <= open, close <= high), so its consumers (the
  * trading-engine, data-bridge's ClickHouse writer) never see a bar data-bridge would have refused.
+ * Its messages are one bar or a batch of bars (marketdata/candleMessages.ts); every one reaches its
+ * consumers as a batch, and the bad bars of a batch are split off (`aside`) while the good ones go on.
  */
 import { Type, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { BUSINESS_TOPICS } from "../../business/events";
 import { TOPICS } from "../events";
-import { barProblem } from "../marketdata/barRules";
+import { checkCandleMessage, type CandleBatch } from "../marketdata/candleMessages";
 import { ORDER_STATUSES } from "../orderState";
 import { SYMBOL_RE } from "../types";
 
@@ -125,10 +127,6 @@ const executionEnvelope = checker(ExecutionEnvelope);
 const fillExecution = checker(FillExecution);
 const outcomeExecution = checker(OutcomeExecution);
 const CHECKS: Record<string, Check> = {
-  [TOPICS.candles]: (v) => {
-    const p = barProblem(v);
-    return p && `${p.field}: ${p.message}`;
-  },
   [TOPICS.orders]: checker(OrderEvent),
   // Envelope first, so a wrong `type` is named as such rather than as a failed union.
   [TOPICS.executions]: (v) => executionEnvelope(v) ?? ((v as { type: string }).type === "fill" ? fillExecution(v) : outcomeExecution(v)),
@@ -138,8 +136,13 @@ const CHECKS: Record<string, Check> = {
   [BUSINESS_TOPICS.usage]: checker(UsageEvent),
 };
 
-/** A message of `topic` parsed and checked: its JSON value, or why it can never be applied. */
-export function checkMessage(topic: string, value: string): { json: object; problem?: undefined } | { problem: string } {
+/**
+ * A message of `topic` parsed and checked: its JSON value, or why it can never be applied. A
+ * `market.candles` message is always handed on as a CandleBatch (a one-bar message as a batch of
+ * one); `aside` is the part of it refused (its bad bars, as a message of their own, and why), which
+ * the consumer sets aside while it applies the rest.
+ */
+export function checkMessage(topic: string, value: string): { json: object; problem?: undefined; aside?: { value: string; problem: string } } | { problem: string } {
   let v: unknown;
   try {
     v = JSON.parse(value);
@@ -147,11 +150,23 @@ export function checkMessage(topic: string, value: string): { json: object; prob
     return { problem: "message is not JSON" };
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { problem: "message is not a JSON object" };
+  if (topic === TOPICS.candles) {
+    const c = checkCandleMessage(v as Record<string, unknown>);
+    if (c.problem !== undefined) return { problem: `${topic} message: ${c.problem}` };
+    return c.aside ? { json: c.batch, aside: { value: c.aside.value, problem: `${topic} message: ${c.aside.problem}` } } : { json: c.batch };
+  }
   const problem = CHECKS[topic]?.(v);
   return problem === undefined ? { json: v } : { problem: `${topic} message: ${problem}` };
 }
 
-/** Why a message of `topic` can never be applied, or undefined when it passes (JSON object, topic schema). */
+/** A checked `market.candles` message's value (checkMessage's `json` for that topic). */
+export const candleBatchOf = (json: object): CandleBatch => json as CandleBatch;
+
+/**
+ * Why a message of `topic` can never be applied (or, for a candles batch, why part of it was set
+ * aside), or undefined when it passes whole (JSON object, topic schema).
+ */
 export function messageProblem(topic: string, value: string): string | undefined {
-  return checkMessage(topic, value).problem;
+  const c = checkMessage(topic, value);
+  return c.problem ?? c.aside?.problem;
 }

@@ -30,20 +30,29 @@ const PRICE_FIELDS = ["open", "high", "low", "close", "volume"] as const;
 export function barProblem(v: unknown): BarProblem | undefined {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { field: "bar", message: "must be an object" };
   const b = v as Record<string, unknown>;
-  if (typeof b.symbol !== "string" || !SYMBOL_RE.test(b.symbol)) return { field: "symbol", message: "must be an upper-case symbol" };
-  if (typeof b.interval !== "string" || !INTERVAL_RE.test(b.interval)) return { field: "interval", message: 'must be an interval such as "1m"' };
-  const openTime = b.openTime as number;
-  if (!Number.isSafeInteger(openTime) || openTime < 0 || openTime > MAX_OPEN_TIME_MS) return { field: "openTime", message: "must be epoch milliseconds between 1970 and 2100" };
-  const closeTime = b.closeTime as number;
-  if (!Number.isSafeInteger(closeTime) || closeTime < openTime || closeTime > MAX_CLOSE_TIME_MS) return { field: "closeTime", message: "must be an integer >= openTime" };
-  const n: Record<string, number> = {};
-  for (const f of PRICE_FIELDS) {
-    const raw = b[f];
-    if (typeof raw !== "string" || !DECIMAL_RE.test(raw)) return { field: f, message: 'must be a decimal string such as "101.25"' };
-    n[f] = Number(raw);
-    if (f !== "volume" && !(n[f] > 0)) return { field: f, message: "must be > 0" };
+  return seriesProblem(b.symbol, b.interval) ?? barValuesProblem(b.openTime, b.closeTime, b.open, b.high, b.low, b.close, b.volume);
+}
+
+/** What is wrong with a bar's symbol or interval (a batched candles message carries them once). */
+export function seriesProblem(symbol: unknown, interval: unknown): BarProblem | undefined {
+  if (typeof symbol !== "string" || !SYMBOL_RE.test(symbol)) return { field: "symbol", message: "must be an upper-case symbol" };
+  if (typeof interval !== "string" || !INTERVAL_RE.test(interval)) return { field: "interval", message: 'must be an interval such as "1m"' };
+  return undefined;
+}
+
+/** What is wrong with a bar's times, prices and volume (in PRICE_FIELDS order after the times). */
+export function barValuesProblem(openTime: unknown, closeTime: unknown, ...prices: unknown[]): BarProblem | undefined {
+  if (!Number.isSafeInteger(openTime) || (openTime as number) < 0 || (openTime as number) > MAX_OPEN_TIME_MS) return { field: "openTime", message: "must be epoch milliseconds between 1970 and 2100" };
+  if (!Number.isSafeInteger(closeTime) || (closeTime as number) < (openTime as number) || (closeTime as number) > MAX_CLOSE_TIME_MS) return { field: "closeTime", message: "must be an integer >= openTime" };
+  const n = [0, 0, 0, 0, 0];
+  for (let i = 0; i < PRICE_FIELDS.length; i++) {
+    const raw = prices[i];
+    if (typeof raw !== "string" || !DECIMAL_RE.test(raw)) return { field: PRICE_FIELDS[i], message: 'must be a decimal string such as "101.25"' };
+    n[i] = Number(raw);
+    if (i < 4 && !(n[i] > 0)) return { field: PRICE_FIELDS[i], message: "must be > 0" };
   }
-  if (n.low > Math.min(n.open, n.close)) return { field: "low", message: "must be <= open and close" };
-  if (n.high < Math.max(n.open, n.close)) return { field: "high", message: "must be >= open and close" };
+  const [open, high, low, close] = n;
+  if (low > Math.min(open, close)) return { field: "low", message: "must be <= open and close" };
+  if (high < Math.max(open, close)) return { field: "high", message: "must be >= open and close" };
   return undefined;
 }
