@@ -52,11 +52,13 @@ export class OrderSubmitter {
   }
 
   private async submitBatch(subs: Submission[]): Promise<(SubmitOutcome | Error)[]> {
-    // Market facts (last price, kill switch) come from Dragonfly before the locks: they only need to
-    // cover what this service writes.
-    const market = await marketFactsMany(this.redis(), subs.map((s) => ({ userId: s.userId, symbol: s.body.symbol })));
+    // Market facts (last price, kill switch) come from Dragonfly, read while the transaction starts
+    // and takes the locks (one round trip less on the path; marketFactsMany never rejects): they
+    // need not be under the locks, which only cover what this service writes.
+    const marketRead = marketFactsMany(this.redis(), subs.map((s) => ({ userId: s.userId, symbol: s.body.symbol })));
     return this.pg.transaction(async (tx) => {
       await lockUsersOrders(tx, [...new Set(subs.map((s) => s.userId))]);
+      const market = await marketRead;
       const pairs = [...new Map(subs.map((s) => [`${s.userId}\u0000${s.body.symbol}`, { userId: s.userId, symbol: s.body.symbol }])).values()];
       const facts = await riskFactsMany(tx, pairs, this.limits.rateWindowMs);
       const factsOf = new Map<string, RiskFacts>(pairs.map((p, i) => [`${p.userId}\u0000${p.symbol}`, facts[i]]));

@@ -72,6 +72,9 @@ export class TradingEngine {
    * here: the consumer decodes each one (messages.ts commandOf) and sets aside the ones it refuses.
    */
   async onBatch(commands: EngineCommand[]): Promise<void> {
+    // Most of trading.orders is for others (`new`, `filled`, ...): a batch of nothing but those needs
+    // no transaction (two round trips that held up the next batch) and no relay wake-up.
+    if (commands.every((c) => c.kind === "ignore")) return;
     const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
     const barSymbols = [...new Set(commands.flatMap((c) => (c.kind === "bars" ? c.bars.map((b) => b.symbol) : [])))];
     try {
