@@ -3,6 +3,7 @@
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
 import type { Queryable } from "../../kit";
+import { enqueue, outboxInsert, type OutboxEvent } from "../../trading/infra/outbox";
 import type { OrderStatus } from "../../trading/orderState";
 
 export interface OrderRow {
@@ -61,20 +62,39 @@ export async function findByIdempotencyKeys(db: Queryable, keys: { userId: strin
   return rows;
 }
 
-/** Inserts the orders in one statement, returned in the order given; a duplicate (user, idempotency key) raises pg error 23505. */
-export async function insertOrders(db: Queryable, orders: NewOrder[]): Promise<OrderRow[]> {
-  if (orders.length === 0) return [];
+/**
+ * The rows insertOrders stores, as om_orders will hold them: nothing filled yet, created and updated
+ * at `txNow`, the inserting transaction's now() (the columns' default). Decimals are kept as given
+ * (snapshot() writes every decimal in canonical form, as it does those read back from the table).
+ */
+export function newOrderRows(orders: NewOrder[], txNow: Date): OrderRow[] {
+  return orders.map((o) => ({
+    order_id: o.orderId, user_id: o.userId, client_order_id: o.clientOrderId, idempotency_key: o.idempotencyKey, request_hash: o.requestHash,
+    symbol: o.symbol, side: o.side, type: o.type, time_in_force: o.timeInForce, quantity: o.quantity, limit_price: o.limitPrice, status: o.status,
+    filled_quantity: "0", avg_fill_price: null, fees: "0", reject_reason: o.rejectReason, reject_message: o.rejectMessage, last_price: o.lastPrice,
+    created_at: txNow, updated_at: txNow,
+  }));
+}
+
+/**
+ * Inserts the orders and enqueues `events` in om_outbox in one statement (one round trip: the
+ * events are built from newOrderRows, not read back); a duplicate (user, idempotency key) raises pg
+ * error 23505 and inserts nothing.
+ */
+export async function insertOrders(db: Queryable, orders: NewOrder[], events: OutboxEvent[]): Promise<void> {
+  if (orders.length === 0) return enqueue(db, "om_outbox", events);
   const col = <K extends keyof NewOrder>(k: K) => orders.map((o) => o[k]);
-  const ins = await db.query<OrderRow>(
-    `INSERT INTO om_orders (order_id, user_id, client_order_id, idempotency_key, request_hash, symbol, side, type, time_in_force,
-                            quantity, limit_price, status, reject_reason, reject_message, last_price)
-     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                          $10::numeric[], $11::numeric[], $12::text[], $13::text[], $14::text[], $15::numeric[]) RETURNING *`,
+  const outbox = outboxInsert("om_outbox", events, 16);
+  await db.query(
+    `WITH inserted AS (
+       INSERT INTO om_orders (order_id, user_id, client_order_id, idempotency_key, request_hash, symbol, side, type, time_in_force,
+                              quantity, limit_price, status, reject_reason, reject_message, last_price)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                            $10::numeric[], $11::numeric[], $12::text[], $13::text[], $14::text[], $15::numeric[]))
+     ${outbox.sql}`,
     [col("orderId"), col("userId"), col("clientOrderId"), col("idempotencyKey"), col("requestHash"), col("symbol"), col("side"), col("type"), col("timeInForce"),
-      col("quantity"), col("limitPrice"), col("status"), col("rejectReason"), col("rejectMessage"), col("lastPrice")],
+      col("quantity"), col("limitPrice"), col("status"), col("rejectReason"), col("rejectMessage"), col("lastPrice"), ...outbox.params],
   );
-  const byId = new Map(ins.rows.map((r) => [r.order_id, r]));
-  return orders.map((o) => byId.get(o.orderId)!);
 }
 
 /** The user's orders, newest first, optionally of one status. */

@@ -25,17 +25,29 @@ export interface OutboxEvent {
 
 const TABLE_RE = /^[a-z_][a-z0-9_]*$/;
 
+/**
+ * The statement that inserts events into `table` with their parameters numbered from `first`:
+ * `enqueue` runs it alone, a caller may run it as the last part of a statement of its own (a
+ * data-modifying WITH) to save a round trip.
+ */
+export function outboxInsert(table: string, events: OutboxEvent[], first = 1): { sql: string; params: string[][] } {
+  if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
+  // With tracing on, the event is published later in the trace of the request that caused it.
+  const trace = traceCarrier();
+  const [a, b, c, d] = [first, first + 1, first + 2, first + 3];
+  return {
+    sql: `INSERT INTO ${table} (event_id, topic, msg_key, payload)
+     SELECT * FROM unnest($${a}::text[], $${b}::text[], $${c}::text[], $${d}::jsonb[]) ON CONFLICT (event_id) DO NOTHING`,
+    params: [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId, ...(trace ? { [TRACE_KEY]: trace } : {}) }))],
+  };
+}
+
 /** Inserts the events in one statement (one round trip), inside the caller's transaction. */
 export async function enqueue(client: Queryable, table: string, events: OutboxEvent[]): Promise<void> {
   if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
   if (events.length === 0) return;
-  // With tracing on, the event is published later in the trace of the request that caused it.
-  const trace = traceCarrier();
-  await client.query(
-    `INSERT INTO ${table} (event_id, topic, msg_key, payload)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) ON CONFLICT (event_id) DO NOTHING`,
-    [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId, ...(trace ? { [TRACE_KEY]: trace } : {}) }))],
-  );
+  const { sql, params } = outboxInsert(table, events);
+  await client.query(sql, params);
 }
 
 const BIGINT_RE = /^\d{1,19}$/;

@@ -68,20 +68,24 @@ const ORDER_LOCK_SPACE = 0x6f72; // "or"
  * Serializes the pre-trade check and the insert of one user's orders across every replica: taken
  * inside the insert's transaction (released at its end), before the exposure is read in it.
  */
-export async function lockUserOrders(tx: Queryable, userId: string): Promise<void> {
-  await lockUsersOrders(tx, [userId]);
+export async function lockUserOrders(tx: Queryable, userId: string): Promise<Date> {
+  return lockUsersOrders(tx, [userId]);
 }
 
 /**
- * lockUserOrders for many users in one statement. The locks are taken in ascending key order (the
+ * lockUserOrders for many users in one statement; resolves with the transaction's now(). The locks are taken in ascending key order (the
  * key is the hash of the user id, so users sharing a hash share a lock and are taken once): every
  * transaction locking several users takes them in the same order, so two of them never deadlock.
  */
-export async function lockUsersOrders(tx: Queryable, userIds: string[]): Promise<void> {
-  await tx.query(
-    `SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest($2::text[]) AS u ORDER BY 1) AS keys`,
+export async function lockUsersOrders(tx: Queryable, userIds: string[]): Promise<Date> {
+  // Answers the transaction's now() (what the rows it inserts get as their default timestamps), so
+  // a caller can build them without reading them back.
+  const { rows } = await tx.query<{ tx_now: Date }>(
+    `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest($2::text[]) AS u ORDER BY 1) AS keys)
+     SELECT now() AS tx_now, (SELECT count(*) FROM locked) AS locks`,
     [ORDER_LOCK_SPACE, userIds],
   );
+  return rows[0].tx_now;
 }
 
 export interface RiskFacts {
