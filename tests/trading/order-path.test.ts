@@ -296,7 +296,12 @@ describe("trading-engine", () => {
     expect(sell.body.status).toBe("accepted");
     // The open sell counts: another 1 would take the position below zero once both fill.
     expect((await submit(omA, user, market("sell", "1"))).body.rejectReason).toBe("REDUCE_ONLY");
-    expect((await submit(omA, user, market("sell", "0.5"))).body.status).toBe("accepted");
+    const last = await submit(omA, user, market("sell", "0.5"));
+    expect(last.body.status).toBe("accepted");
+    // Both sells fill (the engine has a bar): waited for, so the figures below do not depend on how
+    // fast the path is.
+    await waitStatus(user, sell.body.orderId, "filled");
+    await waitStatus(user, last.body.orderId, "filled");
     // The check read the position from om_positions, which the fills' trigger keeps equal to the
     // signed filled quantity of every order, for every user this file traded for.
     const drift = await pool.query(
@@ -306,6 +311,6 @@ describe("trading-engine", () => {
         WHERE coalesce(o.q, 0) <> coalesce(p.quantity, 0)`,
     );
     expect(drift.rows).toEqual([]);
-    expect((await pool.query("SELECT quantity::text AS q FROM om_positions WHERE user_id = $1", [user])).rows).toEqual([{ q: "2" }]);
+    expect((await pool.query("SELECT quantity::float8 AS q FROM om_positions WHERE user_id = $1", [user])).rows).toEqual([{ q: 0 }]);
   }, 600_000);
 });
