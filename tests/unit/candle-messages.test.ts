@@ -60,7 +60,7 @@ describe("market.candles batched format", () => {
     const { batch, aside } = read(JSON.stringify(bar));
     expect(aside).toBeUndefined();
     expect(barsOf(batch)).toEqual([bar]);
-    expect(candleTsv(batch, "replay")).toBe(`OLDUSDT\t1m\t${bar.openTime / 1000}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume}\t0\treplay\n`);
+    expect(candleTsv([batch], "replay").toString()).toBe(`OLDUSDT\t1m\t${bar.openTime / 1000}\t${bar.open}\t${bar.high}\t${bar.low}\t${bar.close}\t${bar.volume}\t0\treplay\n`);
     expect(commandOf(T, batch)).toEqual({ kind: "bars", bars: [bar] });
   });
 

@@ -64,10 +64,10 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
       await client.insert({ table, values, format: "JSONEachRow" });
     },
     /**
-     * Bulk insert of rows the caller already rendered as TabSeparated text (one line per row, values
-     * in `columns` order, escaped by the caller): one request, no per-row serialization here.
+     * Bulk insert of rows the caller already rendered as TabSeparated (text or its bytes; one line per
+     * row, values in `columns` order, escaped by the caller): one request, no per-row serialization here.
      */
-    async insertTsv(table: string, columns: [string, ...string[]], text: string) {
+    async insertTsv(table: string, columns: [string, ...string[]], text: string | Buffer) {
       if (text.length === 0) return;
       await client.insert({ table, columns, format: "TabSeparated", values: Readable.from([text], { objectMode: false }) });
     },

@@ -67,14 +67,9 @@ export class CandleWriter {
   }
 
   async write(msgs: BatchMessage[]): Promise<void> {
-    let text = "";
-    let rows = 0;
-    for (const m of msgs) {
-      const batch = candleBatchOf(m.json);
-      text += candleTsv(batch, this.o.source);
-      rows += batch.bars.length;
-    }
-    await this.ch.insertTsv("market_candles", CANDLE_TSV_COLUMNS, text);
+    const batches = msgs.map((m) => candleBatchOf(m.json));
+    const rows = batches.reduce((n, b) => n + b.bars.length, 0);
+    await this.ch.insertTsv("market_candles", CANDLE_TSV_COLUMNS, candleTsv(batches, this.o.source));
     this.stats.stored += rows;
     this.stats.inserts++;
     this.rows.inc(rows);

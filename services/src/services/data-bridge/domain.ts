@@ -67,18 +67,27 @@ export type CandleRow = ReturnType<typeof candleRow>;
 /** market_candles columns in the order of candleTsv's fields. */
 export const CANDLE_TSV_COLUMNS: [string, ...string[]] = ["symbol", "timeframe", "open_time", "open", "high", "low", "close", "volume", "trades", "source"];
 
+/** Longest TabSeparated field of a checked bar: an open time in seconds, or a decimal (15 + 1 + 12 chars). */
+const MAX_TSV_FIELD = 28;
+
 /**
- * A checked batch of bars (the topic schema passed it: barRules) as TabSeparated lines of
- * CANDLE_TSV_COLUMNS. Nothing needs escaping: the symbol is [A-Z0-9], the interval [0-9smhdw], prices
- * plain decimals, the source a config enum; open_time as epoch seconds, which ClickHouse reads as a
- * UTC instant.
+ * Checked batches of bars (the topic schema passed them: barRules) as TabSeparated rows of
+ * CANDLE_TSV_COLUMNS, written straight into one buffer (a string per row concatenated cost twice as
+ * much: V8 flattens the rope, then encodes it). Nothing needs escaping and everything is ASCII: the
+ * symbol is [A-Z0-9], the interval [0-9smhdw], prices plain decimals, the source a config enum;
+ * open_time as epoch seconds, which ClickHouse reads as a UTC instant.
  */
-export function candleTsv(batch: CandleBatch, source: string): string {
-  const head = `${batch.symbol}\t${batch.interval}\t`;
+export function candleTsv(batches: readonly CandleBatch[], source: string): Buffer {
   const tail = `\t0\t${source}\n`;
-  let text = "";
-  for (const t of batch.bars) text += `${head}${Math.floor(t[0] / 1000)}\t${t[2]}\t${t[3]}\t${t[4]}\t${t[5]}\t${t[6]}${tail}`;
-  return text;
+  let size = 0;
+  for (const b of batches) size += b.bars.length * (b.symbol.length + b.interval.length + tail.length + 8 + 6 * MAX_TSV_FIELD);
+  const buf = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const b of batches) {
+    const head = `${b.symbol}\t${b.interval}\t`;
+    for (const t of b.bars) at += buf.write(`${head}${Math.floor(t[0] / 1000)}\t${t[2]}\t${t[3]}\t${t[4]}\t${t[5]}\t${t[6]}${tail}`, at, "latin1");
+  }
+  return buf.subarray(0, at);
 }
 
 export function startOfUtcDay(ms: number): number {

@@ -24,8 +24,6 @@ export interface BarProblem {
   message: string;
 }
 
-const PRICE_FIELDS = ["open", "high", "low", "close", "volume"] as const;
-
 /** The first thing wrong with `v` as a bar, or undefined when it is one (unknown fields are ignored). */
 export function barProblem(v: unknown): BarProblem | undefined {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { field: "bar", message: "must be an object" };
@@ -40,19 +38,28 @@ export function seriesProblem(symbol: unknown, interval: unknown): BarProblem | 
   return undefined;
 }
 
-/** What is wrong with a bar's times, prices and volume (in PRICE_FIELDS order after the times). */
-export function barValuesProblem(openTime: unknown, closeTime: unknown, ...prices: unknown[]): BarProblem | undefined {
-  if (!Number.isSafeInteger(openTime) || (openTime as number) < 0 || (openTime as number) > MAX_OPEN_TIME_MS) return { field: "openTime", message: "must be epoch milliseconds between 1970 and 2100" };
-  if (!Number.isSafeInteger(closeTime) || (closeTime as number) < (openTime as number) || (closeTime as number) > MAX_CLOSE_TIME_MS) return { field: "closeTime", message: "must be an integer >= openTime" };
-  const n = [0, 0, 0, 0, 0];
-  for (let i = 0; i < PRICE_FIELDS.length; i++) {
-    const raw = prices[i];
-    if (typeof raw !== "string" || !DECIMAL_RE.test(raw)) return { field: PRICE_FIELDS[i], message: 'must be a decimal string such as "101.25"' };
-    n[i] = Number(raw);
-    if (i < 4 && !(n[i] > 0)) return { field: PRICE_FIELDS[i], message: "must be > 0" };
-  }
-  const [open, high, low, close] = n;
-  if (low > Math.min(open, close)) return { field: "low", message: "must be <= open and close" };
-  if (high < Math.max(open, close)) return { field: "high", message: "must be >= open and close" };
+const NOT_DECIMAL = 'must be a decimal string such as "101.25"';
+/** A strict decimal string's value, or -1 when `raw` is not one. */
+const decimalValue = (raw: unknown): number => (typeof raw === "string" && DECIMAL_RE.test(raw) ? Number(raw) : -1);
+const priceProblem = (field: string, n: number): BarProblem => ({ field, message: n < 0 ? NOT_DECIMAL : "must be > 0" });
+
+/**
+ * What is wrong with a bar's times, prices and volume (fields checked in this order; the first
+ * problem is named). Called once or twice per bar on the ingest path: no allocation unless it fails.
+ */
+export function barValuesProblem(openTime: unknown, closeTime: unknown, open: unknown, high: unknown, low: unknown, close: unknown, volume: unknown): BarProblem | undefined {
+  if (typeof openTime !== "number" || !Number.isSafeInteger(openTime) || openTime < 0 || openTime > MAX_OPEN_TIME_MS) return { field: "openTime", message: "must be epoch milliseconds between 1970 and 2100" };
+  if (typeof closeTime !== "number" || !Number.isSafeInteger(closeTime) || closeTime < openTime || closeTime > MAX_CLOSE_TIME_MS) return { field: "closeTime", message: "must be an integer >= openTime" };
+  const o = decimalValue(open);
+  if (!(o > 0)) return priceProblem("open", o);
+  const h = decimalValue(high);
+  if (!(h > 0)) return priceProblem("high", h);
+  const l = decimalValue(low);
+  if (!(l > 0)) return priceProblem("low", l);
+  const c = decimalValue(close);
+  if (!(c > 0)) return priceProblem("close", c);
+  if (decimalValue(volume) < 0) return { field: "volume", message: NOT_DECIMAL };
+  if (l > Math.min(o, c)) return { field: "low", message: "must be <= open and close" };
+  if (h < Math.max(o, c)) return { field: "high", message: "must be >= open and close" };
   return undefined;
 }

