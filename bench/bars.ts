@@ -1,9 +1,9 @@
 /**
- * Market data ingest benchmark (npx tsx bench/bars.ts [bars] [symbols] [postBatch] [posters]).
+ * Market data ingest benchmark (npx tsx bench/bars.ts [bars] [symbols] [postBatch] [posters] [objects|series]).
  * Starts private Redis, Kafka and ClickHouse (tests/harness), applies the migrations, runs data-bridge
  * in its own Node process (bench/lib/service-process.ts), posts `bars` synthetic 1m bars over
  * `symbols` symbols to POST /internal/bars in bodies of `postBatch` bars from `posters` concurrent
- * posters, and waits until ClickHouse holds every one of them (distinct (symbol, timeframe,
+ * posters (bars as objects, `{"bars":[...]}`, or positional per symbol, `{"series":[...]}`), and waits until ClickHouse holds every one of them (distinct (symbol, timeframe,
  * open_time)). Prints bars/s accepted and bars/s in ClickHouse (from the first post to the last row
  * counted), and the CPU time per 1,000 bars of data-bridge, ClickHouse, Kafka and this driver
  * (utime+stime from /proc, each process with its descendants): wall clock is an upper bound on a
@@ -22,6 +22,8 @@ const BARS = Number(process.argv[2] ?? 200_000);
 const SYMBOLS = Number(process.argv[3] ?? 1);
 const POST_BATCH = Number(process.argv[4] ?? 5000);
 const POSTERS = Number(process.argv[5] ?? 4);
+const FORMAT = process.argv[6] ?? "objects";
+if (FORMAT !== "objects" && FORMAT !== "series") throw new Error(`body format must be objects or series, not ${FORMAT}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
 /** CPU time of `pid` and all its descendants, in ms (bench/lib/service-process.ts). */
@@ -50,7 +52,7 @@ async function main() {
     const bars: Bar[] = [];
     for (let i = 0; i < perSymbol && bars.length < BARS; i++) for (let s = 0; s < SYMBOLS && bars.length < BARS; s++) bars.push(series[s][i]);
     const bodies: string[] = [];
-    for (let i = 0; i < bars.length; i += POST_BATCH) bodies.push(JSON.stringify({ bars: bars.slice(i, i + POST_BATCH) }));
+    for (let i = 0; i < bars.length; i += POST_BATCH) bodies.push(bodyOf(bars.slice(i, i + POST_BATCH)));
 
     // Warm-up (JIT, connections, consumer assignment): one post of other bars, waited into ClickHouse.
     const warm = await new SyntheticSource({ seed: "warm", origin }).history("WARMUSDT", "1m", { limit: 1000 });
@@ -74,7 +76,7 @@ async function main() {
       "SELECT count() AS rows, uniqExact(symbol, timeframe, open_time) AS distinct FROM market_candles WHERE symbol LIKE 'BENCH%'",
     );
     const per1k = (k: keyof typeof cpu0) => (((cpu1[k] - cpu0[k]) / BARS) * 1000).toFixed(1);
-    console.log(`bars: ${BARS} bars, ${SYMBOLS} symbol(s), POST /internal/bars bodies of ${POST_BATCH} from ${POSTERS} posters, data-bridge env ${JSON.stringify(benchEnv())}`);
+    console.log(`bars: ${BARS} bars, ${SYMBOLS} symbol(s), POST /internal/bars bodies of ${POST_BATCH} bars as ${FORMAT} (${(bodies.reduce((n, b) => n + b.length, 0) / BARS).toFixed(0)} bytes a bar) from ${POSTERS} posters, data-bridge env ${JSON.stringify(benchEnv())}`);
     console.log(`  accepted by data-bridge: ${(BARS / ((posted - b0) / 1000)).toFixed(0)} bars/s (${((posted - b0) / 1000).toFixed(2)} s)`);
     console.log(`  in ClickHouse: ${(BARS / ((done - b0) / 1000)).toFixed(0)} bars/s (${((done - b0) / 1000).toFixed(2)} s wall clock); rows ${rows}, distinct bars ${distinct}`);
     console.log(`  CPU ms per 1k bars: data-bridge ${per1k("bridge")}, ClickHouse ${per1k("clickhouse")}, Kafka ${per1k("kafka")}, bench driver ${per1k("driver")}`);
@@ -90,6 +92,18 @@ async function main() {
 /** data-bridge settings under test: BENCH_<NAME>=value passes NAME=value (e.g. BENCH_CH_MAX_BATCH_BYTES=16777216). */
 function benchEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).flatMap(([k, v]) => (k.startsWith("BENCH_") && k !== "BENCH_PROF" && k !== "BENCH_PROF_SERVICES" && v !== undefined ? [[k.slice(6), v]] : [])));
+}
+
+/** A post's body: the bars as objects, or per symbol as positional series (the order of each symbol's bars kept). */
+function bodyOf(bars: Bar[]): string {
+  if (FORMAT === "objects") return JSON.stringify({ bars });
+  const series = new Map<string, { symbol: string; interval: string; bars: Array<Array<number | string>> }>();
+  for (const b of bars) {
+    let s = series.get(b.symbol);
+    if (!s) series.set(b.symbol, (s = { symbol: b.symbol, interval: b.interval, bars: [] }));
+    s.bars.push([b.openTime, b.closeTime, b.open, b.high, b.low, b.close, b.volume]);
+  }
+  return JSON.stringify({ series: [...series.values()] });
 }
 
 async function post(url: string, body: string): Promise<void> {

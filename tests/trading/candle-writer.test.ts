@@ -10,7 +10,7 @@
  *      replayed rows collapse in the ReplacingMergeTree (OPTIMIZE ... FINAL), values intact.
  *   D. the topic's formats (trading/marketdata/candleMessages.ts): a batch with poison bars has its
  *      good bars stored and its bad ones set aside in consumer_dead_letters; a one-bar message (the
- *      old format) is still stored.
+ *      old format) is still stored; bars posted as positional series are stored like bar objects.
  * ClickHouse 18.16 here; the dedup relies on ReplacingMergeTree only, which 24.8 keeps.
  */
 import { randomBytes } from "node:crypto";
@@ -192,5 +192,21 @@ describe("data-bridge's ClickHouse writer under SIGKILL", { timeout: 900_000 }, 
     expect(letters).toHaveLength(1);
     expect(letters[0].reason).toMatch(/1 of 6 bars refused .*bars\.2\.high: must be >= open and close/);
     expect(JSON.parse(Buffer.from(letters[0].value, "base64").toString())).toEqual({ v: 2, symbol: D, interval: "1m", bars: [v.bars[2]] });
+  });
+
+  it("E: bars posted as positional series are stored like bar objects; a bad one is a 400 naming it and nothing is written", async () => {
+    const S = `WS${run}USDT`;
+    const bars = await new SyntheticSource({ seed: "writer-s", origin: Date.UTC(2023, 0, 1) }).history(S, "1m", { limit: 2500 });
+    const tuples = bars.map((b) => [b.openTime, b.closeTime, b.open, b.high, b.low, b.close, b.volume]);
+    const bad = await http("POST", `${bridge.url}/internal/bars`, { body: { series: [{ symbol: S, interval: "1m", bars: [...tuples.slice(0, 10), [...tuples[10].slice(0, 5), "1e3", "1"]] }] } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.field).toBe("series.0.bars.10.close");
+    for (const body of [{}, { bars: [bars[0]], series: [{ symbol: S, interval: "1m", bars: tuples.slice(0, 1) }] }]) expect((await http("POST", `${bridge.url}/internal/bars`, { body })).status).toBe(400);
+    const r = await http("POST", `${bridge.url}/internal/bars`, { body: { series: [{ symbol: S, interval: "1m", bars: tuples }], flush: true } });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ ingested: bars.length, stored: true });
+    const stored = await ch.query<{ t: number; close: number }>(`SELECT toUInt32(open_time) AS t, close FROM market_candles FINAL WHERE symbol = '${S}' ORDER BY t`);
+    expect(stored.map((x) => [x.t, Number(x.close.toPrecision(12))])).toEqual(bars.map((b) => [b.openTime / 1000, Number(Number(b.close).toPrecision(12))]));
+    expect((await http("GET", `${bridge.url}/last/${S}`)).body.bar).toEqual(bars[bars.length - 1]);
   });
 });

@@ -11,9 +11,9 @@ import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import type { KafkaKitClient, ServiceContext } from "../../kit";
 import { lastBarKey, lastPriceKey, TOPICS } from "../../trading/events";
-import { encodeCandleMessages } from "../../trading/marketdata/candleMessages";
+import { barOf, batchesOf, candleMessage, type CandleBatch } from "../../trading/marketdata/candleMessages";
 import type { Bar } from "../../trading/types";
-import { checkBar } from "./domain";
+import { checkBar, checkSeries, type Series } from "./domain";
 
 /** Sets the last price/bar only when the bar is newer than the stored one (atomic in Redis). */
 const SET_IF_NEWER = `
@@ -47,29 +47,44 @@ export class BarIngest {
   async ingest(bars: Bar[], at = "bars"): Promise<number[]> {
     if (bars.length === 0) return [];
     bars.forEach((b, i) => checkBar(b, `${at}.${i}`));
+    return this.publish(batchesOf(bars, this.barsPerMessage));
+  }
+
+  /** ingest() for bars posted as positional series (checkSeries names a bad field). */
+  ingestSeries(series: Series[], at = "series"): Promise<number[]> {
+    return this.publish(checkSeries(series, this.barsPerMessage, at));
+  }
+
+  private async publish(batches: CandleBatch[]): Promise<number[]> {
     const partitions = new Set<number>();
     // As bytes: the text is ASCII (checked symbols, intervals and decimals), so latin1 is a plain copy,
     // where a string value costs kafkajs a UTF-8 length scan and an encode per message.
-    const messages = encodeCandleMessages(bars, this.barsPerMessage).map((m) => ({ key: m.key, value: Buffer.from(m.value, "latin1") }));
+    const messages = batches.map((b) => ({ key: b.symbol, value: Buffer.from(candleMessage(b).value, "latin1") }));
     for (let i = 0; i < messages.length; i += SEND_CHUNK) {
       const meta = await this.kafka.send(TOPICS.candles, messages.slice(i, i + SEND_CHUNK));
       for (const m of meta) partitions.add(m.partition);
     }
     // Only the newest bar of each symbol can move its last price: one script call per symbol.
     const newest = new Map<string, { bar: Bar; count: number }>();
-    for (const b of bars) {
+    for (const b of batches) {
+      let last = b.bars[0];
+      for (const t of b.bars) if (t[0] >= last[0]) last = t;
       const cur = newest.get(b.symbol);
-      if (!cur) newest.set(b.symbol, { bar: b, count: 1 });
+      if (!cur) newest.set(b.symbol, { bar: barOf(b.symbol, b.interval, last), count: b.bars.length });
       else {
-        cur.count++;
-        if (b.openTime >= cur.bar.openTime) cur.bar = b;
+        cur.count += b.bars.length;
+        if (last[0] >= cur.bar.openTime) cur.bar = barOf(b.symbol, b.interval, last);
       }
     }
     const pipe = this.redis.pipeline();
     for (const { bar: b } of newest.values()) pipe.eval(SET_IF_NEWER, 2, lastPriceKey(b.symbol), lastBarKey(b.symbol), String(b.openTime), b.close, JSON.stringify(b));
     await pipe.exec();
-    for (const [symbol, { count }] of newest) this.barsIn.inc({ symbol }, count);
-    this.stats.ingested += bars.length;
+    let total = 0;
+    for (const [symbol, { count }] of newest) {
+      this.barsIn.inc({ symbol }, count);
+      total += count;
+    }
+    this.stats.ingested += total;
     return [...partitions];
   }
 }

@@ -2,11 +2,12 @@
  * data-bridge's HTTP routes:
  *   GET  /last/:symbol          last price and bar
  *   GET  /status                counters
- *   POST /internal/bars         ingest bars (backfill / tests; never proxied by the gateway); with
+ *   POST /internal/bars         ingest bars (backfill / tests; never proxied by the gateway), as
+ *                               objects (`bars`) or positional per symbol (`series`); with
  *                               `flush: true` it answers once they are in ClickHouse
  */
 import type { Redis } from "ioredis";
-import { notFound, ResponseObject, Type, type App } from "../../kit";
+import { HttpError, notFound, ResponseObject, Type, type App } from "../../kit";
 import { lastBarKey, lastPriceKey } from "../../trading/events";
 import { SYMBOL_RE } from "../../trading/types";
 import type { CandleWriter } from "./candle-writer";
@@ -18,9 +19,12 @@ const FLUSH_WAIT_MS = 30_000;
 
 export function registerRoutes(app: App, ingest: BarIngest, writer: CandleWriter | undefined, redis: Redis, status: () => Record<string, unknown>): void {
   app.post("/internal/bars", { schema: { body: BarsBody } }, async (req) => {
-    const partitions = await ingest.ingest(req.body.bars);
-    if (!req.body.flush) return { ingested: req.body.bars.length };
-    return { ingested: req.body.bars.length, stored: writer ? await writer.waitStored(partitions, FLUSH_WAIT_MS) : false };
+    const { bars, series, flush } = req.body;
+    if ((bars === undefined) === (series === undefined)) throw new HttpError(400, "VALIDATION_ERROR", "body must hold either bars or series", "bars");
+    const partitions = bars ? await ingest.ingest(bars) : await ingest.ingestSeries(series!);
+    const ingested = bars ? bars.length : series!.reduce((n, s) => n + s.bars.length, 0);
+    if (!flush) return { ingested };
+    return { ingested, stored: writer ? await writer.waitStored(partitions, FLUSH_WAIT_MS) : false };
   });
 
   app.get("/last/:symbol", { schema: { params: Type.Object({ symbol: Type.String({ pattern: SYMBOL_RE.source }) }), response: { 200: ResponseObject({ symbol: Type.String(), price: Type.String(), bar: Type.Unknown({ description: "the last bar, or null" }) }) } } }, async (req) => {
