@@ -1,6 +1,6 @@
 /** The kit's JSON body guard: the cheap text pre-check never lets unstorable text through. */
 import { describe, expect, it } from "vitest";
-import { findUnstorableText, mayHoldUnstorableText } from "../../services/src/kit/request-guards";
+import { findUnstorableText, jsonDepthExceeds, mayHoldUnstorableText } from "../../services/src/kit/request-guards";
 
 describe("mayHoldUnstorableText", () => {
   const bodies = [
@@ -22,3 +22,25 @@ describe("mayHoldUnstorableText", () => {
     expect(mayHoldUnstorableText('{"a":"caf\u00e9"}')).toBe(false);
   });
 });
+
+describe("jsonDepthExceeds", () => {
+  /** The depth JSON.parse finds, walking the parsed value. */
+  const depthOf = (v: unknown): number => (v !== null && typeof v === "object" ? 1 + Math.max(0, ...Object.values(v).map(depthOf)) : 0);
+  it("counts nesting outside strings only, whatever the escapes inside them", () => {
+    const texts = [
+      "[[[1]]]",
+      '{"a":{"b":[1,{"c":2}]}}',
+      JSON.stringify(["[[[[", "{{{{"]),
+      JSON.stringify([["a\\"], [['\\"[[[']]]),
+      JSON.stringify({ 'k"[[': [["\\\\"]] }),
+      '["\\u005b\\"", [[[]]]]',
+      JSON.stringify({ bars: [{ symbol: 'A]\\"[', open: "1" }], s: "\\" }),
+      "[".repeat(70) + "]".repeat(70),
+    ];
+    for (const t of texts) {
+      const depth = depthOf(JSON.parse(t));
+      for (const limit of [depth - 1, depth]) expect(jsonDepthExceeds(t, limit), `${t.slice(0, 40)} limit ${limit}`).toBe(depth > limit);
+    }
+  });
+});
+
