@@ -67,7 +67,7 @@ async function main() {
       MARKET_SUBSCRIBE: "false",
       CH_FLUSH_MS: "100",
       KAFKA_SESSION_TIMEOUT_MS: "6000",
-      KAFKA_HEARTBEAT_MS: "500",
+      KAFKA_HEARTBEAT_MS: "2000", // every heartbeat costs the broker CPU too (500 ms: about 10 ms/s more for five consumers)
     };
     const pool = await migrateAll(env);
     const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
@@ -93,7 +93,9 @@ async function main() {
     // Fill-event listener: the first fill of each order (when seen, and its Kafka CreateTime).
     const fillAt = new Map<string, number>();
     const fillKafkaAt = new Map<string, number>();
-    const consumer = k.consumer({ groupId: `bench-${randomUUID()}`, maxWaitTimeInMs: 20 });
+    // A long poll, as the services' consumers: answered as soon as a fill arrives (a short wait only
+    // adds the broker's CPU for empty answers, on the cores the path runs on).
+    const consumer = k.consumer({ groupId: `bench-${randomUUID()}`, maxWaitTimeInMs: 1000 });
     await consumer.connect();
     await consumer.subscribe({ topic: "trading.executions", fromBeginning: true });
     await consumer.run({
@@ -210,6 +212,16 @@ async function main() {
     const warm = await openLoop(LATENCY_RATE, 2);
     console.log(`warm-up: ${warm.n} orders, submit-to-fill p50 ${ms(pct(warm.lat, 50))}`);
 
+    // What the processes cost with nothing to do (consumers polling, heartbeats, timers): at a
+    // moderate rate this fixed cost is a large share of the CPU per order.
+    const idleStores = Object.entries({ postgres, kafka, redis }).filter(([, st]) => st.pid !== undefined).map(([name, st]) => ({ name, pid: st.pid! }));
+    const idle0 = [...services.map((p) => cpuSeconds(p.pid)), ...idleStores.map((st) => treeCpuSeconds(st.pid))];
+    const idleSelf0 = process.cpuUsage();
+    await sleep(3000);
+    const idle1 = [...services.map((p) => cpuSeconds(p.pid)), ...idleStores.map((st) => treeCpuSeconds(st.pid))];
+    const idleSelf = process.cpuUsage(idleSelf0);
+    const idleNames = [...services.map((p) => p.name), ...idleStores.map((st) => st.name)];
+    console.log(`idle CPU ms per second (no orders, 3 s): ${idleNames.map((n, i) => `${n} ${(((idle1[i] - idle0[i]) * 1000) / 3).toFixed(0)}`).join(", ")}, load generator ${((idleSelf.user + idleSelf.system) / 3000 / 3).toFixed(0)}`);
     console.log(`load average before the latency run: ${load()}`);
     const l = await openLoop(LATENCY_RATE, SECONDS);
     console.log(`orders at ${LATENCY_RATE}/s offered for ${SECONDS} s (open loop, ${USERS} users, ${DIRECT ? "" : "gateway -> "}order-management -> Kafka -> trading-engine -> Kafka):`);

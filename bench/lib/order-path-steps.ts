@@ -28,7 +28,7 @@ const pct = (xs: number[], p: number) => {
 async function orderEventTimes(kafka: InstanceType<typeof kafkajs.Kafka>, ids: Set<string>, timeoutMs = 20_000) {
   const accepted = new Map<string, number>();
   const filled = new Map<string, number>();
-  const c = kafka.consumer({ groupId: `bench-steps-${Date.now()}-${Math.random()}`, maxWaitTimeInMs: 50 });
+  const c = kafka.consumer({ groupId: `bench-steps-${Date.now()}-${Math.random()}`, maxWaitTimeInMs: 1000 });
   await c.connect();
   await c.subscribe({ topic: "trading.orders", fromBeginning: true });
   let done!: () => void;

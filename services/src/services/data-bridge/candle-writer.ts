@@ -17,7 +17,7 @@ import type { Admin } from "kafkajs";
 import { Counter } from "prom-client";
 import type { ClickHouseKitClient, ServiceContext } from "../../kit";
 import { TOPICS } from "../../trading/events";
-import { consumeBatches, type BatchMessage } from "../../trading/infra/kafka";
+import { consumeBatches, type BatchMessage, type ConsumerTiming } from "../../trading/infra/kafka";
 import { candleBatchOf } from "../../trading/infra/topicSchemas";
 import { CANDLE_TSV_COLUMNS, candleTsv } from "./domain";
 
@@ -29,7 +29,7 @@ export interface CandleWriterOptions {
   maxBatchBytes: number;
 }
 
-type WriterCtx = ServiceContext<{ KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number }>;
+type WriterCtx = ServiceContext<ConsumerTiming>;
 
 export class CandleWriter {
   readonly stats = { stored: 0, inserts: 0 };
