@@ -103,6 +103,8 @@ beforeAll(async () => {
     CH_MAX_BATCH_BYTES: "65536",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
     KAFKA_HEARTBEAT_MS: "500",
+    // F posts 10,000 bars at the longest decimals (3.5 MB as objects): more than Kafka takes in one send.
+    BODY_LIMIT_BYTES: String(8 * 1_048_576),
   });
 }, 600_000);
 
@@ -209,4 +211,18 @@ describe("data-bridge's ClickHouse writer under SIGKILL", { timeout: 900_000 }, 
     expect(stored.map((x) => [x.t, Number(x.close.toPrecision(12))])).toEqual(bars.map((b) => [b.openTime / 1000, Number(Number(b.close).toPrecision(12))]));
     expect((await http("GET", `${bridge.url}/last/${S}`)).body.bar).toEqual(bars[bars.length - 1]);
   });
+
+  it("F: the largest post (10,000 bars of one symbol at the longest decimals) is accepted: sends stay under Kafka's 1 MiB", async () => {
+    const L = `WL${run}USDT`;
+    const t0 = Date.UTC(2024, 0, 1);
+    const wide = "123456789012345.123456789012"; // 15 + 12 digits: the longest decimal a bar may carry
+    const bars = Array.from({ length: 10_000 }, (_, i) => [t0 + i * 60_000, t0 + i * 60_000 + 59_999, wide, wide, wide, wide, wide]);
+    for (const body of [{ series: [{ symbol: L, interval: "1m", bars }] }, { bars: bars.map((t) => ({ symbol: L, interval: "1m", openTime: t[0], closeTime: t[1], open: wide, high: wide, low: wide, close: wide, volume: wide })) }]) {
+      const r = await http("POST", `${bridge.url}/internal/bars`, { body: { ...body, flush: true } });
+      expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(200);
+      expect(r.body).toEqual({ ingested: 10_000, stored: true });
+    }
+    expect(await rowsOf(`SELECT count() AS n FROM market_candles FINAL WHERE symbol = '${L}'`)).toBe(10_000);
+  });
 });
+

@@ -10,7 +10,7 @@
 import { defineService, envEnum, envList, envUrl, HttpError, Type } from "../../kit";
 import { BinanceMarketData } from "../../trading/marketdata/binance";
 import { parseRecorded, ReplaySource } from "../../trading/marketdata/replay";
-import { DEFAULT_BARS_PER_MESSAGE, MAX_BARS_PER_MESSAGE } from "../../trading/marketdata/candleMessages";
+import { DEFAULT_BARS_PER_MESSAGE, MAX_BARS_PER_PRODUCED_MESSAGE } from "../../trading/marketdata/candleMessages";
 import { SAMPLE_BTCUSDT_1M_CSV } from "../../trading/marketdata/sampleData";
 import type { MarketDataSource, Subscription } from "../../trading/marketdata/source";
 import { SyntheticSource } from "../../trading/marketdata/synthetic";
@@ -39,7 +39,7 @@ export default defineService({
     BINANCE_REST_URL: envUrl({ protocols: ["http", "https"], default: "https://api.binance.com" }),
     BINANCE_WS_URL: envUrl({ protocols: ["ws", "wss"], default: "wss://stream.binance.com:9443" }),
     /** ClickHouse writer: its consumer group, and how much one INSERT gathers (./candle-writer.ts). */
-    CANDLES_PER_MESSAGE: Type.Integer({ default: DEFAULT_BARS_PER_MESSAGE, minimum: 1, maximum: MAX_BARS_PER_MESSAGE, description: "most bars of one symbol in one market.candles message" }),
+    CANDLES_PER_MESSAGE: Type.Integer({ default: DEFAULT_BARS_PER_MESSAGE, minimum: 1, maximum: MAX_BARS_PER_PRODUCED_MESSAGE, description: "most bars of one symbol in one market.candles message" }),
     CANDLES_WRITER_GROUP: Type.String({ default: "data-bridge.candles", minLength: 1 }),
     CH_FLUSH_MS: Type.Integer({ default: 1000, minimum: 10, description: "longest a bar waits for its INSERT" }),
     CH_BATCH_BYTES: Type.Integer({ default: 1_048_576, minimum: 1, description: "bytes of bars an INSERT waits for (up to CH_FLUSH_MS)" }),

@@ -24,8 +24,12 @@ redis.call('HSET', KEYS[2], 'openTime', ARGV[1], 'json', ARGV[3])
 return 1`;
 
 // kafkajs groups a send's messages per partition by copying an array per message (quadratic in the
-// send's size): sends of at most SEND_CHUNK messages keep that linear for posts of many symbols.
+// send's size): sends of at most SEND_CHUNK messages keep that linear for posts of many symbols. And a
+// send's messages to one partition are one record batch, which the broker refuses above its
+// message.max.bytes (1 MiB by default, Redpanda's too): sends of at most SEND_BYTES keep under it
+// (one message is at most MAX_BARS_PER_PRODUCED_MESSAGE bars, under 1 MiB at the longest decimals).
 const SEND_CHUNK = 1000;
+const SEND_BYTES = 768 * 1024;
 
 export class BarIngest {
   readonly stats = { ingested: 0 };
@@ -60,9 +64,13 @@ export class BarIngest {
     // As bytes: the text is ASCII (checked symbols, intervals and decimals), so latin1 is a plain copy,
     // where a string value costs kafkajs a UTF-8 length scan and an encode per message.
     const messages = batches.map((b) => ({ key: b.symbol, value: Buffer.from(candleMessage(b).value, "latin1") }));
-    for (let i = 0; i < messages.length; i += SEND_CHUNK) {
-      const meta = await this.kafka.send(TOPICS.candles, messages.slice(i, i + SEND_CHUNK));
+    for (let i = 0; i < messages.length; ) {
+      let end = i + 1;
+      let bytes = messages[i].value.length;
+      while (end < messages.length && end - i < SEND_CHUNK && bytes + messages[end].value.length <= SEND_BYTES) bytes += messages[end++].value.length;
+      const meta = await this.kafka.send(TOPICS.candles, messages.slice(i, end));
       for (const m of meta) partitions.add(m.partition);
+      i = end;
     }
     // Only the newest bar of each symbol can move its last price: one script call per symbol.
     const newest = new Map<string, { bar: Bar; count: number }>();

@@ -24,10 +24,15 @@ import type { Bar } from "../types";
 import { barProblem, barValuesProblem, seriesProblem, type BarProblem } from "./barRules";
 
 export const CANDLE_BATCH_VERSION = 2;
-/** Most bars a consumer accepts in one message (~2 MB at the longest decimals; Kafka's default limit is 1 MiB per message). */
+/** Most bars a consumer accepts in one message (more than any producer here writes: room for a broker configured for larger messages). */
 export const MAX_BARS_PER_MESSAGE = 10_000;
 /** What data-bridge puts in one message by default: ~70 kB of ordinary bars, ~180 kB at the longest decimals. */
 export const DEFAULT_BARS_PER_MESSAGE = 1000;
+/**
+ * Most bars data-bridge puts in one message: a bar takes at most 185 bytes (two 13-digit times, five
+ * 28-character decimals), so 5,000 stay under the brokers' default 1 MiB per message.
+ */
+export const MAX_BARS_PER_PRODUCED_MESSAGE = 5000;
 
 /** [openTime, closeTime, open, high, low, close, volume] */
 export type CandleTuple = [number, number, string, string, string, string, string];
