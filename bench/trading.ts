@@ -37,6 +37,7 @@ const SATURATION_RATE = Number(process.argv[3] ?? 1000);
 const SECONDS = Number(process.argv[4] ?? 10);
 const BARS = Number(process.argv[5] ?? 100_000);
 const USERS = 32;
+const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 2);
 const DIRECT = process.env.BENCH_VIA === "direct";
 const MAX_IN_FLIGHT = 256;
 const FILL_WAIT_MS = 60_000;
@@ -208,8 +209,8 @@ async function main() {
     };
 
     // JIT, pools, consumer assignment, and the connections the latency run will use (opened here at
-    // its rate, not during it).
-    const warm = await openLoop(LATENCY_RATE, 2);
+    // its rate, not during it). BENCH_WARM_SECONDS (default 2): 8 s changed nothing measurable (12:08).
+    const warm = await openLoop(LATENCY_RATE, WARM_SECONDS);
     console.log(`warm-up: ${warm.n} orders, submit-to-fill p50 ${ms(pct(warm.lat, 50))}`);
 
     // What the processes cost with nothing to do (consumers polling, heartbeats, timers): at a
