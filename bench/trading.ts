@@ -209,7 +209,7 @@ async function main() {
     };
 
     // JIT, pools, consumer assignment, and the connections the latency run will use (opened here at
-    // its rate, not during it). BENCH_WARM_SECONDS (default 2): 8 s changed nothing measurable (12:08).
+    // its rate, not during it). BENCH_WARM_SECONDS (default 2): 8 s changed nothing measurable (12:03).
     const warm = await openLoop(LATENCY_RATE, WARM_SECONDS);
     console.log(`warm-up: ${warm.n} orders, submit-to-fill p50 ${ms(pct(warm.lat, 50))}`);
 
