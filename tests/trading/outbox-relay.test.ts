@@ -1,0 +1,117 @@
+/**
+ * The outbox relay's wake-ups against a real PostgreSQL (a private outbox table shaped like
+ * om_outbox): a commit announced by notify() is relayed at once, with one drain and no empty one
+ * after it; a commit announced while a drain is publishing is relayed right after it, without
+ * waiting for the interval; a commit nobody announces still goes out at the interval; a full batch
+ * is followed by another drain at once.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { runPostgresMigrations } from "../../services/src/migrations";
+import { enqueue, OutboxRelay, type Sender } from "../../services/src/trading/infra/outbox";
+import { waitUntil } from "./e2e-helpers";
+
+const srv = useServers("postgres");
+const TABLE = `test_outbox_${randomBytes(4).toString("hex")}`;
+/** Bound of a wait, only a guard against a hang on a loaded machine. */
+const WAIT_MS = 120_000;
+let pool: InstanceType<typeof pg.Pool>;
+const quiet = { warn() {} } as unknown as ConstructorParameters<typeof OutboxRelay>[3];
+
+/** A relay whose drains are counted, and a sender that records what it published. */
+class CountingRelay extends OutboxRelay {
+  drains: number[] = [];
+  override async drainOnce(): Promise<number> {
+    const n = await super.drainOnce();
+    this.drains.push(n);
+    return n;
+  }
+}
+function recordingSender(): Sender & { sent: string[]; hold?: Promise<void>; held?: () => void } {
+  const s: Sender & { sent: string[]; hold?: Promise<void>; held?: () => void } = {
+    sent: [],
+    async send(_topic, messages) {
+      s.held?.();
+      await s.hold;
+      s.sent.push(...messages.map((m) => m.key));
+    },
+  };
+  return s;
+}
+async function commit(keys: string[]): Promise<void> {
+  const c = await pool.connect();
+  try {
+    await c.query("BEGIN");
+    await enqueue(c, TABLE, keys.map((key) => ({ eventId: `${TABLE}:${key}`, topic: "t", key, payload: {} })));
+    await c.query("COMMIT");
+  } finally {
+    c.release();
+  }
+}
+const sentCount = async () => (await pool.query(`SELECT count(*)::int AS n FROM ${TABLE} WHERE sent_at IS NOT NULL`)).rows[0].n as number;
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 4 });
+  await runPostgresMigrations(pool);
+  await pool.query(`CREATE TABLE ${TABLE} (LIKE om_outbox INCLUDING ALL)`);
+}, 300_000);
+
+afterAll(async () => {
+  await pool?.query(`DROP TABLE IF EXISTS ${TABLE}`).catch(() => undefined);
+  await pool?.end();
+});
+
+describe("outbox relay wake-ups", () => {
+  it("relays an announced commit with one drain, none empty after it, and never waits for the interval", async () => {
+    const sender = recordingSender();
+    const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 3_600_000 });
+    relay.start();
+    try {
+      await waitUntil("the first (empty) drain", async () => relay.drains.length === 1, WAIT_MS, 10);
+      await commit(["a"]);
+      relay.notify();
+      await waitUntil("a relayed", async () => sender.sent.includes("a"), WAIT_MS, 10);
+      await waitUntil("the drain counted", async () => relay.drains.length >= 2, WAIT_MS, 10);
+      // One drain took the row; no drain runs after it until the next announcement.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(relay.drains).toEqual([0, 1]);
+
+      // A commit announced while a drain is publishing: relayed right after it, no interval wait.
+      let release!: () => void;
+      sender.hold = new Promise<void>((r) => (release = r));
+      const publishing = new Promise<void>((r) => (sender.held = r));
+      await commit(["b"]);
+      relay.notify();
+      await publishing;
+      sender.held = undefined;
+      await commit(["c"]);
+      relay.notify();
+      release();
+      sender.hold = undefined;
+      await waitUntil("b and c relayed", async () => sender.sent.includes("b") && sender.sent.includes("c"), WAIT_MS, 10);
+      expect(sender.sent).toEqual(["a", "b", "c"]);
+      await waitUntil("a, b and c marked sent", async () => (await sentCount()) === 3, WAIT_MS, 10);
+    } finally {
+      await relay.stop();
+    }
+  }, 300_000);
+
+  it("relays a commit nobody announced at the interval, and drains a full batch again at once", async () => {
+    const sender = recordingSender();
+    const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 200, batch: 2 });
+    await commit(["d", "e", "f", "g", "h"]);
+    relay.start();
+    try {
+      await waitUntil("d..h relayed", async () => ["d", "e", "f", "g", "h"].every((k) => sender.sent.includes(k)) && relay.drains.length >= 3, WAIT_MS, 10);
+      // Full batches (2, 2) are followed at once by another drain; the short one (1) ends the run.
+      expect(relay.drains.slice(0, 3)).toEqual([2, 2, 1]);
+      await commit(["i"]); // no notify(): the interval's drain takes it
+      await waitUntil("i relayed at the interval", async () => sender.sent.includes("i"), WAIT_MS, 20);
+      await waitUntil("all nine marked sent", async () => (await sentCount()) === 9, WAIT_MS, 10);
+    } finally {
+      await relay.stop();
+    }
+  }, 300_000);
+});
