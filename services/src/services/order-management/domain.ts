@@ -114,7 +114,8 @@ export type SubmissionDecision =
   | { kind: "replay"; sameAs: number }
   | { kind: "conflict" };
 
-const pairKey = (userId: string, other: string) => `${userId}\u0000${other}`;
+/** Key of a (user, symbol or Idempotency-Key) pair in maps. */
+export const pairKey = (userId: string, other: string) => `${userId}\u0000${other}`;
 
 /**
  * Decides a batch of submissions in order, as if each had been checked alone under its user's lock:

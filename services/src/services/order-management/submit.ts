@@ -19,7 +19,7 @@ import { GroupCommit } from "../../trading/infra/groupCommit";
 import { lockUsersOrders, marketFactsMany, riskFactsMany, type RiskFacts } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
 import * as data from "./data";
-import { decideSubmissions, idempotencyKeyReused, orderEvent, type Submission } from "./domain";
+import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
 
 /** A submission's outcome: the order it created, or the stored order a replay refers to. */
 export interface SubmitOutcome {
@@ -59,12 +59,12 @@ export class OrderSubmitter {
     return this.pg.transaction(async (tx) => {
       const txNow = await lockUsersOrders(tx, [...new Set(subs.map((s) => s.userId))]);
       const market = await marketRead;
-      const pairs = [...new Map(subs.map((s) => [`${s.userId}\u0000${s.body.symbol}`, { userId: s.userId, symbol: s.body.symbol }])).values()];
+      const pairs = [...new Map(subs.map((s) => [pairKey(s.userId, s.body.symbol), { userId: s.userId, symbol: s.body.symbol }])).values()];
       const facts = await riskFactsMany(tx, pairs, this.limits.rateWindowMs);
-      const factsOf = new Map<string, RiskFacts>(pairs.map((p, i) => [`${p.userId}\u0000${p.symbol}`, facts[i]]));
+      const factsOf = new Map<string, RiskFacts>(pairs.map((p, i) => [pairKey(p.userId, p.symbol), facts[i]]));
       const keyed = subs.flatMap((s) => (s.idempotencyKey ? [{ userId: s.userId, key: s.idempotencyKey }] : []));
       const priors = await data.findByIdempotencyKeys(tx, keyed);
-      const decisions = decideSubmissions(subs, { facts: (u, sym) => factsOf.get(`${u}\u0000${sym}`)!, market, priors, limits: this.limits, now: Date.now() });
+      const decisions = decideSubmissions(subs, { facts: (u, sym) => factsOf.get(pairKey(u, sym))!, market, priors, limits: this.limits, now: Date.now() });
 
       const fresh: data.NewOrder[] = [];
       decisions.forEach((d, i) => {

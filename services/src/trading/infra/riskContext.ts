@@ -105,7 +105,7 @@ export interface RiskFacts {
 
 /**
  * The database facts of the check in one round trip: the position as order-management knows it
- * (signed filled quantity), the unexecuted quantity of open orders per side, today's realized PnL net
+ * (signed filled quantity, kept in om_positions by a trigger on its fills), the unexecuted quantity of open orders per side, today's realized PnL net
  * of fees (portfolio-manager's fills, UTC day) and the user's order times inside the rate window.
  * Read inside the transaction that holds `lockUserOrders`, so no concurrent order of the user is missed.
  */
@@ -118,17 +118,20 @@ export async function riskFactsMany(db: Queryable, pairs: { userId: string; symb
   const { rows } = await db.query<{ q: string; ob: string; os: string; p: string; t: string[] | null; gs: string | null; us: string | null }>(
     `SELECT
        coalesce((SELECT quantity FROM om_positions WHERE user_id = k.u AND symbol = k.s), 0)::text AS q,
-       (SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'buy'), 0)::text
-          FROM om_orders WHERE user_id = k.u AND symbol = k.s AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS ob,
-       (SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'sell'), 0)::text
-          FROM om_orders WHERE user_id = k.u AND symbol = k.s AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS os,
+       exposure.ob, exposure.os,
        (SELECT coalesce(sum(realized_pnl - fee), 0)::text FROM pm_fills
          WHERE user_id = k.u AND fill_ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS p,
        (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
          WHERE user_id = k.u AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t,
        (SELECT state FROM trading_states WHERE scope = 'global') AS gs,
        (SELECT state FROM trading_states WHERE scope = 'user:' || k.u) AS us
-     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(u, s, n) ORDER BY k.n`,
+     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(u, s, n)
+     -- both sides' open exposure from one scan of the user's open orders in the symbol
+     CROSS JOIN LATERAL (
+       SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'buy'), 0)::text AS ob,
+              coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'sell'), 0)::text AS os
+         FROM om_orders WHERE user_id = k.u AND symbol = k.s AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS exposure
+     ORDER BY k.n`,
     [pairs.map((p) => p.userId), pairs.map((p) => p.symbol), windowMs],
   );
   return rows.map((f) => ({
