@@ -44,6 +44,13 @@ interface BatchWork {
 
 export class TradingEngine {
   private exchange: PaperExchange;
+  /**
+   * The tail of the batches applied so far: each batch starts after the previous one settled. A
+   * failed batch rebuilds the book from the database; a batch committing during that rebuild would
+   * be missing from it (a resting order that never fills, a last bar that goes back). Four lines of
+   * promise chaining rather than a mutex package.
+   */
+  private applied: Promise<unknown> = Promise.resolve();
   constructor(private readonly deps: EngineDeps) {
     this.exchange = new PaperExchange(deps.paper);
   }
@@ -68,10 +75,17 @@ export class TradingEngine {
 
   /**
    * One transaction per batch of commands (the fetched batches of the orders and candles partitions,
-   * joined by the consumer), in offset order within each partition. Malformed messages never get
-   * here: the consumer decodes each one (messages.ts commandOf) and sets aside the ones it refuses.
+   * joined by the consumer), in offset order within each partition, one batch at a time (`applied`).
+   * Malformed messages never get here: the consumer decodes each one (messages.ts commandOf) and
+   * sets aside the ones it refuses.
    */
-  async onBatch(commands: EngineCommand[]): Promise<void> {
+  onBatch(commands: EngineCommand[]): Promise<void> {
+    const run = this.applied.then(() => this.apply(commands));
+    this.applied = run.catch(() => undefined);
+    return run;
+  }
+
+  private async apply(commands: EngineCommand[]): Promise<void> {
     // Most of trading.orders is for others (`new`, `filled`, ...): a batch of nothing but those needs
     // no transaction (two round trips that held up the next batch) and no relay wake-up.
     if (commands.every((c) => c.kind === "ignore")) return;

@@ -99,6 +99,10 @@ export async function consumeDecoded<T>(
     },
     { maxBatch: 64, concurrency: 1, isOutage: isRetriable },
   );
+  // With joinPartitions, kafkajs runs several partitions' eachBatch at once; every call of `handle`,
+  // a message retried alone included, goes through `joined` (one at a time), so a handler never
+  // runs beside itself (the trading-engine's book is rebuilt after a failed transaction: a batch
+  // committing meanwhile would be lost from memory).
   const handleTogether = (items: T[]) => (opts.joinPartitions ? joined.submit(items) : opts.handle(items));
   let closing = false;
   let current: import("kafkajs").Consumer | undefined;
@@ -179,7 +183,7 @@ export async function consumeDecoded<T>(
     }
     for (const v of valid) {
       try {
-        await opts.handle([v.item]);
+        await handleTogether([v.item]);
       } catch (err) {
         if (isRetriable(err)) throw err;
         await setMessageAside(v.m, reasonText(v.aside ? `${v.aside.problem}; the rest: ${reasonText(err)}` : err));
