@@ -9,7 +9,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs, pg, Redis } from "../harness";
-import { useServers } from "../harness/shared";
+import { useServersWith } from "../harness/shared";
 import { weaviateAvailability } from "../harness/weaviate";
 import { createService, runCommand, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
@@ -27,7 +27,8 @@ import { ML_DIR, mlPython } from "../helpers/ml-python";
 import { http, waitUntil } from "../trading/e2e-helpers";
 
 const { available: withWeaviate } = weaviateAvailability();
-const srv = withWeaviate ? useServers("postgres", "redis", "kafka", "clickhouse", "weaviate") : useServers("postgres", "redis", "kafka", "clickhouse");
+// A broker of this file's own: it runs a trading-engine (harness/shared.ts privateKafka).
+const srv = withWeaviate ? useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse", "weaviate") : useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 const run = randomBytes(3).toString("hex");
 const SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
 const BARS = 6000;
@@ -124,9 +125,9 @@ beforeAll(async () => {
   await waitUntil("bars in ClickHouse", async () => {
     const ch = chClient();
     try {
-      // This file's symbols only: the writer's new group also copies the shared broker's other bars.
+      // This file's symbols only, each bar once (a replayed batch leaves duplicate rows until a merge).
       const mine = [...SYMBOLS, "SHORTUSDT"].map((s) => `'${s}'`).join(", ");
-      return (await ch.query<{ n: string }>(`SELECT count() AS n FROM market_candles WHERE symbol IN (${mine})`))[0].n === String(3 * BARS + 30);
+      return (await ch.query<{ n: string }>(`SELECT uniqExact(symbol, timeframe, open_time) AS n FROM market_candles WHERE symbol IN (${mine})`))[0].n === String(3 * BARS + 30);
     } finally {
       await ch.close();
     }

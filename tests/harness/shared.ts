@@ -100,7 +100,10 @@ export interface ServerOptions {
   /**
    * A Kafka broker of this file's own instead of the shared one. The shared broker's topics are
    * shared by every file running at the same time: a file that publishes hostile messages there
-   * (the hostile suite's poison on every topic) would feed them to the other files' consumers.
+   * (the hostile suite's poison on every topic) would feed them to the other files' consumers, and
+   * a trading-engine executes every order on `trading.orders`: another file's engine would fill
+   * this file's orders first (with its own fees) or reject them (no bar of that symbol yet). Every
+   * file that runs a trading-engine takes a broker of its own.
    */
   privateKafka?: boolean;
 }

@@ -58,18 +58,20 @@ describe("instance registry", () => {
   });
 
   it("drops instances whose heartbeat TTL expired; a heartbeat in time keeps them", async () => {
-    // TTLs well above scheduling noise on a loaded 2-core machine
-    await hb("user-management", "short", { ttlMs: 800 });
-    await hb("user-management", "kept", { ttlMs: 800 });
+    // TTLs of seconds and a wait on the outcome, not a sleep: a loaded 2-core machine can pause a
+    // process for most of a second.
+    await hb("user-management", "short", { ttlMs: 3000 });
+    await hb("user-management", "kept", { ttlMs: 3000 });
     expect((await call("GET", "/instances/user-management")).body.instances).toHaveLength(2);
-    await sleep(500);
-    await hb("user-management", "kept", { ttlMs: 800 });
-    await sleep(500);
-    await hb("user-management", "kept", { ttlMs: 800 });
-    const live = (await call("GET", "/instances/user-management")).body.instances.map((i: { id: string }) => i.id);
-    expect(live).toEqual(["kept"]);
-    await sleep(1000);
-    expect((await call("GET", "/instances/user-management")).body.instances).toEqual([]);
+    const ids = async () => (await call("GET", "/instances/user-management")).body.instances.map((i: { id: string }) => i.id);
+    const beating = setInterval(() => void hb("user-management", "kept", { ttlMs: 3000 }).catch(() => undefined), 500);
+    try {
+      await expect.poll(ids, { timeout: 60_000, interval: 200 }).toEqual(["kept"]);
+    } finally {
+      clearInterval(beating);
+    }
+    // Without heartbeats "kept" expires too.
+    await expect.poll(ids, { timeout: 60_000, interval: 200 }).toEqual([]);
   });
 
   it("deregisters on shutdown and validates input (400 naming the field)", async () => {
@@ -127,10 +129,10 @@ describe("locks for singleton jobs", () => {
   });
 
   it("an expired lock can be taken over and the old holder can no longer renew it", async () => {
-    const a = await call("POST", "/locks/expiring/acquire", { owner: "a", ttlMs: 800 });
+    const a = await call("POST", "/locks/expiring/acquire", { owner: "a", ttlMs: 3000 });
     expect(a.status).toBe(200);
-    expect((await call("POST", "/locks/expiring/acquire", { owner: "b", ttlMs: 800 })).status).toBe(409);
-    await sleep(1000);
+    expect((await call("POST", "/locks/expiring/acquire", { owner: "b", ttlMs: 3000 })).status).toBe(409);
+    await expect.poll(async () => (await call("GET", "/locks/expiring")).status, { timeout: 60_000, interval: 200 }).toBe(404);
     expect((await call("POST", "/locks/expiring/renew", { token: a.body.token, ttlMs: 1000 })).status).toBe(404);
     const b = await call("POST", "/locks/expiring/acquire", { owner: "b", ttlMs: 5000 });
     expect(b.status).toBe(200);
@@ -143,10 +145,10 @@ describe("client helpers (startHeartbeat, withHubLock)", () => {
   it("keeps an instance registered while running and deregisters on stop", async () => {
     const { startHeartbeat } = await import("../../services/src/services/central-hub/client");
     let health: "healthy" | "degraded" = "healthy";
-    const hbc = startHeartbeat({ baseUrl: base, service: "risk-analyzer", id: "ra-1", version: "2.0.0", address: "http://ra-1:8005", intervalMs: 250, health: () => health });
+    const hbc = startHeartbeat({ baseUrl: base, service: "risk-analyzer", id: "ra-1", version: "2.0.0", address: "http://ra-1:8005", intervalMs: 1000, health: () => health });
     await expect.poll(async () => (await call("GET", "/instances/risk-analyzer")).body.instances.length).toBe(1);
     health = "degraded";
-    await sleep(1000); // longer than the TTL (750 ms): still there because it keeps beating
+    await sleep(4000); // longer than the TTL (3 intervals, 3 s): still there because it keeps beating
     const inst = (await call("GET", "/instances/risk-analyzer")).body.instances;
     expect(inst).toHaveLength(1);
     expect(inst[0].health).toBe("degraded");
@@ -156,10 +158,10 @@ describe("client helpers (startHeartbeat, withHubLock)", () => {
 
   it("runs a job under a lock, renews it past its TTL, rejects a second runner, releases after", async () => {
     const { withHubLock, LockHeldError } = await import("../../services/src/services/central-hub/client");
-    const opts = { baseUrl: base, name: "nightly", owner: "job-a", ttlMs: 900 };
+    const opts = { baseUrl: base, name: "nightly", owner: "job-a", ttlMs: 3000 };
     const result = await withHubLock(opts, async (lock) => {
       expect(lock.fencingToken).toBeGreaterThan(0);
-      await sleep(2000); // > 2 TTLs: renewals keep it
+      await sleep(7000); // > 2 TTLs: renewals keep it
       expect(lock.signal.aborted).toBe(false);
       await expect(withHubLock({ ...opts, owner: "job-b" }, async () => "ran")).rejects.toBeInstanceOf(LockHeldError);
       return "done";

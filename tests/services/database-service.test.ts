@@ -123,7 +123,9 @@ describe("postgres migration runner", () => {
     const results = await Promise.all([1, 2, 3].map(() => runPostgresMigrations(pool, { dir })));
     const appliedCounts = results.map((r) => r.applied.length).sort();
     expect(appliedCounts).toEqual([0, 0, 2]);
-    expect(Math.max(...results.map((r) => r.lockWaitMs))).toBeGreaterThanOrEqual(400);
+    // The runs that applied nothing waited for the lock (how long depends on when each one's
+    // connection was up: a fixed bound fails on a loaded machine).
+    expect(Math.max(...results.map((r) => r.lockWaitMs))).toBeGreaterThan(0);
     expect((await pool.query("SELECT count(*)::int AS n FROM s")).rows[0].n).toBe(2);
     rmSync(dir, { recursive: true });
   });

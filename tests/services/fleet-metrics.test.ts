@@ -14,12 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dashboardFiles, PROMETHEUS_OWN_SERIES } from "../../components/monitoring/dashboards";
 import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
 import { kafkajs, Redis } from "../harness";
-import { useServers } from "../harness/shared";
+import { useServersWith } from "../harness/shared";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { exportedSeries, metricNames, parseSamples, variableMetric } from "../helpers/promql";
 import { http, waitUntil } from "../trading/e2e-helpers";
 
-const srv = useServers("postgres", "redis", "kafka", "clickhouse");
+// A broker of this file's own: it runs a trading-engine (harness/shared.ts privateKafka).
+const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 let p: Platform;
 /** Bound of every wait: generous, it only guards against a hang on a loaded machine. */
 const WAIT_MS = 240_000;

@@ -14,10 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalog, entryPoint } from "../../services/src/catalog";
 import { isInternalPath, type RouteInfo } from "../../services/src/kit";
 import { registry } from "../../services/src/registry";
-import { useServers } from "../harness/shared";
+import { useServersWith } from "../harness/shared";
 import { startPlatform, type Platform } from "../helpers/platform";
 
-const srv = useServers("postgres", "redis", "kafka", "clickhouse");
+// A broker of this file's own: it runs a trading-engine (harness/shared.ts privateKafka).
+const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 let p: Platform;
 
 beforeAll(async () => {

@@ -14,13 +14,14 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "../harness";
-import { useServers } from "../harness/shared";
+import { useServersWith } from "../harness/shared";
 import { lastPriceKey } from "../../services/src/trading/events";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { http, waitUntil } from "./e2e-helpers";
 
-const srv = useServers("postgres", "redis", "kafka", "clickhouse");
+// A broker of this file's own: it runs a trading-engine (harness/shared.ts privateKafka).
+const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 // A symbol of this file alone: the candle topic is shared by every test file on the broker.
 const SYMBOL = `KS${randomBytes(3).toString("hex").toUpperCase()}USDT`;
 const PASSWORD = "correct horse battery staple";
