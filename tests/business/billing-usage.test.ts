@@ -110,6 +110,9 @@ afterAll(async () => {
 
 describe("subscription lifecycle through the gateway", () => {
   it("subscribe -> invoice -> processor confirms by signed webhook -> paid and active; usage metered into the renewal invoice", async () => {
+    // Usage from a fixed start: the default, the first of this UTC month, would lose the earlier
+    // requests of a run that crosses midnight on the 1st.
+    const since = encodeURIComponent(new Date(Date.now() - 60_000).toISOString());
     const userId = randomUUID();
     const tok = await token(userId);
     let served = 0; // requests of this user the gateway served (< 500, not 429): the billable units
@@ -138,7 +141,7 @@ describe("subscription lifecycle through the gateway", () => {
     const usage = await waitUntil(
       "usage in ClickHouse",
       async () => {
-        const rows = mine((await api("GET", "/usage/all", adminToken)).body.usage);
+        const rows = mine((await api("GET", `/usage/all?from=${since}`, adminToken)).body.usage);
         return rows.reduce((a, r) => a + r.requests, 0) === served ? rows : undefined;
       },
       90_000,
@@ -146,9 +149,9 @@ describe("subscription lifecycle through the gateway", () => {
     const billing = usage.find((r: any) => r.route === "billing");
     expect(billing.requests).toBe(served); // every request of this user went to /api/billing
     expect(billing.p95Ms).toBeGreaterThan(0);
-    const own = await call("GET", "/usage"); // the user's own view (itself one more billable request)
+    const own = await call("GET", `/usage?from=${since}`); // the user's own view (itself one more billable request)
     expect(own.body.usage.find((r: any) => r.route === "billing").requests).toBe(served - 1);
-    await waitUntil("own request ingested", async () => mine((await api("GET", "/usage/all", adminToken)).body.usage).reduce((a, r) => a + r.requests, 0) === served, 90_000);
+    await waitUntil("own request ingested", async () => mine((await api("GET", `/usage/all?from=${since}`, adminToken)).body.usage).reduce((a, r) => a + r.requests, 0) === served, 90_000);
 
     // The period ends after the last request (ClickHouse times are whole seconds): the renewal
     // invoices the next period in advance and this period's usage in arrears.
