@@ -1,4 +1,7 @@
 /** Pure generators and rules of the program, without an engine. */
+import { execFile } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { catalog, entryPoint, otlpTracesUrl, ServiceDefinition, sizingOf, traceCollector } from "../../catalog";
 import { parseStackConfig } from "../../stacks/config";
@@ -10,7 +13,7 @@ import { backupScript } from "../../components/data/backup";
 import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
 import { fileKey, k8sProbe, k8sStartupProbe, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "../../components/runtime/kubernetes";
 import { runtimeCapabilities } from "../../components/runtime";
-import { dockerHealthcheck, dockerTmpfsOptions } from "../../components/runtime/docker";
+import { dockerHealthcheck, dockerTmpfsOptions, HTTP_PROBE_SCRIPT } from "../../components/runtime/docker";
 
 const routed = catalog.filter((s) => s.route !== null);
 
@@ -142,8 +145,28 @@ describe("workload spec", () => {
 
   it("maps probes for Docker and file keys for Kubernetes", () => {
     expect(dockerHealthcheck(probe({ exec: ["pg_isready"] }))).toEqual({ tests: ["CMD", "pg_isready"], interval: "10s", timeout: "5s", retries: 5, startPeriod: "20s" });
-    expect(dockerHealthcheck(probe({ http: { path: "/health", port: 80 } })).tests).toEqual(["CMD", "node", "-e", expect.stringContaining("fetch('http://127.0.0.1:80/health')")]);
+    expect(dockerHealthcheck(probe({ http: { path: "/health", port: 80 } })).tests).toEqual(["CMD", "bash", "-c", HTTP_PROBE_SCRIPT, "80", "/health"]);
+    for (const path of ["health", "/health now", "/a\r\nX: y", ""]) expect(() => dockerHealthcheck(probe({ http: { path, port: 80 } }))).toThrow("probe path");
     expect(fileKey("/etc/nginx/nginx.conf")).toBe("etc_nginx_nginx.conf");
+  });
+
+  it("the Docker HTTP probe, run by bash against a real server: healthy on 200 only", async () => {
+    const server = createServer((req, res) => {
+      res.statusCode = req.url === "/health" ? 200 : req.url === "/ready" ? 503 : 404;
+      res.end(req.url === "/health" ? "ok" : "no");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = String((server.address() as AddressInfo).port);
+    const exitOf = (args: string[]) =>
+      new Promise<number | null>((resolve) => execFile("bash", ["-c", HTTP_PROBE_SCRIPT, ...args], { timeout: 30_000 }, (err) => resolve(err ? (err.code as number) : 0)));
+    try {
+      expect(await exitOf([port, "/health"])).toBe(0);
+      expect(await exitOf([port, "/ready"])).not.toBe(0);
+      expect(await exitOf([port, "/nope"])).not.toBe(0);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    expect(await exitOf([port, "/health"])).not.toBe(0); // nothing listens any more
   });
 
   it("scales CPU and memory requests to a fraction of the limit, whole millicores / MiB rounded up, never 0", () => {
