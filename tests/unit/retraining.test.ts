@@ -6,7 +6,7 @@
  * backups Kubernetes-only, and the per-stack schedule with its config errors.
  */
 import { describe, expect, it } from "vitest";
-import { DOCKER_CAPABILITIES, schedulerWorkload } from "../../components/runtime/docker";
+import { DOCKER_CAPABILITIES, HTTP_PROBE_SCRIPT, schedulerWorkload } from "../../components/runtime/docker";
 import { KUBERNETES_CAPABILITIES } from "../../components/runtime/kubernetes";
 import { backupsScheduled } from "../../components/topology";
 import { canSchedule, CRON_RUNNER_STATUS_PORT, ScheduledJobSpec } from "../../components/workload";
@@ -49,7 +49,7 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
     ]);
     expect(c.inputs.command ?? []).toEqual([]);
     expect(c.inputs.restart).toBe("unless-stopped");
-    expect(c.inputs.healthcheck.tests.join(" ")).toContain(`127.0.0.1:${CRON_RUNNER_STATUS_PORT}/health`);
+    expect(c.inputs.healthcheck.tests).toEqual(["CMD", "bash", "-c", HTTP_PROBE_SCRIPT, String(CRON_RUNNER_STATUS_PORT), "/health"]);
     expect(c.inputs.user).toBe("10001:10001");
     expect(c.inputs.readOnly).toBe(true);
     expect(c.inputs.memory).toBe(1024);
