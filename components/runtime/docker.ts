@@ -73,8 +73,8 @@ export function schedulerWorkload(spec: ScheduledJobSpec): WorkloadSpec {
 /**
  * An HTTP probe run by bash inside the container: GET over /dev/tcp, healthy on a 200 status line.
  * Docker runs it every interval in each container; the `node -e fetch(...)` it replaces started a
- * Node runtime each time, about 300 ms of CPU a check here, most of what the idle dev fleet burnt
- * (bash: under 80 ms, nearly all of it Docker's exec). Port and path are arguments ($0, $1), never
+ * Node runtime each time, 399 ms of CPU a check here, most of what the idle dev fleet burnt (bash:
+ * 46 ms, nearly all of it Docker's exec; README, "What the idle dev fleet burns"). Port and path are arguments ($0, $1), never
  * part of the script. Every image with an HTTP probe is built from Debian, where bash is essential.
  */
 export const HTTP_PROBE_SCRIPT = String.raw`exec 3<>"/dev/tcp/127.0.0.1/$0" && printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&3 && read -t 4 -r status <&3 && [[ $status == "HTTP/1."?" 200 "* ]]`;

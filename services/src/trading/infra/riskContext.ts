@@ -105,8 +105,9 @@ export interface RiskFacts {
 
 /**
  * The database facts of the check in one round trip: the position as order-management knows it
- * (signed filled quantity, kept in om_positions by a trigger on its fills), the unexecuted quantity of open orders per side, today's realized PnL net
- * of fees (portfolio-manager's fills, UTC day) and the user's order times inside the rate window.
+ * (signed filled quantity, kept in om_positions by a trigger on its fills), the unexecuted quantity
+ * of open orders per side, today's realized PnL net of fees (portfolio-manager's fills, UTC day) and
+ * the user's order times inside the rate window.
  * Read inside the transaction that holds `lockUserOrders`, so no concurrent order of the user is missed.
  */
 export async function riskFacts(db: Queryable, userId: string, symbol: string, windowMs: number): Promise<RiskFacts> {
