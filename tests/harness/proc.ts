@@ -10,19 +10,31 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 
-/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+/**
+ * A free TCP port on 127.0.0.1 for a server started later (a JVM binds it seconds after). Taken
+ * below the kernel's ephemeral range (32768-60999 here), which the kernel never hands to a
+ * `listen(0)` or an outgoing connection meanwhile: a port from bind(0) was once taken in that gap
+ * and a private Kafka failed to start (CI, 2026-11-30). Each test worker has its own slice
+ * (VITEST_POOL_ID; the main process slice 0) and never hands out a port twice; 20000-29999 stays
+ * clear of Kubernetes NodePorts (30000-32767).
+ */
+export async function freePort(): Promise<number> {
+  const slice = Number(process.env.VITEST_POOL_ID ?? 0) % FREE_PORT_SLICES;
+  const base = FREE_PORT_BASE + slice * FREE_PORT_SLICE_SIZE;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = base + Math.floor(Math.random() * FREE_PORT_SLICE_SIZE);
+    if (handedOut.has(port)) continue;
+    if (await tryListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free loopback port in ${base}-${base + FREE_PORT_SLICE_SIZE - 1} after 200 tries`);
 }
+const FREE_PORT_BASE = 20_000;
+const FREE_PORT_SLICE_SIZE = 2_000;
+const FREE_PORT_SLICES = 5;
+const handedOut = new Set<number>();
 
 function tryListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
