@@ -59,6 +59,10 @@ interface ConsumeOptions {
   onDone?: (topic: string, partition: number, offset: string) => void;
 }
 
+/** How often a consumer commits the offsets of the batches it handled (at most; and once quiet). */
+export const COMMIT_INTERVAL_MS = 1000;
+type Committer = Pick<import("kafkajs").EachBatchPayload, "commitOffsetsIfNecessary" | "uncommittedOffsets">;
+
 /** How much a fetch gathers: the broker answers once `minBytes` are there or `maxWaitTimeInMs` passed. */
 export type FetchOptions = Partial<Pick<import("kafkajs").ConsumerConfig, "minBytes" | "maxBytes" | "maxBytesPerPartition" | "maxWaitTimeInMs">>;
 
@@ -106,8 +110,35 @@ export async function consumeDecoded<T>(
   const handleTogether = (items: T[]) => (opts.joinPartitions ? joined.submit(items) : opts.handle(items));
   let closing = false;
   let current: import("kafkajs").Consumer | undefined;
+  // Offsets are committed at most every COMMIT_INTERVAL_MS (kafkajs' own autoCommit commits after
+  // every batch whatever autoCommitInterval says: one OffsetCommit per batch, the broker's most
+  // frequent request under load). `committer` is the current consumer's way to commit what was
+  // handled; `trailing` commits the last batches once the stream goes quiet; on close the batches
+  // in hand finish, what they handled is committed, then the consumer leaves.
+  let committer: Committer | undefined;
+  let trailing: NodeJS.Timeout | undefined;
+  const inHand = new Set<Promise<void>>();
+  const commitHandled = async (): Promise<void> => {
+    const c = committer;
+    if (!c) return;
+    const pending = c.uncommittedOffsets();
+    if (pending.topics.length === 0) return;
+    // A commit refused after a rebalance only means the new owner replays those batches (deduped).
+    await c.commitOffsetsIfNecessary(pending).catch((err: Error) => ctx.log.debug({ groupId: opts.groupId, err: { message: err.message } }, "offset commit refused; the batches will be replayed"));
+  };
+  const commitSoon = (): void => {
+    if (trailing || closing) return;
+    trailing = setTimeout(() => {
+      trailing = undefined;
+      void commitHandled();
+    }, COMMIT_INTERVAL_MS);
+    trailing.unref();
+  };
   ctx.onClose(async () => {
     closing = true;
+    if (trailing) clearTimeout(trailing);
+    await Promise.allSettled([...inHand]);
+    await commitHandled();
     await current?.disconnect().catch(() => undefined);
   });
   const start = async (): Promise<void> => {
@@ -127,35 +158,45 @@ export async function consumeDecoded<T>(
     await consumer.run({
       partitionsConsumedConcurrently: opts.joinPartitions ?? 1,
       eachBatchAutoResolve: false,
-      // Offsets are committed at most once a second instead of after every batch (one Kafka round
-      // trip less per batch); a crash replays at most that much, which the handlers dedupe.
-      autoCommitInterval: 1000,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        if (!isRunning() || isStale() || batch.messages.length === 0) return;
-        const valid: Decoded[] = [];
-        for (const raw of batch.messages) {
-          if (!raw.value) continue;
-          const msg = { topic: batch.topic, partition: batch.partition, offset: raw.offset, key: raw.key ? raw.key.toString() : null, value: raw.value.toString(), raw: { key: raw.key, value: raw.value } };
-          const checked = checkMessage(msg.topic, msg.value);
-          if (checked.problem !== undefined) {
-            await setMessageAside(msg, reasonText(checked.problem));
-            continue;
-          }
-          const m: BatchMessage = { ...msg, json: checked.json };
-          try {
-            valid.push({ m, item: decode(m), aside: checked.aside });
-          } catch (err) {
-            if (isRetriable(err)) throw err;
-            await setMessageAside(m, reasonText(err));
-          }
-        }
-        await handleOrSetAside(valid);
-        const last = batch.messages[batch.messages.length - 1].offset;
-        resolveOffset(last);
-        opts.onDone?.(batch.topic, batch.partition, last);
-        await heartbeat();
+      // Committed here at most every COMMIT_INTERVAL_MS (above), not by kafkajs after each batch; a
+      // crash replays at most that much, which the handlers dedupe.
+      autoCommit: false,
+      autoCommitInterval: COMMIT_INTERVAL_MS,
+      eachBatch: (payload) => {
+        if (closing) return Promise.resolve();
+        const done = eachBatch(payload).finally(() => inHand.delete(done));
+        inHand.add(done);
+        return done;
       },
     });
+  };
+  const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary, uncommittedOffsets }: import("kafkajs").EachBatchPayload): Promise<void> => {
+    if (!isRunning() || isStale() || batch.messages.length === 0) return;
+    const valid: Decoded[] = [];
+    for (const raw of batch.messages) {
+      if (!raw.value) continue;
+      const msg = { topic: batch.topic, partition: batch.partition, offset: raw.offset, key: raw.key ? raw.key.toString() : null, value: raw.value.toString(), raw: { key: raw.key, value: raw.value } };
+      const checked = checkMessage(msg.topic, msg.value);
+      if (checked.problem !== undefined) {
+        await setMessageAside(msg, reasonText(checked.problem));
+        continue;
+      }
+      const m: BatchMessage = { ...msg, json: checked.json };
+      try {
+        valid.push({ m, item: decode(m), aside: checked.aside });
+      } catch (err) {
+        if (isRetriable(err)) throw err;
+        await setMessageAside(m, reasonText(err));
+      }
+    }
+    await handleOrSetAside(valid);
+    const last = batch.messages[batch.messages.length - 1].offset;
+    resolveOffset(last);
+    opts.onDone?.(batch.topic, batch.partition, last);
+    committer = { commitOffsetsIfNecessary, uncommittedOffsets };
+    await commitOffsetsIfNecessary();
+    if (uncommittedOffsets().topics.length > 0) commitSoon();
+    await heartbeat();
   };
   const deadLetters: DeadLetterStore | undefined = ctx.datastores.isEnabled("postgres")
     ? { postgres: ctx.app.pg }
