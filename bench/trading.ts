@@ -39,6 +39,8 @@ const BARS = Number(process.argv[5] ?? 100_000);
 const USERS = 32;
 const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 2);
 const DIRECT = process.env.BENCH_VIA === "direct";
+/** BENCH_PG_STATEMENTS=1: PostgreSQL's statements of the latency run by total time (pg_stat_statements). */
+const PG_STATEMENTS = process.env.BENCH_PG_STATEMENTS === "1";
 const MAX_IN_FLIGHT = 256;
 const FILL_WAIT_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -52,7 +54,7 @@ const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
 
 async function main() {
   const t0 = Date.now();
-  const [postgres, redis, kafka, clickhouse] = await Promise.all([startPostgres(), startRedis(), startKafka({ readyTimeoutMs: 600_000 }), startClickHouse()]);
+  const [postgres, redis, kafka, clickhouse] = await Promise.all([startPostgres(PG_STATEMENTS ? { settings: ["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all", "pg_stat_statements.track_planning=on"] } : {}), startRedis(), startKafka({ readyTimeoutMs: 600_000 }), startClickHouse()]);
   console.log(`servers up in ${Date.now() - t0} ms; load average ${load()}`);
   const services: ServiceProcess[] = [];
   try {
@@ -100,6 +102,7 @@ async function main() {
     await consumer.connect();
     await consumer.subscribe({ topic: "trading.executions", fromBeginning: true });
     await consumer.run({
+      autoCommit: false, // a fresh group each run: nothing to resume, so no OffsetCommit per batch
       eachBatch: async ({ batch }) => {
         const at = performance.now();
         for (const message of batch.messages) {
@@ -224,7 +227,25 @@ async function main() {
     const idleNames = [...services.map((p) => p.name), ...idleStores.map((st) => st.name)];
     console.log(`idle CPU ms per second (no orders, 3 s): ${idleNames.map((n, i) => `${n} ${(((idle1[i] - idle0[i]) * 1000) / 3).toFixed(0)}`).join(", ")}, load generator ${((idleSelf.user + idleSelf.system) / 3000 / 3).toFixed(0)}`);
     console.log(`load average before the latency run: ${load()}`);
+    if (PG_STATEMENTS) await pool.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()");
     const l = await openLoop(LATENCY_RATE, SECONDS);
+    if (PG_STATEMENTS) {
+      const { rows } = await pool.query<{ calls: string; total: number; plan: number; mean: number; rows: string; query: string }>(
+        "SELECT calls, total_exec_time AS total, total_plan_time AS plan, mean_exec_time AS mean, rows, query FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15",
+      );
+      const all = await pool.query<{ exec: number; plan: number; calls: string }>("SELECT sum(total_exec_time) AS exec, sum(total_plan_time) AS plan, sum(calls) AS calls FROM pg_stat_statements");
+      const t = all.rows[0];
+      console.log(`PostgreSQL statements of the latency run: ${t.calls} calls, ${Number(t.exec).toFixed(0)} ms executing, ${Number(t.plan).toFixed(0)} ms planning; the top ones by total time (ms executing / ms planning / calls / ms mean execution / rows):`);
+      for (const r of rows) console.log(`  ${r.total.toFixed(0).padStart(7)} ${r.plan.toFixed(0).padStart(6)} ${String(r.calls).padStart(6)} ${r.mean.toFixed(3).padStart(8)} ${String(r.rows).padStart(7)}  ${r.query.replace(/\s+/g, " ").slice(0, 160)}`);
+      const idx = await pool.query<{ name: string; scans: string; read: string; fetched: string }>(
+        "SELECT indexrelname AS name, idx_scan AS scans, idx_tup_read AS read, idx_tup_fetch AS fetched FROM pg_stat_user_indexes WHERE idx_scan > 0 ORDER BY idx_tup_read DESC LIMIT 8",
+      );
+      console.log(`  index entries read since the start (scans / entries read / rows fetched): ${idx.rows.map((r) => `${r.name} ${r.scans}/${r.read}/${r.fetched}`).join(", ")}`);
+      const tables = await pool.query<{ name: string; live: string; dead: string; vacuums: string }>(
+        "SELECT relname AS name, n_live_tup AS live, n_dead_tup AS dead, autovacuum_count AS vacuums FROM pg_stat_user_tables WHERE n_dead_tup > 0 ORDER BY n_dead_tup DESC LIMIT 8",
+      );
+      console.log(`  dead rows (live / dead / autovacuums): ${tables.rows.map((r) => `${r.name} ${r.live}/${r.dead}/${r.vacuums}`).join(", ")}`);
+    }
     console.log(`orders at ${LATENCY_RATE}/s offered for ${SECONDS} s (open loop, ${USERS} users, ${DIRECT ? "" : "gateway -> "}order-management -> Kafka -> trading-engine -> Kafka):`);
     report(l);
     const epoch = (t: number) => performance.timeOrigin + t;

@@ -17,6 +17,8 @@ export interface StartPostgresOptions {
   /** Database in the returned URL (default "postgres"). */
   database?: string;
   readyTimeoutMs?: number;
+  /** More server settings, `name=value` each (a bench's `shared_preload_libraries=pg_stat_statements`). */
+  settings?: string[];
 }
 
 function osUser(): { uid?: number; gid?: number } {
@@ -37,6 +39,7 @@ export class PostgresServer extends BaseServer<PostgresEnv> {
     readonly user: string,
     readonly database: string,
     private readonly readyTimeoutMs: number,
+    private readonly settings: string[] = [],
   ) {
     super("postgres", port, makeTempDir("pg"), "SIGINT" /* fast shutdown */);
   }
@@ -85,6 +88,7 @@ export class PostgresServer extends BaseServer<PostgresEnv> {
         "-c", "fsync=off",
         "-c", "full_page_writes=off",
         "-c", "password_encryption=scram-sha-256",
+        ...this.settings.flatMap((kv) => ["-c", kv]),
       ],
       { uid: this.owner.uid, gid: this.owner.gid, logFile: join(this.dir, "server.log"), cwd: this.dir },
     );
@@ -130,6 +134,6 @@ export class PostgresServer extends BaseServer<PostgresEnv> {
 
 /** Start a private PostgreSQL 15 on a free loopback port (scram-sha-256, generated password). */
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresServer> {
-  const server = new PostgresServer(await freePort(), opts.user ?? "harness", opts.database ?? "postgres", opts.readyTimeoutMs ?? 600_000);
+  const server = new PostgresServer(await freePort(), opts.user ?? "harness", opts.database ?? "postgres", opts.readyTimeoutMs ?? 600_000, opts.settings);
   return server.start();
 }

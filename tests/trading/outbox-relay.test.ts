@@ -3,7 +3,9 @@
  * om_outbox): a commit announced by notify() is relayed at once, with one drain and no empty one
  * after it; a commit announced while a drain is publishing is relayed right after it, without
  * waiting for the interval; a commit nobody announces still goes out at the interval; a full batch
- * is followed by another drain at once.
+ * is followed by another drain at once; an announced drain scans from the announced id (past the
+ * dead index entries of sent rows), and rows nobody announced below it go out with a scan from the
+ * start (a relay's first drain, or the interval's).
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,8 +25,11 @@ const quiet = { warn() {} } as unknown as ConstructorParameters<typeof OutboxRel
 /** A relay whose drains are counted, and a sender that records what it published. */
 class CountingRelay extends OutboxRelay {
   drains: number[] = [];
-  override async drainOnce(): Promise<number> {
-    const n = await super.drainOnce();
+  /** Where each drain started (0n: from the start). */
+  froms: bigint[] = [];
+  override async drainOnce(from?: bigint): Promise<number> {
+    const n = await super.drainOnce(from);
+    this.froms.push(from ?? 0n);
     this.drains.push(n);
     return n;
   }
@@ -40,12 +45,14 @@ function recordingSender(): Sender & { sent: string[]; hold?: Promise<void>; hel
   };
   return s;
 }
-async function commit(keys: string[]): Promise<void> {
+/** Commits the events of `keys`; answers the smallest id enqueued. */
+async function commit(keys: string[]): Promise<string | undefined> {
   const c = await pool.connect();
   try {
     await c.query("BEGIN");
-    await enqueue(c, TABLE, keys.map((key) => ({ eventId: `${TABLE}:${key}`, topic: "t", key, payload: {} })));
+    const first = await enqueue(c, TABLE, keys.map((key) => ({ eventId: `${TABLE}:${key}`, topic: "t", key, payload: {} })));
     await c.query("COMMIT");
+    return first;
   } finally {
     c.release();
   }
@@ -110,6 +117,54 @@ describe("outbox relay wake-ups", () => {
       await commit(["i"]); // no notify(): the interval's drain takes it
       await waitUntil("i relayed at the interval", async () => sender.sent.includes("i"), WAIT_MS, 20);
       await waitUntil("all nine marked sent", async () => (await sentCount()) === 9, WAIT_MS, 10);
+    } finally {
+      await relay.stop();
+    }
+  }, 300_000);
+
+  it("drains an announced commit from its first id; a row nobody announced below it goes out with a scan from the start", async () => {
+    const sender = recordingSender();
+    // The interval is an hour: after its first drain (from the start), this relay scans only from what is announced.
+    const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 3_600_000 });
+    relay.start();
+    try {
+      await waitUntil("the first drain", async () => relay.drains.length === 1, WAIT_MS, 10);
+      expect(relay.froms).toEqual([0n]);
+      const unannounced = await commit(["j"]);
+      const first = await commit(["k", "l"]);
+      expect(first).toMatch(/^\d+$/);
+      expect(BigInt(first!)).toBeGreaterThan(BigInt(unannounced!));
+      relay.notify(first);
+      await waitUntil("k and l relayed", async () => sender.sent.includes("k") && sender.sent.includes("l"), WAIT_MS, 10);
+      await waitUntil("the drain counted", async () => relay.drains.length >= 2, WAIT_MS, 10);
+      expect(relay.froms[1]).toBe(BigInt(first!));
+      expect(relay.drains[1]).toBe(2);
+      expect(sender.sent).toEqual(["k", "l"]);
+    } finally {
+      await relay.stop();
+    }
+    // A relay starting (a restart, another replica) scans from the start first: j goes out.
+    const next = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 3_600_000 });
+    next.start();
+    try {
+      await waitUntil("j relayed", async () => sender.sent.includes("j"), WAIT_MS, 10);
+      expect(next.froms[0]).toBe(0n);
+    } finally {
+      await next.stop();
+    }
+  }, 300_000);
+
+  it("scans from the start when told of a commit without its id", async () => {
+    const sender = recordingSender();
+    const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 3_600_000 });
+    relay.start();
+    try {
+      await waitUntil("the first drain", async () => relay.drains.length === 1, WAIT_MS, 10);
+      await commit(["m"]);
+      relay.notify();
+      await waitUntil("m relayed", async () => sender.sent.includes("m"), WAIT_MS, 10);
+      await waitUntil("the drain counted", async () => relay.drains.length >= 2, WAIT_MS, 10);
+      expect(relay.froms.slice(0, 2)).toEqual([0n, 0n]);
     } finally {
       await relay.stop();
     }

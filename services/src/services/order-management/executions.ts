@@ -24,6 +24,8 @@ const OUTCOME_EVENTS: Record<Exclude<ExecutionMsg["type"], "fill">, OrderEvent> 
 /** What applying a batch did: how many orders changed, and for each new fill how long after its order's creation. */
 export interface ExecutionsOutcome {
   changed: number;
+  /** The smallest om_outbox id the batch enqueued (for the relay once committed), if any. */
+  firstOutboxId?: string;
   fillLatencySeconds: number[];
 }
 
@@ -63,6 +65,6 @@ export async function applyExecutions(c: Queryable, msgs: ExecutionMsg[], log: F
     events.push(orderEvent(upd));
   }
   await data.updateOrders(c, [...changed].map((id) => orders.get(id)!));
-  await enqueue(c, "om_outbox", events);
-  return { changed: changed.size, fillLatencySeconds: latencies };
+  const firstOutboxId = await enqueue(c, "om_outbox", events);
+  return { changed: changed.size, firstOutboxId, fillLatencySeconds: latencies };
 }

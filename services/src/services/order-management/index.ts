@@ -33,7 +33,11 @@ export default defineService({
     const relay = new OutboxRelay(app.pg.pool, "om_outbox", app.kafka, ctx.log, { intervalMs: ctx.config.OM_OUTBOX_INTERVAL_MS });
     const metrics = createOrderMetrics(ctx.metrics.registry);
     const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
-    const submitter = new OrderSubmitter(app.pg, redis, riskLimitsFrom(ctx.config), { maxBatch: ctx.config.OM_SUBMIT_MAX_BATCH, lanes: ctx.config.OM_SUBMIT_LANES });
+    const submitter = new OrderSubmitter(app.pg, redis, riskLimitsFrom(ctx.config), {
+      maxBatch: ctx.config.OM_SUBMIT_MAX_BATCH,
+      lanes: ctx.config.OM_SUBMIT_LANES,
+      committed: (firstOutboxId) => relay.notify(firstOutboxId),
+    });
     registerRoutes(app, { relay, submitter, metrics });
 
     relay.start();
@@ -47,7 +51,7 @@ export default defineService({
         const outcome = await app.pg.transaction((c) => applyExecutions(c, msgs.map((m) => JSON.parse(m.value) as ExecutionMsg), ctx.log));
         // Observed once committed: a batch that is retried is not counted twice.
         for (const s of outcome.fillLatencySeconds) metrics.fillLatency.observe(s);
-        if (outcome.changed > 0) relay.notify();
+        if (outcome.firstOutboxId !== undefined) relay.notify(outcome.firstOutboxId);
       },
     });
   },

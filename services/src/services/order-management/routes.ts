@@ -82,7 +82,7 @@ export function registerRoutes(app: App, { relay, submitter, metrics }: OrderRou
       reply.code(200).header("idempotent-replay", "true");
       return snapshot(row);
     }
-    relay.notify();
+    // The submitter woke the relay when the order's transaction committed.
     countDecision(metrics, row);
     reply.code(201);
     return snapshot(row);
@@ -103,6 +103,7 @@ export function registerRoutes(app: App, { relay, submitter, metrics }: OrderRou
 
   app.post("/:id/cancel", { schema: { params: OrderId, response: { 202: OrderOut } } }, async (req, reply) => {
     const who = requireIdentity(req);
+    let firstOutboxId: string | undefined;
     const row = await app.pg.transaction(async (c) => {
       const cur = await data.findOrder(c, req.params.id, true);
       if (!cur || (cur.user_id !== who.userId && who.role !== "admin")) throw notFound("order not found");
@@ -110,10 +111,10 @@ export function registerRoutes(app: App, { relay, submitter, metrics }: OrderRou
       const next = nextStatus(cur.status, "cancel_request");
       if (next === undefined) throw new HttpError(409, "ORDER_NOT_CANCELLABLE", `order is ${cur.status}`);
       const upd = await data.setStatus(c, cur.order_id, next);
-      await enqueue(c, "om_outbox", [orderEvent(upd)]);
+      firstOutboxId = await enqueue(c, "om_outbox", [orderEvent(upd)]);
       return upd;
     });
-    relay.notify();
+    if (firstOutboxId !== undefined) relay.notify(firstOutboxId);
     reply.code(202);
     return snapshot(row);
   });

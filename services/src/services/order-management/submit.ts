@@ -35,12 +35,15 @@ export interface SubmitOutcome {
  */
 export class OrderSubmitter {
   private readonly lanes: GroupCommit<Submission, SubmitOutcome>[];
+  /** Told of every committed batch that enqueued events (the outbox relay's wake-up), before its submitters hear. */
+  private readonly committed: (firstOutboxId: string | undefined) => void;
   constructor(
     private readonly pg: PostgresClient,
     private readonly redis: () => Redis | undefined,
     private readonly limits: RiskLimits,
-    opts: { maxBatch: number; lanes: number },
+    opts: { maxBatch: number; lanes: number; committed?: (firstOutboxId: string | undefined) => void },
   ) {
+    this.committed = opts.committed ?? (() => undefined);
     this.lanes = Array.from({ length: opts.lanes }, () => new GroupCommit((subs: Submission[]) => this.submitBatch(subs), { maxBatch: opts.maxBatch, concurrency: 1, isOutage: isTransientError }));
   }
 
@@ -56,7 +59,8 @@ export class OrderSubmitter {
     // and takes the locks (one round trip less on the path; marketFactsMany never rejects): they
     // need not be under the locks, which only cover what this service writes.
     const marketRead = marketFactsMany(this.redis(), subs.map((s) => ({ userId: s.userId, symbol: s.body.symbol })));
-    return this.pg.transaction(async (tx) => {
+    let firstOutboxId: string | undefined;
+    const outcomes = await this.pg.transaction(async (tx) => {
       const txNow = await lockUsersOrders(tx, [...new Set(subs.map((s) => s.userId))]);
       const market = await marketRead;
       const pairs = [...new Map(subs.map((s) => [pairKey(s.userId, s.body.symbol), { userId: s.userId, symbol: s.body.symbol }])).values()];
@@ -77,12 +81,14 @@ export class OrderSubmitter {
         });
       });
       const created = new Map(data.newOrderRows(fresh, txNow).map((r) => [r.order_id, r]));
-      await data.insertOrders(tx, fresh, [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
+      firstOutboxId = await data.insertOrders(tx, fresh, [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
       return decisions.map((d, i): SubmitOutcome | HttpError => {
         if (d.kind === "conflict") return idempotencyKeyReused();
         if (d.kind === "new") return { row: created.get(subs[i].orderId)!, replayed: false };
         return { row: "prior" in d ? d.prior : created.get(subs[d.sameAs].orderId)!, replayed: true };
       });
     });
+    if (firstOutboxId !== undefined) this.committed(firstOutboxId);
+    return outcomes;
   }
 }

@@ -91,6 +91,7 @@ export class TradingEngine {
     if (commands.every((c) => c.kind === "ignore")) return;
     const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
     const barSymbols = [...new Set(commands.flatMap((c) => (c.kind === "bars" ? c.bars.map((b) => b.symbol) : [])))];
+    let firstOutboxId: string | undefined;
     try {
       await this.deps.pg.transaction(async (tx) => {
         const w: BatchWork = {
@@ -104,13 +105,13 @@ export class TradingEngine {
         }
         await this.flush(w);
         await data.saveLastBars(tx, [...w.newBars.values()]);
-        await enqueue(tx, "te_outbox", w.events);
+        firstOutboxId = await enqueue(tx, "te_outbox", w.events);
       });
     } catch (err) {
       await this.load().catch(() => undefined); // the book may hold effects of the rolled-back transaction
       throw err;
     }
-    this.deps.relay.notify();
+    if (firstOutboxId !== undefined) this.deps.relay.notify(firstOutboxId);
   }
 
   private async execute(w: BatchWork, o: OrderRequest): Promise<void> {
