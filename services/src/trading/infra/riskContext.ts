@@ -106,7 +106,8 @@ export interface RiskFacts {
 /**
  * The database facts of the check in one round trip: the position as order-management knows it
  * (signed filled quantity, kept in om_positions by a trigger on its fills), the unexecuted quantity
- * of open orders per side, today's realized PnL net of fees (portfolio-manager's fills, UTC day) and
+ * of open orders per side, today's realized PnL net of fees (portfolio-manager's fills of the UTC
+ * day, kept in pm_daily_pnl by a trigger on pm_fills) and
  * the user's order times inside the rate window.
  * Read inside the transaction that holds `lockUserOrders`, so no concurrent order of the user is missed.
  */
@@ -120,8 +121,7 @@ export async function riskFactsMany(db: Queryable, pairs: { userId: string; symb
     `SELECT
        coalesce((SELECT quantity FROM om_positions WHERE user_id = k.u AND symbol = k.s), 0)::text AS q,
        exposure.ob, exposure.os,
-       (SELECT coalesce(sum(realized_pnl - fee), 0)::text FROM pm_fills
-         WHERE user_id = k.u AND fill_ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS p,
+       coalesce((SELECT net FROM pm_daily_pnl WHERE user_id = k.u AND day = (now() AT TIME ZONE 'UTC')::date), 0)::text AS p,
        (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
          WHERE user_id = k.u AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t,
        (SELECT state FROM trading_states WHERE scope = 'global') AS gs,
