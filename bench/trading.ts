@@ -37,7 +37,7 @@ const SATURATION_RATE = Number(process.argv[3] ?? 1000);
 const SECONDS = Number(process.argv[4] ?? 10);
 const BARS = Number(process.argv[5] ?? 100_000);
 const USERS = 32;
-const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 2);
+const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 20);
 const DIRECT = process.env.BENCH_VIA === "direct";
 /** BENCH_PG_STATEMENTS=1: PostgreSQL's statements of the latency run by total time (pg_stat_statements). */
 const PG_STATEMENTS = process.env.BENCH_PG_STATEMENTS === "1";
@@ -212,7 +212,9 @@ async function main() {
     };
 
     // JIT, pools, consumer assignment, and the connections the latency run will use (opened here at
-    // its rate, not during it). BENCH_WARM_SECONDS (default 2): 8 s changed nothing measurable (12:03).
+    // its rate, not during it). BENCH_WARM_SECONDS (default 20): a fresh broker's JIT compiler threads
+    // still took 130-220 ms of CPU a second 2-30 s after its start (per thread, /proc/<pid>/task), up to a
+    // millisecond of CPU per order at 200 orders/s; a long-running broker compiled all that long ago.
     const warm = await openLoop(LATENCY_RATE, WARM_SECONDS);
     console.log(`warm-up: ${warm.n} orders, submit-to-fill p50 ${ms(pct(warm.lat, 50))}`);
 
