@@ -6,17 +6,18 @@
  * changes (`new`, then the decision) are enqueued in the outbox in the same transaction.
  *
  * The submissions waiting together are decided in one transaction (group commit, GroupCommit): one
- * MGET for the market facts (while the transaction starts), then BEGIN, lock the batch's users,
- * read their facts, read the stored orders of their Idempotency-Keys, insert the orders and enqueue
- * their events (one statement), COMMIT: the same five round trips to PostgreSQL in a row for one
- * order or two hundred (each one, on a busy host, a wait for two processes to be scheduled). Orders of one user in a batch are decided in arrival
+ * MGET for the market facts (while the transaction starts), then BEGIN with the lock of the batch's
+ * users (one round trip), read their facts, read the stored orders of their Idempotency-Keys, insert
+ * the orders and enqueue their events (one statement), COMMIT: the same five round trips to
+ * PostgreSQL in a row for one order or two hundred (each one, on a busy host, a wait for two
+ * processes to be scheduled). Orders of one user in a batch are decided in arrival
  * order, each seeing the ones before it (domain.ts decideSubmissions). An Idempotency-Key is looked
  * up under its user's lock, so a replay racing its first request on another replica finds it stored.
  */
 import type { Redis } from "ioredis";
 import { HttpError, isTransientError, type PostgresClient } from "../../kit";
 import { GroupCommit } from "../../trading/infra/groupCommit";
-import { lockUsersOrders, marketFactsMany, riskFactsMany, type RiskFacts } from "../../trading/infra/riskContext";
+import { lockedAt, lockUsersOrdersStatement, marketFactsMany, riskFactsMany, type RiskFacts } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
 import * as data from "./data";
 import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
@@ -60,8 +61,10 @@ export class OrderSubmitter {
     // need not be under the locks, which only cover what this service writes.
     const marketRead = marketFactsMany(this.redis(), subs.map((s) => ({ userId: s.userId, symbol: s.body.symbol })));
     let firstOutboxId: string | undefined;
-    const outcomes = await this.pg.transaction(async (tx) => {
-      const txNow = await lockUsersOrders(tx, [...new Set(subs.map((s) => s.userId))]);
+    // BEGIN and the users' locks in one round trip.
+    const lock = lockUsersOrdersStatement([...new Set(subs.map((s) => s.userId))]);
+    const outcomes = await this.pg.transaction(async (tx, locked) => {
+      const txNow = lockedAt(locked);
       const market = await marketRead;
       const pairs = [...new Map(subs.map((s) => [pairKey(s.userId, s.body.symbol), { userId: s.userId, symbol: s.body.symbol }])).values()];
       const facts = await riskFactsMany(tx, pairs, this.limits.rateWindowMs);
@@ -87,7 +90,7 @@ export class OrderSubmitter {
         if (d.kind === "new") return { row: created.get(subs[i].orderId)!, replayed: false };
         return { row: "prior" in d ? d.prior : created.get(subs[d.sameAs].orderId)!, replayed: true };
       });
-    });
+    }, { begin: lock });
     if (firstOutboxId !== undefined) this.committed(firstOutboxId);
     return outcomes;
   }

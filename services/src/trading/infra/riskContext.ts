@@ -6,6 +6,7 @@
  * (services/src/trading/risk.ts).
  */
 import type { Redis } from "ioredis";
+import { escapeLiteral } from "pg";
 import { Type, type Queryable } from "../../kit";
 import { lastPriceKey } from "../events";
 import { checkOrder, type RiskContext, type RiskDecision, type RiskLimits } from "../risk";
@@ -65,27 +66,33 @@ export async function marketFactsMany(redis: Redis | undefined, pairs: { userId:
 const ORDER_LOCK_SPACE = 0x6f72; // "or"
 
 /**
- * Serializes the pre-trade check and the insert of one user's orders across every replica: taken
- * inside the insert's transaction (released at its end), before the exposure is read in it.
+ * The per-user order locks: serialize the pre-trade check and the insert of a user's orders across
+ * every replica, taken first in the insert's transaction (released at its end), before the exposure
+ * is read in it. Answers the transaction's now() (what the rows it inserts get as their default
+ * timestamps), so a caller can build them without reading them back. The locks are taken in
+ * ascending key order (the key is the hash of the user id, so users sharing a hash share a lock and
+ * are taken once): every transaction locking several users takes them in the same order, so two of
+ * them never deadlock.
+ *
+ * One statement without parameters, to send with BEGIN in the same round trip
+ * (`PostgresClient.transaction`'s `begin`; parse its rows with `lockedAt`): the submit transaction's
+ * first round trip, saved on every order batch. The ids are quoted with pg's escapeLiteral; one
+ * holding a NUL byte (which would end the statement's text early) is refused.
  */
-export async function lockUserOrders(tx: Queryable, userId: string): Promise<Date> {
-  return lockUsersOrders(tx, [userId]);
+export function lockUsersOrdersStatement(userIds: string[]): string {
+  const ids = userIds.map((u) => {
+    if (u.includes("\0")) throw new Error("a user id holds a NUL byte");
+    return escapeLiteral(u);
+  });
+  return `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(${ORDER_LOCK_SPACE}, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest(ARRAY[${ids.join(", ")}]::text[]) AS u ORDER BY 1) AS keys)
+     SELECT now() AS tx_now, (SELECT count(*) FROM locked) AS locks`;
 }
 
-/**
- * lockUserOrders for many users in one statement; resolves with the transaction's now(). The locks are taken in ascending key order (the
- * key is the hash of the user id, so users sharing a hash share a lock and are taken once): every
- * transaction locking several users takes them in the same order, so two of them never deadlock.
- */
-export async function lockUsersOrders(tx: Queryable, userIds: string[]): Promise<Date> {
-  // Answers the transaction's now() (what the rows it inserts get as their default timestamps), so
-  // a caller can build them without reading them back.
-  const { rows } = await tx.query<{ tx_now: Date }>(
-    `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest($2::text[]) AS u ORDER BY 1) AS keys)
-     SELECT now() AS tx_now, (SELECT count(*) FROM locked) AS locks`,
-    [ORDER_LOCK_SPACE, userIds],
-  );
-  return rows[0].tx_now;
+/** The transaction's now() from the rows of lockUsersOrdersStatement. */
+export function lockedAt(rows: unknown[]): Date {
+  const at = (rows[0] as { tx_now?: unknown } | undefined)?.tx_now;
+  if (!(at instanceof Date)) throw new Error("the users' lock answered no timestamp");
+  return at;
 }
 
 export interface RiskFacts {
@@ -109,7 +116,7 @@ export interface RiskFacts {
  * of open orders per side, today's realized PnL net of fees (portfolio-manager's fills of the UTC
  * day, kept in pm_daily_pnl by a trigger on pm_fills) and
  * the user's order times inside the rate window.
- * Read inside the transaction that holds `lockUserOrders`, so no concurrent order of the user is missed.
+ * Read inside the transaction that holds the users' locks (`lockUsersOrdersStatement`), so no concurrent order of the user is missed.
  */
 export async function riskFacts(db: Queryable, userId: string, symbol: string, windowMs: number): Promise<RiskFacts> {
   return (await riskFactsMany(db, [{ userId, symbol }], windowMs))[0];
