@@ -114,9 +114,10 @@ export class OutboxRelay {
   }
 
   /**
-   * Publishes pending rows once, from the id `from` on (0: all); returns how many were sent. Two round trips to PostgreSQL per
-   * batch, not four: BEGIN travels with the SELECT and COMMIT with the UPDATE (simple-protocol
-   * statements with no parameters: the table name is checked, the limit and the ids are integers).
+   * Publishes pending rows once, from the id `from` on (0: all); returns how many were sent. Two
+   * round trips to PostgreSQL per batch, not four: BEGIN travels with the SELECT and COMMIT with
+   * the UPDATE (simple-protocol statements with no parameters: the table name is checked, the limit,
+   * `from` and the ids are integers).
    * On a busy host each round trip waits for both processes to be scheduled (the breakdown of
    * bench/trading.ts), and every row committed during a drain waits for the next one.
    */
