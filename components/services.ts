@@ -127,6 +127,10 @@ export function serviceEnvironment(
     SERVICE_NAME: definition.name,
     PORT: String(definition.port),
     NODE_ENV: "production",
+    // Serve 3 s past SIGTERM with readiness failed and connections closed after each answer: a
+    // replica being replaced leaves the load balancers and keep-alive pools before it stops
+    // listening (Kubernetes' 30 s grace and Docker's 10 s stop timeout leave room for it).
+    SHUTDOWN_DRAIN_MS: "3000",
     ...extra,
   };
   const secretEnv: Record<string, pulumi.Input<string>> = {};

@@ -1,3 +1,4 @@
+import http from "node:http";
 import { PassThrough } from "node:stream";
 import { describe, expect, it, afterAll } from "vitest";
 import { createService, defineService, envEnum, envList, envUrl, loadConfig, ConfigError, describeConfig, Type, badRequest, peerBaseUrl } from "../../services/src/kit";
@@ -229,6 +230,40 @@ describe("main.ts: one image, every service", { timeout: 600_000 }, () => {
     child.kill("SIGTERM");
     const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     expect(code).toBe(0);
+    expect(out).toContain("shut down cleanly");
+  });
+
+  it("drains for SHUTDOWN_DRAIN_MS after SIGTERM: still serving, /ready 503, every answer closes its connection, then a clean exit", async () => {
+    const child = spawn(process.execPath, [tsx, main, "api-gateway"], {
+      env: { ...clean, DRAGONFLY_URL: "redis://127.0.0.1:1", JWT_SECRET: "s".repeat(64), PORT: "0", HOST: "127.0.0.1", SHUTDOWN_DRAIN_MS: "6000" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", () => out.includes("api-gateway listening") && resolve());
+      child.on("exit", (c) => reject(new Error(`exited early with ${c}: ${out}`)));
+    });
+    const base = /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)![1];
+    const get = (path: string) =>
+      new Promise<{ status: number; connection?: string; body: string }>((resolve, reject) => {
+        http.get(`${base}${path}`, (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => resolve({ status: res.statusCode!, connection: res.headers.connection, body }));
+        }).on("error", reject);
+      });
+    expect((await get("/health")).connection).toBe("keep-alive");
+    child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 300));
+    const health = await get("/health");
+    expect(health.status).toBe(200);
+    expect(health.connection).toBe("close");
+    const ready = await get("/ready");
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body).status).toBe("draining");
+    expect(await exited).toBe(0);
     expect(out).toContain("shut down cleanly");
   });
 });

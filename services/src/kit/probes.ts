@@ -67,6 +67,8 @@ export interface ProbeOptions {
   datastores: Datastores;
   extraChecks: ReadonlyArray<{ name: string; check: ReadinessCheck; required: boolean }>;
   readyTimeoutMs: number;
+  /** Shutting down, still serving (runService's SHUTDOWN_DRAIN_MS): /ready answers 503 and every response closes its connection. */
+  draining: () => boolean;
 }
 
 export function installProbes(app: App, o: ProbeOptions): void {
@@ -79,6 +81,10 @@ export function installProbes(app: App, o: ProbeOptions): void {
   // promise and a microtask turn each.
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    // Draining: the request is served, and its connection closed after the answer, so a client
+    // holding keep-alive connections (the gateway's pools, the ingress) moves to the other replicas
+    // before this one stops listening, instead of sending a request into the close (a 503).
+    if (o.draining()) reply.header("connection", "close");
     done();
   });
   app.addHook("onResponse", (request, reply, done) => {
@@ -94,6 +100,7 @@ export function installProbes(app: App, o: ProbeOptions): void {
   app.get("/health", { logLevel: "warn" }, async () => ({ status: "ok", service: o.service }));
 
   app.get("/ready", { logLevel: "warn" }, async (_request, reply) => {
+    if (o.draining()) return reply.status(503).send({ status: "draining", service: o.service, dependencies: {} });
     type Result = { status: "ok" | "failed" | "disabled"; required: boolean; latencyMs?: number; error?: string };
     const checks: Array<{ name: string; required: boolean; run?: ReadinessCheck }> = [
       ...datastores.list().map(({ name, state }) => ({

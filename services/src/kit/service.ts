@@ -29,6 +29,13 @@ export function commonEnv(def: ServiceDefinition) {
     BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1_024, maximum: 100 * 1_048_576 }),
     /** Bound on graceful shutdown (drain in-flight requests, close pools). */
     SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100 }),
+    /**
+     * After SIGTERM, how long the service keeps serving before it stops listening: /ready answers
+     * 503 and each response closes its connection, so load balancers (a Kubernetes Service's
+     * endpoints, the ingress) and keep-alive pools (the gateway's) move to the other replicas first.
+     * Without it a replica being deleted under load answered 503 to a request that raced its close.
+     */
+    SHUTDOWN_DRAIN_MS: Type.Integer({ default: 0, minimum: 0, maximum: 60_000 }),
     /** Timeout of each dependency check of /ready. */
     READY_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
     /**
@@ -101,6 +108,8 @@ export interface Service<C = Record<string, unknown>> {
   routes: ReadonlyArray<RouteInfo>;
   /** Listens on the configured HOST/PORT unless overridden; resolves to the base URL. */
   listen(opts?: { port?: number; host?: string }): Promise<string>;
+  /** Starts draining: /ready answers 503 and every response closes its connection (still serving). */
+  drain(): void;
   close(): Promise<void>;
 }
 
@@ -177,7 +186,8 @@ export async function createService<S extends ConfigSchema>(
 
   // Before any route: @fastify/swagger documents the routes registered after it (openapi.ts).
   await registerOpenApi(app, def);
-  installProbes(app, { service: def.name, log, metrics, datastores, extraChecks, readyTimeoutMs: config.READY_TIMEOUT_MS });
+  let draining = false;
+  installProbes(app, { service: def.name, log, metrics, datastores, extraChecks, readyTimeoutMs: config.READY_TIMEOUT_MS, draining: () => draining });
 
   app.addHook("onClose", async () => {
     for (const fn of closers.reverse()) {
@@ -201,6 +211,9 @@ export async function createService<S extends ConfigSchema>(
     async listen(o = {}) {
       const address = await app.listen({ port: o.port ?? config.PORT, host: o.host ?? config.HOST });
       return address.replace("[::1]", "127.0.0.1");
+    },
+    drain: () => {
+      draining = true;
     },
     close: () => app.close(),
   };
@@ -226,9 +239,11 @@ export async function runService<S extends ConfigSchema>(mod: ServiceModule<S>, 
     const timer = setTimeout(() => {
       log.error({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, "graceful shutdown timed out, exiting");
       process.exit(1);
-    }, config.SHUTDOWN_TIMEOUT_MS);
+    }, config.SHUTDOWN_DRAIN_MS + config.SHUTDOWN_TIMEOUT_MS);
     timer.unref();
-    service.close().then(
+    // Serve on for SHUTDOWN_DRAIN_MS (readiness failed, connections closed after each answer), then close.
+    service.drain();
+    new Promise((r) => setTimeout(r, config.SHUTDOWN_DRAIN_MS)).then(() => service!.close()).then(
       () => {
         log.info("shut down cleanly");
         process.exit(0);
