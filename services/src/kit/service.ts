@@ -237,7 +237,7 @@ export async function runService<S extends ConfigSchema>(mod: ServiceModule<S>, 
     const { log, config } = service.ctx;
     log.info({ signal: requested }, "shutting down");
     const timer = setTimeout(() => {
-      log.error({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, "graceful shutdown timed out, exiting");
+      log.error({ timeoutMs: config.SHUTDOWN_DRAIN_MS + config.SHUTDOWN_TIMEOUT_MS }, "graceful shutdown timed out, exiting");
       process.exit(1);
     }, config.SHUTDOWN_DRAIN_MS + config.SHUTDOWN_TIMEOUT_MS);
     timer.unref();

@@ -11,6 +11,12 @@ export interface Queryable {
   query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
 }
 
+/** The rows of the last statement of a multi-statement simple query (pg answers one result per statement). */
+export function lastResult<R extends QueryResultRow = QueryResultRow>(answer: unknown): R[] {
+  const results = Array.isArray(answer) ? answer : [answer];
+  return (results[results.length - 1] as QueryResult<R>).rows;
+}
+
 export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, extra: PoolConfig = {}) {
   const { Pool } = require("pg") as typeof import("pg");
   const pool: Pool = new Pool({
@@ -36,8 +42,7 @@ export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, ex
       const client = await pool.connect();
       try {
         const answer: unknown = await client.query(opts.begin === undefined ? "BEGIN" : `BEGIN; ${opts.begin}`);
-        const results = (Array.isArray(answer) ? answer : [answer]) as QueryResult[];
-        const r = await fn(client, opts.begin === undefined ? [] : results[results.length - 1].rows);
+        const r = await fn(client, opts.begin === undefined ? [] : lastResult(answer));
         await client.query("COMMIT");
         return r;
       } catch (e) {

@@ -37,12 +37,12 @@ export interface SubmitOutcome {
 export class OrderSubmitter {
   private readonly lanes: GroupCommit<Submission, SubmitOutcome>[];
   /** Told of every committed batch that enqueued events (the outbox relay's wake-up), before its submitters hear. */
-  private readonly committed: (firstOutboxId: string | undefined) => void;
+  private readonly committed: (firstOutboxId: string) => void;
   constructor(
     private readonly pg: PostgresClient,
     private readonly redis: () => Redis | undefined,
     private readonly limits: RiskLimits,
-    opts: { maxBatch: number; lanes: number; committed?: (firstOutboxId: string | undefined) => void },
+    opts: { maxBatch: number; lanes: number; committed?: (firstOutboxId: string) => void },
   ) {
     this.committed = opts.committed ?? (() => undefined);
     this.lanes = Array.from({ length: opts.lanes }, () => new GroupCommit((subs: Submission[]) => this.submitBatch(subs), { maxBatch: opts.maxBatch, concurrency: 1, isOutage: isTransientError }));

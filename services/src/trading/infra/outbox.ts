@@ -15,8 +15,8 @@
  * the drain has an id at least that. Rows nobody announced (another process's, a crashed run's, a
  * caller of notify() without an id) are found by a scan from the start at least every `intervalMs`.
  */
-import type { Queryable } from "../../kit/datastores/postgres";
-import type { Pool, QueryResult, QueryResultRow } from "pg";
+import { lastResult, type Queryable } from "../../kit/datastores/postgres";
+import type { Pool } from "pg";
 import type { Logger } from "pino";
 import { traceCarrier, withTraceCarrier } from "../../kit/telemetry/context";
 
@@ -73,12 +73,6 @@ export function smallestId(rows: { id: string | number }[]): string | undefined 
   return min?.toString();
 }
 
-/** The rows of the last statement of a multi-statement simple query (pg answers one result per statement). */
-function lastResult<R extends QueryResultRow>(answer: unknown): R[] {
-  const results = Array.isArray(answer) ? answer : [answer];
-  return (results[results.length - 1] as QueryResult<R>).rows;
-}
-
 export interface Sender {
   send(topic: string, messages: { key: string; value: string; headers?: Record<string, string> }[]): Promise<unknown>;
 }
@@ -88,8 +82,6 @@ export class OutboxRelay {
   private running = false;
   private stopped = false;
   private kick?: () => void;
-  /** notify() was called since the current drain began. */
-  private announced = false;
   /** The smallest id announced since the current drain began (undefined: none, or one without an id). */
   private announcedFrom?: bigint;
   /** A notify() without an id came since the current drain began: the next drain scans from the start. */
@@ -166,7 +158,6 @@ export class OutboxRelay {
    * smallest id it enqueued (`enqueue`'s answer) so the drain need not scan from the start.
    */
   notify(firstId?: string): void {
-    this.announced = true;
     if (firstId !== undefined && BIGINT_RE.test(firstId)) {
       const id = BigInt(firstId);
       if (this.announcedFrom === undefined || id < this.announcedFrom) this.announcedFrom = id;
@@ -178,7 +169,6 @@ export class OutboxRelay {
   private nextFrom(continueAfter: bigint | undefined): bigint {
     const now = Date.now();
     const [announced, unknown] = [this.announcedFrom, this.announcedUnknown];
-    this.announced = false;
     this.announcedFrom = undefined;
     this.announcedUnknown = false;
     // From the start: when told of rows without an id, woken by the timer, or once per interval.
@@ -215,7 +205,7 @@ export class OutboxRelay {
         // drain that used to follow every non-empty one (two round trips and a pool checkout, for
         // nothing, on every wake-up of a lightly loaded path) is gone. Rows of a committer that does
         // not call notify(), or of a replica that died before relaying, wait for the interval.
-        if (n < this.batch && !this.announced && !this.stopped)
+        if (n < this.batch && this.announcedFrom === undefined && !this.announcedUnknown && !this.stopped)
           await new Promise<void>((resolve) => {
             this.kick = resolve;
             this.timer = setTimeout(resolve, this.opts.intervalMs ?? 200);
