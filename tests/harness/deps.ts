@@ -7,6 +7,7 @@
  */
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { patchKafkaJsIdleLoop } from "../../services/src/kit/datastores/kafkajs-idle-loop";
 import type * as KafkaJs from "../../services/node_modules/kafkajs";
 import type * as IORedis from "../../services/node_modules/ioredis";
 import type * as PromClient from "../../services/node_modules/prom-client";
@@ -18,6 +19,8 @@ export const pg = servicesRequire("pg") as typeof import("pg");
 /** ioredis' module.exports is the Redis class carrying every named export (ReplyError, Cluster...). */
 export const Redis = servicesRequire("ioredis") as typeof IORedis.default & typeof IORedis;
 export const kafkajs = servicesRequire("kafkajs") as typeof KafkaJs;
+// The load generators and the tests' own clients without kafkajs' idle 1 ms timer loop, as the services.
+patchKafkaJsIdleLoop(servicesRequire);
 export const promClient = servicesRequire("prom-client") as typeof PromClient;
 /** ws ships no types: they are services' @types/ws. */
 export const ws = servicesRequire("ws") as typeof import("../../services/node_modules/@types/ws");

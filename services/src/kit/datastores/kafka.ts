@@ -8,9 +8,11 @@ import type { Kafka, Producer, Consumer, EachMessagePayload, Message, ConsumerCo
 import type { Registry } from "prom-client";
 import type { DatastoreConfig } from "./env";
 import { trackConsumerLag } from "./kafka-lag";
+import { patchKafkaJsIdleLoop } from "./kafkajs-idle-loop";
 
 export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, log: Logger, metrics?: Registry) {
   const kafkajs = require("kafkajs") as typeof import("kafkajs");
+  patchKafkaJsIdleLoop();
   const levelName: Record<number, "error" | "warn" | "info" | "debug"> = {
     [kafkajs.logLevel.ERROR]: "error",
     [kafkajs.logLevel.WARN]: "warn",
