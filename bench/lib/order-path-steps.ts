@@ -56,6 +56,9 @@ export async function printOrderPathSteps(pool: Pool, kafka: InstanceType<typeof
   // Read as epoch milliseconds with the microseconds as fractions.
   const q = async (sql: string) => new Map((await pool.query<{ id: string; t: string | null }>(sql, [ids])).rows.map((r) => [r.id, r.t === null ? NaN : Number(r.t)]));
   const epoch = (col: string) => `extract(epoch from ${col}) * 1000`;
+  // Kafka first: it waits until every order.filled is out, so order-management has applied every fill
+  // (it gathers executions for OM_EXECUTIONS_LINGER_MS) before its timestamps are read.
+  const kafkaTimes = await orderEventTimes(kafka, new Set(ids));
   const [omTx, omRelay, teTx, teRelay, omApply] = await Promise.all([
     q(`SELECT order_id::text AS id, ${epoch("created_at")} AS t FROM om_orders WHERE order_id = ANY($1::uuid[])`),
     q(`SELECT msg_key AS id, ${epoch("sent_at")} AS t FROM om_outbox WHERE event_id = ANY(SELECT unnest($1::text[]) || ':accepted')`),
@@ -63,7 +66,6 @@ export async function printOrderPathSteps(pool: Pool, kafka: InstanceType<typeof
     q(`SELECT msg_key AS id, ${epoch("min(sent_at)")} AS t FROM te_outbox WHERE topic = 'trading.executions' AND msg_key = ANY($1::text[]) GROUP BY msg_key`),
     q(`SELECT order_id::text AS id, ${epoch("min(created_at)")} AS t FROM om_order_fills WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`),
   ]);
-  const kafkaTimes = await orderEventTimes(kafka, new Set(ids));
   const g = (m: Map<string, number>, id: string) => m.get(id) ?? NaN;
   const steps: [string, (o: TimedOrder) => number, (o: TimedOrder) => number][] = [
     ["intended send -> order-management's submit transaction begins (load generator, gateway, HTTP, wait for a lane)", (o) => o.intended, (o) => g(omTx, o.orderId)],
