@@ -185,7 +185,13 @@ export class Billing {
         idempotencyKey: `invoice-${inv.invoice_id}-${inv.attempts + 1}`,
         description: `Invoice ${inv.invoice_id}`,
       });
-      await this.repo.pg.query("UPDATE bil_invoices SET last_payment_id = $2, next_attempt_at = NULL WHERE invoice_id = $1 AND status = 'open'", [inv.invoice_id, r.intentId]);
+      // No retry is due while this attempt's outcome is on its way, unless the outcome already came:
+      // payments.events can overtake the answer to this request (a decline recorded first, then a
+      // NULL here, left the invoice open with no next attempt: dunning stopped).
+      await this.repo.pg.query(
+        "UPDATE bil_invoices SET last_payment_id = $2, next_attempt_at = CASE WHEN attempts = $3 THEN NULL ELSE next_attempt_at END WHERE invoice_id = $1 AND status = 'open'",
+        [inv.invoice_id, r.intentId, inv.attempts],
+      );
     } catch (err) {
       // Not charged (or unknown): the next cycle retries with the same key, which cannot charge twice.
       this.log.warn({ invoiceId: inv.invoice_id, err: { message: (err as Error).message } }, "charge request failed; retried next cycle");

@@ -1,0 +1,80 @@
+/**
+ * A charge's outcome can arrive on payments.events before payment-service's answer to the charge
+ * request (the outbox relay and Kafka were faster than the HTTP answer on a loaded machine). The
+ * decline must still schedule the next dunning attempt: before the fix, the answer's late update
+ * cleared `next_attempt_at` after the decline had set it, and the invoice stayed open with no
+ * retry ever due (found by billing-usage.test.ts failing under load). Real PostgreSQL; the payment
+ * gateway is a stand-in that delivers the outcome first or second.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { runPostgresMigrations } from "../../services/src/migrations";
+import { createPostgres, type PostgresClient } from "../../services/src/kit/datastores/postgres";
+import { Billing, type PaymentGateway } from "../../services/src/services/billing-service/billing";
+import { BillingRepo } from "../../services/src/services/billing-service/repo";
+import type { PaymentEventMsg } from "../../services/src/business/events";
+
+const srv = useServers("postgres");
+const PLAN = `race-${randomBytes(4).toString("hex")}`;
+const DAY_MS = 86_400_000;
+/** What the code under test warned of: a charge that failed to be recorded would pass unnoticed. */
+const warnings: unknown[] = [];
+const log = { info() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a), debug() {} } as unknown as Parameters<typeof createPostgres>[1];
+let client: PostgresClient;
+
+beforeAll(async () => {
+  const pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 1 });
+  await runPostgresMigrations(pool);
+  await pool.end();
+  client = createPostgres({ POSTGRES_URL: srv.env.POSTGRES_URL, POSTGRES_POOL_MAX: 4, POSTGRES_CONNECT_TIMEOUT_MS: 30_000 } as Parameters<typeof createPostgres>[0], log);
+  await new BillingRepo(client).createPlan({ id: PLAN, name: "Race", currency: "usd", amount: 1000n, interval: "month", trialDays: 0, usage: null });
+}, 300_000);
+
+afterAll(async () => {
+  await client?.close();
+});
+
+/** A Billing whose charges are declined, the decline delivered before or after the answer. */
+function billingWith(outcome: "before the answer" | "after the answer") {
+  const repo = new BillingRepo(client);
+  const later: (() => Promise<void>)[] = [];
+  const decline = (reference: string, userId: string, ts: number): PaymentEventMsg => ({
+    eventId: randomUUID(), type: "payment.failed", intentId: randomUUID(), userId, amount: 1000, currency: "usd", reference, failureCode: "card_declined", ts,
+  });
+  let billing: Billing;
+  const payments: PaymentGateway = {
+    async charge(p) {
+      const deliver = () => client.transaction((c) => billing.onPaymentEvent(c, decline(p.reference, p.userId, Date.now()))).then(() => undefined);
+      if (outcome === "before the answer") await deliver();
+      else later.push(deliver);
+      return { intentId: randomUUID(), status: "processing" };
+    },
+  };
+  billing = new Billing(repo, payments, { units: async () => 0n }, log as never, { retryAfterDays: [1, 3] }, () => undefined);
+  return { billing, repo, deliverLater: async () => { for (const d of later.splice(0)) await d(); } };
+}
+
+const invoiceOf = async (userId: string) =>
+  (await client.pool.query<{ status: string; attempts: number; next_attempt_at: Date | null }>(
+    "SELECT i.status, i.attempts, i.next_attempt_at FROM bil_invoices i JOIN bil_subscriptions s USING (subscription_id) WHERE s.user_id = $1",
+    [userId],
+  )).rows;
+
+describe("a declined charge schedules the next attempt whichever arrives first", () => {
+  for (const outcome of ["before the answer", "after the answer"] as const) {
+    it(`the decline ${outcome}`, async () => {
+      const { billing, deliverLater } = billingWith(outcome);
+      const userId = randomUUID();
+      const t0 = Date.now();
+      await billing.subscribe(userId, PLAN, "pm_card_chargeDeclined");
+      await deliverLater();
+      const [inv] = await invoiceOf(userId);
+      expect(inv).toMatchObject({ status: "open", attempts: 1 });
+      expect(inv.next_attempt_at).not.toBeNull();
+      expect(inv.next_attempt_at!.getTime()).toBeGreaterThanOrEqual(t0 + DAY_MS - 1000);
+      expect(warnings).toEqual([]);
+    });
+  }
+});
