@@ -92,10 +92,13 @@ export class TradingEngine {
     const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
     const barSymbols = [...new Set(commands.flatMap((c) => (c.kind === "bars" ? c.bars.map((b) => b.symbol) : [])))];
     let firstOutboxId: string | undefined;
+    // Which orders are already recorded is asked together with BEGIN when it can be written in literals.
+    const knownSql = data.knownOrderIdsStatement(executeIds);
     try {
-      await this.deps.pg.transaction(async (tx) => {
+      await this.deps.pg.transaction(async (tx, begun) => {
+        const known = knownSql === undefined ? await data.knownOrderIds(tx, executeIds) : new Set(begun.map((r) => String(r.order_id)));
         const w: BatchWork = {
-          tx, events: [], known: await data.knownOrderIds(tx, executeIds), rows: [], fills: [],
+          tx, events: [], known, rows: [], fills: [],
           lastOpenTime: await data.lastBarOpenTimes(tx, barSymbols), newBars: new Map(),
         };
         for (const c of commands) {
@@ -106,7 +109,7 @@ export class TradingEngine {
         await this.flush(w);
         await data.saveLastBars(tx, [...w.newBars.values()]);
         firstOutboxId = await enqueue(tx, "te_outbox", w.events);
-      });
+      }, knownSql === undefined ? {} : { begin: knownSql });
     } catch (err) {
       await this.load().catch(() => undefined); // the book may hold effects of the rolled-back transaction
       throw err;
@@ -172,9 +175,8 @@ export class TradingEngine {
 
   /** Writes the orders and fills accumulated so far; only fills not recorded before produce events. */
   private async flush(w: BatchWork): Promise<void> {
-    await data.insertOrders(w.tx, w.rows);
+    const fresh = await data.insertOrdersAndFills(w.tx, w.rows, w.fills);
     w.rows = [];
-    const fresh = await data.insertFills(w.tx, w.fills);
     for (const f of w.fills)
       if (fresh.has(f.fillId)) {
         w.events.push(fillEvent(f));

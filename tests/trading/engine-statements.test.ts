@@ -1,0 +1,73 @@
+/**
+ * The trading-engine's batch statements that save round trips, on a real PostgreSQL: which orders
+ * are known travels with BEGIN as literals (only plain UUIDs are ever written into SQL), and the
+ * orders and their fills go in one statement that still answers which fills are new (a redelivered
+ * batch publishes no fill twice).
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { runPostgresMigrations } from "../../services/src/migrations";
+import { createPostgres, type PostgresClient } from "../../services/src/kit/datastores/postgres";
+import { insertOrdersAndFills, knownOrderIds, knownOrderIdsStatement, type EngineOrderRow } from "../../services/src/services/trading-engine/data";
+import type { Fill } from "../../services/src/trading/types";
+
+const srv = useServers("postgres");
+const log = { info() {}, warn() {}, error() {} } as unknown as Parameters<typeof createPostgres>[1];
+let client: PostgresClient;
+
+beforeAll(async () => {
+  const pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 1 });
+  await runPostgresMigrations(pool);
+  await pool.end();
+  client = createPostgres({ POSTGRES_URL: srv.env.POSTGRES_URL, POSTGRES_POOL_MAX: 2, POSTGRES_CONNECT_TIMEOUT_MS: 30_000 } as Parameters<typeof createPostgres>[0], log);
+}, 300_000);
+
+afterAll(async () => {
+  await client?.close();
+});
+
+const row = (orderId: string): EngineOrderRow => ({
+  order: { orderId, userId: "u-statements", symbol: "BTCUSDT", side: "buy", type: "market", quantity: "1" },
+  status: "filled",
+  remaining: "0",
+  fillSeq: 1,
+});
+const fill = (orderId: string): Fill => ({ fillId: `${orderId}:1`, orderId, userId: "u-statements", symbol: "BTCUSDT", side: "buy", quantity: "1", price: "100", fee: "0.1", liquidity: "taker", ts: Date.now() });
+
+describe("the engine's batch statements", () => {
+  it("asks which orders are known together with BEGIN, and answers as the parameterised query", async () => {
+    const [a, b, unknown] = [randomUUID(), randomUUID(), randomUUID()];
+    await insertOrdersAndFills(client.pool, [row(a), row(b)], []);
+    const ids = [a, b.toUpperCase(), unknown];
+    const sql = knownOrderIdsStatement(ids);
+    expect(sql).toBeDefined();
+    const begun = await client.transaction(async (_tx, rows) => rows.map((r) => String(r.order_id)), { begin: sql });
+    expect(new Set(begun)).toEqual(new Set([a, b]));
+    expect(new Set(begun)).toEqual(await knownOrderIds(client.pool, ids));
+  });
+
+  it("writes no id into SQL that is not a plain UUID", () => {
+    for (const hostile of ["x'); DROP TABLE te_orders; --", `${randomUUID()}'`, `${randomUUID()},${randomUUID()}`, "{}", "", `${randomUUID()}\u0000`, `${randomUUID()} `])
+      expect(knownOrderIdsStatement([randomUUID(), hostile])).toBeUndefined();
+    expect(knownOrderIdsStatement([])).toBeUndefined();
+  });
+
+  it("inserts orders and fills in one statement and answers only the new fills", async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    const first = await insertOrdersAndFills(client.pool, [row(a), row(b)], [fill(a), fill(b)]);
+    expect(first).toEqual(new Set([`${a}:1`, `${b}:1`]));
+    // Redelivered: nothing new, nothing duplicated.
+    expect(await insertOrdersAndFills(client.pool, [row(a)], [fill(a)])).toEqual(new Set());
+    const counts = await client.pool.query<{ orders: string; fills: string }>(
+      "SELECT (SELECT count(*) FROM te_orders WHERE order_id = ANY($1::uuid[])) AS orders, (SELECT count(*) FROM te_fills WHERE order_id = ANY($1::uuid[])) AS fills",
+      [[a, b]],
+    );
+    expect(counts.rows[0]).toEqual({ orders: "2", fills: "2" });
+    // Fills alone (a bar filling resting orders) and orders alone still work.
+    const c = randomUUID();
+    expect(await insertOrdersAndFills(client.pool, [row(c)], [])).toEqual(new Set());
+    expect(await insertOrdersAndFills(client.pool, [], [fill(c)])).toEqual(new Set([`${c}:1`]));
+  });
+});
