@@ -2,20 +2,28 @@
  * The per-user order locks, sent with BEGIN as one statement of literals (order-management's submit
  * transaction), against a real PostgreSQL: ids with quotes, backslashes and other characters are
  * quoted, not interpreted, and lock exactly their users (another connection cannot take them until
- * the transaction ends); an id holding a NUL byte is refused before anything is sent.
+ * the transaction ends); an id holding a NUL byte is refused before anything is sent. The risk facts
+ * and the Idempotency-Key lookup, sent in the same round trip as literals, answer exactly what their
+ * parameterised forms answer for the same hostile ids, symbols and keys.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pg } from "../harness";
 import { useServers } from "../harness/shared";
-import { lockedAt, lockUsersOrdersStatement } from "../../services/src/trading/infra/riskContext";
+import { randomUUID } from "node:crypto";
+import { runPostgresMigrations } from "../../services/src/migrations";
+import { findByIdempotencyKeys, idempotencyKeysStatement } from "../../services/src/services/order-management/data";
+import { lockedAt, lockUsersOrdersStatement, riskFactsMany, riskFactsOf, riskFactsStatement } from "../../services/src/trading/infra/riskContext";
 
 const srv = useServers("postgres");
 let pool: InstanceType<typeof pg.Pool>;
 const ORDER_LOCK_SPACE = 0x6f72;
 
-beforeAll(() => {
+beforeAll(async () => {
   pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 3 });
-});
+  await runPostgresMigrations(pool);
+}, 300_000);
+
+const HOSTILE = ["o'brien", "back\\slash", "'); SELECT pg_sleep(10); --", "$1 $$x$$", "ünïcødé ✓", "E'\\x41'"];
 
 afterAll(async () => {
   await pool?.end();
@@ -46,5 +54,38 @@ describe("per-user order locks with BEGIN", () => {
 
   it("refuses an id holding a NUL byte", () => {
     expect(() => lockUsersOrdersStatement(["ok", "bad\u0000id"])).toThrow(/NUL/);
+  });
+});
+
+describe("risk facts and Idempotency-Keys with BEGIN", () => {
+  it("answer as their parameterised forms for hostile ids, symbols and keys", async () => {
+    // Open orders of each hostile user, each under a hostile Idempotency-Key.
+    for (const [i, userId] of HOSTILE.entries())
+      await pool.query(
+        `INSERT INTO om_orders (order_id, user_id, client_order_id, idempotency_key, request_hash, symbol, side, type, quantity, status)
+         VALUES ($1::uuid, $2, $1::text, $3, 'h', $4, 'buy', 'market', $5, 'accepted')`,
+        [randomUUID(), userId, HOSTILE[(i + 1) % HOSTILE.length], i % 2 ? "BTCUSDT" : HOSTILE[i], String(i + 1)],
+      );
+    const pairs = HOSTILE.flatMap((userId, i) => [{ userId, symbol: "BTCUSDT" }, { userId, symbol: HOSTILE[i] }]);
+    const keys = HOSTILE.map((userId, i) => ({ userId, key: HOSTILE[(i + 1) % HOSTILE.length] }));
+    const client = await pool.connect();
+    try {
+      const answer = (await client.query(`BEGIN; ${lockUsersOrdersStatement(HOSTILE)}; ${riskFactsStatement(pairs, 60_000)}; ${idempotencyKeysStatement(keys)}`)) as unknown as { rows: object[] }[];
+      expect(answer).toHaveLength(4);
+      const facts = riskFactsOf(answer[2].rows);
+      expect(facts).toEqual(await riskFactsMany(client, pairs, 60_000));
+      expect(facts.map((f) => f.openBuy)).toEqual(HOSTILE.flatMap((_, i) => (i % 2 ? [String(i + 1), "0"] : ["0", String(i + 1)])));
+      expect(lockedAt(answer[2].rows)).toBeInstanceOf(Date);
+      const sortById = (rows: object[]) => [...rows].sort((a, b) => String((a as { order_id: string }).order_id).localeCompare((b as { order_id: string }).order_id));
+      const priors = answer[3].rows;
+      expect(priors).toHaveLength(HOSTILE.length);
+      expect(sortById(priors)).toEqual(sortById(await findByIdempotencyKeys(client, keys)));
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    expect(idempotencyKeysStatement([])).toBeUndefined();
+    expect(() => riskFactsStatement([{ userId: "u", symbol: "BAD\u0000" }], 60_000)).toThrow(/NUL/);
+    expect(() => idempotencyKeysStatement([{ userId: "u", key: "k\u0000" }])).toThrow(/NUL/);
   });
 });

@@ -17,6 +17,15 @@ export function lastResult<R extends QueryResultRow = QueryResultRow>(answer: un
   return (results[results.length - 1] as QueryResult<R>).rows;
 }
 
+/**
+ * A text literal for a statement sent without parameters (a transaction's `begin`), quoted with pg's
+ * escapeLiteral; a NUL byte, which would end the statement's text early, is refused.
+ */
+export function textLiteral(text: string): string {
+  if (text.includes("\0")) throw new Error("a value holds a NUL byte");
+  return (require("pg") as typeof import("pg")).escapeLiteral(text);
+}
+
 export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, extra: PoolConfig = {}) {
   const { Pool } = require("pg") as typeof import("pg");
   const pool: Pool = new Pool({
@@ -34,15 +43,18 @@ export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, ex
       return pool.query<R>(text, values);
     },
     /**
-     * Runs `fn` inside BEGIN/COMMIT on one client, ROLLBACK on error. `begin`: a statement without
-     * parameters sent in the same round trip as BEGIN (simple protocol), its rows handed to `fn`: one
-     * round trip less for a transaction whose first statement can be written with literals.
+     * Runs `fn` inside BEGIN/COMMIT on one client, ROLLBACK on error. `begin`: statements without
+     * parameters (`;`-separated) sent in the same round trip as BEGIN (simple protocol): a round trip
+     * less for each statement a transaction can write with literals. `fn` gets the rows of the last
+     * one (`begun`) and of each one in order (`begunEach`). Each statement still reads with its own
+     * snapshot (READ COMMITTED), so one placed after a lock sees what the lock waited for.
      */
-    async transaction<T>(fn: (client: PoolClient, begun: QueryResultRow[]) => Promise<T>, opts: { begin?: string } = {}): Promise<T> {
+    async transaction<T>(fn: (client: PoolClient, begun: QueryResultRow[], begunEach: QueryResultRow[][]) => Promise<T>, opts: { begin?: string } = {}): Promise<T> {
       const client = await pool.connect();
       try {
         const answer: unknown = await client.query(opts.begin === undefined ? "BEGIN" : `BEGIN; ${opts.begin}`);
-        const r = await fn(client, opts.begin === undefined ? [] : lastResult(answer));
+        const each = opts.begin === undefined ? [] : (answer as QueryResult[]).slice(1).map((r) => r.rows);
+        const r = await fn(client, each[each.length - 1] ?? [], each);
         await client.query("COMMIT");
         return r;
       } catch (e) {

@@ -3,6 +3,7 @@
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
 import type { Queryable } from "../../kit";
+import { textLiteral as literal } from "../../kit/datastores/postgres";
 import { enqueue, outboxInsert, smallestId, type OutboxEvent } from "../../trading/infra/outbox";
 import type { OrderStatus } from "../../trading/orderState";
 
@@ -50,6 +51,17 @@ export interface NewOrder {
 /** One order; `forUpdate` locks it for the rest of the transaction. */
 export async function findOrder(db: Queryable, orderId: string, forUpdate = false): Promise<OrderRow | undefined> {
   return (await db.query<OrderRow>(`SELECT * FROM om_orders WHERE order_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [orderId])).rows[0];
+}
+
+/**
+ * findByIdempotencyKeys as a statement of literals (quoted with escapeLiteral), to send in the
+ * round trip of BEGIN; undefined when there are no keys. Its rows are om_orders rows as
+ * findByIdempotencyKeys answers them.
+ */
+export function idempotencyKeysStatement(keys: { userId: string; key: string }[]): string | undefined {
+  if (keys.length === 0) return undefined;
+  const array = (xs: string[]) => `ARRAY[${xs.map(literal).join(", ")}]::text[]`;
+  return `SELECT o.* FROM om_orders o JOIN unnest(${array(keys.map((k) => k.userId))}, ${array(keys.map((k) => k.key))}) AS k(u, key) ON o.user_id = k.u AND o.idempotency_key = k.key`;
 }
 
 /** The orders already stored under these (user, Idempotency-Key) pairs. */

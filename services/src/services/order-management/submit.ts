@@ -17,7 +17,7 @@
 import type { Redis } from "ioredis";
 import { HttpError, isTransientError, type PostgresClient } from "../../kit";
 import { GroupCommit } from "../../trading/infra/groupCommit";
-import { lockedAt, lockUsersOrdersStatement, marketFactsMany, riskFactsMany, type RiskFacts } from "../../trading/infra/riskContext";
+import { lockedAt, lockUsersOrdersStatement, marketFactsMany, riskFactsOf, riskFactsStatement, type RiskFacts } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
 import * as data from "./data";
 import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
@@ -61,16 +61,19 @@ export class OrderSubmitter {
     // need not be under the locks, which only cover what this service writes.
     const marketRead = marketFactsMany(this.redis(), subs.map((s) => ({ userId: s.userId, symbol: s.body.symbol })));
     let firstOutboxId: string | undefined;
-    // BEGIN and the users' locks in one round trip.
-    const lock = lockUsersOrdersStatement([...new Set(subs.map((s) => s.userId))]);
-    const outcomes = await this.pg.transaction(async (tx, locked) => {
-      const txNow = lockedAt(locked);
+    // One round trip before the decision: BEGIN, the users' locks, then (each a statement of its own,
+    // so read after the locks were granted) the risk facts and the orders already stored under the
+    // batch's Idempotency-Keys, all written with literals.
+    const pairs = [...new Map(subs.map((s) => [pairKey(s.userId, s.body.symbol), { userId: s.userId, symbol: s.body.symbol }])).values()];
+    const keyed = subs.flatMap((s) => (s.idempotencyKey ? [{ userId: s.userId, key: s.idempotencyKey }] : []));
+    const priorsSql = data.idempotencyKeysStatement(keyed);
+    const begin = [lockUsersOrdersStatement([...new Set(subs.map((s) => s.userId))]), riskFactsStatement(pairs, this.limits.rateWindowMs), ...(priorsSql ? [priorsSql] : [])];
+    const outcomes = await this.pg.transaction(async (tx, _last, [, factRows, priorRows]) => {
+      const txNow = lockedAt(factRows);
       const market = await marketRead;
-      const pairs = [...new Map(subs.map((s) => [pairKey(s.userId, s.body.symbol), { userId: s.userId, symbol: s.body.symbol }])).values()];
-      const facts = await riskFactsMany(tx, pairs, this.limits.rateWindowMs);
+      const facts = riskFactsOf(factRows);
       const factsOf = new Map<string, RiskFacts>(pairs.map((p, i) => [pairKey(p.userId, p.symbol), facts[i]]));
-      const keyed = subs.flatMap((s) => (s.idempotencyKey ? [{ userId: s.userId, key: s.idempotencyKey }] : []));
-      const priors = await data.findByIdempotencyKeys(tx, keyed);
+      const priors = (priorRows ?? []) as data.OrderRow[];
       const decisions = decideSubmissions(subs, { facts: (u, sym) => factsOf.get(pairKey(u, sym))!, market, priors, limits: this.limits, now: Date.now() });
 
       const fresh: data.NewOrder[] = [];
@@ -90,7 +93,7 @@ export class OrderSubmitter {
         if (d.kind === "new") return { row: created.get(subs[i].orderId)!, replayed: false };
         return { row: "prior" in d ? d.prior : created.get(subs[d.sameAs].orderId)!, replayed: true };
       });
-    }, { begin: lock });
+    }, { begin: begin.join(";\n") });
     if (firstOutboxId !== undefined) this.committed(firstOutboxId);
     return outcomes;
   }

@@ -6,8 +6,8 @@
  * (services/src/trading/risk.ts).
  */
 import type { Redis } from "ioredis";
-import { escapeLiteral } from "pg";
 import { Type, type Queryable } from "../../kit";
+import { textLiteral as literal } from "../../kit/datastores/postgres";
 import { lastPriceKey } from "../events";
 import { checkOrder, type RiskContext, type RiskDecision, type RiskLimits } from "../risk";
 import { parseTradingState, stricter, TRADING_STATE_KEYS, type TradingState } from "../tradingState";
@@ -80,10 +80,7 @@ const ORDER_LOCK_SPACE = 0x6f72; // "or"
  * holding a NUL byte (which would end the statement's text early) is refused.
  */
 export function lockUsersOrdersStatement(userIds: string[]): string {
-  const ids = userIds.map((u) => {
-    if (u.includes("\0")) throw new Error("a user id holds a NUL byte");
-    return escapeLiteral(u);
-  });
+  const ids = userIds.map(literal);
   return `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(${ORDER_LOCK_SPACE}, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest(ARRAY[${ids.join(", ")}]::text[]) AS u ORDER BY 1) AS keys)
      SELECT now() AS tx_now, (SELECT count(*) FROM locked) AS locks`;
 }
@@ -122,27 +119,48 @@ export async function riskFacts(db: Queryable, userId: string, symbol: string, w
   return (await riskFactsMany(db, [{ userId, symbol }], windowMs))[0];
 }
 
-/** riskFacts of many (user, symbol) pairs in one statement, in the order of `pairs`. */
-export async function riskFactsMany(db: Queryable, pairs: { userId: string; symbol: string }[], windowMs: number): Promise<RiskFacts[]> {
-  const { rows } = await db.query<{ q: string; ob: string; os: string; p: string; t: string[] | null; gs: string | null; us: string | null }>(
-    `SELECT
+/** The facts' statement over (user, symbol) arrays and a window in ms, given as SQL expressions. */
+const riskFactsSql = (users: string, symbols: string, windowMs: string) => `SELECT
+       now() AS tx_now,
        coalesce((SELECT quantity FROM om_positions WHERE user_id = k.u AND symbol = k.s), 0)::text AS q,
        exposure.ob, exposure.os,
        coalesce((SELECT net FROM pm_daily_pnl WHERE user_id = k.u AND day = (now() AT TIME ZONE 'UTC')::date), 0)::text AS p,
        (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
-         WHERE user_id = k.u AND created_at > now() - make_interval(secs => $3::double precision / 1000)) AS t,
+         WHERE user_id = k.u AND created_at > now() - make_interval(secs => ${windowMs}::double precision / 1000)) AS t,
        (SELECT state FROM trading_states WHERE scope = 'global') AS gs,
        (SELECT state FROM trading_states WHERE scope = 'user:' || k.u) AS us
-     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(u, s, n)
+     FROM unnest(${users}::text[], ${symbols}::text[]) WITH ORDINALITY AS k(u, s, n)
      -- both sides' open exposure from one scan of the user's open orders in the symbol
      CROSS JOIN LATERAL (
        SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'buy'), 0)::text AS ob,
               coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'sell'), 0)::text AS os
          FROM om_orders WHERE user_id = k.u AND symbol = k.s AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS exposure
-     ORDER BY k.n`,
-    [pairs.map((p) => p.userId), pairs.map((p) => p.symbol), windowMs],
-  );
-  return rows.map((f) => ({
+     ORDER BY k.n`;
+
+type RiskFactsRow = { q: string; ob: string; os: string; p: string; t: string[] | null; gs: string | null; us: string | null };
+
+/** riskFacts of many (user, symbol) pairs in one statement, in the order of `pairs`. */
+export async function riskFactsMany(db: Queryable, pairs: { userId: string; symbol: string }[], windowMs: number): Promise<RiskFacts[]> {
+  const { rows } = await db.query<RiskFactsRow>(riskFactsSql("$1", "$2", "$3"), [pairs.map((p) => p.userId), pairs.map((p) => p.symbol), windowMs]);
+  return riskFactsOf(rows);
+}
+
+/**
+ * riskFactsMany as a statement of literals, to send after lockUsersOrdersStatement in the round trip
+ * of BEGIN (`PostgresClient.transaction`'s `begin`; parse its rows with riskFactsOf). It is a statement
+ * of its own, so it reads with a snapshot taken after the locks were granted: a concurrent order of
+ * the user that committed while this one waited for the lock is counted. The ids and symbols are
+ * quoted with pg's escapeLiteral.
+ */
+export function riskFactsStatement(pairs: { userId: string; symbol: string }[], windowMs: number): string {
+  if (!Number.isSafeInteger(windowMs) || windowMs < 0) throw new Error(`bad rate window ${windowMs}`);
+  const array = (xs: string[]) => `ARRAY[${xs.map(literal).join(", ")}]`;
+  return riskFactsSql(array(pairs.map((p) => p.userId)), array(pairs.map((p) => p.symbol)), String(windowMs));
+}
+
+/** RiskFacts from the rows of riskFactsMany's statement (or riskFactsStatement's), in the order asked. */
+export function riskFactsOf(rows: unknown[]): RiskFacts[] {
+  return (rows as RiskFactsRow[]).map((f) => ({
     position: f.q, openBuy: f.ob, openSell: f.os, dailyPnl: f.p, recentOrderTimes: (f.t ?? []).map(Number),
     recordedTradingState: stricter(parseTradingState(f.gs), parseTradingState(f.us)),
   }));
