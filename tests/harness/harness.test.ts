@@ -17,6 +17,7 @@ import {
   type RedisServer,
 } from "./index";
 import { useServers } from "./shared";
+import { createTopicsReady, waitForTopicLeaders } from "../../services/src/kit/datastores/kafka";
 
 const timings: Record<string, number[]> = {};
 const note = (kind: string, ms: number) => (timings[kind] ??= []).push(ms);
@@ -122,7 +123,7 @@ describe("kafka", () => {
     const kafka = s.client();
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic: "harness-t", numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true });
+    await createTopicsReady(admin, [{ topic: "harness-t", numPartitions: 1, replicationFactor: 1 }]);
     await admin.disconnect();
     const producer = kafka.producer();
     await producer.connect();
@@ -138,6 +139,7 @@ describe("kafka", () => {
     const admin2 = s.client().admin();
     await admin2.connect();
     expect(await admin2.listTopics()).toContain("harness-t");
+    await waitForTopicLeaders(admin2, [{ topic: "harness-t", numPartitions: 1 }]); // served again after the restart
     const offsets = await admin2.fetchTopicOffsets("harness-t");
     await admin2.disconnect();
     expect(offsets[0].high).toBe("1");

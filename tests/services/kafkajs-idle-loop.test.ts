@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { kafkajs } from "../harness";
 import { useServers } from "../harness/shared";
+import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
 
 const srv = useServers("kafka");
 const TOPIC = `test.idle-loop.${randomBytes(4).toString("hex")}`;
@@ -54,7 +55,7 @@ describe("kafkajs' idle request-queue loop", () => {
     kafka = new kafkajs.Kafka({ brokers: srv.kafka.brokers.split(","), logLevel: kafkajs.logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1 }], waitForLeaders: true });
+    await createTopicsReady(admin, [{ topic: TOPIC, numPartitions: 1 }]);
     await admin.disconnect();
   }, 120_000);
 

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { createService, defineService, DatastoreDisabledError, type Service } from "../../services/src/kit";
+import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
 
 // database-service: requires postgres, every other datastore optional.
 const probe = defineService({ name: "database-service", register() {} });
@@ -60,7 +61,7 @@ describe("kit datastores", () => {
     const topic = `kit-${randomBytes(4).toString("hex")}`;
     const admin = k.kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true });
+    await createTopicsReady(admin, [{ topic, numPartitions: 1, replicationFactor: 1 }]);
     await admin.disconnect();
     await k.send(topic, [{ key: "a", value: "one" }, { key: "b", value: "two" }]);
     const got: string[] = [];

@@ -14,6 +14,7 @@ import { createService, defineService, type Service } from "../../services/src/k
 import { runPostgresMigrations } from "../../services/src/migrations";
 import { COMMIT_INTERVAL_MS, consumeBatches, consumerEnv } from "../../services/src/trading/infra/kafka";
 import { sleep, waitUntil } from "./e2e-helpers";
+import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
 
 const srv = useServers("postgres", "kafka");
 const TOPIC = `test.commits.${randomBytes(4).toString("hex")}`;
@@ -87,7 +88,7 @@ beforeAll(async () => {
   kafka = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1 }, { topic: LINGER_TOPIC, numPartitions: 1 }], waitForLeaders: true });
+  await createTopicsReady(admin, [{ topic: TOPIC, numPartitions: 1 }, { topic: LINGER_TOPIC, numPartitions: 1 }]);
   await admin.disconnect();
 }, 300_000);
 

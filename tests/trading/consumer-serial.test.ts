@@ -13,6 +13,7 @@ import { createService, defineService, type Service } from "../../services/src/k
 import { runPostgresMigrations } from "../../services/src/migrations";
 import { consumeDecoded, consumerEnv } from "../../services/src/trading/infra/kafka";
 import { sleep, waitUntil } from "./e2e-helpers";
+import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
 
 const srv = useServers("postgres", "kafka");
 const TOPIC = `test.serial.${randomBytes(4).toString("hex")}`;
@@ -64,7 +65,7 @@ beforeAll(async () => {
   const k = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
   const admin = k.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS }], waitForLeaders: true });
+  await createTopicsReady(admin, [{ topic: TOPIC, numPartitions: PARTITIONS }]);
   await admin.disconnect();
   // Everything is on the topic before the group joins: the first fetch finds every partition full.
   const producer = k.producer();

@@ -4,6 +4,7 @@
  * declared configs re-applied; partitions are never reduced (Kafka cannot).
  */
 import type { Admin, ITopicConfig } from "kafkajs";
+import { createTopicsReady } from "../kit/datastores/kafka";
 
 export interface TopicSpec {
   name: string;
@@ -66,15 +67,15 @@ export async function ensureKafkaTopics(
   const missing = topics.filter((t) => !existingNames.has(t.name));
   const rf = (t: TopicSpec) => Math.min(t.replicationFactor, cap);
   if (missing.length) {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((t) => ({
+    await createTopicsReady(
+      admin,
+      missing.map((t) => ({
         topic: t.name,
         numPartitions: t.partitions,
         replicationFactor: rf(t),
         configEntries: topicConfigEntries(t),
       })),
-    });
+    );
     opts.log?.info({ topics: missing.map((t) => t.name) }, "kafka topics created");
   }
   const present = topics.filter((t) => existingNames.has(t.name));

@@ -110,3 +110,49 @@ function memoizedPartitioner(kafkajs: typeof import("kafkajs")): import("kafkajs
     };
   };
 }
+
+/** Metadata errors of a topic that exists but whose partitions are not served yet (just created, broker restarting). */
+const SETTLING = new Set(["UNKNOWN_TOPIC_OR_PARTITION", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION", "NOT_LEADER_OR_FOLLOWER"]);
+
+/**
+ * Creates the topics that do not exist and waits until every partition of every one has a leader.
+ * kafkajs' own `waitForLeaders` retries only LEADER_NOT_AVAILABLE: a KRaft broker can answer the
+ * metadata of a topic it created a moment ago with UNKNOWN_TOPIC_OR_PARTITION ("This server does
+ * not host this topic-partition") while the change propagates, which kafkajs throws (a CI run
+ * failed on it on a loaded machine). This polls the metadata instead, tolerating those answers,
+ * until `timeoutMs`; then it fails naming the topics without leaders.
+ */
+export async function createTopicsReady(
+  admin: import("kafkajs").Admin,
+  topics: import("kafkajs").ITopicConfig[],
+  opts: { timeoutMs?: number } = {},
+): Promise<void> {
+  await admin.createTopics({ topics, waitForLeaders: false, timeout: opts.timeoutMs ?? 60_000 });
+  await waitForTopicLeaders(admin, topics, opts);
+}
+
+/** Waits until every partition of the topics has a leader (createTopicsReady; also after a broker restart). */
+export async function waitForTopicLeaders(
+  admin: import("kafkajs").Admin,
+  topics: Pick<import("kafkajs").ITopicConfig, "topic" | "numPartitions">[],
+  opts: { timeoutMs?: number } = {},
+): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  let pending = topics.map((t) => t.topic);
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    try {
+      const { topics: md } = await admin.fetchTopicMetadata({ topics: pending });
+      pending = pending.filter((name) => {
+        const t = md.find((m) => m.name === name);
+        const wanted = topics.find((x) => x.topic === name)?.numPartitions ?? 1;
+        return !t || t.partitions.length < Math.max(1, wanted) || t.partitions.some((p) => p.leader < 0 || (p.partitionErrorCode ?? 0) !== 0);
+      });
+      if (pending.length === 0) return;
+    } catch (err) {
+      if (!SETTLING.has((err as { type?: string }).type ?? "")) throw err;
+    }
+    if (Date.now() >= deadline) throw new Error(`kafka topics without a leader after ${timeoutMs} ms: ${pending.join(", ")}`);
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
