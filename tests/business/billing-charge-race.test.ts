@@ -8,10 +8,9 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
 import { useServers } from "../harness/shared";
-import { runPostgresMigrations } from "../../services/src/migrations";
-import { createPostgres, type PostgresClient } from "../../services/src/kit/datastores/postgres";
+import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
+import { migratedKitPostgres } from "../helpers/schemas";
 import { Billing, type PaymentGateway } from "../../services/src/services/billing-service/billing";
 import { BillingRepo } from "../../services/src/services/billing-service/repo";
 import type { PaymentEventMsg } from "../../services/src/business/events";
@@ -25,10 +24,7 @@ const log = { info() {}, warn: (...a: unknown[]) => warnings.push(a), error: (..
 let client: PostgresClient;
 
 beforeAll(async () => {
-  const pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 1 });
-  await runPostgresMigrations(pool);
-  await pool.end();
-  client = createPostgres({ POSTGRES_URL: srv.env.POSTGRES_URL, POSTGRES_POOL_MAX: 4, POSTGRES_CONNECT_TIMEOUT_MS: 30_000 } as Parameters<typeof createPostgres>[0], log);
+  client = await migratedKitPostgres(srv.env.POSTGRES_URL, log, 4);
   await new BillingRepo(client).createPlan({ id: PLAN, name: "Race", currency: "usd", amount: 1000n, interval: "month", trialDays: 0, usage: null });
 }, 300_000);
 

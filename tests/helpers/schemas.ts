@@ -4,6 +4,7 @@
  * test's database for the test's own queries; the caller ends it.
  */
 import { createClickHouse } from "../../services/src/kit/datastores";
+import { createPostgres, type PostgresClient } from "../../services/src/kit/datastores/postgres";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import { kafkajs, pg } from "../harness";
 
@@ -12,6 +13,17 @@ export async function migrateAll(env: Record<string, string>): Promise<InstanceT
   await runPostgresMigrations(pool);
   await migrateClickHouseAndTopics(env);
   return pool;
+}
+
+/**
+ * The PostgreSQL migrations on the database at `url`, then the kit's client of it (`log` gets what
+ * the client logs), for a test of data access or a service's logic without the service around it.
+ */
+export async function migratedKitPostgres(url: string, log: Parameters<typeof createPostgres>[1], poolMax: number): Promise<PostgresClient> {
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  await runPostgresMigrations(pool);
+  await pool.end();
+  return createPostgres({ POSTGRES_URL: url, POSTGRES_POOL_MAX: poolMax, POSTGRES_CONNECT_TIMEOUT_MS: 30_000 } as Parameters<typeof createPostgres>[0], log);
 }
 
 /** The ClickHouse migrations and the Kafka topics alone (a test or benchmark without PostgreSQL). */

@@ -6,11 +6,10 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
 import { promClient } from "../harness/deps";
 import { useServers } from "../harness/shared";
-import { runPostgresMigrations } from "../../services/src/migrations";
-import { createPostgres, type PostgresClient } from "../../services/src/kit/datastores/postgres";
+import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
+import { migratedKitPostgres } from "../helpers/schemas";
 import { TradingEngine } from "../../services/src/services/trading-engine/engine";
 import type { OutboxRelay } from "../../services/src/trading/infra/outbox";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
@@ -37,10 +36,7 @@ const limitBuy = (limitPrice: string, extra: Partial<OrderRequest> = {}): OrderR
 });
 
 beforeAll(async () => {
-  const pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 1 });
-  await runPostgresMigrations(pool);
-  await pool.end();
-  client = createPostgres({ POSTGRES_URL: srv.env.POSTGRES_URL, POSTGRES_POOL_MAX: 6, POSTGRES_CONNECT_TIMEOUT_MS: 30_000 } as Parameters<typeof createPostgres>[0], log);
+  client = await migratedKitPostgres(srv.env.POSTGRES_URL, log, 6);
 }, 300_000);
 
 afterAll(async () => {

@@ -6,10 +6,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
 import { useServers } from "../harness/shared";
-import { runPostgresMigrations } from "../../services/src/migrations";
-import { createPostgres, type PostgresClient } from "../../services/src/kit/datastores/postgres";
+import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
+import { migratedKitPostgres } from "../helpers/schemas";
 import { insertOrdersAndFills, knownOrderIds, knownOrderIdsStatement, type EngineOrderRow } from "../../services/src/services/trading-engine/data";
 import type { Fill } from "../../services/src/trading/types";
 
@@ -18,10 +17,7 @@ const log = { info() {}, warn() {}, error() {} } as unknown as Parameters<typeof
 let client: PostgresClient;
 
 beforeAll(async () => {
-  const pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 1 });
-  await runPostgresMigrations(pool);
-  await pool.end();
-  client = createPostgres({ POSTGRES_URL: srv.env.POSTGRES_URL, POSTGRES_POOL_MAX: 2, POSTGRES_CONNECT_TIMEOUT_MS: 30_000 } as Parameters<typeof createPostgres>[0], log);
+  client = await migratedKitPostgres(srv.env.POSTGRES_URL, log, 2);
 }, 300_000);
 
 afterAll(async () => {

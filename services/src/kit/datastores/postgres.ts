@@ -26,6 +26,11 @@ export function textLiteral(text: string): string {
   return (require("pg") as typeof import("pg")).escapeLiteral(text);
 }
 
+/** A text[] of literals (textLiteral each) for a statement sent without parameters. */
+export function textArrayLiteral(texts: string[]): string {
+  return `ARRAY[${texts.map(textLiteral).join(", ")}]::text[]`;
+}
+
 export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, extra: PoolConfig = {}) {
   const { Pool } = require("pg") as typeof import("pg");
   const pool: Pool = new Pool({

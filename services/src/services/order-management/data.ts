@@ -3,7 +3,7 @@
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
 import type { Queryable } from "../../kit";
-import { textLiteral as literal } from "../../kit/datastores/postgres";
+import { textArrayLiteral } from "../../kit/datastores/postgres";
 import { enqueue, outboxInsert, smallestId, type OutboxEvent } from "../../trading/infra/outbox";
 import type { OrderStatus } from "../../trading/orderState";
 
@@ -60,8 +60,7 @@ export async function findOrder(db: Queryable, orderId: string, forUpdate = fals
  */
 export function idempotencyKeysStatement(keys: { userId: string; key: string }[]): string | undefined {
   if (keys.length === 0) return undefined;
-  const array = (xs: string[]) => `ARRAY[${xs.map(literal).join(", ")}]::text[]`;
-  return `SELECT o.* FROM om_orders o JOIN unnest(${array(keys.map((k) => k.userId))}, ${array(keys.map((k) => k.key))}) AS k(u, key) ON o.user_id = k.u AND o.idempotency_key = k.key`;
+  return `SELECT o.* FROM om_orders o JOIN unnest(${textArrayLiteral(keys.map((k) => k.userId))}, ${textArrayLiteral(keys.map((k) => k.key))}) AS k(u, key) ON o.user_id = k.u AND o.idempotency_key = k.key`;
 }
 
 /** The orders already stored under these (user, Idempotency-Key) pairs. */

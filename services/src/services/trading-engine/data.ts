@@ -5,6 +5,7 @@
 import type { Queryable } from "../../kit";
 import type { ExecutionReport } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
+import { UUID_RE } from "./messages";
 
 /** te_orders.status: where the engine is with an order. */
 export type EngineOrderStatus = "resting" | "filled" | "partially_filled" | "expired" | "rejected" | "cancelled";
@@ -33,8 +34,6 @@ export async function knownOrderIds(db: Queryable, orderIds: string[]): Promise<
   const { rows } = await db.query<{ order_id: string }>("SELECT order_id FROM te_orders WHERE order_id = ANY($1::uuid[])", [orderIds]);
   return new Set(rows.map((r) => r.order_id));
 }
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * knownOrderIds as a statement of literals, to travel with the batch's BEGIN (one round trip less

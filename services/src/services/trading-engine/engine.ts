@@ -109,7 +109,7 @@ export class TradingEngine {
         await this.flush(w);
         await data.saveLastBars(tx, [...w.newBars.values()]);
         firstOutboxId = await enqueue(tx, "te_outbox", w.events);
-      }, knownSql === undefined ? {} : { begin: knownSql });
+      }, { begin: knownSql });
     } catch (err) {
       await this.load().catch(() => undefined); // the book may hold effects of the rolled-back transaction
       throw err;

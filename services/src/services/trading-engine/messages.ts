@@ -13,7 +13,7 @@ import { SYMBOL_RE, type Bar, type Fill, type OrderRequest } from "../../trading
 
 export type EngineCommand = { kind: "execute"; order: OrderRequest } | { kind: "cancel"; order: OrderRequest } | { kind: "bars"; bars: Bar[] } | { kind: "ignore" };
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DECIMAL_RE = /^\d{1,20}(\.\d{1,18})?$/;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 

@@ -7,7 +7,7 @@
  */
 import type { Redis } from "ioredis";
 import { Type, type Queryable } from "../../kit";
-import { textLiteral as literal } from "../../kit/datastores/postgres";
+import { textArrayLiteral } from "../../kit/datastores/postgres";
 import { lastPriceKey } from "../events";
 import { checkOrder, type RiskContext, type RiskDecision, type RiskLimits } from "../risk";
 import { parseTradingState, stricter, TRADING_STATE_KEYS, type TradingState } from "../tradingState";
@@ -80,8 +80,7 @@ const ORDER_LOCK_SPACE = 0x6f72; // "or"
  * holding a NUL byte (which would end the statement's text early) is refused.
  */
 export function lockUsersOrdersStatement(userIds: string[]): string {
-  const ids = userIds.map(literal);
-  return `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(${ORDER_LOCK_SPACE}, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest(ARRAY[${ids.join(", ")}]::text[]) AS u ORDER BY 1) AS keys)
+  return `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(${ORDER_LOCK_SPACE}, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest(${textArrayLiteral(userIds)}) AS u ORDER BY 1) AS keys)
      SELECT now() AS tx_now, (SELECT count(*) FROM locked) AS locks`;
 }
 
@@ -119,7 +118,7 @@ export async function riskFacts(db: Queryable, userId: string, symbol: string, w
   return (await riskFactsMany(db, [{ userId, symbol }], windowMs))[0];
 }
 
-/** The facts' statement over (user, symbol) arrays and a window in ms, given as SQL expressions. */
+/** The facts' statement over (user, symbol) text[] and a window in ms, given as SQL expressions. */
 const riskFactsSql = (users: string, symbols: string, windowMs: string) => `SELECT
        now() AS tx_now,
        coalesce((SELECT quantity FROM om_positions WHERE user_id = k.u AND symbol = k.s), 0)::text AS q,
@@ -129,7 +128,7 @@ const riskFactsSql = (users: string, symbols: string, windowMs: string) => `SELE
          WHERE user_id = k.u AND created_at > now() - make_interval(secs => ${windowMs}::double precision / 1000)) AS t,
        (SELECT state FROM trading_states WHERE scope = 'global') AS gs,
        (SELECT state FROM trading_states WHERE scope = 'user:' || k.u) AS us
-     FROM unnest(${users}::text[], ${symbols}::text[]) WITH ORDINALITY AS k(u, s, n)
+     FROM unnest(${users}, ${symbols}) WITH ORDINALITY AS k(u, s, n)
      -- both sides' open exposure from one scan of the user's open orders in the symbol
      CROSS JOIN LATERAL (
        SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'buy'), 0)::text AS ob,
@@ -141,7 +140,7 @@ type RiskFactsRow = { q: string; ob: string; os: string; p: string; t: string[] 
 
 /** riskFacts of many (user, symbol) pairs in one statement, in the order of `pairs`. */
 export async function riskFactsMany(db: Queryable, pairs: { userId: string; symbol: string }[], windowMs: number): Promise<RiskFacts[]> {
-  const { rows } = await db.query<RiskFactsRow>(riskFactsSql("$1", "$2", "$3"), [pairs.map((p) => p.userId), pairs.map((p) => p.symbol), windowMs]);
+  const { rows } = await db.query<RiskFactsRow>(riskFactsSql("$1::text[]", "$2::text[]", "$3"), [pairs.map((p) => p.userId), pairs.map((p) => p.symbol), windowMs]);
   return riskFactsOf(rows);
 }
 
@@ -154,8 +153,7 @@ export async function riskFactsMany(db: Queryable, pairs: { userId: string; symb
  */
 export function riskFactsStatement(pairs: { userId: string; symbol: string }[], windowMs: number): string {
   if (!Number.isSafeInteger(windowMs) || windowMs < 0) throw new Error(`bad rate window ${windowMs}`);
-  const array = (xs: string[]) => `ARRAY[${xs.map(literal).join(", ")}]`;
-  return riskFactsSql(array(pairs.map((p) => p.userId)), array(pairs.map((p) => p.symbol)), String(windowMs));
+  return riskFactsSql(textArrayLiteral(pairs.map((p) => p.userId)), textArrayLiteral(pairs.map((p) => p.symbol)), String(windowMs));
 }
 
 /** RiskFacts from the rows of riskFactsMany's statement (or riskFactsStatement's), in the order asked. */
