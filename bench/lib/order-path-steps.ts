@@ -1,8 +1,8 @@
 /**
  * Where an order's submit-to-fill time goes, step by step, from timestamps the path already keeps
  * (nothing added to the services): PostgreSQL's transaction start times (`now()`: om_orders /
- * te_orders / om_order_fills `created_at`, the outboxes' `sent_at` = the relay transaction that
- * picked the row up), Kafka's record CreateTime (set by the relay's producer as it sends), and the
+ * te_orders / om_order_fills `created_at`), Kafka's record CreateTime (set by the producer as it
+ * sends: the committer's direct publish, or the relay's drain with OM_/TE_OUTBOX_DIRECT=false), and the
  * load generator's own clock (intended send, HTTP 201, fill seen). All are the same host clock.
  * Each step runs from the end of the previous one; a figure is p50 / p99 over the phase's orders.
  */
@@ -59,22 +59,18 @@ export async function printOrderPathSteps(pool: Pool, kafka: InstanceType<typeof
   // Kafka first: it waits until every order.filled is out, so order-management has applied every fill
   // (it gathers executions for OM_EXECUTIONS_LINGER_MS) before its timestamps are read.
   const kafkaTimes = await orderEventTimes(kafka, new Set(ids));
-  const [omTx, omRelay, teTx, teRelay, omApply] = await Promise.all([
+  const [omTx, teTx, omApply] = await Promise.all([
     q(`SELECT order_id::text AS id, ${epoch("created_at")} AS t FROM om_orders WHERE order_id = ANY($1::uuid[])`),
-    q(`SELECT msg_key AS id, ${epoch("sent_at")} AS t FROM om_outbox WHERE event_id = ANY(SELECT unnest($1::text[]) || ':accepted')`),
     q(`SELECT order_id::text AS id, ${epoch("created_at")} AS t FROM te_orders WHERE order_id = ANY($1::uuid[])`),
-    q(`SELECT msg_key AS id, ${epoch("min(sent_at)")} AS t FROM te_outbox WHERE topic = 'trading.executions' AND msg_key = ANY($1::text[]) GROUP BY msg_key`),
     q(`SELECT order_id::text AS id, ${epoch("min(created_at)")} AS t FROM om_order_fills WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`),
   ]);
   const g = (m: Map<string, number>, id: string) => m.get(id) ?? NaN;
   const steps: [string, (o: TimedOrder) => number, (o: TimedOrder) => number][] = [
     ["intended send -> order-management's submit transaction begins (load generator, gateway, HTTP, wait for a lane)", (o) => o.intended, (o) => g(omTx, o.orderId)],
     ["  (side) submit transaction begins -> HTTP 201 at the client (transaction, commit, answer back)", (o) => g(omTx, o.orderId), (o) => o.acked],
-    ["submit transaction begins -> outbox relay picks the row (transaction, commit, relay wake-up)", (o) => g(omTx, o.orderId), (o) => g(omRelay, o.orderId)],
-    ["relay picks -> order.accepted produced (Kafka CreateTime)", (o) => g(omRelay, o.orderId), (o) => g(kafkaTimes.accepted, o.orderId)],
+    ["submit transaction begins -> order.accepted produced (transaction, commit, publish; Kafka CreateTime)", (o) => g(omTx, o.orderId), (o) => g(kafkaTimes.accepted, o.orderId)],
     ["produced -> trading-engine's batch transaction begins (broker, fetch wait, engine queue)", (o) => g(kafkaTimes.accepted, o.orderId), (o) => g(teTx, o.orderId)],
-    ["engine transaction begins -> engine's relay picks the fill (execution, commit, relay wake-up)", (o) => g(teTx, o.orderId), (o) => g(teRelay, o.orderId)],
-    ["engine's relay picks -> fill produced (Kafka CreateTime)", (o) => g(teRelay, o.orderId), (o) => o.fillKafka ?? NaN],
+    ["engine transaction begins -> fill produced (execution, commit, publish; Kafka CreateTime)", (o) => g(teTx, o.orderId), (o) => o.fillKafka ?? NaN],
     ["fill produced -> seen by the load generator (its consumer's fetch): end of submit-to-fill", (o) => o.fillKafka ?? NaN, (o) => o.fillSeen ?? NaN],
     ["  (side) fill produced -> order-management's fill transaction begins", (o) => o.fillKafka ?? NaN, (o) => g(omApply, o.orderId)],
     ["  (side) fill transaction begins -> order.filled produced (filled visible to consumers)", (o) => g(omApply, o.orderId), (o) => g(kafkaTimes.filled, o.orderId)],

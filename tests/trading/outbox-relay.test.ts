@@ -6,13 +6,17 @@
  * is followed by another drain at once; an announced drain scans from the announced id (past the
  * dead index entries of sent rows), and rows nobody announced below it go out with a scan from the
  * start (a relay's first drain, or the interval's).
+ * Direct publish: an announced commit goes out without any drain taking it, and is marked sent; a
+ * drain never takes a row this process is still publishing, even with no grace; rows nobody
+ * announced go out through the drain once older than the grace; a failed direct publish hands
+ * everything to the drain, in id order, each row sent once, and direct publish resumes after.
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { runPostgresMigrations } from "../../services/src/migrations";
-import { enqueue, OutboxRelay, type Sender } from "../../services/src/trading/infra/outbox";
+import { enqueue, OutboxRelay, type Enqueued, type Sender } from "../../services/src/trading/infra/outbox";
 import { waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres");
@@ -45,18 +49,20 @@ function recordingSender(): Sender & { sent: string[]; hold?: Promise<void>; hel
   };
   return s;
 }
-/** Commits the events of `keys`; answers the smallest id enqueued. */
-async function commit(keys: string[]): Promise<string | undefined> {
+/** Commits the events of `keys`; answers what was enqueued. */
+async function commitRows(keys: string[]): Promise<Enqueued | undefined> {
   const c = await pool.connect();
   try {
     await c.query("BEGIN");
-    const first = await enqueue(c, TABLE, keys.map((key) => ({ eventId: `${TABLE}:${key}`, topic: "t", key, payload: {} })));
+    const enqueued = await enqueue(c, TABLE, keys.map((key) => ({ eventId: `${TABLE}:${key}`, topic: "t", key, payload: { key } })));
     await c.query("COMMIT");
-    return first;
+    return enqueued;
   } finally {
     c.release();
   }
 }
+/** Commits the events of `keys`; answers the smallest id enqueued. */
+const commit = async (keys: string[]): Promise<string | undefined> => (await commitRows(keys))?.firstId;
 const sentCount = async () => (await pool.query(`SELECT count(*)::int AS n FROM ${TABLE} WHERE sent_at IS NOT NULL`)).rows[0].n as number;
 
 beforeAll(async () => {
@@ -168,5 +174,107 @@ describe("outbox relay wake-ups", () => {
     } finally {
       await relay.stop();
     }
+  }, 300_000);
+});
+
+describe("outbox relay, direct publish", () => {
+  const sentKeys = async (keys: string[]) => (await pool.query(`SELECT count(*)::int AS n FROM ${TABLE} WHERE sent_at IS NOT NULL AND msg_key = ANY($1)`, [keys])).rows[0].n as number;
+
+  it("publishes an announced commit itself: no drain takes it, it is marked sent, the message is the one the drain would send", async () => {
+    const sender = { sent: [] as { key: string; value: string; headers?: Record<string, string> }[], async send(_t: string, m: { key: string; value: string; headers?: Record<string, string> }[]) { this.sent.push(...m); } };
+    const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 50, direct: true, graceMs: 60_000 });
+    relay.start();
+    try {
+      await waitUntil("the first drain", async () => relay.drains.length >= 1, WAIT_MS, 10);
+      const enqueued = await commitRows(["da", "db"]);
+      expect(enqueued?.messages.map((m) => m.key)).toEqual(["da", "db"]);
+      relay.notify(enqueued);
+      await waitUntil("da and db marked sent", async () => (await sentKeys(["da", "db"])) === 2, WAIT_MS, 10);
+      expect(sender.sent.map((m) => m.key)).toEqual(["da", "db"]);
+      expect(JSON.parse(sender.sent[0].value)).toEqual({ key: "da", eventId: `${TABLE}:da` });
+      expect(sender.sent[0].headers).toEqual({ "event-id": `${TABLE}:da` });
+      expect(relay.publishedDirect).toBe(2);
+      // The drains ran (every 50 ms) and took nothing: the rows were younger than the grace, then sent.
+      expect(relay.drains.every((n) => n === 0)).toBe(true);
+    } finally {
+      await relay.stop();
+    }
+  }, 300_000);
+
+  it("never lets a drain take a row this process is still publishing, even with no grace", async () => {
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    const sent: string[] = [];
+    const sender: Sender = { async send(_t, m) { if (m.some((x) => x.key === "dc")) await hold; sent.push(...m.map((x) => x.key)); } };
+    const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 10, direct: true, graceMs: 0 });
+    relay.start();
+    try {
+      const enqueued = await commitRows(["dc"]);
+      relay.notify(enqueued);
+      const drainsBefore = relay.drains.length;
+      await waitUntil("several drains while dc is being published", async () => relay.drains.length >= drainsBefore + 5, WAIT_MS, 10);
+      release();
+      await waitUntil("dc marked sent", async () => (await sentKeys(["dc"])) === 1, WAIT_MS, 10);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(sent.filter((k) => k === "dc")).toEqual(["dc"]);
+    } finally {
+      release();
+      await relay.stop();
+    }
+  }, 300_000);
+
+  it("relays a commit nobody announced through the drain once older than the grace", async () => {
+    const sender = recordingSender();
+    const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 20, direct: true, graceMs: 300 });
+    relay.start();
+    try {
+      await commitRows(["dd"]); // its committer died before notify()
+      await waitUntil("dd relayed by the drain", async () => sender.sent.includes("dd"), WAIT_MS, 10);
+      await waitUntil("dd marked sent", async () => (await sentKeys(["dd"])) === 1, WAIT_MS, 10);
+      expect(relay.publishedDirect).toBe(0);
+    } finally {
+      await relay.stop();
+    }
+  }, 300_000);
+
+  it("after a failed direct publish drains in id order, each row once, then publishes directly again", async () => {
+    const sent: string[] = [];
+    let failures = 1;
+    const sender: Sender = { async send(_t, m) { if (failures > 0) { failures--; throw new Error("broker away"); } sent.push(...m.map((x) => x.key)); } };
+    const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 3_600_000, direct: true, graceMs: 3_600_000 });
+    relay.start();
+    try {
+      await waitUntil("the first drain", async () => relay.drains.length >= 1, WAIT_MS, 10);
+      relay.notify(await commitRows(["de"])); // fails: de stays unsent, the relay falls back to draining
+      // Announced while falling back: drained without the grace even if the fallback ends first.
+      relay.notify(await commitRows(["df"]));
+      await waitUntil("de and df relayed", async () => sent.includes("de") && sent.includes("df"), WAIT_MS, 10);
+      expect(sent).toEqual(["de", "df"]);
+      await waitUntil("de and df marked sent", async () => (await sentKeys(["de", "df"])) === 2, WAIT_MS, 10);
+      // Caught up: the next commit goes out directly again (the grace is an hour: no drain could take it).
+      await waitUntil("direct publish resumed", async () => {
+        relay.notify(await commitRows([`dg${relay.publishedDirect}${sent.length}`]));
+        await new Promise((r) => setTimeout(r, 20));
+        return relay.publishedDirect > 0;
+      }, WAIT_MS, 10);
+      expect(new Set(sent).size).toBe(sent.length);
+    } finally {
+      await relay.stop();
+    }
+  }, 300_000);
+
+  it("stop() publishes and marks what committers handed over", async () => {
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    const sent: string[] = [];
+    const sender: Sender = { async send(_t, m) { await hold; sent.push(...m.map((x) => x.key)); } };
+    const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 3_600_000, direct: true, graceMs: 3_600_000 });
+    relay.start();
+    relay.notify(await commitRows(["dh"]));
+    const stopped = relay.stop();
+    setTimeout(release, 50);
+    await stopped;
+    expect(sent).toEqual(["dh"]);
+    expect(await sentKeys(["dh"])).toBe(1);
   }, 300_000);
 });

@@ -4,7 +4,7 @@
  */
 import type { Queryable } from "../../kit";
 import { textArrayLiteral } from "../../kit/datastores/postgres";
-import { enqueue, outboxInsert, smallestId, type OutboxEvent } from "../../trading/infra/outbox";
+import { enqueue, outboxInsert, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
 import type { OrderStatus } from "../../trading/orderState";
 
 export interface OrderRow {
@@ -90,13 +90,13 @@ export function newOrderRows(orders: NewOrder[], txNow: Date): OrderRow[] {
 /**
  * Inserts the orders and enqueues `events` in om_outbox in one statement (one round trip: the
  * events are built from newOrderRows, not read back); a duplicate (user, idempotency key) raises pg
- * error 23505 and inserts nothing. Answers the smallest om_outbox id inserted (for the relay).
+ * error 23505 and inserts nothing. Answers the om_outbox rows inserted (for the relay).
  */
-export async function insertOrders(db: Queryable, orders: NewOrder[], events: OutboxEvent[]): Promise<string | undefined> {
+export async function insertOrders(db: Queryable, orders: NewOrder[], events: OutboxEvent[]): Promise<Enqueued | undefined> {
   if (orders.length === 0) return enqueue(db, "om_outbox", events);
   const col = <K extends keyof NewOrder>(k: K) => orders.map((o) => o[k]);
   const outbox = outboxInsert("om_outbox", events, 16);
-  const { rows } = await db.query<{ id: string }>(
+  const { rows } = await db.query<{ id: string; event_id: string }>(
     `WITH inserted AS (
        INSERT INTO om_orders (order_id, user_id, client_order_id, idempotency_key, request_hash, symbol, side, type, time_in_force,
                               quantity, limit_price, status, reject_reason, reject_message, last_price)
@@ -106,7 +106,7 @@ export async function insertOrders(db: Queryable, orders: NewOrder[], events: Ou
     [col("orderId"), col("userId"), col("clientOrderId"), col("idempotencyKey"), col("requestHash"), col("symbol"), col("side"), col("type"), col("timeInForce"),
       col("quantity"), col("limitPrice"), col("status"), col("rejectReason"), col("rejectMessage"), col("lastPrice"), ...outbox.params],
   );
-  return smallestId(rows);
+  return outbox.enqueued(rows);
 }
 
 /** The user's orders, newest first, optionally of one status. */

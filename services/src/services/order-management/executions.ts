@@ -9,7 +9,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import type { Queryable } from "../../kit";
 import type { ExecutionMsg } from "../../trading/events";
-import { enqueue, type OutboxEvent } from "../../trading/infra/outbox";
+import { enqueue, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
 import { nextStatus, type OrderEvent } from "../../trading/orderState";
 import * as data from "./data";
 import { fillTotals, orderEvent } from "./domain";
@@ -24,8 +24,8 @@ const OUTCOME_EVENTS: Record<Exclude<ExecutionMsg["type"], "fill">, OrderEvent> 
 /** What applying a batch did: how many orders changed, and for each new fill how long after its order's creation. */
 export interface ExecutionsOutcome {
   changed: number;
-  /** The smallest om_outbox id the batch enqueued (for the relay once committed), if any. */
-  firstOutboxId?: string;
+  /** The om_outbox rows the batch enqueued (for the relay once committed), if any. */
+  enqueued?: Enqueued;
   fillLatencySeconds: number[];
 }
 
@@ -65,6 +65,6 @@ export async function applyExecutions(c: Queryable, msgs: ExecutionMsg[], log: F
     events.push(orderEvent(upd));
   }
   await data.updateOrders(c, [...changed].map((id) => orders.get(id)!));
-  const firstOutboxId = await enqueue(c, "om_outbox", events);
-  return { changed: changed.size, firstOutboxId, fillLatencySeconds: latencies };
+  const enqueued = await enqueue(c, "om_outbox", events);
+  return { changed: changed.size, enqueued, fillLatencySeconds: latencies };
 }

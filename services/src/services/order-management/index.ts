@@ -23,6 +23,10 @@ export default defineService({
     ...consumerEnv,
     ...riskEnv,
     OM_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
+    // Committed events are published at once by their committer; the relay's drain only takes rows
+    // older than the grace (trading/infra/outbox.ts). false: every event goes through the drain.
+    OM_OUTBOX_DIRECT: Type.Boolean({ default: true }),
+    OM_OUTBOX_GRACE_MS: Type.Integer({ default: 2000, minimum: 0, maximum: 600000 }),
     OM_CONSUMER_GROUP: Type.String({ default: "order-management" }),
     // Group commit of submissions (submit.ts): orders decided per transaction, lanes (transactions at once).
     OM_SUBMIT_MAX_BATCH: Type.Integer({ default: 200, minimum: 1, maximum: 1000 }),
@@ -36,13 +40,13 @@ export default defineService({
   },
   async register(ctx) {
     const { app } = ctx;
-    const relay = new OutboxRelay(app.pg.pool, "om_outbox", app.kafka, ctx.log, { intervalMs: ctx.config.OM_OUTBOX_INTERVAL_MS });
+    const relay = new OutboxRelay(app.pg.pool, "om_outbox", app.kafka, ctx.log, { intervalMs: ctx.config.OM_OUTBOX_INTERVAL_MS, direct: ctx.config.OM_OUTBOX_DIRECT, graceMs: ctx.config.OM_OUTBOX_GRACE_MS });
     const metrics = createOrderMetrics(ctx.metrics.registry);
     const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
     const submitter = new OrderSubmitter(app.pg, redis, riskLimitsFrom(ctx.config), {
       maxBatch: ctx.config.OM_SUBMIT_MAX_BATCH,
       lanes: ctx.config.OM_SUBMIT_LANES,
-      committed: (firstOutboxId) => relay.notify(firstOutboxId),
+      committed: (enqueued) => relay.notify(enqueued),
     });
     registerRoutes(app, { relay, submitter, metrics });
 
@@ -58,7 +62,7 @@ export default defineService({
         const outcome = await app.pg.transaction((c) => applyExecutions(c, msgs.map((m) => JSON.parse(m.value) as ExecutionMsg), ctx.log));
         // Observed once committed: a batch that is retried is not counted twice.
         for (const s of outcome.fillLatencySeconds) metrics.fillLatency.observe(s);
-        if (outcome.firstOutboxId !== undefined) relay.notify(outcome.firstOutboxId);
+        if (outcome.enqueued !== undefined) relay.notify(outcome.enqueued);
       },
     });
   },

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { HttpError, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
-import { enqueue, type OutboxRelay } from "../../trading/infra/outbox";
+import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
 import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
@@ -103,7 +103,7 @@ export function registerRoutes(app: App, { relay, submitter, metrics }: OrderRou
 
   app.post("/:id/cancel", { schema: { params: OrderId, response: { 202: OrderOut } } }, async (req, reply) => {
     const who = requireIdentity(req);
-    let firstOutboxId: string | undefined;
+    let enqueued: Enqueued | undefined;
     const row = await app.pg.transaction(async (c) => {
       const cur = await data.findOrder(c, req.params.id, true);
       if (!cur || (cur.user_id !== who.userId && who.role !== "admin")) throw notFound("order not found");
@@ -111,10 +111,10 @@ export function registerRoutes(app: App, { relay, submitter, metrics }: OrderRou
       const next = nextStatus(cur.status, "cancel_request");
       if (next === undefined) throw new HttpError(409, "ORDER_NOT_CANCELLABLE", `order is ${cur.status}`);
       const upd = await data.setStatus(c, cur.order_id, next);
-      firstOutboxId = await enqueue(c, "om_outbox", [orderEvent(upd)]);
+      enqueued = await enqueue(c, "om_outbox", [orderEvent(upd)]);
       return upd;
     });
-    if (firstOutboxId !== undefined) relay.notify(firstOutboxId);
+    if (enqueued !== undefined) relay.notify(enqueued);
     reply.code(202);
     return snapshot(row);
   });

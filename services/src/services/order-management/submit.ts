@@ -19,6 +19,7 @@ import { HttpError, isTransientError, type PostgresClient } from "../../kit";
 import { GroupCommit } from "../../trading/infra/groupCommit";
 import { lockedAt, lockUsersOrdersStatement, marketFactsMany, riskFactsOf, riskFactsStatement, type RiskFacts } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
+import type { Enqueued } from "../../trading/infra/outbox";
 import * as data from "./data";
 import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
 
@@ -37,12 +38,12 @@ export interface SubmitOutcome {
 export class OrderSubmitter {
   private readonly lanes: GroupCommit<Submission, SubmitOutcome>[];
   /** Told of every committed batch that enqueued events (the outbox relay's wake-up), before its submitters hear. */
-  private readonly committed: (firstOutboxId: string) => void;
+  private readonly committed: (enqueued: Enqueued) => void;
   constructor(
     private readonly pg: PostgresClient,
     private readonly redis: () => Redis | undefined,
     private readonly limits: RiskLimits,
-    opts: { maxBatch: number; lanes: number; committed?: (firstOutboxId: string) => void },
+    opts: { maxBatch: number; lanes: number; committed?: (enqueued: Enqueued) => void },
   ) {
     this.committed = opts.committed ?? (() => undefined);
     this.lanes = Array.from({ length: opts.lanes }, () => new GroupCommit((subs: Submission[]) => this.submitBatch(subs), { maxBatch: opts.maxBatch, concurrency: 1, isOutage: isTransientError }));
@@ -60,7 +61,7 @@ export class OrderSubmitter {
     // and takes the locks (one round trip less on the path; marketFactsMany never rejects): they
     // need not be under the locks, which only cover what this service writes.
     const marketRead = marketFactsMany(this.redis(), subs.map((s) => ({ userId: s.userId, symbol: s.body.symbol })));
-    let firstOutboxId: string | undefined;
+    let enqueued: Enqueued | undefined;
     // One round trip before the decision: BEGIN, the users' locks, then (each a statement of its own,
     // so read after the locks were granted) the risk facts and the orders already stored under the
     // batch's Idempotency-Keys, all written with literals.
@@ -87,14 +88,14 @@ export class OrderSubmitter {
         });
       });
       const created = new Map(data.newOrderRows(fresh, txNow).map((r) => [r.order_id, r]));
-      firstOutboxId = await data.insertOrders(tx, fresh, [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
+      enqueued = await data.insertOrders(tx, fresh, [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
       return decisions.map((d, i): SubmitOutcome | HttpError => {
         if (d.kind === "conflict") return idempotencyKeyReused();
         if (d.kind === "new") return { row: created.get(subs[i].orderId)!, replayed: false };
         return { row: "prior" in d ? d.prior : created.get(subs[d.sameAs].orderId)!, replayed: true };
       });
     }, { begin: begin.join(";\n") });
-    if (firstOutboxId !== undefined) this.committed(firstOutboxId);
+    if (enqueued !== undefined) this.committed(enqueued);
     return outcomes;
   }
 }

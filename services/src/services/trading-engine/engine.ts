@@ -12,7 +12,7 @@
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
-import { enqueue, type OutboxEvent, type OutboxRelay } from "../../trading/infra/outbox";
+import { enqueue, type Enqueued, type OutboxEvent, type OutboxRelay } from "../../trading/infra/outbox";
 import { binanceFills, toBinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
 import { PaperExchange, type ExecutionReport, type PaperExchangeOptions } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
@@ -91,7 +91,7 @@ export class TradingEngine {
     if (commands.every((c) => c.kind === "ignore")) return;
     const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
     const barSymbols = [...new Set(commands.flatMap((c) => (c.kind === "bars" ? c.bars.map((b) => b.symbol) : [])))];
-    let firstOutboxId: string | undefined;
+    let enqueued: Enqueued | undefined;
     // Which orders are already recorded is asked together with BEGIN when it can be written in literals.
     const knownSql = data.knownOrderIdsStatement(executeIds);
     try {
@@ -108,13 +108,13 @@ export class TradingEngine {
         }
         await this.flush(w);
         await data.saveLastBars(tx, [...w.newBars.values()]);
-        firstOutboxId = await enqueue(tx, "te_outbox", w.events);
+        enqueued = await enqueue(tx, "te_outbox", w.events);
       }, { begin: knownSql });
     } catch (err) {
       await this.load().catch(() => undefined); // the book may hold effects of the rolled-back transaction
       throw err;
     }
-    if (firstOutboxId !== undefined) this.deps.relay.notify(firstOutboxId);
+    if (enqueued !== undefined) this.deps.relay.notify(enqueued);
   }
 
   private async execute(w: BatchWork, o: OrderRequest): Promise<void> {

@@ -37,6 +37,9 @@ export default defineService({
     PAPER_TICK_SIZE: Type.String({ default: "0.01", pattern: "^\\d+(\\.\\d+)?$" }),
     TE_CONSUMER_GROUP: Type.String({ default: "trading-engine" }),
     TE_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
+    // As order-management's OM_OUTBOX_DIRECT / OM_OUTBOX_GRACE_MS: fills published by their committer.
+    TE_OUTBOX_DIRECT: Type.Boolean({ default: true }),
+    TE_OUTBOX_GRACE_MS: Type.Integer({ default: 2000, minimum: 0, maximum: 600000 }),
   },
   async register(ctx) {
     const c = ctx.config;
@@ -46,7 +49,7 @@ export default defineService({
       live = { client: new BinanceTradingClient({ apiKey: c.BINANCE_API_KEY, secretKey: c.BINANCE_SECRET_KEY, baseUrl: c.BINANCE_REST_URL }), quoteAsset: c.BINANCE_QUOTE_ASSET };
     }
     const pg = ctx.app.pg;
-    const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.app.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS });
+    const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.app.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS, direct: c.TE_OUTBOX_DIRECT, graceMs: c.TE_OUTBOX_GRACE_MS });
     const fillsTotal = new Counter({ name: "te_fills_total", help: "fills produced", labelNames: ["liquidity"], registers: [ctx.metrics.registry] });
     const engine = new TradingEngine({
       pg, relay, log: ctx.log, live, fillsTotal,

@@ -14,64 +14,26 @@
  * the next drain scans from the smallest id announced: every row committed and announced before
  * the drain has an id at least that. Rows nobody announced (another process's, a crashed run's, a
  * caller of notify() without an id) are found by a scan from the start at least every `intervalMs`.
+ *
+ * Direct publish (`direct`, order-management and the trading-engine): the committer hands the relay
+ * the rows it enqueued (`enqueue`'s answer, ids and messages) once committed, and the relay
+ * publishes them at once, then marks them sent in one UPDATE outside any transaction. The drain
+ * becomes the safety net: it takes only rows older than `graceMs` (a committer that died between
+ * its commit and the publish, a failed publish, another replica's stalled rows) and skips the rows
+ * this process is still publishing or marking. Per batch on the order path this saves the drain's
+ * two round trips (BEGIN + SELECT, UPDATE + COMMIT) and its wait for the previous drain; a SIGKILL
+ * between the publish and the mark publishes the rows again later, as a kill between the drain's
+ * produce and its COMMIT always did (consumers dedupe on `eventId`). If a direct publish fails, the
+ * relay falls back to draining (in id order, without the grace) until a drain has caught up, so a
+ * later event of the same key does not overtake an earlier one that failed.
  */
-import { lastResult, type Queryable } from "../../kit/datastores/postgres";
+import { lastResult } from "../../kit/datastores/postgres";
 import type { Pool } from "pg";
 import type { Logger } from "pino";
-import { traceCarrier, withTraceCarrier } from "../../kit/telemetry/context";
+import { withTraceCarrier } from "../../kit/telemetry/context";
+import { BIGINT_RE, TABLE_RE, TRACE_KEY, type Enqueued, type OutboxMessage } from "./outboxRows";
 
-/** Payload key holding the enqueuing request's W3C trace context; the relay removes it before publishing. */
-const TRACE_KEY = "$trace";
-
-export interface OutboxEvent {
-  eventId: string;
-  topic: string;
-  key: string;
-  /** The message body (an interface of trading/events.ts); `eventId` is added to it. */
-  payload: object;
-}
-
-const TABLE_RE = /^[a-z_][a-z0-9_]*$/;
-
-/**
- * The statement that inserts events into `table` with their parameters numbered from `first`:
- * `enqueue` runs it alone, a caller may run it as the last part of a statement of its own (a
- * data-modifying WITH) to save a round trip.
- */
-export function outboxInsert(table: string, events: OutboxEvent[], first = 1): { sql: string; params: string[][] } {
-  if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
-  // With tracing on, the event is published later in the trace of the request that caused it.
-  const trace = traceCarrier();
-  const [a, b, c, d] = [first, first + 1, first + 2, first + 3];
-  return {
-    sql: `INSERT INTO ${table} (event_id, topic, msg_key, payload)
-     SELECT * FROM unnest($${a}::text[], $${b}::text[], $${c}::text[], $${d}::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING id`,
-    params: [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId, ...(trace ? { [TRACE_KEY]: trace } : {}) }))],
-  };
-}
-
-/**
- * Inserts the events in one statement (one round trip), inside the caller's transaction; answers the
- * smallest id inserted (for OutboxRelay.notify once committed), undefined if none was.
- */
-export async function enqueue(client: Queryable, table: string, events: OutboxEvent[]): Promise<string | undefined> {
-  if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
-  if (events.length === 0) return undefined;
-  const { sql, params } = outboxInsert(table, events);
-  return smallestId((await client.query<{ id: string }>(sql, params)).rows);
-}
-
-const BIGINT_RE = /^\d{1,19}$/;
-
-/** The smallest of the ids an outbox insert returned (bigint as text), undefined for none. */
-export function smallestId(rows: { id: string | number }[]): string | undefined {
-  let min: bigint | undefined;
-  for (const r of rows) {
-    const id = BigInt(r.id);
-    if (min === undefined || id < min) min = id;
-  }
-  return min?.toString();
-}
+export * from "./outboxRows";
 
 export interface Sender {
   send(topic: string, messages: { key: string; value: string; headers?: Record<string, string> }[]): Promise<unknown>;
@@ -90,19 +52,114 @@ export class OutboxRelay {
   private lastFullScan = 0;
   /** The largest id the last drain sent. */
   private lastSent?: bigint;
+  /** How many rows the last drain picked (sent or skipped). */
+  private lastPicked = 0;
   private loop?: Promise<void>;
   published = 0;
+  /** Rows published directly (a part of `published`). */
+  publishedDirect = 0;
   private readonly batch: number;
+  private readonly graceMs: number;
+  private readonly markLingerMs: number;
+  /** Direct publish: rows handed over by committers and not yet published. */
+  private directQueue: OutboxMessage[] = [];
+  /** Ids this process is publishing or marking: the drain leaves them alone. */
+  private readonly claimed = new Set<string>();
+  /** Ids published directly and not yet marked sent. */
+  private toMark: string[] = [];
+  private directRun?: Promise<void>;
+  private markRun?: Promise<void>;
+  /** A direct publish failed: drain (in id order, no grace) until a drain has caught up. */
+  private fallback = false;
+  /** A drain from the start has run since the relay fell back. */
+  private fallbackScanned = false;
   constructor(
     private readonly pool: Pool,
     private readonly table: string,
     private readonly sender: Sender,
     private readonly log: Logger,
-    private readonly opts: { intervalMs?: number; batch?: number } = {},
+    private readonly opts: { intervalMs?: number; batch?: number; direct?: boolean; graceMs?: number; markLingerMs?: number } = {},
   ) {
     if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
     this.batch = opts.batch ?? 200;
     if (!Number.isSafeInteger(this.batch) || this.batch < 1) throw new Error(`bad outbox batch ${opts.batch}`);
+    this.graceMs = opts.graceMs ?? 2000;
+    if (!Number.isSafeInteger(this.graceMs) || this.graceMs < 0) throw new Error(`bad outbox grace ${opts.graceMs}`);
+    this.markLingerMs = opts.markLingerMs ?? 50;
+    if (!Number.isSafeInteger(this.markLingerMs) || this.markLingerMs < 0) throw new Error(`bad outbox mark linger ${opts.markLingerMs}`);
+  }
+
+  private get directOn(): boolean {
+    return this.opts.direct === true && !this.fallback && !this.stopped;
+  }
+
+  /** Publishes rows grouped by topic, in order within each topic; consecutive rows of one trace go out together, in that trace. */
+  private async publish(rows: OutboxMessage[]): Promise<void> {
+    type Run = { trace?: Record<string, string>; msgs: { key: string; value: string; headers: Record<string, string> }[] };
+    const byTopic = new Map<string, Run[]>();
+    for (const r of rows) {
+      const runs = byTopic.get(r.topic) ?? [];
+      let last = runs[runs.length - 1];
+      if (!last || last.trace?.traceparent !== r.trace?.traceparent) runs.push((last = { trace: r.trace, msgs: [] }));
+      last.msgs.push({ key: r.key, value: r.value, headers: { "event-id": r.eventId } });
+      byTopic.set(r.topic, runs);
+    }
+    for (const [topic, runs] of byTopic) for (const run of runs) await withTraceCarrier(run.trace, () => this.sender.send(topic, run.msgs));
+  }
+
+  /** Publishes what committers handed over, one batch at a time (kafkajs keeps the order of sends made one after another). */
+  private pumpDirect(): void {
+    if (this.directRun) return;
+    this.directRun = (async () => {
+      while (this.directQueue.length > 0 && !this.fallback) {
+        const rows = this.directQueue.splice(0, this.directQueue.length);
+        try {
+          await this.publish(rows);
+          this.published += rows.length;
+          this.publishedDirect += rows.length;
+          for (const r of rows) this.toMark.push(r.id);
+          this.pumpMarks();
+        } catch (err) {
+          // Unsent rows stay in the table: the drain takes them, and everything after them, in id order.
+          this.log.warn({ err: { message: (err as Error).message }, table: this.table }, "outbox direct publish failed; draining instead");
+          this.fallback = true;
+          this.fallbackScanned = false;
+          for (const r of [...rows, ...this.directQueue]) this.claimed.delete(r.id);
+          this.directQueue = [];
+          this.announcedUnknown = true;
+          this.kick?.();
+        }
+      }
+    })().finally(() => {
+      this.directRun = undefined;
+      if (this.directQueue.length > 0 && this.directOn) this.pumpDirect();
+    });
+  }
+
+  /**
+   * Marks directly published rows sent, all pending ids in one UPDATE (no transaction: one round
+   * trip), at most once per `markLingerMs`: at 200 orders/s that is a few UPDATEs a second instead of
+   * one per commit. The cost is only a wider window in which a SIGKILL republishes sent rows.
+   */
+  private pumpMarks(): void {
+    if (this.markRun) return;
+    this.markRun = (async () => {
+      while (this.toMark.length > 0) {
+        if (!this.stopped) await new Promise((r) => setTimeout(r, this.markLingerMs));
+        const ids = this.toMark.splice(0, this.toMark.length);
+        try {
+          await this.pool.query(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY('{${ids.join(",")}}'::bigint[])`);
+        } catch (err) {
+          // Published but not marked: the drain publishes them again after the grace (consumers dedupe).
+          this.log.warn({ err: { message: (err as Error).message }, table: this.table, rows: ids.length }, "outbox mark failed");
+        } finally {
+          for (const id of ids) this.claimed.delete(id);
+        }
+      }
+    })().finally(() => {
+      this.markRun = undefined;
+      if (this.toMark.length > 0) this.pumpMarks();
+    });
   }
 
   /**
@@ -115,30 +172,29 @@ export class OutboxRelay {
    */
   async drainOnce(from = 0n): Promise<number> {
     this.lastSent = undefined;
+    this.lastPicked = 0;
+    // With direct publish on, rows younger than the grace are their committers' to publish.
+    const grace = this.directOn ? ` AND created_at < now() - interval '${this.graceMs} milliseconds'` : "";
     const client = await this.pool.connect();
     let broken = false;
     try {
       const picked: unknown = await client.query(
-        `BEGIN; SELECT id, topic, msg_key, payload, event_id FROM ${this.table} WHERE sent_at IS NULL${from > 0n ? ` AND id >= ${from}` : ""} ORDER BY id LIMIT ${this.batch} FOR UPDATE SKIP LOCKED`,
+        `BEGIN; SELECT id, topic, msg_key, payload, event_id FROM ${this.table} WHERE sent_at IS NULL${from > 0n ? ` AND id >= ${from}` : ""}${grace} ORDER BY id LIMIT ${this.batch} FOR UPDATE SKIP LOCKED`,
       );
-      const rows = lastResult<{ id: string; topic: string; msg_key: string; payload: Record<string, unknown>; event_id: string }>(picked);
+      const pickedRows = lastResult<{ id: string; topic: string; msg_key: string; payload: Record<string, unknown>; event_id: string }>(picked);
+      this.lastPicked = pickedRows.length;
+      // Rows this process is publishing or marking directly are not the drain's.
+      const rows = pickedRows.filter((r) => !this.claimed.has(String(r.id)));
       if (rows.length === 0) {
         await client.query("COMMIT");
         return 0;
       }
-      // Group rows by topic, keeping order within each topic; within a topic, consecutive rows of one
-      // trace go out together, in the trace context they were enqueued in.
-      type Run = { trace?: Record<string, string>; msgs: { key: string; value: string; headers: Record<string, string> }[] };
-      const byTopic = new Map<string, Run[]>();
-      for (const r of rows) {
-        const { [TRACE_KEY]: trace, ...payload } = r.payload as Record<string, unknown> & { [TRACE_KEY]?: Record<string, string> };
-        const runs = byTopic.get(r.topic) ?? [];
-        let last = runs[runs.length - 1];
-        if (!last || last.trace?.traceparent !== trace?.traceparent) runs.push((last = { trace, msgs: [] }));
-        last.msgs.push({ key: r.msg_key, value: JSON.stringify(payload), headers: { "event-id": r.event_id } });
-        byTopic.set(r.topic, runs);
-      }
-      for (const [topic, runs] of byTopic) for (const run of runs) await withTraceCarrier(run.trace, () => this.sender.send(topic, run.msgs));
+      await this.publish(
+        rows.map((r) => {
+          const { [TRACE_KEY]: trace, ...payload } = r.payload as Record<string, unknown> & { [TRACE_KEY]?: Record<string, string> };
+          return { id: String(r.id), topic: r.topic, key: r.msg_key, value: JSON.stringify(payload), eventId: r.event_id, trace };
+        }),
+      );
       const ids = rows.map((r) => r.id);
       if (!ids.every((id) => BIGINT_RE.test(id))) throw new Error(`${this.table}: an id that is not an integer`);
       await client.query(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY('{${ids.join(",")}}'::bigint[]); COMMIT`);
@@ -157,7 +213,14 @@ export class OutboxRelay {
    * Wakes the relay right away: call after committing a transaction that enqueued events, with the
    * smallest id it enqueued (`enqueue`'s answer) so the drain need not scan from the start.
    */
-  notify(firstId?: string): void {
+  notify(enqueued?: string | Enqueued): void {
+    if (typeof enqueued === "object" && this.directOn) {
+      for (const m of enqueued.messages) this.claimed.add(m.id);
+      this.directQueue.push(...enqueued.messages);
+      this.pumpDirect();
+      return;
+    }
+    const firstId = typeof enqueued === "object" ? enqueued.firstId : enqueued;
     if (firstId !== undefined && BIGINT_RE.test(firstId)) {
       const id = BigInt(firstId);
       if (this.announcedFrom === undefined || id < this.announcedFrom) this.announcedFrom = id;
@@ -189,10 +252,15 @@ export class OutboxRelay {
       while (!this.stopped) {
         const from = this.nextFrom(continueAfter);
         continueAfter = undefined;
-        let n = 0;
         try {
-          n = await this.drainOnce(from);
-          if (n >= this.batch && this.lastSent !== undefined) continueAfter = this.lastSent + 1n;
+          const wasFallback = this.fallback;
+          await this.drainOnce(from);
+          if (this.lastPicked >= this.batch && this.lastSent !== undefined) continueAfter = this.lastSent + 1n;
+          // Caught up after a failed direct publish: a scan from the start has run since, this drain was
+          // not full, and no commit was announced during it (its rows, announced while falling back,
+          // must be drained without the grace). Committers publish directly again.
+          if (wasFallback && from === 0n) this.fallbackScanned = true;
+          if (wasFallback && this.fallbackScanned && this.lastPicked < this.batch && this.announcedFrom === undefined && !this.announcedUnknown) this.fallback = false;
         } catch (err) {
           this.log.warn({ err: { message: (err as Error).message }, table: this.table }, "outbox relay failed; retrying");
           this.lastFullScan = 0; // what the failed drain had picked is found again from the start
@@ -205,7 +273,7 @@ export class OutboxRelay {
         // drain that used to follow every non-empty one (two round trips and a pool checkout, for
         // nothing, on every wake-up of a lightly loaded path) is gone. Rows of a committer that does
         // not call notify(), or of a replica that died before relaying, wait for the interval.
-        if (n < this.batch && this.announcedFrom === undefined && !this.announcedUnknown && !this.stopped)
+        if (this.lastPicked < this.batch && this.announcedFrom === undefined && !this.announcedUnknown && !this.stopped)
           await new Promise<void>((resolve) => {
             this.kick = resolve;
             this.timer = setTimeout(resolve, this.opts.intervalMs ?? 200);
@@ -217,8 +285,11 @@ export class OutboxRelay {
   }
 
   async stop(): Promise<void> {
+    // What committers handed over goes out (and is marked) before the drain's last round.
+    while (this.directRun || this.markRun) await Promise.all([this.directRun, this.markRun]);
     this.stopped = true;
     this.kick?.();
     await this.loop;
+    while (this.directRun || this.markRun) await Promise.all([this.directRun, this.markRun]);
   }
 }

@@ -1,0 +1,85 @@
+/**
+ * The transactional outbox's rows: a service writes its events into `<table>` in the same
+ * PostgreSQL transaction as the state change (`enqueue`, or `outboxInsert` inside a statement of its
+ * own), and hands what it inserted (`Enqueued`) to the relay once committed (outbox.ts).
+ */
+import type { Queryable } from "../../kit/datastores/postgres";
+import { traceCarrier } from "../../kit/telemetry/context";
+
+export const BIGINT_RE = /^\d{1,19}$/;
+
+/** Payload key holding the enqueuing request's W3C trace context; the relay removes it before publishing. */
+export const TRACE_KEY = "$trace";
+
+export interface OutboxEvent {
+  eventId: string;
+  topic: string;
+  key: string;
+  /** The message body (an interface of trading/events.ts); `eventId` is added to it. */
+  payload: object;
+}
+
+export const TABLE_RE = /^[a-z_][a-z0-9_]*$/;
+
+/**
+ * The statement that inserts events into `table` with their parameters numbered from `first`:
+ * `enqueue` runs it alone, a caller may run it as the last part of a statement of its own (a
+ * data-modifying WITH) to save a round trip.
+ */
+export function outboxInsert(
+  table: string,
+  events: OutboxEvent[],
+  first = 1,
+): { sql: string; params: string[][]; enqueued(rows: { id: string | number; event_id: string }[]): Enqueued | undefined } {
+  if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
+  // With tracing on, the event is published later in the trace of the request that caused it.
+  const trace = traceCarrier();
+  const [a, b, c, d] = [first, first + 1, first + 2, first + 3];
+  const values = events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId }));
+  return {
+    sql: `INSERT INTO ${table} (event_id, topic, msg_key, payload)
+     SELECT * FROM unnest($${a}::text[], $${b}::text[], $${c}::text[], $${d}::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id`,
+    params: [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId, ...(trace ? { [TRACE_KEY]: trace } : {}) }))],
+    // Only the rows this statement inserted are the committer's to publish: an event id already in
+    // the table (ON CONFLICT DO NOTHING) was enqueued, and is relayed, by whoever inserted it.
+    enqueued(rows) {
+      const idOf = new Map(rows.map((r) => [r.event_id, String(r.id)]));
+      const messages: OutboxMessage[] = [];
+      events.forEach((e, i) => {
+        const id = idOf.get(e.eventId);
+        if (id !== undefined && BIGINT_RE.test(id)) messages.push({ id, topic: e.topic, key: e.key, value: values[i], eventId: e.eventId, trace });
+      });
+      messages.sort((x, y) => (BigInt(x.id) < BigInt(y.id) ? -1 : 1));
+      return messages.length ? { firstId: messages[0].id, messages } : undefined;
+    },
+  };
+}
+
+/** One enqueued row as it will be published. */
+export interface OutboxMessage {
+  id: string;
+  topic: string;
+  key: string;
+  value: string;
+  eventId: string;
+  trace?: Record<string, string>;
+}
+
+/** What a committer enqueued (`enqueue`'s answer): hand it to OutboxRelay.notify once committed. */
+export interface Enqueued {
+  /** The smallest id inserted. */
+  firstId: string;
+  /** The inserted rows in id order. */
+  messages: OutboxMessage[];
+}
+
+/**
+ * Inserts the events in one statement (one round trip), inside the caller's transaction; answers what
+ * it inserted (for OutboxRelay.notify once committed), undefined if nothing was.
+ */
+export async function enqueue(client: Queryable, table: string, events: OutboxEvent[]): Promise<Enqueued | undefined> {
+  if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
+  if (events.length === 0) return undefined;
+  const insert = outboxInsert(table, events);
+  return insert.enqueued((await client.query<{ id: string; event_id: string }>(insert.sql, insert.params)).rows);
+}
