@@ -30,14 +30,9 @@
 import { lastResult } from "../../kit/datastores/postgres";
 import type { Pool } from "pg";
 import type { Logger } from "pino";
-import { withTraceCarrier } from "../../kit/telemetry/context";
-import { BIGINT_RE, TABLE_RE, TRACE_KEY, type Enqueued, type OutboxMessage } from "./outboxRows";
+import { BIGINT_RE, publishRows, TABLE_RE, TRACE_KEY, type Enqueued, type OutboxMessage, type Sender } from "./outboxRows";
 
 export * from "./outboxRows";
-
-export interface Sender {
-  send(topic: string, messages: { key: string; value: string; headers?: Record<string, string> }[]): Promise<unknown>;
-}
 
 export class OutboxRelay {
   private timer?: NodeJS.Timeout;
@@ -93,18 +88,14 @@ export class OutboxRelay {
     return this.opts.direct === true && !this.fallback && !this.stopped;
   }
 
-  /** Publishes rows grouped by topic, in order within each topic; consecutive rows of one trace go out together, in that trace. */
-  private async publish(rows: OutboxMessage[]): Promise<void> {
-    type Run = { trace?: Record<string, string>; msgs: { key: string; value: string; headers: Record<string, string> }[] };
-    const byTopic = new Map<string, Run[]>();
-    for (const r of rows) {
-      const runs = byTopic.get(r.topic) ?? [];
-      let last = runs[runs.length - 1];
-      if (!last || last.trace?.traceparent !== r.trace?.traceparent) runs.push((last = { trace: r.trace, msgs: [] }));
-      last.msgs.push({ key: r.key, value: r.value, headers: { "event-id": r.eventId } });
-      byTopic.set(r.topic, runs);
-    }
-    for (const [topic, runs] of byTopic) for (const run of runs) await withTraceCarrier(run.trace, () => this.sender.send(topic, run.msgs));
+  /**
+   * How often a drain scans from the start. With direct publish it is only the safety net, and each
+   * scan walks every unsent row younger than the grace (at 200 orders/s, a thousand of them, 4.5 ms
+   * a scan, a tenth of PostgreSQL's statement time at 5 scans a second): half the grace is enough.
+   */
+  private get scanIntervalMs(): number {
+    const interval = this.opts.intervalMs ?? 200;
+    return this.directOn ? Math.max(interval, Math.floor(this.graceMs / 2)) : interval;
   }
 
   /** Publishes what committers handed over, one batch at a time (kafkajs keeps the order of sends made one after another). */
@@ -114,7 +105,7 @@ export class OutboxRelay {
       while (this.directQueue.length > 0 && !this.fallback) {
         const rows = this.directQueue.splice(0, this.directQueue.length);
         try {
-          await this.publish(rows);
+          await publishRows(this.sender, rows);
           this.published += rows.length;
           this.publishedDirect += rows.length;
           for (const r of rows) this.toMark.push(r.id);
@@ -189,7 +180,8 @@ export class OutboxRelay {
         await client.query("COMMIT");
         return 0;
       }
-      await this.publish(
+      await publishRows(
+        this.sender,
         rows.map((r) => {
           const { [TRACE_KEY]: trace, ...payload } = r.payload as Record<string, unknown> & { [TRACE_KEY]?: Record<string, string> };
           return { id: String(r.id), topic: r.topic, key: r.msg_key, value: JSON.stringify(payload), eventId: r.event_id, trace };
@@ -235,7 +227,7 @@ export class OutboxRelay {
     this.announcedFrom = undefined;
     this.announcedUnknown = false;
     // From the start: when told of rows without an id, woken by the timer, or once per interval.
-    if (unknown || (announced === undefined && continueAfter === undefined) || now - this.lastFullScan >= (this.opts.intervalMs ?? 200)) {
+    if (unknown || (announced === undefined && continueAfter === undefined) || now - this.lastFullScan >= this.scanIntervalMs) {
       this.lastFullScan = now;
       return 0n;
     }
@@ -276,7 +268,7 @@ export class OutboxRelay {
         if (this.lastPicked < this.batch && this.announcedFrom === undefined && !this.announcedUnknown && !this.stopped)
           await new Promise<void>((resolve) => {
             this.kick = resolve;
-            this.timer = setTimeout(resolve, this.opts.intervalMs ?? 200);
+            this.timer = setTimeout(resolve, this.scanIntervalMs);
           });
         this.kick = undefined;
         if (this.timer) clearTimeout(this.timer);

@@ -4,7 +4,7 @@
  * own), and hands what it inserted (`Enqueued`) to the relay once committed (outbox.ts).
  */
 import type { Queryable } from "../../kit/datastores/postgres";
-import { traceCarrier } from "../../kit/telemetry/context";
+import { traceCarrier, withTraceCarrier } from "../../kit/telemetry/context";
 
 export const BIGINT_RE = /^\d{1,19}$/;
 
@@ -82,4 +82,22 @@ export async function enqueue(client: Queryable, table: string, events: OutboxEv
   if (events.length === 0) return undefined;
   const insert = outboxInsert(table, events);
   return insert.enqueued((await client.query<{ id: string; event_id: string }>(insert.sql, insert.params)).rows);
+}
+
+export interface Sender {
+  send(topic: string, messages: { key: string; value: string; headers?: Record<string, string> }[]): Promise<unknown>;
+}
+
+/** Publishes rows grouped by topic, in order within each topic; consecutive rows of one trace go out together, in that trace. */
+export async function publishRows(sender: Sender, rows: OutboxMessage[]): Promise<void> {
+  type Run = { trace?: Record<string, string>; msgs: { key: string; value: string; headers: Record<string, string> }[] };
+  const byTopic = new Map<string, Run[]>();
+  for (const r of rows) {
+    const runs = byTopic.get(r.topic) ?? [];
+    let last = runs[runs.length - 1];
+    if (!last || last.trace?.traceparent !== r.trace?.traceparent) runs.push((last = { trace: r.trace, msgs: [] }));
+    last.msgs.push({ key: r.key, value: r.value, headers: { "event-id": r.eventId } });
+    byTopic.set(r.topic, runs);
+  }
+  for (const [topic, runs] of byTopic) for (const run of runs) await withTraceCarrier(run.trace, () => sender.send(topic, run.msgs));
 }
