@@ -222,8 +222,21 @@ save_sysctls() {
 	mv "$RUN_DIR/sysctl.orig.tmp" "$RUN_DIR/sysctl.orig"
 }
 
+# /run/netns as a shared mount point of its own before any pod's network namespace is mounted in
+# it. The first `ip netns add` on a host (the NetworkPolicy e2e test's fake internet, an operator)
+# bind-mounts /run/netns onto itself when it is a plain directory: that hid the pods' cni-* mounts
+# below it, containerd's unmount then missed them and every pod deleted afterwards stayed
+# Terminating ("remove netns: unlinkat ...: device or resource busy"), so `pulumi destroy` hung
+# (e2e:k8s on a fresh machine, 2026-12-01). iproute2 does the same as this when it finds no mount.
+shared_netns_dir() {
+	mkdir -p /run/netns
+	mountpoint -q /run/netns && return 0
+	mount --bind /run/netns /run/netns && mount --make-shared /run/netns && touch "$RUN_DIR/netns-mount"
+}
+
 start_containerd() {
 	mkdir -p "$RUN_DIR/containerd" "$RUN_DIR/cni/net.d" "$CONTAINERD_STATE"
+	shared_netns_dir || die "cannot make /run/netns a shared mount point"
 	cat >"$RUN_DIR/containerd/config.toml" <<EOF
 version = 2
 root = "$RUN_DIR/containerd/root"

@@ -72,6 +72,11 @@ for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do
 	[ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && ip netns delete "$ns" 2>/dev/null
 done
 ip link del "$BRIDGE" 2>/dev/null && log "deleted bridge $BRIDGE"
+# The /run/netns mount start.sh made (shared_netns_dir), once no namespace is left in it.
+if [ -f "$RUN_DIR/netns-mount" ] && [ -z "$(ip netns list 2>/dev/null)" ]; then
+	umount /run/netns 2>/dev/null && log "unmounted /run/netns"
+	rm -f "$RUN_DIR/netns-mount"
+fi
 rm -rf "$RUN_DIR/cni/ipam"
 
 # iptables: kube-proxy's own cleanup, then every remaining KUBE-*/CNI-* chain and the jumps to them.
