@@ -127,6 +127,12 @@ export class OutboxRelay {
     });
   }
 
+  /** The UPDATE marking `ids` sent, written with literals (simple protocol): each id is checked to be an integer. */
+  private markSentSql(ids: string[]): string {
+    if (!ids.every((id) => BIGINT_RE.test(id))) throw new Error(`${this.table}: an id that is not an integer`);
+    return `UPDATE ${this.table} SET sent_at = now() WHERE id = ANY('{${ids.join(",")}}'::bigint[])`;
+  }
+
   /**
    * Marks directly published rows sent, all pending ids in one UPDATE (no transaction: one round
    * trip), at most once per `markLingerMs`: at 200 orders/s that is a few UPDATEs a second instead of
@@ -139,7 +145,7 @@ export class OutboxRelay {
         if (!this.stopped) await new Promise((r) => setTimeout(r, this.markLingerMs));
         const ids = this.toMark.splice(0, this.toMark.length);
         try {
-          await this.pool.query(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY('{${ids.join(",")}}'::bigint[])`);
+          await this.pool.query(this.markSentSql(ids));
         } catch (err) {
           // Published but not marked: the drain publishes them again after the grace (consumers dedupe).
           this.log.warn({ err: { message: (err as Error).message }, table: this.table, rows: ids.length }, "outbox mark failed");
@@ -188,8 +194,7 @@ export class OutboxRelay {
         }),
       );
       const ids = rows.map((r) => r.id);
-      if (!ids.every((id) => BIGINT_RE.test(id))) throw new Error(`${this.table}: an id that is not an integer`);
-      await client.query(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY('{${ids.join(",")}}'::bigint[]); COMMIT`);
+      await client.query(`${this.markSentSql(ids)}; COMMIT`);
       this.published += rows.length;
       this.lastSent = BigInt(ids[ids.length - 1]);
       return rows.length;

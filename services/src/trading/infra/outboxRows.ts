@@ -35,11 +35,13 @@ export function outboxInsert(
   // With tracing on, the event is published later in the trace of the request that caused it.
   const trace = traceCarrier();
   const [a, b, c, d] = [first, first + 1, first + 2, first + 3];
+  // The published value; the stored payload is the same JSON unless a trace context rides along.
   const values = events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId }));
+  const stored = trace ? events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId, [TRACE_KEY]: trace })) : values;
   return {
     sql: `INSERT INTO ${table} (event_id, topic, msg_key, payload)
      SELECT * FROM unnest($${a}::text[], $${b}::text[], $${c}::text[], $${d}::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id`,
-    params: [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId, ...(trace ? { [TRACE_KEY]: trace } : {}) }))],
+    params: [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), stored],
     // Only the rows this statement inserted are the committer's to publish: an event id already in
     // the table (ON CONFLICT DO NOTHING) was enqueued, and is relayed, by whoever inserted it.
     enqueued(rows) {
