@@ -6,6 +6,7 @@
  * load generator's own clock (intended send, HTTP 201, fill seen). All are the same host clock.
  * Each step runs from the end of the previous one; a figure is p50 / p99 over the phase's orders.
  */
+import { writeFileSync } from "node:fs";
 import type { Pool } from "pg";
 import { kafkajs } from "../../tests/harness";
 
@@ -75,6 +76,14 @@ export async function printOrderPathSteps(pool: Pool, kafka: InstanceType<typeof
     ["  (side) fill produced -> order-management's fill transaction begins", (o) => o.fillKafka ?? NaN, (o) => g(omApply, o.orderId)],
     ["  (side) fill transaction begins -> order.filled produced (filled visible to consumers)", (o) => g(omApply, o.orderId), (o) => g(kafkaTimes.filled, o.orderId)],
   ];
+  // BENCH_DUMP=<file>: each order's points in ms from its intended send, to see whether the slow
+  // ones share a moment (a stall of the whole machine, a pause of one process) or a step.
+  if (process.env.BENCH_DUMP) {
+    const t0 = orders[0].intended;
+    const points = (o: TimedOrder) => [g(omTx, o.orderId), o.acked, g(kafkaTimes.accepted, o.orderId), g(teTx, o.orderId), o.fillKafka ?? NaN, o.fillSeen ?? NaN].map((t) => (t - o.intended).toFixed(1));
+    const lines = orders.map((o) => [(o.intended - t0).toFixed(1), ...points(o)].join(" "));
+    writeFileSync(process.env.BENCH_DUMP, [`# first intended send at epoch ms ${t0.toFixed(1)}`, "sent_at om_tx_begins acked accepted_produced engine_tx_begins fill_produced fill_seen", ...lines].join("\n") + "\n");
+  }
   console.log(`  where submit-to-fill goes (each step from the end of the previous; p50 / p99 over ${orders.length} orders; "(side)" steps are off the measured path):`);
   for (const [name, from, to] of steps) {
     const d = orders.map((o) => to(o) - from(o));

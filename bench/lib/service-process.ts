@@ -90,3 +90,47 @@ export function treeCpuSeconds(root: number): number {
   }
   return total / 100;
 }
+
+/**
+ * CPU seconds the JIT compiler threads of a JVM (a process or one of its descendants: the broker
+ * behind its wrapper script) have used so far ("C1 CompilerThre" / "C2 CompilerThre" in
+ * /proc/<pid>/task/<tid>/comm). A freshly started broker keeps compiling for tens of seconds; the
+ * bench waits for this to go quiet, as on a broker that has run for a while.
+ */
+export function jitCompilerCpuSeconds(root: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited while listed
+    }
+  }
+  let ticks = 0;
+  const todo = [root];
+  while (todo.length) {
+    const pid = todo.pop()!;
+    todo.push(...(children.get(pid) ?? []));
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        if (!/^C[12] CompilerThre/.test(comm)) continue;
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // thread gone
+      }
+    }
+  }
+  return ticks / 100;
+}
