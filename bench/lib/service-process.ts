@@ -50,11 +50,19 @@ export async function stopServiceProcess(s: ServiceProcess, graceMs = 10_000): P
   clearTimeout(timer);
 }
 
+/**
+ * The fields of a /proc stat file after the command name: proc(5) field 3 (state) is [0], ppid [1],
+ * utime [11], stime [12], cutime [13], cstime [14], in clock ticks (100/s).
+ */
+function statFields(path: string): string[] {
+  const stat = readFileSync(path, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
 /** CPU seconds in user and system mode a process has used so far, from /proc (holds on a loaded machine too). */
 export function cpuTimes(pid: number): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 }; // utime, stime in clock ticks (100/s)
+  const f = statFields(`/proc/${pid}/stat`);
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (holds on a loaded machine too). */
@@ -63,32 +71,40 @@ export function cpuSeconds(pid: number): number {
   return user + sys;
 }
 
+/** `root` and its live descendants with their stat fields, from one pass over /proc. */
+function processTree(root: number): { pid: number; fields: string[] }[] {
+  const fields = new Map<number, string[]>();
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = statFields(`/proc/${entry}/stat`);
+      fields.set(Number(entry), f);
+      children.set(Number(f[1]), [...(children.get(Number(f[1])) ?? []), Number(entry)]);
+    } catch {
+      // exited while listed
+    }
+  }
+  const tree: { pid: number; fields: string[] }[] = [];
+  const todo = [root];
+  while (todo.length) {
+    const pid = todo.pop()!;
+    const f = fields.get(pid);
+    if (f) tree.push({ pid, fields: f });
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return tree;
+}
+
 /**
  * CPU seconds of a process and all its descendants (a PostgreSQL postmaster and its backends, a
  * server behind a wrapper script): the live ones from their /proc stat, the exited ones as their
  * parents' reaped-children time.
  */
 export function treeCpuSeconds(root: number): number {
-  const stats = new Map<number, { ppid: number; ticks: number }>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // ppid, then utime, stime, cutime, cstime (fields 4 and 14-17 of proc(5)).
-      stats.set(Number(entry), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
-    } catch {
-      // exited while listed
-    }
-  }
-  let total = 0;
-  const todo = [root];
-  while (todo.length) {
-    const pid = todo.pop()!;
-    total += stats.get(pid)?.ticks ?? 0;
-    for (const [child, s] of stats) if (s.ppid === pid) todo.push(child);
-  }
-  return total / 100;
+  let ticks = 0;
+  for (const { fields: f } of processTree(root)) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  return ticks / 100;
 }
 
 /**
@@ -98,34 +114,18 @@ export function treeCpuSeconds(root: number): number {
  * bench waits for this to go quiet, as on a broker that has run for a while.
  */
 export function jitCompilerCpuSeconds(root: number): number {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // exited while listed
-    }
-  }
   let ticks = 0;
-  const todo = [root];
-  while (todo.length) {
-    const pid = todo.pop()!;
-    todo.push(...(children.get(pid) ?? []));
+  for (const { pid } of processTree(root)) {
     let tasks: string[] = [];
     try {
       tasks = readdirSync(`/proc/${pid}/task`);
     } catch {
-      continue;
+      continue; // exited since the pass over /proc
     }
     for (const tid of tasks) {
       try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-        if (!/^C[12] CompilerThre/.test(comm)) continue;
-        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        if (!/^C[12] CompilerThre/.test(readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8"))) continue;
+        const f = statFields(`/proc/${pid}/task/${tid}/stat`);
         ticks += Number(f[11]) + Number(f[12]);
       } catch {
         // thread gone
