@@ -12,8 +12,11 @@
  *      least any Node proxy costs here, so the gateway's figures can be read against it
  * and prints throughput and latency percentiles, and each process's CPU time per request, user +
  * system (from /proc, so it holds on a loaded machine too; the bench process is autocannon). Each target first gets an unmeasured warm-up of
- * BENCH_WARMUP_S (default 3) so the measured run sees JIT-compiled code, not the compiler.
- * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S.
+ * BENCH_WARMUP_S (default 3) so the measured runs see JIT-compiled code, not the compiler. Then
+ * BENCH_ROUNDS (default 3) rounds each measure the three targets in turn; the summary gives the median
+ * and range over the rounds, each share of direct taken against the direct run of its own round
+ * (one run alone swung 50-71 % on a quiet machine, 2026-12-01).
+ * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S, BENCH_ROUNDS.
  */
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
@@ -26,6 +29,13 @@ import { cpuTimes, startServiceProcess, stopServiceProcess, type ServiceProcess 
 const duration = Number(process.env.BENCH_DURATION_S ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const warmup = Number(process.env.BENCH_WARMUP_S ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+
+interface Measured {
+  result: autocannon.Result;
+  /** CPU time per request of each process (µs), user and system. */
+  cpu: Record<string, { user: number; sys: number }>;
+}
 
 /** Every PostgreSQL migration, as the platform runs them (user-management's tables have several). */
 async function migrate(url: string) {
@@ -95,9 +105,11 @@ async function main() {
     if (check.status !== 200) throw new Error(`gateway /me answered ${check.status}: ${await check.text()}`);
 
     const { loadavg, cpus } = await import("node:os");
-    console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${connections} connections, ${duration} s each after ${warmup} s of warm-up, loopback`);
-    const measure = async (title: string, url: string, headers: Record<string, string>) => {
-      if (warmup > 0) await run(`${title} (warm-up)`, url, headers, warmup);
+    console.log(
+      `node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${connections} connections, ` +
+        `${rounds} round(s) of ${duration} s per target after ${warmup} s of warm-up each, loopback`,
+    );
+    const measure = async (title: string, url: string, headers: Record<string, string>): Promise<Measured> => {
       const all = { ...pids, autocannon: process.pid };
       const before = Object.fromEntries(Object.entries(all).map(([n, pid]) => [n, cpuTimes(pid)]));
       const result = await run(title, url, headers);
@@ -111,23 +123,43 @@ async function main() {
       return { result, cpu };
     };
     const identity = { "x-user-id": reg.user.id, "x-user-role": "trader", "x-auth-method": "jwt" };
-    const d = await measure("direct user-management GET /me", `${umUrl}/me`, identity);
-    const g = await measure("gateway GET /api/users/me (JWT + rate limit + proxy)", `${gwUrl}/api/users/me`, { authorization: `Bearer ${token}` });
     const bareUrl = await startBareProxy(umUrl, "/me", identity);
-    const b = await measure("floor: bare node:http + undici proxy", `${bareUrl}/`, {});
-
+    const targets = [
+      { key: "direct", title: "direct: user-management GET /me", url: `${umUrl}/me`, headers: identity, proxy: undefined },
+      { key: "gateway", title: "gateway: GET /api/users/me (JWT, rate limit, proxy)", url: `${gwUrl}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "api-gateway" },
+      { key: "floor", title: "floor: bare node:http + undici proxy", url: `${bareUrl}/`, headers: {}, proxy: "bare-proxy" },
+    ] as const;
+    // Each target warmed once, then the three measured in turn, round after round: a ratio is taken
+    // within its round, so a load that drifts over the run shifts both sides of it alike.
+    for (const t of targets) if (warmup > 0) await run(`${t.title} (warm-up)`, t.url, t.headers, warmup);
+    const measured: Record<string, Measured[]> = { direct: [], gateway: [], floor: [] };
     const row = (name: string, r: autocannon.Result) =>
       `${name.padEnd(52)} ${String(Math.round(r.requests.average)).padStart(8)} req/s   p50 ${String(r.latency.p50).padStart(4)} ms   p99 ${String(r.latency.p99).padStart(4)} ms   max ${String(r.latency.max).padStart(5)} ms   non-2xx ${r.non2xx}   errors ${r.errors}`;
     const us = (c: { user: number; sys: number }) => `${c.user + c.sys} (user ${c.user} + sys ${c.sys})`;
-    console.log(row("direct: user-management GET /me", d.result));
-    console.log(row("gateway: GET /api/users/me (JWT, rate limit, proxy)", g.result));
-    console.log(row("floor: bare node:http + undici proxy", b.result));
-    console.log("CPU per request (µs):");
-    console.log(`  direct:  user-management ${us(d.cpu["user-management"])}; autocannon ${us(d.cpu.autocannon)}`);
-    console.log(`  gateway: api-gateway ${us(g.cpu["api-gateway"])}; user-management ${us(g.cpu["user-management"])}; autocannon ${us(g.cpu.autocannon)}`);
-    console.log(`  floor:   bare proxy ${us(b.cpu["bare-proxy"])}; user-management ${us(b.cpu["user-management"])}; autocannon ${us(b.cpu.autocannon)}`);
-    const ratio = (r: autocannon.Result) => `${((100 * r.requests.average) / d.result.requests.average).toFixed(0)}% of direct throughput`;
-    console.log(`gateway: ${ratio(g.result)}, +${(g.result.latency.p99 - d.result.latency.p99).toFixed(1)} ms p99; floor: ${ratio(b.result)}`);
+    for (let round = 1; round <= rounds; round++) {
+      console.log(`round ${round} (load average ${loadavg()[0].toFixed(1)}):`);
+      for (const t of targets) {
+        const m = await measure(t.title, t.url, t.headers);
+        measured[t.key].push(m);
+        console.log(`  ${row(t.title, m.result)}`);
+        const proxyCpu = t.proxy ? `${t.proxy} ${us(m.cpu[t.proxy])}; ` : "";
+        console.log(`    CPU per request (µs): ${proxyCpu}user-management ${us(m.cpu["user-management"])}; autocannon ${us(m.cpu.autocannon)}`);
+      }
+      const d = measured.direct[round - 1].result.requests.average;
+      const share = (k: string) => `${((100 * measured[k][round - 1].result.requests.average) / d).toFixed(0)} %`;
+      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}`);
+    }
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    };
+    const shares = (k: string) => measured[k].map((m, i) => (100 * m.result.requests.average) / measured.direct[i].result.requests.average);
+    const cpuOf = (k: string, proc: string) => measured[k].map((m) => m.cpu[proc].user + m.cpu[proc].sys);
+    const range = (xs: number[], unit: string) => `median ${median(xs).toFixed(0)}${unit} (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;
+    console.log(`over ${rounds} round(s), each share against the direct run of its own round:`);
+    console.log(`  gateway: ${range(shares("gateway"), " %")} of direct throughput; ${range(cpuOf("gateway", "api-gateway"), " µs")} of gateway CPU per request`);
+    console.log(`  floor:   ${range(shares("floor"), " %")} of direct throughput; ${range(cpuOf("floor", "bare-proxy"), " µs")} of floor proxy CPU per request`);
+    console.log(`  direct:  ${range(measured.direct.map((m) => m.result.requests.average), " req/s")}; ${range(cpuOf("direct", "user-management"), " µs")} of user-management CPU per request`);
   } finally {
     await Promise.all(children.map((c) => stopServiceProcess(c)));
     await redis.stop();
