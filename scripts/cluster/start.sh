@@ -72,6 +72,9 @@ wait_for() {
 		"$@" >/dev/null 2>&1 && return 0
 		sleep 1
 	done
+	# The last lines of the daemon's own log go with the error: a private instance's run directory
+	# (and its logs) is removed by whoever stops it, so the caller's report is all that is left.
+	[ -f "$RUN_DIR/logs/$d.log" ] && tail -n 10 "$RUN_DIR/logs/$d.log" | cut -c1-280 | sed "s/^/[cluster] $d: /" >&2
 	die "$d not ready after ${TIMEOUT}s (logs: $RUN_DIR/logs/)"
 }
 
