@@ -64,17 +64,23 @@ launch() {
 	setsid "$@" >>"$RUN_DIR/logs/$n.log" 2>&1 </dev/null 9>&- &
 	echo $! >"$RUN_DIR/$n.pid"
 }
-# wait_for DESC CMD...: polls CMD every second up to $TIMEOUT s.
+# The last lines of daemon $1's own log, to stderr: a private instance's run directory (and its
+# logs) is removed by whoever stops it, so the caller's report is all that is left.
+log_tail() { [ -f "$RUN_DIR/logs/$1.log" ] && tail -n 10 "$RUN_DIR/logs/$1.log" | cut -c1-280 | sed "s/^/[cluster] $1: /" >&2; }
+# wait_for DESC CMD...: polls CMD every second up to $TIMEOUT s. When DESC is a daemon started by
+# launch, its exit ends the wait at once (a port taken, a bad flag): no point polling a dead process.
 wait_for() {
 	local d=$1 i
 	shift
 	for ((i = 0; i < TIMEOUT; i++)); do
 		"$@" >/dev/null 2>&1 && return 0
+		if [ -f "$RUN_DIR/$d.pid" ] && ! running "$d"; then
+			log_tail "$d"
+			die "$d exited before it was ready (logs: $RUN_DIR/logs/)"
+		fi
 		sleep 1
 	done
-	# The last lines of the daemon's own log go with the error: a private instance's run directory
-	# (and its logs) is removed by whoever stops it, so the caller's report is all that is left.
-	[ -f "$RUN_DIR/logs/$d.log" ] && tail -n 10 "$RUN_DIR/logs/$d.log" | cut -c1-280 | sed "s/^/[cluster] $d: /" >&2
+	log_tail "$d"
 	die "$d not ready after ${TIMEOUT}s (logs: $RUN_DIR/logs/)"
 }
 

@@ -12,10 +12,10 @@
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as net from "net";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cluster, clusterReady, root, run } from "../e2e-k8s/kube";
+import { freePort } from "../harness/proc";
 import { podSecurityCorpus } from "./pss-corpus";
 import { runPack, Violation } from "./run-pack";
 
@@ -70,19 +70,11 @@ export function admissionControls(message: string): string[] {
     return out.map((s) => s.trim().replace(/\s*\(.*$/s, "")).map((s) => (s.startsWith("forbidden AppArmor profile") ? "forbidden AppArmor profile" : s)).filter(Boolean);
 }
 
-/** A free loopback port (closed again before the daemon binds it). */
-function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.on("error", reject);
-        s.listen(0, "127.0.0.1", () => {
-            const port = (s.address() as net.AddressInfo).port;
-            s.close(() => resolve(port));
-        });
-    });
-}
-
-/** The env of a private control plane: its name and six free ports (scripts/cluster/lib.sh). */
+/**
+ * The env of a private control plane: its name and six free ports (scripts/cluster/lib.sh), from the
+ * harness (below the kernel's ephemeral range: a port from listen(0) can be taken by an outgoing
+ * connection before etcd binds it, likeliest beside a running cluster).
+ */
 async function privateInstance(): Promise<NodeJS.ProcessEnv> {
     const names = ["K8S_APISERVER_PORT", "K8S_ETCD_PORT", "K8S_ETCD_PEER_PORT", "K8S_ETCD_METRICS_PORT", "K8S_CONTROLLER_MANAGER_PORT", "K8S_SCHEDULER_PORT"];
     const env: NodeJS.ProcessEnv = { ...process.env, K8S_INSTANCE: `pss-oracle-${process.pid}` };
