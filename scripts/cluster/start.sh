@@ -66,7 +66,11 @@ launch() {
 }
 # The last lines of daemon $1's own log, to stderr: a private instance's run directory (and its
 # logs) is removed by whoever stops it, so the caller's report is all that is left.
-log_tail() { [ -f "$RUN_DIR/logs/$1.log" ] && tail -n 10 "$RUN_DIR/logs/$1.log" | cut -c1-280 | sed "s/^/[cluster] $1: /" >&2; }
+# An `if`, not `[ -f ] && ...`: a wait with no log of its own ("node Ready") must still reach its die
+# (under set -e a function returning 1 would end the script silently).
+log_tail() {
+	if [ -f "$RUN_DIR/logs/$1.log" ]; then tail -n 10 "$RUN_DIR/logs/$1.log" | cut -c1-280 | sed "s/^/[cluster] $1: /" >&2; fi
+}
 # wait_for DESC CMD...: polls CMD every second up to $TIMEOUT s. When DESC is a daemon started by
 # launch, its exit ends the wait at once (a port taken, a bad flag): no point polling a dead process.
 wait_for() {
