@@ -25,6 +25,7 @@ import autocannon from "autocannon";
 import { runPostgresMigrations } from "../services/src/migrations";
 import { freePort, startPostgres, startRedis, pg } from "../tests/harness";
 import { cpuTimes, startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
+import { median } from "./lib/stats";
 
 const duration = Number(process.env.BENCH_DURATION_S ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -149,10 +150,6 @@ async function main() {
       const share = (k: string) => `${((100 * measured[k][round - 1].result.requests.average) / d).toFixed(0)} %`;
       console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}`);
     }
-    const median = (xs: number[]) => {
-      const s = [...xs].sort((a, b) => a - b);
-      return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-    };
     const shares = (k: string) => measured[k].map((m, i) => (100 * m.result.requests.average) / measured.direct[i].result.requests.average);
     const cpuOf = (k: string, proc: string) => measured[k].map((m) => m.cpu[proc].user + m.cpu[proc].sys);
     const range = (xs: number[], unit: string) => `median ${median(xs).toFixed(0)}${unit} (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;

@@ -6,6 +6,7 @@
  */
 import { execFileSync } from "child_process";
 import * as path from "path";
+import { median } from "./lib/stats";
 
 async function child(stack: string): Promise<void> {
   const { runProgram } = await import("../tests/helpers/program");
@@ -26,11 +27,11 @@ function main(): void {
     const runs = Array.from({ length: samples }, () =>
       JSON.parse(execFileSync(tsx, [__filename, "--child", stack], { encoding: "utf8" }).trim().split("\n").pop()!),
     );
-    const ms = runs.map((r) => r.ms).sort((a, b) => a - b);
+    const ms: number[] = runs.map((r) => r.ms);
     const r0 = runs[0];
     console.log(
       `${stack.padEnd(6)} ${String(r0.resources).padStart(4)} (${r0.custom})`.padEnd(25) +
-        `${ms[Math.floor(ms.length / 2)].toFixed(0).padStart(9)}  ${ms[0].toFixed(0).padStart(6)}  ${ms[ms.length - 1].toFixed(0).padStart(6)}  ${Math.max(...runs.map((r) => r.rssMiB)).toFixed(0).padStart(7)}`,
+        `${median(ms).toFixed(0).padStart(9)}  ${Math.min(...ms).toFixed(0).padStart(6)}  ${Math.max(...ms).toFixed(0).padStart(6)}  ${Math.max(...runs.map((r) => r.rssMiB)).toFixed(0).padStart(7)}`,
     );
   }
 }

@@ -12,6 +12,7 @@ import { candleRow } from "../services/src/services/data-bridge";
 import { BarStore } from "../services/src/services/ml-predictor/bars";
 import { LOOKBACK } from "../services/src/ml/features";
 import { plantedBars } from "../tests/helpers/planted-bars";
+import { percentile } from "./lib/stats";
 
 const SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
 
@@ -39,8 +40,7 @@ async function main() {
         await f();
         ts.push(performance.now() - t);
       }
-      ts.sort((a, b) => a - b);
-      console.log(`${name}: p50 ${ts[runs >> 1].toFixed(1)} ms, p90 ${ts[Math.floor(runs * 0.9)].toFixed(1)} ms`);
+      console.log(`${name}: p50 ${percentile(ts, 50).toFixed(1)} ms, p90 ${percentile(ts, 90).toFixed(1)} ms`);
     };
     console.log(`${perSymbol} bars per symbol, ${SYMBOLS.length} symbols, last ${n} bars each`);
     await time("one query per symbol, in parallel", () => Promise.all(SYMBOLS.map((s) => bars.latest(s, n))));

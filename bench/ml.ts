@@ -12,10 +12,10 @@ import { loadModel, sha256 } from "../services/src/ml/model";
 import { Predictor } from "../services/src/ml/predictor";
 import { train } from "../services/src/ml/training";
 import { plantedBars } from "../tests/helpers/planted-bars";
+import { percentile } from "./lib/stats";
 
 const ROOT = join(__dirname, "..");
 const python = execFileSync("bash", [join(ROOT, "scripts/ml/venv.sh")], { encoding: "utf8" }).trim().split("\n").pop()!;
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
 
 async function main() {
@@ -40,7 +40,7 @@ async function main() {
       samples.push(Number(process.hrtime.bigint() - s) / 1e6);
     }
     const warm = samples.slice(50);
-    console.log(`predict ${batch === 1 ? "1 symbol " : "100 symbols"} (features + ONNX): p50 ${fmt(pct(warm, 50))}  p99 ${fmt(pct(warm, 99))}  (${warm.length} runs)`);
+    console.log(`predict ${batch === 1 ? "1 symbol " : "100 symbols"} (features + ONNX): p50 ${fmt(percentile(warm, 50))}  p99 ${fmt(percentile(warm, 99))}  (${warm.length} runs)`);
   }
   await model.close();
 }

@@ -9,6 +9,7 @@
  */
 import { execFileSync } from "child_process";
 import * as path from "path";
+import { median } from "./lib/stats";
 
 async function child(stack: "dev" | "prod", samples: number): Promise<void> {
   const t0 = process.hrtime.bigint();
@@ -37,9 +38,9 @@ function main(): void {
   console.log("stack  resources  policies  violations  median_ms  min_ms  max_ms  startup_ms  rss_MiB");
   for (const stack of ["dev", "prod"]) {
     const r = JSON.parse(execFileSync(tsx, [__filename, "--child", stack, String(samples)], { encoding: "utf8", maxBuffer: 64 * 2 ** 20 }).trim().split("\n").pop()!);
-    const ms = (r.ms as number[]).sort((a, b) => a - b);
+    const ms = r.ms as number[];
     const f = (n: number) => n.toFixed(1).padStart(8);
-    console.log(`${stack.padEnd(5)}  ${String(r.resources).padStart(9)}  ${String(r.policies).padStart(8)}  ${String(r.violations).padStart(10)}  ${f(ms[Math.floor(ms.length / 2)])}  ${f(ms[0])}  ${f(ms[ms.length - 1])}  ${f(r.startup)}  ${r.rssMiB.toFixed(0).padStart(7)}`);
+    console.log(`${stack.padEnd(5)}  ${String(r.resources).padStart(9)}  ${String(r.policies).padStart(8)}  ${String(r.violations).padStart(10)}  ${f(median(ms))}  ${f(Math.min(...ms))}  ${f(Math.max(...ms))}  ${f(r.startup)}  ${r.rssMiB.toFixed(0).padStart(7)}`);
   }
 }
 

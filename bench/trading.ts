@@ -36,6 +36,7 @@ import { migrateAll } from "../tests/helpers/schemas";
 import { jsonPoster } from "./lib/json-poster";
 import { printOrderPathSteps } from "./lib/order-path-steps";
 import { cpuSeconds, jitCompilerCpuSeconds, startServiceProcess, stopServiceProcess, treeCpuSeconds, type ServiceProcess } from "./lib/service-process";
+import { percentile } from "./lib/stats";
 
 const LATENCY_RATE = Number(process.argv[2] ?? 200);
 const SATURATION_RATE = Number(process.argv[3] ?? 1000);
@@ -52,10 +53,6 @@ const PG_STATEMENTS = process.env.BENCH_PG_STATEMENTS === "1";
 const MAX_IN_FLIGHT = 256;
 const FILL_WAIT_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-};
 /** A latency figure; an order that never filled is infinitely late. */
 const ms = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} ms` : "never (unfilled)");
 const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
@@ -217,8 +214,8 @@ async function main() {
     type Phase = Awaited<ReturnType<typeof openLoop>>;
     const report = (p: Phase) => {
       console.log(`  ${p.n} offered, ${p.accepted} accepted (${p.acceptedPerSecond.toFixed(1)}/s), ${p.filled} filled (${p.throughput.toFixed(1)} orders/s end to end)`);
-      console.log(`  submit (HTTP 201) from intended send: p50 ${ms(pct(p.ack, 50))}, p99 ${ms(pct(p.ack, 99))}`);
-      console.log(`  submit-to-fill from intended send: p50 ${ms(pct(p.lat, 50))}, p99 ${ms(pct(p.lat, 99))}, max ${ms(Math.max(...p.lat))}`);
+      console.log(`  submit (HTTP 201) from intended send: p50 ${ms(percentile(p.ack, 50))}, p99 ${ms(percentile(p.ack, 99))}`);
+      console.log(`  submit-to-fill from intended send: p50 ${ms(percentile(p.lat, 50))}, p99 ${ms(percentile(p.lat, 99))}, max ${ms(Math.max(...p.lat))}`);
       console.log(`  CPU ms per filled order: ${p.cpuMsPerOrder}`);
     };
 
@@ -239,7 +236,7 @@ async function main() {
       const jitRate = ((jit() - jit0) * 1000) / ((performance.now() - t) / 1000);
       quietRounds = jitRate <= JIT_QUIET_MS_PER_S ? quietRounds + 1 : 0;
       warmed += round;
-      console.log(`warm-up: ${warm.n} orders, submit-to-fill p50 ${ms(pct(warm.lat, 50))}; the broker's JIT compiler ${jitRate.toFixed(0)} ms of CPU a second`);
+      console.log(`warm-up: ${warm.n} orders, submit-to-fill p50 ${ms(percentile(warm.lat, 50))}; the broker's JIT compiler ${jitRate.toFixed(0)} ms of CPU a second`);
     }
 
     // What the processes cost with nothing to do (consumers polling, heartbeats, timers): at a

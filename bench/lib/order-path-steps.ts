@@ -9,6 +9,7 @@
 import { writeFileSync } from "node:fs";
 import type { Pool } from "pg";
 import { kafkajs } from "../../tests/harness";
+import { percentile } from "./stats";
 
 export interface TimedOrder {
   orderId: string;
@@ -20,10 +21,6 @@ export interface TimedOrder {
   fillKafka?: number;
 }
 
-const pct = (xs: number[], p: number) => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] : NaN;
-};
 
 /** Kafka CreateTime of `order.accepted` and `order.filled` of each order, read back from trading.orders. */
 async function orderEventTimes(kafka: InstanceType<typeof kafkajs.Kafka>, ids: Set<string>, timeoutMs = 20_000) {
@@ -86,8 +83,9 @@ export async function printOrderPathSteps(pool: Pool, kafka: InstanceType<typeof
   }
   console.log(`  where submit-to-fill goes (each step from the end of the previous; p50 / p99 over ${orders.length} orders; "(side)" steps are off the measured path):`);
   for (const [name, from, to] of steps) {
-    const d = orders.map((o) => to(o) - from(o));
-    const missing = d.filter((x) => !Number.isFinite(x)).length;
-    console.log(`    ${pct(d, 50).toFixed(1).padStart(8)} / ${pct(d, 99).toFixed(1).padStart(8)} ms  ${name}${missing ? ` (${missing} without a timestamp)` : ""}`);
+    // A step without a timestamp at either end (NaN) is counted apart, not ranked.
+    const timed = orders.map((o) => to(o) - from(o)).filter(Number.isFinite);
+    const missing = orders.length - timed.length;
+    console.log(`    ${percentile(timed, 50).toFixed(1).padStart(8)} / ${percentile(timed, 99).toFixed(1).padStart(8)} ms  ${name}${missing ? ` (${missing} without a timestamp)` : ""}`);
   }
 }
