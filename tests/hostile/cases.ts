@@ -85,6 +85,40 @@ const VALUE_MUTATIONS: Array<[string, string]> = [
   ["string CRLF", json("a\r\nX-Injected: 1")],
   ["string 100k", json("x".repeat(100_000))],
   ["prototype key", '{"__proto__":{"admin":true}}'],
+  ["decimal string 40 digits", json("9".repeat(40))],
+  ["decimal string 20.18 digits", json(`${"9".repeat(20)}.${"9".repeat(18)}`)],
+  ["decimal string tiny", json("0.000000000000000000001")],
+  ["number 2^53+1", "9007199254740993"],
+  ["number 2^31", "2147483648"],
+  ["number 1e-7", "1e-7"],
+  ["number 1e21", "1e21"],
+  ["date year 9999", json("9999-12-31T23:59:59Z")],
+  ["date year 0001", json("0001-01-01T00:00:00Z")],
+  ["date 1969", json("1969-12-31T23:59:59.999Z")],
+  ["date Feb 29 2023", json("2023-02-29T00:00:00Z")],
+  ["date offset +14:00", json("2024-01-01T00:00:00+14:00")],
+  ["string 300 chars", json("x".repeat(300))],
+  ["string RTL and emoji", json("\u202e\ud83d\ude00")],
+];
+
+/** Hostile values of one query-string parameter (already encoded as sent). */
+const QUERY_VALUE_MUTATIONS: Array<[string, string]> = [
+  ["empty", ""],
+  ["1e309", "1e309"],
+  ["-1", "-1"],
+  ["0", "0"],
+  ["1.5", "1.5"],
+  ["huge", "99999999999999999999"],
+  ["2^31", "2147483648"],
+  ["NaN", "NaN"],
+  ["NUL", "%00"],
+  ["bad percent", "%zz"],
+  ["date year 9999", encodeURIComponent("9999-12-31T23:59:59Z")],
+  ["date year 0001", encodeURIComponent("0001-01-01T00:00:00Z")],
+  ["date 1969", encodeURIComponent("1969-12-31T23:59:59Z")],
+  ["epoch ms huge", "253402300800000"],
+  ["long", "a".repeat(5000)],
+  ["SQL", encodeURIComponent("1' OR '1'='1")],
 ];
 
 const PARAM_MUTATIONS: Array<[string, string]> = [
@@ -138,6 +172,14 @@ export function casesFor(route: RouteInfo): HostileCase[] {
   for (const name of Object.keys(schema.params?.properties ?? {}).concat(/\*$/.test(route.url) ? ["*"] : []))
     for (const [label, value] of PARAM_MUTATIONS) add("encoding", `param ${name} ${label}`, name === "*" ? route.url.replace(/\*$/, value) : fill(route.url, schema.params, [name, value]));
   for (const [label, q] of QUERY_MUTATIONS) add("query", label, `${base}?${q}`, withBody ? json(validBody) : undefined);
+  // Each parameter the route declares, alone hostile, beside valid values of the required others.
+  const query = schema.querystring;
+  const validQuery = query ? Object.entries(sample(query) as Record<string, unknown>).filter(([k]) => query.required?.includes(k)) : [];
+  for (const prop of Object.keys(query?.properties ?? {}))
+    for (const [label, v] of QUERY_VALUE_MUTATIONS) {
+      const others = validQuery.filter(([k]) => k !== prop).map(([k, x]) => `${k}=${encodeURIComponent(String(x))}`);
+      add("query", `${prop}=${label}`, `${base}?${[...others, `${prop}=${v}`].join("&")}`, withBody ? json(validBody) : undefined);
+    }
   if (withBody) {
     for (const [label, raw, type] of BODY_MUTATIONS) add("body", label, base, raw, type);
     const props = Object.keys(schema.body?.properties ?? {});

@@ -12,6 +12,8 @@ const probe = defineService({
       { schema: { body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 20 }), n: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }) } },
       async (req) => ({ hello: req.body.name, n: req.body.n }),
     );
+    app.get("/at", { schema: { querystring: Type.Object({ at: Type.String({ format: "date-time" }) }) } }, async (req) => ({ ms: new Date(req.query.at).getTime() }));
+    app.post("/window", { schema: { body: Type.Object({ window: Type.Object({ from: Type.String({ format: "date-time" }) }) }) } }, async (req) => ({ ms: new Date(req.body.window.from).getTime() }));
     app.get("/boom", async () => {
       throw new Error("secret internals");
     });
@@ -112,6 +114,29 @@ describe("kit: http conventions", async () => {
     expect(extra.json().error.field).toBe("admin");
     const ok = await svc.app.inject({ method: "POST", url: "/echo", payload: { name: "a", n: 1 } });
     expect(ok.json()).toEqual({ hello: "a", n: 1 });
+  });
+  it("a date-time is RFC 3339 within the range every datastore holds (1970 to 2106), else a 400 naming the field and the range", async () => {
+    const at = (v: string) => svc.app.inject({ url: `/at?at=${encodeURIComponent(v)}` });
+    for (const [v, ms] of [
+      ["1970-01-01T00:00:00Z", 0],
+      ["2024-02-29T12:00:00.123+14:00", Date.UTC(2024, 1, 28, 22, 0, 0, 123)],
+      ["2024-01-01t00:00:00z", Date.UTC(2024, 0, 1)],
+      ["2106-02-07T06:28:15Z", 4294967295000],
+    ] as const) {
+      const r = await at(v);
+      expect(r.json(), v).toEqual({ ms });
+    }
+    for (const v of ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "2106-02-07T06:28:16Z", "9999-12-31T23:59:59Z", "2016-12-31T23:59:60Z", "2023-02-29T00:00:00Z", "2024-01-01", "2024-01-01T00:00:00"]) {
+      const r = await at(v);
+      expect(r.statusCode, v).toBe(400);
+      expect(r.json().error, v).toMatchObject({ code: "VALIDATION_ERROR", field: "at" });
+      expect(r.json().error.message).toBe("Invalid querystring: at must be an RFC 3339 date-time from 1970-01-01T00:00:00Z to 2106-02-07T06:28:15Z");
+    }
+    const body = await svc.app.inject({ method: "POST", url: "/window", payload: { window: { from: "0001-01-01T00:00:00Z" } } });
+    expect(body.statusCode).toBe(400);
+    expect(body.json().error).toMatchObject({ code: "VALIDATION_ERROR", field: "window.from" });
+    const ok = await svc.app.inject({ method: "POST", url: "/window", payload: { window: { from: "2000-01-01T00:00:00Z" } } });
+    expect(ok.json()).toEqual({ ms: Date.UTC(2000, 0, 1) });
   });
   it("413, 404, 500 in the uniform shape without internals", async () => {
     const big = await svc.app.inject({ method: "POST", url: "/echo", payload: { name: "x".repeat(5000), n: 1 } });

@@ -11,6 +11,7 @@ import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
 import { errorBody, installErrorHandlers } from "./errors";
 import { installJsonGuards } from "./request-guards";
+import { platformDateTime } from "./instants";
 import { LazyRequestLogger } from "./request-logger";
 import { traceRoutes } from "./telemetry/fastify";
 
@@ -66,8 +67,11 @@ export function requestIdFor(req: IncomingMessage): string {
 function installValidators(app: App) {
   const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
   const otherAjv = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
-  addFormats(bodyAjv);
-  addFormats(otherAjv);
+  for (const ajv of [bodyAjv, otherAjv]) {
+    addFormats(ajv);
+    // Every date-time within the range the datastores hold (./instants.ts).
+    ajv.addFormat("date-time", platformDateTime);
+  }
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : otherAjv).compile(schema));
 }
 
