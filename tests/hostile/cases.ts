@@ -159,6 +159,39 @@ const BODY_MUTATIONS: Array<[string, string, string?]> = [
   ["text/plain JSON", "{}", "text/plain"],
 ];
 
+/** Hostile headers on an otherwise valid request (the body, when the route takes one, is valid). */
+const HEADER_MUTATIONS: Array<[string, Record<string, string>]> = [
+  ["Idempotency-Key 10k", { "idempotency-key": "k".repeat(10_000) }],
+  ["Idempotency-Key latin1", { "idempotency-key": "\u00ff\u00e9" }],
+  ["Idempotency-Key SQL", { "idempotency-key": "a' OR '1'='1" }],
+  ["Idempotency-Key empty", { "idempotency-key": "" }],
+  ["content-type charset utf-16", { "content-type": "application/json; charset=utf-16" }],
+  ["content-type malformed", { "content-type": "application/json;;;=" }],
+  ["content-type vendor +json", { "content-type": "application/vnd.evil+json" }],
+  ["content-encoding gzip (not gzipped)", { "content-encoding": "gzip" }],
+  ["x-request-id 10k", { "x-request-id": "r".repeat(10_000) }],
+  ["x-forwarded-for garbage", { "x-forwarded-for": "not-an-ip, 999.999.999.999, ::1, " }],
+  ["accept xml", { accept: "application/xml" }],
+  ["traceparent malformed", { traceparent: "00-zz-yy-01", tracestate: "a=\u00ff".repeat(100) }],
+  ["x-api-key garbage beside the token", { "x-api-key": "atk_" + "z".repeat(300) }],
+];
+
+/** Walks a sample body: the path of every property, nested objects and first array items included. */
+function fieldPaths(v: unknown, prefix: string[] = [], depth = 0): string[][] {
+  if (depth > 3 || v === null || typeof v !== "object") return [];
+  const entries = Array.isArray(v) ? (v.length ? [["0", v[0]] as const] : []) : Object.entries(v);
+  return entries.flatMap(([k, x]) => [[...prefix, k], ...fieldPaths(x, [...prefix, k], depth + 1)]);
+}
+
+/** `body` as JSON text with the value at `path` replaced by the raw JSON text `raw`. */
+function withValueAt(body: unknown, path: string[], raw: string): string {
+  const copy = JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
+  let at: Record<string, unknown> = copy;
+  for (const k of path.slice(0, -1)) at = at[k] as Record<string, unknown>;
+  at[path[path.length - 1]] = "__HOLE__";
+  return json(copy).replace('"__HOLE__"', raw);
+}
+
 /** Every hostile case for one route. */
 export function casesFor(route: RouteInfo): HostileCase[] {
   const out: HostileCase[] = [];
@@ -182,10 +215,22 @@ export function casesFor(route: RouteInfo): HostileCase[] {
     }
   if (withBody) {
     for (const [label, raw, type] of BODY_MUTATIONS) add("body", label, base, raw, type);
-    const props = Object.keys(schema.body?.properties ?? {});
-    for (const prop of props.slice(0, 8))
-      for (const [label, raw] of VALUE_MUTATIONS) add("field", `${prop} ${label}`, base, json({ ...validBody, [prop]: "__HOLE__" }).replace('"__HOLE__"', raw));
+    for (const path of fieldPaths(validBody))
+      for (const [label, raw] of VALUE_MUTATIONS) add("field", `${path.join(".")} ${label}`, base, withValueAt(validBody, path, raw));
     add("field", "unknown property", base, json({ ...validBody, role: "admin", userId: UUID }));
   }
+  for (const [label, headers] of HEADER_MUTATIONS)
+    out.push({ family: "headers", name: `${route.method} ${route.url} headers: ${label}`, method: route.method, path: base, body: withBody ? json(validBody) : undefined, headers: { ...(withBody ? { "content-type": "application/json" } : {}), ...headers } });
+  // The route's path made odd: a trailing slash, a doubled slash, another case, another method.
+  const other = route.method === "GET" ? "DELETE" : "GET";
+  for (const [label, path, method] of [
+    ["trailing slash", `${base}/`, route.method],
+    ["double slash", `/${base}`, route.method],
+    ["upper case", base.toUpperCase(), route.method],
+    [`method ${other}`, base, other],
+    ["method OPTIONS", base, "OPTIONS"],
+    ["method HEAD", base, "HEAD"],
+  ] as const)
+    out.push({ family: "path", name: `${route.method} ${route.url} path: ${label}`, method, path, body: withBody && method !== "GET" && method !== "HEAD" ? json(validBody) : undefined, headers: withBody ? { "content-type": "application/json" } : undefined });
   return out;
 }
