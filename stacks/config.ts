@@ -107,6 +107,21 @@ export class ConfigError extends Error {
   }
 }
 
+const UNSHOWABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const SHOWN_MAX = 80;
+
+/**
+ * A raw value as an error message shows it: in quotes, with control characters, lone surrogates and
+ * bidirectional controls escaped as \uXXXX (a terminal would hide them, or reorder the text around
+ * them, so the user would not see what is wrong), and at most 80 characters of it (a value of
+ * 100,000 characters made a message of 100,000).
+ */
+export function shown(value: string): string {
+  const head = value.length > SHOWN_MAX ? value.slice(0, SHOWN_MAX) : value;
+  const escaped = head.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return value.length > SHOWN_MAX ? `'${escaped}...' (${value.length} characters)` : `'${escaped}'`;
+}
+
 /** Raw values as Pulumi returns them (`config.get`), keyed without the namespace. */
 export type RawConfig = Record<string, string | undefined>;
 
@@ -140,7 +155,7 @@ class Reader {
       throw new ConfigError(key, this.stack, `is required, one of ${allowed.join(", ")}`);
     }
     if (!Value.Check(keySchema(key), value)) {
-      throw new ConfigError(key, this.stack, `must be one of ${allowed.join(", ")}, got '${value}'`);
+      throw new ConfigError(key, this.stack, `must be one of ${allowed.join(", ")}, got ${shown(value)}`);
     }
     return value as T;
   }
@@ -150,7 +165,7 @@ class Reader {
     if (value === undefined) return keySchema(key).default as boolean;
     if (value === "true") return true;
     if (value === "false") return false;
-    throw new ConfigError(key, this.stack, `must be true or false, got '${value}'`);
+    throw new ConfigError(key, this.stack, `must be true or false, got ${shown(value)}`);
   }
 
   integer(key: string): number {
@@ -158,7 +173,7 @@ class Reader {
     const value = this.raw[key]?.trim() || undefined;
     if (value === undefined) return schema.default as number;
     if (!/^-?\d+$/.test(value)) {
-      throw new ConfigError(key, this.stack, `must be an integer, got '${value}'`);
+      throw new ConfigError(key, this.stack, `must be an integer, got ${shown(value)}`);
     }
     const n = Number(value);
     if (!Value.Check(schema, n)) {
@@ -172,7 +187,7 @@ class Reader {
     const value = this.required(key);
     const n = Number(value);
     if (!/^\d*\.?\d+$/.test(value) || !(n > 0 && n <= 1)) {
-      throw new ConfigError(key, this.stack, `must be a number greater than 0 and at most 1, got '${value}'`);
+      throw new ConfigError(key, this.stack, `must be a number greater than 0 and at most 1, got ${shown(value)}`);
     }
     return n;
   }
@@ -184,7 +199,7 @@ class Reader {
     try {
       parsed = JSON.parse(value);
     } catch {
-      throw new ConfigError(key, this.stack, `must be a YAML/JSON object, got '${value}'`);
+      throw new ConfigError(key, this.stack, `must be a YAML/JSON object, got ${shown(value)}`);
     }
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
       throw new ConfigError(key, this.stack, "must be an object");
@@ -200,7 +215,7 @@ const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9](
 function checkImage(reader: Reader, key: string, image: string | undefined): string | undefined {
   if (image === undefined) return undefined;
   if (!IMAGE_REF.test(image)) {
-    throw new ConfigError(key, reader.stack, `is not a valid image reference: '${image}'`);
+    throw new ConfigError(key, reader.stack, `is not a valid image reference: ${shown(image)}`);
   }
   return image;
 }
@@ -234,11 +249,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("registry", stack, "is required on Kubernetes with upstream images: the services image is pushed there");
   }
   if (registry !== undefined && !/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(registry)) {
-    throw new ConfigError("registry", stack, `is not a valid registry/repository prefix: '${registry}'`);
+    throw new ConfigError("registry", stack, `is not a valid registry/repository prefix: ${shown(registry)}`);
   }
   const servicesImageTag = r.string("servicesImageTag")!;
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(servicesImageTag) || servicesImageTag === "latest") {
-    throw new ConfigError("servicesImageTag", stack, `must be a pinned tag (not 'latest'), got '${servicesImageTag}'`);
+    throw new ConfigError("servicesImageTag", stack, `must be a pinned tag (not 'latest'), got ${shown(servicesImageTag)}`);
   }
 
   const replicasSetting = r.integer("replicas");
@@ -248,7 +263,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (disabledRaw !== undefined) {
     for (const name of disabledRaw.split(",").map((s) => s.trim()).filter(Boolean)) {
       if (!catalog.some((s) => s.name === name)) {
-        throw new ConfigError("disabledServices", stack, `'${name}' is not a service of the catalog`);
+        throw new ConfigError("disabledServices", stack, `${shown(name)} is not a service of the catalog`);
       }
       disabledServices.add(name);
     }
@@ -270,11 +285,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   for (const [name, value] of Object.entries(replicaOverrides)) {
     const service = catalog.find((s) => s.name === name);
     if (!service) {
-      throw new ConfigError("serviceReplicas", stack, `'${name}' is not a service of the catalog`);
+      throw new ConfigError("serviceReplicas", stack, `${shown(name)} is not a service of the catalog`);
     }
     const max = sizingOf(service).scaling.maxReplicas;
     if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
-      throw new ConfigError("serviceReplicas", stack, `replicas of '${name}' must be an integer between 1 and ${max} (its catalog maximum)`);
+      throw new ConfigError("serviceReplicas", stack, `replicas of ${shown(name)} must be an integer between 1 and ${max} (its catalog maximum)`);
     }
   }
   for (const service of services) {
@@ -286,15 +301,15 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
 
   const ingressHost = r.string("ingressHost")!;
   if (!HOSTNAME.test(ingressHost)) {
-    throw new ConfigError("ingressHost", stack, `is not a valid host name: '${ingressHost}'`);
+    throw new ConfigError("ingressHost", stack, `is not a valid host name: ${shown(ingressHost)}`);
   }
   const namespace = r.string("namespace")!;
   if (!DNS_LABEL.test(namespace)) {
-    throw new ConfigError("namespace", stack, `must be a DNS label (lowercase, digits, '-'), got '${namespace}'`);
+    throw new ConfigError("namespace", stack, `must be a DNS label (lowercase, digits, '-'), got ${shown(namespace)}`);
   }
   const ingressControllerNamespace = r.string("ingressControllerNamespace")!;
   if (!DNS_LABEL.test(ingressControllerNamespace)) {
-    throw new ConfigError("ingressControllerNamespace", stack, `must be a DNS label (lowercase, digits, '-'), got '${ingressControllerNamespace}'`);
+    throw new ConfigError("ingressControllerNamespace", stack, `must be a DNS label (lowercase, digits, '-'), got ${shown(ingressControllerNamespace)}`);
   }
   const cpuRequestRatio = r.ratio("cpuRequestRatio");
   const memoryRequestRatio = r.ratio("memoryRequestRatio");
@@ -312,18 +327,18 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
 
   const adminBindAddress = r.string("adminBindAddress")!;
   if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255)) {
-    throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address, got '${adminBindAddress}'`);
+    throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address, got ${shown(adminBindAddress)}`);
   }
 
   const dockerSubnet = r.string("dockerSubnet")!;
-  if (!isCidr(dockerSubnet, 4)) throw new ConfigError("dockerSubnet", stack, `must be an IPv4 CIDR such as 172.28.0.0/24, got '${dockerSubnet}'`);
+  if (!isCidr(dockerSubnet, 4)) throw new ConfigError("dockerSubnet", stack, `must be an IPv4 CIDR such as 172.28.0.0/24, got ${shown(dockerSubnet)}`);
   const trustedProxies = r.string("trustedProxies") || (target === "docker" ? dockerSubnet : "10.244.0.0/16");
   const badProxy = trustedProxies.split(",").map((x) => x.trim()).find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
   if (badProxy !== undefined)
-    throw new ConfigError("trustedProxies", stack, `must be comma-separated IP addresses or CIDRs (/8 or narrower) of the edge proxy, got '${badProxy}'`);
+    throw new ConfigError("trustedProxies", stack, `must be comma-separated IP addresses or CIDRs (/8 or narrower) of the edge proxy, got ${shown(badProxy)}`);
   const smtpHost = r.string("smtpHost");
   if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
-    throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got '${smtpHost}'`);
+    throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got ${shown(smtpHost)}`);
   }
   const smtpFrom = r.string("smtpFrom")!;
   if (/[\r\n]/.test(smtpFrom) || !/@/.test(smtpFrom)) throw new ConfigError("smtpFrom", stack, "must be one line with an e-mail address");
@@ -396,7 +411,7 @@ function cronSchedule(r: Reader, key: string): string {
   const value = r.string(key) ?? "";
   const fields = value.split(/\s+/);
   if (fields.length !== 5 || fields.some((f) => !/^[0-9*,\/-]+$/.test(f.replace(CRON_NAMES, "0")))) {
-    throw new ConfigError(key, r.stack, `must be a five-field cron expression (minute hour day-of-month month day-of-week, UTC; numbers, names, * , - /), got '${value}'`);
+    throw new ConfigError(key, r.stack, `must be a five-field cron expression (minute hour day-of-month month day-of-week, UTC; numbers, names, * , - /), got ${shown(value)}`);
   }
   let next: Date | null;
   try {
@@ -404,7 +419,7 @@ function cronSchedule(r: Reader, key: string): string {
   } catch (e) {
     throw new ConfigError(key, r.stack, `is not a valid cron expression: ${(e as Error).message}`);
   }
-  if (!next) throw new ConfigError(key, r.stack, `never fires: '${value}'`);
+  if (!next) throw new ConfigError(key, r.stack, `never fires: ${shown(value)}`);
   return value;
 }
 

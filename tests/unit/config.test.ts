@@ -38,6 +38,33 @@ describe("parseStackConfig", () => {
     expect(prod.docker.publishAdminPorts).toBe(false);
   });
 
+  it("shows a bad value escaped and cut: control characters, lone surrogates and bidirectional controls as \\uXXXX, at most 80 characters", () => {
+    expect(error("dev", { ...docker, replicas: "a\u0000b" }).message).toBe("Invalid configuration trading:replicas on stack 'dev': must be an integer, got 'a\\u0000b'");
+    expect(error("dev", { ...docker, tradingMode: "\u202elive" }).message).toContain("got '\\u202elive'");
+    expect(error("dev", { ...docker, postgresImage: "x\ny\ud800" }).message).toContain("'x\\u000ay\\ud800'");
+    expect(error("dev", { ...docker, serviceReplicas: '{"\\u0007x": 1}' }).message).toContain("'\\u0007x' is not a service of the catalog");
+    const long = error("dev", { ...docker, namespace: "n".repeat(100_000) }).message;
+    expect(long).toContain(`got '${"n".repeat(80)}...' (100000 characters)`);
+    expect(long.length).toBeLessThan(300);
+    // Every key, every hostile value: a ConfigError naming the key and the stack, printable and short.
+    for (const key of configKeys)
+      for (const v of ["\u0000", "a\u0000b", "\ud800", "\u202e1", "x\r\ny", "9".repeat(100_000), "{\"__proto__\":{\"x\":1}}", "1e309", "-1", "[1,2"])
+        for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+          let e: unknown;
+          try {
+            parseStackConfig(stack, { ...base, [key]: v });
+          } catch (err) {
+            e = err;
+          }
+          if (e === undefined) continue;
+          expect(e, `${key}=${JSON.stringify(v).slice(0, 20)}`).toBeInstanceOf(ConfigError);
+          const m = (e as ConfigError).message;
+          expect(m).toContain(`on stack '${stack}'`);
+          expect(m.length, key).toBeLessThan(400);
+          expect(m, key).not.toMatch(/[\u0000-\u001f\u202a-\u202e]|[\ud800-\udfff]/);
+        }
+  });
+
   it("names the key and the stack in every error", () => {
     const e = error("prod", { ...k8s, replicas: "two" });
     expect(e.message).toBe("Invalid configuration trading:replicas on stack 'prod': must be an integer, got 'two'");
