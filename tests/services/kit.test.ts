@@ -1,4 +1,5 @@
 import http from "node:http";
+import net from "node:net";
 import { PassThrough } from "node:stream";
 import { describe, expect, it, afterAll } from "vitest";
 import { createService, defineService, envEnum, envList, envUrl, loadConfig, ConfigError, describeConfig, Type, badRequest, peerBaseUrl } from "../../services/src/kit";
@@ -170,6 +171,64 @@ describe("kit: http conventions", async () => {
     expect(all).toContain("configuration loaded");
     expect(all).not.toContain("tok-secret");
     expect(all).not.toContain(":pw@");
+  });
+});
+
+describe("kit: a slow client cannot hold a connection", async () => {
+  const slowHandler = defineService({
+    name: "central-hub",
+    config: {},
+    register({ app }) {
+      app.post("/echo", { schema: { body: Type.Object({ a: Type.String() }) } }, async (req) => ({ a: req.body.a }));
+      app.get("/slow-answer", async () => {
+        await new Promise((r) => setTimeout(r, 1_500));
+        return { answered: true };
+      });
+    },
+  });
+  const svc = await createService(slowHandler, { env: { DRAGONFLY_URL: "redis://:pw@127.0.0.1:1", REQUEST_RECEIVE_TIMEOUT_MS: "1000", LOG_LEVEL: "silent" }, defaultMetrics: false });
+  const port = Number(new URL(await svc.listen({ port: 0, host: "127.0.0.1" })).port);
+  afterAll(() => svc.close());
+
+  /** Opens a connection, sends `first`, then `drip` every 200 ms; resolves with what came back once the server closes the connection. */
+  function client(first: string, drip: string): Promise<{ answer: string }> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, "127.0.0.1", () => first && s.write(first));
+      const timer = drip ? setInterval(() => s.writable && s.write(drip), 200) : undefined;
+      let answer = "";
+      s.on("data", (d) => (answer += d));
+      s.on("error", () => {}); // the server may reset after its 408
+      s.on("close", () => {
+        clearInterval(timer);
+        resolve({ answer });
+      });
+      setTimeout(() => reject(new Error(`still open after 20 s: ${answer}`)), 20_000).unref();
+    });
+  }
+
+  it("408 and the connection closed when the body, the headers or anything at all is too slow to arrive", async () => {
+    const answers = await Promise.all([
+      client("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", " "),
+      client("POST /echo HTTP/1.1\r\nHost: x\r\n", "X-Drip: 1\r\n"),
+      client("", ""),
+    ]);
+    for (const r of answers) expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it("does not count the time the service takes to answer, nor a slow body that arrives in time", async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/slow-answer`);
+    expect(await r.json()).toEqual({ answered: true });
+    const parts = ['{"a":', '"in time"', "}"];
+    const body = new ReadableStream({
+      async pull(c) {
+        await new Promise((res) => setTimeout(res, 150));
+        const next = parts.shift();
+        if (next === undefined) c.close();
+        else c.enqueue(new TextEncoder().encode(next));
+      },
+    });
+    const echo = await fetch(`http://127.0.0.1:${port}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body, duplex: "half" } as RequestInit);
+    expect(await echo.json()).toEqual({ a: "in time" });
   });
 });
 

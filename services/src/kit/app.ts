@@ -82,6 +82,8 @@ export interface AppOptions {
   trustProxy: string[] | undefined;
   /** Deepest JSON body nesting accepted (400 beyond). */
   jsonMaxDepth: number;
+  /** Time allowed to receive a whole request, headers included (408 and the connection closed beyond). */
+  receiveTimeoutMs: number;
 }
 
 function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
@@ -109,6 +111,10 @@ export function createApp(o: AppOptions): App {
     logController: new LogController({ requestIdLogLabel: "requestId", disableRequestLogging: true }),
     trustProxy: o.trustProxy,
     return503OnClosing: true,
+    // Node's own clock on receiving a request: headers and body within receiveTimeoutMs, checked
+    // every second (its default check, every 30 s, let a slow client stay up to 30 s longer).
+    requestTimeout: o.receiveTimeoutMs,
+    http: { headersTimeout: o.receiveTimeoutMs, requestTimeout: o.receiveTimeoutMs, connectionsCheckingInterval: Math.min(1_000, o.receiveTimeoutMs) },
     // Requests the router cannot even parse (malformed percent-encoding in the path, a parameter
     // over the length limit) get the platform's error shape too, without echoing the URL.
     frameworkErrors: answerFrameworkError,

@@ -43,6 +43,13 @@ export function commonEnv(def: ServiceDefinition) {
      * ingress controller). Unset: nobody (the peer address is the client). Hop counts and "true" are refused.
      */
     TRUST_PROXY: Type.Optional(Type.String()),
+    /**
+     * The whole request, headers and body, must arrive within this (else 408 and the connection
+     * closes). Fastify's default is no limit: a client dripping a byte a second held a connection
+     * and its buffers for as long as it liked (measured: still open after 400 s). Receiving only:
+     * the time the service takes to answer is not counted.
+     */
+    REQUEST_RECEIVE_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000 }),
     /** Deepest JSON nesting accepted in request bodies (400 beyond, checked before parsing). */
     JSON_MAX_DEPTH: Type.Integer({ default: DEFAULT_JSON_MAX_DEPTH, minimum: 2, maximum: 1_000 }),
   };
@@ -159,7 +166,7 @@ export async function createService<S extends ConfigSchema>(
     if (state!.status === "disabled") log.warn({ datastore: name }, `${name} is disabled (optional, not configured): degraded mode`);
   }
 
-  const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: trustProxy.list, jsonMaxDepth: config.JSON_MAX_DEPTH });
+  const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: trustProxy.list, jsonMaxDepth: config.JSON_MAX_DEPTH, receiveTimeoutMs: config.REQUEST_RECEIVE_TIMEOUT_MS });
   const routes: RouteInfo[] = [];
   app.addHook("onRoute", (r) => {
     for (const method of [r.method].flat()) if (method !== "HEAD") routes.push({ method, url: r.url, schema: r.schema as RouteInfo["schema"] });
