@@ -7,6 +7,7 @@ import { dropAllCapabilities } from "./rules/drop-all-capabilities";
 import { edgeTlsOnly } from "./rules/edge-tls-only";
 import { healthChecks } from "./rules/health-checks";
 import { ingressHosts } from "./rules/ingress-hosts";
+import { ingressNoSnippets } from "./rules/ingress-no-snippets";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noBarePods } from "./rules/no-bare-pods";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
@@ -44,6 +45,7 @@ export const policies: Policies = [
     // TLS and exposure
     edgeTlsOnly,
     ingressHosts,
+    ingressNoSnippets,
     noPublicExposure,
     networkPolicyDefaultDeny,
     // Namespaces and API access

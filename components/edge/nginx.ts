@@ -70,6 +70,12 @@ http {
   uwsgi_temp_path /tmp/uwsgi;
   scgi_temp_path /tmp/scgi;
   client_max_body_size 1m;
+  # A slow client gives up its connection (the defaults, 60 s between reads and 75 s idle, let 1,024
+  # dripping clients fill worker_connections); the gateway behind bounds the whole request too.
+  client_header_timeout 10s;
+  client_body_timeout 10s;
+  send_timeout 10s;
+  keepalive_timeout 15s;
   proxy_connect_timeout 5s;
   proxy_read_timeout 30s;
   resolver 127.0.0.11 valid=10s ipv6=off;
@@ -95,6 +101,13 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_prefer_server_ciphers off;
     ssl_session_cache shared:TLS:10m;
+    # The gateway sends these too (services/src/services/api-gateway/security-headers.ts: the
+    # Kubernetes edge adds none): hidden from its answers so each is sent once, and set here for
+    # Nginx's own answers as well (redirect, 404, 502).
+    proxy_hide_header Strict-Transport-Security;
+    proxy_hide_header X-Content-Type-Options;
+    proxy_hide_header X-Frame-Options;
+    proxy_hide_header Referrer-Policy;
     add_header Strict-Transport-Security "max-age=63072000" always;
     add_header X-Content-Type-Options nosniff always;
     add_header X-Frame-Options DENY always;

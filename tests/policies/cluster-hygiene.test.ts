@@ -110,6 +110,28 @@ describe("no-bare-pods and ingress-hosts", () => {
     });
 });
 
+describe("ingress-no-snippets", () => {
+    it("passes the platform's Ingress; rejects every ingress-nginx *-snippet annotation", async () => {
+        expect(await messages("ingress-no-snippets", prodStack())).toEqual([]);
+        const bad = edit(ingress(), (p) => {
+            p.metadata.annotations = {
+                ...p.metadata.annotations,
+                "nginx.ingress.kubernetes.io/configuration-snippet": 'more_set_headers "X: 1";',
+                "nginx.ingress.kubernetes.io/server-snippet": "location /x { return 200; }",
+                "nginx.ingress.kubernetes.io/auth-snippet": "",
+                "nginx.ingress.kubernetes.io/proxy-read-timeout": "30",
+            };
+        });
+        const tail = ", raw nginx configuration in a controller that can read every Secret (CVE-2021-25742); " +
+            "use the dedicated annotations, or set the header in the application (the api-gateway sends the security headers itself).";
+        expect(await messages("ingress-no-snippets", [bad])).toEqual([
+            `Ingress "nginx-ingress" sets the annotation nginx.ingress.kubernetes.io/auth-snippet${tail}`,
+            `Ingress "nginx-ingress" sets the annotation nginx.ingress.kubernetes.io/configuration-snippet${tail}`,
+            `Ingress "nginx-ingress" sets the annotation nginx.ingress.kubernetes.io/server-snippet${tail}`,
+        ]);
+    });
+});
+
 describe("non-root-groups", () => {
     it("passes non-zero groups", async () => {
         expect(await messages("non-root-groups", [...prodStack(), dockerService()])).toEqual([]);

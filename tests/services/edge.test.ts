@@ -190,6 +190,25 @@ describe("malformed requests get a 4xx JSON answer", { timeout: 300_000 }, () =>
   });
 });
 
+describe("the gateway's security headers", { timeout: 300_000 }, () => {
+  it("are on every answer (proxied, refused, not found, its own health) once each, whatever the upstream sent", async () => {
+    const u = await user("headers");
+    const answers = await Promise.all([
+      api("GET", "/api/users/me", { token: u.token }),
+      api("GET", "/api/users/me"),
+      api("GET", "/api/nowhere"),
+      api("GET", "/nowhere"),
+      api("GET", "/api/health"),
+    ]);
+    for (const r of answers) {
+      expect(r.headers.get("strict-transport-security")).toBe("max-age=63072000");
+      expect(r.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(r.headers.get("x-frame-options")).toBe("DENY");
+      expect(r.headers.get("referrer-policy")).toBe("no-referrer");
+    }
+  });
+});
+
 describe("internal routes are never proxied", { timeout: 300_000 }, () => {
   it("/metrics, /ready, /health and /internal of any service, however encoded", async () => {
     const u = await user("internal");

@@ -59,6 +59,8 @@ describe("forwardedHeaders / answerHeaders", () => {
     expect(out).toEqual({ accept: "application/json" });
     expect(answerHeaders({ "content-length": "10", connection: "close", "content-type": "text/plain" }, false)).toEqual({ "content-type": "text/plain" });
     expect(answerHeaders({ "content-length": "10", "transfer-encoding": "chunked" }, true)).toEqual({ "content-length": "10" });
+    // The gateway's own security headers are not taken from an upstream (no second copy, no weaker value).
+    expect(answerHeaders({ "x-frame-options": "ALLOWALL", "strict-transport-security": "max-age=0", "content-type": "text/plain" }, false)).toEqual({ "content-type": "text/plain" });
   });
 });
 

@@ -43,7 +43,11 @@ export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.R
           "nginx.ingress.kubernetes.io/ssl-redirect": "true",
           "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
           "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
-          "nginx.ingress.kubernetes.io/configuration-snippet": 'more_set_headers "Strict-Transport-Security: max-age=63072000";',
+          // Bounds on the gateway as the Docker edge's Nginx has them (components/edge/nginx.ts).
+          "nginx.ingress.kubernetes.io/proxy-connect-timeout": "5",
+          "nginx.ingress.kubernetes.io/proxy-read-timeout": "30",
+          // No *-snippet annotation (policy ingress-no-snippets): the security headers, HSTS
+          // included, come from the api-gateway itself, so they hold behind any controller.
           ...(certIssuer ? { "cert-manager.io/cluster-issuer": certIssuer } : {}),
         },
       },

@@ -28,6 +28,7 @@ import { registerProxyRoutes, type GatewayRequestState } from "./proxy";
 import { Upstreams } from "./upstreams";
 import { UsageEmitter } from "./usage";
 import { registerApiDocs, type OpenApiDocument } from "./docs";
+import { SECURITY_HEADERS } from "./security-headers";
 import { UserStates } from "./user-states";
 
 export default defineService({
@@ -62,6 +63,12 @@ export default defineService({
     // One usage event per /api/ request when the event stream is configured (usage.ts).
     const usage = ctx.datastores.isEnabled("redpanda") ? new UsageEmitter(ctx) : undefined;
     usage?.start();
+
+    // Every answer, errors and 404s included, carries the platform's security headers.
+    app.addHook("onRequest", (_request, reply, done) => {
+      reply.headers(SECURITY_HEADERS);
+      done();
+    });
 
     // Everything under /api/ in its own scope: raw bodies, auth, rate limit, whole-request timeout.
     // The hooks are callback-style and answer synchronously when the caches can (cached token, user

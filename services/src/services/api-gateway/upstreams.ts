@@ -12,6 +12,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
 import { HttpError } from "../../kit";
+import { SECURITY_HEADERS } from "./security-headers";
 
 export const BUFFER_LIMIT_BYTES = 1 << 20;
 
@@ -62,12 +63,15 @@ export function forwardedHeaders(incoming: IncomingHttpHeaders, drop: ReadonlySe
   return out;
 }
 
-/** The answer's headers to send on, less hop-by-hop ones (Content-Length kept only for a streamed body). */
+/**
+ * The answer's headers to send on, less hop-by-hop ones (Content-Length kept only for a streamed
+ * body) and the gateway's own security headers (./security-headers.ts).
+ */
 export function answerHeaders(headers: IncomingHttpHeaders, streamed: boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || (HOP_BY_HOP.has(name) && !(streamed && name === "content-length"))) continue;
+    if (value === undefined || (HOP_BY_HOP.has(name) && !(streamed && name === "content-length")) || name in SECURITY_HEADERS) continue;
     out[name] = value;
   }
   return out;
