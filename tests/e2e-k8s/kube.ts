@@ -6,6 +6,7 @@
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
+import type { IncomingHttpHeaders } from "http";
 import * as https from "https";
 import * as os from "os";
 import * as path from "path";
@@ -93,6 +94,7 @@ export interface HttpResult {
   status: number;
   json: any;
   text: string;
+  headers: IncomingHttpHeaders;
 }
 
 /** HTTPS to the Ingress on the node IP, SNI and Host = host, verified against `ca` (no skip). */
@@ -122,7 +124,7 @@ export function ingressRequest(host: string, ca: string, method: string, urlPath
           } catch {
             json = undefined;
           }
-          resolve({ status: res.statusCode ?? 0, json, text });
+          resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers });
         });
       },
     );

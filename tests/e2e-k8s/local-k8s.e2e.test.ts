@@ -88,7 +88,9 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
 
   it("serves HTTPS through the Ingress with the stack's certificate: register, log in, a market order filled and in the portfolio", async () => {
     const req = (method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => ingressRequest(HOST, ca, method, p, body, headers);
-    await eventually("gateway through the Ingress", () => req("GET", "/api/health"), (r) => r.status === 200, 300);
+    const health = await eventually("gateway through the Ingress", () => req("GET", "/api/health"), (r) => r.status === 200, 300);
+    // The security headers come from the gateway (no snippet annotation on the Ingress), once each.
+    expect(health.headers).toMatchObject({ "strict-transport-security": "max-age=63072000", "x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer" });
     const email = `e2e-k8s-${Date.now()}@example.com`;
     const password = "correct horse battery staple 42";
     const reg = await req("POST", "/api/users/register", { email, password });
