@@ -94,6 +94,10 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
   it("serves the fleet's health through Nginx over HTTPS, and HTTP only redirects", async () => {
     const health = await eventually("fleet healthy", () => request("GET", "/api/health"), (r) => r.status === 200, 240);
     for (const s of catalog.filter((x) => x.name !== "api-gateway")) expect(JSON.stringify(health.json), s.name).toContain(s.name);
+    // Once each: Nginx hides the gateway's copies and sets its own (a second copy would be joined with ", ").
+    const security = { "strict-transport-security": "max-age=63072000", "x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer" };
+    expect(health.headers).toMatchObject(security);
+    expect((await request("GET", "/nowhere")).headers).toMatchObject(security);
     const plain = await request("GET", "/api/health", undefined, {}, HTTP_PORT, false);
     expect(plain.status).toBe(301);
     expect(plain.headers.location).toBe(`https://127.0.0.1:${HTTPS_PORT}/api/health`);
