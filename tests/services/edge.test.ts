@@ -5,6 +5,7 @@
  * API-key guessing, the whole-request timeout, strict market data prices.
  */
 import { createServer, type Server } from "node:http";
+import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
@@ -206,6 +207,71 @@ describe("the gateway's security headers", { timeout: 300_000 }, () => {
       expect(r.headers.get("x-frame-options")).toBe("DENY");
       expect(r.headers.get("referrer-policy")).toBe("no-referrer");
     }
+  });
+});
+
+describe("raw HTTP oddities at the gateway's socket", { timeout: 300_000 }, () => {
+  /** Sends `raw` on a fresh connection; resolves with the status lines of every answer ([] if it only closed). */
+  function rawRequest(raw: string): Promise<string[]> {
+    const { hostname, port } = new URL(gwUrl);
+    return new Promise((resolve) => {
+      const s = net.connect(Number(port), hostname, () => s.write(raw));
+      let got = "";
+      let quiet: NodeJS.Timeout | undefined;
+      // A kept-alive connection stays open: done once nothing more has come for a second.
+      s.on("data", (d) => {
+        got += d;
+        clearTimeout(quiet);
+        quiet = setTimeout(() => s.destroy(), 1_000);
+      });
+      s.on("error", () => undefined);
+      s.on("close", () => {
+        clearTimeout(quiet);
+        resolve(got.match(/^HTTP\/\d\.\d \d{3}[^\r]*/gm) ?? []);
+      });
+      setTimeout(() => s.destroy(), 10_000).unref();
+    });
+  }
+
+  it("answers each with a 4xx (or closes), never a 5xx, and reaches no upstream it should not", async () => {
+    const u = await user("raw");
+    const auth = `Authorization: Bearer ${u.token}\r\n`;
+    const cases: Array<[string, string]> = [
+      ["absolute-form URL to another host", `GET http://evil.example/api/users/me HTTP/1.1\r\nHost: x\r\n${auth}\r\n`],
+      ["absolute-form URL to an internal path", `GET http://x/api/users/internal/users HTTP/1.1\r\nHost: x\r\n${auth}\r\n`],
+      ["asterisk-form OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"],
+      ["CONNECT", "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n"],
+      ["HTTP/1.0 without Host", `GET /api/users/me HTTP/1.0\r\n${auth}\r\n`],
+      ["HTTP/1.1 without Host", `GET /api/users/me HTTP/1.1\r\n${auth}\r\n`],
+      ["two Hosts", `GET /api/users/me HTTP/1.1\r\nHost: a\r\nHost: b\r\n${auth}\r\n`],
+      ["obs-fold header", `GET /api/users/me HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n${auth}\r\n`],
+      ["two Content-Lengths", "POST /api/users/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"],
+      ["Content-Length and chunked", "POST /api/users/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"],
+      ["bad chunk size", "POST /api/users/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"],
+      ["chunked, then a smuggled request", "POST /api/users/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/users/internal/users HTTP/1.1\r\nHost: x\r\n\r\n"],
+      ["Transfer-Encoding: identity, chunked", "POST /api/users/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n"],
+      ["tab in the request line", `GET\t/api/users/me HTTP/1.1\r\nHost: x\r\n${auth}\r\n`],
+      ["lower-case method", `get /api/users/me HTTP/1.1\r\nHost: x\r\n${auth}\r\n`],
+      ["unknown method", `BREW /api/users/me HTTP/1.1\r\nHost: x\r\n${auth}\r\n`],
+      ["HTTP/2 preface on HTTP/1.1", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"],
+      ["HTTP/9.9", "GET /api/health HTTP/9.9\r\nHost: x\r\n\r\n"],
+      ["NUL in a header value", `GET /api/users/me HTTP/1.1\r\nHost: x\r\nX-A: a\u0000b\r\n${auth}\r\n`],
+      ["bare LF line endings", `GET /api/users/me HTTP/1.1\nHost: x\n${auth.replace("\r\n", "\n")}\n`],
+      ["2,000 headers", `GET /api/users/me HTTP/1.1\r\nHost: x\r\n${"X-H: 1\r\n".repeat(2_000)}${auth}\r\n`],
+      ["a 20 KB header", `GET /api/users/me HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n${auth}\r\n`],
+      ["Upgrade: websocket", `GET /api/users/me HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${auth}\r\n`],
+      ["Expect: 100-continue with no body", "POST /api/users/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"],
+      ["Expect: something else", "POST /api/users/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 200-ok\r\n\r\n{}"],
+    ];
+    const answers = await Promise.all(cases.map(async ([name, raw]) => [name, await rawRequest(raw)] as const));
+    for (const [name, lines] of answers) {
+      for (const line of lines) expect(line, name).not.toMatch(/^HTTP\/\d\.\d 5/);
+      // A client asked for /internal: never answered by the upstream (a 2xx would mean it was proxied).
+      if (name.includes("internal") || name.includes("smuggled")) for (const line of lines) expect(line, name).not.toMatch(/^HTTP\/\d\.\d 2/);
+    }
+    // The request hidden after a chunked body is never served (here the connection closes after the
+    // first answer, a 400 for the empty JSON body).
+    expect(answers.find(([n]) => n.includes("smuggled"))![1][0]).toBe("HTTP/1.1 400 Bad Request");
   });
 });
 
