@@ -192,6 +192,13 @@ function withValueAt(body: unknown, path: string[], raw: string): string {
   return json(copy).replace('"__HOLE__"', raw);
 }
 
+/** A plausible request for one route (sample path parameters and body), as the cases start from. */
+export function plausibleRequest(route: RouteInfo): { path: string; body?: string } {
+  const schema = (route.schema ?? {}) as { body?: Schema; params?: Schema };
+  const withBody = route.method !== "GET" && route.method !== "DELETE";
+  return { path: fill(route.url, schema.params), body: withBody ? json(sample(schema.body ?? { type: "object", properties: {} })) : undefined };
+}
+
 /** Every hostile case for one route. */
 export function casesFor(route: RouteInfo): HostileCase[] {
   const out: HostileCase[] = [];

@@ -12,7 +12,7 @@ import { catalog } from "../../services/src/catalog";
 import { isInternalPath, SignJWT, type RouteInfo } from "../../services/src/kit";
 import { kafkajs } from "../harness";
 import { useServersWith } from "../harness/shared";
-import { casesFor, type HostileCase } from "./cases";
+import { casesFor, plausibleRequest, type HostileCase } from "./cases";
 import { CONSUMERS, poisonFor, validMessage } from "./poison";
 import { judge } from "./oracle";
 import { startPlatform, type Platform } from "../helpers/platform";
@@ -306,6 +306,34 @@ describe("hostile input on every public route", () => {
 describe("hostile: the kill switch, idempotency races, revoked users", () => {
   const json = { "content-type": "application/json" };
   const auditRows = async () => Number((await p.pool.query("SELECT count(*) AS n FROM trading_state_changes")).rows[0].n);
+
+  it("the same write sent 12 times at once, on every write route of every service: no 5xx, no internal details", async () => {
+    // A user of its own: the writes include deleting one's account and logging out everywhere.
+    const carol = await register("carol");
+    const as = (userId: string, role: string) => ({ "x-user-id": userId, "x-user-role": role, "x-auth-method": "jwt" });
+    let routes = 0;
+    let written = 0;
+    for (const def of catalog) {
+      const svc = p.services.get(def.name);
+      if (!svc || def.name === "api-gateway") continue;
+      for (const route of publicRoutes(def.name).filter((r) => ["POST", "PUT", "PATCH", "DELETE"].includes(r.method))) {
+        routes++;
+        const { path, body } = plausibleRequest(route);
+        const burst = async (identity: Record<string, string>) => {
+          const headers = { ...identity, "idempotency-key": `race-${randomBytes(4).toString("hex")}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) };
+          const answers = await Promise.all(Array.from({ length: 12 }, () => svc.app.inject({ method: route.method as "POST", url: path, headers, payload: body })));
+          for (const a of answers) record(`${def.name} race ${route.method} ${route.url}`, a.statusCode, a.body, String(a.headers["content-type"] ?? ""));
+          if (answers.some((a) => a.statusCode < 300)) written++;
+          return answers;
+        };
+        // Admin-only routes refuse a trader before anything else: the burst again as an admin.
+        if ((await burst(as(carol.id, "trader"))).every((a) => a.statusCode === 403)) await burst(as(adminId, "admin"));
+      }
+    }
+    expect(routes).toBeGreaterThan(20);
+    expect(written, "routes where a plausible request was accepted").toBeGreaterThan(5);
+    expect(failures, `${failures.length} bad answers`).toEqual([]);
+  });
 
   it("kill switch: forged roles, IDOR on another user's state and invalid states or reasons change nothing", async () => {
     const before = await auditRows();
