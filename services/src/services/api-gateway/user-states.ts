@@ -13,11 +13,45 @@ interface Local {
   until: number;
 }
 
+/**
+ * Invalidations seen per user, so a load that began before one is not kept. Bounded: it holds an
+ * entry for every user changed since the last start-over, and users change for ever (each "log out
+ * everywhere" adds its user), so past `max` users it starts over and moves to a new generation,
+ * which no load in flight belongs to (as after a reconnect).
+ */
+export class InvalidationCounts {
+  private readonly counts = new Map<string, number>();
+  private gen = 0;
+
+  constructor(private readonly max = 100_000) {}
+
+  /** Where a load starting now stands; `unchanged(mark, id)` tells whether it may be kept. */
+  mark(userId: string): { generation: number; count: number } {
+    return { generation: this.gen, count: this.counts.get(userId) ?? 0 };
+  }
+
+  unchanged(mark: { generation: number; count: number }, userId: string): boolean {
+    return mark.generation === this.gen && (this.counts.get(userId) ?? 0) === mark.count;
+  }
+
+  bump(userId: string): void {
+    if (this.counts.size >= this.max && !this.counts.has(userId)) this.startOver();
+    this.counts.set(userId, (this.counts.get(userId) ?? 0) + 1);
+  }
+
+  startOver(): void {
+    this.counts.clear();
+    this.gen++;
+  }
+
+  get size(): number {
+    return this.counts.size;
+  }
+}
+
 export class UserStates {
   private readonly local = new Map<string, Local>();
-  /** Invalidations seen per user since the last clear: a load that began before one is not kept. */
-  private readonly invalidations = new Map<string, number>();
-  private generation = 0;
+  private readonly invalidations = new InvalidationCounts();
   private sub?: DragonflySubscriber;
   onApiKeyRevoked: (hashHex: string) => void = () => undefined;
 
@@ -37,7 +71,7 @@ export class UserStates {
         if (message.startsWith("user:")) {
           const id = message.slice(5);
           this.local.delete(id);
-          this.invalidations.set(id, (this.invalidations.get(id) ?? 0) + 1);
+          this.invalidations.bump(id);
         } else if (message.startsWith("apikey:")) this.onApiKeyRevoked(message.slice(7));
       },
       onDown: () => this.clear(),
@@ -51,8 +85,7 @@ export class UserStates {
 
   private clear(): void {
     this.local.clear();
-    this.invalidations.clear();
-    this.generation++;
+    this.invalidations.startOver();
     this.onApiKeyRevoked("*");
   }
 
@@ -72,10 +105,9 @@ export class UserStates {
     const now = Date.now();
     const hit = this.peek(userId);
     if (hit) return hit;
-    const generation = this.generation;
-    const seen = this.invalidations.get(userId) ?? 0;
+    const mark = this.invalidations.mark(userId);
     const state = await this.load(userId, requestId, timeoutMs);
-    if (this.subscribed && generation === this.generation && (this.invalidations.get(userId) ?? 0) === seen && this.localTtlMs > 0) {
+    if (this.subscribed && this.invalidations.unchanged(mark, userId) && this.localTtlMs > 0) {
       if (this.local.size >= 100_000) this.local.clear();
       this.local.set(userId, { state, until: now + this.localTtlMs });
     }
