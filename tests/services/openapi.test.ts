@@ -95,6 +95,20 @@ describe("OpenAPI 3.1 of every catalog service", () => {
       expect(routes.filter((r) => r.schema?.hide && !hiddenByDesign(def.name, r.url)).map((r) => `${r.method} ${r.url}`)).toEqual([]);
       expect(routes.filter((r) => !r.schema?.hide).flatMap((r) => routeProblems(doc, r, openapiPath(r.url)))).toEqual([]);
       if (def.route) expect(routes.length).toBeGreaterThan(0);
+      // Every date-time a client sends is documented with the range the kit enforces (a query or
+      // path parameter carries the description itself, a body field in its schema).
+      const described: Array<[string, unknown]> = [];
+      const walk = (n: any): void => {
+        if (n && typeof n === "object") {
+          if (n.format === "date-time") described.push([JSON.stringify(n), n.description]);
+          Object.values(n).forEach(walk);
+        }
+      };
+      for (const op of Object.values(doc.paths ?? {}).flatMap((item: any) => Object.values(item)) as any[]) {
+        for (const param of op.parameters ?? []) if (param.schema?.format === "date-time") described.push([param.name, param.description]);
+        walk(op.requestBody);
+      }
+      for (const [what, description] of described) expect(String(description), what).toContain("from 1970-01-01T00:00:00Z to 2106-02-07T06:28:15Z");
     });
   }
 });

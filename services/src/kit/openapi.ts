@@ -12,6 +12,7 @@ import swagger from "@fastify/swagger";
 import { Type, type ObjectOptions, type TProperties } from "@sinclair/typebox";
 import type { ServiceDefinition } from "../catalog";
 import type { App } from "./app";
+import { EARLIEST_INSTANT, LATEST_INSTANT } from "./instants";
 import { isInternalPath } from "./probes";
 
 export const OPENAPI_VERSION = "3.1.0";
@@ -46,6 +47,31 @@ export const SECURITY_SCHEMES = {
 } as const;
 
 
+const INSTANT_RANGE = `RFC 3339, from ${EARLIEST_INSTANT} to ${LATEST_INSTANT}.`;
+
+/**
+ * A copy of a request schema in which every date-time field says the range the kit enforces
+ * (./instants.ts), so the document tells clients what a 400 would. A copy: the route's own
+ * schema is what requests are validated with.
+ */
+function withInstantRange(schema: unknown): unknown {
+  if (schema === undefined) return undefined;
+  const copy = structuredClone(schema);
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== "object") return;
+    const n = node as Record<string, unknown>;
+    if (n.format === "date-time") n.description = typeof n.description === "string" ? `${n.description} (${INSTANT_RANGE})` : INSTANT_RANGE;
+    for (const k of ["properties", "items", "anyOf", "allOf", "oneOf", "patternProperties", "additionalProperties"]) {
+      const child = n[k];
+      if (k === "properties" || k === "patternProperties") Object.values((child as Record<string, unknown>) ?? {}).forEach(walk);
+      else walk(child);
+    }
+  };
+  walk(copy);
+  return copy;
+}
+
 /** Registers @fastify/swagger on a service's app (before its routes) and its document route. */
 export async function registerOpenApi(app: App, def: ServiceDefinition): Promise<void> {
   await app.register(swagger, {
@@ -63,6 +89,7 @@ export async function registerOpenApi(app: App, def: ServiceDefinition): Promise
         url,
         schema: {
           ...s,
+          ...Object.fromEntries((["body", "querystring", "params"] as const).filter((k) => s[k] !== undefined).map((k) => [k, withInstantRange(s[k])])),
           tags: s.tags ?? [def.name],
           response: { ...((s.response as Record<string, unknown> | undefined) ?? {}), "4XX": ErrorResponse, "5XX": ErrorResponse },
           ...(s.security || anonymous ? {} : { security: [{ bearer: [] }, { apiKey: [] }] }),
