@@ -21,7 +21,6 @@ export interface TimedOrder {
   fillKafka?: number;
 }
 
-
 /** Kafka CreateTime of `order.accepted` and `order.filled` of each order, read back from trading.orders. */
 async function orderEventTimes(kafka: InstanceType<typeof kafkajs.Kafka>, ids: Set<string>, timeoutMs = 20_000) {
   const accepted = new Map<string, number>();

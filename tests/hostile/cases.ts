@@ -192,20 +192,19 @@ function withValueAt(body: unknown, path: string[], raw: string): string {
   return json(copy).replace('"__HOLE__"', raw);
 }
 
-/** A plausible request for one route (sample path parameters and body), as the cases start from. */
-export function plausibleRequest(route: RouteInfo): { path: string; body?: string } {
+/** A plausible request for one route (sample path parameters and, unless GET or DELETE, a sample body): what the cases mutate. */
+export function plausibleRequest(route: RouteInfo): { path: string; body?: Record<string, unknown> } {
   const schema = (route.schema ?? {}) as { body?: Schema; params?: Schema };
   const withBody = route.method !== "GET" && route.method !== "DELETE";
-  return { path: fill(route.url, schema.params), body: withBody ? json(sample(schema.body ?? { type: "object", properties: {} })) : undefined };
+  return { path: fill(route.url, schema.params), body: withBody ? (sample(schema.body ?? { type: "object", properties: {} }) as Record<string, unknown>) : undefined };
 }
 
 /** Every hostile case for one route. */
 export function casesFor(route: RouteInfo): HostileCase[] {
   const out: HostileCase[] = [];
-  const schema = (route.schema ?? {}) as { body?: Schema; params?: Schema; querystring?: Schema };
-  const base = fill(route.url, schema.params);
-  const withBody = route.method !== "GET" && route.method !== "DELETE";
-  const validBody = withBody ? (sample(schema.body ?? { type: "object", properties: {} }) as Record<string, unknown>) : undefined;
+  const schema = (route.schema ?? {}) as { params?: Schema; querystring?: Schema };
+  const { path: base, body: validBody } = plausibleRequest(route);
+  const withBody = validBody !== undefined;
   const add = (family: string, name: string, path: string, body?: string, contentType = "application/json") =>
     out.push({ family, name: `${route.method} ${route.url} ${family}: ${name}`, method: route.method, path, body, headers: body !== undefined ? { "content-type": contentType } : undefined });
 

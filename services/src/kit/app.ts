@@ -113,6 +113,9 @@ export function createApp(o: AppOptions): App {
     return503OnClosing: true,
     // Node's own clock on receiving a request: headers and body within receiveTimeoutMs, checked
     // every second (its default check, every 30 s, let a slow client stay up to 30 s longer).
+    // Both places are needed: Fastify sets the server's requestTimeout after creating it (0, no
+    // limit, unless given), and Node refuses at creation a headersTimeout above the requestTimeout
+    // it is given there (its default, 300 s, is below this setting's maximum).
     requestTimeout: o.receiveTimeoutMs,
     http: { headersTimeout: o.receiveTimeoutMs, requestTimeout: o.receiveTimeoutMs, connectionsCheckingInterval: Math.min(1_000, o.receiveTimeoutMs) },
     // Requests the router cannot even parse (malformed percent-encoding in the path, a parameter

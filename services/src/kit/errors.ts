@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { recordError } from "./telemetry/context";
 import { isTransientError } from "./transient-errors";
-import { INSTANT_EXPECTED } from "./instants";
+import { INSTANT_RANGE } from "./instants";
 
 /** Body of every 4xx/5xx response. */
 export interface ErrorBody {
@@ -85,7 +85,7 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
       const issue = err.validation[0];
       const field = fieldOf(issue);
       const where = err.validationContext ?? "request";
-      const says = issue.keyword === "format" && issue.params?.format === "date-time" ? INSTANT_EXPECTED : (issue.message ?? "is invalid");
+      const says = issue.keyword === "format" && issue.params?.format === "date-time" ? `must be ${INSTANT_RANGE}` : (issue.message ?? "is invalid");
       const message = `Invalid ${where}: ${field ? `${field} ` : ""}${says}`;
       return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
     }

@@ -32,5 +32,5 @@ export function isPlatformInstant(s: string): boolean {
 /** The `date-time` format for ajv: the check above, and ajv-formats' ordering for formatMinimum/-Maximum. */
 export const platformDateTime: FormatDefinition<string> = { type: "string", validate: isPlatformInstant, compare: rfc3339.compare };
 
-/** The 400's wording for a value that fails it. */
-export const INSTANT_EXPECTED = `must be an RFC 3339 date-time from ${EARLIEST_INSTANT} to ${LATEST_INSTANT}`;
+/** What the format accepts, in words: the 400's message and the OpenAPI documents say it. */
+export const INSTANT_RANGE = `an RFC 3339 date-time from ${EARLIEST_INSTANT} to ${LATEST_INSTANT}`;

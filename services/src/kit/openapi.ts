@@ -12,7 +12,7 @@ import swagger from "@fastify/swagger";
 import { Type, type ObjectOptions, type TProperties } from "@sinclair/typebox";
 import type { ServiceDefinition } from "../catalog";
 import type { App } from "./app";
-import { EARLIEST_INSTANT, LATEST_INSTANT } from "./instants";
+import { INSTANT_RANGE } from "./instants";
 import { isInternalPath } from "./probes";
 
 export const OPENAPI_VERSION = "3.1.0";
@@ -47,26 +47,19 @@ export const SECURITY_SCHEMES = {
 } as const;
 
 
-const INSTANT_RANGE = `RFC 3339, from ${EARLIEST_INSTANT} to ${LATEST_INSTANT}.`;
-
 /**
  * A copy of a request schema in which every date-time field says the range the kit enforces
  * (./instants.ts), so the document tells clients what a 400 would. A copy: the route's own
  * schema is what requests are validated with.
  */
 function withInstantRange(schema: unknown): unknown {
-  if (schema === undefined) return undefined;
   const copy = structuredClone(schema);
+  const range = `Must be ${INSTANT_RANGE}.`;
   const walk = (node: unknown): void => {
-    if (Array.isArray(node)) return node.forEach(walk);
     if (node === null || typeof node !== "object") return;
     const n = node as Record<string, unknown>;
-    if (n.format === "date-time") n.description = typeof n.description === "string" ? `${n.description} (${INSTANT_RANGE})` : INSTANT_RANGE;
-    for (const k of ["properties", "items", "anyOf", "allOf", "oneOf", "patternProperties", "additionalProperties"]) {
-      const child = n[k];
-      if (k === "properties" || k === "patternProperties") Object.values((child as Record<string, unknown>) ?? {}).forEach(walk);
-      else walk(child);
-    }
+    if (n.format === "date-time") n.description = typeof n.description === "string" ? `${n.description} (${range})` : range;
+    Object.values(n).forEach(walk); // properties, items, anyOf, ... and arrays alike
   };
   walk(copy);
   return copy;
