@@ -36,6 +36,11 @@ const FREE_PORT_SLICE_SIZE = 2_000;
 const FREE_PORT_SLICES = 5;
 const handedOut = new Set<number>();
 
+/** Whether freePort() or freePortPair() already gave this port out in this process. */
+export function isHandedOut(port: number): boolean {
+  return handedOut.has(port);
+}
+
 function tryListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
@@ -45,11 +50,18 @@ function tryListen(port: number): Promise<boolean> {
   });
 }
 
-/** Two free loopback ports p and p + 1 (servers that derive one port from another need them). */
+/**
+ * Two free loopback ports p and p + 1 (servers that derive one port from another need them). Both
+ * count as handed out: p + 1 once was not, the next freePort() gave it to the same Weaviate's gRPC
+ * listener, and it died with "address already in use" (CI, 2026-12-01).
+ */
 export async function freePortPair(): Promise<[number, number]> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const p = await freePort();
-    if (p < 65535 && (await tryListen(p + 1))) return [p, p + 1];
+    if (p < 65535 && !handedOut.has(p + 1) && (await tryListen(p + 1))) {
+      handedOut.add(p + 1);
+      return [p, p + 1];
+    }
   }
   throw new Error("no two consecutive free loopback ports after 50 tries");
 }
