@@ -92,6 +92,7 @@ async function main() {
       SERVICE_USER_MANAGEMENT_URL: umUrl,
       RATE_LIMIT_MAX_REQUESTS: "100000000",
       RATE_LIMIT_WINDOW_MS: "60000",
+      ...(JSON.parse(process.env.BENCH_GATEWAY_ENV ?? "{}") as Record<string, string>),
     });
 
     const email = `bench-${randomBytes(4).toString("hex")}@example.com`;

@@ -4,9 +4,46 @@ import { arr, isRecord, plain, str } from "../lib/values";
 import { describe } from "../lib/workloads";
 
 const ESCALATING_VERBS = ["escalate", "bind", "impersonate"];
-const READ_VERBS = ["get", "list", "watch"];
+const WRITE_VERBS = ["create", "update", "patch"];
+const WORKLOADS: Array<[group: string, resource: string]> = [
+    ["", "pods"], ["", "replicationcontrollers"], ["apps", "deployments"], ["apps", "replicasets"], ["apps", "statefulsets"],
+    ["apps", "daemonsets"], ["batch", "jobs"], ["batch", "cronjobs"],
+];
 
-/** Problems of a Role/ClusterRole's rules: wildcards, escalation verbs, reading Secrets, exec into pods. */
+/**
+ * Permissions that reach beyond the role itself, after the CIS Kubernetes Benchmark 5.1 (the
+ * section numbers in the comments): each lets its holder read credentials, run code in other
+ * workloads, mint identities or rewrite what the API server admits. Matched as the API server
+ * matches rules, so a subresource wildcard (an asterisk, a slash, then "exec") is caught too; a bare
+ * "*" is reported as a wildcard already.
+ */
+const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: string[]; what: string }> = [
+    { group: "", resources: ["secrets"], verbs: ["get", "list", "watch"], what: "reads secrets" }, // 5.1.2
+    // `get` too: before Kubernetes 1.35 a WebSocket exec/attach was authorised as a `get`.
+    { group: "", resources: ["pods/exec", "pods/attach"], verbs: ["create", "get"], what: "allows exec/attach into pods" },
+    { group: "", resources: ["pods/ephemeralcontainers"], verbs: ["update", "patch"], what: "adds ephemeral containers to running pods (exec by another name)" },
+    ...WORKLOADS.map(([group, resource]) => ({
+        group, resources: [resource], verbs: WRITE_VERBS,
+        what: `creates or changes ${resource} (a pod runs as any ServiceAccount of its namespace and mounts any of its Secrets)`, // 5.1.4
+    })),
+    { group: "", resources: ["persistentvolumes"], verbs: ["create"], what: "creates PersistentVolumes (a hostPath volume reaches the node's files)" }, // 5.1.9
+    { group: "", resources: ["nodes/proxy"], verbs: ["get", "create", "update", "patch", "delete"], what: "reaches the kubelet API through nodes/proxy (exec into any pod of the node)" }, // 5.1.10
+    { group: "certificates.k8s.io", resources: ["certificatesigningrequests/approval"], verbs: ["update", "patch"], what: "approves certificate signing requests (mints client credentials)" }, // 5.1.11
+    {
+        group: "admissionregistration.k8s.io", resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "changes admission webhooks (sees or rewrites every object the API server admits)", // 5.1.12
+    },
+    { group: "", resources: ["serviceaccounts/token"], verbs: ["create"], what: "mints ServiceAccount tokens" }, // 5.1.13
+];
+
+/** Whether a rule's resource entry covers `resource` ("pods" or "pods/exec"), as the API server decides. */
+function coversResource(ruleResource: string, resource: string): boolean {
+    if (ruleResource === resource) return true;
+    const slash = resource.indexOf("/");
+    return slash > 0 && ruleResource === `*${resource.slice(slash)}`;
+}
+
+/** Problems of a Role/ClusterRole's rules: wildcards, escalation verbs, and the grants above. */
 export function roleProblems(props: Record<string, any>): string[] {
     const out: string[] = [];
     arr(props.rules).forEach((r, i) => {
@@ -15,26 +52,39 @@ export function roleProblems(props: Record<string, any>): string[] {
         const verbs = list(r.verbs);
         const resources = list(r.resources);
         const groups = list(r.apiGroups);
-        for (const [field, values] of [["verbs", verbs], ["resources", resources], ["apiGroups", groups]] as const) {
+        for (const [field, values] of [["verbs", verbs], ["resources", resources], ["apiGroups", groups], ["nonResourceURLs", list(r.nonResourceURLs)]] as const) {
             if (values.includes("*")) out.push(`rules[${i}] grants "*" in ${field}`);
         }
         const escalating = verbs.filter((v) => ESCALATING_VERBS.includes(v));
         if (escalating.length) out.push(`rules[${i}] grants ${escalating.join(", ")} (privilege escalation)`);
-        if (resources.includes("secrets") && verbs.some((v) => READ_VERBS.includes(v) || v === "*")) out.push(`rules[${i}] reads secrets`);
-        if (resources.some((x) => x === "pods/exec" || x === "pods/attach") && verbs.some((v) => v === "create" || v === "*")) {
-            out.push(`rules[${i}] allows exec/attach into pods`);
+        // Groups not known yet (preview) or absent count as matching: the check errs on the safe side.
+        const inGroup = (g: string) => groups.length === 0 || groups.includes("*") || groups.includes(g);
+        for (const grant of SENSITIVE_GRANTS) {
+            const granted = inGroup(grant.group) &&
+                grant.resources.some((res) => resources.some((rr) => coversResource(rr, res))) &&
+                verbs.some((v) => v === "*" || grant.verbs.includes(v));
+            if (granted) out.push(`rules[${i}] ${grant.what}`);
         }
     });
     return out;
 }
 
-/** Bindings to cluster-admin, or to the system:masters / system:anonymous / system:unauthenticated groups. */
+/** Groups every identity (or every workload) of the cluster belongs to, and the break-glass group. */
+const BROAD_GROUPS = ["system:masters", "system:anonymous", "system:unauthenticated", "system:authenticated", "system:serviceaccounts"];
+/** Built-in ClusterRoles that read Secrets and exec into pods (CIS 5.1.1 names cluster-admin). */
+const BROAD_CLUSTER_ROLES = ["cluster-admin", "admin", "edit"];
+
+/** Bindings to cluster-admin/admin/edit, to cluster-wide groups, or to a namespace's default ServiceAccount. */
 export function bindingProblems(props: Record<string, any>): string[] {
     const out: string[] = [];
-    if (str(props.roleRef?.name) === "cluster-admin") out.push("binds the cluster-admin ClusterRole");
+    const role = str(props.roleRef?.name);
+    if (role && BROAD_CLUSTER_ROLES.includes(role) && str(props.roleRef?.kind) !== "Role") out.push(`binds the ${role} ClusterRole`);
     for (const s of arr(props.subjects)) {
-        const name = isRecord(s) ? str(s.name) : undefined;
-        if (name && ["system:masters", "system:anonymous", "system:unauthenticated"].includes(name)) out.push(`binds the subject ${name}`);
+        if (!isRecord(s)) continue;
+        const name = str(s.name);
+        if (name && BROAD_GROUPS.includes(name)) out.push(`binds the subject ${name}`);
+        // CIS 5.1.5: every pod that names no account runs as `default`, so its rights go to all of them.
+        if (str(s.kind) === "ServiceAccount" && name === "default") out.push("binds a namespace's default ServiceAccount (every pod that names no account gets its rights)");
     }
     return out;
 }
@@ -51,8 +101,11 @@ function rule(problems: (props: Record<string, any>) => string[]) {
 export const rbacLeastPrivilege: ResourceValidationPolicy = {
     name: "rbac-least-privilege",
     description:
-        "RBAC grants least privilege: no \"*\" verbs, resources or API groups, no escalate/bind/impersonate, no reading " +
-        "Secrets or exec into pods, no binding of cluster-admin or system:masters/anonymous.",
+        "RBAC grants least privilege (CIS Kubernetes Benchmark 5.1): no \"*\" verbs, resources, API groups or URLs, no " +
+        "escalate/bind/impersonate, no reading Secrets, exec/attach or ephemeral containers, no creating workloads or " +
+        "PersistentVolumes, no nodes/proxy, CSR approval, webhook changes or token minting; no binding of cluster-admin/" +
+        "admin/edit, of cluster-wide groups (masters, anonymous, unauthenticated, authenticated, serviceaccounts) or of a " +
+        "default ServiceAccount.",
     severity: "high",
     validateResource: [
         validateResourceOfType(k8s.rbac.v1.Role, rule(roleProblems)),

@@ -87,6 +87,68 @@ describe("rbac-least-privilege", () => {
     });
 });
 
+describe("rbac-least-privilege: the CIS 5.1 grants that reach beyond the role", () => {
+    const role = (rules: any[]) => ({ type: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", name: "r", props: { metadata: { name: "r" }, rules } });
+    const binding = (roleRef: any, subjects: any[]) => ({ type: "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", name: "b", props: { metadata: { name: "b", namespace: NS }, roleRef, subjects } });
+    const tail = "; grant only the named verbs on the named resources the workload needs (least privilege), in a namespaced Role where possible.";
+
+    it("rejects each grant, matched as the API server matches (subresource wildcards, the right API group)", async () => {
+        const rs = [role([
+            { apiGroups: [""], resources: ["*/exec"], verbs: ["get"] },
+            { apiGroups: [""], resources: ["pods/ephemeralcontainers"], verbs: ["patch"] },
+            { apiGroups: ["apps"], resources: ["deployments"], verbs: ["update"] },
+            { apiGroups: [""], resources: ["pods"], verbs: ["create"] },
+            { apiGroups: [""], resources: ["persistentvolumes"], verbs: ["create"] },
+            { apiGroups: [""], resources: ["nodes/proxy"], verbs: ["get"] },
+            { apiGroups: ["certificates.k8s.io"], resources: ["certificatesigningrequests/approval"], verbs: ["update"] },
+            { apiGroups: ["admissionregistration.k8s.io"], resources: ["mutatingwebhookconfigurations"], verbs: ["delete"] },
+            { apiGroups: [""], resources: ["serviceaccounts/token"], verbs: ["create"] },
+            { nonResourceURLs: ["*"], verbs: ["get"] },
+        ])];
+        expect(await messages("rbac-least-privilege", rs)).toEqual([
+            "allows exec/attach into pods",
+            "adds ephemeral containers to running pods (exec by another name)",
+            "creates or changes deployments (a pod runs as any ServiceAccount of its namespace and mounts any of its Secrets)",
+            "creates or changes pods (a pod runs as any ServiceAccount of its namespace and mounts any of its Secrets)",
+            "creates PersistentVolumes (a hostPath volume reaches the node's files)",
+            "reaches the kubelet API through nodes/proxy (exec into any pod of the node)",
+            "approves certificate signing requests (mints client credentials)",
+            "changes admission webhooks (sees or rewrites every object the API server admits)",
+            "mints ServiceAccount tokens",
+            'grants "*" in nonResourceURLs',
+        ].map((p, i) => `ClusterRole "r" rules[${i}] ${p}${tail}`));
+    });
+
+    it("passes reads of workloads, grants in another API group, a namespaced Role named admin, a named ServiceAccount", async () => {
+        const rs = [
+            role([
+                { apiGroups: ["", "apps", "batch"], resources: ["pods", "pods/log", "deployments", "jobs", "nodes", "persistentvolumes"], verbs: ["get", "list", "watch"] },
+                { apiGroups: ["apps"], resources: ["secrets", "pods/exec"], verbs: ["get"] },
+                { apiGroups: ["apps"], resources: ["deployments/scale"], verbs: ["patch"] },
+                { apiGroups: ["certificates.k8s.io"], resources: ["certificatesigningrequests"], verbs: ["create"] },
+            ]),
+            binding({ kind: "Role", name: "admin" }, [{ kind: "ServiceAccount", name: "prometheus", namespace: NS }]),
+        ];
+        expect(await messages("rbac-least-privilege", rs)).toEqual([]);
+    });
+
+    it("rejects bindings of admin/edit, of every authenticated identity or ServiceAccount, and of a default ServiceAccount", async () => {
+        const rs = [
+            binding({ kind: "ClusterRole", name: "edit" }, [
+                { kind: "Group", name: "system:authenticated" },
+                { kind: "Group", name: "system:serviceaccounts" },
+                { kind: "ServiceAccount", name: "default", namespace: NS },
+            ]),
+        ];
+        expect(await messages("rbac-least-privilege", rs)).toEqual([
+            `RoleBinding "b" binds the edit ClusterRole${tail}`,
+            `RoleBinding "b" binds the subject system:authenticated${tail}`,
+            `RoleBinding "b" binds the subject system:serviceaccounts${tail}`,
+            `RoleBinding "b" binds a namespace's default ServiceAccount (every pod that names no account gets its rights)${tail}`,
+        ]);
+    });
+});
+
 describe("no-bare-pods and ingress-hosts", () => {
     it("rejects a bare Pod", async () => {
         const pod = { type: "kubernetes:core/v1:Pod", name: "debug", props: { metadata: { name: "debug", namespace: NS }, spec: { containers: [] } } };
