@@ -16,7 +16,9 @@
  * BENCH_ROUNDS (default 3) rounds each measure the three targets in turn; the summary gives the median
  * and range over the rounds, each share of direct taken against the direct run of its own round
  * (one run alone swung 50-71 % on a quiet machine, 2026-12-01).
- * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S, BENCH_ROUNDS.
+ * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S, BENCH_ROUNDS;
+ * BENCH_GATEWAY_ENV, a JSON object added to the gateway's environment, to measure one setting's cost
+ * (e.g. '{"LOG_LEVEL":"warn"}': no access line).
  */
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
