@@ -263,6 +263,14 @@ describe("notification-service", () => {
     expect([isPublicAddress("8.8.8.8"), isPublicAddress("192.168.1.1"), isPublicAddress("::ffff:127.0.0.1"), isPublicAddress("fd00::1")]).toEqual([true, false, false, false]);
   });
 
+  it("30 concurrent webhook additions of one user add exactly the limit (5), the rest 409", async () => {
+    const id = randomUUID();
+    const rs = await Promise.all(Array.from({ length: 30 }, (_, i) => api("POST", "/webhooks", id, { url: `https://hooks.example.com/h${i}` })));
+    expect(rs.filter((r) => r.status === 201)).toHaveLength(5);
+    expect(rs.filter((r) => r.status === 409)).toHaveLength(25);
+    expect((await api("GET", "/webhooks", id)).body.webhooks).toHaveLength(5);
+  });
+
   it("domain: quiet hours across midnight in a time zone; exponential backoff", () => {
     const q = { start: "22:00", end: "07:00" };
     // 23:30 in Berlin (CET, UTC+1) is 22:30 UTC: held until 07:00 Berlin = 06:00 UTC.

@@ -94,7 +94,7 @@ afterAll(async () => {
 describe("charges with idempotency keys", () => {
   it("charges, replays the same key, rejects the key with another body, validates input by field", async () => {
     const key = `k-${randomUUID()}`;
-    const body = { amount: 2900, currency: "usd", paymentMethod: "pm_card_visa", reference: "invoice:abc" };
+    const body = { amount: 2900, currency: "usd", paymentMethod: "pm_card_visa", reference: "order:abc" };
     const first = await charge(body, key);
     expect(first.status).toBe(201);
     expect(first.body).toMatchObject({ status: "succeeded", amount: 2900, currency: "usd", userId: user });
@@ -114,6 +114,9 @@ describe("charges with idempotency keys", () => {
       [{ ...body, currency: "xxx" }, "currency"],
       [{ ...body, paymentMethod: "4242424242424242" }, "paymentMethod"],
       [{ ...body, cardNumber: "4242424242424242" }, undefined],
+      // Billing would take it for the invoice's own charge.
+      [{ ...body, reference: `invoice:${randomUUID()}` }, "reference"],
+      [{ ...body, reference: `INVOICE:${randomUUID()}` }, "reference"],
     ] as const) {
       const r = await charge(b, `k-${randomUUID()}`);
       expect(r.status).toBe(400);
@@ -158,13 +161,26 @@ describe("charges with idempotency keys", () => {
     expect([over.status, over.body.error.code]).toEqual([409, "REFUND_EXCEEDS_PAYMENT"]);
     expect(fake.refunds.filter((r) => r.payment_intent === p.body.processorIntentId)).toHaveLength(1);
   });
+
+  it("a retried full refund answers as the first time (its key, with or without the amount); another amount under it is refused", async () => {
+    const p = await charge({ amount: 3000, currency: "usd", paymentMethod: "pm_card_visa" }, `k-${randomUUID()}`);
+    const refund = (body: object, key: string) => http("POST", `${base}/intents/${p.body.id}/refunds`, { body, headers: { ...admin, "idempotency-key": key } });
+    const first = await refund({}, "all");
+    expect([first.status, first.body.refunded]).toEqual([200, 3000]);
+    for (const again of [await refund({}, "all"), await refund({ amount: 3000 }, "all")]) expect([again.status, again.body.refunded]).toEqual([200, 3000]);
+    const other = await refund({ amount: 10 }, "all");
+    expect([other.status, other.body.error.code, other.body.error.field]).toEqual([409, "IDEMPOTENCY_KEY_REUSED", "idempotency-key"]);
+    const more = await refund({}, "more");
+    expect([more.status, more.body.error.code]).toEqual([409, "REFUND_EXCEEDS_PAYMENT"]);
+    expect(fake.refunds.filter((r) => r.payment_intent === p.body.processorIntentId)).toHaveLength(1);
+  });
 });
 
 describe("webhooks", () => {
   it("async confirmation arrives by signed webhook; forged, tampered, stale and replayed ones change nothing", async () => {
     fake.mode = "async";
     try {
-      const p = await charge({ amount: 7500, currency: "usd", paymentMethod: "pm_card_visa", reference: "invoice:w1" }, `k-${randomUUID()}`);
+      const p = await charge({ amount: 7500, currency: "usd", paymentMethod: "pm_card_visa", reference: "order:w1" }, `k-${randomUUID()}`);
       expect(p.body.status).toBe("processing");
       await fake.settle((i) => i.metadata.intent_id === p.body.id);
       const delivered = fake.webhooks.find((w) => (w.event.data.object as { metadata: { intent_id: string } }).metadata.intent_id === p.body.id && w.event.type === "payment_intent.succeeded")!;

@@ -24,6 +24,13 @@ export interface UsageEventMsg {
 }
 
 /** payments.events, key = userId. */
+/**
+ * The reference of a payment that settles an invoice is `invoice:<invoice id>`. Only billing-service
+ * sets it (payment-service's internal route); a client's own payment may not: billing would take it
+ * for the invoice's charge.
+ */
+export const INVOICE_REFERENCE_PREFIX = "invoice:";
+
 export interface PaymentEventMsg {
   eventId: string;
   type: "payment.succeeded" | "payment.failed" | "payment.refunded";
@@ -49,7 +56,8 @@ export interface BillingEventMsg {
     | "invoice.created"
     | "invoice.paid"
     | "invoice.payment_failed"
-    | "invoice.uncollectible";
+    | "invoice.uncollectible"
+    | "invoice.voided";
   userId: string;
   subscriptionId: string;
   planId: string;

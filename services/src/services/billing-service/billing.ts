@@ -3,14 +3,15 @@
  * charges go to payment-service with an idempotency key per invoice attempt
  * (`invoice-<id>-<n>`), so a retried cycle never charges twice; the outcome comes back on
  * `payments.events` (payment.succeeded / payment.failed with reference `invoice:<id>`), which
- * marks the invoice paid or schedules the dunning retry.
+ * marks the invoice paid or schedules the dunning retry, if it is the charge billing asked for: the
+ * invoice's payer, amount and currency.
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
 import type { Logger } from "pino";
 import { HttpError } from "../../kit";
 import { toJson } from "../../business/money";
-import type { PaymentEventMsg } from "../../business/events";
+import { INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
 import { afterFailedAttempt, type DunningPolicy, statusAfterPayment } from "./domain/invoices";
 import { BillingError, changePlan, type InvoiceLine, type Plan, renew, startSubscription } from "./domain/subscriptions";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
@@ -49,6 +50,9 @@ export class Billing {
     const { sub, invoice } = await this.tx(async (c) => {
       const plan = await this.planOrThrow(planId, c);
       const { subscription, firstLines } = startSubscription(plan, new Date());
+      // Subscribing again is the way out of an unpaid subscription: it ends in this transaction.
+      const live = await this.repo.liveSubscriptionOf(c, userId);
+      if (live?.status === "unpaid") await this.end(c, live, await this.planOrThrow(live.plan_id, c));
       let sub: SubscriptionRow;
       try {
         sub = await this.repo.insertSubscription(c, randomUUID(), userId, subscription, paymentMethod);
@@ -89,17 +93,30 @@ export class Billing {
 
   async cancel(userId: string, subscriptionId: string, atPeriodEnd: boolean): Promise<SubscriptionRow> {
     const sub = await this.tx(async (c) => {
-      const cur = await this.owned(c, userId, subscriptionId);
+      const cur = await this.owned(c, userId, subscriptionId, { unpaid: true });
       if (cur.status === "canceled") return cur;
       const plan = await this.planOrThrow(cur.plan_id, c);
-      const s = subscriptionOf(cur);
-      const next = atPeriodEnd ? { ...s, cancelAtPeriodEnd: true } : { ...s, status: "canceled" as const };
-      const row = await this.repo.updateSubscription(c, cur.subscription_id, next, !atPeriodEnd);
-      await this.repo.emit(c, atPeriodEnd ? "subscription.updated" : "subscription.canceled", row, plan, { eventId: `${row.subscription_id}:${atPeriodEnd ? "cancel-at-period-end" : "canceled"}` });
+      // An unpaid subscription's service has stopped already: it ends now, whatever was asked.
+      if (!atPeriodEnd || cur.status === "unpaid") return this.end(c, cur, plan);
+      const row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), cancelAtPeriodEnd: true });
+      await this.repo.emit(c, "subscription.updated", row, plan, { eventId: `${row.subscription_id}:cancel-at-period-end` });
       return row;
     });
     this.published();
     return sub;
+  }
+
+  /**
+   * Cancels now. Its open invoices are voided: the service ends before they were paid, and a retry
+   * would charge the card of a subscription the user left (twice, if they subscribed again).
+   */
+  private async end(c: PoolClient, cur: SubscriptionRow, plan: Plan): Promise<SubscriptionRow> {
+    const row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: "canceled" }, true);
+    await this.repo.emit(c, "subscription.canceled", row, plan, { eventId: `${row.subscription_id}:canceled` });
+    for (const inv of await this.repo.voidOpenInvoices(c, row.subscription_id)) {
+      await this.repo.emit(c, "invoice.voided", row, plan, { eventId: `${inv.invoice_id}:voided`, invoiceId: inv.invoice_id, amountDue: toJson(BigInt(inv.amount_due)) });
+    }
+    return row;
   }
 
   /** The billing cycle: renews subscriptions whose period ended, then charges invoices that are due. */
@@ -127,11 +144,20 @@ export class Billing {
 
   /** Applies one payments.events message (deduped by event id). */
   async onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
-    const m = /^invoice:([0-9a-f-]{36})$/.exec(ev.reference ?? "");
-    if (!m || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed")) return false;
+    const invoiceId = ev.reference?.startsWith(INVOICE_REFERENCE_PREFIX) ? ev.reference.slice(INVOICE_REFERENCE_PREFIX.length) : "";
+    if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed")) return false;
     if (!(await this.repo.markProcessed(c, ev.eventId))) return false;
-    const inv = await this.repo.invoice(m[1], c, true);
-    if (!inv || inv.status !== "open") return false;
+    const inv = await this.repo.invoice(invoiceId, c, true);
+    if (!inv) return false;
+    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id };
+    if (!isChargeOf(inv, ev)) {
+      this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
+      return false;
+    }
+    if (inv.status !== "open") {
+      if (ev.type === "payment.succeeded") this.log.warn({ ...fields, invoiceStatus: inv.status }, "payment for an invoice that is no longer open: refund it");
+      return false;
+    }
     const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
     const plan = await this.planOrThrow(cur.plan_id, c);
     const attempts = inv.attempts + 1;
@@ -157,10 +183,10 @@ export class Billing {
     return true;
   }
 
-  private async owned(c: PoolClient, userId: string, subscriptionId: string): Promise<SubscriptionRow> {
+  private async owned(c: PoolClient, userId: string, subscriptionId: string, allow: { unpaid?: boolean } = {}): Promise<SubscriptionRow> {
     const cur = await this.repo.subscription(subscriptionId, c, true);
     if (!cur || cur.user_id !== userId) throw new HttpError(404, "NOT_FOUND", "subscription not found");
-    if (cur.status === "unpaid") throw new HttpError(409, "SUBSCRIPTION_UNPAID", "the subscription is unpaid; subscribe again");
+    if (cur.status === "unpaid" && !allow.unpaid) throw new HttpError(409, "SUBSCRIPTION_UNPAID", "the subscription is unpaid; subscribe again (or cancel it)");
     return cur;
   }
 
@@ -197,4 +223,9 @@ export class Billing {
       this.log.warn({ invoiceId: inv.invoice_id, err: { message: (err as Error).message } }, "charge request failed; retried next cycle");
     }
   }
+}
+
+/** Whether a payment event is the charge of this invoice: billing charges its payer, amount and currency. */
+export function isChargeOf(inv: Pick<InvoiceRow, "user_id" | "amount_due" | "currency">, ev: Pick<PaymentEventMsg, "userId" | "amount" | "currency">): boolean {
+  return ev.userId === inv.user_id && ev.currency === inv.currency && Number.isSafeInteger(ev.amount) && BigInt(ev.amount) === BigInt(inv.amount_due);
 }

@@ -144,6 +144,18 @@ export class BillingRepo {
     return (await c.query<SubscriptionRow>(`SELECT * FROM bil_subscriptions WHERE subscription_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [id])).rows[0];
   }
 
+  /** The user's subscription that is not canceled (at most one: bil_subscriptions_one_live), locked. */
+  async liveSubscriptionOf(c: Q, userId: string): Promise<SubscriptionRow | undefined> {
+    return (await c.query<SubscriptionRow>("SELECT * FROM bil_subscriptions WHERE user_id = $1 AND status <> 'canceled' FOR UPDATE", [userId])).rows[0];
+  }
+
+  /** Stops collecting a subscription's open invoices (they become `void`); returns them. */
+  async voidOpenInvoices(c: Q, subscriptionId: string): Promise<InvoiceRow[]> {
+    return (
+      await c.query<InvoiceRow>("UPDATE bil_invoices SET status = 'void', next_attempt_at = NULL, updated_at = now() WHERE subscription_id = $1 AND status = 'open' RETURNING *", [subscriptionId])
+    ).rows;
+  }
+
   async subscriptionsOf(userId: string): Promise<SubscriptionRow[]> {
     return (await this.pg.query<SubscriptionRow>("SELECT * FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at DESC", [userId])).rows;
   }

@@ -1,5 +1,5 @@
 /** notification-service data access (PostgreSQL nt_*). */
-import type { Queryable } from "../../kit/datastores/postgres";
+import type { PostgresClient, Queryable } from "../../kit/datastores/postgres";
 import type { Category, Channel, Notice, QuietHours } from "./domain";
 
 export interface Preferences {
@@ -42,14 +42,24 @@ export async function webhookById(db: Queryable, id: string): Promise<WebhookWit
   return r && { id: r.webhook_id, userId: r.user_id, url: r.url, secret: r.secret, createdAt: r.created_at.toISOString() };
 }
 
-/** Adds an endpoint unless the user already has `max`; returns false then. */
-export async function insertWebhook(db: Queryable, w: { id: string; userId: string; url: string; secret: string }, max: number): Promise<boolean> {
-  const r = await db.query(
-    `INSERT INTO nt_webhooks (webhook_id, user_id, url, secret) SELECT $1, $2, $3, $4
-     WHERE (SELECT count(*) FROM nt_webhooks WHERE user_id = $2) < $5`,
-    [w.id, w.userId, w.url, w.secret, max],
-  );
-  return r.rowCount === 1;
+/** Key space of the per-user webhook lock (first half of the two-int advisory lock key; "nw"). */
+const WEBHOOK_LOCK_SPACE = 0x6e77;
+
+/**
+ * Adds an endpoint unless the user already has `max`; returns false then. One user's additions take
+ * turns (an advisory lock held to the end of the transaction): counted in one statement alone, each
+ * of 50 concurrent requests saw the rows before the others committed, and all 50 were added.
+ */
+export async function insertWebhook(pg: Pick<PostgresClient, "transaction">, w: { id: string; userId: string; url: string; secret: string }, max: number): Promise<boolean> {
+  return pg.transaction(async (c) => {
+    await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [WEBHOOK_LOCK_SPACE, w.userId]);
+    const r = await c.query(
+      `INSERT INTO nt_webhooks (webhook_id, user_id, url, secret) SELECT $1, $2, $3, $4
+       WHERE (SELECT count(*) FROM nt_webhooks WHERE user_id = $2) < $5`,
+      [w.id, w.userId, w.url, w.secret, max],
+    );
+    return r.rowCount === 1;
+  });
 }
 
 export async function deleteWebhook(db: Queryable, userId: string, id: string): Promise<boolean> {

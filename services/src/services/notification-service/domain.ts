@@ -3,7 +3,7 @@
  * quiet hours, retry backoff and the webhook signature.
  */
 import { createHmac } from "node:crypto";
-import type { BillingEventMsg, PaymentEventMsg } from "../../business/events";
+import { type BillingEventMsg, INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
 import { formatMoney, isCurrency } from "../../business/money";
 import type { ComplianceAlert } from "../../trading/compliance";
 import type { ExecutionMsg, OrderEventMsg } from "../../trading/events";
@@ -80,6 +80,7 @@ const BILLING_TEXT: Partial<Record<BillingEventMsg["type"], (e: BillingEventMsg)
     `Payment failed for invoice ${e.invoiceId}`,
     `We could not charge ${money(e.amountDue ?? 0, e.currency)} for invoice ${e.invoiceId} (attempt ${e.attempts ?? 1})${e.nextAttemptAt ? `; next attempt ${e.nextAttemptAt}` : ""}.`,
   ],
+  "invoice.voided": (e) => [`Invoice ${e.invoiceId} voided`, `Invoice ${e.invoiceId} (${money(e.amountDue ?? 0, e.currency)}) was voided: its subscription was canceled, and nothing more will be charged for it.`],
   "invoice.uncollectible": (e) => [`Invoice ${e.invoiceId} is unpaid`, `Invoice ${e.invoiceId} (${money(e.amountDue ?? 0, e.currency)}) could not be collected; your subscription is unpaid.`],
 };
 
@@ -95,7 +96,7 @@ export function fromBillingEvent(e: BillingEventMsg): Notice | null {
 
 /** Invoice payments are told by billing's invoice events; payments tells the rest (and every refund). */
 export function fromPaymentEvent(e: PaymentEventMsg): Notice | null {
-  if (e.type !== "payment.refunded" && e.reference?.startsWith("invoice:")) return null;
+  if (e.type !== "payment.refunded" && e.reference?.startsWith(INVOICE_REFERENCE_PREFIX)) return null;
   const amount = e.type === "payment.refunded" ? (e.refundedAmount ?? e.amount) : e.amount;
   const what = { "payment.succeeded": "Payment received", "payment.failed": "Payment failed", "payment.refunded": "Refund issued" }[e.type];
   return notice({

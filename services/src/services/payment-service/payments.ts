@@ -76,6 +76,14 @@ export class Payments {
     const processor = this.requireProcessor();
     const intent = await this.repo.byId(intentId);
     if (!intent) throw new HttpError(404, "NOT_FOUND", "payment not found");
+    // A retry with the key of a refund already made answers as the first time did; the checks below
+    // would otherwise see the money already refunded and refuse it.
+    const earlier = await this.repo.refundByKey(intentId, key);
+    if (earlier) {
+      if (amount !== undefined && amount !== BigInt(earlier.amount)) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a refund of another amount", "idempotency-key");
+      if (earlier.status === "succeeded") return (await this.repo.byId(intentId))!;
+      if (earlier.status === "failed") throw new HttpError(409, "REFUND_REJECTED", "the processor rejected this refund", "amount");
+    }
     const want = amount ?? BigInt(intent.amount) - BigInt(intent.refunded);
     if (want <= 0n) throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", "nothing left to refund", "amount");
     const check = checkRefund({ status: intent.status, amount: BigInt(intent.amount), refunded: BigInt(intent.refunded) }, want);

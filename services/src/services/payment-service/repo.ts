@@ -123,6 +123,10 @@ export class PaymentRepo {
     });
   }
 
+  async refundByKey(intentId: string, key: string) {
+    return (await this.pg.query<{ refund_id: string; status: "pending" | "succeeded" | "failed"; amount: string }>("SELECT refund_id, status, amount FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2", [intentId, key])).rows[0];
+  }
+
   /** Reserves a refund (pending) if the key is new; returns the existing one otherwise. */
   async insertRefund(p: { refundId: string; intentId: string; key: string; amount: bigint; reason: string | null }) {
     const { rows } = await this.pg.query<{ refund_id: string; status: string; amount: string; processor_refund_id: string | null }>(

@@ -11,6 +11,7 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { type App, HttpError, notFound, requireIdentity, ResponseObject, Type } from "../../kit";
+import { INVOICE_REFERENCE_PREFIX } from "../../business/events";
 import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
 import type { IntentRequest } from "./domain/intents";
 import type { Payments } from "./payments";
@@ -64,6 +65,9 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
 
   app.post("/intents", { schema: { body: IntentBody, response: { 200: IntentOut, 201: IntentOut } } }, async (req, reply) => {
     const who = requireIdentity(req);
+    if (req.body.reference?.toLowerCase().startsWith(INVOICE_REFERENCE_PREFIX)) {
+      throw new HttpError(400, "VALIDATION_ERROR", `references starting with '${INVOICE_REFERENCE_PREFIX}' are reserved for invoice charges, which billing makes`, "reference");
+    }
     return charge(who.userId, idempotencyKey(req), toRequest(req.body), reply);
   });
 
