@@ -47,8 +47,8 @@ const WEBHOOK_LOCK_SPACE = 0x6e77;
 
 /**
  * Adds an endpoint unless the user already has `max`; returns false then. One user's additions take
- * turns (an advisory lock held to the end of the transaction): counted in one statement alone, each
- * of 50 concurrent requests saw the rows before the others committed, and all 50 were added.
+ * turns (an advisory lock held to the end of the transaction): counted in one statement alone,
+ * concurrent requests each saw the rows before the others committed, and together passed the limit.
  */
 export async function insertWebhook(pg: Pick<PostgresClient, "transaction">, w: { id: string; userId: string; url: string; secret: string }, max: number): Promise<boolean> {
   return pg.transaction(async (c) => {
