@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { entryPoint, otlpTracesUrl, traceCollector } from "../catalog";
-import { DataComponent, LoadedConfig, StackConfig } from "../stacks";
+import { DataComponent, dockerAdminHostPorts, LoadedConfig, StackConfig } from "../stacks";
 import { stackImages, type ContainerImage, type ImageName } from "../stacks/images";
 import { Datastore, datastoreClasses } from "./data";
 import { Backup, BackedUpStore } from "./data/backup";
@@ -17,7 +17,7 @@ import { PlatformSecrets } from "./secrets";
 import { AppService, ServicesImage, TrainerImage } from "./services";
 import { backedUp, backupsScheduled, buildTopology, EDGE, GRAFANA, PROMETHEUS, scheduledJobName } from "./topology";
 
-const ADMIN_HOST_PORTS = { prometheus: 19090, grafana: 13000 };
+const ADMIN_HOST_PORTS = { prometheus: dockerAdminHostPorts.prometheus, grafana: dockerAdminHostPorts.grafana };
 
 export interface PlatformOutputs {
   connectionStrings: Record<string, pulumi.Output<string>>;

@@ -5,8 +5,9 @@
  * `Pulumi.yaml` declares the same (checked by tests/unit/config.test.ts) so the CLI rejects a wrong
  * type before the program runs. This module is the second line: it checks each raw value against
  * its schema, applies the schema's defaults, turns them into one typed `StackConfig`, applies
- * cross-field rules (a service whose datastore is off, live trading without
- * keys, a Kubernetes stack without a registry) and fails with the key and the stack in the message.
+ * cross-field rules (a service whose datastore is off, live trading on anything but Binance's
+ * market data, a Kubernetes stack without a registry) and fails with the key and the stack in the
+ * message. `checkSecretConfig` applies the rules that need to know which secrets are set.
  *
  * `parseStackConfig` is pure (strings in, object out) so tests exercise it without an engine.
  */
@@ -211,6 +212,28 @@ class Reader {
 const IMAGE_REF = /^[a-z0-9]+([._\/:@-][a-zA-Z0-9_.-]+)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** A Kubernetes object name (Secret, ClusterIssuer): a DNS-1123 subdomain, as the API server checks it. */
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * Host ports the Docker target publishes for operators on adminBindAddress when publishAdminPorts is
+ * on: each datastore's, Prometheus's and Grafana's. The one list: components/ read it from here (the
+ * parser stays free of components/, which import @pulumi/pulumi), and the parser checks the edge's
+ * ports against it; tests/unit/program.test.ts compares it with the ports the program publishes.
+ */
+export const dockerAdminHostPorts: Readonly<Record<DataComponent | "prometheus" | "grafana", number>> = {
+  postgres: 15432,
+  dragonfly: 16379,
+  clickhouse: 18123,
+  weaviate: 18080,
+  arangodb: 18529,
+  redpanda: 19092,
+  redis: 16380,
+  prometheus: 19090,
+  grafana: 13000,
+};
+/** Host address of the Docker edge's httpPort/httpsPort (components/runtime/docker.ts binds ports without a bindAddress there). */
+const DOCKER_EDGE_ADDRESS = "127.0.0.1";
 
 function checkImage(reader: Reader, key: string, image: string | undefined): string | undefined {
   if (image === undefined) return undefined;
@@ -298,6 +321,10 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
 
   const tradingMode = r.oneOf<"paper" | "live">("tradingMode");
   const marketDataSource = r.oneOf<"synthetic" | "replay" | "binance">("marketDataSource");
+  // Live orders priced against synthetic or replayed candles spend real money on fake prices.
+  if (tradingMode === "live" && marketDataSource !== "binance") {
+    throw new ConfigError("marketDataSource", stack, `must be binance when tradingMode is live (real orders on fake prices), got ${shown(marketDataSource)}`);
+  }
 
   const ingressHost = r.string("ingressHost")!;
   if (!HOSTNAME.test(ingressHost)) {
@@ -315,6 +342,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const memoryRequestRatio = r.ratio("memoryRequestRatio");
   const tlsSecretName = r.string("tlsSecretName");
   const certIssuer = r.string("certIssuer");
+  for (const [key, name] of [["tlsSecretName", tlsSecretName], ["certIssuer", certIssuer]] as const) {
+    if (name !== undefined && !DNS_SUBDOMAIN.test(name)) {
+      throw new ConfigError(key, stack, `must be a Kubernetes object name (lowercase, digits, '-', '.'; at most 253), got ${shown(name)}`);
+    }
+  }
   if (target === "kubernetes" && tlsSecretName === undefined && certIssuer === undefined) {
     throw new ConfigError("certIssuer", stack, "Kubernetes needs TLS: set certIssuer (cert-manager ClusterIssuer) or tlsSecretName");
   }
@@ -329,6 +361,17 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255)) {
     throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address, got ${shown(adminBindAddress)}`);
   }
+  const publishAdminPorts = target === "docker" && r.boolean("publishAdminPorts");
+  // The edge and the admin ports share the host's address (or the admin ports take all of them):
+  // Docker would refuse the second container with "port is already allocated".
+  if (publishAdminPorts && (adminBindAddress === DOCKER_EDGE_ADDRESS || adminBindAddress === "0.0.0.0")) {
+    for (const [key, port] of [["httpPort", httpPort], ["httpsPort", httpsPort]] as const) {
+      const owner = Object.entries(dockerAdminHostPorts).find(([, p]) => p === port)?.[0];
+      if (owner !== undefined) {
+        throw new ConfigError(key, stack, `must differ from ${owner}'s admin host port ${port} on adminBindAddress ${adminBindAddress} (or set publishAdminPorts false)`);
+      }
+    }
+  }
 
   const dockerSubnet = r.string("dockerSubnet")!;
   if (!isCidr(dockerSubnet, 4)) throw new ConfigError("dockerSubnet", stack, `must be an IPv4 CIDR such as 172.28.0.0/24, got ${shown(dockerSubnet)}`);
@@ -342,6 +385,12 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
   const smtpFrom = r.string("smtpFrom")!;
   if (/[\r\n]/.test(smtpFrom) || !/@/.test(smtpFrom)) throw new ConfigError("smtpFrom", stack, "must be one line with an e-mail address");
+
+  const prometheus = r.boolean("prometheusEnabled");
+  const grafana = r.boolean("grafanaEnabled");
+  if (grafana && !prometheus) {
+    throw new ConfigError("grafanaEnabled", stack, "Grafana's only datasource is the stack's Prometheus: enable prometheusEnabled or set grafanaEnabled false");
+  }
 
   const schedule = cronSchedule(r, "backupSchedule");
   const jobSchedules: Record<string, string> = {};
@@ -358,8 +407,8 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     registryUsername: r.string("registryUsername"),
     datastores,
     monitoring: {
-      prometheus: r.boolean("prometheusEnabled"),
-      grafana: r.boolean("grafanaEnabled"),
+      prometheus,
+      grafana,
       retentionDays: r.integer("prometheusRetentionDays"),
     },
     serviceReplicas,
@@ -373,7 +422,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     docker: {
       httpPort,
       httpsPort,
-      publishAdminPorts: target === "docker" && r.boolean("publishAdminPorts"),
+      publishAdminPorts,
       adminBindAddress,
       subnet: dockerSubnet,
       pidsLimits: { stateless: r.integer("dockerPidsLimitStateless"), stateful: r.integer("dockerPidsLimitStateful"), job: r.integer("dockerPidsLimitJob") },
@@ -452,6 +501,41 @@ export const secretConfigKeys = [
   "registryPassword",
 ] as const;
 export type SecretConfigKey = (typeof secretConfigKeys)[number];
+
+/**
+ * The rules that depend on which secrets are set (the parser sees no secret): call it with the parsed
+ * config and the secrets read with `getSecret` (only whether each is set matters).
+ */
+export function checkSecretConfig(config: StackConfig, secrets: Partial<Record<SecretConfigKey, unknown>>): void {
+  const { stack } = config;
+  const has = (key: SecretConfigKey) => secrets[key] !== undefined;
+  if (config.trading.mode === "live") {
+    for (const key of ["binanceApiKey", "binanceSecretKey"] as const) {
+      if (!has(key)) throw new ConfigError(key, stack, `is required when tradingMode is live (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} ...)`);
+    }
+  }
+  // The card processor's key and its webhook signing secret only work as a pair.
+  if (has("paymentProcessorApiKey") !== has("paymentWebhookSecret")) {
+    const missing = has("paymentProcessorApiKey") ? "paymentWebhookSecret" : "paymentProcessorApiKey";
+    throw new ConfigError(missing, stack, `is required together with the other payment secret (pulumi config set --secret ${CONFIG_NAMESPACE}:${missing} ...)`);
+  }
+  // The edge's (Docker) or the Ingress's (Kubernetes) certificate is used only as a pair.
+  if (has("tlsCertificate") !== has("tlsPrivateKey")) {
+    const [missing, other] = has("tlsCertificate") ? ["tlsPrivateKey", "tlsCertificate"] : ["tlsCertificate", "tlsPrivateKey"];
+    throw new ConfigError(missing, stack, `is required together with ${other} (pulumi config set --secret ${CONFIG_NAMESPACE}:${missing} ...)`);
+  }
+  // The stack would write the TLS Secret and cert-manager's ingress-shim would issue into it too.
+  if (config.target === "kubernetes" && has("tlsCertificate") && config.kubernetes.certIssuer !== undefined) {
+    throw new ConfigError("certIssuer", stack, "must not be set with the tlsCertificate/tlsPrivateKey secrets: cert-manager and the stack would both own the TLS Secret");
+  }
+  // The push logs in only with both (components/platform.ts): one alone would be ignored.
+  if (config.registryUsername !== undefined && !has("registryPassword")) {
+    throw new ConfigError("registryPassword", stack, `is required together with registryUsername (pulumi config set --secret ${CONFIG_NAMESPACE}:registryPassword ...)`);
+  }
+  if (config.registryUsername === undefined && has("registryPassword")) {
+    throw new ConfigError("registryUsername", stack, `is required together with the registryPassword secret (pulumi config set ${CONFIG_NAMESPACE}:registryUsername <user>)`);
+  }
+}
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */
 function isCidr(v: string, family: 4 | 6): boolean {

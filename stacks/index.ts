@@ -3,7 +3,7 @@
  * Kept separate from `config.ts` so the parser has no dependency on the engine.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { CONFIG_NAMESPACE, ConfigError, configKeys, parseStackConfig, RawConfig, secretConfigKeys, SecretConfigKey, StackConfig } from "./config";
+import { checkSecretConfig, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig, secretConfigKeys, SecretConfigKey, StackConfig } from "./config";
 
 export * from "./config";
 
@@ -27,17 +27,6 @@ export function loadStackConfig(): LoadedConfig {
     const value = cfg.getSecret(key);
     if (value !== undefined) secrets[key] = value;
   }
-  if (config.trading.mode === "live") {
-    for (const key of ["binanceApiKey", "binanceSecretKey"] as const) {
-      if (secrets[key] === undefined) {
-        throw new ConfigError(key, stack, `is required when tradingMode is live (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} ...)`);
-      }
-    }
-  }
-  // The card processor's key and its webhook signing secret only work as a pair.
-  if ((secrets.paymentProcessorApiKey === undefined) !== (secrets.paymentWebhookSecret === undefined)) {
-    const missing = secrets.paymentProcessorApiKey === undefined ? "paymentProcessorApiKey" : "paymentWebhookSecret";
-    throw new ConfigError(missing, stack, `is required together with the other payment secret (pulumi config set --secret ${CONFIG_NAMESPACE}:${missing} ...)`);
-  }
+  checkSecretConfig(config, secrets);
   return { config, secrets };
 }

@@ -4,7 +4,7 @@
  * definitions are tested without an engine; `components/data/index.ts` turns them into components.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { DataComponent } from "../../stacks/config";
+import { DataComponent, dockerAdminHostPorts } from "../../stacks/config";
 import type { ContainerImage } from "../../stacks/images";
 import { probe, ProbeSpec, ResourceSpec, SecuritySpec, WorkloadSpec } from "../workload";
 
@@ -36,16 +36,8 @@ export interface DatastoreDefinition {
   port: number;
 }
 
-/** Host ports used on Docker; offset from the defaults so they do not clash with host services. */
-export const hostPorts: Record<DataComponent, number> = {
-  postgres: 15432,
-  dragonfly: 16379,
-  clickhouse: 18123,
-  weaviate: 18080,
-  arangodb: 18529,
-  redpanda: 19092,
-  redis: 16380,
-};
+/** Host ports used on Docker (the stack config checks the edge's ports against them). */
+export const hostPorts: Record<DataComponent, number> = dockerAdminHostPorts;
 
 export const DB_USER = "trading";
 export const DB_NAME = "ai_trading";

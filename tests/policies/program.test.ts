@@ -13,7 +13,7 @@ async function judge(stack: string, policyConfig: string, config: Record<string,
 }
 
 /** Live trading, a registry login, and the legacy Redis on a floating tag. */
-const INSECURE = { tradingMode: "live", registryUsername: "admin", redisEnabled: "true", redisImage: "redis:stable" };
+const INSECURE = { tradingMode: "live", marketDataSource: "binance", registryUsername: "admin", redisEnabled: "true", redisImage: "redis:stable" };
 
 const lines = (vs: Violation[]) => vs.map((v) => `${v.enforcementLevel} ${v.policyName} ${v.resourceName ?? "<stack>"}: ${v.message}`);
 

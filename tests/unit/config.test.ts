@@ -3,7 +3,7 @@ import { catalog } from "../../catalog";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { ConfigError, configKeys, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
+import { checkSecretConfig, ConfigError, configKeys, dockerAdminHostPorts, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
 import { pulumiDeclarations } from "../../stacks/schema";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
@@ -174,6 +174,131 @@ describe("parseStackConfig", () => {
   it("takes per-service replica overrides", () => {
     const cfg = parseStackConfig("prod", { ...k8s, serviceReplicas: JSON.stringify({ "api-gateway": 5 }) });
     expect(cfg.serviceReplicas["api-gateway"]).toBe(5);
+  });
+
+  it("trades live only on Binance's market data (real orders on synthetic or replayed candles spend real money on fake prices)", () => {
+    for (const source of ["synthetic", "replay"]) {
+      for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+        const e = error(stack, { ...base, tradingMode: "live", marketDataSource: source });
+        expect(e.key).toBe("marketDataSource");
+        expect(e.message).toBe(`Invalid configuration trading:marketDataSource on stack '${stack}': must be binance when tradingMode is live (real orders on fake prices), got '${source}'`);
+      }
+    }
+    // The default source is synthetic: live alone is refused too.
+    expect(error("prod", { ...k8s, tradingMode: "live" }).key).toBe("marketDataSource");
+    expect(parseStackConfig("prod", { ...k8s, tradingMode: "live", marketDataSource: "binance" }).trading).toEqual({ mode: "live", marketDataSource: "binance" });
+    for (const source of ["synthetic", "replay", "binance"]) {
+      expect(parseStackConfig("dev", { ...docker, marketDataSource: source }).trading).toEqual({ mode: "paper", marketDataSource: source });
+    }
+  });
+
+  it("refuses Grafana without Prometheus, its only datasource", () => {
+    const e = error("dev", { ...docker, prometheusEnabled: "false" });
+    expect(e.key).toBe("grafanaEnabled");
+    expect(e.message).toBe(
+      "Invalid configuration trading:grafanaEnabled on stack 'dev': Grafana's only datasource is the stack's Prometheus: enable prometheusEnabled or set grafanaEnabled false",
+    );
+    expect(error("prod", { ...k8s, prometheusEnabled: "false", grafanaEnabled: "true" }).key).toBe("grafanaEnabled");
+    expect(parseStackConfig("dev", { ...docker, prometheusEnabled: "false", grafanaEnabled: "false" }).monitoring).toMatchObject({ prometheus: false, grafana: false });
+    expect(parseStackConfig("dev", { ...docker, grafanaEnabled: "false" }).monitoring).toMatchObject({ prometheus: true, grafana: false });
+    expect(parseStackConfig("prod", k8s).monitoring).toMatchObject({ prometheus: true, grafana: true });
+  });
+
+  it("takes tlsSecretName and certIssuer only as Kubernetes object names (DNS-1123 subdomains)", () => {
+    for (const [key, value] of [
+      ["tlsSecretName", "Ai-Trading-TLS"],
+      ["tlsSecretName", "tls_secret"],
+      ["tlsSecretName", "-tls"],
+      ["tlsSecretName", "tls."],
+      ["tlsSecretName", "a..b"],
+      ["certIssuer", "letsencrypt prod"],
+      ["certIssuer", "issuer-"],
+      ["certIssuer", "x".repeat(254)],
+    ] as const) {
+      const e = error("prod", { ...k8s, [key]: value });
+      expect(e.key, value).toBe(key);
+      expect(e.message, value).toMatch(new RegExp(`^Invalid configuration trading:${key} on stack 'prod': must be a Kubernetes object name \\(lowercase, digits, '-', '\\.'; at most 253\\), got '`));
+    }
+    expect(error("prod", { ...k8s, certIssuer: "LetsEncrypt" }).message).toBe(
+      "Invalid configuration trading:certIssuer on stack 'prod': must be a Kubernetes object name (lowercase, digits, '-', '.'; at most 253), got 'LetsEncrypt'",
+    );
+    expect(parseStackConfig("prod", { ...k8s, certIssuer: "letsencrypt-prod.v2", tlsSecretName: "ai-trading-tls" }).kubernetes).toMatchObject({
+      certIssuer: "letsencrypt-prod.v2",
+      tlsSecretName: "ai-trading-tls",
+    });
+    expect(parseStackConfig("prod", { ...k8s, certIssuer: "x".repeat(253) }).kubernetes.certIssuer).toHaveLength(253);
+  });
+
+  it("keeps the Docker edge's ports off the admin host ports when both are published on the same address", () => {
+    expect(error("dev", { ...docker, httpPort: "15432" }).message).toBe(
+      "Invalid configuration trading:httpPort on stack 'dev': must differ from postgres's admin host port 15432 on adminBindAddress 127.0.0.1 (or set publishAdminPorts false)",
+    );
+    expect(error("dev", { ...docker, httpsPort: "13000", adminBindAddress: "0.0.0.0" }).message).toBe(
+      "Invalid configuration trading:httpsPort on stack 'dev': must differ from grafana's admin host port 13000 on adminBindAddress 0.0.0.0 (or set publishAdminPorts false)",
+    );
+    for (const [owner, port] of Object.entries(dockerAdminHostPorts)) {
+      for (const key of ["httpPort", "httpsPort"]) {
+        const e = error("dev", { ...docker, [key]: String(port) });
+        expect(e.key, `${key}=${port}`).toBe(key);
+        expect(e.message).toContain(`must differ from ${owner}'s admin host port ${port}`);
+      }
+    }
+    // Not published, published on another address, or not Docker: no clash.
+    expect(parseStackConfig("dev", { ...docker, httpPort: "15432", httpsPort: "19090", publishAdminPorts: "false" }).docker).toMatchObject({ httpPort: 15432, httpsPort: 19090, publishAdminPorts: false });
+    expect(parseStackConfig("dev", { ...docker, httpPort: "15432", adminBindAddress: "10.8.0.1" }).docker).toMatchObject({ httpPort: 15432, adminBindAddress: "10.8.0.1" });
+    expect(parseStackConfig("prod", { ...k8s, httpPort: "15432", httpsPort: "13000" }).docker).toMatchObject({ httpPort: 15432, httpsPort: 13000, publishAdminPorts: false });
+    expect(parseStackConfig("dev", { ...docker, httpPort: "80", httpsPort: "443" }).docker).toMatchObject({ httpPort: 80, httpsPort: 443 });
+  });
+});
+
+describe("checkSecretConfig", () => {
+  const pem = "-----BEGIN CERTIFICATE-----";
+  const key = "-----BEGIN PRIVATE KEY-----";
+  const message = (config: ReturnType<typeof parseStackConfig>, secrets: Parameters<typeof checkSecretConfig>[1]): string => {
+    try {
+      checkSecretConfig(config, secrets);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).message;
+    }
+    throw new Error("expected a ConfigError");
+  };
+  const localK8s = parseStackConfig("local-k8s", { target: "kubernetes", imageSource: "local", imagePullPolicy: "Never", tlsSecretName: "ai-trading-tls" });
+
+  it("takes the TLS certificate and its private key only together", () => {
+    expect(message(localK8s, { tlsCertificate: pem })).toBe(
+      "Invalid configuration trading:tlsPrivateKey on stack 'local-k8s': is required together with tlsCertificate (pulumi config set --secret trading:tlsPrivateKey ...)",
+    );
+    expect(message(parseStackConfig("dev", docker), { tlsPrivateKey: key })).toBe(
+      "Invalid configuration trading:tlsCertificate on stack 'dev': is required together with tlsPrivateKey (pulumi config set --secret trading:tlsCertificate ...)",
+    );
+    expect(() => checkSecretConfig(localK8s, { tlsCertificate: pem, tlsPrivateKey: key })).not.toThrow();
+    expect(() => checkSecretConfig(parseStackConfig("dev", docker), { tlsCertificate: pem, tlsPrivateKey: key })).not.toThrow();
+    expect(() => checkSecretConfig(localK8s, {})).not.toThrow();
+  });
+
+  it("refuses the stack's own certificate beside a cert-manager issuer: both would own the TLS Secret", () => {
+    expect(message(parseStackConfig("prod", k8s), { tlsCertificate: pem, tlsPrivateKey: key })).toBe(
+      "Invalid configuration trading:certIssuer on stack 'prod': must not be set with the tlsCertificate/tlsPrivateKey secrets: cert-manager and the stack would both own the TLS Secret",
+    );
+    expect(message(parseStackConfig("prod", { ...k8s, tlsSecretName: "ai-trading-tls" }), { tlsCertificate: pem, tlsPrivateKey: key })).toContain("trading:certIssuer on stack 'prod'");
+    // cert-manager alone, an existing Secret alone, or the stack's certificate alone.
+    expect(() => checkSecretConfig(parseStackConfig("prod", k8s), {})).not.toThrow();
+    expect(() => checkSecretConfig(parseStackConfig("prod", { ...k8s, certIssuer: undefined, tlsSecretName: "existing-tls" }), {})).not.toThrow();
+    expect(() => checkSecretConfig(localK8s, { tlsCertificate: pem, tlsPrivateKey: key })).not.toThrow();
+    // Docker has no cert-manager: certIssuer is ignored there.
+    expect(() => checkSecretConfig(parseStackConfig("dev", { ...docker, certIssuer: "letsencrypt" }), { tlsCertificate: pem, tlsPrivateKey: key })).not.toThrow();
+  });
+
+  it("takes the registry login only with its password, and the password only with a login", () => {
+    expect(message(parseStackConfig("prod", { ...k8s, registryUsername: "deploy" }), {})).toBe(
+      "Invalid configuration trading:registryPassword on stack 'prod': is required together with registryUsername (pulumi config set --secret trading:registryPassword ...)",
+    );
+    expect(message(parseStackConfig("prod", k8s), { registryPassword: "pw" })).toBe(
+      "Invalid configuration trading:registryUsername on stack 'prod': is required together with the registryPassword secret (pulumi config set trading:registryUsername <user>)",
+    );
+    expect(() => checkSecretConfig(parseStackConfig("prod", { ...k8s, registryUsername: "deploy" }), { registryPassword: "pw" })).not.toThrow();
+    expect(() => checkSecretConfig(parseStackConfig("prod", k8s), {})).not.toThrow();
   });
 });
 

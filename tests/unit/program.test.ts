@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { catalog, sizingOf } from "../../catalog";
+import { dockerAdminHostPorts } from "../../stacks/config";
 import { upstreamImages } from "../../stacks/images";
 import { byType, named, ProgramRun, runProgram } from "../helpers/program";
 
@@ -131,6 +132,12 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
       { internal: 8080, external: 8080, ip: "127.0.0.1", protocol: "tcp" },
       { internal: 8443, external: 8443, ip: "127.0.0.1", protocol: "tcp" },
     ]);
+  });
+
+  it("publishes exactly the admin host ports the parser keeps the edge off (stacks/config.ts dockerAdminHostPorts)", async () => {
+    const run = await runProgram("dev", { ...dockerAllOn, redisEnabled: "true", adminBindAddress: "10.8.0.1" });
+    const published = byType(run, CONTAINER).flatMap((c) => (c.inputs.ports ?? []).filter((p: { ip: string }) => p.ip === "10.8.0.1").map((p: { external: number }) => p.external));
+    expect(published.sort()).toEqual(Object.values(dockerAdminHostPorts).sort());
   });
 
   it("scrapes every catalog service from Prometheus", async () => {
@@ -398,8 +405,11 @@ describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS },
       "Invalid configuration trading:replicas on stack 'prod': must be an integer, got 'many'",
     );
     await expect(runProgram("dev", { arangodbEnabled: "true" })).rejects.toThrow(/arangodb has no offline \(local\) image/);
-    await expect(runProgram("prod", { tradingMode: "live" })).rejects.toThrow(
+    await expect(runProgram("prod", { tradingMode: "live", marketDataSource: "binance" })).rejects.toThrow(
       "Invalid configuration trading:binanceApiKey on stack 'prod': is required when tradingMode is live",
+    );
+    await expect(runProgram("prod", { tradingMode: "live" }, { binanceApiKey: "k-live", binanceSecretKey: "s-live" })).rejects.toThrow(
+      "Invalid configuration trading:marketDataSource on stack 'prod': must be binance when tradingMode is live (real orders on fake prices), got 'synthetic'",
     );
   });
 
@@ -414,7 +424,7 @@ describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS },
   });
 
   it("hands exchange keys to the trading services only in live mode, as secrets", async () => {
-    const run = await runProgram("prod", { tradingMode: "live" }, { binanceApiKey: "k-live", binanceSecretKey: "s-live" });
+    const run = await runProgram("prod", { tradingMode: "live", marketDataSource: "binance" }, { binanceApiKey: "k-live", binanceSecretKey: "s-live" });
     const secrets = byType(run, SECRET).filter((s) => JSON.stringify(s.inputs).includes("k-live"));
     const trading = catalog.filter((s) => s.secrets.includes("binance")).map((s) => `${s.name}-secret`);
     expect(secrets.map((s) => s.name).sort()).toEqual(trading.sort());
