@@ -132,6 +132,10 @@ const PARAM_MUTATIONS: Array<[string, string]> = [
   ["__proto__", "__proto__"],
   ["constructor", "constructor"],
   ["emoji", "%F0%9F%98%80"],
+  // Accepted by ajv-formats' uuid (RFC 4122 URN form); PostgreSQL's uuid refuses it.
+  ["urn:uuid: prefix", `urn:uuid:${UUID}`],
+  ["uuid in braces", `%7B${UUID}%7D`],
+  ["uuid upper case", UUID.toUpperCase()],
 ];
 
 const QUERY_MUTATIONS: Array<[string, string]> = [

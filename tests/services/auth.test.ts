@@ -7,11 +7,13 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT } from "../../services/src/kit/jwt";
 import { useServers } from "../harness/shared";
-import { startRedis, pg, type RedisServer } from "../harness";
+import { startRedis, pg, Redis, type RedisServer } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import { runPostgresMigrations } from "../../services/src/migrations";
 import userManagement from "../../services/src/services/user-management";
 import apiGateway from "../../services/src/services/api-gateway";
+import { upsertAdmin } from "../../services/src/services/user-management/data";
+import { parseUserState, publishUserState, userStateKey } from "../../services/src/services/user-management/user-state";
 
 /** Applies every Postgres migration file with database-service's runner (what `migrate` does in the stack). */
 async function migrate(url: string) {
@@ -396,6 +398,63 @@ describe("per-IP cap on authenticated traffic", () => {
       expect((await call("GET", "/api/users/me", { via: gwIp, token: b.access, ip: "10.7.7.8" })).status).toBe(200);
     } finally {
       await gwIp.close();
+    }
+  });
+});
+
+describe("revocation holes found by review (each a race or a retry)", () => {
+  const direct = (method: string, url: string, body?: unknown, headers: Record<string, string> = {}) =>
+    call(method, url, { via: um, body, headers });
+
+  it("the lockout counts an attempt before checking its password: 20 concurrent guesses check only LOGIN_MAX_FAILURES (3)", async () => {
+    const u = await registerAndLogin("mallory");
+    const rs = await Promise.all(Array.from({ length: 20 }, () => direct("POST", "/login", { email: u.email, password: "not the password" })));
+    expect(rs.filter((r) => r.status === 401)).toHaveLength(3);
+    expect(rs.filter((r) => r.status === 423)).toHaveLength(17);
+  });
+
+  it("log out everywhere during a refresh: the refreshed session is revoked too, whichever commits first", async () => {
+    for (let i = 0; i < 8; i++) {
+      const u = await registerAndLogin(`race${i}`);
+      const [refreshed, out] = await Promise.all([
+        call("POST", "/api/users/refresh", { body: { refreshToken: u.refresh } }),
+        call("POST", "/api/users/logout", { token: u.access, body: { all: true } }),
+      ]);
+      expect(out.status).toBe(204);
+      expect([200, 401]).toContain(refreshed.status);
+      if (refreshed.status === 200) expect((await call("POST", "/api/users/refresh", { body: { refreshToken: refreshed.body.refreshToken } })).status).toBe(401);
+    }
+  });
+
+  it("an admin cannot demote themselves; the bootstrap re-enables a disabled bootstrap account", async () => {
+    const admin = await call("POST", "/api/users/login", { body: ADMIN });
+    const self = await call("PUT", `/api/users/admin/users/${admin.body.user.id}/role`, { token: admin.body.accessToken, body: { role: "trader" } });
+    expect([self.status, self.body.error.field]).toEqual([409, "id"]);
+    const pool = new pg.Pool({ connectionString: srv.postgres.url, max: 1 });
+    try {
+      const e = email("boot");
+      const { rows } = await pool.query("INSERT INTO users (email, password_hash, role, disabled_at) VALUES ($1, 'x', 'trader', now()) RETURNING id", [e]);
+      expect(await upsertAdmin(pool, e, "y")).toBe(rows[0].id);
+      expect((await pool.query("SELECT role, disabled_at FROM users WHERE id = $1", [rows[0].id])).rows[0]).toEqual({ role: "admin", disabled_at: null });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("retrying a deletion whose propagation failed tells the gateways again (answers 404, the state says deleted)", async () => {
+    const u = await registerAndLogin("gone");
+    const admin = await call("POST", "/api/users/login", { body: ADMIN });
+    const asAdmin = { "x-user-id": admin.body.user.id, "x-user-role": "admin", "x-auth-method": "jwt" };
+    expect((await direct("DELETE", `/admin/users/${u.id}`, undefined, asAdmin)).status).toBe(204);
+    // What the gateways still hold when the first propagation failed: the user as active.
+    const client = new Redis(redis.url);
+    try {
+      await publishUserState(client, u.id, { status: "active", role: "trader", epoch: 0 });
+      const retry = await direct("DELETE", `/admin/users/${u.id}`, undefined, asAdmin);
+      expect(retry.status).toBe(404);
+      expect(parseUserState((await client.get(userStateKey(u.id)))!)?.status).toBe("deleted");
+    } finally {
+      client.disconnect();
     }
   });
 });

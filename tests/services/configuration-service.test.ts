@@ -138,6 +138,11 @@ describe("validation and roles", () => {
     expect(extra.body.error.field).toBe("other");
     const badVersion = await call("PUT", "/namespaces/ok/keys/k", { value: 1, expectedVersion: -1 });
     expect(badVersion.body.error.field).toBe("expectedVersion");
+    // Beyond PostgreSQL's integer (was a 500 from inside the query).
+    for (const [body, field] of [[{ version: 2147483648 }, "version"], [{ version: 1, expectedVersion: 2147483648 }, "expectedVersion"]] as const) {
+      const r = await call("POST", "/namespaces/ok/keys/k/rollback", body);
+      expect([r.status, r.body.error.field]).toEqual([400, field]);
+    }
   });
 
   it("writes need an admin identity from the gateway; reads do not", async () => {

@@ -15,6 +15,8 @@ const probe = defineService({
     );
     app.get("/at", { schema: { querystring: Type.Object({ at: Type.String({ format: "date-time" }) }) } }, async (req) => ({ ms: new Date(req.query.at).getTime() }));
     app.post("/window", { schema: { body: Type.Object({ window: Type.Object({ from: Type.String({ format: "date-time" }) }) }) } }, async (req) => ({ ms: new Date(req.body.window.from).getTime() }));
+    app.get("/things/:id", { schema: { params: Type.Object({ id: Type.String({ format: "uuid" }) }) } }, async (req) => ({ id: req.params.id }));
+    app.post("/any", async (req) => ({ got: req.body }));
     app.get("/boom", async () => {
       throw new Error("secret internals");
     });
@@ -139,6 +141,27 @@ describe("kit: http conventions", async () => {
     const ok = await svc.app.inject({ method: "POST", url: "/window", payload: { window: { from: "2000-01-01T00:00:00Z" } } });
     expect(ok.json()).toEqual({ ms: Date.UTC(2000, 0, 1) });
   });
+  it("a uuid is the canonical text form only (PostgreSQL refuses the URN and braces forms)", async () => {
+    const id = "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e";
+    for (const v of [id, id.toUpperCase()]) expect((await svc.app.inject({ url: `/things/${v}` })).json()).toEqual({ id: v });
+    for (const v of [`urn:uuid:${id}`, `%7B${id}%7D`, id.replace(/-/g, ""), `${id}0`]) {
+      const r = await svc.app.inject({ url: `/things/${v}` });
+      expect([r.statusCode, r.json().error.field], v).toEqual([400, "id"]);
+    }
+  });
+
+  it("a JSON number beyond the double range is a 400 naming the field (it parses to Infinity, stored as null)", async () => {
+    for (const [raw, field] of [['{"a":{"b":[1,1e309]}}', "a.b.1"], ['{"x":-1e999}', "x"], [`{"big":${"9".repeat(400)}}`, "big"]] as const) {
+      const r = await svc.app.inject({ method: "POST", url: "/any", headers: { "content-type": "application/json" }, payload: raw });
+      expect([r.statusCode, r.json().error.field], raw).toEqual([400, field]);
+      expect(r.json().error.message).toBe(`Invalid body: ${field} is a number beyond the range of a double`);
+    }
+    for (const raw of ['{"a":1.7976931348623157e308,"s":"1e999"}', '{"n":0e999}', `{"s":"${"9".repeat(400)}"}`]) {
+      const r = await svc.app.inject({ method: "POST", url: "/any", headers: { "content-type": "application/json" }, payload: raw });
+      expect(r.statusCode, raw).toBe(200);
+    }
+  });
+
   it("413, 404, 500 in the uniform shape without internals", async () => {
     const big = await svc.app.inject({ method: "POST", url: "/echo", payload: { name: "x".repeat(5000), n: 1 } });
     expect(big.statusCode).toBe(413);

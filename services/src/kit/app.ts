@@ -57,6 +57,9 @@ export function createLogger(name: string, level: string, stream?: DestinationSt
 
 const requestIdRe = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** A UUID in its canonical text form (any case, as PostgreSQL prints and reads it). */
+export const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Incoming x-request-id when well-formed, else a new UUID. */
 export function requestIdFor(req: IncomingMessage): string {
   const h = req.headers["x-request-id"];
@@ -71,6 +74,9 @@ function installValidators(app: App) {
     addFormats(ajv);
     // Every date-time within the range the datastores hold (./instants.ts).
     ajv.addFormat("date-time", platformDateTime);
+    // The canonical text form only: ajv-formats also takes the `urn:uuid:` URN, which PostgreSQL's
+    // uuid type refuses (a 500 on GET /orders/urn:uuid:<id>).
+    ajv.addFormat("uuid", CANONICAL_UUID);
   }
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : otherAjv).compile(schema));
 }

@@ -4,7 +4,8 @@
  * `__proto__` / `constructor.prototype` keys (Fastify's secure-json-parse, answered 400), and text
  * no datastore can store: U+0000 and unpaired UTF-16 surrogates in body strings, object keys, query
  * values and path parameters (PostgreSQL rejects both in text and jsonb, which would otherwise
- * surface as a 500 deep inside a handler). Each refusal is a 400 naming the field.
+ * surface as a 500 deep inside a handler), and JSON numbers beyond the double range (`1e309` parses
+ * to Infinity, which JSON.stringify then stores as null). Each refusal is a 400 naming the field.
  *
  * TRUST_PROXY: which peers may set X-Forwarded-For. Only explicit addresses or CIDRs (the Nginx or
  * ingress address range): a hop count or "true" would trust whatever a client writes in the header.
@@ -95,6 +96,21 @@ export function findUnstorableText(value: unknown, path: string[] = []): string[
   return undefined;
 }
 
+/** False when a JSON text holds no number that could overflow a double: no 3-digit exponent, no 309-digit run. */
+const mayOverflowSource = /\d[eE][+]?\d{3}|\d{309}/;
+
+/** The path of the first number that is not finite (a JSON literal beyond the double range), or undefined. */
+export function findNonFiniteNumber(value: unknown, path: string[] = []): string[] | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : path;
+  if (value === null || typeof value !== "object") return undefined;
+  const entries: Array<[string, unknown]> = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+  for (const [k, v] of entries) {
+    const p = findNonFiniteNumber(v, [...path, k]);
+    if (p) return p;
+  }
+  return undefined;
+}
+
 const unstorableError = (where: string, path: string[]) => {
   const field = path.join(".");
   return new HttpError(400, "VALIDATION_ERROR", `Invalid ${where}: ${field ? `${field} ` : ""}contains a NUL character or an unpaired surrogate`, field || undefined);
@@ -126,6 +142,11 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
       // \u escape): a body without either needs no walk (a 5,000-bar post walked cost ~4 µs a bar).
       const path = mayHoldUnstorableText(text) ? findUnstorableText(value) : undefined;
       if (path) return done(unstorableError("body", path), undefined);
+      const huge = mayOverflowSource.test(text) ? findNonFiniteNumber(value) : undefined;
+      if (huge) {
+        const field = huge.join(".");
+        return done(new HttpError(400, "VALIDATION_ERROR", `Invalid body: ${field ? `${field} ` : ""}is a number beyond the range of a double`, field || undefined), undefined);
+      }
       done(null, value);
     });
   });

@@ -37,9 +37,15 @@ export interface AuthenticatorDeps {
 export class Authenticator {
   private readonly tokens = new Map<string, AccessClaims>();
   private readonly apiKeys = new Map<string, ApiKeyIdentity>();
+  /** API key revocations heard so far: a lookup that overlapped one does not fill the cache. */
+  private apiKeyRevocations = 0;
 
   constructor(private readonly d: AuthenticatorDeps) {
-    d.states.onApiKeyRevoked = (hashHex) => (hashHex === "*" ? this.apiKeys.clear() : this.apiKeys.delete(hashHex));
+    d.states.onApiKeyRevoked = (hashHex) => {
+      this.apiKeyRevocations++;
+      if (hashHex === "*") this.apiKeys.clear();
+      else this.apiKeys.delete(hashHex);
+    };
   }
 
   /**
@@ -113,8 +119,11 @@ export class Authenticator {
     const hex = hash.toString("hex");
     let id = this.d.states.subscribed ? this.apiKeys.get(hex) : undefined;
     if (!id) {
+      // A revocation heard while the lookup was out may be this key's, announced before the answer
+      // came back: caching that answer would keep the revoked key working in this process for good.
+      const revocationsBefore = this.apiKeyRevocations;
       id = await this.lookupApiKey(hash, parsed.prefix, apiKey, ip, requestId, budgetMs);
-      if (this.d.states.subscribed) {
+      if (this.d.states.subscribed && this.apiKeyRevocations === revocationsBefore) {
         if (this.apiKeys.size >= MAX_CACHED) this.apiKeys.clear();
         this.apiKeys.set(hex, id);
       }

@@ -18,7 +18,9 @@ const Key = Type.String({ pattern: KEY_PATTERN });
 const NsParams = Type.Object({ namespace: Ns });
 const KeyParams = Type.Object({ namespace: Ns, key: Key });
 const Limit = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false });
-const ExpectedVersion = Type.Integer({ minimum: 0 });
+/** Versions are PostgreSQL `integer`s: a larger one failed inside the query (a 500). */
+const MAX_VERSION = 2_147_483_647;
+const ExpectedVersion = Type.Integer({ minimum: 0, maximum: MAX_VERSION });
 
 // Responses (OpenAPI; unnamed fields are kept).
 const Operation = Type.Union([Type.Literal("set"), Type.Literal("delete"), Type.Literal("rollback")]);
@@ -79,7 +81,7 @@ export function registerRoutes(app: App, store: ConfigStore, cacheState: { error
     {
       schema: {
         params: KeyParams,
-        body: Type.Object({ version: Type.Integer({ minimum: 1 }), expectedVersion: Type.Optional(ExpectedVersion) }, { additionalProperties: false }),
+        body: Type.Object({ version: Type.Integer({ minimum: 1, maximum: MAX_VERSION }), expectedVersion: Type.Optional(ExpectedVersion) }, { additionalProperties: false }),
         response: { 200: ChangeOut },
       },
     },

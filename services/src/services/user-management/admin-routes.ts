@@ -36,6 +36,8 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
     { schema: { params: IdParams, body: Type.Object({ role: Type.Union([Type.Literal("trader"), Type.Literal("admin")]) }, { additionalProperties: false }), response: { 200: UserEnvelope } } },
     async (req) => {
       const who = requireAdminSession(req);
+      // As for disable and delete: an admin who demoted themselves could leave no admin at all.
+      if (req.params.id === who.userId && req.body.role !== "admin") throw new HttpError(409, "CONFLICT", "An admin cannot demote their own account", "id");
       const user = await data.setUserRole(app.pg, req.params.id, req.body.role);
       if (!user) throw noSuchUser();
       await deps.apiKeyCache.drop(await data.apiKeyHashesOf(app.pg, req.params.id));
@@ -61,7 +63,12 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
     const who = requireAdminSession(req);
     if (req.params.id === who.userId) throw new HttpError(409, "CONFLICT", "An admin cannot delete their own account", "id");
     const hashes = await data.apiKeyHashesOf(app.pg, req.params.id);
-    if (!(await data.deleteUser(app.pg, req.params.id))) throw noSuchUser();
+    if (!(await data.deleteUser(app.pg, req.params.id))) {
+      // Also the retry of a deletion whose propagation failed (503 "retry the request"): the gateways
+      // still hold the user as active until they are told, so they are told again.
+      await deps.propagateUserState(req.params.id, undefined);
+      throw noSuchUser();
+    }
     await deps.apiKeyCache.drop(hashes);
     await deps.propagateUserState(req.params.id, undefined);
     req.log.warn({ by: who.userId, userId: req.params.id }, "account deleted");

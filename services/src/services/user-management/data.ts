@@ -2,7 +2,7 @@
  * user-management's data access: every SQL statement on `users`, `refresh_tokens` and `api_keys`
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
-import type { Queryable } from "../../kit";
+import type { PostgresClient, Queryable } from "../../kit";
 import type { Role } from "../../kit/identity";
 
 export interface UserRow {
@@ -41,11 +41,14 @@ export async function hasActiveAdmin(db: Queryable): Promise<boolean> {
   return (r.rowCount ?? 0) > 0;
 }
 
-/** Creates the admin, or promotes the existing account with that email. */
+/**
+ * Creates the admin, or promotes and re-enables the existing account with that email: it runs only
+ * when no active admin is left, and a disabled bootstrap account would leave the platform without one.
+ */
 export async function upsertAdmin(db: Queryable, email: string, passwordHash: string): Promise<string> {
   const r = await db.query<{ id: string }>(
     `INSERT INTO users (email, password_hash, role) VALUES ($1, $2, 'admin')
-     ON CONFLICT (email) DO UPDATE SET role = 'admin', updated_at = now() RETURNING id`,
+     ON CONFLICT (email) DO UPDATE SET role = 'admin', disabled_at = NULL, updated_at = now() RETURNING id`,
     [email, passwordHash],
   );
   return r.rows[0].id;
@@ -87,26 +90,39 @@ export async function findUser(db: Queryable, id: string): Promise<UserRow | und
   return (await db.query<UserRow>("SELECT * FROM users WHERE id = $1", [id])).rows[0];
 }
 
-/** Disables (or re-enables) an account; disabling revokes its tokens and sessions. */
-export async function setUserDisabled(db: Queryable, id: string, disabled: boolean): Promise<UserRow | undefined> {
-  const r = await db.query<UserRow>(
-    disabled
-      ? `UPDATE users SET disabled_at = coalesce(disabled_at, now()), token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *`
-      : `UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
-    [id],
-  );
-  if (disabled && r.rows[0]) await db.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'admin' WHERE user_id = $1 AND revoked_at IS NULL`, [id]);
-  return r.rows[0];
+/**
+ * Disables (or re-enables) an account; disabling revokes its tokens and sessions. One transaction
+ * that locks the user row first, as a refresh does (lockUserOfRefreshToken): a session refreshed at
+ * the same moment is either refused or created before the revocation, which then sees it.
+ */
+export async function setUserDisabled(pg: Pick<PostgresClient, "transaction">, id: string, disabled: boolean): Promise<UserRow | undefined> {
+  return pg.transaction(async (c) => {
+    const r = await c.query<UserRow>(
+      disabled
+        ? `UPDATE users SET disabled_at = coalesce(disabled_at, now()), token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *`
+        : `UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
+      [id],
+    );
+    if (disabled && r.rows[0]) await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'admin' WHERE user_id = $1 AND revoked_at IS NULL`, [id]);
+    return r.rows[0];
+  });
+}
+
+/**
+ * "Log out everywhere": raises the token epoch (every access token issued so far stops working) and
+ * revokes every session, in one transaction that locks the user row first (see setUserDisabled).
+ */
+export async function revokeEverything(pg: Pick<PostgresClient, "transaction">, userId: string): Promise<UserRow | undefined> {
+  return pg.transaction(async (c) => {
+    const user = (await c.query<UserRow>("UPDATE users SET token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *", [userId])).rows[0];
+    await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL`, [userId]);
+    return user;
+  });
 }
 
 /** Deletes an account (its sessions and API keys go with it: ON DELETE CASCADE). */
 export async function deleteUser(db: Queryable, id: string): Promise<boolean> {
   return ((await db.query("DELETE FROM users WHERE id = $1", [id])).rowCount ?? 0) > 0;
-}
-
-/** Raises the token epoch: every access token issued so far stops working. */
-export async function bumpTokenEpoch(db: Queryable, id: string): Promise<UserRow | undefined> {
-  return (await db.query<UserRow>("UPDATE users SET token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *", [id])).rows[0];
 }
 
 // Refresh tokens (only their SHA-256 is stored) ---------------------------------------------------
@@ -117,6 +133,17 @@ export async function insertRefreshToken(db: Queryable, userId: string, familyId
      VALUES ($1, $2, $3, now() + make_interval(secs => $4))`,
     [userId, familyId, tokenHash, ttlSeconds],
   );
+}
+
+/**
+ * The (enabled or disabled) owner of a refresh token, its row locked FOR SHARE until the end of the
+ * transaction. A refresh takes it before the token's row: the order in which logout-all and disable
+ * lock (the user, then the tokens), so they never deadlock, and a revocation of every session either
+ * waits for the refresh (then sees the new token) or finishes first (then the refresh sees its token
+ * revoked). Before this lock, a session refreshed during "log out everywhere" survived it.
+ */
+export async function lockUserOfRefreshToken(db: Queryable, tokenHash: Buffer): Promise<UserRow | undefined> {
+  return (await db.query<UserRow>("SELECT * FROM users WHERE id = (SELECT user_id FROM refresh_tokens WHERE token_hash = $1) FOR SHARE", [tokenHash])).rows[0];
 }
 
 /** The token row, locked for the rest of the transaction. */
@@ -136,10 +163,6 @@ export async function markRefreshTokenUsed(db: Queryable, id: string): Promise<v
 /** Revokes a whole session family after a rotated token came back. */
 export async function revokeFamilyOnReuse(db: Queryable, familyId: string): Promise<void> {
   await db.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'reuse' WHERE family_id = $1 AND revoked_at IS NULL`, [familyId]);
-}
-
-export async function revokeAllSessions(db: Queryable, userId: string): Promise<void> {
-  await db.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL`, [userId]);
 }
 
 /** Revokes the session (token family) of one of the user's refresh tokens. */
@@ -196,6 +219,12 @@ export async function findLiveApiKey(db: Queryable, prefix: string): Promise<{ i
 }
 
 /** Records a verified key's use (at most once a minute per key: verification is not a write path). */
+/** Whether the key is still live (not revoked, its owner enabled). */
+export async function isApiKeyLive(db: Queryable, id: string): Promise<boolean> {
+  const r = await db.query("SELECT 1 FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL", [id]);
+  return (r.rowCount ?? 0) > 0;
+}
+
 export async function touchApiKey(db: Queryable, id: string): Promise<void> {
   await db.query("UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", [id]);
 }

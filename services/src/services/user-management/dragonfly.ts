@@ -24,17 +24,13 @@ export class LoginCounters {
     private readonly windowMs: number,
   ) {}
 
-  /** Failures so far in the current window and the window's remaining milliseconds. */
-  async read(email: string): Promise<{ failures: number; ttlMs: number }> {
-    const k = failKey(email);
-    const [count, ttl] = await Promise.all([this.redis().get(k), this.redis().pttl(k)]).catch((e: Error) => {
-      throw lockoutUnavailable(this.log, e);
-    });
-    return { failures: Number(count ?? 0), ttlMs: ttl };
-  }
-
-  /** Counts one failure; returns the count in the window. */
-  async recordFailure(email: string): Promise<number> {
+  /**
+   * Counts one login attempt before its password is checked, and returns the attempts of the window
+   * (this one included) and the window's remaining milliseconds; a successful login resets the
+   * count. Counted first, in one atomic increment: when the count was read first and a failure
+   * recorded after the check, 34 concurrent guesses all read 0 and all were checked.
+   */
+  async attempt(email: string): Promise<{ attempts: number; ttlMs: number }> {
     const k = failKey(email);
     const r = await this.redis()
       .multi()
@@ -44,9 +40,13 @@ export class LoginCounters {
       .catch((e: Error) => {
         throw lockoutUnavailable(this.log, e);
       });
-    // First failure of a window: start the window (PEXPIRE without NX: works on Dragonfly and Redis < 7).
-    if (Number(r?.[1]?.[1]) < 0) await this.redis().pexpire(k, this.windowMs).catch(() => undefined);
-    return Number(r?.[0]?.[1] ?? 0);
+    // First attempt of a window: start the window (PEXPIRE without NX: works on Dragonfly and Redis < 7).
+    let ttlMs = Number(r?.[1]?.[1]);
+    if (ttlMs < 0) {
+      await this.redis().pexpire(k, this.windowMs).catch(() => undefined);
+      ttlMs = this.windowMs;
+    }
+    return { attempts: Number(r?.[0]?.[1] ?? 0), ttlMs };
   }
 
   async reset(email: string): Promise<void> {

@@ -24,6 +24,13 @@ export function registerInternalRoutes(app: App, deps: { apiKeyCache: ApiKeyCach
     await data.touchApiKey(app.pg, row.id);
     const identity: ApiKeyIdentity = { userId: row.user_id, role: row.role, apiKeyId: row.id };
     await deps.apiKeyCache.put(hash, identity, req.log);
+    // A revocation may have committed since the read above, and dropped the cache entry before the
+    // put: looked again after it, so either that revocation's drop comes after the put, or this sees
+    // it and drops the entry itself. Otherwise a revoked key stayed cached for API_KEY_CACHE_TTL_S.
+    if (!(await data.isApiKeyLive(app.pg, row.id))) {
+      await deps.apiKeyCache.drop([hash]);
+      throw invalidApiKey();
+    }
     return identity;
   });
 

@@ -65,15 +65,14 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
 
   app.post("/login", { schema: { body: Type.Object({ email: Email, password: AnyPassword }, { additionalProperties: false }), response: { 200: SessionOut } } }, async (req) => {
     const email = normalizeEmail(req.body.email);
-    const window = await counters.read(email);
-    const lockMs = lockoutRemainingMs(window.failures, window.ttlMs, cfg.LOGIN_MAX_FAILURES);
+    const window = await counters.attempt(email);
+    const lockMs = lockoutRemainingMs(window.attempts - 1, window.ttlMs, cfg.LOGIN_MAX_FAILURES);
     if (lockMs > 0) throw accountLocked(lockMs);
     const user = await data.findUserByEmail(app.pg, email);
     // Unknown users cost a hash too, so timing does not tell which emails exist.
     const ok = await verifyPassword(req.body.password, user?.password_hash ?? (await dummyHash()));
     if (!user || !ok || user.disabled_at) {
-      const failures = await counters.recordFailure(email);
-      if (failures === cfg.LOGIN_MAX_FAILURES) log.warn({ emailHash: sha256(email).toString("hex").slice(0, 16) }, "account locked after failed logins");
+      if (window.attempts === cfg.LOGIN_MAX_FAILURES) log.warn({ emailHash: sha256(email).toString("hex").slice(0, 16) }, "account locked after failed logins");
       throw invalidCredentials();
     }
     await counters.reset(email);
@@ -95,8 +94,7 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       const body = req.body ?? {};
       if (body.all) {
         // Every session and every access token issued so far: the gateway refuses older epochs.
-        await data.revokeAllSessions(app.pg, who.userId);
-        await propagateUserState(who.userId, await data.bumpTokenEpoch(app.pg, who.userId));
+        await propagateUserState(who.userId, await data.revokeEverything(app.pg, who.userId));
       }
       else if (body.refreshToken) await data.revokeSessionOf(app.pg, who.userId, sha256(body.refreshToken));
       else throw new HttpError(400, "VALIDATION_ERROR", "Give refreshToken or all: true", "refreshToken");

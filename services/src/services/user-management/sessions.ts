@@ -7,7 +7,7 @@ import type { KeyObject } from "node:crypto";
 import type { FastifyBaseLogger } from "fastify";
 import { signAccessToken, type PostgresClient, type Queryable } from "../../kit";
 import type { Role } from "../../kit/identity";
-import { findActiveUser, insertRefreshToken, lockRefreshToken, markRefreshTokenUsed, revokeFamilyOnReuse, type UserRow } from "./data";
+import { insertRefreshToken, lockRefreshToken, lockUserOfRefreshToken, markRefreshTokenUsed, revokeFamilyOnReuse, type UserRow } from "./data";
 import { judgeRefreshToken, newRefreshToken, sha256, unknownOrDisabledUser } from "./domain";
 
 export interface TokenSettings {
@@ -28,7 +28,9 @@ export async function issueTokens(db: Queryable, s: TokenSettings, user: { id: s
 /** Uses up `refreshToken` and returns a new pair, or throws the 401 that says why not. */
 export async function rotateRefreshToken(pg: PostgresClient, s: TokenSettings, refreshToken: string, log: FastifyBaseLogger): Promise<{ tokens: TokenPair; user: UserRow }> {
   const outcome = await pg.transaction(async (c) => {
-    const t = await lockRefreshToken(c, sha256(refreshToken));
+    const hash = sha256(refreshToken);
+    const owner = await lockUserOfRefreshToken(c, hash); // first: the lock order of logout-all and disable
+    const t = await lockRefreshToken(c, hash);
     const verdict = judgeRefreshToken(t);
     if (!verdict.ok) {
       if (verdict.reused && t) {
@@ -38,7 +40,7 @@ export async function rotateRefreshToken(pg: PostgresClient, s: TokenSettings, r
       return { error: verdict.error };
     }
     const token = verdict.token;
-    const user = await findActiveUser(c, token.user_id);
+    const user = owner?.id === token.user_id && owner.disabled_at === null ? owner : undefined;
     if (!user) return { error: unknownOrDisabledUser() };
     await markRefreshTokenUsed(c, token.id);
     return { tokens: await issueTokens(c, s, user, token.family_id), user };
