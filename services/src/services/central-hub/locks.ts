@@ -10,6 +10,15 @@ import type { Redis } from "ioredis";
 const lockKey = (name: string) => `hub:lock:${name}`;
 const fenceKey = (name: string) => `hub:lock-fence:${name}`;
 
+// KEYS[1] lock key, KEYS[2] fence key; ARGV[1] value; ARGV[2] ttl ms. Returns the fencing number, or
+// 0 when the lock is held. One script: with SET NX and INCR as two commands, a lock that expired
+// between them could give its stale holder a higher fencing number than the next holder's.
+const ACQUIRE = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  return redis.call('INCR', KEYS[2])
+end
+return 0`;
+
 // KEYS[1] lock key; ARGV[1] token; ARGV[2] ttl ms. Returns 1 renewed, 0 held by another, -1 no lock.
 const RENEW = `
 local v = redis.call('GET', KEYS[1])
@@ -57,11 +66,8 @@ export class LockManager {
   async acquire(name: string, owner: string, ttlMs: number): Promise<AcquireResult> {
     const token = randomBytes(16).toString("hex");
     const now = Date.now();
-    const ok = await this.redis.set(lockKey(name), `${token}|${owner}|${now}`, "PX", ttlMs, "NX");
-    if (ok === "OK") {
-      const fencingToken = await this.redis.incr(fenceKey(name));
-      return { acquired: true, token, fencingToken, expiresAt: new Date(now + ttlMs).toISOString() };
-    }
+    const fencingToken = Number(await this.redis.eval(ACQUIRE, 2, lockKey(name), fenceKey(name), `${token}|${owner}|${now}`, String(ttlMs)));
+    if (fencingToken > 0) return { acquired: true, token, fencingToken, expiresAt: new Date(now + ttlMs).toISOString() };
     return { acquired: false, holder: await this.info(name) };
   }
 
