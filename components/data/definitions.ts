@@ -239,7 +239,9 @@ function redpanda(ctx: DatastoreContext): DatastoreDefinition {
   const internal = "redpanda:9092";
   // Apache Kafka (the offline stand-in, same protocol) has one listener, so only Redpanda gets the operators' host listener.
   const isRedpanda = ctx.image.server === "redpanda";
-  const external = ctx.publish && isRedpanda ? `127.0.0.1:${hostPorts.redpanda}` : undefined;
+  // Advertised as operators reach it: the admin bind address it is published on (a VPN interface
+  // too), not a fixed 127.0.0.1 that a client elsewhere would be sent to.
+  const external = ctx.publish && isRedpanda ? `${ctx.externalHost}:${hostPorts.redpanda}` : undefined;
   // Two listeners: one for the private network, one for operators on the host (Docker only).
   const listeners = external
     ? ["--kafka-addr", "internal://0.0.0.0:9092,external://0.0.0.0:19092", "--advertise-kafka-addr", `internal://${internal},external://${external}`]
@@ -266,7 +268,8 @@ function redpanda(ctx: DatastoreContext): DatastoreDefinition {
     }),
     clientEnv: { KAFKA_BROKERS: internal },
     clientSecretEnv: {},
-    connectionString: pulumi.secret(pulumi.output(external ?? `${ctx.externalHost}:9092`)),
+    // Kafka (the stand-in) is never published: its address inside the network, not a host port it lacks.
+    connectionString: pulumi.secret(pulumi.output(external ?? (ctx.publish ? internal : `${ctx.externalHost}:9092`))),
   };
 }
 

@@ -384,6 +384,12 @@ describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS },
     expect(named(dev, CONTAINER, "postgres-container").inputs.ports[0]).toMatchObject({ ip: "10.8.0.1", external: 15432 });
     expect(named(dev, CONTAINER, "nginx-container").inputs.ports[0].ip).toBe("127.0.0.1");
     expect((dev.outputs.connectionStrings as Record<string, string>).postgres).toContain("@10.8.0.1:15432/");
+    // Kafka (the local stand-in) is not published: its address inside the network. Redpanda
+    // advertises its host listener at the bind address it is published on.
+    expect((dev.outputs.connectionStrings as Record<string, string>).redpanda).toBe("redpanda:9092");
+    const upstream = await runProgram("dev", { adminBindAddress: "10.8.0.1", imageSource: "upstream" });
+    expect((upstream.outputs.connectionStrings as Record<string, string>).redpanda).toBe("10.8.0.1:19092");
+    expect(named(upstream, CONTAINER, "redpanda-container").inputs.command).toContain("internal://redpanda:9092,external://10.8.0.1:19092");
     const prod = await runProgram("prod", { exposeDatastores: "true" });
     expect(named(prod, "kubernetes:core/v1:Service", "postgres-service").inputs.spec.type).toBe("LoadBalancer");
     expect(named(prod, "kubernetes:core/v1:Service", "api-gateway-service").inputs.spec.type).toBe("ClusterIP");
