@@ -160,6 +160,7 @@ describe("hostile input on every public route", () => {
     await Promise.all(Array.from({ length: HOSTILE_CONCURRENCY }, async () => {
       while (next < jobs.length) await jobs[next++]();
     }));
+    console.info(`[hostile] ${cases} generated cases, ${sent} answers judged`);
     expect(cases).toBeGreaterThanOrEqual(300);
     expect(failures.slice(0, 40), `${failures.length} bad answers of ${sent}`).toEqual([]);
   }, 1_800_000);
