@@ -22,6 +22,7 @@ import {
   Runtime,
   RuntimeCapabilities,
   ScheduledJobSpec,
+  SecuritySpec,
   validateWorkloadSpec,
   WorkloadKind,
   WorkloadSpec,
@@ -101,6 +102,46 @@ export function dockerTmpfsOptions(ownerUid?: number): string {
   return ownerUid !== undefined ? `${base},uid=${ownerUid},gid=${ownerUid}` : `${base},mode=1777`;
 }
 
+/**
+ * The numeric uid and gid a container of `security` runs as, where the spec tells: a numeric
+ * dockerUser ("uid" or "uid:gid"); else runAsUser, the uid of the image manifest's user that
+ * components give beside its name (stacks/images.ts), or else scratchOwnerUid, the same uid where a
+ * component gives only that (the edge); the gid is runAsGroup, else the uid. Undefined when the
+ * spec names its user only by name, or no user (the image's own).
+ */
+export function dockerNumericUser(security: SecuritySpec): { uid: number; gid: number } | undefined {
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(security.dockerUser ?? "");
+  const uid = numeric ? Number(numeric[1]) : (security.runAsUser ?? security.scratchOwnerUid);
+  if (uid === undefined) return undefined;
+  return { uid, gid: numeric?.[2] !== undefined ? Number(numeric[2]) : (security.runAsGroup ?? uid) };
+}
+
+/**
+ * Docker's uploads of a workload's files: root-owned 0444, except secret files: 0400 and owned by
+ * the container's numeric user (dockerNumericUser), the only one that can read them then. A spec
+ * with secret files and no numeric user fails here, rather than deploying a file its container
+ * cannot read.
+ */
+export function dockerUploads(spec: WorkloadSpec, parent?: pulumi.Resource): docker.types.input.ContainerUpload[] {
+  const user = dockerNumericUser(spec.security);
+  const fail = (msg: string): never => {
+    throw new pulumi.ResourceError(`workload '${spec.name}': ${msg}`, parent);
+  };
+  return spec.files.map((f) => {
+    if (!f.secret) return { file: f.path, content: f.content, permissions: "0444" };
+    if (!user) {
+      const who = spec.security.dockerUser !== undefined ? `its user '${spec.security.dockerUser}' is a name` : "it names no user";
+      return fail(
+        `secret file ${f.path} is written owner-only (0400) for the container's user, whose numeric uid the spec does not give (${who}): set security.runAsUser (the image manifest's uid, stacks/images.ts) or a numeric dockerUser`,
+      );
+    }
+    for (const [what, id] of [["uid", user.uid], ["gid", user.gid]] as const) {
+      if (!Number.isInteger(id) || id < 0) fail(`secret file ${f.path}: the container's ${what} ${id} is not a non-negative integer`);
+    }
+    return { file: f.path, content: f.content, permissions: "0400", owner: String(user.uid), group: String(user.gid) };
+  });
+}
+
 /** Env map to Docker's "K=V" list, sorted so the diff is stable. */
 export function dockerEnv(spec: WorkloadSpec): pulumi.Output<string[]> {
   const all = { ...spec.env, ...spec.secretEnv };
@@ -156,6 +197,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
 
   deploy(spec: WorkloadSpec, parent: pulumi.Resource): DeployedWorkload {
     validateWorkloadSpec(spec, parent);
+    const uploads = dockerUploads(spec, parent);
     const opts: pulumi.CustomResourceOptions = { parent, dependsOn: spec.dependsOn };
     const image = typeof spec.image === "string" ? this.image(spec.image) : pulumi.output(spec.image);
 
@@ -190,7 +232,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
                 .map((p) => ({ internal: p.port, external: p.hostPort!, ip: p.bindAddress ?? "127.0.0.1", protocol: "tcp" }))
             : [],
           volumes: volumes.map((vol, idx) => ({ volumeName: vol.name, containerPath: spec.volumes[idx].mountPath })),
-          uploads: spec.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0400" : "0444" })),
+          uploads,
           tmpfs: Object.fromEntries(spec.security.scratchDirs.map((d) => [d, dockerTmpfsOptions(spec.security.scratchOwnerUid)])),
           healthcheck: isJob || !spec.liveness ? undefined : dockerHealthcheck(spec.liveness),
           memory: memoryToMiB(spec.resources.memory),

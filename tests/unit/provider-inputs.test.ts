@@ -48,12 +48,12 @@ describe("program inputs against this repo's provider plugins", { timeout: 300_0
       inputProblems(docker, "docker:index/container:Container", {
         name: "c",
         image: "i",
-        uploads: [{ file: "/x", content: "c", owner: "root" }],
+        uploads: [{ file: "/x", content: "c", sourceHash: "h" }],
         ports: [{ internal: "80" }],
         gpus: "all",
       }),
     ).toEqual([
-      "uploads[0].owner: not supported by this repo's pulumi-resource-docker",
+      "uploads[0].sourceHash: not supported by this repo's pulumi-resource-docker",
       "ports[0].internal: an integer is expected, not \"80\"",
       "gpus: not supported by this repo's pulumi-resource-docker",
     ]);

@@ -28,6 +28,17 @@ import (
 // The engine refuses that for a read-only root file system, so for readOnly containers each upload
 // is written below uploadsDir() on this host and bind-mounted read-only at its path instead (the
 // engine must then be local: DOCKER_HOST unix://).
+//
+// An upload's owner and group (numeric uid and gid, as in @pulumi/docker's ContainerUpload; default
+// 0, root) own the file inside the container, so a 0400 secret can belong to the container's
+// non-root user. The archive carries them in its tar headers: without copyUIDGID the engine
+// extracts each entry with the header's uid/gid (through its user-namespace mapping, if any; moby
+// daemon containerExtractToDir -> archive createTarFile, Lchown to hdr.Uid/hdr.Gid); copyUIDGID
+// would instead give every entry the container's user, looked up by name. A bind-mounted upload is chowned on this host, which is the owner the
+// container sees only when the engine maps no user IDs (no userns-remap, not rootless): otherwise
+// Create refuses it. Its directory is then private to root (0700): the host account that happens
+// to have the same uid must not read a secret meant for the container (runc, as root, still
+// mounts it; the container never walks the host path).
 type container struct{ eng *engine }
 
 func containerType(eng *engine) *pluginkit.Type {
@@ -43,7 +54,7 @@ func containerType(eng *engine) *pluginkit.Type {
 			"networksAdvanced":    pluginkit.ArrayOf(ref(tokContainerNetworksAdvance)).Doc("The first is the network mode; the others are connected before start."),
 			"ports":               pluginkit.ArrayOf(ref(tokContainerPort)),
 			"volumes":             pluginkit.ArrayOf(ref(tokContainerVolume)),
-			"uploads":             pluginkit.ArrayOf(ref(tokContainerUpload)).Doc("Copied in before start; bind-mounted read-only for readOnly containers."),
+			"uploads":             pluginkit.ArrayOf(ref(tokContainerUpload)).Doc("Copied in before start with their owner and group; bind-mounted read-only for readOnly containers."),
 			"tmpfs":               stringMap().Doc("Mount path -> options."),
 			"healthcheck":         ref(tokContainerHealthcheck),
 			"memory":              intProp().Doc("Memory limit in MB."),
@@ -131,6 +142,20 @@ func (c *container) Check(ctx context.Context, m resource.PropertyMap) []*pulumi
 			if s := pluginkit.GetString(hc, k, ""); s != "" {
 				if _, err := time.ParseDuration(s); err != nil {
 					f = append(f, &pulumirpc.CheckFailure{Property: "healthcheck." + k, Reason: err.Error()})
+				}
+			}
+		}
+	}
+	if pvv, ok := pluginkit.PV(m, "uploads"); ok && pvv.IsArray() {
+		for i, e := range pvv.ArrayValue() {
+			if e = pluginkit.Unwrap(e); !e.IsObject() {
+				continue // unknown at preview
+			}
+			for _, k := range []string{"owner", "group"} {
+				if v, ok := pluginkit.PV(e.ObjectValue(), k); ok && v.IsString() {
+					if _, err := parseID(k, v.StringValue()); err != nil {
+						f = append(f, &pulumirpc.CheckFailure{Property: fmt.Sprintf("uploads[%d].%s", i, k), Reason: err.Error()})
+					}
 				}
 			}
 		}
@@ -264,9 +289,33 @@ func createBody(in resource.PropertyMap) (map[string]any, []string) {
 }
 
 type upload struct {
-	file string
-	mode int64
-	data []byte
+	file     string
+	mode     int64
+	data     []byte
+	uid, gid int  // owner and group in the container
+	owned    bool // owner or group given (else both 0, root)
+}
+
+// maxID: the largest uid or gid accepted. Linux IDs are 32-bit and (uid_t)-1 is reserved: chown(2)
+// reads it as "leave unchanged".
+const maxID = 1<<32 - 2
+
+// parseID reads an upload's owner (what: "owner") or group ("group"): a decimal uid or gid only.
+// A name would be resolved on the wrong side (this host's /etc/passwd, or the engine's), never in
+// the image the container runs.
+func parseID(what, s string) (int, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		id := "uid"
+		if what == "group" {
+			id = "gid"
+		}
+		return 0, fmt.Errorf("%s %q must be a numeric %s (e.g. \"101\"): names are not resolved, this host's user database is not the image's", what, s, id)
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > maxID {
+		return 0, fmt.Errorf("%s %q is out of range (at most %d)", what, s, uint64(maxID))
+	}
+	return int(n), nil
 }
 
 func uploadsOf(in resource.PropertyMap) ([]upload, error) {
@@ -281,6 +330,18 @@ func uploadsOf(in resource.PropertyMap) ([]upload, error) {
 			up.mode = m
 		} else if pluginkit.GetBool(u, "executable", false) {
 			up.mode = 0o755
+		}
+		for _, id := range []struct {
+			key string
+			to  *int
+		}{{"owner", &up.uid}, {"group", &up.gid}} {
+			if v, ok := pluginkit.PV(u, id.key); ok && v.IsString() {
+				n, err := parseID(id.key, v.StringValue())
+				if err != nil {
+					return nil, fmt.Errorf("upload %s: %w", up.file, err)
+				}
+				*id.to, up.owned = n, true
+			}
 		}
 		switch {
 		case pluginkit.GetString(u, "contentBase64", "") != "":
@@ -310,7 +371,8 @@ func uploadTar(ups []upload) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, u := range ups {
-		hdr := &tar.Header{Name: strings.TrimPrefix(path.Clean(u.file), "/"), Mode: u.mode, Size: int64(len(u.data)), Typeflag: tar.TypeReg, ModTime: time.Now()}
+		// Uid/Gid: the owner and group the engine gives the extracted file (0, root, unless given).
+		hdr := &tar.Header{Name: strings.TrimPrefix(path.Clean(u.file), "/"), Mode: u.mode, Size: int64(len(u.data)), Typeflag: tar.TypeReg, ModTime: time.Now(), Uid: u.uid, Gid: u.gid}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, err
 		}
@@ -320,6 +382,71 @@ func uploadTar(ups []upload) ([]byte, error) {
 	}
 	err := tw.Close()
 	return buf.Bytes(), err
+}
+
+// writeBindUploads writes the uploads of a readOnly container below dir (emptied first) and returns
+// their read-only bind mounts. Owned files are chowned, in a dir made private (0700) before any of
+// them is written: see the comment on container.
+func writeBindUploads(dir string, ups []upload) ([]map[string]any, error) {
+	_ = os.RemoveAll(dir)
+	perm := os.FileMode(0o755)
+	for _, u := range ups {
+		if u.owned {
+			perm = 0o700
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, perm); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, perm); err != nil { // the umask is not the mode
+		return nil, err
+	}
+	var mounts []map[string]any
+	for i, u := range ups {
+		src := filepath.Join(dir, strconv.Itoa(i), filepath.Base(u.file))
+		if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(src, u.data, os.FileMode(u.mode)); err != nil {
+			return nil, err
+		}
+		if u.owned {
+			if err := os.Chown(src, u.uid, u.gid); err != nil {
+				return nil, fmt.Errorf("upload %s: owner %d, group %d of the bind-mounted file (%s): %w (the plugin must run as root to hand a file to another user)", u.file, u.uid, u.gid, src, err)
+			}
+		}
+		// After the chown, which may clear setuid/setgid bits.
+		if err := os.Chmod(src, os.FileMode(u.mode)); err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, map[string]any{"Type": "bind", "Source": src, "Target": u.file, "ReadOnly": true})
+	}
+	return mounts, nil
+}
+
+// idRemapping names how the engine maps user IDs ("userns", "rootless"), "" when it does not: then
+// a host file's owner is the owner the container sees.
+func (c *container) idRemapping(ctx context.Context) (string, error) {
+	var info struct{ SecurityOptions []string }
+	if err := c.eng.call(ctx, "GET", "/info", nil, nil, &info); err != nil {
+		return "", err
+	}
+	return idRemappingOf(info.SecurityOptions), nil
+}
+
+// idRemappingOf reads GET /info's SecurityOptions, e.g. ["name=seccomp,profile=default", "name=userns"].
+func idRemappingOf(securityOptions []string) string {
+	for _, o := range securityOptions {
+		for _, kv := range strings.Split(o, ",") {
+			if kv == "name=userns" || kv == "name=rootless" {
+				return strings.TrimPrefix(kv, "name=")
+			}
+		}
+	}
+	return ""
 }
 
 func uploadsDir(name string) string {
@@ -384,24 +511,26 @@ func (c *container) Create(ctx context.Context, in resource.PropertyMap) (id str
 		if !c.eng.local {
 			return "", nil, fmt.Errorf("uploads into a readOnly container need a local engine (bind mounts)")
 		}
-		dir := uploadsDir(name)
-		_ = os.RemoveAll(dir)
+		for _, u := range ups {
+			if !u.owned {
+				continue
+			}
+			remap, err := c.idRemapping(ctx)
+			if err != nil {
+				return "", nil, err
+			}
+			if remap != "" {
+				return "", nil, fmt.Errorf("upload %s of readOnly container %s: owner %d, group %d cannot be kept: the engine remaps user IDs (%s), so the container would not see the bind-mounted host file's owner (drop readOnly, whose uploads the engine extracts with their owner, or use an engine without ID remapping)", u.file, name, u.uid, u.gid, remap)
+			}
+			break
+		}
+		bound, err := writeBindUploads(uploadsDir(name), ups)
+		if err != nil {
+			return "", nil, err
+		}
 		host := body["HostConfig"].(map[string]any)
 		mounts, _ := host["Mounts"].([]map[string]any)
-		for i, u := range ups {
-			src := filepath.Join(dir, strconv.Itoa(i), filepath.Base(u.file))
-			if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
-				return "", nil, err
-			}
-			if err := os.WriteFile(src, u.data, os.FileMode(u.mode)); err != nil {
-				return "", nil, err
-			}
-			if err := os.Chmod(src, os.FileMode(u.mode)); err != nil {
-				return "", nil, err
-			}
-			mounts = append(mounts, map[string]any{"Type": "bind", "Source": src, "Target": u.file, "ReadOnly": true})
-		}
-		host["Mounts"] = mounts
+		host["Mounts"] = append(mounts, bound...)
 	}
 	var created struct{ Id string }
 	if err := c.eng.call(ctx, "POST", "/containers/create", url.Values{"name": {name}}, body, &created); err != nil {

@@ -75,6 +75,8 @@ var objectTypes = []pluginkit.ObjectType{
 		"source":        strProp().Doc("A file on the plugin's host."),
 		"permissions":   strProp().Doc("Octal mode, e.g. 0444 (default 0644)."),
 		"executable":    boolProp().Doc("Mode 0755 when permissions is absent."),
+		"owner":         strProp().Doc("Numeric uid owning the file in the container (default 0, root), e.g. the container's user for a 0400 secret. User names are refused: they would be looked up on this host, not in the image."),
+		"group":         strProp().Doc("Numeric gid of the file in the container (default 0). Group names are refused, as for owner."),
 	}, Required: []string{"file"}},
 	{Token: tokContainerNetworkData, Properties: pluginkit.Props{
 		"networkName": strProp(), "ipAddress": strProp(), "ipPrefixLength": intProp(), "gateway": strProp(), "macAddress": strProp(),

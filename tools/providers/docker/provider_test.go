@@ -353,14 +353,14 @@ func TestCheckRejectsWhatIsNotImplemented(t *testing.T) {
 	_, f := check(t, "docker:index/container:Container", props(
 		"name", "n", "image", "i", "memory", "256m",
 		"volumes", []any{map[string]any{"fromContainer": "other", "containerPath": "/d"}},
-		"uploads", []any{map[string]any{"file": "/x", "content": "c", "owner": "root"}},
+		"uploads", []any{map[string]any{"file": "/x", "content": "c", "sourceHash": "h"}},
 		"networksAdvanced", []any{map[string]any{"aliases": []any{"a"}}},
 	))
 	got := map[string]bool{}
 	for _, x := range f {
 		got[x.Property] = true
 	}
-	want := map[string]bool{"memory": true, "volumes[0].fromContainer": true, "uploads[0].owner": true, "networksAdvanced[0].name": true}
+	want := map[string]bool{"memory": true, "volumes[0].fromContainer": true, "uploads[0].sourceHash": true, "networksAdvanced[0].name": true}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("failures %v", f)
 	}

@@ -36,6 +36,8 @@ n=$(pulumi stack export | grep -c -- "$pw" || true)
 [[ $n == 0 ]] || fail "the generated password is in the stack export in plain text ($n times)"
 [[ "$(docker inspect -f '{{.State.Health.Status}}' e2e-prov-redis)" == healthy ]] || fail "redis not healthy"
 [[ "$(docker exec e2e-prov-redis cat /etc/e2e/note.txt)" == "uploaded before start" ]] || fail "upload"
+[[ "$(docker exec -u 999:999 e2e-prov-redis cat /etc/e2e/owned.txt)" == "owned by 999" ]] || fail "an upload owned by 999 (0400) is not readable by uid 999"
+[[ "$(docker exec e2e-prov-redis stat -c '%u:%g %a' /etc/e2e/owned.txt)" == "999:999 400" ]] || fail "owner and mode of the owned upload"
 [[ "$(pulumi stack output jobExit)" == 0 ]] || fail "job exit code"
 echo "hello from the build context v2" >ctx/msg.txt
 pulumi up --yes --skip-preview >up2.log 2>&1 || { cat up2.log; fail "up after a context edit"; }

@@ -23,7 +23,11 @@ const redis = new docker.Container("redis", {
   networksAdvanced: [{ name: net.name, aliases: ["redis", "cache"] }],
   ports: [{ internal: 6379, external: 16399, ip: "127.0.0.1", protocol: "tcp" }],
   volumes: [{ volumeName: vol.name, containerPath: "/data" }],
-  uploads: [{ file: "/etc/e2e/note.txt", content: "uploaded before start\n", permissions: "0444" }],
+  uploads: [
+    { file: "/etc/e2e/note.txt", content: "uploaded before start\n", permissions: "0444" },
+    // Owner-only for a non-root user: extracted from the archive with the tar header's uid/gid.
+    { file: "/etc/e2e/owned.txt", content: "owned by 999\n", permissions: "0400", owner: "999", group: "999" },
+  ],
   tmpfs: { "/tmp": "rw,noexec,nosuid,size=16m" },
   healthcheck: {
     tests: ["CMD-SHELL", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --no-auth-warning ping | grep -q PONG'],
@@ -44,14 +48,15 @@ const redis = new docker.Container("redis", {
   destroyGraceSeconds: 5,
 }, { dependsOn: [vol] });
 
-// One-shot job from the built image: read-only root, an uploaded (bind-mounted) file, output captured.
+// One-shot job from the built image: read-only root, an uploaded (bind-mounted) file that only its
+// non-root user may read (0400, chowned on the host), output captured.
 const job = new docker.Container("job", {
   name: "e2e-prov-job",
   image: built.imageName,
   entrypoints: ["/bin/sh", "-c"],
   command: ["cat /msg.txt /etc/e2e/secret.txt && getent hosts redis | awk '{print \"redis resolves\"}'"],
   networksAdvanced: [{ name: net.name, aliases: ["job"] }],
-  uploads: [{ file: "/etc/e2e/secret.txt", content: pulumi.interpolate`jwt-prefix ${jwt.hex.apply((h) => h.slice(0, 8))}\n`, permissions: "0444" }],
+  uploads: [{ file: "/etc/e2e/secret.txt", content: pulumi.interpolate`jwt-prefix ${jwt.hex.apply((h) => h.slice(0, 8))}\n`, permissions: "0400", owner: "1000", group: "1000" }],
   readOnly: true,
   user: "1000:1000",
   restart: "no",
