@@ -25,8 +25,12 @@ const FillsOut = ResponseObject({ fills: Type.Array(ResponseObject({}, { descrip
 export function registerRoutes(app: App, o: { initialCash: string }): void {
   app.get("/", { schema: { response: { 200: PortfolioOut } } }, async (req) => {
     const who = requireIdentity(req);
-    const cash = await data.accountCash(app.pg, who.userId);
-    const positions = await data.positionsOf(app.pg, who.userId);
+    // Cash and positions from one snapshot: read apart, a fill committed between them showed the
+    // cash before it with the positions after it, and the equity off by the fill's notional.
+    const { cash, positions } = await app.pg.transaction(
+      async (c) => ({ cash: await data.accountCash(c, who.userId), positions: await data.positionsOf(c, who.userId) }),
+      { begin: "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY" },
+    );
     const marks: Record<string, string | undefined> = {};
     if (app.datastores.isEnabled("dragonfly") && positions.length) {
       try {
