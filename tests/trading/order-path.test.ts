@@ -268,9 +268,9 @@ describe("trading-engine", () => {
     expect(c.status).toBe(202);
     expect(c.body.status).toBe("pending_cancel");
     expect((await http("POST", `${omA}/${id}/cancel`, { headers: as(user) })).body.status).toBe("pending_cancel");
-    // A fill that was already on its way lands while the cancel is pending.
+    // A fill that was already on its way lands while the cancel is pending (keyed as the engine keys executions: by user).
     const fill = { fillId: `${id}:race`, orderId: id, userId: user, symbol: SYMBOL, side: "buy", quantity: "0.4", price: "99", fee: "0.01", liquidity: "maker", ts: Date.now() };
-    await producer.send({ topic: TOPICS.executions, messages: [{ key: id, value: JSON.stringify({ eventId: fill.fillId, type: "fill", fill }) }] });
+    await producer.send({ topic: TOPICS.executions, messages: [{ key: user, value: JSON.stringify({ eventId: fill.fillId, type: "fill", fill }) }] });
     const racing = await waitUntil("racing fill applied", async () => {
       const o = await orderOf(user, id);
       return o.filledQuantity === "0.4" ? o : undefined;

@@ -26,7 +26,7 @@ export const kafkaTopics: readonly TopicSpec[] = [
   { name: "market.candles", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "closed OHLCV candles" },
   { name: "trading.signals", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "strategy signals" },
   { name: "trading.orders", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "order lifecycle events, keyed by order id" },
-  { name: "trading.executions", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "fills, keyed by order id" },
+  { name: "trading.executions", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "fills, expiries and cancel confirmations, keyed by user id (one user's in commit order)" },
   { name: "compliance.alerts", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, description: "compliance-monitor alerts (wash trades, spoofing, limits), keyed by user id" },
   { name: "risk.alerts", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "risk limit breaches" },
   { name: "config.changes", partitions: 1, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "configuration-service change notifications" },

@@ -31,8 +31,13 @@ export interface OrderEventMsg {
 }
 
 /**
- * trading.executions, key = orderId. `order.cancelled` is the engine's confirmation of a cancel
- * request: the order is off the book, `remaining` was never executed.
+ * trading.executions, key = userId: a user's fills (of every order) and outcomes are on one
+ * partition, in the order the engine committed them, so consumers that fold them per user
+ * (portfolio-manager: average price, realized PnL, the daily PnL the risk check reads) see them in
+ * that order; an order's own events keep their order with it. (Events published before this key
+ * was the user id carry the order id; consumers read the payload, never the key.)
+ * `order.cancelled` is the engine's confirmation of a cancel request: the order is off the book,
+ * `remaining` was never executed.
  */
 export type ExecutionMsg =
   | { eventId: string; type: "fill"; fill: Fill }

@@ -84,11 +84,8 @@ export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity
     order.side === "buy" ? D(ctx.position).plus(D(ctx.openBuy ?? 0)).plus(qty) : D(ctx.position).minus(D(ctx.openSell ?? 0)).minus(qty);
   const state = ctx.tradingState ?? "active";
   if (state === "halted") return reject("TRADING_HALTED", "trading is halted: no new orders");
-  if (state === "reduce_only") {
-    const pos = D(ctx.position);
-    const reduces = order.side === "buy" ? pos.lt(0) && after.lte(0) : pos.gt(0) && after.gte(0);
-    if (!reduces) return reject("REDUCE_ONLY", `trading is reduce-only: the order would take the position ${str(pos)} to ${str(after)}`);
-  }
+  if (state === "reduce_only" && !reducesPosition(order.side, D(ctx.position), after))
+    return reject("REDUCE_ONLY", `trading is reduce-only: the order would take the position ${str(D(ctx.position))} to ${str(after)}`);
 
   const windowStart = ctx.now - limits.rateWindowMs;
   const inWindow = ctx.recentOrderTimes.filter((t) => t > windowStart).length;
@@ -119,6 +116,47 @@ export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity
     return reject("POSITION_LIMIT_EXCEEDED", `position would be ${str(after)} with the open orders filled, beyond ${limits.maxPosition}`);
 
   return { ok: true, notional: str(notional) };
+}
+
+/**
+ * The reduce_only test: an order on `side` shrinks the position `pos` when `after` (the position once
+ * it and every open order on its side fill) is on the same side of zero as `pos`, not beyond: a buy
+ * only against a short, a sell only against a long, never through zero.
+ */
+function reducesPosition(side: "buy" | "sell", pos: Decimal, after: Decimal): boolean {
+  return side === "buy" ? pos.lt(0) && after.lte(0) : pos.gt(0) && after.gte(0);
+}
+
+/** An open order of one user in one symbol, as `reduceOnlyExcess` weighs it. */
+export interface OpenOrderExposure {
+  id: string;
+  side: "buy" | "sell";
+  /** The unexecuted quantity. */
+  remaining: DecimalLike;
+  /** A cancel was already requested: it may still fill (a fill can win the race), so it counts, and is not listed again. */
+  cancelling?: boolean;
+}
+
+/**
+ * The open orders (of one user in one symbol, oldest first) that reduce_only cannot leave on the
+ * book: each is weighed as checkOrder weighs a new order under reduce_only, after the ones kept before
+ * it (every kept order on its side counted as filled, the orders already being cancelled too). What
+ * is kept together can at most bring the position to zero; a buy against a long or a flat position,
+ * a sell against a short or a flat one, and an order that would cross zero are listed.
+ */
+export function reduceOnlyExcess(position: DecimalLike, orders: OpenOrderExposure[]): string[] {
+  const pos = D(position);
+  const open = { buy: ZERO, sell: ZERO };
+  for (const o of orders) if (o.cancelling) open[o.side] = open[o.side].plus(D(o.remaining));
+  const excess: string[] = [];
+  for (const o of orders) {
+    if (o.cancelling) continue;
+    const qty = D(o.remaining);
+    const after = o.side === "buy" ? pos.plus(open.buy).plus(qty) : pos.minus(open.sell).minus(qty);
+    if (reducesPosition(o.side, pos, after)) open[o.side] = open[o.side].plus(qty);
+    else excess.push(o.id);
+  }
+  return excess;
 }
 
 /** Simple sliding-window order counter per key (the in-process state behind the rate check). */

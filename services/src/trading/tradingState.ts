@@ -6,7 +6,9 @@
  * Stored in Dragonfly under `trading:state:global` and `trading:state:user:<userId>` (a missing key
  * is `active`; an unknown value is treated as `halted`, the safe reading). The effective state is
  * the stricter of the two. order-management enforces it in the pre-trade check (risk.ts: halted
- * rejects every order, reduce_only every order that would not shrink the position); the AI
+ * rejects every order, reduce_only every order that would not shrink the position) and on the orders
+ * already open (order-management/kill-switch.ts requests the cancel of those the state no longer
+ * allows, read from the PostgreSQL record); the AI
  * orchestrator reads it too. This module is the shared contract; the only writer is risk-analyzer's
  * audited kill switch (services/risk-analyzer/kill-switch.ts: PostgreSQL record, this copy).
  */

@@ -6,6 +6,7 @@ import type { Queryable } from "../../kit";
 import { textArrayLiteral } from "../../kit/datastores/postgres";
 import { enqueue, outboxInsert, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
 import type { OrderStatus } from "../../trading/orderState";
+import { pairKey } from "./domain";
 
 export interface OrderRow {
   order_id: string;
@@ -149,4 +150,58 @@ export async function updateOrders(db: Queryable, rows: OrderRow[]): Promise<voi
       WHERE o.order_id = r.order_id`,
     [rows.map((r) => r.order_id), rows.map((r) => r.filled_quantity), rows.map((r) => r.avg_fill_price), rows.map((r) => r.fees), rows.map((r) => r.status), rows.map((r) => r.reject_reason)],
   );
+}
+
+/** A scope of the kill switch that is not `active`, as recorded (risk-analyzer's trading_states), with the reason of its last change. */
+export interface RestrictedScope {
+  scope: string;
+  state: "reduce_only" | "halted";
+  reason: string | null;
+}
+
+/** The recorded scopes whose state is not `active` (a handful of rows; none in normal operation). */
+export async function restrictedScopes(db: Queryable): Promise<RestrictedScope[]> {
+  const { rows } = await db.query<{ scope: string; state: string; reason: string | null }>(
+    `SELECT s.scope, s.state, (SELECT c.reason FROM trading_state_changes c WHERE c.scope = s.scope ORDER BY c.id DESC LIMIT 1) AS reason
+       FROM trading_states s WHERE s.state <> 'active' ORDER BY s.scope`,
+  );
+  // Anything but the two restrictive states would not be here; an unknown value is read as halted (tradingState.ts).
+  return rows.map((r) => ({ scope: r.scope, state: r.state === "reduce_only" ? "reduce_only" : "halted", reason: r.reason }));
+}
+
+/**
+ * The open orders (accepted, partially filled, pending cancel) of these users, or of every user
+ * (`null`), oldest first per user and symbol; `lock` locks them (in order-id order, as lockOrders).
+ */
+export async function openOrdersOf(db: Queryable, userIds: string[] | null, lock: boolean): Promise<OrderRow[]> {
+  const { rows } = await db.query<OrderRow>(
+    `SELECT * FROM om_orders WHERE status IN ('accepted', 'partially_filled', 'pending_cancel') AND ($1::text[] IS NULL OR user_id = ANY($1::text[]))
+      ORDER BY ${lock ? "order_id FOR UPDATE" : "created_at, order_id"}`,
+    [userIds],
+  );
+  return lock ? rows.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.order_id < b.order_id ? -1 : 1)) : rows;
+}
+
+/** The positions (om_positions: signed filled quantity) of these users, or of every user (`null`), keyed by pairKey(user, symbol). */
+export async function positionsOf(db: Queryable, userIds: string[] | null): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ user_id: string; symbol: string; quantity: string }>(
+    "SELECT user_id, symbol, quantity::text AS quantity FROM om_positions WHERE $1::text[] IS NULL OR user_id = ANY($1::text[])",
+    [userIds],
+  );
+  return new Map(rows.map((r) => [pairKey(r.user_id, r.symbol), r.quantity]));
+}
+
+/**
+ * Requests the cancel of these orders (locked by the caller, their transition checked) with the
+ * reason recorded on the order (reject_reason / reject_message, kept once the engine confirms).
+ */
+export async function requestCancels(db: Queryable, cancels: { orderId: string; reason: string; message: string }[]): Promise<OrderRow[]> {
+  if (cancels.length === 0) return [];
+  const { rows } = await db.query<OrderRow>(
+    `UPDATE om_orders o SET status = 'pending_cancel', reject_reason = c.reason, reject_message = c.message, updated_at = now()
+       FROM unnest($1::uuid[], $2::text[], $3::text[]) AS c(order_id, reason, message)
+      WHERE o.order_id = c.order_id AND o.status IN ('accepted', 'partially_filled') RETURNING o.*`,
+    [cancels.map((c) => c.orderId), cancels.map((c) => c.reason), cancels.map((c) => c.message)],
+  );
+  return rows;
 }

@@ -3,9 +3,12 @@
  * Each order gets the pre-trade risk check (shared module, in-process: see trading/infra/riskContext.ts)
  * before acceptance; a breach stores the order as `rejected` with the named reason. Every state
  * change goes to `trading.orders` through the transactional outbox (om_outbox). Fills and exchange
- * outcomes are consumed from `trading.executions` (deduped by fill id / event id).
+ * outcomes are consumed from `trading.executions` (deduped by fill id / event id). The kill switch's
+ * recorded state reaches open orders too: kill-switch.ts requests the cancel of those a halt or
+ * reduce_only no longer allows, every OM_KILL_SWITCH_SWEEP_MS.
  *
- * Layers: routes.ts (HTTP), executions.ts (the consumer), metrics.ts, domain.ts (rules, no I/O), data.ts (SQL).
+ * Layers: routes.ts (HTTP), executions.ts (the consumer), kill-switch.ts (the sweeper), metrics.ts,
+ * domain.ts (rules, no I/O), data.ts (SQL).
  */
 import { defineService, Type } from "../../kit";
 import { TOPICS, type ExecutionMsg } from "../../trading/events";
@@ -13,6 +16,7 @@ import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { riskEnv, riskLimitsFrom } from "../../trading/infra/riskContext";
 import { applyExecutions } from "./executions";
+import { KillSwitchSweeper } from "./kill-switch";
 import { createOrderMetrics } from "./metrics";
 import { registerRoutes } from "./routes";
 import { OrderSubmitter } from "./submit";
@@ -37,6 +41,9 @@ export default defineService({
     // transaction, an outbox produce and the engine's fetch of the order.filled it ignores: at
     // 200 orders/s those were a quarter of the whole stack's CPU per order (README, the order path).
     OM_EXECUTIONS_LINGER_MS: Type.Integer({ default: 25, minimum: 0, maximum: 1000 }),
+    // How often the recorded kill switch is compared with the open orders (kill-switch.ts): at most
+    // this long after a halt, its user's resting orders are asked to leave the book.
+    OM_KILL_SWITCH_SWEEP_MS: Type.Integer({ default: 500, minimum: 20, maximum: 60000 }),
   },
   async register(ctx) {
     const { app } = ctx;
@@ -52,6 +59,14 @@ export default defineService({
 
     relay.start();
     ctx.onClose(() => relay.stop());
+    const sweeper = new KillSwitchSweeper(app.pg, {
+      intervalMs: ctx.config.OM_KILL_SWITCH_SWEEP_MS,
+      log: ctx.log,
+      committed: (enqueued) => relay.notify(enqueued),
+      requested: (state, n) => metrics.killSwitchCancels.inc({ state }, n),
+    });
+    sweeper.start();
+    ctx.onClose(() => sweeper.stop());
     // One transaction per fetched batch of executions (every partition fetched together).
     await consumeBatches(ctx, {
       groupId: ctx.config.OM_CONSUMER_GROUP,

@@ -6,6 +6,8 @@
  *   om_fill_latency_seconds              order created to each of its fills applied here (through risk,
  *                                        the outbox, Kafka and the trading engine), both times from
  *                                        PostgreSQL's clock
+ *   om_kill_switch_cancels_total{state}  cancels of open orders requested by the kill switch (halted,
+ *                                        reduce_only; kill-switch.ts)
  */
 import { Counter, Histogram, type Registry } from "prom-client";
 import { RISK_REJECTIONS } from "../../trading/risk";
@@ -17,6 +19,7 @@ export function createOrderMetrics(registry: Registry) {
   return {
     submitted: new Counter({ name: "om_orders_submitted_total", help: "orders submitted by outcome", labelNames: ["outcome"], registers: [registry] }),
     rejections,
+    killSwitchCancels: new Counter({ name: "om_kill_switch_cancels_total", help: "cancels of open orders requested by the kill switch, by trading state", labelNames: ["state"], registers: [registry] }),
     fillLatency: new Histogram({
       name: "om_fill_latency_seconds",
       help: "order created to each of its fills applied (through risk, the outbox, Kafka and the trading engine)",

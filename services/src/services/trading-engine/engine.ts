@@ -7,11 +7,16 @@
  * together with its outgoing events (te_outbox) in one transaction per fetched batch. Fill ids are
  * deterministic (`${orderId}:${n}`), te_orders is keyed by order id and te_last_bar remembers the
  * last bar per symbol, so a redelivered order or bar is recognised and skipped. The in-memory book is
- * rebuilt from those tables on start and after any failed transaction.
+ * rebuilt from those tables on start and after any failed transaction; until a rebuild has succeeded
+ * (PostgreSQL may be down when the transaction fails) the book is stale and no batch runs against it:
+ * each batch first tries the rebuild again and, if that fails too, is refused as an outage
+ * (HandlerUnavailableError), so the consumer retries it later instead of applying it to a book that
+ * still holds the effects of the rolled-back transaction.
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
+import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import { enqueue, type Enqueued, type OutboxEvent, type OutboxRelay } from "../../trading/infra/outbox";
 import { binanceFills, toBinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
 import { PaperExchange, type ExecutionReport, type PaperExchangeOptions } from "../../trading/paperExchange";
@@ -51,6 +56,11 @@ export class TradingEngine {
    * promise chaining rather than a mutex package.
    */
   private applied: Promise<unknown> = Promise.resolve();
+  /**
+   * The book may differ from the database: a batch's transaction failed and the rebuild after it
+   * failed too. Cleared only by a rebuild that succeeded; while set, no batch is applied.
+   */
+  private stale = false;
   constructor(private readonly deps: EngineDeps) {
     this.exchange = new PaperExchange(deps.paper);
   }
@@ -64,6 +74,18 @@ export class TradingEngine {
     for (const r of resting) exchange.restore(r);
     this.exchange = exchange;
     this.deps.log.info({ bars: bars.length, resting: resting.length }, "engine state loaded");
+  }
+
+  /** Whether the book waits for a rebuild (a failed transaction whose rebuild failed too). */
+  isStale(): boolean {
+    return this.stale;
+  }
+
+  /** Rebuilds the book after a failed transaction; the book is trusted again only if this succeeds. */
+  private async reload(): Promise<void> {
+    this.stale = true;
+    await this.load();
+    this.stale = false;
   }
 
   restingOrders() {
@@ -89,6 +111,10 @@ export class TradingEngine {
     // Most of trading.orders is for others (`new`, `filled`, ...): a batch of nothing but those needs
     // no transaction (two round trips that held up the next batch) and no relay wake-up.
     if (commands.every((c) => c.kind === "ignore")) return;
+    if (this.stale)
+      await this.reload().catch((err: unknown) => {
+        throw new HandlerUnavailableError("the engine's book could not be rebuilt from PostgreSQL after a failed batch; the batch waits", { cause: err });
+      });
     const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
     const barSymbols = [...new Set(commands.flatMap((c) => (c.kind === "bars" ? c.bars.map((b) => b.symbol) : [])))];
     let enqueued: Enqueued | undefined;
@@ -111,7 +137,9 @@ export class TradingEngine {
         enqueued = await enqueue(tx, "te_outbox", w.events);
       }, { begin: knownSql });
     } catch (err) {
-      await this.load().catch(() => undefined); // the book may hold effects of the rolled-back transaction
+      // The book may hold effects of the rolled-back transaction (an order a bar took out, one this
+      // attempt rested): rebuilt now, or, if PostgreSQL cannot answer, before the next batch.
+      await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
       throw err;
     }
     if (enqueued !== undefined) this.deps.relay.notify(enqueued);

@@ -57,20 +57,26 @@ export function commandOf(topic: string, json: object): EngineCommand {
   return { kind: "ignore" };
 }
 
+/**
+ * `trading.executions` is keyed by user id (events.ts): every event of a user, whatever the order,
+ * lands on one partition in the order the engine committed it, so portfolio-manager applies a user's
+ * fills in that order (average price and realized PnL depend on it) and an order's own events (a
+ * fill, then its cancel confirmation) keep their order too.
+ */
 export function fillEvent(f: Fill): OutboxEvent {
   const msg: ExecutionMsg = { eventId: f.fillId, type: "fill", fill: f };
-  return { eventId: f.fillId, topic: TOPICS.executions, key: f.orderId, payload: msg };
+  return { eventId: f.fillId, topic: TOPICS.executions, key: f.userId, payload: msg };
 }
 
 export function outcomeEvent(o: OrderRequest, type: "order.expired" | "order.rejected", reason: string): OutboxEvent {
   const eventId = `${o.orderId}:exec:${type}`;
   const msg: ExecutionMsg = { eventId, type, orderId: o.orderId, userId: o.userId, symbol: o.symbol, reason, ts: Date.now() };
-  return { eventId, topic: TOPICS.executions, key: o.orderId, payload: msg };
+  return { eventId, topic: TOPICS.executions, key: o.userId, payload: msg };
 }
 
 /** The engine's confirmation of a cancel request: `remaining` left the book unexecuted. */
 export function cancelledEvent(o: OrderRequest, remaining: string, reason: string): OutboxEvent {
   const eventId = `${o.orderId}:exec:order.cancelled`;
   const msg: ExecutionMsg = { eventId, type: "order.cancelled", orderId: o.orderId, userId: o.userId, symbol: o.symbol, remaining, reason, ts: Date.now() };
-  return { eventId, topic: TOPICS.executions, key: o.orderId, payload: msg };
+  return { eventId, topic: TOPICS.executions, key: o.userId, payload: msg };
 }

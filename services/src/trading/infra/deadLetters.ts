@@ -2,8 +2,9 @@
  * What a consumer does with a message it can never apply: set it aside in `consumer_dead_letters`
  * (migrations/postgres/0195) with the reason, and keep consuming. An outage (the kit's
  * isTransientError: connection refused, serialization failure, server shutting down, Kafka
- * retriable) is retried instead, so nothing is set aside because a datastore blinked; any other
- * error (a PoisonMessageError, bad input the datastore refused, a bug) sets the message aside.
+ * retriable, or a HandlerUnavailableError) is retried instead, so nothing is set aside because a
+ * datastore blinked; any other error (a PoisonMessageError, bad input the datastore refused, a bug)
+ * sets the message aside.
  */
 import { isTransientError, type ClickHouseKitClient, type Queryable } from "../../kit";
 
@@ -13,6 +14,18 @@ export class PoisonMessageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "PoisonMessageError";
+  }
+}
+
+/**
+ * Thrown by a handler that can apply no message at all until it has recovered (the trading-engine
+ * whose book must first be rebuilt from PostgreSQL): an outage whatever its cause, so the batch is
+ * retried later, never set aside.
+ */
+export class HandlerUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "HandlerUnavailableError";
   }
 }
 
@@ -61,5 +74,6 @@ export async function setAside(store: DeadLetterStore, d: DeadLetter): Promise<v
 
 /** Whether a failed message should be retried (an outage) rather than set aside. */
 export function isRetriable(err: unknown): boolean {
+  if (err instanceof HandlerUnavailableError) return true;
   return !(err instanceof PoisonMessageError) && isTransientError(err);
 }

@@ -1,0 +1,213 @@
+/**
+ * The kill switch reaches orders already resting (real PostgreSQL, Redis, a private Kafka;
+ * order-management and the trading-engine in-process). The state is written as risk-analyzer's
+ * audited writer records it (trading_states + trading_state_changes, and the Dragonfly copy):
+ *   - a halted user's resting buy is cancelled through the cancel path (pending_cancel, the engine
+ *     confirms), its history says why (KILL_SWITCH), and a crossing bar fills nothing of it while it
+ *     fills another user's;
+ *   - reduce_only cancels the resting orders that would grow the position or flip it through zero,
+ *     weighed together, and keeps the one that only reduces (which then fills);
+ *   - a global halt recorded while order-management was down is acted on when it is back, for every
+ *     user, once: two replicas sweeping together request each cancel one time.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kafkajs, pg, Redis, startKafka, type KafkaServer } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
+import orderManagement from "../../services/src/services/order-management";
+import tradingEngine from "../../services/src/services/trading-engine";
+import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
+import { TRADING_STATE_KEYS, type TradingState } from "../../services/src/trading/tradingState";
+import { http, sleep, waitUntil } from "./e2e-helpers";
+
+const srv = useServers("postgres", "redis");
+const SYMBOL = "ETHUSDT";
+const SWEEP_MS = 100;
+/** Bound of a wait: generous, it only guards against a hang on a loaded machine. */
+const WAIT_MS = 120_000;
+let kafka: KafkaServer;
+let env: Record<string, string>;
+let pool: InstanceType<typeof pg.Pool>;
+let redis: InstanceType<typeof Redis>;
+let producer: ReturnType<InstanceType<typeof kafkajs.Kafka>["producer"]>;
+let oms: { service: Service<any>; url: string }[] = [];
+let engine: { service: Service<any>; url: string };
+const ADMIN = randomUUID();
+
+const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const submit = (userId: string, body: Record<string, unknown>) => http("POST", `${oms[0].url}/`, { body, headers: as(userId) });
+const limit = (side: "buy" | "sell", quantity: string, limitPrice: string) => ({ symbol: SYMBOL, side, type: "limit", quantity, limitPrice });
+const orderOf = async (userId: string, id: string) => (await http("GET", `${oms[0].url}/${id}`, { headers: as(userId) })).body;
+const waitStatus = (userId: string, id: string, status: string) =>
+  waitUntil(`order ${id} ${status}`, async () => {
+    const o = await orderOf(userId, id);
+    return o.status === status ? o : undefined;
+  }, WAIT_MS);
+const resting = async (userId: string) => ((await http("GET", `${engine.url}/book`, { headers: as(userId) })).body.resting as { orderId: string }[]).map((o) => o.orderId);
+const waitResting = (userId: string, ids: string[]) =>
+  waitUntil(`${ids.length} resting`, async () => {
+    const r = await resting(userId);
+    return ids.every((id) => r.includes(id));
+  }, WAIT_MS);
+let minute = 0;
+/** The next closed 1m bar (open times only grow). */
+async function sendBar(close: string, low = close, high = close): Promise<number> {
+  const openTime = Date.UTC(2026, 3, 1) + minute++ * 60_000;
+  const b = { symbol: SYMBOL, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high, low, close, volume: "1000" };
+  await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(b) }] });
+  await waitUntil("engine took the bar", async () => (await http("GET", `${engine.url}/last/${SYMBOL}`)).body.bar?.openTime === openTime, WAIT_MS);
+  return openTime;
+}
+
+/** The kill switch as risk-analyzer records a change: the scope's state, an audit row, the Dragonfly copy. */
+async function setState(scope: "global" | { userId: string }, to: TradingState, reason: string): Promise<void> {
+  const name = scope === "global" ? "global" : `user:${scope.userId}`;
+  const c = await pool.connect();
+  try {
+    await c.query("BEGIN");
+    const prev = await c.query("SELECT state FROM trading_states WHERE scope = $1 FOR UPDATE", [name]);
+    await c.query("INSERT INTO trading_states (scope, state) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET state = $2, updated_at = now()", [name, to]);
+    await c.query(
+      "INSERT INTO trading_state_changes (scope, user_id, from_state, to_state, reason, changed_by, auth_method) VALUES ($1, $2, $3, $4, $5, $6, 'jwt')",
+      [name, scope === "global" ? null : scope.userId, prev.rows[0]?.state ?? "active", to, reason, ADMIN],
+    );
+    await redis.set(scope === "global" ? TRADING_STATE_KEYS.global : TRADING_STATE_KEYS.user(scope.userId), to);
+    await c.query("COMMIT");
+  } finally {
+    c.release();
+  }
+}
+/** The order's events in om_outbox (its history on trading.orders), by state. */
+const historyOf = async (id: string) => (await pool.query<{ e: string }>("SELECT split_part(event_id, ':', 2) AS e FROM om_outbox WHERE msg_key = $1 ORDER BY id", [id])).rows.map((r) => r.e);
+const engineFills = async (id: string) => (await pool.query("SELECT fill_id FROM te_fills WHERE order_id = $1", [id])).rowCount;
+
+async function startOms(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const service = await createService(orderManagement, { env, defaultMetrics: false });
+    oms.push({ service, url: await service.listen({ port: 0, host: "127.0.0.1" }) });
+  }
+}
+async function stopOms(): Promise<void> {
+  for (const o of oms) await o.service.close().catch(() => undefined);
+  oms = [];
+}
+
+beforeAll(async () => {
+  kafka = await startKafka();
+  env = {
+    ...srv.env,
+    KAFKA_BROKERS: kafka.url,
+    LOG_LEVEL: "error",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    KAFKA_HEARTBEAT_MS: "500",
+    OM_OUTBOX_INTERVAL_MS: "50",
+    TE_OUTBOX_INTERVAL_MS: "50",
+    OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS),
+    RISK_MAX_ORDERS_PER_WINDOW: "100000",
+    POSTGRES_POOL_MAX: "6",
+  };
+  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
+  await runPostgresMigrations(pool);
+  const k = new kafkajs.Kafka({ brokers: [kafka.url], logLevel: kafkajs.logLevel.NOTHING });
+  const admin = k.admin();
+  await admin.connect();
+  await ensureKafkaTopics(admin);
+  await admin.disconnect();
+  producer = k.producer();
+  await producer.connect();
+  redis = new Redis(env.DRAGONFLY_URL);
+  await redis.set(lastPriceKey(SYMBOL), "100");
+  await startOms(1);
+  const service = await createService(tradingEngine, { env, defaultMetrics: false });
+  engine = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
+  await sendBar("100");
+}, 300_000);
+
+afterAll(async () => {
+  await stopOms();
+  await engine?.service.close().catch(() => undefined);
+  await producer?.disconnect().catch(() => undefined);
+  redis?.disconnect();
+  await pool?.end();
+  await kafka?.stop();
+}, 60_000);
+
+describe("kill switch: orders already resting", () => {
+  it("halted: the user's resting buy is cancelled through the engine, marked KILL_SWITCH; a crossing bar fills nothing of it", async () => {
+    const [halted, other] = [randomUUID(), randomUUID()];
+    const mine = (await submit(halted, limit("buy", "1", "98"))).body;
+    const theirs = (await submit(other, limit("buy", "1", "98"))).body;
+    expect([mine.status, theirs.status]).toEqual(["accepted", "accepted"]);
+    await waitResting(halted, [mine.orderId]);
+    await waitResting(other, [theirs.orderId]);
+
+    await setState({ userId: halted }, "halted", "fraud review #7");
+    const done = await waitStatus(halted, mine.orderId, "cancelled");
+    expect(done).toMatchObject({ filledQuantity: "0", rejectReason: "KILL_SWITCH" });
+    expect(done.rejectMessage).toBe(`user:${halted} halted: fraud review #7`);
+    expect((await pool.query("SELECT status FROM te_orders WHERE order_id = $1", [mine.orderId])).rows[0].status).toBe("cancelled");
+    expect(await resting(halted)).toEqual([]);
+
+    await sendBar("97.5", "97"); // crosses both limits at 98
+    await waitStatus(other, theirs.orderId, "filled");
+    expect(await engineFills(mine.orderId)).toBe(0);
+    expect((await orderOf(halted, mine.orderId)).status).toBe("cancelled");
+    // More passes change nothing: one cancel request, one confirmation.
+    await sleep(SWEEP_MS * 5);
+    expect(await historyOf(mine.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
+    await setState({ userId: halted }, "active", "review cleared");
+  }, 300_000);
+
+  it("reduce_only: the resting orders that would grow or flip the position are cancelled, the one that only reduces stays and fills", async () => {
+    const user = randomUUID();
+    const buy = (await submit(user, { symbol: SYMBOL, side: "buy", type: "market", quantity: "2" })).body;
+    await waitStatus(user, buy.orderId, "filled");
+    const reduces = (await submit(user, limit("sell", "1", "103"))).body; // 2 -> 1
+    const flips = (await submit(user, limit("sell", "2", "104"))).body; // with the first: 2 -> -1
+    const grows = (await submit(user, limit("buy", "1", "96"))).body; // 2 -> 3
+    await waitResting(user, [reduces.orderId, flips.orderId, grows.orderId]);
+
+    await setState({ userId: user }, "reduce_only", "position review");
+    for (const o of [flips, grows]) {
+      const done = await waitStatus(user, o.orderId, "cancelled");
+      expect(done).toMatchObject({ filledQuantity: "0", rejectReason: "KILL_SWITCH", rejectMessage: `user:${user} reduce_only: position review` });
+    }
+    await sleep(SWEEP_MS * 5);
+    expect(await orderOf(user, reduces.orderId)).toMatchObject({ status: "accepted", rejectReason: null });
+    expect(await resting(user)).toEqual([reduces.orderId]);
+
+    await sendBar("100", "95", "105"); // crosses all three limits
+    await waitStatus(user, reduces.orderId, "filled");
+    expect(await engineFills(flips.orderId)).toBe(0);
+    expect(await engineFills(grows.orderId)).toBe(0);
+    await waitUntil("position 1", async () => (await pool.query("SELECT quantity::text AS q FROM om_positions WHERE user_id = $1", [user])).rows[0]?.q === "1", WAIT_MS);
+    await setState({ userId: user }, "active", "review cleared");
+  }, 300_000);
+
+  it("a global halt recorded while order-management was down: once back (two replicas), every user's open orders are cancelled once", async () => {
+    const users = [randomUUID(), randomUUID()];
+    const orders = [];
+    for (const u of users) orders.push((await submit(u, limit("buy", "1", "97"))).body);
+    for (const [i, u] of users.entries()) await waitResting(u, [orders[i].orderId]);
+
+    await stopOms();
+    await setState("global", "halted", "exchange incident");
+    await startOms(2);
+    for (const [i, u] of users.entries()) {
+      const done = await waitStatus(u, orders[i].orderId, "cancelled");
+      expect(done).toMatchObject({ rejectReason: "KILL_SWITCH", rejectMessage: "global halted: exchange incident" });
+    }
+    await sleep(SWEEP_MS * 5);
+    for (const o of orders) expect(await historyOf(o.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
+    expect((await submit(users[0], limit("buy", "1", "97"))).body.rejectReason).toBe("TRADING_HALTED");
+
+    await setState("global", "active", "incident resolved");
+    const after = (await submit(users[0], limit("buy", "1", "97"))).body;
+    expect(after.status).toBe("accepted");
+    await waitResting(users[0], [after.orderId]);
+    await sleep(SWEEP_MS * 5);
+    expect((await orderOf(users[0], after.orderId)).status).toBe("accepted");
+  }, 300_000);
+});
