@@ -244,7 +244,9 @@ describe("subscription lifecycle through the gateway", () => {
 
     const other = await token(randomUUID());
     const u = await api("POST", "/billing/subscriptions", other, { planId: `basic-${run}`, paymentMethod: "pm_card_chargeDeclined" });
-    await pool.query("UPDATE bil_subscriptions SET status = 'unpaid' WHERE subscription_id = $1", [u.body.id]); // where dunning ends
+    // Where dunning ends, once the first decline is applied (it would set the status after this).
+    await waitUntil("first attempt declined", async () => (await invoices(other))[0]?.attempts === 1, 90_000);
+    await pool.query("UPDATE bil_subscriptions SET status = 'unpaid' WHERE subscription_id = $1", [u.body.id]);
     expect((await api("POST", `/billing/subscriptions/${u.body.id}/plan`, other, { planId: `pro-${run}` })).body.error.code).toBe("SUBSCRIPTION_UNPAID");
     const cu = await api("POST", `/billing/subscriptions/${u.body.id}/cancel`, other, { atPeriodEnd: true });
     expect([cu.status, cu.body.status]).toEqual([200, "canceled"]);
