@@ -1,10 +1,12 @@
 /**
  * Live paths against fakes on loopback (no Binance is reachable here): data-bridge with
- * MARKET_DATA_SOURCE=binance on a fake kline WebSocket, and trading-engine with TRADING_MODE=live on a
- * fake signed REST API that answers 503 after creating the order (unknown outcome -> reconciliation).
+ * MARKET_DATA_SOURCE=binance on a fake kline WebSocket, and trading-engine with TRADING_MODE=live on
+ * the fake Binance REST API (tests/fakes/binance.ts): an order answered 503 after Binance created it
+ * (unknown outcome -> reconciliation, fills from myTrades), a limit order resting at Binance whose
+ * fill the engine's poll (TE_LIVE_POLL_MS) collects, a cancel that reaches Binance. The engine-level
+ * cases (outages, restart, races) are in live-engine.test.ts.
  * A private Kafka keeps these topics apart from the other test files.
  */
-import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +17,7 @@ import { createService, type Service } from "../../services/src/kit";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
 import dataBridge from "../../services/src/services/data-bridge";
 import tradingEngine from "../../services/src/services/trading-engine";
-import { sign } from "../../services/src/trading/binance/adapter";
+import { FakeBinance } from "../fakes/binance";
 import { waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres", "redis");
@@ -24,39 +26,13 @@ let kafka: KafkaServer;
 let env: Record<string, string>;
 let pool: InstanceType<typeof pg.Pool>;
 const services: Service<any>[] = [];
-const closers: (() => void)[] = [];
-const binanceLog: string[] = [];
-const orders = new Map<string, any>();
+const closers: (() => void | Promise<void>)[] = [];
+const binance = new FakeBinance("live-key", SECRET);
 
 beforeAll(async () => {
   kafka = await startKafka();
-  // Fake Binance REST: verifies signatures; the first order POST is created but answered 503.
-  const rest = createServer((req, res) => {
-    const u = new URL(req.url!, "http://x");
-    const q = u.search.slice(1);
-    const i = q.lastIndexOf("&signature=");
-    if (req.headers["x-mbx-apikey"] !== "live-key" || sign(q.slice(0, i), SECRET) !== q.slice(i + 11)) {
-      res.writeHead(401);
-      res.end('{"code":-1022,"msg":"Signature for this request is not valid."}');
-      return;
-    }
-    const p = u.searchParams;
-    const cid = p.get("newClientOrderId") ?? p.get("origClientOrderId")!;
-    binanceLog.push(`${req.method} ${u.pathname} ${cid}`);
-    if (req.method === "GET") {
-      const o = orders.get(cid);
-      res.writeHead(o ? 200 : 400, { "content-type": "application/json" });
-      res.end(o ? JSON.stringify(o) : '{"code":-2013,"msg":"Order does not exist."}');
-      return;
-    }
-    const o = { symbol: p.get("symbol"), orderId: orders.size + 1, clientOrderId: cid, price: "0", origQty: p.get("quantity"), executedQty: p.get("quantity"), cummulativeQuoteQty: "0", status: "FILLED", type: p.get("type"), side: p.get("side"), transactTime: 1_700_000_000_000, fills: [{ price: "101.5", qty: p.get("quantity"), commission: "0.1015", commissionAsset: "USDT", tradeId: 4242 }] };
-    const first = orders.size === 0;
-    orders.set(cid, o);
-    res.writeHead(first ? 503 : 200, { "content-type": "application/json", "x-mbx-used-weight-1m": "7" });
-    res.end(first ? '{"code":-1000,"msg":"Unknown error, please check your request or try again later."}' : JSON.stringify(o));
-  });
-  await new Promise<void>((r) => rest.listen(0, "127.0.0.1", r));
-  closers.push(() => { rest.closeAllConnections(); rest.close(); });
+  await binance.start();
+  closers.push(() => binance.close());
   // Fake kline stream: an in-progress update, then the closed kline, for every connection.
   const wss = new ws.WebSocketServer({ port: 0, host: "127.0.0.1" });
   await new Promise((r) => wss.once("listening", r));
@@ -77,7 +53,7 @@ beforeAll(async () => {
     MARKET_DATA_SOURCE: "binance",
     MARKET_SYMBOLS: "BTCUSDT",
     BINANCE_WS_URL: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
-    BINANCE_REST_URL: `http://127.0.0.1:${(rest.address() as AddressInfo).port}`,
+    BINANCE_REST_URL: binance.url,
     TE_OUTBOX_INTERVAL_MS: "50",
   };
   pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
@@ -90,7 +66,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s of services.reverse()) await s.close().catch(() => undefined);
-  closers.forEach((c) => c());
+  for (const c of closers) await c();
   await pool?.end();
   await kafka?.stop();
 }, 60_000);
@@ -114,20 +90,48 @@ describe("live paths on fakes", () => {
   });
 
   it("trading-engine in live mode places the order signed, reconciles a 503 by client order id, and emits the Binance fill once", async () => {
-    const engine = await createService(tradingEngine, { env: { ...env, TRADING_MODE: "live", BINANCE_API_KEY: "live-key", BINANCE_SECRET_KEY: SECRET }, defaultMetrics: false });
+    const engine = await createService(tradingEngine, { env: { ...env, TRADING_MODE: "live", BINANCE_API_KEY: "live-key", BINANCE_SECRET_KEY: SECRET, TE_LIVE_POLL_MS: "100" }, defaultMetrics: false });
     services.push(engine);
+    binance.setPrice("BTCUSDT", "101.5");
+    binance.failNext("POST", "/api/v3/order", "503-after"); // created and filled at Binance, answered 503
     const orderId = randomUUID();
-    const producer = new kafkajs.Kafka({ brokers: [kafka.url], logLevel: kafkajs.logLevel.NOTHING }).producer();
-    await producer.connect();
-    const snapshot = { orderId, clientOrderId: orderId, userId: "u-live", symbol: "BTCUSDT", side: "buy", type: "market", quantity: "0.5", status: "accepted", filledQuantity: "0", avgFillPrice: null, fees: "0", rejectReason: null, rejectMessage: null, lastPrice: "101", createdAt: "", updatedAt: "" };
-    const msg = { key: orderId, value: JSON.stringify({ eventId: `${orderId}:accepted`, type: "order.accepted", order: snapshot, ts: Date.now() }) };
-    await producer.send({ topic: "trading.orders", messages: [msg, msg] }); // delivered twice
-    await producer.disconnect();
+    await sendOrders([accepted(orderId, { type: "market", quantity: "0.5", clientOrderId: "user-chosen-1" })], 2); // delivered twice
     const fill = await waitUntil("fill recorded", async () => (await pool.query("SELECT payload FROM te_fills WHERE order_id = $1", [orderId])).rows[0]?.payload, 60_000);
-    expect(fill).toMatchObject({ fillId: `${orderId}:bn4242`, price: "101.5", quantity: "0.5", fee: "0.1015", side: "buy" });
+    const [trade] = binance.trades.filter((t) => t.orderId === binance.order(orderId)!.orderId);
+    // The adopted order (GET /api/v3/order) carries no fills: they come from GET /api/v3/myTrades.
+    expect(fill).toMatchObject({ fillId: `${orderId}:bn${trade.id}`, price: "101.5", quantity: "0.5", fee: "0.05075", side: "buy" });
     await waitUntil("fill event relayed", async () => (await pool.query("SELECT 1 FROM te_outbox WHERE event_id = $1 AND sent_at IS NOT NULL", [fill.fillId])).rowCount === 1);
-    expect(orders.size).toBe(1); // one order at Binance despite the 503 and the duplicate event
-    expect(binanceLog).toEqual([`POST /api/v3/order ${orderId}`, `GET /api/v3/order ${orderId}`]);
+    // One order at Binance despite the 503 and the duplicate event, under the platform's order id.
+    expect(binance.orders.map((o) => o.clientOrderId)).toEqual([orderId]);
+    expect(binance.requests(orderId)).toEqual([`POST /api/v3/order ${orderId}`, `GET /api/v3/order ${orderId}`]);
+    expect(binance.requests(String(binance.order(orderId)!.orderId))).toEqual([`GET /api/v3/myTrades ${binance.order(orderId)!.orderId}`]);
     expect(Number((await pool.query("SELECT count(*) AS n FROM te_fills WHERE order_id = $1", [orderId])).rows[0].n)).toBe(1);
   });
+
+  it("trading-engine in live mode: a limit resting at Binance is filled by Binance alone (the poll reports it); a cancel is sent to Binance", async () => {
+    const [resting, cancelled] = [randomUUID(), randomUUID()];
+    await sendOrders([accepted(resting, { type: "limit", limitPrice: "95", quantity: "1" }), accepted(cancelled, { type: "limit", limitPrice: "90", quantity: "2" })]);
+    await waitUntil("both resting at Binance", async () => binance.order(resting)?.status === "NEW" && binance.order(cancelled)?.status === "NEW");
+    await waitUntil("both recorded resting", async () => (await pool.query("SELECT 1 FROM te_orders WHERE order_id = ANY($1::uuid[]) AND status = 'resting'", [[resting, cancelled]])).rowCount === 2);
+    binance.fill(resting, "1", "94.9");
+    const fill = await waitUntil("the poll reported Binance's fill", async () => (await pool.query("SELECT payload FROM te_fills WHERE order_id = $1", [resting])).rows[0]?.payload, 30_000);
+    expect(fill).toMatchObject({ price: "94.9", quantity: "1", liquidity: "maker" });
+
+    await sendOrders([{ key: cancelled, value: JSON.stringify({ eventId: `${cancelled}:pending_cancel`, type: "order.pending_cancel", order: snapshot(cancelled, { type: "limit", limitPrice: "90", quantity: "2" }, "pending_cancel"), ts: Date.now() }) }]);
+    await waitUntil("cancel confirmed", async () => (await pool.query("SELECT 1 FROM te_outbox WHERE event_id = $1", [`${cancelled}:exec:order.cancelled`])).rowCount === 1, 30_000);
+    expect(binance.order(cancelled)?.status).toBe("CANCELED");
+    expect(binance.requests(cancelled)).toContain(`DELETE /api/v3/order ${cancelled}`);
+  });
 });
+
+const snapshot = (orderId: string, o: Record<string, string>, status = "accepted") => ({
+  orderId, clientOrderId: orderId, userId: "u-live", symbol: "BTCUSDT", side: "buy", type: "market", quantity: "0.5", status, filledQuantity: "0", avgFillPrice: null, fees: "0",
+  rejectReason: null, rejectMessage: null, lastPrice: "101", createdAt: "", updatedAt: "", ...o,
+});
+const accepted = (orderId: string, o: Record<string, string>) => ({ key: orderId, value: JSON.stringify({ eventId: `${orderId}:accepted`, type: "order.accepted", order: snapshot(orderId, o), ts: Date.now() }) });
+async function sendOrders(messages: { key: string; value: string }[], times = 1): Promise<void> {
+  const producer = new kafkajs.Kafka({ brokers: [kafka.url], logLevel: kafkajs.logLevel.NOTHING }).producer();
+  await producer.connect();
+  await producer.send({ topic: "trading.orders", messages: Array.from({ length: times }, () => messages).flat() });
+  await producer.disconnect();
+}

@@ -110,6 +110,22 @@ export async function applyBarReports(db: Queryable, reports: ExecutionReport[])
   );
 }
 
+/**
+ * What Binance says of resting live orders (in one statement): their status, what is left, and how
+ * many fills were recorded for them now. Only a resting order changes (one already finished stays);
+ * returns the ids of the orders changed.
+ */
+export async function updateLiveOrders(db: Queryable, rows: { orderId: string; status: EngineOrderStatus; remaining: string; newFills: number }[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const r = await db.query<{ order_id: string }>(
+    `UPDATE te_orders o SET status = r.status, remaining = r.remaining, fill_seq = o.fill_seq + r.n, updated_at = now()
+       FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::int[]) AS r(order_id, status, remaining, n)
+      WHERE o.order_id = r.order_id AND o.status = 'resting' RETURNING o.order_id`,
+    [rows.map((x) => x.orderId), rows.map((x) => x.status), rows.map((x) => x.remaining), rows.map((x) => x.newFills)],
+  );
+  return new Set(r.rows.map((x) => x.order_id));
+}
+
 /** Open time of the last bar processed per symbol, for the symbols that have one (locked for the transaction, in symbol order). */
 export async function lastBarOpenTimes(db: Queryable, symbols: string[]): Promise<Map<string, number>> {
   if (symbols.length === 0) return new Map();

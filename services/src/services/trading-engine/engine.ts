@@ -1,7 +1,8 @@
 /**
  * The engine: executes accepted orders, pulls cancelled ones from the book, fills resting limits
  * when a bar crosses them. Paper mode executes on the deterministic PaperExchange; live mode sends
- * orders to Binance with client-order-id reconciliation.
+ * orders to Binance with client-order-id reconciliation (./live.ts): there a resting order is Binance's,
+ * never paper-filled; its cancel goes to Binance and a poll collects its fills.
  *
  * Exactly-once effect: every execution is recorded in PostgreSQL (te_orders, te_fills, te_last_bar)
  * together with its outgoing events (te_outbox) in one transaction per fetched batch. Fill ids are
@@ -18,11 +19,11 @@ import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
 import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import { enqueue, type Enqueued, type OutboxEvent, type OutboxRelay } from "../../trading/infra/outbox";
-import { binanceFills, toBinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
-import { PaperExchange, type ExecutionReport, type PaperExchangeOptions } from "../../trading/paperExchange";
+import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import type { PoolClient } from "pg";
 import * as data from "./data";
+import { LiveVenue, type LiveOptions, type LiveUpdate } from "./live";
 import { cancelledEvent, fillEvent, outcomeEvent, type EngineCommand } from "./messages";
 
 export interface EngineDeps {
@@ -30,7 +31,7 @@ export interface EngineDeps {
   relay: OutboxRelay;
   log: Logger;
   paper: PaperExchangeOptions;
-  live?: { client: BinanceTradingClient; quoteAsset: string };
+  live?: LiveOptions;
   fillsTotal: Counter<string>;
 }
 
@@ -61,8 +62,13 @@ export class TradingEngine {
    * failed too. Cleared only by a rebuild that succeeded; while set, no batch is applied.
    */
   private stale = false;
+  /** Live mode: the orders at Binance (the PaperExchange then only keeps the last bars). */
+  private readonly venue?: LiveVenue;
+  private poller?: NodeJS.Timeout;
+  private polling?: Promise<void>;
   constructor(private readonly deps: EngineDeps) {
     this.exchange = new PaperExchange(deps.paper);
+    if (deps.live) this.venue = new LiveVenue(deps.live, deps.log);
   }
 
   /** Rebuilds the in-memory book and last bars from the database. */
@@ -71,7 +77,9 @@ export class TradingEngine {
     const bars = await data.loadLastBars(this.deps.pg);
     for (const b of bars) exchange.setLastBar(b);
     const resting = await data.loadResting(this.deps.pg);
-    for (const r of resting) exchange.restore(r);
+    // Live resting orders are Binance's: tracked (and polled), never put where a bar could paper-fill them.
+    if (this.venue) this.venue.restore(resting);
+    else for (const r of resting) exchange.restore(r);
     this.exchange = exchange;
     this.deps.log.info({ bars: bars.length, resting: resting.length }, "engine state loaded");
   }
@@ -89,7 +97,7 @@ export class TradingEngine {
   }
 
   restingOrders() {
-    return this.exchange.restingOrders();
+    return this.venue ? this.venue.resting() : this.exchange.restingOrders();
   }
   lastBar(symbol: string): Bar | undefined {
     return this.exchange.lastBar(symbol);
@@ -142,41 +150,35 @@ export class TradingEngine {
       await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
       throw err;
     }
+    this.venue?.committed(executeIds);
     if (enqueued !== undefined) this.deps.relay.notify(enqueued);
   }
 
   private async execute(w: BatchWork, o: OrderRequest): Promise<void> {
     if (w.known.has(o.orderId)) return; // redelivery (after a restart, or twice in a batch): already executed
     w.known.add(o.orderId);
-    const report = this.deps.live ? await this.executeLive(o) : this.exchange.submit(o);
+    // Live: an outcome Binance left unknown throws (an outage: the batch is retried and reconciled again).
+    const report = this.venue ? await this.venue.execute(o) : this.exchange.submit(o);
     w.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });
     w.fills.push(...report.fills);
     if (report.status === "rejected") w.events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
-    if (report.status === "expired") w.events.push(outcomeEvent(o, "order.expired", "IOC_NOT_FILLED"));
-  }
-
-  private async executeLive(o: OrderRequest): Promise<ExecutionReport> {
-    const live = this.deps.live!;
-    try {
-      const { order } = await live.client.placeOrderReconciled(toBinanceOrder(o));
-      const fills = binanceFills(o, order, live.quoteAsset, Date.now());
-      const open = order.status === "NEW" || order.status === "PARTIALLY_FILLED";
-      return { orderId: o.orderId, status: open ? "resting" : fills.length ? "filled" : "expired", fills, remaining: open ? o.quantity : "0" };
-    } catch (err) {
-      return { orderId: o.orderId, status: "rejected", fills: [], remaining: o.quantity, reason: `BINANCE: ${(err as Error).message}`.slice(0, 200) };
+    if (report.status === "expired") {
+      if (report.fills.length > 0) await this.flush(w); // a partly filled IOC: its fills first
+      w.events.push(outcomeEvent(o, "order.expired", report.reason ?? "IOC_NOT_FILLED"));
     }
   }
 
   /**
    * A cancel request. A resting order leaves the book and the cancel is confirmed for its remaining
-   * quantity; an order the engine already finished is left alone (its fill or outcome is already on
-   * the way and ends the order); an order the engine never saw is recorded as cancelled, so a late
-   * delivery of its acceptance cannot execute it.
+   * quantity (live: as Binance answers, cancelLive); an order the engine already finished is left
+   * alone (its fill or outcome is already on the way and ends the order); an order the engine never
+   * saw is recorded as cancelled, so a late delivery of its acceptance cannot execute it.
    */
   private async cancel(w: BatchWork, o: OrderRequest): Promise<void> {
     await this.flush(w);
     const status = await data.orderStatus(w.tx, o.orderId);
-    if (status === "resting") {
+    if (status === "resting" && this.venue) await this.cancelLive(w, o, this.venue);
+    else if (status === "resting") {
       const pulled = await data.cancelResting(w.tx, o.orderId);
       const fromBook = this.exchange.cancel(o.orderId);
       w.events.push(cancelledEvent(o, fromBook?.remaining ?? pulled?.remaining ?? o.quantity, "CANCELLED_ON_REQUEST"));
@@ -185,6 +187,77 @@ export class TradingEngine {
       await data.insertOrders(w.tx, [{ order: o, status: "cancelled", remaining: o.quantity, fillSeq: 0 }]);
       w.events.push(cancelledEvent(o, o.quantity, "CANCELLED_BEFORE_EXECUTION"));
     }
+  }
+
+  /**
+   * A live cancel: Binance's answer is recorded. CANCELED: the fills before it, then the cancel
+   * confirmed for the rest; FILLED: the fills, no confirmation (order-management's state machine:
+   * pending_cancel + fill -> filled); an order Binance never had is cancelled here. No answer throws.
+   */
+  private async cancelLive(w: BatchWork, o: OrderRequest, venue: LiveVenue): Promise<void> {
+    const update = await venue.cancel(o);
+    if (update) return this.applyLive(w, [update]);
+    const pulled = await data.cancelResting(w.tx, o.orderId);
+    w.events.push(cancelledEvent(o, pulled?.remaining ?? o.quantity, "CANCELLED_ON_REQUEST"));
+  }
+
+  /** Records what Binance says of live orders: their fills (the new ones evented), state, then outcome. */
+  private async applyLive(w: BatchWork, updates: LiveUpdate[]): Promise<void> {
+    w.fills.push(...updates.flatMap((u) => u.state.fills));
+    const fresh = await this.flush(w);
+    const rows = updates.map(({ order, state }) => ({ orderId: order.orderId, status: state.status, remaining: state.remaining, newFills: state.fills.filter((f) => fresh.has(f.fillId)).length }));
+    const changed = await data.updateLiveOrders(w.tx, rows);
+    for (const { order, state } of updates.filter((u) => changed.has(u.order.orderId))) {
+      if (state.status === "cancelled") w.events.push(cancelledEvent(order, state.remaining, "CANCELLED_ON_REQUEST"));
+      if (state.status === "expired") w.events.push(outcomeEvent(order, "order.expired", `BINANCE_${state.binanceStatus}`));
+    }
+  }
+
+  /**
+   * Live mode: polls the orders resting at Binance now and every `pollMs` (a poll still running is
+   * not doubled). Each poll runs between batches (`applied`), in its own transaction.
+   */
+  startLivePolling(): void {
+    if (!this.venue || this.poller) return;
+    const tick = () => {
+      this.polling ??= this.pollLive().finally(() => (this.polling = undefined));
+    };
+    tick();
+    this.poller = setInterval(tick, this.deps.live?.pollMs ?? 2000);
+    this.poller.unref();
+  }
+  async stopLivePolling(): Promise<void> {
+    clearInterval(this.poller);
+    this.poller = undefined;
+    await this.polling;
+  }
+
+  /** One poll of the live orders at Binance; no request and no transaction while none rests. Never throws (logged). */
+  pollLive(): Promise<void> {
+    const venue = this.venue;
+    if (!venue || venue.openCount === 0) return Promise.resolve();
+    const run = this.applied.then(() => this.applyPoll(venue));
+    this.applied = run.catch(() => undefined);
+    return run.catch((err: Error) => this.deps.log.warn({ err: { message: err.message } }, "live poll failed; the next poll tries again"));
+  }
+
+  private async applyPoll(venue: LiveVenue): Promise<void> {
+    if (this.stale) await this.reload();
+    const updates = await venue.poll();
+    if (updates.length === 0) return;
+    let enqueued: Enqueued | undefined;
+    try {
+      await this.deps.pg.transaction(async (tx) => {
+        const w: BatchWork = { tx, events: [], known: new Set(), rows: [], fills: [], lastOpenTime: new Map(), newBars: new Map() };
+        await this.applyLive(w, updates);
+        enqueued = await enqueue(tx, "te_outbox", w.events);
+      });
+    } catch (err) {
+      await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
+      throw err;
+    }
+    venue.settled(updates);
+    if (enqueued !== undefined) this.deps.relay.notify(enqueued);
   }
 
   /** A closed bar: resting limits it crosses fill. Bars of a batch share one read and one write of te_last_bar. */
@@ -201,8 +274,8 @@ export class TradingEngine {
     w.newBars.set(bar.symbol, bar);
   }
 
-  /** Writes the orders and fills accumulated so far; only fills not recorded before produce events. */
-  private async flush(w: BatchWork): Promise<void> {
+  /** Writes the orders and fills accumulated so far; only fills not recorded before produce events (their ids returned). */
+  private async flush(w: BatchWork): Promise<Set<string>> {
     const fresh = await data.insertOrdersAndFills(w.tx, w.rows, w.fills);
     w.rows = [];
     for (const f of w.fills)
@@ -211,5 +284,6 @@ export class TradingEngine {
         this.deps.fillsTotal.inc({ liquidity: f.liquidity });
       }
     w.fills = [];
+    return fresh;
   }
 }

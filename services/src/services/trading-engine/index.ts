@@ -3,7 +3,8 @@
  * Consumes `trading.orders` (order.accepted -> execute, order.pending_cancel -> pull a resting limit
  * and confirm the cancel) and `market.candles` (closed bars: resting limits fill when a bar crosses
  * them). Paper mode (default) executes on the deterministic PaperExchange; `TRADING_MODE=live` sends
- * orders to Binance (keys from BINANCE_API_KEY / BINANCE_SECRET_KEY only in that mode).
+ * orders to Binance (keys from BINANCE_API_KEY / BINANCE_SECRET_KEY only in that mode; live.ts): a
+ * cancel goes to Binance, and the orders resting there are polled every TE_LIVE_POLL_MS for fills.
  * It is a singleton (one replica): the book lives in one process.
  *
  * Layers: routes.ts (HTTP), engine.ts (execution, one transaction per batch), messages.ts (checked
@@ -16,6 +17,7 @@ import { TOPICS } from "../../trading/events";
 import { consumeDecoded, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { TradingEngine } from "./engine";
+import type { LiveOptions } from "./live";
 import { commandOf } from "./messages";
 import { registerRoutes } from "./routes";
 
@@ -30,6 +32,8 @@ export default defineService({
     BINANCE_SECRET_KEY: Type.Optional(Type.String({ secret: true })),
     BINANCE_REST_URL: envUrl({ protocols: ["http", "https"], default: "https://api.binance.com" }),
     BINANCE_QUOTE_ASSET: Type.String({ default: "USDT" }),
+    // Live mode: how often the orders resting at Binance are polled for fills (none resting: no request).
+    TE_LIVE_POLL_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 600000 }),
     PAPER_MAKER_FEE_BPS: bpsVar("10"),
     PAPER_TAKER_FEE_BPS: bpsVar("10"),
     PAPER_SLIPPAGE_BPS: bpsVar("5"),
@@ -43,10 +47,10 @@ export default defineService({
   },
   async register(ctx) {
     const c = ctx.config;
-    let live: { client: BinanceTradingClient; quoteAsset: string } | undefined;
+    let live: LiveOptions | undefined;
     if (c.TRADING_MODE === "live") {
       if (!c.BINANCE_API_KEY || !c.BINANCE_SECRET_KEY) throw new Error("TRADING_MODE=live requires BINANCE_API_KEY and BINANCE_SECRET_KEY");
-      live = { client: new BinanceTradingClient({ apiKey: c.BINANCE_API_KEY, secretKey: c.BINANCE_SECRET_KEY, baseUrl: c.BINANCE_REST_URL }), quoteAsset: c.BINANCE_QUOTE_ASSET };
+      live = { client: new BinanceTradingClient({ apiKey: c.BINANCE_API_KEY, secretKey: c.BINANCE_SECRET_KEY, baseUrl: c.BINANCE_REST_URL }), quoteAsset: c.BINANCE_QUOTE_ASSET, pollMs: c.TE_LIVE_POLL_MS };
     }
     const pg = ctx.app.pg;
     const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.app.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS, direct: c.TE_OUTBOX_DIRECT, graceMs: c.TE_OUTBOX_GRACE_MS });
@@ -57,6 +61,9 @@ export default defineService({
     });
     await engine.load();
     registerRoutes(ctx.app, engine, c.TRADING_MODE);
+    // Live: the first poll right away reconciles the orders that rested at Binance while the engine was down.
+    engine.startLivePolling();
+    ctx.onClose(() => engine.stopLivePolling());
 
     relay.start();
     ctx.onClose(() => relay.stop());

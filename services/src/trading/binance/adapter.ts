@@ -1,6 +1,5 @@
 import { createHmac } from "node:crypto";
-import { D, quote, str } from "../decimal";
-import type { Fill, OrderRequest } from "../types";
+import type { OrderRequest } from "../types";
 import { WeightGovernor } from "./rateLimit";
 
 /**
@@ -8,11 +7,18 @@ import { WeightGovernor } from "./rateLimit";
  * `recvWindow` in the query, `signature` = hex HMAC-SHA256 of the query string with the secret key,
  * API key in the `X-MBX-APIKEY` header).
  *
+ * Client order id: the platform's order id (a UUID, 36 characters of Binance's [.A-Z:/a-z0-9_-]{1,36}),
+ * unique across users; the user's own clientOrderId is not (two users sending "my-1" would collide:
+ * Binance refuses the second as a duplicate, or reconciliation adopts the other user's order).
+ *
  * Reconciliation: when an order submission answers 5xx or times out, Binance's outcome is UNKNOWN
  * (the order may or may not exist). We never blindly resubmit: we first query the order by its
  * `origClientOrderId`; if it exists we adopt it, only if Binance says it does not exist (-2013) do we
- * submit again, with the same client order id (Binance refuses duplicate open client ids anyway).
+ * submit again, with the same client order id. When no attempt settles the outcome the caller gets a
+ * BinanceOutcomeUnknownError (never a rejection: the order may be live or filled at Binance). The
+ * adopted order is what GET /api/v3/order answers: no `fills` (./fills.ts fetches its trades).
  */
+export { binanceFills, tradeFills } from "./fills";
 
 export function sign(queryString: string, secretKey: string): string {
   return createHmac("sha256", secretKey).update(queryString).digest("hex");
@@ -53,6 +59,21 @@ export interface BinanceOrder {
   fills?: BinanceOrderFill[];
 }
 
+/** One trade of GET /api/v3/myTrades. */
+export interface BinanceTrade {
+  symbol: string;
+  id: number;
+  orderId: number;
+  price: string;
+  qty: string;
+  quoteQty: string;
+  commission: string;
+  commissionAsset: string;
+  time: number;
+  isBuyer: boolean;
+  isMaker: boolean;
+}
+
 export class BinanceApiError extends Error {
   constructor(
     readonly status: number,
@@ -67,6 +88,22 @@ export class BinanceApiError extends Error {
     return this.status >= 500;
   }
 }
+
+/** Every attempt to place an order left its outcome unknown: it may be live or filled at Binance. */
+export class BinanceOutcomeUnknownError extends Error {
+  constructor(readonly cause: unknown) {
+    super(`binance order outcome unknown after every attempt: ${(cause as Error)?.message ?? cause}`);
+    this.name = "BinanceOutcomeUnknownError";
+  }
+}
+
+/** Binance could not tell whether the request executed (5xx, timeout, no connection). */
+export function outcomeUnknown(err: unknown): boolean {
+  return err instanceof BinanceOutcomeUnknownError || err instanceof BinanceTimeoutError || (err instanceof BinanceApiError && err.outcomeUnknown);
+}
+const throttled = (err: unknown) => err instanceof BinanceApiError && (err.status === 429 || err.status === 418);
+/** -2010 "Duplicate order sent.": an open order already has this client order id (ours, sent before). */
+const duplicate = (err: unknown) => err instanceof BinanceApiError && err.code === -2010 && /duplicate/i.test(err.binanceMessage);
 
 /** A request timed out or the connection failed: outcome unknown. */
 export class BinanceTimeoutError extends Error {
@@ -158,42 +195,73 @@ export class BinanceTradingClient {
     }
   }
 
+  /** DELETE /api/v3/order: the order as cancelled (status CANCELED); -2011 when it is not open (filled, cancelled, unknown). */
   cancelOrder(symbol: string, origClientOrderId: string): Promise<BinanceOrder> {
     return this.signedRequest<BinanceOrder>("DELETE", "/api/v3/order", { symbol, origClientOrderId });
   }
 
+  /** GET /api/v3/openOrders for one symbol. */
+  openOrders(symbol: string): Promise<BinanceOrder[]> {
+    return this.signedRequest<BinanceOrder[]>("GET", "/api/v3/openOrders", { symbol });
+  }
+
+  /** Every trade of one order (GET /api/v3/myTrades with orderId, 1,000 a page, oldest first). */
+  async orderTrades(symbol: string, orderId: number): Promise<BinanceTrade[]> {
+    const all: BinanceTrade[] = [];
+    for (let fromId: number | undefined; ; ) {
+      const page = await this.signedRequest<BinanceTrade[]>("GET", "/api/v3/myTrades", { symbol, orderId, fromId, limit: 1000 });
+      all.push(...page);
+      if (page.length < 1000) return all;
+      fromId = page[page.length - 1].id + 1;
+    }
+  }
+
   /**
-   * Submits an order so that an unknown outcome never produces a duplicate: after a 5xx / timeout it
-   * queries by client order id, adopts the order if found, resubmits (same client id) only if not.
-   * A 4xx (other than 429) is a definitive rejection and is thrown.
+   * Submits an order so that an unknown outcome never produces a duplicate: after a 5xx / timeout (or
+   * a -2010 duplicate: an open order already has the id) it queries by client order id, adopts the
+   * order if found, resubmits (same client id) only if Binance says it does not exist. `lookFirst`
+   * (the order may have been sent before: a retried batch) queries before the first submission too.
+   * A 4xx (other than 429) is a definitive rejection and is thrown; an outcome the queries could not
+   * settle throws BinanceOutcomeUnknownError (resubmitting then could duplicate a filled order:
+   * Binance accepts a client order id again once the order holding it has filled).
    */
-  async placeOrderReconciled(req: BinanceOrderRequest, maxAttempts = 4): Promise<{ order: BinanceOrder; attempts: number; reconciled: boolean }> {
+  async placeOrderReconciled(req: BinanceOrderRequest, opts: { maxAttempts?: number; lookFirst?: boolean } = {}): Promise<{ order: BinanceOrder; attempts: number; reconciled: boolean }> {
+    if (opts.lookFirst) {
+      const seen = await this.lookUp(req);
+      if (seen.order) return { order: seen.order, attempts: 0, reconciled: true };
+      if (!seen.settled) throw new BinanceOutcomeUnknownError(seen.err);
+    }
     let lastErr: unknown;
+    const maxAttempts = opts.maxAttempts ?? 4;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       try {
         return { order: await this.newOrder(req), attempts: attempt, reconciled: false };
       } catch (err) {
         lastErr = err;
-        const unknown = err instanceof BinanceTimeoutError || (err instanceof BinanceApiError && err.outcomeUnknown);
-        const throttled = err instanceof BinanceApiError && (err.status === 429 || err.status === 418);
-        if (!unknown && !throttled) throw err;
+        if (!outcomeUnknown(err) && !duplicate(err) && !throttled(err)) throw err;
       }
-      if (!(lastErr instanceof BinanceApiError && (lastErr.status === 429 || lastErr.status === 418))) {
-        // Outcome unknown: look before leaping. The query itself may fail; then back off and look again.
-        for (let q = 0; q < 3; q++) {
-          try {
-            const existing = await this.queryOrder(req.symbol, req.newClientOrderId);
-            if (existing) return { order: existing, attempts: attempt, reconciled: true };
-            break;
-          } catch (err) {
-            lastErr = err;
-            await this.sleep(200 * 2 ** q);
-          }
-        }
+      if (!throttled(lastErr)) {
+        const seen = await this.lookUp(req);
+        if (seen.order) return { order: seen.order, attempts: attempt, reconciled: true };
+        if (!seen.settled) throw new BinanceOutcomeUnknownError(seen.err);
       }
       await this.sleep(Math.min(5000, 200 * 2 ** attempt));
     }
     throw lastErr;
+  }
+
+  /** The order by client id after an unknown outcome; `settled` false when no query got an answer (3 tries, backing off). */
+  private async lookUp(req: BinanceOrderRequest): Promise<{ order?: BinanceOrder; settled: boolean; err?: unknown }> {
+    let err: unknown;
+    for (let q = 0; q < 3; q++) {
+      try {
+        return { order: (await this.queryOrder(req.symbol, req.newClientOrderId)) ?? undefined, settled: true };
+      } catch (e) {
+        err = e;
+        await this.sleep(200 * 2 ** q);
+      }
+    }
+    return { settled: false, err };
   }
 }
 
@@ -205,33 +273,6 @@ export function toBinanceOrder(order: OrderRequest): BinanceOrderRequest {
     quantity: order.quantity,
     price: order.type === "limit" ? order.limitPrice : undefined,
     timeInForce: order.type === "limit" ? order.timeInForce ?? "GTC" : undefined,
-    newClientOrderId: order.clientOrderId ?? order.orderId,
+    newClientOrderId: order.orderId,
   };
-}
-
-/**
- * Our fills from a Binance FULL order response. Fill ids are `${orderId}:bn${tradeId}`: stable across
- * retries and restarts. Commission is converted to the quote asset when paid in the base asset
- * (at the fill price); commission in a third asset (BNB) is recorded as 0 quote and must be
- * reconciled from account trades (not implemented).
- */
-export function binanceFills(order: OrderRequest, bo: BinanceOrder, quoteAsset: string, ts: number): Fill[] {
-  const baseAsset = order.symbol.endsWith(quoteAsset) ? order.symbol.slice(0, -quoteAsset.length) : "";
-  return (bo.fills ?? []).map((f) => {
-    let fee = D(0);
-    if (f.commissionAsset === quoteAsset) fee = D(f.commission);
-    else if (f.commissionAsset === baseAsset) fee = D(f.commission).mul(f.price);
-    return {
-      fillId: `${order.orderId}:bn${f.tradeId}`,
-      orderId: order.orderId,
-      userId: order.userId,
-      symbol: order.symbol,
-      side: order.side,
-      quantity: str(D(f.qty)),
-      price: str(D(f.price)),
-      fee: str(quote(fee)),
-      liquidity: "taker",
-      ts: bo.transactTime ?? ts,
-    };
-  });
 }

@@ -1,0 +1,167 @@
+/**
+ * trading-engine's live venue (TRADING_MODE=live): orders go to Binance, never to the PaperExchange,
+ * and a live order resting at Binance is never paper-filled by a bar. Binance alone says what became
+ * of it; the venue asks (no I/O but Binance: the engine records the answers in its batch transaction).
+ *
+ *   - execute: placed with the platform's order id as the client order id, reconciled on an unknown
+ *     outcome (adapter.ts); fills from the FULL answer, or the order's trades when the order was
+ *     adopted from a query. An outcome that stays unknown is an outage (HandlerUnavailableError):
+ *     the consumer retries the batch, and the retry looks at Binance before sending again.
+ *   - cancel: DELETE /api/v3/order by client order id. CANCELED confirms the cancel for what Binance
+ *     did not execute (with the fills before it); already FILLED (-2011, then queried) reports the
+ *     fills instead; no answer (5xx, timeout, any other error) confirms nothing and is an outage.
+ *   - poll: the orders resting at Binance (one GET /api/v3/openOrders per symbol; an order no longer
+ *     open, or one that executed more, is queried with its trades): fills since the last look, and
+ *     the end of an order Binance finished (filled, or expired / cancelled outside the platform:
+ *     reported as expired). Nothing is asked while no live order rests.
+ */
+import type { Logger } from "pino";
+import { BinanceApiError, outcomeUnknown, toBinanceOrder, type BinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
+import { liveOrderState, type LiveOrderState } from "../../trading/binance/fills";
+import { D } from "../../trading/decimal";
+import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
+import type { ExecutionReport, RestingOrder } from "../../trading/paperExchange";
+import type { OrderRequest } from "../../trading/types";
+
+export interface LiveOptions {
+  client: BinanceTradingClient;
+  quoteAsset: string;
+  /** How often the orders resting at Binance are polled for fills (ms; default 2000). */
+  pollMs?: number;
+}
+
+/** What Binance says became of a live order: recorded in te_orders and reported (fills first). */
+export interface LiveUpdate {
+  order: OrderRequest;
+  state: LiveOrderState;
+}
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
+const unavailable = (what: string, err: unknown) => new HandlerUnavailableError(`binance: ${what}: ${messageOf(err)}`.slice(0, 300), { cause: err });
+
+export class LiveVenue {
+  /** The live orders resting at Binance, as te_orders records them. */
+  private open = new Map<string, RestingOrder>();
+  /** Orders sent to Binance by a batch that has not committed (yet): a retry looks before it sends. */
+  private readonly attempted = new Set<string>();
+  constructor(
+    private readonly opts: LiveOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** The resting live orders as loaded from te_orders (on start and after a failed transaction). */
+  restore(rows: RestingOrder[]): void {
+    this.open = new Map(rows.map((r) => [r.order.orderId, { ...r }]));
+  }
+  resting(): RestingOrder[] {
+    return [...this.open.values()].map((r) => ({ ...r }));
+  }
+  get openCount(): number {
+    return this.open.size;
+  }
+  /** The batch that executed these orders committed: te_orders recognises a redelivery from now on. */
+  committed(orderIds: string[]): void {
+    for (const id of orderIds) this.attempted.delete(id);
+  }
+
+  async execute(o: OrderRequest): Promise<ExecutionReport> {
+    const lookFirst = this.attempted.has(o.orderId);
+    this.attempted.add(o.orderId);
+    let bo: BinanceOrder;
+    try {
+      bo = (await this.opts.client.placeOrderReconciled(toBinanceOrder(o), { lookFirst })).order;
+    } catch (err) {
+      if (outcomeUnknown(err)) throw unavailable(`order ${o.orderId} may be live or filled; the batch waits and is reconciled again`, err);
+      this.attempted.delete(o.orderId); // refused: not at Binance
+      return { orderId: o.orderId, status: "rejected", fills: [], remaining: o.quantity, reason: `BINANCE: ${messageOf(err)}`.slice(0, 200) };
+    }
+    const s = await this.stateOf(o, bo);
+    if (s.status === "resting") {
+      this.open.set(o.orderId, { order: o, remaining: s.remaining, fillSeq: s.fills.length });
+      return { orderId: o.orderId, status: "resting", fills: s.fills, remaining: s.remaining };
+    }
+    if (s.status === "filled") return { orderId: o.orderId, status: "filled", fills: s.fills, remaining: "0" };
+    const ioc = o.type === "limit" && o.timeInForce === "IOC" && s.binanceStatus === "EXPIRED";
+    return { orderId: o.orderId, status: "expired", fills: s.fills, remaining: s.remaining, reason: ioc ? "IOC_NOT_FILLED" : `BINANCE_${s.binanceStatus}` };
+  }
+
+  /** A cancel request for a live order te_orders has resting; undefined when Binance never had the order. */
+  async cancel(o: OrderRequest): Promise<LiveUpdate | undefined> {
+    let bo: BinanceOrder | null;
+    try {
+      bo = await this.opts.client.cancelOrder(o.symbol, o.orderId);
+    } catch (err) {
+      // -2011 "Unknown order sent.": not open any more (filled, or ended otherwise): what did it become?
+      if (!(err instanceof BinanceApiError && err.code === -2011)) throw unavailable(`cancel of ${o.orderId} unanswered; nothing confirmed, retried`, err);
+      try {
+        bo = await this.opts.client.queryOrder(o.symbol, o.orderId);
+      } catch (e) {
+        throw unavailable(`order ${o.orderId} not cancellable and not queryable; retried`, e);
+      }
+    }
+    if (bo === null) {
+      this.open.delete(o.orderId);
+      return undefined;
+    }
+    const state = await this.stateOf(o, bo);
+    if (state.status === "resting") throw unavailable(`order ${o.orderId} still open after its cancel; retried`, bo.status);
+    this.open.delete(o.orderId);
+    return { order: o, state };
+  }
+
+  /**
+   * The resting live orders Binance has moved on since the last look. Failures are logged and left
+   * to the next poll (nothing is reported for an order Binance did not answer about).
+   */
+  async poll(): Promise<LiveUpdate[]> {
+    const bySymbol = new Map<string, RestingOrder[]>();
+    for (const r of this.open.values()) bySymbol.set(r.order.symbol, [...(bySymbol.get(r.order.symbol) ?? []), r]);
+    const updates: LiveUpdate[] = [];
+    for (const [symbol, tracked] of bySymbol) {
+      let listed: Map<string, BinanceOrder>;
+      try {
+        listed = new Map((await this.opts.client.openOrders(symbol)).map((b) => [b.clientOrderId, b]));
+      } catch (err) {
+        this.log.warn({ symbol, err: { message: messageOf(err) } }, "live poll: open orders unanswered; next poll");
+        continue;
+      }
+      for (const r of tracked) {
+        const reported = D(r.order.quantity).minus(r.remaining);
+        const open = listed.get(r.order.orderId);
+        if (open && D(open.executedQty).lte(reported)) continue; // open, nothing executed since
+        try {
+          const bo = open ?? (await this.opts.client.queryOrder(symbol, r.order.orderId));
+          if (bo === null) {
+            this.log.warn({ orderId: r.order.orderId }, "live poll: Binance does not know a resting order; still tracked");
+            continue;
+          }
+          const s = await liveOrderState(this.opts.client, r.order, bo, this.opts.quoteAsset);
+          if (s.status === "resting" && D(s.executed).lte(reported)) continue;
+          // Ended at Binance without a cancel request of ours (STP, an expiry, a manual cancel): expired.
+          updates.push({ order: r.order, state: s.status === "cancelled" ? { ...s, status: "expired" } : s });
+        } catch (err) {
+          this.log.warn({ orderId: r.order.orderId, err: { message: messageOf(err) } }, "live poll: order unanswered; next poll");
+        }
+      }
+    }
+    return updates;
+  }
+
+  /** The poll's updates are committed: ended orders leave the tracking, the others keep their new remaining. */
+  settled(updates: LiveUpdate[]): void {
+    for (const u of updates) {
+      const r = this.open.get(u.order.orderId);
+      if (!r) continue;
+      if (u.state.status !== "resting") this.open.delete(u.order.orderId);
+      else this.open.set(u.order.orderId, { ...r, remaining: u.state.remaining, fillSeq: u.state.fills.length });
+    }
+  }
+
+  private async stateOf(o: OrderRequest, bo: BinanceOrder): Promise<LiveOrderState> {
+    try {
+      return await liveOrderState(this.opts.client, o, bo, this.opts.quoteAsset);
+    } catch (err) {
+      throw unavailable(`trades of ${o.orderId} unanswered; the batch waits`, err);
+    }
+  }
+}

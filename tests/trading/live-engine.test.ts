@@ -1,0 +1,348 @@
+/**
+ * The trading-engine in live mode against a fake Binance (tests/fakes/binance.ts, Binance's REST
+ * shapes) on real PostgreSQL, the engine driven directly (no Kafka):
+ *   - a cancel reaches Binance (DELETE /api/v3/order by client order id) and is confirmed only as
+ *     Binance's CANCELED; an order Binance already filled reports its fills instead; no answer
+ *     confirms nothing (an outage: the consumer retries);
+ *   - an order adopted after an unknown placement outcome gets its fills from GET /api/v3/myTrades;
+ *     an outcome no attempt settled is an outage, never a rejection, and the retry reconciles first;
+ *   - after a restart a live resting order is never paper-filled by a bar; the poll (and the first
+ *     poll after load) reports what Binance did with it, and asks nothing while no live order rests;
+ *   - the client order id at Binance is the platform's order id, not the user's clientOrderId.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { promClient } from "../harness/deps";
+import { useServers } from "../harness/shared";
+import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
+import { migratedKitPostgres } from "../helpers/schemas";
+import { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
+import { BinanceTradingClient, toBinanceOrder } from "../../services/src/trading/binance/adapter";
+import { isRetriable } from "../../services/src/trading/infra/deadLetters";
+import type { OutboxRelay } from "../../services/src/trading/infra/outbox";
+import type { Bar, OrderRequest } from "../../services/src/trading/types";
+import { FakeBinance } from "../fakes/binance";
+import { waitUntil } from "./e2e-helpers";
+
+const srv = useServers("postgres");
+const SECRET = "engine-live-secret";
+const fake = new FakeBinance("engine-live-key", SECRET);
+let client: PostgresClient;
+const warnings: string[] = [];
+const log = { info() {}, debug() {}, error() {}, warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as ConstructorParameters<typeof TradingEngine>[0]["log"];
+
+const binance = (secretKey = SECRET) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, timeoutMs: 300, sleep: async () => {} });
+const engineOn = (opts: { pollMs?: number; secretKey?: string } = {}) =>
+  new TradingEngine({
+    pg: client,
+    relay: { notify() {} } as unknown as OutboxRelay,
+    log,
+    paper: { makerFeeBps: "10", takerFeeBps: "10", slippageBps: "5", impactBps: "0", tickSize: "0.01" },
+    live: { client: binance(opts.secretKey), quoteAsset: "USDT", pollMs: opts.pollMs },
+    fillsTotal: new promClient.Counter({ name: "te_fills_total", help: "fills", labelNames: ["liquidity"], registers: [new promClient.Registry()] }),
+  });
+/** A symbol of one test alone. */
+const symbolOf = () => `L${randomBytes(4).toString("hex").toUpperCase()}USDT`;
+const limitBuy = (symbol: string, limitPrice: string, quantity = "2", userId = "u-live"): OrderRequest => ({ orderId: randomUUID(), userId, symbol, side: "buy", type: "limit", quantity, limitPrice });
+const marketBuy = (symbol: string, quantity: string, extra: Partial<OrderRequest> = {}): OrderRequest => ({ orderId: randomUUID(), userId: "u-live", symbol, side: "buy", type: "market", quantity, ...extra });
+const execute = (order: OrderRequest): EngineCommand => ({ kind: "execute", order });
+const cancel = (order: OrderRequest): EngineCommand => ({ kind: "cancel", order });
+const bar = (symbol: string, openTime: number, close: string, low = close): Bar => ({ symbol, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high: close, low, close, volume: "1000" });
+
+const fillsOf = async (orderId: string) =>
+  (await client.query<{ payload: { fillId: string; price: string; quantity: string; fee: string; liquidity: string } }>("SELECT payload FROM te_fills WHERE order_id = $1 ORDER BY fill_id", [orderId])).rows.map((r) => r.payload);
+const rowOf = async (orderId: string) => (await client.query<{ status: string; remaining: string; fill_seq: number }>("SELECT status, remaining::text AS remaining, fill_seq FROM te_orders WHERE order_id = $1", [orderId])).rows[0];
+/** The te_outbox events of an order (what order-management and portfolio-manager will hear), in commit order. */
+const eventsOf = async (orderId: string) =>
+  (await client.query<{ event_id: string; type: string; remaining: string | null; reason: string | null }>(
+    "SELECT event_id, payload->>'type' AS type, payload->>'remaining' AS remaining, payload->>'reason' AS reason FROM te_outbox WHERE payload->>'orderId' = $1 OR payload->'fill'->>'orderId' = $1 ORDER BY id",
+    [orderId],
+  )).rows;
+const tradeIds = (orderId: string) => fake.trades.filter((t) => t.orderId === fake.order(orderId)!.orderId).map((t) => t.id);
+
+beforeAll(async () => {
+  await fake.start();
+  client = await migratedKitPostgres(srv.env.POSTGRES_URL, log as unknown as Parameters<typeof createPostgres>[1], 4);
+}, 300_000);
+
+afterAll(async () => {
+  await client?.close();
+  await fake.close();
+});
+
+describe("live cancel: it reaches Binance, and only Binance's answer confirms it", () => {
+  it("a resting order is cancelled at Binance by its client order id; the cancel is confirmed for the rest", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn();
+    await engine.load();
+    const o = limitBuy(s, "95");
+    await engine.onBatch([execute(o)]);
+    expect(fake.order(o.orderId)?.status).toBe("NEW");
+    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(o.orderId);
+
+    await engine.onBatch([cancel(o)]);
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `DELETE /api/v3/order ${o.orderId}`]);
+    expect(fake.order(o.orderId)?.status).toBe("CANCELED");
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "2" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining])).toEqual([["order.cancelled", "2"]]);
+    expect(engine.restingOrders().map((r) => r.order.orderId)).not.toContain(o.orderId);
+  });
+
+  it("an order Binance filled before the cancel: its fills are reported, no cancel is confirmed", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn();
+    await engine.load();
+    const o = limitBuy(s, "95");
+    await engine.onBatch([execute(o)]);
+    fake.fill(o.orderId, "2");
+
+    await engine.onBatch([cancel(o)]);
+    // DELETE answers -2011 (not open): the order is queried, then its trades fetched.
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `DELETE /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    const [tradeId] = tradeIds(o.orderId);
+    expect(await fillsOf(o.orderId)).toEqual([expect.objectContaining({ fillId: `${o.orderId}:bn${tradeId}`, price: "95", quantity: "2", fee: "0.19", liquidity: "maker" })]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0", fill_seq: 1 });
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]); // pending_cancel + fill -> filled
+  });
+
+  it("a partly filled order: the fills first, then the cancel confirmed for what Binance did not execute", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn();
+    await engine.load();
+    const o = limitBuy(s, "95");
+    await engine.onBatch([execute(o)]);
+    fake.fill(o.orderId, "0.5");
+
+    await engine.onBatch([cancel(o)]);
+    expect(fake.order(o.orderId)).toMatchObject({ status: "CANCELED", executedQty: "0.5" });
+    expect((await fillsOf(o.orderId)).map((f) => f.quantity)).toEqual(["0.5"]);
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining])).toEqual([["fill", null], ["order.cancelled", "1.5"]]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1.5", fill_seq: 1 });
+  });
+
+  it("no answer from Binance confirms nothing: an outage the consumer retries; the retry confirms Binance's CANCELED once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn();
+    await engine.load();
+    const o = limitBuy(s, "95");
+    await engine.onBatch([execute(o)]);
+
+    fake.failNext("DELETE", "/api/v3/order", "timeout-before");
+    await expect(engine.onBatch([cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.order(o.orderId)?.status).toBe("NEW");
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting" });
+
+    // Binance cancels it but answers 503: still nothing confirmed.
+    fake.failNext("DELETE", "/api/v3/order", "503-after");
+    await expect(engine.onBatch([cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.order(o.orderId)?.status).toBe("CANCELED");
+    expect(await eventsOf(o.orderId)).toEqual([]);
+
+    await engine.onBatch([cancel(o)]); // the consumer's retry: -2011, queried: CANCELED
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining])).toEqual([["order.cancelled", "2"]]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled" });
+    await engine.onBatch([cancel(o)]); // redelivered: the order is finished, nothing more
+    expect(await eventsOf(o.orderId)).toHaveLength(1);
+  });
+});
+
+describe("reconciliation after an unknown placement outcome", () => {
+  it("an order adopted from GET /api/v3/order (no fills in it) gets its fills from myTrades, once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "101.5");
+    const engine = engineOn();
+    await engine.load();
+    const o = marketBuy(s, "0.5");
+    fake.failNext("POST", "/api/v3/order", "503-after"); // created and filled, answered 503
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(fake.log.filter((l) => l.startsWith("GET /api/v3/myTrades")).at(-1)).toBe(`GET /api/v3/myTrades ${fake.order(o.orderId)!.orderId}`);
+    const [tradeId] = tradeIds(o.orderId);
+    expect(await fillsOf(o.orderId)).toEqual([expect.objectContaining({ fillId: `${o.orderId}:bn${tradeId}`, price: "101.5", quantity: "0.5", fee: "0.05075", liquidity: "taker" })]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+
+    await engine.onBatch([execute(o), execute(o)]); // redelivered
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(fake.orders.filter((b) => b.clientOrderId === o.orderId)).toHaveLength(1);
+  });
+
+  it("an outcome no attempt settled is an outage, not a rejection; the retry looks first and adopts the filled order", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn();
+    await engine.load();
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "timeout-after"); // created and filled at Binance, never answered
+    fake.failNext("GET", "/api/v3/order", "503-before", 3); // and the queries get no answer
+    const err = await engine.onBatch([execute(o)]).catch((e: unknown) => e);
+    expect(isRetriable(err)).toBe(true);
+    expect(await rowOf(o.orderId)).toBeUndefined();
+    expect(await eventsOf(o.orderId)).toEqual([]); // no order.rejected
+
+    await engine.onBatch([execute(o)]); // the consumer's retry
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1); // never sent twice
+    expect(fake.requests(o.orderId).at(-1)).toBe(`GET /api/v3/order ${o.orderId}`);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled" });
+  });
+
+  it("an order Binance never received (unknown, then -2013 on the retry) is placed once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn();
+    await engine.load();
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "503-before");
+    fake.failNext("GET", "/api/v3/order", "timeout-before", 3);
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.order(o.orderId)).toBeUndefined();
+
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId).slice(-2)).toEqual([`GET /api/v3/order ${o.orderId}`, `POST /api/v3/order ${o.orderId}`]);
+    expect(fake.orders.filter((b) => b.clientOrderId === o.orderId)).toHaveLength(1);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("a filled order whose trades Binance has not published yet is not recorded without them: an outage, then its fills", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn();
+    await engine.load();
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "503-after");
+    const lagging = fake.orders.length + 1; // the fake's next Binance order id
+    fake.tradesLagging.add(lagging);
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.order(o.orderId)?.orderId).toBe(lagging);
+    expect(await rowOf(o.orderId)).toBeUndefined(); // not "expired", not "filled" without fills
+
+    fake.tradesLagging.delete(lagging);
+    await engine.onBatch([execute(o)]);
+    expect((await fillsOf(o.orderId)).map((f) => f.quantity)).toEqual(["1"]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled" });
+    expect(fake.orders.filter((b) => b.clientOrderId === o.orderId)).toHaveLength(1);
+  });
+
+  it("an order Binance already has open (sent before a crash, -2010 duplicate) is adopted, not rejected", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const o = limitBuy(s, "90", "1");
+    await binance().placeOrderReconciled(toBinanceOrder(o)); // sent by an engine that died before its commit
+    const engine = engineOn();
+    await engine.load();
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(fake.orders.filter((b) => b.clientOrderId === o.orderId)).toHaveLength(1);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(await eventsOf(o.orderId)).toEqual([]);
+  });
+
+  it("a definitive refusal (4xx) is still a rejection", async () => {
+    const s = symbolOf();
+    const engine = engineOn({ secretKey: "not-the-secret" });
+    await engine.load();
+    const o = marketBuy(s, "1");
+    await engine.onBatch([execute(o)]);
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.rejected", expect.stringMatching(/^BINANCE: .*-1022/)]]);
+  });
+});
+
+describe("restart: a live resting order is Binance's, never the paper book's", () => {
+  it("a bar crossing it after a restart fills nothing; the poll reports Binance's fill", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const t0 = Date.UTC(2026, 2, 1);
+    const before = engineOn();
+    await before.load();
+    await before.onBatch([{ kind: "bars", bars: [bar(s, t0, "100")] }]);
+    const o = limitBuy(s, "95", "1");
+    await before.onBatch([execute(o)]);
+
+    const engine = engineOn(); // restarted
+    await engine.load();
+    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(o.orderId);
+    await engine.onBatch([{ kind: "bars", bars: [bar(s, t0 + 60_000, "92", "90")] }]);
+    expect(await fillsOf(o.orderId)).toEqual([]); // no paper fill
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting" });
+
+    await engine.pollLive(); // Binance has not filled it either: nothing
+    expect(await eventsOf(o.orderId)).toEqual([]);
+    fake.fill(o.orderId, "1", "94.5");
+    await engine.pollLive();
+    const [tradeId] = tradeIds(o.orderId);
+    expect((await fillsOf(o.orderId)).map((f) => [f.fillId, f.price, f.liquidity])).toEqual([[`${o.orderId}:bn${tradeId}`, "94.5", "maker"]]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+    expect(engine.restingOrders().map((r) => r.order.orderId)).not.toContain(o.orderId);
+  });
+
+  it("on start, the orders that rested while the engine was down are reconciled: filled, ended, partly filled, still open", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const before = engineOn();
+    await before.load();
+    const [filled, ended, partial, open] = [limitBuy(s, "95", "1"), limitBuy(s, "94", "1"), limitBuy(s, "93", "1"), limitBuy(s, "92", "1")];
+    await before.onBatch([filled, ended, partial, open].map(execute));
+    // While the engine is down:
+    fake.fill(filled.orderId, "1");
+    fake.endOrder(ended.orderId, "CANCELED");
+    fake.fill(partial.orderId, "0.4");
+
+    const engine = engineOn({ pollMs: 50 });
+    await engine.load();
+    engine.startLivePolling(); // the first poll runs at once
+    await waitUntil("reconciled", async () => (await rowOf(partial.orderId)).remaining === "0.6", 10_000, 50);
+    await engine.stopLivePolling();
+    expect(await rowOf(filled.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+    expect((await eventsOf(filled.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await rowOf(ended.orderId)).toMatchObject({ status: "expired" });
+    expect((await eventsOf(ended.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.expired", "BINANCE_CANCELED"]]);
+    expect(await rowOf(partial.orderId)).toMatchObject({ status: "resting", remaining: "0.6", fill_seq: 1 });
+    expect((await eventsOf(partial.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await rowOf(open.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(await eventsOf(open.orderId)).toEqual([]);
+    expect(engine.restingOrders().map((r) => r.order.orderId).filter((id) => [filled, ended, partial, open].some((x) => x.orderId === id)).sort()).toEqual([partial.orderId, open.orderId].sort());
+
+    // The rest of the partly filled order fills later: the next poll reports only the new trade.
+    fake.fill(partial.orderId, "0.6");
+    await engine.pollLive();
+    expect((await fillsOf(partial.orderId)).map((f) => f.quantity).sort()).toEqual(["0.4", "0.6"]);
+    expect((await eventsOf(partial.orderId)).map((e) => e.type)).toEqual(["fill", "fill"]);
+    expect(await rowOf(partial.orderId)).toMatchObject({ status: "filled", remaining: "0", fill_seq: 2 });
+  });
+
+  it("with no live order resting, polling asks Binance nothing", async () => {
+    // No resting order in this file's database any more (the earlier tests' ones are set aside).
+    await client.query("UPDATE te_orders SET status = 'cancelled' WHERE status = 'resting'");
+    const engine = engineOn({ pollMs: 20 });
+    await engine.load();
+    const seen = fake.log.length;
+    engine.startLivePolling();
+    await new Promise((r) => setTimeout(r, 200));
+    await engine.pollLive();
+    await engine.stopLivePolling();
+    expect(fake.log.length).toBe(seen);
+  });
+});
+
+describe("client order id at Binance", () => {
+  it("is the platform's order id: two users sending the same clientOrderId each get their own order, adopted correctly", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn();
+    await engine.load();
+    const mine = { ...limitBuy(s, "90", "1", "u-one"), clientOrderId: "my-1" };
+    const theirs = { ...limitBuy(s, "91", "3", "u-two"), clientOrderId: "my-1" };
+    await engine.onBatch([execute(mine)]);
+    fake.failNext("POST", "/api/v3/order", "503-after"); // the second is reconciled by its client order id
+    await engine.onBatch([execute(theirs)]);
+    expect(fake.orders.filter((b) => b.symbol === s).map((b) => [b.clientOrderId, b.origQty])).toEqual([[mine.orderId, "1"], [theirs.orderId, "3"]]);
+    expect(fake.log.some((l) => l.endsWith(" my-1"))).toBe(false);
+    expect(await rowOf(mine.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(await rowOf(theirs.orderId)).toMatchObject({ status: "resting", remaining: "3" });
+  });
+});
