@@ -296,6 +296,9 @@ describe("arangodb declarations (fake clients: no ArangoDB server can run here)"
   });
 });
 
+/** The identity the gateway sends for an admin (the routes are admin-only). */
+const ADMIN = { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin" };
+
 describe("migrate command and /datastores endpoint", () => {
   let privatePg: PostgresServer;
   let svc: Service;
@@ -353,7 +356,11 @@ describe("migrate command and /datastores endpoint", () => {
   it("reports each datastore enabled/disabled with latency, then a killed postgres as failing", async () => {
     svc = await createService(databaseService, { env: env(), defaultMetrics: false });
     base = await svc.listen({ port: 0, host: "127.0.0.1" });
-    const r1 = await fetch(`${base}/datastores`);
+    // A trader learns nothing: the probes' errors name internal addresses.
+    for (const path of ["/datastores", "/datastores/postgres", "/migrations"]) {
+      expect((await fetch(`${base}${path}`, { headers: { ...ADMIN, "x-user-role": "trader" } })).status, path).toBe(403);
+    }
+    const r1 = await fetch(`${base}/datastores`, { headers: ADMIN });
     const b1 = await r1.json();
     expect(r1.status, JSON.stringify(b1)).toBe(200);
     expect(b1.status).toBe("ok");
@@ -363,16 +370,16 @@ describe("migrate command and /datastores endpoint", () => {
     }
     expect(b1.datastores.arangodb).toEqual({ status: "disabled", required: false });
     expect(b1.datastores.weaviate).toEqual({ status: "disabled", required: false });
-    const one = await (await fetch(`${base}/datastores/clickhouse`)).json();
+    const one = await (await fetch(`${base}/datastores/clickhouse`, { headers: ADMIN })).json();
     expect(one).toMatchObject({ name: "clickhouse", status: "enabled" });
-    expect((await fetch(`${base}/datastores/mysql`)).status).toBe(404);
-    const mig = await (await fetch(`${base}/migrations`)).json();
+    expect((await fetch(`${base}/datastores/mysql`, { headers: ADMIN })).status).toBe(404);
+    const mig = await (await fetch(`${base}/migrations`, { headers: ADMIN })).json();
     expect(mig.postgres.pending).toEqual([]);
     expect(mig.postgres.applied.every((a: { checksumMatches: boolean }) => a.checksumMatches)).toBe(true);
     expect(mig.clickhouse.pending).toEqual([]);
 
     await privatePg.kill();
-    const r2 = await fetch(`${base}/datastores`);
+    const r2 = await fetch(`${base}/datastores`, { headers: ADMIN });
     expect(r2.status).toBe(503);
     const b2 = await r2.json();
     expect(b2.status).toBe("failing");
@@ -384,7 +391,7 @@ describe("migrate command and /datastores endpoint", () => {
 
     await privatePg.restart();
     await vi.waitFor(async () => {
-      const b3 = (await (await fetch(`${base}/datastores`)).json()) as { datastores: { postgres: { status: string } } };
+      const b3 = (await (await fetch(`${base}/datastores`, { headers: ADMIN })).json()) as { datastores: { postgres: { status: string } } };
       expect(b3.datastores.postgres.status).toBe("enabled");
     }, { timeout: 60_000, interval: 250 });
   });

@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
-import type { HttpError, PeerClient } from "../../kit";
+import { HttpError, type PeerClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { decide } from "./decide";
@@ -50,7 +50,11 @@ async function book(deps: EvaluateDeps, s: Strategy) {
   let cash = 0;
   for (const orderId of await deps.store.orderIds(s.strategyId)) {
     const r = await deps.peers.call<OrderSnapshot>("order-management", `/${orderId}`, { headers: ownerHeaders(s) });
-    if (r.status !== 200) continue;
+    // A strategy's own order not answered is not "no fills": the position and the loss stop would
+    // be computed without it (and buy past maxPosition). The evaluation fails; the next tick retries.
+    if (r.status !== 200) {
+      throw new HttpError(503, "UPSTREAM_UNAVAILABLE", `the strategy's orders cannot be read now (order-management answered ${r.status}); retry`, undefined, { "retry-after": "1" });
+    }
     const o = r.body;
     const q = Number(o.filledQuantity);
     if (!q) continue;

@@ -23,7 +23,10 @@ import { ResultStore } from "./store";
 import { JobWorker } from "./worker";
 
 const config = {
-  BACKTEST_MAX_BARS: Type.Integer({ default: 50_000_000, minimum: 1_000, maximum: 500_000_000, description: "bars one backtest may read (symbols x bars)" }),
+  // A run holds its bars and the strategy's series in memory, about 85 bytes a bar over a 150 MB base
+  // (bench/backtest.ts under /usr/bin/time: 235 MB at 1M bars, 1.0 GB at 10M): 5M bars fit the
+  // worker's 1 GiB (catalog/sizing.ts). At 50M one request OOM-killed each replica that claimed it.
+  BACKTEST_MAX_BARS: Type.Integer({ default: 5_000_000, minimum: 1_000, maximum: 500_000_000, description: "bars one backtest may read (symbols x bars); size with the worker's memory, about 85 bytes a bar" }),
   BACKTEST_MAX_PARAMETER_SETS: Type.Integer({ default: 1_000, minimum: 1, maximum: 100_000, description: "parameter sets one sweep may expand to" }),
   BACKTEST_LEASE_MS: Type.Integer({ default: 60_000, minimum: 1_000, maximum: 3_600_000, description: "a claimed job returns to the queue this long after its worker's last sign of life" }),
   BACKTEST_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 20 }),

@@ -3,9 +3,10 @@
  *   GET /datastores          each catalog datastore: enabled | disabled | failing, latency ms (503 when a required one fails)
  *   GET /datastores/:name    one of them
  *   GET /migrations          applied PostgreSQL / ClickHouse migrations and pending files
+ * All for admins: the probes' errors name internal addresses, and each call pings every datastore.
  */
 import type { Datastore } from "../../catalog";
-import { notFound, ResponseObject, Type, type App } from "../../kit";
+import { notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, POSTGRES_MIGRATIONS_DIR } from "../../migrations";
 import { appliedClickHouseMigrations, appliedPostgresMigrations } from "./data";
 import { clickhouseMigrationStatus, postgresMigrationStatus, type DatastoreReport } from "./domain";
@@ -26,12 +27,14 @@ export function registerRoutes(app: App, deps: { known: readonly Datastore[]; re
   const { known, report } = deps;
   const isKnown = (name: string): name is Datastore => (known as readonly string[]).includes(name);
 
-  app.get("/datastores", { schema: { response: { 200: Report, 503: Report } } }, async (_req, reply) => {
+  app.get("/datastores", { schema: { response: { 200: Report, 503: Report } } }, async (req, reply) => {
+    requireIdentity(req, "admin");
     const r = await report();
     return reply.status(r.status === "failing" ? 503 : 200).send(r);
   });
 
   app.get("/datastores/:name", { schema: { params: Type.Object({ name: Type.String({ maxLength: 32 }) }), response: { 200: One, 503: One } } }, async (req, reply) => {
+    requireIdentity(req, "admin");
     const name = req.params.name;
     if (!isKnown(name)) throw notFound(`Unknown datastore ${name} (known: ${known.join(", ")})`);
     const health = (await report(name)).datastores[name];
@@ -39,7 +42,8 @@ export function registerRoutes(app: App, deps: { known: readonly Datastore[]; re
     return reply.status(health.status === "failing" ? 503 : 200).send({ name, ...health });
   });
 
-  app.get("/migrations", { schema: { response: { 200: Migrations } } }, async () => {
+  app.get("/migrations", { schema: { response: { 200: Migrations } } }, async (req) => {
+    requireIdentity(req, "admin");
     const postgres = postgresMigrationStatus(await appliedPostgresMigrations(app.pg), loadMigrationFiles(POSTGRES_MIGRATIONS_DIR));
     const clickhouse = app.datastores.isEnabled("clickhouse")
       ? clickhouseMigrationStatus(await appliedClickHouseMigrations(app.clickhouse), loadMigrationFiles(CLICKHOUSE_MIGRATIONS_DIR))

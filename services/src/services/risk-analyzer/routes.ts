@@ -29,6 +29,7 @@ const VarQuery = Type.Object({
   confidence: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 })),
   exposure: Type.Optional(Type.String({ pattern: DECIMAL })),
   lookback: Type.Optional(Type.Integer({ minimum: 2, maximum: 100_000 })),
+  timeframe: Type.Optional(Type.String({ pattern: "^\\d{1,3}[smhdw]$", description: "bar interval of the closes (market_candles.timeframe), default 1m" })),
 });
 
 // Responses (OpenAPI; unnamed fields are kept).
@@ -49,7 +50,7 @@ export function registerRoutes(app: App, limits: RiskLimits): void {
   app.get("/var", { schema: { querystring: VarQuery, response: { 200: VarOut } } }, async (req) => {
     requireIdentity(req);
     if (!app.datastores.isEnabled("clickhouse")) throw new HttpError(503, "CLICKHOUSE_DISABLED", "VaR needs ClickHouse, which is disabled in this stack");
-    const { symbol, confidence = 0.95, exposure = "1", lookback = 500 } = req.query;
-    return valueAtRisk(symbol, await candleCloses(app.clickhouse, symbol, lookback), confidence, exposure);
+    const { symbol, confidence = 0.95, exposure = "1", lookback = 500, timeframe = "1m" } = req.query;
+    return valueAtRisk(symbol, await candleCloses(app.clickhouse, symbol, timeframe, lookback), confidence, exposure);
   });
 }

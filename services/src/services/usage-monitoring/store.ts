@@ -50,7 +50,7 @@ export class UsageStore {
   /** Per user (or one user), API key and route: requests, 5xx errors, latency quantiles. */
   async breakdown(from: Date, to: Date, userId?: string): Promise<UsageBreakdown[]> {
     const rows = await this.ch.query<{ user_id: string; api_key_id: string; route: string; requests: string; errors: string; p50: number; p95: number }>(
-      `SELECT user_id, api_key_id, route, toString(uniqExact(event_id)) AS requests, toString(countIf(status >= 500)) AS errors,
+      `SELECT user_id, api_key_id, route, toString(uniqExact(event_id)) AS requests, toString(uniqExactIf(event_id, status >= 500)) AS errors,
               quantile(0.5)(latency_ms) AS p50, quantile(0.95)(latency_ms) AS p95
        FROM usage_events
        WHERE at >= {from:DateTime} AND at < {to:DateTime} AND ({all:UInt8} = 1 OR user_id = {userId:String})
