@@ -3,29 +3,37 @@
  * topics, candles written to `market_candles` as data-bridge does, the rollup run, and the
  * figures (equity, returns, Sharpe, drawdown, exposure) compared with values worked out by hand
  * below. Dated 2021 so the shared broker's other traffic cannot touch these users.
+ * Two replicas share the rollup: only the leader of their rollup group runs a pass, so each pass
+ * writes one version of each user's series; the rollup takes users a page at a time
+ * (PERF_ROLLUP_PAGE_USERS=1 here) and reads one summed row per user, strategy, symbol and day.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { kafkajs, type KafkaJs } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import { createClickHouse } from "../../services/src/kit/datastores";
+import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations } from "../../services/src/migrations";
 import performanceAnalytics from "../../services/src/services/performance-analytics";
-import { dailyCurve, sharpe, strategyOf } from "../../services/src/services/performance-analytics/domain";
+import { PerformanceStore } from "../../services/src/services/performance-analytics/data";
+import { dailyCurve, sharpe, strategyOf, type PerfFill } from "../../services/src/services/performance-analytics/domain";
 import { waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("clickhouse", "kafka");
 const run = randomBytes(3).toString("hex");
 let svc: Service<any>;
+let svc2: Service<any> | undefined;
 let producer: KafkaJs.Producer;
+let kafka: KafkaJs.Kafka;
+let ch: ClickHouseKitClient;
+let env: Record<string, string>;
 const SYMBOL = "XYZUSDT";
 const userId = randomUUID();
 const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
 
 beforeAll(async () => {
-  const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", PERF_CONSUMER_GROUP: `perf-${run}`, PERF_CAPITAL_BASE: "10000", PERF_ROLLUP_INTERVAL_MS: "0", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500" };
-  const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
+  env = { ...srv.env, LOG_LEVEL: "silent", PERF_CONSUMER_GROUP: `perf-${run}`, PERF_CAPITAL_BASE: "10000", PERF_ROLLUP_INTERVAL_MS: "0", PERF_ROLLUP_PAGE_USERS: "1", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500" };
+  ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
   await runClickHouseMigrations(ch);
   // Daily closes 100, 110, 99, 121 (the 23:59 candle); the 00:00 candle and the 5m series must not count.
   const closes = [100, 110, 99, 121];
@@ -33,8 +41,7 @@ beforeAll(async () => {
     symbol: SYMBOL, timeframe, open_time: `2021-03-0${day} ${hhmm}:00`, open: close, high: close, low: close, close, volume: 1, trades: 1, source: "test",
   });
   await ch.insert("market_candles", closes.flatMap((c, i) => [candle(i + 1, "00:00", 1), candle(i + 1, "23:59", c), candle(i + 1, "23:55", 5000, "5m")]));
-  await ch.close();
-  const kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+  kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
   const a = kafka.admin();
   await a.connect();
   await ensureKafkaTopics(a);
@@ -47,7 +54,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await producer?.disconnect();
+  await svc2?.close();
   await svc?.close();
+  await ch?.close();
 });
 
 const order = (orderId: string, clientOrderId: string) => ({
@@ -64,6 +73,13 @@ function expectedSharpe(r: number[]): number {
   const mean = r.reduce((a, b) => a + b, 0) / r.length;
   const sd = Math.sqrt(r.reduce((a, x) => a + (x - mean) ** 2, 0) / (r.length - 1));
   return (mean / sd) * Math.sqrt(365);
+}
+
+/** POST /rollup on one replica: ran is false when the other replica leads the rollup. */
+async function rollupOn(s: Service<any>): Promise<{ ran: boolean; groups: number; points: number }> {
+  const r = await s.app.inject({ method: "POST", url: "/rollup", headers: admin });
+  expect(r.statusCode).toBe(200);
+  return r.json();
 }
 
 describe("performance-analytics", () => {
@@ -119,6 +135,60 @@ describe("performance-analytics", () => {
     await svc.app.inject({ method: "POST", url: "/rollup", headers: admin });
     expect((await svc.app.inject({ method: "GET", url: "/daily", headers: me })).json().daily.map((d: any) => d.equity)).toEqual(total);
   }, 180_000);
+
+  it("two replicas: only the rollup group's leader runs a pass, one version of each user's series per pass, same figures", async () => {
+    svc2 = await createService(performanceAnalytics, { env, defaultMetrics: false });
+    await svc2.app.ready();
+    const replicas = [svc, svc2];
+    const admin2 = kafka.admin();
+    await admin2.connect();
+    try {
+      await waitUntil("both replicas in the rollup group", async () => {
+        const g = (await admin2.describeGroups([`perf-${run}-rollup`])).groups[0];
+        return g.state === "Stable" && g.members.length === 2;
+      }, 60_000, 250);
+    } finally {
+      await admin2.disconnect();
+    }
+    await waitUntil("one leader", async () => (await Promise.all(replicas.map(rollupOn))).filter((r) => r.ran).length === 1, 30_000, 250);
+    // Every write of this user's series, by either replica (both use the same store class).
+    const writes = vi.spyOn(PerformanceStore.prototype, "writeDaily");
+    const rounds = [];
+    let calls: Parameters<PerformanceStore["writeDaily"]>[] = [];
+    try {
+      for (let i = 0; i < 3; i++) rounds.push(await Promise.all(replicas.map(rollupOn)));
+      calls = [...writes.mock.calls];
+    } finally {
+      writes.mockRestore();
+    }
+    // Every round: the leader ran, the other replica did nothing (the same one leads throughout).
+    for (const r of rounds) expect(r.map((x) => x.ran).sort()).toEqual([false, true]);
+    expect(new Set(rounds.map((r) => r.findIndex((x) => x.ran))).size).toBe(1);
+    // One write of the user's series per round: no replica competed with the leader.
+    const versions = calls.filter(([u]) => u === userId).map(([, , version]) => version);
+    expect(versions).toHaveLength(3);
+    expect(new Set(versions).size).toBe(3);
+    // Both replicas answer the same figures (the ones worked out by hand above).
+    const me = { "x-user-id": userId, "x-user-role": "trader" };
+    for (const s of replicas) expect((await s.app.inject({ method: "GET", url: "/daily", headers: me })).json().daily.map((d: any) => d.equity)).toEqual([9999, 10099, 9977.5, 10109.5]);
+  }, 180_000);
+
+  it("bounded memory: a user's fills are read as one summed row per strategy, symbol and day, with the same curve", async () => {
+    const heavy = randomUUID();
+    const fills: PerfFill[] = Array.from({ length: 500 }, (_, i) => ({
+      fillId: `h-${run}-${i}`, symbol: SYMBOL, side: i % 3 === 0 ? "sell" : "buy", quantity: 1 + (i % 7), price: 95 + (i % 11), fee: 0.25, tsMs: Date.parse("2021-03-02T00:00:00Z") + i * 60_000,
+    }));
+    await ch.insert("pa_fills", fills.map((f) => ({ fill_id: f.fillId, order_id: `ho-${run}`, user_id: heavy, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts_ms: f.tsMs, at: new Date(f.tsMs).toISOString().slice(0, 19).replace("T", " ") })));
+    const store = new PerformanceStore(ch);
+    const flows = await store.dayFlows([heavy]);
+    expect(flows).toHaveLength(1);
+    expect(flows[0]).toMatchObject({ strategy: "manual", day: "2021-03-02", trades: 500, lastFillId: `h-${run}-499`, lastPrice: fills[499].price });
+    await waitUntil("heavy user rolled up", async () => (await Promise.all([svc, svc2!].map(rollupOn))).some((r) => r.ran));
+    const me = { "x-user-id": heavy, "x-user-role": "trader" };
+    const daily = (await svc.app.inject({ method: "GET", url: "/daily", headers: me })).json().daily;
+    const closes = new Map([[SYMBOL, new Map([["2021-03-01", 100], ["2021-03-02", 110], ["2021-03-03", 99], ["2021-03-04", 121]])]]);
+    expect(daily).toEqual(dailyCurve(fills, closes, 10_000, "2021-03-04"));
+  }, 120_000);
 
   it("admin only where it must be; bad query fields named", async () => {
     const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };

@@ -1,6 +1,8 @@
 /**
  * compliance-monitor's data access: the append-only audit trail (`cm_audit`) and alerts
- * (`cm_alerts`; triggers forbid UPDATE/DELETE/TRUNCATE). Functions take the pool or a transaction's client.
+ * (`cm_alerts`; triggers forbid UPDATE/DELETE/TRUNCATE), and the positions the position-limit rule
+ * reads (`cm_positions`, moved once per fill id by a trigger on cm_audit: migration 0199).
+ * Functions take the pool or a transaction's client.
  */
 import type { Queryable } from "../../kit";
 import type { ComplianceAlert } from "../../trading/compliance";
@@ -23,6 +25,21 @@ export async function recordAudit(db: Queryable, eventId: string, topic: string,
     JSON.stringify(a),
   ]);
   return (ins.rowCount ?? 0) > 0;
+}
+
+/**
+ * The user's position in the fill's symbol once the fill's audit row is in (the trigger moved it in
+ * the same statement), and whether this event moved it: false when the same fill id was recorded
+ * before under another event id. Undefined when the fill has no position row (migration 0199 missing).
+ */
+export async function positionAfterFill(db: Queryable, fillId: string, eventId: string): Promise<{ quantity: string; applied: boolean } | undefined> {
+  const r = await db.query<{ quantity: string; applied: boolean }>(
+    `SELECT p.quantity::text AS quantity, f.event_id = $2 AS applied
+       FROM cm_position_fills f JOIN cm_positions p ON p.user_id = f.user_id AND p.symbol = f.symbol
+      WHERE f.fill_id = $1`,
+    [fillId, eventId],
+  );
+  return r.rows[0];
 }
 
 export async function alertsById(db: Queryable, alertIds: string[]): Promise<ComplianceAlert[]> {

@@ -5,13 +5,17 @@
  * trading/compliance.ts (restricted symbols, position limits, wash trades, spoofing, layering,
  * excessive cancel ratio), stores alerts (cm_alerts, append-only) and publishes them on
  * `compliance.alerts` (at-least-once; deterministic alert ids for consumers to dedupe).
- * On start the rule state is rebuilt by replaying the recent audit trail, so a restart does not
- * forget an open wash-trade window.
+ * Positions (POSITION_LIMIT) are not kept in memory: cm_positions holds them, moved once per fill id
+ * by a trigger on cm_audit in the transaction that records the fill (migration 0199), so neither a
+ * restart nor a redelivery changes them. The windowed state (wash trades, spoofing, layering, cancel
+ * ratio) is in memory: an event changes it only once its transaction committed, and its entries are
+ * keyed by event id. On start it is rebuilt by replaying the last COMPLIANCE_REPLAY_WINDOW_MS of the
+ * audit trail, so a restart does not forget an open wash-trade window.
  *
  * Layers: routes.ts (HTTP: GET /alerts, /alerts/mine), domain.ts (event forms, no I/O), data.ts (SQL).
  */
 import { defineService, envList, Type } from "../../kit";
-import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert } from "../../trading/compliance";
+import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert, type Evaluation } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { SYMBOL_RE } from "../../trading/types";
@@ -40,31 +44,45 @@ export default defineService({
       washPriceToleranceBps: c.COMPLIANCE_WASH_PRICE_TOLERANCE_BPS,
       spoofMinNotional: c.COMPLIANCE_SPOOF_MIN_NOTIONAL,
     });
-    const run = (a: Audited): ComplianceAlert[] => (a.source === "order" ? monitor.onOrder(a.ev) : monitor.onFill(a.fill));
+    // positionAfter: the fill's position from cm_positions (null in a replay: the rule is not evaluated).
+    const evaluate = (a: Audited, positionAfter: string | null): Evaluation =>
+      a.source === "order" ? monitor.evaluateOrder(a.ev) : monitor.evaluateFill(a.fill, { positionAfter });
 
-    // Rebuild rule state from the recent audit trail (alerts already raised are in cm_alerts).
+    // Rebuild the windowed rule state from the recent audit trail (alerts already raised are in cm_alerts).
     const past = await data.recentAudit(app.pg, c.COMPLIANCE_REPLAY_WINDOW_MS);
-    for (const a of past) run(a);
+    for (const a of past) evaluate(a, null).commit();
     ctx.log.info({ replayed: past.length }, "compliance state rebuilt from the audit trail");
 
     const publish = (alerts: ComplianceAlert[]) =>
       app.kafka.send(TOPICS.complianceAlerts, alerts.map((al) => ({ key: al.userId, value: JSON.stringify(al), headers: { "event-id": al.alertId } })));
 
     /**
-     * Audit row and alerts are written in one transaction, then the alerts are published. A
+     * Audit row, position and alerts are written in one transaction, then the alerts are published. A
      * redelivered event (audit row already there) is not evaluated again, but its stored alerts are
      * published again: a crash between commit and publish cannot lose an alert (at-least-once,
-     * deterministic alert ids).
+     * deterministic alert ids). The rule state takes the event only after COMMIT: an attempt rolled
+     * back (a failed alert insert or COMMIT; the batch is then redelivered or retried message by
+     * message) leaves memory as it was, so the event is counted once when it is evaluated again.
      */
     async function handle(eventId: string, topic: string, a: Audited): Promise<void> {
-      const alerts = await app.pg.transaction(async (tx) => {
-        if (!(await data.recordAudit(tx, eventId, topic, auditSubject(a), a))) return data.alertsById(tx, possibleAlertIds(eventId));
-        const raised = run(a);
-        for (const al of raised) await data.insertAlert(tx, al);
-        if (raised.length) ctx.log.warn({ alerts: raised.map((x) => ({ rule: x.rule, userId: x.userId, symbol: x.symbol })) }, "compliance alerts raised");
-        return raised;
+      const outcome = await app.pg.transaction(async (tx): Promise<{ alerts: ComplianceAlert[]; evaluation?: Evaluation }> => {
+        if (!(await data.recordAudit(tx, eventId, topic, auditSubject(a), a))) return { alerts: await data.alertsById(tx, possibleAlertIds(eventId)) };
+        let position: string | null = null;
+        if (a.source === "fill") {
+          const p = await data.positionAfterFill(tx, a.fill.fillId, eventId);
+          if (!p) throw new Error(`no cm_positions row for fill ${a.fill.fillId}: is migration 0199_cm_positions applied?`);
+          // The same fill recorded earlier under another event id: it was evaluated then.
+          if (!p.applied) return { alerts: [] };
+          position = p.quantity;
+        }
+        const evaluation = evaluate(a, position);
+        for (const al of evaluation.alerts) await data.insertAlert(tx, al);
+        return { alerts: evaluation.alerts, evaluation };
       });
-      if (alerts.length) await publish(alerts);
+      outcome.evaluation?.commit();
+      const raised = outcome.evaluation?.alerts ?? [];
+      if (raised.length) ctx.log.warn({ alerts: raised.map((x) => ({ rule: x.rule, userId: x.userId, symbol: x.symbol })) }, "compliance alerts raised");
+      if (outcome.alerts.length) await publish(outcome.alerts);
     }
 
     registerRoutes(app);

@@ -1,11 +1,13 @@
 /** performance-analytics data access: ClickHouse pa_fills, pa_order_strategies, pa_daily, market_candles. */
 import type { ClickHouseKitClient } from "../../kit";
-import type { DailyPoint, PerfFill } from "./domain";
+import { dayOf, type DailyPoint, type DayFlow, type PerfFill } from "./domain";
 
 const chTime = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
 
 export interface FillRow extends PerfFill { orderId: string; userId: string }
-export interface GroupFill extends PerfFill { userId: string; strategy: string }
+export interface UserFlow extends DayFlow { userId: string; strategy: string }
+
+const DAY_MS = 86_400_000;
 
 export class PerformanceStore {
   constructor(private readonly ch: ClickHouseKitClient) {}
@@ -22,14 +24,45 @@ export class PerformanceStore {
     if (rows.length) await this.ch.insert("pa_order_strategies", rows.map((r) => ({ order_id: r.orderId, user_id: r.userId, strategy: r.strategy })));
   }
 
-  /** Every fill (deduplicated by FINAL) with its order's strategy ('' when the order event has not arrived). */
-  async allFills(): Promise<GroupFill[]> {
-    const rows = await this.ch.query<{ user_id: string; fill_id: string; symbol: string; side: string; quantity: number; price: number; fee: number; ts_ms: string; strategy: string }>(
-      `SELECT user_id, fill_id, symbol, side, quantity, price, fee, toString(ts_ms) AS ts_ms, strategy FROM
-         (SELECT user_id, fill_id, order_id, symbol, side, quantity, price, fee, ts_ms FROM pa_fills FINAL)
-       ANY LEFT JOIN (SELECT order_id, strategy FROM pa_order_strategies FINAL) USING order_id`,
+  /** The next `limit` users with fills, after `after` in id order (keyset pagination: no offset to skip). */
+  async userPage(after: string, limit: number): Promise<string[]> {
+    const rows = await this.ch.query<{ user_id: string }>(
+      "SELECT user_id FROM pa_fills WHERE user_id > {after:String} GROUP BY user_id ORDER BY user_id LIMIT {limit:UInt32}",
+      { after, limit },
     );
-    return rows.map((r) => ({ userId: r.user_id, strategy: r.strategy, fillId: r.fill_id, symbol: r.symbol, side: r.side === "sell" ? "sell" : "buy", quantity: r.quantity, price: r.price, fee: r.fee, tsMs: Number(r.ts_ms) }));
+    return rows.map((r) => r.user_id);
+  }
+
+  /**
+   * The users' fills (deduplicated by FINAL) summed per strategy, symbol and UTC day, with the day's
+   * last fill price: one row per (user, strategy, symbol, day) whatever the number of fills. A fill
+   * whose order event has not arrived yet counts as 'manual'.
+   */
+  async dayFlows(users: string[]): Promise<UserFlow[]> {
+    if (!users.length) return [];
+    const rows = await this.ch.query<{ user_id: string; strat: string; symbol: string; day_num: string; qty: number; cash: number; fees: number; trades: string; last_price: number; last_ts: string; last_fill: string }>(
+      `SELECT user_id, if(empty(strategy), 'manual', strategy) AS strat, symbol, toString(intDiv(ts_ms, 86400000)) AS day_num,
+              sum(if(side = 'sell', -quantity, quantity)) AS qty, sum(if(side = 'sell', quantity, -quantity) * price - fee) AS cash,
+              sum(fee) AS fees, toString(count()) AS trades,
+              argMax(price, (ts_ms, fill_id)) AS last_price, toString(max(ts_ms)) AS last_ts, argMax(fill_id, (ts_ms, fill_id)) AS last_fill
+         FROM (SELECT user_id, fill_id, order_id, symbol, side, quantity, price, fee, ts_ms FROM pa_fills FINAL WHERE has({users:Array(String)}, user_id))
+         ANY LEFT JOIN (SELECT order_id, strategy FROM pa_order_strategies FINAL WHERE has({users:Array(String)}, user_id)) USING order_id
+        GROUP BY user_id, strat, symbol, day_num`,
+      { users },
+    );
+    return rows.map((r) => ({
+      userId: r.user_id,
+      strategy: r.strat,
+      day: dayOf(Number(r.day_num) * DAY_MS),
+      symbol: r.symbol,
+      quantity: r.qty,
+      cash: r.cash,
+      fees: r.fees,
+      trades: Number(r.trades),
+      lastPrice: r.last_price,
+      lastTs: Number(r.last_ts),
+      lastFillId: r.last_fill,
+    }));
   }
 
   /** Daily closes (the last candle of each UTC day) of the symbols, from `fromDay`. */

@@ -44,30 +44,84 @@ export function strategyOf(clientOrderId: string | null | undefined): string {
   return m ? m[1] : "manual";
 }
 
+/**
+ * The fills of one symbol on one UTC day, summed: all the curve needs of them, so the rollup reads
+ * (and holds) one row per symbol and day however many fills there were (ClickHouse sums them).
+ */
+export interface DayFlow {
+  day: string;
+  symbol: string;
+  /** Signed: buys minus sells. */
+  quantity: number;
+  /** sum(-signed quantity x price - fee). */
+  cash: number;
+  fees: number;
+  trades: number;
+  /** The price of the day's last fill (by time, then fill id), which marks the position until a close is known. */
+  lastPrice: number;
+  lastTs: number;
+  lastFillId: string;
+}
+
+const later = (a: DayFlow, b: DayFlow) => a.lastTs > b.lastTs || (a.lastTs === b.lastTs && a.lastFillId > b.lastFillId);
+
+/** Flows of the same symbol and day added up (a user's strategies into the user's total). */
+export function mergeFlows(flows: DayFlow[]): DayFlow[] {
+  const out = new Map<string, DayFlow>();
+  for (const f of flows) {
+    const key = `${f.day}\u0000${f.symbol}`;
+    const m = out.get(key);
+    if (!m) out.set(key, { ...f });
+    else {
+      const last = later(f, m) ? f : m;
+      out.set(key, { ...m, quantity: m.quantity + f.quantity, cash: m.cash + f.cash, fees: m.fees + f.fees, trades: m.trades + f.trades, lastPrice: last.lastPrice, lastTs: last.lastTs, lastFillId: last.lastFillId });
+    }
+  }
+  return [...out.values()];
+}
+
+/** The flows of individual fills (what the rollup's query computes in ClickHouse). */
+export function flowsOf(fills: PerfFill[]): DayFlow[] {
+  return mergeFlows(
+    fills.map((f) => {
+      const signed = f.side === "buy" ? f.quantity : -f.quantity;
+      return { day: dayOf(f.tsMs), symbol: f.symbol, quantity: signed, cash: -signed * f.price - f.fee, fees: f.fee, trades: 1, lastPrice: f.price, lastTs: f.tsMs, lastFillId: f.fillId };
+    }),
+  );
+}
+
 /** closes: symbol -> (day -> close). The curve runs from the first fill's day to `lastDay`. */
 export function dailyCurve(fills: PerfFill[], closes: Map<string, Map<string, number>>, capital: number, lastDay: string): DailyPoint[] {
-  if (!fills.length) return [];
-  const sorted = [...fills].sort((a, b) => a.tsMs - b.tsMs || a.fillId.localeCompare(b.fillId));
+  return dailyCurveOf(flowsOf(fills), closes, capital, lastDay);
+}
+
+/** The curve of day flows (from the first flow's day to `lastDay`, or the last flow's day if later). */
+export function dailyCurveOf(flows: DayFlow[], closes: Map<string, Map<string, number>>, capital: number, lastDay: string): DailyPoint[] {
+  if (!flows.length) return [];
+  const byDay = new Map<string, DayFlow[]>();
+  for (const f of flows) {
+    const list = byDay.get(f.day);
+    if (list) list.push(f);
+    else byDay.set(f.day, [f]);
+  }
+  const days = [...byDay.keys()].sort();
   const position = new Map<string, number>();
   const mark = new Map<string, number>();
   let cash = 0;
   let prev = capital;
   let peak = capital;
-  let i = 0;
   const out: DailyPoint[] = [];
-  const end = Date.parse(`${lastDay}T00:00:00Z`);
-  for (let t = Date.parse(`${dayOf(sorted[0].tsMs)}T00:00:00Z`); t <= end || i < sorted.length; t += DAY_MS) {
+  const end = Math.max(Date.parse(`${lastDay}T00:00:00Z`), Date.parse(`${days[days.length - 1]}T00:00:00Z`));
+  for (let t = Date.parse(`${days[0]}T00:00:00Z`); t <= end; t += DAY_MS) {
     const day = dayOf(t);
     let fees = 0;
     let trades = 0;
-    for (; i < sorted.length && dayOf(sorted[i].tsMs) === day; i++) {
-      const f = sorted[i];
-      const signed = f.side === "buy" ? f.quantity : -f.quantity;
-      position.set(f.symbol, (position.get(f.symbol) ?? 0) + signed);
-      cash += -signed * f.price - f.fee;
-      mark.set(f.symbol, f.price);
-      fees += f.fee;
-      trades++;
+    for (const f of byDay.get(day) ?? []) {
+      position.set(f.symbol, (position.get(f.symbol) ?? 0) + f.quantity);
+      cash += f.cash;
+      mark.set(f.symbol, f.lastPrice);
+      fees += f.fees;
+      trades += f.trades;
     }
     let value = 0;
     let exposure = 0;

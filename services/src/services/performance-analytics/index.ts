@@ -4,14 +4,16 @@
  * the client order id, `<strategy>:<id>`, else "manual") into ClickHouse; a scheduled rollup marks
  * positions to daily closes from `market_candles` (written by data-bridge) into `pa_daily`; the
  * API summarises that series. Layers: routes.ts (HTTP), domain.ts (curve and figures, no I/O),
- * data.ts (ClickHouse), rollup.ts (the scheduled job).
+ * data.ts (ClickHouse), rollup.ts (the scheduled job, users a page at a time), leader.ts (which
+ * replica runs it: the leader of the `<PERF_CONSUMER_GROUP>-rollup` Kafka group; the others skip).
  */
 import { defineService, Type } from "../../kit";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { PerformanceStore, type FillRow } from "./data";
 import { strategyOf } from "./domain";
-import { runRollup } from "./rollup";
+import { rollupLeadership } from "./leader";
+import { runRollup, type RollupResult } from "./rollup";
 import { registerRoutes } from "./routes";
 
 export default defineService({
@@ -22,12 +24,18 @@ export default defineService({
     PERF_CAPITAL_BASE: Type.Number({ default: 100_000, exclusiveMinimum: 0, description: "starting equity of an account, in the quote currency (returns are relative to it)" }),
     PERF_PRICE_TIMEFRAME: Type.String({ default: "1m", pattern: "^\\d+[smhdw]$", description: "market_candles timeframe whose last close of a UTC day is that day's close" }),
     PERF_ROLLUP_INTERVAL_MS: Type.Integer({ default: 300_000, minimum: 0, description: "0 disables the schedule (POST /rollup still runs it)" }),
+    PERF_ROLLUP_PAGE_USERS: Type.Integer({ default: 200, minimum: 1, maximum: 10_000, description: "users whose day flows the rollup holds at once (memory bound)" }),
   },
   async register(ctx) {
     const c = ctx.config;
     const store = new PerformanceStore(ctx.app.clickhouse);
-    let running: Promise<{ groups: number; points: number }> | undefined;
-    const rollup = () => (running ??= runRollup(store, { capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME }).finally(() => (running = undefined)));
+    // Every replica is a member; only the group's leader runs a pass (POST /rollup on another answers ran: false).
+    const leadership = rollupLeadership(ctx, { groupId: `${c.PERF_CONSUMER_GROUP}-rollup`, topic: TOPICS.executions });
+    let running: Promise<RollupResult> | undefined;
+    const rollup = () =>
+      (running ??= runRollup(store, { capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME, pageUsers: c.PERF_ROLLUP_PAGE_USERS, holds: leadership.holds }).finally(
+        () => (running = undefined),
+      ));
     registerRoutes(ctx.app, { store, capital: c.PERF_CAPITAL_BASE, rollup });
 
     if (c.PERF_ROLLUP_INTERVAL_MS > 0) {

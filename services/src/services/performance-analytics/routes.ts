@@ -3,12 +3,14 @@
  *   GET  /                      the caller's summary: overall and per strategy
  *   GET  /daily?strategy=       the caller's daily series (strategy "*" = overall, the default)
  *   GET  /users/:userId         a user's summary (admin)
- *   POST /rollup                run the rollup now (admin; it also runs every PERF_ROLLUP_INTERVAL_MS)
+ *   POST /rollup                run the rollup now (admin; it also runs every PERF_ROLLUP_INTERVAL_MS);
+ *                               ran: false when another replica leads it (that one's schedule runs it),
+ *                               409 when the leadership moved during the pass
  */
-import { requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { conflict, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import type { PerformanceStore } from "./data";
 import { summarize } from "./domain";
-import { TOTAL } from "./rollup";
+import { RollupLeadershipLost, TOTAL, type RollupResult } from "./rollup";
 
 // Responses (OpenAPI; unnamed fields are kept). Money in the quote currency, returns as fractions.
 const SummaryOut = Type.Union([
@@ -21,7 +23,7 @@ const SummaryOut = Type.Union([
 const PerformanceOut = ResponseObject({ userId: Type.String(), capitalBase: Type.Number(), total: SummaryOut, strategies: Type.Array(SummaryOut) });
 const DayOut = ResponseObject({ day: Type.String(), equity: Type.Number(), pnl: Type.Number(), dailyReturn: Type.Number(), exposure: Type.Number(), drawdown: Type.Number(), fees: Type.Number(), trades: Type.Number() });
 
-export function registerRoutes(app: App, o: { store: PerformanceStore; capital: number; rollup: () => Promise<{ groups: number; points: number }> }): void {
+export function registerRoutes(app: App, o: { store: PerformanceStore; capital: number; rollup: () => Promise<RollupResult> }): void {
   async function summary(userId: string) {
     const series = await o.store.daily(userId);
     const strategies = [...series].filter(([s]) => s !== TOTAL).map(([s, points]) => summarize(s, points, o.capital));
@@ -41,8 +43,13 @@ export function registerRoutes(app: App, o: { store: PerformanceStore; capital: 
     return summary(req.params.userId);
   });
 
-  app.post("/rollup", { schema: { response: { 200: ResponseObject({ groups: Type.Number(), points: Type.Number() }) } } }, async (req) => {
+  app.post("/rollup", { schema: { response: { 200: ResponseObject({ ran: Type.Boolean(), groups: Type.Number(), points: Type.Number() }) } } }, async (req) => {
     requireIdentity(req, "admin");
-    return o.rollup();
+    try {
+      return await o.rollup();
+    } catch (err) {
+      if (err instanceof RollupLeadershipLost) throw conflict(err.message);
+      throw err;
+    }
   });
 }
