@@ -459,6 +459,39 @@ describe("revocation holes found by review (each a race or a retry)", () => {
   });
 });
 
+describe("password change", () => {
+  it("needs the current password and a session; ends every other session and token; answers a new session", async () => {
+    const u = await registerAndLogin("rotate");
+    const other = await call("POST", "/api/users/login", { body: { email: u.email, password: PASSWORD } });
+    const key = await call("POST", "/api/users/api-keys", { token: u.access, body: { name: "bot" } });
+    const NEW = "a brand new passphrase";
+    const wrong = await call("POST", "/api/users/password", { token: u.access, body: { currentPassword: "not the password", newPassword: NEW } });
+    expect([wrong.status, wrong.body.error.field]).toEqual([403, "currentPassword"]);
+    const same = await call("POST", "/api/users/password", { token: u.access, body: { currentPassword: PASSWORD, newPassword: PASSWORD } });
+    expect([same.status, same.body.error.field]).toEqual([400, "newPassword"]);
+    const short = await call("POST", "/api/users/password", { token: u.access, body: { currentPassword: PASSWORD, newPassword: "short" } });
+    expect([short.status, short.body.error.field]).toEqual([400, "newPassword"]);
+    const viaKey = await call("POST", "/api/users/password", { headers: { "x-api-key": key.body.key }, body: { currentPassword: PASSWORD, newPassword: NEW } });
+    expect(viaKey.status).toBe(403);
+
+    const changed = await call("POST", "/api/users/password", { token: u.access, body: { currentPassword: PASSWORD, newPassword: NEW } });
+    expect(changed.status).toBe(200);
+    expect((await call("GET", "/api/users/me", { token: changed.body.accessToken })).status).toBe(200);
+    for (const token of [u.access, other.body.accessToken]) expect((await call("GET", "/api/users/me", { token })).status).toBe(401);
+    for (const refreshToken of [u.refresh, other.body.refreshToken]) expect((await call("POST", "/api/users/refresh", { body: { refreshToken } })).status).toBe(401);
+    expect((await call("POST", "/api/users/login", { body: { email: u.email, password: PASSWORD } })).status).toBe(401);
+    expect((await call("POST", "/api/users/login", { body: { email: u.email, password: NEW } })).status).toBe(200);
+  });
+
+  it("guessing the current password locks password changes (LOGIN_MAX_FAILURES), not the owner's logins", async () => {
+    const u = await registerAndLogin("guess");
+    const guess = () => call("POST", "/api/users/password", { token: u.access, body: { currentPassword: "a wrong guess", newPassword: "a brand new passphrase" } });
+    for (let i = 0; i < 3; i++) expect((await guess()).status).toBe(403);
+    expect((await guess()).status).toBe(423);
+    expect((await call("POST", "/api/users/login", { body: { email: u.email, password: PASSWORD } })).status).toBe(200);
+  });
+});
+
 describe("readiness follows Redis", () => {
   it("reports dragonfly failed while Redis is down and ok after restart", async () => {
     const before = await gw.app.inject({ url: "/ready" });

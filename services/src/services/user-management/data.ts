@@ -109,6 +109,20 @@ export async function setUserDisabled(pg: Pick<PostgresClient, "transaction">, i
 }
 
 /**
+ * A new password hash, and every session and access token issued so far revoked with the old one
+ * (a leaked password changed is a leaked session ended), locking the user row first (see setUserDisabled).
+ */
+export async function changePassword(pg: Pick<PostgresClient, "transaction">, userId: string, passwordHash: string): Promise<UserRow | undefined> {
+  return pg.transaction(async (c) => {
+    const user = (
+      await c.query<UserRow>("UPDATE users SET password_hash = $2, token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 AND disabled_at IS NULL RETURNING *", [userId, passwordHash])
+    ).rows[0];
+    if (user) await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL`, [userId]);
+    return user;
+  });
+}
+
+/**
  * "Log out everywhere": raises the token epoch (every access token issued so far stops working) and
  * revokes every session, in one transaction that locks the user row first (see setUserDisabled).
  */

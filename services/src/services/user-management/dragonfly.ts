@@ -9,7 +9,6 @@ import { apiKeyCacheKey, API_KEY_CACHE_TTL_S, type ApiKeyIdentity } from "./api-
 import { sha256 } from "./domain";
 import { apiKeyChangeMessage, USER_CHANGES_CHANNEL } from "./user-state";
 
-const failKey = (email: string) => `um:login-fail:${sha256(email).toString("hex")}`;
 
 /** Without the counters logins fail closed (503): no unthrottled password guessing while Dragonfly is down. */
 function lockoutUnavailable(log: FastifyBaseLogger, err: Error): HttpError {
@@ -18,11 +17,17 @@ function lockoutUnavailable(log: FastifyBaseLogger, err: Error): HttpError {
 }
 
 export class LoginCounters {
+  /** `kind` names the counters: logins, and password changes (their own, so guessing the current password with a stolen session cannot lock the owner out of logging in). */
   constructor(
     private readonly redis: () => Redis,
     private readonly log: FastifyBaseLogger,
     private readonly windowMs: number,
+    private readonly kind: "login" | "password-change" = "login",
   ) {}
+
+  private key(email: string): string {
+    return `um:${this.kind}-fail:${sha256(email).toString("hex")}`;
+  }
 
   /**
    * Counts one login attempt before its password is checked, and returns the attempts of the window
@@ -31,7 +36,7 @@ export class LoginCounters {
    * recorded after the check, 34 concurrent guesses all read 0 and all were checked.
    */
   async attempt(email: string): Promise<{ attempts: number; ttlMs: number }> {
-    const k = failKey(email);
+    const k = this.key(email);
     const r = await this.redis()
       .multi()
       .incr(k)
@@ -51,7 +56,7 @@ export class LoginCounters {
 
   async reset(email: string): Promise<void> {
     await this.redis()
-      .del(failKey(email))
+      .del(this.key(email))
       .catch((e: Error) => this.log.warn({ err: { message: e.message } }, "could not reset failed-login counter"));
   }
 }

@@ -1,6 +1,6 @@
 /**
  * user-management's HTTP routes (behind the gateway at /api/users/...; /register, /login, /refresh
- * are anonymous). Handlers validate, call domain and data functions, and shape responses.
+ * are anonymous; POST /password changes the caller's password, ending every session). Handlers validate, call domain and data functions, and shape responses.
  */
 import { randomUUID } from "node:crypto";
 import { HttpError, jwtKey, requireIdentity, Type, type App } from "../../kit";
@@ -28,6 +28,7 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
   const { config: cfg, log } = ctx;
   const tokens: TokenSettings = { key: jwtKey(cfg.JWT_SECRET), accessTtlS: cfg.ACCESS_TOKEN_TTL_S, refreshTtlS: cfg.REFRESH_TOKEN_TTL_S };
   const counters = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS);
+  const passwordChanges = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS, "password-change");
   const apiKeyCache = new ApiKeyCache(() => app.redis, log);
 
   /** After a committed change of a user: the new state to every gateway (503 if it cannot be told; the caller retries). */
@@ -100,6 +101,32 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       else throw new HttpError(400, "VALIDATION_ERROR", "Give refreshToken or all: true", "refreshToken");
       req.log.info({ userId: who.userId, all: !!body.all }, "logout");
       return reply.status(204).send();
+    },
+  );
+
+  // The current password is checked like a login, with a lockout of its own (a guessing oracle too,
+  // but one that must not lock the owner out of logging in); the change ends every other session and
+  // access token, and answers a new session.
+  app.post(
+    "/password",
+    { schema: { body: Type.Object({ currentPassword: AnyPassword, newPassword: NewPassword(cfg.PASSWORD_MIN_LENGTH) }, { additionalProperties: false }), response: { 200: SessionOut } } },
+    async (req) => {
+      const who = requireIdentity(req);
+      if (who.authMethod !== "jwt") throw new HttpError(403, "FORBIDDEN", "Changing the password needs a user session, not an API key");
+      const user = await activeUser(who.userId);
+      const window = await passwordChanges.attempt(user.email);
+      const lockMs = lockoutRemainingMs(window.attempts - 1, window.ttlMs, cfg.LOGIN_MAX_FAILURES);
+      if (lockMs > 0) throw accountLocked(lockMs);
+      if (!(await verifyPassword(req.body.currentPassword, user.password_hash))) {
+        throw new HttpError(403, "INVALID_CREDENTIALS", "The current password is not correct", "currentPassword");
+      }
+      if (req.body.newPassword === req.body.currentPassword) throw new HttpError(400, "VALIDATION_ERROR", "The new password must differ from the current one", "newPassword");
+      await passwordChanges.reset(user.email);
+      const changed = await data.changePassword(app.pg, user.id, await hashPassword(req.body.newPassword));
+      if (!changed) throw unknownOrDisabledUser();
+      await propagateUserState(changed.id, changed);
+      req.log.info({ userId: changed.id }, "password changed; every session revoked");
+      return { ...(await issueTokens(app.pg, tokens, changed, randomUUID())), user: publicUser(changed) };
     },
   );
 
