@@ -50,6 +50,23 @@ const execute = (order: OrderRequest): EngineCommand => ({ kind: "execute", orde
 const cancel = (order: OrderRequest): EngineCommand => ({ kind: "cancel", order });
 const bar = (symbol: string, openTime: number, close: string, low = close): Bar => ({ symbol, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high: close, low, close, volume: "1000" });
 
+/** A loaded engine over a fresh symbol at `price` on the fake Binance. */
+async function startedEngine(price = "100") {
+  const s = symbolOf();
+  fake.setPrice(s, price);
+  const engine = engineOn();
+  await engine.load();
+  return { s, engine };
+}
+
+/** A loaded engine and a limit buy at 95 (below the price: it rests at Binance). */
+async function restingBuy() {
+  const { s, engine } = await startedEngine();
+  const o = limitBuy(s, "95");
+  await engine.onBatch([execute(o)]);
+  return { s, engine, o };
+}
+
 const fillsOf = async (orderId: string) =>
   (await client.query<{ payload: { fillId: string; price: string; quantity: string; fee: string; liquidity: string } }>("SELECT payload FROM te_fills WHERE order_id = $1 ORDER BY fill_id", [orderId])).rows.map((r) => r.payload);
 const rowOf = async (orderId: string) => (await client.query<{ status: string; remaining: string; fill_seq: number }>("SELECT status, remaining::text AS remaining, fill_seq FROM te_orders WHERE order_id = $1", [orderId])).rows[0];
@@ -73,12 +90,7 @@ afterAll(async () => {
 
 describe("live cancel: it reaches Binance, and only Binance's answer confirms it", () => {
   it("a resting order is cancelled at Binance by its client order id; the cancel is confirmed for the rest", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const engine = engineOn();
-    await engine.load();
-    const o = limitBuy(s, "95");
-    await engine.onBatch([execute(o)]);
+    const { s, engine, o } = await restingBuy();
     expect(fake.order(o.orderId)?.status).toBe("NEW");
     expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(o.orderId);
 
@@ -91,12 +103,7 @@ describe("live cancel: it reaches Binance, and only Binance's answer confirms it
   });
 
   it("an order Binance filled before the cancel: its fills are reported, no cancel is confirmed", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const engine = engineOn();
-    await engine.load();
-    const o = limitBuy(s, "95");
-    await engine.onBatch([execute(o)]);
+    const { s, engine, o } = await restingBuy();
     fake.fill(o.orderId, "2");
 
     await engine.onBatch([cancel(o)]);
@@ -109,12 +116,7 @@ describe("live cancel: it reaches Binance, and only Binance's answer confirms it
   });
 
   it("a partly filled order: the fills first, then the cancel confirmed for what Binance did not execute", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const engine = engineOn();
-    await engine.load();
-    const o = limitBuy(s, "95");
-    await engine.onBatch([execute(o)]);
+    const { s, engine, o } = await restingBuy();
     fake.fill(o.orderId, "0.5");
 
     await engine.onBatch([cancel(o)]);
@@ -125,12 +127,7 @@ describe("live cancel: it reaches Binance, and only Binance's answer confirms it
   });
 
   it("no answer from Binance confirms nothing: an outage the consumer retries; the retry confirms Binance's CANCELED once", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const engine = engineOn();
-    await engine.load();
-    const o = limitBuy(s, "95");
-    await engine.onBatch([execute(o)]);
+    const { s, engine, o } = await restingBuy();
 
     fake.failNext("DELETE", "/api/v3/order", "timeout-before");
     await expect(engine.onBatch([cancel(o)])).rejects.toSatisfy(isRetriable);
@@ -153,10 +150,7 @@ describe("live cancel: it reaches Binance, and only Binance's answer confirms it
 
 describe("reconciliation after an unknown placement outcome", () => {
   it("an order adopted from GET /api/v3/order (no fills in it) gets its fills from myTrades, once", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "101.5");
-    const engine = engineOn();
-    await engine.load();
+    const { s, engine } = await startedEngine("101.5");
     const o = marketBuy(s, "0.5");
     fake.failNext("POST", "/api/v3/order", "503-after"); // created and filled, answered 503
     await engine.onBatch([execute(o)]);
@@ -172,10 +166,7 @@ describe("reconciliation after an unknown placement outcome", () => {
   });
 
   it("an outcome no attempt settled is an outage, not a rejection; the retry looks first and adopts the filled order", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const engine = engineOn();
-    await engine.load();
+    const { s, engine } = await startedEngine();
     const o = marketBuy(s, "1");
     fake.failNext("POST", "/api/v3/order", "timeout-after"); // created and filled at Binance, never answered
     fake.failNext("GET", "/api/v3/order", "503-before", 3); // and the queries get no answer
@@ -192,10 +183,7 @@ describe("reconciliation after an unknown placement outcome", () => {
   });
 
   it("an order Binance never received (unknown, then -2013 on the retry) is placed once", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const engine = engineOn();
-    await engine.load();
+    const { s, engine } = await startedEngine();
     const o = marketBuy(s, "1");
     fake.failNext("POST", "/api/v3/order", "503-before");
     fake.failNext("GET", "/api/v3/order", "timeout-before", 3);
@@ -209,10 +197,7 @@ describe("reconciliation after an unknown placement outcome", () => {
   });
 
   it("a filled order whose trades Binance has not published yet is not recorded without them: an outage, then its fills", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const engine = engineOn();
-    await engine.load();
+    const { s, engine } = await startedEngine();
     const o = marketBuy(s, "1");
     fake.failNext("POST", "/api/v3/order", "503-after");
     const lagging = fake.orders.length + 1; // the fake's next Binance order id
@@ -331,10 +316,7 @@ describe("restart: a live resting order is Binance's, never the paper book's", (
 
 describe("client order id at Binance", () => {
   it("is the platform's order id: two users sending the same clientOrderId each get their own order, adopted correctly", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const engine = engineOn();
-    await engine.load();
+    const { s, engine } = await startedEngine();
     const mine = { ...limitBuy(s, "90", "1", "u-one"), clientOrderId: "my-1" };
     const theirs = { ...limitBuy(s, "91", "3", "u-two"), clientOrderId: "my-1" };
     await engine.onBatch([execute(mine)]);
