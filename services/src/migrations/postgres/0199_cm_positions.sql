@@ -31,14 +31,18 @@ CREATE TABLE IF NOT EXISTS cm_positions (
 
 LOCK TABLE cm_audit IN SHARE ROW EXCLUSIVE MODE;
 
+-- A fill's quantity signed by its side (a sell reduces the position): the trigger and the backfill.
+CREATE OR REPLACE FUNCTION cm_signed_quantity(fill jsonb) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN fill->>'side' = 'sell' THEN -((fill->>'quantity')::numeric) ELSE (fill->>'quantity')::numeric END
+$$;
+
 -- Fills of `new_audit` not recorded yet (first event per fill id wins), added to the positions.
 CREATE OR REPLACE FUNCTION cm_positions_add_fills() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   WITH added AS (
     INSERT INTO cm_position_fills (fill_id, event_id, user_id, symbol, quantity)
     SELECT DISTINCT ON (a.payload->'fill'->>'fillId') a.payload->'fill'->>'fillId', a.event_id, a.user_id, a.symbol,
-           CASE WHEN a.payload->'fill'->>'side' = 'sell' THEN -((a.payload->'fill'->>'quantity')::numeric)
-                ELSE (a.payload->'fill'->>'quantity')::numeric END
+           cm_signed_quantity(a.payload->'fill')
       FROM new_audit a
      WHERE a.kind = 'fill' AND a.payload->>'source' = 'fill'
      ORDER BY a.payload->'fill'->>'fillId', a.id
@@ -58,8 +62,7 @@ CREATE TRIGGER cm_audit_positions AFTER INSERT ON cm_audit
 -- Backfill: every fill the audit trail holds (it is append-only and complete since the first event).
 INSERT INTO cm_position_fills (fill_id, event_id, user_id, symbol, quantity)
 SELECT DISTINCT ON (a.payload->'fill'->>'fillId') a.payload->'fill'->>'fillId', a.event_id, a.user_id, a.symbol,
-       CASE WHEN a.payload->'fill'->>'side' = 'sell' THEN -((a.payload->'fill'->>'quantity')::numeric)
-            ELSE (a.payload->'fill'->>'quantity')::numeric END
+       cm_signed_quantity(a.payload->'fill')
   FROM cm_audit a
  WHERE a.kind = 'fill' AND a.payload->>'source' = 'fill'
  ORDER BY a.payload->'fill'->>'fillId', a.id
