@@ -6,7 +6,7 @@ import type { Redis } from "ioredis";
 import type { FastifyBaseLogger } from "fastify";
 import { HttpError } from "../../kit";
 import { apiKeyCacheKey, API_KEY_CACHE_TTL_S, type ApiKeyIdentity } from "./api-keys";
-import { sha256 } from "./domain";
+import { accountLocked, lockoutRemainingMs, sha256 } from "./domain";
 import { apiKeyChangeMessage, USER_CHANGES_CHANNEL } from "./user-state";
 
 
@@ -22,6 +22,7 @@ export class LoginCounters {
     private readonly redis: () => Redis,
     private readonly log: FastifyBaseLogger,
     private readonly windowMs: number,
+    private readonly maxFailures: number,
     private readonly kind: "login" | "password-change" = "login",
   ) {}
 
@@ -30,12 +31,13 @@ export class LoginCounters {
   }
 
   /**
-   * Counts one login attempt before its password is checked, and returns the attempts of the window
-   * (this one included) and the window's remaining milliseconds; a successful login resets the
-   * count. Counted first, in one atomic increment: when the count was read first and a failure
-   * recorded after the check, 34 concurrent guesses all read 0 and all were checked.
+   * Counts one attempt before its password is checked and throws the 423 when the window already
+   * holds `maxFailures` (a successful attempt resets the count); returns the attempts of the window,
+   * this one included. Counted first, in one atomic increment: when the count was read first and a
+   * failure recorded after the check, concurrent guesses all read the count before any of them failed,
+   * and all were checked.
    */
-  async attempt(email: string): Promise<{ attempts: number; ttlMs: number }> {
+  async admit(email: string): Promise<number> {
     const k = this.key(email);
     const r = await this.redis()
       .multi()
@@ -51,7 +53,10 @@ export class LoginCounters {
       await this.redis().pexpire(k, this.windowMs).catch(() => undefined);
       ttlMs = this.windowMs;
     }
-    return { attempts: Number(r?.[0]?.[1] ?? 0), ttlMs };
+    const attempts = Number(r?.[0]?.[1] ?? 0);
+    const lockMs = lockoutRemainingMs(attempts - 1, ttlMs, this.maxFailures);
+    if (lockMs > 0) throw accountLocked(lockMs);
+    return attempts;
   }
 
   async reset(email: string): Promise<void> {

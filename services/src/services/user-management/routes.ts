@@ -10,9 +10,7 @@ import type { UserManagementContext } from "./config";
 import * as data from "./data";
 import { registerInternalRoutes } from "./internal-routes";
 import {
-  accountLocked,
   invalidCredentials,
-  lockoutRemainingMs,
   normalizeEmail,
   publicUser,
   sha256,
@@ -27,8 +25,8 @@ import { publishUserState, userStateOf } from "./user-state";
 export function registerRoutes(app: App, ctx: UserManagementContext): void {
   const { config: cfg, log } = ctx;
   const tokens: TokenSettings = { key: jwtKey(cfg.JWT_SECRET), accessTtlS: cfg.ACCESS_TOKEN_TTL_S, refreshTtlS: cfg.REFRESH_TOKEN_TTL_S };
-  const counters = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS);
-  const passwordChanges = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS, "password-change");
+  const counters = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS, cfg.LOGIN_MAX_FAILURES);
+  const passwordChanges = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS, cfg.LOGIN_MAX_FAILURES, "password-change");
   const apiKeyCache = new ApiKeyCache(() => app.redis, log);
 
   /** After a committed change of a user: the new state to every gateway (503 if it cannot be told; the caller retries). */
@@ -66,14 +64,12 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
 
   app.post("/login", { schema: { body: Type.Object({ email: Email, password: AnyPassword }, { additionalProperties: false }), response: { 200: SessionOut } } }, async (req) => {
     const email = normalizeEmail(req.body.email);
-    const window = await counters.attempt(email);
-    const lockMs = lockoutRemainingMs(window.attempts - 1, window.ttlMs, cfg.LOGIN_MAX_FAILURES);
-    if (lockMs > 0) throw accountLocked(lockMs);
+    const attempts = await counters.admit(email);
     const user = await data.findUserByEmail(app.pg, email);
     // Unknown users cost a hash too, so timing does not tell which emails exist.
     const ok = await verifyPassword(req.body.password, user?.password_hash ?? (await dummyHash()));
     if (!user || !ok || user.disabled_at) {
-      if (window.attempts === cfg.LOGIN_MAX_FAILURES) log.warn({ emailHash: sha256(email).toString("hex").slice(0, 16) }, "account locked after failed logins");
+      if (attempts === cfg.LOGIN_MAX_FAILURES) log.warn({ emailHash: sha256(email).toString("hex").slice(0, 16) }, "account locked after failed logins");
       throw invalidCredentials();
     }
     await counters.reset(email);
@@ -114,9 +110,7 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       const who = requireIdentity(req);
       if (who.authMethod !== "jwt") throw new HttpError(403, "FORBIDDEN", "Changing the password needs a user session, not an API key");
       const user = await activeUser(who.userId);
-      const window = await passwordChanges.attempt(user.email);
-      const lockMs = lockoutRemainingMs(window.attempts - 1, window.ttlMs, cfg.LOGIN_MAX_FAILURES);
-      if (lockMs > 0) throw accountLocked(lockMs);
+      await passwordChanges.admit(user.email);
       if (!(await verifyPassword(req.body.currentPassword, user.password_hash))) {
         throw new HttpError(403, "INVALID_CREDENTIALS", "The current password is not correct", "currentPassword");
       }
