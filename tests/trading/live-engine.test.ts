@@ -8,7 +8,10 @@
  *     an outcome no attempt settled is an outage, never a rejection, and the retry reconciles first;
  *   - after a restart a live resting order is never paper-filled by a bar; the poll (and the first
  *     poll after load) reports what Binance did with it, and asks nothing while no live order rests;
- *   - the client order id at Binance is the platform's order id, not the user's clientOrderId.
+ *   - the client order id at Binance is the platform's order id, not the user's clientOrderId;
+ *   - a process killed between a send and its batch's COMMIT (its transaction never commits; a fresh
+ *     engine over the same database takes the redelivery) places no order twice: the order recorded
+ *     in te_live_sends before the send is looked up at Binance and adopted with its trades.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +20,7 @@ import { useServers } from "../harness/shared";
 import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
 import { migratedKitPostgres } from "../helpers/schemas";
 import { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import { recordLiveSends } from "../../services/src/services/trading-engine/liveSends";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import { BinanceTradingClient, toBinanceOrder } from "../../services/src/trading/binance/adapter";
 import { isRetriable } from "../../services/src/trading/infra/deadLetters";
@@ -33,9 +37,9 @@ const warnings: string[] = [];
 const log = { info() {}, debug() {}, error() {}, warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as ConstructorParameters<typeof TradingEngine>[0]["log"];
 
 const binance = (secretKey = SECRET) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, timeoutMs: 300, sleep: async () => {} });
-const engineOn = (opts: { pollMs?: number; secretKey?: string } = {}) =>
+const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient } = {}) =>
   new TradingEngine({
-    pg: client,
+    pg: opts.pg ?? client,
     relay: { notify() {} } as unknown as OutboxRelay,
     log,
     paper: { makerFeeBps: "10", takerFeeBps: "10", slippageBps: "5", impactBps: "0", tickSize: "0.01" },
@@ -326,5 +330,102 @@ describe("client order id at Binance", () => {
     expect(fake.log.some((l) => l.endsWith(" my-1"))).toBe(false);
     expect(await rowOf(mine.orderId)).toMatchObject({ status: "resting", remaining: "1" });
     expect(await rowOf(theirs.orderId)).toMatchObject({ status: "resting", remaining: "3" });
+  });
+});
+
+describe("a crash between a send to Binance and the batch's COMMIT", () => {
+  /** The kit's client whose transactions die after their work and before COMMIT (a process SIGKILLed there: PostgreSQL rolls back). */
+  const killedBeforeCommit = (): PostgresClient => ({
+    ...client,
+    transaction: ((fn, opts) =>
+      client.transaction(async (...args) => {
+        await fn(...args);
+        throw new Error("killed before COMMIT");
+      }, opts)) as PostgresClient["transaction"],
+  });
+  /** An engine that sends `orders` to Binance in one batch and dies before its COMMIT. */
+  async function crashedAfterSending(orders: OrderRequest[]) {
+    const crashed = engineOn({ pg: killedBeforeCommit() });
+    await crashed.load();
+    await expect(crashed.onBatch(orders.map(execute))).rejects.toThrow("killed before COMMIT");
+  }
+  const recordedSends = async (ids: string[]) => (await client.query<{ id: string }>("SELECT order_id::text AS id FROM te_live_sends WHERE order_id = ANY($1::uuid[]) ORDER BY 1", [ids])).rows.map((r) => r.id);
+  const atBinance = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
+
+  it("after the restart, the filled and the resting order are adopted from Binance, never placed again", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const [filled, resting] = [marketBuy(s, "0.5"), limitBuy(s, "95", "1")];
+    await crashedAfterSending([filled, resting]);
+    expect(atBinance(filled)).toMatchObject([{ status: "FILLED" }]);
+    expect(atBinance(resting)).toMatchObject([{ status: "NEW" }]);
+    expect(await rowOf(filled.orderId)).toBeUndefined(); // nothing of the batch committed
+    expect(await recordedSends([filled.orderId, resting.orderId])).toEqual([filled.orderId, resting.orderId].sort());
+
+    const engine = engineOn(); // the restarted process: nothing in memory
+    await engine.load();
+    await engine.onBatch([execute(filled), execute(resting)]); // Kafka redelivers the uncommitted batch
+    for (const o of [filled, resting]) {
+      expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+      expect(atBinance(o)).toHaveLength(1);
+    }
+    const [tradeId] = tradeIds(filled.orderId);
+    expect(await fillsOf(filled.orderId)).toEqual([expect.objectContaining({ fillId: `${filled.orderId}:bn${tradeId}`, price: "100", quantity: "0.5", liquidity: "taker" })]);
+    expect((await eventsOf(filled.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await rowOf(filled.orderId)).toMatchObject({ status: "filled", remaining: "0", fill_seq: 1 });
+    expect(await rowOf(resting.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(resting.orderId);
+    expect(await recordedSends([filled.orderId, resting.orderId])).toEqual([]); // the commit deleted them
+
+    await engine.onBatch([execute(filled), execute(resting)]); // redelivered again: te_orders knows them
+    expect(fake.requests(filled.orderId)).toHaveLength(2);
+    expect(await fillsOf(filled.orderId)).toHaveLength(1);
+  });
+
+  it("killed between the record and the send: Binance does not know the order, so it is placed once", async () => {
+    const { s, engine } = await startedEngine("101");
+    const o = marketBuy(s, "1");
+    await recordLiveSends(client, [o.orderId]); // all the killed process did before dying
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId)).toEqual([`GET /api/v3/order ${o.orderId}`, `POST /api/v3/order ${o.orderId}`]);
+    expect(atBinance(o)).toHaveLength(1);
+    expect((await fillsOf(o.orderId)).map((f) => [f.price, f.quantity])).toEqual([["101", "1"]]);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+  });
+
+  it("Binance unreachable when the restarted engine looks: an outage, retried; never sent blind, never rejected", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const o = marketBuy(s, "2");
+    await crashedAfterSending([o]);
+    const engine = engineOn();
+    await engine.load();
+    fake.failNext("GET", "/api/v3/order", "503-before", 3); // every lookup of the first attempt
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    expect(await rowOf(o.orderId)).toBeUndefined();
+    expect(await eventsOf(o.orderId)).toEqual([]); // no order.rejected
+    expect(await recordedSends([o.orderId])).toEqual([o.orderId]);
+
+    await engine.onBatch([execute(o)]); // the consumer's retry
+    expect(atBinance(o)).toHaveLength(1);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await fillsOf(o.orderId)).toHaveLength(1);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+  });
+
+  it("the normal path: one autocommit statement for the batch's sends, Binance not asked first, no record left", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    let autocommit = 0;
+    const counting: PostgresClient = { ...client, query: ((text: string, values?: unknown[]) => (autocommit++, client.query(text, values))) as PostgresClient["query"] };
+    const engine = engineOn({ pg: counting });
+    await engine.load();
+    const orders = [marketBuy(s, "1"), limitBuy(s, "90", "1"), limitBuy(s, "101", "1")];
+    autocommit = 0;
+    await engine.onBatch(orders.map(execute));
+    expect(autocommit).toBe(1);
+    for (const o of orders) expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`]);
+    expect(await recordedSends(orders.map((o) => o.orderId))).toEqual([]);
   });
 });

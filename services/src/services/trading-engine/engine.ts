@@ -24,6 +24,7 @@ import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import type { PoolClient } from "pg";
 import * as data from "./data";
 import { LiveVenue, type LiveOptions, type LiveUpdate } from "./live";
+import { forgetLiveSends, recordLiveSends } from "./liveSends";
 import { cancelledEvent, fillEvent, outcomeEvent, type EngineCommand } from "./messages";
 
 export interface EngineDeps {
@@ -46,6 +47,8 @@ interface BatchWork {
   lastOpenTime: Map<string, number>;
   /** The newest bar per symbol of this batch, saved once at the end. */
   newBars: Map<string, Bar>;
+  /** Live: the orders an attempt that never committed may have sent to Binance (te_live_sends). */
+  sentBefore?: Set<string>;
 }
 
 export class TradingEngine {
@@ -128,12 +131,15 @@ export class TradingEngine {
     let enqueued: Enqueued | undefined;
     // Which orders are already recorded is asked together with BEGIN when it can be written in literals.
     const knownSql = data.knownOrderIdsStatement(executeIds);
+    // Live: the orders this batch may send are recorded in autocommit before BEGIN (liveSends.ts),
+    // so a kill between a send and the COMMIT leaves a trace; the transaction deletes the records.
+    const sentBefore = this.venue ? await recordLiveSends(this.deps.pg, executeIds) : undefined;
     try {
       await this.deps.pg.transaction(async (tx, begun) => {
         const known = knownSql === undefined ? await data.knownOrderIds(tx, executeIds) : new Set(begun.map((r) => String(r.order_id)));
         const w: BatchWork = {
           tx, events: [], known, rows: [], fills: [],
-          lastOpenTime: await data.lastBarOpenTimes(tx, barSymbols), newBars: new Map(),
+          lastOpenTime: await data.lastBarOpenTimes(tx, barSymbols), newBars: new Map(), sentBefore,
         };
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
@@ -142,6 +148,7 @@ export class TradingEngine {
         }
         await this.flush(w);
         await data.saveLastBars(tx, [...w.newBars.values()]);
+        if (sentBefore) await forgetLiveSends(tx, executeIds); // te_orders has them now
         enqueued = await enqueue(tx, "te_outbox", w.events);
       }, { begin: knownSql });
     } catch (err) {
@@ -150,7 +157,6 @@ export class TradingEngine {
       await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
       throw err;
     }
-    this.venue?.committed(executeIds);
     if (enqueued !== undefined) this.deps.relay.notify(enqueued);
   }
 
@@ -158,7 +164,7 @@ export class TradingEngine {
     if (w.known.has(o.orderId)) return; // redelivery (after a restart, or twice in a batch): already executed
     w.known.add(o.orderId);
     // Live: an outcome Binance left unknown throws (an outage: the batch is retried and reconciled again).
-    const report = this.venue ? await this.venue.execute(o) : this.exchange.submit(o);
+    const report = this.venue ? await this.venue.execute(o, w.sentBefore?.has(o.orderId) === true) : this.exchange.submit(o);
     w.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });
     w.fills.push(...report.fills);
     if (report.status === "rejected") w.events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));

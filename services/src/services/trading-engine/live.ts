@@ -6,7 +6,9 @@
  *   - execute: placed with the platform's order id as the client order id, reconciled on an unknown
  *     outcome (adapter.ts); fills from the FULL answer, or the order's trades when the order was
  *     adopted from a query. An outcome that stays unknown is an outage (HandlerUnavailableError):
- *     the consumer retries the batch, and the retry looks at Binance before sending again.
+ *     the consumer retries the batch. An order an earlier attempt may have sent (the engine's
+ *     te_live_sends record, liveSends.ts: a failed batch, or a process killed before its COMMIT) is
+ *     looked up at Binance first and adopted if Binance knows it; sent only if Binance says it does not.
  *   - cancel: DELETE /api/v3/order by client order id. CANCELED confirms the cancel for what Binance
  *     did not execute (with the fills before it); already FILLED (-2011, then queried) reports the
  *     fills instead; no answer (5xx, timeout, any other error) confirms nothing and is an outage.
@@ -42,8 +44,6 @@ const unavailable = (what: string, err: unknown) => new HandlerUnavailableError(
 export class LiveVenue {
   /** The live orders resting at Binance, as te_orders records them. */
   private open = new Map<string, RestingOrder>();
-  /** Orders sent to Binance by a batch that has not committed (yet): a retry looks before it sends. */
-  private readonly attempted = new Set<string>();
   constructor(
     private readonly opts: LiveOptions,
     private readonly log: Logger,
@@ -59,20 +59,13 @@ export class LiveVenue {
   get openCount(): number {
     return this.open.size;
   }
-  /** The batch that executed these orders committed: te_orders recognises a redelivery from now on. */
-  committed(orderIds: string[]): void {
-    for (const id of orderIds) this.attempted.delete(id);
-  }
-
-  async execute(o: OrderRequest): Promise<ExecutionReport> {
-    const lookFirst = this.attempted.has(o.orderId);
-    this.attempted.add(o.orderId);
+  /** `sentBefore`: an attempt that never committed may have sent it; Binance is asked before sending. */
+  async execute(o: OrderRequest, sentBefore: boolean): Promise<ExecutionReport> {
     let bo: BinanceOrder;
     try {
-      bo = (await this.opts.client.placeOrderReconciled(toBinanceOrder(o), { lookFirst })).order;
+      bo = (await this.opts.client.placeOrderReconciled(toBinanceOrder(o), { lookFirst: sentBefore })).order;
     } catch (err) {
       if (outcomeUnknown(err)) throw unavailable(`order ${o.orderId} may be live or filled; the batch waits and is reconciled again`, err);
-      this.attempted.delete(o.orderId); // refused: not at Binance
       return { orderId: o.orderId, status: "rejected", fills: [], remaining: o.quantity, reason: `BINANCE: ${messageOf(err)}`.slice(0, 200) };
     }
     const s = await this.stateOf(o, bo);
