@@ -35,7 +35,10 @@ export function orderOf(o: unknown): OrderRequest {
   const limitPrice = o.type === "limit" ? decimal(o.limitPrice, "limitPrice", { positive: true }) : undefined;
   const clientOrderId = typeof o.clientOrderId === "string" ? o.clientOrderId : undefined;
   return {
-    orderId: o.orderId, clientOrderId, userId: o.userId, symbol: o.symbol, side: o.side, type: o.type,
+    // PostgreSQL answers uuids in lower case: the engine's "already executed" check and its te_orders
+    // and te_live_sends keys compare against that spelling, so an upper-case id in a hand-made or
+    // replayed message must not read as a new order (in live mode: sent to Binance again).
+    orderId: o.orderId.toLowerCase(), clientOrderId, userId: o.userId, symbol: o.symbol, side: o.side, type: o.type,
     quantity: decimal(o.quantity, "quantity", { positive: true }), limitPrice, timeInForce: o.timeInForce,
   };
 }

@@ -1,0 +1,25 @@
+/**
+ * trading-engine's reading of a trading.orders message (services/src/services/trading-engine/messages.ts):
+ * the order id comes out in PostgreSQL's spelling (lower case), so a redelivered message spelling the
+ * same id in upper case is recognised as the order the engine already executed.
+ */
+import { describe, expect, it } from "vitest";
+import { commandOf } from "../../services/src/services/trading-engine/messages";
+import { TOPICS } from "../../services/src/trading/events";
+
+const order = (orderId: string) => ({ orderId, userId: "u1", symbol: "BTCUSDT", side: "buy", type: "market", quantity: "1" });
+
+describe("trading-engine order messages", () => {
+  it("an upper-case order id reads as the same, lower-case id", () => {
+    const id = "0b3f6c1e-8d2a-4c5b-9e7f-1a2b3c4d5e6f";
+    const upper = commandOf(TOPICS.orders, { type: "order.accepted", order: order(id.toUpperCase()) });
+    const lower = commandOf(TOPICS.orders, { type: "order.accepted", order: order(id) });
+    expect(upper).toEqual(lower);
+    expect(upper.kind === "execute" && upper.order.orderId).toBe(id);
+  });
+  it("a cancel request's order id likewise", () => {
+    const id = "0b3f6c1e-8d2a-4c5b-9e7f-1a2b3c4d5e6f";
+    const c = commandOf(TOPICS.orders, { type: "order.pending_cancel", order: order(id.toUpperCase()) });
+    expect(c.kind === "cancel" && c.order.orderId).toBe(id);
+  });
+});
