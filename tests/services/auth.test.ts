@@ -7,12 +7,15 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT } from "../../services/src/kit/jwt";
 import { useServers } from "../harness/shared";
-import { startRedis, pg, Redis, type RedisServer } from "../harness";
+import { startRedis, pg, Redis, waitFor, type RedisServer } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import { runPostgresMigrations } from "../../services/src/migrations";
 import userManagement from "../../services/src/services/user-management";
 import apiGateway from "../../services/src/services/api-gateway";
 import { upsertAdmin } from "../../services/src/services/user-management/data";
+import { insertApiKey } from "../../services/src/services/user-management/api-key-data";
+import { generateApiKey } from "../../services/src/services/user-management/api-keys";
+import { createPostgres } from "../../services/src/kit/datastores/postgres";
 import { parseUserState, publishUserState, userStateKey } from "../../services/src/services/user-management/user-state";
 
 /** Applies every Postgres migration file with database-service's runner (what `migrate` does in the stack). */
@@ -40,7 +43,7 @@ beforeAll(async () => {
   await migrate(srv.postgres.url);
   const base = { ...srv.postgres.env, DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", READY_TIMEOUT_MS: "5000" };
   um = await createService(userManagement, {
-    env: { ...base, LOGIN_MAX_FAILURES: "3", BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password },
+    env: { ...base, LOGIN_MAX_FAILURES: "3", API_KEY_MAX_ACTIVE_PER_USER: "3", BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password },
     defaultMetrics: false,
   });
   umUrl = await um.listen({ port: 0, host: "127.0.0.1" });
@@ -328,6 +331,183 @@ describe("API keys", () => {
     expect(forged.status).toBe(401);
     const junk = await call("GET", "/api/users/me", { headers: { "x-api-key": "' OR 1=1 --" } });
     expect(junk.status).toBe(401);
+  });
+});
+
+describe("API key expiry, scopes, per-user limit and paging", () => {
+  let db: InstanceType<typeof pg.Pool>;
+  beforeAll(() => {
+    db = new pg.Pool({ connectionString: srv.postgres.url, max: 2 });
+  });
+  afterAll(async () => {
+    await db?.end();
+  });
+
+  const newKey = async (token: string, body: Json = {}) => {
+    const r = await call("POST", "/api/users/api-keys", { token, body: { name: "bot", ...body } });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    return r.body as { id: string; key: string; scopes: string[]; expiresAt: string; createdAt: string };
+  };
+  const withKey = (key: string, method = "GET", path = "/api/users/me") => call(method, path, { headers: { "x-api-key": key } });
+  /** An error body without its request id: what two refusals must share. */
+  const refusal = (r: { status: number; body: Json }) => ({ status: r.status, code: r.body.error.code, message: r.body.error.message, field: r.body.error.field });
+  const days = (iso: string, from: string) => (Date.parse(iso) - Date.parse(from)) / 86_400_000;
+
+  it("expire after 90 days unless asked (1..365); an expired key is refused exactly like a revoked one and listed with expiresAt", async () => {
+    const u = await registerAndLogin("expiry");
+    const byDefault = await newKey(u.access);
+    expect(days(byDefault.expiresAt, byDefault.createdAt)).toBeCloseTo(90, 3);
+    const yearly = await newKey(u.access, { expiresInDays: 365 });
+    expect(days(yearly.expiresAt, yearly.createdAt)).toBeCloseTo(365, 3);
+
+    // Expired in the database (the constraint wants expires_at > created_at), never used before: no cache holds it.
+    await db.query("UPDATE api_keys SET expires_at = created_at + interval '1 millisecond' WHERE id = $1", [byDefault.id]);
+    await call("DELETE", `/api/users/api-keys/${yearly.id}`, { token: u.access });
+    const expired = await withKey(byDefault.key);
+    const revoked = await withKey(yearly.key);
+    expect(refusal(expired)).toEqual({ status: 401, code: "INVALID_API_KEY", message: "Invalid API key", field: undefined });
+    expect(refusal(expired)).toEqual(refusal(revoked));
+    // user-management's own verification answers them alike too.
+    const verify = (key: string) => fetch(`${umUrl}/internal/api-keys/verify`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key }) });
+    const [ve, vr] = await Promise.all([verify(byDefault.key), verify(yearly.key)]);
+    expect(ve.status).toBe(401);
+    expect(vr.status).toBe(401);
+    expect((await ve.json()).error.code).toBe((await vr.json()).error.code);
+
+    const list = await call("GET", "/api/users/api-keys", { token: u.access });
+    const listed = new Map((list.body.apiKeys as Json[]).map((k) => [k.id, k]));
+    expect(Date.parse(listed.get(byDefault.id)!.expiresAt)).toBeLessThan(Date.now());
+    expect(listed.get(yearly.id)!.expiresAt).toBe(yearly.expiresAt);
+  });
+
+  it("the gateway refuses a cached key from its expiry on: the first request after it is 401", async () => {
+    const u = await registerAndLogin("expiry-cached");
+    const k = await newKey(u.access);
+    const { rows } = await db.query<{ expires_at: Date }>("UPDATE api_keys SET expires_at = now() + interval '2 seconds' WHERE id = $1 RETURNING expires_at", [k.id]);
+    const expiresAt = rows[0].expires_at.getTime();
+    // Verified (Dragonfly and the gateway's process cache filled), then answered from the cache.
+    expect((await withKey(k.key)).status).toBe(200);
+    expect((await withKey(k.key)).status).toBe(200);
+    expect(Date.now()).toBeLessThan(expiresAt);
+    await waitFor("the key's expiry", async () => Date.now() >= expiresAt, { timeoutMs: 10_000, intervalMs: 50 });
+    expect(refusal(await withKey(k.key))).toEqual({ status: 401, code: "INVALID_API_KEY", message: "Invalid API key", field: undefined });
+  });
+
+  it("scopes: read keys may only GET and HEAD through the gateway (403 naming scope); trade keys reach the service", async () => {
+    const u = await registerAndLogin("scopes");
+    expect((await newKey(u.access)).scopes).toEqual(["read", "trade"]);
+    const reader = await newKey(u.access, { scopes: ["read"] });
+    expect(reader.scopes).toEqual(["read"]);
+    const me = await withKey(reader.key);
+    expect(me.status).toBe(200);
+    expect(me.body.scopes).toEqual(["read"]);
+    expect((await withKey(reader.key, "HEAD")).status).toBe(200);
+    for (const [method, path] of [["POST", "/api/users/api-keys"], ["DELETE", `/api/users/api-keys/${reader.id}`], ["POST", "/api/users/logout"], ["PUT", "/api/users/me"], ["PATCH", "/api/users/me"]]) {
+      const r = await withKey(reader.key, method, path);
+      expect(r.status, `${method} ${path}`).toBe(403);
+      expect(r.body.error).toMatchObject({ code: "INSUFFICIENT_SCOPE", field: "scope" });
+    }
+    expect((await withKey(reader.key)).status).toBe(200); // its own DELETE did not get through
+
+    const trader = await newKey(u.access, { scopes: ["trade"] });
+    expect((await withKey(trader.key)).body.scopes).toEqual(["trade"]);
+    // POST reaches user-management, which refuses key creation with a key (its own 403, not the scope's).
+    const create = await call("POST", "/api/users/api-keys", { headers: { "x-api-key": trader.key }, body: { name: "by key" } });
+    expect(create.body.error.code).toBe("FORBIDDEN");
+    expect((await withKey(trader.key, "DELETE", `/api/users/api-keys/${trader.id}`)).status).toBe(204);
+    const { rows } = await db.query("SELECT scopes FROM api_keys WHERE user_id = $1 ORDER BY created_at", [u.id]);
+    expect(rows.map((r) => r.scopes)).toEqual([["read", "trade"], ["read"], ["trade"]]);
+  });
+
+  it("at most API_KEY_MAX_ACTIVE_PER_USER (3) active keys, also when creations race; revoked and expired keys do not count", async () => {
+    const u = await registerAndLogin("limit");
+    const [a, b, c] = [await newKey(u.access), await newKey(u.access), await newKey(u.access)];
+    await call("DELETE", `/api/users/api-keys/${a.id}`, { token: u.access });
+    await db.query("UPDATE api_keys SET expires_at = created_at + interval '1 millisecond' WHERE id = $1", [b.id]);
+    // One active key: two more fit. Eight at once: exactly two are created.
+    const raced = await Promise.all(Array.from({ length: 8 }, () => call("POST", "/api/users/api-keys", { token: u.access, body: { name: "race" } })));
+    expect(raced.map((r) => r.status).sort()).toEqual([201, 201, 409, 409, 409, 409, 409, 409]);
+    const refused = raced.find((r) => r.status === 409)!;
+    expect(refused.body.error.code).toBe("API_KEY_LIMIT");
+    expect(refused.body.error.message).toContain("At most 3 active API keys");
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()", [u.id]);
+    expect(rows[0].n).toBe(3);
+    // Revoking one makes room for one.
+    await call("DELETE", `/api/users/api-keys/${c.id}`, { token: u.access });
+    await newKey(u.access);
+    expect((await call("POST", "/api/users/api-keys", { token: u.access, body: { name: "one more" } })).status).toBe(409);
+  });
+
+  it("the limit holds for ten creations at once on ten connections (each counts after the others commit)", async () => {
+    const u = await registerAndLogin("limit-direct");
+    const silent = { info() {}, warn() {}, error() {}, debug() {} } as unknown as Parameters<typeof createPostgres>[1];
+    const kit = createPostgres({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 10, POSTGRES_CONNECT_TIMEOUT_MS: 30_000 } as Parameters<typeof createPostgres>[0], silent);
+    try {
+      await Promise.all(Array.from({ length: 10 }, () => kit.query("SELECT 1"))); // ten connections open before the race
+      const created = await Promise.all(
+        Array.from({ length: 10 }, () => {
+          const g = generateApiKey();
+          return insertApiKey(kit, { userId: u.id, name: "direct", prefix: g.prefix, keyHash: g.hash, scopes: ["read", "trade"], expiresInDays: 1 }, 3);
+        }),
+      );
+      expect(created.filter(Boolean)).toHaveLength(3);
+    } finally {
+      await kit.close();
+    }
+  });
+
+  it("lists newest first in pages of `limit`, `nextBefore` leading to the next page", async () => {
+    const u = await registerAndLogin("paging");
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await newKey(u.access, { name: `key ${i}` })).id);
+    await call("DELETE", `/api/users/api-keys/${ids[0]}`, { token: u.access });
+    ids.push((await newKey(u.access, { name: "key 3" })).id);
+    const newestFirst = [...ids].reverse();
+    const page = (q: string) => call("GET", `/api/users/api-keys${q}`, { token: u.access });
+
+    const all = await page("");
+    expect(all.body.apiKeys.map((k: Json) => k.id)).toEqual(newestFirst);
+    expect(all.body.nextBefore).toBeNull();
+    const walked: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const r: { body: Json } = await page(`?limit=3${cursor ? `&before=${cursor}` : ""}`);
+      expect(r.body.apiKeys.length).toBeLessThanOrEqual(3);
+      walked.push(...r.body.apiKeys.map((k: Json) => k.id));
+      cursor = r.body.nextBefore;
+    } while (cursor);
+    expect(walked).toEqual(newestFirst);
+    const twos = [await page("?limit=2"), await page(`?limit=2&before=${newestFirst[1]}`)];
+    expect(twos.map((r) => r.body.apiKeys.length)).toEqual([2, 2]);
+    expect(twos.map((r) => r.body.nextBefore)).toEqual([newestFirst[1], null]);
+  });
+
+  it("bad inputs: 400 naming the field, nothing created", async () => {
+    const u = await registerAndLogin("key-input");
+    const other = await registerAndLogin("key-input-other");
+    const othersKey = await newKey(other.access);
+    const bodies: Array<[Json, RegExp]> = [
+      [{ expiresInDays: 0 }, /^expiresInDays$/], [{ expiresInDays: 366 }, /^expiresInDays$/], [{ expiresInDays: -1 }, /^expiresInDays$/],
+      [{ expiresInDays: 1.5 }, /^expiresInDays$/], [{ expiresInDays: "30" }, /^expiresInDays$/], [{ expiresInDays: null }, /^expiresInDays$/],
+      [{ scopes: ["admin"] }, /^scopes/], [{ scopes: ["read", "read"] }, /^scopes$/], [{ scopes: [] }, /^scopes$/], [{ scopes: "read" }, /^scopes$/],
+      [{ scopes: [1] }, /^scopes/], [{ scopes: ["read", "trade", "read"] }, /^scopes$/], [{ scopes: null }, /^scopes$/], [{ scopes: ["READ"] }, /^scopes/],
+    ];
+    for (const [body, field] of bodies) {
+      const r = await call("POST", "/api/users/api-keys", { token: u.access, body: { name: "bad", ...body } });
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.body.error.field, JSON.stringify(body)).toMatch(field);
+    }
+    const queries: Array<[string, string]> = [
+      ["limit=0", "limit"], ["limit=101", "limit"], ["limit=abc", "limit"], ["limit=-1", "limit"], ["limit=1.5", "limit"], ["limit=1&limit=2", "limit"],
+      ["before=nope", "before"], ["before=%27%20OR%201%3D1", "before"], [`before=${othersKey.id}`, "before"], ["before=00000000-0000-4000-8000-000000000000", "before"],
+    ];
+    for (const [q, field] of queries) {
+      const r = await call("GET", `/api/users/api-keys?${q}`, { token: u.access });
+      expect(r.status, q).toBe(400);
+      expect(r.body.error.field, q).toBe(field);
+    }
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM api_keys WHERE user_id = $1", [u.id]);
+    expect(rows[0].n).toBe(0);
   });
 });
 

@@ -5,14 +5,16 @@
  *
  * Hot path: a verified token is kept (signature, claims) until it expires, so a repeated token costs
  * a map lookup instead of an HMAC and a JSON parse; a verified API key likewise, dropped when its
- * revocation is published. Both caches are trusted only while the revocation subscription is live.
+ * revocation is published and refused from its expiry on (an expired key is looked up again, and
+ * user-management refuses it as it refuses a revoked one). Both caches are trusted only while the
+ * revocation subscription is live.
  * `cached()` answers from these caches and the in-process user state alone, synchronously (no
  * promise per request); anything it cannot decide goes through `authenticate()`.
  */
 import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
 import { HttpError, TokenError, verifyAccessToken, type AccessClaims, type Identity, type PeerClient } from "../../kit";
-import { apiKeyCacheKey, hashApiKey, parseApiKey, type ApiKeyIdentity } from "../user-management/api-keys";
+import { apiKeyCacheKey, apiKeyExpired, hashApiKey, parseApiKey, parseApiKeyIdentity, type ApiKeyIdentity } from "../user-management/api-keys";
 import { revocationReason } from "../user-management/user-state";
 import type { GatewayLimits } from "./limits";
 import type { UserStates } from "./user-states";
@@ -70,10 +72,10 @@ export class Authenticator {
     if (apiKey === undefined) return {};
     if (typeof apiKey !== "string" || !parseApiKey(apiKey)) return undefined;
     const id = this.apiKeys.get(hashApiKey(apiKey).toString("hex"));
-    const state = id && this.d.states.peek(id.userId);
+    const state = id && !apiKeyExpired(id) && this.d.states.peek(id.userId);
     if (!id || !state) return undefined;
     const reason = revocationReason(state, { role: state.role });
-    return reason ? { error: revoked(reason) } : { identity: { userId: id.userId, role: state.role, authMethod: "api-key", apiKeyId: id.apiKeyId } };
+    return reason ? { error: revoked(reason) } : { identity: apiKeyIdentity(id, state.role) };
   }
 
   /** The verified identity, an error to answer with, or neither (anonymous). Never throws. */
@@ -118,6 +120,10 @@ export class Authenticator {
     const hash = hashApiKey(apiKey);
     const hex = hash.toString("hex");
     let id = this.d.states.subscribed ? this.apiKeys.get(hex) : undefined;
+    if (id && apiKeyExpired(id)) {
+      this.apiKeys.delete(hex);
+      id = undefined;
+    }
     if (!id) {
       // A revocation heard while the lookup was out may be this key's, announced before the answer
       // came back: caching that answer would keep the revoked key working in this process for good.
@@ -131,18 +137,15 @@ export class Authenticator {
     const state = await this.d.states.get(id.userId, requestId, budgetMs);
     const reason = revocationReason(state, { role: state.role });
     if (reason) throw revoked(reason);
-    // An API key acts with the user's current role.
-    return { userId: id.userId, role: state.role, authMethod: "api-key", apiKeyId: id.apiKeyId };
+    return apiKeyIdentity(id, state.role);
   }
 
   private async lookupApiKey(hash: Buffer, prefix: string, apiKey: string, ip: string, requestId: string, budgetMs: number): Promise<ApiKeyIdentity> {
     const cached = await this.d.redis.get(apiKeyCacheKey(hash)).catch(() => null);
-    if (cached) {
-      const v = JSON.parse(cached) as ApiKeyIdentity;
-      if (typeof v.userId === "string" && typeof v.apiKeyId === "string") return v;
-    }
+    const fromCache = cached ? parseCachedIdentity(cached) : undefined;
+    if (fromCache && !apiKeyExpired(fromCache)) return fromCache;
     await this.d.limits.assertKeyAttemptsLeft(ip, prefix);
-    const r = await this.d.peers.call<ApiKeyIdentity>("user-management", "/internal/api-keys/verify", {
+    const r = await this.d.peers.call<unknown>("user-management", "/internal/api-keys/verify", {
       body: { key: apiKey },
       requestId,
       timeoutMs: Math.min(5_000, budgetMs),
@@ -151,7 +154,24 @@ export class Authenticator {
       await this.d.limits.recordKeyFailure(ip, prefix);
       throw invalidKey();
     }
-    if (r.status !== 200) throw new HttpError(503, "AUTH_UNAVAILABLE", "API key verification unavailable", undefined, { "retry-after": "1" });
-    return r.body;
+    const verified = r.status === 200 ? parseApiKeyIdentity(r.body) : undefined;
+    if (!verified) throw new HttpError(503, "AUTH_UNAVAILABLE", "API key verification unavailable", undefined, { "retry-after": "1" });
+    // Live by PostgreSQL's clock, expired by this one: refused as user-management would a moment later.
+    if (apiKeyExpired(verified)) throw invalidKey();
+    return verified;
+  }
+}
+
+/** An API key acts with the user's current role and the key's scopes. */
+function apiKeyIdentity(id: ApiKeyIdentity, role: Identity["role"]): Identity {
+  return { userId: id.userId, role, authMethod: "api-key", apiKeyId: id.apiKeyId, scopes: id.scopes };
+}
+
+/** A Dragonfly cache entry, or undefined when it is not one (unparsable, or of an older version): looked up again. */
+function parseCachedIdentity(text: string): ApiKeyIdentity | undefined {
+  try {
+    return parseApiKeyIdentity(JSON.parse(text));
+  } catch {
+    return undefined;
   }
 }

@@ -6,11 +6,12 @@
  * otherwise), the path is normalised (dot segments resolved) and the platform's own paths
  * (kit INTERNAL_PATH_PREFIXES: /internal, /metrics, /ready, /health) are never proxied, however
  * encoded. Identity headers are set from the verified identity only; credentials are not forwarded.
- * The request itself goes over ./upstreams.ts.
+ * An API key's scopes are enforced here, for every routed service: a `read` key may only GET and
+ * HEAD (403 INSUFFICIENT_SCOPE, field `scope`). The request itself goes over ./upstreams.ts.
  */
 import { Counter } from "prom-client";
 import type { ServiceDefinition } from "../../catalog";
-import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, Type, type App, type Identity } from "../../kit";
+import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, scopesAllow, Type, type App, type Identity } from "../../kit";
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
 import { answerHeaders, forwardedHeaders, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
@@ -119,6 +120,9 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     const anonymous = service.anonymousPaths.some((p) => path === p || path === `${p}/`);
     if (!a.identity && !anonymous) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
     const identity: Identity | undefined = a.identity;
+    if (identity?.authMethod === "api-key" && !scopesAllow(identity.scopes ?? [], request.method)) {
+      throw new HttpError(403, "INSUFFICIENT_SCOPE", `This API key's scopes (${(identity.scopes ?? []).join(", ")}) allow GET and HEAD only; ${request.method} needs scope trade`, "scope");
+    }
     // Credentials and identity headers are never forwarded as sent; a client's trace context is not
     // either (the gateway starts the trace: kit telemetry).
     const headers = forwardedHeaders(request.headers, dropped);
@@ -129,6 +133,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
       headers[IDENTITY_HEADERS.role] = identity.role;
       headers[IDENTITY_HEADERS.authMethod] = identity.authMethod;
       if (identity.apiKeyId) headers[IDENTITY_HEADERS.apiKeyId] = identity.apiKeyId;
+      if (identity.scopes) headers[IDENTITY_HEADERS.apiKeyScopes] = identity.scopes.join(",");
     }
     // Bodies arrive as raw Buffers (the scope's content-type parser): forwarded byte for byte.
     const body = Buffer.isBuffer(request.body) && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined;

@@ -11,6 +11,7 @@
 import type { FastifyRequest } from "fastify";
 import { HttpError, requireIdentity, Type, type App } from "../../kit";
 import * as data from "./data";
+import * as keyData from "./api-key-data";
 import type { ApiKeyCache } from "./dragonfly";
 import { publicUser } from "./domain";
 import { NoContent, UserEnvelope, Uuid } from "./schemas";
@@ -40,7 +41,7 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
       if (req.params.id === who.userId && req.body.role !== "admin") throw new HttpError(409, "CONFLICT", "An admin cannot demote their own account", "id");
       const user = await data.setUserRole(app.pg, req.params.id, req.body.role);
       if (!user) throw noSuchUser();
-      await deps.apiKeyCache.drop(await data.apiKeyHashesOf(app.pg, req.params.id));
+      await deps.apiKeyCache.drop(await keyData.apiKeyHashesOf(app.pg, req.params.id));
       await deps.propagateUserState(user.id, user);
       req.log.warn({ by: who.userId, userId: req.params.id, role: req.body.role }, "role changed");
       return { user: publicUser(user) };
@@ -53,7 +54,7 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
       if (action === "disable" && req.params.id === who.userId) throw new HttpError(409, "CONFLICT", "An admin cannot disable their own account", "id");
       const user = await data.setUserDisabled(app.pg, req.params.id, action === "disable");
       if (!user) throw noSuchUser();
-      await deps.apiKeyCache.drop(await data.apiKeyHashesOf(app.pg, user.id));
+      await deps.apiKeyCache.drop(await keyData.apiKeyHashesOf(app.pg, user.id));
       await deps.propagateUserState(user.id, user);
       req.log.warn({ by: who.userId, userId: user.id }, `account ${action}d`);
       return { user: { ...publicUser(user), disabled: user.disabled_at !== null } };
@@ -62,7 +63,7 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
   app.delete("/admin/users/:id", { schema: { params: IdParams, response: { 204: NoContent } } }, async (req, reply) => {
     const who = requireAdminSession(req);
     if (req.params.id === who.userId) throw new HttpError(409, "CONFLICT", "An admin cannot delete their own account", "id");
-    const hashes = await data.apiKeyHashesOf(app.pg, req.params.id);
+    const hashes = await keyData.apiKeyHashesOf(app.pg, req.params.id);
     if (!(await data.deleteUser(app.pg, req.params.id))) {
       // Also the retry of a deletion whose propagation failed (503 "retry the request"): the gateways
       // still hold the user as active until they are told, so they are told again.

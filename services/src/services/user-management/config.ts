@@ -7,6 +7,8 @@ export const config = {
   REFRESH_TOKEN_TTL_S: Type.Integer({ default: 7 * 24 * 3600, minimum: 300, maximum: 90 * 24 * 3600 }),
   LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   LOGIN_LOCKOUT_WINDOW_MS: Type.Integer({ default: 15 * 60_000, minimum: 1_000 }),
+  /** Active (not revoked, not expired) API keys a user may hold at once; creating one more answers 409. */
+  API_KEY_MAX_ACTIVE_PER_USER: Type.Integer({ default: 20, minimum: 1, maximum: 1000 }),
   PASSWORD_MIN_LENGTH: Type.Integer({ default: 12, minimum: 8, maximum: 64 }),
   BOOTSTRAP_ADMIN_EMAIL: Type.Optional(Type.String({ pattern: "^[^\\s@]+@[^\\s@]+$" })),
   BOOTSTRAP_ADMIN_PASSWORD: Type.Optional(Type.String({ secret: true, minLength: 12 })),

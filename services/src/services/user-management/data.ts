@@ -1,6 +1,6 @@
 /**
- * user-management's data access: every SQL statement on `users`, `refresh_tokens` and `api_keys`
- * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
+ * user-management's data access: every SQL statement on `users` and `refresh_tokens` (`api_keys`:
+ * ./api-key-data.ts; migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
 import type { PostgresClient, Queryable } from "../../kit";
 import type { Role } from "../../kit/identity";
@@ -22,15 +22,6 @@ export interface RefreshTokenRow {
   family_id: string;
   expired: boolean;
   used_at: Date | null;
-  revoked_at: Date | null;
-}
-
-export interface ApiKeyRow {
-  id: string;
-  name: string;
-  prefix: string;
-  created_at: Date;
-  last_used_at: Date | null;
   revoked_at: Date | null;
 }
 
@@ -187,58 +178,4 @@ export async function revokeSessionOf(db: Queryable, userId: string, tokenHash: 
         AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)`,
     [tokenHash, userId],
   );
-}
-
-// API keys (only their SHA-256 is stored) ---------------------------------------------------------
-
-export async function insertApiKey(db: Queryable, userId: string, name: string, prefix: string, keyHash: Buffer): Promise<{ id: string; created_at: Date }> {
-  const r = await db.query<{ id: string; created_at: Date }>(
-    "INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4) RETURNING id, created_at",
-    [userId, name, prefix, keyHash],
-  );
-  return r.rows[0];
-}
-
-export async function listApiKeys(db: Queryable, userId: string): Promise<ApiKeyRow[]> {
-  const r = await db.query<ApiKeyRow>(
-    "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys WHERE user_id = $1 ORDER BY created_at",
-    [userId],
-  );
-  return r.rows;
-}
-
-/** Revokes a key of the user (any user's for an admin); its hash, or undefined when there is none. */
-export async function revokeApiKey(db: Queryable, id: string, userId: string, isAdmin: boolean): Promise<Buffer | undefined> {
-  const r = await db.query<{ key_hash: Buffer }>(
-    `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-      WHERE id = $1 AND (user_id = $2 OR $3) RETURNING key_hash`,
-    [id, userId, isAdmin],
-  );
-  return r.rows[0]?.key_hash;
-}
-
-export async function apiKeyHashesOf(db: Queryable, userId: string): Promise<Buffer[]> {
-  const r = await db.query<{ key_hash: Buffer }>("SELECT key_hash FROM api_keys WHERE user_id = $1", [userId]);
-  return r.rows.map((k) => k.key_hash);
-}
-
-/** The live key with that prefix of an active user, for verification (read only: nothing is written before the hash matched). */
-export async function findLiveApiKey(db: Queryable, prefix: string): Promise<{ id: string; user_id: string; role: Role; key_hash: Buffer } | undefined> {
-  const r = await db.query<{ id: string; user_id: string; role: Role; key_hash: Buffer }>(
-    `SELECT k.id, k.user_id, u.role, k.key_hash FROM api_keys k JOIN users u ON u.id = k.user_id
-      WHERE k.prefix = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL`,
-    [prefix],
-  );
-  return r.rows[0];
-}
-
-/** Records a verified key's use (at most once a minute per key: verification is not a write path). */
-/** Whether the key is still live (not revoked, its owner enabled). */
-export async function isApiKeyLive(db: Queryable, id: string): Promise<boolean> {
-  const r = await db.query("SELECT 1 FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL", [id]);
-  return (r.rowCount ?? 0) > 0;
-}
-
-export async function touchApiKey(db: Queryable, id: string): Promise<void> {
-  await db.query("UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", [id]);
 }

@@ -72,9 +72,12 @@ export class ApiKeyCache {
     private readonly log: FastifyBaseLogger,
   ) {}
 
+  /** Caches a verified key for API_KEY_CACHE_TTL_S, or until it expires if that comes first. */
   async put(hash: Buffer, identity: ApiKeyIdentity, log: FastifyBaseLogger = this.log): Promise<void> {
+    const ttlMs = Math.min(API_KEY_CACHE_TTL_S * 1000, identity.expiresAt === null ? Infinity : identity.expiresAt - Date.now());
+    if (ttlMs <= 0) return;
     await this.redis()
-      .set(apiKeyCacheKey(hash), JSON.stringify(identity), "EX", API_KEY_CACHE_TTL_S)
+      .set(apiKeyCacheKey(hash), JSON.stringify(identity), "PX", Math.ceil(ttlMs))
       .catch((err: Error) => log.warn({ err: { message: err.message } }, "api key cache write failed"));
   }
 

@@ -7,14 +7,14 @@
  *   POST /refresh             {refreshToken}                           -> 200 new pair (old one is used up)
  *   POST /logout              {refreshToken?, all?}                    -> 204 (revokes the session / all sessions)
  *   GET  /me                                                           -> 200 {user}
- *   POST /api-keys            {name}                                   -> 201 {id, key (shown once), prefix}
- *   GET  /api-keys                                                     -> 200 {apiKeys: [...]}
+ *   POST /api-keys            {name, expiresInDays?, scopes?}          -> 201 {id, key (shown once), prefix, scopes, expiresAt}
+ *   GET  /api-keys?limit=&before=                                      -> 200 {apiKeys: [...] newest first, nextBefore}
  *   DELETE /api-keys/:id                                               -> 204
  *   PUT  /admin/users/:id/role {role}        (admin only)              -> 200 {user}
- *   POST /internal/api-keys/verify {key}     (gateway only, never proxied) -> 200 {userId, role, apiKeyId} | 401
+ *   POST /internal/api-keys/verify {key}     (gateway only, never proxied) -> 200 {userId, role, apiKeyId, scopes, expiresAt} | 401
  *
- * Layers: routes.ts (HTTP) -> sessions.ts (token issuance and rotation) -> domain.ts (rules, no I/O),
- * data.ts (SQL), dragonfly.ts (lockout counters, API key cache); passwords.ts and api-keys.ts hold
+ * Layers: routes.ts, api-key-routes.ts (HTTP) -> sessions.ts (token issuance and rotation) -> domain.ts
+ * (rules, no I/O), data.ts and api-key-data.ts (SQL), dragonfly.ts (lockout counters, API key cache); passwords.ts and api-keys.ts hold
  * the hashing of each secret.
  *
  * First admin: set BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD (secret); at start, when no

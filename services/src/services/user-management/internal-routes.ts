@@ -5,7 +5,8 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { Type, type App } from "../../kit";
-import { hashApiKey, parseApiKey, type ApiKeyIdentity } from "./api-keys";
+import * as keyData from "./api-key-data";
+import { apiKeyExpired, hashApiKey, parseApiKey, type ApiKeyIdentity } from "./api-keys";
 import * as data from "./data";
 import type { ApiKeyCache } from "./dragonfly";
 import { invalidApiKey } from "./domain";
@@ -19,15 +20,17 @@ export function registerInternalRoutes(app: App, deps: { apiKeyCache: ApiKeyCach
     const parsed = parseApiKey(req.body.key);
     if (!parsed) throw invalidApiKey();
     const hash = hashApiKey(req.body.key);
-    const row = await data.findLiveApiKey(app.pg, parsed.prefix);
+    const row = await keyData.findLiveApiKey(app.pg, parsed.prefix);
     if (!row || row.key_hash.length !== hash.length || !timingSafeEqual(row.key_hash, hash)) throw invalidApiKey();
-    await data.touchApiKey(app.pg, row.id);
-    const identity: ApiKeyIdentity = { userId: row.user_id, role: row.role, apiKeyId: row.id };
+    const identity: ApiKeyIdentity = { userId: row.user_id, role: row.role, apiKeyId: row.id, scopes: row.scopes, expiresAt: row.expires_at?.getTime() ?? null };
+    // PostgreSQL's clock said live, this one may already say expired (the caches judge by it): refused alike.
+    if (apiKeyExpired(identity)) throw invalidApiKey();
+    await keyData.touchApiKey(app.pg, row.id);
     await deps.apiKeyCache.put(hash, identity, req.log);
     // A revocation may have committed since the read above, and dropped the cache entry before the
     // put: looked again after it, so either that revocation's drop comes after the put, or this sees
     // it and drops the entry itself. Otherwise a revoked key stayed cached for API_KEY_CACHE_TTL_S.
-    if (!(await data.isApiKeyLive(app.pg, row.id))) {
+    if (!(await keyData.isApiKeyLive(app.pg, row.id))) {
       await deps.apiKeyCache.drop([hash]);
       throw invalidApiKey();
     }

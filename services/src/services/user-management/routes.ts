@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { HttpError, jwtKey, requireIdentity, Type, type App } from "../../kit";
 import { registerAdminRoutes } from "./admin-routes";
-import { generateApiKey } from "./api-keys";
+import { registerApiKeyRoutes } from "./api-key-routes";
 import type { UserManagementContext } from "./config";
 import * as data from "./data";
 import { registerInternalRoutes } from "./internal-routes";
@@ -18,7 +18,7 @@ import {
 } from "./domain";
 import { ApiKeyCache, LoginCounters } from "./dragonfly";
 import { dummyHash, hashPassword, verifyPassword } from "./passwords";
-import { AnyPassword, ApiKeyCreated, ApiKeyList, ApiKeyName, DisplayName, Email, MeOut, NewPassword, NoContent, RefreshToken, SessionOut, UserEnvelope, Uuid } from "./schemas";
+import { AnyPassword, DisplayName, Email, MeOut, NewPassword, NoContent, RefreshToken, SessionOut, UserEnvelope } from "./schemas";
 import { issueTokens, rotateRefreshToken, type TokenSettings } from "./sessions";
 import { publishUserState, userStateOf } from "./user-state";
 
@@ -126,43 +126,10 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
 
   app.get("/me", { schema: { response: { 200: MeOut } } }, async (req) => {
     const who = requireIdentity(req);
-    return { user: publicUser(await activeUser(who.userId)), authMethod: who.authMethod };
+    return { user: publicUser(await activeUser(who.userId)), authMethod: who.authMethod, ...(who.scopes ? { scopes: [...who.scopes] } : {}) };
   });
 
-  app.post("/api-keys", { schema: { body: Type.Object({ name: ApiKeyName }, { additionalProperties: false }), response: { 201: ApiKeyCreated } } }, async (req, reply) => {
-    const who = requireIdentity(req);
-    if (who.authMethod !== "jwt") throw new HttpError(403, "FORBIDDEN", "API keys can only be created with a user session");
-    await activeUser(who.userId);
-    const { key, prefix, hash } = generateApiKey();
-    const row = await data.insertApiKey(app.pg, who.userId, req.body.name, prefix, hash);
-    req.log.info({ userId: who.userId, apiKeyId: row.id }, "api key created");
-    return reply.status(201).send({ id: row.id, name: req.body.name, prefix, key, createdAt: row.created_at.toISOString() });
-  });
-
-  app.get("/api-keys", { schema: { response: { 200: ApiKeyList } } }, async (req) => {
-    const who = requireIdentity(req);
-    const keys = await data.listApiKeys(app.pg, who.userId);
-    return {
-      apiKeys: keys.map((k) => ({
-        id: k.id,
-        name: k.name,
-        prefix: k.prefix,
-        createdAt: k.created_at.toISOString(),
-        lastUsedAt: k.last_used_at?.toISOString() ?? null,
-        revokedAt: k.revoked_at?.toISOString() ?? null,
-      })),
-    };
-  });
-
-  app.delete("/api-keys/:id", { schema: { params: Type.Object({ id: Uuid }), response: { 204: NoContent } } }, async (req, reply) => {
-    const who = requireIdentity(req);
-    const hash = await data.revokeApiKey(app.pg, req.params.id, who.userId, who.role === "admin");
-    if (!hash) throw new HttpError(404, "NOT_FOUND", "No such API key");
-    await apiKeyCache.drop([hash]);
-    req.log.info({ userId: who.userId, apiKeyId: req.params.id }, "api key revoked");
-    return reply.status(204).send();
-  });
-
+  registerApiKeyRoutes(app, { apiKeyCache, maxActivePerUser: cfg.API_KEY_MAX_ACTIVE_PER_USER, assertActiveUser: activeUser });
   registerAdminRoutes(app, { apiKeyCache, propagateUserState });
   registerInternalRoutes(app, { apiKeyCache });
 }
