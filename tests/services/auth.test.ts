@@ -450,7 +450,28 @@ describe("API key expiry, scopes, per-user limit and paging", () => {
           return insertApiKey(kit, { userId: u.id, name: "direct", prefix: g.prefix, keyHash: g.hash, scopes: ["read", "trade"], expiresInDays: 1 }, 3);
         }),
       );
-      expect(created.filter(Boolean)).toHaveLength(3);
+      expect(created.filter((r) => typeof r === "object")).toHaveLength(3);
+      expect(created.filter((r) => r === "limit")).toHaveLength(7);
+    } finally {
+      await kit.close();
+    }
+  });
+
+  it("a key is not created for a user deleted or disabled after the route's check (no foreign-key 500, no key)", async () => {
+    const silent = { info() {}, warn() {}, error() {}, debug() {} } as unknown as Parameters<typeof createPostgres>[1];
+    const kit = createPostgres({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 2, POSTGRES_CONNECT_TIMEOUT_MS: 30_000 } as Parameters<typeof createPostgres>[0], silent);
+    try {
+      const insert = (userId: string) => {
+        const g = generateApiKey();
+        return insertApiKey(kit, { userId, name: "late", prefix: g.prefix, keyHash: g.hash, scopes: ["read"], expiresInDays: 1 }, 3);
+      };
+      const deleted = await registerAndLogin("late-deleted");
+      await kit.query("DELETE FROM users WHERE id = $1", [deleted.id]);
+      expect(await insert(deleted.id)).toBe("inactive-user");
+      const disabled = await registerAndLogin("late-disabled");
+      await kit.query("UPDATE users SET disabled_at = now() WHERE id = $1", [disabled.id]);
+      expect(await insert(disabled.id)).toBe("inactive-user");
+      expect((await kit.query("SELECT 1 FROM api_keys WHERE user_id = ANY($1::uuid[])", [[deleted.id, disabled.id]])).rowCount).toBe(0);
     } finally {
       await kit.close();
     }

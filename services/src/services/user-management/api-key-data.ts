@@ -46,14 +46,24 @@ export interface NewApiKey {
 }
 
 /**
- * Stores a key unless the user already has `maxActive` active ones; undefined then. One user's
+ * Stores a key unless the user already has `maxActive` active ones ("limit") or is no longer an
+ * enabled user ("inactive-user"). One user's
  * creations take turns (an advisory lock held to the end of the transaction): counted in one
  * statement alone, concurrent requests each saw the rows before the others committed, and together
  * passed the limit. The expiry is PostgreSQL's clock, the one verification compares it with.
  */
-export async function insertApiKey(pg: Pick<PostgresClient, "transaction">, k: NewApiKey, maxActive: number): Promise<{ id: string; created_at: Date; expires_at: Date } | undefined> {
+export async function insertApiKey(
+  pg: Pick<PostgresClient, "transaction">,
+  k: NewApiKey,
+  maxActive: number,
+): Promise<{ id: string; created_at: Date; expires_at: Date } | "limit" | "inactive-user"> {
   return pg.transaction(async (c) => {
     await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [API_KEY_LOCK_SPACE, k.userId]);
+    // The user row is held (KEY SHARE: what the foreign key takes, so a deletion waits for this
+    // transaction or is seen by it): a user deleted after the route's check would otherwise fail the
+    // insert on the foreign key, a 500, and one disabled meanwhile would get a key.
+    const user = await c.query("SELECT 1 FROM users WHERE id = $1 AND disabled_at IS NULL FOR KEY SHARE", [k.userId]);
+    if (user.rowCount === 0) return "inactive-user";
     const r = await c.query<{ id: string; created_at: Date; expires_at: Date }>(
       `INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, expires_at)
        SELECT $1, $2, $3, $4, $5::text[], now() + make_interval(days => $6::int)
@@ -61,7 +71,7 @@ export async function insertApiKey(pg: Pick<PostgresClient, "transaction">, k: N
        RETURNING id, created_at, expires_at`,
       [k.userId, k.name, k.prefix, k.keyHash, k.scopes, k.expiresInDays, maxActive],
     );
-    return r.rows[0];
+    return r.rows[0] ?? "limit";
   });
 }
 

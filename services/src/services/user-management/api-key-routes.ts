@@ -7,6 +7,7 @@ import { HttpError, requireIdentity, Type, type App } from "../../kit";
 import * as keyData from "./api-key-data";
 import { API_KEY_DEFAULT_EXPIRY_DAYS, API_KEY_DEFAULT_SCOPES, generateApiKey } from "./api-keys";
 import type { ApiKeyCache } from "./dragonfly";
+import { unknownOrDisabledUser } from "./domain";
 import { ApiKeyCreated, ApiKeyList, ApiKeyListQuery, NewApiKeyBody, NoContent, Uuid } from "./schemas";
 
 export interface ApiKeyRouteDeps {
@@ -31,7 +32,8 @@ export function registerApiKeyRoutes(app: App, deps: ApiKeyRouteDeps): void {
       { userId: who.userId, name: req.body.name, prefix, keyHash: hash, scopes, expiresInDays: req.body.expiresInDays ?? API_KEY_DEFAULT_EXPIRY_DAYS },
       deps.maxActivePerUser,
     );
-    if (!row) {
+    if (row === "inactive-user") throw unknownOrDisabledUser();
+    if (row === "limit") {
       throw new HttpError(409, "API_KEY_LIMIT", `At most ${deps.maxActivePerUser} active API keys per user (API_KEY_MAX_ACTIVE_PER_USER): revoke one first`);
     }
     req.log.info({ userId: who.userId, apiKeyId: row.id, scopes, expiresAt: row.expires_at }, "api key created");
