@@ -22,6 +22,15 @@ export const TRADING_STATE_KEYS = {
   user: (userId: string) => `trading:state:user:${userId}`,
 } as const;
 
+/**
+ * The PostgreSQL advisory lock (two-int key space; "ks") that orders a change of the record
+ * (trading_states) against the trading-engine's batches: risk-analyzer's change transaction takes it
+ * exclusively before it writes, each engine batch that may fill takes it shared and only then reads
+ * the halted scopes. A batch that read the state before a halt therefore commits before the halt
+ * does (the halt waits for it); once the halt has committed, every later batch sees it.
+ */
+export const KILL_SWITCH_LOCK = { space: 0x6b73, key: 0 } as const;
+
 const rank: Record<TradingState, number> = { active: 0, reduce_only: 1, halted: 2 };
 
 /** A stored value as a state: missing is `active`, anything unknown `halted` (the safe reading). */
