@@ -44,6 +44,8 @@ export class LiveVenue {
   private open = new Map<string, RestingOrder>();
   /** Orders sent to Binance by a batch that has not committed (yet): a retry looks before it sends. */
   private readonly attempted = new Set<string>();
+  private poller?: NodeJS.Timeout;
+  private polling?: Promise<void>;
   constructor(
     private readonly opts: LiveOptions,
     private readonly log: Logger,
@@ -58,6 +60,21 @@ export class LiveVenue {
   }
   get openCount(): number {
     return this.open.size;
+  }
+  /** Runs `poll` now and every `pollMs` (default 2000); a poll still running is not doubled. */
+  startPolling(poll: () => Promise<void>): void {
+    if (this.poller) return;
+    const tick = () => {
+      this.polling ??= poll().finally(() => (this.polling = undefined));
+    };
+    tick();
+    this.poller = setInterval(tick, this.opts.pollMs ?? 2000);
+    this.poller.unref();
+  }
+  async stopPolling(): Promise<void> {
+    clearInterval(this.poller);
+    this.poller = undefined;
+    await this.polling;
   }
   /** The batch that executed these orders committed: te_orders recognises a redelivery from now on. */
   committed(orderIds: string[]): void {
