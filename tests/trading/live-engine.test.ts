@@ -8,7 +8,8 @@
  *     an outcome no attempt settled is an outage, never a rejection, and the retry reconciles first;
  *   - after a restart a live resting order is never paper-filled by a bar; the poll (and the first
  *     poll after load) reports what Binance did with it, and asks nothing while no live order rests;
- *   - the client order id at Binance is the platform's order id, not the user's clientOrderId.
+ *   - the client order id at Binance is the platform's order id, not the user's clientOrderId;
+ *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -326,5 +327,36 @@ describe("client order id at Binance", () => {
     expect(fake.log.some((l) => l.endsWith(" my-1"))).toBe(false);
     expect(await rowOf(mine.orderId)).toMatchObject({ status: "resting", remaining: "1" });
     expect(await rowOf(theirs.orderId)).toMatchObject({ status: "resting", remaining: "3" });
+  });
+});
+
+describe("live: the kill switch sends nothing of a halted owner", () => {
+  const setUserState = (userId: string, state: "halted" | "active") =>
+    client.query("INSERT INTO trading_states (scope, state) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET state = $2", [`user:${userId}`, state]);
+
+  it("an order arriving while its owner is halted is held, not sent; its cancel is confirmed without Binance; lifted, the next batch sends a held one", async () => {
+    const { s, engine } = await startedEngine();
+    const owner = randomUUID();
+    await setUserState(owner, "halted");
+    const [cancelled, released] = [marketBuy(s, "1", { userId: owner }), marketBuy(s, "1", { userId: owner })];
+    await engine.onBatch([execute(cancelled), execute(released)]);
+    for (const o of [cancelled, released]) {
+      expect(fake.requests(o.orderId)).toEqual([]);
+      expect(await rowOf(o.orderId)).toMatchObject({ status: "held", remaining: "1", fill_seq: 0 });
+    }
+    expect(engine.restingOrders().filter((r) => r.order.symbol === s)).toEqual([]); // not at Binance: nothing to poll
+    expect(engine.heldOrders().map((o) => o.orderId)).toEqual([cancelled.orderId, released.orderId]);
+
+    await engine.onBatch([cancel(cancelled)]);
+    expect(fake.requests(cancelled.orderId)).toEqual([]);
+    expect(await rowOf(cancelled.orderId)).toMatchObject({ status: "cancelled", remaining: "1" });
+    expect((await eventsOf(cancelled.orderId)).map((e) => [e.type, e.remaining])).toEqual([["order.cancelled", "1"]]);
+
+    await setUserState(owner, "active");
+    await engine.onBatch([{ kind: "bars", bars: [bar(s, Date.UTC(2026, 6, 1), "100")] }]);
+    expect(fake.requests(released.orderId)).toEqual([`POST /api/v3/order ${released.orderId}`]);
+    expect(await rowOf(released.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+    expect((await eventsOf(released.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(fake.requests(cancelled.orderId)).toEqual([]);
   });
 });
