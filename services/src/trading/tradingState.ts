@@ -8,7 +8,8 @@
  * the stricter of the two. order-management enforces it in the pre-trade check (risk.ts: halted
  * rejects every order, reduce_only every order that would not shrink the position) and on the orders
  * already open (order-management/kill-switch.ts requests the cancel of those the state no longer
- * allows, read from the PostgreSQL record); the AI
+ * allows, read from the PostgreSQL record); the trading-engine fills no order of a halted scope once
+ * the halt has committed (KILL_SWITCH_LOCK below; services/trading-engine/halts.ts); the AI
  * orchestrator reads it too. This module is the shared contract; the only writer is risk-analyzer's
  * audited kill switch (services/risk-analyzer/kill-switch.ts: PostgreSQL record, this copy).
  */
