@@ -12,6 +12,7 @@
  *   - a process killed between a send and its batch's COMMIT (its transaction never commits; a fresh
  *     engine over the same database takes the redelivery) places no order twice: the order recorded
  *     in te_live_sends before the send is looked up at Binance and adopted with its trades.
+ *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -382,6 +383,30 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(await fillsOf(filled.orderId)).toHaveLength(1);
   });
 
+  it("sent, killed, then its owner halted: the redelivery holds it with its record; the cancel asks Binance, which had it", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const owner = randomUUID();
+    const resting = limitBuy(s, "95", "1", owner);
+    await crashedAfterSending([resting]);
+    expect(atBinance(resting)).toMatchObject([{ status: "NEW" }]);
+    await client.query("INSERT INTO trading_states (scope, state) VALUES ($1, 'halted') ON CONFLICT (scope) DO UPDATE SET state = 'halted'", [`user:${owner}`]);
+
+    const engine = engineOn();
+    await engine.load();
+    await engine.onBatch([execute(resting)]); // redelivered while halted: held, not sent again
+    expect(fake.requests(resting.orderId)).toEqual([`POST /api/v3/order ${resting.orderId}`]);
+    expect(await rowOf(resting.orderId)).toMatchObject({ status: "held" });
+    expect(await recordedSends([resting.orderId])).toEqual([resting.orderId]); // it may be at Binance: kept
+
+    await engine.onBatch([cancel(resting)]); // the kill switch's sweep: Binance cancels the order it had
+    expect(fake.requests(resting.orderId)).toEqual([`POST /api/v3/order ${resting.orderId}`, `DELETE /api/v3/order ${resting.orderId}`]);
+    expect(atBinance(resting)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await rowOf(resting.orderId)).toMatchObject({ status: "cancelled", remaining: "1" });
+    expect((await eventsOf(resting.orderId)).map((e) => e.type)).toEqual(["order.cancelled"]);
+    expect(await recordedSends([resting.orderId])).toEqual([]);
+  });
+
   it("killed between the record and the send: Binance does not know the order, so it is placed once", async () => {
     const { s, engine } = await startedEngine("101");
     const o = marketBuy(s, "1");
@@ -427,5 +452,36 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(autocommit).toBe(1);
     for (const o of orders) expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`]);
     expect(await recordedSends(orders.map((o) => o.orderId))).toEqual([]);
+  });
+});
+
+describe("live: the kill switch sends nothing of a halted owner", () => {
+  const setUserState = (userId: string, state: "halted" | "active") =>
+    client.query("INSERT INTO trading_states (scope, state) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET state = $2", [`user:${userId}`, state]);
+
+  it("an order arriving while its owner is halted is held, not sent; its cancel is confirmed without Binance; lifted, the next batch sends a held one", async () => {
+    const { s, engine } = await startedEngine();
+    const owner = randomUUID();
+    await setUserState(owner, "halted");
+    const [cancelled, released] = [marketBuy(s, "1", { userId: owner }), marketBuy(s, "1", { userId: owner })];
+    await engine.onBatch([execute(cancelled), execute(released)]);
+    for (const o of [cancelled, released]) {
+      expect(fake.requests(o.orderId)).toEqual([]);
+      expect(await rowOf(o.orderId)).toMatchObject({ status: "held", remaining: "1", fill_seq: 0 });
+    }
+    expect(engine.restingOrders().filter((r) => r.order.symbol === s)).toEqual([]); // not at Binance: nothing to poll
+    expect(engine.heldOrders().map((o) => o.orderId)).toEqual([cancelled.orderId, released.orderId]);
+
+    await engine.onBatch([cancel(cancelled)]);
+    expect(fake.requests(cancelled.orderId)).toEqual([]);
+    expect(await rowOf(cancelled.orderId)).toMatchObject({ status: "cancelled", remaining: "1" });
+    expect((await eventsOf(cancelled.orderId)).map((e) => [e.type, e.remaining])).toEqual([["order.cancelled", "1"]]);
+
+    await setUserState(owner, "active");
+    await engine.onBatch([{ kind: "bars", bars: [bar(s, Date.UTC(2026, 6, 1), "100")] }]);
+    expect(fake.requests(released.orderId)).toEqual([`POST /api/v3/order ${released.orderId}`]);
+    expect(await rowOf(released.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+    expect((await eventsOf(released.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(fake.requests(cancelled.orderId)).toEqual([]);
   });
 });

@@ -57,6 +57,11 @@ export class PaperExchange {
   restingOrders(): RestingOrder[] {
     return [...this.resting.values()].map((r) => ({ ...r }));
   }
+  /** Whether some order of the symbol rests (a bar of it may fill something). */
+  hasResting(symbol: string): boolean {
+    for (const r of this.resting.values()) if (r.order.symbol === symbol) return true;
+    return false;
+  }
   /** Restores a resting order after a restart (e.g. from the order store). */
   restore(r: RestingOrder): void {
     this.resting.set(r.order.orderId, { ...r });
@@ -122,14 +127,17 @@ export class PaperExchange {
     return { orderId, status: "cancelled", fills: [], remaining: r.remaining };
   }
 
-  /** Feeds a closed bar: resting limits of its symbol that the bar crosses fill (submission order), then the bar becomes the last. */
-  onBar(bar: Bar): ExecutionReport[] {
+  /**
+   * Feeds a closed bar: resting limits of its symbol that the bar crosses fill (submission order), then the bar becomes the last.
+   * `held` orders are passed over: they stay in the book unfilled and take none of the bar's volume (the trading-engine's kill switch).
+   */
+  onBar(bar: Bar, held: (order: OrderRequest) => boolean = () => false): ExecutionReport[] {
     const reports: ExecutionReport[] = [];
     const low = D(bar.low);
     const high = D(bar.high);
     let volumeLeft = this.rules.participationBudget(D(bar.volume));
     for (const r of this.resting.values()) {
-      if (r.order.symbol !== bar.symbol) continue;
+      if (r.order.symbol !== bar.symbol || held(r.order)) continue;
       const limit = D(r.order.limitPrice!);
       if (!this.rules.limitHit(r.order.side, limit, low, high)) continue;
       const qty = this.rules.cappedQuantity(D(r.remaining), volumeLeft);

@@ -8,7 +8,8 @@
  * the stricter of the two. order-management enforces it in the pre-trade check (risk.ts: halted
  * rejects every order, reduce_only every order that would not shrink the position) and on the orders
  * already open (order-management/kill-switch.ts requests the cancel of those the state no longer
- * allows, read from the PostgreSQL record); the AI
+ * allows, read from the PostgreSQL record); the trading-engine fills no order of a halted scope once
+ * the halt has committed (KILL_SWITCH_LOCK below; services/trading-engine/halts.ts); the AI
  * orchestrator reads it too. This module is the shared contract; the only writer is risk-analyzer's
  * audited kill switch (services/risk-analyzer/kill-switch.ts: PostgreSQL record, this copy).
  */
@@ -21,6 +22,15 @@ export const TRADING_STATE_KEYS = {
   global: "trading:state:global",
   user: (userId: string) => `trading:state:user:${userId}`,
 } as const;
+
+/**
+ * The PostgreSQL advisory lock (two-int key space; "ks") that orders a change of the record
+ * (trading_states) against the trading-engine's batches: risk-analyzer's change transaction takes it
+ * exclusively before it writes, each engine batch that may fill takes it shared and only then reads
+ * the halted scopes. A batch that read the state before a halt therefore commits before the halt
+ * does (the halt waits for it); once the halt has committed, every later batch sees it.
+ */
+export const KILL_SWITCH_LOCK = { space: 0x6b73, key: 0 } as const;
 
 const rank: Record<TradingState, number> = { active: 0, reduce_only: 1, halted: 2 };
 

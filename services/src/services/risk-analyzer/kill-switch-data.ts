@@ -4,7 +4,7 @@
  * `trading_state_changes`. Functions take the pool or a transaction's client.
  */
 import type { Queryable } from "../../kit";
-import type { TradingState } from "../../trading/tradingState";
+import { KILL_SWITCH_LOCK, type TradingState } from "../../trading/tradingState";
 
 export interface ChangeRow {
   id: string;
@@ -30,9 +30,12 @@ export interface NewChange {
 /**
  * The scope's recorded state, its row locked for the rest of the transaction (created `active` when
  * the scope was never set): concurrent changes of one scope, and the reconciler's re-apply, take
- * turns, so `from` is exact and the Dragonfly key is written in the order of the commits.
+ * turns, so `from` is exact and the Dragonfly key is written in the order of the commits. First the
+ * kill switch's advisory lock, exclusively (KILL_SWITCH_LOCK): the change waits for the engine
+ * batches that read the state before it, and the batches after it wait for its commit.
  */
 export async function lockScope(tx: Queryable, scope: string): Promise<TradingState> {
+  await tx.query("SELECT pg_advisory_xact_lock($1, $2)", [KILL_SWITCH_LOCK.space, KILL_SWITCH_LOCK.key]);
   await tx.query("INSERT INTO trading_states (scope, state) VALUES ($1, 'active') ON CONFLICT (scope) DO NOTHING", [scope]);
   const { rows } = await tx.query<{ state: TradingState }>("SELECT state FROM trading_states WHERE scope = $1 FOR UPDATE", [scope]);
   return rows[0].state;

@@ -7,8 +7,12 @@ import type { ExecutionReport } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import { UUID_RE } from "./messages";
 
-/** te_orders.status: where the engine is with an order. */
-export type EngineOrderStatus = "resting" | "filled" | "partially_filled" | "expired" | "rejected" | "cancelled";
+/**
+ * te_orders.status: where the engine is with an order. `held`: received while its owner was halted
+ * (the kill switch), neither executed nor sent to Binance; executed when a batch finds the owner no
+ * longer halted, or cancelled like a resting order.
+ */
+export type EngineOrderStatus = "resting" | "held" | "filled" | "partially_filled" | "expired" | "rejected" | "cancelled";
 
 export interface EngineOrderRow {
   order: OrderRequest;
@@ -28,7 +32,17 @@ export async function loadResting(db: Queryable): Promise<{ order: OrderRequest;
   return rows.map((r) => ({ order: r.payload, remaining: r.remaining, fillSeq: r.fill_seq }));
 }
 
-/** The ones of `orderIds` the engine has already recorded (executed or cancelled). */
+/** The orders held by the kill switch (status `held`), oldest first. */
+export async function loadHeld(db: Queryable): Promise<OrderRequest[]> {
+  return (await db.query<{ payload: OrderRequest }>("SELECT payload FROM te_orders WHERE status = 'held' ORDER BY created_at, order_id")).rows.map((r) => r.payload);
+}
+
+/** Held orders about to be executed: their `held` rows go, the execution records them again (one statement). */
+export async function deleteHeld(db: Queryable, orderIds: string[]): Promise<void> {
+  if (orderIds.length > 0) await db.query("DELETE FROM te_orders WHERE order_id = ANY($1::uuid[]) AND status = 'held'", [orderIds]);
+}
+
+/** The ones of `orderIds` the engine has already recorded (executed, held or cancelled). */
 export async function knownOrderIds(db: Queryable, orderIds: string[]): Promise<Set<string>> {
   if (orderIds.length === 0) return new Set();
   const { rows } = await db.query<{ order_id: string }>("SELECT order_id FROM te_orders WHERE order_id = ANY($1::uuid[])", [orderIds]);
@@ -90,10 +104,10 @@ export async function insertFills(db: Queryable, fills: Fill[]): Promise<Set<str
   return new Set(ins.rows.map((r) => r.fill_id));
 }
 
-/** A resting order leaves the book; false when it was not resting (filled, expired, already cancelled). */
+/** A resting (or held) order leaves the book; undefined when it was neither (filled, expired, already cancelled). */
 export async function cancelResting(db: Queryable, orderId: string): Promise<{ remaining: string } | undefined> {
   const r = await db.query<{ remaining: string }>(
-    "UPDATE te_orders SET status = 'cancelled', updated_at = now() WHERE order_id = $1 AND status = 'resting' RETURNING remaining::text AS remaining",
+    "UPDATE te_orders SET status = 'cancelled', updated_at = now() WHERE order_id = $1 AND status IN ('resting', 'held') RETURNING remaining::text AS remaining",
     [orderId],
   );
   return r.rows[0];
@@ -120,7 +134,7 @@ export async function updateLiveOrders(db: Queryable, rows: { orderId: string; s
   const r = await db.query<{ order_id: string }>(
     `UPDATE te_orders o SET status = r.status, remaining = r.remaining, fill_seq = o.fill_seq + r.n, updated_at = now()
        FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::int[]) AS r(order_id, status, remaining, n)
-      WHERE o.order_id = r.order_id AND o.status = 'resting' RETURNING o.order_id`,
+      WHERE o.order_id = r.order_id AND o.status IN ('resting', 'held') RETURNING o.order_id`,
     [rows.map((x) => x.orderId), rows.map((x) => x.status), rows.map((x) => x.remaining), rows.map((x) => x.newFills)],
   );
   return new Set(r.rows.map((x) => x.order_id));

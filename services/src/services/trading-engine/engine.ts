@@ -13,19 +13,25 @@
  * each batch first tries the rebuild again and, if that fails too, is refused as an outage
  * (HandlerUnavailableError), so the consumer retries it later instead of applying it to a book that
  * still holds the effects of the rolled-back transaction.
+ *
+ * The kill switch (halts.ts): a batch that may fill or send an order reads the halted scopes under
+ * the kill switch's lock with its BEGIN; no order of a halted owner fills (a bar passes its resting
+ * orders over) and none arriving is executed or sent: it is recorded `held`, until a batch finds the
+ * owner no longer halted (then executed as on arrival) or order-management's sweep cancels it.
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
 import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
-import { enqueue, type Enqueued, type OutboxEvent, type OutboxRelay } from "../../trading/infra/outbox";
+import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExchange";
-import type { Bar, Fill, OrderRequest } from "../../trading/types";
-import type { PoolClient } from "pg";
+import type { Bar, OrderRequest } from "../../trading/types";
+import { BatchWork } from "./batch";
 import * as data from "./data";
+import { haltedOf, HALTS_STATEMENTS, NOTHING_HALTED } from "./halts";
 import { LiveVenue, type LiveOptions, type LiveUpdate } from "./live";
 import { forgetLiveSends, recordLiveSends } from "./liveSends";
-import { cancelledEvent, fillEvent, outcomeEvent, type EngineCommand } from "./messages";
+import { cancelledEvent, outcomeEvent, type EngineCommand } from "./messages";
 
 export interface EngineDeps {
   pg: PostgresClient;
@@ -34,21 +40,6 @@ export interface EngineDeps {
   paper: PaperExchangeOptions;
   live?: LiveOptions;
   fillsTotal: Counter<string>;
-}
-
-/** What one batch transaction accumulates before writing it in as few statements as possible. */
-interface BatchWork {
-  tx: PoolClient;
-  events: OutboxEvent[];
-  known: Set<string>;
-  rows: data.EngineOrderRow[];
-  fills: Fill[];
-  /** Open time of the last bar per symbol as this batch advanced it (read once for the batch, locked). */
-  lastOpenTime: Map<string, number>;
-  /** The newest bar per symbol of this batch, saved once at the end. */
-  newBars: Map<string, Bar>;
-  /** Live: the orders an attempt that never committed may have sent to Binance (te_live_sends). */
-  sentBefore?: Set<string>;
 }
 
 export class TradingEngine {
@@ -65,10 +56,10 @@ export class TradingEngine {
    * failed too. Cleared only by a rebuild that succeeded; while set, no batch is applied.
    */
   private stale = false;
+  /** Orders received while their owner was halted (te_orders `held`): neither in the book nor at Binance. */
+  private held = new Map<string, OrderRequest>();
   /** Live mode: the orders at Binance (the PaperExchange then only keeps the last bars). */
   private readonly venue?: LiveVenue;
-  private poller?: NodeJS.Timeout;
-  private polling?: Promise<void>;
   constructor(private readonly deps: EngineDeps) {
     this.exchange = new PaperExchange(deps.paper);
     if (deps.live) this.venue = new LiveVenue(deps.live, deps.log);
@@ -80,11 +71,13 @@ export class TradingEngine {
     const bars = await data.loadLastBars(this.deps.pg);
     for (const b of bars) exchange.setLastBar(b);
     const resting = await data.loadResting(this.deps.pg);
+    const held = await data.loadHeld(this.deps.pg);
     // Live resting orders are Binance's: tracked (and polled), never put where a bar could paper-fill them.
     if (this.venue) this.venue.restore(resting);
     else for (const r of resting) exchange.restore(r);
     this.exchange = exchange;
-    this.deps.log.info({ bars: bars.length, resting: resting.length }, "engine state loaded");
+    this.held = new Map(held.map((o) => [o.orderId, o]));
+    this.deps.log.info({ bars: bars.length, resting: resting.length, held: held.length }, "engine state loaded");
   }
 
   /** Whether the book waits for a rebuild (a failed transaction whose rebuild failed too). */
@@ -101,6 +94,9 @@ export class TradingEngine {
 
   restingOrders() {
     return this.venue ? this.venue.resting() : this.exchange.restingOrders();
+  }
+  heldOrders(): OrderRequest[] {
+    return [...this.held.values()];
   }
   lastBar(symbol: string): Bar | undefined {
     return this.exchange.lastBar(symbol);
@@ -128,29 +124,34 @@ export class TradingEngine {
       });
     const executeIds = commands.flatMap((c) => (c.kind === "execute" ? [c.order.orderId] : []));
     const barSymbols = [...new Set(commands.flatMap((c) => (c.kind === "bars" ? c.bars.map((b) => b.symbol) : [])))];
+    const cancelIds = new Set(commands.flatMap((c) => (c.kind === "cancel" ? [c.order.orderId] : [])));
+    // The kill switch's lock and read (halts.ts), only for a batch that may fill or send an order.
+    const gated = executeIds.length > 0 || this.held.size > 0 || barSymbols.some((s) => this.exchange.hasResting(s));
     let enqueued: Enqueued | undefined;
     // Which orders are already recorded is asked together with BEGIN when it can be written in literals.
     const knownSql = data.knownOrderIdsStatement(executeIds);
-    // Live: the orders this batch may send are recorded in autocommit before BEGIN (liveSends.ts),
-    // so a kill between a send and the COMMIT leaves a trace; the transaction deletes the records.
-    const sentBefore = this.venue ? await recordLiveSends(this.deps.pg, executeIds) : undefined;
+    // Live: the orders this batch may send (arriving, or held and released) are recorded in autocommit
+    // before BEGIN (liveSends.ts): a kill between a send and the COMMIT leaves a trace.
+    const liveIds = this.venue ? [...executeIds, ...this.held.keys()] : [];
+    const sentBefore = this.venue ? await recordLiveSends(this.deps.pg, liveIds) : undefined;
+    const begin = [gated ? HALTS_STATEMENTS : undefined, knownSql].filter((s) => s !== undefined).join("; ");
     try {
-      await this.deps.pg.transaction(async (tx, begun) => {
+      await this.deps.pg.transaction(async (tx, begun, begunEach) => {
         const known = knownSql === undefined ? await data.knownOrderIds(tx, executeIds) : new Set(begun.map((r) => String(r.order_id)));
-        const w: BatchWork = {
-          tx, events: [], known, rows: [], fills: [],
-          lastOpenTime: await data.lastBarOpenTimes(tx, barSymbols), newBars: new Map(), sentBefore,
-        };
+        const lastOpenTime = await data.lastBarOpenTimes(tx, barSymbols);
+        const w = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? haltedOf(begunEach[1]) : NOTHING_HALTED, sentBefore);
+        await this.release(w, cancelIds);
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
           else if (c.kind === "cancel") await this.cancel(w, c.order);
           else if (c.kind === "bars") for (const b of c.bars) await this.bar(w, b);
         }
-        await this.flush(w);
+        await w.flush();
         await data.saveLastBars(tx, [...w.newBars.values()]);
-        if (sentBefore) await forgetLiveSends(tx, executeIds); // te_orders has them now
+        // Settled in te_orders now; a held order keeps a record an earlier attempt left (it may have sent it).
+        if (sentBefore) await forgetLiveSends(tx, liveIds.filter((id) => !(this.held.has(id) && sentBefore.has(id))));
         enqueued = await enqueue(tx, "te_outbox", w.events);
-      }, { begin: knownSql });
+      }, { begin: begin === "" ? undefined : begin });
     } catch (err) {
       // The book may hold effects of the rolled-back transaction (an order a bar took out, one this
       // attempt rested): rebuilt now, or, if PostgreSQL cannot answer, before the next batch.
@@ -163,30 +164,56 @@ export class TradingEngine {
   private async execute(w: BatchWork, o: OrderRequest): Promise<void> {
     if (w.known.has(o.orderId)) return; // redelivery (after a restart, or twice in a batch): already executed
     w.known.add(o.orderId);
+    if (!w.halted(o.userId)) return this.run(w, o);
+    // Kept as a resting order is, unfilled and unsent: the kill switch's cancel pulls it (cancel), or it is released.
+    w.rows.push({ order: o, status: "held", remaining: o.quantity, fillSeq: 0 });
+    this.held.set(o.orderId, o);
+  }
+
+  /**
+   * The held orders whose owner is no longer halted are executed now, as on arrival; not those this
+   * batch also cancels (the cancel pulls them). Their `held` rows make way for the execution's.
+   */
+  private async release(w: BatchWork, cancelled: Set<string>): Promise<void> {
+    const due = [...this.held.values()].filter((o) => !w.halted(o.userId) && !cancelled.has(o.orderId));
+    await data.deleteHeld(w.tx, due.map((o) => o.orderId));
+    for (const o of due) {
+      this.held.delete(o.orderId);
+      await this.run(w, o);
+    }
+  }
+
+  /** Executes an order (paper, or sent to Binance) and records the outcome in the batch. */
+  private async run(w: BatchWork, o: OrderRequest): Promise<void> {
     // Live: an outcome Binance left unknown throws (an outage: the batch is retried and reconciled again).
     const report = this.venue ? await this.venue.execute(o, w.sentBefore?.has(o.orderId) === true) : this.exchange.submit(o);
     w.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });
     w.fills.push(...report.fills);
     if (report.status === "rejected") w.events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
     if (report.status === "expired") {
-      if (report.fills.length > 0) await this.flush(w); // a partly filled IOC: its fills first
+      if (report.fills.length > 0) await w.flush(); // a partly filled IOC: its fills first
       w.events.push(outcomeEvent(o, "order.expired", report.reason ?? "IOC_NOT_FILLED"));
     }
   }
 
   /**
-   * A cancel request. A resting order leaves the book and the cancel is confirmed for its remaining
-   * quantity (live: as Binance answers, cancelLive); an order the engine already finished is left
+   * A cancel request. A resting (or held) order leaves the book and the cancel is confirmed for its remaining
+   * quantity (live: as Binance answers, cancelLive; a held order never reached Binance); an order the engine already finished is left
    * alone (its fill or outcome is already on the way and ends the order); an order the engine never
    * saw is recorded as cancelled, so a late delivery of its acceptance cannot execute it.
    */
   private async cancel(w: BatchWork, o: OrderRequest): Promise<void> {
-    await this.flush(w);
+    await w.flush();
     const status = await data.orderStatus(w.tx, o.orderId);
-    if (status === "resting" && this.venue) await this.cancelLive(w, o, this.venue);
-    else if (status === "resting") {
+    // A held order is at Binance only if an attempt before the halt sent it and never committed: asked then.
+    if (this.venue && (status === "resting" || (status === "held" && w.sentBefore?.has(o.orderId)))) {
+      this.held.delete(o.orderId);
+      await this.cancelLive(w, o, this.venue);
+    }
+    else if (status === "resting" || status === "held") {
       const pulled = await data.cancelResting(w.tx, o.orderId);
       const fromBook = this.exchange.cancel(o.orderId);
+      this.held.delete(o.orderId);
       w.events.push(cancelledEvent(o, fromBook?.remaining ?? pulled?.remaining ?? o.quantity, "CANCELLED_ON_REQUEST"));
     } else if (status === undefined) {
       w.known.add(o.orderId);
@@ -210,7 +237,7 @@ export class TradingEngine {
   /** Records what Binance says of live orders: their fills (the new ones evented), state, then outcome. */
   private async applyLive(w: BatchWork, updates: LiveUpdate[]): Promise<void> {
     w.fills.push(...updates.flatMap((u) => u.state.fills));
-    const fresh = await this.flush(w);
+    const fresh = await w.flush();
     const rows = updates.map(({ order, state }) => ({ orderId: order.orderId, status: state.status, remaining: state.remaining, newFills: state.fills.filter((f) => fresh.has(f.fillId)).length }));
     const changed = await data.updateLiveOrders(w.tx, rows);
     for (const { order, state } of updates.filter((u) => changed.has(u.order.orderId))) {
@@ -219,23 +246,12 @@ export class TradingEngine {
     }
   }
 
-  /**
-   * Live mode: polls the orders resting at Binance now and every `pollMs` (a poll still running is
-   * not doubled). Each poll runs between batches (`applied`), in its own transaction.
-   */
+  /** Live mode: polls the orders resting at Binance now and every `pollMs`; each poll runs between batches (`applied`), in its own transaction. */
   startLivePolling(): void {
-    if (!this.venue || this.poller) return;
-    const tick = () => {
-      this.polling ??= this.pollLive().finally(() => (this.polling = undefined));
-    };
-    tick();
-    this.poller = setInterval(tick, this.deps.live?.pollMs ?? 2000);
-    this.poller.unref();
+    this.venue?.startPolling(() => this.pollLive());
   }
   async stopLivePolling(): Promise<void> {
-    clearInterval(this.poller);
-    this.poller = undefined;
-    await this.polling;
+    await this.venue?.stopPolling();
   }
 
   /** One poll of the live orders at Binance; no request and no transaction while none rests. Never throws (logged). */
@@ -254,7 +270,8 @@ export class TradingEngine {
     let enqueued: Enqueued | undefined;
     try {
       await this.deps.pg.transaction(async (tx) => {
-        const w: BatchWork = { tx, events: [], known: new Set(), rows: [], fills: [], lastOpenTime: new Map(), newBars: new Map() };
+        // Binance's answers about orders already there are recorded whatever the trading state.
+        const w = new BatchWork(tx, this.deps.fillsTotal);
         await this.applyLive(w, updates);
         enqueued = await enqueue(tx, "te_outbox", w.events);
       });
@@ -270,26 +287,13 @@ export class TradingEngine {
   private async bar(w: BatchWork, bar: Bar): Promise<void> {
     const prev = w.lastOpenTime.get(bar.symbol);
     if (prev !== undefined && prev >= bar.openTime) return; // old or duplicate bar
-    const reports = this.exchange.onBar(bar);
+    const reports = this.exchange.onBar(bar, (o) => w.halted(o.userId));
     if (reports.length > 0) {
-      await this.flush(w); // the orders these reports update must be written first
+      await w.flush(); // the orders these reports update must be written first
       await data.applyBarReports(w.tx, reports);
       w.fills.push(...reports.flatMap((r) => r.fills));
     }
     w.lastOpenTime.set(bar.symbol, bar.openTime);
     w.newBars.set(bar.symbol, bar);
-  }
-
-  /** Writes the orders and fills accumulated so far; only fills not recorded before produce events (their ids returned). */
-  private async flush(w: BatchWork): Promise<Set<string>> {
-    const fresh = await data.insertOrdersAndFills(w.tx, w.rows, w.fills);
-    w.rows = [];
-    for (const f of w.fills)
-      if (fresh.has(f.fillId)) {
-        w.events.push(fillEvent(f));
-        this.deps.fillsTotal.inc({ liquidity: f.liquidity });
-      }
-    w.fills = [];
-    return fresh;
   }
 }

@@ -7,8 +7,9 @@
  * cancel goes to Binance, and the orders resting there are polled every TE_LIVE_POLL_MS for fills.
  * It is a singleton (one replica): the book lives in one process.
  *
- * Layers: routes.ts (HTTP), engine.ts (execution, one transaction per batch), messages.ts (checked
- * incoming messages, outgoing events; no I/O), data.ts (SQL).
+ * Layers: routes.ts (HTTP), engine.ts (execution, one transaction per batch; batch.ts what one
+ * accumulates), halts.ts (the kill switch: no fill for a halted scope), messages.ts (checked incoming
+ * messages, outgoing events; no I/O), data.ts (SQL).
  */
 import { Counter } from "prom-client";
 import { defineService, envEnum, envUrl, Type } from "../../kit";

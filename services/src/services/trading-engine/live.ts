@@ -44,6 +44,8 @@ const unavailable = (what: string, err: unknown) => new HandlerUnavailableError(
 export class LiveVenue {
   /** The live orders resting at Binance, as te_orders records them. */
   private open = new Map<string, RestingOrder>();
+  private poller?: NodeJS.Timeout;
+  private polling?: Promise<void>;
   constructor(
     private readonly opts: LiveOptions,
     private readonly log: Logger,
@@ -59,6 +61,22 @@ export class LiveVenue {
   get openCount(): number {
     return this.open.size;
   }
+  /** Runs `poll` now and every `pollMs` (default 2000); a poll still running is not doubled. */
+  startPolling(poll: () => Promise<void>): void {
+    if (this.poller) return;
+    const tick = () => {
+      this.polling ??= poll().finally(() => (this.polling = undefined));
+    };
+    tick();
+    this.poller = setInterval(tick, this.opts.pollMs ?? 2000);
+    this.poller.unref();
+  }
+  async stopPolling(): Promise<void> {
+    clearInterval(this.poller);
+    this.poller = undefined;
+    await this.polling;
+  }
+
   /** `sentBefore`: an attempt that never committed may have sent it; Binance is asked before sending. */
   async execute(o: OrderRequest, sentBefore: boolean): Promise<ExecutionReport> {
     let bo: BinanceOrder;

@@ -1,0 +1,44 @@
+/**
+ * What one engine transaction (a batch of commands, or a live poll) accumulates before writing it in
+ * as few statements as possible: the orders and fills to record, the events to enqueue, the bars.
+ */
+import type { Counter } from "prom-client";
+import type { PoolClient } from "pg";
+import type { OutboxEvent } from "../../trading/infra/outbox";
+import type { Bar, Fill } from "../../trading/types";
+import * as data from "./data";
+import { NOTHING_HALTED, type Halted } from "./halts";
+import { fillEvent } from "./messages";
+
+export class BatchWork {
+  events: OutboxEvent[] = [];
+  rows: data.EngineOrderRow[] = [];
+  fills: Fill[] = [];
+  /** The newest bar per symbol of this batch, saved once at the end. */
+  newBars = new Map<string, Bar>();
+  constructor(
+    readonly tx: PoolClient,
+    private readonly fillsTotal: Counter<string>,
+    /** The orders already recorded (executed, held or cancelled): a redelivery is skipped. */
+    readonly known = new Set<string>(),
+    /** Open time of the last bar per symbol as this batch advanced it (read once for the batch, locked). */
+    readonly lastOpenTime = new Map<string, number>(),
+    /** Owners whose orders this batch may not fill nor send (the kill switch, halts.ts). */
+    readonly halted: Halted = NOTHING_HALTED,
+    /** Live: the orders an attempt that never committed may have sent to Binance (te_live_sends). */
+    readonly sentBefore?: ReadonlySet<string>,
+  ) {}
+
+  /** Writes the orders and fills accumulated so far; only fills not recorded before produce events (their ids returned). */
+  async flush(): Promise<Set<string>> {
+    const fresh = await data.insertOrdersAndFills(this.tx, this.rows, this.fills);
+    this.rows = [];
+    for (const f of this.fills)
+      if (fresh.has(f.fillId)) {
+        this.events.push(fillEvent(f));
+        this.fillsTotal.inc({ liquidity: f.liquidity });
+      }
+    this.fills = [];
+    return fresh;
+  }
+}
