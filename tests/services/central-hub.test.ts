@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRedis, type RedisServer } from "../harness";
+import { Redis, startRedis, type RedisServer } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import centralHub from "../../services/src/services/central-hub";
 
@@ -138,6 +138,21 @@ describe("locks for singleton jobs", () => {
     expect(b.status).toBe(200);
     expect((await call("POST", "/locks/expiring/renew", { token: a.body.token, ttlMs: 1000 })).status).toBe(409);
     expect((await call("POST", "/locks/expiring/acquire", { owner: "x|y", ttlMs: 1000 })).body.error.field).toBe("owner");
+  });
+});
+
+describe("hostile timing on the registry", () => {
+  it("instances that stopped beating leave the index even when nobody lists", async () => {
+    const client = new Redis(redis.url);
+    try {
+      for (let i = 0; i < 5; i++) await hb("backtesting-engine", `gone-${i}`, { ttlMs: 500 });
+      await expect.poll(async () => (await client.mget(...[0, 1, 2, 3, 4].map((i) => `hub:instance:backtesting-engine:gone-${i}`))).every((v) => v === null), { timeout: 60_000, interval: 100 }).toBe(true);
+      await hb("backtesting-engine", "alive");
+      const members = await client.zrange("hub:instances", 0, -1);
+      expect(members.filter((m) => m.startsWith("backtesting-engine"))).toEqual(["backtesting-engine\u0000alive"]);
+    } finally {
+      client.disconnect();
+    }
   });
 });
 
