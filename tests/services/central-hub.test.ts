@@ -141,7 +141,24 @@ describe("locks for singleton jobs", () => {
   });
 });
 
-describe("hostile timing on the registry", () => {
+describe("hostile timing on locks and the registry", () => {
+  it("a 409 names the holder it lost to, even when that holder releases at the same moment", async () => {
+    // The holder used to be read after the failed acquire, in a second round trip: a release in
+    // between answered 409 with holder null, for a lock nobody held.
+    const nullHolders: number[] = [];
+    for (let i = 0; i < 150; i++) {
+      const a = await call("POST", "/locks/race-holder/acquire", { owner: "a", ttlMs: 60_000 });
+      expect(a.status).toBe(200);
+      const [b] = await Promise.all([
+        call("POST", "/locks/race-holder/acquire", { owner: "b", ttlMs: 60_000 }),
+        call("POST", "/locks/race-holder/release", { token: a.body.token }),
+      ]);
+      if (b.status === 409 && b.body.holder === null) nullHolders.push(i);
+      if (b.status === 200) await call("POST", "/locks/race-holder/release", { token: b.body.token });
+    }
+    expect(nullHolders).toEqual([]);
+  });
+
   it("instances that stopped beating leave the index even when nobody lists", async () => {
     const client = new Redis(redis.url);
     try {
@@ -153,6 +170,103 @@ describe("hostile timing on the registry", () => {
     } finally {
       client.disconnect();
     }
+  });
+});
+
+describe("idempotent acquire (Idempotency-Key)", () => {
+  const acquire = (name: string, owner: string, key: string, ttlMs = 600_000) => call("POST", `/locks/${name}/acquire`, { owner, ttlMs }, { "idempotency-key": key });
+
+  it("a retry with the same key and owner while the lock is held answers the same token, fencing number and expiry", async () => {
+    const first = await acquire("idem-lost", "job-a", "k-lost-1");
+    expect(first.status).toBe(200);
+    const retry = await acquire("idem-lost", "job-a", "k-lost-1");
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    // Another key of the same owner is another acquisition: the lock is held.
+    expect((await acquire("idem-lost", "job-a", "k-lost-2")).status).toBe(409);
+    // After a renewal the replay answers the renewed expiry (what the lock holds now), same token and number.
+    const renewed = await call("POST", "/locks/idem-lost/renew", { token: first.body.token, ttlMs: 900_000 });
+    expect(renewed.status).toBe(200);
+    const afterRenew = await acquire("idem-lost", "job-a", "k-lost-1");
+    expect(afterRenew.body).toEqual({ ...first.body, expiresAt: renewed.body.expiresAt });
+  });
+
+  it("after release the same key does not bring the lock back: 409 naming the key; a new key acquires with a higher number", async () => {
+    const first = await acquire("idem-released", "job-a", "k-rel-1");
+    expect((await call("POST", "/locks/idem-released/release", { token: first.body.token })).status).toBe(204);
+    const retry = await acquire("idem-released", "job-a", "k-rel-1");
+    expect(retry.status).toBe(409);
+    expect(retry.body.error).toMatchObject({ code: "IDEMPOTENCY_KEY_USED", field: "idempotency-key" });
+    expect(JSON.stringify(retry.body)).not.toContain(first.body.token);
+    expect((await call("GET", "/locks/idem-released")).status).toBe(404);
+    // The released acquisition's token is gone for good.
+    expect((await call("POST", "/locks/idem-released/renew", { token: first.body.token, ttlMs: 1000 })).status).toBe(404);
+    expect((await call("POST", "/locks/idem-released/release", { token: first.body.token })).status).toBe(404);
+    const fresh = await acquire("idem-released", "job-a", "k-rel-2");
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.token).not.toBe(first.body.token);
+    expect(fresh.body.fencingToken).toBeGreaterThan(first.body.fencingToken);
+  });
+
+  it("after expiry the same key acquires anew: a new token and a higher fencing number", async () => {
+    const first = await acquire("idem-expired", "job-a", "k-exp-1", 1000);
+    expect(first.status).toBe(200);
+    await expect.poll(async () => (await call("GET", "/locks/idem-expired")).status, { timeout: 60_000, interval: 100 }).toBe(404);
+    const retry = await acquire("idem-expired", "job-a", "k-exp-1", 60_000);
+    expect(retry.status).toBe(200);
+    expect(retry.body.token).not.toBe(first.body.token);
+    expect(retry.body.fencingToken).toBeGreaterThan(first.body.fencingToken);
+    expect((await call("POST", "/locks/idem-expired/renew", { token: first.body.token, ttlMs: 1000 })).status).toBe(409);
+  });
+
+  it("another owner presenting someone's key gets 409 and the holder, never the token", async () => {
+    const first = await acquire("idem-owner", "job-a", "k-owner-1");
+    expect(first.status).toBe(200);
+    const thief = await acquire("idem-owner", "job-b", "k-owner-1");
+    expect(thief.status).toBe(409);
+    expect(thief.body.holder.owner).toBe("job-a");
+    expect(JSON.stringify(thief.body)).not.toContain(first.body.token);
+    // The key is bound to the lock too: the same key and owner on another lock is another acquisition.
+    const other = await acquire("idem-owner-2", "job-a", "k-owner-1");
+    expect(other.status).toBe(200);
+    expect(other.body.token).not.toBe(first.body.token);
+  });
+
+  it("concurrent acquires with different keys: one wins, and each key's retry answers as its first try did", async () => {
+    const keys = Array.from({ length: 8 }, (_, i) => `k-race-${i}`);
+    const first = await Promise.all(keys.map((k, i) => acquire("idem-race", `worker-${i}`, k)));
+    expect(first.filter((r) => r.status === 200)).toHaveLength(1);
+    const again = await Promise.all(keys.map((k, i) => acquire("idem-race", `worker-${i}`, k)));
+    expect(again.map((r) => r.status)).toEqual(first.map((r) => r.status));
+    const winner = first.findIndex((r) => r.status === 200);
+    expect(again[winner].body).toEqual(first[winner].body);
+  });
+
+  it("a lock written before the key and expiry fields existed is still named, refused, renewed and released", async () => {
+    const client = new Redis(redis.url);
+    try {
+      const token = "ab".repeat(16);
+      await client.set("hub:lock:old-format", `${token}|old-job|${Date.now()}`, "PX", 60_000);
+      const other = await acquire("old-format", "old-job", "k-old-1");
+      expect(other.status).toBe(409);
+      expect(other.body.holder.owner).toBe("old-job");
+      expect((await call("POST", "/locks/old-format/renew", { token, ttlMs: 120_000 })).status).toBe(200);
+      expect(await client.pttl("hub:lock:old-format")).toBeGreaterThan(60_000);
+      expect((await call("POST", "/locks/old-format/release", { token })).status).toBe(204);
+      expect(await client.exists("hub:lock:old-format")).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("a malformed key is a 400 naming the header; an empty one counts as none", async () => {
+    for (const bad of ["has space", "a|b", "x".repeat(129), "é"]) {
+      const r = await call("POST", "/locks/idem-bad/acquire", { owner: "a", ttlMs: 1000 }, { "idempotency-key": bad });
+      expect(r.status, bad).toBe(400);
+      expect(r.body.error.field).toBe("idempotency-key");
+    }
+    expect((await call("GET", "/locks/idem-bad")).status).toBe(404);
+    expect((await call("POST", "/locks/idem-bad/acquire", { owner: "a", ttlMs: 1000 }, { "idempotency-key": "" })).status).toBe(200);
   });
 });
 
