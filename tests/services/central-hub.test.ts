@@ -3,6 +3,8 @@
  * fleet view, locks for singleton jobs (contention, renew/release only by the holder, expiry).
  */
 import { randomUUID } from "node:crypto";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis, startRedis, type RedisServer } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
@@ -298,5 +300,42 @@ describe("client helpers (startHeartbeat, withHubLock)", () => {
     expect(result).toBe("done");
     expect((await call("GET", "/locks/nightly")).status).toBe(404);
     expect(await withHubLock({ ...opts, owner: "job-b" }, async () => "ran")).toBe("ran");
+  });
+  it("an acquire whose answer is lost is retried once with the same key and gets the acquisition the hub made", async () => {
+    const { withHubLock } = await import("../../services/src/services/central-hub/client");
+    // A proxy that forwards every request to the hub but cuts the connection instead of relaying
+    // the first acquire's answer: the hub acquired, the client never heard.
+    const seen: { headers: IncomingHttpHeaders; answer: Record<string, unknown> }[] = [];
+    let dropped = false;
+    const proxy = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const headers: Record<string, string> = {};
+      for (const h of ["content-type", "idempotency-key"]) if (typeof req.headers[h] === "string") headers[h] = req.headers[h] as string;
+      const upstream = await fetch(`${base}${req.url}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+      const text = await upstream.text();
+      if (req.url?.endsWith("/acquire")) seen.push({ headers: req.headers, answer: text ? JSON.parse(text) : {} });
+      if (req.url?.endsWith("/acquire") && !dropped) {
+        dropped = true;
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "application/json" }).end(text);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const viaProxy = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const held = await withHubLock({ baseUrl: viaProxy, name: "lost-answer", owner: "job-a", ttlMs: 60_000 }, async (lock) => ({ token: lock.token, fencingToken: lock.fencingToken }));
+      expect(seen).toHaveLength(2);
+      expect(seen[0].headers["idempotency-key"]).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
+      expect(seen[1].headers["idempotency-key"]).toBe(seen[0].headers["idempotency-key"]);
+      expect(held).toEqual({ token: seen[0].answer.token, fencingToken: seen[0].answer.fencingToken });
+      // Released after the job: free for the next run, which sends a key of its own.
+      expect((await call("GET", "/locks/lost-answer")).status).toBe(404);
+      await withHubLock({ baseUrl: viaProxy, name: "lost-answer", owner: "job-a", ttlMs: 60_000 }, async () => undefined);
+      expect(seen[2].headers["idempotency-key"]).not.toBe(seen[0].headers["idempotency-key"]);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
   });
 });

@@ -8,16 +8,17 @@
  *   ctx.onClose(() => hb.stop());
  *   await withHubLock({ baseUrl, name: "daily-report", owner: os.hostname(), ttlMs: 30_000 }, async (lock) => { ... });
  */
+import { randomUUID } from "node:crypto";
 import type { Health } from "./registry";
 
 interface Log {
   warn(obj: object, msg?: string): void;
 }
 
-async function hubFetch(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 5_000) {
+async function hubFetch(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 5_000, headers: Record<string, string> = {}) {
   const res = await fetch(`${baseUrl.replace(/\/+$/, "")}${path}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });
@@ -93,6 +94,24 @@ export interface HeldLock {
 }
 
 /**
+ * Acquires with a fresh Idempotency-Key and, when the first try ends without an answer (timeout,
+ * connection reset, unreadable body), tries once more with the same key: if the hub acquired on the
+ * first try, the retry answers that acquisition (same token and fencing number) instead of a 409
+ * against ourselves that would leave the lock unused until its TTL.
+ */
+async function acquireRetryingOnce(opts: { baseUrl: string; name: string; owner: string; ttlMs: number; log?: Log }) {
+  const path = `/locks/${encodeURIComponent(opts.name)}/acquire`;
+  const key = randomUUID(); // one per acquisition: the next run must not be taken for a retry of this one
+  const attempt = () => hubFetch(opts.baseUrl, "POST", path, { owner: opts.owner, ttlMs: opts.ttlMs }, 5_000, { "idempotency-key": key });
+  try {
+    return await attempt();
+  } catch (e) {
+    opts.log?.warn({ err: { message: (e as Error).message } }, "central-hub lock acquire got no answer; retrying with the same key");
+    return attempt();
+  }
+}
+
+/**
  * Runs `fn` while holding lock `name`: acquires (LockHeldError if someone else holds it), renews
  * every ttl/3, aborts `lock.signal` if a renewal is refused, releases when `fn` settles.
  */
@@ -101,8 +120,8 @@ export async function withHubLock<T>(
   fn: (lock: HeldLock) => Promise<T>,
 ): Promise<T> {
   const base = `/locks/${encodeURIComponent(opts.name)}`;
-  const acq = await hubFetch(opts.baseUrl, "POST", `${base}/acquire`, { owner: opts.owner, ttlMs: opts.ttlMs });
-  if (acq.status === 409) throw new LockHeldError(opts.name, acq.body?.holder);
+  const acq = await acquireRetryingOnce(opts);
+  if (acq.status === 409 && (acq.body?.error as { code?: string } | undefined)?.code === "LOCKED") throw new LockHeldError(opts.name, acq.body?.holder);
   if (acq.status !== 200) throw new Error(`central-hub lock acquire answered ${acq.status}`);
   const token = acq.body!.token as string;
   const lost = new AbortController();
