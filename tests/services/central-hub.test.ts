@@ -338,4 +338,31 @@ describe("client helpers (startHeartbeat, withHubLock)", () => {
       await new Promise((r) => proxy.close(r));
     }
   });
+  it("a job whose renewals get no answer is told the lock is lost when its TTL runs out", async () => {
+    const { withHubLock } = await import("../../services/src/services/central-hub/client");
+    // A proxy that relays the acquire and cuts every renewal: the hub never hears of them, so the
+    // lock expires there while the job would otherwise run on, believing it holds it.
+    const proxy = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      if (req.url?.endsWith("/renew")) return void req.socket.destroy();
+      const headers: Record<string, string> = {};
+      for (const h of ["content-type", "idempotency-key"]) if (typeof req.headers[h] === "string") headers[h] = req.headers[h] as string;
+      const upstream = await fetch(`${base}${req.url}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+      res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const viaProxy = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const aborted = await withHubLock({ baseUrl: viaProxy, name: "silent-renewals", owner: "job-a", ttlMs: 1500 }, async (lock) => {
+        await expect.poll(() => lock.signal.aborted, { timeout: 30_000, interval: 50 }).toBe(true);
+        return true;
+      });
+      expect(aborted).toBe(true);
+      // By then the hub had let it go: another runner gets it.
+      await expect.poll(async () => (await call("POST", "/locks/silent-renewals/acquire", { owner: "job-b", ttlMs: 1000 })).status, { timeout: 30_000, interval: 100 }).toBe(200);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
+  });
 });
