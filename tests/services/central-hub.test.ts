@@ -3,8 +3,10 @@
  * fleet view, locks for singleton jobs (contention, renew/release only by the holder, expiry).
  */
 import { randomUUID } from "node:crypto";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRedis, type RedisServer } from "../harness";
+import { Redis, startRedis, type RedisServer } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import centralHub from "../../services/src/services/central-hub";
 
@@ -141,6 +143,135 @@ describe("locks for singleton jobs", () => {
   });
 });
 
+describe("hostile timing on locks and the registry", () => {
+  it("a 409 names the holder it lost to, even when that holder releases at the same moment", async () => {
+    // The holder used to be read after the failed acquire, in a second round trip: a release in
+    // between answered 409 with holder null, for a lock nobody held.
+    const nullHolders: number[] = [];
+    for (let i = 0; i < 150; i++) {
+      const a = await call("POST", "/locks/race-holder/acquire", { owner: "a", ttlMs: 60_000 });
+      expect(a.status).toBe(200);
+      const [b] = await Promise.all([
+        call("POST", "/locks/race-holder/acquire", { owner: "b", ttlMs: 60_000 }),
+        call("POST", "/locks/race-holder/release", { token: a.body.token }),
+      ]);
+      if (b.status === 409 && b.body.holder === null) nullHolders.push(i);
+      if (b.status === 200) await call("POST", "/locks/race-holder/release", { token: b.body.token });
+    }
+    expect(nullHolders).toEqual([]);
+  });
+
+  it("instances that stopped beating leave the index even when nobody lists", async () => {
+    const client = new Redis(redis.url);
+    try {
+      for (let i = 0; i < 5; i++) await hb("backtesting-engine", `gone-${i}`, { ttlMs: 500 });
+      await expect.poll(async () => (await client.mget(...[0, 1, 2, 3, 4].map((i) => `hub:instance:backtesting-engine:gone-${i}`))).every((v) => v === null), { timeout: 60_000, interval: 100 }).toBe(true);
+      await hb("backtesting-engine", "alive");
+      const members = await client.zrange("hub:instances", 0, -1);
+      expect(members.filter((m) => m.startsWith("backtesting-engine"))).toEqual(["backtesting-engine\u0000alive"]);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
+
+describe("idempotent acquire (Idempotency-Key)", () => {
+  const acquire = (name: string, owner: string, key: string, ttlMs = 600_000) => call("POST", `/locks/${name}/acquire`, { owner, ttlMs }, { "idempotency-key": key });
+
+  it("a retry with the same key and owner while the lock is held answers the same token, fencing number and expiry", async () => {
+    const first = await acquire("idem-lost", "job-a", "k-lost-1");
+    expect(first.status).toBe(200);
+    const retry = await acquire("idem-lost", "job-a", "k-lost-1");
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    // Another key of the same owner is another acquisition: the lock is held.
+    expect((await acquire("idem-lost", "job-a", "k-lost-2")).status).toBe(409);
+    // After a renewal the replay answers the renewed expiry (what the lock holds now), same token and number.
+    const renewed = await call("POST", "/locks/idem-lost/renew", { token: first.body.token, ttlMs: 900_000 });
+    expect(renewed.status).toBe(200);
+    const afterRenew = await acquire("idem-lost", "job-a", "k-lost-1");
+    expect(afterRenew.body).toEqual({ ...first.body, expiresAt: renewed.body.expiresAt });
+  });
+
+  it("after release the same key does not bring the lock back: 409 naming the key; a new key acquires with a higher number", async () => {
+    const first = await acquire("idem-released", "job-a", "k-rel-1");
+    expect((await call("POST", "/locks/idem-released/release", { token: first.body.token })).status).toBe(204);
+    const retry = await acquire("idem-released", "job-a", "k-rel-1");
+    expect(retry.status).toBe(409);
+    expect(retry.body.error).toMatchObject({ code: "IDEMPOTENCY_KEY_USED", field: "idempotency-key" });
+    expect(JSON.stringify(retry.body)).not.toContain(first.body.token);
+    expect((await call("GET", "/locks/idem-released")).status).toBe(404);
+    // The released acquisition's token is gone for good.
+    expect((await call("POST", "/locks/idem-released/renew", { token: first.body.token, ttlMs: 1000 })).status).toBe(404);
+    expect((await call("POST", "/locks/idem-released/release", { token: first.body.token })).status).toBe(404);
+    const fresh = await acquire("idem-released", "job-a", "k-rel-2");
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.token).not.toBe(first.body.token);
+    expect(fresh.body.fencingToken).toBeGreaterThan(first.body.fencingToken);
+  });
+
+  it("after expiry the same key acquires anew: a new token and a higher fencing number", async () => {
+    const first = await acquire("idem-expired", "job-a", "k-exp-1", 1000);
+    expect(first.status).toBe(200);
+    await expect.poll(async () => (await call("GET", "/locks/idem-expired")).status, { timeout: 60_000, interval: 100 }).toBe(404);
+    const retry = await acquire("idem-expired", "job-a", "k-exp-1", 60_000);
+    expect(retry.status).toBe(200);
+    expect(retry.body.token).not.toBe(first.body.token);
+    expect(retry.body.fencingToken).toBeGreaterThan(first.body.fencingToken);
+    expect((await call("POST", "/locks/idem-expired/renew", { token: first.body.token, ttlMs: 1000 })).status).toBe(409);
+  });
+
+  it("another owner presenting someone's key gets 409 and the holder, never the token", async () => {
+    const first = await acquire("idem-owner", "job-a", "k-owner-1");
+    expect(first.status).toBe(200);
+    const thief = await acquire("idem-owner", "job-b", "k-owner-1");
+    expect(thief.status).toBe(409);
+    expect(thief.body.holder.owner).toBe("job-a");
+    expect(JSON.stringify(thief.body)).not.toContain(first.body.token);
+    // The key is bound to the lock too: the same key and owner on another lock is another acquisition.
+    const other = await acquire("idem-owner-2", "job-a", "k-owner-1");
+    expect(other.status).toBe(200);
+    expect(other.body.token).not.toBe(first.body.token);
+  });
+
+  it("concurrent acquires with different keys: one wins, and each key's retry answers as its first try did", async () => {
+    const keys = Array.from({ length: 8 }, (_, i) => `k-race-${i}`);
+    const first = await Promise.all(keys.map((k, i) => acquire("idem-race", `worker-${i}`, k)));
+    expect(first.filter((r) => r.status === 200)).toHaveLength(1);
+    const again = await Promise.all(keys.map((k, i) => acquire("idem-race", `worker-${i}`, k)));
+    expect(again.map((r) => r.status)).toEqual(first.map((r) => r.status));
+    const winner = first.findIndex((r) => r.status === 200);
+    expect(again[winner].body).toEqual(first[winner].body);
+  });
+
+  it("a lock written before the key and expiry fields existed is still named, refused, renewed and released", async () => {
+    const client = new Redis(redis.url);
+    try {
+      const token = "ab".repeat(16);
+      await client.set("hub:lock:old-format", `${token}|old-job|${Date.now()}`, "PX", 60_000);
+      const other = await acquire("old-format", "old-job", "k-old-1");
+      expect(other.status).toBe(409);
+      expect(other.body.holder.owner).toBe("old-job");
+      expect((await call("POST", "/locks/old-format/renew", { token, ttlMs: 120_000 })).status).toBe(200);
+      expect(await client.pttl("hub:lock:old-format")).toBeGreaterThan(60_000);
+      expect((await call("POST", "/locks/old-format/release", { token })).status).toBe(204);
+      expect(await client.exists("hub:lock:old-format")).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("a malformed key is a 400 naming the header; an empty one counts as none", async () => {
+    for (const bad of ["has space", "a|b", "x".repeat(129), "é"]) {
+      const r = await call("POST", "/locks/idem-bad/acquire", { owner: "a", ttlMs: 1000 }, { "idempotency-key": bad });
+      expect(r.status, bad).toBe(400);
+      expect(r.body.error.field).toBe("idempotency-key");
+    }
+    expect((await call("GET", "/locks/idem-bad")).status).toBe(404);
+    expect((await call("POST", "/locks/idem-bad/acquire", { owner: "a", ttlMs: 1000 }, { "idempotency-key": "" })).status).toBe(200);
+  });
+});
+
 describe("client helpers (startHeartbeat, withHubLock)", () => {
   it("keeps an instance registered while running and deregisters on stop", async () => {
     const { startHeartbeat } = await import("../../services/src/services/central-hub/client");
@@ -169,5 +300,69 @@ describe("client helpers (startHeartbeat, withHubLock)", () => {
     expect(result).toBe("done");
     expect((await call("GET", "/locks/nightly")).status).toBe(404);
     expect(await withHubLock({ ...opts, owner: "job-b" }, async () => "ran")).toBe("ran");
+  });
+  it("an acquire whose answer is lost is retried once with the same key and gets the acquisition the hub made", async () => {
+    const { withHubLock } = await import("../../services/src/services/central-hub/client");
+    // A proxy that forwards every request to the hub but cuts the connection instead of relaying
+    // the first acquire's answer: the hub acquired, the client never heard.
+    const seen: { headers: IncomingHttpHeaders; answer: Record<string, unknown> }[] = [];
+    let dropped = false;
+    const proxy = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const headers: Record<string, string> = {};
+      for (const h of ["content-type", "idempotency-key"]) if (typeof req.headers[h] === "string") headers[h] = req.headers[h] as string;
+      const upstream = await fetch(`${base}${req.url}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+      const text = await upstream.text();
+      if (req.url?.endsWith("/acquire")) seen.push({ headers: req.headers, answer: text ? JSON.parse(text) : {} });
+      if (req.url?.endsWith("/acquire") && !dropped) {
+        dropped = true;
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "application/json" }).end(text);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const viaProxy = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const held = await withHubLock({ baseUrl: viaProxy, name: "lost-answer", owner: "job-a", ttlMs: 60_000 }, async (lock) => ({ token: lock.token, fencingToken: lock.fencingToken }));
+      expect(seen).toHaveLength(2);
+      expect(seen[0].headers["idempotency-key"]).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
+      expect(seen[1].headers["idempotency-key"]).toBe(seen[0].headers["idempotency-key"]);
+      expect(held).toEqual({ token: seen[0].answer.token, fencingToken: seen[0].answer.fencingToken });
+      // Released after the job: free for the next run, which sends a key of its own.
+      expect((await call("GET", "/locks/lost-answer")).status).toBe(404);
+      await withHubLock({ baseUrl: viaProxy, name: "lost-answer", owner: "job-a", ttlMs: 60_000 }, async () => undefined);
+      expect(seen[2].headers["idempotency-key"]).not.toBe(seen[0].headers["idempotency-key"]);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+  it("a job whose renewals get no answer is told the lock is lost when its TTL runs out", async () => {
+    const { withHubLock } = await import("../../services/src/services/central-hub/client");
+    // A proxy that relays the acquire and cuts every renewal: the hub never hears of them, so the
+    // lock expires there while the job would otherwise run on, believing it holds it.
+    const proxy = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      if (req.url?.endsWith("/renew")) return void req.socket.destroy();
+      const headers: Record<string, string> = {};
+      for (const h of ["content-type", "idempotency-key"]) if (typeof req.headers[h] === "string") headers[h] = req.headers[h] as string;
+      const upstream = await fetch(`${base}${req.url}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+      res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const viaProxy = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const aborted = await withHubLock({ baseUrl: viaProxy, name: "silent-renewals", owner: "job-a", ttlMs: 1500 }, async (lock) => {
+        await expect.poll(() => lock.signal.aborted, { timeout: 30_000, interval: 50 }).toBe(true);
+        return true;
+      });
+      expect(aborted).toBe(true);
+      // By then the hub had let it go: another runner gets it.
+      await expect.poll(async () => (await call("POST", "/locks/silent-renewals/acquire", { owner: "job-b", ttlMs: 1000 })).status, { timeout: 30_000, interval: 100 }).toBe(200);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * central-hub: service registry with TTL heartbeats, a fleet view, and locks for singleton jobs.
- * Layers: routes.ts (HTTP), domain.ts (write rule, fleet view; no I/O), registry.ts and locks.ts
- * (Dragonfly data access); client.ts is the helper other services use to heartbeat and lock.
+ * Layers: routes.ts (HTTP), domain.ts (write rule, idempotency key form, fleet view; no I/O),
+ * registry.ts and locks.ts (Dragonfly data access; lock-scripts.ts holds the locks' Lua scripts and
+ * value format); client.ts is the helper other services use to heartbeat and lock.
  */
 import { defineService, Type } from "../../kit";
 import { LockManager } from "./locks";

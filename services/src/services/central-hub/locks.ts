@@ -1,43 +1,16 @@
 /**
- * Locks for singleton jobs: SET NX PX to acquire (value `<token>|<owner>|<acquiredAtMs>`),
- * Lua compare-and-renew / compare-and-delete so only the holder (by token) can extend or release.
- * Every acquisition also gets a fencing number (INCR), increasing per lock name, that jobs can pass
- * to the systems they write so a stale holder's late writes can be rejected.
+ * Locks for singleton jobs: one key per lock with a PX TTL, written by Lua scripts
+ * (./lock-scripts.ts) so only the holder (by token) can extend or release. Every acquisition also
+ * gets a fencing number (INCR), increasing per lock name, that jobs can pass to the systems they
+ * write so a stale holder's late writes can be rejected. An acquire may carry an idempotency key:
+ * a retry whose first answer was lost gets that acquisition back instead of a 409 against itself.
  */
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
+import { ACQUIRE, RELEASE, RELEASED, RENEW } from "./lock-scripts";
 
 const lockKey = (name: string) => `hub:lock:${name}`;
 const fenceKey = (name: string) => `hub:lock-fence:${name}`;
-
-// KEYS[1] lock key, KEYS[2] fence key; ARGV[1] value; ARGV[2] ttl ms. Returns the fencing number, or
-// 0 when the lock is held. One script: with SET NX and INCR as two commands, a lock that expired
-// between them could give its stale holder a higher fencing number than the next holder's.
-const ACQUIRE = `
-if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-  return redis.call('INCR', KEYS[2])
-end
-return 0`;
-
-// KEYS[1] lock key; ARGV[1] token; ARGV[2] ttl ms. Returns 1 renewed, 0 held by another, -1 no lock.
-const RENEW = `
-local v = redis.call('GET', KEYS[1])
-if not v then return -1 end
-if string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0`;
-
-// KEYS[1] lock key; ARGV[1] token. Returns 1 released, 0 held by another, -1 no lock.
-const RELEASE = `
-local v = redis.call('GET', KEYS[1])
-if not v then return -1 end
-if string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0`;
 
 export interface LockInfo {
   name: string;
@@ -46,7 +19,20 @@ export interface LockInfo {
   ttlRemainingMs: number;
 }
 
-export type AcquireResult = { acquired: true; token: string; fencingToken: number; expiresAt: string } | { acquired: false; holder: LockInfo | null };
+export interface Acquisition {
+  token: string;
+  fencingToken: number;
+  expiresAt: string;
+}
+
+/**
+ * `acquired` anew, `replayed` (this owner's acquisition under this key, still held), `locked` by
+ * another acquisition, or `key-used`: this owner's acquisition under this key was released.
+ */
+export type AcquireResult =
+  | ({ outcome: "acquired" | "replayed" } & Acquisition)
+  | { outcome: "locked"; holder: LockInfo | null }
+  | { outcome: "key-used" };
 
 /** What a renew or release did: the scripts answer 1 (done), 0 (held by another token), -1 (no lock). */
 export type LockOutcome = "renewed" | "released" | "held-by-another" | "missing";
@@ -55,24 +41,42 @@ function outcome(reply: unknown, done: "renewed" | "released"): LockOutcome {
   return reply === 1 ? done : reply === 0 ? "held-by-another" : "missing";
 }
 
-function parse(name: string, v: string, pttl: number): LockInfo {
-  const [, owner, at] = v.split("|");
-  return { name, owner: owner ?? "", acquiredAt: new Date(Number(at)).toISOString(), ttlRemainingMs: Math.max(0, pttl) };
+/** The holder in a lock value, or null for a released marker or a value this code did not write. */
+function parse(name: string, v: string, pttl: number): LockInfo | null {
+  const [token, owner, at] = v.split("|");
+  const acquiredAtMs = Number(at);
+  if (token === RELEASED || !owner || !Number.isSafeInteger(acquiredAtMs)) return null;
+  return { name, owner, acquiredAt: new Date(acquiredAtMs).toISOString(), ttlRemainingMs: Math.max(0, pttl) };
 }
+
+const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
 
 export class LockManager {
   constructor(private readonly redis: Redis) {}
 
-  async acquire(name: string, owner: string, ttlMs: number): Promise<AcquireResult> {
+  /** `idempotencyKey` null: a plain acquire, which a retry cannot recognise. */
+  async acquire(name: string, owner: string, ttlMs: number, idempotencyKey: string | null): Promise<AcquireResult> {
     const token = randomBytes(16).toString("hex");
     const now = Date.now();
-    const fencingToken = Number(await this.redis.eval(ACQUIRE, 2, lockKey(name), fenceKey(name), `${token}|${owner}|${now}`, String(ttlMs)));
-    if (fencingToken > 0) return { acquired: true, token, fencingToken, expiresAt: new Date(now + ttlMs).toISOString() };
-    return { acquired: false, holder: await this.info(name) };
+    const args = [token, owner, String(now), String(ttlMs), String(now + ttlMs), idempotencyKey ?? ""];
+    const reply = (await this.redis.eval(ACQUIRE, 2, lockKey(name), fenceKey(name), ...args)) as [string, ...(string | number)[]];
+    switch (reply[0]) {
+      case "acquired":
+      case "replayed":
+        return { outcome: reply[0], token: String(reply[1]), fencingToken: Number(reply[2]), expiresAt: iso(reply[3]) };
+      case "key-used":
+        return { outcome: "key-used" };
+      default:
+        // The holder read in the same step as the refusal (null only for a value this code cannot read).
+        return { outcome: "locked", holder: parse(name, String(reply[1]), Number(reply[2])) };
+    }
   }
 
-  async renew(name: string, token: string, ttlMs: number): Promise<LockOutcome> {
-    return outcome(await this.redis.eval(RENEW, 1, lockKey(name), token, String(ttlMs)), "renewed");
+  /** Extends the holder's lock to `ttlMs` from now; the new expiry when renewed. */
+  async renew(name: string, token: string, ttlMs: number): Promise<{ outcome: LockOutcome; expiresAt: string }> {
+    const expiresAtMs = Date.now() + ttlMs;
+    const reply = await this.redis.eval(RENEW, 1, lockKey(name), token, String(ttlMs), String(expiresAtMs));
+    return { outcome: outcome(reply, "renewed"), expiresAt: iso(expiresAtMs) };
   }
 
   async release(name: string, token: string): Promise<LockOutcome> {

@@ -1,7 +1,8 @@
 /**
  * Instance registry in Dragonfly: one key per instance with a PX TTL (a missed heartbeat = gone)
- * plus a sorted-set index (score = expiry ms) to list them without SCAN. Listing drops index
- * members whose key expired.
+ * plus a sorted-set index (score = expiry ms) to list them without SCAN. Heartbeats and listings
+ * drop index members whose expiry passed, so instances that stop beating (every pod of every past
+ * deploy has an id of its own) leave the index even when nobody lists.
  */
 import type { Redis } from "ioredis";
 
@@ -47,6 +48,7 @@ export class InstanceRegistry {
     };
     await this.redis
       .multi()
+      .zremrangebyscore(INDEX, "-inf", now)
       .set(instKey(service, id), JSON.stringify(instance), "PX", ttlMs)
       .zadd(INDEX, now + ttlMs, member(service, id))
       .exec();

@@ -4,15 +4,17 @@
  *   DELETE /instances/:service/:id      deregister (graceful shutdown)
  *   GET    /instances[?service=]        live instances (also GET /instances/:service)
  *   GET    /fleet                       per service: instances, versions, health counts; catalog services without any
- *   POST   /locks/:name/acquire         { owner, ttlMs } -> 200 { token, fencingToken, expiresAt } | 409 { holder }
+ *   POST   /locks/:name/acquire         { owner, ttlMs } + optional Idempotency-Key -> 200 { token, fencingToken, expiresAt }
+ *                                      | 409 LOCKED { holder } | 409 IDEMPOTENCY_KEY_USED (that acquisition was released);
+ *                                      the same key and owner while that acquisition holds the lock -> its same 200
  *   POST   /locks/:name/renew           { token, ttlMs } -> 200 | 409 (not the holder) | 404 (no lock / expired)
  *   POST   /locks/:name/release         { token } -> 204 | 409 | 404
  *   GET    /locks/:name                 holder (owner, acquiredAt, ttlRemainingMs) or 404
  */
 import type { FastifyRequest } from "fastify";
 import { catalog } from "../../catalog";
-import { conflict, forbidden, identityOf, NoContent, notFound, ResponseObject, Type, type App } from "../../kit";
-import { fleetView, mayWrite } from "./domain";
+import { conflict, forbidden, HttpError, identityOf, NoContent, notFound, ResponseObject, Type, type App } from "../../kit";
+import { fleetView, idempotencyKeyOf, mayWrite } from "./domain";
 import type { LockManager } from "./locks";
 import type { InstanceRegistry } from "./registry";
 
@@ -32,7 +34,10 @@ const Fleet = ResponseObject({
 });
 const LockHeld = ResponseObject({ name: Type.String(), owner: Type.String(), token: Type.String(), fencingToken: Type.Number(), expiresAt: Type.String() });
 const LockOut = ResponseObject({ name: Type.String(), owner: Type.String(), acquiredAt: Type.String(), ttlRemainingMs: Type.Number() });
-const Locked = ResponseObject({ error: ResponseObject({ code: Type.String(), message: Type.String(), requestId: Type.String() }), holder: Type.Unknown({ description: "who holds the lock, or null" }) });
+const Locked = ResponseObject({
+  error: ResponseObject({ code: Type.String(), message: Type.String(), requestId: Type.String() }),
+  holder: Type.Optional(Type.Unknown({ description: "LOCKED: who holds the lock (null only for a lock value this version cannot read)" })),
+});
 
 export interface HubLimits {
   /** TTL of a heartbeat that names none. */
@@ -93,8 +98,14 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
     },
     async (req, reply) => {
       guardWrite(req);
-      const r = await locks.acquire(req.params.name, req.body.owner, req.body.ttlMs);
-      if (!r.acquired) {
+      const key = idempotencyKeyOf(req.headers["idempotency-key"]);
+      const r = await locks.acquire(req.params.name, req.body.owner, req.body.ttlMs, key);
+      if (r.outcome === "key-used") {
+        // Only the holder of that acquisition's token could release it, so its answer was received:
+        // this is a late duplicate, and acquiring anew would hold the lock for a TTL nobody uses.
+        throw new HttpError(409, "IDEMPOTENCY_KEY_USED", `the acquisition of lock ${req.params.name} made with this Idempotency-Key was released; acquire with a new key`, "idempotency-key");
+      }
+      if (r.outcome === "locked") {
         return reply.status(409).send({
           error: { code: "LOCKED", message: `lock ${req.params.name} is held${r.holder ? ` by ${r.holder.owner}` : ""}`, requestId: String(req.id) },
           holder: r.holder,
@@ -109,10 +120,10 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
     { schema: { params: LockParams, body: Type.Object({ token: Token, ttlMs: TtlMs(limits.maxLockTtlMs) }, { additionalProperties: false }), response: { 200: ResponseObject({ name: Type.String(), expiresAt: Type.String() }) } } },
     async (req) => {
       guardWrite(req);
-      const r = await locks.renew(req.params.name, req.body.token, req.body.ttlMs);
+      const { outcome: r, expiresAt } = await locks.renew(req.params.name, req.body.token, req.body.ttlMs);
       if (r === "missing") throw notFound(`lock ${req.params.name} is not held (expired or released)`);
       if (r === "held-by-another") throw conflict(`lock ${req.params.name} is held by someone else`, "token");
-      return { name: req.params.name, expiresAt: new Date(Date.now() + req.body.ttlMs).toISOString() };
+      return { name: req.params.name, expiresAt };
     },
   );
 

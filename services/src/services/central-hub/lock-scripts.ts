@@ -1,0 +1,90 @@
+/**
+ * The Lua scripts behind central-hub's locks: each decision (is it free, is this the holder, is this
+ * a retry) and its write happen in one script, so no other request runs between the look and the act.
+ * Each script touches only the keys it is given (Dragonfly refuses undeclared keys by default).
+ *
+ * The lock's value, one string with the lock's TTL:
+ *   `<token>|<owner>|<acquiredAtMs>|<fencingToken>|<expiresAtMs>|<idempotencyKey or empty>`
+ * A released acquisition made with an idempotency key stays, for the rest of its TTL, as
+ *   `-|<owner>|<acquiredAtMs>|<fencingToken>|<expiresAtMs>|<idempotencyKey>`
+ * which holds nothing (anyone may acquire over it) but tells a late duplicate of that acquire that
+ * its answer was received and used. No field may contain `|`: tokens are hex, the routes refuse
+ * `|` in owners and keys, numbers are digits. Values written before the key and expiry fields
+ * existed (`<token>|<owner>|<acquiredAtMs>`) are still read, renewed and released.
+ */
+
+/** Splits a lock value on `|`, keeping empty fields (the trailing empty key). */
+const FIELDS = `
+local function fields(v)
+  local f = {}
+  for part in string.gmatch(v .. '|', '([^|]*)|') do f[#f + 1] = part end
+  return f
+end`;
+
+/**
+ * KEYS[1] lock, KEYS[2] fence counter; ARGV[1] new token, ARGV[2] owner, ARGV[3] now ms,
+ * ARGV[4] ttl ms, ARGV[5] expiry ms, ARGV[6] idempotency key ('' for none). Answers
+ *   {'acquired', token, fencingToken, expiresAtMs}   a new acquisition (INCR in the same script, so a
+ *                                                    lock that expired in between cannot hand a stale
+ *                                                    holder a higher number than the next holder's)
+ *   {'replayed', token, fencingToken, expiresAtMs}   this owner's acquisition under this key, still held
+ *   {'locked', value, pttl}                          held by another acquisition (the holder, read in
+ *                                                    the same step, so never "held by nobody")
+ *   {'key-used'}                                     this owner's acquisition under this key was released
+ * The key counts only with the same owner: someone else's key is no way to their token.
+ */
+export const ACQUIRE = `${FIELDS}
+local v = redis.call('GET', KEYS[1])
+if v then
+  local f = fields(v)
+  local same = ARGV[6] ~= '' and f[6] == ARGV[6] and f[2] == ARGV[2]
+  if f[1] ~= '-' then
+    if same then return {'replayed', f[1], tonumber(f[4]), f[5]} end
+    return {'locked', v, redis.call('PTTL', KEYS[1])}
+  end
+  if same then return {'key-used'} end
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], table.concat({ARGV[1], ARGV[2], ARGV[3], fence, ARGV[5], ARGV[6]}, '|'), 'PX', ARGV[4])
+return {'acquired', ARGV[1], fence, ARGV[5]}`;
+
+/**
+ * KEYS[1] lock; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] new expiry ms. Returns 1 renewed, 0 held by
+ * another, -1 no lock (expired, or released). The stored expiry moves with the TTL, so a replayed
+ * acquire answers the expiry the lock has now.
+ */
+export const RENEW = `${FIELDS}
+local v = redis.call('GET', KEYS[1])
+if not v then return -1 end
+local f = fields(v)
+if f[1] == '-' then return -1 end
+if f[1] ~= ARGV[1] then return 0 end
+if f[5] then
+  f[5] = ARGV[3]
+  redis.call('SET', KEYS[1], table.concat(f, '|'), 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1`;
+
+/**
+ * KEYS[1] lock; ARGV[1] token. Returns 1 released, 0 held by another, -1 no lock. An acquisition
+ * made with a key leaves the released marker for the rest of its TTL; one without is deleted.
+ */
+export const RELEASE = `${FIELDS}
+local v = redis.call('GET', KEYS[1])
+if not v then return -1 end
+local f = fields(v)
+if f[1] == '-' then return -1 end
+if f[1] ~= ARGV[1] then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if f[6] and f[6] ~= '' and ttl > 0 then
+  f[1] = '-'
+  redis.call('SET', KEYS[1], table.concat(f, '|'), 'PX', ttl)
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1`;
+
+/** The released marker's first field: no token is `-`. */
+export const RELEASED = "-";
