@@ -86,12 +86,22 @@ describe("instance registry", () => {
     const badTtl = await hb("api-gateway", "gw-2", { ttlMs: 10 });
     expect(badTtl.body.error.field).toBe("ttlMs");
     expect((await hb("API_Gateway", "gw-2")).body.error.field).toBe("service");
+    // The schemas allow what the router's path-parameter limit (100) lets through, no more.
+    const long = await hb("api-gateway", "x".repeat(101));
+    expect([long.status, long.body.error.field]).toEqual([414, "url"]);
+    expect((await hb("api-gateway", "x".repeat(100))).status).toBe(201);
+    expect((await call("POST", `/locks/${"n".repeat(100)}/acquire`, { owner: "o", ttlMs: 1000 })).status).toBe(200);
   });
 
-  it("through the gateway, writes need the admin role", async () => {
+  it("through the gateway, reads and writes need the admin role (instances name internal addresses)", async () => {
     const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
     expect((await call("PUT", "/instances/api-gateway/x", { version: "1", address: "a", health: "healthy" }, trader)).status).toBe(403);
-    expect((await call("GET", "/instances", undefined, trader)).status).toBe(200);
+    for (const path of ["/instances", "/instances/api-gateway", "/fleet", "/locks/some-job"]) {
+      const r = await call("GET", path, undefined, trader);
+      expect([r.status, r.body.error?.code]).toEqual([403, "FORBIDDEN"]);
+    }
+    expect((await call("GET", "/instances", undefined, admin)).status).toBe(200);
   });
 });
 

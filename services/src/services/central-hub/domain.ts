@@ -1,13 +1,17 @@
 /**
- * central-hub's rules, no I/O: who may write, the idempotency key's form, and the fleet view
+ * central-hub's rules, no I/O: who may use it, the idempotency key's form, and the fleet view
  * (instances per service, their versions and health) over the catalog's services plus any unknown
  * service that registered.
  */
 import { HttpError, type Identity } from "../../kit";
 import type { Health, Instance } from "./registry";
 
-/** Writes through the gateway carry an identity and need the admin role; peers calling directly carry none (network policy trusts them). */
-export function mayWrite(identity: Identity | undefined): boolean {
+/**
+ * Who may use the hub: through the gateway (a request carries an identity) only admins, for reads as
+ * for writes (instances name internal addresses, versions and metadata, locks their holders); peers
+ * calling directly carry no identity (network policy trusts them).
+ */
+export function mayUseHub(identity: Identity | undefined): boolean {
   return !identity || identity.role === "admin";
 }
 

@@ -1,5 +1,5 @@
 /**
- * central-hub's HTTP routes (behind the gateway at /api/hub; services call it directly):
+ * central-hub's HTTP routes (behind the gateway at /api/hub, admins only; services call it directly):
  *   PUT    /instances/:service/:id      heartbeat { version, address, health, metadata?, ttlMs? } -> 201 first, then 200
  *   DELETE /instances/:service/:id      deregister (graceful shutdown)
  *   GET    /instances[?service=]        live instances (also GET /instances/:service)
@@ -14,13 +14,15 @@
 import type { FastifyRequest } from "fastify";
 import { catalog } from "../../catalog";
 import { conflict, forbidden, HttpError, identityOf, NoContent, notFound, ResponseObject, Type, type App } from "../../kit";
-import { fleetView, idempotencyKeyOf, mayWrite } from "./domain";
+import { fleetView, idempotencyKeyOf, mayUseHub } from "./domain";
 import type { LockManager } from "./locks";
 import type { InstanceRegistry } from "./registry";
 
 const Name = Type.String({ pattern: "^[a-z0-9][a-z0-9-]{0,62}$" });
-const InstanceId = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" });
-const LockName = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" });
+// At most 100 characters: Fastify's router answers 414 to a longer path parameter before the schema
+// could name the field.
+const InstanceId = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$" });
+const LockName = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$" });
 const Token = Type.String({ pattern: "^[0-9a-f]{32}$" });
 const TtlMs = (max: number) => Type.Integer({ minimum: 100, maximum: max });
 
@@ -46,8 +48,8 @@ export interface HubLimits {
   maxLockTtlMs: number;
 }
 
-function guardWrite(req: FastifyRequest) {
-  if (!mayWrite(identityOf(req))) throw forbidden("Requires role admin");
+function guardAdmin(req: FastifyRequest) {
+  if (!mayUseHub(identityOf(req))) throw forbidden("Requires role admin");
 }
 
 export function registerRoutes(app: App, deps: { registry: InstanceRegistry; locks: LockManager; limits: HubLimits }): void {
@@ -65,26 +67,31 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
   );
 
   app.put("/instances/:service/:id", { schema: { params: InstanceParams, body: Heartbeat, response: { 200: InstanceOut, 201: InstanceOut } } }, async (req, reply) => {
-    guardWrite(req);
+    guardAdmin(req);
     const { ttlMs, ...body } = req.body;
     const { instance, registered } = await registry.heartbeat(req.params.service, req.params.id, body, ttlMs ?? limits.instanceTtlMs);
     return reply.status(registered ? 201 : 200).send(instance);
   });
 
   app.delete("/instances/:service/:id", { schema: { params: InstanceParams, response: { 204: NoContent } } }, async (req, reply) => {
-    guardWrite(req);
+    guardAdmin(req);
     if (!(await registry.deregister(req.params.service, req.params.id))) throw notFound(`${req.params.service}/${req.params.id} is not registered`);
     return reply.status(204).send();
   });
 
-  app.get("/instances", { schema: { querystring: Type.Object({ service: Type.Optional(Name) }, { additionalProperties: false }), response: { 200: Instances } } }, async (req) => ({
-    instances: await registry.list(req.query.service),
-  }));
-  app.get("/instances/:service", { schema: { params: Type.Object({ service: Name }), response: { 200: Instances } } }, async (req) => ({
-    instances: await registry.list(req.params.service),
-  }));
+  app.get("/instances", { schema: { querystring: Type.Object({ service: Type.Optional(Name) }, { additionalProperties: false }), response: { 200: Instances } } }, async (req) => {
+    guardAdmin(req);
+    return { instances: await registry.list(req.query.service) };
+  });
+  app.get("/instances/:service", { schema: { params: Type.Object({ service: Name }), response: { 200: Instances } } }, async (req) => {
+    guardAdmin(req);
+    return { instances: await registry.list(req.params.service) };
+  });
 
-  app.get("/fleet", { schema: { response: { 200: Fleet } } }, async () => fleetView(await registry.list(), catalog.map((s) => s.name)));
+  app.get("/fleet", { schema: { response: { 200: Fleet } } }, async (req) => {
+    guardAdmin(req);
+    return fleetView(await registry.list(), catalog.map((s) => s.name));
+  });
 
   const LockParams = Type.Object({ name: LockName });
   app.post(
@@ -97,7 +104,7 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
       },
     },
     async (req, reply) => {
-      guardWrite(req);
+      guardAdmin(req);
       const key = idempotencyKeyOf(req.headers["idempotency-key"]);
       const r = await locks.acquire(req.params.name, req.body.owner, req.body.ttlMs, key);
       if (r.outcome === "key-used") {
@@ -119,7 +126,7 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
     "/locks/:name/renew",
     { schema: { params: LockParams, body: Type.Object({ token: Token, ttlMs: TtlMs(limits.maxLockTtlMs) }, { additionalProperties: false }), response: { 200: ResponseObject({ name: Type.String(), expiresAt: Type.String() }) } } },
     async (req) => {
-      guardWrite(req);
+      guardAdmin(req);
       const { outcome: r, expiresAt } = await locks.renew(req.params.name, req.body.token, req.body.ttlMs);
       if (r === "missing") throw notFound(`lock ${req.params.name} is not held (expired or released)`);
       if (r === "held-by-another") throw conflict(`lock ${req.params.name} is held by someone else`, "token");
@@ -131,7 +138,7 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
     "/locks/:name/release",
     { schema: { params: LockParams, body: Type.Object({ token: Token }, { additionalProperties: false }), response: { 204: NoContent } } },
     async (req, reply) => {
-      guardWrite(req);
+      guardAdmin(req);
       const r = await locks.release(req.params.name, req.body.token);
       if (r === "missing") throw notFound(`lock ${req.params.name} is not held (expired or released)`);
       if (r === "held-by-another") throw conflict(`lock ${req.params.name} is held by someone else`, "token");
@@ -140,6 +147,7 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
   );
 
   app.get("/locks/:name", { schema: { params: LockParams, response: { 200: LockOut } } }, async (req) => {
+    guardAdmin(req);
     const info = await locks.info(req.params.name);
     if (!info) throw notFound(`lock ${req.params.name} is not held`);
     return info;
