@@ -22,11 +22,15 @@ export interface EvaluateDeps {
   weaviate?: () => Promise<WeaviateClient>;
   regimesK: number;
   predictTimeoutMs: number;
+  /** Bars (of the model's interval) a prediction's latest bar may be behind the clock. */
+  maxPredictionAgeBars: number;
   log: Logger;
 }
 
 interface PredictResponse {
   modelVersion: string;
+  /** Length of the bars the model predicts from (ml-predictor's ML_INTERVAL). */
+  intervalMs?: number;
   predictions: Array<{ symbol: string; probabilityUp: number; barTime: string; close: number; features: Record<string, number>; regimeVector: number[] }>;
 }
 
@@ -40,6 +44,19 @@ interface OrderSnapshot {
   fees: string;
   rejectReason: string | null;
   rejectMessage: string | null;
+}
+
+/**
+ * Why a prediction is too old to act on, or undefined. ml-predictor answers from the latest bars
+ * it has, however old (ML_MAX_BAR_AGE_SECONDS is unset by default): when market data stops, its
+ * P(up) and close describe a market that has moved on, and an order on them would be blind.
+ */
+export function stalePrediction(barTime: string, intervalMs: number | undefined, maxAgeBars: number, now = Date.now()): string | undefined {
+  if (!(intervalMs && intervalMs > 0)) return "prediction without its bar interval: its age cannot be judged";
+  const age = now - Date.parse(barTime);
+  if (!(age <= maxAgeBars * intervalMs))
+    return `stale prediction: its latest bar opened at ${barTime}, ${Math.round(age / 1000)} s ago, more than ${maxAgeBars} bars of ${intervalMs / 1000} s`;
+  return undefined;
 }
 
 const ownerHeaders = (s: Strategy) => ({ "x-user-id": s.userId, "x-user-role": "trader" });
@@ -110,7 +127,10 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
       }
     }
     const held = position.get(p.symbol) ?? 0;
-    const d = decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, tradingState: state.effective, strategyStopped: stopped });
+    const stale = stalePrediction(p.barTime, pr.body.intervalMs, deps.maxPredictionAgeBars);
+    const d = stale
+      ? { action: "skip" as const, quantity: 0, reason: stale }
+      : decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, tradingState: state.effective, strategyStopped: stopped });
     // Recorded before its order is submitted: decided_at is stamped by PostgreSQL when the
     // decision is made, the same clock that stamps the order's created_at in order-management
     // (ai-chain-analytics' decision -> order latency subtracts the two), and a crash between the

@@ -1,0 +1,112 @@
+/**
+ * ai-orchestrator against real PostgreSQL and Redis, its two peers stood in for by small HTTP
+ * servers of this file (ml-predictor answers what a test sets, order-management records the
+ * orders it is sent): a prediction from bars the market has left behind places no order, and one
+ * user cannot keep more strategies than ORCH_MAX_STRATEGIES_PER_USER, even with concurrent requests.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { pg } from "../harness";
+import { createService, type Service } from "../../services/src/kit";
+import aiOrchestrator from "../../services/src/services/ai-orchestrator";
+import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
+
+const srv = useServers("postgres", "redis");
+const MAX_STRATEGIES = 3;
+
+/** What the stand-in ml-predictor answers next (a function of the symbols asked for). */
+let predictions: (symbols: string[]) => unknown = () => ({});
+const orders: Array<Record<string, unknown>> = [];
+const peers: Server[] = [];
+let orch: Service;
+
+async function peer(handle: (path: string, body: any) => { status: number; body: unknown }): Promise<string> {
+  const server = createServer((req, res) => {
+    let text = "";
+    req.on("data", (c) => (text += c));
+    req.on("end", () => {
+      const out = handle(req.url ?? "/", text ? JSON.parse(text) : undefined);
+      res.writeHead(out.status, { "content-type": "application/json" }).end(JSON.stringify(out.body));
+    });
+  });
+  peers.push(server);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+beforeAll(async () => {
+  const pool = new pg.Pool({ connectionString: srv.postgres.url });
+  await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
+  await pool.end();
+  const ml = await peer((_path, body) => ({ status: 200, body: predictions(body.symbols) }));
+  const om = await peer((path, body) => {
+    if (path !== "/") {
+      const known = orders.find((o) => `/${o.orderId}` === path);
+      return known ? { status: 200, body: known } : { status: 404, body: { error: { code: "NOT_FOUND", message: "no such order" } } };
+    }
+    const order = { orderId: randomUUID(), symbol: body.symbol, side: body.side, status: "accepted", filledQuantity: "0", avgFillPrice: null, fees: "0", rejectReason: null, rejectMessage: null };
+    orders.push(order);
+    return { status: 201, body: order };
+  });
+  orch = await createService(aiOrchestrator, {
+    env: {
+      ...srv.env, LOG_LEVEL: "silent", ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: ml, SERVICE_ORDER_MANAGEMENT_URL: om,
+      ORCH_MAX_STRATEGIES_PER_USER: String(MAX_STRATEGIES),
+    },
+    defaultMetrics: false,
+  });
+}, 120_000);
+afterAll(async () => {
+  await orch?.close();
+  for (const s of peers) s.close();
+});
+
+const who = () => ({ "x-user-id": randomUUID(), "x-user-role": "trader" });
+const body = { name: "s", symbols: ["AAAUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9 };
+const create = (headers: Record<string, string>) => orch.app.inject({ method: "POST", url: "/strategies", headers, payload: body });
+const prediction = (barTime: number, intervalMs: number | undefined) => (symbols: string[]) => ({
+  modelVersion: "lgbm-test", ...(intervalMs === undefined ? {} : { intervalMs }), hasEdge: true,
+  predictions: symbols.map((symbol) => ({ symbol, probabilityUp: 0.9, barTime: new Date(barTime).toISOString(), close: 100, features: {}, regimeVector: [] })),
+});
+
+describe("ai-orchestrator", () => {
+  it("acts on a fresh prediction, and records a stale one as a skip without an order", async () => {
+    const headers = who();
+    const id = (await create(headers)).json().strategyId;
+    const evaluate = async () => {
+      const r = await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers });
+      expect(r.statusCode, r.body).toBe(200);
+      return r.json().decisions[0];
+    };
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    predictions = prediction(minute - 60_000, 60_000);
+    const fresh = await evaluate();
+    expect(fresh).toMatchObject({ action: "buy", quantity: 1 });
+    expect(fresh.orderId).toBe(orders.at(-1)!.orderId);
+
+    const before = orders.length;
+    // Market data stopped two hours ago: ml-predictor still answers from its last bars.
+    predictions = prediction(minute - 2 * 3_600_000, 60_000);
+    const stale = await evaluate();
+    expect(stale).toMatchObject({ action: "skip", quantity: 0, orderId: null, probabilityUp: 0.9 });
+    expect(stale.reason).toMatch(/^stale prediction: its latest bar opened at .*, 7\d{3} s ago, more than 3 bars of 60 s$/);
+    predictions = prediction(minute - 60_000, undefined);
+    expect((await evaluate()).reason).toBe("prediction without its bar interval: its age cannot be judged");
+    expect(orders.length).toBe(before);
+  });
+
+  it("caps the strategies one user keeps, concurrent requests included; other users are unaffected", async () => {
+    const headers = who();
+    const codes = (await Promise.all(Array.from({ length: MAX_STRATEGIES + 3 }, () => create(headers)))).map((r) => r.statusCode);
+    expect(codes.filter((c) => c === 201)).toHaveLength(MAX_STRATEGIES);
+    expect(codes.filter((c) => c === 409)).toHaveLength(3);
+    const over = await create(headers);
+    expect(over.statusCode).toBe(409);
+    expect(over.json().error).toMatchObject({ code: "CONFLICT", message: `at most ${MAX_STRATEGIES} strategies per user (a strategy is kept with its decisions)` });
+    expect((await orch.app.inject({ url: "/strategies", headers })).json().strategies).toHaveLength(MAX_STRATEGIES);
+    expect((await create(who())).statusCode).toBe(201);
+  });
+});
