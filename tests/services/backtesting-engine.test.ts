@@ -109,6 +109,32 @@ describe("validation: 400 naming the field, nothing stored", () => {
   });
 });
 
+describe("per-user bound on queued and running jobs", () => {
+  it("refuses a submission that would take a user past BACKTEST_MAX_OPEN_JOBS_PER_USER, concurrent ones included", async () => {
+    const capped = await createService(backtestingEngine, { env: env({ BACKTEST_WORKER: "false", BACKTEST_MAX_OPEN_JOBS_PER_USER: "3" }), defaultMetrics: false });
+    const user = randomUUID();
+    try {
+      const submit = (body: unknown, id = user) =>
+        capped.app.inject({ method: "POST", url: "/", headers: { "x-user-id": id, "x-user-role": "trader" }, payload: body as Record<string, unknown> });
+      const codes = (await Promise.all(Array.from({ length: 5 }, () => submit(synthetic)))).map((r) => r.statusCode);
+      expect(codes.sort()).toEqual([202, 202, 202, 409, 409]);
+      const sweep = await submit({ ...synthetic, sweep: { parameters: { fast: [5, 10] } } });
+      expect(sweep.statusCode).toBe(409);
+      expect(sweep.json().error.message).toBe("this backtest has 2 jobs and 3 of yours are queued or running: at most 3 per user; submit it when they finish");
+      expect((await pool.query("SELECT count(*)::int AS n FROM bt_runs WHERE owner_id = $1", [user])).rows[0].n).toBe(3);
+      expect((await submit(synthetic, randomUUID())).statusCode).toBe(202);
+      // A finished job no longer counts.
+      await pool.query(`UPDATE bt_jobs SET status = 'failed' WHERE run_id = (SELECT id FROM bt_runs WHERE owner_id = $1 LIMIT 1)`, [user]);
+      expect((await submit(synthetic)).statusCode).toBe(202);
+    } finally {
+      await capped.close();
+      // Nothing of this test is left for the workers of the next ones.
+      await pool.query(`DELETE FROM bt_jobs WHERE run_id IN (SELECT id FROM bt_runs WHERE owner_id <> $1)`, [USER]);
+      await pool.query(`DELETE FROM bt_runs WHERE owner_id <> $1`, [USER]);
+    }
+  });
+});
+
 describe("runs, sweeps and walk-forward across replicas", () => {
   it("a sweep waits queued with progress, then two replicas share its jobs", async () => {
     const sub = await call("POST", "/", { ...synthetic, mode: "vectorized", sweep: { parameters: { fast: [5, 10, 15], slow: [20, 40, 60, 80] } } });
@@ -200,7 +226,7 @@ describe("the queue (two replicas' claims on real PostgreSQL)", () => {
       const qb = new JobQueue(b, "replica-b", 60_000);
       const id = randomUUID();
       const spec = { kind: "sweep" as const, parameters: { fast: 1, slow: 2 }, from: 0, to: 1 };
-      await qa.enqueue({ id, ownerId: USER, strategy: "sma-crossover", kind: "sweep", request: synthetic as never }, [spec, spec], 3);
+      await qa.enqueue({ id, ownerId: USER, strategy: "sma-crossover", kind: "sweep", request: synthetic as never }, [spec, spec], 3, 1_000);
       const [ja, jb] = await Promise.all([qa.claim(), qb.claim()]);
       expect([ja?.idx, jb?.idx].sort()).toEqual([0, 1]);
       expect(await qa.claim()).toBeUndefined();
