@@ -91,16 +91,16 @@ export class BarCache {
       this.entries.set(key, hit);
       return hit;
     }
-    hit = this.fetch(req, symbol, start, end, bars).then((series) => (scored ? this.score(series) : series));
+    hit = this.fetch(req, symbol, start, end, bars).then((series) => (scored ? this.score(series, req.data.source !== "synthetic") : series));
     hit.catch(() => this.entries.delete(key));
     this.entries.set(key, hit);
     while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
     return hit;
   }
 
-  private score(series: BarSeries): Promise<BarSeries> {
+  private score(series: BarSeries, recorded: boolean): Promise<BarSeries> {
     if (!this.sources.scoreBars) throw new ParameterError("strategy", "this replica has no model registry to score bars with");
-    return this.sources.scoreBars(series);
+    return this.sources.scoreBars(series, recorded);
   }
 
   private async fetch(req: BacktestRequest, symbol: string, start: number, end: number, bars: number): Promise<BarSeries> {
