@@ -287,4 +287,31 @@ describe("a replica killed mid-job", () => {
     const results = (await call("GET", `/${sub.body.id}/results`)).body.jobs;
     expect(results).toHaveLength(3);
   }, 600_000);
+
+  it("a replica stopped mid-job (deploy) gives the job back without spending its attempts", async () => {
+    await stopWorkers();
+    // One attempt allowed: before, a stop on it failed the job for good (ATTEMPTS_EXHAUSTED "replica stopped").
+    // A short lease: progress is recorded with each renewal (a quarter of it).
+    const replica = await createService(backtestingEngine, { env: env({ BACKTEST_MAX_ATTEMPTS: "1", BACKTEST_LEASE_MS: "4000" }), defaultMetrics: false });
+    let closed = false;
+    try {
+      const sub = await replica.app.inject({ method: "POST", url: "/", headers, payload: { ...synthetic, symbols: ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT"], period: { start: "2022-01-01T00:00:00Z", end: "2024-01-01T00:00:00Z" } } });
+      expect(sub.statusCode, sub.body).toBe(202);
+      const id = sub.json().id;
+      await replica.app.ready();
+      await waitFor("the replica to make progress on the job", async () =>
+        (await pool.query("SELECT 1 FROM bt_jobs WHERE run_id = $1 AND status = 'running' AND progress > 0", [id])).rowCount === 1,
+      { timeoutMs: 120_000, intervalMs: 20 });
+      await replica.close();
+      closed = true;
+      const given = (await pool.query("SELECT status, attempts, max_attempts, error FROM bt_jobs WHERE run_id = $1", [id])).rows[0];
+      expect(given).toMatchObject({ status: "queued", attempts: 1, max_attempts: 2, error: null });
+      await startWorker();
+      const done = await finished(id);
+      expect(done.status).toBe("succeeded");
+      expect((await pool.query("SELECT attempts, result_attempt FROM bt_jobs WHERE run_id = $1", [id])).rows[0]).toEqual({ attempts: 2, result_attempt: 2 });
+    } finally {
+      if (!closed) await replica.close();
+    }
+  }, 600_000);
 });

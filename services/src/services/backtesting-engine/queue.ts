@@ -120,15 +120,21 @@ export class JobQueue {
     await this.settleRuns(job.runId);
   }
 
-  /** Gives a job back (shutdown, error): claimable again at once, or failed when it has no attempt left. */
-  async release(job: ClaimedJob, reason: string): Promise<void> {
+  /**
+   * Gives a job back: claimable again at once, or failed when it has no attempt left. A replica that
+   * stops (a deploy, a scale-down) gives its attempt back too (`stopping`): the job did nothing wrong,
+   * and rolling restarts during a long sweep must not exhaust its attempts. Its limit grows by one
+   * rather than its count shrinking, so every attempt keeps a number of its own (ClickHouse rows).
+   */
+  async release(job: ClaimedJob, reason: string, stopping = false): Promise<void> {
     await this.pg.query(
       `UPDATE bt_jobs SET lease_until = NULL, worker = NULL,
-              status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
-              finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
-              error = CASE WHEN attempts >= max_attempts THEN jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', $5::text) END
+              max_attempts = CASE WHEN $6 THEN max_attempts + 1 ELSE max_attempts END,
+              status = CASE WHEN NOT $6 AND attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+              finished_at = CASE WHEN NOT $6 AND attempts >= max_attempts THEN now() END,
+              error = CASE WHEN NOT $6 AND attempts >= max_attempts THEN jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', $5::text) END
        WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $4 AND status = 'running'`,
-      [job.runId, job.idx, job.attempt, this.worker, reason],
+      [job.runId, job.idx, job.attempt, this.worker, reason, stopping],
     );
     await this.settleRuns(job.runId);
   }
