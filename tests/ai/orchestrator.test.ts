@@ -1,8 +1,9 @@
 /**
  * ai-orchestrator against real PostgreSQL and Redis, its two peers stood in for by small HTTP
  * servers of this file (ml-predictor answers what a test sets, order-management records the
- * orders it is sent): a prediction from bars the market has left behind places no order, and one
- * user cannot keep more strategies than ORCH_MAX_STRATEGIES_PER_USER, even with concurrent requests.
+ * orders it is sent, working until a test fills them): a prediction from bars the market has left
+ * behind places no order, a buy still working counts against maxPosition, and one user cannot keep
+ * more strategies than ORCH_MAX_STRATEGIES_PER_USER, even with concurrent requests.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -47,7 +48,7 @@ beforeAll(async () => {
       const known = orders.find((o) => `/${o.orderId}` === path);
       return known ? { status: 200, body: known } : { status: 404, body: { error: { code: "NOT_FOUND", message: "no such order" } } };
     }
-    const order = { orderId: randomUUID(), symbol: body.symbol, side: body.side, status: "accepted", filledQuantity: "0", avgFillPrice: null, fees: "0", rejectReason: null, rejectMessage: null };
+    const order = { orderId: randomUUID(), symbol: body.symbol, side: body.side, quantity: body.quantity, status: "accepted", filledQuantity: "0", avgFillPrice: null as string | null, fees: "0", rejectReason: null, rejectMessage: null };
     orders.push(order);
     return { status: 201, body: order };
   });
@@ -95,6 +96,23 @@ describe("ai-orchestrator", () => {
     expect(stale.reason).toMatch(/^stale prediction: its latest bar opened at .*, 7\d{3} s ago, more than 3 bars of 60 s$/);
     predictions = prediction(minute - 60_000, undefined);
     expect((await evaluate()).reason).toBe("prediction without its bar interval: its age cannot be judged");
+    expect(orders.length).toBe(before);
+  });
+
+  it("a buy still working counts against maxPosition: an evaluation before its fill orders nothing more", async () => {
+    const headers = who();
+    const r = await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { ...body, orderQuantity: 1, maxPosition: 1 } });
+    const id = r.json().strategyId;
+    const evaluate = async () => (await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers })).json().decisions[0];
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    const first = await evaluate();
+    expect(first).toMatchObject({ action: "buy", quantity: 1 });
+    const before = orders.length;
+    // The paper exchange fills a market order on a later bar: until then it is working, unfilled.
+    expect(await evaluate()).toMatchObject({ action: "hold", reason: "position 0 (+1 in working buys) at its limit 1" });
+    expect(orders.length).toBe(before);
+    Object.assign(orders.find((o) => o.orderId === first.orderId)!, { status: "filled", filledQuantity: "1", avgFillPrice: "100" });
+    expect(await evaluate()).toMatchObject({ action: "hold", reason: "position 1 at its limit 1" });
     expect(orders.length).toBe(before);
   });
 

@@ -11,6 +11,7 @@ import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
 import { HttpError, type PeerClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
+import { isTerminal, type OrderStatus } from "../../trading/orderState";
 import { tradingStateFor } from "../../trading/tradingState";
 import { decide } from "./decide";
 import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
@@ -38,7 +39,8 @@ interface OrderSnapshot {
   orderId: string;
   symbol: string;
   side: "buy" | "sell";
-  status: string;
+  quantity: string;
+  status: OrderStatus;
   filledQuantity: string;
   avgFillPrice: string | null;
   fees: string;
@@ -61,9 +63,10 @@ export function stalePrediction(barTime: string, intervalMs: number | undefined,
 
 const ownerHeaders = (s: Strategy) => ({ "x-user-id": s.userId, "x-user-role": "trader" });
 
-/** Position per symbol and the cash flow of the strategy's fills (from order-management). */
+/** Position per symbol, the unfilled quantity of its working orders, and the cash flow of the strategy's fills (from order-management). */
 async function book(deps: EvaluateDeps, s: Strategy) {
   const position = new Map<string, number>();
+  const pending = new Map<string, { buy: number; sell: number }>();
   let cash = 0;
   for (const orderId of await deps.store.orderIds(s.strategyId)) {
     const r = await deps.peers.call<OrderSnapshot>("order-management", `/${orderId}`, { headers: ownerHeaders(s) });
@@ -74,18 +77,23 @@ async function book(deps: EvaluateDeps, s: Strategy) {
     }
     const o = r.body;
     const q = Number(o.filledQuantity);
+    if (!isTerminal(o.status)) {
+      const p = pending.get(o.symbol) ?? { buy: 0, sell: 0 };
+      p[o.side] += Math.max(0, Number(o.quantity) - q);
+      pending.set(o.symbol, p);
+    }
     if (!q) continue;
     const px = Number(o.avgFillPrice ?? 0);
     const sign = o.side === "buy" ? 1 : -1;
     position.set(o.symbol, (position.get(o.symbol) ?? 0) + sign * q);
     cash += -sign * q * px - Number(o.fees);
   }
-  return { position, cash };
+  return { position, pending, cash };
 }
 
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
   const out: DecisionRecord[] = [];
-  const { position, cash } = await book(deps, s);
+  const { position, pending, cash } = await book(deps, s);
   const state = await tradingStateFor(deps.redis, s.userId);
   const base = { strategyId: s.strategyId, userId: s.userId, tradingState: state.effective, features: null, regimes: [], orderId: null, risk: null, error: null };
 
@@ -130,7 +138,7 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     const stale = stalePrediction(p.barTime, pr.body.intervalMs, deps.maxPredictionAgeBars);
     const d = stale
       ? { action: "skip" as const, quantity: 0, reason: stale }
-      : decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, tradingState: state.effective, strategyStopped: stopped });
+      : decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, pending: pending.get(p.symbol), tradingState: state.effective, strategyStopped: stopped });
     // Recorded before its order is submitted: decided_at is stamped by PostgreSQL when the
     // decision is made, the same clock that stamps the order's created_at in order-management
     // (ai-chain-analytics' decision -> order latency subtracts the two), and a crash between the
