@@ -13,6 +13,7 @@ import { useServers } from "../harness/shared";
 import { pg } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
+import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
 
 const srv = useServers("postgres", "redis");
@@ -126,5 +127,10 @@ describe("ai-orchestrator", () => {
     expect(over.json().error).toMatchObject({ code: "CONFLICT", message: `at most ${MAX_STRATEGIES} strategies per user (a strategy is kept with its decisions)` });
     expect((await orch.app.inject({ url: "/strategies", headers })).json().strategies).toHaveLength(MAX_STRATEGIES);
     expect((await create(who())).statusCode).toBe(201);
+  });
+
+  it("a timer key past what Node's timers take is refused at start, naming it (it fired every millisecond)", async () => {
+    await expect(createService(aiOrchestrator, { env: { ...srv.env, LOG_LEVEL: "silent", ORCH_TICK_MS: "3000000000" }, defaultMetrics: false })).rejects.toThrow(/ORCH_TICK_MS/);
+    await expect(createService(aiChainAnalytics, { env: { ...srv.env, LOG_LEVEL: "silent", CHAIN_POLL_MS: "3000000000" }, defaultMetrics: false })).rejects.toThrow(/CHAIN_POLL_MS/);
   });
 });

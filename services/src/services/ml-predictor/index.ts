@@ -18,7 +18,7 @@ export default defineService({
     ML_INTERVAL: Type.String({ default: "1m", pattern: "^[1-9][0-9]*[smhdw]$", description: "bar interval (market_candles.timeframe)" }),
     ML_MAX_MODEL_AGE_HOURS: Type.Number({ default: 168, minimum: 0.001, description: "refuse to serve a model trained longer ago" }),
     ML_MAX_BAR_AGE_SECONDS: Type.Optional(Type.Integer({ minimum: 1, description: "refuse predictions from bars older than this (unset: no limit)" })),
-    ML_RELOAD_MS: Type.Integer({ default: 10_000, minimum: 0, description: "how often replicas check the registry for a new promoted model" }),
+    ML_RELOAD_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: 86_400_000, description: "how often replicas check the registry for a new promoted model" }),
     ML_TRAIN_SYMBOLS: envList(Type.String({ pattern: SYMBOL_RE.source, description: "upper-case symbol" }), { default: ["BTCUSDT"] }),
     ML_TRAIN_BARS: Type.Integer({ default: 20_000, minimum: 500, maximum: 2_000_000, description: "bars per symbol for training" }),
     ML_HORIZON_BARS: Type.Integer({ default: 1, minimum: 1, maximum: 1440 }),
