@@ -21,6 +21,8 @@ const MAX_STRATEGIES = 3;
 
 /** What the stand-in ml-predictor answers next (a function of the symbols asked for). */
 let predictions: (symbols: string[]) => unknown = () => ({});
+/** The stand-in ml-predictor's status (409: e.g. no promoted model). */
+let predictStatus = 200;
 const orders: Array<Record<string, unknown>> = [];
 const peers: Server[] = [];
 let orch: Service;
@@ -43,7 +45,8 @@ beforeAll(async () => {
   const pool = new pg.Pool({ connectionString: srv.postgres.url });
   await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
   await pool.end();
-  const ml = await peer((_path, body) => ({ status: 200, body: predictions(body.symbols) }));
+  const ml = await peer((_path, body) =>
+    predictStatus === 200 ? { status: 200, body: predictions(body.symbols) } : { status: predictStatus, body: { error: { code: "NO_PROMOTED_MODEL", message: "no model is promoted" } } });
   const om = await peer((path, body) => {
     if (path !== "/") {
       const known = orders.find((o) => `/${o.orderId}` === path);
@@ -115,6 +118,21 @@ describe("ai-orchestrator", () => {
     Object.assign(orders.find((o) => o.orderId === first.orderId)!, { status: "filled", filledQuantity: "1", avgFillPrice: "100" });
     expect(await evaluate()).toMatchObject({ action: "hold", reason: "position 1 at its limit 1" });
     expect(orders.length).toBe(before);
+  });
+
+  it("an evaluation without predictions is recorded and waits everySeconds like any other", async () => {
+    const headers = who();
+    const id = (await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { ...body, everySeconds: 3600 } })).json().strategyId;
+    predictStatus = 409;
+    try {
+      const r = await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers });
+      expect(r.json().decisions[0]).toMatchObject({ action: "skip", reason: "no prediction: NO_PROMOTED_MODEL" });
+    } finally {
+      predictStatus = 200;
+    }
+    // Left unset, the scheduler found it due again at its next tick (ORCH_TICK_MS, 5 s) instead of in an hour.
+    const s = (await orch.app.inject({ url: `/strategies/${id}`, headers })).json();
+    expect(s.lastEvaluatedAt).not.toBeNull();
   });
 
   it("caps the strategies one user keeps, concurrent requests included; other users are unaffected", async () => {

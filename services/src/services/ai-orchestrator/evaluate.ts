@@ -110,6 +110,9 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
           action: "skip", quantity: 0, reason: `no prediction: ${err?.code ?? pr.status}`, error: err?.message ?? String(pr.status),
         }),
       );
+    // A recorded refusal is an evaluation: the strategy waits its everySeconds like after any other
+    // (left due, it was evaluated again at every scheduler tick, one skip row per symbol each time).
+    await deps.store.markEvaluated(s.strategyId);
     return out;
   }
 
