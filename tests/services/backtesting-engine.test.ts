@@ -14,6 +14,7 @@ import { pg, waitFor } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import backtestingEngine from "../../services/src/services/backtesting-engine";
+import { BarCache } from "../../services/src/services/backtesting-engine/bars";
 import { backtest, syntheticSeries } from "../../services/src/backtest";
 import { CLICKHOUSE_MIGRATIONS_DIR, POSTGRES_MIGRATIONS_DIR, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 
@@ -122,6 +123,30 @@ describe("validation: 400 naming the field, nothing stored", () => {
     const r = await call("GET", "/strategies");
     expect(r.body.strategies.map((s: { name: string }) => s.name)).toEqual(["sma-crossover", "ema-crossover", "rsi-mean-reversion", "breakout", "ml-model"]);
     expect(r.body.strategies[0].parameters.fast).toMatchObject({ integer: true, min: 1, default: 10 });
+  });
+});
+
+describe("the replica's bar cache", () => {
+  it("holds at most its capacity in bars (an entry per request period and symbol), least recently used out first", async () => {
+    const queries: string[] = [];
+    // ClickHouse answers 600 one-minute bars for any symbol: what matters is how often it is asked.
+    const clickhouse = {
+      async query(_sql: string, p: { symbol: string; from: number }) {
+        queries.push(p.symbol);
+        return Array.from({ length: 600 }, (_, i) => ({ t: p.from + i * 60, open: 1, high: 1, low: 1, close: 1, volume: 1 }));
+      },
+    };
+    const cache = new BarCache({ clickhouse: clickhouse as never }, 1_000);
+    const req = { ...synthetic, period: { start: "2024-01-01T00:00:00Z", end: "2024-01-01T10:00:00Z" }, data: { source: "clickhouse" } } as never;
+    const load = (symbol: string) => cache.loaderFor(req)(symbol, 0, Number.MAX_SAFE_INTEGER);
+    expect((await load("AAAUSDT")).close.length).toBe(600);
+    await load("AAAUSDT");
+    expect(queries).toEqual(["AAAUSDT"]);
+    await load("BBBUSDT"); // 1,200 bars: AAAUSDT goes
+    expect(cache.heldBars).toBe(600);
+    await load("BBBUSDT");
+    await load("AAAUSDT");
+    expect(queries).toEqual(["AAAUSDT", "BBBUSDT", "AAAUSDT"]);
   });
 });
 
