@@ -10,7 +10,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
-import { pg } from "../harness";
+import { pg, Redis } from "../harness";
+import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { createService, type Service } from "../../services/src/kit";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
@@ -23,16 +24,18 @@ const MAX_STRATEGIES = 3;
 let predictions: (symbols: string[]) => unknown = () => ({});
 /** The stand-in ml-predictor's status (409: e.g. no promoted model). */
 let predictStatus = 200;
+/** Done while the stand-in ml-predictor works on a request, before it answers. */
+let duringPredict: () => Promise<unknown> = async () => undefined;
 const orders: Array<Record<string, unknown>> = [];
 const peers: Server[] = [];
 let orch: Service;
 
-async function peer(handle: (path: string, body: any) => { status: number; body: unknown }): Promise<string> {
+async function peer(handle: (path: string, body: any) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>): Promise<string> {
   const server = createServer((req, res) => {
     let text = "";
     req.on("data", (c) => (text += c));
-    req.on("end", () => {
-      const out = handle(req.url ?? "/", text ? JSON.parse(text) : undefined);
+    req.on("end", async () => {
+      const out = await handle(req.url ?? "/", text ? JSON.parse(text) : undefined);
       res.writeHead(out.status, { "content-type": "application/json" }).end(JSON.stringify(out.body));
     });
   });
@@ -45,8 +48,10 @@ beforeAll(async () => {
   const pool = new pg.Pool({ connectionString: srv.postgres.url });
   await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
   await pool.end();
-  const ml = await peer((_path, body) =>
-    predictStatus === 200 ? { status: 200, body: predictions(body.symbols) } : { status: predictStatus, body: { error: { code: "NO_PROMOTED_MODEL", message: "no model is promoted" } } });
+  const ml = await peer(async (_path, body) => {
+    await duringPredict();
+    return predictStatus === 200 ? { status: 200, body: predictions(body.symbols) } : { status: predictStatus, body: { error: { code: "NO_PROMOTED_MODEL", message: "no model is promoted" } } };
+  });
   const om = await peer((path, body) => {
     if (path !== "/") {
       const known = orders.find((o) => `/${o.orderId}` === path);
@@ -118,6 +123,24 @@ describe("ai-orchestrator", () => {
     Object.assign(orders.find((o) => o.orderId === first.orderId)!, { status: "filled", filledQuantity: "1", avgFillPrice: "100" });
     expect(await evaluate()).toMatchObject({ action: "hold", reason: "position 1 at its limit 1" });
     expect(orders.length).toBe(before);
+  });
+
+  it("a kill switch set while the prediction was computed applies to this evaluation's decisions", async () => {
+    const headers = who();
+    const id = (await create(headers)).json().strategyId;
+    const redis = new Redis(srv.env.DRAGONFLY_URL);
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    duringPredict = () => redis.set(TRADING_STATE_KEYS.user(headers["x-user-id"]), "halted").then(() => undefined);
+    const before = orders.length;
+    try {
+      const r = await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers });
+      expect(r.json().decisions[0]).toMatchObject({ action: "skip", reason: "trading is halted", tradingState: "halted", orderId: null });
+      expect(orders.length).toBe(before);
+    } finally {
+      duringPredict = async () => undefined;
+      await redis.del(TRADING_STATE_KEYS.user(headers["x-user-id"]));
+      await redis.quit();
+    }
   });
 
   it("an evaluation without predictions is recorded and waits everySeconds like any other", async () => {

@@ -94,19 +94,21 @@ async function book(deps: EvaluateDeps, s: Strategy) {
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
   const out: DecisionRecord[] = [];
   const { position, pending, cash } = await book(deps, s);
-  const state = await tradingStateFor(deps.redis, s.userId);
-  const base = { strategyId: s.strategyId, userId: s.userId, tradingState: state.effective, features: null, regimes: [], orderId: null, risk: null, error: null };
-
   // An unreachable or slow ml-predictor is a recorded refusal like any other, not a failed evaluation.
   const pr = await deps.peers
     .call<PredictResponse & { error?: { code: string; message: string } }>("ml-predictor", "/internal/predict", { body: { symbols: s.symbols }, timeoutMs: deps.predictTimeoutMs })
     .catch((e: HttpError) => ({ status: e.statusCode, body: { error: { code: e.code, message: e.message } } as PredictResponse & { error?: { code: string; message: string } } }));
+  // The trading state is read after the slow calls (the prediction, each symbol's regimes), right
+  // before each decision: a kill switch set while they ran applies to the decision, not the next one.
+  const stateNow = async () => (await tradingStateFor(deps.redis, s.userId)).effective;
+  const base = { strategyId: s.strategyId, userId: s.userId, features: null, regimes: [], orderId: null, risk: null, error: null };
   if (pr.status !== 200) {
+    const tradingState = await stateNow();
     const err = pr.body.error;
     for (const symbol of s.symbols)
       out.push(
         await deps.store.recordDecision({
-          ...base, symbol, modelVersion: null, probabilityUp: null, barTime: null, decisionPrice: null, positionBefore: position.get(symbol) ?? 0,
+          ...base, tradingState, symbol, modelVersion: null, probabilityUp: null, barTime: null, decisionPrice: null, positionBefore: position.get(symbol) ?? 0,
           action: "skip", quantity: 0, reason: `no prediction: ${err?.code ?? pr.status}`, error: err?.message ?? String(pr.status),
         }),
       );
@@ -138,16 +140,17 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
       }
     }
     const held = position.get(p.symbol) ?? 0;
+    const tradingState = await stateNow();
     const stale = stalePrediction(p.barTime, pr.body.intervalMs, deps.maxPredictionAgeBars);
     const d = stale
       ? { action: "skip" as const, quantity: 0, reason: stale }
-      : decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, pending: pending.get(p.symbol), tradingState: state.effective, strategyStopped: stopped });
+      : decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, pending: pending.get(p.symbol), tradingState, strategyStopped: stopped });
     // Recorded before its order is submitted: decided_at is stamped by PostgreSQL when the
     // decision is made, the same clock that stamps the order's created_at in order-management
     // (ai-chain-analytics' decision -> order latency subtracts the two), and a crash between the
     // two steps leaves the decision on record (the order, if any, carries its id).
     const rec = await deps.store.recordDecision({
-      ...base, symbol: p.symbol, modelVersion: pr.body.modelVersion, probabilityUp: p.probabilityUp, barTime: p.barTime,
+      ...base, tradingState, symbol: p.symbol, modelVersion: pr.body.modelVersion, probabilityUp: p.probabilityUp, barTime: p.barTime,
       decisionPrice: p.close, features: p.features, regimes, positionBefore: held, action: d.action, quantity: d.quantity, reason: d.reason,
       error: regimeError,
     });
