@@ -12,6 +12,12 @@ describe("decide", () => {
     expect(decide(limits, { ...base, position: 3 })).toMatchObject({ action: "hold", reason: "position 3 at its limit 3" });
     expect(decide(limits, { ...base, probabilityUp: 0.5 })).toMatchObject({ action: "hold" });
   });
+  it("counts working orders: unfilled buys take room under maxPosition, unfilled sells are not sold twice", () => {
+    expect(decide(limits, { ...base, position: 1, pending: { buy: 2, sell: 0 } })).toMatchObject({ action: "hold", reason: "position 1 (+2 in working buys) at its limit 3" });
+    expect(decide(limits, { ...base, position: 1, pending: { buy: 1, sell: 0 } })).toMatchObject({ action: "buy", quantity: 1 });
+    expect(decide(limits, { ...base, probabilityUp: 0.3, position: 2, pending: { buy: 0, sell: 2 } })).toMatchObject({ action: "hold" });
+    expect(decide(limits, { ...base, probabilityUp: 0.3, position: 2, pending: { buy: 0, sell: 1.5 } })).toMatchObject({ action: "sell", quantity: 0.5 });
+  });
   it("sells only what it holds below the sell threshold", () => {
     expect(decide(limits, { ...base, probabilityUp: 0.3, position: 0.5 })).toMatchObject({ action: "sell", quantity: 0.5 });
     expect(decide(limits, { ...base, probabilityUp: 0.3, position: 0 })).toMatchObject({ action: "hold" });

@@ -85,6 +85,8 @@ beforeAll(async () => {
     ML_RELOAD_MS: "0",
     ORCH_TICK_MS: "0",
     ORCH_PREDICT_TIMEOUT_MS: "60000",
+    // The bars end at the minute this file started; training takes minutes before the first evaluation.
+    ORCH_MAX_PREDICTION_AGE_BARS: "1440",
   };
   expect(await runCommand(databaseService, "migrate", [], { env, defaultMetrics: false })).toBe(0);
   const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();

@@ -176,6 +176,22 @@ describe("metrics and validation", () => {
     expect(m.turnover).toBe(3);
     expect(Array.from(drawdownCurve(run.equity, 100))).toEqual([0, 0, 0.1, expect.closeTo(0.05, 12), 0, expect.closeTo(6 / 121, 12)]);
   });
+  it("CAGR and drawdown duration follow the bars' calendar span across gaps, not their count", () => {
+    const DAY = 86_400_000;
+    const run = {
+      equity: Float64Array.from([100, 90, 95, 200]), trades: [] as never,
+      fills: 0, fees: 0, turnover: 0, exposureBars: 4, initialCash: 100, finalEquity: 200, orders: { submitted: 0, rejected: 0 },
+    };
+    // Daily bars on days 0, 1, 2 and 364: the feed stopped for most of the year.
+    const m = computeMetrics(run, DAY, Float64Array.from([0, 1, 2, 364].map((d) => d * DAY)));
+    expect(m.cagr).toBeCloseTo(1, 12); // doubled in one year (365 days including the last bar)
+    expect(m.maxDrawdownBars).toBe(2);
+    expect(m.maxDrawdownDurationMs).toBe(363 * DAY); // under the peak from day 1 to day 364
+    // Without gaps the figures are the bar-count ones.
+    const even = computeMetrics(run, DAY, Float64Array.from([0, 1, 2, 3].map((d) => d * DAY)));
+    expect(even.cagr / (Math.pow(2, 365 / 4) - 1)).toBeCloseTo(1, 9);
+    expect(even.maxDrawdownDurationMs).toBe(2 * DAY);
+  });
   it("names the field of a bad strategy or parameter", () => {
     const bars = syntheticSeries({ seed: 1, bars: 100 });
     const err = (f: () => unknown) => { try { f(); } catch (e) { return e instanceof ParameterError ? e.field : String(e); } return "no error"; };

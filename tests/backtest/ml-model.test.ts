@@ -23,6 +23,7 @@ import backtestingEngine from "../../services/src/services/backtesting-engine";
 import { CLICKHOUSE_MIGRATIONS_DIR, POSTGRES_MIGRATIONS_DIR, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { plantedBars } from "../helpers/planted-bars";
+import { candleRow } from "../../services/src/services/data-bridge";
 import { ML_DIR, mlPython } from "../helpers/ml-python";
 
 const srv = useServers("postgres", "clickhouse");
@@ -163,4 +164,28 @@ describe("ml-model strategy through backtesting-engine, following a real promote
     const trades = (await call("GET", `/${r.body.id}/jobs/0/trades?limit=5`)).body;
     expect(trades.total).toBeGreaterThan(0);
   }, 900_000);
+
+  it("refuses to follow the model over market bars it was trained on (in-sample scores), naming `period`", async () => {
+    // The bars the promoted model was fit on (the previous test), recorded in ClickHouse as data-bridge would.
+    const ch = createClickHouse({ CLICKHOUSE_URL: srv.clickhouse.url, CLICKHOUSE_USER: srv.clickhouse.user, CLICKHOUSE_PASSWORD: srv.clickhouse.password, CLICKHOUSE_DATABASE: srv.clickhouse.database });
+    try {
+      const bars = plantedBars({ symbol: "AAAUSDT", bars: 4000, seed: "ml-model", plantedSignal: 0.5 });
+      await ch.insert("market_candles", bars.map((b) => candleRow({
+        symbol: "AAAUSDT", interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999,
+        open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume),
+      }, "test")));
+    } finally {
+      await ch.close();
+    }
+    const inSample = { ...submit, period: { start: "2025-01-01T12:00:00Z", end: "2025-01-02T12:00:00Z" }, data: { source: "clickhouse" } };
+    const r = await call("POST", "/", inSample);
+    expect(r.status).toBe(202);
+    const done = await finished(r.body.id);
+    expect(done.status).toBe("failed");
+    expect(done.jobs[0].error).toMatchObject({ code: "INVALID_INPUT", field: "period" });
+    expect(done.jobs[0].error.message).toMatch(/^period: overlaps the bars the promoted model lgbm-\S+ was trained on \(2025-01-01T01:00:00.000Z to 2025-01-03T18:39:00.000Z, horizon included\): its scores there are in-sample/);
+    // Generated bars of the same period are not what the model learned from.
+    const synthetic = await call("POST", "/", { ...inSample, data: { source: "synthetic", seed: 5 } });
+    expect((await finished(synthetic.body.id)).status).toBe("succeeded");
+  }, 300_000);
 });

@@ -224,6 +224,19 @@ describe("chain-debug: a failing request across services", () => {
     expect(all).toHaveLength(1);
   }, 300_000);
 
+  it("finds a group by its fingerprint however many newer groups there are", async () => {
+    const now = Date.now();
+    const at = new Date(now).toISOString();
+    await ch.insert("debug_errors", Array.from({ length: 1_001 }, (_, i) => ({
+      date: at.slice(0, 10), at: at.slice(0, 19).replace("T", " "), at_us: now * 1000 + i, fingerprint: randomBytes(16).toString("hex"), service: "probe",
+      trace_id: randomBytes(16).toString("hex"), span_id: randomBytes(8).toString("hex"), event_index: 0, type: "Error", message: `newer ${i}`, stack: "", span_name: "probe",
+    })));
+    const r = await api("GET", `/debug/errors/${first.fingerprint}`, adminToken);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toMatchObject({ fingerprint: first.fingerprint, count: 2 });
+    expect((await api("GET", `/debug/errors/${"0".repeat(32)}`, adminToken)).status).toBe(404);
+  });
+
   it("is admin-only through the gateway", async () => {
     const trader = await token(randomUUID());
     for (const path of ["/debug/errors", `/debug/traces/${first.traceId}`, "/debug/traces", `/debug/requests/${first.requestId}`]) {

@@ -14,6 +14,7 @@ import { pg, waitFor } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import backtestingEngine from "../../services/src/services/backtesting-engine";
+import { BarCache } from "../../services/src/services/backtesting-engine/bars";
 import { backtest, syntheticSeries } from "../../services/src/backtest";
 import { CLICKHOUSE_MIGRATIONS_DIR, POSTGRES_MIGRATIONS_DIR, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 
@@ -90,6 +91,8 @@ describe("validation: 400 naming the field, nothing stored", () => {
     ["sweep over an unknown parameter", { sweep: { parameters: { speed: [1, 2] } } }, "sweep.parameters.speed"],
     ["walk-forward with too many folds", { walkForward: { folds: 25, parameters: { fast: [5] } } }, "walkForward.folds"],
     ["unknown field", { leverage: 100 }, "leverage"],
+    ["a taker fee of 100 %", { execution: { takerFeeBps: "10000" } }, "execution.takerFeeBps"],
+    ["a slippage cap of 100 % (sells at a negative price)", { execution: { maxSlippageBps: "20000" } }, "execution.maxSlippageBps"],
   ];
   for (const [name, patch, field] of cases)
     it(name, async () => {
@@ -102,10 +105,74 @@ describe("validation: 400 naming the field, nothing stored", () => {
     expect((await call("GET", `/${randomUUID()}`)).status).toBe(404);
     expect((await pool.query("SELECT count(*)::int AS n FROM bt_runs")).rows[0].n).toBe(0);
   });
+  it("an offset past what the datastores take is a 400 naming it", async () => {
+    const other = { ...headers, "x-user-id": randomUUID() };
+    const sub = await call("POST", "/", synthetic, other);
+    expect(sub.status, sub.text).toBe(202);
+    try {
+      const r = await call("GET", `/${sub.body.id}/results?offset=99999999999999999999`, undefined, other);
+      expect(r.status, r.text).toBe(400);
+      expect(r.body.error.field).toBe("offset");
+      expect((await call("GET", `/${sub.body.id}/jobs/0/trades?offset=5000000000`, undefined, other)).body.error.field).toBe("offset");
+    } finally {
+      await pool.query("DELETE FROM bt_jobs WHERE run_id = $1", [sub.body.id]);
+      await pool.query("DELETE FROM bt_runs WHERE id = $1", [sub.body.id]);
+    }
+  });
   it("lists the strategies with their parameters", async () => {
     const r = await call("GET", "/strategies");
     expect(r.body.strategies.map((s: { name: string }) => s.name)).toEqual(["sma-crossover", "ema-crossover", "rsi-mean-reversion", "breakout", "ml-model"]);
     expect(r.body.strategies[0].parameters.fast).toMatchObject({ integer: true, min: 1, default: 10 });
+  });
+});
+
+describe("the replica's bar cache", () => {
+  it("holds at most its capacity in bars (an entry per request period and symbol), least recently used out first", async () => {
+    const queries: string[] = [];
+    // ClickHouse answers 600 one-minute bars for any symbol: what matters is how often it is asked.
+    const clickhouse = {
+      async query(_sql: string, p: { symbol: string; from: number }) {
+        queries.push(p.symbol);
+        return Array.from({ length: 600 }, (_, i) => ({ t: p.from + i * 60, open: 1, high: 1, low: 1, close: 1, volume: 1 }));
+      },
+    };
+    const cache = new BarCache({ clickhouse: clickhouse as never }, 1_000);
+    const req = { ...synthetic, period: { start: "2024-01-01T00:00:00Z", end: "2024-01-01T10:00:00Z" }, data: { source: "clickhouse" } } as never;
+    const load = (symbol: string) => cache.loaderFor(req)(symbol, 0, Number.MAX_SAFE_INTEGER);
+    expect((await load("AAAUSDT")).close.length).toBe(600);
+    await load("AAAUSDT");
+    expect(queries).toEqual(["AAAUSDT"]);
+    await load("BBBUSDT"); // 1,200 bars: AAAUSDT goes
+    expect(cache.heldBars).toBe(600);
+    await load("BBBUSDT");
+    await load("AAAUSDT");
+    expect(queries).toEqual(["AAAUSDT", "BBBUSDT", "AAAUSDT"]);
+  });
+});
+
+describe("per-user bound on queued and running jobs", () => {
+  it("refuses a submission that would take a user past BACKTEST_MAX_OPEN_JOBS_PER_USER, concurrent ones included", async () => {
+    const capped = await createService(backtestingEngine, { env: env({ BACKTEST_WORKER: "false", BACKTEST_MAX_OPEN_JOBS_PER_USER: "3" }), defaultMetrics: false });
+    const user = randomUUID();
+    try {
+      const submit = (body: unknown, id = user) =>
+        capped.app.inject({ method: "POST", url: "/", headers: { "x-user-id": id, "x-user-role": "trader" }, payload: body as Record<string, unknown> });
+      const codes = (await Promise.all(Array.from({ length: 5 }, () => submit(synthetic)))).map((r) => r.statusCode);
+      expect(codes.sort()).toEqual([202, 202, 202, 409, 409]);
+      const sweep = await submit({ ...synthetic, sweep: { parameters: { fast: [5, 10] } } });
+      expect(sweep.statusCode).toBe(409);
+      expect(sweep.json().error.message).toBe("this backtest has 2 jobs and 3 of yours are queued or running: at most 3 per user; submit it when they finish");
+      expect((await pool.query("SELECT count(*)::int AS n FROM bt_runs WHERE owner_id = $1", [user])).rows[0].n).toBe(3);
+      expect((await submit(synthetic, randomUUID())).statusCode).toBe(202);
+      // A finished job no longer counts.
+      await pool.query(`UPDATE bt_jobs SET status = 'failed' WHERE run_id = (SELECT id FROM bt_runs WHERE owner_id = $1 LIMIT 1)`, [user]);
+      expect((await submit(synthetic)).statusCode).toBe(202);
+    } finally {
+      await capped.close();
+      // Nothing of this test is left for the workers of the next ones.
+      await pool.query(`DELETE FROM bt_jobs WHERE run_id IN (SELECT id FROM bt_runs WHERE owner_id <> $1)`, [USER]);
+      await pool.query(`DELETE FROM bt_runs WHERE owner_id <> $1`, [USER]);
+    }
   });
 });
 
@@ -200,7 +267,7 @@ describe("the queue (two replicas' claims on real PostgreSQL)", () => {
       const qb = new JobQueue(b, "replica-b", 60_000);
       const id = randomUUID();
       const spec = { kind: "sweep" as const, parameters: { fast: 1, slow: 2 }, from: 0, to: 1 };
-      await qa.enqueue({ id, ownerId: USER, strategy: "sma-crossover", kind: "sweep", request: synthetic as never }, [spec, spec], 3);
+      await qa.enqueue({ id, ownerId: USER, strategy: "sma-crossover", kind: "sweep", request: synthetic as never }, [spec, spec], 3, 1_000);
       const [ja, jb] = await Promise.all([qa.claim(), qb.claim()]);
       expect([ja?.idx, jb?.idx].sort()).toEqual([0, 1]);
       expect(await qa.claim()).toBeUndefined();
@@ -260,5 +327,32 @@ describe("a replica killed mid-job", () => {
     expect(new Set(curve.time).size).toBe(curve.time.length);
     const results = (await call("GET", `/${sub.body.id}/results`)).body.jobs;
     expect(results).toHaveLength(3);
+  }, 600_000);
+
+  it("a replica stopped mid-job (deploy) gives the job back without spending its attempts", async () => {
+    await stopWorkers();
+    // One attempt allowed: before, a stop on it failed the job for good (ATTEMPTS_EXHAUSTED "replica stopped").
+    // A short lease: progress is recorded with each renewal (a quarter of it).
+    const replica = await createService(backtestingEngine, { env: env({ BACKTEST_MAX_ATTEMPTS: "1", BACKTEST_LEASE_MS: "2000" }), defaultMetrics: false });
+    let closed = false;
+    try {
+      const sub = await replica.app.inject({ method: "POST", url: "/", headers, payload: { ...synthetic, symbols: ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT"], period: { start: "2022-01-01T00:00:00Z", end: "2024-01-01T00:00:00Z" } } });
+      expect(sub.statusCode, sub.body).toBe(202);
+      const id = sub.json().id;
+      await replica.app.ready();
+      await waitFor("the replica to make progress on the job", async () =>
+        (await pool.query("SELECT 1 FROM bt_jobs WHERE run_id = $1 AND status = 'running' AND progress > 0 AND progress < 0.9", [id])).rowCount === 1,
+      { timeoutMs: 120_000, intervalMs: 20 });
+      await replica.close();
+      closed = true;
+      const given = (await pool.query("SELECT status, attempts, max_attempts, error FROM bt_jobs WHERE run_id = $1", [id])).rows[0];
+      expect(given).toMatchObject({ status: "queued", attempts: 1, max_attempts: 2, error: null });
+      await startWorker();
+      const done = await finished(id);
+      expect(done.status).toBe("succeeded");
+      expect((await pool.query("SELECT attempts, result_attempt FROM bt_jobs WHERE run_id = $1", [id])).rows[0]).toEqual({ attempts: 2, result_attempt: 2 });
+    } finally {
+      if (!closed) await replica.close();
+    }
   }, 600_000);
 });

@@ -163,6 +163,39 @@ describe("ml-predictor", () => {
     expect(events.map((e: { action: string }) => e.action)).toEqual(["rolled_back", "promoted", "registered", "promoted", "registered"]);
   }, 600_000);
 
+  it("never serves nor promotes a model trained on bars of another interval than ML_INTERVAL", async () => {
+    const db = new pg.Client({ connectionString: srv.postgres.url });
+    await db.connect();
+    const [promoted] = (await db.query(`SELECT version FROM ml_models WHERE status = 'promoted'`)).rows;
+    const [candidate] = (await db.query(`SELECT version FROM ml_models WHERE status <> 'promoted' ORDER BY created_at DESC LIMIT 1`)).rows;
+    try {
+      // The promoted model's features were computed on 5-minute bars; this replica reads 1-minute ones.
+      await db.query(`UPDATE ml_models SET interval_ms = 300000 WHERE version = $1`, [promoted.version]);
+      const other = await createService(mlPredictor, { env, defaultMetrics: false });
+      try {
+        const r = await other.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } });
+        expect(r.statusCode, r.body).toBe(409);
+        expect(r.json().error.code).toBe("MODEL_INTERVAL_MISMATCH");
+        expect(r.json().error.message).toMatch(/trained on 300 s bars; this service predicts from 1m bars \(ML_INTERVAL\)/);
+      } finally {
+        await other.close();
+      }
+      await db.query(`UPDATE ml_models SET interval_ms = 300000 WHERE version = $1`, [candidate.version]);
+      const p = await svc.app.inject({ method: "POST", url: `/models/${candidate.version}/promote`, headers: admin, payload: {} });
+      expect(p.statusCode, p.body).toBe(409);
+      expect(p.json().error.code).toBe("MODEL_INTERVAL_MISMATCH");
+      expect((await db.query(`SELECT status FROM ml_models WHERE version = $1`, [candidate.version])).rows[0].status).not.toBe("promoted");
+    } finally {
+      await db.query(`UPDATE ml_models SET interval_ms = 60000 WHERE version = ANY($1)`, [[promoted.version, candidate.version]]);
+      await db.end();
+    }
+    const served = await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } });
+    expect(served.statusCode, served.body).toBe(200);
+    expect(served.json()).toMatchObject({ modelVersion: promoted.version, intervalMs: 60_000 });
+    // A zero-length interval is a configuration error at start, naming the key.
+    await expect(createService(mlPredictor, { env: { ...env, ML_INTERVAL: "0m" }, defaultMetrics: false })).rejects.toThrow(/ML_INTERVAL/);
+  });
+
   it("exposes drift, staleness and model age on /metrics", async () => {
     // The PSI appears once DRIFT_MIN_PREDICTIONS were served: that many, no more (each request
     // reads ClickHouse and PostgreSQL, shared with the other test files on a loaded machine).

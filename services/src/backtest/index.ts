@@ -47,7 +47,7 @@ export function backtest(bars: BarSeries, spec: BacktestSpec): BacktestOutcome {
     spec.mode === "vectorized"
       ? runSignals(bars, signalsOf(def, bars, parameters), spec)
       : new EventEngine(bars, spec).run(new RuleStrategy(def, parameters, spec.quantity ?? "all"));
-  return { parameters, run, metrics: computeMetrics(run, bars.intervalMs) };
+  return { parameters, run, metrics: computeMetrics(run, bars.intervalMs, bars.time) };
 }
 export * from "./chart";
 
@@ -72,5 +72,5 @@ export async function backtestInSlices(bars: BarSeries, spec: BacktestSpec, slic
     await between(done);
   }
   const run = runner.finish();
-  return { parameters, run, metrics: computeMetrics(run, bars.intervalMs) };
+  return { parameters, run, metrics: computeMetrics(run, bars.intervalMs, bars.time) };
 }

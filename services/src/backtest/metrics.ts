@@ -32,8 +32,13 @@ export interface Metrics {
   fees: number;
 }
 
-/** Performance figures of a run; `intervalMs` is the bar length (annualisation). */
-export function computeMetrics(r: RunResult, intervalMs: number): Metrics {
+/**
+ * Performance figures of a run; `intervalMs` is the bar length (annualisation of bar returns).
+ * `time`, the bars' open times, gives the calendar span: bars with gaps between them (a feed that
+ * stopped, a market closed) cover more time than their count, and CAGR and drawdown durations
+ * counted in bars overstated the growth rate and understated the time under water.
+ */
+export function computeMetrics(r: RunResult, intervalMs: number, time?: Float64Array): Metrics {
   const eq = r.equity;
   const n = eq.length;
   let mean = 0;
@@ -44,6 +49,8 @@ export function computeMetrics(r: RunResult, intervalMs: number): Metrics {
   let maxDd = 0;
   let underSince = -1;
   let longest = 0;
+  let longestMs = 0;
+  const spanMs = (from: number, to: number) => (time && time.length === n ? time[to] - time[from] : (to - from) * intervalMs);
   for (let i = 0; i < n; i++) {
     const ret = prev !== 0 ? eq[i] / prev - 1 : 0;
     prev = eq[i];
@@ -53,7 +60,10 @@ export function computeMetrics(r: RunResult, intervalMs: number): Metrics {
     if (ret < 0) down += ret * ret;
     if (eq[i] >= peak) {
       peak = eq[i];
-      if (underSince >= 0) longest = Math.max(longest, i - underSince);
+      if (underSince >= 0) {
+        longest = Math.max(longest, i - underSince);
+        longestMs = Math.max(longestMs, spanMs(underSince, i));
+      }
       underSince = -1;
     } else {
       if (underSince < 0) underSince = i;
@@ -61,12 +71,15 @@ export function computeMetrics(r: RunResult, intervalMs: number): Metrics {
       if (dd > maxDd) maxDd = dd;
     }
   }
-  if (underSince >= 0) longest = Math.max(longest, n - underSince);
+  if (underSince >= 0) {
+    longest = Math.max(longest, n - underSince);
+    longestMs = Math.max(longestMs, spanMs(underSince, n - 1) + intervalMs);
+  }
   const perYear = YEAR_MS / intervalMs;
   const std = n > 1 ? Math.sqrt(m2 / (n - 1)) : 0;
   const downside = n > 0 ? Math.sqrt(down / n) : 0;
   const final = r.finalEquity;
-  const years = (n * intervalMs) / YEAR_MS;
+  const years = (n > 0 ? spanMs(0, n - 1) + intervalMs : 0) / YEAR_MS;
   let wins = 0;
   let grossWin = 0;
   let grossLoss = 0;
@@ -85,7 +98,7 @@ export function computeMetrics(r: RunResult, intervalMs: number): Metrics {
     sortino: downside > 0 ? (mean / downside) * Math.sqrt(perYear) : 0,
     maxDrawdown: maxDd,
     maxDrawdownBars: longest,
-    maxDrawdownDurationMs: longest * intervalMs,
+    maxDrawdownDurationMs: longestMs,
     winRate: r.trades.length > 0 ? wins / r.trades.length : 0,
     profitFactor: grossLoss > 0 ? grossWin / grossLoss : grossWin > 0 ? Infinity : 0,
     exposure: n > 0 ? r.exposureBars / n : 0,

@@ -20,8 +20,8 @@ export default defineService({
   config: {
     ...consumerEnv,
     CHAIN_CONSUMER_GROUP: Type.String({ default: "ai-chain-analytics" }),
-    CHAIN_POLL_MS: Type.Integer({ default: 5_000, minimum: 0, description: "how often decisions are pulled from ai-orchestrator; 0 disables the pull" }),
-    CHAIN_REREAD_MS: Type.Integer({ default: 10_000, minimum: 0, description: "how far back each pull re-reads (late commits)" }),
+    CHAIN_POLL_MS: Type.Integer({ default: 5_000, minimum: 0, maximum: 86_400_000, description: "how often decisions are pulled from ai-orchestrator; 0 disables the pull" }),
+    CHAIN_REREAD_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: 86_400_000, description: "how far back each pull re-reads (late commits)" }),
     CHAIN_LOOKBACK_HOURS: Type.Integer({ default: 24, minimum: 1, maximum: 24 * 90, description: "decisions pulled at start, and the window of the /metrics gauges" }),
   },
   async register(ctx) {

@@ -11,6 +11,7 @@ import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
 import { HttpError, type PeerClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
+import { isTerminal, type OrderStatus } from "../../trading/orderState";
 import { tradingStateFor } from "../../trading/tradingState";
 import { decide } from "./decide";
 import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
@@ -22,11 +23,15 @@ export interface EvaluateDeps {
   weaviate?: () => Promise<WeaviateClient>;
   regimesK: number;
   predictTimeoutMs: number;
+  /** Bars (of the model's interval) a prediction's latest bar may be behind the clock. */
+  maxPredictionAgeBars: number;
   log: Logger;
 }
 
 interface PredictResponse {
   modelVersion: string;
+  /** Length of the bars the model predicts from (ml-predictor's ML_INTERVAL). */
+  intervalMs?: number;
   predictions: Array<{ symbol: string; probabilityUp: number; barTime: string; close: number; features: Record<string, number>; regimeVector: number[] }>;
 }
 
@@ -34,7 +39,8 @@ interface OrderSnapshot {
   orderId: string;
   symbol: string;
   side: "buy" | "sell";
-  status: string;
+  quantity: string;
+  status: OrderStatus;
   filledQuantity: string;
   avgFillPrice: string | null;
   fees: string;
@@ -42,11 +48,25 @@ interface OrderSnapshot {
   rejectMessage: string | null;
 }
 
+/**
+ * Why a prediction is too old to act on, or undefined. ml-predictor answers from the latest bars
+ * it has, however old (ML_MAX_BAR_AGE_SECONDS is unset by default): when market data stops, its
+ * P(up) and close describe a market that has moved on, and an order on them would be blind.
+ */
+export function stalePrediction(barTime: string, intervalMs: number | undefined, maxAgeBars: number, now = Date.now()): string | undefined {
+  if (!(intervalMs && intervalMs > 0)) return "prediction without its bar interval: its age cannot be judged";
+  const age = now - Date.parse(barTime);
+  if (!(age <= maxAgeBars * intervalMs))
+    return `stale prediction: its latest bar opened at ${barTime}, ${Math.round(age / 1000)} s ago, more than ${maxAgeBars} bars of ${intervalMs / 1000} s`;
+  return undefined;
+}
+
 const ownerHeaders = (s: Strategy) => ({ "x-user-id": s.userId, "x-user-role": "trader" });
 
-/** Position per symbol and the cash flow of the strategy's fills (from order-management). */
+/** Position per symbol, the unfilled quantity of its working orders, and the cash flow of the strategy's fills (from order-management). */
 async function book(deps: EvaluateDeps, s: Strategy) {
   const position = new Map<string, number>();
+  const pending = new Map<string, { buy: number; sell: number }>();
   let cash = 0;
   for (const orderId of await deps.store.orderIds(s.strategyId)) {
     const r = await deps.peers.call<OrderSnapshot>("order-management", `/${orderId}`, { headers: ownerHeaders(s) });
@@ -57,34 +77,44 @@ async function book(deps: EvaluateDeps, s: Strategy) {
     }
     const o = r.body;
     const q = Number(o.filledQuantity);
+    if (!isTerminal(o.status)) {
+      const p = pending.get(o.symbol) ?? { buy: 0, sell: 0 };
+      p[o.side] += Math.max(0, Number(o.quantity) - q);
+      pending.set(o.symbol, p);
+    }
     if (!q) continue;
     const px = Number(o.avgFillPrice ?? 0);
     const sign = o.side === "buy" ? 1 : -1;
     position.set(o.symbol, (position.get(o.symbol) ?? 0) + sign * q);
     cash += -sign * q * px - Number(o.fees);
   }
-  return { position, cash };
+  return { position, pending, cash };
 }
 
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
   const out: DecisionRecord[] = [];
-  const { position, cash } = await book(deps, s);
-  const state = await tradingStateFor(deps.redis, s.userId);
-  const base = { strategyId: s.strategyId, userId: s.userId, tradingState: state.effective, features: null, regimes: [], orderId: null, risk: null, error: null };
-
+  const { position, pending, cash } = await book(deps, s);
   // An unreachable or slow ml-predictor is a recorded refusal like any other, not a failed evaluation.
   const pr = await deps.peers
     .call<PredictResponse & { error?: { code: string; message: string } }>("ml-predictor", "/internal/predict", { body: { symbols: s.symbols }, timeoutMs: deps.predictTimeoutMs })
     .catch((e: HttpError) => ({ status: e.statusCode, body: { error: { code: e.code, message: e.message } } as PredictResponse & { error?: { code: string; message: string } } }));
+  // The trading state is read after the slow calls (the prediction, each symbol's regimes), right
+  // before each decision: a kill switch set while they ran applies to the decision, not the next one.
+  const stateNow = async () => (await tradingStateFor(deps.redis, s.userId)).effective;
+  const base = { strategyId: s.strategyId, userId: s.userId, features: null, regimes: [], orderId: null, risk: null, error: null };
   if (pr.status !== 200) {
+    const tradingState = await stateNow();
     const err = pr.body.error;
     for (const symbol of s.symbols)
       out.push(
         await deps.store.recordDecision({
-          ...base, symbol, modelVersion: null, probabilityUp: null, barTime: null, decisionPrice: null, positionBefore: position.get(symbol) ?? 0,
+          ...base, tradingState, symbol, modelVersion: null, probabilityUp: null, barTime: null, decisionPrice: null, positionBefore: position.get(symbol) ?? 0,
           action: "skip", quantity: 0, reason: `no prediction: ${err?.code ?? pr.status}`, error: err?.message ?? String(pr.status),
         }),
       );
+    // A recorded refusal is an evaluation: the strategy waits its everySeconds like after any other
+    // (left due, it was evaluated again at every scheduler tick, one skip row per symbol each time).
+    await deps.store.markEvaluated(s.strategyId);
     return out;
   }
 
@@ -110,13 +140,17 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
       }
     }
     const held = position.get(p.symbol) ?? 0;
-    const d = decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, tradingState: state.effective, strategyStopped: stopped });
+    const tradingState = await stateNow();
+    const stale = stalePrediction(p.barTime, pr.body.intervalMs, deps.maxPredictionAgeBars);
+    const d = stale
+      ? { action: "skip" as const, quantity: 0, reason: stale }
+      : decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, pending: pending.get(p.symbol), tradingState, strategyStopped: stopped });
     // Recorded before its order is submitted: decided_at is stamped by PostgreSQL when the
     // decision is made, the same clock that stamps the order's created_at in order-management
     // (ai-chain-analytics' decision -> order latency subtracts the two), and a crash between the
     // two steps leaves the decision on record (the order, if any, carries its id).
     const rec = await deps.store.recordDecision({
-      ...base, symbol: p.symbol, modelVersion: pr.body.modelVersion, probabilityUp: p.probabilityUp, barTime: p.barTime,
+      ...base, tradingState, symbol: p.symbol, modelVersion: pr.body.modelVersion, probabilityUp: p.probabilityUp, barTime: p.barTime,
       decisionPrice: p.close, features: p.features, regimes, positionBefore: held, action: d.action, quantity: d.quantity, reason: d.reason,
       error: regimeError,
     });

@@ -12,10 +12,16 @@ import { OrchestratorStore, type Strategy } from "./store";
 
 export default defineService({
   name: "ai-orchestrator",
+  // Timers past 2^31-1 ms fire after 1 ms in Node (TimeoutOverflowWarning): the timer keys have maxima.
   config: {
-    ORCH_TICK_MS: Type.Integer({ default: 5_000, minimum: 0, description: "scheduler tick; 0 disables the scheduler (evaluations only through the API)" }),
+    ORCH_TICK_MS: Type.Integer({ default: 5_000, minimum: 0, maximum: 86_400_000, description: "scheduler tick; 0 disables the scheduler (evaluations only through the API)" }),
     ORCH_REGIMES_K: Type.Integer({ default: 5, minimum: 1, maximum: 100, description: "similar past regimes asked from Weaviate" }),
-    ORCH_PREDICT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, description: "bound on one ml-predictor call" }),
+    ORCH_PREDICT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 600_000, description: "bound on one ml-predictor call" }),
+    ORCH_MAX_PREDICTION_AGE_BARS: Type.Integer({
+      default: 3, minimum: 1, maximum: 100_000,
+      description: "a prediction whose latest bar opened more bars ago than this (the model's interval) is a recorded skip, never an order",
+    }),
+    ORCH_MAX_STRATEGIES_PER_USER: Type.Integer({ default: 100, minimum: 1, maximum: 10_000, description: "strategies one user may keep (each is evaluated on the schedule)" }),
   },
   async register(ctx) {
     const store = new OrchestratorStore(ctx.app.pg);
@@ -26,6 +32,7 @@ export default defineService({
       weaviate: ctx.app.datastores.isEnabled("weaviate") ? () => ctx.app.weaviate.client() : undefined,
       regimesK: ctx.config.ORCH_REGIMES_K,
       predictTimeoutMs: ctx.config.ORCH_PREDICT_TIMEOUT_MS,
+      maxPredictionAgeBars: ctx.config.ORCH_MAX_PREDICTION_AGE_BARS,
       log: ctx.log,
     };
     // One evaluation per strategy at a time (scheduler and API share this guard).
@@ -38,7 +45,7 @@ export default defineService({
       }
       return p;
     };
-    registerRoutes(ctx, { store, evaluate });
+    registerRoutes(ctx, { store, evaluate, maxStrategiesPerUser: ctx.config.ORCH_MAX_STRATEGIES_PER_USER });
     if (ctx.config.ORCH_TICK_MS > 0) {
       let ticking = false;
       const timer = setInterval(async () => {

@@ -8,7 +8,7 @@
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
  *   GET   /internal/decisions?since&limit  every user's decisions from `since` on, oldest first (ai-chain-analytics; never proxied)
  */
-import { badRequest, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
+import { badRequest, conflict, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
 import type { OrchestratorStore } from "./store";
 import type { DecisionRecord, Strategy } from "./store";
@@ -40,7 +40,7 @@ const DecisionOut = ResponseObject(
 );
 const Decisions = ResponseObject({ decisions: Type.Array(DecisionOut) });
 
-export function registerRoutes(ctx: ServiceContext, deps: { store: OrchestratorStore; evaluate: (s: Strategy) => Promise<DecisionRecord[]> }): void {
+export function registerRoutes(ctx: ServiceContext, deps: { store: OrchestratorStore; evaluate: (s: Strategy) => Promise<DecisionRecord[]>; maxStrategiesPerUser: number }): void {
   const { store } = deps;
   const own = async (id: string, userId: string): Promise<Strategy> => {
     const s = await store.getStrategy(id, userId);
@@ -56,7 +56,8 @@ export function registerRoutes(ctx: ServiceContext, deps: { store: OrchestratorS
     const s = await store.createStrategy({
       userId: who.userId, name: b.name, symbols: b.symbols, buyAbove: b.buyAbove, sellBelow: b.sellBelow, orderQuantity: b.orderQuantity,
       maxPosition: b.maxPosition, stopLoss: b.stopLoss, minRegimeAgreement: b.minRegimeAgreement ?? 0, everySeconds: b.everySeconds ?? 60, enabled: b.enabled ?? false,
-    });
+    }, deps.maxStrategiesPerUser);
+    if (!s) throw conflict(`at most ${deps.maxStrategiesPerUser} strategies per user (a strategy is kept with its decisions)`);
     return reply.code(201).send(s);
   });
   ctx.app.get("/strategies", { schema: { response: { 200: ResponseObject({ strategies: Type.Array(StrategyOut) }) } } }, async (req) => ({ strategies: await store.listStrategies(requireIdentity(req).userId) }));

@@ -88,16 +88,27 @@ const SELECT_DECISION = `SELECT decision_id AS "decisionId", strategy_id AS "str
     quantity::float8 AS quantity, reason, order_id AS "orderId", risk, error
   FROM ai_decisions`;
 
+/** Key space of the per-user strategy-creation lock (first half of the two-int advisory lock key; "as"). */
+const STRATEGY_LOCK_SPACE = 0x6173;
+
 export class OrchestratorStore {
   constructor(private readonly pg: PostgresClient) {}
 
-  async createStrategy(s: NewStrategy): Promise<Strategy> {
-    const { rows } = await this.pg.query<StrategyRow>(
-      `INSERT INTO ai_strategies (strategy_id, user_id, name, symbols, buy_above, sell_below, order_quantity, max_position, stop_loss,
-         min_regime_agreement, every_seconds, enabled) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING *`,
-      [randomUUID(), s.userId, s.name, s.symbols, s.buyAbove, s.sellBelow, s.orderQuantity, s.maxPosition, s.stopLoss, s.minRegimeAgreement, s.everySeconds, s.enabled],
-    );
-    return toStrategy(rows[0]);
+  /**
+   * Inserts the strategy unless the user already keeps `max` of them (undefined then). Creations of
+   * one user take turns under an advisory lock, so concurrent requests cannot pass the cap together.
+   */
+  async createStrategy(s: NewStrategy, max: number): Promise<Strategy | undefined> {
+    return this.pg.transaction(async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [STRATEGY_LOCK_SPACE, s.userId]);
+      const { rows } = await c.query<StrategyRow>(
+        `INSERT INTO ai_strategies (strategy_id, user_id, name, symbols, buy_above, sell_below, order_quantity, max_position, stop_loss,
+           min_regime_agreement, every_seconds, enabled)
+         SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12 WHERE (SELECT count(*) FROM ai_strategies WHERE user_id = $2) < $13 RETURNING *`,
+        [randomUUID(), s.userId, s.name, s.symbols, s.buyAbove, s.sellBelow, s.orderQuantity, s.maxPosition, s.stopLoss, s.minRegimeAgreement, s.everySeconds, s.enabled, max],
+      );
+      return rows[0] ? toStrategy(rows[0]) : undefined;
+    });
   }
 
   async listStrategies(userId: string): Promise<Strategy[]> {

@@ -1,7 +1,7 @@
 /**
  * Data access: a backtest's bars from ClickHouse (`market_candles`, what data-bridge records), a
  * replay file (CSV / JSON lines in BACKTEST_REPLAY_DIR) or the seeded generator. A job loads its
- * symbols' whole request period once per replica (small LRU: the jobs of a sweep share it) and
+ * symbols' whole request period once per replica (an LRU bounded in bars: the jobs of a sweep share it) and
  * slices its own window, so every job of a run sees the same bars.
  */
 import { readFile, stat } from "node:fs/promises";
@@ -68,9 +68,20 @@ async function fromClickHouse(ch: ClickHouseKitClient, symbol: string, interval:
   return s;
 }
 
+/**
+ * The whole-period series of recent requests, bounded by bars (their sum), not by entries: a
+ * replica is sized for one request of BACKTEST_MAX_BARS (about 48 bytes a bar in the columns), and
+ * four cached series of 5M bars each held 960 MB after their jobs were done.
+ */
 export class BarCache {
-  private readonly entries = new Map<string, Promise<BarSeries>>();
-  constructor(private readonly sources: BarSources, private readonly capacity = 4) {}
+  private readonly entries = new Map<string, { series: Promise<BarSeries>; bars: number }>();
+  private held = 0;
+  constructor(private readonly sources: BarSources, private readonly capacityBars: number) {}
+
+  /** Bars the cache holds (each entry counted at the size its period allows). */
+  get heldBars(): number {
+    return this.held;
+  }
 
   /** A loader for one request: whole period per symbol, cached, sliced per job. */
   loaderFor(req: BacktestRequest): LoadBars {
@@ -85,22 +96,35 @@ export class BarCache {
     const scored = strategies.get(req.strategy)?.needs?.includes("model") ?? false;
     // Scored series are cached apart: a sweep's jobs share the model that scored them first here.
     const key = JSON.stringify([req.data, symbol, req.interval, start, end, scored]);
-    let hit = this.entries.get(key);
+    const hit = this.entries.get(key);
     if (hit) {
       this.entries.delete(key); // refresh its place in the LRU order
       this.entries.set(key, hit);
-      return hit;
+      return hit.series;
     }
-    hit = this.fetch(req, symbol, start, end, bars).then((series) => (scored ? this.score(series) : series));
-    hit.catch(() => this.entries.delete(key));
-    this.entries.set(key, hit);
-    while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
-    return hit;
+    const series = this.fetch(req, symbol, start, end, bars).then((s) => (scored ? this.score(s, req.data.source !== "synthetic") : s));
+    const entry = { series, bars };
+    series.catch(() => this.entries.get(key) === entry && this.drop(key));
+    this.entries.set(key, entry);
+    this.held += bars;
+    // The newest entry stays even alone past the bound (its job needs it).
+    for (const oldest of this.entries.keys()) {
+      if (this.held <= this.capacityBars || oldest === key) break;
+      this.drop(oldest);
+    }
+    return series;
   }
 
-  private score(series: BarSeries): Promise<BarSeries> {
+  private drop(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.entries.delete(key);
+    this.held -= e.bars;
+  }
+
+  private score(series: BarSeries, recorded: boolean): Promise<BarSeries> {
     if (!this.sources.scoreBars) throw new ParameterError("strategy", "this replica has no model registry to score bars with");
-    return this.sources.scoreBars(series);
+    return this.sources.scoreBars(series, recorded);
   }
 
   private async fetch(req: BacktestRequest, symbol: string, start: number, end: number, bars: number): Promise<BarSeries> {

@@ -108,7 +108,7 @@ export class JobExecutor {
     }
     const all = combine(parts);
     const intervalMs = data[0].series.intervalMs;
-    return { parts, all, metrics: computeMetrics(all.run, intervalMs), intervalMs };
+    return { parts, all, metrics: computeMetrics(all.run, intervalMs, all.time), intervalMs };
   }
 
   async execute(job: JobSpec, progress: Progress): Promise<JobOutcome> {
@@ -141,7 +141,7 @@ export class JobExecutor {
       metrics,
       ...(model ? { model: { version: model.version } } : {}),
       inSample,
-      perSymbol: parts.map((p, k) => ({ symbol: test[k].symbol, metrics: computeMetrics(p.run, intervalMs) })),
+      perSymbol: parts.map((p, k) => ({ symbol: test[k].symbol, metrics: computeMetrics(p.run, intervalMs, p.series.time) })),
       curve: { time: all.time, equity: all.run.equity, drawdown: drawdownCurve(all.run.equity, all.run.initialCash) },
       trades: parts.flatMap((p, k) =>
         p.run.trades.map((t) => ({ ...t, symbol: test[k].symbol, entryTime: p.series.time[t.entryBar], exitTime: p.series.time[t.exitBar] })),

@@ -26,8 +26,10 @@ const config = {
   // A run holds its bars and the strategy's series in memory, about 85 bytes a bar over a 150 MB base
   // (bench/backtest.ts under /usr/bin/time: 235 MB at 1M bars, 1.0 GB at 10M): 5M bars fit the
   // worker's 1 GiB (catalog/sizing.ts). At 50M one request OOM-killed each replica that claimed it.
-  BACKTEST_MAX_BARS: Type.Integer({ default: 5_000_000, minimum: 1_000, maximum: 500_000_000, description: "bars one backtest may read (symbols x bars); size with the worker's memory, about 85 bytes a bar" }),
+  // The replica's bar cache holds at most this many bars too (bars.ts): four cached 5M-bar series held 960 MB.
+  BACKTEST_MAX_BARS: Type.Integer({ default: 5_000_000, minimum: 1_000, maximum: 500_000_000, description: "bars one backtest may read (symbols x bars), and the bound of each replica's bar cache; size with the worker's memory, about 85 bytes a bar" }),
   BACKTEST_MAX_PARAMETER_SETS: Type.Integer({ default: 1_000, minimum: 1, maximum: 100_000, description: "parameter sets one sweep may expand to" }),
+  BACKTEST_MAX_OPEN_JOBS_PER_USER: Type.Integer({ default: 2_000, minimum: 1, maximum: 1_000_000, description: "queued and running jobs one user may have; the queue is first come first served, so this bounds how long one user can hold it" }),
   BACKTEST_LEASE_MS: Type.Integer({ default: 60_000, minimum: 1_000, maximum: 3_600_000, description: "a claimed job returns to the queue this long after its worker's last sign of life" }),
   BACKTEST_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 20 }),
   BACKTEST_POLL_MS: Type.Integer({ default: 500, minimum: 10, maximum: 60_000 }),
@@ -49,12 +51,12 @@ export default defineService({
     const queue = new JobQueue(pg, `${hostname()}:${process.pid}`, c.BACKTEST_LEASE_MS);
     const store = new ResultStore(pg, ch, c.BACKTEST_CURVE_POINTS, c.BACKTEST_MAX_TRADES_STORED);
     registerRoutes(ctx, {
-      queue, store, maxAttempts: c.BACKTEST_MAX_ATTEMPTS, replayDir: c.BACKTEST_REPLAY_DIR, clickhouseEnabled: true,
+      queue, store, maxAttempts: c.BACKTEST_MAX_ATTEMPTS, maxOpenJobsPerUser: c.BACKTEST_MAX_OPEN_JOBS_PER_USER, replayDir: c.BACKTEST_REPLAY_DIR, clickhouseEnabled: true,
       limits: { maxBars: c.BACKTEST_MAX_BARS, maxParameterSets: c.BACKTEST_MAX_PARAMETER_SETS },
     });
     if (c.BACKTEST_WORKER) {
       const scorer = new PromotedModelScorer(pg);
-      const worker = new JobWorker(queue, store, new BarCache({ clickhouse: ch, replayDir: c.BACKTEST_REPLAY_DIR, scoreBars: scorer.score }), ctx.log, {
+      const worker = new JobWorker(queue, store, new BarCache({ clickhouse: ch, replayDir: c.BACKTEST_REPLAY_DIR, scoreBars: scorer.score }, c.BACKTEST_MAX_BARS), ctx.log, {
         pollMs: c.BACKTEST_POLL_MS,
         heartbeatMs: Math.max(100, Math.floor(c.BACKTEST_LEASE_MS / 4)),
       });

@@ -27,11 +27,27 @@ export interface ClaimedJob {
 /** The claim was lost (lease expired and another replica took the job). */
 export class LeaseLostError extends Error {}
 
+/** Key space of the per-owner submission lock (first half of the two-int advisory lock key; "bt"). */
+const SUBMIT_LOCK_SPACE = 0x6274;
+
 export class JobQueue {
   constructor(private readonly pg: PostgresClient, readonly worker: string, private readonly leaseMs: number) {}
 
-  async enqueue(run: { id: string; ownerId: string; strategy: string; kind: string; request: BacktestRequest }, jobs: JobSpec[], maxAttempts: number): Promise<void> {
-    await this.pg.transaction(async (c) => {
+  /**
+   * Records the run and its jobs, unless the owner's unfinished jobs and these would pass
+   * `maxOpenJobs`: then nothing is written and the owner's unfinished job count is returned.
+   * Submissions of one owner take turns under an advisory lock (concurrent ones cannot pass the cap together).
+   */
+  async enqueue(run: { id: string; ownerId: string; strategy: string; kind: string; request: BacktestRequest }, jobs: JobSpec[], maxAttempts: number, maxOpenJobs: number): Promise<{ open: number } | undefined> {
+    return this.pg.transaction(async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [SUBMIT_LOCK_SPACE, run.ownerId]);
+      const { rows } = await c.query<{ n: string }>(
+        `SELECT count(*) AS n FROM bt_jobs j JOIN bt_runs r ON r.id = j.run_id
+         WHERE r.owner_id = $1 AND r.status IN ('queued', 'running') AND j.status IN ('queued', 'running')`,
+        [run.ownerId],
+      );
+      const open = Number(rows[0].n);
+      if (open + jobs.length > maxOpenJobs) return { open };
       await c.query(
         `INSERT INTO bt_runs (id, owner_id, strategy, kind, request, total_jobs) VALUES ($1, $2, $3, $4, $5, $6)`,
         [run.id, run.ownerId, run.strategy, run.kind, JSON.stringify(run.request), jobs.length],
@@ -41,6 +57,7 @@ export class JobQueue {
          SELECT $1, ordinality - 1, spec, $3 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS j(spec, ordinality)`,
         [run.id, JSON.stringify(jobs), maxAttempts],
       );
+      return undefined;
     });
   }
 
@@ -103,15 +120,21 @@ export class JobQueue {
     await this.settleRuns(job.runId);
   }
 
-  /** Gives a job back (shutdown, error): claimable again at once, or failed when it has no attempt left. */
-  async release(job: ClaimedJob, reason: string): Promise<void> {
+  /**
+   * Gives a job back: claimable again at once, or failed when it has no attempt left. A replica that
+   * stops (a deploy, a scale-down) gives its attempt back too (`stopping`): the job did nothing wrong,
+   * and rolling restarts during a long sweep must not exhaust its attempts. Its limit grows by one
+   * rather than its count shrinking, so every attempt keeps a number of its own (ClickHouse rows).
+   */
+  async release(job: ClaimedJob, reason: string, stopping = false): Promise<void> {
     await this.pg.query(
       `UPDATE bt_jobs SET lease_until = NULL, worker = NULL,
-              status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
-              finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
-              error = CASE WHEN attempts >= max_attempts THEN jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', $5::text) END
+              max_attempts = CASE WHEN $6 THEN max_attempts + 1 ELSE max_attempts END,
+              status = CASE WHEN NOT $6 AND attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+              finished_at = CASE WHEN NOT $6 AND attempts >= max_attempts THEN now() END,
+              error = CASE WHEN NOT $6 AND attempts >= max_attempts THEN jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', $5::text) END
        WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $4 AND status = 'running'`,
-      [job.runId, job.idx, job.attempt, this.worker, reason],
+      [job.runId, job.idx, job.attempt, this.worker, reason, stopping],
     );
     await this.settleRuns(job.runId);
   }

@@ -13,6 +13,8 @@ export interface RouteDeps {
   store: ResultStore;
   limits: Limits;
   maxAttempts: number;
+  /** Queued and running jobs one user may have (a sweep is one job per parameter set). */
+  maxOpenJobsPerUser: number;
   replayDir?: string;
   clickhouseEnabled: boolean;
 }
@@ -57,7 +59,9 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     if (body.data.source === "clickhouse" && !deps.clickhouseEnabled) throw badRequest("ClickHouse is not configured for this service", "data.source");
     const id = randomUUID();
     const kind = body.sweep ? "sweep" : body.walkForward ? "walk-forward" : "run";
-    await deps.queue.enqueue({ id, ownerId: who.userId, strategy: plan.strategy, kind, request: body }, plan.jobs, deps.maxAttempts);
+    const refused = await deps.queue.enqueue({ id, ownerId: who.userId, strategy: plan.strategy, kind, request: body }, plan.jobs, deps.maxAttempts, deps.maxOpenJobsPerUser);
+    if (refused)
+      throw conflict(`this backtest has ${plan.jobs.length} jobs and ${refused.open} of yours are queued or running: at most ${deps.maxOpenJobsPerUser} per user; submit it when they finish`);
     reply.code(202);
     return { id, status: "queued", kind, jobs: plan.jobs.length, barsPerSymbol: plan.barsPerSymbol, links: { self: `/api/backtests/${id}`, results: `/api/backtests/${id}/results`, chart: `/api/backtests/${id}/chart.svg` } };
   });

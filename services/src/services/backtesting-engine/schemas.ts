@@ -2,6 +2,8 @@
 import { Type, type Static } from "../../kit";
 
 const decimal = (description: string) => Type.String({ pattern: "^[0-9]{1,6}(\\.[0-9]{1,8})?$", description });
+/** Fees and slippage caps below 10,000 bps (100 %): past it a sell fills at a negative price or pays more than its proceeds. */
+const bps = (description: string) => Type.String({ pattern: "^[0-9]{1,4}(\\.[0-9]{1,8})?$", description: `${description}, below 10000` });
 const parameterValues = Type.Record(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9]{0,31}$" }), Type.Array(Type.Number(), { minItems: 1, maxItems: 1_000 }));
 
 export const BacktestRequest = Type.Object(
@@ -25,11 +27,11 @@ export const BacktestRequest = Type.Object(
     execution: Type.Optional(
       Type.Object(
         {
-          makerFeeBps: Type.Optional(decimal("maker fee, basis points")),
-          takerFeeBps: Type.Optional(decimal("taker fee, basis points")),
-          slippageBps: Type.Optional(decimal("slippage, basis points")),
+          makerFeeBps: Type.Optional(bps("maker fee, basis points")),
+          takerFeeBps: Type.Optional(bps("taker fee, basis points")),
+          slippageBps: Type.Optional(bps("slippage, basis points")),
           impactBps: Type.Optional(decimal("size impact, basis points per unit of bar volume")),
-          maxSlippageBps: Type.Optional(decimal("slippage cap, basis points")),
+          maxSlippageBps: Type.Optional(bps("slippage cap, basis points")),
           tickSize: Type.Optional(decimal("price tick")),
           maxParticipation: Type.Optional(decimal("fraction of a bar's volume resting orders may fill")),
         },
@@ -49,5 +51,6 @@ export const RunId = Type.Object({ id: Type.String({ format: "uuid" }) });
 export const JobRef = Type.Object({ id: Type.String({ format: "uuid" }), job: Type.Integer({ minimum: 0, maximum: 100_000 }) });
 export const Page = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1_000 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  // Bounded: PostgreSQL's OFFSET is a bigint and ClickHouse's a UInt32 (a larger one was a 500).
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000, default: 0 })),
 });

@@ -97,7 +97,8 @@ export class JobWorker {
         outcome = "failed";
       } else {
         if (!(err instanceof ShutdownError)) this.log.warn({ err: { message: (err as Error).message }, run: job.runId, job: job.idx }, "job interrupted; giving it back");
-        await this.queue.release(job, err instanceof ShutdownError ? "replica stopped" : (err as Error).message).catch(() => undefined);
+        const stopping = err instanceof ShutdownError;
+        await this.queue.release(job, stopping ? "replica stopped" : (err as Error).message, stopping).catch(() => undefined);
         outcome = "released";
       }
     }

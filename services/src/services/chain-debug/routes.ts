@@ -63,8 +63,8 @@ export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes
 
   app.get("/errors/:fingerprint", { schema: { params: Type.Object({ fingerprint: Type.String({ pattern: "^[0-9a-f]{32}$" }) }), querystring: Type.Object({ limit: Limit }), response: { 200: ResponseObject({ occurrences: Type.Array(Type.Unknown()) }, { description: "the error group and its latest occurrences" }) } } }, async (req) => {
     requireIdentity(req, "admin");
-    const groups = await store.groups(1_000);
-    const group = groups.find((g) => g.fingerprint === req.params.fingerprint);
+    // That group alone: picked out of the 1,000 newest, an older one was a 404.
+    const [group] = await store.groups(1, undefined, req.params.fingerprint);
     if (!group) throw new HttpError(404, "NOT_FOUND", "no such error group");
     return { ...group, occurrences: await store.occurrences(req.params.fingerprint, req.query.limit ?? 50) };
   });

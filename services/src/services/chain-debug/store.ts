@@ -70,15 +70,16 @@ export class DebugStore {
     return rows.map((r) => ({ traceId: r.trace_id, service: r.service, name: r.name, startedAt: iso(r.start_us), durationUs: Number(r.duration_us), error: r.status_code === 2, httpStatus: r.http_status || undefined, requestId: r.request_id || undefined }));
   }
 
-  /** Error groups with exact counts (duplicates from retried exports are counted once). */
-  async groups(limit: number, service?: string): Promise<ErrorGroup[]> {
+  /** Error groups with exact counts (duplicates from retried exports are counted once); `fingerprint`: that group alone. */
+  async groups(limit: number, service?: string, fingerprint?: string): Promise<ErrorGroup[]> {
+    const where = [service ? "service = {service:String}" : "", fingerprint ? "fingerprint = {fingerprint:String}" : ""].filter(Boolean);
     const rows = await this.ch.query<{ fingerprint: string; type: string; message: string; services: string[]; n: string; first_us: string; last_us: string; last_trace: string }>(
       `SELECT fingerprint, any(type) AS type, argMax(message, at_us) AS message, groupUniqArray(service) AS services,
               toString(uniqExact(trace_id, span_id, event_index)) AS n, toString(min(at_us)) AS first_us, toString(max(at_us)) AS last_us,
               argMax(trace_id, at_us) AS last_trace
-       FROM debug_errors ${service ? "WHERE service = {service:String}" : ""}
+       FROM debug_errors ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
        GROUP BY fingerprint ORDER BY max(at_us) DESC LIMIT {limit:UInt32}`,
-      { limit, ...(service ? { service } : {}) },
+      { limit, ...(service ? { service } : {}), ...(fingerprint ? { fingerprint } : {}) },
     );
     return rows.map((r) => ({ fingerprint: r.fingerprint, type: r.type, message: r.message, services: [...r.services].sort(), count: Number(r.n), firstSeen: iso(r.first_us), lastSeen: iso(r.last_us), lastTraceId: r.last_trace }));
   }

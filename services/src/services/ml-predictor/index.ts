@@ -5,7 +5,7 @@
  */
 import { defineService, envList, Type } from "../../kit";
 import { ModelRegistry } from "../../ml/registry";
-import { SYMBOL_RE } from "../../trading/types";
+import { intervalMs, SYMBOL_RE } from "../../trading/types";
 import { BarStore } from "./bars";
 import { predictorMetrics } from "./metrics";
 import { registerRoutes } from "./routes";
@@ -15,10 +15,10 @@ import { runTrainJob } from "./train-job";
 export default defineService({
   name: "ml-predictor",
   config: {
-    ML_INTERVAL: Type.String({ default: "1m", pattern: "^\\d+[smhdw]$", description: "bar interval (market_candles.timeframe)" }),
+    ML_INTERVAL: Type.String({ default: "1m", pattern: "^[1-9][0-9]*[smhdw]$", description: "bar interval (market_candles.timeframe)" }),
     ML_MAX_MODEL_AGE_HOURS: Type.Number({ default: 168, minimum: 0.001, description: "refuse to serve a model trained longer ago" }),
     ML_MAX_BAR_AGE_SECONDS: Type.Optional(Type.Integer({ minimum: 1, description: "refuse predictions from bars older than this (unset: no limit)" })),
-    ML_RELOAD_MS: Type.Integer({ default: 10_000, minimum: 0, description: "how often replicas check the registry for a new promoted model" }),
+    ML_RELOAD_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: 86_400_000, description: "how often replicas check the registry for a new promoted model" }),
     ML_TRAIN_SYMBOLS: envList(Type.String({ pattern: SYMBOL_RE.source, description: "upper-case symbol" }), { default: ["BTCUSDT"] }),
     ML_TRAIN_BARS: Type.Integer({ default: 20_000, minimum: 500, maximum: 2_000_000, description: "bars per symbol for training" }),
     ML_HORIZON_BARS: Type.Integer({ default: 1, minimum: 1, maximum: 1440 }),
@@ -38,7 +38,11 @@ export default defineService({
       registry,
       bars,
       metrics,
-      limits: { maxModelAgeMs: c.ML_MAX_MODEL_AGE_HOURS * 3_600_000, maxBarAgeMs: c.ML_MAX_BAR_AGE_SECONDS === undefined ? undefined : c.ML_MAX_BAR_AGE_SECONDS * 1000 },
+      limits: {
+        maxModelAgeMs: c.ML_MAX_MODEL_AGE_HOURS * 3_600_000,
+        maxBarAgeMs: c.ML_MAX_BAR_AGE_SECONDS === undefined ? undefined : c.ML_MAX_BAR_AGE_SECONDS * 1000,
+        interval: { name: c.ML_INTERVAL, ms: intervalMs(c.ML_INTERVAL) },
+      },
     });
     ctx.onClose(() => serving.close());
     // Load the promoted model now (native add-on + session: ~0.1 s idle, seconds on a loaded host)

@@ -19,6 +19,8 @@ import type { ModelServing } from "./serving";
 export interface PredictorLimits {
   maxModelAgeMs: number;
   maxBarAgeMs: number | undefined;
+  /** The bars this replica reads (ML_INTERVAL): a model trained on other bars is never served on them. */
+  interval: { name: string; ms: number };
 }
 
 const PredictBody = Type.Object(
@@ -27,6 +29,12 @@ const PredictBody = Type.Object(
 );
 const Version = Type.Object({ version: Type.String({ pattern: "^[A-Za-z0-9._-]{1,80}$" }) });
 const Reason = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+
+/** Why a model cannot be served on this replica's bars (its features were computed on bars of another length), or undefined. */
+function intervalMismatch(model: { version: string; intervalMs: number }, interval: PredictorLimits["interval"]): string | undefined {
+  if (model.intervalMs === interval.ms) return undefined;
+  return `model ${model.version} was trained on ${model.intervalMs / 1000} s bars; this service predicts from ${interval.name} bars (ML_INTERVAL): promote a model trained on ${interval.name} bars`;
+}
 
 function registryHttpError(e: unknown): never {
   if (e instanceof RegistryError) throw new HttpError(e.code === "MODEL_NOT_FOUND" ? 404 : 409, e.code, e.message);
@@ -55,6 +63,11 @@ export function registerRoutes(
       metrics.refusals.inc({ reason: "NO_PROMOTED_MODEL" });
       throw new HttpError(409, "NO_PROMOTED_MODEL", "no model is promoted: train one (ml-predictor train) and promote it");
     }
+    const mismatch = intervalMismatch(served.record, limits.interval);
+    if (mismatch) {
+      metrics.refusals.inc({ reason: "MODEL_INTERVAL_MISMATCH" });
+      throw new HttpError(409, "MODEL_INTERVAL_MISMATCH", mismatch);
+    }
     const inputs = symbols.map((symbol) => ({ symbol, bars: latest.get(symbol) ?? [] }));
     const now = Date.now();
     try {
@@ -68,6 +81,7 @@ export function registerRoutes(
         modelVersion: served.record.version,
         trainedAt: served.record.trainedAt,
         horizonBars: served.record.horizonBars,
+        intervalMs: served.record.intervalMs,
         hasEdge: served.record.hasEdge,
         predictions: predictions.map((p) => ({
           symbol: p.symbol,
@@ -118,6 +132,8 @@ export function registerRoutes(
   });
   ctx.app.post("/models/:version/promote", { schema: { params: Version, body: Reason, response: { 200: ModelOut } } }, async (req) => {
     const who = requireIdentity(req, "admin");
+    const mismatch = intervalMismatch(await registry.get(req.params.version).catch(registryHttpError), limits.interval);
+    if (mismatch) throw new HttpError(409, "MODEL_INTERVAL_MISMATCH", mismatch);
     const model = await registry.promote(req.params.version, who.userId, req.body.reason).catch(registryHttpError);
     await serving.get(true);
     return model;
