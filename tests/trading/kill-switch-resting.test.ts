@@ -7,6 +7,8 @@
  *     fills another user's;
  *   - reduce_only cancels the resting orders that would grow the position or flip it through zero,
  *     weighed together, and keeps the one that only reduces (which then fills);
+ *   - a market order accepted before a halt and executed after it is held by the engine (never
+ *     filled) and ends cancelled through the sweep;
  *   - a global halt recorded while order-management was down is acted on when it is back, for every
  *     user, once: two replicas sweeping together request each cancel one time.
  */
@@ -183,6 +185,24 @@ describe("kill switch: orders already resting", () => {
     expect(await engineFills(flips.orderId)).toBe(0);
     expect(await engineFills(grows.orderId)).toBe(0);
     await waitUntil("position 1", async () => (await pool.query("SELECT quantity::text AS q FROM om_positions WHERE user_id = $1", [user])).rows[0]?.q === "1", WAIT_MS);
+    await setState({ userId: user }, "active", "review cleared");
+  }, 300_000);
+
+  it("a market order accepted before the halt reaches the engine after it: held, never filled; the sweep's cancel ends it KILL_SWITCH", async () => {
+    const user = randomUUID();
+    await engine.service.close(); // the order waits in Kafka while the halt is recorded
+    const order = (await submit(user, { symbol: SYMBOL, side: "buy", type: "market", quantity: "1" })).body;
+    expect(order.status).toBe("accepted");
+    await setState({ userId: user }, "halted", "late order");
+    const service = await createService(tradingEngine, { env, defaultMetrics: false });
+    engine = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
+
+    const done = await waitStatus(user, order.orderId, "cancelled");
+    expect(done).toMatchObject({ filledQuantity: "0", rejectReason: "KILL_SWITCH", rejectMessage: `user:${user} halted: late order` });
+    expect((await pool.query("SELECT status FROM te_orders WHERE order_id = $1", [order.orderId])).rows[0].status).toBe("cancelled");
+    expect(await engineFills(order.orderId)).toBe(0);
+    await sleep(SWEEP_MS * 5);
+    expect(await historyOf(order.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
     await setState({ userId: user }, "active", "review cleared");
   }, 300_000);
 
