@@ -50,7 +50,7 @@ async function start(mod: any, extra: Record<string, string> = {}): Promise<stri
   return s.listen({ port: 0, host: "127.0.0.1" });
 }
 const strategy = async (body: Record<string, unknown>, base = orch) => {
-  const r = await http("POST", `${base}/strategies`, { headers, body: { name: "s", symbols: SYMBOLS, buyAbove: 0.01, sellBelow: 0.005, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, ...body } });
+  const r = await http("POST", `${base}/strategies`, { headers, body: { name: "s", symbols: SYMBOLS, buyAbove: 0.01, sellBelow: 0.005, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true, ...body } });
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   return r.body.strategyId as string;
 };

@@ -2,8 +2,10 @@
  * ai-orchestrator against real PostgreSQL and Redis, its two peers stood in for by small HTTP
  * servers of this file (ml-predictor answers what a test sets, order-management records the
  * orders it is sent, working until a test fills them): a prediction from bars the market has left
- * behind places no order, a buy still working counts against maxPosition, and one user cannot keep
- * more strategies than ORCH_MAX_STRATEGIES_PER_USER, even with concurrent requests.
+ * behind places no order nor trips the loss stop, a buy still working counts against maxPosition,
+ * only open orders are looked up, one user cannot keep more strategies than
+ * ORCH_MAX_STRATEGIES_PER_USER (even with concurrent requests) and frees a place by deleting one,
+ * a disabled or deleted strategy is never evaluated, and creations honour an Idempotency-Key.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -27,8 +29,12 @@ let predictStatus = 200;
 /** Done while the stand-in ml-predictor works on a request, before it answers. */
 let duringPredict: () => Promise<unknown> = async () => undefined;
 const orders: Array<Record<string, unknown>> = [];
+/** Order lookups (GET /:id) the stand-in order-management answered. */
+let lookups = 0;
 const peers: Server[] = [];
 let orch: Service;
+let mlUrl: string;
+let omUrl: string;
 
 async function peer(handle: (path: string, body: any) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>): Promise<string> {
   const server = createServer((req, res) => {
@@ -48,12 +54,13 @@ beforeAll(async () => {
   const pool = new pg.Pool({ connectionString: srv.postgres.url });
   await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
   await pool.end();
-  const ml = await peer(async (_path, body) => {
+  mlUrl = await peer(async (_path, body) => {
     await duringPredict();
     return predictStatus === 200 ? { status: 200, body: predictions(body.symbols) } : { status: predictStatus, body: { error: { code: "NO_PROMOTED_MODEL", message: "no model is promoted" } } };
   });
-  const om = await peer((path, body) => {
+  omUrl = await peer((path, body) => {
     if (path !== "/") {
+      lookups++;
       const known = orders.find((o) => `/${o.orderId}` === path);
       return known ? { status: 200, body: known } : { status: 404, body: { error: { code: "NOT_FOUND", message: "no such order" } } };
     }
@@ -63,7 +70,7 @@ beforeAll(async () => {
   });
   orch = await createService(aiOrchestrator, {
     env: {
-      ...srv.env, LOG_LEVEL: "silent", ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: ml, SERVICE_ORDER_MANAGEMENT_URL: om,
+      ...srv.env, LOG_LEVEL: "silent", ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: omUrl,
       ORCH_MAX_STRATEGIES_PER_USER: String(MAX_STRATEGIES),
     },
     defaultMetrics: false,
@@ -75,7 +82,8 @@ afterAll(async () => {
 });
 
 const who = () => ({ "x-user-id": randomUUID(), "x-user-role": "trader" });
-const body = { name: "s", symbols: ["AAAUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9 };
+// Enabled (the scheduler is off: ORCH_TICK_MS 0): an evaluation is asked of an enabled strategy only.
+const body = { name: "s", symbols: ["AAAUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true };
 const create = (headers: Record<string, string>) => orch.app.inject({ method: "POST", url: "/strategies", headers, payload: body });
 const prediction = (barTime: number, intervalMs: number | undefined) => (symbols: string[]) => ({
   modelVersion: "lgbm-test", ...(intervalMs === undefined ? {} : { intervalMs }), hasEdge: true,
@@ -165,9 +173,197 @@ describe("ai-orchestrator", () => {
     expect(codes.filter((c) => c === 409)).toHaveLength(3);
     const over = await create(headers);
     expect(over.statusCode).toBe(409);
-    expect(over.json().error).toMatchObject({ code: "CONFLICT", message: `at most ${MAX_STRATEGIES} strategies per user (a strategy is kept with its decisions)` });
+    expect(over.json().error).toMatchObject({ code: "CONFLICT", message: `at most ${MAX_STRATEGIES} strategies per user (delete one: DELETE /strategies/:id)` });
     expect((await orch.app.inject({ url: "/strategies", headers })).json().strategies).toHaveLength(MAX_STRATEGIES);
     expect((await create(who())).statusCode).toBe(201);
+  });
+
+  it("a user at the limit deletes a strategy to create another; a deleted one keeps its decisions and is never evaluated", async () => {
+    const headers = who();
+    const ids: string[] = [];
+    for (let i = 0; i < MAX_STRATEGIES; i++) ids.push((await create(headers)).json().strategyId);
+    expect((await create(headers)).statusCode).toBe(409);
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    const [decision] = (await orch.app.inject({ method: "POST", url: `/strategies/${ids[0]}/evaluate`, headers })).json().decisions;
+    // Owner-only, admins included (the service has no admin view): another user's id is unknown.
+    for (const stranger of [who(), { ...who(), "x-user-role": "admin" }]) {
+      expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${ids[0]}`, headers: stranger })).statusCode).toBe(404);
+      expect((await orch.app.inject({ method: "PATCH", url: `/strategies/${ids[0]}`, headers: stranger, payload: { enabled: false } })).statusCode).toBe(404);
+    }
+    const del = await orch.app.inject({ method: "DELETE", url: `/strategies/${ids[0]}`, headers });
+    expect(del.statusCode, del.body).toBe(204);
+    expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${ids[0]}`, headers })).statusCode).toBe(204);
+    expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${randomUUID()}`, headers })).statusCode).toBe(404);
+    const listed = (await orch.app.inject({ url: "/strategies", headers })).json().strategies.map((x: { strategyId: string }) => x.strategyId);
+    expect(listed.sort()).toEqual(ids.slice(1).sort());
+    expect((await create(headers)).statusCode).toBe(201);
+    expect((await create(headers)).statusCode).toBe(409);
+
+    const gone = (await orch.app.inject({ url: `/strategies/${ids[0]}`, headers })).json();
+    expect(gone).toMatchObject({ enabled: false });
+    expect(gone.deletedAt).not.toBeNull();
+    const decisions = (await orch.app.inject({ url: `/strategies/${ids[0]}/decisions`, headers })).json().decisions;
+    expect(decisions.map((d: { decisionId: string }) => d.decisionId)).toEqual([decision.decisionId]);
+    const since = new Date(Date.parse(decision.decidedAt) - 1).toISOString();
+    expect((await orch.app.inject({ url: `/internal/decisions?since=${since}` })).json().decisions.map((d: { decisionId: string }) => d.decisionId)).toContain(decision.decisionId);
+    for (const [method, url, payload] of [["POST", "evaluate", undefined], ["POST", "enable", undefined], ["PATCH", "", { stopLoss: 5 }]] as const) {
+      const r = await orch.app.inject({ method, url: `/strategies/${ids[0]}${url ? `/${url}` : ""}`, headers, ...(payload ? { payload } : {}) });
+      expect(r.statusCode, `${method} ${url}`).toBe(409);
+      expect(r.json().error.code).toBe("STRATEGY_DELETED");
+      expect(r.json().error.message).toMatch(new RegExp(`^strategy ${ids[0]} is deleted`));
+    }
+    // The scheduler: the deleted strategy is not due, however long since its last evaluation.
+    const db = new pg.Client({ connectionString: srv.postgres.url });
+    await db.connect();
+    try {
+      await db.query(`UPDATE ai_strategies SET enabled = true, last_evaluated_at = now() - interval '1 day' WHERE strategy_id = $1`, [ids[0]]);
+      await db.query(`UPDATE ai_strategies SET last_evaluated_at = now() + interval '1 day' WHERE strategy_id <> $1`, [ids[0]]);
+      const ticking = await createService(aiOrchestrator, { env: { ...srv.env, LOG_LEVEL: "silent", ORCH_TICK_MS: "50", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: omUrl }, defaultMetrics: false });
+      await new Promise((r) => setTimeout(r, 400));
+      await ticking.close();
+      expect((await db.query(`SELECT count(*)::int AS n FROM ai_decisions WHERE strategy_id = $1`, [ids[0]])).rows[0].n).toBe(1);
+    } finally {
+      await db.query(`UPDATE ai_strategies SET last_evaluated_at = now()`);
+      await db.end();
+    }
+  });
+
+  it("changes a strategy's settings, checked as at creation; symbols stay", async () => {
+    const headers = who();
+    const id = (await create(headers)).json().strategyId;
+    const patch = (payload: unknown, h = headers) => orch.app.inject({ method: "PATCH", url: `/strategies/${id}`, headers: h, payload: payload as object });
+    const ok = await patch({ buyAbove: 0.7, sellBelow: 0.3, orderQuantity: 2, maxPosition: 4, stopLoss: 50, everySeconds: 30, minRegimeAgreement: 0.5, name: "renamed", enabled: false });
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json()).toMatchObject({ buyAbove: 0.7, sellBelow: 0.3, orderQuantity: 2, maxPosition: 4, stopLoss: 50, everySeconds: 30, minRegimeAgreement: 0.5, name: "renamed", enabled: false, symbols: ["AAAUSDT"] });
+    // Checked against the settings it keeps: 0.8 is above the stored buyAbove 0.7.
+    const crossed = await patch({ sellBelow: 0.8 });
+    expect(crossed.statusCode).toBe(400);
+    expect(crossed.json().error).toMatchObject({ field: "sellBelow", message: "sellBelow (0.8) must be below buyAbove (0.7)" });
+    expect((await patch({ orderQuantity: 5 })).json().error).toMatchObject({ field: "orderQuantity" });
+    expect((await patch({ symbols: ["BBBUSDT"] })).json().error).toMatchObject({ field: "symbols" });
+    expect((await patch({})).statusCode).toBe(400);
+    expect((await patch({ stopLoss: -1 })).json().error).toMatchObject({ field: "stopLoss" });
+    expect((await patch({ status: "active" })).json().error).toMatchObject({ field: "status" });
+    expect((await orch.app.inject({ url: `/strategies/${id}`, headers })).json()).toMatchObject({ sellBelow: 0.3, orderQuantity: 2, enabled: false });
+    // Re-enabling a strategy its loss stop stopped re-arms it, as POST /enable does.
+    const db = new pg.Client({ connectionString: srv.postgres.url });
+    await db.connect();
+    await db.query(`UPDATE ai_strategies SET status = 'stopped', stopped_reason = 'test' WHERE strategy_id = $1`, [id]).finally(() => db.end());
+    expect((await patch({ stopLoss: 60 })).json()).toMatchObject({ status: "stopped", stopLoss: 60 });
+    expect((await patch({ enabled: true })).json()).toMatchObject({ status: "active", stoppedReason: null, enabled: true });
+  });
+
+  it("a disabled strategy's evaluation is refused (409), and a disable during one stops its orders", async () => {
+    const headers = who();
+    const id = (await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { ...body, enabled: false } })).json().strategyId;
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    const before = orders.length;
+    const r = await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers });
+    expect(r.statusCode).toBe(409);
+    expect(r.json().error).toMatchObject({ code: "STRATEGY_DISABLED", message: `strategy ${id} is disabled: enable it to evaluate it (an evaluation places orders)` });
+    expect(orders.length).toBe(before);
+    expect((await orch.app.inject({ url: `/strategies/${id}/decisions`, headers })).json().decisions).toEqual([]);
+
+    expect((await orch.app.inject({ method: "POST", url: `/strategies/${id}/enable`, headers })).json().enabled).toBe(true);
+    duringPredict = () => orch.app.inject({ method: "POST", url: `/strategies/${id}/disable`, headers });
+    try {
+      const [d] = (await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers })).json().decisions;
+      expect(d).toMatchObject({ action: "skip", reason: "strategy disabled during the evaluation", orderId: null });
+    } finally {
+      duringPredict = async () => undefined;
+    }
+    expect(orders.length).toBe(before);
+  });
+
+  it("creation under an Idempotency-Key: a retry answers the same strategy, another body is a 409 naming the key, concurrent ones make one", async () => {
+    const headers = who();
+    const post = (key: string, payload: object = body, h: Record<string, string> = headers) =>
+      orch.app.inject({ method: "POST", url: "/strategies", headers: { ...h, "idempotency-key": key }, payload });
+    const first = await post("k-1");
+    expect(first.statusCode).toBe(201);
+    const again = await post("k-1", { ...body, minRegimeAgreement: 0, everySeconds: 60 });
+    expect(again.statusCode).toBe(200);
+    expect(again.headers["idempotent-replay"]).toBe("true");
+    expect(again.json().strategyId).toBe(first.json().strategyId);
+    const other = await post("k-1", { ...body, name: "other" });
+    expect(other.statusCode).toBe(409);
+    expect(other.json().error).toMatchObject({ code: "IDEMPOTENCY_KEY_REUSED", field: "idempotency-key" });
+    expect(other.json().error.message).toMatch(/^Idempotency-Key k-1 was used with a different request body/);
+    expect((await post("bad key!")).json().error).toMatchObject({ code: "VALIDATION_ERROR", field: "idempotency-key" });
+    // Keys are per user: another user's k-1 is a new strategy.
+    const stranger = await post("k-1", body, who());
+    expect(stranger.statusCode).toBe(201);
+    expect(stranger.json().strategyId).not.toBe(first.json().strategyId);
+
+    const answers = await Promise.all(Array.from({ length: 6 }, () => post("k-2")));
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 200, 200, 200, 200, 201]);
+    expect(new Set(answers.map((a) => a.json().strategyId)).size).toBe(1);
+    expect((await orch.app.inject({ url: "/strategies", headers })).json().strategies).toHaveLength(2);
+    // At the limit, a retry is still answered (it creates nothing).
+    await create(headers);
+    expect((await create(headers)).statusCode).toBe(409);
+    expect((await post("k-2")).statusCode).toBe(200);
+  });
+
+  it("asks order-management only about the strategy's orders not yet final", async () => {
+    const headers = who();
+    const id = (await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { ...body, maxPosition: 100 } })).json().strategyId;
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    const evaluate = async () => {
+      const from = lookups;
+      const [d] = (await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers })).json().decisions;
+      return { d, calls: lookups - from };
+    };
+    const placed: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { d, calls } = await evaluate();
+      expect(calls).toBe(i); // each earlier order is still working
+      placed.push(d.orderId);
+    }
+    for (const orderId of placed) Object.assign(orders.find((o) => o.orderId === orderId)!, { status: "filled", filledQuantity: "1", avgFillPrice: "100", fees: "0.1" });
+    const settling = await evaluate();
+    expect(settling.calls).toBe(5);
+    expect(settling.d).toMatchObject({ action: "buy", positionBefore: 5 });
+    // The five are final and kept: only the working sixth is asked about, and the position holds.
+    const next = await evaluate();
+    expect(next.calls).toBe(1);
+    expect(next.d).toMatchObject({ action: "buy", positionBefore: 5 });
+    Object.assign(orders.find((o) => o.orderId === settling.d.orderId)!, { status: "filled", filledQuantity: "1", avgFillPrice: "100", fees: "0.1" });
+    Object.assign(orders.find((o) => o.orderId === next.d.orderId)!, { status: "cancelled" });
+    expect((await evaluate()).d).toMatchObject({ positionBefore: 6 });
+    const db = new pg.Client({ connectionString: srv.postgres.url });
+    await db.connect();
+    const settled = await db.query(`SELECT sum(order_filled_signed)::float8 AS q, sum(order_cash_flow)::float8 AS cash FROM ai_decisions WHERE strategy_id = $1`, [id]).finally(() => db.end());
+    expect(settled.rows[0].q).toBe(6);
+    expect(settled.rows[0].cash).toBeCloseTo(-600.6, 9);
+  });
+
+  it("a stale prediction's close neither trips the loss stop nor lets the evaluation act", async () => {
+    const headers = who();
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const quote = (bySymbol: Record<string, { barTime: number; close: number }>) => () => ({
+      modelVersion: "lgbm-test", intervalMs: 60_000, hasEdge: true,
+      predictions: Object.entries(bySymbol).map(([symbol, q]) => ({ symbol, probabilityUp: 0.9, barTime: new Date(q.barTime).toISOString(), close: q.close, features: {}, regimeVector: [] })),
+    });
+    const id = (await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { ...body, symbols: ["AAAUSDT", "BBBUSDT"], stopLoss: 10 } })).json().strategyId;
+    const evaluate = async () => (await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers })).json().decisions;
+    predictions = quote({ AAAUSDT: { barTime: minute - 60_000, close: 100 } });
+    const [buy] = await evaluate();
+    expect(buy.action).toBe("buy");
+    Object.assign(orders.find((o) => o.orderId === buy.orderId)!, { status: "filled", filledQuantity: "1", avgFillPrice: "100" });
+    const before = orders.length;
+    // AAAUSDT's last close, two hours old, says a loss of 99 (past the stop of 10); BBBUSDT is fresh and says buy.
+    predictions = quote({ AAAUSDT: { barTime: minute - 2 * 3_600_000, close: 1 }, BBBUSDT: { barTime: minute - 60_000, close: 50 } });
+    const [a, b] = await evaluate();
+    expect(a).toMatchObject({ symbol: "AAAUSDT", action: "skip" });
+    expect(a.reason).toMatch(/^stale prediction/);
+    expect(b).toMatchObject({ symbol: "BBBUSDT", action: "skip", orderId: null });
+    expect(b.reason).toMatch(/^loss stop not judged: no fresh close for AAAUSDT \(stale prediction: its latest bar opened at /);
+    expect(orders.length).toBe(before);
+    expect((await orch.app.inject({ url: `/strategies/${id}`, headers })).json()).toMatchObject({ status: "active", stoppedReason: null });
+    // Fresh again at the same loss: the stop trips.
+    predictions = quote({ AAAUSDT: { barTime: minute - 60_000, close: 1 }, BBBUSDT: { barTime: minute - 60_000, close: 50 } });
+    expect((await evaluate()).map((d: { reason: string }) => d.reason)).toEqual(["strategy stopped by its loss limit", "strategy stopped by its loss limit"]);
   });
 
   it("a timer key past what Node's timers take is refused at start, naming it (it fired every millisecond)", async () => {

@@ -1,6 +1,6 @@
 /**
  * backtesting-engine through HTTP against real PostgreSQL 15 and ClickHouse 18.16: validation (400
- * naming the field), a run on each data source (synthetic, ClickHouse bars, replay file) agreeing
+ * naming the field), Idempotency-Key on submissions, a run on each data source (synthetic, ClickHouse bars, replay file) agreeing
  * with the library, a sweep shared by two replicas with progress, a walk-forward run, SVG charts,
  * and a replica SIGKILLed mid-job: the job is retried by another replica, its result recorded once,
  * and rows of the dead attempt never read.
@@ -170,6 +170,47 @@ describe("per-user bound on queued and running jobs", () => {
     } finally {
       await capped.close();
       // Nothing of this test is left for the workers of the next ones.
+      await pool.query(`DELETE FROM bt_jobs WHERE run_id IN (SELECT id FROM bt_runs WHERE owner_id <> $1)`, [USER]);
+      await pool.query(`DELETE FROM bt_runs WHERE owner_id <> $1`, [USER]);
+    }
+  });
+});
+
+describe("Idempotency-Key on submissions (per user)", () => {
+  it("a retry is answered its run, another body is a 409 naming the key, concurrent duplicates make one run", async () => {
+    const capped = await createService(backtestingEngine, { env: env({ BACKTEST_WORKER: "false", BACKTEST_MAX_OPEN_JOBS_PER_USER: "3" }), defaultMetrics: false });
+    const user = randomUUID();
+    try {
+      const submit = (key: string, body: unknown = synthetic, id = user) =>
+        capped.app.inject({ method: "POST", url: "/", headers: { "x-user-id": id, "x-user-role": "trader", "idempotency-key": key }, payload: body as Record<string, unknown> });
+      const first = await submit("bt-1");
+      expect(first.statusCode, first.body).toBe(202);
+      // The same request with its fields in another order is the same request.
+      const reordered = Object.fromEntries(Object.entries(synthetic).reverse());
+      const again = await submit("bt-1", reordered);
+      expect(again.statusCode).toBe(200);
+      expect(again.headers["idempotent-replay"]).toBe("true");
+      expect(again.json()).toMatchObject({ id: first.json().id, status: "queued", kind: "run", jobs: 1, barsPerSymbol: first.json().barsPerSymbol, links: first.json().links });
+      const other = await submit("bt-1", { ...synthetic, data: { source: "synthetic", seed: 8 } });
+      expect(other.statusCode).toBe(409);
+      expect(other.json().error).toMatchObject({ code: "IDEMPOTENCY_KEY_REUSED", field: "idempotency-key" });
+      expect(other.json().error.message).toMatch(/^Idempotency-Key bt-1 was used with a different request body/);
+      expect((await submit("not a key")).json().error).toMatchObject({ code: "VALIDATION_ERROR", field: "idempotency-key" });
+
+      const answers = await Promise.all(Array.from({ length: 5 }, () => submit("bt-2")));
+      expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 200, 200, 200, 202]);
+      expect(new Set(answers.map((a) => a.json().id)).size).toBe(1);
+      expect((await pool.query("SELECT count(*)::int AS n FROM bt_runs WHERE owner_id = $1", [user])).rows[0].n).toBe(2);
+      // Keys are per user.
+      const stranger = await submit("bt-1", synthetic, randomUUID());
+      expect(stranger.statusCode).toBe(202);
+      expect(stranger.json().id).not.toBe(first.json().id);
+      // At the cap, a new submission is refused and a retry still answered.
+      expect((await submit("bt-3")).statusCode).toBe(202);
+      expect((await submit("bt-4")).statusCode).toBe(409);
+      expect((await submit("bt-2")).statusCode).toBe(200);
+    } finally {
+      await capped.close();
       await pool.query(`DELETE FROM bt_jobs WHERE run_id IN (SELECT id FROM bt_runs WHERE owner_id <> $1)`, [USER]);
       await pool.query(`DELETE FROM bt_runs WHERE owner_id <> $1`, [USER]);
     }

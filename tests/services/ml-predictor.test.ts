@@ -2,8 +2,9 @@
  * ml-predictor against real PostgreSQL, ClickHouse 18.16 and Weaviate: planted bars in
  * market_candles -> the `train` command (real Python training job) -> registered, regimes indexed,
  * promoted -> POST /predict; refusals (no model, missing features, stale bars, model too old) are
- * clear 4xx; promote / rollback through the API; drift and staleness metrics on /metrics.
+ * clear 4xx, a promoted model that cannot be loaded a 503; promote / rollback through the API; drift and staleness metrics on /metrics.
  */
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers, type Servers } from "../harness/shared";
 import { weaviateAvailability } from "../harness/weaviate";
@@ -13,6 +14,7 @@ import mlPredictor from "../../services/src/services/ml-predictor";
 import { candleRow } from "../../services/src/services/data-bridge";
 import { createClickHouse, createWeaviate } from "../../services/src/kit/datastores";
 import { nearestRegimes } from "../../services/src/ml/regimes";
+import { sha256 } from "../../services/src/ml/model";
 import { DRIFT_MIN_PREDICTIONS } from "../../services/src/ml/drift";
 import { plantedBars } from "../helpers/planted-bars";
 import { ML_DIR, mlPython } from "../helpers/ml-python";
@@ -194,6 +196,56 @@ describe("ml-predictor", () => {
     expect(served.json()).toMatchObject({ modelVersion: promoted.version, intervalMs: 60_000 });
     // A zero-length interval is a configuration error at start, naming the key.
     await expect(createService(mlPredictor, { env: { ...env, ML_INTERVAL: "0m" }, defaultMetrics: false })).rejects.toThrow(/ML_INTERVAL/);
+  });
+
+  it("a promoted model that cannot be loaded is a 503 with a JSON body and one clear log line, never a 500", async () => {
+    const db = new pg.Client({ connectionString: srv.postgres.url });
+    await db.connect();
+    const [promoted] = (await db.query(`SELECT version, artifact, artifact_sha256 FROM ml_models WHERE status = 'promoted'`)).rows;
+    const garbage = Buffer.from("not an onnx model");
+    try {
+      // Bytes that are not what the registry recorded (a corrupt or truncated artifact), then bytes
+      // whose checksum matches but onnxruntime rejects (a bad export), then no bytes at all.
+      for (const [bytes, sha, says] of [
+        [garbage, promoted.artifact_sha256, /artifact checksum [0-9a-f]{64} does not match the registry's/],
+        [garbage, sha256(garbage), /onnxruntime rejected the artifact/],
+        [Buffer.alloc(0), promoted.artifact_sha256, /artifact checksum [0-9a-f]{64} does not match the registry's/],
+      ] as const) {
+        await db.query(`UPDATE ml_models SET artifact = $2, artifact_sha256 = $3 WHERE version = $1`, [promoted.version, bytes, sha]);
+        const logs = new PassThrough();
+        const lines: string[] = [];
+        logs.on("data", (d) => lines.push(...String(d).split("\n").filter(Boolean)));
+        const broken = await createService(mlPredictor, { env: { ...env, LOG_LEVEL: "info", ML_RELOAD_MS: "0" }, logStream: logs, defaultMetrics: false });
+        try {
+          for (const [url, headers] of [["/internal/predict", {}], ["/predict", trader]] as const) {
+            const r = await broken.app.inject({ method: "POST", url, headers, payload: { symbols: ["AAAUSDT"] } });
+            expect(r.statusCode, r.body).toBe(503);
+            expect(r.headers["content-type"]).toMatch(/^application\/json/);
+            expect(r.headers["retry-after"]).toBe("1");
+            expect(r.json().error.code).toBe("MODEL_UNAVAILABLE");
+            expect(r.json().error.message).toMatch(new RegExp(`^the promoted model ${promoted.version} cannot be loaded \\(model ${promoted.version}: `));
+            expect(r.json().error.message).toMatch(says);
+          }
+          expect((await broken.app.inject({ url: "/status", headers: trader })).json()).toMatchObject({ model: null, loadFailure: { version: promoted.version } });
+          const logged = lines.map((l) => JSON.parse(l)).filter((l) => l.msg?.startsWith("the promoted model cannot be loaded"));
+          expect(logged).toHaveLength(1); // once, not once per request
+          expect(logged[0]).toMatchObject({ level: 50, modelVersion: promoted.version });
+          // The kit logs every 5xx answer; these are the 503s, no 500.
+          expect(lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request failed").map((l) => l.err.statusCode)).toEqual([503, 503]);
+        } finally {
+          await broken.close();
+        }
+      }
+    } finally {
+      await db.query(`UPDATE ml_models SET artifact = $2, artifact_sha256 = $3 WHERE version = $1`, [promoted.version, promoted.artifact, promoted.artifact_sha256]);
+      await db.end();
+    }
+    const fine = await createService(mlPredictor, { env, defaultMetrics: false });
+    try {
+      expect((await fine.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } })).statusCode).toBe(200);
+    } finally {
+      await fine.close();
+    }
   });
 
   it("exposes drift, staleness and model age on /metrics", async () => {

@@ -11,13 +11,14 @@ import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
 import { HttpError, type PeerClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
-import { isTerminal, type OrderStatus } from "../../trading/orderState";
 import { tradingStateFor } from "../../trading/tradingState";
+import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import { decide } from "./decide";
 import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
 
 export interface EvaluateDeps {
   store: OrchestratorStore;
+  orders: StrategyOrders;
   peers: PeerClient;
   redis: Redis;
   weaviate?: () => Promise<WeaviateClient>;
@@ -35,19 +36,6 @@ interface PredictResponse {
   predictions: Array<{ symbol: string; probabilityUp: number; barTime: string; close: number; features: Record<string, number>; regimeVector: number[] }>;
 }
 
-interface OrderSnapshot {
-  orderId: string;
-  symbol: string;
-  side: "buy" | "sell";
-  quantity: string;
-  status: OrderStatus;
-  filledQuantity: string;
-  avgFillPrice: string | null;
-  fees: string;
-  rejectReason: string | null;
-  rejectMessage: string | null;
-}
-
 /**
  * Why a prediction is too old to act on, or undefined. ml-predictor answers from the latest bars
  * it has, however old (ML_MAX_BAR_AGE_SECONDS is unset by default): when market data stops, its
@@ -59,36 +47,6 @@ export function stalePrediction(barTime: string, intervalMs: number | undefined,
   if (!(age <= maxAgeBars * intervalMs))
     return `stale prediction: its latest bar opened at ${barTime}, ${Math.round(age / 1000)} s ago, more than ${maxAgeBars} bars of ${intervalMs / 1000} s`;
   return undefined;
-}
-
-const ownerHeaders = (s: Strategy) => ({ "x-user-id": s.userId, "x-user-role": "trader" });
-
-/** Position per symbol, the unfilled quantity of its working orders, and the cash flow of the strategy's fills (from order-management). */
-async function book(deps: EvaluateDeps, s: Strategy) {
-  const position = new Map<string, number>();
-  const pending = new Map<string, { buy: number; sell: number }>();
-  let cash = 0;
-  for (const orderId of await deps.store.orderIds(s.strategyId)) {
-    const r = await deps.peers.call<OrderSnapshot>("order-management", `/${orderId}`, { headers: ownerHeaders(s) });
-    // A strategy's own order not answered is not "no fills": the position and the loss stop would
-    // be computed without it (and buy past maxPosition). The evaluation fails; the next tick retries.
-    if (r.status !== 200) {
-      throw new HttpError(503, "UPSTREAM_UNAVAILABLE", `the strategy's orders cannot be read now (order-management answered ${r.status}); retry`, undefined, { "retry-after": "1" });
-    }
-    const o = r.body;
-    const q = Number(o.filledQuantity);
-    if (!isTerminal(o.status)) {
-      const p = pending.get(o.symbol) ?? { buy: 0, sell: 0 };
-      p[o.side] += Math.max(0, Number(o.quantity) - q);
-      pending.set(o.symbol, p);
-    }
-    if (!q) continue;
-    const px = Number(o.avgFillPrice ?? 0);
-    const sign = o.side === "buy" ? 1 : -1;
-    position.set(o.symbol, (position.get(o.symbol) ?? 0) + sign * q);
-    cash += -sign * q * px - Number(o.fees);
-  }
-  return { position, pending, cash };
 }
 
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
@@ -118,15 +76,33 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     return out;
   }
 
-  // Mark to market at the latest closes: the strategy's own loss stop.
-  const marks = new Map(pr.body.predictions.map((p) => [p.symbol, p.close]));
-  let pnl = cash;
-  for (const [symbol, q] of position) pnl += q * (marks.get(symbol) ?? 0);
+  // Mark to market at the latest closes: the strategy's own loss stop. A close from a stale
+  // prediction (or none) is not a mark: the stop would trip on a price the market has left, or
+  // stay quiet through a loss. The stop is then not judged, and no decision of this evaluation
+  // acts (each records why): more exposure, or a sell, with the loss unknown, is blind.
+  const marks = new Map<string, number>();
+  const staleMarks = new Map<string, string>();
+  for (const p of pr.body.predictions) {
+    const stale = stalePrediction(p.barTime, pr.body.intervalMs, deps.maxPredictionAgeBars);
+    if (stale) staleMarks.set(p.symbol, stale);
+    else marks.set(p.symbol, p.close);
+  }
   let stopped = s.status === "stopped";
-  if (!stopped && pnl <= -s.stopLoss) {
-    stopped = true;
-    await deps.store.stop(s.strategyId, `loss ${pnl.toFixed(2)} reached the stop ${s.stopLoss}`);
-    deps.log.warn({ strategyId: s.strategyId, pnl }, "strategy stopped by its loss limit");
+  let unjudged: string | undefined;
+  if (!stopped) {
+    const unmarked = [...position].filter(([symbol, q]) => q !== 0 && !marks.has(symbol)).map(([symbol]) => symbol);
+    if (unmarked.length > 0) {
+      unjudged = `loss stop not judged: no fresh close for ${unmarked.map((u) => `${u} (${staleMarks.get(u) ?? "no prediction"})`).join(", ")}`;
+      deps.log.warn({ strategyId: s.strategyId, symbols: unmarked }, "loss stop not judged: stale marks");
+    } else {
+      let pnl = cash;
+      for (const [symbol, q] of position) pnl += q * (marks.get(symbol) ?? 0);
+      if (pnl <= -s.stopLoss) {
+        stopped = true;
+        await deps.store.stop(s.strategyId, `loss ${pnl.toFixed(2)} reached the stop ${s.stopLoss}`);
+        deps.log.warn({ strategyId: s.strategyId, pnl }, "strategy stopped by its loss limit");
+      }
+    }
   }
 
   for (const p of pr.body.predictions) {
@@ -141,9 +117,12 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     }
     const held = position.get(p.symbol) ?? 0;
     const tradingState = await stateNow();
+    // A disable or delete while this evaluation ran applies to its remaining decisions.
+    const lifecycle = await deps.store.lifecycle(s.strategyId);
     const stale = stalePrediction(p.barTime, pr.body.intervalMs, deps.maxPredictionAgeBars);
-    const d = stale
-      ? { action: "skip" as const, quantity: 0, reason: stale }
+    const refusal = lifecycle !== "enabled" ? `strategy ${lifecycle} during the evaluation` : (stale ?? unjudged);
+    const d = refusal
+      ? { action: "skip" as const, quantity: 0, reason: refusal }
       : decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, pending: pending.get(p.symbol), tradingState, strategyStopped: stopped });
     // Recorded before its order is submitted: decided_at is stamped by PostgreSQL when the
     // decision is made, the same clock that stamps the order's created_at in order-management

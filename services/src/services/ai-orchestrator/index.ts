@@ -2,10 +2,11 @@
  * ai-orchestrator (8020): per-user strategies that turn ml-predictor's predictions, the market
  * state and the most similar past regimes (Weaviate) into orders through order-management, within
  * the trading state (kill switch), pre-trade risk and each strategy's own loss stop; every decision
- * is recorded with its inputs. A singleton: its scheduler evaluates each enabled strategy every
+ * is recorded with its inputs. A singleton: its scheduler evaluates each enabled (and not deleted) strategy every
  * `everySeconds` (ORCH_TICK_MS granularity).
  */
 import { defineService, Type } from "../../kit";
+import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
 import { registerRoutes } from "./routes";
 import { OrchestratorStore, type Strategy } from "./store";
@@ -27,6 +28,7 @@ export default defineService({
     const store = new OrchestratorStore(ctx.app.pg);
     const deps: EvaluateDeps = {
       store,
+      orders: new StrategyOrders(ctx.app.pg),
       peers: ctx.peers,
       redis: ctx.app.redis,
       weaviate: ctx.app.datastores.isEnabled("weaviate") ? () => ctx.app.weaviate.client() : undefined,

@@ -1,35 +1,54 @@
 /**
  * ai-orchestrator HTTP routes (the caller's own strategies; x-user-id from the gateway).
- *   POST  /strategies                      create (disabled unless `enabled: true`)
- *   GET   /strategies, /strategies/:id
+ *   POST  /strategies                      create (disabled unless `enabled: true`); optional Idempotency-Key
+ *   GET   /strategies, /strategies/:id     the list leaves deleted ones out; one by id is answered with its deletedAt
+ *   PATCH /strategies/:id                  change thresholds, sizes, stop, schedule, name, enabled (not symbols)
  *   POST  /strategies/:id/enable, /strategies/:id/disable
- *   POST  /strategies/:id/evaluate         run one evaluation now (the scheduler runs them every `everySeconds`)
+ *   DELETE /strategies/:id                 soft delete (kept with its decisions, no longer counted nor evaluated)
+ *   POST  /strategies/:id/evaluate         run one evaluation now (enabled strategies only; the scheduler runs them every `everySeconds`)
  *   GET   /strategies/:id/decisions        newest first, each with its inputs
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
  *   GET   /internal/decisions?since&limit  every user's decisions from `since` on, oldest first (ai-chain-analytics; never proxied)
  */
-import { badRequest, conflict, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
+import { badRequest, conflict, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
 import type { OrchestratorStore } from "./store";
-import type { DecisionRecord, Strategy } from "./store";
+import type { DecisionRecord, Strategy, StrategySettings } from "./store";
 
 const Probability = Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 });
 const Positive = Type.Number({ exclusiveMinimum: 0, maximum: 1e12 });
+const Settings = {
+  name: Type.String({ minLength: 1, maxLength: 100 }),
+  buyAbove: Probability,
+  sellBelow: Probability,
+  orderQuantity: Positive,
+  maxPosition: Positive,
+  stopLoss: Positive,
+  minRegimeAgreement: Type.Number({ minimum: 0, maximum: 1 }),
+  everySeconds: Type.Integer({ minimum: 5, maximum: 86_400 }),
+  enabled: Type.Boolean(),
+};
+const Symbols = Type.Array(Type.String({ pattern: SYMBOL_RE.source }), { minItems: 1, maxItems: 20, uniqueItems: true });
 const StrategyBody = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 100 }),
-    symbols: Type.Array(Type.String({ pattern: SYMBOL_RE.source }), { minItems: 1, maxItems: 20, uniqueItems: true }),
-    buyAbove: Probability,
-    sellBelow: Probability,
-    orderQuantity: Positive,
-    maxPosition: Positive,
-    stopLoss: Positive,
-    minRegimeAgreement: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-    everySeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 86_400 })),
-    enabled: Type.Optional(Type.Boolean()),
+    ...Settings,
+    symbols: Symbols,
+    minRegimeAgreement: Type.Optional(Settings.minRegimeAgreement),
+    everySeconds: Type.Optional(Settings.everySeconds),
+    enabled: Type.Optional(Settings.enabled),
   },
   { additionalProperties: false },
 );
+// `symbols` is in the schema only to be refused with a reason (the book is per symbol).
+const StrategyPatch = Type.Partial(Type.Object({ ...Settings, symbols: Symbols }), { additionalProperties: false, minProperties: 1 });
+
+/** What the schema cannot say: the thresholds and sizes against each other (create and change alike). */
+function checkSettings(s: Pick<Strategy, "buyAbove" | "sellBelow" | "orderQuantity" | "maxPosition">): void {
+  if (s.sellBelow >= s.buyAbove) throw badRequest(`sellBelow (${s.sellBelow}) must be below buyAbove (${s.buyAbove})`, "sellBelow");
+  if (s.orderQuantity > s.maxPosition) throw badRequest(`orderQuantity (${s.orderQuantity}) must not exceed maxPosition (${s.maxPosition})`, "orderQuantity");
+}
+
+const deleted = (s: Strategy, what: string) => new HttpError(409, "STRATEGY_DELETED", `strategy ${s.strategyId} is deleted (${s.deletedAt}): ${what}`);
 const Id = Type.Object({ id: Type.String({ format: "uuid" }) });
 
 // Responses (OpenAPI; unnamed fields are kept).
@@ -48,29 +67,54 @@ export function registerRoutes(ctx: ServiceContext, deps: { store: OrchestratorS
     return s;
   };
 
-  ctx.app.post("/strategies", { schema: { body: StrategyBody, response: { 201: StrategyOut } } }, async (req, reply) => {
+  ctx.app.post("/strategies", { schema: { body: StrategyBody, response: { 200: StrategyOut, 201: StrategyOut } } }, async (req, reply) => {
     const who = requireIdentity(req);
+    const key = idempotencyKeyOf(req.headers["idempotency-key"]);
     const b = req.body;
-    if (b.sellBelow >= b.buyAbove) throw badRequest("sellBelow must be below buyAbove", "sellBelow");
-    if (b.orderQuantity > b.maxPosition) throw badRequest("orderQuantity must not exceed maxPosition", "orderQuantity");
-    const s = await store.createStrategy({
-      userId: who.userId, name: b.name, symbols: b.symbols, buyAbove: b.buyAbove, sellBelow: b.sellBelow, orderQuantity: b.orderQuantity,
-      maxPosition: b.maxPosition, stopLoss: b.stopLoss, minRegimeAgreement: b.minRegimeAgreement ?? 0, everySeconds: b.everySeconds ?? 60, enabled: b.enabled ?? false,
-    }, deps.maxStrategiesPerUser);
-    if (!s) throw conflict(`at most ${deps.maxStrategiesPerUser} strategies per user (a strategy is kept with its decisions)`);
-    return reply.code(201).send(s);
+    checkSettings(b);
+    const settings = {
+      name: b.name, symbols: b.symbols, buyAbove: b.buyAbove, sellBelow: b.sellBelow, orderQuantity: b.orderQuantity, maxPosition: b.maxPosition,
+      stopLoss: b.stopLoss, minRegimeAgreement: b.minRegimeAgreement ?? 0, everySeconds: b.everySeconds ?? 60, enabled: b.enabled ?? false,
+    };
+    // The request is compared with its defaults applied: `enabled: false` and no `enabled` are the same.
+    const out = await store.createStrategy({ userId: who.userId, ...settings }, deps.maxStrategiesPerUser, key ? { key, requestHash: requestHashOf(settings) } : null);
+    if (out.kind === "key_reused") throw idempotencyKeyReused(key!);
+    if (out.kind === "at_limit") throw conflict(`at most ${deps.maxStrategiesPerUser} strategies per user (delete one: DELETE /strategies/:id)`);
+    if (out.kind === "replayed") return reply.code(200).header("idempotent-replay", "true").send(out.strategy);
+    return reply.code(201).send(out.strategy);
   });
   ctx.app.get("/strategies", { schema: { response: { 200: ResponseObject({ strategies: Type.Array(StrategyOut) }) } } }, async (req) => ({ strategies: await store.listStrategies(requireIdentity(req).userId) }));
   ctx.app.get("/strategies/:id", { schema: { params: Id, response: { 200: StrategyOut } } }, async (req) => own(req.params.id, requireIdentity(req).userId));
-  for (const [path, enabled] of [["enable", true], ["disable", false]] as const)
-    ctx.app.post(`/strategies/:id/${path}`, { schema: { params: Id, response: { 200: StrategyOut } } }, async (req) => {
-      const who = requireIdentity(req);
-      const s = await store.setEnabled(req.params.id, who.userId, enabled);
-      if (!s) throw notFound(`no strategy ${req.params.id}`);
-      return s;
+
+  /** Applies a change to the caller's strategy: 404 not theirs, 409 deleted, 400 the merged settings inconsistent. */
+  const change = async (id: string, userId: string, patch: Partial<StrategySettings>) => {
+    const s = await store.updateStrategy(id, userId, (cur) => {
+      if (cur.deletedAt) throw deleted(cur, "it cannot be changed");
+      const { strategyId: _id, userId: _user, symbols: _symbols, status: _status, stoppedReason: _reason, lastEvaluatedAt: _at, deletedAt: _deleted, ...current } = cur;
+      const next = { ...current, ...patch, rearm: patch.enabled === true };
+      checkSettings(next);
+      return next;
     });
+    if (!s) throw notFound(`no strategy ${id}`);
+    return s;
+  };
+  ctx.app.patch("/strategies/:id", { schema: { params: Id, body: StrategyPatch, response: { 200: StrategyOut } } }, async (req) => {
+    const who = requireIdentity(req);
+    const { symbols, ...patch } = req.body;
+    if (symbols !== undefined) throw badRequest("symbols cannot be changed: the strategy's orders and position are per symbol; create another strategy", "symbols");
+    return change(req.params.id, who.userId, patch);
+  });
+  for (const [path, enabled] of [["enable", true], ["disable", false]] as const)
+    ctx.app.post(`/strategies/:id/${path}`, { schema: { params: Id, response: { 200: StrategyOut } } }, async (req) => change(req.params.id, requireIdentity(req).userId, { enabled }));
+  ctx.app.delete("/strategies/:id", { schema: { params: Id, response: { 204: NoContent } } }, async (req, reply) => {
+    if (!(await store.deleteStrategy(req.params.id, requireIdentity(req).userId))) throw notFound(`no strategy ${req.params.id}`);
+    return reply.code(204).send();
+  });
   ctx.app.post("/strategies/:id/evaluate", { schema: { params: Id, response: { 200: Decisions } } }, async (req) => {
     const s = await own(req.params.id, requireIdentity(req).userId);
+    // An evaluation places orders: only a strategy its user left enabled may place them.
+    if (s.deletedAt) throw deleted(s, "a deleted strategy is never evaluated");
+    if (!s.enabled) throw new HttpError(409, "STRATEGY_DISABLED", `strategy ${s.strategyId} is disabled: enable it to evaluate it (an evaluation places orders)`);
     return { decisions: await deps.evaluate(s) };
   });
   ctx.app.get("/strategies/:id/decisions", { schema: { params: Id, querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }), response: { 200: Decisions } } }, async (req) => {

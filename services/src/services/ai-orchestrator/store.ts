@@ -18,9 +18,23 @@ export interface Strategy {
   status: "active" | "stopped";
   stoppedReason: string | null;
   lastEvaluatedAt: string | null;
+  /** Set once deleted (soft: the strategy stays with its decisions, disabled, never evaluated). */
+  deletedAt: string | null;
 }
 
-export type NewStrategy = Omit<Strategy, "strategyId" | "status" | "stoppedReason" | "lastEvaluatedAt">;
+export type NewStrategy = Omit<Strategy, "strategyId" | "status" | "stoppedReason" | "lastEvaluatedAt" | "deletedAt">;
+
+/** What a change may set (symbols are not among them: the strategy's orders and position are per symbol). */
+export type StrategySettings = Pick<Strategy, "name" | "buyAbove" | "sellBelow" | "orderQuantity" | "maxPosition" | "stopLoss" | "minRegimeAgreement" | "everySeconds" | "enabled"> & {
+  /** Re-arm a strategy its loss stop stopped (an explicit enable). */
+  rearm: boolean;
+};
+
+export type CreateOutcome =
+  | { kind: "created" | "replayed"; strategy: Strategy }
+  | { kind: "at_limit" }
+  /** The Idempotency-Key was used for another request. */
+  | { kind: "key_reused" };
 
 interface StrategyRow {
   strategy_id: string;
@@ -38,6 +52,8 @@ interface StrategyRow {
   status: "active" | "stopped";
   stopped_reason: string | null;
   last_evaluated_at: Date | null;
+  deleted_at: Date | null;
+  request_hash: string | null;
 }
 
 const toStrategy = (r: StrategyRow): Strategy => ({
@@ -56,6 +72,7 @@ const toStrategy = (r: StrategyRow): Strategy => ({
   status: r.status,
   stoppedReason: r.stopped_reason,
   lastEvaluatedAt: r.last_evaluated_at?.toISOString() ?? null,
+  deletedAt: r.deleted_at?.toISOString() ?? null,
 });
 
 export interface DecisionRecord {
@@ -95,27 +112,37 @@ export class OrchestratorStore {
   constructor(private readonly pg: PostgresClient) {}
 
   /**
-   * Inserts the strategy unless the user already keeps `max` of them (undefined then). Creations of
-   * one user take turns under an advisory lock, so concurrent requests cannot pass the cap together.
+   * Inserts the strategy unless the user already keeps `max` live (not deleted) ones. Creations of
+   * one user take turns under an advisory lock, so concurrent requests cannot pass the cap together,
+   * nor make two strategies of one Idempotency-Key: the key is looked up under that lock first (a
+   * retry of a creation at the cap is answered the strategy it made, not refused).
    */
-  async createStrategy(s: NewStrategy, max: number): Promise<Strategy | undefined> {
+  async createStrategy(s: NewStrategy, max: number, idempotency: { key: string; requestHash: string } | null): Promise<CreateOutcome> {
     return this.pg.transaction(async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [STRATEGY_LOCK_SPACE, s.userId]);
+      if (idempotency) {
+        const prior = await c.query<StrategyRow>(`SELECT * FROM ai_strategies WHERE user_id = $1 AND idempotency_key = $2`, [s.userId, idempotency.key]);
+        if (prior.rows[0]) return prior.rows[0].request_hash === idempotency.requestHash ? { kind: "replayed", strategy: toStrategy(prior.rows[0]) } : { kind: "key_reused" };
+      }
       const { rows } = await c.query<StrategyRow>(
         `INSERT INTO ai_strategies (strategy_id, user_id, name, symbols, buy_above, sell_below, order_quantity, max_position, stop_loss,
-           min_regime_agreement, every_seconds, enabled)
-         SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12 WHERE (SELECT count(*) FROM ai_strategies WHERE user_id = $2) < $13 RETURNING *`,
-        [randomUUID(), s.userId, s.name, s.symbols, s.buyAbove, s.sellBelow, s.orderQuantity, s.maxPosition, s.stopLoss, s.minRegimeAgreement, s.everySeconds, s.enabled, max],
+           min_regime_agreement, every_seconds, enabled, idempotency_key, request_hash)
+         SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$14,$15
+         WHERE (SELECT count(*) FROM ai_strategies WHERE user_id = $2 AND deleted_at IS NULL) < $13 RETURNING *`,
+        [randomUUID(), s.userId, s.name, s.symbols, s.buyAbove, s.sellBelow, s.orderQuantity, s.maxPosition, s.stopLoss, s.minRegimeAgreement, s.everySeconds, s.enabled, max,
+          idempotency?.key ?? null, idempotency?.requestHash ?? null],
       );
-      return rows[0] ? toStrategy(rows[0]) : undefined;
+      return rows[0] ? { kind: "created", strategy: toStrategy(rows[0]) } : { kind: "at_limit" };
     });
   }
 
+  /** The user's live strategies (deleted ones are left out), newest first. */
   async listStrategies(userId: string): Promise<Strategy[]> {
-    const { rows } = await this.pg.query<StrategyRow>(`SELECT * FROM ai_strategies WHERE user_id = $1 ORDER BY created_at DESC`, [userId]);
+    const { rows } = await this.pg.query<StrategyRow>(`SELECT * FROM ai_strategies WHERE user_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC`, [userId]);
     return rows.map(toStrategy);
   }
 
+  /** A strategy, deleted ones included (their decisions stay readable). */
   async getStrategy(strategyId: string, userId?: string): Promise<Strategy | undefined> {
     const { rows } = await this.pg.query<StrategyRow>(
       `SELECT * FROM ai_strategies WHERE strategy_id = $1 AND ($2::text IS NULL OR user_id = $2)`,
@@ -124,15 +151,51 @@ export class OrchestratorStore {
     return rows[0] ? toStrategy(rows[0]) : undefined;
   }
 
-  /** Enable/disable; enabling a stopped strategy re-arms it (the user has seen the stop). */
-  async setEnabled(strategyId: string, userId: string, enabled: boolean): Promise<Strategy | undefined> {
+  /**
+   * Changes the user's strategy: `change` gets the row as it is (locked, so two changes cannot each
+   * pass a check the other breaks) and answers the new settings, or throws to refuse. Enabling re-arms
+   * a strategy its loss stop stopped (the user has seen the stop). Undefined: no such strategy.
+   */
+  async updateStrategy(strategyId: string, userId: string, change: (current: Strategy) => StrategySettings): Promise<Strategy | undefined> {
+    return this.pg.transaction(async (c) => {
+      const cur = await c.query<StrategyRow>(`SELECT * FROM ai_strategies WHERE strategy_id = $1 AND user_id = $2 FOR UPDATE`, [strategyId, userId]);
+      if (!cur.rows[0]) return undefined;
+      const current = toStrategy(cur.rows[0]);
+      const n = change(current);
+      const rearm = n.enabled && n.rearm;
+      const { rows } = await c.query<StrategyRow>(
+        `UPDATE ai_strategies SET name = $2, buy_above = $3, sell_below = $4, order_quantity = $5, max_position = $6, stop_loss = $7,
+           min_regime_agreement = $8, every_seconds = $9, enabled = $10, updated_at = now(),
+           status = CASE WHEN $11 THEN 'active' ELSE status END, stopped_reason = CASE WHEN $11 THEN NULL ELSE stopped_reason END
+         WHERE strategy_id = $1 RETURNING *`,
+        [strategyId, n.name, n.buyAbove, n.sellBelow, n.orderQuantity, n.maxPosition, n.stopLoss, n.minRegimeAgreement, n.everySeconds, n.enabled, rearm],
+      );
+      return toStrategy(rows[0]);
+    });
+  }
+
+  /**
+   * Soft delete: the row stays (its decisions reference it and ai-chain-analytics reads them), it is
+   * disabled, no longer listed nor counted against the per-user limit, and never evaluated again.
+   * Deleting a deleted strategy changes nothing. Undefined: no such strategy.
+   */
+  async deleteStrategy(strategyId: string, userId: string): Promise<Strategy | undefined> {
     const { rows } = await this.pg.query<StrategyRow>(
-      `UPDATE ai_strategies SET enabled = $3, updated_at = now(),
-         status = CASE WHEN $3 THEN 'active' ELSE status END, stopped_reason = CASE WHEN $3 THEN NULL ELSE stopped_reason END
+      `UPDATE ai_strategies SET deleted_at = coalesce(deleted_at, now()), enabled = false, updated_at = CASE WHEN deleted_at IS NULL THEN now() ELSE updated_at END
        WHERE strategy_id = $1 AND user_id = $2 RETURNING *`,
-      [strategyId, userId, enabled],
+      [strategyId, userId],
     );
     return rows[0] ? toStrategy(rows[0]) : undefined;
+  }
+
+  /** Whether the strategy may still act: read right before each decision (a disable or delete during an evaluation applies to it). */
+  async lifecycle(strategyId: string): Promise<"enabled" | "disabled" | "deleted"> {
+    const { rows } = await this.pg.query<{ enabled: boolean; deleted: boolean }>(
+      `SELECT enabled, deleted_at IS NOT NULL AS deleted FROM ai_strategies WHERE strategy_id = $1`,
+      [strategyId],
+    );
+    const r = rows[0];
+    return !r || r.deleted ? "deleted" : r.enabled ? "enabled" : "disabled";
   }
 
   async stop(strategyId: string, reason: string): Promise<void> {
@@ -142,7 +205,7 @@ export class OrchestratorStore {
   /** Enabled strategies whose interval has elapsed. */
   async due(now = new Date()): Promise<Strategy[]> {
     const { rows } = await this.pg.query<StrategyRow>(
-      `SELECT * FROM ai_strategies WHERE enabled AND (last_evaluated_at IS NULL OR last_evaluated_at + every_seconds * interval '1 second' <= $1)`,
+      `SELECT * FROM ai_strategies WHERE enabled AND deleted_at IS NULL AND (last_evaluated_at IS NULL OR last_evaluated_at + every_seconds * interval '1 second' <= $1)`,
       [now],
     );
     return rows.map(toStrategy);
@@ -200,11 +263,5 @@ export class OrchestratorStore {
   async decisionsSince(since: Date, limit: number): Promise<DecisionRecord[]> {
     const { rows } = await this.pg.query(`${SELECT_DECISION} WHERE decided_at >= $1 ORDER BY decided_at, decision_id LIMIT $2`, [since, limit]);
     return rows as DecisionRecord[];
-  }
-
-  /** Orders this strategy placed (for its position and PnL from order-management's fills). */
-  async orderIds(strategyId: string): Promise<string[]> {
-    const { rows } = await this.pg.query<{ order_id: string }>(`SELECT order_id FROM ai_decisions WHERE strategy_id = $1 AND order_id IS NOT NULL`, [strategyId]);
-    return rows.map((r) => r.order_id);
   }
 }

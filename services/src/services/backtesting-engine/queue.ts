@@ -24,6 +24,14 @@ export interface ClaimedJob {
   request: BacktestRequest;
 }
 
+export type EnqueueOutcome =
+  | { kind: "queued" }
+  | { kind: "at_limit"; open: number }
+  /** The Idempotency-Key's run, as it is now. */
+  | { kind: "replayed"; run: { id: string; status: string; kind: string; jobs: number } }
+  /** The Idempotency-Key was used for another request. */
+  | { kind: "key_reused" };
+
 /** The claim was lost (lease expired and another replica took the job). */
 export class LeaseLostError extends Error {}
 
@@ -35,29 +43,45 @@ export class JobQueue {
 
   /**
    * Records the run and its jobs, unless the owner's unfinished jobs and these would pass
-   * `maxOpenJobs`: then nothing is written and the owner's unfinished job count is returned.
-   * Submissions of one owner take turns under an advisory lock (concurrent ones cannot pass the cap together).
+   * `maxOpenJobs`: then nothing is written and the owner's unfinished job count is answered.
+   * Submissions of one owner take turns under an advisory lock: concurrent ones cannot pass the cap
+   * together, nor make two runs of one Idempotency-Key (looked up first: a retry of a submission is
+   * answered its run even when the owner is at the cap now).
    */
-  async enqueue(run: { id: string; ownerId: string; strategy: string; kind: string; request: BacktestRequest }, jobs: JobSpec[], maxAttempts: number, maxOpenJobs: number): Promise<{ open: number } | undefined> {
+  async enqueue(
+    run: { id: string; ownerId: string; strategy: string; kind: string; request: BacktestRequest },
+    jobs: JobSpec[],
+    maxAttempts: number,
+    maxOpenJobs: number,
+    idempotency: { key: string; requestHash: string } | null = null,
+  ): Promise<EnqueueOutcome> {
     return this.pg.transaction(async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [SUBMIT_LOCK_SPACE, run.ownerId]);
+      if (idempotency) {
+        const prior = await c.query<{ id: string; status: string; kind: string; total_jobs: number; request_hash: string }>(
+          `SELECT id, status, kind, total_jobs, request_hash FROM bt_runs WHERE owner_id = $1 AND idempotency_key = $2`,
+          [run.ownerId, idempotency.key],
+        );
+        const p = prior.rows[0];
+        if (p) return p.request_hash === idempotency.requestHash ? { kind: "replayed", run: { id: p.id, status: p.status, kind: p.kind, jobs: p.total_jobs } } : { kind: "key_reused" };
+      }
       const { rows } = await c.query<{ n: string }>(
         `SELECT count(*) AS n FROM bt_jobs j JOIN bt_runs r ON r.id = j.run_id
          WHERE r.owner_id = $1 AND r.status IN ('queued', 'running') AND j.status IN ('queued', 'running')`,
         [run.ownerId],
       );
       const open = Number(rows[0].n);
-      if (open + jobs.length > maxOpenJobs) return { open };
+      if (open + jobs.length > maxOpenJobs) return { kind: "at_limit", open };
       await c.query(
-        `INSERT INTO bt_runs (id, owner_id, strategy, kind, request, total_jobs) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [run.id, run.ownerId, run.strategy, run.kind, JSON.stringify(run.request), jobs.length],
+        `INSERT INTO bt_runs (id, owner_id, strategy, kind, request, total_jobs, idempotency_key, request_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [run.id, run.ownerId, run.strategy, run.kind, JSON.stringify(run.request), jobs.length, idempotency?.key ?? null, idempotency?.requestHash ?? null],
       );
       await c.query(
         `INSERT INTO bt_jobs (run_id, idx, spec, max_attempts)
          SELECT $1, ordinality - 1, spec, $3 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS j(spec, ordinality)`,
         [run.id, JSON.stringify(jobs), maxAttempts],
       );
-      return undefined;
+      return { kind: "queued" };
     });
   }
 

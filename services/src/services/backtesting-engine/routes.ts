@@ -1,7 +1,11 @@
-/** HTTP routes: submit, poll, results, curves, trades, charts; strategies and their parameters. */
+/**
+ * HTTP routes: submit, poll, results, curves, trades, charts; strategies and their parameters.
+ * A submission may carry an Idempotency-Key (per user): a retry with the same body is answered its
+ * run (200, `idempotent-replay: true`), the key with another body is a 409 naming it.
+ */
 import { randomUUID } from "node:crypto";
 import { equityChartSvg, ParameterError, strategies } from "../../backtest";
-import { badRequest, conflict, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
+import { badRequest, conflict, idempotencyKeyOf, idempotencyKeyReused, notFound, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { checkReplay } from "./bars";
 import { planBacktest, type Limits } from "./plan";
 import type { JobQueue } from "./queue";
@@ -51,19 +55,25 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     }),
   }));
 
-  app.post("/", { schema: { body: BacktestRequest, response: { 202: Accepted } } }, async (req, reply) => {
+  app.post("/", { schema: { body: BacktestRequest, response: { 200: Accepted, 202: Accepted } } }, async (req, reply) => {
     const who = requireIdentity(req);
+    const key = idempotencyKeyOf(req.headers["idempotency-key"]);
     const body = req.body;
     const plan = asBadRequest(() => planBacktest(body, deps.limits));
     if (body.data.source === "replay") await checkReplay(deps.replayDir, body.data.file).catch((e: ParameterError) => { throw badRequest(e.message, e.field); });
     if (body.data.source === "clickhouse" && !deps.clickhouseEnabled) throw badRequest("ClickHouse is not configured for this service", "data.source");
-    const id = randomUUID();
     const kind = body.sweep ? "sweep" : body.walkForward ? "walk-forward" : "run";
-    const refused = await deps.queue.enqueue({ id, ownerId: who.userId, strategy: plan.strategy, kind, request: body }, plan.jobs, deps.maxAttempts, deps.maxOpenJobsPerUser);
-    if (refused)
-      throw conflict(`this backtest has ${plan.jobs.length} jobs and ${refused.open} of yours are queued or running: at most ${deps.maxOpenJobsPerUser} per user; submit it when they finish`);
+    const answer = (id: string, status: string) =>
+      ({ id, status, kind, jobs: plan.jobs.length, barsPerSymbol: plan.barsPerSymbol, links: { self: `/api/backtests/${id}`, results: `/api/backtests/${id}/results`, chart: `/api/backtests/${id}/chart.svg` } });
+    const id = randomUUID();
+    const out = await deps.queue.enqueue({ id, ownerId: who.userId, strategy: plan.strategy, kind, request: body }, plan.jobs, deps.maxAttempts, deps.maxOpenJobsPerUser, key ? { key, requestHash: requestHashOf(body) } : null);
+    if (out.kind === "key_reused") throw idempotencyKeyReused(key!);
+    if (out.kind === "at_limit")
+      throw conflict(`this backtest has ${plan.jobs.length} jobs and ${out.open} of yours are queued or running: at most ${deps.maxOpenJobsPerUser} per user; submit it when they finish`);
+    // A retry under the same key and body: the run it made, as it is now (same body, same plan).
+    if (out.kind === "replayed") return reply.code(200).header("idempotent-replay", "true").send(answer(out.run.id, out.run.status));
     reply.code(202);
-    return { id, status: "queued", kind, jobs: plan.jobs.length, barsPerSymbol: plan.barsPerSymbol, links: { self: `/api/backtests/${id}`, results: `/api/backtests/${id}/results`, chart: `/api/backtests/${id}/chart.svg` } };
+    return answer(id, "queued");
   });
 
   const ownRun = async (req: Parameters<typeof requireIdentity>[0], id: string) => {

@@ -40,6 +40,7 @@ export default defineService({
       metrics,
       limits: {
         maxModelAgeMs: c.ML_MAX_MODEL_AGE_HOURS * 3_600_000,
+        reloadMs: c.ML_RELOAD_MS,
         maxBarAgeMs: c.ML_MAX_BAR_AGE_SECONDS === undefined ? undefined : c.ML_MAX_BAR_AGE_SECONDS * 1000,
         interval: { name: c.ML_INTERVAL, ms: intervalMs(c.ML_INTERVAL) },
       },

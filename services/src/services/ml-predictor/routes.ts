@@ -1,6 +1,7 @@
 /**
  * ml-predictor HTTP routes.
  *   POST /predict, POST /internal/predict   {symbols: [...1-100]} -> P(up) per symbol from its latest bars
+ *                                           (503 MODEL_UNAVAILABLE when the promoted model cannot be loaded)
  *   GET  /status                            served model, its age, drift, serving limits
  *   GET  /models, /models/events, /models/:version
  *   POST /models/:version/promote, POST /models/rollback   (admin)
@@ -19,6 +20,8 @@ import type { ModelServing } from "./serving";
 export interface PredictorLimits {
   maxModelAgeMs: number;
   maxBarAgeMs: number | undefined;
+  /** How often the registry is checked (ML_RELOAD_MS): when a failed model load is tried again. */
+  reloadMs: number;
   /** The bars this replica reads (ML_INTERVAL): a model trained on other bars is never served on them. */
   interval: { name: string; ms: number };
 }
@@ -47,7 +50,7 @@ const PredictionsOut = ResponseObject({
   hasEdge: Type.Boolean(),
   predictions: Type.Array(ResponseObject({ symbol: Type.String(), probabilityUp: Type.Number(), barTime: Type.String() }, { description: "also close, features and the regime vector" })),
 });
-const StatusOut = ResponseObject({ model: Type.Unknown({ description: "the promoted model (version, trainedAt, ageSeconds, hasEdge) or null" }), drift: Type.Unknown({ description: "{ psi, predictions } or null" }), limits: ResponseObject({}) });
+const StatusOut = ResponseObject({ model: Type.Unknown({ description: "the promoted model (version, trainedAt, ageSeconds, hasEdge) or null" }), loadFailure: Type.Unknown({ description: "{ version, message, since } when the promoted model cannot be loaded, else null" }), drift: Type.Unknown({ description: "{ psi, predictions } or null" }), limits: ResponseObject({}) });
 const ModelOut = ResponseObject({ version: Type.String() }, { description: "A registered model: version, training window, features, walk-forward metrics, artifact SHA-256, status" });
 
 export function registerRoutes(
@@ -55,10 +58,17 @@ export function registerRoutes(
   deps: { serving: ModelServing; registry: ModelRegistry; bars: BarStore; metrics: PredictorMetrics; limits: PredictorLimits },
 ): void {
   const { serving, registry, bars, metrics, limits } = deps;
+  // A model that failed to load is tried again at the next registry check (ML_RELOAD_MS).
+  const retryAfterSeconds = Math.max(1, Math.ceil(limits.reloadMs / 1000));
 
   async function predict(symbols: string[]) {
     // The model check and the bars (one ClickHouse query for every symbol) are independent.
     const [served, latest] = await Promise.all([serving.get(), bars.latestMany(symbols, LOOKBACK + 1)]);
+    if (!served && serving.failure) {
+      metrics.refusals.inc({ reason: "MODEL_UNAVAILABLE" });
+      const f = serving.failure;
+      throw new HttpError(503, "MODEL_UNAVAILABLE", `the promoted model ${f.version} cannot be loaded (${f.message}); promote another or roll back`, undefined, { "retry-after": String(retryAfterSeconds) });
+    }
     if (!served) {
       metrics.refusals.inc({ reason: "NO_PROMOTED_MODEL" });
       throw new HttpError(409, "NO_PROMOTED_MODEL", "no model is promoted: train one (ml-predictor train) and promote it");
@@ -114,6 +124,7 @@ export function registerRoutes(
         ? { version: served.record.version, trainedAt: served.record.trainedAt, ageSeconds: modelAgeMs(served.record) / 1000, hasEdge: served.record.hasEdge }
         : null,
       drift: served ? { psi: served.drift.value() ?? null, predictions: served.drift.count } : null,
+      loadFailure: serving.failure ?? null,
       limits: { maxModelAgeHours: limits.maxModelAgeMs / 3_600_000, maxBarAgeSeconds: limits.maxBarAgeMs === undefined ? null : limits.maxBarAgeMs / 1000 },
     };
   });
