@@ -248,6 +248,32 @@ describe("ml-predictor", () => {
     }
   });
 
+  it("a model that cannot be loaded is not promoted (409 MODEL_UNLOADABLE); the promoted one stays served", async () => {
+    const db = new pg.Client({ connectionString: srv.postgres.url });
+    await db.connect();
+    const [promoted] = (await db.query(`SELECT version FROM ml_models WHERE status = 'promoted'`)).rows;
+    const [candidate] = (await db.query(`SELECT version, artifact, artifact_sha256 FROM ml_models WHERE status <> 'promoted' ORDER BY created_at DESC LIMIT 1`)).rows;
+    const garbage = Buffer.from("not an onnx model");
+    try {
+      for (const [bytes, sha, says] of [
+        [garbage, sha256(garbage), /onnxruntime rejected the artifact/],
+        [garbage, candidate.artifact_sha256, /artifact checksum [0-9a-f]{64} does not match/],
+      ] as const) {
+        await db.query(`UPDATE ml_models SET artifact = $2, artifact_sha256 = $3 WHERE version = $1`, [candidate.version, bytes, sha]);
+        const r = await svc.app.inject({ method: "POST", url: `/models/${candidate.version}/promote`, headers: admin, payload: { reason: "bad export" } });
+        expect(r.statusCode, r.body).toBe(409);
+        expect(r.json().error).toMatchObject({ code: "MODEL_UNLOADABLE" });
+        expect(r.json().error.message).toMatch(says);
+        expect((await db.query(`SELECT version FROM ml_models WHERE status = 'promoted'`)).rows[0].version).toBe(promoted.version);
+        const served = await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } });
+        expect(served.json().modelVersion).toBe(promoted.version);
+      }
+    } finally {
+      await db.query(`UPDATE ml_models SET artifact = $2, artifact_sha256 = $3 WHERE version = $1`, [candidate.version, candidate.artifact, candidate.artifact_sha256]);
+      await db.end();
+    }
+  });
+
   it("exposes drift, staleness and model age on /metrics", async () => {
     // The PSI appears once DRIFT_MIN_PREDICTIONS were served: that many, no more (each request
     // reads ClickHouse and PostgreSQL, shared with the other test files on a loaded machine).

@@ -134,6 +134,13 @@ export class ModelRegistry {
     return rows[0]?.version;
   }
 
+  /** A model with its artifact (to check that it loads before it is promoted). */
+  async withArtifact(version: string): Promise<ModelWithArtifact> {
+    const { rows } = await this.db.query<Row>(`SELECT ${COLUMNS}, artifact FROM ml_models WHERE version = $1`, [version]);
+    if (!rows[0]) throw new RegistryError("MODEL_NOT_FOUND", `no model version ${version}`);
+    return { ...toRecord(rows[0]), artifact: rows[0].artifact! };
+  }
+
   /** The promoted model with its artifact, or undefined when none is promoted. */
   async promoted(): Promise<ModelWithArtifact | undefined> {
     const { rows } = await this.db.query<Row>(`SELECT ${COLUMNS}, artifact FROM ml_models WHERE status = 'promoted'`);

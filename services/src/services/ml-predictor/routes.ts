@@ -9,6 +9,7 @@
  */
 import { HttpError, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { LOOKBACK } from "../../ml/features";
+import { loadModel, ModelLoadError } from "../../ml/model";
 import { PredictionRefused, modelAgeMs } from "../../ml/predictor";
 import { regimeVector } from "../../ml/regimes";
 import { RegistryError, type ModelRegistry } from "../../ml/registry";
@@ -143,8 +144,15 @@ export function registerRoutes(
   });
   ctx.app.post("/models/:version/promote", { schema: { params: Version, body: Reason, response: { 200: ModelOut } } }, async (req) => {
     const who = requireIdentity(req, "admin");
-    const mismatch = intervalMismatch(await registry.get(req.params.version).catch(registryHttpError), limits.interval);
+    const candidate = await registry.withArtifact(req.params.version).catch(registryHttpError);
+    const mismatch = intervalMismatch(candidate, limits.interval);
     if (mismatch) throw new HttpError(409, "MODEL_INTERVAL_MISMATCH", mismatch);
+    // Loaded once here: a model no replica can load, once promoted, would refuse every prediction (503).
+    const loaded = await loadModel(candidate.version, candidate.artifact, candidate.features, candidate.artifactSha256).catch((e: Error) => {
+      if (e instanceof ModelLoadError) throw new HttpError(409, "MODEL_UNLOADABLE", `${e.message}: not promoted`);
+      throw e;
+    });
+    await loaded.close();
     const model = await registry.promote(req.params.version, who.userId, req.body.reason).catch(registryHttpError);
     await serving.get(true);
     return model;
