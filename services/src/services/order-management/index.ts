@@ -34,7 +34,9 @@ export default defineService({
     OM_CONSUMER_GROUP: Type.String({ default: "order-management" }),
     // Group commit of submissions (submit.ts): orders decided per transaction, lanes (transactions at once).
     OM_SUBMIT_MAX_BATCH: Type.Integer({ default: 200, minimum: 1, maximum: 1000 }),
-    OM_SUBMIT_LANES: Type.Integer({ default: 4, minimum: 1, maximum: 32 }), // each holds a pool connection while it writes
+    // Each lane holds a pool connection while it writes. One by default: on the 2-core bench host one
+    // lane's larger batches beat four lanes' parallel transactions (README "The order path").
+    OM_SUBMIT_LANES: Type.Integer({ default: 1, minimum: 1, maximum: 32 }),
     // Executions gathered per transaction (consumeBatches' lingerMs). The fill reaches the trader on
     // trading.executions without order-management; what waits is the order's own status (and the
     // position the next risk check reads), up to this much later. Per fill it saves a fetch, a
