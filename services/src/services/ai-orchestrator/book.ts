@@ -7,21 +7,15 @@
  * every order the strategy ever placed, one call each, at every evaluation).
  */
 import { HttpError, type PeerClient, type PostgresClient } from "../../kit";
-import { isTerminal, type OrderStatus } from "../../trading/orderState";
+import type { OrderSnapshot as TradingOrderSnapshot } from "../../trading/events";
+import { isTerminal } from "../../trading/orderState";
 import type { Strategy } from "./store";
 
-export interface OrderSnapshot {
-  orderId: string;
-  symbol: string;
-  side: "buy" | "sell";
-  quantity: string;
-  status: OrderStatus;
-  filledQuantity: string;
-  avgFillPrice: string | null;
-  fees: string;
-  rejectReason: string | null;
-  rejectMessage: string | null;
-}
+/** The fields of order-management's order (trading/events.ts) the book reads. */
+export type OrderSnapshot = Pick<
+  TradingOrderSnapshot,
+  "orderId" | "symbol" | "side" | "quantity" | "status" | "filledQuantity" | "avgFillPrice" | "fees" | "rejectReason" | "rejectMessage"
+>;
 
 /** What one order contributes to the book: its signed filled quantity and its cash flow. */
 function contribution(o: OrderSnapshot): { filledSigned: number; cashFlow: number } {
