@@ -6,12 +6,11 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { promClient } from "../harness/deps";
 import { useServers } from "../harness/shared";
 import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
 import { migratedKitPostgres } from "../helpers/schemas";
-import { TradingEngine } from "../../services/src/services/trading-engine/engine";
-import type { OutboxRelay } from "../../services/src/trading/infra/outbox";
+import type { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import { testEngine } from "../helpers/engine";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
 
 const srv = useServers("postgres");
@@ -22,14 +21,7 @@ let client: PostgresClient;
 
 const log = { info() {}, warn() {}, error() {} } as unknown as Parameters<typeof createPostgres>[1];
 const engineOn = (pgc: PostgresClient) =>
-  new TradingEngine({
-    pg: pgc,
-    // The relay only publishes te_outbox rows after a commit; what it sends is not under test here.
-    relay: { notify() {} } as unknown as OutboxRelay,
-    log,
-    paper: { makerFeeBps: "10", takerFeeBps: "10", slippageBps: "5", impactBps: "0", tickSize: "0.01" },
-    fillsTotal: new promClient.Counter({ name: "te_fills_total", help: "fills", labelNames: ["liquidity"], registers: [new promClient.Registry()] }),
-  });
+  testEngine({ pg: pgc, log });
 const bar = (openTime: number, close: string): Bar => ({ symbol: SYMBOL, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high: close, low: close, close, volume: "1" });
 const limitBuy = (limitPrice: string, extra: Partial<OrderRequest> = {}): OrderRequest => ({
   orderId: randomUUID(), userId: "u-serial", symbol: SYMBOL, side: "buy", type: "limit", quantity: "1", limitPrice, ...extra,

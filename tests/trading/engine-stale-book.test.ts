@@ -12,14 +12,13 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { promClient } from "../harness/deps";
 import { useServers } from "../harness/shared";
 import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
 import { migratedKitPostgres } from "../helpers/schemas";
-import { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import type { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import { testEngine } from "../helpers/engine";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import { HandlerUnavailableError, isRetriable } from "../../services/src/trading/infra/deadLetters";
-import type { OutboxRelay } from "../../services/src/trading/infra/outbox";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
 
 const srv = useServers("postgres");
@@ -60,13 +59,7 @@ function flaky(real: PostgresClient) {
 }
 
 const engineOn = (pg: PostgresClient) =>
-  new TradingEngine({
-    pg,
-    relay: { notify() {} } as unknown as OutboxRelay,
-    log,
-    paper: { makerFeeBps: "10", takerFeeBps: "10", slippageBps: "5", impactBps: "0", tickSize: "0.01" },
-    fillsTotal: new promClient.Counter({ name: "te_fills_total", help: "fills", labelNames: ["liquidity"], registers: [new promClient.Registry()] }),
-  });
+  testEngine({ pg, log });
 const bar = (openTime: number, close: string, low = close): Bar => ({ symbol: SYMBOL, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high: close, low, close, volume: "1000" });
 const limitBuy = (limitPrice: string): OrderRequest => ({ orderId: randomUUID(), userId: "u-stale", symbol: SYMBOL, side: "buy", type: "limit", quantity: "1", limitPrice });
 const execute = (order: OrderRequest): EngineCommand => ({ kind: "execute", order });

@@ -9,12 +9,11 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs } from "../harness";
-import { promClient } from "../harness/deps";
 import { useServers } from "../harness/shared";
 import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
 import { createKafka, createTopicsReady } from "../../services/src/kit/datastores/kafka";
 import { migratedKitPostgres } from "../helpers/schemas";
-import { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import { testEngine } from "../helpers/engine";
 import { cancelledEvent, fillEvent, outcomeEvent } from "../../services/src/services/trading-engine/messages";
 import { applyFills } from "../../services/src/services/portfolio-manager/fills";
 import { TOPICS, type ExecutionMsg } from "../../services/src/trading/events";
@@ -32,13 +31,7 @@ let client: PostgresClient;
 
 const log = { info() {}, warn() {}, error() {}, debug() {} } as unknown as Parameters<typeof createPostgres>[1];
 const engine = () =>
-  new TradingEngine({
-    pg: client,
-    relay: { notify() {} } as unknown as OutboxRelay,
-    log,
-    paper: { makerFeeBps: "10", takerFeeBps: "10", slippageBps: "5", impactBps: "0", tickSize: "0.01" },
-    fillsTotal: new promClient.Counter({ name: "te_fills_total", help: "fills", labelNames: ["liquidity"], registers: [new promClient.Registry()] }),
-  });
+  testEngine({ pg: client, log });
 
 /** The partition kafkajs's default partitioner (the kit's producer's) gives a key on a topic of PARTITIONS. */
 const partitionOf = (() => {

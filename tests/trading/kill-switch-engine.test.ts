@@ -15,16 +15,15 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "../harness";
-import { promClient } from "../harness/deps";
 import { useServers } from "../harness/shared";
 import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
 import type { Identity } from "../../services/src/kit";
 import { migratedKitPostgres } from "../helpers/schemas";
 import { KillSwitch, type Scope } from "../../services/src/services/risk-analyzer/kill-switch";
 import { lockScope, recordChange } from "../../services/src/services/risk-analyzer/kill-switch-data";
-import { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import type { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import { testEngine } from "../helpers/engine";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
-import type { OutboxRelay } from "../../services/src/trading/infra/outbox";
 import { KILL_SWITCH_LOCK, type TradingState } from "../../services/src/trading/tradingState";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
 import { waitUntil } from "./e2e-helpers";
@@ -66,13 +65,7 @@ function pausing(real: PostgresClient) {
 }
 
 const engineOn = (pg: PostgresClient) =>
-  new TradingEngine({
-    pg,
-    relay: { notify() {} } as unknown as OutboxRelay,
-    log,
-    paper: { makerFeeBps: "10", takerFeeBps: "10", slippageBps: "5", impactBps: "0", tickSize: "0.01" },
-    fillsTotal: new promClient.Counter({ name: "te_fills_total", help: "fills", labelNames: ["liquidity"], registers: [new promClient.Registry()] }),
-  });
+  testEngine({ pg, log });
 let minute = 0;
 /** The next bar (open times only grow), closing at `close` with `low` as its low. */
 const nextBar = (close: string, low = close): Bar => {

@@ -16,16 +16,15 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { promClient } from "../harness/deps";
 import { useServers } from "../harness/shared";
 import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
 import { migratedKitPostgres } from "../helpers/schemas";
-import { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import type { TradingEngine } from "../../services/src/services/trading-engine/engine";
+import { testEngine } from "../helpers/engine";
 import { recordLiveSends } from "../../services/src/services/trading-engine/liveSends";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import { BinanceTradingClient, toBinanceOrder } from "../../services/src/trading/binance/adapter";
 import { isRetriable } from "../../services/src/trading/infra/deadLetters";
-import type { OutboxRelay } from "../../services/src/trading/infra/outbox";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
 import { FakeBinance } from "../fakes/binance";
 import { waitUntil } from "./e2e-helpers";
@@ -39,14 +38,7 @@ const log = { info() {}, debug() {}, error() {}, warn: (_o: unknown, msg: string
 
 const binance = (secretKey = SECRET) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, timeoutMs: 300, sleep: async () => {} });
 const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient } = {}) =>
-  new TradingEngine({
-    pg: opts.pg ?? client,
-    relay: { notify() {} } as unknown as OutboxRelay,
-    log,
-    paper: { makerFeeBps: "10", takerFeeBps: "10", slippageBps: "5", impactBps: "0", tickSize: "0.01" },
-    live: { client: binance(opts.secretKey), quoteAsset: "USDT", pollMs: opts.pollMs },
-    fillsTotal: new promClient.Counter({ name: "te_fills_total", help: "fills", labelNames: ["liquidity"], registers: [new promClient.Registry()] }),
-  });
+  testEngine({ pg: opts.pg ?? client, log, live: { client: binance(opts.secretKey), quoteAsset: "USDT", pollMs: opts.pollMs } });
 /** A symbol of one test alone. */
 const symbolOf = () => `L${randomBytes(4).toString("hex").toUpperCase()}USDT`;
 const limitBuy = (symbol: string, limitPrice: string, quantity = "2", userId = "u-live"): OrderRequest => ({ orderId: randomUUID(), userId, symbol, side: "buy", type: "limit", quantity, limitPrice });
