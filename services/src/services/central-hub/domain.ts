@@ -1,9 +1,9 @@
 /**
- * central-hub's rules, no I/O: who may use it, the idempotency key's form, and the fleet view
+ * central-hub's rules, no I/O: who may use it, and the fleet view
  * (instances per service, their versions and health) over the catalog's services plus any unknown
  * service that registered.
  */
-import { HttpError, type Identity } from "../../kit";
+import type { Identity } from "../../kit";
 import type { Health, Instance } from "./registry";
 
 /**
@@ -13,17 +13,6 @@ import type { Health, Instance } from "./registry";
  */
 export function mayUseHub(identity: Identity | undefined): boolean {
   return !identity || identity.role === "admin";
-}
-
-// The platform's Idempotency-Key form (order-management, payment-service): it never contains the
-// `|` that separates the fields of a lock's value.
-const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** The Idempotency-Key header when present, checked; null when absent or empty (as order-management). */
-export function idempotencyKeyOf(header: string | string[] | undefined): string | null {
-  const key = typeof header === "string" && header.length > 0 ? header : null;
-  if (key && !IDEMPOTENCY_KEY_RE.test(key)) throw new HttpError(400, "VALIDATION_ERROR", "Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-]", "idempotency-key");
-  return key;
 }
 
 export interface FleetEntry {

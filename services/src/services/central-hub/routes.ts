@@ -13,8 +13,8 @@
  */
 import type { FastifyRequest } from "fastify";
 import { catalog } from "../../catalog";
-import { conflict, forbidden, HttpError, identityOf, NoContent, notFound, ResponseObject, Type, type App } from "../../kit";
-import { fleetView, idempotencyKeyOf, mayUseHub } from "./domain";
+import { conflict, forbidden, HttpError, idempotencyKeyOf, identityOf, NoContent, notFound, ResponseObject, Type, type App } from "../../kit";
+import { fleetView, mayUseHub } from "./domain";
 import type { LockManager } from "./locks";
 import type { InstanceRegistry } from "./registry";
 

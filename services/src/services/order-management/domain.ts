@@ -63,15 +63,6 @@ export function checkOrderRequest(b: OrderRequest): void {
   if (b.limitPrice !== undefined && D(b.limitPrice).lte(0)) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice must be positive", "limitPrice");
 }
 
-const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** The Idempotency-Key header when present, checked; null when absent or empty. */
-export function idempotencyKeyOf(header: string | string[] | undefined): string | null {
-  const key = typeof header === "string" && header.length > 0 ? header : null;
-  if (key && !IDEMPOTENCY_KEY_RE.test(key)) throw new HttpError(400, "VALIDATION_ERROR", "invalid Idempotency-Key", "idempotency-key");
-  return key;
-}
-
 /** Hash of the request in canonical form: the same key with another body is a conflict. */
 export function requestHash(b: OrderRequest): string {
   const canonical = { symbol: b.symbol, side: b.side, type: b.type, quantity: str(b.quantity), limitPrice: b.limitPrice ? str(b.limitPrice) : null, timeInForce: b.timeInForce ?? "GTC", clientOrderId: b.clientOrderId ?? null };

@@ -8,12 +8,12 @@
  *                               trading-engine confirms (then `cancelled`, or `filled` if a fill won)
  */
 import { randomUUID } from "node:crypto";
-import { HttpError, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
 import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
-import { checkOrderRequest, idempotencyKeyOf, orderEvent, requestHash, snapshot } from "./domain";
+import { checkOrderRequest, orderEvent, requestHash, snapshot } from "./domain";
 import { countDecision, type OrderMetrics } from "./metrics";
 import type { OrderSubmitter } from "./submit";
 

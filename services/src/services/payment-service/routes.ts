@@ -10,7 +10,7 @@
  *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { type App, HttpError, notFound, requireIdentity, ResponseObject, Type } from "../../kit";
+import { type App, HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type } from "../../kit";
 import { INVOICE_REFERENCE_PREFIX } from "../../business/events";
 import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
 import type { IntentRequest } from "./domain/intents";
@@ -18,7 +18,6 @@ import type { Payments } from "./payments";
 import { type CardProcessor, WebhookSignatureError } from "./processor";
 import { intentView, type PaymentRepo } from "./repo";
 
-const KEY_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const Currency = Type.Union(Object.keys(CURRENCIES).map((c) => Type.Literal(c)));
 const IntentFields = {
   amount: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 }),
@@ -33,9 +32,8 @@ const InternalIntentBody = Type.Object({ ...IntentFields, userId: Type.String({ 
 const IdParams = Type.Object({ id: Type.String({ format: "uuid" }) });
 
 function idempotencyKey(req: FastifyRequest): string {
-  const k = req.headers["idempotency-key"];
-  if (typeof k !== "string" || k.length === 0) throw new HttpError(400, "VALIDATION_ERROR", "the Idempotency-Key header is required", "idempotency-key");
-  if (!KEY_RE.test(k)) throw new HttpError(400, "VALIDATION_ERROR", "Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-]", "idempotency-key");
+  const k = idempotencyKeyOf(req.headers["idempotency-key"]);
+  if (k === null) throw new HttpError(400, "VALIDATION_ERROR", "the Idempotency-Key header is required", "idempotency-key");
   return k;
 }
 
