@@ -10,9 +10,8 @@
  */
 import { KILL_SWITCH_LOCK } from "../../trading/tradingState";
 
-/** The statements sent with BEGIN (their results come first, in this order): the shared lock, then the halted scopes. */
+/** The statements sent with BEGIN (their results come first, in this order): the shared lock, then the halted scopes (begunEach[1]). */
 export const HALTS_STATEMENTS = `SELECT pg_advisory_xact_lock_shared(${KILL_SWITCH_LOCK.space}, ${KILL_SWITCH_LOCK.key}); SELECT scope FROM trading_states WHERE state = 'halted'`;
-export const HALTS_RESULTS = 2;
 
 /** Whether an owner's orders may not fill in this batch. */
 export type Halted = (userId: string) => boolean;
