@@ -5,7 +5,8 @@
  * behind places no order nor trips the loss stop, a buy still working counts against maxPosition,
  * only open orders are looked up, one user cannot keep more strategies than
  * ORCH_MAX_STRATEGIES_PER_USER (even with concurrent requests) and frees a place by deleting one,
- * a disabled or deleted strategy is never evaluated, and creations honour an Idempotency-Key.
+ * a disabled or deleted strategy is never evaluated, a DELETE while an evaluation submits an order
+ * cancels that order too, and creations honour an Idempotency-Key.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -31,6 +32,10 @@ let duringPredict: () => Promise<unknown> = async () => undefined;
 const orders: Array<Record<string, unknown>> = [];
 /** Order lookups (GET /:id) the stand-in order-management answered. */
 let lookups = 0;
+/** Orders whose cancel (POST /:id/cancel) the stand-in order-management was asked. */
+const cancels: string[] = [];
+/** Done while the stand-in order-management works on a submission, before it answers. */
+let duringSubmit: () => Promise<unknown> = async () => undefined;
 const peers: Server[] = [];
 let orch: Service;
 let mlUrl: string;
@@ -58,12 +63,22 @@ beforeAll(async () => {
     await duringPredict();
     return predictStatus === 200 ? { status: 200, body: predictions(body.symbols) } : { status: predictStatus, body: { error: { code: "NO_PROMOTED_MODEL", message: "no model is promoted" } } };
   });
-  omUrl = await peer((path, body) => {
+  omUrl = await peer(async (path, body) => {
+    const cancel = /^\/([^/]+)\/cancel$/.exec(path);
+    if (cancel) {
+      cancels.push(cancel[1]);
+      const known = orders.find((o) => o.orderId === cancel[1]);
+      if (!known) return { status: 404, body: { error: { code: "NOT_FOUND", message: "order not found" } } };
+      if (!["accepted", "partially_filled", "pending_cancel"].includes(known.status as string)) return { status: 409, body: { error: { code: "ORDER_NOT_CANCELLABLE", message: `order is ${known.status}` } } };
+      known.status = "pending_cancel";
+      return { status: 202, body: known };
+    }
     if (path !== "/") {
       lookups++;
       const known = orders.find((o) => `/${o.orderId}` === path);
       return known ? { status: 200, body: known } : { status: 404, body: { error: { code: "NOT_FOUND", message: "no such order" } } };
     }
+    await duringSubmit();
     const order = { orderId: randomUUID(), symbol: body.symbol, side: body.side, quantity: body.quantity, status: "accepted", filledQuantity: "0", avgFillPrice: null as string | null, fees: "0", rejectReason: null, rejectMessage: null };
     orders.push(order);
     return { status: 201, body: order };
@@ -273,6 +288,29 @@ describe("ai-orchestrator", () => {
       duringPredict = async () => undefined;
     }
     expect(orders.length).toBe(before);
+  });
+
+  it("a DELETE while an evaluation submits an order waits for it, then cancels that order too", async () => {
+    const headers = who();
+    const id = (await create(headers)).json().strategyId;
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    let deletion: Promise<{ statusCode: number }> | undefined;
+    // The evaluation read the strategy enabled and is submitting its buy when the DELETE comes in.
+    duringSubmit = async () => {
+      duringSubmit = async () => undefined;
+      deletion = orch.app.inject({ method: "DELETE", url: `/strategies/${id}`, headers });
+      await new Promise((r) => setTimeout(r, 300));
+    };
+    try {
+      const [d] = (await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers })).json().decisions;
+      expect(d).toMatchObject({ action: "buy" });
+      expect((await deletion!).statusCode).toBe(204);
+      // Its order was recorded after the DELETE marked the strategy deleted: cancelled all the same.
+      expect(cancels).toContain(d.orderId);
+      expect(orders.find((o) => o.orderId === d.orderId)!.status).toBe("pending_cancel");
+    } finally {
+      duringSubmit = async () => undefined;
+    }
   });
 
   it("creation under an Idempotency-Key: a retry answers the same strategy, another body is a 409 naming the key, concurrent ones make one", async () => {

@@ -8,6 +8,7 @@
 import { defineService, Type } from "../../kit";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
+import { cancelWorkingOrders } from "./retire";
 import { registerRoutes } from "./routes";
 import { OrchestratorStore, type Strategy } from "./store";
 
@@ -47,7 +48,17 @@ export default defineService({
       }
       return p;
     };
-    registerRoutes(ctx, { store, evaluate, maxStrategiesPerUser: ctx.config.ORCH_MAX_STRATEGIES_PER_USER });
+    // A deleted strategy's evaluation still running may be submitting an order: its cancel waits for it.
+    const idle = async (strategyId: string) => {
+      await running.get(strategyId)?.catch(() => undefined);
+    };
+    const retire = { orders: deps.orders, peers: ctx.peers, log: ctx.log, idle };
+    registerRoutes(ctx, {
+      store,
+      evaluate,
+      cancelWorkingOrders: (s, requestId) => cancelWorkingOrders(retire, s, requestId),
+      maxStrategiesPerUser: ctx.config.ORCH_MAX_STRATEGIES_PER_USER,
+    });
     if (ctx.config.ORCH_TICK_MS > 0) {
       let ticking = false;
       const timer = setInterval(async () => {

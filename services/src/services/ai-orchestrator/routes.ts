@@ -4,7 +4,9 @@
  *   GET   /strategies, /strategies/:id     the list leaves deleted ones out; one by id is answered with its deletedAt
  *   PATCH /strategies/:id                  change thresholds, sizes, stop, schedule, name, enabled (not symbols)
  *   POST  /strategies/:id/enable, /strategies/:id/disable
- *   DELETE /strategies/:id                 soft delete (kept with its decisions, no longer counted nor evaluated)
+ *   DELETE /strategies/:id                 soft delete (kept with its decisions, no longer counted nor evaluated) and the cancel
+ *                                          of its working orders (retire.ts): 204 once every cancel is requested, 503 +
+ *                                          retry-after naming those that could not be (deleted still; a repeat asks again)
  *   POST  /strategies/:id/evaluate         run one evaluation now (enabled strategies only; the scheduler runs them every `everySeconds`)
  *   GET   /strategies/:id/decisions        newest first, each with its inputs
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
@@ -12,6 +14,7 @@
  */
 import { badRequest, conflict, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
+import { ordersNotCancelled, type NotCancelled } from "./retire";
 import type { OrchestratorStore } from "./store";
 import type { DecisionRecord, Strategy, StrategySettings } from "./store";
 
@@ -59,7 +62,15 @@ const DecisionOut = ResponseObject(
 );
 const Decisions = ResponseObject({ decisions: Type.Array(DecisionOut) });
 
-export function registerRoutes(ctx: ServiceContext, deps: { store: OrchestratorStore; evaluate: (s: Strategy) => Promise<DecisionRecord[]>; maxStrategiesPerUser: number }): void {
+export interface RouteDeps {
+  store: OrchestratorStore;
+  evaluate: (s: Strategy) => Promise<DecisionRecord[]>;
+  /** Requests the cancel of a deleted strategy's working orders; answers those it could not. */
+  cancelWorkingOrders: (s: Strategy, requestId: string) => Promise<NotCancelled[]>;
+  maxStrategiesPerUser: number;
+}
+
+export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
   const { store } = deps;
   const own = async (id: string, userId: string): Promise<Strategy> => {
     const s = await store.getStrategy(id, userId);
@@ -107,7 +118,11 @@ export function registerRoutes(ctx: ServiceContext, deps: { store: OrchestratorS
   for (const [path, enabled] of [["enable", true], ["disable", false]] as const)
     ctx.app.post(`/strategies/:id/${path}`, { schema: { params: Id, response: { 200: StrategyOut } } }, async (req) => change(req.params.id, requireIdentity(req).userId, { enabled }));
   ctx.app.delete("/strategies/:id", { schema: { params: Id, response: { 204: NoContent } } }, async (req, reply) => {
-    if (!(await store.deleteStrategy(req.params.id, requireIdentity(req).userId))) throw notFound(`no strategy ${req.params.id}`);
+    // Deleted first (kept if order-management is down), then its orders; a deleted strategy's DELETE asks again.
+    const s = await store.deleteStrategy(req.params.id, requireIdentity(req).userId);
+    if (!s) throw notFound(`no strategy ${req.params.id}`);
+    const left = await deps.cancelWorkingOrders(s, String(req.id));
+    if (left.length > 0) throw ordersNotCancelled(s, left);
     return reply.code(204).send();
   });
   ctx.app.post("/strategies/:id/evaluate", { schema: { params: Id, response: { 200: Decisions } } }, async (req) => {

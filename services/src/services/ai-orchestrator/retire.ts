@@ -1,0 +1,68 @@
+/**
+ * What a DELETE of a strategy does to its orders: it requests the cancel of every order the
+ * strategy placed that is not known to be final, through order-management's public cancel route
+ * (`POST /:id/cancel` as the strategy's owner). That route is asynchronous: the order goes
+ * `pending_cancel` and the trading-engine confirms (`cancelled`, or `filled` if a fill won).
+ * An order order-management no longer cancels (409: already filled, cancelled, rejected or expired)
+ * or does not have (404) has nothing resting: done. An order whose cancel could not be requested
+ * (order-management unreachable, slow, or answering anything else) is returned: the DELETE answers
+ * 503 naming it, and a repeated DELETE asks again. The position the fills left stays with the user.
+ */
+import type { Logger } from "pino";
+import { HttpError, type PeerClient } from "../../kit";
+import { ownerHeaders, type StrategyOrders } from "./book";
+import type { Strategy } from "./store";
+
+export interface RetireDeps {
+  orders: StrategyOrders;
+  peers: PeerClient;
+  log: Logger;
+  /** Resolves once no evaluation of the strategy is running (one may be placing an order). */
+  idle: (strategyId: string) => Promise<void>;
+}
+
+/** An order whose cancel was not requested, and why. */
+export interface NotCancelled {
+  orderId: string;
+  reason: string;
+}
+
+/** Cancel requested (202), or nothing rests under that id for the owner (409 not cancellable, 404). */
+const DONE = new Set([202, 404, 409]);
+
+async function requestCancel(deps: RetireDeps, s: Strategy, orderId: string, requestId?: string): Promise<NotCancelled | undefined> {
+  try {
+    const r = await deps.peers.call<{ error?: { code: string } }>("order-management", `/${orderId}/cancel`, { method: "POST", headers: ownerHeaders(s), requestId });
+    if (r.status === 404) deps.log.warn({ strategyId: s.strategyId, orderId }, "order-management does not know the strategy's order: nothing to cancel");
+    return DONE.has(r.status) ? undefined : { orderId, reason: `order-management answered ${r.status}${r.body?.error?.code ? ` ${r.body.error.code}` : ""}` };
+  } catch (e) {
+    // The peer client's 502/504: order-management unreachable or too slow.
+    return { orderId, reason: e instanceof HttpError ? `${e.code}: ${e.message}` : (e as Error).message };
+  }
+}
+
+/**
+ * Requests the cancel of a deleted strategy's open orders; answers those it could not. Called once
+ * the strategy is marked deleted: an evaluation still running is waited for first, as it may be
+ * submitting an order (one that started later reads the strategy deleted and places none).
+ */
+export async function cancelWorkingOrders(deps: RetireDeps, s: Strategy, requestId?: string): Promise<NotCancelled[]> {
+  await deps.idle(s.strategyId);
+  const open = await deps.orders.open(s.strategyId);
+  const outcomes = await Promise.all(open.map((orderId) => requestCancel(deps, s, orderId, requestId)));
+  const left = outcomes.filter((o): o is NotCancelled => o !== undefined);
+  if (left.length > 0) deps.log.warn({ strategyId: s.strategyId, notCancelled: left }, "deleted strategy: some working orders' cancel could not be requested");
+  return left;
+}
+
+/** The DELETE's answer when some cancels could not be requested: the strategy is deleted, its orders not all. */
+export function ordersNotCancelled(s: Strategy, left: NotCancelled[]): HttpError {
+  return new HttpError(
+    503,
+    "ORDERS_NOT_CANCELLED",
+    `strategy ${s.strategyId} is deleted, but the cancel of ${left.length} of its working orders could not be requested ` +
+      `(${left.map((o) => `${o.orderId}: ${o.reason}`).join("; ")}); repeat the DELETE to request them again`,
+    undefined,
+    { "retry-after": "5" },
+  );
+}

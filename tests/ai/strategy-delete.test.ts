@@ -1,0 +1,209 @@
+/**
+ * Deleting a strategy cancels its working orders (real PostgreSQL, Redis, a private Kafka;
+ * order-management and the trading-engine in-process; ml-predictor stood in for by a small HTTP
+ * server answering a buy). The strategy places market orders, which the paper exchange fills at
+ * once against the last bar; a strategy's order that rests (a live exchange's, or one the engine
+ * has not executed yet) is planted as a resting limit order of its owner, recorded on a decision
+ * of the strategy the way an evaluation records its order. Covered:
+ *   - DELETE requests the cancel through order-management: the resting order ends cancelled (the
+ *     engine confirms); the filled ones, settled or not, are untouched; disabling kept it resting;
+ *   - another user's DELETE is a 404 and cancels nothing;
+ *   - order-management down during the DELETE: 503 + retry-after naming the order, the strategy is
+ *     deleted all the same, the order rests; a repeated DELETE once it is back cancels it (204).
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kafkajs, pg, Redis, startKafka, type KafkaServer } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
+import orderManagement from "../../services/src/services/order-management";
+import tradingEngine from "../../services/src/services/trading-engine";
+import aiOrchestrator from "../../services/src/services/ai-orchestrator";
+import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
+import { http, sleep, waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "redis");
+const SYMBOL = "AAAUSDT";
+/** Bound of a wait: it only guards against a hang on a loaded machine. */
+const WAIT_MS = 60_000;
+let kafka: KafkaServer;
+let env: Record<string, string>;
+let pool: InstanceType<typeof pg.Pool>;
+let redis: InstanceType<typeof Redis>;
+let producer: ReturnType<InstanceType<typeof kafkajs.Kafka>["producer"]>;
+let om: { service: Service<any>; url: string; port: number };
+let engine: { service: Service<any>; url: string };
+let orch: Service<any>;
+let ml: Server;
+
+const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const orderOf = async (userId: string, id: string) => (await http("GET", `${om.url}/${id}`, { headers: as(userId) })).body;
+const waitStatus = (userId: string, id: string, status: string) =>
+  waitUntil(`order ${id} ${status}`, async () => {
+    const o = await orderOf(userId, id);
+    return o.status === status ? o : undefined;
+  }, WAIT_MS);
+const resting = async (userId: string) => ((await http("GET", `${engine.url}/book`, { headers: as(userId) })).body.resting as { orderId: string }[]).map((o) => o.orderId);
+/** The order's events in om_outbox (its history on trading.orders), by state. */
+const historyOf = async (id: string) => (await pool.query<{ e: string }>("SELECT split_part(event_id, ':', 2) AS e FROM om_outbox WHERE msg_key = $1 ORDER BY id", [id])).rows.map((r) => r.e);
+
+async function startOm(port = 0): Promise<void> {
+  const service = await createService(orderManagement, { env, defaultMetrics: false });
+  const url = await service.listen({ port, host: "127.0.0.1" });
+  om = { service, url, port: Number(new URL(url).port) };
+}
+
+const strategyOf = async (userId: string) => {
+  const r = await orch.app.inject({
+    method: "POST", url: "/strategies", headers: as(userId),
+    payload: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true },
+  });
+  expect(r.statusCode, r.body).toBe(201);
+  return r.json().strategyId as string;
+};
+const del = (userId: string, id: string) => orch.app.inject({ method: "DELETE", url: `/strategies/${id}`, headers: as(userId) });
+
+/** An evaluation's market buy, filled at once by the paper exchange. */
+async function filledBuy(userId: string, strategyId: string): Promise<string> {
+  const r = await orch.app.inject({ method: "POST", url: `/strategies/${strategyId}/evaluate`, headers: as(userId) });
+  expect(r.statusCode, r.body).toBe(200);
+  const [d] = r.json().decisions;
+  expect(d).toMatchObject({ action: "buy" });
+  await waitStatus(userId, d.orderId, "filled");
+  return d.orderId;
+}
+
+/** A limit buy below the market, resting in the engine, recorded as the strategy's order. */
+async function restingBuy(userId: string, strategyId: string): Promise<string> {
+  const o = (await http("POST", `${om.url}/`, { headers: as(userId), body: { symbol: SYMBOL, side: "buy", type: "limit", quantity: "1", limitPrice: "98" } })).body;
+  expect(o.status, JSON.stringify(o)).toBe("accepted");
+  await waitUntil(`order ${o.orderId} resting`, async () => (await resting(userId)).includes(o.orderId), WAIT_MS);
+  await pool.query(
+    `INSERT INTO ai_decisions (decision_id, strategy_id, user_id, symbol, trading_state, position_before, action, quantity, reason, order_id)
+     VALUES ($1, $2, $3, $4, 'active', 0, 'buy', 1, 'p(up) above buyAbove', $5)`,
+    [randomUUID(), strategyId, userId, SYMBOL, o.orderId],
+  );
+  return o.orderId;
+}
+
+beforeAll(async () => {
+  kafka = await startKafka();
+  env = {
+    ...srv.env,
+    KAFKA_BROKERS: kafka.url,
+    LOG_LEVEL: "silent",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    KAFKA_HEARTBEAT_MS: "500",
+    OM_OUTBOX_INTERVAL_MS: "50",
+    TE_OUTBOX_INTERVAL_MS: "50",
+    RISK_MAX_ORDERS_PER_WINDOW: "100000",
+    POSTGRES_POOL_MAX: "6",
+  };
+  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
+  await runPostgresMigrations(pool);
+  const k = new kafkajs.Kafka({ brokers: [kafka.url], logLevel: kafkajs.logLevel.NOTHING });
+  const admin = k.admin();
+  await admin.connect();
+  await ensureKafkaTopics(admin);
+  await admin.disconnect();
+  producer = k.producer();
+  await producer.connect();
+  redis = new Redis(env.DRAGONFLY_URL);
+  await redis.set(lastPriceKey(SYMBOL), "100");
+  await startOm();
+  const service = await createService(tradingEngine, { env, defaultMetrics: false });
+  engine = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
+  // One closed bar: the paper exchange's last price for market orders.
+  const openTime = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
+  const bar = { symbol: SYMBOL, interval: "1m", openTime, closeTime: openTime + 59_999, open: "100", high: "100", low: "100", close: "100", volume: "1000" };
+  await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(bar) }] });
+  await waitUntil("engine took the bar", async () => (await http("GET", `${engine.url}/last/${SYMBOL}`)).body.bar?.openTime === openTime, WAIT_MS);
+
+  ml = createServer((_req, res) => {
+    const barTime = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 60_000).toISOString();
+    const body = { modelVersion: "lgbm-test", intervalMs: 60_000, predictions: [{ symbol: SYMBOL, probabilityUp: 0.9, barTime, close: 100, features: {}, regimeVector: [] }] };
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+  });
+  await new Promise<void>((r) => ml.listen(0, "127.0.0.1", r));
+  orch = await createService(aiOrchestrator, {
+    env: { ...env, ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: `http://127.0.0.1:${(ml.address() as AddressInfo).port}`, SERVICE_ORDER_MANAGEMENT_URL: om.url },
+    defaultMetrics: false,
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await orch?.close().catch(() => undefined);
+  ml?.close();
+  await om?.service.close().catch(() => undefined);
+  await engine?.service.close().catch(() => undefined);
+  await producer?.disconnect().catch(() => undefined);
+  redis?.disconnect();
+  await pool?.end();
+  await kafka?.stop();
+}, 60_000);
+
+describe("DELETE /strategies/:id cancels the strategy's working orders", () => {
+  it("the resting order ends cancelled through the engine; filled ones are untouched; disable and a stranger's DELETE keep it", async () => {
+    const user = randomUUID();
+    const id = await strategyOf(user);
+    // The first buy is settled by the second evaluation (known final); the second is filled but not yet known so.
+    const settled = await filledBuy(user, id);
+    const unsettled = await filledBuy(user, id);
+    const working = await restingBuy(user, id);
+    const filledBefore = await Promise.all([settled, unsettled].map((o) => orderOf(user, o)));
+
+    // Disable is a pause: the working order stays.
+    expect((await orch.app.inject({ method: "POST", url: `/strategies/${id}/disable`, headers: as(user) })).statusCode).toBe(200);
+    // Another user's (an admin's too) DELETE: unknown strategy, nothing cancelled.
+    for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin" }])
+      expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${id}`, headers: stranger })).statusCode).toBe(404);
+    await sleep(300);
+    expect((await orderOf(user, working)).status).toBe("accepted");
+    expect(await historyOf(working)).toEqual(["new", "accepted"]);
+    expect(await resting(user)).toEqual([working]);
+
+    const r = await del(user, id);
+    expect(r.statusCode, r.body).toBe(204);
+    const done = await waitStatus(user, working, "cancelled");
+    expect(done.filledQuantity).toBe("0");
+    expect(await historyOf(working)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
+    expect(await resting(user)).toEqual([]);
+    for (const [i, o] of [settled, unsettled].entries()) {
+      expect(await orderOf(user, o)).toEqual(filledBefore[i]);
+      expect(await historyOf(o)).toEqual(["new", "accepted", "filled"]);
+    }
+    // The strategy is deleted as before (kept with its decisions); a repeated DELETE is still a 204.
+    expect((await orch.app.inject({ url: `/strategies/${id}`, headers: as(user) })).json().deletedAt).not.toBeNull();
+    expect((await del(user, id)).statusCode).toBe(204);
+    expect(await historyOf(working)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
+  }, 300_000);
+
+  it("order-management down: 503 + retry-after naming the order, the strategy deleted; a repeated DELETE once it is back cancels it (204)", async () => {
+    const user = randomUUID();
+    const id = await strategyOf(user);
+    const working = await restingBuy(user, id);
+    const port = om.port;
+    await om.service.close();
+
+    const r = await del(user, id);
+    expect(r.statusCode, r.body).toBe(503);
+    expect(r.headers["retry-after"]).toBe("5");
+    expect(r.json().error.code).toBe("ORDERS_NOT_CANCELLED");
+    expect(r.json().error.message).toMatch(new RegExp(`^strategy ${id} is deleted, but the cancel of 1 of its working orders could not be requested \\(${working}: UPSTREAM_UNAVAILABLE`));
+    // Nothing lost: the strategy is deleted (out of the list, never evaluated), the order still rests.
+    expect((await orch.app.inject({ url: `/strategies/${id}`, headers: as(user) })).json().deletedAt).not.toBeNull();
+    expect((await orch.app.inject({ url: "/strategies", headers: as(user) })).json().strategies).toEqual([]);
+    expect((await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers: as(user) })).json().error.code).toBe("STRATEGY_DELETED");
+    expect((await pool.query("SELECT status FROM om_orders WHERE order_id = $1", [working])).rows[0].status).toBe("accepted");
+    expect(await resting(user)).toEqual([working]);
+
+    await startOm(port);
+    const again = await del(user, id);
+    expect(again.statusCode, again.body).toBe(204);
+    await waitStatus(user, working, "cancelled");
+    expect(await resting(user)).toEqual([]);
+  }, 300_000);
+});
