@@ -38,6 +38,19 @@ export class LeaseLostError extends Error {}
 /** Key space of the per-owner submission lock (first half of the two-int advisory lock key; "bt"). */
 const SUBMIT_LOCK_SPACE = 0x6274;
 
+/** Claims the next job for worker $1 under a lease of $2 ms (exported for bench/backtest-claim.ts's EXPLAIN). */
+export const CLAIM_SQL = `WITH next AS (
+    SELECT run_id, idx FROM bt_jobs
+    WHERE (status = 'queued' OR (status = 'running' AND lease_until < now())) AND attempts < max_attempts
+    ORDER BY queued_at, run_id, idx
+    FOR UPDATE SKIP LOCKED
+    LIMIT 1)
+  UPDATE bt_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $1, progress = 0,
+         lease_until = now() + $2 * interval '1 millisecond', started_at = coalesce(j.started_at, now())
+  FROM next, bt_runs r
+  WHERE j.run_id = next.run_id AND j.idx = next.idx AND r.id = j.run_id
+  RETURNING j.run_id, j.idx, j.attempts, j.spec, r.request`;
+
 export class JobQueue {
   constructor(private readonly pg: PostgresClient, readonly worker: string, private readonly leaseMs: number) {}
 
@@ -94,17 +107,7 @@ export class JobQueue {
     );
     await this.settleRuns();
     const r = await this.pg.query<{ run_id: string; idx: number; attempts: number; spec: JobSpec; request: BacktestRequest }>(
-      `WITH next AS (
-         SELECT run_id, idx FROM bt_jobs
-         WHERE (status = 'queued' OR (status = 'running' AND lease_until < now())) AND attempts < max_attempts
-         ORDER BY queued_at, run_id, idx
-         FOR UPDATE SKIP LOCKED
-         LIMIT 1)
-       UPDATE bt_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $1, progress = 0,
-              lease_until = now() + $2 * interval '1 millisecond', started_at = coalesce(j.started_at, now())
-       FROM next, bt_runs r
-       WHERE j.run_id = next.run_id AND j.idx = next.idx AND r.id = j.run_id
-       RETURNING j.run_id, j.idx, j.attempts, j.spec, r.request`,
+      CLAIM_SQL,
       [this.worker, this.leaseMs],
     );
     const row = r.rows[0];
