@@ -25,6 +25,8 @@ const LEASE_MS = 60_000;
 async function main() {
   const postgres = await startPostgres({ readyTimeoutMs: 600_000 });
   const pool = new pg.Pool({ connectionString: postgres.url });
+  // The server's shutdown at the end ends idle connections: not an error of the run.
+  pool.on("error", () => undefined);
   const client = createPostgres({ POSTGRES_URL: postgres.url, POSTGRES_POOL_MAX: 2, POSTGRES_CONNECT_TIMEOUT_MS: 10_000 } as never, { warn() {} } as never);
   try {
     await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
