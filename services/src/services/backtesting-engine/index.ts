@@ -29,7 +29,7 @@ const config = {
   // The replica's bar cache holds at most this many bars too (bars.ts): four cached 5M-bar series held 960 MB.
   BACKTEST_MAX_BARS: Type.Integer({ default: 5_000_000, minimum: 1_000, maximum: 500_000_000, description: "bars one backtest may read (symbols x bars), and the bound of each replica's bar cache; size with the worker's memory, about 85 bytes a bar" }),
   BACKTEST_MAX_PARAMETER_SETS: Type.Integer({ default: 1_000, minimum: 1, maximum: 100_000, description: "parameter sets one sweep may expand to" }),
-  BACKTEST_MAX_OPEN_JOBS_PER_USER: Type.Integer({ default: 2_000, minimum: 1, maximum: 1_000_000, description: "queued and running jobs one user may have; the queue is first come first served, so this bounds how long one user can hold it" }),
+  BACKTEST_MAX_OPEN_JOBS_PER_USER: Type.Integer({ default: 2_000, minimum: 1, maximum: 1_000_000, description: "queued and running jobs one user may have (the claim takes turns between users, queue.ts; this bounds what one user keeps in the queue)" }),
   BACKTEST_LEASE_MS: Type.Integer({ default: 60_000, minimum: 1_000, maximum: 3_600_000, description: "a claimed job returns to the queue this long after its worker's last sign of life" }),
   BACKTEST_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 20 }),
   BACKTEST_POLL_MS: Type.Integer({ default: 500, minimum: 10, maximum: 60_000 }),

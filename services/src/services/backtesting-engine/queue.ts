@@ -1,6 +1,7 @@
 /**
- * Data access: the job queue on PostgreSQL. A replica claims the oldest claimable job with
- * `SELECT ... FOR UPDATE SKIP LOCKED` (replicas never wait on each other's rows) and holds it under
+ * Data access: the job queue on PostgreSQL. A replica claims a job with `SELECT ... FOR UPDATE SKIP
+ * LOCKED` (replicas never wait on each other's jobs), taking turns between users (CLAIM_SQL: one
+ * user's 2,000-job sweep does not hold back another's single backtest), and holds it under
  * a lease it renews while it works (every progress report). A job is claimable when queued, or
  * when its lease ran out: the replica that held it died or stalled, and the job runs again (up to
  * `max_attempts`). Each claim bumps `attempts`; every later write is conditional on
@@ -37,6 +38,52 @@ export class LeaseLostError extends Error {}
 
 /** Key space of the per-owner submission lock (first half of the two-int advisory lock key; "bt"). */
 const SUBMIT_LOCK_SPACE = 0x6274;
+
+/** A job a replica may take: queued, or running under a lease that ran out, with an attempt left. */
+const CLAIMABLE = `(j.status = 'queued' OR (j.status = 'running' AND j.lease_until < now())) AND j.attempts < j.max_attempts`;
+
+/**
+ * Claims the next job for worker $1 under a lease of $2 ms (exported for bench/backtest-claim.ts's
+ * EXPLAIN). Fair share between users: `owners` walks the users with unfinished jobs (a skip scan of
+ * bt_jobs_owner_queue, one probe per user), `turns` orders those with a claimable job by
+ *   1. their jobs running under a live lease now, fewest first (a share of the replicas),
+ *   2. their last claim, longest ago first, never first (with one replica nobody has a job running
+ *      at claim time: this is what alternates),
+ *   3. their oldest claimable job (queued_at, run_id, idx),
+ * and `next` takes the first user's oldest job that no concurrent claim holds (SKIP LOCKED; when it
+ * holds all of them, the next user's). `turns` is materialized in that order and read by a nested
+ * loop that stops at the first job locked, so no other user's job is locked in passing. The claim
+ * costs a few probes per user with unfinished jobs, whatever the number of queued jobs.
+ */
+export const CLAIM_SQL = `WITH RECURSIVE owners AS (
+    (SELECT owner_id FROM bt_jobs WHERE status IN ('queued', 'running') ORDER BY owner_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.owner_id FROM bt_jobs j WHERE j.status IN ('queued', 'running') AND j.owner_id > o.owner_id ORDER BY j.owner_id LIMIT 1)
+    FROM owners o WHERE o.owner_id IS NOT NULL),
+  turns AS MATERIALIZED (
+    SELECT o.owner_id FROM owners o
+    CROSS JOIN LATERAL (
+      SELECT queued_at, run_id, idx FROM bt_jobs j WHERE j.owner_id = o.owner_id AND ${CLAIMABLE}
+      ORDER BY queued_at, run_id, idx LIMIT 1) oldest
+    LEFT JOIN bt_owner_turns t ON t.owner_id = o.owner_id
+    ORDER BY (SELECT count(*) FROM bt_jobs l WHERE l.owner_id = o.owner_id AND l.status = 'running' AND l.lease_until >= now()),
+             t.last_claimed_at NULLS FIRST, oldest.queued_at, oldest.run_id, oldest.idx),
+  next AS (
+    SELECT job.run_id, job.idx, job.owner_id FROM turns
+    CROSS JOIN LATERAL (
+      SELECT run_id, idx, owner_id FROM bt_jobs j WHERE j.owner_id = turns.owner_id AND ${CLAIMABLE}
+      ORDER BY queued_at, run_id, idx
+      FOR UPDATE SKIP LOCKED
+      LIMIT 1) job
+    LIMIT 1),
+  turn AS (
+    INSERT INTO bt_owner_turns (owner_id, last_claimed_at) SELECT owner_id, clock_timestamp() FROM next
+    ON CONFLICT (owner_id) DO UPDATE SET last_claimed_at = greatest(bt_owner_turns.last_claimed_at, excluded.last_claimed_at))
+  UPDATE bt_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $1, progress = 0,
+         lease_until = now() + $2 * interval '1 millisecond', started_at = coalesce(j.started_at, now())
+  FROM next, bt_runs r
+  WHERE j.run_id = next.run_id AND j.idx = next.idx AND r.id = j.run_id
+  RETURNING j.run_id, j.idx, j.attempts, j.spec, r.request`;
 
 export class JobQueue {
   constructor(private readonly pg: PostgresClient, readonly worker: string, private readonly leaseMs: number) {}
@@ -77,9 +124,9 @@ export class JobQueue {
         [run.id, run.ownerId, run.strategy, run.kind, JSON.stringify(run.request), jobs.length, idempotency?.key ?? null, idempotency?.requestHash ?? null],
       );
       await c.query(
-        `INSERT INTO bt_jobs (run_id, idx, spec, max_attempts)
-         SELECT $1, ordinality - 1, spec, $3 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS j(spec, ordinality)`,
-        [run.id, JSON.stringify(jobs), maxAttempts],
+        `INSERT INTO bt_jobs (run_id, idx, spec, max_attempts, owner_id)
+         SELECT $1, ordinality - 1, spec, $3, $4 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS j(spec, ordinality)`,
+        [run.id, JSON.stringify(jobs), maxAttempts, run.ownerId],
       );
       return { kind: "queued" };
     });
@@ -94,17 +141,7 @@ export class JobQueue {
     );
     await this.settleRuns();
     const r = await this.pg.query<{ run_id: string; idx: number; attempts: number; spec: JobSpec; request: BacktestRequest }>(
-      `WITH next AS (
-         SELECT run_id, idx FROM bt_jobs
-         WHERE (status = 'queued' OR (status = 'running' AND lease_until < now())) AND attempts < max_attempts
-         ORDER BY queued_at, run_id, idx
-         FOR UPDATE SKIP LOCKED
-         LIMIT 1)
-       UPDATE bt_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $1, progress = 0,
-              lease_until = now() + $2 * interval '1 millisecond', started_at = coalesce(j.started_at, now())
-       FROM next, bt_runs r
-       WHERE j.run_id = next.run_id AND j.idx = next.idx AND r.id = j.run_id
-       RETURNING j.run_id, j.idx, j.attempts, j.spec, r.request`,
+      CLAIM_SQL,
       [this.worker, this.leaseMs],
     );
     const row = r.rows[0];

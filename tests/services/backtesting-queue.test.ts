@@ -1,0 +1,196 @@
+/**
+ * backtesting-engine's job queue (queue.ts) on real PostgreSQL 15: the claim takes turns between
+ * users (fewest jobs running under a live lease, then the user served longest ago, then the oldest
+ * job), concurrent claims on separate connections never take one job twice, and a lease that ran
+ * out passes its job on as before. The replicas here are JobQueue instances, each on its own pool.
+ */
+import { randomUUID } from "node:crypto";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { pg } from "../harness";
+import { createPostgres } from "../../services/src/kit/datastores";
+import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
+import { JobQueue, type ClaimedJob } from "../../services/src/services/backtesting-engine/queue";
+import type { JobSpec } from "../../services/src/services/backtesting-engine/plan";
+
+const srv = useServers("postgres");
+let pool: import("pg").Pool;
+const clients: ReturnType<typeof createPostgres>[] = [];
+
+const spec: JobSpec = { kind: "sweep", parameters: { fast: 5, slow: 20 }, from: 0, to: 1 };
+const request = { strategy: "sma-crossover", symbols: ["BTCUSDT"] } as never;
+
+/** A replica's queue on a connection pool of its own. */
+function replica(name: string, leaseMs = 60_000): JobQueue {
+  const client = createPostgres({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 1, POSTGRES_CONNECT_TIMEOUT_MS: 10_000 } as never, { warn() {} } as never);
+  clients.push(client);
+  return new JobQueue(client, name, leaseMs);
+}
+
+/** Submits a run of `jobs` jobs for `owner`; answers the run's id. */
+async function submit(queue: JobQueue, owner: string, jobs: number): Promise<string> {
+  const id = randomUUID();
+  const outcome = await queue.enqueue({ id, ownerId: owner, strategy: "sma-crossover", kind: jobs > 1 ? "sweep" : "run", request }, Array(jobs).fill(spec), 3, 10_000);
+  expect(outcome.kind).toBe("queued");
+  return id;
+}
+
+const ownerOf = async (job: ClaimedJob | undefined) =>
+  (await pool.query("SELECT owner_id FROM bt_runs WHERE id = $1", [job?.runId])).rows[0]?.owner_id as string | undefined;
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: srv.postgres.url });
+  await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
+});
+beforeEach(async () => {
+  await pool.query("TRUNCATE bt_jobs, bt_runs, bt_owner_turns");
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await pool?.end();
+});
+
+describe("fair share between users", () => {
+  it("with one replica, a user's single backtest submitted after another's sweep is claimed next, not after the sweep", async () => {
+    const q = replica("only-replica");
+    await submit(q, "sweeper", 50);
+    const first = await q.claim();
+    expect(await ownerOf(first)).toBe("sweeper");
+    expect(await q.succeed(first!, { done: true })).toBe(true);
+    const single = await submit(q, "one-off", 1);
+    // First come first served took the sweep's 49 other jobs first.
+    const next = await q.claim();
+    expect(next?.runId).toBe(single);
+    expect(await q.succeed(next!, { done: true })).toBe(true);
+    expect(await ownerOf(await q.claim())).toBe("sweeper");
+  });
+
+  it("a user with fewer jobs running is served first, even when the other's jobs are older", async () => {
+    const a = replica("replica-a");
+    const b = replica("replica-b");
+    await submit(a, "sweeper", 20);
+    const held = await a.claim(); // still running: sweeper has 1 job under a live lease
+    expect(await ownerOf(held)).toBe("sweeper");
+    await submit(b, "one-off", 2);
+    expect(await ownerOf(await b.claim())).toBe("one-off");
+    // Both have one running now; one-off was served last: sweeper's turn.
+    expect(await ownerOf(await b.claim())).toBe("sweeper");
+    // sweeper 2 running, one-off 1: one-off's second job.
+    expect(await ownerOf(await b.claim())).toBe("one-off");
+  });
+
+  it("one replica alternates between users with queued jobs", async () => {
+    const q = replica("only-replica");
+    for (const owner of ["u1", "u2", "u3"]) await submit(q, owner, 4);
+    const order: string[] = [];
+    for (let i = 0; i < 9; i++) {
+      const job = await q.claim();
+      order.push((await ownerOf(job))!);
+      await q.succeed(job!, { done: true });
+    }
+    expect(order).toEqual(["u1", "u2", "u3", "u1", "u2", "u3", "u1", "u2", "u3"]);
+  });
+
+  it("between users with equal running counts never served before, the older job goes first; within a user, queue order", async () => {
+    const q = replica("only-replica");
+    // Owner ids in the opposite order of submission: the order is the jobs' age, not the ids'.
+    const older = await submit(q, "zz-submitted-first", 2);
+    const newer = await submit(q, "aa-submitted-second", 2);
+    const first = await q.claim();
+    expect(first).toMatchObject({ runId: older, idx: 0, attempt: 1 });
+    const second = await q.claim();
+    expect(second).toMatchObject({ runId: newer, idx: 0, attempt: 1 });
+    // Each has one running and both were served: the one served longer ago, then queue order.
+    expect(await q.claim()).toMatchObject({ runId: older, idx: 1 });
+    expect(await q.claim()).toMatchObject({ runId: newer, idx: 1 });
+    expect(await q.claim()).toBeUndefined();
+  });
+});
+
+describe("concurrent claims", () => {
+  it("claims in parallel on separate connections never take the same job, and every job is taken", async () => {
+    const replicas = Array.from({ length: 6 }, (_, i) => replica(`replica-${i}`));
+    const runs = [await submit(replicas[0], "u1", 30), await submit(replicas[0], "u2", 20), await submit(replicas[0], "u3", 10)];
+    const claimed: ClaimedJob[] = [];
+    const drain = async (q: JobQueue) => {
+      for (let job = await q.claim(); job; job = await q.claim()) claimed.push(job);
+    };
+    await Promise.all(replicas.map(drain));
+    // A claim may answer nothing while the others hold every job left; whatever is left, one more pass takes.
+    await drain(replicas[0]);
+    const keys = claimed.map((j) => `${j.runId}/${j.idx}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys).toHaveLength(60);
+    const rows = (await pool.query("SELECT attempts, status, count(*)::int AS n FROM bt_jobs WHERE run_id = ANY($1) GROUP BY attempts, status", [runs])).rows;
+    expect(rows).toEqual([{ attempts: 1, status: "running", n: 60 }]);
+  });
+});
+
+describe("leases", () => {
+  it("a job whose lease ran out is claimed again under its next attempt, and counts no longer as running", async () => {
+    const a = replica("replica-a");
+    const b = replica("replica-b");
+    const sweep = await submit(a, "sweeper", 3);
+    const stalled = await a.claim();
+    const held = await a.claim();
+    expect([stalled?.idx, held?.idx]).toEqual([0, 1]);
+    await pool.query("UPDATE bt_jobs SET lease_until = now() - interval '1 second' WHERE run_id = $1 AND idx = 0", [sweep]);
+    // Its first job's lease ran out: sweeper has one running (job 1), another user none.
+    await submit(b, "one-off", 1);
+    expect(await ownerOf(await b.claim())).toBe("one-off");
+    const again = await b.claim();
+    expect(again).toMatchObject({ runId: sweep, idx: 0, attempt: 2 });
+    await expect(a.heartbeat(stalled!, 0.5)).rejects.toThrow(/no longer held/);
+    expect(await a.succeed(stalled!, { stale: true })).toBe(false);
+    expect(await b.succeed(again!, { fresh: true })).toBe(true);
+    expect((await pool.query("SELECT max_attempts, result_attempt, worker FROM bt_jobs WHERE run_id = $1 AND idx = 0", [sweep])).rows[0])
+      .toEqual({ max_attempts: 3, result_attempt: 2, worker: "replica-b" });
+  });
+
+  it("a job whose last attempt's lease ran out fails instead of being claimed", async () => {
+    const a = replica("replica-a");
+    const run = await submit(a, "u1", 1);
+    await a.claim();
+    await pool.query("UPDATE bt_jobs SET attempts = max_attempts, lease_until = now() - interval '1 second' WHERE run_id = $1", [run]);
+    expect(await replica("replica-b").claim()).toBeUndefined();
+    const row = (await pool.query("SELECT status, error->>'code' AS code FROM bt_jobs WHERE run_id = $1", [run])).rows[0];
+    expect(row).toEqual({ status: "failed", code: "ATTEMPTS_EXHAUSTED" });
+  });
+});
+
+describe("migration 0391", () => {
+  it("a job inserted without its owner (a replica of the previous release) gets its run's", async () => {
+    const id = randomUUID();
+    await pool.query(`INSERT INTO bt_runs (id, owner_id, strategy, kind, request, total_jobs) VALUES ($1, 'old-release-user', 'sma-crossover', 'run', '{}', 1)`, [id]);
+    await pool.query(`INSERT INTO bt_jobs (run_id, idx, spec, max_attempts) VALUES ($1, 0, $2, 3)`, [id, JSON.stringify(spec)]);
+    expect((await pool.query("SELECT owner_id FROM bt_jobs WHERE run_id = $1", [id])).rows[0].owner_id).toBe("old-release-user");
+    expect(await ownerOf(await replica("replica-a").claim())).toBe("old-release-user");
+  });
+
+  it("fills the owner of every job already recorded", async () => {
+    const admin = new pg.Client({ connectionString: srv.postgres.adminUrl });
+    await admin.connect();
+    const name = `bt_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.end();
+    const url = new URL(srv.postgres.adminUrl);
+    url.pathname = `/${name}`;
+    const before = new pg.Pool({ connectionString: url.toString(), max: 2 });
+    const dir = mkdtempSync(join(tmpdir(), "bt-0390-"));
+    try {
+      for (const f of readdirSync(POSTGRES_MIGRATIONS_DIR).filter((f) => f.endsWith(".sql") && f < "0391")) copyFileSync(join(POSTGRES_MIGRATIONS_DIR, f), join(dir, f));
+      await runPostgresMigrations(before, { dir });
+      const id = randomUUID();
+      await before.query(`INSERT INTO bt_runs (id, owner_id, strategy, kind, request, total_jobs) VALUES ($1, 'recorded-user', 'sma-crossover', 'sweep', '{}', 2)`, [id]);
+      await before.query(`INSERT INTO bt_jobs (run_id, idx, spec) VALUES ($1, 0, '{}'), ($1, 1, '{}')`, [id]);
+      expect((await runPostgresMigrations(before, { dir: POSTGRES_MIGRATIONS_DIR })).applied).toEqual(["0391_backtest_fair_queue.sql"]);
+      expect((await before.query("SELECT owner_id FROM bt_jobs ORDER BY idx")).rows).toEqual([{ owner_id: "recorded-user" }, { owner_id: "recorded-user" }]);
+    } finally {
+      rmSync(dir, { recursive: true });
+      await before.end();
+    }
+  });
+});
