@@ -2,15 +2,22 @@
  * ai-orchestrator (8020): per-user strategies that turn ml-predictor's predictions, the market
  * state and the most similar past regimes (Weaviate) into orders through order-management, within
  * the trading state (kill switch), pre-trade risk and each strategy's own loss stop; every decision
- * is recorded with its inputs. A singleton: its scheduler evaluates each enabled (and not deleted) strategy every
- * `everySeconds` (ORCH_TICK_MS granularity).
+ * is recorded with its inputs. A singleton: its scheduler (scheduler.ts) evaluates each enabled (and not deleted) strategy
+ * every `everySeconds` (ORCH_TICK_MS granularity), ORCH_EVAL_CONCURRENCY at a time, round robin by user.
  */
 import { defineService, Type } from "../../kit";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
 import { cancelWorkingOrders } from "./retire";
 import { registerRoutes } from "./routes";
+import { Scheduler } from "./scheduler";
 import { OrchestratorStore, type Strategy } from "./store";
+
+/**
+ * Due strategies a tick reads at most: the next tick reads them again (the queue is replaced), so a
+ * longer read would mostly be read twice; in round robin order the cut falls on the largest users.
+ */
+const DUE_BATCH = 1_000;
 
 export default defineService({
   name: "ai-orchestrator",
@@ -22,6 +29,12 @@ export default defineService({
     ORCH_MAX_PREDICTION_AGE_BARS: Type.Integer({
       default: 3, minimum: 1, maximum: 100_000,
       description: "a prediction whose latest bar opened more bars ago than this (the model's interval) is a recorded skip, never an order",
+    }),
+    ORCH_EVAL_CONCURRENCY: Type.Integer({
+      default: 8, minimum: 1, maximum: 64,
+      description:
+        "scheduled evaluations in flight at most (due strategies start round robin by user as slots free; API evaluations are not counted). " +
+        "Each holds at most one PostgreSQL connection at a time: past POSTGRES_POOL_MAX (10) they wait for the pool, with the API",
     }),
     ORCH_MAX_STRATEGIES_PER_USER: Type.Integer({ default: 100, minimum: 1, maximum: 10_000, description: "strategies one user may keep (each is evaluated on the schedule)" }),
   },
@@ -60,21 +73,19 @@ export default defineService({
       maxStrategiesPerUser: ctx.config.ORCH_MAX_STRATEGIES_PER_USER,
     });
     if (ctx.config.ORCH_TICK_MS > 0) {
-      let ticking = false;
-      const timer = setInterval(async () => {
-        if (ticking) return;
-        ticking = true;
-        try {
-          for (const s of await store.due()) await evaluate(s).catch((e) => ctx.log.error({ err: e, strategyId: s.strategyId }, "evaluation failed"));
-        } catch (e) {
-          ctx.log.error({ err: e }, "scheduler tick failed");
-        } finally {
-          ticking = false;
-        }
-      }, ctx.config.ORCH_TICK_MS);
+      const scheduler = new Scheduler({
+        due: (limit) => store.due(limit),
+        recheck: (s) => store.stillDue(s.strategyId),
+        evaluate,
+        concurrency: ctx.config.ORCH_EVAL_CONCURRENCY,
+        batch: DUE_BATCH,
+        log: ctx.log,
+      });
+      const timer = setInterval(() => void scheduler.tick(), ctx.config.ORCH_TICK_MS);
       timer.unref();
       ctx.onClose(async () => {
         clearInterval(timer);
+        await scheduler.close();
         await Promise.allSettled(running.values());
       });
     }

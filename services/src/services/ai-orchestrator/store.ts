@@ -105,6 +105,10 @@ const SELECT_DECISION = `SELECT decision_id AS "decisionId", strategy_id AS "str
     quantity::float8 AS quantity, reason, order_id AS "orderId", risk, error
   FROM ai_decisions`;
 
+/** When a strategy is next due (NULL: never evaluated), and whether it is due at $1. */
+const DUE_AT = `(last_evaluated_at + every_seconds * interval '1 second')`;
+const IS_DUE = `enabled AND deleted_at IS NULL AND (last_evaluated_at IS NULL OR ${DUE_AT} <= $1)`;
+
 /** Key space of the per-user strategy-creation lock (first half of the two-int advisory lock key; "as"). */
 const STRATEGY_LOCK_SPACE = 0x6173;
 
@@ -202,13 +206,28 @@ export class OrchestratorStore {
     await this.pg.query(`UPDATE ai_strategies SET status = 'stopped', stopped_reason = $2, updated_at = now() WHERE strategy_id = $1`, [strategyId, reason]);
   }
 
-  /** Enabled strategies whose interval has elapsed. */
-  async due(now = new Date()): Promise<Strategy[]> {
+  /**
+   * At most `limit` enabled strategies whose interval has elapsed, in the order the scheduler starts
+   * them: round robin by user (each user's most overdue first, then each user's second, ...), within
+   * a round the most overdue first. The limit cuts the later rounds, those of the users with the most
+   * due strategies, never a user's first one while another user has several. (Unbounded and in no
+   * order, it was every due row in the table's order: one user's strategies one after another.)
+   */
+  async due(limit: number, now = new Date()): Promise<Strategy[]> {
     const { rows } = await this.pg.query<StrategyRow>(
-      `SELECT * FROM ai_strategies WHERE enabled AND deleted_at IS NULL AND (last_evaluated_at IS NULL OR last_evaluated_at + every_seconds * interval '1 second' <= $1)`,
-      [now],
+      `SELECT * FROM (
+         SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY ${DUE_AT} NULLS FIRST, strategy_id) AS turn
+         FROM ai_strategies WHERE ${IS_DUE}
+       ) d ORDER BY turn, ${DUE_AT} NULLS FIRST, strategy_id LIMIT $2`,
+      [now, limit],
     );
     return rows.map(toStrategy);
+  }
+
+  /** The strategy as it is now if it is still due (not evaluated, disabled nor deleted since `due` read it). */
+  async stillDue(strategyId: string, now = new Date()): Promise<Strategy | undefined> {
+    const { rows } = await this.pg.query<StrategyRow>(`SELECT * FROM ai_strategies WHERE strategy_id = $2 AND ${IS_DUE}`, [now, strategyId]);
+    return rows[0] ? toStrategy(rows[0]) : undefined;
   }
 
   async markEvaluated(strategyId: string): Promise<void> {
