@@ -10,6 +10,15 @@
  *   - another user's DELETE is a 404 and cancels nothing;
  *   - order-management down during the DELETE: 503 + retry-after naming the order, the strategy is
  *     deleted all the same, the order rests; a repeated DELETE once it is back cancels it (204).
+ * And the orders of decisions whose outcome was never recorded (recover.ts): a crash between the
+ * submit and the outcome is played by recording a decision (decided a minute ago) and submitting
+ * its order straight to order-management, as the evaluation does (clientOrderId and
+ * Idempotency-Key the decision id):
+ *   - found by client order id: counted in the next evaluation's book, cancelled by a DELETE;
+ *   - never submitted: recorded as no order, and never submitted later; a decision younger than the
+ *     submit's bound is left alone (503 ORDER_OUTCOME_PENDING) until it is older;
+ *   - order-management down: the evaluation and the DELETE answer 503, nothing recorded;
+ *   - order-management's lookup by client order id answers the caller's own orders only.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -56,10 +65,10 @@ async function startOm(port = 0): Promise<void> {
   om = { service, url, port: Number(new URL(url).port) };
 }
 
-const strategyOf = async (userId: string) => {
+const strategyOf = async (userId: string, maxPosition = 10) => {
   const r = await orch.app.inject({
     method: "POST", url: "/strategies", headers: as(userId),
-    payload: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true },
+    payload: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition, stopLoss: 1e9, enabled: true },
   });
   expect(r.statusCode, r.body).toBe(201);
   return r.json().strategyId as string;
@@ -205,5 +214,127 @@ describe("DELETE /strategies/:id cancels the strategy's working orders", () => {
     expect(again.statusCode, again.body).toBe(204);
     await waitStatus(user, working, "cancelled");
     expect(await resting(user)).toEqual([]);
+  }, 300_000);
+});
+
+/** A buy decision of the strategy without a recorded outcome, decided `agoSeconds` ago (as an evaluation records it before its submit). */
+async function unrecordedBuy(userId: string, strategyId: string, agoSeconds: number): Promise<string> {
+  const decisionId = randomUUID();
+  await pool.query(
+    `INSERT INTO ai_decisions (decision_id, strategy_id, user_id, symbol, trading_state, position_before, action, quantity, reason, decided_at)
+     VALUES ($1, $2, $3, $4, 'active', 0, 'buy', 1, 'p(up) above buyAbove', now() - $5 * interval '1 second')`,
+    [decisionId, strategyId, userId, SYMBOL, agoSeconds],
+  );
+  return decisionId;
+}
+/** The decision's order as the evaluation submits it (a limit buy below the market: it rests), once resting. */
+async function submitFor(userId: string, decisionId: string): Promise<string> {
+  const o = (
+    await http("POST", `${om.url}/`, {
+      headers: { ...as(userId), "idempotency-key": decisionId },
+      body: { symbol: SYMBOL, side: "buy", type: "limit", quantity: "1", limitPrice: "98", clientOrderId: decisionId },
+    })
+  ).body;
+  expect(o.status, JSON.stringify(o)).toBe("accepted");
+  await waitUntil(`order ${o.orderId} resting`, async () => (await resting(userId)).includes(o.orderId), WAIT_MS);
+  return o.orderId;
+}
+const decisionOf = async (userId: string, decisionId: string) => (await orch.app.inject({ url: `/decisions/${decisionId}`, headers: as(userId) })).json();
+const evaluate = (userId: string, strategyId: string) => orch.app.inject({ method: "POST", url: `/strategies/${strategyId}/evaluate`, headers: as(userId) });
+/** Orders order-management holds under the decision's id (as client order id or Idempotency-Key), any user. */
+const ordersUnder = async (decisionId: string) =>
+  (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM om_orders WHERE client_order_id = $1 OR idempotency_key = $1", [decisionId])).rows[0].n;
+
+describe("orders of decisions without a recorded outcome", () => {
+  it("an order submitted before a crash is found: counted in the next evaluation's book and cancelled by DELETE", async () => {
+    const user = randomUUID();
+    const id = await strategyOf(user, 1);
+    const decisionId = await unrecordedBuy(user, id, 60);
+    const orderId = await submitFor(user, decisionId);
+
+    // The working buy found takes the room under maxPosition 1: no second buy (it bought again).
+    const r = await evaluate(user, id);
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json().decisions).toMatchObject([{ action: "hold", reason: "position 0 (+1 in working buys) at its limit 1", orderId: null }]);
+    expect(await decisionOf(user, decisionId)).toMatchObject({ orderId, error: null, risk: { status: "accepted", recovered: true } });
+    expect(await resting(user)).toEqual([orderId]);
+
+    const d = await del(user, id);
+    expect(d.statusCode, d.body).toBe(204);
+    await waitStatus(user, orderId, "cancelled");
+    expect(await resting(user)).toEqual([]);
+  }, 300_000);
+
+  it("a decision whose order never reached order-management is recorded as no order and never submitted; a young one waits", async () => {
+    const user = randomUUID();
+    const id = await strategyOf(user);
+    const lost = await unrecordedBuy(user, id, 60);
+    const r = await evaluate(user, id);
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json().decisions).toMatchObject([{ action: "buy" }]);
+    const settled = await decisionOf(user, lost);
+    expect(settled).toMatchObject({ orderId: null, risk: { status: "not_placed", recovered: true } });
+    expect(settled.error).toMatch(new RegExp(`^no order was placed: order-management has no order with client order id ${lost} 6\\d s after the decision`));
+    expect(await ordersUnder(lost)).toBe(0);
+
+    // Decided a moment ago: its submit may still be on its way. Left alone, and nothing acts on a book that may lack it.
+    const young = await unrecordedBuy(user, id, 0);
+    const waiting = await evaluate(user, id);
+    expect(waiting.statusCode, waiting.body).toBe(503);
+    expect(waiting.json().error.code).toBe("ORDER_OUTCOME_PENDING");
+    expect(Number(waiting.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect((await decisionOf(user, young)).risk).toBeNull();
+    await pool.query("UPDATE ai_decisions SET decided_at = now() - interval '1 minute' WHERE decision_id = $1", [young]);
+    expect((await evaluate(user, id)).statusCode).toBe(200);
+    expect(await decisionOf(user, young)).toMatchObject({ orderId: null, risk: { status: "not_placed" } });
+    // Later evaluations leave the settled decisions as they are and submit nothing for them.
+    expect((await evaluate(user, id)).statusCode).toBe(200);
+    expect(await decisionOf(user, lost)).toEqual(settled);
+    expect([await ordersUnder(lost), await ordersUnder(young)]).toEqual([0, 0]);
+  }, 300_000);
+
+  it("order-management down: the evaluation and the DELETE answer 503 + retry-after and record nothing; once back the DELETE cancels the order", async () => {
+    const user = randomUUID();
+    const id = await strategyOf(user);
+    const decisionId = await unrecordedBuy(user, id, 60);
+    const orderId = await submitFor(user, decisionId);
+    const port = om.port;
+    await om.service.close();
+    try {
+      const r = await evaluate(user, id);
+      expect(r.statusCode, r.body).toBe(503);
+      expect(r.headers["retry-after"]).toBe("1");
+      expect(r.json().error.code).toBe("UPSTREAM_UNAVAILABLE");
+      const d = await del(user, id);
+      expect(d.statusCode, d.body).toBe(503);
+      expect(d.headers["retry-after"]).toBe("1");
+      expect(d.json().error.code).toBe("ORDERS_NOT_CANCELLED");
+      expect(d.json().error.message).toMatch(new RegExp(`^strategy ${id} is deleted, but not all of its orders are known yet`));
+      expect(await decisionOf(user, decisionId)).toMatchObject({ orderId: null, risk: null });
+    } finally {
+      await startOm(port);
+    }
+    const again = await del(user, id);
+    expect(again.statusCode, again.body).toBe(204);
+    expect((await decisionOf(user, decisionId)).orderId).toBe(orderId);
+    await waitStatus(user, orderId, "cancelled");
+  }, 300_000);
+
+  it("order-management's lookup by client order id answers the caller's own orders only", async () => {
+    const owner = randomUUID();
+    const clientOrderId = randomUUID();
+    const placed = await submitFor(owner, clientOrderId);
+    const lookup = (headers: Record<string, string>, value: string = clientOrderId) => http("GET", `${om.url}/?clientOrderId=${encodeURIComponent(value)}`, { headers });
+    const mine = await lookup(as(owner));
+    expect(mine.status).toBe(200);
+    expect(mine.body.orders.map((o: { orderId: string; clientOrderId: string }) => [o.orderId, o.clientOrderId])).toEqual([[placed, clientOrderId]]);
+    // Another user's (an admin's too) lookup of the same id: nothing.
+    for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin" }]) expect((await lookup(stranger)).body).toEqual({ orders: [] });
+    expect((await lookup(as(owner), randomUUID())).body).toEqual({ orders: [] });
+    const bad = await lookup(as(owner), "not an id!");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: "VALIDATION_ERROR", field: "clientOrderId" });
+    // The resting order is not left behind for the other tests' engine book.
+    expect((await http("POST", `${om.url}/${placed}/cancel`, { headers: as(owner) })).status).toBe(202);
   }, 300_000);
 });

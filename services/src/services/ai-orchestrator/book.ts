@@ -37,6 +37,28 @@ export class StrategyOrders {
     return rows.map((r) => r.order_id);
   }
 
+  /** The strategy's buy and sell decisions without a recorded order outcome (recover.ts), with their age. */
+  async unrecorded(strategyId: string): Promise<Array<{ decisionId: string; ageMs: number }>> {
+    const { rows } = await this.pg.query<{ decision_id: string; age_ms: number }>(
+      `SELECT decision_id, (extract(epoch FROM now() - decided_at) * 1000)::float8 AS age_ms FROM ai_decisions
+       WHERE strategy_id = $1 AND action IN ('buy', 'sell') AND order_id IS NULL AND risk IS NULL ORDER BY decided_at`,
+      [strategyId],
+    );
+    return rows.map((r) => ({ decisionId: r.decision_id, ageMs: r.age_ms }));
+  }
+
+  /**
+   * Records the outcome recover.ts found for a decision, unless one was recorded meanwhile. An
+   * error found with it is kept (e.g. the regimes were unavailable) before the new one.
+   */
+  async recordRecovered(decisionId: string, o: { orderId: string | null; risk: Record<string, unknown>; error: string | null }): Promise<void> {
+    await this.pg.query(
+      `UPDATE ai_decisions SET order_id = $2, risk = $3, error = coalesce(error || '; ' || $4::text, error, $4::text)
+       WHERE decision_id = $1 AND order_id IS NULL AND risk IS NULL`,
+      [decisionId, o.orderId, JSON.stringify(o.risk), o.error],
+    );
+  }
+
   /** Keeps the final state of orders order-management reported terminal. */
   async settle(strategyId: string, finals: OrderSnapshot[]): Promise<void> {
     if (finals.length === 0) return;

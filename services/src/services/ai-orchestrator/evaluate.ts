@@ -14,6 +14,7 @@ import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import { decide } from "./decide";
+import { ORDER_SUBMIT_TIMEOUT_MS, settleUnrecordedOrders } from "./recover";
 import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
 
 export interface EvaluateDeps {
@@ -51,6 +52,8 @@ export function stalePrediction(barTime: string, intervalMs: number | undefined,
 
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
   const out: DecisionRecord[] = [];
+  // Orders submitted by an evaluation that did not see the answer are found first: the book counts them.
+  await settleUnrecordedOrders(deps, s);
   const { position, pending, cash } = await book(deps, s);
   // An unreachable or slow ml-predictor is a recorded refusal like any other, not a failed evaluation.
   const pr = await deps.peers
@@ -127,7 +130,7 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     // Recorded before its order is submitted: decided_at is stamped by PostgreSQL when the
     // decision is made, the same clock that stamps the order's created_at in order-management
     // (ai-chain-analytics' decision -> order latency subtracts the two), and a crash between the
-    // two steps leaves the decision on record (the order, if any, carries its id).
+    // two steps leaves the decision on record (the order, if any, carries its id: recover.ts finds it).
     const rec = await deps.store.recordDecision({
       ...base, tradingState, symbol: p.symbol, modelVersion: pr.body.modelVersion, probabilityUp: p.probabilityUp, barTime: p.barTime,
       decisionPrice: p.close, features: p.features, regimes, positionBefore: held, action: d.action, quantity: d.quantity, reason: d.reason,
@@ -140,6 +143,8 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     const r = await deps.peers.call<OrderSnapshot & { error?: { code: string; message: string } }>("order-management", "/", {
       headers: { ...ownerHeaders(s), "idempotency-key": rec.decisionId },
       body: { symbol: p.symbol, side: d.action, type: "market", quantity: String(d.quantity), clientOrderId: rec.decisionId },
+      // recover.ts settles a decision left without an outcome once past this bound (with a margin).
+      timeoutMs: ORDER_SUBMIT_TIMEOUT_MS,
     });
     const outcome =
       r.status === 200 || r.status === 201

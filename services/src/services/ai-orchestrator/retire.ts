@@ -7,10 +7,14 @@
  * or does not have (404) has nothing resting: done. An order whose cancel could not be requested
  * (order-management unreachable, slow, or answering anything else) is returned: the DELETE answers
  * 503 naming it, and a repeated DELETE asks again. The position the fills left stays with the user.
+ * Orders of decisions whose outcome was never recorded are found first (recover.ts); while one
+ * cannot be (order-management unreachable, or its submit maybe still in flight) the DELETE is a
+ * 503 as well.
  */
 import type { Logger } from "pino";
 import { HttpError, type PeerClient } from "../../kit";
 import { ownerHeaders, type StrategyOrders } from "./book";
+import { settleUnrecordedOrders } from "./recover";
 import type { Strategy } from "./store";
 
 export interface RetireDeps {
@@ -48,6 +52,17 @@ async function requestCancel(deps: RetireDeps, s: Strategy, orderId: string, req
  */
 export async function cancelWorkingOrders(deps: RetireDeps, s: Strategy, requestId?: string): Promise<NotCancelled[]> {
   await deps.idle(s.strategyId);
+  // An order submitted without its answer recorded is found first (recover.ts), to be cancelled too.
+  await settleUnrecordedOrders(deps, s).catch((e: unknown) => {
+    if (!(e instanceof HttpError)) throw e;
+    throw new HttpError(
+      503,
+      "ORDERS_NOT_CANCELLED",
+      `strategy ${s.strategyId} is deleted, but not all of its orders are known yet (${e.message}); repeat the DELETE to request their cancel`,
+      undefined,
+      { "retry-after": e.headers?.["retry-after"] ?? "5" },
+    );
+  });
   const open = await deps.orders.open(s.strategyId);
   const outcomes = await Promise.all(open.map((orderId) => requestCancel(deps, s, orderId, requestId)));
   const left = outcomes.filter((o): o is NotCancelled => o !== undefined);

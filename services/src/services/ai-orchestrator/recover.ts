@@ -1,0 +1,78 @@
+/**
+ * Decisions whose order outcome was never recorded. An evaluation records a buy or sell decision,
+ * submits its order to order-management (`idempotency-key` and `clientOrderId` both the decision
+ * id), then records the outcome (the order id, the risk answer). A crash between the submit and
+ * the outcome, or a submit that timed out after order-management committed it, leaves a decision
+ * without an outcome whose order may exist: the book (book.ts), the working-orders cap and the
+ * cancels of a DELETE (retire.ts) only see orders recorded on decisions, so they would miss it.
+ *
+ * Before the book is read and before a DELETE's cancels, each such decision older than
+ * SETTLE_AFTER_MS is settled by looking its order up by client order id, as its owner:
+ *   - found: its order id is recorded (with its status as the risk answer), and the book, the cap
+ *     and a DELETE see it from then on;
+ *   - not found: the decision is recorded as placing no order (order id null, an error saying so).
+ *     It is never submitted again: an order placed late, on a decision made on a market that has
+ *     moved on, is worse than none.
+ * One younger than that is left alone (its submit may still be on its way), and the evaluation or
+ * DELETE answers 503 with retry-after until it can be settled: it would otherwise read a book that
+ * may lack that order. order-management unreachable: 503 with retry-after, nothing recorded.
+ */
+import type { Logger } from "pino";
+import { HttpError, type PeerClient } from "../../kit";
+import { ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
+import type { Strategy } from "./store";
+
+/** Bound of the submit call (kit peers: the fetch is aborted past it, answer or not). */
+export const ORDER_SUBMIT_TIMEOUT_MS = 5_000;
+/**
+ * Age of a decision past which its submit is over: twice the submit's bound. The orchestrator
+ * stops waiting at the bound, but order-management may still be committing a request it
+ * received near the end of it (its handlers are not bounded): the margin covers that.
+ */
+export const SETTLE_AFTER_MS = 2 * ORDER_SUBMIT_TIMEOUT_MS;
+
+export interface RecoverDeps {
+  orders: StrategyOrders;
+  peers: PeerClient;
+  log: Pick<Logger, "warn">;
+}
+
+const unavailable = (code: string, message: string, retryAfterSeconds: number) =>
+  new HttpError(503, code, message, undefined, { "retry-after": String(retryAfterSeconds) });
+
+/** The strategy's order under a client order id (the oldest, if the owner reused it by hand), or undefined; throws 503 if unknown. */
+async function orderByClientId(deps: RecoverDeps, s: Strategy, clientOrderId: string): Promise<OrderSnapshot | undefined> {
+  const r = await deps.peers
+    .call<{ orders?: OrderSnapshot[] }>("order-management", `/?clientOrderId=${encodeURIComponent(clientOrderId)}`, { headers: ownerHeaders(s) })
+    .catch((e: HttpError) => ({ status: e.statusCode, body: {} as { orders?: OrderSnapshot[] } }));
+  if (r.status !== 200 || !Array.isArray(r.body.orders))
+    throw unavailable("UPSTREAM_UNAVAILABLE", `the order of decision ${clientOrderId} cannot be looked up now (order-management answered ${r.status}); retry`, 1);
+  // Newest first: the submit, right after the decision, made the oldest.
+  return r.body.orders.at(-1);
+}
+
+/** Settles the strategy's decisions without an outcome (see above); throws 503 while one cannot be. */
+export async function settleUnrecordedOrders(deps: RecoverDeps, s: Strategy): Promise<void> {
+  const unrecorded = await deps.orders.unrecorded(s.strategyId);
+  let youngest: number | undefined;
+  for (const d of unrecorded) {
+    if (d.ageMs < SETTLE_AFTER_MS) {
+      youngest = Math.min(youngest ?? d.ageMs, d.ageMs);
+      continue;
+    }
+    const order = await orderByClientId(deps, s, d.decisionId);
+    const outcome = order
+      ? { orderId: order.orderId, risk: { status: order.status, rejectReason: order.rejectReason, rejectMessage: order.rejectMessage, recovered: true }, error: null }
+      : {
+          orderId: null,
+          risk: { status: "not_placed", recovered: true },
+          error: `no order was placed: order-management has no order with client order id ${d.decisionId} ${Math.round(d.ageMs / 1000)} s after the decision (its submit did not reach it); not submitted again`,
+        };
+    deps.log.warn({ strategyId: s.strategyId, decisionId: d.decisionId, orderId: outcome.orderId }, "decision without a recorded order outcome settled");
+    await deps.orders.recordRecovered(d.decisionId, outcome);
+  }
+  if (youngest !== undefined) {
+    const wait = Math.max(1, Math.ceil((SETTLE_AFTER_MS - youngest) / 1000));
+    throw unavailable("ORDER_OUTCOME_PENDING", `an order of this strategy submitted ${Math.round(youngest / 1000)} s ago has no recorded outcome yet (its submit may still be in flight); retry in ${wait} s`, wait);
+  }
+}
