@@ -12,7 +12,10 @@
  *     20 more overdue ones;
  *   - a strategy held by a slow answer is not started again by later ticks nor by a manual
  *     evaluation (which joins it), while ticks go on evaluating others;
- *   - close waits for the evaluation in flight and starts none of those queued.
+ *   - close waits for the evaluation in flight and starts none of those queued;
+ *   - a failing evaluation backs off: each failure in a row doubles the wait before the strategy is
+ *     due again (ORCH_EVAL_RETRY_MS, then twice, ... up to its everySeconds), a success resets it
+ *     (OrchestratorStore.due driven with explicit times: it started again at every tick).
  * The scheduler as a unit: tests/unit/ai-orchestrator-scheduler.test.ts.
  */
 import { randomUUID } from "node:crypto";
@@ -24,6 +27,7 @@ import { pg } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
+import { OrchestratorStore } from "../../services/src/services/ai-orchestrator/store";
 import { waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "redis");
@@ -111,8 +115,8 @@ async function strategies(prefix: string, n: number, userId = randomUUID()): Pro
 const makeDue = (list: Array<{ id: string }>, agoSeconds = 3600) =>
   db.query(`UPDATE ai_strategies SET enabled = true, last_evaluated_at = now() - $2 * interval '1 second' WHERE strategy_id = ANY($1)`, [list.map((s) => s.id), agoSeconds]);
 
-const startTicking = async (concurrency: number) => {
-  ticking = await createService(aiOrchestrator, { env: { ...env, ORCH_TICK_MS: "50", ORCH_EVAL_CONCURRENCY: String(concurrency) }, defaultMetrics: false });
+const startTicking = async (concurrency: number, extra: Record<string, string> = {}) => {
+  ticking = await createService(aiOrchestrator, { env: { ...env, ORCH_TICK_MS: "50", ORCH_EVAL_CONCURRENCY: String(concurrency), ...extra }, defaultMetrics: false });
   return ticking;
 };
 
@@ -169,10 +173,11 @@ describe("ai-orchestrator scheduler", () => {
   it("a strategy held by a slow answer is not started again, by later ticks nor by a manual evaluation; the others go on", async () => {
     const [slow] = await strategies("X", 1);
     const [other] = await strategies("Y", 1);
-    // Y's answer cannot be read: its evaluation fails, leaving it due at every tick (it counts ticks).
+    // Y's answer cannot be read: its evaluation fails, and with a backoff of 1 ms, doubling, it is
+    // due again within a few ticks each time (it counts ticks).
     answerFor = (symbol) => (symbol === slow.symbol ? "hold" : "unreadable");
     await makeDue([slow, other]);
-    const orch = await startTicking(4);
+    const orch = await startTicking(4, { ORCH_EVAL_RETRY_MS: "1" });
     await waitUntil("the slow one in flight", async () => held.length === 1, WAIT_MS);
     const manual = orch.app.inject({ method: "POST", url: `/strategies/${slow.id}/evaluate`, headers: { "x-user-id": await ownerOf(slow.id), "x-user-role": "trader" } });
     const ticksBefore = timesAsked(other.symbol);
@@ -203,6 +208,47 @@ describe("ai-orchestrator scheduler", () => {
     expect(requested).toHaveLength(1);
     // Its evaluation ended before the pool closed: recorded.
     expect(await decisionsOf(list)).toBe(1);
+  });
+});
+
+describe("ai-orchestrator evaluation backoff", () => {
+  it("each failure in a row doubles the wait before the strategy is due (5 s, 10 s, ... up to everySeconds); a success resets it", async () => {
+    const [s] = await strategies("F", 1);
+    await makeDue([s]);
+    const store = new OrchestratorStore(api.app.pg);
+    const headers = { "x-user-id": await ownerOf(s.id), "x-user-role": "trader" };
+    const evaluate = () => api.app.inject({ method: "POST", url: `/strategies/${s.id}/evaluate`, headers });
+    const state = async () =>
+      (
+        await db.query<{ failures: number; wait: number | null; retryAt: Date | null; error: string | null }>(
+          `SELECT eval_failures AS failures, extract(epoch FROM eval_retry_at - eval_failed_at)::float8 AS wait, eval_retry_at AS "retryAt", eval_error AS error
+           FROM ai_strategies WHERE strategy_id = $1`,
+          [s.id],
+        )
+      ).rows[0];
+    const dueAt = async (at: number) => (await store.due(1000, new Date(at))).some((x) => x.strategyId === s.id);
+    // Last evaluated an hour ago (everySeconds 60): due now, were it not for the failures.
+    expect(await dueAt(Date.now())).toBe(true);
+    answerFor = () => "unreadable";
+    const waits: Array<number | null> = [];
+    for (let failures = 1; failures <= 6; failures++) {
+      expect((await evaluate()).statusCode).toBe(500);
+      const st = await state();
+      expect(st.failures).toBe(failures);
+      expect(st.error).toMatch(/predictions/);
+      waits.push(st.wait);
+      // Not due until eval_retry_at, due from then on (PostgreSQL keeps microseconds: 1 ms either side).
+      expect(await dueAt(st.retryAt!.getTime() - 1)).toBe(false);
+      expect(await dueAt(st.retryAt!.getTime() + 1)).toBe(true);
+    }
+    expect(waits).toEqual([5, 10, 20, 40, 60, 60]);
+
+    // A success (a recorded evaluation: here a refusal, no model) resets it: due everySeconds later.
+    answerFor = () => "now";
+    expect((await evaluate()).statusCode).toBe(200);
+    expect(await state()).toMatchObject({ failures: 0, retryAt: null });
+    expect(await dueAt(Date.now())).toBe(false);
+    expect(await dueAt(Date.now() + 61_000)).toBe(true);
   });
 });
 

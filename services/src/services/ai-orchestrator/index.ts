@@ -3,9 +3,11 @@
  * state and the most similar past regimes (Weaviate) into orders through order-management, within
  * the trading state (kill switch), pre-trade risk and each strategy's own loss stop; every decision
  * is recorded with its inputs. A singleton: its scheduler (scheduler.ts) evaluates each enabled (and not deleted) strategy
- * every `everySeconds` (ORCH_TICK_MS granularity), ORCH_EVAL_CONCURRENCY at a time, round robin by user.
+ * every `everySeconds` (ORCH_TICK_MS granularity), ORCH_EVAL_CONCURRENCY at a time, round robin by user;
+ * one whose evaluation fails waits a doubling backoff (backoff.ts).
  */
 import { defineService, Type } from "../../kit";
+import { EvaluationBackoff } from "./backoff";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
 import { cancelWorkingOrders } from "./retire";
@@ -36,6 +38,10 @@ export default defineService({
         "scheduled evaluations in flight at most (due strategies start round robin by user as slots free; API evaluations are not counted). " +
         "Each holds at most one PostgreSQL connection at a time: past POSTGRES_POOL_MAX (10) they wait for the pool, with the API",
     }),
+    ORCH_EVAL_RETRY_MS: Type.Integer({
+      default: 5_000, minimum: 1, maximum: 86_400_000,
+      description: "a strategy whose evaluation failed is started again by the scheduler after this; each further failure in a row doubles it, up to the strategy's everySeconds",
+    }),
     ORCH_MAX_STRATEGIES_PER_USER: Type.Integer({ default: 100, minimum: 1, maximum: 10_000, description: "strategies one user may keep (each is evaluated on the schedule)" }),
   },
   async register(ctx) {
@@ -53,10 +59,17 @@ export default defineService({
     };
     // One evaluation per strategy at a time (scheduler and API share this guard).
     const running = new Map<string, Promise<Awaited<ReturnType<typeof evaluateStrategy>>>>();
+    const backoff = new EvaluationBackoff(ctx.app.pg, ctx.config.ORCH_EVAL_RETRY_MS);
     const evaluate = (s: Strategy) => {
       let p = running.get(s.strategyId);
       if (!p) {
-        p = evaluateStrategy(deps, s).finally(() => running.delete(s.strategyId));
+        p = evaluateStrategy(deps, s)
+          .catch(async (e: unknown) => {
+            // Recorded once per failed run (a joined manual call shares it); the error goes on to the caller.
+            await backoff.failed(s.strategyId, e instanceof Error ? e.message : String(e)).catch((err) => ctx.log.error({ err, strategyId: s.strategyId }, "evaluation failure not recorded"));
+            throw e;
+          })
+          .finally(() => running.delete(s.strategyId));
         running.set(s.strategyId, p);
       }
       return p;

@@ -107,7 +107,8 @@ const SELECT_DECISION = `SELECT decision_id AS "decisionId", strategy_id AS "str
 
 /** When a strategy is next due (NULL: never evaluated), and whether it is due at $1. */
 const DUE_AT = `(last_evaluated_at + every_seconds * interval '1 second')`;
-const IS_DUE = `enabled AND deleted_at IS NULL AND (last_evaluated_at IS NULL OR ${DUE_AT} <= $1)`;
+/** Not due before eval_retry_at: a failed evaluation's backoff (backoff.ts). */
+const IS_DUE = `enabled AND deleted_at IS NULL AND (last_evaluated_at IS NULL OR ${DUE_AT} <= $1) AND (eval_retry_at IS NULL OR eval_retry_at <= $1)`;
 
 /** Key space of the per-user strategy-creation lock (first half of the two-int advisory lock key; "as"). */
 const STRATEGY_LOCK_SPACE = 0x6173;
@@ -230,8 +231,9 @@ export class OrchestratorStore {
     return rows[0] ? toStrategy(rows[0]) : undefined;
   }
 
+  /** An evaluation ended: due again in everySeconds, and a failure backoff (backoff.ts) is over. */
   async markEvaluated(strategyId: string): Promise<void> {
-    await this.pg.query(`UPDATE ai_strategies SET last_evaluated_at = now() WHERE strategy_id = $1`, [strategyId]);
+    await this.pg.query(`UPDATE ai_strategies SET last_evaluated_at = now(), eval_failures = 0, eval_retry_at = NULL WHERE strategy_id = $1`, [strategyId]);
   }
 
   /**
