@@ -14,11 +14,11 @@
  * submit and the outcome is played by recording a decision (decided a minute ago) and submitting
  * its order straight to order-management, as the evaluation does (clientOrderId and
  * Idempotency-Key the decision id):
- *   - found by client order id: counted in the next evaluation's book, cancelled by a DELETE;
+ *   - found by its Idempotency-Key: counted in the next evaluation's book, cancelled by a DELETE;
  *   - never submitted: recorded as no order, and never submitted later; a decision younger than the
  *     submit's bound is left alone (503 ORDER_OUTCOME_PENDING) until it is older;
  *   - order-management down: the evaluation and the DELETE answer 503, nothing recorded;
- *   - order-management's lookup by client order id answers the caller's own orders only.
+ *   - order-management's lookup by Idempotency-Key answers the caller's own order only.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -274,7 +274,7 @@ describe("orders of decisions without a recorded outcome", () => {
     expect(r.json().decisions).toMatchObject([{ action: "buy" }]);
     const settled = await decisionOf(user, lost);
     expect(settled).toMatchObject({ orderId: null, risk: { status: "not_placed", recovered: true } });
-    expect(settled.error).toMatch(new RegExp(`^no order was placed: order-management has no order with client order id ${lost} 6\\d s after the decision`));
+    expect(settled.error).toMatch(new RegExp(`^no order was placed: order-management has no order under Idempotency-Key ${lost} 6\\d s after the decision`));
     expect(await ordersUnder(lost)).toBe(0);
 
     // Decided a moment ago: its submit may still be on its way. Left alone, and nothing acts on a book that may lack it.
@@ -320,21 +320,24 @@ describe("orders of decisions without a recorded outcome", () => {
     await waitStatus(user, orderId, "cancelled");
   }, 300_000);
 
-  it("order-management's lookup by client order id answers the caller's own orders only", async () => {
+  it("order-management's lookup by Idempotency-Key answers the caller's own order only, never one that merely shares its client order id", async () => {
     const owner = randomUUID();
-    const clientOrderId = randomUUID();
-    const placed = await submitFor(owner, clientOrderId);
-    const lookup = (headers: Record<string, string>, value: string = clientOrderId) => http("GET", `${om.url}/?clientOrderId=${encodeURIComponent(value)}`, { headers });
+    const key = randomUUID();
+    const placed = await submitFor(owner, key);
+    // The owner places another order by hand reusing the decision id as its client order id only.
+    const byHand = await http("POST", `${om.url}/`, { headers: as(owner), body: { symbol: SYMBOL, side: "buy", type: "limit", quantity: "1", limitPrice: "97", clientOrderId: key } });
+    expect(byHand.status).toBe(201);
+    const lookup = (headers: Record<string, string>, value: string = key) => http("GET", `${om.url}/?idempotencyKey=${encodeURIComponent(value)}`, { headers });
     const mine = await lookup(as(owner));
     expect(mine.status).toBe(200);
-    expect(mine.body.orders.map((o: { orderId: string; clientOrderId: string }) => [o.orderId, o.clientOrderId])).toEqual([[placed, clientOrderId]]);
+    expect(mine.body.orders.map((o: { orderId: string }) => o.orderId)).toEqual([placed]);
     // Another user's (an admin's too) lookup of the same id: nothing.
     for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin" }]) expect((await lookup(stranger)).body).toEqual({ orders: [] });
     expect((await lookup(as(owner), randomUUID())).body).toEqual({ orders: [] });
     const bad = await lookup(as(owner), "not an id!");
     expect(bad.status).toBe(400);
-    expect(bad.body.error).toMatchObject({ code: "VALIDATION_ERROR", field: "clientOrderId" });
-    // The resting order is not left behind for the other tests' engine book.
-    expect((await http("POST", `${om.url}/${placed}/cancel`, { headers: as(owner) })).status).toBe(202);
+    expect(bad.body.error).toMatchObject({ code: "VALIDATION_ERROR", field: "idempotencyKey" });
+    // The resting orders are not left behind for the other tests' engine book.
+    for (const id of [placed, byHand.body.orderId]) expect((await http("POST", `${om.url}/${id}/cancel`, { headers: as(owner) })).status).toBe(202);
   }, 300_000);
 });

@@ -6,8 +6,8 @@
 -- crash, a timeout). Every evaluation and DELETE looks for them.
 CREATE INDEX IF NOT EXISTS ai_decisions_unrecorded ON ai_decisions (strategy_id)
   WHERE action IN ('buy', 'sell') AND order_id IS NULL AND risk IS NULL;
--- order-management's lookup of the caller's order by its client order id (GET /?clientOrderId=).
-CREATE INDEX IF NOT EXISTS om_orders_user_client_order ON om_orders (user_id, client_order_id);
+-- order-management's lookup (GET /?idempotencyKey=) reads the unique index om_orders_idempotency
+-- (user_id, idempotency_key): no index more on the order path's hottest table.
 
 -- Evaluations that failed in a row (0 after a success), when the last one failed and why, and the
 -- earliest the scheduler starts the strategy again (NULL: no failure since the last success).

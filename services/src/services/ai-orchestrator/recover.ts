@@ -7,7 +7,9 @@
  * cancels of a DELETE (retire.ts) only see orders recorded on decisions, so they would miss it.
  *
  * Before the book is read and before a DELETE's cancels, each such decision older than
- * SETTLE_AFTER_MS is settled by looking its order up by client order id, as its owner:
+ * SETTLE_AFTER_MS is settled by looking its order up, as its owner, by the Idempotency-Key it was
+ * submitted under (unique per user in order-management, so exactly that submit's order; a client
+ * order id is not unique, a user may reuse one by hand):
  *   - found: its order id is recorded (with its status as the risk answer), and the book, the cap
  *     and a DELETE see it from then on;
  *   - not found: the decision is recorded as placing no order (order id null, an error saying so).
@@ -40,15 +42,14 @@ export interface RecoverDeps {
 const unavailable = (code: string, message: string, retryAfterSeconds: number) =>
   new HttpError(503, code, message, undefined, { "retry-after": String(retryAfterSeconds) });
 
-/** The strategy's order under a client order id (the oldest, if the owner reused it by hand), or undefined; throws 503 if unknown. */
-async function orderByClientId(deps: RecoverDeps, s: Strategy, clientOrderId: string): Promise<OrderSnapshot | undefined> {
+/** The order submitted under the decision's Idempotency-Key, or undefined; throws 503 if order-management cannot say. */
+async function orderOfDecision(deps: RecoverDeps, s: Strategy, decisionId: string): Promise<OrderSnapshot | undefined> {
   const r = await deps.peers
-    .call<{ orders?: OrderSnapshot[] }>("order-management", `/?clientOrderId=${encodeURIComponent(clientOrderId)}`, { headers: ownerHeaders(s) })
+    .call<{ orders?: OrderSnapshot[] }>("order-management", `/?idempotencyKey=${encodeURIComponent(decisionId)}`, { headers: ownerHeaders(s) })
     .catch((e: HttpError) => ({ status: e.statusCode, body: {} as { orders?: OrderSnapshot[] } }));
   if (r.status !== 200 || !Array.isArray(r.body.orders))
-    throw unavailable("UPSTREAM_UNAVAILABLE", `the order of decision ${clientOrderId} cannot be looked up now (order-management answered ${r.status}); retry`, 1);
-  // Newest first: the submit, right after the decision, made the oldest.
-  return r.body.orders.at(-1);
+    throw unavailable("UPSTREAM_UNAVAILABLE", `the order of decision ${decisionId} cannot be looked up now (order-management answered ${r.status}); retry`, 1);
+  return r.body.orders[0];
 }
 
 /** Settles the strategy's decisions without an outcome (see above); throws 503 while one cannot be. */
@@ -60,13 +61,13 @@ export async function settleUnrecordedOrders(deps: RecoverDeps, s: Strategy): Pr
       youngest = Math.min(youngest ?? d.ageMs, d.ageMs);
       continue;
     }
-    const order = await orderByClientId(deps, s, d.decisionId);
+    const order = await orderOfDecision(deps, s, d.decisionId);
     const outcome = order
       ? { orderId: order.orderId, risk: { status: order.status, rejectReason: order.rejectReason, rejectMessage: order.rejectMessage, recovered: true }, error: null }
       : {
           orderId: null,
           risk: { status: "not_placed", recovered: true },
-          error: `no order was placed: order-management has no order with client order id ${d.decisionId} ${Math.round(d.ageMs / 1000)} s after the decision (its submit did not reach it); not submitted again`,
+          error: `no order was placed: order-management has no order under Idempotency-Key ${d.decisionId} ${Math.round(d.ageMs / 1000)} s after the decision (its submit did not reach it); not submitted again`,
         };
     deps.log.warn({ strategyId: s.strategyId, decisionId: d.decisionId, orderId: outcome.orderId }, "decision without a recorded order outcome settled");
     await deps.orders.recordRecovered(d.decisionId, outcome);

@@ -110,17 +110,17 @@ export async function insertOrders(db: Queryable, orders: NewOrder[], events: Ou
   return outbox.enqueued(rows);
 }
 
-/** The user's orders, newest first, optionally of one status and/or one client order id. */
+/** The user's orders, newest first, optionally of one status and/or the one stored under an Idempotency-Key. */
 export async function listOrders(
   db: Queryable,
   userId: string,
-  filter: { status: OrderStatus | null; clientOrderId: string | null },
+  filter: { status: OrderStatus | null; idempotencyKey: string | null },
   limit: number,
 ): Promise<OrderRow[]> {
   const { rows } = await db.query<OrderRow>(
-    `SELECT * FROM om_orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR client_order_id = $3)
+    `SELECT * FROM om_orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR idempotency_key = $3)
      ORDER BY created_at DESC LIMIT $4`,
-    [userId, filter.status, filter.clientOrderId, limit],
+    [userId, filter.status, filter.idempotencyKey, limit],
   );
   return rows;
 }

@@ -3,8 +3,9 @@
  *   POST   /                    submit; `Idempotency-Key` header: same key + same body -> the same
  *                               order (200), different body -> 409
  *   GET    /                    the caller's orders (newest first), optionally of one status and/or
- *                               one client order id (how ai-orchestrator finds an order whose answer
- *                               it never got: it sets the decision id as clientOrderId)
+ *                               the one stored under an Idempotency-Key (`?idempotencyKey=`: how
+ *                               ai-orchestrator finds an order whose answer it never got, submitted
+ *                               under the decision id; unique per user, so exact)
  *   GET    /:id                 one of them
  *   POST   /:id/cancel          request the cancel of an open order: 202 `pending_cancel` until the
  *                               trading-engine confirms (then `cancelled`, or `filled` if a fill won)
@@ -21,8 +22,6 @@ import type { OrderSubmitter } from "./submit";
 
 /** A plain decimal: at most 12 integer and 8 fractional digits (the exchange's precision). */
 const DECIMAL = "^(0|[1-9]\\d{0,11})(\\.\\d{1,8})?$";
-/** A client order id, as submitted and as looked up. */
-const CLIENT_ORDER_ID = "^[A-Za-z0-9._:-]{1,36}$";
 
 const OrderBody = Type.Object(
   {
@@ -32,7 +31,7 @@ const OrderBody = Type.Object(
     quantity: Type.String({ pattern: DECIMAL }),
     limitPrice: Type.Optional(Type.String({ pattern: DECIMAL })),
     timeInForce: Type.Optional(Type.Union([Type.Literal("GTC"), Type.Literal("IOC")])),
-    clientOrderId: Type.Optional(Type.String({ pattern: CLIENT_ORDER_ID })),
+    clientOrderId: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9._:-]{1,36}$" })),
   },
   { additionalProperties: false },
 );
@@ -40,7 +39,8 @@ const OrderId = Type.Object({ id: Type.String({ format: "uuid" }) });
 const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
   status: Type.Optional(Type.Union(ORDER_STATUSES.map((s) => Type.Literal(s)))),
-  clientOrderId: Type.Optional(Type.String({ pattern: CLIENT_ORDER_ID })),
+  // The form the Idempotency-Key header takes (kit/idempotency.ts).
+  idempotencyKey: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" })),
 });
 
 // Responses (OpenAPI; unnamed fields are kept). Decimals are strings.
@@ -95,8 +95,8 @@ export function registerRoutes(app: App, { relay, submitter, metrics }: OrderRou
 
   app.get("/", { schema: { querystring: ListQuery, response: { 200: ResponseObject({ orders: Type.Array(OrderOut) }) } } }, async (req) => {
     const who = requireIdentity(req);
-    // The caller's own orders only, admins included: another user's client order id finds nothing.
-    const rows = await data.listOrders(app.pg, who.userId, { status: req.query.status ?? null, clientOrderId: req.query.clientOrderId ?? null }, req.query.limit ?? 100);
+    // The caller's own orders only, admins included: another user's Idempotency-Key finds nothing.
+    const rows = await data.listOrders(app.pg, who.userId, { status: req.query.status ?? null, idempotencyKey: req.query.idempotencyKey ?? null }, req.query.limit ?? 100);
     return { orders: rows.map(snapshot) };
   });
 
