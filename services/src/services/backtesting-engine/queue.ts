@@ -85,6 +85,10 @@ export const CLAIM_SQL = `WITH RECURSIVE owners AS (
   WHERE j.run_id = next.run_id AND j.idx = next.idx AND r.id = j.run_id
   RETURNING j.run_id, j.idx, j.attempts, j.spec, r.request`;
 
+/** User $1's unfinished jobs, counted at submission (exported for bench/backtest-claim.ts's EXPLAIN). */
+export const OPEN_JOBS_SQL = `SELECT count(*) AS n FROM bt_jobs j JOIN bt_runs r ON r.id = j.run_id
+  WHERE r.owner_id = $1 AND r.status IN ('queued', 'running') AND j.status IN ('queued', 'running')`;
+
 export class JobQueue {
   constructor(private readonly pg: PostgresClient, readonly worker: string, private readonly leaseMs: number) {}
 
@@ -112,11 +116,7 @@ export class JobQueue {
         const p = prior.rows[0];
         if (p) return p.request_hash === idempotency.requestHash ? { kind: "replayed", run: { id: p.id, status: p.status, kind: p.kind, jobs: p.total_jobs } } : { kind: "key_reused" };
       }
-      const { rows } = await c.query<{ n: string }>(
-        `SELECT count(*) AS n FROM bt_jobs j JOIN bt_runs r ON r.id = j.run_id
-         WHERE r.owner_id = $1 AND r.status IN ('queued', 'running') AND j.status IN ('queued', 'running')`,
-        [run.ownerId],
-      );
+      const { rows } = await c.query<{ n: string }>(OPEN_JOBS_SQL, [run.ownerId]);
       const open = Number(rows[0].n);
       if (open + jobs.length > maxOpenJobs) return { kind: "at_limit", open };
       await c.query(
