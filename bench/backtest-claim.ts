@@ -6,15 +6,16 @@
  *
  *   npx tsx bench/backtest-claim.ts [claims=300]
  *
- * For each, prints the claim statement's plan and the plan of the submission's count of the user's
- * unfinished jobs (EXPLAIN ANALYZE, rolled back), then the time of `claim()` and of `succeed()` (all
- * their statements, one replica's loop: claim, record a result, claim again) over CLAIMS calls.
+ * For each, prints the plans of the claim statement, of the submission's count of the user's
+ * unfinished jobs and of the claim's probe for exhausted leases (EXPLAIN ANALYZE, rolled back),
+ * then the time of `claim()` and of `succeed()` (all their statements, one replica's loop: claim,
+ * record a result, claim again) over CLAIMS calls.
  */
 import { randomUUID } from "node:crypto";
 import { pg, startPostgres } from "../tests/harness";
 import { createPostgres } from "../services/src/kit/datastores";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../services/src/migrations";
-import { CLAIM_SQL, JobQueue, OPEN_JOBS_SQL } from "../services/src/services/backtesting-engine/queue";
+import { CLAIM_SQL, EXHAUSTED_RUNS_SQL, JobQueue, OPEN_JOBS_SQL } from "../services/src/services/backtesting-engine/queue";
 import type { JobSpec } from "../services/src/services/backtesting-engine/plan";
 import { percentile } from "./lib/stats";
 
@@ -65,6 +66,7 @@ async function measure(pool: Pool, client: ReturnType<typeof createPostgres>, op
   console.log(`\n== ${open} open runs of ${jobsPerRun} jobs; bt_jobs: ${counts.map((c) => `${c.n} ${c.status}`).join(", ")}; ${USERS} users`);
   await explain(pool, "claim", CLAIM_SQL, ["explain", LEASE_MS]);
   await explain(pool, "a submission's count of its user's unfinished jobs", OPEN_JOBS_SQL, [users[0]]);
+  await explain(pool, "the claim's probe for jobs whose last attempt's lease ran out", EXHAUSTED_RUNS_SQL, []);
 
   const claimMs: number[] = [];
   const succeedMs: number[] = [];
