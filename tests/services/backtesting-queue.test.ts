@@ -161,6 +161,77 @@ describe("leases", () => {
   });
 });
 
+/** The run's status. */
+const statusOf = async (runId: string) => (await pool.query("SELECT status FROM bt_runs WHERE id = $1", [runId])).rows[0]?.status as string;
+
+describe("runs settle when their last job is final, by whatever made it final", () => {
+  it("a run whose last job's last attempt ran out of lease on a dead replica is failed by another replica's claim; its open siblings stay open", async () => {
+    const dead = replica("killed-replica");
+    const run = await submit(dead, "u1", 2);
+    const done = await dead.claim();
+    expect(done).toMatchObject({ runId: run, idx: 0 });
+    const lost = await dead.claim();
+    expect(lost).toMatchObject({ runId: run, idx: 1 });
+    const siblings = [];
+    for (let i = 0; i < 50; i++) siblings.push(await submit(dead, `sibling-${i % 5}`, 3));
+    expect(await dead.succeed(done!, { done: true })).toBe(true);
+    expect(await statusOf(run)).toBe("running");
+    // The replica is killed on the job's last attempt: its lease runs out, nobody records anything.
+    await pool.query("UPDATE bt_jobs SET attempts = max_attempts, lease_until = now() - interval '1 second' WHERE run_id = $1 AND idx = 1", [run]);
+    const next = await replica("replica-b").claim();
+    expect(siblings).toContain(next?.runId);
+    expect((await pool.query("SELECT status, error->>'code' AS code FROM bt_jobs WHERE run_id = $1 AND idx = 1", [run])).rows[0])
+      .toEqual({ status: "failed", code: "ATTEMPTS_EXHAUSTED" });
+    expect((await pool.query("SELECT status, finished_at IS NOT NULL AS finished FROM bt_runs WHERE id = $1", [run])).rows[0])
+      .toEqual({ status: "failed", finished: true });
+    const open = (await pool.query("SELECT status, count(*)::int AS n FROM bt_runs WHERE id = ANY($1) GROUP BY status ORDER BY status", [siblings])).rows;
+    expect(open).toEqual([{ status: "queued", n: 49 }, { status: "running", n: 1 }]);
+  });
+
+  it("the jobs of one run ending together on several replicas settle it, whichever ends last (succeed, fail, exhausted lease)", async () => {
+    const replicas = Array.from({ length: 4 }, (_, i) => replica(`replica-${i}`));
+    for (let round = 0; round < 15; round++) {
+      const run = await submit(replicas[0], `u${round}`, 4);
+      const jobs = await Promise.all(replicas.map((q) => q.claim()));
+      expect(jobs.map((j) => j?.runId)).toEqual([run, run, run, run]);
+      if (round % 3 === 0) {
+        await Promise.all(jobs.map((j, i) => replicas[i].succeed(j!, { round })));
+        expect(await statusOf(run)).toBe("succeeded");
+      } else if (round % 3 === 1) {
+        await Promise.all(jobs.map((j, i) => (i === round % 4 ? replicas[i].fail(j!, { code: "INVALID_INPUT", message: "bad" }) : replicas[i].succeed(j!, { round }))));
+        expect(await statusOf(run)).toBe("failed");
+      } else {
+        // replica-0 was killed on its job's last attempt: the others' claims fail it while they record theirs.
+        await pool.query("UPDATE bt_jobs SET attempts = max_attempts, lease_until = now() - interval '1 second' WHERE run_id = $1 AND idx = $2", [run, jobs[0]!.idx]);
+        await Promise.all(jobs.slice(1).map(async (j, i) => {
+          expect(await replicas[i + 1].claim()).toBeUndefined();
+          expect(await replicas[i + 1].succeed(j!, { round })).toBe(true);
+        }));
+        expect(await statusOf(run)).toBe("failed");
+      }
+    }
+  });
+
+  it("a claim neither reads nor waits on the runs it does not claim from (one held locked while it settles)", async () => {
+    const q = replica("only-replica");
+    const settling = await submit(q, "u1", 1);
+    const other = await submit(q, "u2", 1);
+    // Another replica is settling `settling` (its job is final, its run row locked until it commits).
+    await pool.query("UPDATE bt_jobs SET status = 'succeeded', result = '{}', result_attempt = 1, attempts = 1, finished_at = now() WHERE run_id = $1", [settling]);
+    const holder = await pool.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM bt_runs WHERE id = $1 FOR UPDATE", [settling]);
+      // Before, every claim settled every open run, and waited here for the lock.
+      const claimed = await Promise.race([q.claim(), new Promise((resolve) => setTimeout(() => resolve("still waiting"), 3_000))]);
+      expect(claimed).toMatchObject({ runId: other, idx: 0 });
+    } finally {
+      await holder.query("ROLLBACK");
+      holder.release();
+    }
+  });
+});
+
 describe("migration 0391", () => {
   it("a job inserted without its owner (a replica of the previous release) gets its run's", async () => {
     const id = randomUUID();

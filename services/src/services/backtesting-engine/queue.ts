@@ -6,14 +6,16 @@
  * when its lease ran out: the replica that held it died or stalled, and the job runs again (up to
  * `max_attempts`). Each claim bumps `attempts`; every later write is conditional on
  * (worker, attempt), so a replica that lost its lease can no longer record anything, and the
- * result of exactly one attempt counts.
+ * result of exactly one attempt counts. A run is settled (succeeded, or failed when a job failed) in
+ * the transaction that makes its last job final: a job's end (`finish`), or the claim's failing of
+ * jobs whose last attempt's lease ran out (`failExhausted`); a claim reads no other run.
  *
  * Why not pg-boss (10.x, the newest on Node 20): it creates and migrates its own schema when a
  * replica starts (here all DDL runs once, in the migration job, under the migration user), and its
  * expiry is fixed per job rather than renewed while a long job makes progress, so a killed worker's
- * job would wait out the longest job's bound. The claim/renew/finish below is four statements.
+ * job would wait out the longest job's bound. The claim/renew/finish below is a few statements.
  */
-import type { PostgresClient } from "../../kit";
+import type { PostgresClient, Queryable } from "../../kit";
 import type { JobSpec } from "./plan";
 import type { BacktestRequest } from "./schemas";
 
@@ -41,6 +43,15 @@ const SUBMIT_LOCK_SPACE = 0x6274;
 
 /** A job a replica may take: queued, or running under a lease that ran out, with an attempt left. */
 const CLAIMABLE = `(j.status = 'queued' OR (j.status = 'running' AND j.lease_until < now())) AND j.attempts < j.max_attempts`;
+
+/** A job whose last allowed attempt's lease ran out: its replica died or stalled, and it fails. */
+const EXHAUSTED = `status = 'running' AND lease_until < now() AND attempts >= max_attempts`;
+
+/**
+ * The runs of such jobs (exported for bench/backtest-claim.ts's EXPLAIN): what each claim probes
+ * first, reading bt_jobs_running (the running jobs only, a few per replica), not the open runs.
+ */
+export const EXHAUSTED_RUNS_SQL = `SELECT DISTINCT run_id FROM bt_jobs WHERE ${EXHAUSTED}`;
 
 /**
  * Claims the next job for worker $1 under a lease of $2 ms (exported for bench/backtest-claim.ts's
@@ -85,6 +96,13 @@ export const CLAIM_SQL = `WITH RECURSIVE owners AS (
   WHERE j.run_id = next.run_id AND j.idx = next.idx AND r.id = j.run_id
   RETURNING j.run_id, j.idx, j.attempts, j.spec, r.request`;
 
+/**
+ * User $1's unfinished jobs, counted at submission (exported for bench/backtest-claim.ts's EXPLAIN):
+ * the user's entries of bt_jobs_owner_queue, whatever the number of runs or of finished jobs (the
+ * join with bt_runs it replaces read all of bt_jobs, history included).
+ */
+export const OPEN_JOBS_SQL = `SELECT count(*) AS n FROM bt_jobs WHERE owner_id = $1 AND status IN ('queued', 'running')`;
+
 export class JobQueue {
   constructor(private readonly pg: PostgresClient, readonly worker: string, private readonly leaseMs: number) {}
 
@@ -112,11 +130,7 @@ export class JobQueue {
         const p = prior.rows[0];
         if (p) return p.request_hash === idempotency.requestHash ? { kind: "replayed", run: { id: p.id, status: p.status, kind: p.kind, jobs: p.total_jobs } } : { kind: "key_reused" };
       }
-      const { rows } = await c.query<{ n: string }>(
-        `SELECT count(*) AS n FROM bt_jobs j JOIN bt_runs r ON r.id = j.run_id
-         WHERE r.owner_id = $1 AND r.status IN ('queued', 'running') AND j.status IN ('queued', 'running')`,
-        [run.ownerId],
-      );
+      const { rows } = await c.query<{ n: string }>(OPEN_JOBS_SQL, [run.ownerId]);
       const open = Number(rows[0].n);
       if (open + jobs.length > maxOpenJobs) return { kind: "at_limit", open };
       await c.query(
@@ -132,14 +146,13 @@ export class JobQueue {
     });
   }
 
-  /** Fails jobs whose last allowed attempt's lease ran out, then claims the next job (or undefined). */
+  /**
+   * Fails jobs whose last allowed attempt's lease ran out, then claims the next job (or undefined).
+   * Nothing else: runs are settled by whatever makes their last job final, so a claim costs the
+   * same with 20 or 2,000 runs open.
+   */
   async claim(): Promise<ClaimedJob | undefined> {
-    await this.pg.query(
-      `UPDATE bt_jobs SET status = 'failed', finished_at = now(), lease_until = NULL,
-              error = jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', 'the job''s worker stopped ' || attempts || ' times')
-       WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts`,
-    );
-    await this.settleRuns();
+    await this.failExhausted();
     const r = await this.pg.query<{ run_id: string; idx: number; attempts: number; spec: JobSpec; request: BacktestRequest }>(
       CLAIM_SQL,
       [this.worker, this.leaseMs],
@@ -162,23 +175,16 @@ export class JobQueue {
 
   /** Records the attempt's result (exactly once per job: later or stale attempts match no row). */
   async succeed(job: ClaimedJob, result: unknown): Promise<boolean> {
-    const r = await this.pg.query(
-      `UPDATE bt_jobs SET status = 'succeeded', result = $4, result_attempt = $3, progress = 1, finished_at = now(), lease_until = NULL
-       WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $5 AND status = 'running'`,
-      [job.runId, job.idx, job.attempt, JSON.stringify(result), this.worker],
+    return this.finish(
+      job,
+      `status = 'succeeded', result = $5, result_attempt = $3, progress = 1, finished_at = now(), lease_until = NULL`,
+      [JSON.stringify(result)],
     );
-    await this.settleRuns(job.runId);
-    return r.rowCount === 1;
   }
 
   /** A job that cannot succeed (bad data for it): failed at once, no retry. */
   async fail(job: ClaimedJob, error: { code: string; message: string; field?: string }): Promise<void> {
-    await this.pg.query(
-      `UPDATE bt_jobs SET status = 'failed', error = $4, finished_at = now(), lease_until = NULL
-       WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $5 AND status = 'running'`,
-      [job.runId, job.idx, job.attempt, JSON.stringify(error), this.worker],
-    );
-    await this.settleRuns(job.runId);
+    await this.finish(job, `status = 'failed', error = $5, finished_at = now(), lease_until = NULL`, [JSON.stringify(error)]);
   }
 
   /**
@@ -188,26 +194,67 @@ export class JobQueue {
    * rather than its count shrinking, so every attempt keeps a number of its own (ClickHouse rows).
    */
   async release(job: ClaimedJob, reason: string, stopping = false): Promise<void> {
-    await this.pg.query(
-      `UPDATE bt_jobs SET lease_until = NULL, worker = NULL,
-              max_attempts = CASE WHEN $6 THEN max_attempts + 1 ELSE max_attempts END,
-              status = CASE WHEN NOT $6 AND attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
-              finished_at = CASE WHEN NOT $6 AND attempts >= max_attempts THEN now() END,
-              error = CASE WHEN NOT $6 AND attempts >= max_attempts THEN jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', $5::text) END
-       WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $4 AND status = 'running'`,
-      [job.runId, job.idx, job.attempt, this.worker, reason, stopping],
+    await this.finish(
+      job,
+      `lease_until = NULL, worker = NULL,
+       max_attempts = CASE WHEN $6 THEN max_attempts + 1 ELSE max_attempts END,
+       status = CASE WHEN NOT $6 AND attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+       finished_at = CASE WHEN NOT $6 AND attempts >= max_attempts THEN now() END,
+       error = CASE WHEN NOT $6 AND attempts >= max_attempts THEN jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', $5::text) END`,
+      [reason, stopping],
     );
-    await this.settleRuns(job.runId);
   }
 
-  /** Marks runs whose jobs are all finished. */
-  private async settleRuns(runId?: string): Promise<void> {
-    await this.pg.query(
-      `UPDATE bt_runs r SET finished_at = now(),
-              status = CASE WHEN EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status = 'failed') THEN 'failed' ELSE 'succeeded' END
-       WHERE r.status IN ('queued', 'running') AND ($1::uuid IS NULL OR r.id = $1)
-         AND NOT EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status IN ('queued', 'running'))`,
-      [runId ?? null],
-    );
+  /**
+   * Writes this attempt's end of the job (`set`: $1..$4 are run, job, attempt, worker; `values` from
+   * $5) and settles its run, in one transaction under the run's row lock. The lock serializes the
+   * jobs of one run that end together on several replicas: whichever comes second reads (a statement
+   * after the lock, its own snapshot) what the first committed, so the last job's transaction always
+   * sees every job final; and a replica killed in between leaves neither written. Answers whether
+   * the write matched (a stale attempt matches nothing).
+   */
+  private async finish(job: ClaimedJob, set: string, values: unknown[]): Promise<boolean> {
+    return this.pg.transaction(async (c) => {
+      await c.query(`SELECT 1 FROM bt_runs WHERE id = $1 FOR UPDATE`, [job.runId]);
+      const r = await c.query(
+        `UPDATE bt_jobs SET ${set} WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $4 AND status = 'running'`,
+        [job.runId, job.idx, job.attempt, this.worker, ...values],
+      );
+      if (r.rowCount !== 1) return false;
+      await settleRuns(c, [job.runId]);
+      return true;
+    });
   }
+
+  /**
+   * Fails the jobs whose last attempt's lease ran out and settles their runs, in one transaction
+   * under those runs' row locks (as `finish`; taken in id order, so two replicas doing this at once
+   * wait rather than deadlock). A claim with no such job (the usual case) does the probe alone.
+   */
+  private async failExhausted(): Promise<void> {
+    const probe = await this.pg.query<{ run_id: string }>(EXHAUSTED_RUNS_SQL);
+    if (probe.rows.length === 0) return;
+    const runIds = probe.rows.map((r) => r.run_id);
+    await this.pg.transaction(async (c) => {
+      await c.query(`SELECT 1 FROM bt_runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [runIds]);
+      await c.query(
+        `UPDATE bt_jobs SET status = 'failed', finished_at = now(), lease_until = NULL,
+                error = jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', 'the job''s worker stopped ' || attempts || ' times')
+         WHERE run_id = ANY($1::uuid[]) AND ${EXHAUSTED}`,
+        [runIds],
+      );
+      await settleRuns(c, runIds);
+    });
+  }
+}
+
+/** Marks those of `runIds` whose jobs are all final: failed when one of them failed, else succeeded. */
+async function settleRuns(c: Queryable, runIds: string[]): Promise<void> {
+  await c.query(
+    `UPDATE bt_runs r SET finished_at = now(),
+            status = CASE WHEN EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status = 'failed') THEN 'failed' ELSE 'succeeded' END
+     WHERE r.id = ANY($1::uuid[]) AND r.status IN ('queued', 'running')
+       AND NOT EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status IN ('queued', 'running'))`,
+    [runIds],
+  );
 }
