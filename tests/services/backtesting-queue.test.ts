@@ -13,7 +13,7 @@ import { useServers } from "../harness/shared";
 import { pg } from "../harness";
 import { createPostgres } from "../../services/src/kit/datastores";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
-import { JobQueue, type ClaimedJob } from "../../services/src/services/backtesting-engine/queue";
+import { CLAIM_SQL, JobQueue, type ClaimedJob } from "../../services/src/services/backtesting-engine/queue";
 import type { JobSpec } from "../../services/src/services/backtesting-engine/plan";
 
 const srv = useServers("postgres");
@@ -229,6 +229,35 @@ describe("runs settle when their last job is final, by whatever made it final", 
       await holder.query("ROLLBACK");
       holder.release();
     }
+  });
+});
+
+describe("the claim marks its run running in the same statement", () => {
+  it("a claim whose transaction rolls back leaves the run queued and the job unclaimed; one that commits writes both", async () => {
+    const q = replica("replica-a");
+    const run = await submit(q, "u1", 2);
+    const c = await pool.connect();
+    try {
+      await c.query("BEGIN");
+      const claimed = await c.query(CLAIM_SQL, ["killed-replica", 60_000]);
+      expect(claimed.rows).toHaveLength(1);
+      // Within the claim's transaction, both are written...
+      expect((await c.query("SELECT status FROM bt_runs WHERE id = $1", [run])).rows[0].status).toBe("running");
+      // ...and the replica dies before it commits.
+      await c.query("ROLLBACK");
+    } finally {
+      c.release();
+    }
+    expect((await pool.query("SELECT status, started_at FROM bt_runs WHERE id = $1", [run])).rows[0]).toEqual({ status: "queued", started_at: null });
+    expect((await pool.query("SELECT status, attempts, worker FROM bt_jobs WHERE run_id = $1 ORDER BY idx", [run])).rows)
+      .toEqual([{ status: "queued", attempts: 0, worker: null }, { status: "queued", attempts: 0, worker: null }]);
+    // One statement, committed alone: the run is running with its job.
+    expect((await pool.query(CLAIM_SQL, ["replica-b", 60_000])).rows[0]).toMatchObject({ run_id: run, idx: 0, attempts: 1 });
+    expect((await pool.query("SELECT status, started_at IS NOT NULL AS started FROM bt_runs WHERE id = $1", [run])).rows[0]).toEqual({ status: "running", started: true });
+    // A later claim of the same run leaves its start as it was.
+    const started = (await pool.query("SELECT started_at FROM bt_runs WHERE id = $1", [run])).rows[0].started_at;
+    expect(await q.claim()).toMatchObject({ runId: run, idx: 1 });
+    expect((await pool.query("SELECT status, started_at FROM bt_runs WHERE id = $1", [run])).rows[0]).toEqual({ status: "running", started_at: started });
   });
 });
 

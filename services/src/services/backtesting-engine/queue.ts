@@ -6,7 +6,8 @@
  * when its lease ran out: the replica that held it died or stalled, and the job runs again (up to
  * `max_attempts`). Each claim bumps `attempts`; every later write is conditional on
  * (worker, attempt), so a replica that lost its lease can no longer record anything, and the
- * result of exactly one attempt counts. A run is settled (succeeded, or failed when a job failed) in
+ * result of exactly one attempt counts. The claim's statement marks the job's run `running` too, so
+ * neither is written without the other. A run is settled (succeeded, or failed when a job failed) in
  * the transaction that makes its last job final: a job's end (`finish`), or the claim's failing of
  * jobs whose last attempt's lease ran out (`failExhausted`); a claim reads no other run.
  *
@@ -64,7 +65,10 @@ export const EXHAUSTED_RUNS_SQL = `SELECT DISTINCT run_id FROM bt_jobs WHERE ${E
  * and `next` takes the first user's oldest job that no concurrent claim holds (SKIP LOCKED; when it
  * holds all of them, the next user's). `turns` is materialized in that order and read by a nested
  * loop that stops at the first job locked, so no other user's job is locked in passing. The claim
- * costs a few probes per user with unfinished jobs, whatever the number of queued jobs.
+ * costs a few probes per user with unfinished jobs, whatever the number of queued jobs. `started`
+ * marks the job's run `running` if it was `queued`, in the same statement as the job (a replica
+ * killed between two statements left the run `queued` while its job ran); it locks that run's row
+ * only while it is `queued` (two claims of its first jobs at once: the second waits for the first).
  */
 export const CLAIM_SQL = `WITH RECURSIVE owners AS (
     (SELECT owner_id FROM bt_jobs WHERE status IN ('queued', 'running') ORDER BY owner_id LIMIT 1)
@@ -89,7 +93,10 @@ export const CLAIM_SQL = `WITH RECURSIVE owners AS (
     LIMIT 1),
   turn AS (
     INSERT INTO bt_owner_turns (owner_id, last_claimed_at) SELECT owner_id, clock_timestamp() FROM next
-    ON CONFLICT (owner_id) DO UPDATE SET last_claimed_at = greatest(bt_owner_turns.last_claimed_at, excluded.last_claimed_at))
+    ON CONFLICT (owner_id) DO UPDATE SET last_claimed_at = greatest(bt_owner_turns.last_claimed_at, excluded.last_claimed_at)),
+  started AS (
+    UPDATE bt_runs s SET status = 'running', started_at = coalesce(s.started_at, now()) FROM next
+    WHERE s.id = next.run_id AND s.status = 'queued')
   UPDATE bt_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $1, progress = 0,
          lease_until = now() + $2 * interval '1 millisecond', started_at = coalesce(j.started_at, now())
   FROM next, bt_runs r
@@ -159,7 +166,6 @@ export class JobQueue {
     );
     const row = r.rows[0];
     if (!row) return undefined;
-    await this.pg.query(`UPDATE bt_runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE id = $1 AND status = 'queued'`, [row.run_id]);
     return { runId: row.run_id, idx: row.idx, attempt: row.attempts, spec: row.spec, request: row.request };
   }
 
