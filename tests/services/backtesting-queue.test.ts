@@ -2,7 +2,9 @@
  * backtesting-engine's job queue (queue.ts) on real PostgreSQL 15: the claim takes turns between
  * users (fewest jobs running under a live lease, then the user served longest ago, then the oldest
  * job), concurrent claims on separate connections never take one job twice, and a lease that ran
- * out passes its job on as before. The replicas here are JobQueue instances, each on its own pool.
+ * out passes its job on as before; the claim marks its run running in its own statement, and runs
+ * left open with every job final are settled by a pass each replica makes at most once an interval
+ * (its clock set by the test). The replicas here are JobQueue instances, each on its own pool.
  */
 import { randomUUID } from "node:crypto";
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -13,7 +15,7 @@ import { useServers } from "../harness/shared";
 import { pg } from "../harness";
 import { createPostgres } from "../../services/src/kit/datastores";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
-import { JobQueue, type ClaimedJob } from "../../services/src/services/backtesting-engine/queue";
+import { CLAIM_SQL, JobQueue, type ClaimedJob, type StrandedRunRepairOptions } from "../../services/src/services/backtesting-engine/queue";
 import type { JobSpec } from "../../services/src/services/backtesting-engine/plan";
 
 const srv = useServers("postgres");
@@ -24,10 +26,10 @@ const spec: JobSpec = { kind: "sweep", parameters: { fast: 5, slow: 20 }, from: 
 const request = { strategy: "sma-crossover", symbols: ["BTCUSDT"] } as never;
 
 /** A replica's queue on a connection pool of its own. */
-function replica(name: string, leaseMs = 60_000): JobQueue {
+function replica(name: string, leaseMs = 60_000, repair?: StrandedRunRepairOptions): JobQueue {
   const client = createPostgres({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 1, POSTGRES_CONNECT_TIMEOUT_MS: 10_000 } as never, { warn() {} } as never);
   clients.push(client);
-  return new JobQueue(client, name, leaseMs);
+  return new JobQueue(client, name, leaseMs, repair);
 }
 
 /** Submits a run of `jobs` jobs for `owner`; answers the run's id. */
@@ -212,7 +214,7 @@ describe("runs settle when their last job is final, by whatever made it final", 
     }
   });
 
-  it("a claim neither reads nor waits on the runs it does not claim from (one held locked while it settles)", async () => {
+  it("a claim waits on no run it does not claim from (one held locked while it settles), the replica's first claim making its repair pass included", async () => {
     const q = replica("only-replica");
     const settling = await submit(q, "u1", 1);
     const other = await submit(q, "u2", 1);
@@ -229,6 +231,117 @@ describe("runs settle when their last job is final, by whatever made it final", 
       await holder.query("ROLLBACK");
       holder.release();
     }
+  });
+});
+
+describe("the claim marks its run running in the same statement", () => {
+  it("a claim whose transaction rolls back leaves the run queued and the job unclaimed; one that commits writes both", async () => {
+    const q = replica("replica-a");
+    const run = await submit(q, "u1", 2);
+    const c = await pool.connect();
+    try {
+      await c.query("BEGIN");
+      const claimed = await c.query(CLAIM_SQL, ["killed-replica", 60_000]);
+      expect(claimed.rows).toHaveLength(1);
+      // Within the claim's transaction, both are written...
+      expect((await c.query("SELECT status FROM bt_runs WHERE id = $1", [run])).rows[0].status).toBe("running");
+      // ...and the replica dies before it commits.
+      await c.query("ROLLBACK");
+    } finally {
+      c.release();
+    }
+    expect((await pool.query("SELECT status, started_at FROM bt_runs WHERE id = $1", [run])).rows[0]).toEqual({ status: "queued", started_at: null });
+    expect((await pool.query("SELECT status, attempts, worker FROM bt_jobs WHERE run_id = $1 ORDER BY idx", [run])).rows)
+      .toEqual([{ status: "queued", attempts: 0, worker: null }, { status: "queued", attempts: 0, worker: null }]);
+    // One statement, committed alone: the run is running with its job.
+    expect((await pool.query(CLAIM_SQL, ["replica-b", 60_000])).rows[0]).toMatchObject({ run_id: run, idx: 0, attempts: 1 });
+    expect((await pool.query("SELECT status, started_at IS NOT NULL AS started FROM bt_runs WHERE id = $1", [run])).rows[0]).toEqual({ status: "running", started: true });
+    // A later claim of the same run leaves its start as it was.
+    const started = (await pool.query("SELECT started_at FROM bt_runs WHERE id = $1", [run])).rows[0].started_at;
+    expect(await q.claim()).toMatchObject({ runId: run, idx: 1 });
+    expect((await pool.query("SELECT status, started_at FROM bt_runs WHERE id = $1", [run])).rows[0]).toEqual({ status: "running", started_at: started });
+  });
+});
+
+describe("runs left open with every job final (stranded by another path) are repaired, not by every claim", () => {
+  /** A run whose jobs are all final (`final`) while the run says `status`, as an older release could leave it. */
+  async function strand(status: "queued" | "running", final: ("succeeded" | "failed")[]): Promise<string> {
+    const id = randomUUID();
+    await pool.query(`INSERT INTO bt_runs (id, owner_id, strategy, kind, request, total_jobs, status) VALUES ($1, 'old-release-user', 'sma-crossover', 'sweep', '{}', $2, $3)`, [id, final.length, status]);
+    for (const [idx, s] of final.entries()) {
+      await pool.query(
+        `INSERT INTO bt_jobs (run_id, idx, spec, owner_id, status, attempts, result, result_attempt, error, finished_at)
+         VALUES ($1, $2, '{}', 'old-release-user', $3, 1, $4, $5, $6, now())`,
+        [id, idx, s, s === "succeeded" ? "{}" : null, s === "succeeded" ? 1 : null, s === "failed" ? '{"code":"INVALID_INPUT"}' : null],
+      );
+    }
+    return id;
+  }
+  const runOf = async (id: string) =>
+    (await pool.query("SELECT status, finished_at IS NOT NULL AS finished FROM bt_runs WHERE id = $1", [id])).rows[0];
+
+  it("a replica's first claim settles them (failed when a job failed), open runs with unfinished jobs stay open; within the interval no claim makes a pass", async () => {
+    let clock = 1_000_000;
+    const q = replica("replica-a", 60_000, { everyMs: 60_000, now: () => clock });
+    const running = await strand("running", ["succeeded", "succeeded"]);
+    const queued = await strand("queued", ["succeeded", "failed"]);
+    const open = await submit(q, "u1", 3);
+    expect(await q.claim()).toMatchObject({ runId: open, idx: 0 });
+    expect(q.strandedRuns.passes).toBe(1);
+    expect(await runOf(running)).toEqual({ status: "succeeded", finished: true });
+    expect(await runOf(queued)).toEqual({ status: "failed", finished: true });
+    expect(await runOf(open)).toEqual({ status: "running", finished: false });
+
+    // Stranded after the pass: claims within the interval do not look.
+    const later = await strand("running", ["succeeded"]);
+    clock += 59_999;
+    expect(await q.claim()).toMatchObject({ runId: open, idx: 1 });
+    expect(await q.claim()).toMatchObject({ runId: open, idx: 2 });
+    expect(await q.claim()).toBeUndefined();
+    expect(q.strandedRuns.passes).toBe(1);
+    expect(await runOf(later)).toEqual({ status: "running", finished: false });
+    // The interval is over: the next claim (finding no job) makes the pass.
+    clock += 1;
+    expect(await q.claim()).toBeUndefined();
+    expect(q.strandedRuns.passes).toBe(2);
+    expect(await runOf(later)).toEqual({ status: "succeeded", finished: true });
+    expect(await runOf(open)).toEqual({ status: "running", finished: false });
+  });
+
+  it("a pass settles at most its batch (100), the next pass the rest", async () => {
+    let clock = 0;
+    const q = replica("replica-a", 60_000, { everyMs: 1_000, now: () => clock });
+    const ids: string[] = [];
+    for (let i = 0; i < 130; i++) ids.push(await strand(i % 2 ? "running" : "queued", ["succeeded"]));
+    const openCount = async () => (await pool.query("SELECT count(*)::int AS n FROM bt_runs WHERE id = ANY($1) AND status IN ('queued', 'running')", [ids])).rows[0].n;
+    expect(await q.strandedRuns.runIfDue()).toBe(100);
+    expect(await openCount()).toBe(30);
+    expect(await q.strandedRuns.runIfDue()).toBeUndefined();
+    clock += 1_000;
+    expect(await q.strandedRuns.runIfDue()).toBe(30);
+    expect(await openCount()).toBe(0);
+  });
+
+  it("a pass skips a run whose row another transaction holds (no wait), and a later pass settles it", async () => {
+    let clock = 0;
+    const q = replica("replica-a", 60_000, { everyMs: 1_000, now: () => clock });
+    const held = await strand("running", ["succeeded"]);
+    const free = await strand("queued", ["failed"]);
+    const holder = await pool.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM bt_runs WHERE id = $1 FOR UPDATE", [held]);
+      // Were it waiting on the lock, this would not return before the holder ends.
+      expect(await q.strandedRuns.runIfDue()).toBe(1);
+      expect(await runOf(free)).toEqual({ status: "failed", finished: true });
+      expect(await runOf(held)).toEqual({ status: "running", finished: false });
+    } finally {
+      await holder.query("ROLLBACK");
+      holder.release();
+    }
+    clock += 1_000;
+    expect(await q.strandedRuns.runIfDue()).toBe(1);
+    expect(await runOf(held)).toEqual({ status: "succeeded", finished: true });
   });
 });
 

@@ -6,18 +6,22 @@
  * when its lease ran out: the replica that held it died or stalled, and the job runs again (up to
  * `max_attempts`). Each claim bumps `attempts`; every later write is conditional on
  * (worker, attempt), so a replica that lost its lease can no longer record anything, and the
- * result of exactly one attempt counts. A run is settled (succeeded, or failed when a job failed) in
- * the transaction that makes its last job final: a job's end (`finish`), or the claim's failing of
- * jobs whose last attempt's lease ran out (`failExhausted`); a claim reads no other run.
+ * result of exactly one attempt counts. The claim's statement marks the job's run `running` too, so
+ * neither is written without the other. A run is settled (succeeded, or failed when a job failed) in
+ * the transaction that makes its last job final (settle.ts): a job's end (`finish`), or the claim's
+ * failing of jobs whose last attempt's lease ran out (`failExhausted`); a claim reads no other run.
+ * A run some other path left open with every job final is settled by a pass each replica makes at
+ * most once an interval (StrandedRunRepair), not by every claim.
  *
  * Why not pg-boss (10.x, the newest on Node 20): it creates and migrates its own schema when a
  * replica starts (here all DDL runs once, in the migration job, under the migration user), and its
  * expiry is fixed per job rather than renewed while a long job makes progress, so a killed worker's
  * job would wait out the longest job's bound. The claim/renew/finish below is a few statements.
  */
-import type { PostgresClient, Queryable } from "../../kit";
+import type { PostgresClient } from "../../kit";
 import type { JobSpec } from "./plan";
 import type { BacktestRequest } from "./schemas";
+import { settleAfter, StrandedRunRepair } from "./settle";
 
 export interface ClaimedJob {
   runId: string;
@@ -64,7 +68,10 @@ export const EXHAUSTED_RUNS_SQL = `SELECT DISTINCT run_id FROM bt_jobs WHERE ${E
  * and `next` takes the first user's oldest job that no concurrent claim holds (SKIP LOCKED; when it
  * holds all of them, the next user's). `turns` is materialized in that order and read by a nested
  * loop that stops at the first job locked, so no other user's job is locked in passing. The claim
- * costs a few probes per user with unfinished jobs, whatever the number of queued jobs.
+ * costs a few probes per user with unfinished jobs, whatever the number of queued jobs. `started`
+ * marks the job's run `running` if it was `queued`, in the same statement as the job (a replica
+ * killed between two statements left the run `queued` while its job ran); it locks that run's row
+ * only while it is `queued` (two claims of its first jobs at once: the second waits for the first).
  */
 export const CLAIM_SQL = `WITH RECURSIVE owners AS (
     (SELECT owner_id FROM bt_jobs WHERE status IN ('queued', 'running') ORDER BY owner_id LIMIT 1)
@@ -89,7 +96,10 @@ export const CLAIM_SQL = `WITH RECURSIVE owners AS (
     LIMIT 1),
   turn AS (
     INSERT INTO bt_owner_turns (owner_id, last_claimed_at) SELECT owner_id, clock_timestamp() FROM next
-    ON CONFLICT (owner_id) DO UPDATE SET last_claimed_at = greatest(bt_owner_turns.last_claimed_at, excluded.last_claimed_at))
+    ON CONFLICT (owner_id) DO UPDATE SET last_claimed_at = greatest(bt_owner_turns.last_claimed_at, excluded.last_claimed_at)),
+  started AS (
+    UPDATE bt_runs s SET status = 'running', started_at = coalesce(s.started_at, now()) FROM next
+    WHERE s.id = next.run_id AND s.status = 'queued')
   UPDATE bt_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $1, progress = 0,
          lease_until = now() + $2 * interval '1 millisecond', started_at = coalesce(j.started_at, now())
   FROM next, bt_runs r
@@ -103,8 +113,27 @@ export const CLAIM_SQL = `WITH RECURSIVE owners AS (
  */
 export const OPEN_JOBS_SQL = `SELECT count(*) AS n FROM bt_jobs WHERE owner_id = $1 AND status IN ('queued', 'running')`;
 
+/** Stranded runs one repair pass settles at most: a pass is one short transaction, whatever the backlog. */
+const STRANDED_RUNS_PER_PASS = 100;
+
+export interface StrandedRunRepairOptions {
+  /** Minimum time between two passes of this replica. */
+  everyMs: number;
+  /** The clock passes are timed on (tests set it). */
+  now?: () => number;
+}
+
 export class JobQueue {
-  constructor(private readonly pg: PostgresClient, readonly worker: string, private readonly leaseMs: number) {}
+  readonly strandedRuns: StrandedRunRepair;
+
+  constructor(
+    private readonly pg: PostgresClient,
+    readonly worker: string,
+    private readonly leaseMs: number,
+    repair: StrandedRunRepairOptions = { everyMs: 300_000 },
+  ) {
+    this.strandedRuns = new StrandedRunRepair(pg, repair.everyMs, STRANDED_RUNS_PER_PASS, repair.now);
+  }
 
   /**
    * Records the run and its jobs, unless the owner's unfinished jobs and these would pass
@@ -148,10 +177,11 @@ export class JobQueue {
 
   /**
    * Fails jobs whose last allowed attempt's lease ran out, then claims the next job (or undefined).
-   * Nothing else: runs are settled by whatever makes their last job final, so a claim costs the
-   * same with 20 or 2,000 runs open.
+   * Runs are settled by whatever makes their last job final, so a claim costs the same with 20 or
+   * 2,000 runs open; once an interval, it makes the replica's pass over stranded runs first.
    */
   async claim(): Promise<ClaimedJob | undefined> {
+    await this.strandedRuns.runIfDue();
     await this.failExhausted();
     const r = await this.pg.query<{ run_id: string; idx: number; attempts: number; spec: JobSpec; request: BacktestRequest }>(
       CLAIM_SQL,
@@ -159,7 +189,6 @@ export class JobQueue {
     );
     const row = r.rows[0];
     if (!row) return undefined;
-    await this.pg.query(`UPDATE bt_runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE id = $1 AND status = 'queued'`, [row.run_id]);
     return { runId: row.run_id, idx: row.idx, attempt: row.attempts, spec: row.spec, request: row.request };
   }
 
@@ -207,54 +236,37 @@ export class JobQueue {
 
   /**
    * Writes this attempt's end of the job (`set`: $1..$4 are run, job, attempt, worker; `values` from
-   * $5) and settles its run, in one transaction under the run's row lock. The lock serializes the
-   * jobs of one run that end together on several replicas: whichever comes second reads (a statement
-   * after the lock, its own snapshot) what the first committed, so the last job's transaction always
-   * sees every job final; and a replica killed in between leaves neither written. Answers whether
-   * the write matched (a stale attempt matches nothing).
+   * $5) and settles its run, in one transaction under the run's row lock (settleAfter). Answers
+   * whether the write matched (a stale attempt matches nothing).
    */
   private async finish(job: ClaimedJob, set: string, values: unknown[]): Promise<boolean> {
-    return this.pg.transaction(async (c) => {
-      await c.query(`SELECT 1 FROM bt_runs WHERE id = $1 FOR UPDATE`, [job.runId]);
+    const { written } = await settleAfter(this.pg, [job.runId], async (c) => {
       const r = await c.query(
         `UPDATE bt_jobs SET ${set} WHERE run_id = $1 AND idx = $2 AND attempts = $3 AND worker = $4 AND status = 'running'`,
         [job.runId, job.idx, job.attempt, this.worker, ...values],
       );
-      if (r.rowCount !== 1) return false;
-      await settleRuns(c, [job.runId]);
-      return true;
+      return r.rowCount === 1;
     });
+    return written;
   }
 
   /**
    * Fails the jobs whose last attempt's lease ran out and settles their runs, in one transaction
-   * under those runs' row locks (as `finish`; taken in id order, so two replicas doing this at once
-   * wait rather than deadlock). A claim with no such job (the usual case) does the probe alone.
+   * under those runs' row locks (as `finish`, settleAfter). A claim with no such job (the usual
+   * case) does the probe alone.
    */
   private async failExhausted(): Promise<void> {
     const probe = await this.pg.query<{ run_id: string }>(EXHAUSTED_RUNS_SQL);
     if (probe.rows.length === 0) return;
     const runIds = probe.rows.map((r) => r.run_id);
-    await this.pg.transaction(async (c) => {
-      await c.query(`SELECT 1 FROM bt_runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [runIds]);
+    await settleAfter(this.pg, runIds, async (c) => {
       await c.query(
         `UPDATE bt_jobs SET status = 'failed', finished_at = now(), lease_until = NULL,
                 error = jsonb_build_object('code', 'ATTEMPTS_EXHAUSTED', 'message', 'the job''s worker stopped ' || attempts || ' times')
          WHERE run_id = ANY($1::uuid[]) AND ${EXHAUSTED}`,
         [runIds],
       );
-      await settleRuns(c, runIds);
+      return true;
     });
   }
-}
-
-/** Marks those of `runIds` whose jobs are all final: failed when one of them failed, else succeeded. */
-async function settleRuns(c: Queryable, runIds: string[]): Promise<void> {
-  await c.query(
-    `UPDATE bt_runs r SET finished_at = now(),
-            status = CASE WHEN EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status = 'failed') THEN 'failed' ELSE 'succeeded' END
-     WHERE r.id = ANY($1::uuid[]) AND r.status IN ('queued', 'running')
-       AND NOT EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status IN ('queued', 'running'))`,
-    [runIds],
-  );
 }

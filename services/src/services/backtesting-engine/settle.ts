@@ -1,0 +1,91 @@
+/**
+ * Settling runs: a run is succeeded, or failed when one of its jobs failed, once every job is final.
+ * Whatever makes a job final settles its run in the same transaction, under the run's row lock
+ * (`settleAfter`, queue.ts). `StrandedRunRepair` settles the runs a path that did not left open with
+ * every job final (a replica of an older release during a rolling deploy): a bounded pass, at most
+ * once an interval per replica, so a claim pays a clock read for it and nothing else.
+ */
+import type { PostgresClient, Queryable } from "../../kit";
+
+/**
+ * Runs `write` and settles those of `runIds` whose jobs are all final, in one transaction under the
+ * runs' row locks, taken in id order (two transactions locking overlapping runs wait rather than
+ * deadlock). The lock serializes the jobs of one run that end together on several replicas:
+ * whichever comes second reads (a statement after the lock, its own snapshot) what the first
+ * committed, so the last job's transaction always sees every job final; and a replica killed in
+ * between leaves neither written. When `write` answers false (it matched nothing), nothing is settled.
+ * With `skipLocked`, runs another transaction holds are left out (settled by it, or by a later call)
+ * rather than waited on.
+ */
+export async function settleAfter(
+  pg: PostgresClient,
+  runIds: string[],
+  write: (c: Queryable) => Promise<boolean>,
+  opts: { skipLocked?: boolean } = {},
+): Promise<{ written: boolean; settled: number }> {
+  return pg.transaction(async (c) => {
+    const locked = await c.query<{ id: string }>(
+      `SELECT id FROM bt_runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE${opts.skipLocked ? " SKIP LOCKED" : ""}`,
+      [runIds],
+    );
+    if (opts.skipLocked) runIds = locked.rows.map((r) => r.id);
+    if (!(await write(c))) return { written: false, settled: 0 };
+    const r = await c.query(
+      `UPDATE bt_runs r SET finished_at = now(),
+              status = CASE WHEN EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status = 'failed') THEN 'failed' ELSE 'succeeded' END
+       WHERE r.id = ANY($1::uuid[]) AND r.status IN ('queued', 'running')
+         AND NOT EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status IN ('queued', 'running'))`,
+      [runIds],
+    );
+    return { written: true, settled: r.rowCount ?? 0 };
+  });
+}
+
+/**
+ * Up to $1 runs still open with no unfinished job (exported for a bench's EXPLAIN). bt_runs has no
+ * index on status (adding one takes a migration): this reads the table, which is why it runs once
+ * an interval and not per claim; each open run costs one probe of bt_jobs' primary key.
+ */
+export const STRANDED_RUNS_SQL = `SELECT r.id FROM bt_runs r
+  WHERE r.status IN ('queued', 'running')
+    AND NOT EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status IN ('queued', 'running'))
+  LIMIT $1`;
+
+export class StrandedRunRepair {
+  private lastPassAt = Number.NEGATIVE_INFINITY;
+  /** Passes made (each reads STRANDED_RUNS_SQL once). */
+  passes = 0;
+
+  constructor(
+    private readonly pg: PostgresClient,
+    private readonly everyMs: number,
+    private readonly batch: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Makes a pass when the last one began `everyMs` ago or more (the replica's first call makes one);
+   * answers the runs it settled, or undefined when none was due. A failed pass counts as made: the
+   * next is an interval later, not on the next claim.
+   */
+  async runIfDue(): Promise<number | undefined> {
+    const at = this.now();
+    if (at - this.lastPassAt < this.everyMs) return undefined;
+    this.lastPassAt = at;
+    return this.pass();
+  }
+
+  /**
+   * Settles up to `batch` stranded runs, as a job's end settles its run (same lock, same statement).
+   * A run locked by another transaction is skipped, not waited on: the claim this pass runs in never
+   * waits on a run it does not claim from, and the lock's holder (a job's end, another replica's
+   * pass) settles it, or the next pass does.
+   */
+  async pass(): Promise<number> {
+    this.passes++;
+    const { rows } = await this.pg.query<{ id: string }>(STRANDED_RUNS_SQL, [this.batch]);
+    if (rows.length === 0) return 0;
+    const { settled } = await settleAfter(this.pg, rows.map((r) => r.id), async () => true, { skipLocked: true });
+    return settled;
+  }
+}
