@@ -24,21 +24,21 @@ import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg, Redis, startKafka, type KafkaServer } from "../harness";
+import type { kafkajs, pg, Redis } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
+import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
 import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
-import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
+import { TOPICS } from "../../services/src/trading/events";
 import { http, sleep, waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "redis");
 const SYMBOL = "AAAUSDT";
 /** Bound of a wait: it only guards against a hang on a loaded machine. */
 const WAIT_MS = 60_000;
-let kafka: KafkaServer;
+let rig: OrderPathRig;
 let env: Record<string, string>;
 let pool: InstanceType<typeof pg.Pool>;
 let redis: InstanceType<typeof Redis>;
@@ -99,29 +99,8 @@ async function restingBuy(userId: string, strategyId: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  kafka = await startKafka();
-  env = {
-    ...srv.env,
-    KAFKA_BROKERS: kafka.url,
-    LOG_LEVEL: "silent",
-    KAFKA_SESSION_TIMEOUT_MS: "6000",
-    KAFKA_HEARTBEAT_MS: "500",
-    OM_OUTBOX_INTERVAL_MS: "50",
-    TE_OUTBOX_INTERVAL_MS: "50",
-    RISK_MAX_ORDERS_PER_WINDOW: "100000",
-    POSTGRES_POOL_MAX: "6",
-  };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
-  await runPostgresMigrations(pool);
-  const k = new kafkajs.Kafka({ brokers: [kafka.url], logLevel: kafkajs.logLevel.NOTHING });
-  const admin = k.admin();
-  await admin.connect();
-  await ensureKafkaTopics(admin);
-  await admin.disconnect();
-  producer = k.producer();
-  await producer.connect();
-  redis = new Redis(env.DRAGONFLY_URL);
-  await redis.set(lastPriceKey(SYMBOL), "100");
+  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { LOG_LEVEL: "silent" } });
+  ({ env, pool, redis, producer } = rig);
   await startOm();
   const service = await createService(tradingEngine, { env, defaultMetrics: false });
   engine = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
@@ -148,10 +127,7 @@ afterAll(async () => {
   ml?.close();
   await om?.service.close().catch(() => undefined);
   await engine?.service.close().catch(() => undefined);
-  await producer?.disconnect().catch(() => undefined);
-  redis?.disconnect();
-  await pool?.end();
-  await kafka?.stop();
+  await rig?.stop();
 }, 60_000);
 
 describe("DELETE /strategies/:id cancels the strategy's working orders", () => {

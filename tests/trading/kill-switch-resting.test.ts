@@ -14,13 +14,13 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg, Redis, startKafka, type KafkaServer } from "../harness";
+import type { kafkajs, pg, Redis } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
+import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
 import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
-import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
+import { TOPICS } from "../../services/src/trading/events";
 import { TRADING_STATE_KEYS, type TradingState } from "../../services/src/trading/tradingState";
 import { http, sleep, waitUntil } from "./e2e-helpers";
 
@@ -29,7 +29,7 @@ const SYMBOL = "ETHUSDT";
 const SWEEP_MS = 100;
 /** Bound of a wait: generous, it only guards against a hang on a loaded machine. */
 const WAIT_MS = 120_000;
-let kafka: KafkaServer;
+let rig: OrderPathRig;
 let env: Record<string, string>;
 let pool: InstanceType<typeof pg.Pool>;
 let redis: InstanceType<typeof Redis>;
@@ -97,30 +97,8 @@ async function stopOms(): Promise<void> {
 }
 
 beforeAll(async () => {
-  kafka = await startKafka();
-  env = {
-    ...srv.env,
-    KAFKA_BROKERS: kafka.url,
-    LOG_LEVEL: "error",
-    KAFKA_SESSION_TIMEOUT_MS: "6000",
-    KAFKA_HEARTBEAT_MS: "500",
-    OM_OUTBOX_INTERVAL_MS: "50",
-    TE_OUTBOX_INTERVAL_MS: "50",
-    OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS),
-    RISK_MAX_ORDERS_PER_WINDOW: "100000",
-    POSTGRES_POOL_MAX: "6",
-  };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
-  await runPostgresMigrations(pool);
-  const k = new kafkajs.Kafka({ brokers: [kafka.url], logLevel: kafkajs.logLevel.NOTHING });
-  const admin = k.admin();
-  await admin.connect();
-  await ensureKafkaTopics(admin);
-  await admin.disconnect();
-  producer = k.producer();
-  await producer.connect();
-  redis = new Redis(env.DRAGONFLY_URL);
-  await redis.set(lastPriceKey(SYMBOL), "100");
+  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS) } });
+  ({ env, pool, redis, producer } = rig);
   await startOms(1);
   const service = await createService(tradingEngine, { env, defaultMetrics: false });
   engine = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
@@ -130,10 +108,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopOms();
   await engine?.service.close().catch(() => undefined);
-  await producer?.disconnect().catch(() => undefined);
-  redis?.disconnect();
-  await pool?.end();
-  await kafka?.stop();
+  await rig?.stop();
 }, 60_000);
 
 describe("kill switch: orders already resting", () => {

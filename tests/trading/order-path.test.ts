@@ -12,19 +12,19 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg, Redis, startKafka, type KafkaServer } from "../harness";
+import type { kafkajs, pg, Redis } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
+import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
 import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
-import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
+import { TOPICS } from "../../services/src/trading/events";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { http, waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres", "redis");
 const SYMBOL = "BTCUSDT";
-let kafka: KafkaServer;
+let rig: OrderPathRig;
 let env: Record<string, string>;
 let pool: InstanceType<typeof pg.Pool>;
 let redis: InstanceType<typeof Redis>;
@@ -59,30 +59,8 @@ async function stopEngine(): Promise<void> {
 const bar = (openTime: number, close: string, low = close, high = close) => ({ symbol: SYMBOL, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high, low, close, volume: "1000" });
 
 beforeAll(async () => {
-  kafka = await startKafka();
-  env = {
-    ...srv.env,
-    KAFKA_BROKERS: kafka.url,
-    LOG_LEVEL: "error",
-    KAFKA_SESSION_TIMEOUT_MS: "6000",
-    KAFKA_HEARTBEAT_MS: "500",
-    OM_OUTBOX_INTERVAL_MS: "50",
-    TE_OUTBOX_INTERVAL_MS: "50",
-    RISK_MAX_POSITION: "5",
-    RISK_MAX_ORDERS_PER_WINDOW: "100000",
-    POSTGRES_POOL_MAX: "8",
-  };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
-  await runPostgresMigrations(pool);
-  const k = new kafkajs.Kafka({ brokers: [kafka.url], logLevel: kafkajs.logLevel.NOTHING });
-  const admin = k.admin();
-  await admin.connect();
-  await ensureKafkaTopics(admin);
-  await admin.disconnect();
-  producer = k.producer();
-  await producer.connect();
-  redis = new Redis(env.DRAGONFLY_URL);
-  await redis.set(lastPriceKey(SYMBOL), "100");
+  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { POSTGRES_POOL_MAX: "8", RISK_MAX_POSITION: "5" } });
+  ({ env, pool, redis, producer } = rig);
   for (const _ of [0, 1]) {
     const s = await createService(orderManagement, { env, defaultMetrics: false });
     services.push(s);
@@ -93,10 +71,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopEngine().catch(() => undefined);
   for (const s of services) await s.close().catch(() => undefined);
-  await producer?.disconnect().catch(() => undefined);
-  redis?.disconnect();
-  await pool?.end();
-  await kafka?.stop();
+  await rig?.stop();
 }, 60_000);
 
 describe("order validation", () => {
