@@ -22,6 +22,18 @@ local function fields(v)
 end`;
 
 /**
+ * The start of a holder's own operation (RENEW, RELEASE) on KEYS[1] with token ARGV[1]: answers -1
+ * when there is no lock (none, or the released marker), 0 when another token holds it; otherwise
+ * goes on with the value `v` and its fields `f`.
+ */
+const HELD_BY_TOKEN = `${FIELDS}
+local v = redis.call('GET', KEYS[1])
+if not v then return -1 end
+local f = fields(v)
+if f[1] == '-' then return -1 end
+if f[1] ~= ARGV[1] then return 0 end`;
+
+/**
  * KEYS[1] lock, KEYS[2] fence counter; ARGV[1] new token, ARGV[2] owner, ARGV[3] now ms,
  * ARGV[4] ttl ms, ARGV[5] expiry ms, ARGV[6] idempotency key ('' for none). Answers
  *   {'acquired', token, fencingToken, expiresAtMs}   a new acquisition (INCR in the same script, so a
@@ -53,12 +65,7 @@ return {'acquired', ARGV[1], fence, ARGV[5]}`;
  * another, -1 no lock (expired, or released). The stored expiry moves with the TTL, so a replayed
  * acquire answers the expiry the lock has now.
  */
-export const RENEW = `${FIELDS}
-local v = redis.call('GET', KEYS[1])
-if not v then return -1 end
-local f = fields(v)
-if f[1] == '-' then return -1 end
-if f[1] ~= ARGV[1] then return 0 end
+export const RENEW = `${HELD_BY_TOKEN}
 if f[5] then
   f[5] = ARGV[3]
   redis.call('SET', KEYS[1], table.concat(f, '|'), 'PX', ARGV[2])
@@ -71,12 +78,7 @@ return 1`;
  * KEYS[1] lock; ARGV[1] token. Returns 1 released, 0 held by another, -1 no lock. An acquisition
  * made with a key leaves the released marker for the rest of its TTL; one without is deleted.
  */
-export const RELEASE = `${FIELDS}
-local v = redis.call('GET', KEYS[1])
-if not v then return -1 end
-local f = fields(v)
-if f[1] == '-' then return -1 end
-if f[1] ~= ARGV[1] then return 0 end
+export const RELEASE = `${HELD_BY_TOKEN}
 local ttl = redis.call('PTTL', KEYS[1])
 if f[6] and f[6] ~= '' and ttl > 0 then
   f[1] = '-'
