@@ -27,6 +27,9 @@ export const unauthorized = (message = "Authentication required") => new HttpErr
 export const forbidden = (message = "Forbidden") => new HttpError(403, "FORBIDDEN", message);
 export const notFound = (message = "Not found") => new HttpError(404, "NOT_FOUND", message);
 export const conflict = (message: string, field?: string) => new HttpError(409, "CONFLICT", message, field);
+/** 503 with a Retry-After: the request was not done (or not finished) and may be sent again in that many seconds. */
+export const unavailable = (code: string, message: string, retryAfterSeconds: number) =>
+  new HttpError(503, code, message, undefined, { "retry-after": String(retryAfterSeconds) });
 
 export function errorBody(request: FastifyRequest, code: string, message: string, field?: string): ErrorBody {
   const error: ErrorBody["error"] = { code, message, requestId: String(request.id) };

@@ -20,7 +20,7 @@
  * may lack that order. order-management unreachable: 503 with retry-after, nothing recorded.
  */
 import type { Logger } from "pino";
-import { HttpError, type PeerClient } from "../../kit";
+import { unavailable, type HttpError, type PeerClient } from "../../kit";
 import { ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import type { Strategy } from "./store";
 
@@ -38,9 +38,6 @@ export interface RecoverDeps {
   peers: PeerClient;
   log: Pick<Logger, "warn">;
 }
-
-const unavailable = (code: string, message: string, retryAfterSeconds: number) =>
-  new HttpError(503, code, message, undefined, { "retry-after": String(retryAfterSeconds) });
 
 /** The order submitted under the decision's Idempotency-Key, or undefined; throws 503 if order-management cannot say. */
 async function orderOfDecision(deps: RecoverDeps, s: Strategy, decisionId: string): Promise<OrderSnapshot | undefined> {

@@ -12,7 +12,7 @@
  * 503 as well.
  */
 import type { Logger } from "pino";
-import { HttpError, type PeerClient } from "../../kit";
+import { HttpError, unavailable, type PeerClient } from "../../kit";
 import { ownerHeaders, type StrategyOrders } from "./book";
 import { settleUnrecordedOrders } from "./recover";
 import type { Strategy } from "./store";
@@ -55,12 +55,10 @@ export async function cancelWorkingOrders(deps: RetireDeps, s: Strategy, request
   // An order submitted without its answer recorded is found first (recover.ts), to be cancelled too.
   await settleUnrecordedOrders(deps, s).catch((e: unknown) => {
     if (!(e instanceof HttpError)) throw e;
-    throw new HttpError(
-      503,
+    throw unavailable(
       "ORDERS_NOT_CANCELLED",
       `strategy ${s.strategyId} is deleted, but not all of its orders are known yet (${e.message}); repeat the DELETE to request their cancel`,
-      undefined,
-      { "retry-after": e.headers?.["retry-after"] ?? "5" },
+      Number(e.headers?.["retry-after"] ?? 5),
     );
   });
   const open = await deps.orders.open(s.strategyId);
@@ -72,12 +70,10 @@ export async function cancelWorkingOrders(deps: RetireDeps, s: Strategy, request
 
 /** The DELETE's answer when some cancels could not be requested: the strategy is deleted, its orders not all. */
 export function ordersNotCancelled(s: Strategy, left: NotCancelled[]): HttpError {
-  return new HttpError(
-    503,
+  return unavailable(
     "ORDERS_NOT_CANCELLED",
     `strategy ${s.strategyId} is deleted, but the cancel of ${left.length} of its working orders could not be requested ` +
       `(${left.map((o) => `${o.orderId}: ${o.reason}`).join("; ")}); repeat the DELETE to request them again`,
-    undefined,
-    { "retry-after": "5" },
+    5,
   );
 }

@@ -13,7 +13,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
-import { HttpError, TokenError, verifyAccessToken, type AccessClaims, type Identity, type PeerClient } from "../../kit";
+import { HttpError, TokenError, unavailable, verifyAccessToken, type AccessClaims, type Identity, type PeerClient } from "../../kit";
 import { apiKeyCacheKey, apiKeyExpired, hashApiKey, parseApiKey, parseApiKeyIdentity, type ApiKeyIdentity } from "../user-management/api-keys";
 import { revocationReason } from "../user-management/user-state";
 import type { GatewayLimits } from "./limits";
@@ -155,7 +155,7 @@ export class Authenticator {
       throw invalidKey();
     }
     const verified = r.status === 200 ? parseApiKeyIdentity(r.body) : undefined;
-    if (!verified) throw new HttpError(503, "AUTH_UNAVAILABLE", "API key verification unavailable", undefined, { "retry-after": "1" });
+    if (!verified) throw unavailable("AUTH_UNAVAILABLE", "API key verification unavailable", 1);
     // Live by PostgreSQL's clock, expired by this one: refused as user-management would a moment later.
     if (apiKeyExpired(verified)) throw invalidKey();
     return verified;

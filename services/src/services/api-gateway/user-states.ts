@@ -5,7 +5,7 @@
  * revocations to whoever listens (the verified-key cache of ./authenticate.ts).
  */
 import type { Redis } from "ioredis";
-import { HttpError, subscribeDragonfly, type DragonflySubscriber, type PeerClient } from "../../kit";
+import { subscribeDragonfly, unavailable, type DragonflySubscriber, type PeerClient } from "../../kit";
 import { parseUserState, USER_CHANGES_CHANNEL, userStateKey, type UserState } from "../user-management/user-state";
 
 interface Local {
@@ -127,7 +127,7 @@ export class UserStates {
       .call<UserState>("user-management", `/internal/users/${encodeURIComponent(userId)}/state`, { requestId, timeoutMs: Math.min(timeoutMs, 5_000) })
       .catch(() => undefined);
     const state = r?.status === 200 ? parseUserState(JSON.stringify(r.body)) : undefined;
-    if (!state) throw new HttpError(503, "AUTH_UNAVAILABLE", "Authentication temporarily unavailable", undefined, { "retry-after": "1" });
+    if (!state) throw unavailable("AUTH_UNAVAILABLE", "Authentication temporarily unavailable", 1);
     return state;
   }
 }

@@ -3,7 +3,7 @@
  * other route is admin-only (the gateway's verified role, checked here).
  */
 import type { App } from "../../kit";
-import { HttpError, requireIdentity, ResponseObject, Type } from "../../kit";
+import { HttpError, requireIdentity, ResponseObject, Type, unavailable } from "../../kit";
 import { OtlpError, parseOtlpTraces } from "./otlp";
 import type { DebugStore } from "./store";
 import { buildTree } from "./tree";
@@ -30,7 +30,7 @@ export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes
     } catch (err) {
       // 503 is retryable for OTLP exporters: the batch comes again instead of being lost.
       req.log.warn({ err: { message: (err as Error).message } }, "spans not stored; exporter asked to retry");
-      throw new HttpError(503, "STORAGE_UNAVAILABLE", "spans could not be stored; retry", undefined, { "retry-after": "2" });
+      throw unavailable("STORAGE_UNAVAILABLE", "spans could not be stored; retry", 2);
     }
     return { partialSuccess: {} };
   });

@@ -7,7 +7,7 @@
  *   POST /models/:version/promote, POST /models/rollback   (admin)
  * /predict is for users behind the gateway; /internal/predict for services (never proxied).
  */
-import { HttpError, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
+import { HttpError, requireIdentity, ResponseObject, Type, unavailable, type ServiceContext } from "../../kit";
 import { LOOKBACK } from "../../ml/features";
 import { loadModel, ModelLoadError } from "../../ml/model";
 import { PredictionRefused, modelAgeMs } from "../../ml/predictor";
@@ -68,7 +68,7 @@ export function registerRoutes(
     if (!served && serving.failure) {
       metrics.refusals.inc({ reason: "MODEL_UNAVAILABLE" });
       const f = serving.failure;
-      throw new HttpError(503, "MODEL_UNAVAILABLE", `the promoted model ${f.version} cannot be loaded (${f.message}); promote another or roll back`, undefined, { "retry-after": String(retryAfterSeconds) });
+      throw unavailable("MODEL_UNAVAILABLE", `the promoted model ${f.version} cannot be loaded (${f.message}); promote another or roll back`, retryAfterSeconds);
     }
     if (!served) {
       metrics.refusals.inc({ reason: "NO_PROMOTED_MODEL" });

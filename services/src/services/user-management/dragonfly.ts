@@ -4,7 +4,7 @@
  */
 import type { Redis } from "ioredis";
 import type { FastifyBaseLogger } from "fastify";
-import { HttpError } from "../../kit";
+import { unavailable, type HttpError } from "../../kit";
 import { apiKeyCacheKey, API_KEY_CACHE_TTL_S, type ApiKeyIdentity } from "./api-keys";
 import { accountLocked, lockoutRemainingMs, sha256 } from "./domain";
 import { apiKeyChangeMessage, USER_CHANGES_CHANNEL } from "./user-state";
@@ -13,7 +13,7 @@ import { apiKeyChangeMessage, USER_CHANGES_CHANNEL } from "./user-state";
 /** Without the counters logins fail closed (503): no unthrottled password guessing while Dragonfly is down. */
 function lockoutUnavailable(log: FastifyBaseLogger, err: Error): HttpError {
   log.error({ err: { message: err.message } }, "lockout counters unavailable");
-  return new HttpError(503, "LOGIN_UNAVAILABLE", "Login temporarily unavailable", undefined, { "retry-after": "5" });
+  return unavailable("LOGIN_UNAVAILABLE", "Login temporarily unavailable", 5);
 }
 
 export class LoginCounters {
@@ -93,7 +93,7 @@ export class ApiKeyCache {
       for (const h of hashes) await this.redis().publish(USER_CHANGES_CHANNEL, apiKeyChangeMessage(h.toString("hex")));
     } catch (err) {
       this.log.error({ err: { message: (err as Error).message } }, "could not drop api key cache entries");
-      throw new HttpError(503, "REVOCATION_PENDING", "Saved, but the change could not be propagated yet; retry the request", undefined, { "retry-after": "1" });
+      throw unavailable("REVOCATION_PENDING", "Saved, but the change could not be propagated yet; retry the request", 1);
     }
   }
 }

@@ -3,7 +3,7 @@
  * are anonymous; POST /password changes the caller's password, ending every session). Handlers validate, call domain and data functions, and shape responses.
  */
 import { randomUUID } from "node:crypto";
-import { HttpError, jwtKey, requireIdentity, Type, type App } from "../../kit";
+import { HttpError, jwtKey, requireIdentity, Type, unavailable, type App } from "../../kit";
 import { registerAdminRoutes } from "./admin-routes";
 import { registerApiKeyRoutes } from "./api-key-routes";
 import type { UserManagementContext } from "./config";
@@ -35,7 +35,7 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       await publishUserState(app.redis, userId, userStateOf(row));
     } catch (err) {
       log.error({ err: { message: (err as Error).message }, userId }, "user state change not propagated");
-      throw new HttpError(503, "REVOCATION_PENDING", "Saved, but the change could not be propagated yet; retry the request", undefined, { "retry-after": "1" });
+      throw unavailable("REVOCATION_PENDING", "Saved, but the change could not be propagated yet; retry the request", 1);
     }
   }
 
