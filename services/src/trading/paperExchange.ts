@@ -40,6 +40,13 @@ export interface RestingOrder {
   fillSeq: number;
 }
 
+/** What may fill on a bar: asked for each crossed resting order, told of each fill (the trading-engine's kill switch). */
+export interface BarGate {
+  mayFill(order: OrderRequest, remaining: string): boolean;
+  filled?(fills: Fill[]): void;
+}
+const OPEN_BAR: BarGate = { mayFill: () => true };
+
 export class PaperExchange {
   private readonly last = new Map<string, Bar>();
   private readonly resting = new Map<string, RestingOrder>();
@@ -129,22 +136,24 @@ export class PaperExchange {
 
   /**
    * Feeds a closed bar: resting limits of its symbol that the bar crosses fill (submission order), then the bar becomes the last.
-   * `held` orders are passed over: they stay in the book unfilled and take none of the bar's volume (the trading-engine's kill switch).
+   * An order `gate` refuses (asked with what is left of it, in that order) is passed over: it stays in the book unfilled and
+   * takes none of the bar's volume (the trading-engine's kill switch); each fill is told to the gate before the next order is weighed.
    */
-  onBar(bar: Bar, held: (order: OrderRequest) => boolean = () => false): ExecutionReport[] {
+  onBar(bar: Bar, gate: BarGate = OPEN_BAR): ExecutionReport[] {
     const reports: ExecutionReport[] = [];
     const low = D(bar.low);
     const high = D(bar.high);
     let volumeLeft = this.rules.participationBudget(D(bar.volume));
     for (const r of this.resting.values()) {
-      if (r.order.symbol !== bar.symbol || held(r.order)) continue;
+      if (r.order.symbol !== bar.symbol) continue;
       const limit = D(r.order.limitPrice!);
       if (!this.rules.limitHit(r.order.side, limit, low, high)) continue;
       const qty = this.rules.cappedQuantity(D(r.remaining), volumeLeft);
-      if (qty.lte(0)) continue;
+      if (qty.lte(0) || !gate.mayFill(r.order, r.remaining)) continue;
       if (volumeLeft) volumeLeft = volumeLeft.minus(qty);
       r.fillSeq += 1;
       const fill = this.makeFill(r.order, r.fillSeq, qty, limit, "maker", bar.closeTime);
+      gate.filled?.([fill]);
       const remaining = D(r.remaining).minus(qty);
       r.remaining = str(remaining);
       if (remaining.lte(0)) this.resting.delete(r.order.orderId);

@@ -123,7 +123,7 @@ export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity
  * it and every open order on its side fill) is on the same side of zero as `pos`, not beyond: a buy
  * only against a short, a sell only against a long, never through zero.
  */
-function reducesPosition(side: "buy" | "sell", pos: Decimal, after: Decimal): boolean {
+export function reducesPosition(side: "buy" | "sell", pos: Decimal, after: Decimal): boolean {
   return side === "buy" ? pos.lt(0) && after.lte(0) : pos.gt(0) && after.gte(0);
 }
 

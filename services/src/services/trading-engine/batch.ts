@@ -7,7 +7,7 @@ import type { PoolClient } from "pg";
 import type { OutboxEvent } from "../../trading/infra/outbox";
 import type { Bar, Fill } from "../../trading/types";
 import * as data from "./data";
-import { NOTHING_HALTED, type Halted } from "./halts";
+import { OPEN_GATE, type FillGate } from "./halts";
 import { fillEvent } from "./messages";
 
 export class BatchWork {
@@ -23,8 +23,8 @@ export class BatchWork {
     readonly known = new Set<string>(),
     /** Open time of the last bar per symbol as this batch advanced it (read once for the batch, locked). */
     readonly lastOpenTime = new Map<string, number>(),
-    /** Owners whose orders this batch may not fill nor send (the kill switch, halts.ts). */
-    readonly halted: Halted = NOTHING_HALTED,
+    /** What this batch may fill or send (the kill switch, halts.ts), told of every fill it makes. */
+    readonly gate: FillGate = OPEN_GATE,
     /** Live: the orders an attempt that never committed may have sent to Binance (te_live_sends). */
     readonly sentBefore?: ReadonlySet<string>,
   ) {}

@@ -8,9 +8,10 @@ import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import { UUID_RE } from "./messages";
 
 /**
- * te_orders.status: where the engine is with an order. `held`: received while its owner was halted
- * (the kill switch), neither executed nor sent to Binance; executed when a batch finds the owner no
- * longer halted, or cancelled like a resting order.
+ * te_orders.status: where the engine is with an order. `held`: received while the kill switch
+ * forbade its fill (its owner halted, or under reduce_only and the order would not shrink the
+ * position), neither executed nor sent to Binance; executed when a batch finds it may fill, or
+ * cancelled like a resting order.
  */
 export type EngineOrderStatus = "resting" | "held" | "filled" | "partially_filled" | "expired" | "rejected" | "cancelled";
 
@@ -138,6 +139,21 @@ export async function updateLiveOrders(db: Queryable, rows: { orderId: string; s
     [rows.map((x) => x.orderId), rows.map((x) => x.status), rows.map((x) => x.remaining), rows.map((x) => x.newFills)],
   );
   return new Set(r.rows.map((x) => x.order_id));
+}
+
+/**
+ * The positions (te_positions: signed quantity the engine's fills made) of these owners in these
+ * symbols, their rows locked for the transaction in key order (a pair with no row is flat: no fill yet).
+ */
+export async function positionsFor(db: Queryable, pairs: { userId: string; symbol: string }[]): Promise<{ userId: string; symbol: string; quantity: string }[]> {
+  if (pairs.length === 0) return [];
+  const r = await db.query<{ user_id: string; symbol: string; quantity: string }>(
+    `SELECT p.user_id, p.symbol, p.quantity::text AS quantity FROM te_positions p
+       JOIN unnest($1::text[], $2::text[]) AS k(user_id, symbol) ON p.user_id = k.user_id AND p.symbol = k.symbol
+      ORDER BY p.user_id, p.symbol FOR UPDATE OF p`,
+    [pairs.map((x) => x.userId), pairs.map((x) => x.symbol)],
+  );
+  return r.rows.map((x) => ({ userId: x.user_id, symbol: x.symbol, quantity: x.quantity }));
 }
 
 /** Open time of the last bar processed per symbol, for the symbols that have one (locked for the transaction, in symbol order). */

@@ -14,10 +14,11 @@
  * (HandlerUnavailableError), so the consumer retries it later instead of applying it to a book that
  * still holds the effects of the rolled-back transaction.
  *
- * The kill switch (halts.ts): a batch that may fill or send an order reads the halted scopes under
- * the kill switch's lock with its BEGIN; no order of a halted owner fills (a bar passes its resting
- * orders over) and none arriving is executed or sent: it is recorded `held`, until a batch finds the
- * owner no longer halted (then executed as on arrival) or order-management's sweep cancels it.
+ * The kill switch (halts.ts): a batch that may fill or send an order reads the halted and reduce_only
+ * scopes under the kill switch's lock with its BEGIN; no order of a halted owner fills, nor one that
+ * would not shrink a reduce_only owner's position (a bar passes such resting orders over), and none
+ * arriving is executed or sent: it is recorded `held`, until a batch finds it may fill (then executed
+ * as on arrival) or order-management's sweep cancels it.
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
@@ -28,7 +29,7 @@ import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExc
 import type { Bar, OrderRequest } from "../../trading/types";
 import { BatchWork } from "./batch";
 import * as data from "./data";
-import { haltedOf, HALTS_STATEMENTS, NOTHING_HALTED } from "./halts";
+import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
 import { LiveVenue, type LiveOptions, type LiveUpdate } from "./live";
 import { forgetLiveSends, recordLiveSends } from "./liveSends";
 import { cancelledEvent, outcomeEvent, type EngineCommand } from "./messages";
@@ -45,18 +46,13 @@ export interface EngineDeps {
 export class TradingEngine {
   private exchange: PaperExchange;
   /**
-   * The tail of the batches applied so far: each batch starts after the previous one settled. A
-   * failed batch rebuilds the book from the database; a batch committing during that rebuild would
-   * be missing from it (a resting order that never fills, a last bar that goes back). Four lines of
-   * promise chaining rather than a mutex package.
+   * The tail of the batches applied so far: each starts after the previous one settled (a batch committing during the
+   * rebuild after a failed one would be missing from it). Four lines of promise chaining rather than a mutex package.
    */
   private applied: Promise<unknown> = Promise.resolve();
-  /**
-   * The book may differ from the database: a batch's transaction failed and the rebuild after it
-   * failed too. Cleared only by a rebuild that succeeded; while set, no batch is applied.
-   */
+  /** The book may differ from the database (a failed batch, then a failed rebuild); cleared by a rebuild that succeeded. */
   private stale = false;
-  /** Orders received while their owner was halted (te_orders `held`): neither in the book nor at Binance. */
+  /** Orders received while the kill switch forbade their fill (te_orders `held`): neither in the book nor at Binance. */
   private held = new Map<string, OrderRequest>();
   /** Live mode: the orders at Binance (the PaperExchange then only keeps the last bars). */
   private readonly venue?: LiveVenue;
@@ -115,8 +111,7 @@ export class TradingEngine {
   }
 
   private async apply(commands: EngineCommand[]): Promise<void> {
-    // Most of trading.orders is for others (`new`, `filled`, ...): a batch of nothing but those needs
-    // no transaction (two round trips that held up the next batch) and no relay wake-up.
+    // Most of trading.orders is for others (`new`, `filled`, ...): a batch of nothing but those needs no transaction.
     if (commands.every((c) => c.kind === "ignore")) return;
     if (this.stale)
       await this.reload().catch((err: unknown) => {
@@ -139,7 +134,9 @@ export class TradingEngine {
       await this.deps.pg.transaction(async (tx, begun, begunEach) => {
         const known = knownSql === undefined ? await data.knownOrderIds(tx, executeIds) : new Set(begun.map((r) => String(r.order_id)));
         const lastOpenTime = await data.lastBarOpenTimes(tx, barSymbols);
-        const w = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? haltedOf(begunEach[1]) : NOTHING_HALTED, sentBefore);
+        // The orders this batch may fill, listed only under reduce_only (their owners' positions are read then).
+        const mayFill = () => [...commands.flatMap((c) => (c.kind === "execute" ? [c.order] : [])), ...this.held.values(), ...this.exchange.restingOrders().map((r) => r.order).filter((o) => barSymbols.includes(o.symbol))];
+        const w = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill) : OPEN_GATE, sentBefore);
         await this.release(w, cancelIds);
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
@@ -164,18 +161,20 @@ export class TradingEngine {
   private async execute(w: BatchWork, o: OrderRequest): Promise<void> {
     if (w.known.has(o.orderId)) return; // redelivery (after a restart, or twice in a batch): already executed
     w.known.add(o.orderId);
-    if (!w.halted(o.userId)) return this.run(w, o);
+    if (w.gate.mayFill(o, o.quantity)) return this.run(w, o);
     // Kept as a resting order is, unfilled and unsent: the kill switch's cancel pulls it (cancel), or it is released.
     w.rows.push({ order: o, status: "held", remaining: o.quantity, fillSeq: 0 });
     this.held.set(o.orderId, o);
   }
 
   /**
-   * The held orders whose owner is no longer halted are executed now, as on arrival; not those this
-   * batch also cancels (the cancel pulls them). Their `held` rows make way for the execution's.
+   * The held orders that may fill now are executed, as on arrival, oldest first (each weighed as if
+   * the ones before it filled whole); not those this batch also cancels (the cancel pulls them). Their
+   * `held` rows make way for the execution's.
    */
   private async release(w: BatchWork, cancelled: Set<string>): Promise<void> {
-    const due = [...this.held.values()].filter((o) => !w.halted(o.userId) && !cancelled.has(o.orderId));
+    const weighed = w.gate.copy();
+    const due = [...this.held.values()].filter((o) => !cancelled.has(o.orderId) && weighed.admit(o));
     await data.deleteHeld(w.tx, due.map((o) => o.orderId));
     for (const o of due) {
       this.held.delete(o.orderId);
@@ -189,6 +188,7 @@ export class TradingEngine {
     const report = this.venue ? await this.venue.execute(o, w.sentBefore?.has(o.orderId) === true) : this.exchange.submit(o);
     w.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });
     w.fills.push(...report.fills);
+    w.gate.filled(report.fills);
     if (report.status === "rejected") w.events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
     if (report.status === "expired") {
       if (report.fills.length > 0) await w.flush(); // a partly filled IOC: its fills first
@@ -238,6 +238,7 @@ export class TradingEngine {
   private async applyLive(w: BatchWork, updates: LiveUpdate[]): Promise<void> {
     w.fills.push(...updates.flatMap((u) => u.state.fills));
     const fresh = await w.flush();
+    w.gate.filled(updates.flatMap((u) => u.state.fills).filter((f) => fresh.has(f.fillId)));
     const rows = updates.map(({ order, state }) => ({ orderId: order.orderId, status: state.status, remaining: state.remaining, newFills: state.fills.filter((f) => fresh.has(f.fillId)).length }));
     const changed = await data.updateLiveOrders(w.tx, rows);
     for (const { order, state } of updates.filter((u) => changed.has(u.order.orderId))) {
@@ -287,7 +288,7 @@ export class TradingEngine {
   private async bar(w: BatchWork, bar: Bar): Promise<void> {
     const prev = w.lastOpenTime.get(bar.symbol);
     if (prev !== undefined && prev >= bar.openTime) return; // old or duplicate bar
-    const reports = this.exchange.onBar(bar, (o) => w.halted(o.userId));
+    const reports = this.exchange.onBar(bar, w.gate); // the gate is told of each fill as the bar makes it
     if (reports.length > 0) {
       await w.flush(); // the orders these reports update must be written first
       await data.applyBarReports(w.tx, reports);

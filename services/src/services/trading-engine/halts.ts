@@ -1,27 +1,105 @@
 /**
- * The kill switch at the trading-engine: no fill for an order whose owner is halted (`user:<id>`),
- * nor for any order while the platform is (`global`), once the halt has committed. risk-analyzer's
- * change transaction takes KILL_SWITCH_LOCK exclusively before it writes trading_states; a batch that
- * may fill takes it shared in the round trip that carries its BEGIN and then reads the halted scopes
- * (READ COMMITTED: that statement's snapshot is taken after the lock was granted). So a batch that
- * read the state before a halt holds the halt back until it commits, and every batch after the halt
- * has committed sees it. `reduce_only` is left to order-management (the pre-trade check and the
- * sweep): only `halted` stops fills here.
+ * The kill switch at the trading-engine, once a change has committed:
+ *   - `halted` (`user:<id>`, or `global`): no fill for an order of the owner (of anyone);
+ *   - `reduce_only`: no fill for an order that would not shrink its owner's position in the symbol
+ *     (a buy against a long or flat position, a sell against a short or flat one, or one whose whole
+ *     unfilled quantity would take the position through zero), weighed as the pre-trade check weighs
+ *     a new order (risk.ts reducesPosition). An order is weighed whole, never filled up to flat: the
+ *     pre-trade check rejects and the sweep cancels an order that would cross zero as a whole.
+ * risk-analyzer's change transaction takes KILL_SWITCH_LOCK exclusively before it writes
+ * trading_states; a batch that may fill takes it shared in the round trip that carries its BEGIN and
+ * then reads the halted and reduce_only scopes (READ COMMITTED: that statement's snapshot is taken
+ * after the lock was granted). So a batch that read the state before a change holds the change back
+ * until it commits, and every batch after the change has committed sees it.
+ *
+ * The position is the engine's own (te_positions, kept from te_fills by a trigger, migration 0395),
+ * not order-management's om_positions, which lags by the Kafka hop. It is read (one statement, rows
+ * locked) only when a reduce_only scope covers the owner of an order the batch may fill, and moved by
+ * every fill the batch makes, in the order it makes them (FillGate.filled).
  */
+import { D, type Decimal, type DecimalLike, ZERO } from "../../trading/decimal";
+import { reducesPosition } from "../../trading/risk";
 import { KILL_SWITCH_LOCK } from "../../trading/tradingState";
+import type { Fill, OrderRequest } from "../../trading/types";
+import type { PoolClient } from "pg";
+import * as data from "./data";
 
-/** The statements sent with BEGIN (their results come first, in this order): the shared lock, then the halted scopes (begunEach[1]). */
-export const HALTS_STATEMENTS = `SELECT pg_advisory_xact_lock_shared(${KILL_SWITCH_LOCK.space}, ${KILL_SWITCH_LOCK.key}); SELECT scope FROM trading_states WHERE state = 'halted'`;
+/** The statements sent with BEGIN (their results come first, in this order): the shared lock, then the halted and reduce_only scopes (begunEach[1]). */
+export const HALTS_STATEMENTS = `SELECT pg_advisory_xact_lock_shared(${KILL_SWITCH_LOCK.space}, ${KILL_SWITCH_LOCK.key}); SELECT scope, state FROM trading_states WHERE state IN ('halted', 'reduce_only')`;
 
-/** Whether an owner's orders may not fill in this batch. */
+/** Whether a scope (halted, or reduce_only) covers an owner's orders in this batch. */
 export type Halted = (userId: string) => boolean;
 
 export const NOTHING_HALTED: Halted = () => false;
 
-/** The halted scopes HALTS_STATEMENTS answered, as a test of an order's owner. */
-export function haltedOf(rows: { scope?: unknown }[]): Halted {
-  const scopes = new Set(rows.map((r) => String(r.scope)));
+/** The scopes in `state` of the rows HALTS_STATEMENTS answered, as a test of an order's owner. */
+export function scopesIn(rows: { scope?: unknown; state?: unknown }[], state: "halted" | "reduce_only"): Halted {
+  const scopes = new Set(rows.filter((r) => r.state === state).map((r) => String(r.scope)));
   if (scopes.has("global")) return () => true;
   if (scopes.size === 0) return NOTHING_HALTED;
   return (userId) => scopes.has(`user:${userId.toLowerCase()}`);
+}
+
+const pairOf = (userId: string, symbol: string) => `${userId}\u0000${symbol}`;
+const signed = (side: "buy" | "sell", qty: DecimalLike): Decimal => (side === "buy" ? D(qty) : D(qty).neg());
+
+/** What may fill in one batch: the owners halted, those under reduce_only and their positions (moved by the batch's fills). */
+export class FillGate {
+  constructor(
+    readonly halted: Halted = NOTHING_HALTED,
+    private readonly reduceOnly: Halted = NOTHING_HALTED,
+    /** Signed position per owner and symbol under reduce_only (pairOf), as this batch has moved it so far. */
+    private readonly positions = new Map<string, Decimal>(),
+  ) {}
+
+  /** Whether `qty` of `o` may fill now (for an order not filled at all yet: its quantity; a resting one: what is left). */
+  mayFill(o: OrderRequest, qty: DecimalLike): boolean {
+    if (this.halted(o.userId)) return false;
+    if (!this.reduceOnly(o.userId)) return true;
+    const pos = this.positions.get(pairOf(o.userId, o.symbol));
+    // A pair the batch did not read cannot be weighed: not filled (fail closed; gateFor reads every pair it may fill).
+    return pos !== undefined && reducesPosition(o.side, pos, pos.plus(signed(o.side, qty)));
+  }
+
+  /** Fills the batch makes (or has made) move the positions its later decisions weigh. */
+  filled(fills: Pick<Fill, "userId" | "symbol" | "side" | "quantity">[]): void {
+    for (const f of fills) {
+      const key = pairOf(f.userId, f.symbol);
+      const pos = this.positions.get(key);
+      if (pos !== undefined) this.positions.set(key, pos.plus(signed(f.side, f.quantity)));
+    }
+  }
+
+  /** Whether `o` may fill whole now; if so it is counted as filled (a decision taken before its execution, on a copy). */
+  admit(o: OrderRequest): boolean {
+    if (!this.mayFill(o, o.quantity)) return false;
+    this.filled([o]);
+    return true;
+  }
+
+  /** A scratch copy: decisions weighed ahead of their execution leave this gate's positions as they are. */
+  copy(): FillGate {
+    return new FillGate(this.halted, this.reduceOnly, new Map(this.positions));
+  }
+}
+
+export const OPEN_GATE = new FillGate();
+
+/**
+ * The gate of a batch from the scopes HALTS_STATEMENTS answered. Only when a reduce_only scope covers
+ * the owner of one of `candidates` (the orders the batch may fill: arriving, held, resting in a symbol
+ * it brings bars of; listed only then) does it read their positions: one statement more, never on a
+ * batch without reduce_only.
+ */
+export async function gateFor(tx: PoolClient, rows: { scope?: unknown; state?: unknown }[], candidates: () => OrderRequest[]): Promise<FillGate> {
+  const halted = scopesIn(rows, "halted");
+  const reduceOnly = scopesIn(rows, "reduce_only");
+  if (reduceOnly === NOTHING_HALTED) return new FillGate(halted);
+  const pairs = new Map<string, { userId: string; symbol: string }>();
+  for (const o of candidates()) if (reduceOnly(o.userId) && !halted(o.userId)) pairs.set(pairOf(o.userId, o.symbol), { userId: o.userId, symbol: o.symbol });
+  if (pairs.size === 0) return new FillGate(halted, reduceOnly);
+  const read = await data.positionsFor(tx, [...pairs.values()]);
+  const positions = new Map([...pairs.keys()].map((k) => [k, ZERO]));
+  for (const p of read) positions.set(pairOf(p.userId, p.symbol), D(p.quantity));
+  return new FillGate(halted, reduceOnly, positions);
 }
