@@ -12,7 +12,9 @@
  *   - a process killed between a send and its batch's COMMIT (its transaction never commits; a fresh
  *     engine over the same database takes the redelivery) places no order twice: the order recorded
  *     in te_live_sends before the send is looked up at Binance and adopted with its trades.
- *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent.
+ *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent;
+ *     under reduce_only, an order that would grow the position is held and not sent, one that
+ *     shrinks it is sent.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -447,8 +449,8 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
   });
 });
 
-describe("live: the kill switch sends nothing of a halted owner", () => {
-  const setUserState = (userId: string, state: "halted" | "active") =>
+describe("live: the kill switch sends nothing of a halted owner, nor an order reduce_only forbids", () => {
+  const setUserState = (userId: string, state: "halted" | "reduce_only" | "active") =>
     client.query("INSERT INTO trading_states (scope, state) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET state = $2", [`user:${userId}`, state]);
 
   it("an order arriving while its owner is halted is held, not sent; its cancel is confirmed without Binance; lifted, the next batch sends a held one", async () => {
@@ -475,5 +477,25 @@ describe("live: the kill switch sends nothing of a halted owner", () => {
     expect(await rowOf(released.orderId)).toMatchObject({ status: "filled", remaining: "0" });
     expect((await eventsOf(released.orderId)).map((e) => e.type)).toEqual(["fill"]);
     expect(fake.requests(cancelled.orderId)).toEqual([]);
+  });
+
+  it("under reduce_only an order that would grow the position is held, not sent; one that shrinks it is sent; lifted, the held one is sent", async () => {
+    const { s, engine } = await startedEngine();
+    const owner = randomUUID();
+    const opening = marketBuy(s, "2", { userId: owner });
+    await engine.onBatch([execute(opening)]);
+    expect(await rowOf(opening.orderId)).toMatchObject({ status: "filled" });
+    await setUserState(owner, "reduce_only");
+    const [growing, shrinking] = [marketBuy(s, "1", { userId: owner }), marketBuy(s, "1", { userId: owner, side: "sell" })];
+    await engine.onBatch([execute(growing), execute(shrinking)]);
+    expect(fake.requests(growing.orderId)).toEqual([]);
+    expect(await rowOf(growing.orderId)).toMatchObject({ status: "held", remaining: "1", fill_seq: 0 });
+    expect(fake.requests(shrinking.orderId)).toEqual([`POST /api/v3/order ${shrinking.orderId}`]);
+    expect(await rowOf(shrinking.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+
+    await setUserState(owner, "active");
+    await engine.onBatch([{ kind: "bars", bars: [bar(s, Date.UTC(2026, 6, 2), "100")] }]);
+    expect(fake.requests(growing.orderId)).toEqual([`POST /api/v3/order ${growing.orderId}`]);
+    expect(await rowOf(growing.orderId)).toMatchObject({ status: "filled", remaining: "0" });
   });
 });
