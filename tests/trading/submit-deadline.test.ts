@@ -5,6 +5,8 @@
  *   - a submit whose user's lock is held past its deadline is answered 503 SUBMIT_DEADLINE_PASSED
  *     while the lock is still held (the lock_timeout set from the deadline ends the wait), and no
  *     order is stored once the lock is released (it waited, then committed);
+ *   - a batch whose statements each end in time but whose deadline passes before COMMIT (a slow
+ *     Dragonfly read inside the transaction) is rolled back by the check right before COMMIT;
  *   - a submission already past its deadline when its batch starts is refused and stores nothing,
  *     the others of its batch go through;
  *   - OM_SUBMIT_DEADLINE_MS above SUBMIT_COMMIT_DEADLINE_MAX_MS stops order-management at start-up
@@ -76,6 +78,16 @@ describe("order-management submit deadline", () => {
     }
     // Nothing committed later either.
     await new Promise((r) => setTimeout(r, 200));
+    expect(await stored(userId)).toBe(0);
+  });
+
+  it("a batch whose statements each end in time but whose deadline passes before COMMIT is rolled back (the check right before COMMIT)", async () => {
+    const userId = randomUUID();
+    // The market facts (Dragonfly, awaited inside the transaction) answer after the deadline: every
+    // statement is quick, only the check before COMMIT sees the time.
+    const slowRedis = { mget: (...keys: string[]) => new Promise((r) => setTimeout(() => r(keys.map(() => null)), 400)) };
+    const slow = new OrderSubmitter(client, () => slowRedis as unknown as ReturnType<ConstructorParameters<typeof OrderSubmitter>[1]>, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
+    await expect(slow.submit(submission(userId, Date.now() + 150))).rejects.toMatchObject({ statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" });
     expect(await stored(userId)).toBe(0);
   });
 
