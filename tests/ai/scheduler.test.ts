@@ -15,7 +15,11 @@
  *   - close waits for the evaluation in flight and starts none of those queued;
  *   - a failing evaluation backs off: each failure in a row doubles the wait before the strategy is
  *     due again (ORCH_EVAL_RETRY_MS, then twice, ... up to its everySeconds), a success resets it
- *     (OrchestratorStore.due driven with explicit times: it started again at every tick).
+ *     (OrchestratorStore.due driven with explicit times: it started again at every tick);
+ *   - a manual evaluation is not held back by the wait (it runs), counts in it, and its failure is a
+ *     503 EVALUATION_FAILED with retry-after the wait (it was a 500); GET /strategies/:id and the list
+ *     show the backoff (failures in a row, next attempt, last error code; no message);
+ *   - the due query reads the partial index ai_strategies_schedulable (EXPLAIN), not the whole table.
  * The scheduler as a unit: tests/unit/ai-orchestrator-scheduler.test.ts.
  */
 import { randomUUID } from "node:crypto";
@@ -231,9 +235,27 @@ describe("ai-orchestrator evaluation backoff", () => {
     expect(await dueAt(Date.now())).toBe(true);
     answerFor = () => "unreadable";
     const waits: Array<number | null> = [];
+    const shown = async () => {
+      const one = await api.app.inject({ method: "GET", url: `/strategies/${s.id}`, headers });
+      const list = await api.app.inject({ method: "GET", url: "/strategies", headers });
+      const listed = (list.json().strategies as Array<{ strategyId: string; evaluationBackoff: unknown }>).find((x) => x.strategyId === s.id);
+      expect(listed?.evaluationBackoff).toEqual(one.json().evaluationBackoff);
+      return one.json().evaluationBackoff as { consecutiveFailures: number; nextAttemptAt: string | null; lastFailedAt: string | null; lastErrorCode: string | null };
+    };
+    expect(await shown()).toEqual({ consecutiveFailures: 0, nextAttemptAt: null, lastFailedAt: null, lastErrorCode: null });
     for (let failures = 1; failures <= 6; failures++) {
-      expect((await evaluate()).statusCode).toBe(500);
+      // Asked by hand while the backoff holds the scheduler back (from the second on): it runs.
+      const asked = requested.length;
+      const r = await evaluate();
+      expect(requested.length).toBe(asked + 1);
+      // A 503 the caller can act on (it was a 500): the wait before the scheduler's next attempt.
+      expect(r.statusCode, r.body).toBe(503);
+      expect(r.json().error.code).toBe("EVALUATION_FAILED");
       const st = await state();
+      expect(Number(r.headers["retry-after"])).toBe(st.wait);
+      expect(await shown()).toEqual({
+        consecutiveFailures: failures, nextAttemptAt: st.retryAt!.toISOString(), lastFailedAt: expect.any(String), lastErrorCode: "INTERNAL_ERROR",
+      });
       expect(st.failures).toBe(failures);
       expect(st.error).toMatch(/predictions/);
       waits.push(st.wait);
@@ -247,8 +269,37 @@ describe("ai-orchestrator evaluation backoff", () => {
     answerFor = () => "now";
     expect((await evaluate()).statusCode).toBe(200);
     expect(await state()).toMatchObject({ failures: 0, retryAt: null });
+    // The last failure stays readable; nothing is pending.
+    expect(await shown()).toMatchObject({ consecutiveFailures: 0, nextAttemptAt: null, lastErrorCode: "INTERNAL_ERROR" });
     expect(await dueAt(Date.now())).toBe(false);
     expect(await dueAt(Date.now() + 61_000)).toBe(true);
+  });
+});
+
+describe("ai-orchestrator due query", () => {
+  it("reads the partial index of the enabled, live strategies (migration 0393), not every row of ai_strategies", async () => {
+    // Mostly paused and deleted strategies, as a table grows: the index holds only the few enabled ones.
+    await db.query(
+      `INSERT INTO ai_strategies (strategy_id, user_id, name, symbols, buy_above, sell_below, order_quantity, max_position, stop_loss, min_regime_agreement, every_seconds, enabled, deleted_at)
+       SELECT gen_random_uuid(), 'paused-' || (i % 50), 'paused', ARRAY['PAUSED'], 0.6, 0.4, 1, 10, 1e9, 0, 60, false, CASE WHEN i % 2 = 0 THEN now() END
+       FROM generate_series(1, 3000) AS i`,
+    );
+    try {
+      const live = await strategies("X", 3);
+      await makeDue(live);
+      await db.query("ANALYZE ai_strategies");
+      // The store's own statement, run under EXPLAIN.
+      let sql = "";
+      let params: unknown[] = [];
+      const recording = { query: async (text: string, values: unknown[]) => ((sql = text), (params = values), { rows: [] }) };
+      await new OrchestratorStore(recording as unknown as ConstructorParameters<typeof OrchestratorStore>[0]).due(1000);
+      const plan = JSON.stringify((await db.query(`EXPLAIN (FORMAT JSON) ${sql}`, params)).rows[0]);
+      expect(plan).toContain("ai_strategies_schedulable");
+      expect(plan).not.toContain('"Seq Scan"');
+      expect((await api.app.pg.query(sql, params)).rows.map((r) => r.strategy_id).sort()).toEqual(live.map((x) => x.id).sort());
+    } finally {
+      await db.query(`DELETE FROM ai_strategies WHERE name = 'paused'`);
+    }
   });
 });
 

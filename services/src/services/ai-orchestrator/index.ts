@@ -6,8 +6,8 @@
  * every `everySeconds` (ORCH_TICK_MS granularity), ORCH_EVAL_CONCURRENCY at a time, round robin by user;
  * one whose evaluation fails waits a doubling backoff (backoff.ts).
  */
-import { defineService, Type } from "../../kit";
-import { EvaluationBackoff } from "./backoff";
+import { defineService, HttpError, Type } from "../../kit";
+import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
 import { cancelWorkingOrders } from "./retire";
@@ -65,9 +65,11 @@ export default defineService({
       if (!p) {
         p = evaluateStrategy(deps, s)
           .catch(async (e: unknown) => {
-            // Recorded once per failed run (a joined manual call shares it); the error goes on to the caller.
-            await backoff.failed(s.strategyId, e instanceof Error ? e.message : String(e)).catch((err) => ctx.log.error({ err, strategyId: s.strategyId }, "evaluation failure not recorded"));
-            throw e;
+            // Recorded once per failed run, scheduled or manual (a joined manual call shares it); the
+            // caller gets a 503 with the wait before the next attempt (backoff.ts evaluationFailed).
+            const state = await backoff.failed(s.strategyId, e).catch((err) => void ctx.log.error({ err, strategyId: s.strategyId }, "evaluation failure not recorded"));
+            if (!(e instanceof HttpError)) ctx.log.error({ err: e, strategyId: s.strategyId }, "evaluation failed");
+            throw evaluationFailed(e, state ?? undefined);
           })
           .finally(() => running.delete(s.strategyId));
         running.set(s.strategyId, p);

@@ -15,6 +15,8 @@
  *   - not found: the decision is recorded as placing no order (order id null, an error saying so).
  *     It is never submitted again: an order placed late, on a decision made on a market that has
  *     moved on, is worse than none.
+ * SETTLE_AFTER_MS is sound because order-management bounds its submits (trading/submitDeadline.ts):
+ * past the deadline it rolls the transaction back instead of committing.
  * One younger than that is left alone (its submit may still be on its way), and the evaluation or
  * DELETE answers 503 with retry-after until it can be settled: it would otherwise read a book that
  * may lack that order. order-management unreachable: 503 with retry-after, nothing recorded.
@@ -23,15 +25,22 @@ import type { Logger } from "pino";
 import { unavailable, type HttpError, type PeerClient } from "../../kit";
 import { ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import type { Strategy } from "./store";
+import { SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../trading/submitDeadline";
 
 /** Bound of the submit call (kit peers: the fetch is aborted past it, answer or not). */
 export const ORDER_SUBMIT_TIMEOUT_MS = 5_000;
 /**
- * Age of a decision past which its submit is over: twice the submit's bound. The orchestrator
- * stops waiting at the bound, but order-management may still be committing a request it
- * received near the end of it (its handlers are not bounded): the margin covers that.
+ * What neither bound covers: a COMMIT order-management sent before its deadline but PostgreSQL
+ * finished later, and the time between the orchestrator's send and order-management reading it.
  */
-export const SETTLE_AFTER_MS = 2 * ORDER_SUBMIT_TIMEOUT_MS;
+export const SETTLE_ALLOWANCE_MS = 2_000;
+/**
+ * Age of a decision past which its submit can no longer commit. The decision is recorded before the
+ * submit is sent; order-management reads it before the orchestrator gives up (ORDER_SUBMIT_TIMEOUT_MS)
+ * or it was not sent, and never sends its COMMIT more than SUBMIT_COMMIT_DEADLINE_MAX_MS after reading
+ * it (its OM_SUBMIT_DEADLINE_MS may not be set higher: a config error at its start). 10 s.
+ */
+export const SETTLE_AFTER_MS = ORDER_SUBMIT_TIMEOUT_MS + SUBMIT_COMMIT_DEADLINE_MAX_MS + SETTLE_ALLOWANCE_MS;
 
 export interface RecoverDeps {
   orders: StrategyOrders;

@@ -7,7 +7,9 @@
  *   DELETE /strategies/:id                 soft delete (kept with its decisions, no longer counted nor evaluated) and the cancel
  *                                          of its working orders (retire.ts): 204 once every cancel is requested, 503 +
  *                                          retry-after naming those that could not be (deleted still; a repeat asks again)
- *   POST  /strategies/:id/evaluate         run one evaluation now (enabled strategies only; the scheduler runs them every `everySeconds`)
+ *   POST  /strategies/:id/evaluate         run one evaluation now (enabled strategies only; the scheduler runs them every `everySeconds`):
+ *                                          not held back by a failure backoff, and counted in it (backoff.ts); a failure
+ *                                          is a 503 with retry-after the time to the scheduler's next attempt
  *   GET   /strategies/:id/decisions        newest first, each with its inputs
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
  *   GET   /internal/decisions?since&limit  every user's decisions from `since` on, oldest first (ai-chain-analytics; never proxied)
@@ -55,7 +57,15 @@ const deleted = (s: Strategy, what: string) => new HttpError(409, "STRATEGY_DELE
 const Id = Type.Object({ id: Type.String({ format: "uuid" }) });
 
 // Responses (OpenAPI; unnamed fields are kept).
-const StrategyOut = ResponseObject({ strategyId: Type.String(), userId: Type.String(), name: Type.String(), symbols: Type.Array(Type.String()), buyAbove: Type.Number(), sellBelow: Type.Number() }, { description: "A strategy with its thresholds, sizes, stop, schedule and state" });
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+const BackoffOut = Type.Object(
+  { consecutiveFailures: Type.Integer(), nextAttemptAt: Nullable(Type.String()), lastFailedAt: Nullable(Type.String()), lastErrorCode: Nullable(Type.String()) },
+  { description: "Failed evaluations in a row (0 after a success), the scheduler's next attempt (null unless the last one failed), the last failure's time and error code" },
+);
+const StrategyOut = ResponseObject(
+  { strategyId: Type.String(), userId: Type.String(), name: Type.String(), symbols: Type.Array(Type.String()), buyAbove: Type.Number(), sellBelow: Type.Number(), evaluationBackoff: BackoffOut },
+  { description: "A strategy with its thresholds, sizes, stop, schedule, state and evaluation backoff" },
+);
 const DecisionOut = ResponseObject(
   { decisionId: Type.String(), strategyId: Type.String(), userId: Type.String(), symbol: Type.String(), decidedAt: Type.String(), modelVersion: Type.Union([Type.String(), Type.Null()]), probabilityUp: Type.Union([Type.Number(), Type.Null()]) },
   { description: "A decision with its inputs: features, regimes, trading state, risk answer, order id or refusal" },
@@ -101,7 +111,7 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
   const change = async (id: string, userId: string, patch: Partial<StrategySettings>) => {
     const s = await store.updateStrategy(id, userId, (cur) => {
       if (cur.deletedAt) throw deleted(cur, "it cannot be changed");
-      const { strategyId: _id, userId: _user, symbols: _symbols, status: _status, stoppedReason: _reason, lastEvaluatedAt: _at, deletedAt: _deleted, ...current } = cur;
+      const { strategyId: _id, userId: _user, symbols: _symbols, status: _status, stoppedReason: _reason, lastEvaluatedAt: _at, deletedAt: _deleted, evaluationBackoff: _backoff, ...current } = cur;
       const next = { ...current, ...patch, rearm: patch.enabled === true };
       checkSettings(next);
       return next;

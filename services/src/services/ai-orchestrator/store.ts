@@ -1,6 +1,7 @@
 /** ai-orchestrator's PostgreSQL data access: strategies and decisions (0320_ai_orchestrator.sql). */
 import { randomUUID } from "node:crypto";
 import type { PostgresClient } from "../../kit";
+import { backoffStateOf, type BackoffState } from "./backoff";
 
 export interface Strategy {
   strategyId: string;
@@ -20,9 +21,11 @@ export interface Strategy {
   lastEvaluatedAt: string | null;
   /** Set once deleted (soft: the strategy stays with its decisions, disabled, never evaluated). */
   deletedAt: string | null;
+  /** Failed evaluations in a row and when the scheduler tries again (backoff.ts). */
+  evaluationBackoff: BackoffState;
 }
 
-export type NewStrategy = Omit<Strategy, "strategyId" | "status" | "stoppedReason" | "lastEvaluatedAt" | "deletedAt">;
+export type NewStrategy = Omit<Strategy, "strategyId" | "status" | "stoppedReason" | "lastEvaluatedAt" | "deletedAt" | "evaluationBackoff">;
 
 /** What a change may set (symbols are not among them: the strategy's orders and position are per symbol). */
 export type StrategySettings = Pick<Strategy, "name" | "buyAbove" | "sellBelow" | "orderQuantity" | "maxPosition" | "stopLoss" | "minRegimeAgreement" | "everySeconds" | "enabled"> & {
@@ -54,6 +57,10 @@ interface StrategyRow {
   last_evaluated_at: Date | null;
   deleted_at: Date | null;
   request_hash: string | null;
+  eval_failures: number;
+  eval_failed_at: Date | null;
+  eval_retry_at: Date | null;
+  eval_error_code: string | null;
 }
 
 const toStrategy = (r: StrategyRow): Strategy => ({
@@ -73,6 +80,7 @@ const toStrategy = (r: StrategyRow): Strategy => ({
   stoppedReason: r.stopped_reason,
   lastEvaluatedAt: r.last_evaluated_at?.toISOString() ?? null,
   deletedAt: r.deleted_at?.toISOString() ?? null,
+  evaluationBackoff: backoffStateOf(r),
 });
 
 export interface DecisionRecord {

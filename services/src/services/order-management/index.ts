@@ -15,6 +15,7 @@ import { TOPICS, type ExecutionMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { riskEnv, riskLimitsFrom } from "../../trading/infra/riskContext";
+import { SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../trading/submitDeadline";
 import { applyExecutions } from "./executions";
 import { KillSwitchSweeper } from "./kill-switch";
 import { createOrderMetrics } from "./metrics";
@@ -37,6 +38,13 @@ export default defineService({
     // Each lane holds a pool connection while it writes. One by default: on the 2-core bench host one
     // lane's larger batches beat four lanes' parallel transactions (README "The order path").
     OM_SUBMIT_LANES: Type.Integer({ default: 1, minimum: 1, maximum: 32 }),
+    // A submit's COMMIT is sent only before this much has passed since the request was read; past it the
+    // transaction is rolled back (503 SUBMIT_DEADLINE_PASSED). At most SUBMIT_COMMIT_DEADLINE_MAX_MS: callers
+    // (ai-orchestrator's recovery) settle a submit they gave up on by that bound (trading/submitDeadline.ts).
+    OM_SUBMIT_DEADLINE_MS: Type.Integer({
+      default: SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, minimum: 100, maximum: SUBMIT_COMMIT_DEADLINE_MAX_MS,
+      description: `a submit is never committed more than this after order-management read the request; at most ${SUBMIT_COMMIT_DEADLINE_MAX_MS} (ai-orchestrator's recovery window is computed from that maximum)`,
+    }),
     // Executions gathered per transaction (consumeBatches' lingerMs). The fill reaches the trader on
     // trading.executions without order-management; what waits is the order's own status (and the
     // position the next risk check reads), up to this much later. Per fill it saves a fetch, a
@@ -57,7 +65,7 @@ export default defineService({
       lanes: ctx.config.OM_SUBMIT_LANES,
       committed: (enqueued) => relay.notify(enqueued),
     });
-    registerRoutes(app, { relay, submitter, metrics });
+    registerRoutes(app, { relay, submitter, metrics, submitDeadlineMs: ctx.config.OM_SUBMIT_DEADLINE_MS });
 
     relay.start();
     ctx.onClose(() => relay.stop());

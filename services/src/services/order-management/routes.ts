@@ -1,7 +1,8 @@
 /**
  * order-management's HTTP routes (behind the gateway at /api/orders/...):
  *   POST   /                    submit; `Idempotency-Key` header: same key + same body -> the same
- *                               order (200), different body -> 409
+ *                               order (200), different body -> 409; never committed past
+ *                               OM_SUBMIT_DEADLINE_MS after the request was read (503 SUBMIT_DEADLINE_PASSED)
  *   GET    /                    the caller's orders (newest first), optionally of one status and/or
  *                               the one stored under an Idempotency-Key (`?idempotencyKey=`: how
  *                               ai-orchestrator finds an order whose answer it never got, submitted
@@ -70,9 +71,11 @@ export interface OrderRouteDeps {
   relay: OutboxRelay;
   submitter: OrderSubmitter;
   metrics: OrderMetrics;
+  /** OM_SUBMIT_DEADLINE_MS: a submit is committed within this of the request being read, or not at all. */
+  submitDeadlineMs: number;
 }
 
-export function registerRoutes(app: App, { relay, submitter, metrics }: OrderRouteDeps): void {
+export function registerRoutes(app: App, { relay, submitter, metrics, submitDeadlineMs }: OrderRouteDeps): void {
   // The handler returns the body; it never awaits the reply (a Fastify reply is thenable: awaiting it
   // waits for the response to be sent and lets the handler run on after answering).
   app.post("/", { schema: { body: OrderBody, response: { 200: OrderOut, 201: OrderOut } } }, async (req, reply) => {
@@ -81,7 +84,9 @@ export function registerRoutes(app: App, { relay, submitter, metrics }: OrderRou
     checkOrderRequest(b);
     const idempotencyKey = idempotencyKeyOf(req.headers["idempotency-key"]);
     // A repeated Idempotency-Key answers with the stored order (200), or 409 when the body differs.
-    const { row, replayed } = await submitter.submit({ orderId: randomUUID(), userId: who.userId, body: b, idempotencyKey, requestHash: requestHash(b) });
+    // The deadline counts from when Fastify read the request (elapsedTime: since onRequest), body parsing included.
+    const deadline = Date.now() - reply.elapsedTime + submitDeadlineMs;
+    const { row, replayed } = await submitter.submit({ orderId: randomUUID(), userId: who.userId, body: b, idempotencyKey, requestHash: requestHash(b), deadline });
     if (replayed) {
       metrics.submitted.inc({ outcome: "replayed" });
       reply.code(200).header("idempotent-replay", "true");

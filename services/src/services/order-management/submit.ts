@@ -13,15 +13,35 @@
  * processes to be scheduled). Orders of one user in a batch are decided in arrival
  * order, each seeing the ones before it (domain.ts decideSubmissions). An Idempotency-Key is looked
  * up under its user's lock, so a replay racing its first request on another replica finds it stored.
+ *
+ * Each submission carries a deadline (OM_SUBMIT_DEADLINE_MS after its request was read; see
+ * trading/submitDeadline.ts for who relies on it): one already past when its batch starts is not
+ * tried, and a batch's COMMIT is sent only before the earliest deadline of its submissions. The
+ * statements run under SET LOCAL statement_timeout and lock_timeout of the time left, so a wait on a
+ * user's lock or a slow statement ends at the deadline instead of running on; and the time is checked
+ * again right before COMMIT (the timeouts are per statement). Past it the transaction is rolled back
+ * and each submission answered 503 SUBMIT_DEADLINE_PASSED: nothing was stored, the caller may retry.
+ * What is not bounded: a COMMIT once sent (PostgreSQL does not time out the commit itself).
  */
 import type { Redis } from "ioredis";
-import { HttpError, isTransientError, type PostgresClient } from "../../kit";
+import { HttpError, isTransientError, unavailable, type PostgresClient } from "../../kit";
 import { GroupCommit } from "../../trading/infra/groupCommit";
 import { lockedAt, lockUsersOrdersStatement, marketFactsMany, riskFactsOf, riskFactsStatement, type RiskFacts } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
 import type { Enqueued } from "../../trading/infra/outbox";
 import * as data from "./data";
 import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
+
+/** A submission with the instant (epoch ms) past which it must not be committed. */
+export type TimedSubmission = Submission & { deadline: number };
+
+/** Thrown right before a COMMIT the deadline no longer allows: the transaction is rolled back. */
+class DeadlinePassed extends Error {}
+/** SQLSTATEs of statement_timeout (query_canceled) and lock_timeout (lock_not_available). */
+const TIMED_OUT = new Set(["57014", "55P03"]);
+
+const deadlinePassed = () =>
+  unavailable("SUBMIT_DEADLINE_PASSED", "the order was not placed: it could not be committed within OM_SUBMIT_DEADLINE_MS of the request; retry", 1);
 
 /** A submission's outcome: the order it created, or the stored order a replay refers to. */
 export interface SubmitOutcome {
@@ -36,7 +56,7 @@ export interface SubmitOutcome {
  * host, is then paid by the lanes in parallel), and a user's orders are decided in arrival order.
  */
 export class OrderSubmitter {
-  private readonly lanes: GroupCommit<Submission, SubmitOutcome>[];
+  private readonly lanes: GroupCommit<TimedSubmission, SubmitOutcome>[];
   /** Told of every committed batch that enqueued events (the outbox relay's wake-up), before its submitters hear. */
   private readonly committed: (enqueued: Enqueued) => void;
   constructor(
@@ -46,17 +66,35 @@ export class OrderSubmitter {
     opts: { maxBatch: number; lanes: number; committed?: (enqueued: Enqueued) => void },
   ) {
     this.committed = opts.committed ?? (() => undefined);
-    this.lanes = Array.from({ length: opts.lanes }, () => new GroupCommit((subs: Submission[]) => this.submitBatch(subs), { maxBatch: opts.maxBatch, concurrency: 1, isOutage: isTransientError }));
+    this.lanes = Array.from({ length: opts.lanes }, () => new GroupCommit((subs: TimedSubmission[]) => this.submitBefore(subs), { maxBatch: opts.maxBatch, concurrency: 1, isOutage: isTransientError }));
   }
 
   /** Decides and stores one submission (batched with the ones waiting beside it); 409 on a reused key. */
-  submit(s: Submission): Promise<SubmitOutcome> {
+  submit(s: TimedSubmission): Promise<SubmitOutcome> {
     let h = 0;
     for (let i = 0; i < s.userId.length; i++) h = (h * 31 + s.userId.charCodeAt(i)) | 0;
     return this.lanes[Math.abs(h) % this.lanes.length].submit(s);
   }
 
-  private async submitBatch(subs: Submission[]): Promise<(SubmitOutcome | Error)[]> {
+  /** The batch's submissions still within their deadline, decided before the earliest of those; the others refused. */
+  private async submitBefore(all: TimedSubmission[]): Promise<(SubmitOutcome | Error)[]> {
+    const startedAt = Date.now();
+    const live = all.filter((s) => s.deadline > startedAt);
+    let decided: (SubmitOutcome | Error)[] = [];
+    if (live.length > 0) {
+      const deadline = Math.min(...live.map((s) => s.deadline));
+      decided = await this.submitBatch(live, deadline).catch((e: unknown) => {
+        // The check before COMMIT, or a statement or lock timeout set from the deadline: rolled back, never
+        // committed. Any other error (a COMMIT whose answer was lost among them) keeps its own answer.
+        if (e instanceof DeadlinePassed || TIMED_OUT.has((e as { code?: unknown }).code as string)) return live.map(deadlinePassed);
+        throw e;
+      });
+    }
+    let next = 0;
+    return all.map((s) => (s.deadline > startedAt ? decided[next++] : deadlinePassed()));
+  }
+
+  private async submitBatch(subs: Submission[], deadline: number): Promise<(SubmitOutcome | Error)[]> {
     // Market facts (last price, kill switch) come from Dragonfly, read while the transaction starts
     // and takes the locks (one round trip less on the path; marketFactsMany never rejects): they
     // need not be under the locks, which only cover what this service writes.
@@ -68,8 +106,12 @@ export class OrderSubmitter {
     const pairs = [...new Map(subs.map((s) => [pairKey(s.userId, s.body.symbol), { userId: s.userId, symbol: s.body.symbol }])).values()];
     const keyed = subs.flatMap((s) => (s.idempotencyKey ? [{ userId: s.userId, key: s.idempotencyKey }] : []));
     const priorsSql = data.idempotencyKeysStatement(keyed);
-    const begin = [lockUsersOrdersStatement([...new Set(subs.map((s) => s.userId))]), riskFactsStatement(pairs, this.limits.rateWindowMs), ...(priorsSql ? [priorsSql] : [])];
-    const outcomes = await this.pg.transaction(async (tx, _last, [, factRows, priorRows]) => {
+    // Each statement after these two SETs (the same message: PostgreSQL applies them to the rest of it)
+    // is cancelled at the time left, a wait for a user's lock included.
+    const leftMs = Math.max(1, deadline - Date.now());
+    const timeouts = [`SET LOCAL statement_timeout = ${leftMs}`, `SET LOCAL lock_timeout = ${leftMs}`];
+    const begin = [...timeouts, lockUsersOrdersStatement([...new Set(subs.map((s) => s.userId))]), riskFactsStatement(pairs, this.limits.rateWindowMs), ...(priorsSql ? [priorsSql] : [])];
+    const outcomes = await this.pg.transaction(async (tx, _last, [, , , factRows, priorRows]) => {
       const txNow = lockedAt(factRows);
       const market = await marketRead;
       const facts = riskFactsOf(factRows);
@@ -88,7 +130,10 @@ export class OrderSubmitter {
         });
       });
       const created = new Map(data.newOrderRows(fresh, txNow).map((r) => [r.order_id, r]));
-      enqueued = await data.insertOrders(tx, fresh, [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
+      const written = await data.insertOrders(tx, fresh, [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
+      // Nothing is awaited between this check and the helper's COMMIT.
+      if (Date.now() >= deadline) throw new DeadlinePassed("submit deadline passed before COMMIT");
+      enqueued = written;
       return decisions.map((d, i): SubmitOutcome | HttpError => {
         if (d.kind === "conflict") return idempotencyKeyReused();
         if (d.kind === "new") return { row: created.get(subs[i].orderId)!, replayed: false };

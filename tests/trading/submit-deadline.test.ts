@@ -1,0 +1,112 @@
+/**
+ * order-management's bound on committing a submit (services/order-management/submit.ts,
+ * trading/submitDeadline.ts), against a real PostgreSQL: the OrderSubmitter driven directly (no
+ * Kafka, no Dragonfly: market facts "active", no price).
+ *   - a submit whose user's lock is held past its deadline is answered 503 SUBMIT_DEADLINE_PASSED
+ *     while the lock is still held (the lock_timeout set from the deadline ends the wait), and no
+ *     order is stored once the lock is released (it waited, then committed);
+ *   - a batch whose statements each end in time but whose deadline passes before COMMIT (a slow
+ *     Dragonfly read inside the transaction) is rolled back by the check right before COMMIT;
+ *   - a submission already past its deadline when its batch starts is refused and stores nothing,
+ *     the others of its batch go through;
+ *   - OM_SUBMIT_DEADLINE_MS above SUBMIT_COMMIT_DEADLINE_MAX_MS stops order-management at start-up
+ *     with a config error naming the variable, and ai-orchestrator's recovery window covers the maximum.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { pg } from "../harness";
+import { createLogger } from "../../services/src/kit";
+import { loadConfig } from "../../services/src/kit/config";
+import { createPostgres } from "../../services/src/kit/datastores/postgres";
+import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
+import orderManagement from "../../services/src/services/order-management";
+import { requestHash } from "../../services/src/services/order-management/domain";
+import { OrderSubmitter, type TimedSubmission } from "../../services/src/services/order-management/submit";
+import { ORDER_SUBMIT_TIMEOUT_MS, SETTLE_AFTER_MS } from "../../services/src/services/ai-orchestrator/recover";
+import { DEFAULT_LIMITS } from "../../services/src/trading/risk";
+import { SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../services/src/trading/submitDeadline";
+
+const srv = useServers("postgres");
+let client: ReturnType<typeof createPostgres>;
+let submitter: OrderSubmitter;
+let db: InstanceType<typeof pg.Client>;
+
+beforeAll(async () => {
+  const pool = new pg.Pool({ connectionString: srv.postgres.url });
+  await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
+  await pool.end();
+  client = createPostgres({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 4, POSTGRES_CONNECT_TIMEOUT_MS: 5000 } as Parameters<typeof createPostgres>[0], createLogger("submit-deadline-test", "silent"));
+  submitter = new OrderSubmitter(client, () => undefined, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
+  db = new pg.Client({ connectionString: srv.postgres.url });
+  await db.connect();
+}, 120_000);
+
+afterAll(async () => {
+  await db?.end();
+  await client?.close();
+});
+
+const submission = (userId: string, deadline: number): TimedSubmission => {
+  const body = { symbol: "BTCUSDT", side: "buy" as const, type: "limit" as const, quantity: "0.01", limitPrice: "100" };
+  return { orderId: randomUUID(), userId, body, idempotencyKey: randomUUID(), requestHash: requestHash(body), deadline };
+};
+const stored = async (userId: string) => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1`, [userId])).rows[0].n;
+
+describe("order-management submit deadline", () => {
+  it("a submit waiting on its user's lock past the deadline is a 503 before the lock is released, and is never committed", async () => {
+    const userId = randomUUID();
+    const holder = new pg.Client({ connectionString: srv.postgres.url });
+    await holder.connect();
+    try {
+      // The lock a submit of this user takes first (riskContext.ts lockUsersOrdersStatement: space "or").
+      await holder.query("BEGIN");
+      await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [0x6f72, userId]);
+      const started = Date.now();
+      const outcome = submitter.submit(submission(userId, Date.now() + 300)).then(
+        (o) => ({ ok: true as const, o }),
+        (e: { statusCode?: number; code?: string; headers?: Record<string, string> }) => ({ ok: false as const, e }),
+      );
+      // Settled while the lock is still held (it waited for the lock until released, then committed).
+      const settled = await Promise.race([outcome, new Promise<"still waiting">((r) => setTimeout(() => r("still waiting"), 3_000))]);
+      expect(settled).not.toBe("still waiting");
+      expect(settled).toMatchObject({ ok: false, e: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED", headers: { "retry-after": "1" } } });
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await holder.query("COMMIT");
+      await holder.end();
+    }
+    // Nothing committed later either.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await stored(userId)).toBe(0);
+  });
+
+  it("a batch whose statements each end in time but whose deadline passes before COMMIT is rolled back (the check right before COMMIT)", async () => {
+    const userId = randomUUID();
+    // The market facts (Dragonfly, awaited inside the transaction) answer after the deadline: every
+    // statement is quick, only the check before COMMIT sees the time.
+    const slowRedis = { mget: (...keys: string[]) => new Promise((r) => setTimeout(() => r(keys.map(() => null)), 400)) };
+    const slow = new OrderSubmitter(client, () => slowRedis as unknown as ReturnType<ConstructorParameters<typeof OrderSubmitter>[1]>, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
+    await expect(slow.submit(submission(userId, Date.now() + 150))).rejects.toMatchObject({ statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" });
+    expect(await stored(userId)).toBe(0);
+  });
+
+  it("a submission past its deadline when its batch starts is refused; the others of the batch are stored", async () => {
+    const late = randomUUID();
+    const onTime = randomUUID();
+    const [a, b] = await Promise.allSettled([submitter.submit(submission(late, Date.now() - 1)), submitter.submit(submission(onTime, Date.now() + 2_000))]);
+    expect(a).toMatchObject({ status: "rejected", reason: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" } });
+    expect(b).toMatchObject({ status: "fulfilled", value: { replayed: false } });
+    expect(await stored(late)).toBe(0);
+    expect(await stored(onTime)).toBe(1);
+  });
+
+  it("OM_SUBMIT_DEADLINE_MS is at most the maximum ai-orchestrator's recovery window is computed from", () => {
+    expect(() => loadConfig("order-management", orderManagement.config ?? {}, { OM_SUBMIT_DEADLINE_MS: String(SUBMIT_COMMIT_DEADLINE_MAX_MS + 1) })).toThrow(
+      new RegExp(`OM_SUBMIT_DEADLINE_MS must be <= ${SUBMIT_COMMIT_DEADLINE_MAX_MS}`),
+    );
+    expect(loadConfig("order-management", orderManagement.config!, {}).OM_SUBMIT_DEADLINE_MS).toBeLessThanOrEqual(SUBMIT_COMMIT_DEADLINE_MAX_MS);
+    // A decision is settled only once its submit's send, order-management's deadline and the allowance are over.
+    expect(SETTLE_AFTER_MS).toBeGreaterThanOrEqual(ORDER_SUBMIT_TIMEOUT_MS + SUBMIT_COMMIT_DEADLINE_MAX_MS + 1_000);
+  });
+});
