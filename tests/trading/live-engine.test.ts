@@ -228,6 +228,17 @@ describe("reconciliation after an unknown placement outcome", () => {
     expect(await eventsOf(o.orderId)).toEqual([]);
   });
 
+  it("an answer cut off in its body (the order placed, the connection dropped) is an unknown outcome, reconciled: adopted, never recorded rejected", async () => {
+    const { s, engine } = await startedEngine();
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "cut-after");
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(fake.orders.filter((b) => b.clientOrderId === o.orderId)).toHaveLength(1);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+  });
+
   it("a definitive refusal (4xx) is still a rejection", async () => {
     const s = symbolOf();
     const engine = engineOn({ secretKey: "not-the-secret" });
@@ -539,6 +550,36 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
     expect(fake.requests(unstorable.orderId).slice(2)).toEqual([`GET /api/v3/order ${unstorable.orderId}`]);
     expect(atBinance(unstorable)).toHaveLength(1);
+  });
+
+  it("PostgreSQL unavailable for that recording: the failure becomes an outage (nothing set aside); the retry adopts the orders from Binance", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    let transactions = 0;
+    const pg: PostgresClient = {
+      ...client,
+      transaction: ((fn, opts) => {
+        transactions++;
+        if (transactions === 2) return Promise.reject(Object.assign(new Error("connection lost"), { code: "ECONNRESET" }));
+        return client.transaction(async (...args) => {
+          await fn(...args);
+          if (transactions === 1) throw new Error("a bug after the sends");
+        }, opts);
+      }) as PostgresClient["transaction"],
+    };
+    const engine = engineOn({ pg });
+    await engine.load();
+    const o = marketBuy(s, "1");
+    const err = await engine.onBatch([execute(o)]).catch((e: unknown) => e);
+    expect(isRetriable(err)).toBe(true);
+    expect(String(err)).toContain("could not be recorded");
+    expect(await rowOf(o.orderId)).toBeUndefined();
+    expect(await recordedSends([o.orderId])).toEqual([o.orderId]);
+
+    await engine.onBatch([execute(o)]); // kafkajs retries the batch: looked up, adopted with its fill
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled" });
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
   });
 
   const atBinance = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
