@@ -14,7 +14,8 @@
  * order fills at once if marketable against that price, otherwise rests (GTC) or expires (IOC);
  * `fill()` executes a resting order (partly or fully), `endOrder()` cancels / expires one from
  * Binance's side. Commission: 0.1% of the quote amount in the quote asset (USDT).
- * `failNext()` injects outages: answer 503 before or after applying the request, or never answer;
+ * `failNext()` injects outages: answer 503 before or after applying the request, never answer, or
+ * (`cut-after`) apply it and drop the connection halfway through the 200 answer's body;
  * `tradesLagging` holds an order's trades back from myTrades.
  * `log` records every request as `${METHOD} ${path} ${client order id | orderId | symbol}`.
  */
@@ -23,7 +24,7 @@ import type { AddressInfo } from "node:net";
 import { D, str } from "../../services/src/trading/decimal";
 import { sign } from "../../services/src/trading/binance/adapter";
 
-export type Fault = "503-before" | "503-after" | "timeout-before" | "timeout-after";
+export type Fault = "503-before" | "503-after" | "timeout-before" | "timeout-after" | "cut-after";
 type Status = "NEW" | "PARTIALLY_FILLED" | "FILLED" | "CANCELED" | "EXPIRED";
 
 export interface FakeOrder {
@@ -154,6 +155,12 @@ export class FakeBinance {
     const [status, body] = this.apply(req.method ?? "GET", u.pathname, p);
     if (fault === "503-after") return answer(503, { code: -1000, msg: "An unknown error occurred while processing the request." });
     if (fault === "timeout-after") return void this.hung.push(res);
+    if (fault === "cut-after") {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { "content-type": "application/json", "content-length": String(text.length) });
+      res.write(text.slice(0, text.length >> 1));
+      return void setTimeout(() => res.destroy(), 20);
+    }
     answer(status, body);
   }
 

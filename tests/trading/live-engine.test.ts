@@ -12,6 +12,9 @@
  *   - a process killed between a send and its batch's COMMIT (its transaction never commits; a fresh
  *     engine over the same database takes the redelivery) places no order twice: the order recorded
  *     in te_live_sends before the send is looked up at Binance and adopted with its trades.
+ *   - a batch that fails for good after its sends (the consumer then retries its messages alone and
+ *     sets aside what still fails) first records what Binance answered for in its own transaction;
+ *     an order whose own row cannot be written is cancelled at Binance instead of left open there;
  *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent;
  *     under reduce_only, an order that would grow the position is held and not sent, one that
  *     shrinks it is sent.
@@ -36,7 +39,8 @@ const SECRET = "engine-live-secret";
 const fake = new FakeBinance("engine-live-key", SECRET);
 let client: PostgresClient;
 const warnings: string[] = [];
-const log = { info() {}, debug() {}, error() {}, warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as ConstructorParameters<typeof TradingEngine>[0]["log"];
+const errors: { o: unknown; msg: string }[] = [];
+const log = { info() {}, debug() {}, error: (o: unknown, msg: string) => errors.push({ o, msg }), warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as ConstructorParameters<typeof TradingEngine>[0]["log"];
 
 const binance = (secretKey = SECRET) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, timeoutMs: 300, sleep: async () => {} });
 const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient } = {}) =>
@@ -226,6 +230,17 @@ describe("reconciliation after an unknown placement outcome", () => {
     expect(await eventsOf(o.orderId)).toEqual([]);
   });
 
+  it("an answer cut off in its body (the order placed, the connection dropped) is an unknown outcome, reconciled: adopted, never recorded rejected", async () => {
+    const { s, engine } = await startedEngine();
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "cut-after");
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(fake.orders.filter((b) => b.clientOrderId === o.orderId)).toHaveLength(1);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+  });
+
   it("a definitive refusal (4xx) is still a rejection", async () => {
     const s = symbolOf();
     const engine = engineOn({ secretKey: "not-the-secret" });
@@ -329,20 +344,32 @@ describe("client order id at Binance", () => {
 });
 
 describe("a crash between a send to Binance and the batch's COMMIT", () => {
-  /** The kit's client whose transactions die after their work and before COMMIT (a process SIGKILLed there: PostgreSQL rolls back). */
-  const killedBeforeCommit = (): PostgresClient => ({
-    ...client,
-    transaction: ((fn, opts) =>
-      client.transaction(async (...args) => {
-        await fn(...args);
-        throw new Error("killed before COMMIT");
-      }, opts)) as PostgresClient["transaction"],
-  });
+  /**
+   * The kit's client whose first transaction dies after its work and before COMMIT (a process
+   * SIGKILLed there: PostgreSQL rolls back); the dead process does nothing more (any later statement
+   * fails as a lost connection would).
+   */
+  const killedBeforeCommit = (): PostgresClient => {
+    let dead = false;
+    const gone = () => Promise.reject(Object.assign(new Error("process killed"), { code: "ECONNRESET" }));
+    return {
+      ...client,
+      query: ((text: string, values?: unknown[]) => (dead ? gone() : client.query(text, values))) as PostgresClient["query"],
+      transaction: ((fn, opts) =>
+        dead
+          ? gone()
+          : client.transaction(async (...args) => {
+              await fn(...args);
+              dead = true;
+              throw new Error("killed before COMMIT");
+            }, opts)) as PostgresClient["transaction"],
+    };
+  };
   /** An engine that sends `orders` to Binance in one batch and dies before its COMMIT. */
   async function crashedAfterSending(orders: OrderRequest[]) {
     const crashed = engineOn({ pg: killedBeforeCommit() });
     await crashed.load();
-    await expect(crashed.onBatch(orders.map(execute))).rejects.toThrow("killed before COMMIT");
+    await expect(crashed.onBatch(orders.map(execute))).rejects.toThrow();
   }
   const recordedSends = async (ids: string[]) => (await client.query<{ id: string }>("SELECT order_id::text AS id FROM te_live_sends WHERE order_id = ANY($1::uuid[]) ORDER BY 1", [ids])).rows.map((r) => r.id);
   const atBinance = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
@@ -447,6 +474,117 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     for (const o of orders) expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`]);
     expect(await recordedSends(orders.map((o) => o.orderId))).toEqual([]);
   });
+});
+
+describe("a batch that fails for good after its sends (the consumer may set its messages aside)", () => {
+  const recordedSends = async (ids: string[]) => (await client.query<{ id: string }>("SELECT order_id::text AS id FROM te_live_sends WHERE order_id = ANY($1::uuid[])", [ids])).rows.map((r) => r.id);
+  /** The kit's client whose first transaction fails after its work with an error that is no outage (a bug after the sends); the later ones commit. */
+  const failingOnce = (): PostgresClient => {
+    let failed = false;
+    return {
+      ...client,
+      transaction: ((fn, opts) =>
+        client.transaction(async (...args) => {
+          const r = await fn(...args);
+          if (!failed) {
+            failed = true;
+            throw new Error("a bug after the sends");
+          }
+          return r;
+        }, opts)) as PostgresClient["transaction"],
+    };
+  };
+
+  it("the orders Binance answered for are recorded with Binance's state before the failure is handed on; the retry of each message skips them", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const owner = randomUUID();
+    const [filled, resting, released] = [marketBuy(s, "0.5"), limitBuy(s, "95", "1"), marketBuy(s, "1", { userId: owner })];
+    const setOwner = (state: string) => client.query("INSERT INTO trading_states (scope, state) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET state = $2", [`user:${owner}`, state]);
+    await setOwner("halted");
+    const before = engineOn();
+    await before.load();
+    await before.onBatch([execute(released)]);
+    expect(await rowOf(released.orderId)).toMatchObject({ status: "held" });
+    await setOwner("active");
+
+    const engine = engineOn({ pg: failingOnce() });
+    await engine.load();
+    // The halt lifted, the failing batch also sends the held order.
+    const err = await engine.onBatch([execute(filled), execute(resting)]).catch((e: unknown) => e);
+    expect(String(err)).toContain("a bug after the sends");
+    expect(isRetriable(err)).toBe(false); // the consumer hands the messages over one at a time, and may set them aside
+    expect(atBinance(filled)).toMatchObject([{ status: "FILLED" }]);
+    const [tradeId] = tradeIds(filled.orderId);
+    expect(await fillsOf(filled.orderId)).toEqual([expect.objectContaining({ fillId: `${filled.orderId}:bn${tradeId}`, quantity: "0.5", liquidity: "taker" })]);
+    expect(await rowOf(filled.orderId)).toMatchObject({ status: "filled", remaining: "0", fill_seq: 1 });
+    expect((await eventsOf(filled.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await rowOf(resting.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(resting.orderId); // polled from now on
+    expect(fake.requests(released.orderId)).toEqual([`POST /api/v3/order ${released.orderId}`]);
+    expect(await rowOf(released.orderId)).toMatchObject({ status: "filled", remaining: "0" }); // its held row replaced
+    expect((await eventsOf(released.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(engine.heldOrders()).toEqual([]);
+    expect(await recordedSends([filled.orderId, resting.orderId, released.orderId])).toEqual([]);
+
+    await engine.onBatch([execute(filled)]); // the consumer's retry of each message: already recorded
+    await engine.onBatch([execute(resting)]);
+    for (const o of [filled, resting, released]) expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`]);
+    expect(await fillsOf(filled.orderId)).toHaveLength(1);
+  });
+
+  it("an order whose own row PostgreSQL refuses: the others are recorded; it is cancelled at Binance, not left open there unseen, and never sent again", async () => {
+    const { s, engine } = await startedEngine();
+    const good = limitBuy(s, "95", "1");
+    // Stands for any row of its own that cannot be written (jsonb refuses U+0000; the consumer's decoding refuses such an order first).
+    const unstorable = { ...limitBuy(s, "94", "1"), clientOrderId: "bad\u0000id" };
+    const err = await engine.onBatch([execute(good), execute(unstorable)]).catch((e: unknown) => e);
+    expect(isRetriable(err)).toBe(false);
+    expect(await rowOf(good.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(atBinance(good)).toMatchObject([{ status: "NEW" }]);
+    expect(await rowOf(unstorable.orderId)).toBeUndefined();
+    expect(fake.requests(unstorable.orderId)).toEqual([`POST /api/v3/order ${unstorable.orderId}`, `DELETE /api/v3/order ${unstorable.orderId}`]);
+    expect(atBinance(unstorable)).toMatchObject([{ status: "CANCELED" }]);
+    expect(errors.map((e) => e.o)).toContainEqual(expect.objectContaining({ orderId: unstorable.orderId, cancel: "cancelled" }));
+    expect(await recordedSends([good.orderId, unstorable.orderId])).toEqual([unstorable.orderId]); // its trace stays
+
+    // The consumer's retry of the failing message alone: looked up at Binance (cancelled there), not placed again; then set aside.
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
+    expect(fake.requests(unstorable.orderId).slice(2)).toEqual([`GET /api/v3/order ${unstorable.orderId}`]);
+    expect(atBinance(unstorable)).toHaveLength(1);
+  });
+
+  it("PostgreSQL unavailable for that recording: the failure becomes an outage (nothing set aside); the retry adopts the orders from Binance", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    let transactions = 0;
+    const pg: PostgresClient = {
+      ...client,
+      transaction: ((fn, opts) => {
+        transactions++;
+        if (transactions === 2) return Promise.reject(Object.assign(new Error("connection lost"), { code: "ECONNRESET" }));
+        return client.transaction(async (...args) => {
+          await fn(...args);
+          if (transactions === 1) throw new Error("a bug after the sends");
+        }, opts);
+      }) as PostgresClient["transaction"],
+    };
+    const engine = engineOn({ pg });
+    await engine.load();
+    const o = marketBuy(s, "1");
+    const err = await engine.onBatch([execute(o)]).catch((e: unknown) => e);
+    expect(isRetriable(err)).toBe(true);
+    expect(String(err)).toContain("could not be recorded");
+    expect(await rowOf(o.orderId)).toBeUndefined();
+    expect(await recordedSends([o.orderId])).toEqual([o.orderId]);
+
+    await engine.onBatch([execute(o)]); // kafkajs retries the batch: looked up, adopted with its fill
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled" });
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  const atBinance = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
 });
 
 describe("live: the kill switch sends nothing of a halted owner, nor an order reduce_only forbids", () => {

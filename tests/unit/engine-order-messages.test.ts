@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { commandOf } from "../../services/src/services/trading-engine/messages";
+import { PoisonMessageError } from "../../services/src/trading/infra/deadLetters";
 import { TOPICS } from "../../services/src/trading/events";
 
 const order = (orderId: string) => ({ orderId, userId: "u1", symbol: "BTCUSDT", side: "buy", type: "market", quantity: "1" });
@@ -21,5 +22,12 @@ describe("trading-engine order messages", () => {
     const id = "0b3f6c1e-8d2a-4c5b-9e7f-1a2b3c4d5e6f";
     const c = commandOf(TOPICS.orders, { type: "order.pending_cancel", order: order(id.toUpperCase()) });
     expect(c.kind === "cancel" && c.order.orderId).toBe(id);
+  });
+  it("text te_orders' jsonb cannot hold (U+0000, an unpaired surrogate) in userId or clientOrderId is poison: refused before a live order is sent", () => {
+    const id = "0b3f6c1e-8d2a-4c5b-9e7f-1a2b3c4d5e6f";
+    for (const bad of [{ userId: "u\u0000" }, { clientOrderId: "c\u0000" }, { clientOrderId: "c\ud800" }]) {
+      expect(() => commandOf(TOPICS.orders, { type: "order.accepted", order: { ...order(id), ...bad } })).toThrow(PoisonMessageError);
+    }
+    expect(commandOf(TOPICS.orders, { type: "order.accepted", order: { ...order(id), clientOrderId: "c\ud83d\ude00" } }).kind).toBe("execute");
   });
 });

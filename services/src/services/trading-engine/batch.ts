@@ -5,10 +5,17 @@
 import type { Counter } from "prom-client";
 import type { PoolClient } from "pg";
 import type { OutboxEvent } from "../../trading/infra/outbox";
-import type { Bar, Fill } from "../../trading/types";
+import type { ExecutionReport } from "../../trading/paperExchange";
+import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import * as data from "./data";
 import { OPEN_GATE, type FillGate } from "./halts";
-import { fillEvent } from "./messages";
+import { fillEvent, outcomeEvent } from "./messages";
+
+/** A live order as Binance answered its placement (or its lookup) in this attempt. */
+export interface SentOrder {
+  order: OrderRequest;
+  report: ExecutionReport;
+}
 
 export class BatchWork {
   events: OutboxEvent[] = [];
@@ -16,6 +23,11 @@ export class BatchWork {
   fills: Fill[] = [];
   /** The newest bar per symbol of this batch, saved once at the end. */
   newBars = new Map<string, Bar>();
+  /**
+   * Live: every order Binance answered for in this attempt (placed, adopted or refused). Should the
+   * batch fail for good, they are recorded on their own (sentOrders.ts) before the consumer may set it aside.
+   */
+  sent: SentOrder[] = [];
   constructor(
     readonly tx: PoolClient,
     private readonly fillsTotal: Counter<string>,
@@ -40,5 +52,17 @@ export class BatchWork {
       }
     this.fills = [];
     return fresh;
+  }
+
+  /** Records an execution's outcome: the order's row, its fills, and a rejection or expiry event. */
+  async record(o: OrderRequest, report: ExecutionReport): Promise<void> {
+    this.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });
+    this.fills.push(...report.fills);
+    this.gate.filled(report.fills);
+    if (report.status === "rejected") this.events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
+    if (report.status === "expired") {
+      if (report.fills.length > 0) await this.flush(); // a partly filled IOC: its fills first
+      this.events.push(outcomeEvent(o, "order.expired", report.reason ?? "IOC_NOT_FILLED"));
+    }
   }
 }

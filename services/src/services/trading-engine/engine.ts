@@ -23,7 +23,7 @@
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
-import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
+import { HandlerUnavailableError, isRetriable } from "../../trading/infra/deadLetters";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExchange";
 import type { Bar, OrderRequest } from "../../trading/types";
@@ -32,6 +32,7 @@ import * as data from "./data";
 import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
 import { LiveVenue, type LiveOptions, type LiveUpdate } from "./live";
 import { forgetLiveSends, recordLiveSends } from "./liveSends";
+import { settleSentOrders } from "./sentOrders";
 import { cancelledEvent, outcomeEvent, type EngineCommand } from "./messages";
 
 export interface EngineDeps {
@@ -130,13 +131,14 @@ export class TradingEngine {
     const liveIds = this.venue ? [...executeIds, ...this.held.keys()] : [];
     const sentBefore = this.venue ? await recordLiveSends(this.deps.pg, liveIds) : undefined;
     const begin = [gated ? HALTS_STATEMENTS : undefined, knownSql].filter((s) => s !== undefined).join("; ");
+    const attempt: { work?: BatchWork } = {};
     try {
       await this.deps.pg.transaction(async (tx, begun, begunEach) => {
         const known = knownSql === undefined ? await data.knownOrderIds(tx, executeIds) : new Set(begun.map((r) => String(r.order_id)));
         const lastOpenTime = await data.lastBarOpenTimes(tx, barSymbols);
         // The orders this batch may fill, listed only under reduce_only (their owners' positions are read then).
         const mayFill = () => [...commands.flatMap((c) => (c.kind === "execute" ? [c.order] : [])), ...this.held.values(), ...this.exchange.restingOrders().map((r) => r.order).filter((o) => barSymbols.includes(o.symbol))];
-        const w = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill) : OPEN_GATE, sentBefore);
+        const w = (attempt.work = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill) : OPEN_GATE, sentBefore));
         await this.release(w, cancelIds);
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
@@ -150,10 +152,13 @@ export class TradingEngine {
         enqueued = await enqueue(tx, "te_outbox", w.events);
       }, { begin: begin === "" ? undefined : begin });
     } catch (err) {
+      // Live: a failure for good may get the messages set aside: what Binance has is recorded first (sentOrders.ts).
+      const sent = this.venue && !isRetriable(err) ? attempt.work?.sent ?? [] : [];
+      const failure = this.venue ? await settleSentOrders(this.deps, this.venue, sent).then((e) => (e.forEach((x) => this.deps.relay.notify(x)), err), (e: unknown) => e) : err;
       // The book may hold effects of the rolled-back transaction (an order a bar took out, one this
       // attempt rested): rebuilt now, or, if PostgreSQL cannot answer, before the next batch.
       await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
-      throw err;
+      throw failure;
     }
     if (enqueued !== undefined) this.deps.relay.notify(enqueued);
   }
@@ -185,15 +190,10 @@ export class TradingEngine {
   /** Executes an order (paper, or sent to Binance) and records the outcome in the batch. */
   private async run(w: BatchWork, o: OrderRequest): Promise<void> {
     // Live: an outcome Binance left unknown throws (an outage: the batch is retried and reconciled again).
-    const report = this.venue ? await this.venue.execute(o, w.sentBefore?.has(o.orderId) === true) : this.exchange.submit(o);
-    w.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });
-    w.fills.push(...report.fills);
-    w.gate.filled(report.fills);
-    if (report.status === "rejected") w.events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
-    if (report.status === "expired") {
-      if (report.fills.length > 0) await w.flush(); // a partly filled IOC: its fills first
-      w.events.push(outcomeEvent(o, "order.expired", report.reason ?? "IOC_NOT_FILLED"));
-    }
+    if (!this.venue) return w.record(o, this.exchange.submit(o));
+    const report = await this.venue.execute(o, w.sentBefore?.has(o.orderId) === true);
+    w.sent.push({ order: o, report });
+    await w.record(o, report);
   }
 
   /**

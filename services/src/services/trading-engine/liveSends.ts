@@ -3,8 +3,9 @@
  * 0200). Binance is called inside the batch transaction, so that transaction cannot remember a send:
  * a process killed after Binance accepted (or filled) an order and before the COMMIT would place the
  * redelivered order again. The record is written in autocommit before the batch begins and deleted
- * by the batch transaction that records the orders in te_orders; an order still recorded may be at
- * Binance, and is looked up there (by client order id) before it is sent.
+ * by the batch transaction that records the orders in te_orders (or, for a batch that failed for
+ * good, by the transaction that records its sent orders alone: sentOrders.ts); an order still
+ * recorded may be at Binance, and is looked up there (by client order id) before it is sent.
  */
 import type { Queryable } from "../../kit";
 

@@ -3,6 +3,7 @@
  * message (one bar or a batch of bars) asks of the engine (checked: a message the engine could never apply is a
  * PoisonMessageError, set aside by the consumer), and the `trading.executions` events it answers with.
  */
+import { isUnstorableText } from "../../kit";
 import { D } from "../../trading/decimal";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { PoisonMessageError } from "../../trading/infra/deadLetters";
@@ -28,6 +29,9 @@ export function orderOf(o: unknown): OrderRequest {
   if (!isObject(o)) throw new PoisonMessageError("order is missing");
   if (typeof o.orderId !== "string" || !UUID_RE.test(o.orderId)) throw new PoisonMessageError("orderId is not a uuid");
   if (typeof o.userId !== "string" || o.userId.length === 0 || o.userId.length > 200) throw new PoisonMessageError("userId is missing");
+  // te_orders keeps the order as jsonb, which refuses these: refused here, before a live order is sent to Binance.
+  if (isUnstorableText(o.userId)) throw new PoisonMessageError("userId holds U+0000 or an unpaired surrogate");
+  if (typeof o.clientOrderId === "string" && isUnstorableText(o.clientOrderId)) throw new PoisonMessageError("clientOrderId holds U+0000 or an unpaired surrogate");
   if (typeof o.symbol !== "string" || !SYMBOL_RE.test(o.symbol)) throw new PoisonMessageError("symbol is invalid");
   if (o.side !== "buy" && o.side !== "sell") throw new PoisonMessageError("side is invalid");
   if (o.type !== "market" && o.type !== "limit") throw new PoisonMessageError("type is invalid");

@@ -165,7 +165,14 @@ export class BinanceTradingClient {
       throw new BinanceTimeoutError(err);
     }
     this.governor.observe(res.headers, res.status);
-    const text = await res.text();
+    // The body can fail too (the connection dropped, the timeout fired while it streamed): Binance
+    // may have applied the request all the same, so that is an unknown outcome, never a refusal.
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw new BinanceTimeoutError(err);
+    }
     if (!res.ok) {
       let code: number | undefined;
       let msg = text.slice(0, 300);
@@ -178,7 +185,11 @@ export class BinanceTradingClient {
       }
       throw new BinanceApiError(res.status, code, msg);
     }
-    return JSON.parse(text) as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new BinanceTimeoutError(err); // a 2xx whose answer cannot be read: applied, but unknown how
+    }
   }
 
   newOrder(req: BinanceOrderRequest): Promise<BinanceOrder> {
