@@ -6,6 +6,7 @@
  * tests/ai/scheduler.test.ts.
  */
 import { describe, expect, it } from "vitest";
+import { evaluationFailed } from "../../services/src/services/ai-orchestrator/backoff";
 import { Scheduler } from "../../services/src/services/ai-orchestrator/scheduler";
 
 interface S {
@@ -17,7 +18,7 @@ const strategies = (n: number): S[] => Array.from({ length: n }, (_, i) => ({ st
 const settle = () => new Promise((r) => setImmediate(r));
 
 /** A scheduler over `due` whose evaluations wait for `finish(id)`; counts what it sees. */
-function harness(opts: { concurrency: number; due: () => S[] | Promise<S[]>; stillDue?: (s: S) => boolean; fail?: (id: string) => boolean }) {
+function harness(opts: { concurrency: number; due: () => S[] | Promise<S[]>; stillDue?: (s: S) => boolean; fail?: (id: string) => boolean | Error }) {
   const started: string[] = [];
   const waiting = new Map<string, () => void>();
   const errors: string[] = [];
@@ -37,7 +38,8 @@ function harness(opts: { concurrency: number; due: () => S[] | Promise<S[]>; sti
         waiting.set(s.strategyId, () => {
           waiting.delete(s.strategyId);
           inFlight--;
-          if (opts.fail?.(s.strategyId)) reject(new Error(`evaluation of ${s.strategyId} failed`));
+          const failure = opts.fail?.(s.strategyId);
+          if (failure) reject(failure instanceof Error ? failure : new Error(`evaluation of ${s.strategyId} failed`));
           else resolve();
         }),
       );
@@ -113,6 +115,16 @@ describe("ai-orchestrator scheduler", () => {
     await h.finish("s0");
     expect(h.errors).toEqual(["s0"]);
     expect(h.started).toEqual(["s0", "s1"]);
+  });
+
+  it("an EVALUATION_FAILED answer is not logged again (its cause was logged where it was made); other failures are", async () => {
+    const answered = evaluationFailed(new Error("ml-predictor unreadable"), { consecutiveFailures: 1, nextAttemptAt: new Date(Date.now() + 5_000).toISOString(), lastFailedAt: null, lastErrorCode: "INTERNAL_ERROR" });
+    const h = harness({ concurrency: 2, due: () => strategies(2), fail: (id) => (id === "s0" ? (answered as Error) : true) });
+    await h.scheduler.tick();
+    await settle();
+    await h.finish("s0");
+    await h.finish("s1");
+    expect(h.errors).toEqual(["s1"]);
   });
 
   it("close waits for the evaluations in flight and starts no queued one, nor any later tick", async () => {

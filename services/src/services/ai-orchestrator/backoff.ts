@@ -36,6 +36,11 @@ export function errorCodeOf(e: unknown): string {
   return isTransientError(e) ? "DATASTORE_UNAVAILABLE" : "INTERNAL_ERROR";
 }
 
+const EVALUATION_FAILED = "EVALUATION_FAILED";
+
+/** Whether `e` is evaluationFailed's answer (its cause already logged where it was made). */
+export const isEvaluationFailed = (e: unknown): boolean => e instanceof HttpError && e.code === EVALUATION_FAILED;
+
 /**
  * What the caller of a failed evaluation is answered: an HttpError as it was raised; anything else a
  * 503 EVALUATION_FAILED with retry-after the seconds until the scheduler's next attempt.
@@ -44,7 +49,7 @@ export function evaluationFailed(e: unknown, state: BackoffState | undefined, no
   if (e instanceof HttpError || !state?.nextAttemptAt) return e;
   const wait = Math.max(1, Math.ceil((Date.parse(state.nextAttemptAt) - now) / 1000));
   return unavailable(
-    "EVALUATION_FAILED",
+    EVALUATION_FAILED,
     `the evaluation failed (${state.lastErrorCode}; ${state.consecutiveFailures} in a row): nothing was decided; the scheduler tries again at ${state.nextAttemptAt}`,
     wait,
   );

@@ -20,6 +20,7 @@
  * tick, skipping what is in flight, starting nothing once closed) is this file's bookkeeping.
  */
 import type { Logger } from "pino";
+import { isEvaluationFailed } from "./backoff";
 
 export interface Schedulable {
   strategyId: string;
@@ -92,7 +93,8 @@ export class Scheduler<S extends Schedulable> {
       const s = await this.deps.recheck(queued);
       if (s && !this.closed) await this.deps.evaluate(s);
     })()
-      .catch((e) => this.deps.log.error({ err: e, strategyId: id }, "evaluation failed"))
+      // An EVALUATION_FAILED answer was logged with its cause where it was made (index.ts): not twice.
+      .catch((e) => void (isEvaluationFailed(e) || this.deps.log.error({ err: e, strategyId: id }, "evaluation failed")))
       .finally(() => {
         this.inFlight.delete(id);
         this.fill();
