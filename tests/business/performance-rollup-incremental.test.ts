@@ -3,7 +3,8 @@
  * after each batch of new inputs (fills, a late fill on a day already rolled up, an order's strategy
  * arriving after its fills, closes), a pass rewrites only the users whose inputs changed since the
  * watermark, and every user's series equals a full recompute from scratch (rollupPage over all of
- * the user's fills); a restarted replica takes up from the persisted watermark; two passes racing
+ * the user's fills); a restarted replica takes up from the persisted watermark; a fill inserted
+ * while a pass runs, after it read that user, is taken by the next pass; two passes racing
  * (a stale leader's pass still running while the new leader's starts) leave the same figures.
  * The passes run with no overlap, and each batch is inserted over a second before the pass it is
  * for, so that the users a pass writes are exactly the ones changed (second-granular inserted_at).
@@ -153,6 +154,33 @@ describe("incremental rollup", () => {
     const back = await pass(s, w);
     expect(back.result.mode).toBe("full");
     expect(await stored(s, [A, B, C])).toEqual(await fromScratch(s, [A, B, C]));
+  }, 120_000);
+
+  it("a fill inserted while a pass runs, after the pass read that user, is taken by the next pass (the watermark is the pass's start)", async () => {
+    const s = store();
+    const w = new RollupWatermarks(ch);
+    await fills([{ user: A, order: `a4-${run}`, seq: 1, symbol: SA, side: "sell", qty: 1, price: 119, fee: 0.1, at: "2021-05-04T12:00:00Z" }]);
+    await nextSecond();
+    const read = PerformanceStore.prototype.dayFlows;
+    const late = vi.spyOn(PerformanceStore.prototype, "dayFlows").mockImplementation(async function (this: PerformanceStore, users: string[]) {
+      const flows = await read.call(this, users);
+      if (users.includes(A)) {
+        late.mockRestore();
+        await fills([{ user: A, order: `a5-${run}`, seq: 1, symbol: SA, side: "sell", qty: 2, price: 122, fee: 0.1, at: "2021-05-04T13:00:00Z" }]);
+        await nextSecond();
+      }
+      return flows;
+    });
+    try {
+      const during = await pass(s, w);
+      expect(during.wrote).toContain(A);
+    } finally {
+      late.mockRestore();
+    }
+    expect(await stored(s, [A])).not.toEqual(await fromScratch(s, [A]));
+    const next = await pass(s, w);
+    expect(next.wrote).toEqual([A]);
+    expect(await stored(s, mine)).toEqual(await fromScratch(s, mine));
   }, 120_000);
 
   it("two passes racing (a stale leader's and the new leader's) with inputs arriving between their starts: the next pass leaves every series equal to a full recompute", async () => {

@@ -53,7 +53,8 @@ export class RollupWatermarks {
    * The next `limit` users, after `after` in id order, with an input changed since `c.since`: a fill
    * or an order's strategy inserted since, or a fill in a symbol with a candle of the timeframe
    * inserted since or dated after `c.closesAfter` (the close of a day moves the marks and the end of
-   * every curve in that symbol). The last clause reads the symbol and user columns of pa_fills.
+   * every curve in that symbol). No table is ordered by inserted_at: this reads that column of the
+   * three tables, and the symbol and user columns of pa_fills (a full pass reads every fill, FINAL).
    */
   async changedUserPage(after: string, limit: number, c: ChangedSince): Promise<string[]> {
     const rows = await this.ch.query<{ user_id: string }>(
