@@ -15,7 +15,7 @@ import { createService, type Service } from "../../services/src/kit";
 import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations } from "../../services/src/migrations";
 import performanceAnalytics from "../../services/src/services/performance-analytics";
-import { PerformanceStore } from "../../services/src/services/performance-analytics/data";
+import { insertStamped, PerformanceStore } from "../../services/src/services/performance-analytics/data";
 import { dailyCurve, sharpe, strategyOf, type PerfFill } from "../../services/src/services/performance-analytics/domain";
 import { waitUntil } from "../trading/e2e-helpers";
 
@@ -76,8 +76,8 @@ function expectedSharpe(r: number[]): number {
 }
 
 /** POST /rollup on one replica: ran is false when the other replica leads the rollup. */
-async function rollupOn(s: Service<any>): Promise<{ ran: boolean; groups: number; points: number }> {
-  const r = await s.app.inject({ method: "POST", url: "/rollup", headers: admin });
+async function rollupOn(s: Service<any>, full = false): Promise<{ ran: boolean; groups: number; points: number }> {
+  const r = await s.app.inject({ method: "POST", url: `/rollup${full ? "?full=true" : ""}`, headers: admin });
   expect(r.statusCode).toBe(200);
   return r.json();
 }
@@ -150,13 +150,14 @@ describe("performance-analytics", () => {
     } finally {
       await admin2.disconnect();
     }
-    await waitUntil("one leader", async () => (await Promise.all(replicas.map(rollupOn))).filter((r) => r.ran).length === 1, 30_000, 250);
+    await waitUntil("one leader", async () => (await Promise.all(replicas.map((r) => rollupOn(r)))).filter((r) => r.ran).length === 1, 30_000, 250);
     // Every write of this user's series, by either replica (both use the same store class).
     const writes = vi.spyOn(PerformanceStore.prototype, "writeDaily");
     const rounds = [];
     let calls: Parameters<PerformanceStore["writeDaily"]>[] = [];
     try {
-      for (let i = 0; i < 3; i++) rounds.push(await Promise.all(replicas.map(rollupOn)));
+      // Full passes: each writes every user (an incremental one only those changed since the last).
+      for (let i = 0; i < 3; i++) rounds.push(await Promise.all(replicas.map((r) => rollupOn(r, true))));
       calls = [...writes.mock.calls];
     } finally {
       writes.mockRestore();
@@ -178,12 +179,12 @@ describe("performance-analytics", () => {
     const fills: PerfFill[] = Array.from({ length: 500 }, (_, i) => ({
       fillId: `h-${run}-${i}`, symbol: SYMBOL, side: i % 3 === 0 ? "sell" : "buy", quantity: 1 + (i % 7), price: 95 + (i % 11), fee: 0.25, tsMs: Date.parse("2021-03-02T00:00:00Z") + i * 60_000,
     }));
-    await ch.insert("pa_fills", fills.map((f) => ({ fill_id: f.fillId, order_id: `ho-${run}`, user_id: heavy, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts_ms: f.tsMs, at: new Date(f.tsMs).toISOString().slice(0, 19).replace("T", " ") })));
+    await insertStamped(ch, "pa_fills", fills.map((f) => ({ fill_id: f.fillId, order_id: `ho-${run}`, user_id: heavy, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts_ms: f.tsMs, at: new Date(f.tsMs).toISOString().slice(0, 19).replace("T", " ") })));
     const store = new PerformanceStore(ch);
     const flows = await store.dayFlows([heavy]);
     expect(flows).toHaveLength(1);
     expect(flows[0]).toMatchObject({ strategy: "manual", day: "2021-03-02", trades: 500, lastFillId: `h-${run}-499`, lastPrice: fills[499].price });
-    await waitUntil("heavy user rolled up", async () => (await Promise.all([svc, svc2!].map(rollupOn))).some((r) => r.ran));
+    await waitUntil("heavy user rolled up", async () => (await Promise.all([svc, svc2!].map((r) => rollupOn(r)))).some((r) => r.ran));
     const me = { "x-user-id": heavy, "x-user-role": "trader" };
     const daily = (await svc.app.inject({ method: "GET", url: "/daily", headers: me })).json().daily;
     const closes = new Map([[SYMBOL, new Map([["2021-03-01", 100], ["2021-03-02", 110], ["2021-03-03", 99], ["2021-03-04", 121]])]]);
@@ -197,6 +198,9 @@ describe("performance-analytics", () => {
     const bad = await svc.app.inject({ method: "GET", url: "/daily?strategy=a%20b", headers: trader });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.field).toBe("strategy");
+    const badFull = await svc.app.inject({ method: "POST", url: "/rollup?full=maybe", headers: admin });
+    expect(badFull.statusCode).toBe(400);
+    expect(badFull.json().error.field).toBe("full");
     expect((await svc.app.inject({ method: "GET", url: "/", headers: trader })).json()).toMatchObject({ total: null, strategies: [] });
   });
 

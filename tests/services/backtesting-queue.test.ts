@@ -17,6 +17,7 @@ import { createPostgres } from "../../services/src/kit/datastores";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
 import { CLAIM_SQL, JobQueue, type ClaimedJob, type StrandedRunRepairOptions } from "../../services/src/services/backtesting-engine/queue";
 import type { JobSpec } from "../../services/src/services/backtesting-engine/plan";
+import { STARTED_QUEUED_RUNS_SQL, STRANDED_RUNS_SQL } from "../../services/src/services/backtesting-engine/settle";
 
 const srv = useServers("postgres");
 let pool: import("pg").Pool;
@@ -342,6 +343,65 @@ describe("runs left open with every job final (stranded by another path) are rep
     clock += 1_000;
     expect(await q.strandedRuns.runIfDue()).toBe(1);
     expect(await runOf(held)).toEqual({ status: "succeeded", finished: true });
+  });
+});
+
+describe("runs left queued while their jobs run (a claim of an older release) are marked running by the repair pass", () => {
+  it("the pass marks the run running, started when its job started; the job's end then settles it", async () => {
+    let clock = 0;
+    const q = replica("replica-a", 60_000, { everyMs: 1_000, now: () => clock });
+    const run = await submit(q, "u1", 1);
+    // An older release's claim: the job running under its lease, the run left queued (two statements, killed between them).
+    await pool.query(
+      `UPDATE bt_jobs SET status = 'running', attempts = 1, worker = 'old-replica', lease_until = now() + interval '1 minute', started_at = '2026-01-02T03:04:05Z' WHERE run_id = $1`,
+      [run],
+    );
+    expect(await q.claim()).toBeUndefined();
+    expect(q.strandedRuns.passes).toBe(1);
+    expect(q.strandedRuns.markedRunning).toBe(1);
+    const row = (await pool.query("SELECT status, started_at, finished_at FROM bt_runs WHERE id = $1", [run])).rows[0];
+    expect(row).toMatchObject({ status: "running", finished_at: null });
+    expect(new Date(row.started_at).toISOString()).toBe("2026-01-02T03:04:05.000Z");
+    // The old replica's job ends: the run settles as any other.
+    expect(await replica("old-replica").succeed({ runId: run, idx: 0, attempt: 1, spec, request }, { ok: true })).toBe(true);
+    expect((await pool.query("SELECT status FROM bt_runs WHERE id = $1", [run])).rows[0].status).toBe("succeeded");
+    clock += 1_000;
+    await q.strandedRuns.runIfDue();
+    expect(q.strandedRuns.markedRunning).toBe(1);
+  });
+
+  it("a queued run none of whose jobs started stays queued", async () => {
+    const q = replica("replica-a", 60_000, { everyMs: 1_000, now: () => 0 });
+    const run = await submit(q, "u1", 2);
+    await q.strandedRuns.pass();
+    expect(q.strandedRuns.markedRunning).toBe(0);
+    expect((await pool.query("SELECT status, started_at FROM bt_runs WHERE id = $1", [run])).rows[0]).toEqual({ status: "queued", started_at: null });
+  });
+});
+
+describe("the repair pass reads the open runs only (index bt_runs_open, migration 0394)", () => {
+  it("with 20,000 finished runs (and jobs) and 3 open, both of its statements plan on bt_runs_open, no scan of bt_runs nor bt_jobs", async () => {
+    await pool.query(
+      `INSERT INTO bt_runs (id, owner_id, strategy, kind, request, total_jobs, status, started_at, finished_at)
+       SELECT gen_random_uuid(), 'history', 'sma-crossover', 'run', '{}', 1, CASE WHEN i % 5 = 0 THEN 'failed' ELSE 'succeeded' END, now(), now()
+       FROM generate_series(1, 20000) AS i`,
+    );
+    await pool.query(
+      `INSERT INTO bt_jobs (run_id, idx, spec, owner_id, status, attempts, result, result_attempt, error, finished_at)
+       SELECT id, 0, '{}', 'history', status, 1, CASE WHEN status = 'succeeded' THEN '{}'::jsonb END, 1, CASE WHEN status = 'failed' THEN '{}'::jsonb END, now()
+       FROM bt_runs WHERE owner_id = 'history'`,
+    );
+    const q = replica("replica-a");
+    for (const owner of ["u1", "u2", "u3"]) await submit(q, owner, 2);
+    await pool.query("ANALYZE bt_runs");
+    await pool.query("ANALYZE bt_jobs");
+    type PlanNode = { "Node Type": string; "Relation Name"?: string; "Index Name"?: string; Plans?: PlanNode[] };
+    const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
+    for (const sql of [STRANDED_RUNS_SQL, STARTED_QUEUED_RUNS_SQL]) {
+      const plan = nodes((await pool.query(`EXPLAIN (FORMAT JSON) ${sql}`, [100])).rows[0]["QUERY PLAN"][0].Plan);
+      expect(plan.some((n) => n["Index Name"] === "bt_runs_open")).toBe(true);
+      expect(plan.filter((n) => n["Node Type"] === "Seq Scan")).toEqual([]);
+    }
   });
 });
 

@@ -10,8 +10,9 @@
  * neither is written without the other. A run is settled (succeeded, or failed when a job failed) in
  * the transaction that makes its last job final (settle.ts): a job's end (`finish`), or the claim's
  * failing of jobs whose last attempt's lease ran out (`failExhausted`); a claim reads no other run.
- * A run some other path left open with every job final is settled by a pass each replica makes at
- * most once an interval (StrandedRunRepair), not by every claim.
+ * A run some other path left open with every job final is settled, and one it left `queued` while
+ * its jobs ran is marked `running`, by a pass each replica makes at most once an interval
+ * (StrandedRunRepair), not by every claim.
  *
  * Why not pg-boss (10.x, the newest on Node 20): it creates and migrates its own schema when a
  * replica starts (here all DDL runs once, in the migration job, under the migration user), and its

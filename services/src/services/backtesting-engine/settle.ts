@@ -2,8 +2,10 @@
  * Settling runs: a run is succeeded, or failed when one of its jobs failed, once every job is final.
  * Whatever makes a job final settles its run in the same transaction, under the run's row lock
  * (`settleAfter`, queue.ts). `StrandedRunRepair` settles the runs a path that did not left open with
- * every job final (a replica of an older release during a rolling deploy): a bounded pass, at most
- * once an interval per replica, so a claim pays a clock read for it and nothing else.
+ * every job final (a replica of an older release during a rolling deploy), and marks `running` the
+ * runs such a path left `queued` while their jobs ran: a bounded pass over the open runs (index
+ * bt_runs_open), at most once an interval per replica, so a claim pays a clock read for it and
+ * nothing else.
  */
 import type { PostgresClient, Queryable } from "../../kit";
 
@@ -42,19 +44,34 @@ export async function settleAfter(
 }
 
 /**
- * Up to $1 runs still open with no unfinished job (exported for a bench's EXPLAIN). bt_runs has no
- * index on status (adding one takes a migration): this reads the table, which is why it runs once
- * an interval and not per claim; each open run costs one probe of bt_jobs' primary key.
+ * Up to $1 runs still open with no unfinished job (exported for the EXPLAIN in
+ * tests/services/backtesting-queue.test.ts): it reads the open runs on bt_runs_open (migration
+ * 0394), not the finished ones; each open run costs one probe of bt_jobs' primary key.
  */
 export const STRANDED_RUNS_SQL = `SELECT r.id FROM bt_runs r
   WHERE r.status IN ('queued', 'running')
     AND NOT EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status IN ('queued', 'running'))
   LIMIT $1`;
 
+/**
+ * Marks `running` up to $1 runs still `queued` whose jobs have started (one running or final): a
+ * replica of a release before the claim marked its run in the same statement could be killed
+ * between the two, and the run said `queued` until its last job ended. Its start is its first
+ * job's. A run another transaction holds is skipped (a claim marking it, a job's end settling it).
+ */
+export const STARTED_QUEUED_RUNS_SQL = `UPDATE bt_runs r
+  SET status = 'running', started_at = coalesce(r.started_at, (SELECT min(j.started_at) FROM bt_jobs j WHERE j.run_id = r.id), now())
+  WHERE r.id IN (SELECT q.id FROM bt_runs q
+                 WHERE q.status = 'queued' AND EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = q.id AND j.status <> 'queued')
+                 LIMIT $1 FOR UPDATE SKIP LOCKED)
+    AND r.status = 'queued'`;
+
 export class StrandedRunRepair {
   private lastPassAt = Number.NEGATIVE_INFINITY;
-  /** Passes made (each reads STRANDED_RUNS_SQL once). */
+  /** Passes made (each reads STRANDED_RUNS_SQL and runs STARTED_QUEUED_RUNS_SQL once). */
   passes = 0;
+  /** Runs left `queued` with a job started that passes marked `running`. */
+  markedRunning = 0;
 
   constructor(
     private readonly pg: PostgresClient,
@@ -76,7 +93,8 @@ export class StrandedRunRepair {
   }
 
   /**
-   * Settles up to `batch` stranded runs, as a job's end settles its run (same lock, same statement).
+   * Settles up to `batch` stranded runs, as a job's end settles its run (same lock, same statement),
+   * then marks `running` up to `batch` runs left `queued` whose jobs have started.
    * A run locked by another transaction is skipped, not waited on: the claim this pass runs in never
    * waits on a run it does not claim from, and the lock's holder (a job's end, another replica's
    * pass) settles it, or the next pass does.
@@ -84,8 +102,9 @@ export class StrandedRunRepair {
   async pass(): Promise<number> {
     this.passes++;
     const { rows } = await this.pg.query<{ id: string }>(STRANDED_RUNS_SQL, [this.batch]);
-    if (rows.length === 0) return 0;
-    const { settled } = await settleAfter(this.pg, rows.map((r) => r.id), async () => true, { skipLocked: true });
+    const settled = rows.length === 0 ? 0 : (await settleAfter(this.pg, rows.map((r) => r.id), async () => true, { skipLocked: true })).settled;
+    const started = await this.pg.query(STARTED_QUEUED_RUNS_SQL, [this.batch]);
+    this.markedRunning += started.rowCount ?? 0;
     return settled;
   }
 }

@@ -4,7 +4,8 @@
  * the client order id, `<strategy>:<id>`, else "manual") into ClickHouse; a scheduled rollup marks
  * positions to daily closes from `market_candles` (written by data-bridge) into `pa_daily`; the
  * API summarises that series. Layers: routes.ts (HTTP), domain.ts (curve and figures, no I/O),
- * data.ts (ClickHouse), rollup.ts (the scheduled job, users a page at a time), leader.ts (which
+ * data.ts (ClickHouse), rollup.ts (the scheduled job: the users changed since its watermark, a page
+ * at a time), watermark.ts (how far it has read; which users changed since), leader.ts (which
  * replica runs it: the leader of the `<PERF_CONSUMER_GROUP>-rollup` Kafka group; the others skip).
  */
 import { defineService, Type } from "../../kit";
@@ -15,6 +16,7 @@ import { strategyOf } from "./domain";
 import { rollupLeadership } from "./leader";
 import { runRollup, type RollupResult } from "./rollup";
 import { registerRoutes } from "./routes";
+import { RollupWatermarks } from "./watermark";
 
 export default defineService({
   name: "performance-analytics",
@@ -25,21 +27,26 @@ export default defineService({
     PERF_PRICE_TIMEFRAME: Type.String({ default: "1m", pattern: "^\\d+[smhdw]$", description: "market_candles timeframe whose last close of a UTC day is that day's close" }),
     PERF_ROLLUP_INTERVAL_MS: Type.Integer({ default: 300_000, minimum: 0, description: "0 disables the schedule (POST /rollup still runs it)" }),
     PERF_ROLLUP_PAGE_USERS: Type.Integer({ default: 200, minimum: 1, maximum: 10_000, description: "users whose day flows the rollup holds at once (memory bound)" }),
+    PERF_ROLLUP_OVERLAP_S: Type.Integer({ default: 60, minimum: 0, maximum: 86_400, description: "inputs inserted this long before the last pass's start count as new again (inserts in flight then)" }),
   },
   async register(ctx) {
     const c = ctx.config;
     const store = new PerformanceStore(ctx.app.clickhouse);
     // Every replica is a member; only the group's leader runs a pass (POST /rollup on another answers ran: false).
-    const leadership = rollupLeadership(ctx, { groupId: `${c.PERF_CONSUMER_GROUP}-rollup`, topic: TOPICS.executions });
+    const rollupGroup = `${c.PERF_CONSUMER_GROUP}-rollup`;
+    const leadership = rollupLeadership(ctx, { groupId: rollupGroup, topic: TOPICS.executions });
+    const watermarks = new RollupWatermarks(ctx.app.clickhouse);
     let running: Promise<RollupResult> | undefined;
-    const rollup = () =>
-      (running ??= runRollup(store, { capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME, pageUsers: c.PERF_ROLLUP_PAGE_USERS, holds: leadership.holds }).finally(
-        () => (running = undefined),
-      ));
+    // One pass at a time per replica; a call during a pass shares it (a `full` one included).
+    const rollup = (full = false) =>
+      (running ??= runRollup(store, {
+        capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME, pageUsers: c.PERF_ROLLUP_PAGE_USERS, holds: leadership.holds,
+        name: rollupGroup, watermarks, full, overlapSeconds: c.PERF_ROLLUP_OVERLAP_S,
+      }).finally(() => (running = undefined)));
     registerRoutes(ctx.app, { store, capital: c.PERF_CAPITAL_BASE, rollup });
 
     if (c.PERF_ROLLUP_INTERVAL_MS > 0) {
-      const timer = setInterval(() => rollup().catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "performance rollup failed")), c.PERF_ROLLUP_INTERVAL_MS);
+      const timer = setInterval(() => rollup(false).catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "performance rollup failed")), c.PERF_ROLLUP_INTERVAL_MS);
       ctx.onClose(async () => {
         clearInterval(timer);
         await running?.catch(() => undefined);

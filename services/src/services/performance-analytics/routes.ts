@@ -3,7 +3,8 @@
  *   GET  /                      the caller's summary: overall and per strategy
  *   GET  /daily?strategy=       the caller's daily series (strategy "*" = overall, the default)
  *   GET  /users/:userId         a user's summary (admin)
- *   POST /rollup                run the rollup now (admin; it also runs every PERF_ROLLUP_INTERVAL_MS);
+ *   POST /rollup?full=         run the rollup now (admin; it also runs every PERF_ROLLUP_INTERVAL_MS):
+ *                               the users changed since its watermark, every user with full=true;
  *                               ran: false when another replica leads it (that one's schedule runs it),
  *                               409 when the leadership moved during the pass
  */
@@ -23,7 +24,7 @@ const SummaryOut = Type.Union([
 const PerformanceOut = ResponseObject({ userId: Type.String(), capitalBase: Type.Number(), total: SummaryOut, strategies: Type.Array(SummaryOut) });
 const DayOut = ResponseObject({ day: Type.String(), equity: Type.Number(), pnl: Type.Number(), dailyReturn: Type.Number(), exposure: Type.Number(), drawdown: Type.Number(), fees: Type.Number(), trades: Type.Number() });
 
-export function registerRoutes(app: App, o: { store: PerformanceStore; capital: number; rollup: () => Promise<RollupResult> }): void {
+export function registerRoutes(app: App, o: { store: PerformanceStore; capital: number; rollup: (full: boolean) => Promise<RollupResult> }): void {
   async function summary(userId: string) {
     const series = await o.store.daily(userId);
     const strategies = [...series].filter(([s]) => s !== TOTAL).map(([s, points]) => summarize(s, points, o.capital));
@@ -43,10 +44,15 @@ export function registerRoutes(app: App, o: { store: PerformanceStore; capital: 
     return summary(req.params.userId);
   });
 
-  app.post("/rollup", { schema: { response: { 200: ResponseObject({ ran: Type.Boolean(), groups: Type.Number(), points: Type.Number() }) } } }, async (req) => {
+  app.post("/rollup", {
+    schema: {
+      querystring: Type.Object({ full: Type.Boolean({ default: false, description: "recompute every user, not only those changed since the watermark" }) }, { additionalProperties: false }),
+      response: { 200: ResponseObject({ ran: Type.Boolean(), mode: Type.Optional(Type.Union([Type.Literal("full"), Type.Literal("incremental")])), users: Type.Number(), groups: Type.Number(), points: Type.Number() }) },
+    },
+  }, async (req) => {
     requireIdentity(req, "admin");
     try {
-      return await o.rollup();
+      return await o.rollup(req.query.full);
     } catch (err) {
       if (err instanceof RollupLeadershipLost) throw conflict(err.message);
       throw err;
