@@ -15,7 +15,7 @@ import { createService, type Service } from "../../services/src/kit";
 import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations } from "../../services/src/migrations";
 import performanceAnalytics from "../../services/src/services/performance-analytics";
-import { insertStamped, PerformanceStore } from "../../services/src/services/performance-analytics/data";
+import { PerformanceStore } from "../../services/src/services/performance-analytics/data";
 import { dailyCurve, sharpe, strategyOf, type PerfFill } from "../../services/src/services/performance-analytics/domain";
 import { waitUntil } from "../trading/e2e-helpers";
 
@@ -179,7 +179,7 @@ describe("performance-analytics", () => {
     const fills: PerfFill[] = Array.from({ length: 500 }, (_, i) => ({
       fillId: `h-${run}-${i}`, symbol: SYMBOL, side: i % 3 === 0 ? "sell" : "buy", quantity: 1 + (i % 7), price: 95 + (i % 11), fee: 0.25, tsMs: Date.parse("2021-03-02T00:00:00Z") + i * 60_000,
     }));
-    await insertStamped(ch, "pa_fills", fills.map((f) => ({ fill_id: f.fillId, order_id: `ho-${run}`, user_id: heavy, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts_ms: f.tsMs, at: new Date(f.tsMs).toISOString().slice(0, 19).replace("T", " ") })));
+    await ch.insert("pa_fills", fills.map((f) => ({ fill_id: f.fillId, order_id: `ho-${run}`, user_id: heavy, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts_ms: f.tsMs, at: new Date(f.tsMs).toISOString().slice(0, 19).replace("T", " ") })));
     const store = new PerformanceStore(ch);
     const flows = await store.dayFlows([heavy]);
     expect(flows).toHaveLength(1);

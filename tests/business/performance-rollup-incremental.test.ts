@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { useServers } from "../harness/shared";
 import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { runClickHouseMigrations } from "../../services/src/migrations";
-import { insertStamped, PerformanceStore } from "../../services/src/services/performance-analytics/data";
+import { PerformanceStore } from "../../services/src/services/performance-analytics/data";
 import { dayOf, type DailyPoint } from "../../services/src/services/performance-analytics/domain";
 import { rollupPage, runRollup, type RollupOptions } from "../../services/src/services/performance-analytics/rollup";
 import { RollupWatermarks } from "../../services/src/services/performance-analytics/watermark";
@@ -38,12 +38,12 @@ afterAll(async () => {
 
 const chTime = (iso: string) => iso.slice(0, 19).replace("T", " ");
 async function fills(rows: { user: string; order: string; seq: number; symbol: string; side: "buy" | "sell"; qty: number; price: number; fee: number; at: string }[]) {
-  await insertStamped(ch, "pa_fills", rows.map((r) => ({ fill_id: `${r.order}:${r.seq}`, order_id: r.order, user_id: r.user, symbol: r.symbol, side: r.side, quantity: r.qty, price: r.price, fee: r.fee, ts_ms: Date.parse(r.at), at: chTime(r.at) })));
+  await ch.insert("pa_fills", rows.map((r) => ({ fill_id: `${r.order}:${r.seq}`, order_id: r.order, user_id: r.user, symbol: r.symbol, side: r.side, quantity: r.qty, price: r.price, fee: r.fee, ts_ms: Date.parse(r.at), at: chTime(r.at) })));
 }
-const strategy = (user: string, order: string, name: string) => insertStamped(ch, "pa_order_strategies", [{ order_id: order, user_id: user, strategy: name }]);
+const strategy = (user: string, order: string, name: string) => ch.insert("pa_order_strategies", [{ order_id: order, user_id: user, strategy: name }]);
 const closes = (symbol: string, byDay: Record<string, number>) =>
   // Named columns, as data-bridge's insert: inserted_at is the server's now().
-  insertStamped(ch, "market_candles", Object.entries(byDay).map(([day, close]) => ({ symbol, timeframe: "1m", open_time: `${day} 23:59:00`, open: close, high: close, low: close, close, volume: 1, trades: 1, source: "test" })));
+  ch.insert("market_candles", Object.entries(byDay).map(([day, close]) => ({ symbol, timeframe: "1m", open_time: `${day} 23:59:00`, open: close, high: close, low: close, close, volume: 1, trades: 1, source: "test" })));
 
 type Series = Record<string, DailyPoint[]>;
 /** A full recompute from scratch of the users' series (what a pass over every user writes). */

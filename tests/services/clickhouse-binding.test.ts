@@ -66,3 +66,24 @@ describe("ClickHouse parameter binding", () => {
     await ch.close();
   });
 });
+
+describe("ClickHouse insert", () => {
+  it("names the rows' fields as its columns, so an omitted column takes its DEFAULT (18.16 gave it its type's zero: inserted_at 1970)", async () => {
+    const ch = createClickHouse(srv.env as never);
+    const table = `kit_insert_${Date.now()}`;
+    await ch.command(`CREATE TABLE ${table} (id String, note String DEFAULT 'none', inserted_at DateTime DEFAULT now()) ENGINE = Memory`);
+    try {
+      // The second row carries a field the first lacks: the columns are every field any row has.
+      await ch.insert(table, [{ id: "a" }, { id: "b", note: "given" }]);
+      const rows = await ch.query<{ id: string; note: string; year: number }>(`SELECT id, note, toYear(inserted_at) AS year FROM ${table} ORDER BY id`);
+      const thisYear = new Date().getUTCFullYear();
+      expect(rows.map((r) => ({ ...r, year: Number(r.year) }))).toEqual([
+        { id: "a", note: "none", year: thisYear },
+        { id: "b", note: "given", year: thisYear },
+      ]);
+    } finally {
+      await ch.command(`DROP TABLE IF EXISTS ${table}`);
+      await ch.close();
+    }
+  });
+});

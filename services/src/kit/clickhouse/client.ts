@@ -60,8 +60,15 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
       if ((await paramBinding()) === "server") await client.command({ query, query_params: params });
       else await client.command({ query: bindParamsForLegacyServer(query, params) });
     },
+    /**
+     * JSONEachRow insert naming the rows' fields as its columns (`INSERT INTO t (a, b) FORMAT
+     * JSONEachRow`), so every column the rows leave out takes its DEFAULT: a server before 19.x
+     * (Debian's 18.16 here) gives a field a row omits its type's zero instead (`inserted_at DEFAULT
+     * now()` becoming 1970), named or not. Rows of different field sets therefore go in one insert
+     * per set (usually there is one).
+     */
     async insert<T>(table: string, values: T[]) {
-      await client.insert({ table, values, format: "JSONEachRow" });
+      for (const [columns, rows] of byFieldSet(values)) await client.insert({ table, values: rows, columns, format: "JSONEachRow" });
     },
     /**
      * Bulk insert of rows the caller already rendered as TabSeparated (text or its bytes; one line per
@@ -81,6 +88,20 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
   };
 }
 export type ClickHouseKitClient = ReturnType<typeof createClickHouse>;
+
+/** The rows grouped by the fields they carry (in first-seen order), each group with its field names. */
+export function byFieldSet<T>(rows: T[]): [[string, ...string[]], T[]][] {
+  const groups = new Map<string, [[string, ...string[]], T[]]>();
+  for (const r of rows) {
+    const [first, ...rest] = Object.keys(r as object); // JSONEachRow rows are objects
+    if (first === undefined) throw new Error("a ClickHouse insert row needs at least one field");
+    const signature = [first, ...rest].join("\u0000");
+    const group = groups.get(signature);
+    if (group) group[1].push(r);
+    else groups.set(signature, [[first, ...rest], [r]]);
+  }
+  return [...groups.values()];
+}
 
 /** The server closed a kept-alive socket the client reused (nothing was executed). */
 export function isClosedSocket(err: unknown): boolean {

@@ -9,30 +9,20 @@ export interface UserFlow extends DayFlow { userId: string; strategy: string }
 
 const DAY_MS = 86_400_000;
 
-/**
- * Inserts rows naming their columns (`INSERT INTO t (a, b) FORMAT JSONEachRow`), so that the table's
- * DEFAULTs fill the others: `inserted_at DEFAULT now()`, which the rollup's watermark reads. Without
- * the names, ClickHouse before 19.x gives an omitted field its type's zero (1970 for a DateTime).
- */
-export async function insertStamped(ch: ClickHouseKitClient, table: string, rows: Record<string, unknown>[]): Promise<void> {
-  if (!rows.length) return;
-  const [first, ...rest] = Object.keys(rows[0]);
-  await ch.client.insert({ table, values: rows, columns: [first, ...rest], format: "JSONEachRow" });
-}
-
 export class PerformanceStore {
   constructor(private readonly ch: ClickHouseKitClient) {}
 
   async insertFills(fills: FillRow[]): Promise<void> {
-    await insertStamped(
-      this.ch,
+    if (!fills.length) return;
+    await this.ch.insert(
       "pa_fills",
       fills.map((f) => ({ fill_id: f.fillId, order_id: f.orderId, user_id: f.userId, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts_ms: f.tsMs, at: chTime(f.tsMs) })),
     );
   }
 
   async insertStrategies(rows: { orderId: string; userId: string; strategy: string }[]): Promise<void> {
-    await insertStamped(this.ch, "pa_order_strategies", rows.map((r) => ({ order_id: r.orderId, user_id: r.userId, strategy: r.strategy })));
+    // inserted_at takes its DEFAULT (the kit's insert names the columns): the rollup's watermark reads it.
+    if (rows.length) await this.ch.insert("pa_order_strategies", rows.map((r) => ({ order_id: r.orderId, user_id: r.userId, strategy: r.strategy })));
   }
 
   /** The next `limit` users with fills, after `after` in id order (keyset pagination: no offset to skip). */
