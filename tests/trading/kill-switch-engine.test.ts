@@ -23,6 +23,7 @@ import { KillSwitch, type Scope } from "../../services/src/services/risk-analyze
 import { lockScope, recordChange } from "../../services/src/services/risk-analyzer/kill-switch-data";
 import type { TradingEngine } from "../../services/src/services/trading-engine/engine";
 import { testEngine } from "../helpers/engine";
+import { engineRecords, recordingStatements } from "../helpers/engine-records";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import { KILL_SWITCH_LOCK, type TradingState } from "../../services/src/trading/tradingState";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
@@ -78,16 +79,6 @@ const execute = (...orders: OrderRequest[]): EngineCommand[] => orders.map((orde
 const cancel = (order: OrderRequest): EngineCommand => ({ kind: "cancel", order });
 const bars = (...b: Bar[]): EngineCommand => ({ kind: "bars", bars: b });
 
-const fillsOf = async (orderId: string) => (await client.query<{ fill_id: string }>("SELECT fill_id FROM te_fills WHERE order_id = $1 ORDER BY fill_id", [orderId])).rows.map((r) => r.fill_id);
-const statusOf = async (orderId: string) => (await client.query<{ status: string }>("SELECT status FROM te_orders WHERE order_id = $1", [orderId])).rows[0]?.status;
-/** The te_outbox events of an order (fills included): what order-management will hear. */
-const eventsOf = async (orderId: string) =>
-  (
-    await client.query<{ type: string; remaining: string | null }>(
-      "SELECT payload->>'type' AS type, payload->>'remaining' AS remaining FROM te_outbox WHERE payload->>'orderId' = $1 OR payload->'fill'->>'orderId' = $1 ORDER BY id",
-      [orderId],
-    )
-  ).rows;
 /** Backends waiting for the kill switch's advisory lock (pg_locks: two-int keys are classid, objid, objsubid 2). */
 const waitingForKillSwitchLock = async () =>
   Number(
@@ -99,11 +90,7 @@ const waitingForKillSwitchLock = async () =>
     ).rows[0].n,
   );
 
-async function newUser(): Promise<string> {
-  const id = randomUUID();
-  await client.query("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'x')", [id, `${id}@example.test`]);
-  return id;
-}
+const { fillsOf, statusOf, eventsOf, newUser } = engineRecords(() => client);
 const set = (scope: Scope, to: TradingState) => killSwitch.change(scope, to, "test of the engine's kill switch", ADMIN);
 const user = (userId: string): Scope => ({ kind: "user", userId });
 
@@ -263,18 +250,7 @@ describe("trading-engine: no fill for a halted scope once the halt has committed
   }, 120_000);
 
   it("the lock and the halted scopes travel with BEGIN: a market order's batch is four round trips, a cancel's takes no lock", async () => {
-    const texts: string[] = [];
-    const counting: PostgresClient = {
-      ...client,
-      transaction: (fn, opts) => {
-        texts.push(`BEGIN; ${opts?.begin ?? ""}`);
-        return client.transaction((tx, begun, each) => {
-          const query = tx.query.bind(tx);
-          tx.query = ((text: string, values?: unknown[]) => (texts.push(text), query(text, values))) as typeof tx.query;
-          return fn(tx, begun, each).finally(() => (tx.query = query));
-        }, opts);
-      },
-    };
+    const { pg: counting, texts } = recordingStatements(client);
     const counted = engineOn(counting);
     await counted.load();
     const order = marketBuy(await newUser());

@@ -22,6 +22,7 @@ import { migratedKitPostgres } from "../helpers/schemas";
 import { KillSwitch, type Scope } from "../../services/src/services/risk-analyzer/kill-switch";
 import type { TradingEngine } from "../../services/src/services/trading-engine/engine";
 import { testEngine } from "../helpers/engine";
+import { engineRecords, recordingStatements } from "../helpers/engine-records";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import type { TradingState } from "../../services/src/trading/tradingState";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
@@ -48,24 +49,11 @@ const order = (symbol: string, userId: string, side: "buy" | "sell", quantity: s
 const execute = (...orders: OrderRequest[]): EngineCommand[] => orders.map((o) => ({ kind: "execute", order: o }));
 const bars = (...b: Bar[]): EngineCommand => ({ kind: "bars", bars: b });
 
-const fillsOf = async (orderId: string) => (await client.query<{ fill_id: string }>("SELECT fill_id FROM te_fills WHERE order_id = $1 ORDER BY fill_id", [orderId])).rows.map((r) => r.fill_id);
-const statusOf = async (orderId: string) => (await client.query<{ status: string }>("SELECT status FROM te_orders WHERE order_id = $1", [orderId])).rows[0]?.status;
-const eventsOf = async (orderId: string) =>
-  (
-    await client.query<{ type: string; remaining: string | null }>(
-      "SELECT payload->>'type' AS type, payload->>'remaining' AS remaining FROM te_outbox WHERE payload->>'orderId' = $1 OR payload->'fill'->>'orderId' = $1 ORDER BY id",
-      [orderId],
-    )
-  ).rows;
 /** The engine's position (te_positions), "0" when the user never filled in the symbol. */
 const positionOf = async (userId: string, symbol: string) =>
   (await client.query<{ q: string }>("SELECT quantity::text AS q FROM te_positions WHERE user_id = $1 AND symbol = $2", [userId, symbol])).rows[0]?.q ?? "0";
 
-async function newUser(): Promise<string> {
-  const id = randomUUID();
-  await client.query("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'x')", [id, `${id}@example.test`]);
-  return id;
-}
+const { fillsOf, statusOf, eventsOf, newUser } = engineRecords(() => client);
 const set = (scope: Scope, to: TradingState) => killSwitch.change(scope, to, "test of the engine's reduce_only", ADMIN);
 const user = (userId: string): Scope => ({ kind: "user", userId });
 
@@ -209,18 +197,7 @@ describe("trading-engine: under reduce_only only fills that shrink the position"
   });
 
   it("no reduce_only scope covering the batch: no statement more; one covering it: one statement more, the positions read", async () => {
-    const texts: string[] = [];
-    const counting: PostgresClient = {
-      ...client,
-      transaction: (fn, opts) => {
-        texts.push(`BEGIN; ${opts?.begin ?? ""}`);
-        return client.transaction((tx, begun, each) => {
-          const query = tx.query.bind(tx);
-          tx.query = ((text: string, values?: unknown[]) => (texts.push(text), query(text, values))) as typeof tx.query;
-          return fn(tx, begun, each).finally(() => (tx.query = query));
-        }, opts);
-      },
-    };
+    const { pg: counting, texts } = recordingStatements(client);
     const s = await freshSymbol();
     const [someoneElse, owner] = [await longUser(s, "1"), await longUser(s, "1")];
     const counted = testEngine({ pg: counting, log });
