@@ -636,4 +636,25 @@ describe("live: the kill switch sends nothing of a halted owner, nor an order re
     expect(fake.requests(growing.orderId)).toEqual([`POST /api/v3/order ${growing.orderId}`]);
     expect(await rowOf(growing.orderId)).toMatchObject({ status: "filled", remaining: "0" });
   });
+
+  it("under reduce_only an order is weighed as if the owner's orders resting at Binance on its side filled: sells that would rest there together past flat are not all sent, in one batch or the next", async () => {
+    const { s, engine } = await startedEngine();
+    const owner = randomUUID();
+    await engine.onBatch([execute(marketBuy(s, "2", { userId: owner }))]);
+    await setUserState(owner, "reduce_only");
+    // Limit sells above the price: they rest at Binance, which fills them later without the engine weighing them again.
+    const sellAt105 = (quantity: string): OrderRequest => ({ ...limitBuy(s, "105", quantity, owner), side: "sell" });
+    const [first, second, third, fourth] = [sellAt105("1"), sellAt105("2"), sellAt105("1"), sellAt105("1")];
+    await engine.onBatch([execute(first), execute(second)]);
+    expect(fake.requests(first.orderId)).toEqual([`POST /api/v3/order ${first.orderId}`]);
+    expect(await rowOf(first.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(fake.requests(second.orderId)).toEqual([]); // 2 - 1 resting - 2 would be short 1
+    expect(await rowOf(second.orderId)).toMatchObject({ status: "held" });
+
+    await engine.onBatch([execute(third)]); // 2 - 1 resting - 1: flat at most
+    expect(fake.requests(third.orderId)).toEqual([`POST /api/v3/order ${third.orderId}`]);
+    await engine.onBatch([execute(fourth)]); // 2 - 2 resting - 1: through zero
+    expect(fake.requests(fourth.orderId)).toEqual([]);
+    expect(await rowOf(fourth.orderId)).toMatchObject({ status: "held" });
+  });
 });

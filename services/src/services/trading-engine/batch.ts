@@ -54,6 +54,13 @@ export class BatchWork {
     return fresh;
   }
 
+  /** Live: records what Binance answered for an order this batch sent; one resting there is weighed with the later ones (FillGate.resting). */
+  async recordSent(o: OrderRequest, report: ExecutionReport): Promise<void> {
+    this.sent.push({ order: o, report });
+    await this.record(o, report);
+    if (report.status === "resting") this.gate.resting(o, report.remaining);
+  }
+
   /** Records an execution's outcome: the order's row, its fills, and a rejection or expiry event. */
   async record(o: OrderRequest, report: ExecutionReport): Promise<void> {
     this.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });

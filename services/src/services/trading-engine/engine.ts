@@ -138,7 +138,7 @@ export class TradingEngine {
         const lastOpenTime = await data.lastBarOpenTimes(tx, barSymbols);
         // The orders this batch may fill, listed only under reduce_only (their owners' positions are read then).
         const mayFill = () => [...commands.flatMap((c) => (c.kind === "execute" ? [c.order] : [])), ...this.held.values(), ...this.exchange.restingOrders().map((r) => r.order).filter((o) => barSymbols.includes(o.symbol))];
-        const w = (attempt.work = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill) : OPEN_GATE, sentBefore));
+        const w = (attempt.work = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill, () => this.venue?.resting() ?? []) : OPEN_GATE, sentBefore));
         await this.release(w, cancelIds);
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
@@ -191,9 +191,7 @@ export class TradingEngine {
   private async run(w: BatchWork, o: OrderRequest): Promise<void> {
     // Live: an outcome Binance left unknown throws (an outage: the batch is retried and reconciled again).
     if (!this.venue) return w.record(o, this.exchange.submit(o));
-    const report = await this.venue.execute(o, w.sentBefore?.has(o.orderId) === true);
-    w.sent.push({ order: o, report });
-    await w.record(o, report);
+    await w.recordSent(o, await this.venue.execute(o, w.sentBefore?.has(o.orderId) === true));
   }
 
   /**

@@ -15,7 +15,9 @@
  * The position is the engine's own (te_positions, kept from te_fills by a trigger, migration 0395),
  * not order-management's om_positions, which lags by the Kafka hop. It is read (one statement, rows
  * locked) only when a reduce_only scope covers the owner of an order the batch may fill, and moved by
- * every fill the batch makes, in the order it makes them (FillGate.filled).
+ * every fill the batch makes, in the order it makes them (FillGate.filled). In live mode the owner's
+ * orders resting at Binance (filled there without the engine weighing them again) count as if they
+ * filled on their side (FillGate.resting), those the batch sends included.
  */
 import { D, type Decimal, type DecimalLike, ZERO } from "../../trading/decimal";
 import { reducesPosition } from "../../trading/risk";
@@ -41,6 +43,7 @@ export function scopesIn(rows: { scope?: unknown; state?: unknown }[], state: "h
 }
 
 const pairOf = (userId: string, symbol: string) => `${userId}\u0000${symbol}`;
+const sideOf = (o: Pick<OrderRequest, "userId" | "symbol" | "side">) => `${pairOf(o.userId, o.symbol)}\u0000${o.side}`;
 const signed = (side: "buy" | "sell", qty: DecimalLike): Decimal => (side === "buy" ? D(qty) : D(qty).neg());
 
 /** What may fill in one batch: the owners halted, those under reduce_only and their positions (moved by the batch's fills). */
@@ -50,6 +53,12 @@ export class FillGate {
     private readonly reduceOnly: Halted = NOTHING_HALTED,
     /** Signed position per owner and symbol under reduce_only (pairOf), as this batch has moved it so far. */
     private readonly positions = new Map<string, Decimal>(),
+    /**
+     * Live: the signed unfilled quantity of the reduce_only owners' orders resting at Binance, per owner,
+     * symbol and side (sideOf). Binance fills them without the engine weighing them again, so an order
+     * is weighed as if those on its side filled, as the pre-trade check weighs a new order with the open ones.
+     */
+    private readonly atVenue = new Map<string, Decimal>(),
   ) {}
 
   /** Whether `qty` of `o` may fill now (for an order not filled at all yet: its quantity; a resting one: what is left). */
@@ -58,7 +67,19 @@ export class FillGate {
     if (!this.reduceOnly(o.userId)) return true;
     const pos = this.positions.get(pairOf(o.userId, o.symbol));
     // A pair the batch did not read cannot be weighed: not filled (fail closed; gateFor reads every pair it may fill).
-    return pos !== undefined && reducesPosition(o.side, pos, pos.plus(signed(o.side, qty)));
+    const pending = this.atVenue.get(sideOf(o)) ?? ZERO;
+    return pos !== undefined && reducesPosition(o.side, pos, pos.plus(pending).plus(signed(o.side, qty)));
+  }
+
+  /**
+   * Live: `o` rests at Binance with `remaining` unfilled (sent by this batch): weighed with the later
+   * orders on its side until a batch finds it no longer there. Its fills moving the position too only
+   * holds back more (never lets more through) until then.
+   */
+  resting(o: OrderRequest, remaining: DecimalLike): void {
+    if (!this.reduceOnly(o.userId)) return;
+    const key = sideOf(o);
+    this.atVenue.set(key, (this.atVenue.get(key) ?? ZERO).plus(signed(o.side, remaining)));
   }
 
   /** Fills the batch makes (or has made) move the positions its later decisions weigh. */
@@ -79,7 +100,7 @@ export class FillGate {
 
   /** A scratch copy: decisions weighed ahead of their execution leave this gate's positions as they are. */
   copy(): FillGate {
-    return new FillGate(this.halted, this.reduceOnly, new Map(this.positions));
+    return new FillGate(this.halted, this.reduceOnly, new Map(this.positions), new Map(this.atVenue));
   }
 }
 
@@ -91,7 +112,13 @@ export const OPEN_GATE = new FillGate();
  * it brings bars of; listed only then) does it read their positions: one statement more, never on a
  * batch without reduce_only.
  */
-export async function gateFor(tx: PoolClient, rows: { scope?: unknown; state?: unknown }[], candidates: () => OrderRequest[]): Promise<FillGate> {
+export async function gateFor(
+  tx: PoolClient,
+  rows: { scope?: unknown; state?: unknown }[],
+  candidates: () => OrderRequest[],
+  /** Live: the orders resting at Binance (LiveVenue.resting), weighed as if they filled. */
+  atVenue: () => { order: OrderRequest; remaining: string }[] = () => [],
+): Promise<FillGate> {
   const halted = scopesIn(rows, "halted");
   const reduceOnly = scopesIn(rows, "reduce_only");
   if (reduceOnly === NOTHING_HALTED) return new FillGate(halted);
@@ -101,5 +128,7 @@ export async function gateFor(tx: PoolClient, rows: { scope?: unknown; state?: u
   const read = await data.positionsFor(tx, [...pairs.values()]);
   const positions = new Map([...pairs.keys()].map((k) => [k, ZERO]));
   for (const p of read) positions.set(pairOf(p.userId, p.symbol), D(p.quantity));
-  return new FillGate(halted, reduceOnly, positions);
+  const gate = new FillGate(halted, reduceOnly, positions);
+  for (const r of atVenue()) if (pairs.has(pairOf(r.order.userId, r.order.symbol))) gate.resting(r.order, r.remaining);
+  return gate;
 }
