@@ -24,7 +24,8 @@ import type { AddressInfo } from "node:net";
 import { D, str } from "../../services/src/trading/decimal";
 import { sign } from "../../services/src/trading/binance/adapter";
 
-export type Fault = "503-before" | "503-after" | "timeout-before" | "timeout-after" | "cut-after";
+/** A fault, or a refusal answered before the request is applied (`msg` as given: any text). */
+export type Fault = "503-before" | "503-after" | "timeout-before" | "timeout-after" | "cut-after" | { status: number; code: number; msg: string };
 type Status = "NEW" | "PARTIALLY_FILLED" | "FILLED" | "CANCELED" | "EXPIRED";
 
 export interface FakeOrder {
@@ -150,6 +151,7 @@ export class FakeBinance {
     this.log.push(`${req.method} ${u.pathname} ${id}`);
     const k = this.faults.findIndex((f) => f.method === req.method && f.path === u.pathname);
     const fault = k >= 0 ? this.faults.splice(k, 1)[0].fault : undefined;
+    if (typeof fault === "object") return answer(fault.status, { code: fault.code, msg: fault.msg });
     if (fault === "503-before") return answer(503, { code: -1000, msg: "An unknown error occurred while processing the request." });
     if (fault === "timeout-before") return void this.hung.push(res);
     const [status, body] = this.apply(req.method ?? "GET", u.pathname, p);

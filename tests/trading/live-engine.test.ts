@@ -241,6 +241,20 @@ describe("reconciliation after an unknown placement outcome", () => {
     expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0" });
   });
 
+  it("a refusal whose message would be cut inside a surrogate pair (or holds U+0000) is recorded rejected with a storable reason, not failed for good", async () => {
+    const { s, engine } = await startedEngine();
+    const prefix = "BINANCE: binance answered 400 (code -1013): ";
+    // Astral characters from an odd index on: the reason's cut at 200 code units falls between a pair's halves.
+    const msg = `\u0000${(prefix.length + 1) % 2 === 1 ? "" : "x"}${"\u{1F4A5}".repeat(150)}`;
+    fake.failNext("POST", "/api/v3/order", { status: 400, code: -1013, msg });
+    const o = marketBuy(s, "1");
+    await engine.onBatch([execute(o)]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "rejected" });
+    const [rejected] = await eventsOf(o.orderId);
+    expect(rejected).toMatchObject({ type: "order.rejected" });
+    expect(rejected.reason).toMatch(/^BINANCE: binance answered 400 \(code -1013\): \ufffdx?\u{1F4A5}+\ufffd$/u);
+  });
+
   it("a definitive refusal (4xx) is still a rejection", async () => {
     const s = symbolOf();
     const engine = engineOn({ secretKey: "not-the-secret" });

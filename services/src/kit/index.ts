@@ -25,7 +25,7 @@ export * from "./jwt";
 export { ClickHouseParamError, isClosedSocket } from "./clickhouse/client";
 export type { ParamBinding } from "./clickhouse/client";
 export { decorateDatastores } from "./decorators";
-export { findUnstorableText, isUnstorableText } from "./request-guards";
+export { findUnstorableText, isUnstorableText, storableText } from "./request-guards";
 export { idempotencyKeyOf, idempotencyKeyReused, requestHashOf } from "./idempotency";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
 export { ErrorResponse, NoContent, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";

@@ -77,6 +77,10 @@ export const mayHoldUnstorableText = (jsonText: string) => unstorableSource.test
 /** True when a string holds U+0000 or an unpaired surrogate. */
 export const isUnstorableText = (s: string) => unstorable.test(s);
 
+const unstorableAll = new RegExp(unstorable.source, "g");
+/** `s` with each U+0000 and unpaired surrogate (a pair cut by a slice) replaced by U+FFFD: text a jsonb value stores. */
+export const storableText = (s: string) => s.replace(unstorableAll, "\ufffd");
+
 /** The path ("a.b.0") of the first string or key holding unstorable text, or undefined. */
 export function findUnstorableText(value: unknown, path: string[] = []): string[] | undefined {
   if (typeof value === "string") return isUnstorableText(value) ? path : undefined;

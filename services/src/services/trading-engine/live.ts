@@ -21,6 +21,7 @@ import type { Logger } from "pino";
 import { BinanceApiError, outcomeUnknown, toBinanceOrder, type BinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
 import { liveOrderState, type LiveOrderState } from "../../trading/binance/fills";
 import { D } from "../../trading/decimal";
+import { storableText } from "../../kit";
 import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import type { ExecutionReport, RestingOrder } from "../../trading/paperExchange";
 import type { OrderRequest } from "../../trading/types";
@@ -84,7 +85,8 @@ export class LiveVenue {
       bo = (await this.opts.client.placeOrderReconciled(toBinanceOrder(o), { lookFirst: sentBefore })).order;
     } catch (err) {
       if (outcomeUnknown(err)) throw unavailable(`order ${o.orderId} may be live or filled; the batch waits and is reconciled again`, err);
-      return { orderId: o.orderId, status: "rejected", fills: [], remaining: o.quantity, reason: `BINANCE: ${messageOf(err)}`.slice(0, 200) };
+      // Binance's words go into te_outbox's jsonb: cut at 200, with no U+0000 nor half of a pair left to fail the batch for good.
+      return { orderId: o.orderId, status: "rejected", fills: [], remaining: o.quantity, reason: storableText(`BINANCE: ${messageOf(err)}`.slice(0, 200)) };
     }
     const s = await this.stateOf(o, bo);
     if (s.status === "resting") {
