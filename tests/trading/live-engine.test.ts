@@ -672,3 +672,18 @@ describe("live: the kill switch sends nothing of a halted owner, nor an order re
     expect(await rowOf(fourth.orderId)).toMatchObject({ status: "held" });
   });
 });
+
+describe("te_positions after every path above (placed, adopted after a crash or an unknown outcome, polled, cancelled, settled after a failure for good, redelivered)", () => {
+  it("equals the signed sum of te_fills for every user and symbol: each fill moved it once", async () => {
+    const { rows } = await client.query<{ user_id: string; symbol: string; fills: string | null; position: string | null }>(
+      `WITH f AS (SELECT payload->>'userId' AS user_id, payload->>'symbol' AS symbol,
+                         sum(CASE WHEN payload->>'side' = 'buy' THEN (payload->>'quantity')::numeric ELSE -(payload->>'quantity')::numeric END) AS q
+                    FROM te_fills GROUP BY 1, 2)
+       SELECT coalesce(f.user_id, p.user_id) AS user_id, coalesce(f.symbol, p.symbol) AS symbol, f.q::text AS fills, p.quantity::text AS position
+         FROM f FULL JOIN te_positions p ON p.user_id = f.user_id AND p.symbol = f.symbol
+        WHERE f.q IS DISTINCT FROM p.quantity`,
+    );
+    expect(rows).toEqual([]);
+    expect(Number((await client.query<{ n: string }>("SELECT count(*) AS n FROM te_positions")).rows[0].n)).toBeGreaterThan(5);
+  });
+});
