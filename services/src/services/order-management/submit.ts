@@ -19,8 +19,9 @@
  * tried, and a batch's COMMIT is sent only before the earliest deadline of its submissions. The
  * statements run under SET LOCAL statement_timeout and lock_timeout of the time left, so a wait on a
  * user's lock or a slow statement ends at the deadline instead of running on; and the time is checked
- * again right before COMMIT (the timeouts are per statement). Past it the transaction is rolled back
- * and each submission answered 503 SUBMIT_DEADLINE_PASSED: nothing was stored, the caller may retry.
+ * again right before COMMIT (the timeouts are per statement). Past it the transaction is rolled back,
+ * the submissions expired by then are answered 503 SUBMIT_DEADLINE_PASSED (nothing was stored, the
+ * caller may retry), and the others are tried again in a transaction of their own.
  * What is not bounded: a COMMIT once sent (PostgreSQL does not time out the commit itself).
  */
 import type { Redis } from "ioredis";
@@ -76,22 +77,30 @@ export class OrderSubmitter {
     return this.lanes[Math.abs(h) % this.lanes.length].submit(s);
   }
 
-  /** The batch's submissions still within their deadline, decided before the earliest of those; the others refused. */
+  /**
+   * The batch's submissions still within their deadline, decided before the earliest of those; the
+   * others refused. A try the deadline ended (rolled back) is made again without the submissions
+   * expired by then: the one that ended it does not take down the others, which may still have
+   * seconds left. Each retry drops at least the earliest deadline, so it ends.
+   */
   private async submitBefore(all: TimedSubmission[]): Promise<(SubmitOutcome | Error)[]> {
-    const startedAt = Date.now();
-    const live = all.filter((s) => s.deadline > startedAt);
-    let decided: (SubmitOutcome | Error)[] = [];
-    if (live.length > 0) {
-      const deadline = Math.min(...live.map((s) => s.deadline));
-      decided = await this.submitBatch(live, deadline).catch((e: unknown) => {
+    const outcomes: (SubmitOutcome | Error)[] = all.map(deadlinePassed);
+    let pending = all.map((s, i) => ({ s, i }));
+    for (let expiredBy = Date.now(); ; ) {
+      pending = pending.filter(({ s }) => s.deadline > expiredBy);
+      if (pending.length === 0) return outcomes;
+      const deadline = Math.min(...pending.map(({ s }) => s.deadline));
+      try {
+        const decided = await this.submitBatch(pending.map(({ s }) => s), deadline);
+        pending.forEach(({ i }, k) => (outcomes[i] = decided[k]));
+        return outcomes;
+      } catch (e) {
         // The check before COMMIT, or a statement or lock timeout set from the deadline: rolled back, never
         // committed. Any other error (a COMMIT whose answer was lost among them) keeps its own answer.
-        if (e instanceof DeadlinePassed || TIMED_OUT.has((e as { code?: unknown }).code as string)) return live.map(deadlinePassed);
-        throw e;
-      });
+        if (!(e instanceof DeadlinePassed || TIMED_OUT.has((e as { code?: unknown }).code as string))) throw e;
+        expiredBy = Math.max(Date.now(), deadline);
+      }
     }
-    let next = 0;
-    return all.map((s) => (s.deadline > startedAt ? decided[next++] : deadlinePassed()));
   }
 
   private async submitBatch(subs: Submission[], deadline: number): Promise<(SubmitOutcome | Error)[]> {
