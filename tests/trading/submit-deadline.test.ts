@@ -11,6 +11,8 @@
  *     the others of its batch go through;
  *   - a batch whose earliest deadline passes during its transaction (rolled back) is tried again
  *     without the submissions then expired: one nearly expired submission does not fail the others;
+ *   - a replay of a stored order in a batch that misses its deadline before COMMIT is answered with
+ *     that order (its answer does not depend on the COMMIT);
  *   - OM_SUBMIT_DEADLINE_MS above SUBMIT_COMMIT_DEADLINE_MAX_MS stops order-management at start-up
  *     with a config error naming the variable, and ai-orchestrator's recovery window covers the maximum.
  */
@@ -124,6 +126,19 @@ describe("order-management submit deadline", () => {
     }
     expect(await stored(hurried)).toBe(0);
     expect(await stored(patient)).toBe(1);
+  });
+
+  it("a replay of a stored order whose batch misses its deadline before COMMIT is answered with that order, not told nothing was placed", async () => {
+    const userId = randomUUID();
+    const first = submission(userId, Date.now() + 2_000);
+    const placed = await submitter.submit(first);
+    // The retry of the same request (same key and body), in a batch that misses its deadline before COMMIT.
+    const slowRedis = { mget: (...keys: string[]) => new Promise((r) => setTimeout(() => r(keys.map(() => null)), 400)) };
+    const slow = new OrderSubmitter(client, () => slowRedis as unknown as ReturnType<ConstructorParameters<typeof OrderSubmitter>[1]>, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
+    const [replay, fresh] = await Promise.allSettled([slow.submit({ ...first, orderId: randomUUID(), deadline: Date.now() + 150 }), slow.submit(submission(randomUUID(), Date.now() + 150))]);
+    expect(replay).toMatchObject({ status: "fulfilled", value: { replayed: true, row: { order_id: placed.row.order_id } } });
+    expect(fresh).toMatchObject({ status: "rejected", reason: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" } });
+    expect(await stored(userId)).toBe(1);
   });
 
   it("OM_SUBMIT_DEADLINE_MS is at most the maximum ai-orchestrator's recovery window is computed from", () => {
