@@ -50,6 +50,8 @@ async function peer(handle: (path: string, body: any) => { status: number; body:
     req.on("data", (c) => (text += c));
     req.on("end", async () => {
       const out = await handle(req.url ?? "/", text ? JSON.parse(text) : undefined);
+      // Status 0: the connection is lost before any answer.
+      if (out.status === 0) return void res.socket?.destroy();
       res.writeHead(out.status, { "content-type": "application/json" }).end(JSON.stringify(out.body));
     });
   });
@@ -166,6 +168,25 @@ describe("ai-orchestrator", () => {
     }
     expect((await evaluate()).statusCode).toBe(200);
     expect((await decisions()).find((d) => d.decisionId === pending.decisionId)).toMatchObject({ orderId: placed.orderId, risk: { status: "accepted", recovered: true } });
+
+    // The connection lost after the order was stored (kit peers: 502 UPSTREAM_UNAVAILABLE): left for the recovery too.
+    submitAnswer = { status: 0, body: undefined };
+    try {
+      r = await evaluate();
+    } finally {
+      submitAnswer = undefined;
+    }
+    expect(r.statusCode, r.body).toBe(503);
+    expect(r.json().error.code).toBe("ORDER_OUTCOME_PENDING");
+    expect(Number(r.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect((await decisions())[0]).toMatchObject({ decisionId: orders.at(-1)!.clientOrderId, orderId: null, risk: null });
+    const db2 = new pg.Client({ connectionString: srv.postgres.url });
+    await db2.connect();
+    try {
+      await db2.query("UPDATE ai_decisions SET decided_at = now() - interval '1 minute' WHERE strategy_id = $1 AND risk IS NULL", [id]);
+    } finally {
+      await db2.end();
+    }
 
     // A submit order-management rolled back at its deadline placed nothing: recorded so at once.
     submitAnswer = { status: 503, body: { error: { code: "SUBMIT_DEADLINE_PASSED", message: "the order was not placed" } } };

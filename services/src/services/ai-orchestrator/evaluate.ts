@@ -145,6 +145,10 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
       body: { symbol: p.symbol, side: d.action, type: "market", quantity: String(d.quantity), clientOrderId: rec.decisionId },
       // recover.ts settles a decision left without an outcome once past this bound (with a margin).
       timeoutMs: ORDER_SUBMIT_TIMEOUT_MS,
+    }).catch((e: unknown) => {
+      // No answer (timed out, connection refused or lost: kit peers' 504/502): it may have been sent and
+      // committed all the same, so it is left without an outcome like a 5xx, with the same 503.
+      throw e instanceof HttpError ? submitOutcomePending(rec.decisionId, e.statusCode, e.code) : e;
     });
     // Left without an outcome (settled by recover.ts) when the 5xx may have come after the order was committed.
     if (submitOutcomeUnknown(r.status, r.body.error?.code)) throw submitOutcomePending(rec.decisionId, r.status, r.body.error?.code);

@@ -53,12 +53,12 @@ export function submitOutcomeUnknown(status: number, code: string | undefined): 
   return status >= 500 && code !== "SUBMIT_DEADLINE_PASSED";
 }
 
-/** The evaluation's answer while the outcome of its decision's submit is unknown (submitOutcomeUnknown). */
+/** The evaluation's answer while the outcome of its decision's submit is unknown (submitOutcomeUnknown, or no answer at all). */
 export function submitOutcomePending(decisionId: string, status: number, code: string | undefined): HttpError {
   const wait = Math.ceil(SETTLE_AFTER_MS / 1000);
   return unavailable(
     "ORDER_OUTCOME_PENDING",
-    `order-management answered the submit of decision ${decisionId} ${status} ${code ?? ""}: its order may have been placed; it is looked up once it can no longer be committed; retry in ${wait} s`,
+    `the submit of decision ${decisionId} ended ${status} ${code ?? ""}: its order may have been placed; it is looked up once it can no longer be committed; retry in ${wait} s`,
     wait,
   );
 }
