@@ -6,7 +6,8 @@
  * only open orders are looked up, one user cannot keep more strategies than
  * ORCH_MAX_STRATEGIES_PER_USER (even with concurrent requests) and frees a place by deleting one,
  * a disabled or deleted strategy is never evaluated, a DELETE while an evaluation submits an order
- * cancels that order too, and creations honour an Idempotency-Key.
+ * cancels that order too, creations honour an Idempotency-Key, and a submit answered a 5xx that
+ * may follow its COMMIT is left for the recovery (which finds its order), not recorded as no order.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -36,6 +37,8 @@ let lookups = 0;
 const cancels: string[] = [];
 /** Done while the stand-in order-management works on a submission, before it answers. */
 let duringSubmit: () => Promise<unknown> = async () => undefined;
+/** When set, what the stand-in order-management answers a submission it has stored (an answer lost after its COMMIT). */
+let submitAnswer: { status: number; body: unknown } | undefined;
 const peers: Server[] = [];
 let orch: Service;
 let mlUrl: string;
@@ -47,6 +50,8 @@ async function peer(handle: (path: string, body: any) => { status: number; body:
     req.on("data", (c) => (text += c));
     req.on("end", async () => {
       const out = await handle(req.url ?? "/", text ? JSON.parse(text) : undefined);
+      // Status 0: the connection is lost before any answer.
+      if (out.status === 0) return void res.socket?.destroy();
       res.writeHead(out.status, { "content-type": "application/json" }).end(JSON.stringify(out.body));
     });
   });
@@ -73,15 +78,17 @@ beforeAll(async () => {
       known.status = "pending_cancel";
       return { status: 202, body: known };
     }
+    const byKey = /^\/\?idempotencyKey=(.+)$/.exec(path);
+    if (byKey) return { status: 200, body: { orders: orders.filter((o) => o.clientOrderId === decodeURIComponent(byKey[1])) } };
     if (path !== "/") {
       lookups++;
       const known = orders.find((o) => `/${o.orderId}` === path);
       return known ? { status: 200, body: known } : { status: 404, body: { error: { code: "NOT_FOUND", message: "no such order" } } };
     }
     await duringSubmit();
-    const order = { orderId: randomUUID(), symbol: body.symbol, side: body.side, quantity: body.quantity, status: "accepted", filledQuantity: "0", avgFillPrice: null as string | null, fees: "0", rejectReason: null, rejectMessage: null };
+    const order = { orderId: randomUUID(), clientOrderId: body.clientOrderId, symbol: body.symbol, side: body.side, quantity: body.quantity, status: "accepted", filledQuantity: "0", avgFillPrice: null as string | null, fees: "0", rejectReason: null, rejectMessage: null };
     orders.push(order);
-    return { status: 201, body: order };
+    return submitAnswer ?? { status: 201, body: order };
   });
   orch = await createService(aiOrchestrator, {
     env: {
@@ -129,6 +136,67 @@ describe("ai-orchestrator", () => {
     predictions = prediction(minute - 60_000, undefined);
     expect((await evaluate()).reason).toBe("prediction without its bar interval: its age cannot be judged");
     expect(orders.length).toBe(before);
+  });
+
+  it("a submit answered 5xx after order-management may have committed it is left for recovery, which finds the order; a deadline 503 is recorded as no order", async () => {
+    const headers = who();
+    const id = (await create(headers)).json().strategyId;
+    const evaluate = () => orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers });
+    const decisions = async () => (await orch.app.inject({ method: "GET", url: `/strategies/${id}/decisions`, headers })).json().decisions as Array<Record<string, any>>;
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    // Stored, then answered as a COMMIT whose answer PostgreSQL never gave (the kit's 503 for a lost connection).
+    submitAnswer = { status: 503, body: { error: { code: "DATASTORE_UNAVAILABLE", message: "A datastore is unavailable; retry shortly" } } };
+    let r: Awaited<ReturnType<typeof evaluate>>;
+    try {
+      r = await evaluate();
+    } finally {
+      submitAnswer = undefined;
+    }
+    const placed = orders.at(-1)!;
+    expect(r.statusCode, r.body).toBe(503);
+    expect(r.json().error.code).toBe("ORDER_OUTCOME_PENDING");
+    expect(Number(r.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    const [pending] = await decisions();
+    expect(pending).toMatchObject({ decisionId: placed.clientOrderId, action: "buy", orderId: null, risk: null });
+    // Once it can no longer commit, the recovery looks it up and finds the order.
+    const db = new pg.Client({ connectionString: srv.postgres.url });
+    await db.connect();
+    try {
+      await db.query("UPDATE ai_decisions SET decided_at = now() - interval '1 minute' WHERE decision_id = $1", [pending.decisionId]);
+    } finally {
+      await db.end();
+    }
+    expect((await evaluate()).statusCode).toBe(200);
+    expect((await decisions()).find((d) => d.decisionId === pending.decisionId)).toMatchObject({ orderId: placed.orderId, risk: { status: "accepted", recovered: true } });
+
+    // The connection lost after the order was stored (kit peers: 502 UPSTREAM_UNAVAILABLE): left for the recovery too.
+    submitAnswer = { status: 0, body: undefined };
+    try {
+      r = await evaluate();
+    } finally {
+      submitAnswer = undefined;
+    }
+    expect(r.statusCode, r.body).toBe(503);
+    expect(r.json().error.code).toBe("ORDER_OUTCOME_PENDING");
+    expect(Number(r.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect((await decisions())[0]).toMatchObject({ decisionId: orders.at(-1)!.clientOrderId, orderId: null, risk: null });
+    const db2 = new pg.Client({ connectionString: srv.postgres.url });
+    await db2.connect();
+    try {
+      await db2.query("UPDATE ai_decisions SET decided_at = now() - interval '1 minute' WHERE strategy_id = $1 AND risk IS NULL", [id]);
+    } finally {
+      await db2.end();
+    }
+
+    // A submit order-management rolled back at its deadline placed nothing: recorded so at once.
+    submitAnswer = { status: 503, body: { error: { code: "SUBMIT_DEADLINE_PASSED", message: "the order was not placed" } } };
+    try {
+      r = await evaluate();
+    } finally {
+      submitAnswer = undefined;
+    }
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json().decisions[0]).toMatchObject({ action: "buy", orderId: null, risk: { status: "error", code: "SUBMIT_DEADLINE_PASSED" } });
   });
 
   it("a buy still working counts against maxPosition: an evaluation before its fill orders nothing more", async () => {

@@ -76,7 +76,7 @@ function expectedSharpe(r: number[]): number {
 }
 
 /** POST /rollup on one replica: ran is false when the other replica leads the rollup. */
-async function rollupOn(s: Service<any>, full = false): Promise<{ ran: boolean; groups: number; points: number }> {
+async function rollupOn(s: Service<any>, full = false): Promise<{ ran: boolean; mode?: string; users: number; groups: number; points: number }> {
   const r = await s.app.inject({ method: "POST", url: `/rollup${full ? "?full=true" : ""}`, headers: admin });
   expect(r.statusCode).toBe(200);
   return r.json();
@@ -135,6 +135,15 @@ describe("performance-analytics", () => {
     await svc.app.inject({ method: "POST", url: "/rollup", headers: admin });
     expect((await svc.app.inject({ method: "GET", url: "/daily", headers: me })).json().daily.map((d: any) => d.equity)).toEqual(total);
   }, 180_000);
+
+  it("POST /rollup?full=true during an incremental pass runs a full pass after it, not the running pass's answer", async () => {
+    const [running, full] = await Promise.all([rollupOn(svc), rollupOn(svc, true)]);
+    expect(running).toMatchObject({ ran: true, mode: "incremental" });
+    expect(full).toMatchObject({ ran: true, mode: "full" });
+    // And a plain call during a full pass shares it.
+    const [fullAgain, joined] = await Promise.all([rollupOn(svc, true), rollupOn(svc)]);
+    expect([fullAgain, joined]).toMatchObject([{ mode: "full" }, { mode: "full" }]);
+  }, 120_000);
 
   it("two replicas: only the rollup group's leader runs a pass, one version of each user's series per pass, same figures", async () => {
     svc2 = await createService(performanceAnalytics, { env, defaultMetrics: false });

@@ -5,7 +5,8 @@
  * watermark, and every user's series equals a full recompute from scratch (rollupPage over all of
  * the user's fills); a restarted replica takes up from the persisted watermark; a fill inserted
  * while a pass runs, after it read that user, is taken by the next pass; two passes racing
- * (a stale leader's pass still running while the new leader's starts) leave the same figures.
+ * (a stale leader's pass still running while the new leader's starts) leave the same figures, also
+ * when the stale leader's clock runs ahead and it stopped half way (versions come from ClickHouse's clock).
  * The passes run with no overlap, and each batch is inserted over a second before the pass it is
  * for, so that the users a pass writes are exactly the ones changed (second-granular inserted_at).
  */
@@ -17,7 +18,7 @@ import { createClickHouse, type ClickHouseKitClient } from "../../services/src/k
 import { runClickHouseMigrations } from "../../services/src/migrations";
 import { PerformanceStore } from "../../services/src/services/performance-analytics/data";
 import { dayOf, type DailyPoint } from "../../services/src/services/performance-analytics/domain";
-import { rollupPage, runRollup, type RollupOptions } from "../../services/src/services/performance-analytics/rollup";
+import { RollupLeadershipLost, rollupPage, runRollup, type RollupOptions } from "../../services/src/services/performance-analytics/rollup";
 import { RollupWatermarks } from "../../services/src/services/performance-analytics/watermark";
 
 const srv = useServers("clickhouse");
@@ -199,5 +200,38 @@ describe("incremental rollup", () => {
     const next = await pass(s, w);
     expect(next.result.mode).toBe("incremental");
     expect(await stored(s, mine)).toEqual(await fromScratch(s, mine));
+  }, 120_000);
+  it("a stale leader whose clock runs ahead, stopped half way, does not outrank the new leader: every series equals a full recompute after the next pass", async () => {
+    const s = store();
+    const w = new RollupWatermarks(ch);
+    const name = `perf-skew-${run}`;
+    const sym = `SKEW${run}`;
+    const [X, Y] = [randomUUID(), randomUUID()];
+    const opts = { capital: 10_000, timeframe: "1m", name, watermarks: w, overlapSeconds: 0, pageUsers: 1 };
+    await fills([
+      { user: X, order: `x1-${run}`, seq: 1, symbol: sym, side: "buy", qty: 5, price: 10, fee: 0, at: "2021-06-01T10:00:00Z" },
+      { user: Y, order: `y1-${run}`, seq: 1, symbol: sym, side: "buy", qty: 1, price: 10, fee: 0, at: "2021-06-01T11:00:00Z" },
+    ]);
+    await closes(sym, { "2021-06-01": 10, "2021-06-02": 11 });
+    await nextSecond();
+    expect((await runRollup(s, opts)).mode).toBe("full");
+    await fills([{ user: X, order: `x2-${run}`, seq: 1, symbol: sym, side: "buy", qty: 1, price: 11, fee: 0, at: "2021-06-02T09:00:00Z" }]);
+    await nextSecond();
+    // The stale leader: its replica's clock an hour ahead; it writes X, then finds the leadership gone (no watermark).
+    const realNow = Date.now.bind(Date);
+    const ahead = vi.spyOn(Date, "now").mockImplementation(() => realNow() + 3_600_000);
+    let asked = 0;
+    try {
+      await expect(runRollup(s, { ...opts, holds: () => asked++ < 2 })).rejects.toBeInstanceOf(RollupLeadershipLost);
+    } finally {
+      ahead.mockRestore();
+    }
+    // A fill the stale pass did not read; the new leader's pass (right clock) takes X again and completes.
+    await fills([{ user: X, order: `x3-${run}`, seq: 1, symbol: sym, side: "sell", qty: 2, price: 11, fee: 0, at: "2021-06-02T12:00:00Z" }]);
+    await nextSecond();
+    expect((await runRollup(s, opts)).mode).toBe("incremental");
+    await nextSecond();
+    await runRollup(s, opts);
+    expect(await stored(s, [X, Y])).toEqual(await fromScratch(s, [X, Y]));
   }, 120_000);
 });

@@ -86,4 +86,22 @@ describe("ClickHouse insert", () => {
       await ch.close();
     }
   });
+  it("keeps the rows' order across field sets, and a field whose value is undefined is left out (its DEFAULT), not named", async () => {
+    const ch = createClickHouse(srv.env as never);
+    const table = `kit_insert_order_${Date.now()}`;
+    // Without a version column ReplacingMergeTree keeps the row inserted last of a key.
+    await ch.command(`CREATE TABLE ${table} (id String, v String, note String DEFAULT 'none') ENGINE = ReplacingMergeTree ORDER BY id`);
+    try {
+      await ch.insert(table, [{ id: "k", v: "1" }, { id: "k", v: "2", note: "given" }, { id: "k", v: "3" }, { id: "u", v: "1", note: undefined }]);
+      const rows = await ch.query<{ id: string; v: string; note: string }>(`SELECT id, v, note FROM ${table} FINAL ORDER BY id`);
+      expect(rows).toEqual([
+        { id: "k", v: "3", note: "none" },
+        { id: "u", v: "1", note: "none" },
+      ]);
+    } finally {
+      await ch.command(`DROP TABLE IF EXISTS ${table}`);
+      await ch.close();
+    }
+  });
 });
+

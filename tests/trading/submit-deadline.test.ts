@@ -9,6 +9,10 @@
  *     Dragonfly read inside the transaction) is rolled back by the check right before COMMIT;
  *   - a submission already past its deadline when its batch starts is refused and stores nothing,
  *     the others of its batch go through;
+ *   - a batch whose earliest deadline passes during its transaction (rolled back) is tried again
+ *     without the submissions then expired: one nearly expired submission does not fail the others;
+ *   - a replay of a stored order in a batch that misses its deadline before COMMIT is answered with
+ *     that order (its answer does not depend on the COMMIT);
  *   - OM_SUBMIT_DEADLINE_MS above SUBMIT_COMMIT_DEADLINE_MAX_MS stops order-management at start-up
  *     with a config error naming the variable, and ai-orchestrator's recovery window covers the maximum.
  */
@@ -99,6 +103,42 @@ describe("order-management submit deadline", () => {
     expect(b).toMatchObject({ status: "fulfilled", value: { replayed: false } });
     expect(await stored(late)).toBe(0);
     expect(await stored(onTime)).toBe(1);
+  });
+
+  it("a batch whose earliest deadline passes while it waits is tried again without the expired: the others, with time left, are stored", async () => {
+    const hurried = randomUUID();
+    const patient = randomUUID();
+    const holder = new pg.Client({ connectionString: srv.postgres.url });
+    await holder.connect();
+    try {
+      // The patient user's lock is held 500 ms: the batch's wait on it outlasts the hurried submission's 150 ms.
+      await holder.query("BEGIN");
+      await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [0x6f72, patient]);
+      const release = setTimeout(() => void holder.query("COMMIT"), 500);
+      // Submitted in one turn of the event loop: one batch.
+      const [a, b] = await Promise.allSettled([submitter.submit(submission(hurried, Date.now() + 150)), submitter.submit(submission(patient, Date.now() + 2_500))]);
+      clearTimeout(release);
+      expect(a).toMatchObject({ status: "rejected", reason: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" } });
+      expect(b).toMatchObject({ status: "fulfilled", value: { replayed: false } });
+    } finally {
+      await holder.query("COMMIT").catch(() => undefined);
+      await holder.end();
+    }
+    expect(await stored(hurried)).toBe(0);
+    expect(await stored(patient)).toBe(1);
+  });
+
+  it("a replay of a stored order whose batch misses its deadline before COMMIT is answered with that order, not told nothing was placed", async () => {
+    const userId = randomUUID();
+    const first = submission(userId, Date.now() + 2_000);
+    const placed = await submitter.submit(first);
+    // The retry of the same request (same key and body), in a batch that misses its deadline before COMMIT.
+    const slowRedis = { mget: (...keys: string[]) => new Promise((r) => setTimeout(() => r(keys.map(() => null)), 400)) };
+    const slow = new OrderSubmitter(client, () => slowRedis as unknown as ReturnType<ConstructorParameters<typeof OrderSubmitter>[1]>, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
+    const [replay, fresh] = await Promise.allSettled([slow.submit({ ...first, orderId: randomUUID(), deadline: Date.now() + 150 }), slow.submit(submission(randomUUID(), Date.now() + 150))]);
+    expect(replay).toMatchObject({ status: "fulfilled", value: { replayed: true, row: { order_id: placed.row.order_id } } });
+    expect(fresh).toMatchObject({ status: "rejected", reason: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" } });
+    expect(await stored(userId)).toBe(1);
   });
 
   it("OM_SUBMIT_DEADLINE_MS is at most the maximum ai-orchestrator's recovery window is computed from", () => {

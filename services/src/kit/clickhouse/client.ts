@@ -65,7 +65,7 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
      * JSONEachRow`), so every column the rows leave out takes its DEFAULT: a server before 19.x
      * (Debian's 18.16 here) gives a field a row omits its type's zero instead (`inserted_at DEFAULT
      * now()` becoming 1970), named or not. Rows of different field sets therefore go in one insert
-     * per set (usually there is one).
+     * per run of consecutive rows of one set (usually there is one), in the rows' order (byFieldSet).
      */
     async insert<T>(table: string, values: T[]) {
       for (const [columns, rows] of byFieldSet(values)) await client.insert({ table, values: rows, columns, format: "JSONEachRow" });
@@ -89,18 +89,26 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
 }
 export type ClickHouseKitClient = ReturnType<typeof createClickHouse>;
 
-/** The rows grouped by the fields they carry (in first-seen order), each group with its field names. */
+/**
+ * The rows cut into runs of consecutive rows carrying the same fields, each run with its field names,
+ * in the rows' order: inserted one run after the other, no row moves before one given ahead of it (of
+ * two rows of one key a ReplacingMergeTree without a version keeps the one inserted last). A field
+ * whose value is undefined is not among them: JSON leaves it out of the row, and a named column a row
+ * leaves out takes its type's zero on 18.16, not its DEFAULT.
+ */
 export function byFieldSet<T>(rows: T[]): [[string, ...string[]], T[]][] {
-  const groups = new Map<string, [[string, ...string[]], T[]]>();
+  const runs: [[string, ...string[]], T[]][] = [];
+  let runSignature: string | undefined;
   for (const r of rows) {
-    const [first, ...rest] = Object.keys(r as object); // JSONEachRow rows are objects
+    // JSONEachRow rows are objects.
+    const [first, ...rest] = Object.entries(r as object).flatMap(([k, v]) => (v === undefined ? [] : [k]));
     if (first === undefined) throw new Error("a ClickHouse insert row needs at least one field");
     const signature = [first, ...rest].join("\u0000");
-    const group = groups.get(signature);
-    if (group) group[1].push(r);
-    else groups.set(signature, [[first, ...rest], [r]]);
+    if (signature === runSignature) runs[runs.length - 1][1].push(r);
+    else runs.push([[first, ...rest], [r]]);
+    runSignature = signature;
   }
-  return [...groups.values()];
+  return runs;
 }
 
 /** The server closed a kept-alive socket the client reused (nothing was executed). */

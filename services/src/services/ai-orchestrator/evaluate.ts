@@ -14,7 +14,7 @@ import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import { decide } from "./decide";
-import { ORDER_SUBMIT_TIMEOUT_MS, settleUnrecordedOrders } from "./recover";
+import { ORDER_SUBMIT_TIMEOUT_MS, settleUnrecordedOrders, submitOutcomePending, submitOutcomeUnknown } from "./recover";
 import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
 
 export interface EvaluateDeps {
@@ -145,7 +145,13 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
       body: { symbol: p.symbol, side: d.action, type: "market", quantity: String(d.quantity), clientOrderId: rec.decisionId },
       // recover.ts settles a decision left without an outcome once past this bound (with a margin).
       timeoutMs: ORDER_SUBMIT_TIMEOUT_MS,
+    }).catch((e: unknown) => {
+      // No answer (timed out, connection refused or lost: kit peers' 504/502): it may have been sent and
+      // committed all the same, so it is left without an outcome like a 5xx, with the same 503.
+      throw e instanceof HttpError ? submitOutcomePending(rec.decisionId, e.statusCode, e.code) : e;
     });
+    // Left without an outcome (settled by recover.ts) when the 5xx may have come after the order was committed.
+    if (submitOutcomeUnknown(r.status, r.body.error?.code)) throw submitOutcomePending(rec.decisionId, r.status, r.body.error?.code);
     const outcome =
       r.status === 200 || r.status === 201
         ? { orderId: r.body.orderId, risk: { status: r.body.status, rejectReason: r.body.rejectReason, rejectMessage: r.body.rejectMessage }, error: regimeError }

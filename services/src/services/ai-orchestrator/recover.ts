@@ -42,6 +42,27 @@ export const SETTLE_ALLOWANCE_MS = 2_000;
  */
 export const SETTLE_AFTER_MS = ORDER_SUBMIT_TIMEOUT_MS + SUBMIT_COMMIT_DEADLINE_MAX_MS + SETTLE_ALLOWANCE_MS;
 
+/**
+ * Whether a submit's answer leaves its outcome unknown: a 5xx may come after order-management's
+ * COMMIT (a connection lost while committing is its 503 DATASTORE_UNAVAILABLE, like one lost before),
+ * so the order may exist. Such a decision is left without an outcome, as a submit that got no answer,
+ * for settleUnrecordedOrders to look up once SETTLE_AFTER_MS old. SUBMIT_DEADLINE_PASSED is the one
+ * 5xx that says the submit was rolled back; a 4xx, 200 or 201 is an answer.
+ */
+export function submitOutcomeUnknown(status: number, code: string | undefined): boolean {
+  return status >= 500 && code !== "SUBMIT_DEADLINE_PASSED";
+}
+
+/** The evaluation's answer while the outcome of its decision's submit is unknown (submitOutcomeUnknown, or no answer at all). */
+export function submitOutcomePending(decisionId: string, status: number, code: string | undefined): HttpError {
+  const wait = Math.ceil(SETTLE_AFTER_MS / 1000);
+  return unavailable(
+    "ORDER_OUTCOME_PENDING",
+    `the submit of decision ${decisionId} ended ${status} ${code ?? ""}: its order may have been placed; it is looked up once it can no longer be committed; retry in ${wait} s`,
+    wait,
+  );
+}
+
 export interface RecoverDeps {
   orders: StrategyOrders;
   peers: PeerClient;

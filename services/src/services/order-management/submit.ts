@@ -19,8 +19,10 @@
  * tried, and a batch's COMMIT is sent only before the earliest deadline of its submissions. The
  * statements run under SET LOCAL statement_timeout and lock_timeout of the time left, so a wait on a
  * user's lock or a slow statement ends at the deadline instead of running on; and the time is checked
- * again right before COMMIT (the timeouts are per statement). Past it the transaction is rolled back
- * and each submission answered 503 SUBMIT_DEADLINE_PASSED: nothing was stored, the caller may retry.
+ * again right before COMMIT (the timeouts are per statement). Past it the transaction is rolled back,
+ * the submissions expired by then are answered 503 SUBMIT_DEADLINE_PASSED (nothing was stored, the
+ * caller may retry), and the others are tried again in a transaction of their own; at the check
+ * before COMMIT, a replay of an order an earlier request stored is answered with that order.
  * What is not bounded: a COMMIT once sent (PostgreSQL does not time out the commit itself).
  */
 import type { Redis } from "ioredis";
@@ -35,13 +37,21 @@ import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Subm
 /** A submission with the instant (epoch ms) past which it must not be committed. */
 export type TimedSubmission = Submission & { deadline: number };
 
-/** Thrown right before a COMMIT the deadline no longer allows: the transaction is rolled back. */
-class DeadlinePassed extends Error {}
+/**
+ * Thrown right before a COMMIT the deadline no longer allows: the transaction is rolled back. `known`
+ * (one per submission) holds the answers that do not depend on that COMMIT: a replay of an order an
+ * earlier request stored is that order whatever this transaction does.
+ */
+class DeadlinePassed extends Error {
+  constructor(readonly known: (SubmitOutcome | undefined)[]) {
+    super("submit deadline passed before COMMIT");
+  }
+}
 /** SQLSTATEs of statement_timeout (query_canceled) and lock_timeout (lock_not_available). */
 const TIMED_OUT = new Set(["57014", "55P03"]);
 
 const deadlinePassed = () =>
-  unavailable("SUBMIT_DEADLINE_PASSED", "the order was not placed: it could not be committed within OM_SUBMIT_DEADLINE_MS of the request; retry", 1);
+  unavailable("SUBMIT_DEADLINE_PASSED", "this request placed no order: it could not be committed within OM_SUBMIT_DEADLINE_MS of being read; retry (under the same Idempotency-Key, a retry answers an order an earlier request placed)", 1);
 
 /** A submission's outcome: the order it created, or the stored order a replay refers to. */
 export interface SubmitOutcome {
@@ -76,22 +86,35 @@ export class OrderSubmitter {
     return this.lanes[Math.abs(h) % this.lanes.length].submit(s);
   }
 
-  /** The batch's submissions still within their deadline, decided before the earliest of those; the others refused. */
+  /**
+   * The batch's submissions still within their deadline, decided before the earliest of those; the
+   * others refused. A try the deadline ended (rolled back) is made again without the submissions
+   * expired by then: the one that ended it does not take down the others, which may still have
+   * seconds left. Each retry drops at least the earliest deadline, so it ends.
+   */
   private async submitBefore(all: TimedSubmission[]): Promise<(SubmitOutcome | Error)[]> {
-    const startedAt = Date.now();
-    const live = all.filter((s) => s.deadline > startedAt);
-    let decided: (SubmitOutcome | Error)[] = [];
-    if (live.length > 0) {
-      const deadline = Math.min(...live.map((s) => s.deadline));
-      decided = await this.submitBatch(live, deadline).catch((e: unknown) => {
+    const outcomes: (SubmitOutcome | Error)[] = all.map(deadlinePassed);
+    let pending = all.map((s, i) => ({ s, i }));
+    for (let expiredBy = Date.now(); ; ) {
+      pending = pending.filter(({ s }) => s.deadline > expiredBy);
+      if (pending.length === 0) return outcomes;
+      const deadline = Math.min(...pending.map(({ s }) => s.deadline));
+      try {
+        const decided = await this.submitBatch(pending.map(({ s }) => s), deadline);
+        pending.forEach(({ i }, k) => (outcomes[i] = decided[k]));
+        return outcomes;
+      } catch (e) {
         // The check before COMMIT, or a statement or lock timeout set from the deadline: rolled back, never
         // committed. Any other error (a COMMIT whose answer was lost among them) keeps its own answer.
-        if (e instanceof DeadlinePassed || TIMED_OUT.has((e as { code?: unknown }).code as string)) return live.map(deadlinePassed);
-        throw e;
-      });
+        if (!(e instanceof DeadlinePassed || TIMED_OUT.has((e as { code?: unknown }).code as string))) throw e;
+        if (e instanceof DeadlinePassed) {
+          // A replay of a stored order is answered with it, not told that nothing was placed.
+          pending.forEach(({ i }, k) => e.known[k] && (outcomes[i] = e.known[k]));
+          pending = pending.filter((_, k) => !e.known[k]);
+        }
+        expiredBy = Math.max(Date.now(), deadline);
+      }
     }
-    let next = 0;
-    return all.map((s) => (s.deadline > startedAt ? decided[next++] : deadlinePassed()));
   }
 
   private async submitBatch(subs: Submission[], deadline: number): Promise<(SubmitOutcome | Error)[]> {
@@ -132,7 +155,7 @@ export class OrderSubmitter {
       const created = new Map(data.newOrderRows(fresh, txNow).map((r) => [r.order_id, r]));
       const written = await data.insertOrders(tx, fresh, [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
       // Nothing is awaited between this check and the helper's COMMIT.
-      if (Date.now() >= deadline) throw new DeadlinePassed("submit deadline passed before COMMIT");
+      if (Date.now() >= deadline) throw new DeadlinePassed(decisions.map((d) => (d.kind === "replay" && "prior" in d ? { row: d.prior, replayed: true } : undefined)));
       enqueued = written;
       return decisions.map((d, i): SubmitOutcome | HttpError => {
         if (d.kind === "conflict") return idempotencyKeyReused();

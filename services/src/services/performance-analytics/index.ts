@@ -36,20 +36,32 @@ export default defineService({
     const rollupGroup = `${c.PERF_CONSUMER_GROUP}-rollup`;
     const leadership = rollupLeadership(ctx, { groupId: rollupGroup, topic: TOPICS.executions });
     const watermarks = new RollupWatermarks(ctx.app.clickhouse);
-    let running: Promise<RollupResult> | undefined;
-    // One pass at a time per replica; a call during a pass shares it (a `full` one included).
-    const rollup = (full = false) =>
-      (running ??= runRollup(store, {
-        capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME, pageUsers: c.PERF_ROLLUP_PAGE_USERS, holds: leadership.holds,
-        name: rollupGroup, watermarks, full, overlapSeconds: c.PERF_ROLLUP_OVERLAP_S,
-      }).finally(() => (running = undefined)));
+    let running: { full: boolean; pass: Promise<RollupResult> } | undefined;
+    // One pass at a time per replica; a call during a pass shares it, unless it asks `full` of an
+    // incremental one: that call's full pass starts once the running one ends (an operator asking
+    // every user be recomputed gets that, not the answer of a pass that took only the changed ones).
+    const rollup = (full = false): Promise<RollupResult> => {
+      if (running && (running.full || !full)) return running.pass;
+      const before = running?.pass.catch(() => undefined);
+      const pass: Promise<RollupResult> = (async () => {
+        await before;
+        return runRollup(store, {
+          capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME, pageUsers: c.PERF_ROLLUP_PAGE_USERS, holds: leadership.holds,
+          name: rollupGroup, watermarks, full, overlapSeconds: c.PERF_ROLLUP_OVERLAP_S,
+        });
+      })().finally(() => {
+        if (running?.pass === pass) running = undefined;
+      });
+      running = { full, pass };
+      return pass;
+    };
     registerRoutes(ctx.app, { store, capital: c.PERF_CAPITAL_BASE, rollup });
 
     if (c.PERF_ROLLUP_INTERVAL_MS > 0) {
       const timer = setInterval(() => rollup(false).catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "performance rollup failed")), c.PERF_ROLLUP_INTERVAL_MS);
       ctx.onClose(async () => {
         clearInterval(timer);
-        await running?.catch(() => undefined);
+        await running?.pass.catch(() => undefined);
       });
     }
 

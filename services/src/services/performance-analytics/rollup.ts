@@ -17,13 +17,18 @@
  * (keyset pagination), and ClickHouse sums their fills per strategy, symbol and day (DayFlow), so a
  * page holds at most pageUsers x strategies x symbols x days flows plus the closes of those symbols.
  * One replica at a time runs it (leader.ts): `holds` is asked before each user's write and before
- * the watermark's, and a pass that lost the leadership stops there.
+ * the watermark's, and a pass that lost the leadership stops there. A pass's version (of its rows and
+ * its watermark) is its start on ClickHouse's clock, so a later pass outranks an earlier one's writes
+ * whatever the replicas' clocks say.
  */
+import { randomInt } from "node:crypto";
 import type { PerformanceStore, UserFlow } from "./data";
 import { dailyCurveOf, dayOf, mergeFlows, type DailyPoint, type DayFlow } from "./domain";
 import type { RollupWatermarks } from "./watermark";
 
 export const TOTAL = "*";
+/** A pass's version is its start (ClickHouse unix seconds) times this plus a random tiebreak: below 2^53 until the year 2255. */
+const VERSIONS_PER_SECOND = 1_000_000;
 
 export interface RollupResult {
   /** False when another replica runs the rollup (this one did nothing). */
@@ -66,8 +71,12 @@ export async function runRollup(store: PerformanceStore, o: RollupOptions): Prom
   // Read before any input: whatever is inserted from here on is new to the next pass.
   const through = await o.watermarks.serverNow();
   const prior = await o.watermarks.read(o.name);
-  // Greater than every version a completed pass wrote, whatever this replica's clock says.
-  const version = Math.max(Date.now(), (prior?.version ?? 0) + 1);
+  // Ordered by the passes' starts on ClickHouse's clock, never a replica's: a stale leader whose clock
+  // runs ahead would otherwise outrank, with the series it wrote before stopping, the new leader's
+  // later reads of those users, and the new leader's watermark would keep them from being read again.
+  // Passes started in the same second differ in the random low digits (either read every input stamped
+  // before that second, and the next pass takes that second again: inserted_at >= watermark).
+  const version = Math.max(through * VERSIONS_PER_SECOND + randomInt(VERSIONS_PER_SECOND), (prior?.version ?? 0) + 1);
   const incremental = !o.full && prior !== undefined && prior.params === params;
   const since = { since: (prior?.through ?? 0) - (o.overlapSeconds ?? 60), closesAfter: prior?.day ?? today, timeframe: o.timeframe };
   const nextUsers = incremental ? (after: string) => o.watermarks.changedUserPage(after, pageUsers, since) : (after: string) => store.userPage(after, pageUsers);
