@@ -67,7 +67,7 @@ describe("order-management submit deadline", () => {
       await holder.query("BEGIN");
       await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [0x6f72, userId]);
       const started = Date.now();
-      const outcome = submitter.submit(submission(userId, Date.now() + 300)).then(
+      const outcome = submitter.submit(submission(userId, performance.now() + 300)).then(
         (o) => ({ ok: true as const, o }),
         (e: { statusCode?: number; code?: string; headers?: Record<string, string> }) => ({ ok: false as const, e }),
       );
@@ -91,14 +91,14 @@ describe("order-management submit deadline", () => {
     // statement is quick, only the check before COMMIT sees the time.
     const slowRedis = { mget: (...keys: string[]) => new Promise((r) => setTimeout(() => r(keys.map(() => null)), 400)) };
     const slow = new OrderSubmitter(client, () => slowRedis as unknown as ReturnType<ConstructorParameters<typeof OrderSubmitter>[1]>, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
-    await expect(slow.submit(submission(userId, Date.now() + 150))).rejects.toMatchObject({ statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" });
+    await expect(slow.submit(submission(userId, performance.now() + 150))).rejects.toMatchObject({ statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" });
     expect(await stored(userId)).toBe(0);
   });
 
   it("a submission past its deadline when its batch starts is refused; the others of the batch are stored", async () => {
     const late = randomUUID();
     const onTime = randomUUID();
-    const [a, b] = await Promise.allSettled([submitter.submit(submission(late, Date.now() - 1)), submitter.submit(submission(onTime, Date.now() + 2_000))]);
+    const [a, b] = await Promise.allSettled([submitter.submit(submission(late, performance.now() - 1)), submitter.submit(submission(onTime, performance.now() + 2_000))]);
     expect(a).toMatchObject({ status: "rejected", reason: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" } });
     expect(b).toMatchObject({ status: "fulfilled", value: { replayed: false } });
     expect(await stored(late)).toBe(0);
@@ -116,7 +116,7 @@ describe("order-management submit deadline", () => {
       await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [0x6f72, patient]);
       const release = setTimeout(() => void holder.query("COMMIT"), 500);
       // Submitted in one turn of the event loop: one batch.
-      const [a, b] = await Promise.allSettled([submitter.submit(submission(hurried, Date.now() + 150)), submitter.submit(submission(patient, Date.now() + 2_500))]);
+      const [a, b] = await Promise.allSettled([submitter.submit(submission(hurried, performance.now() + 150)), submitter.submit(submission(patient, performance.now() + 2_500))]);
       clearTimeout(release);
       expect(a).toMatchObject({ status: "rejected", reason: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" } });
       expect(b).toMatchObject({ status: "fulfilled", value: { replayed: false } });
@@ -130,12 +130,12 @@ describe("order-management submit deadline", () => {
 
   it("a replay of a stored order whose batch misses its deadline before COMMIT is answered with that order, not told nothing was placed", async () => {
     const userId = randomUUID();
-    const first = submission(userId, Date.now() + 2_000);
+    const first = submission(userId, performance.now() + 2_000);
     const placed = await submitter.submit(first);
     // The retry of the same request (same key and body), in a batch that misses its deadline before COMMIT.
     const slowRedis = { mget: (...keys: string[]) => new Promise((r) => setTimeout(() => r(keys.map(() => null)), 400)) };
     const slow = new OrderSubmitter(client, () => slowRedis as unknown as ReturnType<ConstructorParameters<typeof OrderSubmitter>[1]>, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
-    const [replay, fresh] = await Promise.allSettled([slow.submit({ ...first, orderId: randomUUID(), deadline: Date.now() + 150 }), slow.submit(submission(randomUUID(), Date.now() + 150))]);
+    const [replay, fresh] = await Promise.allSettled([slow.submit({ ...first, orderId: randomUUID(), deadline: performance.now() + 150 }), slow.submit(submission(randomUUID(), performance.now() + 150))]);
     expect(replay).toMatchObject({ status: "fulfilled", value: { replayed: true, row: { order_id: placed.row.order_id } } });
     expect(fresh).toMatchObject({ status: "rejected", reason: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" } });
     expect(await stored(userId)).toBe(1);

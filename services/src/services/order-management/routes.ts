@@ -84,8 +84,9 @@ export function registerRoutes(app: App, { relay, submitter, metrics, submitDead
     checkOrderRequest(b);
     const idempotencyKey = idempotencyKeyOf(req.headers["idempotency-key"]);
     // A repeated Idempotency-Key answers with the stored order (200), or 409 when the body differs.
-    // The deadline counts from when Fastify read the request (elapsedTime: since onRequest), body parsing included.
-    const deadline = Date.now() - reply.elapsedTime + submitDeadlineMs;
+    // The deadline counts from when Fastify read the request (elapsedTime: since onRequest), body parsing included,
+    // on the monotonic clock (a wall-clock step back would let a COMMIT go past it).
+    const deadline = performance.now() - reply.elapsedTime + submitDeadlineMs;
     const { row, replayed } = await submitter.submit({ orderId: randomUUID(), userId: who.userId, body: b, idempotencyKey, requestHash: requestHash(b), deadline });
     if (replayed) {
       metrics.submitted.inc({ outcome: "replayed" });

@@ -35,6 +35,7 @@ import * as data from "./data";
 import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
 
 /** A submission with the instant (epoch ms) past which it must not be committed. */
+/** `deadline` is on the monotonic clock (performance.now()): a wall-clock step cannot stretch the bound. */
 export type TimedSubmission = Submission & { deadline: number };
 
 /**
@@ -95,7 +96,7 @@ export class OrderSubmitter {
   private async submitBefore(all: TimedSubmission[]): Promise<(SubmitOutcome | Error)[]> {
     const outcomes: (SubmitOutcome | Error)[] = all.map(deadlinePassed);
     let pending = all.map((s, i) => ({ s, i }));
-    for (let expiredBy = Date.now(); ; ) {
+    for (let expiredBy = performance.now(); ; ) {
       pending = pending.filter(({ s }) => s.deadline > expiredBy);
       if (pending.length === 0) return outcomes;
       const deadline = Math.min(...pending.map(({ s }) => s.deadline));
@@ -112,7 +113,7 @@ export class OrderSubmitter {
           pending.forEach(({ i }, k) => e.known[k] && (outcomes[i] = e.known[k]));
           pending = pending.filter((_, k) => !e.known[k]);
         }
-        expiredBy = Math.max(Date.now(), deadline);
+        expiredBy = Math.max(performance.now(), deadline);
       }
     }
   }
@@ -131,7 +132,7 @@ export class OrderSubmitter {
     const priorsSql = data.idempotencyKeysStatement(keyed);
     // Each statement after these two SETs (the same message: PostgreSQL applies them to the rest of it)
     // is cancelled at the time left, a wait for a user's lock included.
-    const leftMs = Math.max(1, deadline - Date.now());
+    const leftMs = Math.max(1, deadline - performance.now());
     const timeouts = [`SET LOCAL statement_timeout = ${leftMs}`, `SET LOCAL lock_timeout = ${leftMs}`];
     const begin = [...timeouts, lockUsersOrdersStatement([...new Set(subs.map((s) => s.userId))]), riskFactsStatement(pairs, this.limits.rateWindowMs), ...(priorsSql ? [priorsSql] : [])];
     const outcomes = await this.pg.transaction(async (tx, _last, [, , , factRows, priorRows]) => {
@@ -155,7 +156,7 @@ export class OrderSubmitter {
       const created = new Map(data.newOrderRows(fresh, txNow).map((r) => [r.order_id, r]));
       const written = await data.insertOrders(tx, fresh, [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
       // Nothing is awaited between this check and the helper's COMMIT.
-      if (Date.now() >= deadline) throw new DeadlinePassed(decisions.map((d) => (d.kind === "replay" && "prior" in d ? { row: d.prior, replayed: true } : undefined)));
+      if (performance.now() >= deadline) throw new DeadlinePassed(decisions.map((d) => (d.kind === "replay" && "prior" in d ? { row: d.prior, replayed: true } : undefined)));
       enqueued = written;
       return decisions.map((d, i): SubmitOutcome | HttpError => {
         if (d.kind === "conflict") return idempotencyKeyReused();
