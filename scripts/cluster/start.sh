@@ -394,7 +394,12 @@ deploy_addons() {
 		read -r name image obj <<<"$a"
 		[ -f "$IMAGES_DIR/$image.tar" ] || continue
 		IFS=/ read -r kind ns obj <<<"$obj"
-		kubectl_ -n "$ns" rollout status "$kind/$obj" --timeout="${TIMEOUT}s" >/dev/null
+		kubectl_ -n "$ns" rollout status "$kind/$obj" --timeout="${TIMEOUT}s" >/dev/null || {
+			# "timed out waiting for the condition" alone says nothing: name the node's pressure and the pods.
+			kubectl_ get node -o jsonpath='{range .items[*].status.conditions[?(@.status=="True")]}{.type}: {.message}{"\n"}{end}' >&2 || true
+			kubectl_ get pods -A --field-selector=status.phase!=Running >&2 || true
+			die "add-on $name did not roll out in ${TIMEOUT}s (K8S_START_TIMEOUT); a DiskPressure above evicts pods: free disk space"
+		}
 	done
 	((${#missing[@]} == 0)) || log "WARNING: add-ons not deployed, their images are not built yet: ${missing[*]} (run build.sh, then start.sh again)"
 }
@@ -404,6 +409,13 @@ if [ "$MODE" = import ]; then
 	timed "add-on images imported" import_addon_images
 	timed "platform images imported (docker save)" import_docker_images
 	exit 0
+fi
+# The kubelet evicts pods and taints the node when its disk runs low (evictionHard below), and the
+# image imports need a few GB: a node is refused short of K8S_MIN_FREE_GB before anything starts,
+# rather than timing out later with an add-on evicted.
+if [ "$MODE" != control-plane ]; then
+	free_gb=$(df --output=avail -BG "$K8S_CACHE" | tail -1 | tr -dc 0-9)
+	((free_gb >= ${K8S_MIN_FREE_GB:-10})) || die "only ${free_gb} GB free on the disk of $K8S_CACHE; the node needs ${K8S_MIN_FREE_GB:-10} GB (K8S_MIN_FREE_GB): free space (old clones, docker image prune) and start again"
 fi
 timed "PKI and kubeconfigs" gen_pki
 if [ -z "$K8S_INSTANCE" ]; then
