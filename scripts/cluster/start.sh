@@ -294,15 +294,39 @@ EOF
 	wait_for containerd ctr -a "$CONTAINERD_SOCK" version
 }
 
+# still_imported STAMP KEY: the stamp holds KEY and, after it, the image names its import made; true
+# only while containerd still has every one of them. The kubelet's image garbage collection removes
+# images when the disk runs low (eviction), and no registry here gives them back: trusting the stamp
+# alone left pods in ContainerCreating for ever ("failed to pull ... docker.io/local/pause:3.10").
+# A stamp without names (older, or an import whose output named none) is not trusted.
+still_imported() {
+	local stamp=$1 key=$2 present name names=0
+	[ -f "$stamp" ] && [ "$(head -1 "$stamp")" = "$key" ] || return 1
+	present=$(ctr_ images ls -q)
+	while read -r name; do
+		names=$((names + 1))
+		grep -qxF "$name" <<<"$present" || return 1
+	done < <(tail -n +2 "$stamp")
+	((names > 0))
+}
+
+# import_into STAMP KEY CMD...: runs the import CMD (ctr images import) and records KEY and the names
+# it unpacked ("unpacking docker.io/local/pause:3.10 (sha256:...)...done") in STAMP.
+import_into() {
+	local stamp=$1 key=$2 out
+	shift 2
+	out=$("$@")
+	mkdir -p "$RUN_DIR/imported"
+	{ echo "$key"; sed -n 's/^unpacking \([^ ]*\) .*/\1/p' <<<"$out"; } >"$stamp"
+}
+
 # import_tar FILE: imports a docker-archive into the node's containerd once per content hash.
 import_tar() {
 	local f=$1 key stamp
 	key=$(stat -c '%s-%Y' "$f")
 	stamp=$RUN_DIR/imported/$(basename "$f")
-	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && return 0
-	ctr_ images import "$f" >/dev/null
-	mkdir -p "$RUN_DIR/imported"
-	echo "$key" >"$stamp"
+	still_imported "$stamp" "$key" && return 0
+	import_into "$stamp" "$key" ctr_ images import "$f"
 }
 import_addon_images() {
 	bash "$CLUSTER_DIR/images.sh"
@@ -321,9 +345,8 @@ import_docker_images() {
 	for ref in "${refs[@]}"; do
 		id=$(docker image inspect -f '{{.Id}}' "$ref")
 		stamp=$RUN_DIR/imported/docker-$(echo "$ref" | tr '/:' '__')
-		[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$id" ] && continue
-		docker save "$ref" | ctr_ images import - >/dev/null
-		echo "$id" >"$stamp"
+		still_imported "$stamp" "$id" && continue
+		docker save "$ref" | import_into "$stamp" "$id" ctr_ images import -
 		log "imported $ref"
 	done
 }
