@@ -26,6 +26,8 @@ import type { createPostgres, PostgresClient } from "../../services/src/kit/data
 import { migratedKitPostgres } from "../helpers/schemas";
 import type { TradingEngine } from "../../services/src/services/trading-engine/engine";
 import { testEngine } from "../helpers/engine";
+import { promClient } from "../harness/deps";
+type PromRegistry = Parameters<typeof testEngine>[1];
 import { recordLiveSends } from "../../services/src/services/trading-engine/liveSends";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import { BinanceTradingClient, toBinanceOrder } from "../../services/src/trading/binance/adapter";
@@ -43,8 +45,11 @@ const errors: { o: unknown; msg: string }[] = [];
 const log = { info() {}, debug() {}, error: (o: unknown, msg: string) => errors.push({ o, msg }), warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as ConstructorParameters<typeof TradingEngine>[0]["log"];
 
 const binance = (secretKey = SECRET) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, timeoutMs: 300, sleep: async () => {} });
-const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient } = {}) =>
-  testEngine({ pg: opts.pg ?? client, log, live: { client: binance(opts.secretKey), quoteAsset: "USDT", pollMs: opts.pollMs } });
+const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient; registry?: PromRegistry } = {}) =>
+  testEngine({ pg: opts.pg ?? client, log, live: { client: binance(opts.secretKey), quoteAsset: "USDT", pollMs: opts.pollMs } }, opts.registry);
+/** te_live_orders_unrecorded_total by outcome, as the engine's registry holds it. */
+const unrecorded = async (registry: NonNullable<PromRegistry>) =>
+  Object.fromEntries((await registry.getSingleMetric("te_live_orders_unrecorded_total")!.get()).values.map((v) => [v.labels.outcome, v.value]));
 /** A symbol of one test alone. */
 const symbolOf = () => `L${randomBytes(4).toString("hex").toUpperCase()}USDT`;
 const limitBuy = (symbol: string, limitPrice: string, quantity = "2", userId = "u-live"): OrderRequest => ({ orderId: randomUUID(), userId, symbol, side: "buy", type: "limit", quantity, limitPrice });
@@ -54,10 +59,10 @@ const cancel = (order: OrderRequest): EngineCommand => ({ kind: "cancel", order 
 const bar = (symbol: string, openTime: number, close: string, low = close): Bar => ({ symbol, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high: close, low, close, volume: "1000" });
 
 /** A loaded engine over a fresh symbol at `price` on the fake Binance. */
-async function startedEngine(price = "100") {
+async function startedEngine(price = "100", registry?: PromRegistry) {
   const s = symbolOf();
   fake.setPrice(s, price);
-  const engine = engineOn();
+  const engine = engineOn({ registry });
   await engine.load();
   return { s, engine };
 }
@@ -548,7 +553,8 @@ describe("a batch that fails for good after its sends (the consumer may set its 
   });
 
   it("an order whose own row PostgreSQL refuses: the others are recorded; it is cancelled at Binance, not left open there unseen, and never sent again", async () => {
-    const { s, engine } = await startedEngine();
+    const registry = new promClient.Registry();
+    const { s, engine } = await startedEngine("100", registry);
     const good = limitBuy(s, "95", "1");
     // Stands for any row of its own that cannot be written (jsonb refuses U+0000; the consumer's decoding refuses such an order first).
     const unstorable = { ...limitBuy(s, "94", "1"), clientOrderId: "bad\u0000id" };
@@ -560,6 +566,8 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(fake.requests(unstorable.orderId)).toEqual([`POST /api/v3/order ${unstorable.orderId}`, `DELETE /api/v3/order ${unstorable.orderId}`]);
     expect(atBinance(unstorable)).toMatchObject([{ status: "CANCELED" }]);
     expect(errors.map((e) => e.o)).toContainEqual(expect.objectContaining({ orderId: unstorable.orderId, cancel: "cancelled" }));
+    // Counted once, for the TeLiveOrderUnrecorded alert (the good order, recorded, is not).
+    expect(await unrecorded(registry)).toEqual({ cancelled: 1, cancel_failed: 0, not_open: 0 });
     expect(await recordedSends([good.orderId, unstorable.orderId])).toEqual([unstorable.orderId]); // its trace stays
 
     // The consumer's retry of the failing message alone: looked up at Binance (cancelled there), not placed again; then set aside.
@@ -583,7 +591,8 @@ describe("a batch that fails for good after its sends (the consumer may set its 
         }, opts);
       }) as PostgresClient["transaction"],
     };
-    const engine = engineOn({ pg });
+    const registry = new promClient.Registry();
+    const engine = engineOn({ pg, registry });
     await engine.load();
     const o = marketBuy(s, "1");
     const err = await engine.onBatch([execute(o)]).catch((e: unknown) => e);
@@ -591,6 +600,7 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(String(err)).toContain("could not be recorded");
     expect(await rowOf(o.orderId)).toBeUndefined();
     expect(await recordedSends([o.orderId])).toEqual([o.orderId]);
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 0, not_open: 0 }); // an outage: nothing lost, nothing counted
 
     await engine.onBatch([execute(o)]); // kafkajs retries the batch: looked up, adopted with its fill
     expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);

@@ -42,6 +42,7 @@ export interface EngineDeps {
   paper: PaperExchangeOptions;
   live?: LiveOptions;
   fillsTotal: Counter<string>;
+  liveOrdersUnrecorded: Counter<"outcome">;
 }
 
 export class TradingEngine {

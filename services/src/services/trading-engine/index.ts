@@ -19,6 +19,7 @@ import { TOPICS } from "../../trading/events";
 import { consumeDecoded, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { TradingEngine } from "./engine";
+import { liveOrdersUnrecordedCounter } from "./metrics";
 import type { LiveOptions } from "./live";
 import { commandOf } from "./messages";
 import { registerRoutes } from "./routes";
@@ -57,8 +58,9 @@ export default defineService({
     const pg = ctx.app.pg;
     const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.app.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS, direct: c.TE_OUTBOX_DIRECT, graceMs: c.TE_OUTBOX_GRACE_MS });
     const fillsTotal = new Counter({ name: "te_fills_total", help: "fills produced", labelNames: ["liquidity"], registers: [ctx.metrics.registry] });
+    const liveOrdersUnrecorded = liveOrdersUnrecordedCounter(ctx.metrics.registry);
     const engine = new TradingEngine({
-      pg, relay, log: ctx.log, live, fillsTotal,
+      pg, relay, log: ctx.log, live, fillsTotal, liveOrdersUnrecorded,
       paper: { makerFeeBps: c.PAPER_MAKER_FEE_BPS, takerFeeBps: c.PAPER_TAKER_FEE_BPS, slippageBps: c.PAPER_SLIPPAGE_BPS, impactBps: c.PAPER_IMPACT_BPS, tickSize: c.PAPER_TICK_SIZE },
     });
     await engine.load();

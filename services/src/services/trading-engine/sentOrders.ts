@@ -10,8 +10,9 @@
  * recorded in a transaction of their own, as the batch would have: their rows with Binance's state,
  * their fills, the events, their te_live_sends records deleted (a held one's `held` row replaced).
  * The consumer's retries then find them in te_orders and skip them. An order that cannot be recorded
- * even alone (the failure lies in its own row) is cancelled at Binance if it rests there and logged as
- * an error; its te_live_sends record stays. A settle that meets an outage turns the failure into an
+ * even alone (the failure lies in its own row) is cancelled at Binance if it rests there, logged as
+ * an error and counted (te_live_orders_unrecorded_total, metrics.ts: the TeLiveOrderUnrecorded
+ * alert); its te_live_sends record stays. A settle that meets an outage turns the failure into an
  * outage: the batch is retried later, nothing is set aside meanwhile. A process killed before the
  * settle commits leaves the te_live_sends records: the redelivery looks the orders up at Binance first.
  */
@@ -24,11 +25,13 @@ import { BatchWork, type SentOrder } from "./batch";
 import * as data from "./data";
 import type { LiveVenue } from "./live";
 import { forgetLiveSends } from "./liveSends";
+import type { UnrecordedOutcome } from "./metrics";
 
 export interface SettleDeps {
   pg: PostgresClient;
   log: Logger;
   fillsTotal: Counter<string>;
+  liveOrdersUnrecorded: Counter<"outcome">;
 }
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -80,7 +83,15 @@ export async function settleSentOrders(deps: SettleDeps, venue: LiveVenue, sent:
       }
     }
     // Its own row cannot be written: at least it does not stay open at Binance, where no poll sees it.
-    const cancel = s.report.status === "resting" ? await venue.cancel(s.order).then((u) => u?.state.status ?? "unknown at Binance", (e: unknown) => `cancel failed: ${messageOf(e)}`) : "not open";
+    let outcome: UnrecordedOutcome = "not_open";
+    let cancel = "not open";
+    if (s.report.status === "resting") {
+      [outcome, cancel] = await venue.cancel(s.order).then(
+        (u): [UnrecordedOutcome, string] => [u?.state.status === "cancelled" ? "cancelled" : "not_open", u?.state.status ?? "unknown at Binance"],
+        (e: unknown): [UnrecordedOutcome, string] => ["cancel_failed", `cancel failed: ${messageOf(e)}`],
+      );
+    }
+    deps.liveOrdersUnrecorded.inc({ outcome });
     deps.log.error({ orderId: s.order.orderId, binance: s.report.status, cancel, err: { message: messageOf(why) } }, "live order sent to Binance could not be recorded in te_orders; its te_live_sends record stays");
   }
   return enqueued;

@@ -1,0 +1,24 @@
+/**
+ * `te_live_orders_unrecorded_total{outcome}`: live orders Binance accepted that the engine could not
+ * record in te_orders even alone (sentOrders.ts), by what became of them at Binance: `cancelled`
+ * (it rested there and the cancel succeeded, or it had ended otherwise by then: `not_open`),
+ * `cancel_failed` (it may still be open at Binance, where no poll sees it), `not_open` (it was not
+ * resting: filled or refused at once). Every one needs a person: the order is at Binance and not in
+ * the platform's books. Each outcome starts at 0, so `increase()` sees the first one.
+ */
+import { Counter, type Registry } from "prom-client";
+
+export const LIVE_ORDERS_UNRECORDED_METRIC = "te_live_orders_unrecorded_total";
+export const UNRECORDED_OUTCOMES = ["cancelled", "cancel_failed", "not_open"] as const;
+export type UnrecordedOutcome = (typeof UNRECORDED_OUTCOMES)[number];
+
+export function liveOrdersUnrecordedCounter(registry: Registry): Counter<"outcome"> {
+  const counter = new Counter({
+    name: LIVE_ORDERS_UNRECORDED_METRIC,
+    help: "live orders Binance accepted that could not be recorded in te_orders, by what became of them at Binance",
+    labelNames: ["outcome"],
+    registers: [registry],
+  });
+  for (const outcome of UNRECORDED_OUTCOMES) counter.inc({ outcome }, 0);
+  return counter;
+}
