@@ -20,6 +20,7 @@ import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
 import { TOPICS } from "../../services/src/trading/events";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
+import { parseSamples } from "../helpers/promql";
 import { http, waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres", "redis");
@@ -227,6 +228,11 @@ describe("trading-engine", () => {
     expect(reasons).toMatch(/order\.quantity: /);
     // Refused at decoding (messages.ts) before it is executed: PostgreSQL's jsonb cannot store it.
     expect(reasons).toMatch(/clientOrderId holds U\+0000 or an unpaired surrogate/);
+    // Each one counted once in the engine's consumer_dead_letters_total (the MessagesSetAside alert), by topic.
+    const counted = parseSamples(await (await fetch(`${engine!.url}/metrics`)).text(), "consumer_dead_letters_total");
+    const perTopic = (topic: string) => counted.filter((c) => c.labels.consumer_group === "trading-engine" && c.labels.topic === topic).reduce((n, c) => n + c.value, 0);
+    for (const topic of [TOPICS.candles, TOPICS.orders]) expect(perTopic(topic), topic).toBe(rows.filter((r) => r.topic === topic).length);
+    expect(perTopic(TOPICS.candles) + perTopic(TOPICS.orders)).toBe(poison.length + 1);
   }, 600_000);
 
   it("a cancel is pending until the engine confirms it; a racing partial fill is kept, the cancel covers the rest", async () => {

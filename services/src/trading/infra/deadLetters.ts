@@ -5,7 +5,12 @@
  * retriable, or a HandlerUnavailableError) is retried instead, so nothing is set aside because a
  * datastore blinked; any other error (a PoisonMessageError, bad input the datastore refused, a bug)
  * sets the message aside.
+ *
+ * Each dead letter recorded counts once in `consumer_dead_letters_total{consumer_group, topic}` of the
+ * service's registry (the MessagesSetAside alert): not a failed write (the message is retried), nor
+ * a redelivered one PostgreSQL already holds.
  */
+import { Counter, type Registry } from "prom-client";
 import { isTransientError, type ClickHouseKitClient, type Queryable } from "../../kit";
 
 /** Thrown by a handler for a message that is malformed or carries values that can never be applied
@@ -45,20 +50,42 @@ export function reasonText(err: unknown): string {
   return raw.replace(/\u0000/g, "\\0").replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd").slice(0, 1000);
 }
 
-export async function recordDeadLetter(db: Queryable, d: DeadLetter): Promise<void> {
-  await db.query(
+export const DEAD_LETTERS_METRIC = "consumer_dead_letters_total";
+
+/** The registry's dead-letter counter (one per registry, whatever the number of consumers or restarts). */
+export function deadLettersCounter(registry: Registry): Counter<"consumer_group" | "topic"> {
+  const existing = registry.getSingleMetric(DEAD_LETTERS_METRIC);
+  if (existing instanceof Counter) return existing;
+  return new Counter({
+    name: DEAD_LETTERS_METRIC,
+    help: "messages a consumer group set aside in consumer_dead_letters (never applied), by topic",
+    labelNames: ["consumer_group", "topic"],
+    registers: [registry],
+  });
+}
+
+/** Whether the row was written (false: the same message was set aside before, a redelivery). */
+export async function recordDeadLetter(db: Queryable, d: DeadLetter): Promise<boolean> {
+  const r = await db.query(
     `INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, reason)
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
     [d.groupId, d.topic, d.partition, d.offset, d.key, d.value, d.reason],
   );
+  return (r.rowCount ?? 0) > 0;
 }
 
 /** Where a consumer sets messages aside: PostgreSQL's table, or ClickHouse's for a consumer without PostgreSQL (migrations/clickhouse/0007). */
 export type DeadLetterStore = { postgres: Queryable } | { clickhouse: ClickHouseKitClient };
 
-export async function setAside(store: DeadLetterStore, d: DeadLetter): Promise<void> {
-  if ("postgres" in store) return recordDeadLetter(store.postgres, d);
-  await store.clickhouse.insert("consumer_dead_letters", [
+/** Records the dead letter and counts it once written (`counter`); a failed write throws, uncounted. */
+export async function setAside(store: DeadLetterStore, d: DeadLetter, counter: Counter<"consumer_group" | "topic">): Promise<void> {
+  const written = "postgres" in store ? await recordDeadLetter(store.postgres, d) : await insertIntoClickHouse(store.clickhouse, d);
+  if (written) counter.inc({ consumer_group: d.groupId, topic: d.topic });
+}
+
+/** ClickHouse keeps every insert (a redelivered message is a second row, counted again). */
+async function insertIntoClickHouse(clickhouse: ClickHouseKitClient, d: DeadLetter): Promise<true> {
+  await clickhouse.insert("consumer_dead_letters", [
     {
       consumer_group: d.groupId,
       topic: d.topic,
@@ -70,6 +97,7 @@ export async function setAside(store: DeadLetterStore, d: DeadLetter): Promise<v
       created_at: new Date().toISOString().slice(0, 19).replace("T", " "),
     },
   ]);
+  return true;
 }
 
 /** Whether a failed message should be retried (an outage) rather than set aside. */

@@ -26,7 +26,7 @@ export const consumerConfig = (c: ConsumerTiming) => ({
 });
 
 import type { ServiceContext } from "../../kit";
-import { isRetriable, reasonText, setAside, type DeadLetterStore } from "./deadLetters";
+import { deadLettersCounter, isRetriable, reasonText, setAside, type DeadLetterStore } from "./deadLetters";
 import { GroupCommit } from "./groupCommit";
 import { checkMessage } from "./topicSchemas";
 
@@ -83,7 +83,8 @@ export type FetchOptions = Partial<Pick<import("kafkajs").ConsumerConfig, "minBy
  * Poison: a message that is not JSON, breaks its topic's schema (topicSchemas.ts) or that `decode`
  * refuses (what the message means to this consumer; a throw that is not an outage) never reaches
  * `handle`: it is recorded in `consumer_dead_letters` (PostgreSQL, or ClickHouse for a consumer
- * without PostgreSQL) with the reason, and the rest of its batch goes on together. A topic schema may
+ * without PostgreSQL) with the reason, counted in `consumer_dead_letters_total{consumer_group, topic}`,
+ * and the rest of its batch goes on together. A topic schema may
  * refuse part of a message (the bad bars of a candles batch): that part is recorded the same way,
  * under the message's offset, and the rest of the message is handled. When a batch
  * fails with an error that is not an outage (see deadLetters.ts), its messages are handed over
@@ -212,8 +213,11 @@ export async function consumeDecoded<T>(
     : ctx.datastores.isEnabled("clickhouse")
       ? { clickhouse: ctx.app.clickhouse }
       : undefined;
+  const setAsideTotal = deadLettersCounter(ctx.metrics.registry);
+  // Each topic's series starts at 0, so the alert's increase() sees the first dead letter too.
+  for (const topic of opts.topics) setAsideTotal.inc({ consumer_group: opts.groupId, topic }, 0);
   const setMessageAside = async (m: Omit<BatchMessage, "json">, reason: string): Promise<void> => {
-    if (deadLetters) await setAside(deadLetters, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason });
+    if (deadLetters) await setAside(deadLetters, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason }, setAsideTotal);
     ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, deadLetters ? "message set aside in consumer_dead_letters" : "message skipped (no store for dead letters)");
   };
   // `aside`: the refused part of a message whose rest is handled (a candles batch's bad bars). It is
