@@ -214,6 +214,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
           runtime,
           image: image("prometheus"),
           services: config.services,
+          // A Kubernetes CronJob runs no cron runner: only the Docker runtime's scheduled jobs export scheduled_job_*.
+          scheduledJobHosts: runtime.capabilities.scheduledJobImages === "with-cron-runner" ? Object.values(apps).flatMap((a) => (a.scheduledJob ? [a.scheduledJob.host] : [])) : [],
           retentionDays: config.monitoring.retentionDays,
           storageGi: 10,
           hostPort: config.docker.publishAdminPorts ? ADMIN_HOST_PORTS.prometheus : undefined,

@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ServiceDefinition } from "../../catalog";
-import { LABEL_PROMETHEUS_RULES, probe, Runtime, DeployedWorkload } from "../workload";
+import { CRON_RUNNER_STATUS_PORT, LABEL_PROMETHEUS_RULES, probe, Runtime, DeployedWorkload } from "../workload";
 import { PROMETHEUS } from "../topology";
 import type { ContainerImage } from "../../stacks/images";
 import { httpCheck } from "../data/definitions";
@@ -12,8 +12,13 @@ import { httpCheck } from "../data/definitions";
 export const PROMETHEUS_PORT = 9090;
 export const RULES_PATH = "/etc/prometheus/rules/trading-alerts.yml";
 
-/** prometheus.yml: one job per catalog service, scraping /metrics on its port. */
-export function prometheusConfig(services: readonly ServiceDefinition[], scrapeIntervalSeconds = 15): string {
+/**
+ * prometheus.yml: one job per catalog service, scraping /metrics on its port, and one
+ * (`scheduled-jobs`) over the cron runners of the Docker runtime (`scheduledJobHosts`, port
+ * CRON_RUNNER_STATUS_PORT), kept with `honor_labels` so that `job` stays the scheduled job's name
+ * the runner exports (scheduled_job_runs_total{job, outcome}).
+ */
+export function prometheusConfig(services: readonly ServiceDefinition[], scrapeIntervalSeconds = 15, scheduledJobHosts: readonly string[] = []): string {
   const lines = [
     "# Generated from catalog/services.ts by components/monitoring/prometheus.ts; do not edit.",
     "global:",
@@ -37,6 +42,10 @@ export function prometheusConfig(services: readonly ServiceDefinition[], scrapeI
       `          tier: ${s.tier}`,
     );
   }
+  if (scheduledJobHosts.length > 0) {
+    lines.push("  - job_name: scheduled-jobs", "    metrics_path: /metrics", "    honor_labels: true", "    static_configs:");
+    lines.push(`      - targets: [${[...scheduledJobHosts].sort().map((h) => `"${h}:${CRON_RUNNER_STATUS_PORT}"`).join(", ")}]`);
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -50,8 +59,11 @@ export interface AlertRule {
 
 /**
  * Alerts every platform needs: a target down, error and latency budgets, a failing dependency
- * seen by the services' readiness checks, and Prometheus' own rule/scrape health. Metric names are
- * those the service kit exports (http_request_duration_seconds, service_dependency_up).
+ * seen by the services' readiness checks, and Prometheus' own rule/scrape health; then the
+ * platform's own failures, which otherwise reach only the logs: a message set aside as a dead
+ * letter, a live order Binance accepted that the trading-engine could not record, a consumer group
+ * falling behind, a failed scheduled job. Metric names are those the services export
+ * (tests/unit/alert-rules.test.ts checks each one against the code that registers it).
  */
 export const alertRules: readonly AlertRule[] = [
   { alert: "ServiceDown", expr: "up == 0", for: "2m", severity: "critical", summary: "{{ $labels.job }} has been unreachable for 2 minutes" },
@@ -83,6 +95,40 @@ export const alertRules: readonly AlertRule[] = [
     severity: "warning",
     summary: "Prometheus fails to evaluate alert rules",
   },
+  {
+    // trading/infra/deadLetters.ts: counted once per dead letter written; each series starts at 0.
+    alert: "MessagesSetAside",
+    expr: "sum by (service, consumer_group, topic) (increase(consumer_dead_letters_total[15m])) > 0",
+    for: "0m",
+    severity: "warning",
+    summary: "{{ $labels.service }} (group {{ $labels.consumer_group }}) set messages of {{ $labels.topic }} aside in consumer_dead_letters in the last 15 minutes; they were never applied",
+  },
+  {
+    // trading-engine/metrics.ts: each one is an order at Binance missing from te_orders.
+    alert: "TeLiveOrderUnrecorded",
+    expr: "sum by (service, outcome) (increase(te_live_orders_unrecorded_total[15m])) > 0",
+    for: "0m",
+    severity: "critical",
+    summary: "{{ $labels.service }} could not record a live order Binance accepted (outcome {{ $labels.outcome }}); its te_live_sends record stays: reconcile it with Binance by hand",
+  },
+  {
+    // kit/datastores/kafka-lag.ts. 1,000 messages is minutes of the order path's or a market's
+    // normal flow; ten minutes above it is a consumer that does not keep up, not a burst or a
+    // rebalance (a catch-up from the beginning of a topic that long is worth a look too).
+    alert: "KafkaConsumerLagging",
+    expr: "max by (service, group, topic, partition) (kafka_consumer_lag) > 1000",
+    for: "10m",
+    severity: "warning",
+    summary: "{{ $labels.service }} (group {{ $labels.group }}) is more than 1000 messages behind on {{ $labels.topic }} partition {{ $labels.partition }} for 10 minutes",
+  },
+  {
+    // kit/cron-runner.ts (the Docker runtime's scheduler), scraped with honor_labels: `job` is the scheduled job.
+    alert: "ScheduledJobFailed",
+    expr: 'sum by (job) (increase(scheduled_job_runs_total{outcome="failed"}[1h])) > 0',
+    for: "0m",
+    severity: "warning",
+    summary: "scheduled job {{ $labels.job }} had a failed run in the last hour (non-zero exit, signal, or could not start)",
+  },
 ];
 
 export function alertRulesYaml(rules: readonly AlertRule[] = alertRules): string {
@@ -106,6 +152,8 @@ export interface PrometheusArgs {
   /** The image and what it pins (stacks/images.ts). */
   image: ContainerImage;
   services: readonly ServiceDefinition[];
+  /** Hosts of the cron runners to scrape (the Docker runtime's scheduled jobs; none elsewhere). */
+  scheduledJobHosts?: readonly string[];
   retentionDays: number;
   storageGi: number;
   hostPort?: number;
@@ -140,7 +188,7 @@ export class Prometheus extends pulumi.ComponentResource {
         ports: [{ name: "http", port: PROMETHEUS_PORT, hostPort: args.hostPort, bindAddress: args.bindAddress }],
         volumes: [{ name: "data", mountPath: "/prometheus", sizeGi: args.storageGi }],
         files: [
-          { path: "/etc/prometheus/prometheus.yml", content: prometheusConfig(args.services) },
+          { path: "/etc/prometheus/prometheus.yml", content: prometheusConfig(args.services, undefined, args.scheduledJobHosts) },
           { path: RULES_PATH, content: alertRulesYaml() },
         ],
         liveness: probe({ exec: httpCheck(args.image, `http://127.0.0.1:${PROMETHEUS_PORT}/-/healthy`) }),

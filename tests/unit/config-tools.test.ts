@@ -38,7 +38,7 @@ describe("generated configuration accepted by the real tools", () => {
     const dir = tmp();
     const rules = path.join(dir, "rules.yml");
     fs.writeFileSync(rules, alertRulesYaml());
-    fs.writeFileSync(path.join(dir, "prometheus.yml"), prometheusConfig(catalog).replace(RULES_PATH, rules));
+    fs.writeFileSync(path.join(dir, "prometheus.yml"), prometheusConfig(catalog, 15, ["ml-predictor-retrain"]).replace(RULES_PATH, rules));
     const checkRules = spawnSync("promtool", ["check", "rules", rules], { encoding: "utf8" });
     expect(checkRules.status, checkRules.stdout + checkRules.stderr).toBe(0);
     expect(checkRules.stdout).toMatch(/SUCCESS: \d+ rules found/);

@@ -145,6 +145,8 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     const prom = named(run, CONTAINER, "prometheus-container");
     const conf = (prom.inputs.uploads as { file: string; content: string }[]).find((u) => u.file.endsWith("prometheus.yml"))!.content;
     for (const s of catalog) expect(conf).toContain(`targets: ["${s.name}:${s.port}"]`);
+    // The cron runner of ml-predictor's retraining (scheduled_job_runs_total: the ScheduledJobFailed alert).
+    expect(conf).toContain('  - job_name: scheduled-jobs\n    metrics_path: /metrics\n    honor_labels: true\n    static_configs:\n      - targets: ["ml-predictor-retrain:9464"]\n');
   });
 });
 

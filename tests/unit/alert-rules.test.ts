@@ -1,0 +1,74 @@
+/**
+ * The alert rules read what the services export. Each metric an alert's expression names is looked
+ * up in registries built by the code that registers it in the services (the kit's HTTP and
+ * dependency metrics, the Kafka consumer lag gauge, the dead-letter counter, the trading-engine's
+ * unrecorded live orders counter, the cron runner's metrics), and every `{{ $labels.x }}` of a
+ * summary must be a label the expression keeps (its `by (...)`) and one the metric carries.
+ * promtool's syntax check of the rendered file is in config-tools.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { alertRules, alertRulesYaml, prometheusConfig } from "../../components/monitoring/prometheus";
+import { PROMETHEUS_OWN_SERIES } from "../../components/monitoring/dashboards";
+import { catalog } from "../../catalog";
+import { createMetrics } from "../../services/src/kit/probes";
+import { consumerLagGauge } from "../../services/src/kit/datastores/kafka-lag";
+import { CronRunner, runnerMetrics } from "../../services/src/kit/cron-runner";
+import { createLogger } from "../../services/src/kit/app";
+import { deadLettersCounter } from "../../services/src/trading/infra/deadLetters";
+import { liveOrdersUnrecordedCounter } from "../../services/src/services/trading-engine/metrics";
+import { exportedSeries, metricNames, parseSamples } from "../helpers/promql";
+
+/** What the services' /metrics and a cron runner's hold, each metric with one sample. */
+async function exported(): Promise<string> {
+  const m = createMetrics("trading-engine", false);
+  m.httpDuration.observe({ method: "GET", route: "/x", status_code: "200" }, 0.01);
+  m.dependencyUp.set({ dependency: "postgres" }, 1);
+  consumerLagGauge(m.registry).set({ group: "g", topic: "t", partition: "0" }, 3);
+  deadLettersCounter(m.registry).inc({ consumer_group: "g", topic: "t" });
+  liveOrdersUnrecordedCounter(m.registry);
+  const runner = new CronRunner({ name: "ml-predictor-retrain", schedule: "0 3 * * *", command: ["true"], log: createLogger("alerts-test", "silent") });
+  return (await m.registry.metrics()) + (await runnerMetrics(runner).metrics());
+}
+
+/** Labels a series of `name` carries in the exposition (plus the scrape's `job` and `instance`). */
+const labelsOf = (text: string, name: string) => new Set(["job", "instance", ...parseSamples(text, name).flatMap((s) => Object.keys(s.labels))]);
+
+describe("alert rules", () => {
+  it("renders the platform's failure alerts with their severity", () => {
+    const yaml = alertRulesYaml();
+    const expected: Record<string, string> = { MessagesSetAside: "warning", TeLiveOrderUnrecorded: "critical", KafkaConsumerLagging: "warning", ScheduledJobFailed: "warning" };
+    for (const [alert, severity] of Object.entries(expected)) {
+      const block = yaml.split("      - alert: ").find((b) => b.startsWith(`${alert}\n`));
+      expect(block, alert).toBeDefined();
+      expect(block).toContain(`severity: ${severity}`);
+    }
+    expect(yaml).toContain('expr: "sum by (service, consumer_group, topic) (increase(consumer_dead_letters_total[15m])) > 0"');
+    expect(yaml).toContain('expr: "sum by (service, outcome) (increase(te_live_orders_unrecorded_total[15m])) > 0"');
+    expect(yaml).toContain('expr: "max by (service, group, topic, partition) (kafka_consumer_lag) > 1000"');
+    expect(yaml).toContain('expr: "sum by (job) (increase(scheduled_job_runs_total{outcome=\\"failed\\"}[1h])) > 0"');
+    expect(new Set(alertRules.map((r) => r.alert)).size).toBe(alertRules.length);
+  });
+
+  it("every metric an alert reads is exported, and every label a summary names is kept and carried", async () => {
+    const text = await exported();
+    const series = exportedSeries(text);
+    const own = new Set([...PROMETHEUS_OWN_SERIES, "prometheus_rule_evaluation_failures_total"]);
+    for (const r of alertRules) {
+      const names = metricNames(r.expr).filter((n) => !own.has(n));
+      for (const n of names) expect(series.has(n), `${r.alert} reads ${n}`).toBe(true);
+      const summaryLabels = [...r.summary.matchAll(/\$labels\.([A-Za-z_]+)/g)].map((x) => x[1]);
+      const kept = [...r.expr.matchAll(/\bby \(([^)]*)\)/g)].flatMap((x) => x[1].split(",").map((l) => l.trim()));
+      for (const label of summaryLabels) {
+        if (kept.length > 0) expect(kept, `${r.alert}: ${label} kept by the aggregation`).toContain(label);
+        // A histogram's labels are on its _bucket/_count series.
+        for (const n of names) expect(labelsOf(text, n).has(label), `${r.alert}: ${n} carries ${label}`).toBe(true);
+      }
+    }
+  });
+
+  it("the cron runners are scraped with their own job label (honor_labels), only when there are any", () => {
+    expect(prometheusConfig(catalog)).not.toContain("scheduled-jobs");
+    const conf = prometheusConfig(catalog, 15, ["ml-predictor-retrain"]);
+    expect(conf).toContain('  - job_name: scheduled-jobs\n    metrics_path: /metrics\n    honor_labels: true\n    static_configs:\n      - targets: ["ml-predictor-retrain:9464"]\n');
+  });
+});
