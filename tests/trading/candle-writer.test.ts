@@ -24,6 +24,7 @@ import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic
 import type { Bar } from "../../services/src/trading/types";
 import { freePort, kafkajs } from "../harness";
 import { useServersWith } from "../harness/shared";
+import { parseSamples } from "../helpers/promql";
 import { ChildService, http, waitUntil } from "./e2e-helpers";
 
 const srv = useServersWith({ privateKafka: true }, "redis", "kafka", "clickhouse");
@@ -194,6 +195,9 @@ describe("data-bridge's ClickHouse writer under SIGKILL", { timeout: 900_000 }, 
     expect(letters).toHaveLength(1);
     expect(letters[0].reason).toMatch(/1 of 6 bars refused .*bars\.2\.high: must be >= open and close/);
     expect(JSON.parse(Buffer.from(letters[0].value, "base64").toString())).toEqual({ v: 2, symbol: D, interval: "1m", bars: [v.bars[2]] });
+    // Written to ClickHouse, counted once in data-bridge's consumer_dead_letters_total (the MessagesSetAside alert).
+    const counted = parseSamples(await (await fetch(`${bridge.url}/metrics`)).text(), "consumer_dead_letters_total").filter((c) => c.labels.consumer_group === `writer-${run}`);
+    expect(counted.map((c) => [c.labels.topic, c.value])).toEqual([[TOPICS.candles, 1]]);
   });
 
   it("E: bars posted as positional series are stored like bar objects; a bad one is a 400 naming it and nothing is written", async () => {
