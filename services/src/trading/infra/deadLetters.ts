@@ -11,7 +11,7 @@
  * a redelivered one PostgreSQL already holds.
  */
 import { Counter, type Registry } from "prom-client";
-import { isTransientError, type ClickHouseKitClient, type Queryable } from "../../kit";
+import { isTransientError, storableText, type ClickHouseKitClient, type Queryable } from "../../kit";
 
 /** Thrown by a handler for a message that is malformed or carries values that can never be applied
  * (never retried, whatever its cause). */
@@ -44,10 +44,15 @@ export interface DeadLetter {
   reason: string;
 }
 
-/** The reason as text PostgreSQL accepts (no NUL, well-formed UTF-16), bounded. */
+/**
+ * The reason as text PostgreSQL accepts (no NUL, well-formed UTF-16), bounded: a NUL shown as "\\0",
+ * the rest made storable by the kit's storableText after the cut (a cut between the halves of a pair
+ * left half of one: the text the function promised was not well-formed, though the driver's UTF-8
+ * encoding turned that half into U+FFFD on the way to the text column).
+ */
 export function reasonText(err: unknown): string {
   const raw = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return raw.replace(/\u0000/g, "\\0").replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd").slice(0, 1000);
+  return storableText(raw.replace(/\u0000/g, "\\0").slice(0, 1000));
 }
 
 export const DEAD_LETTERS_METRIC = "consumer_dead_letters_total";
