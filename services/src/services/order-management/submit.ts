@@ -34,8 +34,7 @@ import type { Enqueued } from "../../trading/infra/outbox";
 import * as data from "./data";
 import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
 
-/** A submission with the instant (epoch ms) past which it must not be committed. */
-/** `deadline` is on the monotonic clock (performance.now()): a wall-clock step cannot stretch the bound. */
+/** A submission with the instant past which it must not be committed, on the monotonic clock (performance.now(): a wall-clock step cannot stretch the bound). */
 export type TimedSubmission = Submission & { deadline: number };
 
 /**
