@@ -28,6 +28,7 @@ import orderManagement from "../../services/src/services/order-management";
 import { requestHash } from "../../services/src/services/order-management/domain";
 import { OrderSubmitter, type TimedSubmission } from "../../services/src/services/order-management/submit";
 import { ORDER_SUBMIT_TIMEOUT_MS, SETTLE_AFTER_MS } from "../../services/src/services/ai-orchestrator/recover";
+import { lockUsersOrdersStatement } from "../../services/src/trading/infra/riskContext";
 import { DEFAULT_LIMITS } from "../../services/src/trading/risk";
 import { SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../services/src/trading/submitDeadline";
 
@@ -56,16 +57,29 @@ const submission = (userId: string, deadline: number): TimedSubmission => {
   return { orderId: randomUUID(), userId, body, idempotencyKey: randomUUID(), requestHash: requestHash(body), deadline };
 };
 const stored = async (userId: string) => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1`, [userId])).rows[0].n;
+/**
+ * Another connection holding `userId`'s order lock, taken by the statement the submit itself sends
+ * (riskContext.ts lockUsersOrdersStatement), until `release`.
+ */
+async function holdOrderLock(userId: string) {
+  const holder = new pg.Client({ connectionString: srv.postgres.url });
+  await holder.connect();
+  await holder.query(`BEGIN; ${lockUsersOrdersStatement([userId])}`);
+  let released: Promise<void> | undefined;
+  const release = () => (released ??= holder.query("COMMIT").then(() => holder.end()));
+  return { release };
+}
+/** A submitter whose market facts (Dragonfly, awaited inside the transaction) answer after `delayMs`: every statement is quick, only the check before COMMIT sees the time. */
+const slowSubmitter = (delayMs: number) => {
+  const slowRedis = { mget: (...keys: string[]) => new Promise((r) => setTimeout(() => r(keys.map(() => null)), delayMs)) };
+  return new OrderSubmitter(client, () => slowRedis as unknown as ReturnType<ConstructorParameters<typeof OrderSubmitter>[1]>, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
+};
 
 describe("order-management submit deadline", () => {
   it("a submit waiting on its user's lock past the deadline is a 503 before the lock is released, and is never committed", async () => {
     const userId = randomUUID();
-    const holder = new pg.Client({ connectionString: srv.postgres.url });
-    await holder.connect();
+    const lock = await holdOrderLock(userId);
     try {
-      // The lock a submit of this user takes first (riskContext.ts lockUsersOrdersStatement: space "or").
-      await holder.query("BEGIN");
-      await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [0x6f72, userId]);
       const started = Date.now();
       const outcome = submitter.submit(submission(userId, performance.now() + 300)).then(
         (o) => ({ ok: true as const, o }),
@@ -77,8 +91,7 @@ describe("order-management submit deadline", () => {
       expect(settled).toMatchObject({ ok: false, e: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED", headers: { "retry-after": "1" } } });
       expect(Date.now() - started).toBeLessThan(3_000);
     } finally {
-      await holder.query("COMMIT");
-      await holder.end();
+      await lock.release();
     }
     // Nothing committed later either.
     await new Promise((r) => setTimeout(r, 200));
@@ -87,10 +100,8 @@ describe("order-management submit deadline", () => {
 
   it("a batch whose statements each end in time but whose deadline passes before COMMIT is rolled back (the check right before COMMIT)", async () => {
     const userId = randomUUID();
-    // The market facts (Dragonfly, awaited inside the transaction) answer after the deadline: every
-    // statement is quick, only the check before COMMIT sees the time.
-    const slowRedis = { mget: (...keys: string[]) => new Promise((r) => setTimeout(() => r(keys.map(() => null)), 400)) };
-    const slow = new OrderSubmitter(client, () => slowRedis as unknown as ReturnType<ConstructorParameters<typeof OrderSubmitter>[1]>, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
+    // The market facts answer after the deadline.
+    const slow = slowSubmitter(400);
     await expect(slow.submit(submission(userId, performance.now() + 150))).rejects.toMatchObject({ statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" });
     expect(await stored(userId)).toBe(0);
   });
@@ -108,21 +119,17 @@ describe("order-management submit deadline", () => {
   it("a batch whose earliest deadline passes while it waits is tried again without the expired: the others, with time left, are stored", async () => {
     const hurried = randomUUID();
     const patient = randomUUID();
-    const holder = new pg.Client({ connectionString: srv.postgres.url });
-    await holder.connect();
+    const lock = await holdOrderLock(patient);
     try {
       // The patient user's lock is held 500 ms: the batch's wait on it outlasts the hurried submission's 150 ms.
-      await holder.query("BEGIN");
-      await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [0x6f72, patient]);
-      const release = setTimeout(() => void holder.query("COMMIT"), 500);
+      const release = setTimeout(() => void lock.release(), 500);
       // Submitted in one turn of the event loop: one batch.
       const [a, b] = await Promise.allSettled([submitter.submit(submission(hurried, performance.now() + 150)), submitter.submit(submission(patient, performance.now() + 2_500))]);
       clearTimeout(release);
       expect(a).toMatchObject({ status: "rejected", reason: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" } });
       expect(b).toMatchObject({ status: "fulfilled", value: { replayed: false } });
     } finally {
-      await holder.query("COMMIT").catch(() => undefined);
-      await holder.end();
+      await lock.release();
     }
     expect(await stored(hurried)).toBe(0);
     expect(await stored(patient)).toBe(1);
@@ -133,8 +140,7 @@ describe("order-management submit deadline", () => {
     const first = submission(userId, performance.now() + 2_000);
     const placed = await submitter.submit(first);
     // The retry of the same request (same key and body), in a batch that misses its deadline before COMMIT.
-    const slowRedis = { mget: (...keys: string[]) => new Promise((r) => setTimeout(() => r(keys.map(() => null)), 400)) };
-    const slow = new OrderSubmitter(client, () => slowRedis as unknown as ReturnType<ConstructorParameters<typeof OrderSubmitter>[1]>, DEFAULT_LIMITS, { maxBatch: 50, lanes: 1 });
+    const slow = slowSubmitter(400);
     const [replay, fresh] = await Promise.allSettled([slow.submit({ ...first, orderId: randomUUID(), deadline: performance.now() + 150 }), slow.submit(submission(randomUUID(), performance.now() + 150))]);
     expect(replay).toMatchObject({ status: "fulfilled", value: { replayed: true, row: { order_id: placed.row.order_id } } });
     expect(fresh).toMatchObject({ status: "rejected", reason: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED" } });
