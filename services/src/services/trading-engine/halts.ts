@@ -29,16 +29,16 @@ import * as data from "./data";
 /** The statements sent with BEGIN (their results come first, in this order): the shared lock, then the halted and reduce_only scopes (begunEach[1]). */
 export const HALTS_STATEMENTS = `SELECT pg_advisory_xact_lock_shared(${KILL_SWITCH_LOCK.space}, ${KILL_SWITCH_LOCK.key}); SELECT scope, state FROM trading_states WHERE state IN ('halted', 'reduce_only')`;
 
-/** Whether a scope (halted, or reduce_only) covers an owner's orders in this batch. */
-export type Halted = (userId: string) => boolean;
+/** Whether a scope in one state (halted, or reduce_only) covers an owner's orders in this batch. */
+export type CoveredBy = (userId: string) => boolean;
 
-export const NOTHING_HALTED: Halted = () => false;
+export const NO_SCOPE: CoveredBy = () => false;
 
 /** The scopes in `state` of the rows HALTS_STATEMENTS answered, as a test of an order's owner. */
-export function scopesIn(rows: { scope?: unknown; state?: unknown }[], state: "halted" | "reduce_only"): Halted {
+export function scopesIn(rows: { scope?: unknown; state?: unknown }[], state: "halted" | "reduce_only"): CoveredBy {
   const scopes = new Set(rows.filter((r) => r.state === state).map((r) => String(r.scope)));
   if (scopes.has("global")) return () => true;
-  if (scopes.size === 0) return NOTHING_HALTED;
+  if (scopes.size === 0) return NO_SCOPE;
   return (userId) => scopes.has(`user:${userId.toLowerCase()}`);
 }
 
@@ -49,8 +49,8 @@ const signed = (side: "buy" | "sell", qty: DecimalLike): Decimal => (side === "b
 /** What may fill in one batch: the owners halted, those under reduce_only and their positions (moved by the batch's fills). */
 export class FillGate {
   constructor(
-    readonly halted: Halted = NOTHING_HALTED,
-    private readonly reduceOnly: Halted = NOTHING_HALTED,
+    readonly halted: CoveredBy = NO_SCOPE,
+    private readonly reduceOnly: CoveredBy = NO_SCOPE,
     /** Signed position per owner and symbol under reduce_only (pairOf), as this batch has moved it so far. */
     private readonly positions = new Map<string, Decimal>(),
     /**
@@ -121,7 +121,7 @@ export async function gateFor(
 ): Promise<FillGate> {
   const halted = scopesIn(rows, "halted");
   const reduceOnly = scopesIn(rows, "reduce_only");
-  if (reduceOnly === NOTHING_HALTED) return new FillGate(halted);
+  if (reduceOnly === NO_SCOPE) return new FillGate(halted);
   const pairs = new Map<string, { userId: string; symbol: string }>();
   for (const o of candidates()) if (reduceOnly(o.userId) && !halted(o.userId)) pairs.set(pairOf(o.userId, o.symbol), { userId: o.userId, symbol: o.symbol });
   if (pairs.size === 0) return new FillGate(halted, reduceOnly);
