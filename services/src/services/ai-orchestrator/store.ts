@@ -113,9 +113,9 @@ const SELECT_DECISION = `SELECT decision_id AS "decisionId", strategy_id AS "str
     quantity::float8 AS quantity, reason, order_id AS "orderId", risk, error
   FROM ai_decisions`;
 
-/** When a strategy is next due (NULL: never evaluated), and whether it is due at $1. */
+/** When a strategy is next due (NULL: never evaluated). */
 const DUE_AT = `(last_evaluated_at + every_seconds * interval '1 second')`;
-/** Not due before eval_retry_at: a failed evaluation's backoff (backoff.ts). */
+/** Whether it is due at $1: enabled, not deleted, its interval elapsed, and not before eval_retry_at (a failed evaluation's backoff, backoff.ts). */
 const IS_DUE = `enabled AND deleted_at IS NULL AND (last_evaluated_at IS NULL OR ${DUE_AT} <= $1) AND (eval_retry_at IS NULL OR eval_retry_at <= $1)`;
 
 /** Key space of the per-user strategy-creation lock (first half of the two-int advisory lock key; "as"). */
