@@ -30,10 +30,11 @@ import type { Bar, OrderRequest } from "../../trading/types";
 import { BatchWork } from "./batch";
 import * as data from "./data";
 import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
-import { LiveVenue, type LiveOptions, type LiveUpdate } from "./live";
+import { LiveVenue, type LiveOptions } from "./live";
 import { forgetLiveSends, recordLiveSends } from "./liveSends";
+import { applyLive, cancelLive } from "./liveUpdates";
 import { settleSentOrders } from "./sentOrders";
-import { cancelledEvent, outcomeEvent, type EngineCommand } from "./messages";
+import { cancelledEvent, type EngineCommand } from "./messages";
 
 export interface EngineDeps {
   pg: PostgresClient;
@@ -197,7 +198,7 @@ export class TradingEngine {
 
   /**
    * A cancel request. A resting (or held) order leaves the book and the cancel is confirmed for its remaining
-   * quantity (live: as Binance answers, cancelLive; a held order never reached Binance); an order the engine already finished is left
+   * quantity (live: as Binance answers, liveUpdates.ts cancelLive; a held order never reached Binance); an order the engine already finished is left
    * alone (its fill or outcome is already on the way and ends the order); an order the engine never
    * saw is recorded as cancelled, so a late delivery of its acceptance cannot execute it.
    */
@@ -207,7 +208,7 @@ export class TradingEngine {
     // A held order is at Binance only if an attempt before the halt sent it and never committed: asked then.
     if (this.venue && (status === "resting" || (status === "held" && w.sentBefore?.has(o.orderId)))) {
       this.held.delete(o.orderId);
-      await this.cancelLive(w, o, this.venue);
+      await cancelLive(w, o, this.venue);
     }
     else if (status === "resting" || status === "held") {
       const pulled = await data.cancelResting(w.tx, o.orderId);
@@ -218,31 +219,6 @@ export class TradingEngine {
       w.known.add(o.orderId);
       await data.insertOrders(w.tx, [{ order: o, status: "cancelled", remaining: o.quantity, fillSeq: 0 }]);
       w.events.push(cancelledEvent(o, o.quantity, "CANCELLED_BEFORE_EXECUTION"));
-    }
-  }
-
-  /**
-   * A live cancel: Binance's answer is recorded. CANCELED: the fills before it, then the cancel
-   * confirmed for the rest; FILLED: the fills, no confirmation (order-management's state machine:
-   * pending_cancel + fill -> filled); an order Binance never had is cancelled here. No answer throws.
-   */
-  private async cancelLive(w: BatchWork, o: OrderRequest, venue: LiveVenue): Promise<void> {
-    const update = await venue.cancel(o);
-    if (update) return this.applyLive(w, [update]);
-    const pulled = await data.cancelResting(w.tx, o.orderId);
-    w.events.push(cancelledEvent(o, pulled?.remaining ?? o.quantity, "CANCELLED_ON_REQUEST"));
-  }
-
-  /** Records what Binance says of live orders: their fills (the new ones evented), state, then outcome. */
-  private async applyLive(w: BatchWork, updates: LiveUpdate[]): Promise<void> {
-    w.fills.push(...updates.flatMap((u) => u.state.fills));
-    const fresh = await w.flush();
-    w.gate.filled(updates.flatMap((u) => u.state.fills).filter((f) => fresh.has(f.fillId)));
-    const rows = updates.map(({ order, state }) => ({ orderId: order.orderId, status: state.status, remaining: state.remaining, newFills: state.fills.filter((f) => fresh.has(f.fillId)).length }));
-    const changed = await data.updateLiveOrders(w.tx, rows);
-    for (const { order, state } of updates.filter((u) => changed.has(u.order.orderId))) {
-      if (state.status === "cancelled") w.events.push(cancelledEvent(order, state.remaining, "CANCELLED_ON_REQUEST"));
-      if (state.status === "expired") w.events.push(outcomeEvent(order, "order.expired", `BINANCE_${state.binanceStatus}`));
     }
   }
 
@@ -272,7 +248,7 @@ export class TradingEngine {
       await this.deps.pg.transaction(async (tx) => {
         // Binance's answers about orders already there are recorded whatever the trading state.
         const w = new BatchWork(tx, this.deps.fillsTotal);
-        await this.applyLive(w, updates);
+        await applyLive(w, updates);
         enqueued = await enqueue(tx, "te_outbox", w.events);
       });
     } catch (err) {

@@ -1,0 +1,35 @@
+/**
+ * Live mode: what Binance says of orders already there (a cancel's answer, a poll's) recorded in
+ * an engine transaction: their new fills (evented), their te_orders state, then their outcome event.
+ * Used by the batch (a cancel request) and by the poll (engine.ts).
+ */
+import type { OrderRequest } from "../../trading/types";
+import type { BatchWork } from "./batch";
+import * as data from "./data";
+import type { LiveUpdate, LiveVenue } from "./live";
+import { cancelledEvent, outcomeEvent } from "./messages";
+
+/**
+ * A live cancel: Binance's answer is recorded. CANCELED: the fills before it, then the cancel
+ * confirmed for the rest; FILLED: the fills, no confirmation (order-management's state machine:
+ * pending_cancel + fill -> filled); an order Binance never had is cancelled here. No answer throws.
+ */
+export async function cancelLive(w: BatchWork, o: OrderRequest, venue: LiveVenue): Promise<void> {
+  const update = await venue.cancel(o);
+  if (update) return applyLive(w, [update]);
+  const pulled = await data.cancelResting(w.tx, o.orderId);
+  w.events.push(cancelledEvent(o, pulled?.remaining ?? o.quantity, "CANCELLED_ON_REQUEST"));
+}
+
+/** Records what Binance says of live orders: their fills (the new ones evented), state, then outcome. */
+export async function applyLive(w: BatchWork, updates: LiveUpdate[]): Promise<void> {
+  w.fills.push(...updates.flatMap((u) => u.state.fills));
+  const fresh = await w.flush();
+  w.gate.filled(updates.flatMap((u) => u.state.fills).filter((f) => fresh.has(f.fillId)));
+  const rows = updates.map(({ order, state }) => ({ orderId: order.orderId, status: state.status, remaining: state.remaining, newFills: state.fills.filter((f) => fresh.has(f.fillId)).length }));
+  const changed = await data.updateLiveOrders(w.tx, rows);
+  for (const { order, state } of updates.filter((u) => changed.has(u.order.orderId))) {
+    if (state.status === "cancelled") w.events.push(cancelledEvent(order, state.remaining, "CANCELLED_ON_REQUEST"));
+    if (state.status === "expired") w.events.push(outcomeEvent(order, "order.expired", `BINANCE_${state.binanceStatus}`));
+  }
+}
