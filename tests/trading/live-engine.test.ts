@@ -13,7 +13,8 @@
  *     engine over the same database takes the redelivery) places no order twice: the order recorded
  *     in te_live_sends before the send is looked up at Binance and adopted with its trades.
  *   - a batch that fails for good after its sends (the consumer then retries its messages alone and
- *     sets aside what still fails) first records what Binance answered for in its own transaction;
+ *     sets aside what still fails) first records what Binance answered for in its own transaction
+ *     (a cancel Binance confirmed included: `cancelled`, not left for the poll to call `expired`);
  *     an order whose own row cannot be written is cancelled at Binance instead of left open there;
  *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent;
  *     under reduce_only, an order that would grow the position is held and not sent, one that
@@ -550,6 +551,28 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     await engine.onBatch([execute(resting)]);
     for (const o of [filled, resting, released]) expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`]);
     expect(await fillsOf(filled.orderId)).toHaveLength(1);
+  });
+
+  it("a cancel Binance confirmed in the failed attempt is recorded `cancelled` (its fills first) before the failure is handed on: the message set aside, no poll turns it into `expired`", async () => {
+    const { engine: before, o } = await restingBuy();
+    await before.stopLivePolling();
+    fake.fill(o.orderId, "0.5");
+    const engine = engineOn({ pg: failingOnce() });
+    await engine.load();
+    const err = await engine.onBatch([cancel(o)]).catch((e: unknown) => e);
+    expect(String(err)).toContain("a bug after the sends");
+    expect(isRetriable(err)).toBe(false); // retried alone, it may be set aside: only the settle records the cancel
+    expect(fake.order(o.orderId)).toMatchObject({ status: "CANCELED", executedQty: "0.5" });
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1.5", fill_seq: 1 });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining, e.reason])).toEqual([["fill", null, null], ["order.cancelled", "1.5", "CANCELLED_ON_REQUEST"]]);
+    expect(engine.restingOrders().map((r) => r.order.orderId)).not.toContain(o.orderId);
+
+    // The message is set aside (never retried); the poll neither asks Binance about it nor reports it again.
+    const asked = fake.requests(o.orderId).length;
+    await engine.pollLive();
+    expect(fake.requests(o.orderId)).toHaveLength(asked);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled" });
+    expect(await eventsOf(o.orderId)).toHaveLength(2);
   });
 
   it("an order whose own row PostgreSQL refuses: the others are recorded; it is cancelled at Binance, not left open there unseen, and never sent again", async () => {

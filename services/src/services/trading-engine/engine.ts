@@ -155,8 +155,9 @@ export class TradingEngine {
       }, { begin: begin === "" ? undefined : begin });
     } catch (err) {
       // Live: a failure for good may get the messages set aside: what Binance has is recorded first (sentOrders.ts).
-      const sent = this.venue && !isRetriable(err) ? attempt.work?.sent ?? [] : [];
-      const failure = this.venue ? await settleSentOrders(this.deps, this.venue, sent).then((e) => (e.forEach((x) => this.deps.relay.notify(x)), err), (e: unknown) => e) : err;
+      const w = this.venue && !isRetriable(err) ? attempt.work : undefined;
+      const acted = { sent: w?.sent ?? [], cancels: w?.cancels ?? [] };
+      const failure = this.venue ? await settleSentOrders(this.deps, this.venue, acted).then((e) => (e.forEach((x) => this.deps.relay.notify(x)), err), (e: unknown) => e) : err;
       // The book may hold effects of the rolled-back transaction (an order a bar took out, one this
       // attempt rested): rebuilt now, or, if PostgreSQL cannot answer, before the next batch.
       await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));

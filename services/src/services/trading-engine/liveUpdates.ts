@@ -1,24 +1,33 @@
 /**
  * Live mode: what Binance says of orders already there (a cancel's answer, a poll's) recorded in
  * an engine transaction: their new fills (evented), their te_orders state, then their outcome event.
- * Used by the batch (a cancel request) and by the poll (engine.ts).
+ * Used by the batch (a cancel request), the poll (engine.ts) and the settle of a failed batch (sentOrders.ts).
  */
 import type { OrderRequest } from "../../trading/types";
-import type { BatchWork } from "./batch";
+import type { BatchWork, LiveCancel } from "./batch";
 import * as data from "./data";
 import type { LiveUpdate, LiveVenue } from "./live";
 import { cancelledEvent, outcomeEvent } from "./messages";
 
 /**
- * A live cancel: Binance's answer is recorded. CANCELED: the fills before it, then the cancel
- * confirmed for the rest; FILLED: the fills, no confirmation (order-management's state machine:
- * pending_cancel + fill -> filled); an order Binance never had is cancelled here. No answer throws.
+ * A live cancel: Binance's answer is recorded (and kept in `w.cancels`: should the batch fail for
+ * good, sentOrders.ts records it on its own, since Binance has acted on it). No answer throws.
  */
 export async function cancelLive(w: BatchWork, o: OrderRequest, venue: LiveVenue): Promise<void> {
-  const update = await venue.cancel(o);
+  const answered: LiveCancel = { order: o, update: await venue.cancel(o) };
+  w.cancels.push(answered);
+  await recordCancel(w, answered);
+}
+
+/**
+ * CANCELED: the fills before it, then the cancel confirmed for the rest; FILLED: the fills, no
+ * confirmation (order-management's state machine: pending_cancel + fill -> filled); an order
+ * Binance never had is cancelled here.
+ */
+export async function recordCancel(w: BatchWork, { order, update }: LiveCancel): Promise<void> {
   if (update) return applyLive(w, [update]);
-  const pulled = await data.cancelResting(w.tx, o.orderId);
-  w.events.push(cancelledEvent(o, pulled?.remaining ?? o.quantity, "CANCELLED_ON_REQUEST"));
+  const pulled = await data.cancelResting(w.tx, order.orderId);
+  w.events.push(cancelledEvent(order, pulled?.remaining ?? order.quantity, "CANCELLED_ON_REQUEST"));
 }
 
 /** Records what Binance says of live orders: their fills (the new ones evented), state, then outcome. */
