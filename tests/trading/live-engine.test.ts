@@ -575,6 +575,10 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(await eventsOf(o.orderId)).toHaveLength(2);
   });
 
+  /** What te_live_sends says of an order: undefined when it holds no record. */
+  const sendRecordOf = async (orderId: string) =>
+    (await client.query<{ unrecorded: string | null; marked: boolean }>("SELECT unrecorded, unrecorded_at IS NOT NULL AS marked FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0];
+
   it("an order whose own row PostgreSQL refuses: the others are recorded; it is cancelled at Binance, not left open there unseen, and never sent again", async () => {
     const registry = new promClient.Registry();
     const { s, engine } = await startedEngine("100", registry);
@@ -591,12 +595,38 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(errors.map((e) => e.o)).toContainEqual(expect.objectContaining({ orderId: unstorable.orderId, cancel: "cancelled" }));
     // Counted once, for the TeLiveOrderUnrecorded alert (the good order, recorded, is not).
     expect(await unrecorded(registry)).toEqual({ cancelled: 1, cancel_failed: 0, not_open: 0 });
-    expect(await recordedSends([good.orderId, unstorable.orderId])).toEqual([unstorable.orderId]); // its trace stays
+    expect(await recordedSends([good.orderId, unstorable.orderId])).toEqual([unstorable.orderId]); // its trace stays (a replay must not place it again)...
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true }); // ...saying it ended at Binance
 
-    // The consumer's retry of the failing message alone: looked up at Binance (cancelled there), not placed again; then set aside.
-    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
-    expect(fake.requests(unstorable.orderId).slice(2)).toEqual([`GET /api/v3/order ${unstorable.orderId}`]);
+    // The consumer's retry of the failing message alone (and any later replay): refused without asking Binance, counted no more; then set aside.
+    for (let i = 0; i < 2; i++) {
+      const again = await engine.onBatch([execute(unstorable)]).catch((e: unknown) => e);
+      expect(isRetriable(again)).toBe(false);
+      expect(String(again)).toContain("ended there (cancelled)");
+    }
+    expect(fake.requests(unstorable.orderId)).toHaveLength(2);
     expect(atBinance(unstorable)).toHaveLength(1);
+    expect(await unrecorded(registry)).toEqual({ cancelled: 1, cancel_failed: 0, not_open: 0 });
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
+  });
+
+  it("its cancel unanswered: counted cancel_failed, its record says so; the retry alone looks it up and cancels it, the record then says cancelled, counted once", async () => {
+    const registry = new promClient.Registry();
+    const { s, engine } = await startedEngine("100", registry);
+    const unstorable = { ...limitBuy(s, "94", "1"), clientOrderId: "bad\u0000id" };
+    fake.failNext("DELETE", "/api/v3/order", "timeout-before");
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
+    expect(atBinance(unstorable)).toMatchObject([{ status: "NEW" }]); // may still be open: a person must look
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 1, not_open: 0 });
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancel_failed", marked: true });
+
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable); // the consumer's retry alone
+    expect(fake.requests(unstorable.orderId)).toEqual([
+      `POST /api/v3/order ${unstorable.orderId}`, `DELETE /api/v3/order ${unstorable.orderId}`, `GET /api/v3/order ${unstorable.orderId}`, `DELETE /api/v3/order ${unstorable.orderId}`,
+    ]);
+    expect(atBinance(unstorable)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 1, not_open: 0 }); // one order, counted once
   });
 
   it("PostgreSQL unavailable for that recording: the failure becomes an outage (nothing set aside); the retry adopts the orders from Binance", async () => {

@@ -10,6 +10,7 @@ import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import * as data from "./data";
 import { OPEN_GATE, type FillGate } from "./halts";
 import type { LiveUpdate } from "./live";
+import type { LiveSendsBefore } from "./liveSends";
 import { fillEvent, outcomeEvent } from "./messages";
 
 /** A live order as Binance answered its placement (or its lookup) in this attempt. */
@@ -46,8 +47,8 @@ export class BatchWork {
     readonly lastOpenTime = new Map<string, number>(),
     /** What this batch may fill or send (the kill switch, halts.ts), told of every fill it makes. */
     readonly gate: FillGate = OPEN_GATE,
-    /** Live: the orders an attempt that never committed may have sent to Binance (te_live_sends). */
-    readonly sentBefore?: ReadonlySet<string>,
+    /** Live: the orders an attempt that never committed may have sent to Binance, the unrecorded ones' outcome (te_live_sends). */
+    readonly liveBefore?: LiveSendsBefore,
   ) {}
 
   /** Writes the orders and fills accumulated so far; only fills not recorded before produce events (their ids returned). */

@@ -23,7 +23,7 @@
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
-import { HandlerUnavailableError, isRetriable } from "../../trading/infra/deadLetters";
+import { HandlerUnavailableError, isRetriable, PoisonMessageError } from "../../trading/infra/deadLetters";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExchange";
 import type { Bar, OrderRequest } from "../../trading/types";
@@ -131,7 +131,8 @@ export class TradingEngine {
     // Live: the orders this batch may send (arriving, or held and released) are recorded in autocommit
     // before BEGIN (liveSends.ts): a kill between a send and the COMMIT leaves a trace.
     const liveIds = this.venue ? [...executeIds, ...this.held.keys()] : [];
-    const sentBefore = this.venue ? await recordLiveSends(this.deps.pg, liveIds) : undefined;
+    const liveBefore = this.venue ? await recordLiveSends(this.deps.pg, liveIds) : undefined;
+    const sentBefore = liveBefore?.sent;
     const begin = [gated ? HALTS_STATEMENTS : undefined, knownSql].filter((s) => s !== undefined).join("; ");
     const attempt: { work?: BatchWork } = {};
     try {
@@ -140,7 +141,7 @@ export class TradingEngine {
         const lastOpenTime = await data.lastBarOpenTimes(tx, barSymbols);
         // The orders this batch may fill, listed only under reduce_only (their owners' positions are read then).
         const mayFill = () => [...commands.flatMap((c) => (c.kind === "execute" ? [c.order] : [])), ...this.held.values(), ...this.exchange.restingOrders().map((r) => r.order).filter((o) => barSymbols.includes(o.symbol))];
-        const w = (attempt.work = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill, () => this.venue?.resting() ?? []) : OPEN_GATE, sentBefore));
+        const w = (attempt.work = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill, () => this.venue?.resting() ?? []) : OPEN_GATE, liveBefore));
         await this.release(w, cancelIds);
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
@@ -194,7 +195,11 @@ export class TradingEngine {
   private async run(w: BatchWork, o: OrderRequest): Promise<void> {
     // Live: an outcome Binance left unknown throws (an outage: the batch is retried and reconciled again).
     if (!this.venue) return w.record(o, this.exchange.submit(o));
-    await w.recordSent(o, await this.venue.execute(o, w.sentBefore?.has(o.orderId) === true));
+    // Sent once, its row unwritable, ended at Binance (sentOrders.ts): not asked of Binance again, nor counted again.
+    const unrecorded = w.liveBefore?.unrecorded.get(o.orderId);
+    if (unrecorded !== undefined && unrecorded !== "cancel_failed")
+      throw new PoisonMessageError(`order ${o.orderId} was sent to Binance, could not be recorded in te_orders and ended there (${unrecorded}); te_live_sends keeps it: reconcile by hand`);
+    await w.recordSent(o, await this.venue.execute(o, w.liveBefore?.sent.has(o.orderId) === true));
   }
 
   /**
@@ -207,7 +212,7 @@ export class TradingEngine {
     await w.flush();
     const status = await data.orderStatus(w.tx, o.orderId);
     // A held order is at Binance only if an attempt before the halt sent it and never committed: asked then.
-    if (this.venue && (status === "resting" || (status === "held" && w.sentBefore?.has(o.orderId)))) {
+    if (this.venue && (status === "resting" || (status === "held" && w.liveBefore?.sent.has(o.orderId)))) {
       this.held.delete(o.orderId);
       await cancelLive(w, o, this.venue);
     }

@@ -17,7 +17,9 @@
  * then find them in te_orders and skip them. An order that cannot be recorded
  * even alone (the failure lies in its own row) is cancelled at Binance if it rests there, logged as
  * an error and counted (te_live_orders_unrecorded_total, metrics.ts: the TeLiveOrderUnrecorded
- * alert); its te_live_sends record stays. A settle that meets an outage turns the failure into an
+ * alert); its te_live_sends record stays, marked with that outcome (liveSends.ts markUnrecorded), so
+ * that a redelivery never places it again and, once it ended at Binance, is set aside without asking
+ * Binance or counting it again. A settle that meets an outage turns the failure into an
  * outage: the batch is retried later, nothing is set aside meanwhile. A process killed before the
  * settle commits leaves the te_live_sends records: the redelivery looks the orders up at Binance first.
  */
@@ -29,7 +31,7 @@ import { enqueue, type Enqueued } from "../../trading/infra/outbox";
 import { BatchWork, type LiveCancel, type SentOrder } from "./batch";
 import * as data from "./data";
 import type { LiveVenue } from "./live";
-import { forgetLiveSends } from "./liveSends";
+import { forgetLiveSends, markUnrecorded } from "./liveSends";
 import { recordCancel } from "./liveUpdates";
 import type { UnrecordedOutcome } from "./metrics";
 
@@ -104,7 +106,11 @@ export async function settleSentOrders(deps: SettleDeps, venue: LiveVenue, acted
   return enqueued;
 }
 
-/** A sent order whose own row cannot be written: at least it does not stay open at Binance, where no poll sees it. */
+/**
+ * A sent order whose own row cannot be written: at least it does not stay open at Binance, where no
+ * poll sees it. Its te_live_sends record is marked with the outcome (liveSends.ts markUnrecorded) and
+ * the order counted once, the first time (a redelivery that cancels a `cancel_failed` one re-marks it).
+ */
 async function unrecorded(deps: SettleDeps, venue: LiveVenue, s: SentOrder, why: unknown): Promise<void> {
   let outcome: UnrecordedOutcome = "not_open";
   let cancel = "not open";
@@ -114,6 +120,16 @@ async function unrecorded(deps: SettleDeps, venue: LiveVenue, s: SentOrder, why:
       (e: unknown): [UnrecordedOutcome, string] => ["cancel_failed", `cancel failed: ${messageOf(e)}`],
     );
   }
-  deps.liveOrdersUnrecorded.inc({ outcome });
-  deps.log.error({ orderId: s.order.orderId, binance: s.report.status, cancel, err: { message: messageOf(why) } }, "live order sent to Binance could not be recorded in te_orders; its te_live_sends record stays");
+  let before: UnrecordedOutcome | undefined;
+  try {
+    before = await markUnrecorded(deps.pg, s.order.orderId, outcome);
+  } catch (err) {
+    if (isRetriable(err)) throw outage(err); // the retry looks the order up at Binance and settles it again
+    cancel += `; te_live_sends not marked: ${messageOf(err)}`;
+  }
+  if (before === undefined) deps.liveOrdersUnrecorded.inc({ outcome });
+  deps.log.error(
+    { orderId: s.order.orderId, binance: s.report.status, cancel, outcome, before, err: { message: messageOf(why) } },
+    "live order sent to Binance could not be recorded in te_orders; te_live_sends keeps it marked with its outcome",
+  );
 }
