@@ -155,6 +155,20 @@ describe("live cancel: it reaches Binance, and only Binance's answer confirms it
     await engine.onBatch([cancel(o)]); // redelivered: the order is finished, nothing more
     expect(await eventsOf(o.orderId)).toHaveLength(1);
   });
+
+  it("a cancel Binance applied but whose answer was lost: a poll before the consumer's retry reports it cancelled, not expired; the retry adds nothing", async () => {
+    const { engine, o } = await restingBuy();
+    fake.failNext("DELETE", "/api/v3/order", "503-after");
+    await expect(engine.onBatch([cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.order(o.orderId)?.status).toBe("CANCELED");
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting" });
+
+    await engine.pollLive();
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "2" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining, e.reason])).toEqual([["order.cancelled", "2", "CANCELLED_ON_REQUEST"]]);
+    await engine.onBatch([cancel(o)]);
+    expect(await eventsOf(o.orderId)).toHaveLength(1);
+  });
 });
 
 describe("reconciliation after an unknown placement outcome", () => {
