@@ -23,7 +23,7 @@
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
-import { HandlerUnavailableError, isRetriable, PoisonMessageError } from "../../trading/infra/deadLetters";
+import { HandlerUnavailableError, PoisonMessageError } from "../../trading/infra/deadLetters";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExchange";
 import type { Bar, OrderRequest } from "../../trading/types";
@@ -32,8 +32,8 @@ import * as data from "./data";
 import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
 import { LiveVenue, type LiveOptions } from "./live";
 import { forgetLiveSends, recordLiveSends } from "./liveSends";
-import { applyLive, cancelLive } from "./liveUpdates";
-import { settleSentOrders } from "./sentOrders";
+import { cancelLive, recordPolled } from "./liveUpdates";
+import { settleFailedAttempt } from "./sentOrders";
 import { cancelledEvent, type EngineCommand } from "./messages";
 
 export interface EngineDeps {
@@ -89,6 +89,11 @@ export class TradingEngine {
     this.stale = true;
     await this.load();
     this.stale = false;
+  }
+
+  /** After a failed transaction: rebuilt now, or, if PostgreSQL cannot answer, before the next batch (stale until then). */
+  private async reloadAfterFailure(): Promise<void> {
+    await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
   }
 
   restingOrders() {
@@ -156,12 +161,10 @@ export class TradingEngine {
       }, { begin: begin === "" ? undefined : begin });
     } catch (err) {
       // Live: a failure for good may get the messages set aside: what Binance has is recorded first (sentOrders.ts).
-      const w = this.venue && !isRetriable(err) ? attempt.work : undefined;
-      const acted = { sent: w?.sent ?? [], cancels: w?.cancels ?? [] };
-      const failure = this.venue ? await settleSentOrders(this.deps, this.venue, acted).then((e) => (e.forEach((x) => this.deps.relay.notify(x)), err), (e: unknown) => e) : err;
+      const failure = this.venue ? await settleFailedAttempt(this.deps, this.venue, err, attempt.work) : err;
       // The book may hold effects of the rolled-back transaction (an order a bar took out, one this
       // attempt rested): rebuilt now, or, if PostgreSQL cannot answer, before the next batch.
-      await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
+      await this.reloadAfterFailure();
       throw failure;
     }
     if (enqueued !== undefined) this.deps.relay.notify(enqueued);
@@ -251,14 +254,9 @@ export class TradingEngine {
     if (updates.length === 0) return;
     let enqueued: Enqueued | undefined;
     try {
-      await this.deps.pg.transaction(async (tx) => {
-        // Binance's answers about orders already there are recorded whatever the trading state.
-        const w = new BatchWork(tx, this.deps.fillsTotal);
-        await applyLive(w, updates);
-        enqueued = await enqueue(tx, "te_outbox", w.events);
-      });
+      enqueued = await recordPolled(this.deps, updates);
     } catch (err) {
-      await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
+      await this.reloadAfterFailure();
       throw err;
     }
     venue.settled(updates);

@@ -3,8 +3,11 @@
  * an engine transaction: their new fills (evented), their te_orders state, then their outcome event.
  * Used by the batch (a cancel request), the poll (engine.ts) and the settle of a failed batch (sentOrders.ts).
  */
+import type { Counter } from "prom-client";
+import type { PostgresClient } from "../../kit";
+import { enqueue, type Enqueued } from "../../trading/infra/outbox";
 import type { OrderRequest } from "../../trading/types";
-import type { BatchWork, LiveCancel } from "./batch";
+import { BatchWork, type LiveCancel } from "./batch";
 import * as data from "./data";
 import type { LiveUpdate, LiveVenue } from "./live";
 import { cancelledEvent, outcomeEvent } from "./messages";
@@ -41,4 +44,16 @@ export async function applyLive(w: BatchWork, updates: LiveUpdate[]): Promise<vo
     if (state.status === "cancelled") w.events.push(cancelledEvent(order, state.remaining, "CANCELLED_ON_REQUEST"));
     if (state.status === "expired") w.events.push(outcomeEvent(order, "order.expired", `BINANCE_${state.binanceStatus}`));
   }
+}
+
+/** A poll's updates recorded in a transaction of their own; what it enqueued (for the relay), if anything. */
+export async function recordPolled(deps: { pg: PostgresClient; fillsTotal: Counter<string> }, updates: LiveUpdate[]): Promise<Enqueued | undefined> {
+  let enqueued: Enqueued | undefined;
+  await deps.pg.transaction(async (tx) => {
+    // Binance's answers about orders already there are recorded whatever the trading state.
+    const w = new BatchWork(tx, deps.fillsTotal);
+    await applyLive(w, updates);
+    enqueued = await enqueue(tx, "te_outbox", w.events);
+  });
+  return enqueued;
 }

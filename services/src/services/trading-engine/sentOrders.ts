@@ -27,7 +27,7 @@ import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
 import { HandlerUnavailableError, isRetriable } from "../../trading/infra/deadLetters";
-import { enqueue, type Enqueued } from "../../trading/infra/outbox";
+import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { BatchWork, type LiveCancel, type SentOrder } from "./batch";
 import * as data from "./data";
 import type { LiveVenue } from "./live";
@@ -104,6 +104,18 @@ export async function settleSentOrders(deps: SettleDeps, venue: LiveVenue, acted
     for (const s of one.sent) await unrecorded(deps, venue, s, why);
   }
   return enqueued;
+}
+
+/**
+ * What a failed live attempt hands on: its error, once what Binance acted on in it (`work`) is
+ * recorded if the error is a failure for good (the relay told of the events), or the settle's outage.
+ */
+export async function settleFailedAttempt(deps: SettleDeps & { relay: OutboxRelay }, venue: LiveVenue, err: unknown, work?: BinanceActed): Promise<unknown> {
+  if (isRetriable(err) || !work) return err;
+  return settleSentOrders(deps, venue, work).then(
+    (enqueued) => (enqueued.forEach((e) => deps.relay.notify(e)), err),
+    (outageOfSettle: unknown) => outageOfSettle,
+  );
 }
 
 /**
