@@ -68,14 +68,14 @@ async function record(deps: SettleDeps, { sent, cancels }: BinanceActed): Promis
 }
 
 const outage = (err: unknown) =>
-  new HandlerUnavailableError(`live orders sent by a failed batch could not be recorded; the batch waits: ${messageOf(err)}`.slice(0, 300), { cause: err });
+  new HandlerUnavailableError(`what Binance did for a failed batch (orders sent, cancels) could not be recorded; the batch waits: ${messageOf(err)}`.slice(0, 300), { cause: err });
 
 /**
  * Records what Binance acted on in a batch that failed for good (`acted`), together, else one at a
  * time; answers what was enqueued (the caller notifies the relay). Throws HandlerUnavailableError
  * when PostgreSQL is unavailable for it (the caller rethrows that instead of the batch's failure).
  */
-export async function settleSentOrders(deps: SettleDeps, venue: LiveVenue, acted: BinanceActed): Promise<Enqueued[]> {
+async function settleSentOrders(deps: SettleDeps, venue: LiveVenue, acted: BinanceActed): Promise<Enqueued[]> {
   const alone: BinanceActed[] = [...acted.sent.map((s) => ({ sent: [s], cancels: [] })), ...acted.cancels.map((c) => ({ sent: [], cancels: [c] }))];
   if (alone.length === 0) return [];
   let why: unknown;
