@@ -13,7 +13,8 @@
  *     engine over the same database takes the redelivery) places no order twice: the order recorded
  *     in te_live_sends before the send is looked up at Binance and adopted with its trades.
  *   - a batch that fails for good after its sends (the consumer then retries its messages alone and
- *     sets aside what still fails) first records what Binance answered for in its own transaction;
+ *     sets aside what still fails) first records what Binance answered for in its own transaction
+ *     (a cancel Binance confirmed included: `cancelled`, not left for the poll to call `expired`);
  *     an order whose own row cannot be written is cancelled at Binance instead of left open there;
  *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent;
  *     under reduce_only, an order that would grow the position is held and not sent, one that
@@ -152,6 +153,20 @@ describe("live cancel: it reaches Binance, and only Binance's answer confirms it
     expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining])).toEqual([["order.cancelled", "2"]]);
     expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled" });
     await engine.onBatch([cancel(o)]); // redelivered: the order is finished, nothing more
+    expect(await eventsOf(o.orderId)).toHaveLength(1);
+  });
+
+  it("a cancel Binance applied but whose answer was lost: a poll before the consumer's retry reports it cancelled, not expired; the retry adds nothing", async () => {
+    const { engine, o } = await restingBuy();
+    fake.failNext("DELETE", "/api/v3/order", "503-after");
+    await expect(engine.onBatch([cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.order(o.orderId)?.status).toBe("CANCELED");
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting" });
+
+    await engine.pollLive();
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "2" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining, e.reason])).toEqual([["order.cancelled", "2", "CANCELLED_ON_REQUEST"]]);
+    await engine.onBatch([cancel(o)]);
     expect(await eventsOf(o.orderId)).toHaveLength(1);
   });
 });
@@ -552,6 +567,32 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(await fillsOf(filled.orderId)).toHaveLength(1);
   });
 
+  it("a cancel Binance confirmed in the failed attempt is recorded `cancelled` (its fills first) before the failure is handed on: the message set aside, no poll turns it into `expired`", async () => {
+    const { engine: before, o } = await restingBuy();
+    await before.stopLivePolling();
+    fake.fill(o.orderId, "0.5");
+    const engine = engineOn({ pg: failingOnce() });
+    await engine.load();
+    const err = await engine.onBatch([cancel(o)]).catch((e: unknown) => e);
+    expect(String(err)).toContain("a bug after the sends");
+    expect(isRetriable(err)).toBe(false); // retried alone, it may be set aside: only the settle records the cancel
+    expect(fake.order(o.orderId)).toMatchObject({ status: "CANCELED", executedQty: "0.5" });
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1.5", fill_seq: 1 });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining, e.reason])).toEqual([["fill", null, null], ["order.cancelled", "1.5", "CANCELLED_ON_REQUEST"]]);
+    expect(engine.restingOrders().map((r) => r.order.orderId)).not.toContain(o.orderId);
+
+    // The message is set aside (never retried); the poll neither asks Binance about it nor reports it again.
+    const asked = fake.requests(o.orderId).length;
+    await engine.pollLive();
+    expect(fake.requests(o.orderId)).toHaveLength(asked);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled" });
+    expect(await eventsOf(o.orderId)).toHaveLength(2);
+  });
+
+  /** What te_live_sends says of an order: undefined when it holds no record. */
+  const sendRecordOf = async (orderId: string) =>
+    (await client.query<{ unrecorded: string | null; marked: boolean }>("SELECT unrecorded, unrecorded_at IS NOT NULL AS marked FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0];
+
   it("an order whose own row PostgreSQL refuses: the others are recorded; it is cancelled at Binance, not left open there unseen, and never sent again", async () => {
     const registry = new promClient.Registry();
     const { s, engine } = await startedEngine("100", registry);
@@ -568,12 +609,38 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(errors.map((e) => e.o)).toContainEqual(expect.objectContaining({ orderId: unstorable.orderId, cancel: "cancelled" }));
     // Counted once, for the TeLiveOrderUnrecorded alert (the good order, recorded, is not).
     expect(await unrecorded(registry)).toEqual({ cancelled: 1, cancel_failed: 0, not_open: 0 });
-    expect(await recordedSends([good.orderId, unstorable.orderId])).toEqual([unstorable.orderId]); // its trace stays
+    expect(await recordedSends([good.orderId, unstorable.orderId])).toEqual([unstorable.orderId]); // its trace stays (a replay must not place it again)...
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true }); // ...saying it ended at Binance
 
-    // The consumer's retry of the failing message alone: looked up at Binance (cancelled there), not placed again; then set aside.
-    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
-    expect(fake.requests(unstorable.orderId).slice(2)).toEqual([`GET /api/v3/order ${unstorable.orderId}`]);
+    // The consumer's retry of the failing message alone (and any later replay): refused without asking Binance, counted no more; then set aside.
+    for (let i = 0; i < 2; i++) {
+      const again = await engine.onBatch([execute(unstorable)]).catch((e: unknown) => e);
+      expect(isRetriable(again)).toBe(false);
+      expect(String(again)).toContain("ended there (cancelled)");
+    }
+    expect(fake.requests(unstorable.orderId)).toHaveLength(2);
     expect(atBinance(unstorable)).toHaveLength(1);
+    expect(await unrecorded(registry)).toEqual({ cancelled: 1, cancel_failed: 0, not_open: 0 });
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
+  });
+
+  it("its cancel unanswered: counted cancel_failed, its record says so; the retry alone looks it up and cancels it, the record then says cancelled, counted once", async () => {
+    const registry = new promClient.Registry();
+    const { s, engine } = await startedEngine("100", registry);
+    const unstorable = { ...limitBuy(s, "94", "1"), clientOrderId: "bad\u0000id" };
+    fake.failNext("DELETE", "/api/v3/order", "timeout-before");
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
+    expect(atBinance(unstorable)).toMatchObject([{ status: "NEW" }]); // may still be open: a person must look
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 1, not_open: 0 });
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancel_failed", marked: true });
+
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable); // the consumer's retry alone
+    expect(fake.requests(unstorable.orderId)).toEqual([
+      `POST /api/v3/order ${unstorable.orderId}`, `DELETE /api/v3/order ${unstorable.orderId}`, `GET /api/v3/order ${unstorable.orderId}`, `DELETE /api/v3/order ${unstorable.orderId}`,
+    ]);
+    expect(atBinance(unstorable)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 1, not_open: 0 }); // one order, counted once
   });
 
   it("PostgreSQL unavailable for that recording: the failure becomes an outage (nothing set aside); the retry adopts the orders from Binance", async () => {

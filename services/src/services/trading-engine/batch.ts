@@ -9,12 +9,20 @@ import type { ExecutionReport } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import * as data from "./data";
 import { OPEN_GATE, type FillGate } from "./halts";
+import type { LiveUpdate } from "./live";
+import type { LiveSendsBefore } from "./liveSends";
 import { fillEvent, outcomeEvent } from "./messages";
 
 /** A live order as Binance answered its placement (or its lookup) in this attempt. */
 export interface SentOrder {
   order: OrderRequest;
   report: ExecutionReport;
+}
+
+/** A live cancel as Binance answered it in this attempt; no `update`: Binance never had the order. */
+export interface LiveCancel {
+  order: OrderRequest;
+  update?: LiveUpdate;
 }
 
 export class BatchWork {
@@ -28,6 +36,8 @@ export class BatchWork {
    * batch fail for good, they are recorded on their own (sentOrders.ts) before the consumer may set it aside.
    */
   sent: SentOrder[] = [];
+  /** Live: every cancel Binance answered in this attempt (it is done there), recorded on their own as `sent` is. */
+  cancels: LiveCancel[] = [];
   constructor(
     readonly tx: PoolClient,
     private readonly fillsTotal: Counter<string>,
@@ -37,8 +47,8 @@ export class BatchWork {
     readonly lastOpenTime = new Map<string, number>(),
     /** What this batch may fill or send (the kill switch, halts.ts), told of every fill it makes. */
     readonly gate: FillGate = OPEN_GATE,
-    /** Live: the orders an attempt that never committed may have sent to Binance (te_live_sends). */
-    readonly sentBefore?: ReadonlySet<string>,
+    /** Live: the orders an attempt that never committed may have sent to Binance, the unrecorded ones' outcome (te_live_sends). */
+    readonly liveBefore?: LiveSendsBefore,
   ) {}
 
   /** Writes the orders and fills accumulated so far; only fills not recorded before produce events (their ids returned). */

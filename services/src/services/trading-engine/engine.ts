@@ -23,17 +23,18 @@
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
-import { HandlerUnavailableError, isRetriable } from "../../trading/infra/deadLetters";
+import { HandlerUnavailableError, PoisonMessageError } from "../../trading/infra/deadLetters";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExchange";
 import type { Bar, OrderRequest } from "../../trading/types";
 import { BatchWork } from "./batch";
 import * as data from "./data";
 import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
-import { LiveVenue, type LiveOptions, type LiveUpdate } from "./live";
+import { LiveVenue, type LiveOptions } from "./live";
 import { forgetLiveSends, recordLiveSends } from "./liveSends";
-import { settleSentOrders } from "./sentOrders";
-import { cancelledEvent, outcomeEvent, type EngineCommand } from "./messages";
+import { cancelLive, recordPolled } from "./liveUpdates";
+import { settleFailedAttempt } from "./sentOrders";
+import { cancelledEvent, type EngineCommand } from "./messages";
 
 export interface EngineDeps {
   pg: PostgresClient;
@@ -90,6 +91,11 @@ export class TradingEngine {
     this.stale = false;
   }
 
+  /** After a failed transaction: rebuilt now, or, if PostgreSQL cannot answer, before the next batch (stale until then). */
+  private async reloadAfterFailure(): Promise<void> {
+    await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
+  }
+
   restingOrders() {
     return this.venue ? this.venue.resting() : this.exchange.restingOrders();
   }
@@ -130,7 +136,8 @@ export class TradingEngine {
     // Live: the orders this batch may send (arriving, or held and released) are recorded in autocommit
     // before BEGIN (liveSends.ts): a kill between a send and the COMMIT leaves a trace.
     const liveIds = this.venue ? [...executeIds, ...this.held.keys()] : [];
-    const sentBefore = this.venue ? await recordLiveSends(this.deps.pg, liveIds) : undefined;
+    const liveBefore = this.venue ? await recordLiveSends(this.deps.pg, liveIds) : undefined;
+    const sentBefore = liveBefore?.sent;
     const begin = [gated ? HALTS_STATEMENTS : undefined, knownSql].filter((s) => s !== undefined).join("; ");
     const attempt: { work?: BatchWork } = {};
     try {
@@ -139,7 +146,7 @@ export class TradingEngine {
         const lastOpenTime = await data.lastBarOpenTimes(tx, barSymbols);
         // The orders this batch may fill, listed only under reduce_only (their owners' positions are read then).
         const mayFill = () => [...commands.flatMap((c) => (c.kind === "execute" ? [c.order] : [])), ...this.held.values(), ...this.exchange.restingOrders().map((r) => r.order).filter((o) => barSymbols.includes(o.symbol))];
-        const w = (attempt.work = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill, () => this.venue?.resting() ?? []) : OPEN_GATE, sentBefore));
+        const w = (attempt.work = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill, () => this.venue?.resting() ?? []) : OPEN_GATE, liveBefore));
         await this.release(w, cancelIds);
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
@@ -154,11 +161,10 @@ export class TradingEngine {
       }, { begin: begin === "" ? undefined : begin });
     } catch (err) {
       // Live: a failure for good may get the messages set aside: what Binance has is recorded first (sentOrders.ts).
-      const sent = this.venue && !isRetriable(err) ? attempt.work?.sent ?? [] : [];
-      const failure = this.venue ? await settleSentOrders(this.deps, this.venue, sent).then((e) => (e.forEach((x) => this.deps.relay.notify(x)), err), (e: unknown) => e) : err;
+      const failure = this.venue ? await settleFailedAttempt(this.deps, this.venue, err, attempt.work) : err;
       // The book may hold effects of the rolled-back transaction (an order a bar took out, one this
       // attempt rested): rebuilt now, or, if PostgreSQL cannot answer, before the next batch.
-      await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
+      await this.reloadAfterFailure();
       throw failure;
     }
     if (enqueued !== undefined) this.deps.relay.notify(enqueued);
@@ -192,12 +198,16 @@ export class TradingEngine {
   private async run(w: BatchWork, o: OrderRequest): Promise<void> {
     // Live: an outcome Binance left unknown throws (an outage: the batch is retried and reconciled again).
     if (!this.venue) return w.record(o, this.exchange.submit(o));
-    await w.recordSent(o, await this.venue.execute(o, w.sentBefore?.has(o.orderId) === true));
+    // Sent once, its row unwritable, ended at Binance (sentOrders.ts): not asked of Binance again, nor counted again.
+    const unrecorded = w.liveBefore?.unrecorded.get(o.orderId);
+    if (unrecorded !== undefined && unrecorded !== "cancel_failed")
+      throw new PoisonMessageError(`order ${o.orderId} was sent to Binance, could not be recorded in te_orders and ended there (${unrecorded}); te_live_sends keeps it: reconcile by hand`);
+    await w.recordSent(o, await this.venue.execute(o, w.liveBefore?.sent.has(o.orderId) === true));
   }
 
   /**
    * A cancel request. A resting (or held) order leaves the book and the cancel is confirmed for its remaining
-   * quantity (live: as Binance answers, cancelLive; a held order never reached Binance); an order the engine already finished is left
+   * quantity (live: as Binance answers, liveUpdates.ts cancelLive; a held order never reached Binance); an order the engine already finished is left
    * alone (its fill or outcome is already on the way and ends the order); an order the engine never
    * saw is recorded as cancelled, so a late delivery of its acceptance cannot execute it.
    */
@@ -205,9 +215,9 @@ export class TradingEngine {
     await w.flush();
     const status = await data.orderStatus(w.tx, o.orderId);
     // A held order is at Binance only if an attempt before the halt sent it and never committed: asked then.
-    if (this.venue && (status === "resting" || (status === "held" && w.sentBefore?.has(o.orderId)))) {
+    if (this.venue && (status === "resting" || (status === "held" && w.liveBefore?.sent.has(o.orderId)))) {
       this.held.delete(o.orderId);
-      await this.cancelLive(w, o, this.venue);
+      await cancelLive(w, o, this.venue);
     }
     else if (status === "resting" || status === "held") {
       const pulled = await data.cancelResting(w.tx, o.orderId);
@@ -218,31 +228,6 @@ export class TradingEngine {
       w.known.add(o.orderId);
       await data.insertOrders(w.tx, [{ order: o, status: "cancelled", remaining: o.quantity, fillSeq: 0 }]);
       w.events.push(cancelledEvent(o, o.quantity, "CANCELLED_BEFORE_EXECUTION"));
-    }
-  }
-
-  /**
-   * A live cancel: Binance's answer is recorded. CANCELED: the fills before it, then the cancel
-   * confirmed for the rest; FILLED: the fills, no confirmation (order-management's state machine:
-   * pending_cancel + fill -> filled); an order Binance never had is cancelled here. No answer throws.
-   */
-  private async cancelLive(w: BatchWork, o: OrderRequest, venue: LiveVenue): Promise<void> {
-    const update = await venue.cancel(o);
-    if (update) return this.applyLive(w, [update]);
-    const pulled = await data.cancelResting(w.tx, o.orderId);
-    w.events.push(cancelledEvent(o, pulled?.remaining ?? o.quantity, "CANCELLED_ON_REQUEST"));
-  }
-
-  /** Records what Binance says of live orders: their fills (the new ones evented), state, then outcome. */
-  private async applyLive(w: BatchWork, updates: LiveUpdate[]): Promise<void> {
-    w.fills.push(...updates.flatMap((u) => u.state.fills));
-    const fresh = await w.flush();
-    w.gate.filled(updates.flatMap((u) => u.state.fills).filter((f) => fresh.has(f.fillId)));
-    const rows = updates.map(({ order, state }) => ({ orderId: order.orderId, status: state.status, remaining: state.remaining, newFills: state.fills.filter((f) => fresh.has(f.fillId)).length }));
-    const changed = await data.updateLiveOrders(w.tx, rows);
-    for (const { order, state } of updates.filter((u) => changed.has(u.order.orderId))) {
-      if (state.status === "cancelled") w.events.push(cancelledEvent(order, state.remaining, "CANCELLED_ON_REQUEST"));
-      if (state.status === "expired") w.events.push(outcomeEvent(order, "order.expired", `BINANCE_${state.binanceStatus}`));
     }
   }
 
@@ -269,14 +254,9 @@ export class TradingEngine {
     if (updates.length === 0) return;
     let enqueued: Enqueued | undefined;
     try {
-      await this.deps.pg.transaction(async (tx) => {
-        // Binance's answers about orders already there are recorded whatever the trading state.
-        const w = new BatchWork(tx, this.deps.fillsTotal);
-        await this.applyLive(w, updates);
-        enqueued = await enqueue(tx, "te_outbox", w.events);
-      });
+      enqueued = await recordPolled(this.deps, updates);
     } catch (err) {
-      await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
+      await this.reloadAfterFailure();
       throw err;
     }
     venue.settled(updates);

@@ -8,9 +8,9 @@
  * It is a singleton (one replica): the book lives in one process.
  *
  * Layers: routes.ts (HTTP), engine.ts (execution, one transaction per batch; batch.ts what one
- * accumulates; live.ts, liveSends.ts and sentOrders.ts the Binance side), halts.ts (the kill
- * switch: no fill for a halted scope), messages.ts (checked incoming messages, outgoing events; no
- * I/O), data.ts (SQL).
+ * accumulates; live.ts, liveSends.ts, liveUpdates.ts and sentOrders.ts the Binance side), halts.ts
+ * (the kill switch: no fill for a halted scope), messages.ts (checked incoming messages, outgoing
+ * events; no I/O), data.ts (SQL).
  */
 import { Counter } from "prom-client";
 import { defineService, envEnum, envUrl, Type } from "../../kit";

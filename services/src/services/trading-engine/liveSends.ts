@@ -1,34 +1,62 @@
 /**
- * trading-engine's record of the live orders a batch may send to Binance (te_live_sends, migration
- * 0200). Binance is called inside the batch transaction, so that transaction cannot remember a send:
- * a process killed after Binance accepted (or filled) an order and before the COMMIT would place the
- * redelivered order again. The record is written in autocommit before the batch begins and deleted
- * by the batch transaction that records the orders in te_orders (or, for a batch that failed for
- * good, by the transaction that records its sent orders alone: sentOrders.ts); an order still
- * recorded may be at Binance, and is looked up there (by client order id) before it is sent.
+ * trading-engine's record of the live orders a batch may send to Binance (te_live_sends, migrations
+ * 0200 and 0398). Binance is called inside the batch transaction, so that transaction cannot remember
+ * a send: a process killed after Binance accepted (or filled) an order and before the COMMIT would
+ * place the redelivered order again. The record is written in autocommit before the batch begins and
+ * deleted by the batch transaction that records the orders in te_orders (or, for a batch that failed
+ * for good, by the transaction that records its sent orders alone: sentOrders.ts); an order still
+ * recorded may be at Binance, and is looked up there (by client order id) before it is sent. An order
+ * whose te_orders row cannot be written keeps its record for good, marked with what became of it at
+ * Binance (`unrecorded`, markUnrecorded): deleted, a replay of its message would place it again.
  */
 import type { Queryable } from "../../kit";
+import type { UnrecordedOutcome } from "./metrics";
+
+/** What an earlier attempt left of the orders a batch may send: recorded ones (may be at Binance), and the unrecorded ones' outcome. */
+export interface LiveSendsBefore {
+  /** Recorded by an attempt that never committed (a batch that failed in this process, or one killed since), spelled as given. */
+  sent: Set<string>;
+  /** Those whose te_orders row could not be written, by what became of them at Binance. */
+  unrecorded: Map<string, UnrecordedOutcome>;
+}
 
 /**
  * Records that these orders may be sent now, in one autocommit statement (`db` is the pool, never
- * the batch's transaction); answers the ones recorded before, by an attempt that never committed
- * (a batch that failed in this process, or one killed since), spelled as given.
+ * the batch's transaction); answers what was recorded before.
  */
-export async function recordLiveSends(db: Queryable, orderIds: string[]): Promise<Set<string>> {
-  if (orderIds.length === 0) return new Set();
+export async function recordLiveSends(db: Queryable, orderIds: string[]): Promise<LiveSendsBefore> {
+  if (orderIds.length === 0) return { sent: new Set(), unrecorded: new Map() };
   // Every part of the statement reads the same snapshot: `before` does not see what `recorded` inserts.
-  const { rows } = await db.query<{ id: string }>(
+  const { rows } = await db.query<{ id: string; unrecorded: UnrecordedOutcome | null }>(
     `WITH ids AS (SELECT DISTINCT id FROM unnest($1::text[]) AS id),
-          before AS (SELECT order_id FROM te_live_sends WHERE order_id IN (SELECT id::uuid FROM ids)),
+          before AS (SELECT order_id, unrecorded FROM te_live_sends WHERE order_id IN (SELECT id::uuid FROM ids)),
           recorded AS (INSERT INTO te_live_sends (order_id) SELECT id::uuid FROM ids ON CONFLICT DO NOTHING)
-     SELECT id FROM ids WHERE id::uuid IN (SELECT order_id FROM before)`,
+     SELECT ids.id, before.unrecorded FROM ids JOIN before ON before.order_id = ids.id::uuid`,
     [orderIds],
   );
-  return new Set(rows.map((r) => r.id));
+  const unrecorded = new Map<string, UnrecordedOutcome>();
+  for (const r of rows) if (r.unrecorded !== null) unrecorded.set(r.id, r.unrecorded);
+  return { sent: new Set(rows.map((r) => r.id)), unrecorded };
 }
 
 /** The batch transaction recorded these orders in te_orders: a redelivery is recognised there now. */
 export async function forgetLiveSends(tx: Queryable, orderIds: string[]): Promise<void> {
   if (orderIds.length === 0) return;
   await tx.query("DELETE FROM te_live_sends WHERE order_id = ANY($1::text[]::uuid[])", [orderIds]);
+}
+
+/**
+ * An order whose te_orders row cannot be written: its record says for good what became of it at
+ * Binance (autocommit, `db` the pool). Answers the outcome marked before, if any (it was counted then).
+ */
+export async function markUnrecorded(db: Queryable, orderId: string, outcome: UnrecordedOutcome): Promise<UnrecordedOutcome | undefined> {
+  // `before` reads the snapshot the upsert does not change.
+  const { rows } = await db.query<{ before: UnrecordedOutcome | null }>(
+    `WITH before AS (SELECT unrecorded FROM te_live_sends WHERE order_id = $1::uuid),
+          marked AS (INSERT INTO te_live_sends (order_id, unrecorded, unrecorded_at) VALUES ($1::uuid, $2, now())
+                     ON CONFLICT (order_id) DO UPDATE SET unrecorded = EXCLUDED.unrecorded, unrecorded_at = EXCLUDED.unrecorded_at)
+     SELECT (SELECT unrecorded FROM before) AS before`,
+    [orderId, outcome],
+  );
+  return rows[0]?.before ?? undefined;
 }

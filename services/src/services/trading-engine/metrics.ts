@@ -1,10 +1,12 @@
 /**
  * `te_live_orders_unrecorded_total{outcome}`: live orders Binance accepted that the engine could not
  * record in te_orders even alone (sentOrders.ts), by what became of them at Binance: `cancelled`
- * (it rested there and the cancel succeeded, or it had ended otherwise by then: `not_open`),
- * `cancel_failed` (it may still be open at Binance, where no poll sees it), `not_open` (it was not
- * resting: filled or refused at once). Every one needs a person: the order is at Binance and not in
- * the platform's books. Each outcome starts at 0, so `increase()` sees the first one.
+ * (it rested there and the cancel succeeded), `cancel_failed` (it may still be open at Binance,
+ * where no poll sees it), `not_open` (it was not resting: filled or refused at once, or ended
+ * otherwise by the cancel). Each order is counted once, under its first outcome; its te_live_sends
+ * record holds the latest (`unrecorded`, migration 0398: a redelivery that cancels a `cancel_failed`
+ * one marks it `cancelled`). Every one needs a person: the order is at Binance and not in the
+ * platform's books. Each outcome starts at 0, so `increase()` sees the first one.
  */
 import { Counter, type Registry } from "prom-client";
 

@@ -1,18 +1,25 @@
 /**
- * Live mode: what becomes of the orders a batch sent to Binance when the batch then fails for good
- * (not an outage: an error the consumer answers by handing the messages over again one at a time and
- * setting aside each one that still fails). The batch's transaction rolled back, so nothing records
- * those orders; a retry alone would adopt them from Binance (te_live_sends), but the message that
- * fails alone is set aside and never retried, and its order, already at Binance, would have no
- * te_orders row (and the held orders the batch released, only their stale `held` row).
+ * Live mode: what becomes of the orders a batch sent to Binance, and of the cancels Binance
+ * answered, when the batch then fails for good (not an outage: an error the consumer answers by
+ * handing the messages over again one at a time and setting aside each one that still fails). The
+ * batch's transaction rolled back, so nothing records them; a retry alone would adopt a sent order
+ * from Binance (te_live_sends), but the message that fails alone is set aside and never retried, and
+ * its order, already at Binance, would have no te_orders row (and the held orders the batch
+ * released, only their stale `held` row); an order whose cancel Binance confirmed would stay
+ * `resting` until the poll found it ended at Binance and, knowing of no cancel request, reported it
+ * `expired` instead of `cancelled`.
  *
- * So before the failure is handed on, the orders Binance answered for in the failed attempt are
- * recorded in a transaction of their own, as the batch would have: their rows with Binance's state,
- * their fills, the events, their te_live_sends records deleted (a held one's `held` row replaced).
- * The consumer's retries then find them in te_orders and skip them. An order that cannot be recorded
+ * So before the failure is handed on, what Binance acted on in the failed attempt is recorded in a
+ * transaction of its own, as the batch would have: the sent orders' rows with Binance's state, their
+ * fills, the events, their te_live_sends records deleted (a held one's `held` row replaced); the
+ * cancels as Binance answered them (liveUpdates.ts recordCancel: the fills before it, `cancelled`,
+ * the `order.cancelled` event order-management and portfolio-manager apply). The consumer's retries
+ * then find them in te_orders and skip them. An order that cannot be recorded
  * even alone (the failure lies in its own row) is cancelled at Binance if it rests there, logged as
  * an error and counted (te_live_orders_unrecorded_total, metrics.ts: the TeLiveOrderUnrecorded
- * alert); its te_live_sends record stays. A settle that meets an outage turns the failure into an
+ * alert); its te_live_sends record stays, marked with that outcome (liveSends.ts markUnrecorded), so
+ * that a redelivery never places it again and, once it ended at Binance, is set aside without asking
+ * Binance or counting it again. A settle that meets an outage turns the failure into an
  * outage: the batch is retried later, nothing is set aside meanwhile. A process killed before the
  * settle commits leaves the te_live_sends records: the redelivery looks the orders up at Binance first.
  */
@@ -20,11 +27,12 @@ import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
 import { HandlerUnavailableError, isRetriable } from "../../trading/infra/deadLetters";
-import { enqueue, type Enqueued } from "../../trading/infra/outbox";
-import { BatchWork, type SentOrder } from "./batch";
+import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
+import { BatchWork, type LiveCancel, type SentOrder } from "./batch";
 import * as data from "./data";
 import type { LiveVenue } from "./live";
-import { forgetLiveSends } from "./liveSends";
+import { forgetLiveSends, markUnrecorded } from "./liveSends";
+import { recordCancel } from "./liveUpdates";
 import type { UnrecordedOutcome } from "./metrics";
 
 export interface SettleDeps {
@@ -36,8 +44,14 @@ export interface SettleDeps {
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-/** The sent orders recorded in one transaction: what it enqueued (for the relay), if anything. */
-async function record(deps: SettleDeps, sent: SentOrder[]): Promise<Enqueued | undefined> {
+/** What Binance acted on in a failed attempt: the orders it answered for, the cancels it answered. */
+export interface BinanceActed {
+  sent: SentOrder[];
+  cancels: LiveCancel[];
+}
+
+/** Recorded in one transaction (the sends first: a cancel may be of an order sent in the same attempt); what it enqueued, if anything. */
+async function record(deps: SettleDeps, { sent, cancels }: BinanceActed): Promise<Enqueued | undefined> {
   let enqueued: Enqueued | undefined;
   const ids = sent.map((s) => s.order.orderId);
   await deps.pg.transaction(async (tx) => {
@@ -45,36 +59,39 @@ async function record(deps: SettleDeps, sent: SentOrder[]): Promise<Enqueued | u
     await data.deleteHeld(tx, ids); // a held order this attempt released: its execution replaces the row
     for (const s of sent) await w.record(s.order, s.report);
     await w.flush();
-    await forgetLiveSends(tx, ids);
+    for (const c of cancels) await recordCancel(w, c);
+    // A cancelled order is finished in te_orders: a record an uncommitted attempt left for it (held, sent before) goes too.
+    await forgetLiveSends(tx, [...ids, ...cancels.map((c) => c.order.orderId)]);
     enqueued = await enqueue(tx, "te_outbox", w.events);
   });
   return enqueued;
 }
 
 const outage = (err: unknown) =>
-  new HandlerUnavailableError(`live orders sent by a failed batch could not be recorded; the batch waits: ${messageOf(err)}`.slice(0, 300), { cause: err });
+  new HandlerUnavailableError(`what Binance did for a failed batch (orders sent, cancels) could not be recorded; the batch waits: ${messageOf(err)}`.slice(0, 300), { cause: err });
 
 /**
- * Records the orders a batch that failed for good sent to Binance (`sent`), together, else one at a
+ * Records what Binance acted on in a batch that failed for good (`acted`), together, else one at a
  * time; answers what was enqueued (the caller notifies the relay). Throws HandlerUnavailableError
  * when PostgreSQL is unavailable for it (the caller rethrows that instead of the batch's failure).
  */
-export async function settleSentOrders(deps: SettleDeps, venue: LiveVenue, sent: SentOrder[]): Promise<Enqueued[]> {
-  if (sent.length === 0) return [];
+async function settleSentOrders(deps: SettleDeps, venue: LiveVenue, acted: BinanceActed): Promise<Enqueued[]> {
+  const alone: BinanceActed[] = [...acted.sent.map((s) => ({ sent: [s], cancels: [] })), ...acted.cancels.map((c) => ({ sent: [], cancels: [c] }))];
+  if (alone.length === 0) return [];
   let why: unknown;
   try {
-    const e = await record(deps, sent);
+    const e = await record(deps, acted);
     return e ? [e] : [];
   } catch (err) {
     if (isRetriable(err)) throw outage(err);
     why = err;
-    if (sent.length > 1) deps.log.warn({ err: { message: messageOf(err) } }, "live orders of a failed batch not recordable together; one at a time");
+    if (alone.length > 1) deps.log.warn({ err: { message: messageOf(err) } }, "what Binance did for a failed batch is not recordable together; one at a time");
   }
   const enqueued: Enqueued[] = [];
-  for (const s of sent) {
-    if (sent.length > 1) {
+  for (const one of alone) {
+    if (alone.length > 1) {
       try {
-        const e = await record(deps, [s]);
+        const e = await record(deps, one);
         if (e) enqueued.push(e);
         continue;
       } catch (err) {
@@ -82,17 +99,49 @@ export async function settleSentOrders(deps: SettleDeps, venue: LiveVenue, sent:
         why = err;
       }
     }
-    // Its own row cannot be written: at least it does not stay open at Binance, where no poll sees it.
-    let outcome: UnrecordedOutcome = "not_open";
-    let cancel = "not open";
-    if (s.report.status === "resting") {
-      [outcome, cancel] = await venue.cancel(s.order).then(
-        (u): [UnrecordedOutcome, string] => [u?.state.status === "cancelled" ? "cancelled" : "not_open", u?.state.status ?? "unknown at Binance"],
-        (e: unknown): [UnrecordedOutcome, string] => ["cancel_failed", `cancel failed: ${messageOf(e)}`],
-      );
-    }
-    deps.liveOrdersUnrecorded.inc({ outcome });
-    deps.log.error({ orderId: s.order.orderId, binance: s.report.status, cancel, err: { message: messageOf(why) } }, "live order sent to Binance could not be recorded in te_orders; its te_live_sends record stays");
+    for (const c of one.cancels)
+      deps.log.error({ orderId: c.order.orderId, binance: c.update?.state.binanceStatus ?? "unknown at Binance", err: { message: messageOf(why) } }, "live cancel Binance answered could not be recorded; the poll reports the order's end");
+    for (const s of one.sent) await unrecorded(deps, venue, s, why);
   }
   return enqueued;
+}
+
+/**
+ * What a failed live attempt hands on: its error, once what Binance acted on in it (`work`) is
+ * recorded if the error is a failure for good (the relay told of the events), or the settle's outage.
+ */
+export async function settleFailedAttempt(deps: SettleDeps & { relay: OutboxRelay }, venue: LiveVenue, err: unknown, work?: BinanceActed): Promise<unknown> {
+  if (isRetriable(err) || !work) return err;
+  return settleSentOrders(deps, venue, work).then(
+    (enqueued) => (enqueued.forEach((e) => deps.relay.notify(e)), err),
+    (outageOfSettle: unknown) => outageOfSettle,
+  );
+}
+
+/**
+ * A sent order whose own row cannot be written: at least it does not stay open at Binance, where no
+ * poll sees it. Its te_live_sends record is marked with the outcome (liveSends.ts markUnrecorded) and
+ * the order counted once, the first time (a redelivery that cancels a `cancel_failed` one re-marks it).
+ */
+async function unrecorded(deps: SettleDeps, venue: LiveVenue, s: SentOrder, why: unknown): Promise<void> {
+  let outcome: UnrecordedOutcome = "not_open";
+  let cancel = "not open";
+  if (s.report.status === "resting") {
+    [outcome, cancel] = await venue.cancel(s.order).then(
+      (u): [UnrecordedOutcome, string] => [u?.state.status === "cancelled" ? "cancelled" : "not_open", u?.state.status ?? "unknown at Binance"],
+      (e: unknown): [UnrecordedOutcome, string] => ["cancel_failed", `cancel failed: ${messageOf(e)}`],
+    );
+  }
+  let before: UnrecordedOutcome | undefined;
+  try {
+    before = await markUnrecorded(deps.pg, s.order.orderId, outcome);
+  } catch (err) {
+    if (isRetriable(err)) throw outage(err); // the retry looks the order up at Binance and settles it again
+    cancel += `; te_live_sends not marked: ${messageOf(err)}`;
+  }
+  if (before === undefined) deps.liveOrdersUnrecorded.inc({ outcome });
+  deps.log.error(
+    { orderId: s.order.orderId, binance: s.report.status, cancel, outcome, before, err: { message: messageOf(why) } },
+    "live order sent to Binance could not be recorded in te_orders; te_live_sends keeps it marked with its outcome",
+  );
 }

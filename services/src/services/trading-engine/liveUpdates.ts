@@ -1,0 +1,59 @@
+/**
+ * Live mode: what Binance says of orders already there (a cancel's answer, a poll's) recorded in
+ * an engine transaction: their new fills (evented), their te_orders state, then their outcome event.
+ * Used by the batch (a cancel request), the poll (engine.ts) and the settle of a failed batch (sentOrders.ts).
+ */
+import type { Counter } from "prom-client";
+import type { PostgresClient } from "../../kit";
+import { enqueue, type Enqueued } from "../../trading/infra/outbox";
+import type { OrderRequest } from "../../trading/types";
+import { BatchWork, type LiveCancel } from "./batch";
+import * as data from "./data";
+import type { LiveUpdate, LiveVenue } from "./live";
+import { cancelledEvent, outcomeEvent } from "./messages";
+
+/**
+ * A live cancel: Binance's answer is recorded (and kept in `w.cancels`: should the batch fail for
+ * good, sentOrders.ts records it on its own, since Binance has acted on it). No answer throws.
+ */
+export async function cancelLive(w: BatchWork, o: OrderRequest, venue: LiveVenue): Promise<void> {
+  const answered: LiveCancel = { order: o, update: await venue.cancel(o) };
+  w.cancels.push(answered);
+  await recordCancel(w, answered);
+}
+
+/**
+ * CANCELED: the fills before it, then the cancel confirmed for the rest; FILLED: the fills, no
+ * confirmation (order-management's state machine: pending_cancel + fill -> filled); an order
+ * Binance never had is cancelled here.
+ */
+export async function recordCancel(w: BatchWork, { order, update }: LiveCancel): Promise<void> {
+  if (update) return applyLive(w, [update]);
+  const pulled = await data.cancelResting(w.tx, order.orderId);
+  w.events.push(cancelledEvent(order, pulled?.remaining ?? order.quantity, "CANCELLED_ON_REQUEST"));
+}
+
+/** Records what Binance says of live orders: their fills (the new ones evented), state, then outcome. */
+export async function applyLive(w: BatchWork, updates: LiveUpdate[]): Promise<void> {
+  w.fills.push(...updates.flatMap((u) => u.state.fills));
+  const fresh = await w.flush();
+  w.gate.filled(updates.flatMap((u) => u.state.fills).filter((f) => fresh.has(f.fillId)));
+  const rows = updates.map(({ order, state }) => ({ orderId: order.orderId, status: state.status, remaining: state.remaining, newFills: state.fills.filter((f) => fresh.has(f.fillId)).length }));
+  const changed = await data.updateLiveOrders(w.tx, rows);
+  for (const { order, state } of updates.filter((u) => changed.has(u.order.orderId))) {
+    if (state.status === "cancelled") w.events.push(cancelledEvent(order, state.remaining, "CANCELLED_ON_REQUEST"));
+    if (state.status === "expired") w.events.push(outcomeEvent(order, "order.expired", `BINANCE_${state.binanceStatus}`));
+  }
+}
+
+/** A poll's updates recorded in a transaction of their own; what it enqueued (for the relay), if anything. */
+export async function recordPolled(deps: { pg: PostgresClient; fillsTotal: Counter<string> }, updates: LiveUpdate[]): Promise<Enqueued | undefined> {
+  let enqueued: Enqueued | undefined;
+  await deps.pg.transaction(async (tx) => {
+    // Binance's answers about orders already there are recorded whatever the trading state.
+    const w = new BatchWork(tx, deps.fillsTotal);
+    await applyLive(w, updates);
+    enqueued = await enqueue(tx, "te_outbox", w.events);
+  });
+  return enqueued;
+}
