@@ -10,7 +10,6 @@
  * end to end in tests/trading/user-id-spelling.test.ts.)
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import type { FastifyRequest } from "fastify";
 import { describe, expect, it } from "vitest";
 import { BUSINESS_TOPICS } from "../../services/src/business/events";
 import { canonicalUserId, identityOf, isCanonicalUserId, jwtKey, signAccessToken, TokenError, verifyAccessToken } from "../../services/src/kit";
@@ -18,7 +17,7 @@ import { parseApiKeyIdentity } from "../../services/src/services/user-management
 import { TOPICS } from "../../services/src/trading/events";
 import { checkMessage } from "../../services/src/trading/infra/topicSchemas";
 
-const requestWith = (headers: Record<string, string>) => ({ headers }) as FastifyRequest;
+const requestWith = (headers: Record<string, string>) => ({ headers }) as Parameters<typeof identityOf>[0];
 
 describe("user id spelling", () => {
   it("canonicalUserId lower-cases a UUID in any case and refuses anything else", () => {
