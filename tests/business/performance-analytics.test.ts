@@ -203,7 +203,13 @@ describe("performance-analytics", () => {
   it("admin only where it must be; bad query fields named", async () => {
     const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
     expect((await svc.app.inject({ method: "POST", url: "/rollup", headers: trader })).statusCode).toBe(403);
-    expect((await svc.app.inject({ method: "GET", url: "/users/x", headers: trader })).statusCode).toBe(403);
+    expect((await svc.app.inject({ method: "GET", url: `/users/${userId}`, headers: trader })).statusCode).toBe(403);
+    // Not a user id (a UUID in lower case): refused for what it is, whoever asks.
+    for (const id of ["x", userId.toUpperCase()]) {
+      const r = await svc.app.inject({ method: "GET", url: `/users/${id}`, headers: admin });
+      expect(r.statusCode, id).toBe(400);
+      expect(r.json().error.field, id).toBe("userId");
+    }
     const bad = await svc.app.inject({ method: "GET", url: "/daily?strategy=a%20b", headers: trader });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.field).toBe("strategy");

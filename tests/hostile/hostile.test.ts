@@ -210,6 +210,12 @@ describe("hostile input on every public route", () => {
     expect(role.status).toBe(403);
     const cfg = await gw("PUT", "/api/config/namespaces/hostile/keys/kept", { token: alice.token, body: JSON.stringify({ value: 1 }), headers: { "content-type": "application/json" } });
     expect(cfg.status).toBe(403);
+    // An admin's own id in upper case passed the text comparison guarding self-disable (PostgreSQL's
+    // uuid found the row anyway): refused for its spelling, the admin still in.
+    const self = await gw("POST", `/api/users/admin/users/${adminId.toUpperCase()}/disable`, { token: adminToken });
+    expect(self.status, self.text).toBe(400);
+    expect(self.json().error.field).toBe("id");
+    expect((await gw("GET", "/api/users/me", { token: adminToken })).status).toBe(200);
   });
 
   it("X-Forwarded-For from a client does not choose the rate-limit bucket", async () => {
@@ -391,7 +397,8 @@ describe("hostile: the kill switch, idempotency races, revoked users", () => {
       expect(extra.status).toBe(400);
       expect(extra.json().error.field).toBe("userId");
     }
-    for (const param of ["not-a-uuid", "%00", "..%2Fglobal", "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e%27%20OR%201%3D1", "a".repeat(3000)]) {
+    // alice's own id in upper case: one user has one spelling (kit canonicalUserId), refused at the edge.
+    for (const param of ["not-a-uuid", "%00", "..%2Fglobal", "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e%27%20OR%201%3D1", "a".repeat(3000), alice.id.toUpperCase()]) {
       const r = await gw("PUT", `/api/risk/trading-state/users/${param}`, { token: adminToken, body: JSON.stringify({ state: "halted", reason: "a valid reason" }), headers: json });
       record(`kill switch userId ${param.slice(0, 30)}`, r.status, r.text, r.type);
       expect([400, 404, 414], `${param.slice(0, 40)} -> ${r.status}`).toContain(r.status);

@@ -113,7 +113,12 @@ describe("kill switch: who may do what", () => {
 
 describe("kill switch: enforced by the pre-trade check", () => {
   it("an admin halts a user: their market order is rejected TRADING_HALTED, others trade on; one audit row", async () => {
-    const r = await setState(admin.token, `users/${alice.id.toUpperCase()}`, "halted", "fraud review #12");
+    // One user, one spelling: the id in upper case is refused (it used to be lower-cased here), nothing recorded.
+    const upper = await setState(admin.token, `users/${alice.id.toUpperCase()}`, "halted", "fraud review #12");
+    expect(upper.status, JSON.stringify(upper.body)).toBe(400);
+    expect(upper.body.error.field).toBe("userId");
+    expect(await audit()).toEqual([]);
+    const r = await setState(admin.token, `users/${alice.id}`, "halted", "fraud review #12");
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body).toMatchObject({ scope: `user:${alice.id}`, userId: alice.id, state: "halted", enforced: "halted", lastChange: { from: "active", to: "halted", reason: "fraud review #12", changedBy: admin.id, authMethod: "jwt" } });
     const rejected = await order(alice, "buy", "1");

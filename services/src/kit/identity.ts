@@ -3,6 +3,7 @@
  * client requests and sets them itself; services behind it read them with `identityOf`.
  * (Services are only reachable from the gateway and peers: network policies / internal network.)
  */
+import { Type } from "@sinclair/typebox";
 import type { FastifyRequest } from "fastify";
 import { forbidden, unauthorized } from "./errors";
 
@@ -44,13 +45,43 @@ export interface Identity {
   scopes?: readonly ApiKeyScope[];
 }
 
-const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * A user id's one spelling: a UUID in lower case, as PostgreSQL's uuid type prints `users.id` and so
+ * as user-management issues it (token `sub`, API-key lookups, every response). Most tables keyed by
+ * user (om_positions, te_positions, advisory locks, Dragonfly keys...) hold it as text, where
+ * `ABC…` and `abc…` are two keys: every id entering a service goes through `canonicalUserId`.
+ */
+export const CANONICAL_USER_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const anyCaseUuidRe = new RegExp(CANONICAL_USER_ID_RE.source, "i");
 
-/** The caller's identity, or undefined when the request carries none (or a malformed one). */
+/**
+ * The canonical spelling of a user id: a UUID in any case, lower-cased (its hex digits name the same
+ * id whatever their case, RFC 9562, so this never maps two users to one, nor one to two); undefined
+ * for anything else. Ids from peers (identity headers, Kafka messages) are canonicalised with it;
+ * ids a client sends are refused unless already canonical (`UserIdSchema`, `isCanonicalUserId`).
+ */
+export function canonicalUserId(raw: unknown): string | undefined {
+  return typeof raw === "string" && anyCaseUuidRe.test(raw) ? raw.toLowerCase() : undefined;
+}
+
+/** Whether `raw` is a user id as spelled canonically (what a client must send). */
+export function isCanonicalUserId(raw: unknown): raw is string {
+  return typeof raw === "string" && CANONICAL_USER_ID_RE.test(raw);
+}
+
+/** A user id in a request schema (route param, query, body): canonical only, else 400 naming it. */
+export const UserIdSchema = Type.String({ pattern: CANONICAL_USER_ID_RE.source, description: "a user id: a UUID in lower case" });
+
+/**
+ * The caller's identity, or undefined when the request carries none (or a malformed one). The user
+ * id is canonicalised: the gateway forwards the verified (canonical) id, but an internal peer acting
+ * for a user (ai-orchestrator) sets these headers itself, and its spelling must reach the user's own
+ * positions, locks, halts and orders, never a second identity.
+ */
 export function identityOf(request: FastifyRequest): Identity | undefined {
-  const userId = request.headers[IDENTITY_HEADERS.userId];
+  const userId = canonicalUserId(request.headers[IDENTITY_HEADERS.userId]);
   const role = request.headers[IDENTITY_HEADERS.role];
-  if (typeof userId !== "string" || !uuidRe.test(userId)) return undefined;
+  if (userId === undefined) return undefined;
   if (typeof role !== "string" || !(ROLES as readonly string[]).includes(role)) return undefined;
   const method = request.headers[IDENTITY_HEADERS.authMethod] === "api-key" ? "api-key" : "jwt";
   const apiKeyId = request.headers[IDENTITY_HEADERS.apiKeyId];

@@ -5,7 +5,7 @@
  */
 import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
 import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
-import type { Role } from "./identity";
+import { isCanonicalUserId, type Role } from "./identity";
 
 export const JWT_ISSUER = "ai-trading/user-management";
 export const JWT_AUDIENCE = "ai-trading";
@@ -69,6 +69,10 @@ export async function verifyAccessToken(key: KeyObject | Uint8Array, token: stri
     if (typeof payload.iat !== "number" || payload.iat > now + 5) throw new TokenError("token issued in the future", "invalid");
     if (payload.role !== "trader" && payload.role !== "admin") throw new TokenError("token has no valid role", "invalid");
     if (typeof payload.sub !== "string") throw new TokenError("token has no subject", "invalid");
+    // user-management signs the id as users.id prints it (lower case): a subject in any other
+    // spelling was not issued as such, and would key the gateway's user-state cache and rate
+    // limits apart from the user's own (a disable would not reach it).
+    if (!isCanonicalUserId(payload.sub)) throw new TokenError("token subject is not a user id", "invalid");
     const epoch = payload.ep ?? 0;
     if (typeof epoch !== "number" || !Number.isSafeInteger(epoch) || epoch < 0) throw new TokenError("token has an invalid epoch", "invalid");
     return { userId: payload.sub, role: payload.role, tokenId: String(payload.jti), expiresAt: payload.exp!, issuedAt: payload.iat, epoch };

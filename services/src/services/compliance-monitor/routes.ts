@@ -3,10 +3,10 @@
  *   GET /alerts         all alerts (admin), optionally of one user
  *   GET /alerts/mine    the caller's alerts
  */
-import { requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import { listAlerts } from "./data";
 
-const AlertQuery = { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), userId: Type.Optional(Type.String()) }),
+const AlertQuery = { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), userId: Type.Optional(UserIdSchema) }),
     response: { 200: ResponseObject({ alerts: Type.Array(ResponseObject({}, { description: "alertId, rule, userId, symbol, severity, message, evidence, ts, raisedAt" })) }) },
   },
 };

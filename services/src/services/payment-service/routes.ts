@@ -10,7 +10,7 @@
  *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { type App, HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type } from "../../kit";
+import { type App, HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type, UserIdSchema } from "../../kit";
 import { INVOICE_REFERENCE_PREFIX } from "../../business/events";
 import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
 import type { IntentRequest } from "./domain/intents";
@@ -28,7 +28,7 @@ const IntentFields = {
   reference: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" })),
 };
 const IntentBody = Type.Object(IntentFields, { additionalProperties: false });
-const InternalIntentBody = Type.Object({ ...IntentFields, userId: Type.String({ pattern: "^[A-Za-z0-9._:@-]{1,128}$" }) }, { additionalProperties: false });
+const InternalIntentBody = Type.Object({ ...IntentFields, userId: UserIdSchema }, { additionalProperties: false });
 const IdParams = Type.Object({ id: Type.String({ format: "uuid" }) });
 
 function idempotencyKey(req: FastifyRequest): string {

@@ -8,7 +8,7 @@
  *                               ran: false when another replica leads it (that one's schedule runs it),
  *                               409 when the leadership moved during the pass
  */
-import { conflict, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { conflict, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import type { PerformanceStore } from "./data";
 import { summarize } from "./domain";
 import { RollupLeadershipLost, TOTAL, type RollupResult } from "./rollup";
@@ -39,7 +39,7 @@ export function registerRoutes(app: App, o: { store: PerformanceStore; capital: 
     return { userId: who.userId, strategy: req.query.strategy, daily: series.get(req.query.strategy) ?? [] };
   });
 
-  app.get("/users/:userId", { schema: { params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 128 }) }), response: { 200: PerformanceOut } } }, async (req) => {
+  app.get("/users/:userId", { schema: { params: Type.Object({ userId: UserIdSchema }), response: { 200: PerformanceOut } } }, async (req) => {
     requireIdentity(req, "admin");
     return summary(req.params.userId);
   });

@@ -11,7 +11,7 @@
  *   PUT /trading-state/users/:userId            admin: { state, reason } (404 for an unknown user)
  *   GET /trading-state/users/:userId/history    admin (the audit outlives a deleted account)
  */
-import { requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import { TRADING_STATES } from "../../trading/tradingState";
 import type { ChangeRow } from "./kill-switch-data";
 import type { KillSwitch, Scope, ScopeView } from "./kill-switch";
@@ -20,7 +20,9 @@ const State = Type.Union(TRADING_STATES.map((s) => Type.Literal(s)));
 // Printable text with at least one visible character (control characters would forge audit lines).
 const Reason = Type.String({ minLength: 3, maxLength: 500, pattern: "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$" });
 const ChangeBody = Type.Object({ state: State, reason: Reason }, { additionalProperties: false });
-const UserParams = Type.Object({ userId: Type.String({ format: "uuid" }) });
+// Canonical only (kit UserIdSchema; another spelling is a 400 naming userId, where it used to be
+// lower-cased here): the scope names the Dragonfly key and trading_states row every reader looks up.
+const UserParams = Type.Object({ userId: UserIdSchema });
 const HistoryQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
   // Below 10^18: always a valid bigint.
@@ -58,12 +60,13 @@ const scopeOut = (v: ScopeView) => ({ ...v, lastChange: v.lastChange ? changeOut
 const ownScope = (v: ScopeView) => ({ state: v.enforced, reason: v.lastChange?.reason ?? null, since: v.lastChange?.changed_at.toISOString() ?? null });
 
 export function registerKillSwitchRoutes(app: App, killSwitch: KillSwitch): void {
-  const userScope = (userId: string): Scope => ({ kind: "user", userId: userId.toLowerCase() });
+  // Both spellings are canonical already: a route's userId by UserIdSchema, the caller's by identityOf.
+  const userScope = (userId: string): Scope => ({ kind: "user", userId });
   const GLOBAL: Scope = { kind: "global" };
 
   app.get("/trading-state", { schema: { response: { 200: OwnOut } } }, async (req) => {
     const who = requireIdentity(req);
-    const s = await killSwitch.effectiveFor(who.userId.toLowerCase());
+    const s = await killSwitch.effectiveFor(who.userId);
     return { userId: who.userId, effective: s.effective, global: ownScope(s.global), user: ownScope(s.user) };
   });
 

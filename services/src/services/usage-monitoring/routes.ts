@@ -4,7 +4,7 @@
  *   GET /all?from&to                 every user's (admin; /api/usage/all)
  *   GET /internal/usage/units?userId&metric&from&to   billable units (billing-service; never proxied)
  */
-import { requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import { usagePeriod } from "./domain";
 import type { UsageStore } from "./store";
 
@@ -33,7 +33,7 @@ export function registerRoutes(app: App, store: UsageStore): void {
 
   app.get(
     "/internal/usage/units",
-    { schema: { querystring: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 128 }), metric: Type.Literal("api_requests"), ...Range }) } },
+    { schema: { querystring: Type.Object({ userId: UserIdSchema, metric: Type.Literal("api_requests"), ...Range }) } },
     async (req) => {
       const p = usagePeriod(req.query);
       return { userId: req.query.userId, metric: req.query.metric, ...iso(p), units: await store.billableUnits(req.query.userId, p.from, p.to) };

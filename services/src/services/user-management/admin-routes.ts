@@ -9,19 +9,21 @@
  *   DELETE /admin/users/:id           the account, its sessions and API keys
  */
 import type { FastifyRequest } from "fastify";
-import { HttpError, requireIdentity, Type, type App } from "../../kit";
+import { HttpError, requireIdentity, Type, UserIdSchema, type App } from "../../kit";
 import * as data from "./data";
 import * as keyData from "./api-key-data";
 import type { ApiKeyCache } from "./dragonfly";
 import { publicUser } from "./domain";
-import { NoContent, UserEnvelope, Uuid } from "./schemas";
+import { NoContent, UserEnvelope } from "./schemas";
 
 export interface AdminDeps {
   apiKeyCache: ApiKeyCache;
   propagateUserState(userId: string, row: data.UserRow | undefined): Promise<void>;
 }
 
-const IdParams = Type.Object({ id: Uuid });
+// Canonical only: the self-checks below compare it with the caller's id as text (an admin's own id
+// in upper case would pass them, PostgreSQL's uuid matching it whatever its case).
+const IdParams = Type.Object({ id: UserIdSchema });
 
 function requireAdminSession(req: FastifyRequest) {
   const who = requireIdentity(req, "admin");

@@ -11,7 +11,7 @@
  * cache holds the key's expiry and refuses it from that instant (the Dragonfly entry's TTL ends there).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { API_KEY_SCOPES, isApiKeyScope, ROLES, type ApiKeyScope, type Role } from "../../kit/identity";
+import { API_KEY_SCOPES, canonicalUserId, isApiKeyScope, ROLES, type ApiKeyScope, type Role } from "../../kit/identity";
 
 export const API_KEY_RE = /^atk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 export const API_KEY_CACHE_TTL_S = 300;
@@ -35,10 +35,12 @@ export interface ApiKeyIdentity {
 export function parseApiKeyIdentity(v: unknown): ApiKeyIdentity | undefined {
   if (typeof v !== "object" || v === null) return undefined;
   const o = v as Record<string, unknown>;
-  if (typeof o.userId !== "string" || typeof o.apiKeyId !== "string" || !(ROLES as readonly unknown[]).includes(o.role)) return undefined;
+  // The id keys the gateway's user-state cache and rate limits and is forwarded as x-user-id: its one spelling.
+  const userId = canonicalUserId(o.userId);
+  if (userId === undefined || typeof o.apiKeyId !== "string" || !(ROLES as readonly unknown[]).includes(o.role)) return undefined;
   if (!Array.isArray(o.scopes) || o.scopes.length === 0 || !o.scopes.every(isApiKeyScope)) return undefined;
   if (o.expiresAt !== null && !Number.isFinite(o.expiresAt)) return undefined;
-  return { userId: o.userId, role: o.role as Role, apiKeyId: o.apiKeyId, scopes: o.scopes, expiresAt: o.expiresAt as number | null };
+  return { userId, role: o.role as Role, apiKeyId: o.apiKeyId, scopes: o.scopes, expiresAt: o.expiresAt as number | null };
 }
 
 /** Whether the key has expired at `nowMs` (the same instant PostgreSQL's `expires_at > now()` turns false). */

@@ -4,13 +4,12 @@
  *   GET  /internal/users/:id/state           the gateway on a user-state cache miss (user-state.ts)
  */
 import { timingSafeEqual } from "node:crypto";
-import { Type, type App } from "../../kit";
+import { Type, UserIdSchema, type App } from "../../kit";
 import * as keyData from "./api-key-data";
 import { apiKeyExpired, hashApiKey, parseApiKey, type ApiKeyIdentity } from "./api-keys";
 import * as data from "./data";
 import type { ApiKeyCache } from "./dragonfly";
 import { invalidApiKey } from "./domain";
-import { Uuid } from "./schemas";
 import { fillUserState, userStateOf } from "./user-state";
 
 export function registerInternalRoutes(app: App, deps: { apiKeyCache: ApiKeyCache }): void {
@@ -37,7 +36,8 @@ export function registerInternalRoutes(app: App, deps: { apiKeyCache: ApiKeyCach
     return identity;
   });
 
-  app.get("/internal/users/:id/state", { schema: { params: Type.Object({ id: Uuid }) } }, async (req) => {
+  // Canonical only: the id names the Dragonfly entry the gateway reads and invalidations drop.
+  app.get("/internal/users/:id/state", { schema: { params: Type.Object({ id: UserIdSchema }) } }, async (req) => {
     const state = userStateOf(await data.findUser(app.pg, req.params.id));
     await fillUserState(app.redis, req.params.id, state).catch((err: Error) => req.log.warn({ err: { message: err.message } }, "user state cache write failed"));
     return state;

@@ -190,7 +190,8 @@ export async function consumeDecoded<T>(
         await setMessageAside(msg, reasonText(checked.problem));
         continue;
       }
-      const m: BatchMessage = { ...msg, json: checked.json };
+      // A rewritten user id (topicSchemas canonicaliseUserIds) reaches handlers that parse `value` too.
+      const m: BatchMessage = { ...msg, value: checked.canonical ?? msg.value, json: checked.json };
       try {
         valid.push({ m, item: decode(m), aside: checked.aside });
       } catch (err) {

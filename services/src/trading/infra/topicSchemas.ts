@@ -12,6 +12,7 @@
  * consumers as a batch, and the bad bars of a batch are split off (`aside`) while the good ones go on.
  */
 import { Type, type TSchema } from "@sinclair/typebox";
+import { canonicalUserId } from "../../kit/identity";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { BUSINESS_TOPICS } from "../../business/events";
 import { TOPICS } from "../events";
@@ -137,12 +138,36 @@ const CHECKS: Record<string, Check> = {
 };
 
 /**
+ * Every user id a consumer reads (`userId`, `order.userId`, `fill.userId`) that is a UUID, in its
+ * canonical spelling (kit `canonicalUserId`: lower case), so a producer's `ABC…` reaches the same
+ * positions, halts, locks and rows as `abc…`; whether any was rewritten. Ids that are not UUIDs
+ * are left as they are (the topics' contracts take any id; no platform user has one).
+ */
+function canonicaliseUserIds(v: Record<string, unknown>): boolean {
+  let rewritten = false;
+  for (const holder of [v, v.order, v.fill]) {
+    if (typeof holder !== "object" || holder === null || Array.isArray(holder)) continue;
+    const h = holder as Record<string, unknown>;
+    const canonical = canonicalUserId(h.userId);
+    if (canonical !== undefined && canonical !== h.userId) {
+      h.userId = canonical;
+      rewritten = true;
+    }
+  }
+  return rewritten;
+}
+
+/**
  * A message of `topic` parsed and checked: its JSON value, or why it can never be applied. A
  * `market.candles` message is always handed on as a CandleBatch (a one-bar message as a batch of
  * one); `aside` is the part of it refused (its bad bars, as a message of their own, and why), which
- * the consumer sets aside while it applies the rest.
+ * the consumer sets aside while it applies the rest. User ids are canonicalised (canonicaliseUserIds):
+ * `canonical` is then the message re-serialised with them, for handlers that parse the value again.
  */
-export function checkMessage(topic: string, value: string): { json: object; problem?: undefined; aside?: { value: string; problem: string } } | { problem: string } {
+export function checkMessage(
+  topic: string,
+  value: string,
+): { json: object; canonical?: string; problem?: undefined; aside?: { value: string; problem: string } } | { problem: string } {
   let v: unknown;
   try {
     v = JSON.parse(value);
@@ -156,7 +181,8 @@ export function checkMessage(topic: string, value: string): { json: object; prob
     return c.aside ? { json: c.batch, aside: { value: c.aside.value, problem: `${topic} message: ${c.aside.problem}` } } : { json: c.batch };
   }
   const problem = CHECKS[topic]?.(v);
-  return problem === undefined ? { json: v } : { problem: `${topic} message: ${problem}` };
+  if (problem !== undefined) return { problem: `${topic} message: ${problem}` };
+  return canonicaliseUserIds(v as Record<string, unknown>) ? { json: v, canonical: JSON.stringify(v) } : { json: v };
 }
 
 /** A checked `market.candles` message's value (checkMessage's `json` for that topic). */
