@@ -286,6 +286,12 @@ function build(): readonly ServiceDefinition[] {
 
 export const catalog: readonly ServiceDefinition[] = build();
 
+/**
+ * Name of a service's scheduled job (catalog `scheduledJob`), e.g. ml-predictor-retrain: its
+ * workload, and the key its runs are recorded under (scheduled_job_runs, the `scheduled_job` label).
+ */
+export const scheduledJobName = (service: string, job: string) => `${service}-${job}`;
+
 export function findService(name: string): ServiceDefinition | undefined {
   return catalog.find((s) => s.name === name);
 }

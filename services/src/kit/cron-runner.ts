@@ -3,7 +3,7 @@
  * job command at each tick of a cron schedule, as a Kubernetes CronJob with
  * `concurrencyPolicy: Forbid` would: never two runs at once (a tick during a run is skipped and
  * counted), each run's start and exit logged, the last success time kept and served (`/health`
- * JSON, `/metrics` for Prometheus). Schedules are parsed and timed by croner, not by hand.
+ * JSON), run counts served on `/metrics` for Prometheus. Schedules are parsed and timed by croner, not by hand.
  *
  * The job's environment is the runner's own (credentials come from the container's env, never
  * from arguments), so logging the command line leaks nothing.
@@ -170,9 +170,8 @@ export function runnerMetrics(runner: CronRunner): Registry {
         if (v !== undefined) this.set({ job: st.job }, v);
       },
     });
-  gauge("scheduled_job_last_success_timestamp_seconds", "End of the last successful run (unix seconds); absent before the first", (st) =>
-    st.lastSuccessAt ? Date.parse(st.lastSuccessAt) / 1000 : undefined,
-  );
+  // The last success (and failure) times are the job's own record, exported by the owning service
+  // on every runtime (kit/scheduled-job-runs.ts): not repeated here under the same name.
   gauge("scheduled_job_last_exit_code", "Exit code of the last finished run (-1: ended by a signal or could not start)", (st) =>
     st.lastRun?.finishedAt === undefined ? undefined : (st.lastRun.exitCode ?? -1),
   );
