@@ -214,7 +214,11 @@ export class TradingPlatform extends pulumi.ComponentResource {
           runtime,
           image: image("prometheus"),
           services: config.services,
-          // A Kubernetes CronJob runs no cron runner: only the Docker runtime's scheduled jobs export scheduled_job_*.
+          // A Kubernetes CronJob runs no cron runner: only the Docker runtime's scheduled jobs export
+          // scheduled_job_runs_total. Every runtime's jobs record their runs, which their service exports.
+          scheduledJobs: runtime.capabilities.scheduledJobs
+            ? config.services.flatMap((s) => (s.scheduledJob ? [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule: config.jobSchedules[s.scheduledJob.scheduleKey] }] : []))
+            : [],
           scheduledJobHosts: runtime.capabilities.scheduledJobImages === "with-cron-runner" ? Object.values(apps).flatMap((a) => (a.scheduledJob ? [a.scheduledJob.host] : [])) : [],
           retentionDays: config.monitoring.retentionDays,
           storageGi: 10,

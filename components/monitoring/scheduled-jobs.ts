@@ -1,0 +1,108 @@
+/**
+ * Alerts on the services' scheduled jobs (catalog `scheduledJob`), on every runtime. They read what
+ * the job's own runs record (scheduled_job_runs) and the owning service exports on /metrics
+ * (services/src/kit/scheduled-job-runs.ts: scheduled_job_last_{success,failure}_timestamp_seconds
+ * {scheduled_job}), so a Kubernetes CronJob is covered as the Docker cron runner's job is. How long
+ * a job may go without a success comes from its cron schedule (the stack's, e.g. mlRetrainSchedule).
+ */
+import { Cron } from "croner";
+import type { AlertRule } from "./prometheus";
+
+/**
+ * Sampling of a schedule for its longest gap: from a fixed instant (the result must not depend on
+ * when Pulumi runs), this many ticks or days at most. 12,000 ticks cover a week of a schedule
+ * firing every minute (croner takes ~0.1 ms a tick); a daily one is sampled over the 400 days.
+ */
+const GAP_SAMPLE_FROM = new Date("2026-01-01T00:00:00Z");
+const GAP_SAMPLE_TICKS = 12_000;
+const GAP_SAMPLE_DAYS = 400;
+/** Missed ticks tolerated before a job is overdue: one can fail or be skipped, two in a row are a pattern. */
+export const OVERDUE_INTERVALS = 2;
+/** Added to the intervals for the run's own duration (a success is stamped when the run ends) and the scrape/evaluation delay. */
+export const OVERDUE_MARGIN_SECONDS = 3_600;
+
+/**
+ * The longest time between two consecutive ticks of a five-field cron schedule (UTC, croner's reading,
+ * as the cron runner's and, for the syntax the stack accepts, a CronJob's), in seconds: "30 3 * * *"
+ * -> 86,400; "0 9 * * 1-5" -> 259,200 (Friday to Monday). Sampled over GAP_SAMPLE_DAYS or
+ * GAP_SAMPLE_TICKS ticks, whichever comes first.
+ */
+export function longestGapSeconds(schedule: string): number {
+  const cron = new Cron(schedule, { paused: true, timezone: "UTC", mode: "5-part" });
+  const until = GAP_SAMPLE_FROM.getTime() + GAP_SAMPLE_DAYS * 86_400_000;
+  let previous = cron.nextRun(GAP_SAMPLE_FROM);
+  if (!previous) throw new Error(`schedule '${schedule}' never fires`);
+  let longest = 0;
+  for (let i = 0; i < GAP_SAMPLE_TICKS && previous.getTime() < until; i++) {
+    const next: Date | null = cron.nextRun(previous);
+    // A schedule firing once in the sampled span (e.g. 29 February) has its gap beyond it.
+    if (!next) break;
+    longest = Math.max(longest, (next.getTime() - previous.getTime()) / 1000);
+    previous = next;
+  }
+  if (longest === 0) throw new Error(`schedule '${schedule}' fires at most once from ${GAP_SAMPLE_FROM.toISOString()}: no interval to derive an alert from`);
+  return longest;
+}
+
+/** Seconds without a success after which a job on `schedule` is overdue: OVERDUE_INTERVALS longest gaps plus OVERDUE_MARGIN_SECONDS. */
+export function overdueAfterSeconds(schedule: string): number {
+  return OVERDUE_INTERVALS * longestGapSeconds(schedule) + OVERDUE_MARGIN_SECONDS;
+}
+
+/** Whole hours when it is, else seconds: Prometheus' duration syntax. */
+function duration(seconds: number): string {
+  return seconds % 3_600 === 0 ? `${seconds / 3_600}h` : `${seconds}s`;
+}
+
+const SUCCESS = "scheduled_job_last_success_timestamp_seconds";
+const FAILURE = "scheduled_job_last_failure_timestamp_seconds";
+
+/**
+ * The last run recorded a failure: its failure is newer than its last success, or it never
+ * succeeded. Lasts until a run succeeds (a run that dies before it can record anything is the
+ * overdue alerts' business).
+ */
+export const scheduledJobFailing: AlertRule = {
+  alert: "ScheduledJobFailing",
+  expr: `max by (scheduled_job) (${FAILURE}) > on (scheduled_job) (max by (scheduled_job) (${SUCCESS}) or max by (scheduled_job) (${FAILURE}) * 0)`,
+  for: "0m",
+  severity: "warning",
+  summary: "scheduled job {{ $labels.scheduled_job }}: its last run failed (scheduled_job_runs holds the failure's code) and none succeeded since",
+};
+
+/** A deployed scheduled job: its name (scheduled_job label) and its cron schedule. */
+export interface ScheduledJobAlertTarget {
+  name: string;
+  schedule: string;
+}
+
+/**
+ * Per job, the dead man's switch: no success for longer than its schedule allows
+ * (ScheduledJobOverdue), or none ever recorded for that long (ScheduledJobNeverSucceeded: the
+ * gauge is absent, e.g. a CronJob whose pods never start, a runner that never ran it).
+ */
+export function scheduledJobOverdueRules(jobs: readonly ScheduledJobAlertTarget[]): AlertRule[] {
+  return [...jobs]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((job) => {
+      const limit = overdueAfterSeconds(job.schedule);
+      const series = `${SUCCESS}{scheduled_job=${JSON.stringify(job.name)}}`;
+      const after = `${OVERDUE_INTERVALS} intervals of '${job.schedule}' + ${OVERDUE_MARGIN_SECONDS / 3_600}h`;
+      return [
+        {
+          alert: "ScheduledJobOverdue",
+          expr: `time() - max by (scheduled_job) (${series}) > ${limit}`,
+          for: "5m",
+          severity: "warning",
+          summary: `scheduled job {{ $labels.scheduled_job }} has not succeeded for more than ${duration(limit)} (${after}): failing, not running, or dying before it can record its run`,
+        },
+        {
+          alert: "ScheduledJobNeverSucceeded",
+          expr: `absent(${series})`,
+          for: duration(limit),
+          severity: "warning",
+          summary: `scheduled job {{ $labels.scheduled_job }} has no recorded success for ${duration(limit)} (${after}) of Prometheus watching: never run, never succeeded, or its service's /metrics unreadable`,
+        },
+      ];
+    });
+}
