@@ -64,10 +64,11 @@ const FAILURE = "scheduled_job_last_failure_timestamp_seconds";
  */
 export const scheduledJobFailing: AlertRule = {
   alert: "ScheduledJobFailing",
-  expr: `max by (scheduled_job) (${FAILURE}) > on (scheduled_job) (max by (scheduled_job) (${SUCCESS}) or max by (scheduled_job) (${FAILURE}) * 0)`,
+  // group_left: the result keeps the failure's `code` label (one series per job at a time).
+  expr: `max by (scheduled_job, code) (${FAILURE}) > on (scheduled_job) group_left () (max by (scheduled_job) (${SUCCESS}) or max by (scheduled_job) (${FAILURE}) * 0)`,
   for: "0m",
   severity: "warning",
-  summary: "scheduled job {{ $labels.scheduled_job }}: its last run failed (scheduled_job_runs holds the failure's code) and none succeeded since",
+  summary: "scheduled job {{ $labels.scheduled_job }}: its last run failed ({{ $labels.code }}) and none succeeded since",
 };
 
 /** A deployed scheduled job: its name (scheduled_job label) and its cron schedule. */

@@ -109,6 +109,7 @@ describe("scheduled job runs", () => {
     expect(failed.last_failed_at!.getTime()).toBeGreaterThan(ok.last_succeeded_at!.getTime());
     g = await gauges(svc);
     expect(g.failure).toBeCloseTo(seconds(failed.last_failed_at)!, 3);
+    expect(g.body).toMatch(/^scheduled_job_last_failure_timestamp_seconds\{[^}]*code="EXIT_3"/m);
     expect(g.failure!).toBeGreaterThan(g.success!);
 
     // A throw is recorded by its code, never its message, and passed on.

@@ -53,14 +53,17 @@ describe("generated configuration accepted by the real tools", () => {
     const rulesList = [...alertRules, ...scheduledJobOverdueRules(names.map((name) => ({ name, schedule: "0 */6 * * *" })))];
     const dir = tmp();
     fs.writeFileSync(path.join(dir, "rules.yml"), alertRulesYaml(rulesList));
-    const series = (metric: string, job: string, values: string) => ({
-      series: `${metric}{job="ml-predictor", service="ml-predictor", scheduled_job="${job}"}`,
-      values,
-    });
     const success = "scheduled_job_last_success_timestamp_seconds";
     const failure = "scheduled_job_last_failure_timestamp_seconds";
-    const summary = (alert: string, job: string) => rulesList.find((r) => r.alert === alert)!.summary.replaceAll("{{ $labels.scheduled_job }}", job);
-    const alert = (name: string, job: string) => ({ exp_labels: { severity: "warning", scheduled_job: job }, exp_annotations: { summary: summary(name, job) } });
+    const series = (metric: string, job: string, values: string) => ({
+      series: `${metric}{job="ml-predictor", service="ml-predictor", scheduled_job="${job}"${metric === failure ? ', code="EXIT_1"' : ""}}`,
+      values,
+    });
+    // ScheduledJobFailing keeps the failure's code.
+    const labels = (name: string, job: string): Record<string, string> => ({ scheduled_job: job, ...(name === "ScheduledJobFailing" ? { code: "EXIT_1" } : {}) });
+    const summary = (name: string, job: string) =>
+      Object.entries(labels(name, job)).reduce((text, [k, v]) => text.replaceAll(`{{ $labels.${k} }}`, v), rulesList.find((r) => r.alert === name)!.summary);
+    const alert = (name: string, job: string) => ({ exp_labels: { severity: "warning", ...labels(name, job) }, exp_annotations: { summary: summary(name, job) } });
     const at = (minutes: number, name: string, jobs: string[]) => ({ eval_time: `${minutes}m`, alertname: name, exp_alerts: jobs.map((j) => alert(name, j)) });
     const tests = {
       rule_files: ["rules.yml"],

@@ -168,20 +168,21 @@ export function exportScheduledJobRuns(host: ScheduledJobHost, registry: Registr
       },
     );
   };
-  const gauge = (name: string, help: string, value: (t: JobRunTimes) => Date | null) =>
+  // The failure's gauge carries its code (a short code, never a message): the alert names it.
+  const gauge = (name: string, help: string, value: (t: JobRunTimes) => Date | null, withCode = false) =>
     new Gauge({
       name,
       help,
-      labelNames: ["scheduled_job"],
+      labelNames: withCode ? ["scheduled_job", "code"] : ["scheduled_job"],
       registers: [registry],
       async collect() {
         const times = await read();
         this.reset();
         const at = times && value(times);
-        if (at) this.set({ scheduled_job: job }, at.getTime() / 1000);
+        if (at) this.set(withCode ? { scheduled_job: job, code: times.lastFailureCode ?? "ERROR" } : { scheduled_job: job }, at.getTime() / 1000);
       },
     });
   gauge("scheduled_job_last_start_timestamp_seconds", "Start of the scheduled job's last run (unix seconds; scheduled_job_runs); absent before the first", (t) => t.lastStartedAt);
   gauge("scheduled_job_last_success_timestamp_seconds", "End of the scheduled job's last successful run (unix seconds; scheduled_job_runs); absent before the first", (t) => t.lastSucceededAt);
-  gauge("scheduled_job_last_failure_timestamp_seconds", "End of the scheduled job's last failed run (unix seconds; scheduled_job_runs); absent before the first", (t) => t.lastFailedAt);
+  gauge("scheduled_job_last_failure_timestamp_seconds", "End of the scheduled job's last failed run (unix seconds; scheduled_job_runs), with its code; absent before the first", (t) => t.lastFailedAt, true);
 }
