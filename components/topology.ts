@@ -20,7 +20,7 @@ export const PROMETHEUS = "prometheus";
 export const GRAFANA = "grafana";
 export const migrationJobName = (service: string) => `${service}-migrate`;
 export const backupJobName = (store: string) => `${store}-backup`;
-/** Workload name of a service's scheduled job (catalog `scheduledJobName`), e.g. ml-predictor-retrain. */
+/** Workload name of a service's scheduled job, e.g. ml-predictor-retrain (catalog/services.ts: also its runs' key). */
 export { scheduledJobName };
 /** Datastores that get a scheduled backup where the runtime schedules jobs. */
 export const backedUp: readonly DataComponent[] = ["postgres", "clickhouse"];
