@@ -8,7 +8,7 @@ import { CRON_RUNNER_STATUS_PORT, LABEL_PROMETHEUS_RULES, probe, Runtime, Deploy
 import { PROMETHEUS } from "../topology";
 import type { ContainerImage } from "../../stacks/images";
 import { httpCheck } from "../data/definitions";
-import { scheduledJobFailing, scheduledJobOverdueRules, type ScheduledJobAlertTarget } from "./scheduled-jobs";
+import { scheduledJobFailing, scheduledJobRules, type ScheduledJobAlertTarget } from "./scheduled-jobs";
 
 export const PROMETHEUS_PORT = 9090;
 export const RULES_PATH = "/etc/prometheus/rules/trading-alerts.yml";
@@ -65,7 +65,7 @@ export interface AlertRule {
  * platform's own failures, which otherwise reach only the logs: a message set aside as a dead
  * letter, a live order Binance accepted that the trading-engine could not record, a consumer group
  * falling behind, a failed scheduled job (the per-job overdue rules, which depend on the stack's
- * schedules, are scheduledJobOverdueRules in ./scheduled-jobs.ts). Metric names are those the services export
+ * schedules and run time limits, are scheduledJobRules in ./scheduled-jobs.ts). Metric names are those the services export
  * (tests/unit/alert-rules.test.ts checks each one against the code that registers it).
  */
 export const alertRules: readonly AlertRule[] = [
@@ -162,7 +162,7 @@ export interface PrometheusArgs {
   services: readonly ServiceDefinition[];
   /** Hosts of the cron runners to scrape (the Docker runtime's scheduled jobs; none elsewhere). */
   scheduledJobHosts?: readonly string[];
-  /** The deployed scheduled jobs and their schedules, for their overdue alerts (every runtime). */
+  /** The deployed scheduled jobs, their schedules and run time limits, for their per-job alerts (every runtime). */
   scheduledJobs?: readonly ScheduledJobAlertTarget[];
   retentionDays: number;
   storageGi: number;
@@ -199,7 +199,7 @@ export class Prometheus extends pulumi.ComponentResource {
         volumes: [{ name: "data", mountPath: "/prometheus", sizeGi: args.storageGi }],
         files: [
           { path: "/etc/prometheus/prometheus.yml", content: prometheusConfig(args.services, undefined, args.scheduledJobHosts) },
-          { path: RULES_PATH, content: alertRulesYaml([...alertRules, ...scheduledJobOverdueRules(args.scheduledJobs ?? [])]) },
+          { path: RULES_PATH, content: alertRulesYaml([...alertRules, ...scheduledJobRules(args.scheduledJobs ?? [])]) },
         ],
         liveness: probe({ exec: httpCheck(args.image, `http://127.0.0.1:${PROMETHEUS_PORT}/-/healthy`) }),
         readiness: probe({ http: { path: "/-/ready", port: PROMETHEUS_PORT } }),

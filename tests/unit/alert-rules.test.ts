@@ -18,13 +18,15 @@ import { createLogger } from "../../services/src/kit/app";
 import { deadLettersCounter } from "../../services/src/trading/infra/deadLetters";
 import { liveOrdersUnrecordedCounter } from "../../services/src/services/trading-engine/metrics";
 import { exportedSeries, metricNames, parseSamples } from "../helpers/promql";
-import { scheduledJobOverdueRules } from "../../components/monitoring/scheduled-jobs";
+import { runTimeoutSeconds, scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
 import { exportScheduledJobRuns } from "../../services/src/kit/scheduled-job-runs";
 import { findService, scheduledJobName } from "../../catalog";
 
 /** The rules a stack with the catalog's scheduled jobs (every one daily) loads. */
-const catalogJobs = catalog.flatMap((s) => (s.scheduledJob ? [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule: "30 3 * * *" }] : []));
-const allRules = [...alertRules, ...scheduledJobOverdueRules(catalogJobs)];
+const catalogJobs = catalog.flatMap((s) =>
+  s.scheduledJob ? [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule: "30 3 * * *", runTimeoutSeconds: runTimeoutSeconds("30 3 * * *", s.scheduledJob.runTimeoutSeconds) }] : [],
+);
+const allRules = [...alertRules, ...scheduledJobRules(catalogJobs)];
 
 /** What the services' /metrics and a cron runner's hold, each metric with one sample. */
 async function exported(): Promise<string> {

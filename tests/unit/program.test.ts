@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { catalog, sizingOf } from "../../catalog";
 import { dockerAdminHostPorts } from "../../stacks/config";
 import { keySchema } from "../../stacks/schema";
-import { overdueAfterSeconds } from "../../components/monitoring/scheduled-jobs";
+import { overdueAfterSeconds, runUnfinishedAfterSeconds } from "../../components/monitoring/scheduled-jobs";
 import { upstreamImages } from "../../stacks/images";
 import { byType, named, ProgramRun, runProgram } from "../helpers/program";
 
@@ -156,6 +156,8 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     const rules = (prom.inputs.uploads as { file: string; content: string }[]).find((u) => u.file.endsWith("trading-alerts.yml"))!.content;
     expect(rules).toContain("alert: ScheduledJobFailing");
     expect(rules).toContain(`expr: ${JSON.stringify(`time() - max by (scheduled_job) (scheduled_job_last_success_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) > ${overdueAfterSeconds(RETRAIN_SCHEDULE)}`)}`);
+    // A run with no recorded end, past the catalog's 1 h time limit (the runner's --timeout) + the margin.
+    expect(rules).toContain(`expr: ${JSON.stringify(`time() - max by (scheduled_job) (scheduled_job_last_start_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) > ${runUnfinishedAfterSeconds(3_600)}`)}`.slice(0, -1));
   });
 });
 
@@ -240,6 +242,11 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(ruleText).toContain("alert: ScheduledJobFailing");
     expect(ruleText).toContain(`scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"ml-predictor-retrain\\"}) > ${overdueAfterSeconds(RETRAIN_SCHEDULE)}`);
     expect(ruleText).toContain('expr: "absent(scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"ml-predictor-retrain\\"})"');
+    expect(ruleText).toContain(`scheduled_job_last_start_timestamp_seconds{scheduled_job=\\"ml-predictor-retrain\\"}) > ${runUnfinishedAfterSeconds(3_600)} unless`);
+    // The retraining's runs are bounded (its activeDeadlineSeconds, the same 1 h); the backups' are not.
+    const deadlines = Object.fromEntries(byType(run, "kubernetes:batch/v1:CronJob").map((c) => [c.inputs.metadata.name, c.inputs.spec.jobTemplate.spec.activeDeadlineSeconds]));
+    expect(deadlines).toMatchObject({ "ml-predictor-retrain": 3_600 });
+    expect(Object.entries(deadlines).filter(([, d]) => d === undefined).map(([n]) => n).sort()).toEqual(["clickhouse-backup", "postgres-backup"]);
   });
 
   it("puts no Service of a datastore or of monitoring outside the cluster", async () => {

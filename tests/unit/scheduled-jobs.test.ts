@@ -7,7 +7,17 @@
  */
 import { describe, expect, it } from "vitest";
 import { catalog, findService } from "../../catalog";
-import { longestGapSeconds, OVERDUE_MARGIN_SECONDS, overdueAfterSeconds, scheduledJobOverdueRules } from "../../components/monitoring/scheduled-jobs";
+import {
+  DEFAULT_RUN_TIMEOUT_SECONDS,
+  longestGapSeconds,
+  OVERDUE_MARGIN_SECONDS,
+  overdueAfterSeconds,
+  RUN_UNFINISHED_MARGIN_SECONDS,
+  runTimeoutSeconds,
+  runUnfinishedAfterSeconds,
+  scheduledJobRules,
+  shortestGapSeconds,
+} from "../../components/monitoring/scheduled-jobs";
 import { HttpError } from "../../services/src/kit/errors";
 import { failureCode, scheduledJobOf } from "../../services/src/kit/scheduled-job-runs";
 
@@ -31,13 +41,48 @@ describe("overdue threshold from the cron schedule", () => {
     expect(() => longestGapSeconds("not a schedule")).toThrow();
   });
 
-  it("renders one overdue and one never-succeeded rule per job, named and bounded by its schedule", () => {
-    const rules = scheduledJobOverdueRules([{ name: "ml-predictor-retrain", schedule: "30 3 * * *" }]);
-    expect(rules.map((r) => r.alert)).toEqual(["ScheduledJobOverdue", "ScheduledJobNeverSucceeded"]);
+  it("renders one overdue, one never-succeeded and one unfinished-run rule per job, named and bounded by its schedule and time limit", () => {
+    const rules = scheduledJobRules([{ name: "ml-predictor-retrain", schedule: "30 3 * * *", runTimeoutSeconds: 3_600 }]);
+    expect(rules.map((r) => r.alert)).toEqual(["ScheduledJobOverdue", "ScheduledJobNeverSucceeded", "ScheduledJobRunUnfinished"]);
     expect(rules[0].expr).toBe('time() - max by (scheduled_job) (scheduled_job_last_success_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) > 176400');
     expect(rules[1]).toMatchObject({ expr: 'absent(scheduled_job_last_success_timestamp_seconds{scheduled_job="ml-predictor-retrain"})', for: "49h" });
     expect(rules[0].summary).toContain("49h (2 intervals of '30 3 * * *' + 1h)");
-    expect(scheduledJobOverdueRules([])).toEqual([]);
+    const start = 'max by (scheduled_job) (scheduled_job_last_start_timestamp_seconds{scheduled_job="ml-predictor-retrain"})';
+    expect(rules[2]).toMatchObject({
+      expr:
+        `time() - ${start} > 4200` +
+        ` unless on (scheduled_job) (max by (scheduled_job) (scheduled_job_last_success_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) >= on (scheduled_job) ${start})` +
+        ` unless on (scheduled_job) (max by (scheduled_job) (scheduled_job_last_failure_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) >= on (scheduled_job) ${start})`,
+      for: "0m",
+    });
+    expect(rules[2].summary).toContain("more than 70m ago (its 1h time limit + 10m)");
+    expect(scheduledJobRules([])).toEqual([]);
+  });
+});
+
+describe("the time limit of a run", () => {
+  it("the shortest gap between ticks", () => {
+    expect(shortestGapSeconds("30 3 * * *")).toBe(86_400);
+    expect(shortestGapSeconds("0 8,20 * * *")).toBe(12 * 3_600);
+    expect(shortestGapSeconds("0 9,10 * * *")).toBe(3_600);
+    expect(shortestGapSeconds("*/20 * * * 1-5")).toBe(1_200);
+  });
+
+  it("is the catalog's (default 1 h), at most half the shortest gap, so a stopped run ends before the next tick", () => {
+    expect(DEFAULT_RUN_TIMEOUT_SECONDS).toBe(3_600);
+    expect(runTimeoutSeconds("30 3 * * *")).toBe(3_600);
+    expect(runTimeoutSeconds("30 3 * * *", 7_200)).toBe(7_200);
+    expect(runTimeoutSeconds("30 3 * * *", 86_400)).toBe(43_200);
+    // Every 20 minutes on weekdays (the retraining test's stack): 10 minutes.
+    expect(runTimeoutSeconds("*/20 * * * 1-5")).toBe(600);
+    expect(runTimeoutSeconds("* * * * *")).toBe(30);
+    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => runTimeoutSeconds("30 3 * * *", bad)).toThrow(/positive whole number/);
+  });
+
+  it("a run with no recorded end is reported its time limit plus a margin after its start", () => {
+    expect(RUN_UNFINISHED_MARGIN_SECONDS).toBe(600);
+    expect(runUnfinishedAfterSeconds(3_600)).toBe(4_200);
+    expect(runUnfinishedAfterSeconds(600)).toBe(1_200);
   });
 });
 
