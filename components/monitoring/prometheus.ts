@@ -64,8 +64,8 @@ export interface AlertRule {
  * seen by the services' readiness checks, and Prometheus' own rule/scrape health; then the
  * platform's own failures, which otherwise reach only the logs: a message set aside as a dead
  * letter, a live order Binance accepted that the trading-engine could not record, a consumer group
- * falling behind, a failed scheduled job (the per-job overdue rules, which depend on the stack's
- * schedules and run time limits, are scheduledJobRules in ./scheduled-jobs.ts). Metric names are those the services export
+ * falling behind, a failed scheduled job (the per-job rules, overdue and unfinished runs, which depend
+ * on the stack's schedules and the runs' time limits, are scheduledJobRules in ./scheduled-jobs.ts). Metric names are those the services export
  * (tests/unit/alert-rules.test.ts checks each one against the code that registers it).
  */
 export const alertRules: readonly AlertRule[] = [
@@ -130,7 +130,9 @@ export const alertRules: readonly AlertRule[] = [
     // kit/cron-runner.ts (the Docker runtime's scheduler), scraped with honor_labels: `job` is the
     // scheduled job. Kept beside ScheduledJobFailing: the runner also sees, within the hour, a run
     // that could not record its failure (refused configuration, a signal, an out-of-memory kill, an
-    // image that cannot start), which elsewhere only the overdue rules catch.
+    // image that cannot start), which elsewhere only the per-job rules catch, later: a run killed after
+    // recording its start, ScheduledJobRunUnfinished after its time limit + 10 min; one that never
+    // started, the overdue rules.
     alert: "ScheduledJobFailed",
     expr: 'sum by (job) (increase(scheduled_job_runs_total{outcome="failed"}[1h])) > 0',
     for: "0m",

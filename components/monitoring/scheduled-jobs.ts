@@ -102,8 +102,8 @@ const FAILURE = "scheduled_job_last_failure_timestamp_seconds";
 
 /**
  * The last run recorded a failure: its failure is newer than its last success, or it never
- * succeeded. Lasts until a run succeeds (a run that dies before it can record anything is the
- * overdue alerts' business).
+ * succeeded. Lasts until a run succeeds (a run that dies before it can record its end is
+ * ScheduledJobRunUnfinished's business, one that never records its start the overdue alerts').
  */
 export const scheduledJobFailing: AlertRule = {
   alert: "ScheduledJobFailing",

@@ -6,8 +6,9 @@
  * replicas export the row on /metrics at scrape time for the alerts (components/monitoring/prometheus.ts).
  *
  * The bookkeeping never decides the job's outcome: a write that fails is logged and the job's own
- * exit code stands. A run that dies before it can write (a signal, an out-of-memory kill) leaves no
- * success behind, which the overdue alert sees.
+ * exit code stands. A run that dies after its start was written (a signal, an out-of-memory kill,
+ * its time limit) leaves a start newer than any end, which ScheduledJobRunUnfinished sees once the
+ * job's time limit has passed; one that dies before even that leaves no success, which the overdue alert sees.
  */
 import type { Logger } from "pino";
 import { Gauge, type Registry } from "prom-client";
