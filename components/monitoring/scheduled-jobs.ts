@@ -70,12 +70,12 @@ export const DEFAULT_RUN_TIMEOUT_SECONDS = 3_600;
  */
 export function runTimeoutSeconds(schedule: string, configured: number = DEFAULT_RUN_TIMEOUT_SECONDS): number {
   if (!Number.isInteger(configured) || configured < 1) throw new Error(`a scheduled job's runTimeoutSeconds must be a positive whole number of seconds, got ${configured}`);
-  return Math.max(1, Math.min(configured, Math.floor(shortestGapSeconds(schedule) / 2)));
+  return Math.min(configured, Math.floor(shortestGapSeconds(schedule) / 2));
 }
 
 /**
  * Added to a run's time limit before a run that recorded its start but no end is reported: the
- * grace period of the stop at the limit (a pod's 30 s, the cron runner's KILL_GRACE), the
+ * grace period of the stop at the limit (a pod's 30 s, the cron runner's DEFAULT_KILL_GRACE_SECONDS), the
  * bookkeeping write, the runtime's own lateness in enforcing the limit, scrape and evaluation.
  */
 export const RUN_UNFINISHED_MARGIN_SECONDS = 600;
