@@ -64,8 +64,11 @@ export interface ServiceDefinition {
    * the service's environment and credentials, in the named image: `services`, or `trainer` (the
    * services image plus Python and the training code, ml/Dockerfile). The cron expression is the
    * stack configuration key `scheduleKey` (trading:<key>). ml-predictor retrains its model this way.
+   * `runTimeoutSeconds` bounds one run (default 1 h, at most half the schedule's shortest gap:
+   * components/monitoring/scheduled-jobs.ts runTimeoutSeconds): a CronJob's activeDeadlineSeconds,
+   * the Docker cron runner's --timeout, and when ScheduledJobRunUnfinished reports a run with no end.
    */
-  scheduledJob?: { name: string; args: string[]; image: "services" | "trainer"; scheduleKey: string };
+  scheduledJob?: { name: string; args: string[]; image: "services" | "trainer"; scheduleKey: string; runTimeoutSeconds?: number };
   /**
    * The platform's trace collector (chain-debug): every other deployed service exports its spans to
    * it (OTLP/HTTP at `otlpTracesUrl`), which the network policies allow. At most one.
@@ -207,7 +210,8 @@ const contracts = {
     requires: ["postgres", "clickhouse"],
     optional: ["weaviate"],
     secrets: [],
-    scheduledJob: { name: "retrain", args: ["train"], image: "trainer", scheduleKey: "mlRetrainSchedule" },
+    // 3,000 bars train in ~13 s (README); an hour leaves room for the full history of every symbol.
+    scheduledJob: { name: "retrain", args: ["train"], image: "trainer", scheduleKey: "mlRetrainSchedule", runTimeoutSeconds: 3_600 },
   },
   "backtesting-engine": {
     description: "Backtests, parameter sweeps and walk-forward runs of the built-in strategies as jobs shared by the replicas; results in PostgreSQL, curves in ClickHouse",
@@ -285,6 +289,12 @@ function build(): readonly ServiceDefinition[] {
 }
 
 export const catalog: readonly ServiceDefinition[] = build();
+
+/**
+ * Name of a service's scheduled job (catalog `scheduledJob`), e.g. ml-predictor-retrain: its
+ * workload, and the key its runs are recorded under (scheduled_job_runs, the `scheduled_job` label).
+ */
+export const scheduledJobName = (service: string, job: string) => `${service}-${job}`;
 
 export function findService(name: string): ServiceDefinition | undefined {
   return catalog.find((s) => s.name === name);

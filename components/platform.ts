@@ -12,6 +12,7 @@ import { hostPorts, unauthenticated } from "./data/definitions";
 import { Edge } from "./edge/nginx";
 import { Grafana, GRAFANA_PORT } from "./monitoring/grafana";
 import { Prometheus, PROMETHEUS_PORT } from "./monitoring/prometheus";
+import { runTimeoutSeconds } from "./monitoring/scheduled-jobs";
 import { createRuntime } from "./runtime";
 import { PlatformSecrets } from "./secrets";
 import { AppService, ServicesImage, TrainerImage } from "./services";
@@ -196,6 +197,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
               ? {
                   image: jobImages[def.scheduledJob.image]!,
                   schedule: config.jobSchedules[def.scheduledJob.scheduleKey],
+                  runTimeoutSeconds: runTimeoutSeconds(config.jobSchedules[def.scheduledJob.scheduleKey], def.scheduledJob.runTimeoutSeconds),
                   connectsTo: topology.connectsTo[scheduledJobName(def.name, def.scheduledJob.name)] ?? [],
                 }
               : undefined,
@@ -214,7 +216,15 @@ export class TradingPlatform extends pulumi.ComponentResource {
           runtime,
           image: image("prometheus"),
           services: config.services,
-          // A Kubernetes CronJob runs no cron runner: only the Docker runtime's scheduled jobs export scheduled_job_*.
+          // A Kubernetes CronJob runs no cron runner: only the Docker runtime's scheduled jobs export
+          // scheduled_job_runs_total. Every runtime's jobs record their runs, which their service exports.
+          scheduledJobs: runtime.capabilities.scheduledJobs
+            ? config.services.flatMap((s) => {
+                if (!s.scheduledJob) return [];
+                const schedule = config.jobSchedules[s.scheduledJob.scheduleKey];
+                return [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule, runTimeoutSeconds: runTimeoutSeconds(schedule, s.scheduledJob.runTimeoutSeconds) }];
+              })
+            : [],
           scheduledJobHosts: runtime.capabilities.scheduledJobImages === "with-cron-runner" ? Object.values(apps).flatMap((a) => (a.scheduledJob ? [a.scheduledJob.host] : [])) : [],
           retentionDays: config.monitoring.retentionDays,
           storageGi: 10,

@@ -112,9 +112,9 @@ export interface AppServiceArgs {
   dependsOn: pulumi.Resource[];
   /**
    * The catalog's scheduled job of the service, where the stack runs it: the image of its runs
-   * (services or trainer), its cron expression and the workloads it connects to.
+   * (services or trainer), its cron expression, the time limit of a run and the workloads it connects to.
    */
-  scheduledJob?: { image: pulumi.Input<string>; schedule: string; connectsTo: string[] };
+  scheduledJob?: { image: pulumi.Input<string>; schedule: string; runTimeoutSeconds: number; connectsTo: string[] };
 }
 
 /** Environment of a service: its identity plus every datastore it uses (per docs/conventions.md). */
@@ -212,6 +212,7 @@ export class AppService extends pulumi.ComponentResource {
           kind: "job",
           image: args.scheduledJob.image,
           schedule: args.scheduledJob.schedule,
+          runTimeoutSeconds: args.scheduledJob.runTimeoutSeconds,
           command: [...SERVICES_MAIN, def.name, ...def.scheduledJob.args],
           cronRunner: SERVICES_CRON_RUNNER,
           args: undefined,

@@ -2,7 +2,7 @@
  * Who talks to whom, derived from the service catalog and the stack's switches. Both the network
  * policies (Kubernetes) and start order use it, so it is computed once, as a pure function.
  */
-import { entryPoint, ServiceDefinition, traceCollector } from "../catalog";
+import { entryPoint, scheduledJobName, ServiceDefinition, traceCollector } from "../catalog";
 import { DataComponent, StackConfig, dataComponents } from "../stacks/config";
 import { canSchedule, INGRESS_CONTROLLER, RuntimeCapabilities } from "./workload";
 
@@ -20,8 +20,8 @@ export const PROMETHEUS = "prometheus";
 export const GRAFANA = "grafana";
 export const migrationJobName = (service: string) => `${service}-migrate`;
 export const backupJobName = (store: string) => `${store}-backup`;
-/** Workload name of a service's scheduled job (catalog `scheduledJob`), e.g. ml-predictor-retrain. */
-export const scheduledJobName = (service: string, job: string) => `${service}-${job}`;
+/** Workload name of a service's scheduled job, e.g. ml-predictor-retrain (catalog/services.ts: also its runs' key). */
+export { scheduledJobName };
 /** Datastores that get a scheduled backup where the runtime schedules jobs. */
 export const backedUp: readonly DataComponent[] = ["postgres", "clickhouse"];
 

@@ -88,6 +88,21 @@ export const dashboardSpecs: readonly DashboardSpec[] = [
           { title: "CPU", description: "CPU seconds per second", unit: "percentunit", queries: [q(`rate(process_cpu_seconds_total{${svc}}[${R}])`, "{{service}} {{instance}}")] },
         ],
       },
+      {
+        title: "Scheduled jobs",
+        panels: [
+          {
+            title: "Time since a scheduled job's last start, success and failure",
+            // The job's own record (scheduled_job_runs), exported by its service on every runtime; a start
+            // younger than both ends is a run going (or dead without an end: ScheduledJobRunUnfinished).
+            description: "Per job (scheduled_job_runs, exported by its service): a line missing is an outcome never recorded",
+            unit: "s",
+            queries: (["start", "success", "failure"] as const).map((what) =>
+              q(`time() - max by (scheduled_job) (scheduled_job_last_${what}_timestamp_seconds)`, `{{scheduled_job}} last ${what}`),
+            ),
+          },
+        ],
+      },
     ],
   },
   {

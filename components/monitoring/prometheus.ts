@@ -8,15 +8,17 @@ import { CRON_RUNNER_STATUS_PORT, LABEL_PROMETHEUS_RULES, probe, Runtime, Deploy
 import { PROMETHEUS } from "../topology";
 import type { ContainerImage } from "../../stacks/images";
 import { httpCheck } from "../data/definitions";
+import { scheduledJobFailing, scheduledJobRules, type ScheduledJobAlertTarget } from "./scheduled-jobs";
 
 export const PROMETHEUS_PORT = 9090;
 export const RULES_PATH = "/etc/prometheus/rules/trading-alerts.yml";
 
 /**
- * prometheus.yml: one job per catalog service, scraping /metrics on its port, and one
- * (`scheduled-jobs`) over the cron runners of the Docker runtime (`scheduledJobHosts`, port
- * CRON_RUNNER_STATUS_PORT), kept with `honor_labels` so that `job` stays the scheduled job's name
- * the runner exports (scheduled_job_runs_total{job, outcome}).
+ * prometheus.yml: one job per catalog service, scraping /metrics on its port (a service with a
+ * scheduled job exports its recorded runs there, scheduled_job_last_*_timestamp_seconds
+ * {scheduled_job}, on every runtime), and one (`scheduled-jobs`) over the cron runners of the Docker
+ * runtime (`scheduledJobHosts`, port CRON_RUNNER_STATUS_PORT), kept with `honor_labels` so that
+ * `job` stays the scheduled job's name the runner exports (scheduled_job_runs_total{job, outcome}).
  */
 export function prometheusConfig(services: readonly ServiceDefinition[], scrapeIntervalSeconds = 15, scheduledJobHosts: readonly string[] = []): string {
   const lines = [
@@ -62,7 +64,8 @@ export interface AlertRule {
  * seen by the services' readiness checks, and Prometheus' own rule/scrape health; then the
  * platform's own failures, which otherwise reach only the logs: a message set aside as a dead
  * letter, a live order Binance accepted that the trading-engine could not record, a consumer group
- * falling behind, a failed scheduled job. Metric names are those the services export
+ * falling behind, a failed scheduled job (the per-job rules, overdue and unfinished runs, which depend
+ * on the stack's schedules and the runs' time limits, are scheduledJobRules in ./scheduled-jobs.ts). Metric names are those the services export
  * (tests/unit/alert-rules.test.ts checks each one against the code that registers it).
  */
 export const alertRules: readonly AlertRule[] = [
@@ -121,8 +124,15 @@ export const alertRules: readonly AlertRule[] = [
     severity: "warning",
     summary: "{{ $labels.service }} (group {{ $labels.group }}) is more than 1000 messages behind on {{ $labels.topic }} partition {{ $labels.partition }} for 10 minutes",
   },
+  // The job's own record, exported by its service: every runtime.
+  scheduledJobFailing,
   {
-    // kit/cron-runner.ts (the Docker runtime's scheduler), scraped with honor_labels: `job` is the scheduled job.
+    // kit/cron-runner.ts (the Docker runtime's scheduler), scraped with honor_labels: `job` is the
+    // scheduled job. Kept beside ScheduledJobFailing: the runner also sees, within the hour, a run
+    // that could not record its failure (refused configuration, a signal, an out-of-memory kill, an
+    // image that cannot start), which elsewhere only the per-job rules catch, later: a run killed after
+    // recording its start, ScheduledJobRunUnfinished after its time limit + 10 min; one that never
+    // started, the overdue rules.
     alert: "ScheduledJobFailed",
     expr: 'sum by (job) (increase(scheduled_job_runs_total{outcome="failed"}[1h])) > 0',
     for: "0m",
@@ -154,6 +164,8 @@ export interface PrometheusArgs {
   services: readonly ServiceDefinition[];
   /** Hosts of the cron runners to scrape (the Docker runtime's scheduled jobs; none elsewhere). */
   scheduledJobHosts?: readonly string[];
+  /** The deployed scheduled jobs, their schedules and run time limits, for their per-job alerts (every runtime). */
+  scheduledJobs?: readonly ScheduledJobAlertTarget[];
   retentionDays: number;
   storageGi: number;
   hostPort?: number;
@@ -189,7 +201,7 @@ export class Prometheus extends pulumi.ComponentResource {
         volumes: [{ name: "data", mountPath: "/prometheus", sizeGi: args.storageGi }],
         files: [
           { path: "/etc/prometheus/prometheus.yml", content: prometheusConfig(args.services, undefined, args.scheduledJobHosts) },
-          { path: RULES_PATH, content: alertRulesYaml() },
+          { path: RULES_PATH, content: alertRulesYaml([...alertRules, ...scheduledJobRules(args.scheduledJobs ?? [])]) },
         ],
         liveness: probe({ exec: httpCheck(args.image, `http://127.0.0.1:${PROMETHEUS_PORT}/-/healthy`) }),
         readiness: probe({ http: { path: "/-/ready", port: PROMETHEUS_PORT } }),

@@ -54,16 +54,18 @@ export const DOCKER_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, s
  * The long-running scheduler container of a scheduled job: the image's cron runner runs the job's
  * command at each tick, never two runs at once (a CronJob's concurrencyPolicy Forbid), and serves
  * its status (last success, last exit code) on CRON_RUNNER_STATUS_PORT, which the health check reads.
+ * A run past the job's time limit is stopped (--timeout), as a CronJob's activeDeadlineSeconds does.
  */
 export function schedulerWorkload(spec: ScheduledJobSpec): WorkloadSpec {
-  const { schedule, cronRunner, command, ...rest } = spec;
+  const { schedule, cronRunner, command, runTimeoutSeconds, ...rest } = spec;
   if (!cronRunner) throw new Error(`workload '${spec.name}': no cron runner in its image`);
+  const timeout = runTimeoutSeconds !== undefined ? ["--timeout", String(runTimeoutSeconds)] : [];
   return {
     ...rest,
     kind: "stateless",
     replicas: 1,
     singleton: true,
-    command: [...cronRunner, "--name", spec.name, "--schedule", schedule, "--port", String(CRON_RUNNER_STATUS_PORT), "--", ...command],
+    command: [...cronRunner, "--name", spec.name, "--schedule", schedule, ...timeout, "--port", String(CRON_RUNNER_STATUS_PORT), "--", ...command],
     args: undefined,
     ports: [{ name: "cron-status", port: CRON_RUNNER_STATUS_PORT }],
     liveness: probe({ http: { path: "/health", port: CRON_RUNNER_STATUS_PORT } }, { startPeriodSeconds: 10 }),

@@ -84,10 +84,42 @@ describe("CronRunner", () => {
     expect(runner.status().lastRun).toMatchObject({ exitCode: null, error: expect.stringContaining("ENOENT") });
   });
 
+  it("stops a run at its time limit: SIGTERM, and SIGKILL after the grace period when the job ignores it", async () => {
+    const dir = makeTempDir("cron-timeout-");
+    cleanups.push(() => removeDir(dir));
+    /** The runner's log entries: "run failed" of the first run (later ticks start more runs). */
+    const entries: Array<Record<string, unknown>> = [];
+    const log = createLogger("cron-test", "info", { write: (line: string) => void entries.push(JSON.parse(line)) });
+    const firstFailure = () => entries.find((e) => e.msg === "run failed" && e.run === 1);
+
+    // Honours SIGTERM (its trap exits 143): stopped at 1 s, its own exit recorded.
+    const polite = new CronRunner({ name: "polite", schedule: EVERY_SECOND, command: heldJob(dir), timeoutSeconds: 1, killGraceSeconds: 30, log }).start();
+    cleanups.push(() => polite.stop());
+    await vi.waitFor(() => expect(firstFailure()).toBeDefined(), WAIT);
+    expect(entries.find((e) => e.msg === "run past its time limit: stopping it")).toMatchObject({ job: "polite", run: 1, timeoutSeconds: 1 });
+    // A SIGTERM that came before the shell's trap ends it by the signal instead of its trap.
+    const stopped = firstFailure()!;
+    expect(stopped).toMatchObject({ job: "polite", timedOut: true });
+    expect([143, null]).toContain(stopped.exitCode);
+    expect(Number(stopped.seconds)).toBeLessThan(30);
+    await polite.stop();
+
+    // Ignores SIGTERM: killed killGraceSeconds after the limit.
+    entries.length = 0;
+    const stubborn = ["sh", "-c", 'trap "" TERM; while :; do sleep 0.1; done'];
+    const runner = new CronRunner({ name: "stubborn", schedule: EVERY_SECOND, command: stubborn, timeoutSeconds: 2, killGraceSeconds: 1, log }).start();
+    cleanups.push(() => runner.stop());
+    await vi.waitFor(() => expect(firstFailure()).toBeDefined(), WAIT);
+    expect(firstFailure()).toMatchObject({ job: "stubborn", timedOut: true, exitCode: null, signal: "SIGKILL" });
+    expect(Number(firstFailure()!.seconds)).toBeGreaterThanOrEqual(3);
+  });
+
   it("rejects a bad schedule or an empty command before scheduling anything", () => {
     expect(() => new CronRunner({ name: "bad", schedule: "every day", command: ["true"], log: silent })).toThrow();
     expect(() => new CronRunner({ name: "bad", schedule: "61 * * * *", command: ["true"], log: silent })).toThrow();
     expect(() => new CronRunner({ name: "empty", schedule: "0 3 * * *", command: [], log: silent })).toThrow(/no command/);
+    expect(() => new CronRunner({ name: "limit", schedule: "0 3 * * *", command: ["true"], timeoutSeconds: 0, log: silent })).toThrow(/timeoutSeconds must be a positive/);
+    expect(() => new CronRunner({ name: "limit", schedule: "0 3 * * *", command: ["true"], killGraceSeconds: -1, log: silent })).toThrow(/killGraceSeconds must be a positive/);
   });
 
   it("serves its status on /health and /metrics", async () => {
@@ -100,7 +132,8 @@ describe("CronRunner", () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ job: "quick", schedule: EVERY_SECOND, lastSuccessAt: expect.any(String), lastRun: expect.any(Object) });
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toMatch(/^scheduled_job_last_success_timestamp_seconds\{job="quick"\} \d+/m);
+    // The last success is the job's own record, exported by its service (scheduled-job-runs.test.ts).
+    expect(metrics).not.toContain("scheduled_job_last_success_timestamp_seconds");
     expect(metrics).toMatch(/^scheduled_job_runs_total\{job="quick",outcome="succeeded"\} [1-9]/m);
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
     expect((await fetch(`http://127.0.0.1:${port}/health`, { method: "POST" })).status).toBe(405);
@@ -143,5 +176,11 @@ describe("cron.js (the container's entry point)", () => {
     const proc = start(["--name", "bad", "--schedule", "whenever", "--", "true"]);
     expect(await proc.exited).toBe(2);
     expect(proc.output()).toContain("invalid --schedule 'whenever'");
+  });
+
+  it("refuses a --timeout that is not a positive whole number of seconds", async () => {
+    const proc = start(["--name", "bad", "--schedule", "0 3 * * *", "--timeout", "1h", "--", "true"]);
+    expect(await proc.exited).toBe(2);
+    expect(proc.output()).toContain("--timeout must be a positive whole number of seconds, got '1h'");
   });
 });

@@ -68,6 +68,10 @@ describe("ml-predictor", () => {
 
   it("the train command trains on ClickHouse bars, registers, indexes regimes and promotes a model with an edge", async () => {
     expect(await runCommand(mlPredictor, "train", [], { env, defaultMetrics: false })).toBe(0);
+    // The scheduled job's run recorded itself (scheduled_job_runs); the service exports it for the alerts.
+    const metrics = (await svc.app.inject({ url: "/metrics" })).body;
+    expect(metrics).toMatch(/^scheduled_job_last_success_timestamp_seconds\{scheduled_job="ml-predictor-retrain",service="ml-predictor"\} \d/m);
+    expect(metrics).not.toMatch(/^scheduled_job_last_failure_timestamp_seconds\{/m);
     const models = (await svc.app.inject({ url: "/models", headers: trader })).json().models;
     expect(models).toHaveLength(1);
     expect(models[0]).toMatchObject({ status: "promoted", hasEdge: true, symbols: SYMBOLS, horizonBars: 1 });

@@ -2,7 +2,8 @@
  * The alert rules read what the services export. Each metric an alert's expression names is looked
  * up in registries built by the code that registers it in the services (the kit's HTTP and
  * dependency metrics, the Kafka consumer lag gauge, the dead-letter counter, the trading-engine's
- * unrecorded live orders counter, the cron runner's metrics), and every `{{ $labels.x }}` of a
+ * unrecorded live orders counter, the cron runner's metrics, the scheduled job runs a service
+ * exports), the per-job overdue rules for the catalog's scheduled jobs included, and every `{{ $labels.x }}` of a
  * summary must be a label the expression keeps (its `by (...)`) and one the metric carries.
  * promtool's syntax check of the rendered file is in config-tools.test.ts.
  */
@@ -17,6 +18,15 @@ import { createLogger } from "../../services/src/kit/app";
 import { deadLettersCounter } from "../../services/src/trading/infra/deadLetters";
 import { liveOrdersUnrecordedCounter } from "../../services/src/services/trading-engine/metrics";
 import { exportedSeries, metricNames, parseSamples } from "../helpers/promql";
+import { runTimeoutSeconds, scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
+import { exportScheduledJobRuns } from "../../services/src/kit/scheduled-job-runs";
+import { findService, scheduledJobName } from "../../catalog";
+
+/** The rules a stack with the catalog's scheduled jobs (every one daily) loads. */
+const catalogJobs = catalog.flatMap((s) =>
+  s.scheduledJob ? [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule: "30 3 * * *", runTimeoutSeconds: runTimeoutSeconds("30 3 * * *", s.scheduledJob.runTimeoutSeconds) }] : [],
+);
+const allRules = [...alertRules, ...scheduledJobRules(catalogJobs)];
 
 /** What the services' /metrics and a cron runner's hold, each metric with one sample. */
 async function exported(): Promise<string> {
@@ -27,6 +37,11 @@ async function exported(): Promise<string> {
   deadLettersCounter(m.registry).inc({ consumer_group: "g", topic: "t" });
   liveOrdersUnrecordedCounter(m.registry);
   const runner = new CronRunner({ name: "ml-predictor-retrain", schedule: "0 3 * * *", command: ["true"], log: createLogger("alerts-test", "silent") });
+  // ml-predictor's recorded runs, as its /metrics reads them from scheduled_job_runs.
+  const at = new Date("2026-01-01T03:30:00Z");
+  const row = { last_started_at: at, last_succeeded_at: at, last_failed_at: at, last_failure_code: "EXIT_1" };
+  const db = { query: async () => ({ rows: [row] }) } as never;
+  exportScheduledJobRuns({ definition: findService("ml-predictor")!, log: createLogger("alerts-test", "silent"), postgres: () => db }, m.registry);
   return (await m.registry.metrics()) + (await runnerMetrics(runner).metrics());
 }
 
@@ -36,7 +51,7 @@ const labelsOf = (text: string, name: string) => new Set(["job", "instance", ...
 describe("alert rules", () => {
   it("renders the platform's failure alerts with their severity", () => {
     const yaml = alertRulesYaml();
-    const expected: Record<string, string> = { MessagesSetAside: "warning", TeLiveOrderUnrecorded: "critical", KafkaConsumerLagging: "warning", ScheduledJobFailed: "warning" };
+    const expected: Record<string, string> = { MessagesSetAside: "warning", TeLiveOrderUnrecorded: "critical", KafkaConsumerLagging: "warning", ScheduledJobFailed: "warning", ScheduledJobFailing: "warning" };
     for (const [alert, severity] of Object.entries(expected)) {
       const block = yaml.split("      - alert: ").find((b) => b.startsWith(`${alert}\n`));
       expect(block, alert).toBeDefined();
@@ -53,15 +68,17 @@ describe("alert rules", () => {
     const text = await exported();
     const series = exportedSeries(text);
     const own = new Set([...PROMETHEUS_OWN_SERIES, "prometheus_rule_evaluation_failures_total"]);
-    for (const r of alertRules) {
+    expect(allRules.length).toBeGreaterThan(alertRules.length);
+    for (const r of allRules) {
       const names = metricNames(r.expr).filter((n) => !own.has(n));
       for (const n of names) expect(series.has(n), `${r.alert} reads ${n}`).toBe(true);
       const summaryLabels = [...r.summary.matchAll(/\$labels\.([A-Za-z_]+)/g)].map((x) => x[1]);
       const kept = [...r.expr.matchAll(/\bby \(([^)]*)\)/g)].flatMap((x) => x[1].split(",").map((l) => l.trim()));
       for (const label of summaryLabels) {
         if (kept.length > 0) expect(kept, `${r.alert}: ${label} kept by the aggregation`).toContain(label);
-        // A histogram's labels are on its _bucket/_count series.
-        for (const n of names) expect(labelsOf(text, n).has(label), `${r.alert}: ${n} carries ${label}`).toBe(true);
+        // A histogram's labels are on its _bucket/_count series. With group_left the result carries
+        // the left side's labels: the first metric read.
+        for (const n of r.expr.includes("group_left") ? names.slice(0, 1) : names) expect(labelsOf(text, n).has(label), `${r.alert}: ${n} carries ${label}`).toBe(true);
       }
     }
   });

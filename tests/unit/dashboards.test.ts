@@ -42,6 +42,16 @@ describe("dashboards as code", () => {
     expect(datasourcesYaml("http://prometheus:9090")).toContain(`uid: ${PROMETHEUS_DATASOURCE.uid}`);
   });
 
+  it("the fleet dashboard shows each scheduled job's last start, success and failure (the gauges its alerts read)", () => {
+    const fleet = built.find((b) => b.file === "fleet.json")!.dashboard;
+    const jobs = fleet.panels.find((p) => p.title === "Time since a scheduled job's last start, success and failure");
+    expect(jobs?.type).toBe("timeseries");
+    expect((jobs!.targets ?? []).map((t) => t.expr)).toEqual(
+      ["start", "success", "failure"].map((what) => `time() - max by (scheduled_job) (scheduled_job_last_${what}_timestamp_seconds)`),
+    );
+    expect(fleet.panels.some((p) => p.type === "row" && p.title === "Scheduled jobs")).toBe(true);
+  });
+
   it.skipIf(!hasPromtool)("promtool parses every panel query (each as a recording rule)", () => {
     const dir = mkdtempSync(join(tmpdir(), "dashboards-"));
     const rules = [

@@ -4,6 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { catalog, sizingOf } from "../../catalog";
 import { dockerAdminHostPorts } from "../../stacks/config";
+import { keySchema } from "../../stacks/schema";
+import { overdueAfterSeconds, runUnfinishedAfterSeconds } from "../../components/monitoring/scheduled-jobs";
 import { upstreamImages } from "../../stacks/images";
 import { byType, named, ProgramRun, runProgram } from "../helpers/program";
 
@@ -30,6 +32,9 @@ function envOf(container: { inputs: Record<string, any> }): Record<string, strin
 // Each case runs the whole program under mocks: seconds on a quiet machine, over a minute at load 40
 // on two cores (the first prod case timed out at 60 s in a clean-clone CI run).
 const PROGRAM_RUN_TIMEOUT_MS = 300_000;
+
+/** Neither stack file sets it: the schema's default. */
+const RETRAIN_SCHEDULE = String(keySchema("mlRetrainSchedule").default);
 
 describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
   it("deploys every datastore with a volume, a health check and a secret connection string", async () => {
@@ -147,6 +152,12 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     for (const s of catalog) expect(conf).toContain(`targets: ["${s.name}:${s.port}"]`);
     // The cron runner of ml-predictor's retraining (scheduled_job_runs_total: the ScheduledJobFailed alert).
     expect(conf).toContain('  - job_name: scheduled-jobs\n    metrics_path: /metrics\n    honor_labels: true\n    static_configs:\n      - targets: ["ml-predictor-retrain:9464"]\n');
+    // The retraining's recorded runs (ml-predictor's /metrics): failing and overdue, its threshold from mlRetrainSchedule.
+    const rules = (prom.inputs.uploads as { file: string; content: string }[]).find((u) => u.file.endsWith("trading-alerts.yml"))!.content;
+    expect(rules).toContain("alert: ScheduledJobFailing");
+    expect(rules).toContain(`expr: ${JSON.stringify(`time() - max by (scheduled_job) (scheduled_job_last_success_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) > ${overdueAfterSeconds(RETRAIN_SCHEDULE)}`)}`);
+    // A run with no recorded end, past the catalog's 1 h time limit (the runner's --timeout) + the margin.
+    expect(rules).toContain(`expr: ${JSON.stringify(`time() - max by (scheduled_job) (scheduled_job_last_start_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) > ${runUnfinishedAfterSeconds(3_600)}`)}`.slice(0, -1));
   });
 });
 
@@ -225,7 +236,17 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     const backups = byType(run, "kubernetes:batch/v1:CronJob").map((c) => c.inputs.metadata.labels["trading.io/backup-of"]).filter(Boolean);
     expect(backups.sort()).toEqual(["clickhouse", "postgres"]);
     const rules = byType(run, "kubernetes:core/v1:ConfigMap").find((c) => c.inputs.metadata.labels["trading.io/prometheus-rules"] === "true");
-    expect(Object.values(rules!.inputs.data).join("\n")).toContain("alert: ServiceDown");
+    const ruleText = Object.values(rules!.inputs.data).join("\n");
+    expect(ruleText).toContain("alert: ServiceDown");
+    // The retraining CronJob runs no cron runner: its alerts read the runs it records, which ml-predictor exports.
+    expect(ruleText).toContain("alert: ScheduledJobFailing");
+    expect(ruleText).toContain(`scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"ml-predictor-retrain\\"}) > ${overdueAfterSeconds(RETRAIN_SCHEDULE)}`);
+    expect(ruleText).toContain('expr: "absent(scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"ml-predictor-retrain\\"})"');
+    expect(ruleText).toContain(`scheduled_job_last_start_timestamp_seconds{scheduled_job=\\"ml-predictor-retrain\\"}) > ${runUnfinishedAfterSeconds(3_600)} unless`);
+    // The retraining's runs are bounded (its activeDeadlineSeconds, the same 1 h); the backups' are not.
+    const deadlines = Object.fromEntries(byType(run, "kubernetes:batch/v1:CronJob").map((c) => [c.inputs.metadata.name, c.inputs.spec.jobTemplate.spec.activeDeadlineSeconds]));
+    expect(deadlines).toMatchObject({ "ml-predictor-retrain": 3_600 });
+    expect(Object.entries(deadlines).filter(([, d]) => d === undefined).map(([n]) => n).sort()).toEqual(["clickhouse-backup", "postgres-backup"]);
   });
 
   it("puts no Service of a datastore or of monitoring outside the cluster", async () => {

@@ -45,7 +45,7 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
     const c = named(run, CONTAINER, "ml-predictor-retrain-container");
     expect(c.inputs.image).toBe("ai-trading/trainer:0.1.0");
     expect(c.inputs.entrypoints).toEqual([
-      "node", "dist/services/src/cron.js", "--name", "ml-predictor-retrain", "--schedule", DEFAULT_SCHEDULE, "--port", String(CRON_RUNNER_STATUS_PORT), "--", ...TRAIN,
+      "node", "dist/services/src/cron.js", "--name", "ml-predictor-retrain", "--schedule", DEFAULT_SCHEDULE, "--timeout", "3600", "--port", String(CRON_RUNNER_STATUS_PORT), "--", ...TRAIN,
     ]);
     expect(c.inputs.command ?? []).toEqual([]);
     expect(c.inputs.restart).toBe("unless-stopped");
@@ -78,7 +78,10 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
 
   it("takes the schedule from trading:mlRetrainSchedule, and names key and stack when it is bad", async () => {
     const run = await runProgram("dev", { mlRetrainSchedule: "*/20 * * * 1-5" });
-    expect(named(run, CONTAINER, "ml-predictor-retrain-container").inputs.entrypoints).toContain("*/20 * * * 1-5");
+    const entrypoints = named(run, CONTAINER, "ml-predictor-retrain-container").inputs.entrypoints as string[];
+    expect(entrypoints).toContain("*/20 * * * 1-5");
+    // The catalog's hour is cut to half the 20 minutes between ticks.
+    expect(entrypoints.slice(entrypoints.indexOf("--timeout"), entrypoints.indexOf("--timeout") + 2)).toEqual(["--timeout", "600"]);
     await expect(runProgram("dev", { mlRetrainSchedule: "every day" })).rejects.toThrow(
       "Invalid configuration trading:mlRetrainSchedule on stack 'dev': must be a five-field cron expression",
     );
@@ -108,6 +111,8 @@ describe("retraining on prod (Kubernetes CronJob)", { timeout: PROGRAM_RUN_TIMEO
     const cron = named(run, CRONJOB, "ml-predictor-retrain-cronjob");
     expect(cron.inputs.spec.schedule).toBe("0 */6 * * *");
     expect(cron.inputs.spec.concurrencyPolicy).toBe("Forbid");
+    // The catalog's time limit of a run (1 h, under half of the 6 h between ticks), retries included.
+    expect(cron.inputs.spec.jobTemplate.spec.activeDeadlineSeconds).toBe(3_600);
     const pod = cron.inputs.spec.jobTemplate.spec.template.spec;
     expect(pod.containers).toHaveLength(1);
     const container = pod.containers[0];
@@ -140,6 +145,11 @@ describe("schedulerWorkload (Docker)", () => {
     const w = schedulerWorkload({ ...job, cronRunner: ["cron"] });
     expect(w).toMatchObject({ kind: "stateless", replicas: 1, singleton: true, liveness: { http: { path: "/health", port: CRON_RUNNER_STATUS_PORT } } });
     expect(w.command).toEqual(["cron", "--name", "demo-job", "--schedule", "0 1 * * *", "--port", String(CRON_RUNNER_STATUS_PORT), "--", "run", "it"]);
+  });
+  it("passes the job's time limit of a run to the runner (--timeout), and none when the job has none", () => {
+    const w = schedulerWorkload({ ...job, cronRunner: ["cron"], runTimeoutSeconds: 900 });
+    expect(w.command).toEqual(["cron", "--name", "demo-job", "--schedule", "0 1 * * *", "--timeout", "900", "--port", String(CRON_RUNNER_STATUS_PORT), "--", "run", "it"]);
+    expect(w).not.toHaveProperty("runTimeoutSeconds");
   });
   it("refuses an image without a cron runner", () => {
     expect(() => schedulerWorkload(job)).toThrow(/no cron runner/);

@@ -44,7 +44,12 @@ export function cronJob(
         concurrencyPolicy: "Forbid",
         successfulJobsHistoryLimit: 3,
         failedJobsHistoryLimit: 3,
-        jobTemplate: { metadata: { labels }, spec: { backoffLimit: 2, template: restartOnFailure(template) } },
+        jobTemplate: {
+          metadata: { labels },
+          // activeDeadlineSeconds: the whole Job, retries included, is stopped at the run's time limit
+          // (its pods get SIGTERM, then SIGKILL after their grace period).
+          spec: { backoffLimit: 2, ...(spec.runTimeoutSeconds !== undefined ? { activeDeadlineSeconds: spec.runTimeoutSeconds } : {}), template: restartOnFailure(template) },
+        },
       },
     },
     ctx.opts(parent, dependsOn),

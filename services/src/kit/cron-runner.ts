@@ -2,8 +2,9 @@
  * The scheduler of runtimes without one (the Docker target): a long-running process that runs a
  * job command at each tick of a cron schedule, as a Kubernetes CronJob with
  * `concurrencyPolicy: Forbid` would: never two runs at once (a tick during a run is skipped and
- * counted), each run's start and exit logged, the last success time kept and served (`/health`
- * JSON, `/metrics` for Prometheus). Schedules are parsed and timed by croner, not by hand.
+ * counted), a run past its time limit stopped as `activeDeadlineSeconds` stops a CronJob's (SIGTERM,
+ * then SIGKILL after a grace period), each run's start and exit logged, the last success time kept
+ * and served (`/health` JSON), run counts served on `/metrics` for Prometheus. Schedules are parsed and timed by croner, not by hand.
  *
  * The job's environment is the runner's own (credentials come from the container's env, never
  * from arguments), so logging the command line leaks nothing.
@@ -15,6 +16,9 @@ import { Cron } from "croner";
 import type { Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
 
+/** A Kubernetes pod's default terminationGracePeriodSeconds. */
+export const DEFAULT_KILL_GRACE_SECONDS = 30;
+
 export interface CronRunnerOptions {
   /** Job name in logs and metrics labels. */
   name: string;
@@ -23,6 +27,10 @@ export interface CronRunnerOptions {
   /** Exec form: program and arguments, run without a shell. */
   command: string[];
   log: Logger;
+  /** Time limit of one run, in seconds: then SIGTERM, and SIGKILL killGraceSeconds later. None: unbounded. */
+  timeoutSeconds?: number;
+  /** Between the SIGTERM at the time limit and the SIGKILL (a pod's default terminationGracePeriodSeconds). */
+  killGraceSeconds?: number;
   /** Clock of the status (tests may inject one; croner keeps its own timers). */
   now?: () => Date;
 }
@@ -34,6 +42,8 @@ export interface RunRecord {
   exitCode?: number | null;
   signal?: string | null;
   error?: string;
+  /** Stopped at its time limit. */
+  timedOut?: boolean;
 }
 
 export interface RunnerStatus {
@@ -67,6 +77,9 @@ export class CronRunner {
 
   constructor(private readonly options: CronRunnerOptions) {
     if (options.command.length === 0) throw new Error(`cron job '${options.name}': no command to run`);
+    for (const [key, value] of [["timeoutSeconds", options.timeoutSeconds], ["killGraceSeconds", options.killGraceSeconds]] as const) {
+      if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new Error(`cron job '${options.name}': ${key} must be a positive number of seconds, got ${value}`);
+    }
     this.now = options.now ?? (() => new Date());
     // Throws on a bad expression, naming what is wrong, before anything is scheduled.
     this.cron = new Cron(options.schedule, {
@@ -125,7 +138,9 @@ export class CronRunner {
     const done = new Promise<void>((resolve) => {
       const child = spawn(program, args, { stdio: ["ignore", "inherit", "inherit"] });
       this.child = child;
+      const limit = this.limitRun(child, record);
       const finish = (exitCode: number | null, signal: NodeJS.Signals | null, error?: Error) => {
+        limit.clear();
         record.finishedAt = this.now().toISOString();
         record.exitCode = exitCode;
         record.signal = signal;
@@ -137,7 +152,7 @@ export class CronRunner {
           this.options.log.info({ job: this.options.name, run: this.state.runs, exitCode, seconds }, "run succeeded");
         } else {
           this.state.failed++;
-          this.options.log.error({ job: this.options.name, run: this.state.runs, exitCode, signal, error: error?.message, seconds }, "run failed");
+          this.options.log.error({ job: this.options.name, run: this.state.runs, exitCode, signal, error: error?.message, timedOut: record.timedOut, seconds }, "run failed");
         }
         this.child = undefined;
         resolve();
@@ -149,6 +164,20 @@ export class CronRunner {
     });
     this.current = done.finally(() => (this.current = undefined));
     return this.current;
+  }
+
+  /** Stops `child` at the time limit: SIGTERM (the job may record its end), SIGKILL after the grace period. */
+  private limitRun(child: ChildProcess, record: RunRecord): { clear: () => void } {
+    const { timeoutSeconds, killGraceSeconds = DEFAULT_KILL_GRACE_SECONDS } = this.options;
+    if (timeoutSeconds === undefined) return { clear: () => undefined };
+    let kill: NodeJS.Timeout | undefined;
+    const term = setTimeout(() => {
+      record.timedOut = true;
+      this.options.log.error({ job: this.options.name, run: this.state.runs, timeoutSeconds }, "run past its time limit: stopping it");
+      child.kill("SIGTERM");
+      kill = setTimeout(() => child.kill("SIGKILL"), killGraceSeconds * 1000);
+    }, timeoutSeconds * 1000);
+    return { clear: () => (clearTimeout(term), clearTimeout(kill)) };
   }
 }
 
@@ -170,9 +199,8 @@ export function runnerMetrics(runner: CronRunner): Registry {
         if (v !== undefined) this.set({ job: st.job }, v);
       },
     });
-  gauge("scheduled_job_last_success_timestamp_seconds", "End of the last successful run (unix seconds); absent before the first", (st) =>
-    st.lastSuccessAt ? Date.parse(st.lastSuccessAt) / 1000 : undefined,
-  );
+  // The last success (and failure) times are the job's own record, exported by the owning service
+  // on every runtime (kit/scheduled-job-runs.ts): not repeated here under the same name.
   gauge("scheduled_job_last_exit_code", "Exit code of the last finished run (-1: ended by a signal or could not start)", (st) =>
     st.lastRun?.finishedAt === undefined ? undefined : (st.lastRun.exitCode ?? -1),
   );

@@ -15,6 +15,7 @@ import { DEFAULT_JSON_MAX_DEPTH, parseTrustProxy } from "./request-guards";
 import { createMetrics, installProbes, type ReadinessCheck, type ServiceMetrics } from "./probes";
 import { flushTelemetry } from "./telemetry/state";
 import { registerOpenApi } from "./openapi";
+import { exportScheduledJobRuns, runRecorded, type ScheduledJobHost } from "./scheduled-job-runs";
 
 export { createLogger, redactPaths, requestIdFor, type App } from "./app";
 export type { ReadinessCheck, ServiceMetrics } from "./probes";
@@ -195,6 +196,7 @@ export async function createService<S extends ConfigSchema>(
   await registerOpenApi(app, def);
   let draining = false;
   installProbes(app, { service: def.name, log, metrics, datastores, extraChecks, readyTimeoutMs: config.READY_TIMEOUT_MS, draining: () => draining });
+  exportScheduledJobRuns(scheduledJobHost(ctx), metrics.registry);
 
   app.addHook("onClose", async () => {
     for (const fn of closers.reverse()) {
@@ -273,6 +275,10 @@ export async function runService<S extends ConfigSchema>(mod: ServiceModule<S>, 
   return service;
 }
 
+function scheduledJobHost(ctx: ServiceContext<unknown>): ScheduledJobHost {
+  return { definition: ctx.definition, log: ctx.log, postgres: () => (ctx.datastores.isEnabled("postgres") ? ctx.datastores.get("postgres") : undefined) };
+}
+
 /** Runs a one-shot command of a service module with the full context (no listening). */
 export async function runCommand<S extends ConfigSchema>(mod: ServiceModule<S>, command: string, args: string[], opts: CreateServiceOptions = {}): Promise<number> {
   const fn = mod.commands?.[command];
@@ -282,8 +288,11 @@ export async function runCommand<S extends ConfigSchema>(mod: ServiceModule<S>, 
   }
   const service = await createService(mod, opts);
   try {
-    const code = await fn(service.ctx, args);
-    return typeof code === "number" ? code : 0;
+    // The service's scheduled job records its run (scheduled_job_runs) on every runtime.
+    return await runRecorded(scheduledJobHost(service.ctx), [command, ...args], async () => {
+      const code = await fn(service.ctx, args);
+      return typeof code === "number" ? code : 0;
+    });
   } finally {
     await service.close();
   }

@@ -1,0 +1,189 @@
+/**
+ * The outcome of a service's scheduled job (catalog `scheduledJob`, e.g. ml-predictor-retrain), kept
+ * where every runtime sees it. The job's own process records its start, success or failure in
+ * PostgreSQL (`scheduled_job_runs`, migration 0396) around the command (`runCommand`, the entry point
+ * the Docker cron runner and a Kubernetes CronJob both start), and the owning service's long-running
+ * replicas export the row on /metrics at scrape time for the alerts (components/monitoring/prometheus.ts).
+ *
+ * The bookkeeping never decides the job's outcome: a write that fails is logged and the job's own
+ * exit code stands. A run that dies after its start was written (a signal, an out-of-memory kill,
+ * its time limit) leaves a start newer than any end, which ScheduledJobRunUnfinished sees once the
+ * job's time limit has passed; one that dies before even that leaves no success, which the overdue alert sees.
+ */
+import type { Logger } from "pino";
+import { Gauge, type Registry } from "prom-client";
+import { scheduledJobName, type ServiceDefinition } from "../catalog";
+import type { Queryable } from "./datastores/postgres";
+
+/** Bound on each bookkeeping write and on the read of a scrape. */
+export const RUNS_TIMEOUT_MS = 2_000;
+
+const UPPER_CODE = /^[A-Z0-9][A-Z0-9_]{0,63}$/;
+const CLASS_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+
+/**
+ * The short code recorded for a failed run: `EXIT_<n>` for an exit code, else the error's own code
+ * when it is an upper-case code (HttpError's, a Node system error's, a SQLSTATE), else its class
+ * name, else ERROR. Never its message: that can hold a secret or a peer's text.
+ */
+export function failureCode(outcome: { exitCode: number } | { error: unknown }): string {
+  if ("exitCode" in outcome) return `EXIT_${Number.isInteger(outcome.exitCode) ? outcome.exitCode : "UNKNOWN"}`.slice(0, 64);
+  const e = outcome.error;
+  if (e !== null && typeof e === "object") {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && UPPER_CODE.test(code)) return code;
+    const name = e.constructor?.name;
+    if (typeof name === "string" && CLASS_NAME.test(name) && name !== "Object") return name;
+  }
+  return "ERROR";
+}
+
+export interface JobRunTimes {
+  lastStartedAt: Date | null;
+  lastSucceededAt: Date | null;
+  lastFailedAt: Date | null;
+  lastFailureCode: string | null;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The rows of scheduled_job_runs; times are the database's clock (one clock for every runtime). */
+export class ScheduledJobRuns {
+  constructor(private readonly db: Queryable) {}
+
+  async started(job: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO scheduled_job_runs (job, last_started_at) VALUES ($1, statement_timestamp())
+       ON CONFLICT (job) DO UPDATE SET last_started_at = excluded.last_started_at`,
+      [job],
+    );
+  }
+
+  async succeeded(job: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO scheduled_job_runs (job, last_succeeded_at) VALUES ($1, statement_timestamp())
+       ON CONFLICT (job) DO UPDATE SET last_succeeded_at = excluded.last_succeeded_at`,
+      [job],
+    );
+  }
+
+  async failed(job: string, code: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO scheduled_job_runs (job, last_failed_at, last_failure_code) VALUES ($1, statement_timestamp(), $2)
+       ON CONFLICT (job) DO UPDATE SET last_failed_at = excluded.last_failed_at, last_failure_code = excluded.last_failure_code`,
+      [job, code],
+    );
+  }
+
+  async read(job: string): Promise<JobRunTimes | undefined> {
+    const { rows } = await this.db.query<{ last_started_at: Date | null; last_succeeded_at: Date | null; last_failed_at: Date | null; last_failure_code: string | null }>(
+      "SELECT last_started_at, last_succeeded_at, last_failed_at, last_failure_code FROM scheduled_job_runs WHERE job = $1",
+      [job],
+    );
+    const r = rows[0];
+    return r && { lastStartedAt: r.last_started_at, lastSucceededAt: r.last_succeeded_at, lastFailedAt: r.last_failed_at, lastFailureCode: r.last_failure_code };
+  }
+}
+
+/** What the kit hands these functions: the service's definition, log and (lazily) its PostgreSQL. */
+export interface ScheduledJobHost {
+  definition: ServiceDefinition;
+  log: Logger;
+  /** The service's PostgreSQL, or undefined when it has none (its runs are then not recorded). */
+  postgres: () => Queryable | undefined;
+}
+
+/** The service's scheduled job, when `argv` (command and arguments) is that job's command. */
+export function scheduledJobOf(def: ServiceDefinition, argv: readonly string[]): string | undefined {
+  const job = def.scheduledJob;
+  if (!job || job.args.length !== argv.length || job.args.some((a, i) => a !== argv[i])) return undefined;
+  return scheduledJobName(def.name, job.name);
+}
+
+/**
+ * Runs a command and, when it is the service's scheduled job, records its start and its outcome
+ * (an exit code other than 0 or a throw is a failure; a throw is passed on after the record).
+ */
+export async function runRecorded(host: ScheduledJobHost, argv: readonly string[], run: () => Promise<number>): Promise<number> {
+  const job = scheduledJobOf(host.definition, argv);
+  if (job === undefined) return run();
+  const db = host.postgres();
+  if (!db) {
+    host.log.warn({ job }, "scheduled job runs are not recorded: the service has no PostgreSQL");
+    return run();
+  }
+  const runs = new ScheduledJobRuns(db);
+  const keep = async (what: string, write: () => Promise<void>) => {
+    try {
+      await withTimeout(write(), RUNS_TIMEOUT_MS, "the write");
+    } catch (e) {
+      const err = e as { message?: unknown; code?: unknown };
+      host.log.error({ job, record: what, err: { message: String(err?.message ?? e), code: err?.code } }, "could not record the scheduled job's run in scheduled_job_runs; the job's own outcome stands");
+    }
+  };
+  await keep("start", () => runs.started(job));
+  let code: number;
+  try {
+    code = await run();
+  } catch (e) {
+    await keep("failure", () => runs.failed(job, failureCode({ error: e })));
+    throw e;
+  }
+  await (code === 0 ? keep("success", () => runs.succeeded(job)) : keep("failure", () => runs.failed(job, failureCode({ exitCode: code }))));
+  return code;
+}
+
+/**
+ * Gauges of the service's scheduled job on its registry, read from scheduled_job_runs at scrape
+ * time: one query for the three, bounded by RUNS_TIMEOUT_MS. A read that
+ * fails leaves them out of that scrape (logged when it starts failing and when it recovers); the
+ * rest of /metrics is served. Labelled `scheduled_job`: `job` is the scrape's own label.
+ */
+export function exportScheduledJobRuns(host: ScheduledJobHost, registry: Registry): void {
+  const def = host.definition;
+  if (!def.scheduledJob) return;
+  const job = scheduledJobName(def.name, def.scheduledJob.name);
+  let inflight: Promise<JobRunTimes | undefined> | undefined;
+  let failing = false;
+  // prom-client collects a registry's metrics concurrently: the three gauges share the read in flight.
+  const read = (): Promise<JobRunTimes | undefined> => (inflight ??= readOnce().finally(() => (inflight = undefined)));
+  const readOnce = (): Promise<JobRunTimes | undefined> => {
+    const db = host.postgres();
+    const attempt = db ? withTimeout(new ScheduledJobRuns(db).read(job), RUNS_TIMEOUT_MS, "the read") : Promise.resolve(undefined);
+    return attempt.then(
+      (times) => {
+        if (failing) host.log.info({ job }, "scheduled_job_runs is readable again");
+        failing = false;
+        return times;
+      },
+      (e: unknown) => {
+        if (!failing) host.log.warn({ job, err: { message: (e as Error)?.message } }, "cannot read scheduled_job_runs: the scheduled job's gauges are left out of /metrics");
+        failing = true;
+        return undefined;
+      },
+    );
+  };
+  // The failure's gauge carries its code (a short code, never a message): the alert names it.
+  const gauge = (name: string, help: string, value: (t: JobRunTimes) => Date | null, withCode = false) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: withCode ? ["scheduled_job", "code"] : ["scheduled_job"],
+      registers: [registry],
+      async collect() {
+        const times = await read();
+        this.reset();
+        const at = times && value(times);
+        if (at) this.set(withCode ? { scheduled_job: job, code: times.lastFailureCode ?? "ERROR" } : { scheduled_job: job }, at.getTime() / 1000);
+      },
+    });
+  gauge("scheduled_job_last_start_timestamp_seconds", "Start of the scheduled job's last run (unix seconds; scheduled_job_runs); absent before the first", (t) => t.lastStartedAt);
+  gauge("scheduled_job_last_success_timestamp_seconds", "End of the scheduled job's last successful run (unix seconds; scheduled_job_runs); absent before the first", (t) => t.lastSucceededAt);
+  gauge("scheduled_job_last_failure_timestamp_seconds", "End of the scheduled job's last failed run (unix seconds; scheduled_job_runs), with its code; absent before the first", (t) => t.lastFailedAt, true);
+}
