@@ -494,6 +494,25 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(await recordedSends([o.orderId])).toEqual([]);
   });
 
+  it("killed between Binance's CANCELED and the cancel batch's COMMIT: the first poll after the restart reports it cancelled (the fills before it first), not expired", async () => {
+    const { engine: before, o } = await restingBuy();
+    fake.fill(o.orderId, "0.5");
+    const crashed = engineOn({ pg: killedBeforeCommit() });
+    await crashed.load();
+    await expect(crashed.onBatch([cancel(o)])).rejects.toThrow();
+    expect(fake.order(o.orderId)).toMatchObject({ status: "CANCELED", executedQty: "0.5" });
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting", remaining: "2" }); // nothing of the batch committed
+
+    const engine = engineOn(); // the restarted process: no memory of the cancel it sent
+    await engine.load();
+    await engine.pollLive();
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1.5", fill_seq: 1 });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining, e.reason])).toEqual([["fill", null, null], ["order.cancelled", "1.5", "CANCELLED_ON_REQUEST"]]);
+    await engine.onBatch([cancel(o)]); // the consumer's redelivery of the cancel: finished, nothing more
+    expect(await eventsOf(o.orderId)).toHaveLength(2);
+    await before.stopLivePolling();
+  });
+
   it("the normal path: one autocommit statement for the batch's sends, Binance not asked first, no record left", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");
