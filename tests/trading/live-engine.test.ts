@@ -530,6 +530,10 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(autocommit).toBe(1);
     for (const o of orders) expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`]);
     expect(await recordedSends(orders.map((o) => o.orderId))).toEqual([]);
+    autocommit = 0;
+    await engine.onBatch([cancel(orders[1])]); // a live cancel: one autocommit statement marks it sent (te_orders.cancel_sent_at)
+    expect(autocommit).toBe(1);
+    expect(await rowOf(orders[1].orderId)).toMatchObject({ status: "cancelled" });
   });
 });
 
@@ -746,6 +750,37 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
     expect(await rowOf(o.orderId)).toMatchObject({ status: "filled" });
     expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("PostgreSQL unavailable for the end's publication: an outage, nothing marked nor counted; the retry looks the order up at Binance and publishes its end", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    let transactions = 0;
+    const pg: PostgresClient = {
+      ...client,
+      transaction: ((fn, opts) => {
+        transactions++;
+        if (transactions === 3) return Promise.reject(Object.assign(new Error("connection lost"), { code: "ECONNRESET" }));
+        return client.transaction(fn, opts);
+      }) as PostgresClient["transaction"],
+    };
+    const registry = new promClient.Registry();
+    const engine = engineOn({ pg, registry });
+    await engine.load();
+    const unstorable = { ...limitBuy(s, "94", "1"), clientOrderId: "bad\u0000id" };
+    // 1: the batch, 2: the settle (both refuse the row), 3: the end's publication (PostgreSQL gone).
+    const err = await engine.onBatch([execute(unstorable)]).catch((e: unknown) => e);
+    expect(isRetriable(err)).toBe(true);
+    expect(atBinance(unstorable)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await eventsOf(unstorable.orderId)).toEqual([]);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: null, marked: false });
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 0, not_open: 0 });
+
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable); // kafkajs retries the batch
+    expect(fake.requests(unstorable.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    expect((await eventsOf(unstorable.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.expired", "LIVE_ORDER_UNRECORDED"]]);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "not_open", marked: true });
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 0, not_open: 1 });
   });
 
   const atBinance = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
