@@ -112,7 +112,7 @@ export const alertRules: readonly AlertRule[] = [
     expr: "sum by (service, outcome) (increase(te_live_orders_unrecorded_total[15m])) > 0",
     for: "0m",
     severity: "critical",
-    summary: "{{ $labels.service }} could not record a live order Binance accepted (outcome {{ $labels.outcome }}); te_live_sends keeps it with its latest outcome (column unrecorded): reconcile it with Binance by hand",
+    summary: "{{ $labels.service }} could not record a live order Binance accepted (outcome {{ $labels.outcome }}); te_live_sends keeps it with its latest outcome (column unrecorded); ended at Binance, order-management got its fills and order.expired LIVE_ORDER_UNRECORDED (cancel_failed: still open): reconcile it with Binance by hand",
   },
   {
     // kit/datastores/kafka-lag.ts. 1,000 messages is minutes of the order path's or a market's

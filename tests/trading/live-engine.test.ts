@@ -15,7 +15,10 @@
  *   - a batch that fails for good after its sends (the consumer then retries its messages alone and
  *     sets aside what still fails) first records what Binance answered for in its own transaction
  *     (a cancel Binance confirmed included: `cancelled`, not left for the poll to call `expired`);
- *     an order whose own row cannot be written is cancelled at Binance instead of left open there;
+ *     an order whose own row cannot be written is cancelled at Binance instead of left open there,
+ *     and its fills and end (order.expired LIVE_ORDER_UNRECORDED) are published without that row;
+ *   - a cancel sent by a process killed before its batch's COMMIT is known to the poll after the
+ *     restart (te_orders.cancel_sent_at): Binance's CANCELED is reported cancelled, not expired;
  *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent;
  *     under reduce_only, an order that would grow the position is held and not sent, one that
  *     shrinks it is sent.
@@ -33,6 +36,7 @@ import { recordLiveSends } from "../../services/src/services/trading-engine/live
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import { BinanceTradingClient, toBinanceOrder } from "../../services/src/trading/binance/adapter";
 import { isRetriable } from "../../services/src/trading/infra/deadLetters";
+import { nextStatus, OPEN_STATUSES } from "../../services/src/trading/orderState";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
 import { FakeBinance } from "../fakes/binance";
 import { waitUntil } from "./e2e-helpers";
@@ -494,6 +498,25 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(await recordedSends([o.orderId])).toEqual([]);
   });
 
+  it("killed between Binance's CANCELED and the cancel batch's COMMIT: the first poll after the restart reports it cancelled (the fills before it first), not expired", async () => {
+    const { engine: before, o } = await restingBuy();
+    fake.fill(o.orderId, "0.5");
+    const crashed = engineOn({ pg: killedBeforeCommit() });
+    await crashed.load();
+    await expect(crashed.onBatch([cancel(o)])).rejects.toThrow();
+    expect(fake.order(o.orderId)).toMatchObject({ status: "CANCELED", executedQty: "0.5" });
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting", remaining: "2" }); // nothing of the batch committed
+
+    const engine = engineOn(); // the restarted process: no memory of the cancel it sent
+    await engine.load();
+    await engine.pollLive();
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1.5", fill_seq: 1 });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining, e.reason])).toEqual([["fill", null, null], ["order.cancelled", "1.5", "CANCELLED_ON_REQUEST"]]);
+    await engine.onBatch([cancel(o)]); // the consumer's redelivery of the cancel: finished, nothing more
+    expect(await eventsOf(o.orderId)).toHaveLength(2);
+    await before.stopLivePolling();
+  });
+
   it("the normal path: one autocommit statement for the batch's sends, Binance not asked first, no record left", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");
@@ -507,6 +530,10 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(autocommit).toBe(1);
     for (const o of orders) expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`]);
     expect(await recordedSends(orders.map((o) => o.orderId))).toEqual([]);
+    autocommit = 0;
+    await engine.onBatch([cancel(orders[1])]); // a live cancel: one autocommit statement marks it sent (te_orders.cancel_sent_at)
+    expect(autocommit).toBe(1);
+    expect(await rowOf(orders[1].orderId)).toMatchObject({ status: "cancelled" });
   });
 });
 
@@ -611,6 +638,9 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(await unrecorded(registry)).toEqual({ cancelled: 1, cancel_failed: 0, not_open: 0 });
     expect(await recordedSends([good.orderId, unstorable.orderId])).toEqual([unstorable.orderId]); // its trace stays (a replay must not place it again)...
     expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true }); // ...saying it ended at Binance
+    // order-management and portfolio-manager hear of its end (no te_orders row needed): it is closed there, not open for ever.
+    expect((await eventsOf(unstorable.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.expired", "LIVE_ORDER_UNRECORDED"]]);
+    expect(errors.map((e) => e.o)).toContainEqual(expect.objectContaining({ orderId: unstorable.orderId, published: "order.expired LIVE_ORDER_UNRECORDED" }));
 
     // The consumer's retry of the failing message alone (and any later replay): refused without asking Binance, counted no more; then set aside.
     for (let i = 0; i < 2; i++) {
@@ -622,6 +652,7 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(atBinance(unstorable)).toHaveLength(1);
     expect(await unrecorded(registry)).toEqual({ cancelled: 1, cancel_failed: 0, not_open: 0 });
     expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
+    expect(await eventsOf(unstorable.orderId)).toHaveLength(1);
   });
 
   it("its cancel unanswered: counted cancel_failed, its record says so; the retry alone looks it up and cancels it, the record then says cancelled, counted once", async () => {
@@ -633,6 +664,7 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(atBinance(unstorable)).toMatchObject([{ status: "NEW" }]); // may still be open: a person must look
     expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 1, not_open: 0 });
     expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancel_failed", marked: true });
+    expect(await eventsOf(unstorable.orderId)).toEqual([]); // it may still be open (and fill) at Binance: not ended yet
 
     await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable); // the consumer's retry alone
     expect(fake.requests(unstorable.orderId)).toEqual([
@@ -641,6 +673,51 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(atBinance(unstorable)).toMatchObject([{ status: "CANCELED" }]);
     expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
     expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 1, not_open: 0 }); // one order, counted once
+    expect((await eventsOf(unstorable.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.expired", "LIVE_ORDER_UNRECORDED"]]); // ended now
+  });
+
+  it("filled at once: its fills are recorded without its te_orders row (te_fills, te_positions, `fill` events: order-management's fills end it); counted not_open", async () => {
+    const registry = new promClient.Registry();
+    const { s, engine } = await startedEngine("100", registry);
+    const unstorable = { ...marketBuy(s, "0.5"), clientOrderId: "bad\u0000id" };
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
+    expect(atBinance(unstorable)).toMatchObject([{ status: "FILLED" }]);
+    expect(await rowOf(unstorable.orderId)).toBeUndefined();
+    const [tradeId] = tradeIds(unstorable.orderId);
+    expect(await fillsOf(unstorable.orderId)).toEqual([expect.objectContaining({ fillId: `${unstorable.orderId}:bn${tradeId}`, quantity: "0.5", liquidity: "taker" })]);
+    expect((await eventsOf(unstorable.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 0, not_open: 1 });
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "not_open", marked: true });
+    // The end order-management gets for a cancelled one, `expire`, is taken from every open state the order may be in there.
+    for (const open of OPEN_STATUSES) expect(nextStatus(open, "expire")).toBe("expired");
+  });
+
+  it("its fills not writable either: the end goes alone (order.expired) and the fills are named in the error log for reconciliation", async () => {
+    const registry = new promClient.Registry();
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    // Every write of te_fills fails (not an outage): the batch, its settle, and the fills of the end.
+    const pg: PostgresClient = {
+      ...client,
+      transaction: ((fn, opts) =>
+        client.transaction(
+          (tx, ...rest) =>
+            fn(new Proxy(tx, { get: (t, k) => (k === "query" ? (text: string, values?: unknown[]) => (/INSERT INTO te_fills/.test(text) ? Promise.reject(new Error("te_fills refuses it")) : t.query(text, values)) : Reflect.get(t, k)) }), ...rest),
+          opts,
+        )) as PostgresClient["transaction"],
+    };
+    const engine = engineOn({ pg, registry });
+    await engine.load();
+    const o = marketBuy(s, "0.5");
+    await expect(engine.onBatch([execute(o)])).rejects.not.toSatisfy(isRetriable);
+    expect(atBinance(o)).toMatchObject([{ status: "FILLED" }]);
+    expect(await fillsOf(o.orderId)).toEqual([]);
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.expired", "LIVE_ORDER_UNRECORDED"]]);
+    const [tradeId] = tradeIds(o.orderId);
+    expect(errors.map((e) => e.o)).toContainEqual(
+      expect.objectContaining({ orderId: o.orderId, outcome: "not_open", fillsError: "te_fills refuses it", fillsUnrecorded: [expect.objectContaining({ fillId: `${o.orderId}:bn${tradeId}`, quantity: "0.5" })] }),
+    );
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 0, not_open: 1 });
   });
 
   it("PostgreSQL unavailable for that recording: the failure becomes an outage (nothing set aside); the retry adopts the orders from Binance", async () => {
@@ -673,6 +750,37 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
     expect(await rowOf(o.orderId)).toMatchObject({ status: "filled" });
     expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("PostgreSQL unavailable for the end's publication: an outage, nothing marked nor counted; the retry looks the order up at Binance and publishes its end", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    let transactions = 0;
+    const pg: PostgresClient = {
+      ...client,
+      transaction: ((fn, opts) => {
+        transactions++;
+        if (transactions === 3) return Promise.reject(Object.assign(new Error("connection lost"), { code: "ECONNRESET" }));
+        return client.transaction(fn, opts);
+      }) as PostgresClient["transaction"],
+    };
+    const registry = new promClient.Registry();
+    const engine = engineOn({ pg, registry });
+    await engine.load();
+    const unstorable = { ...limitBuy(s, "94", "1"), clientOrderId: "bad\u0000id" };
+    // 1: the batch, 2: the settle (both refuse the row), 3: the end's publication (PostgreSQL gone).
+    const err = await engine.onBatch([execute(unstorable)]).catch((e: unknown) => e);
+    expect(isRetriable(err)).toBe(true);
+    expect(atBinance(unstorable)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await eventsOf(unstorable.orderId)).toEqual([]);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: null, marked: false });
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 0, not_open: 0 });
+
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable); // kafkajs retries the batch
+    expect(fake.requests(unstorable.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    expect((await eventsOf(unstorable.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.expired", "LIVE_ORDER_UNRECORDED"]]);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "not_open", marked: true });
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 0, not_open: 1 });
   });
 
   const atBinance = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);

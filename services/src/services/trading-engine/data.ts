@@ -126,19 +126,36 @@ export async function applyBarReports(db: Queryable, reports: ExecutionReport[])
 }
 
 /**
+ * Live: cancel requests about to be sent to Binance for these orders, recorded on their rows in
+ * autocommit before the batch begins (`db` the pool; migration 0399): a poll after a process killed
+ * before the batch's COMMIT still knows the cancel was the platform's. Only a resting order's row.
+ */
+export async function markCancelSent(db: Queryable, orderIds: string[]): Promise<void> {
+  if (orderIds.length === 0) return;
+  await db.query("UPDATE te_orders SET cancel_sent_at = coalesce(cancel_sent_at, now()) WHERE order_id = ANY($1::uuid[]) AND status = 'resting'", [orderIds]);
+}
+
+/**
  * What Binance says of resting live orders (in one statement): their status, what is left, and how
  * many fills were recorded for them now. Only a resting order changes (one already finished stays);
- * returns the ids of the orders changed.
+ * returns the status written, by order id, of the orders changed. `polled`: Binance's CANCELED is
+ * written `cancelled` only for an order whose cancel was sent (markCancelSent), else `expired` (it
+ * ended at Binance without a request of ours); a cancel's own answer is written as given.
  */
-export async function updateLiveOrders(db: Queryable, rows: { orderId: string; status: EngineOrderStatus; remaining: string; newFills: number }[]): Promise<Set<string>> {
-  if (rows.length === 0) return new Set();
-  const r = await db.query<{ order_id: string }>(
-    `UPDATE te_orders o SET status = r.status, remaining = r.remaining, fill_seq = o.fill_seq + r.n, updated_at = now()
+export async function updateLiveOrders(
+  db: Queryable,
+  rows: { orderId: string; status: EngineOrderStatus; remaining: string; newFills: number }[],
+  { polled }: { polled: boolean },
+): Promise<Map<string, EngineOrderStatus>> {
+  if (rows.length === 0) return new Map();
+  const r = await db.query<{ order_id: string; status: EngineOrderStatus }>(
+    `UPDATE te_orders o SET status = CASE WHEN $5 AND r.status = 'cancelled' AND o.cancel_sent_at IS NULL THEN 'expired' ELSE r.status END,
+            remaining = r.remaining, fill_seq = o.fill_seq + r.n, updated_at = now()
        FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::int[]) AS r(order_id, status, remaining, n)
-      WHERE o.order_id = r.order_id AND o.status IN ('resting', 'held') RETURNING o.order_id`,
-    [rows.map((x) => x.orderId), rows.map((x) => x.status), rows.map((x) => x.remaining), rows.map((x) => x.newFills)],
+      WHERE o.order_id = r.order_id AND o.status IN ('resting', 'held') RETURNING o.order_id, o.status`,
+    [rows.map((x) => x.orderId), rows.map((x) => x.status), rows.map((x) => x.remaining), rows.map((x) => x.newFills), polled],
   );
-  return new Set(r.rows.map((x) => x.order_id));
+  return new Map(r.rows.map((x) => [x.order_id, x.status]));
 }
 
 /**

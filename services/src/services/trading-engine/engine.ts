@@ -138,6 +138,9 @@ export class TradingEngine {
     const liveIds = this.venue ? [...executeIds, ...this.held.keys()] : [];
     const liveBefore = this.venue ? await recordLiveSends(this.deps.pg, liveIds) : undefined;
     const sentBefore = liveBefore?.sent;
+    // Live: the cancels this batch may send are marked on their resting rows the same way (data.ts
+    // markCancelSent): a poll after a kill before the COMMIT reports Binance's CANCELED as `cancelled`.
+    if (this.venue) await data.markCancelSent(this.deps.pg, [...cancelIds]);
     const begin = [gated ? HALTS_STATEMENTS : undefined, knownSql].filter((s) => s !== undefined).join("; ");
     const attempt: { work?: BatchWork } = {};
     try {

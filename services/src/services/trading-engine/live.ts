@@ -14,9 +14,9 @@
  *     fills instead; no answer (5xx, timeout, any other error) confirms nothing and is an outage.
  *   - poll: the orders resting at Binance (one GET /api/v3/openOrders per symbol; an order no longer
  *     open, or one that executed more, is queried with its trades): fills since the last look, and
- *     the end of an order Binance finished (filled, or expired / cancelled outside the platform:
- *     reported as expired; CANCELED after a cancel this process sent: cancelled). Nothing is asked
- *     while no live order rests.
+ *     the end of an order Binance finished (filled, expired, or CANCELED: the recording calls that
+ *     `cancelled` only if te_orders says the platform sent a cancel, liveUpdates.ts applyLive, else
+ *     `expired`). Nothing is asked while no live order rests.
  */
 import type { Logger } from "pino";
 import { BinanceApiError, outcomeUnknown, toBinanceOrder, type BinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
@@ -46,12 +46,6 @@ const unavailable = (what: string, err: unknown) => new HandlerUnavailableError(
 export class LiveVenue {
   /** The live orders resting at Binance, as te_orders records them. */
   private open = new Map<string, RestingOrder>();
-  /**
-   * The resting ones whose cancel was sent: one Binance then reports CANCELED is reported cancelled,
-   * not expired, by the poll too (a cancel whose answer was lost, or whose batch failed, leaves it
-   * resting in te_orders until a poll or the retried cancel sees it ended). Kept to those still open.
-   */
-  private cancelSent = new Set<string>();
   private poller?: NodeJS.Timeout;
   private polling?: Promise<void>;
   constructor(
@@ -62,7 +56,6 @@ export class LiveVenue {
   /** The resting live orders as loaded from te_orders (on start and after a failed transaction). */
   restore(rows: RestingOrder[]): void {
     this.open = new Map(rows.map((r) => [r.order.orderId, { ...r }]));
-    this.keepCancelSentOpen();
   }
   resting(): RestingOrder[] {
     return [...this.open.values()].map((r) => ({ ...r }));
@@ -108,8 +101,6 @@ export class LiveVenue {
 
   /** A cancel request for a live order te_orders has resting; undefined when Binance never had the order. */
   async cancel(o: OrderRequest): Promise<LiveUpdate | undefined> {
-    this.keepCancelSentOpen();
-    this.cancelSent.add(o.orderId);
     let bo: BinanceOrder | null;
     try {
       bo = await this.opts.client.cancelOrder(o.symbol, o.orderId);
@@ -160,9 +151,8 @@ export class LiveVenue {
           }
           const s = await liveOrderState(this.opts.client, r.order, bo, this.opts.quoteAsset);
           if (s.status === "resting" && D(s.executed).lte(reported)) continue;
-          // Ended at Binance without a cancel request of ours (STP, an expiry, a manual cancel): expired.
-          const ours = this.cancelSent.has(r.order.orderId);
-          updates.push({ order: r.order, state: s.status === "cancelled" && !ours ? { ...s, status: "expired" } : s });
+          // CANCELED as Binance says it: whether the platform asked for it is te_orders' to say (applyLive).
+          updates.push({ order: r.order, state: s });
         } catch (err) {
           this.log.warn({ orderId: r.order.orderId, err: { message: messageOf(err) } }, "live poll: order unanswered; next poll");
         }
@@ -179,10 +169,6 @@ export class LiveVenue {
       if (u.state.status !== "resting") this.open.delete(u.order.orderId);
       else this.open.set(u.order.orderId, { ...r, remaining: u.state.remaining, fillSeq: u.state.fills.length });
     }
-  }
-
-  private keepCancelSentOpen(): void {
-    for (const id of this.cancelSent) if (!this.open.has(id)) this.cancelSent.delete(id);
   }
 
   private async stateOf(o: OrderRequest, bo: BinanceOrder): Promise<LiveOrderState> {

@@ -33,16 +33,21 @@ export async function recordCancel(w: BatchWork, { order, update }: LiveCancel):
   w.events.push(cancelledEvent(order, pulled?.remaining ?? order.quantity, "CANCELLED_ON_REQUEST"));
 }
 
-/** Records what Binance says of live orders: their fills (the new ones evented), state, then outcome. */
-export async function applyLive(w: BatchWork, updates: LiveUpdate[]): Promise<void> {
+/**
+ * Records what Binance says of live orders: their fills (the new ones evented), state, then outcome.
+ * `polled`: a poll's CANCELED is the platform's cancel only if te_orders says one was sent (data.ts
+ * updateLiveOrders: `cancelled`), else the order ended at Binance on its own (`expired`).
+ */
+export async function applyLive(w: BatchWork, updates: LiveUpdate[], { polled = false } = {}): Promise<void> {
   w.fills.push(...updates.flatMap((u) => u.state.fills));
   const fresh = await w.flush();
   w.gate.filled(updates.flatMap((u) => u.state.fills).filter((f) => fresh.has(f.fillId)));
   const rows = updates.map(({ order, state }) => ({ orderId: order.orderId, status: state.status, remaining: state.remaining, newFills: state.fills.filter((f) => fresh.has(f.fillId)).length }));
-  const changed = await data.updateLiveOrders(w.tx, rows);
-  for (const { order, state } of updates.filter((u) => changed.has(u.order.orderId))) {
-    if (state.status === "cancelled") w.events.push(cancelledEvent(order, state.remaining, "CANCELLED_ON_REQUEST"));
-    if (state.status === "expired") w.events.push(outcomeEvent(order, "order.expired", `BINANCE_${state.binanceStatus}`));
+  const written = await data.updateLiveOrders(w.tx, rows, { polled });
+  for (const { order, state } of updates) {
+    const status = written.get(order.orderId);
+    if (status === "cancelled") w.events.push(cancelledEvent(order, state.remaining, "CANCELLED_ON_REQUEST"));
+    if (status === "expired") w.events.push(outcomeEvent(order, "order.expired", `BINANCE_${state.binanceStatus}`));
   }
 }
 
@@ -52,7 +57,7 @@ export async function recordPolled(deps: { pg: PostgresClient; fillsTotal: Count
   await deps.pg.transaction(async (tx) => {
     // Binance's answers about orders already there are recorded whatever the trading state.
     const w = new BatchWork(tx, deps.fillsTotal);
-    await applyLive(w, updates);
+    await applyLive(w, updates, { polled: true });
     enqueued = await enqueue(tx, "te_outbox", w.events);
   });
   return enqueued;

@@ -5,8 +5,12 @@
  * where no poll sees it), `not_open` (it was not resting: filled or refused at once, or ended
  * otherwise by the cancel). Each order is counted once, under its first outcome; its te_live_sends
  * record holds the latest (`unrecorded`, migration 0398: a redelivery that cancels a `cancel_failed`
- * one marks it `cancelled`). Every one needs a person: the order is at Binance and not in the
- * platform's books. Each outcome starts at 0, so `increase()` sees the first one.
+ * one marks it `cancelled`). Every one needs a person: the order was at Binance and has no te_orders
+ * row. One that ended there (`cancelled`, `not_open`) is closed in order-management all the same:
+ * its fills (in te_fills, or named in the error log if they cannot be written) and, unless they
+ * filled it, `order.expired` LIVE_ORDER_UNRECORDED are published (sentOrders.ts publishEnd); a
+ * `cancel_failed` one stays open there until a redelivery cancels it. Each outcome starts at 0, so
+ * `increase()` sees the first one.
  */
 import { Counter, type Registry } from "prom-client";
 

@@ -6,8 +6,8 @@
  * from Binance (te_live_sends), but the message that fails alone is set aside and never retried, and
  * its order, already at Binance, would have no te_orders row (and the held orders the batch
  * released, only their stale `held` row); an order whose cancel Binance confirmed would stay
- * `resting` until the poll found it ended at Binance and, knowing of no cancel request, reported it
- * `expired` instead of `cancelled`.
+ * `resting` until the poll found it ended at Binance (and recorded it `cancelled`: te_orders marks
+ * the cancel sent, data.ts markCancelSent).
  *
  * So before the failure is handed on, what Binance acted on in the failed attempt is recorded in a
  * transaction of its own, as the batch would have: the sent orders' rows with Binance's state, their
@@ -17,7 +17,9 @@
  * then find them in te_orders and skip them. An order that cannot be recorded
  * even alone (the failure lies in its own row) is cancelled at Binance if it rests there, logged as
  * an error and counted (te_live_orders_unrecorded_total, metrics.ts: the TeLiveOrderUnrecorded
- * alert); its te_live_sends record stays, marked with that outcome (liveSends.ts markUnrecorded), so
+ * alert); once it ended at Binance, its fills and its end (`order.expired` LIVE_ORDER_UNRECORDED
+ * unless the fills filled it) are published without its row (publishEnd), so order-management and
+ * portfolio-manager close it and count what filled; its te_live_sends record stays, marked with that outcome (liveSends.ts markUnrecorded), so
  * that a redelivery never places it again and, once it ended at Binance, is set aside without asking
  * Binance or counting it again. A settle that meets an outage turns the failure into an
  * outage: the batch is retried later, nothing is set aside meanwhile. A process killed before the
@@ -28,11 +30,13 @@ import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
 import { HandlerUnavailableError, isRetriable } from "../../trading/infra/deadLetters";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
+import type { Fill, OrderRequest } from "../../trading/types";
 import { BatchWork, type LiveCancel, type SentOrder } from "./batch";
 import * as data from "./data";
 import type { LiveVenue } from "./live";
 import { forgetLiveSends, markUnrecorded } from "./liveSends";
 import { recordCancel } from "./liveUpdates";
+import { outcomeEvent } from "./messages";
 import type { UnrecordedOutcome } from "./metrics";
 
 export interface SettleDeps {
@@ -101,7 +105,10 @@ async function settleSentOrders(deps: SettleDeps, venue: LiveVenue, acted: Binan
     }
     for (const c of one.cancels)
       deps.log.error({ orderId: c.order.orderId, binance: c.update?.state.binanceStatus ?? "unknown at Binance", err: { message: messageOf(why) } }, "live cancel Binance answered could not be recorded; the poll reports the order's end");
-    for (const s of one.sent) await unrecorded(deps, venue, s, why);
+    for (const s of one.sent) {
+      const e = await unrecorded(deps, venue, s, why);
+      if (e) enqueued.push(e);
+    }
   }
   return enqueued;
 }
@@ -118,20 +125,77 @@ export async function settleFailedAttempt(deps: SettleDeps & { relay: OutboxRela
   );
 }
 
+/** The reason order-management records for a live order that ended at Binance without a te_orders row of its own. */
+export const UNRECORDED_END_REASON = "LIVE_ORDER_UNRECORDED";
+
+/** What became of an unrecorded order at Binance once it ended there: its status and every fill Binance reported for it. */
+interface EndedAtBinance {
+  status: string;
+  fills: Fill[];
+}
+
+/**
+ * The end of an order that ended at Binance and has no te_orders row, told to order-management and
+ * portfolio-manager through te_outbox in a transaction of its own that needs no such row: its fills
+ * (te_fills, keyed by fill id: te_positions moves with them; their `fill` events) and, unless the
+ * fills filled it, `order.expired` with UNRECORDED_END_REASON (order-management's state machine
+ * takes `expire` from every open state: accepted, partially_filled, pending_cancel). Should the
+ * fills not be writable either, the event goes alone and the fills are named in the error log for
+ * reconciliation. Throws HandlerUnavailableError when PostgreSQL is unavailable for it.
+ */
+async function publishEnd(deps: SettleDeps, o: OrderRequest, ended: EndedAtBinance): Promise<{ enqueued?: Enqueued; published: string; fillsError?: string }> {
+  const write = async (fills: Fill[]) => {
+    let enqueued: Enqueued | undefined;
+    const end = fills.length > 0 && ended.status === "filled" ? [] : [outcomeEvent(o, "order.expired", UNRECORDED_END_REASON)];
+    await deps.pg.transaction(async (tx) => {
+      const w = new BatchWork(tx, deps.fillsTotal);
+      w.fills.push(...fills);
+      await w.flush();
+      w.events.push(...end);
+      enqueued = await enqueue(tx, "te_outbox", w.events);
+    });
+    return { enqueued, published: [fills.length > 0 ? `${fills.length} fill(s)` : "", ...end.map(() => `order.expired ${UNRECORDED_END_REASON}`)].filter(Boolean).join(", ") };
+  };
+  let fillsError: string | undefined;
+  if (ended.fills.length > 0) {
+    try {
+      return await write(ended.fills);
+    } catch (err) {
+      if (isRetriable(err)) throw outage(err);
+      fillsError = messageOf(err);
+    }
+  }
+  try {
+    return { ...(await write([])), fillsError };
+  } catch (err) {
+    if (isRetriable(err)) throw outage(err);
+    return { published: `nothing: ${messageOf(err)}`, fillsError };
+  }
+}
+
 /**
  * A sent order whose own row cannot be written: at least it does not stay open at Binance, where no
- * poll sees it. Its te_live_sends record is marked with the outcome (liveSends.ts markUnrecorded) and
- * the order counted once, the first time (a redelivery that cancels a `cancel_failed` one re-marks it).
+ * poll sees it, nor open in order-management. Once it ended at Binance its end is published
+ * (publishEnd: before the mark, so that a retry after an outage publishes it still); then its
+ * te_live_sends record is marked with the outcome (liveSends.ts markUnrecorded) and the order counted
+ * once, the first time (a redelivery that cancels a `cancel_failed` one re-marks it, and publishes its end).
  */
-async function unrecorded(deps: SettleDeps, venue: LiveVenue, s: SentOrder, why: unknown): Promise<void> {
+async function unrecorded(deps: SettleDeps, venue: LiveVenue, s: SentOrder, why: unknown): Promise<Enqueued | undefined> {
   let outcome: UnrecordedOutcome = "not_open";
   let cancel = "not open";
+  let ended: EndedAtBinance | undefined = { status: s.report.status, fills: s.report.fills };
   if (s.report.status === "resting") {
-    [outcome, cancel] = await venue.cancel(s.order).then(
-      (u): [UnrecordedOutcome, string] => [u?.state.status === "cancelled" ? "cancelled" : "not_open", u?.state.status ?? "unknown at Binance"],
-      (e: unknown): [UnrecordedOutcome, string] => ["cancel_failed", `cancel failed: ${messageOf(e)}`],
+    [outcome, cancel, ended] = await venue.cancel(s.order).then(
+      (u): [UnrecordedOutcome, string, EndedAtBinance] => [
+        u?.state.status === "cancelled" ? "cancelled" : "not_open",
+        u?.state.status ?? "unknown at Binance",
+        { status: u?.state.status ?? "unknown at Binance", fills: u?.state.fills ?? [] },
+      ],
+      (e: unknown): [UnrecordedOutcome, string, undefined] => ["cancel_failed", `cancel failed: ${messageOf(e)}`, undefined],
     );
   }
+  // cancel_failed: it may still be open (and fill) at Binance; its end waits for the retry that cancels it.
+  const end = ended && (await publishEnd(deps, s.order, ended));
   let before: UnrecordedOutcome | undefined;
   try {
     before = await markUnrecorded(deps.pg, s.order.orderId, outcome);
@@ -141,7 +205,14 @@ async function unrecorded(deps: SettleDeps, venue: LiveVenue, s: SentOrder, why:
   }
   if (before === undefined) deps.liveOrdersUnrecorded.inc({ outcome });
   deps.log.error(
-    { orderId: s.order.orderId, binance: s.report.status, cancel, outcome, before, err: { message: messageOf(why) } },
+    {
+      orderId: s.order.orderId, binance: s.report.status, cancel, outcome, before,
+      published: end?.published ?? "nothing: it may be open at Binance",
+      // Fills Binance reported that are in no te_fills row: for reconciliation by hand.
+      ...(end?.fillsError !== undefined ? { fillsUnrecorded: ended?.fills.map((f) => ({ fillId: f.fillId, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee })), fillsError: end.fillsError } : {}),
+      err: { message: messageOf(why) },
+    },
     "live order sent to Binance could not be recorded in te_orders; te_live_sends keeps it marked with its outcome",
   );
+  return end?.enqueued;
 }
