@@ -47,7 +47,7 @@ export default defineService({
         await before;
         return runRollup(store, {
           capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME, pageUsers: c.PERF_ROLLUP_PAGE_USERS, holds: leadership.holds,
-          name: rollupGroup, watermarks, full, overlapSeconds: c.PERF_ROLLUP_OVERLAP_S,
+          name: rollupGroup, watermarks, full, overlapSeconds: c.PERF_ROLLUP_OVERLAP_S, log: ctx.log,
         });
       })().finally(() => {
         if (running?.pass === pass) running = undefined;
