@@ -9,8 +9,8 @@
  * takes is recomputed whole, from the first fill: each day's equity carries every earlier fill
  * (position, cash), a late fill or a strategy that arrives after its fills changes days already
  * written, and drawdown is against the peak of the whole series; so the figures are those of a full
- * recompute. A pass with no watermark (or one written for another capital base or timeframe), or
- * asked `full`, recomputes every user. The watermark is written once every page is, so a pass that
+ * recompute. A pass with no watermark (or one written for another capital base, timeframe or figures
+ * version), or asked `full`, recomputes every user. The watermark is written once every page is, so a pass that
  * stops half way leaves the last one in place and the next pass takes those users again.
  *
  * Memory does not grow with the number of fills: users are taken `pageUsers` at a time in id order
@@ -21,9 +21,10 @@
  * and says so (log, result `reason`). During a rolling deploy replicas of two releases may lead in
  * turn; the newer one first records a claim of its version, and a pass of an older release that
  * finds a claim or a pass of a greater version does nothing (`ran: false` with the reason) or, met
- * mid-pass, stops (RollupSuperseded) without writing its watermark. The rebuilding pass's version
- * is taken from the second after its start, so it outranks the rows of any older pass that started
- * before the claim; so the older release never overwrites newer figures and neither rebuilds again.
+ * mid-pass, stops (RollupSuperseded) without writing its watermark. The claiming pass's version is
+ * taken from the second after the claim, so it outranks the rows of any older pass, which read its
+ * clock before it looked for a claim; so the older release never overwrites newer figures and
+ * neither rebuilds again.
  *
  * One replica at a time runs it (leader.ts): `holds` is asked before each user's write and before
  * the watermark's, and a pass that lost the leadership stops there. A pass's version (of its rows and
@@ -40,7 +41,7 @@ export const TOTAL = "*";
 const VERSIONS_PER_SECOND = 1_000_000;
 
 export interface RollupResult {
-  /** False when another replica runs the rollup (this one did nothing). */
+  /** False when another replica runs the rollup, or a newer release's figures version is in place (`reason`): this one did nothing. */
   ran: boolean;
   /** "incremental": the users changed since the watermark; "full": every user. */
   mode?: "full" | "incremental";
@@ -98,6 +99,9 @@ export async function runRollup(store: PerformanceStore, o: RollupOptions): Prom
   const today = dayOf((o.now ?? new Date()).getTime());
   const params = `capital=${o.capital};timeframe=${o.timeframe}`;
   const figures = o.figures ?? FIGURES_VERSION;
+  // Read before any input: whatever is inserted from here on is new to the next pass. Read before the
+  // figures versions too: a newer release's claim after this read gets a greater version (below).
+  const through = await o.watermarks.serverNow();
   const prior = await o.watermarks.read(o.name);
   const newest = await o.watermarks.newestFigures(o.name);
   if (newest > figures) {
@@ -106,18 +110,17 @@ export async function runRollup(store: PerformanceStore, o: RollupOptions): Prom
     return { ran: false, users: 0, groups: 0, points: 0, figures, reason };
   }
   const rebuild = prior !== undefined && prior.figures !== figures;
-  // The claim goes in before this pass reads the clock: an older release's pass that started before
-  // it has a version below this pass's (taken from the next second), and one that starts after it backs off.
+  // A version no pass wrote yet is claimed before this pass's first write. An older release's pass
+  // that looks for claims after this one backs off; one that looked before read its clock before
+  // that, so its version is below this pass's, taken from the second after the claim.
   const claimed = newest < figures;
   if (claimed) await o.watermarks.claim(o.name, figures);
-  // Read before any input: whatever is inserted from here on is new to the next pass.
-  const through = await o.watermarks.serverNow();
+  const start = claimed ? (await o.watermarks.serverNow()) + 1 : through;
   // Ordered by the passes' starts on ClickHouse's clock, never a replica's: a stale leader whose clock
   // runs ahead would otherwise outrank, with the series it wrote before stopping, the new leader's
   // later reads of those users, and the new leader's watermark would keep them from being read again.
   // Passes started in the same second differ in the random low digits (either read every input stamped
   // before that second, and the next pass takes that second again: inserted_at >= watermark).
-  const start = claimed ? through + 1 : through;
   const version = Math.max(start * VERSIONS_PER_SECOND + randomInt(VERSIONS_PER_SECOND), (prior?.version ?? 0) + 1);
   const incremental = !o.full && !rebuild && prior !== undefined && prior.params === params;
   const reason = rebuild ? `figures version ${prior.figures} -> ${figures}: rebuilding every user` : undefined;
