@@ -10,6 +10,8 @@
  *   fed at insert time, ordered by that time), not whole inserted_at columns: the lookup's
  *   `rows_read` (the server's statistics of the very query the pass sent) stays within a few
  *   granules while 100,000 older changes sit in the tables, where the previous lookup read them all.
+ * - migration 0009 on a database that had 0001-0008 and rows: it copies the history the views did
+ *   not see, and 0008's watermark still counts (as figures 1), so no rebuild follows the deploy.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -17,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { useServers } from "../harness/shared";
 import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { bindParamsForLegacyServer } from "../../services/src/kit/clickhouse/legacy-binding";
-import { runClickHouseMigrations } from "../../services/src/migrations";
+import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, runClickHouseMigrations } from "../../services/src/migrations";
 import { PerformanceStore } from "../../services/src/services/performance-analytics/data";
 import { dayOf, FIGURES_VERSION, type DailyPoint } from "../../services/src/services/performance-analytics/domain";
 import { rollupPage, RollupSuperseded, runRollup, type RollupOptions } from "../../services/src/services/performance-analytics/rollup";
@@ -211,4 +213,37 @@ describe("changed users since the watermark", () => {
     // At most a granule (8192 rows) either side of the range in each of the change tables it reads.
     expect(lookup).toBeLessThan(4 * 8192);
   }, 180_000);
+});
+
+describe("migration 0009 on a database with history", () => {
+  it("copies what was inserted before the views: every symbol a user traded, and the changes from a day before the oldest watermark on", async () => {
+    const db = `pa0009_${run}`;
+    await ch.command(`CREATE DATABASE ${db}`);
+    const old = createClickHouse({ CLICKHOUSE_URL: srv.env.CLICKHOUSE_URL, CLICKHOUSE_USER: srv.env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: srv.env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: db });
+    try {
+      const files = loadMigrationFiles(CLICKHOUSE_MIGRATIONS_DIR);
+      await runClickHouseMigrations(old, { files: files.filter((f) => f.version < 9) });
+      const row = (user: string, symbol: string, insertedAt: string) => ({ fill_id: `${user}:${insertedAt}`, order_id: `o-${user}`, user_id: user, symbol, side: "buy", quantity: 1, price: 1, fee: 0, ts_ms: 0, at: "2020-01-01 00:00:00", inserted_at: insertedAt });
+      await old.insert("pa_fills", [row("long-ago", "SYM1", "2020-01-01 00:00:00"), row("recent", "SYM2", "2020-06-01 12:00:00")]);
+      await old.insert("pa_order_strategies", [{ order_id: "o-strat", user_id: "strat", strategy: "momo", inserted_at: "2020-06-01 12:30:00" }]);
+      await old.insert("market_candles", [
+        { symbol: "SYM1", timeframe: "1m", open_time: "2020-01-01 00:00:00", open: 1, high: 1, low: 1, close: 1, volume: 1, trades: 1, source: "t", inserted_at: "2020-01-01 00:00:00" },
+        { symbol: "SYM2", timeframe: "1m", open_time: "2020-06-01 11:00:00", open: 1, high: 1, low: 1, close: 1, volume: 1, trades: 1, source: "t", inserted_at: "2020-06-01 11:00:00" },
+      ]);
+      // The watermark of 0008: its pass started 2020-06-01 12:00:00 (unix 1590991200).
+      await old.insert("pa_rollup_watermark", [{ name: "perf", through: 1590991200, day: "2020-06-01", params: "capital=10000;timeframe=1m", version: 1 }]);
+      await runClickHouseMigrations(old, { files });
+      expect(await old.query("SELECT symbol, user_id FROM pa_symbol_users ORDER BY symbol")).toEqual([{ symbol: "SYM1", user_id: "long-ago" }, { symbol: "SYM2", user_id: "recent" }]);
+      expect(await old.query("SELECT toString(changed_at) AS at, user_id FROM pa_changed_users ORDER BY at")).toEqual([{ at: "2020-06-01 12:00:00", user_id: "recent" }, { at: "2020-06-01 12:30:00", user_id: "strat" }]);
+      expect(await old.query("SELECT toString(changed_at) AS at, symbol FROM pa_changed_symbols")).toEqual([{ at: "2020-06-01 11:00:00", symbol: "SYM2" }]);
+      // 0008's watermark still counts, as figures 1: no rebuild follows the migration.
+      expect(await new RollupWatermarks(old).read("perf")).toMatchObject({ through: 1590991200, figures: 1, version: 1 });
+      // From here on the views feed the tables.
+      await old.insert("pa_fills", [row("later", "SYM3", "2020-07-01 00:00:00")]);
+      expect(await new RollupWatermarks(old).changedUserPage("", 10, { since: 1593561600, timeframe: "1m" })).toEqual(["later"]);
+    } finally {
+      await old.close();
+      await ch.command(`DROP DATABASE IF EXISTS ${db}`);
+    }
+  }, 120_000);
 });
