@@ -41,11 +41,12 @@ export class RollupWatermarks {
   /** The watermark of the last completed pass of rollup `name` (highest version), if any. */
   async read(name: string): Promise<Watermark | undefined> {
     const rows = await this.ch.query<{ through: string; day: string; params: string; version: string; figures: string }>(
-      `SELECT toString(through) AS through, toString(day) AS day, params, toString(version) AS version, toString(figures) AS figures FROM (
-           SELECT through, day, params, version, figures FROM pa_rollup_passes WHERE name = {name:String} AND complete = 1
+      // Ordered by the number (pass_version), not by `version`: that alias is its text here, and "99" sorts after "1796172160991822".
+      `SELECT toString(through) AS through, toString(day) AS day, params, toString(pass_version) AS version, toString(figures) AS figures FROM (
+           SELECT through, day, params, version AS pass_version, figures FROM pa_rollup_passes WHERE name = {name:String} AND complete = 1
            UNION ALL
-           SELECT through, day, params, version, toUInt32(1) AS figures FROM pa_rollup_watermark WHERE name = {name:String})
-        ORDER BY version DESC LIMIT 1`,
+           SELECT through, day, params, version AS pass_version, toUInt32(1) AS figures FROM pa_rollup_watermark WHERE name = {name:String})
+        ORDER BY pass_version DESC LIMIT 1`,
       { name },
     );
     const r = rows[0];
