@@ -14,6 +14,7 @@ import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { PerformanceStore, type FillRow } from "./data";
 import { strategyOf } from "./domain";
 import { rollupLeadership } from "./leader";
+import { MAX_OVERLAP_SECONDS } from "./retention";
 import { runRollup, type RollupResult } from "./rollup";
 import { registerRoutes } from "./routes";
 import { RollupWatermarks } from "./watermark";
@@ -27,7 +28,7 @@ export default defineService({
     PERF_PRICE_TIMEFRAME: Type.String({ default: "1m", pattern: "^\\d+[smhdw]$", description: "market_candles timeframe whose last close of a UTC day is that day's close" }),
     PERF_ROLLUP_INTERVAL_MS: Type.Integer({ default: 300_000, minimum: 0, description: "0 disables the schedule (POST /rollup still runs it)" }),
     PERF_ROLLUP_PAGE_USERS: Type.Integer({ default: 200, minimum: 1, maximum: 10_000, description: "users whose day flows the rollup holds at once (memory bound)" }),
-    PERF_ROLLUP_OVERLAP_S: Type.Integer({ default: 60, minimum: 0, maximum: 86_400, description: "inputs inserted this long before the last pass's start count as new again (inserts in flight then)" }),
+    PERF_ROLLUP_OVERLAP_S: Type.Integer({ default: 60, minimum: 0, maximum: MAX_OVERLAP_SECONDS, description: "inputs inserted this long before the last pass's start count as new again (inserts in flight then)" }),
   },
   async register(ctx) {
     const c = ctx.config;

@@ -11,7 +11,8 @@
  * written, and drawdown is against the peak of the whole series; so the figures are those of a full
  * recompute. A pass with no watermark (or one written for another capital base, timeframe or figures
  * version), or asked `full`, recomputes every user. The watermark is written once every page is, so a pass that
- * stops half way leaves the last one in place and the next pass takes those users again.
+ * stops half way leaves the last one in place and the next pass takes those users again. After it,
+ * the change tables' partitions no pass reads again are dropped (retention.ts; a failure is logged).
  *
  * Memory does not grow with the number of fills: users are taken `pageUsers` at a time in id order
  * (keyset pagination), and ClickHouse sums their fills per strategy, symbol and day (DayFlow), so a
@@ -152,6 +153,13 @@ export async function runRollup(store: PerformanceStore, o: RollupOptions): Prom
   if (!holds()) throw new RollupLeadershipLost();
   await superseded();
   await o.watermarks.write(o.name, { through, day: today, params, version, figures });
+  // Housekeeping once the figures and the watermark are in: a failure leaves the rows for the next pass to drop.
+  try {
+    const trimmed = await o.watermarks.trim(o.name);
+    if (trimmed.dropped.length || trimmed.passRows) o.log?.info({ rollup: o.name, ...trimmed }, "rollup change partitions and superseded passes trimmed");
+  } catch (err) {
+    o.log?.warn({ rollup: o.name, err: { message: (err as Error).message } }, "trimming the rollup's tables failed; the next pass tries again");
+  }
   return { ran: true, mode: incremental ? "incremental" : "full", users, groups, points, figures, ...(reason && { reason }) };
 }
 

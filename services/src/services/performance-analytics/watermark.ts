@@ -6,6 +6,7 @@
  * market_candles, so a replica's clock never decides what counts as new.
  */
 import type { ClickHouseKitClient } from "../../kit";
+import { changesNeededFrom, deleteSupersededPasses, dropChangesBefore, type Trimmed } from "./retention";
 
 export interface Watermark {
   /** Inputs inserted from this second (less the pass's overlap) are new to the next pass. */
@@ -61,6 +62,13 @@ export class RollupWatermarks {
 
   async write(name: string, w: Watermark): Promise<void> {
     await this.ch.insert("pa_rollup_passes", [{ name, through: w.through, day: w.day, params: w.params, figures: w.figures, version: w.version, complete: 1 }]);
+  }
+
+  /** After a completed pass of `name`: drops the changes no pass reads again and `name`'s superseded pass rows (retention.ts). */
+  async trim(name: string): Promise<Trimmed> {
+    const neededFrom = await changesNeededFrom(this.ch);
+    const dropped = neededFrom === undefined ? [] : await dropChangesBefore(this.ch, neededFrom);
+    return { dropped, passRows: await deleteSupersededPasses(this.ch, name) };
   }
 
   /** A release about to write figures no pass of `name` wrote yet says so first: older releases back off from then on. */
