@@ -4,6 +4,9 @@
  * cron runner the datastore images do not carry, see README): `pg_dump` of
  * PostgreSQL and a per-table Native-format export of ClickHouse, each into its own volume with the
  * newest seven kept. Shipping the files off the cluster (object storage) is the operator's choice.
+ * A ClickHouse backup is `<stamp>/tables/<t>.sql` + `<t>.native` per table and `<stamp>/views/<v>.sql`
+ * per view (plain or materialized, CREATE only); a restore creates and loads the tables, then creates
+ * the views (README, "Backups").
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerImage } from "../../stacks/images";
@@ -12,6 +15,9 @@ import { backupJobName } from "../topology";
 import { LABEL_BACKUP_OF, Runtime } from "../workload";
 
 export type BackedUpStore = "postgres" | "clickhouse";
+
+/** ClickHouse engines of views (system.tables.engine): their CREATE is saved, never their rows. */
+const VIEW_ENGINES = "'View', 'MaterializedView'";
 
 /** Shell run by the backup job; pure so the test can read it. Credentials come from env only. */
 export function backupScript(store: BackedUpStore): string {
@@ -29,12 +35,38 @@ export function backupScript(store: BackedUpStore): string {
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
     'dir="/backups/$stamp"',
     'mkdir -p "$dir"',
+    'mkdir -p "$dir/tables" "$dir/views"',
     `ch() { clickhouse-client --host clickhouse --user ${DB_USER} --database ${DB_NAME} "$@"; }`,
-    'for t in $(ch --query "SHOW TABLES"); do',
-    '  ch --query "SHOW CREATE TABLE $t FORMAT TSVRaw" > "$dir/$t.sql"',
-    '  ch --query "SELECT * FROM $t FORMAT Native" > "$dir/$t.native"',
+    // Data of tables only: a view has none of its own (a materialized view's rows are its TO table's,
+    // which would be saved twice), and a view is created on restore once its tables are back.
+    `tables=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN (${VIEW_ENGINES}) ORDER BY name")`,
+    `views=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine IN (${VIEW_ENGINES}) ORDER BY name")`,
+    'for t in $tables; do',
+    '  ch --query "SHOW CREATE TABLE $t FORMAT TSVRaw" > "$dir/tables/$t.sql"',
+    '  ch --query "SELECT * FROM $t FORMAT Native" > "$dir/tables/$t.native"',
+    "done",
+    'for v in $views; do',
+    '  ch --query "SHOW CREATE TABLE $v FORMAT TSVRaw" > "$dir/views/$v.sql"',
     "done",
     prune,
+  ].join("\n");
+}
+
+/**
+ * Shell restoring a ClickHouse backup directory (`/backups/<stamp>`) into the database it was taken
+ * from, empty, with the job's client and credentials (not scheduled: run by hand, README). Order
+ * matters: the tables are created first (a view's CREATE names its source and TO tables), loaded
+ * next, the views last, so the restored rows are not fed through the materialized views again.
+ */
+export function clickhouseRestoreScript(backupDir: string): string {
+  return [
+    "set -eu",
+    `dir='${backupDir.replace(/'/g, "'\\''")}'`,
+    `ch() { clickhouse-client --host clickhouse --user ${DB_USER} --database ${DB_NAME} "$@"; }`,
+    'for f in "$dir"/tables/*.sql; do ch --query "$(cat "$f")"; done',
+    // An empty table's file is empty, and the client refuses an insert of no data.
+    'for f in "$dir"/tables/*.native; do [ -s "$f" ] || continue; ch --query "INSERT INTO $(basename "$f" .native) FORMAT Native" < "$f"; done',
+    'for f in "$dir"/views/*.sql; do [ -e "$f" ] || continue; ch --query "$(cat "$f")"; done',
   ].join("\n");
 }
 

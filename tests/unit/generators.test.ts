@@ -9,7 +9,7 @@ import { nginxConfig, publicRoutes } from "../../components/edge/nginx";
 import { alertRulesYaml, prometheusConfig } from "../../components/monitoring/prometheus";
 import { aiChainsDashboard } from "../../components/monitoring/grafana";
 import { buildTopology } from "../../components/topology";
-import { backupScript } from "../../components/data/backup";
+import { backupScript, clickhouseRestoreScript } from "../../components/data/backup";
 import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
 import { fileKey, k8sProbe, k8sStartupProbe, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "../../components/runtime/kubernetes";
 import { runtimeCapabilities } from "../../components/runtime";
@@ -203,6 +203,20 @@ describe("backups", () => {
     expect(pg).toContain("tail -n +8");
     const ch = backupScript("clickhouse");
     expect(ch).toContain("FORMAT Native");
+    // Rows of tables only; views' CREATE apart (run against ClickHouse in tests/services/clickhouse-backup.test.ts).
+    expect(ch).toContain("engine NOT IN ('View', 'MaterializedView')");
+    expect(ch).not.toContain("SHOW TABLES");
+    expect(ch).toMatch(/for v in \$views; do\n  ch --query "SHOW CREATE TABLE \$v FORMAT TSVRaw" > "\$dir\/views\/\$v.sql"\ndone/);
+    expect(ch).not.toMatch(/password/i);
+  });
+
+  it("restore ClickHouse tables, then their rows, then the views", () => {
+    const restore = clickhouseRestoreScript("/backups/20260101T000000Z");
+    const at = (s: string) => restore.indexOf(s);
+    expect(at('"$dir"/tables/*.sql')).toBeGreaterThan(0);
+    expect(at('"$dir"/tables/*.native')).toBeGreaterThan(at('"$dir"/tables/*.sql'));
+    expect(at('"$dir"/views/*.sql')).toBeGreaterThan(at('"$dir"/tables/*.native'));
+    expect(clickhouseRestoreScript("/b/it's")).toContain("dir='/b/it'\\''s'");
   });
 });
 
