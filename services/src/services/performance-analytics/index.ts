@@ -5,7 +5,8 @@
  * positions to daily closes from `market_candles` (written by data-bridge) into `pa_daily`; the
  * API summarises that series. Layers: routes.ts (HTTP), domain.ts (curve and figures, no I/O),
  * data.ts (ClickHouse), rollup.ts (the scheduled job: the users changed since its watermark, a page
- * at a time), watermark.ts (how far it has read; which users changed since), leader.ts (which
+ * at a time), watermark.ts (how far it has read; which users changed since), retention.ts (the
+ * changes and passes dropped once no pass reads them), leader.ts (which
  * replica runs it: the leader of the `<PERF_CONSUMER_GROUP>-rollup` Kafka group; the others skip).
  */
 import { defineService, Type } from "../../kit";
