@@ -19,8 +19,52 @@ export type BackedUpStore = "postgres" | "clickhouse";
 /** ClickHouse engines of views (system.tables.engine): their CREATE is saved, never their rows. */
 const VIEW_ENGINES = "'View', 'MaterializedView'";
 
-/** Shell run by the backup job; pure so the test can read it. Credentials come from env only. */
-export function backupScript(store: BackedUpStore): string {
+/** The server a ClickHouse backup or restore talks to (native protocol): the cluster's by default. */
+export interface ClickHouseConnection {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+}
+export const CLUSTER_CLICKHOUSE: ClickHouseConnection = { host: "clickhouse", port: 9000, user: DB_USER, database: DB_NAME };
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/**
+ * Shell lines giving the script a `ch` function running clickhouse-client as `conn.user` with the
+ * password of `$CLICKHOUSE_PASSWORD`. Not `--password` (any user of the node reads a process's
+ * arguments in /proc/<pid>/cmdline), and not the variable itself: the 18.16 client of the offline
+ * stand-in never reads it (24.8's does). Both read `<user>` and `<password>` from a `--config-file`,
+ * so the password is written, XML-escaped, to a file of mode 0600 in a private directory (under
+ * $TMPDIR or /tmp, the job's scratch directory) removed when the script exits. `printf` is the shell's
+ * builtin and sed reads the value from its stdin, so it is on no command line on the way either.
+ */
+function clickhouseClientSetup(conn: ClickHouseConnection): string[] {
+  return [
+    ': "${CLICKHOUSE_PASSWORD:?is not set}"',
+    'client_dir=$(mktemp -d)',
+    "trap 'rm -rf \"$client_dir\"' EXIT",
+    // A signal ends the script through exit, so the EXIT trap still removes the file.
+    "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+    "(",
+    "  umask 077",
+    "  {",
+    `    printf '%s' ${shellQuote(`<config><user>${xmlEscape(conn.user)}</user><password>`)}`,
+    // Piped, not $(...), which would drop the password's trailing newlines.
+    `    printf '%s' "$CLICKHOUSE_PASSWORD" | sed -e 's/&/\\&amp;/g' -e 's/</\\&lt;/g' -e 's/>/\\&gt;/g'`,
+    "    printf '%s\\n' '</password></config>'",
+    '  } > "$client_dir/client.xml"',
+    ")",
+    `ch() { clickhouse-client --config-file "$client_dir/client.xml" --host ${shellQuote(conn.host)} --port ${conn.port} --database ${shellQuote(conn.database)} "$@"; }`,
+  ];
+}
+
+/**
+ * Shell run by the backup job; pure so the test can read it. Credentials come from the environment
+ * only (PGPASSWORD, read by pg_dump; CLICKHOUSE_PASSWORD, see clickhouseClientSetup).
+ */
+export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE): string {
   const prune = "ls -1t /backups | tail -n +8 | while read -r old; do rm -rf \"/backups/$old\"; done";
   if (store === "postgres") {
     return [
@@ -36,7 +80,7 @@ export function backupScript(store: BackedUpStore): string {
     'dir="/backups/$stamp"',
     'mkdir -p "$dir"',
     'mkdir -p "$dir/tables" "$dir/views"',
-    `ch() { clickhouse-client --host clickhouse --user ${DB_USER} --database ${DB_NAME} "$@"; }`,
+    ...clickhouseClientSetup(clickhouse),
     // Data of tables only: a view has none of its own (a materialized view's rows are its TO table's,
     // which would be saved twice), and a view is created on restore once its tables are back.
     `tables=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN (${VIEW_ENGINES}) ORDER BY name")`,
@@ -58,11 +102,11 @@ export function backupScript(store: BackedUpStore): string {
  * matters: the tables are created first (a view's CREATE names its source and TO tables), loaded
  * next, the views last, so the restored rows are not fed through the materialized views again.
  */
-export function clickhouseRestoreScript(backupDir: string): string {
+export function clickhouseRestoreScript(backupDir: string, clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE): string {
   return [
     "set -eu",
-    `dir='${backupDir.replace(/'/g, "'\\''")}'`,
-    `ch() { clickhouse-client --host clickhouse --user ${DB_USER} --database ${DB_NAME} "$@"; }`,
+    `dir=${shellQuote(backupDir)}`,
+    ...clickhouseClientSetup(clickhouse),
     'for f in "$dir"/tables/*.sql; do ch --query "$(cat "$f")"; done',
     // An empty table's file is empty, and the client refuses an insert of no data.
     'for f in "$dir"/tables/*.native; do [ -s "$f" ] || continue; ch --query "INSERT INTO $(basename "$f" .native) FORMAT Native" < "$f"; done',

@@ -207,7 +207,22 @@ describe("backups", () => {
     expect(ch).toContain("engine NOT IN ('View', 'MaterializedView')");
     expect(ch).not.toContain("SHOW TABLES");
     expect(ch).toMatch(/for v in \$views; do\n  ch --query "SHOW CREATE TABLE \$v FORMAT TSVRaw" > "\$dir\/views\/\$v.sql"\ndone/);
-    expect(ch).not.toMatch(/password/i);
+  });
+
+  it("give ClickHouse's password to the client in a private config file, never on a command line", () => {
+    for (const script of [backupScript("clickhouse"), clickhouseRestoreScript("/backups/20260101T000000Z")]) {
+      // The variable is read by the shell's `:` and `printf` builtins only, printf's output piped to sed.
+      expect(script.split("\n").filter((line) => line.includes("CLICKHOUSE_PASSWORD"))).toEqual([
+        ': "${CLICKHOUSE_PASSWORD:?is not set}"',
+        `    printf '%s' "$CLICKHOUSE_PASSWORD" | sed -e 's/&/\\&amp;/g' -e 's/</\\&lt;/g' -e 's/>/\\&gt;/g'`,
+      ]);
+      expect(script).not.toContain("--password");
+      expect(script).not.toContain("--user");
+      expect(script).toContain("client_dir=$(mktemp -d)\ntrap 'rm -rf \"$client_dir\"' EXIT");
+      expect(script).toContain("umask 077");
+      expect(script).toContain(`ch() { clickhouse-client --config-file "$client_dir/client.xml" --host 'clickhouse' --port 9000 --database 'ai_trading' "$@"; }`);
+      expect(script).toContain("printf '%s' '<config><user>trading</user><password>'");
+    }
   });
 
   it("restore ClickHouse tables, then their rows, then the views", () => {
