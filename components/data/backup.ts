@@ -4,6 +4,9 @@
  * cron runner the datastore images do not carry, see README): `pg_dump` of
  * PostgreSQL and a per-table Native-format export of ClickHouse, each into its own volume with the
  * newest seven kept. Shipping the files off the cluster (object storage) is the operator's choice.
+ * A ClickHouse backup is `<stamp>/tables/<t>.sql` + `<t>.native` per table and `<stamp>/views/<v>.sql`
+ * per view (plain or materialized, CREATE only); a restore creates and loads the tables, then creates
+ * the views (README, "Backups").
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerImage } from "../../stacks/images";
@@ -13,8 +16,55 @@ import { LABEL_BACKUP_OF, Runtime } from "../workload";
 
 export type BackedUpStore = "postgres" | "clickhouse";
 
-/** Shell run by the backup job; pure so the test can read it. Credentials come from env only. */
-export function backupScript(store: BackedUpStore): string {
+/** ClickHouse engines of views (system.tables.engine): their CREATE is saved, never their rows. */
+const VIEW_ENGINES = "'View', 'MaterializedView'";
+
+/** The server a ClickHouse backup or restore talks to (native protocol): the cluster's by default. */
+export interface ClickHouseConnection {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+}
+export const CLUSTER_CLICKHOUSE: ClickHouseConnection = { host: "clickhouse", port: 9000, user: DB_USER, database: DB_NAME };
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/**
+ * Shell lines giving the script a `ch` function running clickhouse-client as `conn.user` with the
+ * password of `$CLICKHOUSE_PASSWORD`. Not `--password` (any user of the node reads a process's
+ * arguments in /proc/<pid>/cmdline), and not the variable itself: the 18.16 client of the offline
+ * stand-in never reads it (24.8's does). Both read `<user>` and `<password>` from a `--config-file`,
+ * so the password is written, XML-escaped, to a file of mode 0600 in a private directory (under
+ * $TMPDIR or /tmp, the job's scratch directory) removed when the script exits. `printf` is the shell's
+ * builtin and sed reads the value from its stdin, so it is on no command line on the way either.
+ */
+function clickhouseClientSetup(conn: ClickHouseConnection): string[] {
+  return [
+    ': "${CLICKHOUSE_PASSWORD:?is not set}"',
+    'client_dir=$(mktemp -d)',
+    "trap 'rm -rf \"$client_dir\"' EXIT",
+    // A signal ends the script through exit, so the EXIT trap still removes the file.
+    "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+    "(",
+    "  umask 077",
+    "  {",
+    `    printf '%s' ${shellQuote(`<config><user>${xmlEscape(conn.user)}</user><password>`)}`,
+    // Piped, not $(...), which would drop the password's trailing newlines.
+    `    printf '%s' "$CLICKHOUSE_PASSWORD" | sed -e 's/&/\\&amp;/g' -e 's/</\\&lt;/g' -e 's/>/\\&gt;/g'`,
+    "    printf '%s\\n' '</password></config>'",
+    '  } > "$client_dir/client.xml"',
+    ")",
+    `ch() { clickhouse-client --config-file "$client_dir/client.xml" --host ${shellQuote(conn.host)} --port ${conn.port} --database ${shellQuote(conn.database)} "$@"; }`,
+  ];
+}
+
+/**
+ * Shell run by the backup job; pure so the test can read it. Credentials come from the environment
+ * only (PGPASSWORD, read by pg_dump; CLICKHOUSE_PASSWORD, see clickhouseClientSetup).
+ */
+export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE): string {
   const prune = "ls -1t /backups | tail -n +8 | while read -r old; do rm -rf \"/backups/$old\"; done";
   if (store === "postgres") {
     return [
@@ -29,12 +79,38 @@ export function backupScript(store: BackedUpStore): string {
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
     'dir="/backups/$stamp"',
     'mkdir -p "$dir"',
-    `ch() { clickhouse-client --host clickhouse --user ${DB_USER} --database ${DB_NAME} "$@"; }`,
-    'for t in $(ch --query "SHOW TABLES"); do',
-    '  ch --query "SHOW CREATE TABLE $t FORMAT TSVRaw" > "$dir/$t.sql"',
-    '  ch --query "SELECT * FROM $t FORMAT Native" > "$dir/$t.native"',
+    'mkdir -p "$dir/tables" "$dir/views"',
+    ...clickhouseClientSetup(clickhouse),
+    // Data of tables only: a view has none of its own (a materialized view's rows are its TO table's,
+    // which would be saved twice), and a view is created on restore once its tables are back.
+    `tables=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN (${VIEW_ENGINES}) ORDER BY name")`,
+    `views=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine IN (${VIEW_ENGINES}) ORDER BY name")`,
+    'for t in $tables; do',
+    '  ch --query "SHOW CREATE TABLE $t FORMAT TSVRaw" > "$dir/tables/$t.sql"',
+    '  ch --query "SELECT * FROM $t FORMAT Native" > "$dir/tables/$t.native"',
+    "done",
+    'for v in $views; do',
+    '  ch --query "SHOW CREATE TABLE $v FORMAT TSVRaw" > "$dir/views/$v.sql"',
     "done",
     prune,
+  ].join("\n");
+}
+
+/**
+ * Shell restoring a ClickHouse backup directory (`/backups/<stamp>`) into the database it was taken
+ * from, empty, with the job's client and credentials (not scheduled: run by hand, README). Order
+ * matters: the tables are created first (a view's CREATE names its source and TO tables), loaded
+ * next, the views last, so the restored rows are not fed through the materialized views again.
+ */
+export function clickhouseRestoreScript(backupDir: string, clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE): string {
+  return [
+    "set -eu",
+    `dir=${shellQuote(backupDir)}`,
+    ...clickhouseClientSetup(clickhouse),
+    'for f in "$dir"/tables/*.sql; do ch --query "$(cat "$f")"; done',
+    // An empty table's file is empty, and the client refuses an insert of no data.
+    'for f in "$dir"/tables/*.native; do [ -s "$f" ] || continue; ch --query "INSERT INTO $(basename "$f" .native) FORMAT Native" < "$f"; done',
+    'for f in "$dir"/views/*.sql; do [ -e "$f" ] || continue; ch --query "$(cat "$f")"; done',
   ].join("\n");
 }
 

@@ -12,6 +12,8 @@ export interface ClickHouseEnv extends Record<string, string> {
 
 export interface StartClickHouseOptions {
   readyTimeoutMs?: number;
+  /** The default user's password instead of a generated one (e.g. one with characters to escape). */
+  password?: string;
 }
 
 const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -22,13 +24,13 @@ const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").
  */
 export class ClickHouseServer extends BaseServer<ClickHouseEnv> {
   readonly user = "default";
-  readonly password = generatePassword();
   readonly database = "default";
 
   constructor(
     port: number,
     readonly tcpPort: number,
     private readonly readyTimeoutMs: number,
+    readonly password: string = generatePassword(),
   ) {
     super("clickhouse", port, makeTempDir("clickhouse"));
     this.writeConfig();
@@ -154,6 +156,6 @@ export class ClickHouseServer extends BaseServer<ClickHouseEnv> {
 
 /** Start a private clickhouse-server (HTTP + native ports free on loopback, generated password). */
 export async function startClickHouse(opts: StartClickHouseOptions = {}): Promise<ClickHouseServer> {
-  const server = new ClickHouseServer(await freePort(), await freePort(), opts.readyTimeoutMs ?? 600_000);
+  const server = new ClickHouseServer(await freePort(), await freePort(), opts.readyTimeoutMs ?? 600_000, opts.password);
   return server.start();
 }

@@ -161,10 +161,10 @@ describe("clickhouse migrations (real 18.16 server: DDL only)", () => {
       const tables = (
         await ch.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${srv.clickhouse.database}' ORDER BY name`)
       ).map((t) => t.name);
-      // Every table the folder declares exists, and nothing else (read from the files, so a new
+      // Every table (and materialized view) the folder declares exists, and nothing else (read from the files, so a new
       // migration is covered without editing this list; the list was stale twice when branches met).
       const declared = loadMigrationFiles(CLICKHOUSE_MIGRATIONS_DIR).flatMap((f) =>
-        [...f.sql.matchAll(/CREATE TABLE IF NOT EXISTS\s+([a-z_][a-z0-9_]*)/gi)].map((m) => m[1]),
+        [...f.sql.matchAll(/CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS\s+([a-z_][a-z0-9_]*)/gi)].map((m) => m[1]),
       );
       expect(declared).toEqual(expect.arrayContaining(["market_candles", "trade_events", "usage_events"]));
       expect(tables).toEqual([...new Set([...declared, "schema_migrations"])].sort());

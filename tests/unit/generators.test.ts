@@ -9,7 +9,7 @@ import { nginxConfig, publicRoutes } from "../../components/edge/nginx";
 import { alertRulesYaml, prometheusConfig } from "../../components/monitoring/prometheus";
 import { aiChainsDashboard } from "../../components/monitoring/grafana";
 import { buildTopology } from "../../components/topology";
-import { backupScript } from "../../components/data/backup";
+import { backupScript, clickhouseRestoreScript } from "../../components/data/backup";
 import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
 import { fileKey, k8sProbe, k8sStartupProbe, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "../../components/runtime/kubernetes";
 import { runtimeCapabilities } from "../../components/runtime";
@@ -203,6 +203,35 @@ describe("backups", () => {
     expect(pg).toContain("tail -n +8");
     const ch = backupScript("clickhouse");
     expect(ch).toContain("FORMAT Native");
+    // Rows of tables only; views' CREATE apart (run against ClickHouse in tests/services/clickhouse-backup.test.ts).
+    expect(ch).toContain("engine NOT IN ('View', 'MaterializedView')");
+    expect(ch).not.toContain("SHOW TABLES");
+    expect(ch).toMatch(/for v in \$views; do\n  ch --query "SHOW CREATE TABLE \$v FORMAT TSVRaw" > "\$dir\/views\/\$v.sql"\ndone/);
+  });
+
+  it("give ClickHouse's password to the client in a private config file, never on a command line", () => {
+    for (const script of [backupScript("clickhouse"), clickhouseRestoreScript("/backups/20260101T000000Z")]) {
+      // The variable is read by the shell's `:` and `printf` builtins only, printf's output piped to sed.
+      expect(script.split("\n").filter((line) => line.includes("CLICKHOUSE_PASSWORD"))).toEqual([
+        ': "${CLICKHOUSE_PASSWORD:?is not set}"',
+        `    printf '%s' "$CLICKHOUSE_PASSWORD" | sed -e 's/&/\\&amp;/g' -e 's/</\\&lt;/g' -e 's/>/\\&gt;/g'`,
+      ]);
+      expect(script).not.toContain("--password");
+      expect(script).not.toContain("--user");
+      expect(script).toContain("client_dir=$(mktemp -d)\ntrap 'rm -rf \"$client_dir\"' EXIT");
+      expect(script).toContain("umask 077");
+      expect(script).toContain(`ch() { clickhouse-client --config-file "$client_dir/client.xml" --host 'clickhouse' --port 9000 --database 'ai_trading' "$@"; }`);
+      expect(script).toContain("printf '%s' '<config><user>trading</user><password>'");
+    }
+  });
+
+  it("restore ClickHouse tables, then their rows, then the views", () => {
+    const restore = clickhouseRestoreScript("/backups/20260101T000000Z");
+    const at = (s: string) => restore.indexOf(s);
+    expect(at('"$dir"/tables/*.sql')).toBeGreaterThan(0);
+    expect(at('"$dir"/tables/*.native')).toBeGreaterThan(at('"$dir"/tables/*.sql'));
+    expect(at('"$dir"/views/*.sql')).toBeGreaterThan(at('"$dir"/tables/*.native'));
+    expect(clickhouseRestoreScript("/b/it's")).toContain("dir='/b/it'\\''s'");
   });
 });
 

@@ -13,6 +13,14 @@
  *   Sharpe     = mean(return) / sample stdev(return) x sqrt(365)   (crypto trades every day; null
  *                with fewer than 2 returns or zero deviation; risk-free rate 0)
  */
+/**
+ * The version of the figures' definition above (dailyCurveOf and what it stores per day): raise it
+ * with any change to how a stored figure is computed. The rollup records it with each pass; a pass
+ * finding the last one computed under a lower version rebuilds every user, once (rollup.ts). 1 is
+ * the definition of the releases before it was versioned.
+ */
+export const FIGURES_VERSION = 1;
+
 export interface PerfFill { fillId: string; symbol: string; side: "buy" | "sell"; quantity: number; price: number; fee: number; tsMs: number }
 
 export interface DailyPoint { day: string; equity: number; pnl: number; dailyReturn: number; exposure: number; drawdown: number; fees: number; trades: number }

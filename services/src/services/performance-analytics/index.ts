@@ -5,7 +5,8 @@
  * positions to daily closes from `market_candles` (written by data-bridge) into `pa_daily`; the
  * API summarises that series. Layers: routes.ts (HTTP), domain.ts (curve and figures, no I/O),
  * data.ts (ClickHouse), rollup.ts (the scheduled job: the users changed since its watermark, a page
- * at a time), watermark.ts (how far it has read; which users changed since), leader.ts (which
+ * at a time), watermark.ts (how far it has read; which users changed since), retention.ts (the
+ * changes and passes dropped once no pass reads them), leader.ts (which
  * replica runs it: the leader of the `<PERF_CONSUMER_GROUP>-rollup` Kafka group; the others skip).
  */
 import { defineService, Type } from "../../kit";
@@ -14,6 +15,7 @@ import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { PerformanceStore, type FillRow } from "./data";
 import { strategyOf } from "./domain";
 import { rollupLeadership } from "./leader";
+import { MAX_OVERLAP_SECONDS } from "./retention";
 import { runRollup, type RollupResult } from "./rollup";
 import { registerRoutes } from "./routes";
 import { RollupWatermarks } from "./watermark";
@@ -27,7 +29,7 @@ export default defineService({
     PERF_PRICE_TIMEFRAME: Type.String({ default: "1m", pattern: "^\\d+[smhdw]$", description: "market_candles timeframe whose last close of a UTC day is that day's close" }),
     PERF_ROLLUP_INTERVAL_MS: Type.Integer({ default: 300_000, minimum: 0, description: "0 disables the schedule (POST /rollup still runs it)" }),
     PERF_ROLLUP_PAGE_USERS: Type.Integer({ default: 200, minimum: 1, maximum: 10_000, description: "users whose day flows the rollup holds at once (memory bound)" }),
-    PERF_ROLLUP_OVERLAP_S: Type.Integer({ default: 60, minimum: 0, maximum: 86_400, description: "inputs inserted this long before the last pass's start count as new again (inserts in flight then)" }),
+    PERF_ROLLUP_OVERLAP_S: Type.Integer({ default: 60, minimum: 0, maximum: MAX_OVERLAP_SECONDS, description: "inputs inserted this long before the last pass's start count as new again (inserts in flight then)" }),
   },
   async register(ctx) {
     const c = ctx.config;
@@ -47,7 +49,7 @@ export default defineService({
         await before;
         return runRollup(store, {
           capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME, pageUsers: c.PERF_ROLLUP_PAGE_USERS, holds: leadership.holds,
-          name: rollupGroup, watermarks, full, overlapSeconds: c.PERF_ROLLUP_OVERLAP_S,
+          name: rollupGroup, watermarks, full, overlapSeconds: c.PERF_ROLLUP_OVERLAP_S, log: ctx.log,
         });
       })().finally(() => {
         if (running?.pass === pass) running = undefined;

@@ -5,13 +5,14 @@
  *   GET  /users/:userId         a user's summary (admin)
  *   POST /rollup?full=         run the rollup now (admin; it also runs every PERF_ROLLUP_INTERVAL_MS):
  *                               the users changed since its watermark, every user with full=true;
- *                               ran: false when another replica leads it (that one's schedule runs it),
- *                               409 when the leadership moved during the pass
+ *                               ran: false when another replica leads it (that one's schedule runs it) or,
+ *                               with a reason, when a newer release's figures version is in place;
+ *                               409 when the leadership moved during the pass or a newer release claimed it
  */
 import { conflict, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import type { PerformanceStore } from "./data";
 import { summarize } from "./domain";
-import { RollupLeadershipLost, TOTAL, type RollupResult } from "./rollup";
+import { RollupLeadershipLost, RollupSuperseded, TOTAL, type RollupResult } from "./rollup";
 
 // Responses (OpenAPI; unnamed fields are kept). Money in the quote currency, returns as fractions.
 const SummaryOut = Type.Union([
@@ -47,14 +48,14 @@ export function registerRoutes(app: App, o: { store: PerformanceStore; capital: 
   app.post("/rollup", {
     schema: {
       querystring: Type.Object({ full: Type.Boolean({ default: false, description: "recompute every user, not only those changed since the watermark" }) }, { additionalProperties: false }),
-      response: { 200: ResponseObject({ ran: Type.Boolean(), mode: Type.Optional(Type.Union([Type.Literal("full"), Type.Literal("incremental")])), users: Type.Number(), groups: Type.Number(), points: Type.Number() }) },
+      response: { 200: ResponseObject({ ran: Type.Boolean(), mode: Type.Optional(Type.Union([Type.Literal("full"), Type.Literal("incremental")])), users: Type.Number(), groups: Type.Number(), points: Type.Number(), figures: Type.Optional(Type.Number({ description: "the figures version this release computes" })), reason: Type.Optional(Type.String({ description: "why the pass rebuilt every user by itself, or did not run" })) }) },
     },
   }, async (req) => {
     requireIdentity(req, "admin");
     try {
       return await o.rollup(req.query.full);
     } catch (err) {
-      if (err instanceof RollupLeadershipLost) throw conflict(err.message);
+      if (err instanceof RollupLeadershipLost || err instanceof RollupSuperseded) throw conflict(err.message);
       throw err;
     }
   });
