@@ -10,6 +10,9 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { createService, defineService, runCommand, type Service } from "../../services/src/kit";
+import { runRecorded, type RunStopper } from "../../services/src/kit/scheduled-job-runs";
+import { findService } from "../../services/src/catalog";
+import { createLogger } from "../../services/src/kit/app";
 import databaseService from "../../services/src/services/database-service";
 import { pg } from "../harness";
 
@@ -126,6 +129,37 @@ describe("scheduled job runs", () => {
     expect(await runCommand(jobModule, "train", [], { env, defaultMetrics: false })).toBe(0);
     const back = (await row())!;
     expect(back.last_succeeded_at!.getTime()).toBeGreaterThan(back.last_failed_at!.getTime());
+  });
+
+  it("a run its runtime stops (SIGTERM at the time limit) records a failure coded SIGTERM, then exits 143", async () => {
+    const listeners = new Map<string, (s: NodeJS.Signals) => void>();
+    let exited: (code: number) => void = () => {};
+    const exitCode = new Promise<number>((resolve) => (exited = resolve));
+    const stopper: RunStopper = {
+      on: (s, l) => listeners.set(s, l),
+      off: (s, l) => listeners.get(s) === l && listeners.delete(s),
+      exit: (code) => exited(code),
+    };
+    const c = new pg.Client({ connectionString: srv.postgres.url });
+    await c.connect();
+    try {
+      let release: (code: number) => void = () => {};
+      const running = runRecorded({ definition: findService("ml-predictor")!, log: createLogger("job-runs-test", "silent"), postgres: () => c }, ["train"], () => new Promise<number>((r) => (release = r)), stopper);
+      await expect.poll(() => listeners.has("SIGTERM")).toBe(true);
+      const started = (await row())!.last_started_at!;
+      listeners.get("SIGTERM")!("SIGTERM");
+      expect(await exitCode).toBe(143);
+      const stopped = (await row())!;
+      expect(stopped.last_failure_code).toBe("SIGTERM");
+      expect(stopped.last_failed_at!.getTime()).toBeGreaterThanOrEqual(started.getTime());
+      // The job ending by itself afterwards records nothing more, and the listeners are gone.
+      release(0);
+      expect(await running).toBe(0);
+      expect((await row())!).toEqual(stopped);
+      expect(listeners.size).toBe(0);
+    } finally {
+      await c.end();
+    }
   });
 
   it("another command of the service is not the scheduled job: not recorded", async () => {

@@ -7,8 +7,9 @@
  *
  * The bookkeeping never decides the job's outcome: a write that fails is logged and the job's own
  * exit code stands. A run that dies after its start was written (a signal, an out-of-memory kill,
- * its time limit) leaves a start newer than any end, which ScheduledJobRunUnfinished sees once the
- * job's time limit has passed; one that dies before even that leaves no success, which the overdue alert sees.
+ * the SIGKILL after its time limit's SIGTERM) leaves a start newer than any end, which
+ * ScheduledJobRunUnfinished sees once the job's time limit has passed (a SIGTERM itself is recorded
+ * as a failure: runRecorded); one that dies before even that leaves no success, which the overdue alert sees.
  */
 import type { Logger } from "pino";
 import { Gauge, type Registry } from "prom-client";
@@ -106,11 +107,23 @@ export function scheduledJobOf(def: ServiceDefinition, argv: readonly string[]):
   return scheduledJobName(def.name, job.name);
 }
 
+/** Where a run hears that its runtime stops it, and how it then ends (the process, outside tests). */
+export interface RunStopper {
+  on(signal: "SIGTERM" | "SIGINT", listener: (signal: NodeJS.Signals) => void): unknown;
+  off(signal: "SIGTERM" | "SIGINT", listener: (signal: NodeJS.Signals) => void): unknown;
+  exit(code: number): void;
+}
+const processStopper: RunStopper = { on: (s, l) => process.on(s, l), off: (s, l) => process.off(s, l), exit: (code) => process.exit(code) };
+
 /**
  * Runs a command and, when it is the service's scheduled job, records its start and its outcome
  * (an exit code other than 0 or a throw is a failure; a throw is passed on after the record).
+ * A run stopped by its runtime (SIGTERM: the time limit, a CronJob's activeDeadlineSeconds, a
+ * node drained; SIGINT) records a failure coded by the signal before the process exits 128 + n,
+ * so ScheduledJobFailing fires at once instead of ScheduledJobRunUnfinished after the limit. The
+ * write is bounded by RUNS_TIMEOUT_MS, well inside the 30 s both runtimes allow before SIGKILL.
  */
-export async function runRecorded(host: ScheduledJobHost, argv: readonly string[], run: () => Promise<number>): Promise<number> {
+export async function runRecorded(host: ScheduledJobHost, argv: readonly string[], run: () => Promise<number>, stopper: RunStopper = processStopper): Promise<number> {
   const job = scheduledJobOf(host.definition, argv);
   if (job === undefined) return run();
   const db = host.postgres();
@@ -128,13 +141,27 @@ export async function runRecorded(host: ScheduledJobHost, argv: readonly string[
     }
   };
   await keep("start", () => runs.started(job));
+  let stopped = false;
+  const onStop = (signal: NodeJS.Signals) => {
+    if (stopped) return;
+    stopped = true;
+    host.log.warn({ job, signal }, "the scheduled job was stopped by its runtime; recording the failure");
+    void keep("failure", () => runs.failed(job, signal)).finally(() => stopper.exit(128 + (signal === "SIGINT" ? 2 : 15)));
+  };
+  stopper.on("SIGTERM", onStop);
+  stopper.on("SIGINT", onStop);
   let code: number;
   try {
     code = await run();
   } catch (e) {
-    await keep("failure", () => runs.failed(job, failureCode({ error: e })));
+    if (!stopped) await keep("failure", () => runs.failed(job, failureCode({ error: e })));
     throw e;
+  } finally {
+    stopper.off("SIGTERM", onStop);
+    stopper.off("SIGINT", onStop);
   }
+  // A stopped run's failure is recorded by onStop, which ends the process.
+  if (stopped) return code;
   await (code === 0 ? keep("success", () => runs.succeeded(job)) : keep("failure", () => runs.failed(job, failureCode({ exitCode: code }))));
   return code;
 }
