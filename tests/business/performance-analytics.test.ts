@@ -12,12 +12,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { kafkajs, type KafkaJs } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
-import { ensureKafkaTopics, runClickHouseMigrations } from "../../services/src/migrations";
+import type { ClickHouseKitClient } from "../../services/src/kit/datastores";
+import { ensureKafkaTopics } from "../../services/src/migrations";
 import performanceAnalytics from "../../services/src/services/performance-analytics";
 import { PerformanceStore } from "../../services/src/services/performance-analytics/data";
 import { dailyCurve, sharpe, strategyOf, type PerfFill } from "../../services/src/services/performance-analytics/domain";
 import { waitUntil } from "../trading/e2e-helpers";
+import { migratedClickHouse } from "../helpers/schemas";
 
 const srv = useServers("clickhouse", "kafka");
 const run = randomBytes(3).toString("hex");
@@ -33,8 +34,7 @@ const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
 
 beforeAll(async () => {
   env = { ...srv.env, LOG_LEVEL: "silent", PERF_CONSUMER_GROUP: `perf-${run}`, PERF_CAPITAL_BASE: "10000", PERF_ROLLUP_INTERVAL_MS: "0", PERF_ROLLUP_PAGE_USERS: "1", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500" };
-  ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
-  await runClickHouseMigrations(ch);
+  ch = await migratedClickHouse(env);
   // Daily closes 100, 110, 99, 121 (the 23:59 candle); the 00:00 candle and the 5m series must not count.
   const closes = [100, 110, 99, 121];
   const candle = (day: number, hhmm: string, close: number, timeframe = "1m") => ({

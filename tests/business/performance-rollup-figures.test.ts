@@ -24,14 +24,14 @@ import { PerformanceStore } from "../../services/src/services/performance-analyt
 import { dayOf, FIGURES_VERSION, type DailyPoint } from "../../services/src/services/performance-analytics/domain";
 import { rollupPage, RollupSuperseded, runRollup, type RollupOptions } from "../../services/src/services/performance-analytics/rollup";
 import { RollupWatermarks } from "../../services/src/services/performance-analytics/watermark";
+import { migratedClickHouse } from "../helpers/schemas";
 
 const srv = useServers("clickhouse");
 const run = randomBytes(3).toString("hex");
 let ch: ClickHouseKitClient;
 
 beforeAll(async () => {
-  ch = createClickHouse({ CLICKHOUSE_URL: srv.env.CLICKHOUSE_URL, CLICKHOUSE_USER: srv.env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: srv.env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: srv.env.CLICKHOUSE_DATABASE });
-  await runClickHouseMigrations(ch);
+  ch = await migratedClickHouse(srv.env);
 }, 120_000);
 afterAll(async () => {
   await ch?.close();

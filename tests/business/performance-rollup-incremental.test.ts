@@ -14,12 +14,12 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { useServers } from "../harness/shared";
-import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
-import { runClickHouseMigrations } from "../../services/src/migrations";
+import type { ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { PerformanceStore } from "../../services/src/services/performance-analytics/data";
 import { dayOf, type DailyPoint } from "../../services/src/services/performance-analytics/domain";
 import { RollupLeadershipLost, rollupPage, runRollup, type RollupOptions } from "../../services/src/services/performance-analytics/rollup";
 import { RollupWatermarks } from "../../services/src/services/performance-analytics/watermark";
+import { migratedClickHouse } from "../helpers/schemas";
 
 const srv = useServers("clickhouse");
 const run = randomBytes(3).toString("hex");
@@ -30,8 +30,7 @@ const NAME = `perf-inc-${run}`;
 let ch: ClickHouseKitClient;
 
 beforeAll(async () => {
-  ch = createClickHouse({ CLICKHOUSE_URL: srv.env.CLICKHOUSE_URL, CLICKHOUSE_USER: srv.env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: srv.env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: srv.env.CLICKHOUSE_DATABASE });
-  await runClickHouseMigrations(ch);
+  ch = await migratedClickHouse(srv.env);
 }, 120_000);
 afterAll(async () => {
   await ch?.close();

@@ -26,11 +26,16 @@ export async function migratedKitPostgres(url: string, log: Parameters<typeof cr
   return createPostgres({ POSTGRES_URL: url, POSTGRES_POOL_MAX: poolMax, POSTGRES_CONNECT_TIMEOUT_MS: 30_000 } as Parameters<typeof createPostgres>[0], log);
 }
 
-/** The ClickHouse migrations and the Kafka topics alone (a test or benchmark without PostgreSQL). */
-export async function migrateClickHouseAndTopics(env: Record<string, string>): Promise<void> {
+/** A kit ClickHouse client of the harness's database (`env`: its CLICKHOUSE_* variables), migrated. */
+export async function migratedClickHouse(env: Record<string, string>): Promise<ReturnType<typeof createClickHouse>> {
   const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
   await runClickHouseMigrations(ch);
-  await ch.close();
+  return ch;
+}
+
+/** The ClickHouse migrations and the Kafka topics alone (a test or benchmark without PostgreSQL). */
+export async function migrateClickHouseAndTopics(env: Record<string, string>): Promise<void> {
+  await (await migratedClickHouse(env)).close();
   const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
   await admin.connect();
   await ensureKafkaTopics(admin);

@@ -16,8 +16,8 @@
 import { randomBytes } from "node:crypto";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
-import { ensureKafkaTopics, runClickHouseMigrations } from "../../services/src/migrations";
+import type { ClickHouseKitClient } from "../../services/src/kit/datastores";
+import { ensureKafkaTopics } from "../../services/src/migrations";
 import { TOPICS } from "../../services/src/trading/events";
 import { encodeCandleMessages } from "../../services/src/trading/marketdata/candleMessages";
 import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic";
@@ -26,6 +26,7 @@ import { freePort, kafkajs } from "../harness";
 import { useServersWith } from "../harness/shared";
 import { parseSamples } from "../helpers/promql";
 import { ChildService, http, waitUntil } from "./e2e-helpers";
+import { migratedClickHouse } from "../helpers/schemas";
 
 const srv = useServersWith({ privateKafka: true }, "redis", "kafka", "clickhouse");
 const run = randomBytes(3).toString("hex").toUpperCase();
@@ -82,8 +83,7 @@ beforeAll(async () => {
   const chPort = Number(new URL(srv.env.CLICKHOUSE_URL).port);
   proxy = new HoldingProxy(chPort);
   const proxyPort = await proxy.listen();
-  ch = createClickHouse({ CLICKHOUSE_URL: srv.env.CLICKHOUSE_URL, CLICKHOUSE_USER: srv.env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: srv.env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: srv.env.CLICKHOUSE_DATABASE });
-  await runClickHouseMigrations(ch);
+  ch = await migratedClickHouse(srv.env);
   const admin = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
   await admin.connect();
   await ensureKafkaTopics(admin);
