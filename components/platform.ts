@@ -7,7 +7,7 @@ import { entryPoint, otlpTracesUrl, traceCollector } from "../catalog";
 import { DataComponent, dockerAdminHostPorts, LoadedConfig, StackConfig } from "../stacks";
 import { stackImages, type ContainerImage, type ImageName } from "../stacks/images";
 import { Datastore, datastoreClasses } from "./data";
-import { Backup, BackedUpStore } from "./data/backup";
+import { Backup, BackedUpStore, BACKUP_RUN_TIMEOUT_SECONDS } from "./data/backup";
 import { hostPorts, unauthenticated } from "./data/definitions";
 import { Edge } from "./edge/nginx";
 import { Grafana, GRAFANA_PORT } from "./monitoring/grafana";
@@ -80,6 +80,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
 
     // Kubernetes only, by decision (topology.ts backupsScheduled): a backup runs in its datastore's
     // image, which has no cron runner for Docker's scheduler.
+    const backupRunTimeout = runTimeoutSeconds(config.kubernetes.backupSchedule, BACKUP_RUN_TIMEOUT_SECONDS);
     if (backupsScheduled(runtime.capabilities)) {
       for (const store of backedUp) {
         const ds = datastores[store];
@@ -92,6 +93,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
             image: image(store),
             password: secrets.password(store),
             schedule: config.kubernetes.backupSchedule,
+            runTimeoutSeconds: backupRunTimeout,
             storageGi: config.datastores[store].storageGi,
             dependsOn: ds.workload.ready,
           },

@@ -114,6 +114,14 @@ export function clickhouseRestoreScript(backupDir: string, clickhouse: ClickHous
   ].join("\n");
 }
 
+/**
+ * Time limit asked for one backup run, in seconds, before runTimeoutSeconds caps it at half the
+ * schedule's shortest gap: a dump of the stack's databases takes minutes; one still going after
+ * three hours is hung (a lock it waits on, a server that stopped answering), and stopping it lets
+ * the next night's run start (Forbid skips a tick while a run is going).
+ */
+export const BACKUP_RUN_TIMEOUT_SECONDS = 10_800;
+
 export interface BackupArgs {
   runtime: Runtime;
   store: BackedUpStore;
@@ -121,6 +129,8 @@ export interface BackupArgs {
   image: ContainerImage;
   password: pulumi.Output<string>;
   schedule: string;
+  /** Time limit of one run (runTimeoutSeconds of the schedule and BACKUP_RUN_TIMEOUT_SECONDS): the CronJob's activeDeadlineSeconds. */
+  runTimeoutSeconds: number;
   storageGi: number;
   dependsOn: pulumi.Resource[];
 }
@@ -138,6 +148,7 @@ export class Backup extends pulumi.ComponentResource {
         role: "job",
         kind: "job",
         schedule: args.schedule,
+        runTimeoutSeconds: args.runTimeoutSeconds,
         image: args.image.ref,
         command: ["sh", "-c", backupScript(args.store)],
         env: {},
