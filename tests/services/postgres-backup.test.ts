@@ -4,7 +4,8 @@
  * PostgreSQL holding the project's migrated schema: it records its run in scheduled_job_runs under
  * `postgres-backup` (start, then success after the dump and the pruning; a failure coded EXIT_<n>,
  * or SIGTERM when its time limit stops it) and the recording never changes its exit status, even
- * when the recording itself cannot be written. database-service exports the row on /metrics.
+ * when the recording itself cannot be written. database-service exports the row on /metrics
+ * (catalog exportsJobRuns).
  * `/backups` is a temporary directory.
  */
 import { execFile, spawn } from "node:child_process";
@@ -17,6 +18,7 @@ import { backupScript, type PostgresConnection } from "../../components/data/bac
 import { backupJobName } from "../../components/topology";
 import { createService, runCommand, type Service } from "../../services/src/kit";
 import databaseService from "../../services/src/services/database-service";
+import { findService } from "../../services/src/catalog";
 import { useServers } from "../harness/shared";
 import { pg } from "../harness";
 
@@ -139,5 +141,23 @@ describe("PostgreSQL backup", () => {
     const until = Date.now() + 5_000;
     while ((await dumping()) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     expect(await dumping()).toBe(0);
+  });
+
+  it("database-service, which owns the schema, exports the backup's row on /metrics for its alerts", async () => {
+    expect(findService("database-service")!.exportsJobRuns).toEqual([JOB]);
+    const r = (await row())!;
+    const svc: Service = await createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "silent" }, defaultMetrics: false });
+    try {
+      const res = await svc.app.inject({ method: "GET", url: "/metrics" });
+      expect(res.statusCode).toBe(200);
+      const value = (name: string) => res.body.match(new RegExp(`^${name}\\{([^}]*scheduled_job="${JOB}"[^}]*)\\} (\\S+)$`, "m"));
+      expect(Number(value("scheduled_job_last_start_timestamp_seconds")?.[2])).toBe(r.last_started_at!.getTime() / 1000);
+      expect(Number(value("scheduled_job_last_success_timestamp_seconds")?.[2])).toBe(r.last_succeeded_at!.getTime() / 1000);
+      const failure = value("scheduled_job_last_failure_timestamp_seconds");
+      expect(failure?.[1]).toContain('code="SIGTERM"');
+      expect(Number(failure?.[2])).toBe(r.last_failed_at!.getTime() / 1000);
+    } finally {
+      await svc.close();
+    }
   });
 });
