@@ -16,7 +16,7 @@ import { runTimeoutSeconds } from "./monitoring/scheduled-jobs";
 import { createRuntime } from "./runtime";
 import { PlatformSecrets } from "./secrets";
 import { AppService, ServicesImage, TrainerImage } from "./services";
-import { backedUp, backupsScheduled, buildTopology, EDGE, GRAFANA, PROMETHEUS, scheduledJobName } from "./topology";
+import { backedUp, backupJobName, backupsScheduled, buildTopology, EDGE, GRAFANA, PROMETHEUS, scheduledJobName } from "./topology";
 
 const ADMIN_HOST_PORTS = { prometheus: dockerAdminHostPorts.prometheus, grafana: dockerAdminHostPorts.grafana };
 
@@ -220,13 +220,20 @@ export class TradingPlatform extends pulumi.ComponentResource {
           services: config.services,
           // A Kubernetes CronJob runs no cron runner: only the Docker runtime's scheduled jobs export
           // scheduled_job_runs_total. Every runtime's jobs record their runs, which their service exports.
-          scheduledJobs: runtime.capabilities.scheduledJobs
-            ? config.services.flatMap((s) => {
-                if (!s.scheduledJob) return [];
-                const schedule = config.jobSchedules[s.scheduledJob.scheduleKey];
-                return [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule, runTimeoutSeconds: runTimeoutSeconds(schedule, s.scheduledJob.runTimeoutSeconds) }];
-              })
-            : [],
+          scheduledJobs: [
+            ...(runtime.capabilities.scheduledJobs
+              ? config.services.flatMap((s) => {
+                  if (!s.scheduledJob) return [];
+                  const schedule = config.jobSchedules[s.scheduledJob.scheduleKey];
+                  return [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule, runTimeoutSeconds: runTimeoutSeconds(schedule, s.scheduledJob.runTimeoutSeconds) }];
+                })
+              : []),
+            // The PostgreSQL backup records its runs too (backup.ts), exported by database-service
+            // (catalog exportsJobRuns): alerted where it is scheduled. The ClickHouse backup records none.
+            ...(backupsScheduled(runtime.capabilities) && datastores.postgres
+              ? [{ name: backupJobName("postgres"), schedule: config.kubernetes.backupSchedule, runTimeoutSeconds: backupRunTimeout }]
+              : []),
+          ],
           scheduledJobHosts: runtime.capabilities.scheduledJobImages === "with-cron-runner" ? Object.values(apps).flatMap((a) => (a.scheduledJob ? [a.scheduledJob.host] : [])) : [],
           retentionDays: config.monitoring.retentionDays,
           storageGi: 10,

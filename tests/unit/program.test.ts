@@ -159,6 +159,8 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(rules).toContain(`expr: ${JSON.stringify(`time() - max by (scheduled_job) (scheduled_job_last_success_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) > ${overdueAfterSeconds(RETRAIN_SCHEDULE)}`)}`);
     // A run with no recorded end, past the catalog's 1 h time limit (the runner's --timeout) + the margin.
     expect(rules).toContain(`expr: ${JSON.stringify(`time() - max by (scheduled_job) (scheduled_job_last_start_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) > ${runUnfinishedAfterSeconds(3_600)}`)}`.slice(0, -1));
+    // Docker runs no backup job: no rule waits for one.
+    expect(rules).not.toContain("backup");
   });
 });
 
@@ -249,6 +251,12 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     const deadlines = Object.fromEntries(byType(run, "kubernetes:batch/v1:CronJob").map((c) => [c.inputs.metadata.name, c.inputs.spec.jobTemplate.spec.activeDeadlineSeconds]));
     expect(runTimeoutSeconds("15 2 * * *", BACKUP_RUN_TIMEOUT_SECONDS)).toBe(10_800);
     expect(deadlines).toEqual({ "ml-predictor-retrain": 3_600, "postgres-backup": 10_800, "clickhouse-backup": 10_800 });
+    // The PostgreSQL backup's recorded runs (database-service's /metrics): overdue from backupSchedule,
+    // unfinished past its 3 h limit. The ClickHouse backup records none: no rule would ever clear.
+    expect(ruleText).toContain(`scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"postgres-backup\\"}) > ${overdueAfterSeconds("15 2 * * *")}`);
+    expect(ruleText).toContain('expr: "absent(scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"postgres-backup\\"})"');
+    expect(ruleText).toContain(`scheduled_job_last_start_timestamp_seconds{scheduled_job=\\"postgres-backup\\"}) > ${runUnfinishedAfterSeconds(10_800)} unless`);
+    expect(ruleText).not.toContain("clickhouse-backup");
   });
 
   it("puts no Service of a datastore or of monitoring outside the cluster", async () => {
