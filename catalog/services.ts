@@ -70,6 +70,13 @@ export interface ServiceDefinition {
    */
   scheduledJob?: { name: string; args: string[]; image: "services" | "trainer"; scheduleKey: string; runTimeoutSeconds?: number };
   /**
+   * Scheduled jobs outside the catalog whose runs (scheduled_job_runs) this service exports on
+   * /metrics with its own job's, by workload name: the PostgreSQL backup CronJob (postgres-backup,
+   * components/data/backup.ts), which runs in the postgres image and has no service of its own.
+   * database-service, which owns the schema, exports it; the gauges are absent while no run is recorded.
+   */
+  exportsJobRuns?: string[];
+  /**
    * The platform's trace collector (chain-debug): every other deployed service exports its spans to
    * it (OTLP/HTTP at `otlpTracesUrl`), which the network policies allow. At most one.
    */
@@ -124,6 +131,7 @@ const contracts = {
     optional: ["dragonfly", "clickhouse", "redpanda", "arangodb", "weaviate"],
     secrets: [],
     preDeployJob: { args: ["migrate"] },
+    exportsJobRuns: ["postgres-backup"],
   },
   "central-hub": {
     description: "Service registry with TTL heartbeats, fleet view and locks for singleton jobs",

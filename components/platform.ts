@@ -7,7 +7,7 @@ import { entryPoint, otlpTracesUrl, traceCollector } from "../catalog";
 import { DataComponent, dockerAdminHostPorts, LoadedConfig, StackConfig } from "../stacks";
 import { stackImages, type ContainerImage, type ImageName } from "../stacks/images";
 import { Datastore, datastoreClasses } from "./data";
-import { Backup, BackedUpStore } from "./data/backup";
+import { Backup, BackedUpStore, BACKUP_RUN_TIMEOUT_SECONDS } from "./data/backup";
 import { hostPorts, unauthenticated } from "./data/definitions";
 import { Edge } from "./edge/nginx";
 import { Grafana, GRAFANA_PORT } from "./monitoring/grafana";
@@ -16,7 +16,7 @@ import { runTimeoutSeconds } from "./monitoring/scheduled-jobs";
 import { createRuntime } from "./runtime";
 import { PlatformSecrets } from "./secrets";
 import { AppService, ServicesImage, TrainerImage } from "./services";
-import { backedUp, backupsScheduled, buildTopology, EDGE, GRAFANA, PROMETHEUS, scheduledJobName } from "./topology";
+import { backedUp, backupJobName, backupsScheduled, buildTopology, EDGE, GRAFANA, PROMETHEUS, scheduledJobName } from "./topology";
 
 const ADMIN_HOST_PORTS = { prometheus: dockerAdminHostPorts.prometheus, grafana: dockerAdminHostPorts.grafana };
 
@@ -80,6 +80,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
 
     // Kubernetes only, by decision (topology.ts backupsScheduled): a backup runs in its datastore's
     // image, which has no cron runner for Docker's scheduler.
+    const backupRunTimeout = runTimeoutSeconds(config.kubernetes.backupSchedule, BACKUP_RUN_TIMEOUT_SECONDS);
     if (backupsScheduled(runtime.capabilities)) {
       for (const store of backedUp) {
         const ds = datastores[store];
@@ -92,6 +93,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
             image: image(store),
             password: secrets.password(store),
             schedule: config.kubernetes.backupSchedule,
+            runTimeoutSeconds: backupRunTimeout,
             storageGi: config.datastores[store].storageGi,
             dependsOn: ds.workload.ready,
           },
@@ -218,13 +220,20 @@ export class TradingPlatform extends pulumi.ComponentResource {
           services: config.services,
           // A Kubernetes CronJob runs no cron runner: only the Docker runtime's scheduled jobs export
           // scheduled_job_runs_total. Every runtime's jobs record their runs, which their service exports.
-          scheduledJobs: runtime.capabilities.scheduledJobs
-            ? config.services.flatMap((s) => {
-                if (!s.scheduledJob) return [];
-                const schedule = config.jobSchedules[s.scheduledJob.scheduleKey];
-                return [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule, runTimeoutSeconds: runTimeoutSeconds(schedule, s.scheduledJob.runTimeoutSeconds) }];
-              })
-            : [],
+          scheduledJobs: [
+            ...(runtime.capabilities.scheduledJobs
+              ? config.services.flatMap((s) => {
+                  if (!s.scheduledJob) return [];
+                  const schedule = config.jobSchedules[s.scheduledJob.scheduleKey];
+                  return [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule, runTimeoutSeconds: runTimeoutSeconds(schedule, s.scheduledJob.runTimeoutSeconds) }];
+                })
+              : []),
+            // The PostgreSQL backup records its runs too (backup.ts), exported by database-service
+            // (catalog exportsJobRuns): alerted where it is scheduled. The ClickHouse backup records none.
+            ...(backupsScheduled(runtime.capabilities) && datastores.postgres
+              ? [{ name: backupJobName("postgres"), schedule: config.kubernetes.backupSchedule, runTimeoutSeconds: backupRunTimeout }]
+              : []),
+          ],
           scheduledJobHosts: runtime.capabilities.scheduledJobImages === "with-cron-runner" ? Object.values(apps).flatMap((a) => (a.scheduledJob ? [a.scheduledJob.host] : [])) : [],
           retentionDays: config.monitoring.retentionDays,
           storageGi: 10,

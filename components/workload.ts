@@ -134,8 +134,8 @@ export interface ScheduledJobSpec extends WorkloadSpec {
   /** Five-field cron expression, UTC. */
   schedule: string;
   /**
-   * Time limit of one run, in seconds, where the job has one (the services' scheduled jobs do; the
-   * backups do not): a CronJob's activeDeadlineSeconds, the cron runner's --timeout on Docker.
+   * Time limit of one run, in seconds, where the job has one (the services' scheduled jobs and the
+   * backups do): a CronJob's activeDeadlineSeconds, the cron runner's --timeout on Docker.
    */
   runTimeoutSeconds?: number;
   /** The whole command of one run (exec form); a cron runner wraps it where the runtime has no scheduler. */

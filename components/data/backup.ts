@@ -60,18 +60,71 @@ function clickhouseClientSetup(conn: ClickHouseConnection): string[] {
   ];
 }
 
+/** The PostgreSQL a backup dumps and records its run in: the cluster's by default. */
+export interface PostgresConnection {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+}
+export const CLUSTER_POSTGRES: PostgresConnection = { host: "postgres", port: 5432, user: DB_USER, database: DB_NAME };
+
+/** Bound on each bookkeeping statement of the PostgreSQL backup (ms), and on its connection (s). */
+const RECORD_STATEMENT_TIMEOUT_MS = 10_000;
+const RECORD_CONNECT_TIMEOUT_S = 10;
+
+/**
+ * Shell lines recording the PostgreSQL backup's run in scheduled_job_runs (migration 0396), as the
+ * kit's runRecorded does for a service's job, under the CronJob's name (`postgres-backup`), which
+ * database-service exports and the per-job alerts select: `record_start`, `record_success`, and a
+ * failure from the EXIT trap, coded `EXIT_<n>` or by the signal that stopped the run (`SIGTERM`: its
+ * time limit). psql reads PGPASSWORD; the SQL holds only the job's name and that code. A write that
+ * fails (PostgreSQL down: the dump failed too) is reported on stderr and never changes the exit status.
+ */
+function postgresRunRecording(pg: PostgresConnection, job: string): string[] {
+  const psql = `PGCONNECT_TIMEOUT=${RECORD_CONNECT_TIMEOUT_S} psql -X -q -v ON_ERROR_STOP=1 -h ${shellQuote(pg.host)} -p ${pg.port} -U ${shellQuote(pg.user)} -d ${shellQuote(pg.database)} -c 'SET statement_timeout = ${RECORD_STATEMENT_TIMEOUT_MS}'`;
+  const upsert = (columns: string, values: string) =>
+    `INSERT INTO scheduled_job_runs (job, ${columns}) VALUES ('${job}', ${values}) ON CONFLICT (job) DO UPDATE SET ${columns
+      .split(", ")
+      .map((c) => `${c} = excluded.${c}`)
+      .join(", ")}`;
+  return [
+    `record() { ${psql} -c "$1" > /dev/null || echo "could not record the run of ${job} in scheduled_job_runs ($2); the backup's own outcome stands" >&2; }`,
+    `record_start() { record ${shellQuote(upsert("last_started_at", "statement_timestamp()"))} start; }`,
+    `record_success() { record ${shellQuote(upsert("last_succeeded_at", "statement_timestamp()"))} success; }`,
+    // The code is EXIT_<digits> or SIG<letters>: it matches the table's CHECK and is safe in the SQL.
+    `record_failure() { record "${upsert("last_failed_at, last_failure_code", "statement_timestamp(), '$1'").replace(/"/g, '\\"')}" failure; }`,
+  ];
+}
+
 /**
  * Shell run by the backup job; pure so the test can read it. Credentials come from the environment
- * only (PGPASSWORD, read by pg_dump; CLICKHOUSE_PASSWORD, see clickhouseClientSetup).
+ * only (PGPASSWORD, read by pg_dump and psql; CLICKHOUSE_PASSWORD, see clickhouseClientSetup).
  */
-export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE): string {
+export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE, postgres: PostgresConnection = CLUSTER_POSTGRES): string {
   const prune = "ls -1t /backups | tail -n +8 | while read -r old; do rm -rf \"/backups/$old\"; done";
   if (store === "postgres") {
     return [
       "set -eu",
+      ...postgresRunRecording(postgres, backupJobName("postgres")),
       'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
-      `pg_dump --format=custom --no-owner -h postgres -U ${DB_USER} -d ${DB_NAME} -f "/backups/${DB_NAME}-$stamp.dump"`,
+      `file="/backups/${postgres.database}-$stamp.dump"`,
+      'dump_pid=""',
+      'stop_code=""',
+      // A failed or stopped run records its failure and leaves no partial dump for a restore to take.
+      'trap \'status=$?; trap - EXIT; if [ "$status" -ne 0 ]; then rm -f "$file.partial"; record_failure "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
+      // The runtime's SIGTERM (the time limit, a drain) reaches this shell only (PID 1): pg_dump runs
+      // in the background so `wait` returns at once, and is stopped with it.
+      'stop() { stop_code=$1; [ -z "$dump_pid" ] || kill "$dump_pid" 2>/dev/null || true; exit "$2"; }',
+      "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
+      "record_start",
+      `pg_dump --format=custom --no-owner -h ${shellQuote(postgres.host)} -p ${postgres.port} -U ${shellQuote(postgres.user)} -d ${shellQuote(postgres.database)} -f "$file.partial" &`,
+      "dump_pid=$!",
+      'wait "$dump_pid"',
+      'dump_pid=""',
+      'mv "$file.partial" "$file"',
       prune,
+      "record_success",
     ].join("\n");
   }
   return [
@@ -114,6 +167,14 @@ export function clickhouseRestoreScript(backupDir: string, clickhouse: ClickHous
   ].join("\n");
 }
 
+/**
+ * Time limit asked for one backup run, in seconds, before runTimeoutSeconds caps it at half the
+ * schedule's shortest gap: a dump of the stack's databases takes minutes; one still going after
+ * three hours is hung (a lock it waits on, a server that stopped answering), and stopping it lets
+ * the next night's run start (Forbid skips a tick while a run is going).
+ */
+export const BACKUP_RUN_TIMEOUT_SECONDS = 10_800;
+
 export interface BackupArgs {
   runtime: Runtime;
   store: BackedUpStore;
@@ -121,6 +182,8 @@ export interface BackupArgs {
   image: ContainerImage;
   password: pulumi.Output<string>;
   schedule: string;
+  /** Time limit of one run (runTimeoutSeconds of the schedule and BACKUP_RUN_TIMEOUT_SECONDS): the CronJob's activeDeadlineSeconds. */
+  runTimeoutSeconds: number;
   storageGi: number;
   dependsOn: pulumi.Resource[];
 }
@@ -138,6 +201,7 @@ export class Backup extends pulumi.ComponentResource {
         role: "job",
         kind: "job",
         schedule: args.schedule,
+        runTimeoutSeconds: args.runTimeoutSeconds,
         image: args.image.ref,
         command: ["sh", "-c", backupScript(args.store)],
         env: {},

@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { catalog, sizingOf } from "../../catalog";
 import { dockerAdminHostPorts } from "../../stacks/config";
 import { keySchema } from "../../stacks/schema";
-import { overdueAfterSeconds, runUnfinishedAfterSeconds } from "../../components/monitoring/scheduled-jobs";
+import { overdueAfterSeconds, runTimeoutSeconds, runUnfinishedAfterSeconds } from "../../components/monitoring/scheduled-jobs";
+import { BACKUP_RUN_TIMEOUT_SECONDS } from "../../components/data/backup";
 import { upstreamImages } from "../../stacks/images";
 import { byType, named, ProgramRun, runProgram } from "../helpers/program";
 
@@ -158,6 +159,8 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(rules).toContain(`expr: ${JSON.stringify(`time() - max by (scheduled_job) (scheduled_job_last_success_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) > ${overdueAfterSeconds(RETRAIN_SCHEDULE)}`)}`);
     // A run with no recorded end, past the catalog's 1 h time limit (the runner's --timeout) + the margin.
     expect(rules).toContain(`expr: ${JSON.stringify(`time() - max by (scheduled_job) (scheduled_job_last_start_timestamp_seconds{scheduled_job="ml-predictor-retrain"}) > ${runUnfinishedAfterSeconds(3_600)}`)}`.slice(0, -1));
+    // Docker runs no backup job: no rule waits for one.
+    expect(rules).not.toContain("backup");
   });
 });
 
@@ -243,10 +246,17 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(ruleText).toContain(`scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"ml-predictor-retrain\\"}) > ${overdueAfterSeconds(RETRAIN_SCHEDULE)}`);
     expect(ruleText).toContain('expr: "absent(scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"ml-predictor-retrain\\"})"');
     expect(ruleText).toContain(`scheduled_job_last_start_timestamp_seconds{scheduled_job=\\"ml-predictor-retrain\\"}) > ${runUnfinishedAfterSeconds(3_600)} unless`);
-    // The retraining's runs are bounded (its activeDeadlineSeconds, the same 1 h); the backups' are not.
+    // Every run is bounded (activeDeadlineSeconds): the retraining's 1 h; the nightly backups' 3 h
+    // (BACKUP_RUN_TIMEOUT_SECONDS, under half the daily schedule's gap).
     const deadlines = Object.fromEntries(byType(run, "kubernetes:batch/v1:CronJob").map((c) => [c.inputs.metadata.name, c.inputs.spec.jobTemplate.spec.activeDeadlineSeconds]));
-    expect(deadlines).toMatchObject({ "ml-predictor-retrain": 3_600 });
-    expect(Object.entries(deadlines).filter(([, d]) => d === undefined).map(([n]) => n).sort()).toEqual(["clickhouse-backup", "postgres-backup"]);
+    expect(runTimeoutSeconds("15 2 * * *", BACKUP_RUN_TIMEOUT_SECONDS)).toBe(10_800);
+    expect(deadlines).toEqual({ "ml-predictor-retrain": 3_600, "postgres-backup": 10_800, "clickhouse-backup": 10_800 });
+    // The PostgreSQL backup's recorded runs (database-service's /metrics): overdue from backupSchedule,
+    // unfinished past its 3 h limit. The ClickHouse backup records none: no rule would ever clear.
+    expect(ruleText).toContain(`scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"postgres-backup\\"}) > ${overdueAfterSeconds("15 2 * * *")}`);
+    expect(ruleText).toContain('expr: "absent(scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"postgres-backup\\"})"');
+    expect(ruleText).toContain(`scheduled_job_last_start_timestamp_seconds{scheduled_job=\\"postgres-backup\\"}) > ${runUnfinishedAfterSeconds(10_800)} unless`);
+    expect(ruleText).not.toContain("clickhouse-backup");
   });
 
   it("puts no Service of a datastore or of monitoring outside the cluster", async () => {

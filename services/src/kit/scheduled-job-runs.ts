@@ -83,12 +83,16 @@ export class ScheduledJobRuns {
   }
 
   async read(job: string): Promise<JobRunTimes | undefined> {
-    const { rows } = await this.db.query<{ last_started_at: Date | null; last_succeeded_at: Date | null; last_failed_at: Date | null; last_failure_code: string | null }>(
-      "SELECT last_started_at, last_succeeded_at, last_failed_at, last_failure_code FROM scheduled_job_runs WHERE job = $1",
-      [job],
+    return (await this.readMany([job])).get(job);
+  }
+
+  /** The rows of `jobs` that exist, by job. */
+  async readMany(jobs: readonly string[]): Promise<Map<string, JobRunTimes>> {
+    const { rows } = await this.db.query<{ job: string; last_started_at: Date | null; last_succeeded_at: Date | null; last_failed_at: Date | null; last_failure_code: string | null }>(
+      "SELECT job, last_started_at, last_succeeded_at, last_failed_at, last_failure_code FROM scheduled_job_runs WHERE job = ANY($1::text[])",
+      [jobs],
     );
-    const r = rows[0];
-    return r && { lastStartedAt: r.last_started_at, lastSucceededAt: r.last_succeeded_at, lastFailedAt: r.last_failed_at, lastFailureCode: r.last_failure_code };
+    return new Map(rows.map((r) => [r.job, { lastStartedAt: r.last_started_at, lastSucceededAt: r.last_succeeded_at, lastFailedAt: r.last_failed_at, lastFailureCode: r.last_failure_code }]));
   }
 }
 
@@ -166,33 +170,37 @@ export async function runRecorded(host: ScheduledJobHost, argv: readonly string[
   return code;
 }
 
+/** The jobs whose runs the service exports: its own scheduled job, then those of catalog `exportsJobRuns` (the PostgreSQL backup's). */
+export function exportedJobs(def: ServiceDefinition): string[] {
+  return [...(def.scheduledJob ? [scheduledJobName(def.name, def.scheduledJob.name)] : []), ...(def.exportsJobRuns ?? [])];
+}
+
 /**
- * Gauges of the service's scheduled job on its registry, read from scheduled_job_runs at scrape
- * time: one query for the three, bounded by RUNS_TIMEOUT_MS. A read that
+ * Gauges of the service's exported jobs (exportedJobs) on its registry, read from scheduled_job_runs
+ * at scrape time: one query for all of them, bounded by RUNS_TIMEOUT_MS. A read that
  * fails leaves them out of that scrape (logged when it starts failing and when it recovers); the
  * rest of /metrics is served. Labelled `scheduled_job`: `job` is the scrape's own label.
  */
 export function exportScheduledJobRuns(host: ScheduledJobHost, registry: Registry): void {
-  const def = host.definition;
-  if (!def.scheduledJob) return;
-  const job = scheduledJobName(def.name, def.scheduledJob.name);
-  let inflight: Promise<JobRunTimes | undefined> | undefined;
+  const jobs = exportedJobs(host.definition);
+  if (jobs.length === 0) return;
+  let inflight: Promise<Map<string, JobRunTimes>> | undefined;
   let failing = false;
   // prom-client collects a registry's metrics concurrently: the three gauges share the read in flight.
-  const read = (): Promise<JobRunTimes | undefined> => (inflight ??= readOnce().finally(() => (inflight = undefined)));
-  const readOnce = (): Promise<JobRunTimes | undefined> => {
+  const read = (): Promise<Map<string, JobRunTimes>> => (inflight ??= readOnce().finally(() => (inflight = undefined)));
+  const readOnce = (): Promise<Map<string, JobRunTimes>> => {
     const db = host.postgres();
-    const attempt = db ? withTimeout(new ScheduledJobRuns(db).read(job), RUNS_TIMEOUT_MS, "the read") : Promise.resolve(undefined);
+    const attempt = db ? withTimeout(new ScheduledJobRuns(db).readMany(jobs), RUNS_TIMEOUT_MS, "the read") : Promise.resolve(new Map<string, JobRunTimes>());
     return attempt.then(
       (times) => {
-        if (failing) host.log.info({ job }, "scheduled_job_runs is readable again");
+        if (failing) host.log.info({ jobs }, "scheduled_job_runs is readable again");
         failing = false;
         return times;
       },
       (e: unknown) => {
-        if (!failing) host.log.warn({ job, err: { message: (e as Error)?.message } }, "cannot read scheduled_job_runs: the scheduled job's gauges are left out of /metrics");
+        if (!failing) host.log.warn({ jobs, err: { message: (e as Error)?.message } }, "cannot read scheduled_job_runs: the scheduled jobs' gauges are left out of /metrics");
         failing = true;
-        return undefined;
+        return new Map<string, JobRunTimes>();
       },
     );
   };
@@ -204,10 +212,12 @@ export function exportScheduledJobRuns(host: ScheduledJobHost, registry: Registr
       labelNames: withCode ? ["scheduled_job", "code"] : ["scheduled_job"],
       registers: [registry],
       async collect() {
-        const times = await read();
+        const byJob = await read();
         this.reset();
-        const at = times && value(times);
-        if (at) this.set(withCode ? { scheduled_job: job, code: times.lastFailureCode ?? "ERROR" } : { scheduled_job: job }, at.getTime() / 1000);
+        for (const [job, times] of byJob) {
+          const at = value(times);
+          if (at) this.set(withCode ? { scheduled_job: job, code: times.lastFailureCode ?? "ERROR" } : { scheduled_job: job }, at.getTime() / 1000);
+        }
       },
     });
   gauge("scheduled_job_last_start_timestamp_seconds", "Start of the scheduled job's last run (unix seconds; scheduled_job_runs); absent before the first", (t) => t.lastStartedAt);
