@@ -539,22 +539,28 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
 
 describe("a batch that fails for good after its sends (the consumer may set its messages aside)", () => {
   const recordedSends = async (ids: string[]) => (await client.query<{ id: string }>("SELECT order_id::text AS id FROM te_live_sends WHERE order_id = ANY($1::uuid[])", [ids])).rows.map((r) => r.id);
-  /** The kit's client whose first transaction fails after its work with an error that is no outage (a bug after the sends); the later ones commit. */
-  const failingOnce = (): PostgresClient => {
-    let failed = false;
+  /**
+   * The kit's client whose n-th transaction (from 1) goes as `plan(n)` says: `bug` fails after its
+   * work with an error that is no outage (a bug after the sends), `lost` fails before it as a lost
+   * connection does (an outage), `commit` commits.
+   */
+  const scriptedTransactions = (plan: (n: number) => "bug" | "lost" | "commit"): PostgresClient => {
+    let n = 0;
     return {
       ...client,
-      transaction: ((fn, opts) =>
-        client.transaction(async (...args) => {
+      transaction: ((fn, opts) => {
+        const step = plan(++n);
+        if (step === "lost") return Promise.reject(Object.assign(new Error("connection lost"), { code: "ECONNRESET" }));
+        return client.transaction(async (...args) => {
           const r = await fn(...args);
-          if (!failed) {
-            failed = true;
-            throw new Error("a bug after the sends");
-          }
+          if (step === "bug") throw new Error("a bug after the sends");
           return r;
-        }, opts)) as PostgresClient["transaction"],
+        }, opts);
+      }) as PostgresClient["transaction"],
     };
   };
+  /** The first transaction fails after its work (a bug after the sends); the later ones commit. */
+  const failingOnce = () => scriptedTransactions((n) => (n === 1 ? "bug" : "commit"));
 
   it("the orders Binance answered for are recorded with Binance's state before the failure is handed on; the retry of each message skips them", async () => {
     const s = symbolOf();
@@ -723,18 +729,8 @@ describe("a batch that fails for good after its sends (the consumer may set its 
   it("PostgreSQL unavailable for that recording: the failure becomes an outage (nothing set aside); the retry adopts the orders from Binance", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");
-    let transactions = 0;
-    const pg: PostgresClient = {
-      ...client,
-      transaction: ((fn, opts) => {
-        transactions++;
-        if (transactions === 2) return Promise.reject(Object.assign(new Error("connection lost"), { code: "ECONNRESET" }));
-        return client.transaction(async (...args) => {
-          await fn(...args);
-          if (transactions === 1) throw new Error("a bug after the sends");
-        }, opts);
-      }) as PostgresClient["transaction"],
-    };
+    // The batch fails after its sends (a bug); the recording of Binance's answers meets a lost connection.
+    const pg = scriptedTransactions((n) => (n === 1 ? "bug" : n === 2 ? "lost" : "commit"));
     const registry = new promClient.Registry();
     const engine = engineOn({ pg, registry });
     await engine.load();
@@ -755,15 +751,8 @@ describe("a batch that fails for good after its sends (the consumer may set its 
   it("PostgreSQL unavailable for the end's publication: an outage, nothing marked nor counted; the retry looks the order up at Binance and publishes its end", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");
-    let transactions = 0;
-    const pg: PostgresClient = {
-      ...client,
-      transaction: ((fn, opts) => {
-        transactions++;
-        if (transactions === 3) return Promise.reject(Object.assign(new Error("connection lost"), { code: "ECONNRESET" }));
-        return client.transaction(fn, opts);
-      }) as PostgresClient["transaction"],
-    };
+    // The third transaction, the end's publication, meets a lost connection.
+    const pg = scriptedTransactions((n) => (n === 3 ? "lost" : "commit"));
     const registry = new promClient.Registry();
     const engine = engineOn({ pg, registry });
     await engine.load();
