@@ -14,6 +14,27 @@ import { scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trading-conf-"));
 
+const START = "scheduled_job_last_start_timestamp_seconds";
+const SUCCESS = "scheduled_job_last_success_timestamp_seconds";
+const FAILURE = "scheduled_job_last_failure_timestamp_seconds";
+/** A gauge series of a scheduled job as ml-predictor's /metrics exports it (the failure's with its code). */
+const jobSeries = (metric: string, job: string, values: string) => ({
+  series: `${metric}{job="ml-predictor", service="ml-predictor", scheduled_job="${job}"${metric === FAILURE ? ', code="EXIT_1"' : ""}}`,
+  values,
+});
+/** The platform's rules plus the per-job rules of `names`, every 6 hours with a 30-minute time limit. */
+const rulesWithJobs = (names: string[]) => [...alertRules, ...scheduledJobRules(names.map((name) => ({ name, schedule: "0 */6 * * *", runTimeoutSeconds: 1_800 })))];
+/** `promtool test rules` of `rules` on one-minute series: it must pass every expectation. */
+function promtoolTestRules(rules: Parameters<typeof alertRulesYaml>[0], inputSeries: unknown[], alertRuleTests: unknown[]): void {
+  const dir = tmp();
+  fs.writeFileSync(path.join(dir, "rules.yml"), alertRulesYaml(rules));
+  const tests = { rule_files: ["rules.yml"], evaluation_interval: "1m", tests: [{ interval: "1m", input_series: inputSeries, alert_rule_test: alertRuleTests }] };
+  fs.writeFileSync(path.join(dir, "tests.yml"), JSON.stringify(tests, null, 2));
+  const r = spawnSync("promtool", ["test", "rules", path.join(dir, "tests.yml")], { encoding: "utf8", cwd: dir });
+  expect(r.status, r.stdout + r.stderr).toBe(0);
+  expect(r.stdout).toContain("SUCCESS");
+}
+
 describe("generated configuration accepted by the real tools", () => {
   it("nginx -t accepts the edge configuration", () => {
     const dir = tmp();
@@ -50,72 +71,45 @@ describe("generated configuration accepted by the real tools", () => {
   it("promtool test rules: the scheduled job alerts fire on the series a service exports, and only then", () => {
     // Every 6 hours: overdue after 2 x 6h + 1h = 13h (780 minutes).
     const names = ["a-ok", "b-failing", "c-never", "d-recovered"];
-    const rulesList = [...alertRules, ...scheduledJobRules(names.map((name) => ({ name, schedule: "0 */6 * * *", runTimeoutSeconds: 1_800 })))];
-    const dir = tmp();
-    fs.writeFileSync(path.join(dir, "rules.yml"), alertRulesYaml(rulesList));
-    const success = "scheduled_job_last_success_timestamp_seconds";
-    const failure = "scheduled_job_last_failure_timestamp_seconds";
-    const series = (metric: string, job: string, values: string) => ({
-      series: `${metric}{job="ml-predictor", service="ml-predictor", scheduled_job="${job}"${metric === failure ? ', code="EXIT_1"' : ""}}`,
-      values,
-    });
+    const rulesList = rulesWithJobs(names);
     // ScheduledJobFailing keeps the failure's code.
     const labels = (name: string, job: string): Record<string, string> => ({ scheduled_job: job, ...(name === "ScheduledJobFailing" ? { code: "EXIT_1" } : {}) });
     const summary = (name: string, job: string) =>
       Object.entries(labels(name, job)).reduce((text, [k, v]) => text.replaceAll(`{{ $labels.${k} }}`, v), rulesList.find((r) => r.alert === name)!.summary);
     const alert = (name: string, job: string) => ({ exp_labels: { severity: "warning", ...labels(name, job) }, exp_annotations: { summary: summary(name, job) } });
     const at = (minutes: number, name: string, jobs: string[]) => ({ eval_time: `${minutes}m`, alertname: name, exp_alerts: jobs.map((j) => alert(name, j)) });
-    const tests = {
-      rule_files: ["rules.yml"],
-      evaluation_interval: "1m",
-      tests: [
-        {
-          interval: "1m",
-          input_series: [
-            // Succeeded at 60 s, nothing since.
-            series(success, "a-ok", "60x800"),
-            // Succeeded at 60 s; from minute 10 a failure at 600 s is its last run.
-            series(success, "b-failing", "60x800"),
-            series(failure, "b-failing", "_x9 600x790"),
-            // Only a failure: never succeeded.
-            series(failure, "c-never", "60x800"),
-            // Failed at 60 s, then succeeded at 120 s.
-            series(failure, "d-recovered", "60x800"),
-            series(success, "d-recovered", "120x800"),
-          ],
-          alert_rule_test: [
-            at(5, "ScheduledJobFailing", ["c-never"]),
-            at(20, "ScheduledJobFailing", ["b-failing", "c-never"]),
-            at(700, "ScheduledJobOverdue", []),
-            at(700, "ScheduledJobNeverSucceeded", []),
-            // 13h after their last success (+ the rule's 5 minutes), a-ok and b-failing are overdue; d-recovered
-            // succeeded a minute later. c-never has had no success series for 13h.
-            at(787, "ScheduledJobOverdue", ["a-ok", "b-failing"]),
-            at(790, "ScheduledJobOverdue", ["a-ok", "b-failing", "d-recovered"]),
-            at(790, "ScheduledJobNeverSucceeded", ["c-never"]),
-          ],
-        },
+    promtoolTestRules(
+      rulesList,
+      [
+        // Succeeded at 60 s, nothing since.
+        jobSeries(SUCCESS, "a-ok", "60x800"),
+        // Succeeded at 60 s; from minute 10 a failure at 600 s is its last run.
+        jobSeries(SUCCESS, "b-failing", "60x800"),
+        jobSeries(FAILURE, "b-failing", "_x9 600x790"),
+        // Only a failure: never succeeded.
+        jobSeries(FAILURE, "c-never", "60x800"),
+        // Failed at 60 s, then succeeded at 120 s.
+        jobSeries(FAILURE, "d-recovered", "60x800"),
+        jobSeries(SUCCESS, "d-recovered", "120x800"),
       ],
-    };
-    fs.writeFileSync(path.join(dir, "tests.yml"), JSON.stringify(tests, null, 2));
-    const r = spawnSync("promtool", ["test", "rules", path.join(dir, "tests.yml")], { encoding: "utf8", cwd: dir });
-    expect(r.status, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toContain("SUCCESS");
+      [
+        at(5, "ScheduledJobFailing", ["c-never"]),
+        at(20, "ScheduledJobFailing", ["b-failing", "c-never"]),
+        at(700, "ScheduledJobOverdue", []),
+        at(700, "ScheduledJobNeverSucceeded", []),
+        // 13h after their last success (+ the rule's 5 minutes), a-ok and b-failing are overdue; d-recovered
+        // succeeded a minute later. c-never has had no success series for 13h.
+        at(787, "ScheduledJobOverdue", ["a-ok", "b-failing"]),
+        at(790, "ScheduledJobOverdue", ["a-ok", "b-failing", "d-recovered"]),
+        at(790, "ScheduledJobNeverSucceeded", ["c-never"]),
+      ],
+    );
   });
 
   it("promtool test rules: a run that recorded its start and no end is reported its time limit + 10 minutes after its start, and not before", () => {
     // Time limit 30 minutes: reported once more than 40 minutes (2,400 s) passed since the run's start.
     const names = ["e-never-ended", "f-killed", "g-failed", "h-succeeded", "i-no-start", "j-restarted"];
-    const rulesList = [...alertRules, ...scheduledJobRules(names.map((name) => ({ name, schedule: "0 */6 * * *", runTimeoutSeconds: 1_800 })))];
-    const dir = tmp();
-    fs.writeFileSync(path.join(dir, "rules.yml"), alertRulesYaml(rulesList));
-    const start = "scheduled_job_last_start_timestamp_seconds";
-    const success = "scheduled_job_last_success_timestamp_seconds";
-    const failure = "scheduled_job_last_failure_timestamp_seconds";
-    const series = (metric: string, job: string, values: string) => ({
-      series: `${metric}{job="ml-predictor", service="ml-predictor", scheduled_job="${job}"${metric === failure ? ', code="EXIT_1"' : ""}}`,
-      values,
-    });
+    const rulesList = rulesWithJobs(names);
     const name = "ScheduledJobRunUnfinished";
     const summary = (job: string) => rulesList.find((r) => r.alert === name)!.summary.replaceAll("{{ $labels.scheduled_job }}", job);
     const at = (minutes: number, jobs: string[]) => ({
@@ -123,46 +117,36 @@ describe("generated configuration accepted by the real tools", () => {
       alertname: name,
       exp_alerts: jobs.map((job) => ({ exp_labels: { severity: "warning", scheduled_job: job }, exp_annotations: { summary: summary(job) } })),
     });
-    const tests = {
-      rule_files: ["rules.yml"],
-      evaluation_interval: "1m",
-      tests: [
-        {
-          interval: "1m",
-          input_series: [
-            // Its first run started at 60 s and never ended: no success or failure gauge at all.
-            series(start, "e-never-ended", "60x200"),
-            // Run 1 started at 0 and succeeded at 30 s; run 2 started at 600 s (minute 10) and was killed.
-            series(start, "f-killed", "0x9 600x190"),
-            series(success, "f-killed", "30x200"),
-            // Started at 0, failed at 60 s: an end (ScheduledJobFailing's business).
-            series(start, "g-failed", "0x200"),
-            series(failure, "g-failed", "60x200"),
-            // Started at 0, succeeded at 30 s.
-            series(start, "h-succeeded", "0x200"),
-            series(success, "h-succeeded", "30x200"),
-            // No start gauge (nothing recorded a start): not this alert's business.
-            series(success, "i-no-start", "30x200"),
-            // Run 1 started at 0 and never ended; run 2 started at 1,800 s (minute 30) and succeeded at 2,400 s (minute 40).
-            series(start, "j-restarted", "0x29 1800x170"),
-            series(success, "j-restarted", "_x39 2400x160"),
-          ],
-          alert_rule_test: [
-            at(5, []),
-            // 2,400 s after e's start at 60 s is minute 41: not more than the limit yet.
-            at(41, []),
-            at(42, ["e-never-ended"]),
-            // f's run 2 started at 600 s: more than 2,400 s after it from minute 51.
-            at(50, ["e-never-ended"]),
-            at(51, ["e-never-ended", "f-killed"]),
-            at(180, ["e-never-ended", "f-killed"]),
-          ],
-        },
+    promtoolTestRules(
+      rulesList,
+      [
+        // Its first run started at 60 s and never ended: no success or failure gauge at all.
+        jobSeries(START, "e-never-ended", "60x200"),
+        // Run 1 started at 0 and succeeded at 30 s; run 2 started at 600 s (minute 10) and was killed.
+        jobSeries(START, "f-killed", "0x9 600x190"),
+        jobSeries(SUCCESS, "f-killed", "30x200"),
+        // Started at 0, failed at 60 s: an end (ScheduledJobFailing's business).
+        jobSeries(START, "g-failed", "0x200"),
+        jobSeries(FAILURE, "g-failed", "60x200"),
+        // Started at 0, succeeded at 30 s.
+        jobSeries(START, "h-succeeded", "0x200"),
+        jobSeries(SUCCESS, "h-succeeded", "30x200"),
+        // No start gauge (nothing recorded a start): not this alert's business.
+        jobSeries(SUCCESS, "i-no-start", "30x200"),
+        // Run 1 started at 0 and never ended; run 2 started at 1,800 s (minute 30) and succeeded at 2,400 s (minute 40).
+        jobSeries(START, "j-restarted", "0x29 1800x170"),
+        jobSeries(SUCCESS, "j-restarted", "_x39 2400x160"),
       ],
-    };
-    fs.writeFileSync(path.join(dir, "tests.yml"), JSON.stringify(tests, null, 2));
-    const r = spawnSync("promtool", ["test", "rules", path.join(dir, "tests.yml")], { encoding: "utf8", cwd: dir });
-    expect(r.status, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toContain("SUCCESS");
+      [
+        at(5, []),
+        // 2,400 s after e's start at 60 s is minute 41: not more than the limit yet.
+        at(41, []),
+        at(42, ["e-never-ended"]),
+        // f's run 2 started at 600 s: more than 2,400 s after it from minute 51.
+        at(50, ["e-never-ended"]),
+        at(51, ["e-never-ended", "f-killed"]),
+        at(180, ["e-never-ended", "f-killed"]),
+      ],
+    );
   });
 });
