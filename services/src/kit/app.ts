@@ -10,6 +10,7 @@ import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
 import { errorBody, installErrorHandlers } from "./errors";
+import { ANY_CASE_UUID_RE } from "./identity";
 import { installJsonGuards } from "./request-guards";
 import { platformDateTime } from "./instants";
 import { LazyRequestLogger } from "./request-logger";
@@ -57,8 +58,8 @@ export function createLogger(name: string, level: string, stream?: DestinationSt
 
 const requestIdRe = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** A UUID in its canonical text form (any case, as PostgreSQL prints and reads it). */
-export const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A UUID in its canonical text form (any case, as PostgreSQL prints and reads it): identity.ts's pattern. */
+export const CANONICAL_UUID = ANY_CASE_UUID_RE;
 
 /** Incoming x-request-id when well-formed, else a new UUID. */
 export function requestIdFor(req: IncomingMessage): string {

@@ -52,7 +52,8 @@ export interface Identity {
  * `ABC…` and `abc…` are two keys: every id entering a service goes through `canonicalUserId`.
  */
 export const CANONICAL_USER_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const anyCaseUuidRe = new RegExp(CANONICAL_USER_ID_RE.source, "i");
+/** A UUID in its canonical text form in any case (as PostgreSQL reads it): the kit's one UUID pattern. */
+export const ANY_CASE_UUID_RE = new RegExp(CANONICAL_USER_ID_RE.source, "i");
 
 /**
  * The canonical spelling of a user id: a UUID in any case, lower-cased (its hex digits name the same
@@ -61,7 +62,7 @@ const anyCaseUuidRe = new RegExp(CANONICAL_USER_ID_RE.source, "i");
  * ids a client sends are refused unless already canonical (`UserIdSchema`, `isCanonicalUserId`).
  */
 export function canonicalUserId(raw: unknown): string | undefined {
-  return typeof raw === "string" && anyCaseUuidRe.test(raw) ? raw.toLowerCase() : undefined;
+  return typeof raw === "string" && ANY_CASE_UUID_RE.test(raw) ? raw.toLowerCase() : undefined;
 }
 
 /** Whether `raw` is a user id as spelled canonically (what a client must send). */
