@@ -12,7 +12,7 @@ import { hostPorts, unauthenticated } from "./data/definitions";
 import { Edge } from "./edge/nginx";
 import { Grafana, GRAFANA_PORT } from "./monitoring/grafana";
 import { Prometheus, PROMETHEUS_PORT } from "./monitoring/prometheus";
-import { runTimeoutSeconds } from "./monitoring/scheduled-jobs";
+import { runTimeoutSeconds, type ScheduledJobAlertTarget } from "./monitoring/scheduled-jobs";
 import { createRuntime } from "./runtime";
 import { PlatformSecrets } from "./secrets";
 import { AppService, ServicesImage, TrainerImage } from "./services";
@@ -158,6 +158,16 @@ export class TradingPlatform extends pulumi.ComponentResource {
     const collector = traceCollector(config.services);
     const ordered = [...config.services].sort((a, b) => Number(!!b.preDeployJob) - Number(!!a.preDeployJob));
     const jobsReady: pulumi.Resource[] = [];
+    // Each service's scheduled job where the runtime schedules jobs: its schedule and the time limit
+    // of a run, given to the runtime and to the alert rules alike.
+    const scheduledJobs = new Map<string, ScheduledJobAlertTarget>();
+    if (runtime.capabilities.scheduledJobs) {
+      for (const s of config.services) {
+        if (!s.scheduledJob) continue;
+        const schedule = config.jobSchedules[s.scheduledJob.scheduleKey];
+        scheduledJobs.set(s.name, { name: scheduledJobName(s.name, s.scheduledJob.name), schedule, runTimeoutSeconds: runTimeoutSeconds(schedule, s.scheduledJob.runTimeoutSeconds) });
+      }
+    }
     const apps: Record<string, AppService> = {};
     for (const def of ordered) {
       const app = new AppService(
@@ -195,11 +205,11 @@ export class TradingPlatform extends pulumi.ComponentResource {
             def.secrets.includes("notification"),
           dependsOn: def.preDeployJob ? dataReady : [...dataReady, ...jobsReady],
           scheduledJob:
-            def.scheduledJob && runtime.capabilities.scheduledJobs
+            def.scheduledJob && scheduledJobs.has(def.name)
               ? {
                   image: jobImages[def.scheduledJob.image]!,
-                  schedule: config.jobSchedules[def.scheduledJob.scheduleKey],
-                  runTimeoutSeconds: runTimeoutSeconds(config.jobSchedules[def.scheduledJob.scheduleKey], def.scheduledJob.runTimeoutSeconds),
+                  schedule: scheduledJobs.get(def.name)!.schedule,
+                  runTimeoutSeconds: scheduledJobs.get(def.name)!.runTimeoutSeconds,
                   connectsTo: topology.connectsTo[scheduledJobName(def.name, def.scheduledJob.name)] ?? [],
                 }
               : undefined,
@@ -221,13 +231,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           // A Kubernetes CronJob runs no cron runner: only the Docker runtime's scheduled jobs export
           // scheduled_job_runs_total. Every runtime's jobs record their runs, which their service exports.
           scheduledJobs: [
-            ...(runtime.capabilities.scheduledJobs
-              ? config.services.flatMap((s) => {
-                  if (!s.scheduledJob) return [];
-                  const schedule = config.jobSchedules[s.scheduledJob.scheduleKey];
-                  return [{ name: scheduledJobName(s.name, s.scheduledJob.name), schedule, runTimeoutSeconds: runTimeoutSeconds(schedule, s.scheduledJob.runTimeoutSeconds) }];
-                })
-              : []),
+            ...scheduledJobs.values(),
             // The PostgreSQL backup records its runs too (backup.ts), exported by database-service
             // (catalog exportsJobRuns): alerted where it is scheduled. The ClickHouse backup records none.
             ...(backupsScheduled(runtime.capabilities) && datastores.postgres

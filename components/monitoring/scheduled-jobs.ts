@@ -24,8 +24,17 @@ export const OVERDUE_INTERVALS = 2;
 /** Added to the intervals for the run's own duration (a success is stamped when the run ends) and the scrape/evaluation delay. */
 export const OVERDUE_MARGIN_SECONDS = 3_600;
 
+/** tickGapsSeconds of each schedule already sampled: a job's limit and its alert rules read the same schedule. */
+const sampledGaps = new Map<string, { shortest: number; longest: number }>();
+
 /** The shortest and the longest time between two consecutive ticks of a schedule, in seconds. */
 function tickGapsSeconds(schedule: string): { shortest: number; longest: number } {
+  let gaps = sampledGaps.get(schedule);
+  if (!gaps) sampledGaps.set(schedule, (gaps = sampleTickGaps(schedule)));
+  return gaps;
+}
+
+function sampleTickGaps(schedule: string): { shortest: number; longest: number } {
   const cron = new Cron(schedule, { paused: true, timezone: "UTC", mode: "5-part" });
   const until = GAP_SAMPLE_FROM.getTime() + GAP_SAMPLE_DAYS * 86_400_000;
   let previous = cron.nextRun(GAP_SAMPLE_FROM);
