@@ -10,6 +10,8 @@
  *      with a high limit, proxy to the same upstream)
  *   3. floor:   the same through bench/lib/bare-proxy.ts (node:http + undici, nothing else): the
  *      least any Node proxy costs here, so the gateway's figures can be read against it
+ *   4. nginx:   the same through Nginx (bench/lib/nginx-proxy.ts, when /usr/sbin/nginx exists): the
+ *      floor of a proxy that is not Node, no authentication, no rate limit
  * and prints throughput and latency percentiles, and each process's CPU time per request, user +
  * system (from /proc, so it holds on a loaded machine too; the bench process is autocannon). Each target first gets an unmeasured warm-up of
  * BENCH_WARMUP_S (default 3) so the measured runs see JIT-compiled code, not the compiler. Then
@@ -26,6 +28,7 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import { runPostgresMigrations } from "../services/src/migrations";
 import { freePort, startPostgres, startRedis, pg } from "../tests/harness";
+import { nginxAvailable, startNginxProxy, type NginxProxy } from "./lib/nginx-proxy";
 import { cpuTimes, startServiceProcess, stopServiceProcess, type ServiceProcess } from "./lib/service-process";
 import { median } from "./lib/stats";
 
@@ -81,6 +84,7 @@ async function startService(name: string, env: Record<string, string>): Promise<
 }
 
 async function main() {
+  let nginx: NginxProxy | undefined;
   const postgres = await startPostgres();
   const redis = await startRedis({ persistent: false });
   const JWT_SECRET = randomBytes(64).toString("hex");
@@ -128,15 +132,21 @@ async function main() {
     };
     const identity = { "x-user-id": reg.user.id, "x-user-role": "trader", "x-auth-method": "jwt" };
     const bareUrl = await startBareProxy(umUrl, "/me", identity);
-    const targets = [
-      { key: "direct", title: "direct: user-management GET /me", url: `${umUrl}/me`, headers: identity, proxy: undefined },
+    if (nginxAvailable()) {
+      nginx = await startNginxProxy(umUrl, "/me", identity);
+      // The worker does the proxying; the master only waits on it.
+      pids.nginx = nginx.pids[1] ?? nginx.pids[0];
+    }
+    const targets: { key: string; title: string; url: string; headers: Record<string, string>; proxy?: string }[] = [
+      { key: "direct", title: "direct: user-management GET /me", url: `${umUrl}/me`, headers: identity },
       { key: "gateway", title: "gateway: GET /api/users/me (JWT, rate limit, proxy)", url: `${gwUrl}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "api-gateway" },
       { key: "floor", title: "floor: bare node:http + undici proxy", url: `${bareUrl}/`, headers: {}, proxy: "bare-proxy" },
-    ] as const;
+      ...(nginx ? [{ key: "nginx", title: "nginx floor: Nginx proxy, one worker", url: `${nginx.url}/`, headers: {}, proxy: "nginx" }] : []),
+    ];
     // Each target warmed once, then the three measured in turn, round after round: a ratio is taken
     // within its round, so a load that drifts over the run shifts both sides of it alike.
     for (const t of targets) if (warmup > 0) await run(`${t.title} (warm-up)`, t.url, t.headers, warmup);
-    const measured: Record<string, Measured[]> = { direct: [], gateway: [], floor: [] };
+    const measured: Record<string, Measured[]> = Object.fromEntries(targets.map((t) => [t.key, []]));
     const row = (name: string, r: autocannon.Result) =>
       `${name.padEnd(52)} ${String(Math.round(r.requests.average)).padStart(8)} req/s   p50 ${String(r.latency.p50).padStart(4)} ms   p99 ${String(r.latency.p99).padStart(4)} ms   max ${String(r.latency.max).padStart(5)} ms   non-2xx ${r.non2xx}   errors ${r.errors}`;
     const us = (c: { user: number; sys: number }) => `${c.user + c.sys} (user ${c.user} + sys ${c.sys})`;
@@ -151,7 +161,7 @@ async function main() {
       }
       const d = measured.direct[round - 1].result.requests.average;
       const share = (k: string) => `${((100 * measured[k][round - 1].result.requests.average) / d).toFixed(0)} %`;
-      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}`);
+      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}${nginx ? `, nginx floor ${share("nginx")}` : ""}`);
     }
     const shares = (k: string) => measured[k].map((m, i) => (100 * m.result.requests.average) / measured.direct[i].result.requests.average);
     const cpuOf = (k: string, proc: string) => measured[k].map((m) => m.cpu[proc].user + m.cpu[proc].sys);
@@ -159,9 +169,11 @@ async function main() {
     console.log(`over ${rounds} round(s), each share against the direct run of its own round:`);
     console.log(`  gateway: ${range(shares("gateway"), " %")} of direct throughput; ${range(cpuOf("gateway", "api-gateway"), " µs")} of gateway CPU per request`);
     console.log(`  floor:   ${range(shares("floor"), " %")} of direct throughput; ${range(cpuOf("floor", "bare-proxy"), " µs")} of floor proxy CPU per request`);
+    if (nginx) console.log(`  nginx:   ${range(shares("nginx"), " %")} of direct throughput; ${range(cpuOf("nginx", "nginx"), " µs")} of Nginx worker CPU per request`);
     console.log(`  direct:  ${range(measured.direct.map((m) => m.result.requests.average), " req/s")}; ${range(cpuOf("direct", "user-management"), " µs")} of user-management CPU per request`);
   } finally {
     await Promise.all(children.map((c) => stopServiceProcess(c)));
+    await nginx?.stop();
     await redis.stop();
     await postgres.stop();
   }
