@@ -16,6 +16,7 @@ import { canonicalUserId, identityOf, isCanonicalUserId, jwtKey, signAccessToken
 import { parseApiKeyIdentity } from "../../services/src/services/user-management/api-keys";
 import { TOPICS } from "../../services/src/trading/events";
 import { checkMessage } from "../../services/src/trading/infra/topicSchemas";
+import { scopesIn } from "../../services/src/services/trading-engine/halts";
 
 const requestWith = (headers: Record<string, string>) => ({ headers }) as Parameters<typeof identityOf>[0];
 
@@ -79,5 +80,19 @@ describe("user id spelling", () => {
       expect(checked.canonical).toBeUndefined();
       expect((checked.json as { order: { userId: string } }).order.userId).toBe(userId);
     }
+  });
+
+  it("the engine's kill-switch scopes cover an owner by the canonical id; an id that is no UUID only by `global`", () => {
+    const id = randomUUID();
+    const halted = scopesIn([{ scope: `user:${id}`, state: "halted" }, { scope: "user:alice", state: "halted" }], "halted");
+    expect(halted(id)).toBe(true);
+    expect(halted(id.toUpperCase())).toBe(true);
+    expect(halted(randomUUID())).toBe(false);
+    // trading_states refuses such a scope; were one read, it names no user (the old code lower-cased
+    // any id, so "ALICE" matched "user:alice").
+    expect(halted("ALICE")).toBe(false);
+    expect(halted("alice")).toBe(false);
+    expect(scopesIn([{ scope: "global", state: "halted" }], "halted")("alice")).toBe(true);
+    expect(scopesIn([{ scope: `user:${id}`, state: "reduce_only" }], "halted")(id)).toBe(false);
   });
 });
