@@ -67,6 +67,17 @@ export function canonicalUserId(raw: unknown): string | undefined {
   return typeof raw === "string" && ANY_CASE_UUID_RE.test(raw) ? raw.toLowerCase() : undefined;
 }
 
+/**
+ * The partition key of a Kafka message keyed by user: the canonical id, so every message of one user
+ * lands on one partition, in the order it was produced, whatever spelling the producer holds
+ * (consumers canonicalise a message's user id, trading/infra/topicSchemas.ts, but the partition is
+ * chosen from the key's bytes). An id that is no UUID is kept as spelled: the topic contracts take
+ * any id. Every producer of a user-keyed topic builds its key with this.
+ */
+export function userPartitionKey(userId: string): string {
+  return canonicalUserId(userId) ?? userId;
+}
+
 /** Whether `raw` is a user id as spelled canonically (what a client must send). */
 export function isCanonicalUserId(raw: unknown): raw is string {
   return typeof raw === "string" && CANONICAL_USER_ID_RE.test(raw);

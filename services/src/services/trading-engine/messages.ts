@@ -3,7 +3,7 @@
  * message (one bar or a batch of bars) asks of the engine (checked: a message the engine could never apply is a
  * PoisonMessageError, set aside by the consumer), and the `trading.executions` events it answers with.
  */
-import { ANY_CASE_UUID_RE, isUnstorableText } from "../../kit";
+import { ANY_CASE_UUID_RE, isUnstorableText, userPartitionKey } from "../../kit";
 import { D } from "../../trading/decimal";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { PoisonMessageError } from "../../trading/infra/deadLetters";
@@ -71,18 +71,18 @@ export function commandOf(topic: string, json: object): EngineCommand {
  */
 export function fillEvent(f: Fill): OutboxEvent {
   const msg: ExecutionMsg = { eventId: f.fillId, type: "fill", fill: f };
-  return { eventId: f.fillId, topic: TOPICS.executions, key: f.userId, payload: msg };
+  return { eventId: f.fillId, topic: TOPICS.executions, key: userPartitionKey(f.userId), payload: msg };
 }
 
 export function outcomeEvent(o: OrderRequest, type: "order.expired" | "order.rejected", reason: string): OutboxEvent {
   const eventId = `${o.orderId}:exec:${type}`;
   const msg: ExecutionMsg = { eventId, type, orderId: o.orderId, userId: o.userId, symbol: o.symbol, reason, ts: Date.now() };
-  return { eventId, topic: TOPICS.executions, key: o.userId, payload: msg };
+  return { eventId, topic: TOPICS.executions, key: userPartitionKey(o.userId), payload: msg };
 }
 
 /** The engine's confirmation of a cancel request: `remaining` left the book unexecuted. */
 export function cancelledEvent(o: OrderRequest, remaining: string, reason: string): OutboxEvent {
   const eventId = `${o.orderId}:exec:order.cancelled`;
   const msg: ExecutionMsg = { eventId, type: "order.cancelled", orderId: o.orderId, userId: o.userId, symbol: o.symbol, remaining, reason, ts: Date.now() };
-  return { eventId, topic: TOPICS.executions, key: o.userId, payload: msg };
+  return { eventId, topic: TOPICS.executions, key: userPartitionKey(o.userId), payload: msg };
 }
