@@ -12,10 +12,12 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { BUSINESS_TOPICS } from "../../services/src/business/events";
-import { canonicalUserId, identityOf, isCanonicalUserId, jwtKey, signAccessToken, TokenError, verifyAccessToken } from "../../services/src/kit";
+import { canonicalUserId, identityOf, userPartitionKey, isCanonicalUserId, jwtKey, signAccessToken, TokenError, verifyAccessToken } from "../../services/src/kit";
 import { parseApiKeyIdentity } from "../../services/src/services/user-management/api-keys";
 import { TOPICS } from "../../services/src/trading/events";
 import { checkMessage } from "../../services/src/trading/infra/topicSchemas";
+import { scopesIn } from "../../services/src/services/trading-engine/halts";
+import { cancelledEvent, fillEvent, outcomeEvent } from "../../services/src/services/trading-engine/messages";
 
 const requestWith = (headers: Record<string, string>) => ({ headers }) as Parameters<typeof identityOf>[0];
 
@@ -79,5 +81,33 @@ describe("user id spelling", () => {
       expect(checked.canonical).toBeUndefined();
       expect((checked.json as { order: { userId: string } }).order.userId).toBe(userId);
     }
+  });
+
+  it("the engine's kill-switch scopes cover an owner by the canonical id; an id that is no UUID only by `global`", () => {
+    const id = randomUUID();
+    const halted = scopesIn([{ scope: `user:${id}`, state: "halted" }, { scope: "user:alice", state: "halted" }], "halted");
+    expect(halted(id)).toBe(true);
+    expect(halted(id.toUpperCase())).toBe(true);
+    expect(halted(randomUUID())).toBe(false);
+    // trading_states refuses such a scope; were one read, it names no user (the old code lower-cased
+    // any id, so "ALICE" matched "user:alice").
+    expect(halted("ALICE")).toBe(false);
+    expect(halted("alice")).toBe(false);
+    expect(scopesIn([{ scope: "global", state: "halted" }], "halted")("alice")).toBe(true);
+    expect(scopesIn([{ scope: `user:${id}`, state: "reduce_only" }], "halted")(id)).toBe(false);
+  });
+
+  it("a message keyed by user is keyed by the canonical id, so one user's messages share a partition", () => {
+    const id = randomUUID();
+    expect(userPartitionKey(id.toUpperCase())).toBe(id);
+    expect(userPartitionKey(id)).toBe(id);
+    // Not a UUID: kept as spelled (the topic contracts take any id).
+    expect(userPartitionKey("Marker-1")).toBe("Marker-1");
+    const order = { orderId: randomUUID(), userId: id.toUpperCase(), symbol: "BTCUSDT", side: "buy" as const, type: "market" as const, quantity: "1" };
+    const fill = { fillId: `${order.orderId}:1`, orderId: order.orderId, userId: id.toUpperCase(), symbol: "BTCUSDT", side: "buy" as const, quantity: "1", price: "100", fee: "0", liquidity: "taker" as const, ts: Date.now() };
+    // The trading-engine's trading.executions events (the key of the old code was the order's spelling).
+    expect(fillEvent(fill).key).toBe(id);
+    expect(outcomeEvent(order, "order.expired", "IOC").key).toBe(id);
+    expect(cancelledEvent(order, "1", "cancelled by user").key).toBe(id);
   });
 });

@@ -10,7 +10,7 @@ export const BUSINESS_TOPICS = {
   usage: "platform.usage",
 } as const;
 
-/** platform.usage, key = userId ("anonymous" without one): one per request through the gateway. */
+/** platform.usage, key = userId (canonical: kit userPartitionKey; "anonymous" without one): one per request through the gateway. */
 export interface UsageEventMsg {
   eventId: string;
   ts: number;
@@ -23,7 +23,7 @@ export interface UsageEventMsg {
   latencyMs: number;
 }
 
-/** payments.events, key = userId. */
+/** payments.events, key = userId (canonical: kit userPartitionKey). */
 /**
  * The reference of a payment that settles an invoice is `invoice:<invoice id>`. Only billing-service
  * sets it (payment-service's internal route); a client's own payment may not: billing would take it
@@ -46,7 +46,7 @@ export interface PaymentEventMsg {
   ts: number;
 }
 
-/** billing.events, key = userId. `mrr` is the subscription's monthly recurring revenue after the event (0 when not paying). */
+/** billing.events, key = userId (canonical: kit userPartitionKey). `mrr` is the subscription's monthly recurring revenue after the event (0 when not paying). */
 export interface BillingEventMsg {
   eventId: string;
   type:

@@ -51,7 +51,9 @@ export interface Identity {
  * user (om_positions, te_positions, advisory locks, Dragonfly keys...) hold it as text, where
  * `ABC…` and `abc…` are two keys: every id entering a service goes through `canonicalUserId`.
  */
-export const CANONICAL_USER_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A UUID in its canonical text form, lower case, unanchored: the one copy every UUID pattern derives from. */
+export const UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+export const CANONICAL_USER_ID_RE = new RegExp(`^${UUID_TEXT}$`);
 /** A UUID in its canonical text form in any case (as PostgreSQL reads it): the kit's one UUID pattern. */
 export const ANY_CASE_UUID_RE = new RegExp(CANONICAL_USER_ID_RE.source, "i");
 
@@ -63,6 +65,17 @@ export const ANY_CASE_UUID_RE = new RegExp(CANONICAL_USER_ID_RE.source, "i");
  */
 export function canonicalUserId(raw: unknown): string | undefined {
   return typeof raw === "string" && ANY_CASE_UUID_RE.test(raw) ? raw.toLowerCase() : undefined;
+}
+
+/**
+ * The partition key of a Kafka message keyed by user: the canonical id, so every message of one user
+ * lands on one partition, in the order it was produced, whatever spelling the producer holds
+ * (consumers canonicalise a message's user id, trading/infra/topicSchemas.ts, but the partition is
+ * chosen from the key's bytes). An id that is no UUID is kept as spelled: the topic contracts take
+ * any id. Every producer of a user-keyed topic builds its key with this.
+ */
+export function userPartitionKey(userId: string): string {
+  return canonicalUserId(userId) ?? userId;
 }
 
 /** Whether `raw` is a user id as spelled canonically (what a client must send). */

@@ -31,7 +31,7 @@ export interface OrderEventMsg {
 }
 
 /**
- * trading.executions, key = userId: a user's fills (of every order) and outcomes are on one
+ * trading.executions, key = userId (its canonical spelling, kit userPartitionKey): a user's fills (of every order) and outcomes are on one
  * partition, in the order the engine committed them, so consumers that fold them per user
  * (portfolio-manager: average price, realized PnL, the daily PnL the risk check reads) see them in
  * that order; an order's own events keep their order with it. (Events published before this key

@@ -11,6 +11,8 @@
  * a server >= 20 this module can go.
  */
 
+import { ANY_CASE_UUID_RE } from "../identity";
+
 /** True for a `version()` string older than 20 (or unparsable: treated as the oldest). */
 export function isLegacyServerVersion(version: string): boolean {
   const major = Number(version.split(".")[0]);
@@ -99,7 +101,9 @@ export function formatValue(value: unknown, type: string, name: string): string 
     return fail("expected a Date, epoch ms or 'YYYY-MM-DD hh:mm:ss'");
   }
   if (t === "UUID") {
-    if (typeof value === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) return quoteString(value);
+    // The kit's UUID pattern (any case, as ClickHouse reads a UUID): the literal is quoted anyway, the
+    // pattern only keeps a value the server would refuse from reaching it.
+    if (typeof value === "string" && ANY_CASE_UUID_RE.test(value)) return quoteString(value);
     return fail("expected a UUID");
   }
   if (t === "String" || /^FixedString\(\d+\)$/.test(t) || /^Enum(8|16)?\(.*\)$/.test(t)) {

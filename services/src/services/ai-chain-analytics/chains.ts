@@ -5,6 +5,7 @@
  * order belongs to a decision when its clientOrderId is the decision id (ai-orchestrator sets it);
  * a fill belongs to its order.
  */
+import { ANY_CASE_UUID_RE } from "../../kit";
 import type { OrderEventMsg } from "../../trading/events";
 import type { Fill } from "../../trading/types";
 
@@ -23,7 +24,6 @@ export interface DecisionIn {
   orderId: string | null;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export function decisionRow(d: DecisionIn) {
@@ -46,7 +46,7 @@ export function decisionRow(d: DecisionIn) {
 /** An order event's row, or undefined when the order did not come from a decision. */
 export function orderRow(e: OrderEventMsg) {
   const o = e.order;
-  if (!o.clientOrderId || !UUID.test(o.clientOrderId)) return undefined;
+  if (!o.clientOrderId || !ANY_CASE_UUID_RE.test(o.clientOrderId)) return undefined;
   const created = Date.parse(o.createdAt);
   return {
     order_id: o.orderId,

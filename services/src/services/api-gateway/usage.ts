@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { Producer } from "kafkajs";
 import { Counter } from "prom-client";
-import type { ServiceContext } from "../../kit";
+import { userPartitionKey, type ServiceContext } from "../../kit";
 import { BUSINESS_TOPICS, type UsageEventMsg } from "../../business/events";
 
 const MAX_BUFFER = 20_000;
@@ -67,7 +67,7 @@ export class UsageEmitter {
         const batch = this.buffer.slice(0, BATCH);
         try {
           const producer = await this.connected();
-          await producer.send({ topic: BUSINESS_TOPICS.usage, acks: -1, messages: batch.map((e) => ({ key: e.userId ?? "anonymous", value: JSON.stringify(e) })) });
+          await producer.send({ topic: BUSINESS_TOPICS.usage, acks: -1, messages: batch.map((e) => ({ key: e.userId === null ? "anonymous" : userPartitionKey(e.userId), value: JSON.stringify(e) })) });
           this.buffer.splice(0, batch.length);
         } catch (err) {
           this.ctx.log.warn({ err: { message: (err as Error).message }, buffered: this.buffer.length }, "usage events not sent; kept for the next flush");

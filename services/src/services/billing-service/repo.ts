@@ -3,7 +3,7 @@
  * invoice creation with its lines, and events through the transactional outbox (bil_outbox).
  */
 import type { PoolClient } from "pg";
-import type { PostgresClient } from "../../kit";
+import { userPartitionKey, type PostgresClient } from "../../kit";
 import { type Currency, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type BillingEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
@@ -235,6 +235,6 @@ export class BillingRepo {
   async emit(c: PoolClient, type: BillingEventMsg["type"], sub: SubscriptionRow, plan: Plan, extra: Partial<BillingEventMsg> & { eventId: string }): Promise<void> {
     const paying = sub.status === "active" || sub.status === "past_due";
     const msg: BillingEventMsg = { type, userId: sub.user_id, subscriptionId: sub.subscription_id, planId: sub.plan_id, status: sub.status, currency: plan.currency, mrr: paying ? toJson(monthlyAmount(plan)) : 0, ts: Date.now(), ...extra };
-    await enqueue(c, OUTBOX, [{ eventId: msg.eventId, topic: BUSINESS_TOPICS.billing, key: sub.user_id, payload: { ...msg } }]);
+    await enqueue(c, OUTBOX, [{ eventId: msg.eventId, topic: BUSINESS_TOPICS.billing, key: userPartitionKey(sub.user_id), payload: { ...msg } }]);
   }
 }

@@ -4,9 +4,11 @@
  * (function and file, without line numbers, so a redeploy that shifts lines keeps the group).
  */
 import { createHash } from "node:crypto";
+import { UUID_TEXT } from "../../kit/identity";
 
 const RULES: Array<[RegExp, string]> = [
-  [/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, "<uuid>"],
+  // The kit's UUID pattern, unanchored and global: every UUID inside a message, whatever its case.
+  [new RegExp(`\\b${UUID_TEXT}\\b`, "gi"), "<uuid>"],
   [/\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?/g, "<time>"],
   [/[a-z][a-z0-9+.-]*:\/\/[^\s'"]+/gi, "<url>"],
   [/\b[\w.+-]+@[\w-]+\.[\w.-]+\b/g, "<email>"],

@@ -14,7 +14,7 @@
  *
  * Layers: routes.ts (HTTP: GET /alerts, /alerts/mine), domain.ts (event forms, no I/O), data.ts (SQL).
  */
-import { defineService, envList, Type } from "../../kit";
+import { defineService, envList, Type, userPartitionKey } from "../../kit";
 import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert, type Evaluation } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
@@ -54,7 +54,7 @@ export default defineService({
     ctx.log.info({ replayed: past.length }, "compliance state rebuilt from the audit trail");
 
     const publish = (alerts: ComplianceAlert[]) =>
-      app.kafka.send(TOPICS.complianceAlerts, alerts.map((al) => ({ key: al.userId, value: JSON.stringify(al), headers: { "event-id": al.alertId } })));
+      app.kafka.send(TOPICS.complianceAlerts, alerts.map((al) => ({ key: userPartitionKey(al.userId), value: JSON.stringify(al), headers: { "event-id": al.alertId } })));
 
     /**
      * Audit row, position and alerts are written in one transaction, then the alerts are published. A

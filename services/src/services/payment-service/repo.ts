@@ -4,7 +4,7 @@
  * when the state it announces is committed.
  */
 import type { PoolClient } from "pg";
-import type { PostgresClient } from "../../kit";
+import { userPartitionKey, type PostgresClient } from "../../kit";
 import { type Currency, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
@@ -202,6 +202,6 @@ export class PaymentRepo {
       ts: Date.now(),
       ...extra,
     };
-    await enqueue(c, OUTBOX, [{ eventId: msg.eventId, topic: BUSINESS_TOPICS.payments, key: row.user_id, payload: { ...msg } }]);
+    await enqueue(c, OUTBOX, [{ eventId: msg.eventId, topic: BUSINESS_TOPICS.payments, key: userPartitionKey(row.user_id), payload: { ...msg } }]);
   }
 }

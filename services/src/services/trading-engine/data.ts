@@ -2,10 +2,9 @@
  * trading-engine's data access: every SQL statement on `te_orders`, `te_fills` and `te_last_bar`
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
-import type { Queryable } from "../../kit";
+import { ANY_CASE_UUID_RE, type Queryable } from "../../kit";
 import type { ExecutionReport } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
-import { UUID_RE } from "./messages";
 
 /**
  * te_orders.status: where the engine is with an order. `held`: received while the kill switch
@@ -57,7 +56,7 @@ export async function knownOrderIds(db: Queryable, orderIds: string[]): Promise<
  * parameter, and PostgreSQL refuses what is not a UUID as before).
  */
 export function knownOrderIdsStatement(orderIds: string[]): string | undefined {
-  if (orderIds.length === 0 || !orderIds.every((id) => UUID_RE.test(id))) return undefined;
+  if (orderIds.length === 0 || !orderIds.every((id) => ANY_CASE_UUID_RE.test(id))) return undefined;
   return `SELECT order_id FROM te_orders WHERE order_id = ANY('{${orderIds.join(",")}}'::uuid[])`;
 }
 

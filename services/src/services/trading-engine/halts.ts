@@ -19,6 +19,7 @@
  * orders resting at Binance (filled there without the engine weighing them again) count as if they
  * filled on their side (FillGate.resting), those the batch sends included.
  */
+import { canonicalUserId } from "../../kit";
 import { D, type Decimal, type DecimalLike, ZERO } from "../../trading/decimal";
 import { reducesPosition } from "../../trading/risk";
 import { KILL_SWITCH_LOCK } from "../../trading/tradingState";
@@ -39,7 +40,13 @@ export function scopesIn(rows: { scope?: unknown; state?: unknown }[], state: "h
   const scopes = new Set(rows.filter((r) => r.state === state).map((r) => String(r.scope)));
   if (scopes.has("global")) return () => true;
   if (scopes.size === 0) return NO_SCOPE;
-  return (userId) => scopes.has(`user:${userId.toLowerCase()}`);
+  // A scope names a user by the canonical id (trading_states' CHECK); an owner spelled otherwise
+  // (from a producer outside the platform) is the same user, and an id that is no UUID names no
+  // platform user: only `global` covers its orders.
+  return (userId) => {
+    const canonical = canonicalUserId(userId);
+    return canonical !== undefined && scopes.has(`user:${canonical}`);
+  };
 }
 
 const pairOf = (userId: string, symbol: string) => `${userId}\u0000${symbol}`;

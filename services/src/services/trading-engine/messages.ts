@@ -3,7 +3,7 @@
  * message (one bar or a batch of bars) asks of the engine (checked: a message the engine could never apply is a
  * PoisonMessageError, set aside by the consumer), and the `trading.executions` events it answers with.
  */
-import { isUnstorableText } from "../../kit";
+import { ANY_CASE_UUID_RE, isUnstorableText, userPartitionKey } from "../../kit";
 import { D } from "../../trading/decimal";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { PoisonMessageError } from "../../trading/infra/deadLetters";
@@ -14,7 +14,6 @@ import { SYMBOL_RE, type Bar, type Fill, type OrderRequest } from "../../trading
 
 export type EngineCommand = { kind: "execute"; order: OrderRequest } | { kind: "cancel"; order: OrderRequest } | { kind: "bars"; bars: Bar[] } | { kind: "ignore" };
 
-export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DECIMAL_RE = /^\d{1,20}(\.\d{1,18})?$/;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -27,7 +26,7 @@ function decimal(v: unknown, field: string, { positive }: { positive: boolean })
 /** The order of a trading.orders snapshot, checked field by field. */
 export function orderOf(o: unknown): OrderRequest {
   if (!isObject(o)) throw new PoisonMessageError("order is missing");
-  if (typeof o.orderId !== "string" || !UUID_RE.test(o.orderId)) throw new PoisonMessageError("orderId is not a uuid");
+  if (typeof o.orderId !== "string" || !ANY_CASE_UUID_RE.test(o.orderId)) throw new PoisonMessageError("orderId is not a uuid");
   if (typeof o.userId !== "string" || o.userId.length === 0 || o.userId.length > 200) throw new PoisonMessageError("userId is missing");
   // te_orders keeps the order as jsonb, which refuses these: refused here, before a live order is sent to Binance.
   if (isUnstorableText(o.userId)) throw new PoisonMessageError("userId holds U+0000 or an unpaired surrogate");
@@ -72,18 +71,18 @@ export function commandOf(topic: string, json: object): EngineCommand {
  */
 export function fillEvent(f: Fill): OutboxEvent {
   const msg: ExecutionMsg = { eventId: f.fillId, type: "fill", fill: f };
-  return { eventId: f.fillId, topic: TOPICS.executions, key: f.userId, payload: msg };
+  return { eventId: f.fillId, topic: TOPICS.executions, key: userPartitionKey(f.userId), payload: msg };
 }
 
 export function outcomeEvent(o: OrderRequest, type: "order.expired" | "order.rejected", reason: string): OutboxEvent {
   const eventId = `${o.orderId}:exec:${type}`;
   const msg: ExecutionMsg = { eventId, type, orderId: o.orderId, userId: o.userId, symbol: o.symbol, reason, ts: Date.now() };
-  return { eventId, topic: TOPICS.executions, key: o.userId, payload: msg };
+  return { eventId, topic: TOPICS.executions, key: userPartitionKey(o.userId), payload: msg };
 }
 
 /** The engine's confirmation of a cancel request: `remaining` left the book unexecuted. */
 export function cancelledEvent(o: OrderRequest, remaining: string, reason: string): OutboxEvent {
   const eventId = `${o.orderId}:exec:order.cancelled`;
   const msg: ExecutionMsg = { eventId, type: "order.cancelled", orderId: o.orderId, userId: o.userId, symbol: o.symbol, remaining, reason, ts: Date.now() };
-  return { eventId, topic: TOPICS.executions, key: o.userId, payload: msg };
+  return { eventId, topic: TOPICS.executions, key: userPartitionKey(o.userId), payload: msg };
 }

@@ -141,7 +141,9 @@ const CHECKS: Record<string, Check> = {
  * Every user id a consumer reads (`userId`, `order.userId`, `fill.userId`) that is a UUID, in its
  * canonical spelling (kit `canonicalUserId`: lower case), so a producer's `ABC…` reaches the same
  * positions, halts, locks and rows as `abc…`; whether any was rewritten. Ids that are not UUIDs
- * are left as they are (the topics' contracts take any id; no platform user has one).
+ * are left as they are and the message is handled, not set aside: the topics' contracts take any id
+ * (tests and tools publish ids such as `marker-…`); no platform user has one, so such a message
+ * reaches no user's state, and only the global kill switch covers its orders.
  */
 function canonicaliseUserIds(v: Record<string, unknown>): boolean {
   let rewritten = false;
