@@ -18,7 +18,12 @@
  *     an order whose own row cannot be written is cancelled at Binance instead of left open there,
  *     and its fills and end (order.expired LIVE_ORDER_UNRECORDED) are published without that row;
  *   - a cancel sent by a process killed before its batch's COMMIT is known to the poll after the
- *     restart (te_orders.cancel_sent_at): Binance's CANCELED is reported cancelled, not expired;
+ *     restart (te_orders.cancel_sent_at): Binance's CANCELED is reported cancelled, not expired; so
+ *     is one sent in the batch that executed the order (te_live_sends.cancel_sent_at): the order
+ *     adopted from Binance CANCELED is cancelled, one adopted resting carries the mark to te_orders;
+ *   - an order an uncommitted attempt sent, then held by the kill switch, is looked up at Binance and
+ *     adopted (resting: polled, its fills recorded, its cancel sent to Binance); held if Binance
+ *     never had it;
  *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent;
  *     under reduce_only, an order that would grow the position is held and not sent, one that
  *     shrinks it is sent.
@@ -531,6 +536,25 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect((await eventsOf(o.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.cancelled", "CANCELLED_ON_REQUEST"]]);
     await engine.onBatch([cancel(o)]);
     expect(await eventsOf(o.orderId)).toHaveLength(1);
+  });
+
+  it("executed and cancelled in one batch, the cancel unanswered and not yet applied, the execute retried alone: adopted resting with the cancel's mark, so Binance's later CANCELED is polled as cancelled", async () => {
+    const { s, engine } = await startedEngine();
+    const o = limitBuy(s, "95");
+    fake.failNext("DELETE", "/api/v3/order", "timeout-before");
+    await expect(engine.onBatch([execute(o), cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(o)).toMatchObject([{ status: "NEW" }]);
+
+    await engine.onBatch([execute(o)]); // the redelivery, batched otherwise: the execute alone
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting", remaining: "2" });
+    const marked = await client.query<{ marked: boolean }>("SELECT cancel_sent_at IS NOT NULL AS marked FROM te_orders WHERE order_id = $1", [o.orderId]);
+    expect(marked.rows[0].marked).toBe(true);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+
+    fake.endOrder(o.orderId, "CANCELED"); // the unanswered DELETE reaches Binance late
+    await engine.pollLive();
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "2" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.cancelled", "CANCELLED_ON_REQUEST"]]);
   });
 
   it("sent, killed, then its owner halted: the redelivery finds it at Binance and records it resting, not held: polled, its fills recorded; the sweep's cancel reaches Binance", async () => {
