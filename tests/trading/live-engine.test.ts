@@ -606,6 +606,27 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(await recordedSends([o.orderId])).toEqual([]);
   });
 
+  it("sent, killed, then its owner halted, redelivered with its cancel in one batch whose cancel's answer is lost: the retry finds it CANCELED at Binance and records it cancelled, not expired", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const owner = randomUUID();
+    const o = limitBuy(s, "95", "1", owner);
+    await crashedAfterSending([o]);
+    await setOwner(owner, "halted");
+    const engine = engineOn();
+    await engine.load();
+    fake.failNext("DELETE", "/api/v3/order", "503-after");
+    await expect(engine.onBatch([execute(o), cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(o)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await rowOf(o.orderId)).toBeUndefined();
+
+    await engine.onBatch([execute(o), cancel(o)]); // the consumer's retry
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.cancelled", "CANCELLED_ON_REQUEST"]]);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+  });
+
   it("a held order released and sent by a batch that then failed unanswered, its owner halted again before the retry: the retry finds it at Binance and records it resting, polled from then on", async () => {
     const { s, engine } = await startedEngine();
     const owner = randomUUID();
