@@ -130,7 +130,7 @@ export async function applyBarReports(db: Queryable, reports: ExecutionReport[])
  * the batch begins (`db` the pool), in one statement: on a resting order's row (migration 0399), so
  * a poll after a process killed before the batch's COMMIT still knows the cancel was the platform's;
  * and on the te_live_sends record of one an uncommitted attempt may have sent, or this batch may
- * send before its cancel (migration 0400), so the attempt that looks it up at Binance and finds it
+ * send before its cancel (migration 0401), so the attempt that looks it up at Binance and finds it
  * CANCELED knows it too (liveSends.ts recordLiveSends `cancelSent`).
  */
 export async function markCancelSent(db: Queryable, orderIds: string[]): Promise<void> {

@@ -84,7 +84,7 @@ export class LiveVenue {
 
   /**
    * `sentBefore`: an attempt that never committed may have sent it; Binance is asked before sending.
-   * `cancelSent`: a cancel of it was sent too (te_live_sends, migration 0400): found CANCELED, it is `cancelled`.
+   * `cancelSent`: a cancel of it was sent too (te_live_sends, migration 0401): found CANCELED, it is `cancelled`.
    */
   async execute(o: OrderRequest, { sentBefore, cancelSent }: { sentBefore: boolean; cancelSent: boolean }): Promise<ExecutionReport> {
     let bo: BinanceOrder;

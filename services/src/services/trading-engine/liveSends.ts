@@ -43,7 +43,7 @@ export async function recordLiveSends(db: Queryable, orderIds: string[]): Promis
 
 /**
  * The batch transaction recorded these orders in te_orders: a redelivery is recognised there now. A
- * cancel sent for one (markCancelSent, migration 0400) moves to its te_orders row in the same
+ * cancel sent for one (markCancelSent, migration 0401) moves to its te_orders row in the same
  * statement: a poll that later finds it CANCELED at Binance reports it `cancelled`.
  */
 export async function forgetLiveSends(tx: Queryable, orderIds: string[]): Promise<void> {
