@@ -18,7 +18,12 @@
  *     an order whose own row cannot be written is cancelled at Binance instead of left open there,
  *     and its fills and end (order.expired LIVE_ORDER_UNRECORDED) are published without that row;
  *   - a cancel sent by a process killed before its batch's COMMIT is known to the poll after the
- *     restart (te_orders.cancel_sent_at): Binance's CANCELED is reported cancelled, not expired;
+ *     restart (te_orders.cancel_sent_at): Binance's CANCELED is reported cancelled, not expired; so
+ *     is one sent in the batch that executed the order (te_live_sends.cancel_sent_at): the order
+ *     adopted from Binance CANCELED is cancelled, one adopted resting carries the mark to te_orders;
+ *   - an order an uncommitted attempt sent, then held by the kill switch, is looked up at Binance and
+ *     adopted (resting: polled, its fills recorded, its cancel sent to Binance); held if Binance
+ *     never had it;
  *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent;
  *     under reduce_only, an order that would grow the position is held and not sent, one that
  *     shrinks it is sent.
@@ -442,30 +447,6 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(await fillsOf(filled.orderId)).toHaveLength(1);
   });
 
-  it("sent, killed, then its owner halted: the redelivery holds it with its record; the cancel asks Binance, which had it", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const owner = randomUUID();
-    const resting = limitBuy(s, "95", "1", owner);
-    await crashedAfterSending([resting]);
-    expect(atBinance(resting)).toMatchObject([{ status: "NEW" }]);
-    await client.query("INSERT INTO trading_states (scope, state) VALUES ($1, 'halted') ON CONFLICT (scope) DO UPDATE SET state = 'halted'", [`user:${owner}`]);
-
-    const engine = engineOn();
-    await engine.load();
-    await engine.onBatch([execute(resting)]); // redelivered while halted: held, not sent again
-    expect(fake.requests(resting.orderId)).toEqual([`POST /api/v3/order ${resting.orderId}`]);
-    expect(await rowOf(resting.orderId)).toMatchObject({ status: "held" });
-    expect(await recordedSends([resting.orderId])).toEqual([resting.orderId]); // it may be at Binance: kept
-
-    await engine.onBatch([cancel(resting)]); // the kill switch's sweep: Binance cancels the order it had
-    expect(fake.requests(resting.orderId)).toEqual([`POST /api/v3/order ${resting.orderId}`, `DELETE /api/v3/order ${resting.orderId}`]);
-    expect(atBinance(resting)).toMatchObject([{ status: "CANCELED" }]);
-    expect(await rowOf(resting.orderId)).toMatchObject({ status: "cancelled", remaining: "1" });
-    expect((await eventsOf(resting.orderId)).map((e) => e.type)).toEqual(["order.cancelled"]);
-    expect(await recordedSends([resting.orderId])).toEqual([]);
-  });
-
   it("killed between the record and the send: Binance does not know the order, so it is placed once", async () => {
     const { s, engine } = await startedEngine("101");
     const o = marketBuy(s, "1");
@@ -515,6 +496,177 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     await engine.onBatch([cancel(o)]); // the consumer's redelivery of the cancel: finished, nothing more
     expect(await eventsOf(o.orderId)).toHaveLength(2);
     await before.stopLivePolling();
+  });
+
+  const setOwner = (owner: string, state: "halted" | "active") =>
+    client.query("INSERT INTO trading_states (scope, state) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET state = $2", [`user:${owner}`, state]);
+
+  it("executed and cancelled in one batch, the cancel's answer lost: the retry adopts it from Binance as cancelled (order.cancelled), not expired; placed once", async () => {
+    const { s, engine } = await startedEngine();
+    const o = limitBuy(s, "95");
+    fake.failNext("DELETE", "/api/v3/order", "503-after"); // Binance cancels it, the answer is lost
+    await expect(engine.onBatch([execute(o), cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(o)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await rowOf(o.orderId)).toBeUndefined(); // nothing of the batch committed
+
+    await engine.onBatch([execute(o), cancel(o)]); // the consumer's retry
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `DELETE /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "2" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining, e.reason])).toEqual([["order.cancelled", "2", "CANCELLED_ON_REQUEST"]]);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+  });
+
+  it("executed and cancelled in one batch, killed after Binance's CANCELED: the restarted engine, handed the execute alone, records it cancelled, not expired; the cancel then adds nothing", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const o = limitBuy(s, "95", "2");
+    const crashed = engineOn({ pg: killedBeforeCommit() });
+    await crashed.load();
+    await expect(crashed.onBatch([execute(o), cancel(o)])).rejects.toThrow(); // killed before its COMMIT
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `DELETE /api/v3/order ${o.orderId}`]);
+    expect(atBinance(o)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await rowOf(o.orderId)).toBeUndefined();
+
+    const engine = engineOn(); // restarted; Kafka redelivers the execute in a batch of its own
+    await engine.load();
+    await engine.pollLive(); // nothing of it in te_orders: nothing to poll
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "2" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.cancelled", "CANCELLED_ON_REQUEST"]]);
+    await engine.onBatch([cancel(o)]);
+    expect(await eventsOf(o.orderId)).toHaveLength(1);
+  });
+
+  it("executed and cancelled in one batch, the cancel unanswered and not yet applied, the execute retried alone: adopted resting with the cancel's mark, so Binance's later CANCELED is polled as cancelled", async () => {
+    const { s, engine } = await startedEngine();
+    const o = limitBuy(s, "95");
+    fake.failNext("DELETE", "/api/v3/order", "timeout-before");
+    await expect(engine.onBatch([execute(o), cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(o)).toMatchObject([{ status: "NEW" }]);
+
+    await engine.onBatch([execute(o)]); // the redelivery, batched otherwise: the execute alone
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting", remaining: "2" });
+    const marked = await client.query<{ marked: boolean }>("SELECT cancel_sent_at IS NOT NULL AS marked FROM te_orders WHERE order_id = $1", [o.orderId]);
+    expect(marked.rows[0].marked).toBe(true);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+
+    fake.endOrder(o.orderId, "CANCELED"); // the unanswered DELETE reaches Binance late
+    await engine.pollLive();
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "2" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.cancelled", "CANCELLED_ON_REQUEST"]]);
+  });
+
+  it("sent, killed, then its owner halted: the redelivery finds it at Binance and records it resting, not held: polled, its fills recorded; the sweep's cancel reaches Binance", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const owner = randomUUID();
+    const o = limitBuy(s, "95", "2", owner);
+    await crashedAfterSending([o]);
+    await setOwner(owner, "halted");
+
+    const engine = engineOn();
+    await engine.load();
+    await engine.onBatch([execute(o)]); // redelivered while halted: looked up, not sent again
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting", remaining: "2" });
+    expect(engine.heldOrders().map((h) => h.orderId)).not.toContain(o.orderId);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+
+    fake.fill(o.orderId, "0.5"); // Binance fills it while its owner is halted
+    await engine.pollLive();
+    expect((await fillsOf(o.orderId)).map((f) => f.quantity)).toEqual(["0.5"]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting", remaining: "1.5", fill_seq: 1 });
+
+    await engine.onBatch([cancel(o)]); // the kill switch's sweep
+    expect(atBinance(o)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1.5" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining])).toEqual([["fill", null], ["order.cancelled", "1.5"]]);
+  });
+
+  it("sent, killed, then its owner halted, its cancel's answer lost: the poll before the retry reports it cancelled; the retry adds nothing", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const owner = randomUUID();
+    const o = limitBuy(s, "95", "1", owner);
+    await crashedAfterSending([o]);
+    await setOwner(owner, "halted");
+    const engine = engineOn();
+    await engine.load();
+    await engine.onBatch([execute(o)]);
+
+    fake.failNext("DELETE", "/api/v3/order", "503-after");
+    await expect(engine.onBatch([cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(o)).toMatchObject([{ status: "CANCELED" }]);
+    await engine.pollLive();
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.cancelled", "CANCELLED_ON_REQUEST"]]);
+    await engine.onBatch([cancel(o)]); // the consumer's retry
+    expect(await eventsOf(o.orderId)).toHaveLength(1);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+  });
+
+  it("sent, killed, then its owner halted, redelivered with its cancel in one batch whose cancel's answer is lost: the retry finds it CANCELED at Binance and records it cancelled, not expired", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const owner = randomUUID();
+    const o = limitBuy(s, "95", "1", owner);
+    await crashedAfterSending([o]);
+    await setOwner(owner, "halted");
+    const engine = engineOn();
+    await engine.load();
+    fake.failNext("DELETE", "/api/v3/order", "503-after");
+    await expect(engine.onBatch([execute(o), cancel(o)])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(o)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await rowOf(o.orderId)).toBeUndefined();
+
+    await engine.onBatch([execute(o), cancel(o)]); // the consumer's retry
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1" });
+    expect((await eventsOf(o.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.cancelled", "CANCELLED_ON_REQUEST"]]);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+  });
+
+  it("a held order released and sent by a batch that then failed unanswered, its owner halted again before the retry: the retry finds it at Binance and records it resting, polled from then on", async () => {
+    const { s, engine } = await startedEngine();
+    const owner = randomUUID();
+    await setOwner(owner, "halted");
+    const h = limitBuy(s, "95", "1", owner);
+    await engine.onBatch([execute(h)]);
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "held" });
+    const other = limitBuy(s, "94", "1");
+    await engine.onBatch([execute(other)]);
+
+    await setOwner(owner, "active");
+    fake.failNext("DELETE", "/api/v3/order", "timeout-before"); // the batch's cancel of another order gets no answer
+    await expect(engine.onBatch([cancel(other)])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(h)).toMatchObject([{ status: "NEW" }]); // released and sent before the cancel
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "held" }); // rolled back
+    await setOwner(owner, "halted");
+
+    await engine.onBatch([cancel(other)]); // the retry: h may not be sent, but Binance has it
+    expect(fake.requests(h.orderId)).toEqual([`POST /api/v3/order ${h.orderId}`, `GET /api/v3/order ${h.orderId}`]);
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(engine.heldOrders().map((x) => x.orderId)).not.toContain(h.orderId);
+    fake.fill(h.orderId, "1");
+    await engine.pollLive();
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+    expect((await eventsOf(h.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("recorded, killed before the send, then its owner halted: Binance does not know it, so it is held, its record goes, and its cancel needs no Binance", async () => {
+    const { s, engine } = await startedEngine();
+    const owner = randomUUID();
+    const o = limitBuy(s, "95", "1", owner);
+    await recordLiveSends(client, [o.orderId]); // all the killed process did before dying
+    await setOwner(owner, "halted");
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId)).toEqual([`GET /api/v3/order ${o.orderId}`]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "held" });
+    expect(await recordedSends([o.orderId])).toEqual([]);
+    await engine.onBatch([cancel(o)]);
+    expect(fake.requests(o.orderId)).toEqual([`GET /api/v3/order ${o.orderId}`]);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled" });
   });
 
   it("the normal path: one autocommit statement for the batch's sends, Binance not asked first, no record left", async () => {

@@ -11,7 +11,7 @@ import * as data from "./data";
 import { OPEN_GATE, type FillGate } from "./halts";
 import type { LiveUpdate } from "./live";
 import type { LiveSendsBefore } from "./liveSends";
-import { fillEvent, outcomeEvent } from "./messages";
+import { cancelledEvent, fillEvent, outcomeEvent } from "./messages";
 
 /** A live order as Binance answered its placement (or its lookup) in this attempt. */
 export interface SentOrder {
@@ -71,15 +71,16 @@ export class BatchWork {
     if (report.status === "resting") this.gate.resting(o, report.remaining);
   }
 
-  /** Records an execution's outcome: the order's row, its fills, and a rejection or expiry event. */
+  /** Records an execution's outcome: the order's row, its fills, and a rejection, expiry or (live) cancel event. */
   async record(o: OrderRequest, report: ExecutionReport): Promise<void> {
     this.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });
     this.fills.push(...report.fills);
     this.gate.filled(report.fills);
     if (report.status === "rejected") this.events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));
-    if (report.status === "expired") {
-      if (report.fills.length > 0) await this.flush(); // a partly filled IOC: its fills first
-      this.events.push(outcomeEvent(o, "order.expired", report.reason ?? "IOC_NOT_FILLED"));
+    if (report.status === "expired" || report.status === "cancelled") {
+      if (report.fills.length > 0) await this.flush(); // a partly filled IOC, or a live order filled in part before its cancel: its fills first
+      // Live: an order adopted from Binance CANCELED after the platform sent its cancel (live.ts reportOf): the cancel's confirmation.
+      this.events.push(report.status === "cancelled" ? cancelledEvent(o, report.remaining, "CANCELLED_ON_REQUEST") : outcomeEvent(o, "order.expired", report.reason ?? "IOC_NOT_FILLED"));
     }
   }
 }

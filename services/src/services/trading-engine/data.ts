@@ -125,13 +125,20 @@ export async function applyBarReports(db: Queryable, reports: ExecutionReport[])
 }
 
 /**
- * Live: cancel requests about to be sent to Binance for these orders, recorded on their rows in
- * autocommit before the batch begins (`db` the pool; migration 0399): a poll after a process killed
- * before the batch's COMMIT still knows the cancel was the platform's. Only a resting order's row.
+ * Live: cancel requests about to be sent to Binance for these orders, recorded in autocommit before
+ * the batch begins (`db` the pool), in one statement: on a resting order's row (migration 0399), so
+ * a poll after a process killed before the batch's COMMIT still knows the cancel was the platform's;
+ * and on the te_live_sends record of one an uncommitted attempt may have sent, or this batch may
+ * send before its cancel (migration 0401), so the attempt that looks it up at Binance and finds it
+ * CANCELED knows it too (liveSends.ts recordLiveSends `cancelSent`).
  */
 export async function markCancelSent(db: Queryable, orderIds: string[]): Promise<void> {
   if (orderIds.length === 0) return;
-  await db.query("UPDATE te_orders SET cancel_sent_at = coalesce(cancel_sent_at, now()) WHERE order_id = ANY($1::uuid[]) AND status = 'resting'", [orderIds]);
+  await db.query(
+    `WITH resting AS (UPDATE te_orders SET cancel_sent_at = coalesce(cancel_sent_at, now()) WHERE order_id = ANY($1::uuid[]) AND status = 'resting')
+     UPDATE te_live_sends SET cancel_sent_at = coalesce(cancel_sent_at, now()) WHERE order_id = ANY($1::uuid[])`,
+    [orderIds],
+  );
 }
 
 /**

@@ -18,7 +18,8 @@
  * scopes under the kill switch's lock with its BEGIN; no order of a halted owner fills, nor one that
  * would not shrink a reduce_only owner's position (a bar passes such resting orders over), and none
  * arriving is executed or sent: it is recorded `held`, until a batch finds it may fill (then executed
- * as on arrival) or order-management's sweep cancels it.
+ * as on arrival) or order-management's sweep cancels it. Live, one an uncommitted attempt may have
+ * sent is looked up at Binance instead, and adopted if Binance has it (liveUpdates.ts adoptIfSent).
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
@@ -32,7 +33,7 @@ import * as data from "./data";
 import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
 import { LiveVenue, type LiveOptions } from "./live";
 import { forgetLiveSends, recordLiveSends } from "./liveSends";
-import { cancelLive, recordPolled } from "./liveUpdates";
+import { adoptIfSent, cancelLive, recordPolled } from "./liveUpdates";
 import { settleFailedAttempt } from "./sentOrders";
 import { cancelledEvent, type EngineCommand } from "./messages";
 
@@ -158,7 +159,7 @@ export class TradingEngine {
         }
         await w.flush();
         await data.saveLastBars(tx, [...w.newBars.values()]);
-        // Settled in te_orders now; a held order keeps a record an earlier attempt left (it may have sent it).
+        // Settled in te_orders now; a held order marked unrecorded keeps its record (the only held one still `sent`: adoptIfSent).
         if (sentBefore) await forgetLiveSends(tx, liveIds.filter((id) => !(this.held.has(id) && sentBefore.has(id))));
         enqueued = await enqueue(tx, "te_outbox", w.events);
       }, { begin: begin === "" ? undefined : begin });
@@ -177,6 +178,7 @@ export class TradingEngine {
     if (w.known.has(o.orderId)) return; // redelivery (after a restart, or twice in a batch): already executed
     w.known.add(o.orderId);
     if (w.gate.mayFill(o, o.quantity)) return this.run(w, o);
+    if (this.venue && (await adoptIfSent(w, o, this.venue))) return; // already at Binance: not held
     // Kept as a resting order is, unfilled and unsent: the kill switch's cancel pulls it (cancel), or it is released.
     w.rows.push({ order: o, status: "held", remaining: o.quantity, fillSeq: 0 });
     this.held.set(o.orderId, o);
@@ -188,6 +190,8 @@ export class TradingEngine {
    * `held` rows make way for the execution's.
    */
   private async release(w: BatchWork, cancelled: Set<string>): Promise<void> {
+    // Live: one an uncommitted attempt may have sent is asked of Binance first (an order at Binance cannot be held).
+    if (this.venue) for (const o of [...this.held.values()]) if (await adoptIfSent(w, o, this.venue)) this.held.delete(o.orderId);
     const weighed = w.gate.copy();
     const due = [...this.held.values()].filter((o) => !cancelled.has(o.orderId) && weighed.admit(o));
     await data.deleteHeld(w.tx, due.map((o) => o.orderId));
@@ -205,7 +209,8 @@ export class TradingEngine {
     const unrecorded = w.liveBefore?.unrecorded.get(o.orderId);
     if (unrecorded !== undefined && unrecorded !== "cancel_failed")
       throw new PoisonMessageError(`order ${o.orderId} was sent to Binance, could not be recorded in te_orders and ended there (${unrecorded}); te_live_sends keeps it: reconcile by hand`);
-    await w.recordSent(o, await this.venue.execute(o, w.liveBefore?.sent.has(o.orderId) === true));
+    const before = w.liveBefore;
+    await w.recordSent(o, await this.venue.execute(o, { sentBefore: before?.sent.has(o.orderId) === true, cancelSent: before?.cancelSent.has(o.orderId) === true }));
   }
 
   /**
@@ -217,7 +222,7 @@ export class TradingEngine {
   private async cancel(w: BatchWork, o: OrderRequest): Promise<void> {
     await w.flush();
     const status = await data.orderStatus(w.tx, o.orderId);
-    // A held order is at Binance only if an attempt before the halt sent it and never committed: asked then.
+    // A held order is not at Binance (release and execute adopted those Binance has), unless marked unrecorded: asked then.
     if (this.venue && (status === "resting" || (status === "held" && w.liveBefore?.sent.has(o.orderId)))) {
       this.held.delete(o.orderId);
       await cancelLive(w, o, this.venue);

@@ -9,6 +9,9 @@
  *     the consumer retries the batch. An order an earlier attempt may have sent (the engine's
  *     te_live_sends record, liveSends.ts: a failed batch, or a process killed before its COMMIT) is
  *     looked up at Binance first and adopted if Binance knows it; sent only if Binance says it does not.
+ *     Adopted CANCELED, it is `cancelled` if a cancel of it was sent (te_live_sends.cancel_sent_at), else `expired`.
+ *   - lookUp: such an order the kill switch holds: adopted if Binance has it (an order at Binance
+ *     cannot be held), held if Binance never had it.
  *   - cancel: DELETE /api/v3/order by client order id. CANCELED confirms the cancel for what Binance
  *     did not execute (with the fills before it); already FILLED (-2011, then queried) reports the
  *     fills instead; no answer (5xx, timeout, any other error) confirms nothing and is an outage.
@@ -79,8 +82,11 @@ export class LiveVenue {
     await this.polling;
   }
 
-  /** `sentBefore`: an attempt that never committed may have sent it; Binance is asked before sending. */
-  async execute(o: OrderRequest, sentBefore: boolean): Promise<ExecutionReport> {
+  /**
+   * `sentBefore`: an attempt that never committed may have sent it; Binance is asked before sending.
+   * `cancelSent`: a cancel of it was sent too (te_live_sends, migration 0401): found CANCELED, it is `cancelled`.
+   */
+  async execute(o: OrderRequest, { sentBefore, cancelSent }: { sentBefore: boolean; cancelSent: boolean }): Promise<ExecutionReport> {
     let bo: BinanceOrder;
     try {
       bo = (await this.opts.client.placeOrderReconciled(toBinanceOrder(o), { lookFirst: sentBefore })).order;
@@ -89,12 +95,33 @@ export class LiveVenue {
       // Binance's words go into te_outbox's jsonb: cut at 200, with no U+0000 nor half of a pair left to fail the batch for good.
       return { orderId: o.orderId, status: "rejected", fills: [], remaining: o.quantity, reason: storableText(`BINANCE: ${messageOf(err)}`.slice(0, 200)) };
     }
+    return this.reportOf(o, bo, cancelSent);
+  }
+
+  /**
+   * An order an attempt that never committed may have sent, which may not be sent now (the kill
+   * switch holds it): what Binance made of it (adopted: resting there, tracked and polled from now
+   * on), or undefined when Binance never had it (-2013). No answer is an outage.
+   */
+  async lookUp(o: OrderRequest, cancelSent: boolean): Promise<ExecutionReport | undefined> {
+    let bo: BinanceOrder | null;
+    try {
+      bo = await this.opts.client.queryOrder(o.symbol, o.orderId);
+    } catch (err) {
+      throw unavailable(`order ${o.orderId} may be at Binance and is not queryable; the batch waits`, err);
+    }
+    return bo === null ? undefined : this.reportOf(o, bo, cancelSent);
+  }
+
+  /** An order Binance has, as the engine records it (one resting there is tracked from now on). */
+  private async reportOf(o: OrderRequest, bo: BinanceOrder, cancelSent: boolean): Promise<ExecutionReport> {
     const s = await this.stateOf(o, bo);
     if (s.status === "resting") {
       this.open.set(o.orderId, { order: o, remaining: s.remaining, fillSeq: s.fills.length });
       return { orderId: o.orderId, status: "resting", fills: s.fills, remaining: s.remaining };
     }
     if (s.status === "filled") return { orderId: o.orderId, status: "filled", fills: s.fills, remaining: "0" };
+    if (s.status === "cancelled" && cancelSent) return { orderId: o.orderId, status: "cancelled", fills: s.fills, remaining: s.remaining };
     const ioc = o.type === "limit" && o.timeInForce === "IOC" && s.binanceStatus === "EXPIRED";
     return { orderId: o.orderId, status: "expired", fills: s.fills, remaining: s.remaining, reason: ioc ? "IOC_NOT_FILLED" : `BINANCE_${s.binanceStatus}` };
   }

@@ -18,6 +18,8 @@ export interface LiveSendsBefore {
   sent: Set<string>;
   /** Those whose te_orders row could not be written, by what became of them at Binance. */
   unrecorded: Map<string, UnrecordedOutcome>;
+  /** Those of `sent` a cancel was sent for (data.ts markCancelSent): Binance's CANCELED is then the platform's cancel. */
+  cancelSent: Set<string>;
 }
 
 /**
@@ -25,24 +27,33 @@ export interface LiveSendsBefore {
  * the batch's transaction); answers what was recorded before.
  */
 export async function recordLiveSends(db: Queryable, orderIds: string[]): Promise<LiveSendsBefore> {
-  if (orderIds.length === 0) return { sent: new Set(), unrecorded: new Map() };
+  if (orderIds.length === 0) return { sent: new Set(), unrecorded: new Map(), cancelSent: new Set() };
   // Every part of the statement reads the same snapshot: `before` does not see what `recorded` inserts.
-  const { rows } = await db.query<{ id: string; unrecorded: UnrecordedOutcome | null }>(
+  const { rows } = await db.query<{ id: string; unrecorded: UnrecordedOutcome | null; cancel_sent: boolean }>(
     `WITH ids AS (SELECT DISTINCT id FROM unnest($1::text[]) AS id),
-          before AS (SELECT order_id, unrecorded FROM te_live_sends WHERE order_id IN (SELECT id::uuid FROM ids)),
+          before AS (SELECT order_id, unrecorded, cancel_sent_at FROM te_live_sends WHERE order_id IN (SELECT id::uuid FROM ids)),
           recorded AS (INSERT INTO te_live_sends (order_id) SELECT id::uuid FROM ids ON CONFLICT DO NOTHING)
-     SELECT ids.id, before.unrecorded FROM ids JOIN before ON before.order_id = ids.id::uuid`,
+     SELECT ids.id, before.unrecorded, before.cancel_sent_at IS NOT NULL AS cancel_sent FROM ids JOIN before ON before.order_id = ids.id::uuid`,
     [orderIds],
   );
   const unrecorded = new Map<string, UnrecordedOutcome>();
   for (const r of rows) if (r.unrecorded !== null) unrecorded.set(r.id, r.unrecorded);
-  return { sent: new Set(rows.map((r) => r.id)), unrecorded };
+  return { sent: new Set(rows.map((r) => r.id)), unrecorded, cancelSent: new Set(rows.filter((r) => r.cancel_sent).map((r) => r.id)) };
 }
 
-/** The batch transaction recorded these orders in te_orders: a redelivery is recognised there now. */
+/**
+ * The batch transaction recorded these orders in te_orders: a redelivery is recognised there now. A
+ * cancel sent for one (markCancelSent, migration 0401) moves to its te_orders row in the same
+ * statement: a poll that later finds it CANCELED at Binance reports it `cancelled`.
+ */
 export async function forgetLiveSends(tx: Queryable, orderIds: string[]): Promise<void> {
   if (orderIds.length === 0) return;
-  await tx.query("DELETE FROM te_live_sends WHERE order_id = ANY($1::text[]::uuid[])", [orderIds]);
+  await tx.query(
+    `WITH gone AS (DELETE FROM te_live_sends WHERE order_id = ANY($1::text[]::uuid[]) RETURNING order_id, cancel_sent_at)
+     UPDATE te_orders o SET cancel_sent_at = gone.cancel_sent_at FROM gone
+      WHERE o.order_id = gone.order_id AND gone.cancel_sent_at IS NOT NULL AND o.cancel_sent_at IS NULL`,
+    [orderIds],
+  );
 }
 
 /**

@@ -13,6 +13,28 @@ import type { LiveUpdate, LiveVenue } from "./live";
 import { cancelledEvent, outcomeEvent } from "./messages";
 
 /**
+ * A live order the kill switch would hold (arriving, or held and not released) that an attempt
+ * which never committed may have sent (its te_live_sends record): an order at Binance cannot be
+ * held, so Binance is asked. If Binance has it, it is adopted as Binance says (its `held` row
+ * replaced; resting there, it is tracked and polled, and the sweep's cancel reaches Binance;
+ * CANCELED after a cancel of ours, `cancelled`) and true is answered; if Binance never had it
+ * (-2013), it may be held as any other: its record is forgotten with the batch (`sent` no longer
+ * has it), false. No answer is an outage (the batch is retried). One marked unrecorded is left as it is.
+ */
+export async function adoptIfSent(w: BatchWork, o: OrderRequest, venue: LiveVenue): Promise<boolean> {
+  const before = w.liveBefore;
+  if (!before?.sent.has(o.orderId) || before.unrecorded.has(o.orderId)) return false;
+  const report = await venue.lookUp(o, before.cancelSent.has(o.orderId));
+  if (report === undefined) {
+    before.sent.delete(o.orderId);
+    return false;
+  }
+  await data.deleteHeld(w.tx, [o.orderId]);
+  await w.recordSent(o, report);
+  return true;
+}
+
+/**
  * A live cancel: Binance's answer is recorded (and kept in `w.cancels`: should the batch fail for
  * good, sentOrders.ts records it on its own, since Binance has acted on it). No answer throws.
  */
