@@ -45,14 +45,14 @@ export interface Identity {
   scopes?: readonly ApiKeyScope[];
 }
 
+/** A UUID in its canonical text form, lower case, unanchored: the one copy every UUID pattern derives from. */
+export const UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 /**
  * A user id's one spelling: a UUID in lower case, as PostgreSQL's uuid type prints `users.id` and so
  * as user-management issues it (token `sub`, API-key lookups, every response). Most tables keyed by
  * user (om_positions, te_positions, advisory locks, Dragonfly keys...) hold it as text, where
  * `ABC…` and `abc…` are two keys: every id entering a service goes through `canonicalUserId`.
  */
-/** A UUID in its canonical text form, lower case, unanchored: the one copy every UUID pattern derives from. */
-export const UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 export const CANONICAL_USER_ID_RE = new RegExp(`^${UUID_TEXT}$`);
 /** A UUID in its canonical text form in any case (as PostgreSQL reads it): the kit's one UUID pattern. */
 export const ANY_CASE_UUID_RE = new RegExp(CANONICAL_USER_ID_RE.source, "i");
