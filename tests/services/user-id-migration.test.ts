@@ -1,6 +1,6 @@
 /**
  * Migration 0400 against the harness's PostgreSQL, through the project's migration runner: every text
- * user_id column refuses a UUID spelled in upper case (kit canonicalUserId's rule: an id that is no
+ * user_id column (and the backtests' owner_id) refuses a UUID spelled in upper case (kit canonicalUserId's rule: an id that is no
  * UUID passes). On a database that already holds such rows it lower-cases them first; a row whose
  * canonical twin exists on a unique key, and the append-only compliance trail, are left as they are
  * and keep that table's constraint NOT VALID, with a warning naming it.
@@ -31,15 +31,19 @@ async function freshDb(): Promise<{ pool: import("pg").Pool; notices: string[] }
   return { pool, notices };
 }
 
-/** Per table with a text user_id column: whether its 0400 constraint exists and is validated. */
+/**
+ * Per text user_id column (keyed by its table) and backtest owner_id column (keyed `<table>.owner_id`):
+ * whether its 0400 constraint exists and is validated.
+ */
 async function userIdConstraints(pool: import("pg").Pool): Promise<Map<string, boolean | undefined>> {
-  const { rows } = await pool.query<{ table_name: string; validated: boolean | null }>(
-    `SELECT c.table_name, k.convalidated AS validated
+  const { rows } = await pool.query<{ table_name: string; column_name: string; validated: boolean | null }>(
+    `SELECT c.table_name, c.column_name, k.convalidated AS validated
        FROM information_schema.columns c
-       LEFT JOIN pg_constraint k ON k.conrelid = format('%I', c.table_name)::regclass AND k.conname = c.table_name || '_user_id_canonical'
-      WHERE c.table_schema = 'public' AND c.column_name = 'user_id' AND c.data_type IN ('text', 'character varying')`,
+       LEFT JOIN pg_constraint k ON k.conrelid = format('%I', c.table_name)::regclass AND k.conname = c.table_name || '_' || c.column_name || '_canonical'
+      WHERE c.table_schema = 'public' AND c.data_type IN ('text', 'character varying')
+        AND (c.column_name = 'user_id' OR (c.column_name = 'owner_id' AND c.table_name LIKE 'bt\_%'))`,
   );
-  return new Map(rows.map((r) => [r.table_name, r.validated ?? undefined]));
+  return new Map(rows.map((r) => [r.column_name === "user_id" ? r.table_name : `${r.table_name}.${r.column_name}`, r.validated ?? undefined]));
 }
 
 afterAll(async () => {
@@ -69,18 +73,21 @@ describe("migration 0400: user ids canonical in PostgreSQL", () => {
       twin,
       user,
     ]);
+    await q("INSERT INTO bt_owner_turns (owner_id, last_claimed_at) VALUES ($1, now())", [USER]);
     await q("INSERT INTO cm_alerts (alert_id, rule, user_id, symbol, severity, message, evidence, event_ts) VALUES ($1, 'r', $2, 'BTCUSDT', 'low', 'm', '[]', now())", [
       randomUUID(),
       USER,
     ]);
     const result = await runPostgresMigrations(db.pool);
-    expect(result.applied).toEqual(["0400_user_id_canonical.sql"]);
+    expect(result.applied[0]).toBe("0400_user_id_canonical.sql");
   }, 120_000);
 
   it("lower-cases the rows written before, and keeps an id that is no UUID as it is", async () => {
     expect((await db.pool.query("SELECT user_id FROM nt_preferences")).rows).toEqual([{ user_id: user }]);
     expect((await db.pool.query("SELECT user_id FROM pm_fills ORDER BY fill_id = 'f-marker'")).rows).toEqual([{ user_id: user }, { user_id: "Marker-1" }]);
     expect((await db.pool.query("SELECT DISTINCT user_id FROM pm_daily_pnl ORDER BY 1")).rows.map((r) => r.user_id).sort()).toEqual(["Marker-1", user].sort());
+    // A backtest's owner is a user id too.
+    expect((await db.pool.query("SELECT owner_id FROM bt_owner_turns")).rows).toEqual([{ owner_id: user }]);
   });
 
   it("leaves a row whose canonical twin exists, and the append-only alerts, with the table's constraint NOT VALID and a warning", async () => {
@@ -109,6 +116,7 @@ describe("migration 0400: user ids canonical in PostgreSQL", () => {
     for (const [sql, params] of [
       ["INSERT INTO nt_preferences (user_id) VALUES ($1)", [randomUUID().toUpperCase()]],
       ["INSERT INTO om_positions (user_id, symbol, quantity) VALUES ($1, 'BTCUSDT', 1)", [randomUUID().toUpperCase()]],
+      ["INSERT INTO bt_owner_turns (owner_id, last_claimed_at) VALUES ($1, now())", [randomUUID().toUpperCase()]],
     ] as const) {
       await expect(db.pool.query(sql, [...params])).rejects.toMatchObject({ code: "23514" });
     }
@@ -119,7 +127,8 @@ describe("migration 0400: user ids canonical in PostgreSQL", () => {
     const empty = await freshDb();
     await runPostgresMigrations(empty.pool);
     const constraints = await userIdConstraints(empty.pool);
-    expect(constraints.size).toBeGreaterThanOrEqual(22);
+    expect(constraints.size).toBeGreaterThanOrEqual(25);
+    for (const owned of ["bt_runs.owner_id", "bt_jobs.owner_id", "bt_owner_turns.owner_id"]) expect(constraints.has(owned), owned).toBe(true);
     for (const [table, validated] of constraints) expect(validated, table).toBe(true);
     expect(empty.notices.filter((n) => n.includes("_user_id_canonical"))).toEqual([]);
   }, 120_000);

@@ -1,5 +1,6 @@
 -- A user id has one spelling, the lower-case UUID (kit identity.ts canonicalUserId): every text
--- user_id column gets a CHECK refusing a UUID spelled with an upper-case hex digit. An id that is no
+-- user_id column, and the backtests' owner_id (the user who asked), gets a CHECK
+-- (<table>_<column>_canonical) refusing a UUID spelled with an upper-case hex digit. An id that is no
 -- UUID passes (the Kafka topic contracts take any id, and the consumers store it as sent), exactly as
 -- canonicalUserId leaves it unchanged. uuid-typed columns (users, sessions, api_keys,
 -- trading_state_changes) print lower case already; trading_states.scope has its own CHECK (0196).
@@ -17,30 +18,36 @@
 DO $migration$
 DECLARE
   uuid_any constant text := '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
-  -- What the CHECK allows: no UUID, or a UUID with no upper-case hex digit.
-  canonical constant text := format('(user_id !~* %L OR user_id !~ %L)', uuid_any, '[A-F]');
   append_only constant text[] := ARRAY['cm_audit', 'cm_alerts'];
+  entry text;
   tbl text;
+  col text;
+  -- What the CHECK allows: no UUID, or a UUID with no upper-case hex digit (of `col`).
+  canonical text;
   con text;
   r record;
   left_over bigint;
 BEGIN
-  FOREACH tbl IN ARRAY ARRAY[
+  FOREACH entry IN ARRAY ARRAY[
     'om_orders', 'om_positions', 'pm_accounts', 'pm_positions', 'pm_fills', 'pm_daily_pnl',
     'cm_audit', 'cm_alerts', 'cm_position_fills', 'cm_positions', 'te_positions',
     'ai_strategies', 'ai_decisions', 'pay_intents', 'bil_subscriptions', 'bil_invoices',
-    'ra_mrr_changes', 'ra_payments', 'nt_preferences', 'nt_webhooks', 'nt_deliveries', 'nt_dead_letters'
+    'ra_mrr_changes', 'ra_payments', 'nt_preferences', 'nt_webhooks', 'nt_deliveries', 'nt_dead_letters',
+    'bt_runs.owner_id', 'bt_jobs.owner_id', 'bt_owner_turns.owner_id'
   ] LOOP
-    con := tbl || '_user_id_canonical';
+    tbl := split_part(entry, '.', 1);
+    col := coalesce(nullif(split_part(entry, '.', 2), ''), 'user_id');
+    canonical := format('(%1$I !~* %2$L OR %1$I !~ %3$L)', col, uuid_any, '[A-F]');
+    con := format('%s_%s_canonical', tbl, col);
     EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I CHECK %s NOT VALID', tbl, con, canonical);
     IF NOT tbl = ANY (append_only) THEN
       BEGIN
-        EXECUTE format('UPDATE %I SET user_id = lower(user_id) WHERE NOT %s', tbl, canonical);
+        EXECUTE format('UPDATE %1$I SET %2$I = lower(%2$I) WHERE NOT %3$s', tbl, col, canonical);
       EXCEPTION WHEN unique_violation THEN
         -- Some row collides with its canonical twin: lower-case the others one at a time.
         FOR r IN EXECUTE format('SELECT ctid AS row_at FROM %I WHERE NOT %s', tbl, canonical) LOOP
           BEGIN
-            EXECUTE format('UPDATE %I SET user_id = lower(user_id) WHERE ctid = $1', tbl) USING r.row_at;
+            EXECUTE format('UPDATE %1$I SET %2$I = lower(%2$I) WHERE ctid = $1', tbl, col) USING r.row_at;
           EXCEPTION WHEN unique_violation THEN
             NULL; -- left as it is (see above)
           END;
