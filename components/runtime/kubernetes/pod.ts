@@ -1,7 +1,7 @@
-/** The pod template of a workload: its one container, probes, mounts and restricted security context. */
+/** The pod template of a workload: its container (and a scheduled job's companion), probes, mounts and restricted security context. */
 import * as k8s from "@pulumi/kubernetes";
 import { LABEL_WORKLOAD } from "../../../catalog/labels";
-import { cpuToCores, memoryToMiB, ProbeSpec, WorkloadSpec } from "../../workload";
+import { cpuToCores, JobCompanionSpec, memoryToMiB, ProbeSpec, SecuritySpec, WorkloadSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 import { WorkloadFiles } from "./secrets";
 import { WorkloadStorage } from "./storage";
@@ -56,6 +56,65 @@ export function scaledMemory(limit: string, ratio: number): string {
 /** Port names are at most 15 characters on Kubernetes. */
 export const portName = (name: string) => name.slice(0, 15);
 
+/** A container's restricted security context: its user, no privilege, every capability dropped. */
+function restrictedSecurityContext(security: Pick<SecuritySpec, "runAsUser" | "runAsGroup" | "readOnlyRootFilesystem" | "addCapabilities">): k8s.types.input.core.v1.SecurityContext {
+  return {
+    runAsNonRoot: security.runAsUser !== undefined && security.runAsUser !== 0,
+    runAsUser: security.runAsUser,
+    runAsGroup: security.runAsGroup ?? security.runAsUser,
+    readOnlyRootFilesystem: security.readOnlyRootFilesystem,
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    capabilities: { drop: ["ALL"], add: security.addCapabilities },
+    seccompProfile: { type: "RuntimeDefault" },
+  };
+}
+
+export type PodTemplate = ReturnType<typeof podTemplate>;
+
+/** Volume both containers of a job with a companion mount (an emptyDir: it lives as long as the run's pod). */
+export const COMPANION_SHARED_VOLUME = "companion-shared";
+
+/**
+ * A scheduled job's pod with its companion: a second container of the companion's image and user,
+ * with only the companion's variables (its credentials by secretKeyRef to the job's Secret, whose
+ * other keys it never references), read-only root, and an emptyDir mounted in both containers at
+ * `sharedDir`, their only channel.
+ */
+export function withCompanion(ctx: KubernetesContext, template: PodTemplate, companion: JobCompanionSpec, files: WorkloadFiles): PodTemplate {
+  const mount = { name: COMPANION_SHARED_VOLUME, mountPath: companion.sharedDir };
+  const env: k8s.types.input.core.v1.EnvVar[] = [
+    ...Object.keys(companion.env)
+      .sort()
+      .map((name) => ({ name, value: companion.env[name] })),
+    ...Object.keys(companion.secretEnv)
+      .sort()
+      .map((name) => ({ name, valueFrom: { secretKeyRef: { name: files.secretName, key: name } } })),
+  ];
+  const container: k8s.types.input.core.v1.Container = {
+    name: companion.name,
+    image: companion.image,
+    imagePullPolicy: ctx.settings.imagePullPolicy ?? "IfNotPresent",
+    command: companion.command,
+    env,
+    volumeMounts: [mount],
+    resources: {
+      requests: { cpu: scaledCpu(companion.resources.cpu, ctx.settings.cpuRequestRatio ?? 1), memory: scaledMemory(companion.resources.memory, ctx.settings.memoryRequestRatio ?? 1) },
+      limits: { cpu: companion.resources.cpu, memory: companion.resources.memory },
+    },
+    securityContext: restrictedSecurityContext({ runAsUser: companion.runAsUser, runAsGroup: companion.runAsGroup, readOnlyRootFilesystem: true }),
+  };
+  const [job, ...others] = template.spec.containers as k8s.types.input.core.v1.Container[];
+  return {
+    ...template,
+    spec: {
+      ...template.spec,
+      containers: [{ ...job, volumeMounts: [...((job.volumeMounts ?? []) as k8s.types.input.core.v1.VolumeMount[]), mount] }, ...others, container],
+      volumes: [...((template.spec.volumes ?? []) as k8s.types.input.core.v1.Volume[]), { name: COMPANION_SHARED_VOLUME, emptyDir: { sizeLimit: "1Mi" } }],
+    },
+  };
+}
+
 export function podTemplate(
   ctx: KubernetesContext,
   spec: WorkloadSpec,
@@ -90,16 +149,7 @@ export function podTemplate(
       limits: { cpu: spec.resources.cpu, memory: spec.resources.memory },
     },
     ...probes,
-    securityContext: {
-      runAsNonRoot: runsAsNonRoot,
-      runAsUser: spec.security.runAsUser,
-      runAsGroup: spec.security.runAsGroup ?? spec.security.runAsUser,
-      readOnlyRootFilesystem: spec.security.readOnlyRootFilesystem,
-      allowPrivilegeEscalation: false,
-      privileged: false,
-      capabilities: { drop: ["ALL"], add: spec.security.addCapabilities },
-      seccompProfile: { type: "RuntimeDefault" },
-    },
+    securityContext: restrictedSecurityContext(spec.security),
   };
   return {
     metadata: { labels },
