@@ -7,6 +7,9 @@
  * A ClickHouse backup is `<stamp>/tables/<t>.sql` + `<t>.native` per table and `<stamp>/views/<v>.sql`
  * per view (plain or materialized, CREATE only); a restore creates and loads the tables, then creates
  * the views (README, "Backups").
+ * Both record their runs in PostgreSQL's scheduled_job_runs (database-service exports them, the per-job
+ * alerts watch them): the PostgreSQL backup with psql from its own script, the ClickHouse one through
+ * a run recorder container beside it (backupRunRecorderScript says why).
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerImage } from "../../stacks/images";
