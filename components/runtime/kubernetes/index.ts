@@ -32,7 +32,7 @@ import { availability } from "./availability";
 import { KubernetesContext, KubernetesSettings } from "./context";
 import { ingress } from "./ingress";
 import { namespaceIsolation, workloadNetworkPolicy } from "./network-policy";
-import { podTemplate, withCompanion } from "./pod";
+import { podTemplate } from "./pod";
 import { workloadSecrets } from "./secrets";
 import { cronJob, oneShotJob } from "./scheduling";
 import { workloadStorage } from "./storage";
@@ -115,8 +115,7 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
     // The companion's credentials are keys of the job's Secret too; each container references its own.
     const files = workloadSecrets(this.ctx, { ...spec, secretEnv: { ...spec.secretEnv, ...spec.companion?.secretEnv } }, labels, parent, dependsOn);
     const storage = workloadStorage(this.ctx, spec, labels, parent, dependsOn);
-    const jobPod = podTemplate(this.ctx, spec, labels, files, storage);
-    const template = spec.companion ? withCompanion(this.ctx, jobPod, spec.companion, files) : jobPod;
+    const template = podTemplate(this.ctx, spec, labels, files, storage, spec.companion);
     const ready = cronJob(this.ctx, spec, labels, template, parent, dependsOn);
     workloadNetworkPolicy(this.ctx, spec, parent, dependsOn);
     return { name: spec.name, host: spec.name, ready: [ready] };

@@ -1,7 +1,8 @@
 /** The pod template of a workload: its container (and a scheduled job's companion), probes, mounts and restricted security context. */
 import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { LABEL_WORKLOAD } from "../../../catalog/labels";
-import { cpuToCores, JobCompanionSpec, memoryToMiB, ProbeSpec, SecuritySpec, WorkloadSpec } from "../../workload";
+import { cpuToCores, JobCompanionSpec, memoryToMiB, ProbeSpec, ResourceSpec, SecuritySpec, WorkloadSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 import { WorkloadFiles } from "./secrets";
 import { WorkloadStorage } from "./storage";
@@ -70,48 +71,44 @@ function restrictedSecurityContext(security: Pick<SecuritySpec, "runAsUser" | "r
   };
 }
 
-export type PodTemplate = ReturnType<typeof podTemplate>;
+/** A container's variables: plain values, then credentials by secretKeyRef to the workload's Secret. */
+function containerEnv(env: Record<string, pulumi.Input<string>>, secretEnv: Record<string, pulumi.Input<string>>, files: WorkloadFiles): k8s.types.input.core.v1.EnvVar[] {
+  return [
+    ...Object.keys(env)
+      .sort()
+      .map((name) => ({ name, value: env[name] })),
+    ...Object.keys(secretEnv)
+      .sort()
+      .map((name) => ({ name, valueFrom: { secretKeyRef: { name: files.secretName, key: name } } })),
+  ];
+}
+
+/** Requests (scaled by the stack's ratios) and limits of a container. */
+function containerResources(ctx: KubernetesContext, resources: ResourceSpec): k8s.types.input.core.v1.ResourceRequirements {
+  return {
+    requests: { cpu: scaledCpu(resources.cpu, ctx.settings.cpuRequestRatio ?? 1), memory: scaledMemory(resources.memory, ctx.settings.memoryRequestRatio ?? 1) },
+    limits: { cpu: resources.cpu, memory: resources.memory },
+  };
+}
 
 /** Volume both containers of a job with a companion mount (an emptyDir: it lives as long as the run's pod). */
 export const COMPANION_SHARED_VOLUME = "companion-shared";
 
 /**
- * A scheduled job's pod with its companion: a second container of the companion's image and user,
- * with only the companion's variables (its credentials by secretKeyRef to the job's Secret, whose
- * other keys it never references), read-only root, and an emptyDir mounted in both containers at
- * `sharedDir`, their only channel.
+ * A scheduled job's companion: a second container of the pod, of its own image and user, with only
+ * its own variables (its credentials by secretKeyRef to the job's Secret, whose other keys it never
+ * references), read-only root, and the shared emptyDir at `sharedDir`, its only mount.
  */
-export function withCompanion(ctx: KubernetesContext, template: PodTemplate, companion: JobCompanionSpec, files: WorkloadFiles): PodTemplate {
-  const mount = { name: COMPANION_SHARED_VOLUME, mountPath: companion.sharedDir };
-  const env: k8s.types.input.core.v1.EnvVar[] = [
-    ...Object.keys(companion.env)
-      .sort()
-      .map((name) => ({ name, value: companion.env[name] })),
-    ...Object.keys(companion.secretEnv)
-      .sort()
-      .map((name) => ({ name, valueFrom: { secretKeyRef: { name: files.secretName, key: name } } })),
-  ];
-  const container: k8s.types.input.core.v1.Container = {
+function companionContainer(ctx: KubernetesContext, companion: JobCompanionSpec, files: WorkloadFiles): k8s.types.input.core.v1.Container {
+  return {
     name: companion.name,
     image: companion.image,
     imagePullPolicy: ctx.settings.imagePullPolicy ?? "IfNotPresent",
     command: companion.command,
-    env,
-    volumeMounts: [mount],
-    resources: {
-      requests: { cpu: scaledCpu(companion.resources.cpu, ctx.settings.cpuRequestRatio ?? 1), memory: scaledMemory(companion.resources.memory, ctx.settings.memoryRequestRatio ?? 1) },
-      limits: { cpu: companion.resources.cpu, memory: companion.resources.memory },
-    },
+    env: containerEnv(companion.env, companion.secretEnv, files),
+    volumeMounts: [{ name: COMPANION_SHARED_VOLUME, mountPath: companion.sharedDir }],
+    resources: containerResources(ctx, companion.resources),
     securityContext: restrictedSecurityContext({ runAsUser: companion.runAsUser, runAsGroup: companion.runAsGroup, readOnlyRootFilesystem: true }),
-  };
-  const [job, ...others] = template.spec.containers as k8s.types.input.core.v1.Container[];
-  return {
-    ...template,
-    spec: {
-      ...template.spec,
-      containers: [{ ...job, volumeMounts: [...((job.volumeMounts ?? []) as k8s.types.input.core.v1.VolumeMount[]), mount] }, ...others, container],
-      volumes: [...((template.spec.volumes ?? []) as k8s.types.input.core.v1.Volume[]), { name: COMPANION_SHARED_VOLUME, emptyDir: { sizeLimit: "1Mi" } }],
-    },
   };
 }
 
@@ -121,15 +118,10 @@ export function podTemplate(
   labels: Record<string, string>,
   files: WorkloadFiles,
   storage: WorkloadStorage,
+  /** A scheduled job's companion (ScheduledJobSpec.companion): a second container sharing an emptyDir with the job's. */
+  companion?: JobCompanionSpec,
 ): { metadata: { labels: Record<string, string> }; spec: k8s.types.input.core.v1.PodSpec } {
-  const env: k8s.types.input.core.v1.EnvVar[] = [
-    ...Object.keys(spec.env)
-      .sort()
-      .map((name) => ({ name, value: spec.env[name] })),
-    ...Object.keys(spec.secretEnv)
-      .sort()
-      .map((name) => ({ name, valueFrom: { secretKeyRef: { name: files.secretName, key: name } } })),
-  ];
+  const shared = companion ? [{ name: COMPANION_SHARED_VOLUME, mountPath: companion.sharedDir }] : [];
   const runsAsNonRoot = spec.security.runAsUser !== undefined && spec.security.runAsUser !== 0;
   const probes =
     spec.kind === "job" || !spec.liveness
@@ -141,13 +133,10 @@ export function podTemplate(
     imagePullPolicy: ctx.settings.imagePullPolicy ?? "IfNotPresent",
     command: spec.command,
     args: spec.args,
-    env,
+    env: containerEnv(spec.env, spec.secretEnv, files),
     ports: spec.ports.map((p) => ({ name: portName(p.name), containerPort: p.port })),
-    volumeMounts: [...storage.mounts, ...files.mounts],
-    resources: {
-      requests: { cpu: scaledCpu(spec.resources.cpu, ctx.settings.cpuRequestRatio ?? 1), memory: scaledMemory(spec.resources.memory, ctx.settings.memoryRequestRatio ?? 1) },
-      limits: { cpu: spec.resources.cpu, memory: spec.resources.memory },
-    },
+    volumeMounts: [...storage.mounts, ...files.mounts, ...shared],
+    resources: containerResources(ctx, spec.resources),
     ...probes,
     securityContext: restrictedSecurityContext(spec.security),
   };
@@ -157,8 +146,8 @@ export function podTemplate(
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       securityContext: { fsGroup: spec.security.fsGroup, runAsNonRoot: runsAsNonRoot, seccompProfile: { type: "RuntimeDefault" } },
-      containers: [container],
-      volumes: [...storage.volumes, ...files.volumes],
+      containers: [container, ...(companion ? [companionContainer(ctx, companion, files)] : [])],
+      volumes: [...storage.volumes, ...files.volumes, ...(companion ? [{ name: COMPANION_SHARED_VOLUME, emptyDir: { sizeLimit: "1Mi" } }] : [])],
       // Replicas spread over nodes where there are several (soft: a one-node cluster still runs them all).
       ...(spec.kind === "job"
         ? {}
