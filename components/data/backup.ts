@@ -131,9 +131,11 @@ function outcomeReporting(): string[] {
  * receives). Why a companion container: the ClickHouse image, kept the store's own so its client
  * matches the server, has no psql, and adding one to the datastore's image would also hand the
  * PostgreSQL password to the container that runs ClickHouse's client; the ClickHouse server writing
- * the row itself (its postgresql() table function) would put the password in a query its logs keep;
- * a route of a service would need a credential of its own. In one pod, the recorder starts and ends
- * with the run, and the time limit stops both containers at once (activeDeadlineSeconds).
+ * the row itself (24.8's postgresql() table function; 18.16 has none) would put the password in a
+ * query its logs keep; a route of a service would need a credential of its own. In one pod, the
+ * recorder starts and ends with the run, and the time limit stops both containers at once
+ * (activeDeadlineSeconds). The pod's network policy is shared: the ClickHouse container may open a
+ * connection to PostgreSQL, without its password.
  *
  * It records the start as the PostgreSQL backup does, waits for the outcome the backup leaves in
  * RUN_OUTCOME_DIR, and records a success or the failure's code (checked against the codes the backup
