@@ -71,8 +71,9 @@ export interface ServiceDefinition {
   scheduledJob?: { name: string; args: string[]; image: "services" | "trainer"; scheduleKey: string; runTimeoutSeconds?: number };
   /**
    * Scheduled jobs outside the catalog whose runs (scheduled_job_runs) this service exports on
-   * /metrics with its own job's, by workload name: the PostgreSQL backup CronJob (postgres-backup,
-   * components/data/backup.ts), which runs in the postgres image and has no service of its own.
+   * /metrics with its own job's, by workload name: the backup CronJobs (postgres-backup, written by
+   * its script; clickhouse-backup, written by its run recorder container; components/data/backup.ts),
+   * which run in the datastores' images and have no service of their own.
    * database-service, which owns the schema, exports it; the gauges are absent while no run is recorded.
    */
   exportsJobRuns?: string[];
@@ -131,7 +132,7 @@ const contracts = {
     optional: ["dragonfly", "clickhouse", "redpanda", "arangodb", "weaviate"],
     secrets: [],
     preDeployJob: { args: ["migrate"] },
-    exportsJobRuns: ["postgres-backup"],
+    exportsJobRuns: ["postgres-backup", "clickhouse-backup"],
   },
   "central-hub": {
     description: "Service registry with TTL heartbeats, fleet view and locks for singleton jobs",

@@ -16,7 +16,7 @@ import { runTimeoutSeconds, type ScheduledJobAlertTarget } from "./monitoring/sc
 import { createRuntime } from "./runtime";
 import { PlatformSecrets } from "./secrets";
 import { AppService, ServicesImage, TrainerImage } from "./services";
-import { backedUp, backupJobName, backupsScheduled, buildTopology, EDGE, GRAFANA, PROMETHEUS, scheduledJobName } from "./topology";
+import { backedUp, backupJobName, backupsScheduled, buildTopology, recordedBackups, EDGE, GRAFANA, PROMETHEUS, scheduledJobName } from "./topology";
 
 const ADMIN_HOST_PORTS = { prometheus: dockerAdminHostPorts.prometheus, grafana: dockerAdminHostPorts.grafana };
 
@@ -95,6 +95,10 @@ export class TradingPlatform extends pulumi.ComponentResource {
             schedule: config.kubernetes.backupSchedule,
             runTimeoutSeconds: backupRunTimeout,
             storageGi: config.datastores[store].storageGi,
+            runRecorder:
+              store !== "postgres" && recordedBackups(runtime.capabilities, topology.datastores).includes(store)
+                ? { image: image("postgres"), password: secrets.password("postgres") }
+                : undefined,
             dependsOn: ds.workload.ready,
           },
           { parent: this },
@@ -232,11 +236,14 @@ export class TradingPlatform extends pulumi.ComponentResource {
           // scheduled_job_runs_total. Every runtime's jobs record their runs, which their service exports.
           scheduledJobs: [
             ...scheduledJobs.values(),
-            // The PostgreSQL backup records its runs too (backup.ts), exported by database-service
-            // (catalog exportsJobRuns): alerted where it is scheduled. The ClickHouse backup records none.
-            ...(backupsScheduled(runtime.capabilities) && datastores.postgres
-              ? [{ name: backupJobName("postgres"), schedule: config.kubernetes.backupSchedule, runTimeoutSeconds: backupRunTimeout }]
-              : []),
+            // The backups record their runs too (backup.ts: the PostgreSQL one with psql, the ClickHouse
+            // one through its run recorder), exported by database-service (catalog exportsJobRuns):
+            // alerted where they are scheduled and recorded.
+            ...recordedBackups(runtime.capabilities, topology.datastores).map((store) => ({
+              name: backupJobName(store),
+              schedule: config.kubernetes.backupSchedule,
+              runTimeoutSeconds: backupRunTimeout,
+            })),
           ],
           scheduledJobHosts: runtime.capabilities.scheduledJobImages === "with-cron-runner" ? Object.values(apps).flatMap((a) => (a.scheduledJob ? [a.scheduledJob.host] : [])) : [],
           retentionDays: config.monitoring.retentionDays,

@@ -37,6 +37,17 @@ export function backupsScheduled(runtime: RuntimeCapabilities): boolean {
   return canSchedule(runtime, { cronRunner: undefined });
 }
 
+/**
+ * Backups whose runs are recorded in PostgreSQL's scheduled_job_runs (database-service exports them,
+ * catalog `exportsJobRuns`; the per-job alerts watch them): the scheduled backups of the enabled
+ * stores, where PostgreSQL is deployed. The PostgreSQL backup writes its row with psql; the ClickHouse
+ * one through its run recorder, a second container from the PostgreSQL image (data/backup.ts).
+ */
+export function recordedBackups(runtime: RuntimeCapabilities, datastores: readonly DataComponent[]): DataComponent[] {
+  if (!backupsScheduled(runtime) || !datastores.includes("postgres")) return [];
+  return backedUp.filter((store) => datastores.includes(store) && (store === "postgres" || runtime.jobCompanions));
+}
+
 /** Datastores a service actually uses in this stack: required ones plus enabled optional ones. */
 export function serviceDatastores(service: ServiceDefinition, enabled: readonly DataComponent[]): DataComponent[] {
   return [...service.requires, ...service.optional.filter((d) => enabled.includes(d))];
@@ -68,6 +79,8 @@ export function buildTopology(config: StackConfig, runtime: RuntimeCapabilities)
   if (collector) for (const service of config.services) if (service.name !== collector.name) add(service.name, collector.name);
   if (backupsScheduled(runtime)) {
     for (const store of backedUp) if (datastores.includes(store)) add(backupJobName(store), store);
+    // The ClickHouse backup's run recorder writes to PostgreSQL from the backup's pod.
+    for (const store of recordedBackups(runtime, datastores)) add(backupJobName(store), "postgres");
   }
   if (config.monitoring.prometheus) {
     for (const service of config.services) add(PROMETHEUS, service.name);

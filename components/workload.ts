@@ -146,6 +146,30 @@ export interface ScheduledJobSpec extends WorkloadSpec {
    * in do not). Needed where `capabilities.scheduledJobImages` is "with-cron-runner".
    */
   cronRunner?: string[];
+  /** A second container of each run, where the runtime can run one (`capabilities.jobCompanions`). */
+  companion?: JobCompanionSpec;
+}
+
+/**
+ * A container run beside a scheduled job's command in each of its runs (Kubernetes: a second
+ * container of the run's pod, so the time limit, a drain or a deletion stops both at once), from its
+ * own image and with its own credentials, which the job's container never receives. The two share
+ * one empty directory, mounted in both at `sharedDir`, and nothing else: the ClickHouse backup's run
+ * recorder reads the backup's outcome there (components/data/backup.ts).
+ */
+export interface JobCompanionSpec {
+  name: string;
+  image: pulumi.Input<string>;
+  command: string[];
+  env: Record<string, pulumi.Input<string>>;
+  /** Credentials of the companion alone (Kubernetes: keys of the job's Secret that only its container references). */
+  secretEnv: Record<string, pulumi.Input<string>>;
+  resources: ResourceSpec;
+  /** Numeric uid/gid the companion's image runs as: never root, like the job's. */
+  runAsUser: number;
+  runAsGroup?: number;
+  /** Where both containers mount the shared directory. */
+  sharedDir: string;
 }
 
 /** Port of the cron runner's status (GET /health, /metrics) inside a scheduler container. */
@@ -223,6 +247,11 @@ export interface RuntimeCapabilities {
    * platform runs itself (the edge spec's proxy, which then connects to the entry point).
    */
   edge: "ingress-controller" | "proxy-workload";
+  /**
+   * Runs a scheduled job's `companion` beside its command in each run (Kubernetes: a second container
+   * of the pod). The Docker runtime's scheduler runs one command per tick in one container: none.
+   */
+  jobCompanions: boolean;
 }
 
 export interface Runtime {
@@ -298,6 +327,25 @@ export function validateWorkloadSpec(spec: WorkloadSpec, parent?: pulumi.Resourc
   cpuToCores(spec.resources.cpu);
   memoryToMiB(spec.resources.memory);
   if (spec.kind !== "job" && !spec.liveness?.exec && !spec.liveness?.http) fail("a liveness check is required");
+}
+
+/** Validates a scheduled job's companion against the job it runs beside. */
+export function validateJobCompanion(spec: ScheduledJobSpec, parent?: pulumi.Resource): void {
+  const companion = spec.companion;
+  if (!companion) return;
+  const fail = (msg: string): never => {
+    throw new pulumi.ResourceError(`workload '${spec.name}', companion '${companion.name}': ${msg}`, parent);
+  };
+  if (!/^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$/.test(companion.name) || companion.name === spec.name) fail("name must be a DNS label other than the job's");
+  if (companion.runAsUser === 0) fail("runs as root");
+  if (!companion.sharedDir.startsWith("/")) fail(`sharedDir '${companion.sharedDir}' is not an absolute path`);
+  // One Secret holds both containers' credentials, each referencing its own keys only.
+  for (const key of Object.keys(companion.secretEnv)) {
+    if (key in spec.secretEnv || key in spec.env) fail(`${key} is also a variable of the job's container`);
+    if (key in companion.env) fail(`${key} is both a plain and a secret variable`);
+  }
+  cpuToCores(companion.resources.cpu);
+  memoryToMiB(companion.resources.memory);
 }
 
 /** Probe defaults used by most workloads. */

@@ -7,6 +7,9 @@
  * A ClickHouse backup is `<stamp>/tables/<t>.sql` + `<t>.native` per table and `<stamp>/views/<v>.sql`
  * per view (plain or materialized, CREATE only); a restore creates and loads the tables, then creates
  * the views (README, "Backups").
+ * Both record their runs in PostgreSQL's scheduled_job_runs (database-service exports them, the per-job
+ * alerts watch them): the PostgreSQL backup with psql from its own script, the ClickHouse one through
+ * a run recorder container beside it (backupRunRecorderScript says why).
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerImage } from "../../stacks/images";
@@ -40,13 +43,18 @@ const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").
  * $TMPDIR or /tmp, the job's scratch directory) removed when the script exits. `printf` is the shell's
  * builtin and sed reads the value from its stdin, so it is on no command line on the way either.
  */
-function clickhouseClientSetup(conn: ClickHouseConnection): string[] {
+function clickhouseClientSetup(conn: ClickHouseConnection, traps: "own" | "caller's" = "own"): string[] {
   return [
     ': "${CLICKHOUSE_PASSWORD:?is not set}"',
     'client_dir=$(mktemp -d)',
-    "trap 'rm -rf \"$client_dir\"' EXIT",
-    // A signal ends the script through exit, so the EXIT trap still removes the file.
-    "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+    // "caller's": the script's own EXIT trap removes $client_dir (the backup's, which also reports its outcome).
+    ...(traps === "own"
+      ? [
+          "trap 'rm -rf \"$client_dir\"' EXIT",
+          // A signal ends the script through exit, so the EXIT trap still removes the file.
+          "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+        ]
+      : []),
     "(",
     "  umask 077",
     "  {",
@@ -98,6 +106,75 @@ function postgresRunRecording(pg: PostgresConnection, job: string): string[] {
 }
 
 /**
+ * Where the ClickHouse backup leaves its run's outcome for its recorder (a directory both containers
+ * of the run's pod mount, JobCompanionSpec.sharedDir): one line, `SUCCESS` or the failure's code
+ * (`EXIT_<n>`, `SIG<name>`), renamed into place whole.
+ */
+export const RUN_OUTCOME_DIR = "/run-outcome";
+const RUN_OUTCOME_FILE = `${RUN_OUTCOME_DIR}/outcome`;
+
+/**
+ * Shell lines giving the ClickHouse backup `report_outcome <code>`: the run's outcome written for its
+ * recorder, where the directory exists (a run with no recorder, e.g. by hand, writes nothing). A
+ * write that fails is reported on stderr and never changes the exit status (the recorder then records
+ * the run stopped at its time limit).
+ */
+function outcomeReporting(): string[] {
+  return [
+    `report_outcome() { [ -d ${shellQuote(RUN_OUTCOME_DIR)} ] || return 0; { printf '%s\\n' "$1" > ${shellQuote(`${RUN_OUTCOME_FILE}.partial`)} && mv -f ${shellQuote(`${RUN_OUTCOME_FILE}.partial`)} ${shellQuote(RUN_OUTCOME_FILE)}; } 2>/dev/null || echo "could not write the run's outcome ($1) for its recorder" >&2; }`,
+  ];
+}
+
+/**
+ * Shell of the ClickHouse backup's run recorder, the second container of the backup's pod, from the
+ * PostgreSQL image (psql; PGPASSWORD is its own secret variable, which the ClickHouse container never
+ * receives). Why a companion container: the ClickHouse image, kept the store's own so its client
+ * matches the server, has no psql, and adding one to the datastore's image would also hand the
+ * PostgreSQL password to the container that runs ClickHouse's client; the ClickHouse server writing
+ * the row itself (24.8's postgresql() table function; 18.16 has none) would put the password in a
+ * query its logs keep; a route of a service would need a credential of its own. In one pod, the
+ * recorder starts and ends with the run, and the time limit stops both containers at once
+ * (activeDeadlineSeconds). The pod's network policy is shared: the ClickHouse container may open a
+ * connection to PostgreSQL, without its password.
+ *
+ * It records the start as the PostgreSQL backup does, waits for the outcome the backup leaves in
+ * RUN_OUTCOME_DIR, and records a success or the failure's code (checked against the codes the backup
+ * writes: the file is the other container's, so nothing else reaches the SQL; anything else is
+ * `OUTCOME_UNREADABLE`). Stopped first (the time limit, a drain, a deletion: the runtime stops the
+ * pod's containers together), it records the outcome if the backup wrote one meanwhile, else
+ * `SIGTERM`, the signal the backup's container gets, on SIGTERM or SIGINT alike: a container is
+ * stopped with its image's STOPSIGNAL, SIGINT for the PostgreSQL images, which containerd honours.
+ * The sleep runs in the background so the trap runs at once. Exits 0 once it recorded the outcome
+ * (the backup's container alone decides whether the run failed), 128 + n when stopped.
+ */
+export function backupRunRecorderScript(job: string, postgres: PostgresConnection = CLUSTER_POSTGRES): string {
+  return [
+    "set -u",
+    ...postgresRunRecording(postgres, job),
+    'finished=""',
+    'sleeper=""',
+    // $1: the code when the file holds none (stopped before the backup ended).
+    "finish() {",
+    "  finished=1",
+    `  code=$(cat ${shellQuote(RUN_OUTCOME_FILE)} 2>/dev/null || true)`,
+    '  [ -n "$code" ] || code=$1',
+    '  case "$code" in',
+    "    SUCCESS) record_success; return ;;",
+    "    *[!A-Z0-9_]*) code=OUTCOME_UNREADABLE ;;",
+    "    EXIT_[0-9]|EXIT_[0-9][0-9]|EXIT_[0-9][0-9][0-9]|SIGHUP|SIGINT|SIGTERM|OUTCOME_UNREADABLE) ;;",
+    "    *) code=OUTCOME_UNREADABLE ;;",
+    "  esac",
+    '  record_failure "$code"',
+    "}",
+    'stopped() { [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; [ -n "$finished" ] || finish SIGTERM; exit "$1"; }',
+    "trap 'stopped 129' HUP; trap 'stopped 130' INT; trap 'stopped 143' TERM",
+    "record_start",
+    `while [ ! -e ${shellQuote(RUN_OUTCOME_FILE)} ]; do sleep 1 & sleeper=$!; wait "$sleeper"; sleeper=""; done`,
+    "finish OUTCOME_UNREADABLE",
+  ].join("\n");
+}
+
+/**
  * Shell run by the backup job; pure so the test can read it. Credentials come from the environment
  * only (PGPASSWORD, read by pg_dump and psql; CLICKHOUSE_PASSWORD, see clickhouseClientSetup).
  */
@@ -129,11 +206,18 @@ export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnect
   }
   return [
     "set -eu",
+    ...outcomeReporting(),
+    'client_dir=""',
+    'stop_code=""',
+    // A failed or stopped run reports its failure's code (its recorder records it) and removes the
+    // client's password file.
+    'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
+    "trap 'stop_code=SIGHUP; exit 129' HUP; trap 'stop_code=SIGINT; exit 130' INT; trap 'stop_code=SIGTERM; exit 143' TERM",
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
     'dir="/backups/$stamp"',
     'mkdir -p "$dir"',
     'mkdir -p "$dir/tables" "$dir/views"',
-    ...clickhouseClientSetup(clickhouse),
+    ...clickhouseClientSetup(clickhouse, "caller's"),
     // Data of tables only: a view has none of its own (a materialized view's rows are its TO table's,
     // which would be saved twice), and a view is created on restore once its tables are back.
     `tables=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN (${VIEW_ENGINES}) ORDER BY name")`,
@@ -146,6 +230,7 @@ export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnect
     '  ch --query "SHOW CREATE TABLE $v FORMAT TSVRaw" > "$dir/views/$v.sql"',
     "done",
     prune,
+    "report_outcome SUCCESS",
   ].join("\n");
 }
 
@@ -185,8 +270,17 @@ export interface BackupArgs {
   /** Time limit of one run (runTimeoutSeconds of the schedule and BACKUP_RUN_TIMEOUT_SECONDS): the CronJob's activeDeadlineSeconds. */
   runTimeoutSeconds: number;
   storageGi: number;
+  /**
+   * The ClickHouse backup's run recorder (backupRunRecorderScript), where PostgreSQL is deployed: the
+   * PostgreSQL image (psql) and its password, given to the recorder's container only. The PostgreSQL
+   * backup records its own runs.
+   */
+  runRecorder?: { image: ContainerImage; password: pulumi.Output<string> };
   dependsOn: pulumi.Resource[];
 }
+
+/** Resources of the ClickHouse backup's run recorder: a shell waiting, and four psql statements. */
+const RECORDER_RESOURCES = { cpu: "100m", memory: "64Mi" };
 
 export class Backup extends pulumi.ComponentResource {
   constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -195,9 +289,14 @@ export class Backup extends pulumi.ComponentResource {
     if (uid === undefined) throw new pulumi.ResourceError(`${name}: the ${args.store} image ${args.image.ref} names no user to run the backup as (stacks/images.ts)`, this);
     const secretEnv: Record<string, pulumi.Input<string>> =
       args.store === "postgres" ? { PGPASSWORD: args.password } : { CLICKHOUSE_PASSWORD: args.password };
+    if (args.runRecorder && args.store === "postgres") throw new pulumi.ResourceError(`${name}: the PostgreSQL backup records its own runs; it takes no run recorder`, this);
+    const recorder = args.runRecorder;
+    const recorderUid = recorder?.image.user?.uid;
+    if (recorder && recorderUid === undefined) throw new pulumi.ResourceError(`${name}: the run recorder's image ${recorder.image.ref} names no user to run as (stacks/images.ts)`, this);
+    const jobName = backupJobName(args.store);
     args.runtime.schedule(
       {
-        name: backupJobName(args.store),
+        name: jobName,
         role: "job",
         kind: "job",
         schedule: args.schedule,
@@ -212,10 +311,26 @@ export class Backup extends pulumi.ComponentResource {
         resources: { cpu: "500m", memory: "512Mi" },
         replicas: 1,
         security: { runAsUser: uid, runAsGroup: uid, fsGroup: uid, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },
-        connectsTo: [args.store],
+        // The pod's network policy: the recorder's connections are the pod's.
+        connectsTo: recorder ? [args.store, "postgres"] : [args.store],
         acceptsFrom: [],
         labels: { [LABEL_BACKUP_OF]: args.store },
         dependsOn: args.dependsOn,
+        ...(recorder && recorderUid !== undefined
+          ? {
+              companion: {
+                name: "run-recorder",
+                image: recorder.image.ref,
+                command: ["sh", "-c", backupRunRecorderScript(jobName)],
+                env: {},
+                secretEnv: { PGPASSWORD: recorder.password },
+                resources: RECORDER_RESOURCES,
+                runAsUser: recorderUid,
+                runAsGroup: recorderUid,
+                sharedDir: RUN_OUTCOME_DIR,
+              },
+            }
+          : {}),
       },
       this,
     );

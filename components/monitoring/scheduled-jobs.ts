@@ -1,7 +1,7 @@
 /**
  * Alerts on the services' scheduled jobs (catalog `scheduledJob`), on every runtime, and on the
- * PostgreSQL backup where it is scheduled (Kubernetes; exported by database-service, catalog
- * `exportsJobRuns`; the ClickHouse backup records nothing). They read what
+ * PostgreSQL and ClickHouse backups where they are scheduled (Kubernetes; exported by
+ * database-service, catalog `exportsJobRuns`; topology.ts recordedBackups). They read what
  * the job's own runs record (scheduled_job_runs) and the owning service exports on /metrics
  * (services/src/kit/scheduled-job-runs.ts: scheduled_job_last_{start,success,failure}_timestamp_seconds
  * {scheduled_job}), so a Kubernetes CronJob is covered as the Docker cron runner's job is. How long

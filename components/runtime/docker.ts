@@ -48,7 +48,7 @@ export interface DockerRuntimeArgs {
  * services and trainer images; not the datastore images of the backups, see components/topology.ts).
  * The edge is our own Nginx workload.
  */
-export const DOCKER_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, scheduledJobImages: "with-cron-runner", edge: "proxy-workload" };
+export const DOCKER_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, scheduledJobImages: "with-cron-runner", edge: "proxy-workload", jobCompanions: false };
 
 /**
  * The long-running scheduler container of a scheduled job: the image's cron runner runs the job's
@@ -271,6 +271,12 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
     if (!canSchedule(this.capabilities, spec)) {
       throw new pulumi.ResourceError(
         `workload '${spec.name}': the Docker runtime schedules a job with the cron runner inside the job's image, and its image carries none (no cronRunner); such a job runs only on a runtime that schedules any image (Kubernetes)`,
+        parent,
+      );
+    }
+    if (spec.companion) {
+      throw new pulumi.ResourceError(
+        `workload '${spec.name}': the Docker runtime's cron runner runs one command per tick in one container, so it cannot run the companion '${spec.companion.name}' beside it (capabilities.jobCompanions)`,
         parent,
       );
     }

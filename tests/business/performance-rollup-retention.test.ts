@@ -2,7 +2,9 @@
  * performance-analytics' rollup tables on real ClickHouse 18.16 (retention.ts): after a completed
  * pass the change tables' monthly partitions that no pass of any rollup reads again are dropped
  * (those whose month ended a day, the greatest overlap, before the oldest watermark in use), never
- * one a lagging rollup still reads; a failure to trim is logged and the pass still completes; and
+ * one a lagging rollup still reads, while a rollup name nothing runs any more (its newest watermark
+ * older than WATERMARK_IN_USE_SECONDS) holds back none, and a pass whose watermark is that old
+ * recomputes every user; a failure to trim is logged and the pass still completes; and
  * a name's superseded completed passes are deleted once enough piled up, its newest pass and the
  * claims kept. Each test runs in a database of its own: the bound depends on every watermark in it.
  */
@@ -13,7 +15,7 @@ import { createClickHouse, type ClickHouseKitClient } from "../../services/src/k
 import { runClickHouseMigrations } from "../../services/src/migrations";
 import { PerformanceStore } from "../../services/src/services/performance-analytics/data";
 import { FIGURES_VERSION } from "../../services/src/services/performance-analytics/domain";
-import { PASS_ROWS_TRIMMED_AFTER } from "../../services/src/services/performance-analytics/retention";
+import { INCREMENTAL_WITHIN_SECONDS, PASS_ROWS_TRIMMED_AFTER, WATERMARK_IN_USE_SECONDS } from "../../services/src/services/performance-analytics/retention";
 import { runRollup } from "../../services/src/services/performance-analytics/rollup";
 import { RollupWatermarks } from "../../services/src/services/performance-analytics/watermark";
 
@@ -43,6 +45,15 @@ afterEach(async () => {
 });
 
 const unix = (iso: string) => Date.parse(iso) / 1000;
+const DAY = 86_400;
+/** ClickHouse's DateTime text (UTC server) of unix seconds. */
+const dateTime = (at: number) => new Date(at * 1000).toISOString().slice(0, 19).replace("T", " ");
+/** The partition (toYYYYMM) of a change at unix seconds `at`, and when its month ends. */
+const month = (at: number) => new Date(at * 1000).toISOString().slice(0, 7).replace("-", "");
+const monthEnd = (at: number) => {
+  const d = new Date(at * 1000);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) / 1000;
+};
 const partitions = async (ch: ClickHouseKitClient, table: string) =>
   (await ch.query<{ partition: string }>("SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND active AND table = {table:String} ORDER BY partition", { table })).map((r) => r.partition);
 const pass = (ch: ClickHouseKitClient, name: string, log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void }) =>
@@ -53,42 +64,83 @@ describe("change tables", () => {
   it("drop the months no rollup reads again after a pass, keep the one a lagging rollup still reads, then drop it once that rollup moved on", async () => {
     const ch = await freshDatabase("drop");
     const w = new RollupWatermarks(ch);
+    const now = await w.serverNow();
+    // Another rollup of this database, in use, last completed a pass 20 days ago: with the greatest
+    // overlap its next pass reads from a day before that.
+    const lagging = "perf-lagging";
+    const laggingThrough = now - 20 * DAY;
+    const jan = laggingThrough - 70 * DAY;
+    const feb = laggingThrough - DAY + 3_600;
+    const mar = laggingThrough + DAY;
     await ch.insert("pa_changed_users", [
-      { changed_at: "2020-01-15 00:00:00", user_id: "jan" },
-      { changed_at: "2020-02-29 13:00:00", user_id: "feb" },
-      { changed_at: "2020-03-10 00:00:00", user_id: "mar" },
+      { changed_at: dateTime(jan), user_id: "jan" },
+      { changed_at: dateTime(feb), user_id: "feb" },
+      { changed_at: dateTime(mar), user_id: "mar" },
     ]);
     await ch.insert("pa_changed_symbols", [
-      { changed_at: "2020-01-15 00:00:00", timeframe: "1m", symbol: "JANSYM" },
-      { changed_at: "2020-02-29 13:00:00", timeframe: "1m", symbol: "FEBSYM" },
+      { changed_at: dateTime(jan), timeframe: "1m", symbol: "JANSYM" },
+      { changed_at: dateTime(feb), timeframe: "1m", symbol: "FEBSYM" },
     ]);
     await ch.insert("pa_symbol_users", [{ symbol: "JANSYM", user_id: "jan-trader" }, { symbol: "FEBSYM", user_id: "feb-trader" }]);
-    // Another rollup of this database last completed a pass on 2020-03-01 12:00: with the greatest
-    // overlap its next pass reads from 2020-02-29 12:00, in February.
-    const lagging = "perf-lagging";
-    const laggingThrough = unix("2020-03-01T12:00:00Z");
     await ch.insert("pa_rollup_passes", [completedPass(lagging, laggingThrough, 1)]);
     const log = { info: vi.fn(), warn: vi.fn() };
 
+    // jan's month ended weeks before; feb's and mar's have not ended by the day before the lagging watermark.
     expect(await pass(ch, "perf", log)).toMatchObject({ ran: true });
-    expect(await partitions(ch, "pa_changed_users")).toEqual(["202002", "202003"]);
-    expect(await partitions(ch, "pa_changed_symbols")).toEqual(["202002"]);
-    expect(log.info).toHaveBeenCalledWith(expect.objectContaining({ rollup: "perf", dropped: ["pa_changed_symbols 202001", "pa_changed_users 202001"] }), expect.any(String));
+    expect(await partitions(ch, "pa_changed_users")).toEqual([...new Set([month(feb), month(mar)])]);
+    expect(await partitions(ch, "pa_changed_symbols")).toEqual([month(feb)]);
+    expect(log.info).toHaveBeenCalledWith(expect.objectContaining({ rollup: "perf", dropped: [`pa_changed_symbols ${month(jan)}`, `pa_changed_users ${month(jan)}`] }), expect.any(String));
     expect(log.warn).not.toHaveBeenCalled();
     // The lagging rollup's next pass still finds everything it would have found.
-    expect(await w.changedUserPage("", 10, { since: laggingThrough - 86_400, timeframe: "1m" })).toEqual(["feb", "feb-trader", "mar"]);
+    expect(await w.changedUserPage("", 10, { since: laggingThrough - DAY, timeframe: "1m" })).toEqual(["feb", "feb-trader", "mar"]);
 
-    // The lagging rollup completes a pass now: the next pass of either drops February and March,
-    // and keeps this month's changes (a fill inserted now, fed by the view).
-    const now = await w.serverNow();
-    await ch.insert("pa_rollup_passes", [completedPass(lagging, now, 2)]);
+    // The lagging rollup completes a pass now: the next pass of either keeps only the months that
+    // have not ended a day before now (this month's changes: a fill inserted now, fed by the view).
+    const later = await w.serverNow();
+    await ch.insert("pa_rollup_passes", [completedPass(lagging, later, 2)]);
     const fresh = randomUUID();
     await ch.insert("pa_fills", [{ fill_id: `${fresh}:1`, order_id: fresh, user_id: fresh, symbol: "NOWSYM", side: "buy", quantity: 1, price: 1, fee: 0, ts_ms: Date.now(), at: "2020-03-01 00:00:00" }]);
     expect(await pass(ch, lagging, log)).toMatchObject({ ran: true });
-    const thisMonth = new Date(now * 1000).toISOString().slice(0, 7).replace("-", "");
-    expect(await partitions(ch, "pa_changed_users")).toEqual([thisMonth]);
-    expect(await partitions(ch, "pa_changed_symbols")).toEqual([]);
-    expect(await w.changedUserPage("", 10, { since: now - 60, timeframe: "1m" })).toEqual([fresh]);
+    const notEnded = (at: number) => monthEnd(at) > later - DAY;
+    expect(await partitions(ch, "pa_changed_users")).toEqual([...new Set([feb, mar, later].filter(notEnded).map(month))]);
+    expect(await partitions(ch, "pa_changed_symbols")).toEqual([feb].filter(notEnded).map(month));
+    expect(await w.changedUserPage("", 10, { since: later - 60, timeframe: "1m" })).toEqual([fresh]);
+  }, 120_000);
+
+  it(`a rollup name nothing runs any more (its newest watermark older than ${WATERMARK_IN_USE_SECONDS / DAY} days) holds back no month`, async () => {
+    const ch = await freshDatabase("abandoned");
+    const w = new RollupWatermarks(ch);
+    const now = await w.serverNow();
+    // A name a release of 2020 ran (0008's table and 0009's), and one last run a day past the bound.
+    await ch.insert("pa_rollup_watermark", [{ name: "perf-2020", through: unix("2020-03-01T12:00:00Z"), day: "2020-03-01", params: "capital=10000;timeframe=1m", version: 1 }]);
+    await ch.insert("pa_rollup_passes", [completedPass("perf-2020", unix("2020-03-01T12:00:00Z"), 2), completedPass("perf-renamed", now - WATERMARK_IN_USE_SECONDS - DAY, 1)]);
+    const old = now - WATERMARK_IN_USE_SECONDS - 40 * DAY;
+    await ch.insert("pa_changed_users", [{ changed_at: "2020-02-29 13:00:00", user_id: "feb2020" }, { changed_at: dateTime(old), user_id: "old" }]);
+    const log = { info: vi.fn(), warn: vi.fn() };
+    expect(await pass(ch, "perf", log)).toMatchObject({ ran: true });
+    // Only "perf" is in use: every month that ended a day before its watermark goes.
+    expect(await partitions(ch, "pa_changed_users")).toEqual([]);
+    expect(log.info).toHaveBeenCalledWith(expect.objectContaining({ rollup: "perf", dropped: ["pa_changed_users 202002", `pa_changed_users ${month(old)}`] }), expect.any(String));
+    // A name one day inside the bound still holds its months back.
+    await ch.insert("pa_rollup_passes", [completedPass("perf-lagging", now - WATERMARK_IN_USE_SECONDS + DAY, 1)]);
+    const kept = now - WATERMARK_IN_USE_SECONDS + 3_600;
+    await ch.insert("pa_changed_users", [{ changed_at: dateTime(kept), user_id: "kept" }]);
+    expect(await pass(ch, "perf", log)).toMatchObject({ ran: true });
+    expect(await partitions(ch, "pa_changed_users")).toEqual([month(kept)]);
+  }, 120_000);
+
+  it(`a pass whose watermark is more than ${INCREMENTAL_WITHIN_SECONDS / DAY} days old recomputes every user, and says why`, async () => {
+    const ch = await freshDatabase("stale");
+    const w = new RollupWatermarks(ch);
+    const now = await w.serverNow();
+    await ch.insert("pa_rollup_passes", [completedPass("perf", now - INCREMENTAL_WITHIN_SECONDS - 3_600, 1), completedPass("recent", now - INCREMENTAL_WITHIN_SECONDS + 3_600, 1)]);
+    const log = { info: vi.fn(), warn: vi.fn() };
+    const stale = await pass(ch, "perf", log);
+    expect(stale).toMatchObject({ ran: true, mode: "full", reason: expect.stringMatching(/^watermark older than 29 days .*: recomputing every user$/) });
+    expect(log.info).toHaveBeenCalledWith(expect.objectContaining({ rollup: "perf", watermark: now - INCREMENTAL_WITHIN_SECONDS - 3_600 }), stale.reason);
+    // Its new watermark is today's: the next pass is incremental again. A watermark inside the bound is read from.
+    expect(await pass(ch, "perf", log)).toMatchObject({ ran: true, mode: "incremental" });
+    expect(await pass(ch, "recent", log)).toMatchObject({ ran: true, mode: "incremental" });
   }, 120_000);
 
   it("a failure to drop is logged and the pass still completes with its watermark", async () => {

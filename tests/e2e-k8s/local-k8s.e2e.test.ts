@@ -4,7 +4,7 @@
  * workloads Ready, HTTPS through the Ingress verified against the stack certificate's CA, the
  * connection strings from the stack outputs, NetworkPolicy enforcement, Pod Security admission,
  * resilience (pod deleted under load, PDB blocking an eviction), a backup Job that restores, a
- * retraining Job that registers a model, no
+ * ClickHouse backup Job whose run is recorded, a retraining Job that registers a model, no
  * change on a second preview, nothing left after destroy, nothing left after the cluster stops.
  *
  * Run with `npm run e2e:k8s` (scripts/e2e-k8s.sh builds and starts the cluster first).
@@ -320,6 +320,36 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     for (const c of counts) expect(c.restored, c.table).toBe(c.source);
     expect(counts.find((c) => c.table === "users")?.source).toBeGreaterThanOrEqual(1);
     await kubectl(["-n", NS, "delete", "job", "e2e-backup", "e2e-restore", "--wait=true"]);
+  });
+
+  it("runs a backup Job from the ClickHouse CronJob whose run recorder records its start and success in PostgreSQL", async () => {
+    const outputs = await stack.outputs(true);
+    const pgUrl = new URL(outputs.connectionStrings.postgres);
+    const pgForward = await portForward(NS, "svc/postgres", Number(pgUrl.port || 5432));
+    try {
+      pgUrl.hostname = "127.0.0.1";
+      pgUrl.port = String(pgForward.port);
+      const query = async (sql: string) => {
+        const c = new Client({ connectionString: pgUrl.toString() });
+        await c.connect();
+        try {
+          return (await c.query(sql)).rows;
+        } finally {
+          await c.end();
+        }
+      };
+      const [{ now }] = await query("SELECT statement_timestamp() AS now");
+      await kubectl(["-n", NS, "create", "job", "e2e-ch-backup", "--from=cronjob/clickhouse-backup"]);
+      const done = await kubectl(["-n", NS, "wait", "--for=condition=complete", "job/e2e-ch-backup", "--timeout=600s"], { timeoutMs: 620_000, allowFailure: true });
+      const logs = (await kubectl(["-n", NS, "logs", "job/e2e-ch-backup", "--all-containers"], { allowFailure: true })).stdout;
+      expect(done.status, logs.slice(-3000)).toBe(0);
+      const [run] = await query("SELECT last_started_at, last_succeeded_at FROM scheduled_job_runs WHERE job = 'clickhouse-backup'");
+      expect(run?.last_started_at?.getTime(), logs.slice(-3000)).toBeGreaterThanOrEqual(now.getTime());
+      expect(run.last_succeeded_at.getTime()).toBeGreaterThanOrEqual(run.last_started_at.getTime());
+    } finally {
+      pgForward.stop();
+    }
+    await kubectl(["-n", NS, "delete", "job", "e2e-ch-backup", "--wait=true"]);
   });
 
   it("runs a retraining Job from ml-predictor's CronJob: bars in ClickHouse become a model in the registry", async () => {

@@ -10,21 +10,34 @@
  * 18.16 client does not read itself: a password with characters XML and the shell treat specially
  * must reach the server, and never appear in the scripts' output nor on any process's command line
  * while they run. `/backups` is a temporary directory.
+ * Its runs are recorded by its run recorder (the pod's second container, from the PostgreSQL image),
+ * run here as written with this machine's psql against the harness's real PostgreSQL holding the
+ * migrated schema, beside the backup, the directory they share a temporary one: the start, then a
+ * success or the backup's failure code (EXIT_<n>), SIGTERM when the run is stopped before the
+ * backup reported (SIGINT, the PostgreSQL images' stop signal, alike), never a code the backup does
+ * not write; database-service exports the row (catalog exportsJobRuns).
  */
-import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backupScript, clickhouseRestoreScript, type ClickHouseConnection } from "../../components/data/backup";
+import { backupRunRecorderScript, backupScript, clickhouseRestoreScript, RUN_OUTCOME_DIR, type ClickHouseConnection, type PostgresConnection } from "../../components/data/backup";
 import { DB_NAME } from "../../components/data/definitions";
+import { backupJobName } from "../../components/topology";
+import { findService } from "../../services/src/catalog";
+import { createService, runCommand, type Service } from "../../services/src/kit";
+import databaseService from "../../services/src/services/database-service";
+import { pg } from "../harness";
+import { useServers } from "../harness/shared";
 import { startClickHouse, type ClickHouseServer } from "../harness/clickhouse";
 import { generatePassword } from "../harness/proc";
 import { createClickHouse, type ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { runClickHouseMigrations } from "../../services/src/migrations";
 
 const exec = promisify(execFile);
+const srv = useServers("postgres");
 let server: ClickHouseServer;
 let ch: ClickHouseKitClient;
 let admin: ClickHouseKitClient;
@@ -152,4 +165,149 @@ describe("ClickHouse backup", () => {
     await ch.insert("pa_fills", [fill("u3", "CCC")]);
     expect(await ch.query("SELECT user_id FROM pa_symbol_users WHERE symbol = 'CCC'")).toEqual([{ user_id: "u3" }]);
   }, 300_000);
+});
+
+describe("ClickHouse backup's run recording", () => {
+  const JOB = backupJobName("clickhouse");
+  let pgConn: PostgresConnection;
+  let pgPassword: string;
+
+  beforeAll(async () => {
+    expect(await runCommand(databaseService, "migrate", [], { env: { ...srv.env, LOG_LEVEL: "silent" }, defaultMetrics: false })).toBe(0);
+    const u = new URL(srv.postgres.url);
+    pgConn = { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), database: u.pathname.slice(1) };
+    pgPassword = decodeURIComponent(u.password);
+  }, 120_000);
+
+  async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const c = new pg.Client({ connectionString: srv.postgres.url });
+    await c.connect();
+    try {
+      return (await c.query(sql, params)).rows as T[];
+    } finally {
+      await c.end();
+    }
+  }
+  type Row = { last_started_at: Date | null; last_succeeded_at: Date | null; last_failed_at: Date | null; last_failure_code: string | null };
+  const row = async () => (await query<Row>("SELECT * FROM scheduled_job_runs WHERE job = $1", [JOB]))[0];
+  const now = async () => (await query<{ now: Date }>("SELECT statement_timestamp() AS now"))[0].now;
+
+  /** A fresh directory the two containers share (RUN_OUTCOME_DIR). */
+  let runs = 0;
+  const sharedDir = () => {
+    const dir = join(work, `outcome-${++runs}`);
+    mkdirSync(dir);
+    return dir;
+  };
+
+  /** The recorder as the pod's second container runs it: `sh -c`, PATH and PGPASSWORD only. */
+  function startRecorder(shared: string): { exited: Promise<{ code: number | null; output: string }>; kill: (signal: NodeJS.Signals) => void } {
+    const child = spawn("sh", ["-c", backupRunRecorderScript(JOB, pgConn).replaceAll(RUN_OUTCOME_DIR, shared)], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PGPASSWORD: pgPassword },
+    });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    return { exited: new Promise((resolve) => child.on("close", (code) => resolve({ code, output }))), kill: (signal) => child.kill(signal) };
+  }
+  /** The backup container's script against this file's ClickHouse, its outcome left in `shared`. */
+  const runBackup = (shared: string, target: ClickHouseConnection = local) =>
+    runScript(backupScript("clickhouse", target).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)).then(
+      (r) => ({ ...r, code: 0 }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ leaks: [], configModes: [], output: e.stdout + e.stderr, code: e.code }),
+    );
+  async function startedSince(at: Date): Promise<void> {
+    const until = Date.now() + 20_000;
+    while (Date.now() < until) {
+      const r = await row();
+      if (r?.last_started_at && r.last_started_at.getTime() >= at.getTime()) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`no start of ${JOB} recorded since ${at.toISOString()}`);
+  }
+
+  it("records the start, then the success the backup reported after its pruning; the PostgreSQL password is in no output", async () => {
+    const before = await now();
+    const shared = sharedDir();
+    const recorder = startRecorder(shared);
+    const backup = await runBackup(shared);
+    expect(backup.code, backup.output).toBe(0);
+    expect(readFileSync(join(shared, "outcome"), "utf8")).toBe("SUCCESS\n");
+    const { code, output } = await recorder.exited;
+    expect(code, output).toBe(0);
+    const r = (await row())!;
+    expect(r.last_started_at!.getTime()).toBeGreaterThanOrEqual(before.getTime());
+    expect(r.last_succeeded_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+    expect(r.last_failed_at).toBeNull();
+    for (const text of [output, backup.output]) {
+      expect(text).not.toContain(pgPassword);
+      expect(text).not.toContain(server.password);
+    }
+  }, 120_000);
+
+  it("records the backup's failure as EXIT_<n>, its exit status (a database the server does not have)", async () => {
+    const previous = (await row())!;
+    const shared = sharedDir();
+    const recorder = startRecorder(shared);
+    const backup = await runBackup(shared, { ...local, database: "no_such_database" });
+    expect(backup.code, backup.output).toBeGreaterThan(0);
+    expect(readFileSync(join(shared, "outcome"), "utf8")).toBe(`EXIT_${backup.code}\n`);
+    const { code, output } = await recorder.exited;
+    expect(code, output).toBe(0);
+    const r = (await row())!;
+    expect(r.last_failure_code).toBe(`EXIT_${backup.code}`);
+    expect(r.last_started_at!.getTime()).toBeGreaterThan(previous.last_started_at!.getTime());
+    expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+    expect(r.last_succeeded_at).toEqual(previous.last_succeeded_at);
+  }, 120_000);
+
+  it.each([
+    ["SIGTERM", 143],
+    // The PostgreSQL images' STOPSIGNAL, which the runtime stops the recorder's container with.
+    ["SIGINT", 130],
+  ] as const)("a run stopped before the backup reported (its time limit) records SIGTERM: the recorder stopped by %s exits %i", async (signal, exitCode) => {
+    const before = await now();
+    const shared = sharedDir();
+    const recorder = startRecorder(shared);
+    await startedSince(before);
+    recorder.kill(signal);
+    const { code, output } = await recorder.exited;
+    expect(code, output).toBe(exitCode);
+    const r = (await row())!;
+    expect(r.last_failure_code).toBe("SIGTERM");
+    expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+  }, 60_000);
+
+  it("records what is not a code the backup writes as OUTCOME_UNREADABLE, never as SQL", async () => {
+    for (const written of ["EXIT_1'); DELETE FROM scheduled_job_runs; --\n", "exit_1\n", "EXIT_1\nEXIT_2\n", "\n"]) {
+      const shared = sharedDir();
+      const before = await now();
+      const recorder = startRecorder(shared);
+      await startedSince(before);
+      writeFileSync(join(shared, "outcome"), written);
+      const { code, output } = await recorder.exited;
+      expect(code, output).toBe(0);
+      const r = (await row())!;
+      expect(r.last_failure_code, written).toBe("OUTCOME_UNREADABLE");
+      expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(before.getTime());
+    }
+  }, 120_000);
+
+  it("database-service, which owns the schema, exports the backup's row on /metrics for its alerts", async () => {
+    expect(findService("database-service")!.exportsJobRuns).toContain(JOB);
+    const r = (await row())!;
+    const svc: Service = await createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "silent" }, defaultMetrics: false });
+    try {
+      const res = await svc.app.inject({ method: "GET", url: "/metrics" });
+      expect(res.statusCode).toBe(200);
+      const value = (name: string) => res.body.match(new RegExp(`^${name}\\{([^}]*scheduled_job="${JOB}"[^}]*)\\} (\\S+)$`, "m"));
+      expect(Number(value("scheduled_job_last_start_timestamp_seconds")?.[2])).toBe(r.last_started_at!.getTime() / 1000);
+      expect(Number(value("scheduled_job_last_success_timestamp_seconds")?.[2])).toBe(r.last_succeeded_at!.getTime() / 1000);
+      const failure = value("scheduled_job_last_failure_timestamp_seconds");
+      expect(failure?.[1]).toContain('code="OUTCOME_UNREADABLE"');
+      expect(Number(failure?.[2])).toBe(r.last_failed_at!.getTime() / 1000);
+    } finally {
+      await svc.close();
+    }
+  });
 });

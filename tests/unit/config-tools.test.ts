@@ -11,6 +11,9 @@ import { catalog } from "../../catalog";
 import { nginxConfig, TLS_DIR } from "../../components/edge/nginx";
 import { alertRules, alertRulesYaml, prometheusConfig, RULES_PATH } from "../../components/monitoring/prometheus";
 import { scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
+import { BACKUP_RUN_TIMEOUT_SECONDS } from "../../components/data/backup";
+import { KUBERNETES_CAPABILITIES } from "../../components/runtime/kubernetes";
+import { backupJobName, recordedBackups } from "../../components/topology";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trading-conf-"));
 
@@ -102,6 +105,46 @@ describe("generated configuration accepted by the real tools", () => {
         at(787, "ScheduledJobOverdue", ["a-ok", "b-failing"]),
         at(790, "ScheduledJobOverdue", ["a-ok", "b-failing", "d-recovered"]),
         at(790, "ScheduledJobNeverSucceeded", ["c-never"]),
+      ],
+    );
+  });
+
+  it("promtool test rules: the backups' rules as the prod stack renders them, on the series database-service exports for both backups", () => {
+    // recordedBackups on Kubernetes: both backups, the default backupSchedule, their 3 h time limit.
+    const backups = recordedBackups(KUBERNETES_CAPABILITIES, ["postgres", "clickhouse"]).map((store) => backupJobName(store));
+    expect(backups).toEqual(["postgres-backup", "clickhouse-backup"]);
+    const rulesList = [...alertRules, ...scheduledJobRules(backups.map((name) => ({ name, schedule: "15 2 * * *", runTimeoutSeconds: BACKUP_RUN_TIMEOUT_SECONDS })))];
+    const exported = (metric: string, job: string, values: string, code?: string) => ({
+      series: `${metric}{job="database-service", service="database-service", scheduled_job="${job}"${code ? `, code="${code}"` : ""}}`,
+      values,
+    });
+    const summary = (name: string, labels: Record<string, string>) =>
+      Object.entries(labels).reduce((text, [k, v]) => text.replaceAll(`{{ $labels.${k} }}`, v), rulesList.find((r) => r.alert === name)!.summary);
+    const at = (minutes: number, name: string, alerts: Array<Record<string, string>>) => ({
+      eval_time: `${minutes}m`,
+      alertname: name,
+      exp_alerts: alerts.map((labels) => ({ exp_labels: { severity: "warning", ...labels }, exp_annotations: { summary: summary(name, labels) } })),
+    });
+    promtoolTestRules(
+      rulesList,
+      [
+        // postgres-backup: started at 0, succeeded at 60 s.
+        exported(START, "postgres-backup", "0x300"),
+        exported(SUCCESS, "postgres-backup", "60x300"),
+        // clickhouse-backup: run 1 started at 0 and its recorder was killed with it (no end); run 2
+        // started at 12,000 s (minute 200) and was stopped at minute 230: SIGTERM.
+        exported(START, "clickhouse-backup", "0x199 12000x100"),
+        exported(FAILURE, "clickhouse-backup", "_x230 13800x69", "SIGTERM"),
+      ],
+      [
+        // 3 h + 10 min (11,400 s) after its start at 0: minute 190 is not past it, 191 is.
+        at(190, "ScheduledJobRunUnfinished", []),
+        at(191, "ScheduledJobRunUnfinished", [{ scheduled_job: "clickhouse-backup" }]),
+        // Its second start clears it; its failure, never followed by a success, is reported with its code.
+        at(200, "ScheduledJobRunUnfinished", []),
+        at(229, "ScheduledJobFailing", []),
+        at(231, "ScheduledJobFailing", [{ scheduled_job: "clickhouse-backup", code: "SIGTERM" }]),
+        at(231, "ScheduledJobNeverSucceeded", []),
       ],
     );
   });

@@ -8,12 +8,12 @@ import { parseStackConfig } from "../../stacks/config";
 import { nginxConfig, publicRoutes } from "../../components/edge/nginx";
 import { alertRulesYaml, prometheusConfig } from "../../components/monitoring/prometheus";
 import { aiChainsDashboard } from "../../components/monitoring/grafana";
-import { buildTopology } from "../../components/topology";
-import { backupScript, clickhouseRestoreScript } from "../../components/data/backup";
-import { cpuToCores, memoryToMiB, probe, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
-import { fileKey, k8sProbe, k8sStartupProbe, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "../../components/runtime/kubernetes";
+import { buildTopology, recordedBackups } from "../../components/topology";
+import { backupRunRecorderScript, backupScript, clickhouseRestoreScript, RUN_OUTCOME_DIR } from "../../components/data/backup";
+import { cpuToCores, JobCompanionSpec, memoryToMiB, probe, ScheduledJobSpec, validateJobCompanion, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
+import { fileKey, k8sProbe, k8sStartupProbe, KUBERNETES_CAPABILITIES, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "../../components/runtime/kubernetes";
 import { runtimeCapabilities } from "../../components/runtime";
-import { dockerHealthcheck, dockerTmpfsOptions, HTTP_PROBE_SCRIPT } from "../../components/runtime/docker";
+import { DOCKER_CAPABILITIES, dockerHealthcheck, dockerTmpfsOptions, HTTP_PROBE_SCRIPT } from "../../components/runtime/docker";
 
 const routed = catalog.filter((s) => s.route !== null);
 
@@ -79,6 +79,23 @@ describe("topology", () => {
     }
     expect(t.acceptsFrom["api-gateway"]).toContain("@ingress");
     expect(t.connectsTo["postgres-backup"]).toEqual(["postgres"]);
+    // The ClickHouse backup's run recorder writes its runs to PostgreSQL from the backup's pod.
+    expect(t.connectsTo["clickhouse-backup"]).toEqual(["clickhouse", "postgres"]);
+    expect(t.acceptsFrom.postgres).toContain("clickhouse-backup");
+  });
+
+  it("records the runs of the scheduled backups where PostgreSQL is deployed and the runtime runs a job's companion", () => {
+    const both = ["postgres", "clickhouse"] as const;
+    expect(recordedBackups(KUBERNETES_CAPABILITIES, [...both])).toEqual(["postgres", "clickhouse"]);
+    // No PostgreSQL, nowhere to record a run (the recorder would have no server).
+    expect(recordedBackups(KUBERNETES_CAPABILITIES, ["clickhouse"])).toEqual([]);
+    expect(recordedBackups(KUBERNETES_CAPABILITIES, ["postgres"])).toEqual(["postgres"]);
+    // A scheduler of any image without companions: the PostgreSQL backup records its own runs only.
+    expect(recordedBackups({ ...KUBERNETES_CAPABILITIES, jobCompanions: false }, [...both])).toEqual(["postgres"]);
+    // Docker schedules no backup at all.
+    expect(recordedBackups(DOCKER_CAPABILITIES, [...both])).toEqual([]);
+    const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x", clickhouseEnabled: "true", postgresEnabled: "true" });
+    expect(buildTopology(config, { ...KUBERNETES_CAPABILITIES, jobCompanions: false }).connectsTo["clickhouse-backup"]).toEqual(["clickhouse"]);
   });
 
   it("lets every service reach the trace collector (chain-debug), which reaches none of them", () => {
@@ -218,11 +235,52 @@ describe("backups", () => {
       ]);
       expect(script).not.toContain("--password");
       expect(script).not.toContain("--user");
-      expect(script).toContain("client_dir=$(mktemp -d)\ntrap 'rm -rf \"$client_dir\"' EXIT");
+      expect(script).toContain("client_dir=$(mktemp -d)");
       expect(script).toContain("umask 077");
       expect(script).toContain(`ch() { clickhouse-client --config-file "$client_dir/client.xml" --host 'clickhouse' --port 9000 --database 'ai_trading' "$@"; }`);
       expect(script).toContain("printf '%s' '<config><user>trading</user><password>'");
     }
+  });
+
+  it("remove the client's password file on every exit: the restore with its own trap, the backup with the one that also reports its outcome", () => {
+    expect(clickhouseRestoreScript("/backups/20260101T000000Z")).toContain("client_dir=$(mktemp -d)\ntrap 'rm -rf \"$client_dir\"' EXIT");
+    const backup = backupScript("clickhouse");
+    const traps = backup.split("\n").filter((line) => line.startsWith("trap "));
+    // One EXIT trap, set before anything can fail: the client directory removed, a failure's code reported.
+    expect(traps).toEqual([
+      'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
+      "trap 'stop_code=SIGHUP; exit 129' HUP; trap 'stop_code=SIGINT; exit 130' INT; trap 'stop_code=SIGTERM; exit 143' TERM",
+    ]);
+    expect(backup.indexOf("trap 'status")).toBeLessThan(backup.indexOf("stamp="));
+    expect(backup.indexOf("trap 'status")).toBeLessThan(backup.indexOf("client_dir=$(mktemp -d)"));
+    // The success is reported last, after the pruning.
+    expect(backup.trimEnd().split("\n").slice(-2)).toEqual([expect.stringContaining("tail -n +8"), "report_outcome SUCCESS"]);
+    expect(backup).toContain(`[ -d '${RUN_OUTCOME_DIR}' ] || return 0`);
+  });
+
+  it("record the ClickHouse backup's runs from a script with no credential on it and no code but the ones the backup writes", () => {
+    const recorder = backupRunRecorderScript("clickhouse-backup");
+    expect(recorder).not.toMatch(/password/i);
+    expect(recorder).toContain("psql -X -q -v ON_ERROR_STOP=1 -h 'postgres' -p 5432 -U 'trading' -d 'ai_trading'");
+    expect(recorder).toContain("VALUES ('clickhouse-backup', statement_timestamp(), '$1')");
+    // Start first, then the wait for the backup's outcome, in the background so a stop is handled at once.
+    expect(recorder.indexOf("\nrecord_start\n")).toBeLessThan(recorder.indexOf("while [ ! -e"));
+    expect(recorder).toContain(`while [ ! -e '${RUN_OUTCOME_DIR}/outcome' ]; do sleep 1 & sleeper=$!; wait "$sleeper"; sleeper=""; done`);
+    expect(recorder).toContain("trap 'stopped 129' HUP; trap 'stopped 130' INT; trap 'stopped 143' TERM");
+  });
+
+  it("refuse a job companion that is the job, runs as root or shares a variable with the job", () => {
+    const companion: JobCompanionSpec = { name: "run-recorder", image: "pg", command: ["sh"], env: {}, secretEnv: { PGPASSWORD: "x" }, resources: { cpu: "100m", memory: "64Mi" }, runAsUser: 999, sharedDir: "/run-outcome" };
+    const job = (c: Partial<JobCompanionSpec>, secretEnv: Record<string, string> = { CLICKHOUSE_PASSWORD: "y" }): ScheduledJobSpec => ({
+      name: "clickhouse-backup", role: "job", kind: "job", schedule: "15 2 * * *", image: "ch", command: ["sh"], env: {}, secretEnv, ports: [], volumes: [], files: [],
+      resources: { cpu: "500m", memory: "512Mi" }, replicas: 1, security: { readOnlyRootFilesystem: true, scratchDirs: [] }, connectsTo: [], acceptsFrom: [],
+      companion: { ...companion, ...c },
+    });
+    expect(() => validateJobCompanion(job({}))).not.toThrow();
+    expect(() => validateJobCompanion(job({ name: "clickhouse-backup" }))).toThrow(/DNS label other than the job's/);
+    expect(() => validateJobCompanion(job({ runAsUser: 0 }))).toThrow(/runs as root/);
+    expect(() => validateJobCompanion(job({}, { PGPASSWORD: "y" }))).toThrow(/PGPASSWORD is also a variable of the job's container/);
+    expect(() => validateJobCompanion(job({ sharedDir: "run-outcome" }))).toThrow(/not an absolute path/);
   });
 
   it("restore ClickHouse tables, then their rows, then the views", () => {

@@ -6,7 +6,7 @@ import { catalog, sizingOf } from "../../catalog";
 import { dockerAdminHostPorts } from "../../stacks/config";
 import { keySchema } from "../../stacks/schema";
 import { overdueAfterSeconds, runTimeoutSeconds, runUnfinishedAfterSeconds } from "../../components/monitoring/scheduled-jobs";
-import { BACKUP_RUN_TIMEOUT_SECONDS } from "../../components/data/backup";
+import { BACKUP_RUN_TIMEOUT_SECONDS, backupRunRecorderScript, backupScript, RUN_OUTCOME_DIR } from "../../components/data/backup";
 import { upstreamImages } from "../../stacks/images";
 import { byType, named, ProgramRun, runProgram } from "../helpers/program";
 
@@ -251,12 +251,61 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     const deadlines = Object.fromEntries(byType(run, "kubernetes:batch/v1:CronJob").map((c) => [c.inputs.metadata.name, c.inputs.spec.jobTemplate.spec.activeDeadlineSeconds]));
     expect(runTimeoutSeconds("15 2 * * *", BACKUP_RUN_TIMEOUT_SECONDS)).toBe(10_800);
     expect(deadlines).toEqual({ "ml-predictor-retrain": 3_600, "postgres-backup": 10_800, "clickhouse-backup": 10_800 });
-    // The PostgreSQL backup's recorded runs (database-service's /metrics): overdue from backupSchedule,
-    // unfinished past its 3 h limit. The ClickHouse backup records none: no rule would ever clear.
-    expect(ruleText).toContain(`scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"postgres-backup\\"}) > ${overdueAfterSeconds("15 2 * * *")}`);
-    expect(ruleText).toContain('expr: "absent(scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"postgres-backup\\"})"');
-    expect(ruleText).toContain(`scheduled_job_last_start_timestamp_seconds{scheduled_job=\\"postgres-backup\\"}) > ${runUnfinishedAfterSeconds(10_800)} unless`);
-    expect(ruleText).not.toContain("clickhouse-backup");
+    // The backups' recorded runs (database-service's /metrics): overdue from backupSchedule, unfinished
+    // past their 3 h limit; the ClickHouse one's recorded by its run recorder container (below).
+    for (const job of ["postgres-backup", "clickhouse-backup"]) {
+      expect(ruleText).toContain(`scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"${job}\\"}) > ${overdueAfterSeconds("15 2 * * *")}`);
+      expect(ruleText).toContain(`expr: "absent(scheduled_job_last_success_timestamp_seconds{scheduled_job=\\"${job}\\"})"`);
+      expect(ruleText).toContain(`scheduled_job_last_start_timestamp_seconds{scheduled_job=\\"${job}\\"}) > ${runUnfinishedAfterSeconds(10_800)} unless`);
+    }
+  });
+
+  it("records the ClickHouse backup's runs from a second container of its pod, the only one holding the PostgreSQL password", async () => {
+    const run = await runProgram("prod");
+    const cron = (name: string) => named(run, "kubernetes:batch/v1:CronJob", `${name}-cronjob`).inputs.spec.jobTemplate.spec;
+    const pod = cron("clickhouse-backup").template.spec;
+    expect(pod.containers.map((c: any) => c.name)).toEqual(["clickhouse-backup", "run-recorder"]);
+    const [backup, recorder] = pod.containers;
+    // The backup in the ClickHouse image, the recorder in the PostgreSQL one (psql), each as its image's user.
+    expect(backup.image).toBe(upstreamImages.clickhouse.ref);
+    expect(recorder.image).toBe(upstreamImages.postgres.ref);
+    expect(recorder.command).toEqual(["sh", "-c", backupRunRecorderScript("clickhouse-backup")]);
+    expect(backup.command).toEqual(["sh", "-c", backupScript("clickhouse")]);
+    expect(recorder.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: upstreamImages.postgres.user!.uid,
+      runAsGroup: upstreamImages.postgres.user!.uid,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(recorder.resources.limits).toEqual({ cpu: "100m", memory: "64Mi" });
+    // Each container references its own key of the job's Secret, and nothing else.
+    const secret = named(run, SECRET, "clickhouse-backup-secret");
+    expect(Object.keys(secret.inputs.stringData).sort()).toEqual(["CLICKHOUSE_PASSWORD", "PGPASSWORD"]);
+    expect(secret.secretPaths).toContain("stringData");
+    expect(backup.env).toEqual([{ name: "CLICKHOUSE_PASSWORD", valueFrom: { secretKeyRef: { name: "clickhouse-backup-credentials", key: "CLICKHOUSE_PASSWORD" } } }]);
+    expect(recorder.env).toEqual([{ name: "PGPASSWORD", valueFrom: { secretKeyRef: { name: "clickhouse-backup-credentials", key: "PGPASSWORD" } } }]);
+    // Their only channel: an emptyDir both mount where the backup leaves its outcome; the backups'
+    // volume and scratch directory are the backup container's alone.
+    const shared = { name: "companion-shared", mountPath: RUN_OUTCOME_DIR };
+    expect(pod.volumes).toContainEqual({ name: "companion-shared", emptyDir: { sizeLimit: "1Mi" } });
+    expect(recorder.volumeMounts).toEqual([shared]);
+    expect(backup.volumeMounts).toEqual(expect.arrayContaining([shared, { name: "backups", mountPath: "/backups" }]));
+    // A retry is a new pod, with a new recorder; the run's time limit stops both containers.
+    expect(pod.restartPolicy).toBe("Never");
+    expect(cron("clickhouse-backup").activeDeadlineSeconds).toBe(10_800);
+    // The PostgreSQL backup records its own runs: one container, restarted in place as before.
+    const pgPod = cron("postgres-backup").template.spec;
+    expect(pgPod.containers.map((c: any) => c.name)).toEqual(["postgres-backup"]);
+    expect(pgPod.restartPolicy).toBe("OnFailure");
+    // The pod may reach PostgreSQL, which accepts it.
+    const policy = (name: string) => named(run, "kubernetes:networking.k8s.io/v1:NetworkPolicy", `${name}-netpol`).inputs.spec;
+    const workloadsOf = (peers: any[]) => peers.map((p) => p.podSelector.matchLabels["trading.io/workload"]);
+    expect(workloadsOf(policy("clickhouse-backup").egress[0].to)).toEqual(["clickhouse", "postgres"]);
+    expect(workloadsOf(policy("postgres").ingress[0].from)).toContain("clickhouse-backup");
   });
 
   it("puts no Service of a datastore or of monitoring outside the cluster", async () => {

@@ -74,6 +74,9 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
     expect(DOCKER_CAPABILITIES.scheduledJobs).toBe(true);
     expect(canSchedule(DOCKER_CAPABILITIES, { cronRunner: ["node", "cron.js"] })).toBe(true);
     expect(canSchedule(DOCKER_CAPABILITIES, {})).toBe(false);
+    // A job's companion (the ClickHouse backup's run recorder) runs only where a run is a pod.
+    expect(DOCKER_CAPABILITIES.jobCompanions).toBe(false);
+    expect(KUBERNETES_CAPABILITIES.jobCompanions).toBe(true);
   });
 
   it("takes the schedule from trading:mlRetrainSchedule, and names key and stack when it is bad", async () => {

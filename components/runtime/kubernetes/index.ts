@@ -3,7 +3,7 @@
  * policy) is created here; each object family is built in its own file and `deploy()` composes them:
  *   secrets.ts         Secret (credentials, secretKeyRef) and ConfigMap (files)
  *   storage.ts         claim templates, PersistentVolumeClaims, scratch emptyDirs
- *   pod.ts             container, probes, restricted security context
+ *   pod.ts             container, probes, restricted security context, a scheduled job's companion
  *   workloads.ts       StatefulSet (+ headless Service), Deployment, Service
  *   scheduling.ts      Job (one-shot, waited for) and CronJob (scheduled)
  *   availability.ts    PodDisruptionBudget and HorizontalPodAutoscaler
@@ -22,6 +22,7 @@ import {
   Runtime,
   RuntimeCapabilities,
   ScheduledJobSpec,
+  validateJobCompanion,
   validateWorkloadSpec,
   WorkloadSpec,
   workloadLabels,
@@ -41,7 +42,7 @@ export type { KubernetesSettings } from "./context";
 export { k8sProbe, k8sStartupProbe, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "./pod";
 export { fileKey } from "./secrets";
 
-export const KUBERNETES_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, scheduledJobImages: "any", edge: "ingress-controller" };
+export const KUBERNETES_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, scheduledJobImages: "any", edge: "ingress-controller", jobCompanions: true };
 
 export class KubernetesRuntime extends pulumi.ComponentResource implements Runtime {
   readonly capabilities = KUBERNETES_CAPABILITIES;
@@ -108,11 +109,13 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
 
   schedule(spec: ScheduledJobSpec, parent: pulumi.Resource): DeployedWorkload {
     validateWorkloadSpec(spec, parent);
+    validateJobCompanion(spec, parent);
     const labels = workloadLabels(spec);
     const dependsOn = [this.nsResource, ...(spec.dependsOn ?? [])];
-    const files = workloadSecrets(this.ctx, spec, labels, parent, dependsOn);
+    // The companion's credentials are keys of the job's Secret too; each container references its own.
+    const files = workloadSecrets(this.ctx, { ...spec, secretEnv: { ...spec.secretEnv, ...spec.companion?.secretEnv } }, labels, parent, dependsOn);
     const storage = workloadStorage(this.ctx, spec, labels, parent, dependsOn);
-    const template = podTemplate(this.ctx, spec, labels, files, storage);
+    const template = podTemplate(this.ctx, spec, labels, files, storage, spec.companion);
     const ready = cronJob(this.ctx, spec, labels, template, parent, dependsOn);
     workloadNetworkPolicy(this.ctx, spec, parent, dependsOn);
     return { name: spec.name, host: spec.name, ready: [ready] };

@@ -1,7 +1,8 @@
-/** The pod template of a workload: its one container, probes, mounts and restricted security context. */
+/** The pod template of a workload: its container (and a scheduled job's companion), probes, mounts and restricted security context. */
 import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { LABEL_WORKLOAD } from "../../../catalog/labels";
-import { cpuToCores, memoryToMiB, ProbeSpec, WorkloadSpec } from "../../workload";
+import { cpuToCores, JobCompanionSpec, memoryToMiB, ProbeSpec, ResourceSpec, SecuritySpec, WorkloadSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 import { WorkloadFiles } from "./secrets";
 import { WorkloadStorage } from "./storage";
@@ -56,21 +57,71 @@ export function scaledMemory(limit: string, ratio: number): string {
 /** Port names are at most 15 characters on Kubernetes. */
 export const portName = (name: string) => name.slice(0, 15);
 
+/** A container's restricted security context: its user, no privilege, every capability dropped. */
+function restrictedSecurityContext(security: Pick<SecuritySpec, "runAsUser" | "runAsGroup" | "readOnlyRootFilesystem" | "addCapabilities">): k8s.types.input.core.v1.SecurityContext {
+  return {
+    runAsNonRoot: security.runAsUser !== undefined && security.runAsUser !== 0,
+    runAsUser: security.runAsUser,
+    runAsGroup: security.runAsGroup ?? security.runAsUser,
+    readOnlyRootFilesystem: security.readOnlyRootFilesystem,
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    capabilities: { drop: ["ALL"], add: security.addCapabilities },
+    seccompProfile: { type: "RuntimeDefault" },
+  };
+}
+
+/** A container's variables: plain values, then credentials by secretKeyRef to the workload's Secret. */
+function containerEnv(env: Record<string, pulumi.Input<string>>, secretEnv: Record<string, pulumi.Input<string>>, files: WorkloadFiles): k8s.types.input.core.v1.EnvVar[] {
+  return [
+    ...Object.keys(env)
+      .sort()
+      .map((name) => ({ name, value: env[name] })),
+    ...Object.keys(secretEnv)
+      .sort()
+      .map((name) => ({ name, valueFrom: { secretKeyRef: { name: files.secretName, key: name } } })),
+  ];
+}
+
+/** Requests (scaled by the stack's ratios) and limits of a container. */
+function containerResources(ctx: KubernetesContext, resources: ResourceSpec): k8s.types.input.core.v1.ResourceRequirements {
+  return {
+    requests: { cpu: scaledCpu(resources.cpu, ctx.settings.cpuRequestRatio ?? 1), memory: scaledMemory(resources.memory, ctx.settings.memoryRequestRatio ?? 1) },
+    limits: { cpu: resources.cpu, memory: resources.memory },
+  };
+}
+
+/** Volume both containers of a job with a companion mount (an emptyDir: it lives as long as the run's pod). */
+export const COMPANION_SHARED_VOLUME = "companion-shared";
+
+/**
+ * A scheduled job's companion: a second container of the pod, of its own image and user, with only
+ * its own variables (its credentials by secretKeyRef to the job's Secret, whose other keys it never
+ * references), read-only root, and the shared emptyDir at `sharedDir`, its only mount.
+ */
+function companionContainer(ctx: KubernetesContext, companion: JobCompanionSpec, files: WorkloadFiles): k8s.types.input.core.v1.Container {
+  return {
+    name: companion.name,
+    image: companion.image,
+    imagePullPolicy: ctx.settings.imagePullPolicy ?? "IfNotPresent",
+    command: companion.command,
+    env: containerEnv(companion.env, companion.secretEnv, files),
+    volumeMounts: [{ name: COMPANION_SHARED_VOLUME, mountPath: companion.sharedDir }],
+    resources: containerResources(ctx, companion.resources),
+    securityContext: restrictedSecurityContext({ runAsUser: companion.runAsUser, runAsGroup: companion.runAsGroup, readOnlyRootFilesystem: true }),
+  };
+}
+
 export function podTemplate(
   ctx: KubernetesContext,
   spec: WorkloadSpec,
   labels: Record<string, string>,
   files: WorkloadFiles,
   storage: WorkloadStorage,
+  /** A scheduled job's companion (ScheduledJobSpec.companion): a second container sharing an emptyDir with the job's. */
+  companion?: JobCompanionSpec,
 ): { metadata: { labels: Record<string, string> }; spec: k8s.types.input.core.v1.PodSpec } {
-  const env: k8s.types.input.core.v1.EnvVar[] = [
-    ...Object.keys(spec.env)
-      .sort()
-      .map((name) => ({ name, value: spec.env[name] })),
-    ...Object.keys(spec.secretEnv)
-      .sort()
-      .map((name) => ({ name, valueFrom: { secretKeyRef: { name: files.secretName, key: name } } })),
-  ];
+  const shared = companion ? [{ name: COMPANION_SHARED_VOLUME, mountPath: companion.sharedDir }] : [];
   const runsAsNonRoot = spec.security.runAsUser !== undefined && spec.security.runAsUser !== 0;
   const probes =
     spec.kind === "job" || !spec.liveness
@@ -82,24 +133,12 @@ export function podTemplate(
     imagePullPolicy: ctx.settings.imagePullPolicy ?? "IfNotPresent",
     command: spec.command,
     args: spec.args,
-    env,
+    env: containerEnv(spec.env, spec.secretEnv, files),
     ports: spec.ports.map((p) => ({ name: portName(p.name), containerPort: p.port })),
-    volumeMounts: [...storage.mounts, ...files.mounts],
-    resources: {
-      requests: { cpu: scaledCpu(spec.resources.cpu, ctx.settings.cpuRequestRatio ?? 1), memory: scaledMemory(spec.resources.memory, ctx.settings.memoryRequestRatio ?? 1) },
-      limits: { cpu: spec.resources.cpu, memory: spec.resources.memory },
-    },
+    volumeMounts: [...storage.mounts, ...files.mounts, ...shared],
+    resources: containerResources(ctx, spec.resources),
     ...probes,
-    securityContext: {
-      runAsNonRoot: runsAsNonRoot,
-      runAsUser: spec.security.runAsUser,
-      runAsGroup: spec.security.runAsGroup ?? spec.security.runAsUser,
-      readOnlyRootFilesystem: spec.security.readOnlyRootFilesystem,
-      allowPrivilegeEscalation: false,
-      privileged: false,
-      capabilities: { drop: ["ALL"], add: spec.security.addCapabilities },
-      seccompProfile: { type: "RuntimeDefault" },
-    },
+    securityContext: restrictedSecurityContext(spec.security),
   };
   return {
     metadata: { labels },
@@ -107,8 +146,8 @@ export function podTemplate(
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       securityContext: { fsGroup: spec.security.fsGroup, runAsNonRoot: runsAsNonRoot, seccompProfile: { type: "RuntimeDefault" } },
-      containers: [container],
-      volumes: [...storage.volumes, ...files.volumes],
+      containers: [container, ...(companion ? [companionContainer(ctx, companion, files)] : [])],
+      volumes: [...storage.volumes, ...files.volumes, ...(companion ? [{ name: COMPANION_SHARED_VOLUME, emptyDir: { sizeLimit: "1Mi" } }] : [])],
       // Replicas spread over nodes where there are several (soft: a one-node cluster still runs them all).
       ...(spec.kind === "job"
         ? {}

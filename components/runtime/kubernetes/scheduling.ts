@@ -8,6 +8,13 @@ import { podTemplate } from "./pod";
 type PodTemplate = ReturnType<typeof podTemplate>;
 
 const restartOnFailure = (template: PodTemplate) => ({ ...template, spec: { ...template.spec, restartPolicy: "OnFailure" } });
+/**
+ * A job with a companion is retried by a new pod, never by restarting its container in place: the
+ * companion has finished with the first attempt (the ClickHouse backup's recorder has recorded its
+ * failure and exited), so a container restarted beside it would run with nothing watching it. A
+ * new pod starts both again (the recorder records the retry's start). backoffLimit counts either way.
+ */
+const retryInNewPod = (template: PodTemplate) => ({ ...template, spec: { ...template.spec, restartPolicy: "Never" } });
 
 export function oneShotJob(
   ctx: KubernetesContext,
@@ -48,7 +55,7 @@ export function cronJob(
           metadata: { labels },
           // activeDeadlineSeconds: the whole Job, retries included, is stopped at the run's time limit
           // (its pods get SIGTERM, then SIGKILL after their grace period).
-          spec: { backoffLimit: 2, ...(spec.runTimeoutSeconds !== undefined ? { activeDeadlineSeconds: spec.runTimeoutSeconds } : {}), template: restartOnFailure(template) },
+          spec: { backoffLimit: 2, ...(spec.runTimeoutSeconds !== undefined ? { activeDeadlineSeconds: spec.runTimeoutSeconds } : {}), template: spec.companion ? retryInNewPod(template) : restartOnFailure(template) },
         },
       },
     },

@@ -6,10 +6,14 @@
  * A pass of rollup `name` reads the changes from its last watermark's `through` less its overlap on
  * (PERF_ROLLUP_OVERLAP_S, at most MAX_OVERLAP_SECONDS: replicas of another release or configuration
  * may use any value up to it), so nothing before `oldest watermark in use - MAX_OVERLAP_SECONDS` is
- * read again. The oldest in use is the minimum over every rollup name of its newest watermark (the
- * tables are shared by every rollup of the database; 0008's pa_rollup_watermark rows count too). A
- * partition is dropped only when its whole month ends by then: judged by the month, not by the
- * newest row it holds, because a row inserted between the look and the drop may land in it.
+ * read again. The oldest in use is the minimum over every rollup name in use of its newest watermark
+ * (the tables are shared by every rollup of the database; 0008's pa_rollup_watermark rows count too).
+ * A name whose newest watermark is older than WATERMARK_IN_USE_SECONDS is not in use (no release
+ * runs it any more: a renamed consumer group, a removed configuration) and holds nothing back; were
+ * it run again, its pass recomputes every user (rollup.ts, INCREMENTAL_WITHIN_SECONDS), as the
+ * changes since its watermark may be gone. A partition is dropped only when its whole month ends by
+ * then: judged by the month, not by the newest row it holds, because a row inserted between the
+ * look and the drop may land in it.
  *
  * pa_rollup_passes gains a row per pass. Readers take, per name, the newest completed row
  * (watermark.ts read) and the greatest figures version of any row; every figures version a completed
@@ -21,6 +25,19 @@ import type { ClickHouseKitClient } from "../../kit";
 
 /** The greatest overlap a pass may be configured with (PERF_ROLLUP_OVERLAP_S's maximum). */
 export const MAX_OVERLAP_SECONDS = 86_400;
+/**
+ * A rollup name whose newest watermark is older than this (ClickHouse's clock) is not in use: it holds
+ * back no partition. Thirty days: far beyond any pass interval a deployment runs (default 5 min), so
+ * only a name nothing runs any more, or a rollup stopped for a month, which then recomputes everyone.
+ */
+export const WATERMARK_IN_USE_SECONDS = 30 * 86_400;
+/**
+ * A pass reads changes from its watermark only when that is younger than this; an older one
+ * recomputes every user. A day below WATERMARK_IN_USE_SECONDS: a pass that started incremental reads
+ * its changes within a day, before its name stops holding them back (another name's trim may run
+ * meanwhile).
+ */
+export const INCREMENTAL_WITHIN_SECONDS = WATERMARK_IN_USE_SECONDS - 86_400;
 /** Superseded completed passes of a name that make a delete worth its mutation. */
 export const PASS_ROWS_TRIMMED_AFTER = 100;
 const CHANGE_TABLES = ["pa_changed_users", "pa_changed_symbols"] as const;
@@ -32,15 +49,17 @@ export interface Trimmed {
   passRows: number;
 }
 
-/** Unix seconds before which no pass of any rollup reads a change; undefined with no watermark at all. */
+/** Unix seconds before which no pass of a rollup in use reads a change; undefined with no watermark in use. */
 export async function changesNeededFrom(ch: ClickHouseKitClient): Promise<number | undefined> {
   const rows = await ch.query<{ oldest: string; names: string }>(
-    `SELECT toString(min(through)) AS oldest, toString(count()) AS names FROM (
-         SELECT name, argMax(through, version) AS through FROM (
+    `SELECT toString(min(newest_through)) AS oldest, toString(count()) AS names FROM (
+         SELECT name, argMax(through, version) AS newest_through FROM (
            SELECT name, through, version FROM pa_rollup_passes WHERE complete = 1
            UNION ALL
            SELECT name, through, version FROM pa_rollup_watermark)
-         GROUP BY name)`,
+         GROUP BY name
+        HAVING newest_through >= toUInt32(now()) - {inUse:UInt32})`,
+    { inUse: WATERMARK_IN_USE_SECONDS },
   );
   if (!rows[0] || Number(rows[0].names) === 0) return undefined;
   return Number(rows[0].oldest) - MAX_OVERLAP_SECONDS;

@@ -10,7 +10,7 @@
  * (position, cash), a late fill or a strategy that arrives after its fills changes days already
  * written, and drawdown is against the peak of the whole series; so the figures are those of a full
  * recompute. A pass with no watermark (or one written for another capital base, timeframe or figures
- * version), or asked `full`, recomputes every user. The watermark is written once every page is, so a pass that
+ * version, or older than INCREMENTAL_WITHIN_SECONDS), or asked `full`, recomputes every user. The watermark is written once every page is, so a pass that
  * stops half way leaves the last one in place and the next pass takes those users again. After it,
  * the change tables' partitions no pass reads again are dropped (retention.ts; a failure is logged).
  *
@@ -35,6 +35,7 @@
 import { randomInt } from "node:crypto";
 import type { PerformanceStore, UserFlow } from "./data";
 import { dailyCurveOf, dayOf, FIGURES_VERSION, mergeFlows, type DailyPoint, type DayFlow } from "./domain";
+import { INCREMENTAL_WITHIN_SECONDS } from "./retention";
 import type { RollupWatermarks } from "./watermark";
 
 export const TOTAL = "*";
@@ -123,9 +124,15 @@ export async function runRollup(store: PerformanceStore, o: RollupOptions): Prom
   // Passes started in the same second differ in the random low digits (either read every input stamped
   // before that second, and the next pass takes that second again: inserted_at >= watermark).
   const version = Math.max(start * VERSIONS_PER_SECOND + randomInt(VERSIONS_PER_SECOND), (prior?.version ?? 0) + 1);
-  const incremental = !o.full && !rebuild && prior !== undefined && prior.params === params;
-  const reason = rebuild ? `figures version ${prior.figures} -> ${figures}: rebuilding every user` : undefined;
-  if (reason) o.log?.info({ rollup: o.name, from: prior?.figures, to: figures }, reason);
+  // A watermark that old may have lost the changes since it (retention.ts: its name no longer held them back).
+  const stale = prior !== undefined && through - prior.through > INCREMENTAL_WITHIN_SECONDS;
+  const incremental = !o.full && !rebuild && !stale && prior !== undefined && prior.params === params;
+  const reason = rebuild
+    ? `figures version ${prior.figures} -> ${figures}: rebuilding every user`
+    : stale
+      ? `watermark older than ${INCREMENTAL_WITHIN_SECONDS / 86_400} days (its changes may be trimmed): recomputing every user`
+      : undefined;
+  if (reason) o.log?.info({ rollup: o.name, from: prior?.figures, to: figures, ...(stale && { watermark: prior.through }) }, reason);
   const since = { since: (prior?.through ?? 0) - (o.overlapSeconds ?? 60), timeframe: o.timeframe };
   const nextUsers = incremental ? (after: string) => o.watermarks.changedUserPage(after, pageUsers, since) : (after: string) => store.userPage(after, pageUsers);
   const superseded = async () => {
