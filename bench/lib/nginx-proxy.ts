@@ -50,6 +50,8 @@ ${temp}
   upstream target { server ${hostname}:${upstreamPort || 80}; keepalive 128; }
   server {
     listen 127.0.0.1:${port};
+    # autocannon keeps its 32 connections for the whole run: not closed after the default 1,000 requests.
+    keepalive_requests 100000000;
     location / {
       proxy_pass http://target${path};
       proxy_http_version 1.1;
