@@ -727,6 +727,22 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect((await eventsOf(h.orderId)).map((e) => [e.type, e.remaining])).toEqual([["fill", null], ["order.cancelled", "0.75"]]);
   });
 
+  it("such an order whose cancel (the sweep's) Binance applied but whose answer was lost: the poll before the retry records it cancelled (order.cancelled), not expired; the retry adds nothing", async () => {
+    const { engine, h } = await heldSentByFailedBatch();
+    fake.failNext("DELETE", "/api/v3/order", "503-after");
+    await expect(engine.onBatch([cancel(h)])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(h)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "held" }); // rolled back
+
+    await engine.pollLive();
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "cancelled", remaining: "1" });
+    expect((await eventsOf(h.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.cancelled", "CANCELLED_ON_REQUEST"]]);
+    expect(await recordedSends([h.orderId])).toEqual([]);
+    await engine.onBatch([cancel(h)]); // the consumer's retry
+    expect((await eventsOf(h.orderId)).map((e) => e.type)).toEqual(["order.cancelled"]);
+    expect(fake.requests(h.orderId).filter((l) => !l.startsWith("GET"))).toEqual([`POST /api/v3/order ${h.orderId}`, `DELETE /api/v3/order ${h.orderId}`]);
+  });
+
   it("at start-up: an engine killed after releasing and sending a held order (its owner halted again) leaves it held; the restarted engine's first poll adopts it with its fills, no message needed", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");
