@@ -23,7 +23,8 @@
  *     adopted from Binance CANCELED is cancelled, one adopted resting carries the mark to te_orders;
  *   - an order an uncommitted attempt sent, then held by the kill switch, is looked up at Binance and
  *     adopted (resting: polled, its fills recorded, its cancel sent to Binance); held if Binance
- *     never had it;
+ *     never had it; one already held (released and sent by a batch that failed or was killed) is
+ *     looked up by the poll alone, no message needed, after a failure and right after a restart;
  *   - an order of a halted owner is not sent (held), its cancel needs no Binance, lifted it is sent;
  *     under reduce_only, an order that would grow the position is held and not sent, one that
  *     shrinks it is sent.
@@ -652,6 +653,148 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     await engine.pollLive();
     expect(await rowOf(h.orderId)).toMatchObject({ status: "filled", remaining: "0" });
     expect((await eventsOf(h.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  /** The kit's client whose next transaction, once armed, loses its connection after its work and before COMMIT (an outage: rolled back, retried). */
+  const failingBeforeCommit = () => {
+    let armed = false;
+    const pg: PostgresClient = {
+      ...client,
+      transaction: ((fn, opts) =>
+        client.transaction(async (...args) => {
+          await fn(...args);
+          if (!armed) return;
+          armed = false;
+          throw Object.assign(new Error("connection lost before COMMIT"), { code: "ECONNRESET" });
+        }, opts)) as PostgresClient["transaction"],
+    };
+    return { pg, arm: () => void (armed = true) };
+  };
+  /** An engine over a fresh symbol holding `h` (its owner halted), which a batch then released and sent before failing before its COMMIT; its owner halted again. */
+  async function heldSentByFailedBatch() {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const owner = randomUUID();
+    const failing = failingBeforeCommit();
+    const engine = engineOn({ pg: failing.pg });
+    await engine.load();
+    await setOwner(owner, "halted");
+    const h = limitBuy(s, "95", "1", owner);
+    await engine.onBatch([execute(h)]);
+    await setOwner(owner, "active");
+    failing.arm();
+    const lifted: EngineCommand = { kind: "bars", bars: [bar(s, Date.UTC(2026, 7, 1), "100")] };
+    await expect(engine.onBatch([lifted])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(h)).toMatchObject([{ status: "NEW" }]); // released and sent before the failure
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "held" }); // rolled back
+    expect(await recordedSends([h.orderId])).toEqual([h.orderId]);
+    await setOwner(owner, "halted");
+    return { s, engine, h, lifted };
+  }
+
+  it("a held order a batch released and sent before failing, its owner halted again, filled at Binance, no further message: the poll alone adopts it and records and publishes its fill; the retry adds nothing", async () => {
+    const { s, engine, h, lifted } = await heldSentByFailedBatch();
+    expect(engine.restingOrders().filter((r) => r.order.symbol === s)).toEqual([]); // h is not polled as resting
+    fake.fill(h.orderId, "1", "94.5");
+    await engine.pollLive();
+    expect(fake.requests(h.orderId)).toEqual([`POST /api/v3/order ${h.orderId}`, `GET /api/v3/order ${h.orderId}`]);
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "filled", remaining: "0", fill_seq: 1 });
+    expect((await fillsOf(h.orderId)).map((f) => [f.price, f.quantity])).toEqual([["94.5", "1"]]);
+    expect((await eventsOf(h.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(engine.heldOrders().map((x) => x.orderId)).not.toContain(h.orderId);
+    expect(await recordedSends([h.orderId])).toEqual([]);
+
+    await engine.pollLive(); // nothing left to look up: Binance is not asked again
+    expect(fake.requests(h.orderId)).toHaveLength(2);
+    await engine.onBatch([lifted]); // the consumer's retry of the failed batch
+    await engine.onBatch([execute(h)]); // a replay of the order's own message
+    expect(fake.requests(h.orderId)).toHaveLength(2);
+    expect(await fillsOf(h.orderId)).toHaveLength(1);
+    expect(await eventsOf(h.orderId)).toHaveLength(1);
+    expect(await recordedSends([h.orderId])).toEqual([]);
+  });
+
+  it("such an order still resting at Binance: the poll adopts it resting (then polls it: its fills recorded), and the sweep's cancel reaches Binance", async () => {
+    const { s, engine, h } = await heldSentByFailedBatch();
+    await engine.pollLive();
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "resting", remaining: "1", fill_seq: 0 });
+    expect(engine.restingOrders().filter((r) => r.order.symbol === s).map((r) => r.order.orderId)).toEqual([h.orderId]);
+    fake.fill(h.orderId, "0.25");
+    await engine.pollLive();
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "resting", remaining: "0.75", fill_seq: 1 });
+    await engine.onBatch([cancel(h)]);
+    expect(atBinance(h)).toMatchObject([{ status: "CANCELED" }]);
+    expect((await eventsOf(h.orderId)).map((e) => [e.type, e.remaining])).toEqual([["fill", null], ["order.cancelled", "0.75"]]);
+  });
+
+  it("such an order whose cancel (the sweep's) Binance applied but whose answer was lost: the poll before the retry records it cancelled (order.cancelled), not expired; the retry adds nothing", async () => {
+    const { engine, h } = await heldSentByFailedBatch();
+    fake.failNext("DELETE", "/api/v3/order", "503-after");
+    await expect(engine.onBatch([cancel(h)])).rejects.toSatisfy(isRetriable);
+    expect(atBinance(h)).toMatchObject([{ status: "CANCELED" }]);
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "held" }); // rolled back
+
+    await engine.pollLive();
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "cancelled", remaining: "1" });
+    expect((await eventsOf(h.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.cancelled", "CANCELLED_ON_REQUEST"]]);
+    expect(await recordedSends([h.orderId])).toEqual([]);
+    await engine.onBatch([cancel(h)]); // the consumer's retry
+    expect((await eventsOf(h.orderId)).map((e) => e.type)).toEqual(["order.cancelled"]);
+    expect(fake.requests(h.orderId).filter((l) => !l.startsWith("GET"))).toEqual([`POST /api/v3/order ${h.orderId}`, `DELETE /api/v3/order ${h.orderId}`]);
+  });
+
+  it("at start-up: an engine killed after releasing and sending a held order (its owner halted again) leaves it held; the restarted engine's first poll adopts it with its fills, no message needed", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const owner = randomUUID();
+    const before = engineOn();
+    await before.load();
+    await setOwner(owner, "halted");
+    const h = marketBuy(s, "1", { userId: owner });
+    await before.onBatch([execute(h)]);
+    await setOwner(owner, "active");
+    const crashed = engineOn({ pg: killedBeforeCommit() });
+    await crashed.load();
+    await expect(crashed.onBatch([{ kind: "bars", bars: [bar(s, Date.UTC(2026, 7, 2), "100")] }])).rejects.toThrow();
+    expect(atBinance(h)).toMatchObject([{ status: "FILLED" }]);
+    await setOwner(owner, "halted");
+
+    const engine = engineOn();
+    await engine.load();
+    expect(engine.heldOrders().map((x) => x.orderId)).toContain(h.orderId);
+    await engine.pollLive(); // what startLivePolling runs right after the start
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+    expect((await fillsOf(h.orderId)).map((f) => [f.price, f.quantity])).toEqual([["100", "1"]]);
+    expect((await eventsOf(h.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(engine.heldOrders().map((x) => x.orderId)).not.toContain(h.orderId);
+    expect(await recordedSends([h.orderId])).toEqual([]);
+  });
+
+  it("a held order whose record an attempt left but which Binance never had: the poll keeps it held, its record goes, and the next poll asks nothing; no answer leaves it for the next poll", async () => {
+    const { s, engine } = await startedEngine();
+    const owner = randomUUID();
+    await setOwner(owner, "halted");
+    const h = limitBuy(s, "95", "1", owner);
+    await engine.onBatch([execute(h)]);
+    await recordLiveSends(client, [h.orderId]); // a later attempt recorded it (about to release it) and never committed
+    await engine.load(); // the rebuild after that failure
+
+    fake.failNext("GET", "/api/v3/order", "503-before", 3);
+    await engine.pollLive(); // no answer: nothing changes, tried again by the next poll
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "held" });
+    expect(await recordedSends([h.orderId])).toEqual([h.orderId]);
+    fake.clearFaults();
+
+    await engine.pollLive();
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "held" });
+    expect(engine.heldOrders().map((x) => x.orderId)).toContain(h.orderId);
+    expect(await recordedSends([h.orderId])).toEqual([]);
+    const asked = fake.requests(h.orderId).length;
+    await engine.pollLive();
+    expect(fake.requests(h.orderId)).toHaveLength(asked);
+    await engine.onBatch([cancel(h)]); // not at Binance: cancelled without it
+    expect(fake.requests(h.orderId)).toHaveLength(asked);
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "cancelled" });
   });
 
   it("recorded, killed before the send, then its owner halted: Binance does not know it, so it is held, its record goes, and its cancel needs no Binance", async () => {

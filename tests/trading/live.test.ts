@@ -17,6 +17,8 @@ import { createService, type Service } from "../../services/src/kit";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
 import dataBridge from "../../services/src/services/data-bridge";
 import tradingEngine from "../../services/src/services/trading-engine";
+import { BinanceTradingClient, toBinanceOrder } from "../../services/src/trading/binance/adapter";
+import type { OrderRequest } from "../../services/src/trading/types";
 import { FakeBinance } from "../fakes/binance";
 import { waitUntil } from "./e2e-helpers";
 
@@ -28,6 +30,8 @@ let pool: InstanceType<typeof pg.Pool>;
 const services: Service<any>[] = [];
 const closers: (() => void | Promise<void>)[] = [];
 const binance = new FakeBinance("live-key", SECRET);
+/** The live trading-engine the tests below share (one at a time: the engine is a singleton). */
+let liveEngine: Service<any> | undefined;
 
 beforeAll(async () => {
   kafka = await startKafka();
@@ -90,8 +94,9 @@ describe("live paths on fakes", () => {
   });
 
   it("trading-engine in live mode places the order signed, reconciles a 503 by client order id, and emits the Binance fill once", async () => {
-    const engine = await createService(tradingEngine, { env: { ...env, TRADING_MODE: "live", BINANCE_API_KEY: "live-key", BINANCE_SECRET_KEY: SECRET, TE_LIVE_POLL_MS: "100" }, defaultMetrics: false });
+    const engine = await createService(tradingEngine, { env: liveEnv(), defaultMetrics: false });
     services.push(engine);
+    liveEngine = engine;
     binance.setPrice("BTCUSDT", "101.5");
     binance.failNext("POST", "/api/v3/order", "503-after"); // created and filled at Binance, answered 503
     const orderId = randomUUID();
@@ -122,8 +127,33 @@ describe("live paths on fakes", () => {
     expect(binance.order(cancelled)?.status).toBe("CANCELED");
     expect(binance.requests(cancelled)).toContain(`DELETE /api/v3/order ${cancelled}`);
   });
+
+  it("trading-engine in live mode, restarted after a batch released and sent a held order and died before its COMMIT (its owner halted again): the first poll adopts it from Binance and publishes its fill, no message needed", async () => {
+    await liveEngine?.close(); // the process that died
+    services.splice(services.indexOf(liveEngine!), 1);
+    const owner = randomUUID();
+    const h: OrderRequest = { orderId: randomUUID(), userId: owner, symbol: "ETHUSDT", side: "buy", type: "limit", quantity: "1", limitPrice: "95" };
+    // What the dead attempt left: the order's `held` row (its release rolled back), its te_live_sends record, the order at Binance, filled there since.
+    await pool.query("INSERT INTO trading_states (scope, state) VALUES ($1, 'halted') ON CONFLICT (scope) DO UPDATE SET state = 'halted'", [`user:${owner}`]);
+    await pool.query("INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq) VALUES ($1, $2, 'held', 1, 0)", [h.orderId, JSON.stringify(h)]);
+    await pool.query("INSERT INTO te_live_sends (order_id) VALUES ($1)", [h.orderId]);
+    binance.setPrice("ETHUSDT", "100");
+    await new BinanceTradingClient({ apiKey: "live-key", secretKey: SECRET, baseUrl: binance.url }).placeOrderReconciled(toBinanceOrder(h));
+    binance.fill(h.orderId, "1", "94.9");
+
+    const engine = await createService(tradingEngine, { env: liveEnv(), defaultMetrics: false });
+    services.push(engine);
+    liveEngine = engine;
+    const fill = await waitUntil("the poll recorded Binance's fill", async () => (await pool.query("SELECT payload FROM te_fills WHERE order_id = $1", [h.orderId])).rows[0]?.payload, 30_000);
+    expect(fill).toMatchObject({ price: "94.9", quantity: "1", side: "buy", userId: owner });
+    await waitUntil("fill event published to Kafka", async () => (await pool.query("SELECT 1 FROM te_outbox WHERE event_id = $1 AND sent_at IS NOT NULL", [fill.fillId])).rowCount === 1);
+    expect((await pool.query("SELECT status, remaining::text AS remaining FROM te_orders WHERE order_id = $1", [h.orderId])).rows[0]).toEqual({ status: "filled", remaining: "0" });
+    expect((await pool.query("SELECT 1 FROM te_live_sends WHERE order_id = $1", [h.orderId])).rowCount).toBe(0);
+    expect(binance.requests(h.orderId)).toEqual([`POST /api/v3/order ${h.orderId}`, `GET /api/v3/order ${h.orderId}`]); // looked up, never placed again
+  });
 });
 
+const liveEnv = () => ({ ...env, TRADING_MODE: "live", BINANCE_API_KEY: "live-key", BINANCE_SECRET_KEY: SECRET, TE_LIVE_POLL_MS: "100" });
 const snapshot = (orderId: string, o: Record<string, string>, status = "accepted") => ({
   orderId, clientOrderId: orderId, userId: "u-live", symbol: "BTCUSDT", side: "buy", type: "market", quantity: "0.5", status, filledQuantity: "0", avgFillPrice: null, fees: "0",
   rejectReason: null, rejectMessage: null, lastPrice: "101", createdAt: "", updatedAt: "", ...o,

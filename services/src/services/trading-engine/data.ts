@@ -37,9 +37,11 @@ export async function loadHeld(db: Queryable): Promise<OrderRequest[]> {
   return (await db.query<{ payload: OrderRequest }>("SELECT payload FROM te_orders WHERE status = 'held' ORDER BY created_at, order_id")).rows.map((r) => r.payload);
 }
 
-/** Held orders about to be executed: their `held` rows go, the execution records them again (one statement). */
-export async function deleteHeld(db: Queryable, orderIds: string[]): Promise<void> {
-  if (orderIds.length > 0) await db.query("DELETE FROM te_orders WHERE order_id = ANY($1::uuid[]) AND status = 'held'", [orderIds]);
+/** Held orders about to be executed: their `held` rows go, the execution records them again (one statement); answers the ids of the rows that went. */
+export async function deleteHeld(db: Queryable, orderIds: string[]): Promise<Set<string>> {
+  if (orderIds.length === 0) return new Set();
+  const { rows } = await db.query<{ order_id: string }>("DELETE FROM te_orders WHERE order_id = ANY($1::uuid[]) AND status = 'held' RETURNING order_id::text", [orderIds]);
+  return new Set(rows.map((r) => r.order_id));
 }
 
 /** The ones of `orderIds` the engine has already recorded (executed, held or cancelled). */

@@ -19,7 +19,8 @@
  * would not shrink a reduce_only owner's position (a bar passes such resting orders over), and none
  * arriving is executed or sent: it is recorded `held`, until a batch finds it may fill (then executed
  * as on arrival) or order-management's sweep cancels it. Live, one an uncommitted attempt may have
- * sent is looked up at Binance instead, and adopted if Binance has it (liveUpdates.ts adoptIfSent).
+ * sent is looked up at Binance instead, and adopted if Binance has it (liveUpdates.ts adoptIfSent;
+ * a held one by the next poll or batch, whichever comes first: adoptHeldSent).
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
@@ -32,8 +33,8 @@ import { BatchWork } from "./batch";
 import * as data from "./data";
 import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
 import { LiveVenue, type LiveOptions } from "./live";
-import { forgetLiveSends, recordLiveSends } from "./liveSends";
-import { adoptIfSent, cancelLive, recordPolled } from "./liveUpdates";
+import { forgetLiveSends, heldLeftSent, recordLiveSends } from "./liveSends";
+import { adoptHeldSent, adoptIfSent, cancelLive, recordPolled } from "./liveUpdates";
 import { settleFailedAttempt } from "./sentOrders";
 import { cancelledEvent, type EngineCommand } from "./messages";
 
@@ -58,6 +59,8 @@ export class TradingEngine {
   private stale = false;
   /** Orders received while the kill switch forbade their fill (te_orders `held`): neither in the book nor at Binance. */
   private held = new Map<string, OrderRequest>();
+  /** Live: the held ones an attempt that never committed may have sent (te_live_sends): the poll looks them up. */
+  private heldSent = new Set<string>();
   /** Live mode: the orders at Binance (the PaperExchange then only keeps the last bars). */
   private readonly venue?: LiveVenue;
   constructor(private readonly deps: EngineDeps) {
@@ -72,11 +75,13 @@ export class TradingEngine {
     for (const b of bars) exchange.setLastBar(b);
     const resting = await data.loadResting(this.deps.pg);
     const held = await data.loadHeld(this.deps.pg);
+    const heldSent = new Set(this.venue ? (await heldLeftSent(this.deps.pg)).keys() : []);
     // Live resting orders are Binance's: tracked (and polled), never put where a bar could paper-fill them.
     if (this.venue) this.venue.restore(resting);
     else for (const r of resting) exchange.restore(r);
     this.exchange = exchange;
     this.held = new Map(held.map((o) => [o.orderId, o]));
+    this.heldSent = heldSent;
     this.deps.log.info({ bars: bars.length, resting: resting.length, held: held.length }, "engine state loaded");
   }
 
@@ -97,15 +102,9 @@ export class TradingEngine {
     await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
   }
 
-  restingOrders() {
-    return this.venue ? this.venue.resting() : this.exchange.restingOrders();
-  }
-  heldOrders(): OrderRequest[] {
-    return [...this.held.values()];
-  }
-  lastBar(symbol: string): Bar | undefined {
-    return this.exchange.lastBar(symbol);
-  }
+  restingOrders = () => (this.venue ? this.venue.resting() : this.exchange.restingOrders());
+  heldOrders = (): OrderRequest[] => [...this.held.values()];
+  lastBar = (symbol: string): Bar | undefined => this.exchange.lastBar(symbol);
 
   /**
    * One transaction per batch of commands (the fetched batches of the orders and candles partitions,
@@ -171,6 +170,8 @@ export class TradingEngine {
       await this.reloadAfterFailure();
       throw failure;
     }
+    // Every held order with a record was looked up (release, execute): only those marked unrecorded keep one.
+    this.heldSent.clear();
     if (enqueued !== undefined) this.deps.relay.notify(enqueued);
   }
 
@@ -247,10 +248,10 @@ export class TradingEngine {
     await this.venue?.stopPolling();
   }
 
-  /** One poll of the live orders at Binance; no request and no transaction while none rests. Never throws (logged). */
+  /** One poll of the live orders at Binance; no request and no transaction while none rests nor any held one may be there. Never throws (logged). */
   pollLive(): Promise<void> {
     const venue = this.venue;
-    if (!venue || venue.openCount === 0) return Promise.resolve();
+    if (!venue || (venue.openCount === 0 && this.heldSent.size === 0)) return Promise.resolve();
     const run = this.applied.then(() => this.applyPoll(venue));
     this.applied = run.catch(() => undefined);
     return run.catch((err: Error) => this.deps.log.warn({ err: { message: err.message } }, "live poll failed; the next poll tries again"));
@@ -258,17 +259,26 @@ export class TradingEngine {
 
   private async applyPoll(venue: LiveVenue): Promise<void> {
     if (this.stale) await this.reload();
+    // First the held orders an uncommitted attempt may have sent: adopted ones are polled with the others from now on.
+    if (this.heldSent.size > 0) {
+      const looked = await this.recordingPoll(() => adoptHeldSent(this.deps, venue, [...this.heldSent].flatMap((id) => this.held.get(id) ?? [])));
+      for (const id of looked.adopted) this.held.delete(id);
+      for (const id of looked.settled) this.heldSent.delete(id);
+    }
     const updates = await venue.poll();
     if (updates.length === 0) return;
-    let enqueued: Enqueued | undefined;
-    try {
-      enqueued = await recordPolled(this.deps, updates);
-    } catch (err) {
+    await this.recordingPoll(async () => ({ enqueued: await recordPolled(this.deps, updates) }));
+    venue.settled(updates);
+  }
+
+  /** A poll's recording: the book rebuilt if it fails (a resting order the lookup tracked), the relay told of what it enqueued. */
+  private async recordingPoll<T extends { enqueued?: Enqueued }>(record: () => Promise<T>): Promise<T> {
+    const done = await record().catch(async (err: unknown) => {
       await this.reloadAfterFailure();
       throw err;
-    }
-    venue.settled(updates);
-    if (enqueued !== undefined) this.deps.relay.notify(enqueued);
+    });
+    if (done.enqueued !== undefined) this.deps.relay.notify(done.enqueued);
+    return done;
   }
 
   /** A closed bar: resting limits it crosses fill. Bars of a batch share one read and one write of te_last_bar. */

@@ -42,6 +42,20 @@ export async function recordLiveSends(db: Queryable, orderIds: string[]): Promis
 }
 
 /**
+ * The held orders (te_orders `held`) whose record an attempt that never committed left (a batch that
+ * released and sent them, then failed or was killed), not marked unrecorded: they may be at Binance.
+ * By order id, whether a cancel of it was sent (cancel_sent_at). `orderIds` narrows it to those.
+ */
+export async function heldLeftSent(db: Queryable, orderIds?: string[]): Promise<Map<string, boolean>> {
+  const { rows } = await db.query<{ id: string; cancel_sent: boolean }>(
+    `SELECT s.order_id::text AS id, s.cancel_sent_at IS NOT NULL AS cancel_sent FROM te_live_sends s JOIN te_orders o ON o.order_id = s.order_id
+      WHERE o.status = 'held' AND s.unrecorded IS NULL AND ($1::text[] IS NULL OR s.order_id = ANY($1::text[]::uuid[]))`,
+    [orderIds ?? null],
+  );
+  return new Map(rows.map((r) => [r.id, r.cancel_sent]));
+}
+
+/**
  * The batch transaction recorded these orders in te_orders: a redelivery is recognised there now. A
  * cancel sent for one (markCancelSent, migration 0401) moves to its te_orders row in the same
  * statement: a poll that later finds it CANCELED at Binance reports it `cancelled`.

@@ -4,12 +4,15 @@
  * Used by the batch (a cancel request), the poll (engine.ts) and the settle of a failed batch (sentOrders.ts).
  */
 import type { Counter } from "prom-client";
+import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
 import { enqueue, type Enqueued } from "../../trading/infra/outbox";
+import type { ExecutionReport } from "../../trading/paperExchange";
 import type { OrderRequest } from "../../trading/types";
 import { BatchWork, type LiveCancel } from "./batch";
 import * as data from "./data";
 import type { LiveUpdate, LiveVenue } from "./live";
+import { forgetLiveSends, heldLeftSent } from "./liveSends";
 import { cancelledEvent, outcomeEvent } from "./messages";
 
 /**
@@ -83,4 +86,53 @@ export async function recordPolled(deps: { pg: PostgresClient; fillsTotal: Count
     enqueued = await enqueue(tx, "te_outbox", w.events);
   });
   return enqueued;
+}
+
+/** What the poll made of the held orders an uncommitted attempt may have sent (adoptHeldSent). */
+export interface HeldLookedUp {
+  enqueued?: Enqueued;
+  /** Adopted from Binance: no longer held (resting ones are tracked by the venue now). */
+  adopted: string[];
+  /** No longer to look up: adopted, never at Binance (held, record gone), or with no record left. Not those Binance did not answer about. */
+  settled: string[];
+}
+
+/**
+ * The poll's adoptIfSent: `held` orders an attempt that never committed may have sent (it released
+ * them, then failed or was killed; their owner halted again) are looked up at Binance without waiting
+ * for another batch, since their fills there would otherwise wait for one. Binance is asked outside
+ * any transaction; what it answered is recorded in a transaction of their own, as the batch records
+ * an adoption: the `held` row replaced by Binance's state (only a row still held), the fills and
+ * events enqueued in te_outbox, the te_live_sends record deleted (a cancel sent moves to te_orders).
+ * One Binance never had (-2013) stays held and its record goes; one Binance does not answer about
+ * is left to the next poll (logged). No kill-switch lock: nothing is sent, and Binance's facts are
+ * recorded whatever the trading state, as the poll records fills. Throws if the recording fails.
+ */
+export async function adoptHeldSent(deps: { pg: PostgresClient; fillsTotal: Counter<string>; log: Logger }, venue: LiveVenue, held: OrderRequest[]): Promise<HeldLookedUp> {
+  const left = await heldLeftSent(deps.pg, held.map((o) => o.orderId));
+  const found: { order: OrderRequest; report: ExecutionReport }[] = [];
+  const absent: string[] = [];
+  const settled = held.filter((o) => !left.has(o.orderId)).map((o) => o.orderId);
+  for (const o of held.filter((h) => left.has(h.orderId))) {
+    try {
+      const report = await venue.lookUp(o, left.get(o.orderId) === true);
+      if (report) found.push({ order: o, report });
+      else absent.push(o.orderId);
+    } catch (err) {
+      deps.log.warn({ orderId: o.orderId, err: { message: err instanceof Error ? err.message : String(err) } }, "live poll: held order that may be at Binance unanswered; next poll");
+    }
+  }
+  if (found.length + absent.length === 0) return { adopted: [], settled };
+  let enqueued: Enqueued | undefined;
+  let adopted: string[] = [];
+  await deps.pg.transaction(async (tx) => {
+    const w = new BatchWork(tx, deps.fillsTotal);
+    const taken = await data.deleteHeld(tx, found.map((f) => f.order.orderId));
+    for (const f of found) if (taken.has(f.order.orderId)) await w.record(f.order, f.report);
+    await w.flush();
+    await forgetLiveSends(tx, [...taken, ...absent]);
+    enqueued = await enqueue(tx, "te_outbox", w.events);
+    adopted = [...taken];
+  });
+  return { enqueued, adopted, settled: [...settled, ...found.map((f) => f.order.orderId), ...absent] };
 }
