@@ -284,9 +284,10 @@ describe("ClickHouse backup's run recording", () => {
 
   /**
    * A TCP proxy to this file's ClickHouse forwarding the first `forwarded` connections (one per client
-   * run) and holding the later ones open unanswered: a client of those waits as on a hung export.
+   * run) and holding the later ones open unanswered (a client of those waits as on a hung export), or
+   * with `later: "closed"` closing them at once (the client fails).
    */
-  async function holdingProxy(forwarded: number): Promise<{ port: number; held: () => number; heldClosed: Promise<void>; close: () => Promise<void> }> {
+  async function holdingProxy(forwarded: number, later: "held" | "closed" = "held"): Promise<{ port: number; held: () => number; heldClosed: Promise<void>; close: () => Promise<void> }> {
     let connections = 0;
     let held = 0;
     let closed: () => void = () => {};
@@ -296,6 +297,7 @@ describe("ClickHouse backup's run recording", () => {
       sockets.add(client);
       if (++connections > forwarded) {
         held++;
+        if (later === "closed") return void client.destroy();
         // Read and dropped, so that the client's end is seen.
         client.resume();
         client.on("close", () => closed());
@@ -345,6 +347,28 @@ describe("ClickHouse backup's run recording", () => {
       expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
       // The client's password file went with it.
       expect(readdirSync(join(work, "tmp"))).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it("an export that fails (its connection closed) ends the backup with the client's exit status, recorded as EXIT_<n>", async () => {
+    const proxy = await holdingProxy(2, "closed");
+    try {
+      const before = await now();
+      const shared = sharedDir();
+      const recorder = startRecorder(shared);
+      const backup = await runBackup(shared, { ...local, port: proxy.port });
+      expect(proxy.held()).toBe(1);
+      // The client exits with its error's code: 210, NETWORK_ERROR.
+      expect(backup.output).toContain("Code: 210");
+      expect(backup.code, backup.output).toBe(210);
+      expect(readFileSync(join(shared, "outcome"), "utf8")).toBe("EXIT_210\n");
+      const { code, output } = await recorder.exited;
+      expect(code, output).toBe(0);
+      const r = (await row())!;
+      expect(r.last_failure_code).toBe("EXIT_210");
+      expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(before.getTime());
     } finally {
       await proxy.close();
     }
