@@ -36,8 +36,9 @@ const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").
 
 /**
  * Shell lines giving the script a `ch` function running clickhouse-client as `conn.user` with the
- * password of `$CLICKHOUSE_PASSWORD` (and `ch_exec`, the same replacing its shell: see backupScript). Not `--password` (any user of the node reads a process's
- * arguments in /proc/<pid>/cmdline), and not the variable itself: the 18.16 client of the offline
+ * password of `$CLICKHOUSE_PASSWORD`, and `ch_exec`, the same replacing its shell (backupScript's
+ * exports). Not `--password` (any user of the node reads a process's arguments in
+ * /proc/<pid>/cmdline), and not the variable itself: the 18.16 client of the offline
  * stand-in never reads it (24.8's does). Both read `<user>` and `<password>` from a `--config-file`,
  * so the password is written, XML-escaped, to a file of mode 0600 in a private directory (under
  * $TMPDIR or /tmp, the job's scratch directory) removed when the script exits. `printf` is the shell's
@@ -90,8 +91,9 @@ const RECORD_CONNECT_TIMEOUT_S = 10;
  * database-service exports and the per-job alerts select: `record_start`, `record_success`, and a
  * failure from the EXIT trap, coded `EXIT_<n>` or by the signal that stopped the run, as received:
  * at its time limit `SIGINT`, the PostgreSQL images' STOPSIGNAL, which containerd and CRI-O send
- * (`SIGTERM` from a runtime or a person sending that). psql reads PGPASSWORD; the SQL holds only the job's name and that code. A write that
- * fails (PostgreSQL down: the dump failed too) is reported on stderr and never changes the exit status.
+ * (`SIGTERM` from a runtime or a person sending that). psql reads PGPASSWORD; the SQL holds only the
+ * job's name and that code. A write that fails (PostgreSQL down: the dump failed too) is reported on
+ * stderr and never changes the exit status.
  */
 function postgresRunRecording(pg: PostgresConnection, job: string): string[] {
   const psql = `PGCONNECT_TIMEOUT=${RECORD_CONNECT_TIMEOUT_S} psql -X -q -v ON_ERROR_STOP=1 -h ${shellQuote(pg.host)} -p ${pg.port} -U ${shellQuote(pg.user)} -d ${shellQuote(pg.database)} -c 'SET statement_timeout = ${RECORD_STATEMENT_TIMEOUT_MS}'`;
@@ -130,6 +132,13 @@ function outcomeReporting(): string[] {
 }
 
 /**
+ * How long the stopped recorder waits for the backup's outcome: the backup's trap writes it at once
+ * (its client runs in the background), and the wait, plus psql's bounded write, stays well inside the
+ * 30 s the runtime allows a stopped container before SIGKILL.
+ */
+export const RECORDER_STOP_WAIT_SECONDS = 5;
+
+/**
  * Shell of the ClickHouse backup's run recorder, the second container of the backup's pod, from the
  * PostgreSQL image (psql; PGPASSWORD is its own secret variable, which the ClickHouse container never
  * receives). Why a companion container: the ClickHouse image, kept the store's own so its client
@@ -153,13 +162,6 @@ function outcomeReporting(): string[] {
  * once. Exits 0 once it recorded the outcome (the backup's container alone decides whether the run
  * failed), 128 + n when stopped by signal n.
  */
-/**
- * How long the stopped recorder waits for the backup's outcome: the backup's trap writes it at once
- * (its client runs in the background), and the wait, plus psql's bounded write, stays well inside the
- * 30 s the runtime allows a stopped container before SIGKILL.
- */
-export const RECORDER_STOP_WAIT_SECONDS = 5;
-
 export function backupRunRecorderScript(job: string, postgres: PostgresConnection = CLUSTER_POSTGRES): string {
   return [
     "set -u",
