@@ -36,14 +36,16 @@ const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").
 
 /**
  * Shell lines giving the script a `ch` function running clickhouse-client as `conn.user` with the
- * password of `$CLICKHOUSE_PASSWORD`. Not `--password` (any user of the node reads a process's
- * arguments in /proc/<pid>/cmdline), and not the variable itself: the 18.16 client of the offline
+ * password of `$CLICKHOUSE_PASSWORD`, and `ch_exec`, the same replacing its shell (backupScript's
+ * exports). Not `--password` (any user of the node reads a process's arguments in
+ * /proc/<pid>/cmdline), and not the variable itself: the 18.16 client of the offline
  * stand-in never reads it (24.8's does). Both read `<user>` and `<password>` from a `--config-file`,
  * so the password is written, XML-escaped, to a file of mode 0600 in a private directory (under
  * $TMPDIR or /tmp, the job's scratch directory) removed when the script exits. `printf` is the shell's
  * builtin and sed reads the value from its stdin, so it is on no command line on the way either.
  */
 function clickhouseClientSetup(conn: ClickHouseConnection, traps: "own" | "caller's" = "own"): string[] {
+  const client = `clickhouse-client --config-file "$client_dir/client.xml" --host ${shellQuote(conn.host)} --port ${conn.port} --database ${shellQuote(conn.database)} "$@"`;
   return [
     ': "${CLICKHOUSE_PASSWORD:?is not set}"',
     'client_dir=$(mktemp -d)',
@@ -64,7 +66,9 @@ function clickhouseClientSetup(conn: ClickHouseConnection, traps: "own" | "calle
     "    printf '%s\\n' '</password></config>'",
     '  } > "$client_dir/client.xml"',
     ")",
-    `ch() { clickhouse-client --config-file "$client_dir/client.xml" --host ${shellQuote(conn.host)} --port ${conn.port} --database ${shellQuote(conn.database)} "$@"; }`,
+    `ch() { ${client}; }`,
+    // The client replacing the (background) subshell it runs in, so that $! is the client itself.
+    `ch_exec() { exec ${client}; }`,
   ];
 }
 
@@ -85,9 +89,11 @@ const RECORD_CONNECT_TIMEOUT_S = 10;
  * Shell lines recording the PostgreSQL backup's run in scheduled_job_runs (migration 0396), as the
  * kit's runRecorded does for a service's job, under the CronJob's name (`postgres-backup`), which
  * database-service exports and the per-job alerts select: `record_start`, `record_success`, and a
- * failure from the EXIT trap, coded `EXIT_<n>` or by the signal that stopped the run (`SIGTERM`: its
- * time limit). psql reads PGPASSWORD; the SQL holds only the job's name and that code. A write that
- * fails (PostgreSQL down: the dump failed too) is reported on stderr and never changes the exit status.
+ * failure from the EXIT trap, coded `EXIT_<n>` or by the signal that stopped the run, as received:
+ * at its time limit `SIGINT`, the PostgreSQL images' STOPSIGNAL, which containerd and CRI-O send
+ * (`SIGTERM` from a runtime or a person sending that). psql reads PGPASSWORD; the SQL holds only the
+ * job's name and that code. A write that fails (PostgreSQL down: the dump failed too) is reported on
+ * stderr and never changes the exit status.
  */
 function postgresRunRecording(pg: PostgresConnection, job: string): string[] {
   const psql = `PGCONNECT_TIMEOUT=${RECORD_CONNECT_TIMEOUT_S} psql -X -q -v ON_ERROR_STOP=1 -h ${shellQuote(pg.host)} -p ${pg.port} -U ${shellQuote(pg.user)} -d ${shellQuote(pg.database)} -c 'SET statement_timeout = ${RECORD_STATEMENT_TIMEOUT_MS}'`;
@@ -126,6 +132,13 @@ function outcomeReporting(): string[] {
 }
 
 /**
+ * How long the stopped recorder waits for the backup's outcome: the backup's trap writes it at once
+ * (its client runs in the background), and the wait, plus psql's bounded write, stays well inside the
+ * 30 s the runtime allows a stopped container before SIGKILL.
+ */
+export const RECORDER_STOP_WAIT_SECONDS = 5;
+
+/**
  * Shell of the ClickHouse backup's run recorder, the second container of the backup's pod, from the
  * PostgreSQL image (psql; PGPASSWORD is its own secret variable, which the ClickHouse container never
  * receives). Why a companion container: the ClickHouse image, kept the store's own so its client
@@ -141,11 +154,13 @@ function outcomeReporting(): string[] {
  * RUN_OUTCOME_DIR, and records a success or the failure's code (checked against the codes the backup
  * writes: the file is the other container's, so nothing else reaches the SQL; anything else is
  * `OUTCOME_UNREADABLE`). Stopped first (the time limit, a drain, a deletion: the runtime stops the
- * pod's containers together), it records the outcome if the backup wrote one meanwhile, else
- * `SIGTERM`, the signal the backup's container gets, on SIGTERM or SIGINT alike: a container is
- * stopped with its image's STOPSIGNAL, SIGINT for the PostgreSQL images, which containerd honours.
- * The sleep runs in the background so the trap runs at once. Exits 0 once it recorded the outcome
- * (the backup's container alone decides whether the run failed), 128 + n when stopped.
+ * pod's containers together, each with its image's STOPSIGNAL, which containerd and CRI-O honour:
+ * SIGTERM for the ClickHouse images, SIGINT for the PostgreSQL images the recorder runs in), it waits
+ * up to RECORDER_STOP_WAIT_SECONDS for the outcome the backup's own trap writes (the signal that
+ * stopped the backup, e.g. `SIGTERM`) and records it, else the signal that stopped the recorder
+ * itself (`SIGINT` in the PostgreSQL image). The sleeps run in the background so the trap runs at
+ * once. Exits 0 once it recorded the outcome (the backup's container alone decides whether the run
+ * failed), 128 + n when stopped by signal n.
  */
 export function backupRunRecorderScript(job: string, postgres: PostgresConnection = CLUSTER_POSTGRES): string {
   return [
@@ -166,8 +181,18 @@ export function backupRunRecorderScript(job: string, postgres: PostgresConnectio
     "  esac",
     '  record_failure "$code"',
     "}",
-    'stopped() { [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; [ -n "$finished" ] || finish SIGTERM; exit "$1"; }',
-    "trap 'stopped 129' HUP; trap 'stopped 130' INT; trap 'stopped 143' TERM",
+    // $1: the exit status, $2: the signal's name. A second signal while it waits or records changes nothing.
+    "stopped() {",
+    "  trap '' HUP INT TERM",
+    '  [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null',
+    '  if [ -z "$finished" ]; then',
+    "    waited=0",
+    `    while [ ! -e ${shellQuote(RUN_OUTCOME_FILE)} ] && [ "$waited" -lt ${RECORDER_STOP_WAIT_SECONDS} ]; do sleep 1; waited=$((waited + 1)); done`,
+    '    finish "$2"',
+    "  fi",
+    '  exit "$1"',
+    "}",
+    "trap 'stopped 129 SIGHUP' HUP; trap 'stopped 130 SIGINT' INT; trap 'stopped 143 SIGTERM' TERM",
     "record_start",
     `while [ ! -e ${shellQuote(RUN_OUTCOME_FILE)} ]; do sleep 1 & sleeper=$!; wait "$sleeper"; sleeper=""; done`,
     "finish OUTCOME_UNREADABLE",
@@ -190,8 +215,9 @@ export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnect
       'stop_code=""',
       // A failed or stopped run records its failure and leaves no partial dump for a restore to take.
       'trap \'status=$?; trap - EXIT; if [ "$status" -ne 0 ]; then rm -f "$file.partial"; record_failure "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
-      // The runtime's SIGTERM (the time limit, a drain) reaches this shell only (PID 1): pg_dump runs
-      // in the background so `wait` returns at once, and is stopped with it.
+      // The runtime's stop signal (the time limit, a drain: the image's STOPSIGNAL, SIGINT) reaches
+      // this shell only (PID 1): pg_dump runs in the background so `wait` returns at once, and is
+      // stopped with it. Each signal is recorded by its own name and exits 128 + its number.
       'stop() { stop_code=$1; [ -z "$dump_pid" ] || kill "$dump_pid" 2>/dev/null || true; exit "$2"; }',
       "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
       "record_start",
@@ -209,10 +235,17 @@ export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnect
     ...outcomeReporting(),
     'client_dir=""',
     'stop_code=""',
+    'client_pid=""',
     // A failed or stopped run reports its failure's code (its recorder records it) and removes the
     // client's password file.
     'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
-    "trap 'stop_code=SIGHUP; exit 129' HUP; trap 'stop_code=SIGINT; exit 130' INT; trap 'stop_code=SIGTERM; exit 143' TERM",
+    // The runtime's stop signal (the ClickHouse images' STOPSIGNAL: SIGTERM) reaches this shell only
+    // (PID 1), which runs its trap only once a foreground command ends: the exports, which last as
+    // long as a table's rows, run in the background so `wait` returns at once, and are stopped with
+    // it. The outcome is the signal received, by name (SIGINT alike), and the exit 128 + its number.
+    'stop() { stop_code=$1; [ -z "$client_pid" ] || kill "$client_pid" 2>/dev/null || true; exit "$2"; }',
+    "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
+    'ch_stoppable() { ch_exec "$@" & client_pid=$!; wait "$client_pid"; client_pid=""; }',
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
     'dir="/backups/$stamp"',
     'mkdir -p "$dir"',
@@ -223,11 +256,11 @@ export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnect
     `tables=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN (${VIEW_ENGINES}) ORDER BY name")`,
     `views=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine IN (${VIEW_ENGINES}) ORDER BY name")`,
     'for t in $tables; do',
-    '  ch --query "SHOW CREATE TABLE $t FORMAT TSVRaw" > "$dir/tables/$t.sql"',
-    '  ch --query "SELECT * FROM $t FORMAT Native" > "$dir/tables/$t.native"',
+    '  ch_stoppable --query "SHOW CREATE TABLE $t FORMAT TSVRaw" > "$dir/tables/$t.sql"',
+    '  ch_stoppable --query "SELECT * FROM $t FORMAT Native" > "$dir/tables/$t.native"',
     "done",
     'for v in $views; do',
-    '  ch --query "SHOW CREATE TABLE $v FORMAT TSVRaw" > "$dir/views/$v.sql"',
+    '  ch_stoppable --query "SHOW CREATE TABLE $v FORMAT TSVRaw" > "$dir/views/$v.sql"',
     "done",
     prune,
     "report_outcome SUCCESS",

@@ -13,17 +13,19 @@
  * Its runs are recorded by its run recorder (the pod's second container, from the PostgreSQL image),
  * run here as written with this machine's psql against the harness's real PostgreSQL holding the
  * migrated schema, beside the backup, the directory they share a temporary one: the start, then a
- * success or the backup's failure code (EXIT_<n>), SIGTERM when the run is stopped before the
- * backup reported (SIGINT, the PostgreSQL images' stop signal, alike), never a code the backup does
- * not write; database-service exports the row (catalog exportsJobRuns).
+ * success or the backup's failure code (EXIT_<n>, or the signal that stopped it: a run stopped
+ * during an export stops its client at once and reports it), the recorder's own stop signal when the
+ * backup reported nothing within its wait (SIGINT, the PostgreSQL images' STOPSIGNAL, or SIGTERM),
+ * never a code the backup does not write; database-service exports the row (catalog exportsJobRuns).
  */
 import { execFile, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backupRunRecorderScript, backupScript, clickhouseRestoreScript, RUN_OUTCOME_DIR, type ClickHouseConnection, type PostgresConnection } from "../../components/data/backup";
+import { backupRunRecorderScript, backupScript, clickhouseRestoreScript, RECORDER_STOP_WAIT_SECONDS, RUN_OUTCOME_DIR, type ClickHouseConnection, type PostgresConnection } from "../../components/data/backup";
 import { DB_NAME } from "../../components/data/definitions";
 import { backupJobName } from "../../components/topology";
 import { findService } from "../../services/src/catalog";
@@ -263,19 +265,113 @@ describe("ClickHouse backup's run recording", () => {
 
   it.each([
     ["SIGTERM", 143],
-    // The PostgreSQL images' STOPSIGNAL, which the runtime stops the recorder's container with.
+    // The PostgreSQL images' STOPSIGNAL, which containerd and CRI-O stop the recorder's container with.
     ["SIGINT", 130],
-  ] as const)("a run stopped before the backup reported (its time limit) records SIGTERM: the recorder stopped by %s exits %i", async (signal, exitCode) => {
+  ] as const)("a run whose backup reports nothing (killed outright) records the signal that stopped the recorder, %s, after its wait; it exits %i", async (signal, exitCode) => {
     const before = await now();
     const shared = sharedDir();
     const recorder = startRecorder(shared);
     await startedSince(before);
+    const stoppedAt = Date.now();
     recorder.kill(signal);
     const { code, output } = await recorder.exited;
     expect(code, output).toBe(exitCode);
+    expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual((RECORDER_STOP_WAIT_SECONDS - 1) * 1000);
     const r = (await row())!;
-    expect(r.last_failure_code).toBe("SIGTERM");
+    expect(r.last_failure_code).toBe(signal);
     expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+  }, 60_000);
+
+  /**
+   * A TCP proxy to this file's ClickHouse forwarding the first `forwarded` connections (one per client
+   * run) and holding the later ones open unanswered (a client of those waits as on a hung export), or
+   * with `later: "closed"` closing them at once (the client fails).
+   */
+  async function holdingProxy(forwarded: number, later: "held" | "closed" = "held"): Promise<{ port: number; held: () => number; heldClosed: Promise<void>; close: () => Promise<void> }> {
+    let connections = 0;
+    let held = 0;
+    let closed: () => void = () => {};
+    const heldClosed = new Promise<void>((resolve) => (closed = resolve));
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      sockets.add(client);
+      if (++connections > forwarded) {
+        held++;
+        if (later === "closed") return void client.destroy();
+        // Read and dropped, so that the client's end is seen.
+        client.resume();
+        client.on("close", () => closed());
+        return;
+      }
+      const upstream = connect(server.tcpPort, "127.0.0.1");
+      sockets.add(upstream);
+      client.pipe(upstream).pipe(client);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const port = (proxy.address() as AddressInfo).port;
+    return { port, held: () => held, heldClosed, close: () => new Promise((resolve) => { for (const s of sockets) s.destroy(); proxy.close(() => resolve()); }) };
+  }
+
+  it.each([
+    // The pod at its time limit under containerd: the ClickHouse image's STOPSIGNAL, the PostgreSQL image's.
+    ["SIGTERM", "SIGINT", 143, 130],
+    ["SIGINT", "SIGINT", 130, 130],
+  ] as const)("a run stopped during an export (backup %s, recorder %s) stops the client, exits %i, and the recorder records the backup's signal", async (backupSignal, recorderSignal, backupExit, recorderExit) => {
+    // system.tables twice, then the first table's CREATE is held.
+    const proxy = await holdingProxy(2);
+    try {
+      const before = await now();
+      const shared = sharedDir();
+      const recorder = startRecorder(shared);
+      const child = spawn("sh", ["-c", backupScript("clickhouse", { ...local, port: proxy.port }).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)], {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: join(work, "tmp"), CLICKHOUSE_PASSWORD: server.password },
+        stdio: "ignore",
+      });
+      const backupExited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+      await startedSince(before);
+      await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
+      const stoppedAt = Date.now();
+      child.kill(backupSignal);
+      recorder.kill(recorderSignal);
+      expect(await backupExited).toBe(backupExit);
+      // The held client was stopped with the script, at once, not left waiting for its answer.
+      await proxy.heldClosed;
+      expect(Date.now() - stoppedAt).toBeLessThan(3_000);
+      expect(readFileSync(join(shared, "outcome"), "utf8")).toBe(`${backupSignal}\n`);
+      const { code, output } = await recorder.exited;
+      expect(code, output).toBe(recorderExit);
+      const r = (await row())!;
+      expect(r.last_failure_code).toBe(backupSignal);
+      expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+      // The client's password file went with it.
+      expect(readdirSync(join(work, "tmp"))).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it("an export that fails (its connection closed) ends the backup with the client's exit status, recorded as EXIT_<n>", async () => {
+    const proxy = await holdingProxy(2, "closed");
+    try {
+      const before = await now();
+      const shared = sharedDir();
+      const recorder = startRecorder(shared);
+      const backup = await runBackup(shared, { ...local, port: proxy.port });
+      expect(proxy.held()).toBe(1);
+      // The client exits with its error's code: 210, NETWORK_ERROR.
+      expect(backup.output).toContain("Code: 210");
+      expect(backup.code, backup.output).toBe(210);
+      expect(readFileSync(join(shared, "outcome"), "utf8")).toBe("EXIT_210\n");
+      const { code, output } = await recorder.exited;
+      expect(code, output).toBe(0);
+      const r = (await row())!;
+      expect(r.last_failure_code).toBe("EXIT_210");
+      expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(before.getTime());
+    } finally {
+      await proxy.close();
+    }
   }, 60_000);
 
   it("records what is not a code the backup writes as OUTCOME_UNREADABLE, never as SQL", async () => {

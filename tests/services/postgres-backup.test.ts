@@ -3,7 +3,7 @@
  * password in PGPASSWORD only) with this machine's pg_dump and psql against the harness's real
  * PostgreSQL holding the project's migrated schema: it records its run in scheduled_job_runs under
  * `postgres-backup` (start, then success after the dump and the pruning; a failure coded EXIT_<n>,
- * or SIGTERM when its time limit stops it) and the recording never changes its exit status, even
+ * or by the signal that stopped it: SIGINT at its time limit, the PostgreSQL images' STOPSIGNAL, or SIGTERM) and the recording never changes its exit status, even
  * when the recording itself cannot be written. database-service exports the row on /metrics
  * (catalog exportsJobRuns).
  * `/backups` is a temporary directory.
@@ -111,8 +111,13 @@ describe("PostgreSQL backup", () => {
     expect(await row()).toEqual(previous);
   });
 
-  it("a run stopped by SIGTERM (its time limit) records SIGTERM, stops pg_dump and exits 143", async () => {
-    const dir = join(work, "stopped");
+  it.each([
+    // At its time limit: the PostgreSQL images' STOPSIGNAL, which containerd and CRI-O send.
+    ["SIGINT", 130],
+    // A runtime or a person sending the default.
+    ["SIGTERM", 143],
+  ] as const)("a run stopped by %s records that signal's name, stops pg_dump and exits %i", async (signal, exitCode) => {
+    const dir = join(work, `stopped-${signal}`);
     mkdirSync(dir);
     // pg_dump waits for its lock on a table another session holds exclusively.
     await query("CREATE TABLE IF NOT EXISTS backup_test_locked (id int)");
@@ -128,13 +133,13 @@ describe("PostgreSQL backup", () => {
       const deadline = Date.now() + 20_000;
       while ((await waiting()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(await waiting()).toBe(1);
-      child.kill("SIGTERM");
+      child.kill(signal);
       await blocker.query("ROLLBACK");
-      expect(await exited).toBe(143);
+      expect(await exited).toBe(exitCode);
     } finally {
       await blocker.end();
     }
-    expect((await row())!.last_failure_code).toBe("SIGTERM");
+    expect((await row())!.last_failure_code).toBe(signal);
     expect(readdirSync(dir)).toEqual([]);
     // pg_dump was stopped with the script, not left waiting for the lock.
     const dumping = async () => (await query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'")).length;

@@ -131,26 +131,31 @@ describe("scheduled job runs", () => {
     expect(back.last_succeeded_at!.getTime()).toBeGreaterThan(back.last_failed_at!.getTime());
   });
 
-  it("a run its runtime stops (SIGTERM at the time limit) records a failure coded SIGTERM, then exits 143", async () => {
+  it.each([
+    // At the time limit: the stop signal of the services and trainer images (no STOPSIGNAL: SIGTERM).
+    ["SIGTERM", 143],
+    // A person's Ctrl-C, or an image whose STOPSIGNAL is SIGINT.
+    ["SIGINT", 130],
+  ] as const)("a run its runtime stops with %s records a failure coded by that signal, then exits %i", async (signal, exitCode) => {
     const listeners = new Map<string, (s: NodeJS.Signals) => void>();
-    let exited: (code: number) => void = () => {};
-    const exitCode = new Promise<number>((resolve) => (exited = resolve));
+    let exit: (code: number) => void = () => {};
+    const exited = new Promise<number>((resolve) => (exit = resolve));
     const stopper: RunStopper = {
       on: (s, l) => listeners.set(s, l),
       off: (s, l) => listeners.get(s) === l && listeners.delete(s),
-      exit: (code) => exited(code),
+      exit: (code) => exit(code),
     };
     const c = new pg.Client({ connectionString: srv.postgres.url });
     await c.connect();
     try {
       let release: (code: number) => void = () => {};
       const running = runRecorded({ definition: findService("ml-predictor")!, log: createLogger("job-runs-test", "silent"), postgres: () => c }, ["train"], () => new Promise<number>((r) => (release = r)), stopper);
-      await expect.poll(() => listeners.has("SIGTERM")).toBe(true);
+      await expect.poll(() => listeners.has(signal)).toBe(true);
       const started = (await row())!.last_started_at!;
-      listeners.get("SIGTERM")!("SIGTERM");
-      expect(await exitCode).toBe(143);
+      listeners.get(signal)!(signal);
+      expect(await exited).toBe(exitCode);
       const stopped = (await row())!;
-      expect(stopped.last_failure_code).toBe("SIGTERM");
+      expect(stopped.last_failure_code).toBe(signal);
       expect(stopped.last_failed_at!.getTime()).toBeGreaterThanOrEqual(started.getTime());
       // The job ending by itself afterwards records nothing more, and the listeners are gone.
       release(0);

@@ -128,9 +128,11 @@ describe("generated configuration accepted by the real tools", () => {
     promtoolTestRules(
       rulesList,
       [
-        // postgres-backup: started at 0, succeeded at 60 s.
-        exported(START, "postgres-backup", "0x300"),
+        // postgres-backup: started at 0, succeeded at 60 s; run 2 started at minute 200 and was
+        // stopped at minute 240 by its image's STOPSIGNAL: SIGINT.
+        exported(START, "postgres-backup", "0x199 12000x100"),
         exported(SUCCESS, "postgres-backup", "60x300"),
+        exported(FAILURE, "postgres-backup", "_x240 14400x59", "SIGINT"),
         // clickhouse-backup: run 1 started at 0 and its recorder was killed with it (no end); run 2
         // started at 12,000 s (minute 200) and was stopped at minute 230: SIGTERM.
         exported(START, "clickhouse-backup", "0x199 12000x100"),
@@ -145,6 +147,8 @@ describe("generated configuration accepted by the real tools", () => {
         at(229, "ScheduledJobFailing", []),
         at(231, "ScheduledJobFailing", [{ scheduled_job: "clickhouse-backup", code: "SIGTERM" }]),
         at(231, "ScheduledJobNeverSucceeded", []),
+        // Whatever the signal's name: the rule compares times only.
+        at(241, "ScheduledJobFailing", [{ scheduled_job: "clickhouse-backup", code: "SIGTERM" }, { scheduled_job: "postgres-backup", code: "SIGINT" }]),
       ],
     );
   });

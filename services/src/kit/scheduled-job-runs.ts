@@ -122,8 +122,9 @@ const processStopper: RunStopper = { on: (s, l) => process.on(s, l), off: (s, l)
 /**
  * Runs a command and, when it is the service's scheduled job, records its start and its outcome
  * (an exit code other than 0 or a throw is a failure; a throw is passed on after the record).
- * A run stopped by its runtime (SIGTERM: the time limit, a CronJob's activeDeadlineSeconds, a
- * node drained; SIGINT) records a failure coded by the signal before the process exits 128 + n,
+ * A run stopped by its runtime (its image's STOPSIGNAL, SIGTERM for the services and trainer images,
+ * which declare none: the time limit, a CronJob's activeDeadlineSeconds, a node drained; SIGINT
+ * alike) records a failure coded by the signal received before the process exits 128 + n,
  * so ScheduledJobFailing fires at once instead of ScheduledJobRunUnfinished after the limit. The
  * write is bounded by RUNS_TIMEOUT_MS, well inside the 30 s both runtimes allow before SIGKILL.
  */
