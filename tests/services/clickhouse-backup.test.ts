@@ -28,8 +28,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupRunRecorderScript, backupScript, clickhouseRestoreScript, RECORDER_STOP_WAIT_SECONDS, RUN_OUTCOME_DIR, type ClickHouseConnection, type PostgresConnection } from "../../components/data/backup";
 import { DB_NAME } from "../../components/data/definitions";
 import { backupJobName } from "../../components/topology";
-import { findService } from "../../services/src/catalog";
-import { createService, runCommand, type Service } from "../../services/src/kit";
+import { runCommand } from "../../services/src/kit";
+import { expectJobRunsExported, type JobRunRow } from "../helpers/job-runs";
 import databaseService from "../../services/src/services/database-service";
 import { pg } from "../harness";
 import { useServers } from "../harness/shared";
@@ -190,7 +190,7 @@ describe("ClickHouse backup's run recording", () => {
       await c.end();
     }
   }
-  type Row = { last_started_at: Date | null; last_succeeded_at: Date | null; last_failed_at: Date | null; last_failure_code: string | null };
+  type Row = JobRunRow;
   const row = async () => (await query<Row>("SELECT * FROM scheduled_job_runs WHERE job = $1", [JOB]))[0];
   const now = async () => (await query<{ now: Date }>("SELECT statement_timestamp() AS now"))[0].now;
 
@@ -390,20 +390,6 @@ describe("ClickHouse backup's run recording", () => {
   }, 120_000);
 
   it("database-service, which owns the schema, exports the backup's row on /metrics for its alerts", async () => {
-    expect(findService("database-service")!.exportsJobRuns).toContain(JOB);
-    const r = (await row())!;
-    const svc: Service = await createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "silent" }, defaultMetrics: false });
-    try {
-      const res = await svc.app.inject({ method: "GET", url: "/metrics" });
-      expect(res.statusCode).toBe(200);
-      const value = (name: string) => res.body.match(new RegExp(`^${name}\\{([^}]*scheduled_job="${JOB}"[^}]*)\\} (\\S+)$`, "m"));
-      expect(Number(value("scheduled_job_last_start_timestamp_seconds")?.[2])).toBe(r.last_started_at!.getTime() / 1000);
-      expect(Number(value("scheduled_job_last_success_timestamp_seconds")?.[2])).toBe(r.last_succeeded_at!.getTime() / 1000);
-      const failure = value("scheduled_job_last_failure_timestamp_seconds");
-      expect(failure?.[1]).toContain('code="OUTCOME_UNREADABLE"');
-      expect(Number(failure?.[2])).toBe(r.last_failed_at!.getTime() / 1000);
-    } finally {
-      await svc.close();
-    }
+    await expectJobRunsExported(srv.env, JOB, (await row())!, "OUTCOME_UNREADABLE");
   });
 });

@@ -16,9 +16,9 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupScript, type PostgresConnection } from "../../components/data/backup";
 import { backupJobName } from "../../components/topology";
-import { createService, runCommand, type Service } from "../../services/src/kit";
+import { runCommand } from "../../services/src/kit";
+import { expectJobRunsExported, type JobRunRow } from "../helpers/job-runs";
 import databaseService from "../../services/src/services/database-service";
-import { findService } from "../../services/src/catalog";
 import { useServers } from "../harness/shared";
 import { pg } from "../harness";
 
@@ -49,7 +49,7 @@ async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
     await c.end();
   }
 }
-type Row = { last_started_at: Date | null; last_succeeded_at: Date | null; last_failed_at: Date | null; last_failure_code: string | null };
+type Row = JobRunRow;
 const row = async () => (await query<Row>("SELECT * FROM scheduled_job_runs WHERE job = $1", [JOB]))[0];
 
 /** The script as the CronJob runs it, its volume a directory of this file's; PATH and PGPASSWORD only. */
@@ -149,20 +149,6 @@ describe("PostgreSQL backup", () => {
   });
 
   it("database-service, which owns the schema, exports the backup's row on /metrics for its alerts", async () => {
-    expect(findService("database-service")!.exportsJobRuns).toContain(JOB);
-    const r = (await row())!;
-    const svc: Service = await createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "silent" }, defaultMetrics: false });
-    try {
-      const res = await svc.app.inject({ method: "GET", url: "/metrics" });
-      expect(res.statusCode).toBe(200);
-      const value = (name: string) => res.body.match(new RegExp(`^${name}\\{([^}]*scheduled_job="${JOB}"[^}]*)\\} (\\S+)$`, "m"));
-      expect(Number(value("scheduled_job_last_start_timestamp_seconds")?.[2])).toBe(r.last_started_at!.getTime() / 1000);
-      expect(Number(value("scheduled_job_last_success_timestamp_seconds")?.[2])).toBe(r.last_succeeded_at!.getTime() / 1000);
-      const failure = value("scheduled_job_last_failure_timestamp_seconds");
-      expect(failure?.[1]).toContain('code="SIGTERM"');
-      expect(Number(failure?.[2])).toBe(r.last_failed_at!.getTime() / 1000);
-    } finally {
-      await svc.close();
-    }
+    await expectJobRunsExported(srv.env, JOB, (await row())!, "SIGTERM");
   });
 });
