@@ -7,8 +7,25 @@ import { expect } from "vitest";
 import { findService } from "../../services/src/catalog";
 import { createService, type Service } from "../../services/src/kit";
 import databaseService from "../../services/src/services/database-service";
+import { pg } from "../harness";
 
 export type JobRunRow = { last_started_at: Date | null; last_succeeded_at: Date | null; last_failed_at: Date | null; last_failure_code: string | null };
+
+/** One statement on a connection of its own, closed after it. */
+export async function queryOnce<T>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(sql, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+/** `job`'s row in scheduled_job_runs (undefined before its first run). */
+export async function jobRunRow(url: string, job: string): Promise<JobRunRow | undefined> {
+  return (await queryOnce<JobRunRow>(url, "SELECT * FROM scheduled_job_runs WHERE job = $1", [job]))[0];
+}
 
 /** database-service's /metrics gives `job`'s last start, success and failure (with `failureCode`) as `row` holds them. */
 export async function expectJobRunsExported(env: Record<string, string>, job: string, row: JobRunRow, failureCode: string): Promise<void> {

@@ -29,9 +29,8 @@ import { backupRunRecorderScript, backupScript, clickhouseRestoreScript, RECORDE
 import { DB_NAME } from "../../components/data/definitions";
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
-import { expectJobRunsExported, type JobRunRow } from "../helpers/job-runs";
+import { expectJobRunsExported, jobRunRow, queryOnce } from "../helpers/job-runs";
 import databaseService from "../../services/src/services/database-service";
-import { pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { startClickHouse, type ClickHouseServer } from "../harness/clickhouse";
 import { generatePassword } from "../harness/proc";
@@ -181,17 +180,8 @@ describe("ClickHouse backup's run recording", () => {
     pgPassword = decodeURIComponent(u.password);
   }, 120_000);
 
-  async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const c = new pg.Client({ connectionString: srv.postgres.url });
-    await c.connect();
-    try {
-      return (await c.query(sql, params)).rows as T[];
-    } finally {
-      await c.end();
-    }
-  }
-  type Row = JobRunRow;
-  const row = async () => (await query<Row>("SELECT * FROM scheduled_job_runs WHERE job = $1", [JOB]))[0];
+  const query = <T>(sql: string, params: unknown[] = []) => queryOnce<T>(srv.postgres.url, sql, params);
+  const row = () => jobRunRow(srv.postgres.url, JOB);
   const now = async () => (await query<{ now: Date }>("SELECT statement_timestamp() AS now"))[0].now;
 
   /** A fresh directory the two containers share (RUN_OUTCOME_DIR). */

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupScript, type PostgresConnection } from "../../components/data/backup";
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
-import { expectJobRunsExported, type JobRunRow } from "../helpers/job-runs";
+import { expectJobRunsExported, jobRunRow, queryOnce } from "../helpers/job-runs";
 import databaseService from "../../services/src/services/database-service";
 import { useServers } from "../harness/shared";
 import { pg } from "../harness";
@@ -40,17 +40,8 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: srv.postgres.url });
-  await c.connect();
-  try {
-    return (await c.query(sql, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
-}
-type Row = JobRunRow;
-const row = async () => (await query<Row>("SELECT * FROM scheduled_job_runs WHERE job = $1", [JOB]))[0];
+const query = <T>(sql: string, params: unknown[] = []) => queryOnce<T>(srv.postgres.url, sql, params);
+const row = () => jobRunRow(srv.postgres.url, JOB);
 
 /** The script as the CronJob runs it, its volume a directory of this file's; PATH and PGPASSWORD only. */
 function script(backups: string, target: PostgresConnection = conn): { text: string; env: Record<string, string> } {
