@@ -101,6 +101,7 @@ const lastSentAt = async (orderId: string) =>
 /** Binance's recvWindow for the engines below (ms): a placement may land until 1 s more has passed (Binance's tolerance for a clock ahead of its own). */
 const RECV_WINDOW = 1000;
 const windowPassed = (sentAt: number) => waitUntil("recvWindow + 1 s passed since the placement", async () => Date.now() > sentAt + RECV_WINDOW + 1000, 10_000, 50);
+const atBinanceOf = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
 const tradeIds = (orderId: string) => fake.trades.filter((t) => t.orderId === fake.order(orderId)!.orderId).map((t) => t.id);
 
 beforeAll(async () => {
@@ -239,6 +240,25 @@ describe("reconciliation after an unknown placement outcome", () => {
     await engine.onBatch([execute(o)]);
     expect(fake.requests(o.orderId).slice(-2)).toEqual([`GET /api/v3/order ${o.orderId}`, `POST /api/v3/order ${o.orderId}`]);
     expect(fake.orders.filter((b) => b.clientOrderId === o.orderId)).toHaveLength(1);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("a placement unanswered and still on its way, its lookup answered -2013: not sent again by that attempt (an outage); the retry after its recvWindow adopts the order that landed, placed once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn({ recvWindow: RECV_WINDOW });
+    await engine.load();
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "in-flight"); // the client times out; Binance has not seen it yet
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(await eventsOf(o.orderId)).toEqual([]); // no order.rejected
+    expect(fake.landInFlight()).toMatchObject([{ status: 200, body: { status: "FILLED" } }]);
+    await windowPassed((await lastSentAt(o.orderId))!);
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    expect(atBinanceOf(o)).toHaveLength(1);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0" });
     expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
   });
 

@@ -14,15 +14,15 @@ import { WeightGovernor } from "./rateLimit";
  *
  * Reconciliation: when an order submission answers 5xx or times out, Binance's outcome is UNKNOWN
  * (the order may or may not exist). We never blindly resubmit: we first query the order by its
- * `origClientOrderId`; if it exists we adopt it, only if Binance says it does not exist (-2013) do we
- * submit again, with the same client order id. When no attempt settles the outcome the caller gets a
+ * `origClientOrderId`; if it exists we adopt it, only if Binance says it does not exist (-2013, see
+ * below) do we submit again, with the same client order id. When no attempt settles it the caller gets a
  * BinanceOutcomeUnknownError (never a rejection: the order may be live or filled at Binance). The
  * adopted order is what GET /api/v3/order answers: no `fills` (./fills.ts fetches its trades).
  *
  * A placement in flight: Binance applies a signed request up to `recvWindow` after its `timestamp`,
- * so a placement an earlier attempt sent (and never saw answered) may land after a lookup answered
- * -2013. The caller hands its last placement's timestamp (`lastSentAt`) and records each new one
- * before it is signed (`beforeSend`); a -2013 is trusted only once `placementLandsWithinMs` passed.
+ * so a placement sent before (unanswered, by this call or an earlier attempt) may land after a lookup
+ * answered -2013. The caller hands its last placement's timestamp (`lastSentAt`) and records each new
+ * one before it is signed (`beforeSend`); a -2013 is trusted only once `placementLandsWithinMs` passed.
  */
 export { binanceFills, tradeFills } from "./fills";
 export { BinanceApiError, BinanceOutcomeUnknownError, BinanceTimeoutError, outcomeUnknown } from "./errors";
@@ -225,32 +225,36 @@ export class BinanceTradingClient {
    * Submits an order so that an unknown outcome never produces a duplicate: after a 5xx / timeout (or
    * a -2010 duplicate: an open order already has the id) it queries by client order id, adopts the
    * order if found, resubmits (same client id) only if Binance says it does not exist. `lookFirst`
-   * (the order may have been sent before: a retried batch) queries before the first submission too;
-   * its -2013 while a placement signed at `lastSentAt` may still land (mayStillLand) settles nothing:
-   * BinanceOutcomeUnknownError, nothing sent. `beforeSend` is told each placement's timestamp first.
+   * (the order may have been sent before: a retried batch) queries before the first submission too.
+   * A -2013 while a placement may still land (mayStillLand: the last one this call sent, else the one
+   * signed at `lastSentAt`) settles nothing: BinanceOutcomeUnknownError, nothing sent again (so an
+   * unknown outcome is settled by a later call, after the window). `beforeSend` sees each placement's timestamp first.
    * A 4xx (other than 429) is a definitive rejection and is thrown; an outcome the queries could not
    * settle throws BinanceOutcomeUnknownError (resubmitting then could duplicate a filled order:
    * Binance accepts a client order id again once the order holding it has filled).
    */
   async placeOrderReconciled(req: BinanceOrderRequest, opts: { maxAttempts?: number; lookFirst?: boolean; lastSentAt?: number; beforeSend?: (timestamp: number) => Promise<void> } = {}): Promise<{ order: BinanceOrder; attempts: number; reconciled: boolean }> {
+    let lastSent = opts.lastSentAt;
     if (opts.lookFirst) {
-      const inFlight = this.mayStillLand(opts.lastSentAt); // read before the lookup is signed
-      const seen = await this.lookUp(req);
+      const seen = await this.lookUp(req, lastSent);
       if (seen.order) return { order: seen.order, attempts: 0, reconciled: true };
       if (!seen.settled) throw new BinanceOutcomeUnknownError(seen.err);
-      if (inFlight) throw new BinanceOutcomeUnknownError(new Error(`-2013 for ${req.newClientOrderId}, but its placement signed at ${new Date(opts.lastSentAt ?? 0).toISOString()} may land for ${this.placementLandsWithinMs} ms after it`));
     }
+    const stamped = async (timestamp: number) => {
+      await opts.beforeSend?.(timestamp);
+      lastSent = timestamp;
+    };
     let lastErr: unknown;
     const maxAttempts = opts.maxAttempts ?? 4;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       try {
-        return { order: await this.newOrder(req, opts.beforeSend), attempts: attempt, reconciled: false };
+        return { order: await this.newOrder(req, stamped), attempts: attempt, reconciled: false };
       } catch (err) {
         lastErr = err;
         if (!outcomeUnknown(err) && !duplicate(err) && !throttled(err)) throw err;
       }
       if (!throttled(lastErr)) {
-        const seen = await this.lookUp(req);
+        const seen = await this.lookUp(req, lastSent);
         if (seen.order) return { order: seen.order, attempts: attempt, reconciled: true };
         if (!seen.settled) throw new BinanceOutcomeUnknownError(seen.err);
       }
@@ -259,12 +263,21 @@ export class BinanceTradingClient {
     throw lastErr;
   }
 
-  /** The order by client id after an unknown outcome; `settled` false when no query got an answer (3 tries, backing off). */
-  private async lookUp(req: BinanceOrderRequest): Promise<{ order?: BinanceOrder; settled: boolean; err?: unknown }> {
+  /**
+   * The order by client id after an unknown outcome; `settled` false when no query got an answer (3
+   * tries, backing off), or when Binance answered -2013 while the placement signed at `lastSent` may still land.
+   */
+  private async lookUp(req: BinanceOrderRequest, lastSent: number | undefined): Promise<{ order?: BinanceOrder; settled: boolean; err?: unknown }> {
     let err: unknown;
     for (let q = 0; q < 3; q++) {
       try {
-        return { order: (await this.queryOrder(req.symbol, req.newClientOrderId)) ?? undefined, settled: true };
+        const inFlight = this.mayStillLand(lastSent); // read before the lookup is signed
+        const order = (await this.queryOrder(req.symbol, req.newClientOrderId)) ?? undefined;
+        if (!order && inFlight) {
+          const until = new Date((lastSent ?? 0) + this.placementLandsWithinMs).toISOString();
+          return { settled: false, err: new Error(`-2013 for ${req.newClientOrderId}, but the placement signed at ${new Date(lastSent ?? 0).toISOString()} may land until ${until}`) };
+        }
+        return { order, settled: true };
       } catch (e) {
         err = e;
         await this.sleep(200 * 2 ** q);
