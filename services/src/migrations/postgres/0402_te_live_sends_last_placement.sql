@@ -5,7 +5,7 @@
 -- `recvWindow` after its timestamp, so a placement an attempt that never committed sent may land
 -- after a later lookup answered -2013 ("order does not exist"): the engine trusts that answer only
 -- once recvWindow plus a clock margin has passed since sent_at (services/trading-engine/live.ts).
--- Rows written before this migration keep their insert time (earlier than any send they made; they
--- are older than the window by the time this runs).
+-- Rows written before this migration keep their insert time, earlier than any send they made: for
+-- those the wait may end too soon, as it did not exist before.
 
 ALTER TABLE te_live_sends ALTER COLUMN sent_at DROP NOT NULL, ALTER COLUMN sent_at DROP DEFAULT;
