@@ -931,6 +931,34 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(await rowOf(h.orderId)).toMatchObject({ status: "filled", remaining: "0" });
   });
 
+  it("a placement whose timestamp cannot be recorded, or is recorded after half of recvWindow, is not sent: an outage, never a rejection; the retry sends it once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    let recording: "fail" | "slow" | "ok" = "fail";
+    const isPlacementRecord = (text: string) => text.includes("sent_at = EXCLUDED.sent_at");
+    const pg: PostgresClient = {
+      ...client,
+      query: (async (text: string, values?: unknown[]) => {
+        if (isPlacementRecord(text) && recording === "fail") throw Object.assign(new Error("connection lost"), { code: "ECONNRESET" });
+        if (isPlacementRecord(text) && recording === "slow") await new Promise((r) => setTimeout(r, RECV_WINDOW / 2 + 100));
+        return client.query(text, values);
+      }) as PostgresClient["query"],
+    };
+    const engine = engineOn({ pg, recvWindow: RECV_WINDOW });
+    await engine.load();
+    const o = marketBuy(s, "1");
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    recording = "slow";
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toEqual([]);
+    expect(await eventsOf(o.orderId)).toEqual([]); // no order.rejected
+    recording = "ok";
+    await windowPassed((await lastSentAt(o.orderId))!); // the slow record committed a timestamp (never sent with it)
+    await engine.onBatch([execute(o)]);
+    expect(atBinance(o)).toHaveLength(1);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
   it("the normal path: one autocommit statement for the batch's records and one per placement, Binance not asked first, no record left", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");
