@@ -15,7 +15,11 @@
  * `fill()` executes a resting order (partly or fully), `endOrder()` cancels / expires one from
  * Binance's side. Commission: 0.1% of the quote amount in the quote asset (USDT).
  * `failNext()` injects outages: answer 503 before or after applying the request, never answer, or
- * (`cut-after`) apply it and drop the connection halfway through the 200 answer's body;
+ * (`cut-after`) apply it and drop the connection halfway through the 200 answer's body, or
+ * (`in-flight`) hold it on its way, neither applied nor answered, until `landInFlight()` delivers it.
+ * As Binance does, a request is refused (-1021) when it arrives more than its `recvWindow` after its
+ * `timestamp`, or with a timestamp 1000 ms or more ahead of the server's clock; a held one is judged
+ * when it lands.
  * `tradesLagging` holds an order's trades back from myTrades.
  * `log` records every request as `${METHOD} ${path} ${client order id | orderId | symbol}`.
  */
@@ -25,7 +29,7 @@ import { D, str } from "../../services/src/trading/decimal";
 import { sign } from "../../services/src/trading/binance/adapter";
 
 /** A fault, or a refusal answered before the request is applied (`msg` as given: any text). */
-export type Fault = "503-before" | "503-after" | "timeout-before" | "timeout-after" | "cut-after" | { status: number; code: number; msg: string };
+export type Fault = "503-before" | "503-after" | "timeout-before" | "timeout-after" | "cut-after" | "in-flight" | { status: number; code: number; msg: string };
 type Status = "NEW" | "PARTIALLY_FILLED" | "FILLED" | "CANCELED" | "EXPIRED";
 
 export interface FakeOrder {
@@ -74,6 +78,7 @@ export class FakeBinance {
   private faults: { method: string; path: string; fault: Fault }[] = [];
   private nextTradeId = 1000;
   private hung: ServerResponse[] = [];
+  private inFlight: { method: string; path: string; p: URLSearchParams; res: ServerResponse }[] = [];
 
   constructor(
     readonly apiKey: string,
@@ -108,6 +113,18 @@ export class FakeBinance {
     o.status = status;
     o.updateTime = Date.now();
   }
+  /**
+   * The requests held `in-flight` arrive now (in the order sent): each applied as on arrival, refused
+   * -1021 if its recvWindow has passed; the answer goes to a connection its client may have dropped.
+   */
+  landInFlight(): { status: number; body: unknown }[] {
+    const landing = this.inFlight.splice(0);
+    return landing.map(({ method, path, p, res }) => {
+      const [status, body] = this.outsideRecvWindow(p) ?? this.apply(method, path, p);
+      if (!res.destroyed) res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+      return { status, body };
+    });
+  }
   requests(id: string): string[] {
     return this.log.filter((l) => l.endsWith(` ${id}`));
   }
@@ -118,7 +135,7 @@ export class FakeBinance {
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
   async close(): Promise<void> {
-    for (const r of this.hung) r.destroy();
+    for (const r of [...this.hung, ...this.inFlight.map((f) => f.res)]) r.destroy();
     this.server?.closeAllConnections();
     await new Promise((r) => this.server?.close(r));
   }
@@ -151,6 +168,9 @@ export class FakeBinance {
     this.log.push(`${req.method} ${u.pathname} ${id}`);
     const k = this.faults.findIndex((f) => f.method === req.method && f.path === u.pathname);
     const fault = k >= 0 ? this.faults.splice(k, 1)[0].fault : undefined;
+    if (fault === "in-flight") return void this.inFlight.push({ method: req.method ?? "GET", path: u.pathname, p, res });
+    const late = this.outsideRecvWindow(p);
+    if (late) return answer(...late);
     if (typeof fault === "object") return answer(fault.status, { code: fault.code, msg: fault.msg });
     if (fault === "503-before") return answer(503, { code: -1000, msg: "An unknown error occurred while processing the request." });
     if (fault === "timeout-before") return void this.hung.push(res);
@@ -164,6 +184,14 @@ export class FakeBinance {
       return void setTimeout(() => res.destroy(), 20);
     }
     answer(status, body);
+  }
+
+  /** Binance's timestamp check, on arrival: -1021 unless timestamp < now + 1000 and now - timestamp <= recvWindow. */
+  private outsideRecvWindow(p: URLSearchParams): [number, unknown] | undefined {
+    const now = Date.now();
+    const timestamp = Number(p.get("timestamp"));
+    if (timestamp < now + 1000 && now - timestamp <= Number(p.get("recvWindow") ?? 5000)) return undefined;
+    return [400, { code: -1021, msg: "Timestamp for this request is outside of the recvWindow." }];
   }
 
   private find(p: URLSearchParams): FakeOrder | undefined {

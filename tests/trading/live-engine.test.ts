@@ -55,9 +55,9 @@ const warnings: string[] = [];
 const errors: { o: unknown; msg: string }[] = [];
 const log = { info() {}, debug() {}, error: (o: unknown, msg: string) => errors.push({ o, msg }), warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as ConstructorParameters<typeof TradingEngine>[0]["log"];
 
-const binance = (secretKey = SECRET) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, timeoutMs: 300, sleep: async () => {} });
-const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient; registry?: PromRegistry } = {}) =>
-  testEngine({ pg: opts.pg ?? client, log, live: { client: binance(opts.secretKey), quoteAsset: "USDT", pollMs: opts.pollMs } }, opts.registry);
+const binance = (secretKey = SECRET, recvWindow?: number) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, timeoutMs: 300, recvWindow, sleep: async () => {} });
+const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient; registry?: PromRegistry; recvWindow?: number } = {}) =>
+  testEngine({ pg: opts.pg ?? client, log, live: { client: binance(opts.secretKey, opts.recvWindow), quoteAsset: "USDT", pollMs: opts.pollMs } }, opts.registry);
 /** te_live_orders_unrecorded_total by outcome, as the engine's registry holds it. */
 const unrecorded = async (registry: NonNullable<PromRegistry>) =>
   Object.fromEntries((await registry.getSingleMetric("te_live_orders_unrecorded_total")!.get()).values.map((v) => [v.labels.outcome, v.value]));
@@ -95,6 +95,13 @@ const eventsOf = async (orderId: string) =>
     "SELECT event_id, payload->>'type' AS type, payload->>'remaining' AS remaining, payload->>'reason' AS reason FROM te_outbox WHERE payload->>'orderId' = $1 OR payload->'fill'->>'orderId' = $1 ORDER BY id",
     [orderId],
   )).rows;
+/** te_live_sends.sent_at of an order as epoch ms (null: no placement sent), or undefined without a record. */
+const lastSentAt = async (orderId: string) =>
+  (await client.query<{ ms: number | null }>("SELECT (extract(epoch FROM sent_at) * 1000)::float8 AS ms FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0]?.ms;
+/** Binance's recvWindow for the engines below (ms): a placement may land until 1 s more has passed (Binance's tolerance for a clock ahead of its own). */
+const RECV_WINDOW = 1000;
+const windowPassed = (sentAt: number) => waitUntil("recvWindow + 1 s passed since the placement", async () => Date.now() > sentAt + RECV_WINDOW + 1000, 10_000, 50);
+const atBinanceOf = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
 const tradeIds = (orderId: string) => fake.trades.filter((t) => t.orderId === fake.order(orderId)!.orderId).map((t) => t.id);
 
 beforeAll(async () => {
@@ -215,17 +222,43 @@ describe("reconciliation after an unknown placement outcome", () => {
     expect(await rowOf(o.orderId)).toMatchObject({ status: "filled" });
   });
 
-  it("an order Binance never received (unknown, then -2013 on the retry) is placed once", async () => {
-    const { s, engine } = await startedEngine();
+  it("an order Binance never received (unknown, then -2013 on the retry) is placed once, by a retry after the first placement's recvWindow", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn({ recvWindow: RECV_WINDOW });
+    await engine.load();
     const o = marketBuy(s, "1");
     fake.failNext("POST", "/api/v3/order", "503-before");
     fake.failNext("GET", "/api/v3/order", "timeout-before", 3);
     await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
     expect(fake.order(o.orderId)).toBeUndefined();
 
+    // A 503 does not say the request is done with: Binance may still apply it within its recvWindow.
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    await windowPassed((await lastSentAt(o.orderId))!);
     await engine.onBatch([execute(o)]);
     expect(fake.requests(o.orderId).slice(-2)).toEqual([`GET /api/v3/order ${o.orderId}`, `POST /api/v3/order ${o.orderId}`]);
     expect(fake.orders.filter((b) => b.clientOrderId === o.orderId)).toHaveLength(1);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("a placement unanswered and still on its way, its lookup answered -2013: not sent again by that attempt (an outage); the retry after its recvWindow adopts the order that landed, placed once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn({ recvWindow: RECV_WINDOW });
+    await engine.load();
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "in-flight"); // the client times out; Binance has not seen it yet
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect(await eventsOf(o.orderId)).toEqual([]); // no order.rejected
+    expect(fake.landInFlight()).toMatchObject([{ status: 200, body: { status: "FILLED" } }]);
+    await windowPassed((await lastSentAt(o.orderId))!);
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    expect(atBinanceOf(o)).toHaveLength(1);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0" });
     expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
   });
 
@@ -812,7 +845,121 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled" });
   });
 
-  it("the normal path: one autocommit statement for the batch's sends, Binance not asked first, no record left", async () => {
+  it("a placement still on its way to Binance when the retry looks (-2013): nothing is sent until recvWindow has passed since it; the order that landed is then adopted, placed once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn({ recvWindow: RECV_WINDOW });
+    await engine.load();
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "in-flight"); // sent, held up on its way (no answer: the client times out)
+    fake.failNext("GET", "/api/v3/order", "503-before", 3); // the attempt's lookups get no answer: an outage
+    const before = Date.now();
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    const sentAt = await lastSentAt(o.orderId);
+    expect(sentAt).toBeGreaterThanOrEqual(before - 1); // the placement's own timestamp, recorded before it was signed
+    expect(fake.order(o.orderId)).toBeUndefined();
+
+    // The consumer's retry: Binance answers -2013, but the placement may still land; nothing sent.
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, ...Array(4).fill(`GET /api/v3/order ${o.orderId}`)]);
+    expect(await rowOf(o.orderId)).toBeUndefined();
+    expect(await eventsOf(o.orderId)).toEqual([]); // no order.rejected
+    expect(await lastSentAt(o.orderId)).toBe(sentAt);
+
+    expect(fake.landInFlight()).toMatchObject([{ status: 200, body: { status: "FILLED" } }]); // it lands within its recvWindow
+    await windowPassed(sentAt!);
+    await engine.onBatch([execute(o)]);
+    expect(atBinance(o)).toHaveLength(1);
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(1);
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+  });
+
+  it("a placement on its way that lands after its recvWindow: Binance refuses it (-1021); the retry after the window trusts -2013 and places the order once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn({ recvWindow: RECV_WINDOW });
+    await engine.load();
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "in-flight");
+    fake.failNext("GET", "/api/v3/order", "503-before", 3);
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    const sentAt = (await lastSentAt(o.orderId))!;
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable); // too soon to trust -2013
+    await windowPassed(sentAt);
+    await engine.onBatch([execute(o)]);
+    expect(fake.requests(o.orderId).slice(-2)).toEqual([`GET /api/v3/order ${o.orderId}`, `POST /api/v3/order ${o.orderId}`]);
+    expect(await lastSentAt(o.orderId)).toBeUndefined(); // committed: the record went
+    expect(fake.landInFlight()).toMatchObject([{ status: 400, body: { code: -1021 } }]);
+    expect(atBinance(o)).toHaveLength(1);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("a held order whose release sent a placement still on its way, its owner halted again: the poll's -2013 keeps it (record and lookup) until recvWindow has passed; the order that landed is then adopted resting", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn({ recvWindow: RECV_WINDOW });
+    await engine.load();
+    const owner = randomUUID();
+    await setOwner(owner, "halted");
+    const h = limitBuy(s, "95", "1", owner);
+    await engine.onBatch([execute(h)]);
+    expect(await lastSentAt(h.orderId)).toBeUndefined(); // held: nothing recorded once committed
+    await setOwner(owner, "active");
+    fake.failNext("POST", "/api/v3/order", "in-flight");
+    fake.failNext("GET", "/api/v3/order", "503-before", 3);
+    await expect(engine.onBatch([{ kind: "bars", bars: [bar(s, Date.UTC(2026, 7, 1), "100")] }])).rejects.toSatisfy(isRetriable); // released, sent, unanswered
+    await setOwner(owner, "halted");
+    const sentAt = await lastSentAt(h.orderId);
+
+    await engine.pollLive(); // -2013: the placement may still land
+    expect(fake.requests(h.orderId).at(-1)).toBe(`GET /api/v3/order ${h.orderId}`);
+    expect(await recordedSends([h.orderId])).toEqual([h.orderId]);
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "held" });
+    expect(sentAt).toEqual(expect.any(Number)); // the release's placement, recorded before it was signed
+
+    expect(fake.landInFlight()).toMatchObject([{ status: 200, body: { status: "NEW" } }]);
+    await windowPassed(sentAt!);
+    await engine.pollLive(); // a later poll finds it at Binance
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(h.orderId);
+    expect(await recordedSends([h.orderId])).toEqual([]);
+    expect(atBinance(h)).toHaveLength(1);
+    fake.fill(h.orderId, "1");
+    await engine.pollLive();
+    expect(await rowOf(h.orderId)).toMatchObject({ status: "filled", remaining: "0" });
+  });
+
+  it("a placement whose timestamp cannot be recorded, or is recorded after half of recvWindow, is not sent: an outage, never a rejection; the retry sends it once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    let recording: "fail" | "slow" | "ok" = "fail";
+    const isPlacementRecord = (text: string) => text.includes("sent_at = EXCLUDED.sent_at");
+    const pg: PostgresClient = {
+      ...client,
+      query: (async (text: string, values?: unknown[]) => {
+        if (isPlacementRecord(text) && recording === "fail") throw Object.assign(new Error("connection lost"), { code: "ECONNRESET" });
+        if (isPlacementRecord(text) && recording === "slow") await new Promise((r) => setTimeout(r, RECV_WINDOW / 2 + 100));
+        return client.query(text, values);
+      }) as PostgresClient["query"],
+    };
+    const engine = engineOn({ pg, recvWindow: RECV_WINDOW });
+    await engine.load();
+    const o = marketBuy(s, "1");
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    recording = "slow";
+    await expect(engine.onBatch([execute(o)])).rejects.toSatisfy(isRetriable);
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toEqual([]);
+    expect(await eventsOf(o.orderId)).toEqual([]); // no order.rejected
+    recording = "ok";
+    await windowPassed((await lastSentAt(o.orderId))!); // the slow record committed a timestamp (never sent with it)
+    await engine.onBatch([execute(o)]);
+    expect(atBinance(o)).toHaveLength(1);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("the normal path: one autocommit statement for the batch's records and one per placement, Binance not asked first, no record left", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");
     let autocommit = 0;
@@ -822,7 +969,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     const orders = [marketBuy(s, "1"), limitBuy(s, "90", "1"), limitBuy(s, "101", "1")];
     autocommit = 0;
     await engine.onBatch(orders.map(execute));
-    expect(autocommit).toBe(1);
+    expect(autocommit).toBe(1 + orders.length); // the batch's records, then each placement's timestamp before it is signed
     for (const o of orders) expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`]);
     expect(await recordedSends(orders.map((o) => o.orderId))).toEqual([]);
     autocommit = 0;

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { BinanceApiError, BinanceTradingClient, binanceFills, sign, toBinanceOrder } from "../../services/src/trading/binance/adapter";
+import { BinanceApiError, BinanceOutcomeUnknownError, BinanceTradingClient, binanceFills, sign, toBinanceOrder } from "../../services/src/trading/binance/adapter";
 import { WeightGovernor } from "../../services/src/trading/binance/rateLimit";
 import { BinanceMarketData, parseKlineEvent, parseRestKline } from "../../services/src/trading/marketdata/binance";
 import { parseRecorded, ReplaySource } from "../../services/src/trading/marketdata/replay";
@@ -232,12 +232,24 @@ describe("binance trading adapter", () => {
     expect(r.reconciled).toBe(true);
     expect(fx.orders.size).toBe(1);
   });
-  it("resubmits with the same client id only when the order does not exist", async () => {
+  it("resubmits with the same client id only when the order does not exist, asked once the first placement can no longer land (recvWindow + 1 s after its timestamp)", async () => {
     const fx = await fakeExchange((n) => (n === 1 ? "500-before-create" : "ok"));
-    const c = new BinanceTradingClient({ apiKey: "key", secretKey: SECRET, baseUrl: fx.url, sleep: async () => {} });
+    let reads = 0; // the placement is signed at the first read; the lookup comes 6001 ms later by this clock
+    const c = new BinanceTradingClient({ apiKey: "key", secretKey: SECRET, baseUrl: fx.url, sleep: async () => {}, now: () => 1_800_000_000_000 + (reads++ === 0 ? 0 : 6001) });
     const r = await c.placeOrderReconciled(toBinanceOrder(req));
     expect(r).toMatchObject({ reconciled: false, attempts: 2 });
     expect(fx.log).toEqual(["POST ord-1", "GET ord-1", "POST ord-1"]);
+  });
+  it("a -2013 while the unanswered placement may still land (within recvWindow + 1 s) settles nothing: outcome unknown, not sent again", async () => {
+    const fx = await fakeExchange((n) => (n === 1 ? "500-before-create" : "ok"));
+    const stamps: number[] = [];
+    const c = new BinanceTradingClient({ apiKey: "key", secretKey: SECRET, baseUrl: fx.url, sleep: async () => {} });
+    await expect(c.placeOrderReconciled(toBinanceOrder(req), { beforeSend: async (t) => void stamps.push(t) })).rejects.toBeInstanceOf(BinanceOutcomeUnknownError);
+    expect(fx.log).toEqual(["POST ord-1", "GET ord-1"]);
+    expect(stamps).toHaveLength(1);
+    // A later call told of that placement (`lastSentAt`) looks first and still sends nothing inside the window.
+    await expect(c.placeOrderReconciled(toBinanceOrder(req), { lookFirst: true, lastSentAt: stamps[0] })).rejects.toBeInstanceOf(BinanceOutcomeUnknownError);
+    expect(fx.log).toEqual(["POST ord-1", "GET ord-1", "GET ord-1"]);
   });
   it("does not retry a definitive 4xx rejection", async () => {
     const fx = await fakeExchange(() => "ok");

@@ -33,7 +33,7 @@ import { BatchWork } from "./batch";
 import * as data from "./data";
 import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
 import { LiveVenue, type LiveOptions } from "./live";
-import { forgetLiveSends, heldLeftSent, recordLiveSends } from "./liveSends";
+import { forgetLiveSends, heldLeftSent, recordLiveSends, recordPlacement } from "./liveSends";
 import { adoptHeldSent, adoptIfSent, cancelLive, recordPolled } from "./liveUpdates";
 import { settleFailedAttempt } from "./sentOrders";
 import { cancelledEvent, type EngineCommand } from "./messages";
@@ -211,7 +211,10 @@ export class TradingEngine {
     if (unrecorded !== undefined && unrecorded !== "cancel_failed")
       throw new PoisonMessageError(`order ${o.orderId} was sent to Binance, could not be recorded in te_orders and ended there (${unrecorded}); te_live_sends keeps it: reconcile by hand`);
     const before = w.liveBefore;
-    await w.recordSent(o, await this.venue.execute(o, { sentBefore: before?.sent.has(o.orderId) === true, cancelSent: before?.cancelSent.has(o.orderId) === true }));
+    await w.recordSent(o, await this.venue.execute(o, {
+      sentBefore: before?.sent.has(o.orderId) === true, cancelSent: before?.cancelSent.has(o.orderId) === true, lastSentAt: before?.lastSentAt.get(o.orderId),
+      recordPlacement: (timestamp) => recordPlacement(this.deps.pg, o.orderId, timestamp),
+    }));
   }
 
   /**

@@ -10,8 +10,11 @@
  *     te_live_sends record, liveSends.ts: a failed batch, or a process killed before its COMMIT) is
  *     looked up at Binance first and adopted if Binance knows it; sent only if Binance says it does not.
  *     Adopted CANCELED, it is `cancelled` if a cancel of it was sent (te_live_sends.cancel_sent_at), else `expired`.
+ *     Each placement is recorded before it is signed (te_live_sends.sent_at, its timestamp); Binance
+ *     may apply it up to recvWindow later, so a -2013 for an order whose last placement may still
+ *     land (adapter.ts mayStillLand: recvWindow + 1 s) is no answer: an outage, the batch retried.
  *   - lookUp: such an order the kill switch holds: adopted if Binance has it (an order at Binance
- *     cannot be held), held if Binance never had it.
+ *     cannot be held), held if Binance never had it (a -2013 while its placement may still land: no answer).
  *   - cancel: DELETE /api/v3/order by client order id. CANCELED confirms the cancel for what Binance
  *     did not execute (with the fills before it); already FILLED (-2011, then queried) reports the
  *     fills instead; no answer (5xx, timeout, any other error) confirms nothing and is an outage.
@@ -85,12 +88,27 @@ export class LiveVenue {
   /**
    * `sentBefore`: an attempt that never committed may have sent it; Binance is asked before sending.
    * `cancelSent`: a cancel of it was sent too (te_live_sends, migration 0401): found CANCELED, it is `cancelled`.
+   * `lastSentAt`: that attempt's last placement's timestamp, if it sent one (te_live_sends.sent_at).
+   * `recordPlacement`: records each placement's timestamp before it is signed (liveSends.ts); a failure sends nothing.
    */
-  async execute(o: OrderRequest, { sentBefore, cancelSent }: { sentBefore: boolean; cancelSent: boolean }): Promise<ExecutionReport> {
+  async execute(
+    o: OrderRequest,
+    { sentBefore, cancelSent, lastSentAt, recordPlacement }: { sentBefore: boolean; cancelSent: boolean; lastSentAt?: number; recordPlacement: (timestamp: number) => Promise<void> },
+  ): Promise<ExecutionReport> {
+    const client = this.opts.client;
+    const beforeSend = async (timestamp: number) => {
+      await recordPlacement(timestamp).catch((err: unknown) => {
+        throw unavailable(`the placement of ${o.orderId} could not be recorded; not sent, the batch waits`, err);
+      });
+      // Signed with that timestamp: a record that took half of recvWindow would leave Binance refusing the send (-1021), a rejection.
+      const took = client.now() - timestamp;
+      if (took > client.recvWindowMs / 2) throw unavailable(`the placement of ${o.orderId} was recorded after ${took} ms; not sent, the batch waits`, "slow record");
+    };
     let bo: BinanceOrder;
     try {
-      bo = (await this.opts.client.placeOrderReconciled(toBinanceOrder(o), { lookFirst: sentBefore })).order;
+      bo = (await client.placeOrderReconciled(toBinanceOrder(o), { lookFirst: sentBefore, lastSentAt, beforeSend })).order;
     } catch (err) {
+      if (err instanceof HandlerUnavailableError) throw err; // nothing was sent: not a refusal
       if (outcomeUnknown(err)) throw unavailable(`order ${o.orderId} may be live or filled; the batch waits and is reconciled again`, err);
       // Binance's words go into te_outbox's jsonb: cut at 200, with no U+0000 nor half of a pair left to fail the batch for good.
       return { orderId: o.orderId, status: "rejected", fills: [], remaining: o.quantity, reason: storableText(`BINANCE: ${messageOf(err)}`.slice(0, 200)) };
@@ -103,13 +121,16 @@ export class LiveVenue {
    * switch holds it): what Binance made of it (adopted: resting there, tracked and polled from now
    * on), or undefined when Binance never had it (-2013). No answer is an outage.
    */
-  async lookUp(o: OrderRequest, cancelSent: boolean): Promise<ExecutionReport | undefined> {
+  async lookUp(o: OrderRequest, cancelSent: boolean, lastSentAt?: number): Promise<ExecutionReport | undefined> {
+    const inFlight = this.opts.client.mayStillLand(lastSentAt); // read before the lookup is signed
     let bo: BinanceOrder | null;
     try {
       bo = await this.opts.client.queryOrder(o.symbol, o.orderId);
     } catch (err) {
       throw unavailable(`order ${o.orderId} may be at Binance and is not queryable; the batch waits`, err);
     }
+    if (bo === null && inFlight)
+      throw unavailable(`order ${o.orderId} not at Binance yet, but its placement signed at ${new Date(lastSentAt ?? 0).toISOString()} may still land; asked again later`, "-2013 within recvWindow");
     return bo === null ? undefined : this.reportOf(o, bo, cancelSent);
   }
 

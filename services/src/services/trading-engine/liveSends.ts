@@ -8,6 +8,9 @@
  * recorded may be at Binance, and is looked up there (by client order id) before it is sent. An order
  * whose te_orders row cannot be written keeps its record for good, marked with what became of it at
  * Binance (`unrecorded`, markUnrecorded): deleted, a replay of its message would place it again.
+ * `sent_at` (migration 0402) is the timestamp of the last placement request signed for the order
+ * (recordPlacement, right before each send), NULL while none was sent: Binance may still apply that
+ * request for recvWindow after it, so a lookup's -2013 is trusted only once that has passed (live.ts).
  */
 import type { Queryable } from "../../kit";
 import type { UnrecordedOutcome } from "./metrics";
@@ -20,39 +23,64 @@ export interface LiveSendsBefore {
   unrecorded: Map<string, UnrecordedOutcome>;
   /** Those of `sent` a cancel was sent for (data.ts markCancelSent): Binance's CANCELED is then the platform's cancel. */
   cancelSent: Set<string>;
+  /** Those of `sent` a placement was sent for: its last one's timestamp (ms, the engine's clock, as signed). */
+  lastSentAt: Map<string, number>;
 }
+
+/** sent_at of the te_live_sends row aliased `alias` as epoch milliseconds (float8: a JS number), NULL while none was sent. */
+const sentAtMs = (alias: string) => `(extract(epoch FROM ${alias}.sent_at) * 1000)::float8`;
 
 /**
  * Records that these orders may be sent now, in one autocommit statement (`db` is the pool, never
  * the batch's transaction); answers what was recorded before.
  */
 export async function recordLiveSends(db: Queryable, orderIds: string[]): Promise<LiveSendsBefore> {
-  if (orderIds.length === 0) return { sent: new Set(), unrecorded: new Map(), cancelSent: new Set() };
+  if (orderIds.length === 0) return { sent: new Set(), unrecorded: new Map(), cancelSent: new Set(), lastSentAt: new Map() };
   // Every part of the statement reads the same snapshot: `before` does not see what `recorded` inserts.
-  const { rows } = await db.query<{ id: string; unrecorded: UnrecordedOutcome | null; cancel_sent: boolean }>(
+  const { rows } = await db.query<{ id: string; unrecorded: UnrecordedOutcome | null; cancel_sent: boolean; sent_at_ms: number | null }>(
     `WITH ids AS (SELECT DISTINCT id FROM unnest($1::text[]) AS id),
-          before AS (SELECT order_id, unrecorded, cancel_sent_at FROM te_live_sends WHERE order_id IN (SELECT id::uuid FROM ids)),
+          before AS (SELECT order_id, unrecorded, cancel_sent_at, sent_at FROM te_live_sends WHERE order_id IN (SELECT id::uuid FROM ids)),
           recorded AS (INSERT INTO te_live_sends (order_id) SELECT id::uuid FROM ids ON CONFLICT DO NOTHING)
-     SELECT ids.id, before.unrecorded, before.cancel_sent_at IS NOT NULL AS cancel_sent FROM ids JOIN before ON before.order_id = ids.id::uuid`,
+     SELECT ids.id, before.unrecorded, before.cancel_sent_at IS NOT NULL AS cancel_sent, ${sentAtMs("before")} AS sent_at_ms
+       FROM ids JOIN before ON before.order_id = ids.id::uuid`,
     [orderIds],
   );
   const unrecorded = new Map<string, UnrecordedOutcome>();
   for (const r of rows) if (r.unrecorded !== null) unrecorded.set(r.id, r.unrecorded);
-  return { sent: new Set(rows.map((r) => r.id)), unrecorded, cancelSent: new Set(rows.filter((r) => r.cancel_sent).map((r) => r.id)) };
+  return {
+    sent: new Set(rows.map((r) => r.id)), unrecorded, cancelSent: new Set(rows.filter((r) => r.cancel_sent).map((r) => r.id)),
+    lastSentAt: new Map(rows.flatMap((r) => (r.sent_at_ms === null ? [] : [[r.id, r.sent_at_ms]]))),
+  };
+}
+
+/**
+ * A placement of this order is about to be signed with `timestamp` (ms, the engine's clock): its
+ * record says so first, in autocommit (`db` the pool), so that an attempt that never commits leaves
+ * the time until which that request may still land at Binance. Upserted: the record exists for every
+ * order a batch may send, but a missing one must not let a send go unrecorded.
+ */
+export async function recordPlacement(db: Queryable, orderId: string, timestamp: number): Promise<void> {
+  await db.query(
+    `INSERT INTO te_live_sends (order_id, sent_at) VALUES ($1::uuid, to_timestamp($2::float8 / 1000))
+     ON CONFLICT (order_id) DO UPDATE SET sent_at = EXCLUDED.sent_at`,
+    [orderId, timestamp],
+  );
 }
 
 /**
  * The held orders (te_orders `held`) whose record an attempt that never committed left (a batch that
  * released and sent them, then failed or was killed), not marked unrecorded: they may be at Binance.
- * By order id, whether a cancel of it was sent (cancel_sent_at). `orderIds` narrows it to those.
+ * By order id, whether a cancel of it was sent (cancel_sent_at) and its last placement's timestamp
+ * (sent_at, ms; undefined if none was sent). `orderIds` narrows it to those.
  */
-export async function heldLeftSent(db: Queryable, orderIds?: string[]): Promise<Map<string, boolean>> {
-  const { rows } = await db.query<{ id: string; cancel_sent: boolean }>(
-    `SELECT s.order_id::text AS id, s.cancel_sent_at IS NOT NULL AS cancel_sent FROM te_live_sends s JOIN te_orders o ON o.order_id = s.order_id
+export async function heldLeftSent(db: Queryable, orderIds?: string[]): Promise<Map<string, { cancelSent: boolean; lastSentAt?: number }>> {
+  const { rows } = await db.query<{ id: string; cancel_sent: boolean; sent_at_ms: number | null }>(
+    `SELECT s.order_id::text AS id, s.cancel_sent_at IS NOT NULL AS cancel_sent, ${sentAtMs("s")} AS sent_at_ms
+       FROM te_live_sends s JOIN te_orders o ON o.order_id = s.order_id
       WHERE o.status = 'held' AND s.unrecorded IS NULL AND ($1::text[] IS NULL OR s.order_id = ANY($1::text[]::uuid[]))`,
     [orderIds ?? null],
   );
-  return new Map(rows.map((r) => [r.id, r.cancel_sent]));
+  return new Map(rows.map((r) => [r.id, { cancelSent: r.cancel_sent, lastSentAt: r.sent_at_ms ?? undefined }]));
 }
 
 /**

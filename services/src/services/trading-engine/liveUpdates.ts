@@ -22,12 +22,14 @@ import { cancelledEvent, outcomeEvent } from "./messages";
  * replaced; resting there, it is tracked and polled, and the sweep's cancel reaches Binance;
  * CANCELED after a cancel of ours, `cancelled`) and true is answered; if Binance never had it
  * (-2013), it may be held as any other: its record is forgotten with the batch (`sent` no longer
- * has it), false. No answer is an outage (the batch is retried). One marked unrecorded is left as it is.
+ * has it), false. No answer is an outage (the batch is retried), and so is a -2013 while a placement
+ * it sent may still land at Binance (recvWindow after te_live_sends.sent_at: live.ts lookUp). One
+ * marked unrecorded is left as it is.
  */
 export async function adoptIfSent(w: BatchWork, o: OrderRequest, venue: LiveVenue): Promise<boolean> {
   const before = w.liveBefore;
   if (!before?.sent.has(o.orderId) || before.unrecorded.has(o.orderId)) return false;
-  const report = await venue.lookUp(o, before.cancelSent.has(o.orderId));
+  const report = await venue.lookUp(o, before.cancelSent.has(o.orderId), before.lastSentAt.get(o.orderId));
   if (report === undefined) {
     before.sent.delete(o.orderId);
     return false;
@@ -105,7 +107,8 @@ export interface HeldLookedUp {
  * an adoption: the `held` row replaced by Binance's state (only a row still held), the fills and
  * events enqueued in te_outbox, the te_live_sends record deleted (a cancel sent moves to te_orders).
  * One Binance never had (-2013) stays held and its record goes; one Binance does not answer about
- * is left to the next poll (logged). No kill-switch lock: nothing is sent, and Binance's facts are
+ * is left to the next poll (logged), and so is one whose -2013 came while a placement of it may
+ * still land (recvWindow after its last one: live.ts lookUp). No kill-switch lock: nothing is sent, and Binance's facts are
  * recorded whatever the trading state, as the poll records fills. Throws if the recording fails.
  */
 export async function adoptHeldSent(deps: { pg: PostgresClient; fillsTotal: Counter<string>; log: Logger }, venue: LiveVenue, held: OrderRequest[]): Promise<HeldLookedUp> {
@@ -115,7 +118,8 @@ export async function adoptHeldSent(deps: { pg: PostgresClient; fillsTotal: Coun
   const settled = held.filter((o) => !left.has(o.orderId)).map((o) => o.orderId);
   for (const o of held.filter((h) => left.has(h.orderId))) {
     try {
-      const report = await venue.lookUp(o, left.get(o.orderId) === true);
+      const sent = left.get(o.orderId);
+      const report = await venue.lookUp(o, sent?.cancelSent === true, sent?.lastSentAt);
       if (report) found.push({ order: o, report });
       else absent.push(o.orderId);
     } catch (err) {

@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
 import type { OrderRequest } from "../types";
+import { BinanceApiError, BinanceOutcomeUnknownError, BinanceTimeoutError, outcomeUnknown } from "./errors";
 import { WeightGovernor } from "./rateLimit";
 
 /**
@@ -13,12 +14,18 @@ import { WeightGovernor } from "./rateLimit";
  *
  * Reconciliation: when an order submission answers 5xx or times out, Binance's outcome is UNKNOWN
  * (the order may or may not exist). We never blindly resubmit: we first query the order by its
- * `origClientOrderId`; if it exists we adopt it, only if Binance says it does not exist (-2013) do we
- * submit again, with the same client order id. When no attempt settles the outcome the caller gets a
+ * `origClientOrderId`; if it exists we adopt it, only if Binance says it does not exist (-2013, see
+ * below) do we submit again, with the same client order id. When no attempt settles it the caller gets a
  * BinanceOutcomeUnknownError (never a rejection: the order may be live or filled at Binance). The
  * adopted order is what GET /api/v3/order answers: no `fills` (./fills.ts fetches its trades).
+ *
+ * A placement in flight: Binance applies a signed request up to `recvWindow` after its `timestamp`,
+ * so a placement sent before (unanswered, by this call or an earlier attempt) may land after a lookup
+ * answered -2013. The caller hands its last placement's timestamp (`lastSentAt`) and records each new
+ * one before it is signed (`beforeSend`); a -2013 is trusted only once `placementLandsWithinMs` passed.
  */
 export { binanceFills, tradeFills } from "./fills";
+export { BinanceApiError, BinanceOutcomeUnknownError, BinanceTimeoutError, outcomeUnknown } from "./errors";
 
 export function sign(queryString: string, secretKey: string): string {
   return createHmac("sha256", secretKey).update(queryString).digest("hex");
@@ -74,44 +81,9 @@ export interface BinanceTrade {
   isMaker: boolean;
 }
 
-export class BinanceApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: number | undefined,
-    readonly binanceMessage: string,
-  ) {
-    super(`binance answered ${status}${code !== undefined ? ` (code ${code})` : ""}: ${binanceMessage}`);
-    this.name = "BinanceApiError";
-  }
-  /** 5xx: Binance could not tell whether the request executed. */
-  get outcomeUnknown(): boolean {
-    return this.status >= 500;
-  }
-}
-
-/** Every attempt to place an order left its outcome unknown: it may be live or filled at Binance. */
-export class BinanceOutcomeUnknownError extends Error {
-  constructor(readonly cause: unknown) {
-    super(`binance order outcome unknown after every attempt: ${(cause as Error)?.message ?? cause}`);
-    this.name = "BinanceOutcomeUnknownError";
-  }
-}
-
-/** Binance could not tell whether the request executed (5xx, timeout, no connection). */
-export function outcomeUnknown(err: unknown): boolean {
-  return err instanceof BinanceOutcomeUnknownError || err instanceof BinanceTimeoutError || (err instanceof BinanceApiError && err.outcomeUnknown);
-}
 const throttled = (err: unknown) => err instanceof BinanceApiError && (err.status === 429 || err.status === 418);
 /** -2010 "Duplicate order sent.": an open order already has this client order id (ours, sent before). */
 const duplicate = (err: unknown) => err instanceof BinanceApiError && err.code === -2010 && /duplicate/i.test(err.binanceMessage);
-
-/** A request timed out or the connection failed: outcome unknown. */
-export class BinanceTimeoutError extends Error {
-  constructor(readonly cause: unknown) {
-    super(`binance request failed without an answer: ${(cause as Error)?.message ?? cause}`);
-    this.name = "BinanceTimeoutError";
-  }
-}
 
 export interface BinanceTradingOptions {
   apiKey: string;
@@ -128,7 +100,8 @@ export interface BinanceTradingOptions {
 export class BinanceTradingClient {
   private readonly base: string;
   private readonly fetchImpl: typeof fetch;
-  private readonly now: () => number;
+  /** The clock requests are signed with (ms). */
+  readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   readonly governor: WeightGovernor;
   constructor(private readonly opts: BinanceTradingOptions) {
@@ -140,20 +113,41 @@ export class BinanceTradingClient {
     this.governor = opts.governor ?? new WeightGovernor();
   }
 
+  /** How long Binance applies a signed request after its timestamp (ms): `recvWindow`, 5000 unless configured. */
+  get recvWindowMs(): number {
+    return this.opts.recvWindow ?? 5000;
+  }
+  /**
+   * How long after its timestamp (this clock) a placement may still land: recvWindow, plus the 1000 ms
+   * Binance lets a timestamp run ahead of its own clock. A clock further ahead of Binance's has every
+   * signed request refused (-1021), the lookup that answered -2013 included, so a clock that got that
+   * answer is at most 1000 ms ahead, and Binance refuses the placement once this has passed by it.
+   */
+  get placementLandsWithinMs(): number {
+    return this.recvWindowMs + 1000;
+  }
+  /** Whether a placement signed at `sentAt` (ms, this clock; none: undefined) may still land at Binance after a request sent from now. */
+  mayStillLand(sentAt: number | undefined): boolean {
+    return sentAt !== undefined && this.now() <= sentAt + this.placementLandsWithinMs;
+  }
+
   /** Builds the signed query string: params, recvWindow, timestamp, then signature (in that order). */
-  signedQuery(params: Record<string, string | number | undefined>): string {
+  signedQuery(params: Record<string, string | number | undefined>, timestamp = this.now()): string {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== undefined) qs.set(k, String(v));
-    qs.set("recvWindow", String(this.opts.recvWindow ?? 5000));
-    qs.set("timestamp", String(this.now()));
+    qs.set("recvWindow", String(this.recvWindowMs));
+    qs.set("timestamp", String(timestamp));
     const q = qs.toString();
     return `${q}&signature=${sign(q, this.opts.secretKey)}`;
   }
 
-  async signedRequest<T>(method: "GET" | "POST" | "DELETE", path: string, params: Record<string, string | number | undefined>): Promise<T> {
+  /** `beforeSign`: told the request's timestamp before it is signed and sent; a throw sends nothing. */
+  async signedRequest<T>(method: "GET" | "POST" | "DELETE", path: string, params: Record<string, string | number | undefined>, beforeSign?: (timestamp: number) => Promise<void>): Promise<T> {
     const wait = this.governor.delayMs();
     if (wait > 0) await this.sleep(wait);
-    const q = this.signedQuery(params);
+    const timestamp = this.now();
+    if (beforeSign) await beforeSign(timestamp);
+    const q = this.signedQuery(params, timestamp);
     let res: Response;
     try {
       res = await this.fetchImpl(`${this.base}${path}?${q}`, {
@@ -192,8 +186,8 @@ export class BinanceTradingClient {
     }
   }
 
-  newOrder(req: BinanceOrderRequest): Promise<BinanceOrder> {
-    return this.signedRequest<BinanceOrder>("POST", "/api/v3/order", { ...req, newOrderRespType: "FULL" });
+  newOrder(req: BinanceOrderRequest, beforeSign?: (timestamp: number) => Promise<void>): Promise<BinanceOrder> {
+    return this.signedRequest<BinanceOrder>("POST", "/api/v3/order", { ...req, newOrderRespType: "FULL" }, beforeSign);
   }
 
   /** The order by client id, or null when Binance says it does not exist (code -2013). */
@@ -232,27 +226,35 @@ export class BinanceTradingClient {
    * a -2010 duplicate: an open order already has the id) it queries by client order id, adopts the
    * order if found, resubmits (same client id) only if Binance says it does not exist. `lookFirst`
    * (the order may have been sent before: a retried batch) queries before the first submission too.
+   * A -2013 while a placement may still land (mayStillLand: the last one this call sent, else the one
+   * signed at `lastSentAt`) settles nothing: BinanceOutcomeUnknownError, nothing sent again (so an
+   * unknown outcome is settled by a later call, after the window). `beforeSend` sees each placement's timestamp first.
    * A 4xx (other than 429) is a definitive rejection and is thrown; an outcome the queries could not
    * settle throws BinanceOutcomeUnknownError (resubmitting then could duplicate a filled order:
    * Binance accepts a client order id again once the order holding it has filled).
    */
-  async placeOrderReconciled(req: BinanceOrderRequest, opts: { maxAttempts?: number; lookFirst?: boolean } = {}): Promise<{ order: BinanceOrder; attempts: number; reconciled: boolean }> {
+  async placeOrderReconciled(req: BinanceOrderRequest, opts: { maxAttempts?: number; lookFirst?: boolean; lastSentAt?: number; beforeSend?: (timestamp: number) => Promise<void> } = {}): Promise<{ order: BinanceOrder; attempts: number; reconciled: boolean }> {
+    let lastSent = opts.lastSentAt;
     if (opts.lookFirst) {
-      const seen = await this.lookUp(req);
+      const seen = await this.lookUp(req, lastSent);
       if (seen.order) return { order: seen.order, attempts: 0, reconciled: true };
       if (!seen.settled) throw new BinanceOutcomeUnknownError(seen.err);
     }
+    const stamped = async (timestamp: number) => {
+      await opts.beforeSend?.(timestamp);
+      lastSent = timestamp;
+    };
     let lastErr: unknown;
     const maxAttempts = opts.maxAttempts ?? 4;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       try {
-        return { order: await this.newOrder(req), attempts: attempt, reconciled: false };
+        return { order: await this.newOrder(req, stamped), attempts: attempt, reconciled: false };
       } catch (err) {
         lastErr = err;
         if (!outcomeUnknown(err) && !duplicate(err) && !throttled(err)) throw err;
       }
       if (!throttled(lastErr)) {
-        const seen = await this.lookUp(req);
+        const seen = await this.lookUp(req, lastSent);
         if (seen.order) return { order: seen.order, attempts: attempt, reconciled: true };
         if (!seen.settled) throw new BinanceOutcomeUnknownError(seen.err);
       }
@@ -261,12 +263,21 @@ export class BinanceTradingClient {
     throw lastErr;
   }
 
-  /** The order by client id after an unknown outcome; `settled` false when no query got an answer (3 tries, backing off). */
-  private async lookUp(req: BinanceOrderRequest): Promise<{ order?: BinanceOrder; settled: boolean; err?: unknown }> {
+  /**
+   * The order by client id after an unknown outcome; `settled` false when no query got an answer (3
+   * tries, backing off), or when Binance answered -2013 while the placement signed at `lastSent` may still land.
+   */
+  private async lookUp(req: BinanceOrderRequest, lastSent: number | undefined): Promise<{ order?: BinanceOrder; settled: boolean; err?: unknown }> {
     let err: unknown;
     for (let q = 0; q < 3; q++) {
       try {
-        return { order: (await this.queryOrder(req.symbol, req.newClientOrderId)) ?? undefined, settled: true };
+        const inFlight = this.mayStillLand(lastSent); // read before the lookup is signed
+        const order = (await this.queryOrder(req.symbol, req.newClientOrderId)) ?? undefined;
+        if (!order && inFlight) {
+          const until = new Date((lastSent ?? 0) + this.placementLandsWithinMs).toISOString();
+          return { settled: false, err: new Error(`-2013 for ${req.newClientOrderId}, but the placement signed at ${new Date(lastSent ?? 0).toISOString()} may land until ${until}`) };
+        }
+        return { order, settled: true };
       } catch (e) {
         err = e;
         await this.sleep(200 * 2 ** q);
