@@ -164,6 +164,9 @@ t_clickhouse() {
     log "the password-less default user still works"; return 1
   fi
   log "wrong password and password-less default user rejected: ok"
+  # The backup CronJob runs clickhouse-client in this image (components/data/backup.ts).
+  client "$img" --entrypoint clickhouse-client -- --version >/dev/null || { log "no clickhouse-client in the image"; return 1; }
+  log "clickhouse-client present: ok"
 }
 
 t_nginx() {

@@ -164,6 +164,16 @@ export async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: 
   throw new Error(`${what} not reached in ${seconds}s; last: ${JSON.stringify(last instanceof Error ? last.message : last)?.slice(0, 800)}`);
 }
 
+/**
+ * Waits for a Job to end either way (`kubectl wait` waits for one condition only: a Job that failed
+ * would be waited on until the timeout); resolves true when it completed, false when it failed.
+ */
+export async function jobSucceeded(namespace: string, name: string, seconds: number): Promise<boolean> {
+  const ended = (j: any) => (j.status?.conditions ?? []).find((c: any) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
+  const job = await eventually(`job ${name} ended`, () => getJson(["-n", namespace, "job", name]), (j) => ended(j) !== undefined, seconds);
+  return ended(job).type === "Complete";
+}
+
 /** A restricted-compliant throwaway pod running the netcheck image (scripts/cluster/netcheck). */
 export function netcheckPod(name: string, namespace: string, args: string[], labels: Record<string, string> = {}): string {
   return JSON.stringify({

@@ -19,7 +19,7 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Pulumi, toolsAvailable } from "../e2e/cli";
 import { insertCandleRows, lastTrainResult, plantedCandleRows, registeredModelRows } from "../helpers/planted-candles";
-import { cluster, clusterReady, eventually, getJson, httpRequest, ingressRequest, kubectl, portForward, root, run, runNetcheck } from "./kube";
+import { cluster, clusterReady, eventually, getJson, httpRequest, ingressRequest, jobSucceeded, kubectl, portForward, root, run, runNetcheck } from "./kube";
 
 const STACK = "local-k8s";
 const stackFile = fs.readFileSync(path.join(root, `Pulumi.${STACK}.yaml`), "utf8");
@@ -340,9 +340,9 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
       };
       const [{ now }] = await query("SELECT statement_timestamp() AS now");
       await kubectl(["-n", NS, "create", "job", "e2e-ch-backup", "--from=cronjob/clickhouse-backup"]);
-      const done = await kubectl(["-n", NS, "wait", "--for=condition=complete", "job/e2e-ch-backup", "--timeout=600s"], { timeoutMs: 620_000, allowFailure: true });
+      const succeeded = await jobSucceeded(NS, "e2e-ch-backup", 600);
       const logs = (await kubectl(["-n", NS, "logs", "job/e2e-ch-backup", "--all-containers"], { allowFailure: true })).stdout;
-      expect(done.status, logs.slice(-3000)).toBe(0);
+      expect(succeeded, logs.slice(-3000)).toBe(true);
       const [run] = await query("SELECT last_started_at, last_succeeded_at FROM scheduled_job_runs WHERE job = 'clickhouse-backup'");
       expect(run?.last_started_at?.getTime(), logs.slice(-3000)).toBeGreaterThanOrEqual(now.getTime());
       expect(run.last_succeeded_at.getTime()).toBeGreaterThanOrEqual(run.last_started_at.getTime());
@@ -374,9 +374,9 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     container.env = [...(container.env ?? []), { name: "ML_TRAIN_SYMBOLS", value: symbol }, { name: "ML_TRAIN_BARS", value: String(n) }];
     const job = { apiVersion: "batch/v1", kind: "Job", metadata: { name: "e2e-retrain", namespace: NS }, spec: { backoffLimit: 0, template } };
     await kubectl(["apply", "-f", "-"], { input: JSON.stringify(job) });
-    const done = await kubectl(["-n", NS, "wait", "--for=condition=complete", "job/e2e-retrain", "--timeout=900s"], { timeoutMs: 920_000, allowFailure: true });
+    const succeeded = await jobSucceeded(NS, "e2e-retrain", 900);
     const log = (await kubectl(["-n", NS, "logs", "job/e2e-retrain"], { allowFailure: true })).stdout;
-    expect(done.status, log.slice(-3000)).toBe(0);
+    expect(succeeded, log.slice(-3000)).toBe(true);
     const result = lastTrainResult(log);
     expect(result, log.slice(-3000)).toBeDefined();
     const pgUrl = new URL(outputs.connectionStrings.postgres);
