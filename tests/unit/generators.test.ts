@@ -223,7 +223,7 @@ describe("backups", () => {
     // Rows of tables only; views' CREATE apart (run against ClickHouse in tests/services/clickhouse-backup.test.ts).
     expect(ch).toContain("engine NOT IN ('View', 'MaterializedView')");
     expect(ch).not.toContain("SHOW TABLES");
-    expect(ch).toMatch(/for v in \$views; do\n  ch --query "SHOW CREATE TABLE \$v FORMAT TSVRaw" > "\$dir\/views\/\$v.sql"\ndone/);
+    expect(ch).toMatch(/for v in \$views; do\n  ch_stoppable --query "SHOW CREATE TABLE \$v FORMAT TSVRaw" > "\$dir\/views\/\$v.sql"\ndone/);
   });
 
   it("give ClickHouse's password to the client in a private config file, never on a command line", () => {
@@ -249,7 +249,8 @@ describe("backups", () => {
     // One EXIT trap, set before anything can fail: the client directory removed, a failure's code reported.
     expect(traps).toEqual([
       'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
-      "trap 'stop_code=SIGHUP; exit 129' HUP; trap 'stop_code=SIGINT; exit 130' INT; trap 'stop_code=SIGTERM; exit 143' TERM",
+      // A signal names itself and stops the running export at once (the client runs in the background: ch_stoppable).
+      "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
     ]);
     expect(backup.indexOf("trap 'status")).toBeLessThan(backup.indexOf("stamp="));
     expect(backup.indexOf("trap 'status")).toBeLessThan(backup.indexOf("client_dir=$(mktemp -d)"));
@@ -264,9 +265,11 @@ describe("backups", () => {
     expect(recorder).toContain("psql -X -q -v ON_ERROR_STOP=1 -h 'postgres' -p 5432 -U 'trading' -d 'ai_trading'");
     expect(recorder).toContain("VALUES ('clickhouse-backup', statement_timestamp(), '$1')");
     // Start first, then the wait for the backup's outcome, in the background so a stop is handled at once.
-    expect(recorder.indexOf("\nrecord_start\n")).toBeLessThan(recorder.indexOf("while [ ! -e"));
-    expect(recorder).toContain(`while [ ! -e '${RUN_OUTCOME_DIR}/outcome' ]; do sleep 1 & sleeper=$!; wait "$sleeper"; sleeper=""; done`);
-    expect(recorder).toContain("trap 'stopped 129' HUP; trap 'stopped 130' INT; trap 'stopped 143' TERM");
+    const wait = `while [ ! -e '${RUN_OUTCOME_DIR}/outcome' ]; do sleep 1 & sleeper=$!; wait "$sleeper"; sleeper=""; done`;
+    expect(recorder.indexOf("\nrecord_start\n")).toBeGreaterThan(0);
+    expect(recorder.indexOf("\nrecord_start\n")).toBeLessThan(recorder.indexOf(wait));
+    // Stopped, it names the signal it got (the backup's own outcome, if written within its wait, wins).
+    expect(recorder).toContain("trap 'stopped 129 SIGHUP' HUP; trap 'stopped 130 SIGINT' INT; trap 'stopped 143 SIGTERM' TERM");
   });
 
   it("refuse a job companion that is the job, runs as root or shares a variable with the job", () => {

@@ -18,9 +18,8 @@
  * scopes under the kill switch's lock with its BEGIN; no order of a halted owner fills, nor one that
  * would not shrink a reduce_only owner's position (a bar passes such resting orders over), and none
  * arriving is executed or sent: it is recorded `held`, until a batch finds it may fill (then executed
- * as on arrival) or order-management's sweep cancels it. Live, one an uncommitted attempt may have
- * sent is looked up at Binance instead, and adopted if Binance has it (liveUpdates.ts adoptIfSent;
- * a held one by the next poll or batch, whichever comes first: adoptHeldSent).
+ * as on arrival) or order-management's sweep cancels it. Live, one an uncommitted attempt may have sent
+ * is looked up at Binance, adopted if there (adoptIfSent; held: next poll or batch first, adoptHeldSent).
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";

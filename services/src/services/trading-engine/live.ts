@@ -25,7 +25,8 @@
  *     `expired`). Nothing is asked while no live order rests.
  */
 import type { Logger } from "pino";
-import { BinanceApiError, outcomeUnknown, toBinanceOrder, type BinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
+import { toBinanceOrder, type BinanceOrder, type BinanceTradingClient } from "../../trading/binance/adapter";
+import { BinanceApiError, outcomeUnknown } from "../../trading/binance/errors";
 import { liveOrderState, type LiveOrderState } from "../../trading/binance/fills";
 import { D } from "../../trading/decimal";
 import { storableText } from "../../kit";

@@ -25,7 +25,6 @@ import { WeightGovernor } from "./rateLimit";
  * one before it is signed (`beforeSend`); a -2013 is trusted only once `placementLandsWithinMs` passed.
  */
 export { binanceFills, tradeFills } from "./fills";
-export { BinanceApiError, BinanceOutcomeUnknownError, BinanceTimeoutError, outcomeUnknown } from "./errors";
 
 export function sign(queryString: string, secretKey: string): string {
   return createHmac("sha256", secretKey).update(queryString).digest("hex");
