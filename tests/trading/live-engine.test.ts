@@ -535,6 +535,19 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
   const setOwner = (owner: string, state: "halted" | "active") =>
     client.query("INSERT INTO trading_states (scope, state) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET state = $2", [`user:${owner}`, state]);
 
+  /** A limit buy to 95 a killed engine sent to Binance and never recorded, its owner then halted; a fresh engine loaded over it. */
+  async function sentKilledThenHalted(quantity: string) {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const owner = randomUUID();
+    const o = limitBuy(s, "95", quantity, owner);
+    await crashedAfterSending([o]);
+    await setOwner(owner, "halted");
+    const engine = engineOn();
+    await engine.load();
+    return { o, engine };
+  }
+
   it("executed and cancelled in one batch, the cancel's answer lost: the retry adopts it from Binance as cancelled (order.cancelled), not expired; placed once", async () => {
     const { s, engine } = await startedEngine();
     const o = limitBuy(s, "95");
@@ -592,15 +605,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
   });
 
   it("sent, killed, then its owner halted: the redelivery finds it at Binance and records it resting, not held: polled, its fills recorded; the sweep's cancel reaches Binance", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const owner = randomUUID();
-    const o = limitBuy(s, "95", "2", owner);
-    await crashedAfterSending([o]);
-    await setOwner(owner, "halted");
-
-    const engine = engineOn();
-    await engine.load();
+    const { o, engine } = await sentKilledThenHalted("2");
     await engine.onBatch([execute(o)]); // redelivered while halted: looked up, not sent again
     expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
     expect(await rowOf(o.orderId)).toMatchObject({ status: "resting", remaining: "2" });
@@ -619,14 +624,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
   });
 
   it("sent, killed, then its owner halted, its cancel's answer lost: the poll before the retry reports it cancelled; the retry adds nothing", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const owner = randomUUID();
-    const o = limitBuy(s, "95", "1", owner);
-    await crashedAfterSending([o]);
-    await setOwner(owner, "halted");
-    const engine = engineOn();
-    await engine.load();
+    const { o, engine } = await sentKilledThenHalted("1");
     await engine.onBatch([execute(o)]);
 
     fake.failNext("DELETE", "/api/v3/order", "503-after");
@@ -641,14 +639,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
   });
 
   it("sent, killed, then its owner halted, redelivered with its cancel in one batch whose cancel's answer is lost: the retry finds it CANCELED at Binance and records it cancelled, not expired", async () => {
-    const s = symbolOf();
-    fake.setPrice(s, "100");
-    const owner = randomUUID();
-    const o = limitBuy(s, "95", "1", owner);
-    await crashedAfterSending([o]);
-    await setOwner(owner, "halted");
-    const engine = engineOn();
-    await engine.load();
+    const { o, engine } = await sentKilledThenHalted("1");
     fake.failNext("DELETE", "/api/v3/order", "503-after");
     await expect(engine.onBatch([execute(o), cancel(o)])).rejects.toSatisfy(isRetriable);
     expect(atBinance(o)).toMatchObject([{ status: "CANCELED" }]);
