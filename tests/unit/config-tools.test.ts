@@ -9,7 +9,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { catalog } from "../../catalog";
 import { nginxConfig, TLS_DIR } from "../../components/edge/nginx";
-import { alertRules, alertRulesYaml, prometheusConfig, RULES_PATH } from "../../components/monitoring/prometheus";
+import { alertRules, alertRulesYaml, prometheusConfig, RULES_PATH, type AlertRule } from "../../components/monitoring/prometheus";
 import { scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
 import { BACKUP_RUN_TIMEOUT_SECONDS } from "../../components/data/backup";
 import { KUBERNETES_CAPABILITIES } from "../../components/runtime/kubernetes";
@@ -28,6 +28,20 @@ const jobSeries = (metric: string, job: string, values: string) => ({
 /** The platform's rules plus the per-job rules of `names`, every 6 hours with a 30-minute time limit. */
 const rulesWithJobs = (names: string[]) => [...alertRules, ...scheduledJobRules(names.map((name) => ({ name, schedule: "0 */6 * * *", runTimeoutSeconds: 1_800 })))];
 /** `promtool test rules` of `rules` on one-minute series: it must pass every expectation. */
+/**
+ * promtool's expectation that `name` fires at minute `minutes` once per label set of `alerts` (none:
+ * silent), each alert's summary the rule's with its labels filled in.
+ */
+function alertsAt(rulesList: readonly AlertRule[], minutes: number, name: string, alerts: Array<Record<string, string>>) {
+  const summary = (labels: Record<string, string>) =>
+    Object.entries(labels).reduce((text, [k, v]) => text.replaceAll(`{{ $labels.${k} }}`, v), rulesList.find((r) => r.alert === name)!.summary);
+  return {
+    eval_time: `${minutes}m`,
+    alertname: name,
+    exp_alerts: alerts.map((labels) => ({ exp_labels: { severity: "warning", ...labels }, exp_annotations: { summary: summary(labels) } })),
+  };
+}
+
 function promtoolTestRules(rules: Parameters<typeof alertRulesYaml>[0], inputSeries: unknown[], alertRuleTests: unknown[]): void {
   const dir = tmp();
   fs.writeFileSync(path.join(dir, "rules.yml"), alertRulesYaml(rules));
@@ -77,10 +91,7 @@ describe("generated configuration accepted by the real tools", () => {
     const rulesList = rulesWithJobs(names);
     // ScheduledJobFailing keeps the failure's code.
     const labels = (name: string, job: string): Record<string, string> => ({ scheduled_job: job, ...(name === "ScheduledJobFailing" ? { code: "EXIT_1" } : {}) });
-    const summary = (name: string, job: string) =>
-      Object.entries(labels(name, job)).reduce((text, [k, v]) => text.replaceAll(`{{ $labels.${k} }}`, v), rulesList.find((r) => r.alert === name)!.summary);
-    const alert = (name: string, job: string) => ({ exp_labels: { severity: "warning", ...labels(name, job) }, exp_annotations: { summary: summary(name, job) } });
-    const at = (minutes: number, name: string, jobs: string[]) => ({ eval_time: `${minutes}m`, alertname: name, exp_alerts: jobs.map((j) => alert(name, j)) });
+    const at = (minutes: number, name: string, jobs: string[]) => alertsAt(rulesList, minutes, name, jobs.map((job) => labels(name, job)));
     promtoolTestRules(
       rulesList,
       [
@@ -118,13 +129,7 @@ describe("generated configuration accepted by the real tools", () => {
       series: `${metric}{job="database-service", service="database-service", scheduled_job="${job}"${code ? `, code="${code}"` : ""}}`,
       values,
     });
-    const summary = (name: string, labels: Record<string, string>) =>
-      Object.entries(labels).reduce((text, [k, v]) => text.replaceAll(`{{ $labels.${k} }}`, v), rulesList.find((r) => r.alert === name)!.summary);
-    const at = (minutes: number, name: string, alerts: Array<Record<string, string>>) => ({
-      eval_time: `${minutes}m`,
-      alertname: name,
-      exp_alerts: alerts.map((labels) => ({ exp_labels: { severity: "warning", ...labels }, exp_annotations: { summary: summary(name, labels) } })),
-    });
+    const at = (minutes: number, name: string, alerts: Array<Record<string, string>>) => alertsAt(rulesList, minutes, name, alerts);
     promtoolTestRules(
       rulesList,
       [
@@ -158,12 +163,7 @@ describe("generated configuration accepted by the real tools", () => {
     const names = ["e-never-ended", "f-killed", "g-failed", "h-succeeded", "i-no-start", "j-restarted"];
     const rulesList = rulesWithJobs(names);
     const name = "ScheduledJobRunUnfinished";
-    const summary = (job: string) => rulesList.find((r) => r.alert === name)!.summary.replaceAll("{{ $labels.scheduled_job }}", job);
-    const at = (minutes: number, jobs: string[]) => ({
-      eval_time: `${minutes}m`,
-      alertname: name,
-      exp_alerts: jobs.map((job) => ({ exp_labels: { severity: "warning", scheduled_job: job }, exp_annotations: { summary: summary(job) } })),
-    });
+    const at = (minutes: number, jobs: string[]) => alertsAt(rulesList, minutes, name, jobs.map((job) => ({ scheduled_job: job })));
     promtoolTestRules(
       rulesList,
       [
