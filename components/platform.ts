@@ -81,6 +81,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
     // Kubernetes only, by decision (topology.ts backupsScheduled): a backup runs in its datastore's
     // image, which has no cron runner for Docker's scheduler.
     const backupRunTimeout = runTimeoutSeconds(config.kubernetes.backupSchedule, BACKUP_RUN_TIMEOUT_SECONDS);
+    // The backups whose runs are recorded: a run recorder for each but PostgreSQL's, and their alerts.
+    const recorded = recordedBackups(runtime.capabilities, topology.datastores);
     if (backupsScheduled(runtime.capabilities)) {
       for (const store of backedUp) {
         const ds = datastores[store];
@@ -96,7 +98,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
             runTimeoutSeconds: backupRunTimeout,
             storageGi: config.datastores[store].storageGi,
             runRecorder:
-              store !== "postgres" && recordedBackups(runtime.capabilities, topology.datastores).includes(store)
+              store !== "postgres" && recorded.includes(store)
                 ? { image: image("postgres"), password: secrets.password("postgres") }
                 : undefined,
             dependsOn: ds.workload.ready,
@@ -239,7 +241,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
             // The backups record their runs too (backup.ts: the PostgreSQL one with psql, the ClickHouse
             // one through its run recorder), exported by database-service (catalog exportsJobRuns):
             // alerted where they are scheduled and recorded.
-            ...recordedBackups(runtime.capabilities, topology.datastores).map((store) => ({
+            ...recorded.map((store) => ({
               name: backupJobName(store),
               schedule: config.kubernetes.backupSchedule,
               runTimeoutSeconds: backupRunTimeout,
