@@ -12,10 +12,13 @@
  *      least any Node proxy costs here, so the gateway's figures can be read against it
  *   4. nginx:   the same through Nginx (bench/lib/nginx-proxy.ts, when /usr/sbin/nginx exists): the
  *      floor of a proxy that is not Node, no authentication, no rate limit
+ *   5. nginx + auth: the same Nginx asking a bare node:http authoriser (bench/lib/bare-auth.ts) by
+ *      auth_request for every request, uncached, and sending the identity it answers: the floor of
+ *      a design where Nginx proxies and Node only decides who passes
  * and prints throughput and latency percentiles, and each process's CPU time per request, user +
  * system (from /proc, so it holds on a loaded machine too; the bench process is autocannon). Each target first gets an unmeasured warm-up of
  * BENCH_WARMUP_S (default 3) so the measured runs see JIT-compiled code, not the compiler. Then
- * BENCH_ROUNDS (default 3) rounds each measure the three targets in turn; the summary gives the median
+ * BENCH_ROUNDS (default 3) rounds each measure the targets in turn; the summary gives the median
  * and range over the rounds, each share of direct taken against the direct run of its own round
  * (one run alone swung 50-71 % on a quiet machine, 2026-12-01).
  * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S, BENCH_ROUNDS;
@@ -59,17 +62,17 @@ function run(title: string, url: string, headers: Record<string, string>, second
 const children: ServiceProcess[] = [];
 const pids: Record<string, number> = {};
 
-/** The floor: bench/lib/bare-proxy.ts in front of `upstream`, as its own process. */
-async function startBareProxy(upstream: string, path: string, identity: Record<string, string>): Promise<string> {
+/** A bench helper process (bench/lib/<script>.ts) on a free port, its environment plus PORT. */
+async function startBenchProcess(name: string, script: string, env: Record<string, string>): Promise<string> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", join(__dirname, "lib", "bare-proxy.ts")], {
-    env: { ...process.env, PORT: String(port), UPSTREAM_URL: upstream, UPSTREAM_PATH: path, IDENTITY: JSON.stringify(identity) },
+  const child = spawn(process.execPath, ["--import", "tsx", join(__dirname, "lib", `${script}.ts`)], {
+    env: { ...process.env, ...env, PORT: String(port) },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  children.push({ name: "bare-proxy", url: `http://127.0.0.1:${port}`, pid: child.pid!, child });
-  pids["bare-proxy"] = child.pid!;
+  children.push({ name, url: `http://127.0.0.1:${port}`, pid: child.pid!, child });
+  pids[name] = child.pid!;
   await new Promise<void>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`bare-proxy exited with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
     child.stdout!.once("data", () => resolve());
   });
   return `http://127.0.0.1:${port}`;
@@ -85,6 +88,7 @@ async function startService(name: string, env: Record<string, string>): Promise<
 
 async function main() {
   let nginx: NginxProxy | undefined;
+  let nginxAuth: NginxProxy | undefined;
   const postgres = await startPostgres();
   const redis = await startRedis({ persistent: false });
   const JWT_SECRET = randomBytes(64).toString("hex");
@@ -131,17 +135,21 @@ async function main() {
       return { result, cpu };
     };
     const identity = { "x-user-id": reg.user.id, "x-user-role": "trader", "x-auth-method": "jwt" };
-    const bareUrl = await startBareProxy(umUrl, "/me", identity);
+    const bareUrl = await startBenchProcess("bare-proxy", "bare-proxy", { UPSTREAM_URL: umUrl, UPSTREAM_PATH: "/me", IDENTITY: JSON.stringify(identity) });
     if (nginxAvailable()) {
       nginx = await startNginxProxy(umUrl, "/me", identity);
       // The worker does the proxying; the master only waits on it.
       pids.nginx = nginx.pids[1] ?? nginx.pids[0];
+      const authUrl = await startBenchProcess("bare-auth", "bare-auth", { IDENTITY: JSON.stringify(identity) });
+      nginxAuth = await startNginxProxy(umUrl, "/me", identity, authUrl);
+      pids["nginx-auth"] = nginxAuth.pids[1] ?? nginxAuth.pids[0];
     }
-    const targets: { key: string; title: string; url: string; headers: Record<string, string>; proxy?: string }[] = [
+    const targets: { key: string; title: string; url: string; headers: Record<string, string>; proxy?: string; authoriser?: string }[] = [
       { key: "direct", title: "direct: user-management GET /me", url: `${umUrl}/me`, headers: identity },
       { key: "gateway", title: "gateway: GET /api/users/me (JWT, rate limit, proxy)", url: `${gwUrl}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "api-gateway" },
       { key: "floor", title: "floor: bare node:http + undici proxy", url: `${bareUrl}/`, headers: {}, proxy: "bare-proxy" },
       ...(nginx ? [{ key: "nginx", title: "nginx floor: Nginx proxy, one worker", url: `${nginx.url}/`, headers: {}, proxy: "nginx" }] : []),
+      ...(nginxAuth ? [{ key: "nginxAuth", title: "nginx + auth floor: auth_request to node:http", url: `${nginxAuth.url}/`, headers: {}, proxy: "nginx-auth", authoriser: "bare-auth" }] : []),
     ];
     // Each target warmed once, then the three measured in turn, round after round: a ratio is taken
     // within its round, so a load that drifts over the run shifts both sides of it alike.
@@ -156,12 +164,12 @@ async function main() {
         const m = await measure(t.title, t.url, t.headers);
         measured[t.key].push(m);
         console.log(`  ${row(t.title, m.result)}`);
-        const proxyCpu = t.proxy ? `${t.proxy} ${us(m.cpu[t.proxy])}; ` : "";
+        const proxyCpu = (t.proxy ? `${t.proxy} ${us(m.cpu[t.proxy])}; ` : "") + (t.authoriser ? `${t.authoriser} ${us(m.cpu[t.authoriser])}; ` : "");
         console.log(`    CPU per request (µs): ${proxyCpu}user-management ${us(m.cpu["user-management"])}; autocannon ${us(m.cpu.autocannon)}`);
       }
       const d = measured.direct[round - 1].result.requests.average;
       const share = (k: string) => `${((100 * measured[k][round - 1].result.requests.average) / d).toFixed(0)} %`;
-      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}${nginx ? `, nginx floor ${share("nginx")}` : ""}`);
+      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}${nginx ? `, nginx floor ${share("nginx")}` : ""}${nginxAuth ? `, nginx + auth floor ${share("nginxAuth")}` : ""}`);
     }
     const shares = (k: string) => measured[k].map((m, i) => (100 * m.result.requests.average) / measured.direct[i].result.requests.average);
     const cpuOf = (k: string, proc: string) => measured[k].map((m) => m.cpu[proc].user + m.cpu[proc].sys);
@@ -170,10 +178,15 @@ async function main() {
     console.log(`  gateway: ${range(shares("gateway"), " %")} of direct throughput; ${range(cpuOf("gateway", "api-gateway"), " µs")} of gateway CPU per request`);
     console.log(`  floor:   ${range(shares("floor"), " %")} of direct throughput; ${range(cpuOf("floor", "bare-proxy"), " µs")} of floor proxy CPU per request`);
     if (nginx) console.log(`  nginx:   ${range(shares("nginx"), " %")} of direct throughput; ${range(cpuOf("nginx", "nginx"), " µs")} of Nginx worker CPU per request`);
+    if (nginxAuth)
+      console.log(
+        `  nginx + auth: ${range(shares("nginxAuth"), " %")} of direct throughput; ${range(cpuOf("nginxAuth", "nginx-auth"), " µs")} of Nginx worker and ${range(cpuOf("nginxAuth", "bare-auth"), " µs")} of authoriser CPU per request`,
+      );
     console.log(`  direct:  ${range(measured.direct.map((m) => m.result.requests.average), " req/s")}; ${range(cpuOf("direct", "user-management"), " µs")} of user-management CPU per request`);
   } finally {
     await Promise.all(children.map((c) => stopServiceProcess(c)));
     await nginx?.stop();
+    await nginxAuth?.stop();
     await redis.stop();
     await postgres.stop();
   }

@@ -30,13 +30,33 @@ function quoted(value: string): string {
   return `"${value}"`;
 }
 
-export async function startNginxProxy(upstream: string, path: string, identity: Record<string, string>): Promise<NginxProxy> {
+/**
+ * `auth`: an authoriser's base URL. Each request then first goes to it as an auth_request subrequest
+ * (kept-alive, no body), and the identity headers sent upstream are the ones it answered with, not
+ * `identity`'s values.
+ */
+export async function startNginxProxy(upstream: string, path: string, identity: Record<string, string>, auth?: string): Promise<NginxProxy> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "bench-nginx-"));
   const { hostname, port: upstreamPort } = new URL(upstream);
+  const variable = (k: string) => `$auth_${k.replace(/\W/g, "_")}`;
   const headers = Object.entries(identity)
-    .map(([k, v]) => `      proxy_set_header ${k} ${quoted(v)};`)
+    .map(([k, v]) => (auth ? `      auth_request_set ${variable(k)} $upstream_http_${k.replace(/\W/g, "_")};\n      proxy_set_header ${k} ${variable(k)};` : `      proxy_set_header ${k} ${quoted(v)};`))
     .join("\n");
+  const authUrl = auth ? new URL(auth) : undefined;
+  const authUpstream = authUrl ? `  upstream authoriser { server ${authUrl.hostname}:${authUrl.port || 80}; keepalive 128; keepalive_requests 100000000; }\n` : "";
+  const authLocation = authUrl
+    ? `    location = /_auth {
+      internal;
+      proxy_pass http://authoriser/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+    }
+`
+    : "";
   const temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((t) => `  ${t}_temp_path ${dir}/${t};`).join("\n");
   writeFileSync(
     join(dir, "nginx.conf"),
@@ -48,12 +68,12 @@ http {
   access_log off;
 ${temp}
   upstream target { server ${hostname}:${upstreamPort || 80}; keepalive 128; }
-  server {
+${authUpstream}  server {
     listen 127.0.0.1:${port};
     # autocannon keeps its 32 connections for the whole run: not closed after the default 1,000 requests.
     keepalive_requests 100000000;
-    location / {
-      proxy_pass http://target${path};
+${authLocation}    location / {
+${auth ? "      auth_request /_auth;\n" : ""}      proxy_pass http://target${path};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
 ${headers}
