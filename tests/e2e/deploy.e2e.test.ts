@@ -236,6 +236,30 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     expect(await registeredModelRows(outputs.connectionStrings.postgres, result!.version)).toEqual([{ symbols: [symbol] }]);
   });
 
+  it("fires ServiceDown in Prometheus when a service stops, and clears it once the service is back", async () => {
+    // The shipped rule (components/monitoring/prometheus.ts: up == 0 for 2m), on the stack's own
+    // Prometheus and scrape interval, not a test copy of it. revenue-analytics: no later test needs it.
+    const job = "revenue-analytics";
+    const prometheus = `${PREFIX}-prometheus`;
+    const alerts = async () => {
+      const body = docker(["exec", prometheus, "curl", "-fsS", "http://127.0.0.1:9090/api/v1/alerts"]);
+      const parsed = JSON.parse(body) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
+      return parsed.data.alerts.filter((a) => a.labels.alertname === "ServiceDown" && a.labels.job === job);
+    };
+    expect(await alerts()).toEqual([]);
+    const t0 = Date.now();
+    docker(["stop", `${PREFIX}-${job}`]);
+    try {
+      const firing = await eventually("ServiceDown firing", alerts, (a) => a.some((x) => x.state === "firing"), 300);
+      expect(firing[0].labels.severity).toBe("critical");
+      timings["ServiceDown firing after stop"] = Math.round((Date.now() - t0) / 1000);
+    } finally {
+      docker(["start", `${PREFIX}-${job}`]);
+    }
+    await eventually("ServiceDown cleared", alerts, (a) => a.length === 0, 180);
+    await eventually("fleet healthy again", () => request("GET", "/api/health"), (r) => r.status === 200, 120);
+  });
+
   it("runs every container under the PID limit of its workload kind, none of them ever reaching it", () => {
     // The stack's defaults (trading:dockerPidsLimit*): jobs 256, datastores and monitoring (stateful) 4096, the rest 512.
     const expected: Record<string, number> = { job: 256, datastore: 4096, monitoring: 4096, service: 512, edge: 512 };
