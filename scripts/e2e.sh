@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploy for real, from a fresh machine: Docker engine, npm packages, the Pulumi CLI and plugins
 # from Go modules, the Debian images, then the e2e suite (tests/e2e): `pulumi up` of the dev stack,
-# login over HTTPS through Nginx, an order, a connection string, `pulumi preview` with no change,
+# login over HTTPS through Nginx, an order, a connection string, a stopped service firing the
+# ServiceDown alert on the stack's Prometheus, `pulumi preview` with no change,
 # `pulumi destroy` leaving nothing; `pulumi preview` with the policy pack (shipped stacks pass, the
 # insecure fixture fails); prod manifests rendered without a cluster and schema-validated.
 # Prints the time of each step.
