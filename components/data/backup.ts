@@ -240,9 +240,9 @@ export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnect
     // client's password file.
     'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
     // The runtime's stop signal (the ClickHouse images' STOPSIGNAL: SIGTERM) reaches this shell only
-    // (PID 1), which runs its trap only once a foreground command ends: the exports, which last as
-    // long as a table's rows, run in the background so `wait` returns at once, and are stopped with
-    // it. The outcome is the signal received, by name (SIGINT alike), and the exit 128 + its number.
+    // (PID 1), which runs its trap only once a foreground command ends: every client run (the
+    // exports, which last as long as a table's rows, and the table lookups before them) runs in the
+    // background so `wait` returns at once, and is stopped with it. The outcome is the signal received, by name (SIGINT alike), and the exit 128 + its number.
     'stop() { stop_code=$1; [ -z "$client_pid" ] || kill "$client_pid" 2>/dev/null || true; exit "$2"; }',
     "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
     'ch_stoppable() { ch_exec "$@" & client_pid=$!; wait "$client_pid"; client_pid=""; }',
@@ -253,8 +253,13 @@ export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnect
     ...clickhouseClientSetup(clickhouse, "caller's"),
     // Data of tables only: a view has none of its own (a materialized view's rows are its TO table's,
     // which would be saved twice), and a view is created on restore once its tables are back.
-    `tables=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN (${VIEW_ENGINES}) ORDER BY name")`,
-    `views=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine IN (${VIEW_ENGINES}) ORDER BY name")`,
+    // The lookups are stoppable like the exports (a server that stops answering holds them as long):
+    // their lists go through files of the private directory, since a `$(...)` would run the client
+    // in a subshell the stop signal does not reach until it ends.
+    `ch_stoppable --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN (${VIEW_ENGINES}) ORDER BY name" > "$client_dir/tables"`,
+    `ch_stoppable --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine IN (${VIEW_ENGINES}) ORDER BY name" > "$client_dir/views"`,
+    'tables=$(cat "$client_dir/tables")',
+    'views=$(cat "$client_dir/views")',
     'for t in $tables; do',
     '  ch_stoppable --query "SHOW CREATE TABLE $t FORMAT TSVRaw" > "$dir/tables/$t.sql"',
     '  ch_stoppable --query "SELECT * FROM $t FORMAT Native" > "$dir/tables/$t.native"',

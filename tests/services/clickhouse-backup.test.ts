@@ -16,7 +16,8 @@
  * success or the backup's failure code (EXIT_<n>, or the signal that stopped it: a run stopped
  * during an export stops its client at once and reports it), the recorder's own stop signal when the
  * backup reported nothing within its wait (SIGINT, the PostgreSQL images' STOPSIGNAL, or SIGTERM),
- * never a code the backup does not write; database-service exports the row (catalog exportsJobRuns).
+ * never a code the backup does not write; a stop during the table lookups is handled as one during
+ * an export; database-service exports the row (catalog exportsJobRuns).
  */
 import { execFile, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -208,6 +209,31 @@ describe("ClickHouse backup's run recording", () => {
       (r) => ({ ...r, code: 0 }),
       (e: { code: number; stdout: string; stderr: string }) => ({ leaks: [], configModes: [], output: e.stdout + e.stderr, code: e.code }),
     );
+  /**
+   * The backup container's script started in the background against ClickHouse on `port` (a proxy's),
+   * in a process group of its own (as its container's processes are theirs), output ignored.
+   */
+  function spawnBackup(shared: string, port: number) {
+    const child = spawn("sh", ["-c", backupScript("clickhouse", { ...local, port }).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: join(work, "tmp"), CLICKHOUSE_PASSWORD: server.password },
+      stdio: "ignore",
+      detached: true,
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    /** Its whole process group, SIGKILLed (a test's cleanup; a no-op once it is gone). */
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    };
+    return { child, exited, killGroup };
+  }
+  /** `promise`, or a failure naming `what` after `ms` (so that a hang fails the test instead of timing it out). */
+  const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
+
   async function startedSince(at: Date): Promise<void> {
     const until = Date.now() + 20_000;
     while (Date.now() < until) {
@@ -315,11 +341,7 @@ describe("ClickHouse backup's run recording", () => {
       const before = await now();
       const shared = sharedDir();
       const recorder = startRecorder(shared);
-      const child = spawn("sh", ["-c", backupScript("clickhouse", { ...local, port: proxy.port }).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)], {
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: join(work, "tmp"), CLICKHOUSE_PASSWORD: server.password },
-        stdio: "ignore",
-      });
-      const backupExited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+      const { child, exited: backupExited } = spawnBackup(shared, proxy.port);
       await startedSince(before);
       await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
       const stoppedAt = Date.now();
@@ -338,6 +360,39 @@ describe("ClickHouse backup's run recording", () => {
       // The client's password file went with it.
       expect(readdirSync(join(work, "tmp"))).toEqual([]);
     } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it.each([
+    // The first lookup (the tables) held, stopped as at the time limit; the second (the views), by SIGINT.
+    [0, "SIGTERM", 143],
+    [1, "SIGINT", 130],
+  ] as const)("a run stopped during its table lookup %i (%s) stops the client at once, exits %i, and the recorder records the signal's name", async (lookupsForwarded, signal, exitCode) => {
+    const proxy = await holdingProxy(lookupsForwarded);
+    const shared = sharedDir();
+    const before = await now();
+    const recorder = startRecorder(shared);
+    const backup = spawnBackup(shared, proxy.port);
+    try {
+      await startedSince(before);
+      await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
+      const stoppedAt = Date.now();
+      backup.child.kill(signal);
+      expect(await within(backup.exited, 5_000, "the backup's exit")).toBe(exitCode);
+      await within(proxy.heldClosed, 5_000, "the held lookup's end");
+      expect(Date.now() - stoppedAt).toBeLessThan(3_000);
+      expect(readFileSync(join(shared, "outcome"), "utf8")).toBe(`${signal}\n`);
+      // The recorder, not stopped itself, records the backup's outcome and ends.
+      const { code, output } = await within(recorder.exited, 20_000, "the recorder's exit");
+      expect(code, output).toBe(0);
+      const r = (await row())!;
+      expect(r.last_failure_code).toBe(signal);
+      expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+      expect(readdirSync(join(work, "tmp"))).toEqual([]);
+    } finally {
+      backup.killGroup();
+      recorder.kill("SIGKILL");
       await proxy.close();
     }
   }, 60_000);

@@ -224,6 +224,12 @@ describe("backups", () => {
     expect(ch).toContain("engine NOT IN ('View', 'MaterializedView')");
     expect(ch).not.toContain("SHOW TABLES");
     expect(ch).toMatch(/for v in \$views; do\n  ch_stoppable --query "SHOW CREATE TABLE \$v FORMAT TSVRaw" > "\$dir\/views\/\$v.sql"\ndone/);
+    // Every client run is stoppable, the system.tables lookups too (their lists through the private directory).
+    const clientRuns = ch.split("\n").filter((line) => /\bch(_exec|_stoppable)? --query/.test(line));
+    expect(clientRuns.length).toBe(5);
+    for (const line of clientRuns) expect(line.trimStart()).toMatch(/^ch_stoppable /);
+    expect(ch).toContain(`ch_stoppable --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN ('View', 'MaterializedView') ORDER BY name" > "$client_dir/tables"`);
+    expect(ch).toContain('tables=$(cat "$client_dir/tables")\nviews=$(cat "$client_dir/views")');
   });
 
   it("give ClickHouse's password to the client in a private config file, never on a command line", () => {
