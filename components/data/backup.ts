@@ -123,11 +123,64 @@ const RUN_OUTCOME_FILE = `${RUN_OUTCOME_DIR}/outcome`;
  * Shell lines giving the ClickHouse backup `report_outcome <code>`: the run's outcome written for its
  * recorder, where the directory exists (a run with no recorder, e.g. by hand, writes nothing). A
  * write that fails is reported on stderr and never changes the exit status (the recorder then records
- * the run stopped at its time limit).
+ * BACKUP_STOPPED_WITHOUT_OUTCOME once the heartbeat, stopped with the shell, has gone stale).
  */
 function outcomeReporting(): string[] {
   return [
     `report_outcome() { [ -d ${shellQuote(RUN_OUTCOME_DIR)} ] || return 0; { printf '%s\\n' "$1" > ${shellQuote(`${RUN_OUTCOME_FILE}.partial`)} && mv -f ${shellQuote(`${RUN_OUTCOME_FILE}.partial`)} ${shellQuote(RUN_OUTCOME_FILE)}; } 2>/dev/null || echo "could not write the run's outcome ($1) for its recorder" >&2; }`,
+  ];
+}
+
+/**
+ * The backup's heartbeat, for its recorder: while the backup's shell lives, a background loop of
+ * its own rewrites RUN_HEARTBEAT_FILE (a counter, renamed into place whole) every `intervalSeconds`;
+ * the recorder, reading it every second, takes a file unchanged (or never written) for
+ * `staleAfterSeconds` for a backup container that stopped without writing its outcome (SIGKILL, an
+ * out-of-memory kill of its shell, its container gone), and records that failure then instead of at
+ * the run's time limit. The loop is the shell's child: it dies with its container (its shell is
+ * PID 1, whose end kills the rest of the container) and ends by itself once its shell is gone
+ * elsewhere (a run by hand). It beats apart from the exports, so a slow export, however long, keeps
+ * it fresh.
+ */
+export interface BackupHeartbeat {
+  intervalSeconds: number;
+  staleAfterSeconds: number;
+}
+
+/**
+ * Production bounds. A beat every 10 s costs one `sleep` and one `mv` per beat. Stale after 90 s:
+ * nine beats missed in a row, far beyond what a live shell misses when its container is CPU-throttled
+ * (500m: throttled per 100 ms period) or a write into the emptyDir stalls for seconds on a busy node's
+ * disk, since a wrong verdict would record a failure for a run that then succeeds; and still
+ * minutes, not the 3 h time limit, after a backup died. The recorder counts whole seconds of its own
+ * sleeps, so the bound is a lower one, and it counts from its own start too (a backup that never
+ * beat): the pod's containers start in their order, the backup's first, its first beat at once.
+ */
+export const BACKUP_HEARTBEAT: BackupHeartbeat = { intervalSeconds: 10, staleAfterSeconds: 90 };
+const RUN_HEARTBEAT_FILE = `${RUN_OUTCOME_DIR}/heartbeat`;
+
+/**
+ * Failure code the recorder records when the backup's heartbeat went stale with no outcome written
+ * (matches scheduled_job_runs' CHECK, like the codes the backup writes).
+ */
+export const BACKUP_STOPPED_WITHOUT_OUTCOME = "BACKUP_STOPPED_WITHOUT_OUTCOME";
+
+/**
+ * Shell lines starting the ClickHouse backup's heartbeat loop (BackupHeartbeat), where the outcome's
+ * directory exists (a run with no recorder writes nothing), its pid in `$heartbeat_pid` for the EXIT
+ * trap. `$$` is the backup's shell in the loop's subshell too. Not `set -e` there: a failed write
+ * or sleep must not end the loop (a write failing for good makes the heartbeat stale, which the
+ * recorder reports); the loop's output goes nowhere, so nothing waiting for the backup's output waits
+ * for the loop's last sleep.
+ */
+function heartbeating(heartbeat: BackupHeartbeat): string[] {
+  const file = shellQuote(RUN_HEARTBEAT_FILE);
+  const partial = shellQuote(`${RUN_HEARTBEAT_FILE}.partial`);
+  return [
+    `if [ -d ${shellQuote(RUN_OUTCOME_DIR)} ]; then`,
+    `  ( set +e; beat=0; while kill -0 "$$" 2>/dev/null; do beat=$((beat + 1)); { printf '%s\\n' "$beat" > ${partial} && mv -f ${partial} ${file}; } 2>/dev/null; sleep ${heartbeat.intervalSeconds}; done ) < /dev/null > /dev/null 2>&1 &`,
+    "  heartbeat_pid=$!",
+    "fi",
   ];
 }
 
@@ -159,10 +212,14 @@ export const RECORDER_STOP_WAIT_SECONDS = 5;
  * up to RECORDER_STOP_WAIT_SECONDS for the outcome the backup's own trap writes (the signal that
  * stopped the backup, e.g. `SIGTERM`) and records it, else the signal that stopped the recorder
  * itself (`SIGINT` in the PostgreSQL image). The sleeps run in the background so the trap runs at
- * once. Exits 0 once it recorded the outcome (the backup's container alone decides whether the run
- * failed), 128 + n when stopped by signal n.
+ * once. While it waits it reads the backup's heartbeat (BackupHeartbeat) every second: unchanged, or
+ * never written, for `heartbeat.staleAfterSeconds` with still no outcome, the backup's container
+ * stopped without one (its shell SIGKILLed or out of memory, the container gone) and the recorder
+ * records BACKUP_STOPPED_WITHOUT_OUTCOME then, not at the run's time limit (an outcome written by
+ * then still wins). Exits 0 once it recorded the outcome (the backup's container alone decides
+ * whether the run failed), 128 + n when stopped by signal n.
  */
-export function backupRunRecorderScript(job: string, postgres: PostgresConnection = CLUSTER_POSTGRES): string {
+export function backupRunRecorderScript(job: string, postgres: PostgresConnection = CLUSTER_POSTGRES, heartbeat: BackupHeartbeat = BACKUP_HEARTBEAT): string {
   return [
     "set -u",
     ...postgresRunRecording(postgres, job),
@@ -176,7 +233,7 @@ export function backupRunRecorderScript(job: string, postgres: PostgresConnectio
     '  case "$code" in',
     "    SUCCESS) record_success; return ;;",
     "    *[!A-Z0-9_]*) code=OUTCOME_UNREADABLE ;;",
-    "    EXIT_[0-9]|EXIT_[0-9][0-9]|EXIT_[0-9][0-9][0-9]|SIGHUP|SIGINT|SIGTERM|OUTCOME_UNREADABLE) ;;",
+    `    EXIT_[0-9]|EXIT_[0-9][0-9]|EXIT_[0-9][0-9][0-9]|SIGHUP|SIGINT|SIGTERM|OUTCOME_UNREADABLE|${BACKUP_STOPPED_WITHOUT_OUTCOME}) ;;`,
     "    *) code=OUTCOME_UNREADABLE ;;",
     "  esac",
     '  record_failure "$code"',
@@ -194,8 +251,19 @@ export function backupRunRecorderScript(job: string, postgres: PostgresConnectio
     "}",
     "trap 'stopped 129 SIGHUP' HUP; trap 'stopped 130 SIGINT' INT; trap 'stopped 143 SIGTERM' TERM",
     "record_start",
-    `while [ ! -e ${shellQuote(RUN_OUTCOME_FILE)} ]; do sleep 1 & sleeper=$!; wait "$sleeper"; sleeper=""; done`,
-    "finish OUTCOME_UNREADABLE",
+    'last_beat=""',
+    "unchanged=0",
+    `while [ ! -e ${shellQuote(RUN_OUTCOME_FILE)} ] && [ "$unchanged" -lt ${heartbeat.staleAfterSeconds} ]; do`,
+    '  sleep 1 & sleeper=$!; wait "$sleeper"; sleeper=""',
+    `  beat=$(cat ${shellQuote(RUN_HEARTBEAT_FILE)} 2>/dev/null || true)`,
+    '  if [ "$beat" != "$last_beat" ]; then last_beat=$beat; unchanged=0; else unchanged=$((unchanged + 1)); fi',
+    "done",
+    `if [ -e ${shellQuote(RUN_OUTCOME_FILE)} ]; then`,
+    "  finish OUTCOME_UNREADABLE",
+    "else",
+    `  echo "the backup container stopped without an outcome: its heartbeat unchanged for ${heartbeat.staleAfterSeconds} s; recording ${BACKUP_STOPPED_WITHOUT_OUTCOME}" >&2`,
+    `  finish ${BACKUP_STOPPED_WITHOUT_OUTCOME}`,
+    "fi",
   ].join("\n");
 }
 
@@ -203,7 +271,12 @@ export function backupRunRecorderScript(job: string, postgres: PostgresConnectio
  * Shell run by the backup job; pure so the test can read it. Credentials come from the environment
  * only (PGPASSWORD, read by pg_dump and psql; CLICKHOUSE_PASSWORD, see clickhouseClientSetup).
  */
-export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE, postgres: PostgresConnection = CLUSTER_POSTGRES): string {
+export function backupScript(
+  store: BackedUpStore,
+  clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE,
+  postgres: PostgresConnection = CLUSTER_POSTGRES,
+  heartbeat: BackupHeartbeat = BACKUP_HEARTBEAT,
+): string {
   const prune = "ls -1t /backups | tail -n +8 | while read -r old; do rm -rf \"/backups/$old\"; done";
   if (store === "postgres") {
     return [
@@ -236,16 +309,18 @@ export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnect
     'client_dir=""',
     'stop_code=""',
     'client_pid=""',
+    'heartbeat_pid=""',
     // A failed or stopped run reports its failure's code (its recorder records it) and removes the
-    // client's password file.
-    'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
+    // client's password file; the heartbeat stops once the outcome is written.
+    'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; [ -z "$heartbeat_pid" ] || kill "$heartbeat_pid" 2>/dev/null || true; exit "$status"\' EXIT',
     // The runtime's stop signal (the ClickHouse images' STOPSIGNAL: SIGTERM) reaches this shell only
-    // (PID 1), which runs its trap only once a foreground command ends: the exports, which last as
-    // long as a table's rows, run in the background so `wait` returns at once, and are stopped with
-    // it. The outcome is the signal received, by name (SIGINT alike), and the exit 128 + its number.
+    // (PID 1), which runs its trap only once a foreground command ends: every client run (the
+    // exports, which last as long as a table's rows, and the table lookups before them) runs in the
+    // background so `wait` returns at once, and is stopped with it. The outcome is the signal received, by name (SIGINT alike), and the exit 128 + its number.
     'stop() { stop_code=$1; [ -z "$client_pid" ] || kill "$client_pid" 2>/dev/null || true; exit "$2"; }',
     "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
     'ch_stoppable() { ch_exec "$@" & client_pid=$!; wait "$client_pid"; client_pid=""; }',
+    ...heartbeating(heartbeat),
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
     'dir="/backups/$stamp"',
     'mkdir -p "$dir"',
@@ -253,8 +328,13 @@ export function backupScript(store: BackedUpStore, clickhouse: ClickHouseConnect
     ...clickhouseClientSetup(clickhouse, "caller's"),
     // Data of tables only: a view has none of its own (a materialized view's rows are its TO table's,
     // which would be saved twice), and a view is created on restore once its tables are back.
-    `tables=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN (${VIEW_ENGINES}) ORDER BY name")`,
-    `views=$(ch --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine IN (${VIEW_ENGINES}) ORDER BY name")`,
+    // The lookups are stoppable like the exports (a server that stops answering holds them as long):
+    // their lists go through files of the private directory, since a `$(...)` would run the client
+    // in a subshell the stop signal does not reach until it ends.
+    `ch_stoppable --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN (${VIEW_ENGINES}) ORDER BY name" > "$client_dir/tables"`,
+    `ch_stoppable --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine IN (${VIEW_ENGINES}) ORDER BY name" > "$client_dir/views"`,
+    'tables=$(cat "$client_dir/tables")',
+    'views=$(cat "$client_dir/views")',
     'for t in $tables; do',
     '  ch_stoppable --query "SHOW CREATE TABLE $t FORMAT TSVRaw" > "$dir/tables/$t.sql"',
     '  ch_stoppable --query "SELECT * FROM $t FORMAT Native" > "$dir/tables/$t.native"',

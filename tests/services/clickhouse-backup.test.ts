@@ -16,7 +16,10 @@
  * success or the backup's failure code (EXIT_<n>, or the signal that stopped it: a run stopped
  * during an export stops its client at once and reports it), the recorder's own stop signal when the
  * backup reported nothing within its wait (SIGINT, the PostgreSQL images' STOPSIGNAL, or SIGTERM),
- * never a code the backup does not write; database-service exports the row (catalog exportsJobRuns).
+ * BACKUP_STOPPED_WITHOUT_OUTCOME within seconds of a backup killed outright (SIGKILL of its process
+ * group: its heartbeat goes stale), never while a slow export keeps beating, never a code the backup
+ * does not write; a stop during the table lookups is handled as one during an export; database-service
+ * exports the row (catalog exportsJobRuns).
  */
 import { execFile, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -25,7 +28,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backupRunRecorderScript, backupScript, clickhouseRestoreScript, RECORDER_STOP_WAIT_SECONDS, RUN_OUTCOME_DIR, type ClickHouseConnection, type PostgresConnection } from "../../components/data/backup";
+import {
+  BACKUP_STOPPED_WITHOUT_OUTCOME,
+  backupRunRecorderScript,
+  backupScript,
+  clickhouseRestoreScript,
+  RECORDER_STOP_WAIT_SECONDS,
+  RUN_OUTCOME_DIR,
+  type BackupHeartbeat,
+  type ClickHouseConnection,
+  type PostgresConnection,
+} from "../../components/data/backup";
 import { DB_NAME } from "../../components/data/definitions";
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
@@ -193,8 +206,8 @@ describe("ClickHouse backup's run recording", () => {
   };
 
   /** The recorder as the pod's second container runs it: `sh -c`, PATH and PGPASSWORD only. */
-  function startRecorder(shared: string): { exited: Promise<{ code: number | null; output: string }>; kill: (signal: NodeJS.Signals) => void } {
-    const child = spawn("sh", ["-c", backupRunRecorderScript(JOB, pgConn).replaceAll(RUN_OUTCOME_DIR, shared)], {
+  function startRecorder(shared: string, heartbeat?: BackupHeartbeat): { exited: Promise<{ code: number | null; output: string }>; kill: (signal: NodeJS.Signals) => void } {
+    const child = spawn("sh", ["-c", backupRunRecorderScript(JOB, pgConn, heartbeat).replaceAll(RUN_OUTCOME_DIR, shared)], {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PGPASSWORD: pgPassword },
     });
     let output = "";
@@ -208,6 +221,33 @@ describe("ClickHouse backup's run recording", () => {
       (r) => ({ ...r, code: 0 }),
       (e: { code: number; stdout: string; stderr: string }) => ({ leaks: [], configModes: [], output: e.stdout + e.stderr, code: e.code }),
     );
+  /**
+   * The backup container's script started in the background against ClickHouse on `port` (a proxy's),
+   * in a process group of its own (as its container's processes are theirs), output ignored.
+   */
+  function spawnBackup(shared: string, port: number, heartbeat?: BackupHeartbeat) {
+    const child = spawn("sh", ["-c", backupScript("clickhouse", { ...local, port }, undefined, heartbeat).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: join(work, "tmp"), CLICKHOUSE_PASSWORD: server.password },
+      stdio: "ignore",
+      detached: true,
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    /** Its whole process group, SIGKILLed (a test's cleanup; a no-op once it is gone). */
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    };
+    return { child, exited, killGroup };
+  }
+  /** `promise`, or a failure naming `what` after `ms` (so that a hang fails the test instead of timing it out). */
+  const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
+  /** Fast heartbeat bounds for the tests (production: BACKUP_HEARTBEAT). */
+  const FAST_HEARTBEAT: BackupHeartbeat = { intervalSeconds: 1, staleAfterSeconds: 4 };
+
   async function startedSince(at: Date): Promise<void> {
     const until = Date.now() + 20_000;
     while (Date.now() < until) {
@@ -315,11 +355,7 @@ describe("ClickHouse backup's run recording", () => {
       const before = await now();
       const shared = sharedDir();
       const recorder = startRecorder(shared);
-      const child = spawn("sh", ["-c", backupScript("clickhouse", { ...local, port: proxy.port }).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)], {
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: join(work, "tmp"), CLICKHOUSE_PASSWORD: server.password },
-        stdio: "ignore",
-      });
-      const backupExited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+      const { child, exited: backupExited } = spawnBackup(shared, proxy.port);
       await startedSince(before);
       await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
       const stoppedAt = Date.now();
@@ -338,6 +374,121 @@ describe("ClickHouse backup's run recording", () => {
       // The client's password file went with it.
       expect(readdirSync(join(work, "tmp"))).toEqual([]);
     } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it.each([
+    // The first lookup (the tables) held, stopped as at the time limit; the second (the views), by SIGINT.
+    [0, "SIGTERM", 143],
+    [1, "SIGINT", 130],
+  ] as const)("a run stopped during its table lookup %i (%s) stops the client at once, exits %i, and the recorder records the signal's name", async (lookupsForwarded, signal, exitCode) => {
+    const proxy = await holdingProxy(lookupsForwarded);
+    const shared = sharedDir();
+    const before = await now();
+    const recorder = startRecorder(shared);
+    const backup = spawnBackup(shared, proxy.port);
+    try {
+      await startedSince(before);
+      await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
+      const stoppedAt = Date.now();
+      backup.child.kill(signal);
+      expect(await within(backup.exited, 5_000, "the backup's exit")).toBe(exitCode);
+      await within(proxy.heldClosed, 5_000, "the held lookup's end");
+      expect(Date.now() - stoppedAt).toBeLessThan(3_000);
+      expect(readFileSync(join(shared, "outcome"), "utf8")).toBe(`${signal}\n`);
+      // The recorder, not stopped itself, records the backup's outcome and ends.
+      const { code, output } = await within(recorder.exited, 20_000, "the recorder's exit");
+      expect(code, output).toBe(0);
+      const r = (await row())!;
+      expect(r.last_failure_code).toBe(signal);
+      expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+      expect(readdirSync(join(work, "tmp"))).toEqual([]);
+    } finally {
+      backup.killGroup();
+      recorder.kill("SIGKILL");
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it("a backup killed outright mid-export (SIGKILL of its process group) is recorded as BACKUP_STOPPED_WITHOUT_OUTCOME once its heartbeat is stale, within seconds", async () => {
+    // system.tables twice, then the first table's CREATE is held: the backup is alive, and waiting.
+    const proxy = await holdingProxy(2);
+    const shared = sharedDir();
+    const before = await now();
+    const recorder = startRecorder(shared, FAST_HEARTBEAT);
+    const backup = spawnBackup(shared, proxy.port, FAST_HEARTBEAT);
+    try {
+      await startedSince(before);
+      await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
+      const killedAt = Date.now();
+      process.kill(-backup.child.pid!, "SIGKILL");
+      expect(await backup.exited).toBeNull();
+      // Stale after FAST_HEARTBEAT.staleAfterSeconds of the recorder's one-second reads, from the last beat.
+      const { code, output } = await within(recorder.exited, (FAST_HEARTBEAT.staleAfterSeconds + FAST_HEARTBEAT.intervalSeconds + 5) * 1000, "the recorder's verdict");
+      const tookMs = Date.now() - killedAt;
+      expect(code, output).toBe(0);
+      expect(output).toContain("the backup container stopped without an outcome");
+      expect(tookMs).toBeGreaterThanOrEqual((FAST_HEARTBEAT.staleAfterSeconds - FAST_HEARTBEAT.intervalSeconds) * 1000);
+      expect(readdirSync(shared)).not.toContain("outcome");
+      // It had been beating (a counter, renamed into place whole).
+      expect(readFileSync(join(shared, "heartbeat"), "utf8")).toMatch(/^[1-9]\d*\n$/);
+      const r = (await row())!;
+      expect(r.last_failure_code).toBe(BACKUP_STOPPED_WITHOUT_OUTCOME);
+      expect(r.last_started_at!.getTime()).toBeGreaterThanOrEqual(before.getTime());
+      expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+      // Exported with its code, for ScheduledJobFailing.
+      await expectJobRunsExported(srv.env, JOB, r, BACKUP_STOPPED_WITHOUT_OUTCOME);
+    } finally {
+      backup.killGroup();
+      recorder.kill("SIGKILL");
+      await proxy.close();
+      // A SIGKILLed backup leaves its client's directory (in its pod, /tmp is a scratch volume gone with the pod).
+      for (const d of readdirSync(join(work, "tmp"))) rmSync(join(work, "tmp", d), { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("a backup container that never beat (its shell never ran) is recorded as BACKUP_STOPPED_WITHOUT_OUTCOME once the bound has passed since the recorder's start", async () => {
+    const shared = sharedDir();
+    const before = await now();
+    const startedAt = Date.now();
+    const recorder = startRecorder(shared, FAST_HEARTBEAT);
+    try {
+      const { code, output } = await within(recorder.exited, (FAST_HEARTBEAT.staleAfterSeconds + 5) * 1000, "the recorder's verdict");
+      expect(code, output).toBe(0);
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(FAST_HEARTBEAT.staleAfterSeconds * 1000);
+      const r = (await row())!;
+      expect(r.last_failure_code).toBe(BACKUP_STOPPED_WITHOUT_OUTCOME);
+      expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(before.getTime());
+    } finally {
+      recorder.kill("SIGKILL");
+    }
+  }, 60_000);
+
+  it("a slow export, held for twice the heartbeat's bound, is never cut short: the recorder waits and records the backup's own outcome", async () => {
+    const proxy = await holdingProxy(2);
+    const shared = sharedDir();
+    const before = await now();
+    const recorder = startRecorder(shared, FAST_HEARTBEAT);
+    let recorderEnded = false;
+    void recorder.exited.then(() => (recorderEnded = true));
+    const backup = spawnBackup(shared, proxy.port, FAST_HEARTBEAT);
+    try {
+      await startedSince(before);
+      await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 2 * FAST_HEARTBEAT.staleAfterSeconds * 1000));
+      expect(recorderEnded).toBe(false);
+      const r = (await row())!;
+      expect(r.last_started_at!.getTime()).toBeGreaterThanOrEqual(before.getTime());
+      expect(r.last_failed_at === null || r.last_failed_at.getTime() < r.last_started_at!.getTime()).toBe(true);
+      backup.child.kill("SIGTERM");
+      expect(await within(backup.exited, 5_000, "the backup's exit")).toBe(143);
+      const { code, output } = await within(recorder.exited, 20_000, "the recorder's exit");
+      expect(code, output).toBe(0);
+      expect((await row())!.last_failure_code).toBe("SIGTERM");
+    } finally {
+      backup.killGroup();
+      recorder.kill("SIGKILL");
       await proxy.close();
     }
   }, 60_000);

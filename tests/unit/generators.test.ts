@@ -9,7 +9,7 @@ import { nginxConfig, publicRoutes } from "../../components/edge/nginx";
 import { alertRulesYaml, prometheusConfig } from "../../components/monitoring/prometheus";
 import { aiChainsDashboard } from "../../components/monitoring/grafana";
 import { buildTopology, recordedBackups } from "../../components/topology";
-import { backupRunRecorderScript, backupScript, clickhouseRestoreScript, RUN_OUTCOME_DIR } from "../../components/data/backup";
+import { BACKUP_HEARTBEAT, backupRunRecorderScript, backupScript, clickhouseRestoreScript, RUN_OUTCOME_DIR } from "../../components/data/backup";
 import { cpuToCores, JobCompanionSpec, memoryToMiB, probe, ScheduledJobSpec, validateJobCompanion, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
 import { fileKey, k8sProbe, k8sStartupProbe, KUBERNETES_CAPABILITIES, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "../../components/runtime/kubernetes";
 import { runtimeCapabilities } from "../../components/runtime";
@@ -224,6 +224,12 @@ describe("backups", () => {
     expect(ch).toContain("engine NOT IN ('View', 'MaterializedView')");
     expect(ch).not.toContain("SHOW TABLES");
     expect(ch).toMatch(/for v in \$views; do\n  ch_stoppable --query "SHOW CREATE TABLE \$v FORMAT TSVRaw" > "\$dir\/views\/\$v.sql"\ndone/);
+    // Every client run is stoppable, the system.tables lookups too (their lists through the private directory).
+    const clientRuns = ch.split("\n").filter((line) => /\bch(_exec|_stoppable)? --query/.test(line));
+    expect(clientRuns.length).toBe(5);
+    for (const line of clientRuns) expect(line.trimStart()).toMatch(/^ch_stoppable /);
+    expect(ch).toContain(`ch_stoppable --query "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT IN ('View', 'MaterializedView') ORDER BY name" > "$client_dir/tables"`);
+    expect(ch).toContain('tables=$(cat "$client_dir/tables")\nviews=$(cat "$client_dir/views")');
   });
 
   it("give ClickHouse's password to the client in a private config file, never on a command line", () => {
@@ -248,7 +254,7 @@ describe("backups", () => {
     const traps = backup.split("\n").filter((line) => line.startsWith("trap "));
     // One EXIT trap, set before anything can fail: the client directory removed, a failure's code reported.
     expect(traps).toEqual([
-      'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
+      'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; [ -z "$heartbeat_pid" ] || kill "$heartbeat_pid" 2>/dev/null || true; exit "$status"\' EXIT',
       // A signal names itself and stops the running export at once (the client runs in the background: ch_stoppable).
       "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
     ]);
@@ -257,6 +263,10 @@ describe("backups", () => {
     // The success is reported last, after the pruning.
     expect(backup.trimEnd().split("\n").slice(-2)).toEqual([expect.stringContaining("tail -n +8"), "report_outcome SUCCESS"]);
     expect(backup).toContain(`[ -d '${RUN_OUTCOME_DIR}' ] || return 0`);
+    // The heartbeat, where the recorder's directory is, from a loop of the shell's started before any client runs.
+    expect(backup).toContain(`if [ -d '${RUN_OUTCOME_DIR}' ]; then\n  ( set +e; beat=0; while kill -0 "$$" 2>/dev/null; do`);
+    expect(backup).toContain(`mv -f '${RUN_OUTCOME_DIR}/heartbeat.partial' '${RUN_OUTCOME_DIR}/heartbeat'; } 2>/dev/null; sleep ${BACKUP_HEARTBEAT.intervalSeconds}; done ) < /dev/null > /dev/null 2>&1 &`);
+    expect(backup.indexOf("heartbeat_pid=$!")).toBeLessThan(backup.indexOf("ch_stoppable --query"));
   });
 
   it("record the ClickHouse backup's runs from a script with no credential on it and no code but the ones the backup writes", () => {
@@ -265,11 +275,15 @@ describe("backups", () => {
     expect(recorder).toContain("psql -X -q -v ON_ERROR_STOP=1 -h 'postgres' -p 5432 -U 'trading' -d 'ai_trading'");
     expect(recorder).toContain("VALUES ('clickhouse-backup', statement_timestamp(), '$1')");
     // Start first, then the wait for the backup's outcome, in the background so a stop is handled at once.
-    const wait = `while [ ! -e '${RUN_OUTCOME_DIR}/outcome' ]; do sleep 1 & sleeper=$!; wait "$sleeper"; sleeper=""; done`;
+    const wait = `while [ ! -e '${RUN_OUTCOME_DIR}/outcome' ] && [ "$unchanged" -lt ${BACKUP_HEARTBEAT.staleAfterSeconds} ]; do\n  sleep 1 & sleeper=$!; wait "$sleeper"; sleeper=""`;
     expect(recorder.indexOf("\nrecord_start\n")).toBeGreaterThan(0);
     expect(recorder.indexOf("\nrecord_start\n")).toBeLessThan(recorder.indexOf(wait));
     // Stopped, it names the signal it got (the backup's own outcome, if written within its wait, wins).
     expect(recorder).toContain("trap 'stopped 129 SIGHUP' HUP; trap 'stopped 130 SIGINT' INT; trap 'stopped 143 SIGTERM' TERM");
+    // A heartbeat stale far beyond its interval (and the production bounds as documented).
+    expect(BACKUP_HEARTBEAT).toEqual({ intervalSeconds: 10, staleAfterSeconds: 90 });
+    expect(recorder).toContain("  finish BACKUP_STOPPED_WITHOUT_OUTCOME\nfi");
+    expect(backupRunRecorderScript("clickhouse-backup", undefined, { intervalSeconds: 1, staleAfterSeconds: 4 })).toContain(`[ "$unchanged" -lt 4 ]`);
   });
 
   it("refuse a job companion that is the job, runs as root or shares a variable with the job", () => {
