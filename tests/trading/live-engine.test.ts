@@ -531,6 +531,29 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
   });
 
+  it("a batch elsewhere (another replica's redelivery) records the order while the poll asks Binance: the poll's insert finds its row and records nothing (no event twice)", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const o = marketBuy(s, "0.5");
+    await crashedAfterSending([o]);
+    // That batch commits between the poll's lookup and its recording: its row written (its fill and events are its own to enqueue), its record deleted.
+    const elsewhere = async () => {
+      await client.query("INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq) VALUES ($1, $2, 'filled', 0, 1)", [o.orderId, JSON.stringify(o)]);
+      await client.query("DELETE FROM te_live_sends WHERE order_id = $1", [o.orderId]);
+    };
+    const pg: PostgresClient = { ...client, transaction: (async (fn, opts) => (await elsewhere(), client.transaction(fn, opts))) as PostgresClient["transaction"] };
+    const engine = engineOn({ pg });
+    await engine.load();
+    const warned = warnings.length;
+    await engine.pollLive();
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]); // the poll asked
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", fill_seq: 1 });
+    expect(await eventsOf(o.orderId)).toEqual([]); // the poll recorded nothing: no fill, no event
+    expect(await fillsOf(o.orderId)).toEqual([]);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+    expect(warnings.slice(warned)).not.toContain("live poll failed; the next poll tries again");
+  });
+
   it("a placement that never reached Binance: the poll's -2013 is no answer until recvWindow has passed, then trusted: nothing adopted, not asked again; the redelivery places it once", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");
