@@ -492,6 +492,98 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(await recordedSends([o.orderId])).toEqual([]);
   });
 
+  it("no redelivery: the restarted engine's poll alone adopts the orders from Binance (the filled one's fill, the resting one polled); the redelivery then sends nothing", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const [filled, resting] = [marketBuy(s, "0.5"), limitBuy(s, "95", "1")];
+    await crashedAfterSending([filled, resting]);
+    const engine = engineOn();
+    await engine.load();
+    await engine.pollLive();
+    for (const o of [filled, resting]) expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    const [tradeId] = tradeIds(filled.orderId);
+    expect(await fillsOf(filled.orderId)).toEqual([expect.objectContaining({ fillId: `${filled.orderId}:bn${tradeId}`, quantity: "0.5" })]);
+    expect((await eventsOf(filled.orderId)).map((e) => e.type)).toEqual(["fill"]);
+    expect(await rowOf(filled.orderId)).toMatchObject({ status: "filled", remaining: "0", fill_seq: 1 });
+    expect(await rowOf(resting.orderId)).toMatchObject({ status: "resting", remaining: "1" });
+    expect(await recordedSends([filled.orderId, resting.orderId])).toEqual([]);
+
+    fake.fill(resting.orderId, "0.25");
+    await engine.pollLive(); // polled as any resting live order
+    expect((await fillsOf(resting.orderId)).map((f) => f.quantity)).toEqual(["0.25"]);
+    await engine.onBatch([execute(filled), execute(resting)]); // the redelivery: te_orders knows them
+    expect(fake.requests(filled.orderId)).toHaveLength(2);
+    expect(atBinance(filled)).toHaveLength(1);
+    expect(await fillsOf(filled.orderId)).toHaveLength(1);
+    expect((await eventsOf(filled.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("the redelivery first: the poll finds the records gone and asks Binance nothing more", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const o = marketBuy(s, "0.5");
+    await crashedAfterSending([o]);
+    const engine = engineOn();
+    await engine.load(); // it knows of the record
+    await engine.onBatch([execute(o)]);
+    await engine.pollLive();
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
+    expect((await eventsOf(o.orderId)).map((e) => e.type)).toEqual(["fill"]);
+  });
+
+  it("a batch elsewhere (another replica's redelivery) records the order while the poll asks Binance: the poll's insert finds its row and records nothing (no event twice)", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const o = marketBuy(s, "0.5");
+    await crashedAfterSending([o]);
+    // That batch commits between the poll's lookup and its recording: its row written (its fill and events are its own to enqueue), its record deleted.
+    const elsewhere = async () => {
+      await client.query("INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq) VALUES ($1, $2, 'filled', 0, 1)", [o.orderId, JSON.stringify(o)]);
+      await client.query("DELETE FROM te_live_sends WHERE order_id = $1", [o.orderId]);
+    };
+    const pg: PostgresClient = { ...client, transaction: (async (fn, opts) => (await elsewhere(), client.transaction(fn, opts))) as PostgresClient["transaction"] };
+    const engine = engineOn({ pg });
+    await engine.load();
+    const warned = warnings.length;
+    await engine.pollLive();
+    expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]); // the poll asked
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", fill_seq: 1 });
+    expect(await eventsOf(o.orderId)).toEqual([]); // the poll recorded nothing: no fill, no event
+    expect(await fillsOf(o.orderId)).toEqual([]);
+    expect(await recordedSends([o.orderId])).toEqual([]);
+    expect(warnings.slice(warned)).not.toContain("live poll failed; the next poll tries again");
+  });
+
+  it("a placement that never reached Binance: the poll's -2013 is no answer until recvWindow has passed, then trusted: nothing adopted, not asked again; the redelivery places it once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const o = marketBuy(s, "1");
+    fake.failNext("POST", "/api/v3/order", "timeout-before"); // held by the fake, never applied: Binance never got it
+    const crashed = engineOn({ pg: killedBeforeCommit(), recvWindow: RECV_WINDOW });
+    await crashed.load();
+    await expect(crashed.onBatch([execute(o)])).rejects.toThrow();
+    const sentAt = (await lastSentAt(o.orderId))!;
+    expect(sentAt).toBeGreaterThan(0);
+    const engine = engineOn({ recvWindow: RECV_WINDOW });
+    await engine.load();
+    await engine.pollLive();
+    const asked = fake.requests(o.orderId).filter((l) => l.startsWith("GET")).length;
+    expect(asked).toBeGreaterThan(0); // asked, -2013 while the placement may still land: no answer
+    expect(await recordedSends([o.orderId])).toEqual([o.orderId]);
+    await windowPassed(sentAt);
+    await waitUntil("the poll asked again after the window", async () => (await engine.pollLive(), fake.requests(o.orderId).filter((l) => l.startsWith("GET")).length > asked), 10_000, 100);
+    const lookups = fake.requests(o.orderId).length;
+    await engine.pollLive();
+    expect(fake.requests(o.orderId)).toHaveLength(lookups); // trusted: not asked again
+    expect(await rowOf(o.orderId)).toBeUndefined();
+    expect(await recordedSends([o.orderId])).toEqual([o.orderId]); // the redelivery's to settle
+
+    await engine.onBatch([execute(o)]);
+    expect(atBinance(o)).toMatchObject([{ status: "FILLED" }]);
+    expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(2); // the lost one and this one
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "filled" });
+  });
+
   it("Binance unreachable when the restarted engine looks: an outage, retried; never sent blind, never rejected", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");
@@ -1113,6 +1205,57 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
     expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 1, not_open: 0 }); // one order, counted once
     expect((await eventsOf(unstorable.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.expired", "LIVE_ORDER_UNRECORDED"]]); // ended now
+  });
+
+  it("its cancel unanswered and no redelivery: the live poll tries the cancel again (no answer: later, backed off), ends it at Binance, publishes its end and marks it cancelled, once; a replay then asks Binance nothing", async () => {
+    const registry = new promClient.Registry();
+    const { s, engine } = await startedEngine("100", registry);
+    const unstorable = { ...limitBuy(s, "94", "1"), clientOrderId: "bad\u0000id" };
+    fake.failNext("DELETE", "/api/v3/order", "timeout-before");
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancel_failed", marked: true });
+    const sent = [`POST /api/v3/order ${unstorable.orderId}`, `DELETE /api/v3/order ${unstorable.orderId}`];
+    expect(fake.requests(unstorable.orderId)).toEqual(sent);
+
+    fake.failNext("DELETE", "/api/v3/order", "503-before"); // the poll's first retry gets no answer either
+    await engine.pollLive();
+    expect(fake.requests(unstorable.orderId)).toEqual([...sent, `DELETE /api/v3/order ${unstorable.orderId}`]);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancel_failed", marked: true });
+    expect(await eventsOf(unstorable.orderId)).toEqual([]);
+    await engine.pollLive(); // backed off: not asked again yet
+    expect(fake.requests(unstorable.orderId)).toHaveLength(3);
+
+    await waitUntil("the poll's retry cancelled it at Binance", async () => (await engine.pollLive(), fake.order(unstorable.orderId)?.status === "CANCELED"), 10_000, 100);
+    expect(fake.requests(unstorable.orderId)).toEqual([...sent, `DELETE /api/v3/order ${unstorable.orderId}`, `DELETE /api/v3/order ${unstorable.orderId}`]);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
+    expect((await eventsOf(unstorable.orderId)).map((e) => [e.type, e.reason])).toEqual([["order.expired", "LIVE_ORDER_UNRECORDED"]]);
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 1, not_open: 0 }); // one order, counted once, as a redelivery leaves it
+    expect(errors.map((e) => e.o)).toContainEqual(expect.objectContaining({ orderId: unstorable.orderId, outcome: "cancelled", before: "cancel_failed", published: "order.expired LIVE_ORDER_UNRECORDED" }));
+
+    await engine.pollLive(); // settled: not asked again
+    const again = await engine.onBatch([execute(unstorable)]).catch((e: unknown) => e); // a replay: refused without Binance
+    expect(String(again)).toContain("ended there (cancelled)");
+    expect(fake.requests(unstorable.orderId)).toHaveLength(4);
+    expect(await eventsOf(unstorable.orderId)).toHaveLength(1);
+    expect(await unrecorded(registry)).toEqual({ cancelled: 0, cancel_failed: 1, not_open: 0 });
+  });
+
+  it("its cancel refused for good by Binance (a 4xx): the poll logs it for reconciliation and asks no more; a redelivery still tries", async () => {
+    const { s, engine } = await startedEngine("100");
+    const unstorable = { ...limitBuy(s, "94", "1"), clientOrderId: "bad\u0000id" };
+    fake.failNext("DELETE", "/api/v3/order", "timeout-before");
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
+    fake.failNext("DELETE", "/api/v3/order", { status: 400, code: -2015, msg: "Invalid API-key, IP, or permissions for action." });
+    await engine.pollLive();
+    expect(fake.requests(unstorable.orderId)).toHaveLength(3);
+    expect(errors.map((e) => e.o)).toContainEqual(expect.objectContaining({ orderId: unstorable.orderId, cancelFailed: true }));
+    await new Promise((r) => setTimeout(r, 2_500)); // past the first backoff: a refusal is not retried
+    await engine.pollLive();
+    expect(fake.requests(unstorable.orderId)).toHaveLength(3);
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancel_failed", marked: true });
+    await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable); // the consumer's retry alone
+    expect(fake.order(unstorable.orderId)).toMatchObject({ status: "CANCELED" });
+    expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
   });
 
   it("filled at once: its fills are recorded without its te_orders row (te_fills, te_positions, `fill` events: order-management's fills end it); counted not_open", async () => {

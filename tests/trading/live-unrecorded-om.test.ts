@@ -111,6 +111,29 @@ describe("order-management applies the engine's end of an unrecorded live order 
     expect(await omPosition(o.userId, s)).toBe("0.5");
   });
 
+  it("its cancel unanswered and no redelivery: the live poll's retry of the cancel publishes the same end (its fills first), closed expired once", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const engine = engineOn();
+    await engine.load();
+    const o = await acceptedOrder(s, { type: "limit", quantity: "2", limitPrice: "95" });
+    fake.failNext("DELETE", "/api/v3/order", "timeout-before"); // cancel_failed: it may still be open at Binance
+    await expect(engine.onBatch([{ kind: "execute", order: o }])).rejects.not.toSatisfy(isRetriable);
+    fake.fill(o.orderId, "0.5", "95");
+    await engine.pollLive(); // no message: the poll tries the cancel again
+    expect(fake.order(o.orderId)).toMatchObject({ status: "CANCELED", executedQty: "0.5" });
+    const events = await engineEvents(o.orderId);
+    expect(events.map((e) => [e.type, e.type === "order.expired" ? e.reason : undefined])).toEqual([["fill", undefined], ["order.expired", "LIVE_ORDER_UNRECORDED"]]);
+    await engine.pollLive();
+    await expect(engine.onBatch([{ kind: "execute", order: o }])).rejects.not.toSatisfy(isRetriable); // a replay: refused, nothing published again
+    expect(await engineEvents(o.orderId)).toHaveLength(2);
+
+    await applied(events);
+    expect(await omOrder(o.orderId)).toEqual({ status: "expired", filled_quantity: "0.5", reject_reason: "LIVE_ORDER_UNRECORDED" });
+    expect((await omEvents(o.orderId)).map((e) => [e.type, e.filled])).toEqual([["order.partially_filled", "0.5"], ["order.expired", "0.5"]]);
+    expect(await omPosition(o.userId, s)).toBe("0.5");
+  });
+
   it("its cancel requested by the user meanwhile (pending_cancel): expired, not left pending for ever", async () => {
     const s = symbolOf();
     fake.setPrice(s, "100");

@@ -25,6 +25,11 @@ export interface LiveCancel {
   update?: LiveUpdate;
 }
 
+/** The te_orders row of an order as Binance (or the paper exchange) answered for it. */
+export const rowOf = (o: OrderRequest, report: ExecutionReport): data.EngineOrderRow => ({
+  order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length,
+});
+
 export class BatchWork {
   events: OutboxEvent[] = [];
   rows: data.EngineOrderRow[] = [];
@@ -73,7 +78,7 @@ export class BatchWork {
 
   /** Records an execution's outcome: the order's row, its fills, and a rejection, expiry or (live) cancel event. */
   async record(o: OrderRequest, report: ExecutionReport): Promise<void> {
-    this.rows.push({ order: o, status: report.status === "partially_filled" ? "resting" : report.status, remaining: report.remaining, fillSeq: report.fills.length });
+    this.rows.push(rowOf(o, report));
     this.fills.push(...report.fills);
     this.gate.filled(report.fills);
     if (report.status === "rejected") this.events.push(outcomeEvent(o, "order.rejected", report.reason ?? "REJECTED"));

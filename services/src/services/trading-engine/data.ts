@@ -76,6 +76,17 @@ export async function insertOrders(db: Queryable, rows: EngineOrderRow[]): Promi
   );
 }
 
+/** insertOrders answering the ids it inserted: a claim (an order a batch recorded first is not among them; the same lock as that batch's insert). */
+export async function insertNewOrders(db: Queryable, rows: EngineOrderRow[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const r = await db.query<{ order_id: string }>(
+    `INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq)
+     SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::numeric[], $5::int[]) ON CONFLICT DO NOTHING RETURNING order_id::text`,
+    [rows.map((x) => x.order.orderId), rows.map((x) => JSON.stringify(x.order)), rows.map((x) => x.status), rows.map((x) => x.remaining), rows.map((x) => x.fillSeq)],
+  );
+  return new Set(r.rows.map((x) => x.order_id));
+}
+
 /**
  * insertOrders and insertFills as one statement (one round trip less on the order path); returns
  * the ids of the fills that were not recorded before.

@@ -19,7 +19,7 @@
  * would not shrink a reduce_only owner's position (a bar passes such resting orders over), and none
  * arriving is executed or sent: it is recorded `held`, until a batch finds it may fill (then executed
  * as on arrival) or order-management's sweep cancels it. Live, one an uncommitted attempt may have sent
- * is looked up at Binance, adopted if there (adoptIfSent; held: next poll or batch first, adoptHeldSent).
+ * is looked up at Binance, adopted if there (adoptIfSent; held: next poll or batch first, adoptHeldSent; with no row: the poll, leftSent.ts).
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
@@ -34,6 +34,7 @@ import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
 import { LiveVenue, type LiveOptions } from "./live";
 import { forgetLiveSends, heldLeftSent, recordLiveSends, recordPlacement } from "./liveSends";
 import { adoptHeldSent, adoptIfSent, cancelLive, recordPolled } from "./liveUpdates";
+import { LeftSentOrders } from "./leftSent";
 import { settleFailedAttempt } from "./sentOrders";
 import { cancelledEvent, type EngineCommand } from "./messages";
 
@@ -60,6 +61,8 @@ export class TradingEngine {
   private held = new Map<string, OrderRequest>();
   /** Live: the held ones an attempt that never committed may have sent (te_live_sends): the poll looks them up. */
   private heldSent = new Set<string>();
+  /** Live: orders te_live_sends says may be open at Binance with no te_orders row (an uncommitted attempt's; `cancel_failed`): the poll looks them up. */
+  private readonly leftSent = new LeftSentOrders();
   /** Live mode: the orders at Binance (the PaperExchange then only keeps the last bars). */
   private readonly venue?: LiveVenue;
   constructor(private readonly deps: EngineDeps) {
@@ -75,6 +78,7 @@ export class TradingEngine {
     const resting = await data.loadResting(this.deps.pg);
     const held = await data.loadHeld(this.deps.pg);
     const heldSent = new Set(this.venue ? (await heldLeftSent(this.deps.pg)).keys() : []);
+    if (this.venue) await this.leftSent.load(this.deps.pg);
     // Live resting orders are Binance's: tracked (and polled), never put where a bar could paper-fill them.
     if (this.venue) this.venue.restore(resting);
     else for (const r of resting) exchange.restore(r);
@@ -85,9 +89,7 @@ export class TradingEngine {
   }
 
   /** Whether the book waits for a rebuild (a failed transaction whose rebuild failed too). */
-  isStale(): boolean {
-    return this.stale;
-  }
+  isStale = (): boolean => this.stale;
 
   /** Rebuilds the book after a failed transaction; the book is trusted again only if this succeeds. */
   private async reload(): Promise<void> {
@@ -212,7 +214,7 @@ export class TradingEngine {
     const before = w.liveBefore;
     await w.recordSent(o, await this.venue.execute(o, {
       sentBefore: before?.sent.has(o.orderId) === true, cancelSent: before?.cancelSent.has(o.orderId) === true, lastSentAt: before?.lastSentAt.get(o.orderId),
-      recordPlacement: (timestamp) => recordPlacement(this.deps.pg, o.orderId, timestamp),
+      recordPlacement: (timestamp) => recordPlacement(this.deps.pg, o, timestamp),
     }));
   }
 
@@ -243,17 +245,13 @@ export class TradingEngine {
   }
 
   /** Live mode: polls the orders resting at Binance now and every `pollMs`; each poll runs between batches (`applied`), in its own transaction. */
-  startLivePolling(): void {
-    this.venue?.startPolling(() => this.pollLive());
-  }
-  async stopLivePolling(): Promise<void> {
-    await this.venue?.stopPolling();
-  }
+  startLivePolling = (): void => this.venue?.startPolling(() => this.pollLive());
+  stopLivePolling = async (): Promise<void> => this.venue?.stopPolling();
 
-  /** One poll of the live orders at Binance; no request and no transaction while none rests nor any held one may be there. Never throws (logged). */
+  /** One poll of the live orders at Binance; no request and no transaction while none rests, no held one may be there and no lookup is due (leftSent.ts). Never throws (logged). */
   pollLive(): Promise<void> {
     const venue = this.venue;
-    if (!venue || (venue.openCount === 0 && this.heldSent.size === 0)) return Promise.resolve();
+    if (!venue || (venue.openCount === 0 && this.heldSent.size === 0 && !this.leftSent.due())) return Promise.resolve();
     const run = this.applied.then(() => this.applyPoll(venue));
     this.applied = run.catch(() => undefined);
     return run.catch((err: Error) => this.deps.log.warn({ err: { message: err.message } }, "live poll failed; the next poll tries again"));
@@ -267,6 +265,8 @@ export class TradingEngine {
       for (const id of looked.adopted) this.held.delete(id);
       for (const id of looked.settled) this.heldSent.delete(id);
     }
+    // Then those with no te_orders row (leftSent.ts): adopted ones are polled with the others from now on.
+    if (this.leftSent.due()) await this.recordingPoll(async () => (await this.leftSent.poll(this.deps, venue), {}));
     const updates = await venue.poll();
     if (updates.length === 0) return;
     await this.recordingPoll(async () => ({ enqueued: await recordPolled(this.deps, updates) }));

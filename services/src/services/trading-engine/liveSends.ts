@@ -11,9 +11,19 @@
  * `sent_at` (migration 0402) is the timestamp of the last placement request signed for the order
  * (recordPlacement, right before each send), NULL while none was sent: Binance may still apply that
  * request for recvWindow after it, so a lookup's -2013 is trusted only once that has passed (live.ts).
+ * `venue_order` (migration 0403) is the order itself, written with each placement and with the mark:
+ * what the live poll needs to ask Binance about an order that has no te_orders row (leftSent.ts).
  */
-import type { Queryable } from "../../kit";
+import { isUnstorableText, type Queryable } from "../../kit";
+import type { OrderRequest } from "../../trading/types";
 import type { UnrecordedOutcome } from "./metrics";
+
+/**
+ * The order as te_live_sends keeps it: whole, but for a user's clientOrderId jsonb cannot hold
+ * (Binance knows the order by its order id; the consumer's decoding refuses such text, so only a bug
+ * gets here): the record, the trace that keeps a replay from placing the order again, must be written.
+ */
+const venueOrderJson = (o: OrderRequest) => JSON.stringify(o.clientOrderId !== undefined && isUnstorableText(o.clientOrderId) ? { ...o, clientOrderId: undefined } : o);
 
 /** What an earlier attempt left of the orders a batch may send: recorded ones (may be at Binance), and the unrecorded ones' outcome. */
 export interface LiveSendsBefore {
@@ -59,11 +69,11 @@ export async function recordLiveSends(db: Queryable, orderIds: string[]): Promis
  * the time until which that request may still land at Binance. Upserted: the record exists for every
  * order a batch may send, but a missing one must not let a send go unrecorded.
  */
-export async function recordPlacement(db: Queryable, orderId: string, timestamp: number): Promise<void> {
+export async function recordPlacement(db: Queryable, o: OrderRequest, timestamp: number): Promise<void> {
   await db.query(
-    `INSERT INTO te_live_sends (order_id, sent_at) VALUES ($1::uuid, to_timestamp($2::float8 / 1000))
-     ON CONFLICT (order_id) DO UPDATE SET sent_at = EXCLUDED.sent_at`,
-    [orderId, timestamp],
+    `INSERT INTO te_live_sends (order_id, sent_at, venue_order) VALUES ($1::uuid, to_timestamp($2::float8 / 1000), $3::jsonb)
+     ON CONFLICT (order_id) DO UPDATE SET sent_at = EXCLUDED.sent_at, venue_order = EXCLUDED.venue_order`,
+    [o.orderId, timestamp, venueOrderJson(o)],
   );
 }
 
@@ -83,6 +93,33 @@ export async function heldLeftSent(db: Queryable, orderIds?: string[]): Promise<
   return new Map(rows.map((r) => [r.id, { cancelSent: r.cancel_sent, lastSentAt: r.sent_at_ms ?? undefined }]));
 }
 
+/** An order a record left that may be open at Binance with no te_orders row to poll it by (leftSent.ts). */
+export interface LeftSent {
+  order: OrderRequest;
+  /** Marked `cancel_failed` (sent, its row unwritable, its cancel unanswered); false: left by an attempt that never committed. */
+  cancelFailed: boolean;
+  cancelSent: boolean;
+  /** Its last placement's timestamp (ms, the engine's clock). */
+  lastSentAt?: number;
+}
+
+/**
+ * The records the live poll looks up at Binance (`orderIds` narrows them): those holding their
+ * order (venue_order, migration 0403) that are marked `cancel_failed`, or unmarked with a placement
+ * sent and no te_orders row (a held one is adoptHeldSent's). One statement; the table is small.
+ */
+export async function leftSentOrders(db: Queryable, orderIds?: string[]): Promise<LeftSent[]> {
+  const { rows } = await db.query<{ venue_order: OrderRequest; cancel_failed: boolean; cancel_sent: boolean; sent_at_ms: number | null }>(
+    `SELECT s.venue_order, s.unrecorded IS NOT NULL AS cancel_failed, s.cancel_sent_at IS NOT NULL AS cancel_sent, ${sentAtMs("s")} AS sent_at_ms
+       FROM te_live_sends s
+      WHERE s.venue_order IS NOT NULL AND ($1::text[] IS NULL OR s.order_id = ANY($1::text[]::uuid[]))
+        AND (s.unrecorded = 'cancel_failed' OR (s.unrecorded IS NULL AND s.sent_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM te_orders o WHERE o.order_id = s.order_id)))
+      ORDER BY s.sent_at NULLS LAST, s.order_id`,
+    [orderIds ?? null],
+  );
+  return rows.map((r) => ({ order: r.venue_order, cancelFailed: r.cancel_failed, cancelSent: r.cancel_sent, lastSentAt: r.sent_at_ms ?? undefined }));
+}
+
 /**
  * The batch transaction recorded these orders in te_orders: a redelivery is recognised there now. A
  * cancel sent for one (markCancelSent, migration 0401) moves to its te_orders row in the same
@@ -100,16 +137,20 @@ export async function forgetLiveSends(tx: Queryable, orderIds: string[]): Promis
 
 /**
  * An order whose te_orders row cannot be written: its record says for good what became of it at
- * Binance (autocommit, `db` the pool). Answers the outcome marked before, if any (it was counted then).
+ * Binance (autocommit, `db` the pool), the order kept with it (the poll retries a `cancel_failed`
+ * one's cancel: leftSent.ts). Answers the outcome marked before, if any (it was counted then).
+ * `from`: changed only if marked so now (the poll's retry: a redelivery may have marked it since).
  */
-export async function markUnrecorded(db: Queryable, orderId: string, outcome: UnrecordedOutcome): Promise<UnrecordedOutcome | undefined> {
+export async function markUnrecorded(db: Queryable, o: OrderRequest, outcome: UnrecordedOutcome, from?: UnrecordedOutcome): Promise<UnrecordedOutcome | undefined> {
   // `before` reads the snapshot the upsert does not change.
   const { rows } = await db.query<{ before: UnrecordedOutcome | null }>(
     `WITH before AS (SELECT unrecorded FROM te_live_sends WHERE order_id = $1::uuid),
-          marked AS (INSERT INTO te_live_sends (order_id, unrecorded, unrecorded_at) VALUES ($1::uuid, $2, now())
-                     ON CONFLICT (order_id) DO UPDATE SET unrecorded = EXCLUDED.unrecorded, unrecorded_at = EXCLUDED.unrecorded_at)
+          marked AS (INSERT INTO te_live_sends (order_id, unrecorded, unrecorded_at, venue_order) SELECT $1::uuid, $2::text, now(), $3::jsonb WHERE $4::text IS NULL
+                     ON CONFLICT (order_id) DO UPDATE SET unrecorded = EXCLUDED.unrecorded, unrecorded_at = EXCLUDED.unrecorded_at,
+                       venue_order = coalesce(te_live_sends.venue_order, EXCLUDED.venue_order)),
+          changed AS (UPDATE te_live_sends SET unrecorded = $2::text, unrecorded_at = now() WHERE $4::text IS NOT NULL AND order_id = $1::uuid AND unrecorded = $4::text)
      SELECT (SELECT unrecorded FROM before) AS before`,
-    [orderId, outcome],
+    [o.orderId, outcome, venueOrderJson(o), from ?? null],
   );
   return rows[0]?.before ?? undefined;
 }

@@ -9,7 +9,8 @@
  * row. One that ended there (`cancelled`, `not_open`) is closed in order-management all the same:
  * its fills (in te_fills, or named in the error log if they cannot be written) and, unless they
  * filled it, `order.expired` LIVE_ORDER_UNRECORDED are published (sentOrders.ts publishEnd); a
- * `cancel_failed` one stays open there until a redelivery cancels it. Each outcome starts at 0, so
+ * `cancel_failed` one stays open there until its cancel succeeds (the live poll tries it again,
+ * leftSent.ts, as a redelivery does; never counted again). Each outcome starts at 0, so
  * `increase()` sees the first one.
  */
 import { Counter, type Registry } from "prom-client";

@@ -173,6 +173,17 @@ async function publishEnd(deps: SettleDeps, o: OrderRequest, ended: EndedAtBinan
   }
 }
 
+/** The fills Binance reported that are in no te_fills row (publishEnd could not write them), for the error log: reconciled by hand. */
+const fillsUnrecorded = (end: { fillsError?: string } | undefined, ended: EndedAtBinance | undefined) =>
+  end?.fillsError !== undefined ? { fillsUnrecorded: ended?.fills.map((f) => ({ fillId: f.fillId, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee })), fillsError: end.fillsError } : {};
+
+/** The cancel of an unrecorded order resting at Binance: its outcome and its end there. Binance not answering throws (live.ts cancel). */
+async function cancelAtBinance(venue: LiveVenue, o: OrderRequest): Promise<{ outcome: UnrecordedOutcome; cancel: string; ended: EndedAtBinance }> {
+  const u = await venue.cancel(o);
+  const status = u?.state.status ?? "unknown at Binance";
+  return { outcome: u?.state.status === "cancelled" ? "cancelled" : "not_open", cancel: status, ended: { status, fills: u?.state.fills ?? [] } };
+}
+
 /**
  * A sent order whose own row cannot be written: at least it does not stay open at Binance, where no
  * poll sees it, nor open in order-management. Once it ended at Binance its end is published
@@ -184,21 +195,13 @@ async function unrecorded(deps: SettleDeps, venue: LiveVenue, s: SentOrder, why:
   let outcome: UnrecordedOutcome = "not_open";
   let cancel = "not open";
   let ended: EndedAtBinance | undefined = { status: s.report.status, fills: s.report.fills };
-  if (s.report.status === "resting") {
-    [outcome, cancel, ended] = await venue.cancel(s.order).then(
-      (u): [UnrecordedOutcome, string, EndedAtBinance] => [
-        u?.state.status === "cancelled" ? "cancelled" : "not_open",
-        u?.state.status ?? "unknown at Binance",
-        { status: u?.state.status ?? "unknown at Binance", fills: u?.state.fills ?? [] },
-      ],
-      (e: unknown): [UnrecordedOutcome, string, undefined] => ["cancel_failed", `cancel failed: ${messageOf(e)}`, undefined],
-    );
-  }
+  if (s.report.status === "resting")
+    ({ outcome, cancel, ended } = await cancelAtBinance(venue, s.order).catch((e: unknown) => ({ outcome: "cancel_failed" as const, cancel: `cancel failed: ${messageOf(e)}`, ended: undefined })));
   // cancel_failed: it may still be open (and fill) at Binance; its end waits for the retry that cancels it.
   const end = ended && (await publishEnd(deps, s.order, ended));
   let before: UnrecordedOutcome | undefined;
   try {
-    before = await markUnrecorded(deps.pg, s.order.orderId, outcome);
+    before = await markUnrecorded(deps.pg, s.order, outcome);
   } catch (err) {
     if (isRetriable(err)) throw outage(err); // the retry looks the order up at Binance and settles it again
     cancel += `; te_live_sends not marked: ${messageOf(err)}`;
@@ -209,10 +212,29 @@ async function unrecorded(deps: SettleDeps, venue: LiveVenue, s: SentOrder, why:
       orderId: s.order.orderId, binance: s.report.status, cancel, outcome, before,
       published: end?.published ?? "nothing: it may be open at Binance",
       // Fills Binance reported that are in no te_fills row: for reconciliation by hand.
-      ...(end?.fillsError !== undefined ? { fillsUnrecorded: ended?.fills.map((f) => ({ fillId: f.fillId, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee })), fillsError: end.fillsError } : {}),
+      ...fillsUnrecorded(end, ended),
       err: { message: messageOf(why) },
     },
     "live order sent to Binance could not be recorded in te_orders; te_live_sends keeps it marked with its outcome",
   );
   return end?.enqueued;
+}
+
+/**
+ * The live poll's retry of the cancel of an order marked `cancel_failed` (leftSent.ts), as a
+ * redelivery's (unrecorded, above) once Binance answers: its end published (publishEnd; the events
+ * keyed by fill and order id, so a redelivery doing the same publishes nothing twice), then the mark
+ * moved to `cancelled` or `not_open`, only from `cancel_failed` (a redelivery may have moved it
+ * first); not counted again (it was counted when first marked). A cancel Binance does not answer
+ * throws, the mark left as it is (the poll asks again later); so does PostgreSQL unavailable.
+ */
+export async function retryUnrecordedCancel(deps: SettleDeps, venue: LiveVenue, o: OrderRequest): Promise<Enqueued | undefined> {
+  const { outcome, cancel, ended } = await cancelAtBinance(venue, o);
+  const end = await publishEnd(deps, o, ended);
+  const before = await markUnrecorded(deps.pg, o, outcome, "cancel_failed");
+  deps.log.error(
+    { orderId: o.orderId, cancel, outcome, before, published: end.published, ...fillsUnrecorded(end, ended) },
+    "live order sent to Binance and never recorded in te_orders: the poll's retry of its cancel ended it there; te_live_sends keeps it marked with its outcome",
+  );
+  return end.enqueued;
 }
