@@ -119,8 +119,12 @@ const SHOWN_MAX = 80;
  */
 export function shown(value: string): string {
   const head = value.length > SHOWN_MAX ? value.slice(0, SHOWN_MAX) : value;
-  const escaped = head.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const escaped = escapeUnshowable(head);
   return value.length > SHOWN_MAX ? `'${escaped}...' (${value.length} characters)` : `'${escaped}'`;
+}
+
+function escapeUnshowable(text: string): string {
+  return text.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** Raw values as Pulumi returns them (`config.get`), keyed without the namespace. */
@@ -535,6 +539,62 @@ export function checkSecretConfig(config: StackConfig, secrets: Partial<Record<S
   if (config.registryUsername === undefined && has("registryPassword")) {
     throw new ConfigError("registryUsername", stack, `is required together with the registryPassword secret (pulumi config set ${CONFIG_NAMESPACE}:registryUsername <user>)`);
   }
+}
+
+/**
+ * The keys a stack sets in the project's namespace, judged before anything is read: a key the
+ * program does not read is refused (the CLI passes undeclared keys through, so a misspelt
+ * `trading:publishAdminPort: false` would leave the admin ports published without a word), and a
+ * credential set without `--secret` is refused (its value sits readable in Pulumi.<stack>.yaml, in
+ * git as often as not). `setKeys` are full keys (`trading:replicas`, `kubernetes:context`);
+ * `encryptedKeys` those of them set with `--secret`.
+ */
+export function checkConfigKeys(stack: string, setKeys: readonly string[], encryptedKeys: readonly string[]): void {
+  const prefix = `${CONFIG_NAMESPACE}:`;
+  const known = [...configKeys, ...secretConfigKeys];
+  const encrypted = new Set(encryptedKeys);
+  for (const full of setKeys) {
+    if (!full.startsWith(prefix)) continue;
+    const key = full.slice(prefix.length);
+    if (!known.includes(key)) {
+      const nearest = nearestKey(key, known);
+      throw new ConfigError(
+        escapeUnshowable(key.length > SHOWN_MAX ? `${key.slice(0, SHOWN_MAX)}...` : key),
+        stack,
+        "is not a setting of this program (a misspelt key is otherwise ignored and its default applies); " +
+          (nearest ? `did you mean ${prefix}${nearest}?` : "the settings are declared in Pulumi.yaml, the secrets listed in the README (Stack configuration)"),
+      );
+    }
+    if ((secretConfigKeys as readonly string[]).includes(key) && !encrypted.has(full)) {
+      throw new ConfigError(
+        key,
+        stack,
+        `is a credential stored in plain text in the stack's configuration; set it again with 'pulumi config set --secret ${full} <value>'`,
+      );
+    }
+  }
+}
+
+/** The known key closest to a misspelt one (case ignored), if it is a plausible typo: at most a third of it edited. */
+function nearestKey(key: string, known: readonly string[]): string | undefined {
+  const typed = key.toLowerCase();
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const d = editDistance(typed, candidate.toLowerCase());
+    if (best === undefined || d < best.distance) best = { key: candidate, distance: d };
+  }
+  return best !== undefined && best.distance <= Math.max(1, Math.floor(best.key.length / 3)) ? best.key : undefined;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions), one row at a time. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length];
 }
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */

@@ -3,7 +3,7 @@ import { catalog } from "../../catalog";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { checkSecretConfig, ConfigError, configKeys, dockerAdminHostPorts, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
+import { checkConfigKeys, checkSecretConfig, ConfigError, configKeys, dockerAdminHostPorts, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
 import { pulumiDeclarations } from "../../stacks/schema";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
@@ -248,6 +248,46 @@ describe("parseStackConfig", () => {
     expect(parseStackConfig("dev", { ...docker, httpPort: "15432", adminBindAddress: "10.8.0.1" }).docker).toMatchObject({ httpPort: 15432, adminBindAddress: "10.8.0.1" });
     expect(parseStackConfig("prod", { ...k8s, httpPort: "15432", httpsPort: "13000" }).docker).toMatchObject({ httpPort: 15432, httpsPort: 13000, publishAdminPorts: false });
     expect(parseStackConfig("dev", { ...docker, httpPort: "80", httpsPort: "443" }).docker).toMatchObject({ httpPort: 80, httpsPort: 443 });
+  });
+});
+
+describe("checkConfigKeys", () => {
+  const message = (stack: string, keys: string[], secret: string[] = []): string => {
+    try {
+      checkConfigKeys(stack, keys, secret);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).message;
+    }
+    throw new Error("expected a ConfigError");
+  };
+
+  it("refuses a key of the project's namespace the program does not read (a typo would silently keep the default), suggesting the nearest", () => {
+    expect(message("dev", ["trading:target", "trading:publishAdminPort"])).toBe(
+      "Invalid configuration trading:publishAdminPort on stack 'dev': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); did you mean trading:publishAdminPorts?",
+    );
+    expect(message("prod", ["trading:Replicas"])).toContain("trading:Replicas on stack 'prod': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); did you mean trading:replicas?");
+    expect(message("prod", ["trading:binanceApiKy"], ["trading:binanceApiKy"])).toContain("did you mean trading:binanceApiKey?");
+    expect(message("dev", ["trading:colour"])).toBe(
+      "Invalid configuration trading:colour on stack 'dev': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); the settings are declared in Pulumi.yaml, the secrets listed in the README (Stack configuration)",
+    );
+    // A hostile key is shown escaped, like a hostile value.
+    expect(message("dev", ["trading:x\u0000\u202e"])).toContain("trading:x\\u0000\\u202e on stack 'dev'");
+    expect(message("dev", ["trading:x\u0000\u202e"])).not.toMatch(/[\u0000\u202e]/);
+  });
+
+  it("refuses a credential set in plain text: it would sit readable in Pulumi.<stack>.yaml", () => {
+    expect(message("prod", ["trading:target", "trading:binanceApiKey", "trading:binanceSecretKey"], ["trading:binanceSecretKey"])).toBe(
+      "Invalid configuration trading:binanceApiKey on stack 'prod': is a credential stored in plain text in the stack's configuration; set it again with 'pulumi config set --secret trading:binanceApiKey <value>'",
+    );
+    for (const key of secretConfigKeys) expect(message("dev", [`trading:${key}`])).toContain(`pulumi config set --secret trading:${key} <value>`);
+  });
+
+  it("accepts every key the program reads, secrets set as secrets, and other namespaces", () => {
+    const all = [...configKeys, ...secretConfigKeys].map((k) => `trading:${k}`);
+    expect(() => checkConfigKeys("prod", [...all, "kubernetes:context", "docker:host", "pulumi:tags"], secretConfigKeys.map((k) => `trading:${k}`))).not.toThrow();
+    // A non-credential key set with --secret does no harm.
+    expect(() => checkConfigKeys("prod", ["trading:registryUsername"], ["trading:registryUsername"])).not.toThrow();
   });
 });
 
