@@ -136,9 +136,16 @@ class Reader {
     readonly stack: string,
   ) {}
 
-  /** The raw value, else the schema's default; undefined when neither is set (an empty default means unset). */
+  /**
+   * The raw value, else the schema's default; undefined when neither is set (an empty default means
+   * unset). No key has a use for a control or invisible character, and one would reach a provider
+   * (a NUL in an env value or a path fails deep inside it), so any is refused here, for every key.
+   */
   string(key: string): string | undefined {
     const value = this.raw[key];
+    if (value !== undefined && new RegExp(UNSHOWABLE.source).test(value)) {
+      throw new ConfigError(key, this.stack, `must not contain control or invisible characters, got ${shown(value)}`);
+    }
     if (value !== undefined && value.trim() !== "") return value.trim();
     const fallback = keySchema(key).default;
     return typeof fallback === "string" && fallback !== "" ? fallback : undefined;
@@ -216,7 +223,13 @@ class Reader {
 const IMAGE_REF = /^[a-z0-9]+([._\/:@-][a-zA-Z0-9_.-]+)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-/** A Kubernetes object name (Secret, ClusterIssuer): a DNS-1123 subdomain, as the API server checks it. */
+/**
+ * A registry host (DNS labels, an optional port) and repository path components as the distribution
+ * spec spells them (lowercase alphanumerics joined by '.', '_', '__' or dashes): anything else makes
+ * an image reference Docker refuses at the build or the push.
+ */
+const REGISTRY_PREFIX = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/;
+/** A Kubernetes object name (Secret, ClusterIssuer, StorageClass, IngressClass): a DNS-1123 subdomain, as the API server checks it. */
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /**
@@ -275,7 +288,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (target === "kubernetes" && imageSource === "upstream" && registry === undefined) {
     throw new ConfigError("registry", stack, "is required on Kubernetes with upstream images: the services image is pushed there");
   }
-  if (registry !== undefined && !/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(registry)) {
+  if (registry !== undefined && !REGISTRY_PREFIX.test(registry)) {
     throw new ConfigError("registry", stack, `is not a valid registry/repository prefix: ${shown(registry)}`);
   }
   const servicesImageTag = r.string("servicesImageTag")!;
@@ -346,7 +359,10 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const memoryRequestRatio = r.ratio("memoryRequestRatio");
   const tlsSecretName = r.string("tlsSecretName");
   const certIssuer = r.string("certIssuer");
-  for (const [key, name] of [["tlsSecretName", tlsSecretName], ["certIssuer", certIssuer]] as const) {
+  const storageClass = r.string("storageClass");
+  const ingressClass = r.string("ingressClass")!;
+  const objectNames = [["tlsSecretName", tlsSecretName], ["certIssuer", certIssuer], ["storageClass", storageClass], ["ingressClass", ingressClass]] as const;
+  for (const [key, name] of objectNames) {
     if (name !== undefined && !DNS_SUBDOMAIN.test(name)) {
       throw new ConfigError(key, stack, `must be a Kubernetes object name (lowercase, digits, '-', '.'; at most 253), got ${shown(name)}`);
     }
@@ -365,7 +381,8 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255)) {
     throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address, got ${shown(adminBindAddress)}`);
   }
-  const publishAdminPorts = target === "docker" && r.boolean("publishAdminPorts");
+  // Read on both targets so a wrong value is reported even where Kubernetes ignores it.
+  const publishAdminPorts = r.boolean("publishAdminPorts") && target === "docker";
   // The edge and the admin ports share the host's address (or the admin ports take all of them):
   // Docker would refuse the second container with "port is already allocated".
   if (publishAdminPorts && (adminBindAddress === DOCKER_EDGE_ADDRESS || adminBindAddress === "0.0.0.0")) {
@@ -433,9 +450,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     },
     kubernetes: {
       namespace,
-      storageClass: r.string("storageClass"),
+      storageClass,
       ingressHost,
-      ingressClass: r.string("ingressClass")!,
+      ingressClass,
       tlsSecretName,
       certIssuer,
       ingressControllerNamespace,

@@ -65,6 +65,15 @@ describe("parseStackConfig", () => {
         }
   });
 
+  it("refuses a control or invisible character in every key's value, on both targets (none has a use for one; a NUL reached the providers)", () => {
+    for (const key of configKeys)
+      for (const v of ["a\u0000b", "x\u200fy", "1\u0085"])
+        for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+          const e = error(stack, { ...base, [key]: v });
+          expect(e.key, `${stack} ${key}=${JSON.stringify(v)}`).toBe(key);
+        }
+  });
+
   it("names the key and the stack in every error", () => {
     const e = error("prod", { ...k8s, replicas: "two" });
     expect(e.message).toBe("Invalid configuration trading:replicas on stack 'prod': must be an integer, got 'two'");
@@ -107,6 +116,15 @@ describe("parseStackConfig", () => {
     [{ ...docker, dockerPidsLimitStateful: "-1" }, "dockerPidsLimitStateful", "must be between 16 and 4194304, got -1"],
     [{ ...docker, dockerPidsLimitJob: "many" }, "dockerPidsLimitJob", "must be an integer, got 'many'"],
     [{ ...docker, dockerPidsLimitJob: "64.5" }, "dockerPidsLimitJob", "must be an integer, got '64.5'"],
+    [{ ...k8s, storageClass: "Fast SSD" }, "storageClass", "must be a Kubernetes object name (lowercase, digits, '-', '.'; at most 253), got 'Fast SSD'"],
+    [{ ...k8s, ingressClass: "nginx/public" }, "ingressClass", "must be a Kubernetes object name (lowercase, digits, '-', '.'; at most 253), got 'nginx/public'"],
+    [{ ...k8s, registry: "../../etc" }, "registry", "is not a valid registry/repository prefix: '../../etc'"],
+    [{ ...k8s, registry: "registry.example.com/-ai" }, "registry", "is not a valid registry/repository prefix"],
+    [{ ...docker, smtpUsername: "a\u0000b" }, "smtpUsername", "must not contain control or invisible characters, got 'a\\u0000b'"],
+    [{ ...docker, registryUsername: "dep\u202eloy" }, "registryUsername", "must not contain control or invisible characters, got 'dep\\u202eloy'"],
+    [{ ...k8s, renderYamlTo: "out\u0000" }, "renderYamlTo", "must not contain control or invisible characters"],
+    [{ ...docker, smtpFrom: "a\u0000b@example.com" }, "smtpFrom", "must not contain control or invisible characters"],
+    [{ ...k8s, publishAdminPorts: "maybe" }, "publishAdminPorts", "must be true or false, got 'maybe'"],
   ])("rejects %j at %s", (raw, key, fragment) => {
     const e = error("dev", raw as RawConfig);
     expect(e.key).toBe(key);
