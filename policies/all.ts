@@ -7,6 +7,7 @@ import { dropAllCapabilities } from "./rules/drop-all-capabilities";
 import { edgeTlsOnly } from "./rules/edge-tls-only";
 import { healthChecks } from "./rules/health-checks";
 import { ingressHosts } from "./rules/ingress-hosts";
+import { ingressInternalBackends } from "./rules/ingress-internal-backends";
 import { ingressNoSnippets } from "./rules/ingress-no-snippets";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noBarePods } from "./rules/no-bare-pods";
@@ -47,6 +48,7 @@ export const policies: Policies = [
     ingressHosts,
     ingressNoSnippets,
     noPublicExposure,
+    ingressInternalBackends,
     networkPolicyDefaultDeny,
     // Namespaces and API access
     protectedNamespaces,

@@ -132,6 +132,51 @@ describe("no-public-exposure", () => {
     });
 });
 
+describe("ingress-internal-backends", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("ingress-internal-backends"));
+    /** A ClusterIP Service under a neutral name and labels whose selector picks `workload`'s pods. */
+    const alias = (name: string, selector: Record<string, string>) => {
+        const svc = service("api-gateway", "service", 5432);
+        svc.name = `${name}-service`;
+        svc.props.metadata = { name, namespace: "ai-trading", labels: {} };
+        svc.props.spec.selector = selector;
+        return svc;
+    };
+
+    it("passes the stack's own Ingress to the gateway", async () => {
+        expect(await run(prodStack())).toEqual([]);
+    });
+
+    it("rejects an Ingress route to a Service that selects a datastore's or Prometheus's pods under another name", async () => {
+        const rs = [
+            ...prodStack().filter((r) => r.name !== "nginx-ingress"),
+            alias("reports", { "trading.io/workload": "postgres" }),
+            alias("metrics", { "trading.io/role": "monitoring" }),
+            ingress({ backends: ["api-gateway", "reports", "metrics"] }),
+        ];
+        expect(await run(rs)).toEqual([
+            {
+                policyName: "ingress-internal-backends", resourceName: "nginx-ingress", enforcementLevel: "mandatory",
+                message: "Ingress \"ai-trading\" routes public traffic to Service \"reports\", which selects the pods of postgres; " +
+                    "datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
+            },
+            {
+                policyName: "ingress-internal-backends", resourceName: "nginx-ingress", enforcementLevel: "mandatory",
+                message: "Ingress \"ai-trading\" routes public traffic to Service \"metrics\", which selects the pods of prometheus; " +
+                    "datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
+            },
+        ]);
+    });
+
+    it("leaves unknown selectors and Services in other namespaces alone", async () => {
+        const other = alias("reports", { "trading.io/workload": "postgres" });
+        other.props.metadata.namespace = "elsewhere";
+        const unknown = alias("metrics", { "trading.io/workload": UNKNOWN });
+        const rs = [...prodStack().filter((r) => r.name !== "nginx-ingress"), other, unknown, ingress({ backends: ["reports", "metrics"] })];
+        expect(await run(rs)).toEqual([]);
+    });
+});
+
 describe("network-policy-default-deny", () => {
     const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("network-policy-default-deny"));
 
