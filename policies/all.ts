@@ -3,6 +3,7 @@ import { Policies } from "@pulumi/policy";
 import { automountServiceAccountToken } from "./rules/automount-service-account-token";
 import { credentialsFromSecretRefs } from "./rules/credentials-from-secret-refs";
 import { datastoreBackups } from "./rules/datastore-backups";
+import { datastorePersistentStorage } from "./rules/datastore-persistent-storage";
 import { dropAllCapabilities } from "./rules/drop-all-capabilities";
 import { edgeTlsOnly } from "./rules/edge-tls-only";
 import { healthChecks } from "./rules/health-checks";
@@ -77,6 +78,7 @@ export const policies: Policies = [
     serviceMinReplicas,
     servicePodDisruptionBudget,
     podAntiAffinity,
+    datastorePersistentStorage,
     datastoreBackups,
     prometheusAlertRules,
 ];
