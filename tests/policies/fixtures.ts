@@ -316,7 +316,8 @@ export function defaultDeny(): TestResource {
 
 export function allowFrom(workload: string, clients: string[], port: number): TestResource {
     return networkPolicy(workload, { matchLabels: { "trading.io/workload": workload } }, ["Ingress", "Egress"], {
-        ingress: [{ from: clients.map((c) => ({ podSelector: { matchLabels: { "trading.io/workload": c } } })), ports: [{ port, protocol: "TCP" }] }],
+        // No clients: no rule at all (a rule whose `from` is empty admits every source).
+        ingress: clients.length ? [{ from: clients.map((c) => ({ podSelector: { matchLabels: { "trading.io/workload": c } } })), ports: [{ port, protocol: "TCP" }] }] : [],
         egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 53, protocol: "UDP" }] }],
     });
 }
