@@ -142,6 +142,16 @@ class Reader {
    * (a NUL in an env value or a path fails deep inside it), so any is refused here, for every key.
    */
   string(key: string): string | undefined {
+    const value = this.text(key);
+    // A YAML object or list set where a single value belongs reaches the program as JSON text.
+    if (value !== undefined && /^[[{]/.test(value) && isStructured(value)) {
+      throw new ConfigError(key, this.stack, `must be a single value, got a YAML/JSON object or list ${shown(value)}`);
+    }
+    return value;
+  }
+
+  /** `string` without the single-value check: the text of a structured key (serviceReplicas). */
+  private text(key: string): string | undefined {
     const value = this.raw[key];
     if (value !== undefined && new RegExp(UNSHOWABLE.source).test(value)) {
       throw new ConfigError(key, this.stack, `must not contain control or invisible characters, got ${shown(value)}`);
@@ -205,7 +215,7 @@ class Reader {
   }
 
   object(key: string): Record<string, unknown> | undefined {
-    const value = this.string(key);
+    const value = this.text(key);
     if (value === undefined) return undefined;
     let parsed: unknown;
     try {
@@ -217,6 +227,15 @@ class Reader {
       throw new ConfigError(key, this.stack, "must be an object");
     }
     return parsed as Record<string, unknown>;
+  }
+}
+
+function isStructured(text: string): boolean {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return parsed !== null && typeof parsed === "object";
+  } catch {
+    return false;
   }
 }
 

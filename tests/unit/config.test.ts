@@ -74,6 +74,18 @@ describe("parseStackConfig", () => {
         }
   });
 
+  it("refuses a YAML object or list where a string is expected (the CLI hands it over as JSON text), for every key but serviceReplicas", () => {
+    for (const key of configKeys.filter((k) => k !== "serviceReplicas"))
+      for (const v of ['{"a@b": 1}', "[1, 2]"])
+        for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+          const e = error(stack, { ...base, [key]: v });
+          expect(e.key, `${stack} ${key}=${v}`).toBe(key);
+        }
+    expect(error("dev", { ...docker, smtpUsername: '{"user": "alerts"}' }).message).toBe(
+      "Invalid configuration trading:smtpUsername on stack 'dev': must be a single value, got a YAML/JSON object or list '{\"user\": \"alerts\"}'",
+    );
+  });
+
   it("names the key and the stack in every error", () => {
     const e = error("prod", { ...k8s, replicas: "two" });
     expect(e.message).toBe("Invalid configuration trading:replicas on stack 'prod': must be an integer, got 'two'");
