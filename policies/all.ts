@@ -3,10 +3,12 @@ import { Policies } from "@pulumi/policy";
 import { automountServiceAccountToken } from "./rules/automount-service-account-token";
 import { credentialsFromSecretRefs } from "./rules/credentials-from-secret-refs";
 import { datastoreBackups } from "./rules/datastore-backups";
+import { datastorePersistentStorage } from "./rules/datastore-persistent-storage";
 import { dropAllCapabilities } from "./rules/drop-all-capabilities";
 import { edgeTlsOnly } from "./rules/edge-tls-only";
 import { healthChecks } from "./rules/health-checks";
 import { ingressHosts } from "./rules/ingress-hosts";
+import { ingressInternalBackends } from "./rules/ingress-internal-backends";
 import { ingressNoSnippets } from "./rules/ingress-no-snippets";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noBarePods } from "./rules/no-bare-pods";
@@ -47,6 +49,7 @@ export const policies: Policies = [
     ingressHosts,
     ingressNoSnippets,
     noPublicExposure,
+    ingressInternalBackends,
     networkPolicyDefaultDeny,
     // Namespaces and API access
     protectedNamespaces,
@@ -75,6 +78,7 @@ export const policies: Policies = [
     serviceMinReplicas,
     servicePodDisruptionBudget,
     podAntiAffinity,
+    datastorePersistentStorage,
     datastoreBackups,
     prometheusAlertRules,
 ];

@@ -119,8 +119,12 @@ const SHOWN_MAX = 80;
  */
 export function shown(value: string): string {
   const head = value.length > SHOWN_MAX ? value.slice(0, SHOWN_MAX) : value;
-  const escaped = head.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const escaped = escapeUnshowable(head);
   return value.length > SHOWN_MAX ? `'${escaped}...' (${value.length} characters)` : `'${escaped}'`;
+}
+
+function escapeUnshowable(text: string): string {
+  return text.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** Raw values as Pulumi returns them (`config.get`), keyed without the namespace. */
@@ -132,9 +136,26 @@ class Reader {
     readonly stack: string,
   ) {}
 
-  /** The raw value, else the schema's default; undefined when neither is set (an empty default means unset). */
+  /**
+   * The raw value, else the schema's default; undefined when neither is set (an empty default means
+   * unset). No key has a use for a control or invisible character, and one would reach a provider
+   * (a NUL in an env value or a path fails deep inside it), so any is refused here, for every key.
+   */
   string(key: string): string | undefined {
+    const value = this.text(key);
+    // A YAML object or list set where a single value belongs reaches the program as JSON text.
+    if (value !== undefined && /^[[{]/.test(value) && isStructured(value)) {
+      throw new ConfigError(key, this.stack, `must be a single value, got a YAML/JSON object or list ${shown(value)}`);
+    }
+    return value;
+  }
+
+  /** `string` without the single-value check: the text of a structured key (serviceReplicas). */
+  private text(key: string): string | undefined {
     const value = this.raw[key];
+    if (value !== undefined && new RegExp(UNSHOWABLE.source).test(value)) {
+      throw new ConfigError(key, this.stack, `must not contain control or invisible characters, got ${shown(value)}`);
+    }
     if (value !== undefined && value.trim() !== "") return value.trim();
     const fallback = keySchema(key).default;
     return typeof fallback === "string" && fallback !== "" ? fallback : undefined;
@@ -194,7 +215,7 @@ class Reader {
   }
 
   object(key: string): Record<string, unknown> | undefined {
-    const value = this.string(key);
+    const value = this.text(key);
     if (value === undefined) return undefined;
     let parsed: unknown;
     try {
@@ -209,10 +230,25 @@ class Reader {
   }
 }
 
+function isStructured(text: string): boolean {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return parsed !== null && typeof parsed === "object";
+  } catch {
+    return false;
+  }
+}
+
 const IMAGE_REF = /^[a-z0-9]+([._\/:@-][a-zA-Z0-9_.-]+)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-/** A Kubernetes object name (Secret, ClusterIssuer): a DNS-1123 subdomain, as the API server checks it. */
+/**
+ * A registry host (DNS labels, an optional port) and repository path components as the distribution
+ * spec spells them (lowercase alphanumerics joined by '.', '_', '__' or dashes): anything else makes
+ * an image reference Docker refuses at the build or the push.
+ */
+const REGISTRY_PREFIX = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/;
+/** A Kubernetes object name (Secret, ClusterIssuer, StorageClass, IngressClass): a DNS-1123 subdomain, as the API server checks it. */
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /**
@@ -271,7 +307,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (target === "kubernetes" && imageSource === "upstream" && registry === undefined) {
     throw new ConfigError("registry", stack, "is required on Kubernetes with upstream images: the services image is pushed there");
   }
-  if (registry !== undefined && !/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(registry)) {
+  if (registry !== undefined && !REGISTRY_PREFIX.test(registry)) {
     throw new ConfigError("registry", stack, `is not a valid registry/repository prefix: ${shown(registry)}`);
   }
   const servicesImageTag = r.string("servicesImageTag")!;
@@ -342,7 +378,10 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const memoryRequestRatio = r.ratio("memoryRequestRatio");
   const tlsSecretName = r.string("tlsSecretName");
   const certIssuer = r.string("certIssuer");
-  for (const [key, name] of [["tlsSecretName", tlsSecretName], ["certIssuer", certIssuer]] as const) {
+  const storageClass = r.string("storageClass");
+  const ingressClass = r.string("ingressClass")!;
+  const objectNames = [["tlsSecretName", tlsSecretName], ["certIssuer", certIssuer], ["storageClass", storageClass], ["ingressClass", ingressClass]] as const;
+  for (const [key, name] of objectNames) {
     if (name !== undefined && !DNS_SUBDOMAIN.test(name)) {
       throw new ConfigError(key, stack, `must be a Kubernetes object name (lowercase, digits, '-', '.'; at most 253), got ${shown(name)}`);
     }
@@ -361,7 +400,8 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255)) {
     throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address, got ${shown(adminBindAddress)}`);
   }
-  const publishAdminPorts = target === "docker" && r.boolean("publishAdminPorts");
+  // Read on both targets so a wrong value is reported even where Kubernetes ignores it.
+  const publishAdminPorts = r.boolean("publishAdminPorts") && target === "docker";
   // The edge and the admin ports share the host's address (or the admin ports take all of them):
   // Docker would refuse the second container with "port is already allocated".
   if (publishAdminPorts && (adminBindAddress === DOCKER_EDGE_ADDRESS || adminBindAddress === "0.0.0.0")) {
@@ -429,9 +469,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     },
     kubernetes: {
       namespace,
-      storageClass: r.string("storageClass"),
+      storageClass,
       ingressHost,
-      ingressClass: r.string("ingressClass")!,
+      ingressClass,
       tlsSecretName,
       certIssuer,
       ingressControllerNamespace,
@@ -535,6 +575,62 @@ export function checkSecretConfig(config: StackConfig, secrets: Partial<Record<S
   if (config.registryUsername === undefined && has("registryPassword")) {
     throw new ConfigError("registryUsername", stack, `is required together with the registryPassword secret (pulumi config set ${CONFIG_NAMESPACE}:registryUsername <user>)`);
   }
+}
+
+/**
+ * The keys a stack sets in the project's namespace, judged before anything is read: a key the
+ * program does not read is refused (the CLI passes undeclared keys through, so a misspelt
+ * `trading:publishAdminPort: false` would leave the admin ports published without a word), and a
+ * credential set without `--secret` is refused (its value sits readable in Pulumi.<stack>.yaml, in
+ * git as often as not). `setKeys` are full keys (`trading:replicas`, `kubernetes:context`);
+ * `encryptedKeys` those of them set with `--secret`.
+ */
+export function checkConfigKeys(stack: string, setKeys: readonly string[], encryptedKeys: readonly string[]): void {
+  const prefix = `${CONFIG_NAMESPACE}:`;
+  const known = [...configKeys, ...secretConfigKeys];
+  const encrypted = new Set(encryptedKeys);
+  for (const full of setKeys) {
+    if (!full.startsWith(prefix)) continue;
+    const key = full.slice(prefix.length);
+    if (!known.includes(key)) {
+      const nearest = nearestKey(key, known);
+      throw new ConfigError(
+        escapeUnshowable(key.length > SHOWN_MAX ? `${key.slice(0, SHOWN_MAX)}...` : key),
+        stack,
+        "is not a setting of this program (a misspelt key is otherwise ignored and its default applies); " +
+          (nearest ? `did you mean ${prefix}${nearest}?` : "the settings are declared in Pulumi.yaml, the secrets listed in the README (Stack configuration)"),
+      );
+    }
+    if ((secretConfigKeys as readonly string[]).includes(key) && !encrypted.has(full)) {
+      throw new ConfigError(
+        key,
+        stack,
+        `is a credential stored in plain text in the stack's configuration; set it again with 'pulumi config set --secret ${full} <value>'`,
+      );
+    }
+  }
+}
+
+/** The known key closest to a misspelt one (case ignored), if it is a plausible typo: at most a third of it edited. */
+function nearestKey(key: string, known: readonly string[]): string | undefined {
+  const typed = key.toLowerCase();
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const d = editDistance(typed, candidate.toLowerCase());
+    if (best === undefined || d < best.distance) best = { key: candidate, distance: d };
+  }
+  return best !== undefined && best.distance <= Math.max(1, Math.floor(best.key.length / 3)) ? best.key : undefined;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions), one row at a time. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length];
 }
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */

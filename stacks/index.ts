@@ -3,7 +3,7 @@
  * Kept separate from `config.ts` so the parser has no dependency on the engine.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { checkSecretConfig, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig, secretConfigKeys, SecretConfigKey, StackConfig } from "./config";
+import { checkConfigKeys, checkSecretConfig, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig, secretConfigKeys, SecretConfigKey, StackConfig } from "./config";
 
 export * from "./config";
 
@@ -13,9 +13,21 @@ export interface LoadedConfig {
   secrets: Partial<Record<SecretConfigKey, pulumi.Output<string>>>;
 }
 
+/**
+ * Whether a config key was set with `--secret`: @pulumi/pulumi's runtime exports `isConfigSecret`
+ * (from the secret keys the language host passes) but leaves it out of its type declarations.
+ */
+function isConfigSecret(key: string): boolean {
+  const check: unknown = Reflect.get(pulumi.runtime, "isConfigSecret");
+  if (typeof check !== "function") throw new Error("@pulumi/pulumi no longer exports runtime.isConfigSecret: stacks/index.ts cannot tell secret config from plain");
+  return check(key) === true;
+}
+
 export function loadStackConfig(): LoadedConfig {
   const cfg = new pulumi.Config(CONFIG_NAMESPACE);
   const stack = pulumi.getStack();
+  const setKeys = Object.keys(pulumi.runtime.allConfig());
+  checkConfigKeys(stack, setKeys, setKeys.filter(isConfigSecret));
   const raw: RawConfig = {};
   for (const key of configKeys) {
     // Structured values (objects) come back as JSON text, which the parser validates.

@@ -84,7 +84,7 @@ export const stackConfigSchema = Type.Object({
   dockerPidsLimitStateful: int("Docker: most processes and threads of each stateful container (datastores, Prometheus, Grafana)", 4096, 16, 4_194_304),
   dockerPidsLimitJob: int("Docker: most processes and threads of each one-shot job container (migrations)", 256, 16, 4_194_304),
   adminBindAddress: str(
-    "Docker: host address datastore, Prometheus and Grafana ports bind to (e.g. a VPN interface); anything public is rejected by policy",
+    "Docker: host address datastore, Prometheus and Grafana ports bind to (e.g. a VPN interface); the policy pack reports any address but loopback (and blocks it under prod.json)",
     "127.0.0.1",
   ),
   exposeDatastores: bool("Kubernetes: LoadBalancer Services for the datastores (rejected by the policy pack on prod)", false),

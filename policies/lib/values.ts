@@ -18,6 +18,13 @@ export function isUnknown(value: unknown): value is Unknown {
     return value === UNKNOWN;
 }
 
+/** Is the value, or anything inside it, unknown during preview? */
+export function hasUnknown(value: unknown): boolean {
+    if (isUnknown(value)) return true;
+    if (Array.isArray(value)) return value.some(hasUnknown);
+    return isRecord(value) && Object.values(value).some(hasUnknown);
+}
+
 function read(from: any, key: string | number): unknown {
     try {
         return from[key];

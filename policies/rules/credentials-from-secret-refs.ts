@@ -26,6 +26,11 @@ export function literalEnvCredentials(containers: K8sContainer[], cfg: SecretRef
             if (!isRecord(e)) continue;
             const name = str(e.name);
             if (name === undefined || allowed.has(name.toUpperCase())) continue;
+            const fromConfigMap = isRecord(e.valueFrom) && isRecord(e.valueFrom.configMapKeyRef) ? e.valueFrom.configMapKeyRef : undefined;
+            if (fromConfigMap && isCredentialName(name)) {
+                out.push(`container "${c.name}" takes ${name} from ConfigMap "${str(fromConfigMap.name) ?? "?"}" key ${str(fromConfigMap.key) ?? "?"}`);
+                continue;
+            }
             const raw = e.value;
             if (raw === undefined || raw === null || raw === "") continue;
             const value = str(raw);
@@ -33,22 +38,70 @@ export function literalEnvCredentials(containers: K8sContainer[], cfg: SecretRef
                 out.push(`container "${c.name}" sets ${name} as a literal value${isUnknown(raw) ? " (computed at deploy time)" : ""}`);
             } else if (value !== undefined && urlPasswordsIn(value).length > 0) {
                 out.push(`container "${c.name}" sets ${name} to a URL with an embedded password`);
+            } else if (value !== undefined && hasPrivateKey(value)) {
+                out.push(`container "${c.name}" sets ${name} to a private key`);
             }
         }
+        out.push(...commandLineCredentials(c));
     }
     return out;
 }
 
-/** Credential-named keys or URLs with passwords in a ConfigMap's data. */
+/**
+ * Credentials on a container's command line (`command`, `args`): shown by `kubectl get -o yaml` and to
+ * anyone who lists processes on the node. A URL with a password, or a credential-named flag given a
+ * literal (`--db-password=x`, `--api-token x`); a `$(VAR)` or `$VAR` reference to an env var (filled
+ * from a Secret) is the way to pass one and is fine. Multi-word entries (an `sh -c` script) are read
+ * word by word.
+ */
+function commandLineCredentials(c: K8sContainer): string[] {
+    const out: string[] = [];
+    const words: { word: string; at: string }[] = [];
+    for (const field of ["command", "args"] as const) {
+        arr(c.container[field]).forEach((entry, i) => {
+            const text = str(entry);
+            if (text === undefined) return;
+            const at = `${field}[${i}]`;
+            if (urlPasswordsIn(text).length > 0) out.push(`container "${c.name}" passes a URL with an embedded password in ${at}`);
+            for (const word of text.split(/\s+/).filter(Boolean)) words.push({ word, at });
+        });
+    }
+    const isReference = (v: string) => /^["']?\$/.test(v);
+    words.forEach(({ word, at }, i) => {
+        const flag = /^--?([A-Za-z0-9][\w.-]*)(?:=(.*))?$/.exec(word);
+        if (!flag || !isCredentialName(flag[1])) return;
+        const value = flag[2] ?? words[i + 1]?.word;
+        if (value === undefined || value === "" || value.startsWith("-") || isReference(value)) return;
+        out.push(`container "${c.name}" passes a literal credential in ${at} (${word.split("=")[0]})`);
+    });
+    return out;
+}
+
+const PRIVATE_KEY = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/;
+
+/** PEM private key material (RSA, EC, PKCS#8, encrypted or not, OpenSSH). */
+export function hasPrivateKey(text: string): boolean {
+    return PRIVATE_KEY.test(text);
+}
+
+/** Credential-named keys, URLs with passwords or private keys in a ConfigMap's data and binaryData (base64). */
 export function configMapCredentials(props: Record<string, any>): string[] {
     const out: string[] = [];
-    if (!isRecord(props.data)) return out;
-    for (const [k, v] of Object.entries(props.data)) {
-        const value = str(v);
+    const entries: [string, string | undefined, string][] = [];
+    if (isRecord(props.data)) for (const [k, v] of Object.entries(props.data)) entries.push([k, str(v), ""]);
+    if (isRecord(props.binaryData)) {
+        for (const [k, v] of Object.entries(props.binaryData)) {
+            const encoded = str(v);
+            entries.push([k, encoded === undefined ? undefined : Buffer.from(encoded, "base64").toString("latin1"), " (binaryData)"]);
+        }
+    }
+    for (const [k, value, where] of entries) {
         if (isCredentialName(k)) {
-            out.push(`ConfigMap key ${k} looks like a credential`);
+            out.push(`ConfigMap key ${k}${where} looks like a credential`);
         } else if (value !== undefined && urlPasswordsIn(value).length > 0) {
-            out.push(`ConfigMap key ${k} contains a URL with an embedded password`);
+            out.push(`ConfigMap key ${k}${where} contains a URL with an embedded password`);
+        } else if (value !== undefined && hasPrivateKey(value)) {
+            out.push(`ConfigMap key ${k}${where} holds a private key`);
         }
     }
     return out;
@@ -62,8 +115,8 @@ const message = (who: string, finding: string) =>
 export const credentialsFromSecretRefs: ResourceValidationPolicy = {
     name: "credentials-from-secret-refs",
     description:
-        "On Kubernetes, credentials (PASSWORD, SECRET, TOKEN, *KEY, URLs with user:password@) reach pods only " +
-        "through Secrets (env valueFrom.secretKeyRef), never as literal env values or ConfigMap data.",
+        "On Kubernetes, credentials (PASSWORD, SECRET, TOKEN, *KEY, URLs with user:password@, private keys) reach pods only " +
+        "through Secrets (env valueFrom.secretKeyRef), never as literal env values, ConfigMap data or literals on the command line.",
     severity: "high",
     configSchema: {
         properties: {

@@ -2,7 +2,7 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { isEmptySelector, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
-import { arr, str } from "../lib/values";
+import { arr, hasUnknown, isRecord, str } from "../lib/values";
 import { K8S, K8S_LONG_RUNNING, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
 export interface NetworkPolicyConfig {
@@ -29,6 +29,32 @@ export function isDefaultDeny(np: Record<string, any>): { ingress: boolean; egre
     };
 }
 
+/**
+ * Ingress rules of a NetworkPolicy that admit every source, each as `ingress[i] (why)`: a rule
+ * without `from` (every source), an ipBlock of the whole IPv4 or IPv6 space, or a bare
+ * `namespaceSelector: {}` (every pod of every namespace). Any of them undoes the namespace's
+ * default deny for the pods the policy selects. Rules unknown during preview are skipped.
+ */
+export function openIngressRules(np: Record<string, any>): string[] {
+    const out: string[] = [];
+    arr(np.spec?.ingress).forEach((rule, i) => {
+        if (!isRecord(rule) || hasUnknown(rule.from)) return;
+        const from = arr(rule.from);
+        if (from.length === 0) {
+            out.push(`ingress[${i}] (no from)`);
+            return;
+        }
+        for (const peer of from.filter(isRecord)) {
+            if (isRecord(peer.namespaceSelector) && isEmptySelector(peer.namespaceSelector) && peer.podSelector === undefined) {
+                out.push(`ingress[${i}] (namespaceSelector {} without podSelector)`);
+            }
+            const cidr = str(peer.ipBlock?.cidr);
+            if (cidr !== undefined && /^(0\.0\.0\.0|::)\/0$/.test(cidr.trim())) out.push(`ingress[${i}] (ipBlock ${cidr.trim()})`);
+        }
+    });
+    return out;
+}
+
 export interface NetworkPolicyFinding {
     urn?: string;
     message: string;
@@ -51,6 +77,15 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
             findings.push({
                 message: `Namespace "${ns}" has no default-deny NetworkPolicy for ${missing}. Add a NetworkPolicy ` +
                     `with podSelector: {} and policyTypes: [Ingress, Egress] and no rules, then allow each flow explicitly.`,
+            });
+        }
+        for (const p of inNs.filter((x) => !isEmptySelector(x.props.spec?.podSelector) && policyTypes(x.props).includes("Ingress"))) {
+            const open = openIngressRules(p.props);
+            if (open.length === 0) continue;
+            findings.push({
+                urn: p.urn,
+                message: `NetworkPolicy "${objectName(p.props, p.name)}" in namespace "${ns}" admits every source in ${open.join(", ")}, which undoes the namespace's default deny: ` +
+                    "name the clients (podSelector, or namespaceSelector with labels) in from.",
             });
         }
         for (const w of workloads.filter((x) => namespaceOf(x.props) === ns)) {

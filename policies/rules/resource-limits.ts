@@ -11,11 +11,18 @@ export interface LimitsConfig {
 
 const defaults: LimitsConfig = { requireCpuLimit: true, requireRequests: true };
 
+/**
+ * Is a limit set to something? A zero in any spelling ("0", "0.0", "0Mi", "0m") is no limit: Docker
+ * reads 0 as unlimited, and a Kubernetes limit of zero leaves the container unbounded.
+ */
 function present(v: unknown): boolean {
     if (isUnknown(v)) return true;
-    const s = str(v);
     const n = num(v);
-    return (n !== undefined && n > 0) || (s !== undefined && s.trim() !== "" && s.trim() !== "0");
+    if (n !== undefined) return n > 0;
+    const s = str(v)?.trim();
+    if (s === undefined || s === "") return false;
+    const magnitude = Number.parseFloat(s);
+    return !(Number.isFinite(magnitude) && magnitude <= 0);
 }
 
 export function dockerLimitProblems(props: Record<string, any>): string[] {
@@ -23,6 +30,9 @@ export function dockerLimitProblems(props: Record<string, any>): string[] {
     if (!present(props.memory)) out.push("has no memory limit (memory, in MB)");
     if (!present(props.cpus) && !present(props.cpuShares) && !(present(props.cpuQuota) && present(props.cpuPeriod))) {
         out.push("has no CPU limit (cpus or cpuShares)");
+    }
+    if (num(props.memorySwap) === -1) {
+        out.push("sets memorySwap -1 (unlimited swap), so the memory limit no longer bounds what it takes from the host");
     }
     return out;
 }

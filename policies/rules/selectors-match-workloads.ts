@@ -1,18 +1,12 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { isEmptySelector, mapSelectorMatches, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
-import { isRecord, isUnknown, str } from "../lib/values";
+import { hasUnknown, isRecord, isUnknown, str } from "../lib/values";
 import { isK8sWorkload, K8S, Labels, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
 export interface Finding {
     urn: string;
     message: string;
-}
-
-function hasUnknown(value: unknown): boolean {
-    if (isUnknown(value)) return true;
-    if (Array.isArray(value)) return value.some(hasUnknown);
-    return isRecord(value) && Object.values(value).some(hasUnknown);
 }
 
 /**

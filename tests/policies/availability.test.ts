@@ -115,6 +115,48 @@ describe("datastore-backups", () => {
     });
 });
 
+describe("datastore-persistent-storage", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("datastore-persistent-storage"));
+    const fix = "mount a PersistentVolumeClaim (volumeClaimTemplates) at its data directory";
+
+    it("passes datastores on a mounted claim or a named Docker volume, and leaves services, jobs and dev alone", async () => {
+        expect(await run(prodStack())).toEqual([]);
+        expect(await run([dockerPostgres()])).toEqual([]);
+        const bare = dockerPostgres({ volumes: [] });
+        expect(await run([bare], "dev")).toEqual([]);
+    });
+
+    it("rejects a datastore whose data lives in the container or an emptyDir, and a claim no container mounts", async () => {
+        const noClaims = replace(prodStack(), "postgres-statefulset", (p) => { delete p.spec.volumeClaimTemplates; });
+        const emptyDir = replace(prodStack(), "clickhouse-statefulset", (p) => {
+            delete p.spec.volumeClaimTemplates;
+            p.spec.template.spec.volumes.push({ name: "data", emptyDir: {} });
+        });
+        const unmounted = replace(prodStack(), "postgres-statefulset", (p) => {
+            p.spec.template.spec.containers[0].volumeMounts = [{ name: "tmp", mountPath: "/tmp" }];
+        });
+        const k8sMessage = (kind: string, name: string) =>
+            `${kind} "${name}" is a datastore whose containers mount no PersistentVolumeClaim: its data is lost whenever the pod is rescheduled or replaced; ${fix}.`;
+        expect((await run(noClaims)).map((v) => v.message)).toEqual([k8sMessage("StatefulSet", "postgres-statefulset")]);
+        expect((await run(emptyDir)).map((v) => v.message)).toEqual([k8sMessage("StatefulSet", "clickhouse-statefulset")]);
+        expect((await run(unmounted)).map((v) => v.message)).toEqual([k8sMessage("StatefulSet", "postgres-statefulset")]);
+        expect(await run([dockerPostgres({ volumes: [] })])).toEqual([{
+            policyName: "datastore-persistent-storage", resourceName: "postgres-container", enforcementLevel: "mandatory",
+            message: "Container \"postgres-container\" is a datastore with no named volume: its data is lost whenever the container is replaced; mount a Docker volume (volumes[].volumeName) at its data directory.",
+        }]);
+    });
+
+    it("passes a claim mounted as a pod volume (persistentVolumeClaim), and skips mounts unknown during preview", async () => {
+        const pvc = replace(prodStack(), "postgres-statefulset", (p) => {
+            delete p.spec.volumeClaimTemplates;
+            p.spec.template.spec.volumes.push({ name: "data", persistentVolumeClaim: { claimName: "postgres-data" } });
+        });
+        expect(await run(pvc)).toEqual([]);
+        const unknown = replace(prodStack(), "postgres-statefulset", (p) => { p.spec.template.spec.containers[0].volumeMounts = UNKNOWN; });
+        expect(await run(unknown)).toEqual([]);
+    });
+});
+
 describe("prometheus-alert-rules", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("prometheus-alert-rules"));
 

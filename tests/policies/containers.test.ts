@@ -199,6 +199,25 @@ describe("resource-limits", () => {
     });
 });
 
+describe("resource-limits: limits that read as none", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("resource-limits"));
+
+    it("rejects zero quantities with a unit (Kubernetes) or as a decimal (Docker), and unlimited Docker swap", async () => {
+        const k8s = deployment("api-gateway", 3001, { container: { resources: { limits: { cpu: "0m", memory: "0Mi" }, requests: { cpu: "0.0", memory: "0Gi" } } } });
+        const docker = dockerService("api-gateway", { cpus: "0.0", memorySwap: -1 });
+        expect((await run([k8s, docker])).map((v) => v.message.split("; ")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" has no resources.limits.memory, resources.limits.cpu, resources.requests.memory, resources.requests.cpu",
+            "Container \"api-gateway-container\" has no CPU limit (cpus or cpuShares)",
+            "Container \"api-gateway-container\" sets memorySwap -1 (unlimited swap), so the memory limit no longer bounds what it takes from the host",
+        ]);
+    });
+
+    it("passes small non-zero quantities and a bounded swap", async () => {
+        const k8s = deployment("api-gateway", 3001, { container: { resources: { limits: { cpu: "0.05", memory: "64Mi" }, requests: { cpu: "10m", memory: "64Mi" } } } });
+        expect(await run([k8s, dockerService("api-gateway", { cpus: "0.25", memorySwap: 512 })])).toEqual([]);
+    });
+});
+
 describe("pids-limit", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("pids-limit"));
 

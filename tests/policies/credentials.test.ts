@@ -154,6 +154,55 @@ describe("credentials-from-secret-refs", () => {
         expect(await runPack([d], cfg, only("credentials-from-secret-refs"))).toEqual([]);
     });
 
+    it("rejects a credential-named variable taken from a ConfigMap: the value sits in plain ConfigMap data under any key name", async () => {
+        const d = deployment("api-gateway", 3001, {
+            container: {
+                env: [
+                    { name: "JWT_SECRET", valueFrom: { configMapKeyRef: { name: "app-config", key: "jwt" } } },
+                    { name: "LOG_LEVEL", valueFrom: { configMapKeyRef: { name: "app-config", key: "log" } } },
+                    { name: "POSTGRES_PASSWORD", valueFrom: { secretKeyRef: { name: "pg", key: "password" } } },
+                ],
+            },
+        });
+        expect((await run([d])).map((v) => v.message)).toEqual([
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" takes JWT_SECRET from ConfigMap \"app-config\" key jwt. Literal values end up in the object spec, " +
+                "visible to anyone who can read the workload: put the value in a Secret and reference it with env[].valueFrom.secretKeyRef (the guide: \"use Docker secrets for sensitive data\").",
+        ]);
+    });
+
+    it("rejects private key material in a literal env value or ConfigMap data (text or binary), whatever the name", async () => {
+        const pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n";
+        const d = deployment("api-gateway", 3001, { container: { env: [{ name: "TLS_PEM", value: pem }, { name: "CA_CERT", value: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----" }] } });
+        const cm = {
+            type: "kubernetes:core/v1:ConfigMap", name: "edge-config",
+            props: {
+                metadata: { name: "edge-config" },
+                data: { "server.pem": pem, "ca.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----" },
+                binaryData: { "client.p8": Buffer.from("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIF\n").toString("base64"), DB_PASSWORD: Buffer.from("Q7mZr2LwX9pT4vNc").toString("base64"), "logo.png": Buffer.from([0x89, 0x50]).toString("base64") },
+            },
+        };
+        expect((await run([d, cm])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets TLS_PEM to a private key",
+            "ConfigMap \"edge-config\": ConfigMap key server.pem holds a private key",
+            "ConfigMap \"edge-config\": ConfigMap key client.p8 (binaryData) holds a private key",
+            "ConfigMap \"edge-config\": ConfigMap key DB_PASSWORD (binaryData) looks like a credential",
+        ]);
+    });
+
+    it("rejects a credential in a container's command or args (shown by kubectl and ps), not a $(VAR) reference", async () => {
+        const d = deployment("api-gateway", 3001, {
+            container: {
+                command: ["sh", "-c", "pg_dump postgresql://backup:Q7mZr2LwX9pT4vNc8Kd@postgres:5432/ai_trading > /backup/x.dump"],
+                args: ["--db-password=Q7mZr2LwX9pT4vNc8Kd", "--api-token", "tok-abcdef123456", "--jwt-secret=$(JWT_SECRET)", "--token-ttl=60", "--password", "$(PGPASSWORD)"],
+            },
+        });
+        expect((await run([d])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" passes a URL with an embedded password in command[2]",
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" passes a literal credential in args[0] (--db-password)",
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" passes a literal credential in args[1] (--api-token)",
+        ]);
+    });
+
     it("does not apply to Docker containers", async () => {
         expect(await run([dockerService()])).toEqual([]);
     });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { nginxTlsProblems } from "../../policies/lib/nginx";
 import {
-    deployment, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit, ingress,
+    allowFrom, deployment, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit, ingress,
     networkPolicy, NGINX_CONF, prodStack, replace, service, statefulSet,
 } from "./fixtures";
 import { runPack, summary, UNKNOWN } from "./run-pack";
@@ -132,6 +132,51 @@ describe("no-public-exposure", () => {
     });
 });
 
+describe("ingress-internal-backends", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("ingress-internal-backends"));
+    /** A ClusterIP Service under a neutral name and labels whose selector picks `workload`'s pods. */
+    const alias = (name: string, selector: Record<string, string>) => {
+        const svc = service("api-gateway", "service", 5432);
+        svc.name = `${name}-service`;
+        svc.props.metadata = { name, namespace: "ai-trading", labels: {} };
+        svc.props.spec.selector = selector;
+        return svc;
+    };
+
+    it("passes the stack's own Ingress to the gateway", async () => {
+        expect(await run(prodStack())).toEqual([]);
+    });
+
+    it("rejects an Ingress route to a Service that selects a datastore's or Prometheus's pods under another name", async () => {
+        const rs = [
+            ...prodStack().filter((r) => r.name !== "nginx-ingress"),
+            alias("reports", { "trading.io/workload": "postgres" }),
+            alias("metrics", { "trading.io/role": "monitoring" }),
+            ingress({ backends: ["api-gateway", "reports", "metrics"] }),
+        ];
+        expect(await run(rs)).toEqual([
+            {
+                policyName: "ingress-internal-backends", resourceName: "nginx-ingress", enforcementLevel: "mandatory",
+                message: "Ingress \"ai-trading\" routes public traffic to Service \"reports\", which selects the pods of postgres; " +
+                    "datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
+            },
+            {
+                policyName: "ingress-internal-backends", resourceName: "nginx-ingress", enforcementLevel: "mandatory",
+                message: "Ingress \"ai-trading\" routes public traffic to Service \"metrics\", which selects the pods of prometheus; " +
+                    "datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
+            },
+        ]);
+    });
+
+    it("leaves unknown selectors and Services in other namespaces alone", async () => {
+        const other = alias("reports", { "trading.io/workload": "postgres" });
+        other.props.metadata.namespace = "elsewhere";
+        const unknown = alias("metrics", { "trading.io/workload": UNKNOWN });
+        const rs = [...prodStack().filter((r) => r.name !== "nginx-ingress"), other, unknown, ingress({ backends: ["reports", "metrics"] })];
+        expect(await run(rs)).toEqual([]);
+    });
+});
+
 describe("network-policy-default-deny", () => {
     const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("network-policy-default-deny"));
 
@@ -173,11 +218,44 @@ describe("network-policy-default-deny", () => {
                 "policyTypes and list the destinations it may reach (an empty egress list keeps it closed).",
         ]);
         // matchExpressions selectors work too.
-        const expr = networkPolicy("user-management", { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["user-management"] }] }, ["Ingress", "Egress"], { ingress: [{}] });
+        const expr = networkPolicy("user-management", { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["user-management"] }] }, ["Ingress", "Egress"], { ingress: [] });
         expect(await run([...rs, expr])).toEqual([]);
     });
 
     it("is not applicable to a Docker stack", async () => {
         expect(await run([dockerService(), dockerPostgres()])).toEqual([]);
+    });
+
+    it("rejects a workload's own policy that admits every source: a rule without from, 0.0.0.0/0 or ::/0, or every pod of every namespace", async () => {
+        const open = (name: string, workload: string, rule: Record<string, any>) => {
+            const np = allowFrom(workload, [], 5432);
+            np.name = `${name}-netpol`;
+            np.props.metadata.name = name;
+            np.props.spec.ingress = [{ ports: [{ port: 5432, protocol: "TCP" }] }, rule];
+            return np;
+        };
+        const rs = [
+            ...prodStack().filter((r) => r.name !== "postgres-netpol" && r.name !== "clickhouse-netpol"),
+            open("postgres", "postgres", { from: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }),
+            open("clickhouse", "clickhouse", { from: [{ namespaceSelector: {} }, { ipBlock: { cidr: "::/0" } }] }),
+        ];
+        expect((await run(rs)).map((v) => v.message)).toEqual([
+            "NetworkPolicy \"postgres\" in namespace \"ai-trading\" admits every source in ingress[0] (no from), ingress[1] (ipBlock 0.0.0.0/0), which undoes the namespace's default deny: " +
+                "name the clients (podSelector, or namespaceSelector with labels) in from.",
+            "NetworkPolicy \"clickhouse\" in namespace \"ai-trading\" admits every source in ingress[0] (no from), ingress[1] (namespaceSelector {} without podSelector), ingress[1] (ipBlock ::/0), which undoes the namespace's default deny: " +
+                "name the clients (podSelector, or namespaceSelector with labels) in from.",
+        ]);
+    });
+
+    it("keeps a rule naming clients, a labelled namespace, or a narrow ipBlock; skips rules unknown during preview", async () => {
+        const scoped = allowFrom("postgres", ["api-gateway"], 5432);
+        scoped.props.spec.ingress.push(
+            { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } }] },
+            { from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: "x" } } }] },
+            { from: [{ ipBlock: { cidr: "10.8.0.0/24" } }] },
+            { from: UNKNOWN },
+        );
+        const rs = [...prodStack().filter((r) => r.name !== "postgres-netpol"), scoped];
+        expect(await run(rs)).toEqual([]);
     });
 });

@@ -260,6 +260,7 @@ export function statefulSet(workload: string, role: string, image: string, port:
         resources: { limits: { cpu: "1", memory: "1Gi" }, requests: { cpu: "500m", memory: "1Gi" } },
         livenessProbe: { exec: { command: ["sh", "-c", "true"] } },
         readinessProbe: { tcpSocket: { port } },
+        volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, { name: "data", mountPath: "/var/lib/data" }],
         ...extra,
     });
     return {
@@ -273,6 +274,7 @@ export function statefulSet(workload: string, role: string, image: string, port:
                 replicas: 1,
                 serviceName: `${workload}-headless`,
                 selector: { matchLabels: { "trading.io/workload": workload } },
+                volumeClaimTemplates: [{ metadata: { name: "data" }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "10Gi" } } } }],
                 template: { metadata: { labels }, spec: podSpec([c], { securityContext: { fsGroup: uid, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } } }) },
             },
         },
@@ -314,7 +316,8 @@ export function defaultDeny(): TestResource {
 
 export function allowFrom(workload: string, clients: string[], port: number): TestResource {
     return networkPolicy(workload, { matchLabels: { "trading.io/workload": workload } }, ["Ingress", "Egress"], {
-        ingress: [{ from: clients.map((c) => ({ podSelector: { matchLabels: { "trading.io/workload": c } } })), ports: [{ port, protocol: "TCP" }] }],
+        // No clients: no rule at all (a rule whose `from` is empty admits every source).
+        ingress: clients.length ? [{ from: clients.map((c) => ({ podSelector: { matchLabels: { "trading.io/workload": c } } })), ports: [{ port, protocol: "TCP" }] }] : [],
         egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 53, protocol: "UDP" }] }],
     });
 }

@@ -44,7 +44,7 @@ describe("policy config files", () => {
     });
 
     it("both files set environment explicitly for every stack-sensitive policy (no guessing)", () => {
-        expect(envSensitive).toEqual(["datastore-backups", "no-public-exposure", "pod-anti-affinity", "prometheus-alert-rules", "service-min-replicas", "service-pod-disruption-budget"]);
+        expect(envSensitive).toEqual(["datastore-backups", "datastore-persistent-storage", "no-public-exposure", "pod-anti-affinity", "prometheus-alert-rules", "service-min-replicas", "service-pod-disruption-budget"]);
         for (const file of ["dev", "prod"] as const) {
             const raw = loadConfig(file) as Record<string, any>;
             for (const name of envSensitive) expect(raw[name]?.environment, `${file}.json ${name}`).toBe(file);
@@ -91,6 +91,7 @@ describe("the whole pack", () => {
         expect(mandatory(vs)).toEqual(vs);
         expect(policyNames(vs)).toEqual([
             "datastore-backups",
+            "datastore-persistent-storage",
             "drop-all-capabilities",
             "health-checks",
             "no-default-credentials",
@@ -105,7 +106,7 @@ describe("the whole pack", () => {
         // The same container on dev: reported, but nothing blocks.
         const dev = await runPack([guideStyle], "dev");
         expect(mandatory(dev)).toEqual([]);
-        expect(policyNames(dev)).toEqual(policyNames(vs).filter((n) => n !== "datastore-backups"));
+        expect(policyNames(dev)).toEqual(policyNames(vs).filter((n) => n !== "datastore-backups" && n !== "datastore-persistent-storage"));
     });
 
     it("runs during preview with unknown values without crashing or reporting 'can't run'", async () => {

@@ -3,7 +3,7 @@ import { catalog } from "../../catalog";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { checkSecretConfig, ConfigError, configKeys, dockerAdminHostPorts, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
+import { checkConfigKeys, checkSecretConfig, ConfigError, configKeys, dockerAdminHostPorts, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
 import { pulumiDeclarations } from "../../stacks/schema";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
@@ -65,6 +65,27 @@ describe("parseStackConfig", () => {
         }
   });
 
+  it("refuses a control or invisible character in every key's value, on both targets (none has a use for one; a NUL reached the providers)", () => {
+    for (const key of configKeys)
+      for (const v of ["a\u0000b", "x\u200fy", "1\u0085"])
+        for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+          const e = error(stack, { ...base, [key]: v });
+          expect(e.key, `${stack} ${key}=${JSON.stringify(v)}`).toBe(key);
+        }
+  });
+
+  it("refuses a YAML object or list where a string is expected (the CLI hands it over as JSON text), for every key but serviceReplicas", () => {
+    for (const key of configKeys.filter((k) => k !== "serviceReplicas"))
+      for (const v of ['{"a@b": 1}', "[1, 2]"])
+        for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+          const e = error(stack, { ...base, [key]: v });
+          expect(e.key, `${stack} ${key}=${v}`).toBe(key);
+        }
+    expect(error("dev", { ...docker, smtpUsername: '{"user": "alerts"}' }).message).toBe(
+      "Invalid configuration trading:smtpUsername on stack 'dev': must be a single value, got a YAML/JSON object or list '{\"user\": \"alerts\"}'",
+    );
+  });
+
   it("names the key and the stack in every error", () => {
     const e = error("prod", { ...k8s, replicas: "two" });
     expect(e.message).toBe("Invalid configuration trading:replicas on stack 'prod': must be an integer, got 'two'");
@@ -107,6 +128,15 @@ describe("parseStackConfig", () => {
     [{ ...docker, dockerPidsLimitStateful: "-1" }, "dockerPidsLimitStateful", "must be between 16 and 4194304, got -1"],
     [{ ...docker, dockerPidsLimitJob: "many" }, "dockerPidsLimitJob", "must be an integer, got 'many'"],
     [{ ...docker, dockerPidsLimitJob: "64.5" }, "dockerPidsLimitJob", "must be an integer, got '64.5'"],
+    [{ ...k8s, storageClass: "Fast SSD" }, "storageClass", "must be a Kubernetes object name (lowercase, digits, '-', '.'; at most 253), got 'Fast SSD'"],
+    [{ ...k8s, ingressClass: "nginx/public" }, "ingressClass", "must be a Kubernetes object name (lowercase, digits, '-', '.'; at most 253), got 'nginx/public'"],
+    [{ ...k8s, registry: "../../etc" }, "registry", "is not a valid registry/repository prefix: '../../etc'"],
+    [{ ...k8s, registry: "registry.example.com/-ai" }, "registry", "is not a valid registry/repository prefix"],
+    [{ ...docker, smtpUsername: "a\u0000b" }, "smtpUsername", "must not contain control or invisible characters, got 'a\\u0000b'"],
+    [{ ...docker, registryUsername: "dep\u202eloy" }, "registryUsername", "must not contain control or invisible characters, got 'dep\\u202eloy'"],
+    [{ ...k8s, renderYamlTo: "out\u0000" }, "renderYamlTo", "must not contain control or invisible characters"],
+    [{ ...docker, smtpFrom: "a\u0000b@example.com" }, "smtpFrom", "must not contain control or invisible characters"],
+    [{ ...k8s, publishAdminPorts: "maybe" }, "publishAdminPorts", "must be true or false, got 'maybe'"],
   ])("rejects %j at %s", (raw, key, fragment) => {
     const e = error("dev", raw as RawConfig);
     expect(e.key).toBe(key);
@@ -248,6 +278,46 @@ describe("parseStackConfig", () => {
     expect(parseStackConfig("dev", { ...docker, httpPort: "15432", adminBindAddress: "10.8.0.1" }).docker).toMatchObject({ httpPort: 15432, adminBindAddress: "10.8.0.1" });
     expect(parseStackConfig("prod", { ...k8s, httpPort: "15432", httpsPort: "13000" }).docker).toMatchObject({ httpPort: 15432, httpsPort: 13000, publishAdminPorts: false });
     expect(parseStackConfig("dev", { ...docker, httpPort: "80", httpsPort: "443" }).docker).toMatchObject({ httpPort: 80, httpsPort: 443 });
+  });
+});
+
+describe("checkConfigKeys", () => {
+  const message = (stack: string, keys: string[], secret: string[] = []): string => {
+    try {
+      checkConfigKeys(stack, keys, secret);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).message;
+    }
+    throw new Error("expected a ConfigError");
+  };
+
+  it("refuses a key of the project's namespace the program does not read (a typo would silently keep the default), suggesting the nearest", () => {
+    expect(message("dev", ["trading:target", "trading:publishAdminPort"])).toBe(
+      "Invalid configuration trading:publishAdminPort on stack 'dev': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); did you mean trading:publishAdminPorts?",
+    );
+    expect(message("prod", ["trading:Replicas"])).toContain("trading:Replicas on stack 'prod': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); did you mean trading:replicas?");
+    expect(message("prod", ["trading:binanceApiKy"], ["trading:binanceApiKy"])).toContain("did you mean trading:binanceApiKey?");
+    expect(message("dev", ["trading:colour"])).toBe(
+      "Invalid configuration trading:colour on stack 'dev': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); the settings are declared in Pulumi.yaml, the secrets listed in the README (Stack configuration)",
+    );
+    // A hostile key is shown escaped, like a hostile value.
+    expect(message("dev", ["trading:x\u0000\u202e"])).toContain("trading:x\\u0000\\u202e on stack 'dev'");
+    expect(message("dev", ["trading:x\u0000\u202e"])).not.toMatch(/[\u0000\u202e]/);
+  });
+
+  it("refuses a credential set in plain text: it would sit readable in Pulumi.<stack>.yaml", () => {
+    expect(message("prod", ["trading:target", "trading:binanceApiKey", "trading:binanceSecretKey"], ["trading:binanceSecretKey"])).toBe(
+      "Invalid configuration trading:binanceApiKey on stack 'prod': is a credential stored in plain text in the stack's configuration; set it again with 'pulumi config set --secret trading:binanceApiKey <value>'",
+    );
+    for (const key of secretConfigKeys) expect(message("dev", [`trading:${key}`])).toContain(`pulumi config set --secret trading:${key} <value>`);
+  });
+
+  it("accepts every key the program reads, secrets set as secrets, and other namespaces", () => {
+    const all = [...configKeys, ...secretConfigKeys].map((k) => `trading:${k}`);
+    expect(() => checkConfigKeys("prod", [...all, "kubernetes:context", "docker:host", "pulumi:tags"], secretConfigKeys.map((k) => `trading:${k}`))).not.toThrow();
+    // A non-credential key set with --secret does no harm.
+    expect(() => checkConfigKeys("prod", ["trading:registryUsername"], ["trading:registryUsername"])).not.toThrow();
   });
 });
 

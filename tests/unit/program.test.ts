@@ -501,6 +501,15 @@ describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS },
     );
   });
 
+  it("refuses a misspelt key and a credential set in plain text before creating anything", async () => {
+    await expect(runProgram("dev", { publishAdminPort: "false" })).rejects.toThrow(
+      "Invalid configuration trading:publishAdminPort on stack 'dev': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); did you mean trading:publishAdminPorts?",
+    );
+    await expect(runProgram("prod", { telegramBotToken: "123:tg-token-abcdefghijklmnopqrstuvwxyz" })).rejects.toThrow(
+      "Invalid configuration trading:telegramBotToken on stack 'prod': is a credential stored in plain text in the stack's configuration; set it again with 'pulumi config set --secret trading:telegramBotToken <value>'",
+    );
+  });
+
   it("gives notification-service its SMTP relay and channel credentials (as secrets), and no one else", async () => {
     const run = await runProgram("prod", { smtpHost: "smtp.example.com", smtpUsername: "alerts" }, { smtpPassword: "smtp-pw-1", telegramBotToken: "123:tg-token-abcdefghijklmnopqrstuvwxyz" });
     const holders = byType(run, SECRET).filter((s) => JSON.stringify(s.inputs).includes("smtp-pw-1"));

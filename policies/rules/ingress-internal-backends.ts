@@ -1,0 +1,74 @@
+import { StackValidationPolicy } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
+import { mapSelectorMatches } from "../lib/selectors";
+import { plainResources, StackResource } from "../lib/stack";
+import { arr, hasUnknown, isRecord, str } from "../lib/values";
+import { DATASTORES, identity, isDatastore, isK8sWorkload, isMonitoring, K8S, MONITORING, namespaceOf, objectName, podTemplate } from "../lib/workloads";
+
+export interface IngressBackendsConfig {
+    /** Workloads that must never be reachable from outside the cluster (as in no-public-exposure). */
+    internalWorkloads: string[];
+}
+
+const defaults: IngressBackendsConfig = { internalWorkloads: [...DATASTORES, ...MONITORING] };
+
+export interface Finding {
+    urn: string;
+    message: string;
+}
+
+/** Names of the Services an Ingress routes to (default backend and every rule's paths). */
+function backendNames(props: Record<string, any>): string[] {
+    const names = [str(props.spec?.defaultBackend?.service?.name)];
+    for (const rule of arr(props.spec?.rules)) for (const p of arr(rule?.http?.paths)) names.push(str(p?.backend?.service?.name));
+    return [...new Set(names.filter((n): n is string => n !== undefined))];
+}
+
+/**
+ * Ingress routes to a Service that selects the pods of a datastore or of monitoring, whatever the
+ * Service is called: no-public-exposure sees an Ingress alone and judges its backends by name, so a
+ * Service "reports" selecting PostgreSQL's pods passes it. Backends named after an internal workload
+ * are left to no-public-exposure (one report each); selectors unknown during preview are skipped.
+ */
+export function internalBackends(resources: StackResource[], cfg: IngressBackendsConfig = defaults): Finding[] {
+    const pods = resources
+        .filter((r) => isK8sWorkload(r.type))
+        .map((r) => ({ ns: namespaceOf(r.props), labels: podTemplate(r.type, r.props)?.labels ?? {}, id: identity(r.type, r.name, r.props) }));
+    const internal = (id: ReturnType<typeof identity>) => isDatastore(id) || isMonitoring(id) || cfg.internalWorkloads.includes(id.workload);
+    const out: Finding[] = [];
+    for (const ing of resources.filter((r) => r.type === K8S.ingress)) {
+        const ns = namespaceOf(ing.props);
+        for (const backend of backendNames(ing.props)) {
+            if (cfg.internalWorkloads.includes(backend)) continue;
+            const svc = resources.find((s) => s.type === K8S.service && namespaceOf(s.props) === ns && objectName(s.props, s.name) === backend);
+            const selector = svc?.props.spec?.selector;
+            if (!isRecord(selector) || Object.keys(selector).length === 0 || hasUnknown(selector)) continue;
+            const targets = [...new Set(pods.filter((p) => p.ns === ns && internal(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
+            if (targets.length === 0) continue;
+            out.push({
+                urn: ing.urn,
+                message: `Ingress "${objectName(ing.props, ing.name)}" routes public traffic to Service "${backend}", which selects the pods of ${targets.join(", ")}; ` +
+                    "datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
+            });
+        }
+    }
+    return out;
+}
+
+export const ingressInternalBackends: StackValidationPolicy = {
+    name: "ingress-internal-backends",
+    description:
+        "No Ingress routes to a Service that selects the pods of a datastore, Prometheus or Grafana, whatever the Service " +
+        "is called (no-public-exposure judges Ingress backends by name only).",
+    severity: "critical",
+    configSchema: {
+        properties: {
+            internalWorkloads: { type: "array", items: { type: "string" }, default: defaults.internalWorkloads },
+        },
+    },
+    validateStack: (args, reportViolation) => {
+        const resources = plainResources(args.resources);
+        if (!resources.some((r) => r.type === K8S.ingress)) args.notApplicable("no Ingress in this stack");
+        for (const f of internalBackends(resources, readConfig(args, defaults))) reportViolation(f.message, f.urn);
+    },
+};
