@@ -81,7 +81,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
     // Kubernetes only, by decision (topology.ts backupsScheduled): a backup runs in its datastore's
     // image, which has no cron runner for Docker's scheduler.
     const backupRunTimeout = runTimeoutSeconds(config.kubernetes.backupSchedule, BACKUP_RUN_TIMEOUT_SECONDS);
-    // The backups whose runs are recorded: a run recorder for each but PostgreSQL's, and their alerts.
+    // The backups whose runs are recorded, and their alerts: by a run recorder for each where the runtime
+    // runs job companions; elsewhere PostgreSQL's records its own.
     const recorded = recordedBackups(runtime.capabilities, topology.datastores);
     if (backupsScheduled(runtime.capabilities)) {
       for (const store of backedUp) {
@@ -98,7 +99,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
             runTimeoutSeconds: backupRunTimeout,
             storageGi: config.datastores[store].storageGi,
             runRecorder:
-              store !== "postgres" && recorded.includes(store)
+              recorded.includes(store) && runtime.capabilities.jobCompanions
                 ? { image: image("postgres"), password: secrets.password("postgres") }
                 : undefined,
             dependsOn: ds.workload.ready,

@@ -40,8 +40,9 @@ export function backupsScheduled(runtime: RuntimeCapabilities): boolean {
 /**
  * Backups whose runs are recorded in PostgreSQL's scheduled_job_runs (database-service exports them,
  * catalog `exportsJobRuns`; the per-job alerts watch them): the scheduled backups of the enabled
- * stores, where PostgreSQL is deployed. The PostgreSQL backup writes its row with psql; the ClickHouse
- * one through its run recorder, a second container from the PostgreSQL image (data/backup.ts).
+ * stores, where PostgreSQL is deployed: through a run recorder, a second container of the backup's pod
+ * from the PostgreSQL image (data/backup.ts), where the runtime runs one; without, the PostgreSQL
+ * backup writes its row with psql itself and the ClickHouse one is not recorded.
  */
 export function recordedBackups(runtime: RuntimeCapabilities, datastores: readonly DataComponent[]): DataComponent[] {
   if (!backupsScheduled(runtime) || !datastores.includes("postgres")) return [];
@@ -79,7 +80,7 @@ export function buildTopology(config: StackConfig, runtime: RuntimeCapabilities)
   if (collector) for (const service of config.services) if (service.name !== collector.name) add(service.name, collector.name);
   if (backupsScheduled(runtime)) {
     for (const store of backedUp) if (datastores.includes(store)) add(backupJobName(store), store);
-    // The ClickHouse backup's run recorder writes to PostgreSQL from the backup's pod.
+    // A backup recorded writes to PostgreSQL from its pod (its run recorder, or the PostgreSQL backup itself).
     for (const store of recordedBackups(runtime, datastores)) add(backupJobName(store), "postgres");
   }
   if (config.monitoring.prometheus) {

@@ -153,9 +153,10 @@ export interface ScheduledJobSpec extends WorkloadSpec {
 /**
  * A container run beside a scheduled job's command in each of its runs (Kubernetes: a second
  * container of the run's pod, so the time limit, a drain or a deletion stops both at once), from its
- * own image and with its own credentials, which the job's container never receives. The two share
- * one empty directory, mounted in both at `sharedDir`, and nothing else: the ClickHouse backup's run
- * recorder reads the backup's outcome there (components/data/backup.ts).
+ * own image and with its own credentials, which the job's container never receives unless it holds
+ * the same value already (one key of the Secret both reference). The two share one empty directory,
+ * mounted in both at `sharedDir`, and nothing else: a backup's run recorder reads the backup's
+ * outcome and heartbeat there (components/data/backup.ts).
  */
 export interface JobCompanionSpec {
   name: string;
@@ -341,7 +342,9 @@ export function validateJobCompanion(spec: ScheduledJobSpec, parent?: pulumi.Res
   if (!companion.sharedDir.startsWith("/")) fail(`sharedDir '${companion.sharedDir}' is not an absolute path`);
   // One Secret holds both containers' credentials, each referencing its own keys only.
   for (const key of Object.keys(companion.secretEnv)) {
-    if (key in spec.secretEnv || key in spec.env) fail(`${key} is also a variable of the job's container`);
+    // The same credential (the same value) is one key both reference: the PostgreSQL backup's
+    // recorder needs the password its pg_dump has. A different value would overwrite the job's.
+    if (key in spec.env || (key in spec.secretEnv && spec.secretEnv[key] !== companion.secretEnv[key])) fail(`${key} is also a variable of the job's container, with another value`);
     if (key in companion.env) fail(`${key} is both a plain and a secret variable`);
   }
   cpuToCores(companion.resources.cpu);

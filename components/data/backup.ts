@@ -8,8 +8,9 @@
  * per view (plain or materialized, CREATE only); a restore creates and loads the tables, then creates
  * the views (README, "Backups").
  * Both record their runs in PostgreSQL's scheduled_job_runs (database-service exports them, the per-job
- * alerts watch them): the PostgreSQL backup with psql from its own script, the ClickHouse one through
- * a run recorder container beside it (backupRunRecorderScript says why).
+ * alerts watch them) through a run recorder container beside the backup (backupRunRecorderScript
+ * says why) where the runtime runs one (`jobCompanions`: Kubernetes); elsewhere the PostgreSQL backup
+ * records its own run with psql (PostgresRecording says why not both).
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerImage } from "../../stacks/images";
@@ -112,7 +113,7 @@ function postgresRunRecording(pg: PostgresConnection, job: string): string[] {
 }
 
 /**
- * Where the ClickHouse backup leaves its run's outcome for its recorder (a directory both containers
+ * Where a backup with a run recorder leaves its run's outcome for it (a directory both containers
  * of the run's pod mount, JobCompanionSpec.sharedDir): one line, `SUCCESS` or the failure's code
  * (`EXIT_<n>`, `SIG<name>`), renamed into place whole.
  */
@@ -120,7 +121,7 @@ export const RUN_OUTCOME_DIR = "/run-outcome";
 const RUN_OUTCOME_FILE = `${RUN_OUTCOME_DIR}/outcome`;
 
 /**
- * Shell lines giving the ClickHouse backup `report_outcome <code>`: the run's outcome written for its
+ * Shell lines giving a backup with a run recorder `report_outcome <code>`: the run's outcome written for its
  * recorder, where the directory exists (a run with no recorder, e.g. by hand, writes nothing). A
  * write that fails is reported on stderr and never changes the exit status (the recorder then records
  * BACKUP_STOPPED_WITHOUT_OUTCOME once the heartbeat, stopped with the shell, has gone stale).
@@ -166,7 +167,7 @@ const RUN_HEARTBEAT_FILE = `${RUN_OUTCOME_DIR}/heartbeat`;
 export const BACKUP_STOPPED_WITHOUT_OUTCOME = "BACKUP_STOPPED_WITHOUT_OUTCOME";
 
 /**
- * Shell lines starting the ClickHouse backup's heartbeat loop (BackupHeartbeat), where the outcome's
+ * Shell lines starting a backup's heartbeat loop (BackupHeartbeat), where the outcome's
  * directory exists (a run with no recorder writes nothing), its pid in `$heartbeat_pid` for the EXIT
  * trap. `$$` is the backup's shell in the loop's subshell too. Not `set -e` there: a failed write
  * or sleep must not end the loop (a write failing for good makes the heartbeat stale, which the
@@ -185,6 +186,30 @@ function heartbeating(heartbeat: BackupHeartbeat): string[] {
 }
 
 /**
+ * Shell lines, shared by both backups, that end a run with its failure's code, once: `stop_code`, the
+ * EXIT trap (its `cleanup` first, then on a non-zero status `<reportFailure> <code>`, the signal's
+ * name or `EXIT_<n>`, then the heartbeat stopped) and the signal traps. The runtime's stop signal
+ * (the time limit, a drain: the image's STOPSIGNAL, SIGINT for PostgreSQL's, SIGTERM for
+ * ClickHouse's) reaches the shell only (PID 1), which runs a trap only once its foreground command
+ * ends: the long command (pg_dump, each client run) runs in the background, its pid in `$<child>`,
+ * so `wait` returns at once and it is stopped with the shell. Each signal is reported by its own
+ * name and exits 128 + its number. With `heartbeat` (a run recorder watches), the heartbeat loop
+ * starts here, before anything long runs.
+ */
+function runEnding(opts: { child: string; cleanup: string; reportFailure: "record_failure" | "report_outcome"; heartbeat?: BackupHeartbeat }): string[] {
+  const stopHeartbeat = opts.heartbeat ? ' [ -z "$heartbeat_pid" ] || kill "$heartbeat_pid" 2>/dev/null || true;' : "";
+  return [
+    `${opts.child}=""`,
+    'stop_code=""',
+    ...(opts.heartbeat ? ['heartbeat_pid=""'] : []),
+    `trap 'status=$?; trap - EXIT; ${opts.cleanup}; if [ "$status" -ne 0 ]; then ${opts.reportFailure} "\${stop_code:-EXIT_$status}"; fi;${stopHeartbeat} exit "$status"' EXIT`,
+    `stop() { stop_code=$1; [ -z "$${opts.child}" ] || kill "$${opts.child}" 2>/dev/null || true; exit "$2"; }`,
+    "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
+    ...(opts.heartbeat ? heartbeating(opts.heartbeat) : []),
+  ];
+}
+
+/**
  * How long the stopped recorder waits for the backup's outcome: the backup's trap writes it at once
  * (its client runs in the background), and the wait, plus psql's bounded write, stays well inside the
  * 30 s the runtime allows a stopped container before SIGKILL.
@@ -192,9 +217,12 @@ function heartbeating(heartbeat: BackupHeartbeat): string[] {
 export const RECORDER_STOP_WAIT_SECONDS = 5;
 
 /**
- * Shell of the ClickHouse backup's run recorder, the second container of the backup's pod, from the
- * PostgreSQL image (psql; PGPASSWORD is its own secret variable, which the ClickHouse container never
- * receives). Why a companion container: the ClickHouse image, kept the store's own so its client
+ * Shell of a backup's run recorder, the second container of the backup's pod, from the PostgreSQL
+ * image (psql; PGPASSWORD is its own secret variable, which the ClickHouse container never receives;
+ * the PostgreSQL backup's container has that password for pg_dump anyway). Why a companion container
+ * for the PostgreSQL backup, whose image has psql: a container killed outright (SIGKILL, out of
+ * memory) records nothing, and only a process outside it notices that before the time limit (see
+ * PostgresRecording for why the recorder then records the whole run). For ClickHouse: its image, kept the store's own so its client
  * matches the server, has no psql, and adding one to the datastore's image would also hand the
  * PostgreSQL password to the container that runs ClickHouse's client; the ClickHouse server writing
  * the row itself (24.8's postgresql() table function; 18.16 has none) would put the password in a
@@ -203,7 +231,7 @@ export const RECORDER_STOP_WAIT_SECONDS = 5;
  * (activeDeadlineSeconds). The pod's network policy is shared: the ClickHouse container may open a
  * connection to PostgreSQL, without its password.
  *
- * It records the start as the PostgreSQL backup does, waits for the outcome the backup leaves in
+ * It records the start as a self-recording PostgreSQL backup does, waits for the outcome the backup leaves in
  * RUN_OUTCOME_DIR, and records a success or the failure's code (checked against the codes the backup
  * writes: the file is the other container's, so nothing else reaches the SQL; anything else is
  * `OUTCOME_UNREADABLE`). Stopped first (the time limit, a drain, a deletion: the runtime stops the
@@ -268,59 +296,59 @@ export function backupRunRecorderScript(job: string, postgres: PostgresConnectio
 }
 
 /**
+ * Who records the PostgreSQL backup's run. With a run recorder beside it (`run-recorder`, where the
+ * runtime has job companions), the whole recording is the recorder's, as for ClickHouse: the backup
+ * writes its outcome and heartbeat only. Not psql in the backup plus a recorder for the "stopped
+ * without outcome" case alone: that is two writers of one run, and a backup killed after its psql
+ * success but before telling the recorder would get both a success and a stopped verdict (or none,
+ * depending on the handshake); one writer records each run exactly once by construction, with the
+ * recorder's rules (an outcome in time wins). Without one (`psql`), the backup records its own run.
+ */
+export type PostgresRecording = "psql" | "run-recorder";
+
+/**
  * Shell run by the backup job; pure so the test can read it. Credentials come from the environment
- * only (PGPASSWORD, read by pg_dump and psql; CLICKHOUSE_PASSWORD, see clickhouseClientSetup).
+ * only (PGPASSWORD, read by pg_dump and psql; CLICKHOUSE_PASSWORD, see clickhouseClientSetup). The
+ * ClickHouse backup always reports to a run recorder (none present: it writes nothing); the
+ * PostgreSQL one as `postgresRecording` says.
  */
 export function backupScript(
   store: BackedUpStore,
   clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE,
   postgres: PostgresConnection = CLUSTER_POSTGRES,
   heartbeat: BackupHeartbeat = BACKUP_HEARTBEAT,
+  postgresRecording: PostgresRecording = "psql",
 ): string {
   const prune = "ls -1t /backups | tail -n +8 | while read -r old; do rm -rf \"/backups/$old\"; done";
   if (store === "postgres") {
+    const recorded = postgresRecording === "run-recorder";
     return [
       "set -eu",
-      ...postgresRunRecording(postgres, backupJobName("postgres")),
+      ...(recorded ? outcomeReporting() : postgresRunRecording(postgres, backupJobName("postgres"))),
       'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
       `file="/backups/${postgres.database}-$stamp.dump"`,
-      'dump_pid=""',
-      'stop_code=""',
-      // A failed or stopped run records its failure and leaves no partial dump for a restore to take.
-      'trap \'status=$?; trap - EXIT; if [ "$status" -ne 0 ]; then rm -f "$file.partial"; record_failure "${stop_code:-EXIT_$status}"; fi; exit "$status"\' EXIT',
-      // The runtime's stop signal (the time limit, a drain: the image's STOPSIGNAL, SIGINT) reaches
-      // this shell only (PID 1): pg_dump runs in the background so `wait` returns at once, and is
-      // stopped with it. Each signal is recorded by its own name and exits 128 + its number.
-      'stop() { stop_code=$1; [ -z "$dump_pid" ] || kill "$dump_pid" 2>/dev/null || true; exit "$2"; }',
-      "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
-      "record_start",
+      // A failed or stopped run reports its failure and leaves no partial dump for a restore to take.
+      ...runEnding({ child: "dump_pid", cleanup: 'rm -f "$file.partial"', reportFailure: recorded ? "report_outcome" : "record_failure", heartbeat: recorded ? heartbeat : undefined }),
+      ...(recorded ? [] : ["record_start"]),
       `pg_dump --format=custom --no-owner -h ${shellQuote(postgres.host)} -p ${postgres.port} -U ${shellQuote(postgres.user)} -d ${shellQuote(postgres.database)} -f "$file.partial" &`,
       "dump_pid=$!",
       'wait "$dump_pid"',
       'dump_pid=""',
       'mv "$file.partial" "$file"',
       prune,
-      "record_success",
+      recorded ? "report_outcome SUCCESS" : "record_success",
     ].join("\n");
   }
   return [
     "set -eu",
     ...outcomeReporting(),
     'client_dir=""',
-    'stop_code=""',
-    'client_pid=""',
-    'heartbeat_pid=""',
     // A failed or stopped run reports its failure's code (its recorder records it) and removes the
-    // client's password file; the heartbeat stops once the outcome is written.
-    'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; [ -z "$heartbeat_pid" ] || kill "$heartbeat_pid" 2>/dev/null || true; exit "$status"\' EXIT',
-    // The runtime's stop signal (the ClickHouse images' STOPSIGNAL: SIGTERM) reaches this shell only
-    // (PID 1), which runs its trap only once a foreground command ends: every client run (the
-    // exports, which last as long as a table's rows, and the table lookups before them) runs in the
-    // background so `wait` returns at once, and is stopped with it. The outcome is the signal received, by name (SIGINT alike), and the exit 128 + its number.
-    'stop() { stop_code=$1; [ -z "$client_pid" ] || kill "$client_pid" 2>/dev/null || true; exit "$2"; }',
-    "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
+    // client's password file; the heartbeat stops once the outcome is written. Every client run (the
+    // exports, which last as long as a table's rows, and the table lookups before them) is the
+    // background child a stop signal ends at once.
+    ...runEnding({ child: "client_pid", cleanup: '[ -z "$client_dir" ] || rm -rf "$client_dir"', reportFailure: "report_outcome", heartbeat }),
     'ch_stoppable() { ch_exec "$@" & client_pid=$!; wait "$client_pid"; client_pid=""; }',
-    ...heartbeating(heartbeat),
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
     'dir="/backups/$stamp"',
     'mkdir -p "$dir"',
@@ -384,15 +412,16 @@ export interface BackupArgs {
   runTimeoutSeconds: number;
   storageGi: number;
   /**
-   * The ClickHouse backup's run recorder (backupRunRecorderScript), where PostgreSQL is deployed: the
-   * PostgreSQL image (psql) and its password, given to the recorder's container only. The PostgreSQL
-   * backup records its own runs.
+   * The backup's run recorder (backupRunRecorderScript), where PostgreSQL is deployed and the runtime
+   * runs job companions: the PostgreSQL image (psql) and its password, given to the ClickHouse
+   * backup's recorder only; the PostgreSQL backup's container has that password already (pg_dump),
+   * the same key of the job's Secret. Without one, the PostgreSQL backup records its own runs.
    */
   runRecorder?: { image: ContainerImage; password: pulumi.Output<string> };
   dependsOn: pulumi.Resource[];
 }
 
-/** Resources of the ClickHouse backup's run recorder: a shell waiting, and four psql statements. */
+/** Resources of a backup's run recorder: a shell waiting, and two psql statements. */
 const RECORDER_RESOURCES = { cpu: "100m", memory: "64Mi" };
 
 export class Backup extends pulumi.ComponentResource {
@@ -402,7 +431,6 @@ export class Backup extends pulumi.ComponentResource {
     if (uid === undefined) throw new pulumi.ResourceError(`${name}: the ${args.store} image ${args.image.ref} names no user to run the backup as (stacks/images.ts)`, this);
     const secretEnv: Record<string, pulumi.Input<string>> =
       args.store === "postgres" ? { PGPASSWORD: args.password } : { CLICKHOUSE_PASSWORD: args.password };
-    if (args.runRecorder && args.store === "postgres") throw new pulumi.ResourceError(`${name}: the PostgreSQL backup records its own runs; it takes no run recorder`, this);
     const recorder = args.runRecorder;
     const recorderUid = recorder?.image.user?.uid;
     if (recorder && recorderUid === undefined) throw new pulumi.ResourceError(`${name}: the run recorder's image ${recorder.image.ref} names no user to run as (stacks/images.ts)`, this);
@@ -415,7 +443,7 @@ export class Backup extends pulumi.ComponentResource {
         schedule: args.schedule,
         runTimeoutSeconds: args.runTimeoutSeconds,
         image: args.image.ref,
-        command: ["sh", "-c", backupScript(args.store)],
+        command: ["sh", "-c", backupScript(args.store, undefined, undefined, undefined, recorder ? "run-recorder" : "psql")],
         env: {},
         secretEnv,
         ports: [],
@@ -425,7 +453,7 @@ export class Backup extends pulumi.ComponentResource {
         replicas: 1,
         security: { runAsUser: uid, runAsGroup: uid, fsGroup: uid, readOnlyRootFilesystem: true, scratchDirs: ["/tmp"] },
         // The pod's network policy: the recorder's connections are the pod's.
-        connectsTo: recorder ? [args.store, "postgres"] : [args.store],
+        connectsTo: recorder && args.store !== "postgres" ? [args.store, "postgres"] : [args.store],
         acceptsFrom: [],
         labels: { [LABEL_BACKUP_OF]: args.store },
         dependsOn: args.dependsOn,

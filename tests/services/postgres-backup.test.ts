@@ -6,15 +6,21 @@
  * or by the signal that stopped it: SIGINT at its time limit, the PostgreSQL images' STOPSIGNAL, or SIGTERM) and the recording never changes its exit status, even
  * when the recording itself cannot be written. database-service exports the row on /metrics
  * (catalog exportsJobRuns).
+ * Where the runtime runs job companions (Kubernetes) the run is recorded by a run recorder beside the
+ * backup instead (the ClickHouse backup's, backupRunRecorderScript), the backup writing only its
+ * outcome and heartbeat: a normal run is recorded once (one start, one success, seen by a trigger on
+ * the table), one stopped at its time limit once by its signal, a backup killed outright mid-dump
+ * (SIGKILL of its process group) as BACKUP_STOPPED_WITHOUT_OUTCOME within seconds, and a slow dump
+ * is never cut short.
  * `/backups` is a temporary directory.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backupScript, type PostgresConnection } from "../../components/data/backup";
+import { BACKUP_STOPPED_WITHOUT_OUTCOME, backupRunRecorderScript, backupScript, RUN_OUTCOME_DIR, type BackupHeartbeat, type PostgresConnection } from "../../components/data/backup";
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
 import { expectJobRunsExported, jobRunRow, queryOnce } from "../helpers/job-runs";
@@ -142,4 +148,185 @@ describe("PostgreSQL backup", () => {
   it("database-service, which owns the schema, exports the backup's row on /metrics for its alerts", async () => {
     await expectJobRunsExported(srv.env, JOB, (await row())!, "SIGTERM");
   });
+});
+
+describe("PostgreSQL backup recorded by its run recorder (job companions)", () => {
+  /** Fast heartbeat bounds for the tests (production: BACKUP_HEARTBEAT). */
+  const FAST_HEARTBEAT: BackupHeartbeat = { intervalSeconds: 1, staleAfterSeconds: 4 };
+
+  beforeAll(async () => {
+    // Every write of the backup's row, as what it recorded, so that "once" can be counted.
+    await query("CREATE TABLE backup_run_writes (n serial PRIMARY KEY, kind text NOT NULL)");
+    await query(`CREATE FUNCTION backup_run_written() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.job <> '${JOB}' THEN RETURN NEW; END IF;
+        IF TG_OP = 'INSERT' OR NEW.last_started_at IS DISTINCT FROM OLD.last_started_at THEN
+          INSERT INTO backup_run_writes (kind) VALUES ('start');
+        ELSIF NEW.last_succeeded_at IS DISTINCT FROM OLD.last_succeeded_at THEN
+          INSERT INTO backup_run_writes (kind) VALUES ('success');
+        ELSE
+          INSERT INTO backup_run_writes (kind) VALUES ('failure ' || NEW.last_failure_code);
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await query("CREATE TRIGGER backup_run_written AFTER INSERT OR UPDATE ON scheduled_job_runs FOR EACH ROW EXECUTE FUNCTION backup_run_written()");
+    await query("CREATE TABLE IF NOT EXISTS backup_test_locked (id int)");
+  });
+
+  /** The writes since the last call, in order. */
+  const takeWrites = async () => {
+    const rows = await query<{ n: number; kind: string }>("DELETE FROM backup_run_writes RETURNING n, kind");
+    return rows.sort((a, b) => a.n - b.n).map((w) => w.kind);
+  };
+
+  let runs = 0;
+  /** A fresh directory the two containers share (RUN_OUTCOME_DIR), and the backups' volume. */
+  function dirs(): { shared: string; backups: string } {
+    const base = join(work, `recorded-${++runs}`);
+    mkdirSync(join(base, "shared"), { recursive: true });
+    mkdirSync(join(base, "backups"));
+    return { shared: join(base, "shared"), backups: join(base, "backups") };
+  }
+  const env = () => ({ PATH: process.env.PATH ?? "/usr/bin:/bin", PGPASSWORD: password });
+
+  /** The recorder as the pod's second container runs it: `sh -c`, PATH and PGPASSWORD only. */
+  function startRecorder(shared: string) {
+    const child = spawn("sh", ["-c", backupRunRecorderScript(JOB, conn, FAST_HEARTBEAT).replaceAll(RUN_OUTCOME_DIR, shared)], { env: env() });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    let ended = false;
+    const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.on("close", (code) => { ended = true; resolve({ code, output }); }));
+    return { exited, ended: () => ended, kill: (signal: NodeJS.Signals) => child.kill(signal) };
+  }
+  /** The backup container's script (reporting to its recorder), in a process group of its own as in its container. */
+  function startBackup(d: { shared: string; backups: string }) {
+    const text = backupScript("postgres", undefined, conn, FAST_HEARTBEAT, "run-recorder").replaceAll("/backups", d.backups).replaceAll(RUN_OUTCOME_DIR, d.shared);
+    const child = spawn("sh", ["-c", text], { env: env(), detached: true });
+    let output = "";
+    child.stdout.on("data", (x) => (output += x));
+    child.stderr.on("data", (x) => (output += x));
+    const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.on("close", (code) => resolve({ code, output })));
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    };
+    return { child, exited, killGroup };
+  }
+  const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
+  /** A session holding backup_test_locked exclusively, so that pg_dump waits mid-dump; and pg_dump seen waiting. */
+  async function lockTable() {
+    const blocker = new pg.Client({ connectionString: srv.postgres.url });
+    await blocker.connect();
+    await blocker.query("BEGIN");
+    await blocker.query("LOCK TABLE backup_test_locked IN ACCESS EXCLUSIVE MODE");
+    return blocker;
+  }
+  const dumpWaiting = async () => (await query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'"))[0].n;
+
+  it("a normal run is recorded once: one start, one success, no password in any output", async () => {
+    await takeWrites();
+    const d = dirs();
+    const recorder = startRecorder(d.shared);
+    const backup = startBackup(d);
+    const done = await within(backup.exited, 30_000, "the backup's exit");
+    expect(done.code, done.output).toBe(0);
+    expect(readFileSync(join(d.shared, "outcome"), "utf8")).toBe("SUCCESS\n");
+    expect(readdirSync(d.backups)).toEqual([expect.stringMatching(new RegExp(`^${conn.database}-\\d{8}T\\d{6}Z\\.dump$`))]);
+    const rec = await within(recorder.exited, 10_000, "the recorder's exit");
+    expect(rec.code, rec.output).toBe(0);
+    // Past the heartbeat's bound: nothing else is written (the recorder has ended; the backup's heartbeat loop too).
+    await new Promise((r) => setTimeout(r, (FAST_HEARTBEAT.staleAfterSeconds + 1) * 1000));
+    expect(await takeWrites()).toEqual(["start", "success"]);
+    const r = (await row())!;
+    expect(r.last_succeeded_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+    expect(r.last_failed_at === null || r.last_failed_at.getTime() < r.last_started_at!.getTime()).toBe(true);
+    for (const text of [rec.output, done.output]) expect(text).not.toContain(password);
+  }, 60_000);
+
+  it("a backup killed outright mid-dump (SIGKILL of its process group) is recorded once as BACKUP_STOPPED_WITHOUT_OUTCOME, within seconds", async () => {
+    await takeWrites();
+    const d = dirs();
+    const blocker = await lockTable();
+    const recorder = startRecorder(d.shared);
+    const backup = startBackup(d);
+    try {
+      await expect.poll(dumpWaiting, { timeout: 20_000 }).toBe(1);
+      const killedAt = Date.now();
+      process.kill(-backup.child.pid!, "SIGKILL");
+      expect((await backup.exited).code).toBeNull();
+      const rec = await within(recorder.exited, (FAST_HEARTBEAT.staleAfterSeconds + FAST_HEARTBEAT.intervalSeconds + 5) * 1000, "the recorder's verdict");
+      const tookMs = Date.now() - killedAt;
+      expect(rec.code, rec.output).toBe(0);
+      expect(rec.output).toContain("the backup container stopped without an outcome");
+      expect(tookMs).toBeGreaterThanOrEqual((FAST_HEARTBEAT.staleAfterSeconds - FAST_HEARTBEAT.intervalSeconds) * 1000);
+      expect(readdirSync(d.shared)).not.toContain("outcome");
+      expect(await takeWrites()).toEqual(["start", `failure ${BACKUP_STOPPED_WITHOUT_OUTCOME}`]);
+      const r = (await row())!;
+      expect(r.last_failure_code).toBe(BACKUP_STOPPED_WITHOUT_OUTCOME);
+      expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
+      // Exported with its code, for ScheduledJobFailing.
+      await expectJobRunsExported(srv.env, JOB, r, BACKUP_STOPPED_WITHOUT_OUTCOME);
+    } finally {
+      backup.killGroup();
+      recorder.kill("SIGKILL");
+      await blocker.query("ROLLBACK");
+      await blocker.end();
+    }
+  }, 60_000);
+
+  it("a slow dump, held for twice the heartbeat's bound, is never cut short: its success is recorded once", async () => {
+    await takeWrites();
+    const d = dirs();
+    const blocker = await lockTable();
+    const recorder = startRecorder(d.shared);
+    const backup = startBackup(d);
+    try {
+      await expect.poll(dumpWaiting, { timeout: 20_000 }).toBe(1);
+      await new Promise((r) => setTimeout(r, 2 * FAST_HEARTBEAT.staleAfterSeconds * 1000));
+      expect(recorder.ended()).toBe(false);
+      expect(await dumpWaiting()).toBe(1);
+      await blocker.query("ROLLBACK");
+      const done = await within(backup.exited, 20_000, "the backup's exit");
+      expect(done.code, done.output).toBe(0);
+      const rec = await within(recorder.exited, 10_000, "the recorder's exit");
+      expect(rec.code, rec.output).toBe(0);
+      expect(await takeWrites()).toEqual(["start", "success"]);
+      expect(readdirSync(d.backups)).toHaveLength(1);
+    } finally {
+      backup.killGroup();
+      recorder.kill("SIGKILL");
+      await blocker.end();
+    }
+  }, 60_000);
+
+  it("a run stopped at its time limit (both containers by SIGINT, the PostgreSQL images' STOPSIGNAL) is recorded once, by the backup's signal", async () => {
+    await takeWrites();
+    const d = dirs();
+    const blocker = await lockTable();
+    const recorder = startRecorder(d.shared);
+    const backup = startBackup(d);
+    try {
+      await expect.poll(dumpWaiting, { timeout: 20_000 }).toBe(1);
+      backup.child.kill("SIGINT");
+      recorder.kill("SIGINT");
+      expect((await within(backup.exited, 5_000, "the backup's exit")).code).toBe(130);
+      expect(readFileSync(join(d.shared, "outcome"), "utf8")).toBe("SIGINT\n");
+      const rec = await within(recorder.exited, 10_000, "the recorder's exit");
+      expect(rec.code, rec.output).toBe(130);
+      expect(await takeWrites()).toEqual(["start", "failure SIGINT"]);
+      expect(readdirSync(d.backups)).toEqual([]);
+      // pg_dump was stopped with the script.
+      await expect.poll(async () => (await query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'")).length, { timeout: 5_000 }).toBe(0);
+    } finally {
+      backup.killGroup();
+      recorder.kill("SIGKILL");
+      await blocker.query("ROLLBACK");
+      await blocker.end();
+    }
+  }, 60_000);
 });

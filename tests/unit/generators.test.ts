@@ -269,6 +269,26 @@ describe("backups", () => {
     expect(backup.indexOf("heartbeat_pid=$!")).toBeLessThan(backup.indexOf("ch_stoppable --query"));
   });
 
+  it("give the PostgreSQL backup with a run recorder the ClickHouse backup's outcome, heartbeat and traps instead of psql", () => {
+    const own = backupScript("postgres");
+    const reported = backupScript("postgres", undefined, undefined, undefined, "run-recorder");
+    // Without a recorder: its own psql records, as before.
+    expect(own).toContain("record_start\npg_dump");
+    expect(own.trimEnd().split("\n").at(-1)).toBe("record_success");
+    expect(own).not.toContain(RUN_OUTCOME_DIR);
+    // With one: no psql at all (one writer of the run's row), the outcome reported last, the heartbeat before pg_dump.
+    expect(reported).not.toContain("psql");
+    expect(reported).not.toMatch(/record_(start|success|failure)/);
+    expect(reported.trimEnd().split("\n").slice(-2)).toEqual([expect.stringContaining("tail -n +8"), "report_outcome SUCCESS"]);
+    expect(reported.split("\n").filter((line) => line.startsWith("trap "))).toEqual([
+      'trap \'status=$?; trap - EXIT; rm -f "$file.partial"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; [ -z "$heartbeat_pid" ] || kill "$heartbeat_pid" 2>/dev/null || true; exit "$status"\' EXIT',
+      "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
+    ]);
+    expect(reported.indexOf("heartbeat_pid=$!")).toBeLessThan(reported.indexOf("pg_dump"));
+    expect(reported).toContain(`sleep ${BACKUP_HEARTBEAT.intervalSeconds}; done`);
+    expect(reported).not.toMatch(/password/i);
+  });
+
   it("record the ClickHouse backup's runs from a script with no credential on it and no code but the ones the backup writes", () => {
     const recorder = backupRunRecorderScript("clickhouse-backup");
     expect(recorder).not.toMatch(/password/i);
@@ -286,7 +306,7 @@ describe("backups", () => {
     expect(backupRunRecorderScript("clickhouse-backup", undefined, { intervalSeconds: 1, staleAfterSeconds: 4 })).toContain(`[ "$unchanged" -lt 4 ]`);
   });
 
-  it("refuse a job companion that is the job, runs as root or shares a variable with the job", () => {
+  it("refuse a job companion that is the job, runs as root or shares a variable with the job but the same credential", () => {
     const companion: JobCompanionSpec = { name: "run-recorder", image: "pg", command: ["sh"], env: {}, secretEnv: { PGPASSWORD: "x" }, resources: { cpu: "100m", memory: "64Mi" }, runAsUser: 999, sharedDir: "/run-outcome" };
     const job = (c: Partial<JobCompanionSpec>, secretEnv: Record<string, string> = { CLICKHOUSE_PASSWORD: "y" }): ScheduledJobSpec => ({
       name: "clickhouse-backup", role: "job", kind: "job", schedule: "15 2 * * *", image: "ch", command: ["sh"], env: {}, secretEnv, ports: [], volumes: [], files: [],
@@ -296,7 +316,10 @@ describe("backups", () => {
     expect(() => validateJobCompanion(job({}))).not.toThrow();
     expect(() => validateJobCompanion(job({ name: "clickhouse-backup" }))).toThrow(/DNS label other than the job's/);
     expect(() => validateJobCompanion(job({ runAsUser: 0 }))).toThrow(/runs as root/);
-    expect(() => validateJobCompanion(job({}, { PGPASSWORD: "y" }))).toThrow(/PGPASSWORD is also a variable of the job's container/);
+    expect(() => validateJobCompanion(job({}, { PGPASSWORD: "y" }))).toThrow(/PGPASSWORD is also a variable of the job's container, with another value/);
+    // The same credential in both (the PostgreSQL backup and its recorder): one key of the Secret.
+    expect(() => validateJobCompanion(job({}, { PGPASSWORD: "x" }))).not.toThrow();
+    expect(() => validateJobCompanion({ ...job({}), env: { PGPASSWORD: "x" } })).toThrow(/PGPASSWORD is also a variable of the job's container/);
     expect(() => validateJobCompanion(job({ sharedDir: "run-outcome" }))).toThrow(/not an absolute path/);
   });
 

@@ -260,7 +260,7 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     }
   });
 
-  it("records the ClickHouse backup's runs from a second container of its pod, the only one holding the PostgreSQL password", async () => {
+  it("records the backups' runs from a second container of their pods, in ClickHouse's the only one holding the PostgreSQL password", async () => {
     const run = await runProgram("prod");
     const cron = (name: string) => named(run, "kubernetes:batch/v1:CronJob", `${name}-cronjob`).inputs.spec.jobTemplate.spec;
     const pod = cron("clickhouse-backup").template.spec;
@@ -297,10 +297,24 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     // A retry is a new pod, with a new recorder; the run's time limit stops both containers.
     expect(pod.restartPolicy).toBe("Never");
     expect(cron("clickhouse-backup").activeDeadlineSeconds).toBe(10_800);
-    // The PostgreSQL backup records its own runs: one container, restarted in place as before.
+    // The PostgreSQL backup's runs are recorded by a recorder of its own (a backup killed outright
+    // records nothing itself); the backup reports to it instead of recording with psql.
     const pgPod = cron("postgres-backup").template.spec;
-    expect(pgPod.containers.map((c: any) => c.name)).toEqual(["postgres-backup"]);
-    expect(pgPod.restartPolicy).toBe("OnFailure");
+    expect(pgPod.containers.map((c: any) => c.name)).toEqual(["postgres-backup", "run-recorder"]);
+    const [pgBackup, pgRecorder] = pgPod.containers;
+    expect(pgBackup.command).toEqual(["sh", "-c", backupScript("postgres", undefined, undefined, undefined, "run-recorder")]);
+    expect(pgBackup.command[2]).not.toContain("psql");
+    expect(pgRecorder.command).toEqual(["sh", "-c", backupRunRecorderScript("postgres-backup")]);
+    expect(pgRecorder.image).toBe(upstreamImages.postgres.ref);
+    expect(pgRecorder.resources.limits).toEqual({ cpu: "100m", memory: "64Mi" });
+    // Both need the one PostgreSQL password (pg_dump, psql): one key of the Secret, referenced by each.
+    expect(Object.keys(named(run, SECRET, "postgres-backup-secret").inputs.stringData)).toEqual(["PGPASSWORD"]);
+    const pgPasswordRef = [{ name: "PGPASSWORD", valueFrom: { secretKeyRef: { name: "postgres-backup-credentials", key: "PGPASSWORD" } } }];
+    expect(pgBackup.env).toEqual(pgPasswordRef);
+    expect(pgRecorder.env).toEqual(pgPasswordRef);
+    expect(pgRecorder.volumeMounts).toEqual([shared]);
+    expect(pgBackup.volumeMounts).toEqual(expect.arrayContaining([shared, { name: "backups", mountPath: "/backups" }]));
+    expect(pgPod.restartPolicy).toBe("Never");
     // The pod may reach PostgreSQL, which accepts it.
     const policy = (name: string) => named(run, "kubernetes:networking.k8s.io/v1:NetworkPolicy", `${name}-netpol`).inputs.spec;
     const workloadsOf = (peers: any[]) => peers.map((p) => p.podSelector.matchLabels["trading.io/workload"]);
