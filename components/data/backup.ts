@@ -140,8 +140,8 @@ function outcomeReporting(): string[] {
  * out-of-memory kill of its shell, its container gone), and records that failure then instead of at
  * the run's time limit. The loop is the shell's child: it dies with its container (its shell is
  * PID 1, whose end kills the rest of the container) and ends by itself once its shell is gone
- * elsewhere (a run by hand). It beats apart from the exports, so a slow export, however long, keeps
- * it fresh.
+ * elsewhere (a run by hand). It beats apart from the exports and pg_dump, so a slow export or dump,
+ * however long, keeps it fresh.
  */
 export interface BackupHeartbeat {
   intervalSeconds: number;
@@ -421,7 +421,7 @@ export interface BackupArgs {
   dependsOn: pulumi.Resource[];
 }
 
-/** Resources of a backup's run recorder: a shell waiting, and two psql statements. */
+/** Resources of a backup's run recorder: a shell waiting, and four psql statements. */
 const RECORDER_RESOURCES = { cpu: "100m", memory: "64Mi" };
 
 export class Backup extends pulumi.ComponentResource {
