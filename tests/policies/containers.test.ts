@@ -59,6 +59,23 @@ describe("no-privileged-containers", () => {
         expect(await run([dockerService("api-gateway", { networksAdvanced: [{ name: "ai-trading-dev-net" }, { name: "other-net" }], gpus: "" })])).toEqual([]);
     });
 
+    it("rejects joining another container's namespaces: Docker container:<name> modes, Kubernetes shareProcessNamespace", async () => {
+        const bad = dockerService("api-gateway", { networkMode: "container:postgres-container", pidMode: "container:postgres-container", ipcMode: "container:abc123" });
+        const sibling = ". A compromised process there reads the other container's secrets: remove it (containers talk over the network by service name and share files through a volume).";
+        expect(messages(await run([bad]))).toEqual([
+            "joins the network namespace of another container (networkMode: \"container:postgres-container\")",
+            "joins the PID namespace of another container (pidMode: \"container:postgres-container\")",
+            "joins the IPC namespace of another container (ipcMode: \"container:abc123\")",
+        ].map((p) => `Container "api-gateway-container" ${p}${sibling}`));
+        const pod = deployment("api-gateway", 3001, { spec: { shareProcessNamespace: true } });
+        expect(messages(await run([pod]))).toEqual([
+            `Deployment "api-gateway-deployment" sets shareProcessNamespace: true (its containers see each other's processes, memory and environment)${sibling}`,
+        ]);
+        // The engine's own modes (a network by name, private/shareable IPC, an explicit false) are fine.
+        const fine = dockerService("api-gateway", { networkMode: "ai-trading-dev-net", ipcMode: "shareable", pidMode: "" });
+        expect(await run([fine, deployment("order-management", 3002, { spec: { shareProcessNamespace: false } })])).toEqual([]);
+    });
+
     it("rejects privileged pods, host namespaces and hostPath volumes on Kubernetes", async () => {
         const d = deployment("api-gateway", 3001, {
             container: { securityContext: { privileged: true, allowPrivilegeEscalation: true } },
