@@ -6,6 +6,7 @@ import { datastoreBackups } from "./rules/datastore-backups";
 import { datastorePersistentStorage } from "./rules/datastore-persistent-storage";
 import { dropAllCapabilities } from "./rules/drop-all-capabilities";
 import { edgeTlsOnly } from "./rules/edge-tls-only";
+import { emptyDirSizeLimit } from "./rules/emptydir-size-limit";
 import { healthChecks } from "./rules/health-checks";
 import { ingressHosts } from "./rules/ingress-hosts";
 import { ingressInternalBackends } from "./rules/ingress-internal-backends";
@@ -69,6 +70,7 @@ export const policies: Policies = [
     readOnlyRootFilesystem,
     resourceLimits,
     pidsLimit,
+    emptyDirSizeLimit,
     healthChecks,
     pinnedImageTags,
     requiredWorkloadLabels,

@@ -194,6 +194,33 @@ describe("read-only-root-filesystem", () => {
     });
 });
 
+describe("emptydir-size-limit", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("emptydir-size-limit"));
+
+    it("passes emptyDirs with a sizeLimit (and one unknown during preview)", async () => {
+        const d = deployment("api-gateway", 3001, { spec: { volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, { name: "cache", emptyDir: { sizeLimit: UNKNOWN } }] } });
+        expect(await run([...compliant(), d])).toEqual([]);
+    });
+
+    it("rejects an emptyDir without a (positive) sizeLimit on prod, in any workload kind; not applicable on dev", async () => {
+        const d = deployment("api-gateway", 3001, {
+            spec: { volumes: [{ name: "tmp", emptyDir: {} }, { name: "shm", emptyDir: { medium: "Memory" } }, { name: "zero", emptyDir: { sizeLimit: "0Mi" } }] },
+        });
+        const cj = edit(backupCronJob("postgres", "postgres:16.4-bookworm", 999), (p) => {
+            p.spec.jobTemplate.spec.template.spec.volumes = [{ name: "run-outcome", emptyDir: {} }];
+        });
+        const fix = "Set emptyDir.sizeLimit to what the directory needs (the kubelet evicts this pod alone when it outgrows it).";
+        expect(messages(await run([d, cj]))).toEqual([
+            `Deployment "api-gateway-deployment" emptyDir volume "tmp" has no sizeLimit: it can fill the node's disk and get the node's other pods evicted. ${fix}`,
+            `Deployment "api-gateway-deployment" emptyDir volume "shm" (medium: Memory) has no sizeLimit: it can fill the node's memory and get the node's other pods evicted. ${fix}`,
+            `Deployment "api-gateway-deployment" emptyDir volume "zero" has no sizeLimit: it can fill the node's disk and get the node's other pods evicted. ${fix}`,
+            `CronJob "postgres-backup-cronjob" emptyDir volume "run-outcome" has no sizeLimit: it can fill the node's disk and get the node's other pods evicted. ${fix}`,
+        ]);
+        expect(await run([d, cj], "dev")).toEqual([]);
+        expect(await run([dockerService()])).toEqual([]);
+    });
+});
+
 describe("resource-limits", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("resource-limits"));
 
