@@ -28,6 +28,7 @@ import { podSecuritySysctls } from "./rules/pod-security-sysctls";
 import { podSecurityVolumeTypes } from "./rules/pod-security-volume-types";
 import { prometheusAlertRules } from "./rules/prometheus-alert-rules";
 import { protectedNamespaces } from "./rules/protected-namespaces";
+import { pullNeverLocalImages } from "./rules/pull-never-local-images";
 import { rbacLeastPrivilege } from "./rules/rbac-least-privilege";
 import { readOnlyRootFilesystem } from "./rules/read-only-root-filesystem";
 import { requiredWorkloadLabels } from "./rules/required-workload-labels";
@@ -73,6 +74,7 @@ export const policies: Policies = [
     emptyDirSizeLimit,
     healthChecks,
     pinnedImageTags,
+    pullNeverLocalImages,
     requiredWorkloadLabels,
     noBarePods,
     selectorsMatchWorkloads,

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseImageRef, unpinnedReason } from "../../policies/lib/images";
 import { isRootUser } from "../../policies/lib/security";
 import {
-    backupCronJob, deployment, dockerContainer, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit,
+    backupCronJob, container, deployment, dockerContainer, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit,
     remoteImage, statefulSet,
 } from "./fixtures";
 import { runPack, summary, UNKNOWN, Violation } from "./run-pack";
@@ -217,6 +217,38 @@ describe("emptydir-size-limit", () => {
             `CronJob "postgres-backup-cronjob" emptyDir volume "run-outcome" has no sizeLimit: it can fill the node's disk and get the node's other pods evicted. ${fix}`,
         ]);
         expect(await run([d, cj], "dev")).toEqual([]);
+        expect(await run([dockerService()])).toEqual([]);
+    });
+});
+
+describe("pull-never-local-images", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("pull-never-local-images"));
+    const localK8s = { all: "mandatory" as const, "pull-never-local-images": { localImagePrefixes: ["ai-trading/"] } };
+
+    it("rejects Never for a registry image (prod: any image), init containers too", async () => {
+        const d = deployment("api-gateway", 3001, {
+            container: { image: "postgres:16.4-bookworm", imagePullPolicy: "Never" },
+            spec: { initContainers: [{ ...container("migrate", 0), image: "ai-trading/services:0.1.0", imagePullPolicy: "Never" }] },
+        });
+        const fix = ": the pod starts only on a node where that image was pre-loaded, and runs whatever image the node holds under that name. " +
+            "Use IfNotPresent (or Always) for registry images; Never is for images imported into the nodes, listed in localImagePrefixes.";
+        expect(messages(await run([d]))).toEqual([
+            `Deployment "api-gateway-deployment" init container "migrate" runs the registry image ai-trading/services:0.1.0 with imagePullPolicy: Never${fix}`,
+            `Deployment "api-gateway-deployment" container "api-gateway" runs the registry image postgres:16.4-bookworm with imagePullPolicy: Never${fix}`,
+        ]);
+        // local-k8s lists its imported images: Never is fine for them, not for an upstream one beside them.
+        expect(messages(await runPack([d], localK8s, only("pull-never-local-images")))).toEqual([
+            `Deployment "api-gateway-deployment" container "api-gateway" runs the registry image postgres:16.4-bookworm with imagePullPolicy: Never${fix}`,
+        ]);
+    });
+
+    it("passes IfNotPresent/Always anywhere, Never for listed local images, and images unknown during preview", async () => {
+        const pulled = deployment("api-gateway", 3001, { container: { imagePullPolicy: "IfNotPresent" } });
+        const always = deployment("order-management", 3002, { container: { imagePullPolicy: "Always" } });
+        const local = deployment("risk-management", 3003, { container: { image: "ai-trading/services:0.1.0", imagePullPolicy: "Never" } });
+        const unknown = deployment("market-data", 3004, { container: { image: UNKNOWN, imagePullPolicy: "Never" } });
+        expect(await run([...compliant(), pulled, always, unknown])).toEqual([]);
+        expect(await runPack([...compliant(), pulled, always, local, unknown], localK8s, only("pull-never-local-images"))).toEqual([]);
         expect(await run([dockerService()])).toEqual([]);
     });
 });
