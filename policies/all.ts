@@ -6,6 +6,7 @@ import { datastoreBackups } from "./rules/datastore-backups";
 import { datastorePersistentStorage } from "./rules/datastore-persistent-storage";
 import { dropAllCapabilities } from "./rules/drop-all-capabilities";
 import { edgeTlsOnly } from "./rules/edge-tls-only";
+import { emptyDirSizeLimit } from "./rules/emptydir-size-limit";
 import { healthChecks } from "./rules/health-checks";
 import { ingressHosts } from "./rules/ingress-hosts";
 import { ingressInternalBackends } from "./rules/ingress-internal-backends";
@@ -27,6 +28,7 @@ import { podSecuritySysctls } from "./rules/pod-security-sysctls";
 import { podSecurityVolumeTypes } from "./rules/pod-security-volume-types";
 import { prometheusAlertRules } from "./rules/prometheus-alert-rules";
 import { protectedNamespaces } from "./rules/protected-namespaces";
+import { pullNeverLocalImages } from "./rules/pull-never-local-images";
 import { rbacLeastPrivilege } from "./rules/rbac-least-privilege";
 import { readOnlyRootFilesystem } from "./rules/read-only-root-filesystem";
 import { requiredWorkloadLabels } from "./rules/required-workload-labels";
@@ -69,8 +71,10 @@ export const policies: Policies = [
     readOnlyRootFilesystem,
     resourceLimits,
     pidsLimit,
+    emptyDirSizeLimit,
     healthChecks,
     pinnedImageTags,
+    pullNeverLocalImages,
     requiredWorkloadLabels,
     noBarePods,
     selectorsMatchWorkloads,

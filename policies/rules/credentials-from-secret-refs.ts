@@ -5,14 +5,26 @@ import { isCredentialName, urlPasswordsIn } from "../lib/credentials";
 import { K8sContainer } from "../lib/workloads";
 import { workloadRule } from "../lib/rule";
 import { arr, isRecord, isUnknown, plain, str } from "../lib/values";
-import { describe } from "../lib/workloads";
+import { describe, isK8sType } from "../lib/workloads";
 
 export interface SecretRefsConfig {
     /** Env var names allowed to carry a literal value even though they look like credentials. */
     allowedLiteralEnv: string[];
+    /**
+     * Credential-named annotation keys whose value is the NAME of a Secret, not its content (an
+     * ingress-nginx auth or TLS Secret): allowed. A URL with a password or a private key is still reported.
+     */
+    secretNameAnnotations: string[];
 }
 
-const defaults: SecretRefsConfig = { allowedLiteralEnv: [] };
+/** ingress-nginx annotations naming a Secret ("<namespace>/<name>") the controller reads the credential from. */
+export const SECRET_NAME_ANNOTATIONS = [
+    "nginx.ingress.kubernetes.io/auth-secret",
+    "nginx.ingress.kubernetes.io/auth-tls-secret",
+    "nginx.ingress.kubernetes.io/proxy-ssl-secret",
+];
+
+const defaults: SecretRefsConfig = { allowedLiteralEnv: [], secretNameAnnotations: SECRET_NAME_ANNOTATIONS };
 
 /**
  * Literal credentials in Kubernetes containers: the env `value` of a credential-named variable, or
@@ -107,6 +119,43 @@ export function configMapCredentials(props: Record<string, any>): string[] {
     return out;
 }
 
+/**
+ * Credentials in the metadata of any Kubernetes object and of the pod templates inside it: a
+ * credential-named annotation or label key with a value (an annotation cannot reference a Secret,
+ * so any value is a literal), or a URL with a password or a private key in any value. Metadata is
+ * what the least privileged readers see (`kubectl get`, metadata-only watches, events, audit logs).
+ */
+export function metadataCredentials(props: Record<string, any>, cfg: SecretRefsConfig = defaults): string[] {
+    const out: string[] = [];
+    const secretNames = new Set(cfg.secretNameAnnotations);
+    const places: [string, unknown][] = [
+        ["metadata", props.metadata],
+        ["pod template", props.spec?.template?.metadata],
+        ["job template", props.spec?.jobTemplate?.metadata],
+        ["pod template", props.spec?.jobTemplate?.spec?.template?.metadata],
+    ];
+    for (const [place, metadata] of places) {
+        if (!isRecord(metadata)) continue;
+        for (const [field, kind] of [["annotations", "annotation"], ["labels", "label"]] as const) {
+            const entries = metadata[field];
+            if (!isRecord(entries)) continue;
+            for (const [key, raw] of Object.entries(entries)) {
+                if (raw === undefined || raw === null || raw === "") continue;
+                const at = `${place} ${kind} ${key}`;
+                const value = str(raw);
+                if (value !== undefined && urlPasswordsIn(value).length > 0) {
+                    out.push(`${at} contains a URL with an embedded password`);
+                } else if (value !== undefined && hasPrivateKey(value)) {
+                    out.push(`${at} holds a private key`);
+                } else if (isCredentialName(key) && !(kind === "annotation" && secretNames.has(key))) {
+                    out.push(`${at} looks like a credential and has a literal value${isUnknown(raw) ? " (computed at deploy time)" : ""}`);
+                }
+            }
+        }
+    }
+    return out;
+}
+
 const message = (who: string, finding: string) =>
     `${who}: ${finding}. Literal values end up in the object spec, ` +
     "visible to anyone who can read the workload: put the value in a Secret and reference it with " +
@@ -116,11 +165,13 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
     name: "credentials-from-secret-refs",
     description:
         "On Kubernetes, credentials (PASSWORD, SECRET, TOKEN, *KEY, URLs with user:password@, private keys) reach pods only " +
-        "through Secrets (env valueFrom.secretKeyRef), never as literal env values, ConfigMap data or literals on the command line.",
+        "through Secrets (env valueFrom.secretKeyRef), never as literal env values, ConfigMap data, literals on the command line " +
+        "or annotations and labels of any object.",
     severity: "high",
     configSchema: {
         properties: {
             allowedLiteralEnv: { type: "array", items: { type: "string" }, default: [] },
+            secretNameAnnotations: { type: "array", items: { type: "string" }, default: SECRET_NAME_ANNOTATIONS },
         },
     },
     validateResource: [
@@ -128,5 +179,11 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
             for (const f of configMapCredentials(plain(props))) reportViolation(message(describe(args.type, args.name), f));
         }),
+        (args, reportViolation) => {
+            if (!isK8sType(args.type)) return args.notApplicable("only Kubernetes objects");
+            for (const f of metadataCredentials(plain(args.props), readConfig(args, defaults))) {
+                reportViolation(message(describe(args.type, args.name), f));
+            }
+        },
     ],
 };

@@ -38,7 +38,13 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
     const out: string[] = [];
     if (props.privileged === true) out.push("runs privileged");
     for (const [field, label] of [["networkMode", "network"], ["pidMode", "PID"], ["ipcMode", "IPC"], ["usernsMode", "user"], ["cgroupnsMode", "cgroup"]] as const) {
-        if (str(props[field]) === "host") out.push(`shares the host ${label} namespace (${field}: "host")`);
+        const mode = str(props[field]);
+        if (mode === "host") out.push(`shares the host ${label} namespace (${field}: "host")`);
+        // "container:<name|id>" joins another container's namespace: its processes (their memory
+        // and environment, PID), its shared memory (IPC) or its loopback-only ports (network).
+        else if (mode !== undefined && /^container:/i.test(mode.trim())) {
+            out.push(`joins the ${label} namespace of another container (${field}: "${mode.trim()}")`);
+        }
     }
     // The first of networksAdvanced is the container's network mode (the engine's HostConfig.NetworkMode):
     // the network named "host" is the host's network namespace, as networkMode: "host" is.
@@ -63,6 +69,11 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
     return out;
 }
 
+/** Problems that join another container's namespaces (not the host's): their message names that risk. */
+function isSiblingNamespaceProblem(problem: string): boolean {
+    return problem.startsWith("joins the ") || problem.startsWith("sets shareProcessNamespace");
+}
+
 export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults): string[] {
     if (w.target === "docker") return dockerPrivilegeProblems(w.props, cfg);
     const out: string[] = [];
@@ -71,6 +82,10 @@ export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults)
     for (const field of ["hostNetwork", "hostPID", "hostIPC"]) {
         if (spec[field] === true) out.push(`sets ${field}: true`);
     }
+    // One PID namespace for the pod's containers: each sees the others' processes and, as the same
+    // user or with CAP_SYS_PTRACE, reads their memory and /proc/<pid>/environ (a companion's password).
+    // No workload of the platform needs it (components/runtime/kubernetes/pod.ts never sets it).
+    if (spec.shareProcessNamespace === true) out.push("sets shareProcessNamespace: true (its containers see each other's processes, memory and environment)");
     for (const v of arr(spec.volumes)) {
         const hp = isRecord(v) ? str(v.hostPath?.path) : undefined;
         if (hp === undefined) continue;
@@ -88,7 +103,8 @@ export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults)
 export const noPrivilegedContainers: ResourceValidationPolicy = {
     name: "no-privileged-containers",
     description:
-        "No container runs privileged (or as a Windows HostProcess), shares host namespaces (network, PID, IPC), mounts " +
+        "No container runs privileged (or as a Windows HostProcess), shares host namespaces (network, PID, IPC) or another " +
+        "container's (Docker network/PID/IPC mode container:<name>, Kubernetes shareProcessNamespace), mounts " +
         "the Docker/containerd socket or any host path (Docker bind mounts, Kubernetes hostPath), or receives host devices " +
         "(Docker devices, device cgroup rules, GPUs).",
     severity: "critical",
@@ -99,6 +115,9 @@ export const noPrivilegedContainers: ResourceValidationPolicy = {
         },
     },
     validateResource: workloadRule(defaults, privilegeProblems, (w, p) =>
-        `${w.label} ${p}. A compromised process there owns the host: remove it ` +
-        "(use published loopback ports, named volumes and a user-defined network instead)."),
+        isSiblingNamespaceProblem(p)
+            ? `${w.label} ${p}. A compromised process there reads the other container's secrets: remove it ` +
+              "(containers talk over the network by service name and share files through a volume)."
+            : `${w.label} ${p}. A compromised process there owns the host: remove it ` +
+              "(use published loopback ports, named volumes and a user-defined network instead)."),
 };

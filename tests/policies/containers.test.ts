@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseImageRef, unpinnedReason } from "../../policies/lib/images";
 import { isRootUser } from "../../policies/lib/security";
 import {
-    backupCronJob, deployment, dockerContainer, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit,
+    backupCronJob, container, deployment, dockerContainer, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit,
     remoteImage, statefulSet,
 } from "./fixtures";
 import { runPack, summary, UNKNOWN, Violation } from "./run-pack";
@@ -57,6 +57,23 @@ describe("no-privileged-containers", () => {
             "Container \"order-management-container\" passes host GPUs into the container (deviceRequests/gpus)",
         ]);
         expect(await run([dockerService("api-gateway", { networksAdvanced: [{ name: "ai-trading-dev-net" }, { name: "other-net" }], gpus: "" })])).toEqual([]);
+    });
+
+    it("rejects joining another container's namespaces: Docker container:<name> modes, Kubernetes shareProcessNamespace", async () => {
+        const bad = dockerService("api-gateway", { networkMode: "container:postgres-container", pidMode: "container:postgres-container", ipcMode: "container:abc123" });
+        const sibling = ". A compromised process there reads the other container's secrets: remove it (containers talk over the network by service name and share files through a volume).";
+        expect(messages(await run([bad]))).toEqual([
+            "joins the network namespace of another container (networkMode: \"container:postgres-container\")",
+            "joins the PID namespace of another container (pidMode: \"container:postgres-container\")",
+            "joins the IPC namespace of another container (ipcMode: \"container:abc123\")",
+        ].map((p) => `Container "api-gateway-container" ${p}${sibling}`));
+        const pod = deployment("api-gateway", 3001, { spec: { shareProcessNamespace: true } });
+        expect(messages(await run([pod]))).toEqual([
+            `Deployment "api-gateway-deployment" sets shareProcessNamespace: true (its containers see each other's processes, memory and environment)${sibling}`,
+        ]);
+        // The engine's own modes (a network by name, private/shareable IPC, an explicit false) are fine.
+        const fine = dockerService("api-gateway", { networkMode: "ai-trading-dev-net", ipcMode: "shareable", pidMode: "" });
+        expect(await run([fine, deployment("order-management", 3002, { spec: { shareProcessNamespace: false } })])).toEqual([]);
     });
 
     it("rejects privileged pods, host namespaces and hostPath volumes on Kubernetes", async () => {
@@ -174,6 +191,65 @@ describe("read-only-root-filesystem", () => {
         ]);
         const cfg = { all: "mandatory" as const, "read-only-root-filesystem": { roles: ["service", "datastore"], exemptWorkloads: ["central-hub", "api-gateway"] } };
         expect(summary(await run(rs, cfg))).toEqual(["read-only-root-filesystem postgres-container"]);
+    });
+});
+
+describe("emptydir-size-limit", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("emptydir-size-limit"));
+
+    it("passes emptyDirs with a sizeLimit (and one unknown during preview)", async () => {
+        const d = deployment("api-gateway", 3001, { spec: { volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, { name: "cache", emptyDir: { sizeLimit: UNKNOWN } }] } });
+        expect(await run([...compliant(), d])).toEqual([]);
+    });
+
+    it("rejects an emptyDir without a (positive) sizeLimit on prod, in any workload kind; not applicable on dev", async () => {
+        const d = deployment("api-gateway", 3001, {
+            spec: { volumes: [{ name: "tmp", emptyDir: {} }, { name: "shm", emptyDir: { medium: "Memory" } }, { name: "zero", emptyDir: { sizeLimit: "0Mi" } }] },
+        });
+        const cj = edit(backupCronJob("postgres", "postgres:16.4-bookworm", 999), (p) => {
+            p.spec.jobTemplate.spec.template.spec.volumes = [{ name: "run-outcome", emptyDir: {} }];
+        });
+        const fix = "Set emptyDir.sizeLimit to what the directory needs (the kubelet evicts this pod alone when it outgrows it).";
+        expect(messages(await run([d, cj]))).toEqual([
+            `Deployment "api-gateway-deployment" emptyDir volume "tmp" has no sizeLimit: it can fill the node's disk and get the node's other pods evicted. ${fix}`,
+            `Deployment "api-gateway-deployment" emptyDir volume "shm" (medium: Memory) has no sizeLimit: it can fill the node's memory and get the node's other pods evicted. ${fix}`,
+            `Deployment "api-gateway-deployment" emptyDir volume "zero" has no sizeLimit: it can fill the node's disk and get the node's other pods evicted. ${fix}`,
+            `CronJob "postgres-backup-cronjob" emptyDir volume "run-outcome" has no sizeLimit: it can fill the node's disk and get the node's other pods evicted. ${fix}`,
+        ]);
+        expect(await run([d, cj], "dev")).toEqual([]);
+        expect(await run([dockerService()])).toEqual([]);
+    });
+});
+
+describe("pull-never-local-images", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("pull-never-local-images"));
+    const localK8s = { all: "mandatory" as const, "pull-never-local-images": { localImagePrefixes: ["ai-trading/"] } };
+
+    it("rejects Never for a registry image (prod: any image), init containers too", async () => {
+        const d = deployment("api-gateway", 3001, {
+            container: { image: "postgres:16.4-bookworm", imagePullPolicy: "Never" },
+            spec: { initContainers: [{ ...container("migrate", 0), image: "ai-trading/services:0.1.0", imagePullPolicy: "Never" }] },
+        });
+        const fix = ": the pod starts only on a node where that image was pre-loaded, and runs whatever image the node holds under that name. " +
+            "Use IfNotPresent (or Always) for registry images; Never is for images imported into the nodes, listed in localImagePrefixes.";
+        expect(messages(await run([d]))).toEqual([
+            `Deployment "api-gateway-deployment" init container "migrate" runs the registry image ai-trading/services:0.1.0 with imagePullPolicy: Never${fix}`,
+            `Deployment "api-gateway-deployment" container "api-gateway" runs the registry image postgres:16.4-bookworm with imagePullPolicy: Never${fix}`,
+        ]);
+        // local-k8s lists its imported images: Never is fine for them, not for an upstream one beside them.
+        expect(messages(await runPack([d], localK8s, only("pull-never-local-images")))).toEqual([
+            `Deployment "api-gateway-deployment" container "api-gateway" runs the registry image postgres:16.4-bookworm with imagePullPolicy: Never${fix}`,
+        ]);
+    });
+
+    it("passes IfNotPresent/Always anywhere, Never for listed local images, and images unknown during preview", async () => {
+        const pulled = deployment("api-gateway", 3001, { container: { imagePullPolicy: "IfNotPresent" } });
+        const always = deployment("order-management", 3002, { container: { imagePullPolicy: "Always" } });
+        const local = deployment("risk-management", 3003, { container: { image: "ai-trading/services:0.1.0", imagePullPolicy: "Never" } });
+        const unknown = deployment("market-data", 3004, { container: { image: UNKNOWN, imagePullPolicy: "Never" } });
+        expect(await run([...compliant(), pulled, always, unknown])).toEqual([]);
+        expect(await runPack([...compliant(), pulled, always, local, unknown], localK8s, only("pull-never-local-images"))).toEqual([]);
+        expect(await run([dockerService()])).toEqual([]);
     });
 });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { findDefaultCredentials } from "../../policies/rules/no-default-credentials";
 import { isCredentialName, urlPassword } from "../../policies/lib/credentials";
 import {
-    container, deployment, dockerPostgres, dockerService, edit, randomBytes, randomPassword, secret, statefulSet,
+    backupCronJob, container, deployment, dockerPostgres, ingress, dockerService, edit, randomBytes, randomPassword, secret, statefulSet,
 } from "./fixtures";
 import { runPack, summary, UNKNOWN } from "./run-pack";
 
@@ -201,6 +201,41 @@ describe("credentials-from-secret-refs", () => {
             "Deployment \"api-gateway-deployment\": container \"api-gateway\" passes a literal credential in args[0] (--db-password)",
             "Deployment \"api-gateway-deployment\": container \"api-gateway\" passes a literal credential in args[1] (--api-token)",
         ]);
+    });
+
+    it("rejects credentials in annotations and labels of any object and of pod templates; a Secret's name in an ingress-nginx annotation is fine", async () => {
+        const d = edit(deployment("api-gateway", 3001), (p) => {
+            p.metadata.annotations = { "example.com/db-password": "hunter2-but-longer", "example.com/owner": "team-trading" };
+            p.spec.template.metadata.annotations = { "example.com/callback": "https://bot:s3cr3t@hooks.example.com/x", "example.com/api-token": UNKNOWN };
+            p.spec.template.metadata.labels = { ...p.spec.template.metadata.labels, "vault-token": "s.abc123" };
+        });
+        const pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----";
+        const cj = edit(backupCronJob("postgres", "postgres:16.4-bookworm", 999), (p) => {
+            p.spec.jobTemplate.spec.template.metadata.annotations = { "example.com/deploy-key-material": pem };
+        });
+        const ing = ingress({ annotations: {
+            "nginx.ingress.kubernetes.io/ssl-redirect": "true",
+            "nginx.ingress.kubernetes.io/auth-secret": "ai-trading/basic-auth",
+            "nginx.ingress.kubernetes.io/auth-tls-secret": "ai-trading/client-ca",
+        } });
+        const s = edit(secret("postgres", { POSTGRES_PASSWORD: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" }), (p) => {
+            p.metadata.annotations = { "example.com/admin-secret": "plain" };
+        });
+        expect((await run([d, cj, ing, s])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\": metadata annotation example.com/db-password looks like a credential and has a literal value",
+            "Deployment \"api-gateway-deployment\": pod template annotation example.com/callback contains a URL with an embedded password",
+            "Deployment \"api-gateway-deployment\": pod template annotation example.com/api-token looks like a credential and has a literal value (computed at deploy time)",
+            "Deployment \"api-gateway-deployment\": pod template label vault-token looks like a credential and has a literal value",
+            "CronJob \"postgres-backup-cronjob\": pod template annotation example.com/deploy-key-material holds a private key",
+            "Secret \"postgres-secret\": metadata annotation example.com/admin-secret looks like a credential and has a literal value",
+        ]);
+        // A private key or password URL is reported even under an annotation that names a Secret.
+        const leaky = ingress({ annotations: { "nginx.ingress.kubernetes.io/auth-secret": pem } });
+        expect((await run([leaky])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Ingress \"nginx-ingress\": metadata annotation nginx.ingress.kubernetes.io/auth-secret holds a private key",
+        ]);
+        const cfg = { all: "mandatory" as const, "credentials-from-secret-refs": { secretNameAnnotations: ["example.com/admin-secret"] } };
+        expect(await runPack([s], cfg, only("credentials-from-secret-refs"))).toEqual([]);
     });
 
     it("does not apply to Docker containers", async () => {

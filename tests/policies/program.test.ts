@@ -38,12 +38,15 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
     // replicas: on one 2-core node a second replica buys no availability, so the stack runs one of
     // each service (service-min-replicas floor 1) and the PDB rule, which wants a PDB on every
     // service, is off; the one replicated service keeps its PDB (the cluster suite evicts through it).
+    // Its images are built on the host and imported into the node (ai-trading/<build>:<tag>, pull
+    // policy Never): pull-never-local-images accepts Never for those alone.
     it("local-k8s (the local cluster) passes local-k8s.json with no violation at all", async () => {
         const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
         expect(loadConfig("local-k8s")).toEqual({
             ...loadConfig("prod"),
             "service-min-replicas": { environment: "prod", minReplicas: 1 },
             "service-pod-disruption-budget": { environment: "dev" },
+            "pull-never-local-images": { localImagePrefixes: ["ai-trading/"] },
         });
         const vs = await judge("local-k8s", "local-k8s", {}, tls);
         expect(lines(vs)).toEqual([]);
@@ -110,6 +113,14 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
             expect(text).toContain(`declares the protected namespace "${namespace}"`);
             expect(text).toContain(`is deployed into the protected namespace "${namespace}"`);
         }
+    });
+
+    it("local-k8s: a registry image set for a datastore runs under the stack's pull policy Never -> pull-never-local-images", async () => {
+        const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
+        const vs = await judge("local-k8s", "local-k8s", { postgresImage: "postgres:16.4-bookworm" }, tls);
+        expect(policyNames(vs)).toEqual(["pull-never-local-images"]);
+        expect(mandatory(vs)).toEqual(vs);
+        expect(lines(vs).join("\n")).toContain("StatefulSet \"postgres-statefulset\" container \"postgres\" runs the registry image postgres:16.4-bookworm with imagePullPolicy: Never");
     });
 
     // A privileged container cannot be produced through the program: it offers no such switch on

@@ -147,6 +147,8 @@ export function podTemplate(
       enableServiceLinks: false,
       securityContext: { fsGroup: spec.security.fsGroup, runAsNonRoot: runsAsNonRoot, seccompProfile: { type: "RuntimeDefault" } },
       containers: [container, ...(companion ? [companionContainer(ctx, companion, files)] : [])],
+      // 1Mi: the companion directory carries a one-line file (the ClickHouse backup's outcome for its
+      // recorder, components/data/backup.ts); bounded like every emptyDir (policy emptydir-size-limit).
       volumes: [...storage.volumes, ...files.volumes, ...(companion ? [{ name: COMPANION_SHARED_VOLUME, emptyDir: { sizeLimit: "1Mi" } }] : [])],
       // Replicas spread over nodes where there are several (soft: a one-node cluster still runs them all).
       ...(spec.kind === "job"

@@ -43,6 +43,9 @@ export function workloadStorage(
     ],
     volumes: [
       ...claims.map((c, i) => ({ name: spec.volumes[i].name, persistentVolumeClaim: { claimName: c.metadata.name } })),
+      // 64Mi, the size of the same directories' tmpfs on Docker (dockerTmpfsOptions): they hold temp
+      // files (the services' and Grafana's /tmp, a backup's client config), never data. A bound keeps one
+      // pod from filling the node's disk (policy emptydir-size-limit); the kubelet evicts only that pod.
       ...spec.security.scratchDirs.map((_, i) => ({ name: `scratch-${i}`, emptyDir: { sizeLimit: "64Mi" } })),
     ],
     claimTemplates: stateful ? spec.volumes.map((v) => ({ metadata: { name: v.name, labels }, spec: claimSpec(ctx, v) })) : [],
