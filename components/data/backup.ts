@@ -319,7 +319,16 @@ export function backupScript(
   heartbeat: BackupHeartbeat = BACKUP_HEARTBEAT,
   postgresRecording: PostgresRecording = "psql",
 ): string {
-  const prune = "ls -1t /backups | tail -n +8 | while read -r old; do rm -rf \"/backups/$old\"; done";
+  // The newest seven complete backups kept: only names this script gives a finished one (a
+  // `<db>-<stamp>.dump` file, a `<stamp>` directory) are counted and removed, so neither a killed
+  // run's leftover nor anything else in the volume (ext4's lost+found, which the backup's user may
+  // not remove: the run would then fail every night once it was the eighth) takes a place or fails
+  // the run.
+  const complete = store === "postgres" ? `^${postgres.database.replace(/[.[\]()*+?{}|^$\\]/g, "\\$&")}-[0-9]{8}T[0-9]{6}Z\\.dump$` : "^[0-9]{8}T[0-9]{6}Z$";
+  const prune = `ls -1t /backups | grep -E ${shellQuote(complete)} | tail -n +8 | while read -r old; do rm -rf "/backups/$old"; done`;
+  // What a run killed outright (SIGKILL, out of memory: no trap runs) left half-written: never a
+  // backup, removed by the next run (runs never overlap: a CronJob's concurrencyPolicy Forbid).
+  const leftovers = "rm -rf /backups/*.partial";
   if (store === "postgres") {
     const recorded = postgresRecording === "run-recorder";
     return [
@@ -330,6 +339,7 @@ export function backupScript(
       // A failed or stopped run reports its failure and leaves no partial dump for a restore to take.
       ...runEnding({ child: "dump_pid", cleanup: 'rm -f "$file.partial"', reportFailure: recorded ? "report_outcome" : "record_failure", heartbeat: recorded ? heartbeat : undefined }),
       ...(recorded ? [] : ["record_start"]),
+      leftovers,
       `pg_dump --format=custom --no-owner -h ${shellQuote(postgres.host)} -p ${postgres.port} -U ${shellQuote(postgres.user)} -d ${shellQuote(postgres.database)} -f "$file.partial" &`,
       "dump_pid=$!",
       'wait "$dump_pid"',
@@ -347,11 +357,14 @@ export function backupScript(
     // client's password file; the heartbeat stops once the outcome is written. Every client run (the
     // exports, which last as long as a table's rows, and the table lookups before them) is the
     // background child a stop signal ends at once.
-    ...runEnding({ child: "client_pid", cleanup: '[ -z "$client_dir" ] || rm -rf "$client_dir"', reportFailure: "report_outcome", heartbeat }),
+    // The backup is written as `<stamp>.partial` and renamed once whole, so a failed or stopped run
+    // leaves nothing a restore or the pruning would take for a backup.
+    ...runEnding({ child: "client_pid", cleanup: '[ -z "$client_dir" ] || rm -rf "$client_dir"; [ -z "${partial:-}" ] || rm -rf "$partial"', reportFailure: "report_outcome", heartbeat }),
     'ch_stoppable() { ch_exec "$@" & client_pid=$!; wait "$client_pid"; client_pid=""; }',
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
-    'dir="/backups/$stamp"',
-    'mkdir -p "$dir"',
+    leftovers,
+    'partial="/backups/$stamp.partial"',
+    'dir="$partial"',
     'mkdir -p "$dir/tables" "$dir/views"',
     ...clickhouseClientSetup(clickhouse, "caller's"),
     // Data of tables only: a view has none of its own (a materialized view's rows are its TO table's,
@@ -370,6 +383,8 @@ export function backupScript(
     'for v in $views; do',
     '  ch_stoppable --query "SHOW CREATE TABLE $v FORMAT TSVRaw" > "$dir/views/$v.sql"',
     "done",
+    'mv "$partial" "/backups/$stamp"',
+    'partial=""',
     prune,
     "report_outcome SUCCESS",
   ].join("\n");

@@ -22,7 +22,7 @@
  * exports the row (catalog exportsJobRuns).
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -277,12 +277,39 @@ describe("ClickHouse backup's run recording", () => {
     }
   }, 120_000);
 
+  it("keeps the newest seven complete backups: a killed run's leftover is removed, other entries of the volume are neither counted nor removed", async () => {
+    const backups = join(work, "backups");
+    mkdirSync(backups, { recursive: true });
+    const at = (days: number) => Date.now() / 1000 - days * 86_400;
+    const old = Array.from({ length: 8 }, (_, i) => `202601${String(10 + i).padStart(2, "0")}T000000Z`);
+    old.forEach((name, i) => {
+      mkdirSync(join(backups, name, "tables"), { recursive: true });
+      utimesSync(join(backups, name), at(20 - i), at(20 - i));
+    });
+    mkdirSync(join(backups, "20260120T000000Z.partial", "tables"), { recursive: true });
+    mkdirSync(join(backups, "lost+found"), { recursive: true });
+    utimesSync(join(backups, "lost+found"), at(30), at(30));
+    const backup = await runBackup(sharedDir());
+    expect(backup.code, backup.output).toBe(0);
+    const left = readdirSync(backups).sort();
+    expect(left.filter((n) => n.endsWith(".partial"))).toEqual([]);
+    expect(left).toContain("lost+found");
+    const complete = left.filter((n) => /^\d{8}T\d{6}Z$/.test(n));
+    expect(complete).toHaveLength(7);
+    // This run's backup (and any earlier test's, all newer than the planted ones) come first.
+    expect(complete.filter((n) => !old.includes(n)).length).toBeGreaterThanOrEqual(1);
+    expect(complete.filter((n) => old.includes(n))).toEqual(old.slice(old.length - (7 - complete.filter((n) => !old.includes(n)).length)));
+  }, 120_000);
+
   it("records the backup's failure as EXIT_<n>, its exit status (a database the server does not have)", async () => {
     const previous = (await row())!;
     const shared = sharedDir();
     const recorder = startRecorder(shared);
+    const backupsBefore = readdirSync(join(work, "backups")).sort();
     const backup = await runBackup(shared, { ...local, database: "no_such_database" });
     expect(backup.code, backup.output).toBeGreaterThan(0);
+    // Nothing of the failed run is left for a restore or the pruning to take for a backup.
+    expect(readdirSync(join(work, "backups")).sort()).toEqual(backupsBefore);
     expect(readFileSync(join(shared, "outcome"), "utf8")).toBe(`EXIT_${backup.code}\n`);
     const { code, output } = await recorder.exited;
     expect(code, output).toBe(0);

@@ -15,7 +15,7 @@
  * `/backups` is a temporary directory.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -93,6 +93,32 @@ describe("PostgreSQL backup", () => {
     expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
     expect(r.last_started_at!.getTime()).toBeGreaterThan(previous.last_started_at!.getTime());
     expect(r.last_succeeded_at).toEqual(previous.last_succeeded_at);
+  });
+
+  it("keeps the newest seven complete dumps: a killed run's leftover is removed, other entries of the volume are neither counted nor removed", async () => {
+    const dir = join(work, "pruned");
+    mkdirSync(dir);
+    const day = 86_400;
+    const at = (days: number) => Date.now() / 1000 - days * day;
+    // Eight older dumps, a day apart (the oldest 20 days back).
+    const old = Array.from({ length: 8 }, (_, i) => `${conn.database}-202601${String(10 + i).padStart(2, "0")}T000000Z.dump`);
+    old.forEach((name, i) => {
+      writeFileSync(join(dir, name), "old dump");
+      utimesSync(join(dir, name), at(20 - i), at(20 - i));
+    });
+    // A run SIGKILLed mid-dump (no trap ran) and ext4's lost+found, older than every dump.
+    writeFileSync(join(dir, `${conn.database}-20260120T000000Z.dump.partial`), "half");
+    mkdirSync(join(dir, "lost+found"));
+    utimesSync(join(dir, "lost+found"), at(30), at(30));
+    const { code, output } = await run(dir);
+    expect(code, output).toBe(0);
+    const left = readdirSync(dir).sort();
+    expect(left.filter((n) => n.endsWith(".partial"))).toEqual([]);
+    expect(left).toContain("lost+found");
+    const dumps = left.filter((n) => n.endsWith(".dump"));
+    expect(dumps).toHaveLength(7);
+    // This run's dump and the six newest older ones.
+    expect(dumps.filter((n) => old.includes(n))).toEqual(old.slice(2));
   });
 
   it("a run whose recording cannot be written (a wrong database) keeps pg_dump's exit status", async () => {

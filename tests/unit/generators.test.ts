@@ -254,7 +254,7 @@ describe("backups", () => {
     const traps = backup.split("\n").filter((line) => line.startsWith("trap "));
     // One EXIT trap, set before anything can fail: the client directory removed, a failure's code reported.
     expect(traps).toEqual([
-      'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; [ -z "$heartbeat_pid" ] || kill "$heartbeat_pid" 2>/dev/null || true; exit "$status"\' EXIT',
+      'trap \'status=$?; trap - EXIT; [ -z "$client_dir" ] || rm -rf "$client_dir"; [ -z "${partial:-}" ] || rm -rf "$partial"; if [ "$status" -ne 0 ]; then report_outcome "${stop_code:-EXIT_$status}"; fi; [ -z "$heartbeat_pid" ] || kill "$heartbeat_pid" 2>/dev/null || true; exit "$status"\' EXIT',
       // A signal names itself and stops the running export at once (the client runs in the background: ch_stoppable).
       "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
     ]);
@@ -273,7 +273,7 @@ describe("backups", () => {
     const own = backupScript("postgres");
     const reported = backupScript("postgres", undefined, undefined, undefined, "run-recorder");
     // Without a recorder: its own psql records, as before.
-    expect(own).toContain("record_start\npg_dump");
+    expect(own).toContain("record_start\nrm -rf /backups/*.partial\npg_dump");
     expect(own.trimEnd().split("\n").at(-1)).toBe("record_success");
     expect(own).not.toContain(RUN_OUTCOME_DIR);
     // With one: no psql at all (one writer of the run's row), the outcome reported last, the heartbeat before pg_dump.
