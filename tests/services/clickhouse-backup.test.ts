@@ -43,6 +43,7 @@ import { DB_NAME } from "../../components/data/definitions";
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
 import { expectJobRunsExported, jobRunRow, queryOnce } from "../helpers/job-runs";
+import { FAST_HEARTBEAT, killGroup, within } from "../helpers/backup-processes";
 import databaseService from "../../services/src/services/database-service";
 import { useServers } from "../harness/shared";
 import { startClickHouse, type ClickHouseServer } from "../harness/clickhouse";
@@ -232,21 +233,8 @@ describe("ClickHouse backup's run recording", () => {
       detached: true,
     });
     const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-    /** Its whole process group, SIGKILLed (a test's cleanup; a no-op once it is gone). */
-    const killGroup = () => {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    };
-    return { child, exited, killGroup };
+    return { child, exited, killGroup: () => killGroup(child) };
   }
-  /** `promise`, or a failure naming `what` after `ms` (so that a hang fails the test instead of timing it out). */
-  const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
-    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
-  /** Fast heartbeat bounds for the tests (production: BACKUP_HEARTBEAT). */
-  const FAST_HEARTBEAT: BackupHeartbeat = { intervalSeconds: 1, staleAfterSeconds: 4 };
 
   async function startedSince(at: Date): Promise<void> {
     const until = Date.now() + 20_000;
@@ -449,7 +437,7 @@ describe("ClickHouse backup's run recording", () => {
       await startedSince(before);
       await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
       const killedAt = Date.now();
-      process.kill(-backup.child.pid!, "SIGKILL");
+      killGroup(backup.child);
       expect(await backup.exited).toBeNull();
       // Stale after FAST_HEARTBEAT.staleAfterSeconds of the recorder's one-second reads, from the last beat.
       const { code, output } = await within(recorder.exited, (FAST_HEARTBEAT.staleAfterSeconds + FAST_HEARTBEAT.intervalSeconds + 5) * 1000, "the recorder's verdict");

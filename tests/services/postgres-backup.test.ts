@@ -20,10 +20,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BACKUP_STOPPED_WITHOUT_OUTCOME, backupRunRecorderScript, backupScript, RUN_OUTCOME_DIR, type BackupHeartbeat, type PostgresConnection } from "../../components/data/backup";
+import { BACKUP_STOPPED_WITHOUT_OUTCOME, backupRunRecorderScript, backupScript, RUN_OUTCOME_DIR, type PostgresConnection } from "../../components/data/backup";
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
 import { expectJobRunsExported, jobRunRow, queryOnce } from "../helpers/job-runs";
+import { FAST_HEARTBEAT, killGroup, within } from "../helpers/backup-processes";
 import databaseService from "../../services/src/services/database-service";
 import { useServers } from "../harness/shared";
 import { pg } from "../harness";
@@ -177,8 +178,6 @@ describe("PostgreSQL backup", () => {
 });
 
 describe("PostgreSQL backup recorded by its run recorder (job companions)", () => {
-  /** Fast heartbeat bounds for the tests (production: BACKUP_HEARTBEAT). */
-  const FAST_HEARTBEAT: BackupHeartbeat = { intervalSeconds: 1, staleAfterSeconds: 4 };
 
   beforeAll(async () => {
     // Every write of the backup's row, as what it recorded, so that "once" can be counted.
@@ -233,17 +232,8 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
     child.stdout.on("data", (x) => (output += x));
     child.stderr.on("data", (x) => (output += x));
     const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.on("close", (code) => resolve({ code, output })));
-    const killGroup = () => {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    };
-    return { child, exited, killGroup };
+    return { child, exited, killGroup: () => killGroup(child) };
   }
-  const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
-    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
   /** A session holding backup_test_locked exclusively, so that pg_dump waits mid-dump; and pg_dump seen waiting. */
   async function lockTable() {
     const blocker = new pg.Client({ connectionString: srv.postgres.url });
@@ -283,7 +273,7 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
     try {
       await expect.poll(dumpWaiting, { timeout: 20_000 }).toBe(1);
       const killedAt = Date.now();
-      process.kill(-backup.child.pid!, "SIGKILL");
+      killGroup(backup.child);
       expect((await backup.exited).code).toBeNull();
       const rec = await within(recorder.exited, (FAST_HEARTBEAT.staleAfterSeconds + FAST_HEARTBEAT.intervalSeconds + 5) * 1000, "the recorder's verdict");
       const tookMs = Date.now() - killedAt;
