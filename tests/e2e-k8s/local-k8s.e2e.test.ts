@@ -288,40 +288,50 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
   });
 
   it("runs a backup Job from the PostgreSQL CronJob whose dump restores with the same row counts", async () => {
-    await kubectl(["-n", NS, "create", "job", "e2e-backup", "--from=cronjob/postgres-backup"]);
-    await kubectl(["-n", NS, "wait", "--for=condition=complete", "job/e2e-backup", "--timeout=600s"], { timeoutMs: 620_000 });
-    // The restore runs as the backup job does (same image, credentials, volume, network policy),
-    // into a fresh database, and prints each table's row count in the source and the restore.
-    const cron = await getJson(["-n", NS, "cronjob", "postgres-backup"]);
-    const template = cron.spec.jobTemplate.spec.template;
-    // The backup's container alone: its run recorder would record this restore as a postgres-backup run.
-    template.spec.containers = template.spec.containers.filter((c: { name: string }) => c.name === "postgres-backup");
-    template.spec.containers[0].command = [
-      "sh",
-      "-c",
-      [
-        "set -eu",
-        "f=$(ls -1t /backups/*.dump | head -n 1)",
-        "createdb -h postgres -U trading e2e_restore",
-        'pg_restore --no-owner -h postgres -U trading -d e2e_restore "$f"',
-        "for t in $(psql -At -h postgres -U trading -d ai_trading -c \"SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1\"); do",
-        '  a=$(psql -At -h postgres -U trading -d ai_trading -c "SELECT count(*) FROM \\"$t\\"")',
-        '  b=$(psql -At -h postgres -U trading -d e2e_restore -c "SELECT count(*) FROM \\"$t\\"")',
-        '  echo "COUNT $t $a $b"',
-        "done",
-        "dropdb -h postgres -U trading e2e_restore",
-      ].join("\n"),
-    ];
-    template.spec.restartPolicy = "Never";
-    const job = { apiVersion: "batch/v1", kind: "Job", metadata: { name: "e2e-restore", namespace: NS }, spec: { backoffLimit: 0, template } };
-    await kubectl(["apply", "-f", "-"], { input: JSON.stringify(job) });
-    await kubectl(["-n", NS, "wait", "--for=condition=complete", "job/e2e-restore", "--timeout=600s"], { timeoutMs: 620_000 });
-    const log = (await kubectl(["-n", NS, "logs", "job/e2e-restore"])).stdout;
-    const counts = [...log.matchAll(/^COUNT (\S+) (\d+) (\d+)$/gm)].map((m) => ({ table: m[1], source: Number(m[2]), restored: Number(m[3]) }));
-    expect(counts.length, log).toBeGreaterThan(3);
-    for (const c of counts) expect(c.restored, c.table).toBe(c.source);
-    expect(counts.find((c) => c.table === "users")?.source).toBeGreaterThanOrEqual(1);
-    await kubectl(["-n", NS, "delete", "job", "e2e-backup", "e2e-restore", "--wait=true"]);
+    // The Jobs removed even when a check fails: the restore's pod, which has no owner, would keep the
+    // backup volume's claim, and so the stack's destroy, waiting.
+    try {
+      await kubectl(["-n", NS, "create", "job", "e2e-backup", "--from=cronjob/postgres-backup"]);
+      await kubectl(["-n", NS, "wait", "--for=condition=complete", "job/e2e-backup", "--timeout=600s"], { timeoutMs: 620_000 });
+      // The restore runs as the backup job does (same image, credentials, volume, network policy),
+      // into a fresh database, and prints each table's row count in the source and the restore.
+      const cron = await getJson(["-n", NS, "cronjob", "postgres-backup"]);
+      const template = cron.spec.jobTemplate.spec.template;
+      // The backup's container alone: its run recorder would record this restore as a postgres-backup run.
+      template.spec.containers = template.spec.containers.filter((c: { name: string }) => c.name === "postgres-backup");
+      template.spec.containers[0].command = [
+        "sh",
+        "-c",
+        [
+          "set -eu",
+          "f=$(ls -1t /backups/*.dump | head -n 1)",
+          "createdb -h postgres -U trading e2e_restore",
+          'pg_restore --no-owner -h postgres -U trading -d e2e_restore "$f"',
+          "for t in $(psql -At -h postgres -U trading -d ai_trading -c \"SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1\"); do",
+          '  a=$(psql -At -h postgres -U trading -d ai_trading -c "SELECT count(*) FROM \\"$t\\"")',
+          '  b=$(psql -At -h postgres -U trading -d e2e_restore -c "SELECT count(*) FROM \\"$t\\"")',
+          '  echo "COUNT $t $a $b"',
+          "done",
+          "dropdb -h postgres -U trading e2e_restore",
+          // The backup's run, recorded by its run recorder (the pod's second container).
+          `echo "RECORDED $(psql -At -h postgres -U trading -d ai_trading -c "SELECT count(*) FROM scheduled_job_runs WHERE job = 'postgres-backup' AND last_succeeded_at >= last_started_at")"`,
+        ].join("\n"),
+      ];
+      template.spec.restartPolicy = "Never";
+      const job = { apiVersion: "batch/v1", kind: "Job", metadata: { name: "e2e-restore", namespace: NS }, spec: { backoffLimit: 0, template } };
+      await kubectl(["apply", "-f", "-"], { input: JSON.stringify(job) });
+      await kubectl(["-n", NS, "wait", "--for=condition=complete", "job/e2e-restore", "--timeout=600s"], { timeoutMs: 620_000 });
+      const log = (await kubectl(["-n", NS, "logs", "job/e2e-restore"])).stdout;
+      const counts = [...log.matchAll(/^COUNT (\S+) (\d+) (\d+)$/gm)].map((m) => ({ table: m[1], source: Number(m[2]), restored: Number(m[3]) }));
+      expect(counts.length, log).toBeGreaterThan(3);
+      // Every table but the backup's own run record, which its run recorder writes while pg_dump runs
+      // (its start, in the dump or not by timing; its success after it).
+      for (const c of counts) if (c.table !== "scheduled_job_runs") expect(c.restored, c.table).toBe(c.source);
+      expect(counts.find((c) => c.table === "users")?.source).toBeGreaterThanOrEqual(1);
+      expect(log).toMatch(/^RECORDED 1$/m);
+    } finally {
+      await kubectl(["-n", NS, "delete", "job", "e2e-backup", "e2e-restore", "--ignore-not-found", "--wait=true"]);
+    }
   });
 
   it("runs a backup Job from the ClickHouse CronJob whose run recorder records its start and success in PostgreSQL", async () => {
