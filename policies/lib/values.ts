@@ -100,3 +100,18 @@ export function decodeBase64(value: string): string | undefined {
     if (decoded.includes("\uFFFD") || /[\x00-\x08\x0E-\x1F]/.test(decoded)) return undefined;
     return decoded;
 }
+
+/**
+ * Is a limit-like quantity (a resource limit, an emptyDir sizeLimit) set to something? A number or a
+ * quantity string ("512Mi", "0.5"); zero in any spelling ("0", "0.0", "0Mi", "0m"), empty or missing
+ * is none. A value unknown during preview is taken as set.
+ */
+export function positiveQuantity(v: unknown): boolean {
+    if (isUnknown(v)) return true;
+    const n = num(v);
+    if (n !== undefined) return n > 0;
+    const s = str(v)?.trim();
+    if (s === undefined || s === "") return false;
+    const magnitude = Number.parseFloat(s);
+    return !(Number.isFinite(magnitude) && magnitude <= 0);
+}

@@ -1,7 +1,7 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { Environment, environmentSchema } from "../lib/config";
 import { Workload, workloadRule } from "../lib/rule";
-import { arr, isRecord, isUnknown, num, str } from "../lib/values";
+import { arr, isRecord, isUnknown, positiveQuantity, str } from "../lib/values";
 
 export interface EmptyDirSizeLimitConfig {
     environment: Environment;
@@ -10,22 +10,8 @@ export interface EmptyDirSizeLimitConfig {
 const defaults: EmptyDirSizeLimitConfig = { environment: "prod" };
 
 /**
- * Is an emptyDir's sizeLimit a bound? Missing, empty or zero in any spelling ("0", "0Mi", "0.0Gi")
- * is none: the kubelet only evicts a pod for an emptyDir over a positive limit. A value unknown
- * during preview is taken as set.
- */
-function bounded(limit: unknown): boolean {
-    if (isUnknown(limit)) return true;
-    const n = num(limit);
-    if (n !== undefined) return n > 0;
-    const s = str(limit)?.trim();
-    if (s === undefined || s === "") return false;
-    const magnitude = Number.parseFloat(s);
-    return !(Number.isFinite(magnitude) && magnitude <= 0);
-}
-
-/**
- * Every emptyDir volume of a Kubernetes pod has a positive `sizeLimit`. Without one a disk-backed
+ * Every emptyDir volume of a Kubernetes pod has a positive `sizeLimit` (zero in any spelling is none: the
+ * kubelet only evicts a pod for an emptyDir over a positive limit; unknown during preview is taken as set). Without one a disk-backed
  * emptyDir grows on the node's root (ephemeral) storage until the node runs out and the kubelet
  * evicts pods at random, and a memory-backed one (`medium: Memory`) grows up to the node's memory.
  */
@@ -35,7 +21,7 @@ export function unboundedEmptyDirs(w: Workload, cfg: EmptyDirSizeLimitConfig = d
     for (const v of arr(w.pod.spec.volumes)) {
         if (!isRecord(v) || v.emptyDir === undefined || v.emptyDir === null) continue;
         const dir = v.emptyDir;
-        if (isUnknown(dir) || (isRecord(dir) && bounded(dir.sizeLimit))) continue;
+        if (isUnknown(dir) || (isRecord(dir) && positiveQuantity(dir.sizeLimit))) continue;
         const memory = isRecord(dir) && str(dir.medium) === "Memory";
         out.push(`emptyDir volume "${str(v.name) ?? "<unnamed>"}"${memory ? " (medium: Memory)" : ""} has no sizeLimit`);
     }

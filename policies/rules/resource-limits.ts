@@ -1,6 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { Workload, workloadRule } from "../lib/rule";
-import { isRecord, isUnknown, num, str } from "../lib/values";
+import { isRecord, num, positiveQuantity } from "../lib/values";
 
 export interface LimitsConfig {
     /** Kubernetes: require limits.cpu as well as limits.memory. */
@@ -11,19 +11,8 @@ export interface LimitsConfig {
 
 const defaults: LimitsConfig = { requireCpuLimit: true, requireRequests: true };
 
-/**
- * Is a limit set to something? A zero in any spelling ("0", "0.0", "0Mi", "0m") is no limit: Docker
- * reads 0 as unlimited, and a Kubernetes limit of zero leaves the container unbounded.
- */
-function present(v: unknown): boolean {
-    if (isUnknown(v)) return true;
-    const n = num(v);
-    if (n !== undefined) return n > 0;
-    const s = str(v)?.trim();
-    if (s === undefined || s === "") return false;
-    const magnitude = Number.parseFloat(s);
-    return !(Number.isFinite(magnitude) && magnitude <= 0);
-}
+/** A limit set to something (zero is none: Docker reads 0 as unlimited, and a Kubernetes limit of zero leaves the container unbounded). */
+const present = positiveQuantity;
 
 export function dockerLimitProblems(props: Record<string, any>): string[] {
     const out: string[] = [];
