@@ -66,24 +66,21 @@ export async function orderStatus(db: Queryable, orderId: string): Promise<Engin
   return (await db.query<{ status: EngineOrderStatus }>("SELECT status FROM te_orders WHERE order_id = $1 FOR UPDATE", [orderId])).rows[0]?.status;
 }
 
+/** The te_orders insert of insertOrders, insertNewOrders and insertOrdersAndFills: parameters $1-$5 (orderColumns); a known order id is left as it is. */
+const INSERT_ORDERS = `INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq)
+     SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::numeric[], $5::int[]) ON CONFLICT DO NOTHING`;
+const orderColumns = (rows: EngineOrderRow[]) => [rows.map((r) => r.order.orderId), rows.map((r) => JSON.stringify(r.order)), rows.map((r) => r.status), rows.map((r) => r.remaining), rows.map((r) => r.fillSeq)];
+
 /** Records executed (or cancelled-before-execution) orders in one statement; a known order id is left as it is. */
 export async function insertOrders(db: Queryable, rows: EngineOrderRow[]): Promise<void> {
   if (rows.length === 0) return;
-  await db.query(
-    `INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq)
-     SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::numeric[], $5::int[]) ON CONFLICT DO NOTHING`,
-    [rows.map((r) => r.order.orderId), rows.map((r) => JSON.stringify(r.order)), rows.map((r) => r.status), rows.map((r) => r.remaining), rows.map((r) => r.fillSeq)],
-  );
+  await db.query(INSERT_ORDERS, orderColumns(rows));
 }
 
 /** insertOrders answering the ids it inserted: a claim (an order a batch recorded first is not among them; the same lock as that batch's insert). */
 export async function insertNewOrders(db: Queryable, rows: EngineOrderRow[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
-  const r = await db.query<{ order_id: string }>(
-    `INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq)
-     SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::numeric[], $5::int[]) ON CONFLICT DO NOTHING RETURNING order_id::text`,
-    [rows.map((x) => x.order.orderId), rows.map((x) => JSON.stringify(x.order)), rows.map((x) => x.status), rows.map((x) => x.remaining), rows.map((x) => x.fillSeq)],
-  );
+  const r = await db.query<{ order_id: string }>(`${INSERT_ORDERS} RETURNING order_id::text`, orderColumns(rows));
   return new Set(r.rows.map((x) => x.order_id));
 }
 
@@ -95,14 +92,9 @@ export async function insertOrdersAndFills(db: Queryable, rows: EngineOrderRow[]
   if (rows.length === 0) return insertFills(db, fills);
   if (fills.length === 0) return insertOrders(db, rows).then(() => new Set());
   const ins = await db.query<{ fill_id: string }>(
-    `WITH orders AS (
-       INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq)
-       SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::numeric[], $5::int[]) ON CONFLICT DO NOTHING)
+    `WITH orders AS (${INSERT_ORDERS})
      INSERT INTO te_fills (fill_id, order_id, payload) SELECT * FROM unnest($6::text[], $7::uuid[], $8::jsonb[]) ON CONFLICT DO NOTHING RETURNING fill_id`,
-    [
-      rows.map((r) => r.order.orderId), rows.map((r) => JSON.stringify(r.order)), rows.map((r) => r.status), rows.map((r) => r.remaining), rows.map((r) => r.fillSeq),
-      fills.map((f) => f.fillId), fills.map((f) => f.orderId), fills.map((f) => JSON.stringify(f)),
-    ],
+    [...orderColumns(rows), fills.map((f) => f.fillId), fills.map((f) => f.orderId), fills.map((f) => JSON.stringify(f))],
   );
   return new Set(ins.rows.map((r) => r.fill_id));
 }
