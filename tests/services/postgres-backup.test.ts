@@ -244,6 +244,27 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
   }
   const dumpWaiting = async () => (await query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'"))[0].n;
 
+  /**
+   * A run (its recorder and its backup) whose pg_dump waits on a locked table, handed to `body` once
+   * it waits there; afterwards both processes are killed and the lock let go, whatever `body` did.
+   */
+  async function withHeldDump(body: (run: { d: ReturnType<typeof dirs>; blocker: Awaited<ReturnType<typeof lockTable>>; recorder: ReturnType<typeof startRecorder>; backup: ReturnType<typeof startBackup> }) => Promise<void>) {
+    await takeWrites();
+    const d = dirs();
+    const blocker = await lockTable();
+    const recorder = startRecorder(d.shared);
+    const backup = startBackup(d);
+    try {
+      await expect.poll(dumpWaiting, { timeout: 20_000 }).toBe(1);
+      await body({ d, blocker, recorder, backup });
+    } finally {
+      backup.killGroup();
+      recorder.kill("SIGKILL");
+      await blocker.query("ROLLBACK");
+      await blocker.end();
+    }
+  }
+
   it("a normal run is recorded once: one start, one success, no password in any output", async () => {
     await takeWrites();
     const d = dirs();
@@ -265,13 +286,7 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
   }, 60_000);
 
   it("a backup killed outright mid-dump (SIGKILL of its process group) is recorded once as BACKUP_STOPPED_WITHOUT_OUTCOME, within seconds", async () => {
-    await takeWrites();
-    const d = dirs();
-    const blocker = await lockTable();
-    const recorder = startRecorder(d.shared);
-    const backup = startBackup(d);
-    try {
-      await expect.poll(dumpWaiting, { timeout: 20_000 }).toBe(1);
+    await withHeldDump(async ({ d, recorder, backup }) => {
       const killedAt = Date.now();
       killGroup(backup.child);
       expect((await backup.exited).code).toBeNull();
@@ -287,22 +302,11 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
       expect(r.last_failed_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
       // Exported with its code, for ScheduledJobFailing.
       await expectJobRunsExported(srv.env, JOB, r, BACKUP_STOPPED_WITHOUT_OUTCOME);
-    } finally {
-      backup.killGroup();
-      recorder.kill("SIGKILL");
-      await blocker.query("ROLLBACK");
-      await blocker.end();
-    }
+    });
   }, 60_000);
 
   it("a slow dump, held for twice the heartbeat's bound, is never cut short: its success is recorded once", async () => {
-    await takeWrites();
-    const d = dirs();
-    const blocker = await lockTable();
-    const recorder = startRecorder(d.shared);
-    const backup = startBackup(d);
-    try {
-      await expect.poll(dumpWaiting, { timeout: 20_000 }).toBe(1);
+    await withHeldDump(async ({ d, blocker, recorder, backup }) => {
       await new Promise((r) => setTimeout(r, 2 * FAST_HEARTBEAT.staleAfterSeconds * 1000));
       expect(recorder.ended()).toBe(false);
       expect(await dumpWaiting()).toBe(1);
@@ -313,21 +317,11 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
       expect(rec.code, rec.output).toBe(0);
       expect(await takeWrites()).toEqual(["start", "success"]);
       expect(readdirSync(d.backups)).toHaveLength(1);
-    } finally {
-      backup.killGroup();
-      recorder.kill("SIGKILL");
-      await blocker.end();
-    }
+    });
   }, 60_000);
 
   it("a run stopped at its time limit (both containers by SIGINT, the PostgreSQL images' STOPSIGNAL) is recorded once, by the backup's signal", async () => {
-    await takeWrites();
-    const d = dirs();
-    const blocker = await lockTable();
-    const recorder = startRecorder(d.shared);
-    const backup = startBackup(d);
-    try {
-      await expect.poll(dumpWaiting, { timeout: 20_000 }).toBe(1);
+    await withHeldDump(async ({ d, recorder, backup }) => {
       backup.child.kill("SIGINT");
       recorder.kill("SIGINT");
       expect((await within(backup.exited, 5_000, "the backup's exit")).code).toBe(130);
@@ -338,11 +332,6 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
       expect(readdirSync(d.backups)).toEqual([]);
       // pg_dump was stopped with the script.
       await expect.poll(async () => (await query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'")).length, { timeout: 5_000 }).toBe(0);
-    } finally {
-      backup.killGroup();
-      recorder.kill("SIGKILL");
-      await blocker.query("ROLLBACK");
-      await blocker.end();
-    }
+    });
   }, 60_000);
 });
