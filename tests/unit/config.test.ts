@@ -19,6 +19,17 @@ function error(stack: string, raw: RawConfig): ConfigError {
   throw new Error("expected a ConfigError");
 }
 
+/** `names` and every service that calls one of them, transitively (the entry point, which answers 404 for a missing route, aside). */
+function withCallers(names: string[]): string[] {
+  const off = new Set(names);
+  let callers = catalog.filter((s) => !s.entryPoint && !off.has(s.name) && s.calls.some((c) => off.has(c)));
+  while (callers.length > 0) {
+    for (const s of callers) off.add(s.name);
+    callers = catalog.filter((s) => !s.entryPoint && !off.has(s.name) && s.calls.some((c) => off.has(c)));
+  }
+  return [...off];
+}
+
 describe("parseStackConfig", () => {
   it("applies target-specific defaults", () => {
     const dev = parseStackConfig("dev", docker);
@@ -156,11 +167,23 @@ describe("parseStackConfig", () => {
     expect(e.message).toMatch(/requires postgres; enable it or add .* to trading:disabledServices/);
   });
 
-  it("allows a datastore off once the services needing it are disabled", () => {
-    const needing = catalog.filter((s) => s.requires.includes("postgres")).map((s) => s.name);
+  it("allows a datastore off once the services needing it, and the services calling those, are disabled", () => {
+    const needing = withCallers(catalog.filter((s) => s.requires.includes("postgres")).map((s) => s.name));
     const cfg = parseStackConfig("dev", { ...docker, postgresEnabled: "false", disabledServices: needing.join(",") });
     expect(cfg.datastores.postgres.enabled).toBe(false);
     expect(cfg.services.map((s) => s.name)).not.toContain("user-management");
+  });
+
+  it("refuses to deploy a service whose callee is disabled, naming both (the entry point excepted: it answers 404)", () => {
+    const caller = catalog.find((s) => !s.entryPoint && s.calls.length > 0)!;
+    const callee = caller.calls[0];
+    const e = error("dev", { ...docker, disabledServices: callee });
+    expect(e.key).toBe("disabledServices");
+    expect(e.message).toContain(`${caller.name} calls ${callee}, which is not deployed: add ${caller.name} to trading:disabledServices too, or deploy ${callee}`);
+    // Its callers disabled with it, and theirs: accepted, and the entry point (which calls every routed service) stays.
+    const cfg = parseStackConfig("dev", { ...docker, disabledServices: withCallers([callee]).join(",") });
+    expect(cfg.services.map((s) => s.name)).not.toContain(callee);
+    expect(cfg.services.some((s) => s.entryPoint)).toBe(true);
   });
 
   it("keeps singletons single, even when asked for more", () => {

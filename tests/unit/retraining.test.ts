@@ -94,7 +94,7 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
   });
 
   it("schedules nothing and builds no trainer when ml-predictor is switched off", async () => {
-    const run = await runProgram("dev", { disabledServices: "ml-predictor,ai-orchestrator" });
+    const run = await runProgram("dev", { disabledServices: "ml-predictor,ai-orchestrator,ai-chain-analytics" });
     expect(byType(run, IMAGE).filter((i) => /trainer:/.test(i.inputs.imageName))).toHaveLength(0);
     expect(byType(run, CONTAINER).map((c) => c.name)).not.toContain("ml-predictor-retrain-container");
   });
