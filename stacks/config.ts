@@ -14,6 +14,7 @@
 import { isIP } from "node:net";
 import { Value } from "@sinclair/typebox/value";
 import { Cron } from "croner";
+import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
@@ -631,21 +632,10 @@ function nearestKey(key: string, known: readonly string[]): string | undefined {
   const typed = key.toLowerCase();
   let best: { key: string; distance: number } | undefined;
   for (const candidate of known) {
-    const d = editDistance(typed, candidate.toLowerCase());
+    const d = distance(typed, candidate.toLowerCase());
     if (best === undefined || d < best.distance) best = { key: candidate, distance: d };
   }
   return best !== undefined && best.distance <= Math.max(1, Math.floor(best.key.length / 3)) ? best.key : undefined;
-}
-
-/** Levenshtein distance (insertions, deletions, substitutions), one row at a time. */
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    row = next;
-  }
-  return row[b.length];
 }
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */
