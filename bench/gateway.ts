@@ -15,6 +15,10 @@
  *   5. nginx + auth: the same Nginx asking a bare node:http authoriser (bench/lib/bare-auth.ts) by
  *      auth_request for every request, uncached, and sending the identity it answers: the floor of
  *      a design where Nginx proxies and Node only decides who passes
+ *   6. nginx + gateway authoriser: the same Nginx asking bench/lib/gateway-authoriser.ts, the
+ *      gateway's own decision (route, cached authentication, per-IP cap, per-user rate limit,
+ *      scopes: the gateway's code) on a bare node:http listener, for /api/users/me with the Bearer
+ *      token: that design's floor with the real decision in it (no access line, usage event or metrics)
  * and prints throughput and latency percentiles, and each process's CPU time per request, user +
  * system (from /proc, so it holds on a loaded machine too; the bench process is autocannon). Each target first gets an unmeasured warm-up of
  * BENCH_WARMUP_S (default 3) so the measured runs see JIT-compiled code, not the compiler. Then
@@ -89,6 +93,7 @@ async function startService(name: string, env: Record<string, string>): Promise<
 async function main() {
   let nginx: NginxProxy | undefined;
   let nginxAuth: NginxProxy | undefined;
+  let nginxGw: NginxProxy | undefined;
   const postgres = await startPostgres();
   const redis = await startRedis({ persistent: false });
   const JWT_SECRET = randomBytes(64).toString("hex");
@@ -143,6 +148,17 @@ async function main() {
       const authUrl = await startBenchProcess("bare-auth", "bare-auth", { IDENTITY: JSON.stringify(identity) });
       nginxAuth = await startNginxProxy(umUrl, "/me", identity, authUrl);
       pids["nginx-auth"] = nginxAuth.pids[1] ?? nginxAuth.pids[0];
+      const gwAuthUrl = await startBenchProcess("gateway-authoriser", "gateway-authoriser", {
+        DRAGONFLY_URL: redis.url,
+        JWT_SECRET,
+        SERVICE_USER_MANAGEMENT_URL: umUrl,
+        RATE_LIMIT_MAX_REQUESTS: "100000000",
+        RATE_LIMIT_WINDOW_MS: "60000",
+      });
+      nginxGw = await startNginxProxy(umUrl, "/", identity, gwAuthUrl, "/api/users/");
+      pids["nginx-gw"] = nginxGw.pids[1] ?? nginxGw.pids[0];
+      const viaAuthoriser = await fetch(`${nginxGw.url}/api/users/me`, { headers: { authorization: `Bearer ${token}` } });
+      if (viaAuthoriser.status !== 200) throw new Error(`nginx + gateway authoriser /api/users/me answered ${viaAuthoriser.status}: ${await viaAuthoriser.text()}`);
     }
     const targets: { key: string; title: string; url: string; headers: Record<string, string>; proxy?: string; authoriser?: string }[] = [
       { key: "direct", title: "direct: user-management GET /me", url: `${umUrl}/me`, headers: identity },
@@ -150,6 +166,9 @@ async function main() {
       { key: "floor", title: "floor: bare node:http + undici proxy", url: `${bareUrl}/`, headers: {}, proxy: "bare-proxy" },
       ...(nginx ? [{ key: "nginx", title: "nginx floor: Nginx proxy, one worker", url: `${nginx.url}/`, headers: {}, proxy: "nginx" }] : []),
       ...(nginxAuth ? [{ key: "nginxAuth", title: "nginx + auth floor: auth_request to node:http", url: `${nginxAuth.url}/`, headers: {}, proxy: "nginx-auth", authoriser: "bare-auth" }] : []),
+      ...(nginxGw
+        ? [{ key: "nginxGw", title: "nginx + gateway authoriser: /api/users/me", url: `${nginxGw.url}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "nginx-gw", authoriser: "gateway-authoriser" }]
+        : []),
     ];
     // Each target warmed once, then the three measured in turn, round after round: a ratio is taken
     // within its round, so a load that drifts over the run shifts both sides of it alike.
@@ -169,7 +188,7 @@ async function main() {
       }
       const d = measured.direct[round - 1].result.requests.average;
       const share = (k: string) => `${((100 * measured[k][round - 1].result.requests.average) / d).toFixed(0)} %`;
-      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}${nginx ? `, nginx floor ${share("nginx")}` : ""}${nginxAuth ? `, nginx + auth floor ${share("nginxAuth")}` : ""}`);
+      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}${nginx ? `, nginx floor ${share("nginx")}` : ""}${nginxAuth ? `, nginx + auth floor ${share("nginxAuth")}` : ""}${nginxGw ? `, nginx + gateway authoriser ${share("nginxGw")}` : ""}`);
     }
     const shares = (k: string) => measured[k].map((m, i) => (100 * m.result.requests.average) / measured.direct[i].result.requests.average);
     const cpuOf = (k: string, proc: string) => measured[k].map((m) => m.cpu[proc].user + m.cpu[proc].sys);
@@ -182,11 +201,16 @@ async function main() {
       console.log(
         `  nginx + auth: ${range(shares("nginxAuth"), " %")} of direct throughput; ${range(cpuOf("nginxAuth", "nginx-auth"), " µs")} of Nginx worker and ${range(cpuOf("nginxAuth", "bare-auth"), " µs")} of authoriser CPU per request`,
       );
+    if (nginxGw)
+      console.log(
+        `  nginx + gateway authoriser: ${range(shares("nginxGw"), " %")} of direct throughput; ${range(cpuOf("nginxGw", "nginx-gw"), " µs")} of Nginx worker and ${range(cpuOf("nginxGw", "gateway-authoriser"), " µs")} of authoriser CPU per request`,
+      );
     console.log(`  direct:  ${range(measured.direct.map((m) => m.result.requests.average), " req/s")}; ${range(cpuOf("direct", "user-management"), " µs")} of user-management CPU per request`);
   } finally {
     await Promise.all(children.map((c) => stopServiceProcess(c)));
     await nginx?.stop();
     await nginxAuth?.stop();
+    await nginxGw?.stop();
     await redis.stop();
     await postgres.stop();
   }

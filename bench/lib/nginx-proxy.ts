@@ -31,11 +31,12 @@ function quoted(value: string): string {
 }
 
 /**
- * `auth`: an authoriser's base URL. Each request then first goes to it as an auth_request subrequest
+ * Requests under `prefix` go to `path` (the prefix replaced: "/api/users/" and "/" send
+ * /api/users/me to /me). `auth`: an authoriser's base URL. Each request then first goes to it as an auth_request subrequest
  * (kept-alive, no body), and the identity headers sent upstream are the ones it answered with, not
  * `identity`'s values.
  */
-export async function startNginxProxy(upstream: string, path: string, identity: Record<string, string>, auth?: string): Promise<NginxProxy> {
+export async function startNginxProxy(upstream: string, path: string, identity: Record<string, string>, auth?: string, prefix = "/"): Promise<NginxProxy> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "bench-nginx-"));
   const { hostname, port: upstreamPort } = new URL(upstream);
@@ -54,6 +55,8 @@ export async function startNginxProxy(upstream: string, path: string, identity: 
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Forwarded-For $remote_addr;
     }
 `
     : "";
@@ -72,11 +75,12 @@ ${authUpstream}  server {
     listen 127.0.0.1:${port};
     # autocannon keeps its 32 connections for the whole run: not closed after the default 1,000 requests.
     keepalive_requests 100000000;
-${authLocation}    location / {
+${authLocation}    location ${prefix} {
 ${auth ? "      auth_request /_auth;\n" : ""}      proxy_pass http://target${path};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
 ${headers}
+${auth ? '      proxy_set_header Authorization "";\n      proxy_set_header X-Api-Key "";' : ""}
     }
   }
 }
@@ -86,7 +90,8 @@ ${headers}
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     if (master.exitCode !== null) throw new Error(`nginx exited with ${master.exitCode} (its error above)`);
-    const ok = await fetch(url).then((r) => r.ok, () => false);
+    // Any answer means Nginx is listening (one asking an authoriser may answer 500 for "/").
+    const ok = await fetch(url).then(() => true, () => false);
     if (ok) break;
     await new Promise((r) => setTimeout(r, 100));
   }
