@@ -306,6 +306,18 @@ export function backupRunRecorderScript(job: string, postgres: PostgresConnectio
  */
 export type PostgresRecording = "psql" | "run-recorder";
 
+/** What backupScript may be given besides the store: each defaults to the cluster's, production's. */
+export interface BackupScriptOptions {
+  /** The server the ClickHouse backup exports from (CLUSTER_CLICKHOUSE). */
+  clickhouse?: ClickHouseConnection;
+  /** The PostgreSQL the PostgreSQL backup dumps and records its run in (CLUSTER_POSTGRES). */
+  postgres?: PostgresConnection;
+  /** The heartbeat's bounds, where a run recorder watches (BACKUP_HEARTBEAT). */
+  heartbeat?: BackupHeartbeat;
+  /** Who records the PostgreSQL backup's run ("psql": the backup itself). */
+  postgresRecording?: PostgresRecording;
+}
+
 /**
  * Shell run by the backup job; pure so the test can read it. Credentials come from the environment
  * only (PGPASSWORD, read by pg_dump and psql; CLICKHOUSE_PASSWORD, see clickhouseClientSetup). The
@@ -314,10 +326,7 @@ export type PostgresRecording = "psql" | "run-recorder";
  */
 export function backupScript(
   store: BackedUpStore,
-  clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE,
-  postgres: PostgresConnection = CLUSTER_POSTGRES,
-  heartbeat: BackupHeartbeat = BACKUP_HEARTBEAT,
-  postgresRecording: PostgresRecording = "psql",
+  { clickhouse = CLUSTER_CLICKHOUSE, postgres = CLUSTER_POSTGRES, heartbeat = BACKUP_HEARTBEAT, postgresRecording = "psql" }: BackupScriptOptions = {},
 ): string {
   // The newest seven complete backups kept: only names this script gives a finished one (a
   // `<db>-<stamp>.dump` file, a `<stamp>` directory) are counted and removed, so neither a killed
@@ -458,7 +467,7 @@ export class Backup extends pulumi.ComponentResource {
         schedule: args.schedule,
         runTimeoutSeconds: args.runTimeoutSeconds,
         image: args.image.ref,
-        command: ["sh", "-c", backupScript(args.store, undefined, undefined, undefined, recorder ? "run-recorder" : "psql")],
+        command: ["sh", "-c", backupScript(args.store, { postgresRecording: recorder ? "run-recorder" : "psql" })],
         env: {},
         secretEnv,
         ports: [],

@@ -153,7 +153,7 @@ describe("ClickHouse backup", () => {
     expect(views).toEqual(expect.arrayContaining(["fills_per_user", "pa_changed_symbols_by_candles", "pa_changed_users_by_fills", "pa_changed_users_by_strategies", "pa_symbol_users_by_fills"]));
 
     // The job's volume, /backups, is a directory of this file's.
-    const backup = await runScript(backupScript("clickhouse", local).replaceAll("/backups", join(work, "backups")));
+    const backup = await runScript(backupScript("clickhouse", { clickhouse: local }).replaceAll("/backups", join(work, "backups")));
     expect(backup.leaks).toEqual([]);
     expect(backup.output).not.toContain(server.password);
     // The password's file is the script's own while it runs, and gone with it.
@@ -218,7 +218,7 @@ describe("ClickHouse backup's run recording", () => {
   }
   /** The backup container's script against this file's ClickHouse, its outcome left in `shared`. */
   const runBackup = (shared: string, target: ClickHouseConnection = local) =>
-    runScript(backupScript("clickhouse", target).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)).then(
+    runScript(backupScript("clickhouse", { clickhouse: target }).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)).then(
       (r) => ({ ...r, code: 0 }),
       (e: { code: number; stdout: string; stderr: string }) => ({ leaks: [], configModes: [], output: e.stdout + e.stderr, code: e.code }),
     );
@@ -227,7 +227,7 @@ describe("ClickHouse backup's run recording", () => {
    * in a process group of its own (as its container's processes are theirs), output ignored.
    */
   function spawnBackup(shared: string, port: number, heartbeat?: BackupHeartbeat) {
-    const child = spawn("sh", ["-c", backupScript("clickhouse", { ...local, port }, undefined, heartbeat).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)], {
+    const child = spawn("sh", ["-c", backupScript("clickhouse", { clickhouse: { ...local, port }, heartbeat }).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)], {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: join(work, "tmp"), CLICKHOUSE_PASSWORD: server.password },
       stdio: "ignore",
       detached: true,

@@ -271,7 +271,7 @@ describe("backups", () => {
 
   it("give the PostgreSQL backup with a run recorder the ClickHouse backup's outcome, heartbeat and traps instead of psql", () => {
     const own = backupScript("postgres");
-    const reported = backupScript("postgres", undefined, undefined, undefined, "run-recorder");
+    const reported = backupScript("postgres", { postgresRecording: "run-recorder" });
     // Without a recorder: its own psql records, as before.
     expect(own).toContain("record_start\nrm -rf /backups/*.partial\npg_dump");
     expect(own.trimEnd().split("\n").at(-1)).toBe("record_success");
