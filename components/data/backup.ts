@@ -32,6 +32,20 @@ export interface ClickHouseConnection {
 }
 export const CLUSTER_CLICKHOUSE: ClickHouseConnection = { host: "clickhouse", port: 9000, user: DB_USER, database: DB_NAME };
 
+/** The job's scratch directory in the shell, as mktemp picks it: $TMPDIR, else /tmp (an emptyDir of the backup's pod). */
+const SCRATCH = "${TMPDIR:-/tmp}";
+
+/**
+ * The ClickHouse backup's client directory in SCRATCH, `<prefix>` and mktemp's six random characters:
+ * a name of its own, so that each run first removes what a run killed outright (SIGKILL, out of
+ * memory: no trap runs) left there, its client config holding the password. Such a leftover does
+ * outlive its run where the backup has no run recorder (PostgreSQL not deployed): its pod restarts a
+ * failed container in place (restartPolicy OnFailure, runtime/kubernetes/scheduling.ts), and the
+ * retry finds the same emptyDir. Not mktemp's default name: a restore run by hand in the same
+ * scratch (clickhouseRestoreScript) keeps that, so a backup never removes a live restore's directory.
+ */
+const BACKUP_CLIENT_DIR_PREFIX = "clickhouse-backup-client.";
+
 const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
@@ -42,14 +56,15 @@ const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").
  * /proc/<pid>/cmdline), and not the variable itself: the 18.16 client of the offline
  * stand-in never reads it (24.8's does). Both read `<user>` and `<password>` from a `--config-file`,
  * so the password is written, XML-escaped, to a file of mode 0600 in a private directory (under
- * $TMPDIR or /tmp, the job's scratch directory) removed when the script exits. `printf` is the shell's
- * builtin and sed reads the value from its stdin, so it is on no command line on the way either.
+ * $TMPDIR or /tmp, the job's scratch directory; named after `dirTemplate` there when given, else
+ * mktemp's default name) removed when the script exits. `printf` is the shell's builtin and sed
+ * reads the value from its stdin, so it is on no command line on the way either.
  */
-function clickhouseClientSetup(conn: ClickHouseConnection, traps: "own" | "caller's" = "own"): string[] {
+function clickhouseClientSetup(conn: ClickHouseConnection, { traps = "own", dirTemplate }: { traps?: "own" | "caller's"; dirTemplate?: string } = {}): string[] {
   const client = `clickhouse-client --config-file "$client_dir/client.xml" --host ${shellQuote(conn.host)} --port ${conn.port} --database ${shellQuote(conn.database)} "$@"`;
   return [
     ': "${CLICKHOUSE_PASSWORD:?is not set}"',
-    'client_dir=$(mktemp -d)',
+    `client_dir=$(mktemp -d${dirTemplate === undefined ? "" : ` "${SCRATCH}/${dirTemplate}"`})`,
     // "caller's": the script's own EXIT trap removes $client_dir (the backup's, which also reports its outcome).
     ...(traps === "own"
       ? [
@@ -372,10 +387,11 @@ export function backupScript(
     'ch_stoppable() { ch_exec "$@" & client_pid=$!; wait "$client_pid"; client_pid=""; }',
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
     leftovers,
+    `rm -rf "${SCRATCH}"/${BACKUP_CLIENT_DIR_PREFIX}*`,
     'partial="/backups/$stamp.partial"',
     'dir="$partial"',
     'mkdir -p "$dir/tables" "$dir/views"',
-    ...clickhouseClientSetup(clickhouse, "caller's"),
+    ...clickhouseClientSetup(clickhouse, { traps: "caller's", dirTemplate: `${BACKUP_CLIENT_DIR_PREFIX}XXXXXX` }),
     // Data of tables only: a view has none of its own (a materialized view's rows are its TO table's,
     // which would be saved twice), and a view is created on restore once its tables are back.
     // The lookups are stoppable like the exports (a server that stops answering holds them as long):

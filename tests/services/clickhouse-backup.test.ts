@@ -458,8 +458,37 @@ describe("ClickHouse backup's run recording", () => {
       backup.killGroup();
       recorder.kill("SIGKILL");
       await proxy.close();
-      // A SIGKILLed backup leaves its client's directory (in its pod, /tmp is a scratch volume gone with the pod).
+      // A SIGKILLed backup leaves its client's directory, which the next run removes (the test below):
+      // removed here so that this test leaves nothing to the next.
       for (const d of readdirSync(join(work, "tmp"))) rmSync(join(work, "tmp", d), { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("a run killed outright (SIGKILL of its process group) leaves its client directory, password file in it, and the next run in the same scratch removes it first", async () => {
+    // Where the backup has no run recorder its pod restarts a failed container in place
+    // (restartPolicy OnFailure): the retry runs with the same /tmp emptyDir, TMPDIR here.
+    const scratch = join(work, "tmp");
+    // Someone else's directory in the scratch (a restore run by hand keeps mktemp's default name): not the backup's to remove.
+    mkdirSync(join(scratch, "tmp.restore1234"));
+    // The first lookup held: the client's config is written and the backup waits on the server.
+    const proxy = await holdingProxy(0);
+    const killed = spawnBackup(sharedDir(), proxy.port);
+    try {
+      await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
+      killGroup(killed.child);
+      expect(await within(killed.exited, 5_000, "the killed backup's exit")).toBeNull();
+      // No trap ran: the client's directory is left, its config holding the password.
+      const left = readdirSync(scratch).filter((d) => d !== "tmp.restore1234");
+      expect(left).toHaveLength(1);
+      expect(readFileSync(join(scratch, left[0], "client.xml"), "utf8")).toContain("<password>");
+
+      const next = await runBackup(sharedDir());
+      expect(next.code, next.output).toBe(0);
+      expect(readdirSync(scratch)).toEqual(["tmp.restore1234"]);
+    } finally {
+      killed.killGroup();
+      await proxy.close();
+      for (const d of readdirSync(scratch)) rmSync(join(scratch, d), { recursive: true, force: true });
     }
   }, 60_000);
 
