@@ -32,6 +32,20 @@ export interface ClickHouseConnection {
 }
 export const CLUSTER_CLICKHOUSE: ClickHouseConnection = { host: "clickhouse", port: 9000, user: DB_USER, database: DB_NAME };
 
+/** The job's scratch directory in the shell, as mktemp picks it: $TMPDIR, else /tmp (an emptyDir of the backup's pod). */
+const SCRATCH = "${TMPDIR:-/tmp}";
+
+/**
+ * The ClickHouse backup's client directory in SCRATCH, `<prefix>` and mktemp's six random characters:
+ * a name of its own, so that each run first removes what a run killed outright (SIGKILL, out of
+ * memory: no trap runs) left there, its client config holding the password. Such a leftover does
+ * outlive its run where the backup has no run recorder (PostgreSQL not deployed): its pod restarts a
+ * failed container in place (restartPolicy OnFailure, runtime/kubernetes/scheduling.ts), and the
+ * retry finds the same emptyDir. Not mktemp's default name: a restore run by hand in the same
+ * scratch (clickhouseRestoreScript) keeps that, so a backup never removes a live restore's directory.
+ */
+const BACKUP_CLIENT_DIR_PREFIX = "clickhouse-backup-client.";
+
 const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
@@ -42,14 +56,15 @@ const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").
  * /proc/<pid>/cmdline), and not the variable itself: the 18.16 client of the offline
  * stand-in never reads it (24.8's does). Both read `<user>` and `<password>` from a `--config-file`,
  * so the password is written, XML-escaped, to a file of mode 0600 in a private directory (under
- * $TMPDIR or /tmp, the job's scratch directory) removed when the script exits. `printf` is the shell's
- * builtin and sed reads the value from its stdin, so it is on no command line on the way either.
+ * $TMPDIR or /tmp, the job's scratch directory; named after `dirTemplate` there when given, else
+ * mktemp's default name) removed when the script exits. `printf` is the shell's builtin and sed
+ * reads the value from its stdin, so it is on no command line on the way either.
  */
-function clickhouseClientSetup(conn: ClickHouseConnection, traps: "own" | "caller's" = "own"): string[] {
+function clickhouseClientSetup(conn: ClickHouseConnection, { traps = "own", dirTemplate }: { traps?: "own" | "caller's"; dirTemplate?: string } = {}): string[] {
   const client = `clickhouse-client --config-file "$client_dir/client.xml" --host ${shellQuote(conn.host)} --port ${conn.port} --database ${shellQuote(conn.database)} "$@"`;
   return [
     ': "${CLICKHOUSE_PASSWORD:?is not set}"',
-    'client_dir=$(mktemp -d)',
+    `client_dir=$(mktemp -d${dirTemplate === undefined ? "" : ` "${SCRATCH}/${dirTemplate}"`})`,
     // "caller's": the script's own EXIT trap removes $client_dir (the backup's, which also reports its outcome).
     ...(traps === "own"
       ? [
@@ -306,6 +321,18 @@ export function backupRunRecorderScript(job: string, postgres: PostgresConnectio
  */
 export type PostgresRecording = "psql" | "run-recorder";
 
+/** What backupScript may be given besides the store: each defaults to the cluster's, production's. */
+export interface BackupScriptOptions {
+  /** The server the ClickHouse backup exports from (CLUSTER_CLICKHOUSE). */
+  clickhouse?: ClickHouseConnection;
+  /** The PostgreSQL the PostgreSQL backup dumps and records its run in (CLUSTER_POSTGRES). */
+  postgres?: PostgresConnection;
+  /** The heartbeat's bounds, where a run recorder watches (BACKUP_HEARTBEAT). */
+  heartbeat?: BackupHeartbeat;
+  /** Who records the PostgreSQL backup's run ("psql": the backup itself). */
+  postgresRecording?: PostgresRecording;
+}
+
 /**
  * Shell run by the backup job; pure so the test can read it. Credentials come from the environment
  * only (PGPASSWORD, read by pg_dump and psql; CLICKHOUSE_PASSWORD, see clickhouseClientSetup). The
@@ -314,10 +341,7 @@ export type PostgresRecording = "psql" | "run-recorder";
  */
 export function backupScript(
   store: BackedUpStore,
-  clickhouse: ClickHouseConnection = CLUSTER_CLICKHOUSE,
-  postgres: PostgresConnection = CLUSTER_POSTGRES,
-  heartbeat: BackupHeartbeat = BACKUP_HEARTBEAT,
-  postgresRecording: PostgresRecording = "psql",
+  { clickhouse = CLUSTER_CLICKHOUSE, postgres = CLUSTER_POSTGRES, heartbeat = BACKUP_HEARTBEAT, postgresRecording = "psql" }: BackupScriptOptions = {},
 ): string {
   // The newest seven complete backups kept: only names this script gives a finished one (a
   // `<db>-<stamp>.dump` file, a `<stamp>` directory) are counted and removed, so neither a killed
@@ -363,10 +387,11 @@ export function backupScript(
     'ch_stoppable() { ch_exec "$@" & client_pid=$!; wait "$client_pid"; client_pid=""; }',
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
     leftovers,
+    `rm -rf "${SCRATCH}"/${BACKUP_CLIENT_DIR_PREFIX}*`,
     'partial="/backups/$stamp.partial"',
     'dir="$partial"',
     'mkdir -p "$dir/tables" "$dir/views"',
-    ...clickhouseClientSetup(clickhouse, "caller's"),
+    ...clickhouseClientSetup(clickhouse, { traps: "caller's", dirTemplate: `${BACKUP_CLIENT_DIR_PREFIX}XXXXXX` }),
     // Data of tables only: a view has none of its own (a materialized view's rows are its TO table's,
     // which would be saved twice), and a view is created on restore once its tables are back.
     // The lookups are stoppable like the exports (a server that stops answering holds them as long):
@@ -458,7 +483,7 @@ export class Backup extends pulumi.ComponentResource {
         schedule: args.schedule,
         runTimeoutSeconds: args.runTimeoutSeconds,
         image: args.image.ref,
-        command: ["sh", "-c", backupScript(args.store, undefined, undefined, undefined, recorder ? "run-recorder" : "psql")],
+        command: ["sh", "-c", backupScript(args.store, { postgresRecording: recorder ? "run-recorder" : "psql" })],
         env: {},
         secretEnv,
         ports: [],

@@ -153,7 +153,7 @@ describe("ClickHouse backup", () => {
     expect(views).toEqual(expect.arrayContaining(["fills_per_user", "pa_changed_symbols_by_candles", "pa_changed_users_by_fills", "pa_changed_users_by_strategies", "pa_symbol_users_by_fills"]));
 
     // The job's volume, /backups, is a directory of this file's.
-    const backup = await runScript(backupScript("clickhouse", local).replaceAll("/backups", join(work, "backups")));
+    const backup = await runScript(backupScript("clickhouse", { clickhouse: local }).replaceAll("/backups", join(work, "backups")));
     expect(backup.leaks).toEqual([]);
     expect(backup.output).not.toContain(server.password);
     // The password's file is the script's own while it runs, and gone with it.
@@ -218,7 +218,7 @@ describe("ClickHouse backup's run recording", () => {
   }
   /** The backup container's script against this file's ClickHouse, its outcome left in `shared`. */
   const runBackup = (shared: string, target: ClickHouseConnection = local) =>
-    runScript(backupScript("clickhouse", target).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)).then(
+    runScript(backupScript("clickhouse", { clickhouse: target }).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)).then(
       (r) => ({ ...r, code: 0 }),
       (e: { code: number; stdout: string; stderr: string }) => ({ leaks: [], configModes: [], output: e.stdout + e.stderr, code: e.code }),
     );
@@ -227,7 +227,7 @@ describe("ClickHouse backup's run recording", () => {
    * in a process group of its own (as its container's processes are theirs), output ignored.
    */
   function spawnBackup(shared: string, port: number, heartbeat?: BackupHeartbeat) {
-    const child = spawn("sh", ["-c", backupScript("clickhouse", { ...local, port }, undefined, heartbeat).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)], {
+    const child = spawn("sh", ["-c", backupScript("clickhouse", { clickhouse: { ...local, port }, heartbeat }).replaceAll("/backups", join(work, "backups")).replaceAll(RUN_OUTCOME_DIR, shared)], {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: join(work, "tmp"), CLICKHOUSE_PASSWORD: server.password },
       stdio: "ignore",
       detached: true,
@@ -458,8 +458,37 @@ describe("ClickHouse backup's run recording", () => {
       backup.killGroup();
       recorder.kill("SIGKILL");
       await proxy.close();
-      // A SIGKILLed backup leaves its client's directory (in its pod, /tmp is a scratch volume gone with the pod).
+      // A SIGKILLed backup leaves its client's directory, which the next run removes (the test below):
+      // removed here so that this test leaves nothing to the next.
       for (const d of readdirSync(join(work, "tmp"))) rmSync(join(work, "tmp", d), { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("a run killed outright (SIGKILL of its process group) leaves its client directory, password file in it, and the next run in the same scratch removes it first", async () => {
+    // Where the backup has no run recorder its pod restarts a failed container in place
+    // (restartPolicy OnFailure): the retry runs with the same /tmp emptyDir, TMPDIR here.
+    const scratch = join(work, "tmp");
+    // Someone else's directory in the scratch (a restore run by hand keeps mktemp's default name): not the backup's to remove.
+    mkdirSync(join(scratch, "tmp.restore1234"));
+    // The first lookup held: the client's config is written and the backup waits on the server.
+    const proxy = await holdingProxy(0);
+    const killed = spawnBackup(sharedDir(), proxy.port);
+    try {
+      await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
+      killGroup(killed.child);
+      expect(await within(killed.exited, 5_000, "the killed backup's exit")).toBeNull();
+      // No trap ran: the client's directory is left, its config holding the password.
+      const left = readdirSync(scratch).filter((d) => d !== "tmp.restore1234");
+      expect(left).toHaveLength(1);
+      expect(readFileSync(join(scratch, left[0], "client.xml"), "utf8")).toContain("<password>");
+
+      const next = await runBackup(sharedDir());
+      expect(next.code, next.output).toBe(0);
+      expect(readdirSync(scratch)).toEqual(["tmp.restore1234"]);
+    } finally {
+      killed.killGroup();
+      await proxy.close();
+      for (const d of readdirSync(scratch)) rmSync(join(scratch, d), { recursive: true, force: true });
     }
   }, 60_000);
 

@@ -52,7 +52,7 @@ const row = () => jobRunRow(srv.postgres.url, JOB);
 
 /** The script as the CronJob runs it, its volume a directory of this file's; PATH and PGPASSWORD only. */
 function script(backups: string, target: PostgresConnection = conn): { text: string; env: Record<string, string> } {
-  return { text: backupScript("postgres", undefined, target).replaceAll("/backups", backups), env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PGPASSWORD: password } };
+  return { text: backupScript("postgres", { postgres: target }).replaceAll("/backups", backups), env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PGPASSWORD: password } };
 }
 async function run(backups: string, target?: PostgresConnection): Promise<{ code: number; output: string }> {
   const { text, env } = script(backups, target);
@@ -226,7 +226,7 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
   }
   /** The backup container's script (reporting to its recorder), in a process group of its own as in its container. */
   function startBackup(d: { shared: string; backups: string }) {
-    const text = backupScript("postgres", undefined, conn, FAST_HEARTBEAT, "run-recorder").replaceAll("/backups", d.backups).replaceAll(RUN_OUTCOME_DIR, d.shared);
+    const text = backupScript("postgres", { postgres: conn, heartbeat: FAST_HEARTBEAT, postgresRecording: "run-recorder" }).replaceAll("/backups", d.backups).replaceAll(RUN_OUTCOME_DIR, d.shared);
     const child = spawn("sh", ["-c", text], { env: env(), detached: true });
     let output = "";
     child.stdout.on("data", (x) => (output += x));

@@ -241,7 +241,7 @@ describe("backups", () => {
       ]);
       expect(script).not.toContain("--password");
       expect(script).not.toContain("--user");
-      expect(script).toContain("client_dir=$(mktemp -d)");
+      expect(script).toContain("client_dir=$(mktemp -d");
       expect(script).toContain("umask 077");
       expect(script).toContain(`ch() { clickhouse-client --config-file "$client_dir/client.xml" --host 'clickhouse' --port 9000 --database 'ai_trading' "$@"; }`);
       expect(script).toContain("printf '%s' '<config><user>trading</user><password>'");
@@ -259,7 +259,12 @@ describe("backups", () => {
       "trap 'stop SIGHUP 129' HUP; trap 'stop SIGINT 130' INT; trap 'stop SIGTERM 143' TERM",
     ]);
     expect(backup.indexOf("trap 'status")).toBeLessThan(backup.indexOf("stamp="));
-    expect(backup.indexOf("trap 'status")).toBeLessThan(backup.indexOf("client_dir=$(mktemp -d)"));
+    expect(backup.indexOf("trap 'status")).toBeLessThan(backup.indexOf("client_dir=$(mktemp -d"));
+    // The backup's directory has a name of its own in the scratch, and each run first removes what a
+    // run killed outright left there (run for real in tests/services/clickhouse-backup.test.ts).
+    expect(backup).toContain('client_dir=$(mktemp -d "${TMPDIR:-/tmp}/clickhouse-backup-client.XXXXXX")');
+    expect(backup).toContain('rm -rf /backups/*.partial\nrm -rf "${TMPDIR:-/tmp}"/clickhouse-backup-client.*\n');
+    expect(backup.indexOf("/clickhouse-backup-client.*")).toBeLessThan(backup.indexOf("client_dir=$(mktemp -d"));
     // The success is reported last, after the pruning.
     expect(backup.trimEnd().split("\n").slice(-2)).toEqual([expect.stringContaining("tail -n +8"), "report_outcome SUCCESS"]);
     expect(backup).toContain(`[ -d '${RUN_OUTCOME_DIR}' ] || return 0`);
@@ -271,7 +276,7 @@ describe("backups", () => {
 
   it("give the PostgreSQL backup with a run recorder the ClickHouse backup's outcome, heartbeat and traps instead of psql", () => {
     const own = backupScript("postgres");
-    const reported = backupScript("postgres", undefined, undefined, undefined, "run-recorder");
+    const reported = backupScript("postgres", { postgresRecording: "run-recorder" });
     // Without a recorder: its own psql records, as before.
     expect(own).toContain("record_start\nrm -rf /backups/*.partial\npg_dump");
     expect(own.trimEnd().split("\n").at(-1)).toBe("record_success");

@@ -302,7 +302,7 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     const pgPod = cron("postgres-backup").template.spec;
     expect(pgPod.containers.map((c: any) => c.name)).toEqual(["postgres-backup", "run-recorder"]);
     const [pgBackup, pgRecorder] = pgPod.containers;
-    expect(pgBackup.command).toEqual(["sh", "-c", backupScript("postgres", undefined, undefined, undefined, "run-recorder")]);
+    expect(pgBackup.command).toEqual(["sh", "-c", backupScript("postgres", { postgresRecording: "run-recorder" })]);
     expect(pgBackup.command[2]).not.toContain("psql");
     expect(pgRecorder.command).toEqual(["sh", "-c", backupRunRecorderScript("postgres-backup")]);
     expect(pgRecorder.image).toBe(upstreamImages.postgres.ref);
