@@ -140,18 +140,43 @@ export function metadataCredentials(props: Record<string, any>, cfg: SecretRefsC
             const entries = metadata[field];
             if (!isRecord(entries)) continue;
             for (const [key, raw] of Object.entries(entries)) {
-                if (raw === undefined || raw === null || raw === "") continue;
-                const at = `${place} ${kind} ${key}`;
-                const value = str(raw);
-                if (value !== undefined && urlPasswordsIn(value).length > 0) {
-                    out.push(`${at} contains a URL with an embedded password`);
-                } else if (value !== undefined && hasPrivateKey(value)) {
-                    out.push(`${at} holds a private key`);
-                } else if (isCredentialName(key) && !(kind === "annotation" && secretNames.has(key))) {
-                    out.push(`${at} looks like a credential and has a literal value${isUnknown(raw) ? " (computed at deploy time)" : ""}`);
-                }
+                const finding = keyValueCredential(`${place} ${kind} ${key}`, key, raw, kind === "annotation" && secretNames.has(key));
+                if (finding) out.push(finding);
             }
         }
+    }
+    return out;
+}
+
+/**
+ * One metadata entry (an annotation or label): a URL with a password or a private key in its value,
+ * or a credential-named key with any value (neither place can reference a Secret, so every value is a
+ * literal) unless the key is known to hold a Secret's name (`namesSecret`).
+ */
+function keyValueCredential(at: string, key: string, raw: unknown, namesSecret: boolean): string | undefined {
+    if (raw === undefined || raw === null || raw === "") return undefined;
+    const value = str(raw);
+    if (value !== undefined && urlPasswordsIn(value).length > 0) return `${at} contains a URL with an embedded password`;
+    if (value !== undefined && hasPrivateKey(value)) return `${at} holds a private key`;
+    if (isCredentialName(key) && !namesSecret) {
+        return `${at} looks like a credential and has a literal value${isUnknown(raw) ? " (computed at deploy time)" : ""}`;
+    }
+    return undefined;
+}
+
+/**
+ * Credentials in a Docker container's labels (`[{ label, value }]`), judged as Kubernetes labels
+ * are: `docker inspect`, `docker ps --filter label=...` and the engine's events show them to anyone
+ * who can talk to the engine, and a label cannot come from a secret.
+ */
+export function dockerLabelCredentials(props: Record<string, any>): string[] {
+    const out: string[] = [];
+    for (const entry of arr(props.labels)) {
+        if (!isRecord(entry)) continue;
+        const key = str(entry.label);
+        if (key === undefined) continue;
+        const finding = keyValueCredential(`label ${key}`, key, entry.value, false);
+        if (finding) out.push(finding);
     }
     return out;
 }
@@ -161,12 +186,17 @@ const message = (who: string, finding: string) =>
     "visible to anyone who can read the workload: put the value in a Secret and reference it with " +
     "env[].valueFrom.secretKeyRef (the guide: \"use Docker secrets for sensitive data\").";
 
+const dockerMessage = (who: string, finding: string) =>
+    `${who}: ${finding}. Container labels are shown by docker inspect and docker ps to anyone who can reach the ` +
+    "engine and cannot come from a secret: remove it from the labels and give the container the credential as an env " +
+    "var or uploaded file from a generated value or `pulumi config set --secret`.";
+
 export const credentialsFromSecretRefs: ResourceValidationPolicy = {
     name: "credentials-from-secret-refs",
     description:
         "On Kubernetes, credentials (PASSWORD, SECRET, TOKEN, *KEY, URLs with user:password@, private keys) reach pods only " +
         "through Secrets (env valueFrom.secretKeyRef), never as literal env values, ConfigMap data, literals on the command line " +
-        "or annotations and labels of any object.",
+        "or annotations and labels of any object; on Docker, never in a container's labels.",
     severity: "high",
     configSchema: {
         properties: {
@@ -176,6 +206,7 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
     },
     validateResource: [
         workloadRule(defaults, (w, cfg) => literalEnvCredentials(w.containers, cfg), (w, p) => message(w.label, p), ["kubernetes"]),
+        workloadRule(defaults, (w) => dockerLabelCredentials(w.props), (w, p) => dockerMessage(w.label, p), ["docker"]),
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
             for (const f of configMapCredentials(plain(props))) reportViolation(message(describe(args.type, args.name), f));
         }),

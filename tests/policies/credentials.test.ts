@@ -238,8 +238,33 @@ describe("credentials-from-secret-refs", () => {
         expect(await runPack([s], cfg, only("credentials-from-secret-refs"))).toEqual([]);
     });
 
-    it("does not apply to Docker containers", async () => {
-        expect(await run([dockerService()])).toEqual([]);
+    it("Docker containers: their labels, judged as Kubernetes labels are (no secret reference exists for either)", async () => {
+        const pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
+        const c = dockerService("api-gateway", {
+            labels: [
+                { label: "trading.io/workload", value: "api-gateway" },
+                { label: "trading.io/role", value: "service" },
+                { label: "com.example.db-password", value: "hunter2-but-longer" },
+                { label: "com.example.backup-target", value: "s3://backup:s3cr3t@minio.internal:9000/pg" },
+                { label: "com.example.deploy-key-material", value: pem },
+                { label: "com.example.api-token", value: UNKNOWN },
+                { label: "com.example.password-min-length", value: "12" },
+                { label: "com.example.vault-token", value: "" },
+            ],
+        });
+        const vs = await run([c]);
+        expect(vs.map((v) => v.message.split(". ")[0])).toEqual([
+            "Container \"api-gateway-container\": label com.example.db-password looks like a credential and has a literal value",
+            "Container \"api-gateway-container\": label com.example.backup-target contains a URL with an embedded password",
+            "Container \"api-gateway-container\": label com.example.deploy-key-material holds a private key",
+            "Container \"api-gateway-container\": label com.example.api-token looks like a credential and has a literal value (computed at deploy time)",
+        ]);
+        expect(vs[0].message).toBe("Container \"api-gateway-container\": label com.example.db-password looks like a credential and has a literal value. " +
+            "Container labels are shown by docker inspect and docker ps to anyone who can reach the engine and cannot come from a secret: " +
+            "remove it from the labels and give the container the credential as an env var or uploaded file from a generated value or " +
+            "`pulumi config set --secret`.");
+        // The platform's own labels, and its env literals (Docker has no Secret objects: not this policy's business).
+        expect(await run([dockerService(), dockerPostgres()])).toEqual([]);
     });
 });
 
