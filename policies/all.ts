@@ -1,5 +1,6 @@
 /** The pack's policies, in report order. Kept apart from index.ts so tests can load them without serving the pack. */
 import { Policies } from "@pulumi/policy";
+import { allowedImageRegistries } from "./rules/allowed-image-registries";
 import { automountServiceAccountToken } from "./rules/automount-service-account-token";
 import { credentialsFromSecretRefs } from "./rules/credentials-from-secret-refs";
 import { datastoreBackups } from "./rules/datastore-backups";
@@ -74,6 +75,7 @@ export const policies: Policies = [
     emptyDirSizeLimit,
     healthChecks,
     pinnedImageTags,
+    allowedImageRegistries,
     pullNeverLocalImages,
     requiredWorkloadLabels,
     noBarePods,

@@ -48,3 +48,35 @@ export function unpinnedReason(ref: string, floatingTags: string[]): string | un
     }
     return undefined;
 }
+
+/**
+ * The fully qualified repository an image reference resolves to, as the Docker engine and containerd
+ * resolve it (distribution/reference's ParseNormalizedNamed), without tag or digest: a first path
+ * segment is a registry host only when the name has more segments and that one holds a "." or a
+ * ":", is "localhost" or has upper-case letters (which repository paths cannot); otherwise the image
+ * is on Docker Hub, `docker.io`, and a single-segment name is one of its official images,
+ * `docker.io/library/<name>`. `index.docker.io` is Docker Hub's legacy name. Undefined for a bare
+ * image ID (`sha256:<64 hex>`), which names content, not a repository.
+ */
+export function qualifiedRepository(ref: string): string | undefined {
+    const parsed = parseImageRef(ref);
+    if (parsed.isImageId) return undefined;
+    const slash = parsed.repository.indexOf("/");
+    const first = slash < 0 ? "" : parsed.repository.slice(0, slash);
+    const hasHost = slash >= 0 && (/[.:]/.test(first) || first === "localhost" || first !== first.toLowerCase());
+    let host = hasHost ? first : "docker.io";
+    let path = hasHost ? parsed.repository.slice(slash + 1) : parsed.repository;
+    if (host === "index.docker.io") host = "docker.io";
+    if (host === "docker.io" && !path.includes("/")) path = `library/${path}`;
+    return `${host}/${path}`;
+}
+
+/**
+ * Is `repository` (fully qualified) the registry/repository `prefix` or inside it? Compared on whole
+ * path segments: `registry.example.com/ai` holds `registry.example.com/ai/x`, not
+ * `registry.example.com/ai-evil/x`. A trailing "/" on the prefix is ignored; an empty prefix holds nothing.
+ */
+export function isUnderPrefix(repository: string, prefix: string): boolean {
+    const p = prefix.trim().replace(/\/+$/, "");
+    return p !== "" && (repository === p || repository.startsWith(`${p}/`));
+}

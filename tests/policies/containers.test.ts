@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { parseImageRef, unpinnedReason } from "../../policies/lib/images";
+import { isUnderPrefix, parseImageRef, qualifiedRepository, unpinnedReason } from "../../policies/lib/images";
+import { disallowedRepository } from "../../policies/rules/allowed-image-registries";
 import { isRootUser } from "../../policies/lib/security";
 import {
     backupCronJob, container, deployment, dockerContainer, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit,
     remoteImage, statefulSet,
 } from "./fixtures";
-import { runPack, summary, UNKNOWN, Violation } from "./run-pack";
+import { loadConfig, runPack, summary, TestResource, UNKNOWN, Violation } from "./run-pack";
 
 const only = (name: string) => ({ only: [name] });
 const messages = (vs: Violation[]) => vs.map((v) => v.message);
@@ -390,6 +391,119 @@ describe("pinned-image-tags", () => {
 
     it("skips images computed during preview", async () => {
         expect(await run([dockerService("api-gateway", { image: UNKNOWN })])).toEqual([]);
+    });
+});
+
+describe("allowed-image-registries", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("allowed-image-registries"));
+    const allowing = (...allowedRegistries: string[]) => ({ all: "mandatory" as const, "allowed-image-registries": { allowedRegistries } });
+    const PROD_ALLOWED = (loadConfig("prod")["allowed-image-registries"] as { allowedRegistries: string[] }).allowedRegistries;
+    const fix = "pull it from one of those (push or mirror the image there), or, once its source is reviewed, add its registry or " +
+        "repository to allowedRegistries in the stack's policy config.";
+    const EVIL = "ghcr.io/someone/miner:1.0";
+    /** The Deployment fixture's pod template under another workload kind (same labels, same pod spec). */
+    const retyped = (type: string, name: string, props: (p: any) => Record<string, any>): TestResource => {
+        const d = deployment("api-gateway", 3001, { container: { image: EVIL } });
+        return { type, name, props: props(d.props) };
+    };
+
+    it("passes the stacks' own images: the registry, the pinned upstream ones, image IDs", async () => {
+        const kubernetes = compliant().filter((r) => r.type.startsWith("kubernetes:"));
+        expect(await run([...kubernetes, remoteImage("postgres:16.4-bookworm"),
+            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "registry.example.com/ai-trading/ai-trading-services:0.1.0" } }])).toEqual([]);
+        // dev: the local builds (ai-trading/...) and, with trading:imageSource upstream, the same pinned upstream images.
+        const docker = compliant().filter((r) => r.type.startsWith("docker:"));
+        expect(await run([...docker, remoteImage("ai-trading/postgres:15.20-local"), remoteImage("postgres:16.4-bookworm"),
+            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "ai-trading/services:0.1.0" } }], "dev")).toEqual([]);
+    });
+
+    it("rejects an image from elsewhere in every kind of workload and image resource, naming the image, its repository and the allowed list", async () => {
+        const rs: TestResource[] = [
+            deployment("api-gateway", 3001, {
+                container: { image: EVIL },
+                spec: { initContainers: [{ ...container("migrate", 0), image: "quay.io/someone/migrate:2" }] },
+            }),
+            statefulSet("postgres", "datastore", "bitnami/postgresql:16.4.0", 5432, 999),
+            retyped("kubernetes:apps/v1:DaemonSet", "api-gateway-daemonset", (p) => ({ ...p, kind: "DaemonSet" })),
+            retyped("kubernetes:apps/v1:ReplicaSet", "api-gateway-replicaset", (p) => ({ ...p, kind: "ReplicaSet" })),
+            retyped("kubernetes:batch/v1:Job", "api-gateway-job", (p) => ({ ...p, kind: "Job", spec: { template: p.spec.template } })),
+            backupCronJob("postgres", "evil.example.com/pg_dump:16", 999),
+            retyped("kubernetes:core/v1:Pod", "api-gateway-pod", (p) => ({ apiVersion: "v1", kind: "Pod", metadata: p.metadata, spec: p.spec.template.spec })),
+            dockerService("api-gateway", { image: "ai-trading/services:0.1.0" }),
+            remoteImage("nginx:1.27.2-bookworm"),
+            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "registry.example.com/other/services:0.1.0" } },
+        ];
+        const allowed = `(allowedRegistries: ${PROD_ALLOWED.join(", ")}): ${fix}`;
+        expect(PROD_ALLOWED).toContain("registry.example.com/ai-trading");
+        expect(messages(await run(rs))).toEqual([
+            `Deployment "api-gateway-deployment" init container "migrate" image "quay.io/someone/migrate:2" (quay.io/someone/migrate) is not from an allowed registry ${allowed}`,
+            `Deployment "api-gateway-deployment" container "api-gateway" image "${EVIL}" (ghcr.io/someone/miner) is not from an allowed registry ${allowed}`,
+            `StatefulSet "postgres-statefulset" container "postgres" image "bitnami/postgresql:16.4.0" (docker.io/bitnami/postgresql) is not from an allowed registry ${allowed}`,
+            `DaemonSet "api-gateway-daemonset" container "api-gateway" image "${EVIL}" (ghcr.io/someone/miner) is not from an allowed registry ${allowed}`,
+            `ReplicaSet "api-gateway-replicaset" container "api-gateway" image "${EVIL}" (ghcr.io/someone/miner) is not from an allowed registry ${allowed}`,
+            `Job "api-gateway-job" container "api-gateway" image "${EVIL}" (ghcr.io/someone/miner) is not from an allowed registry ${allowed}`,
+            `CronJob "postgres-backup-cronjob" container "postgres-backup" image "evil.example.com/pg_dump:16" (evil.example.com/pg_dump) is not from an allowed registry ${allowed}`,
+            `Pod "api-gateway-pod" container "api-gateway" image "${EVIL}" (ghcr.io/someone/miner) is not from an allowed registry ${allowed}`,
+            // On prod an unqualified local name is a Docker Hub repository: whoever owns that namespace there.
+            `Container "api-gateway-container" image "ai-trading/services:0.1.0" (docker.io/ai-trading/services) is not from an allowed registry ${allowed}`,
+            `RemoteImage "image-nginx-1-27-2-bookworm" name "nginx:1.27.2-bookworm" (docker.io/library/nginx) is not from an allowed registry ${allowed}`,
+            `Image "services-image" imageName "registry.example.com/other/services:0.1.0" (registry.example.com/other/services) is not from an allowed registry ${allowed}`,
+        ]);
+        expect((await run(rs)).every((v) => v.enforcementLevel === "mandatory")).toBe(true);
+        expect((await run(rs, "dev")).every((v) => v.enforcementLevel === "advisory")).toBe(true);
+    });
+
+    it("matches prefixes on whole path segments", async () => {
+        const at = (image: string) => deployment("api-gateway", 3001, { container: { image } });
+        const cfg = allowing("registry.example.com/ai", "localhost:5000/");
+        expect(await run([at("registry.example.com/ai/services:1.0"), at("registry.example.com/ai:1.0"), at("localhost:5000/nginx:1.27.2")], cfg)).toEqual([]);
+        expect((await run([at("registry.example.com/ai-evil/x:1.0"), at("registry.example.com/aix:1.0"), at("localhost:50000/nginx:1.27.2")], cfg))
+            .map((v) => v.message.split(" is not")[0])).toEqual([
+            `Deployment "api-gateway-deployment" container "api-gateway" image "registry.example.com/ai-evil/x:1.0" (registry.example.com/ai-evil/x)`,
+            `Deployment "api-gateway-deployment" container "api-gateway" image "registry.example.com/aix:1.0" (registry.example.com/aix)`,
+            `Deployment "api-gateway-deployment" container "api-gateway" image "localhost:50000/nginx:1.27.2" (localhost:50000/nginx)`,
+        ]);
+    });
+
+    it("resolves names without a registry host to Docker Hub, as the engine does", async () => {
+        expect(qualifiedRepository("postgres:16.4-bookworm")).toBe("docker.io/library/postgres");
+        expect(qualifiedRepository("postgres")).toBe("docker.io/library/postgres");
+        expect(qualifiedRepository("grafana/grafana:11.2.2")).toBe("docker.io/grafana/grafana");
+        expect(qualifiedRepository("docker.io/postgres:16.4")).toBe("docker.io/library/postgres");
+        expect(qualifiedRepository("index.docker.io/library/postgres:16.4")).toBe("docker.io/library/postgres");
+        expect(qualifiedRepository("ai-trading/services:0.1.0")).toBe("docker.io/ai-trading/services");
+        expect(qualifiedRepository("a/b/c:1")).toBe("docker.io/a/b/c");
+        expect(qualifiedRepository("localhost/nginx:1")).toBe("localhost/nginx");
+        expect(qualifiedRepository("localhost:5000/nginx")).toBe("localhost:5000/nginx");
+        expect(qualifiedRepository("Registry/nginx:1")).toBe("Registry/nginx");
+        expect(qualifiedRepository(`registry.example.com:5000/ai-trading/services:0.1.0@sha256:${"a".repeat(64)}`)).toBe("registry.example.com:5000/ai-trading/services");
+        expect(qualifiedRepository(`sha256:${"a".repeat(64)}`)).toBeUndefined();
+        expect(isUnderPrefix("docker.io/library/postgres", "docker.io/library")).toBe(true);
+        expect(isUnderPrefix("docker.io/libraryx/postgres", "docker.io/library")).toBe(false);
+        expect(isUnderPrefix("docker.io/library/postgres", "")).toBe(false);
+        // In the policy: an official image is allowed by its docker.io/library/ repository, a namesake elsewhere on the Hub is not.
+        const cfg = allowing("docker.io/library/postgres");
+        expect(await run([remoteImage("postgres:16.4-bookworm"), remoteImage("docker.io/library/postgres:16.4"), remoteImage("index.docker.io/postgres:16.4")], cfg)).toEqual([]);
+        expect((await run([remoteImage("someone/postgres:16.4"), remoteImage("postgresql:16.4")], cfg)).map((v) => v.message.split(" is not")[0])).toEqual([
+            `RemoteImage "image-someone-postgres-16-4" name "someone/postgres:16.4" (docker.io/someone/postgres)`,
+            `RemoteImage "image-postgresql-16-4" name "postgresql:16.4" (docker.io/library/postgresql)`,
+        ]);
+    });
+
+    it("allows a bare image ID (content-pinned, already on the engine), not a name that merely starts with sha256", async () => {
+        const id = `sha256:${"1".repeat(64)}`;
+        const cfg = allowing("registry.example.com/ai-trading");
+        expect(await run([dockerService("api-gateway", { image: id }), deployment("api-gateway", 3001, { container: { image: id } })], cfg)).toEqual([]);
+        expect(disallowedRepository(id, ["registry.example.com/ai-trading"])).toBeUndefined();
+        expect(disallowedRepository("sha256:abc", ["registry.example.com/ai-trading"])).toBe("docker.io/library/sha256");
+    });
+
+    it("reports nothing when no registry is configured, and skips images unknown during preview", async () => {
+        const rs = [deployment("api-gateway", 3001, { container: { image: EVIL } }), dockerService("api-gateway", { image: EVIL }), remoteImage(EVIL)];
+        expect(await run(rs, { all: "mandatory" })).toEqual([]);
+        expect(await run(rs, allowing())).toEqual([]);
+        expect(await run(rs, allowing(""))).toEqual([]);
+        expect(await run([dockerService("api-gateway", { image: UNKNOWN }), deployment("api-gateway", 3001, { container: { image: UNKNOWN } })])).toEqual([]);
     });
 });
 

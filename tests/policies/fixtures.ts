@@ -164,7 +164,7 @@ export function randomBytes(name: string, length = 64): TestResource {
     return { type: "random:index/randomBytes:RandomBytes", name, props: { length } };
 }
 
-/** A dev (Docker) stack that passes the pack under both configs. */
+/** A dev (Docker) stack that passes the pack under both configs, but for its local services image under prod.json (allowed-image-registries). */
 export function devStack(): TestResource[] {
     return [
         randomPassword("trading-secrets-postgres"),
@@ -413,7 +413,7 @@ export function ingress(extra: { annotations?: Record<string, string>; tls?: any
     };
 }
 
-/** A prod (Kubernetes) stack that passes the pack under both configs. */
+/** A prod (Kubernetes) stack that passes the pack under both configs, but for its registry image under dev.json (allowed-image-registries). */
 export function prodStack(): TestResource[] {
     return [
         randomPassword("trading-secrets-postgres"),

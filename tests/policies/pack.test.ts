@@ -2,6 +2,9 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { PACK_NAME, policies } from "../../policies/all";
+import { qualifiedRepository } from "../../policies/lib/images";
+import { upstreamImages } from "../../stacks/images";
+import { stackFileConfig } from "../helpers/program";
 import { dockerContainer, prodStack, replace } from "./fixtures";
 import { loadConfig, mandatory, policyNames, reconcileConfig, runPack, UNKNOWN } from "./run-pack";
 
@@ -49,6 +52,18 @@ describe("policy config files", () => {
             const raw = loadConfig(file) as Record<string, any>;
             for (const name of envSensitive) expect(raw[name]?.environment, `${file}.json ${name}`).toBe(file);
         }
+    });
+
+    it("allowed-image-registries: each file allows what its stack deploys, from the image manifest, and nothing else", () => {
+        const allowed = (file: string) => (loadConfig(file)["allowed-image-registries"] as { allowedRegistries: string[] }).allowedRegistries;
+        const upstream = (except: string[]) => Object.entries(upstreamImages).filter(([name]) => !except.includes(name)).map(([, image]) => qualifiedRepository(image.ref));
+        // node is only the services build's base image (a build argument, not a deployed image); nginx
+        // is the Docker edge (Kubernetes routes through an Ingress controller).
+        expect(allowed("prod")).toEqual([stackFileConfig("prod")["trading:registry"], ...upstream(["node", "nginx"])]);
+        // dev runs the local builds (ai-trading/<build>: Docker Hub names, never pulled) or, with
+        // trading:imageSource upstream, the same pinned upstream images.
+        expect(allowed("dev")).toEqual(["docker.io/ai-trading", ...upstream(["node"])]);
+        expect(allowed("local-k8s")).toEqual(["docker.io/ai-trading"]);
     });
 
     it("without a config file everything is mandatory and prod-only rules run (fail safe)", () => {

@@ -47,6 +47,8 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
             "service-min-replicas": { environment: "prod", minReplicas: 1 },
             "service-pod-disruption-budget": { environment: "dev" },
             "pull-never-local-images": { localImagePrefixes: ["ai-trading/"] },
+            // No registry: every image is built here and imported into the node under ai-trading/<build>.
+            "allowed-image-registries": { allowedRegistries: ["docker.io/ai-trading"] },
         });
         const vs = await judge("local-k8s", "local-k8s", {}, tls);
         expect(lines(vs)).toEqual([]);
@@ -58,6 +60,8 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
         expect(vs.every((v) => v.enforcementLevel === "advisory")).toBe(true);
         // Every container the Docker runtime creates carries a PID limit (components/runtime/docker-container.ts).
         expect(lines(vs.filter((v) => v.policyName === "pids-limit"))).toEqual([]);
+        // Its images are the local builds (ai-trading/...) and bare image IDs.
+        expect(lines(vs.filter((v) => v.policyName === "allowed-image-registries"))).toEqual([]);
     });
 });
 
@@ -115,12 +119,15 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
         }
     });
 
-    it("local-k8s: a registry image set for a datastore runs under the stack's pull policy Never -> pull-never-local-images", async () => {
+    it("local-k8s: a registry image set for a datastore runs under the stack's pull policy Never -> pull-never-local-images, allowed-image-registries", async () => {
         const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
         const vs = await judge("local-k8s", "local-k8s", { postgresImage: "postgres:16.4-bookworm" }, tls);
-        expect(policyNames(vs)).toEqual(["pull-never-local-images"]);
+        // The cluster has no registry: an upstream image is outside its allowed registries too (the
+        // backup CronJob and the run recorder run the same image).
+        expect(policyNames(vs)).toEqual(["allowed-image-registries", "pull-never-local-images"]);
         expect(mandatory(vs)).toEqual(vs);
         expect(lines(vs).join("\n")).toContain("StatefulSet \"postgres-statefulset\" container \"postgres\" runs the registry image postgres:16.4-bookworm with imagePullPolicy: Never");
+        expect(lines(vs).join("\n")).toContain("StatefulSet \"postgres-statefulset\" container \"postgres\" image \"postgres:16.4-bookworm\" (docker.io/library/postgres) is not from an allowed registry (allowedRegistries: docker.io/ai-trading)");
     });
 
     // A privileged container cannot be produced through the program: it offers no such switch on

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { deployment, dockerNginx, dockerPostgres, dockerService, edit, prodStack, statefulSet } from "./fixtures";
-import { PackConfig, policyNames, remediate, runPack, TestResource, UNKNOWN } from "./run-pack";
+import { loadConfig, PackConfig, policyNames, remediate, runPack, TestResource, UNKNOWN } from "./run-pack";
 
 const REMEDIABLE = ["drop-all-capabilities", "no-privilege-escalation", "automount-service-account-token", "read-only-root-filesystem"];
 const remediating = (...names: string[]): PackConfig => ({ all: "mandatory", ...Object.fromEntries(names.map((n) => [n, "remediate" as const])) });
@@ -96,12 +96,20 @@ describe("Kubernetes remediations", () => {
 });
 
 describe("Docker remediations", () => {
+    // prod.json, but for the Docker fixtures' local services image (ai-trading/services, which prod's
+    // allowed-image-registries rightly rejects): what is judged here is the remediation.
+    const prodJson = loadConfig("prod");
+    const prod: PackConfig = {
+        ...prodJson,
+        "allowed-image-registries": { allowedRegistries: [...(prodJson["allowed-image-registries"] as { allowedRegistries: string[] }).allowedRegistries, "docker.io/ai-trading"] },
+    };
+
     it("drops ALL, adds no-new-privileges, makes a service read-only; the pack accepts the result", async () => {
         const broken = dockerService("api-gateway", { capabilities: undefined, securityOpts: [], readOnly: false });
         const { resources, remediations } = await remediate([broken], remediating("drop-all-capabilities", "no-privilege-escalation", "read-only-root-filesystem"));
         expect(remediations.map((r) => r.policyName)).toEqual(["drop-all-capabilities", "no-privilege-escalation", "read-only-root-filesystem"]);
         expect(resources[0].props).toMatchObject({ capabilities: { drops: ["ALL"] }, securityOpts: ["no-new-privileges:true"], readOnly: true });
-        expect(await runPack(resources, "prod")).toEqual([]);
+        expect(await runPack(resources, prod)).toEqual([]);
     });
 
     it("pids-limit: a missing or unlimited PID limit becomes the configured one; a set limit is kept, a too-high one stays a violation", async () => {
@@ -110,13 +118,13 @@ describe("Docker remediations", () => {
         const { resources, remediations } = await remediate([missing, unlimited], remediating("pids-limit"));
         expect(remediations.map((r) => `${r.policyName} ${r.resourceName}`)).toEqual(["pids-limit api-gateway-container", "pids-limit nginx-container"]);
         expect(resources.map((r) => r.props.pidsLimit)).toEqual([4096, 4096]);
-        expect(await runPack(resources, "prod")).toEqual([]);
+        expect(await runPack(resources, prod)).toEqual([]);
         const custom = await remediate([missing], { ...remediating("pids-limit"), "pids-limit": { enforcementLevel: "remediate", remediationPidsLimit: 300 } });
         expect(custom.resources[0].props.pidsLimit).toBe(300);
         const high = dockerService("api-gateway", { pidsLimit: 100_000 });
         const kept = await remediate([high], remediating("pids-limit"));
         expect(kept.resources[0].props.pidsLimit).toBe(100_000);
-        expect(policyNames(await runPack(kept.resources, "prod"))).toEqual(["pids-limit"]);
+        expect(policyNames(await runPack(kept.resources, prod))).toEqual(["pids-limit"]);
     });
 
     it("keeps a datastore writable and its other security options", async () => {
