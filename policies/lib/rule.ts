@@ -7,9 +7,9 @@
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { ReportViolation, ResourceValidation, ResourceValidationArgs } from "@pulumi/policy";
+import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
-import { plain } from "./values";
+import { plain, str } from "./values";
 import {
     describe, identity, K8sContainer, podContainers, podTemplate, PodTemplate, WorkloadIdentity,
 } from "./workloads";
@@ -88,4 +88,37 @@ export function workloadRule<C extends object>(
         const cfg = readConfig(args, defaults);
         for (const p of problems(w, cfg)) reportViolation(message(w, p, cfg));
     }, targets);
+}
+
+/** An image a workload runs, as far as it is known during preview. */
+export interface WorkloadImage {
+    ref: string;
+    /** Kubernetes: the container (or init container) running it; undefined for a Docker container's own image. */
+    container?: K8sContainer;
+}
+
+/** A Docker container's image, or every container's and init container's of a pod template; images unknown during preview left out. */
+export function workloadImages(w: Workload): WorkloadImage[] {
+    const images: Array<{ ref: string | undefined; container?: K8sContainer }> = w.target === "docker"
+        ? [{ ref: str(w.props.image) }]
+        : w.containers.map((c) => ({ ref: str(c.container.image), container: c }));
+    return images.filter((i): i is WorkloadImage => i.ref !== undefined);
+}
+
+/**
+ * The image resources (`RemoteImage.name`, `Image.imageName`) checked as a workload's images are:
+ * `problems(field, ref, cfg)` for the field's value when it is known, each reported as
+ * `message(<resource>, problem, cfg)`.
+ */
+export function imageResourceRules<C extends object>(
+    defaults: C,
+    problems: (field: string, ref: string, cfg: C) => string[],
+    message: (who: string, problem: string, cfg: C) => string,
+): ResourceValidation[] {
+    const rule = (field: "name" | "imageName") => (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
+        const cfg = readConfig(args, defaults);
+        const ref = str(plain(props as Record<string, any>)[field]);
+        for (const p of ref === undefined ? [] : problems(field, ref, cfg)) reportViolation(message(describe(args.type, args.name), p, cfg));
+    };
+    return [validateResourceOfType(docker.RemoteImage, rule("name")), validateResourceOfType(docker.Image, rule("imageName"))];
 }

@@ -1,10 +1,6 @@
-import * as docker from "@pulumi/docker";
-import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
-import { readConfig } from "../lib/config";
+import { ResourceValidationPolicy } from "@pulumi/policy";
 import { isUnderPrefix, qualifiedRepository } from "../lib/images";
-import { Workload, workloadRule } from "../lib/rule";
-import { plain, str } from "../lib/values";
-import { describe } from "../lib/workloads";
+import { imageResourceRules, WorkloadImage, workloadImages, workloadRule } from "../lib/rule";
 
 export interface AllowedRegistriesConfig {
     /**
@@ -29,38 +25,19 @@ export function disallowedRepository(ref: string, allowedRegistries: string[]): 
     return repository;
 }
 
-/**
- * [where, image reference] pairs of a workload: a Docker container's image, or every container and
- * init container of a Kubernetes pod template. Images unknown during preview are left out.
- */
-export function workloadImages(w: Workload): Array<[string, string]> {
-    const refs: Array<[string, string | undefined]> = w.target === "docker"
-        ? [["image", str(w.props.image)]]
-        : w.containers.map((c) => [`${c.init ? "init container" : "container"} "${c.name}" image`, str(c.container.image)]);
-    return refs.filter((r): r is [string, string] => r[1] !== undefined);
+/** What is wrong with `ref` run at `where`: not from an allowed registry. */
+function disallowed(where: string, ref: string, cfg: AllowedRegistriesConfig): string[] {
+    const repository = disallowedRepository(ref, cfg.allowedRegistries);
+    return repository === undefined ? [] : [`${where} "${ref}" (${repository})`];
 }
 
-function problems(refs: Array<[string, string | undefined]>, cfg: AllowedRegistriesConfig): string[] {
-    return refs.flatMap(([where, ref]) => {
-        const repository = ref === undefined ? undefined : disallowedRepository(ref, cfg.allowedRegistries);
-        return repository === undefined ? [] : [`${where} "${ref}" (${repository})`];
-    });
-}
+/** Where a workload runs an image, as messages name it. */
+const where = (i: WorkloadImage) => (i.container ? `${i.container.init ? "init container" : "container"} "${i.container.name}" image` : "image");
 
 const message = (who: string, problem: string, cfg: AllowedRegistriesConfig) =>
     `${who} ${problem} is not from an allowed registry (allowedRegistries: ${cfg.allowedRegistries.join(", ")}): ` +
     "pull it from one of those (push or mirror the image there), or, once its source is reviewed, add its registry or " +
     "repository to allowedRegistries in the stack's policy config.";
-
-/** An image resource (`RemoteImage.name`, `Image.imageName`) checked like a container's image. */
-function imageResource(field: "name" | "imageName") {
-    return (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
-        const cfg = readConfig(args, defaults);
-        for (const p of problems([[field, str(plain(props as Record<string, any>)[field])]], cfg)) {
-            reportViolation(message(describe(args.type, args.name), p, cfg));
-        }
-    };
-}
 
 export const allowedImageRegistries: ResourceValidationPolicy = {
     name: "allowed-image-registries",
@@ -76,8 +53,7 @@ export const allowedImageRegistries: ResourceValidationPolicy = {
         },
     },
     validateResource: [
-        workloadRule(defaults, (w, cfg) => problems(workloadImages(w), cfg), (w, p, cfg) => message(w.label, p, cfg)),
-        validateResourceOfType(docker.RemoteImage, imageResource("name")),
-        validateResourceOfType(docker.Image, imageResource("imageName")),
+        workloadRule(defaults, (w, cfg) => workloadImages(w).flatMap((i) => disallowed(where(i), i.ref, cfg)), (w, p, cfg) => message(w.label, p, cfg)),
+        ...imageResourceRules(defaults, disallowed, message),
     ],
 };
