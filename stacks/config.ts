@@ -344,10 +344,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   // A service's HTTP calls to a peer that is not deployed fail at run time (no address, no network
   // policy rule): refused here, where the fix is one setting. The entry point's calls are every
   // routed service and it answers 404 for a route it does not have, so it is not held to them.
-  const deployed = new Set(services.map((s) => s.name));
   for (const service of services) {
     if (service.entryPoint) continue;
-    const missing = service.calls.find((peer) => !deployed.has(peer));
+    const missing = service.calls.find((peer) => disabledServices.has(peer));
     if (missing !== undefined) {
       throw new ConfigError(
         "disabledServices",
