@@ -55,6 +55,11 @@ export function upstreamTarget(rawUrl: string, routes: ReadonlyMap<string, Servi
   return { service, path, search: url.search };
 }
 
+/** Is the target one of its service's `anonymousPaths` (with or without a trailing "/"): served without credentials. */
+export function isAnonymousTarget({ service, path }: UpstreamTarget): boolean {
+  return service.anonymousPaths.some((p) => path === p || path === `${p}/`);
+}
+
 /** What the gateway's onRequest hook (./index.ts) learnt about a request under /api/. */
 export interface GatewayRequestState {
   /** Local clock time the whole-request budget (REQUEST_TIMEOUT_MS) ends at. */
@@ -117,8 +122,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     const state = request.gateway;
     const a = state?.auth ?? {};
     if (a.error) throw a.error;
-    const anonymous = service.anonymousPaths.some((p) => path === p || path === `${p}/`);
-    if (!a.identity && !anonymous) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
+    if (!a.identity && !isAnonymousTarget(target)) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
     const identity: Identity | undefined = a.identity;
     if (identity?.authMethod === "api-key" && !scopesAllow(identity.scopes ?? [], request.method)) {
       throw new HttpError(403, "INSUFFICIENT_SCOPE", `This API key's scopes (${(identity.scopes ?? []).join(", ")}) allow GET and HEAD only; ${request.method} needs scope trade`, "scope");
