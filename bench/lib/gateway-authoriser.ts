@@ -3,7 +3,8 @@
  * request, uncached, and this answers with the api-gateway's own decision, made by the gateway's
  * own code on a bare node:http listener instead of Fastify: the URL check and route
  * (`upstreamTarget`), the cached authentication (`Authenticator.cached`, the slow path when it
- * cannot tell), the per-IP cap and the per-user rate limit on the same leased Dragonfly counters,
+ * cannot tell), the per-IP cap and the per-user rate limit on the same leased Dragonfly counters
+ * (`GatewayLimits.checkIp`, `GatewayLimits.rateLimitStore`),
  * an API key's scopes. 204 with the identity headers when the request may pass, else the error's
  * status (Nginx passes only 401 and 403 on; a product would map the rest).
  * What it does not do, that the gateway does: the access line, the usage event, the Prometheus
@@ -16,9 +17,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { catalog } from "../../catalog";
 import { HttpError, IDENTITY_HEADERS, jwtKey, PeerClient, scopesAllow, type Identity } from "../../services/src/kit";
 import { Authenticator, type Auth } from "../../services/src/services/api-gateway/authenticate";
-import { LeasedCounter } from "../../services/src/services/api-gateway/leased-counter";
 import { GatewayLimits } from "../../services/src/services/api-gateway/limits";
-import { upstreamTarget, type UpstreamTarget } from "../../services/src/services/api-gateway/proxy";
+import { isAnonymousTarget, upstreamTarget, type UpstreamTarget } from "../../services/src/services/api-gateway/proxy";
 import { UserStates } from "../../services/src/services/api-gateway/user-states";
 import { Redis } from "../../tests/harness/deps";
 
@@ -37,7 +37,8 @@ const peers = new PeerClient(gateway);
 const states = new UserStates(redis, peers, 30_000, () => undefined);
 states.start();
 const limits = new GatewayLimits(redis, { windowMs, ipMax: max * 4, keyFailureMax: 10, keyFailureWindowMs: 300_000 });
-const perUser = new LeasedCounter(redis);
+// The per-user limit on the store the gateway's rate-limit plugin uses, under the same keys.
+const perUser = new (limits.rateLimitStore("gw-rl:", max, windowMs))({});
 const authenticator = new Authenticator({ key: jwtKey(env("JWT_SECRET")), maxTokenAgeS: 3_600, redis, peers, states, limits });
 const targets = new Map<string, UpstreamTarget>();
 
@@ -59,7 +60,7 @@ function decide(req: IncomingMessage, res: ServerResponse, target: UpstreamTarge
   if (auth.error) return deny(res, auth.error);
   const id = auth.identity;
   if (!id) {
-    if (target.service.anonymousPaths.some((p) => target.path === p || target.path === `${p}/`)) {
+    if (isAnonymousTarget(target)) {
       res.writeHead(204);
       return void res.end();
     }
@@ -67,26 +68,18 @@ function decide(req: IncomingMessage, res: ServerResponse, target: UpstreamTarge
   }
   const method = String(req.headers["x-original-method"] ?? "GET");
   if (id.authMethod === "api-key" && !scopesAllow(id.scopes ?? [], method)) return deny(res, new HttpError(403, "INSUFFICIENT_SCOPE", "scope"));
+  // In the gateway's order: the per-IP cap (its onRequest hook), then the per-user limit (the
+  // plugin's preHandler, failing open like skipOnError). Both answer synchronously under a live lease.
+  const userLimit = () =>
+    perUser.incr(`user:${id.userId}`, (err, hit) => (!err && hit !== undefined && hit.current > max ? deny(res, new HttpError(429, "RATE_LIMITED", "rate")) : allow(res, id)));
   let ipCap: Promise<void> | undefined;
   try {
     ipCap = limits.checkIp(ip); // throws (or rejects with) the 429 beyond the cap
   } catch (e) {
     return deny(res, e);
   }
-  const userKey = `gw-rl:user:${id.userId}`;
-  const over = (current: number) => (current > max ? new HttpError(429, "RATE_LIMITED", "rate") : undefined);
-  const local = perUser.tryHit(userKey, max);
-  if (!ipCap && local) {
-    const e = over(local.current);
-    return e ? deny(res, e) : allow(res, id);
-  }
-  Promise.all([ipCap, local ?? perUser.hit(userKey, max, windowMs).catch(() => ({ current: 0 }))]).then(
-    ([, hit]) => {
-      const e = over(hit.current);
-      return e ? deny(res, e) : allow(res, id);
-    },
-    (e: unknown) => deny(res, e),
-  );
+  if (!ipCap) return userLimit();
+  ipCap.then(userLimit, (e: unknown) => deny(res, e));
 }
 
 createServer((req, res) => {
