@@ -323,7 +323,12 @@ describe("API keys", () => {
 
     const del = await call("DELETE", `/api/users/api-keys/${created.body.id}`, { token: u.access });
     expect(del.status).toBe(204);
-    const after = await call("GET", "/api/users/me", { headers: { "x-api-key": key } });
+    // The gateway hears of the revocation on Dragonfly's pub/sub, a socket apart from the DELETE's
+    // answer: inject() can send the next request before that message is read. Within seconds, then,
+    // and for good (a missed revocation would keep the key in the gateway's cache until it expires).
+    const asKey = () => call("GET", "/api/users/me", { headers: { "x-api-key": key } });
+    await waitFor("the gateway to refuse the revoked key", async () => (await asKey()).status === 401, { timeoutMs: 10_000, intervalMs: 20 });
+    const after = await asKey();
     expect(after.status).toBe(401);
     expect(after.body.error.code).toBe("INVALID_API_KEY");
 
