@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { entryPoint, otlpTracesUrl, traceCollector } from "../catalog";
 import { DataComponent, dockerAdminHostPorts, LoadedConfig, StackConfig } from "../stacks";
-import { stackImages, type ContainerImage, type ImageName } from "../stacks/images";
+import { LOCAL_REPOSITORY, stackImages, type ContainerImage, type ImageName } from "../stacks/images";
 import { Datastore, datastoreClasses } from "./data";
 import { Backup, BackedUpStore, BACKUP_RUN_TIMEOUT_SECONDS } from "./data/backup";
 import { hostPorts, unauthenticated } from "./data/definitions";
@@ -118,7 +118,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
       `${name}-services-image`,
       {
         runtime,
-        repository: config.registry ? `${config.registry}/ai-trading-services` : "ai-trading/services",
+        repository: config.registry ? `${config.registry}/ai-trading-services` : `${LOCAL_REPOSITORY}/services`,
         tag: config.servicesImageTag,
         nodeImage: image("node").ref,
         registryAuth,
@@ -133,7 +133,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
           `${name}-trainer-image`,
           {
             runtime,
-            repository: config.registry ? `${config.registry}/ai-trading-trainer` : "ai-trading/trainer",
+            repository: config.registry ? `${config.registry}/ai-trading-trainer` : `${LOCAL_REPOSITORY}/trainer`,
             tag: config.servicesImageTag,
             servicesImage: servicesImage.image,
             registryAuth,

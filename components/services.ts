@@ -18,7 +18,7 @@ export const SERVICES_CRON_RUNNER = ["node", "dist/services/src/cron.js"];
 
 export interface ServicesImageArgs {
   runtime: Runtime;
-  /** Full image name without tag, e.g. "ai-trading/services" or "registry.example.com/ai-trading/services". */
+  /** Full image name without tag, e.g. "localhost/ai-trading/services" or "registry.example.com/ai-trading/services". */
   repository: string;
   tag: string;
   /** Node runtime base image (local Debian build or the pinned upstream one). */
@@ -60,7 +60,7 @@ export class ServicesImage extends pulumi.ComponentResource {
 
 export interface TrainerImageArgs {
   runtime: Runtime;
-  /** Full image name without tag, e.g. "ai-trading/trainer". */
+  /** Full image name without tag, e.g. "localhost/ai-trading/trainer". */
   repository: string;
   tag: string;
   /** The services image it is built FROM (the program's build of it). */

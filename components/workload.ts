@@ -209,7 +209,7 @@ export interface ExposedEdge {
 
 /** An image built from a Dockerfile by the program (the services image). */
 export interface ImageBuildSpec {
-  /** Full name without tag, e.g. "ai-trading/services" or "registry.example.com/ai-trading/services". */
+  /** Full name without tag, e.g. "localhost/ai-trading/services" or "registry.example.com/ai-trading/services". */
   repository: string;
   tag: string;
   context: string;

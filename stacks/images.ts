@@ -86,6 +86,13 @@ export const localStandIns: Partial<Record<ImageName, { build: string } & Facts>
   node: { build: "node", httpClient: "curl", server: "standard" },
 };
 
+/**
+ * Where the local builds are named. `localhost` is a registry host to the Docker engine and to
+ * containerd, so a local image that is missing is never fetched from Docker Hub, where a bare
+ * `ai-trading/<build>` would be whatever the owner of that namespace pushed.
+ */
+export const LOCAL_REPOSITORY = "localhost/ai-trading";
+
 const versionsFile = path.join(__dirname, "..", "images", "versions.json");
 
 let localTags: Record<string, string> | undefined;
@@ -108,7 +115,7 @@ export function containerImage(name: ImageName, source: ImageSource, override?: 
   const { build, ...facts } = standIn;
   const tag = readLocalTags()[build];
   if (!tag) throw new Error(`images/versions.json has no tag for '${build}'`);
-  return { ref: `ai-trading/${build}:${tag}`, ...facts };
+  return { ref: `${LOCAL_REPOSITORY}/${build}:${tag}`, ...facts };
 }
 
 /**

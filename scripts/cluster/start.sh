@@ -340,7 +340,7 @@ import_docker_images() {
 	[ "${K8S_IMPORT_DOCKER_IMAGES:-1}" = 1 ] || return 0
 	command -v docker >/dev/null && docker info >/dev/null 2>&1 || { log "no Docker engine: platform images not imported"; return 0; }
 	local refs=() ref id stamp
-	mapfile -t refs < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^ai-trading/' | grep -vE '<none>|^ai-trading/debian:' || true)
+	mapfile -t refs < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^localhost/ai-trading/' | grep -vE '<none>|^localhost/ai-trading/debian:' || true)
 	mkdir -p "$RUN_DIR/imported"
 	for ref in "${refs[@]}"; do
 		id=$(docker image inspect -f '{{.Id}}' "$ref")

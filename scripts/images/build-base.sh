@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Build the base image ai-trading/debian:bookworm from Debian packages only:
+# Build the base image localhost/ai-trading/debian:bookworm from Debian packages only:
 # debootstrap --variant=minbase bookworm + docker import.
 # The rootfs tarball is cached in ${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/images/
 # so a second run only re-imports; the whole step is skipped if the image exists.
-# Env: BASE_IMAGE (default ai-trading/debian:bookworm), DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR,
+# Env: BASE_IMAGE (default localhost/ai-trading/debian:bookworm), DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR,
 #      FORCE_BASE=1 to rebuild the rootfs.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BASE_IMAGE="${BASE_IMAGE:-ai-trading/debian:bookworm}"
+BASE_IMAGE="${BASE_IMAGE:-localhost/ai-trading/debian:bookworm}"
 SUITE=bookworm
 CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/images"
 # Bump ROOTFS_REV when the rootfs recipe below changes (invalidates the cached tarball).

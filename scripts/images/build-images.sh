@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the offline image set from Debian packages (no Docker Hub):
-#   ensure dockerd -> base ai-trading/debian:bookworm -> ai-trading/<name>:<tag> for each image.
+#   ensure dockerd -> base localhost/ai-trading/debian:bookworm -> localhost/ai-trading/<name>:<tag> for each image.
 # Usage: scripts/images/build-images.sh [names...]   (default: all of images/*/Dockerfile)
 # Tags come from the pinned version in each Dockerfile (`# image-version: <ARG>` names the ARG),
 # as <upstream version>-local; all tags are written to images/versions.json ({name: tag}).
@@ -14,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 IMAGES_DIR="$ROOT/images"
 CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
 LOG_DIR="$CACHE_DIR/logs"
-BASE_IMAGE="${BASE_IMAGE:-ai-trading/debian:bookworm}"
+BASE_IMAGE="${BASE_IMAGE:-localhost/ai-trading/debian:bookworm}"
 export BASE_IMAGE
 mkdir -p "$LOG_DIR"
 
@@ -102,8 +102,8 @@ build_one() {
   start=$SECONDS
   stage "$name"
   tag="$(image_tag "$name")"
-  image="ai-trading/$name:$tag"
-  [ "$name" != node ] || extra_tags=(-t "ai-trading/node:$(echo "$tag" | cut -d. -f1)")
+  image="localhost/ai-trading/$name:$tag"
+  [ "$name" != node ] || extra_tags=(-t "localhost/ai-trading/node:$(echo "$tag" | cut -d. -f1)")
   hash="$(inputs_hash "$name")"
   if [ "${FORCE:-0}" != 1 ] && \
      [ "$(docker image inspect -f '{{index .Config.Labels "ai-trading.hash"}}' "$image" 2>/dev/null || true)" = "$hash" ]; then
@@ -145,7 +145,7 @@ write_versions_json
 # image's own step then waits on build.sh's lock and finds the binary ready.
 prefetch_pid=""
 for n in "${names[@]}"; do
-  if [ "$n" = weaviate ] && ! docker image inspect "ai-trading/weaviate:$(image_tag weaviate)" >/dev/null 2>&1; then
+  if [ "$n" = weaviate ] && ! docker image inspect "localhost/ai-trading/weaviate:$(image_tag weaviate)" >/dev/null 2>&1; then
     WEAVIATE_VERSION="v$(arg_default "$IMAGES_DIR/weaviate/Dockerfile" WEAVIATE_VERSION)" \
       "$ROOT/scripts/weaviate/build.sh" >/dev/null &
     prefetch_pid=$!

@@ -2,14 +2,14 @@
 # Builds the trainer image (ml/Dockerfile, context ml/) outside the Pulumi program, e.g. for the
 # local Kubernetes cluster (scripts/cluster/platform-images.sh imports it into the node), with no
 # PyPI access inside the build: scripts/ml/prepare-wheels.sh first stages the wheels in ml/.wheels.
-# Usage: scripts/ml/build-image.sh [tag]   (default ai-trading/trainer:<services package version>)
-#   SERVICES_IMAGE (default ai-trading/services:<services package version>; build it first with
+# Usage: scripts/ml/build-image.sh [tag]   (default localhost/ai-trading/trainer:<services package version>)
+#   SERVICES_IMAGE (default localhost/ai-trading/services:<services package version>; build it first with
 #   services/scripts/build-image.sh), DOCKER_BUILDKIT=0 by default (like the other images).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 version="$(node -p "require('$ROOT/services/package.json').version")"
-tag="${1:-ai-trading/trainer:$version}"
-services_image="${SERVICES_IMAGE:-ai-trading/services:$version}"
+tag="${1:-localhost/ai-trading/trainer:$version}"
+services_image="${SERVICES_IMAGE:-localhost/ai-trading/services:$version}"
 docker image inspect "$services_image" >/dev/null 2>&1 || {
   echo "base image $services_image missing: run services/scripts/build-image.sh first" >&2; exit 1; }
 bash "$ROOT/scripts/ml/prepare-wheels.sh"

@@ -2,14 +2,14 @@
 # Builds the services image with services/Dockerfile from the repository root (the services compile
 # the shared catalog/; the root .dockerignore sends only services/ and catalog/), with no network
 # access inside the build: scripts/prepare-npm-cache.sh first fills services/.npm-cache.
-# Usage: services/scripts/build-image.sh [tag]   (default ai-trading/services:<package version>)
-#   NODE_IMAGE (default ai-trading/node:20), DOCKER_BUILDKIT=0 by default (like scripts/images).
+# Usage: services/scripts/build-image.sh [tag]   (default localhost/ai-trading/services:<package version>)
+#   NODE_IMAGE (default localhost/ai-trading/node:20), DOCKER_BUILDKIT=0 by default (like scripts/images).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 root="$(cd "$here/.." && pwd)"
 version="$(node -p "require('$here/package.json').version")"
-tag="${1:-ai-trading/services:$version}"
-node_image="${NODE_IMAGE:-ai-trading/node:20}"
+tag="${1:-localhost/ai-trading/services:$version}"
+node_image="${NODE_IMAGE:-localhost/ai-trading/node:20}"
 docker image inspect "$node_image" >/dev/null 2>&1 || {
   echo "base image $node_image missing: run scripts/images/build-images.sh node" >&2; exit 1; }
 bash "$here/scripts/prepare-npm-cache.sh"

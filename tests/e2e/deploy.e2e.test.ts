@@ -171,7 +171,7 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     // Containers are created from the image ID the RemoteImage resolved (pinned, so .Config.Image
     // is a sha256): the tags of that image say which one it is.
     const imageId = docker(["inspect", "-f", "{{.Image}}", `${PREFIX}-weaviate`]);
-    expect(docker(["image", "inspect", "-f", "{{json .RepoTags}}", imageId])).toMatch(/"ai-trading\/weaviate:/);
+    expect(docker(["image", "inspect", "-f", "{{json .RepoTags}}", imageId])).toMatch(/"localhost\/ai-trading\/weaviate:/);
     expect(docker(["inspect", "-f", "{{.Config.User}}", `${PREFIX}-weaviate`])).toBe("weaviate");
     const outputs = await stack.outputs(true);
     const m = /^(http:\/\/\S+) \(Authorization: Bearer (\S+)\)$/.exec(outputs.connectionStrings.weaviate);
@@ -218,7 +218,7 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     const name = `${PREFIX}-ml-predictor-retrain`;
     await eventually("retraining scheduler healthy", async () => docker(["inspect", "-f", "{{.State.Health.Status}}", name]), (s) => s === "healthy", 240);
     const imageId = docker(["inspect", "-f", "{{.Image}}", name]);
-    expect(docker(["image", "inspect", "-f", "{{json .RepoTags}}", imageId])).toMatch(/"ai-trading\/trainer:/);
+    expect(docker(["image", "inspect", "-f", "{{json .RepoTags}}", imageId])).toMatch(/"localhost\/ai-trading\/trainer:/);
     expect(docker(["inspect", "-f", "{{.Config.User}}", name])).toBe("10001:10001");
     const status = JSON.parse(docker(["exec", name, "node", "-e", "fetch('http://127.0.0.1:9464/health').then(r => r.text()).then(t => console.log(t))"]));
     expect(status).toMatchObject({ job: "ml-predictor-retrain", schedule: "30 3 * * *", nextRunAt: expect.any(String) });

@@ -7,7 +7,7 @@ import { runPack, summary } from "./run-pack";
 describe("compliant fixtures", () => {
     it("the dev (Docker) stack passes under dev.json; under prod.json only the prod-only backup rule and the local image fire", async () => {
         expect(await runPack(devStack(), "dev")).toEqual([]);
-        // The services image's local name is a Docker Hub repository (docker.io/ai-trading/services), not prod's registry.
+        // The services image's local name (localhost/ai-trading/services) is not prod's registry.
         expect(summary(await runPack(devStack(), "prod"))).toEqual(["allowed-image-registries api-gateway-container", "datastore-backups postgres-container"]);
     });
     it("the prod (Kubernetes) stack passes under prod.json; under dev.json only its registry is reported (advisory)", async () => {

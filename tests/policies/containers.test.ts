@@ -224,17 +224,17 @@ describe("emptydir-size-limit", () => {
 
 describe("pull-never-local-images", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("pull-never-local-images"));
-    const localK8s = { all: "mandatory" as const, "pull-never-local-images": { localImagePrefixes: ["ai-trading/"] } };
+    const localK8s = { all: "mandatory" as const, "pull-never-local-images": { localImagePrefixes: ["localhost/ai-trading/"] } };
 
     it("rejects Never for a registry image (prod: any image), init containers too", async () => {
         const d = deployment("api-gateway", 3001, {
             container: { image: "postgres:16.4-bookworm", imagePullPolicy: "Never" },
-            spec: { initContainers: [{ ...container("migrate", 0), image: "ai-trading/services:0.1.0", imagePullPolicy: "Never" }] },
+            spec: { initContainers: [{ ...container("migrate", 0), image: "localhost/ai-trading/services:0.1.0", imagePullPolicy: "Never" }] },
         });
         const fix = ": the pod starts only on a node where that image was pre-loaded, and runs whatever image the node holds under that name. " +
             "Use IfNotPresent (or Always) for registry images; Never is for images imported into the nodes, listed in localImagePrefixes.";
         expect(messages(await run([d]))).toEqual([
-            `Deployment "api-gateway-deployment" init container "migrate" runs the registry image ai-trading/services:0.1.0 with imagePullPolicy: Never${fix}`,
+            `Deployment "api-gateway-deployment" init container "migrate" runs the registry image localhost/ai-trading/services:0.1.0 with imagePullPolicy: Never${fix}`,
             `Deployment "api-gateway-deployment" container "api-gateway" runs the registry image postgres:16.4-bookworm with imagePullPolicy: Never${fix}`,
         ]);
         // local-k8s lists its imported images: Never is fine for them, not for an upstream one beside them.
@@ -246,7 +246,7 @@ describe("pull-never-local-images", () => {
     it("passes IfNotPresent/Always anywhere, Never for listed local images, and images unknown during preview", async () => {
         const pulled = deployment("api-gateway", 3001, { container: { imagePullPolicy: "IfNotPresent" } });
         const always = deployment("order-management", 3002, { container: { imagePullPolicy: "Always" } });
-        const local = deployment("risk-management", 3003, { container: { image: "ai-trading/services:0.1.0", imagePullPolicy: "Never" } });
+        const local = deployment("risk-management", 3003, { container: { image: "localhost/ai-trading/services:0.1.0", imagePullPolicy: "Never" } });
         const unknown = deployment("market-data", 3004, { container: { image: UNKNOWN, imagePullPolicy: "Never" } });
         expect(await run([...compliant(), pulled, always, unknown])).toEqual([]);
         expect(await runPack([...compliant(), pulled, always, local, unknown], localK8s, only("pull-never-local-images"))).toEqual([]);
@@ -363,22 +363,22 @@ describe("pinned-image-tags", () => {
 
     it("passes version tags, digests and image IDs", async () => {
         expect(await run([...compliant(), remoteImage("postgres:16.4-bookworm"), remoteImage("localhost:5000/nginx:1.27.2"),
-            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "ai-trading/services:0.1.0", build: { context: "services" } } }])).toEqual([]);
+            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "localhost/ai-trading/services:0.1.0", build: { context: "services" } } }])).toEqual([]);
     });
 
     it("rejects latest, tag-less and floating references everywhere", async () => {
         const rs = [
             remoteImage("postgres:latest"),
             remoteImage("localhost:5000/nginx"),
-            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "ai-trading/services:stable" } },
-            dockerService("api-gateway", { image: "ai-trading/services" }),
+            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "localhost/ai-trading/services:stable" } },
+            dockerService("api-gateway", { image: "localhost/ai-trading/services" }),
             deployment("api-gateway", 3001, { container: { image: "registry.example.com/ai-trading/ai-trading-services:latest" } }),
         ];
         expect((await run(rs)).map((v) => v.message.split("; ")[0])).toEqual([
             "RemoteImage \"image-postgres-latest\": name \"postgres:latest\" uses the floating tag \"latest\"",
             "RemoteImage \"image-localhost-5000-nginx\": name \"localhost:5000/nginx\" has no tag (Docker resolves it to \"latest\")",
-            "Image \"services-image\": imageName \"ai-trading/services:stable\" uses the floating tag \"stable\"",
-            "Container \"api-gateway-container\": image \"ai-trading/services\" has no tag (Docker resolves it to \"latest\")",
+            "Image \"services-image\": imageName \"localhost/ai-trading/services:stable\" uses the floating tag \"stable\"",
+            "Container \"api-gateway-container\": image \"localhost/ai-trading/services\" has no tag (Docker resolves it to \"latest\")",
             "Deployment \"api-gateway-deployment\": container \"api-gateway\" \"registry.example.com/ai-trading/ai-trading-services:latest\" uses the floating tag \"latest\"",
         ]);
     });
@@ -411,10 +411,10 @@ describe("allowed-image-registries", () => {
         const kubernetes = compliant().filter((r) => r.type.startsWith("kubernetes:"));
         expect(await run([...kubernetes, remoteImage("postgres:16.4-bookworm"),
             { type: "docker:index/image:Image", name: "services-image", props: { imageName: "registry.example.com/ai-trading/ai-trading-services:0.1.0" } }])).toEqual([]);
-        // dev: the local builds (ai-trading/...) and, with trading:imageSource upstream, the same pinned upstream images.
+        // dev: the local builds (localhost/ai-trading/...) and, with trading:imageSource upstream, the same pinned upstream images.
         const docker = compliant().filter((r) => r.type.startsWith("docker:"));
-        expect(await run([...docker, remoteImage("ai-trading/postgres:15.20-local"), remoteImage("postgres:16.4-bookworm"),
-            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "ai-trading/services:0.1.0" } }], "dev")).toEqual([]);
+        expect(await run([...docker, remoteImage("localhost/ai-trading/postgres:15.20-local"), remoteImage("postgres:16.4-bookworm"),
+            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "localhost/ai-trading/services:0.1.0" } }], "dev")).toEqual([]);
     });
 
     it("rejects an image from elsewhere in every kind of workload and image resource, naming the image, its repository and the allowed list", async () => {
@@ -472,6 +472,8 @@ describe("allowed-image-registries", () => {
         expect(qualifiedRepository("docker.io/postgres:16.4")).toBe("docker.io/library/postgres");
         expect(qualifiedRepository("index.docker.io/library/postgres:16.4")).toBe("docker.io/library/postgres");
         expect(qualifiedRepository("ai-trading/services:0.1.0")).toBe("docker.io/ai-trading/services");
+        // The local builds' names: "localhost" is a registry host, so the engine never looks for them on Docker Hub.
+        expect(qualifiedRepository("localhost/ai-trading/services:0.1.0")).toBe("localhost/ai-trading/services");
         expect(qualifiedRepository("a/b/c:1")).toBe("docker.io/a/b/c");
         expect(qualifiedRepository("localhost/nginx:1")).toBe("localhost/nginx");
         expect(qualifiedRepository("localhost:5000/nginx")).toBe("localhost:5000/nginx");

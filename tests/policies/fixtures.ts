@@ -59,7 +59,7 @@ export function dockerContainer(workload: string, role: string, props: Record<st
 
 export function dockerService(workload = "api-gateway", props: Record<string, any> = {}): TestResource {
     return dockerContainer(workload, "service", {
-        image: "ai-trading/services:0.1.0",
+        image: "localhost/ai-trading/services:0.1.0",
         envs: [
             "LOG_LEVEL=info", "PORT=3001", `SERVICE_NAME=${workload}`,
             "POSTGRES_URL=postgresql://ai_trading_user:Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt@postgres:5432/ai_trading",

@@ -60,10 +60,10 @@ describe("policy config files", () => {
         // node is only the services build's base image (a build argument, not a deployed image); nginx
         // is the Docker edge (Kubernetes routes through an Ingress controller).
         expect(allowed("prod")).toEqual([stackFileConfig("prod")["trading:registry"], ...upstream(["node", "nginx"])]);
-        // dev runs the local builds (ai-trading/<build>: Docker Hub names, never pulled) or, with
+        // dev runs the local builds (localhost/ai-trading/<build>: under a registry host no public registry answers for) or, with
         // trading:imageSource upstream, the same pinned upstream images.
-        expect(allowed("dev")).toEqual(["docker.io/ai-trading", ...upstream(["node"])]);
-        expect(allowed("local-k8s")).toEqual(["docker.io/ai-trading"]);
+        expect(allowed("dev")).toEqual(["localhost/ai-trading", ...upstream(["node"])]);
+        expect(allowed("local-k8s")).toEqual(["localhost/ai-trading"]);
     });
 
     it("without a config file everything is mandatory and prod-only rules run (fail safe)", () => {

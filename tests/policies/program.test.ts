@@ -38,7 +38,7 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
     // replicas: on one 2-core node a second replica buys no availability, so the stack runs one of
     // each service (service-min-replicas floor 1) and the PDB rule, which wants a PDB on every
     // service, is off; the one replicated service keeps its PDB (the cluster suite evicts through it).
-    // Its images are built on the host and imported into the node (ai-trading/<build>:<tag>, pull
+    // Its images are built on the host and imported into the node (localhost/ai-trading/<build>:<tag>, pull
     // policy Never): pull-never-local-images accepts Never for those alone.
     it("local-k8s (the local cluster) passes local-k8s.json with no violation at all", async () => {
         const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
@@ -46,9 +46,9 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
             ...loadConfig("prod"),
             "service-min-replicas": { environment: "prod", minReplicas: 1 },
             "service-pod-disruption-budget": { environment: "dev" },
-            "pull-never-local-images": { localImagePrefixes: ["ai-trading/"] },
-            // No registry: every image is built here and imported into the node under ai-trading/<build>.
-            "allowed-image-registries": { allowedRegistries: ["docker.io/ai-trading"] },
+            "pull-never-local-images": { localImagePrefixes: ["localhost/ai-trading/"] },
+            // No registry: every image is built here and imported into the node under localhost/ai-trading/<build>.
+            "allowed-image-registries": { allowedRegistries: ["localhost/ai-trading"] },
         });
         const vs = await judge("local-k8s", "local-k8s", {}, tls);
         expect(lines(vs)).toEqual([]);
@@ -60,7 +60,7 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
         expect(vs.every((v) => v.enforcementLevel === "advisory")).toBe(true);
         // Every container the Docker runtime creates carries a PID limit (components/runtime/docker-container.ts).
         expect(lines(vs.filter((v) => v.policyName === "pids-limit"))).toEqual([]);
-        // Its images are the local builds (ai-trading/...) and bare image IDs.
+        // Its images are the local builds (localhost/ai-trading/...) and bare image IDs.
         expect(lines(vs.filter((v) => v.policyName === "allowed-image-registries"))).toEqual([]);
     });
 });
@@ -127,7 +127,7 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
         expect(policyNames(vs)).toEqual(["allowed-image-registries", "pull-never-local-images"]);
         expect(mandatory(vs)).toEqual(vs);
         expect(lines(vs).join("\n")).toContain("StatefulSet \"postgres-statefulset\" container \"postgres\" runs the registry image postgres:16.4-bookworm with imagePullPolicy: Never");
-        expect(lines(vs).join("\n")).toContain("StatefulSet \"postgres-statefulset\" container \"postgres\" image \"postgres:16.4-bookworm\" (docker.io/library/postgres) is not from an allowed registry (allowedRegistries: docker.io/ai-trading)");
+        expect(lines(vs).join("\n")).toContain("StatefulSet \"postgres-statefulset\" container \"postgres\" image \"postgres:16.4-bookworm\" (docker.io/library/postgres) is not from an allowed registry (allowedRegistries: localhost/ai-trading)");
     });
 
     // A privileged container cannot be produced through the program: it offers no such switch on

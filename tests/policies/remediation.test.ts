@@ -96,12 +96,12 @@ describe("Kubernetes remediations", () => {
 });
 
 describe("Docker remediations", () => {
-    // prod.json, but for the Docker fixtures' local services image (ai-trading/services, which prod's
+    // prod.json, but for the Docker fixtures' local services image (localhost/ai-trading/services, which prod's
     // allowed-image-registries rightly rejects): what is judged here is the remediation.
     const prodJson = loadConfig("prod");
     const prod: PackConfig = {
         ...prodJson,
-        "allowed-image-registries": { allowedRegistries: [...(prodJson["allowed-image-registries"] as { allowedRegistries: string[] }).allowedRegistries, "docker.io/ai-trading"] },
+        "allowed-image-registries": { allowedRegistries: [...(prodJson["allowed-image-registries"] as { allowedRegistries: string[] }).allowedRegistries, "localhost/ai-trading"] },
     };
 
     it("drops ALL, adds no-new-privileges, makes a service read-only; the pack accepts the result", async () => {

@@ -56,12 +56,12 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
   it("uses the local Debian images, with the stores that have none switched off", async () => {
     const run = await runProgram("dev");
     const images = byType(run, "docker:index/remoteImage:RemoteImage").map((r) => r.inputs.name as string);
-    expect(images.every((i) => i.startsWith("ai-trading/"))).toBe(true);
+    expect(images.every((i) => i.startsWith("localhost/ai-trading/"))).toBe(true);
     expect(byType(run, CONTAINER).map((c) => c.name)).not.toContain("arangodb-container");
     // Weaviate runs from its local image (the server built from the Go module proxy), as its own user.
     const weaviate = named(run, CONTAINER, "weaviate-container");
     expect(weaviate.inputs.user).toBe("weaviate");
-    expect(images).toContainEqual(expect.stringMatching(/^ai-trading\/weaviate:\d+\.\d+\.\d+-local$/));
+    expect(images).toContainEqual(expect.stringMatching(/^localhost\/ai-trading\/weaviate:\d+\.\d+\.\d+-local$/));
     expect(Object.keys(run.outputs.connectionStrings as object).sort()).toEqual(["clickhouse", "dragonfly", "postgres", "redpanda", "weaviate"]);
   });
 
@@ -96,11 +96,11 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
   it("builds the services image and runs every catalog service from it", async () => {
     const run = await runProgram("dev");
     const image = named(run, "docker:index/image:Image", "trading-services-image-build");
-    expect(image.inputs.imageName).toBe("ai-trading/services:0.1.0");
+    expect(image.inputs.imageName).toBe("localhost/ai-trading/services:0.1.0");
     expect(image.inputs.skipPush).toBe(true);
     for (const s of catalog) {
       const c = named(run, CONTAINER, `${s.name}-container`);
-      expect(c.inputs.image).toBe("ai-trading/services:0.1.0");
+      expect(c.inputs.image).toBe("localhost/ai-trading/services:0.1.0");
       expect(c.inputs.command).toEqual([s.name]);
       expect(envOf(c)).toMatchObject({ SERVICE_NAME: s.name, PORT: String(s.port) });
       expect(c.inputs.readOnly).toBe(true);
@@ -351,7 +351,7 @@ describe("local-k8s stack (the local cluster of scripts/cluster/)", { timeout: P
     expect(workloads.length).toBeGreaterThan(5);
     for (const w of workloads) {
       const c = w.inputs.spec.template.spec.containers[0];
-      expect(c.image, w.name).toMatch(/^ai-trading\/[a-z]+:[\w.-]+$/);
+      expect(c.image, w.name).toMatch(/^localhost\/ai-trading\/[a-z]+:[\w.-]+$/);
       expect(c.imagePullPolicy, w.name).toBe("Never");
       // A twentieth of each CPU limit and half of each memory limit are requested, so the whole
       // platform schedules on one 2-core node; the limits are prod's.
@@ -360,7 +360,7 @@ describe("local-k8s stack (the local cluster of scripts/cluster/)", { timeout: P
       expect(milli(c.resources.requests.cpu), w.name).toBe(Math.ceil(milli(c.resources.limits.cpu) / 20));
       expect(c.resources.requests.memory, w.name).toBe(`${Math.ceil(mib(c.resources.limits.memory) / 2)}Mi`);
     }
-    expect(named(run, DEPLOYMENT, "api-gateway-deployment").inputs.spec.template.spec.containers[0].image).toBe("ai-trading/services:0.1.0");
+    expect(named(run, DEPLOYMENT, "api-gateway-deployment").inputs.spec.template.spec.containers[0].image).toBe("localhost/ai-trading/services:0.1.0");
     // Every long-running container has a startup probe (liveness waits for it), and the Kafka
     // stand-in does not fence itself over a late heartbeat (a starved single node lost its leaders).
     for (const w of workloads) expect(w.inputs.spec.template.spec.containers[0].startupProbe?.failureThreshold, w.name).toBeGreaterThanOrEqual(30);

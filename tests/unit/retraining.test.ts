@@ -35,7 +35,7 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
     const run = await runProgram("dev");
     const services = byType(run, IMAGE).find((i) => /services:/.test(i.inputs.imageName))!;
     const trainer = trainerImage(run);
-    expect(trainer.inputs.imageName).toBe("ai-trading/trainer:0.1.0");
+    expect(trainer.inputs.imageName).toBe("localhost/ai-trading/trainer:0.1.0");
     expect(trainer.inputs.build.context).toMatch(/\/ml$/);
     expect(trainer.inputs.build.dockerfile).toMatch(/\/ml\/Dockerfile$/);
     // FROM the services image by tag, and its content id so a rebuilt services image rebuilds the trainer.
@@ -43,7 +43,7 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
     expect(trainer.inputs.skipPush).toBe(true);
 
     const c = named(run, CONTAINER, "ml-predictor-retrain-container");
-    expect(c.inputs.image).toBe("ai-trading/trainer:0.1.0");
+    expect(c.inputs.image).toBe("localhost/ai-trading/trainer:0.1.0");
     expect(c.inputs.entrypoints).toEqual([
       "node", "dist/services/src/cron.js", "--name", "ml-predictor-retrain", "--schedule", DEFAULT_SCHEDULE, "--timeout", "3600", "--port", String(CRON_RUNNER_STATUS_PORT), "--", ...TRAIN,
     ]);

@@ -187,9 +187,9 @@ func TestIDRemappingOf(t *testing.T) {
 // Against a real engine: a container running as a non-root user reads a 0400 upload it owns, both
 // where the engine extracts the archive and where the file is bind-mounted (readOnly), and cannot
 // read it without the owner (the defect). Opt-in: DOCKER_PROVIDER_TEST_IMAGE names a local image
-// with /bin/sh and cat (e.g. ai-trading/debian:bookworm); the engine is DOCKER_HOST's.
+// with /bin/sh and cat (e.g. localhost/ai-trading/debian:bookworm); the engine is DOCKER_HOST's.
 //
-//	DOCKER_PROVIDER_TEST_IMAGE=ai-trading/debian:bookworm go test -run EngineUploadOwner .
+//	DOCKER_PROVIDER_TEST_IMAGE=localhost/ai-trading/debian:bookworm go test -run EngineUploadOwner .
 func TestEngineUploadOwner(t *testing.T) {
 	image := os.Getenv("DOCKER_PROVIDER_TEST_IMAGE")
 	if image == "" {

@@ -4,8 +4,8 @@
 #   both plugins' schemas bind in the CLI (`pulumi package get-schema`) -> up -> preview
 #   --expect-no-changes -> password not in `stack export` -> edit the build context -> up (Image and
 #   the job using it replaced) -> preview --expect-no-changes -> destroy -> no leftovers.
-# Needs: .tools/bin/pulumi (scripts/tools/build-pulumi-tools.sh), the images ai-trading/redis:7.0.15-local
-# and ai-trading/debian:bookworm (scripts/images/build-images.sh redis), root npm install.
+# Needs: .tools/bin/pulumi (scripts/tools/build-pulumi-tools.sh), the images localhost/ai-trading/redis:7.0.15-local
+# and localhost/ai-trading/debian:bookworm (scripts/images/build-images.sh redis), root npm install.
 #   bash tools/providers/e2e/run.sh        # about 30 s
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
