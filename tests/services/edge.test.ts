@@ -314,6 +314,8 @@ describe("revocation is pushed to the gateway: no token lifetime or cache to wai
 
     const promoted = await user("promote");
     expect((await api("PUT", `/api/users/admin/users/${promoted.id}/role`, { token: admin, body: { role: "admin" } })).status).toBe(200);
+    // Like every change of a user's state, the role reaches the gateway on Dragonfly's pub/sub.
+    await within(REVOKED_WITHIN_MS, async () => (await api("GET", "/api/users/me", { token: promoted.token })).status === 401);
     const r = await api("GET", "/api/users/me", { token: promoted.token });
     expect(r.status).toBe(401);
     expect(r.body.error.code).toBe("CREDENTIALS_REVOKED");
