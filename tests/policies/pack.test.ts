@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { PACK_NAME, policies } from "../../policies/all";
-import { qualifiedRepository } from "../../policies/lib/images";
+import { qualifiedRepository } from "../../catalog/images";
 import { upstreamImages } from "../../stacks/images";
 import { stackFileConfig } from "../helpers/program";
 import { dockerContainer, prodStack, replace } from "./fixtures";
