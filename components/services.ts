@@ -5,6 +5,7 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { scheduledJobSizing, ServiceDefinition, sizingOf } from "../catalog";
+import { FLOATING_TAGS, isFloatingTag } from "../catalog/images";
 import { DataComponent } from "../stacks/config";
 import { Datastore } from "./data";
 import { migrationJobName, scheduledJobName, serviceDatastores } from "./topology";
@@ -15,6 +16,16 @@ export const SERVICE_UID = 10001;
 export const SERVICES_MAIN = ["node", "dist/services/src/main.js"];
 /** The cron runner in the services image and every image built on it (services/src/cron.ts). */
 export const SERVICES_CRON_RUNNER = ["node", "dist/services/src/cron.js"];
+
+/**
+ * The tag an image the program builds is pushed and run under: a version, never a floating tag (the
+ * policy pack's list, catalog/images.ts), as the stack config checks `servicesImageTag`.
+ */
+function checkBuildTag(tag: string, image: string, resource: pulumi.Resource): void {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(tag) || isFloatingTag(tag)) {
+    throw new pulumi.ResourceError(`${image} image tag '${tag}' must be pinned: a version such as 0.1.0, not a floating tag (${FLOATING_TAGS.join(", ")})`, resource);
+  }
+}
 
 export interface ServicesImageArgs {
   runtime: Runtime;
@@ -35,9 +46,7 @@ export class ServicesImage extends pulumi.ComponentResource {
 
   constructor(name: string, args: ServicesImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("trading:app:ServicesImage", name, {}, opts);
-    if (args.tag === "latest" || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(args.tag)) {
-      throw new pulumi.ResourceError(`services image tag '${args.tag}' must be pinned`, this);
-    }
+    checkBuildTag(args.tag, "services", this);
     const root = path.join(__dirname, "..");
     this.image = args.runtime.buildImage(
       `${name}-build`,
@@ -78,6 +87,7 @@ export class TrainerImage extends pulumi.ComponentResource {
 
   constructor(name: string, args: TrainerImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("trading:app:TrainerImage", name, {}, opts);
+    checkBuildTag(args.tag, "trainer", this);
     const ml = path.join(__dirname, "..", "ml");
     this.ref = args.runtime.buildImage(
       `${name}-build`,

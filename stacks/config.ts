@@ -16,6 +16,7 @@ import { Value } from "@sinclair/typebox/value";
 import { Cron } from "croner";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
+import { FLOATING_TAGS, isFloatingTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
 export const CONFIG_NAMESPACE = "trading";
@@ -272,10 +273,28 @@ export const dockerAdminHostPorts: Readonly<Record<DataComponent | "prometheus" 
 /** Host address of the Docker edge's httpPort/httpsPort (components/runtime/docker.ts binds ports without a bindAddress there). */
 const DOCKER_EDGE_ADDRESS = "127.0.0.1";
 
+/**
+ * An image override (`trading:<datastore>Image`): a valid reference, and pinned by the definition
+ * the policy pack's pinned-image-tags applies (catalog/images.ts), so the stack refuses at once what
+ * the pack would refuse after the preview.
+ */
 function checkImage(reader: Reader, key: string, image: string | undefined): string | undefined {
   if (image === undefined) return undefined;
   if (!IMAGE_REF.test(image)) {
     throw new ConfigError(key, reader.stack, `is not a valid image reference: ${shown(image)}`);
+  }
+  const unpinned = unpinnedReason(image);
+  if (unpinned !== undefined) {
+    // The reason and the advice repeat parts of the value: kept short, as shown() keeps the value
+    // (only a malformed digest makes a long reason; a floating tag is one of a short list).
+    const repository = image.length <= SHOWN_MAX ? parseImageRef(image).repository : "name";
+    const reason = unpinned.length <= SHOWN_MAX ? unpinned : "has a malformed digest";
+    throw new ConfigError(
+      key,
+      reader.stack,
+      `${shown(image)} ${reason}: pin a version tag (${repository}:<version>) or a digest (${repository}@sha256:<64 hex digits>), ` +
+        `or remove the key (pulumi config rm ${CONFIG_NAMESPACE}:${key}) for the stack's pinned default`,
+    );
   }
   return image;
 }
@@ -312,8 +331,13 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("registry", stack, `is not a valid registry/repository prefix: ${shown(registry)}`);
   }
   const servicesImageTag = r.string("servicesImageTag")!;
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(servicesImageTag) || servicesImageTag === "latest") {
-    throw new ConfigError("servicesImageTag", stack, `must be a pinned tag (not 'latest'), got ${shown(servicesImageTag)}`);
+  // The floating tags are the pack's (catalog/images.ts): the built image is pushed and run under this tag.
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(servicesImageTag) || isFloatingTag(servicesImageTag)) {
+    throw new ConfigError(
+      "servicesImageTag",
+      stack,
+      `must be a pinned tag (a version such as 0.1.0, not a floating tag: ${FLOATING_TAGS.join(", ")}), got ${shown(servicesImageTag)}`,
+    );
   }
 
   const replicasSetting = r.integer("replicas");

@@ -3,6 +3,7 @@
  * turning a definition into a workload on whichever runtime the stack targets.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { unpinnedReason } from "../../catalog/images";
 import { DataComponent } from "../../stacks/config";
 import { DeployedWorkload, Runtime } from "../workload";
 import { datastoreDefinition, DatastoreContext } from "./definitions";
@@ -25,9 +26,12 @@ export abstract class Datastore extends pulumi.ComponentResource {
   protected constructor(type: string, kind: DataComponent, name: string, args: DatastoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super(type, name, {}, opts);
     if (args.storageGi < 1) throw new pulumi.ResourceError(`${name}: storageGi must be at least 1`, this);
+    // The stack config refuses an unpinned override first; this guards every other caller, by the
+    // same definition as the config and the policy pack (catalog/images.ts).
     const ref = args.image.ref;
-    if (!ref || /:latest$/.test(ref) || !/[:@]/.test(ref.split("/").pop() ?? "")) {
-      throw new pulumi.ResourceError(`${name}: image '${ref}' must be pinned to a tag or digest`, this);
+    const unpinned = ref ? unpinnedReason(ref) : "is empty";
+    if (unpinned !== undefined) {
+      throw new pulumi.ResourceError(`${name}: image '${ref}' ${unpinned}: it must be pinned to a version tag or a digest (name@sha256:...)`, this);
     }
     const { runtime, replicas, ...context } = args;
     const ctx: DatastoreContext = { ...context, name: kind };

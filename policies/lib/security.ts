@@ -1,6 +1,6 @@
 /** Security helpers shared by the container rules (pure). */
 import { arr, num, str } from "./values";
-import { parseImageRef } from "./images";
+import { parseImageRef } from "../../catalog/images";
 
 export function capabilityList(value: unknown): string[] {
     return arr(value).map((c) => str(c)).filter((c): c is string => !!c).map((c) => c.toUpperCase().replace(/^CAP_/, ""));

@@ -1,5 +1,5 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { isUnderPrefix, qualifiedRepository } from "../lib/images";
+import { isUnderPrefix, qualifiedRepository } from "../../catalog/images";
 import { imageResourceRules, WorkloadImage, workloadImages, workloadRule } from "../lib/rule";
 
 export interface AllowedRegistriesConfig {

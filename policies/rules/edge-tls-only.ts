@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { parseImageRef } from "../lib/images";
+import { parseImageRef } from "../../catalog/images";
 import { nginxTlsProblems } from "../lib/nginx";
 import { forEveryWorkload } from "../lib/rule";
 import { arr, decodeBase64, isRecord, isUnknown, plain, str } from "../lib/values";

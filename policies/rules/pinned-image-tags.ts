@@ -1,5 +1,5 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { unpinnedReason } from "../lib/images";
+import { FLOATING_TAGS, unpinnedReason } from "../../catalog/images";
 import { imageResourceRules, WorkloadImage, workloadImages, workloadRule } from "../lib/rule";
 
 export interface PinnedConfig {
@@ -7,7 +7,9 @@ export interface PinnedConfig {
     floatingTags: string[];
 }
 
-const defaults: PinnedConfig = { floatingTags: ["latest", "stable", "edge", "nightly", "main", "master", "mainline", "lts", "head", "alpine"] };
+// The list the stack config and the components refuse too (catalog/images.ts): a per-stack
+// policy config that changed it would let the three disagree (tests/policies/pack.test.ts).
+const defaults: PinnedConfig = { floatingTags: [...FLOATING_TAGS] };
 
 /** What is wrong with `ref` run at `where`: not pinned. */
 function unpinned(where: string, ref: string, cfg: PinnedConfig): string[] {

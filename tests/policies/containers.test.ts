@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isUnderPrefix, parseImageRef, qualifiedRepository, unpinnedReason } from "../../policies/lib/images";
+import { isUnderPrefix, parseImageRef, qualifiedRepository, unpinnedReason } from "../../catalog/images";
 import { disallowedRepository } from "../../policies/rules/allowed-image-registries";
 import { isRootUser } from "../../policies/lib/security";
 import {

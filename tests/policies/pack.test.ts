@@ -2,10 +2,11 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { PACK_NAME, policies } from "../../policies/all";
-import { qualifiedRepository } from "../../policies/lib/images";
+import { FLOATING_TAGS, qualifiedRepository } from "../../catalog/images";
+import { ConfigError, parseStackConfig } from "../../stacks/config";
 import { upstreamImages } from "../../stacks/images";
 import { stackFileConfig } from "../helpers/program";
-import { dockerContainer, prodStack, replace } from "./fixtures";
+import { dockerContainer, prodStack, remoteImage, replace } from "./fixtures";
 import { loadConfig, mandatory, policyNames, reconcileConfig, runPack, UNKNOWN } from "./run-pack";
 
 const policiesDir = path.join(__dirname, "..", "..", "policies");
@@ -84,6 +85,30 @@ describe("policy config files", () => {
         expect(policyNames(await runPack(rs, { all: "mandatory", "service-min-replicas": "disabled" }))).toEqual([]);
         const vs = await runPack(rs, { all: "mandatory", "service-min-replicas": { enforcementLevel: "advisory" } });
         expect(vs.map((v) => `${v.policyName}:${v.enforcementLevel}`)).toEqual(["service-min-replicas:advisory"]);
+    });
+});
+
+describe("pinned-image-tags and the stack config: one definition of a pinned image", () => {
+    it("every stack's policy config keeps the floating tags the stack config refuses (catalog/images.ts)", () => {
+        for (const file of ["dev", "prod", "local-k8s"]) {
+            expect(reconcileConfig(loadConfig(file)).get("pinned-image-tags")!.props.floatingTags, file).toEqual(FLOATING_TAGS);
+        }
+        expect(reconcileConfig({}).get("pinned-image-tags")!.props.floatingTags).toEqual(FLOATING_TAGS);
+    });
+
+    it.each([
+        "redis:stable", "postgres:alpine", "nginx:mainline", "redis:Latest", "redis", "localhost:5000/redis", "redis@sha256:abc",
+        "redis:7.4.1", "redis:7.4.1-alpine", "localhost:5000/redis:7.4.1", `redis@sha256:${"a".repeat(64)}`, `redis:stable@sha256:${"a".repeat(64)}`,
+    ])("%s: the stack config refuses it exactly when the pack reports it", async (ref) => {
+        const reported = (await runPack([remoteImage(ref)], "prod", { only: ["pinned-image-tags"] })).length > 0;
+        let refused = false;
+        try {
+            parseStackConfig("prod", { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", redisImage: ref });
+        } catch (e) {
+            expect(e).toBeInstanceOf(ConfigError);
+            refused = true;
+        }
+        expect(refused).toBe(reported);
     });
 });
 

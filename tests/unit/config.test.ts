@@ -3,7 +3,7 @@ import { catalog } from "../../catalog";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { checkConfigKeys, checkSecretConfig, ConfigError, configKeys, dockerAdminHostPorts, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
+import { checkConfigKeys, checkSecretConfig, ConfigError, configKeys, dataComponents, dockerAdminHostPorts, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
 import { pulumiDeclarations } from "../../stacks/schema";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
@@ -153,6 +153,55 @@ describe("parseStackConfig", () => {
     expect(e.key).toBe(key);
     expect(e.message).toContain(`trading:${key} on stack 'dev'`);
     expect(e.message).toContain(fragment);
+  });
+
+  // The definition of "pinned" is the policy pack's (catalog/images.ts): a floating tag other than
+  // latest used to pass here and the component guard, and only pinned-image-tags caught it, later.
+  describe("image overrides (trading:<datastore>Image) must be pinned", () => {
+    const unpinned: [string, string][] = [
+      ["redis:stable", 'uses the floating tag "stable"'],
+      ["postgres:alpine", 'uses the floating tag "alpine"'],
+      ["nginx:mainline", 'uses the floating tag "mainline"'],
+      ["clickhouse/clickhouse-server:LATEST", 'uses the floating tag "LATEST"'],
+      ["registry.example.com:5000/redis:main", 'uses the floating tag "main"'],
+      ["redis", 'has no tag (Docker resolves it to "latest")'],
+      ["registry.example.com:5000/mirror/postgres", 'has no tag (Docker resolves it to "latest")'],
+      ["redis@sha256:abc", 'has a malformed digest "sha256:abc"'],
+    ];
+
+    it.each(dataComponents.flatMap((name) => unpinned.map(([ref, reason]) => [`${name}Image`, ref, reason] as const)))(
+      "refuses %s=%s on both targets, naming the key and the stack",
+      (key, ref, reason) => {
+        for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+          const e = error(stack, { ...base, [key]: ref });
+          expect(e.key).toBe(key);
+          expect(e.stack).toBe(stack);
+          expect(e.message).toContain(`trading:${key} on stack '${stack}': '${ref}' ${reason}: pin a version tag`);
+        }
+      },
+    );
+
+    it("says how to fix it: a version tag or a digest of the same repository, or the stack's default", () => {
+      expect(error("dev", { ...docker, redisImage: "redis:stable" }).message).toBe(
+        "Invalid configuration trading:redisImage on stack 'dev': 'redis:stable' uses the floating tag \"stable\": " +
+          "pin a version tag (redis:<version>) or a digest (redis@sha256:<64 hex digits>), " +
+          "or remove the key (pulumi config rm trading:redisImage) for the stack's pinned default",
+      );
+    });
+
+    it("accepts version tags, digests and tag plus digest", () => {
+      const digest = `sha256:${"a".repeat(64)}`;
+      for (const ref of ["redis:7.4.1", "redis:7.4.1-alpine", "registry.example.com:5000/mirror/postgres:16.4", `redis@${digest}`, `redis:stable@${digest}`]) {
+        expect(parseStackConfig("dev", { ...docker, redisImage: ref }).datastores.redis.image, ref).toBe(ref);
+      }
+    });
+  });
+
+  it.each(["latest", "stable", "main", "Nightly"])("refuses the floating services image tag %s", (tag) => {
+    const e = error("prod", { ...k8s, servicesImageTag: tag });
+    expect(e.key).toBe("servicesImageTag");
+    expect(e.message).toContain(`trading:servicesImageTag on stack 'prod': must be a pinned tag (a version such as 0.1.0, not a floating tag: latest, stable,`);
+    expect(e.message).toContain(`got '${tag}'`);
   });
 
   it("gives every Docker container a PID limit by workload kind, each configurable per stack", () => {
