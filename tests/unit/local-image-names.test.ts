@@ -7,7 +7,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { qualifiedRepository } from "../../policies/lib/images";
+import { qualifiedRepository } from "../../catalog/images";
 import { containerImage, LOCAL_REPOSITORY, localStandIns, type ImageName } from "../../stacks/images";
 
 const ROOT = path.join(__dirname, "..", "..");
