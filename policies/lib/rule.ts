@@ -9,7 +9,7 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
-import { plain, str } from "./values";
+import { isRecord, plain, str } from "./values";
 import {
     describe, identity, K8sContainer, podContainers, podTemplate, PodTemplate, WorkloadIdentity,
 } from "./workloads";
@@ -106,19 +106,56 @@ export function workloadImages(w: Workload): WorkloadImage[] {
 }
 
 /**
- * The image resources (`RemoteImage.name`, `Image.imageName`) checked as a workload's images are:
- * `problems(field, ref, cfg)` for the field's value when it is known, each reported as
- * `message(<resource>, problem, cfg)`.
+ * Does a build argument name an image? This repo's convention: every `FROM ${X}` of a Dockerfile the
+ * program builds (and of images/*) takes its base from an argument named `IMAGE` or `<WHAT>_IMAGE`
+ * (NODE_IMAGE, SERVICES_IMAGE, BASE_IMAGE; case-insensitive), so the policies see a build's base
+ * images where the resource's inputs hold them. Other arguments (versions, SERVICES_IMAGE_ID, a
+ * content id recorded in a label) are not image references and are not checked.
+ */
+export function isImageBuildArg(name: string): boolean {
+    return /(^|_)IMAGE$/i.test(name);
+}
+
+/**
+ * The base images an image build is given: its build arguments (`build.args`) that name an image,
+ * as `[argument, reference]`; arguments unknown during preview, and empty ones (no image: the
+ * build fails at FROM), left out.
+ */
+export function buildArgImages(props: Record<string, any>): Array<[string, string]> {
+    const args = isRecord(props.build) ? props.build.args : undefined;
+    if (!isRecord(args)) return [];
+    return Object.entries(args)
+        .filter(([name]) => isImageBuildArg(name))
+        .flatMap(([name, value]): Array<[string, string]> => {
+            const ref = str(value);
+            return ref === undefined || ref.trim() === "" ? [] : [[name, ref]];
+        });
+}
+
+/**
+ * The image resources are checked as a workload's images are: `RemoteImage.name`, and an `Image`'s
+ * `imageName` and the base images its build runs (`buildArgImages`). `problems(where, ref, cfg)`
+ * for each value known during preview, `where` naming the field ("imageName", "build argument
+ * NODE_IMAGE"); each problem reported as `message(<resource>, problem, cfg)`.
  */
 export function imageResourceRules<C extends object>(
     defaults: C,
-    problems: (field: string, ref: string, cfg: C) => string[],
+    problems: (where: string, ref: string, cfg: C) => string[],
     message: (who: string, problem: string, cfg: C) => string,
 ): ResourceValidation[] {
-    const rule = (field: "name" | "imageName") => (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
-        const cfg = readConfig(args, defaults);
-        const ref = str(plain(props as Record<string, any>)[field]);
-        for (const p of ref === undefined ? [] : problems(field, ref, cfg)) reportViolation(message(describe(args.type, args.name), p, cfg));
-    };
-    return [validateResourceOfType(docker.RemoteImage, rule("name")), validateResourceOfType(docker.Image, rule("imageName"))];
+    const rule = (images: (props: Record<string, any>) => Array<[string, string | undefined]>) =>
+        (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
+            const cfg = readConfig(args, defaults);
+            const who = describe(args.type, args.name);
+            for (const [where, ref] of images(plain(props as Record<string, any>))) {
+                for (const p of ref === undefined ? [] : problems(where, ref, cfg)) reportViolation(message(who, p, cfg));
+            }
+        };
+    return [
+        validateResourceOfType(docker.RemoteImage, rule((p) => [["name", str(p.name)]])),
+        validateResourceOfType(docker.Image, rule((p) => [
+            ["imageName", str(p.imageName)],
+            ...buildArgImages(p).map(([arg, ref]): [string, string] => [`build argument ${arg}`, ref]),
+        ])),
+    ];
 }

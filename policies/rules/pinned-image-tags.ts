@@ -26,7 +26,8 @@ export const pinnedImageTags: ResourceValidationPolicy = {
     name: "pinned-image-tags",
     description:
         "Images are pinned: an explicit version tag or a sha256 digest, never `latest` or a tag-less reference, " +
-        "so a deployment is reproducible and a registry change cannot swap the code.",
+        "so a deployment is reproducible and a registry change cannot swap the code. Checked on workloads, RemoteImage " +
+        "and Image names, and the base images an Image build is given (build arguments named IMAGE or *_IMAGE).",
     severity: "medium",
     configSchema: {
         properties: {

@@ -1,6 +1,9 @@
+import * as fs from "fs";
+import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { isUnderPrefix, parseImageRef, qualifiedRepository, unpinnedReason } from "../../catalog/images";
 import { disallowedRepository } from "../../policies/rules/allowed-image-registries";
+import { isImageBuildArg } from "../../policies/lib/rule";
 import { isRootUser } from "../../policies/lib/security";
 import {
     backupCronJob, container, deployment, dockerContainer, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit,
@@ -9,6 +12,12 @@ import {
 import { loadConfig, runPack, summary, TestResource, UNKNOWN, Violation } from "./run-pack";
 
 const only = (name: string) => ({ only: [name] });
+/** The program's image build (components/runtime/image-build.ts): a pinned name under `repository` and the given build arguments. */
+const built = (name: string, args: Record<string, string> | string, repository = "localhost/ai-trading"): TestResource => ({
+    type: "docker:index/image:Image", name,
+    props: { imageName: `${repository}/${name}:0.1.0`, build: { context: ".", dockerfile: "Dockerfile", args, platform: "linux/amd64" }, skipPush: !repository.startsWith("registry.") },
+});
+const PIN = "pin a version tag (postgres:16.4) or a digest (name@sha256:...).";
 const messages = (vs: Violation[]) => vs.map((v) => v.message);
 const compliant = () => [
     dockerPostgres(), dockerService(), dockerNginx(), dockerPrometheus(),
@@ -392,6 +401,44 @@ describe("pinned-image-tags", () => {
     it("skips images computed during preview", async () => {
         expect(await run([dockerService("api-gateway", { image: UNKNOWN })])).toEqual([]);
     });
+
+    it("checks the base images a build is given (build arguments named *_IMAGE), not its other arguments", async () => {
+        expect(await run([built("services-image", { NODE_IMAGE: "node:20.18.0-bookworm-slim", NODE_VERSION: "latest" }),
+            built("trainer-image", { SERVICES_IMAGE: `registry.example.com/ai-trading/ai-trading-services@sha256:${"0".repeat(64)}`, SERVICES_IMAGE_ID: "sha256:abc" })])).toEqual([]);
+        expect((await run([built("services-image", { NODE_IMAGE: "node:latest", VERSION: "latest" }),
+            built("trainer-image", { SERVICES_IMAGE: "localhost/ai-trading/services", base_image: "debian:stable" })])).map((v) => v.message)).toEqual([
+            `Image "services-image": build argument NODE_IMAGE "node:latest" uses the floating tag "latest"; ${PIN}`,
+            `Image "trainer-image": build argument SERVICES_IMAGE "localhost/ai-trading/services" has no tag (Docker resolves it to "latest"); ${PIN}`,
+            `Image "trainer-image": build argument base_image "debian:stable" uses the floating tag "stable"; ${PIN}`,
+        ]);
+    });
+
+    it("sees every base image of this repo's Dockerfiles: each FROM is a build argument it checks or an earlier stage", () => {
+        const root = path.join(__dirname, "..", "..");
+        const dockerfiles = [
+            ...fs.readdirSync(path.join(root, "images")).map((d) => path.join("images", d, "Dockerfile")).filter((f) => fs.existsSync(path.join(root, f))),
+            "services/Dockerfile", "ml/Dockerfile",
+        ];
+        expect(dockerfiles.length).toBeGreaterThan(5);
+        const unseen = dockerfiles.flatMap((file) => {
+            const stages: string[] = [];
+            return fs.readFileSync(path.join(root, file), "utf8").split("\n").flatMap((line, i) => {
+                const from = /^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+                if (!from) return [];
+                if (from[2]) stages.push(from[2]);
+                const arg = /^\$\{?(\w+)\}?$/.exec(from[1]);
+                return stages.includes(from[1]) || (arg && isImageBuildArg(arg[1])) ? [] : [`${file}:${i + 1}: ${line.trim()}`];
+            });
+        });
+        expect(unseen).toEqual([]);
+        expect(["NODE_IMAGE", "SERVICES_IMAGE", "BASE_IMAGE", "IMAGE", "node_image"].every(isImageBuildArg)).toBe(true);
+        expect(["SERVICES_IMAGE_ID", "NODE_VERSION", "IMAGES", "MYIMAGE"].some(isImageBuildArg)).toBe(false);
+    });
+
+    it("skips build arguments computed during preview", async () => {
+        expect(await run([built("trainer-image", { SERVICES_IMAGE: UNKNOWN, SERVICES_IMAGE_ID: UNKNOWN }), built("services-image", UNKNOWN),
+            { type: "docker:index/image:Image", name: "other-image", props: { imageName: "localhost/ai-trading/other:1.0", build: UNKNOWN } }])).toEqual([]);
+    });
 });
 
 describe("allowed-image-registries", () => {
@@ -498,6 +545,30 @@ describe("allowed-image-registries", () => {
         expect(await run([dockerService("api-gateway", { image: id }), deployment("api-gateway", 3001, { container: { image: id } })], cfg)).toEqual([]);
         expect(disallowedRepository(id, ["registry.example.com/ai-trading"])).toBeUndefined();
         expect(disallowedRepository("sha256:abc", ["registry.example.com/ai-trading"])).toBe("docker.io/library/sha256");
+    });
+
+    it("checks the base images a build is given (build arguments named *_IMAGE) against each stack's list", async () => {
+        // prod builds the services image FROM the pinned upstream node image; dev FROM the local node build or, with
+        // trading:imageSource upstream, the upstream one; local-k8s FROM the local build only.
+        const REGISTRY = "registry.example.com/ai-trading";
+        const upstreamNode = built("services-image", { NODE_IMAGE: "node:20.18.0-bookworm-slim" });
+        const localNode = built("services-image", { NODE_IMAGE: "localhost/ai-trading/node:20.20.2-local" });
+        expect(await run([built("services-image", { NODE_IMAGE: "node:20.18.0-bookworm-slim" }, REGISTRY),
+            built("trainer-image", { SERVICES_IMAGE: `${REGISTRY}/ai-trading-services@sha256:${"0".repeat(64)}` }, REGISTRY)])).toEqual([]);
+        expect(await run([upstreamNode], "dev")).toEqual([]);
+        expect(await run([localNode, built("trainer-image", { SERVICES_IMAGE: "localhost/ai-trading/services:0.1.0", SERVICES_IMAGE_ID: "sha256:abc" })], "dev")).toEqual([]);
+        expect(await run([localNode], "local-k8s")).toEqual([]);
+        expect(messages(await run([upstreamNode], "local-k8s"))).toEqual([
+            `Image "services-image" build argument NODE_IMAGE "node:20.18.0-bookworm-slim" (docker.io/library/node) is not from an allowed registry ` +
+            `(allowedRegistries: localhost/ai-trading): ${fix}`,
+        ]);
+        const allowed = `(allowedRegistries: ${PROD_ALLOWED.join(", ")}): ${fix}`;
+        expect(messages(await run([built("services-image", { NODE_IMAGE: "ghcr.io/x/node:20", NODE_VERSION: "ghcr.io/x/node:20" }, REGISTRY),
+            built("local-services-image", { NODE_IMAGE: "localhost/ai-trading/node:20.20.2-local" }, REGISTRY)]))).toEqual([
+            `Image "services-image" build argument NODE_IMAGE "ghcr.io/x/node:20" (ghcr.io/x/node) is not from an allowed registry ${allowed}`,
+            `Image "local-services-image" build argument NODE_IMAGE "localhost/ai-trading/node:20.20.2-local" (localhost/ai-trading/node) is not from an allowed registry ${allowed}`,
+        ]);
+        expect(await run([built("services-image", { NODE_IMAGE: UNKNOWN }, REGISTRY), built("trainer-image", UNKNOWN, REGISTRY)])).toEqual([]);
     });
 
     it("reports nothing when no registry is configured, and skips images unknown during preview", async () => {

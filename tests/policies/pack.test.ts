@@ -58,12 +58,14 @@ describe("policy config files", () => {
     it("allowed-image-registries: each file allows what its stack deploys, from the image manifest, and nothing else", () => {
         const allowed = (file: string) => (loadConfig(file)["allowed-image-registries"] as { allowedRegistries: string[] }).allowedRegistries;
         const upstream = (except: string[]) => Object.entries(upstreamImages).filter(([name]) => !except.includes(name)).map(([, image]) => qualifiedRepository(image.ref));
-        // node is only the services build's base image (a build argument, not a deployed image); nginx
-        // is the Docker edge (Kubernetes routes through an Ingress controller).
-        expect(allowed("prod")).toEqual([stackFileConfig("prod")["trading:registry"], ...upstream(["node", "nginx"])]);
-        // dev runs the local builds (localhost/ai-trading/<build>: under a registry host no public registry answers for) or, with
-        // trading:imageSource upstream, the same pinned upstream images.
-        expect(allowed("dev")).toEqual(["localhost/ai-trading", ...upstream(["node"])]);
+        // node is the services build's base image (its NODE_IMAGE build argument, checked like a deployed
+        // image: every stack builds the services image, prod FROM the upstream node); nginx is the Docker
+        // edge (Kubernetes routes through an Ingress controller).
+        expect(allowed("prod")).toEqual([stackFileConfig("prod")["trading:registry"], ...upstream(["nginx"])]);
+        expect(stackFileConfig("prod")["trading:imageSource"]).toBe("upstream");
+        // dev runs and builds FROM the local builds (localhost/ai-trading/<build>: under a registry host no public registry
+        // answers for) or, with trading:imageSource upstream, the same pinned upstream images, node included.
+        expect(allowed("dev")).toEqual(["localhost/ai-trading", ...upstream([])]);
         expect(allowed("local-k8s")).toEqual(["localhost/ai-trading"]);
     });
 
