@@ -22,9 +22,30 @@ describe("reduceOnlyExcess", () => {
     expect(reduceOnlyExcess("0", [o("a", "buy", "1"), o("b", "sell", "1")])).toEqual(["a", "b"]); // flat: anything opens a position
   });
 
-  it("counts orders already being cancelled (a fill may still win) and never lists them", () => {
-    expect(reduceOnlyExcess("2", [o("a", "sell", "1"), o("b", "sell", "1.5", true)])).toEqual(["a"]);
+  it("weighs orders already being cancelled in their place (a fill may still win) and never lists them", () => {
+    // b's cancel pending: kept in its place it counts, so the newer c no longer fits.
+    expect(reduceOnlyExcess("2", [o("a", "sell", "1"), o("b", "sell", "0.5", true), o("c", "sell", "1")])).toEqual(["c"]);
+    // b would cross zero after a: its pending cancel does not doom the older a that fits.
+    expect(reduceOnlyExcess("2", [o("a", "sell", "1"), o("b", "sell", "1.5", true)])).toEqual([]);
     expect(reduceOnlyExcess("2", [o("a", "buy", "1", true)])).toEqual([]);
+  });
+
+  it("is stable: with the cancels it listed pending, it lists nothing more (the sweeper's next pass)", () => {
+    // Every mix of up to four orders of sizes 0.5..3 on either side, against short, flat and long positions.
+    const sizes = ["0.5", "1", "2", "3"];
+    const orders: OpenOrderExposure[][] = [[]];
+    for (let n = 0; n < 4; n++)
+      for (const prefix of orders.filter((os) => os.length === n))
+        for (const side of ["buy", "sell"] as const) for (const q of sizes) orders.push([...prefix, o(String.fromCharCode(97 + n), side, q)]);
+    let checked = 0;
+    for (const position of ["-2.5", "-1", "0", "1", "2.5"])
+      for (const os of orders) {
+        const listed = new Set(reduceOnlyExcess(position, os));
+        const next = os.map((x) => (listed.has(x.id) ? { ...x, cancelling: true } : x));
+        expect(reduceOnlyExcess(position, next), `${position} ${JSON.stringify(os)}`).toEqual([]);
+        checked++;
+      }
+    expect(checked).toBeGreaterThan(20_000);
   });
 
   it("agrees with the pre-trade check for a single order", () => {

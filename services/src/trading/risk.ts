@@ -133,28 +133,33 @@ export interface OpenOrderExposure {
   side: "buy" | "sell";
   /** The unexecuted quantity. */
   remaining: DecimalLike;
-  /** A cancel was already requested: it may still fill (a fill can win the race), so it counts, and is not listed again. */
+  /** A cancel was already requested: weighed like any open order (a fill can still win the race), never listed again. */
   cancelling?: boolean;
 }
 
 /**
  * The open orders (of one user in one symbol, oldest first) that reduce_only cannot leave on the
  * book: each is weighed as checkOrder weighs a new order under reduce_only, after the ones kept before
- * it (every kept order on its side counted as filled, the orders already being cancelled too). What
- * is kept together can at most bring the position to zero; a buy against a long or a flat position,
- * a sell against a short or a flat one, and an order that would cross zero are listed.
+ * it (every kept order on its side counted as filled). What is kept together can at most bring the
+ * position to zero; a buy against a long or a flat position, a sell against a short or a flat one,
+ * and an order that would cross zero are listed.
+ *
+ * An order whose cancel is pending is weighed in its place like any other (kept, it counts: it may
+ * still fill) but never listed. So the answer is stable: the sweeper's next pass, seeing its own
+ * cancels pending, keeps what the last pass kept. (Counting every pending cancel up front made the
+ * pass after a cancel doom the orders the pass before had kept, whenever the engine's confirmation
+ * took longer than one sweep interval.) A pending cancel that loses to a fill moves the position,
+ * and the next pass weighs the open orders against that.
  */
 export function reduceOnlyExcess(position: DecimalLike, orders: OpenOrderExposure[]): string[] {
   const pos = D(position);
   const open = { buy: ZERO, sell: ZERO };
-  for (const o of orders) if (o.cancelling) open[o.side] = open[o.side].plus(D(o.remaining));
   const excess: string[] = [];
   for (const o of orders) {
-    if (o.cancelling) continue;
     const qty = D(o.remaining);
     const after = o.side === "buy" ? pos.plus(open.buy).plus(qty) : pos.minus(open.sell).minus(qty);
     if (reducesPosition(o.side, pos, after)) open[o.side] = open[o.side].plus(qty);
-    else excess.push(o.id);
+    else if (!o.cancelling) excess.push(o.id);
   }
   return excess;
 }
