@@ -37,8 +37,14 @@ describe.skipIf(!toolsAvailable())("pulumi preview with the policy pack", () => 
     const text = r.stdout + r.stderr;
     expect(r.status, text.slice(-3000)).not.toBe(0);
     expect(text).toContain("no-public-exposure");
-    expect(text).toContain("pinned-image-tags");
     expect(text).toMatch(/mandatory/);
+
+    // A floating tag is refused by the stack config itself, before the pack, naming the key and the stack.
+    pulumi.configFile("insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure"), redisImage: "redis:stable" });
+    const floating = await insecure.run(["preview", ...pack("prod")], { allowFailure: true });
+    const refused = floating.stdout + floating.stderr;
+    expect(floating.status, refused.slice(-3000)).not.toBe(0);
+    expect(refused).toContain("Invalid configuration trading:redisImage on stack 'insecure': 'redis:stable' uses the floating tag \"stable\"");
   });
 });
 
