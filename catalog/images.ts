@@ -57,6 +57,17 @@ export function isFloatingTag(tag: string, floatingTags: readonly string[] = FLO
   return floatingTags.some((t) => t.toLowerCase() === lower);
 }
 
+/** Docker's tag syntax: up to 128 characters of [A-Za-z0-9_.-], not starting with "." or "-". */
+const DOCKER_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * May an image the program builds be pushed and run under `tag`? A tag Docker accepts, and not a
+ * floating one: the stack config (`servicesImageTag`) and the image components ask the same.
+ */
+export function isPinnedBuildTag(tag: string): boolean {
+  return DOCKER_TAG.test(tag) && !isFloatingTag(tag);
+}
+
 /**
  * Why an image reference is not pinned, or undefined when it is: pinned means a sha256 digest (with
  * or without a tag), a bare image ID, or a tag that is not a floating one. A tag-less reference is

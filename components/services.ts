@@ -5,7 +5,7 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { scheduledJobSizing, ServiceDefinition, sizingOf } from "../catalog";
-import { FLOATING_TAGS, isFloatingTag } from "../catalog/images";
+import { FLOATING_TAGS, isPinnedBuildTag } from "../catalog/images";
 import { DataComponent } from "../stacks/config";
 import { Datastore } from "./data";
 import { migrationJobName, scheduledJobName, serviceDatastores } from "./topology";
@@ -22,7 +22,7 @@ export const SERVICES_CRON_RUNNER = ["node", "dist/services/src/cron.js"];
  * policy pack's list, catalog/images.ts), as the stack config checks `servicesImageTag`.
  */
 function checkBuildTag(tag: string, image: string, resource: pulumi.Resource): void {
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(tag) || isFloatingTag(tag)) {
+  if (!isPinnedBuildTag(tag)) {
     throw new pulumi.ResourceError(`${image} image tag '${tag}' must be pinned: a version such as 0.1.0, not a floating tag (${FLOATING_TAGS.join(", ")})`, resource);
   }
 }

@@ -16,7 +16,7 @@ import { Value } from "@sinclair/typebox/value";
 import { Cron } from "croner";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { FLOATING_TAGS, isFloatingTag, parseImageRef, unpinnedReason } from "../catalog/images";
+import { FLOATING_TAGS, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
 export const CONFIG_NAMESPACE = "trading";
@@ -332,7 +332,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
   const servicesImageTag = r.string("servicesImageTag")!;
   // The floating tags are the pack's (catalog/images.ts): the built image is pushed and run under this tag.
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(servicesImageTag) || isFloatingTag(servicesImageTag)) {
+  if (!isPinnedBuildTag(servicesImageTag)) {
     throw new ConfigError(
       "servicesImageTag",
       stack,

@@ -9,7 +9,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Postgres } from "../../components/data";
 import { ServicesImage, TrainerImage } from "../../components/services";
 import { Runtime } from "../../components/workload";
-import { upstreamImages } from "../../stacks/images";
+import { LOCAL_REPOSITORY, upstreamImages } from "../../stacks/images";
+import { UnmockedError } from "../helpers/program";
 
 /** Thrown by the fake runtime: the component got past its guard and asked for a workload or a build. */
 class GuardPassed extends Error {}
@@ -26,8 +27,14 @@ const runtime = {
 beforeAll(async () => {
   await pulumi.runtime.setMocks(
     {
-      newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }),
-      call: () => ({}),
+      // Only the components themselves: their guard runs first, and the fake runtime stops them after it.
+      newResource: (args) => {
+        if (!args.type.startsWith("trading:")) throw new UnmockedError(`unmocked resource type ${args.type} (${args.name})`);
+        return { id: `${args.name}-id`, state: args.inputs };
+      },
+      call: (args) => {
+        throw new UnmockedError(`unmocked call ${args.token}`);
+      },
     },
     "trading",
     "test",
@@ -76,15 +83,20 @@ describe("the datastore component refuses an unpinned image (ResourceError)", ()
 });
 
 describe("the images the program builds refuse a floating tag (ResourceError)", () => {
-  const services = (tag: string) => new ServicesImage("services-image", { runtime, repository: "ai-trading/services", tag, nodeImage: upstreamImages.node.ref });
+  const services = (tag: string) => new ServicesImage("services-image", { runtime, repository: `${LOCAL_REPOSITORY}/services`, tag, nodeImage: upstreamImages.node.ref });
   const trainer = (tag: string) =>
-    new TrainerImage("trainer-image", { runtime, repository: "ai-trading/trainer", tag, servicesImage: { ref: pulumi.output("ai-trading/services:0.1.0"), contentId: pulumi.output("sha256:0") } });
+    new TrainerImage("trainer-image", { runtime, repository: `${LOCAL_REPOSITORY}/trainer`, tag, servicesImage: { ref: pulumi.output(`${LOCAL_REPOSITORY}/services:0.1.0`), contentId: pulumi.output("sha256:0") } });
 
   it.each(["latest", "stable", "main", "Nightly"])("%s", (tag) => {
     for (const [image, build] of [["services", services], ["trainer", trainer]] as const) {
       expect(() => build(tag)).toThrow(pulumi.ResourceError);
       expect(() => build(tag)).toThrow(`${image} image tag '${tag}' must be pinned: a version such as 0.1.0, not a floating tag (latest, stable,`);
     }
+  });
+
+  it("refuses a tag Docker would refuse (over 128 characters), as the stack config does", () => {
+    expect(() => services("1".repeat(129))).toThrow(pulumi.ResourceError);
+    expect(() => services("1".repeat(128))).toThrow(GuardPassed);
   });
 
   it("accepts a version tag", () => {
