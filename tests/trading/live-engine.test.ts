@@ -38,7 +38,7 @@ import type { TradingEngine } from "../../services/src/services/trading-engine/e
 import { testEngine } from "../helpers/engine";
 import { promClient } from "../harness/deps";
 type PromRegistry = Parameters<typeof testEngine>[1];
-import { recordLiveSends } from "../../services/src/services/trading-engine/liveSends";
+import { leftSentOrders, markRefused, recordLiveSends, recordPlacement } from "../../services/src/services/trading-engine/liveSends";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import { BinanceTradingClient, toBinanceOrder } from "../../services/src/trading/binance/adapter";
 import { isRetriable } from "../../services/src/trading/infra/deadLetters";
@@ -449,6 +449,9 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     await expect(crashed.onBatch(orders.map(execute))).rejects.toThrow();
   }
   const recordedSends = async (ids: string[]) => (await client.query<{ id: string }>("SELECT order_id::text AS id FROM te_live_sends WHERE order_id = ANY($1::uuid[]) ORDER BY 1", [ids])).rows.map((r) => r.id);
+  /** Whether te_live_sends says Binance refused for good to answer about the order (migration 0404), and its message. */
+  const refusalOf = async (orderId: string) =>
+    (await client.query<{ refused: boolean; refusal: string | null }>("SELECT refused_at IS NOT NULL AS refused, refusal FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0];
   const atBinance = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
 
   it("after the restart, the filled and the resting order are adopted from Binance, never placed again", async () => {
@@ -582,6 +585,57 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(atBinance(o)).toMatchObject([{ status: "FILLED" }]);
     expect(fake.requests(o.orderId).filter((l) => l.startsWith("POST"))).toHaveLength(2); // the lost one and this one
     expect(await rowOf(o.orderId)).toMatchObject({ status: "filled" });
+  });
+
+  it("the poll's lookup refused for good (a 4xx): written to the record, so a restarted engine asks no more; a person clearing it, or a new placement, has it asked again", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const o = limitBuy(s, "95", "1");
+    await crashedAfterSending([o]);
+    const gets = () => fake.requests(o.orderId).filter((l) => l.startsWith("GET")).length;
+    const engine = engineOn();
+    await engine.load();
+    fake.failNext("GET", "/api/v3/order", { status: 400, code: -2015, msg: "Invalid API-key, IP, or permissions for action." });
+    await engine.pollLive();
+    expect(gets()).toBe(1);
+    expect(await refusalOf(o.orderId)).toEqual({ refused: true, refusal: expect.stringContaining("Invalid API-key, IP, or permissions for action.") });
+    expect(errors.map((e) => e.o)).toContainEqual(expect.objectContaining({ orderId: o.orderId, recorded: true }));
+    await engine.pollLive();
+    expect(gets()).toBe(1); // not asked again by this process
+
+    const errorsBefore = errors.length;
+    const restarted = engineOn();
+    await restarted.load(); // before migration 0404 the refusal lived in memory: a restart asked again
+    expect(errors.slice(errorsBefore)).toContainEqual(expect.objectContaining({ o: { refused: expect.any(Number) } }));
+    await new Promise((r) => setTimeout(r, 2_100)); // past the first backoff: only the refusal keeps it from being asked
+    await restarted.pollLive();
+    expect(gets()).toBe(1);
+    expect(atBinance(o)).toMatchObject([{ status: "NEW" }]);
+
+    await client.query("UPDATE te_live_sends SET refused_at = NULL WHERE order_id = $1", [o.orderId]); // a person has fixed the key
+    const afterFix = engineOn();
+    await afterFix.load();
+    await afterFix.pollLive();
+    expect(gets()).toBe(2); // asked again, and adopted
+    expect(await rowOf(o.orderId)).toMatchObject({ status: "resting" });
+    expect(await recordedSends([o.orderId])).toEqual([]);
+  });
+
+  it("a refused record changed by a new placement is asked about again, and one changed since the poll read it is not marked", async () => {
+    const s = symbolOf();
+    fake.setPrice(s, "100");
+    const o = marketBuy(s, "1");
+    await crashedAfterSending([o]);
+    const left = (await leftSentOrders(client, [o.orderId]))[0];
+    expect(left).toMatchObject({ order: { orderId: o.orderId }, cancelFailed: false, lastSentAt: expect.any(Number) });
+    await markRefused(client, { ...left, lastSentAt: left.lastSentAt! - 1 }, "changed since"); // read before a later placement
+    expect(await refusalOf(o.orderId)).toEqual({ refused: false, refusal: null });
+    await markRefused(client, left, "refused");
+    expect(await refusalOf(o.orderId)).toEqual({ refused: true, refusal: "refused" });
+    expect(await leftSentOrders(client, [o.orderId])).toEqual([]);
+    await recordPlacement(client, o, Date.now());
+    expect(await refusalOf(o.orderId)).toEqual({ refused: false, refusal: null });
+    expect(await leftSentOrders(client, [o.orderId])).toHaveLength(1);
   });
 
   it("Binance unreachable when the restarted engine looks: an outage, retried; never sent blind, never rejected", async () => {
@@ -1148,6 +1202,7 @@ describe("a batch that fails for good after its sends (the consumer may set its 
   });
 
   /** What te_live_sends says of an order: undefined when it holds no record. */
+  const refusedOf = async (orderId: string) => (await client.query<{ refused: boolean }>("SELECT refused_at IS NOT NULL AS refused FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0].refused;
   const sendRecordOf = async (orderId: string) =>
     (await client.query<{ unrecorded: string | null; marked: boolean }>("SELECT unrecorded, unrecorded_at IS NOT NULL AS marked FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0];
 
@@ -1253,9 +1308,15 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     await engine.pollLive();
     expect(fake.requests(unstorable.orderId)).toHaveLength(3);
     expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancel_failed", marked: true });
+    const restarted = engineOn(); // the refusal is the record's (migration 0404): a restart does not ask again
+    await restarted.load();
+    await restarted.pollLive();
+    expect(fake.requests(unstorable.orderId)).toHaveLength(3);
+    expect(await refusedOf(unstorable.orderId)).toBe(true);
     await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable); // the consumer's retry alone
     expect(fake.order(unstorable.orderId)).toMatchObject({ status: "CANCELED" });
     expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
+    expect(await refusedOf(unstorable.orderId)).toBe(false); // the new mark cleared the refusal
   });
 
   it("filled at once: its fills are recorded without its te_orders row (te_fills, te_positions, `fill` events: order-management's fills end it); counted not_open", async () => {

@@ -78,7 +78,7 @@ export class TradingEngine {
     const resting = await data.loadResting(this.deps.pg);
     const held = await data.loadHeld(this.deps.pg);
     const heldSent = new Set(this.venue ? (await heldLeftSent(this.deps.pg)).keys() : []);
-    if (this.venue) await this.leftSent.load(this.deps.pg);
+    if (this.venue) await this.leftSent.load(this.deps.pg, this.deps.log);
     // Live resting orders are Binance's: tracked (and polled), never put where a bar could paper-fill them.
     if (this.venue) this.venue.restore(resting);
     else for (const r of resting) exchange.restore(r);

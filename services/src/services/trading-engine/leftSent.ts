@@ -20,7 +20,10 @@
  * (binance/errors.ts outcomeUnknown: 5xx, timeout; a throttle, a clock refused; PostgreSQL
  * unavailable) is asked again after a backoff doubling from BACKOFF_MS up to MAX_BACKOFF_MS; a
  * refusal Binance will repeat (any other 4xx: the symbol, the key's permissions) is logged as an
- * error and not asked again by this process (a redelivery, a restart or a person settles it).
+ * error and written to the record (refused_at, migration 0404: liveSends.ts markRefused), so neither
+ * this process nor the next asks again about the record as it stands: a redelivery (which tries
+ * itself, and a new placement or mark clears the refusal) or a person settles it. load() logs how
+ * many refused records wait, so a restart does not silence them.
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
@@ -33,12 +36,14 @@ import type { OrderRequest } from "../../trading/types";
 import { BatchWork, rowOf } from "./batch";
 import * as data from "./data";
 import type { LiveVenue } from "./live";
-import { forgetLiveSends, leftSentOrders, type LeftSent } from "./liveSends";
+import { forgetLiveSends, leftSentOrders, markRefused, refusedCount, type LeftSent } from "./liveSends";
 import { retryUnrecordedCancel } from "./sentOrders";
 
 export const LOOKUPS_PER_POLL = 10;
 export const BACKOFF_MS = 2_000;
 export const MAX_BACKOFF_MS = 300_000;
+/** Binance's message kept with a refused record: its `msg` is a sentence; a proxy's error page is cut. */
+const MAX_REFUSAL_CHARS = 500;
 
 export interface LeftSentDeps {
   pg: PostgresClient;
@@ -61,12 +66,18 @@ export class LeftSentOrders {
   private backoff = new Map<string, { failures: number; dueAt: number }>();
   /** Binance never had them, by the placement timestamp that answer was about (a new placement asks again). */
   private absent = new Map<string, number | undefined>();
-  /** Refused for good: not asked again by this process. */
+  /** Refused for good where writing so to the record failed: not asked again by this process. */
   private refused = new Set<string>();
+  private refusedReported = false;
   constructor(private readonly now: () => number = Date.now) {}
 
-  async load(pg: PostgresClient): Promise<void> {
+  /** Reads the records to look up; the first load of the process also reports the refused ones waiting for a person. */
+  async load(pg: PostgresClient, log: Logger): Promise<void> {
     this.left = new Map((await leftSentOrders(pg)).map((l) => [l.order.orderId, l]));
+    if (this.refusedReported) return;
+    const refused = await refusedCount(pg);
+    if (refused > 0) log.error({ refused }, "live poll: te_live_sends holds records Binance refused for good to answer about (refused_at); not asked again: reconcile them by hand");
+    this.refusedReported = true;
   }
 
   private isDue(l: LeftSent): boolean {
@@ -81,11 +92,19 @@ export class LeftSentOrders {
     return false;
   }
 
-  private failed(log: Logger, l: LeftSent, err: unknown): void {
+  private async failed(deps: Pick<LeftSentDeps, "pg" | "log">, l: LeftSent, err: unknown): Promise<void> {
+    const { log } = deps;
     const id = l.order.orderId;
     if (refusedForGood(err)) {
-      this.refused.add(id);
-      log.error({ orderId: id, cancelFailed: l.cancelFailed, err: { message: messageOf(err) } }, "live poll: Binance refuses to answer about an order te_live_sends says may be open there; not asked again: reconcile by hand");
+      const refusal = messageOf(err).slice(0, MAX_REFUSAL_CHARS);
+      // Recorded (or the record changed since it was read): the record says what to ask, from the next load on.
+      const recorded = await markRefused(deps.pg, l, refusal).then(() => true, (markErr: unknown) => {
+        log.warn({ orderId: id, err: { message: messageOf(markErr) } }, "live poll: could not record Binance's refusal in te_live_sends; this process asks no more, the next one asks again");
+        return false;
+      });
+      if (recorded) this.left.delete(id);
+      else this.refused.add(id);
+      log.error({ orderId: id, cancelFailed: l.cancelFailed, recorded, err: { message: refusal } }, "live poll: Binance refuses to answer about an order te_live_sends says may be open there; not asked again: reconcile by hand");
       return;
     }
     const failures = (this.backoff.get(id)?.failures ?? 0) + 1;
@@ -120,12 +139,12 @@ export class LeftSentOrders {
         }
         this.backoff.delete(id);
       } catch (err) {
-        this.failed(deps.log, l, err);
+        await this.failed(deps, l, err);
       }
     }
     if (found.length === 0) return;
-    const adopted = await adopt(deps, found.map((f) => ({ order: f.left.order, report: f.report }))).catch((err: unknown) => {
-      for (const f of found) this.failed(deps.log, f.left, err);
+    const adopted = await adopt(deps, found.map((f) => ({ order: f.left.order, report: f.report }))).catch(async (err: unknown) => {
+      for (const f of found) await this.failed(deps, f.left, err);
       throw err;
     });
     for (const f of found) this.left.delete(f.left.order.orderId);

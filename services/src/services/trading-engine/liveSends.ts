@@ -13,6 +13,9 @@
  * request for recvWindow after it, so a lookup's -2013 is trusted only once that has passed (live.ts).
  * `venue_order` (migration 0403) is the order itself, written with each placement and with the mark:
  * what the live poll needs to ask Binance about an order that has no te_orders row (leftSent.ts).
+ * `refused_at` / `refusal` (migration 0404): Binance refused for good to answer the poll about the
+ * record as it stood (markRefused); the poll skips it until a placement or a mark changes the record
+ * (both clear it) or a person clears it.
  */
 import { isUnstorableText, type Queryable } from "../../kit";
 import type { OrderRequest } from "../../trading/types";
@@ -72,7 +75,7 @@ export async function recordLiveSends(db: Queryable, orderIds: string[]): Promis
 export async function recordPlacement(db: Queryable, o: OrderRequest, timestamp: number): Promise<void> {
   await db.query(
     `INSERT INTO te_live_sends (order_id, sent_at, venue_order) VALUES ($1::uuid, to_timestamp($2::float8 / 1000), $3::jsonb)
-     ON CONFLICT (order_id) DO UPDATE SET sent_at = EXCLUDED.sent_at, venue_order = EXCLUDED.venue_order`,
+     ON CONFLICT (order_id) DO UPDATE SET sent_at = EXCLUDED.sent_at, venue_order = EXCLUDED.venue_order, refused_at = NULL, refusal = NULL`,
     [o.orderId, timestamp, venueOrderJson(o)],
   );
 }
@@ -106,18 +109,39 @@ export interface LeftSent {
 /**
  * The records the live poll looks up at Binance (`orderIds` narrows them): those holding their
  * order (venue_order, migration 0403) that are marked `cancel_failed`, or unmarked with a placement
- * sent and no te_orders row (a held one is adoptHeldSent's). One statement; the table is small.
+ * sent and no te_orders row (a held one is adoptHeldSent's); none Binance refused for good as it
+ * stands (markRefused). One statement; the table is small.
  */
 export async function leftSentOrders(db: Queryable, orderIds?: string[]): Promise<LeftSent[]> {
   const { rows } = await db.query<{ venue_order: OrderRequest; cancel_failed: boolean; cancel_sent: boolean; sent_at_ms: number | null }>(
     `SELECT s.venue_order, s.unrecorded IS NOT NULL AS cancel_failed, s.cancel_sent_at IS NOT NULL AS cancel_sent, ${sentAtMs("s")} AS sent_at_ms
        FROM te_live_sends s
-      WHERE s.venue_order IS NOT NULL AND ($1::text[] IS NULL OR s.order_id = ANY($1::text[]::uuid[]))
+      WHERE s.venue_order IS NOT NULL AND s.refused_at IS NULL AND ($1::text[] IS NULL OR s.order_id = ANY($1::text[]::uuid[]))
         AND (s.unrecorded = 'cancel_failed' OR (s.unrecorded IS NULL AND s.sent_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM te_orders o WHERE o.order_id = s.order_id)))
       ORDER BY s.sent_at NULLS LAST, s.order_id`,
     [orderIds ?? null],
   );
   return rows.map((r) => ({ order: r.venue_order, cancelFailed: r.cancel_failed, cancelSent: r.cancel_sent, lastSentAt: r.sent_at_ms ?? undefined }));
+}
+
+/**
+ * Binance refused for good to answer about this record (leftSent.ts): marked so, with Binance's
+ * message, in autocommit (`db` the pool), unless the record changed since the poll read it (a new
+ * placement, a new mark: that one is asked about).
+ */
+export async function markRefused(db: Queryable, l: LeftSent, refusal: string): Promise<void> {
+  await db.query(
+    `UPDATE te_live_sends s SET refused_at = now(), refusal = $2
+      WHERE s.order_id = $1::uuid AND s.refused_at IS NULL AND ${sentAtMs("s")} IS NOT DISTINCT FROM $3::float8
+        AND (CASE WHEN $4::boolean THEN s.unrecorded = 'cancel_failed' ELSE s.unrecorded IS NULL END)`,
+    [l.order.orderId, refusal, l.lastSentAt ?? null, l.cancelFailed],
+  );
+}
+
+/** How many records Binance refused for good to answer about (markRefused): each waits for a person. */
+export async function refusedCount(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM te_live_sends WHERE refused_at IS NOT NULL");
+  return rows[0].n;
 }
 
 /**
@@ -147,8 +171,9 @@ export async function markUnrecorded(db: Queryable, o: OrderRequest, outcome: Un
     `WITH before AS (SELECT unrecorded FROM te_live_sends WHERE order_id = $1::uuid),
           marked AS (INSERT INTO te_live_sends (order_id, unrecorded, unrecorded_at, venue_order) SELECT $1::uuid, $2::text, now(), $3::jsonb WHERE $4::text IS NULL
                      ON CONFLICT (order_id) DO UPDATE SET unrecorded = EXCLUDED.unrecorded, unrecorded_at = EXCLUDED.unrecorded_at,
-                       venue_order = coalesce(te_live_sends.venue_order, EXCLUDED.venue_order)),
-          changed AS (UPDATE te_live_sends SET unrecorded = $2::text, unrecorded_at = now() WHERE $4::text IS NOT NULL AND order_id = $1::uuid AND unrecorded = $4::text)
+                       venue_order = coalesce(te_live_sends.venue_order, EXCLUDED.venue_order), refused_at = NULL, refusal = NULL),
+          changed AS (UPDATE te_live_sends SET unrecorded = $2::text, unrecorded_at = now(), refused_at = NULL, refusal = NULL
+                       WHERE $4::text IS NOT NULL AND order_id = $1::uuid AND unrecorded = $4::text)
      SELECT (SELECT unrecorded FROM before) AS before`,
     [o.orderId, outcome, venueOrderJson(o), from ?? null],
   );
