@@ -181,6 +181,41 @@ export function dockerLabelCredentials(props: Record<string, any>): string[] {
     return out;
 }
 
+export const DOCKER_NETWORK = "docker:index/network:Network";
+export const DOCKER_VOLUME = "docker:index/volume:Volume";
+
+/** mount.cifs' `credentials=<file>`: the path of the file holding the username and password, the way to keep them out of the options. */
+const namesCredentialsFile = (name: string, value: string) => name.toLowerCase() === "credentials" && value.startsWith("/");
+
+/**
+ * Credentials in a Docker network's or volume's labels, and in its driver's options (a volume's
+ * `driverOpts`, a network's `options`): `docker volume inspect` and `docker network inspect` show
+ * both to anyone who can reach the engine. A driver option is read as a mount does: its value may be
+ * a comma-separated list of `key=value` options (a CIFS or NFS volume's `o: "username=u,password=p"`),
+ * each judged by its key like a label; a URL with a password or a private key anywhere is reported.
+ */
+export function dockerObjectCredentials(type: string, props: Record<string, any>): string[] {
+    const out = dockerLabelCredentials(props);
+    const field = type === DOCKER_VOLUME ? "driverOpts" : "options";
+    const opts = props[field];
+    if (!isRecord(opts)) return out;
+    for (const [key, raw] of Object.entries(opts)) {
+        const finding = keyValueCredential(`${field} ${key}`, key, raw, false);
+        if (finding) { out.push(finding); continue; }
+        const value = str(raw);
+        if (value === undefined) continue;
+        for (const option of value.split(",")) {
+            const eq = option.indexOf("=");
+            if (eq <= 0) continue;
+            const name = option.slice(0, eq).trim();
+            const optionValue = option.slice(eq + 1);
+            if (!isCredentialName(name) || optionValue === "" || namesCredentialsFile(name, optionValue)) continue;
+            out.push(`${field} ${key} holds a literal credential (${name}=)`);
+        }
+    }
+    return out;
+}
+
 const message = (who: string, finding: string) =>
     `${who}: ${finding}. Literal values end up in the object spec, ` +
     "visible to anyone who can read the workload: put the value in a Secret and reference it with " +
@@ -191,12 +226,18 @@ const dockerMessage = (who: string, finding: string) =>
     "engine and cannot come from a secret: remove it from the labels and give the container the credential as an env " +
     "var or uploaded file from a generated value or `pulumi config set --secret`.";
 
+const dockerObjectMessage = (who: string, finding: string) =>
+    `${who}: ${finding}. docker network inspect and docker volume inspect show labels and driver options to anyone who can ` +
+    "reach the engine, and neither can come from a secret: keep the credential out of them (a CIFS volume reads it from a " +
+    "`credentials=` file; a volume plugin can take it from a secret store).";
+
 export const credentialsFromSecretRefs: ResourceValidationPolicy = {
     name: "credentials-from-secret-refs",
     description:
         "On Kubernetes, credentials (PASSWORD, SECRET, TOKEN, *KEY, URLs with user:password@, private keys) reach pods only " +
         "through Secrets (env valueFrom.secretKeyRef), never as literal env values, ConfigMap data, literals on the command line " +
-        "or annotations and labels of any object; on Docker, never in a container's labels.",
+        "or annotations and labels of any object; on Docker, never in a container's labels nor in a network's or volume's " +
+        "labels or driver options.",
     severity: "high",
     configSchema: {
         properties: {
@@ -207,6 +248,10 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
     validateResource: [
         workloadRule(defaults, (w, cfg) => literalEnvCredentials(w.containers, cfg), (w, p) => message(w.label, p), ["kubernetes"]),
         workloadRule(defaults, (w) => dockerLabelCredentials(w.props), (w, p) => dockerMessage(w.label, p), ["docker"]),
+        (args, reportViolation) => {
+            if (args.type !== DOCKER_NETWORK && args.type !== DOCKER_VOLUME) return;
+            for (const f of dockerObjectCredentials(args.type, plain(args.props))) reportViolation(dockerObjectMessage(describe(args.type, args.name), f));
+        },
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
             for (const f of configMapCredentials(plain(props))) reportViolation(message(describe(args.type, args.name), f));
         }),

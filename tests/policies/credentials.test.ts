@@ -266,6 +266,34 @@ describe("credentials-from-secret-refs", () => {
         // The platform's own labels, and its env literals (Docker has no Secret objects: not this policy's business).
         expect(await run([dockerService(), dockerPostgres()])).toEqual([]);
     });
+
+    it("Docker networks and volumes: their labels, and driver options read as a mount reads them (CIFS `o: username=..,password=..`)", async () => {
+        const network = {
+            type: "docker:index/network:Network", name: "trading-network",
+            props: { name: "ai-trading-dev", internal: false, labels: [{ label: "trading.io/stack", value: "dev" }, { label: "com.example.registry-token", value: "ghp_literal" }], options: { "com.docker.network.bridge.name": "br-trading" } },
+        };
+        const volume = (driverOpts: Record<string, unknown>, labels: { label: string; value: unknown }[] = []) => ({
+            type: "docker:index/volume:Volume", name: "postgres-data", props: { name: "ai-trading-dev-postgres", driver: "local", driverOpts, labels },
+        });
+        const vs = await run([
+            network,
+            volume({ type: "cifs", device: "//nas.internal/backups", o: "username=backup,password=hunter2-but-longer,vers=3.0" }),
+            volume({ type: "nfs", o: "addr=10.0.0.5,rw", device: ":/exports/pg", "smb-password": "literal" }, [{ label: "com.example.backup-target", value: "s3://backup:s3cr3t@minio.internal:9000/pg" }]),
+        ]);
+        expect(vs.map((v) => v.message.split(". ")[0])).toEqual([
+            "Network \"trading-network\": label com.example.registry-token looks like a credential and has a literal value",
+            "Volume \"postgres-data\": driverOpts o holds a literal credential (password=)",
+            "Volume \"postgres-data\": label com.example.backup-target contains a URL with an embedded password",
+            "Volume \"postgres-data\": driverOpts smb-password looks like a credential and has a literal value",
+        ]);
+        expect(vs[1].message).toContain("a CIFS volume reads it from a `credentials=` file");
+        // What the platform registers: labels without credentials, a CIFS volume reading a credentials file, an empty option.
+        expect(await run([
+            { ...network, props: { ...network.props, labels: [{ label: "trading.io/stack", value: "dev" }] } },
+            volume({ type: "cifs", device: "//nas.internal/backups", o: "credentials=/etc/cifs/backup.cred,vers=3.0,password=" }, [{ label: "trading.io/stack", value: "dev" }]),
+            volume({}),
+        ])).toEqual([]);
+    });
 });
 
 describe("credential helpers", () => {
