@@ -22,6 +22,8 @@
 # engine (images/versions.json + the services image); K8S_START_TIMEOUT (default 180 s per wait).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=../lib/local-images.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/local-images.sh"
 
 MODE=full
 case "${1:-}" in
@@ -340,7 +342,7 @@ import_docker_images() {
 	[ "${K8S_IMPORT_DOCKER_IMAGES:-1}" = 1 ] || return 0
 	command -v docker >/dev/null && docker info >/dev/null 2>&1 || { log "no Docker engine: platform images not imported"; return 0; }
 	local refs=() ref id stamp
-	mapfile -t refs < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^localhost/ai-trading/' | grep -vE '<none>|^localhost/ai-trading/debian:' || true)
+	mapfile -t refs < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E "^$LOCAL_REPOSITORY/" | grep -vE "<none>|^$LOCAL_REPOSITORY/debian:" || true)
 	mkdir -p "$RUN_DIR/imported"
 	for ref in "${refs[@]}"; do
 		id=$(docker image inspect -f '{{.Id}}' "$ref")

@@ -8,7 +8,9 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BASE_IMAGE="${BASE_IMAGE:-localhost/ai-trading/debian:bookworm}"
+# shellcheck source=../lib/local-images.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/local-images.sh"
+BASE_IMAGE="${BASE_IMAGE:-$(local_image debian:bookworm)}"
 SUITE=bookworm
 CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/images"
 # Bump ROOTFS_REV when the rootfs recipe below changes (invalidates the cached tarball).

@@ -14,7 +14,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 IMAGES_DIR="$ROOT/images"
 CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
 LOG_DIR="$CACHE_DIR/logs"
-BASE_IMAGE="${BASE_IMAGE:-localhost/ai-trading/debian:bookworm}"
+# shellcheck source=../lib/local-images.sh
+source "$ROOT/scripts/lib/local-images.sh"
+BASE_IMAGE="${BASE_IMAGE:-$(local_image debian:bookworm)}"
 export BASE_IMAGE
 mkdir -p "$LOG_DIR"
 
@@ -102,8 +104,8 @@ build_one() {
   start=$SECONDS
   stage "$name"
   tag="$(image_tag "$name")"
-  image="localhost/ai-trading/$name:$tag"
-  [ "$name" != node ] || extra_tags=(-t "localhost/ai-trading/node:$(echo "$tag" | cut -d. -f1)")
+  image="$(local_image "$name:$tag")"
+  [ "$name" != node ] || extra_tags=(-t "$(local_image "node:$(echo "$tag" | cut -d. -f1)")")
   hash="$(inputs_hash "$name")"
   if [ "${FORCE:-0}" != 1 ] && \
      [ "$(docker image inspect -f '{{index .Config.Labels "ai-trading.hash"}}' "$image" 2>/dev/null || true)" = "$hash" ]; then
@@ -145,7 +147,7 @@ write_versions_json
 # image's own step then waits on build.sh's lock and finds the binary ready.
 prefetch_pid=""
 for n in "${names[@]}"; do
-  if [ "$n" = weaviate ] && ! docker image inspect "localhost/ai-trading/weaviate:$(image_tag weaviate)" >/dev/null 2>&1; then
+  if [ "$n" = weaviate ] && ! docker image inspect "$(local_image "weaviate:$(image_tag weaviate)")" >/dev/null 2>&1; then
     WEAVIATE_VERSION="v$(arg_default "$IMAGES_DIR/weaviate/Dockerfile" WEAVIATE_VERSION)" \
       "$ROOT/scripts/weaviate/build.sh" >/dev/null &
     prefetch_pid=$!

@@ -7,6 +7,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=../lib/local-images.sh
+source "$ROOT/scripts/lib/local-images.sh"
 RUN_ID="smoke$$"
 NET="ai-trading-$RUN_ID"
 TMP="$(mktemp -d)"; chmod 700 "$TMP"
@@ -27,7 +29,7 @@ trap cleanup EXIT
 "$ROOT/scripts/docker/ensure-dockerd.sh"
 
 tag_of() { sed -n "s/^ *\"$1\": *\"\([^\"]*\)\".*/\1/p" "$ROOT/images/versions.json"; }
-image_of() { echo "localhost/ai-trading/$1:$(tag_of "$1")"; }
+image_of() { local_image "$1:$(tag_of "$1")"; }
 newpw() { openssl rand -base64 32 | tr -d '\n'; }
 
 # run_bg <name> <image> [docker run args...] -- [command...]: detached container on the test network.
@@ -236,9 +238,9 @@ t_node() {
   out="$(docker run --rm --label "ai-trading.smoke=$RUN_ID" "$img" sh -c 'echo "$(id -u) $(node -v) $(npm -v)"')"
   case "$out" in "10001 v20."*) ;; *) log "node image said: $out"; return 1 ;; esac
   log "uid, node, npm: $out"
-  docker image inspect localhost/ai-trading/node:20 >/dev/null || { log "localhost/ai-trading/node:20 tag missing"; return 1; }
+  docker image inspect "$(local_image node:20)" >/dev/null || { log "$(local_image node:20) tag missing"; return 1; }
   # The inherited health check probes GET /health on $PORT.
-  run_bg nodeapp localhost/ai-trading/node:20 -e PORT=3000 -- node -e \
+  run_bg nodeapp "$(local_image node:20)" -e PORT=3000 -- node -e \
     "require('http').createServer((q,r)=>{r.writeHead(q.url==='/health'?200:404);r.end('ok')}).listen(process.env.PORT)"
   wait_healthy nodeapp 60
   log "health check on /health: ok"

@@ -7,9 +7,11 @@
 #   services/scripts/build-image.sh), DOCKER_BUILDKIT=0 by default (like the other images).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=../lib/local-images.sh
+source "$ROOT/scripts/lib/local-images.sh"
 version="$(node -p "require('$ROOT/services/package.json').version")"
-tag="${1:-localhost/ai-trading/trainer:$version}"
-services_image="${SERVICES_IMAGE:-localhost/ai-trading/services:$version}"
+tag="${1:-$(local_image "trainer:$version")}"
+services_image="${SERVICES_IMAGE:-$(local_image "services:$version")}"
 docker image inspect "$services_image" >/dev/null 2>&1 || {
   echo "base image $services_image missing: run services/scripts/build-image.sh first" >&2; exit 1; }
 bash "$ROOT/scripts/ml/prepare-wheels.sh"

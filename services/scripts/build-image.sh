@@ -8,8 +8,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 root="$(cd "$here/.." && pwd)"
 version="$(node -p "require('$here/package.json').version")"
-tag="${1:-localhost/ai-trading/services:$version}"
-node_image="${NODE_IMAGE:-localhost/ai-trading/node:20}"
+# shellcheck source=../../scripts/lib/local-images.sh
+source "$root/scripts/lib/local-images.sh"
+tag="${1:-$(local_image "services:$version")}"
+node_image="${NODE_IMAGE:-$(local_image node:20)}"
 docker image inspect "$node_image" >/dev/null 2>&1 || {
   echo "base image $node_image missing: run scripts/images/build-images.sh node" >&2; exit 1; }
 bash "$here/scripts/prepare-npm-cache.sh"

@@ -48,4 +48,16 @@ describe("local image names", () => {
     );
     expect(found).toEqual([]);
   });
+
+  it("have one spelling in the shell scripts, scripts/lib/local-images.sh, equal to LOCAL_REPOSITORY", () => {
+    const lib = fs.readFileSync(path.join(ROOT, "scripts/lib/local-images.sh"), "utf8");
+    expect(/^LOCAL_REPOSITORY=(\S+)$/m.exec(lib)?.[1]).toBe(LOCAL_REPOSITORY);
+    // Code lines (comments may name an image for the reader) that spell it instead of sourcing the lib.
+    const spelt = sources()
+      .filter((file) => file.endsWith(".sh") && file !== path.join("scripts", "lib", "local-images.sh"))
+      .flatMap((file) =>
+        fs.readFileSync(path.join(ROOT, file), "utf8").split("\n").flatMap((line, i) => (!/^\s*#/.test(line) && line.includes(LOCAL_REPOSITORY) ? [`${file}:${i + 1}: ${line.trim()}`] : [])),
+      );
+    expect(spelt).toEqual([]);
+  });
 });
