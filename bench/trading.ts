@@ -16,6 +16,8 @@
  * (at most BENCH_WARM_MAX_SECONDS in all, 120): a freshly started JVM broker compiles for about a minute here,
  * 200-300 ms of CPU a second on the cores the path runs on, which production's long-running broker
  * (Redpanda, C++) never pays. BENCH_DUMP=<file> writes each order of the latency run's steps.
+ * BENCH_KAFKA_HEAP: the broker's JVM heap (default -Xms1g -Xmx1g: KAFKA_HEAP below); each order run
+ * prints the broker's GC pauses in it (bench/lib/broker-gc.ts).
  * BENCH_VIA=direct sends the orders straight to order-management (identity headers as the gateway
  * sets them) instead of through the gateway.
  * Orders come from USERS traders in turn (the risk check serializes each user's orders by design).
@@ -37,6 +39,7 @@ import { jsonPoster } from "./lib/json-poster";
 import { printOrderPathSteps } from "./lib/order-path-steps";
 import { cpuSeconds, jitCompilerCpuSeconds, startServiceProcess, stopServiceProcess, treeCpuSeconds, type ServiceProcess } from "./lib/service-process";
 import { percentile } from "./lib/stats";
+import { brokerGcLog, describePauses } from "./lib/broker-gc";
 
 const LATENCY_RATE = Number(process.argv[2] ?? 200);
 const SATURATION_RATE = Number(process.argv[3] ?? 1000);
@@ -50,6 +53,15 @@ const JIT_QUIET_MS_PER_S = 20;
 const DIRECT = process.env.BENCH_VIA === "direct";
 /** BENCH_PG_STATEMENTS=1: PostgreSQL's statements of the latency run by total time (pg_stat_statements). */
 const PG_STATEMENTS = process.env.BENCH_PG_STATEMENTS === "1";
+/**
+ * The stand-in broker's JVM heap (BENCH_KAFKA_HEAP). The tests' broker has 384 MB (tests/harness/kafka.ts):
+ * after the warm-up its live set (about 170 MB here) stays above G1's initiating occupancy, so it ran
+ * marking cycles back to back and stopped for 5-30 ms (young, remark) every few seconds, both cores'
+ * GC workers busy: 35-52 pauses, 400-450 ms in all per bench run, and a submit-to-fill p99 of 69-73 ms
+ * at 200/s against 47-54 ms with 1 GB (12 pauses) in an interleaved A/B (README, "The order path").
+ * Kafka's own guidance sizes a production broker's heap at several GB; Redpanda has no GC at all.
+ */
+const KAFKA_HEAP = process.env.BENCH_KAFKA_HEAP ?? "-Xms1g -Xmx1g";
 const MAX_IN_FLIGHT = 256;
 const FILL_WAIT_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,7 +71,9 @@ const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
 
 async function main() {
   const t0 = Date.now();
-  const [postgres, redis, kafka, clickhouse] = await Promise.all([startPostgres(PG_STATEMENTS ? { settings: ["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all", "pg_stat_statements.track_planning=on"] } : {}), startRedis(), startKafka({ readyTimeoutMs: 600_000 }), startClickHouse()]);
+  const gc = brokerGcLog();
+  process.env.KAFKA_OPTS = gc.kafkaOpts; // the harness passes this process's environment to the broker
+  const [postgres, redis, kafka, clickhouse] = await Promise.all([startPostgres(PG_STATEMENTS ? { settings: ["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all", "pg_stat_statements.track_planning=on"] } : {}), startRedis(), startKafka({ readyTimeoutMs: 600_000, heapOpts: KAFKA_HEAP }), startClickHouse()]);
   console.log(`servers up in ${Date.now() - t0} ms; load average ${load()}`);
   const services: ServiceProcess[] = [];
   try {
@@ -252,8 +266,10 @@ async function main() {
     console.log(`load average before the latency run: ${load()}`);
     if (PG_STATEMENTS) await pool.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()");
     const jitBefore = jit();
+    const latencyFrom = Date.now();
     const l = await openLoop(LATENCY_RATE, SECONDS);
     const jitDuring = jit() - jitBefore;
+    const gcDuring = gc.pauses(latencyFrom, Date.now());
     if (PG_STATEMENTS) {
       const { rows } = await pool.query<{ calls: string; total: number; plan: number; mean: number; rows: string; query: string }>(
         "SELECT calls, total_exec_time AS total, total_plan_time AS plan, mean_exec_time AS mean, rows, query FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15",
@@ -274,6 +290,7 @@ async function main() {
     console.log(`orders at ${LATENCY_RATE}/s offered for ${SECONDS} s (open loop, ${USERS} users, ${DIRECT ? "" : "gateway -> "}order-management -> Kafka -> trading-engine -> Kafka):`);
     report(l);
     console.log(`  the broker's JIT compiler during the run: ${((jitDuring * 1000) / Math.max(1, l.filled)).toFixed(2)} ms of CPU per filled order (in kafka's figure)`);
+    console.log(`  the broker's GC during the run (heap ${KAFKA_HEAP}): ${describePauses(gcDuring)}`);
     const epoch = (t: number) => performance.timeOrigin + t;
     await printOrderPathSteps(pool, k, l.results.map((r) => ({
       orderId: r.orderId, intended: epoch(r.intended), acked: epoch(r.acked),
@@ -281,9 +298,11 @@ async function main() {
     })));
 
     console.log(`load average before the saturation run: ${load()}`);
+    const saturationFrom = Date.now();
     const s = await openLoop(SATURATION_RATE, SECONDS);
     console.log(`orders at ${SATURATION_RATE}/s offered for ${SECONDS} s (saturation):`);
     report(s);
+    console.log(`  the broker's GC during the run: ${describePauses(gc.pauses(saturationFrom, Date.now()))}`);
     await consumer.disconnect();
     poster.close();
 
@@ -318,6 +337,7 @@ async function main() {
   } finally {
     for (const s of services.reverse()) await stopServiceProcess(s).catch(() => undefined);
     await Promise.allSettled([postgres.stop(), redis.stop(), kafka.stop(), clickhouse.stop()]);
+    gc.remove();
   }
 }
 
