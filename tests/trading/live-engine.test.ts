@@ -595,7 +595,9 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     const gets = () => fake.requests(o.orderId).filter((l) => l.startsWith("GET")).length;
     const engine = engineOn();
     await engine.load();
-    fake.failNext("GET", "/api/v3/order", { status: 400, code: -2015, msg: "Invalid API-key, IP, or permissions for action." });
+    // A message text cannot hold as it comes (U+0000) and cut at 500 code units inside a surrogate pair.
+    const msg = `Invalid API-key, IP, or permissions for action.\u0000 ${"x".repeat(445)}${"😀".repeat(40)}`;
+    fake.failNext("GET", "/api/v3/order", { status: 400, code: -2015, msg });
     await engine.pollLive();
     expect(gets()).toBe(1);
     expect(await refusalOf(o.orderId)).toEqual({ refused: true, refusal: expect.stringContaining("Invalid API-key, IP, or permissions for action.") });

@@ -27,7 +27,7 @@
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
-import type { PostgresClient } from "../../kit";
+import { storableText, type PostgresClient } from "../../kit";
 import { BinanceApiError, outcomeUnknown } from "../../trading/binance/errors";
 import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
@@ -96,7 +96,8 @@ export class LeftSentOrders {
     const { log } = deps;
     const id = l.order.orderId;
     if (refusedForGood(err)) {
-      const refusal = messageOf(err).slice(0, MAX_REFUSAL_CHARS);
+      // Cut, then made storable: a cut may split a surrogate pair, and an error page may hold U+0000 (text refuses both).
+      const refusal = storableText(messageOf(err).slice(0, MAX_REFUSAL_CHARS));
       // Recorded (or the record changed since it was read): the record says what to ask, from the next load on.
       const recorded = await markRefused(deps.pg, l, refusal).then(() => true, (markErr: unknown) => {
         log.warn({ orderId: id, err: { message: messageOf(markErr) } }, "live poll: could not record Binance's refusal in te_live_sends; this process asks no more, the next one asks again");
