@@ -77,7 +77,7 @@ export function isWeakValue(value: string, extra: string[] = []): boolean {
     return [...WEAK_SECRET_VALUES, ...extra].some((w) => w.toLowerCase() === v);
 }
 
-/** Splits a Docker `envs` entry "K=V" into [K, V]. */
+/** Splits a "K=V" entry (a Docker `envs` entry, a mount option) into [K, V]; undefined without a name. */
 export function splitEnv(entry: string): [string, string] | undefined {
     const i = entry.indexOf("=");
     if (i <= 0) return undefined;

@@ -24,6 +24,8 @@ export const MONITORING = ["prometheus", "grafana"];
 export const DOCKER_CONTAINER = "docker:index/container:Container";
 export const DOCKER_REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
 export const DOCKER_IMAGE = "docker:index/image:Image";
+export const DOCKER_NETWORK = "docker:index/network:Network";
+export const DOCKER_VOLUME = "docker:index/volume:Volume";
 
 export const K8S = {
     deployment: "kubernetes:apps/v1:Deployment",

@@ -1,11 +1,11 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { isCredentialName, urlPasswordsIn } from "../lib/credentials";
+import { isCredentialName, splitEnv, urlPasswordsIn } from "../lib/credentials";
 import { K8sContainer } from "../lib/workloads";
 import { workloadRule } from "../lib/rule";
 import { arr, isRecord, isUnknown, plain, str } from "../lib/values";
-import { describe, isK8sType } from "../lib/workloads";
+import { describe, DOCKER_NETWORK, DOCKER_VOLUME, isK8sType } from "../lib/workloads";
 
 export interface SecretRefsConfig {
     /** Env var names allowed to carry a literal value even though they look like credentials. */
@@ -181,9 +181,6 @@ export function dockerLabelCredentials(props: Record<string, any>): string[] {
     return out;
 }
 
-export const DOCKER_NETWORK = "docker:index/network:Network";
-export const DOCKER_VOLUME = "docker:index/volume:Volume";
-
 /** mount.cifs' `credentials=<file>`: the path of the file holding the username and password, the way to keep them out of the options. */
 const namesCredentialsFile = (name: string, value: string) => name.toLowerCase() === "credentials" && value.startsWith("/");
 
@@ -205,10 +202,9 @@ export function dockerObjectCredentials(type: string, props: Record<string, any>
         const value = str(raw);
         if (value === undefined) continue;
         for (const option of value.split(",")) {
-            const eq = option.indexOf("=");
-            if (eq <= 0) continue;
-            const name = option.slice(0, eq).trim();
-            const optionValue = option.slice(eq + 1);
+            const [rawName, optionValue] = splitEnv(option) ?? [];
+            if (rawName === undefined || optionValue === undefined) continue;
+            const name = rawName.trim();
             if (!isCredentialName(name) || optionValue === "" || namesCredentialsFile(name, optionValue)) continue;
             out.push(`${field} ${key} holds a literal credential (${name}=)`);
         }
