@@ -98,6 +98,9 @@ const eventsOf = async (orderId: string) =>
 /** te_live_sends.sent_at of an order as epoch ms (null: no placement sent), or undefined without a record. */
 const lastSentAt = async (orderId: string) =>
   (await client.query<{ ms: number | null }>("SELECT (extract(epoch FROM sent_at) * 1000)::float8 AS ms FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0]?.ms;
+/** Whether te_live_sends says Binance refused for good to answer about the order (migration 0404), and its message. */
+const refusalOf = async (orderId: string) =>
+  (await client.query<{ refused: boolean; refusal: string | null }>("SELECT refused_at IS NOT NULL AS refused, refusal FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0];
 /** Binance's recvWindow for the engines below (ms): a placement may land until 1 s more has passed (Binance's tolerance for a clock ahead of its own). */
 const RECV_WINDOW = 1000;
 const windowPassed = (sentAt: number) => waitUntil("recvWindow + 1 s passed since the placement", async () => Date.now() > sentAt + RECV_WINDOW + 1000, 10_000, 50);
@@ -449,9 +452,6 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     await expect(crashed.onBatch(orders.map(execute))).rejects.toThrow();
   }
   const recordedSends = async (ids: string[]) => (await client.query<{ id: string }>("SELECT order_id::text AS id FROM te_live_sends WHERE order_id = ANY($1::uuid[]) ORDER BY 1", [ids])).rows.map((r) => r.id);
-  /** Whether te_live_sends says Binance refused for good to answer about the order (migration 0404), and its message. */
-  const refusalOf = async (orderId: string) =>
-    (await client.query<{ refused: boolean; refusal: string | null }>("SELECT refused_at IS NOT NULL AS refused, refusal FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0];
   const atBinance = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
 
   it("after the restart, the filled and the resting order are adopted from Binance, never placed again", async () => {
@@ -1204,7 +1204,6 @@ describe("a batch that fails for good after its sends (the consumer may set its 
   });
 
   /** What te_live_sends says of an order: undefined when it holds no record. */
-  const refusedOf = async (orderId: string) => (await client.query<{ refused: boolean }>("SELECT refused_at IS NOT NULL AS refused FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0].refused;
   const sendRecordOf = async (orderId: string) =>
     (await client.query<{ unrecorded: string | null; marked: boolean }>("SELECT unrecorded, unrecorded_at IS NOT NULL AS marked FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0];
 
@@ -1314,11 +1313,11 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     await restarted.load();
     await restarted.pollLive();
     expect(fake.requests(unstorable.orderId)).toHaveLength(3);
-    expect(await refusedOf(unstorable.orderId)).toBe(true);
+    expect((await refusalOf(unstorable.orderId)).refused).toBe(true);
     await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable); // the consumer's retry alone
     expect(fake.order(unstorable.orderId)).toMatchObject({ status: "CANCELED" });
     expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancelled", marked: true });
-    expect(await refusedOf(unstorable.orderId)).toBe(false); // the new mark cleared the refusal
+    expect((await refusalOf(unstorable.orderId)).refused).toBe(false); // the new mark cleared the refusal
   });
 
   it("filled at once: its fills are recorded without its te_orders row (te_fills, te_positions, `fill` events: order-management's fills end it); counted not_open", async () => {
