@@ -57,7 +57,7 @@ const PG_STATEMENTS = process.env.BENCH_PG_STATEMENTS === "1";
  * The stand-in broker's JVM heap (BENCH_KAFKA_HEAP). The tests' broker has 384 MB (tests/harness/kafka.ts):
  * after the warm-up its live set (about 170 MB here) stays above G1's initiating occupancy, so it ran
  * marking cycles back to back and stopped for 5-30 ms (young, remark) every few seconds, both cores'
- * GC workers busy: 35-52 pauses, 400-450 ms in all per bench run, and a submit-to-fill p99 of 69-73 ms
+ * GC workers busy: 35-52 pauses, 397-450 ms in all per bench run, and a submit-to-fill p99 of 69-73 ms
  * at 200/s against 47-54 ms with 1 GB (12 pauses) in an interleaved A/B (README, "The order path").
  * Kafka's own guidance sizes a production broker's heap at several GB; Redpanda has no GC at all.
  */
