@@ -45,6 +45,8 @@ import { isRetriable } from "../../services/src/trading/infra/deadLetters";
 import { nextStatus, OPEN_STATUSES } from "../../services/src/trading/orderState";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
 import { FakeBinance } from "../fakes/binance";
+import { createApp, createLogger } from "../../services/src/kit/app";
+import { registerRoutes } from "../../services/src/services/trading-engine/routes";
 import { waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres");
@@ -621,6 +623,110 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(gets()).toBe(2); // asked again, and adopted
     expect(await rowOf(o.orderId)).toMatchObject({ status: "resting" });
     expect(await recordedSends([o.orderId])).toEqual([]);
+  });
+
+  describe("an admin reviews the refused records and releases one once the cause is fixed (trading-engine's live routes)", () => {
+    const ADMIN = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+    const TRADER = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const appOf = (engine: TradingEngine, mode: "paper" | "live" = "live") => {
+      const app = createApp({ log: createLogger("live-refusals-test", "silent"), bodyLimit: 1 << 20, trustProxy: undefined, jsonMaxDepth: 64, receiveTimeoutMs: 10_000 });
+      registerRoutes(app, engine, mode);
+      return app;
+    };
+    /** An order a crashed batch sent (resting at Binance), whose lookup by the restarted engine's poll Binance refused for good. */
+    async function refusedLookup() {
+      const s = symbolOf();
+      fake.setPrice(s, "100");
+      const o = limitBuy(s, "95", "1");
+      await crashedAfterSending([o]);
+      const engine = engineOn();
+      await engine.load();
+      fake.failNext("GET", "/api/v3/order", { status: 400, code: -2015, msg: "Invalid API-key, IP, or permissions for action." });
+      await engine.pollLive();
+      expect(await refusalOf(o.orderId)).toMatchObject({ refused: true });
+      return { o, engine, gets: () => fake.requests(o.orderId).filter((l) => l.startsWith("GET")).length };
+    }
+
+    it("listed with the order and Binance's message; released, the same process's next poll asks again and adopts the order; a second release is a 404", async () => {
+      const { o, engine, gets } = await refusedLookup();
+      const app = appOf(engine);
+      const listed = await app.inject({ url: "/live/refusals?limit=500", headers: ADMIN });
+      expect(listed.statusCode).toBe(200);
+      expect(listed.json().total).toBeGreaterThanOrEqual(1);
+      expect(listed.json().records).toContainEqual({
+        orderId: o.orderId, userId: o.userId, symbol: o.symbol, side: "buy", cancelFailed: false,
+        sentAt: expect.any(String), refusedAt: expect.any(String), refusal: expect.stringContaining("(code -2015): Invalid API-key, IP, or permissions for action."),
+      });
+      expect(listed.json().unwritten).toEqual([]);
+      await engine.pollLive();
+      expect(gets()).toBe(1); // refused: not asked while it waits for a person
+
+      // Any case of the id names the same record (PostgreSQL's uuid); the answer spells it in lower case.
+      const released = await app.inject({ method: "POST", url: `/live/refusals/${o.orderId.toUpperCase()}/release`, headers: ADMIN });
+      expect(released.statusCode).toBe(200);
+      expect(released.json()).toEqual({ orderId: o.orderId, released: true });
+      expect(await refusalOf(o.orderId)).toEqual({ refused: false, refusal: null });
+      await engine.pollLive(); // no restart, no failed batch: the release alone has the poll ask
+      expect(gets()).toBe(2);
+      expect(await rowOf(o.orderId)).toMatchObject({ status: "resting" });
+      expect(await recordedSends([o.orderId])).toEqual([]);
+      const again = await app.inject({ method: "POST", url: `/live/refusals/${o.orderId}/release`, headers: ADMIN });
+      expect(again.statusCode).toBe(404);
+      expect(again.json().error.code).toBe("NOT_FOUND");
+      expect((await app.inject({ url: "/live/refusals?limit=500", headers: ADMIN })).json().records.map((r: { orderId: string }) => r.orderId)).not.toContain(o.orderId);
+      await app.close();
+    });
+
+    it("a refusal PostgreSQL could not record (kept by the process alone) is listed as unwritten and released the same way", async () => {
+      const s = symbolOf();
+      fake.setPrice(s, "100");
+      const o = limitBuy(s, "95", "1");
+      await crashedAfterSending([o]);
+      let refuseMark = true;
+      const marking: PostgresClient = {
+        ...client,
+        query: ((text: string, values?: unknown[]) =>
+          refuseMark && text.includes("SET refused_at = now()") ? Promise.reject(new Error("connection lost")) : client.query(text, values)) as PostgresClient["query"],
+      };
+      const engine = engineOn({ pg: marking });
+      await engine.load();
+      fake.failNext("GET", "/api/v3/order", { status: 400, code: -2015, msg: "Invalid API-key, IP, or permissions for action." });
+      await engine.pollLive();
+      expect(await refusalOf(o.orderId)).toEqual({ refused: false, refusal: null });
+      const gets = () => fake.requests(o.orderId).filter((l) => l.startsWith("GET")).length;
+      await engine.pollLive();
+      expect(gets()).toBe(1);
+      refuseMark = false;
+      const app = appOf(engine);
+      expect((await app.inject({ url: "/live/refusals", headers: ADMIN })).json().unwritten).toEqual([o.orderId]);
+      expect((await app.inject({ method: "POST", url: `/live/refusals/${o.orderId}/release`, headers: ADMIN })).statusCode).toBe(200);
+      await engine.pollLive();
+      expect(gets()).toBe(2);
+      expect(await rowOf(o.orderId)).toMatchObject({ status: "resting" });
+      await app.close();
+    });
+
+    it("admins only; a bad id or limit is a 400 naming the field; a record with no refusal is a 404; paper mode has no such routes", async () => {
+      const { o, engine } = await refusedLookup();
+      const app = appOf(engine);
+      expect((await app.inject({ url: "/live/refusals" })).statusCode).toBe(401);
+      expect((await app.inject({ url: "/live/refusals", headers: TRADER })).statusCode).toBe(403);
+      expect((await app.inject({ method: "POST", url: `/live/refusals/${o.orderId}/release`, headers: TRADER })).statusCode).toBe(403);
+      for (const limit of ["0", "501", "1.5", "x", "%00"]) {
+        const r = await app.inject({ url: `/live/refusals?limit=${limit}`, headers: ADMIN });
+        expect([r.statusCode, r.json().error.field]).toEqual([400, "limit"]);
+      }
+      for (const id of ["not-a-uuid", "urn:uuid:" + o.orderId, `${o.orderId}0`, "%00"]) {
+        const r = await app.inject({ method: "POST", url: `/live/refusals/${encodeURIComponent(id)}/release`, headers: ADMIN });
+        expect([r.statusCode, r.json().error.field]).toEqual([400, "orderId"]);
+      }
+      expect((await app.inject({ method: "POST", url: `/live/refusals/${randomUUID()}/release`, headers: ADMIN })).statusCode).toBe(404);
+      expect(await refusalOf(o.orderId)).toMatchObject({ refused: true }); // nothing above released it
+      await app.close();
+      const paper = appOf(engine, "paper");
+      expect((await paper.inject({ url: "/live/refusals", headers: ADMIN })).statusCode).toBe(404);
+      await paper.close();
+    });
   });
 
   it("a refused record changed by a new placement is asked about again, and one changed since the poll read it is not marked", async () => {

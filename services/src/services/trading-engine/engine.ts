@@ -90,7 +90,6 @@ export class TradingEngine {
 
   /** Whether the book waits for a rebuild (a failed transaction whose rebuild failed too). */
   isStale = (): boolean => this.stale;
-
   /** Rebuilds the book after a failed transaction; the book is trusted again only if this succeeds. */
   private async reload(): Promise<void> {
     this.stale = true;
@@ -106,6 +105,8 @@ export class TradingEngine {
   restingOrders = () => (this.venue ? this.venue.resting() : this.exchange.restingOrders());
   heldOrders = (): OrderRequest[] => [...this.held.values()];
   lastBar = (symbol: string): Bar | undefined => this.exchange.lastBar(symbol);
+  /** Live: the records the poll stopped asking Binance about for a refusal, and a person's release of one (leftSent.ts). */
+  readonly liveRefusals = { list: (limit: number) => this.leftSent.refusals(this.deps.pg, limit), release: (orderId: string) => this.leftSent.release(this.deps.pg, orderId) };
 
   /**
    * One transaction per batch of commands (the fetched batches of the orders and candles partitions,

@@ -22,8 +22,9 @@
  * refusal Binance will repeat (any other 4xx: the symbol, the key's permissions) is logged as an
  * error and written to the record (refused_at, migration 0404: liveSends.ts markRefused), so neither
  * this process nor the next asks again about the record as it stands: a redelivery (which tries
- * itself, and a new placement or mark clears the refusal) or a person settles it. load() logs how
- * many refused records wait, so a restart does not silence them.
+ * itself, and a new placement or mark clears the refusal) or a person settles it: reviews them and,
+ * the cause fixed, releases one (refusals, release: trading-engine's admin routes), which the next
+ * poll asks about. load() logs how many refused records wait, so a restart does not silence them.
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
@@ -36,7 +37,7 @@ import type { OrderRequest } from "../../trading/types";
 import { BatchWork, rowOf } from "./batch";
 import * as data from "./data";
 import type { LiveVenue } from "./live";
-import { forgetLiveSends, leftSentOrders, markRefused, refusedCount, type LeftSent } from "./liveSends";
+import { clearRefusal, forgetLiveSends, leftSentOrders, markRefused, refusedCount, refusedSends, type LeftSent, type RefusedSend } from "./liveSends";
 import { retryUnrecordedCancel } from "./sentOrders";
 
 export const LOOKUPS_PER_POLL = 10;
@@ -76,8 +77,27 @@ export class LeftSentOrders {
     this.left = new Map((await leftSentOrders(pg)).map((l) => [l.order.orderId, l]));
     if (this.refusedReported) return;
     const refused = await refusedCount(pg);
-    if (refused > 0) log.error({ refused }, "live poll: te_live_sends holds records Binance refused for good to answer about (refused_at); not asked again: reconcile them by hand");
+    if (refused > 0) log.error({ refused }, "live poll: te_live_sends holds records Binance refused for good to answer about (refused_at); not asked again: review them (GET /api/trading/live/refusals) and release each once its cause is fixed");
     this.refusedReported = true;
+  }
+
+  /** The refused records a person reviews (oldest first, at most `limit`), and those this process stopped asking about where writing the refusal failed. */
+  async refusals(pg: PostgresClient, limit: number): Promise<{ total: number; records: RefusedSend[]; unwritten: string[] }> {
+    return { total: await refusedCount(pg), records: await refusedSends(pg, limit), unwritten: [...this.refused].sort() };
+  }
+
+  /**
+   * A person has fixed what Binance refused: the record's refusal is cleared (and this process's, if
+   * writing it had failed), so the next poll asks about it, without waiting for a restart or a failed
+   * batch to read the records again. False if neither held a refusal.
+   */
+  async release(pg: PostgresClient, orderId: string): Promise<boolean> {
+    const cleared = await clearRefusal(pg, orderId);
+    const inProcess = this.refused.delete(orderId);
+    if (!cleared && !inProcess) return false;
+    this.backoff.delete(orderId);
+    for (const l of await leftSentOrders(pg, [orderId])) this.left.set(orderId, l);
+    return true;
   }
 
   private isDue(l: LeftSent): boolean {

@@ -15,7 +15,7 @@
  * what the live poll needs to ask Binance about an order that has no te_orders row (leftSent.ts).
  * `refused_at` / `refusal` (migration 0404): Binance refused for good to answer the poll about the
  * record as it stood (markRefused); the poll skips it until a placement or a mark changes the record
- * (both clear it) or a person clears it.
+ * (both clear it) or a person clears it (trading-engine's admin route, refusedSends / clearRefusal).
  */
 import { isUnstorableText, type Queryable } from "../../kit";
 import type { OrderRequest } from "../../trading/types";
@@ -136,6 +136,42 @@ export async function markRefused(db: Queryable, l: LeftSent, refusal: string): 
         AND (CASE WHEN $4::boolean THEN s.unrecorded = 'cancel_failed' ELSE s.unrecorded IS NULL END)`,
     [l.order.orderId, refusal, l.lastSentAt ?? null, l.cancelFailed],
   );
+}
+
+/** A record Binance refused for good to answer about (markRefused), as a person reviews it. */
+export interface RefusedSend {
+  orderId: string;
+  /** From the order the record holds (venue_order; null where it holds none). */
+  userId: string | null;
+  symbol: string | null;
+  side: string | null;
+  /** Marked `cancel_failed` (its cancel is what Binance refused to retry); false: a placement left by an attempt that never committed. */
+  cancelFailed: boolean;
+  /** Its last placement's time (ISO 8601), null if none was sent. */
+  sentAt: string | null;
+  refusedAt: string;
+  /** Binance's message. */
+  refusal: string;
+}
+
+/** The records Binance refused for good to answer about, oldest refusal first, at most `limit`. */
+export async function refusedSends(db: Queryable, limit: number): Promise<RefusedSend[]> {
+  const { rows } = await db.query<{ order_id: string; user_id: string | null; symbol: string | null; side: string | null; cancel_failed: boolean; sent_at: Date | null; refused_at: Date; refusal: string }>(
+    `SELECT order_id::text, venue_order->>'userId' AS user_id, venue_order->>'symbol' AS symbol, venue_order->>'side' AS side,
+            unrecorded IS NOT DISTINCT FROM 'cancel_failed' AS cancel_failed, sent_at, refused_at, coalesce(refusal, '') AS refusal
+       FROM te_live_sends WHERE refused_at IS NOT NULL ORDER BY refused_at, order_id LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => ({
+    orderId: r.order_id, userId: r.user_id, symbol: r.symbol, side: r.side, cancelFailed: r.cancel_failed,
+    sentAt: r.sent_at?.toISOString() ?? null, refusedAt: r.refused_at.toISOString(), refusal: r.refusal,
+  }));
+}
+
+/** A person has fixed what Binance refused (the key's permissions, say): the record is asked about again. Answers whether it held a refusal. */
+export async function clearRefusal(db: Queryable, orderId: string): Promise<boolean> {
+  const { rowCount } = await db.query("UPDATE te_live_sends SET refused_at = NULL, refusal = NULL WHERE order_id = $1::uuid AND refused_at IS NOT NULL", [orderId]);
+  return rowCount === 1;
 }
 
 /** How many records Binance refused for good to answer about (markRefused): each waits for a person. */

@@ -2,8 +2,13 @@
  * trading-engine's HTTP routes (behind the gateway at /api/trading/...):
  *   GET /book            the caller's resting orders, and those held by the kill switch (an admin sees every user's)
  *   GET /last/:symbol    the last bar the engine processed for the symbol
+ * Live mode only, admin: the records of orders that may be open at Binance which the live poll stopped
+ * asking about because Binance refused for good to answer (leftSent.ts), and their release once a
+ * person has fixed the cause (the key's permissions, say): the next poll asks again.
+ *   GET  /live/refusals                     oldest refusal first (?limit, at most 500)
+ *   POST /live/refusals/:orderId/release    404 if the order's record holds no refusal
  */
-import { requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
 import type { TradingEngine } from "./engine";
 
@@ -15,6 +20,20 @@ const Book = ResponseObject({
   held: Type.Array(BookOrder, { description: "received while the owner was halted: neither executed nor sent until the halt is lifted" }),
 });
 const LastBar = ResponseObject({ bar: Type.Unknown({ description: "the last bar seen, or null" }) });
+const Nullable = (t: ReturnType<typeof Type.String>) => Type.Union([t, Type.Null()]);
+const Refusal = ResponseObject({
+  orderId: Type.String(), userId: Nullable(Type.String()), symbol: Nullable(Type.String()), side: Nullable(Type.String()),
+  cancelFailed: Type.Boolean({ description: "the refused request was the retry of a cancel (else a lookup of a placement whose batch never committed)" }),
+  sentAt: Nullable(Type.String()), refusedAt: Type.String(), refusal: Type.String({ description: "Binance's message" }),
+});
+const Refusals = ResponseObject({
+  total: Type.Integer(),
+  records: Type.Array(Refusal),
+  unwritten: Type.Array(Type.String(), { description: "order ids this process stopped asking about where PostgreSQL refused to record the refusal" }),
+});
+const Released = ResponseObject({ orderId: Type.String(), released: Type.Boolean() });
+const RefusalsQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) });
+const OrderParams = Type.Object({ orderId: Type.String({ format: "uuid" }) });
 
 export function registerRoutes(app: App, engine: TradingEngine, mode: "paper" | "live"): void {
   app.get("/book", { schema: { response: { 200: Book } } }, async (req) => {
@@ -30,4 +49,16 @@ export function registerRoutes(app: App, engine: TradingEngine, mode: "paper" | 
   app.get("/last/:symbol", { schema: { params: Type.Object({ symbol: Type.String({ pattern: SYMBOL_RE.source }) }), response: { 200: LastBar } } }, async (req) => ({
     bar: engine.lastBar(req.params.symbol) ?? null,
   }));
+  if (mode !== "live") return;
+  app.get("/live/refusals", { schema: { querystring: RefusalsQuery, response: { 200: Refusals } } }, async (req) => {
+    requireIdentity(req, "admin");
+    return engine.liveRefusals.list(req.query.limit ?? 100);
+  });
+  app.post("/live/refusals/:orderId/release", { schema: { params: OrderParams, response: { 200: Released } } }, async (req) => {
+    const who = requireIdentity(req, "admin");
+    const orderId = req.params.orderId.toLowerCase();
+    if (!(await engine.liveRefusals.release(orderId))) throw notFound("The order has no record Binance refused to answer about");
+    req.log.warn({ orderId, releasedBy: who.userId, authMethod: who.authMethod }, "live poll: refusal released by an admin; the next poll asks Binance again");
+    return { orderId, released: true };
+  });
 }
