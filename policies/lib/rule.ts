@@ -9,6 +9,7 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
+import { dockerfileBases, dockerfileOf } from "./dockerfile";
 import { isRecord, plain, str } from "./values";
 import {
     describe, identity, K8sContainer, podContainers, podTemplate, PodTemplate, WorkloadIdentity,
@@ -133,8 +134,24 @@ export function buildArgImages(props: Record<string, any>): Array<[string, strin
 }
 
 /**
+ * The base images of the Dockerfile an `Image` builds (read where the policies run: `dockerfileOf`)
+ * that no checked build argument holds: a literal FROM, an argument left at its `ARG` default, one
+ * not named as an image, a reference that only uses arguments (`${REG}/debian:${TAG}`); as
+ * `[where, reference]`. Arguments unknown during preview leave out the FROMs that use them.
+ */
+export function dockerfileImages(props: Record<string, any>): Array<[string, string]> {
+    const dockerfile = dockerfileOf(props);
+    const args = isRecord(props.build) ? props.build.args : undefined;
+    if (dockerfile === undefined || (args !== undefined && !isRecord(args))) return [];
+    const given = Object.fromEntries(Object.entries(args ?? {}).map(([name, value]) => [name, str(value)]));
+    return dockerfileBases(dockerfile.text, given)
+        .filter((base) => base.fromArg === undefined || !isImageBuildArg(base.fromArg))
+        .map((base): [string, string] => [`${dockerfile.file} line ${base.line} (FROM ${base.written})`, base.ref]);
+}
+
+/**
  * The image resources are checked as a workload's images are: `RemoteImage.name`, and an `Image`'s
- * `imageName` and the base images its build runs (`buildArgImages`). `problems(where, ref, cfg)`
+ * `imageName` and the base images its build runs (`buildArgImages`, `dockerfileImages`). `problems(where, ref, cfg)`
  * for each value known during preview, `where` naming the field ("imageName", "build argument
  * NODE_IMAGE"); each problem reported as `message(<resource>, problem, cfg)`.
  */
@@ -156,6 +173,7 @@ export function imageResourceRules<C extends object>(
         validateResourceOfType(docker.Image, rule((p) => [
             ["imageName", str(p.imageName)],
             ...buildArgImages(p).map(([arg, ref]): [string, string] => [`build argument ${arg}`, ref]),
+            ...dockerfileImages(p),
         ])),
     ];
 }

@@ -1,4 +1,5 @@
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { isUnderPrefix, parseImageRef, qualifiedRepository, unpinnedReason } from "../../catalog/images";
@@ -17,6 +18,30 @@ const built = (name: string, args: Record<string, string> | string, repository =
     type: "docker:index/image:Image", name,
     props: { imageName: `${repository}/${name}:0.1.0`, build: { context: ".", dockerfile: "Dockerfile", args, platform: "linux/amd64" }, skipPush: !repository.startsWith("registry.") },
 });
+/** An image build of a Dockerfile written for the test (an absolute path, as the program passes: components/services.ts). */
+const builtFrom = (name: string, dockerfile: string, args: Record<string, unknown> | typeof UNKNOWN = {}): TestResource & { file: string } => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "policy-dockerfile-"));
+    const file = path.join(dir, "Dockerfile");
+    fs.writeFileSync(file, dockerfile);
+    return { type: "docker:index/image:Image", name, file, props: { imageName: `localhost/ai-trading/${name}:0.1.0`, build: { context: dir, dockerfile: file, args, platform: "linux/amd64" }, skipPush: true } };
+};
+/** Base images no build argument names: literal, an argument left at its ARG default or not named as an image, references made of arguments. */
+const LITERAL_BASES = [
+    "# escape=\\",
+    "ARG NODE_IMAGE=node:latest",
+    "ARG BASE=debian:stable",
+    "ARG REG=docker.io",
+    "ARG TAG",
+    "FROM ${NODE_IMAGE} AS build",
+    "FROM --platform=linux/amd64 \\",
+    "    ${BASE} AS runtime",
+    "FROM build",
+    "FROM scratch",
+    "# FROM node:latest (a comment)",
+    "from node:latest",
+    "FROM ${REG}/library/alpine:${TAG:-3.19}",
+    "FROM ${REG}/library/redis:${TAG:-latest}",
+].join("\n");
 const PIN = "pin a version tag (postgres:16.4) or a digest (name@sha256:...).";
 const messages = (vs: Violation[]) => vs.map((v) => v.message);
 const compliant = () => [
@@ -435,6 +460,35 @@ describe("pinned-image-tags", () => {
         expect(["SERVICES_IMAGE_ID", "NODE_VERSION", "IMAGES", "MYIMAGE"].some(isImageBuildArg)).toBe(false);
     });
 
+    it("checks the base images of the Dockerfile a build runs that no build argument holds (literal FROMs, ARG defaults), each once", async () => {
+        const given = builtFrom("given", LITERAL_BASES, { NODE_IMAGE: "node:20.18.0-bookworm-slim" });
+        expect(messages(await run([given]))).toEqual([
+            `Image "given": ${given.file} line 7 (FROM \${BASE}) "debian:stable" uses the floating tag "stable"; ${PIN}`,
+            `Image "given": ${given.file} line 12 (FROM node:latest) "node:latest" uses the floating tag "latest"; ${PIN}`,
+            `Image "given": ${given.file} line 14 (FROM \${REG}/library/redis:\${TAG:-latest}) "docker.io/library/redis:latest" uses the floating tag "latest"; ${PIN}`,
+        ]);
+        // The argument left at its default is the Dockerfile's; given, the build argument's (one message, not two).
+        const defaults = builtFrom("defaults", LITERAL_BASES, { BASE: "debian:12.7", TAG: "7.4.1" });
+        expect(messages(await run([defaults]))).toEqual([
+            `Image "defaults": ${defaults.file} line 6 (FROM \${NODE_IMAGE}) "node:latest" uses the floating tag "latest"; ${PIN}`,
+            `Image "defaults": ${defaults.file} line 12 (FROM node:latest) "node:latest" uses the floating tag "latest"; ${PIN}`,
+        ]);
+        const overridden = builtFrom("overridden", LITERAL_BASES, { NODE_IMAGE: "node:latest" });
+        expect(messages(await run([overridden])).filter((m) => m.includes("NODE_IMAGE"))).toEqual([
+            `Image "overridden": build argument NODE_IMAGE "node:latest" uses the floating tag "latest"; ${PIN}`,
+        ]);
+    });
+
+    it("leaves out a Dockerfile's FROMs whose arguments are unknown during preview, and Dockerfiles it cannot read", async () => {
+        expect(messages(await run([builtFrom("unknown", "ARG BASE=debian:stable\nFROM ${BASE}\nFROM node:20.18.0", { BASE: UNKNOWN })]))).toEqual([]);
+        expect(messages(await run([builtFrom("all-unknown", "FROM node:latest", UNKNOWN)]))).toEqual([]);
+        const gone = builtFrom("gone", "FROM node:latest");
+        fs.rmSync(gone.file);
+        expect(await run([gone])).toEqual([]);
+        // A relative path names a file relative to the program, not to the policy pack: not read.
+        expect(await run([{ ...builtFrom("relative", "FROM node:latest"), props: { imageName: "localhost/ai-trading/relative:0.1.0", build: { context: ".", dockerfile: "Dockerfile" } } }])).toEqual([]);
+    });
+
     it("skips build arguments computed during preview", async () => {
         expect(await run([built("trainer-image", { SERVICES_IMAGE: UNKNOWN, SERVICES_IMAGE_ID: UNKNOWN }), built("services-image", UNKNOWN),
             { type: "docker:index/image:Image", name: "other-image", props: { imageName: "localhost/ai-trading/other:1.0", build: UNKNOWN } }])).toEqual([]);
@@ -569,6 +623,14 @@ describe("allowed-image-registries", () => {
             `Image "local-services-image" build argument NODE_IMAGE "localhost/ai-trading/node:20.20.2-local" (localhost/ai-trading/node) is not from an allowed registry ${allowed}`,
         ]);
         expect(await run([built("services-image", { NODE_IMAGE: UNKNOWN }, REGISTRY), built("trainer-image", UNKNOWN, REGISTRY)])).toEqual([]);
+    });
+
+    it("checks the base images of the Dockerfile a build runs that no build argument holds", async () => {
+        const image = builtFrom("base", "ARG BASE=ghcr.io/x/debian:12\nFROM ${BASE} AS base\nFROM base\nFROM node:20.18.0-bookworm-slim\nFROM quay.io/y/z:1.0");
+        expect(messages(await run([image])).filter((m) => !m.includes("imageName"))).toEqual([
+            `Image "base" ${image.file} line 2 (FROM \${BASE}) "ghcr.io/x/debian:12" (ghcr.io/x/debian) is not from an allowed registry (allowedRegistries: ${PROD_ALLOWED.join(", ")}): ${fix}`,
+            `Image "base" ${image.file} line 5 (FROM quay.io/y/z:1.0) "quay.io/y/z:1.0" (quay.io/y/z) is not from an allowed registry (allowedRegistries: ${PROD_ALLOWED.join(", ")}): ${fix}`,
+        ]);
     });
 
     it("reports nothing when no registry is configured, and skips images unknown during preview", async () => {
