@@ -131,4 +131,42 @@ describe("Kafka consumer lag (kit)", () => {
     a.stopped();
     expect(await samples(r, "kafka_consumer_lag")).toEqual(['kafka_consumer_lag{group="pm",topic="trading.executions",partition="2"} 0']);
   });
+
+  it("refreshed from the broker: each assigned partition's high watermark less the further of the committed offset and what was processed", async () => {
+    const r = new Registry();
+    const lag = new ConsumerLag(consumerLagGauge(r), "te");
+    const highs: Record<number, number> = { 0: 20, 1: 12, 2: 7, 3: 100 };
+    let duringHighs = () => {};
+    const broker = {
+      committed: async (group: string, topics: string[]) => {
+        expect([group, topics]).toEqual(["te", ["trading.orders"]]);
+        return [{ topic: "trading.orders", partition: 0, offset: 5 }, { topic: "trading.orders", partition: 1, offset: 8 }, { topic: "trading.orders", partition: 2, offset: -1 }];
+      },
+      highWatermarks: async (topic: string) => {
+        duringHighs();
+        return Object.entries(highs).map(([p, offset]) => (expect(topic).toBe("trading.orders"), { partition: Number(p), offset }));
+      },
+    };
+    await lag.refresh(broker); // nothing assigned yet: nothing asked, nothing set
+    expect(await samples(r, "kafka_consumer_lag")).toEqual([]);
+    lag.assigned({ "trading.orders": [0, 1, 2] });
+    lag.batchProcessed({ topic: "trading.orders", partition: 1, offsetLag: "0", lastOffset: "9" }); // processed up to 9, committed only up to 7
+    await lag.refresh(broker);
+    expect(await samples(r, "kafka_consumer_lag")).toEqual([
+      'kafka_consumer_lag{group="te",topic="trading.orders",partition="1"} 2', // 12 - 10: not 12 - 8
+      'kafka_consumer_lag{group="te",topic="trading.orders",partition="0"} 15', // no batch since the assignment: a series all the same
+    ]); // partition 2: never committed, nothing processed; 3: not assigned
+    // The handler keeps failing: no batch ends, the partition fills up, the lag grows (before: it stayed at the last batch's 0).
+    highs[1] = 1_500;
+    await lag.refresh(broker);
+    expect(await samples(r, "kafka_consumer_lag")).toContain('kafka_consumer_lag{group="te",topic="trading.orders",partition="1"} 1490');
+    // A rebalance while the broker answers: the partition lost is not set again.
+    duringHighs = () => lag.assigned({ "trading.orders": [1] });
+    highs[0] = 50;
+    await lag.refresh(broker);
+    expect(await samples(r, "kafka_consumer_lag")).toEqual(['kafka_consumer_lag{group="te",topic="trading.orders",partition="1"} 1490']);
+    lag.stopped();
+    await lag.refresh(broker);
+    expect(await samples(r, "kafka_consumer_lag")).toEqual([]);
+  });
 });

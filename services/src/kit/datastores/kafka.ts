@@ -1,13 +1,13 @@
 /**
  * Redpanda (Kafka protocol): kafkajs with an idempotent producer and tracked consumers. Every
  * consumer made here is disconnected on shutdown and, given the service's registry, reports its
- * lag (kafka_consumer_lag, ./kafka-lag.ts).
+ * lag (kafka_consumer_lag, ./kafka-lag.ts: after each batch, and from the broker every 15 s).
  */
 import type { Logger } from "pino";
-import type { Kafka, Producer, Consumer, EachMessagePayload, Message, ConsumerConfig } from "kafkajs";
+import type { Admin, Kafka, Producer, Consumer, EachMessagePayload, Message, ConsumerConfig } from "kafkajs";
 import type { Registry } from "prom-client";
 import type { DatastoreConfig } from "./env";
-import { trackConsumerLag } from "./kafka-lag";
+import { trackConsumerLag, type BrokerOffsets } from "./kafka-lag";
 import { patchKafkaJsIdleLoop } from "./kafkajs-idle-loop";
 
 export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, log: Logger, metrics?: Registry) {
@@ -34,6 +34,7 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
   });
   let producer: Promise<Producer> | undefined;
   const consumers = new Set<Consumer>();
+  const brokerOffsets = adminOffsets(kafka);
   return {
     kafka,
     /** The idempotent producer (acks=all, exactly-once per partition), connected on first use. */
@@ -53,7 +54,7 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
     consumer(config: ConsumerConfig): Consumer {
       const consumer = kafka.consumer(config);
       consumers.add(consumer);
-      if (metrics) trackConsumerLag(consumer, config.groupId, metrics);
+      if (metrics) trackConsumerLag(consumer, config.groupId, metrics, brokerOffsets);
       return consumer;
     },
     /** Starts a consumer group on `topics`, one message at a time. */
@@ -82,10 +83,40 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
     async close() {
       await Promise.allSettled([...consumers].map((c) => c.disconnect()));
       if (producer) await producer.then((p) => p.disconnect()).catch(() => undefined);
+      await brokerOffsets.close();
     },
   };
 }
 export type KafkaKitClient = ReturnType<typeof createKafka>;
+
+/** The broker's offsets the consumers' lag refreshes read (kafka-lag.ts), through one admin client connected on first use. */
+export function adminOffsets(kafka: Kafka): BrokerOffsets & { close(): Promise<void> } {
+  let admin: Promise<Admin> | undefined;
+  let closed = false;
+  // After close, a refresh still in flight gets no client (a reconnected one would keep the process up).
+  const connected = (): Promise<Admin> => {
+    if (closed) return Promise.reject(new Error("kafka client closed"));
+    if (!admin) {
+      const a = kafka.admin();
+      admin = a.connect().then(() => a);
+      admin.catch(() => (admin = undefined));
+    }
+    return admin;
+  };
+  return {
+    async committed(group, topics) {
+      const offsets = await (await connected()).fetchOffsets({ groupId: group, topics });
+      return offsets.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: Number(p.offset) })));
+    },
+    async highWatermarks(topic) {
+      return (await (await connected()).fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, offset: Number(p.high) }));
+    },
+    async close() {
+      closed = true;
+      if (admin) await admin.then((a) => a.disconnect()).catch(() => undefined);
+    },
+  };
+}
 
 /**
  * kafkajs's default partitioner (murmur2 of the key, as the Java client), remembering each key's

@@ -1,0 +1,73 @@
+/**
+ * The kit's consumer lag (services/src/kit/datastores/kafka-lag.ts) against a real broker: a consumer
+ * whose handler keeps failing ends no batch, so the lag kafkajs reports per batch stays at its last
+ * processed batch's figure; the refresh from the broker (the group's committed offset, the
+ * partition's high watermark, through the kit's admin client: kafka.ts adminOffsets) sees the
+ * partition fill up, and sees it drain once the handler recovers.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kafkajs, promClient } from "../harness/deps";
+import { useServers } from "../harness/shared";
+import { adminOffsets, createTopicsReady } from "../../services/src/kit/datastores/kafka";
+import { trackConsumerLag } from "../../services/src/kit/datastores/kafka-lag";
+import { waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("kafka");
+let kafka: InstanceType<typeof kafkajs.Kafka>;
+
+beforeAll(() => {
+  kafka = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+});
+
+describe("kafka_consumer_lag from the broker", () => {
+  const offsets: Array<ReturnType<typeof adminOffsets>> = [];
+  afterAll(async () => {
+    for (const o of offsets) await o.close();
+  });
+
+  it("a consumer whose handler keeps failing: the lag grows with the partition; recovered, it falls to 0", async () => {
+    const topic = `lag-${randomBytes(4).toString("hex")}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await createTopicsReady(admin, [{ topic, numPartitions: 1 }]);
+    await admin.disconnect();
+    const producer = kafka.producer();
+    await producer.connect();
+    const send = (n: number, from: number) => producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ key: "k", value: String(from + i) })) });
+
+    const registry = new promClient.Registry();
+    const broker = adminOffsets(kafka);
+    offsets.push(broker);
+    const group = `lag-test-${randomBytes(4).toString("hex")}`;
+    // A short session: the failing handler makes kafkajs restart the consumer, which rejoins the group.
+    const consumer = kafka.consumer({ groupId: group, sessionTimeout: 6_000, heartbeatInterval: 500, maxWaitTimeInMs: 100, retry: { retries: 1000, initialRetryTime: 100, maxRetryTime: 300 } });
+    trackConsumerLag(consumer, group, registry, broker, 200);
+    let failing = false;
+    let handled = 0;
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async () => {
+        if (failing) throw new Error("the database is down");
+        handled++;
+      },
+    });
+    const lag = async () => (await registry.getSingleMetric("kafka_consumer_lag")!.get()).values.find((v) => v.labels.topic === topic)?.value;
+    try {
+      await send(3, 0);
+      await waitUntil("the first three handled and their lag 0", async () => handled === 3 && (await lag()) === 0, 60_000, 100);
+      failing = true;
+      await send(40, 3);
+      // kafkajs's own figure would stay at 0: no batch ends while the handler fails.
+      await waitUntil("the lag from the broker: 40 messages waiting", async () => (await lag()) === 40, 60_000, 100);
+      expect(handled).toBe(3);
+      failing = false;
+      await waitUntil("recovered: all handled, the lag back to 0", async () => handled === 43 && (await lag()) === 0, 60_000, 100);
+    } finally {
+      await consumer.disconnect();
+      await producer.disconnect();
+    }
+    expect(await lag()).toBeUndefined(); // a stopped consumer's series is dropped
+  }, 120_000);
+});
