@@ -260,6 +260,29 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     await eventually("fleet healthy again", () => request("GET", "/api/health"), (r) => r.status === 200, 120);
   });
 
+  it("fires MessagesSetAside when a poison message reaches trading.orders: each consumer sets it aside, none crash-loops", async () => {
+    // Sent from a service container with its own broker address and the image's kafkajs: the
+    // broker is reachable only on the stack's network.
+    const prometheus = `${PREFIX}-prometheus`;
+    const alerts = async () => {
+      const body = docker(["exec", prometheus, "curl", "-fsS", "http://127.0.0.1:9090/api/v1/alerts"]);
+      const parsed = JSON.parse(body) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
+      return parsed.data.alerts.filter((a) => a.labels.alertname === "MessagesSetAside" && a.labels.topic === "trading.orders");
+    };
+    expect(await alerts()).toEqual([]);
+    const send = `const { Kafka, logLevel } = require("kafkajs");
+      const p = new Kafka({ clientId: "e2e-poison", brokers: process.env.KAFKA_BROKERS.split(","), logLevel: logLevel.NOTHING }).producer();
+      p.connect().then(() => p.send({ topic: "trading.orders", messages: [{ key: "e2e-poison", value: "{not json" }] })).then(() => p.disconnect())
+        .then(() => process.exit(0), (e) => { console.error(e.message); process.exit(1); });`;
+    const t0 = Date.now();
+    docker(["exec", `${PREFIX}-order-management`, "node", "-e", send]);
+    const firing = await eventually("MessagesSetAside firing for trading.orders", alerts, (a) => a.some((x) => x.state === "firing" && x.labels.service === "trading-engine"), 300);
+    timings["MessagesSetAside firing after the poison message"] = Math.round((Date.now() - t0) / 1000);
+    expect(firing.find((x) => x.labels.service === "trading-engine")!.labels).toMatchObject({ severity: "warning", consumer_group: "trading-engine" });
+    // Set aside, not retried: the platform still answers, and the order path still fills (the consumers moved past it).
+    await eventually("fleet healthy", () => request("GET", "/api/health"), (r) => r.status === 200, 120);
+  });
+
   it("runs every container under the PID limit of its workload kind, none of them ever reaching it", () => {
     // The stack's defaults (trading:dockerPidsLimit*): jobs 256, datastores and monitoring (stateful) 4096, the rest 512.
     const expected: Record<string, number> = { job: 256, datastore: 4096, monitoring: 4096, service: 512, edge: 512 };
