@@ -28,4 +28,4 @@ export { decorateDatastores } from "./decorators";
 export { findUnstorableText, isUnstorableText, storableText } from "./request-guards";
 export { idempotencyKeyOf, idempotencyKeyReused, requestHashOf } from "./idempotency";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
-export { ErrorResponse, NoContent, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";
+export { ErrorResponse, NoContent, Nullable, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";

@@ -9,7 +9,7 @@
  * it is one of the catalog's anonymous paths, the two credentials the gateway accepts.
  */
 import swagger from "@fastify/swagger";
-import { Type, type ObjectOptions, type TProperties } from "@sinclair/typebox";
+import { Type, type ObjectOptions, type TProperties, type TSchema } from "@sinclair/typebox";
 import type { ServiceDefinition } from "../catalog";
 import type { App } from "./app";
 import { INSTANT_RANGE } from "./instants";
@@ -38,6 +38,8 @@ export const ErrorResponse = Type.Object(
  * what it sends; the type provider checks the named fields against what the handler returns.
  */
 export const ResponseObject = <T extends TProperties>(properties: T, options: ObjectOptions = {}) => Type.Object(properties, { additionalProperties: true, ...options });
+/** A schema or null (a field the response always has, null when there is nothing to give). */
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 /** 204 responses. */
 export const NoContent = Type.Unsafe<void>({ type: "null", description: "No content" });
 

@@ -14,7 +14,7 @@
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
  *   GET   /internal/decisions?since&limit  every user's decisions from `since` on, oldest first (ai-chain-analytics; never proxied)
  */
-import { badRequest, conflict, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
+import { badRequest, conflict, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, Nullable, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
 import { ordersNotCancelled, type NotCancelled } from "./retire";
 import type { OrchestratorStore } from "./store";
@@ -57,7 +57,6 @@ const deleted = (s: Strategy, what: string) => new HttpError(409, "STRATEGY_DELE
 const Id = Type.Object({ id: Type.String({ format: "uuid" }) });
 
 // Responses (OpenAPI; unnamed fields are kept).
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const BackoffOut = Type.Object(
   { consecutiveFailures: Type.Integer(), nextAttemptAt: Nullable(Type.String()), lastFailedAt: Nullable(Type.String()), lastErrorCode: Nullable(Type.String()) },
   { description: "Failed evaluations in a row (0 after a success), the scheduler's next attempt (null unless the last one failed), the last failure's time and error code" },

@@ -10,7 +10,7 @@
  *   POST /dead-letters/:id/replay     queue the delivery again with fresh attempts
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { badRequest, conflict, HttpError, NoContent, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { badRequest, conflict, HttpError, NoContent, notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { checkWebhookUrl } from "./channels";
 import * as data from "./data";
 import { CATEGORIES, CHANNELS, isTimeZone } from "./domain";
@@ -29,10 +29,9 @@ const PreferencesBody = Type.Object(
 );
 
 // Responses (OpenAPI; unnamed fields are kept).
-const NullableString = Type.Union([Type.String(), Type.Null()]);
 const PreferencesOut = ResponseObject({
-  email: NullableString,
-  telegramChatId: NullableString,
+  email: Nullable(Type.String()),
+  telegramChatId: Nullable(Type.String()),
   timeZone: Type.String(),
   quietHours: Type.Unknown({ description: "{ start, end } as HH:MM in timeZone, or null" }),
   channels: Type.Unknown({ description: "channels per category, or null for the defaults" }),

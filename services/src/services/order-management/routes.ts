@@ -12,7 +12,7 @@
  *                               trading-engine confirms (then `cancelled`, or `filled` if a fill won)
  */
 import { randomUUID } from "node:crypto";
-import { HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { HttpError, idempotencyKeyOf, notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
 import { SYMBOL_RE } from "../../trading/types";
@@ -45,7 +45,6 @@ const ListQuery = Type.Object({
 });
 
 // Responses (OpenAPI; unnamed fields are kept). Decimals are strings.
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const OrderOut = ResponseObject({
   orderId: Type.String(),
   clientOrderId: Type.Optional(Type.String()),

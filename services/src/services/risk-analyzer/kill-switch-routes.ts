@@ -11,7 +11,7 @@
  *   PUT /trading-state/users/:userId            admin: { state, reason } (404 for an unknown user)
  *   GET /trading-state/users/:userId/history    admin (the audit outlives a deleted account)
  */
-import { requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
+import { Nullable, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import { TRADING_STATES } from "../../trading/tradingState";
 import type { ChangeRow } from "./kill-switch-data";
 import type { KillSwitch, Scope, ScopeView } from "./kill-switch";
@@ -31,7 +31,6 @@ const HistoryQuery = Type.Object({
 
 // Responses (OpenAPI; unnamed fields are kept).
 const StateOut = Type.String({ enum: [...TRADING_STATES] });
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const ChangeOut = ResponseObject({
   id: Type.String(),
   scope: Type.String(),

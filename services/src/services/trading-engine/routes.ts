@@ -8,7 +8,7 @@
  *   GET  /live/refusals                     oldest refusal first (?limit, at most 500)
  *   POST /live/refusals/:orderId/release    404 if the order's record holds no refusal
  */
-import { notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
 import type { TradingEngine } from "./engine";
 
@@ -20,7 +20,6 @@ const Book = ResponseObject({
   held: Type.Array(BookOrder, { description: "received while the owner was halted: neither executed nor sent until the halt is lifted" }),
 });
 const LastBar = ResponseObject({ bar: Type.Unknown({ description: "the last bar seen, or null" }) });
-const Nullable = (t: ReturnType<typeof Type.String>) => Type.Union([t, Type.Null()]);
 const Refusal = ResponseObject({
   orderId: Type.String(), userId: Nullable(Type.String()), symbol: Nullable(Type.String()), side: Nullable(Type.String()),
   cancelFailed: Type.Boolean({ description: "the refused request was the retry of a cancel (else a lookup of a placement whose batch never committed)" }),
