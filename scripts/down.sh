@@ -39,4 +39,7 @@ if [ "$STACK" = local-k8s ]; then
   bash scripts/cluster/stop.sh
   bash scripts/cluster/check-clean.sh || status=1
 fi
+# shellcheck source=lib/local-images.sh
+source scripts/lib/local-images.sh
+prune_superseded_images
 exit $status

@@ -77,4 +77,7 @@ step "pulumi up --stack $STACK"
 pulumi up --stack "$STACK" --config-file "$config_file" --yes --non-interactive --skip-preview "${policy[@]}"
 step "outputs (secrets hidden; add --show-secrets to see connection strings)"
 pulumi stack output --stack "$STACK"
+# shellcheck source=lib/local-images.sh
+source scripts/lib/local-images.sh
+prune_superseded_images
 step "done"

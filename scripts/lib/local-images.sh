@@ -7,5 +7,17 @@
 #
 #   source scripts/lib/local-images.sh
 #   local_image NAME:TAG     prints $LOCAL_REPOSITORY/NAME:TAG
+#   prune_superseded_images  removes this repo's builds a rebuild has untagged (see below)
 LOCAL_REPOSITORY=localhost/ai-trading
 local_image() { echo "$LOCAL_REPOSITORY/$1"; }
+
+# Every rebuild of a local image (the services and trainer images at each `pulumi up` whose inputs
+# changed, an images/* build) moves its tag to the new image and leaves the old one untagged, about
+# a gigabyte each (1.2 GB and 1.1 GB here): a machine that deploys and tests all day fills its disk.
+# Removed here: untagged images that carry this repo's label (every build's base sets
+# ai-trading.image), created more than an hour ago. Never a tagged image, another project's, one a
+# container uses (Docker refuses), nor one a build running now may still need (the hour).
+prune_superseded_images() {
+  command -v docker >/dev/null 2>&1 || return 0
+  docker image prune --force --filter "label=ai-trading.image" --filter "until=1h" 2>/dev/null | sed -n 's/^Total reclaimed space: /[images] superseded local builds removed: /p' >&2 || true
+}

@@ -4,7 +4,9 @@
  * that namespace. Every reference the programs, the build scripts and the Dockerfiles use must sit
  * under LOCAL_REPOSITORY (`localhost/...`, a registry host of this machine).
  */
+import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { qualifiedRepository } from "../../catalog/images";
@@ -59,5 +61,39 @@ describe("local image names", () => {
         fs.readFileSync(path.join(ROOT, file), "utf8").split("\n").flatMap((line, i) => (!/^\s*#/.test(line) && line.includes(LOCAL_REPOSITORY) ? [`${file}:${i + 1}: ${line.trim()}`] : [])),
       );
     expect(spelt).toEqual([]);
+  });
+});
+
+describe("superseded local builds (scripts/lib/local-images.sh prune_superseded_images)", () => {
+  /** Runs the function with `docker` answered by a script that records its arguments. */
+  const run = (withDocker: boolean) => {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "fake-docker-"));
+    const calls = path.join(bin, "calls");
+    if (withDocker) fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\nprintf '%s\\n' "$@" >> ${calls}\necho "Deleted: sha256:abc"\necho "Total reclaimed space: 1.2GB"\n`, { mode: 0o755 });
+    const r = spawnSync("/bin/bash", ["-c", `source ${path.join(ROOT, "scripts/lib/local-images.sh")} && prune_superseded_images`], {
+      // Without Docker: the empty directory alone (the machine's own docker must not run here).
+      encoding: "utf8", env: { PATH: withDocker ? `${bin}:/usr/bin:/bin` : bin, HOME: os.homedir() },
+    });
+    const args = fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trim().split("\n") : [];
+    fs.rmSync(bin, { recursive: true, force: true });
+    return { status: r.status, stderr: r.stderr, args };
+  };
+
+  it("removes only untagged images with this repo's label, older than an hour, and says how much", () => {
+    const r = run(true);
+    expect(r.status).toBe(0);
+    // Not `--all` (tagged images stay), always the label (another project's images stay), always the hour (a running build's stay).
+    expect(r.args).toEqual(["image", "prune", "--force", "--filter", "label=ai-trading.image", "--filter", "until=1h"]);
+    expect(r.stderr).toContain("[images] superseded local builds removed: 1.2GB");
+  });
+
+  it("does nothing where Docker is not installed", () => {
+    expect(run(false)).toMatchObject({ status: 0, args: [] });
+  });
+
+  it("runs after every `npm run up` and `npm run down`", () => {
+    for (const script of ["scripts/up.sh", "scripts/down.sh"]) {
+      expect(fs.readFileSync(path.join(ROOT, script), "utf8"), script).toMatch(/source scripts\/lib\/local-images\.sh\nprune_superseded_images\n/);
+    }
   });
 });
