@@ -13,7 +13,7 @@ local_image() { echo "$LOCAL_REPOSITORY/$1"; }
 
 # Every rebuild of a local image (the services and trainer images at each `pulumi up` whose inputs
 # changed, an images/* build) moves its tag to the new image and leaves the old one untagged, about
-# a gigabyte each (1.2 GB and 1.1 GB here): a machine that deploys and tests all day fills its disk.
+# a gigabyte each (1.2 GB and 1.1 GB here), ten of them after one evening's e2e and CI runs.
 # Removed here: untagged images that carry this repo's label (every build's base sets
 # ai-trading.image), created more than an hour ago. Never a tagged image, another project's, one a
 # container uses (Docker refuses), nor one a build running now may still need (the hour).
