@@ -50,10 +50,7 @@ export interface EngineDeps {
 
 export class TradingEngine {
   private exchange: PaperExchange;
-  /**
-   * The tail of the batches applied so far: each starts after the previous one settled (a batch committing during the
-   * rebuild after a failed one would be missing from it). Four lines of promise chaining rather than a mutex package.
-   */
+  /** The tail of the batches applied so far: each starts after the previous one settled (a batch committing during the rebuild after a failed one would be missing from it); promise chaining, no mutex package. */
   private applied: Promise<unknown> = Promise.resolve();
   /** The book may differ from the database (a failed batch, then a failed rebuild); cleared by a rebuild that succeeded. */
   private stale = false;
@@ -90,6 +87,7 @@ export class TradingEngine {
 
   /** Whether the book waits for a rebuild (a failed transaction whose rebuild failed too). */
   isStale = (): boolean => this.stale;
+
   /** Rebuilds the book after a failed transaction; the book is trusted again only if this succeeds. */
   private async reload(): Promise<void> {
     this.stale = true;
