@@ -3,7 +3,8 @@
  * whose handler keeps failing ends no batch, so the lag kafkajs reports per batch stays at its last
  * processed batch's figure; the refresh from the broker (the group's committed offset, the
  * partition's high watermark, through the kit's admin client: kafka.ts adminOffsets) sees the
- * partition fill up, and sees it drain once the handler recovers.
+ * partition fill up, and sees it drain once the handler recovers; a group that never committed,
+ * subscribed from the beginning, counts from the partition's low watermark.
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -69,5 +70,33 @@ describe("kafka_consumer_lag from the broker", () => {
       await producer.disconnect();
     }
     expect(await lag()).toBeUndefined(); // a stopped consumer's series is dropped
+  }, 120_000);
+
+  it("a first deploy whose handler fails from the first message (no commit, nothing processed): subscribed from the beginning, the whole topic shows", async () => {
+    const topic = `lag-${randomBytes(4).toString("hex")}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await createTopicsReady(admin, [{ topic, numPartitions: 2 }]);
+    await admin.disconnect();
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic, messages: Array.from({ length: 25 }, (_, i) => ({ partition: i % 2, value: String(i) })) });
+    await producer.disconnect();
+
+    const registry = new promClient.Registry();
+    const broker = adminOffsets(kafka);
+    offsets.push(broker);
+    const group = `lag-test-${randomBytes(4).toString("hex")}`;
+    const consumer = kafka.consumer({ groupId: group, sessionTimeout: 6_000, heartbeatInterval: 500, maxWaitTimeInMs: 100, retry: { retries: 1000, initialRetryTime: 100, maxRetryTime: 300 } });
+    trackConsumerLag(consumer, group, registry, broker, 200);
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({ eachMessage: async () => Promise.reject(new Error("the database was never reachable")) });
+    const lags = async () => Object.fromEntries((await registry.getSingleMetric("kafka_consumer_lag")!.get()).values.filter((v) => v.labels.topic === topic).map((v) => [v.labels.partition, v.value]));
+    try {
+      await waitUntil("both partitions' lag from their low watermark", async () => JSON.stringify(await lags()) === JSON.stringify({ 0: 13, 1: 12 }), 60_000, 100);
+    } finally {
+      await consumer.disconnect();
+    }
   }, 120_000);
 });

@@ -142,9 +142,9 @@ describe("Kafka consumer lag (kit)", () => {
         expect([group, topics]).toEqual(["te", ["trading.orders"]]);
         return [{ topic: "trading.orders", partition: 0, offset: 5 }, { topic: "trading.orders", partition: 1, offset: 8 }, { topic: "trading.orders", partition: 2, offset: -1 }];
       },
-      highWatermarks: async (topic: string) => {
+      watermarks: async (topic: string) => {
         duringHighs();
-        return Object.entries(highs).map(([p, offset]) => (expect(topic).toBe("trading.orders"), { partition: Number(p), offset }));
+        return Object.entries(highs).map(([p, high]) => (expect(topic).toBe("trading.orders"), { partition: Number(p), low: 3, high }));
       },
     };
     await lag.refresh(broker); // nothing assigned yet: nothing asked, nothing set
@@ -155,7 +155,11 @@ describe("Kafka consumer lag (kit)", () => {
     expect(await samples(r, "kafka_consumer_lag")).toEqual([
       'kafka_consumer_lag{group="te",topic="trading.orders",partition="1"} 2', // 12 - 10: not 12 - 8
       'kafka_consumer_lag{group="te",topic="trading.orders",partition="0"} 15', // no batch since the assignment: a series all the same
-    ]); // partition 2: never committed, nothing processed; 3: not assigned
+    ]); // partition 2: never committed, nothing processed, subscribed from the latest offset (where it started is unknown); 3: not assigned
+    lag.subscribed(["trading.orders", /x/], true); // from the beginning: it starts at the low watermark
+    await lag.refresh(broker);
+    expect(await samples(r, "kafka_consumer_lag")).toContain('kafka_consumer_lag{group="te",topic="trading.orders",partition="2"} 4'); // 7 - 3
+    lag.subscribed(["trading.orders"], false);
     // The handler keeps failing: no batch ends, the partition fills up, the lag grows (before: it stayed at the last batch's 0).
     highs[1] = 1_500;
     await lag.refresh(broker);

@@ -11,9 +11,12 @@
  * stopped consumer drops all of its own, so `max by (group, topic, partition)` over replicas never
  * keeps a figure nobody measures any more.
  *
- * What it cannot see: a partition on which the group has never committed and this replica has
- * processed nothing (where such a group starts, earliest or latest, is the consumer's choice), and
- * anything while the broker does not answer (the last figures stay; Kafka's own alerts apply).
+ * A partition on which the group has never committed and this replica has processed nothing
+ * counts from where the consumer starts: its low watermark for a topic subscribed `fromBeginning`
+ * (a first deploy whose handler fails from the first message shows the whole topic waiting).
+ * What it cannot see: such a partition of a topic subscribed from the latest offset (where it
+ * started is not known afterwards), and anything while the broker does not answer (the last
+ * figures stay; Kafka's own alerts apply).
  */
 import type { Consumer } from "kafkajs";
 import { Gauge, type Registry } from "prom-client";
@@ -39,8 +42,8 @@ export const LAG_REFRESH_MS = 15_000;
 export interface BrokerOffsets {
   /** The group's committed offsets (the next offset it will read), -1 where it committed none. */
   committed(group: string, topics: string[]): Promise<Array<{ topic: string; partition: number; offset: number }>>;
-  /** The topic's high watermarks (the offset its next message will get), by partition. */
-  highWatermarks(topic: string): Promise<Array<{ partition: number; offset: number }>>;
+  /** The topic's watermarks by partition: `low` its first offset still kept, `high` the offset its next message will get. */
+  watermarks(topic: string): Promise<Array<{ partition: number; low: number; high: number }>>;
 }
 
 const keyOf = (topic: string, partition: number) => `${topic}\0${partition}`;
@@ -51,6 +54,8 @@ export class ConsumerLag {
   /** The next offset to process of each partition, by the batches this replica handled. */
   private readonly processed = new Map<string, number>();
   private assignment: Record<string, number[]> = {};
+  /** The topics subscribed from their beginning (a partition with no committed offset starts at its low watermark). */
+  private readonly fromBeginning = new Set<string>();
 
   constructor(
     private readonly gauge: Gauge<"group" | "topic" | "partition">,
@@ -63,6 +68,11 @@ export class ConsumerLag {
     if (Number.isSafeInteger(next)) this.processed.set(key, Math.max(next, this.processed.get(key) ?? -1));
     const lag = Math.max(0, Number(b.offsetLag));
     if (Number.isFinite(lag)) this.set(b.topic, b.partition, lag);
+  }
+
+  /** What the consumer subscribed to (kafkajs `subscribe`; a pattern names no topic and is left out). */
+  subscribed(topics: ReadonlyArray<string | RegExp>, fromBeginning: boolean): void {
+    for (const t of topics) if (typeof t === "string") (fromBeginning ? this.fromBeginning.add(t) : this.fromBeginning.delete(t));
   }
 
   /** After a rebalance: keeps the series of the partitions still assigned (topic -> partitions). */
@@ -84,10 +94,11 @@ export class ConsumerLag {
     if (topics.length === 0) return;
     const committed = new Map((await broker.committed(this.group, topics)).map((c) => [keyOf(c.topic, c.partition), c.offset]));
     for (const topic of topics) {
-      for (const { partition, offset: high } of await broker.highWatermarks(topic)) {
+      for (const { partition, low, high } of await broker.watermarks(topic)) {
         const key = keyOf(topic, partition);
         if (!this.isAssigned(key)) continue;
-        const position = Math.max(committed.get(key) ?? -1, this.processed.get(key) ?? -1);
+        const known = Math.max(committed.get(key) ?? -1, this.processed.get(key) ?? -1);
+        const position = known >= 0 ? known : this.fromBeginning.has(topic) ? low : -1;
         if (position >= 0 && Number.isSafeInteger(high)) this.set(topic, partition, Math.max(0, high - position));
       }
     }
@@ -129,6 +140,12 @@ export function trackConsumerLag(consumer: Consumer, group: string, registry: Re
     clearInterval(timer);
     timer = undefined;
     lag.stopped();
+  };
+  // kafkajs tells no event where a subscription starts: the call is watched instead.
+  const subscribe = consumer.subscribe.bind(consumer);
+  consumer.subscribe = (s) => {
+    lag.subscribed("topics" in s ? s.topics : [s.topic], s.fromBeginning ?? false);
+    return subscribe(s);
   };
   consumer.on(END_BATCH_PROCESS, (e) => lag.batchProcessed(e.payload));
   consumer.on(GROUP_JOIN, (e) => {

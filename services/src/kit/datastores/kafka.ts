@@ -108,8 +108,8 @@ export function adminOffsets(kafka: Kafka): BrokerOffsets & { close(): Promise<v
       const offsets = await (await connected()).fetchOffsets({ groupId: group, topics });
       return offsets.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: Number(p.offset) })));
     },
-    async highWatermarks(topic) {
-      return (await (await connected()).fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, offset: Number(p.high) }));
+    async watermarks(topic) {
+      return (await (await connected()).fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, low: Number(p.low), high: Number(p.high) }));
     },
     async close() {
       closed = true;
