@@ -9,6 +9,7 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
 import { FEATURE_NAMES } from "../../services/src/ml/features";
+import { kafkaTopics } from "../../services/src/migrations/kafka";
 import { insertCandleRows, lastTrainResult, plantedCandleRows, registeredModelRows } from "../helpers/planted-candles";
 import { docker, Pulumi, toolsAvailable } from "./cli";
 
@@ -281,6 +282,18 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     expect(firing.find((x) => x.labels.service === "trading-engine")!.labels).toMatchObject({ severity: "warning", consumer_group: "trading-engine" });
     // Set aside, not retried: the platform still answers, and the order path still fills (the consumers moved past it).
     await eventually("fleet healthy", () => request("GET", "/api/health"), (r) => r.status === 200, 120);
+  });
+
+  it("reports kafka_consumer_lag for every partition a consumer holds, from the broker, not only those that delivered a batch", async () => {
+    // trading-engine is the only member of its group: every partition of trading.orders is its own.
+    const partitions = kafkaTopics.find((t) => t.name === "trading.orders")!.partitions;
+    const query = encodeURIComponent('kafka_consumer_lag{service="trading-engine",topic="trading.orders"}');
+    const series = async () => {
+      const body = docker(["exec", `${PREFIX}-prometheus`, "curl", "-fsS", `http://127.0.0.1:9090/api/v1/query?query=${query}`]);
+      return (JSON.parse(body) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }).data.result;
+    };
+    const all = await eventually(`${partitions} lag series`, series, (r) => r.length === partitions, 120);
+    expect(all.map((r) => Number(r.value[1]))).toEqual(Array(partitions).fill(0)); // caught up, the poison message set aside included
   });
 
   it("runs every container under the PID limit of its workload kind, none of them ever reaching it", () => {
