@@ -21,40 +21,54 @@ beforeAll(() => {
   kafka = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
 });
 
+/** A fresh topic of `partitions` partitions. */
+async function newTopic(partitions: number): Promise<string> {
+  const topic = `lag-${randomBytes(4).toString("hex")}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  await createTopicsReady(admin, [{ topic, numPartitions: partitions }]);
+  await admin.disconnect();
+  return topic;
+}
+
 describe("kafka_consumer_lag from the broker", () => {
   const offsets: Array<ReturnType<typeof adminOffsets>> = [];
   afterAll(async () => {
     for (const o of offsets) await o.close();
   });
 
-  it("a consumer whose handler keeps failing: the lag grows with the partition; recovered, it falls to 0", async () => {
-    const topic = `lag-${randomBytes(4).toString("hex")}`;
-    const admin = kafka.admin();
-    await admin.connect();
-    await createTopicsReady(admin, [{ topic, numPartitions: 1 }]);
-    await admin.disconnect();
-    const producer = kafka.producer();
-    await producer.connect();
-    const send = (n: number, from: number) => producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ key: "k", value: String(from + i) })) });
-
+  /**
+   * A consumer of a new group on `topic` from its beginning, its lag tracked on a registry of its own
+   * and refreshed from the broker every 200 ms; `lags()` by partition. A short session: a failing
+   * handler makes kafkajs restart the consumer, which rejoins the group.
+   */
+  async function trackedConsumer(topic: string, eachMessage: () => Promise<void>) {
     const registry = new promClient.Registry();
     const broker = adminOffsets(kafka);
     offsets.push(broker);
     const group = `lag-test-${randomBytes(4).toString("hex")}`;
-    // A short session: the failing handler makes kafkajs restart the consumer, which rejoins the group.
     const consumer = kafka.consumer({ groupId: group, sessionTimeout: 6_000, heartbeatInterval: 500, maxWaitTimeInMs: 100, retry: { retries: 1000, initialRetryTime: 100, maxRetryTime: 300 } });
     trackConsumerLag(consumer, group, registry, broker, 200);
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({ eachMessage });
+    const lags = async (): Promise<Record<string, number>> =>
+      Object.fromEntries((await registry.getSingleMetric("kafka_consumer_lag")!.get()).values.filter((v) => v.labels.topic === topic).map((v) => [v.labels.partition, v.value]));
+    return { consumer, lags };
+  }
+
+  it("a consumer whose handler keeps failing: the lag grows with the partition; recovered, it falls to 0", async () => {
+    const topic = await newTopic(1);
+    const producer = kafka.producer();
+    await producer.connect();
+    const send = (n: number, from: number) => producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ key: "k", value: String(from + i) })) });
     let failing = false;
     let handled = 0;
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: async () => {
-        if (failing) throw new Error("the database is down");
-        handled++;
-      },
+    const { consumer, lags } = await trackedConsumer(topic, async () => {
+      if (failing) throw new Error("the database is down");
+      handled++;
     });
-    const lag = async () => (await registry.getSingleMetric("kafka_consumer_lag")!.get()).values.find((v) => v.labels.topic === topic)?.value;
+    const lag = async () => (await lags())["0"];
     try {
       await send(3, 0);
       await waitUntil("the first three handled and their lag 0", async () => handled === 3 && (await lag()) === 0, 60_000, 100);
@@ -73,26 +87,12 @@ describe("kafka_consumer_lag from the broker", () => {
   }, 120_000);
 
   it("a first deploy whose handler fails from the first message (no commit, nothing processed): subscribed from the beginning, the whole topic shows", async () => {
-    const topic = `lag-${randomBytes(4).toString("hex")}`;
-    const admin = kafka.admin();
-    await admin.connect();
-    await createTopicsReady(admin, [{ topic, numPartitions: 2 }]);
-    await admin.disconnect();
+    const topic = await newTopic(2);
     const producer = kafka.producer();
     await producer.connect();
     await producer.send({ topic, messages: Array.from({ length: 25 }, (_, i) => ({ partition: i % 2, value: String(i) })) });
     await producer.disconnect();
-
-    const registry = new promClient.Registry();
-    const broker = adminOffsets(kafka);
-    offsets.push(broker);
-    const group = `lag-test-${randomBytes(4).toString("hex")}`;
-    const consumer = kafka.consumer({ groupId: group, sessionTimeout: 6_000, heartbeatInterval: 500, maxWaitTimeInMs: 100, retry: { retries: 1000, initialRetryTime: 100, maxRetryTime: 300 } });
-    trackConsumerLag(consumer, group, registry, broker, 200);
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({ eachMessage: async () => Promise.reject(new Error("the database was never reachable")) });
-    const lags = async () => Object.fromEntries((await registry.getSingleMetric("kafka_consumer_lag")!.get()).values.filter((v) => v.labels.topic === topic).map((v) => [v.labels.partition, v.value]));
+    const { consumer, lags } = await trackedConsumer(topic, async () => Promise.reject(new Error("the database was never reachable")));
     try {
       await waitUntil("both partitions' lag from their low watermark", async () => JSON.stringify(await lags()) === JSON.stringify({ 0: 13, 1: 12 }), 60_000, 100);
     } finally {
