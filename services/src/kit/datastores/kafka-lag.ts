@@ -79,7 +79,7 @@ export class ConsumerLag {
   assigned(assignment: Record<string, number[]>): void {
     this.assignment = assignment;
     for (const [key, p] of this.owned) if (!assignment[p.topic]?.includes(p.partition)) this.drop(key);
-    for (const key of [...this.processed.keys()]) if (!this.owned.has(key) && !this.isAssigned(key)) this.processed.delete(key);
+    for (const key of [...this.processed.keys()]) if (!this.isAssigned(key)) this.processed.delete(key);
   }
 
   stopped(): void {
