@@ -54,6 +54,14 @@ function request(method: string, path: string, body?: unknown, headers: Record<s
   });
 }
 
+/** The stack's own Prometheus API (`path` under /api/v1), asked from inside its container: it listens on the stack's network only. */
+function prometheusApi<T>(path: string): T {
+  return (JSON.parse(docker(["exec", `${PREFIX}-prometheus`, "curl", "-fsS", `http://127.0.0.1:9090/api/v1/${path}`])) as { data: T }).data;
+}
+type Alert = { labels: Record<string, string>; state: string };
+/** The alerts Prometheus holds (pending or firing) that `match` keeps. */
+const alertsWhere = (match: (labels: Record<string, string>) => boolean) => async () => prometheusApi<{ alerts: Alert[] }>("alerts").alerts.filter((a) => match(a.labels));
+
 async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, seconds = 180): Promise<T> {
   const deadline = Date.now() + seconds * 1000;
   let last: unknown;
@@ -241,12 +249,7 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     // The shipped rule (components/monitoring/prometheus.ts: up == 0 for 2m), on the stack's own
     // Prometheus and scrape interval, not a test copy of it. revenue-analytics: no later test needs it.
     const job = "revenue-analytics";
-    const prometheus = `${PREFIX}-prometheus`;
-    const alerts = async () => {
-      const body = docker(["exec", prometheus, "curl", "-fsS", "http://127.0.0.1:9090/api/v1/alerts"]);
-      const parsed = JSON.parse(body) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
-      return parsed.data.alerts.filter((a) => a.labels.alertname === "ServiceDown" && a.labels.job === job);
-    };
+    const alerts = alertsWhere((l) => l.alertname === "ServiceDown" && l.job === job);
     expect(await alerts()).toEqual([]);
     const t0 = Date.now();
     docker(["stop", `${PREFIX}-${job}`]);
@@ -264,12 +267,7 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
   it("fires MessagesSetAside when a poison message reaches trading.orders: each consumer sets it aside, none crash-loops", async () => {
     // Sent from a service container with its own broker address and the image's kafkajs: the
     // broker is reachable only on the stack's network.
-    const prometheus = `${PREFIX}-prometheus`;
-    const alerts = async () => {
-      const body = docker(["exec", prometheus, "curl", "-fsS", "http://127.0.0.1:9090/api/v1/alerts"]);
-      const parsed = JSON.parse(body) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
-      return parsed.data.alerts.filter((a) => a.labels.alertname === "MessagesSetAside" && a.labels.topic === "trading.orders");
-    };
+    const alerts = alertsWhere((l) => l.alertname === "MessagesSetAside" && l.topic === "trading.orders");
     expect(await alerts()).toEqual([]);
     const send = `const { Kafka, logLevel } = require("kafkajs");
       const p = new Kafka({ clientId: "e2e-poison", brokers: process.env.KAFKA_BROKERS.split(","), logLevel: logLevel.NOTHING }).producer();
@@ -288,10 +286,7 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     // trading-engine is the only member of its group: every partition of trading.orders is its own.
     const partitions = kafkaTopics.find((t) => t.name === "trading.orders")!.partitions;
     const query = encodeURIComponent('kafka_consumer_lag{service="trading-engine",topic="trading.orders"}');
-    const series = async () => {
-      const body = docker(["exec", `${PREFIX}-prometheus`, "curl", "-fsS", `http://127.0.0.1:9090/api/v1/query?query=${query}`]);
-      return (JSON.parse(body) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }).data.result;
-    };
+    const series = async () => prometheusApi<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(`query?query=${query}`).result;
     const all = await eventually(`${partitions} lag series`, series, (r) => r.length === partitions, 120);
     expect(all.map((r) => Number(r.value[1]))).toEqual(Array(partitions).fill(0)); // caught up, the poison message set aside included
   });
