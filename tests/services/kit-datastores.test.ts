@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { createService, defineService, DatastoreDisabledError, type Service } from "../../services/src/kit";
 import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
+import { createPostgres, executeStatement, type PreparedStatement } from "../../services/src/kit/datastores/postgres";
 
 // database-service: requires postgres, every other datastore optional.
 const probe = defineService({ name: "database-service", register() {} });
@@ -46,6 +47,32 @@ describe("kit datastores", () => {
       }),
     ).rejects.toThrow("abort");
     expect((await pg.query("SELECT count(*)::int AS n FROM kit_t")).rows[0].n).toBe(0);
+  });
+
+  it("postgres transaction prepares the statements its begin EXECUTEs once per connection", async () => {
+    // One connection, so every transaction below runs on it.
+    const pg = createPostgres({ POSTGRES_URL: srv.env.POSTGRES_URL, POSTGRES_POOL_MAX: 1, POSTGRES_CONNECT_TIMEOUT_MS: 10_000 }, svc.ctx.log);
+    try {
+      const twice: PreparedStatement = { name: "kit_twice", params: ["int"], text: "SELECT $1 * 2 AS v" };
+      const backend = async () => (await pg.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+      const pid = await backend();
+      const run = (n: number) => pg.transaction(async (_c, begun) => begun[0], { begin: executeStatement(twice, [String(n)]), prepared: [twice] });
+      expect(await run(3)).toEqual({ v: 6 });
+      expect(await run(5)).toEqual({ v: 10 });
+      // Planned once: the generic plan, not one for each call's values.
+      const listed = await pg.query<{ name: string; generic_plans: string; custom_plans: string }>("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements");
+      expect(listed.rows).toEqual([{ name: "kit_twice", generic_plans: "2", custom_plans: "0" }]);
+      expect(await backend()).toBe(pid);
+      expect(() => executeStatement(twice, [])).toThrow(/takes 1 arguments/);
+      // A PREPARE that fails leaves nothing half-known: the connection is dropped, and the next one prepares afresh.
+      const broken: PreparedStatement = { name: "kit_broken", params: [], text: "SELECT * FROM no_such_table" };
+      await expect(pg.transaction(async () => undefined, { begin: executeStatement(broken, []), prepared: [twice, broken] })).rejects.toThrow(/no_such_table/);
+      expect(await backend()).not.toBe(pid);
+      expect(await run(7)).toEqual({ v: 14 });
+      await expect(pg.transaction(async () => undefined, { prepared: [{ name: "Bad Name; DROP", params: [], text: "SELECT 1" }] })).rejects.toThrow(/bad prepared statement name/);
+    } finally {
+      await pg.close();
+    }
   });
 
   it("clickhouse binds query parameters server-side", async () => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
 import { migratedKitPostgres } from "../helpers/schemas";
-import { insertOrdersAndFills, knownOrderIds, knownOrderIdsStatement, type EngineOrderRow } from "../../services/src/services/trading-engine/data";
+import { insertOrdersAndFills, KNOWN_ORDER_IDS, knownOrderIds, knownOrderIdsStatement, type EngineOrderRow } from "../../services/src/services/trading-engine/data";
 import type { Fill } from "../../services/src/trading/types";
 
 const srv = useServers("postgres");
@@ -39,7 +39,7 @@ describe("the engine's batch statements", () => {
     const ids = [a, b.toUpperCase(), unknown];
     const sql = knownOrderIdsStatement(ids);
     expect(sql).toBeDefined();
-    const begun = await client.transaction(async (_tx, rows) => rows.map((r) => String(r.order_id)), { begin: sql });
+    const begun = await client.transaction(async (_tx, rows) => rows.map((r) => String(r.order_id)), { begin: sql, prepared: [KNOWN_ORDER_IDS] });
     expect(new Set(begun)).toEqual(new Set([a, b]));
     expect(new Set(begun)).toEqual(await knownOrderIds(client.pool, ids));
   });

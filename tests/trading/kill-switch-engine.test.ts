@@ -28,6 +28,7 @@ import type { EngineCommand } from "../../services/src/services/trading-engine/m
 import { KILL_SWITCH_LOCK, type TradingState } from "../../services/src/trading/tradingState";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
 import { waitUntil } from "./e2e-helpers";
+import { STRICT_SCOPES } from "../../services/src/services/trading-engine/halts";
 
 const srv = useServers("postgres", "redis");
 const SYMBOL = `K${randomBytes(4).toString("hex").toUpperCase()}USDT`;
@@ -258,7 +259,7 @@ describe("trading-engine: no fill for a halted scope once the halt has committed
     expect(await fillsOf(order.orderId)).toEqual([`${order.orderId}:1`]);
     expect(texts).toHaveLength(3); // BEGIN with the lock, the halts and the known orders; the order and fill; the outbox (COMMIT makes four)
     expect(texts[0]).toContain("pg_advisory_xact_lock_shared");
-    expect(texts[0]).toContain("trading_states");
+    expect(texts[0]).toContain(`EXECUTE ${STRICT_SCOPES.name}`);
 
     texts.length = 0;
     await counted.onBatch([cancel(order)]);

@@ -26,6 +26,7 @@ import { engineRecords, recordingStatements } from "../helpers/engine-records";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import type { TradingState } from "../../services/src/trading/tradingState";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
+import { STRICT_SCOPES } from "../../services/src/services/trading-engine/halts";
 
 const srv = useServers("postgres", "redis");
 const log = { info() {}, warn() {}, error() {}, debug() {} } as unknown as Parameters<typeof createPostgres>[1];
@@ -208,7 +209,7 @@ describe("trading-engine: under reduce_only only fills that shrink the position"
       await counted.onBatch(execute(sell));
       expect(await fillsOf(sell.orderId)).toEqual([`${sell.orderId}:1`]);
       expect(texts).toHaveLength(3); // BEGIN with the lock, the scopes and the known orders; the order and fill; the outbox
-      expect(texts[0]).toContain("reduce_only");
+      expect(texts[0]).toContain(`EXECUTE ${STRICT_SCOPES.name}`);
 
       texts.length = 0;
       const reducing = order(s, someoneElse, "sell", "1");

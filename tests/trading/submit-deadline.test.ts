@@ -28,7 +28,8 @@ import orderManagement from "../../services/src/services/order-management";
 import { requestHash } from "../../services/src/services/order-management/domain";
 import { OrderSubmitter, type TimedSubmission } from "../../services/src/services/order-management/submit";
 import { ORDER_SUBMIT_TIMEOUT_MS, SETTLE_AFTER_MS } from "../../services/src/services/ai-orchestrator/recover";
-import { lockUsersOrdersStatement } from "../../services/src/trading/infra/riskContext";
+import { LOCK_USERS_ORDERS, lockUsersOrdersStatement } from "../../services/src/trading/infra/riskContext";
+import { prepareStatements } from "../../services/src/kit/datastores/postgres";
 import { DEFAULT_LIMITS } from "../../services/src/trading/risk";
 import { SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../services/src/trading/submitDeadline";
 
@@ -64,6 +65,7 @@ const stored = async (userId: string) => (await db.query<{ n: number }>(`SELECT 
 async function holdOrderLock(userId: string) {
   const holder = new pg.Client({ connectionString: srv.postgres.url });
   await holder.connect();
+  await prepareStatements(holder, [LOCK_USERS_ORDERS]);
   await holder.query(`BEGIN; ${lockUsersOrdersStatement([userId])}`);
   let released: Promise<void> | undefined;
   const release = () => (released ??= holder.query("COMMIT").then(() => holder.end()));

@@ -11,8 +11,9 @@ import { pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { randomUUID } from "node:crypto";
 import { runPostgresMigrations } from "../../services/src/migrations";
-import { findByIdempotencyKeys, idempotencyKeysStatement } from "../../services/src/services/order-management/data";
-import { lockedAt, lockUsersOrdersStatement, riskFactsMany, riskFactsOf, riskFactsStatement } from "../../services/src/trading/infra/riskContext";
+import { findByIdempotencyKeys, idempotencyKeysStatement, ORDERS_BY_IDEMPOTENCY_KEYS } from "../../services/src/services/order-management/data";
+import { LOCK_USERS_ORDERS, lockedAt, lockUsersOrdersStatement, RISK_FACTS, riskFactsMany, riskFactsOf, riskFactsStatement } from "../../services/src/trading/infra/riskContext";
+import { prepareStatements } from "../../services/src/kit/datastores/postgres";
 
 const srv = useServers("postgres");
 let pool: InstanceType<typeof pg.Pool>;
@@ -35,6 +36,7 @@ describe("per-user order locks with BEGIN", () => {
     const holder = await pool.connect();
     const other = await pool.connect();
     try {
+      await prepareStatements(holder, [LOCK_USERS_ORDERS]);
       const answer = (await holder.query(`BEGIN; ${lockUsersOrdersStatement(ids)}`)) as unknown as { rows: unknown[] }[];
       expect(answer).toHaveLength(2);
       expect(lockedAt(answer[1].rows)).toBeInstanceOf(Date);
@@ -70,6 +72,7 @@ describe("risk facts and Idempotency-Keys with BEGIN", () => {
     const keys = HOSTILE.map((userId, i) => ({ userId, key: HOSTILE[(i + 1) % HOSTILE.length] }));
     const client = await pool.connect();
     try {
+      await prepareStatements(client, [LOCK_USERS_ORDERS, RISK_FACTS, ORDERS_BY_IDEMPOTENCY_KEYS]);
       const answer = (await client.query(`BEGIN; ${lockUsersOrdersStatement(HOSTILE)}; ${riskFactsStatement(pairs, 60_000)}; ${idempotencyKeysStatement(keys)}`)) as unknown as { rows: object[] }[];
       expect(answer).toHaveLength(4);
       const facts = riskFactsOf(answer[2].rows);

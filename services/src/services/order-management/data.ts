@@ -3,7 +3,7 @@
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
 import type { Queryable } from "../../kit";
-import { textArrayLiteral } from "../../kit/datastores/postgres";
+import { executeStatement, textArrayLiteral, type PreparedStatement } from "../../kit/datastores/postgres";
 import { enqueue, outboxInsert, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
 import type { OrderStatus } from "../../trading/orderState";
 import { pairKey } from "./domain";
@@ -54,23 +54,26 @@ export async function findOrder(db: Queryable, orderId: string, forUpdate = fals
   return (await db.query<OrderRow>(`SELECT * FROM om_orders WHERE order_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [orderId])).rows[0];
 }
 
+const BY_IDEMPOTENCY_KEYS = "SELECT o.* FROM om_orders o JOIN unnest($1::text[], $2::text[]) AS k(u, key) ON o.user_id = k.u AND o.idempotency_key = k.key";
+
+/** idempotencyKeysStatement's statement, prepared on the connection (`PostgresClient.transaction`'s `prepared`). */
+export const ORDERS_BY_IDEMPOTENCY_KEYS: PreparedStatement = { name: "om_orders_by_idempotency_keys", params: ["text[]", "text[]"], text: BY_IDEMPOTENCY_KEYS };
+
 /**
- * findByIdempotencyKeys as a statement of literals (quoted with escapeLiteral), to send in the
- * round trip of BEGIN; undefined when there are no keys. Its rows are om_orders rows as
- * findByIdempotencyKeys answers them.
+ * findByIdempotencyKeys as a statement of literals (quoted with escapeLiteral; EXECUTE of
+ * ORDERS_BY_IDEMPOTENCY_KEYS, which the transaction must have prepared), to send in the round trip
+ * of BEGIN; undefined when there are no keys. Its rows are om_orders rows as findByIdempotencyKeys
+ * answers them.
  */
 export function idempotencyKeysStatement(keys: { userId: string; key: string }[]): string | undefined {
   if (keys.length === 0) return undefined;
-  return `SELECT o.* FROM om_orders o JOIN unnest(${textArrayLiteral(keys.map((k) => k.userId))}, ${textArrayLiteral(keys.map((k) => k.key))}) AS k(u, key) ON o.user_id = k.u AND o.idempotency_key = k.key`;
+  return executeStatement(ORDERS_BY_IDEMPOTENCY_KEYS, [textArrayLiteral(keys.map((k) => k.userId)), textArrayLiteral(keys.map((k) => k.key))]);
 }
 
 /** The orders already stored under these (user, Idempotency-Key) pairs. */
 export async function findByIdempotencyKeys(db: Queryable, keys: { userId: string; key: string }[]): Promise<OrderRow[]> {
   if (keys.length === 0) return [];
-  const { rows } = await db.query<OrderRow>(
-    "SELECT o.* FROM om_orders o JOIN unnest($1::text[], $2::text[]) AS k(u, key) ON o.user_id = k.u AND o.idempotency_key = k.key",
-    [keys.map((k) => k.userId), keys.map((k) => k.key)],
-  );
+  const { rows } = await db.query<OrderRow>(BY_IDEMPOTENCY_KEYS, [keys.map((k) => k.userId), keys.map((k) => k.key)]);
   return rows;
 }
 

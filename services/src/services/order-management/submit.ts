@@ -28,7 +28,7 @@
 import type { Redis } from "ioredis";
 import { HttpError, isTransientError, unavailable, type PostgresClient } from "../../kit";
 import { GroupCommit } from "../../trading/infra/groupCommit";
-import { lockedAt, lockUsersOrdersStatement, marketFactsMany, riskFactsOf, riskFactsStatement, type RiskFacts } from "../../trading/infra/riskContext";
+import { LOCK_USERS_ORDERS, lockedAt, lockUsersOrdersStatement, marketFactsMany, RISK_FACTS, riskFactsOf, riskFactsStatement, type RiskFacts } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
 import type { Enqueued } from "../../trading/infra/outbox";
 import * as data from "./data";
@@ -47,6 +47,8 @@ class DeadlinePassed extends Error {
     super("submit deadline passed before COMMIT");
   }
 }
+/** What the submit transaction's first round trip EXECUTEs. */
+const SUBMIT_PREPARED = [LOCK_USERS_ORDERS, RISK_FACTS, data.ORDERS_BY_IDEMPOTENCY_KEYS];
 /** SQLSTATEs of statement_timeout (query_canceled) and lock_timeout (lock_not_available). */
 const TIMED_OUT = new Set(["57014", "55P03"]);
 
@@ -162,7 +164,7 @@ export class OrderSubmitter {
         if (d.kind === "new") return { row: created.get(subs[i].orderId)!, replayed: false };
         return { row: "prior" in d ? d.prior : created.get(subs[d.sameAs].orderId)!, replayed: true };
       });
-    }, { begin: begin.join(";\n") });
+    }, { begin: begin.join(";\n"), prepared: SUBMIT_PREPARED });
     if (enqueued !== undefined) this.committed(enqueued);
     return outcomes;
   }

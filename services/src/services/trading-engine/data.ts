@@ -3,6 +3,7 @@
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
 import { ANY_CASE_UUID_RE, type Queryable } from "../../kit";
+import { executeStatement, type PreparedStatement } from "../../kit/datastores/postgres";
 import type { ExecutionReport } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
 
@@ -51,15 +52,19 @@ export async function knownOrderIds(db: Queryable, orderIds: string[]): Promise<
   return new Set(rows.map((r) => r.order_id));
 }
 
+/** knownOrderIdsStatement's statement, prepared on the connection (the kit's `transaction(fn, { prepared })`). */
+export const KNOWN_ORDER_IDS: PreparedStatement = { name: "te_known_order_ids", params: ["uuid[]"], text: "SELECT order_id FROM te_orders WHERE order_id = ANY($1)" };
+
 /**
- * knownOrderIds as a statement of literals, to travel with the batch's BEGIN (one round trip less
- * on the order path: the kit's `transaction(fn, { begin })`); undefined when there is nothing to
- * ask or an id is not a plain UUID (only those are written into SQL; the caller then asks with a
- * parameter, and PostgreSQL refuses what is not a UUID as before).
+ * knownOrderIds as a statement of literals (EXECUTE of KNOWN_ORDER_IDS, which the transaction must
+ * have prepared), to travel with the batch's BEGIN (one round trip less on the order path: the kit's
+ * `transaction(fn, { begin })`); undefined when there is nothing to ask or an id is not a plain UUID
+ * (only those are written into SQL; the caller then asks with a parameter, and PostgreSQL refuses
+ * what is not a UUID as before).
  */
 export function knownOrderIdsStatement(orderIds: string[]): string | undefined {
   if (orderIds.length === 0 || !orderIds.every((id) => ANY_CASE_UUID_RE.test(id))) return undefined;
-  return `SELECT order_id FROM te_orders WHERE order_id = ANY('{${orderIds.join(",")}}'::uuid[])`;
+  return executeStatement(KNOWN_ORDER_IDS, [`'{${orderIds.join(",")}}'::uuid[]`]);
 }
 
 export async function orderStatus(db: Queryable, orderId: string): Promise<EngineOrderStatus | undefined> {

@@ -30,7 +30,7 @@ import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExc
 import type { Bar, OrderRequest } from "../../trading/types";
 import { BatchWork } from "./batch";
 import * as data from "./data";
-import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
+import { gateFor, HALTS_STATEMENTS, OPEN_GATE, STRICT_SCOPES } from "./halts";
 import { LiveVenue, type LiveOptions } from "./live";
 import { forgetLiveSends, heldLeftSent, recordLiveSends, recordPlacement } from "./liveSends";
 import { adoptHeldSent, adoptIfSent, cancelLive, recordPolled } from "./liveUpdates";
@@ -161,7 +161,7 @@ export class TradingEngine {
         // Settled in te_orders now; a held order marked unrecorded keeps its record (the only held one still `sent`: adoptIfSent).
         if (sentBefore) await forgetLiveSends(tx, liveIds.filter((id) => !(this.held.has(id) && sentBefore.has(id))));
         enqueued = await enqueue(tx, "te_outbox", w.events);
-      }, { begin: begin === "" ? undefined : begin });
+      }, begin === "" ? {} : { begin, prepared: [STRICT_SCOPES, data.KNOWN_ORDER_IDS] });
     } catch (err) {
       // Live: a failure for good may get the messages set aside: what Binance has is recorded first (sentOrders.ts).
       const failure = this.venue ? await settleFailedAttempt(this.deps, this.venue, err, attempt.work) : err;

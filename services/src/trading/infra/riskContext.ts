@@ -7,7 +7,7 @@
  */
 import type { Redis } from "ioredis";
 import { Type, type Queryable } from "../../kit";
-import { textArrayLiteral } from "../../kit/datastores/postgres";
+import { executeStatement, textArrayLiteral, type PreparedStatement } from "../../kit/datastores/postgres";
 import { lastPriceKey } from "../events";
 import { checkOrder, type RiskContext, type RiskDecision, type RiskLimits } from "../risk";
 import { parseTradingState, stricter, TRADING_STATE_KEYS, type TradingState } from "../tradingState";
@@ -74,15 +74,23 @@ const ORDER_LOCK_SPACE = 0x6f72; // "or"
  * are taken once): every transaction locking several users takes them in the same order, so two of
  * them never deadlock.
  *
- * One statement without parameters, to send with BEGIN in the same round trip
- * (`PostgresClient.transaction`'s `begin`; parse its rows with `lockedAt`): the submit transaction's
- * first round trip, saved on every order batch. The ids are quoted with pg's escapeLiteral; one
- * holding a NUL byte (which would end the statement's text early) is refused.
+ * One statement without parameters (EXECUTE of LOCK_USERS_ORDERS, which the transaction must have
+ * prepared), to send with BEGIN in the same round trip (`PostgresClient.transaction`'s `begin`; parse
+ * its rows with `lockedAt`): the submit transaction's first round trip, saved on every order batch.
+ * The ids are quoted with pg's escapeLiteral; one holding a NUL byte (which would end the statement's
+ * text early) is refused.
  */
 export function lockUsersOrdersStatement(userIds: string[]): string {
-  return `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(${ORDER_LOCK_SPACE}, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest(${textArrayLiteral(userIds)}) AS u ORDER BY 1) AS keys)
-     SELECT now() AS tx_now, (SELECT count(*) FROM locked) AS locks`;
+  return executeStatement(LOCK_USERS_ORDERS, [textArrayLiteral(userIds)]);
 }
+
+/** lockUsersOrdersStatement's statement, prepared on the connection (`PostgresClient.transaction`'s `prepared`). */
+export const LOCK_USERS_ORDERS: PreparedStatement = {
+  name: "order_lock_users",
+  params: ["text[]"],
+  text: `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(${ORDER_LOCK_SPACE}, k) FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest($1) AS u ORDER BY 1) AS keys)
+     SELECT now() AS tx_now, (SELECT count(*) FROM locked) AS locks`,
+};
 
 /** The transaction's now() from the rows of lockUsersOrdersStatement. */
 export function lockedAt(rows: unknown[]): Date {
@@ -145,16 +153,20 @@ export async function riskFactsMany(db: Queryable, pairs: { userId: string; symb
 }
 
 /**
- * riskFactsMany as a statement of literals, to send after lockUsersOrdersStatement in the round trip
- * of BEGIN (`PostgresClient.transaction`'s `begin`; parse its rows with riskFactsOf). It is a statement
+ * riskFactsMany as a statement of literals (EXECUTE of RISK_FACTS, which the transaction must have
+ * prepared), to send after lockUsersOrdersStatement in the round trip of BEGIN
+ * (`PostgresClient.transaction`'s `begin`; parse its rows with riskFactsOf). It is a statement
  * of its own, so it reads with a snapshot taken after the locks were granted: a concurrent order of
  * the user that committed while this one waited for the lock is counted. The ids and symbols are
  * quoted with pg's escapeLiteral.
  */
 export function riskFactsStatement(pairs: { userId: string; symbol: string }[], windowMs: number): string {
   if (!Number.isSafeInteger(windowMs) || windowMs < 0) throw new Error(`bad rate window ${windowMs}`);
-  return riskFactsSql(textArrayLiteral(pairs.map((p) => p.userId)), textArrayLiteral(pairs.map((p) => p.symbol)), String(windowMs));
+  return executeStatement(RISK_FACTS, [textArrayLiteral(pairs.map((p) => p.userId)), textArrayLiteral(pairs.map((p) => p.symbol)), String(windowMs)]);
 }
+
+/** riskFactsStatement's statement, prepared on the connection (`PostgresClient.transaction`'s `prepared`). */
+export const RISK_FACTS: PreparedStatement = { name: "order_risk_facts", params: ["text[]", "text[]", "bigint"], text: riskFactsSql("$1", "$2", "$3") };
 
 /** RiskFacts from the rows of riskFactsMany's statement (or riskFactsStatement's), in the order asked. */
 export function riskFactsOf(rows: unknown[]): RiskFacts[] {
