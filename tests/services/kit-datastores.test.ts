@@ -3,12 +3,12 @@
  * (server-side query parameters), Kafka (idempotent producer + consumer helper), and optional
  * datastores without variables reported as disabled.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { createService, defineService, DatastoreDisabledError, type Service } from "../../services/src/kit";
 import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
-import { createPostgres, executeStatement, type PreparedStatement } from "../../services/src/kit/datastores/postgres";
+import { createPostgres, executeStatement, executeWith, prepareStatements, PREPARED_MAX_AGE_MS, type PreparedStatement } from "../../services/src/kit/datastores/postgres";
 
 // database-service: requires postgres, every other datastore optional.
 const probe = defineService({ name: "database-service", register() {} });
@@ -64,6 +64,20 @@ describe("kit datastores", () => {
       expect(listed.rows).toEqual([{ name: "kit_twice", generic_plans: "2", custom_plans: "0" }]);
       expect(await backend()).toBe(pid);
       expect(() => executeStatement(twice, [])).toThrow(/takes 1 arguments/);
+      // Prepared again once older than PREPARED_MAX_AGE_MS (its generic plan made again from the tables as they are now), not before.
+      const client = await pg.pool.connect(); // the pool's one connection
+      try {
+        const preparedAt = async () => (await client.query<{ at: string }>("SELECT prepare_time::text AS at FROM pg_prepared_statements WHERE name = 'kit_twice'")).rows;
+        const [first] = await preparedAt();
+        await prepareStatements(client, [twice], performance.now() + PREPARED_MAX_AGE_MS - 1000);
+        expect(await preparedAt()).toEqual([first]);
+        await prepareStatements(client, [twice], performance.now() + PREPARED_MAX_AGE_MS);
+        const [again] = await preparedAt();
+        expect(again.at > first.at).toBe(true);
+      } finally {
+        client.release();
+      }
+      expect(await run(4)).toEqual({ v: 8 });
       // A PREPARE that fails leaves nothing half-known: the connection is dropped, and the next one prepares afresh.
       const broken: PreparedStatement = { name: "kit_broken", params: [], text: "SELECT * FROM no_such_table" };
       await expect(pg.transaction(async () => undefined, { begin: executeStatement(broken, []), prepared: [twice, broken] })).rejects.toThrow(/no_such_table/);
@@ -73,6 +87,49 @@ describe("kit datastores", () => {
     } finally {
       await pg.close();
     }
+  });
+
+  it("postgres transaction sends its last statement with COMMIT in one round trip; values written as literals read back as parameters do", async () => {
+    const pg = svc.ctx.datastores.postgres;
+    await pg.query("CREATE TABLE kit_c (n bigint, t text, d numeric, j jsonb, u uuid)");
+    const insert: PreparedStatement = {
+      name: "kit_c_insert",
+      params: ["bigint[]", "text[]", "numeric[]", "jsonb[]", "uuid[]"],
+      text: "INSERT INTO kit_c SELECT * FROM unnest($1, $2, $3, $4, $5) RETURNING n, t, d::text, j, u",
+    };
+    const hostile = ["o'brien", "{x,y}", 'a"b\\c', "NULL", "'); DROP TABLE kit_c; --", "ünï ✓", "$1 $$x$$", ""];
+    const values = [hostile.map((_, i) => i), hostile, hostile.map((_, i) => `${i}.5`), hostile.map((t) => JSON.stringify({ t })), hostile.map(() => randomUUID())];
+    const sent: string[] = [];
+    const rows = await pg.transaction(
+      async (c, _begun, _each, commitWith) => {
+        const query = c.query.bind(c);
+        c.query = ((text: string, v?: unknown[]) => (sent.push(text), query(text, v))) as typeof c.query;
+        try {
+          return await commitWith(executeWith(insert, values));
+        } finally {
+          c.query = query;
+        }
+      },
+      { prepared: [insert] },
+    );
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatch(/;\nCOMMIT$/);
+    const expected = hostile.map((t, i) => ({ n: String(i), t, d: `${i}.5`, j: { t }, u: values[4][i] }));
+    expect(rows).toEqual(expected);
+    // Committed (another connection sees the rows), and as the parameterised statement would have stored them.
+    expect((await pg.query("SELECT n, t, d::text, j, u FROM kit_c ORDER BY n")).rows).toEqual(expected);
+    expect((await pg.query("SELECT count(*)::int AS n FROM kit_c WHERE t = ANY($1)", [hostile])).rows[0].n).toBe(hostile.length);
+    expect(executeWith(insert, [[null], ["x"], [null], [null], [null]])).toContain("NULL");
+    expect(() => executeWith(insert, [[1], ["a\u0000b"], [1], ["{}"], [randomUUID()]])).toThrow(/NUL/);
+
+    // A last statement that fails: nothing of the transaction is committed, and the helper sends no COMMIT of its own.
+    await expect(
+      pg.transaction(async (c, _b, _e, commitWith) => {
+        await c.query("INSERT INTO kit_c (n, t) VALUES (100, 'before')");
+        return commitWith(executeWith(insert, [[101], ["x"], ["not a number"], ["{}"], [randomUUID()]]));
+      }, { prepared: [insert] }),
+    ).rejects.toThrow(/invalid input syntax for type numeric/);
+    expect((await pg.query("SELECT count(*)::int AS n FROM kit_c WHERE n >= 100")).rows[0].n).toBe(0);
   });
 
   it("clickhouse binds query parameters server-side", async () => {
