@@ -1,7 +1,7 @@
 /**
  * What the trading-engine recorded, read back from PostgreSQL by the kill-switch tests
  * (kill-switch-engine, kill-switch-reduce-only): an order's fills, status and te_outbox events, and
- * users made for a test.
+ * users made for a test; atCommit for fakes of a COMMIT that fails.
  */
 import { randomUUID } from "node:crypto";
 import type { PostgresClient } from "../../services/src/kit/datastores/postgres";
@@ -35,12 +35,26 @@ export function recordingStatements(client: PostgresClient): { pg: PostgresClien
     ...client,
     transaction: (fn, opts) => {
       texts.push(`BEGIN; ${opts?.begin ?? ""}`);
-      return client.transaction((tx, begun, each) => {
+      return client.transaction((tx, begun, each, commitWith) => {
         const query = tx.query.bind(tx);
         tx.query = ((text: string, values?: unknown[]) => (texts.push(text), query(text, values))) as typeof tx.query;
-        return fn(tx, begun, each).finally(() => (tx.query = query));
+        return fn(tx, begun, each, commitWith).finally(() => (tx.query = query));
       }, opts);
     },
   };
   return { pg, texts };
+}
+
+type TransactionWork<T> = Parameters<PostgresClient["transaction"]>[0] extends (...a: infer A) => unknown ? (...a: A) => Promise<T> : never;
+
+/**
+ * Runs a transaction's work with `atCommit` called where its COMMIT is sent: with the work's last
+ * statement (commitWith, sent only if atCommit returns), or after the work if it did not call it.
+ * A fake that throws there is a COMMIT that never reached PostgreSQL (a killed process, a lost connection).
+ */
+export async function atCommit<T>(fn: TransactionWork<T>, [tx, begun, each, commitWith]: Parameters<TransactionWork<T>>, hook: () => void): Promise<T> {
+  let committed = false;
+  const r = await fn(tx, begun, each, (last) => (hook(), (committed = true), commitWith(last)));
+  if (!committed) hook();
+  return r;
 }

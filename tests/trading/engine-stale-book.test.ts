@@ -20,6 +20,7 @@ import { testEngine } from "../helpers/engine";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import { HandlerUnavailableError, isRetriable } from "../../services/src/trading/infra/deadLetters";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
+import { atCommit } from "../helpers/engine-records";
 
 const srv = useServers("postgres");
 /** A symbol of this file alone. */
@@ -44,16 +45,17 @@ function flaky(real: PostgresClient) {
     transaction: (fn, opts) =>
       state.down
         ? Promise.reject(refused())
-        : real.transaction(async (tx, begun, each) => {
-            const r = await fn(tx, begun, each);
-            if (state.failCommit) {
-              if (state.failCommit === "all") state.down = true;
-              else state.readsDown = true;
-              state.failCommit = false;
-              throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "ECONNRESET" });
-            }
-            return r;
-          }, opts),
+        : real.transaction(
+            (...args) =>
+              atCommit(fn, args, () => {
+                if (!state.failCommit) return;
+                if (state.failCommit === "all") state.down = true;
+                else state.readsDown = true;
+                state.failCommit = false;
+                throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "ECONNRESET" });
+              }),
+            opts,
+          ),
   };
   return { pg, state };
 }

@@ -28,7 +28,7 @@ import type { EngineCommand } from "../../services/src/services/trading-engine/m
 import { KILL_SWITCH_LOCK, type TradingState } from "../../services/src/trading/tradingState";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
 import { waitUntil } from "./e2e-helpers";
-import { STRICT_SCOPES } from "../../services/src/services/trading-engine/halts";
+import { STRICT_SCOPES } from "../../services/src/services/trading-engine/data";
 
 const srv = useServers("postgres", "redis");
 const SYMBOL = `K${randomBytes(4).toString("hex").toUpperCase()}USDT`;
@@ -46,14 +46,14 @@ function pausing(real: PostgresClient) {
   const pg: PostgresClient = {
     ...real,
     transaction: (fn, opts) =>
-      real.transaction(async (tx, begun, each) => {
+      real.transaction(async (tx, begun, each, commitWith) => {
         const pause = ctl.next;
         ctl.next = undefined;
         if (pause) {
           pause.entered();
           await pause.release;
         }
-        return fn(tx, begun, each);
+        return fn(tx, begun, each, commitWith);
       }, opts),
   };
   const pauseNext = () => {

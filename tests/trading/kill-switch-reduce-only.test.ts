@@ -26,7 +26,7 @@ import { engineRecords, recordingStatements } from "../helpers/engine-records";
 import type { EngineCommand } from "../../services/src/services/trading-engine/messages";
 import type { TradingState } from "../../services/src/trading/tradingState";
 import type { Bar, OrderRequest } from "../../services/src/trading/types";
-import { STRICT_SCOPES } from "../../services/src/services/trading-engine/halts";
+import { STRICT_SCOPES } from "../../services/src/services/trading-engine/data";
 
 const srv = useServers("postgres", "redis");
 const log = { info() {}, warn() {}, error() {}, debug() {} } as unknown as Parameters<typeof createPostgres>[1];

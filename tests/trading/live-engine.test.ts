@@ -48,6 +48,7 @@ import { FakeBinance } from "../fakes/binance";
 import { createApp, createLogger } from "../../services/src/kit/app";
 import { registerRoutes } from "../../services/src/services/trading-engine/routes";
 import { waitUntil } from "./e2e-helpers";
+import { atCommit } from "../helpers/engine-records";
 
 const srv = useServers("postgres");
 const SECRET = "engine-live-secret";
@@ -440,11 +441,14 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
       transaction: ((fn, opts) =>
         dead
           ? gone()
-          : client.transaction(async (...args) => {
-              await fn(...args);
-              dead = true;
-              throw new Error("killed before COMMIT");
-            }, opts)) as PostgresClient["transaction"],
+          : client.transaction(
+              (...args) =>
+                atCommit(fn, args, () => {
+                  dead = true;
+                  throw new Error("killed before COMMIT");
+                }),
+              opts,
+            )) as PostgresClient["transaction"],
     };
   };
   /** An engine that sends `orders` to Binance in one batch and dies before its COMMIT. */
@@ -939,12 +943,15 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     const pg: PostgresClient = {
       ...client,
       transaction: ((fn, opts) =>
-        client.transaction(async (...args) => {
-          await fn(...args);
-          if (!armed) return;
-          armed = false;
-          throw Object.assign(new Error("connection lost before COMMIT"), { code: "ECONNRESET" });
-        }, opts)) as PostgresClient["transaction"],
+        client.transaction(
+          (...args) =>
+            atCommit(fn, args, () => {
+              if (!armed) return;
+              armed = false;
+              throw Object.assign(new Error("connection lost before COMMIT"), { code: "ECONNRESET" });
+            }),
+          opts,
+        )) as PostgresClient["transaction"],
     };
     return { pg, arm: () => void (armed = true) };
   };
@@ -1238,11 +1245,13 @@ describe("a batch that fails for good after its sends (the consumer may set its 
       transaction: ((fn, opts) => {
         const step = plan(++n);
         if (step === "lost") return Promise.reject(Object.assign(new Error("connection lost"), { code: "ECONNRESET" }));
-        return client.transaction(async (...args) => {
-          const r = await fn(...args);
-          if (step === "bug") throw new Error("a bug after the sends");
-          return r;
-        }, opts);
+        return client.transaction(
+          (...args) =>
+            atCommit(fn, args, () => {
+              if (step === "bug") throw new Error("a bug after the sends");
+            }),
+          opts,
+        );
       }) as PostgresClient["transaction"],
     };
   };

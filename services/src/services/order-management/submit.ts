@@ -30,7 +30,7 @@ import { HttpError, isTransientError, unavailable, type PostgresClient } from ".
 import { GroupCommit } from "../../trading/infra/groupCommit";
 import { LOCK_USERS_ORDERS, lockedAt, lockUsersOrdersStatement, marketFactsMany, RISK_FACTS, riskFactsOf, riskFactsStatement, type RiskFacts } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
-import type { Enqueued } from "../../trading/infra/outbox";
+import { outboxInsertStatement, type Enqueued } from "../../trading/infra/outbox";
 import * as data from "./data";
 import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
 
@@ -47,8 +47,8 @@ class DeadlinePassed extends Error {
     super("submit deadline passed before COMMIT");
   }
 }
-/** What the submit transaction's first round trip EXECUTEs. */
-const SUBMIT_PREPARED = [LOCK_USERS_ORDERS, RISK_FACTS, data.ORDERS_BY_IDEMPOTENCY_KEYS];
+/** What the submit transaction EXECUTEs: its first round trip, and the insert sent with COMMIT. */
+const SUBMIT_PREPARED = [LOCK_USERS_ORDERS, RISK_FACTS, data.ORDERS_BY_IDEMPOTENCY_KEYS, data.INSERT_ORDERS, outboxInsertStatement("om_outbox")];
 /** SQLSTATEs of statement_timeout (query_canceled) and lock_timeout (lock_not_available). */
 const TIMED_OUT = new Set(["57014", "55P03"]);
 
@@ -136,7 +136,7 @@ export class OrderSubmitter {
     const leftMs = Math.max(1, deadline - performance.now());
     const timeouts = [`SET LOCAL statement_timeout = ${leftMs}`, `SET LOCAL lock_timeout = ${leftMs}`];
     const begin = [...timeouts, lockUsersOrdersStatement([...new Set(subs.map((s) => s.userId))]), riskFactsStatement(pairs, this.limits.rateWindowMs), ...(priorsSql ? [priorsSql] : [])];
-    const outcomes = await this.pg.transaction(async (tx, _last, [, , , factRows, priorRows]) => {
+    const outcomes = await this.pg.transaction(async (_tx, _last, [, , , factRows, priorRows], commitWith) => {
       const txNow = lockedAt(factRows);
       const market = await marketRead;
       const facts = riskFactsOf(factRows);
@@ -155,10 +155,12 @@ export class OrderSubmitter {
         });
       });
       const created = new Map(data.newOrderRows(fresh, txNow).map((r) => [r.order_id, r]));
-      const written = await data.insertOrders(tx, fresh, [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]));
-      // Nothing is awaited between this check and the helper's COMMIT.
-      if (performance.now() >= deadline) throw new DeadlinePassed(decisions.map((d) => (d.kind === "replay" && "prior" in d ? { row: d.prior, replayed: true } : undefined)));
-      enqueued = written;
+      // The last check of the time, right before the round trip that carries the insert and COMMIT; the
+      // insert runs under a statement_timeout of the time left then (PostgreSQL does not time out COMMIT).
+      const leftAtCommitMs = Math.floor(deadline - performance.now());
+      if (leftAtCommitMs < 1) throw new DeadlinePassed(decisions.map((d) => (d.kind === "replay" && "prior" in d ? { row: d.prior, replayed: true } : undefined)));
+      const events = [...created.values()].flatMap((r) => [orderEvent({ ...r, status: "new", reject_reason: null, reject_message: null }), orderEvent(r)]);
+      enqueued = await data.insertOrdersAndCommit(commitWith, fresh, events, `SET LOCAL statement_timeout = ${leftAtCommitMs}`);
       return decisions.map((d, i): SubmitOutcome | HttpError => {
         if (d.kind === "conflict") return idempotencyKeyReused();
         if (d.kind === "new") return { row: created.get(subs[i].orderId)!, replayed: false };

@@ -4,6 +4,7 @@
  */
 import { ANY_CASE_UUID_RE, type Queryable } from "../../kit";
 import { executeStatement, type PreparedStatement } from "../../kit/datastores/postgres";
+import { outboxInsertStatement } from "../../trading/infra/outboxRows";
 import type { ExecutionReport } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
 
@@ -52,8 +53,14 @@ export async function knownOrderIds(db: Queryable, orderIds: string[]): Promise<
   return new Set(rows.map((r) => r.order_id));
 }
 
+/** The halted and reduce_only scopes (halts.ts HALTS_STATEMENTS), prepared on the connection. */
+export const STRICT_SCOPES: PreparedStatement = { name: "te_strict_scopes", params: [], text: "SELECT scope, state FROM trading_states WHERE state IN ('halted', 'reduce_only')" };
+
 /** knownOrderIdsStatement's statement, prepared on the connection (the kit's `transaction(fn, { prepared })`). */
 export const KNOWN_ORDER_IDS: PreparedStatement = { name: "te_known_order_ids", params: ["uuid[]"], text: "SELECT order_id FROM te_orders WHERE order_id = ANY($1)" };
+
+/** What a batch transaction prepares (the kit's `transaction(fn, { prepared })`): its BEGIN's statements and the outbox insert sent with COMMIT. */
+export const BATCH_PREPARED = [STRICT_SCOPES, KNOWN_ORDER_IDS, outboxInsertStatement("te_outbox")];
 
 /**
  * knownOrderIds as a statement of literals (EXECUTE of KNOWN_ORDER_IDS, which the transaction must

@@ -25,12 +25,12 @@ import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
 import { HandlerUnavailableError, PoisonMessageError } from "../../trading/infra/deadLetters";
-import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
+import { enqueueAndCommit, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExchange";
 import type { Bar, OrderRequest } from "../../trading/types";
 import { BatchWork } from "./batch";
 import * as data from "./data";
-import { gateFor, HALTS_STATEMENTS, OPEN_GATE, STRICT_SCOPES } from "./halts";
+import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
 import { LiveVenue, type LiveOptions } from "./live";
 import { forgetLiveSends, heldLeftSent, recordLiveSends, recordPlacement } from "./liveSends";
 import { adoptHeldSent, adoptIfSent, cancelLive, recordPolled } from "./liveUpdates";
@@ -144,7 +144,7 @@ export class TradingEngine {
     const begin = [gated ? HALTS_STATEMENTS : undefined, knownSql].filter((s) => s !== undefined).join("; ");
     const attempt: { work?: BatchWork } = {};
     try {
-      await this.deps.pg.transaction(async (tx, begun, begunEach) => {
+      await this.deps.pg.transaction(async (tx, begun, begunEach, commitWith) => {
         const known = knownSql === undefined ? await data.knownOrderIds(tx, executeIds) : new Set(begun.map((r) => String(r.order_id)));
         const lastOpenTime = await data.lastBarOpenTimes(tx, barSymbols);
         // The orders this batch may fill, listed only under reduce_only (their owners' positions are read then).
@@ -160,8 +160,8 @@ export class TradingEngine {
         await data.saveLastBars(tx, [...w.newBars.values()]);
         // Settled in te_orders now; a held order marked unrecorded keeps its record (the only held one still `sent`: adoptIfSent).
         if (sentBefore) await forgetLiveSends(tx, liveIds.filter((id) => !(this.held.has(id) && sentBefore.has(id))));
-        enqueued = await enqueue(tx, "te_outbox", w.events);
-      }, begin === "" ? {} : { begin, prepared: [STRICT_SCOPES, data.KNOWN_ORDER_IDS] });
+        enqueued = await enqueueAndCommit(commitWith, "te_outbox", w.events);
+      }, { begin: begin === "" ? undefined : begin, prepared: data.BATCH_PREPARED });
     } catch (err) {
       // Live: a failure for good may get the messages set aside: what Binance has is recorded first (sentOrders.ts).
       const failure = this.venue ? await settleFailedAttempt(this.deps, this.venue, err, attempt.work) : err;

@@ -20,7 +20,7 @@
  * filled on their side (FillGate.resting), those the batch sends included.
  */
 import { canonicalUserId } from "../../kit";
-import { executeStatement, type PreparedStatement } from "../../kit/datastores/postgres";
+import { executeStatement } from "../../kit/datastores/postgres";
 import { D, type Decimal, type DecimalLike, ZERO } from "../../trading/decimal";
 import { reducesPosition } from "../../trading/risk";
 import { KILL_SWITCH_LOCK } from "../../trading/tradingState";
@@ -28,11 +28,8 @@ import type { Fill, OrderRequest } from "../../trading/types";
 import type { PoolClient } from "pg";
 import * as data from "./data";
 
-/** The halted and reduce_only scopes, prepared on the connection (the kit's `transaction(fn, { prepared })`). */
-export const STRICT_SCOPES: PreparedStatement = { name: "te_strict_scopes", params: [], text: "SELECT scope, state FROM trading_states WHERE state IN ('halted', 'reduce_only')" };
-
-/** The statements sent with BEGIN (their results come first, in this order): the shared lock, then the halted and reduce_only scopes (begunEach[1]; EXECUTE of STRICT_SCOPES, which the transaction must have prepared). */
-export const HALTS_STATEMENTS = `SELECT pg_advisory_xact_lock_shared(${KILL_SWITCH_LOCK.space}, ${KILL_SWITCH_LOCK.key}); ${executeStatement(STRICT_SCOPES, [])}`;
+/** The statements sent with BEGIN (their results come first, in this order): the shared lock, then the halted and reduce_only scopes (begunEach[1]; EXECUTE of data.STRICT_SCOPES, which the transaction must have prepared). */
+export const HALTS_STATEMENTS = `SELECT pg_advisory_xact_lock_shared(${KILL_SWITCH_LOCK.space}, ${KILL_SWITCH_LOCK.key}); ${executeStatement(data.STRICT_SCOPES, [])}`;
 
 /** Whether a scope in one state (halted, or reduce_only) covers an owner's orders in this batch. */
 export type CoveredBy = (userId: string) => boolean;

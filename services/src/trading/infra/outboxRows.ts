@@ -3,7 +3,7 @@
  * PostgreSQL transaction as the state change (`enqueue`, or `outboxInsert` inside a statement of its
  * own), and hands what it inserted (`Enqueued`) to the relay once committed (outbox.ts).
  */
-import type { Queryable } from "../../kit/datastores/postgres";
+import { executeWith, type CommitWith, type PreparedStatement, type Queryable } from "../../kit/datastores/postgres";
 import { traceCarrier, withTraceCarrier } from "../../kit/telemetry/context";
 
 export const BIGINT_RE = /^\d{1,19}$/;
@@ -84,6 +84,22 @@ export async function enqueue(client: Queryable, table: string, events: OutboxEv
   if (events.length === 0) return undefined;
   const insert = outboxInsert(table, events);
   return insert.enqueued((await client.query<{ id: string; event_id: string }>(insert.sql, insert.params)).rows);
+}
+
+/** The insert of `table`'s events as a prepared statement (enqueueAndCommit's; among the transaction's `prepared`). */
+export function outboxInsertStatement(table: string): PreparedStatement {
+  return { name: `${table}_insert`, params: ["text[]", "text[]", "text[]", "jsonb[]"], text: outboxInsert(table, []).sql };
+}
+
+/**
+ * enqueue as the transaction's last statement, sent with its COMMIT in one round trip (the kit's
+ * `commitWith`; outboxInsertStatement(table) must be among the transaction's `prepared`). With no
+ * events nothing is sent and undefined answered: the helper commits.
+ */
+export async function enqueueAndCommit(commitWith: CommitWith, table: string, events: OutboxEvent[]): Promise<Enqueued | undefined> {
+  if (events.length === 0) return undefined;
+  const insert = outboxInsert(table, events);
+  return insert.enqueued((await commitWith(executeWith(outboxInsertStatement(table), insert.params))) as { id: string; event_id: string }[]);
 }
 
 export interface Sender {
