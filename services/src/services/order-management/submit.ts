@@ -95,16 +95,19 @@ export class OrderSubmitter {
    * seconds left. Each retry drops at least the earliest deadline, so it ends.
    */
   private async submitBefore(all: TimedSubmission[]): Promise<(SubmitOutcome | Error)[]> {
-    const outcomes: (SubmitOutcome | Error)[] = all.map(deadlinePassed);
+    // An answer not set by the end is the deadline's 503, made only then: an Error captures a stack
+    // trace, 50 us each in a --cpu-prof of order-management when made for every submission up front.
+    const outcomes: (SubmitOutcome | Error | undefined)[] = all.map(() => undefined);
+    const answered = () => outcomes.map((o) => o ?? deadlinePassed());
     let pending = all.map((s, i) => ({ s, i }));
     for (let expiredBy = performance.now(); ; ) {
       pending = pending.filter(({ s }) => s.deadline > expiredBy);
-      if (pending.length === 0) return outcomes;
+      if (pending.length === 0) return answered();
       const deadline = Math.min(...pending.map(({ s }) => s.deadline));
       try {
         const decided = await this.submitBatch(pending.map(({ s }) => s), deadline);
         pending.forEach(({ i }, k) => (outcomes[i] = decided[k]));
-        return outcomes;
+        return answered();
       } catch (e) {
         // The check before COMMIT, or a statement or lock timeout set from the deadline: rolled back, never
         // committed. Any other error (a COMMIT whose answer was lost among them) keeps its own answer.
