@@ -6,11 +6,12 @@
  * changes (`new`, then the decision) are enqueued in the outbox in the same transaction.
  *
  * The submissions waiting together are decided in one transaction (group commit, GroupCommit): one
- * MGET for the market facts (while the transaction starts), then BEGIN with the lock of the batch's
- * users (one round trip), read their facts, read the stored orders of their Idempotency-Keys, insert
- * the orders and enqueue their events (one statement), COMMIT: the same five round trips to
- * PostgreSQL in a row for one order or two hundred (each one, on a busy host, a wait for two
- * processes to be scheduled). Orders of one user in a batch are decided in arrival
+ * MGET for the market facts (while the transaction starts), then two round trips to PostgreSQL
+ * whatever the number of orders (each one, on a busy host, a wait for two processes to be
+ * scheduled): BEGIN with the lock of the batch's users, their facts and the stored orders of their
+ * Idempotency-Keys; then the insert of the orders and their events (one statement) with COMMIT.
+ * These statements are prepared on the connection (planned once, not on every batch) and sent
+ * without parameters (the kit's executeStatement / executeWith). Orders of one user in a batch are decided in arrival
  * order, each seeing the ones before it (domain.ts decideSubmissions). An Idempotency-Key is looked
  * up under its user's lock, so a replay racing its first request on another replica finds it stored.
  *
