@@ -165,7 +165,8 @@ export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, ex
         const commitWith: CommitWith = async (last) => {
           if (committed) throw new Error("the transaction was already committed");
           committed = true;
-          const results = (await client.query(`${last};\nCOMMIT`)) as unknown as QueryResult[];
+          const answer: unknown = await client.query(`${last};\nCOMMIT`);
+          const results = answer as QueryResult[];
           return results[results.length - 2].rows;
         };
         const r = await fn(client, each[each.length - 1] ?? [], each, commitWith);
