@@ -15,6 +15,7 @@ import { migratedKitPostgres } from "../helpers/schemas";
 import type { TradingEngine } from "../../services/src/services/trading-engine/engine";
 import { testEngine } from "../helpers/engine";
 import * as omData from "../../services/src/services/order-management/data";
+import { outboxInsertStatement } from "../../services/src/trading/infra/outbox";
 import { applyExecutions } from "../../services/src/services/order-management/executions";
 import { BinanceTradingClient } from "../../services/src/trading/binance/adapter";
 import type { ExecutionMsg } from "../../services/src/trading/events";
@@ -37,10 +38,12 @@ const symbolOf = () => `U${randomBytes(4).toString("hex").toUpperCase()}USDT`;
 async function acceptedOrder(symbol: string, o: { type: "market" | "limit"; quantity: string; limitPrice?: string }): Promise<OrderRequest> {
   const orderId = randomUUID();
   const userId = randomUUID();
-  await omData.insertOrders(client, [{
+  // Stored by order-management's own insert (its prepared statement, sent with COMMIT).
+  const stored: omData.NewOrder = {
     orderId, userId, clientOrderId: `c-${orderId.slice(0, 8)}`, idempotencyKey: null, requestHash: "h", symbol, side: "buy", type: o.type,
     timeInForce: "GTC", quantity: o.quantity, limitPrice: o.limitPrice ?? null, status: "accepted", rejectReason: null, rejectMessage: null, lastPrice: "100",
-  }], []);
+  };
+  await client.transaction((_tx, _begun, _each, commitWith) => omData.insertOrdersAndCommit(commitWith, [stored], []), { prepared: [omData.INSERT_ORDERS, outboxInsertStatement("om_outbox")] });
   return { orderId, userId, symbol, side: "buy", type: o.type, quantity: o.quantity, limitPrice: o.limitPrice, clientOrderId: "bad\u0000id" };
 }
 

@@ -32,10 +32,11 @@ export function textLiteral(text: string): string {
  * (a --cpu-prof of order-management at 200 orders/s spent a quarter of its busy time there when
  * each literal called it).
  */
+type PgUtils = { prepareValue(v: unknown): string | Buffer | null };
 let pgLoaded: typeof import("pg") | undefined;
-let pgUtilsLoaded: { prepareValue(v: unknown): string | Buffer | null } | undefined;
+let pgUtilsLoaded: PgUtils | undefined;
 const pgModule = () => (pgLoaded ??= require("pg") as typeof import("pg"));
-const pgUtils = () => (pgUtilsLoaded ??= require("pg/lib/utils") as { prepareValue(v: unknown): string | Buffer | null });
+const pgUtils = () => (pgUtilsLoaded ??= require("pg/lib/utils") as PgUtils);
 
 /** A text[] of literals (textLiteral each) for a statement sent without parameters. */
 export function textArrayLiteral(texts: string[]): string {

@@ -3,9 +3,8 @@
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
 import type { Queryable } from "../../kit";
-import type { QueryResultRow } from "pg";
 import { executeStatement, executeWith, textArrayLiteral, type CommitWith, type PreparedStatement } from "../../kit/datastores/postgres";
-import { enqueue, enqueueAndCommit, outboxInsert, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
+import { enqueueAndCommit, outboxInsert, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
 import type { OrderStatus } from "../../trading/orderState";
 import { pairKey } from "./domain";
 
@@ -92,49 +91,37 @@ export function newOrderRows(orders: NewOrder[], txNow: Date): OrderRow[] {
   }));
 }
 
-const INSERT_ORDERS_SQL = `WITH inserted AS (
+/**
+ * The insert of orders and their events in om_outbox in one statement (the events are built from
+ * newOrderRows, not read back); a duplicate (user, idempotency key) raises pg error 23505 and inserts
+ * nothing. insertOrdersAndCommit's, prepared on the connection (`PostgresClient.transaction`'s `prepared`).
+ */
+export const INSERT_ORDERS: PreparedStatement = {
+  name: "om_insert_orders",
+  params: ["uuid[]", ...Array<string>(8).fill("text[]"), "numeric[]", "numeric[]", "text[]", "text[]", "text[]", "numeric[]", "text[]", "text[]", "text[]", "jsonb[]"],
+  text: `WITH inserted AS (
        INSERT INTO om_orders (order_id, user_id, client_order_id, idempotency_key, request_hash, symbol, side, type, time_in_force,
                               quantity, limit_price, status, reject_reason, reject_message, last_price)
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                             $10::numeric[], $11::numeric[], $12::text[], $13::text[], $14::text[], $15::numeric[]))
-     ${outboxInsert("om_outbox", [], 16).sql}`;
-
-/** insertOrdersAndCommit's statement, prepared on the connection (`PostgresClient.transaction`'s `prepared`). */
-export const INSERT_ORDERS: PreparedStatement = {
-  name: "om_insert_orders",
-  params: ["uuid[]", ...Array<string>(8).fill("text[]"), "numeric[]", "numeric[]", "text[]", "text[]", "text[]", "numeric[]", "text[]", "text[]", "text[]", "jsonb[]"],
-  text: INSERT_ORDERS_SQL,
+     ${outboxInsert("om_outbox", [], 16).sql}`,
 };
 
-/** The parameters of INSERT_ORDERS_SQL for `orders` and `events`, and how to read what it inserted into om_outbox. */
-function insertOrdersCall(orders: NewOrder[], events: OutboxEvent[]) {
+/**
+ * Inserts the orders and enqueues `events` (INSERT_ORDERS) as the transaction's last statement, sent
+ * with `before` (statements without parameters, if any) and COMMIT in one round trip (the kit's `commitWith`;
+ * INSERT_ORDERS and the om_outbox insert among the transaction's `prepared`). Answers the om_outbox
+ * rows inserted (for the relay). With nothing to write nothing is sent: the helper commits.
+ */
+export async function insertOrdersAndCommit(commitWith: CommitWith, orders: NewOrder[], events: OutboxEvent[], before?: string): Promise<Enqueued | undefined> {
+  if (orders.length === 0) return enqueueAndCommit(commitWith, "om_outbox", events);
   const col = <K extends keyof NewOrder>(k: K) => orders.map((o) => o[k]);
   const outbox = outboxInsert("om_outbox", events, 16);
   const params = [col("orderId"), col("userId"), col("clientOrderId"), col("idempotencyKey"), col("requestHash"), col("symbol"), col("side"), col("type"), col("timeInForce"),
     col("quantity"), col("limitPrice"), col("status"), col("rejectReason"), col("rejectMessage"), col("lastPrice"), ...outbox.params];
-  return { params, enqueued: (rows: QueryResultRow[]) => outbox.enqueued(rows as { id: string; event_id: string }[]) };
-}
-
-/**
- * Inserts the orders and enqueues `events` in om_outbox in one statement (one round trip: the
- * events are built from newOrderRows, not read back); a duplicate (user, idempotency key) raises pg
- * error 23505 and inserts nothing. Answers the om_outbox rows inserted (for the relay).
- */
-export async function insertOrders(db: Queryable, orders: NewOrder[], events: OutboxEvent[]): Promise<Enqueued | undefined> {
-  if (orders.length === 0) return enqueue(db, "om_outbox", events);
-  const call = insertOrdersCall(orders, events);
-  return call.enqueued((await db.query(INSERT_ORDERS_SQL, call.params)).rows);
-}
-
-/**
- * insertOrders as the transaction's last statement, sent with `before` (statements without
- * parameters) and COMMIT in one round trip (the kit's `commitWith`; INSERT_ORDERS and the om_outbox
- * insert among the transaction's `prepared`). With nothing to write nothing is sent: the helper commits.
- */
-export async function insertOrdersAndCommit(commitWith: CommitWith, orders: NewOrder[], events: OutboxEvent[], before: string): Promise<Enqueued | undefined> {
-  if (orders.length === 0) return enqueueAndCommit(commitWith, "om_outbox", events);
-  const call = insertOrdersCall(orders, events);
-  return call.enqueued(await commitWith(`${before};\n${executeWith(INSERT_ORDERS, call.params)}`));
+  const insert = executeWith(INSERT_ORDERS, params);
+  const rows = await commitWith(before === undefined ? insert : `${before};\n${insert}`);
+  return outbox.enqueued(rows as { id: string; event_id: string }[]);
 }
 
 /** The user's orders, newest first, optionally of one status and/or the one stored under an Idempotency-Key. */
