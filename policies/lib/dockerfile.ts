@@ -9,7 +9,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { DockerfileParser } from "dockerfile-ast";
-import { isRecord, str } from "./values";
+import { isRecord, isUnknown, str } from "./values";
 
 export interface DockerfileBase {
     /** 1-based line of the FROM instruction. */
@@ -73,21 +73,26 @@ export function dockerfileBases(text: string, given: Record<string, string | und
     return bases;
 }
 
+/** A Dockerfile the policies read, or why they could not (its base images then go unchecked). */
+export type DockerfileRead = { file: string; text: string } | { unreadable: string; why: string };
+
 /**
  * The Dockerfile a Docker `Image` resource builds, read from the machine running the policies: its
- * `build.dockerfile`, else `<build.context>/Dockerfile`. Only an absolute path is read (the policy
- * pack runs in a directory of its own, so a relative one would name another file; this repo's
- * program passes absolute paths); undefined when unknown during preview, relative or unreadable.
+ * `build.dockerfile`, else `<build.context>/Dockerfile` (the context defaults to "." as in the
+ * provider). Undefined when the image is not built here (no `build`) or the path is unknown during
+ * preview. A path that is not absolute is not read but reported unreadable: the policy pack runs in a
+ * directory of its own, so it would name another file (this repo's program passes absolute paths),
+ * and a build whose base images cannot be seen must not pass as one whose images were checked.
  */
-export function dockerfileOf(props: Record<string, any>): { file: string; text: string } | undefined {
+export function dockerfileOf(props: Record<string, any>): DockerfileRead | undefined {
     if (!isRecord(props.build)) return undefined;
-    const dockerfile = str(props.build.dockerfile);
-    const context = str(props.build.context);
-    const file = dockerfile ?? (context === undefined ? undefined : path.join(context, "Dockerfile"));
-    if (file === undefined || !path.isAbsolute(file)) return undefined;
+    const { dockerfile, context } = props.build;
+    if (isUnknown(dockerfile) || isUnknown(context)) return undefined;
+    const file = str(dockerfile) ?? path.join(str(context) ?? ".", "Dockerfile");
+    if (!path.isAbsolute(file)) return { unreadable: file, why: "not an absolute path, and the policies run in the policy pack's directory, not the program's" };
     try {
         return { file, text: fs.readFileSync(file, "utf8") };
-    } catch {
-        return undefined;
+    } catch (e) {
+        return { unreadable: file, why: (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `not readable (${(e as NodeJS.ErrnoException).code ?? "error"})` };
     }
 }

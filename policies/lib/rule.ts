@@ -138,42 +138,56 @@ export function buildArgImages(props: Record<string, any>): Array<[string, strin
  * that no checked build argument holds: a literal FROM, an argument left at its `ARG` default, one
  * not named as an image, a reference that only uses arguments (`${REG}/debian:${TAG}`); as
  * `[where, reference]`. Arguments unknown during preview leave out the FROMs that use them.
+ * `unreadable` says why a Dockerfile the build names could not be read (then no base is known).
  */
-export function dockerfileImages(props: Record<string, any>): Array<[string, string]> {
+export function dockerfileImages(props: Record<string, any>): { bases: Array<[string, string]>; unreadable?: string } {
     const dockerfile = dockerfileOf(props);
     const args = isRecord(props.build) ? props.build.args : undefined;
-    if (dockerfile === undefined || (args !== undefined && !isRecord(args))) return [];
+    if (dockerfile === undefined || (args !== undefined && !isRecord(args))) return { bases: [] };
+    if ("unreadable" in dockerfile) return { bases: [], unreadable: `its Dockerfile "${dockerfile.unreadable}" cannot be read where the policies run (${dockerfile.why})` };
     const given = Object.fromEntries(Object.entries(args ?? {}).map(([name, value]) => [name, str(value)]));
-    return dockerfileBases(dockerfile.text, given)
+    const bases = dockerfileBases(dockerfile.text, given)
         .filter((base) => base.fromArg === undefined || !isImageBuildArg(base.fromArg))
         .map((base): [string, string] => [`${dockerfile.file} line ${base.line} (FROM ${base.written})`, base.ref]);
+    return { bases };
 }
+
+const UNREADABLE_FIX = "give build.dockerfile (or build.context) as an absolute path to a Dockerfile on the machine running the preview.";
 
 /**
  * The image resources are checked as a workload's images are: `RemoteImage.name`, and an `Image`'s
  * `imageName` and the base images its build runs (`buildArgImages`, `dockerfileImages`). `problems(where, ref, cfg)`
  * for each value known during preview, `where` naming the field ("imageName", "build argument
- * NODE_IMAGE"); each problem reported as `message(<resource>, problem, cfg)`.
+ * NODE_IMAGE"); each problem reported as `message(<resource>, problem, cfg)`. An `Image` whose
+ * Dockerfile cannot be read is a violation of its own: its base images would otherwise pass unseen.
  */
 export function imageResourceRules<C extends object>(
     defaults: C,
     problems: (where: string, ref: string, cfg: C) => string[],
     message: (who: string, problem: string, cfg: C) => string,
 ): ResourceValidation[] {
-    const rule = (images: (props: Record<string, any>) => Array<[string, string | undefined]>) =>
+    const rule = (images: (props: Record<string, any>) => { refs: Array<[string, string | undefined]>; unreadable?: string }) =>
         (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
             const cfg = readConfig(args, defaults);
             const who = describe(args.type, args.name);
-            for (const [where, ref] of images(plain(props as Record<string, any>))) {
+            const { refs, unreadable } = images(plain(props as Record<string, any>));
+            for (const [where, ref] of refs) {
                 for (const p of ref === undefined ? [] : problems(where, ref, cfg)) reportViolation(message(who, p, cfg));
             }
+            if (unreadable) reportViolation(`${who}: ${unreadable}, so the images it builds FROM go unchecked; ${UNREADABLE_FIX}`);
         };
     return [
-        validateResourceOfType(docker.RemoteImage, rule((p) => [["name", str(p.name)]])),
-        validateResourceOfType(docker.Image, rule((p) => [
-            ["imageName", str(p.imageName)],
-            ...buildArgImages(p).map(([arg, ref]): [string, string] => [`build argument ${arg}`, ref]),
-            ...dockerfileImages(p),
-        ])),
+        validateResourceOfType(docker.RemoteImage, rule((p) => ({ refs: [["name", str(p.name)]] }))),
+        validateResourceOfType(docker.Image, rule((p) => {
+            const dockerfile = dockerfileImages(p);
+            return {
+                refs: [
+                    ["imageName", str(p.imageName)],
+                    ...buildArgImages(p).map(([arg, ref]): [string, string] => [`build argument ${arg}`, ref]),
+                    ...dockerfile.bases,
+                ],
+                unreadable: dockerfile.unreadable,
+            };
+        })),
     ];
 }

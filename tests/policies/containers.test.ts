@@ -13,10 +13,16 @@ import {
 import { loadConfig, runPack, summary, TestResource, UNKNOWN, Violation } from "./run-pack";
 
 const only = (name: string) => ({ only: [name] });
+/** A Dockerfile whose every FROM is a build argument named as an image (so only the arguments given are checked), at an absolute path. */
+const ARGS_ONLY_DOCKERFILE = (() => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "policy-dockerfile-"));
+    fs.writeFileSync(path.join(dir, "Dockerfile"), "ARG NODE_IMAGE\nARG SERVICES_IMAGE\nFROM ${NODE_IMAGE} AS build\nFROM ${SERVICES_IMAGE}\n");
+    return dir;
+})();
 /** The program's image build (components/runtime/image-build.ts): a pinned name under `repository` and the given build arguments. */
 const built = (name: string, args: Record<string, string> | string, repository = "localhost/ai-trading"): TestResource => ({
     type: "docker:index/image:Image", name,
-    props: { imageName: `${repository}/${name}:0.1.0`, build: { context: ".", dockerfile: "Dockerfile", args, platform: "linux/amd64" }, skipPush: !repository.startsWith("registry.") },
+    props: { imageName: `${repository}/${name}:0.1.0`, build: { context: ARGS_ONLY_DOCKERFILE, dockerfile: path.join(ARGS_ONLY_DOCKERFILE, "Dockerfile"), args, platform: "linux/amd64" }, skipPush: !repository.startsWith("registry.") },
 });
 /** An image build of a Dockerfile written for the test (an absolute path, as the program passes: components/services.ts). */
 const builtFrom = (name: string, dockerfile: string, args: Record<string, unknown> | typeof UNKNOWN = {}): TestResource & { file: string } => {
@@ -397,7 +403,7 @@ describe("pinned-image-tags", () => {
 
     it("passes version tags, digests and image IDs", async () => {
         expect(await run([...compliant(), remoteImage("postgres:16.4-bookworm"), remoteImage("localhost:5000/nginx:1.27.2"),
-            { type: "docker:index/image:Image", name: "services-image", props: { imageName: "localhost/ai-trading/services:0.1.0", build: { context: "services" } } }])).toEqual([]);
+            built("services", { NODE_IMAGE: "node:20.18.0-bookworm-slim" })])).toEqual([]);
     });
 
     it("rejects latest, tag-less and floating references everywhere", async () => {
@@ -479,14 +485,31 @@ describe("pinned-image-tags", () => {
         ]);
     });
 
-    it("leaves out a Dockerfile's FROMs whose arguments are unknown during preview, and Dockerfiles it cannot read", async () => {
+    it("leaves out a Dockerfile's FROMs whose arguments or path are unknown during preview", async () => {
         expect(messages(await run([builtFrom("unknown", "ARG BASE=debian:stable\nFROM ${BASE}\nFROM node:20.18.0", { BASE: UNKNOWN })]))).toEqual([]);
         expect(messages(await run([builtFrom("all-unknown", "FROM node:latest", UNKNOWN)]))).toEqual([]);
+        const unknownPath = builtFrom("unknown-path", "FROM node:latest");
+        expect(await run([{ ...unknownPath, props: { ...unknownPath.props, build: { context: UNKNOWN, dockerfile: UNKNOWN } } }])).toEqual([]);
+        // Not built here (a name only): no Dockerfile to read.
+        expect(await run([{ type: "docker:index/image:Image", name: "named", props: { imageName: "localhost/ai-trading/named:0.1.0", skipPush: true } }])).toEqual([]);
+    });
+
+    it("refuses a build whose Dockerfile it cannot read (relative, missing), which would otherwise pass unseen", async () => {
+        const unseen = (file: string, why: string) =>
+            `: its Dockerfile "${file}" cannot be read where the policies run (${why}), so the images it builds FROM go unchecked; ` +
+            "give build.dockerfile (or build.context) as an absolute path to a Dockerfile on the machine running the preview.";
         const gone = builtFrom("gone", "FROM node:latest");
         fs.rmSync(gone.file);
-        expect(await run([gone])).toEqual([]);
-        // A relative path names a file relative to the program, not to the policy pack: not read.
-        expect(await run([{ ...builtFrom("relative", "FROM node:latest"), props: { imageName: "localhost/ai-trading/relative:0.1.0", build: { context: ".", dockerfile: "Dockerfile" } } }])).toEqual([]);
+        const relative = (name: string, build: Record<string, unknown>): TestResource => ({ type: "docker:index/image:Image", name, props: { imageName: `localhost/ai-trading/${name}:0.1.0`, build } });
+        const RELATIVE = "not an absolute path, and the policies run in the policy pack's directory, not the program's";
+        expect(messages(await run([gone, relative("relative", { context: "./app", dockerfile: "app/Dockerfile" }), relative("context-only", { context: "app" }),
+            relative("default-context", {}), relative("remote", { context: "https://example.com/repo.git#main" })]))).toEqual([
+            `Image "gone"${unseen(gone.file, "no such file")}`,
+            `Image "relative"${unseen("app/Dockerfile", RELATIVE)}`,
+            `Image "context-only"${unseen(path.join("app", "Dockerfile"), RELATIVE)}`,
+            `Image "default-context"${unseen("Dockerfile", RELATIVE)}`,
+            `Image "remote"${unseen(path.join("https://example.com/repo.git#main", "Dockerfile"), RELATIVE)}`,
+        ]);
     });
 
     it("skips build arguments computed during preview", async () => {
