@@ -143,8 +143,9 @@ export function buildArgImages(props: Record<string, any>): Array<[string, strin
 export function dockerfileImages(props: Record<string, any>): { bases: Array<[string, string]>; unreadable?: string } {
     const dockerfile = dockerfileOf(props);
     const args = isRecord(props.build) ? props.build.args : undefined;
-    if (dockerfile === undefined || (args !== undefined && !isRecord(args))) return { bases: [] };
+    if (dockerfile === undefined) return { bases: [] };
     if ("unreadable" in dockerfile) return { bases: [], unreadable: `its Dockerfile "${dockerfile.unreadable}" cannot be read where the policies run (${dockerfile.why})` };
+    if (args !== undefined && !isRecord(args)) return { bases: [] };
     const given = Object.fromEntries(Object.entries(args ?? {}).map(([name, value]) => [name, str(value)]));
     const bases = dockerfileBases(dockerfile.text, given)
         .filter((base) => base.fromArg === undefined || !isImageBuildArg(base.fromArg))

@@ -503,12 +503,14 @@ describe("pinned-image-tags", () => {
         const relative = (name: string, build: Record<string, unknown>): TestResource => ({ type: "docker:index/image:Image", name, props: { imageName: `localhost/ai-trading/${name}:0.1.0`, build } });
         const RELATIVE = "not an absolute path, and the policies run in the policy pack's directory, not the program's";
         expect(messages(await run([gone, relative("relative", { context: "./app", dockerfile: "app/Dockerfile" }), relative("context-only", { context: "app" }),
-            relative("default-context", {}), relative("remote", { context: "https://example.com/repo.git#main" })]))).toEqual([
+            relative("default-context", {}), relative("remote", { context: "https://example.com/repo.git#main" }),
+            relative("args-unknown", { context: "app", args: UNKNOWN })]))).toEqual([
             `Image "gone"${unseen(gone.file, "no such file")}`,
             `Image "relative"${unseen("app/Dockerfile", RELATIVE)}`,
             `Image "context-only"${unseen(path.join("app", "Dockerfile"), RELATIVE)}`,
             `Image "default-context"${unseen("Dockerfile", RELATIVE)}`,
             `Image "remote"${unseen(path.join("https://example.com/repo.git#main", "Dockerfile"), RELATIVE)}`,
+            `Image "args-unknown"${unseen(path.join("app", "Dockerfile"), RELATIVE)}`,
         ]);
     });
 
