@@ -73,8 +73,10 @@ export function dockerfileBases(text: string, given: Record<string, string | und
     return bases;
 }
 
-/** A Dockerfile the policies read, or why they could not (its base images then go unchecked). */
-export type DockerfileRead = { file: string; text: string } | { unreadable: string; why: string };
+/** A Dockerfile the policies could not read (its base images then go unchecked): its path as given, and why. */
+export type UnreadableDockerfile = { unreadable: string; why: string };
+/** A Dockerfile the policies read, or why they could not. */
+export type DockerfileRead = { file: string; text: string } | UnreadableDockerfile;
 
 /**
  * The Dockerfile a Docker `Image` resource builds, read from the machine running the policies: its
@@ -93,6 +95,7 @@ export function dockerfileOf(props: Record<string, any>): DockerfileRead | undef
     try {
         return { file, text: fs.readFileSync(file, "utf8") };
     } catch (e) {
-        return { unreadable: file, why: (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `not readable (${(e as NodeJS.ErrnoException).code ?? "error"})` };
+        const code = (e as NodeJS.ErrnoException).code;
+        return { unreadable: file, why: code === "ENOENT" ? "no such file" : `not readable (${code ?? "error"})` };
     }
 }

@@ -9,7 +9,7 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
-import { dockerfileBases, dockerfileOf } from "./dockerfile";
+import { dockerfileBases, dockerfileOf, type UnreadableDockerfile } from "./dockerfile";
 import { isRecord, plain, str } from "./values";
 import {
     describe, identity, K8sContainer, podContainers, podTemplate, PodTemplate, WorkloadIdentity,
@@ -138,13 +138,13 @@ export function buildArgImages(props: Record<string, any>): Array<[string, strin
  * that no checked build argument holds: a literal FROM, an argument left at its `ARG` default, one
  * not named as an image, a reference that only uses arguments (`${REG}/debian:${TAG}`); as
  * `[where, reference]`. Arguments unknown during preview leave out the FROMs that use them.
- * `unreadable` says why a Dockerfile the build names could not be read (then no base is known).
+ * `unreadable`: the Dockerfile the build names and why it could not be read (then no base is known).
  */
-export function dockerfileImages(props: Record<string, any>): { bases: Array<[string, string]>; unreadable?: string } {
+export function dockerfileImages(props: Record<string, any>): { bases: Array<[string, string]>; unreadable?: UnreadableDockerfile } {
     const dockerfile = dockerfileOf(props);
     const args = isRecord(props.build) ? props.build.args : undefined;
     if (dockerfile === undefined) return { bases: [] };
-    if ("unreadable" in dockerfile) return { bases: [], unreadable: `its Dockerfile "${dockerfile.unreadable}" cannot be read where the policies run (${dockerfile.why})` };
+    if ("unreadable" in dockerfile) return { bases: [], unreadable: dockerfile };
     if (args !== undefined && !isRecord(args)) return { bases: [] };
     const given = Object.fromEntries(Object.entries(args ?? {}).map(([name, value]) => [name, str(value)]));
     const bases = dockerfileBases(dockerfile.text, given)
@@ -167,7 +167,7 @@ export function imageResourceRules<C extends object>(
     problems: (where: string, ref: string, cfg: C) => string[],
     message: (who: string, problem: string, cfg: C) => string,
 ): ResourceValidation[] {
-    const rule = (images: (props: Record<string, any>) => { refs: Array<[string, string | undefined]>; unreadable?: string }) =>
+    const rule = (images: (props: Record<string, any>) => { refs: Array<[string, string | undefined]>; unreadable?: UnreadableDockerfile }) =>
         (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
             const cfg = readConfig(args, defaults);
             const who = describe(args.type, args.name);
@@ -175,7 +175,10 @@ export function imageResourceRules<C extends object>(
             for (const [where, ref] of refs) {
                 for (const p of ref === undefined ? [] : problems(where, ref, cfg)) reportViolation(message(who, p, cfg));
             }
-            if (unreadable) reportViolation(`${who}: ${unreadable}, so the images it builds FROM go unchecked; ${UNREADABLE_FIX}`);
+            if (unreadable) {
+                reportViolation(`${who}: its Dockerfile "${unreadable.unreadable}" cannot be read where the policies run (${unreadable.why}), ` +
+                    `so the images it builds FROM go unchecked; ${UNREADABLE_FIX}`);
+            }
         };
     return [
         validateResourceOfType(docker.RemoteImage, rule((p) => ({ refs: [["name", str(p.name)]] }))),

@@ -13,24 +13,27 @@ import {
 import { loadConfig, runPack, summary, TestResource, UNKNOWN, Violation } from "./run-pack";
 
 const only = (name: string) => ({ only: [name] });
-/** A Dockerfile whose every FROM is a build argument named as an image (so only the arguments given are checked), at an absolute path. */
-const ARGS_ONLY_DOCKERFILE = (() => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "policy-dockerfile-"));
-    fs.writeFileSync(path.join(dir, "Dockerfile"), "ARG NODE_IMAGE\nARG SERVICES_IMAGE\nFROM ${NODE_IMAGE} AS build\nFROM ${SERVICES_IMAGE}\n");
-    return dir;
-})();
+/** `text` written as the Dockerfile of a fresh directory; its absolute path (as the program passes: components/services.ts). */
+const writeDockerfile = (text: string): string => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "policy-dockerfile-")), "Dockerfile");
+    fs.writeFileSync(file, text);
+    return file;
+};
+/** A Dockerfile whose every FROM is a build argument named as an image, so only the arguments given are checked. */
+const ARGS_ONLY_DOCKERFILE = writeDockerfile("ARG NODE_IMAGE\nARG SERVICES_IMAGE\nFROM ${NODE_IMAGE} AS build\nFROM ${SERVICES_IMAGE}\n");
 /** The program's image build (components/runtime/image-build.ts): a pinned name under `repository` and the given build arguments. */
 const built = (name: string, args: Record<string, string> | string, repository = "localhost/ai-trading"): TestResource => ({
     type: "docker:index/image:Image", name,
-    props: { imageName: `${repository}/${name}:0.1.0`, build: { context: ARGS_ONLY_DOCKERFILE, dockerfile: path.join(ARGS_ONLY_DOCKERFILE, "Dockerfile"), args, platform: "linux/amd64" }, skipPush: !repository.startsWith("registry.") },
+    props: { imageName: `${repository}/${name}:0.1.0`, build: { context: path.dirname(ARGS_ONLY_DOCKERFILE), dockerfile: ARGS_ONLY_DOCKERFILE, args, platform: "linux/amd64" }, skipPush: !repository.startsWith("registry.") },
 });
-/** An image build of a Dockerfile written for the test (an absolute path, as the program passes: components/services.ts). */
+/** An image build of a Dockerfile written for the test. */
 const builtFrom = (name: string, dockerfile: string, args: Record<string, unknown> | typeof UNKNOWN = {}): TestResource & { file: string } => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "policy-dockerfile-"));
-    const file = path.join(dir, "Dockerfile");
-    fs.writeFileSync(file, dockerfile);
-    return { type: "docker:index/image:Image", name, file, props: { imageName: `localhost/ai-trading/${name}:0.1.0`, build: { context: dir, dockerfile: file, args, platform: "linux/amd64" }, skipPush: true } };
+    const file = writeDockerfile(dockerfile);
+    return { type: "docker:index/image:Image", name, file, props: { imageName: `localhost/ai-trading/${name}:0.1.0`, build: { context: path.dirname(file), dockerfile: file, args, platform: "linux/amd64" }, skipPush: true } };
 };
+/** An image build with the given `build` bag as the engine hands it over (paths as written, unknowns). */
+const imageBuild = (name: string, build: Record<string, unknown>): TestResource =>
+    ({ type: "docker:index/image:Image", name, props: { imageName: `localhost/ai-trading/${name}:0.1.0`, build } });
 /** Base images no build argument names: literal, an argument left at its ARG default or not named as an image, references made of arguments. */
 const LITERAL_BASES = [
     "# escape=\\",
@@ -488,8 +491,7 @@ describe("pinned-image-tags", () => {
     it("leaves out a Dockerfile's FROMs whose arguments or path are unknown during preview", async () => {
         expect(messages(await run([builtFrom("unknown", "ARG BASE=debian:stable\nFROM ${BASE}\nFROM node:20.18.0", { BASE: UNKNOWN })]))).toEqual([]);
         expect(messages(await run([builtFrom("all-unknown", "FROM node:latest", UNKNOWN)]))).toEqual([]);
-        const unknownPath = builtFrom("unknown-path", "FROM node:latest");
-        expect(await run([{ ...unknownPath, props: { ...unknownPath.props, build: { context: UNKNOWN, dockerfile: UNKNOWN } } }])).toEqual([]);
+        expect(await run([imageBuild("unknown-path", { context: UNKNOWN, dockerfile: UNKNOWN })])).toEqual([]);
         // Not built here (a name only): no Dockerfile to read.
         expect(await run([{ type: "docker:index/image:Image", name: "named", props: { imageName: "localhost/ai-trading/named:0.1.0", skipPush: true } }])).toEqual([]);
     });
@@ -500,11 +502,10 @@ describe("pinned-image-tags", () => {
             "give build.dockerfile (or build.context) as an absolute path to a Dockerfile on the machine running the preview.";
         const gone = builtFrom("gone", "FROM node:latest");
         fs.rmSync(gone.file);
-        const relative = (name: string, build: Record<string, unknown>): TestResource => ({ type: "docker:index/image:Image", name, props: { imageName: `localhost/ai-trading/${name}:0.1.0`, build } });
         const RELATIVE = "not an absolute path, and the policies run in the policy pack's directory, not the program's";
-        expect(messages(await run([gone, relative("relative", { context: "./app", dockerfile: "app/Dockerfile" }), relative("context-only", { context: "app" }),
-            relative("default-context", {}), relative("remote", { context: "https://example.com/repo.git#main" }),
-            relative("args-unknown", { context: "app", args: UNKNOWN })]))).toEqual([
+        expect(messages(await run([gone, imageBuild("relative", { context: "./app", dockerfile: "app/Dockerfile" }), imageBuild("context-only", { context: "app" }),
+            imageBuild("default-context", {}), imageBuild("remote", { context: "https://example.com/repo.git#main" }),
+            imageBuild("args-unknown", { context: "app", args: UNKNOWN })]))).toEqual([
             `Image "gone"${unseen(gone.file, "no such file")}`,
             `Image "relative"${unseen("app/Dockerfile", RELATIVE)}`,
             `Image "context-only"${unseen(path.join("app", "Dockerfile"), RELATIVE)}`,
