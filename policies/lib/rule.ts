@@ -9,8 +9,8 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
-import { dockerfileBases, dockerfileOf, type UnreadableDockerfile } from "./dockerfile";
-import { isRecord, plain, str } from "./values";
+import { buildArgImages, dockerBuildImageBuild, DOCKER_BUILD_IMAGE, dockerfileImages, dockerImageBuild, type ImageResourceBuild } from "./image-builds";
+import { arr, plain, str } from "./values";
 import {
     describe, identity, K8sContainer, podContainers, podTemplate, PodTemplate, WorkloadIdentity,
 } from "./workloads";
@@ -107,91 +107,45 @@ export function workloadImages(w: Workload): WorkloadImage[] {
 }
 
 /**
- * Does a build argument name an image? This repo's convention: every `FROM ${X}` of a Dockerfile the
- * program builds (and of images/*) takes its base from an argument named `IMAGE` or `<WHAT>_IMAGE`
- * (NODE_IMAGE, SERVICES_IMAGE, BASE_IMAGE; case-insensitive), so the policies see a build's base
- * images where the resource's inputs hold them. Other arguments (versions, SERVICES_IMAGE_ID, a
- * content id recorded in a label) are not image references and are not checked.
- */
-export function isImageBuildArg(name: string): boolean {
-    return /(^|_)IMAGE$/i.test(name);
-}
-
-/**
- * The base images an image build is given: its build arguments (`build.args`) that name an image,
- * as `[argument, reference]`; arguments unknown during preview, and empty ones (no image: the
- * build fails at FROM), left out.
- */
-export function buildArgImages(props: Record<string, any>): Array<[string, string]> {
-    const args = isRecord(props.build) ? props.build.args : undefined;
-    if (!isRecord(args)) return [];
-    return Object.entries(args)
-        .filter(([name]) => isImageBuildArg(name))
-        .flatMap(([name, value]): Array<[string, string]> => {
-            const ref = str(value);
-            return ref === undefined || ref.trim() === "" ? [] : [[name, ref]];
-        });
-}
-
-/**
- * The base images of the Dockerfile an `Image` builds (read where the policies run: `dockerfileOf`)
- * that no checked build argument holds: a literal FROM, an argument left at its `ARG` default, one
- * not named as an image, a reference that only uses arguments (`${REG}/debian:${TAG}`); as
- * `[where, reference]`. Arguments unknown during preview leave out the FROMs that use them.
- * `unreadable`: the Dockerfile the build names and why it could not be read (then no base is known).
- */
-export function dockerfileImages(props: Record<string, any>): { bases: Array<[string, string]>; unreadable?: UnreadableDockerfile } {
-    const dockerfile = dockerfileOf(props);
-    const args = isRecord(props.build) ? props.build.args : undefined;
-    if (dockerfile === undefined) return { bases: [] };
-    if ("unreadable" in dockerfile) return { bases: [], unreadable: dockerfile };
-    if (args !== undefined && !isRecord(args)) return { bases: [] };
-    const given = Object.fromEntries(Object.entries(args ?? {}).map(([name, value]) => [name, str(value)]));
-    const bases = dockerfileBases(dockerfile.text, given)
-        .filter((base) => base.fromArg === undefined || !isImageBuildArg(base.fromArg))
-        .map((base): [string, string] => [`${dockerfile.file} line ${base.line} (FROM ${base.written})`, base.ref]);
-    return { bases };
-}
-
-const UNREADABLE_FIX = "give build.dockerfile (or build.context) as an absolute path to a Dockerfile on the machine running the preview.";
-
-/**
- * The image resources are checked as a workload's images are: `RemoteImage.name`, and an `Image`'s
- * `imageName` and the base images its build runs (`buildArgImages`, `dockerfileImages`). `problems(where, ref, cfg)`
- * for each value known during preview, `where` naming the field ("imageName", "build argument
- * NODE_IMAGE"); each problem reported as `message(<resource>, problem, cfg)`. An `Image` whose
- * Dockerfile cannot be read is a violation of its own: its base images would otherwise pass unseen.
+ * The image resources are checked as a workload's images are: `RemoteImage.name`; a `@pulumi/docker`
+ * `Image`'s `imageName`, a `@pulumi/docker-build` `Image`'s `tags`, and the images either build pulls
+ * (`buildArgImages`, `dockerfileImages`). `problems(where, ref, cfg)` for each value known during
+ * preview, `where` naming the field ("imageName", "build argument NODE_IMAGE"); each problem reported
+ * as `message(<resource>, problem, cfg)`. An image build whose Dockerfile cannot be read is a violation
+ * of its own: the images it pulls would otherwise pass unseen.
  */
 export function imageResourceRules<C extends object>(
     defaults: C,
     problems: (where: string, ref: string, cfg: C) => string[],
     message: (who: string, problem: string, cfg: C) => string,
 ): ResourceValidation[] {
-    const rule = (images: (props: Record<string, any>) => { refs: Array<[string, string | undefined]>; unreadable?: UnreadableDockerfile }) =>
-        (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
-            const cfg = readConfig(args, defaults);
-            const who = describe(args.type, args.name);
-            const { refs, unreadable } = images(plain(props as Record<string, any>));
-            for (const [where, ref] of refs) {
-                for (const p of ref === undefined ? [] : problems(where, ref, cfg)) reportViolation(message(who, p, cfg));
-            }
-            if (unreadable) {
-                reportViolation(`${who}: its Dockerfile "${unreadable.unreadable}" cannot be read where the policies run (${unreadable.why}), ` +
-                    `so the images it builds FROM go unchecked; ${UNREADABLE_FIX}`);
-            }
-        };
+    const check = (args: ResourceValidationArgs, reportViolation: ReportViolation, names: Array<[string, unknown]>, build?: ImageResourceBuild) => {
+        const cfg = readConfig(args, defaults);
+        const who = describe(args.type, args.name);
+        const dockerfile = build ? dockerfileImages(build) : { bases: [] };
+        const refs: Array<[string, string | undefined]> = [
+            ...names.map(([where, ref]): [string, string | undefined] => [where, str(ref)]),
+            ...(build ? buildArgImages(build) : []).map(([arg, ref]): [string, string] => [`build argument ${arg}`, ref]),
+            ...dockerfile.bases,
+        ];
+        for (const [where, ref] of refs) {
+            for (const p of ref === undefined ? [] : problems(where, ref, cfg)) reportViolation(message(who, p, cfg));
+        }
+        if (dockerfile.unreadable && build) {
+            reportViolation(`${who}: its Dockerfile "${dockerfile.unreadable.unreadable}" cannot be read where the policies run (${dockerfile.unreadable.why}), ` +
+                `so the images it pulls go unchecked; ${build.fix}`);
+        }
+    };
     return [
-        validateResourceOfType(docker.RemoteImage, rule((p) => ({ refs: [["name", str(p.name)]] }))),
-        validateResourceOfType(docker.Image, rule((p) => {
-            const dockerfile = dockerfileImages(p);
-            return {
-                refs: [
-                    ["imageName", str(p.imageName)],
-                    ...buildArgImages(p).map(([arg, ref]): [string, string] => [`build argument ${arg}`, ref]),
-                    ...dockerfile.bases,
-                ],
-                unreadable: dockerfile.unreadable,
-            };
-        })),
+        validateResourceOfType(docker.RemoteImage, (props, args, report) => check(args, report, [["name", plain(props as Record<string, any>).name]])),
+        validateResourceOfType(docker.Image, (props, args, report) => {
+            const p = plain(props as Record<string, any>);
+            check(args, report, [["imageName", p.imageName]], dockerImageBuild(p));
+        }),
+        (args, report) => {
+            if (args.type !== DOCKER_BUILD_IMAGE) return;
+            const p = plain(args.props);
+            check(args, report, arr(p.tags).map((tag): [string, unknown] => ["tag", tag]), dockerBuildImageBuild(p));
+        },
     ];
 }

@@ -42,8 +42,9 @@ const message = (who: string, problem: string, cfg: AllowedRegistriesConfig) =>
 export const allowedImageRegistries: ResourceValidationPolicy = {
     name: "allowed-image-registries",
     description:
-        "Every image (Docker containers, RemoteImage and Image names, the base images an Image build is given in build " +
-        "arguments named IMAGE or *_IMAGE; Kubernetes containers and init containers) comes from a " +
+        "Every image (Docker containers, RemoteImage and Image names, docker-build Image tags, the images a build pulls: " +
+        "build arguments named IMAGE or *_IMAGE and its Dockerfile's FROM, COPY --from and RUN --mount=from; Kubernetes " +
+        "containers and init containers) comes from a " +
         "registry or repository listed in allowedRegistries (matched on whole path segments, a name without a registry host " +
         "being Docker Hub's docker.io/library/<name> or docker.io/<namespace>/<name>); a bare image ID (sha256:...) is allowed. " +
         "With allowedRegistries empty (the default) the policy reports nothing.",

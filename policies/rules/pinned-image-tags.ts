@@ -27,7 +27,8 @@ export const pinnedImageTags: ResourceValidationPolicy = {
     description:
         "Images are pinned: an explicit version tag or a sha256 digest, never `latest` or a tag-less reference, " +
         "so a deployment is reproducible and a registry change cannot swap the code. Checked on workloads, RemoteImage " +
-        "and Image names, and the base images an Image build is given (build arguments named IMAGE or *_IMAGE).",
+        "and Image names, docker-build Image tags, and the images a build pulls (build arguments named IMAGE or *_IMAGE, " +
+        "and its Dockerfile's FROM, COPY --from and RUN --mount=from).",
     severity: "medium",
     configSchema: {
         properties: {

@@ -2,6 +2,9 @@
  * Realistic resources as the Pulumi program registers them (see docs/conventions.md and the
  * program's components): compliant by default, so a test breaks exactly one thing.
  */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import type { TestResource } from "./run-pack";
 
 export const NS = "ai-trading";
@@ -154,6 +157,13 @@ export function dockerPrometheus(rules: string | null = ALERT_RULES): TestResour
 
 export function remoteImage(name: string): TestResource {
     return { type: "docker:index/remoteImage:RemoteImage", name: `image-${name.replace(/[^a-zA-Z0-9]+/g, "-")}`, props: { name, keepLocally: true } };
+}
+
+/** `text` written as the Dockerfile of a fresh directory; its absolute path (as the program passes: components/services.ts). */
+export function writeDockerfile(text: string): string {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "policy-dockerfile-")), "Dockerfile");
+    fs.writeFileSync(file, text);
+    return file;
 }
 
 export function randomPassword(name: string, length = 44): TestResource {
