@@ -1,7 +1,7 @@
 /**
  * "A rule over every workload on either target": the one place that knows which resource classes
  * are workloads (a Docker container; a Kubernetes Deployment, StatefulSet, DaemonSet, ReplicaSet,
- * Job, CronJob or Pod), turns the engine's property bag into a plain `Workload` and hands it to
+ * ReplicationController, Job, CronJob or Pod), turns the engine's property bag into a plain `Workload` and hands it to
  * the rule. Built on `validateResourceOfType`, so the engine skips every other resource type.
  */
 import * as docker from "@pulumi/docker";
@@ -43,6 +43,7 @@ export const WORKLOAD_CLASSES: ReadonlyArray<[Target, ResourceClass]> = [
     ["kubernetes", k8s.apps.v1.StatefulSet],
     ["kubernetes", k8s.apps.v1.DaemonSet],
     ["kubernetes", k8s.apps.v1.ReplicaSet],
+    ["kubernetes", k8s.core.v1.ReplicationController],
     ["kubernetes", k8s.batch.v1.Job],
     ["kubernetes", k8s.batch.v1.CronJob],
     ["kubernetes", k8s.core.v1.Pod],

@@ -14,11 +14,16 @@ export function plainResources(resources: PolicyResource[]): StackResource[] {
     return resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: plain(r.props) }));
 }
 
-/** The replica floor of a Deployment/StatefulSet: the HPA's minReplicas when one scales it, else spec.replicas (default 1). */
-export function replicaFloor(w: StackResource, resources: StackResource[]): number | undefined {
-    const hpa = resources.find((h) => h.type === K8S.hpa && namespaceOf(h.props) === namespaceOf(w.props)
+/** The HorizontalPodAutoscaler scaling a workload, if the stack declares one. */
+export function scalerOf(w: StackResource, resources: StackResource[]): StackResource | undefined {
+    return resources.find((h) => h.type === K8S.hpa && namespaceOf(h.props) === namespaceOf(w.props)
         && str(h.props.spec?.scaleTargetRef?.kind) === w.type.split(":").pop()
         && str(h.props.spec?.scaleTargetRef?.name) === objectName(w.props, w.name));
+}
+
+/** The replica floor of a replicated workload: the HPA's minReplicas when one scales it, else spec.replicas (default 1). */
+export function replicaFloor(w: StackResource, resources: StackResource[]): number | undefined {
+    const hpa = scalerOf(w, resources);
     if (hpa) return num(hpa.props.spec?.minReplicas) ?? 1;
     return w.props.spec?.replicas === undefined ? 1 : num(w.props.spec?.replicas);
 }

@@ -1,8 +1,8 @@
 /**
  * A uniform view of the workloads the program declares, on both targets:
  * - Docker: `docker:index/container:Container` (labels as [{label, value}]).
- * - Kubernetes: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob and Pod (metadata and
- *   pod template labels, pod spec).
+ * - Kubernetes: Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob
+ *   and Pod (metadata and pod template labels, pod spec).
  * All functions are pure and take the plain (unwrapped) property bag.
  */
 import { DATA_COMPONENTS } from "../../catalog/datastores";
@@ -32,6 +32,9 @@ export const K8S = {
     statefulSet: "kubernetes:apps/v1:StatefulSet",
     daemonSet: "kubernetes:apps/v1:DaemonSet",
     replicaSet: "kubernetes:apps/v1:ReplicaSet",
+    // Legacy, but still served (core/v1): a controller running pods like a ReplicaSet, so every
+    // pod policy must see it, or it would run what a Deployment may not.
+    replicationController: "kubernetes:core/v1:ReplicationController",
     job: "kubernetes:batch/v1:Job",
     cronJob: "kubernetes:batch/v1:CronJob",
     pod: "kubernetes:core/v1:Pod",
@@ -46,11 +49,14 @@ export const K8S = {
 };
 
 export const K8S_WORKLOAD_TYPES = [
-    K8S.deployment, K8S.statefulSet, K8S.daemonSet, K8S.replicaSet, K8S.job, K8S.cronJob, K8S.pod,
+    K8S.deployment, K8S.statefulSet, K8S.daemonSet, K8S.replicaSet, K8S.replicationController, K8S.job, K8S.cronJob, K8S.pod,
 ];
 
 /** Long-running Kubernetes workloads (probes make sense for these, not for Jobs). */
-export const K8S_LONG_RUNNING = [K8S.deployment, K8S.statefulSet, K8S.daemonSet, K8S.replicaSet, K8S.pod];
+export const K8S_LONG_RUNNING = [K8S.deployment, K8S.statefulSet, K8S.daemonSet, K8S.replicaSet, K8S.replicationController, K8S.pod];
+
+/** The workloads that run `spec.replicas` copies of their pod (the availability policies weigh these). */
+export const K8S_REPLICATED = [K8S.deployment, K8S.statefulSet, K8S.replicaSet, K8S.replicationController];
 
 export type Labels = Record<string, string>;
 

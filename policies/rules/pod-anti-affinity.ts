@@ -3,7 +3,7 @@ import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { selectorMatches } from "../lib/selectors";
 import { plainResources, replicaFloor, StackResource } from "../lib/stack";
 import { arr, isRecord, str } from "../lib/values";
-import { K8S, objectName, podTemplate } from "../lib/workloads";
+import { K8S_REPLICATED, objectName, podTemplate } from "../lib/workloads";
 
 export interface AntiAffinityConfig {
     environment: Environment;
@@ -26,7 +26,7 @@ export function spreadsReplicas(spec: Record<string, any>, labels: Record<string
 
 export function unspreadReplicas(resources: StackResource[], cfg: AntiAffinityConfig = defaults): Array<{ urn: string; message: string }> {
     const out: Array<{ urn: string; message: string }> = [];
-    for (const w of resources.filter((r) => r.type === K8S.deployment || r.type === K8S.statefulSet)) {
+    for (const w of resources.filter((r) => K8S_REPLICATED.includes(r.type))) {
         const floor = replicaFloor(w, resources);
         if (floor === undefined || floor < 2) continue;
         const tmpl = podTemplate(w.type, w.props);

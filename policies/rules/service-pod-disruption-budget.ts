@@ -3,7 +3,7 @@ import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { selectorMatches } from "../lib/selectors";
 import { plainResources, replicaFloor, StackResource } from "../lib/stack";
 import { num, str } from "../lib/values";
-import { identity, isSingletonDeployment, K8S, namespaceOf, objectName, podTemplate } from "../lib/workloads";
+import { identity, isSingletonDeployment, K8S, K8S_REPLICATED, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
 export interface PdbConfig {
     environment: Environment;
@@ -26,11 +26,11 @@ const kindOf = (r: StackResource) => r.type.split(":").pop();
 export function pdbFindings(resources: StackResource[]): Array<{ urn: string; message: string }> {
     const pdbs = resources.filter((r) => r.type === K8S.pdb);
     const out: Array<{ urn: string; message: string }> = [];
-    for (const d of resources.filter((r) => r.type === K8S.deployment || r.type === K8S.statefulSet)) {
-        // Services always; any other Deployment/StatefulSet once it is replicated (kube-score's
+    for (const d of resources.filter((r) => K8S_REPLICATED.includes(r.type))) {
+        // Services always; any other replicated workload once it runs two or more (kube-score's
         // deployment-has-poddisruptionbudget / statefulset-has-poddisruptionbudget).
         const replicated = (replicaFloor(d, resources) ?? 1) >= 2;
-        const isService = d.type === K8S.deployment && identity(d.type, d.name, d.props).role === "service";
+        const isService = identity(d.type, d.name, d.props).role === "service";
         if (!isService && !replicated) continue;
         // A declared singleton cannot have two replicas or a PDB that allows an eviction; its
         // downtime during a rollout is the accepted price (see the catalog entry for why).

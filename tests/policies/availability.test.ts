@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { countAlertRules } from "../../policies/rules/prometheus-alert-rules";
 import {
     ALERT_RULES, backupCronJob, deployment, dockerContainer, dockerPostgres, dockerPrometheus, hpa, pdb, prodStack, replace,
-    rulesConfigMap, statefulSet,
+    replicationController, rulesConfigMap, statefulSet,
 } from "./fixtures";
 import { runPack, summary, UNKNOWN } from "./run-pack";
 
@@ -186,5 +186,31 @@ describe("prometheus-alert-rules", () => {
         const cfg = { all: "mandatory" as const, "prometheus-alert-rules": { minAlertRules: 3 } };
         expect(summary(await run(prodStack(), cfg))).toEqual(["prometheus-alert-rules prometheus-statefulset"]);
         expect(await run([...prodStack().filter((r) => r.name !== "prometheus-rules"), rulesConfigMap(UNKNOWN)])).toEqual([]);
+    });
+});
+
+describe("a ReplicationController (legacy core/v1, still served) is weighed like a Deployment", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) =>
+        runPack(rs, "prod", { only: ["service-min-replicas", "service-pod-disruption-budget", "pod-anti-affinity"] });
+
+    it("needs two replicas, a PodDisruptionBudget and a spread as a role=service workload", async () => {
+        expect(await run([replicationController("api-gateway", 3001), pdb("api-gateway")])).toEqual([]);
+        const single = replicationController("api-gateway", 3001, { replicas: 1 });
+        const unspread = replicationController("risk-analyzer", 3004, { replicas: 3, spec: { topologySpreadConstraints: [] } });
+        expect((await run([single, unspread])).map((v) => `${v.policyName}: ${v.message.split(/[;:] /)[0]}`)).toEqual([
+            "service-min-replicas: ReplicationController \"api-gateway\" (role=service) would be down during a rollout or node loss",
+            "service-pod-disruption-budget: ReplicationController \"api-gateway\" (role=service) has no PodDisruptionBudget selecting its pods in namespace \"ai-trading\"",
+            "service-pod-disruption-budget: ReplicationController \"risk-analyzer\" (role=service) has no PodDisruptionBudget selecting its pods in namespace \"ai-trading\"",
+            "pod-anti-affinity: ReplicationController \"risk-analyzer\" runs 3 replicas that may all land on one node",
+        ]);
+    });
+
+    it("and so is a role=service StatefulSet or ReplicaSet: the kind does not exempt a service from its replica floor", async () => {
+        const asKind = (type: string, kind: string) => {
+            const d = deployment("order-management", 3005, { replicas: 1 });
+            return { ...d, type, name: `order-management-${kind.toLowerCase()}`, props: { ...d.props, kind } };
+        };
+        expect((await runPack([asKind("kubernetes:apps/v1:StatefulSet", "StatefulSet"), asKind("kubernetes:apps/v1:ReplicaSet", "ReplicaSet")], "prod", { only: ["service-min-replicas"] }))
+            .map((v) => v.message.split(" (")[0])).toEqual(["StatefulSet \"order-management\"", "ReplicaSet \"order-management\""]);
     });
 });

@@ -257,6 +257,16 @@ export function deployment(workload: string, port: number, opts: { replicas?: nu
     };
 }
 
+/** The same workload as a legacy ReplicationController (core/v1): its selector is a plain label map. */
+export function replicationController(workload: string, port: number, opts: Parameters<typeof deployment>[2] = {}): TestResource {
+    const d = deployment(workload, port, opts);
+    return {
+        type: "kubernetes:core/v1:ReplicationController",
+        name: `${workload}-replicationcontroller`,
+        props: { ...d.props, apiVersion: "v1", kind: "ReplicationController", spec: { ...d.props.spec, selector: { "trading.io/workload": workload } } },
+    };
+}
+
 export function statefulSet(workload: string, role: string, image: string, port: number, uid: number, extra: Record<string, any> = {}): TestResource {
     const labels = k8sLabels(workload, role);
     const c = container(workload, port, {

@@ -1,6 +1,6 @@
 /** The Pod Security Standards controls the older policies did not cover, on both targets, with exact messages. */
 import { describe, expect, it } from "vitest";
-import { deployment, dockerService, statefulSet } from "./fixtures";
+import { deployment, dockerService, replicationController, statefulSet } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[]) => (await runPack(rs, "prod", { only: [policy] })).map((v) => v.message);
@@ -138,5 +138,20 @@ describe("the older container policies read the pod spec as Pod Security admissi
         expect((await messages("no-privileged-containers", [d])).map((m) => m.split(". ")[0])).toEqual([
             "Deployment \"api-gateway-deployment\" sets windowsOptions.hostProcess: true (a Windows HostProcess pod)",
         ]);
+    });
+});
+
+describe("a ReplicationController (legacy core/v1, still served: it runs pods as a ReplicaSet does)", () => {
+    const policiesOf = async (r: TestResource) => [...new Set((await runPack([r], "prod")).map((v) => v.policyName))].sort();
+
+    it("is checked by every policy as the Deployment of the same pod template", async () => {
+        expect(await policiesOf(replicationController("api-gateway", 3001))).toEqual(await policiesOf(deployment("api-gateway", 3001)));
+        const hostile = {
+            container: { image: "node:latest", securityContext: { privileged: true, runAsUser: 0, allowPrivilegeEscalation: true, capabilities: { add: ["SYS_ADMIN"] } } },
+            spec: { hostNetwork: true, volumes: [{ name: "root", hostPath: { path: "/" } }] },
+        };
+        const asDeployment = await policiesOf(deployment("api-gateway", 3001, hostile));
+        expect(asDeployment).toEqual(expect.arrayContaining(["no-privileged-containers", "run-as-non-root", "no-privilege-escalation", "drop-all-capabilities", "pinned-image-tags", "pod-security-volume-types"]));
+        expect(await policiesOf(replicationController("api-gateway", 3001, hostile))).toEqual(asDeployment);
     });
 });
