@@ -15,6 +15,7 @@ import { ingressNoSnippets } from "./rules/ingress-no-snippets";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noBarePods } from "./rules/no-bare-pods";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
+import { noHelmReleases } from "./rules/no-helm-releases";
 import { noPrivilegeEscalation } from "./rules/no-privilege-escalation";
 import { noPrivilegedContainers } from "./rules/no-privileged-containers";
 import { noPublicExposure } from "./rules/no-public-exposure";
@@ -79,6 +80,7 @@ export const policies: Policies = [
     pullNeverLocalImages,
     requiredWorkloadLabels,
     noBarePods,
+    noHelmReleases,
     selectorsMatchWorkloads,
     // Availability and recovery (prod)
     serviceMinReplicas,

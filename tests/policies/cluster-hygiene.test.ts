@@ -277,3 +277,16 @@ describe("pod-anti-affinity (stack) and PDBs for replicated workloads", () => {
         expect(find(rs, "redpanda-statefulset").props.spec.replicas).toBe(3);
     });
 });
+
+describe("no-helm-releases", () => {
+    it("refuses a helm.sh/v3 Release, whose chart's objects no policy would see, and leaves a v4 Chart to the policies of its objects", async () => {
+        const release = (chart: unknown): TestResource => ({ type: "kubernetes:helm.sh/v3:Release", name: "ingress", props: { chart, namespace: NS, values: {} } });
+        expect(await messages("no-helm-releases", [release("ingress-nginx"), release(UNKNOWN)])).toEqual([
+            "Release \"ingress\" (chart \"ingress-nginx\") installs objects no policy checks (Helm applies them inside the provider); " +
+            "deploy the chart with kubernetes:helm.sh/v4:Chart, whose objects the pack checks like any other.",
+            "Release \"ingress\" installs objects no policy checks (Helm applies them inside the provider); " +
+            "deploy the chart with kubernetes:helm.sh/v4:Chart, whose objects the pack checks like any other.",
+        ]);
+        expect(await messages("no-helm-releases", [...prodStack(), { type: "kubernetes:helm.sh/v4:Chart", name: "ingress", props: { chart: "ingress-nginx", namespace: NS } }])).toEqual([]);
+    });
+});
