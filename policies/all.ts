@@ -16,6 +16,7 @@ import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noBarePods } from "./rules/no-bare-pods";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
 import { noHelmReleases } from "./rules/no-helm-releases";
+import { noObjectPatches } from "./rules/no-object-patches";
 import { noPrivilegeEscalation } from "./rules/no-privilege-escalation";
 import { noPrivilegedContainers } from "./rules/no-privileged-containers";
 import { noPublicExposure } from "./rules/no-public-exposure";
@@ -81,6 +82,7 @@ export const policies: Policies = [
     requiredWorkloadLabels,
     noBarePods,
     noHelmReleases,
+    noObjectPatches,
     selectorsMatchWorkloads,
     // Availability and recovery (prod)
     serviceMinReplicas,

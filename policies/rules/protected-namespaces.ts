@@ -1,7 +1,7 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { plain, str, isUnknown } from "../lib/values";
-import { describe } from "../lib/workloads";
+import { describe, kubernetesKind } from "../lib/workloads";
 
 export interface ProtectedNamespacesConfig {
     /** Namespaces the platform must not deploy into; a trailing `*` matches a prefix (kube-*). */
@@ -18,14 +18,6 @@ const CLUSTER_SCOPED = new Set([
     "CSINode", "VolumeAttachment", "APIService", "CertificateSigningRequest", "FlowSchema",
     "PriorityLevelConfiguration", "ComponentStatus",
 ]);
-
-/** The Kind of a Kubernetes object type token ("kubernetes:apps/v1:Deployment"), undefined for other resources. */
-export function kubernetesKind(type: string): string | undefined {
-    const m = /^kubernetes:(?:([a-z0-9.-]+)\/)?v[0-9a-z]+:([A-Za-z]+)$/.exec(type);
-    // Pulumi's own component types (Helm releases, YAML and Kustomize groups) are not API objects.
-    if (!m || ["helm.sh", "yaml", "kustomize"].includes(m[1] ?? "")) return undefined;
-    return m[2];
-}
 
 export function isProtected(ns: string, patterns: string[]): boolean {
     return patterns.some((p) => (p.endsWith("*") ? ns.startsWith(p.slice(0, -1)) : ns === p));

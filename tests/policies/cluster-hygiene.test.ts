@@ -290,3 +290,32 @@ describe("no-helm-releases", () => {
         expect(await messages("no-helm-releases", [...prodStack(), { type: "kubernetes:helm.sh/v4:Chart", name: "ingress", props: { chart: "ingress-nginx", namespace: NS } }])).toEqual([]);
     });
 });
+
+describe("no-object-patches", () => {
+    const patch = (type: string, name: string, props: Record<string, unknown>): TestResource =>
+        ({ type, name, props: { metadata: { name, namespace: NS }, ...props } });
+    const tail = " by server-side apply, where no policy checks the object it produces; declare the object in the program " +
+        "(the pack then checks it whole), or keep the patch to metadata labels and annotations.";
+
+    it("refuses a patch that changes an object beyond labels and annotations, whatever the kind", async () => {
+        expect(await messages("no-object-patches", [
+            patch("kubernetes:apps/v1:DeploymentPatch", "gateway-privileged", { spec: { template: { spec: { containers: [{ name: "api-gateway", securityContext: { privileged: true } }] } } } }),
+            patch("kubernetes:core/v1:ServicePatch", "gateway-public", { spec: { type: "LoadBalancer" } }),
+            patch("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBindingPatch", "wider", { roleRef: { kind: "ClusterRole", name: "cluster-admin" }, subjects: UNKNOWN }),
+            patch("kubernetes:core/v1:NamespacePatch", "privileged-ns", { metadata: { name: NS, labels: { "pod-security.kubernetes.io/enforce": "privileged", team: "x" } } }),
+            patch("kubernetes:core/v1:SecretPatch", "owner", { metadata: { name: "s", namespace: NS, ownerReferences: [] }, stringData: { password: "x" } }),
+        ])).toEqual([
+            `DeploymentPatch "gateway-privileged" changes spec of an existing Deployment${tail}`,
+            `ServicePatch "gateway-public" changes spec of an existing Service${tail}`,
+            `ClusterRoleBindingPatch "wider" changes roleRef, subjects of an existing ClusterRoleBinding${tail}`,
+            `NamespacePatch "privileged-ns" changes metadata.labels["pod-security.kubernetes.io/enforce"] of an existing Namespace${tail}`,
+            `SecretPatch "owner" changes stringData, metadata.ownerReferences of an existing Secret${tail}`,
+        ]);
+    });
+
+    it("passes a patch of labels and annotations, and whole objects", async () => {
+        expect(await messages("no-object-patches", [...prodStack(),
+            patch("kubernetes:apps/v1:DeploymentPatch", "annotated", { metadata: { name: "api-gateway", namespace: NS, labels: { team: "x" }, annotations: { "pulumi.com/patchForce": "true", note: UNKNOWN } } }),
+        ])).toEqual([]);
+    });
+});
