@@ -15,8 +15,8 @@ import { ingressNoSnippets } from "./rules/ingress-no-snippets";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noBarePods } from "./rules/no-bare-pods";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
-import { noHelmReleases } from "./rules/no-helm-releases";
 import { noObjectPatches } from "./rules/no-object-patches";
+import { noUncheckedWorkloads } from "./rules/no-unchecked-workloads";
 import { noPrivilegeEscalation } from "./rules/no-privilege-escalation";
 import { noPrivilegedContainers } from "./rules/no-privileged-containers";
 import { noPublicExposure } from "./rules/no-public-exposure";
@@ -81,7 +81,7 @@ export const policies: Policies = [
     pullNeverLocalImages,
     requiredWorkloadLabels,
     noBarePods,
-    noHelmReleases,
+    noUncheckedWorkloads,
     noObjectPatches,
     selectorsMatchWorkloads,
     // Availability and recovery (prod)

@@ -278,16 +278,26 @@ describe("pod-anti-affinity (stack) and PDBs for replicated workloads", () => {
     });
 });
 
-describe("no-helm-releases", () => {
-    it("refuses a helm.sh/v3 Release, whose chart's objects no policy would see, and leaves a v4 Chart to the policies of its objects", async () => {
+describe("no-unchecked-workloads", () => {
+    it("refuses what runs containers no policy sees: a helm.sh/v3 Release, a Swarm Service, an engine Plugin", async () => {
         const release = (chart: unknown): TestResource => ({ type: "kubernetes:helm.sh/v3:Release", name: "ingress", props: { chart, namespace: NS, values: {} } });
-        expect(await messages("no-helm-releases", [release("ingress-nginx"), release(UNKNOWN)])).toEqual([
-            "Release \"ingress\" (chart \"ingress-nginx\") installs objects no policy checks (Helm applies them inside the provider); " +
-            "deploy the chart with kubernetes:helm.sh/v4:Chart, whose objects the pack checks like any other.",
-            "Release \"ingress\" installs objects no policy checks (Helm applies them inside the provider); " +
-            "deploy the chart with kubernetes:helm.sh/v4:Chart, whose objects the pack checks like any other.",
+        const helm = "where no policy of this pack checks what runs; deploy the chart with kubernetes:helm.sh/v4:Chart, whose objects the pack checks like any other.";
+        expect(await messages("no-unchecked-workloads", [release("ingress-nginx"), release(UNKNOWN),
+            { type: "docker:index/service:Service", name: "miner", props: { name: "miner", taskSpec: { containerSpec: { image: "x:1", privileges: {} } } } },
+            { type: "docker:index/plugin:Plugin", name: "sshfs", props: { name: "vieux/sshfs:latest", grantAllPermissions: true } },
+        ])).toEqual([
+            `Release "ingress" installs the objects of the chart "ingress-nginx" inside the provider (Helm applies them), ${helm}`,
+            `Release "ingress" installs the objects of its chart inside the provider (Helm applies them), ${helm}`,
+            "Service \"miner\" runs Swarm tasks whose containers (taskSpec.containerSpec) no container policy reads, where no policy of this pack " +
+            "checks what runs; declare the container as docker.Container, which every container policy checks.",
+            "Plugin \"sshfs\" installs the engine plugin \"vieux/sshfs:latest\", which runs as root with the host access it is granted, where no " +
+            "policy of this pack checks what runs; run what it does as a docker.Container the pack checks, or install the plugin outside the program after review.",
         ]);
-        expect(await messages("no-helm-releases", [...prodStack(), { type: "kubernetes:helm.sh/v4:Chart", name: "ingress", props: { chart: "ingress-nginx", namespace: NS } }])).toEqual([]);
+    });
+
+    it("passes the stacks' own resources and a helm.sh/v4 Chart (its objects are checked one by one)", async () => {
+        expect(await messages("no-unchecked-workloads", [...prodStack(), { type: "kubernetes:helm.sh/v4:Chart", name: "ingress", props: { chart: "ingress-nginx", namespace: NS } }])).toEqual([]);
+        expect(await messages("no-unchecked-workloads", [dockerService("api-gateway")], "dev")).toEqual([]);
     });
 });
 
