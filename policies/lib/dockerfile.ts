@@ -11,7 +11,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { DockerfileParser, From, ModifiableInstruction } from "dockerfile-ast";
-import { isUnknown, str } from "./values";
+import { isUnknown, owns, str } from "./values";
 
 export interface DockerfileBase {
     /** 1-based line of the instruction. */
@@ -52,7 +52,7 @@ export function dockerfileBases(text: string, given: Record<string, string | und
         const resolved = substitute(image, declared, given);
         if (resolved === undefined || resolved === "") return;
         let ref = resolved;
-        if (resolved in named) {
+        if (owns(named, resolved)) {
             const location = named[resolved];
             if (location === undefined || !location.startsWith(DOCKER_IMAGE_CONTEXT)) return;
             ref = location.slice(DOCKER_IMAGE_CONTEXT.length);
@@ -89,7 +89,7 @@ function substitute(written: string, declared: Map<string, string | undefined>, 
     let unknown = false;
     const valueOf = (name: string): string => {
         if (!declared.has(name)) return "";
-        if (name in given) {
+        if (owns(given, name)) {
             const v = given[name];
             if (v === undefined) unknown = true;
             return v ?? "";

@@ -10,7 +10,7 @@ import { describe } from "../lib/workloads";
  * containers with a spec of its own (privileges, capabilities, mounts) that no container policy
  * reads. A Docker Plugin runs as root with the host access it is granted.
  */
-const UNCHECKED: Record<string, { runs: (props: Record<string, any>) => string; instead: string }> = {
+const UNCHECKED = new Map<string, { runs: (props: Record<string, any>) => string; instead: string }>(Object.entries({
     "kubernetes:helm.sh/v3:Release": {
         runs: (p) => `installs the objects of ${str(p.chart) === undefined ? "its chart" : `the chart "${str(p.chart)}"`} inside the provider (Helm applies them)`,
         instead: "deploy the chart with kubernetes:helm.sh/v4:Chart, whose objects the pack checks like any other",
@@ -23,7 +23,7 @@ const UNCHECKED: Record<string, { runs: (props: Record<string, any>) => string; 
         runs: (p) => `installs the engine plugin ${str(p.name) === undefined ? "it names" : `"${str(p.name)}"`}, which runs as root with the host access it is granted`,
         instead: "run what it does as a docker.Container the pack checks, or install the plugin outside the program after review",
     },
-};
+}));
 
 export const noUncheckedWorkloads: ResourceValidationPolicy = {
     name: "no-unchecked-workloads",
@@ -34,7 +34,7 @@ export const noUncheckedWorkloads: ResourceValidationPolicy = {
         "(root on the host with what it is granted).",
     severity: "high",
     validateResource: (args, reportViolation) => {
-        const unchecked = UNCHECKED[args.type];
+        const unchecked = UNCHECKED.get(args.type);
         if (unchecked === undefined) return args.notApplicable("only resources that run containers out of the pack's sight");
         reportViolation(`${describe(args.type, args.name)} ${unchecked.runs(plain(args.props))}, where no policy of this pack checks ` +
             `what runs; ${unchecked.instead}.`);

@@ -138,3 +138,18 @@ describe("this repo's Dockerfiles", () => {
         expect(unchecked).toEqual([]);
     });
 });
+
+describe("names every object answers", () => {
+    it("are build arguments and named contexts like any other (constructor, __proto__, toString)", async () => {
+        const file = writeDockerfile("ARG constructor\nARG toString=node:latest\nFROM ${constructor}\nFROM ${toString}\nFROM constructor\nCOPY --from=__proto__ /a /b\n");
+        expect(messages(await pinned([classic("protos", file)]))).toEqual([
+            `Image "protos": ${file} line 4 (FROM \${toString}) "node:latest" uses the floating tag "latest"; ${PIN}`,
+            `Image "protos": ${file} line 5 (FROM constructor) "constructor" has no tag (Docker resolves it to "latest"); ${PIN}`,
+            `Image "protos": ${file} line 6 (COPY --from=__proto__) "__proto__" has no tag (Docker resolves it to "latest"); ${PIN}`,
+        ]);
+        expect(messages(await pinned([buildx("named-protos", { context: { location: ".", named: { base: { location: "docker-image://node:20.18.0" } } },
+            dockerfile: { inline: "FROM constructor\nFROM base\n" } })]))).toEqual([
+            `Image "named-protos": dockerfile.inline line 1 (FROM constructor) "constructor" has no tag (Docker resolves it to "latest"); ${PIN}`,
+        ]);
+    });
+});

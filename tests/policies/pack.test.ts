@@ -163,3 +163,15 @@ describe("the whole pack", () => {
         expect(vs.filter((v) => v.message.startsWith("can't run"))).toEqual([]);
     });
 });
+
+describe("names every JavaScript object answers", () => {
+    // Workload labels, resource names and namespaces are the program's strings: a policy that read
+    // them as keys of a plain object (`map[name]`, `name in map`) would take `constructor` for an entry
+    // and throw, and the engine would report the policy as failed instead of its findings.
+    it.each(["constructor", "__proto__", "toString", "hasOwnProperty"])("run every policy over workloads named %s", async (name) => {
+        const named = (r: ReturnType<typeof prodStack>[number]) => JSON.parse(JSON.stringify(r).replaceAll("\"api-gateway\"", JSON.stringify(name)));
+        const resources = [...prodStack().map(named), named(dockerContainer("api-gateway", "service", { capabilities: { adds: ["SYS_ADMIN"], drops: [] } }))];
+        const violations = await runPack(resources, "prod");
+        expect(violations.some((v) => v.policyName === "drop-all-capabilities")).toBe(true);
+    });
+});
