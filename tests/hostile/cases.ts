@@ -85,6 +85,11 @@ const VALUE_MUTATIONS: Array<[string, string]> = [
   ["string CRLF", json("a\r\nX-Injected: 1")],
   ["string 100k", json("x".repeat(100_000))],
   ["prototype key", '{"__proto__":{"admin":true}}'],
+  // Names every JavaScript object answers, as a value and as keys: a table looked up by them (`t[name]`,
+  // `name in t`) takes the object's own member for an entry.
+  ['string "constructor"', json("constructor")],
+  ['string "toString"', json("toString")],
+  ["object member keys", '{"constructor":1,"toString":"x","hasOwnProperty":[]}'],
   ["decimal string 40 digits", json("9".repeat(40))],
   ["decimal string 20.18 digits", json(`${"9".repeat(20)}.${"9".repeat(18)}`)],
   ["decimal string tiny", json("0.000000000000000000001")],
@@ -119,6 +124,8 @@ const QUERY_VALUE_MUTATIONS: Array<[string, string]> = [
   ["epoch ms huge", "253402300800000"],
   ["long", "a".repeat(5000)],
   ["SQL", encodeURIComponent("1' OR '1'='1")],
+  ["constructor", "constructor"],
+  ["toString", "toString"],
 ];
 
 const PARAM_MUTATIONS: Array<[string, string]> = [

@@ -91,7 +91,7 @@ const ANY_POISON: Array<[string, string]> = [
 ];
 const KIND_POISON: Record<Kind, Array<[string, string]>> = {
   id: [["number", "42"], ["empty", '""'], ["100k text", JSON.stringify("x".repeat(100_000))], ["array", '["a"]']],
-  enum: [["number", "42"], ["hex text", '"0x64"'], ["spaced text", '" 100"'], ["unknown value", '"order.exploded"'], ["array", '["a"]']],
+  enum: [["number", "42"], ["hex text", '"0x64"'], ["spaced text", '" 100"'], ["unknown value", '"order.exploded"'], ["object member name", '"constructor"'], ["array", '["a"]']],
   decimal: [["number", "100"], ["huge digits", JSON.stringify("9".repeat(400))], ["exponent", '"1e400"'], ["hex text", '"0x64"'], ["spaced text", '" 100"'], ["negative text", '"-1"'], ["empty", '""'], ["array", '["1"]']],
   number: [["text", '"100"'], ["huge number", "1e309"], ["huge integer", "123456789012345678901234567890"], ["negative", "-1"], ["fraction", "0.5"], ["array", "[1]"]],
   float: [["text", '"100"'], ["huge number", "1e309"], ["huge integer", "123456789012345678901234567890"], ["negative", "-1"], ["array", "[1]"]],

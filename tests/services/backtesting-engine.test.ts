@@ -88,6 +88,12 @@ describe("validation: 400 naming the field, nothing stored", () => {
     ["bad symbol", { symbols: ["btc/usdt"] }, "symbols.0"],
     ["unknown replay file", { data: { source: "replay", file: "nope.csv" } }, "data.file"],
     ["path in replay file", { data: { source: "replay", file: "../../etc/passwd" } }, "data.file"],
+    // Names every JavaScript object answers are no built-in replay, parameter or strategy.
+    ["replay file named constructor", { data: { source: "replay", file: "constructor" } }, "data.file"],
+    ["replay file named toString", { data: { source: "replay", file: "toString" } }, "data.file"],
+    ["parameter named constructor", { parameters: { constructor: 3 } }, "parameters.constructor"],
+    ["sweep over a parameter named toString", { sweep: { parameters: { toString: [1, 2] } } }, "sweep.parameters.toString"],
+    ["strategy named constructor", { strategy: "constructor" }, "strategy"],
     ["sweep over an unknown parameter", { sweep: { parameters: { speed: [1, 2] } } }, "sweep.parameters.speed"],
     ["walk-forward with too many folds", { walkForward: { folds: 25, parameters: { fast: [5] } } }, "walkForward.folds"],
     ["unknown field", { leverage: 100 }, "leverage"],

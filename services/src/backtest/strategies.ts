@@ -45,7 +45,7 @@ export interface StrategyDefinition {
 export function resolveParameters(def: StrategyDefinition, given: Record<string, unknown> = {}, prefix = "parameters"): Parameters {
   const out: Parameters = {};
   for (const key of Object.keys(given)) {
-    if (!(key in def.parameters)) throw new ParameterError(`${prefix}.${key}`, `unknown parameter of ${def.name} (known: ${Object.keys(def.parameters).join(", ")})`);
+    if (!Object.hasOwn(def.parameters, key)) throw new ParameterError(`${prefix}.${key}`, `unknown parameter of ${def.name} (known: ${Object.keys(def.parameters).join(", ")})`);
   }
   for (const [key, spec] of Object.entries(def.parameters)) {
     const v = given[key] ?? spec.default;

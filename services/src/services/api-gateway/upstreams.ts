@@ -71,7 +71,7 @@ export function answerHeaders(headers: IncomingHttpHeaders, streamed: boolean): 
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || (HOP_BY_HOP.has(name) && !(streamed && name === "content-length")) || name in SECURITY_HEADERS) continue;
+    if (value === undefined || (HOP_BY_HOP.has(name) && !(streamed && name === "content-length")) || Object.hasOwn(SECURITY_HEADERS, name)) continue;
     out[name] = value;
   }
   return out;

@@ -23,14 +23,15 @@ export interface BarSources {
 }
 
 /** Replay files every replica has: the trading core's recorded sample (the image carries no data files). */
-const BUILT_IN_REPLAYS: Record<string, string> = { "sample-btcusdt-1m.csv": SAMPLE_BTCUSDT_1M_CSV };
+// A Map, not an object: a client's file name `constructor` or `toString` is no built-in replay.
+const BUILT_IN_REPLAYS = new Map<string, string>([["sample-btcusdt-1m.csv", SAMPLE_BTCUSDT_1M_CSV]]);
 
 const REPLAY_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
 /** A replay file's path inside the replay directory (a plain name: no separators, no leading dot). */
 async function replayPath(dir: string | undefined, file: string): Promise<string> {
   if (!REPLAY_NAME.test(file)) throw new ParameterError("data.file", "must be a plain file name (letters, digits, . _ -)");
-  if (!dir) throw new ParameterError("data.file", `no replay file ${JSON.stringify(file)} (built in: ${Object.keys(BUILT_IN_REPLAYS).join(", ")}; BACKTEST_REPLAY_DIR is not set)`);
+  if (!dir) throw new ParameterError("data.file", `no replay file ${JSON.stringify(file)} (built in: ${[...BUILT_IN_REPLAYS.keys()].join(", ")}; BACKTEST_REPLAY_DIR is not set)`);
   const root = resolve(dir);
   const path = resolve(join(root, file));
   if (!path.startsWith(root + sep)) throw new ParameterError("data.file", "must name a file in the replay directory");
@@ -41,11 +42,11 @@ async function replayPath(dir: string | undefined, file: string): Promise<string
 
 /** Checks a replay file exists (at submission, so a typo is a 400 and not a failed job). */
 export async function checkReplay(dir: string | undefined, file: string): Promise<void> {
-  if (!(file in BUILT_IN_REPLAYS)) await replayPath(dir, file);
+  if (!BUILT_IN_REPLAYS.has(file)) await replayPath(dir, file);
 }
 
 async function readReplay(dir: string | undefined, file: string): Promise<string> {
-  return BUILT_IN_REPLAYS[file] ?? readFile(await replayPath(dir, file), "utf8");
+  return BUILT_IN_REPLAYS.get(file) ?? readFile(await replayPath(dir, file), "utf8");
 }
 
 async function fromClickHouse(ch: ClickHouseKitClient, symbol: string, interval: string, from: number, to: number): Promise<BarSeries> {

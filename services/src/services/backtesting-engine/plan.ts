@@ -45,7 +45,7 @@ function expandGrid(strategy: string, grid: Record<string, number[]>, limit: num
   if (keys.length === 0) fail("sweep.parameters", "must name at least one parameter");
   let count = 1;
   for (const k of keys) {
-    if (!(k in def.parameters)) fail(`sweep.parameters.${k}`, `unknown parameter of ${strategy} (known: ${Object.keys(def.parameters).join(", ")})`);
+    if (!Object.hasOwn(def.parameters, k)) fail(`sweep.parameters.${k}`, `unknown parameter of ${strategy} (known: ${Object.keys(def.parameters).join(", ")})`);
     count *= grid[k].length;
     if (count > limit) fail("sweep.parameters", `expands to more than ${limit} parameter sets`);
   }

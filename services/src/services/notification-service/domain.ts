@@ -85,7 +85,8 @@ const BILLING_TEXT: Partial<Record<BillingEventMsg["type"], (e: BillingEventMsg)
 };
 
 export function fromBillingEvent(e: BillingEventMsg): Notice | null {
-  const t = BILLING_TEXT[e.type];
+  // An own entry only: a type such as "constructor" (any id passes the topic's schema) is no billing text.
+  const t = Object.hasOwn(BILLING_TEXT, e.type) ? BILLING_TEXT[e.type] : undefined;
   if (!t) return null;
   const [subject, text] = t(e);
   return notice({
