@@ -1,6 +1,10 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import * as docker from "@pulumi/docker";
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
 import { Workload, workloadRule } from "../lib/rule";
-import { arr, isRecord, str } from "../lib/values";
+import { arr, isRecord, plain, str } from "../lib/values";
+import { describe } from "../lib/workloads";
 
 export interface PrivilegedConfig {
     /** Host paths that a Kubernetes hostPath volume may mount (none by default, as in PSS baseline). */
@@ -32,6 +36,16 @@ export function hostPathProblem(path: string): string | undefined {
     return undefined;
 }
 
+/**
+ * The host directory a volume of Docker's local driver binds: driver options `o` holding `bind` and
+ * `device` the path (`type=none,o=bind,device=/etc`), a bind mount under a volume's name.
+ */
+export function boundHostPath(driverOptions: unknown): string | undefined {
+    if (!isRecord(driverOptions)) return undefined;
+    const options = (str(driverOptions.o) ?? "").split(",").map((o) => o.trim().toLowerCase());
+    return options.includes("bind") || options.includes("rbind") ? str(driverOptions.device) : undefined;
+}
+
 export function dockerPrivilegeProblems(props: Record<string, any>, cfg: PrivilegedConfig = defaults): string[] {
     const bind = (path: string): string | undefined => hostPathProblem(path)
         ?? (cfg.allowedDockerHostPaths.includes(normalizePath(path)) ? undefined : `bind-mounts the host path ${normalizePath(path)} (use a named volume or an upload)`);
@@ -58,7 +72,9 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
     });
     arr(props.mounts).forEach((m) => {
         const src = isRecord(m) && str(m.type) === "bind" ? str(m.source) : undefined;
-        const problem = src ? bind(src) : undefined;
+        // A volume mount whose local-driver options bind a host directory is a bind mount too.
+        const bound = isRecord(m) && str(m.type) === "volume" ? boundHostPath(m.volumeOptions?.driverOptions) : undefined;
+        const problem = src ? bind(src) : bound ? bind(bound) : undefined;
         if (problem) out.push(problem);
     });
     if (arr(props.devices).length) out.push("passes host devices into the container (devices)");
@@ -100,12 +116,42 @@ export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults)
     return out;
 }
 
+/** What a container mounting a volume or claim reaches: the same host paths a bind or hostPath would. */
+const reachesHost = (path: string, allowed: string[]): string | undefined =>
+    allowed.includes(normalizePath(path)) ? undefined : hostPathProblem(path)?.replace(/^bind-mounts|^mounts/, "binds") ?? `binds the host path ${normalizePath(path)}`;
+
+/**
+ * Storage declared apart from the workloads that is a host directory all the same: a Docker volume
+ * whose local-driver options bind one, a Kubernetes PersistentVolume of `hostPath` or `local` type
+ * (a pod claiming it passes the pod's own hostPath check and the volume-type policy).
+ */
+const hostStorageRules = [
+    validateResourceOfType(docker.Volume, (props, args, reportViolation) => {
+        const cfg = readConfig(args, defaults);
+        const path = boundHostPath(plain(props as Record<string, any>).driverOpts);
+        const problem = path === undefined ? undefined : reachesHost(path, cfg.allowedDockerHostPaths);
+        if (problem) reportViolation(`${describe(args.type, args.name)} ${problem} (driverOpts o=bind, device): every container mounting it reaches ` +
+            "the host there as a bind mount would; use a plain named volume (no bind options), or list the path in allowedDockerHostPaths after review.");
+    }),
+    validateResourceOfType(k8s.core.v1.PersistentVolume, (props, args, reportViolation) => {
+        const cfg = readConfig(args, defaults);
+        const spec = plain(props as Record<string, any>).spec;
+        for (const kind of ["hostPath", "local"] as const) {
+            const path = isRecord(spec) && isRecord(spec[kind]) ? str(spec[kind].path) : undefined;
+            const problem = path === undefined ? undefined : reachesHost(path, cfg.allowedK8sHostPaths);
+            if (problem) reportViolation(`${describe(args.type, args.name)} ${problem} (spec.${kind}): a pod claiming it mounts a node's directory past the ` +
+                "hostPath check on pods; provision storage through a StorageClass, or list the path in allowedK8sHostPaths after review.");
+        }
+    }),
+];
+
 export const noPrivilegedContainers: ResourceValidationPolicy = {
     name: "no-privileged-containers",
     description:
         "No container runs privileged (or as a Windows HostProcess), shares host namespaces (network, PID, IPC) or another " +
         "container's (Docker network/PID/IPC mode container:<name>, Kubernetes shareProcessNamespace), mounts " +
-        "the Docker/containerd socket or any host path (Docker bind mounts, Kubernetes hostPath), or receives host devices " +
+        "the Docker/containerd socket or any host path (Docker bind mounts and volumes bound to a host directory, Kubernetes " +
+        "hostPath, and PersistentVolumes of hostPath or local type), or receives host devices " +
         "(Docker devices, device cgroup rules, GPUs).",
     severity: "critical",
     configSchema: {
@@ -114,10 +160,13 @@ export const noPrivilegedContainers: ResourceValidationPolicy = {
             allowedDockerHostPaths: { type: "array", items: { type: "string" }, default: [] },
         },
     },
-    validateResource: workloadRule(defaults, privilegeProblems, (w, p) =>
-        isSiblingNamespaceProblem(p)
-            ? `${w.label} ${p}. A compromised process there reads the other container's secrets: remove it ` +
-              "(containers talk over the network by service name and share files through a volume)."
-            : `${w.label} ${p}. A compromised process there owns the host: remove it ` +
-              "(use published loopback ports, named volumes and a user-defined network instead)."),
+    validateResource: [
+        workloadRule(defaults, privilegeProblems, (w, p) =>
+            isSiblingNamespaceProblem(p)
+                ? `${w.label} ${p}. A compromised process there reads the other container's secrets: remove it ` +
+                  "(containers talk over the network by service name and share files through a volume)."
+                : `${w.label} ${p}. A compromised process there owns the host: remove it ` +
+                  "(use published loopback ports, named volumes and a user-defined network instead)."),
+        ...hostStorageRules,
+    ],
 };

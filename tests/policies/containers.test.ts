@@ -127,6 +127,31 @@ describe("no-privileged-containers", () => {
         const cfg = { all: "mandatory" as const, "no-privileged-containers": { allowedK8sHostPaths: ["/var/log"] } };
         expect(await runPack([edit(d, (p) => { p.spec.template.spec.volumes = [{ name: "logs", hostPath: { path: "/var/log" } }]; p.spec.template.spec.hostNetwork = false; p.spec.template.spec.containers[0].securityContext.privileged = false; })], cfg, only("no-privileged-containers"))).toEqual([]);
     });
+
+    it("rejects storage that is a host directory under another name: a bound Docker volume, a hostPath or local PersistentVolume", async () => {
+        const volume = (name: string, driverOpts: Record<string, unknown>): TestResource => ({ type: "docker:index/volume:Volume", name, props: { name, driver: "local", driverOpts } });
+        const pv = (name: string, spec: Record<string, unknown>): TestResource =>
+            ({ type: "kubernetes:core/v1:PersistentVolume", name, props: { apiVersion: "v1", kind: "PersistentVolume", metadata: { name }, spec: { capacity: { storage: "1Gi" }, accessModes: ["ReadWriteOnce"], ...spec } } });
+        const anonymous = dockerService("api-gateway", { mounts: [{ type: "volume", target: "/host", volumeOptions: { driverOptions: { type: "none", o: "bind", device: "/" } } }] });
+        expect((await run([
+            volume("etc", { type: "none", o: "bind", device: "/etc" }),
+            volume("data", { type: "none", o: "rw,rbind", device: "/srv/data" }),
+            volume("nfs", { type: "nfs", o: "addr=10.0.0.1,rw", device: ":/exports" }),
+            volume("plain", {}),
+            anonymous,
+            pv("node-root", { hostPath: { path: "/var/run/docker.sock" } }),
+            pv("disk", { local: { path: "/mnt/disks/ssd1" }, nodeAffinity: {} }),
+            pv("claimed", { csi: { driver: "ebs.csi.aws.com", volumeHandle: "vol-1" } }),
+        ])).map((v) => v.message.split(": ")[0].split(". ")[0])).toEqual([
+            "Volume \"etc\" binds the host path /etc (driverOpts o=bind, device)",
+            "Volume \"data\" binds the host path /srv/data (driverOpts o=bind, device)",
+            "Container \"api-gateway-container\" bind-mounts the host path /",
+            "PersistentVolume \"node-root\" binds the container runtime socket /var/run/docker.sock (root on the host) (spec.hostPath)",
+            "PersistentVolume \"disk\" binds the host path /mnt/disks/ssd1 (spec.local)",
+        ]);
+        const allowing = { all: "mandatory" as const, "no-privileged-containers": { allowedK8sHostPaths: ["/mnt/disks/ssd1"], allowedDockerHostPaths: ["/srv/data"] } };
+        expect(await runPack([volume("data", { type: "none", o: "bind", device: "/srv/data/" }), pv("disk", { local: { path: "/mnt/disks/ssd1" } })], allowing, only("no-privileged-containers"))).toEqual([]);
+    });
 });
 
 describe("drop-all-capabilities", () => {
