@@ -9,6 +9,10 @@ import { isRecord, isUnknown, str, UNKNOWN } from "./values";
 
 /** `@pulumi/docker-build`'s image (the pack does not depend on that package: its type token is enough). */
 export const DOCKER_BUILD_IMAGE = "docker-build:index:Image";
+/** `@pulumi/docker-build`'s index (manifest list): joins existing images (`sources`) under one `tag`. */
+export const DOCKER_BUILD_INDEX = "docker-build:index:Index";
+/** `@pulumi/docker`'s registry image: pushes a local image under its `name`. */
+export const DOCKER_REGISTRY_IMAGE = "docker:index/registryImage:RegistryImage";
 
 /** An image resource's build, and how its fields are spelled for the fix a message gives. */
 export interface ImageResourceBuild extends ImageBuild {

@@ -9,7 +9,10 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
-import { buildArgImages, dockerBuildImageBuild, DOCKER_BUILD_IMAGE, dockerfileImages, dockerImageBuild, type ImageResourceBuild } from "./image-builds";
+import {
+    buildArgImages, dockerBuildImageBuild, DOCKER_BUILD_IMAGE, DOCKER_BUILD_INDEX, DOCKER_REGISTRY_IMAGE, dockerfileImages, dockerImageBuild,
+    type ImageResourceBuild,
+} from "./image-builds";
 import { arr, plain, str } from "./values";
 import {
     describe, identity, K8sContainer, podContainers, podTemplate, PodTemplate, WorkloadIdentity,
@@ -108,7 +111,8 @@ export function workloadImages(w: Workload): WorkloadImage[] {
 }
 
 /**
- * The image resources are checked as a workload's images are: `RemoteImage.name`; a `@pulumi/docker`
+ * The image resources are checked as a workload's images are: `RemoteImage.name`, `RegistryImage.name`
+ * (the image pushed), a `@pulumi/docker-build` `Index`'s `tag` and `sources`; a `@pulumi/docker`
  * `Image`'s `imageName`, a `@pulumi/docker-build` `Image`'s `tags`, and the images either build pulls
  * (`buildArgImages`, `dockerfileImages`). `problems(where, ref, cfg)` for each value known during
  * preview, `where` naming the field ("imageName", "build argument NODE_IMAGE"); each problem reported
@@ -144,9 +148,15 @@ export function imageResourceRules<C extends object>(
             check(args, report, [["imageName", p.imageName]], dockerImageBuild(p));
         }),
         (args, report) => {
-            if (args.type !== DOCKER_BUILD_IMAGE) return;
-            const p = plain(args.props);
-            check(args, report, arr(p.tags).map((tag): [string, unknown] => ["tag", tag]), dockerBuildImageBuild(p));
+            if (args.type === DOCKER_BUILD_IMAGE) {
+                const p = plain(args.props);
+                check(args, report, arr(p.tags).map((tag): [string, unknown] => ["tag", tag]), dockerBuildImageBuild(p));
+            } else if (args.type === DOCKER_BUILD_INDEX) {
+                const p = plain(args.props);
+                check(args, report, [["tag", p.tag], ...arr(p.sources).map((source): [string, unknown] => ["source", source])]);
+            } else if (args.type === DOCKER_REGISTRY_IMAGE) {
+                check(args, report, [["name", plain(args.props).name]]);
+            }
         },
     ];
 }

@@ -42,7 +42,8 @@ const message = (who: string, problem: string, cfg: AllowedRegistriesConfig) =>
 export const allowedImageRegistries: ResourceValidationPolicy = {
     name: "allowed-image-registries",
     description:
-        "Every image (Docker containers, RemoteImage and Image names, docker-build Image tags, the images a build pulls: " +
+        "Every image (Docker containers, RemoteImage, RegistryImage and Image names, docker-build Image tags and Index tag and " +
+        "sources, the images a build pulls: " +
         "build arguments named IMAGE or *_IMAGE and its Dockerfile's FROM, COPY --from and RUN --mount=from; Kubernetes " +
         "containers and init containers) comes from a " +
         "registry or repository listed in allowedRegistries (matched on whole path segments, a name without a registry host " +

@@ -26,9 +26,9 @@ export const pinnedImageTags: ResourceValidationPolicy = {
     name: "pinned-image-tags",
     description:
         "Images are pinned: an explicit version tag or a sha256 digest, never `latest` or a tag-less reference, " +
-        "so a deployment is reproducible and a registry change cannot swap the code. Checked on workloads, RemoteImage " +
-        "and Image names, docker-build Image tags, and the images a build pulls (build arguments named IMAGE or *_IMAGE, " +
-        "and its Dockerfile's FROM, COPY --from and RUN --mount=from).",
+        "so a deployment is reproducible and a registry change cannot swap the code. Checked on workloads, RemoteImage, " +
+        "RegistryImage and Image names, docker-build Image tags and Index tag and sources, and the images a build pulls " +
+        "(build arguments named IMAGE or *_IMAGE, and its Dockerfile's FROM, COPY --from and RUN --mount=from).",
     severity: "medium",
     configSchema: {
         properties: {

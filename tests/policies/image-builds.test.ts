@@ -153,3 +153,20 @@ describe("names every object answers", () => {
         ]);
     });
 });
+
+describe("images pushed or joined", () => {
+    it("checks a docker-build Index's tag and sources and a RegistryImage's name", async () => {
+        const index: TestResource = { type: "docker-build:index:Index", name: "multi", props: { tag: "ghcr.io/x/app:latest", sources: ["ghcr.io/x/app:1.0-amd64", "quay.io/y/app", UNKNOWN], push: true } };
+        const pushed: TestResource = { type: "docker:index/registryImage:RegistryImage", name: "pushed", props: { name: "registry.example.com/ai-trading/app:stable", keepRemotely: true } };
+        expect(messages(await pinned([index, pushed]))).toEqual([
+            `Index "multi": tag "ghcr.io/x/app:latest" uses the floating tag "latest"; ${PIN}`,
+            `Index "multi": source "quay.io/y/app" has no tag (Docker resolves it to "latest"); ${PIN}`,
+            `RegistryImage "pushed": name "registry.example.com/ai-trading/app:stable" uses the floating tag "stable"; ${PIN}`,
+        ]);
+        expect(messages(await registries([index])).map((m) => m.split(": pull it")[0])).toEqual([
+            `Index "multi" tag "ghcr.io/x/app:latest" (ghcr.io/x/app) ${NOT_ALLOWED}`,
+            `Index "multi" source "ghcr.io/x/app:1.0-amd64" (ghcr.io/x/app) ${NOT_ALLOWED}`,
+            `Index "multi" source "quay.io/y/app" (quay.io/y/app) ${NOT_ALLOWED}`,
+        ]);
+    });
+});
