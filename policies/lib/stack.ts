@@ -1,7 +1,7 @@
 /** Plain view of stack resources for stack policies (pure helpers take this). */
 import type { PolicyResource } from "@pulumi/policy";
 import { num, plain, str } from "./values";
-import { K8S, namespaceOf, objectName } from "./workloads";
+import { isHpa, namespaceOf, objectName } from "./workloads";
 
 export interface StackResource {
     type: string;
@@ -16,7 +16,7 @@ export function plainResources(resources: PolicyResource[]): StackResource[] {
 
 /** The HorizontalPodAutoscaler scaling a workload, if the stack declares one. */
 export function scalerOf(w: StackResource, resources: StackResource[]): StackResource | undefined {
-    return resources.find((h) => h.type === K8S.hpa && namespaceOf(h.props) === namespaceOf(w.props)
+    return resources.find((h) => isHpa(h.type) && namespaceOf(h.props) === namespaceOf(w.props)
         && str(h.props.spec?.scaleTargetRef?.kind) === w.type.split(":").pop()
         && str(h.props.spec?.scaleTargetRef?.name) === objectName(w.props, w.name));
 }

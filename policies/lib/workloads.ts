@@ -82,6 +82,14 @@ function labelMap(value: unknown): Labels {
     return out;
 }
 
+/**
+ * A HorizontalPodAutoscaler of either served version: autoscaling/v1 (CPU only) sets `minReplicas`
+ * and `scaleTargetRef` as v2 does, and scales a workload below its spec.replicas just the same.
+ */
+export function isHpa(type: string): boolean {
+    return type === K8S.hpa || type === "kubernetes:autoscaling/v1:HorizontalPodAutoscaler";
+}
+
 export function isK8sWorkload(type: string): boolean {
     return K8S_WORKLOAD_TYPES.includes(type);
 }

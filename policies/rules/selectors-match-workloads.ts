@@ -2,7 +2,7 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { isEmptySelector, mapSelectorMatches, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
 import { hasUnknown, isRecord, isUnknown, str } from "../lib/values";
-import { isK8sWorkload, K8S, Labels, namespaceOf, objectName, podTemplate } from "../lib/workloads";
+import { isHpa, isK8sWorkload, K8S, Labels, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
 export interface Finding {
     urn: string;
@@ -49,7 +49,7 @@ export function danglingReferences(resources: StackResource[]): Finding[] {
             } else if (str(headless.props.spec?.clusterIP) !== "None" && !isUnknown(headless.props.spec?.clusterIP)) {
                 out.push({ urn: headless.urn, message: `Service "${target}" governs StatefulSet "${name(r)}" but is not headless; set clusterIP: None.` });
             }
-        } else if (r.type === K8S.hpa) {
+        } else if (isHpa(r.type)) {
             const ref = r.props.spec?.scaleTargetRef;
             if (hasUnknown(ref)) continue;
             const targetKind = str(ref?.kind);

@@ -30,6 +30,24 @@ describe("service-min-replicas", () => {
     });
 });
 
+describe("an autoscaling/v1 HorizontalPodAutoscaler (still served) sets the floor as a v2 one does", () => {
+    const v1 = (workload: string, minReplicas: number) => {
+        const h = hpa(workload, minReplicas);
+        return { ...h, type: "kubernetes:autoscaling/v1:HorizontalPodAutoscaler", props: { ...h.props, apiVersion: "autoscaling/v1", spec: { ...h.props.spec, targetCPUUtilizationPercentage: 80 } } };
+    };
+
+    it("scales a service below two replicas: refused; at two: passed; pointing at nothing: a dangling reference", async () => {
+        const policies = { only: ["service-min-replicas", "pod-anti-affinity", "selectors-match-workloads"] };
+        expect((await runPack([deployment("database-service", 8008, { replicas: 3 }), v1("database-service", 1)], "prod", policies)).map((v) => v.message.split(";")[0])).toEqual([
+            "Deployment \"database-service\" (role=service) would be down during a rollout or node loss: its HorizontalPodAutoscaler's minReplicas is 1",
+        ]);
+        expect(await runPack([deployment("database-service", 8008, { replicas: 1 }), v1("database-service", 2)], "prod", policies)).toEqual([]);
+        expect((await runPack([...prodStack(), v1("nowhere", 2)], "prod", policies)).map((v) => v.message.split(",")[0])).toEqual([
+            "HorizontalPodAutoscaler \"nowhere\" scales Deployment \"nowhere\"",
+        ]);
+    });
+});
+
 describe("declared singletons", () => {
     const singleton = (label: boolean, strategy: string) =>
         [deployment("trading-engine", 9000, { replicas: 1, spec: undefined })].map((d) => {
