@@ -11,7 +11,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { DockerfileParser, From, ModifiableInstruction } from "dockerfile-ast";
-import { isUnknown, owns, str } from "./values";
+import { isUnknown, str } from "./values";
 
 export interface DockerfileBase {
     /** 1-based line of the instruction. */
@@ -52,7 +52,8 @@ export function dockerfileBases(text: string, given: Record<string, string | und
         const resolved = substitute(image, declared, given);
         if (resolved === undefined || resolved === "") return;
         let ref = resolved;
-        if (owns(named, resolved)) {
+        // Own entries only: a FROM or argument named `constructor` is no named context or argument.
+        if (Object.hasOwn(named, resolved)) {
             const location = named[resolved];
             if (location === undefined || !location.startsWith(DOCKER_IMAGE_CONTEXT)) return;
             ref = location.slice(DOCKER_IMAGE_CONTEXT.length);
@@ -70,8 +71,8 @@ export function dockerfileBases(text: string, given: Record<string, string | und
             const stage = instruction.getBuildStage();
             if (stage) stages.add(stage.toLowerCase());
         } else if (instruction instanceof ModifiableInstruction) {
+            const keyword = instruction.getKeyword();
             for (const flag of instruction.getFlags()) {
-                const keyword = instruction.getKeyword();
                 const from = flag.getName() === "from" && keyword === "COPY" ? flag.getValue()
                     : flag.getName() === "mount" && keyword === "RUN" ? flag.getOption("from")?.getValue() : undefined;
                 if (from) pulled(`${keyword} --${flag.getName()}=${flag.getValue()}`, from, line);
@@ -89,7 +90,7 @@ function substitute(written: string, declared: Map<string, string | undefined>, 
     let unknown = false;
     const valueOf = (name: string): string => {
         if (!declared.has(name)) return "";
-        if (owns(given, name)) {
+        if (Object.hasOwn(given, name)) {
             const v = given[name];
             if (v === undefined) unknown = true;
             return v ?? "";

@@ -2,7 +2,8 @@
  * "A rule over every workload on either target": the one place that knows which resource classes
  * are workloads (a Docker container; a Kubernetes Deployment, StatefulSet, DaemonSet, ReplicaSet,
  * ReplicationController, Job, CronJob or Pod), turns the engine's property bag into a plain
- * `Workload` and hands it to the rule. Built on `validateResourceOfType`, so the engine skips every other resource type.
+ * `Workload` and hands it to the rule. Built on `validateResourceOfType`, so the engine skips every
+ * other resource type.
  */
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";

@@ -52,15 +52,6 @@ export function plain<T = any>(value: T): T {
     return out as T;
 }
 
-/**
- * Is `key` the map's own entry? Not `constructor`, `__proto__`, `toString` or another name every
- * object answers: keys here come from resources (labels, build arguments, Dockerfiles), and `key in
- * map` or `map[key]` would take such a name for an entry.
- */
-export function owns(map: object, key: string): boolean {
-    return Object.prototype.hasOwnProperty.call(map, key);
-}
-
 export function isRecord(value: unknown): value is Record<string, any> {
     return value !== null && typeof value === "object" && !Array.isArray(value);
 }

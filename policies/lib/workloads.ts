@@ -46,6 +46,7 @@ export const K8S = {
     ingress: "kubernetes:networking.k8s.io/v1:Ingress",
     pdb: "kubernetes:policy/v1:PodDisruptionBudget",
     hpa: "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+    hpaV1: "kubernetes:autoscaling/v1:HorizontalPodAutoscaler",
 };
 
 export const K8S_WORKLOAD_TYPES = [
@@ -87,7 +88,7 @@ function labelMap(value: unknown): Labels {
  * and `scaleTargetRef` as v2 does, and scales a workload below its spec.replicas just the same.
  */
 export function isHpa(type: string): boolean {
-    return type === K8S.hpa || type === "kubernetes:autoscaling/v1:HorizontalPodAutoscaler";
+    return type === K8S.hpa || type === K8S.hpaV1;
 }
 
 export function isK8sWorkload(type: string): boolean {

@@ -2,7 +2,7 @@ import { ResourceValidationPolicy } from "@pulumi/policy";
 import { eitherTarget, forDockerContainer, forEveryContainer, securityContextOf } from "../lib/remediation";
 import { Workload, workloadRule } from "../lib/rule";
 import { capabilityList } from "../lib/security";
-import { arr, owns, str } from "../lib/values";
+import { arr, str } from "../lib/values";
 
 export interface CapabilitiesConfig {
     /** Capabilities any container may add back after dropping ALL (PSS restricted: NET_BIND_SERVICE). */
@@ -22,7 +22,9 @@ function check(where: string, drops: string[], adds: string[], allowed: Set<stri
 }
 
 export function capabilityProblems(w: Workload, cfg: CapabilitiesConfig = defaults): string[] {
-    const allowed = new Set([...cfg.allowedCapabilities, ...(owns(cfg.capabilityExemptions, w.id.workload) ? cfg.capabilityExemptions[w.id.workload] : [])].map((c) => c.toUpperCase()));
+    // An own entry only: a workload named `constructor` or `toString` has no exemption.
+    const exempted = Object.hasOwn(cfg.capabilityExemptions, w.id.workload) ? cfg.capabilityExemptions[w.id.workload] : [];
+    const allowed = new Set([...cfg.allowedCapabilities, ...exempted].map((c) => c.toUpperCase()));
     if (w.target === "docker") {
         return check("", capabilityList(w.props.capabilities?.drops), capabilityList(w.props.capabilities?.adds), allowed);
     }
