@@ -15,6 +15,7 @@ import { ingressNoSnippets } from "./rules/ingress-no-snippets";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noBarePods } from "./rules/no-bare-pods";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
+import { noMutatingAdmission } from "./rules/no-mutating-admission";
 import { noObjectPatches } from "./rules/no-object-patches";
 import { noUncheckedWorkloads } from "./rules/no-unchecked-workloads";
 import { noPrivilegeEscalation } from "./rules/no-privilege-escalation";
@@ -83,6 +84,7 @@ export const policies: Policies = [
     noBarePods,
     noUncheckedWorkloads,
     noObjectPatches,
+    noMutatingAdmission,
     selectorsMatchWorkloads,
     // Availability and recovery (prod)
     serviceMinReplicas,

@@ -1,6 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { plain, str } from "../lib/values";
-import { describe } from "../lib/workloads";
+import { isRecord, isUnknown, plain, str } from "../lib/values";
+import { describe, K8S, K8S_WORKLOAD_TYPES, kubernetesKind } from "../lib/workloads";
 
 /**
  * Resources that run containers the pack's workload policies never see, each with what the program
@@ -25,18 +25,78 @@ const UNCHECKED = new Map<string, { runs: (props: Record<string, any>) => string
     },
 }));
 
+/**
+ * Kubernetes kinds whose `image` fields run nothing of themselves: a ConfigMap's or Secret's data is
+ * opaque text, and a PodTemplate is a template no controller runs until a workload copies it (and the
+ * workload is checked). Every workload kind is checked by the pod policies already.
+ */
+const RUN_NOTHING = new Set<string>([K8S.configMap, K8S.secret, "kubernetes:core/v1:PodTemplate", ...K8S_WORKLOAD_TYPES]);
+
+/** A field `image` inside a resource, as its path and value (a string, or unknown during preview). */
+export interface ImageField { path: string; ref: string | undefined }
+
+/**
+ * Every `image` field of a Kubernetes object's properties outside metadata and status, at any depth
+ * (`spec.template.spec.containers[0].image`, a Workflow's `spec.templates[1].container.image`, an
+ * operator's `spec.image`): the shapes are the kinds' own, so the walk looks for the field, not a
+ * path. Walked with a stack, not recursion, so no nesting depth makes it throw.
+ */
+export function imageFields(props: Record<string, any>): ImageField[] {
+    const found: ImageField[] = [];
+    const stack: Array<[unknown, string]> = Object.entries(props)
+        .filter(([k]) => k !== "metadata" && k !== "status")
+        .map(([k, v]): [unknown, string] => [v, k])
+        .reverse();
+    while (stack.length > 0) {
+        const [value, path] = stack.pop()!;
+        const entries: Array<[unknown, string, string]> = Array.isArray(value)
+            ? value.map((v, i) => [v, `${path}[${i}]`, ""])
+            : isRecord(value) ? Object.entries(value).map(([k, v]) => [v, `${path}.${k}`, k]) : [];
+        for (const [v, at, key] of entries.reverse()) {
+            if (key === "image" && (typeof v === "string" || isUnknown(v))) found.push({ path: at, ref: str(v) });
+            else stack.push([v, at]);
+        }
+    }
+    return found;
+}
+
+/** How a message shows where an object names images: the first three, then how many more. */
+function imagesNamed(fields: ImageField[]): string {
+    const shown = fields.slice(0, 3).map((f) => `${f.ref === undefined ? "an image computed during preview" : `"${f.ref}"`} (${f.path})`);
+    const more = fields.length > 3 ? ` and ${fields.length - 3} more` : "";
+    return shown.join(", ") + more;
+}
+
 export const noUncheckedWorkloads: ResourceValidationPolicy = {
     name: "no-unchecked-workloads",
     description:
         "Containers run only from resources the pack checks: no kubernetes:helm.sh/v3:Release (Helm installs its chart's " +
         "objects where no policy sees them; use kubernetes:helm.sh/v4:Chart, which registers each object), no Docker Swarm " +
         "Service (its containers' spec is read by no container policy; use docker.Container), no Docker engine Plugin " +
-        "(root on the host with what it is granted).",
+        "(root on the host with what it is granted), no other Kubernetes object naming an image (a custom resource such as an " +
+        "Argo Rollout, a workload of an API version the pod policies do not read): its controller runs pods no policy checks.",
     severity: "high",
     validateResource: (args, reportViolation) => {
         const unchecked = UNCHECKED.get(args.type);
-        if (unchecked === undefined) return args.notApplicable("only resources that run containers out of the pack's sight");
+        if (unchecked === undefined) return otherImages(args.type, args.name, plain(args.props), reportViolation, args.notApplicable);
         reportViolation(`${describe(args.type, args.name)} ${unchecked.runs(plain(args.props))}, where no policy of this pack checks ` +
             `what runs; ${unchecked.instead}.`);
     },
 };
+
+/**
+ * Any other Kubernetes object that names an image (a custom resource such as an Argo Rollout or a
+ * Knative Service, a Deployment of a version the pod policies do not match, a `DeploymentList`):
+ * a controller runs those pods, and not one pod policy reads them.
+ */
+function otherImages(type: string, name: string, props: Record<string, any>,
+    reportViolation: (message: string) => void, notApplicable: (reason: string) => void): void {
+    if (kubernetesKind(type) === undefined || RUN_NOTHING.has(type) || type.endsWith("Patch")) {
+        return notApplicable("only resources that run containers out of the pack's sight");
+    }
+    const fields = imageFields(props);
+    if (fields.length === 0) return;
+    reportViolation(`${describe(type, name)} names the image${fields.length > 1 ? "s" : ""} ${imagesNamed(fields)}, which its controller runs in pods ` +
+        "no policy of this pack checks (the pod policies read Deployments, StatefulSets, DaemonSets, ReplicaSets, " +
+        "ReplicationControllers, Jobs, CronJobs and Pods of the served versions); run them from one of those.");
+}

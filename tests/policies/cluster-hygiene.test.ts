@@ -4,6 +4,8 @@ import {
     deployment, dockerService, edit, find, headlessService, hpa, ingress, NS, pdb, prodStack, replace, service, statefulSet,
 } from "./fixtures";
 import { runPack, summary, TestResource, UNKNOWN } from "./run-pack";
+import { UNKNOWN as PREVIEW_UNKNOWN } from "../../policies/lib/values";
+import { imageFields } from "../../policies/rules/no-unchecked-workloads";
 
 const messages = async (policy: string, rs: TestResource[], cfg: Parameters<typeof runPack>[1] = "prod") =>
     (await runPack(rs, cfg, { only: [policy] })).map((v) => v.message);
@@ -298,6 +300,88 @@ describe("no-unchecked-workloads", () => {
     it("passes the stacks' own resources and a helm.sh/v4 Chart (its objects are checked one by one)", async () => {
         expect(await messages("no-unchecked-workloads", [...prodStack(), { type: "kubernetes:helm.sh/v4:Chart", name: "ingress", props: { chart: "ingress-nginx", namespace: NS } }])).toEqual([]);
         expect(await messages("no-unchecked-workloads", [dockerService("api-gateway")], "dev")).toEqual([]);
+    });
+});
+
+describe("no-unchecked-workloads: every other Kubernetes object that names an image", () => {
+    const object = (type: string, name: string, spec: unknown): TestResource => ({ type, name, props: { metadata: { name, namespace: NS }, spec } });
+    const tail = "which its controller runs in pods no policy of this pack checks (the pod policies read Deployments, StatefulSets, " +
+        "DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs and Pods of the served versions); run them from one of those.";
+    const privileged = (image: unknown) => ({ containers: [{ name: "app", image, securityContext: { privileged: true } }] });
+
+    it("refuses a custom resource or an unmatched API version that runs images, wherever its kind keeps them", async () => {
+        // Nested past any pod spec's shape: the walk looks for the field, at any depth, not a path.
+        // (40 levels: the engine's protobuf property bags allow no more than 100 nested messages.)
+        let deep: unknown = { image: "deep:1" };
+        for (let i = 0; i < 40; i++) deep = { inner: deep };
+        expect(await messages("no-unchecked-workloads", [
+            object("kubernetes:argoproj.io/v1alpha1:Rollout", "canary", { replicas: 3, template: { spec: privileged("ghcr.io/x/app:latest") } }),
+            object("kubernetes:serving.knative.dev/v1:Service", "fn", { template: { spec: privileged(UNKNOWN) } }),
+            object("kubernetes:argoproj.io/v1alpha1:Workflow", "wf", { templates: [{ name: "a", container: { image: "a:1" } }, { name: "b", script: { image: "b:1" } },
+                { name: "c", container: { image: "c:1" } }, { name: "d", container: { image: "d:1" } }] }),
+            object("kubernetes:apps/v1beta1:Deployment", "old", { template: { spec: privileged("old:1") } }),
+            { type: "kubernetes:apps/v1:DeploymentList", name: "many", props: { items: [{ metadata: { name: "x" }, spec: { template: { spec: privileged("list:1") } } }] } },
+            object("kubernetes:example.com/v1:Deep", "deep", deep),
+        ])).toEqual([
+            `Rollout "canary" names the image "ghcr.io/x/app:latest" (spec.template.spec.containers[0].image), ${tail}`,
+            `Service "fn" names the image an image computed during preview (spec.template.spec.containers[0].image), ${tail}`,
+            "Workflow \"wf\" names the images \"a:1\" (spec.templates[0].container.image), \"b:1\" (spec.templates[1].script.image), " +
+            `"c:1" (spec.templates[2].container.image) and 1 more, ${tail}`,
+            `Deployment "old" names the image "old:1" (spec.template.spec.containers[0].image), ${tail}`,
+            `DeploymentList "many" names the image "list:1" (items[0].spec.template.spec.containers[0].image), ${tail}`,
+            `Deep "deep" names the image "deep:1" (spec${".inner".repeat(40)}.image), ${tail}`,
+        ]);
+    });
+
+    it("finds image fields at any depth without recursion, and only string or unknown values", () => {
+        let deep: unknown = { image: "x:1" };
+        for (let i = 0; i < 100_000; i++) deep = [deep];
+        expect(imageFields({ spec: deep })).toEqual([{ path: `spec${"[0]".repeat(100_000)}.image`, ref: "x:1" }]);
+        // In the plain() copy a rule walks, a value unknown during preview is the UNKNOWN marker.
+        expect(imageFields({ spec: { image: 3, containers: [{ image: null }, { image: PREVIEW_UNKNOWN }] } }))
+            .toEqual([{ path: "spec.containers[1].image", ref: undefined }]);
+    });
+
+    it("passes workloads the pod policies check, objects whose image fields run nothing, custom resources naming none, and components", async () => {
+        expect(await messages("no-unchecked-workloads", [
+            ...prodStack(),
+            { type: "kubernetes:core/v1:ConfigMap", name: "cm", props: { metadata: { name: "cm", namespace: NS }, data: { image: "nginx:latest" } } },
+            { type: "kubernetes:core/v1:Secret", name: "s", props: { metadata: { name: "s", namespace: NS }, stringData: { image: "nginx:latest" } } },
+            { type: "kubernetes:core/v1:PodTemplate", name: "t", props: { metadata: { name: "t", namespace: NS }, template: { spec: privileged("t:1") } } },
+            object("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "sm", { endpoints: [{ port: "metrics" }], selector: { matchLabels: { app: "x" } } }),
+            // An image only in the object's metadata or status is not something it runs; an image field that is not a string is walked into.
+            { type: "kubernetes:example.com/v1:Widget", name: "w", props: { metadata: { annotations: { image: "x:1" } }, status: { image: "y:1" }, spec: { image: { size: 3 } } } },
+            { type: "kubernetes:helm.sh/v4:Chart", name: "c", props: { chart: "x", values: { image: { repository: "nginx", tag: "latest" }, sidecar: { image: "busybox" } } } },
+            { type: "kubernetes:apps/v1:DeploymentPatch", name: "p", props: { spec: { template: { spec: privileged("p:1") } } } },
+        ])).toEqual([]);
+    });
+});
+
+describe("no-mutating-admission", () => {
+    const webhook = (type: string, name: unknown): TestResource => ({ type, name: "hook", props: { metadata: { name }, webhooks: [{ name: "inject.example.com", rules: [] }] } });
+    const tail = "rewrites objects in the API server after this pack checked them (a sidecar or an image can be added to any pod it " +
+        "matches, by a server outside the program); drop it, or review it and list its metadata.name";
+
+    it("refuses mutating webhooks and admission policies of any version, and the binding that switches a policy on", async () => {
+        expect(await messages("no-mutating-admission", [
+            webhook("kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration", "injector"),
+            webhook("kubernetes:admissionregistration.k8s.io/v1beta1:MutatingWebhookConfiguration", UNKNOWN),
+            webhook("kubernetes:admissionregistration.k8s.io/v1beta1:MutatingAdmissionPolicy", "add-sidecar"),
+            webhook("kubernetes:admissionregistration.k8s.io/v1alpha1:MutatingAdmissionPolicyBinding", "add-sidecar-binding"),
+        ])).toEqual([
+            `MutatingWebhookConfiguration "hook" ${tail} "injector" in policy config allowedNames.`,
+            `MutatingWebhookConfiguration "hook" ${tail} in policy config allowedNames.`,
+            `MutatingAdmissionPolicy "hook" ${tail} "add-sidecar" in policy config allowedNames.`,
+            `MutatingAdmissionPolicyBinding "hook" ${tail} "add-sidecar-binding" in policy config allowedNames.`,
+        ]);
+    });
+
+    it("passes validating admission, the stack's own resources, and a reviewed name", async () => {
+        expect(await messages("no-mutating-admission", [...prodStack(),
+            webhook("kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration", "check"),
+            webhook("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy", "check")])).toEqual([]);
+        const reviewed = { all: "mandatory" as const, "no-mutating-admission": { allowedNames: ["injector"] } };
+        expect(await messages("no-mutating-admission", [webhook("kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration", "injector")], reviewed)).toEqual([]);
     });
 });
 
