@@ -27,10 +27,13 @@ const UNCHECKED = new Map<string, { runs: (props: Record<string, any>) => string
 
 /**
  * Kubernetes kinds whose `image` fields run nothing of themselves: a ConfigMap's or Secret's data is
- * opaque text, and a PodTemplate is a template no controller runs until a workload copies it (and the
- * workload is checked). Every workload kind is checked by the pod policies already.
+ * opaque text; a PodTemplate is a template no controller runs until a workload copies it (and the
+ * workload is checked), and a ControllerRevision a record of a template a workload ran. Every workload
+ * kind is checked by the pod policies already.
  */
-const RUN_NOTHING = new Set<string>([K8S.configMap, K8S.secret, "kubernetes:core/v1:PodTemplate", ...K8S_WORKLOAD_TYPES]);
+const RUN_NOTHING = new Set<string>([
+    K8S.configMap, K8S.secret, "kubernetes:core/v1:PodTemplate", "kubernetes:apps/v1:ControllerRevision", ...K8S_WORKLOAD_TYPES,
+]);
 
 /** A field `image` inside a resource, as its path and value (a string, or unknown during preview). */
 export interface ImageField { path: string; ref: string | undefined }

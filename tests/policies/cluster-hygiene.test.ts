@@ -348,6 +348,7 @@ describe("no-unchecked-workloads: every other Kubernetes object that names an im
             { type: "kubernetes:core/v1:ConfigMap", name: "cm", props: { metadata: { name: "cm", namespace: NS }, data: { image: "nginx:latest" } } },
             { type: "kubernetes:core/v1:Secret", name: "s", props: { metadata: { name: "s", namespace: NS }, stringData: { image: "nginx:latest" } } },
             { type: "kubernetes:core/v1:PodTemplate", name: "t", props: { metadata: { name: "t", namespace: NS }, template: { spec: privileged("t:1") } } },
+            { type: "kubernetes:apps/v1:ControllerRevision", name: "r", props: { metadata: { name: "r", namespace: NS }, revision: 1, data: { spec: { template: { spec: privileged("r:1") } } } } },
             object("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "sm", { endpoints: [{ port: "metrics" }], selector: { matchLabels: { app: "x" } } }),
             // An image only in the object's metadata or status is not something it runs; an image field that is not a string is walked into.
             { type: "kubernetes:example.com/v1:Widget", name: "w", props: { metadata: { annotations: { image: "x:1" } }, status: { image: "y:1" }, spec: { image: { size: 3 } } } },
