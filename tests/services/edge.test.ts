@@ -370,6 +370,91 @@ describe("whole-request timeout", { timeout: 300_000 }, () => {
   });
 });
 
+describe("whole-request timeout and a slow upload", { timeout: 300_000 }, () => {
+  /**
+   * Sends `head` on a fresh connection, then each of `parts` `everyMs` apart; resolves with every
+   * answer's status line and the text received, once the server closes or a second passes quiet.
+   */
+  function upload(url: string, head: string, parts: string[], everyMs: number): Promise<{ statuses: string[]; text: string; closedByServer: boolean }> {
+    const { hostname, port } = new URL(url);
+    return new Promise((resolve) => {
+      const s = net.connect(Number(port), hostname, () => s.write(head));
+      const timer = setInterval(() => {
+        const next = parts.shift();
+        if (next === undefined) return clearInterval(timer);
+        if (s.writable) s.write(next);
+      }, everyMs);
+      let text = "";
+      let quiet: NodeJS.Timeout | undefined;
+      let closedByServer = true;
+      s.on("data", (d) => {
+        text += d;
+        clearTimeout(quiet);
+        quiet = setTimeout(() => ((closedByServer = false), s.destroy()), 1_000);
+      });
+      s.on("error", () => undefined);
+      s.on("close", () => {
+        clearInterval(timer);
+        clearTimeout(quiet);
+        resolve({ statuses: text.match(/^HTTP\/\d\.\d \d{3}[^\r]*/gm) ?? [], text, closedByServer });
+      });
+      setTimeout(() => s.destroy(), 60_000).unref();
+    });
+  }
+
+  it("an upload slower than REQUEST_TIMEOUT_MS: one 408 naming the body, the connection closed, nothing forwarded", async () => {
+    const u = await user("slow-upload");
+    let forwarded = 0;
+    const upstream = createServer((_req, res) => (forwarded++, res.writeHead(200, { "content-type": "application/json" }).end("{}")));
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const gateway = await createService(apiGateway, {
+      env: { ...gwEnv, SERVICE_RISK_ANALYZER_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, REQUEST_TIMEOUT_MS: "1500", REQUEST_RECEIVE_TIMEOUT_MS: "6000" },
+      defaultMetrics: false,
+    });
+    extra.push(gateway);
+    const url = await gateway.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      const head = `POST /api/risk/limits HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${u.token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`;
+      const r = await upload(url, head, Array.from({ length: 40 }, () => " "), 200);
+      // Before: a 504 blamed on the upstream at 1.5 s, then Node's own 408 on the same connection at 6 s.
+      expect(r.statuses, r.text).toEqual(["HTTP/1.1 408 Request Timeout"]);
+      expect(JSON.parse(r.text.slice(r.text.indexOf("\r\n\r\n") + 4)).error).toMatchObject({ code: "REQUEST_TIMEOUT", field: "body" });
+      expect(r.closedByServer).toBe(true);
+      expect(forwarded).toBe(0);
+    } finally {
+      upstream.closeAllConnections();
+      upstream.close();
+    }
+  });
+
+  it("an upload that arrives in time leaves the upstream the whole REQUEST_TIMEOUT_MS from then", async () => {
+    const u = await user("slow-upload-in-time");
+    // The upstream answers 2 s after the body is in; the body takes about 1.8 s of the 3 s budget.
+    const upstream = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => setTimeout(() => res.writeHead(200, { "content-type": "application/json" }).end('{"answered":true}'), 2_000));
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const gateway = await createService(apiGateway, {
+      env: { ...gwEnv, SERVICE_RISK_ANALYZER_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, REQUEST_TIMEOUT_MS: "3000" },
+      defaultMetrics: false,
+    });
+    extra.push(gateway);
+    const url = await gateway.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      const body = '{"a":"in time"}';
+      const head = `POST /api/risk/limits HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${u.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+      // Before: the upstream had what was left of one budget (about 1.2 s) and the answer was a 504.
+      const r = await upload(url, head, [body.slice(0, 5), body.slice(5, 10), body.slice(10)], 600);
+      expect(r.statuses, r.text).toEqual(["HTTP/1.1 200 OK"]);
+      expect(r.text).toContain('{"answered":true}');
+    } finally {
+      upstream.closeAllConnections();
+      upstream.close();
+    }
+  });
+});
+
 describe("data-bridge: strict decimal prices", { timeout: 300_000 }, () => {
   it("rejects blank, hex, signed, exponent and empty prices with a 400 naming the field", async () => {
     const bridge = await createService(dataBridge, {

@@ -238,6 +238,25 @@ describe("kit: a slow client cannot hold a connection", async () => {
     for (const r of answers) expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
   });
 
+  it("answers what Node refuses before routing in the platform's shape, once per connection", async () => {
+    const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4));
+    const statuses = (answer: string) => answer.match(/^HTTP\/\d\.\d \d{3}[^\r]*/gm) ?? [];
+    const [slow, framing, headers, early] = await Promise.all([
+      client("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", " "),
+      client("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", ""),
+      client(`GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`, ""),
+      // Answered (413, by Content-Length) before the body; the body then stalls past the receive timeout.
+      client("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 900000000\r\n\r\n{", " "),
+    ]);
+    expect(bodyOf(slow.answer)).toEqual({ error: { code: "REQUEST_TIMEOUT", message: "The request did not arrive in full in time" } });
+    expect(statuses(framing.answer)).toEqual(["HTTP/1.1 400 Bad Request"]);
+    expect(bodyOf(framing.answer).error.code).toBe("BAD_REQUEST");
+    expect(statuses(headers.answer)).toEqual(["HTTP/1.1 431 Request Header Fields Too Large"]);
+    expect(bodyOf(headers.answer).error).toMatchObject({ code: "HEADERS_TOO_LARGE", field: "headers" });
+    // Before: the 413, then Node's own 408 on the same connection (two answers to one request).
+    expect(statuses(early.answer)).toEqual(["HTTP/1.1 413 Payload Too Large"]);
+  });
+
   it("does not count the time the service takes to answer, nor a slow body that arrives in time", async () => {
     const r = await fetch(`http://127.0.0.1:${port}/slow-answer`);
     expect(await r.json()).toEqual({ answered: true });

@@ -9,6 +9,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
+import { answerClientError, installEarlyAnswerTracking } from "./client-errors";
 import { errorBody, installErrorHandlers } from "./errors";
 import { ANY_CASE_UUID_RE } from "./identity";
 import { installJsonGuards } from "./request-guards";
@@ -128,7 +129,10 @@ export function createApp(o: AppOptions): App {
     // Requests the router cannot even parse (malformed percent-encoding in the path, a parameter
     // over the length limit) get the platform's error shape too, without echoing the URL.
     frameworkErrors: answerFrameworkError,
+    // What Node answers before routing (unparsable requests, oversized headers, the receive timeout), in the platform's shape.
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  installEarlyAnswerTracking(app);
   installValidators(app);
   installErrorHandlers(app);
   installJsonGuards(app, o.jsonMaxDepth);

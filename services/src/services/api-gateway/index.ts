@@ -15,7 +15,9 @@
  *   failed API-key verifications per key prefix and per IP (./limits.ts). The client IP is the
  *   peer address unless the peer is listed in TRUST_PROXY (the edge's addresses/CIDRs), then the
  *   nearest untrusted X-Forwarded-For entry: a client cannot pick its own bucket.
- * - REQUEST_TIMEOUT_MS bounds the whole request (authentication + upstream): 504 JSON beyond.
+ * - REQUEST_TIMEOUT_MS bounds receiving the request with its authentication (a body still arriving
+ *   then: 408, the connection closed, nothing forwarded), and again the upstream's answer from the
+ *   moment the body is in (504 JSON beyond): an upload's time is not taken from the upstream's.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import rateLimit from "@fastify/rate-limit";
@@ -77,9 +79,17 @@ export default defineService({
       api.decorateRequest("gateway", null);
       const onTimeout = (request: FastifyRequest, reply: FastifyReply) => {
         if (reply.sent || reply.raw.headersSent) return;
+        if (!request.raw.complete) {
+          // The client's upload is late, not an upstream: nothing was forwarded, and the rest of the
+          // body is not waited for (closing the connection also keeps Node from answering it again).
+          log.info({ requestId: request.id, url: request.url.split("?")[0], timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request body not received in time");
+          reply.header("connection", "close").status(408).send(errorBody(request, "REQUEST_TIMEOUT", `The request body did not arrive within ${cfg.REQUEST_TIMEOUT_MS} ms`, "body"));
+          return;
+        }
         log.warn({ requestId: request.id, url: request.url.split("?")[0], timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request timed out at the gateway");
         reply.status(504).send(errorBody(request, "GATEWAY_TIMEOUT", `No answer within ${cfg.REQUEST_TIMEOUT_MS} ms`));
       };
+      const startBudget = (request: FastifyRequest, reply: FastifyReply): GatewayRequestState["timer"] => setTimeout(onTimeout, cfg.REQUEST_TIMEOUT_MS, request, reply);
       api.addHook("onResponse", (request, reply, done) => {
         const state = request.gateway;
         clearTimeout(state?.timer);
@@ -104,7 +114,7 @@ export default defineService({
       // Who is calling, then the per-IP cap on authenticated traffic (anonymous traffic is keyed by
       // IP in the rate limit below). Client-sent identity headers are never forwarded (./proxy.ts).
       api.addHook("onRequest", (request, reply, done) => {
-        const state: GatewayRequestState = { deadline: Date.now() + cfg.REQUEST_TIMEOUT_MS, timer: setTimeout(onTimeout, cfg.REQUEST_TIMEOUT_MS, request, reply), auth: {} };
+        const state: GatewayRequestState = { deadline: Date.now() + cfg.REQUEST_TIMEOUT_MS, timer: startBudget(request, reply), auth: {} };
         request.gateway = state;
         const capIp = () => (state.auth.identity ? limits.checkIp(request.ip) : undefined);
         try {
@@ -126,6 +136,16 @@ export default defineService({
             return capIp();
           })
           .then(() => done(), done);
+      });
+      // A request with a body: the upstream's budget starts once the body is in (see the header).
+      api.addHook("preValidation", (request, reply, done) => {
+        const state = request.gateway;
+        if (state && request.body !== undefined) {
+          clearTimeout(state.timer);
+          state.deadline = Date.now() + cfg.REQUEST_TIMEOUT_MS;
+          state.timer = startBudget(request, reply);
+        }
+        done();
       });
       api.addHook("onRequestAbort", (request, done) => {
         clearTimeout(request.gateway?.timer);

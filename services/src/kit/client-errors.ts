@@ -1,0 +1,50 @@
+/**
+ * What Node's HTTP server answers itself, before any route runs: a request it cannot parse (a
+ * request line or header it refuses, Content-Length with Transfer-Encoding, two Content-Lengths),
+ * headers over its size limit, and a request not received in full within the receive timeout.
+ * Fastify's default writes its own error shape there; these answers are in the platform's (a JSON
+ * `error` naming the code, and the field where there is one), and say nothing of the parser.
+ *
+ * One more case is Node's own: a request answered before its body arrived in full (401 before the
+ * upload, the gateway's 408) whose body then stalls gets the receive timeout's 408 on the same
+ * connection, a second answer to one request. Such connections get no second answer, only closed.
+ */
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import type { FastifyInstance } from "fastify";
+
+/** Connections whose request was answered before its body arrived in full. */
+const answeredEarly = new WeakSet<Socket>();
+
+/** The status, code, message and field Node's client error `code` is answered with. */
+export function clientErrorAnswer(code: string | undefined): { status: number; code: string; message: string; field?: string } {
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT") return { status: 408, code: "REQUEST_TIMEOUT", message: "The request did not arrive in full in time" };
+  if (code === "HPE_HEADER_OVERFLOW") return { status: 431, code: "HEADERS_TOO_LARGE", message: "The request line and headers are over the size limit", field: "headers" };
+  return { status: 400, code: "BAD_REQUEST", message: "Malformed HTTP request (request line, headers or framing)" };
+}
+
+/** The raw HTTP/1.1 answer of a client error: JSON, and the connection closed. */
+export function clientErrorResponse(code: string | undefined): string {
+  const a = clientErrorAnswer(code);
+  const body = JSON.stringify({ error: { code: a.code, message: a.message, ...(a.field ? { field: a.field } : {}) } });
+  return `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/** Fastify's `clientErrorHandler`. */
+export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset or destroyed connection has nobody to answer.
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  this.log.debug({ code: err.code }, "client error before routing");
+  // As Node's own handler: nothing written over an answer already begun on this connection.
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent && !answeredEarly.has(socket)) socket.write(clientErrorResponse(err.code));
+  socket.destroy(err);
+}
+
+/** Remembers connections whose request was answered with its body still arriving (an onResponse hook's work). */
+export function installEarlyAnswerTracking(app: FastifyInstance): void {
+  app.addHook("onResponse", (request, _reply, done) => {
+    if (!request.raw.complete) answeredEarly.add(request.raw.socket);
+    done();
+  });
+}
