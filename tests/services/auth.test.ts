@@ -297,6 +297,31 @@ describe("lockout", () => {
   });
 });
 
+describe("lockout per client address: a stranger cannot lock the owner out", () => {
+  const wrong = { password: "not the password" };
+  it("failed guesses from one address lock that address out of the account; the owner's address still logs in", async () => {
+    const u = await registerAndLogin("victim");
+    for (let i = 0; i < 3; i++) expect((await call("POST", "/api/users/login", { body: { email: u.email, ...wrong }, ip: "192.0.2.10" })).status).toBe(401);
+    // Before: the account itself was locked, for everyone, by anyone who knew the email.
+    expect((await call("POST", "/api/users/login", { body: { email: u.email, password: PASSWORD }, ip: "192.0.2.10" })).status).toBe(423);
+    expect((await call("POST", "/api/users/login", { body: { email: u.email, password: PASSWORD }, ip: "198.51.100.7" })).status).toBe(200);
+  });
+
+  it("guesses spread over many addresses still lock the account at LOGIN_MAX_FAILURES_PER_ACCOUNT", async () => {
+    const base = { ...srv.postgres.env, DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent" };
+    const strict = await createService(userManagement, { env: { ...base, LOGIN_MAX_FAILURES: "3", LOGIN_MAX_FAILURES_PER_ACCOUNT: "5" }, defaultMetrics: false });
+    try {
+      const u = await registerAndLogin("spread");
+      // As the gateway sends them: the client's address as the only X-Forwarded-For entry.
+      const login = (password: string, address: string) => call("POST", "/login", { via: strict, body: { email: u.email, password }, headers: { "x-forwarded-for": address } });
+      for (const address of ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5"]) expect((await login(wrong.password, address)).status).toBe(401);
+      expect((await login(PASSWORD, "198.51.100.8")).status).toBe(423);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
 describe("API keys", () => {
   it("creates, uses, lists and revokes a key", async () => {
     const u = await registerAndLogin("bot");

@@ -3,6 +3,7 @@
  * client requests and sets them itself; services behind it read them with `identityOf`.
  * (Services are only reachable from the gateway and peers: network policies / internal network.)
  */
+import { isIP } from "node:net";
 import { Type } from "@sinclair/typebox";
 import type { FastifyRequest } from "fastify";
 import { forbidden, unauthorized } from "./errors";
@@ -111,4 +112,14 @@ export function requireIdentity(request: FastifyRequest, role?: Role): Identity 
   if (!id) throw unauthorized();
   if (role && id.role !== role) throw forbidden(`Requires role ${role}`);
   return id;
+}
+
+/**
+ * The client's address as the gateway determined it (its trusted proxies considered): the gateway
+ * sends it as the only X-Forwarded-For entry, replacing whatever the client sent, as it sets the
+ * identity headers. A service reached without the gateway (a peer, a test) has its peer address.
+ */
+export function clientAddressOf(request: FastifyRequest): string {
+  const forwarded = request.headers["x-forwarded-for"];
+  return typeof forwarded === "string" && isIP(forwarded) !== 0 ? forwarded : request.ip;
 }

@@ -111,8 +111,7 @@ export class Authenticator {
   }
 
   private async fromApiKey(apiKey: string, ip: string, requestId: string, budgetMs: number): Promise<Identity> {
-    const parsed = parseApiKey(apiKey);
-    if (!parsed) {
+    if (!parseApiKey(apiKey)) {
       await this.d.limits.assertKeyAttemptsLeft(ip);
       await this.d.limits.recordKeyFailure(ip);
       throw invalidKey();
@@ -128,7 +127,7 @@ export class Authenticator {
       // A revocation heard while the lookup was out may be this key's, announced before the answer
       // came back: caching that answer would keep the revoked key working in this process for good.
       const revocationsBefore = this.apiKeyRevocations;
-      id = await this.lookupApiKey(hash, parsed.prefix, apiKey, ip, requestId, budgetMs);
+      id = await this.lookupApiKey(hash, apiKey, ip, requestId, budgetMs);
       if (this.d.states.subscribed && this.apiKeyRevocations === revocationsBefore) {
         if (this.apiKeys.size >= MAX_CACHED) this.apiKeys.clear();
         this.apiKeys.set(hex, id);
@@ -140,18 +139,18 @@ export class Authenticator {
     return apiKeyIdentity(id, state.role);
   }
 
-  private async lookupApiKey(hash: Buffer, prefix: string, apiKey: string, ip: string, requestId: string, budgetMs: number): Promise<ApiKeyIdentity> {
+  private async lookupApiKey(hash: Buffer, apiKey: string, ip: string, requestId: string, budgetMs: number): Promise<ApiKeyIdentity> {
     const cached = await this.d.redis.get(apiKeyCacheKey(hash)).catch(() => null);
     const fromCache = cached ? parseCachedIdentity(cached) : undefined;
     if (fromCache && !apiKeyExpired(fromCache)) return fromCache;
-    await this.d.limits.assertKeyAttemptsLeft(ip, prefix);
+    await this.d.limits.assertKeyAttemptsLeft(ip);
     const r = await this.d.peers.call<unknown>("user-management", "/internal/api-keys/verify", {
       body: { key: apiKey },
       requestId,
       timeoutMs: Math.min(5_000, budgetMs),
     });
     if (r.status === 401) {
-      await this.d.limits.recordKeyFailure(ip, prefix);
+      await this.d.limits.recordKeyFailure(ip);
       throw invalidKey();
     }
     const verified = r.status === 200 ? parseApiKeyIdentity(r.body) : undefined;

@@ -7,7 +7,7 @@ export const config = {
   RATE_LIMIT_MAX_REQUESTS: Type.Integer({ default: 300, minimum: 1 }),
   /** Cap per client IP on authenticated traffic (many accounts behind one address); default 4x the per-user limit. */
   RATE_LIMIT_IP_MAX_REQUESTS: Type.Optional(Type.Integer({ minimum: 1 })),
-  /** Failed API-key verifications allowed per key prefix and per client IP in API_KEY_FAILURE_WINDOW_MS. */
+  /** Failed API-key verifications allowed per client IP in API_KEY_FAILURE_WINDOW_MS (not per key prefix: ./limits.ts). */
   API_KEY_MAX_FAILURES: Type.Integer({ default: 10, minimum: 1 }),
   API_KEY_FAILURE_WINDOW_MS: Type.Integer({ default: 300_000, minimum: 1_000 }),
   /** Upstream response timeout (bounded further by what is left of REQUEST_TIMEOUT_MS). */

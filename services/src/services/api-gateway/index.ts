@@ -12,7 +12,7 @@
  * - Rate limits (Dragonfly, shared by all replicas, leased in slices: ./leased-counter.ts): RATE_LIMIT_MAX_REQUESTS per
  *   RATE_LIMIT_WINDOW_MS per user (authenticated) or per client IP (anonymous and bad credentials);
  *   authenticated traffic also capped per client IP (RATE_LIMIT_IP_MAX_REQUESTS, default 4x);
- *   failed API-key verifications per key prefix and per IP (./limits.ts). The client IP is the
+ *   failed API-key verifications per IP (./limits.ts). The client IP is the
  *   peer address unless the peer is listed in TRUST_PROXY (the edge's addresses/CIDRs), then the
  *   nearest untrusted X-Forwarded-For entry: a client cannot pick its own bucket.
  * - REQUEST_TIMEOUT_MS bounds receiving the request with its authentication (a body still arriving

@@ -85,27 +85,31 @@ export class GatewayLimits {
     return LeasedStore;
   }
 
-  private failureKeys(ip: string, prefix?: string): string[] {
-    return prefix ? [`gw-akfail:ip:${ip}`, `gw-akfail:p:${prefix}`] : [`gw-akfail:ip:${ip}`];
+  /**
+   * Failed verifications are counted per client address only. Not per key prefix: a key's secret is
+   * 256 random bits, so guessing it from many addresses gets nowhere, and a per-prefix count let
+   * anyone who saw a prefix (it is shown in listings) block the genuine key while it was not cached.
+   */
+  private failureKey(ip: string): string {
+    return `gw-akfail:ip:${ip}`;
   }
 
-  /** Throws a 429 when this address or this key prefix has failed too often lately. */
-  async assertKeyAttemptsLeft(ip: string, prefix?: string): Promise<void> {
-    const keys = this.failureKeys(ip, prefix);
-    let counts: (string | null)[];
+  /** Throws a 429 when this address has failed too often lately. */
+  async assertKeyAttemptsLeft(ip: string): Promise<void> {
+    const key = this.failureKey(ip);
+    let count: string | null;
     try {
-      counts = await this.redis.mget(...keys);
+      count = await this.redis.get(key);
     } catch {
       return;
     }
-    const over = counts.findIndex((c) => Number(c ?? 0) >= this.o.keyFailureMax);
-    if (over >= 0) {
-      const ttl = await this.redis.pttl(keys[over]).catch(() => this.o.keyFailureWindowMs);
+    if (Number(count ?? 0) >= this.o.keyFailureMax) {
+      const ttl = await this.redis.pttl(key).catch(() => this.o.keyFailureWindowMs);
       throw new HttpError(429, "RATE_LIMITED", "Too many failed API key attempts; try again later", undefined, retryAfter(ttl));
     }
   }
 
-  async recordKeyFailure(ip: string, prefix?: string): Promise<void> {
-    await Promise.all(this.failureKeys(ip, prefix).map((k) => this.redis.gwCount(k, this.o.keyFailureWindowMs))).catch(() => undefined);
+  async recordKeyFailure(ip: string): Promise<void> {
+    await this.redis.gwCount(this.failureKey(ip), this.o.keyFailureWindowMs).catch(() => undefined);
   }
 }

@@ -5,7 +5,10 @@ export const config = {
   JWT_SECRET: Type.String({ minLength: 64, secret: true, description: ">= 64 characters (e.g. 64 bytes hex)" }),
   ACCESS_TOKEN_TTL_S: Type.Integer({ default: 900, minimum: 30, maximum: 3600 }),
   REFRESH_TOKEN_TTL_S: Type.Integer({ default: 7 * 24 * 3600, minimum: 300, maximum: 90 * 24 * 3600 }),
+  /** Failed logins to one account from one client address per window (the address the gateway determined). */
   LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
+  /** Failed logins to one account from all addresses together per window: only these lock the owner out too. */
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Integer({ default: 100, minimum: 1, maximum: 100_000 }),
   LOGIN_LOCKOUT_WINDOW_MS: Type.Integer({ default: 15 * 60_000, minimum: 1_000 }),
   /** Active (not revoked, not expired) API keys a user may hold at once; creating one more answers 409. */
   API_KEY_MAX_ACTIVE_PER_USER: Type.Integer({ default: 20, minimum: 1, maximum: 1000 }),

@@ -14,7 +14,7 @@ import { fillUserState, userStateOf } from "./user-state";
 
 export function registerInternalRoutes(app: App, deps: { apiKeyCache: ApiKeyCache }): void {
   // Compare first (constant time), write only for a key that matched: a flood of guesses costs
-  // one indexed read each and changes nothing. The gateway rate-limits failures per prefix and IP.
+  // one indexed read each and changes nothing. The gateway rate-limits failures per client IP.
   app.post("/internal/api-keys/verify", { schema: { body: Type.Object({ key: Type.String({ maxLength: 200 }) }, { additionalProperties: false }) } }, async (req) => {
     const parsed = parseApiKey(req.body.key);
     if (!parsed) throw invalidApiKey();

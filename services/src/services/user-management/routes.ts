@@ -3,7 +3,7 @@
  * are anonymous; POST /password changes the caller's password, ending every session). Handlers validate, call domain and data functions, and shape responses.
  */
 import { randomUUID } from "node:crypto";
-import { HttpError, jwtKey, requireIdentity, Type, unavailable, type App } from "../../kit";
+import { clientAddressOf, HttpError, jwtKey, requireIdentity, Type, unavailable, type App } from "../../kit";
 import { registerAdminRoutes } from "./admin-routes";
 import { registerApiKeyRoutes } from "./api-key-routes";
 import type { UserManagementContext } from "./config";
@@ -25,8 +25,9 @@ import { publishUserState, userStateOf } from "./user-state";
 export function registerRoutes(app: App, ctx: UserManagementContext): void {
   const { config: cfg, log } = ctx;
   const tokens: TokenSettings = { key: jwtKey(cfg.JWT_SECRET), accessTtlS: cfg.ACCESS_TOKEN_TTL_S, refreshTtlS: cfg.REFRESH_TOKEN_TTL_S };
-  const counters = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS, cfg.LOGIN_MAX_FAILURES);
-  const passwordChanges = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS, cfg.LOGIN_MAX_FAILURES, "password-change");
+  const counters = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS, { perAddress: cfg.LOGIN_MAX_FAILURES, perAccount: cfg.LOGIN_MAX_FAILURES_PER_ACCOUNT });
+  // Only the session's holder reaches these: one count per account.
+  const passwordChanges = new LoginCounters(() => app.redis, log, cfg.LOGIN_LOCKOUT_WINDOW_MS, { perAccount: cfg.LOGIN_MAX_FAILURES }, "password-change");
   const apiKeyCache = new ApiKeyCache(() => app.redis, log);
 
   /** After a committed change of a user: the new state to every gateway (503 if it cannot be told; the caller retries). */
@@ -64,7 +65,8 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
 
   app.post("/login", { schema: { body: Type.Object({ email: Email, password: AnyPassword }, { additionalProperties: false }), response: { 200: SessionOut } } }, async (req) => {
     const email = normalizeEmail(req.body.email);
-    const attempts = await counters.admit(email);
+    const address = clientAddressOf(req);
+    const attempts = await counters.admit(email, address);
     const user = await data.findUserByEmail(app.pg, email);
     // Unknown users cost a hash too, so timing does not tell which emails exist.
     const ok = await verifyPassword(req.body.password, user?.password_hash ?? (await dummyHash()));
@@ -72,7 +74,7 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       if (attempts === cfg.LOGIN_MAX_FAILURES) log.warn({ emailHash: sha256(email).toString("hex").slice(0, 16) }, "account locked after failed logins");
       throw invalidCredentials();
     }
-    await counters.reset(email);
+    await counters.reset(email, address);
     const pair = await issueTokens(app.pg, tokens, user, randomUUID());
     req.log.info({ userId: user.id }, "login");
     return { ...pair, user: publicUser(user) };
