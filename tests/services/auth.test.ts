@@ -276,6 +276,9 @@ describe("refresh tokens", () => {
     const u = await registerAndLogin("dave");
     const anon = await call("POST", "/api/users/logout", { body: { refreshToken: u.refresh } });
     expect(anon.status).toBe(401);
+    // The body is optional in the schema: left out, the answer names what to give (before: "must be object").
+    const empty = await call("POST", "/api/users/logout", { token: u.access });
+    expect([empty.status, empty.body.error.field]).toEqual([400, "refreshToken"]);
     const out = await call("POST", "/api/users/logout", { token: u.access, body: { refreshToken: u.refresh } });
     expect(out.status).toBe(204);
     const r = await call("POST", "/api/users/refresh", { body: { refreshToken: u.refresh } });

@@ -197,6 +197,28 @@ describe("kit: http conventions", async () => {
   });
 });
 
+describe("kit: a body declared optional", async () => {
+  const optionalBody = defineService({
+    name: "central-hub",
+    config: {},
+    register({ app }) {
+      app.post("/maybe", { schema: { body: Type.Optional(Type.Object({ all: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) } }, async (req) => ({ all: req.body?.all ?? false }));
+      app.post("/always", { schema: { body: Type.Object({ all: Type.Boolean() }) } }, async (req) => ({ all: req.body.all }));
+    },
+  });
+  const svc = await createService(optionalBody, { env: { DRAGONFLY_URL: "redis://:pw@127.0.0.1:1", LOG_LEVEL: "silent" }, defaultMetrics: false });
+  afterAll(() => svc.close());
+
+  it("may be left out (before: 400 \"must be object\", naming no field); one that is sent is still validated", async () => {
+    expect((await svc.app.inject({ method: "POST", url: "/maybe" })).json()).toEqual({ all: false });
+    expect((await svc.app.inject({ method: "POST", url: "/maybe", payload: { all: true } })).json()).toEqual({ all: true });
+    const bad = await svc.app.inject({ method: "POST", url: "/maybe", payload: { all: "yes" } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.field).toBe("all");
+    expect((await svc.app.inject({ method: "POST", url: "/always" })).statusCode).toBe(400);
+  });
+});
+
 describe("kit: a slow client cannot hold a connection", async () => {
   const slowHandler = defineService({
     name: "central-hub",

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { OptionalKind } from "@sinclair/typebox";
 import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
@@ -80,8 +81,30 @@ function installValidators(app: App) {
     // uuid type refuses (a 500 on GET /orders/urn:uuid:<id>).
     ajv.addFormat("uuid", CANONICAL_UUID);
   }
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : otherAjv).compile(schema));
+  // A body declared Type.Optional may be left out (the handler reads `req.body ?? {}`); ajv alone
+  // refuses a missing one ("must be object", naming no field). TypeBox marks it with a symbol, which
+  // the copy Fastify compiles does not keep: marked at registration with an OpenAPI extension keyword.
+  app.addHook("onRoute", (route) => {
+    const body = route.schema?.body as Record<string | symbol, unknown> | undefined;
+    if (body && body[OptionalKind] === "Optional") route.schema!.body = { ...body, [OPTIONAL_BODY]: true };
+  });
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const validate = (httpPart === "body" ? bodyAjv : otherAjv).compile(schema);
+    if (httpPart !== "body" || (schema as Record<string, unknown>)[OPTIONAL_BODY] !== true) return validate;
+    const optionalBody = (data: unknown): boolean => {
+      // Fastify hands over null for a request without a body (and JSON `null` reads the same).
+      if (data === undefined || data === null) return true;
+      const ok = validate(data) as boolean;
+      optionalBody.errors = validate.errors;
+      return ok;
+    };
+    optionalBody.errors = null as typeof validate.errors;
+    return optionalBody;
+  });
 }
+
+/** The schema keyword marking a body that may be left out (an OpenAPI `x-` extension, ignored by ajv). */
+const OPTIONAL_BODY = "x-optional-body";
 
 export interface AppOptions {
   log: Logger;
