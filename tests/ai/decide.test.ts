@@ -1,6 +1,6 @@
 /** ai-orchestrator's decision rule (pure): thresholds, regimes, position limit, kill switch, stop. */
 import { describe, expect, it } from "vitest";
-import { decide, regimeAgreement } from "../../services/src/services/ai-orchestrator/decide";
+import { decide, onOrderGrid, orderQuantityText, regimeAgreement } from "../../services/src/services/ai-orchestrator/decide";
 import { stricter } from "../../services/src/trading/tradingState";
 
 const limits = { buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 3, minRegimeAgreement: 0.5 };
@@ -21,6 +21,17 @@ describe("decide", () => {
   it("sells only what it holds below the sell threshold", () => {
     expect(decide(limits, { ...base, probabilityUp: 0.3, position: 0.5 })).toMatchObject({ action: "sell", quantity: 0.5 });
     expect(decide(limits, { ...base, probabilityUp: 0.3, position: 0 })).toMatchObject({ action: "hold" });
+  });
+  it("orders only quantities order-management takes: a sell of float noise rounded down to 8 places, its text never an exponent", () => {
+    const sell = decide(limits, { ...base, probabilityUp: 0.3, position: 0.1 + 0.2 });
+    expect(sell).toMatchObject({ action: "sell", quantity: 0.3 });
+    expect(orderQuantityText(sell.quantity)).toBe("0.3");
+    expect(decide(limits, { ...base, probabilityUp: 0.3, position: 0.1 + 0.2 - 0.3 })).toMatchObject({ action: "hold" });
+    expect(orderQuantityText(1e-7)).toBe("0.0000001");
+    expect(orderQuantityText(123456789012.5)).toBe("123456789012.5");
+    for (const q of [1e-8, 1e-7, 0.1, 0.3, 1, 2.5, 999999999999.99999999 - 0.5]) expect(onOrderGrid(q), String(q)).toBe(true);
+    for (const q of [0, -1, 1e-9, 0.123456789, 1e12, 5e12, Number.NaN, Infinity]) expect(onOrderGrid(q), String(q)).toBe(false);
+    for (const q of [1e-8, 0.1, 0.12345678, 42, 123456789012]) expect(orderQuantityText(q)).toMatch(/^(0|[1-9]\d{0,11})(\.\d{1,8})?$/);
   });
   it("similar regimes that disagree veto a buy", () => {
     const regimes = [{ forwardReturn: -1 }, { forwardReturn: -1 }, { forwardReturn: 1 }];

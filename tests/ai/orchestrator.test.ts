@@ -323,6 +323,8 @@ describe("ai-orchestrator", () => {
     expect(crossed.statusCode).toBe(400);
     expect(crossed.json().error).toMatchObject({ field: "sellBelow", message: "sellBelow (0.8) must be below buyAbove (0.7)" });
     expect((await patch({ orderQuantity: 5 })).json().error).toMatchObject({ field: "orderQuantity" });
+    // Quantities order-management would refuse (9 places, 13 digits): every buy would have failed.
+    for (const orderQuantity of [1e-9, 0.123456789, 1e12]) expect((await patch({ orderQuantity, maxPosition: 1e12 })).json().error, String(orderQuantity)).toMatchObject({ field: "orderQuantity" });
     expect((await patch({ symbols: ["BBBUSDT"] })).json().error).toMatchObject({ field: "symbols" });
     expect((await patch({})).statusCode).toBe(400);
     expect((await patch({ stopLoss: -1 })).json().error).toMatchObject({ field: "stopLoss" });

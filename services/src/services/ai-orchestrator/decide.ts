@@ -40,14 +40,30 @@ export function regimeAgreement(regimes: ReadonlyArray<{ forwardReturn: number }
   return regimes.filter((r) => r.forwardReturn > 0).length / regimes.length;
 }
 
+/**
+ * Order quantities as order-management takes them: decimals of at most 8 places below 10^12. A
+ * strategy's orderQuantity must be one (`onOrderGrid`); a sell of what is held is rounded down to
+ * one (positions are sums of floats here: 0.1 + 0.2 would be sent as "0.30000000000000004").
+ */
+const GRID = 1e8;
+export function onOrderGrid(quantity: number): boolean {
+  const units = quantity * GRID;
+  // Whole units of 10^-8, up to the float's own rounding (a few ulps: 0.1 * 10^8 is 10000000.000000002).
+  return quantity > 0 && quantity < 1e12 && Math.round(units) >= 1 && Math.abs(units - Math.round(units)) <= Math.max(1e-6, 4 * Number.EPSILON * units);
+}
+export const floorToOrderGrid = (quantity: number): number => Math.floor(quantity * GRID + 1e-6) / GRID;
+/** The decimal text of a quantity on the grid ("1e-7" is what String() gives, and order-management refuses). */
+export const orderQuantityText = (quantity: number): string => quantity.toFixed(8).replace(/\.?0+$/, "");
+
 export function decide(s: StrategyLimits, i: DecisionInput): Decision {
   if (i.strategyStopped) return { action: "skip", quantity: 0, reason: "strategy stopped by its loss limit" };
   if (i.tradingState === "halted") return { action: "skip", quantity: 0, reason: "trading is halted" };
   const p = i.probabilityUp;
   const pending = i.pending ?? { buy: 0, sell: 0 };
   const sellable = i.position - pending.sell;
-  if (p <= s.sellBelow && sellable > 0) {
-    return { action: "sell", quantity: Math.min(s.orderQuantity, sellable), reason: `P(up) ${p.toFixed(3)} <= sellBelow ${s.sellBelow}` };
+  const sell = floorToOrderGrid(Math.min(s.orderQuantity, sellable));
+  if (p <= s.sellBelow && sell > 0) {
+    return { action: "sell", quantity: sell, reason: `P(up) ${p.toFixed(3)} <= sellBelow ${s.sellBelow}` };
   }
   if (p >= s.buyAbove) {
     if (i.tradingState === "reduce_only") return { action: "hold", quantity: 0, reason: "reduce-only: no new exposure" };

@@ -13,7 +13,7 @@ import { HttpError, type PeerClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
-import { decide } from "./decide";
+import { decide, orderQuantityText } from "./decide";
 import { ORDER_SUBMIT_TIMEOUT_MS, settleUnrecordedOrders, submitOutcomePending, submitOutcomeUnknown } from "./recover";
 import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
 
@@ -142,7 +142,7 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     }
     const r = await deps.peers.call<OrderSnapshot & { error?: { code: string; message: string } }>("order-management", "/", {
       headers: { ...ownerHeaders(s), "idempotency-key": rec.decisionId },
-      body: { symbol: p.symbol, side: d.action, type: "market", quantity: String(d.quantity), clientOrderId: rec.decisionId },
+      body: { symbol: p.symbol, side: d.action, type: "market", quantity: orderQuantityText(d.quantity), clientOrderId: rec.decisionId },
       // recover.ts settles a decision left without an outcome once past this bound (with a margin).
       timeoutMs: ORDER_SUBMIT_TIMEOUT_MS,
     }).catch((e: unknown) => {

@@ -16,6 +16,7 @@
  */
 import { badRequest, conflict, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, Nullable, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
+import { onOrderGrid } from "./decide";
 import { ordersNotCancelled, type NotCancelled } from "./retire";
 import type { OrchestratorStore } from "./store";
 import type { DecisionRecord, Strategy, StrategySettings } from "./store";
@@ -50,6 +51,7 @@ const StrategyPatch = Type.Partial(Type.Object({ ...Settings, symbols: Symbols }
 /** What the schema cannot say: the thresholds and sizes against each other (create and change alike). */
 function checkSettings(s: Pick<Strategy, "buyAbove" | "sellBelow" | "orderQuantity" | "maxPosition">): void {
   if (s.sellBelow >= s.buyAbove) throw badRequest(`sellBelow (${s.sellBelow}) must be below buyAbove (${s.buyAbove})`, "sellBelow");
+  if (!onOrderGrid(s.orderQuantity)) throw badRequest(`orderQuantity (${s.orderQuantity}) must be a decimal of at most 8 places, from 0.00000001 and below 10^12, as orders are`, "orderQuantity");
   if (s.orderQuantity > s.maxPosition) throw badRequest(`orderQuantity (${s.orderQuantity}) must not exceed maxPosition (${s.maxPosition})`, "orderQuantity");
 }
 
