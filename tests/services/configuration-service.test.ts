@@ -145,9 +145,15 @@ describe("validation and roles", () => {
     }
   });
 
-  it("writes need an admin identity from the gateway; reads do not", async () => {
+  it("writes and the history need an admin identity from the gateway; the current values do not", async () => {
     expect((await call("PUT", "/namespaces/ok/keys/k", { value: 1 }, { "content-type": "application/json" })).status).toBe(401);
     expect((await call("PUT", "/namespaces/ok/keys/k", { value: 1 }, { "x-user-id": TRADER, "x-user-role": "trader", "content-type": "application/json" })).status).toBe(403);
+    // The history names the admins, their request ids and the values replaced (before: any caller read it).
+    const trader = { "x-user-id": TRADER, "x-user-role": "trader" };
+    for (const path of ["/namespaces/risk-management/keys/max.position/versions", "/namespaces/risk-management/audit"]) {
+      expect((await call("GET", path, undefined, trader)).status, path).toBe(403);
+      expect((await call("GET", path, undefined, {})).status, path).toBe(401);
+    }
     expect((await call("GET", "/namespaces/risk-management", undefined, {})).status).toBe(200);
     expect((await call("GET", "/internal/namespaces/risk-management", undefined, {})).body.entries["max.position"].version).toBe(5);
   });

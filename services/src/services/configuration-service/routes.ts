@@ -5,8 +5,10 @@
  *   PUT    /namespaces/:namespace/keys/:key                { value, expectedVersion? }  admin; 409 on version conflict
  *   DELETE /namespaces/:namespace/keys/:key?expectedVersion=n                           admin
  *   POST   /namespaces/:namespace/keys/:key/rollback       { version, expectedVersion? } admin; new version with that value
- *   GET    /namespaces/:namespace/keys/:key/versions?limit=n   history (who, when, old/new value, request id)
- *   GET    /namespaces/:namespace/audit?limit=n            the namespace's audit trail, newest first
+ *   GET    /namespaces/:namespace/keys/:key/versions?limit=n   history (who, when, old/new value, request id)  admin
+ *   GET    /namespaces/:namespace/audit?limit=n            the namespace's audit trail, newest first           admin
+ * The current values are for every caller the gateway let in; their history (the admins' user ids,
+ * request ids and the values replaced) is the admins' own.
  *   GET    /internal/namespaces/:namespace                 for peers (not proxied by the gateway)
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -89,13 +91,14 @@ export function registerRoutes(app: App, store: ConfigStore, cacheState: { error
   );
 
   app.get("/namespaces/:namespace/keys/:key/versions", { schema: { params: KeyParams, querystring: Limit, response: { 200: VersionsOut } } }, async (req) => {
+    requireIdentity(req, "admin");
     const versions = await store.history(req.params.namespace, req.params.key, req.query.limit);
     if (versions.length === 0) throw notFound(`${req.params.namespace}/${req.params.key} has no history`);
     return { namespace: req.params.namespace, key: req.params.key, versions };
   });
 
-  app.get("/namespaces/:namespace/audit", { schema: { params: NsParams, querystring: Limit, response: { 200: AuditOut } } }, async (req) => ({
-    namespace: req.params.namespace,
-    changes: await store.audit(req.params.namespace, req.query.limit),
-  }));
+  app.get("/namespaces/:namespace/audit", { schema: { params: NsParams, querystring: Limit, response: { 200: AuditOut } } }, async (req) => {
+    requireIdentity(req, "admin");
+    return { namespace: req.params.namespace, changes: await store.audit(req.params.namespace, req.query.limit) };
+  });
 }
