@@ -290,6 +290,13 @@ describe("subscription lifecycle through the gateway", () => {
     expect(s.body.status).toBe("trialing");
     expect(await invoices(tok)).toEqual([]);
     expect((await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: "pm_card_visa" })).body.error.code).toBe("ALREADY_SUBSCRIBED");
+    // One trial per user: cancelled and subscribed again, the plan is billed from the start (before: a fresh trial each time).
+    expect((await api("POST", `/billing/subscriptions/${s.body.id}/cancel`, tok, { atPeriodEnd: false })).body.status).toBe("canceled");
+    const again = await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: "pm_card_visa" });
+    expect(again.status, JSON.stringify(again.body)).toBe(201);
+    expect(again.body.status).not.toBe("trialing");
+    expect(again.body.trialEnd ?? null).toBeNull();
+    expect((await invoices(tok)).length).toBe(1);
     for (const [body, field] of [
       [{ planId: `basic-${run}`, paymentMethod: "4242424242424242" }, "paymentMethod"],
       [{ planId: "UPPER", paymentMethod: "pm_card_visa" }, "planId"],

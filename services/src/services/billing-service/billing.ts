@@ -49,9 +49,9 @@ export class Billing {
   async subscribe(userId: string, planId: string, paymentMethod: string): Promise<SubscriptionRow> {
     const { sub, invoice } = await this.tx(async (c) => {
       const plan = await this.planOrThrow(planId, c);
-      const { subscription, firstLines } = startSubscription(plan, new Date());
       // Subscribing again is the way out of an unpaid subscription: it ends in this transaction.
       const live = await this.repo.liveSubscriptionOf(c, userId);
+      const { subscription, firstLines } = startSubscription(plan, new Date(), await this.repo.hadTrial(c, userId));
       if (live?.status === "unpaid") await this.end(c, live, await this.planOrThrow(live.plan_id, c));
       let sub: SubscriptionRow;
       try {

@@ -66,9 +66,13 @@ export class BillingError extends Error {
 
 const DAY_MS = 86_400_000;
 
-/** A new subscription: trialing when the plan has a trial, else incomplete until the first invoice is paid. */
-export function startSubscription(plan: Plan, now: Date): { subscription: Subscription; firstLines: InvoiceLine[] } {
-  if (plan.trialDays > 0) {
+/**
+ * A new subscription: trialing when the plan has a trial and the user has had none before (one trial
+ * per user: cancelling and subscribing again is not a fresh one), else incomplete until the first
+ * invoice is paid.
+ */
+export function startSubscription(plan: Plan, now: Date, trialUsed = false): { subscription: Subscription; firstLines: InvoiceLine[] } {
+  if (plan.trialDays > 0 && !trialUsed) {
     const trialEnd = new Date(now.getTime() + plan.trialDays * DAY_MS);
     return {
       subscription: { planId: plan.id, status: "trialing", anchor: trialEnd, periodStart: now, periodEnd: trialEnd, trialEnd, cancelAtPeriodEnd: false, creditBalance: 0n },
