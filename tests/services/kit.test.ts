@@ -197,13 +197,19 @@ describe("kit: http conventions", async () => {
   });
 });
 
-describe("kit: a body declared optional", async () => {
+describe("kit: a body declared optional, and a union's error", async () => {
   const optionalBody = defineService({
     name: "central-hub",
     config: {},
     register({ app }) {
       app.post("/maybe", { schema: { body: Type.Optional(Type.Object({ all: Type.Optional(Type.Boolean()) }, { additionalProperties: false })) } }, async (req) => ({ all: req.body?.all ?? false }));
       app.post("/always", { schema: { body: Type.Object({ all: Type.Boolean() }) } }, async (req) => ({ all: req.body.all }));
+      const Source = Type.Union([
+        Type.Object({ source: Type.Literal("synthetic"), seed: Type.String() }, { additionalProperties: false }),
+        Type.Object({ source: Type.Literal("replay"), file: Type.String({ pattern: "^[a-z]+$" }) }, { additionalProperties: false }),
+        Type.Object({ source: Type.Literal("clickhouse"), from: Type.String(), to: Type.String() }, { additionalProperties: false }),
+      ]);
+      app.post("/union", { schema: { body: Type.Object({ name: Type.String(), data: Source }) } }, async () => ({ ok: true }));
     },
   });
   const svc = await createService(optionalBody, { env: { DRAGONFLY_URL: "redis://:pw@127.0.0.1:1", LOG_LEVEL: "silent" }, defaultMetrics: false });
@@ -216,6 +222,21 @@ describe("kit: a body declared optional", async () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.field).toBe("all");
     expect((await svc.app.inject({ method: "POST", url: "/always" })).statusCode).toBe(400);
+  });
+
+  it("a union's error is the branch the client meant (its constant matched), else at the constant with its values", async () => {
+    const field = async (data: unknown) => {
+      const r = await svc.app.inject({ method: "POST", url: "/union", payload: { name: "n", data } });
+      expect(r.statusCode).toBe(400);
+      return [r.json().error.field, r.json().error.message];
+    };
+    // Before: every one of these was "data.seed must have required property 'seed'" (the first branch's).
+    expect(await field({ source: "replay" })).toEqual(["data.file", "Invalid body: data.file must have required property 'file'"]);
+    expect(await field({ source: "replay", file: "UP" })).toEqual(["data.file", 'Invalid body: data.file must match pattern "^[a-z]+$"']);
+    expect(await field({ source: "clickhouse", from: "a" })).toEqual(["data.to", "Invalid body: data.to must have required property 'to'"]);
+    expect(await field({ source: "s3" })).toEqual(["data.source", 'Invalid body: data.source must be one of "synthetic", "replay", "clickhouse"']);
+    expect(await field({ source: "synthetic" })).toEqual(["data.seed", "Invalid body: data.seed must have required property 'seed'"]);
+    expect((await field("replay"))[0]).toBe("data");
   });
 });
 

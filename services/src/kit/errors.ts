@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { recordError } from "./telemetry/context";
 import { isTransientError } from "./transient-errors";
 import { INSTANT_RANGE } from "./instants";
+import { reportedIssue, type ValidationIssue } from "./union-issues";
 
 /** Body of every 4xx/5xx response. */
 export interface ErrorBody {
@@ -55,12 +56,6 @@ const statusCodes: Record<number, string> = {
   504: "GATEWAY_TIMEOUT",
 };
 
-interface ValidationIssue {
-  instancePath?: string;
-  keyword?: string;
-  params?: Record<string, unknown>;
-  message?: string;
-}
 
 /** "body" + "/user/email" -> "user.email"; required errors name the missing property. */
 function fieldOf(issue: ValidationIssue): string | undefined {
@@ -70,6 +65,16 @@ function fieldOf(issue: ValidationIssue): string | undefined {
   if (issue.keyword === "additionalProperties" && typeof issue.params?.additionalProperty === "string")
     path.push(issue.params.additionalProperty);
   return path.length > 0 ? path.join(".") : undefined;
+}
+
+/** The route's schema of a request part ("body", "querystring", "params", "headers"), for reportedIssue. */
+function partSchema(request: FastifyRequest, part: string): unknown {
+  const schema: unknown = request.routeOptions?.schema;
+  return typeof schema === "object" && schema !== null && Object.hasOwn(schema, part) ? (schema as Record<string, unknown>)[part] : undefined;
+}
+
+function partData(request: FastifyRequest, part: string): unknown {
+  return part === "body" ? request.body : part === "querystring" ? request.query : part === "params" ? request.params : part === "headers" ? request.headers : undefined;
 }
 
 /** Installs the uniform error and not-found handlers (no stack traces to clients). */
@@ -85,9 +90,9 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
       return reply.status(err.statusCode).send(errorBody(request, err.code, err.message, err.field));
     }
     if (err.validation && err.validation.length > 0) {
-      const issue = err.validation[0];
-      const field = fieldOf(issue);
       const where = err.validationContext ?? "request";
+      const issue = reportedIssue(err.validation, partSchema(request, where), partData(request, where));
+      const field = fieldOf(issue);
       const says = issue.keyword === "format" && issue.params?.format === "date-time" ? `must be ${INSTANT_RANGE}` : (issue.message ?? "is invalid");
       const message = `Invalid ${where}: ${field ? `${field} ` : ""}${says}`;
       return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
