@@ -724,6 +724,19 @@ describe("password change", () => {
     expect((await guess()).status).toBe(423);
     expect((await call("POST", "/api/users/login", { body: { email: u.email, password: PASSWORD } })).status).toBe(200);
   });
+
+  it("concurrent changes with the same current password: one is made, the others answer 409 and change nothing", async () => {
+    const u = await registerAndLogin("concurrent-change");
+    const wanted = ["first new passphrase", "second new passphrase", "third new passphrase"];
+    const rs = await Promise.all(wanted.map((newPassword) => call("POST", "/api/users/password", { token: u.access, body: { currentPassword: PASSWORD, newPassword } })));
+    // Before: all three answered 200 and only the last one written worked.
+    expect(rs.map((r) => r.status).sort()).toEqual([200, 409, 409]);
+    for (const r of rs.filter((x) => x.status === 409)) expect(r.body.error).toMatchObject({ code: "PASSWORD_CHANGED", field: "currentPassword" });
+    const made = wanted[rs.findIndex((r) => r.status === 200)];
+    for (const password of wanted) {
+      expect((await call("POST", "/api/users/login", { body: { email: u.email, password }, ip: "192.0.2.200" })).status, password).toBe(password === made ? 200 : 401);
+    }
+  });
 });
 
 describe("readiness follows Redis", () => {

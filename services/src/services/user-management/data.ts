@@ -103,12 +103,25 @@ export async function setUserDisabled(pg: Pick<PostgresClient, "transaction">, i
  * A new password hash, and every session and access token issued so far revoked with the old one
  * (a leaked password changed is a leaked session ended), locking the user row first (see setUserDisabled).
  */
-export async function changePassword(pg: Pick<PostgresClient, "transaction">, userId: string, passwordHash: string): Promise<UserRow | undefined> {
+/**
+ * Sets a new password if the stored one is still `verifiedHash` (the one the current password was
+ * checked against): of two concurrent changes with the same current password only the first is
+ * made, where both used to answer 200 and the second silently replace the first. "changed" when
+ * another change came first, undefined for an unknown or disabled user.
+ */
+export async function changePassword(pg: Pick<PostgresClient, "transaction">, userId: string, passwordHash: string, verifiedHash: string): Promise<UserRow | "changed" | undefined> {
   return pg.transaction(async (c) => {
     const user = (
-      await c.query<UserRow>("UPDATE users SET password_hash = $2, token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 AND disabled_at IS NULL RETURNING *", [userId, passwordHash])
+      await c.query<UserRow>(
+        "UPDATE users SET password_hash = $2, token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 AND disabled_at IS NULL AND password_hash = $3 RETURNING *",
+        [userId, passwordHash, verifiedHash],
+      )
     ).rows[0];
-    if (user) await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL`, [userId]);
+    if (!user) {
+      const still = await c.query<{ id: string }>("SELECT id FROM users WHERE id = $1 AND disabled_at IS NULL", [userId]);
+      return still.rows.length > 0 ? "changed" : undefined;
+    }
+    await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL`, [userId]);
     return user;
   });
 }

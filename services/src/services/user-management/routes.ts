@@ -118,7 +118,8 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       }
       if (req.body.newPassword === req.body.currentPassword) throw new HttpError(400, "VALIDATION_ERROR", "The new password must differ from the current one", "newPassword");
       await passwordChanges.reset(user.email);
-      const changed = await data.changePassword(app.pg, user.id, await hashPassword(req.body.newPassword));
+      const changed = await data.changePassword(app.pg, user.id, await hashPassword(req.body.newPassword), user.password_hash);
+      if (changed === "changed") throw new HttpError(409, "PASSWORD_CHANGED", "The password was changed by another request meanwhile; nothing was changed by this one", "currentPassword");
       if (!changed) throw unknownOrDisabledUser();
       await propagateUserState(changed.id, changed);
       req.log.info({ userId: changed.id }, "password changed; every session revoked");
