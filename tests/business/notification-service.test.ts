@@ -256,11 +256,13 @@ describe("notification-service", () => {
     expect(await bad({ email: null, telegramChatId: null, channels: { trading: ["pigeon"] } })).toBe("channels.trading.0");
     expect((await api("POST", "/webhooks", id, { url: "not a url" })).body.error.field).toBe("url");
     expect((await api("GET", "/preferences", "")).status).toBe(401);
-    for (const url of ["http://example.com/h", "https://127.0.0.1/h", "https://10.1.2.3/h", "https://169.254.169.254/latest", "https://localhost/h", "https://[::1]/h", "https://[::ffff:10.0.0.1]/h", "https://u:p@example.com/h", "ftp://example.com"]) {
+    for (const url of ["http://example.com/h", "https://127.0.0.1/h", "https://10.1.2.3/h", "https://169.254.169.254/latest", "https://localhost/h", "https://[::1]/h", "https://[::ffff:10.0.0.1]/h", "https://u:p@example.com/h", "ftp://example.com",
+      // A root dot and the IPv4-compatible block (URL writes [::127.0.0.1] as [::7f00:1]) were let through.
+      "https://localhost./h", "https://foo.localhost./h", "https://[::127.0.0.1]/h", "https://[::]/h"]) {
       expect(checkWebhookUrl(url, false), url).not.toBeNull();
     }
     expect(checkWebhookUrl("https://hooks.example.com/path?x=1", false)).toBeNull();
-    expect([isPublicAddress("8.8.8.8"), isPublicAddress("192.168.1.1"), isPublicAddress("::ffff:127.0.0.1"), isPublicAddress("fd00::1")]).toEqual([true, false, false, false]);
+    expect([isPublicAddress("8.8.8.8"), isPublicAddress("192.168.1.1"), isPublicAddress("::ffff:127.0.0.1"), isPublicAddress("fd00::1"), isPublicAddress("::7f00:1"), isPublicAddress("2001:4860:4860::8888")]).toEqual([true, false, false, false, false, true]);
   });
 
   it("30 concurrent webhook additions of one user add exactly the limit (5), the rest 409", async () => {

@@ -77,6 +77,8 @@ export function isPublicAddress(address: string): boolean {
   if (!ipaddr.isValid(address)) return false;
   let ip = ipaddr.parse(address);
   if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address();
+  // The deprecated IPv4-compatible block (::a.b.c.d, which URL writes ::7f00:1) is "unicast" to ipaddr.js.
+  if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).parts.slice(0, 6).every((p) => p === 0)) return false;
   return ip.range() === "unicast";
 }
 
@@ -90,7 +92,8 @@ export function checkWebhookUrl(raw: string, allowPrivate: boolean): string | nu
   }
   if (u.username || u.password) return "must not carry credentials";
   if (u.protocol !== "https:" && !(allowPrivate && u.protocol === "http:")) return "must use https";
-  const host = u.hostname.replace(/^\[|\]$/g, "");
+  // "localhost." is localhost: a trailing dot only roots the name.
+  const host = u.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "");
   if (!allowPrivate && (host === "localhost" || host.endsWith(".localhost") || (ipaddr.isValid(host) && !isPublicAddress(host)))) return "must not point at a private, loopback or link-local address";
   return null;
 }
