@@ -41,6 +41,17 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
         for (const backend of backendNames(ing.props)) {
             if (cfg.internalWorkloads.includes(backend)) continue;
             const svc = resources.find((s) => s.type === K8S.service && namespaceOf(s.props) === ns && objectName(s.props, s.name) === backend);
+            // An ExternalName Service is a DNS alias the controller proxies to: any name, inside the cluster
+            // (prometheus.<ns>.svc) or not (a cloud's metadata host), with no selector to judge (CVE-2021-25740).
+            if (str(svc?.props.spec?.type) === "ExternalName") {
+                out.push({
+                    urn: ing.urn,
+                    message: `Ingress "${objectName(ing.props, ing.name)}" routes public traffic to Service "${backend}" of type ExternalName ` +
+                        `(${str(svc?.props.spec?.externalName) ?? "a name computed during preview"}): the controller proxies to whatever that name resolves to; ` +
+                        "route to a ClusterIP Service selecting the platform's own pods.",
+                });
+                continue;
+            }
             const selector = svc?.props.spec?.selector;
             if (!isRecord(selector) || Object.keys(selector).length === 0 || hasUnknown(selector)) continue;
             const targets = [...new Set(pods.filter((p) => p.ns === ns && internal(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
@@ -52,6 +63,22 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
             });
         }
     }
+    // A Service reachable from outside the cluster selecting internal pods, whatever its labels and
+    // name say (no-public-exposure lets role=edge Services be LoadBalancers, judged by labels and name).
+    for (const svc of resources.filter((r) => r.type === K8S.service)) {
+        const spec = svc.props.spec;
+        const how = str(spec?.type) === "LoadBalancer" || str(spec?.type) === "NodePort" ? `type ${str(spec?.type)}` : arr(spec?.externalIPs).length > 0 ? "externalIPs" : undefined;
+        const selector = spec?.selector;
+        if (how === undefined || !isRecord(selector) || Object.keys(selector).length === 0 || hasUnknown(selector)) continue;
+        const ns = namespaceOf(svc.props);
+        const targets = [...new Set(pods.filter((p) => p.ns === ns && internal(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
+        if (targets.length === 0) continue;
+        out.push({
+            urn: svc.urn,
+            message: `Service "${objectName(svc.props, svc.name)}" is reachable from outside the cluster (${how}) and selects the pods of ${targets.join(", ")}; ` +
+                "datastores and monitoring stay internal (type ClusterIP; a VPN or port-forward for admin access).",
+        });
+    }
     return out;
 }
 
@@ -59,7 +86,8 @@ export const ingressInternalBackends: StackValidationPolicy = {
     name: "ingress-internal-backends",
     description:
         "No Ingress routes to a Service that selects the pods of a datastore, Prometheus or Grafana, whatever the Service " +
-        "is called (no-public-exposure judges Ingress backends by name only).",
+        "is called (no-public-exposure judges Ingress backends by name only), nor to an ExternalName Service (a DNS alias to " +
+        "anything); no LoadBalancer, NodePort or externalIPs Service selects those pods, whatever its labels say.",
     severity: "critical",
     configSchema: {
         properties: {
@@ -68,7 +96,7 @@ export const ingressInternalBackends: StackValidationPolicy = {
     },
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
-        if (!resources.some((r) => r.type === K8S.ingress)) args.notApplicable("no Ingress in this stack");
+        if (!resources.some((r) => r.type === K8S.ingress || r.type === K8S.service)) args.notApplicable("no Ingress or Service in this stack");
         for (const f of internalBackends(resources, readConfig(args, defaults))) reportViolation(f.message, f.urn);
     },
 };

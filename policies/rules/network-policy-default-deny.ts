@@ -45,14 +45,33 @@ export function openIngressRules(np: Record<string, any>): string[] {
             return;
         }
         for (const peer of from.filter(isRecord)) {
-            if (isRecord(peer.namespaceSelector) && isEmptySelector(peer.namespaceSelector) && peer.podSelector === undefined) {
-                out.push(`ingress[${i}] (namespaceSelector {} without podSelector)`);
+            const everyNamespace = isRecord(peer.namespaceSelector) && (isEmptySelector(peer.namespaceSelector) || selectsEveryNamespace(peer.namespaceSelector));
+            if (everyNamespace && (peer.podSelector === undefined || (isRecord(peer.podSelector) && isEmptySelector(peer.podSelector)))) {
+                out.push(`ingress[${i}] (a namespaceSelector matching every namespace, ${peer.podSelector === undefined ? "without podSelector" : "with podSelector {}"})`);
             }
-            const cidr = str(peer.ipBlock?.cidr);
-            if (cidr !== undefined && /^(0\.0\.0\.0|::)\/0$/.test(cidr.trim())) out.push(`ingress[${i}] (ipBlock ${cidr.trim()})`);
+            const cidr = str(peer.ipBlock?.cidr)?.trim();
+            if (cidr !== undefined && isWideBlock(cidr)) out.push(`ingress[${i}] (ipBlock ${cidr})`);
         }
     });
     return out;
+}
+
+/** A namespaceSelector every namespace matches: `kubernetes.io/metadata.name` (set on every namespace) with Exists. */
+function selectsEveryNamespace(selector: Record<string, any>): boolean {
+    if (isRecord(selector.matchLabels) && Object.keys(selector.matchLabels).length > 0) return false;
+    const exprs = arr(selector.matchExpressions).filter(isRecord);
+    return exprs.length > 0 && exprs.every((e) => str(e.key) === "kubernetes.io/metadata.name" && str(e.operator) === "Exists");
+}
+
+/**
+ * An ipBlock wider than /8 (IPv4) or /16 (IPv6): the whole address space split into halves or
+ * quarters admits every source as 0.0.0.0/0 does.
+ */
+export function isWideBlock(cidr: string): boolean {
+    const m = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(cidr);
+    if (!m) return false;
+    const bits = Number(m[2]);
+    return m[1].includes(":") ? bits < 16 : bits < 8;
 }
 
 export interface NetworkPolicyFinding {
@@ -79,7 +98,9 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
                     `with podSelector: {} and policyTypes: [Ingress, Egress] and no rules, then allow each flow explicitly.`,
             });
         }
-        for (const p of inNs.filter((x) => !isEmptySelector(x.props.spec?.podSelector) && policyTypes(x.props).includes("Ingress"))) {
+        // Every policy, the ones selecting every pod too: NetworkPolicies add up, so a second policy with
+        // podSelector {} and an open rule opens every pod of the namespace past its default deny.
+        for (const p of inNs.filter((x) => policyTypes(x.props).includes("Ingress"))) {
             const open = openIngressRules(p.props);
             if (open.length === 0) continue;
             findings.push({

@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest";
 import { nginxTlsProblems } from "../../policies/lib/nginx";
 import {
     allowFrom, deployment, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit, ingress,
-    networkPolicy, NGINX_CONF, prodStack, replace, service, statefulSet,
+    networkPolicy, NGINX_CONF, NS, prodStack, replace, service, statefulSet,
 } from "./fixtures";
-import { runPack, summary, UNKNOWN } from "./run-pack";
+import { runPack, summary, TestResource, UNKNOWN } from "./run-pack";
 
 const only = (name: string) => ({ only: [name] });
 const firstSentence = (m: string) => m.split(". ")[0];
@@ -168,6 +168,25 @@ describe("ingress-internal-backends", () => {
         ]);
     });
 
+    it("rejects an Ingress route to an ExternalName Service, and an outside-reachable Service selecting internal pods whatever its labels", async () => {
+        const external = alias("metrics", {});
+        external.props.spec = { type: "ExternalName", externalName: "prometheus.ai-trading.svc.cluster.local" };
+        const edge = alias("edge-db", { "trading.io/workload": "postgres" });
+        edge.props.metadata.labels = { "trading.io/role": "edge", "trading.io/workload": "ingress" };
+        edge.props.spec.type = "LoadBalancer";
+        const viaIps = alias("ips", { "trading.io/role": "monitoring" });
+        viaIps.props.spec.externalIPs = ["203.0.113.9"];
+        const rs = [...prodStack().filter((r) => r.name !== "nginx-ingress"), external, edge, viaIps, ingress({ backends: ["api-gateway", "metrics"] })];
+        expect((await run(rs)).map((v) => [v.resourceName, v.message])).toEqual([
+            ["nginx-ingress", "Ingress \"ai-trading\" routes public traffic to Service \"metrics\" of type ExternalName (prometheus.ai-trading.svc.cluster.local): " +
+                "the controller proxies to whatever that name resolves to; route to a ClusterIP Service selecting the platform's own pods."],
+            ["edge-db-service", "Service \"edge-db\" is reachable from outside the cluster (type LoadBalancer) and selects the pods of postgres; " +
+                "datastores and monitoring stay internal (type ClusterIP; a VPN or port-forward for admin access)."],
+            ["ips-service", "Service \"ips\" is reachable from outside the cluster (externalIPs) and selects the pods of prometheus; " +
+                "datastores and monitoring stay internal (type ClusterIP; a VPN or port-forward for admin access)."],
+        ]);
+    });
+
     it("leaves unknown selectors and Services in other namespaces alone", async () => {
         const other = alias("reports", { "trading.io/workload": "postgres" });
         other.props.metadata.namespace = "elsewhere";
@@ -199,7 +218,8 @@ describe("network-policy-default-deny", () => {
         expect(await runPack(ingressOnly, cfg, only("network-policy-default-deny"))).toEqual([]);
         // A "deny" that allows everything is no deny.
         const allowAll = replace(prodStack(), "default-deny-netpol", (p) => { p.spec.ingress = [{}]; p.spec.egress = [{}]; });
-        expect(summary(await run(allowAll))).toEqual(["network-policy-default-deny <stack>"]);
+        // (and its open rule opens every pod of the namespace)
+        expect(summary(await run(allowAll))).toEqual(["network-policy-default-deny <stack>", "network-policy-default-deny default-deny-netpol"]);
     });
 
     it("requires a policy of its own for every workload (an empty allow list keeps it closed)", async () => {
@@ -242,8 +262,28 @@ describe("network-policy-default-deny", () => {
         expect((await run(rs)).map((v) => v.message)).toEqual([
             "NetworkPolicy \"postgres\" in namespace \"ai-trading\" admits every source in ingress[0] (no from), ingress[1] (ipBlock 0.0.0.0/0), which undoes the namespace's default deny: " +
                 "name the clients (podSelector, or namespaceSelector with labels) in from.",
-            "NetworkPolicy \"clickhouse\" in namespace \"ai-trading\" admits every source in ingress[0] (no from), ingress[1] (namespaceSelector {} without podSelector), ingress[1] (ipBlock ::/0), which undoes the namespace's default deny: " +
+            "NetworkPolicy \"clickhouse\" in namespace \"ai-trading\" admits every source in ingress[0] (no from), ingress[1] (a namespaceSelector matching every namespace, without podSelector), ingress[1] (ipBlock ::/0), which undoes the namespace's default deny: " +
                 "name the clients (podSelector, or namespaceSelector with labels) in from.",
+        ]);
+    });
+
+    it("rejects the same spelled otherwise, and a second policy selecting every pod that opens them all", async () => {
+        const tail = ", which undoes the namespace's default deny: name the clients (podSelector, or namespaceSelector with labels) in from.";
+        const np = (name: string, podSelector: Record<string, any>, ingress: unknown[]): TestResource =>
+            ({ type: "kubernetes:networking.k8s.io/v1:NetworkPolicy", name, props: { metadata: { name, namespace: NS }, spec: { podSelector, policyTypes: ["Ingress"], ingress } } });
+        const rs = [
+            ...prodStack(),
+            // NetworkPolicies add up: this one is not a deny, it opens every pod of the namespace.
+            np("allow-all", {}, [{}]),
+            np("halves", { matchLabels: { "trading.io/workload": "postgres" } }, [{ from: [{ ipBlock: { cidr: "0.0.0.0/1" } }, { ipBlock: { cidr: "128.0.0.0/1" } }] }]),
+            np("everywhere", { matchLabels: { "trading.io/workload": "postgres" } }, [{ from: [{ namespaceSelector: {}, podSelector: {} }] },
+                { from: [{ namespaceSelector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "Exists" }] } }] }]),
+        ];
+        expect((await run(rs)).map((v) => v.message)).toEqual([
+            `NetworkPolicy "allow-all" in namespace "ai-trading" admits every source in ingress[0] (no from)${tail}`,
+            `NetworkPolicy "halves" in namespace "ai-trading" admits every source in ingress[0] (ipBlock 0.0.0.0/1), ingress[0] (ipBlock 128.0.0.0/1)${tail}`,
+            `NetworkPolicy "everywhere" in namespace "ai-trading" admits every source in ingress[0] (a namespaceSelector matching every namespace, with podSelector {}), ` +
+            `ingress[1] (a namespaceSelector matching every namespace, without podSelector)${tail}`,
         ]);
     });
 
