@@ -17,6 +17,7 @@ import { noBarePods } from "./rules/no-bare-pods";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
 import { noMutatingAdmission } from "./rules/no-mutating-admission";
 import { noObjectPatches } from "./rules/no-object-patches";
+import { noUncheckedRoutes } from "./rules/no-unchecked-routes";
 import { noUncheckedWorkloads } from "./rules/no-unchecked-workloads";
 import { noPrivilegeEscalation } from "./rules/no-privilege-escalation";
 import { noPrivilegedContainers } from "./rules/no-privileged-containers";
@@ -56,6 +57,7 @@ export const policies: Policies = [
     ingressNoSnippets,
     noPublicExposure,
     ingressInternalBackends,
+    noUncheckedRoutes,
     networkPolicyDefaultDeny,
     // Namespaces and API access
     protectedNamespaces,

@@ -358,6 +358,29 @@ describe("no-unchecked-workloads: every other Kubernetes object that names an im
     });
 });
 
+describe("no-unchecked-routes", () => {
+    const router = (type: string, name: string): TestResource => ({ type, name, props: { metadata: { name, namespace: NS }, spec: {} } });
+    const tail = "routes traffic where no edge policy of this pack checks it (TLS, hosts, snippets, routes to datastores and monitoring); " +
+        "publish through a networking.k8s.io/v1 Ingress instead.";
+    it("refuses routers the edge policies do not read, of any version", async () => {
+        expect(await messages("no-unchecked-routes", [
+            router("kubernetes:gateway.networking.k8s.io/v1:Gateway", "gw"),
+            router("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", "to-prometheus"),
+            router("kubernetes:gateway.networking.k8s.io/v1alpha2:TCPRoute", "to-postgres"),
+            router("kubernetes:networking.istio.io/v1beta1:VirtualService", "vs"),
+            router("kubernetes:traefik.io/v1alpha1:IngressRouteTCP", "tcp"),
+            router("kubernetes:projectcontour.io/v1:HTTPProxy", "proxy"),
+        ])).toEqual([
+            `Gateway "gw" (Gateway API) ${tail}`, `HTTPRoute "to-prometheus" (Gateway API) ${tail}`, `TCPRoute "to-postgres" (Gateway API) ${tail}`,
+            `VirtualService "vs" (Istio) ${tail}`, `IngressRouteTCP "tcp" (Traefik) ${tail}`, `HTTPProxy "proxy" (Contour) ${tail}`,
+        ]);
+    });
+    it("passes the stack's Ingress and resources of other groups", async () => {
+        expect(await messages("no-unchecked-routes", [...prodStack(), router("kubernetes:gateway.networking.k8s.io/v1:GatewayClass", "class"),
+            router("kubernetes:example.com/v1:HTTPRoute", "other")])).toEqual([]);
+    });
+});
+
 describe("no-mutating-admission", () => {
     const webhook = (type: string, name: unknown): TestResource => ({ type, name: "hook", props: { metadata: { name }, webhooks: [{ name: "inject.example.com", rules: [] }] } });
     const tail = "rewrites objects in the API server after this pack checked them (a sidecar or an image can be added to any pod it " +
