@@ -3,14 +3,33 @@ import { eitherTarget, forDockerContainer, forEveryPodSpec, securityContextOf } 
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, str } from "../lib/values";
 
+/** A seccomp profile given inline (`seccomp=<JSON>`) whose default lets every system call through. */
+function allowsByDefault(opt: string): boolean {
+    const m = /^seccomp[:=](\{.*)$/.exec(opt);
+    if (!m) return false;
+    try {
+        const action = str((JSON.parse(m[1]) as Record<string, unknown>).defaultaction);
+        return action === "scmp_act_allow" || action === "scmp_act_log";
+    } catch {
+        return false;
+    }
+}
+
+/**
+ * Docker's security options as the engine reads them (moby `parseSecurityOpt`): `no-new-privileges`
+ * alone is true, and of several `no-new-privileges:<bool>` the last wins (a later ":false" undoes an
+ * earlier ":true"); a bare `disable` is `label=disable`.
+ */
 export function dockerEscalationProblems(props: Record<string, any>): string[] {
     const opts = arr(props.securityOpts).map((o) => str(o)).filter((o): o is string => !!o).map((o) => o.replace(/\s/g, "").toLowerCase());
     const out: string[] = [];
-    if (!opts.some((o) => o === "no-new-privileges" || o === "no-new-privileges:true" || o === "no-new-privileges=true")) {
-        out.push("does not set securityOpts [\"no-new-privileges:true\"]");
+    const nnp = opts.filter((o) => /^no-new-privileges([:=].*)?$/.test(o)).pop();
+    if (nnp === undefined || !["no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"].includes(nnp)) {
+        out.push(nnp === undefined ? "does not set securityOpts [\"no-new-privileges:true\"]" : `sets securityOpts "${nnp}" last (the engine keeps the last no-new-privileges), not "no-new-privileges:true"`);
     }
     for (const o of opts) {
-        if (/^(seccomp|apparmor)[:=]unconfined$/.test(o) || /^label[:=]disable$/.test(o)) out.push(`disables a kernel confinement (securityOpts "${o}")`);
+        if (/^(seccomp|apparmor)[:=]unconfined$/.test(o) || /^label[:=]disable$/.test(o) || o === "disable") out.push(`disables a kernel confinement (securityOpts "${o}")`);
+        else if (allowsByDefault(o)) out.push("disables a kernel confinement (securityOpts seccomp with an inline profile whose defaultAction allows every system call)");
     }
     return out;
 }

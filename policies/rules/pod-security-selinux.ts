@@ -25,6 +25,11 @@ export function seLinuxProblems(w: Workload): string[] {
         const out: string[] = [];
         for (const raw of arr(w.props.securityOpts)) {
             const o = str(raw)?.replace(/\s/g, "");
+            // A bare "disable" is label=disable to the engine (moby parseSecurityOpt).
+            if (o?.toLowerCase() === "disable") {
+                out.push(`sets securityOpts "${o}" (label=disable to the engine), turning SELinux separation off`);
+                continue;
+            }
             const m = o === undefined ? null : /^label[:=](.*)$/i.exec(o);
             if (!m) continue;
             const [key, value] = m[1].split(":");

@@ -235,6 +235,17 @@ describe("no-privilege-escalation", () => {
             "Deployment \"api-gateway-deployment\" container \"api-gateway\" has seccompProfile Unconfined (needs RuntimeDefault or Localhost)",
         ]);
     });
+
+    it("reads securityOpts as the engine does: the last no-new-privileges wins, an allow-all inline seccomp profile, a bare disable", async () => {
+        const docker = dockerService("api-gateway", { securityOpts: ["no-new-privileges:true", "no-new-privileges:false", 'seccomp={"defaultAction":"SCMP_ACT_ALLOW"}', "disable"] });
+        expect((await run([docker])).map((v) => v.message.split("; ")[0])).toEqual([
+            "Container \"api-gateway-container\" sets securityOpts \"no-new-privileges:false\" last (the engine keeps the last no-new-privileges), not \"no-new-privileges:true\"",
+            "Container \"api-gateway-container\" disables a kernel confinement (securityOpts seccomp with an inline profile whose defaultAction allows every system call)",
+            "Container \"api-gateway-container\" disables a kernel confinement (securityOpts \"disable\")",
+        ]);
+        // A strict inline profile and a repeated true are fine.
+        expect(await run([dockerService("api-gateway", { securityOpts: ["no-new-privileges", "no-new-privileges:true", 'seccomp={"defaultAction":"SCMP_ACT_ERRNO"}'] })])).toEqual([]);
+    });
 });
 
 describe("read-only-root-filesystem", () => {

@@ -43,7 +43,7 @@ describe("pod-security-selinux", () => {
             container: { securityContext: { allowPrivilegeEscalation: false, seLinuxOptions: { type: "spc_t" } } },
             spec: { securityContext: { seLinuxOptions: { user: "system_u", role: "sysadm_r" } } },
         });
-        const docker = dockerService("api-gateway", { securityOpts: ["no-new-privileges:true", "label=disable", "label=type:spc_t"] });
+        const docker = dockerService("api-gateway", { securityOpts: ["no-new-privileges:true", "label=disable", "label=type:spc_t", "disable"] });
         const fix = "(PSS baseline \"seLinuxOptions\"); leave seLinuxOptions unset or use type container_t.";
         expect(await messages("pod-security-selinux", [d, docker])).toEqual([
             `Deployment "api-gateway-deployment" pod sets seLinuxOptions.user system_u ${fix}`,
@@ -51,6 +51,7 @@ describe("pod-security-selinux", () => {
             `Deployment "api-gateway-deployment" container "api-gateway" sets seLinuxOptions.type spc_t ${fix}`,
             "Container \"api-gateway-container\" sets securityOpts \"label=disable\", turning SELinux separation off; remove the label option so the engine's default confinement applies.",
             "Container \"api-gateway-container\" sets securityOpts \"label=type:spc_t\" (SELinux type spc_t); remove the label option so the engine's default confinement applies.",
+            "Container \"api-gateway-container\" sets securityOpts \"disable\" (label=disable to the engine), turning SELinux separation off; remove the label option so the engine's default confinement applies.",
         ]);
     });
 });
