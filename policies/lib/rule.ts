@@ -14,7 +14,7 @@ import {
     buildArgImages, dockerBuildImageBuild, DOCKER_BUILD_IMAGE, DOCKER_BUILD_INDEX, DOCKER_REGISTRY_IMAGE, dockerfileImages, dockerImageBuild,
     type ImageResourceBuild,
 } from "./image-builds";
-import { arr, plain, str } from "./values";
+import { arr, isRecord, plain, str } from "./values";
 import {
     describe, identity, K8sContainer, podContainers, podTemplate, PodTemplate, WorkloadIdentity,
 } from "./workloads";
@@ -101,13 +101,23 @@ export interface WorkloadImage {
     ref: string;
     /** Kubernetes: the container (or init container) running it; undefined for a Docker container's own image. */
     container?: K8sContainer;
+    /** Kubernetes: the image volume (`volumes[].image.reference`, an OCI image mounted as files) pulling it. */
+    volume?: string;
 }
 
-/** A Docker container's image, or every container's and init container's of a pod template; images unknown during preview left out. */
+/**
+ * A Docker container's image, or every container's and init container's of a pod template, and the
+ * images its image volumes pull (mounted, not run, but pulled from a registry all the same); images
+ * unknown during preview left out.
+ */
 export function workloadImages(w: Workload): WorkloadImage[] {
-    const images: Array<{ ref: string | undefined; container?: K8sContainer }> = w.target === "docker"
+    const images: Array<{ ref: string | undefined; container?: K8sContainer; volume?: string }> = w.target === "docker"
         ? [{ ref: str(w.props.image) }]
-        : w.containers.map((c) => ({ ref: str(c.container.image), container: c }));
+        : [
+            ...w.containers.map((c) => ({ ref: str(c.container.image), container: c })),
+            ...arr(w.pod?.spec.volumes).filter((v) => isRecord(v) && isRecord(v.image))
+                .map((v) => ({ ref: str(v.image.reference), volume: str(v.name) ?? "<unnamed>" })),
+        ];
     return images.filter((i): i is WorkloadImage => i.ref !== undefined);
 }
 

@@ -97,7 +97,7 @@ export function isK8sWorkload(type: string): boolean {
 
 /** The Kind of a Kubernetes object type token ("kubernetes:apps/v1:Deployment"), undefined for other resources. */
 export function kubernetesKind(type: string): string | undefined {
-    const m = /^kubernetes:(?:([a-z0-9.-]+)\/)?v[0-9a-z]+:([A-Za-z]+)$/.exec(type);
+    const m = /^kubernetes:(?:([a-z0-9.-]+)\/)?v[0-9a-z]+:([A-Za-z][A-Za-z0-9]*)$/.exec(type);
     // Pulumi's own component types (Helm releases, YAML and Kustomize groups) are not API objects.
     if (!m || ["helm.sh", "yaml", "kustomize"].includes(m[1] ?? "")) return undefined;
     return m[2];

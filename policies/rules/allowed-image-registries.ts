@@ -32,7 +32,7 @@ function disallowed(where: string, ref: string, cfg: AllowedRegistriesConfig): s
 }
 
 /** Where a workload runs an image, as messages name it. */
-const where = (i: WorkloadImage) => (i.container ? `${i.container.init ? "init container" : "container"} "${i.container.name}" image` : "image");
+const where = (i: WorkloadImage) => (i.container ? `${i.container.init ? "init container" : "container"} "${i.container.name}" image` : i.volume !== undefined ? `image volume "${i.volume}"` : "image");
 
 const message = (who: string, problem: string, cfg: AllowedRegistriesConfig) =>
     `${who} ${problem} is not from an allowed registry (allowedRegistries: ${cfg.allowedRegistries.join(", ")}): ` +

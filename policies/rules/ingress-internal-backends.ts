@@ -1,5 +1,6 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
+import { serviceTarget } from "./no-public-exposure";
 import { mapSelectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
@@ -70,6 +71,8 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
         const how = str(spec?.type) === "LoadBalancer" || str(spec?.type) === "NodePort" ? `type ${str(spec?.type)}` : arr(spec?.externalIPs).length > 0 ? "externalIPs" : undefined;
         const selector = spec?.selector;
         if (how === undefined || !isRecord(selector) || Object.keys(selector).length === 0 || hasUnknown(selector)) continue;
+        // Named, labelled or selecting by the platform's labels as an internal workload: no-public-exposure reports it (one report each).
+        if (serviceTarget(svc.props, svc.name, { environment: "prod", internalWorkloads: cfg.internalWorkloads }) !== undefined) continue;
         const ns = namespaceOf(svc.props);
         const targets = [...new Set(pods.filter((p) => p.ns === ns && internal(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
         if (targets.length === 0) continue;

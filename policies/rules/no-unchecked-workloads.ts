@@ -57,7 +57,11 @@ export function imageFields(props: Record<string, any>): ImageField[] {
             : isRecord(value) ? Object.entries(value).map(([k, v]) => [v, `${path}.${k}`, k]) : [];
         for (const [v, at, key] of entries.reverse()) {
             if (key === "image" && (typeof v === "string" || isUnknown(v))) found.push({ path: at, ref: str(v) });
-            else stack.push([v, at]);
+            else if (key === "image" && isRecord(v) && (typeof v.repository === "string" || typeof v.reference === "string")) {
+                // Operators' and charts' spelling: { repository, tag } (or an image volume's { reference }).
+                const ref = typeof v.reference === "string" ? v.reference : `${v.repository}${typeof v.tag === "string" ? `:${v.tag}` : ""}`;
+                found.push({ path: at, ref });
+            } else stack.push([v, at]);
         }
     }
     return found;

@@ -18,7 +18,7 @@ function unpinned(where: string, ref: string, cfg: PinnedConfig): string[] {
 }
 
 /** Where a workload runs an image, as messages name it. */
-const where = (i: WorkloadImage) => (i.container ? `container "${i.container.name}"` : "image");
+const where = (i: WorkloadImage) => (i.container ? `container "${i.container.name}"` : i.volume !== undefined ? `image volume "${i.volume}"` : "image");
 
 const FIX = "pin a version tag (postgres:16.4) or a digest (name@sha256:...).";
 

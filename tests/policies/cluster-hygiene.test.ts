@@ -322,6 +322,8 @@ describe("no-unchecked-workloads: every other Kubernetes object that names an im
             object("kubernetes:apps/v1beta1:Deployment", "old", { template: { spec: privileged("old:1") } }),
             { type: "kubernetes:apps/v1:DeploymentList", name: "many", props: { items: [{ metadata: { name: "x" }, spec: { template: { spec: privileged("list:1") } } }] } },
             object("kubernetes:example.com/v1:Deep", "deep", deep),
+            // A kind with a digit, and the { repository, tag } spelling of an image.
+            object("kubernetes:k8ssandra.io/v1alpha1:K8ssandraCluster", "cassandra", { cassandra: { image: { repository: "evil.example.net/cassandra", tag: "latest" } } }),
         ])).toEqual([
             `Rollout "canary" names the image "ghcr.io/x/app:latest" (spec.template.spec.containers[0].image), ${tail}`,
             `Service "fn" names the image an image computed during preview (spec.template.spec.containers[0].image), ${tail}`,
@@ -330,6 +332,7 @@ describe("no-unchecked-workloads: every other Kubernetes object that names an im
             `Deployment "old" names the image "old:1" (spec.template.spec.containers[0].image), ${tail}`,
             `DeploymentList "many" names the image "list:1" (items[0].spec.template.spec.containers[0].image), ${tail}`,
             `Deep "deep" names the image "deep:1" (spec${".inner".repeat(40)}.image), ${tail}`,
+            `K8ssandraCluster "cassandra" names the image "evil.example.net/cassandra:latest" (spec.cassandra.image), ${tail}`,
         ]);
     });
 

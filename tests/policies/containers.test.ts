@@ -592,6 +592,16 @@ describe("allowed-image-registries", () => {
         expect((await run(rs, "dev")).every((v) => v.enforcementLevel === "advisory")).toBe(true);
     });
 
+    it("checks the images a pod's image volumes pull too (pinned-image-tags alike)", async () => {
+        const d = deployment("api-gateway", 3001, { spec: { volumes: [{ name: "tools", image: { reference: "evil.example.net/tools:latest" } }] } });
+        expect((await run([d])).map((v) => v.message.split(" is not")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\" image volume \"tools\" \"evil.example.net/tools:latest\" (evil.example.net/tools)",
+        ]);
+        expect((await runPack([d], "prod", only("pinned-image-tags"))).map((v) => v.message.split(";")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\": image volume \"tools\" \"evil.example.net/tools:latest\" uses the floating tag \"latest\"",
+        ]);
+    });
+
     it("matches prefixes on whole path segments", async () => {
         const at = (image: string) => deployment("api-gateway", 3001, { container: { image } });
         const cfg = allowing("registry.example.com/ai", "localhost:5000/");

@@ -171,10 +171,11 @@ describe("ingress-internal-backends", () => {
     it("rejects an Ingress route to an ExternalName Service, and an outside-reachable Service selecting internal pods whatever its labels", async () => {
         const external = alias("metrics", {});
         external.props.spec = { type: "ExternalName", externalName: "prometheus.ai-trading.svc.cluster.local" };
-        const edge = alias("edge-db", { "trading.io/workload": "postgres" });
+        // Selecting by labels other than the platform's (no-public-exposure judges those): the pods' app.kubernetes.io/name.
+        const edge = alias("edge-db", { "app.kubernetes.io/name": "postgres" });
         edge.props.metadata.labels = { "trading.io/role": "edge", "trading.io/workload": "ingress" };
         edge.props.spec.type = "LoadBalancer";
-        const viaIps = alias("ips", { "trading.io/role": "monitoring" });
+        const viaIps = alias("ips", { "app.kubernetes.io/name": "prometheus" });
         viaIps.props.spec.externalIPs = ["203.0.113.9"];
         const rs = [...prodStack().filter((r) => r.name !== "nginx-ingress"), external, edge, viaIps, ingress({ backends: ["api-gateway", "metrics"] })];
         expect((await run(rs)).map((v) => [v.resourceName, v.message])).toEqual([
