@@ -55,10 +55,23 @@ describe("automount-service-account-token", () => {
             edit(statefulSet("postgres", "datastore", "postgres:16.4-bookworm", 5432, 999), (p) => { p.spec.template.spec.automountServiceAccountToken = true; }),
             dockerService(),
         ];
-        const tail = "mounts the service account token (automountServiceAccountToken is not false); set spec.automountServiceAccountToken: false on the pod template (exemptions: policy config exemptWorkloads).";
+        const tail = "mounts the service account token (automountServiceAccountToken is not false); set spec.automountServiceAccountToken: false on the pod template and mount no token (exemptions: policy config exemptWorkloads).";
         expect(await messages("automount-service-account-token", rs)).toEqual([
             `Deployment "api-gateway-deployment" ${tail}`,
             `StatefulSet "postgres-statefulset" ${tail}`,
+        ]);
+    });
+
+    it("rejects a token mounted by hand (a projected serviceAccountToken volume) and a long-lived token Secret", async () => {
+        const projected = edit(deployment("api-gateway", 3001), (p) => {
+            p.spec.template.spec.volumes = [{ name: "token", projected: { sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 86400 } }] } }];
+        });
+        const secret: TestResource = { type: "kubernetes:core/v1:Secret", name: "sa-token", props: { metadata: { name: "sa-token", namespace: NS, annotations: { "kubernetes.io/service-account.name": "default" } }, type: "kubernetes.io/service-account-token" } };
+        expect(await messages("automount-service-account-token", [...prodStack().filter((r) => r.name !== "api-gateway-deployment"), projected, secret])).toEqual([
+            "Deployment \"api-gateway-deployment\" mounts a service account token through the projected volume \"token\"; set spec.automountServiceAccountToken: false " +
+            "on the pod template and mount no token (exemptions: policy config exemptWorkloads).",
+            "Secret \"sa-token\" is of type kubernetes.io/service-account-token: the cluster fills it with a service account token that never expires; no workload " +
+            "of the platform calls the Kubernetes API (one that must gets a short-lived projected token, listed in exemptWorkloads).",
         ]);
     });
 });
