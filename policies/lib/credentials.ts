@@ -28,7 +28,9 @@ export const WEAK_SECRET_VALUES = [
 
 /** Last words of variable/key names that hold credentials (AUTH_TOKEN, JWT_SECRET, BINANCE_SECRET_KEY, ...). */
 const CREDENTIAL_WORDS = new Set([
-    "PASSWORD", "PASSWD", "PWD", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "KEY", "KEYS", "APIKEY", "CREDENTIAL", "CREDENTIALS",
+    "PASSWORD", "PASSWD", "PWD", "PASS", "PW", "PASSPHRASE", "SECRET", "SECRETS", "TOKEN", "KEY", "KEYS", "APIKEY", "CREDENTIAL", "CREDENTIALS",
+    // REDIS_AUTH, MASTER_AUTH: the password itself in the images that read them.
+    "AUTH",
 ]);
 
 /**
@@ -72,9 +74,27 @@ export function guideSecretsIn(value: string, extra: string[] = []): string[] {
     return [...GUIDE_DEFAULT_SECRETS, ...extra].filter((s) => s.length > 0 && lower.includes(s.toLowerCase()));
 }
 
+/** A weak credential value: a well-known one, or none at all (an empty password lets anyone in). */
 export function isWeakValue(value: string, extra: string[] = []): boolean {
     const v = value.trim().toLowerCase();
-    return [...WEAK_SECRET_VALUES, ...extra].some((w) => w.toLowerCase() === v);
+    return v === "" || [...WEAK_SECRET_VALUES, ...extra].some((w) => w.toLowerCase() === v);
+}
+
+/**
+ * Environment settings of the datastores and tools the guide deploys (and their common images) that
+ * turn authentication off: what each is when it does.
+ */
+const AUTH_OFF: ReadonlyMap<string, (v: string) => boolean> = new Map([
+    ["POSTGRES_HOST_AUTH_METHOD", (v) => v === "trust"],
+    ["GF_AUTH_ANONYMOUS_ENABLED", (v) => v === "true"],
+    ["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", (v) => v === "true"],
+    ["ARANGO_NO_AUTH", (v) => v !== "" && v !== "0" && v !== "false"],
+    ["ALLOW_EMPTY_PASSWORD", (v) => v === "yes" || v === "true"],
+]);
+
+/** Does the environment variable `name=value` turn a server's authentication off? */
+export function turnsAuthOff(name: string, value: string): boolean {
+    return AUTH_OFF.get(name.toUpperCase())?.(value.trim().toLowerCase()) ?? false;
 }
 
 /** Splits a "K=V" entry (a Docker `envs` entry, a mount option) into [K, V]; undefined without a name. */

@@ -1,6 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { guideSecretsIn, isCredentialName, isWeakValue, splitEnv, urlPasswordsIn } from "../lib/credentials";
+import { guideSecretsIn, isCredentialName, isWeakValue, splitEnv, turnsAuthOff, urlPasswordsIn } from "../lib/credentials";
 import { arr, decodeBase64, isRecord, plain, str, walkStrings } from "../lib/values";
 import { describe, DOCKER_CONTAINER, isK8sWorkload, K8S, podContainers, podTemplate } from "../lib/workloads";
 
@@ -16,6 +16,8 @@ const defaults: NoDefaultCredentialsConfig = { extraForbiddenValues: [], extraWe
 export interface CredentialFinding {
     path: string;
     problem: string;
+    /** A setting that turns authentication off (reported with its own fix). */
+    authOff?: boolean;
 }
 
 /**
@@ -53,13 +55,14 @@ export function findDefaultCredentials(
             const decoded = str(v) !== undefined ? decodeBase64(v as string) : undefined;
             if (decoded === undefined) continue;
             checkText(decoded, `data.${k} (base64-decoded)`);
-            if (isWeakValue(decoded, cfg.extraWeakValues)) add(`data.${k} (base64-decoded)`, "a weak, well-known value");
+            // Empty is weak only where the entry is a credential (an empty ca.crt is just empty).
+            if (isWeakValue(decoded, cfg.extraWeakValues) && (decoded.trim() !== "" || isCredentialName(k))) add(`data.${k} (base64-decoded)`, decoded.trim() === "" ? "an empty credential" : "a weak, well-known value");
         }
     }
     if (type === K8S.secret && isRecord(props.stringData)) {
         for (const [k, v] of Object.entries(props.stringData)) {
             const s = str(v);
-            if (s !== undefined && isWeakValue(s, cfg.extraWeakValues)) add(`stringData.${k}`, "a weak, well-known value");
+            if (s !== undefined && isWeakValue(s, cfg.extraWeakValues) && (s.trim() !== "" || isCredentialName(k))) add(`stringData.${k}`, s.trim() === "" ? "an empty credential" : "a weak, well-known value");
         }
     }
     if (type === DOCKER_CONTAINER) {
@@ -71,8 +74,9 @@ export function findDefaultCredentials(
         arr(props.envs).forEach((e, i) => {
             const kv = str(e) !== undefined ? splitEnv(e) : undefined;
             if (kv && isCredentialName(kv[0]) && isWeakValue(kv[1], cfg.extraWeakValues)) {
-                add(`envs[${i}] (${kv[0]})`, "a weak, well-known value");
+                add(`envs[${i}] (${kv[0]})`, kv[1].trim() === "" ? "an empty credential" : "a weak, well-known value");
             }
+            if (kv && turnsAuthOff(kv[0], kv[1])) findings.push({ path: `envs[${i}]`, problem: `${kv[0]}=${kv[1]}`, authOff: true });
         });
     }
     if (isK8sWorkload(type)) {
@@ -83,8 +87,9 @@ export function findDefaultCredentials(
                 const name = str(e.name);
                 const value = str(e.value);
                 if (name && value !== undefined && isCredentialName(name) && isWeakValue(value, cfg.extraWeakValues)) {
-                    add(`container "${c.name}" env ${name}`, "a weak, well-known value");
+                    add(`container "${c.name}" env ${name}`, value.trim() === "" ? "an empty credential" : "a weak, well-known value");
                 }
+                if (name && value !== undefined && turnsAuthOff(name, value)) findings.push({ path: `container "${c.name}" env`, problem: `${name}=${value}`, authOff: true });
             });
         }
     }
@@ -107,6 +112,11 @@ export const noDefaultCredentials: ResourceValidationPolicy = {
         const cfg = readConfig(args, defaults);
         const props = plain(args.props);
         for (const f of findDefaultCredentials(args.type, props, cfg)) {
+            if (f.authOff) {
+                reportViolation(`${describe(args.type, args.name)} turns authentication off with ${f.problem} at ${f.path}: every client gets in ` +
+                    "without a credential; remove the setting and give the server a generated password (random.RandomPassword, through a Secret on Kubernetes).");
+                continue;
+            }
             reportViolation(
                 `${describe(args.type, args.name)} has ${f.problem} at ${f.path}. Published or guessable ` +
                 "credentials must be treated as compromised: generate the value with random.RandomPassword " +

@@ -71,6 +71,21 @@ describe("no-default-credentials", () => {
         expect(summary(await run([k8s]))).toEqual(["no-default-credentials grafana-deployment"]);
     });
 
+    it("rejects an empty credential and settings that turn a server's authentication off", async () => {
+        const pg = edit(dockerPostgres(), (p) => { p.envs = ["POSTGRES_USER=app", "POSTGRES_PASSWORD=", "POSTGRES_HOST_AUTH_METHOD=trust"]; });
+        const grafana = deployment("grafana", 3000, { role: "monitoring", container: { env: [{ name: "GF_AUTH_ANONYMOUS_ENABLED", value: "true" }, { name: "GF_AUTH_ANONYMOUS_ORG_ROLE", value: "Admin" }] } });
+        const s = secret("clickhouse", { CLICKHOUSE_PASSWORD: "" });
+        const empty = secret("tls", { "ca.crt": "" });
+        const off = (who: string, setting: string, at: string) => `${who} turns authentication off with ${setting} at ${at}: every client gets in without a credential; ` +
+            "remove the setting and give the server a generated password (random.RandomPassword, through a Secret on Kubernetes).";
+        expect((await run([pg, grafana, s, empty])).map((v) => (v.message.includes("turns authentication off") ? v.message : v.message.split(". ")[0]))).toEqual([
+            "Container \"postgres-container\" has an empty credential at envs[1] (POSTGRES_PASSWORD)",
+            off("Container \"postgres-container\"", "POSTGRES_HOST_AUTH_METHOD=trust", "envs[2]"),
+            off("Deployment \"grafana-deployment\"", "GF_AUTH_ANONYMOUS_ENABLED=true", "container \"grafana\" env"),
+            "Secret \"clickhouse-secret\" has an empty credential at stringData.CLICKHOUSE_PASSWORD",
+        ]);
+    });
+
     it("ignores values unknown during preview and honours extraForbiddenValues", async () => {
         const svc = dockerService("api-gateway", { envs: [UNKNOWN, "TELEGRAM_BOT_TOKEN=leaked-token-123"] });
         expect(await run([svc])).toEqual([]);
@@ -133,6 +148,9 @@ describe("credentials-from-secret-refs", () => {
                     { name: "POSTGRES_URL", value: "postgresql://ai_trading_user:Q7mZr2LwX9pT4vNc8Kd@postgres:5432/ai_trading" },
                     { name: "CLICKHOUSE_URL", value: "http://clickhouse:8123" },
                     { name: "POSTGRES_PASSWORD_FILE", value: "/run/secrets/postgres" },
+                    // Credential names beyond PASSWORD/SECRET/TOKEN/KEY: the password itself in the images reading them.
+                    { name: "DB_PASS", value: "Q7mZr2LwX9pT4vNc8KdH3sYb" },
+                    { name: "REDIS_AUTH", value: "Q7mZr2LwX9pT4vNc8KdH3sYb" },
                 ],
             },
         });
@@ -140,6 +158,8 @@ describe("credentials-from-secret-refs", () => {
             "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets JWT_SECRET as a literal value (computed at deploy time)",
             "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets BINANCE_SECRET_KEY as a literal value",
             "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets POSTGRES_URL to a URL with an embedded password",
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets DB_PASS as a literal value",
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets REDIS_AUTH as a literal value",
         ]);
     });
 
