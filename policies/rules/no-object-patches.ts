@@ -6,10 +6,17 @@ import { describe, kubernetesKind } from "../lib/workloads";
 const METADATA_ONLY = new Set(["name", "namespace", "labels", "annotations"]);
 /** Labels that decide what a namespace admits (Pod Security admission): never set by a patch. */
 const POD_SECURITY_LABEL = /^pod-security\.kubernetes\.io\//;
+/**
+ * Annotations that configure what a controller or the kubelet does with the object, not describe it:
+ * ingress controllers' (snippets, the HTTPS redirect, backend TLS), cloud load balancers' (internal or
+ * public), and the legacy AppArmor and seccomp profiles of pods. A patch setting one changes the object.
+ */
+const BEHAVIOUR_ANNOTATION = /^(nginx\.ingress\.kubernetes\.io|ingress\.kubernetes\.io|traefik\.ingress\.kubernetes\.io|service\.beta\.kubernetes\.io|service\.kubernetes\.io|container\.apparmor\.security\.beta\.kubernetes\.io|seccomp\.security\.alpha\.kubernetes\.io)\/|^kubernetes\.io\/ingress\.class$/;
 
 /**
  * What a `<Kind>Patch` resource (server-side apply to an existing object) changes beyond labels and
- * annotations, as field paths; the pod-security admission labels it sets count as changes.
+ * annotations, as field paths; the pod-security admission labels and the annotations that configure a
+ * controller (BEHAVIOUR_ANNOTATION) it sets count as changes.
  */
 export function patchedFields(props: Record<string, any>): string[] {
     const changed = Object.keys(props).filter((k) => !["apiVersion", "kind", "metadata"].includes(k));
@@ -17,6 +24,8 @@ export function patchedFields(props: Record<string, any>): string[] {
     changed.push(...Object.keys(metadata).filter((k) => !METADATA_ONLY.has(k)).map((k) => `metadata.${k}`));
     const labels = isRecord(metadata.labels) ? Object.keys(metadata.labels) : [];
     changed.push(...labels.filter((l) => POD_SECURITY_LABEL.test(l)).map((l) => `metadata.labels["${l}"]`));
+    const annotations = isRecord(metadata.annotations) ? Object.keys(metadata.annotations) : [];
+    changed.push(...annotations.filter((a) => BEHAVIOUR_ANNOTATION.test(a)).map((a) => `metadata.annotations["${a}"]`));
     return changed;
 }
 

@@ -1,3 +1,4 @@
+import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
@@ -99,6 +100,17 @@ export function workloadExposure(w: Workload, cfg: ExposureConfig = defaults): s
     return out;
 }
 
+/**
+ * Docker networks whose containers get addresses on the host's own LAN (macvlan, ipvlan): every port
+ * they listen on is reachable from that network without being published, past every `ports` check.
+ */
+export function dockerNetworkExposure(props: Record<string, any>): string[] {
+    const driver = str(props.driver)?.toLowerCase();
+    if (driver !== "macvlan" && driver !== "ipvlan") return [];
+    return [`uses the ${driver} driver, which puts its containers on the host's network segment with addresses of their own: every port ` +
+        "they listen on is reachable there unpublished; use a bridge network (the default) and publish ports on 127.0.0.1"];
+}
+
 function objectRule(problems: (props: Record<string, any>, name: string, cfg: ExposureConfig) => string[]) {
     return (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
         const cfg = readConfig(args, defaults);
@@ -111,7 +123,7 @@ export const noPublicExposure: ResourceValidationPolicy = {
     description:
         "Nothing is published beyond the host or cluster except the edge: Docker ports bind to 127.0.0.1 (datastores " +
         "publish none on prod); no Kubernetes Service is a NodePort; datastores, Prometheus and Grafana have no LoadBalancer Service, " +
-        "no Ingress route and no hostPort.",
+        "no Ingress route and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN).",
     severity: "critical",
     configSchema: {
         properties: {
@@ -123,5 +135,6 @@ export const noPublicExposure: ResourceValidationPolicy = {
         workloadRule(defaults, workloadExposure, (w, p) => `${w.label} ${p}.`),
         validateResourceOfType(k8s.core.v1.Service, objectRule(serviceExposure)),
         validateResourceOfType(k8s.networking.v1.Ingress, objectRule((props, _name, cfg) => ingressExposure(props, cfg))),
+        validateResourceOfType(docker.Network, objectRule((props) => dockerNetworkExposure(props))),
     ],
 };

@@ -51,7 +51,16 @@ export const protectedNamespaces: ResourceValidationPolicy = {
     },
     validateResource: (args, reportViolation) => {
         if (kubernetesKind(args.type) === undefined) args.notApplicable("only Kubernetes objects");
-        const hit = protectedNamespaceOf(args.type, plain(args.props), readConfig(args, defaults));
+        const props = plain(args.props);
+        // A declared Namespace whose Pod Security admission admits anything (a NamespacePatch doing the same is no-object-patches').
+        if (kubernetesKind(args.type) === "Namespace" && !args.type.endsWith("Patch")) {
+            const level = str(props.metadata?.labels?.["pod-security.kubernetes.io/enforce"]);
+            if (level === "privileged") {
+                reportViolation(`${describe(args.type, args.name)} sets pod-security.kubernetes.io/enforce: privileged, so the API server admits any pod there ` +
+                    "(host namespaces, privileged containers) whatever declared it; enforce restricted (the platform's own namespace) or baseline.");
+            }
+        }
+        const hit = protectedNamespaceOf(args.type, props, readConfig(args, defaults));
         if (!hit) return;
         reportViolation(hit.declared
             ? `${describe(args.type, args.name)} declares the protected namespace "${hit.ns}"; the platform gets a namespace of its own (config trading:namespace).`

@@ -42,6 +42,16 @@ describe("protected-namespaces", () => {
     });
 });
 
+describe("protected-namespaces: a Namespace that admits any pod", () => {
+    it("refuses pod-security enforce privileged on a declared Namespace; restricted and baseline pass", async () => {
+        const ns = (name: string, level: string): TestResource => ({ type: "kubernetes:core/v1:Namespace", name, props: { metadata: { name, labels: { "pod-security.kubernetes.io/enforce": level } } } });
+        expect(await messages("protected-namespaces", [ns("open", "privileged"), ns("ai-trading", "restricted"), ns("tools", "baseline")])).toEqual([
+            "Namespace \"open\" sets pod-security.kubernetes.io/enforce: privileged, so the API server admits any pod there (host namespaces, privileged containers) " +
+            "whatever declared it; enforce restricted (the platform's own namespace) or baseline.",
+        ]);
+    });
+});
+
 describe("automount-service-account-token", () => {
     it("passes pods that opt out, and listed exemptions", async () => {
         expect(await messages("automount-service-account-token", prodStack())).toEqual([]);
@@ -438,12 +448,15 @@ describe("no-object-patches", () => {
             patch("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBindingPatch", "wider", { roleRef: { kind: "ClusterRole", name: "cluster-admin" }, subjects: UNKNOWN }),
             patch("kubernetes:core/v1:NamespacePatch", "privileged-ns", { metadata: { name: NS, labels: { "pod-security.kubernetes.io/enforce": "privileged", team: "x" } } }),
             patch("kubernetes:core/v1:SecretPatch", "owner", { metadata: { name: "s", namespace: NS, ownerReferences: [] }, stringData: { password: "x" } }),
+            patch("kubernetes:networking.k8s.io/v1:IngressPatch", "snippet", { metadata: { name: "ai-trading", namespace: NS, annotations: {
+                "nginx.ingress.kubernetes.io/server-snippet": "location /x { proxy_pass http://postgres:5432; }", "nginx.ingress.kubernetes.io/ssl-redirect": "false", note: "x" } } }),
         ])).toEqual([
             `DeploymentPatch "gateway-privileged" changes spec of an existing Deployment${tail}`,
             `ServicePatch "gateway-public" changes spec of an existing Service${tail}`,
             `ClusterRoleBindingPatch "wider" changes roleRef, subjects of an existing ClusterRoleBinding${tail}`,
             `NamespacePatch "privileged-ns" changes metadata.labels["pod-security.kubernetes.io/enforce"] of an existing Namespace${tail}`,
             `SecretPatch "owner" changes stringData, metadata.ownerReferences of an existing Secret${tail}`,
+            `IngressPatch "snippet" changes metadata.annotations["nginx.ingress.kubernetes.io/server-snippet"], metadata.annotations["nginx.ingress.kubernetes.io/ssl-redirect"] of an existing Ingress${tail}`,
         ]);
     });
 

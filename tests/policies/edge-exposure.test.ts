@@ -132,6 +132,17 @@ describe("no-public-exposure", () => {
     });
 });
 
+describe("no-public-exposure: Docker networks on the host's LAN", () => {
+    const network = (driver: string): TestResource => ({ type: "docker:index/network:Network", name: `lan-${driver}`, props: { name: "lan", driver, options: { parent: "eth0" } } });
+    it("refuses macvlan and ipvlan networks, not bridges", async () => {
+        const rs = [network("macvlan"), network("ipvlan"), network("bridge"), { type: "docker:index/network:Network", name: "default", props: { name: "default" } }];
+        expect((await runPack(rs, "prod", only("no-public-exposure"))).map((v) => v.message.split(", which")[0])).toEqual([
+            "Network \"lan-macvlan\" uses the macvlan driver",
+            "Network \"lan-ipvlan\" uses the ipvlan driver",
+        ]);
+    });
+});
+
 describe("ingress-internal-backends", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("ingress-internal-backends"));
     /** A ClusterIP Service under a neutral name and labels whose selector picks `workload`'s pods. */
