@@ -34,6 +34,16 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
         what: "changes admission webhooks (sees or rewrites every object the API server admits)", // 5.1.12
     },
     { group: "", resources: ["serviceaccounts/token"], verbs: ["create"], what: "mints ServiceAccount tokens" }, // 5.1.13
+    // Beyond CIS 5.1: reaching pods and Services past their NetworkPolicies, rerouting a Service's
+    // traffic, relabelling a namespace's Pod Security, and removing the API server's own policies.
+    { group: "", resources: ["pods/portforward", "pods/proxy", "services/proxy"], verbs: ["create", "get"], what: "reaches pods or Services through the API server (port-forward, proxy), past their NetworkPolicies" },
+    { group: "", resources: ["endpoints"], verbs: WRITE_VERBS, what: "rewrites Endpoints (sends a Service's traffic anywhere)" },
+    { group: "discovery.k8s.io", resources: ["endpointslices"], verbs: WRITE_VERBS, what: "rewrites EndpointSlices (sends a Service's traffic anywhere)" },
+    { group: "", resources: ["namespaces"], verbs: ["update", "patch"], what: "changes Namespaces (their pod-security labels decide what pods are admitted)" },
+    {
+        group: "admissionregistration.k8s.io", resources: ["validatingadmissionpolicies", "validatingadmissionpolicybindings", "mutatingadmissionpolicies", "mutatingadmissionpolicybindings"],
+        verbs: [...WRITE_VERBS, "delete", "deletecollection"], what: "changes admission policies (what the API server refuses or rewrites)",
+    },
 ];
 
 /** Whether a rule's resource entry covers `resource` ("pods" or "pods/exec"), as the API server decides. */
@@ -46,6 +56,11 @@ function coversResource(ruleResource: string, resource: string): boolean {
 /** Problems of a Role/ClusterRole's rules: wildcards, escalation verbs, and the grants above. */
 export function roleProblems(props: Record<string, any>): string[] {
     const out: string[] = [];
+    // The controller fills an aggregated ClusterRole with the rules of every ClusterRole its selectors
+    // match (the built-in ones too, cluster-admin's "*" included): rules this check never sees.
+    if (props.aggregationRule !== undefined && props.aggregationRule !== null) {
+        out.push("aggregates the rules of the ClusterRoles its aggregationRule selects (filled in by the cluster, unchecked here)");
+    }
     arr(props.rules).forEach((r, i) => {
         if (!isRecord(r)) return;
         const list = (v: unknown) => arr(v).map((x) => str(x)).filter((x): x is string => x !== undefined);
@@ -79,12 +94,20 @@ export function bindingProblems(props: Record<string, any>): string[] {
     const out: string[] = [];
     const role = str(props.roleRef?.name);
     if (role && BROAD_CLUSTER_ROLES.includes(role) && str(props.roleRef?.kind) !== "Role") out.push(`binds the ${role} ClusterRole`);
+    // The cluster's own roles (system:controller:*, system:kube-controller-manager, system:aggregate-to-*):
+    // made for its components, most reach far beyond any one workload's needs.
+    else if (role?.startsWith("system:") && str(props.roleRef?.kind) !== "Role") out.push(`binds the cluster's own ClusterRole ${role}`);
     for (const s of arr(props.subjects)) {
         if (!isRecord(s)) continue;
         const name = str(s.name);
-        if (name && BROAD_GROUPS.includes(name)) out.push(`binds the subject ${name}`);
-        // CIS 5.1.5: every pod that names no account runs as `default`, so its rights go to all of them.
-        if (str(s.kind) === "ServiceAccount" && name === "default") out.push("binds a namespace's default ServiceAccount (every pod that names no account gets its rights)");
+        const kind = str(s.kind);
+        // system:serviceaccounts:<namespace> is every ServiceAccount of that namespace.
+        if (name && (BROAD_GROUPS.includes(name) || (kind === "Group" && name.startsWith("system:serviceaccounts:")))) out.push(`binds the subject ${name}`);
+        // CIS 5.1.5: every pod that names no account runs as `default`, so its rights go to all of them;
+        // as a User it is spelt system:serviceaccount:<namespace>:default.
+        if ((kind === "ServiceAccount" && name === "default") || (kind === "User" && /^system:serviceaccount:[^:]+:default$/.test(name ?? ""))) {
+            out.push("binds a namespace's default ServiceAccount (every pod that names no account gets its rights)");
+        }
     }
     return out;
 }
@@ -103,9 +126,10 @@ export const rbacLeastPrivilege: ResourceValidationPolicy = {
     description:
         "RBAC grants least privilege (CIS Kubernetes Benchmark 5.1): no \"*\" verbs, resources, API groups or URLs, no " +
         "escalate/bind/impersonate, no reading Secrets, exec/attach or ephemeral containers, no creating workloads or " +
-        "PersistentVolumes, no nodes/proxy, CSR approval, webhook changes or token minting; no binding of cluster-admin/" +
-        "admin/edit, of cluster-wide groups (masters, anonymous, unauthenticated, authenticated, serviceaccounts) or of a " +
-        "default ServiceAccount.",
+        "PersistentVolumes, no nodes/proxy, CSR approval, webhook changes or token minting, no port-forward or API proxy, " +
+        "no rewriting Endpoints, Namespaces or admission policies, no aggregated ClusterRole; no binding of cluster-admin/" +
+        "admin/edit or a system: ClusterRole, of cluster-wide groups (masters, anonymous, unauthenticated, authenticated, " +
+        "serviceaccounts, a namespace's serviceaccounts) or of a default ServiceAccount (however spelt).",
     severity: "high",
     validateResource: [
         validateResourceOfType(k8s.rbac.v1.Role, rule(roleProblems)),

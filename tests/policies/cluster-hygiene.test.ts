@@ -144,6 +144,38 @@ describe("rbac-least-privilege: the CIS 5.1 grants that reach beyond the role", 
         ].map((p, i) => `ClusterRole "r" rules[${i}] ${p}${tail}`));
     });
 
+    it("rejects what reaches past NetworkPolicies or the API server's own checks, aggregation, system: roles, and the default ServiceAccount however spelt", async () => {
+        const rs = [role([
+            { apiGroups: [""], resources: ["pods/portforward"], verbs: ["create"] },
+            { apiGroups: [""], resources: ["services/proxy"], verbs: ["get"] },
+            { apiGroups: [""], resources: ["endpoints"], verbs: ["patch"] },
+            { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["create"] },
+            { apiGroups: [""], resources: ["namespaces"], verbs: ["patch"] },
+            { apiGroups: ["admissionregistration.k8s.io"], resources: ["validatingadmissionpolicies"], verbs: ["delete"] },
+        ])];
+        expect(await messages("rbac-least-privilege", rs)).toEqual([
+            "reaches pods or Services through the API server (port-forward, proxy), past their NetworkPolicies",
+            "reaches pods or Services through the API server (port-forward, proxy), past their NetworkPolicies",
+            "rewrites Endpoints (sends a Service's traffic anywhere)",
+            "rewrites EndpointSlices (sends a Service's traffic anywhere)",
+            "changes Namespaces (their pod-security labels decide what pods are admitted)",
+            "changes admission policies (what the API server refuses or rewrites)",
+        ].map((p, i) => `ClusterRole "r" rules[${i}] ${p}${tail}`));
+        const aggregated = { ...role([]), props: { metadata: { name: "r" }, rules: [], aggregationRule: { clusterRoleSelectors: [{ matchLabels: { "kubernetes.io/bootstrapping": "rbac-defaults" } }] } } };
+        expect(await messages("rbac-least-privilege", [aggregated])).toEqual([
+            `ClusterRole "r" aggregates the rules of the ClusterRoles its aggregationRule selects (filled in by the cluster, unchecked here)${tail}`,
+        ]);
+        const sa = { kind: "ServiceAccount", name: "worker", namespace: NS };
+        expect(await messages("rbac-least-privilege", [
+            binding({ kind: "ClusterRole", name: "system:controller:generic-garbage-collector" }, [sa]),
+            binding({ kind: "ClusterRole", name: "reader" }, [{ kind: "User", name: `system:serviceaccount:${NS}:default` }, { kind: "Group", name: `system:serviceaccounts:${NS}` }]),
+        ])).toEqual([
+            `RoleBinding "b" binds the cluster's own ClusterRole system:controller:generic-garbage-collector${tail}`,
+            `RoleBinding "b" binds a namespace's default ServiceAccount (every pod that names no account gets its rights)${tail}`,
+            `RoleBinding "b" binds the subject system:serviceaccounts:${NS}${tail}`,
+        ]);
+    });
+
     it("passes reads of workloads, grants in another API group, a namespaced Role named admin, a named ServiceAccount", async () => {
         const rs = [
             role([
