@@ -42,8 +42,13 @@ export function hostPathProblem(path: string): string | undefined {
  */
 export function boundHostPath(driverOptions: unknown): string | undefined {
     if (!isRecord(driverOptions)) return undefined;
-    const options = (str(driverOptions.o) ?? "").split(",").map((o) => o.trim().toLowerCase());
-    return options.includes("bind") || options.includes("rbind") ? str(driverOptions.device) : undefined;
+    const raw = (str(driverOptions.o) ?? "").split(",").map((o) => o.trim());
+    const options = raw.map((o) => o.toLowerCase());
+    if (options.includes("bind") || options.includes("rbind")) return str(driverOptions.device);
+    // An overlay mount (type=overlay, o=lowerdir=/,upperdir=...,workdir=...) shows the host directories
+    // it layers: its lower directory is the host's filesystem as a bind would be.
+    const lower = raw.find((o) => /^lowerdir=/i.test(o));
+    return lower === undefined ? undefined : lower.slice("lowerdir=".length).split(":")[0];
 }
 
 export function dockerPrivilegeProblems(props: Record<string, any>, cfg: PrivilegedConfig = defaults): string[] {
@@ -69,6 +74,9 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
         const hp = isRecord(v) ? str(v.hostPath) : undefined;
         const problem = hp ? bind(hp) : undefined;
         if (problem) out.push(problem);
+        // volumes-from: every mount of that container, a docker.sock or a host directory included, unseen here.
+        const from = isRecord(v) ? str(v.fromContainer) : undefined;
+        if (from !== undefined) out.push(`mounts every volume of the container "${from}" (volumes fromContainer), host paths included, unchecked here`);
     });
     arr(props.mounts).forEach((m) => {
         const src = isRecord(m) && str(m.type) === "bind" ? str(m.source) : undefined;
@@ -130,7 +138,7 @@ const hostStorageRules = [
         const cfg = readConfig(args, defaults);
         const path = boundHostPath(plain(props as Record<string, any>).driverOpts);
         const problem = path === undefined ? undefined : reachesHost(path, cfg.allowedDockerHostPaths);
-        if (problem) reportViolation(`${describe(args.type, args.name)} ${problem} (driverOpts o=bind, device): every container mounting it reaches ` +
+        if (problem) reportViolation(`${describe(args.type, args.name)} ${problem} (driverOpts, a bind device or an overlay lowerdir): every container mounting it reaches ` +
             "the host there as a bind mount would; use a plain named volume (no bind options), or list the path in allowedDockerHostPaths after review.");
     }),
     validateResourceOfType(k8s.core.v1.PersistentVolume, (props, args, reportViolation) => {

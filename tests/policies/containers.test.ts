@@ -138,14 +138,19 @@ describe("no-privileged-containers", () => {
             volume("data", { type: "none", o: "rw,rbind", device: "/srv/data" }),
             volume("nfs", { type: "nfs", o: "addr=10.0.0.1,rw", device: ":/exports" }),
             volume("plain", {}),
+            // An overlay whose lower layer is the host's root, and a container taking another's volumes.
+            volume("overlay", { type: "overlay", device: "overlay", o: "lowerdir=/,upperdir=/tmp/u,workdir=/tmp/w" }),
             anonymous,
+            dockerService("worker", { volumes: [{ fromContainer: "portainer" }] }),
             pv("node-root", { hostPath: { path: "/var/run/docker.sock" } }),
             pv("disk", { local: { path: "/mnt/disks/ssd1" }, nodeAffinity: {} }),
             pv("claimed", { csi: { driver: "ebs.csi.aws.com", volumeHandle: "vol-1" } }),
         ])).map((v) => v.message.split(": ")[0].split(". ")[0])).toEqual([
-            "Volume \"etc\" binds the host path /etc (driverOpts o=bind, device)",
-            "Volume \"data\" binds the host path /srv/data (driverOpts o=bind, device)",
+            "Volume \"etc\" binds the host path /etc (driverOpts, a bind device or an overlay lowerdir)",
+            "Volume \"data\" binds the host path /srv/data (driverOpts, a bind device or an overlay lowerdir)",
+            "Volume \"overlay\" binds the host path / (driverOpts, a bind device or an overlay lowerdir)",
             "Container \"api-gateway-container\" bind-mounts the host path /",
+            "Container \"worker-container\" mounts every volume of the container \"portainer\" (volumes fromContainer), host paths included, unchecked here",
             "PersistentVolume \"node-root\" binds the container runtime socket /var/run/docker.sock (root on the host) (spec.hostPath)",
             "PersistentVolume \"disk\" binds the host path /mnt/disks/ssd1 (spec.local)",
         ]);
