@@ -4,6 +4,7 @@
  * `context.named`, `dockerfile.{location, inline}`, `buildArgs`), so the image policies check the
  * images a build pulls the same way whichever one the program uses.
  */
+import * as path from "node:path";
 import { dockerfileBases, dockerfileOf, type ImageBuild, type UnreadableDockerfile } from "./dockerfile";
 import { isRecord, isUnknown, str, UNKNOWN } from "./values";
 
@@ -33,6 +34,22 @@ export function dockerImageBuild(props: Record<string, any>): ImageResourceBuild
     return {
         dockerfile, context, args,
         fix: "give build.dockerfile (or build.context) as an absolute path to a Dockerfile on the machine running the preview.",
+    };
+}
+
+/**
+ * A `@pulumi/docker` `RemoteImage`'s optional build: `build.dockerfile` is relative to `build.context`
+ * (default "Dockerfile"), its arguments are `build.buildArgs`.
+ */
+export function remoteImageBuild(props: Record<string, any>): ImageResourceBuild | undefined {
+    if (!isRecord(props.build)) return undefined;
+    const { dockerfile, context, buildArgs } = props.build;
+    const file = str(dockerfile);
+    const dir = str(context);
+    const located = file !== undefined && dir !== undefined && !path.isAbsolute(file) && path.isAbsolute(dir) ? path.join(dir, file) : dockerfile;
+    return {
+        dockerfile: located, context, args: buildArgs,
+        fix: "give build.context as an absolute path (build.dockerfile is read inside it) on the machine running the preview.",
     };
 }
 

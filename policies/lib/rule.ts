@@ -11,7 +11,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
 import {
-    buildArgImages, dockerBuildImageBuild, DOCKER_BUILD_IMAGE, DOCKER_BUILD_INDEX, DOCKER_REGISTRY_IMAGE, dockerfileImages, dockerImageBuild,
+    buildArgImages, dockerBuildImageBuild, remoteImageBuild, DOCKER_BUILD_IMAGE, DOCKER_BUILD_INDEX, DOCKER_REGISTRY_IMAGE, dockerfileImages, dockerImageBuild,
     type ImageResourceBuild,
 } from "./image-builds";
 import { arr, isRecord, plain, str } from "./values";
@@ -153,7 +153,11 @@ export function imageResourceRules<C extends object>(
         }
     };
     return [
-        validateResourceOfType(docker.RemoteImage, (props, args, report) => check(args, report, [["name", plain(props as Record<string, any>).name]])),
+        validateResourceOfType(docker.RemoteImage, (props, args, report) => {
+            const p = plain(props as Record<string, any>);
+            // A RemoteImage with `build` builds its image too: what its Dockerfile pulls is checked as an Image's is.
+            check(args, report, [["name", p.name]], remoteImageBuild(p));
+        }),
         validateResourceOfType(docker.Image, (props, args, report) => {
             const p = plain(props as Record<string, any>);
             check(args, report, [["imageName", p.imageName]], dockerImageBuild(p));

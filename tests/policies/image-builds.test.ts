@@ -25,6 +25,22 @@ const buildx = (name: string, props: Record<string, unknown>): TestResource =>
 const classic = (name: string, file: string, args: Record<string, unknown> = {}): TestResource =>
     ({ type: "docker:index/image:Image", name, props: { imageName: `localhost/ai-trading/${name}:0.1.0`, build: { context: path.dirname(file), dockerfile: file, args }, skipPush: true } });
 
+describe("docker RemoteImage with a build", () => {
+    it("checks the images its Dockerfile (relative to build.context) pulls, and refuses one it cannot read", async () => {
+        const file = writeDockerfile("FROM evil.example.net/backdoor:latest\n");
+        const remote = (name: string, build: Record<string, unknown>): TestResource => ({ type: "docker:index/remoteImage:RemoteImage", name, props: { name: "localhost/ai-trading/x:0.1.0", build } });
+        expect(messages(await pinned([
+            remote("built", { context: path.dirname(file), dockerfile: path.basename(file) }),
+            remote("relative", { context: "./app" }),
+            { type: "docker:index/remoteImage:RemoteImage", name: "pulled", props: { name: "postgres:16.4-bookworm" } },
+        ]))).toEqual([
+            `RemoteImage "built": ${file} line 1 (FROM evil.example.net/backdoor:latest) "evil.example.net/backdoor:latest" uses the floating tag "latest"; ${PIN}`,
+            "RemoteImage \"relative\": its Dockerfile \"app/Dockerfile\" cannot be read where the policies run (not an absolute path, and the policies run in the " +
+            "policy pack's directory, not the program's), so the images it pulls go unchecked; give build.context as an absolute path (build.dockerfile is read inside it) on the machine running the preview.",
+        ]);
+    });
+});
+
 describe("docker-build Image", () => {
     it("checks its tags, its build arguments and the images its Dockerfile pulls, from a path or inline", async () => {
         const file = writeDockerfile("ARG NODE_IMAGE\nFROM ${NODE_IMAGE} AS build\nFROM debian:stable\n");
