@@ -229,6 +229,20 @@ describe("no-bare-pods and ingress-hosts", () => {
     });
 });
 
+describe("ingress-no-snippets: the controller's ConfigMap", () => {
+    it("rejects allow-snippet-annotations and *-snippet keys, whatever the map is called; other maps pass", async () => {
+        const cm = (name: string, data: Record<string, string>): TestResource => ({ type: "kubernetes:core/v1:ConfigMap", name, props: { metadata: { name, namespace: "ingress-nginx" }, data } });
+        const tail = ": ingress-nginx reads it as its configuration, and runs that configuration with a token that can read every Secret (CVE-2021-25742); leave snippets off.";
+        expect(await messages("ingress-no-snippets", [
+            cm("ingress-nginx-controller", { "allow-snippet-annotations": "true", "http-snippet": "server { listen 81; }", "use-forwarded-headers": "true" }),
+            cm("app-config", { "snippet": "x", "allow-snippet-annotations": "false" }),
+        ])).toEqual([
+            `ConfigMap "ingress-nginx-controller" sets allow-snippet-annotations: "true" (every Ingress may carry snippets again)${tail}`,
+            `ConfigMap "ingress-nginx-controller" sets http-snippet (raw nginx configuration for every host)${tail}`,
+        ]);
+    });
+});
+
 describe("ingress-no-snippets", () => {
     it("passes the platform's Ingress; rejects every ingress-nginx *-snippet annotation", async () => {
         expect(await messages("ingress-no-snippets", prodStack())).toEqual([]);
