@@ -29,6 +29,8 @@ export function dockerEscalationProblems(props: Record<string, any>): string[] {
     }
     for (const o of opts) {
         if (/^(seccomp|apparmor)[:=]unconfined$/.test(o) || /^label[:=]disable$/.test(o) || o === "disable") out.push(`disables a kernel confinement (securityOpts "${o}")`);
+        // Writable cgroups: the container may change its own (and its children's) resource limits and devices.
+        else if (/^writable-cgroups[:=]true$/.test(o)) out.push(`disables a kernel confinement (securityOpts "${o}")`);
         else if (allowsByDefault(o)) out.push("disables a kernel confinement (securityOpts seccomp with an inline profile whose defaultAction allows every system call)");
     }
     return out;

@@ -55,7 +55,8 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
     const bind = (path: string): string | undefined => hostPathProblem(path)
         ?? (cfg.allowedDockerHostPaths.includes(normalizePath(path)) ? undefined : `bind-mounts the host path ${normalizePath(path)} (use a named volume or an upload)`);
     const out: string[] = [];
-    if (props.privileged === true) out.push("runs privileged");
+    // The provider takes the string "true" for a boolean as well.
+    if (props.privileged === true || str(props.privileged)?.trim().toLowerCase() === "true") out.push("runs privileged");
     for (const [field, label] of [["networkMode", "network"], ["pidMode", "PID"], ["ipcMode", "IPC"], ["usernsMode", "user"], ["cgroupnsMode", "cgroup"]] as const) {
         const mode = str(props[field]);
         if (mode === "host") out.push(`shares the host ${label} namespace (${field}: "host")`);
@@ -90,6 +91,8 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
     // requests and gpus hand it the host's GPUs with their driver's device files.
     if (arr(props.deviceCgroupRules).length) out.push("opens host devices to the container (deviceCgroupRules)");
     if (arr(props.deviceRequests).length || (str(props.gpus) ?? "") !== "") out.push("passes host GPUs into the container (deviceRequests/gpus)");
+    // The NVIDIA runtime hands over the devices NVIDIA_VISIBLE_DEVICES names, as gpus would.
+    else if (str(props.runtime)?.toLowerCase() === "nvidia") out.push("passes host GPUs into the container (runtime nvidia)");
     return out;
 }
 

@@ -13,7 +13,8 @@ export function rootGroupProblems(w: Workload): string[] {
         const group = user?.includes(":") ? user.split(":")[1].trim() : undefined;
         if (group !== undefined && (group === "root" || num(group) === 0)) out.push(`runs with the root group (user "${user}")`);
         const adds = arr(w.props.groupAdds).map((g) => str(g)).filter((g): g is string => g !== undefined);
-        for (const g of adds) if (g === "root" || num(g) === 0 || g === "docker") out.push(`adds the group "${g}" (groupAdds)`);
+        // docker: the engine's socket; disk: the host's raw block devices, where device files reach them.
+        for (const g of adds) if (g === "root" || num(g) === 0 || g === "docker" || g === "disk") out.push(`adds the group "${g}" (groupAdds)`);
         return out;
     }
     if (!w.pod) return [];
@@ -32,7 +33,7 @@ export const nonRootGroups: ResourceValidationPolicy = {
     name: "non-root-groups",
     description:
         "Containers do not run with the root group: no runAsGroup/fsGroup/supplementalGroups 0 on Kubernetes, no " +
-        "\"uid:0\" user or root/docker groupAdds on Docker.",
+        "\"uid:0\" user or root/docker/disk groupAdds on Docker.",
     severity: "medium",
     validateResource: workloadRule({}, rootGroupProblems, (w, p) => `${w.label} ${p}; use the image's own non-root group id ` +
         (w.target === "docker" ? "(user \"uid:gid\" with gid != 0)." : "(runAsGroup/fsGroup != 0).")),

@@ -273,7 +273,7 @@ describe("non-root-groups", () => {
     it("rejects group 0 on both targets", async () => {
         const d = deployment("api-gateway", 3001, { spec: { securityContext: { runAsNonRoot: true, runAsGroup: 0, fsGroup: 0, supplementalGroups: [0] } } });
         d.props.spec.template.spec.containers[0].securityContext.runAsGroup = 0;
-        const docker = dockerService("api-gateway", { user: "10001:0", groupAdds: ["docker"] });
+        const docker = dockerService("api-gateway", { user: "10001:0", groupAdds: ["docker", "disk"] });
         expect(await messages("non-root-groups", [d, docker])).toEqual([
             "Deployment \"api-gateway-deployment\" pod sets runAsGroup: 0; use the image's own non-root group id (runAsGroup/fsGroup != 0).",
             "Deployment \"api-gateway-deployment\" pod sets fsGroup: 0; use the image's own non-root group id (runAsGroup/fsGroup != 0).",
@@ -281,6 +281,7 @@ describe("non-root-groups", () => {
             "Deployment \"api-gateway-deployment\" container \"api-gateway\" sets runAsGroup: 0; use the image's own non-root group id (runAsGroup/fsGroup != 0).",
             "Container \"api-gateway-container\" runs with the root group (user \"10001:0\"); use the image's own non-root group id (user \"uid:gid\" with gid != 0).",
             "Container \"api-gateway-container\" adds the group \"docker\" (groupAdds); use the image's own non-root group id (user \"uid:gid\" with gid != 0).",
+            "Container \"api-gateway-container\" adds the group \"disk\" (groupAdds); use the image's own non-root group id (user \"uid:gid\" with gid != 0).",
         ]);
     });
 });

@@ -87,11 +87,15 @@ describe("no-privileged-containers", () => {
             gpus: "all",
         });
         const other = dockerService("order-management", { deviceRequests: [{ driver: "nvidia", count: -1, capabilities: [["gpu"]] }] });
-        expect((await run([bad, other])).map((v) => v.message.split(". ")[0])).toEqual([
+        // The NVIDIA runtime (NVIDIA_VISIBLE_DEVICES) and privileged given as the string "true".
+        const runtime = dockerService("ml-predictor", { runtime: "nvidia", envs: ["NVIDIA_VISIBLE_DEVICES=all"], privileged: "true" });
+        expect((await run([bad, other, runtime])).map((v) => v.message.split(". ")[0])).toEqual([
             "Container \"api-gateway-container\" shares the host network namespace (networksAdvanced name \"host\")",
             "Container \"api-gateway-container\" opens host devices to the container (deviceCgroupRules)",
             "Container \"api-gateway-container\" passes host GPUs into the container (deviceRequests/gpus)",
             "Container \"order-management-container\" passes host GPUs into the container (deviceRequests/gpus)",
+            "Container \"ml-predictor-container\" runs privileged",
+            "Container \"ml-predictor-container\" passes host GPUs into the container (runtime nvidia)",
         ]);
         expect(await run([dockerService("api-gateway", { networksAdvanced: [{ name: "ai-trading-dev-net" }, { name: "other-net" }], gpus: "" })])).toEqual([]);
     });
@@ -242,11 +246,12 @@ describe("no-privilege-escalation", () => {
     });
 
     it("reads securityOpts as the engine does: the last no-new-privileges wins, an allow-all inline seccomp profile, a bare disable", async () => {
-        const docker = dockerService("api-gateway", { securityOpts: ["no-new-privileges:true", "no-new-privileges:false", 'seccomp={"defaultAction":"SCMP_ACT_ALLOW"}', "disable"] });
+        const docker = dockerService("api-gateway", { securityOpts: ["no-new-privileges:true", "no-new-privileges:false", 'seccomp={"defaultAction":"SCMP_ACT_ALLOW"}', "disable", "writable-cgroups=true"] });
         expect((await run([docker])).map((v) => v.message.split("; ")[0])).toEqual([
             "Container \"api-gateway-container\" sets securityOpts \"no-new-privileges:false\" last (the engine keeps the last no-new-privileges), not \"no-new-privileges:true\"",
             "Container \"api-gateway-container\" disables a kernel confinement (securityOpts seccomp with an inline profile whose defaultAction allows every system call)",
             "Container \"api-gateway-container\" disables a kernel confinement (securityOpts \"disable\")",
+            "Container \"api-gateway-container\" disables a kernel confinement (securityOpts \"writable-cgroups=true\")",
         ]);
         // A strict inline profile and a repeated true are fine.
         expect(await run([dockerService("api-gateway", { securityOpts: ["no-new-privileges", "no-new-privileges:true", 'seccomp={"defaultAction":"SCMP_ACT_ERRNO"}'] })])).toEqual([]);
