@@ -59,8 +59,14 @@ export function serviceExposure(props: Record<string, any>, name: string, cfg: E
         // Kyverno's restrict-nodeport: a node port opens on every node's address, edge or not.
         return [`is of type NodePort, which opens the port on every node's address${serviceTarget(props, name, cfg) ? ` (it fronts ${serviceTarget(props, name, cfg)})` : ""}; use ClusterIP behind the Ingress (the edge may use a LoadBalancer)`];
     }
-    if (svcType !== "LoadBalancer" && !external) return [];
-    const how = external ? "externalIPs" : `type ${svcType}`;
+    if (external) {
+        // CVE-2020-8554: whoever sets externalIPs takes over the traffic every pod of the cluster sends to
+        // those addresses (kube-proxy routes it to this Service), the edge's own Service included.
+        return [`sets externalIPs, which captures the traffic every pod of the cluster sends to those addresses (CVE-2020-8554)` +
+            `${serviceTarget(props, name, cfg) ? ` and exposes ${serviceTarget(props, name, cfg)}` : ""}; publish the edge through a LoadBalancer Service instead`];
+    }
+    if (svcType !== "LoadBalancer") return [];
+    const how = `type ${svcType}`;
     const target = serviceTarget(props, name, cfg);
     if (target) return [`exposes ${target} outside the cluster (${how}); internal workloads use type ClusterIP`];
     if (metadataLabels(props)[LABEL_ROLE] !== "edge") {

@@ -132,6 +132,17 @@ describe("no-public-exposure", () => {
     });
 });
 
+describe("no-public-exposure: externalIPs", () => {
+    it("refuses externalIPs on any Service, the edge's included (CVE-2020-8554)", async () => {
+        const edge = edit(service("ingress", "edge", 443), (p) => { p.spec.externalIPs = ["8.8.8.8"]; });
+        const db = edit(service("postgres", "datastore", 5432), (p) => { p.spec.externalIPs = ["10.0.0.5"]; });
+        expect((await runPack([edge, db], "prod", only("no-public-exposure"))).map((v) => v.message)).toEqual([
+            "Service \"ingress-service\" sets externalIPs, which captures the traffic every pod of the cluster sends to those addresses (CVE-2020-8554); publish the edge through a LoadBalancer Service instead.",
+            "Service \"postgres-service\" sets externalIPs, which captures the traffic every pod of the cluster sends to those addresses (CVE-2020-8554) and exposes postgres; publish the edge through a LoadBalancer Service instead.",
+        ]);
+    });
+});
+
 describe("no-public-exposure: Docker networks on the host's LAN", () => {
     const network = (driver: string): TestResource => ({ type: "docker:index/network:Network", name: `lan-${driver}`, props: { name: "lan", driver, options: { parent: "eth0" } } });
     it("refuses macvlan and ipvlan networks, not bridges", async () => {
