@@ -1,3 +1,5 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
@@ -17,22 +19,43 @@ const defaults: EdgeTlsConfig = { nginxImages: ["nginx", "nginx-unprivileged", "
 const NGINX_CONF = /^\/etc\/nginx\/(nginx\.conf|conf\.d\/.+\.conf|sites-enabled\/.+)$/;
 
 /** Problems of a Docker nginx edge container: its uploaded configuration must serve HTTPS only. */
+/**
+ * An upload's `source`: a file on the machine running the program, read where the pack runs when its
+ * path is absolute; otherwise the reason it cannot be (the pack runs in its own directory).
+ */
+function readSource(source: string): { text: string } | { why: string } {
+    if (!path.isAbsolute(source)) return { why: "not an absolute path, and the policies run in the policy pack's directory, not the program's" };
+    try {
+        return { text: fs.readFileSync(source, "utf8") };
+    } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        return { why: code === "ENOENT" ? "no such file" : `not readable (${code ?? "error"})` };
+    }
+}
+
 export function dockerEdgeProblems(props: Record<string, any>): string[] {
     const confs: Array<{ file: string; text?: string }> = [];
+    const problems: string[] = [];
     for (const u of arr(props.uploads)) {
         if (!isRecord(u)) continue;
         const file = str(u.file);
         if (!file || !NGINX_CONF.test(file)) continue;
-        const text = str(u.content) ?? (str(u.contentBase64) !== undefined ? decodeBase64(u.contentBase64) : undefined);
-        const unknown = isUnknown(u.content) || isUnknown(u.contentBase64);
+        let text = str(u.content) ?? (str(u.contentBase64) !== undefined ? decodeBase64(u.contentBase64) : undefined);
+        const unknown = isUnknown(u.content) || isUnknown(u.contentBase64) || isUnknown(u.source);
+        const source = str(u.source);
+        if (text === undefined && source !== undefined) {
+            // A configuration uploaded from a file (`source`) is judged as one given as content.
+            const read = readSource(source);
+            if ("why" in read) problems.push(`uploads ${file} from source "${source}", which cannot be read where the policies run (${read.why}), so it goes unchecked; give its text as the upload's content`);
+            else text = read.text;
+        }
         confs.push({ file, text: unknown ? undefined : text });
     }
     if (confs.length === 0) {
         return ["uploads no nginx configuration (/etc/nginx/nginx.conf), so the image's default plain-HTTP server would be used"];
     }
-    const problems: string[] = [];
     const known = confs.filter((c) => c.text !== undefined);
-    if (known.length === 0) return []; // computed during preview; checked at update
+    if (known.length === 0) return problems; // computed during preview (checked at update), or unreadable (said above)
     // conf.d snippets are included by nginx.conf: judge all server blocks together.
     const all = known.map((c) => c.text).join("\n");
     for (const p of nginxTlsProblems(all)) problems.push(`${known.map((c) => c.file).join(" + ")}: ${p}`);

@@ -1,3 +1,6 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { nginxTlsProblems } from "../../policies/lib/nginx";
 import {
@@ -32,6 +35,25 @@ describe("edge-tls-only", () => {
             enforcementLevel: "mandatory",
             message: expect.stringContaining("server #1 (_) listens on 8080 without ssl and serves content (proxy_pass)"),
         }]);
+    });
+
+    it("reads a configuration uploaded from a file (source), and refuses one it cannot read", async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edge-conf-"));
+        const plainHttp = path.join(dir, "plain-http.conf");
+        fs.writeFileSync(plainHttp, "events {}\nhttp { server { listen 80; root /usr/share/nginx/html; } }\n");
+        const good = path.join(dir, "nginx.conf");
+        fs.writeFileSync(good, NGINX_CONF);
+        const from = (source: string) => dockerNginx(null, { uploads: [{ file: "/etc/nginx/nginx.conf", source }] });
+        expect((await run([from(plainHttp)])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Container \"nginx-container\" /etc/nginx/nginx.conf: server #1 listens on 80 without ssl and does not `return 301 https://...`",
+            "Container \"nginx-container\" /etc/nginx/nginx.conf: server #1 listens on 80 without ssl and serves content (root)",
+            "Container \"nginx-container\" /etc/nginx/nginx.conf: no server listens with ssl (HTTPS is not served)",
+        ]);
+        expect((await run([from("conf/nginx.conf")])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Container \"nginx-container\" uploads /etc/nginx/nginx.conf from source \"conf/nginx.conf\", which cannot be read where the policies run " +
+            "(not an absolute path, and the policies run in the policy pack's directory, not the program's), so it goes unchecked; give its text as the upload's content",
+        ]);
+        expect(await run([from(good)])).toEqual([]);
     });
 
     it("judges nginx configurations", () => {
