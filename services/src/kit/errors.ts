@@ -56,7 +56,6 @@ const statusCodes: Record<number, string> = {
   504: "GATEWAY_TIMEOUT",
 };
 
-
 /** "body" + "/user/email" -> "user.email"; required errors name the missing property. */
 function fieldOf(issue: ValidationIssue): string | undefined {
   const path = (issue.instancePath ?? "").split("/").filter(Boolean);

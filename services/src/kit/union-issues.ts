@@ -16,7 +16,6 @@ export interface ValidationIssue {
   message?: string;
 }
 
-type Schema = Record<string, unknown>;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The value at a JSON pointer ("/a/0/b"), or undefined. */

@@ -144,12 +144,12 @@ export class BillingRepo {
     return (await c.query<SubscriptionRow>(`SELECT * FROM bil_subscriptions WHERE subscription_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [id])).rows[0];
   }
 
-  /** The user's subscription that is not canceled (at most one: bil_subscriptions_one_live), locked. */
   /** Has the user had a trial, on any subscription, ended or not? */
   async hadTrial(c: Q, userId: string): Promise<boolean> {
     return (await c.query<{ had: boolean }>("SELECT EXISTS (SELECT 1 FROM bil_subscriptions WHERE user_id = $1 AND trial_end IS NOT NULL) AS had", [userId])).rows[0].had;
   }
 
+  /** The user's subscription that is not canceled (at most one: bil_subscriptions_one_live), locked. */
   async liveSubscriptionOf(c: Q, userId: string): Promise<SubscriptionRow | undefined> {
     return (await c.query<SubscriptionRow>("SELECT * FROM bil_subscriptions WHERE user_id = $1 AND status <> 'canceled' FOR UPDATE", [userId])).rows[0];
   }

@@ -7,9 +7,9 @@
  *   POST   /namespaces/:namespace/keys/:key/rollback       { version, expectedVersion? } admin; new version with that value
  *   GET    /namespaces/:namespace/keys/:key/versions?limit=n   history (who, when, old/new value, request id)  admin
  *   GET    /namespaces/:namespace/audit?limit=n            the namespace's audit trail, newest first           admin
+ *   GET    /internal/namespaces/:namespace                 for peers (not proxied by the gateway)
  * The current values are for every caller the gateway let in; their history (the admins' user ids,
  * request ids and the values replaced) is the admins' own.
- *   GET    /internal/namespaces/:namespace                 for peers (not proxied by the gateway)
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
