@@ -149,11 +149,21 @@ export function dockerfileOf(build: ImageBuild): DockerfileRead | undefined {
     if (isUnknown(dockerfile) || isUnknown(context)) return undefined;
     const file = str(dockerfile) ?? path.join(str(context) ?? ".", "Dockerfile");
     if (str(dockerfile) === undefined && REMOTE_CONTEXT.test(str(context) ?? "")) return { unreadable: str(context)!, why: "it is inside that remote build context, not on this machine" };
-    if (!path.isAbsolute(file)) return { unreadable: file, why: "not an absolute path, and the policies run in the policy pack's directory, not the program's" };
+    const read = readProgramFile(file);
+    return "why" in read ? { unreadable: file, why: read.why } : { file, text: read.text };
+}
+
+/**
+ * A file the program names by path (a Dockerfile, an upload's `source`), read where the pack runs:
+ * only an absolute path names the same file here, since the policies run in the pack's directory.
+ * Its text, or why it cannot be read.
+ */
+export function readProgramFile(file: string): { text: string } | { why: string } {
+    if (!path.isAbsolute(file)) return { why: "not an absolute path, and the policies run in the policy pack's directory, not the program's" };
     try {
-        return { file, text: fs.readFileSync(file, "utf8") };
+        return { text: fs.readFileSync(file, "utf8") };
     } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        return { unreadable: file, why: code === "ENOENT" ? "no such file" : `not readable (${code ?? "error"})` };
+        return { why: code === "ENOENT" ? "no such file" : `not readable (${code ?? "error"})` };
     }
 }

@@ -1,9 +1,8 @@
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { parseImageRef } from "../../catalog/images";
+import { readProgramFile } from "../lib/dockerfile";
 import { nginxTlsProblems } from "../lib/nginx";
 import { forEveryWorkload } from "../lib/rule";
 import { arr, decodeBase64, isRecord, isUnknown, plain, str } from "../lib/values";
@@ -19,20 +18,6 @@ const defaults: EdgeTlsConfig = { nginxImages: ["nginx", "nginx-unprivileged", "
 const NGINX_CONF = /^\/etc\/nginx\/(nginx\.conf|conf\.d\/.+\.conf|sites-enabled\/.+)$/;
 
 /** Problems of a Docker nginx edge container: its uploaded configuration must serve HTTPS only. */
-/**
- * An upload's `source`: a file on the machine running the program, read where the pack runs when its
- * path is absolute; otherwise the reason it cannot be (the pack runs in its own directory).
- */
-function readSource(source: string): { text: string } | { why: string } {
-    if (!path.isAbsolute(source)) return { why: "not an absolute path, and the policies run in the policy pack's directory, not the program's" };
-    try {
-        return { text: fs.readFileSync(source, "utf8") };
-    } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        return { why: code === "ENOENT" ? "no such file" : `not readable (${code ?? "error"})` };
-    }
-}
-
 export function dockerEdgeProblems(props: Record<string, any>): string[] {
     const confs: Array<{ file: string; text?: string }> = [];
     const problems: string[] = [];
@@ -45,7 +30,7 @@ export function dockerEdgeProblems(props: Record<string, any>): string[] {
         const source = str(u.source);
         if (text === undefined && source !== undefined) {
             // A configuration uploaded from a file (`source`) is judged as one given as content.
-            const read = readSource(source);
+            const read = readProgramFile(source);
             if ("why" in read) problems.push(`uploads ${file} from source "${source}", which cannot be read where the policies run (${read.why}), so it goes unchecked; give its text as the upload's content`);
             else text = read.text;
         }

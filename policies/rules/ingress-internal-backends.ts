@@ -36,6 +36,9 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
         .filter((r) => isK8sWorkload(r.type))
         .map((r) => ({ ns: namespaceOf(r.props), labels: podTemplate(r.type, r.props)?.labels ?? {}, id: identity(r.type, r.name, r.props) }));
     const internal = (id: ReturnType<typeof identity>) => isDatastore(id) || isMonitoring(id) || cfg.internalWorkloads.includes(id.workload);
+    /** The internal workloads whose pods in `ns` a Service selector picks. */
+    const selected = (ns: string, selector: Record<string, unknown>) =>
+        [...new Set(pods.filter((p) => p.ns === ns && internal(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
     const out: Finding[] = [];
     for (const ing of resources.filter((r) => r.type === K8S.ingress)) {
         const ns = namespaceOf(ing.props);
@@ -55,7 +58,7 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
             }
             const selector = svc?.props.spec?.selector;
             if (!isRecord(selector) || Object.keys(selector).length === 0 || hasUnknown(selector)) continue;
-            const targets = [...new Set(pods.filter((p) => p.ns === ns && internal(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
+            const targets = selected(ns, selector);
             if (targets.length === 0) continue;
             out.push({
                 urn: ing.urn,
@@ -73,8 +76,7 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
         if (how === undefined || !isRecord(selector) || Object.keys(selector).length === 0 || hasUnknown(selector)) continue;
         // Named, labelled or selecting by the platform's labels as an internal workload: no-public-exposure reports it (one report each).
         if (serviceTarget(svc.props, svc.name, { environment: "prod", internalWorkloads: cfg.internalWorkloads }) !== undefined) continue;
-        const ns = namespaceOf(svc.props);
-        const targets = [...new Set(pods.filter((p) => p.ns === ns && internal(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
+        const targets = selected(namespaceOf(svc.props), selector);
         if (targets.length === 0) continue;
         out.push({
             urn: svc.urn,

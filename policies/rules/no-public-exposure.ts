@@ -54,23 +54,21 @@ export function serviceTarget(props: Record<string, any>, resourceName: string, 
 /** Services: LoadBalancer, NodePort or externalIPs only for the edge, never for an internal workload. */
 export function serviceExposure(props: Record<string, any>, name: string, cfg: ExposureConfig = defaults): string[] {
     const svcType = str(props.spec?.type) ?? "ClusterIP";
-    const external = arr(props.spec?.externalIPs).length > 0;
+    const target = serviceTarget(props, name, cfg);
     if (svcType === "NodePort") {
         // Kyverno's restrict-nodeport: a node port opens on every node's address, edge or not.
-        return [`is of type NodePort, which opens the port on every node's address${serviceTarget(props, name, cfg) ? ` (it fronts ${serviceTarget(props, name, cfg)})` : ""}; use ClusterIP behind the Ingress (the edge may use a LoadBalancer)`];
+        return [`is of type NodePort, which opens the port on every node's address${target ? ` (it fronts ${target})` : ""}; use ClusterIP behind the Ingress (the edge may use a LoadBalancer)`];
     }
-    if (external) {
+    if (arr(props.spec?.externalIPs).length > 0) {
         // CVE-2020-8554: whoever sets externalIPs takes over the traffic every pod of the cluster sends to
         // those addresses (kube-proxy routes it to this Service), the edge's own Service included.
         return [`sets externalIPs, which captures the traffic every pod of the cluster sends to those addresses (CVE-2020-8554)` +
-            `${serviceTarget(props, name, cfg) ? ` and exposes ${serviceTarget(props, name, cfg)}` : ""}; publish the edge through a LoadBalancer Service instead`];
+            `${target ? ` and exposes ${target}` : ""}; publish the edge through a LoadBalancer Service instead`];
     }
     if (svcType !== "LoadBalancer") return [];
-    const how = `type ${svcType}`;
-    const target = serviceTarget(props, name, cfg);
-    if (target) return [`exposes ${target} outside the cluster (${how}); internal workloads use type ClusterIP`];
+    if (target) return [`exposes ${target} outside the cluster (type LoadBalancer); internal workloads use type ClusterIP`];
     if (metadataLabels(props)[LABEL_ROLE] !== "edge") {
-        return [`exposes a non-edge workload outside the cluster (${how}); only the Ingress controller (role=edge) may`];
+        return ["exposes a non-edge workload outside the cluster (type LoadBalancer); only the Ingress controller (role=edge) may"];
     }
     return [];
 }
