@@ -7,6 +7,7 @@
  * matches: its issue is reported. A value matching no branch's constant is reported at that
  * property, with the values it may take.
  */
+import { isJsonObject } from "./json-values";
 
 export interface ValidationIssue {
   instancePath?: string;
@@ -16,15 +17,13 @@ export interface ValidationIssue {
   message?: string;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
 /** The value at a JSON pointer ("/a/0/b"), or undefined. */
 function at(root: unknown, pointer: string): unknown {
   let v = root;
   for (const raw of pointer.split("/").slice(1)) {
     const token = raw.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(v)) v = v[Number(token)];
-    else if (isObject(v) && Object.hasOwn(v, token)) v = v[token];
+    else if (isJsonObject(v) && Object.hasOwn(v, token)) v = v[token];
     else return undefined;
   }
   return v;
@@ -33,9 +32,9 @@ function at(root: unknown, pointer: string): unknown {
 /** A branch's constants: the properties fixed to one value (`const`, or an enum of one). */
 function constantsOf(branch: unknown): Map<string, unknown> {
   const out = new Map<string, unknown>();
-  const props = isObject(branch) && isObject(branch.properties) ? branch.properties : {};
+  const props = isJsonObject(branch) && isJsonObject(branch.properties) ? branch.properties : {};
   for (const [k, p] of Object.entries(props)) {
-    if (!isObject(p)) continue;
+    if (!isJsonObject(p)) continue;
     if (Object.hasOwn(p, "const")) out.set(k, p.const);
     else if (Array.isArray(p.enum) && p.enum.length === 1) out.set(k, p.enum[0]);
   }
@@ -52,7 +51,7 @@ export function reportedIssue(issues: ValidationIssue[], schema: unknown, data: 
   if (!union || !union.schemaPath?.startsWith("#")) return first;
   const branches = at(schema, union.schemaPath.slice(1));
   const value = at(data, union.instancePath ?? "");
-  if (!Array.isArray(branches) || !isObject(value)) return first;
+  if (!Array.isArray(branches) || !isJsonObject(value)) return first;
   const constants = branches.map(constantsOf);
   const meant = constants.flatMap((c, i) => (c.size > 0 && [...c].every(([k, v]) => value[k] === v) ? [i] : []));
   if (meant.length === 1) {

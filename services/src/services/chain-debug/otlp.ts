@@ -3,6 +3,7 @@
  * numbers, typed attribute values) into the rows chain-debug stores: one per span, one per
  * exception event. Pure; anything malformed is a OtlpError naming the field.
  */
+import { isJsonObject } from "../../kit";
 import { fingerprintOf } from "./fingerprint";
 
 export class OtlpError extends Error {
@@ -55,8 +56,6 @@ const MAX_STRING = 16_384;
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX16 = /^[0-9a-f]{16}$/;
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const list = (v: unknown, field: string): unknown[] => {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new OtlpError(field, `${field} must be an array`);
@@ -79,20 +78,20 @@ function micros(v: unknown, field: string): number {
 }
 
 function value(v: unknown, field: string, depth = 0): AttrValue {
-  if (!isObj(v) || depth > 4) return null;
+  if (!isJsonObject(v) || depth > 4) return null;
   if (typeof v.stringValue === "string") return clip(v.stringValue);
   if (typeof v.boolValue === "boolean") return v.boolValue;
   if (v.intValue !== undefined) return Number(v.intValue);
   if (v.doubleValue !== undefined) return Number(v.doubleValue);
-  if (isObj(v.arrayValue)) return list(v.arrayValue.values, field).map((x) => value(x, field, depth + 1));
-  if (isObj(v.kvlistValue)) return attributes(v.kvlistValue.values, field, depth + 1);
+  if (isJsonObject(v.arrayValue)) return list(v.arrayValue.values, field).map((x) => value(x, field, depth + 1));
+  if (isJsonObject(v.kvlistValue)) return attributes(v.kvlistValue.values, field, depth + 1);
   return null;
 }
 
 export function attributes(v: unknown, field: string, depth = 0): Record<string, AttrValue> {
   const out: Record<string, AttrValue> = {};
   for (const [i, kv] of list(v, field).entries()) {
-    if (!isObj(kv) || typeof kv.key !== "string") throw new OtlpError(`${field}[${i}]`, `${field}[${i}] must be { key, value }`);
+    if (!isJsonObject(kv) || typeof kv.key !== "string") throw new OtlpError(`${field}[${i}]`, `${field}[${i}] must be { key, value }`);
     out[kv.key] = value(kv.value, `${field}[${i}].value`, depth);
   }
   return out;
@@ -102,20 +101,20 @@ const str = (v: unknown) => (typeof v === "string" ? v : v === undefined || v ==
 
 /** Parses one ExportTraceServiceRequest (JSON). */
 export function parseOtlpTraces(body: unknown): { spans: SpanRow[]; errors: ErrorRow[] } {
-  if (!isObj(body)) throw new OtlpError("body", "body must be an ExportTraceServiceRequest object");
+  if (!isJsonObject(body)) throw new OtlpError("body", "body must be an ExportTraceServiceRequest object");
   const spans: SpanRow[] = [];
   const errors: ErrorRow[] = [];
   for (const [ri, rs] of list(body.resourceSpans, "resourceSpans").entries()) {
     const rf = `resourceSpans[${ri}]`;
-    if (!isObj(rs)) throw new OtlpError(rf, `${rf} must be an object`);
-    const resource = isObj(rs.resource) ? attributes(rs.resource.attributes, `${rf}.resource.attributes`) : {};
+    if (!isJsonObject(rs)) throw new OtlpError(rf, `${rf} must be an object`);
+    const resource = isJsonObject(rs.resource) ? attributes(rs.resource.attributes, `${rf}.resource.attributes`) : {};
     const service = str(resource["service.name"]) || "unknown";
     for (const [si, ss] of list(rs.scopeSpans, `${rf}.scopeSpans`).entries()) {
       const sf = `${rf}.scopeSpans[${si}]`;
-      if (!isObj(ss)) throw new OtlpError(sf, `${sf} must be an object`);
+      if (!isJsonObject(ss)) throw new OtlpError(sf, `${sf} must be an object`);
       for (const [pi, s] of list(ss.spans, `${sf}.spans`).entries()) {
         const f = `${sf}.spans[${pi}]`;
-        if (!isObj(s)) throw new OtlpError(f, `${f} must be an object`);
+        if (!isJsonObject(s)) throw new OtlpError(f, `${f} must be an object`);
         if (spans.length >= MAX_SPANS) throw new OtlpError("resourceSpans", `at most ${MAX_SPANS} spans per request`);
         const traceId = id(s.traceId, HEX32, `${f}.traceId`);
         const spanId = id(s.spanId, HEX16, `${f}.spanId`);
@@ -125,15 +124,15 @@ export function parseOtlpTraces(body: unknown): { spans: SpanRow[]; errors: Erro
         const name = clip(str(s.name));
         const events = list(s.events, `${f}.events`).map((e, ei) => {
           const ef = `${f}.events[${ei}]`;
-          if (!isObj(e)) throw new OtlpError(ef, `${ef} must be an object`);
+          if (!isJsonObject(e)) throw new OtlpError(ef, `${ef} must be an object`);
           return { name: clip(str(e.name)), at_us: micros(e.timeUnixNano, `${ef}.timeUnixNano`), attributes: attributes(e.attributes, `${ef}.attributes`) };
         });
         const links = list(s.links, `${f}.links`).map((l, li) => {
           const lf = `${f}.links[${li}]`;
-          if (!isObj(l)) throw new OtlpError(lf, `${lf} must be an object`);
+          if (!isJsonObject(l)) throw new OtlpError(lf, `${lf} must be an object`);
           return { trace_id: id(l.traceId, HEX32, `${lf}.traceId`), span_id: id(l.spanId, HEX16, `${lf}.spanId`) };
         });
-        const status = isObj(s.status) ? s.status : {};
+        const status = isJsonObject(s.status) ? s.status : {};
         const httpStatus = Number(attrs["http.response.status_code"] ?? attrs["http.status_code"] ?? 0);
         spans.push({
           trace_id: traceId,

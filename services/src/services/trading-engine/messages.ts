@@ -3,7 +3,7 @@
  * message (one bar or a batch of bars) asks of the engine (checked: a message the engine could never apply is a
  * PoisonMessageError, set aside by the consumer), and the `trading.executions` events it answers with.
  */
-import { ANY_CASE_UUID_RE, isUnstorableText, userPartitionKey } from "../../kit";
+import { ANY_CASE_UUID_RE, isJsonObject, isUnstorableText, userPartitionKey } from "../../kit";
 import { D } from "../../trading/decimal";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { PoisonMessageError } from "../../trading/infra/deadLetters";
@@ -15,7 +15,6 @@ import { SYMBOL_RE, type Bar, type Fill, type OrderRequest } from "../../trading
 export type EngineCommand = { kind: "execute"; order: OrderRequest } | { kind: "cancel"; order: OrderRequest } | { kind: "bars"; bars: Bar[] } | { kind: "ignore" };
 
 const DECIMAL_RE = /^\d{1,20}(\.\d{1,18})?$/;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function decimal(v: unknown, field: string, { positive }: { positive: boolean }): string {
   if (typeof v !== "string" || !DECIMAL_RE.test(v)) throw new PoisonMessageError(`${field} is not a decimal string`);
@@ -25,7 +24,7 @@ function decimal(v: unknown, field: string, { positive }: { positive: boolean })
 
 /** The order of a trading.orders snapshot, checked field by field. */
 export function orderOf(o: unknown): OrderRequest {
-  if (!isObject(o)) throw new PoisonMessageError("order is missing");
+  if (!isJsonObject(o)) throw new PoisonMessageError("order is missing");
   if (typeof o.orderId !== "string" || !ANY_CASE_UUID_RE.test(o.orderId)) throw new PoisonMessageError("orderId is not a uuid");
   if (typeof o.userId !== "string" || o.userId.length === 0 || o.userId.length > 200) throw new PoisonMessageError("userId is missing");
   // te_orders keeps the order as jsonb, which refuses these: refused here, before a live order is sent to Binance.
