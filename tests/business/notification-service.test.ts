@@ -250,6 +250,8 @@ describe("notification-service", () => {
     const id = randomUUID();
     const bad = async (body: object) => (await api("PUT", "/preferences", id, body)).body.error?.field;
     expect(await bad({ email: "not-an-email", telegramChatId: null })).toBe("email");
+    // The shape of an address, but larger than SMTP delivers to (a 65-octet local part).
+    expect(await bad({ email: `${"a".repeat(65)}@example.test`, telegramChatId: null })).toBe("email");
     expect(await bad({ email: null, telegramChatId: "@name" })).toBe("telegramChatId");
     expect(await bad({ email: null, telegramChatId: null, timeZone: "Mars/Olympus" })).toBe("timeZone");
     expect(await bad({ email: null, telegramChatId: null, quietHours: { start: "25:00", end: "07:00" } })).toBe("quietHours.start");

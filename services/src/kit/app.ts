@@ -15,6 +15,7 @@ import { errorBody, installErrorHandlers } from "./errors";
 import { ANY_CASE_UUID_RE } from "./identity";
 import { installJsonGuards } from "./request-guards";
 import { platformDateTime } from "./instants";
+import { mailboxFormat } from "./mailbox";
 import { LazyRequestLogger } from "./request-logger";
 import { traceRoutes } from "./telemetry/fastify";
 
@@ -80,6 +81,7 @@ function installValidators(app: App) {
     // The canonical text form only: ajv-formats also takes the `urn:uuid:` URN, which PostgreSQL's
     // uuid type refuses (a 500 on GET /orders/urn:uuid:<id>).
     ajv.addFormat("uuid", CANONICAL_UUID);
+    ajv.addFormat("email", mailboxFormat);
   }
   // A body declared Type.Optional may be left out (the handler reads `req.body ?? {}`); ajv alone
   // refuses a missing one ("must be object", naming no field). TypeBox marks it with a symbol, which
