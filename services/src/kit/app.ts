@@ -117,7 +117,17 @@ export interface AppOptions {
   jsonMaxDepth: number;
   /** Time allowed to receive a whole request, headers included (408 and the connection closed beyond). */
   receiveTimeoutMs: number;
+  /** Largest request line and header block accepted (431 beyond): headerLimitFor. */
+  maxHeaderBytes: number;
 }
+
+/**
+ * The entry point takes Node's default header block (16 KiB); the services behind it twice that,
+ * room for what it adds to a request it forwards (identity, X-Forwarded-For, the request id, trace
+ * context). With one limit everywhere, a request just under it passed the entry point and was then
+ * refused by the service it was forwarded to.
+ */
+export const headerLimitFor = (entryPoint: boolean): number => (entryPoint ? 16 * 1024 : 32 * 1024);
 
 function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
@@ -150,7 +160,7 @@ export function createApp(o: AppOptions): App {
     // limit, unless given), and Node refuses at creation a headersTimeout above the requestTimeout
     // it is given there (its default, 300 s, is below this setting's maximum).
     requestTimeout: o.receiveTimeoutMs,
-    http: { headersTimeout: o.receiveTimeoutMs, requestTimeout: o.receiveTimeoutMs, connectionsCheckingInterval: Math.min(1_000, o.receiveTimeoutMs) },
+    http: { headersTimeout: o.receiveTimeoutMs, requestTimeout: o.receiveTimeoutMs, connectionsCheckingInterval: Math.min(1_000, o.receiveTimeoutMs), maxHeaderSize: o.maxHeaderBytes },
     // Requests the router cannot even parse (malformed percent-encoding in the path, a parameter
     // over the length limit) get the platform's error shape too, without echoing the URL.
     frameworkErrors: answerFrameworkError,
