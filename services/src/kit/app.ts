@@ -117,8 +117,8 @@ export interface AppOptions {
   jsonMaxDepth: number;
   /** Time allowed to receive a whole request, headers included (408 and the connection closed beyond). */
   receiveTimeoutMs: number;
-  /** Largest request line and header block accepted (431 beyond): headerLimitFor. */
-  maxHeaderBytes: number;
+  /** Largest request line and header block accepted (431 beyond): headerLimitFor; Node's 16 KiB when not given. */
+  maxHeaderBytes?: number;
 }
 
 /**
