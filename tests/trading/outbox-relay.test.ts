@@ -17,6 +17,7 @@ import { pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { runPostgresMigrations } from "../../services/src/migrations";
 import { enqueue, OutboxRelay, type Enqueued, type Sender } from "../../services/src/trading/infra/outbox";
+import { OutboxPruner } from "../../services/src/trading/infra/outboxRetention";
 import { waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres");
@@ -276,5 +277,62 @@ describe("outbox relay, direct publish", () => {
     await stopped;
     expect(sent).toEqual(["dh"]);
     expect(await sentKeys(["dh"])).toBe(1);
+  }, 300_000);
+});
+
+describe("outbox retention", () => {
+  it("deletes sent rows older than the retention, oldest first, a batch at a time; never unsent or recent ones", async () => {
+    const table = `test_outbox_retention_${randomBytes(4).toString("hex")}`;
+    await pool.query(`CREATE TABLE ${table} (LIKE om_outbox INCLUDING ALL)`);
+    try {
+      // ids 1-6 sent four days ago, 7 never sent (four days old), 8-9 sent an hour ago, 10 unsent.
+      const ages: Array<[string, string | null]> = [...Array(6).fill(["4 days", "4 days"]), ["4 days", null], ["1 hour", "1 hour"], ["1 hour", "1 hour"], ["1 second", null]];
+      for (const [i, [created, sent]] of ages.entries())
+        await pool.query(`INSERT INTO ${table} (event_id, topic, msg_key, payload, created_at, sent_at) VALUES ($1, 't', 'k', '{}', now() - $2::interval, now() - $3::interval)`, [`e${i + 1}`, created, sent]);
+      const left = async () => (await pool.query<{ event_id: string }>(`SELECT event_id FROM ${table} ORDER BY id`)).rows.map((r) => r.event_id);
+      const pruner = new OutboxPruner(pool, table, quiet, { retentionMs: 72 * 3_600_000, batch: 4 });
+      // A pass looks at the 4 oldest rows only.
+      expect(await pruner.pruneOnce()).toBe(4);
+      expect(await left()).toEqual(["e5", "e6", "e7", "e8", "e9", "e10"]);
+      expect(await pruner.pruneOnce()).toBe(2);
+      expect(await pruner.pruneOnce()).toBe(0);
+      expect(await left()).toEqual(["e7", "e8", "e9", "e10"]);
+      // A row a drain holds (FOR UPDATE) is skipped, not waited for.
+      await pool.query(`UPDATE ${table} SET sent_at = now() - interval '4 days' WHERE event_id = 'e7'`);
+      const holder = await pool.connect();
+      try {
+        await holder.query("BEGIN");
+        await holder.query(`SELECT id FROM ${table} WHERE event_id = 'e7' FOR UPDATE`);
+        expect(await pruner.pruneOnce()).toBe(0);
+        await holder.query("COMMIT");
+      } finally {
+        holder.release();
+      }
+      expect(await pruner.pruneOnce()).toBe(1);
+      expect(await left()).toEqual(["e8", "e9", "e10"]);
+      expect(pruner.pruned).toBe(7);
+    } finally {
+      await pool.query(`DROP TABLE IF EXISTS ${table}`);
+    }
+  }, 300_000);
+
+  it("a relay given a retention prunes while it runs, and not after it stopped", async () => {
+    const table = `test_outbox_retention_${randomBytes(4).toString("hex")}`;
+    await pool.query(`CREATE TABLE ${table} (LIKE om_outbox INCLUDING ALL)`);
+    const count = async () => (await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
+    const oldRow = (id: string) => pool.query(`INSERT INTO ${table} (event_id, topic, msg_key, payload, sent_at) VALUES ($1, 't', 'k', '{}', now() - interval '2 hours')`, [id]);
+    try {
+      expect(() => new OutboxRelay(pool, table, recordingSender(), quiet, { retention: { retentionMs: -1 } })).toThrow(/bad outbox retention/);
+      await oldRow("old-1");
+      const relay = new OutboxRelay(pool, table, recordingSender(), quiet, { intervalMs: 3_600_000, retention: { retentionMs: 3_600_000, intervalMs: 20 } });
+      relay.start();
+      await waitUntil("the old row pruned", async () => (await count()) === 0, WAIT_MS, 10);
+      await relay.stop();
+      await oldRow("old-2");
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await count()).toBe(1);
+    } finally {
+      await pool.query(`DROP TABLE IF EXISTS ${table}`);
+    }
   }, 300_000);
 });

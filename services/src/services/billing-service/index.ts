@@ -9,6 +9,7 @@ import { defineService, envList, HttpError, Type, type ServiceContext } from "..
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
+import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { Billing, type PaymentGateway, type UsageSource } from "./billing";
 import { BillingRepo, OUTBOX } from "./repo";
 import { registerRoutes } from "./routes";
@@ -46,12 +47,14 @@ export default defineService({
     BILLING_CYCLE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "billing cycle period; 0 disables it (POST /cycle still runs it)" }),
     BILLING_DUNNING_RETRY_DAYS: envList(Type.Integer({ minimum: 0, maximum: 365, description: "days" }), { default: [1, 3, 5], description: "days between failed charge attempts; their count is the number of retries" }),
     BILLING_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
+    // Sent rows kept this long, then deleted (trading/infra/outboxRetention.ts).
+    BILLING_OUTBOX_RETENTION_HOURS: outboxRetentionHours(),
     BILLING_CONSUMER_GROUP: Type.String({ default: "billing-service" }),
   },
   async register(ctx) {
     const c = ctx.config;
     const pg = ctx.app.pg;
-    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.BILLING_OUTBOX_INTERVAL_MS });
+    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.BILLING_OUTBOX_INTERVAL_MS, retention: { retentionMs: c.BILLING_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const repo = new BillingRepo(pg);
     const billing = new Billing(repo, paymentGateway(ctx), usageSource(ctx), ctx.log, { retryAfterDays: [...c.BILLING_DUNNING_RETRY_DAYS] }, () => relay.notify());
     registerRoutes(ctx.app, { billing, repo });

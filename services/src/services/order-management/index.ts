@@ -14,6 +14,7 @@ import { defineService, Type } from "../../kit";
 import { TOPICS, type ExecutionMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
+import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { riskEnv, riskLimitsFrom } from "../../trading/infra/riskContext";
 import { SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../trading/submitDeadline";
 import { applyExecutions } from "./executions";
@@ -32,6 +33,8 @@ export default defineService({
     // older than the grace (trading/infra/outbox.ts). false: every event goes through the drain.
     OM_OUTBOX_DIRECT: Type.Boolean({ default: true }),
     OM_OUTBOX_GRACE_MS: Type.Integer({ default: 2000, minimum: 0, maximum: 600000 }),
+    // Sent rows kept this long, then deleted (trading/infra/outboxRetention.ts).
+    OM_OUTBOX_RETENTION_HOURS: outboxRetentionHours(),
     OM_CONSUMER_GROUP: Type.String({ default: "order-management" }),
     // Group commit of submissions (submit.ts): orders decided per transaction, lanes (transactions at once).
     OM_SUBMIT_MAX_BATCH: Type.Integer({ default: 200, minimum: 1, maximum: 1000 }),
@@ -57,7 +60,7 @@ export default defineService({
   },
   async register(ctx) {
     const { app } = ctx;
-    const relay = new OutboxRelay(app.pg.pool, "om_outbox", app.kafka, ctx.log, { intervalMs: ctx.config.OM_OUTBOX_INTERVAL_MS, direct: ctx.config.OM_OUTBOX_DIRECT, graceMs: ctx.config.OM_OUTBOX_GRACE_MS });
+    const relay = new OutboxRelay(app.pg.pool, "om_outbox", app.kafka, ctx.log, { intervalMs: ctx.config.OM_OUTBOX_INTERVAL_MS, direct: ctx.config.OM_OUTBOX_DIRECT, graceMs: ctx.config.OM_OUTBOX_GRACE_MS, retention: { retentionMs: ctx.config.OM_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const metrics = createOrderMetrics(ctx.metrics.registry);
     const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
     const submitter = new OrderSubmitter(app.pg, redis, riskLimitsFrom(ctx.config), {

@@ -11,6 +11,7 @@
 import { Counter } from "prom-client";
 import { ConfigError, defineService, envUrl, Type } from "../../kit";
 import { OutboxRelay } from "../../trading/infra/outbox";
+import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { Payments } from "./payments";
 import { CardProcessor } from "./processor";
 import { OUTBOX, PaymentRepo } from "./repo";
@@ -28,6 +29,8 @@ export default defineService({
     PAYMENT_RECONCILE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
     PAYMENT_RECONCILE_GRACE_MS: Type.Integer({ default: 120_000, minimum: 0, description: "age before an open intent is reconciled" }),
     PAYMENT_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
+    // Sent rows kept this long, then deleted (trading/infra/outboxRetention.ts).
+    PAYMENT_OUTBOX_RETENTION_HOURS: outboxRetentionHours(),
   },
   async register(ctx) {
     const c = ctx.config;
@@ -43,7 +46,7 @@ export default defineService({
     }, { required: false });
 
     const pg = ctx.app.pg;
-    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS });
+    const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS, retention: { retentionMs: c.PAYMENT_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const repo = new PaymentRepo(pg);
     const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify());
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });

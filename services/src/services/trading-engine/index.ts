@@ -18,6 +18,7 @@ import { BinanceTradingClient } from "../../trading/binance/adapter";
 import { TOPICS } from "../../trading/events";
 import { consumeDecoded, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
+import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { TradingEngine } from "./engine";
 import { liveOrdersUnrecordedCounter } from "./metrics";
 import type { LiveOptions } from "./live";
@@ -47,6 +48,8 @@ export default defineService({
     // As order-management's OM_OUTBOX_DIRECT / OM_OUTBOX_GRACE_MS: fills published by their committer.
     TE_OUTBOX_DIRECT: Type.Boolean({ default: true }),
     TE_OUTBOX_GRACE_MS: Type.Integer({ default: 2000, minimum: 0, maximum: 600000 }),
+    // Sent rows kept this long, then deleted (trading/infra/outboxRetention.ts).
+    TE_OUTBOX_RETENTION_HOURS: outboxRetentionHours(),
   },
   async register(ctx) {
     const c = ctx.config;
@@ -56,7 +59,7 @@ export default defineService({
       live = { client: new BinanceTradingClient({ apiKey: c.BINANCE_API_KEY, secretKey: c.BINANCE_SECRET_KEY, baseUrl: c.BINANCE_REST_URL }), quoteAsset: c.BINANCE_QUOTE_ASSET, pollMs: c.TE_LIVE_POLL_MS };
     }
     const pg = ctx.app.pg;
-    const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.app.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS, direct: c.TE_OUTBOX_DIRECT, graceMs: c.TE_OUTBOX_GRACE_MS });
+    const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.app.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS, direct: c.TE_OUTBOX_DIRECT, graceMs: c.TE_OUTBOX_GRACE_MS, retention: { retentionMs: c.TE_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const fillsTotal = new Counter({ name: "te_fills_total", help: "fills produced", labelNames: ["liquidity"], registers: [ctx.metrics.registry] });
     const liveOrdersUnrecorded = liveOrdersUnrecordedCounter(ctx.metrics.registry);
     const engine = new TradingEngine({

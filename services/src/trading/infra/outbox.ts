@@ -31,6 +31,7 @@ import { lastResult } from "../../kit/datastores/postgres";
 import type { Pool } from "pg";
 import type { Logger } from "pino";
 import { BIGINT_RE, publishRows, TABLE_RE, TRACE_KEY, type Enqueued, type OutboxMessage, type Sender } from "./outboxRows";
+import { OutboxPruner, type OutboxRetention } from "./outboxRetention";
 
 export * from "./outboxRows";
 
@@ -64,6 +65,8 @@ export class OutboxRelay {
   private toMark: string[] = [];
   private directRun?: Promise<void>;
   private markRun?: Promise<void>;
+  /** Deletes the sent rows older than the retention (outboxRetention.ts) while the relay runs. */
+  private readonly pruner?: OutboxPruner;
   /** A direct publish failed: drain (in id order, no grace) until a drain has caught up. */
   private fallback = false;
   /** A drain from the start has run since the relay fell back. */
@@ -73,7 +76,7 @@ export class OutboxRelay {
     private readonly table: string,
     private readonly sender: Sender,
     private readonly log: Logger,
-    private readonly opts: { intervalMs?: number; batch?: number; direct?: boolean; graceMs?: number; markLingerMs?: number } = {},
+    private readonly opts: { intervalMs?: number; batch?: number; direct?: boolean; graceMs?: number; markLingerMs?: number; retention?: OutboxRetention } = {},
   ) {
     if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
     this.batch = opts.batch ?? 200;
@@ -82,6 +85,7 @@ export class OutboxRelay {
     if (!Number.isSafeInteger(this.graceMs) || this.graceMs < 0) throw new Error(`bad outbox grace ${opts.graceMs}`);
     this.markLingerMs = opts.markLingerMs ?? 50;
     if (!Number.isSafeInteger(this.markLingerMs) || this.markLingerMs < 0) throw new Error(`bad outbox mark linger ${opts.markLingerMs}`);
+    if (opts.retention) this.pruner = new OutboxPruner(pool, table, log, opts.retention);
   }
 
   private get directOn(): boolean {
@@ -243,6 +247,7 @@ export class OutboxRelay {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.pruner?.start();
     this.loop = (async () => {
       // After a full batch, the rest is past its last row (or announced when it commits).
       let continueAfter: bigint | undefined;
@@ -286,7 +291,7 @@ export class OutboxRelay {
     while (this.directRun || this.markRun) await Promise.all([this.directRun, this.markRun]);
     this.stopped = true;
     this.kick?.();
-    await this.loop;
+    await Promise.all([this.loop, this.pruner?.stop()]);
     while (this.directRun || this.markRun) await Promise.all([this.directRun, this.markRun]);
   }
 }
