@@ -17,7 +17,7 @@ import { pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { runPostgresMigrations } from "../../services/src/migrations";
 import { enqueue, OutboxRelay, type Enqueued, type Sender } from "../../services/src/trading/infra/outbox";
-import { OutboxPruner } from "../../services/src/trading/infra/outboxRetention";
+import { outboxPruner } from "../../services/src/trading/infra/outboxRetention";
 import { waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres");
@@ -290,12 +290,12 @@ describe("outbox retention", () => {
       for (const [i, [created, sent]] of ages.entries())
         await pool.query(`INSERT INTO ${table} (event_id, topic, msg_key, payload, created_at, sent_at) VALUES ($1, 't', 'k', '{}', now() - $2::interval, now() - $3::interval)`, [`e${i + 1}`, created, sent]);
       const left = async () => (await pool.query<{ event_id: string }>(`SELECT event_id FROM ${table} ORDER BY id`)).rows.map((r) => r.event_id);
-      const pruner = new OutboxPruner(pool, table, quiet, { retentionMs: 72 * 3_600_000, batch: 4 });
+      const pruner = outboxPruner(pool, table, quiet, { retentionMs: 72 * 3_600_000, batch: 4 });
       // A pass looks at the 4 oldest rows only.
-      expect(await pruner.pruneOnce()).toBe(4);
+      expect(await pruner.once()).toBe(4);
       expect(await left()).toEqual(["e5", "e6", "e7", "e8", "e9", "e10"]);
-      expect(await pruner.pruneOnce()).toBe(2);
-      expect(await pruner.pruneOnce()).toBe(0);
+      expect(await pruner.once()).toBe(2);
+      expect(await pruner.once()).toBe(0);
       expect(await left()).toEqual(["e7", "e8", "e9", "e10"]);
       // A row a drain holds (FOR UPDATE) is skipped, not waited for.
       await pool.query(`UPDATE ${table} SET sent_at = now() - interval '4 days' WHERE event_id = 'e7'`);
@@ -303,14 +303,14 @@ describe("outbox retention", () => {
       try {
         await holder.query("BEGIN");
         await holder.query(`SELECT id FROM ${table} WHERE event_id = 'e7' FOR UPDATE`);
-        expect(await pruner.pruneOnce()).toBe(0);
+        expect(await pruner.once()).toBe(0);
         await holder.query("COMMIT");
       } finally {
         holder.release();
       }
-      expect(await pruner.pruneOnce()).toBe(1);
+      expect(await pruner.once()).toBe(1);
       expect(await left()).toEqual(["e8", "e9", "e10"]);
-      expect(pruner.pruned).toBe(7);
+      expect(pruner.deleted).toBe(7);
     } finally {
       await pool.query(`DROP TABLE IF EXISTS ${table}`);
     }

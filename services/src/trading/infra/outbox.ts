@@ -31,7 +31,8 @@ import { lastResult } from "../../kit/datastores/postgres";
 import type { Pool } from "pg";
 import type { Logger } from "pino";
 import { BIGINT_RE, publishRows, TABLE_RE, TRACE_KEY, type Enqueued, type OutboxMessage, type Sender } from "./outboxRows";
-import { OutboxPruner, type OutboxRetention } from "./outboxRetention";
+import type { PeriodicDelete } from "../../kit/datastores/periodic-delete";
+import { outboxPruner, type OutboxRetention } from "./outboxRetention";
 
 export * from "./outboxRows";
 
@@ -66,7 +67,7 @@ export class OutboxRelay {
   private directRun?: Promise<void>;
   private markRun?: Promise<void>;
   /** Deletes the sent rows older than the retention (outboxRetention.ts) while the relay runs. */
-  private readonly pruner?: OutboxPruner;
+  private readonly pruner?: PeriodicDelete;
   /** A direct publish failed: drain (in id order, no grace) until a drain has caught up. */
   private fallback = false;
   /** A drain from the start has run since the relay fell back. */
@@ -85,7 +86,7 @@ export class OutboxRelay {
     if (!Number.isSafeInteger(this.graceMs) || this.graceMs < 0) throw new Error(`bad outbox grace ${opts.graceMs}`);
     this.markLingerMs = opts.markLingerMs ?? 50;
     if (!Number.isSafeInteger(this.markLingerMs) || this.markLingerMs < 0) throw new Error(`bad outbox mark linger ${opts.markLingerMs}`);
-    if (opts.retention) this.pruner = new OutboxPruner(pool, table, log, opts.retention);
+    if (opts.retention) this.pruner = outboxPruner(pool, table, log, opts.retention);
   }
 
   private get directOn(): boolean {

@@ -1,0 +1,60 @@
+/**
+ * A table's retention as a loop: `pass` deletes at most one bounded batch of rows that are due and
+ * answers how many. Passes run every `intervalMs` while nothing is due; a pass that deleted rows is
+ * followed by another `backlogPauseMs` later, so a backlog (a first start on a table that kept
+ * everything) goes at a batch a second, not flat out on the database the requests need. A failed pass
+ * is logged and tried at the next interval. Replicas may each run one: passes lock their rows with
+ * SKIP LOCKED, so they skip each other's rows instead of waiting.
+ */
+import type { Logger } from "pino";
+
+export class PeriodicDelete {
+  private readonly intervalMs: number;
+  private readonly backlogPauseMs: number;
+  private timer?: NodeJS.Timeout;
+  private run?: Promise<void>;
+  private stopped = true;
+  /** Rows deleted since the start. */
+  deleted = 0;
+
+  constructor(
+    /** What is deleted, for the log ("te_outbox sent rows"). */
+    private readonly what: string,
+    private readonly pass: () => Promise<number>,
+    private readonly log: Pick<Logger, "warn">,
+    opts: { intervalMs?: number; backlogPauseMs?: number } = {},
+  ) {
+    this.intervalMs = opts.intervalMs ?? 60_000;
+    this.backlogPauseMs = opts.backlogPauseMs ?? 1_000;
+  }
+
+  /** One pass now (the tests' and an operator's handle); counted in `deleted`. */
+  async once(): Promise<number> {
+    const n = await this.pass();
+    this.deleted += n;
+    return n;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    const tick = () => {
+      this.run = this.once()
+        .then((n) => n > 0)
+        .catch((err: unknown) => {
+          this.log.warn({ err: { message: (err as Error).message }, deleting: this.what }, "periodic delete failed; trying again later");
+          return false;
+        })
+        .then((more) => {
+          if (!this.stopped) this.timer = setTimeout(tick, more ? this.backlogPauseMs : this.intervalMs).unref();
+        });
+    };
+    this.timer = setTimeout(tick, this.intervalMs).unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.run;
+  }
+}
