@@ -12,7 +12,7 @@ import { createService, type Service } from "../../services/src/kit";
 import { runPostgresMigrations } from "../../services/src/migrations";
 import userManagement from "../../services/src/services/user-management";
 import apiGateway from "../../services/src/services/api-gateway";
-import { upsertAdmin } from "../../services/src/services/user-management/data";
+import { deleteExpiredRefreshTokens, upsertAdmin } from "../../services/src/services/user-management/data";
 import { insertApiKey } from "../../services/src/services/user-management/api-key-data";
 import { generateApiKey } from "../../services/src/services/user-management/api-keys";
 import { createPostgres } from "../../services/src/kit/datastores/postgres";
@@ -283,6 +283,33 @@ describe("refresh tokens", () => {
     expect(out.status).toBe(204);
     const r = await call("POST", "/api/users/refresh", { body: { refreshToken: u.refresh } });
     expect(r.status).toBe(401);
+  });
+});
+
+describe("refresh token retention", () => {
+  it("deletes tokens expired longer than the retention, oldest first, a batch at a time; not the others", async () => {
+    const pool = new pg.Pool({ connectionString: srv.postgres.url, max: 1 });
+    try {
+      const users = [await registerAndLogin("old-session"), await registerAndLogin("recent-session"), await registerAndLogin("live-session")];
+      const ago = async (u: { id: string }, days: number) => pool.query("UPDATE refresh_tokens SET expires_at = now() - make_interval(days => $2) WHERE user_id = $1", [u.id, days]);
+      await ago(users[0], 31);
+      await ago(users[1], 29);
+      const tokensOf = async (u: { id: string }) => (await pool.query("SELECT count(*)::int AS n FROM refresh_tokens WHERE user_id = $1", [u.id])).rows[0].n as number;
+      let deleted = 0;
+      for (let pass = 0; pass < 1_000; pass++) {
+        const n = await deleteExpiredRefreshTokens(pool, 30 * 86_400, 1);
+        deleted += n;
+        if (n === 0) break;
+      }
+      expect(deleted).toBeGreaterThanOrEqual(1);
+      expect(await Promise.all(users.map(tokensOf))).toEqual([0, 1, 1]);
+      // The deleted token is an unknown one now: 401, as before when it was only expired.
+      const r = await call("POST", "/api/users/refresh", { body: { refreshToken: users[0].refresh } });
+      expect([r.status, r.body.error.code]).toEqual([401, "INVALID_REFRESH_TOKEN"]);
+      expect((await call("POST", "/api/users/refresh", { body: { refreshToken: users[2].refresh } })).status).toBe(200);
+    } finally {
+      await pool.end();
+    }
   });
 });
 

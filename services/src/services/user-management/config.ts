@@ -5,6 +5,8 @@ export const config = {
   JWT_SECRET: Type.String({ minLength: 64, secret: true, description: ">= 64 characters (e.g. 64 bytes hex)" }),
   ACCESS_TOKEN_TTL_S: Type.Integer({ default: 900, minimum: 30, maximum: 3600 }),
   REFRESH_TOKEN_TTL_S: Type.Integer({ default: 7 * 24 * 3600, minimum: 300, maximum: 90 * 24 * 3600 }),
+  /** Days an expired refresh token is kept (a used one presented again meanwhile still revokes its session), then deleted. */
+  REFRESH_TOKEN_RETENTION_DAYS: Type.Integer({ default: 30, minimum: 0, maximum: 3_650 }),
   /** Failed logins to one account from one client address per window (the address the gateway determined). */
   LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   /** Failed logins to one account from all addresses together per window: only these lock the owner out too. */

@@ -192,3 +192,17 @@ export async function revokeSessionOf(db: Queryable, userId: string, tokenHash: 
     [tokenHash, userId],
   );
 }
+
+/**
+ * Deletes at most `batch` refresh tokens that expired more than `afterSeconds` ago, oldest first
+ * (rows another transaction holds are skipped); answers how many. Until then a used one presented
+ * again still revokes its family (reuse); after, it is an unknown token (401 either way).
+ */
+export async function deleteExpiredRefreshTokens(db: Queryable, afterSeconds: number, batch: number): Promise<number> {
+  const r = await db.query(
+    `WITH due AS (SELECT id FROM refresh_tokens WHERE expires_at < now() - make_interval(secs => $1) ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+     DELETE FROM refresh_tokens t USING due WHERE t.id = due.id`,
+    [afterSeconds, batch],
+  );
+  return r.rowCount ?? 0;
+}

@@ -21,9 +21,9 @@
  * admin exists, that account is created (or the existing account with that email is promoted).
  * Later admins are made with PUT /admin/users/:id/role.
  */
-import { defineService } from "../../kit";
+import { defineService, PeriodicDelete } from "../../kit";
 import { config, type UserManagementContext } from "./config";
-import { hasActiveAdmin, upsertAdmin } from "./data";
+import { deleteExpiredRefreshTokens, hasActiveAdmin, upsertAdmin } from "./data";
 import { normalizeEmail } from "./domain";
 import { hashPassword } from "./passwords";
 import { registerRoutes } from "./routes";
@@ -41,6 +41,11 @@ export default defineService({
   config,
   async register(ctx) {
     registerRoutes(ctx.app, ctx);
+    // Every refresh adds a row (rotation): expired ones go after the retention, 5,000 at a time.
+    const retentionS = ctx.config.REFRESH_TOKEN_RETENTION_DAYS * 86_400;
+    const expired = new PeriodicDelete("expired refresh tokens", () => deleteExpiredRefreshTokens(ctx.app.pg, retentionS, 5_000), ctx.log);
+    expired.start();
+    ctx.onClose(() => expired.stop());
     try {
       await bootstrapAdmin(ctx);
     } catch (err) {
