@@ -18,6 +18,7 @@ import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
 import notificationService from "../../services/src/services/notification-service";
+import { deleteOldDeliveries } from "../../services/src/services/notification-service/data";
 import { checkWebhookUrl, isPublicAddress } from "../../services/src/services/notification-service/channels";
 import { backoffMs, deliverAfter } from "../../services/src/services/notification-service/domain";
 import { FakeTelegram } from "../fakes/telegram";
@@ -273,6 +274,26 @@ describe("notification-service", () => {
     expect(rs.filter((r) => r.status === 201)).toHaveLength(5);
     expect(rs.filter((r) => r.status === 409)).toHaveLength(25);
     expect((await api("GET", "/webhooks", id)).body.webhooks).toHaveLength(5);
+  });
+
+  it("sent deliveries older than the retention are deleted; recent, pending and dead ones stay", async () => {
+    const pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 1 });
+    try {
+      const user = randomUUID();
+      const add = (key: string, status: string, days: number) =>
+        pool.query(
+          `INSERT INTO nt_deliveries (dedup_key, user_id, channel, target, kind, subject, body, notice, status, created_at)
+           VALUES ($1, $2, 'webhook', 'w', 'fill', 's', 'b', '{}', $3, now() - make_interval(days => $4))`,
+          [key, user, status, days],
+        );
+      for (const [key, status, days] of [["old-sent", "sent", 100], ["recent-sent", "sent", 10], ["old-pending", "pending", 100], ["old-dead", "dead", 100]] as const) await add(key, status, days);
+      await pool.query("INSERT INTO nt_dead_letters (delivery_id, user_id, channel, reason, attempts) SELECT delivery_id, user_id, channel, 'gone', 8 FROM nt_deliveries WHERE dedup_key = 'old-dead' AND user_id = $1", [user]);
+      while ((await deleteOldDeliveries(pool, 90 * 86_400, 1_000)) > 0);
+      const left = (await pool.query("SELECT dedup_key FROM nt_deliveries WHERE user_id = $1 ORDER BY delivery_id", [user])).rows.map((r) => r.dedup_key);
+      expect(left).toEqual(["recent-sent", "old-pending", "old-dead"]);
+    } finally {
+      await pool.end();
+    }
   });
 
   it("domain: quiet hours across midnight in a time zone; exponential backoff", () => {

@@ -158,3 +158,18 @@ export async function replayDeadLetter(db: Queryable, id: string, userId: string
   await db.query("UPDATE nt_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL WHERE delivery_id = $1 AND status = 'dead'", [l.delivery_id]);
   return "replayed";
 }
+
+/**
+ * Deletes the sent deliveries made more than `afterSeconds` ago among the `batch` oldest (by id: a
+ * pass costs the same whatever the table's size); answers how many. Pending and dead ones stay (a
+ * dead letter refers to its delivery). A redelivered event older than that (Kafka keeps days, this
+ * months) could notify again.
+ */
+export async function deleteOldDeliveries(db: Queryable, afterSeconds: number, batch: number): Promise<number> {
+  const r = await db.query(
+    `WITH oldest AS (SELECT delivery_id FROM nt_deliveries ORDER BY delivery_id LIMIT $2 FOR UPDATE SKIP LOCKED)
+     DELETE FROM nt_deliveries d USING oldest WHERE d.delivery_id = oldest.delivery_id AND d.status = 'sent' AND d.created_at < now() - make_interval(secs => $1)`,
+    [afterSeconds, batch],
+  );
+  return r.rowCount ?? 0;
+}

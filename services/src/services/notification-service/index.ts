@@ -10,12 +10,13 @@
  * Telegram, webhook clients), worker.ts (ingest and the delivery loop).
  */
 import { Counter } from "prom-client";
-import { defineService, Type, envUrl } from "../../kit";
+import { defineService, envUrl, PeriodicDelete, Type } from "../../kit";
 import { BUSINESS_TOPICS, type BillingEventMsg, type PaymentEventMsg } from "../../business/events";
 import type { ComplianceAlert } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { emailChannel, telegramChannel, webhookChannel } from "./channels";
+import { deleteOldDeliveries } from "./data";
 import { fromBillingEvent, fromComplianceAlert, fromExecution, fromOrderEvent, fromPaymentEvent, type Notice } from "./domain";
 import { registerRoutes } from "./routes";
 import { ingest, Sender, type Channels } from "./worker";
@@ -55,6 +56,8 @@ export default defineService({
     NOTIFY_WORKER_INTERVAL_MS: Type.Integer({ default: 500, minimum: 10 }),
     NOTIFY_BATCH: Type.Integer({ default: 20, minimum: 1, maximum: 500 }),
     NOTIFY_LEASE_MS: Type.Integer({ default: 60_000, minimum: 1_000 }),
+    /** Days a sent delivery is kept (the user's history, GET /deliveries), then deleted. */
+    NOTIFY_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 1, maximum: 3_650 }),
   },
   async register(ctx) {
     const { app, config: c } = ctx;
@@ -90,6 +93,9 @@ export default defineService({
       clearInterval(timer);
       await running;
     });
+    const old = new PeriodicDelete("sent notifications", () => deleteOldDeliveries(app.pg, c.NOTIFY_RETENTION_DAYS * 86_400, 5_000), ctx.log);
+    old.start();
+    ctx.onClose(() => old.stop());
 
     await consumeBatches(ctx, {
       groupId: c.NOTIFY_CONSUMER_GROUP,
