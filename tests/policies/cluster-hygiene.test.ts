@@ -265,6 +265,61 @@ describe("ingress-no-snippets", () => {
     });
 });
 
+describe("ingress-no-snippets: nginx configuration injected through annotation values", () => {
+    const fix = ": the controller writes the value into its nginx configuration, so it adds configuration of its own, run with a token that can read every Secret " +
+        "(CVE-2021-25742, CVE-2023-5043, CVE-2023-5044); give the plain URL, path or name the annotation documents (nginx variables only $host, $request_uri, " +
+        "$escaped_request_uri, $scheme, $remote_addr, $binary_remote_addr, $remote_user, $http_authorization and $1..$9).";
+    const annotated = (annotations: Record<string, string>) => ingress({ annotations: { "nginx.ingress.kubernetes.io/ssl-redirect": "true", ...annotations } });
+
+    it("rejects auth-url, auth-signin, permanent-redirect and rewrite-target values carrying configuration or undocumented variables", async () => {
+        const bad = annotated({
+            "nginx.ingress.kubernetes.io/auth-url": "http://auth.ai-trading.svc/verify;\n}\nlocation /x { proxy_pass http://169.254.169.254/; }\nlocation /y {",
+            "nginx.ingress.kubernetes.io/auth-signin": "https://$http_x_forwarded_host/start?rd=$escaped_request_uri",
+            "nginx.ingress.kubernetes.io/permanent-redirect": "https://example.com/\" always; add_header X-Leak $ssl_client_s_dn; #",
+            "nginx.ingress.kubernetes.io/rewrite-target": "/${upstream_addr}/$2",
+            "nginx.ingress.kubernetes.io/auth-cache-key": "$remote_user$http_authorization",
+        });
+        expect(await messages("ingress-no-snippets", [bad])).toEqual([
+            "Ingress \"nginx-ingress\" sets the annotation nginx.ingress.kubernetes.io/auth-signin to a value carrying the nginx variable $http_x_forwarded_host, " +
+                `which the annotations do not document${fix}`,
+            "Ingress \"nginx-ingress\" sets the annotation nginx.ingress.kubernetes.io/auth-url to a value carrying a line break or control character, " +
+                `";" (ends an nginx directive), a brace (opens or closes an nginx block)${fix}`,
+            "Ingress \"nginx-ingress\" sets the annotation nginx.ingress.kubernetes.io/permanent-redirect to a value carrying \";\" (ends an nginx directive), " +
+                "a quote or backslash (ends the quoted string the controller writes the value into), the nginx variable $ssl_client_s_dn, which the annotations do not document" + fix,
+            `Ingress "nginx-ingress" sets the annotation nginx.ingress.kubernetes.io/rewrite-target to a value carrying the nginx variable $upstream_addr, which the annotations do not document${fix}`,
+        ]);
+    });
+
+    it("passes the platform's annotations and the documented forms (auth-url with $host, a capture group, ${remote_addr}); other prefixes are not the controller's", async () => {
+        const fine = annotated({
+            "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
+            "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": "30",
+            "nginx.ingress.kubernetes.io/auth-url": "https://$host/oauth2/auth",
+            "nginx.ingress.kubernetes.io/auth-signin": "https://$host/oauth2/start?rd=$escaped_request_uri",
+            "nginx.ingress.kubernetes.io/auth-response-headers": "X-Auth-Request-User, X-Auth-Request-Email",
+            "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
+            "nginx.ingress.kubernetes.io/global-rate-limit-key": "${remote_addr}",
+            "nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8, 192.168.0.0/16",
+            "cert-manager.io/cluster-issuer": "letsencrypt-prod",
+            "example.com/note": "free text; {\"json\": true}",
+        });
+        expect(await messages("ingress-no-snippets", [fine, ...prodStack()])).toEqual([]);
+    });
+
+    it("rejects a controller ConfigMap that switches annotation validation off or admits Critical-risk annotations", async () => {
+        const cm: TestResource = { type: "kubernetes:core/v1:ConfigMap", name: "ingress-nginx-controller",
+            props: { metadata: { name: "ingress-nginx-controller", namespace: "ingress-nginx" }, data: { "enable-annotation-validation": "false", "annotations-risk-level": "Critical" } } };
+        const tail = ": ingress-nginx reads it as its configuration, and runs that configuration with a token that can read every Secret (CVE-2021-25742); leave snippets off.";
+        expect(await messages("ingress-no-snippets", [cm])).toEqual([
+            `ConfigMap "ingress-nginx-controller" sets enable-annotation-validation: "false" (annotation values reach nginx.conf unchecked)${tail}`,
+            `ConfigMap "ingress-nginx-controller" sets annotations-risk-level: Critical (every Ingress may carry snippets again)${tail}`,
+        ]);
+        const defaults = edit(cm, (p) => { p.data = { "enable-annotation-validation": "true", "annotations-risk-level": "High" }; });
+        expect(await messages("ingress-no-snippets", [defaults])).toEqual([]);
+    });
+});
+
 describe("non-root-groups", () => {
     it("passes non-zero groups", async () => {
         expect(await messages("non-root-groups", [...prodStack(), dockerService()])).toEqual([]);

@@ -20,6 +20,32 @@ describe("edge-tls-only", () => {
         expect(nginxTlsProblems(NGINX_CONF)).toEqual([]);
     });
 
+    it("rejects an Ingress that speaks HTTPS or GRPCS to its backends without verifying them; plain HTTP inside the cluster and a verified backend pass", async () => {
+        const withAnnotations = (extra: Record<string, string>) => ingress({ annotations: { "nginx.ingress.kubernetes.io/ssl-redirect": "true", ...extra } });
+        const fix = ", so whoever answers at a backend's address gets the traffic. Set proxy-ssl-verify: \"on\" and proxy-ssl-secret: " +
+            "<namespace>/<Secret with the backend's CA in ca.crt>, or speak plain HTTP to a ClusterIP Service inside the cluster.";
+        const unverified = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS" });
+        const off = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "grpcs", "nginx.ingress.kubernetes.io/proxy-ssl-verify": "off",
+            "nginx.ingress.kubernetes.io/proxy-ssl-secret": "ai-trading/backend-ca" });
+        const noCa = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS", "nginx.ingress.kubernetes.io/proxy-ssl-verify": "on" });
+        expect((await run([unverified])).map((v) => v.message)).toEqual([
+            "Ingress \"nginx-ingress\" speaks HTTPS to its backends (nginx.ingress.kubernetes.io/backend-protocol) without verifying them: " +
+                "nginx.ingress.kubernetes.io/proxy-ssl-verify is not \"on\" and nginx.ingress.kubernetes.io/proxy-ssl-secret names no CA Secret" + fix,
+        ]);
+        expect((await run([off])).map((v) => v.message)).toEqual([
+            "Ingress \"nginx-ingress\" speaks GRPCS to its backends (nginx.ingress.kubernetes.io/backend-protocol) without verifying them: " +
+                "nginx.ingress.kubernetes.io/proxy-ssl-verify is not \"on\"" + fix,
+        ]);
+        expect((await run([noCa])).map((v) => v.message)).toEqual([
+            "Ingress \"nginx-ingress\" speaks HTTPS to its backends (nginx.ingress.kubernetes.io/backend-protocol) without verifying them: " +
+                "nginx.ingress.kubernetes.io/proxy-ssl-secret names no CA Secret" + fix,
+        ]);
+        const verified = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS", "nginx.ingress.kubernetes.io/proxy-ssl-verify": "on",
+            "nginx.ingress.kubernetes.io/proxy-ssl-secret": "ai-trading/backend-ca" });
+        const plainHttp = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTP" });
+        expect(await run([verified, plainHttp, ingress()])).toEqual([]);
+    });
+
     it("rejects a plain-HTTP server that proxies instead of redirecting", async () => {
         const conf = NGINX_CONF.replace("return 301 https://$host:8443$request_uri;", "location / { proxy_pass http://gateway; }");
         expect(await run([dockerNginx(conf)])).toEqual([{
