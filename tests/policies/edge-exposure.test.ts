@@ -290,7 +290,7 @@ describe("network-policy-default-deny", () => {
         // A "deny" that allows everything is no deny.
         const allowAll = replace(prodStack(), "default-deny-netpol", (p) => { p.spec.ingress = [{}]; p.spec.egress = [{}]; });
         // (and its open rule opens every pod of the namespace)
-        expect(summary(await run(allowAll))).toEqual(["network-policy-default-deny <stack>", "network-policy-default-deny default-deny-netpol"]);
+        expect(summary(await run(allowAll))).toEqual(["network-policy-default-deny <stack>", "network-policy-default-deny default-deny-netpol", "network-policy-default-deny default-deny-netpol"]);
     });
 
     it("requires a policy of its own for every workload (an empty allow list keeps it closed)", async () => {
@@ -367,6 +367,66 @@ describe("network-policy-default-deny", () => {
             { from: UNKNOWN },
         );
         const rs = [...prodStack().filter((r) => r.name !== "postgres-netpol"), scoped];
+        expect(await run(rs)).toEqual([]);
+    });
+});
+
+describe("network-policy-default-deny: egress to everything", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("network-policy-default-deny"));
+    const tail = ", which undoes the namespace's default deny for egress: name the destinations in to (podSelector, namespaceSelector with labels, an ipBlock of /8 or narrower); " +
+        "a workload that must reach the internet is listed in the policy's internetEgressWorkloads and its policy selects it by trading.io/workload.";
+    /** The workload's own policy (as the program renders it) with `egress` as its egress rules. */
+    const withEgress = (workload: string, egress: unknown[], podSelector: Record<string, any> = { matchLabels: { "trading.io/workload": workload } }) => {
+        const np = allowFrom(workload, [], 3001);
+        np.props.spec.podSelector = podSelector;
+        np.props.spec.egress = egress;
+        return np;
+    };
+    /** The program's internet rule (components/runtime/kubernetes/network-policy.ts). */
+    const internet = { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }], ports: [{ protocol: "TCP", port: 443 }] };
+    const stackWith = (...nps: TestResource[]) => [...prodStack().filter((r) => r.name !== "api-gateway-netpol"), ...nps];
+
+    it("rejects a rule without to, every pod of the cluster, and an ipBlock wider than /8 (IPv4 or IPv6, or halves) for a workload not opted in", async () => {
+        const rs = stackWith(withEgress("api-gateway", [
+            { ports: [{ protocol: "TCP", port: 443 }] },
+            internet,
+            { to: [{ namespaceSelector: {}, podSelector: {} }, { ipBlock: { cidr: "::/0" } }] },
+            { to: [{ ipBlock: { cidr: "0.0.0.0/1" } }, { ipBlock: { cidr: "128.0.0.0/1" } }] },
+        ]));
+        expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message}`)).toEqual([
+            "api-gateway-netpol: NetworkPolicy \"api-gateway\" in namespace \"ai-trading\" lets its pods reach every destination in egress[0] (no to), egress[1] (ipBlock 0.0.0.0/0), " +
+                "egress[2] (a namespaceSelector matching every namespace, with podSelector {}), egress[2] (ipBlock ::/0), egress[3] (ipBlock 0.0.0.0/1), egress[3] (ipBlock 128.0.0.0/1)" + tail,
+        ]);
+    });
+
+    it("lets an opted-in workload reach the internet through a wide ipBlock, never everything; a policy selecting every pod is never opted in", async () => {
+        const cfg = { all: "mandatory" as const, "network-policy-default-deny": { internetEgressWorkloads: ["api-gateway"] } };
+        expect(await run(stackWith(withEgress("api-gateway", [internet])), cfg)).toEqual([]);
+        const byExpression = withEgress("api-gateway", [internet], { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["api-gateway"] }] });
+        expect(await run(stackWith(byExpression), cfg)).toEqual([]);
+        // Not opted in without the config; the config does not open a rule without to.
+        expect((await run(stackWith(withEgress("api-gateway", [internet])))).map((v) => v.message)).toEqual([
+            `NetworkPolicy "api-gateway" in namespace "ai-trading" lets its pods reach every destination in egress[0] (ipBlock 0.0.0.0/0)${tail}`,
+        ]);
+        expect((await run(stackWith(withEgress("api-gateway", [internet, {}])), cfg)).map((v) => v.message)).toEqual([
+            `NetworkPolicy "api-gateway" in namespace "ai-trading" lets its pods reach every destination in egress[1] (no to)${tail}`,
+        ]);
+        // A selector that also admits a workload not opted in, or every pod of the namespace.
+        const mixed = withEgress("api-gateway", [internet], { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["api-gateway", "postgres"] }] });
+        const everyPod = networkPolicy("allow-internet", {}, ["Egress"], { egress: [internet] });
+        expect((await run([...stackWith(mixed), everyPod], cfg)).map((v) => v.message)).toEqual([
+            `NetworkPolicy "api-gateway" in namespace "ai-trading" lets its pods reach every destination in egress[0] (ipBlock 0.0.0.0/0)${tail}`,
+            `NetworkPolicy "allow-internet" in namespace "ai-trading" lets its pods reach every destination in egress[0] (ipBlock 0.0.0.0/0)${tail}`,
+        ]);
+    });
+
+    it("keeps named destinations, a labelled namespace, a /8 or narrower block, egress rules of an Ingress-only policy, and rules unknown during preview", async () => {
+        const rs = stackWith(withEgress("api-gateway", [
+            { to: [{ podSelector: { matchLabels: { "trading.io/workload": "postgres" } } }] },
+            { to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } } }], ports: [{ protocol: "UDP", port: 53 }] },
+            { to: [{ ipBlock: { cidr: "10.0.0.0/8" } }, { ipBlock: { cidr: "fd00::/16" } }] },
+            { to: UNKNOWN },
+        ]), networkPolicy("ingress-only", {}, ["Ingress"], { ingress: [], egress: [{}] }));
         expect(await run(rs)).toEqual([]);
     });
 });

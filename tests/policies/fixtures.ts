@@ -338,7 +338,8 @@ export function allowFrom(workload: string, clients: string[], port: number): Te
     return networkPolicy(workload, { matchLabels: { "trading.io/workload": workload } }, ["Ingress", "Egress"], {
         // No clients: no rule at all (a rule whose `from` is empty admits every source).
         ingress: clients.length ? [{ from: clients.map((c) => ({ podSelector: { matchLabels: { "trading.io/workload": c } } })), ports: [{ port, protocol: "TCP" }] }] : [],
-        egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 53, protocol: "UDP" }] }],
+        // DNS in kube-system, as the program's allow-dns policy (a peer of every namespace would reach every pod of the cluster).
+        egress: [{ to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } } }], ports: [{ port: 53, protocol: "UDP" }] }],
     });
 }
 
