@@ -1,7 +1,7 @@
 /** Namespaces, API access, RBAC, bare pods, Ingress hosts, groups, and the cross-resource checks, with exact messages. */
 import { describe, expect, it } from "vitest";
 import {
-    deployment, dockerService, edit, find, headlessService, hpa, ingress, NS, pdb, prodStack, replace, service, statefulSet,
+    asEveryPodKind, backupCronJob, deployment, dockerService, edit, find, headlessService, hpa, ingress, NS, pdb, prodStack, replace, service, statefulSet,
 } from "./fixtures";
 import { runPack, summary, TestResource, UNKNOWN } from "./run-pack";
 import { UNKNOWN as PREVIEW_UNKNOWN } from "../../policies/lib/values";
@@ -317,6 +317,77 @@ describe("ingress-no-snippets: nginx configuration injected through annotation v
         ]);
         const defaults = edit(cm, (p) => { p.data = { "enable-annotation-validation": "true", "annotations-risk-level": "High" }; });
         expect(await messages("ingress-no-snippets", [defaults])).toEqual([]);
+    });
+});
+
+describe("no-control-plane-scheduling", () => {
+    const fix = ": application pods stay off the control-plane nodes (etcd and the API server's keys are a container escape away there). " +
+        "Remove the toleration (or give it the key of the taint it is for) and leave nodeName unset; select worker nodes with nodeSelector or affinity.";
+
+    it("passes the platform's pods and tolerations of other taints (a dedicated worker pool, the not-ready grace period)", async () => {
+        const tolerant = deployment("api-gateway", 3001, { spec: { tolerations: [
+            { key: "dedicated", operator: "Equal", value: "trading", effect: "NoSchedule" },
+            { key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute", tolerationSeconds: 300 },
+            { key: UNKNOWN, operator: "Exists" },
+        ] } });
+        expect(await messages("no-control-plane-scheduling", [...prodStack(), tolerant])).toEqual([]);
+    });
+
+    it("rejects control-plane and master tolerations, a toleration without a key, and nodeName, in every pod-bearing kind", async () => {
+        const onControlPlane = deployment("api-gateway", 3001, { spec: { tolerations: [
+            { key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" },
+            { key: "node-role.kubernetes.io/master", operator: "Equal", value: "", effect: "NoSchedule" },
+            { operator: "Exists" },
+            { operator: "Exists", effect: "NoSchedule" },
+        ], nodeName: "cp-1" } });
+        const kinds = asEveryPodKind(onControlPlane);
+        const found = await messages("no-control-plane-scheduling", kinds);
+        expect(found).toHaveLength(5 * kinds.length);
+        const cronJob = kinds.find((r) => r.type === "kubernetes:batch/v1:CronJob")!;
+        expect(await messages("no-control-plane-scheduling", [cronJob])).toEqual([
+            `CronJob "api-gateway-cronjob" tolerations[0] tolerates the control-plane taint node-role.kubernetes.io/control-plane${fix}`,
+            `CronJob "api-gateway-cronjob" tolerations[1] tolerates the control-plane taint node-role.kubernetes.io/master${fix}`,
+            `CronJob "api-gateway-cronjob" tolerations[2] has no key (operator Exists), which tolerates every taint, the control plane's included${fix}`,
+            `CronJob "api-gateway-cronjob" tolerations[3] has no key (operator Exists, effect NoSchedule), which tolerates every taint of that effect, the control plane's included${fix}`,
+            `CronJob "api-gateway-cronjob" sets nodeName "cp-1", which runs the pod on that node past the scheduler and every NoSchedule taint${fix}`,
+        ]);
+        for (const r of kinds) expect(found.filter((m) => m.startsWith(`${r.type.split(":").pop()} "${r.name}" `)), r.name).toHaveLength(5);
+    });
+});
+
+describe("cluster-dns-only", () => {
+    const fix = ", so its lookups escape DNS-based egress policy and the cluster's DNS logs, and the platform's names can be pointed elsewhere. " +
+        "Leave dnsPolicy at ClusterFirst without nameservers of its own (a cluster resolver's address goes in the policy's clusterNameservers) and drop the alias: " +
+        "the platform's names resolve through the cluster DNS.";
+
+    it("passes the platform's pods, dnsConfig options alone, a listed cluster resolver, and aliases of outside names", async () => {
+        const tuned = deployment("api-gateway", 3001, { spec: {
+            dnsPolicy: "ClusterFirst", dnsConfig: { options: [{ name: "ndots", value: "2" }] },
+            hostAliases: [{ ip: "203.0.113.7", hostnames: ["api.partner.example.com"] }],
+        } });
+        const ownResolver = deployment("risk-analyzer", 8020, { spec: { dnsPolicy: "None", dnsConfig: { nameservers: ["10.96.0.10"], searches: ["ai-trading.svc.cluster.local"] } } });
+        const cfg = { all: "mandatory" as const, "cluster-dns-only": { clusterNameservers: ["10.96.0.10"] } };
+        expect(await messages("cluster-dns-only", [...prodStack(), tuned, dockerService(), ownResolver], cfg)).toEqual([]);
+    });
+
+    it("rejects dnsPolicy None or extra nameservers outside the cluster, dnsPolicy Default, and aliases of the cluster's, the platform's and the metadata names", async () => {
+        const none = deployment("api-gateway", 3001, { spec: { dnsPolicy: "None", dnsConfig: { nameservers: ["8.8.8.8", "2001:4860:4860::8888"] } } });
+        const extra = deployment("risk-analyzer", 8020, { spec: { dnsConfig: { nameservers: ["10.96.0.10"] } } });
+        const nodeDns = edit(backupCronJob("postgres", "postgres:16.4-bookworm", 999), (p) => { p.spec.jobTemplate.spec.template.spec.dnsPolicy = "Default"; });
+        const aliases = deployment("trading-engine", 9000, { spec: { hostAliases: [
+            { ip: "203.0.113.9", hostnames: ["postgres", "api.binance.com"] },
+            { ip: "203.0.113.9", hostnames: ["postgres.ai-trading", "kubernetes.default.svc", "redpanda.ai-trading.svc.cluster.local.", "metadata.google.internal", "localhost"] },
+        ] } });
+        const docker = dockerService("api-gateway", { hosts: [{ host: "postgres", ip: "203.0.113.9" }, { host: "example.org", ip: "203.0.113.10" }] });
+        expect(await messages("cluster-dns-only", [none, extra, nodeDns, aliases, docker])).toEqual([
+            `Deployment "api-gateway-deployment" sets dnsPolicy: None and resolves names through 8.8.8.8, 2001:4860:4860::8888, past the cluster DNS${fix}`,
+            `Deployment "risk-analyzer-deployment" adds dnsConfig.nameservers, so it resolves names through 10.96.0.10, past the cluster DNS${fix}`,
+            `CronJob "postgres-backup-cronjob" sets dnsPolicy: Default, so it resolves names through the node's resolvers, past the cluster DNS${fix}`,
+            `Deployment "trading-engine-deployment" hostAliases[0] binds postgres to 203.0.113.9, past the cluster DNS${fix}`,
+            "Deployment \"trading-engine-deployment\" hostAliases[1] binds postgres.ai-trading, kubernetes.default.svc, redpanda.ai-trading.svc.cluster.local., " +
+                `metadata.google.internal, localhost to 203.0.113.9, past the cluster DNS${fix}`,
+            `Container "api-gateway-container" hosts[0] binds postgres to 203.0.113.9, past the cluster DNS${fix}`,
+        ]);
     });
 });
 

@@ -430,3 +430,74 @@ describe("network-policy-default-deny: egress to everything", () => {
         expect(await run(rs)).toEqual([]);
     });
 });
+
+describe("hand-made-endpoints", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("hand-made-endpoints"));
+    /** A Service without a selector: it takes its addresses from hand-made Endpoints or EndpointSlices. */
+    const selectorless = (name: string, type = "ClusterIP") => edit(service(name, "service", 443, type), (p) => { delete p.spec.selector; });
+    const endpoints = (name: string, ips: string[]): TestResource => ({
+        type: "kubernetes:core/v1:Endpoints", name: `${name}-endpoints`,
+        props: { apiVersion: "v1", kind: "Endpoints", metadata: { name, namespace: NS }, subsets: [{ addresses: ips.map((ip) => ({ ip })), ports: [{ port: 443 }] }] },
+    });
+    const slice = (name: string, service: string, addressType: string, addresses: string[][]): TestResource => ({
+        type: "kubernetes:discovery.k8s.io/v1:EndpointSlice", name: `${name}-endpointslice`,
+        props: {
+            apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice", metadata: { name, namespace: NS, labels: { "kubernetes.io/service-name": service } },
+            addressType, endpoints: addresses.map((a) => ({ addresses: a })), ports: [{ port: 443 }],
+        },
+    });
+    const special = (who: string, field: string, address: string, what: string) =>
+        `${who} sets ${field} to ${address} (${what}): whatever connects through its Service (a pod, or the ingress controller, which proxies to endpoint addresses itself) ` +
+        "reaches that address from its own node or pod, the node's cloud credentials and local ports included. Remove the address; give the Service a selector of the platform's pods.";
+    const edge = (who: string, service: string, how: string, listed: string) =>
+        `${who} gives Service "${service}", which is reachable from outside the cluster (${how}), hand-made addresses (${listed}): public traffic goes wherever they point, ` +
+        "past every check of what a Service selects. Route the edge to a Service with a selector of the platform's pods, and delete the hand-made endpoints.";
+
+    it("passes the platform's stack (no hand-made endpoints) and an internal Service's endpoints at an ordinary address", async () => {
+        expect(await run(prodStack())).toEqual([]);
+        const externalDb = [selectorless("ledger-db"), endpoints("ledger-db", ["10.20.0.15", "fd12:3456::15"]), slice("ledger-db-1", "ledger-db", "IPv4", [["10.20.0.16"]])];
+        expect(await run([...prodStack(), ...externalDb])).toEqual([]);
+    });
+
+    it("refuses the metadata, link-local, loopback, unspecified and multicast addresses, IPv4, IPv6 and IPv4-mapped, in Endpoints and EndpointSlices", async () => {
+        const rs = [
+            selectorless("metadata"),
+            endpoints("metadata", ["169.254.169.254", "10.20.0.15"]),
+            edit(endpoints("loop", ["127.0.0.1"]), (p) => { p.subsets[0].notReadyAddresses = [{ ip: "0.0.0.0" }]; }),
+            slice("mapped", "metadata", "IPv6", [["::ffff:169.254.169.254", "::ffff:a9fe:a9fe"], ["fd00:ec2::254", "fe80::1", "::1"]]),
+            slice("alibaba", "metadata", "IPv4", [["100.100.100.200", "224.0.0.251"]]),
+        ];
+        expect((await run(rs)).map((v) => v.message)).toEqual([
+            special("Endpoints \"metadata\"", "subsets[0].addresses[0].ip", "169.254.169.254", "the cloud metadata address"),
+            special("Endpoints \"loop\"", "subsets[0].addresses[0].ip", "127.0.0.1", "loopback"),
+            special("Endpoints \"loop\"", "subsets[0].notReadyAddresses[0].ip", "0.0.0.0", "unspecified"),
+            special("EndpointSlice \"mapped\"", "endpoints[0].addresses[0]", "::ffff:169.254.169.254", "the cloud metadata address"),
+            special("EndpointSlice \"mapped\"", "endpoints[0].addresses[1]", "::ffff:a9fe:a9fe", "the cloud metadata address"),
+            special("EndpointSlice \"mapped\"", "endpoints[1].addresses[0]", "fd00:ec2::254", "the cloud metadata address"),
+            special("EndpointSlice \"mapped\"", "endpoints[1].addresses[1]", "fe80::1", "link-local"),
+            special("EndpointSlice \"mapped\"", "endpoints[1].addresses[2]", "::1", "loopback"),
+            special("EndpointSlice \"alibaba\"", "endpoints[0].addresses[0]", "100.100.100.200", "the cloud metadata address"),
+            special("EndpointSlice \"alibaba\"", "endpoints[0].addresses[1]", "224.0.0.251", "multicast"),
+        ]);
+    });
+
+    it("refuses any hand-made address behind an Ingress backend or a LoadBalancer, NodePort or externalIPs Service", async () => {
+        const rs = [
+            ...prodStack().filter((r) => r.name !== "nginx-ingress"),
+            ingress({ backends: ["api-gateway", "partner"] }),
+            selectorless("partner"),
+            endpoints("partner", ["10.0.0.12"]),
+            selectorless("lb", "LoadBalancer"),
+            slice("lb-abc12", "lb", "IPv4", [["192.168.1.20"]]),
+            // A slice labelled with a Service that has a selector still adds to its endpoints (kube-proxy and the controller read every labelled slice).
+            slice("api-gateway-extra", "api-gateway", "IPv4", [["10.0.0.13"]]),
+            // The same names in another namespace are not the edge's.
+            edit(endpoints("partner", ["10.0.0.14"]), (p) => { p.metadata.namespace = "tools"; }),
+        ];
+        expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message}`)).toEqual([
+            `partner-endpoints: ${edge("Endpoints \"partner\"", "partner", "an Ingress routes to it", "10.0.0.12")}`,
+            `lb-abc12-endpointslice: ${edge("EndpointSlice \"lb-abc12\"", "lb", "type LoadBalancer", "192.168.1.20")}`,
+            `api-gateway-extra-endpointslice: ${edge("EndpointSlice \"api-gateway-extra\"", "api-gateway", "an Ingress routes to it", "10.0.0.13")}`,
+        ]);
+    });
+});
