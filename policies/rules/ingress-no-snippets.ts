@@ -23,9 +23,10 @@ const NGINX_ANNOTATION = /^nginx\.ingress\.kubernetes\.io\//;
 
 /**
  * The nginx variables ingress-nginx's documentation gives in annotation values: `$host`, `$request_uri`
- * and `$escaped_request_uri` (auth-url, auth-signin, mirror-target), `$scheme`, `$remote_addr`,
- * `$binary_remote_addr`, `$remote_user` and `$http_authorization` (auth-cache-key, global-rate-limit-key,
- * upstream-hash-by), and a regex path's capture groups `$1`..`$9` (rewrite-target). Any other variable
+ * and `$escaped_request_uri` (auth-url, auth-signin, mirror-target), `$remote_addr`, `$binary_remote_addr`,
+ * `$remote_user` and `$http_authorization` (auth-cache-key, global-rate-limit-key, upstream-hash-by), a
+ * regex path's capture groups `$1`..`$9` (rewrite-target); and `$scheme`, which only says http or https
+ * (redirects keep it). Any other variable
  * lets the request steer the value: `$http_x_target` in auth-url sends the auth subrequest, with the
  * client's credentials, wherever a header says.
  */
