@@ -2,18 +2,21 @@
 import { Policies } from "@pulumi/policy";
 import { allowedImageRegistries } from "./rules/allowed-image-registries";
 import { automountServiceAccountToken } from "./rules/automount-service-account-token";
+import { clusterDnsOnly } from "./rules/cluster-dns-only";
 import { credentialsFromSecretRefs } from "./rules/credentials-from-secret-refs";
 import { datastoreBackups } from "./rules/datastore-backups";
 import { datastorePersistentStorage } from "./rules/datastore-persistent-storage";
 import { dropAllCapabilities } from "./rules/drop-all-capabilities";
 import { edgeTlsOnly } from "./rules/edge-tls-only";
 import { emptyDirSizeLimit } from "./rules/emptydir-size-limit";
+import { handMadeEndpoints } from "./rules/hand-made-endpoints";
 import { healthChecks } from "./rules/health-checks";
 import { ingressHosts } from "./rules/ingress-hosts";
 import { ingressInternalBackends } from "./rules/ingress-internal-backends";
 import { ingressNoSnippets } from "./rules/ingress-no-snippets";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noBarePods } from "./rules/no-bare-pods";
+import { noControlPlaneScheduling } from "./rules/no-control-plane-scheduling";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
 import { noMutatingAdmission } from "./rules/no-mutating-admission";
 import { noObjectPatches } from "./rules/no-object-patches";
@@ -57,14 +60,17 @@ export const policies: Policies = [
     ingressNoSnippets,
     noPublicExposure,
     ingressInternalBackends,
+    handMadeEndpoints,
     noUncheckedRoutes,
     networkPolicyDefaultDeny,
+    clusterDnsOnly,
     // Namespaces and API access
     protectedNamespaces,
     automountServiceAccountToken,
     rbacLeastPrivilege,
     // Container hardening
     noPrivilegedContainers,
+    noControlPlaneScheduling,
     dropAllCapabilities,
     runAsNonRoot,
     noPrivilegeEscalation,

@@ -70,6 +70,26 @@ export function ingressProblems(props: Record<string, any>): string[] {
     return problems;
 }
 
+/**
+ * HTTPS to an Ingress's backend is verified. The platform's Ingress speaks plain HTTP to ClusterIP
+ * Services selecting its own pods (traffic inside the cluster, fenced by NetworkPolicies), which the
+ * pack accepts: backend TLS is not required. But an Ingress that asks for TLS to its backend
+ * (`backend-protocol: HTTPS` or `GRPCS`) relies on it, and ingress-nginx does not check the backend's
+ * certificate unless told to: `proxy-ssl-verify: "on"`, with the CA in `proxy-ssl-secret` (without the
+ * Secret the controller drops every proxy-ssl annotation). Unverified, whoever answers at the backend's
+ * address (a hand-made Endpoints, a pod that took the IP) gets the traffic, the users' tokens with it,
+ * while the configuration reads as encrypted end to end.
+ */
+export function backendTlsProblems(props: Record<string, any>): string[] {
+    const ann = metadataAnnotations(props);
+    const protocol = ann["nginx.ingress.kubernetes.io/backend-protocol"]?.trim().toUpperCase();
+    if (protocol !== "HTTPS" && protocol !== "GRPCS") return [];
+    const missing: string[] = [];
+    if (ann["nginx.ingress.kubernetes.io/proxy-ssl-verify"]?.trim().toLowerCase() !== "on") missing.push("nginx.ingress.kubernetes.io/proxy-ssl-verify is not \"on\"");
+    if (!ann["nginx.ingress.kubernetes.io/proxy-ssl-secret"]?.trim()) missing.push("nginx.ingress.kubernetes.io/proxy-ssl-secret names no CA Secret");
+    return missing.length ? [`speaks ${protocol} to its backends (nginx.ingress.kubernetes.io/backend-protocol) without verifying them: ${missing.join(" and ")}`] : [];
+}
+
 const message = (who: string, problem: string) =>
     `${who} ${problem}. Serve HTTPS (listen 443 ssl with ssl_certificate and ` +
     "ssl_certificate_key; Ingress spec.tls with a certificate Secret) and let plain HTTP only redirect " +
@@ -79,7 +99,8 @@ export const edgeTlsOnly: ResourceValidationPolicy = {
     name: "edge-tls-only",
     description:
         "The edge serves HTTPS only: the nginx container's uploaded nginx.conf has ssl server blocks and every " +
-        "plain-HTTP server only redirects (return 301 https://...); each Ingress has spec.tls and an ssl-redirect annotation.",
+        "plain-HTTP server only redirects (return 301 https://...); each Ingress has spec.tls and an ssl-redirect annotation, and verifies " +
+        "the backends it speaks HTTPS or GRPCS to (proxy-ssl-verify on, proxy-ssl-secret).",
     severity: "high",
     configSchema: {
         properties: {
@@ -95,7 +116,13 @@ export const edgeTlsOnly: ResourceValidationPolicy = {
             for (const p of dockerEdgeProblems(w.props)) reportViolation(message(w.label, p));
         }, ["docker"]),
         validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
-            for (const p of ingressProblems(plain(props))) reportViolation(message(describe(args.type, args.name), p));
+            const p = plain(props);
+            const who = describe(args.type, args.name);
+            for (const problem of ingressProblems(p)) reportViolation(message(who, problem));
+            for (const problem of backendTlsProblems(p)) {
+                reportViolation(`${who} ${problem}, so whoever answers at a backend's address gets the traffic. Set proxy-ssl-verify: "on" and ` +
+                    "proxy-ssl-secret: <namespace>/<Secret with the backend's CA in ca.crt>, or speak plain HTTP to a ClusterIP Service inside the cluster.");
+            }
         }),
     ],
 };

@@ -1,9 +1,10 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { serviceTarget } from "./no-public-exposure";
+import { ingressBackendServices, outsideReach } from "../lib/routes";
 import { mapSelectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
-import { arr, hasUnknown, isRecord, str } from "../lib/values";
+import { hasUnknown, isRecord, str } from "../lib/values";
 import { DATASTORES, identity, isDatastore, isK8sWorkload, isMonitoring, K8S, MONITORING, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
 export interface IngressBackendsConfig {
@@ -16,13 +17,6 @@ const defaults: IngressBackendsConfig = { internalWorkloads: [...DATASTORES, ...
 export interface Finding {
     urn: string;
     message: string;
-}
-
-/** Names of the Services an Ingress routes to (default backend and every rule's paths). */
-function backendNames(props: Record<string, any>): string[] {
-    const names = [str(props.spec?.defaultBackend?.service?.name)];
-    for (const rule of arr(props.spec?.rules)) for (const p of arr(rule?.http?.paths)) names.push(str(p?.backend?.service?.name));
-    return [...new Set(names.filter((n): n is string => n !== undefined))];
 }
 
 /**
@@ -42,7 +36,7 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
     const out: Finding[] = [];
     for (const ing of resources.filter((r) => r.type === K8S.ingress)) {
         const ns = namespaceOf(ing.props);
-        for (const backend of backendNames(ing.props)) {
+        for (const backend of ingressBackendServices(ing.props)) {
             if (cfg.internalWorkloads.includes(backend)) continue;
             const svc = resources.find((s) => s.type === K8S.service && namespaceOf(s.props) === ns && objectName(s.props, s.name) === backend);
             // An ExternalName Service is a DNS alias the controller proxies to: any name, inside the cluster
@@ -71,7 +65,7 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
     // name say (no-public-exposure lets role=edge Services be LoadBalancers, judged by labels and name).
     for (const svc of resources.filter((r) => r.type === K8S.service)) {
         const spec = svc.props.spec;
-        const how = str(spec?.type) === "LoadBalancer" || str(spec?.type) === "NodePort" ? `type ${str(spec?.type)}` : arr(spec?.externalIPs).length > 0 ? "externalIPs" : undefined;
+        const how = outsideReach(svc.props);
         const selector = spec?.selector;
         if (how === undefined || !isRecord(selector) || Object.keys(selector).length === 0 || hasUnknown(selector)) continue;
         // Named, labelled or selecting by the platform's labels as an internal workload: no-public-exposure reports it (one report each).

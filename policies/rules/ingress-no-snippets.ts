@@ -19,6 +19,55 @@ export function ingressSnippetProblems(props: Record<string, any>): string[] {
         .map((k) => `sets the annotation ${k}`);
 }
 
+const NGINX_ANNOTATION = /^nginx\.ingress\.kubernetes\.io\//;
+
+/**
+ * The nginx variables ingress-nginx's documentation gives in annotation values: `$host`, `$request_uri`
+ * and `$escaped_request_uri` (auth-url, auth-signin, mirror-target), `$remote_addr`, `$binary_remote_addr`,
+ * `$remote_user` and `$http_authorization` (auth-cache-key, global-rate-limit-key, upstream-hash-by), a
+ * regex path's capture groups `$1`..`$9` (rewrite-target); and `$scheme`, which only says http or https
+ * (redirects keep it). Any other variable
+ * lets the request steer the value: `$http_x_target` in auth-url sends the auth subrequest, with the
+ * client's credentials, wherever a header says.
+ */
+export const DOCUMENTED_NGINX_VARIABLES: readonly string[] = [
+    "host", "request_uri", "escaped_request_uri", "scheme", "remote_addr", "binary_remote_addr", "remote_user", "http_authorization",
+];
+const isDocumentedVariable = (name: string) => DOCUMENTED_NGINX_VARIABLES.includes(name) || /^[1-9]$/.test(name);
+
+/**
+ * What in an ingress-nginx annotation value would be nginx configuration rather than a value. The
+ * controller writes values such as auth-url, auth-signin, permanent-redirect or rewrite-target into
+ * its nginx.conf inside quotes or as a directive's argument, so a line break, a `;` (ends the
+ * directive), a brace (opens or closes a block) or a quote or backslash (ends the quoted string)
+ * adds configuration of the Ingress author's own: the snippet door by another name (CVE-2021-25742,
+ * CVE-2023-5043 through annotations, CVE-2023-5044 through permanent-redirect). The controller
+ * validates values since 1.9, but only where `enable-annotation-validation` is left on, and older
+ * controllers not at all; the pack holds every value to it, and stricter: braces only as a variable's
+ * `${name}`, and only the documented variables. Snippet annotations are reported whole above.
+ */
+export function annotationValueProblems(value: string): string[] {
+    const out: string[] = [];
+    if (/[\x00-\x1f\x7f]/.test(value)) out.push("a line break or control character");
+    if (value.includes(";")) out.push("\";\" (ends an nginx directive)");
+    if (/[{}]/.test(value.replace(/\$\{\w+\}/g, ""))) out.push("a brace (opens or closes an nginx block)");
+    if (/["'`\\]/.test(value)) out.push("a quote or backslash (ends the quoted string the controller writes the value into)");
+    const variables = [...value.matchAll(/\$(?:\{(\w+)\}|(\w+))/g)].map((m) => m[1] ?? m[2]);
+    const undocumented = [...new Set(variables.filter((v) => !isDocumentedVariable(v)))];
+    if (undocumented.length) out.push(`the nginx variable${undocumented.length > 1 ? "s" : ""} ${undocumented.map((v) => `$${v}`).join(", ")}, which the annotations do not document`);
+    return out;
+}
+
+export function ingressAnnotationValueProblems(props: Record<string, any>): string[] {
+    return Object.entries(metadataAnnotations(props))
+        .filter(([k]) => NGINX_ANNOTATION.test(k) && !SNIPPET.test(k))
+        .sort(([a], [b]) => a.localeCompare(b))
+        .flatMap(([k, v]) => {
+            const found = annotationValueProblems(v);
+            return found.length ? [`sets the annotation ${k} to a value carrying ${found.join(", ")}`] : [];
+        });
+}
+
 /**
  * The controller's own ConfigMap (ingress-nginx reads its settings from one, by the name given to
  * its --configmap flag): `allow-snippet-annotations: "true"` switches the annotations back on for
@@ -29,6 +78,9 @@ export function controllerConfigProblems(props: Record<string, any>): string[] {
     const data = isRecord(props.data) ? props.data : {};
     const out: string[] = [];
     if (str(data["allow-snippet-annotations"])?.trim().toLowerCase() === "true") out.push("sets allow-snippet-annotations: \"true\" (every Ingress may carry snippets again)");
+    // The controller's own check of annotation values (and its refusal of Critical-risk annotations, the snippets).
+    if (str(data["enable-annotation-validation"])?.trim().toLowerCase() === "false") out.push("sets enable-annotation-validation: \"false\" (annotation values reach nginx.conf unchecked)");
+    if (str(data["annotations-risk-level"])?.trim().toLowerCase() === "critical") out.push("sets annotations-risk-level: Critical (every Ingress may carry snippets again)");
     for (const k of Object.keys(data).filter((key) => /^[a-z-]*-snippet$/.test(key)).sort()) out.push(`sets ${k} (raw nginx configuration for every host)`);
     return out;
 }
@@ -38,14 +90,25 @@ export const ingressNoSnippets: ResourceValidationPolicy = {
     description:
         "No Ingress carries an ingress-nginx *-snippet annotation (configuration-, server-, auth-, stream-, modsecurity-snippet): " +
         "raw nginx configuration run by a controller that can read every Secret (CVE-2021-25742), refused by default since ingress-nginx 1.9; " +
-        "no controller ConfigMap turns them back on (allow-snippet-annotations) or carries a *-snippet key.",
+        "no ingress-nginx annotation value carries nginx configuration (a line break, ;, a brace, a quote or backslash, an undocumented $variable: " +
+        "CVE-2023-5043/5044 through auth-url, permanent-redirect and the like); " +
+        "no controller ConfigMap turns them back on (allow-snippet-annotations, annotations-risk-level Critical), switches off the controller's " +
+        "annotation validation or carries a *-snippet key.",
     severity: "high",
     validateResource: [
         validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
-            for (const p of ingressSnippetProblems(plain(props))) {
+            const p = plain(props);
+            for (const problem of ingressSnippetProblems(p)) {
                 reportViolation(
-                    `Ingress "${args.name}" ${p}, raw nginx configuration in a controller that can read every Secret (CVE-2021-25742); ` +
+                    `Ingress "${args.name}" ${problem}, raw nginx configuration in a controller that can read every Secret (CVE-2021-25742); ` +
                         "use the dedicated annotations, or set the header in the application (the api-gateway sends the security headers itself).",
+                );
+            }
+            for (const problem of ingressAnnotationValueProblems(p)) {
+                reportViolation(
+                    `Ingress "${args.name}" ${problem}: the controller writes the value into its nginx configuration, so it adds configuration ` +
+                        "of its own, run with a token that can read every Secret (CVE-2021-25742, CVE-2023-5043, CVE-2023-5044); give the plain URL, " +
+                        `path or name the annotation documents (nginx variables only ${DOCUMENTED_NGINX_VARIABLES.map((v) => `$${v}`).join(", ")} and $1..$9).`,
                 );
             }
         }),

@@ -1,4 +1,5 @@
 import { StackValidationPolicy } from "@pulumi/policy";
+import { LABEL_WORKLOAD } from "../../catalog/labels";
 import { readConfig } from "../lib/config";
 import { isEmptySelector, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
@@ -8,9 +9,14 @@ import { K8S, K8S_LONG_RUNNING, namespaceOf, objectName, podTemplate } from "../
 export interface NetworkPolicyConfig {
     /** Also require the default-deny policy to cover Egress. */
     requireEgressDeny: boolean;
+    /**
+     * Workloads (trading.io/workload) whose own NetworkPolicy may open egress to the internet (an ipBlock
+     * wider than /8); none by default, so an undeclared one is reported.
+     */
+    internetEgressWorkloads: string[];
 }
 
-const defaults: NetworkPolicyConfig = { requireEgressDeny: true };
+const defaults: NetworkPolicyConfig = { requireEgressDeny: true, internetEgressWorkloads: [] };
 
 function policyTypes(np: Record<string, any>): string[] {
     const types = arr(np.spec?.policyTypes).map((t) => str(t)).filter((t): t is string => !!t);
@@ -30,30 +36,62 @@ export function isDefaultDeny(np: Record<string, any>): { ingress: boolean; egre
 }
 
 /**
- * Ingress rules of a NetworkPolicy that admit every source, each as `ingress[i] (why)`: a rule
- * without `from` (every source), an ipBlock of the whole IPv4 or IPv6 space, or a bare
- * `namespaceSelector: {}` (every pod of every namespace). Any of them undoes the namespace's
- * default deny for the pods the policy selects. Rules unknown during preview are skipped.
+ * Rules of a NetworkPolicy, in one direction, whose peers are everything, each as `<direction>[i] (why)`:
+ * a rule without peers (`from` for ingress, `to` for egress: every address), an ipBlock of the whole
+ * IPv4 or IPv6 space, or a namespaceSelector matching every namespace without a podSelector or with
+ * `podSelector: {}` (every pod of the cluster). Ingress: any of them undoes the namespace's default
+ * deny for the pods the policy selects. Egress: the pods reach the internet, or every pod of the
+ * cluster. `wideBlock` tells the two apart (an opted-in workload may reach the internet through a
+ * wide ipBlock, never everything). Rules unknown during preview are skipped.
  */
-export function openIngressRules(np: Record<string, any>): string[] {
-    const out: string[] = [];
-    arr(np.spec?.ingress).forEach((rule, i) => {
-        if (!isRecord(rule) || hasUnknown(rule.from)) return;
-        const from = arr(rule.from);
-        if (from.length === 0) {
-            out.push(`ingress[${i}] (no from)`);
+export function openRules(np: Record<string, any>, direction: "ingress" | "egress"): Array<{ where: string; wideBlock: boolean }> {
+    const peersKey = direction === "ingress" ? "from" : "to";
+    const out: Array<{ where: string; wideBlock: boolean }> = [];
+    arr(np.spec?.[direction]).forEach((rule, i) => {
+        if (!isRecord(rule) || hasUnknown(rule[peersKey])) return;
+        const peers = arr(rule[peersKey]);
+        if (peers.length === 0) {
+            out.push({ where: `${direction}[${i}] (no ${peersKey})`, wideBlock: false });
             return;
         }
-        for (const peer of from.filter(isRecord)) {
+        for (const peer of peers.filter(isRecord)) {
             const everyNamespace = isRecord(peer.namespaceSelector) && (isEmptySelector(peer.namespaceSelector) || selectsEveryNamespace(peer.namespaceSelector));
             if (everyNamespace && (peer.podSelector === undefined || (isRecord(peer.podSelector) && isEmptySelector(peer.podSelector)))) {
-                out.push(`ingress[${i}] (a namespaceSelector matching every namespace, ${peer.podSelector === undefined ? "without podSelector" : "with podSelector {}"})`);
+                out.push({
+                    where: `${direction}[${i}] (a namespaceSelector matching every namespace, ${peer.podSelector === undefined ? "without podSelector" : "with podSelector {}"})`,
+                    wideBlock: false,
+                });
             }
             const cidr = str(peer.ipBlock?.cidr)?.trim();
-            if (cidr !== undefined && isWideBlock(cidr)) out.push(`ingress[${i}] (ipBlock ${cidr})`);
+            if (cidr !== undefined && isWideBlock(cidr)) out.push({ where: `${direction}[${i}] (ipBlock ${cidr})`, wideBlock: true });
         }
     });
     return out;
+}
+
+/**
+ * The trading.io/workload values a podSelector requires (`matchLabels`, or `In` values): every pod it
+ * selects is one of those workloads. Undefined when the selector does not pin the label.
+ */
+function pinnedWorkloads(selector: unknown): string[] | undefined {
+    if (!isRecord(selector)) return undefined;
+    const label = isRecord(selector.matchLabels) ? str(selector.matchLabels[LABEL_WORKLOAD]) : undefined;
+    if (label !== undefined) return [label];
+    const expr = arr(selector.matchExpressions).find((e) => isRecord(e) && str(e.key) === LABEL_WORKLOAD && str(e.operator) === "In");
+    return expr ? arr(expr.values).map((v) => str(v)).filter((v): v is string => v !== undefined) : undefined;
+}
+
+/**
+ * Egress rules of a policy that reach beyond what they name. A wide ipBlock (the internet) is allowed
+ * only to a policy whose podSelector pins trading.io/workload to workloads of `internetEgressWorkloads`
+ * (the platform's exchange connector, card processor client and notification sender: the program
+ * gives them `0.0.0.0/0` minus the private ranges on 443); a rule with no `to` or a peer matching every
+ * pod of the cluster is reported for every policy, opted-in or not.
+ */
+export function openEgressRules(np: Record<string, any>, internetEgressWorkloads: readonly string[]): string[] {
+    const pinned = pinnedWorkloads(np.spec?.podSelector);
+    const optedIn = pinned !== undefined && pinned.length > 0 && pinned.every((w) => internetEgressWorkloads.includes(w));
+    return openRules(np, "egress").filter((r) => !(r.wideBlock && optedIn)).map((r) => r.where);
 }
 
 /** A namespaceSelector every namespace matches: `kubernetes.io/metadata.name` (set on every namespace) with Exists. */
@@ -101,12 +139,23 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
         // Every policy, the ones selecting every pod too: NetworkPolicies add up, so a second policy with
         // podSelector {} and an open rule opens every pod of the namespace past its default deny.
         for (const p of inNs.filter((x) => policyTypes(x.props).includes("Ingress"))) {
-            const open = openIngressRules(p.props);
+            const open = openRules(p.props, "ingress").map((r) => r.where);
             if (open.length === 0) continue;
             findings.push({
                 urn: p.urn,
                 message: `NetworkPolicy "${objectName(p.props, p.name)}" in namespace "${ns}" admits every source in ${open.join(", ")}, which undoes the namespace's default deny: ` +
                     "name the clients (podSelector, or namespaceSelector with labels) in from.",
+            });
+        }
+        // Egress rules count only where the policy covers Egress (the API ignores them otherwise).
+        for (const p of inNs.filter((x) => policyTypes(x.props).includes("Egress"))) {
+            const open = openEgressRules(p.props, cfg.internetEgressWorkloads);
+            if (open.length === 0) continue;
+            findings.push({
+                urn: p.urn,
+                message: `NetworkPolicy "${objectName(p.props, p.name)}" in namespace "${ns}" lets its pods reach every destination in ${open.join(", ")}, ` +
+                    "which undoes the namespace's default deny for egress: name the destinations in to (podSelector, namespaceSelector with labels, an ipBlock of /8 or narrower); " +
+                    "a workload that must reach the internet is listed in the policy's internetEgressWorkloads and its policy selects it by trading.io/workload.",
             });
         }
         for (const w of workloads.filter((x) => namespaceOf(x.props) === ns)) {
@@ -140,11 +189,14 @@ export const networkPolicyDefaultDeny: StackValidationPolicy = {
     name: "network-policy-default-deny",
     description:
         "Every Kubernetes namespace with workloads has a default-deny NetworkPolicy (podSelector {}, policyTypes " +
-        "Ingress and Egress) and each workload has its own NetworkPolicy listing who may reach it and (Egress) what it may reach.",
+        "Ingress and Egress) and each workload has its own NetworkPolicy listing who may reach it and (Egress) what it may reach; " +
+        "no policy admits every source, or lets its pods reach every destination (no to, every pod of the cluster, an ipBlock wider than /8: " +
+        "the internet only for the workloads of internetEgressWorkloads).",
     severity: "high",
     configSchema: {
         properties: {
             requireEgressDeny: { type: "boolean", default: true },
+            internetEgressWorkloads: { type: "array", items: { type: "string" }, default: defaults.internetEgressWorkloads },
         },
     },
     validateStack: (args, reportViolation) => {

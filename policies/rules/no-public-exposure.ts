@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { LABEL_ROLE, LABEL_WORKLOAD } from "../../catalog/labels";
+import { ingressBackendServices } from "../lib/routes";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, num, plain, str } from "../lib/values";
 import { DATASTORES, describe, isDatastore, metadataLabels, MONITORING, objectName } from "../lib/workloads";
@@ -75,16 +76,7 @@ export function serviceExposure(props: Record<string, any>, name: string, cfg: E
 
 /** Ingresses: no route to datastores or monitoring. */
 export function ingressExposure(props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
-    const backends: string[] = [];
-    const def = str(props.spec?.defaultBackend?.service?.name);
-    if (def) backends.push(def);
-    for (const r of arr(props.spec?.rules)) {
-        for (const p of arr(r?.http?.paths)) {
-            const svc = str(p?.backend?.service?.name);
-            if (svc) backends.push(svc);
-        }
-    }
-    const internal = [...new Set(backends.filter((b) => cfg.internalWorkloads.includes(b)))];
+    const internal = ingressBackendServices(props).filter((b) => cfg.internalWorkloads.includes(b));
     return internal.length
         ? [`routes public traffic to ${internal.join(", ")}; datastores and monitoring stay internal (use a VPN or port-forward for admin access)`]
         : [];

@@ -1,7 +1,7 @@
 /** Namespaces, API access, RBAC, bare pods, Ingress hosts, groups, and the cross-resource checks, with exact messages. */
 import { describe, expect, it } from "vitest";
 import {
-    deployment, dockerService, edit, find, headlessService, hpa, ingress, NS, pdb, prodStack, replace, service, statefulSet,
+    asEveryPodKind, backupCronJob, deployment, dockerService, edit, find, headlessService, hpa, ingress, NS, pdb, prodStack, replace, service, statefulSet,
 } from "./fixtures";
 import { runPack, summary, TestResource, UNKNOWN } from "./run-pack";
 import { UNKNOWN as PREVIEW_UNKNOWN } from "../../policies/lib/values";
@@ -261,6 +261,132 @@ describe("ingress-no-snippets", () => {
             `Ingress "nginx-ingress" sets the annotation nginx.ingress.kubernetes.io/auth-snippet${tail}`,
             `Ingress "nginx-ingress" sets the annotation nginx.ingress.kubernetes.io/configuration-snippet${tail}`,
             `Ingress "nginx-ingress" sets the annotation nginx.ingress.kubernetes.io/server-snippet${tail}`,
+        ]);
+    });
+});
+
+describe("ingress-no-snippets: nginx configuration injected through annotation values", () => {
+    const fix = ": the controller writes the value into its nginx configuration, so it adds configuration of its own, run with a token that can read every Secret " +
+        "(CVE-2021-25742, CVE-2023-5043, CVE-2023-5044); give the plain URL, path or name the annotation documents (nginx variables only $host, $request_uri, " +
+        "$escaped_request_uri, $scheme, $remote_addr, $binary_remote_addr, $remote_user, $http_authorization and $1..$9).";
+    const annotated = (annotations: Record<string, string>) => ingress({ annotations: { "nginx.ingress.kubernetes.io/ssl-redirect": "true", ...annotations } });
+
+    it("rejects auth-url, auth-signin, permanent-redirect and rewrite-target values carrying configuration or undocumented variables", async () => {
+        const bad = annotated({
+            "nginx.ingress.kubernetes.io/auth-url": "http://auth.ai-trading.svc/verify;\n}\nlocation /x { proxy_pass http://169.254.169.254/; }\nlocation /y {",
+            "nginx.ingress.kubernetes.io/auth-signin": "https://$http_x_forwarded_host/start?rd=$escaped_request_uri",
+            "nginx.ingress.kubernetes.io/permanent-redirect": "https://example.com/\" always; add_header X-Leak $ssl_client_s_dn; #",
+            "nginx.ingress.kubernetes.io/rewrite-target": "/${upstream_addr}/$2",
+            "nginx.ingress.kubernetes.io/auth-cache-key": "$remote_user$http_authorization",
+        });
+        expect(await messages("ingress-no-snippets", [bad])).toEqual([
+            "Ingress \"nginx-ingress\" sets the annotation nginx.ingress.kubernetes.io/auth-signin to a value carrying the nginx variable $http_x_forwarded_host, " +
+                `which the annotations do not document${fix}`,
+            "Ingress \"nginx-ingress\" sets the annotation nginx.ingress.kubernetes.io/auth-url to a value carrying a line break or control character, " +
+                `";" (ends an nginx directive), a brace (opens or closes an nginx block)${fix}`,
+            "Ingress \"nginx-ingress\" sets the annotation nginx.ingress.kubernetes.io/permanent-redirect to a value carrying \";\" (ends an nginx directive), " +
+                "a quote or backslash (ends the quoted string the controller writes the value into), the nginx variable $ssl_client_s_dn, which the annotations do not document" + fix,
+            `Ingress "nginx-ingress" sets the annotation nginx.ingress.kubernetes.io/rewrite-target to a value carrying the nginx variable $upstream_addr, which the annotations do not document${fix}`,
+        ]);
+    });
+
+    it("passes the platform's annotations and the documented forms (auth-url with $host, a capture group, ${remote_addr}); other prefixes are not the controller's", async () => {
+        const fine = annotated({
+            "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
+            "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": "30",
+            "nginx.ingress.kubernetes.io/auth-url": "https://$host/oauth2/auth",
+            "nginx.ingress.kubernetes.io/auth-signin": "https://$host/oauth2/start?rd=$escaped_request_uri",
+            "nginx.ingress.kubernetes.io/auth-response-headers": "X-Auth-Request-User, X-Auth-Request-Email",
+            "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
+            "nginx.ingress.kubernetes.io/global-rate-limit-key": "${remote_addr}",
+            "nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8, 192.168.0.0/16",
+            "cert-manager.io/cluster-issuer": "letsencrypt-prod",
+            "example.com/note": "free text; {\"json\": true}",
+        });
+        expect(await messages("ingress-no-snippets", [fine, ...prodStack()])).toEqual([]);
+    });
+
+    it("rejects a controller ConfigMap that switches annotation validation off or admits Critical-risk annotations", async () => {
+        const cm: TestResource = { type: "kubernetes:core/v1:ConfigMap", name: "ingress-nginx-controller",
+            props: { metadata: { name: "ingress-nginx-controller", namespace: "ingress-nginx" }, data: { "enable-annotation-validation": "false", "annotations-risk-level": "Critical" } } };
+        const tail = ": ingress-nginx reads it as its configuration, and runs that configuration with a token that can read every Secret (CVE-2021-25742); leave snippets off.";
+        expect(await messages("ingress-no-snippets", [cm])).toEqual([
+            `ConfigMap "ingress-nginx-controller" sets enable-annotation-validation: "false" (annotation values reach nginx.conf unchecked)${tail}`,
+            `ConfigMap "ingress-nginx-controller" sets annotations-risk-level: Critical (every Ingress may carry snippets again)${tail}`,
+        ]);
+        const defaults = edit(cm, (p) => { p.data = { "enable-annotation-validation": "true", "annotations-risk-level": "High" }; });
+        expect(await messages("ingress-no-snippets", [defaults])).toEqual([]);
+    });
+});
+
+describe("no-control-plane-scheduling", () => {
+    const fix = ": application pods stay off the control-plane nodes (etcd and the API server's keys are a container escape away there). " +
+        "Remove the toleration (or give it the key of the taint it is for) and leave nodeName unset; select worker nodes with nodeSelector or affinity.";
+
+    it("passes the platform's pods and tolerations of other taints (a dedicated worker pool, the not-ready grace period)", async () => {
+        const tolerant = deployment("api-gateway", 3001, { spec: { tolerations: [
+            { key: "dedicated", operator: "Equal", value: "trading", effect: "NoSchedule" },
+            { key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute", tolerationSeconds: 300 },
+            { key: UNKNOWN, operator: "Exists" },
+        ] } });
+        expect(await messages("no-control-plane-scheduling", [...prodStack(), tolerant])).toEqual([]);
+    });
+
+    it("rejects control-plane and master tolerations, a toleration without a key, and nodeName, in every pod-bearing kind", async () => {
+        const onControlPlane = deployment("api-gateway", 3001, { spec: { tolerations: [
+            { key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" },
+            { key: "node-role.kubernetes.io/master", operator: "Equal", value: "", effect: "NoSchedule" },
+            { operator: "Exists" },
+            { operator: "Exists", effect: "NoSchedule" },
+        ], nodeName: "cp-1" } });
+        const kinds = asEveryPodKind(onControlPlane);
+        const found = await messages("no-control-plane-scheduling", kinds);
+        expect(found).toHaveLength(5 * kinds.length);
+        const cronJob = kinds.find((r) => r.type === "kubernetes:batch/v1:CronJob")!;
+        expect(await messages("no-control-plane-scheduling", [cronJob])).toEqual([
+            `CronJob "api-gateway-cronjob" tolerations[0] tolerates the control-plane taint node-role.kubernetes.io/control-plane${fix}`,
+            `CronJob "api-gateway-cronjob" tolerations[1] tolerates the control-plane taint node-role.kubernetes.io/master${fix}`,
+            `CronJob "api-gateway-cronjob" tolerations[2] has no key (operator Exists), which tolerates every taint, the control plane's included${fix}`,
+            `CronJob "api-gateway-cronjob" tolerations[3] has no key (operator Exists, effect NoSchedule), which tolerates every taint of that effect, the control plane's included${fix}`,
+            `CronJob "api-gateway-cronjob" sets nodeName "cp-1", which runs the pod on that node past the scheduler and every NoSchedule taint${fix}`,
+        ]);
+        for (const r of kinds) expect(found.filter((m) => m.startsWith(`${r.type.split(":").pop()} "${r.name}" `)), r.name).toHaveLength(5);
+    });
+});
+
+describe("cluster-dns-only", () => {
+    const fix = ", so its lookups escape DNS-based egress policy and the cluster's DNS logs, and the platform's names can be pointed elsewhere. " +
+        "Leave dnsPolicy at ClusterFirst without nameservers of its own (a cluster resolver's address goes in the policy's clusterNameservers) and drop the alias: " +
+        "the platform's names resolve through the cluster DNS.";
+
+    it("passes the platform's pods, dnsConfig options alone, a listed cluster resolver, and aliases of outside names", async () => {
+        const tuned = deployment("api-gateway", 3001, { spec: {
+            dnsPolicy: "ClusterFirst", dnsConfig: { options: [{ name: "ndots", value: "2" }] },
+            hostAliases: [{ ip: "203.0.113.7", hostnames: ["api.partner.example.com"] }],
+        } });
+        const ownResolver = deployment("risk-analyzer", 8020, { spec: { dnsPolicy: "None", dnsConfig: { nameservers: ["10.96.0.10"], searches: ["ai-trading.svc.cluster.local"] } } });
+        const cfg = { all: "mandatory" as const, "cluster-dns-only": { clusterNameservers: ["10.96.0.10"] } };
+        expect(await messages("cluster-dns-only", [...prodStack(), tuned, dockerService(), ownResolver], cfg)).toEqual([]);
+    });
+
+    it("rejects dnsPolicy None or extra nameservers outside the cluster, dnsPolicy Default, and aliases of the cluster's, the platform's and the metadata names", async () => {
+        const none = deployment("api-gateway", 3001, { spec: { dnsPolicy: "None", dnsConfig: { nameservers: ["8.8.8.8", "2001:4860:4860::8888"] } } });
+        const extra = deployment("risk-analyzer", 8020, { spec: { dnsConfig: { nameservers: ["10.96.0.10"] } } });
+        const nodeDns = edit(backupCronJob("postgres", "postgres:16.4-bookworm", 999), (p) => { p.spec.jobTemplate.spec.template.spec.dnsPolicy = "Default"; });
+        const aliases = deployment("trading-engine", 9000, { spec: { hostAliases: [
+            { ip: "203.0.113.9", hostnames: ["postgres", "api.binance.com"] },
+            { ip: "203.0.113.9", hostnames: ["postgres.ai-trading", "kubernetes.default.svc", "redpanda.ai-trading.svc.cluster.local.", "metadata.google.internal", "localhost"] },
+        ] } });
+        const docker = dockerService("api-gateway", { hosts: [{ host: "postgres", ip: "203.0.113.9" }, { host: "example.org", ip: "203.0.113.10" }] });
+        expect(await messages("cluster-dns-only", [none, extra, nodeDns, aliases, docker])).toEqual([
+            `Deployment "api-gateway-deployment" sets dnsPolicy: None and resolves names through 8.8.8.8, 2001:4860:4860::8888, past the cluster DNS${fix}`,
+            `Deployment "risk-analyzer-deployment" adds dnsConfig.nameservers, so it resolves names through 10.96.0.10, past the cluster DNS${fix}`,
+            `CronJob "postgres-backup-cronjob" sets dnsPolicy: Default, so it resolves names through the node's resolvers, past the cluster DNS${fix}`,
+            `Deployment "trading-engine-deployment" hostAliases[0] binds postgres to 203.0.113.9, past the cluster DNS${fix}`,
+            "Deployment \"trading-engine-deployment\" hostAliases[1] binds postgres.ai-trading, kubernetes.default.svc, redpanda.ai-trading.svc.cluster.local., " +
+                `metadata.google.internal, localhost to 203.0.113.9, past the cluster DNS${fix}`,
+            `Container "api-gateway-container" hosts[0] binds postgres to 203.0.113.9, past the cluster DNS${fix}`,
         ]);
     });
 });

@@ -20,6 +20,32 @@ describe("edge-tls-only", () => {
         expect(nginxTlsProblems(NGINX_CONF)).toEqual([]);
     });
 
+    it("rejects an Ingress that speaks HTTPS or GRPCS to its backends without verifying them; plain HTTP inside the cluster and a verified backend pass", async () => {
+        const withAnnotations = (extra: Record<string, string>) => ingress({ annotations: { "nginx.ingress.kubernetes.io/ssl-redirect": "true", ...extra } });
+        const fix = ", so whoever answers at a backend's address gets the traffic. Set proxy-ssl-verify: \"on\" and proxy-ssl-secret: " +
+            "<namespace>/<Secret with the backend's CA in ca.crt>, or speak plain HTTP to a ClusterIP Service inside the cluster.";
+        const unverified = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS" });
+        const off = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "grpcs", "nginx.ingress.kubernetes.io/proxy-ssl-verify": "off",
+            "nginx.ingress.kubernetes.io/proxy-ssl-secret": "ai-trading/backend-ca" });
+        const noCa = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS", "nginx.ingress.kubernetes.io/proxy-ssl-verify": "on" });
+        expect((await run([unverified])).map((v) => v.message)).toEqual([
+            "Ingress \"nginx-ingress\" speaks HTTPS to its backends (nginx.ingress.kubernetes.io/backend-protocol) without verifying them: " +
+                "nginx.ingress.kubernetes.io/proxy-ssl-verify is not \"on\" and nginx.ingress.kubernetes.io/proxy-ssl-secret names no CA Secret" + fix,
+        ]);
+        expect((await run([off])).map((v) => v.message)).toEqual([
+            "Ingress \"nginx-ingress\" speaks GRPCS to its backends (nginx.ingress.kubernetes.io/backend-protocol) without verifying them: " +
+                "nginx.ingress.kubernetes.io/proxy-ssl-verify is not \"on\"" + fix,
+        ]);
+        expect((await run([noCa])).map((v) => v.message)).toEqual([
+            "Ingress \"nginx-ingress\" speaks HTTPS to its backends (nginx.ingress.kubernetes.io/backend-protocol) without verifying them: " +
+                "nginx.ingress.kubernetes.io/proxy-ssl-secret names no CA Secret" + fix,
+        ]);
+        const verified = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS", "nginx.ingress.kubernetes.io/proxy-ssl-verify": "on",
+            "nginx.ingress.kubernetes.io/proxy-ssl-secret": "ai-trading/backend-ca" });
+        const plainHttp = withAnnotations({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTP" });
+        expect(await run([verified, plainHttp, ingress()])).toEqual([]);
+    });
+
     it("rejects a plain-HTTP server that proxies instead of redirecting", async () => {
         const conf = NGINX_CONF.replace("return 301 https://$host:8443$request_uri;", "location / { proxy_pass http://gateway; }");
         expect(await run([dockerNginx(conf)])).toEqual([{
@@ -264,7 +290,7 @@ describe("network-policy-default-deny", () => {
         // A "deny" that allows everything is no deny.
         const allowAll = replace(prodStack(), "default-deny-netpol", (p) => { p.spec.ingress = [{}]; p.spec.egress = [{}]; });
         // (and its open rule opens every pod of the namespace)
-        expect(summary(await run(allowAll))).toEqual(["network-policy-default-deny <stack>", "network-policy-default-deny default-deny-netpol"]);
+        expect(summary(await run(allowAll))).toEqual(["network-policy-default-deny <stack>", "network-policy-default-deny default-deny-netpol", "network-policy-default-deny default-deny-netpol"]);
     });
 
     it("requires a policy of its own for every workload (an empty allow list keeps it closed)", async () => {
@@ -342,5 +368,136 @@ describe("network-policy-default-deny", () => {
         );
         const rs = [...prodStack().filter((r) => r.name !== "postgres-netpol"), scoped];
         expect(await run(rs)).toEqual([]);
+    });
+});
+
+describe("network-policy-default-deny: egress to everything", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("network-policy-default-deny"));
+    const tail = ", which undoes the namespace's default deny for egress: name the destinations in to (podSelector, namespaceSelector with labels, an ipBlock of /8 or narrower); " +
+        "a workload that must reach the internet is listed in the policy's internetEgressWorkloads and its policy selects it by trading.io/workload.";
+    /** The workload's own policy (as the program renders it) with `egress` as its egress rules. */
+    const withEgress = (workload: string, egress: unknown[], podSelector: Record<string, any> = { matchLabels: { "trading.io/workload": workload } }) => {
+        const np = allowFrom(workload, [], 3001);
+        np.props.spec.podSelector = podSelector;
+        np.props.spec.egress = egress;
+        return np;
+    };
+    /** The program's internet rule (components/runtime/kubernetes/network-policy.ts). */
+    const internet = { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }], ports: [{ protocol: "TCP", port: 443 }] };
+    const stackWith = (...nps: TestResource[]) => [...prodStack().filter((r) => r.name !== "api-gateway-netpol"), ...nps];
+
+    it("rejects a rule without to, every pod of the cluster, and an ipBlock wider than /8 (IPv4 or IPv6, or halves) for a workload not opted in", async () => {
+        const rs = stackWith(withEgress("api-gateway", [
+            { ports: [{ protocol: "TCP", port: 443 }] },
+            internet,
+            { to: [{ namespaceSelector: {}, podSelector: {} }, { ipBlock: { cidr: "::/0" } }] },
+            { to: [{ ipBlock: { cidr: "0.0.0.0/1" } }, { ipBlock: { cidr: "128.0.0.0/1" } }] },
+        ]));
+        expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message}`)).toEqual([
+            "api-gateway-netpol: NetworkPolicy \"api-gateway\" in namespace \"ai-trading\" lets its pods reach every destination in egress[0] (no to), egress[1] (ipBlock 0.0.0.0/0), " +
+                "egress[2] (a namespaceSelector matching every namespace, with podSelector {}), egress[2] (ipBlock ::/0), egress[3] (ipBlock 0.0.0.0/1), egress[3] (ipBlock 128.0.0.0/1)" + tail,
+        ]);
+    });
+
+    it("lets an opted-in workload reach the internet through a wide ipBlock, never everything; a policy selecting every pod is never opted in", async () => {
+        const cfg = { all: "mandatory" as const, "network-policy-default-deny": { internetEgressWorkloads: ["api-gateway"] } };
+        expect(await run(stackWith(withEgress("api-gateway", [internet])), cfg)).toEqual([]);
+        const byExpression = withEgress("api-gateway", [internet], { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["api-gateway"] }] });
+        expect(await run(stackWith(byExpression), cfg)).toEqual([]);
+        // Not opted in without the config; the config does not open a rule without to.
+        expect((await run(stackWith(withEgress("api-gateway", [internet])))).map((v) => v.message)).toEqual([
+            `NetworkPolicy "api-gateway" in namespace "ai-trading" lets its pods reach every destination in egress[0] (ipBlock 0.0.0.0/0)${tail}`,
+        ]);
+        expect((await run(stackWith(withEgress("api-gateway", [internet, {}])), cfg)).map((v) => v.message)).toEqual([
+            `NetworkPolicy "api-gateway" in namespace "ai-trading" lets its pods reach every destination in egress[1] (no to)${tail}`,
+        ]);
+        // A selector that also admits a workload not opted in, or every pod of the namespace.
+        const mixed = withEgress("api-gateway", [internet], { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["api-gateway", "postgres"] }] });
+        const everyPod = networkPolicy("allow-internet", {}, ["Egress"], { egress: [internet] });
+        expect((await run([...stackWith(mixed), everyPod], cfg)).map((v) => v.message)).toEqual([
+            `NetworkPolicy "api-gateway" in namespace "ai-trading" lets its pods reach every destination in egress[0] (ipBlock 0.0.0.0/0)${tail}`,
+            `NetworkPolicy "allow-internet" in namespace "ai-trading" lets its pods reach every destination in egress[0] (ipBlock 0.0.0.0/0)${tail}`,
+        ]);
+    });
+
+    it("keeps named destinations, a labelled namespace, a /8 or narrower block, egress rules of an Ingress-only policy, and rules unknown during preview", async () => {
+        const rs = stackWith(withEgress("api-gateway", [
+            { to: [{ podSelector: { matchLabels: { "trading.io/workload": "postgres" } } }] },
+            { to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } } }], ports: [{ protocol: "UDP", port: 53 }] },
+            { to: [{ ipBlock: { cidr: "10.0.0.0/8" } }, { ipBlock: { cidr: "fd00::/16" } }] },
+            { to: UNKNOWN },
+        ]), networkPolicy("ingress-only", {}, ["Ingress"], { ingress: [], egress: [{}] }));
+        expect(await run(rs)).toEqual([]);
+    });
+});
+
+describe("hand-made-endpoints", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("hand-made-endpoints"));
+    /** A Service without a selector: it takes its addresses from hand-made Endpoints or EndpointSlices. */
+    const selectorless = (name: string, type = "ClusterIP") => edit(service(name, "service", 443, type), (p) => { delete p.spec.selector; });
+    const endpoints = (name: string, ips: string[]): TestResource => ({
+        type: "kubernetes:core/v1:Endpoints", name: `${name}-endpoints`,
+        props: { apiVersion: "v1", kind: "Endpoints", metadata: { name, namespace: NS }, subsets: [{ addresses: ips.map((ip) => ({ ip })), ports: [{ port: 443 }] }] },
+    });
+    const slice = (name: string, service: string, addressType: string, addresses: string[][]): TestResource => ({
+        type: "kubernetes:discovery.k8s.io/v1:EndpointSlice", name: `${name}-endpointslice`,
+        props: {
+            apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice", metadata: { name, namespace: NS, labels: { "kubernetes.io/service-name": service } },
+            addressType, endpoints: addresses.map((a) => ({ addresses: a })), ports: [{ port: 443 }],
+        },
+    });
+    const special = (who: string, field: string, address: string, what: string) =>
+        `${who} sets ${field} to ${address} (${what}): whatever connects through its Service (a pod, or the ingress controller, which proxies to endpoint addresses itself) ` +
+        "reaches that address from its own node or pod, the node's cloud credentials and local ports included. Remove the address; give the Service a selector of the platform's pods.";
+    const edge = (who: string, service: string, how: string, listed: string) =>
+        `${who} gives Service "${service}", which is reachable from outside the cluster (${how}), hand-made addresses (${listed}): public traffic goes wherever they point, ` +
+        "past every check of what a Service selects. Route the edge to a Service with a selector of the platform's pods, and delete the hand-made endpoints.";
+
+    it("passes the platform's stack (no hand-made endpoints) and an internal Service's endpoints at an ordinary address", async () => {
+        expect(await run(prodStack())).toEqual([]);
+        const externalDb = [selectorless("ledger-db"), endpoints("ledger-db", ["10.20.0.15", "fd12:3456::15"]), slice("ledger-db-1", "ledger-db", "IPv4", [["10.20.0.16"]])];
+        expect(await run([...prodStack(), ...externalDb])).toEqual([]);
+    });
+
+    it("refuses the metadata, link-local, loopback, unspecified and multicast addresses, IPv4, IPv6 and IPv4-mapped, in Endpoints and EndpointSlices", async () => {
+        const rs = [
+            selectorless("metadata"),
+            endpoints("metadata", ["169.254.169.254", "10.20.0.15"]),
+            edit(endpoints("loop", ["127.0.0.1"]), (p) => { p.subsets[0].notReadyAddresses = [{ ip: "0.0.0.0" }]; }),
+            slice("mapped", "metadata", "IPv6", [["::ffff:169.254.169.254", "::ffff:a9fe:a9fe"], ["fd00:ec2::254", "fe80::1", "::1"]]),
+            slice("alibaba", "metadata", "IPv4", [["100.100.100.200", "224.0.0.251"]]),
+        ];
+        expect((await run(rs)).map((v) => v.message)).toEqual([
+            special("Endpoints \"metadata\"", "subsets[0].addresses[0].ip", "169.254.169.254", "the cloud metadata address"),
+            special("Endpoints \"loop\"", "subsets[0].addresses[0].ip", "127.0.0.1", "loopback"),
+            special("Endpoints \"loop\"", "subsets[0].notReadyAddresses[0].ip", "0.0.0.0", "unspecified"),
+            special("EndpointSlice \"mapped\"", "endpoints[0].addresses[0]", "::ffff:169.254.169.254", "the cloud metadata address"),
+            special("EndpointSlice \"mapped\"", "endpoints[0].addresses[1]", "::ffff:a9fe:a9fe", "the cloud metadata address"),
+            special("EndpointSlice \"mapped\"", "endpoints[1].addresses[0]", "fd00:ec2::254", "the cloud metadata address"),
+            special("EndpointSlice \"mapped\"", "endpoints[1].addresses[1]", "fe80::1", "link-local"),
+            special("EndpointSlice \"mapped\"", "endpoints[1].addresses[2]", "::1", "loopback"),
+            special("EndpointSlice \"alibaba\"", "endpoints[0].addresses[0]", "100.100.100.200", "the cloud metadata address"),
+            special("EndpointSlice \"alibaba\"", "endpoints[0].addresses[1]", "224.0.0.251", "multicast"),
+        ]);
+    });
+
+    it("refuses any hand-made address behind an Ingress backend or a LoadBalancer, NodePort or externalIPs Service", async () => {
+        const rs = [
+            ...prodStack().filter((r) => r.name !== "nginx-ingress"),
+            ingress({ backends: ["api-gateway", "partner"] }),
+            selectorless("partner"),
+            endpoints("partner", ["10.0.0.12"]),
+            selectorless("lb", "LoadBalancer"),
+            slice("lb-abc12", "lb", "IPv4", [["192.168.1.20"]]),
+            // A slice labelled with a Service that has a selector still adds to its endpoints (kube-proxy and the controller read every labelled slice).
+            slice("api-gateway-extra", "api-gateway", "IPv4", [["10.0.0.13"]]),
+            // The same names in another namespace are not the edge's.
+            edit(endpoints("partner", ["10.0.0.14"]), (p) => { p.metadata.namespace = "tools"; }),
+        ];
+        expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message}`)).toEqual([
+            `partner-endpoints: ${edge("Endpoints \"partner\"", "partner", "an Ingress routes to it", "10.0.0.12")}`,
+            `lb-abc12-endpointslice: ${edge("EndpointSlice \"lb-abc12\"", "lb", "type LoadBalancer", "192.168.1.20")}`,
+            `api-gateway-extra-endpointslice: ${edge("EndpointSlice \"api-gateway-extra\"", "api-gateway", "an Ingress routes to it", "10.0.0.13")}`,
+        ]);
     });
 });

@@ -267,6 +267,30 @@ export function replicationController(workload: string, port: number, opts: Para
     };
 }
 
+/**
+ * A Deployment's pod template under every pod-bearing kind the pack walks (lib/rule.ts): the
+ * Deployment itself, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob and a
+ * bare Pod, named `<workload>-<kind>`.
+ */
+export function asEveryPodKind(d: TestResource): TestResource[] {
+    const p = d.props;
+    const workload = p.metadata.name;
+    const as = (type: string, props: Record<string, any>): TestResource => {
+        const kind = type.split(":").pop()!;
+        return { type, name: kind === "Deployment" ? d.name : `${workload}-${kind.toLowerCase()}`, props: { ...clone(props), kind } };
+    };
+    return [
+        d,
+        as("kubernetes:apps/v1:StatefulSet", { ...p, spec: { ...p.spec, serviceName: `${workload}-headless` } }),
+        as("kubernetes:apps/v1:DaemonSet", { ...p, spec: { selector: p.spec.selector, template: p.spec.template } }),
+        as("kubernetes:apps/v1:ReplicaSet", p),
+        as("kubernetes:core/v1:ReplicationController", { ...p, apiVersion: "v1", spec: { ...p.spec, selector: p.spec.selector.matchLabels } }),
+        as("kubernetes:batch/v1:Job", { ...p, apiVersion: "batch/v1", spec: { template: p.spec.template } }),
+        as("kubernetes:batch/v1:CronJob", { ...p, apiVersion: "batch/v1", spec: { schedule: "0 * * * *", jobTemplate: { spec: { template: p.spec.template } } } }),
+        as("kubernetes:core/v1:Pod", { apiVersion: "v1", metadata: p.metadata, spec: p.spec.template.spec }),
+    ];
+}
+
 export function statefulSet(workload: string, role: string, image: string, port: number, uid: number, extra: Record<string, any> = {}): TestResource {
     const labels = k8sLabels(workload, role);
     const c = container(workload, port, {
@@ -338,7 +362,8 @@ export function allowFrom(workload: string, clients: string[], port: number): Te
     return networkPolicy(workload, { matchLabels: { "trading.io/workload": workload } }, ["Ingress", "Egress"], {
         // No clients: no rule at all (a rule whose `from` is empty admits every source).
         ingress: clients.length ? [{ from: clients.map((c) => ({ podSelector: { matchLabels: { "trading.io/workload": c } } })), ports: [{ port, protocol: "TCP" }] }] : [],
-        egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 53, protocol: "UDP" }] }],
+        // DNS in kube-system, as the program's allow-dns policy (a peer of every namespace would reach every pod of the cluster).
+        egress: [{ to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } } }], ports: [{ port: 53, protocol: "UDP" }] }],
     });
 }
 

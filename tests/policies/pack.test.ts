@@ -3,6 +3,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { PACK_NAME, policies } from "../../policies/all";
 import { FLOATING_TAGS, qualifiedRepository } from "../../catalog/images";
+import { catalog } from "../../catalog/services";
 import { ConfigError, parseStackConfig } from "../../stacks/config";
 import { upstreamImages } from "../../stacks/images";
 import { stackFileConfig } from "../helpers/program";
@@ -67,6 +68,17 @@ describe("policy config files", () => {
         // answers for) or, with trading:imageSource upstream, the same pinned upstream images, node included.
         expect(allowed("dev")).toEqual(["localhost/ai-trading", ...upstream([])]);
         expect(allowed("local-k8s")).toEqual(["localhost/ai-trading"]);
+    });
+
+    it("network-policy-default-deny: the workloads allowed internet egress are those the program gives it (components/platform.ts), in every file", () => {
+        // The exchange connector (Binance in live mode), the card processor's client and the notification sender.
+        const reaching = catalog.filter((s) => s.secrets.some((r) => r === "binance" || r === "payment" || r === "notification")).map((s) => s.name).sort();
+        expect(reaching).toEqual(["notification-service", "payment-service", "trading-engine"]);
+        for (const file of ["dev", "prod", "local-k8s"]) {
+            const listed = (loadConfig(file)["network-policy-default-deny"] as { internetEgressWorkloads: string[] }).internetEgressWorkloads;
+            expect([...listed].sort(), file).toEqual(reaching);
+        }
+        expect(reconcileConfig({}).get("network-policy-default-deny")!.props.internetEgressWorkloads).toEqual([]);
     });
 
     it("without a config file everything is mandatory and prod-only rules run (fail safe)", () => {

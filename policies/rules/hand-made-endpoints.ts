@@ -1,0 +1,148 @@
+import { BlockList, isIP } from "node:net";
+import { StackValidationPolicy } from "@pulumi/policy";
+import { ingressBackendServices, outsideReach } from "../lib/routes";
+import { plainResources, StackResource } from "../lib/stack";
+import { arr, isRecord, str } from "../lib/values";
+import { K8S, metadataLabels, namespaceOf, objectName } from "../lib/workloads";
+
+const ENDPOINTS = "kubernetes:core/v1:Endpoints";
+/** discovery.k8s.io/v1, and the v1beta1 of older clusters. */
+const ENDPOINT_SLICE = /^kubernetes:discovery\.k8s\.io\/v1(beta1)?:EndpointSlice$/;
+/** The label that ties an EndpointSlice to its Service (kube-proxy and ingress-nginx read every slice so labelled). */
+const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
+
+/**
+ * Addresses no endpoint may have, by what they reach from the node or pod that connects: the cloud
+ * metadata service (169.254.169.254 on AWS, GCP, Azure, OpenStack, Oracle; AWS's IPv6 fd00:ec2::254;
+ * Alibaba's 100.100.100.200): the node's credentials), the rest of link-local (169.254.0.0/16,
+ * fe80::/10), loopback (127.0.0.0/8, ::1: the node's own services, the kubelet's and etcd's local
+ * ports), the unspecified and "this network" addresses (0.0.0.0/8, ::), and multicast. Node's
+ * BlockList matches IPv4-mapped IPv6 (::ffff:169.254.169.254, ::ffff:a9fe:a9fe) against the IPv4
+ * ranges, as the kernel routes them. The API server refuses unspecified, loopback and link-local
+ * addresses in Endpoints and IP EndpointSlices itself, but not the metadata addresses outside
+ * link-local nor multicast; the pack reports them all at preview, before an `up` fails half-way.
+ */
+const SPECIAL: ReadonlyArray<[string, number, "ipv4" | "ipv6", string]> = [
+    ["169.254.169.254", 32, "ipv4", "the cloud metadata address"],
+    ["100.100.100.200", 32, "ipv4", "the cloud metadata address"],
+    ["fd00:ec2::254", 128, "ipv6", "the cloud metadata address"],
+    ["169.254.0.0", 16, "ipv4", "link-local"],
+    ["fe80::", 10, "ipv6", "link-local"],
+    ["127.0.0.0", 8, "ipv4", "loopback"],
+    ["::1", 128, "ipv6", "loopback"],
+    ["0.0.0.0", 8, "ipv4", "unspecified"],
+    ["::", 128, "ipv6", "unspecified"],
+    ["224.0.0.0", 4, "ipv4", "multicast"],
+    ["ff00::", 8, "ipv6", "multicast"],
+];
+const SPECIAL_LISTS = SPECIAL.map(([net, prefix, family, what]) => {
+    const list = new BlockList();
+    list.addSubnet(net, prefix, family);
+    return { list, what };
+});
+
+/** What a special address reaches ("loopback", …), or undefined for an ordinary address or a name. */
+export function specialAddress(address: string): string | undefined {
+    const ip = address.trim();
+    const family = isIP(ip);
+    if (family === 0) return undefined;
+    return SPECIAL_LISTS.find(({ list }) => list.check(ip, family === 4 ? "ipv4" : "ipv6"))?.what;
+}
+
+/** The addresses of a hand-made Endpoints (`subsets[].addresses[].ip`, `notReadyAddresses` too) or EndpointSlice (`endpoints[].addresses[]`), each with its field. */
+export function endpointAddresses(type: string, props: Record<string, any>): Array<{ field: string; address: string }> {
+    const out: Array<{ field: string; address: string }> = [];
+    if (type === ENDPOINTS) {
+        arr(props.subsets).forEach((s, i) => {
+            for (const list of ["addresses", "notReadyAddresses"]) {
+                arr(isRecord(s) ? s[list] : undefined).forEach((a, j) => {
+                    const ip = isRecord(a) ? str(a.ip) : undefined;
+                    if (ip !== undefined) out.push({ field: `subsets[${i}].${list}[${j}].ip`, address: ip });
+                });
+            }
+        });
+    } else {
+        arr(props.endpoints).forEach((e, i) => arr(isRecord(e) ? e.addresses : undefined).forEach((a, j) => {
+            if (str(a) !== undefined) out.push({ field: `endpoints[${i}].addresses[${j}]`, address: str(a)! });
+        }));
+    }
+    return out;
+}
+
+export interface EndpointFinding {
+    urn: string;
+    message: string;
+}
+
+/** The Service a hand-made Endpoints (by its name) or EndpointSlice (by its service-name label) gives addresses to. */
+function serviceOf(r: StackResource): string | undefined {
+    return r.type === ENDPOINTS ? objectName(r.props, r.name) : metadataLabels(r.props)[SERVICE_NAME_LABEL];
+}
+
+/**
+ * Endpoints and EndpointSlices the program declares: a Service without a selector takes its
+ * addresses from them (and a slice labelled with a Service's name adds to any Service's), so they
+ * route the cluster's traffic to any address, bypassing every check of what a Service selects.
+ * - Always refused: an address of `specialAddress` (the node's metadata credentials, its loopback).
+ * - Refused whatever the address when the Service is reachable from the edge (an Ingress backend in
+ *   the namespace, or a LoadBalancer, NodePort or externalIPs Service): public traffic then goes to an
+ *   address nothing in the pack judges, the node or control-plane network included, which the pack
+ *   cannot tell from any other address. The edge routes to Services selecting the platform's pods.
+ * Hand-made endpoints of an internal Service (a database outside the cluster at a private address)
+ * are allowed. Values unknown during preview are skipped.
+ */
+export function handMadeEndpointFindings(resources: StackResource[]): EndpointFinding[] {
+    const edge = new Set<string>();
+    for (const ing of resources.filter((r) => r.type === K8S.ingress)) {
+        for (const backend of ingressBackendServices(ing.props)) edge.add(`${namespaceOf(ing.props)}/${backend}`);
+    }
+    const reach = new Map<string, string>();
+    for (const svc of resources.filter((r) => r.type === K8S.service)) {
+        const how = outsideReach(svc.props);
+        if (how) reach.set(`${namespaceOf(svc.props)}/${objectName(svc.props, svc.name)}`, how);
+    }
+    const out: EndpointFinding[] = [];
+    for (const r of resources.filter((x) => x.type === ENDPOINTS || ENDPOINT_SLICE.test(x.type))) {
+        const kind = r.type.split(":").pop();
+        const who = `${kind} "${objectName(r.props, r.name)}"`;
+        const addresses = endpointAddresses(r.type, r.props);
+        for (const a of addresses) {
+            const what = specialAddress(a.address);
+            if (what) {
+                out.push({
+                    urn: r.urn,
+                    message: `${who} sets ${a.field} to ${a.address} (${what}): whatever connects through its Service (a pod, or the ingress controller, ` +
+                        "which proxies to endpoint addresses itself) reaches that address from its own node or pod, the node's cloud credentials and local ports included. " +
+                        "Remove the address; give the Service a selector of the platform's pods.",
+                });
+            }
+        }
+        const service = serviceOf(r);
+        if (service === undefined) continue;
+        const key = `${namespaceOf(r.props)}/${service}`;
+        const how = edge.has(key) ? "an Ingress routes to it" : reach.get(key);
+        if (how === undefined) continue;
+        const listed = addresses.map((a) => a.address).join(", ") || "addresses computed during preview";
+        out.push({
+            urn: r.urn,
+            message: `${who} gives Service "${service}", which is reachable from outside the cluster (${how}), hand-made addresses (${listed}): ` +
+                "public traffic goes wherever they point, past every check of what a Service selects. Route the edge to a Service with a selector " +
+                "of the platform's pods, and delete the hand-made endpoints.",
+        });
+    }
+    return out;
+}
+
+export const handMadeEndpoints: StackValidationPolicy = {
+    name: "hand-made-endpoints",
+    description:
+        "Endpoints and EndpointSlices the program declares (a Service without a selector takes its addresses from them) never name the cloud " +
+        "metadata address, link-local, loopback, unspecified or multicast addresses (IPv4, IPv6 and IPv4-mapped IPv6), and never give addresses " +
+        "to a Service reachable from outside the cluster (an Ingress backend, a LoadBalancer, NodePort or externalIPs Service).",
+    severity: "critical",
+    validateStack: (args, reportViolation) => {
+        const resources = plainResources(args.resources);
+        if (!resources.some((r) => r.type === ENDPOINTS || ENDPOINT_SLICE.test(r.type))) args.notApplicable("no Endpoints or EndpointSlice in this stack");
+        for (const f of handMadeEndpointFindings(resources)) reportViolation(f.message, f.urn);
+    },
+};
