@@ -19,7 +19,7 @@ import { createService, type Service } from "../../services/src/kit";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
 import notificationService from "../../services/src/services/notification-service";
 import { deleteOldDeliveries } from "../../services/src/services/notification-service/data";
-import { checkWebhookUrl, isPublicAddress } from "../../services/src/services/notification-service/channels";
+import { checkWebhookUrl, isPublicAddress, webhookChannel } from "../../services/src/services/notification-service/channels";
 import { backoffMs, deliverAfter } from "../../services/src/services/notification-service/domain";
 import { FakeTelegram } from "../fakes/telegram";
 import { waitUntil } from "../trading/e2e-helpers";
@@ -73,6 +73,28 @@ class Receiver {
 }
 const receivers: Receiver[] = [];
 
+/** A webhook endpoint that answers 200 at once and then its body a byte every 300 ms for `forMs`. */
+async function dribbler(forMs: number) {
+  const d = { url: "", open: 0, requests: 0, server: undefined as Server | undefined };
+  d.server = createServer((req, res) => {
+    d.requests++;
+    req.resume();
+    res.writeHead(200, { "content-type": "text/plain" });
+    d.open++;
+    const tick = setInterval(() => res.write("x"), 300);
+    const end = setTimeout(() => res.end(), forMs);
+    res.on("close", () => {
+      d.open--;
+      clearInterval(tick);
+      clearTimeout(end);
+    });
+  });
+  await new Promise<void>((r) => d.server!.listen(0, "127.0.0.1", r));
+  d.url = `http://127.0.0.1:${(d.server.address() as AddressInfo).port}/hook`;
+  const stop = () => new Promise<void>((r) => { d.server!.closeAllConnections(); d.server!.close(() => r()); });
+  return { ...d, get open() { return d.open; }, get requests() { return d.requests; }, stop };
+}
+
 const as = (userId: string, role = "trader") => ({ "x-user-id": userId, "x-user-role": role });
 const api = async (method: string, url: string, userId: string, payload?: unknown, role = "trader") => {
   const r = await svc.app.inject({ method: method as "GET", url, headers: as(userId, role), ...(payload !== undefined ? { payload: payload as object } : {}) });
@@ -123,6 +145,8 @@ beforeAll(async () => {
     SMTP_USER, SMTP_PASSWORD, SMTP_FROM: "AI Trading <notify@example.test>", TELEGRAM_BOT_TOKEN: telegram.token, TELEGRAM_API_URL: telegram.url,
     NOTIFY_WEBHOOK_ALLOW_PRIVATE: "true", NOTIFY_MAX_ATTEMPTS: "3", NOTIFY_BACKOFF_BASE_MS: "50", NOTIFY_BACKOFF_MAX_MS: "200",
     NOTIFY_WORKER_INTERVAL_MS: "50", NOTIFY_RATE_LIMIT_MAX: "3", NOTIFY_RATE_LIMIT_WINDOW_MS: "1000000000000",
+    // Long enough that a dribbling endpoint is still being read when another user's delivery is due (a loaded machine included).
+    NOTIFY_HTTP_TIMEOUT_MS: "30000",
   };
   const pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 1 });
   await runPostgresMigrations(pool);
@@ -274,6 +298,33 @@ describe("notification-service", () => {
     expect(rs.filter((r) => r.status === 201)).toHaveLength(5);
     expect(rs.filter((r) => r.status === 409)).toHaveLength(25);
     expect((await api("GET", "/webhooks", id)).body.webhooks).toHaveLength(5);
+  });
+
+  it("an endpoint answering a byte at a time: its send ends at the timeout, and other users' deliveries do not wait for it", async () => {
+    const slow = await dribbler(120_000);
+    try {
+      const at = { at: new Date().toISOString() } as unknown as { at: string };
+      await expect(webhookChannel({ timeoutMs: 1_000, allowPrivate: true }).send(slow.url, "whsec_x", { dedupKey: "d", kind: "fill", ...at, data: {} } as never)).rejects.toThrow(/no complete answer within 1000 ms/);
+      const mallory = await user({});
+      expect((await api("POST", "/webhooks", mallory.id, { url: slow.url })).status).toBe(201);
+      const alice = await user({}, true);
+      const before = slow.requests;
+      const o1 = `ord-${randomUUID()}`;
+      await publish("trading.executions", o1, fill(mallory.id, o1, 1));
+      await waitUntil("mallory's endpoint is being read", async () => slow.requests > before && slow.open > 0, 60_000, 20);
+      const o2 = `ord-${randomUUID()}`;
+      await publish("trading.executions", o2, fill(alice.id, o2, 1));
+      await waitUntil("alice's delivery", async () => alice.receiver!.accepted.length === 1, 60_000, 20);
+      // Before, deliveries were sent one after another: alice's waited for mallory's answer to end.
+      expect(slow.open).toBeGreaterThan(0);
+    } finally {
+      await slow.stop();
+    }
+  }, 180_000);
+
+  it("refuses a lease shorter than the slowest send plus a margin, naming the settings", async () => {
+    const env = { ...srv.env, DRAGONFLY_URL: redis.url, LOG_LEVEL: "silent", NOTIFY_LEASE_MS: "15000", NOTIFY_HTTP_TIMEOUT_MS: "10000" };
+    await expect(createService(notificationService, { env, defaultMetrics: false })).rejects.toThrow(/NOTIFY_LEASE_MS \(15000\) must be at least 10000 ms above the slowest send \(10000 ms: NOTIFY_HTTP_TIMEOUT_MS\)/);
   });
 
   it("sent deliveries older than the retention are deleted; recent, pending and dead ones stay", async () => {

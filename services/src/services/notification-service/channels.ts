@@ -24,12 +24,17 @@ export class DeliveryError extends Error {
 
 export interface SmtpSettings { host: string; port: number; secure: boolean; requireTls: boolean; rejectUnauthorized: boolean; user?: string; password?: string; from: string }
 
+/** The SMTP clocks: connecting, the greeting, and an idle socket (the relay is the operator's, not a user's). */
+const SMTP_TIMEOUTS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000 };
+/** About the longest an e-mail send waits on a relay that stops answering (the lease must outlast it). */
+export const SMTP_SEND_BOUND_MS = SMTP_TIMEOUTS.connectionTimeout + SMTP_TIMEOUTS.greetingTimeout + SMTP_TIMEOUTS.socketTimeout;
+
 export function emailChannel(s: SmtpSettings) {
   const transport = nodemailer.createTransport({
     host: s.host, port: s.port, secure: s.secure, requireTLS: s.requireTls,
     auth: s.user ? { user: s.user, pass: s.password ?? "" } : undefined,
     tls: { rejectUnauthorized: s.rejectUnauthorized },
-    connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000,
+    ...SMTP_TIMEOUTS,
   });
   return {
     async send(to: string, n: Pick<Notice, "dedupKey" | "subject" | "text">): Promise<void> {
@@ -122,7 +127,11 @@ export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; no
           u,
           {
             method: "POST",
+            // Two clocks: `timeout` is the socket's idleness; `signal` bounds the whole exchange, the
+            // answer's body included. With the idle one alone, an endpoint answering a byte every half
+            // second held its delivery, and the sender's batch behind it, for as long as it liked.
             timeout: o.timeoutMs,
+            signal: AbortSignal.timeout(o.timeoutMs),
             lookup: o.allowPrivate ? undefined : publicOnlyLookup,
             headers: {
               "content-type": "application/json",
@@ -143,7 +152,8 @@ export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; no
         req.on("error", reject);
         req.end(body);
       }).catch((err: Error & { code?: string }) => {
-        throw new DeliveryError(`webhook: ${err.code ?? err.message}`.slice(0, 300), err.code === "EBLOCKED");
+        const timedOut = err.name === "AbortError" || err.name === "TimeoutError" || err.code === "ABORT_ERR";
+        throw new DeliveryError(timedOut ? `webhook: no complete answer within ${o.timeoutMs} ms` : `webhook: ${err.code ?? err.message}`.slice(0, 300), err.code === "EBLOCKED");
       });
       // 410 Gone: the receiver says the endpoint is no more. Everything else non-2xx is retried.
       if (status === 410) throw new DeliveryError("webhook: 410 gone", true);

@@ -10,16 +10,19 @@
  * Telegram, webhook clients), worker.ts (ingest and the delivery loop).
  */
 import { Counter } from "prom-client";
-import { defineService, envUrl, PeriodicDelete, Type } from "../../kit";
+import { ConfigError, defineService, envUrl, PeriodicDelete, Type } from "../../kit";
 import { BUSINESS_TOPICS, type BillingEventMsg, type PaymentEventMsg } from "../../business/events";
 import type { ComplianceAlert } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
-import { emailChannel, telegramChannel, webhookChannel } from "./channels";
+import { emailChannel, SMTP_SEND_BOUND_MS, telegramChannel, webhookChannel } from "./channels";
 import { deleteOldDeliveries } from "./data";
 import { fromBillingEvent, fromComplianceAlert, fromExecution, fromOrderEvent, fromPaymentEvent, type Notice } from "./domain";
 import { registerRoutes } from "./routes";
 import { ingest, Sender, type Channels } from "./worker";
+
+/** What a lease leaves beyond the slowest send: the delivery's own statements and the rate limit's round trip. */
+const LEASE_MARGIN_MS = 10_000;
 
 /** Topic -> notice. A message of the wrong shape throws and is skipped (logged) by the caller. */
 const toNotice: Record<string, (v: never) => Notice | null> = {
@@ -61,6 +64,11 @@ export default defineService({
   },
   async register(ctx) {
     const { app, config: c } = ctx;
+    // A claimed batch must be done before its lease ends, or another replica sends it again: its
+    // slowest send is bounded by the HTTP timeout (webhook, Telegram) and, with e-mail on, the SMTP clocks.
+    const slowestSendMs = Math.max(c.NOTIFY_HTTP_TIMEOUT_MS, c.SMTP_HOST ? SMTP_SEND_BOUND_MS : 0);
+    if (c.NOTIFY_LEASE_MS < slowestSendMs + LEASE_MARGIN_MS)
+      throw new ConfigError("notification-service", [`NOTIFY_LEASE_MS (${c.NOTIFY_LEASE_MS}) must be at least ${LEASE_MARGIN_MS} ms above the slowest send (${slowestSendMs} ms: NOTIFY_HTTP_TIMEOUT_MS${c.SMTP_HOST ? ", the SMTP timeouts" : ""})`]);
     if (c.SMTP_USER && !c.SMTP_HOST) ctx.log.warn("SMTP_USER is set without SMTP_HOST: e-mail stays off");
     const email = c.SMTP_HOST
       ? emailChannel({ host: c.SMTP_HOST, port: c.SMTP_PORT, secure: c.SMTP_SECURE, requireTls: c.SMTP_REQUIRE_TLS, rejectUnauthorized: c.SMTP_TLS_REJECT_UNAUTHORIZED, user: c.SMTP_USER, password: c.SMTP_PASSWORD, from: c.SMTP_FROM })
@@ -83,7 +91,7 @@ export default defineService({
     let running: Promise<unknown> | undefined;
     const loop = () => {
       running ??= (async () => {
-        while ((await sender.tick()) === c.NOTIFY_BATCH); // drain a backlog without waiting for the next tick
+        while ((await sender.tick()) > 0); // claim while there is room and work, without waiting for the next tick
       })()
         .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "delivery pass failed"))
         .finally(() => (running = undefined));
@@ -92,6 +100,7 @@ export default defineService({
     ctx.onClose(async () => {
       clearInterval(timer);
       await running;
+      await sender.idle();
     });
     const old = new PeriodicDelete("sent notifications", () => deleteOldDeliveries(app.pg, c.NOTIFY_RETENTION_DAYS * 86_400, 5_000), ctx.log);
     old.start();

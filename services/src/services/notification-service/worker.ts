@@ -45,11 +45,33 @@ export class Sender {
     private readonly sent: Counter<"channel" | "outcome">,
   ) {}
 
-  /** One pass over due deliveries; returns how many were handled. */
+  /** Deliveries being sent now (each claimed with its own lease). */
+  private readonly sending = new Set<Promise<void>>();
+
+  /**
+   * Claims as many due deliveries as there is room for (`batch` sends at once) and starts sending
+   * them; returns how many it claimed, without waiting for the sends. Once, a pass claimed a batch and
+   * sent it one delivery at a time: one slow endpoint (an answer dribbled a byte at a time) held every
+   * delivery behind it, every user's, until it finished, and a batch outlasting its lease was claimed
+   * again by another replica and sent twice. Now each send is bounded (NOTIFY_HTTP_TIMEOUT_MS, the
+   * SMTP clocks, within the lease: index.ts) and a slow one takes up only its own place.
+   */
   async tick(): Promise<number> {
-    const due = await data.claimDue(this.db, this.o.batch, this.o.leaseMs);
-    for (const d of due) await this.deliver(d);
+    const room = this.o.batch - this.sending.size;
+    if (room <= 0) return 0;
+    const due = await data.claimDue(this.db, room, this.o.leaseMs);
+    for (const d of due) {
+      const sending: Promise<void> = this.deliver(d)
+        .catch((err: Error) => this.log.warn({ deliveryId: d.delivery_id, err: { message: err.message } }, "delivery failed to record; retried when its lease ends"))
+        .finally(() => this.sending.delete(sending));
+      this.sending.add(sending);
+    }
     return due.length;
+  }
+
+  /** Resolves when the sends started so far have ended (shutdown). */
+  async idle(): Promise<void> {
+    while (this.sending.size > 0) await Promise.allSettled([...this.sending]);
   }
 
   /** Fixed window per user and channel in Dragonfly; the instant the window ends when over the limit. */
