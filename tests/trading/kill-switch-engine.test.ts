@@ -10,7 +10,7 @@
  *   - a global halt: every user's resting and arriving orders, until it is lifted;
  *   - the halt waits for an engine batch in flight, and a batch that starts during a halt's
  *     transaction waits for its commit and then sees it (the advisory lock, seen in pg_locks);
- *   - the lock and the read travel with BEGIN: a market order's batch is still four round trips.
+ *   - the lock and the read travel with BEGIN: a market order's batch is two round trips (its last writes go with COMMIT).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -250,14 +250,14 @@ describe("trading-engine: no fill for a halted scope once the halt has committed
     await set(user(owner), "active");
   }, 120_000);
 
-  it("the lock and the halted scopes travel with BEGIN: a market order's batch is four round trips, a cancel's takes no lock", async () => {
+  it("the lock and the halted scopes travel with BEGIN: a market order's batch is two round trips, a cancel's takes no lock", async () => {
     const { pg: counting, texts } = recordingStatements(client);
     const counted = engineOn(counting);
     await counted.load();
     const order = marketBuy(await newUser());
     await counted.onBatch(execute(order));
     expect(await fillsOf(order.orderId)).toEqual([`${order.orderId}:1`]);
-    expect(texts).toHaveLength(3); // BEGIN with the lock, the halts and the known orders; the order and fill; the outbox (COMMIT makes four)
+    expect(texts).toHaveLength(2); // BEGIN with the lock, the halts and the known orders; the order, its fill and the outbox with COMMIT
     expect(texts[0]).toContain("pg_advisory_xact_lock_shared");
     expect(texts[0]).toContain(`EXECUTE ${STRICT_SCOPES.name}`);
 

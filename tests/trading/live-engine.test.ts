@@ -1455,13 +1455,18 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     const registry = new promClient.Registry();
     const s = symbolOf();
     fake.setPrice(s, "100");
-    // Every write of te_fills fails (not an outage): the batch, its settle, and the fills of the end.
+    // Every write of te_fills fails (not an outage): the batch, its settle, and the fills of the end;
+    // te_final_writes (sent with a batch's COMMIT) writes te_fills too.
+    const refused = (text: string) => /INSERT INTO te_fills|EXECUTE te_final_writes/.test(text);
     const pg: PostgresClient = {
       ...client,
       transaction: ((fn, opts) =>
         client.transaction(
-          (tx, ...rest) =>
-            fn(new Proxy(tx, { get: (t, k) => (k === "query" ? (text: string, values?: unknown[]) => (/INSERT INTO te_fills/.test(text) ? Promise.reject(new Error("te_fills refuses it")) : t.query(text, values)) : Reflect.get(t, k)) }), ...rest),
+          (tx, begun, each, commitWith) =>
+            fn(
+              new Proxy(tx, { get: (t, k) => (k === "query" ? (text: string, values?: unknown[]) => (refused(text) ? Promise.reject(new Error("te_fills refuses it")) : t.query(text, values)) : Reflect.get(t, k)) }),
+              begun, each, (last: string) => (refused(last) ? Promise.reject(new Error("te_fills refuses it")) : commitWith(last)),
+            ),
           opts,
         )) as PostgresClient["transaction"],
     };

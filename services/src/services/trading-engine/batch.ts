@@ -4,7 +4,8 @@
  */
 import type { Counter } from "prom-client";
 import type { PoolClient } from "pg";
-import type { OutboxEvent } from "../../trading/infra/outbox";
+import { executeWith, type CommitWith } from "../../kit/datastores/postgres";
+import { outboxInsert, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
 import type { ExecutionReport } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import * as data from "./data";
@@ -67,6 +68,26 @@ export class BatchWork {
       }
     this.fills = [];
     return fresh;
+  }
+
+  /**
+   * The orders and fills not yet written and every event, sent with COMMIT in one round trip
+   * (data.FINAL_WRITES, which the transaction must have prepared); a fill's event only if its fill is
+   * new. Answers what was enqueued (for the relay once committed); with nothing to write, sends
+   * nothing and answers undefined (the transaction helper commits).
+   */
+  async commit(commitWith: CommitWith): Promise<Enqueued | undefined> {
+    const pending = this.fills;
+    const events = [...this.events, ...pending.map(fillEvent)];
+    if (this.rows.length === 0 && events.length === 0) return undefined;
+    const insert = outboxInsert("te_outbox", events);
+    const fillIdOfEvent = [...this.events.map(() => null), ...pending.map((f) => f.fillId)];
+    const rows = (await commitWith(executeWith(data.FINAL_WRITES, [...data.orderColumns(this.rows), ...data.fillColumns(pending), ...insert.params, fillIdOfEvent]))) as { id: string; event_id: string }[];
+    const inserted = new Set(rows.map((r) => r.event_id));
+    for (const f of pending) if (inserted.has(f.fillId)) this.fillsTotal.inc({ liquidity: f.liquidity });
+    this.rows = [];
+    this.fills = [];
+    return insert.enqueued(rows);
   }
 
   /** Live: records what Binance answered for an order this batch sent; one resting there is weighed with the later ones (FillGate.resting). */

@@ -4,7 +4,6 @@
  */
 import { ANY_CASE_UUID_RE, type Queryable } from "../../kit";
 import { executeStatement, type PreparedStatement } from "../../kit/datastores/postgres";
-import { outboxInsertStatement } from "../../trading/infra/outboxRows";
 import type { ExecutionReport } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
 
@@ -59,9 +58,6 @@ export const STRICT_SCOPES: PreparedStatement = { name: "te_strict_scopes", para
 /** knownOrderIdsStatement's statement, prepared on the connection (the kit's `transaction(fn, { prepared })`). */
 export const KNOWN_ORDER_IDS: PreparedStatement = { name: "te_known_order_ids", params: ["uuid[]"], text: "SELECT order_id FROM te_orders WHERE order_id = ANY($1)" };
 
-/** What a batch transaction prepares (the kit's `transaction(fn, { prepared })`): its BEGIN's statements and the outbox insert sent with COMMIT. */
-export const BATCH_PREPARED = [STRICT_SCOPES, KNOWN_ORDER_IDS, outboxInsertStatement("te_outbox")];
-
 /**
  * knownOrderIds as a statement of literals (EXECUTE of KNOWN_ORDER_IDS, which the transaction must
  * have prepared), to travel with the batch's BEGIN (one round trip less on the order path: the kit's
@@ -81,7 +77,7 @@ export async function orderStatus(db: Queryable, orderId: string): Promise<Engin
 /** The te_orders insert of insertOrders, insertNewOrders and insertOrdersAndFills: parameters $1-$5 (orderColumns); a known order id is left as it is. */
 const INSERT_ORDERS = `INSERT INTO te_orders (order_id, payload, status, remaining, fill_seq)
      SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::numeric[], $5::int[]) ON CONFLICT DO NOTHING`;
-const orderColumns = (rows: EngineOrderRow[]) => [rows.map((r) => r.order.orderId), rows.map((r) => JSON.stringify(r.order)), rows.map((r) => r.status), rows.map((r) => r.remaining), rows.map((r) => r.fillSeq)];
+export const orderColumns = (rows: EngineOrderRow[]) => [rows.map((r) => r.order.orderId), rows.map((r) => JSON.stringify(r.order)), rows.map((r) => r.status), rows.map((r) => r.remaining), rows.map((r) => r.fillSeq)];
 
 /** Records executed (or cancelled-before-execution) orders in one statement; a known order id is left as it is. */
 export async function insertOrders(db: Queryable, rows: EngineOrderRow[]): Promise<void> {
@@ -96,6 +92,9 @@ export async function insertNewOrders(db: Queryable, rows: EngineOrderRow[]): Pr
   return new Set(r.rows.map((x) => x.order_id));
 }
 
+/** te_fills' columns as parameters (fill_id, order_id, payload). */
+export const fillColumns = (fills: Fill[]) => [fills.map((f) => f.fillId), fills.map((f) => f.orderId), fills.map((f) => JSON.stringify(f))];
+
 /**
  * insertOrders and insertFills as one statement (one round trip less on the order path); returns
  * the ids of the fills that were not recorded before.
@@ -106,10 +105,32 @@ export async function insertOrdersAndFills(db: Queryable, rows: EngineOrderRow[]
   const ins = await db.query<{ fill_id: string }>(
     `WITH orders AS (${INSERT_ORDERS})
      INSERT INTO te_fills (fill_id, order_id, payload) SELECT * FROM unnest($6::text[], $7::uuid[], $8::jsonb[]) ON CONFLICT DO NOTHING RETURNING fill_id`,
-    [...orderColumns(rows), fills.map((f) => f.fillId), fills.map((f) => f.orderId), fills.map((f) => JSON.stringify(f))],
+    [...orderColumns(rows), ...fillColumns(fills)],
   );
   return new Set(ins.rows.map((r) => r.fill_id));
 }
+
+/**
+ * A batch's last writes, sent with its COMMIT (BatchWork.commit; a round trip less on the order
+ * path than insertOrdersAndFills and then the outbox insert with COMMIT): the orders and fills not
+ * yet written, and the events, a fill's only when its fill is new (a redelivery's fills, already
+ * recorded, produce no event), in the order given. Parameters: orderColumns ($1-$5), fillColumns
+ * ($6-$8), outboxInsert's for te_outbox ($9-$12), and each event's fill id or NULL ($13).
+ */
+export const FINAL_WRITES: PreparedStatement = {
+  name: "te_final_writes",
+  params: ["uuid[]", "jsonb[]", "text[]", "numeric[]", "int[]", "text[]", "uuid[]", "jsonb[]", "text[]", "text[]", "text[]", "jsonb[]", "text[]"],
+  text: `WITH orders AS (${INSERT_ORDERS}),
+     fills AS (INSERT INTO te_fills (fill_id, order_id, payload) SELECT * FROM unnest($6::text[], $7::uuid[], $8::jsonb[]) ON CONFLICT DO NOTHING RETURNING fill_id)
+     INSERT INTO te_outbox (event_id, topic, msg_key, payload)
+     SELECT e.event_id, e.topic, e.msg_key, e.payload
+       FROM unnest($9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[]) WITH ORDINALITY AS e(event_id, topic, msg_key, payload, fill_id, n)
+      WHERE e.fill_id IS NULL OR e.fill_id IN (SELECT fill_id FROM fills) ORDER BY e.n
+     ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id`,
+};
+
+/** What a batch transaction prepares (the kit's `transaction(fn, { prepared })`): its BEGIN's statements and the last writes sent with COMMIT. */
+export const BATCH_PREPARED = [STRICT_SCOPES, KNOWN_ORDER_IDS, FINAL_WRITES];
 
 /** Inserts fills in one statement; returns the ids that were not recorded before. */
 export async function insertFills(db: Queryable, fills: Fill[]): Promise<Set<string>> {

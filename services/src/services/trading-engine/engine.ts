@@ -25,7 +25,7 @@ import type { Counter } from "prom-client";
 import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
 import { HandlerUnavailableError, PoisonMessageError } from "../../trading/infra/deadLetters";
-import { enqueueAndCommit, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
+import type { Enqueued, OutboxRelay } from "../../trading/infra/outbox";
 import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExchange";
 import type { Bar, OrderRequest } from "../../trading/types";
 import { BatchWork } from "./batch";
@@ -156,11 +156,10 @@ export class TradingEngine {
           else if (c.kind === "cancel") await this.cancel(w, c.order);
           else if (c.kind === "bars") for (const b of c.bars) await this.bar(w, b);
         }
-        await w.flush();
         await data.saveLastBars(tx, [...w.newBars.values()]);
-        // Settled in te_orders now; a held order marked unrecorded keeps its record (the only held one still `sent`: adoptIfSent).
-        if (sentBefore) await forgetLiveSends(tx, liveIds.filter((id) => !(this.held.has(id) && sentBefore.has(id))));
-        enqueued = await enqueueAndCommit(commitWith, "te_outbox", w.events);
+        // Live: the rows first (a record's cancel mark moves onto its row); a held order marked unrecorded keeps its record (the only held one still `sent`: adoptIfSent).
+        if (sentBefore) await w.flush().then(() => forgetLiveSends(tx, liveIds.filter((id) => !(this.held.has(id) && sentBefore.has(id)))));
+        enqueued = await w.commit(commitWith);
       }, { begin: begin === "" ? undefined : begin, prepared: data.BATCH_PREPARED });
     } catch (err) {
       // Live: a failure for good may get the messages set aside: what Binance has is recorded first (sentOrders.ts).
