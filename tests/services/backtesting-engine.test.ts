@@ -96,6 +96,12 @@ describe("validation: 400 naming the field, nothing stored", () => {
     ["strategy named constructor", { strategy: "constructor" }, "strategy"],
     ["sweep over an unknown parameter", { sweep: { parameters: { speed: [1, 2] } } }, "sweep.parameters.speed"],
     ["walk-forward with too many folds", { walkForward: { folds: 25, parameters: { fast: [5] } } }, "walkForward.folds"],
+    // One fold trains 1,000 sets on half of 1,051,200 bars: 526 million bar-steps in one job.
+    [
+      "walk-forward whose fold simulates more bars than a job may",
+      { period: { start: "2022-01-01T00:00:00Z", end: "2024-01-01T00:00:00Z" }, walkForward: { folds: 1, parameters: { fast: Array.from({ length: 10 }, (_, i) => i + 1), slow: Array.from({ length: 100 }, (_, i) => i + 11) } } },
+      "walkForward.parameters",
+    ],
     ["unknown field", { leverage: 100 }, "leverage"],
     ["a taker fee of 100 %", { execution: { takerFeeBps: "10000" } }, "execution.takerFeeBps"],
     ["a slippage cap of 100 % (sells at a negative price)", { execution: { maxSlippageBps: "20000" } }, "execution.maxSlippageBps"],

@@ -12,6 +12,13 @@ export interface Limits {
   maxBars: number;
   /** Parameter sets one sweep may expand to. */
   maxParameterSets: number;
+  /**
+   * Bars one job may simulate: a walk-forward fold runs every set of its grid over its training
+   * window (grid x training bars x symbols) and the best over its test window. Without it, one fold
+   * of a 1,000-set grid over 2.5M training bars was one job of 2.5 billion bar-steps (about 11
+   * minutes of a replica) counted as one against the open-jobs cap.
+   */
+  maxJobBarSteps: number;
 }
 
 export type JobKind = "run" | "sweep" | "walk-forward";
@@ -89,6 +96,9 @@ export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
     // folds + 1 equal segments: fold k trains on segment k and is tested on segment k + 1.
     const seg = Math.floor(barsPerSymbol / (folds + 1));
     if (seg < 2) fail("walkForward.folds", `leaves fewer than 2 bars per segment (${barsPerSymbol} bars, ${folds} folds)`);
+    const steps = (grid.length * seg + seg) * req.symbols.length;
+    if (steps > limits.maxJobBarSteps)
+      fail("walkForward.parameters", `${grid.length} parameter sets over ${seg.toLocaleString("en")} training bars a fold (${req.symbols.length} symbols) are ${steps.toLocaleString("en")} bar-steps a job, more than the limit of ${limits.maxJobBarSteps.toLocaleString("en")}: use fewer sets, more folds or a shorter period`);
     const at = (k: number) => from + k * seg * step;
     return {
       strategy: def.name,
