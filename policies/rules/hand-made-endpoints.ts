@@ -5,9 +5,22 @@ import { plainResources, StackResource } from "../lib/stack";
 import { arr, isRecord, str } from "../lib/values";
 import { K8S, metadataLabels, namespaceOf, objectName } from "../lib/workloads";
 
-const ENDPOINTS = "kubernetes:core/v1:Endpoints";
-/** discovery.k8s.io/v1, and the v1beta1 of older clusters. */
-const ENDPOINT_SLICE = /^kubernetes:discovery\.k8s\.io\/v1(beta1)?:EndpointSlice$/;
+/** Endpoints, and a patch of one (server-side apply adds addresses to an existing object just as well). */
+const ENDPOINTS = /^kubernetes:core\/v1:Endpoints(Patch)?$/;
+/** discovery.k8s.io/v1, and the v1beta1 of older clusters; a patch too (it may add addresses, or the label tying a slice to a Service). */
+const ENDPOINT_SLICE = /^kubernetes:discovery\.k8s\.io\/v1(beta1)?:EndpointSlice(Patch)?$/;
+/** A List of either: each item is judged as the object it is. */
+const ENDPOINT_LIST = /^kubernetes:(core\/v1:Endpoints|discovery\.k8s\.io\/v1(beta1)?:EndpointSlice)List$/;
+const isEndpoints = (type: string) => ENDPOINTS.test(type) || ENDPOINT_SLICE.test(type) || ENDPOINT_LIST.test(type);
+
+/** The Endpoints and EndpointSlices of the stack, a List's items each as its own object. */
+function endpointObjects(resources: StackResource[]): StackResource[] {
+    return resources.filter((r) => isEndpoints(r.type)).flatMap((r) => {
+        if (!ENDPOINT_LIST.test(r.type)) return [r];
+        const itemType = r.type.slice(0, -"List".length);
+        return arr(r.props.items).filter(isRecord).map((item, i) => ({ ...r, type: itemType, name: `${r.name}.items[${i}]`, props: item }));
+    });
+}
 /** The label that ties an EndpointSlice to its Service (kube-proxy and ingress-nginx read every slice so labelled). */
 const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
@@ -41,18 +54,33 @@ const SPECIAL_LISTS = SPECIAL.map(([net, prefix, family, what]) => {
     return { list, what };
 });
 
+/** The NAT64 well-known prefix (RFC 6052): 64:ff9b::a9fe:a9fe reaches 169.254.169.254 through a cluster's NAT64 gateway. */
+const NAT64 = new BlockList();
+NAT64.addSubnet("64:ff9b::", 96, "ipv6");
+
+/** The IPv4 address a NAT64 address embeds (its last 32 bits), read from URL's compressed spelling. */
+function nat64Embedded(ip: string): string {
+    const groups = new URL(`http://[${ip}]`).hostname.slice(1, -1).split(":");
+    const [h7, h8] = groups.slice(-2).map((g) => parseInt(g || "0", 16));
+    return [h7 >> 8, h7 & 255, h8 >> 8, h8 & 255].join(".");
+}
+
 /** What a special address reaches ("loopback", …), or undefined for an ordinary address or a name. */
 export function specialAddress(address: string): string | undefined {
     const ip = address.trim();
     const family = isIP(ip);
     if (family === 0) return undefined;
+    if (family === 6 && NAT64.check(ip, "ipv6")) {
+        const what = specialAddress(nat64Embedded(ip));
+        return what && `${what}, through NAT64`;
+    }
     return SPECIAL_LISTS.find(({ list }) => list.check(ip, family === 4 ? "ipv4" : "ipv6"))?.what;
 }
 
 /** The addresses of a hand-made Endpoints (`subsets[].addresses[].ip`, `notReadyAddresses` too) or EndpointSlice (`endpoints[].addresses[]`), each with its field. */
 export function endpointAddresses(type: string, props: Record<string, any>): Array<{ field: string; address: string }> {
     const out: Array<{ field: string; address: string }> = [];
-    if (type === ENDPOINTS) {
+    if (ENDPOINTS.test(type)) {
         arr(props.subsets).forEach((s, i) => {
             for (const list of ["addresses", "notReadyAddresses"]) {
                 arr(isRecord(s) ? s[list] : undefined).forEach((a, j) => {
@@ -76,7 +104,7 @@ export interface EndpointFinding {
 
 /** The Service a hand-made Endpoints (by its name) or EndpointSlice (by its service-name label) gives addresses to. */
 function serviceOf(r: StackResource): string | undefined {
-    return r.type === ENDPOINTS ? objectName(r.props, r.name) : metadataLabels(r.props)[SERVICE_NAME_LABEL];
+    return ENDPOINTS.test(r.type) ? objectName(r.props, r.name) : metadataLabels(r.props)[SERVICE_NAME_LABEL];
 }
 
 /**
@@ -102,7 +130,7 @@ export function handMadeEndpointFindings(resources: StackResource[]): EndpointFi
         if (how) reach.set(`${namespaceOf(svc.props)}/${objectName(svc.props, svc.name)}`, how);
     }
     const out: EndpointFinding[] = [];
-    for (const r of resources.filter((x) => x.type === ENDPOINTS || ENDPOINT_SLICE.test(x.type))) {
+    for (const r of endpointObjects(resources)) {
         const kind = r.type.split(":").pop();
         const who = `${kind} "${objectName(r.props, r.name)}"`;
         const addresses = endpointAddresses(r.type, r.props);
@@ -142,7 +170,7 @@ export const handMadeEndpoints: StackValidationPolicy = {
     severity: "critical",
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
-        if (!resources.some((r) => r.type === ENDPOINTS || ENDPOINT_SLICE.test(r.type))) args.notApplicable("no Endpoints or EndpointSlice in this stack");
+        if (!resources.some((r) => isEndpoints(r.type))) args.notApplicable("no Endpoints or EndpointSlice in this stack");
         for (const f of handMadeEndpointFindings(resources)) reportViolation(f.message, f.urn);
     },
 };

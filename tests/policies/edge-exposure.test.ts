@@ -500,4 +500,25 @@ describe("hand-made-endpoints", () => {
             `api-gateway-extra-endpointslice: ${edge("EndpointSlice \"api-gateway-extra\"", "api-gateway", "an Ingress routes to it", "10.0.0.13")}`,
         ]);
     });
+
+    it("reads NAT64 addresses, Lists' items and patches the same way", async () => {
+        const asPatch = (r: TestResource): TestResource => ({ ...r, type: `${r.type}Patch`, name: `${r.name}-patch` });
+        const rs = [
+            selectorless("nat"),
+            // 64:ff9b::/96 embeds an IPv4 address a cluster's NAT64 gateway connects to.
+            slice("nat64", "nat", "IPv6", [["64:ff9b::a9fe:a9fe", "64:ff9b::808:808"]]),
+            { type: "kubernetes:core/v1:EndpointsList", name: "listed", props: { apiVersion: "v1", kind: "EndpointsList", items: [endpoints("nat", ["127.0.0.2"]).props] } },
+            asPatch(endpoints("nat", ["169.254.169.254"])),
+            ...prodStack().filter((r) => r.name !== "nginx-ingress"),
+            ingress({ backends: ["api-gateway"] }),
+            // A patch labelling an existing slice with the edge's Service adds its addresses there.
+            asPatch(slice("relabelled", "api-gateway", "IPv4", [["10.0.0.40"]])),
+        ];
+        expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message}`)).toEqual([
+            `nat64-endpointslice: ${special("EndpointSlice \"nat64\"", "endpoints[0].addresses[0]", "64:ff9b::a9fe:a9fe", "the cloud metadata address, through NAT64")}`,
+            `listed: ${special("Endpoints \"nat\"", "subsets[0].addresses[0].ip", "127.0.0.2", "loopback")}`,
+            `nat-endpoints-patch: ${special("EndpointsPatch \"nat\"", "subsets[0].addresses[0].ip", "169.254.169.254", "the cloud metadata address")}`,
+            `relabelled-endpointslice-patch: ${edge("EndpointSlicePatch \"relabelled\"", "api-gateway", "an Ingress routes to it", "10.0.0.40")}`,
+        ]);
+    });
 });
