@@ -409,3 +409,37 @@ describe("a replica killed mid-job", () => {
     }
   }, 600_000);
 });
+
+describe("cancelling a backtest", () => {
+  it("stops its unfinished jobs (a running one at its next lease renewal), keeps what finished, frees the user's open jobs; only its owner, once", async () => {
+    await stopWorkers();
+    // 20 event-driven jobs over a year of minutes: each takes a while, so some are still queued when it is cancelled.
+    const sweep = { ...synthetic, period: { start: "2023-01-01T00:00:00Z", end: "2024-01-01T00:00:00Z" }, sweep: { parameters: { fast: [5, 6, 7, 8, 9], slow: [20, 30, 40, 50] } } };
+    const sub = await call("POST", "/", sweep);
+    expect(sub.status, sub.text).toBe(202);
+    const id = sub.body.id as string;
+    await startWorker();
+    await waitFor("a job running", async () => (await call("GET", `/${id}`)).body.progress.running > 0, { timeoutMs: 300_000, intervalMs: 50 });
+    const other = { ...headers, "x-user-id": randomUUID() };
+    expect((await call("POST", `/${id}/cancel`, undefined, other)).status).toBe(404);
+    const cancelled = await call("POST", `/${id}/cancel`);
+    expect(cancelled.status, cancelled.text).toBe(200);
+    expect(cancelled.body).toMatchObject({ id, status: "cancelled" });
+    expect(cancelled.body.cancelledJobs).toBeGreaterThan(0);
+    const run = (await call("GET", `/${id}`)).body;
+    expect(run).toMatchObject({ status: "cancelled", progress: { queued: 0, running: 0 } });
+    expect(run.progress.cancelled).toBe(cancelled.body.cancelledJobs);
+    expect((await pool.query("SELECT count(*)::int AS n FROM bt_jobs WHERE owner_id = $1 AND run_id = $2 AND status IN ('queued', 'running')", [USER, id])).rows[0].n).toBe(0);
+    expect((await call("POST", `/${id}/cancel`)).status).toBe(409);
+    // The replica that was running a job loses it at its next renewal: the job stays cancelled, no result is recorded.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const jobs = await pool.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM bt_jobs WHERE run_id = $1 GROUP BY status ORDER BY status", [id]);
+    expect(jobs.rows.find((r) => r.status === "cancelled")?.n).toBe(cancelled.body.cancelledJobs);
+    expect((await call("GET", `/${id}`)).body.status).toBe("cancelled");
+    // A finished run has nothing to cancel.
+    const small = await call("POST", "/", { ...synthetic, parameters: { fast: 8, slow: 21 } });
+    expect((await finished(small.body.id)).status).toBe("succeeded");
+    const again = await call("POST", `/${small.body.id}/cancel`);
+    expect([again.status, again.body.error.message]).toEqual([409, `backtest ${small.body.id} is already succeeded: nothing left to cancel`]);
+  }, 600_000);
+});

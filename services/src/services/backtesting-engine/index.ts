@@ -7,7 +7,8 @@
  * Routes (behind the gateway at /api/backtests):
  *   GET  /strategies                  names, descriptions, parameters (bounds, defaults)
  *   POST /                            submit -> 202 { id, jobs }; 400 naming the field on bad input
- *   GET  /:id                         status and progress (jobs queued/running/succeeded/failed, fraction)
+ *   GET  /:id                         status and progress (jobs queued/running/succeeded/failed/cancelled, fraction)
+ *   POST /:id/cancel                  its unfinished jobs stop -> 200 { cancelledJobs }; 409 when it is already final
  *   GET  /:id/results?sort=sharpe     per job: parameters, metrics, per-symbol metrics, walk-forward choice
  *   GET  /:id/jobs/:job/equity        equity and drawdown curve (downsampled, extremes kept)
  *   GET  /:id/jobs/:job/trades        trades (runs and walk-forward folds)

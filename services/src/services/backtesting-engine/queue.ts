@@ -203,6 +203,28 @@ export class JobQueue {
     if (r.rowCount !== 1) throw new LeaseLostError(`job ${job.runId}/${job.idx} attempt ${job.attempt} is no longer held by ${this.worker}`);
   }
 
+  /**
+   * Cancels a run of `ownerId`'s: its queued and running jobs become `cancelled` and the run is settled
+   * `cancelled`, in one transaction under the run's lock. A running job's replica loses its lease at
+   * its next renewal (heartbeat matches `running` only) and records nothing. Answers the jobs
+   * cancelled, or the run's status when it had none left to cancel (undefined: no such run of the owner).
+   */
+  async cancel(runId: string, ownerId: string): Promise<{ cancelled: number } | { final: string } | undefined> {
+    let cancelled = 0;
+    const { written } = await settleAfter(this.pg, [runId], async (c) => {
+      const r = await c.query(
+        `UPDATE bt_jobs SET status = 'cancelled', finished_at = now(), lease_until = NULL
+          WHERE run_id = $1 AND owner_id = $2 AND status IN ('queued', 'running')`,
+        [runId, ownerId],
+      );
+      cancelled = r.rowCount ?? 0;
+      return cancelled > 0;
+    });
+    if (written) return { cancelled };
+    const run = await this.pg.query<{ status: string }>("SELECT status FROM bt_runs WHERE id = $1 AND owner_id = $2", [runId, ownerId]);
+    return run.rows[0] && { final: run.rows[0].status };
+  }
+
   /** Records the attempt's result (exactly once per job: later or stale attempts match no row). */
   async succeed(job: ClaimedJob, result: unknown): Promise<boolean> {
     return this.finish(

@@ -1,5 +1,5 @@
 /**
- * HTTP routes: submit, poll, results, curves, trades, charts; strategies and their parameters.
+ * HTTP routes: submit, poll, cancel, results, curves, trades, charts; strategies and their parameters.
  * A submission may carry an Idempotency-Key (per user): a retry with the same body is answered its
  * run (200, `idempotent-replay: true`), the key with another body is a 409 naming it.
  */
@@ -41,6 +41,7 @@ const RunOut = ResponseObject({ id: Type.String(), strategy: Type.String(), kind
 const ResultsOut = ResponseObject({ id: Type.String(), status: Type.String(), kind: Type.String(), jobs: Type.Array(ResponseObject({ job: Type.Number(), status: Type.String(), attempts: Type.Number() }, { description: "with its metrics once succeeded" })) });
 const EquityOut = ResponseObject({ job: Type.Number(), time: Type.Array(Type.Number()), equity: Type.Array(Type.Number()), drawdown: Type.Array(Type.Number()) });
 const TradesOut = ResponseObject({ job: Type.Number(), total: Type.Number(), trades: Type.Array(Type.Unknown()) });
+const CancelOut = ResponseObject({ id: Type.String(), status: Type.Literal("cancelled"), cancelledJobs: Type.Number() });
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const jobView = (j: JobRow) => ({ job: j.idx, status: j.status, attempts: j.attempts, progress: j.progress, ...(j.result ?? {}), ...(j.error ? { error: j.error } : {}) });
 
@@ -88,6 +89,14 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
       id: run.id, strategy: run.strategy, kind: run.kind, status: run.status, jobs: run.total_jobs,
       progress: await store.progress(run.id), createdAt: iso(run.created_at), startedAt: iso(run.started_at), finishedAt: iso(run.finished_at),
     };
+  });
+
+  // The run's unfinished jobs stop (a running one at its next lease renewal); its finished jobs' results stay readable.
+  app.post("/:id/cancel", { schema: { params: RunId, response: { 200: CancelOut } } }, async (req) => {
+    const out = await deps.queue.cancel(req.params.id, requireIdentity(req).userId);
+    if (!out) throw notFound(`no backtest ${req.params.id}`);
+    if ("final" in out) throw conflict(`backtest ${req.params.id} is already ${out.final}: nothing left to cancel`);
+    return { id: req.params.id, status: "cancelled" as const, cancelledJobs: out.cancelled };
   });
 
   app.get("/:id/results", {

@@ -1,5 +1,6 @@
 /**
- * Settling runs: a run is succeeded, or failed when one of its jobs failed, once every job is final.
+ * Settling runs: a run is succeeded, failed when one of its jobs failed, or cancelled when its owner
+ * cancelled it (its unfinished jobs `cancelled`), once every job is final.
  * Whatever makes a job final settles its run in the same transaction, under the run's row lock
  * (`settleAfter`, queue.ts). `StrandedRunRepair` settles the runs a path that did not left open with
  * every job final (a replica of an older release during a rolling deploy), and marks `running` the
@@ -34,7 +35,8 @@ export async function settleAfter(
     if (!(await write(c))) return { written: false, settled: 0 };
     const r = await c.query(
       `UPDATE bt_runs r SET finished_at = now(),
-              status = CASE WHEN EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status = 'failed') THEN 'failed' ELSE 'succeeded' END
+              status = CASE WHEN EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status = 'cancelled') THEN 'cancelled'
+                            WHEN EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status = 'failed') THEN 'failed' ELSE 'succeeded' END
        WHERE r.id = ANY($1::uuid[]) AND r.status IN ('queued', 'running')
          AND NOT EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status IN ('queued', 'running'))`,
       [runIds],

@@ -54,9 +54,9 @@ export class ResultStore {
     return r.rows[0];
   }
 
-  async progress(id: string): Promise<{ queued: number; running: number; succeeded: number; failed: number; fraction: number }> {
+  async progress(id: string): Promise<{ queued: number; running: number; succeeded: number; failed: number; cancelled: number; fraction: number }> {
     const r = await this.pg.query<{ status: string; n: string; p: number }>(`SELECT status, count(*) AS n, sum(progress) AS p FROM bt_jobs WHERE run_id = $1 GROUP BY status`, [id]);
-    const out = { queued: 0, running: 0, succeeded: 0, failed: 0, fraction: 0 };
+    const out = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0, fraction: 0 };
     let total = 0;
     let done = 0;
     for (const row of r.rows) {
