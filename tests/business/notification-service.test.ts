@@ -107,9 +107,19 @@ const fill = (userId: string, orderId: string, seq: number, eventId = `${orderId
   fill: { fillId: `${orderId}:${seq}`, orderId, userId, symbol: "BTCUSDT", side: "buy", quantity: "0.5", price: "42000.5", fee: "0.021", liquidity: "taker", ts: Date.now() },
 });
 
+/** The confirmation code last mailed to `address` (email-verification.ts), once it has arrived. */
+const codeMailedTo = (address: string, after = 0) =>
+  waitUntil(`a confirmation code for ${address}`, async () => mails.slice(after).filter((m) => m.to.includes(address) && /Subject: Confirm your e-mail address/.test(m.raw)).map((m) => /code is (\d{6})\./.exec(m.raw)?.[1]).at(-1), 60_000);
+/** Confirms the user's address with the code mailed to it. */
+async function confirmEmail(id: string, address: string): Promise<void> {
+  const r = await api("POST", "/preferences/email/verify", id, { code: await codeMailedTo(address) });
+  expect([r.status, r.body]).toEqual([200, { emailVerified: true }]);
+}
+
 async function user(prefs: Record<string, unknown>, webhook = false): Promise<{ id: string; receiver?: Receiver }> {
   const id = randomUUID();
   expect((await api("PUT", "/preferences", id, { email: null, telegramChatId: null, ...prefs })).status).toBe(200);
+  if (typeof prefs.email === "string") await confirmEmail(id, prefs.email);
   if (!webhook) return { id };
   const receiver = new Receiver();
   await receiver.start();
@@ -182,7 +192,7 @@ describe("notification-service", () => {
     await publish("trading.executions", orderId, first); // redelivery: same event
     await publish("trading.executions", orderId, fill(u.id, orderId, 1, `${orderId}:other-id`)); // same fill, another event id
     await publish("trading.executions", orderId, fill(u.id, orderId, 2)); // marker: same partition, after the duplicates
-    const mine = () => mails.filter((m) => m.to.includes(`trader-${run}@example.test`));
+    const mine = () => mails.filter((m) => m.to.includes(`trader-${run}@example.test`) && !/Subject: Confirm your e-mail address/.test(m.raw));
     await waitUntil("both fills delivered on every channel", async () =>
       mine().length === 2 && telegram.messages.filter((m) => m.chatId === chat).length === 2 && u.receiver!.accepted.length === 2, 120_000);
     expect(mine()[0].raw).toMatch(/^Subject: Filled: buy 0\.5 BTCUSDT @ 42000\.5\r?$/m);
@@ -326,6 +336,48 @@ describe("notification-service", () => {
     const env = { ...srv.env, DRAGONFLY_URL: redis.url, LOG_LEVEL: "silent", NOTIFY_LEASE_MS: "15000", NOTIFY_HTTP_TIMEOUT_MS: "10000" };
     await expect(createService(notificationService, { env, defaultMetrics: false })).rejects.toThrow(/NOTIFY_LEASE_MS \(15000\) must be at least 10000 ms above the slowest send \(10000 ms: NOTIFY_HTTP_TIMEOUT_MS\)/);
   });
+
+  it("an e-mail address gets notices only once confirmed with the code mailed to it; wrong codes, a changed address and resends", async () => {
+    const id = randomUUID();
+    const address = `confirm-${run}@example.test`;
+    const put = await api("PUT", "/preferences", id, { email: address, telegramChatId: null });
+    expect(put.body).toMatchObject({ email: address, emailVerified: false, emailVerification: "sent" });
+    const first = await codeMailedTo(address);
+    // Unconfirmed: a fill is not mailed (no e-mail delivery is even made).
+    const o1 = `ord-${randomUUID()}`;
+    await publish("trading.executions", o1, fill(id, o1, 1));
+    const o2 = `ord-${randomUUID()}`;
+    const u2 = await user({ email: null }, true);
+    await publish("trading.executions", o2, fill(u2.id, o2, 1)); // another user's, on a webhook: when it is done, so is ours
+    await waitUntil("the other user's delivery", async () => u2.receiver!.accepted.length === 1, 60_000);
+    expect((await deliveries(id)).filter((d) => d.channel === "email")).toEqual([]);
+    // A wrong code counts; a fresh code replaces the first; the right one confirms.
+    const wrong = first === "000000" ? "000001" : "000000";
+    const bad = await api("POST", "/preferences/email/verify", id, { code: wrong });
+    expect([bad.status, bad.body.error.field, bad.body.error.message]).toEqual([400, "code", "wrong code (4 tries left for this code)"]);
+    expect((await api("POST", "/preferences/email/verify", id, { code: "12345" })).body.error.field).toBe("code");
+    const mailed = mails.length;
+    expect((await api("POST", "/preferences/email/code", id)).body).toEqual({ emailVerification: "sent" });
+    const second = await codeMailedTo(address, mailed);
+    if (second !== first) expect((await api("POST", "/preferences/email/verify", id, { code: first })).status).toBe(400);
+    expect((await api("POST", "/preferences/email/verify", id, { code: second })).body).toEqual({ emailVerified: true });
+    expect((await api("GET", "/preferences", id)).body).toMatchObject({ email: address, emailVerified: true });
+    expect((await api("POST", "/preferences/email/code", id)).status).toBe(409);
+    // The same address again (any case) stays confirmed; another one must be confirmed anew.
+    expect((await api("PUT", "/preferences", id, { email: address.toUpperCase(), telegramChatId: null })).body.emailVerified).toBe(true);
+    const other = `other-${run}@example.test`;
+    expect((await api("PUT", "/preferences", id, { email: other, telegramChatId: null })).body).toMatchObject({ emailVerified: false, emailVerification: "sent" });
+    await codeMailedTo(other);
+    // Five wrong tries end the code.
+    for (let i = 0; i < 5; i++) await api("POST", "/preferences/email/verify", id, { code: String(100000 + i) === (await codeMailedTo(other)) ? "999999" : String(100000 + i) });
+    expect((await api("POST", "/preferences/email/verify", id, { code: await codeMailedTo(other) })).status).toBe(409);
+    // At most five codes an hour per user (three so far: the first address's two, the other's one).
+    for (let i = 0; i < 2; i++) expect((await api("POST", "/preferences/email/code", id)).status).toBe(200);
+    const limited = await api("POST", "/preferences/email/code", id);
+    expect([limited.status, limited.body.error.code]).toEqual([429, "TOO_MANY_CODES"]);
+    // No address at all.
+    expect((await api("POST", "/preferences/email/verify", randomUUID(), { code: "123456" })).status).toBe(409);
+  }, 180_000);
 
   it("sent deliveries older than the retention are deleted; recent, pending and dead ones stay", async () => {
     const pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 1 });

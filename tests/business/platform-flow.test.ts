@@ -133,6 +133,9 @@ describe("the business tier end to end", () => {
 
     const email = `flow-${run}@example.test`;
     expect((await api("PUT", "/notifications/preferences", { email, telegramChatId: null })).status).toBe(200);
+    // Notices go to the address once it is confirmed with the code mailed to it.
+    const code = await waitUntil("confirmation code", async () => mails.filter((m) => m.to.includes(email)).map((m) => /code is (\d{6})\./.exec(m.raw)?.[1]).find(Boolean), 120_000);
+    expect((await api("POST", "/notifications/preferences/email/verify", { code })).body).toEqual({ emailVerified: true });
     const hook = await api("POST", "/notifications/webhooks", { url: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/in` });
     hookSecret = hook.body.secret;
 
@@ -181,7 +184,7 @@ describe("the business tier end to end", () => {
       return n === requests - 1 ? rows : undefined;
     }, 120_000, 1000);
     const byRoute = Object.fromEntries(usage.map((r: any) => [r.route, r.requests]));
-    expect(byRoute.notifications).toBe(2);
+    expect(byRoute.notifications).toBe(3); // preferences, the e-mail address's confirmation, a webhook
     expect(byRoute.billing).toBe(2);
     expect(byRoute.orders).toBeGreaterThanOrEqual(2);
 

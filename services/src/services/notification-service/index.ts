@@ -80,7 +80,7 @@ export default defineService({
       webhook: webhookChannel({ timeoutMs: c.NOTIFY_HTTP_TIMEOUT_MS, allowPrivate: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE }),
     };
     ctx.log.info({ email: !!channels.email, telegram: !!channels.telegram, webhook: true }, "notification channels");
-    registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS });
+    registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS, sendCode: email && ((to, m) => email.send(to, m)), log: ctx.log });
 
     const sent = new Counter({ name: "notifications_total", help: "Delivery attempts by channel and outcome (sent, retry, dead, rate_limited)", labelNames: ["channel", "outcome"] as const, registers: [ctx.metrics.registry] });
     const sender = new Sender(app.pg, app.redis, channels, {

@@ -2,7 +2,10 @@
  * notification-service HTTP (/api/notifications behind the gateway; the caller's own data, admin
  * may list every dead letter and replay any).
  *   GET  /preferences                 the caller's preferences (defaults when never set)
- *   PUT  /preferences                 e-mail, Telegram chat id, time zone, quiet hours, channels per category
+ *   PUT  /preferences                 e-mail, Telegram chat id, time zone, quiet hours, channels per category;
+ *                                     a new e-mail address gets a confirmation code (email-verification.ts)
+ *   POST /preferences/email/verify    {code}: the address is confirmed, notices go to it from then on
+ *   POST /preferences/email/code      a fresh code to the unconfirmed address
  *   GET  /webhooks | POST /webhooks   endpoints; POST answers the signing secret, once
  *   DELETE /webhooks/:id
  *   GET  /deliveries?limit            recent deliveries and their status
@@ -10,10 +13,12 @@
  *   POST /dead-letters/:id/replay     queue the delivery again with fresh attempts
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import type { Logger } from "pino";
 import { badRequest, conflict, HttpError, NoContent, notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { checkWebhookUrl } from "./channels";
 import * as data from "./data";
 import { CATEGORIES, CHANNELS, isTimeZone } from "./domain";
+import { registerEmailVerification, type CodeSender } from "./email-routes";
 
 const HHMM = Type.String({ pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$" });
 const ChannelList = Type.Array(Type.Union(CHANNELS.map((c) => Type.Literal(c))), { uniqueItems: true, maxItems: CHANNELS.length });
@@ -31,6 +36,7 @@ const PreferencesBody = Type.Object(
 // Responses (OpenAPI; unnamed fields are kept).
 const PreferencesOut = ResponseObject({
   email: Nullable(Type.String()),
+  emailVerified: Type.Boolean({ description: "the address's owner entered the code sent to it: notices go to it only then" }),
   telegramChatId: Nullable(Type.String()),
   timeZone: Type.String(),
   quietHours: Type.Unknown({ description: "{ start, end } as HH:MM in timeZone, or null" }),
@@ -46,16 +52,18 @@ const delivery = (d: data.DeliveryRow) => ({
   createdAt: d.created_at.toISOString(), sentAt: d.sent_at?.toISOString() ?? null,
 });
 
-export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; maxWebhooks: number }): void {
+export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; maxWebhooks: number; sendCode?: CodeSender; log: Logger }): void {
+  const codes = registerEmailVerification(app, o.sendCode, o.log);
   app.get("/preferences", { schema: { response: { 200: PreferencesOut } } }, async (req) => data.preferences(app.pg, requireIdentity(req).userId));
 
   app.put("/preferences", { schema: { body: PreferencesBody, response: { 200: PreferencesOut } } }, async (req) => {
     const who = requireIdentity(req);
     const b = req.body;
     if (!isTimeZone(b.timeZone)) throw badRequest(`unknown time zone '${b.timeZone.slice(0, 64)}'`, "timeZone");
-    const prefs: data.Preferences = { email: b.email, telegramChatId: b.telegramChatId, timeZone: b.timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
-    await data.savePreferences(app.pg, who.userId, prefs);
-    return prefs;
+    const prefs = { email: b.email, telegramChatId: b.telegramChatId, timeZone: b.timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
+    const saved = await data.savePreferences(app.pg, who.userId, prefs);
+    const emailVerification = saved.emailChanged ? await codes.send(who.userId, b.email!) : undefined;
+    return { ...prefs, emailVerified: saved.emailVerified, ...(emailVerification ? { emailVerification } : {}) };
   });
 
   app.get("/webhooks", { schema: { response: { 200: ResponseObject({ webhooks: Type.Array(WebhookOut) }) } } }, async (req) => ({ webhooks: await data.webhooks(app.pg, requireIdentity(req).userId) }));

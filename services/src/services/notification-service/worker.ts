@@ -23,7 +23,7 @@ export async function ingest(db: Queryable, channels: Channels, n: Notice, now =
   const prefs = await data.preferences(db, n.userId);
   const hooks = await data.webhooks(db, n.userId);
   const available = new Set<Channel>();
-  if (prefs.email && channels.email) available.add("email");
+  if (prefs.email && prefs.emailVerified && channels.email) available.add("email");
   if (prefs.telegramChatId && channels.telegram) available.add("telegram");
   if (hooks.length) available.add("webhook");
   const targets = channelsFor(n.category, prefs.channels, available).flatMap((channel): { channel: Channel; target: string }[] =>
