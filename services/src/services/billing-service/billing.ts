@@ -1,25 +1,20 @@
 /**
- * billing-service use cases. State changes and their `billing.events` commit together (outbox);
- * charges go to payment-service with an idempotency key per invoice attempt
- * (`invoice-<id>-<n>`), so a retried cycle never charges twice; the outcome comes back on
- * `payments.events` (payment.succeeded / payment.failed with reference `invoice:<id>`), which
- * marks the invoice paid or schedules the dunning retry, if it is the charge billing asked for: the
- * invoice's payer, amount and currency.
+ * billing-service use cases: subscribe, change plan, cancel, the billing cycle. State changes and
+ * their `billing.events` commit together (outbox); invoices, their charges and the payment
+ * outcomes are invoicing.ts's.
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
 import type { Logger } from "pino";
 import { HttpError } from "../../kit";
 import { toJson } from "../../business/money";
-import { INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
-import { afterFailedAttempt, type DunningPolicy, statusAfterPayment } from "./domain/invoices";
+import type { PaymentEventMsg } from "../../business/events";
+import type { DunningPolicy } from "./domain/invoices";
 import { BillingError, changePlan, type InvoiceLine, type Plan, renew, startSubscription } from "./domain/subscriptions";
+import { Invoicing, type PaymentGateway } from "./invoicing";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
-export interface PaymentGateway {
-  /** Asks payment-service to charge; resolves once it accepted the request (outcome comes as an event). */
-  charge(p: { userId: string; amount: bigint; currency: string; paymentMethod: string; reference: string; idempotencyKey: string; description: string }): Promise<{ intentId: string; status: string }>;
-}
+export type { PaymentGateway } from "./invoicing";
 
 export interface UsageSource {
   /** Metered units of `userId` in [from, to). */
@@ -27,14 +22,18 @@ export interface UsageSource {
 }
 
 export class Billing {
+  private readonly invoicing: Invoicing;
+
   constructor(
     private readonly repo: BillingRepo,
-    private readonly payments: PaymentGateway,
+    payments: PaymentGateway,
     private readonly usage: UsageSource,
-    private readonly log: Logger,
-    private readonly dunning: DunningPolicy,
+    log: Logger,
+    dunning: DunningPolicy,
     private readonly published: () => void,
-  ) {}
+  ) {
+    this.invoicing = new Invoicing(repo, payments, log, dunning);
+  }
 
   private tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     return this.repo.pg.transaction(fn);
@@ -143,44 +142,8 @@ export class Billing {
   }
 
   /** Applies one payments.events message (deduped by event id). */
-  async onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
-    const invoiceId = ev.reference?.startsWith(INVOICE_REFERENCE_PREFIX) ? ev.reference.slice(INVOICE_REFERENCE_PREFIX.length) : "";
-    if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed")) return false;
-    if (!(await this.repo.markProcessed(c, ev.eventId))) return false;
-    const inv = await this.repo.invoice(invoiceId, c, true);
-    if (!inv) return false;
-    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id };
-    if (!isChargeOf(inv, ev)) {
-      this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
-      return false;
-    }
-    if (inv.status !== "open") {
-      if (ev.type === "payment.succeeded") this.log.warn({ ...fields, invoiceStatus: inv.status }, "payment for an invoice that is no longer open: refund it");
-      return false;
-    }
-    const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
-    const plan = await this.planOrThrow(cur.plan_id, c);
-    const attempts = inv.attempts + 1;
-    if (ev.type === "payment.succeeded") {
-      await c.query("UPDATE bil_invoices SET status = 'paid', attempts = $2, paid_at = now(), next_attempt_at = NULL, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, attempts]);
-      const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: statusAfterPayment(cur.status, "paid") });
-      await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${inv.invoice_id}:paid`, invoiceId: inv.invoice_id, amountPaid: toJson(BigInt(inv.amount_due)), attempts });
-      if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
-      return true;
-    }
-    const decision = afterFailedAttempt(attempts, new Date(ev.ts), this.dunning);
-    const giveUp = decision.action === "give_up";
-    await c.query("UPDATE bil_invoices SET status = $2, attempts = $3, next_attempt_at = $4, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, giveUp ? "uncollectible" : "open", attempts, giveUp ? null : decision.at]);
-    const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: statusAfterPayment(cur.status, giveUp ? "gave_up" : "failed") });
-    await this.repo.emit(c, giveUp ? "invoice.uncollectible" : "invoice.payment_failed", sub, plan, {
-      eventId: `${inv.invoice_id}:failed:${attempts}`,
-      invoiceId: inv.invoice_id,
-      amountDue: toJson(BigInt(inv.amount_due)),
-      attempts,
-      nextAttemptAt: giveUp ? null : decision.at.toISOString(),
-    });
-    if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}:${attempts}` });
-    return true;
+  onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
+    return this.invoicing.onPaymentEvent(c, ev);
   }
 
   private async owned(c: PoolClient, userId: string, subscriptionId: string, allow: { unpaid?: boolean } = {}): Promise<SubscriptionRow> {
@@ -190,42 +153,11 @@ export class Billing {
     return cur;
   }
 
-  private async invoice(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[]): Promise<InvoiceRow> {
-    const { invoice, creditBalanceAfter } = await this.repo.createInvoice(c, randomUUID(), sub, plan.currency, lines);
-    if (creditBalanceAfter !== BigInt(sub.credit_balance)) await c.query("UPDATE bil_subscriptions SET credit_balance = $2 WHERE subscription_id = $1", [sub.subscription_id, creditBalanceAfter.toString()]);
-    await this.repo.emit(c, "invoice.created", sub, plan, { eventId: `${invoice.invoice_id}:created`, invoiceId: invoice.invoice_id, amountDue: toJson(BigInt(invoice.amount_due)) });
-    if (invoice.status === "paid") await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${invoice.invoice_id}:paid`, invoiceId: invoice.invoice_id, amountPaid: 0 });
-    return invoice;
+  private invoice(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[]): Promise<InvoiceRow> {
+    return this.invoicing.create(c, sub, plan, lines);
   }
 
-  /** One charge attempt; the outcome arrives on payments.events. */
-  private async charge(inv: InvoiceRow): Promise<void> {
-    const sub = (await this.repo.subscription(inv.subscription_id))!;
-    try {
-      const r = await this.payments.charge({
-        userId: inv.user_id,
-        amount: BigInt(inv.amount_due),
-        currency: inv.currency,
-        paymentMethod: sub.payment_method,
-        reference: `invoice:${inv.invoice_id}`,
-        idempotencyKey: `invoice-${inv.invoice_id}-${inv.attempts + 1}`,
-        description: `Invoice ${inv.invoice_id}`,
-      });
-      // No retry is due while this attempt's outcome is on its way, unless the outcome already came:
-      // payments.events can overtake the answer to this request (a decline recorded first, then a
-      // NULL here, left the invoice open with no next attempt: dunning stopped).
-      await this.repo.pg.query(
-        "UPDATE bil_invoices SET last_payment_id = $2, next_attempt_at = CASE WHEN attempts = $3 THEN NULL ELSE next_attempt_at END WHERE invoice_id = $1 AND status = 'open'",
-        [inv.invoice_id, r.intentId, inv.attempts],
-      );
-    } catch (err) {
-      // Not charged (or unknown): the next cycle retries with the same key, which cannot charge twice.
-      this.log.warn({ invoiceId: inv.invoice_id, err: { message: (err as Error).message } }, "charge request failed; retried next cycle");
-    }
+  private charge(inv: InvoiceRow): Promise<void> {
+    return this.invoicing.charge(inv);
   }
-}
-
-/** Whether a payment event is the charge of this invoice: billing charges its payer, amount and currency. */
-export function isChargeOf(inv: Pick<InvoiceRow, "user_id" | "amount_due" | "currency">, ev: Pick<PaymentEventMsg, "userId" | "amount" | "currency">): boolean {
-  return ev.userId === inv.user_id && ev.currency === inv.currency && Number.isSafeInteger(ev.amount) && BigInt(ev.amount) === BigInt(inv.amount_due);
 }
