@@ -32,7 +32,7 @@ export class Billing {
     dunning: DunningPolicy,
     private readonly published: () => void,
   ) {
-    this.invoicing = new Invoicing(repo, payments, log, dunning);
+    this.invoicing = new Invoicing(repo, payments, log, dunning, published);
   }
 
   private tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {

@@ -16,8 +16,23 @@ import type { InvoiceLine, Plan } from "./domain/subscriptions";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
 export interface PaymentGateway {
-  /** Asks payment-service to charge; resolves once it accepted the request (outcome comes as an event). */
+  /**
+   * Asks payment-service to charge; resolves once it accepted the request (outcome comes as an
+   * event). Throws ChargeRefusedError when payment-service refused the request for good
+   * (domain/invoices.ts refusesCharge), any other error when it may be retried as it is.
+   */
   charge(p: { userId: string; amount: bigint; currency: string; paymentMethod: string; reference: string; idempotencyKey: string; description: string }): Promise<{ intentId: string; status: string }>;
+}
+
+/** payment-service refused a charge request for good: the attempt has failed. */
+export class ChargeRefusedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ChargeRefusedError";
+  }
 }
 
 export class Invoicing {
@@ -26,6 +41,7 @@ export class Invoicing {
     private readonly payments: PaymentGateway,
     private readonly log: Logger,
     private readonly dunning: DunningPolicy,
+    private readonly published: () => void,
   ) {}
 
   private async planOrThrow(id: string, c: PoolClient): Promise<Plan> {
@@ -64,9 +80,24 @@ export class Invoicing {
         [inv.invoice_id, r.intentId, inv.attempts],
       );
     } catch (err) {
+      if (err instanceof ChargeRefusedError) {
+        // The same request would be refused again (a user holding this attempt's key had dunning
+        // retry it for ever): a failed attempt, the next one is scheduled with its own key.
+        this.log.warn({ invoiceId: inv.invoice_id, code: err.code, err: { message: err.message } }, "charge refused by payment-service; counted as a failed attempt");
+        if (await this.repo.pg.transaction((c) => this.refused(c, inv))) this.published();
+        return;
+      }
       // Not charged (or unknown): the next cycle retries with the same key, which cannot charge twice.
       this.log.warn({ invoiceId: inv.invoice_id, err: { message: (err as Error).message } }, "charge request failed; retried next cycle");
     }
+  }
+
+  /** Records the refused attempt, unless the invoice moved on meanwhile (an outcome came, another replica). */
+  private async refused(c: PoolClient, attempted: InvoiceRow): Promise<boolean> {
+    const inv = await this.repo.invoice(attempted.invoice_id, c, true);
+    if (!inv || inv.status !== "open" || inv.attempts !== attempted.attempts) return false;
+    await this.failedAttempt(c, inv, new Date());
+    return true;
   }
 
   /** Applies one payments.events message (deduped by event id). */
@@ -85,17 +116,26 @@ export class Invoicing {
       if (ev.type === "payment.succeeded") this.log.warn({ ...fields, invoiceStatus: inv.status }, "payment for an invoice that is no longer open: refund it");
       return false;
     }
-    const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
-    const plan = await this.planOrThrow(cur.plan_id, c);
-    const attempts = inv.attempts + 1;
     if (ev.type === "payment.succeeded") {
+      const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
+      const plan = await this.planOrThrow(cur.plan_id, c);
+      const attempts = inv.attempts + 1;
       await c.query("UPDATE bil_invoices SET status = 'paid', attempts = $2, paid_at = now(), next_attempt_at = NULL, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, attempts]);
       const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: statusAfterPayment(cur.status, "paid") });
       await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${inv.invoice_id}:paid`, invoiceId: inv.invoice_id, amountPaid: toJson(BigInt(inv.amount_due)), attempts });
       if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
       return true;
     }
-    const decision = afterFailedAttempt(attempts, new Date(ev.ts), this.dunning);
+    await this.failedAttempt(c, inv, new Date(ev.ts));
+    return true;
+  }
+
+  /** Attempt `inv.attempts + 1` of the invoice (locked, open) failed at `at`: dunning's next step. */
+  private async failedAttempt(c: PoolClient, inv: InvoiceRow, at: Date): Promise<void> {
+    const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
+    const plan = await this.planOrThrow(cur.plan_id, c);
+    const attempts = inv.attempts + 1;
+    const decision = afterFailedAttempt(attempts, at, this.dunning);
     const giveUp = decision.action === "give_up";
     await c.query("UPDATE bil_invoices SET status = $2, attempts = $3, next_attempt_at = $4, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, giveUp ? "uncollectible" : "open", attempts, giveUp ? null : decision.at]);
     const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: statusAfterPayment(cur.status, giveUp ? "gave_up" : "failed") });
@@ -107,7 +147,6 @@ export class Invoicing {
       nextAttemptAt: giveUp ? null : decision.at.toISOString(),
     });
     if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}:${attempts}` });
-    return true;
   }
 }
 
