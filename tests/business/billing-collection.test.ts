@@ -5,7 +5,10 @@
  *     failed attempt, so dunning moves on to the next attempt and, at the end, to uncollectible.
  *     Before, billing logged it and sent the same request at every cycle: a user who had taken the
  *     key of the next attempt (`invoice-<id>-2`, read off their invoices) kept the invoice open, the
- *     subscription past_due (counted as paying), for ever.
+ *     subscription past_due (counted as paying), for ever;
+ *   - an invoice with nothing to pay (a free plan, all of it from credit) is paid as it is created
+ *     and the subscription moves as after a payment (before, it stayed incomplete: only payment
+ *     events moved it); a subscription with another invoice still open stays as it is.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +21,7 @@ import { refusesCharge } from "../../services/src/services/billing-service/domai
 const srv = useServers("postgres");
 const run = randomBytes(3).toString("hex");
 const BASIC = `basic-${run}`;
+const FREE = `free-${run}`;
 const DAY_MS = 86_400_000;
 const log = { info() {}, warn() {}, error() {}, debug() {} };
 let client: PostgresClient;
@@ -27,6 +31,7 @@ beforeAll(async () => {
   client = await migratedKitPostgres(srv.env.POSTGRES_URL, log as never, 4);
   rig = billingRig(client);
   await rig.repo.createPlan(plan(BASIC, 1000));
+  await rig.repo.createPlan(plan(FREE, 0));
 }, 300_000);
 
 afterAll(async () => {
@@ -74,5 +79,33 @@ describe("a charge payment-service refuses", () => {
     expect(refusesCharge(404, "PROCESSOR_NOT_CONFIGURED")).toBe(false);
     expect(refusesCharge(502, "UPSTREAM_UNAVAILABLE")).toBe(false);
     expect(refusesCharge(201, undefined)).toBe(false);
+  });
+});
+
+describe("an invoice with nothing to pay", () => {
+  it("a free plan's first invoice is paid at once and the subscription is active", async () => {
+    const userId = randomUUID();
+    const sub = await rig.billing.subscribe(userId, FREE, "pm_card_visa");
+    expect(sub.status).toBe("active");
+    const [inv] = await invoicesOf(client, userId);
+    expect(inv).toMatchObject({ status: "paid", amountDue: 0 });
+    expect(rig.charges.filter((c) => c.userId === userId)).toEqual([]);
+    const events = (await client.pool.query("SELECT payload->>'type' AS type, payload->>'status' AS status FROM bil_outbox WHERE payload->>'subscriptionId' = $1 ORDER BY id", [sub.subscription_id])).rows;
+    expect(events.map((e) => `${e.type}:${e.status}`)).toEqual(["subscription.created:incomplete", "invoice.created:incomplete", "invoice.paid:active", "subscription.updated:active"]);
+  });
+
+  it("a renewal paid from credit leaves a past_due subscription past_due while an older invoice is open", async () => {
+    const userId = randomUUID();
+    rig.answer.set(userId, "decline");
+    const { subscription_id: id } = await rig.billing.subscribe(userId, BASIC, "pm_card_chargeDeclined");
+    await client.pool.query("UPDATE bil_subscriptions SET credit_balance = 5000, period_start = now() - interval '1 month', period_end = now() - interval '1 second' WHERE subscription_id = $1", [id]);
+    await rig.billing.runCycle();
+    const [first, renewal] = await invoicesOf(client, userId);
+    expect([first.status, renewal.status, renewal.creditApplied]).toEqual(["open", "paid", 1000]);
+    expect((await subscriptionOf(client, userId)).status).toBe("past_due");
+    rig.answer.set(userId, "pay");
+    await retryDue(first.invoice_id);
+    expect((await invoicesOf(client, userId))[0].status).toBe("paid");
+    expect((await subscriptionOf(client, userId)).status).toBe("active");
   });
 });

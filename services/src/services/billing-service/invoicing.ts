@@ -50,13 +50,31 @@ export class Invoicing {
     return p;
   }
 
-  /** A new invoice of `sub` for `lines`, the subscription's credit applied (and consumed). */
+  /**
+   * A new invoice of `sub` for `lines`, the subscription's credit applied (and consumed). One with
+   * nothing left to pay (a zero amount, or all of it from credit) is paid as it is created, and the
+   * subscription moves as after a payment: before, only a payment event moved it, so a free plan or
+   * an invoice paid from credit left it incomplete for ever.
+   */
   async create(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[]): Promise<InvoiceRow> {
     const { invoice, creditBalanceAfter } = await this.repo.createInvoice(c, randomUUID(), sub, plan.currency, lines);
     if (creditBalanceAfter !== BigInt(sub.credit_balance)) await c.query("UPDATE bil_subscriptions SET credit_balance = $2 WHERE subscription_id = $1", [sub.subscription_id, creditBalanceAfter.toString()]);
     await this.repo.emit(c, "invoice.created", sub, plan, { eventId: `${invoice.invoice_id}:created`, invoiceId: invoice.invoice_id, amountDue: toJson(BigInt(invoice.amount_due)) });
-    if (invoice.status === "paid") await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${invoice.invoice_id}:paid`, invoiceId: invoice.invoice_id, amountPaid: 0 });
+    if (invoice.status === "paid") await this.paid(c, invoice, plan, {});
     return invoice;
+  }
+
+  /**
+   * The invoice (marked paid) was paid: the subscription's status after a payment, unless another of
+   * its invoices is still open (it stays past_due, say, until that one is paid too), and the events.
+   */
+  private async paid(c: PoolClient, inv: InvoiceRow, plan: Plan, extra: { attempts?: number }): Promise<void> {
+    const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
+    const owed = await this.repo.openInvoiceOf(c, cur.subscription_id);
+    const status = owed ? cur.status : statusAfterPayment(cur.status, "paid");
+    const sub = status === cur.status ? cur : await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status });
+    await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${inv.invoice_id}:paid`, invoiceId: inv.invoice_id, amountPaid: toJson(BigInt(inv.amount_due)), ...extra });
+    if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
   }
 
   /** One charge attempt; the outcome arrives on payments.events. */
@@ -117,13 +135,10 @@ export class Invoicing {
       return false;
     }
     if (ev.type === "payment.succeeded") {
-      const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
-      const plan = await this.planOrThrow(cur.plan_id, c);
       const attempts = inv.attempts + 1;
       await c.query("UPDATE bil_invoices SET status = 'paid', attempts = $2, paid_at = now(), next_attempt_at = NULL, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, attempts]);
-      const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: statusAfterPayment(cur.status, "paid") });
-      await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${inv.invoice_id}:paid`, invoiceId: inv.invoice_id, amountPaid: toJson(BigInt(inv.amount_due)), attempts });
-      if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
+      const { plan_id } = (await this.repo.subscription(inv.subscription_id, c, true))!;
+      await this.paid(c, inv, await this.planOrThrow(plan_id, c), { attempts });
       return true;
     }
     await this.failedAttempt(c, inv, new Date(ev.ts));

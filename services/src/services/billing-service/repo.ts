@@ -161,6 +161,11 @@ export class BillingRepo {
     ).rows;
   }
 
+  /** The subscription's oldest invoice still to be paid (open), if any. */
+  async openInvoiceOf(c: Q, subscriptionId: string): Promise<InvoiceRow | undefined> {
+    return (await c.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at LIMIT 1", [subscriptionId])).rows[0];
+  }
+
   async subscriptionsOf(userId: string): Promise<SubscriptionRow[]> {
     return (await this.pg.query<SubscriptionRow>("SELECT * FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at DESC", [userId])).rows;
   }
