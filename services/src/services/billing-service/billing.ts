@@ -10,7 +10,7 @@ import { HttpError } from "../../kit";
 import { toJson } from "../../business/money";
 import type { PaymentEventMsg } from "../../business/events";
 import type { DunningPolicy } from "./domain/invoices";
-import { BillingError, changePlan, type InvoiceLine, type Plan, renew, startSubscription } from "./domain/subscriptions";
+import { BillingError, changePlan, checkPlanChange, type InvoiceLine, type Plan, renew, startSubscription } from "./domain/subscriptions";
 import { Invoicing, type PaymentGateway } from "./invoicing";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
@@ -74,6 +74,7 @@ export class Billing {
       const [from, to] = [await this.planOrThrow(cur.plan_id, c), await this.planOrThrow(planId, c)];
       let changed;
       try {
+        checkPlanChange(subscriptionOf(cur), from, to, (await this.repo.openInvoiceOf(c, cur.subscription_id))?.invoice_id ?? null);
         changed = changePlan(subscriptionOf(cur), from, to, new Date());
       } catch (err) {
         if (err instanceof BillingError) throw new HttpError(409, err.code, err.message, "planId");

@@ -117,9 +117,24 @@ export function prorationLines(sub: Subscription, from: Plan, to: Plan, at: Date
   ];
 }
 
-export function changePlan(sub: Subscription, from: Plan, to: Plan, at: Date): { subscription: Subscription; lines: InvoiceLine[] } {
+/**
+ * Throws (BillingError) when `sub` may not change from `from` to `to`. `openInvoiceId`: an invoice
+ * of the subscription still to be paid, if any. While one is open the plan does not change: a
+ * proration credits the unused time of the old plan's price, which is money only if that price was
+ * paid. Crediting it from an unpaid period turned a declined charge into spendable credit (subscribe
+ * to an expensive plan with a declined card, downgrade: credit; upgrade back: paid from that credit).
+ * Prorating only the charge instead would bill the period twice once dunning collects the open
+ * invoice. The way on stays open: the invoice is paid (dunning retries it), or the user cancels.
+ */
+export function checkPlanChange(sub: Subscription, from: Plan, to: Plan, openInvoiceId: string | null = null): void {
   if (sub.status === "canceled" || sub.status === "unpaid") throw new BillingError("SUBSCRIPTION_INACTIVE", `subscription is ${sub.status}`);
   if (from.id === to.id) throw new BillingError("SAME_PLAN", "the subscription is already on this plan");
+  if (openInvoiceId !== null)
+    throw new BillingError("INVOICE_OPEN", `the subscription is ${sub.status} with invoice ${openInvoiceId} not paid yet; its plan can change once that invoice is paid (or cancel the subscription)`);
+}
+
+export function changePlan(sub: Subscription, from: Plan, to: Plan, at: Date): { subscription: Subscription; lines: InvoiceLine[] } {
+  checkPlanChange(sub, from, to);
   return { subscription: { ...sub, planId: to.id }, lines: prorationLines(sub, from, to, at) };
 }
 
