@@ -10,7 +10,7 @@ import { HttpError } from "../../kit";
 import { toJson } from "../../business/money";
 import type { PaymentEventMsg } from "../../business/events";
 import type { DunningPolicy } from "./domain/invoices";
-import { BillingError, changePlan, checkPlanChange, type InvoiceLine, type Plan, renew, startSubscription } from "./domain/subscriptions";
+import { BillingError, changePlan, checkPlanChange, finalLines, type InvoiceLine, type Plan, renew, startSubscription, unbilledUsage } from "./domain/subscriptions";
 import { Invoicing, type PaymentGateway } from "./invoicing";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
@@ -46,12 +46,12 @@ export class Billing {
   }
 
   async subscribe(userId: string, planId: string, paymentMethod: string): Promise<SubscriptionRow> {
-    const { sub, invoice } = await this.tx(async (c) => {
+    const { sub, invoice, final } = await this.tx(async (c) => {
       const plan = await this.planOrThrow(planId, c);
       // Subscribing again is the way out of an unpaid subscription: it ends in this transaction.
       const live = await this.repo.liveSubscriptionOf(c, userId);
       const { subscription, firstLines } = startSubscription(plan, new Date(), await this.repo.hadTrial(c, userId));
-      if (live?.status === "unpaid") await this.end(c, live, await this.planOrThrow(live.plan_id, c));
+      const ended = live?.status === "unpaid" ? await this.end(c, live, await this.planOrThrow(live.plan_id, c)) : undefined;
       let sub: SubscriptionRow;
       try {
         sub = await this.repo.insertSubscription(c, randomUUID(), userId, subscription, paymentMethod);
@@ -61,10 +61,10 @@ export class Billing {
       }
       await this.repo.emit(c, "subscription.created", sub, plan, { eventId: `${sub.subscription_id}:created` });
       const invoice = firstLines.length ? await this.invoice(c, sub, plan, firstLines) : undefined;
-      return { sub, invoice };
+      return { sub, invoice, final: ended?.final };
     });
     this.published();
-    if (invoice?.status === "open") await this.charge(invoice);
+    for (const inv of [final, invoice]) if (inv?.status === "open") await this.charge(inv);
     return (await this.repo.subscription(sub.subscription_id))!;
   }
 
@@ -72,10 +72,11 @@ export class Billing {
     const { sub, invoice } = await this.tx(async (c) => {
       const cur = await this.owned(c, userId, subscriptionId);
       const [from, to] = [await this.planOrThrow(cur.plan_id, c), await this.planOrThrow(planId, c)];
+      const now = new Date();
       let changed;
       try {
         checkPlanChange(subscriptionOf(cur), from, to, (await this.repo.openInvoiceOf(c, cur.subscription_id))?.invoice_id ?? null);
-        changed = changePlan(subscriptionOf(cur), from, to, new Date());
+        changed = changePlan(subscriptionOf(cur), from, to, now, await this.unbilledUnits(cur, from, now));
       } catch (err) {
         if (err instanceof BillingError) throw new HttpError(409, err.code, err.message, "planId");
         throw err;
@@ -92,31 +93,48 @@ export class Billing {
   }
 
   async cancel(userId: string, subscriptionId: string, atPeriodEnd: boolean): Promise<SubscriptionRow> {
-    const sub = await this.tx(async (c) => {
+    const { row, final } = await this.tx(async (c): Promise<{ row: SubscriptionRow; final?: InvoiceRow }> => {
       const cur = await this.owned(c, userId, subscriptionId, { unpaid: true });
-      if (cur.status === "canceled") return cur;
+      if (cur.status === "canceled") return { row: cur };
       const plan = await this.planOrThrow(cur.plan_id, c);
       // An unpaid subscription's service has stopped already: it ends now, whatever was asked.
       if (!atPeriodEnd || cur.status === "unpaid") return this.end(c, cur, plan);
       const row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), cancelAtPeriodEnd: true });
       await this.repo.emit(c, "subscription.updated", row, plan, { eventId: `${row.subscription_id}:cancel-at-period-end` });
-      return row;
+      return { row };
     });
     this.published();
-    return sub;
+    if (final?.status === "open") await this.charge(final);
+    return row;
   }
 
   /**
    * Cancels now. Its open invoices are voided: the service ends before they were paid, and a retry
-   * would charge the card of a subscription the user left (twice, if they subscribed again).
+   * would charge the card of a subscription the user left (twice, if they subscribed again). Usage
+   * is another matter, it was consumed: the usage lines of the voided invoices and the period's
+   * usage so far go on a final invoice (`final`, charged once this transaction is committed).
    */
-  private async end(c: PoolClient, cur: SubscriptionRow, plan: Plan): Promise<SubscriptionRow> {
+  private async end(c: PoolClient, cur: SubscriptionRow, plan: Plan): Promise<{ row: SubscriptionRow; final?: InvoiceRow }> {
+    const now = new Date();
+    const units = await this.unbilledUnits(cur, plan, now);
     const row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: "canceled" }, true);
     await this.repo.emit(c, "subscription.canceled", row, plan, { eventId: `${row.subscription_id}:canceled` });
-    for (const inv of await this.repo.voidOpenInvoices(c, row.subscription_id)) {
+    const voided = await this.repo.voidOpenInvoices(c, row.subscription_id);
+    for (const inv of voided) {
       await this.repo.emit(c, "invoice.voided", row, plan, { eventId: `${inv.invoice_id}:voided`, invoiceId: inv.invoice_id, amountDue: toJson(BigInt(inv.amount_due)) });
     }
-    return row;
+    const voidedUsage = (await this.repo.lines(voided.map((i) => i.invoice_id), c))
+      .filter((l) => l.kind === "usage")
+      .map((l): InvoiceLine => ({ kind: "usage", description: l.description, quantity: BigInt(l.quantity), amount: BigInt(l.amount), periodStart: l.period_start, periodEnd: l.period_end }));
+    const lines = [...voidedUsage, ...finalLines(subscriptionOf(cur), plan, units, now)];
+    return { row, final: lines.length ? await this.invoice(c, row, plan, lines) : undefined };
+  }
+
+  /** Metered units of the subscription's usage not invoiced yet, up to `until` (none in a trial: free). */
+  private async unbilledUnits(cur: SubscriptionRow, plan: Plan, until: Date): Promise<bigint> {
+    if (!plan.usage || cur.status === "trialing") return 0n;
+    const w = unbilledUsage(subscriptionOf(cur), until);
+    return w.end > w.start ? this.usage.units(cur.user_id, plan.usage.metric, w.start, w.end) : 0n;
   }
 
   /** The billing cycle: renews subscriptions whose period ended, then charges invoices that are due. */
@@ -125,11 +143,11 @@ export class Billing {
       const due = await this.repo.lockDue(c, limit);
       for (const cur of due) {
         const plan = await this.planOrThrow(cur.plan_id, c);
-        const units = plan.usage && cur.status !== "trialing" ? await this.usage.units(cur.user_id, plan.usage.metric, cur.period_start, cur.period_end) : 0n;
-        const r = renew(subscriptionOf(cur), plan, units);
+        const r = renew(subscriptionOf(cur), plan, await this.unbilledUnits(cur, plan, cur.period_end));
         const sub = await this.repo.updateSubscription(c, cur.subscription_id, r.subscription, r.subscription.status === "canceled");
         if (sub.status === "canceled") await this.repo.emit(c, "subscription.canceled", sub, plan, { eventId: `${sub.subscription_id}:canceled` });
-        else if (r.lines.length) await this.invoice(c, sub, plan, r.lines);
+        // Ended at period end, the lines are the final invoice: the period's usage, in arrears.
+        if (r.lines.length) await this.invoice(c, sub, plan, r.lines);
       }
       return due.length;
     });
