@@ -175,7 +175,9 @@ describe("subscription lifecycle through the gateway", () => {
       const userId = randomUUID();
       const tok = await token(userId);
       const s = (await api("POST", "/billing/subscriptions", tok, { planId: `pro-${run}`, paymentMethod: "pm_card_visa" })).body;
-      await waitUntil("paid", async () => (await invoices(tok))[0]?.status === "paid", 90_000);
+      // Polled from the database: the change invoices Pro's usage so far, and this user's one request
+      // stays within Pro's allowance for half a period (requests polling through the gateway might not).
+      await waitUntil("paid", async () => (await pool.query("SELECT status FROM bil_invoices WHERE user_id = $1", [userId])).rows[0]?.status === "paid", 90_000);
       // Half of a 30-day period left.
       await pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '15 days', period_end = now() + interval '15 days' WHERE subscription_id = $1", [s.id]);
       const down = await api("POST", `/billing/subscriptions/${s.id}/plan`, tok, { planId: `basic-${run}` });
@@ -223,6 +225,31 @@ describe("subscription lifecycle through the gateway", () => {
     expect(subs.map((s) => [s.id, s.status === "canceled"])).toEqual([[again.body.id, false], [unpaidId, true]]);
     expect((await invoices(tok)).find((i) => i.subscriptionId === unpaidId).status).toBe("uncollectible");
   }, 240_000);
+
+  it("a user who takes the idempotency key of the invoice's next attempt does not stop dunning", async () => {
+    const userId = randomUUID();
+    const tok = await token(userId);
+    await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: "pm_card_chargeDeclined" });
+    const inv = await waitUntil("first attempt declined", async () => {
+      const [i] = await invoices(tok);
+      return i?.attempts === 1 ? i : undefined;
+    }, 90_000);
+    // The key billing uses next is on the user's own invoice; a 1-cent declined payment takes it.
+    const squat = await http("POST", `${gw}/api/payments/intents`, { token: tok, body: { amount: 1, currency: "usd", paymentMethod: "pm_card_chargeDeclined" }, headers: { "idempotency-key": `invoice-${inv.id}-${inv.attempts + 1}` } });
+    expect(squat.status).toBe(201);
+    await pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE invoice_id = $1", [inv.id]);
+    await api("POST", "/billing/cycle", adminToken);
+    // Before: payment-service answered 409 IDEMPOTENCY_KEY_REUSED at every cycle; attempts stayed 1.
+    const after = await waitUntil("second attempt recorded", async () => {
+      const [i] = await invoices(tok);
+      return i.attempts === 2 ? i : undefined;
+    }, 45_000);
+    expect(after).toMatchObject({ status: "open" });
+    expect(Date.parse(after.nextAttemptAt)).toBeGreaterThan(Date.now());
+    // Both attempts reached the processor (the fake refuses the 1-cent one: below its minimum).
+    const charged = [...fake.intents.values()].filter((i) => i.metadata.user_id === userId).map((i) => i.amount);
+    expect(charged).toEqual([1000, 1000]);
+  }, 180_000);
 
   it("cancelling now voids the open invoice, so no later cycle charges it; an unpaid subscription can be cancelled", async () => {
     const userId = randomUUID();

@@ -4,7 +4,7 @@ import { account, assertBalanced, balances, entriesOf, journal, LedgerError, pay
 import { canTransition, checkRefund, INTENT_STATUSES, isTerminal, requestHash, statusFromProcessor } from "../../services/src/services/payment-service/domain/intents";
 import { reconcileOne } from "../../services/src/services/payment-service/domain/reconcile";
 import { addIntervals, periodAt } from "../../services/src/services/billing-service/domain/periods";
-import { BillingError, changePlan, type Plan, prorationLines, renew, startSubscription, usageLine } from "../../services/src/services/billing-service/domain/subscriptions";
+import { BillingError, changePlan, finalLines, includedUnits, type Plan, prorationLines, renew, startSubscription, usageLine } from "../../services/src/services/billing-service/domain/subscriptions";
 import { afterFailedAttempt, invoiceTotals, statusAfterPayment } from "../../services/src/services/billing-service/domain/invoices";
 
 const utc = (s: string) => new Date(`${s}Z`);
@@ -175,6 +175,40 @@ describe("subscriptions", () => {
     expect(up.map((l) => l.amount)).toEqual([-333n, 1000n]);
     expect(() => changePlan(s, pro, { ...basic, currency: "eur" }, half)).toThrow(BillingError);
     expect(() => changePlan(s, pro, pro, half)).toThrow(/already/);
+  });
+});
+
+describe("usage priced by the plan in force", () => {
+  const start = utc("2026-04-01T00:00:00"); // 30-day period
+  const s = { ...startSubscription(pro, start).subscription, status: "active" as const };
+  const bulk: Plan = { ...pro, id: "bulk", name: "Bulk", usage: { metric: "api_requests", included: 1_000_000n, blockSize: 1n, blockAmount: 1n } };
+
+  it("a plan change invoices the usage so far under the old plan, with its share of the allowance", () => {
+    const third = utc("2026-04-11T00:00:00");
+    const c = changePlan(s, pro, bulk, third, 1500n); // 1000 included for the period: a third, 333
+    expect(c.lines.map((l) => [l.kind, l.amount])).toEqual([["proration", -2000n], ["proration", 2000n], ["usage", 600n]]); // 1167 over: 12 blocks
+    expect(c.subscription.usageBilledUntil).toEqual(third);
+    // The renewal prices the rest (from the change) by the new plan, with its share.
+    const r = renew(c.subscription, bulk, 10n);
+    expect(r.lines.map((l) => l.kind)).toEqual(["subscription"]);
+    expect(r.subscription.usageBilledUntil).toBeNull();
+    const back = renew(changePlan(c.subscription, bulk, pro, third, 0n).subscription, pro, 1000n);
+    expect(back.lines.find((l) => l.kind === "usage")).toMatchObject({ periodStart: third, amount: 200n }); // 667 included for 2/3: 333 over, 4 blocks
+  });
+
+  it("the shares of a period split between plans never add up to more than one allowance", () => {
+    const cuts = ["2026-04-03T07:00:00", "2026-04-09T13:30:00", "2026-04-22T00:00:01"].map(utc);
+    const bounds = [start, ...cuts, s.periodEnd];
+    const shares = bounds.slice(1).map((end, i) => includedUnits(pro, s, bounds[i], end));
+    expect(shares.reduce((a, b) => a + b, 0n)).toBeLessThanOrEqual(1001n); // rounding: at most half a unit each
+    expect(includedUnits(pro, s, start, s.periodEnd)).toBe(1000n);
+  });
+
+  it("ending now invoices the usage so far with the period's whole allowance; a trial's is free", () => {
+    const at = utc("2026-04-05T00:00:00");
+    expect(finalLines(s, pro, 1250n, at).map((l) => [l.kind, l.amount, l.periodEnd])).toEqual([["usage", 150n, at]]);
+    expect(finalLines({ ...s, status: "trialing" }, pro, 1250n, at)).toEqual([]);
+    expect(renew({ ...s, cancelAtPeriodEnd: true }, pro, 1250n)).toMatchObject({ subscription: { status: "canceled" }, lines: [{ kind: "usage", amount: 150n }] });
   });
 });
 

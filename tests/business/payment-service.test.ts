@@ -149,6 +149,24 @@ describe("charges with idempotency keys", () => {
     expect(await journalsFor(r.body.id)).toBe(0);
   });
 
+  it("a client's idempotency key and billing's are apart: a user taking billing's next key blocks no invoice charge", async () => {
+    // Billing's key for an invoice's next attempt can be read off the user's invoices.
+    const key = `invoice-${randomUUID()}-2`;
+    const squat = await charge({ amount: 1, currency: "usd", paymentMethod: "pm_card_chargeDeclined" }, key);
+    expect([squat.status, squat.body.status]).toEqual([201, "failed"]);
+    const invoiceCharge = { userId: user, amount: 1500, currency: "usd", paymentMethod: "pm_card_visa", reference: `invoice:${randomUUID()}` };
+    const internal = () => http("POST", `${base}/internal/intents`, { body: invoiceCharge, headers: { "idempotency-key": key } });
+    const billed = await internal();
+    expect([billed.status, billed.body.status, billed.body.amount]).toEqual([201, "succeeded", 1500]);
+    expect(billed.body.id).not.toBe(squat.body.id);
+    // Each namespace still answers its own retries as the first time.
+    const again = await internal();
+    expect([again.status, again.body.id]).toEqual([200, billed.body.id]);
+    const clientAgain = await charge({ amount: 1, currency: "usd", paymentMethod: "pm_card_chargeDeclined" }, key);
+    expect([clientAgain.status, clientAgain.body.id]).toEqual([200, squat.body.id]);
+    expect(fake.chargesFor(billed.body.id)).toBe(1);
+  });
+
   it("refunds partially, then refuses more than is left", async () => {
     const p = await charge({ amount: 5000, currency: "usd", paymentMethod: "pm_card_visa" }, `k-${randomUUID()}`);
     const refund = (amount: number, key: string, headers = admin) => http("POST", `${base}/intents/${p.body.id}/refunds`, { body: { amount }, headers: { ...headers, "idempotency-key": key } });

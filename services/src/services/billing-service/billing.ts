@@ -1,25 +1,20 @@
 /**
- * billing-service use cases. State changes and their `billing.events` commit together (outbox);
- * charges go to payment-service with an idempotency key per invoice attempt
- * (`invoice-<id>-<n>`), so a retried cycle never charges twice; the outcome comes back on
- * `payments.events` (payment.succeeded / payment.failed with reference `invoice:<id>`), which
- * marks the invoice paid or schedules the dunning retry, if it is the charge billing asked for: the
- * invoice's payer, amount and currency.
+ * billing-service use cases: subscribe, change plan, cancel, the billing cycle. State changes and
+ * their `billing.events` commit together (outbox); invoices, their charges and the payment
+ * outcomes are invoicing.ts's.
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
 import type { Logger } from "pino";
 import { HttpError } from "../../kit";
 import { toJson } from "../../business/money";
-import { INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
-import { afterFailedAttempt, type DunningPolicy, statusAfterPayment } from "./domain/invoices";
-import { BillingError, changePlan, type InvoiceLine, type Plan, renew, startSubscription } from "./domain/subscriptions";
+import type { PaymentEventMsg } from "../../business/events";
+import type { DunningPolicy } from "./domain/invoices";
+import { BillingError, changePlan, checkPlanChange, finalLines, type InvoiceLine, type Plan, renew, startSubscription, unbilledUsage } from "./domain/subscriptions";
+import { Invoicing, type PaymentGateway } from "./invoicing";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
-export interface PaymentGateway {
-  /** Asks payment-service to charge; resolves once it accepted the request (outcome comes as an event). */
-  charge(p: { userId: string; amount: bigint; currency: string; paymentMethod: string; reference: string; idempotencyKey: string; description: string }): Promise<{ intentId: string; status: string }>;
-}
+export type { PaymentGateway } from "./invoicing";
 
 export interface UsageSource {
   /** Metered units of `userId` in [from, to). */
@@ -27,14 +22,18 @@ export interface UsageSource {
 }
 
 export class Billing {
+  private readonly invoicing: Invoicing;
+
   constructor(
     private readonly repo: BillingRepo,
-    private readonly payments: PaymentGateway,
+    payments: PaymentGateway,
     private readonly usage: UsageSource,
-    private readonly log: Logger,
-    private readonly dunning: DunningPolicy,
+    log: Logger,
+    dunning: DunningPolicy,
     private readonly published: () => void,
-  ) {}
+  ) {
+    this.invoicing = new Invoicing(repo, payments, log, dunning, published);
+  }
 
   private tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     return this.repo.pg.transaction(fn);
@@ -47,12 +46,12 @@ export class Billing {
   }
 
   async subscribe(userId: string, planId: string, paymentMethod: string): Promise<SubscriptionRow> {
-    const { sub, invoice } = await this.tx(async (c) => {
+    const { sub, invoice, final } = await this.tx(async (c) => {
       const plan = await this.planOrThrow(planId, c);
       // Subscribing again is the way out of an unpaid subscription: it ends in this transaction.
       const live = await this.repo.liveSubscriptionOf(c, userId);
       const { subscription, firstLines } = startSubscription(plan, new Date(), await this.repo.hadTrial(c, userId));
-      if (live?.status === "unpaid") await this.end(c, live, await this.planOrThrow(live.plan_id, c));
+      const ended = live?.status === "unpaid" ? await this.end(c, live, await this.planOrThrow(live.plan_id, c)) : undefined;
       let sub: SubscriptionRow;
       try {
         sub = await this.repo.insertSubscription(c, randomUUID(), userId, subscription, paymentMethod);
@@ -62,10 +61,10 @@ export class Billing {
       }
       await this.repo.emit(c, "subscription.created", sub, plan, { eventId: `${sub.subscription_id}:created` });
       const invoice = firstLines.length ? await this.invoice(c, sub, plan, firstLines) : undefined;
-      return { sub, invoice };
+      return { sub, invoice, final: ended?.final };
     });
     this.published();
-    if (invoice?.status === "open") await this.charge(invoice);
+    for (const inv of [final, invoice]) if (inv?.status === "open") await this.charge(inv);
     return (await this.repo.subscription(sub.subscription_id))!;
   }
 
@@ -73,9 +72,11 @@ export class Billing {
     const { sub, invoice } = await this.tx(async (c) => {
       const cur = await this.owned(c, userId, subscriptionId);
       const [from, to] = [await this.planOrThrow(cur.plan_id, c), await this.planOrThrow(planId, c)];
+      const now = new Date();
       let changed;
       try {
-        changed = changePlan(subscriptionOf(cur), from, to, new Date());
+        checkPlanChange(subscriptionOf(cur), from, to, (await this.repo.openInvoiceOf(c, cur.subscription_id))?.invoice_id ?? null);
+        changed = changePlan(subscriptionOf(cur), from, to, now, await this.unbilledUnits(cur, from, now));
       } catch (err) {
         if (err instanceof BillingError) throw new HttpError(409, err.code, err.message, "planId");
         throw err;
@@ -92,31 +93,48 @@ export class Billing {
   }
 
   async cancel(userId: string, subscriptionId: string, atPeriodEnd: boolean): Promise<SubscriptionRow> {
-    const sub = await this.tx(async (c) => {
+    const { row, final } = await this.tx(async (c): Promise<{ row: SubscriptionRow; final?: InvoiceRow }> => {
       const cur = await this.owned(c, userId, subscriptionId, { unpaid: true });
-      if (cur.status === "canceled") return cur;
+      if (cur.status === "canceled") return { row: cur };
       const plan = await this.planOrThrow(cur.plan_id, c);
       // An unpaid subscription's service has stopped already: it ends now, whatever was asked.
       if (!atPeriodEnd || cur.status === "unpaid") return this.end(c, cur, plan);
       const row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), cancelAtPeriodEnd: true });
       await this.repo.emit(c, "subscription.updated", row, plan, { eventId: `${row.subscription_id}:cancel-at-period-end` });
-      return row;
+      return { row };
     });
     this.published();
-    return sub;
+    if (final?.status === "open") await this.charge(final);
+    return row;
   }
 
   /**
    * Cancels now. Its open invoices are voided: the service ends before they were paid, and a retry
-   * would charge the card of a subscription the user left (twice, if they subscribed again).
+   * would charge the card of a subscription the user left (twice, if they subscribed again). Usage
+   * is another matter, it was consumed: the usage lines of the voided invoices and the period's
+   * usage so far go on a final invoice (`final`, charged once this transaction is committed).
    */
-  private async end(c: PoolClient, cur: SubscriptionRow, plan: Plan): Promise<SubscriptionRow> {
+  private async end(c: PoolClient, cur: SubscriptionRow, plan: Plan): Promise<{ row: SubscriptionRow; final?: InvoiceRow }> {
+    const now = new Date();
+    const units = await this.unbilledUnits(cur, plan, now);
     const row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: "canceled" }, true);
     await this.repo.emit(c, "subscription.canceled", row, plan, { eventId: `${row.subscription_id}:canceled` });
-    for (const inv of await this.repo.voidOpenInvoices(c, row.subscription_id)) {
+    const voided = await this.repo.voidOpenInvoices(c, row.subscription_id);
+    for (const inv of voided) {
       await this.repo.emit(c, "invoice.voided", row, plan, { eventId: `${inv.invoice_id}:voided`, invoiceId: inv.invoice_id, amountDue: toJson(BigInt(inv.amount_due)) });
     }
-    return row;
+    const voidedUsage = (await this.repo.lines(voided.map((i) => i.invoice_id), c))
+      .filter((l) => l.kind === "usage")
+      .map((l): InvoiceLine => ({ kind: "usage", description: l.description, quantity: BigInt(l.quantity), amount: BigInt(l.amount), periodStart: l.period_start, periodEnd: l.period_end }));
+    const lines = [...voidedUsage, ...finalLines(subscriptionOf(cur), plan, units, now)];
+    return { row, final: lines.length ? await this.invoice(c, row, plan, lines) : undefined };
+  }
+
+  /** Metered units of the subscription's usage not invoiced yet, up to `until` (none in a trial: free). */
+  private async unbilledUnits(cur: SubscriptionRow, plan: Plan, until: Date): Promise<bigint> {
+    if (!plan.usage || cur.status === "trialing") return 0n;
+    const w = unbilledUsage(subscriptionOf(cur), until);
+    return w.end > w.start ? this.usage.units(cur.user_id, plan.usage.metric, w.start, w.end) : 0n;
   }
 
   /** The billing cycle: renews subscriptions whose period ended, then charges invoices that are due. */
@@ -125,11 +143,11 @@ export class Billing {
       const due = await this.repo.lockDue(c, limit);
       for (const cur of due) {
         const plan = await this.planOrThrow(cur.plan_id, c);
-        const units = plan.usage && cur.status !== "trialing" ? await this.usage.units(cur.user_id, plan.usage.metric, cur.period_start, cur.period_end) : 0n;
-        const r = renew(subscriptionOf(cur), plan, units);
+        const r = renew(subscriptionOf(cur), plan, await this.unbilledUnits(cur, plan, cur.period_end));
         const sub = await this.repo.updateSubscription(c, cur.subscription_id, r.subscription, r.subscription.status === "canceled");
         if (sub.status === "canceled") await this.repo.emit(c, "subscription.canceled", sub, plan, { eventId: `${sub.subscription_id}:canceled` });
-        else if (r.lines.length) await this.invoice(c, sub, plan, r.lines);
+        // Ended at period end, the lines are the final invoice: the period's usage, in arrears.
+        if (r.lines.length) await this.invoice(c, sub, plan, r.lines);
       }
       return due.length;
     });
@@ -143,44 +161,8 @@ export class Billing {
   }
 
   /** Applies one payments.events message (deduped by event id). */
-  async onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
-    const invoiceId = ev.reference?.startsWith(INVOICE_REFERENCE_PREFIX) ? ev.reference.slice(INVOICE_REFERENCE_PREFIX.length) : "";
-    if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed")) return false;
-    if (!(await this.repo.markProcessed(c, ev.eventId))) return false;
-    const inv = await this.repo.invoice(invoiceId, c, true);
-    if (!inv) return false;
-    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id };
-    if (!isChargeOf(inv, ev)) {
-      this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
-      return false;
-    }
-    if (inv.status !== "open") {
-      if (ev.type === "payment.succeeded") this.log.warn({ ...fields, invoiceStatus: inv.status }, "payment for an invoice that is no longer open: refund it");
-      return false;
-    }
-    const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
-    const plan = await this.planOrThrow(cur.plan_id, c);
-    const attempts = inv.attempts + 1;
-    if (ev.type === "payment.succeeded") {
-      await c.query("UPDATE bil_invoices SET status = 'paid', attempts = $2, paid_at = now(), next_attempt_at = NULL, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, attempts]);
-      const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: statusAfterPayment(cur.status, "paid") });
-      await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${inv.invoice_id}:paid`, invoiceId: inv.invoice_id, amountPaid: toJson(BigInt(inv.amount_due)), attempts });
-      if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
-      return true;
-    }
-    const decision = afterFailedAttempt(attempts, new Date(ev.ts), this.dunning);
-    const giveUp = decision.action === "give_up";
-    await c.query("UPDATE bil_invoices SET status = $2, attempts = $3, next_attempt_at = $4, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, giveUp ? "uncollectible" : "open", attempts, giveUp ? null : decision.at]);
-    const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: statusAfterPayment(cur.status, giveUp ? "gave_up" : "failed") });
-    await this.repo.emit(c, giveUp ? "invoice.uncollectible" : "invoice.payment_failed", sub, plan, {
-      eventId: `${inv.invoice_id}:failed:${attempts}`,
-      invoiceId: inv.invoice_id,
-      amountDue: toJson(BigInt(inv.amount_due)),
-      attempts,
-      nextAttemptAt: giveUp ? null : decision.at.toISOString(),
-    });
-    if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}:${attempts}` });
-    return true;
+  onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
+    return this.invoicing.onPaymentEvent(c, ev);
   }
 
   private async owned(c: PoolClient, userId: string, subscriptionId: string, allow: { unpaid?: boolean } = {}): Promise<SubscriptionRow> {
@@ -190,42 +172,11 @@ export class Billing {
     return cur;
   }
 
-  private async invoice(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[]): Promise<InvoiceRow> {
-    const { invoice, creditBalanceAfter } = await this.repo.createInvoice(c, randomUUID(), sub, plan.currency, lines);
-    if (creditBalanceAfter !== BigInt(sub.credit_balance)) await c.query("UPDATE bil_subscriptions SET credit_balance = $2 WHERE subscription_id = $1", [sub.subscription_id, creditBalanceAfter.toString()]);
-    await this.repo.emit(c, "invoice.created", sub, plan, { eventId: `${invoice.invoice_id}:created`, invoiceId: invoice.invoice_id, amountDue: toJson(BigInt(invoice.amount_due)) });
-    if (invoice.status === "paid") await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${invoice.invoice_id}:paid`, invoiceId: invoice.invoice_id, amountPaid: 0 });
-    return invoice;
+  private invoice(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[]): Promise<InvoiceRow> {
+    return this.invoicing.create(c, sub, plan, lines);
   }
 
-  /** One charge attempt; the outcome arrives on payments.events. */
-  private async charge(inv: InvoiceRow): Promise<void> {
-    const sub = (await this.repo.subscription(inv.subscription_id))!;
-    try {
-      const r = await this.payments.charge({
-        userId: inv.user_id,
-        amount: BigInt(inv.amount_due),
-        currency: inv.currency,
-        paymentMethod: sub.payment_method,
-        reference: `invoice:${inv.invoice_id}`,
-        idempotencyKey: `invoice-${inv.invoice_id}-${inv.attempts + 1}`,
-        description: `Invoice ${inv.invoice_id}`,
-      });
-      // No retry is due while this attempt's outcome is on its way, unless the outcome already came:
-      // payments.events can overtake the answer to this request (a decline recorded first, then a
-      // NULL here, left the invoice open with no next attempt: dunning stopped).
-      await this.repo.pg.query(
-        "UPDATE bil_invoices SET last_payment_id = $2, next_attempt_at = CASE WHEN attempts = $3 THEN NULL ELSE next_attempt_at END WHERE invoice_id = $1 AND status = 'open'",
-        [inv.invoice_id, r.intentId, inv.attempts],
-      );
-    } catch (err) {
-      // Not charged (or unknown): the next cycle retries with the same key, which cannot charge twice.
-      this.log.warn({ invoiceId: inv.invoice_id, err: { message: (err as Error).message } }, "charge request failed; retried next cycle");
-    }
+  private charge(inv: InvoiceRow): Promise<void> {
+    return this.invoicing.charge(inv);
   }
-}
-
-/** Whether a payment event is the charge of this invoice: billing charges its payer, amount and currency. */
-export function isChargeOf(inv: Pick<InvoiceRow, "user_id" | "amount_due" | "currency">, ev: Pick<PaymentEventMsg, "userId" | "amount" | "currency">): boolean {
-  return ev.userId === inv.user_id && ev.currency === inv.currency && Number.isSafeInteger(ev.amount) && BigInt(ev.amount) === BigInt(inv.amount_due);
 }

@@ -3,14 +3,17 @@
  * end), usage-based prices metered by usage-monitoring, invoices with line items, dunning.
  * Charges through payment-service (/internal/intents), learns outcomes from `payments.events`,
  * emits `billing.events` through the outbox (bil_outbox). Routes: routes.ts; use cases:
- * billing.ts; data access: repo.ts; pure domain: domain/.
+ * billing.ts; invoices, charges and payment outcomes: invoicing.ts; data access: repo.ts; pure
+ * domain: domain/.
  */
 import { defineService, envList, HttpError, Type, type ServiceContext } from "../../kit";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
-import { Billing, type PaymentGateway, type UsageSource } from "./billing";
+import { Billing, type UsageSource } from "./billing";
+import { refusesCharge } from "./domain/invoices";
+import { ChargeRefusedError, type PaymentGateway } from "./invoicing";
 import { BillingRepo, OUTBOX } from "./repo";
 import { registerRoutes } from "./routes";
 
@@ -23,7 +26,9 @@ function paymentGateway(ctx: ServiceContext): PaymentGateway {
         body: { userId: p.userId, amount: Number(p.amount), currency: p.currency, paymentMethod: p.paymentMethod, reference: p.reference, description: p.description },
         timeoutMs: 30_000,
       });
-      if (r.status !== 200 && r.status !== 201) throw new Error(`payment-service answered ${r.status} ${r.body.error?.code ?? ""}`);
+      const code = r.body.error?.code;
+      if (refusesCharge(r.status, code)) throw new ChargeRefusedError(code ?? String(r.status), `payment-service refused the charge: ${r.status} ${code ?? ""} ${r.body.error?.message ?? ""}`);
+      if (r.status !== 200 && r.status !== 201) throw new Error(`payment-service answered ${r.status} ${code ?? ""}`);
       return { intentId: r.body.id, status: r.body.status };
     },
   };

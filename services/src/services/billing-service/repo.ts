@@ -1,5 +1,5 @@
 /**
- * billing-service data access (PostgreSQL, migration 0350_billing.sql). Row <-> domain mapping,
+ * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql). Row <-> domain mapping,
  * invoice creation with its lines, and events through the transactional outbox (bil_outbox).
  */
 import type { PoolClient } from "pg";
@@ -38,6 +38,7 @@ export interface SubscriptionRow {
   trial_end: Date | null;
   cancel_at_period_end: boolean;
   credit_balance: string;
+  usage_billed_until: Date | null;
   payment_method: string;
   canceled_at: Date | null;
   created_at: Date;
@@ -84,7 +85,7 @@ export function planView(p: Plan) {
 }
 
 export function subscriptionOf(r: SubscriptionRow): Subscription {
-  return { planId: r.plan_id, status: r.status, anchor: r.anchor, periodStart: r.period_start, periodEnd: r.period_end, trialEnd: r.trial_end, cancelAtPeriodEnd: r.cancel_at_period_end, creditBalance: BigInt(r.credit_balance) };
+  return { planId: r.plan_id, status: r.status, anchor: r.anchor, periodStart: r.period_start, periodEnd: r.period_end, trialEnd: r.trial_end, cancelAtPeriodEnd: r.cancel_at_period_end, creditBalance: BigInt(r.credit_balance), usageBilledUntil: r.usage_billed_until };
 }
 
 export function subscriptionView(r: SubscriptionRow) {
@@ -161,15 +162,20 @@ export class BillingRepo {
     ).rows;
   }
 
+  /** The subscription's oldest invoice still to be paid (open), if any. */
+  async openInvoiceOf(c: Q, subscriptionId: string): Promise<InvoiceRow | undefined> {
+    return (await c.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at LIMIT 1", [subscriptionId])).rows[0];
+  }
+
   async subscriptionsOf(userId: string): Promise<SubscriptionRow[]> {
     return (await this.pg.query<SubscriptionRow>("SELECT * FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at DESC", [userId])).rows;
   }
 
   async insertSubscription(c: Q, id: string, userId: string, s: Subscription, paymentMethod: string): Promise<SubscriptionRow> {
     const { rows } = await c.query<SubscriptionRow>(
-      `INSERT INTO bil_subscriptions (subscription_id, user_id, plan_id, status, anchor, period_start, period_end, trial_end, cancel_at_period_end, credit_balance, payment_method)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING *`,
-      [id, userId, s.planId, s.status, s.anchor, s.periodStart, s.periodEnd, s.trialEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), paymentMethod],
+      `INSERT INTO bil_subscriptions (subscription_id, user_id, plan_id, status, anchor, period_start, period_end, trial_end, cancel_at_period_end, credit_balance, payment_method, usage_billed_until)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING *`,
+      [id, userId, s.planId, s.status, s.anchor, s.periodStart, s.periodEnd, s.trialEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), paymentMethod, s.usageBilledUntil],
     );
     return rows[0];
   }
@@ -177,9 +183,9 @@ export class BillingRepo {
   async updateSubscription(c: Q, id: string, s: Subscription, canceled = false): Promise<SubscriptionRow> {
     const { rows } = await c.query<SubscriptionRow>(
       `UPDATE bil_subscriptions SET plan_id = $2, status = $3, period_start = $4, period_end = $5, cancel_at_period_end = $6, credit_balance = $7,
-              canceled_at = CASE WHEN $8 THEN coalesce(canceled_at, now()) ELSE canceled_at END, updated_at = now()
+              canceled_at = CASE WHEN $8 THEN coalesce(canceled_at, now()) ELSE canceled_at END, usage_billed_until = $9, updated_at = now()
        WHERE subscription_id = $1 RETURNING *`,
-      [id, s.planId, s.status, s.periodStart, s.periodEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), canceled],
+      [id, s.planId, s.status, s.periodStart, s.periodEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), canceled, s.usageBilledUntil],
     );
     return rows[0];
   }
@@ -220,8 +226,8 @@ export class BillingRepo {
     return (await this.pg.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2", [userId, limit])).rows;
   }
 
-  async lines(invoiceIds: string[]) {
-    const { rows } = await this.pg.query<{ invoice_id: string; kind: string; description: string; quantity: string; amount: string; period_start: Date; period_end: Date }>(
+  async lines(invoiceIds: string[], c: Q = this.pg.pool) {
+    const { rows } = await c.query<{ invoice_id: string; kind: string; description: string; quantity: string; amount: string; period_start: Date; period_end: Date }>(
       "SELECT * FROM bil_invoice_lines WHERE invoice_id = ANY($1::uuid[]) ORDER BY invoice_id, line_no",
       [invoiceIds],
     );

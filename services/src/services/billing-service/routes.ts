@@ -4,7 +4,7 @@
  *   POST /plans                            admin: { id, name, currency, amount, interval, trialDays?, usage? }
  *   POST /subscriptions                    { planId, paymentMethod } -> 201 (409 ALREADY_SUBSCRIBED)
  *   GET  /subscriptions                    the caller's subscriptions
- *   POST /subscriptions/:id/plan           { planId } prorated change
+ *   POST /subscriptions/:id/plan           { planId } prorated change (409 INVOICE_OPEN while an invoice is unpaid)
  *   POST /subscriptions/:id/cancel         { atPeriodEnd? = true }
  *   GET  /invoices                         the caller's invoices with line items
  *   POST /cycle                            admin: run the billing cycle now (renewals, due charges)

@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { HttpError } from "../../kit";
-import { checkRefund, type IntentRequest, requestHash, statusFromProcessor } from "./domain/intents";
+import { checkRefund, type IntentOrigin, type IntentRequest, requestHash, statusFromProcessor } from "./domain/intents";
 import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
 import type { CardProcessor, ProcessorEvent } from "./processor";
 import { type IntentRow, PaymentRepo } from "./repo";
@@ -35,13 +35,13 @@ export class Payments {
     return this.processor;
   }
 
-  /** Charges once per (user, idempotency key); concurrent duplicates wait for the first outcome. */
-  async charge(userId: string, key: string, req: IntentRequest): Promise<{ row: IntentRow; replay: boolean }> {
+  /** Charges once per (user, origin, idempotency key); concurrent duplicates wait for the first outcome. */
+  async charge(origin: IntentOrigin, userId: string, key: string, req: IntentRequest): Promise<{ row: IntentRow; replay: boolean }> {
     const processor = this.requireProcessor();
     const hash = requestHash(userId, req);
     const intentId = randomUUID();
-    const created = await this.repo.insertIntent({ intentId, userId, key, hash, req, processor: processor.name });
-    if (!created) return { row: await this.awaitExisting(userId, key, hash), replay: true };
+    const created = await this.repo.insertIntent({ intentId, userId, origin, key, hash, req, processor: processor.name });
+    if (!created) return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
     let remote;
     try {
       remote = await processor.createAndConfirm({ intentId, userId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description });
@@ -60,10 +60,10 @@ export class Payments {
     return { row, replay: false };
   }
 
-  private async awaitExisting(userId: string, key: string, hash: string): Promise<IntentRow> {
+  private async awaitExisting(userId: string, origin: IntentOrigin, key: string, hash: string): Promise<IntentRow> {
     const deadline = Date.now() + this.opts.idempotentWaitMs;
     for (;;) {
-      const row = await this.repo.byKey(userId, key);
+      const row = await this.repo.byKey(userId, origin, key);
       if (!row) throw new Error("idempotency key vanished");
       if (row.request_hash !== hash) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request", "idempotency-key");
       if (row.status !== "created") return row;

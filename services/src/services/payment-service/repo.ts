@@ -1,6 +1,6 @@
 /**
- * payment-service data access (PostgreSQL, migration 0340_payments.sql). State changes, ledger
- * journals and outbox events are written in one transaction, so an event is published exactly
+ * payment-service data access (PostgreSQL, migrations 0340_payments.sql, 0406_pay_intents_key_origin.sql).
+ * State changes, ledger journals and outbox events are written in one transaction, so an event is published exactly
  * when the state it announces is committed.
  */
 import type { PoolClient } from "pg";
@@ -8,7 +8,7 @@ import { userPartitionKey, type PostgresClient } from "../../kit";
 import { type Currency, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
-import { canTransition, type IntentRequest, type IntentStatus } from "./domain/intents";
+import { canTransition, type IntentOrigin, type IntentRequest, type IntentStatus } from "./domain/intents";
 import { type Entry, journal, paymentCaptured, refundIssued } from "./domain/ledger";
 
 export const OUTBOX = "pay_outbox";
@@ -16,6 +16,7 @@ export const OUTBOX = "pay_outbox";
 export interface IntentRow {
   intent_id: string;
   user_id: string;
+  origin: IntentOrigin;
   idempotency_key: string;
   request_hash: string;
   amount: string;
@@ -58,18 +59,18 @@ type Queryable = Pick<PoolClient, "query">;
 export class PaymentRepo {
   constructor(private readonly pg: PostgresClient) {}
 
-  /** Inserts the intent unless the user already used this idempotency key; null when taken. */
-  async insertIntent(p: { intentId: string; userId: string; key: string; hash: string; req: IntentRequest; processor: string }): Promise<IntentRow | null> {
+  /** Inserts the intent unless this idempotency key of the user's was used (by the same origin); null when taken. */
+  async insertIntent(p: { intentId: string; userId: string; origin: IntentOrigin; key: string; hash: string; req: IntentRequest; processor: string }): Promise<IntentRow | null> {
     const { rows } = await this.pg.query<IntentRow>(
-      `INSERT INTO pay_intents (intent_id, user_id, idempotency_key, request_hash, amount, currency, payment_method, description, reference, status, processor)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'created',$10) ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING *`,
-      [p.intentId, p.userId, p.key, p.hash, p.req.amount.toString(), p.req.currency, p.req.paymentMethod, p.req.description, p.req.reference, p.processor],
+      `INSERT INTO pay_intents (intent_id, user_id, origin, idempotency_key, request_hash, amount, currency, payment_method, description, reference, status, processor)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'created',$11) ON CONFLICT (user_id, origin, idempotency_key) DO NOTHING RETURNING *`,
+      [p.intentId, p.userId, p.origin, p.key, p.hash, p.req.amount.toString(), p.req.currency, p.req.paymentMethod, p.req.description, p.req.reference, p.processor],
     );
     return rows[0] ?? null;
   }
 
-  async byKey(userId: string, key: string): Promise<IntentRow | undefined> {
-    return (await this.pg.query<IntentRow>("SELECT * FROM pay_intents WHERE user_id = $1 AND idempotency_key = $2", [userId, key])).rows[0];
+  async byKey(userId: string, origin: IntentOrigin, key: string): Promise<IntentRow | undefined> {
+    return (await this.pg.query<IntentRow>("SELECT * FROM pay_intents WHERE user_id = $1 AND origin = $2 AND idempotency_key = $3", [userId, origin, key])).rows[0];
   }
 
   async byId(intentId: string, c: Queryable = this.pg.pool, forUpdate = false): Promise<IntentRow | undefined> {

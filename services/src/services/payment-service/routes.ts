@@ -13,7 +13,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { type App, HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type, UserIdSchema } from "../../kit";
 import { INVOICE_REFERENCE_PREFIX } from "../../business/events";
 import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
-import type { IntentRequest } from "./domain/intents";
+import type { IntentOrigin, IntentRequest } from "./domain/intents";
 import type { Payments } from "./payments";
 import { type CardProcessor, WebhookSignatureError } from "./processor";
 import { intentView, type PaymentRepo } from "./repo";
@@ -55,8 +55,8 @@ const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.Stri
 export function registerRoutes(app: App, deps: { payments: Payments; repo: PaymentRepo; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
   const { payments, repo } = deps;
 
-  const charge = async (userId: string, key: string, body: IntentRequest, reply: FastifyReply) => {
-    const { row, replay } = await payments.charge(userId, key, body);
+  const charge = async (origin: IntentOrigin, userId: string, key: string, body: IntentRequest, reply: FastifyReply) => {
+    const { row, replay } = await payments.charge(origin, userId, key, body);
     if (replay) reply.header("idempotent-replay", "true");
     return reply.code(replay ? 200 : 201).send(intentView(row));
   };
@@ -66,10 +66,12 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
     if (req.body.reference?.toLowerCase().startsWith(INVOICE_REFERENCE_PREFIX)) {
       throw new HttpError(400, "VALIDATION_ERROR", `references starting with '${INVOICE_REFERENCE_PREFIX}' are reserved for invoice charges, which billing makes`, "reference");
     }
-    return charge(who.userId, idempotencyKey(req), toRequest(req.body), reply);
+    return charge("client", who.userId, idempotencyKey(req), toRequest(req.body), reply);
   });
 
-  app.post("/internal/intents", { schema: { body: InternalIntentBody } }, async (req, reply) => charge(req.body.userId, idempotencyKey(req), toRequest(req.body), reply));
+  // Its keys are apart from the clients' (IntentOrigin): a user who sends billing's next key
+  // (`invoice-<id>-<n>`) to /intents takes nothing from billing.
+  app.post("/internal/intents", { schema: { body: InternalIntentBody } }, async (req, reply) => charge("internal", req.body.userId, idempotencyKey(req), toRequest(req.body), reply));
 
   app.get("/intents", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }), response: { 200: ResponseObject({ intents: Type.Array(IntentOut) }) } } }, async (req) => {
     const who = requireIdentity(req);

@@ -42,6 +42,21 @@ export function afterFailedAttempt(attempts: number, failedAt: Date, policy: Dun
   return { action: "retry", at: new Date(failedAt.getTime() + days * 86_400_000) };
 }
 
+/**
+ * Whether payment-service's answer to a charge request refuses that charge for good, so it counts
+ * as a failed attempt and dunning moves on to the next one (a new key), rather than asking for the
+ * same request again next cycle. A 4xx says the request itself is wrong, and the same request gets
+ * the same answer: e.g. IDEMPOTENCY_KEY_REUSED (the key is bound to another request), a validation
+ * error. Retrying was the old answer to every failure, so a refused charge was retried for ever:
+ * the invoice stayed open and the subscription past_due. Not refusals: the key's first request is
+ * still in progress (IDEMPOTENCY_KEY_IN_USE), throttling (429), a timeout (408), and a deployment
+ * with no card processor (PROCESSOR_NOT_CONFIGURED: nothing the customer did, every charge fails).
+ */
+export function refusesCharge(status: number, code: string | undefined): boolean {
+  if (status < 400 || status >= 500 || status === 408 || status === 429) return false;
+  return code !== "IDEMPOTENCY_KEY_IN_USE" && code !== "PROCESSOR_NOT_CONFIGURED";
+}
+
 /** The subscription's status after its invoice's payment outcome. */
 export function statusAfterPayment(current: SubscriptionStatus, outcome: "paid" | "failed" | "gave_up"): SubscriptionStatus {
   if (current === "canceled") return current;

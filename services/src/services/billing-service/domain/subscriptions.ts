@@ -3,6 +3,9 @@
  * and its metered usage in arrears; a trial bills nothing until it ends; a plan change mid-period
  * is prorated to the second (credit for the unused time of the old plan, charge for the rest of the
  * period on the new one); cancelling at period end keeps the service until the paid period ends.
+ * Usage is always priced by the plan in force when it happened: a plan change invoices the usage so
+ * far under the old plan, and every ending (renewal, cancellation) invoices the usage not yet
+ * invoiced.
  */
 import { type Currency, mulDivRound } from "../../../business/money";
 import { addIntervals, type Interval } from "./periods";
@@ -41,6 +44,11 @@ export interface Subscription {
   cancelAtPeriodEnd: boolean;
   /** Credit owed to the customer (from downgrades), applied to the next invoices. Never negative. */
   creditBalance: bigint;
+  /**
+   * The current period's usage before this instant is invoiced already (by a plan change, under the
+   * plan then in force); null: none of it is.
+   */
+  usageBilledUntil: Date | null;
 }
 
 export type LineKind = "subscription" | "proration" | "usage" | "credit";
@@ -75,13 +83,13 @@ export function startSubscription(plan: Plan, now: Date, trialUsed = false): { s
   if (plan.trialDays > 0 && !trialUsed) {
     const trialEnd = new Date(now.getTime() + plan.trialDays * DAY_MS);
     return {
-      subscription: { planId: plan.id, status: "trialing", anchor: trialEnd, periodStart: now, periodEnd: trialEnd, trialEnd, cancelAtPeriodEnd: false, creditBalance: 0n },
+      subscription: { planId: plan.id, status: "trialing", anchor: trialEnd, periodStart: now, periodEnd: trialEnd, trialEnd, cancelAtPeriodEnd: false, creditBalance: 0n, usageBilledUntil: null },
       firstLines: [],
     };
   }
   const periodEnd = addIntervals(now, plan.interval, 1);
   return {
-    subscription: { planId: plan.id, status: "incomplete", anchor: now, periodStart: now, periodEnd, trialEnd: null, cancelAtPeriodEnd: false, creditBalance: 0n },
+    subscription: { planId: plan.id, status: "incomplete", anchor: now, periodStart: now, periodEnd, trialEnd: null, cancelAtPeriodEnd: false, creditBalance: 0n, usageBilledUntil: null },
     firstLines: [subscriptionLine(plan, now, periodEnd)],
   };
 }
@@ -90,13 +98,45 @@ export function subscriptionLine(plan: Plan, start: Date, end: Date): InvoiceLin
   return { kind: "subscription", description: `${plan.name} (${plan.interval}ly)`, quantity: 1n, amount: plan.amount, periodStart: start, periodEnd: end };
 }
 
-/** Charge for `units` of metered usage in one period (0 when within the included units). */
-export function usageLine(plan: Plan, units: bigint, start: Date, end: Date): InvoiceLine | null {
+/** Charge for `units` of metered usage from `start` to `end` (null when within the `included` units: the plan's, for a whole period). */
+export function usageLine(plan: Plan, units: bigint, start: Date, end: Date, included = plan.usage?.included ?? 0n): InvoiceLine | null {
   const u = plan.usage;
-  if (!u || units <= u.included) return null;
-  const over = units - u.included;
+  if (!u || units <= included) return null;
+  const over = units - included;
   const blocks = (over + u.blockSize - 1n) / u.blockSize;
-  return { kind: "usage", description: `${u.metric}: ${over} over ${u.included} included (${blocks} x ${u.blockSize})`, quantity: over, amount: blocks * u.blockAmount, periodStart: start, periodEnd: end };
+  return { kind: "usage", description: `${u.metric}: ${over} over ${included} included (${blocks} x ${u.blockSize})`, quantity: over, amount: blocks * u.blockAmount, periodStart: start, periodEnd: end };
+}
+
+/** The part of the current period whose usage is not invoiced yet, up to `until` (at most the period's end). */
+export function unbilledUsage(sub: Pick<Subscription, "periodStart" | "periodEnd" | "usageBilledUntil">, until: Date): { start: Date; end: Date } {
+  const start = sub.usageBilledUntil && sub.usageBilledUntil > sub.periodStart ? sub.usageBilledUntil : sub.periodStart;
+  const end = until < sub.periodEnd ? until : sub.periodEnd;
+  return { start, end: end < start ? start : end };
+}
+
+/**
+ * The plan's included units for the part of the period from `start` to `paidUntil` (the end of the
+ * time its price was charged for), prorated to the second as prices are. A period split between
+ * plans gives each plan its share: switching back and forth never grants more than one period's
+ * allowance, as it would if each part had the whole of it.
+ */
+export function includedUnits(plan: Plan, sub: Pick<Subscription, "periodStart" | "periodEnd">, start: Date, paidUntil: Date): bigint {
+  const included = plan.usage?.included ?? 0n;
+  const total = BigInt(Math.floor((sub.periodEnd.getTime() - sub.periodStart.getTime()) / 1000));
+  const part = BigInt(Math.max(0, Math.floor((paidUntil.getTime() - start.getTime()) / 1000)));
+  return total <= 0n || part >= total ? included : mulDivRound(included, part, total);
+}
+
+/**
+ * What ending the subscription at `at` leaves to invoice: the period's usage not invoiced yet (usage
+ * is billed in arrears; before, a cancelled subscription's last period was never billed). Its price
+ * is not refunded, so the allowance runs to the period's end. Nothing for a trial (its usage is free).
+ */
+export function finalLines(sub: Subscription, plan: Plan, units: bigint, at: Date): InvoiceLine[] {
+  if (sub.status === "trialing" || sub.status === "canceled") return [];
+  const w = unbilledUsage(sub, at);
+  const usage = usageLine(plan, units, w.start, w.end, includedUnits(plan, sub, w.start, sub.periodEnd));
+  return usage ? [usage] : [];
 }
 
 /**
@@ -117,26 +157,52 @@ export function prorationLines(sub: Subscription, from: Plan, to: Plan, at: Date
   ];
 }
 
-export function changePlan(sub: Subscription, from: Plan, to: Plan, at: Date): { subscription: Subscription; lines: InvoiceLine[] } {
+/**
+ * Throws (BillingError) when `sub` may not change from `from` to `to`. `openInvoiceId`: an invoice
+ * of the subscription still to be paid, if any. While one is open the plan does not change: a
+ * proration credits the unused time of the old plan's price, which is money only if that price was
+ * paid. Crediting it from an unpaid period turned a declined charge into spendable credit (subscribe
+ * to an expensive plan with a declined card, downgrade: credit; upgrade back: paid from that credit).
+ * Prorating only the charge instead would bill the period twice once dunning collects the open
+ * invoice. The way on stays open: the invoice is paid (dunning retries it), or the user cancels.
+ */
+export function checkPlanChange(sub: Subscription, from: Plan, to: Plan, openInvoiceId: string | null = null): void {
   if (sub.status === "canceled" || sub.status === "unpaid") throw new BillingError("SUBSCRIPTION_INACTIVE", `subscription is ${sub.status}`);
   if (from.id === to.id) throw new BillingError("SAME_PLAN", "the subscription is already on this plan");
-  return { subscription: { ...sub, planId: to.id }, lines: prorationLines(sub, from, to, at) };
+  if (openInvoiceId !== null)
+    throw new BillingError("INVOICE_OPEN", `the subscription is ${sub.status} with invoice ${openInvoiceId} not paid yet; its plan can change once that invoice is paid (or cancel the subscription)`);
 }
 
 /**
- * The period boundary: a subscription cancelled at period end ends; otherwise it moves to the
- * next period and returns the invoice lines (next period in advance, usage of the ended period).
+ * A plan change at `at`: the proration, and the usage not yet invoiced (`usedUnits`, up to `at`)
+ * priced by the old plan with its share of the allowance (before, the renewal priced the whole
+ * period's usage by the plan of its end: a switch to a plan with a large allowance just before
+ * renewal made the period's usage free).
+ */
+export function changePlan(sub: Subscription, from: Plan, to: Plan, at: Date, usedUnits = 0n): { subscription: Subscription; lines: InvoiceLine[] } {
+  checkPlanChange(sub, from, to);
+  const lines = prorationLines(sub, from, to, at);
+  if (sub.status === "trialing") return { subscription: { ...sub, planId: to.id }, lines };
+  const w = unbilledUsage(sub, at);
+  const usage = usageLine(from, usedUnits, w.start, w.end, includedUnits(from, sub, w.start, w.end));
+  return { subscription: { ...sub, planId: to.id, usageBilledUntil: w.end }, lines: usage ? [...lines, usage] : lines };
+}
+
+/**
+ * The period boundary: a subscription cancelled at period end ends, with a final invoice of the
+ * period's usage; otherwise it moves to the next period and returns the invoice lines (next period
+ * in advance, usage of the ended period in arrears). `usageUnits`: the units of
+ * unbilledUsage(sub, sub.periodEnd).
  */
 export function renew(sub: Subscription, plan: Plan, usageUnits: bigint): { subscription: Subscription; lines: InvoiceLine[] } {
   if (sub.status === "canceled" || sub.status === "unpaid") return { subscription: sub, lines: [] };
-  if (sub.cancelAtPeriodEnd) return { subscription: { ...sub, status: "canceled" }, lines: [] };
+  const usage = finalLines(sub, plan, usageUnits, sub.periodEnd);
+  if (sub.cancelAtPeriodEnd) return { subscription: { ...sub, status: "canceled" }, lines: usage };
   const wasTrial = sub.status === "trialing";
   const start = sub.periodEnd;
   const end = wasTrial ? addIntervals(sub.anchor, plan.interval, 1) : nextEnd(sub, plan);
-  const lines = [subscriptionLine(plan, start, end)];
-  const usage = wasTrial ? null : usageLine(plan, usageUnits, sub.periodStart, sub.periodEnd);
-  if (usage) lines.push(usage);
-  return { subscription: { ...sub, status: wasTrial ? "incomplete" : sub.status, periodStart: start, periodEnd: end }, lines };
+  const lines = [subscriptionLine(plan, start, end), ...usage];
+  return { subscription: { ...sub, status: wasTrial ? "incomplete" : sub.status, periodStart: start, periodEnd: end, usageBilledUntil: null }, lines };
 }
 
 function nextEnd(sub: Subscription, plan: Plan): Date {

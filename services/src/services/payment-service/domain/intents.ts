@@ -50,6 +50,13 @@ export function statusFromProcessor(status: string): IntentStatus {
   }
 }
 
+/**
+ * Who asked for a charge: a user through the gateway (`client`), or a platform service over the
+ * internal route (`internal`: billing-service's invoice charges). Each has its own idempotency-key
+ * namespace, so a client cannot take a key a service is going to use.
+ */
+export type IntentOrigin = "client" | "internal";
+
 export interface IntentRequest {
   amount: bigint;
   currency: Currency;

@@ -1,0 +1,171 @@
+/**
+ * billing-service invoices and their collection: creating an invoice (credit applied), charging it
+ * through payment-service with an idempotency key per attempt (`invoice-<id>-<n>`, so a retried
+ * cycle never charges twice), and applying the outcome from `payments.events` (payment.succeeded /
+ * payment.failed with reference `invoice:<id>`): the invoice is paid, or the dunning retry is
+ * scheduled, if it is the charge billing asked for (the invoice's payer, amount and currency).
+ */
+import { randomUUID } from "node:crypto";
+import type { PoolClient } from "pg";
+import type { Logger } from "pino";
+import { HttpError } from "../../kit";
+import { toJson } from "../../business/money";
+import { INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
+import { afterFailedAttempt, type DunningPolicy, statusAfterPayment } from "./domain/invoices";
+import type { InvoiceLine, Plan } from "./domain/subscriptions";
+import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
+
+export interface PaymentGateway {
+  /**
+   * Asks payment-service to charge; resolves once it accepted the request (outcome comes as an
+   * event). Throws ChargeRefusedError when payment-service refused the request for good
+   * (domain/invoices.ts refusesCharge), any other error when it may be retried as it is.
+   */
+  charge(p: { userId: string; amount: bigint; currency: string; paymentMethod: string; reference: string; idempotencyKey: string; description: string }): Promise<{ intentId: string; status: string }>;
+}
+
+/** payment-service refused a charge request for good: the attempt has failed. */
+export class ChargeRefusedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ChargeRefusedError";
+  }
+}
+
+export class Invoicing {
+  constructor(
+    private readonly repo: BillingRepo,
+    private readonly payments: PaymentGateway,
+    private readonly log: Logger,
+    private readonly dunning: DunningPolicy,
+    private readonly published: () => void,
+  ) {}
+
+  private async planOrThrow(id: string, c: PoolClient): Promise<Plan> {
+    const p = await this.repo.plan(id, c);
+    if (!p) throw new HttpError(404, "PLAN_NOT_FOUND", `plan ${id} does not exist`, "planId");
+    return p;
+  }
+
+  /**
+   * A new invoice of `sub` for `lines`, the subscription's credit applied (and consumed). One with
+   * nothing left to pay (a zero amount, or all of it from credit) is paid as it is created, and the
+   * subscription moves as after a payment: before, only a payment event moved it, so a free plan or
+   * an invoice paid from credit left it incomplete for ever.
+   */
+  async create(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[]): Promise<InvoiceRow> {
+    const { invoice, creditBalanceAfter } = await this.repo.createInvoice(c, randomUUID(), sub, plan.currency, lines);
+    if (creditBalanceAfter !== BigInt(sub.credit_balance)) await c.query("UPDATE bil_subscriptions SET credit_balance = $2 WHERE subscription_id = $1", [sub.subscription_id, creditBalanceAfter.toString()]);
+    await this.repo.emit(c, "invoice.created", sub, plan, { eventId: `${invoice.invoice_id}:created`, invoiceId: invoice.invoice_id, amountDue: toJson(BigInt(invoice.amount_due)) });
+    if (invoice.status === "paid") await this.paid(c, invoice, plan, {});
+    return invoice;
+  }
+
+  /**
+   * The invoice (marked paid) was paid: the subscription's status after a payment, unless another of
+   * its invoices is still open (it stays past_due, say, until that one is paid too), and the events.
+   */
+  private async paid(c: PoolClient, inv: InvoiceRow, plan: Plan, extra: { attempts?: number }): Promise<void> {
+    const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
+    const owed = await this.repo.openInvoiceOf(c, cur.subscription_id);
+    const status = owed ? cur.status : statusAfterPayment(cur.status, "paid");
+    const sub = status === cur.status ? cur : await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status });
+    await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${inv.invoice_id}:paid`, invoiceId: inv.invoice_id, amountPaid: toJson(BigInt(inv.amount_due)), ...extra });
+    if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
+  }
+
+  /** One charge attempt; the outcome arrives on payments.events. */
+  async charge(inv: InvoiceRow): Promise<void> {
+    const sub = (await this.repo.subscription(inv.subscription_id))!;
+    try {
+      const r = await this.payments.charge({
+        userId: inv.user_id,
+        amount: BigInt(inv.amount_due),
+        currency: inv.currency,
+        paymentMethod: sub.payment_method,
+        reference: `${INVOICE_REFERENCE_PREFIX}${inv.invoice_id}`,
+        idempotencyKey: `invoice-${inv.invoice_id}-${inv.attempts + 1}`,
+        description: `Invoice ${inv.invoice_id}`,
+      });
+      // No retry is due while this attempt's outcome is on its way, unless the outcome already came:
+      // payments.events can overtake the answer to this request (a decline recorded first, then a
+      // NULL here, left the invoice open with no next attempt: dunning stopped).
+      await this.repo.pg.query(
+        "UPDATE bil_invoices SET last_payment_id = $2, next_attempt_at = CASE WHEN attempts = $3 THEN NULL ELSE next_attempt_at END WHERE invoice_id = $1 AND status = 'open'",
+        [inv.invoice_id, r.intentId, inv.attempts],
+      );
+    } catch (err) {
+      if (err instanceof ChargeRefusedError) {
+        // The same request would be refused again (a user holding this attempt's key had dunning
+        // retry it for ever): a failed attempt, the next one is scheduled with its own key.
+        this.log.warn({ invoiceId: inv.invoice_id, code: err.code, err: { message: err.message } }, "charge refused by payment-service; counted as a failed attempt");
+        if (await this.repo.pg.transaction((c) => this.refused(c, inv))) this.published();
+        return;
+      }
+      // Not charged (or unknown): the next cycle retries with the same key, which cannot charge twice.
+      this.log.warn({ invoiceId: inv.invoice_id, err: { message: (err as Error).message } }, "charge request failed; retried next cycle");
+    }
+  }
+
+  /** Records the refused attempt, unless the invoice moved on meanwhile (an outcome came, another replica). */
+  private async refused(c: PoolClient, attempted: InvoiceRow): Promise<boolean> {
+    const inv = await this.repo.invoice(attempted.invoice_id, c, true);
+    if (!inv || inv.status !== "open" || inv.attempts !== attempted.attempts) return false;
+    await this.failedAttempt(c, inv, new Date());
+    return true;
+  }
+
+  /** Applies one payments.events message (deduped by event id). */
+  async onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
+    const invoiceId = ev.reference?.startsWith(INVOICE_REFERENCE_PREFIX) ? ev.reference.slice(INVOICE_REFERENCE_PREFIX.length) : "";
+    if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed")) return false;
+    if (!(await this.repo.markProcessed(c, ev.eventId))) return false;
+    const inv = await this.repo.invoice(invoiceId, c, true);
+    if (!inv) return false;
+    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id };
+    if (!isChargeOf(inv, ev)) {
+      this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
+      return false;
+    }
+    if (inv.status !== "open") {
+      if (ev.type === "payment.succeeded") this.log.warn({ ...fields, invoiceStatus: inv.status }, "payment for an invoice that is no longer open: refund it");
+      return false;
+    }
+    if (ev.type === "payment.succeeded") {
+      const attempts = inv.attempts + 1;
+      await c.query("UPDATE bil_invoices SET status = 'paid', attempts = $2, paid_at = now(), next_attempt_at = NULL, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, attempts]);
+      const { plan_id } = (await this.repo.subscription(inv.subscription_id, c, true))!;
+      await this.paid(c, inv, await this.planOrThrow(plan_id, c), { attempts });
+      return true;
+    }
+    await this.failedAttempt(c, inv, new Date(ev.ts));
+    return true;
+  }
+
+  /** Attempt `inv.attempts + 1` of the invoice (locked, open) failed at `at`: dunning's next step. */
+  private async failedAttempt(c: PoolClient, inv: InvoiceRow, at: Date): Promise<void> {
+    const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
+    const plan = await this.planOrThrow(cur.plan_id, c);
+    const attempts = inv.attempts + 1;
+    const decision = afterFailedAttempt(attempts, at, this.dunning);
+    const giveUp = decision.action === "give_up";
+    await c.query("UPDATE bil_invoices SET status = $2, attempts = $3, next_attempt_at = $4, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, giveUp ? "uncollectible" : "open", attempts, giveUp ? null : decision.at]);
+    const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: statusAfterPayment(cur.status, giveUp ? "gave_up" : "failed") });
+    await this.repo.emit(c, giveUp ? "invoice.uncollectible" : "invoice.payment_failed", sub, plan, {
+      eventId: `${inv.invoice_id}:failed:${attempts}`,
+      invoiceId: inv.invoice_id,
+      amountDue: toJson(BigInt(inv.amount_due)),
+      attempts,
+      nextAttemptAt: giveUp ? null : decision.at.toISOString(),
+    });
+    if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}:${attempts}` });
+  }
+}
+
+/** Whether a payment event is the charge of this invoice: billing charges its payer, amount and currency. */
+export function isChargeOf(inv: Pick<InvoiceRow, "user_id" | "amount_due" | "currency">, ev: Pick<PaymentEventMsg, "userId" | "amount" | "currency">): boolean {
+  return ev.userId === inv.user_id && ev.currency === inv.currency && Number.isSafeInteger(ev.amount) && BigInt(ev.amount) === BigInt(inv.amount_due);
+}

@@ -1,0 +1,153 @@
+/**
+ * Plan changes, cancellation and metered usage in billing-service, on a real PostgreSQL with
+ * stand-ins for payment-service and usage-monitoring (tests/helpers/billing-rig.ts):
+ *   - the plan does not change while an invoice of the subscription is open (409 INVOICE_OPEN):
+ *     before, downgrading from an unpaid period credited its unused time, money never received,
+ *     and an upgrade back was "paid" from that credit;
+ *   - usage is priced by the plan in force when it happened: a plan change invoices the usage so far
+ *     under the old plan (before, the renewal priced the whole period by the plan of its end, and a
+ *     switch to a plan with a large allowance just before renewal made the usage free);
+ *   - cancelling, at period end or now, invoices the period's usage (billed in arrears) on a final
+ *     invoice, with the usage of the invoices a cancellation voids (before, it was never invoiced).
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { HttpError } from "../../services/src/kit";
+import type { PostgresClient } from "../../services/src/kit/datastores/postgres";
+import { migratedKitPostgres } from "../helpers/schemas";
+import { billingRig, type BillingRig, invoicesOf, plan, subscriptionOf } from "../helpers/billing-rig";
+
+const srv = useServers("postgres");
+const run = randomBytes(3).toString("hex");
+const CHEAP = `cheap-${run}`;
+const PRICEY = `pricey-${run}`;
+/** 5 requests included, then 1.00 per started block of 5: 60 requests cost 11 blocks. */
+const METERED = `metered-${run}`;
+const BULK = `bulk-${run}`;
+const SIXTY_REQUESTS = 1100;
+const log = { info() {}, warn() {}, error() {}, debug() {} };
+let client: PostgresClient;
+let rig: BillingRig;
+
+beforeAll(async () => {
+  client = await migratedKitPostgres(srv.env.POSTGRES_URL, log as never, 4);
+  rig = billingRig(client);
+  await rig.repo.createPlan(plan(CHEAP, 1000));
+  await rig.repo.createPlan(plan(PRICEY, 100000));
+  await rig.repo.createPlan(plan(METERED, 1000, { included: 5, blockSize: 5, blockAmount: 100 }));
+  await rig.repo.createPlan(plan(BULK, 3000, { included: 1_000_000, blockSize: 1, blockAmount: 1 }));
+}, 300_000);
+
+afterAll(async () => {
+  await client?.close();
+});
+
+/** The error a use case threw, as the route would answer it. */
+async function refusal(p: Promise<unknown>): Promise<{ status: number; code: string; field?: string }> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  if (!(err instanceof HttpError)) throw new Error(`expected an HttpError, got ${String(err)}`);
+  return { status: err.statusCode, code: err.code, field: err.field };
+}
+
+/** A paid subscription to METERED whose period is about to end, with 60 requests in it. */
+async function meteredWithSixtyRequests(secondsLeft: number) {
+  const userId = randomUUID();
+  const { subscription_id: id } = await rig.billing.subscribe(userId, METERED, "pm_card_visa");
+  await client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '30 days' + make_interval(secs => $2), period_end = now() + make_interval(secs => $2) WHERE subscription_id = $1", [id, secondsLeft]);
+  rig.use(userId, 60, new Date(Date.now() - 1000));
+  return { userId, id };
+}
+
+/** Ends the subscription's period now (after what the test did in it) and runs the cycle. */
+async function periodEnds(id: string) {
+  await client.pool.query("UPDATE bil_subscriptions SET period_end = now() WHERE subscription_id = $1", [id]);
+  await rig.billing.runCycle();
+}
+
+const linesOf = async (userId: string) => (await invoicesOf(client, userId)).map((i) => [i.status, i.lines]);
+
+/** Makes the invoice's next attempt due and runs the cycle. */
+async function retryDue(invoiceId: string) {
+  await client.pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE invoice_id = $1", [invoiceId]);
+  await rig.billing.runCycle();
+}
+
+describe("a plan change while an invoice is open", () => {
+  it("is refused: no credit for a period never paid; once the invoice is paid the change goes through", async () => {
+    const userId = randomUUID();
+    rig.answer.set(userId, "decline");
+    const { subscription_id: id } = await rig.billing.subscribe(userId, PRICEY, "pm_card_chargeDeclined");
+    expect((await subscriptionOf(client, userId)).status).toBe("past_due");
+    expect(await refusal(rig.billing.changePlan(userId, id, CHEAP))).toEqual({ status: 409, code: "INVOICE_OPEN", field: "planId" });
+    expect(await subscriptionOf(client, userId)).toMatchObject({ plan_id: PRICEY, credit_balance: "0" });
+    expect((await invoicesOf(client, userId)).length).toBe(1);
+
+    rig.answer.set(userId, "pay");
+    await retryDue((await invoicesOf(client, userId))[0].invoice_id);
+    expect((await subscriptionOf(client, userId)).status).toBe("active");
+    const down = await rig.billing.changePlan(userId, id, CHEAP);
+    expect(BigInt(down.credit_balance)).toBeGreaterThan(98000n); // ~99000: the unused time of a paid period
+  });
+
+  it("an upgrade whose proration is not paid yet cannot be undone into credit", async () => {
+    const userId = randomUUID();
+    const { subscription_id: id } = await rig.billing.subscribe(userId, CHEAP, "pm_card_visa");
+    expect((await subscriptionOf(client, userId)).status).toBe("active");
+    await client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '15 days', period_end = now() + interval '15 days' WHERE subscription_id = $1", [id]);
+    rig.answer.set(userId, "decline");
+    await rig.billing.changePlan(userId, id, PRICEY);
+    const [, upgrade] = await invoicesOf(client, userId);
+    expect(upgrade).toMatchObject({ status: "open", attempts: 1 });
+    expect(await refusal(rig.billing.changePlan(userId, id, CHEAP))).toMatchObject({ status: 409, code: "INVOICE_OPEN" });
+    expect((await subscriptionOf(client, userId)).credit_balance).toBe("0");
+  });
+});
+
+describe("usage around a plan change", () => {
+  it("is priced by the plan in force when it happened: switching just before renewal saves nothing", async () => {
+    const control = await meteredWithSixtyRequests(20);
+    const evader = await meteredWithSixtyRequests(20);
+    await rig.billing.changePlan(evader.userId, evader.id, BULK);
+    await periodEnds(control.id);
+    await periodEnds(evader.id);
+    const first = ["paid", [["subscription", 1000]]];
+    expect(await linesOf(control.userId)).toEqual([first, ["paid", [["subscription", 1000], ["usage", SIXTY_REQUESTS]]]]);
+    // The change's invoice has the 60 requests on METERED (its prorations round to 0 with 20 s left);
+    // BULK's renewal has none: they were invoiced.
+    expect(await linesOf(evader.userId)).toEqual([first, ["paid", [["proration", 0], ["proration", 0], ["usage", SIXTY_REQUESTS]]], ["paid", [["subscription", 3000]]]]);
+  });
+});
+
+describe("cancelling a metered subscription", () => {
+  it("at period end: the renewal that ends it invoices the period's usage", async () => {
+    const { userId, id } = await meteredWithSixtyRequests(10);
+    await rig.billing.cancel(userId, id, true);
+    await periodEnds(id);
+    expect((await subscriptionOf(client, userId)).status).toBe("canceled");
+    expect(await linesOf(userId)).toEqual([["paid", [["subscription", 1000]]], ["paid", [["usage", SIXTY_REQUESTS]]]]);
+  });
+
+  it("now: a final invoice of the usage so far, the period's whole allowance counted (its price is not refunded)", async () => {
+    const { userId, id } = await meteredWithSixtyRequests(3600);
+    const canceled = await rig.billing.cancel(userId, id, false);
+    expect(canceled.status).toBe("canceled");
+    expect(await linesOf(userId)).toEqual([["paid", [["subscription", 1000]]], ["paid", [["usage", SIXTY_REQUESTS]]]]);
+  });
+
+  it("now, with a renewal open: it is voided, and its usage goes on the final invoice with the usage since", async () => {
+    const { userId, id } = await meteredWithSixtyRequests(10);
+    rig.answer.set(userId, "decline");
+    await periodEnds(id);
+    rig.use(userId, 12, new Date()); // 7 over the 5 included: 2 blocks
+    await new Promise((r) => setTimeout(r, 20)); // the cancellation comes after them ([start, end) windows)
+    await rig.billing.cancel(userId, id, false);
+    expect(await linesOf(userId)).toEqual([
+      ["paid", [["subscription", 1000]]],
+      ["void", [["subscription", 1000], ["usage", SIXTY_REQUESTS]]],
+      ["open", [["usage", SIXTY_REQUESTS], ["usage", 200]]],
+    ]);
+    const [, , final] = await invoicesOf(client, userId);
+    expect(final.attempts).toBe(1); // charged (declined: dunning goes on for it)
+  });
+});

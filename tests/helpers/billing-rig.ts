@@ -1,0 +1,80 @@
+/**
+ * billing-service's use cases (Billing) on a real PostgreSQL with stand-ins for its two peers:
+ * payment-service answers each charge as the test says (the outcome delivered on "payments.events"
+ * at once: billing.onPaymentEvent in its own transaction), usage-monitoring counts the units a test
+ * recorded at given instants. Periods are moved in the database, as the gateway-level tests do.
+ */
+import { randomUUID } from "node:crypto";
+import type { PostgresClient } from "../../services/src/kit/datastores/postgres";
+import type { PaymentEventMsg } from "../../services/src/business/events";
+import { Billing, type UsageSource } from "../../services/src/services/billing-service/billing";
+import { ChargeRefusedError, type PaymentGateway } from "../../services/src/services/billing-service/invoicing";
+import { BillingRepo } from "../../services/src/services/billing-service/repo";
+import type { Plan } from "../../services/src/services/billing-service/domain/subscriptions";
+
+/** What payment-service does with a charge request: pays, declines, or refuses the request (a 4xx). */
+export type ChargeAnswer = "pay" | "decline" | "refuse";
+
+export interface BillingRig {
+  billing: Billing;
+  repo: BillingRepo;
+  /** The answer to the user's next charges (default "pay"). */
+  answer: Map<string, ChargeAnswer>;
+  /** Every charge request, in order. */
+  charges: { userId: string; amount: bigint; idempotencyKey: string }[];
+  /** Records `n` metered units of the user at `at`. */
+  use(userId: string, n: number, at: Date): void;
+  warnings: unknown[];
+}
+
+export function billingRig(client: PostgresClient): BillingRig {
+  const repo = new BillingRepo(client);
+  const answer = new Map<string, ChargeAnswer>();
+  const charges: BillingRig["charges"] = [];
+  const usage: { userId: string; at: number; n: number }[] = [];
+  const warnings: unknown[] = [];
+  const log = { info() {}, debug() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a) };
+  let billing: Billing;
+  const outcome = (type: PaymentEventMsg["type"], p: Parameters<PaymentGateway["charge"]>[0], intentId: string): PaymentEventMsg => ({
+    eventId: randomUUID(), type, intentId, userId: p.userId, amount: Number(p.amount), currency: p.currency, reference: p.reference, failureCode: type === "payment.failed" ? "card_declined" : null, ts: Date.now(),
+  });
+  const payments: PaymentGateway = {
+    async charge(p) {
+      charges.push({ userId: p.userId, amount: p.amount, idempotencyKey: p.idempotencyKey });
+      const a = answer.get(p.userId) ?? "pay";
+      if (a === "refuse") throw new ChargeRefusedError("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request");
+      const intentId = randomUUID();
+      const ev = outcome(a === "pay" ? "payment.succeeded" : "payment.failed", p, intentId);
+      await client.transaction((c) => billing.onPaymentEvent(c, ev));
+      return { intentId, status: a === "pay" ? "succeeded" : "failed" };
+    },
+  };
+  const units: UsageSource = {
+    async units(userId, _metric, from, to) {
+      const n = usage.filter((u) => u.userId === userId && u.at >= from.getTime() && u.at < to.getTime()).reduce((a, u) => a + u.n, 0);
+      return BigInt(n);
+    },
+  };
+  billing = new Billing(repo, payments, units, log as never, { retryAfterDays: [1, 3, 5] }, () => undefined);
+  return { billing, repo, answer, charges, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
+}
+
+export const plan = (id: string, amount: number, usage?: { included: number; blockSize: number; blockAmount: number }): Plan => ({
+  id, name: id, currency: "usd", amount: BigInt(amount), interval: "month", trialDays: 0,
+  usage: usage ? { metric: "api_requests", included: BigInt(usage.included), blockSize: BigInt(usage.blockSize), blockAmount: BigInt(usage.blockAmount) } : null,
+});
+
+/** The user's invoices, oldest first, with their lines as [kind, amount]. */
+export async function invoicesOf(client: PostgresClient, userId: string) {
+  const { rows } = await client.pool.query<{ invoice_id: string; status: string; attempts: number; next_attempt_at: Date | null; subtotal: string; amount_due: string; credit_applied: string; lines: [string, number][] | null }>(
+    `SELECT i.invoice_id, i.status, i.attempts, i.next_attempt_at, i.subtotal, i.amount_due, i.credit_applied,
+            (SELECT json_agg(json_build_array(l.kind, l.amount) ORDER BY l.line_no) FROM bil_invoice_lines l WHERE l.invoice_id = i.invoice_id) AS lines
+       FROM bil_invoices i WHERE i.user_id = $1 ORDER BY i.created_at, i.invoice_id`,
+    [userId],
+  );
+  return rows.map((r) => ({ ...r, subtotal: Number(r.subtotal), amountDue: Number(r.amount_due), creditApplied: Number(r.credit_applied), lines: r.lines ?? [] }));
+}
+
+export async function subscriptionOf(client: PostgresClient, userId: string) {
+  return (await client.pool.query<{ subscription_id: string; status: string; plan_id: string; credit_balance: string }>("SELECT * FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1", [userId])).rows[0];
+}
