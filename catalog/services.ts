@@ -82,6 +82,12 @@ export interface ServiceDefinition {
    * it (OTLP/HTTP at `otlpTracesUrl`), which the network policies allow. At most one.
    */
   collectsTraces: boolean;
+  /**
+   * Reads the stack's market data source (trading:marketDataSource): with `binance` it calls
+   * Binance's REST API and subscribes to its websocket stream, so it needs internet egress then
+   * (components/internet-egress.ts). data-bridge only.
+   */
+  ingestsMarketData?: boolean;
 }
 
 export type Contract = Omit<ServiceDefinition, "name" | "entryPoint" | "singleton" | "calls" | "collectsTraces"> &
@@ -155,6 +161,7 @@ const contracts = {
     secrets: [],
     // One subscriber per symbol set: a second instance would publish every bar twice.
     singleton: true,
+    ingestsMarketData: true,
   },
   "order-management": {
     description: "Order lifecycle in PostgreSQL: idempotent submission, pre-trade risk, state machine, transactional outbox",

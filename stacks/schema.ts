@@ -106,7 +106,7 @@ export const stackConfigSchema = Type.Object({
   backupSchedule: str("Cron schedule of the PostgreSQL and ClickHouse backups (kubernetes)", "15 2 * * *"),
   mlRetrainSchedule: str("Cron schedule (UTC) of ml-predictor's retraining job, on both targets", "30 3 * * *"),
   logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "Service log level", "info"),
-  smtpHost: str("SMTP relay of notification-service (e-mail is off without it; password: pulumi config set --secret trading:smtpPassword)"),
+  smtpHost: str("SMTP relay of notification-service (e-mail is off without it; password: pulumi config set --secret trading:smtpPassword). Kubernetes opens its port to public addresses; a relay in a private range must be given by its IP address (then only that address is opened)"),
   smtpPort: int("SMTP relay port (STARTTLS required; 465 = implicit TLS)", 587, 1, 65535),
   smtpUsername: str("SMTP login of notification-service"),
   smtpFrom: str("Sender of notification e-mails, e.g. 'AI Trading <alerts@example.com>'", "AI Trading <notifications@localhost>"),

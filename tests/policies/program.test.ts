@@ -37,6 +37,11 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
         expect(lines(vs)).toEqual([]);
     });
 
+    it("prod with Binance market data and an SMTP relay (public, then private) passes prod.json: the egress they open is opted in", async () => {
+        expect(lines(await judge("prod", "prod", { marketDataSource: "binance", smtpHost: "smtp.example.com" }))).toEqual([]);
+        expect(lines(await judge("prod", "prod", { smtpHost: "10.20.30.40" }))).toEqual([]);
+    });
+
     // policies/config/local-k8s.json (what `npm run up -- local-k8s` enforces) is prod's but for
     // replicas: on one 2-core node a second replica buys no availability, so the stack runs one of
     // each service (service-min-replicas floor 1) and the PDB rule, which wants a PDB on every

@@ -227,6 +227,23 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(allowed).not.toContain("api-gateway");
   });
 
+  it("opens internet egress from the configuration: Binance's REST and stream ports for data-bridge, the SMTP relay's port (or its private address)", async () => {
+    const egressOf = (run: ProgramRun, name: string) => named(run, "kubernetes:networking.k8s.io/v1:NetworkPolicy", `${name}-netpol`).inputs.spec.egress as any[];
+    const internet = (rules: any[]) => rules.filter((r) => r.to?.[0]?.ipBlock?.cidr === "0.0.0.0/0").flatMap((r) => r.ports.map((p: any) => p.port));
+    const synthetic = await runProgram("prod");
+    expect(internet(egressOf(synthetic, "data-bridge"))).toEqual([]);
+    expect(internet(egressOf(synthetic, "notification-service"))).toEqual([443]);
+    const binance = await runProgram("prod", { marketDataSource: "binance", smtpHost: "smtp.example.com", smtpPort: "465" });
+    expect(internet(egressOf(binance, "data-bridge"))).toEqual([443, 9443]);
+    expect(internet(egressOf(binance, "notification-service"))).toEqual([443, 465]);
+    // Paper trading: the engine places no order on Binance, whatever the market data source.
+    expect(internet(egressOf(binance, "trading-engine"))).toEqual([]);
+    const relay = await runProgram("prod", { smtpHost: "10.20.30.40" });
+    const rules = egressOf(relay, "notification-service");
+    expect(internet(rules)).toEqual([443]);
+    expect(rules).toContainEqual({ to: [{ ipBlock: { cidr: "10.20.30.40/32" } }], ports: [{ protocol: "TCP", port: 587 }] });
+  });
+
   it("serves HTTPS through an Ingress with forced redirect, and backs up PostgreSQL and ClickHouse", async () => {
     const run = await runProgram("prod");
     const ingress = named(run, "kubernetes:networking.k8s.io/v1:Ingress", "nginx-ingress");
