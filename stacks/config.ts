@@ -455,9 +455,15 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const dockerSubnet = r.string("dockerSubnet")!;
   if (!isCidr(dockerSubnet, 4)) throw new ConfigError("dockerSubnet", stack, `must be an IPv4 CIDR such as 172.28.0.0/24, got ${shown(dockerSubnet)}`);
   const trustedProxies = r.string("trustedProxies") || (target === "docker" ? dockerSubnet : "10.244.0.0/16");
-  const badProxy = trustedProxies.split(",").map((x) => x.trim()).find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
+  const proxyEntries = trustedProxies.split(",").map((x) => x.trim());
+  const badProxy = proxyEntries.find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
   if (badProxy !== undefined)
     throw new ConfigError("trustedProxies", stack, `must be comma-separated IP addresses or CIDRs (/8 or narrower) of the edge proxy, got ${shown(badProxy)}`);
+  // proxy-addr (the gateway's trustProxy) applies an IPv4-mapped range to IPv4 clients with 96 bits
+  // less: ::ffff:0.0.0.0/96 becomes 0.0.0.0/0, every client's X-Forwarded-For trusted.
+  const mappedProxy = proxyEntries.find((x) => isIPv4MappedIPv6(x.split("/")[0]));
+  if (mappedProxy !== undefined)
+    throw new ConfigError("trustedProxies", stack, `must not hold an IPv4-mapped IPv6 address (::ffff:...), which the gateway applies to IPv4 clients: write it as IPv4, got ${shown(mappedProxy)}`);
   const smtpHost = r.string("smtpHost");
   if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
     throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got ${shown(smtpHost)}`);
@@ -659,6 +665,19 @@ function nearestKey(key: string, known: readonly string[]): string | undefined {
     if (best === undefined || d < best.distance) best = { key: candidate, distance: d };
   }
   return best !== undefined && best.distance <= Math.max(1, Math.floor(best.key.length / 3)) ? best.key : undefined;
+}
+
+/**
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d, in any spelling): the WHATWG URL parser writes every
+ * IPv6 address in its canonical form, where a mapped one is `::ffff:` and two groups.
+ */
+export function isIPv4MappedIPv6(address: string): boolean {
+  if (isIP(address) !== 6) return false;
+  try {
+    return /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${address}]`).hostname);
+  } catch {
+    return false; // a zone index (fe80::1%eth0): not a URL host, and not mapped
+  }
 }
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */

@@ -1,0 +1,35 @@
+/**
+ * Settings stacks/config.ts refuses because they would be silently wrong at run time: each a
+ * ConfigError naming the key and the stack (tests/unit/config.test.ts holds the parser's other rules).
+ */
+import { describe, expect, it } from "vitest";
+import { ConfigError, isIPv4MappedIPv6, parseStackConfig, RawConfig } from "../../stacks/config";
+
+const docker: RawConfig = { target: "docker", imageSource: "local" };
+const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com" };
+
+function error(stack: string, raw: RawConfig): ConfigError {
+  try {
+    parseStackConfig(stack, raw);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(raw)}`);
+}
+
+describe("trustedProxies", () => {
+  it("refuses IPv4-mapped IPv6 entries: the gateway's proxy-addr applies ::ffff:0.0.0.0/96 to IPv4 clients as 0.0.0.0/0", () => {
+    for (const v of ["::ffff:0.0.0.0/96", "::ffff:0:0/96", "0:0:0:0:0:ffff:0:0/96", "10.0.0.5, ::FFFF:10.0.0.0/104", "::ffff:172.28.0.2"]) {
+      const e = error("prod", { ...k8s, trustedProxies: v });
+      expect(e.message, v).toMatch(/^Invalid configuration trading:trustedProxies on stack 'prod': must not hold an IPv4-mapped IPv6 address .*write it as IPv4/);
+    }
+    expect(error("dev", { ...docker, trustedProxies: "::ffff:0:0/96" }).key).toBe("trustedProxies");
+  });
+
+  it("keeps IPv4 and IPv6 proxies", () => {
+    expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.244.0.0/16, fd00:10::/64, 2001:db8::1" }).trustedProxies).toBe("10.244.0.0/16, fd00:10::/64, 2001:db8::1");
+    for (const a of ["::ffff:1.2.3.4", "0:0:0:0:0:ffff:102:304", "::FFFF:a:b"]) expect(isIPv4MappedIPv6(a), a).toBe(true);
+    for (const a of ["::ffff:0", "::ffff:0:0:0", "::1.2.3.4", "fe80::1%eth0", "64:ff9b::1.2.3.4", "1.2.3.4", "x"]) expect(isIPv4MappedIPv6(a), a).toBe(false);
+  });
+});
