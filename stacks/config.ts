@@ -413,6 +413,14 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (!DNS_LABEL.test(ingressControllerNamespace)) {
     throw new ConfigError("ingressControllerNamespace", stack, `must be a DNS label (lowercase, digits, '-'), got ${shown(ingressControllerNamespace)}`);
   }
+  const namespaceOwner = otherOwnerOf(namespace, ingressControllerNamespace);
+  if (namespaceOwner !== undefined) {
+    throw new ConfigError(
+      "namespace",
+      stack,
+      `${shown(namespace)} belongs to ${namespaceOwner}: the stack creates its namespace, applies its default-deny network policies and Pod Security level to every pod in it, and deletes it on destroy; give the platform a namespace of its own (e.g. ai-trading)`,
+    );
+  }
   const cpuRequestRatio = r.ratio("cpuRequestRatio");
   const memoryRequestRatio = r.ratio("memoryRequestRatio");
   const tlsSecretName = r.string("tlsSecretName");
@@ -555,6 +563,19 @@ function cronSchedule(r: Reader, key: string): string {
   }
   if (!next) throw new ConfigError(key, r.stack, `never fires: ${shown(value)}`);
   return value;
+}
+
+/**
+ * Namespaces that belong to someone else: the cluster's own (default, kube-*, as the policy pack's
+ * protected-namespaces), the ingress controller's (configured, or the usual ingress-nginx) and
+ * cert-manager's. The owner's description, or undefined for a namespace the platform may take.
+ */
+function otherOwnerOf(namespace: string, ingressControllerNamespace: string): string | undefined {
+  if (namespace === "default" || namespace.startsWith("kube-")) return "the cluster (default and kube-* hold its own components)";
+  if (namespace === ingressControllerNamespace) return "the ingress controller (trading:ingressControllerNamespace)";
+  if (namespace === "ingress-nginx") return "the NGINX ingress controller";
+  if (namespace === "cert-manager") return "cert-manager";
+  return undefined;
 }
 
 /**

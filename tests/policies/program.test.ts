@@ -122,15 +122,12 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
         expect(lines(vs).join("\n")).toContain("postgres-service");
     });
 
-    it("prod: trading:namespace=default or kube-system puts the platform in a protected namespace -> protected-namespaces", async () => {
+    // protected-namespaces still judges what the program would deploy there (cluster-hygiene.test.ts's fixtures).
+    it("prod: trading:namespace=default or kube-system never gets as far as the pack: the stack config refuses a protected namespace", async () => {
         for (const namespace of ["default", "kube-system"]) {
-            const vs = await judge("prod", "prod", { namespace });
-            expect(policyNames(vs), namespace).toEqual(["protected-namespaces"]);
-            expect(mandatory(vs)).toEqual(vs);
-            const text = lines(vs).join("\n");
-            expect(text).toContain(`Namespace "`);
-            expect(text).toContain(`declares the protected namespace "${namespace}"`);
-            expect(text).toContain(`is deployed into the protected namespace "${namespace}"`);
+            await expect(runProgram("prod", { namespace }), namespace).rejects.toThrow(
+                `Invalid configuration trading:namespace on stack 'prod': '${namespace}' belongs to the cluster (default and kube-* hold its own components)`,
+            );
         }
     });
 

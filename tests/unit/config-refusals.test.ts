@@ -33,3 +33,27 @@ describe("trustedProxies", () => {
     for (const a of ["::ffff:0", "::ffff:0:0:0", "::1.2.3.4", "fe80::1%eth0", "64:ff9b::1.2.3.4", "1.2.3.4", "x"]) expect(isIPv4MappedIPv6(a), a).toBe(false);
   });
 });
+
+describe("namespace", () => {
+  it("refuses a namespace another owner has: the cluster's, the ingress controller's, cert-manager's", () => {
+    const cases: [RawConfig, string][] = [
+      [{ namespace: "default" }, "the cluster"],
+      [{ namespace: "kube-system" }, "the cluster"],
+      [{ namespace: "kube-public" }, "the cluster"],
+      [{ namespace: "kube-node-lease" }, "the cluster"],
+      [{ namespace: "ingress-nginx" }, "the ingress controller (trading:ingressControllerNamespace)"],
+      [{ namespace: "traefik", ingressControllerNamespace: "traefik" }, "the ingress controller"],
+      [{ namespace: "ingress-nginx", ingressControllerNamespace: "traefik" }, "the NGINX ingress controller"],
+      [{ namespace: "cert-manager" }, "cert-manager"],
+    ];
+    for (const [raw, owner] of cases) {
+      const e = error("prod", { ...k8s, ...raw });
+      expect(e.message, raw.namespace).toContain(`Invalid configuration trading:namespace on stack 'prod': '${raw.namespace}' belongs to ${owner}`);
+    }
+  });
+
+  it("takes a namespace of the platform's own", () => {
+    expect(parseStackConfig("prod", { ...k8s, namespace: "trading-prod" }).kubernetes.namespace).toBe("trading-prod");
+    expect(parseStackConfig("prod", { ...k8s, namespace: "kubernetes-apps" }).kubernetes.namespace).toBe("kubernetes-apps");
+  });
+});
