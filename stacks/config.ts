@@ -163,6 +163,11 @@ class Reader {
     return typeof fallback === "string" && fallback !== "" ? fallback : undefined;
   }
 
+  /** Whether the stack sets the key itself (blank counts as unset), rather than leaving it to the default. */
+  isSet(key: string): boolean {
+    return (this.raw[key]?.trim() ?? "") !== "";
+  }
+
   required(key: string): string {
     const value = this.string(key);
     if (value === undefined) {
@@ -435,6 +440,17 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
   if (target === "kubernetes" && tlsSecretName === undefined && certIssuer === undefined) {
     throw new ConfigError("certIssuer", stack, "Kubernetes needs TLS: set certIssuer (cert-manager ClusterIssuer) or tlsSecretName");
+  }
+  if (target === "kubernetes" && isIP(ingressHost) !== 0) {
+    throw new ConfigError("ingressHost", stack, `must be a DNS name: the API server refuses an IP address as an Ingress host, got ${shown(ingressHost)}`);
+  }
+  // The default (localhost) serves the Docker edge; a certificate authority issues for no such name.
+  if (target === "kubernetes" && certIssuer !== undefined && !r.isSet("ingressHost")) {
+    throw new ConfigError(
+      "ingressHost",
+      stack,
+      `is required with certIssuer: cert-manager would be asked for a certificate for the default host 'localhost' (pulumi config set ${CONFIG_NAMESPACE}:ingressHost <public DNS name>)`,
+    );
   }
 
   const httpPort = r.integer("httpPort");

@@ -57,3 +57,28 @@ describe("namespace", () => {
     expect(parseStackConfig("prod", { ...k8s, namespace: "kubernetes-apps" }).kubernetes.namespace).toBe("kubernetes-apps");
   });
 });
+
+describe("ingressHost", () => {
+  const { ingressHost: _set, ...k8sNoHost } = k8s;
+
+  it("is required on Kubernetes with a cert-manager issuer: the default 'localhost' is a name no CA issues for", () => {
+    for (const raw of [k8sNoHost, { ...k8sNoHost, ingressHost: "  " }]) {
+      expect(error("prod", raw).message).toBe(
+        "Invalid configuration trading:ingressHost on stack 'prod': is required with certIssuer: cert-manager would be asked for a certificate for the default host 'localhost' (pulumi config set trading:ingressHost <public DNS name>)",
+      );
+    }
+    // The stack's own certificate (the local cluster's): the host is the operator's choice, the default kept.
+    expect(parseStackConfig("prod", { ...k8sNoHost, certIssuer: undefined, tlsSecretName: "ai-trading-tls" }).kubernetes.ingressHost).toBe("localhost");
+    // Docker's edge names itself after it, no issuer involved.
+    expect(parseStackConfig("dev", docker).kubernetes.ingressHost).toBe("localhost");
+  });
+
+  it("refuses an IP address on Kubernetes: the API server takes only a DNS name as an Ingress host", () => {
+    for (const host of ["10.0.0.1", "203.0.113.7"]) {
+      expect(error("prod", { ...k8s, ingressHost: host }).message).toBe(
+        `Invalid configuration trading:ingressHost on stack 'prod': must be a DNS name: the API server refuses an IP address as an Ingress host, got '${host}'`,
+      );
+    }
+    expect(parseStackConfig("prod", { ...k8s, ingressHost: "trading.example.com" }).kubernetes.ingressHost).toBe("trading.example.com");
+  });
+});

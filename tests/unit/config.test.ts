@@ -7,7 +7,7 @@ import { checkConfigKeys, checkSecretConfig, ConfigError, configKeys, dataCompon
 import { pulumiDeclarations } from "../../stacks/schema";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
-const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt" };
+const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com" };
 
 function error(stack: string, raw: RawConfig): ConfigError {
   try {
