@@ -64,11 +64,13 @@ export interface ServiceDefinition {
    * the service's environment and credentials, in the named image: `services`, or `trainer` (the
    * services image plus Python and the training code, ml/Dockerfile). The cron expression is the
    * stack configuration key `scheduleKey` (trading:<key>). ml-predictor retrains its model this way.
+   * `minRunSeconds` is the least time one run needs (default 10 min): the stack refuses a schedule
+   * whose shortest gap is under twice it (stacks/config.ts), as every run would be stopped unfinished.
    * `runTimeoutSeconds` bounds one run (default 1 h, at most half the schedule's shortest gap:
    * components/monitoring/scheduled-jobs.ts runTimeoutSeconds): a CronJob's activeDeadlineSeconds,
    * the Docker cron runner's --timeout, and when ScheduledJobRunUnfinished reports a run with no end.
    */
-  scheduledJob?: { name: string; args: string[]; image: "services" | "trainer"; scheduleKey: string; runTimeoutSeconds?: number };
+  scheduledJob?: { name: string; args: string[]; image: "services" | "trainer"; scheduleKey: string; runTimeoutSeconds?: number; minRunSeconds?: number };
   /**
    * Scheduled jobs outside the catalog whose runs (scheduled_job_runs) this service exports on
    * /metrics with its own job's, by workload name: the backup CronJobs (postgres-backup, written by

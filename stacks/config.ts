@@ -13,10 +13,10 @@
  */
 import { isIP } from "node:net";
 import { Value } from "@sinclair/typebox/value";
-import { Cron } from "croner";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
 import { FLOATING_TAGS, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
+import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
 export const CONFIG_NAMESPACE = "trading";
@@ -501,10 +501,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("grafanaEnabled", stack, "Grafana's only datasource is the stack's Prometheus: enable prometheusEnabled or set grafanaEnabled false");
   }
 
-  const schedule = cronSchedule(r, "backupSchedule");
+  const schedule = cronSchedule(r, "backupSchedule", BACKUP_MIN_RUN_SECONDS);
   const jobSchedules: Record<string, string> = {};
   for (const service of services) {
-    if (service.scheduledJob) jobSchedules[service.scheduledJob.scheduleKey] = cronSchedule(r, service.scheduledJob.scheduleKey);
+    const job = service.scheduledJob;
+    if (job) jobSchedules[job.scheduleKey] = cronSchedule(r, job.scheduleKey, job.minRunSeconds ?? DEFAULT_MIN_RUN_SECONDS);
   }
 
   return {
@@ -560,24 +561,50 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
 const CRON_NAMES = /JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT/gi;
 
 /**
+ * The least time one backup run needs (a dump of the stack's databases takes minutes): the backup
+ * schedule must leave it that (components/data/backup.ts asks 3 h, cut to half the shortest gap).
+ */
+export const BACKUP_MIN_RUN_SECONDS = 1_800;
+/** The least time one run of a catalog scheduled job needs when its `scheduledJob.minRunSeconds` gives none. */
+export const DEFAULT_MIN_RUN_SECONDS = 600;
+
+/**
  * A cron expression both schedulers run alike: five fields (minute hour day-of-month month
  * day-of-week, UTC) in the syntax Kubernetes CronJobs and croner (the Docker cron runner) share
- * (numbers, names, `*`, `,`, `-`, `/`; none of croner's extensions such as L, W or #), valid for
- * croner and firing at least once.
+ * (numbers, names, `*`, `,`, `-`, `/`; none of croner's extensions such as L, W or #; day-of-week
+ * 0-6, as a CronJob reads it: croner also takes 7 for Sunday), valid for croner, with an interval
+ * between its ticks (one firing at most once in the sampled 400 days gives the overdue alert
+ * nothing to measure), and leaving each run `minRunSeconds`: a run's time limit is half the
+ * schedule's shortest gap (components/monitoring/scheduled-jobs.ts runTimeoutSeconds), so the
+ * shortest gap must be at least twice what a run needs, or every run is stopped unfinished.
  */
-function cronSchedule(r: Reader, key: string): string {
+function cronSchedule(r: Reader, key: string, minRunSeconds: number): string {
   const value = r.string(key) ?? "";
   const fields = value.split(/\s+/);
   if (fields.length !== 5 || fields.some((f) => !/^[0-9*,\/-]+$/.test(f.replace(CRON_NAMES, "0")))) {
     throw new ConfigError(key, r.stack, `must be a five-field cron expression (minute hour day-of-month month day-of-week, UTC; numbers, names, * , - /), got ${shown(value)}`);
   }
-  let next: Date | null;
+  // Day-of-week numbers (a step's size aside): a CronJob refuses 7, which croner reads as Sunday.
+  const dayNumbers = fields[4].split(",").flatMap((part) => part.split("/")[0].match(/\d+/g) ?? []);
+  if (dayNumbers.some((n) => Number(n) > 6)) {
+    throw new ConfigError(key, r.stack, `day-of-week must be 0-6 (0 = Sunday) or a name: Kubernetes CronJobs refuse 7, got ${shown(value)}`);
+  }
+  let gaps: TickGaps | undefined;
   try {
-    next = new Cron(value, { paused: true, mode: "5-part", timezone: "UTC" }).nextRun();
+    gaps = tickGaps(value);
   } catch (e) {
     throw new ConfigError(key, r.stack, `is not a valid cron expression: ${(e as Error).message}`);
   }
-  if (!next) throw new ConfigError(key, r.stack, `never fires: ${shown(value)}`);
+  if (!gaps) {
+    throw new ConfigError(key, r.stack, `fires at most once in ${GAP_SAMPLE_DAYS} days (or never): a job needs an interval for its overdue alert, got ${shown(value)}`);
+  }
+  if (gaps.shortest < 2 * minRunSeconds) {
+    throw new ConfigError(
+      key,
+      r.stack,
+      `ticks ${gaps.shortest} s apart at the closest, so each run would be stopped after ${Math.floor(gaps.shortest / 2)} s (half the gap), less than the ${minRunSeconds} s one needs: space the ticks at least ${2 * minRunSeconds} s apart, got ${shown(value)}`,
+    );
+  }
   return value;
 }
 

@@ -82,3 +82,38 @@ describe("ingressHost", () => {
     expect(parseStackConfig("prod", { ...k8s, ingressHost: "trading.example.com" }).kubernetes.ingressHost).toBe("trading.example.com");
   });
 });
+
+describe("cron schedules (backupSchedule, mlRetrainSchedule)", () => {
+  it("refuses day-of-week 7, which croner reads as Sunday and a Kubernetes CronJob refuses", () => {
+    for (const v of ["0 0 * * 7", "0 0 * * 5-7", "0 0 * * 1,7", "0 0 * * 7/2"]) {
+      expect(error("prod", { ...k8s, backupSchedule: v }).message, v).toContain(
+        "Invalid configuration trading:backupSchedule on stack 'prod': day-of-week must be 0-6 (0 = Sunday) or a name: Kubernetes CronJobs refuse 7",
+      );
+      expect(error("dev", { ...docker, mlRetrainSchedule: v }).key, v).toBe("mlRetrainSchedule");
+    }
+    // A step's size is no day: every 7th day from Sunday is Sunday.
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 0 * * */7" }).kubernetes.backupSchedule).toBe("0 0 * * */7");
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 0 * * 0,6" }).kubernetes.backupSchedule).toBe("0 0 * * 0,6");
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 0 * * SUN" }).kubernetes.backupSchedule).toBe("0 0 * * SUN");
+  });
+
+  it("refuses a schedule firing at most once in 400 days (or never) naming the key, where the alert rules threw a plain Error", () => {
+    for (const [key, v] of [["backupSchedule", "0 0 29 2 *"], ["mlRetrainSchedule", "0 0 30 2 *"]]) {
+      expect(error("prod", { ...k8s, [key]: v }).message, v).toBe(
+        `Invalid configuration trading:${key} on stack 'prod': fires at most once in 400 days (or never): a job needs an interval for its overdue alert, got '${v}'`,
+      );
+    }
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 0 1 1 *" }).kubernetes.backupSchedule).toBe("0 0 1 1 *");
+  });
+
+  it("refuses a schedule whose closest ticks leave a run less than it needs: backups 30 min (ticks 1 h apart), retraining 10 min (20 min apart)", () => {
+    expect(error("prod", { ...k8s, backupSchedule: "* * * * *" }).message).toBe(
+      "Invalid configuration trading:backupSchedule on stack 'prod': ticks 60 s apart at the closest, so each run would be stopped after 30 s (half the gap), less than the 1800 s one needs: space the ticks at least 3600 s apart, got '* * * * *'",
+    );
+    // Twice a day, but 08:00 and 08:30: the closest gap counts.
+    expect(error("prod", { ...k8s, backupSchedule: "0,30 8 * * *" }).key).toBe("backupSchedule");
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 * * * *" }).kubernetes.backupSchedule).toBe("0 * * * *");
+    expect(error("dev", { ...docker, mlRetrainSchedule: "*/10 * * * *" }).message).toContain("less than the 600 s one needs");
+    expect(parseStackConfig("dev", { ...docker, mlRetrainSchedule: "*/20 * * * 1-5" }).jobSchedules.mlRetrainSchedule).toBe("*/20 * * * 1-5");
+  });
+});
