@@ -687,6 +687,25 @@ export function checkSecretConfig(config: StackConfig, secrets: Partial<Record<S
 }
 
 /**
+ * The credentials' own values (the loader reads them decrypted from the stack's configuration; they
+ * go nowhere else): one set blank (`pulumi config set --secret trading:binanceApiKey ""`) is refused,
+ * as it would count as set, satisfy "required" (live trading's exchange keys) and reach the service
+ * as an empty credential that fails at its first use.
+ */
+export function checkSecretValues(stack: string, values: Partial<Record<SecretConfigKey, string>>): void {
+  for (const key of secretConfigKeys) {
+    const value = values[key];
+    if (value !== undefined && value.trim() === "") {
+      throw new ConfigError(
+        key,
+        stack,
+        `is set but blank: set the credential (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} <value>) or remove the key (pulumi config rm ${CONFIG_NAMESPACE}:${key})`,
+      );
+    }
+  }
+}
+
+/**
  * The keys a stack sets in the project's namespace, judged before anything is read: a key the
  * program does not read is refused (the CLI passes undeclared keys through, so a misspelt
  * `trading:publishAdminPort: false` would leave the admin ports published without a word), and a

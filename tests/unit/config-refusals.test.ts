@@ -3,7 +3,7 @@
  * ConfigError naming the key and the stack (tests/unit/config.test.ts holds the parser's other rules).
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, isIPv4MappedIPv6, parseStackConfig, RawConfig } from "../../stacks/config";
+import { checkSecretValues, ConfigError, isIPv4MappedIPv6, parseStackConfig, RawConfig, secretConfigKeys } from "../../stacks/config";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
 const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com" };
@@ -115,5 +115,18 @@ describe("cron schedules (backupSchedule, mlRetrainSchedule)", () => {
     expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 * * * *" }).kubernetes.backupSchedule).toBe("0 * * * *");
     expect(error("dev", { ...docker, mlRetrainSchedule: "*/10 * * * *" }).message).toContain("less than the 600 s one needs");
     expect(parseStackConfig("dev", { ...docker, mlRetrainSchedule: "*/20 * * * 1-5" }).jobSchedules.mlRetrainSchedule).toBe("*/20 * * * 1-5");
+  });
+});
+
+describe("checkSecretValues", () => {
+  it("refuses a credential set blank, which would count as set (live trading's keys) and fail at its first use", () => {
+    for (const key of secretConfigKeys) {
+      for (const blank of ["", "  ", "\n"]) {
+        expect(() => checkSecretValues("prod", { [key]: blank }), `${key}=${JSON.stringify(blank)}`).toThrow(
+          `Invalid configuration trading:${key} on stack 'prod': is set but blank: set the credential (pulumi config set --secret trading:${key} <value>) or remove the key (pulumi config rm trading:${key})`,
+        );
+      }
+    }
+    expect(() => checkSecretValues("prod", { binanceApiKey: "k", binanceSecretKey: "s", telegramBotToken: undefined })).not.toThrow();
   });
 });

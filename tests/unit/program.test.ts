@@ -527,6 +527,10 @@ describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS },
     await expect(runProgram("prod", { tradingMode: "live", marketDataSource: "binance" })).rejects.toThrow(
       "Invalid configuration trading:binanceApiKey on stack 'prod': is required when tradingMode is live",
     );
+    // Set, but blank: no credential either.
+    await expect(runProgram("prod", { tradingMode: "live", marketDataSource: "binance" }, { binanceApiKey: "", binanceSecretKey: "s-live" })).rejects.toThrow(
+      "Invalid configuration trading:binanceApiKey on stack 'prod': is set but blank",
+    );
     await expect(runProgram("prod", { tradingMode: "live" }, { binanceApiKey: "k-live", binanceSecretKey: "s-live" })).rejects.toThrow(
       "Invalid configuration trading:marketDataSource on stack 'prod': must be binance when tradingMode is live (real orders on fake prices), got 'synthetic'",
     );
