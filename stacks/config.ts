@@ -710,7 +710,8 @@ export function checkSecretValues(stack: string, values: Partial<Record<SecretCo
  * program does not read is refused (the CLI passes undeclared keys through, so a misspelt
  * `trading:publishAdminPort: false` would leave the admin ports published without a word), and a
  * credential set without `--secret` is refused (its value sits readable in Pulumi.<stack>.yaml, in
- * git as often as not). `setKeys` are full keys (`trading:replicas`, `kubernetes:context`);
+ * git as often as not), and a setting that is no credential set with `--secret` is refused (read as
+ * plain text, it would lose its secrecy silently). `setKeys` are full keys (`trading:replicas`, `kubernetes:context`);
  * `encryptedKeys` those of them set with `--secret`.
  */
 export function checkConfigKeys(stack: string, setKeys: readonly string[], encryptedKeys: readonly string[]): void {
@@ -727,6 +728,15 @@ export function checkConfigKeys(stack: string, setKeys: readonly string[], encry
         stack,
         "is not a setting of this program (a misspelt key is otherwise ignored and its default applies); " +
           (nearest ? `did you mean ${prefix}${nearest}?` : "the settings are declared in Pulumi.yaml, the secrets listed in the README (Stack configuration)"),
+      );
+    }
+    // The program reads a setting with get(): a value set with --secret would leave the secret
+    // marking behind and reach resources, state and outputs in plain text, without a word.
+    if (!(secretConfigKeys as readonly string[]).includes(key) && encrypted.has(full)) {
+      throw new ConfigError(
+        key,
+        stack,
+        `is set with --secret but is not a credential: the program would read it as plain text into resources and outputs; set it again without --secret ('pulumi config set ${full} <value>')`,
       );
     }
     if ((secretConfigKeys as readonly string[]).includes(key) && !encrypted.has(full)) {

@@ -536,12 +536,15 @@ describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS },
     );
   });
 
-  it("refuses a misspelt key and a credential set in plain text before creating anything", async () => {
+  it("refuses a misspelt key, a credential set in plain text and a setting set as a secret before creating anything", async () => {
     await expect(runProgram("dev", { publishAdminPort: "false" })).rejects.toThrow(
       "Invalid configuration trading:publishAdminPort on stack 'dev': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); did you mean trading:publishAdminPorts?",
     );
     await expect(runProgram("prod", { telegramBotToken: "123:tg-token-abcdefghijklmnopqrstuvwxyz" })).rejects.toThrow(
       "Invalid configuration trading:telegramBotToken on stack 'prod': is a credential stored in plain text in the stack's configuration; set it again with 'pulumi config set --secret trading:telegramBotToken <value>'",
+    );
+    await expect(runProgram("prod", {}, { ingressHost: "secret.example.com" })).rejects.toThrow(
+      "Invalid configuration trading:ingressHost on stack 'prod': is set with --secret but is not a credential",
     );
   });
 
