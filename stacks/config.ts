@@ -15,7 +15,7 @@ import { isIP } from "node:net";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { FLOATING_TAGS, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
+import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
@@ -246,7 +246,6 @@ function isStructured(text: string): boolean {
   }
 }
 
-const IMAGE_REF = /^[a-z0-9]+([._\/:@-][a-zA-Z0-9_.-]+)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /**
@@ -279,16 +278,19 @@ export const dockerAdminHostPorts: Readonly<Record<DataComponent | "prometheus" 
 const DOCKER_EDGE_ADDRESS = "127.0.0.1";
 
 /**
- * An image override (`trading:<datastore>Image`): a valid reference, and pinned by the definition
+ * An image override (`trading:<datastore>Image`): a valid reference by Docker's grammar
+ * (catalog/images.ts imageReferenceProblem), and pinned by the definition
  * the policy pack's pinned-image-tags applies (catalog/images.ts), so the stack refuses at once what
  * the pack would refuse after the preview.
  */
 function checkImage(reader: Reader, key: string, image: string | undefined): string | undefined {
   if (image === undefined) return undefined;
-  if (!IMAGE_REF.test(image)) {
-    throw new ConfigError(key, reader.stack, `is not a valid image reference: ${shown(image)}`);
-  }
   const unpinned = unpinnedReason(image);
+  const problem = imageReferenceProblem(image);
+  // A malformed sha256 digest is the pinning rule's to report, with its advice below.
+  if (problem !== undefined && !unpinned?.startsWith("has a malformed digest")) {
+    throw new ConfigError(key, reader.stack, `is not a valid image reference: ${shown(image)} ${problem}`);
+  }
   if (unpinned !== undefined) {
     // The reason and the advice repeat parts of the value: kept short, as shown() keeps the value
     // (only a malformed digest makes a long reason; a floating tag is one of a short list).

@@ -3,6 +3,8 @@
  * ConfigError naming the key and the stack (tests/unit/config.test.ts holds the parser's other rules).
  */
 import { describe, expect, it } from "vitest";
+import { imageReferenceProblem } from "../../catalog/images";
+import { upstreamImages } from "../../stacks/images";
 import { checkSecretValues, ConfigError, isIPv4MappedIPv6, parseStackConfig, RawConfig, secretConfigKeys } from "../../stacks/config";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
@@ -128,5 +130,37 @@ describe("checkSecretValues", () => {
       }
     }
     expect(() => checkSecretValues("prod", { binanceApiKey: "k", binanceSecretKey: "s", telegramBotToken: undefined })).not.toThrow();
+  });
+});
+
+describe("image overrides (trading:<datastore>Image) follow Docker's reference grammar", () => {
+  const digest = `sha256:${"a".repeat(64)}`;
+  it("refuses references that look pinned but no engine takes", () => {
+    const cases: [string, string][] = [
+      ["postgres:-1", "has a malformed tag"],
+      ["postgres:15:16", "has a malformed tag"],
+      ["postgres:" + "1".repeat(200), "has a malformed tag"],
+      [`postgres:..@${digest}`, "has a malformed tag"],
+      ["library/Postgres:15", "has a malformed repository path"],
+      ["a/../b:1", "has a malformed repository path"],
+      ["a//b:1", "has a malformed repository path"],
+      ["-registry.example.com/postgres:15", "has a malformed registry host"],
+      [digest, "is a bare image ID"],
+      [`${"a".repeat(256)}:1`, "has a repository name of 256 characters"],
+    ];
+    for (const [ref, problem] of cases) {
+      for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+        const e = error(stack, { ...base, postgresImage: ref });
+        expect(e.message, ref).toMatch(new RegExp(`^Invalid configuration trading:postgresImage on stack '${stack}': is not a valid image reference: '.*'( \\(\\d+ characters\\))? ${problem}`));
+      }
+    }
+  });
+
+  it("accepts registry hosts with ports, localhost, nested paths, separators, tags with digests", () => {
+    for (const ref of ["registry.example.com:5000/mirror/postgres:16.4", "localhost/ai-trading/postgres:16", "localhost:5000/pg:1", "my_org/pg__x/a-b--c.d:v1.2_3", `postgres:16@${digest}`, `ghcr.io/org/pg@${digest}`, "postgres:" + "1".repeat(128)]) {
+      expect(parseStackConfig("dev", { ...docker, postgresImage: ref }).datastores.postgres.image, ref).toBe(ref);
+    }
+    // The pinned defaults an override replaces are references by the same grammar.
+    for (const image of Object.values(upstreamImages)) expect(imageReferenceProblem(image.ref), image.ref).toBeUndefined();
   });
 });
