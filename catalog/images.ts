@@ -51,6 +51,45 @@ export function parseImageRef(ref: string): ImageRef {
   return { repository: rest, basename, tag: tag || undefined, digest, isImageId: false };
 }
 
+/**
+ * Docker's reference grammar (distribution/reference): `[domain/]path[:tag][@digest]`. The first
+ * segment is a domain (DNS labels, an optional port) only when more segments follow and it holds a
+ * "." or a ":", is "localhost" or has upper-case letters, as the engine splits it (qualifiedRepository);
+ * each path component is lowercase alphanumerics joined by ".", "_", "__" or dashes; a tag is up to
+ * 128 of [A-Za-z0-9_.-] starting with neither "." nor "-"; a digest is an algorithm and hex.
+ */
+const DOMAIN_LABEL = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+const REFERENCE_DOMAIN = new RegExp(`^${DOMAIN_LABEL}(?:\\.${DOMAIN_LABEL})*(?::[0-9]+)?$`);
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const REFERENCE_DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
+/** The engine's limit on a repository name (domain and path). */
+const NAME_MAX = 255;
+
+/**
+ * Why `ref` is not a reference Docker and Kubernetes accept as written, or undefined when it is one.
+ * A bare image ID (`sha256:<64 hex>`) is none: it names content on one engine only.
+ */
+export function imageReferenceProblem(ref: string): string | undefined {
+  if (SHA256.test(ref)) return "is a bare image ID, which names content on one engine only, not a repository";
+  const at = ref.indexOf("@");
+  const named = at < 0 ? ref : ref.slice(0, at);
+  if (at >= 0 && !REFERENCE_DIGEST.test(ref.slice(at + 1))) return "has a malformed digest (expected @sha256:<hex>)";
+  const lastSlash = named.lastIndexOf("/");
+  const colon = named.indexOf(":", lastSlash + 1);
+  const name = colon < 0 ? named : named.slice(0, colon);
+  if (colon >= 0 && !DOCKER_TAG.test(named.slice(colon + 1))) return "has a malformed tag (up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)";
+  if (name.length === 0 || name.length > NAME_MAX) return `has a repository name of ${name.length} characters (1 to ${NAME_MAX})`;
+  const segments = name.split("/");
+  const first = segments[0];
+  const hasDomain = segments.length > 1 && (/[.:]/.test(first) || first === "localhost" || first !== first.toLowerCase());
+  if (hasDomain && !REFERENCE_DOMAIN.test(first)) return `has a malformed registry host "${first}"`;
+  const path = hasDomain ? segments.slice(1) : segments;
+  if (!path.every((c) => PATH_COMPONENT.test(c))) {
+    return "has a malformed repository path (lowercase letters and digits, joined by '.', '_', '__' or '-', between '/')";
+  }
+  return undefined;
+}
+
 /** Is `tag` one of `floatingTags` (case-insensitive: registries treat `Latest` as another tag, people do not)? */
 export function isFloatingTag(tag: string, floatingTags: readonly string[] = FLOATING_TAGS): boolean {
   const lower = tag.toLowerCase();

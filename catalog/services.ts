@@ -64,11 +64,13 @@ export interface ServiceDefinition {
    * the service's environment and credentials, in the named image: `services`, or `trainer` (the
    * services image plus Python and the training code, ml/Dockerfile). The cron expression is the
    * stack configuration key `scheduleKey` (trading:<key>). ml-predictor retrains its model this way.
+   * `minRunSeconds` is the least time one run needs (default 10 min): the stack refuses a schedule
+   * whose shortest gap is under twice it (stacks/config.ts), as every run would be stopped unfinished.
    * `runTimeoutSeconds` bounds one run (default 1 h, at most half the schedule's shortest gap:
    * components/monitoring/scheduled-jobs.ts runTimeoutSeconds): a CronJob's activeDeadlineSeconds,
    * the Docker cron runner's --timeout, and when ScheduledJobRunUnfinished reports a run with no end.
    */
-  scheduledJob?: { name: string; args: string[]; image: "services" | "trainer"; scheduleKey: string; runTimeoutSeconds?: number };
+  scheduledJob?: { name: string; args: string[]; image: "services" | "trainer"; scheduleKey: string; runTimeoutSeconds?: number; minRunSeconds?: number };
   /**
    * Scheduled jobs outside the catalog whose runs (scheduled_job_runs) this service exports on
    * /metrics with its own job's, by workload name: the backup CronJobs (postgres-backup, written by
@@ -82,6 +84,12 @@ export interface ServiceDefinition {
    * it (OTLP/HTTP at `otlpTracesUrl`), which the network policies allow. At most one.
    */
   collectsTraces: boolean;
+  /**
+   * Reads the stack's market data source (trading:marketDataSource): with `binance` it calls
+   * Binance's REST API and subscribes to its websocket stream, so it needs internet egress then
+   * (components/internet-egress.ts). data-bridge only.
+   */
+  ingestsMarketData?: boolean;
 }
 
 export type Contract = Omit<ServiceDefinition, "name" | "entryPoint" | "singleton" | "calls" | "collectsTraces"> &
@@ -155,6 +163,7 @@ const contracts = {
     secrets: [],
     // One subscriber per symbol set: a second instance would publish every bar twice.
     singleton: true,
+    ingestsMarketData: true,
   },
   "order-management": {
     description: "Order lifecycle in PostgreSQL: idempotent submission, pre-trade risk, state machine, transactional outbox",

@@ -9,6 +9,7 @@ import { LOCAL_REPOSITORY, stackImages, type ContainerImage, type ImageName } fr
 import { Datastore, datastoreClasses } from "./data";
 import { Backup, BackedUpStore, BACKUP_RUN_TIMEOUT_SECONDS } from "./data/backup";
 import { hostPorts, unauthenticated } from "./data/definitions";
+import { internetEgressOf } from "./internet-egress";
 import { Edge } from "./edge/nginx";
 import { Grafana, GRAFANA_PORT } from "./monitoring/grafana";
 import { Prometheus, PROMETHEUS_PORT } from "./monitoring/prometheus";
@@ -204,12 +205,9 @@ export class TradingPlatform extends pulumi.ComponentResource {
           },
           connectsTo: topology.connectsTo[def.name] ?? [],
           acceptsFrom: topology.acceptsFrom[def.name] ?? [],
-          // Binance in live mode; the card processor's API when its key is set; notification
-          // channels (SMTP relay, Telegram, users' webhook endpoints) are outside the cluster.
-          internetEgress:
-            (def.secrets.includes("binance") && config.trading.mode === "live") ||
-            (def.secrets.includes("payment") && configSecrets.paymentProcessorApiKey !== undefined) ||
-            def.secrets.includes("notification"),
+          // Binance (orders in live mode, market data from it), the card processor when its key is
+          // set, the notification channels (the SMTP relay on its port, Telegram, webhooks).
+          internetEgress: internetEgressOf(def, config, configSecrets.paymentProcessorApiKey !== undefined),
           dependsOn: def.preDeployJob ? dataReady : [...dataReady, ...jobsReady],
           scheduledJob:
             def.scheduledJob && scheduledJobs.has(def.name)

@@ -8,6 +8,7 @@ import { scheduledJobSizing, ServiceDefinition, sizingOf } from "../catalog";
 import { FLOATING_TAGS, isPinnedBuildTag } from "../catalog/images";
 import { DataComponent } from "../stacks/config";
 import { Datastore } from "./data";
+import type { InternetEgress } from "./internet-egress";
 import { migrationJobName, scheduledJobName, serviceDatastores } from "./topology";
 import { BuiltImage, DeployedWorkload, probe, Runtime, WorkloadSpec } from "./workload";
 
@@ -118,7 +119,7 @@ export interface AppServiceArgs {
   env: Record<string, string>;
   connectsTo: string[];
   acceptsFrom: string[];
-  internetEgress: boolean;
+  internetEgress: InternetEgress | undefined;
   dependsOn: pulumi.Resource[];
   /**
    * The catalog's scheduled job of the service, where the stack runs it: the image of its runs
@@ -234,7 +235,7 @@ export class AppService extends pulumi.ComponentResource {
           resources: scheduledJobSizing(def),
           connectsTo: args.scheduledJob.connectsTo,
           acceptsFrom: [],
-          internetEgress: false,
+          internetEgress: undefined,
           dependsOn: [...args.dependsOn, ...jobDeps],
         },
         this,

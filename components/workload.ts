@@ -7,6 +7,7 @@
  * `RuntimeCapabilities`, not discovered by testing a class.
  */
 import * as pulumi from "@pulumi/pulumi";
+import type { InternetEgress } from "./internet-egress";
 import { LABEL_NAME, LABEL_PART_OF, LABEL_ROLE, LABEL_SINGLETON, LABEL_WORKLOAD, PART_OF, WorkloadRole } from "../catalog/labels";
 
 export type { WorkloadRole };
@@ -102,8 +103,8 @@ export interface WorkloadSpec {
   connectsTo: string[];
   /** Workloads allowed to connect to this one (network policy ingress). */
   acceptsFrom: string[];
-  /** Needs to reach the internet (for example the exchange API in live mode). */
-  internetEgress?: boolean;
+  /** What it must reach outside the platform (the exchange in live mode, an SMTP relay): components/internet-egress.ts. */
+  internetEgress?: InternetEgress;
   /**
    * Exactly one instance, never two even during a rollout (Kubernetes: Recreate strategy, no
    * autoscaler; labelled trading.io/singleton so the availability policies know why).

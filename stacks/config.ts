@@ -13,10 +13,10 @@
  */
 import { isIP } from "node:net";
 import { Value } from "@sinclair/typebox/value";
-import { Cron } from "croner";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { FLOATING_TAGS, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
+import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
+import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
 export const CONFIG_NAMESPACE = "trading";
@@ -163,6 +163,11 @@ class Reader {
     return typeof fallback === "string" && fallback !== "" ? fallback : undefined;
   }
 
+  /** Whether the stack sets the key itself (blank counts as unset), rather than leaving it to the default. */
+  isSet(key: string): boolean {
+    return (this.raw[key]?.trim() ?? "") !== "";
+  }
+
   required(key: string): string {
     const value = this.string(key);
     if (value === undefined) {
@@ -241,7 +246,6 @@ function isStructured(text: string): boolean {
   }
 }
 
-const IMAGE_REF = /^[a-z0-9]+([._\/:@-][a-zA-Z0-9_.-]+)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /**
@@ -274,16 +278,19 @@ export const dockerAdminHostPorts: Readonly<Record<DataComponent | "prometheus" 
 const DOCKER_EDGE_ADDRESS = "127.0.0.1";
 
 /**
- * An image override (`trading:<datastore>Image`): a valid reference, and pinned by the definition
+ * An image override (`trading:<datastore>Image`): a valid reference by Docker's grammar
+ * (catalog/images.ts imageReferenceProblem), and pinned by the definition
  * the policy pack's pinned-image-tags applies (catalog/images.ts), so the stack refuses at once what
  * the pack would refuse after the preview.
  */
 function checkImage(reader: Reader, key: string, image: string | undefined): string | undefined {
   if (image === undefined) return undefined;
-  if (!IMAGE_REF.test(image)) {
-    throw new ConfigError(key, reader.stack, `is not a valid image reference: ${shown(image)}`);
-  }
   const unpinned = unpinnedReason(image);
+  const problem = imageReferenceProblem(image);
+  // A malformed sha256 digest is the pinning rule's to report, with its advice below.
+  if (problem !== undefined && !unpinned?.startsWith("has a malformed digest")) {
+    throw new ConfigError(key, reader.stack, `is not a valid image reference: ${shown(image)} ${problem}`);
+  }
   if (unpinned !== undefined) {
     // The reason and the advice repeat parts of the value: kept short, as shown() keeps the value
     // (only a malformed digest makes a long reason; a floating tag is one of a short list).
@@ -413,6 +420,14 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (!DNS_LABEL.test(ingressControllerNamespace)) {
     throw new ConfigError("ingressControllerNamespace", stack, `must be a DNS label (lowercase, digits, '-'), got ${shown(ingressControllerNamespace)}`);
   }
+  const namespaceOwner = otherOwnerOf(namespace, ingressControllerNamespace);
+  if (namespaceOwner !== undefined) {
+    throw new ConfigError(
+      "namespace",
+      stack,
+      `${shown(namespace)} belongs to ${namespaceOwner}: the stack creates its namespace, applies its default-deny network policies and Pod Security level to every pod in it, and deletes it on destroy; give the platform a namespace of its own (e.g. ai-trading)`,
+    );
+  }
   const cpuRequestRatio = r.ratio("cpuRequestRatio");
   const memoryRequestRatio = r.ratio("memoryRequestRatio");
   const tlsSecretName = r.string("tlsSecretName");
@@ -427,6 +442,17 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
   if (target === "kubernetes" && tlsSecretName === undefined && certIssuer === undefined) {
     throw new ConfigError("certIssuer", stack, "Kubernetes needs TLS: set certIssuer (cert-manager ClusterIssuer) or tlsSecretName");
+  }
+  if (target === "kubernetes" && isIP(ingressHost) !== 0) {
+    throw new ConfigError("ingressHost", stack, `must be a DNS name: the API server refuses an IP address as an Ingress host, got ${shown(ingressHost)}`);
+  }
+  // The default (localhost) serves the Docker edge; a certificate authority issues for no such name.
+  if (target === "kubernetes" && certIssuer !== undefined && !r.isSet("ingressHost")) {
+    throw new ConfigError(
+      "ingressHost",
+      stack,
+      `is required with certIssuer: cert-manager would be asked for a certificate for the default host 'localhost' (pulumi config set ${CONFIG_NAMESPACE}:ingressHost <public DNS name>)`,
+    );
   }
 
   const httpPort = r.integer("httpPort");
@@ -455,9 +481,15 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const dockerSubnet = r.string("dockerSubnet")!;
   if (!isCidr(dockerSubnet, 4)) throw new ConfigError("dockerSubnet", stack, `must be an IPv4 CIDR such as 172.28.0.0/24, got ${shown(dockerSubnet)}`);
   const trustedProxies = r.string("trustedProxies") || (target === "docker" ? dockerSubnet : "10.244.0.0/16");
-  const badProxy = trustedProxies.split(",").map((x) => x.trim()).find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
+  const proxyEntries = trustedProxies.split(",").map((x) => x.trim());
+  const badProxy = proxyEntries.find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
   if (badProxy !== undefined)
     throw new ConfigError("trustedProxies", stack, `must be comma-separated IP addresses or CIDRs (/8 or narrower) of the edge proxy, got ${shown(badProxy)}`);
+  // proxy-addr (the gateway's trustProxy) applies an IPv4-mapped range to IPv4 clients with 96 bits
+  // less: ::ffff:0.0.0.0/96 becomes 0.0.0.0/0, every client's X-Forwarded-For trusted.
+  const mappedProxy = proxyEntries.find((x) => isIPv4MappedIPv6(x.split("/")[0]));
+  if (mappedProxy !== undefined)
+    throw new ConfigError("trustedProxies", stack, `must not hold an IPv4-mapped IPv6 address (::ffff:...), which the gateway applies to IPv4 clients: write it as IPv4, got ${shown(mappedProxy)}`);
   const smtpHost = r.string("smtpHost");
   if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
     throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got ${shown(smtpHost)}`);
@@ -471,10 +503,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("grafanaEnabled", stack, "Grafana's only datasource is the stack's Prometheus: enable prometheusEnabled or set grafanaEnabled false");
   }
 
-  const schedule = cronSchedule(r, "backupSchedule");
+  const schedule = cronSchedule(r, "backupSchedule", BACKUP_MIN_RUN_SECONDS);
   const jobSchedules: Record<string, string> = {};
   for (const service of services) {
-    if (service.scheduledJob) jobSchedules[service.scheduledJob.scheduleKey] = cronSchedule(r, service.scheduledJob.scheduleKey);
+    const job = service.scheduledJob;
+    if (job) jobSchedules[job.scheduleKey] = cronSchedule(r, job.scheduleKey, job.minRunSeconds ?? DEFAULT_MIN_RUN_SECONDS);
   }
 
   return {
@@ -530,25 +563,64 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
 const CRON_NAMES = /JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT/gi;
 
 /**
+ * The least time one backup run needs (a dump of the stack's databases takes minutes): the backup
+ * schedule must leave it that (components/data/backup.ts asks 3 h, cut to half the shortest gap).
+ */
+export const BACKUP_MIN_RUN_SECONDS = 1_800;
+/** The least time one run of a catalog scheduled job needs when its `scheduledJob.minRunSeconds` gives none. */
+export const DEFAULT_MIN_RUN_SECONDS = 600;
+
+/**
  * A cron expression both schedulers run alike: five fields (minute hour day-of-month month
  * day-of-week, UTC) in the syntax Kubernetes CronJobs and croner (the Docker cron runner) share
- * (numbers, names, `*`, `,`, `-`, `/`; none of croner's extensions such as L, W or #), valid for
- * croner and firing at least once.
+ * (numbers, names, `*`, `,`, `-`, `/`; none of croner's extensions such as L, W or #; day-of-week
+ * 0-6, as a CronJob reads it: croner also takes 7 for Sunday), valid for croner, with an interval
+ * between its ticks (one firing at most once in the sampled 400 days gives the overdue alert
+ * nothing to measure), and leaving each run `minRunSeconds`: a run's time limit is half the
+ * schedule's shortest gap (components/monitoring/scheduled-jobs.ts runTimeoutSeconds), so the
+ * shortest gap must be at least twice what a run needs, or every run is stopped unfinished.
  */
-function cronSchedule(r: Reader, key: string): string {
+function cronSchedule(r: Reader, key: string, minRunSeconds: number): string {
   const value = r.string(key) ?? "";
   const fields = value.split(/\s+/);
   if (fields.length !== 5 || fields.some((f) => !/^[0-9*,\/-]+$/.test(f.replace(CRON_NAMES, "0")))) {
     throw new ConfigError(key, r.stack, `must be a five-field cron expression (minute hour day-of-month month day-of-week, UTC; numbers, names, * , - /), got ${shown(value)}`);
   }
-  let next: Date | null;
+  // Day-of-week numbers (a step's size aside): a CronJob refuses 7, which croner reads as Sunday.
+  const dayNumbers = fields[4].split(",").flatMap((part) => part.split("/")[0].match(/\d+/g) ?? []);
+  if (dayNumbers.some((n) => Number(n) > 6)) {
+    throw new ConfigError(key, r.stack, `day-of-week must be 0-6 (0 = Sunday) or a name: Kubernetes CronJobs refuse 7, got ${shown(value)}`);
+  }
+  let gaps: TickGaps | undefined;
   try {
-    next = new Cron(value, { paused: true, mode: "5-part", timezone: "UTC" }).nextRun();
+    gaps = tickGaps(value);
   } catch (e) {
     throw new ConfigError(key, r.stack, `is not a valid cron expression: ${(e as Error).message}`);
   }
-  if (!next) throw new ConfigError(key, r.stack, `never fires: ${shown(value)}`);
+  if (!gaps) {
+    throw new ConfigError(key, r.stack, `fires at most once in ${GAP_SAMPLE_DAYS} days (or never): a job needs an interval for its overdue alert, got ${shown(value)}`);
+  }
+  if (gaps.shortest < 2 * minRunSeconds) {
+    throw new ConfigError(
+      key,
+      r.stack,
+      `ticks ${gaps.shortest} s apart at the closest, so each run would be stopped after ${Math.floor(gaps.shortest / 2)} s (half the gap), less than the ${minRunSeconds} s one needs: space the ticks at least ${2 * minRunSeconds} s apart, got ${shown(value)}`,
+    );
+  }
   return value;
+}
+
+/**
+ * Namespaces that belong to someone else: the cluster's own (default, kube-*, as the policy pack's
+ * protected-namespaces), the ingress controller's (configured, or the usual ingress-nginx) and
+ * cert-manager's. The owner's description, or undefined for a namespace the platform may take.
+ */
+function otherOwnerOf(namespace: string, ingressControllerNamespace: string): string | undefined {
+  if (namespace === "default" || namespace.startsWith("kube-")) return "the cluster (default and kube-* hold its own components)";
+  if (namespace === ingressControllerNamespace) return "the ingress controller (trading:ingressControllerNamespace)";
+  if (namespace === "ingress-nginx") return "the NGINX ingress controller";
+  if (namespace === "cert-manager") return "cert-manager";
+  return undefined;
 }
 
 /**
@@ -617,11 +689,31 @@ export function checkSecretConfig(config: StackConfig, secrets: Partial<Record<S
 }
 
 /**
+ * The credentials' own values (the loader reads them decrypted from the stack's configuration; they
+ * go nowhere else): one set blank (`pulumi config set --secret trading:binanceApiKey ""`) is refused,
+ * as it would count as set, satisfy "required" (live trading's exchange keys) and reach the service
+ * as an empty credential that fails at its first use.
+ */
+export function checkSecretValues(stack: string, values: Partial<Record<SecretConfigKey, string>>): void {
+  for (const key of secretConfigKeys) {
+    const value = values[key];
+    if (value !== undefined && value.trim() === "") {
+      throw new ConfigError(
+        key,
+        stack,
+        `is set but blank: set the credential (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} <value>) or remove the key (pulumi config rm ${CONFIG_NAMESPACE}:${key})`,
+      );
+    }
+  }
+}
+
+/**
  * The keys a stack sets in the project's namespace, judged before anything is read: a key the
  * program does not read is refused (the CLI passes undeclared keys through, so a misspelt
  * `trading:publishAdminPort: false` would leave the admin ports published without a word), and a
  * credential set without `--secret` is refused (its value sits readable in Pulumi.<stack>.yaml, in
- * git as often as not). `setKeys` are full keys (`trading:replicas`, `kubernetes:context`);
+ * git as often as not), and a setting that is no credential set with `--secret` is refused (read as
+ * plain text, it would lose its secrecy silently). `setKeys` are full keys (`trading:replicas`, `kubernetes:context`);
  * `encryptedKeys` those of them set with `--secret`.
  */
 export function checkConfigKeys(stack: string, setKeys: readonly string[], encryptedKeys: readonly string[]): void {
@@ -638,6 +730,15 @@ export function checkConfigKeys(stack: string, setKeys: readonly string[], encry
         stack,
         "is not a setting of this program (a misspelt key is otherwise ignored and its default applies); " +
           (nearest ? `did you mean ${prefix}${nearest}?` : "the settings are declared in Pulumi.yaml, the secrets listed in the README (Stack configuration)"),
+      );
+    }
+    // The program reads a setting with get(): a value set with --secret would leave the secret
+    // marking behind and reach resources, state and outputs in plain text, without a word.
+    if (!(secretConfigKeys as readonly string[]).includes(key) && encrypted.has(full)) {
+      throw new ConfigError(
+        key,
+        stack,
+        `is set with --secret but is not a credential: the program would read it as plain text into resources and outputs; set it again without --secret ('pulumi config set ${full} <value>')`,
       );
     }
     if ((secretConfigKeys as readonly string[]).includes(key) && !encrypted.has(full)) {
@@ -659,6 +760,19 @@ function nearestKey(key: string, known: readonly string[]): string | undefined {
     if (best === undefined || d < best.distance) best = { key: candidate, distance: d };
   }
   return best !== undefined && best.distance <= Math.max(1, Math.floor(best.key.length / 3)) ? best.key : undefined;
+}
+
+/**
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d, in any spelling): the WHATWG URL parser writes every
+ * IPv6 address in its canonical form, where a mapped one is `::ffff:` and two groups.
+ */
+export function isIPv4MappedIPv6(address: string): boolean {
+  if (isIP(address) !== 6) return false;
+  try {
+    return /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${address}]`).hostname);
+  } catch {
+    return false; // a zone index (fe80::1%eth0): not a URL host, and not mapped
+  }
 }
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */

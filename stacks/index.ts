@@ -3,7 +3,7 @@
  * Kept separate from `config.ts` so the parser has no dependency on the engine.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { checkConfigKeys, checkSecretConfig, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig, secretConfigKeys, SecretConfigKey, StackConfig } from "./config";
+import { checkConfigKeys, checkSecretConfig, checkSecretValues, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig, secretConfigKeys, SecretConfigKey, StackConfig } from "./config";
 
 export * from "./config";
 
@@ -26,8 +26,11 @@ function isConfigSecret(key: string): boolean {
 export function loadStackConfig(): LoadedConfig {
   const cfg = new pulumi.Config(CONFIG_NAMESPACE);
   const stack = pulumi.getStack();
-  const setKeys = Object.keys(pulumi.runtime.allConfig());
+  const allConfig = pulumi.runtime.allConfig();
+  const setKeys = Object.keys(allConfig);
   checkConfigKeys(stack, setKeys, setKeys.filter(isConfigSecret));
+  // Only whether each credential is blank is judged; the values stay in this function.
+  checkSecretValues(stack, Object.fromEntries(secretConfigKeys.map((key) => [key, allConfig[`${CONFIG_NAMESPACE}:${key}`]])));
   const raw: RawConfig = {};
   for (const key of configKeys) {
     // Structured values (objects) come back as JSON text, which the parser validates.

@@ -437,7 +437,8 @@ export function clickhouseRestoreScript(backupDir: string, clickhouse: ClickHous
  * Time limit asked for one backup run, in seconds, before runTimeoutSeconds caps it at half the
  * schedule's shortest gap: a dump of the stack's databases takes minutes; one still going after
  * three hours is hung (a lock it waits on, a server that stopped answering), and stopping it lets
- * the next night's run start (Forbid skips a tick while a run is going).
+ * the next night's run start (Forbid skips a tick while a run is going). The stack refuses a
+ * backupSchedule that would cut it below BACKUP_MIN_RUN_SECONDS (stacks/config.ts).
  */
 export const BACKUP_RUN_TIMEOUT_SECONDS = 10_800;
 

@@ -8,57 +8,28 @@
  * a job may go without a success comes from its cron schedule (the stack's, e.g. mlRetrainSchedule);
  * how long one run may last, from its time limit (runTimeoutSeconds), which the runtimes enforce.
  */
-import { Cron } from "croner";
+import { GAP_SAMPLE_FROM, tickGaps, type TickGaps } from "../../stacks/cron-gaps";
 import type { AlertRule } from "./prometheus";
 
-/**
- * Sampling of a schedule for its longest gap: from a fixed instant (the result must not depend on
- * when Pulumi runs), this many ticks or days at most. 12,000 ticks cover a week of a schedule
- * firing every minute (croner takes ~0.1 ms a tick); a daily one is sampled over the 400 days.
- */
-const GAP_SAMPLE_FROM = new Date("2026-01-01T00:00:00Z");
-const GAP_SAMPLE_TICKS = 12_000;
-const GAP_SAMPLE_DAYS = 400;
 /** Missed ticks tolerated before a job is overdue: one can fail or be skipped, two in a row are a pattern. */
 export const OVERDUE_INTERVALS = 2;
 /** Added to the intervals for the run's own duration (a success is stamped when the run ends) and the scrape/evaluation delay. */
 export const OVERDUE_MARGIN_SECONDS = 3_600;
 
-/** tickGapsSeconds of each schedule already sampled: a job's limit and its alert rules read the same schedule. */
-const sampledGaps = new Map<string, { shortest: number; longest: number }>();
-
-/** The shortest and the longest time between two consecutive ticks of a schedule, in seconds. */
-function tickGapsSeconds(schedule: string): { shortest: number; longest: number } {
-  let gaps = sampledGaps.get(schedule);
-  if (!gaps) sampledGaps.set(schedule, (gaps = sampleTickGaps(schedule)));
+/**
+ * The gaps of a schedule the stack config accepted (stacks/config.ts refuses one that fires at most
+ * once, naming its key): throwing here is a program error, not a configuration one.
+ */
+function tickGapsSeconds(schedule: string): TickGaps {
+  const gaps = tickGaps(schedule);
+  if (!gaps) throw new Error(`schedule '${schedule}' fires at most once from ${GAP_SAMPLE_FROM.toISOString()}: no interval to derive an alert from`);
   return gaps;
-}
-
-function sampleTickGaps(schedule: string): { shortest: number; longest: number } {
-  const cron = new Cron(schedule, { paused: true, timezone: "UTC", mode: "5-part" });
-  const until = GAP_SAMPLE_FROM.getTime() + GAP_SAMPLE_DAYS * 86_400_000;
-  let previous = cron.nextRun(GAP_SAMPLE_FROM);
-  if (!previous) throw new Error(`schedule '${schedule}' never fires`);
-  let longest = 0;
-  let shortest = Infinity;
-  for (let i = 0; i < GAP_SAMPLE_TICKS && previous.getTime() < until; i++) {
-    const next: Date | null = cron.nextRun(previous);
-    // A schedule firing once in the sampled span (e.g. 29 February) has its gap beyond it.
-    if (!next) break;
-    const gap = (next.getTime() - previous.getTime()) / 1000;
-    longest = Math.max(longest, gap);
-    shortest = Math.min(shortest, gap);
-    previous = next;
-  }
-  if (longest === 0) throw new Error(`schedule '${schedule}' fires at most once from ${GAP_SAMPLE_FROM.toISOString()}: no interval to derive an alert from`);
-  return { shortest, longest };
 }
 
 /**
  * The longest time between two consecutive ticks of a five-field cron schedule (UTC, croner's reading,
  * as the cron runner's and, for the syntax the stack accepts, a CronJob's), in seconds: "30 3 * * *"
- * -> 86,400; "0 9 * * 1-5" -> 259,200 (Friday to Monday). Sampled over GAP_SAMPLE_DAYS or
- * GAP_SAMPLE_TICKS ticks, whichever comes first.
+ * -> 86,400; "0 9 * * 1-5" -> 259,200 (Friday to Monday). Sampled over stacks/cron-gaps.ts's span.
  */
 export function longestGapSeconds(schedule: string): number {
   return tickGapsSeconds(schedule).longest;

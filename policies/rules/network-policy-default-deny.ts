@@ -84,8 +84,9 @@ function pinnedWorkloads(selector: unknown): string[] | undefined {
 /**
  * Egress rules of a policy that reach beyond what they name. A wide ipBlock (the internet) is allowed
  * only to a policy whose podSelector pins trading.io/workload to workloads of `internetEgressWorkloads`
- * (the platform's exchange connector, card processor client and notification sender: the program
- * gives them `0.0.0.0/0` minus the private ranges on 443); a rule with no `to` or a peer matching every
+ * (the platform's market data ingester, exchange connector, card processor client and notification
+ * sender: the program gives them `0.0.0.0/0` minus the private ranges on the ports they need,
+ * components/internet-egress.ts); a rule with no `to` or a peer matching every
  * pod of the cluster is reported for every policy, opted-in or not.
  */
 export function openEgressRules(np: Record<string, any>, internetEgressWorkloads: readonly string[]): string[] {

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { PACK_NAME, policies } from "../../policies/all";
 import { FLOATING_TAGS, qualifiedRepository } from "../../catalog/images";
 import { catalog } from "../../catalog/services";
+import { internetEgressOf } from "../../components/internet-egress";
 import { ConfigError, parseStackConfig } from "../../stacks/config";
 import { upstreamImages } from "../../stacks/images";
 import { stackFileConfig } from "../helpers/program";
@@ -70,10 +71,15 @@ describe("policy config files", () => {
         expect(allowed("local-k8s")).toEqual(["localhost/ai-trading"]);
     });
 
-    it("network-policy-default-deny: the workloads allowed internet egress are those the program gives it (components/platform.ts), in every file", () => {
-        // The exchange connector (Binance in live mode), the card processor's client and the notification sender.
-        const reaching = catalog.filter((s) => s.secrets.some((r) => r === "binance" || r === "payment" || r === "notification")).map((s) => s.name).sort();
-        expect(reaching).toEqual(["notification-service", "payment-service", "trading-engine"]);
+    it("network-policy-default-deny: the workloads allowed internet egress are those the program can give it (components/internet-egress.ts), in every file", () => {
+        // Every setting that opens a path out: live trading on Binance (its market data too), an SMTP relay, the card processor's key.
+        const widest = parseStackConfig("prod", {
+            target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com",
+            tradingMode: "live", marketDataSource: "binance", smtpHost: "smtp.example.com",
+        });
+        const reaching = catalog.filter((s) => internetEgressOf(s, widest, true) !== undefined).map((s) => s.name).sort();
+        // The market data ingester (Binance's feed), the exchange connector, the card processor's client and the notification sender.
+        expect(reaching).toEqual(["data-bridge", "notification-service", "payment-service", "trading-engine"]);
         for (const file of ["dev", "prod", "local-k8s"]) {
             const listed = (loadConfig(file)["network-policy-default-deny"] as { internetEgressWorkloads: string[] }).internetEgressWorkloads;
             expect([...listed].sort(), file).toEqual(reaching);
@@ -117,7 +123,7 @@ describe("pinned-image-tags and the stack config: one definition of a pinned ima
         const reported = (await runPack([remoteImage(ref)], "prod", { only: ["pinned-image-tags"] })).length > 0;
         let refused = false;
         try {
-            parseStackConfig("prod", { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", redisImage: ref });
+            parseStackConfig("prod", { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com", redisImage: ref });
         } catch (e) {
             expect(e).toBeInstanceOf(ConfigError);
             refused = true;

@@ -37,6 +37,11 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
         expect(lines(vs)).toEqual([]);
     });
 
+    it("prod with Binance market data and an SMTP relay (public, then private) passes prod.json: the egress they open is opted in", async () => {
+        expect(lines(await judge("prod", "prod", { marketDataSource: "binance", smtpHost: "smtp.example.com" }))).toEqual([]);
+        expect(lines(await judge("prod", "prod", { smtpHost: "10.20.30.40" }))).toEqual([]);
+    });
+
     // policies/config/local-k8s.json (what `npm run up -- local-k8s` enforces) is prod's but for
     // replicas: on one 2-core node a second replica buys no availability, so the stack runs one of
     // each service (service-min-replicas floor 1) and the PDB rule, which wants a PDB on every
@@ -117,15 +122,12 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
         expect(lines(vs).join("\n")).toContain("postgres-service");
     });
 
-    it("prod: trading:namespace=default or kube-system puts the platform in a protected namespace -> protected-namespaces", async () => {
+    // protected-namespaces still judges what the program would deploy there (cluster-hygiene.test.ts's fixtures).
+    it("prod: trading:namespace=default or kube-system never gets as far as the pack: the stack config refuses a protected namespace", async () => {
         for (const namespace of ["default", "kube-system"]) {
-            const vs = await judge("prod", "prod", { namespace });
-            expect(policyNames(vs), namespace).toEqual(["protected-namespaces"]);
-            expect(mandatory(vs)).toEqual(vs);
-            const text = lines(vs).join("\n");
-            expect(text).toContain(`Namespace "`);
-            expect(text).toContain(`declares the protected namespace "${namespace}"`);
-            expect(text).toContain(`is deployed into the protected namespace "${namespace}"`);
+            await expect(runProgram("prod", { namespace }), namespace).rejects.toThrow(
+                `Invalid configuration trading:namespace on stack 'prod': '${namespace}' belongs to the cluster (default and kube-* hold its own components)`,
+            );
         }
     });
 

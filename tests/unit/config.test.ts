@@ -7,7 +7,7 @@ import { checkConfigKeys, checkSecretConfig, ConfigError, configKeys, dataCompon
 import { pulumiDeclarations } from "../../stacks/schema";
 
 const docker: RawConfig = { target: "docker", imageSource: "local" };
-const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt" };
+const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com" };
 
 function error(stack: string, raw: RawConfig): ConfigError {
   try {
@@ -388,8 +388,16 @@ describe("checkConfigKeys", () => {
   it("accepts every key the program reads, secrets set as secrets, and other namespaces", () => {
     const all = [...configKeys, ...secretConfigKeys].map((k) => `trading:${k}`);
     expect(() => checkConfigKeys("prod", [...all, "kubernetes:context", "docker:host", "pulumi:tags"], secretConfigKeys.map((k) => `trading:${k}`))).not.toThrow();
-    // A non-credential key set with --secret does no harm.
-    expect(() => checkConfigKeys("prod", ["trading:registryUsername"], ["trading:registryUsername"])).not.toThrow();
+  });
+
+  it("refuses a setting that is no credential set with --secret: the program reads it as plain text, its secrecy lost without a word", () => {
+    for (const key of ["registryUsername", "ingressHost", "smtpUsername"]) {
+      expect(message("prod", ["trading:target", `trading:${key}`], [`trading:${key}`])).toBe(
+        `Invalid configuration trading:${key} on stack 'prod': is set with --secret but is not a credential: the program would read it as plain text into resources and outputs; set it again without --secret ('pulumi config set trading:${key} <value>')`,
+      );
+    }
+    // Other namespaces are their owners' business.
+    expect(() => checkConfigKeys("prod", ["kubernetes:context"], ["kubernetes:context"])).not.toThrow();
   });
 });
 

@@ -68,7 +68,7 @@ describe("prometheus", () => {
 
 describe("topology", () => {
   it("derives network allows from the catalog (Kubernetes)", () => {
-    const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x" });
+    const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x", ingressHost: "trading.example.com" });
     const t = buildTopology(config, runtimeCapabilities(config.target));
     for (const s of catalog) {
       for (const store of s.requires) {
@@ -94,12 +94,12 @@ describe("topology", () => {
     expect(recordedBackups({ ...KUBERNETES_CAPABILITIES, jobCompanions: false }, [...both])).toEqual(["postgres"]);
     // Docker schedules no backup at all.
     expect(recordedBackups(DOCKER_CAPABILITIES, [...both])).toEqual([]);
-    const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x", clickhouseEnabled: "true", postgresEnabled: "true" });
+    const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x", ingressHost: "trading.example.com", clickhouseEnabled: "true", postgresEnabled: "true" });
     expect(buildTopology(config, { ...KUBERNETES_CAPABILITIES, jobCompanions: false }).connectsTo["clickhouse-backup"]).toEqual(["clickhouse"]);
   });
 
   it("lets every service reach the trace collector (chain-debug), which reaches none of them", () => {
-    const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x" });
+    const config = parseStackConfig("prod", { target: "kubernetes", registry: "r.example.com", certIssuer: "x", ingressHost: "trading.example.com" });
     const t = buildTopology(config, runtimeCapabilities(config.target));
     const collector = traceCollector(config.services)!;
     expect(collector.name).toBe("chain-debug");

@@ -227,6 +227,23 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(allowed).not.toContain("api-gateway");
   });
 
+  it("opens internet egress from the configuration: Binance's REST and stream ports for data-bridge, the SMTP relay's port (or its private address)", async () => {
+    const egressOf = (run: ProgramRun, name: string) => named(run, "kubernetes:networking.k8s.io/v1:NetworkPolicy", `${name}-netpol`).inputs.spec.egress as any[];
+    const internet = (rules: any[]) => rules.filter((r) => r.to?.[0]?.ipBlock?.cidr === "0.0.0.0/0").flatMap((r) => r.ports.map((p: any) => p.port));
+    const synthetic = await runProgram("prod");
+    expect(internet(egressOf(synthetic, "data-bridge"))).toEqual([]);
+    expect(internet(egressOf(synthetic, "notification-service"))).toEqual([443]);
+    const binance = await runProgram("prod", { marketDataSource: "binance", smtpHost: "smtp.example.com", smtpPort: "465" });
+    expect(internet(egressOf(binance, "data-bridge"))).toEqual([443, 9443]);
+    expect(internet(egressOf(binance, "notification-service"))).toEqual([443, 465]);
+    // Paper trading: the engine places no order on Binance, whatever the market data source.
+    expect(internet(egressOf(binance, "trading-engine"))).toEqual([]);
+    const relay = await runProgram("prod", { smtpHost: "10.20.30.40" });
+    const rules = egressOf(relay, "notification-service");
+    expect(internet(rules)).toEqual([443]);
+    expect(rules).toContainEqual({ to: [{ ipBlock: { cidr: "10.20.30.40/32" } }], ports: [{ protocol: "TCP", port: 587 }] });
+  });
+
   it("serves HTTPS through an Ingress with forced redirect, and backs up PostgreSQL and ClickHouse", async () => {
     const run = await runProgram("prod");
     const ingress = named(run, "kubernetes:networking.k8s.io/v1:Ingress", "nginx-ingress");
@@ -510,17 +527,24 @@ describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS },
     await expect(runProgram("prod", { tradingMode: "live", marketDataSource: "binance" })).rejects.toThrow(
       "Invalid configuration trading:binanceApiKey on stack 'prod': is required when tradingMode is live",
     );
+    // Set, but blank: no credential either.
+    await expect(runProgram("prod", { tradingMode: "live", marketDataSource: "binance" }, { binanceApiKey: "", binanceSecretKey: "s-live" })).rejects.toThrow(
+      "Invalid configuration trading:binanceApiKey on stack 'prod': is set but blank",
+    );
     await expect(runProgram("prod", { tradingMode: "live" }, { binanceApiKey: "k-live", binanceSecretKey: "s-live" })).rejects.toThrow(
       "Invalid configuration trading:marketDataSource on stack 'prod': must be binance when tradingMode is live (real orders on fake prices), got 'synthetic'",
     );
   });
 
-  it("refuses a misspelt key and a credential set in plain text before creating anything", async () => {
+  it("refuses a misspelt key, a credential set in plain text and a setting set as a secret before creating anything", async () => {
     await expect(runProgram("dev", { publishAdminPort: "false" })).rejects.toThrow(
       "Invalid configuration trading:publishAdminPort on stack 'dev': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); did you mean trading:publishAdminPorts?",
     );
     await expect(runProgram("prod", { telegramBotToken: "123:tg-token-abcdefghijklmnopqrstuvwxyz" })).rejects.toThrow(
       "Invalid configuration trading:telegramBotToken on stack 'prod': is a credential stored in plain text in the stack's configuration; set it again with 'pulumi config set --secret trading:telegramBotToken <value>'",
+    );
+    await expect(runProgram("prod", {}, { ingressHost: "secret.example.com" })).rejects.toThrow(
+      "Invalid configuration trading:ingressHost on stack 'prod': is set with --secret but is not a credential",
     );
   });
 

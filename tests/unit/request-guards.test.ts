@@ -1,6 +1,6 @@
-/** The kit's JSON body guard: the cheap text pre-check never lets unstorable text through. */
+/** The kit's request guards: the JSON body pre-check never lets unstorable text through; TRUST_PROXY never trusts every client. */
 import { describe, expect, it } from "vitest";
-import { findUnstorableText, jsonDepthExceeds, mayHoldUnstorableText } from "../../services/src/kit/request-guards";
+import { findUnstorableText, jsonDepthExceeds, mayHoldUnstorableText, parseTrustProxy } from "../../services/src/kit/request-guards";
 
 describe("mayHoldUnstorableText", () => {
   const bodies = [
@@ -44,3 +44,16 @@ describe("jsonDepthExceeds", () => {
   });
 });
 
+
+describe("parseTrustProxy", () => {
+  it("refuses IPv4-mapped IPv6 entries in every spelling: proxy-addr applies ::ffff:0.0.0.0/96 to IPv4 clients as 0.0.0.0/0", () => {
+    for (const v of ["::ffff:0.0.0.0/96", "::ffff:0:0/96", "0:0:0:0:0:FFFF:0:0/96", "::FFFF:10.0.0.0/104", "10.0.0.5,::ffff:172.18.0.1"]) {
+      expect(() => parseTrustProxy(v), v).toThrow(/IPv4-mapped IPv6 entries .*write them as IPv4/);
+    }
+  });
+  it("keeps plain IPv4 and IPv6 entries, CIDRs of /8 (IPv4) or /16 (IPv6) or narrower and the named ranges", () => {
+    expect(parseTrustProxy("10.244.0.0/16, fd00::/16,loopback, ::ffff:0/128")).toEqual(["10.244.0.0/16", "fd00::/16", "loopback", "::ffff:0/128"]);
+    expect(() => parseTrustProxy("0.0.0.0/0")).toThrow(/invalid entries/);
+    expect(parseTrustProxy(" ")).toBeUndefined();
+  });
+});

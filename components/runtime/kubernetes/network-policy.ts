@@ -5,6 +5,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LABEL_WORKLOAD } from "../../../catalog/labels";
+import { InternetEgress, PRIVATE_RANGES } from "../../internet-egress";
 import { INGRESS_CONTROLLER, WorkloadSpec, workloadLabels } from "../../workload";
 import { KubernetesContext } from "./context";
 
@@ -49,14 +50,7 @@ export function workloadNetworkPolicy(ctx: KubernetesContext, spec: WorkloadSpec
       : [];
   const egress: k8s.types.input.networking.v1.NetworkPolicyEgressRule[] = [
     ...(spec.connectsTo.length > 0 ? [{ to: [...new Set(spec.connectsTo)].sort().map(peer) }] : []),
-    ...(spec.internetEgress
-      ? [
-          {
-            to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }],
-            ports: [{ protocol: "TCP", port: 443 }],
-          },
-        ]
-      : []),
+    ...(spec.internetEgress ? internetEgressRules(spec.internetEgress) : []),
   ];
   new k8s.networking.v1.NetworkPolicy(
     `${spec.name}-netpol`,
@@ -66,4 +60,17 @@ export function workloadNetworkPolicy(ctx: KubernetesContext, spec: WorkloadSpec
     },
     ctx.opts(parent, dependsOn),
   );
+}
+
+/**
+ * The public internet (every address but the private ranges) on the workload's public ports, and
+ * each private address it must reach (an SMTP relay inside the network) on its own port.
+ */
+export function internetEgressRules(egress: InternetEgress): k8s.types.input.networking.v1.NetworkPolicyEgressRule[] {
+  return [
+    ...(egress.publicPorts.length > 0
+      ? [{ to: [{ ipBlock: { cidr: "0.0.0.0/0", except: [...PRIVATE_RANGES] } }], ports: egress.publicPorts.map((port) => ({ protocol: "TCP", port })) }]
+      : []),
+    ...egress.privateHosts.map((h) => ({ to: [{ ipBlock: { cidr: `${h.address}/32` } }], ports: [{ protocol: "TCP", port: h.port }] })),
+  ];
 }

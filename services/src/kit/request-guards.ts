@@ -27,6 +27,7 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
   if (v === undefined || v.trim() === "") return undefined;
   const items = v.split(",").map((s) => s.trim()).filter(Boolean);
   const bad: string[] = [];
+  const mapped: string[] = [];
   for (const item of items) {
     if (NAMED_RANGES.includes(item)) continue;
     const [addr, bits, extra] = item.split("/");
@@ -34,11 +35,25 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
     const maxBits = family === 4 ? 32 : 128;
     const bitsOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits && Number(bits) >= (family === 4 ? 8 : 16));
     if (family === 0 || extra !== undefined || !bitsOk) bad.push(item);
+    else if (isIPv4MappedIPv6(addr)) mapped.push(item);
   }
   if (/^\d+$/.test(v.trim()) || v.trim() === "true")
     throw new Error(`must list the proxy's addresses or CIDRs (e.g. 10.0.0.5 or 172.18.0.0/16), not a hop count or "true": those trust any X-Forwarded-For a client sends (got "${v}")`);
   if (bad.length > 0) throw new Error(`has invalid entries ${bad.map((b) => `"${b}"`).join(", ")} (expected IPv4/IPv6 addresses, CIDRs of /8 or narrower, or ${NAMED_RANGES.join("/")})`);
+  // proxy-addr applies an IPv4-mapped range to IPv4 clients with 96 bits less: ::ffff:0.0.0.0/96 is 0.0.0.0/0.
+  if (mapped.length > 0)
+    throw new Error(`has IPv4-mapped IPv6 entries ${mapped.map((m) => `"${m}"`).join(", ")}, which apply to IPv4 clients (::ffff:0.0.0.0/96 trusts every one): write them as IPv4`);
   return items;
+}
+
+/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d, any spelling): canonical in a URL host as `::ffff:` and two groups. */
+export function isIPv4MappedIPv6(address: string): boolean {
+  if (isIP(address) !== 6) return false;
+  try {
+    return /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${address}]`).hostname);
+  } catch {
+    return false; // a zone index (fe80::1%eth0): not a URL host, and not mapped
+  }
 }
 
 /**

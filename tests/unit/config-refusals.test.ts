@@ -1,0 +1,166 @@
+/**
+ * Settings stacks/config.ts refuses because they would be silently wrong at run time: each a
+ * ConfigError naming the key and the stack (tests/unit/config.test.ts holds the parser's other rules).
+ */
+import { describe, expect, it } from "vitest";
+import { imageReferenceProblem } from "../../catalog/images";
+import { upstreamImages } from "../../stacks/images";
+import { checkSecretValues, ConfigError, isIPv4MappedIPv6, parseStackConfig, RawConfig, secretConfigKeys } from "../../stacks/config";
+
+const docker: RawConfig = { target: "docker", imageSource: "local" };
+const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com" };
+
+function error(stack: string, raw: RawConfig): ConfigError {
+  try {
+    parseStackConfig(stack, raw);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(raw)}`);
+}
+
+describe("trustedProxies", () => {
+  it("refuses IPv4-mapped IPv6 entries: the gateway's proxy-addr applies ::ffff:0.0.0.0/96 to IPv4 clients as 0.0.0.0/0", () => {
+    for (const v of ["::ffff:0.0.0.0/96", "::ffff:0:0/96", "0:0:0:0:0:ffff:0:0/96", "10.0.0.5, ::FFFF:10.0.0.0/104", "::ffff:172.28.0.2"]) {
+      const e = error("prod", { ...k8s, trustedProxies: v });
+      expect(e.message, v).toMatch(/^Invalid configuration trading:trustedProxies on stack 'prod': must not hold an IPv4-mapped IPv6 address .*write it as IPv4/);
+    }
+    expect(error("dev", { ...docker, trustedProxies: "::ffff:0:0/96" }).key).toBe("trustedProxies");
+  });
+
+  it("keeps IPv4 and IPv6 proxies", () => {
+    expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.244.0.0/16, fd00:10::/64, 2001:db8::1" }).trustedProxies).toBe("10.244.0.0/16, fd00:10::/64, 2001:db8::1");
+    for (const a of ["::ffff:1.2.3.4", "0:0:0:0:0:ffff:102:304", "::FFFF:a:b"]) expect(isIPv4MappedIPv6(a), a).toBe(true);
+    for (const a of ["::ffff:0", "::ffff:0:0:0", "::1.2.3.4", "fe80::1%eth0", "64:ff9b::1.2.3.4", "1.2.3.4", "x"]) expect(isIPv4MappedIPv6(a), a).toBe(false);
+  });
+});
+
+describe("namespace", () => {
+  it("refuses a namespace another owner has: the cluster's, the ingress controller's, cert-manager's", () => {
+    const cases: [RawConfig, string][] = [
+      [{ namespace: "default" }, "the cluster"],
+      [{ namespace: "kube-system" }, "the cluster"],
+      [{ namespace: "kube-public" }, "the cluster"],
+      [{ namespace: "kube-node-lease" }, "the cluster"],
+      [{ namespace: "ingress-nginx" }, "the ingress controller (trading:ingressControllerNamespace)"],
+      [{ namespace: "traefik", ingressControllerNamespace: "traefik" }, "the ingress controller"],
+      [{ namespace: "ingress-nginx", ingressControllerNamespace: "traefik" }, "the NGINX ingress controller"],
+      [{ namespace: "cert-manager" }, "cert-manager"],
+    ];
+    for (const [raw, owner] of cases) {
+      const e = error("prod", { ...k8s, ...raw });
+      expect(e.message, raw.namespace).toContain(`Invalid configuration trading:namespace on stack 'prod': '${raw.namespace}' belongs to ${owner}`);
+    }
+  });
+
+  it("takes a namespace of the platform's own", () => {
+    expect(parseStackConfig("prod", { ...k8s, namespace: "trading-prod" }).kubernetes.namespace).toBe("trading-prod");
+    expect(parseStackConfig("prod", { ...k8s, namespace: "kubernetes-apps" }).kubernetes.namespace).toBe("kubernetes-apps");
+  });
+});
+
+describe("ingressHost", () => {
+  const { ingressHost: _set, ...k8sNoHost } = k8s;
+
+  it("is required on Kubernetes with a cert-manager issuer: the default 'localhost' is a name no CA issues for", () => {
+    for (const raw of [k8sNoHost, { ...k8sNoHost, ingressHost: "  " }]) {
+      expect(error("prod", raw).message).toBe(
+        "Invalid configuration trading:ingressHost on stack 'prod': is required with certIssuer: cert-manager would be asked for a certificate for the default host 'localhost' (pulumi config set trading:ingressHost <public DNS name>)",
+      );
+    }
+    // The stack's own certificate (the local cluster's): the host is the operator's choice, the default kept.
+    expect(parseStackConfig("prod", { ...k8sNoHost, certIssuer: undefined, tlsSecretName: "ai-trading-tls" }).kubernetes.ingressHost).toBe("localhost");
+    // Docker's edge names itself after it, no issuer involved.
+    expect(parseStackConfig("dev", docker).kubernetes.ingressHost).toBe("localhost");
+  });
+
+  it("refuses an IP address on Kubernetes: the API server takes only a DNS name as an Ingress host", () => {
+    for (const host of ["10.0.0.1", "203.0.113.7"]) {
+      expect(error("prod", { ...k8s, ingressHost: host }).message).toBe(
+        `Invalid configuration trading:ingressHost on stack 'prod': must be a DNS name: the API server refuses an IP address as an Ingress host, got '${host}'`,
+      );
+    }
+    expect(parseStackConfig("prod", { ...k8s, ingressHost: "trading.example.com" }).kubernetes.ingressHost).toBe("trading.example.com");
+  });
+});
+
+describe("cron schedules (backupSchedule, mlRetrainSchedule)", () => {
+  it("refuses day-of-week 7, which croner reads as Sunday and a Kubernetes CronJob refuses", () => {
+    for (const v of ["0 0 * * 7", "0 0 * * 5-7", "0 0 * * 1,7", "0 0 * * 7/2"]) {
+      expect(error("prod", { ...k8s, backupSchedule: v }).message, v).toContain(
+        "Invalid configuration trading:backupSchedule on stack 'prod': day-of-week must be 0-6 (0 = Sunday) or a name: Kubernetes CronJobs refuse 7",
+      );
+      expect(error("dev", { ...docker, mlRetrainSchedule: v }).key, v).toBe("mlRetrainSchedule");
+    }
+    // A step's size is no day: every 7th day from Sunday is Sunday.
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 0 * * */7" }).kubernetes.backupSchedule).toBe("0 0 * * */7");
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 0 * * 0,6" }).kubernetes.backupSchedule).toBe("0 0 * * 0,6");
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 0 * * SUN" }).kubernetes.backupSchedule).toBe("0 0 * * SUN");
+  });
+
+  it("refuses a schedule firing at most once in 400 days (or never) naming the key, where the alert rules threw a plain Error", () => {
+    for (const [key, v] of [["backupSchedule", "0 0 29 2 *"], ["mlRetrainSchedule", "0 0 30 2 *"]]) {
+      expect(error("prod", { ...k8s, [key]: v }).message, v).toBe(
+        `Invalid configuration trading:${key} on stack 'prod': fires at most once in 400 days (or never): a job needs an interval for its overdue alert, got '${v}'`,
+      );
+    }
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 0 1 1 *" }).kubernetes.backupSchedule).toBe("0 0 1 1 *");
+  });
+
+  it("refuses a schedule whose closest ticks leave a run less than it needs: backups 30 min (ticks 1 h apart), retraining 10 min (20 min apart)", () => {
+    expect(error("prod", { ...k8s, backupSchedule: "* * * * *" }).message).toBe(
+      "Invalid configuration trading:backupSchedule on stack 'prod': ticks 60 s apart at the closest, so each run would be stopped after 30 s (half the gap), less than the 1800 s one needs: space the ticks at least 3600 s apart, got '* * * * *'",
+    );
+    // Twice a day, but 08:00 and 08:30: the closest gap counts.
+    expect(error("prod", { ...k8s, backupSchedule: "0,30 8 * * *" }).key).toBe("backupSchedule");
+    expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 * * * *" }).kubernetes.backupSchedule).toBe("0 * * * *");
+    expect(error("dev", { ...docker, mlRetrainSchedule: "*/10 * * * *" }).message).toContain("less than the 600 s one needs");
+    expect(parseStackConfig("dev", { ...docker, mlRetrainSchedule: "*/20 * * * 1-5" }).jobSchedules.mlRetrainSchedule).toBe("*/20 * * * 1-5");
+  });
+});
+
+describe("checkSecretValues", () => {
+  it("refuses a credential set blank, which would count as set (live trading's keys) and fail at its first use", () => {
+    for (const key of secretConfigKeys) {
+      for (const blank of ["", "  ", "\n"]) {
+        expect(() => checkSecretValues("prod", { [key]: blank }), `${key}=${JSON.stringify(blank)}`).toThrow(
+          `Invalid configuration trading:${key} on stack 'prod': is set but blank: set the credential (pulumi config set --secret trading:${key} <value>) or remove the key (pulumi config rm trading:${key})`,
+        );
+      }
+    }
+    expect(() => checkSecretValues("prod", { binanceApiKey: "k", binanceSecretKey: "s", telegramBotToken: undefined })).not.toThrow();
+  });
+});
+
+describe("image overrides (trading:<datastore>Image) follow Docker's reference grammar", () => {
+  const digest = `sha256:${"a".repeat(64)}`;
+  it("refuses references that look pinned but no engine takes", () => {
+    const cases: [string, string][] = [
+      ["postgres:-1", "has a malformed tag"],
+      ["postgres:15:16", "has a malformed tag"],
+      ["postgres:" + "1".repeat(200), "has a malformed tag"],
+      [`postgres:..@${digest}`, "has a malformed tag"],
+      ["library/Postgres:15", "has a malformed repository path"],
+      ["a/../b:1", "has a malformed repository path"],
+      ["a//b:1", "has a malformed repository path"],
+      ["-registry.example.com/postgres:15", "has a malformed registry host"],
+      [digest, "is a bare image ID"],
+      [`${"a".repeat(256)}:1`, "has a repository name of 256 characters"],
+    ];
+    for (const [ref, problem] of cases) {
+      for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+        const e = error(stack, { ...base, postgresImage: ref });
+        expect(e.message, ref).toMatch(new RegExp(`^Invalid configuration trading:postgresImage on stack '${stack}': is not a valid image reference: '.*'( \\(\\d+ characters\\))? ${problem}`));
+      }
+    }
+  });
+
+  it("accepts registry hosts with ports, localhost, nested paths, separators, tags with digests", () => {
+    for (const ref of ["registry.example.com:5000/mirror/postgres:16.4", "localhost/ai-trading/postgres:16", "localhost:5000/pg:1", "my_org/pg__x/a-b--c.d:v1.2_3", `postgres:16@${digest}`, `ghcr.io/org/pg@${digest}`, "postgres:" + "1".repeat(128)]) {
+      expect(parseStackConfig("dev", { ...docker, postgresImage: ref }).datastores.postgres.image, ref).toBe(ref);
+    }
+    // The pinned defaults an override replaces are references by the same grammar.
+    for (const image of Object.values(upstreamImages)) expect(imageReferenceProblem(image.ref), image.ref).toBeUndefined();
+  });
+});
