@@ -15,6 +15,7 @@ import { isIP } from "node:net";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
+import { isIPv4MappedIPv6 } from "../catalog/addresses";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
@@ -760,19 +761,6 @@ function nearestKey(key: string, known: readonly string[]): string | undefined {
     if (best === undefined || d < best.distance) best = { key: candidate, distance: d };
   }
   return best !== undefined && best.distance <= Math.max(1, Math.floor(best.key.length / 3)) ? best.key : undefined;
-}
-
-/**
- * An IPv4-mapped IPv6 address (::ffff:a.b.c.d, in any spelling): the WHATWG URL parser writes every
- * IPv6 address in its canonical form, where a mapped one is `::ffff:` and two groups.
- */
-export function isIPv4MappedIPv6(address: string): boolean {
-  if (isIP(address) !== 6) return false;
-  try {
-    return /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${address}]`).hostname);
-  } catch {
-    return false; // a zone index (fe80::1%eth0): not a URL host, and not mapped
-  }
 }
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */

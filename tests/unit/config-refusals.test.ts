@@ -5,20 +5,9 @@
 import { describe, expect, it } from "vitest";
 import { imageReferenceProblem } from "../../catalog/images";
 import { upstreamImages } from "../../stacks/images";
-import { checkSecretValues, ConfigError, isIPv4MappedIPv6, parseStackConfig, RawConfig, secretConfigKeys } from "../../stacks/config";
-
-const docker: RawConfig = { target: "docker", imageSource: "local" };
-const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com" };
-
-function error(stack: string, raw: RawConfig): ConfigError {
-  try {
-    parseStackConfig(stack, raw);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return e as ConfigError;
-  }
-  throw new Error(`expected a ConfigError for ${JSON.stringify(raw)}`);
-}
+import { isIPv4MappedIPv6 } from "../../catalog/addresses";
+import { checkSecretValues, parseStackConfig, RawConfig, secretConfigKeys } from "../../stacks/config";
+import { configError as error, dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
 
 describe("trustedProxies", () => {
   it("refuses IPv4-mapped IPv6 entries: the gateway's proxy-addr applies ::ffff:0.0.0.0/96 to IPv4 clients as 0.0.0.0/0", () => {

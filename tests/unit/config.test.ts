@@ -5,19 +5,7 @@ import * as path from "path";
 import { parse } from "yaml";
 import { checkConfigKeys, checkSecretConfig, ConfigError, configKeys, dataComponents, dockerAdminHostPorts, parseStackConfig, RawConfig, replicasOf, secretConfigKeys } from "../../stacks/config";
 import { pulumiDeclarations } from "../../stacks/schema";
-
-const docker: RawConfig = { target: "docker", imageSource: "local" };
-const k8s: RawConfig = { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com" };
-
-function error(stack: string, raw: RawConfig): ConfigError {
-  try {
-    parseStackConfig(stack, raw);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return e as ConfigError;
-  }
-  throw new Error("expected a ConfigError");
-}
+import { configError as error, dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
 
 /** `names` and every service that calls one of them, transitively (the entry point, which answers 404 for a missing route, aside). */
 function withCallers(names: string[]): string[] {

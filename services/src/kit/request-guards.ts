@@ -12,6 +12,7 @@
  */
 import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { isIPv4MappedIPv6 } from "../../../catalog/addresses";
 import { HttpError } from "./errors";
 
 export const DEFAULT_JSON_MAX_DEPTH = 64;
@@ -44,16 +45,6 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
   if (mapped.length > 0)
     throw new Error(`has IPv4-mapped IPv6 entries ${mapped.map((m) => `"${m}"`).join(", ")}, which apply to IPv4 clients (::ffff:0.0.0.0/96 trusts every one): write them as IPv4`);
   return items;
-}
-
-/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d, any spelling): canonical in a URL host as `::ffff:` and two groups. */
-export function isIPv4MappedIPv6(address: string): boolean {
-  if (isIP(address) !== 6) return false;
-  try {
-    return /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${address}]`).hostname);
-  } catch {
-    return false; // a zone index (fe80::1%eth0): not a URL host, and not mapped
-  }
 }
 
 /**
