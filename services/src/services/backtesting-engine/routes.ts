@@ -109,13 +109,15 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
   // are inert. Their delete failing is logged, not answered: the series sweep (sweep.ts) finds them,
   // as it finds rows an attempt still writing when its run was cancelled adds after this.
   app.delete("/:id", { schema: { params: RunId, response: { 204: NoContent } } }, async (req, reply) => {
-    const out = await deleteFinishedRun(app.pg, req.params.id, requireIdentity(req).userId);
+    // ClickHouse holds the run id as PostgreSQL prints a uuid (lower case); the schema takes either case.
+    const id = req.params.id.toLowerCase();
+    const out = await deleteFinishedRun(app.pg, id, requireIdentity(req).userId);
     if (!out) throw notFound(`no backtest ${req.params.id}`);
     if ("open" in out) throw conflict(`backtest ${req.params.id} is still ${out.open}: cancel it first (POST /api/backtests/${req.params.id}/cancel), then delete it`);
     if (out.ran && deps.clickhouse)
       for (const table of SERIES_TABLES)
-        await deleteSeries(deps.clickhouse, table, { runIds: [req.params.id], jobs: [] }).catch((err: Error) =>
-          req.log.warn({ err: { message: err.message }, run: req.params.id, table }, "backtest series delete failed; the sweep removes them later"));
+        await deleteSeries(deps.clickhouse, table, { runIds: [id], jobs: [] }).catch((err: Error) =>
+          req.log.warn({ err: { message: err.message }, run: id, table }, "backtest series delete failed; the sweep removes them later"));
     return reply.code(204).send();
   });
 
