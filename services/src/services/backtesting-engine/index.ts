@@ -9,18 +9,23 @@
  *   POST /                            submit -> 202 { id, jobs }; 400 naming the field on bad input
  *   GET  /:id                         status and progress (jobs queued/running/succeeded/failed/cancelled, fraction)
  *   POST /:id/cancel                  its unfinished jobs stop -> 200 { cancelledJobs }; 409 when it is already final
+ *   DELETE /:id                       a final run, its jobs and its curves and trades -> 204; 409 while queued or running (cancel first)
  *   GET  /:id/results?sort=sharpe     per job: parameters, metrics, per-symbol metrics, walk-forward choice
  *   GET  /:id/jobs/:job/equity        equity and drawdown curve (downsampled, extremes kept)
  *   GET  /:id/jobs/:job/trades        trades (runs and walk-forward folds)
  *   GET  /:id/jobs/:job/chart.svg     chart of one job; /:id/chart.svg: the best job
+ *
+ * Retention (sweep.ts, every BACKTEST_SWEEP_INTERVAL_MS): ClickHouse rows of runs PostgreSQL no longer
+ * has and of attempts other than the recorded one; finished runs older than BACKTEST_RETENTION_DAYS.
  */
 import { hostname } from "node:os";
-import { defineService, Type, type ConfigOf, type ServiceContext } from "../../kit";
+import { defineService, PeriodicDelete, Type, type ConfigOf, type ServiceContext } from "../../kit";
 import { BarCache } from "./bars";
 import { PromotedModelScorer } from "./model";
 import { JobQueue } from "./queue";
 import { registerRoutes } from "./routes";
 import { ResultStore } from "./store";
+import { SeriesSweep } from "./sweep";
 import { JobWorker } from "./worker";
 
 const config = {
@@ -40,6 +45,10 @@ const config = {
   BACKTEST_WORKER: Type.Boolean({ default: true, description: "run the job loop in this replica" }),
   BACKTEST_CURVE_POINTS: Type.Integer({ default: 2_000, minimum: 10, maximum: 1_000_000, description: "points stored per equity curve" }),
   BACKTEST_MAX_TRADES_STORED: Type.Integer({ default: 100_000, minimum: 0, maximum: 10_000_000 }),
+  // A pass issues at most one ClickHouse mutation per table, and mutations rewrite the parts they
+  // touch: minutes apart, not the kit's default minute. A backlog goes at 1,000 runs a pass.
+  BACKTEST_SWEEP_INTERVAL_MS: Type.Integer({ default: 600_000, minimum: 1_000, maximum: 86_400_000, description: "how often a replica sweeps ClickHouse rows no read returns (deleted runs, superseded attempts) and runs past BACKTEST_RETENTION_DAYS; replicas take turns" }),
+  BACKTEST_RETENTION_DAYS: Type.Integer({ default: 180, minimum: 0, maximum: 36_500, description: "finished backtests older than this are deleted with their curves and trades; 0 keeps them" }),
   BACKTEST_REPLAY_DIR: Type.Optional(Type.String({ description: "directory of replay files (CSV / JSON lines); the recorded sample is built in" })),
 };
 
@@ -55,9 +64,15 @@ export default defineService({
     const queue = new JobQueue(pg, `${hostname()}:${process.pid}`, c.BACKTEST_LEASE_MS, { everyMs: c.BACKTEST_STRANDED_RUN_REPAIR_MS });
     const store = new ResultStore(pg, ch, c.BACKTEST_CURVE_POINTS, c.BACKTEST_MAX_TRADES_STORED);
     registerRoutes(ctx, {
-      queue, store, maxAttempts: c.BACKTEST_MAX_ATTEMPTS, maxOpenJobsPerUser: c.BACKTEST_MAX_OPEN_JOBS_PER_USER, replayDir: c.BACKTEST_REPLAY_DIR, clickhouseEnabled: true,
+      queue, store, maxAttempts: c.BACKTEST_MAX_ATTEMPTS, maxOpenJobsPerUser: c.BACKTEST_MAX_OPEN_JOBS_PER_USER, replayDir: c.BACKTEST_REPLAY_DIR, clickhouseEnabled: true, clickhouse: ch,
       limits: { maxBars: c.BACKTEST_MAX_BARS, maxParameterSets: c.BACKTEST_MAX_PARAMETER_SETS, maxJobBarSteps: c.BACKTEST_MAX_JOB_BAR_STEPS },
     });
+    // Rows of attempts other than the recorded one are left an hour after their job's end: an attempt
+    // that lost its lease while writing them may still be writing.
+    const sweep = new SeriesSweep(pg, ch, { batch: 1_000, graceMs: 3_600_000, retentionDays: c.BACKTEST_RETENTION_DAYS });
+    const sweeper = new PeriodicDelete("backtest series and expired runs", () => sweep.pass(), ctx.log, { intervalMs: c.BACKTEST_SWEEP_INTERVAL_MS, backlogPauseMs: c.BACKTEST_SWEEP_INTERVAL_MS });
+    ctx.app.addHook("onReady", async () => sweeper.start());
+    ctx.onClose(() => sweeper.stop());
     if (c.BACKTEST_WORKER) {
       const scorer = new PromotedModelScorer(pg);
       const worker = new JobWorker(queue, store, new BarCache({ clickhouse: ch, replayDir: c.BACKTEST_REPLAY_DIR, scoreBars: scorer.score }, c.BACKTEST_MAX_BARS), ctx.log, {
