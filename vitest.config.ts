@@ -1,4 +1,5 @@
 import { configDefaults, defineConfig } from "vitest/config";
+import { WeaviateLastSequencer } from "./tests/harness/sequencer";
 
 export default defineConfig({
   test: {
@@ -14,5 +15,7 @@ export default defineConfig({
     globalSetup: ["tests/harness/global-setup.ts"],
     // 2 cores: two test files at a time next to the servers.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // The files that start a Weaviate last: a cold machine builds it while the others run.
+    sequence: { sequencer: WeaviateLastSequencer },
   },
 });

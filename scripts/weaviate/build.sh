@@ -23,6 +23,8 @@ BIN="$DEST/bin/weaviate-server"
 log() { echo "[weaviate-build] $*" >&2; }
 
 if [ -f "$DEST/.complete" ] && [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
+# WEAVIATE_CACHED_ONLY=1: only say whether it is cached (exit 1 when not), build nothing.
+if [ "${WEAVIATE_CACHED_ONLY:-}" = 1 ]; then exit 1; fi
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-$VERSION"
 flock 9

@@ -12,7 +12,7 @@ import { startPostgres } from "./postgres";
 import { startRedis } from "./redis";
 import { startKafka } from "./kafka";
 import { startClickHouse } from "./clickhouse";
-import { startWeaviate } from "./weaviate";
+import { startWeaviate, WEAVIATE_BUILD_WAIT_MS } from "./weaviate";
 import type { ServerHandle } from "./server";
 
 export interface SharedCoordinates {
@@ -182,7 +182,7 @@ export function useServersWith<K extends Kind>(opts: ServerOptions, ...kinds: K[
     const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
     if (failed) throw failed.reason;
     for (const k of kinds) Object.assign(out.env, (out as unknown as Record<string, { env: Record<string, string> }>)[k].env);
-  }, SHARED_KAFKA_WAIT_MS + 120_000);
+  }, SHARED_KAFKA_WAIT_MS + 120_000 + (kinds.includes("weaviate" as K) ? WEAVIATE_BUILD_WAIT_MS : 0));
   afterAll(async () => {
     await Promise.allSettled(privates.map((s) => s.stop()));
   });
