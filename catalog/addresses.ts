@@ -3,18 +3,19 @@
  * (services/src/kit/request-guards.ts, TRUST_PROXY) judge alike: one definition, so the stack refuses
  * exactly what a service would refuse at start.
  */
-import { isIP } from "node:net";
 
 /**
  * An IPv4-mapped IPv6 address (::ffff:a.b.c.d, in any spelling): the WHATWG URL parser writes every
  * IPv6 address in its canonical form, where a mapped one is `::ffff:` and two groups. proxy-addr
  * applies such a range to IPv4 clients with 96 bits less (::ffff:0.0.0.0/96 is 0.0.0.0/0).
+ * Only IPv6 characters are let near the parser (a "]" would end the host early), which refuses any
+ * text that is no IPv6 address. No import: catalog/ is shared with the services as plain code.
  */
 export function isIPv4MappedIPv6(address: string): boolean {
-  if (isIP(address) !== 6) return false;
+  if (!/^[0-9a-fA-F:.]+$/.test(address)) return false;
   try {
     return /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${address}]`).hostname);
   } catch {
-    return false; // a zone index (fe80::1%eth0): not a URL host, and not mapped
+    return false; // not an IPv6 address
   }
 }

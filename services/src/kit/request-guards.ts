@@ -12,7 +12,7 @@
  */
 import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { isIPv4MappedIPv6 } from "../../../catalog/addresses";
+import { isIPv4MappedIPv6 } from "../catalog";
 import { HttpError } from "./errors";
 
 export const DEFAULT_JSON_MAX_DEPTH = 64;
