@@ -11,10 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { pg, waitFor } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
-import { createClickHouse } from "../../services/src/kit/datastores";
+import type { createClickHouse } from "../../services/src/kit/datastores";
 import backtestingEngine from "../../services/src/services/backtesting-engine";
 import { SeriesSweep } from "../../services/src/services/backtesting-engine/sweep";
-import { CLICKHOUSE_MIGRATIONS_DIR, POSTGRES_MIGRATIONS_DIR, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
+import { runPostgresMigrations } from "../../services/src/migrations";
+import { migratedClickHouse } from "../helpers/schemas";
 
 const srv = useServers("postgres", "clickhouse");
 const USER = randomUUID();
@@ -71,9 +72,8 @@ const gone = (run: string, attempt?: number) => waitFor(`rows of ${run} (attempt
 
 beforeAll(async () => {
   pool = new pg.Pool({ connectionString: srv.postgres.url });
-  await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
-  ch = createClickHouse({ CLICKHOUSE_URL: srv.clickhouse.url, CLICKHOUSE_USER: srv.clickhouse.user, CLICKHOUSE_PASSWORD: srv.clickhouse.password, CLICKHOUSE_DATABASE: srv.clickhouse.database });
-  await runClickHouseMigrations(ch, { dir: CLICKHOUSE_MIGRATIONS_DIR });
+  await runPostgresMigrations(pool);
+  ch = await migratedClickHouse(srv.clickhouse.env);
   api = await createService(backtestingEngine, { env: env({ BACKTEST_WORKER: "false" }), defaultMetrics: false });
   base = await api.listen({ port: 0, host: "127.0.0.1" });
 });
