@@ -1,7 +1,9 @@
 /**
  * backtesting-engine: deleting backtests and the series sweep, against real PostgreSQL 15 and
- * ClickHouse 18.16. DELETE /:id by the owner removes the run, its jobs and its ClickHouse curves and
- * trades (404 for anyone else, nothing removed; 409 while it is queued or running, nothing lost);
+ * ClickHouse 18.16. DELETE /:id by the owner removes the run and its jobs, and the series sweep's next
+ * pass its ClickHouse curves and trades, with those of every run deleted since, in one mutation per
+ * table: a request issues none (404 for anyone else, nothing removed; 409 while it is queued or
+ * running, nothing lost); a pass waits while a table has an unfinished mutation;
  * the sweep removes ClickHouse rows no read returns (runs PostgreSQL no longer has, attempts other
  * than the recorded one of jobs final past the grace) and runs past the retention, keeps the
  * recorded attempt's rows, and issues no mutation when nothing matches.
@@ -65,6 +67,38 @@ async function writeSeries(run: string, job: number, attempt: number): Promise<v
   await ch.insert("bt_trades", [{ run_id: run, job, attempt, seq: 0, symbol: "BTCUSDT", direction: "long", entry_time_ms: 0, exit_time_ms: 1, quantity: 1, entry_price: 1, exit_price: 1, pnl: 0, fees: 0 }]);
 }
 
+/** Mutations ClickHouse has recorded on this file's database (18.16 keeps the last 100 finished ones of a table). */
+async function mutations(): Promise<number> {
+  return Number((await ch.query<{ n: string }>("SELECT count() AS n FROM system.mutations WHERE database = currentDatabase()"))[0].n);
+}
+
+/** Until ClickHouse has finished every mutation of this file's database (a pass waits for them). */
+const mutationsDone = () => waitFor("ClickHouse's mutations to finish", async () =>
+  Number((await ch.query<{ n: string }>("SELECT count() AS n FROM system.mutations WHERE database = currentDatabase() AND is_done = 0"))[0].n) === 0,
+{ timeoutMs: 60_000, intervalMs: 100 });
+
+/** A pass of `sweep` once ClickHouse has finished the mutations before it (a pass waits for them: a later test shows it). */
+async function passOf(sweep: SeriesSweep): Promise<number> {
+  await mutationsDone();
+  return sweep.pass();
+}
+
+/** One pass of the sweep as a replica runs it, but for the retention. */
+const sweepPass = () => passOf(new SeriesSweep(api.app.pg, ch, { batch: 1_000, graceMs: 3_600_000, retentionDays: 0 }));
+
+async function noted(): Promise<string[]> {
+  return (await pool.query<{ id: string }>("SELECT run_id::text AS id FROM bt_deleted_runs ORDER BY run_id")).rows.map((r) => r.id);
+}
+
+/** A succeeded one-job run of USER's as the worker leaves it, with one row in each series table. */
+async function finishedRun(): Promise<string> {
+  const id = randomUUID();
+  await pool.query(`INSERT INTO bt_runs (id, owner_id, strategy, kind, request, total_jobs, status, finished_at) VALUES ($1, $2, 'sma-crossover', 'run', '{}', 1, 'succeeded', now())`, [id, USER]);
+  await pool.query(`INSERT INTO bt_jobs (run_id, idx, spec, status, attempts, result_attempt, result, finished_at) VALUES ($1, 0, '{}', 'succeeded', 1, 1, '{}', now())`, [id]);
+  await writeSeries(id, 0, 1);
+  return id;
+}
+
 const gone = (run: string, attempt?: number) => waitFor(`rows of ${run} (attempt ${attempt ?? "any"}) deleted`, async () => {
   const r = await seriesRows(run, attempt);
   return r.curves === 0 && r.trades === 0;
@@ -104,7 +138,10 @@ describe("DELETE /:id", () => {
     expect((await call("POST", `/${id}/cancel`)).status).toBe(200);
     expect((await call("DELETE", `/${id}`)).status).toBe(204);
     expect(await pgRows(id)).toBe(0);
+    expect(await noted()).toEqual([id]);
+    expect(await sweepPass()).toBe(1);
     await gone(id);
+    expect(await noted()).toEqual([]);
   });
 
   it("the owner deletes a finished run: GET is a 404, its jobs and ClickHouse rows are gone; anyone else gets a 404 and nothing is removed", async () => {
@@ -123,17 +160,37 @@ describe("DELETE /:id", () => {
     expect(await seriesRows(id)).toEqual(before);
 
     // In upper case (the schema's uuid format takes it): its ClickHouse rows, in lower case, go too.
+    const before2 = await mutations();
     const del = await call("DELETE", `/${id.toUpperCase()}`);
     expect([del.status, del.text]).toEqual([204, ""]);
     expect((await call("GET", `/${id}`)).status).toBe(404);
     expect((await call("GET", `/${id}/results`)).status).toBe(404);
     expect(await pgRows(id)).toBe(0);
+    expect(await mutations()).toBe(before2);
+    await sweepPass();
     await gone(id);
     expect((await call("DELETE", `/${id}`)).status).toBe(404);
     // Another run of the owner's is untouched.
     expect((await call("GET", `/${kept}/jobs/0/equity`)).status).toBe(200);
     expect((await seriesRows(kept)).curves).toBeGreaterThan(0);
   }, 600_000);
+
+  it("deleting runs one by one issues no ClickHouse mutation: the next pass deletes all their rows with one mutation per table", async () => {
+    const runs = [await finishedRun(), await finishedRun(), await finishedRun(), await finishedRun(), await finishedRun()];
+    const kept = await finishedRun();
+    const before = await mutations();
+    for (const id of runs) expect((await call("DELETE", `/${id}`)).status).toBe(204);
+    expect(await mutations()).toBe(before);
+    expect(await noted()).toEqual([...runs].sort());
+    for (const id of runs) expect(await seriesRows(id)).toEqual({ curves: 1, trades: 1 }); // inert: no read returns them
+
+    const sweep = new SeriesSweep(api.app.pg, ch, { batch: 1_000, graceMs: 3_600_000, retentionDays: 0 });
+    expect(await passOf(sweep)).toBe(5);
+    expect(sweep.mutations).toBe(2);
+    for (const id of runs) await gone(id);
+    expect(await noted()).toEqual([]);
+    expect(await seriesRows(kept)).toEqual({ curves: 1, trades: 1 });
+  }, 300_000);
 });
 
 describe("the series sweep", () => {
@@ -158,20 +215,20 @@ describe("the series sweep", () => {
 
     const app = api.app;
     const hourGrace = new SeriesSweep(app.pg, ch, { batch: 1_000, graceMs: 3_600_000, retentionDays: 0 });
-    expect(await hourGrace.pass()).toBe(2);
+    expect(await passOf(hourGrace)).toBe(2);
     await gone(orphan);
     await gone("not-a-run");
     expect(await seriesRows(live, first)).toEqual(superseded); // its job finished less than an hour ago
 
     const sweep = new SeriesSweep(app.pg, ch, { batch: 1_000, graceMs: 0, retentionDays: 0 });
-    expect(await sweep.pass()).toBe(1);
+    expect(await passOf(sweep)).toBe(1);
     await gone(live, first);
     expect(await seriesRows(live, recorded)).toEqual(liveRows);
     expect(await seriesRows(open)).toEqual({ curves: 1, trades: 1 });
     expect((await call("GET", `/${live}/jobs/0/equity`)).status).toBe(200);
 
     const mutations = sweep.mutations;
-    expect(await sweep.pass()).toBe(0);
+    expect(await passOf(sweep)).toBe(0);
     expect(sweep.mutations).toBe(mutations);
   }, 600_000);
 
@@ -179,7 +236,7 @@ describe("the series sweep", () => {
     const orphans = Array.from({ length: 5 }, () => randomUUID());
     for (const o of orphans) await writeSeries(o, 0, 1);
     const sweep = new SeriesSweep(api.app.pg, ch, { batch: 2, graceMs: 0, retentionDays: 0 });
-    for (let i = 0; i < 8; i++) await sweep.pass();
+    for (let i = 0; i < 8; i++) await passOf(sweep);
     for (const o of orphans) await gone(o);
   }, 300_000);
 
@@ -188,10 +245,33 @@ describe("the series sweep", () => {
     const recent = await succeededRun();
     await pool.query("UPDATE bt_runs SET finished_at = now() - interval '200 days' WHERE id = $1", [old]);
     const sweep = new SeriesSweep(api.app.pg, ch, { batch: 1_000, graceMs: 3_600_000, retentionDays: 180 });
-    await sweep.pass();
+    await passOf(sweep);
     expect(await pgRows(old)).toBe(0);
     await gone(old);
     expect(await pgRows(recent)).toBe(2);
     expect((await call("GET", `/${recent}/jobs/0/trades`)).status).toBe(200);
   }, 600_000);
+
+  it("waits while a table has a mutation ClickHouse has not finished, saying so, and keeps the deleted runs for later", async () => {
+    const id = await finishedRun();
+    expect((await call("DELETE", `/${id}`)).status).toBe(204);
+    // A mutation that fails on every try stays unfinished on 18.16 (which has no KILL MUTATION), as a
+    // slow one does for its duration on any version.
+    await writeSeries("stuck", 0, 1);
+    await ch.command("ALTER TABLE bt_trades DELETE WHERE throwIf(run_id = 'stuck') = 1");
+    const before = await mutations();
+    await expect(new SeriesSweep(api.app.pg, ch, { batch: 1_000, graceMs: 3_600_000, retentionDays: 0 }).pass()).rejects.toThrow(/ClickHouse has 1 unfinished mutation\(s\) of bt_trades \(system\.mutations\): the sweep waits for them/);
+    expect(await mutations()).toBe(before);
+    expect(await noted()).toEqual([id]);
+    expect(await seriesRows(id)).toEqual({ curves: 1, trades: 1 });
+
+    // The table made again without it (what an operator does on 18.16): the next pass goes on.
+    const ddl = (await ch.query<{ statement: string }>("SHOW CREATE TABLE bt_trades"))[0].statement;
+    await ch.command("DROP TABLE bt_trades");
+    await ch.command(ddl);
+    await sweepPass();
+    expect((await seriesRows(id)).trades).toBe(0);
+    await gone(id);
+    expect(await noted()).toEqual([]);
+  }, 300_000);
 });

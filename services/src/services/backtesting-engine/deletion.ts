@@ -2,10 +2,12 @@
  * Data access for deleting backtests: a run's PostgreSQL rows (bt_jobs go with their run, ON DELETE
  * CASCADE) and the ClickHouse rows no read can return. PostgreSQL is always deleted first: reads
  * join ClickHouse on the attempt PostgreSQL recorded (store.ts), so ClickHouse rows whose run or
- * attempt PostgreSQL no longer names are inert, and a ClickHouse delete that fails leaves only such
- * rows, for the sweep (sweep.ts) to find. ClickHouse deletes are mutations (ALTER TABLE ... DELETE,
- * 18.16 and 24.x): asynchronous, rewriting the parts they touch, so they are batched and issued
- * only when something matches.
+ * attempt PostgreSQL no longer names are inert. A deleted run that ever ran is noted in
+ * bt_deleted_runs by the statement that deletes it, for the series sweep (sweep.ts), the only
+ * writer of ClickHouse deletes: they are mutations (ALTER TABLE ... DELETE, 18.16 and 24.x),
+ * asynchronous and rewriting every part they touch (measured with bench/series-sweep.ts: 10M curve
+ * rows merged into one part, about 12 s of a core each), so they are batched, at most one per table
+ * a pass, issued only when something matches and never while an earlier one is unfinished.
  */
 import type { ClickHouseKitClient, PostgresClient } from "../../kit";
 
@@ -15,18 +17,20 @@ export const SERIES_TABLES = ["bt_curves", "bt_trades"] as const;
 const FINAL = `('succeeded', 'failed', 'cancelled')`;
 
 /**
- * Deletes `ownerId`'s run `id` when it is final, in one statement (its jobs by cascade): answers
- * whether any of its jobs was ever claimed (only then can ClickHouse hold rows of it), its status
- * when it is still open, or undefined when the owner has no such run. The status test is in the
- * DELETE itself, so a run cannot start between the test and the delete; an open run that became
- * final in between is deleted on the next try.
+ * Deletes `ownerId`'s run `id` when it is final, in one statement (its jobs by cascade), noting it in
+ * bt_deleted_runs when any of its jobs was ever claimed (only then can ClickHouse hold rows of it):
+ * answers whether one was, its status when it is still open, or undefined when the owner has no such
+ * run. The status test is in the DELETE itself, so a run cannot start between the test and the
+ * delete; an open run that became final in between is deleted on the next try.
  */
 export async function deleteFinishedRun(pg: PostgresClient, id: string, ownerId: string): Promise<{ ran: boolean } | { open: string } | undefined> {
   for (let tries = 0; tries < 3; tries++) {
     // The outer SELECT reads the statement's snapshot, where the cascaded jobs are still visible.
     const gone = await pg.query<{ ran: boolean }>(
-      `WITH gone AS (DELETE FROM bt_runs WHERE id = $1 AND owner_id = $2 AND status IN ${FINAL} RETURNING id)
-       SELECT EXISTS (SELECT 1 FROM bt_jobs j, gone WHERE j.run_id = gone.id AND j.attempts > 0) AS ran FROM gone`,
+      `WITH gone AS (DELETE FROM bt_runs WHERE id = $1 AND owner_id = $2 AND status IN ${FINAL} RETURNING id),
+            ran AS (SELECT gone.id, EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = gone.id AND j.attempts > 0) AS ran FROM gone),
+            noted AS (INSERT INTO bt_deleted_runs (run_id) SELECT id FROM ran WHERE ran ON CONFLICT DO NOTHING)
+       SELECT ran FROM ran`,
       [id, ownerId],
     );
     if (gone.rows[0]) return { ran: gone.rows[0].ran };
@@ -37,16 +41,27 @@ export async function deleteFinishedRun(pg: PostgresClient, id: string, ownerId:
   return undefined;
 }
 
-/** Deletes up to `limit` runs finished more than `days` days ago, oldest first (index of migration 0412); answers their ids. */
-export async function deleteExpiredRuns(pg: PostgresClient, days: number, limit: number): Promise<string[]> {
-  const r = await pg.query<{ id: string }>(
-    `DELETE FROM bt_runs WHERE id IN (
+/** Deletes up to `limit` runs finished more than `days` days ago, oldest first (index of migration 0412), noting each in bt_deleted_runs. */
+export async function deleteExpiredRuns(pg: PostgresClient, days: number, limit: number): Promise<void> {
+  await pg.query(
+    `WITH gone AS (DELETE FROM bt_runs WHERE id IN (
        SELECT id FROM bt_runs WHERE status IN ${FINAL} AND finished_at < now() - $1 * interval '1 day'
        ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-     RETURNING id`,
+     RETURNING id)
+     INSERT INTO bt_deleted_runs (run_id) SELECT id FROM gone ON CONFLICT DO NOTHING`,
     [days, limit],
   );
+}
+
+/** Up to `limit` deleted runs whose ClickHouse rows are still to go, oldest first. */
+export async function deletedRuns(pg: PostgresClient, limit: number): Promise<string[]> {
+  const r = await pg.query<{ id: string }>(`SELECT run_id::text AS id FROM bt_deleted_runs ORDER BY deleted_at LIMIT $1`, [limit]);
   return r.rows.map((row) => row.id);
+}
+
+/** Forgets deleted runs whose ClickHouse rows' delete has been issued. */
+export async function forgetDeletedRuns(pg: PostgresClient, ids: string[]): Promise<void> {
+  if (ids.length > 0) await pg.query(`DELETE FROM bt_deleted_runs WHERE run_id = ANY($1::uuid[])`, [ids]);
 }
 
 /** Those of `ids` (canonical UUID text) that are runs in PostgreSQL. */
@@ -75,6 +90,15 @@ export async function settledJobsWithOtherAttempts(pg: PostgresClient, runIds: s
     [runIds, graceMs, limit],
   );
   return r.rows.map((row) => ({ runId: row.run_id, job: row.idx, kept: row.result_attempt }));
+}
+
+/** Mutations of `table` ClickHouse has not finished (one that keeps failing stays here until killed). */
+export async function unfinishedMutations(ch: ClickHouseKitClient, table: (typeof SERIES_TABLES)[number]): Promise<number> {
+  const rows = await ch.query<{ n: string | number }>(
+    `SELECT count() AS n FROM system.mutations WHERE database = currentDatabase() AND table = {table:String} AND is_done = 0`,
+    { table },
+  );
+  return Number(rows[0]?.n ?? 0);
 }
 
 /** Up to `limit` distinct run ids of `table` after `after`, in key order (a range of its primary key). */

@@ -9,7 +9,7 @@
  *   POST /                            submit -> 202 { id, jobs }; 400 naming the field on bad input
  *   GET  /:id                         status and progress (jobs queued/running/succeeded/failed/cancelled, fraction)
  *   POST /:id/cancel                  its unfinished jobs stop -> 200 { cancelledJobs }; 409 when it is already final
- *   DELETE /:id                       a final run, its jobs and its curves and trades -> 204; 409 while queued or running (cancel first)
+ *   DELETE /:id                       a final run and its jobs -> 204 (its curves and trades at the sweep's next pass); 409 while queued or running (cancel first)
  *   GET  /:id/results?sort=sharpe     per job: parameters, metrics, per-symbol metrics, walk-forward choice
  *   GET  /:id/jobs/:job/equity        equity and drawdown curve (downsampled, extremes kept)
  *   GET  /:id/jobs/:job/trades        trades (runs and walk-forward folds)
@@ -64,7 +64,7 @@ export default defineService({
     const queue = new JobQueue(pg, `${hostname()}:${process.pid}`, c.BACKTEST_LEASE_MS, { everyMs: c.BACKTEST_STRANDED_RUN_REPAIR_MS });
     const store = new ResultStore(pg, ch, c.BACKTEST_CURVE_POINTS, c.BACKTEST_MAX_TRADES_STORED);
     registerRoutes(ctx, {
-      queue, store, maxAttempts: c.BACKTEST_MAX_ATTEMPTS, maxOpenJobsPerUser: c.BACKTEST_MAX_OPEN_JOBS_PER_USER, replayDir: c.BACKTEST_REPLAY_DIR, clickhouseEnabled: true, clickhouse: ch,
+      queue, store, maxAttempts: c.BACKTEST_MAX_ATTEMPTS, maxOpenJobsPerUser: c.BACKTEST_MAX_OPEN_JOBS_PER_USER, replayDir: c.BACKTEST_REPLAY_DIR, clickhouseEnabled: true,
       limits: { maxBars: c.BACKTEST_MAX_BARS, maxParameterSets: c.BACKTEST_MAX_PARAMETER_SETS, maxJobBarSteps: c.BACKTEST_MAX_JOB_BAR_STEPS },
     });
     // Rows of attempts other than the recorded one are left an hour after their job's end: an attempt

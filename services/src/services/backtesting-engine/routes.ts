@@ -5,9 +5,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { equityChartSvg, ParameterError, strategies } from "../../backtest";
-import { badRequest, conflict, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, requestHashOf, requireIdentity, ResponseObject, Type, type ClickHouseKitClient, type ServiceContext } from "../../kit";
+import { badRequest, conflict, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { checkReplay } from "./bars";
-import { deleteFinishedRun, deleteSeries, SERIES_TABLES } from "./deletion";
+import { deleteFinishedRun } from "./deletion";
 import { planBacktest, type Limits } from "./plan";
 import type { JobQueue } from "./queue";
 import { BacktestRequest, JobRef, Page, RunId } from "./schemas";
@@ -22,8 +22,6 @@ export interface RouteDeps {
   maxOpenJobsPerUser: number;
   replayDir?: string;
   clickhouseEnabled: boolean;
-  /** Where the runs' curves and trades are (deleted with a run). */
-  clickhouse?: ClickHouseKitClient;
 }
 
 /** A library ParameterError as the kit's 400 naming the field. */
@@ -104,20 +102,17 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
 
   // A queued or running run is refused (409), not cancelled and deleted in one go: deleting is not
   // undone, and a run still working is more likely a mistaken id than one meant to go; its owner
-  // cancels it first (POST /:id/cancel), which also stops its jobs cleanly. PostgreSQL goes first,
-  // in one statement (deletion.ts): from then on no read returns the run, and its ClickHouse rows
-  // are inert. Their delete failing is logged, not answered: the series sweep (sweep.ts) finds them,
-  // as it finds rows an attempt still writing when its run was cancelled adds after this.
+  // cancels it first (POST /:id/cancel), which also stops its jobs cleanly. PostgreSQL goes, in one
+  // statement (deletion.ts): from then on no read returns the run, and its ClickHouse rows are inert
+  // until the series sweep's next pass (sweep.ts) deletes them with other runs' in one mutation per
+  // table. A request never issues a mutation itself: each rewrites every part it touches, so a client
+  // deleting runs one by one would have ClickHouse rewrite its tables once per run.
   app.delete("/:id", { schema: { params: RunId, response: { 204: NoContent } } }, async (req, reply) => {
     // ClickHouse holds the run id as PostgreSQL prints a uuid (lower case); the schema takes either case.
     const id = req.params.id.toLowerCase();
     const out = await deleteFinishedRun(app.pg, id, requireIdentity(req).userId);
     if (!out) throw notFound(`no backtest ${req.params.id}`);
     if ("open" in out) throw conflict(`backtest ${req.params.id} is still ${out.open}: cancel it first (POST /api/backtests/${req.params.id}/cancel), then delete it`);
-    if (out.ran && deps.clickhouse)
-      for (const table of SERIES_TABLES)
-        await deleteSeries(deps.clickhouse, table, { runIds: [id], jobs: [] }).catch((err: Error) =>
-          req.log.warn({ err: { message: err.message }, run: id, table }, "backtest series delete failed; the sweep removes them later"));
     return reply.code(204).send();
   });
 

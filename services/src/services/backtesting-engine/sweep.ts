@@ -1,21 +1,27 @@
 /**
  * The series sweep: deletes the ClickHouse rows no read can return (deletion.ts), a bounded batch
- * a pass, run as the kit's PeriodicDelete (index.ts):
- *   - rows of runs PostgreSQL no longer has: deleted through DELETE /:id when the ClickHouse
- *     delete then failed, or written by an attempt still running when its run was cancelled and
- *     deleted, or of runs past BACKTEST_RETENTION_DAYS;
+ * a pass, run as the kit's PeriodicDelete (index.ts); it is the only writer of ClickHouse deletes:
+ *   - rows of runs deleted from PostgreSQL (DELETE /:id, or past BACKTEST_RETENTION_DAYS, which a
+ *     pass deletes first), noted in bt_deleted_runs by the statement that deleted them;
+ *   - rows of runs PostgreSQL does not have and never noted: written by an attempt still running
+ *     when its run was cancelled and deleted, or left by a version that deleted without a note;
  *   - rows of attempts other than the recorded one (bt_jobs.result_attempt; none for a failed or
  *     cancelled job) of jobs final for more than the grace (an hour by default).
- * The runs to look at are found in ClickHouse itself, a page of run ids a pass in key order, the
- * cursor wrapping at the end: every row is looked at again, so rows written after a run's delete
- * are found on a later round, with no record of deletions to keep. Runs past the retention are
- * deleted from PostgreSQL first (committed), and their rows with the page's.
+ * The second and third kinds are found in ClickHouse itself, a page of run ids a pass in key order,
+ * the cursor wrapping at the end: every row is looked at again, so rows written after a run's delete
+ * are found on a later round.
  * A pass issues at most one mutation per table (none when nothing matches), over at most `batch`
- * runs: mutations rewrite parts, so they stay rare. Replicas take turns on an advisory lock: one
- * pass at a time, not one mutation per replica.
+ * noted runs plus a page: mutations rewrite every part they touch, so they stay rare whatever
+ * clients do. While a table has a mutation ClickHouse has not finished the pass does nothing and
+ * says so (PeriodicDelete logs it): mutations never queue up behind a slow one, and a mutation that
+ * keeps failing shows in the log instead of piling others behind it. Replicas take turns on an
+ * advisory lock: one pass at a time, not one mutation per replica.
  */
 import type { ClickHouseKitClient, PostgresClient } from "../../kit";
-import { countSeries, deleteExpiredRuns, deleteSeries, existingRuns, SERIES_TABLES, seriesRunIds, settledJobsWithOtherAttempts, type SeriesDelete } from "./deletion";
+import {
+  countSeries, deletedRuns, deleteExpiredRuns, deleteSeries, existingRuns, forgetDeletedRuns, SERIES_TABLES, seriesRunIds, settledJobsWithOtherAttempts,
+  unfinishedMutations, type SeriesDelete,
+} from "./deletion";
 
 /** Key space of the sweep's advisory lock ("bt", as the submission lock's) and its key in it. */
 const SWEEP_LOCK: [number, number] = [0x6274, 0x7377];
@@ -49,11 +55,16 @@ export class SeriesSweep {
 
   private async locked(): Promise<number> {
     const { batch, graceMs, retentionDays } = this.opts;
-    const expired = retentionDays > 0 ? await deleteExpiredRuns(this.pg, retentionDays, batch) : [];
-    const page = await this.nextPage(batch - expired.length);
+    for (const table of SERIES_TABLES) {
+      const unfinished = await unfinishedMutations(this.ch, table);
+      if (unfinished > 0) throw new Error(`ClickHouse has ${unfinished} unfinished mutation(s) of ${table} (system.mutations): the sweep waits for them`);
+    }
+    if (retentionDays > 0) await deleteExpiredRuns(this.pg, retentionDays, batch);
+    const noted = await deletedRuns(this.pg, batch);
+    const page = await this.nextPage(batch);
     const live = await existingRuns(this.pg, page.filter((id) => UUID.test(id)));
     const gone = page.filter((id) => !live.has(id));
-    const d: SeriesDelete = { runIds: [...expired, ...gone], jobs: await settledJobsWithOtherAttempts(this.pg, [...live], graceMs, 10 * batch) };
+    const d: SeriesDelete = { runIds: [...new Set([...noted, ...gone])], jobs: await settledJobsWithOtherAttempts(this.pg, [...live], graceMs, 10 * batch) };
     let deleted = 0;
     for (const table of SERIES_TABLES) {
       if ((await countSeries(this.ch, table, d)) === 0) continue;
@@ -61,7 +72,9 @@ export class SeriesSweep {
       this.mutations++;
       deleted = d.runIds.length + d.jobs.length;
     }
-    return deleted;
+    // Only once every table's delete is issued: a failure above leaves them noted for the next pass.
+    await forgetDeletedRuns(this.pg, noted);
+    return Math.max(deleted, noted.length);
   }
 
   /**
