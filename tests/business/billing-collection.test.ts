@@ -8,7 +8,11 @@
  *     subscription past_due (counted as paying), for ever;
  *   - an invoice with nothing to pay (a free plan, all of it from credit) is paid as it is created
  *     and the subscription moves as after a payment (before, it stayed incomplete: only payment
- *     events moved it); a subscription with another invoice still open stays as it is.
+ *     events moved it); a subscription with another invoice still open stays as it is;
+ *   - every charge goes to the user's current payment method, the one of their newest subscription:
+ *     before, an invoice was charged to the method of the subscription it belongs to, so
+ *     resubscribing from `unpaid` with a new card had the old subscription's final (usage) invoice,
+ *     and each of its dunning retries, charged to the card that had failed.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
@@ -18,11 +22,14 @@ import { refusesCharge } from "../../services/src/services/billing-service/domai
 const run = randomBytes(3).toString("hex");
 const BASIC = `basic-${run}`;
 const FREE = `free-${run}`;
+/** 5 requests included, then 1.00 per started block of 5: 60 requests cost 11 blocks. */
+const METERED = `metered-${run}`;
 const DAY_MS = 86_400_000;
 
 const rig = useBillingRig([
   plan(BASIC, 1000),
   plan(FREE, 0),
+  plan(METERED, 1000, { included: 5, blockSize: 5, blockAmount: 100 }),
 ]);
 
 /** Makes the invoice's next attempt due and runs the cycle. */
@@ -94,5 +101,30 @@ describe("an invoice with nothing to pay", () => {
     await retryDue(first.invoice_id);
     expect((await invoicesOf(rig.client, userId))[0].status).toBe("paid");
     expect((await subscriptionOf(rig.client, userId)).status).toBe("active");
+  });
+});
+
+describe("the payment method a charge goes to", () => {
+  it("resubscribing from unpaid with a new card: the old subscription's final invoice and its retries go to the new card", async () => {
+    const userId = randomUUID();
+    rig.answer.set(userId, "decline");
+    await rig.billing.subscribe(userId, METERED, "pm_card_old");
+    rig.use(userId, 60, new Date());
+    const [first] = await invoicesOf(rig.client, userId);
+    for (let attempt = 2; attempt <= 4; attempt++) await retryDue(first.invoice_id);
+    expect((await subscriptionOf(rig.client, userId)).status).toBe("unpaid");
+    const charged = rig.charges.length;
+    await new Promise((r) => setTimeout(r, 20)); // the usage comes before the end ([start, end) windows)
+
+    await rig.billing.subscribe(userId, BASIC, "pm_card_new");
+    // Both created in one transaction (the same created_at): told apart by their lines.
+    const [, ...created] = await invoicesOf(rig.client, userId);
+    const final = created.find((i) => i.lines[0][0] === "usage")!;
+    expect(created.map((i) => i.lines).sort()).toEqual([[["subscription", 1000]], [["usage", 1100]]]);
+    const methods = () => rig.charges.slice(charged).map((c) => [c.amount, c.paymentMethod]);
+    expect(methods()).toEqual([[1100n, "pm_card_new"], [1000n, "pm_card_new"]]);
+    // Declined on the new card too: dunning retries the final invoice on it, not on the old one.
+    await retryDue(final.invoice_id);
+    expect(methods()[2]).toEqual([1100n, "pm_card_new"]);
   });
 });

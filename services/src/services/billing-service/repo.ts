@@ -1,6 +1,7 @@
 /**
- * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql). Row <-> domain mapping,
- * invoice creation with its lines, and events through the transactional outbox (bil_outbox).
+ * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql,
+ * 0413_bil_subscriptions_user.sql). Row <-> domain mapping, invoice creation with its lines, and
+ * events through the transactional outbox (bil_outbox).
  */
 import type { PoolClient } from "pg";
 import { userPartitionKey, type PostgresClient } from "../../kit";
@@ -194,6 +195,19 @@ export class BillingRepo {
   /** The subscription's oldest invoice still to be paid (open), if any. */
   async openInvoiceOf(c: Q, subscriptionId: string): Promise<InvoiceRow | undefined> {
     return (await c.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at LIMIT 1", [subscriptionId])).rows[0];
+  }
+
+  /**
+   * The payment method the user's charges go to: the one they gave last, that of their newest
+   * subscription (the live one, when there is one). Not that of the invoice's subscription: after
+   * resubscribing with a new card, the old subscription's final invoice went to the old one.
+   */
+  async currentPaymentMethod(userId: string): Promise<string | undefined> {
+    const { rows } = await this.pg.query<{ payment_method: string }>(
+      "SELECT payment_method FROM bil_subscriptions WHERE user_id = $1 ORDER BY status <> 'canceled' DESC, created_at DESC LIMIT 1",
+      [userId],
+    );
+    return rows[0]?.payment_method;
   }
 
   async subscriptionsOf(userId: string): Promise<SubscriptionRow[]> {
