@@ -7,33 +7,23 @@
  * gateway is a stand-in that delivers the outcome first or second.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useServers } from "../harness/shared";
-import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
-import { migratedKitPostgres } from "../helpers/schemas";
+import { describe, expect, it } from "vitest";
 import { Billing, type PaymentGateway } from "../../services/src/services/billing-service/billing";
 import { BillingRepo } from "../../services/src/services/billing-service/repo";
 import type { PaymentEventMsg } from "../../services/src/business/events";
+import { plan, useBillingRig } from "../helpers/billing-rig";
 
-const srv = useServers("postgres");
 const PLAN = `race-${randomBytes(4).toString("hex")}`;
 const DAY_MS = 86_400_000;
+/** The database and the plan; the Billing under test is this file's own (billingWith). */
+const rig = useBillingRig([plan(PLAN, 1000)]);
 /** What the code under test warned of: a charge that failed to be recorded would pass unnoticed. */
 const warnings: unknown[] = [];
-const log = { info() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a), debug() {} } as unknown as Parameters<typeof createPostgres>[1];
-let client: PostgresClient;
-
-beforeAll(async () => {
-  client = await migratedKitPostgres(srv.env.POSTGRES_URL, log, 4);
-  await new BillingRepo(client).createPlan({ id: PLAN, name: "Race", currency: "usd", amount: 1000n, interval: "month", trialDays: 0, usage: null });
-}, 300_000);
-
-afterAll(async () => {
-  await client?.close();
-});
+const log = { info() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a), debug() {} };
 
 /** A Billing whose charges are declined, the decline delivered before or after the answer. */
 function billingWith(outcome: "before the answer" | "after the answer") {
+  const client = rig.client;
   const repo = new BillingRepo(client);
   const later: (() => Promise<void>)[] = [];
   const decline = (reference: string, userId: string, ts: number): PaymentEventMsg => ({
@@ -53,7 +43,7 @@ function billingWith(outcome: "before the answer" | "after the answer") {
 }
 
 const invoiceOf = async (userId: string) =>
-  (await client.pool.query<{ status: string; attempts: number; next_attempt_at: Date | null }>(
+  (await rig.client.pool.query<{ status: string; attempts: number; next_attempt_at: Date | null }>(
     "SELECT i.status, i.attempts, i.next_attempt_at FROM bil_invoices i JOIN bil_subscriptions s USING (subscription_id) WHERE s.user_id = $1",
     [userId],
   )).rows;
@@ -70,7 +60,7 @@ describe("a declined charge schedules the next attempt whichever arrives first",
       expect(inv).toMatchObject({ status: "open", attempts: 1 });
       expect(inv.next_attempt_at).not.toBeNull();
       expect(inv.next_attempt_at!.getTime()).toBeGreaterThanOrEqual(t0 + DAY_MS - 1000);
-      expect(warnings).toEqual([]);
+      expect([...warnings, ...rig.warnings]).toEqual([]);
     });
   }
 });

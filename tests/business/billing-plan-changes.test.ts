@@ -11,14 +11,10 @@
  *     invoice, with the usage of the invoices a cancellation voids (before, it was never invoiced).
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useServers } from "../harness/shared";
+import { describe, expect, it } from "vitest";
 import { HttpError } from "../../services/src/kit";
-import type { PostgresClient } from "../../services/src/kit/datastores/postgres";
-import { migratedKitPostgres } from "../helpers/schemas";
-import { billingRig, type BillingRig, invoicesOf, plan, subscriptionOf } from "../helpers/billing-rig";
+import { invoicesOf, plan, subscriptionOf, useBillingRig } from "../helpers/billing-rig";
 
-const srv = useServers("postgres");
 const run = randomBytes(3).toString("hex");
 const CHEAP = `cheap-${run}`;
 const PRICEY = `pricey-${run}`;
@@ -26,22 +22,13 @@ const PRICEY = `pricey-${run}`;
 const METERED = `metered-${run}`;
 const BULK = `bulk-${run}`;
 const SIXTY_REQUESTS = 1100;
-const log = { info() {}, warn() {}, error() {}, debug() {} };
-let client: PostgresClient;
-let rig: BillingRig;
 
-beforeAll(async () => {
-  client = await migratedKitPostgres(srv.env.POSTGRES_URL, log as never, 4);
-  rig = billingRig(client);
-  await rig.repo.createPlan(plan(CHEAP, 1000));
-  await rig.repo.createPlan(plan(PRICEY, 100000));
-  await rig.repo.createPlan(plan(METERED, 1000, { included: 5, blockSize: 5, blockAmount: 100 }));
-  await rig.repo.createPlan(plan(BULK, 3000, { included: 1_000_000, blockSize: 1, blockAmount: 1 }));
-}, 300_000);
-
-afterAll(async () => {
-  await client?.close();
-});
+const rig = useBillingRig([
+  plan(CHEAP, 1000),
+  plan(PRICEY, 100000),
+  plan(METERED, 1000, { included: 5, blockSize: 5, blockAmount: 100 }),
+  plan(BULK, 3000, { included: 1_000_000, blockSize: 1, blockAmount: 1 }),
+]);
 
 /** The error a use case threw, as the route would answer it. */
 async function refusal(p: Promise<unknown>): Promise<{ status: number; code: string; field?: string }> {
@@ -54,22 +41,22 @@ async function refusal(p: Promise<unknown>): Promise<{ status: number; code: str
 async function meteredWithSixtyRequests(secondsLeft: number) {
   const userId = randomUUID();
   const { subscription_id: id } = await rig.billing.subscribe(userId, METERED, "pm_card_visa");
-  await client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '30 days' + make_interval(secs => $2), period_end = now() + make_interval(secs => $2) WHERE subscription_id = $1", [id, secondsLeft]);
+  await rig.client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '30 days' + make_interval(secs => $2), period_end = now() + make_interval(secs => $2) WHERE subscription_id = $1", [id, secondsLeft]);
   rig.use(userId, 60, new Date(Date.now() - 1000));
   return { userId, id };
 }
 
 /** Ends the subscription's period now (after what the test did in it) and runs the cycle. */
 async function periodEnds(id: string) {
-  await client.pool.query("UPDATE bil_subscriptions SET period_end = now() WHERE subscription_id = $1", [id]);
+  await rig.client.pool.query("UPDATE bil_subscriptions SET period_end = now() WHERE subscription_id = $1", [id]);
   await rig.billing.runCycle();
 }
 
-const linesOf = async (userId: string) => (await invoicesOf(client, userId)).map((i) => [i.status, i.lines]);
+const linesOf = async (userId: string) => (await invoicesOf(rig.client, userId)).map((i) => [i.status, i.lines]);
 
 /** Makes the invoice's next attempt due and runs the cycle. */
 async function retryDue(invoiceId: string) {
-  await client.pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE invoice_id = $1", [invoiceId]);
+  await rig.client.pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE invoice_id = $1", [invoiceId]);
   await rig.billing.runCycle();
 }
 
@@ -78,14 +65,14 @@ describe("a plan change while an invoice is open", () => {
     const userId = randomUUID();
     rig.answer.set(userId, "decline");
     const { subscription_id: id } = await rig.billing.subscribe(userId, PRICEY, "pm_card_chargeDeclined");
-    expect((await subscriptionOf(client, userId)).status).toBe("past_due");
+    expect((await subscriptionOf(rig.client, userId)).status).toBe("past_due");
     expect(await refusal(rig.billing.changePlan(userId, id, CHEAP))).toEqual({ status: 409, code: "INVOICE_OPEN", field: "planId" });
-    expect(await subscriptionOf(client, userId)).toMatchObject({ plan_id: PRICEY, credit_balance: "0" });
-    expect((await invoicesOf(client, userId)).length).toBe(1);
+    expect(await subscriptionOf(rig.client, userId)).toMatchObject({ plan_id: PRICEY, credit_balance: "0" });
+    expect((await invoicesOf(rig.client, userId)).length).toBe(1);
 
     rig.answer.set(userId, "pay");
-    await retryDue((await invoicesOf(client, userId))[0].invoice_id);
-    expect((await subscriptionOf(client, userId)).status).toBe("active");
+    await retryDue((await invoicesOf(rig.client, userId))[0].invoice_id);
+    expect((await subscriptionOf(rig.client, userId)).status).toBe("active");
     const down = await rig.billing.changePlan(userId, id, CHEAP);
     expect(BigInt(down.credit_balance)).toBeGreaterThan(98000n); // ~99000: the unused time of a paid period
   });
@@ -93,14 +80,14 @@ describe("a plan change while an invoice is open", () => {
   it("an upgrade whose proration is not paid yet cannot be undone into credit", async () => {
     const userId = randomUUID();
     const { subscription_id: id } = await rig.billing.subscribe(userId, CHEAP, "pm_card_visa");
-    expect((await subscriptionOf(client, userId)).status).toBe("active");
-    await client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '15 days', period_end = now() + interval '15 days' WHERE subscription_id = $1", [id]);
+    expect((await subscriptionOf(rig.client, userId)).status).toBe("active");
+    await rig.client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '15 days', period_end = now() + interval '15 days' WHERE subscription_id = $1", [id]);
     rig.answer.set(userId, "decline");
     await rig.billing.changePlan(userId, id, PRICEY);
-    const [, upgrade] = await invoicesOf(client, userId);
+    const [, upgrade] = await invoicesOf(rig.client, userId);
     expect(upgrade).toMatchObject({ status: "open", attempts: 1 });
     expect(await refusal(rig.billing.changePlan(userId, id, CHEAP))).toMatchObject({ status: 409, code: "INVOICE_OPEN" });
-    expect((await subscriptionOf(client, userId)).credit_balance).toBe("0");
+    expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("0");
   });
 });
 
@@ -124,7 +111,7 @@ describe("cancelling a metered subscription", () => {
     const { userId, id } = await meteredWithSixtyRequests(10);
     await rig.billing.cancel(userId, id, true);
     await periodEnds(id);
-    expect((await subscriptionOf(client, userId)).status).toBe("canceled");
+    expect((await subscriptionOf(rig.client, userId)).status).toBe("canceled");
     expect(await linesOf(userId)).toEqual([["paid", [["subscription", 1000]]], ["paid", [["usage", SIXTY_REQUESTS]]]]);
   });
 
@@ -147,7 +134,7 @@ describe("cancelling a metered subscription", () => {
       ["void", [["subscription", 1000], ["usage", SIXTY_REQUESTS]]],
       ["open", [["usage", SIXTY_REQUESTS], ["usage", 200]]],
     ]);
-    const [, , final] = await invoicesOf(client, userId);
+    const [, , final] = await invoicesOf(rig.client, userId);
     expect(final.attempts).toBe(1); // charged (declined: dunning goes on for it)
   });
 });

@@ -204,6 +204,17 @@ describe("usage priced by the plan in force", () => {
     expect(includedUnits(pro, s, start, s.periodEnd)).toBe(1000n);
   });
 
+  it("a share of the allowance counts the milliseconds its usage was metered in (was whole seconds)", () => {
+    const second = { periodStart: start, periodEnd: new Date(start.getTime() + 1000) };
+    const big: Plan = { ...pro, usage: { ...pro.usage!, included: 1_000_000n } };
+    // A plan change 250 ms into a one-second period: before, 0 s of 1 s, and none of the allowance.
+    expect(includedUnits(big, second, start, new Date(start.getTime() + 250))).toBe(250_000n);
+    expect(includedUnits(big, second, new Date(start.getTime() + 250), second.periodEnd)).toBe(750_000n);
+    // A 30-day period cut 1.5 s in: a share of 1.5 s (1e9 * 1500 / 2_592_000_000 = 578.7), not 1 s (385.8).
+    const huge: Plan = { ...pro, usage: { ...pro.usage!, included: 1_000_000_000n } };
+    expect(includedUnits(huge, s, start, new Date(start.getTime() + 1500))).toBe(579n);
+  });
+
   it("ending now invoices the usage so far with the period's whole allowance; a trial's is free", () => {
     const at = utc("2026-04-05T00:00:00");
     expect(finalLines(s, pro, 1250n, at).map((l) => [l.kind, l.amount, l.periodEnd])).toEqual([["usage", 150n, at]]);

@@ -5,6 +5,9 @@
  * recorded at given instants. Periods are moved in the database, as the gateway-level tests do.
  */
 import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll } from "vitest";
+import { useServers } from "../harness/shared";
+import { migratedKitPostgres } from "./schemas";
 import type { PostgresClient } from "../../services/src/kit/datastores/postgres";
 import type { PaymentEventMsg } from "../../services/src/business/events";
 import { Billing, type UsageSource } from "../../services/src/services/billing-service/billing";
@@ -21,18 +24,18 @@ export interface BillingRig {
   /** The answer to the user's next charges (default "pay"). */
   answer: Map<string, ChargeAnswer>;
   /** Every charge request, in order. */
-  charges: { userId: string; amount: bigint; idempotencyKey: string }[];
+  charges: { userId: string; amount: bigint; idempotencyKey: string; paymentMethod: string }[];
   /** Records `n` metered units of the user at `at`. */
   use(userId: string, n: number, at: Date): void;
   warnings: unknown[];
 }
 
-export function billingRig(client: PostgresClient): BillingRig {
+/** `warnings`: where the rig's log puts warnings and errors (a new array unless given). */
+export function billingRig(client: PostgresClient, warnings: unknown[] = []): BillingRig {
   const repo = new BillingRepo(client);
   const answer = new Map<string, ChargeAnswer>();
   const charges: BillingRig["charges"] = [];
   const usage: { userId: string; at: number; n: number }[] = [];
-  const warnings: unknown[] = [];
   const log = { info() {}, debug() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a) };
   let billing: Billing;
   const outcome = (type: PaymentEventMsg["type"], p: Parameters<PaymentGateway["charge"]>[0], intentId: string): PaymentEventMsg => ({
@@ -40,7 +43,7 @@ export function billingRig(client: PostgresClient): BillingRig {
   });
   const payments: PaymentGateway = {
     async charge(p) {
-      charges.push({ userId: p.userId, amount: p.amount, idempotencyKey: p.idempotencyKey });
+      charges.push({ userId: p.userId, amount: p.amount, idempotencyKey: p.idempotencyKey, paymentMethod: p.paymentMethod });
       const a = answer.get(p.userId) ?? "pay";
       if (a === "refuse") throw new ChargeRefusedError("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request");
       const intentId = randomUUID();
@@ -57,6 +60,45 @@ export function billingRig(client: PostgresClient): BillingRig {
   };
   billing = new Billing(repo, payments, units, log as never, { retryAfterDays: [1, 3, 5] }, () => undefined);
   return { billing, repo, answer, charges, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
+}
+
+/** A billing rig and the PostgreSQL client it runs on. */
+export interface BillingRigOnPostgres extends BillingRig {
+  client: PostgresClient;
+}
+
+/**
+ * The setup of a file of billing tests: a migrated database of its own (created in `beforeAll`, its
+ * client closed in `afterAll`), a billing rig on it and `plans` created. Call it at the top of the
+ * file; the fields are there once `beforeAll` has run (inside tests and hooks). The database
+ * client's warnings go to `warnings` too.
+ */
+export function useBillingRig(plans: Plan[]): BillingRigOnPostgres {
+  const srv = useServers("postgres");
+  let ready: BillingRigOnPostgres | undefined;
+  const rig = (): BillingRigOnPostgres => {
+    if (!ready) throw new Error("the billing rig is set up in beforeAll: use it inside tests and hooks");
+    return ready;
+  };
+  beforeAll(async () => {
+    const warnings: unknown[] = [];
+    const log = { info() {}, debug() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a) };
+    const client = await migratedKitPostgres(srv.env.POSTGRES_URL, log as never, 4);
+    ready = { ...billingRig(client, warnings), client };
+    for (const p of plans) await ready.repo.createPlan(p);
+  }, 300_000);
+  afterAll(async () => {
+    await ready?.client.close();
+  });
+  return {
+    get billing() { return rig().billing; },
+    get repo() { return rig().repo; },
+    get answer() { return rig().answer; },
+    get charges() { return rig().charges; },
+    get warnings() { return rig().warnings; },
+    get client() { return rig().client; },
+    use: (userId, n, at) => rig().use(userId, n, at),
+  };
 }
 
 export const plan = (id: string, amount: number, usage?: { included: number; blockSize: number; blockAmount: number }): Plan => ({

@@ -52,9 +52,11 @@ export class Billing {
       const live = await this.repo.liveSubscriptionOf(c, userId);
       const { subscription, firstLines } = startSubscription(plan, new Date(), await this.repo.hadTrial(c, userId));
       const ended = live?.status === "unpaid" ? await this.end(c, live, await this.planOrThrow(live.plan_id, c)) : undefined;
+      // The credit the user's ended subscriptions were left with is theirs: the new one starts with it.
+      const creditBalance = await this.repo.takeEndedCredit(c, userId);
       let sub: SubscriptionRow;
       try {
-        sub = await this.repo.insertSubscription(c, randomUUID(), userId, subscription, paymentMethod);
+        sub = await this.repo.insertSubscription(c, randomUUID(), userId, { ...subscription, creditBalance }, paymentMethod);
       } catch (err) {
         if ((err as { code?: string }).code === "23505") throw new HttpError(409, "ALREADY_SUBSCRIBED", "you already have a live subscription; change its plan instead");
         throw err;
@@ -110,16 +112,19 @@ export class Billing {
 
   /**
    * Cancels now. Its open invoices are voided: the service ends before they were paid, and a retry
-   * would charge the card of a subscription the user left (twice, if they subscribed again). Usage
-   * is another matter, it was consumed: the usage lines of the voided invoices and the period's
-   * usage so far go on a final invoice (`final`, charged once this transaction is committed).
+   * would charge the card of a subscription the user left (twice, if they subscribed again); the
+   * credit they consumed goes back to the balance. Usage is another matter, it was consumed: the
+   * usage lines of the voided invoices and the period's usage so far go on a final invoice (`final`,
+   * charged once this transaction is committed).
    */
   private async end(c: PoolClient, cur: SubscriptionRow, plan: Plan): Promise<{ row: SubscriptionRow; final?: InvoiceRow }> {
     const now = new Date();
     const units = await this.unbilledUnits(cur, plan, now);
-    const row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: "canceled" }, true);
+    let row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: "canceled" }, true);
     await this.repo.emit(c, "subscription.canceled", row, plan, { eventId: `${row.subscription_id}:canceled` });
     const voided = await this.repo.voidOpenInvoices(c, row.subscription_id);
+    // Voiding gave back the credit the invoices consumed: the final invoice spends it first.
+    if (voided.length) row = (await this.repo.subscription(row.subscription_id, c))!;
     for (const inv of voided) {
       await this.repo.emit(c, "invoice.voided", row, plan, { eventId: `${inv.invoice_id}:voided`, invoiceId: inv.invoice_id, amountDue: toJson(BigInt(inv.amount_due)) });
     }

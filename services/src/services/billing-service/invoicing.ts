@@ -77,15 +77,16 @@ export class Invoicing {
     if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
   }
 
-  /** One charge attempt; the outcome arrives on payments.events. */
+  /** One charge attempt, to the user's current payment method; the outcome arrives on payments.events. */
   async charge(inv: InvoiceRow): Promise<void> {
-    const sub = (await this.repo.subscription(inv.subscription_id))!;
+    // The invoice's subscription exists (a foreign key): so does a payment method of its user.
+    const paymentMethod = (await this.repo.currentPaymentMethod(inv.user_id))!;
     try {
       const r = await this.payments.charge({
         userId: inv.user_id,
         amount: BigInt(inv.amount_due),
         currency: inv.currency,
-        paymentMethod: sub.payment_method,
+        paymentMethod,
         reference: `${INVOICE_REFERENCE_PREFIX}${inv.invoice_id}`,
         idempotencyKey: `invoice-${inv.invoice_id}-${inv.attempts + 1}`,
         description: `Invoice ${inv.invoice_id}`,

@@ -1,6 +1,7 @@
 /**
- * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql). Row <-> domain mapping,
- * invoice creation with its lines, and events through the transactional outbox (bil_outbox).
+ * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql,
+ * 0413_bil_subscriptions_user.sql). Row <-> domain mapping, invoice creation with its lines, and
+ * events through the transactional outbox (bil_outbox).
  */
 import type { PoolClient } from "pg";
 import { userPartitionKey, type PostgresClient } from "../../kit";
@@ -155,16 +156,58 @@ export class BillingRepo {
     return (await c.query<SubscriptionRow>("SELECT * FROM bil_subscriptions WHERE user_id = $1 AND status <> 'canceled' FOR UPDATE", [userId])).rows[0];
   }
 
-  /** Stops collecting a subscription's open invoices (they become `void`); returns them. */
+  /**
+   * Stops collecting a subscription's open invoices (they become `void`) and gives the credit they
+   * consumed back to its balance (it was lost); returns them. One statement: only the UPDATE that
+   * turns an invoice from open to void returns it and credits it (a concurrent one waits for the
+   * row, then finds it void), so a retried or raced void credits once.
+   */
   async voidOpenInvoices(c: Q, subscriptionId: string): Promise<InvoiceRow[]> {
     return (
-      await c.query<InvoiceRow>("UPDATE bil_invoices SET status = 'void', next_attempt_at = NULL, updated_at = now() WHERE subscription_id = $1 AND status = 'open' RETURNING *", [subscriptionId])
+      await c.query<InvoiceRow>(
+        `WITH voided AS (
+           UPDATE bil_invoices SET status = 'void', next_attempt_at = NULL, updated_at = now() WHERE subscription_id = $1 AND status = 'open' RETURNING *
+         ), given_back AS (
+           UPDATE bil_subscriptions s SET credit_balance = s.credit_balance + v.credit, updated_at = now()
+             FROM (SELECT sum(credit_applied) AS credit FROM voided) v WHERE s.subscription_id = $1 AND v.credit > 0
+         )
+         SELECT * FROM voided`,
+        [subscriptionId],
+      )
     ).rows;
+  }
+
+  /**
+   * Takes the credit left on the user's ended subscriptions (zeroed; a concurrent taker waits for
+   * the rows, then finds none left), for their new subscription: credit is owed to the user, and a
+   * canceled subscription cannot spend it.
+   */
+  async takeEndedCredit(c: Q, userId: string): Promise<bigint> {
+    const { rows } = await c.query<{ credit: string | null }>(
+      `WITH taken AS (SELECT subscription_id, credit_balance FROM bil_subscriptions WHERE user_id = $1 AND status = 'canceled' AND credit_balance > 0 FOR UPDATE),
+            zeroed AS (UPDATE bil_subscriptions s SET credit_balance = 0, updated_at = now() FROM taken t WHERE s.subscription_id = t.subscription_id)
+       SELECT sum(credit_balance)::text AS credit FROM taken`,
+      [userId],
+    );
+    return BigInt(rows[0]?.credit ?? "0");
   }
 
   /** The subscription's oldest invoice still to be paid (open), if any. */
   async openInvoiceOf(c: Q, subscriptionId: string): Promise<InvoiceRow | undefined> {
     return (await c.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at LIMIT 1", [subscriptionId])).rows[0];
+  }
+
+  /**
+   * The payment method the user's charges go to: the one they gave last, that of their newest
+   * subscription (the live one, when there is one). Not that of the invoice's subscription: after
+   * resubscribing with a new card, the old subscription's final invoice went to the old one.
+   */
+  async currentPaymentMethod(userId: string): Promise<string | undefined> {
+    const { rows } = await this.pg.query<{ payment_method: string }>(
+      "SELECT payment_method FROM bil_subscriptions WHERE user_id = $1 ORDER BY status <> 'canceled' DESC, created_at DESC LIMIT 1",
+      [userId],
+    );
+    return rows[0]?.payment_method;
   }
 
   async subscriptionsOf(userId: string): Promise<SubscriptionRow[]> {

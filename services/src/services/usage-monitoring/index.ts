@@ -1,7 +1,8 @@
 /**
  * usage-monitoring (9101): API usage per user, API key and route from the gateway's per-request
- * events (`platform.usage` -> ClickHouse `usage_events`), and the billable units billing-service
- * meters usage-based prices with. Layers: routes.ts (HTTP), domain.ts (period, event decoding; no
+ * events (`platform.usage` -> ClickHouse `usage_events_ms`, to the millisecond; `usage_events`
+ * holds the whole-second rows written before), and the billable units billing-service meters
+ * usage-based prices with. Layers: routes.ts (HTTP), domain.ts (period, event decoding; no
  * I/O), store.ts (ClickHouse).
  */
 import { defineService, Type } from "../../kit";

@@ -1,17 +1,41 @@
 /**
- * usage_events in ClickHouse (migration clickhouse/0003). Written in batches from platform.usage;
- * read as counts and latency per user / API key / route. Billable units are the requests a user
- * made that the platform served: status < 500 and not rate-limited (429).
+ * Usage events in ClickHouse: `usage_events_ms` (migration clickhouse/0021), to the millisecond,
+ * and `usage_events` (clickhouse/0004), whole seconds, written before 0021. Written in batches from
+ * platform.usage; read as counts and latency per user / API key / route. Billable units are the
+ * requests a user made that the platform served: status < 500 and not rate-limited (429).
  */
 import type { ClickHouseKitClient } from "../../kit";
 import type { UsageEventMsg } from "../../business/events";
 
-const chTime = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
+/** The second of epoch `ms` as ClickHouse's DateTime reads it (UTC, as the inserts and queries write it). */
+const chSecond = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
+/** The millisecond of epoch `ms` within its second (0-999). */
+const milliOf = (ms: number) => ((ms % 1000) + 1000) % 1000;
+
+/**
+ * The usage rows of [from, to) whose `filter` holds, as a subquery of `columns`. The rows of
+ * usage_events_ms compare to the millisecond: its second (`at`) first, then `at_ms` within the
+ * bounds' own seconds (no epoch arithmetic: the server's time zone reads both sides alike). The rows
+ * of usage_events only know their second, and are read as they always were, between the seconds of
+ * `from` and `to`: a window split before 0021 (a plan change) still counts each of them once.
+ * Parameters: rangeParams.
+ */
+function usageIn(columns: string, filter: string): string {
+  return `(SELECT ${columns} FROM usage_events WHERE at >= {fromSecond:DateTime} AND at < {toSecond:DateTime} AND ${filter}
+           UNION ALL
+           SELECT ${columns} FROM usage_events_ms WHERE at >= {fromSecond:DateTime} AND at <= {toSecond:DateTime}
+             AND (at > {fromSecond:DateTime} OR at_ms >= {fromMilli:UInt16}) AND (at < {toSecond:DateTime} OR at_ms < {toMilli:UInt16}) AND ${filter})`;
+}
+
+function rangeParams(from: Date, to: Date) {
+  return { fromSecond: chSecond(from.getTime()), toSecond: chSecond(to.getTime()), fromMilli: milliOf(from.getTime()), toMilli: milliOf(to.getTime()) };
+}
 
 export function usageRow(e: UsageEventMsg) {
   return {
     event_id: e.eventId,
-    at: chTime(e.ts),
+    at: chSecond(e.ts),
+    at_ms: milliOf(e.ts),
     user_id: e.userId ?? "",
     api_key_id: e.apiKeyId ?? "",
     route: e.route,
@@ -35,14 +59,14 @@ export class UsageStore {
   constructor(private readonly ch: ClickHouseKitClient) {}
 
   async insert(events: UsageEventMsg[]): Promise<void> {
-    if (events.length) await this.ch.insert("usage_events", events.map(usageRow));
+    if (events.length) await this.ch.insert("usage_events_ms", events.map(usageRow));
   }
 
+  /** The user's billable requests in [from, to), to the millisecond. */
   async billableUnits(userId: string, from: Date, to: Date): Promise<number> {
     const rows = await this.ch.query<{ units: string }>(
-      `SELECT toString(uniqExact(event_id)) AS units FROM usage_events
-       WHERE user_id = {userId:String} AND at >= {from:DateTime} AND at < {to:DateTime} AND status < 500 AND status != 429`,
-      { userId, from, to },
+      `SELECT toString(uniqExact(event_id)) AS units FROM ${usageIn("event_id", "user_id = {userId:String} AND status < 500 AND status != 429")}`,
+      { userId, ...rangeParams(from, to) },
     );
     return Number(rows[0]?.units ?? 0);
   }
@@ -52,10 +76,9 @@ export class UsageStore {
     const rows = await this.ch.query<{ user_id: string; api_key_id: string; route: string; requests: string; errors: string; p50: number; p95: number }>(
       `SELECT user_id, api_key_id, route, toString(uniqExact(event_id)) AS requests, toString(uniqExactIf(event_id, status >= 500)) AS errors,
               quantile(0.5)(latency_ms) AS p50, quantile(0.95)(latency_ms) AS p95
-       FROM usage_events
-       WHERE at >= {from:DateTime} AND at < {to:DateTime} AND ({all:UInt8} = 1 OR user_id = {userId:String})
+       FROM ${usageIn("event_id, user_id, api_key_id, route, status, latency_ms", "({all:UInt8} = 1 OR user_id = {userId:String})")}
        GROUP BY user_id, api_key_id, route ORDER BY user_id, route, api_key_id LIMIT 1000`,
-      { from, to, all: userId === undefined ? 1 : 0, userId: userId ?? "" },
+      { ...rangeParams(from, to), all: userId === undefined ? 1 : 0, userId: userId ?? "" },
     );
     return rows.map((r) => ({
       userId: r.user_id,

@@ -2,7 +2,8 @@
  * Plans and subscriptions, pure. A subscription bills its plan's price in advance for each period
  * and its metered usage in arrears; a trial bills nothing until it ends; a plan change mid-period
  * is prorated to the second (credit for the unused time of the old plan, charge for the rest of the
- * period on the new one); cancelling at period end keeps the service until the paid period ends.
+ * period on the new one), its usage allowance to the millisecond; cancelling at period end keeps the
+ * service until the paid period ends.
  * Usage is always priced by the plan in force when it happened: a plan change invoices the usage so
  * far under the old plan, and every ending (renewal, cancellation) invoices the usage not yet
  * invoiced.
@@ -116,14 +117,15 @@ export function unbilledUsage(sub: Pick<Subscription, "periodStart" | "periodEnd
 
 /**
  * The plan's included units for the part of the period from `start` to `paidUntil` (the end of the
- * time its price was charged for), prorated to the second as prices are. A period split between
- * plans gives each plan its share: switching back and forth never grants more than one period's
+ * time its price was charged for), prorated to the millisecond, the precision usage is metered at
+ * (it was whole seconds: a part under a second had no allowance). A period split between plans
+ * gives each plan its share: switching back and forth never grants more than one period's
  * allowance, as it would if each part had the whole of it.
  */
 export function includedUnits(plan: Plan, sub: Pick<Subscription, "periodStart" | "periodEnd">, start: Date, paidUntil: Date): bigint {
   const included = plan.usage?.included ?? 0n;
-  const total = BigInt(Math.floor((sub.periodEnd.getTime() - sub.periodStart.getTime()) / 1000));
-  const part = BigInt(Math.max(0, Math.floor((paidUntil.getTime() - start.getTime()) / 1000)));
+  const total = BigInt(sub.periodEnd.getTime() - sub.periodStart.getTime());
+  const part = BigInt(Math.max(0, paidUntil.getTime() - start.getTime()));
   return total <= 0n || part >= total ? included : mulDivRound(included, part, total);
 }
 

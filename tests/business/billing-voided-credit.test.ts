@@ -1,0 +1,82 @@
+/**
+ * Credit consumed by an invoice that is later voided goes back to the user, on a real PostgreSQL
+ * with stand-ins for payment-service and usage-monitoring (tests/helpers/billing-rig.ts). Before,
+ * cancelling now voided the open renewal and the credit it had consumed was gone: the balance
+ * stayed 0 and the final invoice was charged in full. The credit comes back once however often the
+ * void is retried or raced (the database decides: the UPDATE that turns the invoice from open to
+ * void credits it), and a subscription taken later starts with it.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { invoicesOf, plan, subscriptionOf, useBillingRig } from "../helpers/billing-rig";
+
+const run = randomBytes(3).toString("hex");
+const BASIC = `basic-${run}`;
+/** 5 requests included, then 1.00 per started block of 5: 60 requests cost 11 blocks. */
+const METERED = `metered-${run}`;
+const rig = useBillingRig([plan(BASIC, 1000), plan(METERED, 1000, { included: 5, blockSize: 5, blockAmount: 100 })]);
+
+/**
+ * A subscription to `planId` with 600 of credit, whose renewal (1000: 600 from credit, 400 to pay)
+ * was declined and is open; `requests` metered in the period that renewal ended.
+ */
+async function renewalOpenWithCredit(planId: string, requests = 0) {
+  const userId = randomUUID();
+  const { subscription_id: id } = await rig.billing.subscribe(userId, planId, "pm_card_visa");
+  await rig.client.pool.query("UPDATE bil_subscriptions SET credit_balance = 600, period_start = now() - interval '1 month', period_end = now() - interval '1 second' WHERE subscription_id = $1", [id]);
+  if (requests) rig.use(userId, requests, new Date(Date.now() - 2000));
+  rig.answer.set(userId, "decline");
+  await rig.billing.runCycle();
+  const [, renewal] = await invoicesOf(rig.client, userId);
+  expect(renewal).toMatchObject({ status: "open", creditApplied: 600 });
+  expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("0");
+  return { userId, id, renewal };
+}
+
+describe("an invoice voided after consuming credit", () => {
+  it("cancelling now voids the renewal and gives its credit back", async () => {
+    const { userId, id } = await renewalOpenWithCredit(BASIC);
+    await rig.billing.cancel(userId, id, false);
+    expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["paid", "void"]);
+    expect(await subscriptionOf(rig.client, userId)).toMatchObject({ status: "canceled", credit_balance: "600" });
+    // A retried cancellation changes nothing.
+    await rig.billing.cancel(userId, id, false);
+    expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("600");
+  });
+
+  it("the credit given back pays the final invoice of the usage first", async () => {
+    const { userId, id } = await renewalOpenWithCredit(METERED, 60);
+    await rig.billing.cancel(userId, id, false);
+    const [, voided, final] = await invoicesOf(rig.client, userId);
+    expect(voided).toMatchObject({ status: "void", creditApplied: 600 });
+    // The renewal's usage line (60 requests: 1100) moves to the final invoice, 600 of it from credit.
+    expect(final).toMatchObject({ subtotal: 1100, creditApplied: 600, amountDue: 500 });
+    expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("0");
+  });
+
+  it("two cancellations at once give it back once", async () => {
+    const { userId, id } = await renewalOpenWithCredit(BASIC);
+    await Promise.all([rig.billing.cancel(userId, id, false), rig.billing.cancel(userId, id, false)]);
+    expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("600");
+  });
+
+  it("voids racing in two transactions credit once: the one that turns the invoice void", async () => {
+    const { userId, id } = await renewalOpenWithCredit(BASIC);
+    // Without the subscription's lock the use cases take, the voids themselves must not double it.
+    const voids = await Promise.all([0, 1].map(() => rig.client.transaction((c) => rig.repo.voidOpenInvoices(c, id))));
+    expect(voids.map((v) => v.length).sort()).toEqual([0, 1]);
+    await rig.repo.voidOpenInvoices(rig.client.pool, id);
+    expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("600");
+  });
+
+  it("a subscription taken after the cancellation starts with the credit", async () => {
+    const { userId, id } = await renewalOpenWithCredit(BASIC);
+    await rig.billing.cancel(userId, id, false);
+    rig.answer.set(userId, "pay");
+    await rig.billing.subscribe(userId, BASIC, "pm_card_visa");
+    const invoices = await invoicesOf(rig.client, userId);
+    expect(invoices[2]).toMatchObject({ status: "paid", subtotal: 1000, creditApplied: 600, amountDue: 400 });
+    const subs = (await rig.client.pool.query("SELECT status, credit_balance FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at", [userId])).rows;
+    expect(subs).toEqual([{ status: "canceled", credit_balance: "0" }, { status: "active", credit_balance: "0" }]);
+  });
+});
