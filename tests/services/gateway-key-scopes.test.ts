@@ -70,6 +70,9 @@ beforeAll(async () => {
   keys.trade = await newKey(alice.token, ["trade"]);
   keys.read = await newKey(alice.token, ["read"]);
   keys.adminTrade = await newKey(admin.token, ["trade"]);
+  const card = await gw("POST", "/api/payments/payment-methods", { token: alice.token, body: { paymentMethod: "pm_card_visa" } });
+  expect(card.status, JSON.stringify(card.body)).toBe(201);
+  aliceCard = card.body.paymentMethod;
   const plan = await gw("POST", "/api/billing/plans", { token: admin.token, body: { id: `pro-${randomBytes(3).toString("hex")}`, name: "Pro", currency: "usd", amount: 2900, interval: "month" } });
   expect(plan.status, JSON.stringify(plan.body)).toBe(201);
   planId = plan.body.id;
@@ -79,6 +82,8 @@ beforeAll(async () => {
 }, 900_000);
 let planId: string;
 let otherPlanId: string;
+/** A card saved to alice (with her session): only such a card is charged. */
+let aliceCard: string;
 
 afterAll(async () => {
   await p?.close();
@@ -110,14 +115,14 @@ describe("API keys and money: a session only", () => {
     }
     expect(reached).toEqual([]);
     // The money and credential routes the brief names are among them (the enumeration is not empty by accident).
-    for (const route of ["POST payments/intents", "POST payments/intents/:id/refunds", "POST billing/subscriptions", "POST billing/subscriptions/:id/plan", "POST billing/subscriptions/:id/cancel", "POST users/api-keys", "DELETE users/api-keys/:id", "POST users/password", "POST users/logout"])
+    for (const route of ["POST payments/intents", "POST payments/payment-methods", "DELETE payments/payment-methods/:paymentMethod", "POST payments/intents/:id/refunds", "POST billing/subscriptions", "POST billing/subscriptions/:id/plan", "POST billing/subscriptions/:id/cancel", "POST users/api-keys", "DELETE users/api-keys/:id", "POST users/password", "POST users/logout"])
       expect(tried).toContain(route);
     expect({ intents: await count("SELECT count(*) AS n FROM pay_intents"), subs: await count("SELECT count(*) AS n FROM bil_subscriptions"), keys: await count("SELECT count(*) AS n FROM api_keys") }).toEqual(before);
     expect(fake.created).toBe(charged);
   });
 
   it("a trade key cannot charge a card, subscribe, change or cancel a plan, or mint a key; a session can", async () => {
-    const body = { amount: 2900, currency: "usd", paymentMethod: "pm_card_visa" };
+    const body = { amount: 2900, currency: "usd", paymentMethod: aliceCard };
     const charged = fake.created;
     sessionRequired(await gw("POST", "/api/payments/intents", { key: keys.trade, body, headers: { "idempotency-key": `k-${randomUUID()}` } }), "charge with a trade key");
     expect(fake.created).toBe(charged);
@@ -125,9 +130,9 @@ describe("API keys and money: a session only", () => {
     expect(paid.status, JSON.stringify(paid.body)).toBe(201);
     expect(paid.body.status).toBe("succeeded");
 
-    sessionRequired(await gw("POST", "/api/billing/subscriptions", { key: keys.trade, body: { planId, paymentMethod: "pm_card_visa" } }), "subscribe with a trade key");
+    sessionRequired(await gw("POST", "/api/billing/subscriptions", { key: keys.trade, body: { planId, paymentMethod: aliceCard } }), "subscribe with a trade key");
     expect(await count("SELECT count(*) AS n FROM bil_subscriptions WHERE user_id = $1", [alice.id])).toBe(0);
-    const sub = await gw("POST", "/api/billing/subscriptions", { token: alice.token, body: { planId, paymentMethod: "pm_card_visa" } });
+    const sub = await gw("POST", "/api/billing/subscriptions", { token: alice.token, body: { planId, paymentMethod: aliceCard } });
     expect(sub.status, JSON.stringify(sub.body)).toBe(201);
     sessionRequired(await gw("POST", `/api/billing/subscriptions/${sub.body.id}/plan`, { key: keys.both, body: { planId: otherPlanId } }), "plan change with a key");
     sessionRequired(await gw("POST", `/api/billing/subscriptions/${sub.body.id}/cancel`, { key: keys.both, body: { atPeriodEnd: false } }), "cancel with a key");
@@ -150,7 +155,7 @@ describe("API keys and money: a session only", () => {
 
   it("reads stay open to read and trade keys; trading writes need the trade scope", async () => {
     for (const key of [keys.read, keys.trade]) {
-      for (const path of ["/api/payments/intents", "/api/billing/invoices", "/api/billing/subscriptions", "/api/users/me", "/api/users/api-keys"]) {
+      for (const path of ["/api/payments/intents", "/api/payments/payment-methods", "/api/billing/invoices", "/api/billing/subscriptions", "/api/users/me", "/api/users/api-keys"]) {
         const r = await gw("GET", path, { key });
         expect(r.status, `${path}: ${JSON.stringify(r.body)}`).toBe(200);
       }
