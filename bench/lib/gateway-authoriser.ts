@@ -15,10 +15,10 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { catalog } from "../../catalog";
-import { HttpError, IDENTITY_HEADERS, jwtKey, PeerClient, scopesAllow, type Identity } from "../../services/src/kit";
+import { HttpError, IDENTITY_HEADERS, jwtKey, PeerClient, type Identity } from "../../services/src/kit";
 import { Authenticator, type Auth } from "../../services/src/services/api-gateway/authenticate";
 import { GatewayLimits } from "../../services/src/services/api-gateway/limits";
-import { isAnonymousTarget, upstreamTarget, type UpstreamTarget } from "../../services/src/services/api-gateway/proxy";
+import { assertKeyMay, isAnonymousTarget, upstreamTarget, type UpstreamTarget } from "../../services/src/services/api-gateway/proxy";
 import { UserStates } from "../../services/src/services/api-gateway/user-states";
 import { Redis } from "../../tests/harness/deps";
 
@@ -67,7 +67,13 @@ function decide(req: IncomingMessage, res: ServerResponse, target: UpstreamTarge
     return deny(res, new HttpError(401, "UNAUTHORIZED", "Authentication required"));
   }
   const method = String(req.headers["x-original-method"] ?? "GET");
-  if (id.authMethod === "api-key" && !scopesAllow(id.scopes ?? [], method)) return deny(res, new HttpError(403, "INSUFFICIENT_SCOPE", "scope"));
+  if (id.authMethod === "api-key" && !isAnonymousTarget(target)) {
+    try {
+      assertKeyMay(id.scopes ?? [], target.service.name, method, target.path);
+    } catch (err) {
+      return deny(res, err);
+    }
+  }
   // In the gateway's order: the per-IP cap (its onRequest hook), then the per-user limit (the
   // plugin's preHandler, failing open like skipOnError). Both answer synchronously under a live lease.
   const userLimit = () =>

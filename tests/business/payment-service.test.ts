@@ -29,6 +29,9 @@ let consumer: KafkaJs.Consumer | undefined;
 let stopped = false;
 
 const user = randomUUID();
+/** The user's saved cards (beforeAll): one the processor pays, one it declines. */
+let visa: string;
+let declining: string;
 const trader = { "x-user-id": user, "x-user-role": "trader" };
 const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
 const charge = (body: Record<string, unknown>, key: string | undefined, headers: Record<string, string> = trader) =>
@@ -76,6 +79,14 @@ beforeAll(async () => {
   svc = await createService(paymentService, { env, defaultMetrics: false });
   base = await svc.listen({ port: 0, host: "127.0.0.1" });
   fake.webhookUrl = `${base}/webhooks/processor`;
+  // Only a method saved to the payer is charged (tests/business/payment-methods.test.ts).
+  const save = async (token: string) => {
+    const r = await http("POST", `${base}/payment-methods`, { body: { paymentMethod: token }, headers: trader });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    return r.body.paymentMethod as string;
+  };
+  visa = await save("pm_card_visa");
+  declining = await save("pm_card_chargeDeclined");
 }, 240_000);
 
 afterEach(async () => {
@@ -94,7 +105,7 @@ afterAll(async () => {
 describe("charges with idempotency keys", () => {
   it("charges, replays the same key, rejects the key with another body, validates input by field", async () => {
     const key = `k-${randomUUID()}`;
-    const body = { amount: 2900, currency: "usd", paymentMethod: "pm_card_visa", reference: "order:abc" };
+    const body = { amount: 2900, currency: "usd", paymentMethod: visa, reference: "order:abc" };
     const first = await charge(body, key);
     expect(first.status).toBe(201);
     expect(first.body).toMatchObject({ status: "succeeded", amount: 2900, currency: "usd", userId: user });
@@ -131,7 +142,7 @@ describe("charges with idempotency keys", () => {
   it("50 concurrent attempts with one key charge exactly once", async () => {
     const key = `k-${randomUUID()}`;
     const before = fake.created;
-    const body = { amount: 4999, currency: "eur", paymentMethod: "pm_card_visa" };
+    const body = { amount: 4999, currency: "eur", paymentMethod: visa };
     const rs = await Promise.all(Array.from({ length: 50 }, () => charge(body, key)));
     expect(rs.map((r) => r.status).sort()).toEqual([...Array(49).fill(200), 201].sort());
     const ids = new Set(rs.map((r) => r.body.id));
@@ -143,7 +154,7 @@ describe("charges with idempotency keys", () => {
   });
 
   it("a declined card fails the intent with the processor's code and posts nothing", async () => {
-    const r = await charge({ amount: 1000, currency: "usd", paymentMethod: "pm_card_chargeDeclined" }, `k-${randomUUID()}`);
+    const r = await charge({ amount: 1000, currency: "usd", paymentMethod: declining }, `k-${randomUUID()}`);
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({ status: "failed", failureCode: "card_declined" });
     expect(await journalsFor(r.body.id)).toBe(0);
@@ -152,9 +163,9 @@ describe("charges with idempotency keys", () => {
   it("a client's idempotency key and billing's are apart: a user taking billing's next key blocks no invoice charge", async () => {
     // Billing's key for an invoice's next attempt can be read off the user's invoices.
     const key = `invoice-${randomUUID()}-2`;
-    const squat = await charge({ amount: 1, currency: "usd", paymentMethod: "pm_card_chargeDeclined" }, key);
+    const squat = await charge({ amount: 1, currency: "usd", paymentMethod: declining }, key);
     expect([squat.status, squat.body.status]).toEqual([201, "failed"]);
-    const invoiceCharge = { userId: user, amount: 1500, currency: "usd", paymentMethod: "pm_card_visa", reference: `invoice:${randomUUID()}` };
+    const invoiceCharge = { userId: user, amount: 1500, currency: "usd", paymentMethod: visa, reference: `invoice:${randomUUID()}` };
     const internal = () => http("POST", `${base}/internal/intents`, { body: invoiceCharge, headers: { "idempotency-key": key } });
     const billed = await internal();
     expect([billed.status, billed.body.status, billed.body.amount]).toEqual([201, "succeeded", 1500]);
@@ -162,13 +173,13 @@ describe("charges with idempotency keys", () => {
     // Each namespace still answers its own retries as the first time.
     const again = await internal();
     expect([again.status, again.body.id]).toEqual([200, billed.body.id]);
-    const clientAgain = await charge({ amount: 1, currency: "usd", paymentMethod: "pm_card_chargeDeclined" }, key);
+    const clientAgain = await charge({ amount: 1, currency: "usd", paymentMethod: declining }, key);
     expect([clientAgain.status, clientAgain.body.id]).toEqual([200, squat.body.id]);
     expect(fake.chargesFor(billed.body.id)).toBe(1);
   });
 
   it("refunds partially, then refuses more than is left", async () => {
-    const p = await charge({ amount: 5000, currency: "usd", paymentMethod: "pm_card_visa" }, `k-${randomUUID()}`);
+    const p = await charge({ amount: 5000, currency: "usd", paymentMethod: visa }, `k-${randomUUID()}`);
     const refund = (amount: number, key: string, headers = admin) => http("POST", `${base}/intents/${p.body.id}/refunds`, { body: { amount }, headers: { ...headers, "idempotency-key": key } });
     expect((await refund(2000, "r1", trader)).status).toBe(403);
     const r1 = await refund(2000, "r1");
@@ -181,7 +192,7 @@ describe("charges with idempotency keys", () => {
   });
 
   it("a retried full refund answers as the first time (its key, with or without the amount); another amount under it is refused", async () => {
-    const p = await charge({ amount: 3000, currency: "usd", paymentMethod: "pm_card_visa" }, `k-${randomUUID()}`);
+    const p = await charge({ amount: 3000, currency: "usd", paymentMethod: visa }, `k-${randomUUID()}`);
     const refund = (body: object, key: string) => http("POST", `${base}/intents/${p.body.id}/refunds`, { body, headers: { ...admin, "idempotency-key": key } });
     const first = await refund({}, "all");
     expect([first.status, first.body.refunded]).toEqual([200, 3000]);
@@ -198,7 +209,7 @@ describe("webhooks", () => {
   it("async confirmation arrives by signed webhook; forged, tampered, stale and replayed ones change nothing", async () => {
     fake.mode = "async";
     try {
-      const p = await charge({ amount: 7500, currency: "usd", paymentMethod: "pm_card_visa", reference: "order:w1" }, `k-${randomUUID()}`);
+      const p = await charge({ amount: 7500, currency: "usd", paymentMethod: visa, reference: "order:w1" }, `k-${randomUUID()}`);
       expect(p.body.status).toBe("processing");
       await fake.settle((i) => i.metadata.intent_id === p.body.id);
       const delivered = fake.webhooks.find((w) => (w.event.data.object as { metadata: { intent_id: string } }).metadata.intent_id === p.body.id && w.event.type === "payment_intent.succeeded")!;
@@ -226,7 +237,7 @@ describe("webhooks", () => {
   });
 
   it("publishes payment events through the outbox", async () => {
-    const p = await charge({ amount: 1234, currency: "usd", paymentMethod: "pm_card_visa" }, `k-${randomUUID()}`);
+    const p = await charge({ amount: 1234, currency: "usd", paymentMethod: visa }, `k-${randomUUID()}`);
     const ev = await waitUntil("payment.succeeded on Kafka", async () => events.find((e) => e.intentId === p.body.id && e.type === "payment.succeeded"), 170_000);
     expect(ev).toMatchObject({ eventId: `${p.body.id}:payment.succeeded`, amount: 1234, userId: user });
   }, 180_000);
@@ -243,7 +254,7 @@ describe("crash between the processor's answer and our commit", () => {
     };
     try {
       const key = `k-${randomUUID()}`;
-      const body = { amount: 9900, currency: "usd", paymentMethod: "pm_card_visa" };
+      const body = { amount: 9900, currency: "usd", paymentMethod: visa };
       await expect(http("POST", `${child.url}/intents`, { body, headers: { ...trader, "idempotency-key": key } })).rejects.toThrow();
       fake.beforeAnswer = undefined;
       const [intentId] = intentIds;

@@ -140,7 +140,10 @@ describe("the business tier end to end", () => {
     hookSecret = hook.body.secret;
 
     // Subscribe; the processor confirms the charge by a signed webhook; the invoice is paid.
-    expect((await api("POST", "/billing/subscriptions", { planId: `pro-${run}`, paymentMethod: "pm_card_visa" })).status).toBe(201);
+    // Only a card saved to the subscriber is charged: saved first (attached to the user's processor customer).
+    const card = await api("POST", "/payments/payment-methods", { paymentMethod: "pm_card_visa" });
+    expect(card.status, JSON.stringify(card.body)).toBe(201);
+    expect((await api("POST", "/billing/subscriptions", { planId: `pro-${run}`, paymentMethod: card.body.paymentMethod })).status).toBe(201);
     await waitUntil("processor got the charge", async () => [...fake.intents.values()].find((i) => i.metadata.user_id === userId), 120_000);
     await fake.settle((i) => i.metadata.user_id === userId);
     await waitUntil("invoice paid", async () => (await pool.query("SELECT status FROM bil_invoices WHERE user_id = $1", [userId])).rows[0]?.status === "paid", 120_000);

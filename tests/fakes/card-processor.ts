@@ -6,8 +6,15 @@
  *   GET  /v1/payment_intents/:id
  *   GET  /v1/payment_intents/search   query `metadata['intent_id']:'<id>'`
  *   POST /v1/refunds                  payment_intent, amount
+ *   POST /v1/customers                `Idempotency-Key` honoured
+ *   POST /v1/payment_methods/:id/attach, /detach
  * Auth: `Authorization: Bearer <apiKey>`. Test payment methods as Stripe names them:
- * `pm_card_visa` succeeds, `pm_card_chargeDeclined` is declined (card_declined).
+ * `pm_card_visa` succeeds, `pm_card_chargeDeclined` is declined (card_declined); attaching one to
+ * a customer makes a new method (its own id), as in Stripe's test mode. `newCard()` makes a token as
+ * Stripe.js does in a user's browser: unattached, usable once without a customer. Stripe's rules
+ * for charging a method: one attached to a customer only with that customer; an unattached one once;
+ * an unknown one never (resource_missing). Attaching a method attached to another customer, used,
+ * detached or unknown is refused.
  * mode "async": confirmation answers `processing`; `settle()` later moves it to succeeded and
  * sends the `payment_intent.succeeded` webhook. Webhooks are signed as Stripe documents them:
  * header `Stripe-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; undelivered
@@ -41,6 +48,17 @@ export interface WebhookDelivery {
 
 const rid = (prefix: string) => `${prefix}_${randomBytes(12).toString("hex")}`;
 
+export interface FakePaymentMethod {
+  id: string;
+  customer: string | null;
+  declines: boolean;
+  /** Charged once without a customer, or detached: never usable again (Stripe's rule). */
+  spent: boolean;
+}
+/** Stripe's test tokens: usable without a customer any number of times; attaching one makes a new method. */
+const TEST_TOKENS: Record<string, { declines: boolean }> = { pm_card_visa: { declines: false }, pm_card_chargeDeclined: { declines: true } };
+const invalid = (message: string, code?: string) => ({ error: { type: "invalid_request_error", param: "payment_method", message, ...(code ? { code } : {}) } });
+
 /** Decodes Stripe's bracketed form encoding (`metadata[intent_id]=x`) one level deep. */
 function parseForm(body: string): Record<string, string | Record<string, string>> {
   const out: Record<string, string | Record<string, string>> = {};
@@ -58,6 +76,8 @@ export class FakeCardProcessor {
   readonly intents = new Map<string, FakeIntent>();
   readonly refunds: { id: string; payment_intent: string; amount: number }[] = [];
   readonly webhooks: WebhookDelivery[] = [];
+  readonly paymentMethods = new Map<string, FakePaymentMethod>();
+  readonly customers = new Map<string, Record<string, string>>();
   /** Number of POST /v1/payment_intents requests that created (not replayed) an intent. */
   created = 0;
   mode: "sync" | "async" = "sync";
@@ -82,6 +102,18 @@ export class FakeCardProcessor {
   async stop(): Promise<void> {
     this.server?.closeAllConnections();
     await new Promise((r) => this.server?.close(r));
+  }
+
+  /** A card token as Stripe.js makes it in a user's browser: unattached, not used yet. */
+  newCard(declines = false): string {
+    const id = rid("pm");
+    this.paymentMethods.set(id, { id, customer: null, declines, spent: false });
+    return id;
+  }
+
+  /** Succeeded charges of one payment method. */
+  chargesOf(paymentMethod: string): FakeIntent[] {
+    return [...this.intents.values()].filter((i) => i.payment_method === paymentMethod && i.status === "succeeded");
   }
 
   /** Succeeded charges per our intent id (metadata), to prove nothing was charged twice. */
@@ -160,7 +192,14 @@ export class FakeCardProcessor {
       const amount = Number(p.amount);
       if (!Number.isSafeInteger(amount) || amount < 50) return this.send(res, 400, { error: { type: "invalid_request_error", param: "amount", message: "Amount must be at least 50 cents" } });
       const pm = String(p.payment_method ?? "");
-      const declined = pm === "pm_card_chargeDeclined";
+      const customer = typeof p.customer === "string" ? p.customer : null;
+      const method = this.paymentMethods.get(pm);
+      const test = TEST_TOKENS[pm];
+      if (!method && !(test && !customer)) return this.send(res, 400, invalid(`No such PaymentMethod: '${pm}'`, "resource_missing"));
+      if (method?.customer && method.customer !== customer) return this.send(res, 400, invalid("The provided PaymentMethod belongs to a Customer; pass that Customer to use it"));
+      if (method && !method.customer && method.spent) return this.send(res, 400, invalid("This PaymentMethod was previously used without being attached to a Customer or was detached from a Customer, and may not be used again"));
+      if (method && !method.customer) method.spent = true;
+      const declined = method ? method.declines : test.declines;
       const intent: FakeIntent = {
         id: rid("pi"),
         object: "payment_intent",
@@ -187,6 +226,38 @@ export class FakeCardProcessor {
       // As Stripe does: a declined confirmation is HTTP 402 with the PaymentIntent in the error.
       if (declined) return this.send(res, 402, { error: { type: "card_error", code: "card_declined", message: "Your card was declined.", payment_intent: intent } });
       return this.send(res, 200, intent);
+    }
+    if (req.method === "POST" && path === "/v1/customers") {
+      const key = req.headers["idempotency-key"];
+      const prev = typeof key === "string" ? this.idem.get(key) : undefined;
+      if (prev) return void res.writeHead(prev.status, { "content-type": "application/json", "idempotent-replayed": "true" }).end(prev.body);
+      const p = parseForm(raw);
+      const cus = { id: rid("cus"), object: "customer", metadata: typeof p.metadata === "object" ? p.metadata : {} };
+      this.customers.set(cus.id, cus.metadata);
+      if (typeof key === "string") this.idem.set(key, { params: raw, status: 200, body: JSON.stringify(cus) });
+      return this.send(res, 200, cus);
+    }
+    const pmAction = /^\/v1\/payment_methods\/([A-Za-z0-9_]+)\/(attach|detach)$/.exec(path);
+    if (req.method === "POST" && pmAction) {
+      const [, id, action] = pmAction;
+      const customer = String(parseForm(raw).customer ?? "");
+      let method = this.paymentMethods.get(id);
+      if (action === "attach") {
+        if (!this.customers.has(customer)) return this.send(res, 400, { error: { type: "invalid_request_error", param: "customer", code: "resource_missing", message: `No such customer: '${customer}'` } });
+        if (!method && TEST_TOKENS[id]) {
+          method = { id: rid("pm"), customer: null, declines: TEST_TOKENS[id].declines, spent: false };
+          this.paymentMethods.set(method.id, method);
+        }
+        if (!method) return this.send(res, 404, invalid(`No such PaymentMethod: '${id}'`, "resource_missing"));
+        if (method.customer && method.customer !== customer) return this.send(res, 400, invalid("The payment method you provided has already been attached to a customer."));
+        if (method.spent) return this.send(res, 400, invalid("This PaymentMethod was previously used without being attached to a Customer or was detached from a Customer, and may not be used again."));
+        method.customer = customer;
+      } else {
+        if (!method?.customer) return this.send(res, 400, invalid("The payment method you provided is not attached to a customer so detachment is impossible."));
+        method.customer = null;
+        method.spent = true;
+      }
+      return this.send(res, 200, { id: method.id, object: "payment_method", type: "card", customer: method.customer, card: { brand: "visa", last4: method.declines ? "0002" : "4242" } });
     }
     if (req.method === "GET" && path === "/v1/payment_intents/search") {
       const m = /^metadata\['intent_id'\]:'([^']*)'$/.exec(url.searchParams.get("query") ?? "");

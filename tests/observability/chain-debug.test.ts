@@ -143,7 +143,10 @@ async function failingSubscribe(): Promise<{ requestId: string; userToken: strin
   victims.add(userId);
   const userToken = await token(userId);
   const requestId = `trace-test-${randomUUID()}`;
-  const r = await api("POST", `/billing/subscriptions?token=${QUERY_SECRET}`, userToken, { planId: `pro-${run}`, paymentMethod: "pm_card_visa" }, { "x-request-id": requestId, cookie: `session=${COOKIE_SECRET}` });
+  // Only a card saved to the subscriber is taken (payment-service's payment methods): saved first, in a trace of its own.
+  const card = await api("POST", "/payments/payment-methods", userToken, { paymentMethod: "pm_card_visa" });
+  expect(card.status, JSON.stringify(card.body)).toBe(201);
+  const r = await api("POST", `/billing/subscriptions?token=${QUERY_SECRET}`, userToken, { planId: `pro-${run}`, paymentMethod: card.body.paymentMethod }, { "x-request-id": requestId, cookie: `session=${COOKIE_SECRET}` });
   expect(r.status).toBe(500);
   expect(r.body.error).toMatchObject({ code: "INTERNAL_ERROR", requestId });
   return { requestId, userToken };
@@ -189,8 +192,10 @@ describe("chain-debug: a failing request across services", () => {
     expect(billingServer).toMatchObject({ name: "POST /subscriptions", httpStatus: 500, status: "error" });
     const exception = billingServer.events.find((e: any) => e.name === "exception");
     expect(exception.attributes["exception.type"]).toBe("TypeError");
-    const paymentServer = spans.find((n) => n.service === "payment-service" && n.kind === "server");
-    expect(paymentServer.name).toBe("POST /internal/intents");
+    // (billing asks payment-service first whether the card is the subscriber's: a server span of its own)
+    expect(spans.some((n) => n.service === "payment-service" && n.kind === "server" && n.name === "GET /internal/payment-methods/:paymentMethod")).toBe(true);
+    const paymentServer = spans.find((n) => n.service === "payment-service" && n.kind === "server" && n.name === "POST /internal/intents");
+    expect(paymentServer).toBeDefined();
     // payment-service's server span sits under billing-service's outgoing call, which sits under billing's server span.
     const parentOf = (n: any) => spans.find((p) => p.spanId === n.parentSpanId);
     expect(parentOf(paymentServer)).toMatchObject({ service: "billing-service", kind: "client" });

@@ -453,7 +453,7 @@ describe("API key expiry, scopes, per-user limit and paging", () => {
     expect(refusal(await withKey(k.key))).toEqual({ status: 401, code: "INVALID_API_KEY", message: "Invalid API key", field: undefined });
   });
 
-  it("scopes: read keys may only GET and HEAD through the gateway (403 naming scope); trade keys reach the service", async () => {
+  it("scopes: read keys may only GET and HEAD through the gateway; no key creates, revokes or logs out (a session only, 403 naming scope)", async () => {
     const u = await registerAndLogin("scopes");
     expect((await newKey(u.access)).scopes).toEqual(["read", "trade"]);
     const reader = await newKey(u.access, { scopes: ["read"] });
@@ -462,19 +462,21 @@ describe("API key expiry, scopes, per-user limit and paging", () => {
     expect(me.status).toBe(200);
     expect(me.body.scopes).toEqual(["read"]);
     expect((await withKey(reader.key, "HEAD")).status).toBe(200);
-    for (const [method, path] of [["POST", "/api/users/api-keys"], ["DELETE", `/api/users/api-keys/${reader.id}`], ["POST", "/api/users/logout"], ["PUT", "/api/users/me"], ["PATCH", "/api/users/me"]]) {
-      const r = await withKey(reader.key, method, path);
-      expect(r.status, `${method} ${path}`).toBe(403);
-      expect(r.body.error).toMatchObject({ code: "INSUFFICIENT_SCOPE", field: "scope" });
-    }
-    expect((await withKey(reader.key)).status).toBe(200); // its own DELETE did not get through
-
     const trader = await newKey(u.access, { scopes: ["trade"] });
     expect((await withKey(trader.key)).body.scopes).toEqual(["trade"]);
-    // POST reaches user-management, which refuses key creation with a key (its own 403, not the scope's).
-    const create = await call("POST", "/api/users/api-keys", { headers: { "x-api-key": trader.key }, body: { name: "by key" } });
-    expect(create.body.error.code).toBe("FORBIDDEN");
-    expect((await withKey(trader.key, "DELETE", `/api/users/api-keys/${trader.id}`)).status).toBe(204);
+    for (const key of [reader.key, trader.key]) {
+      for (const [method, path] of [["POST", "/api/users/api-keys"], ["DELETE", `/api/users/api-keys/${reader.id}`], ["DELETE", `/api/users/api-keys/${trader.id}`], ["POST", "/api/users/logout"], ["PUT", "/api/users/me"], ["PATCH", "/api/users/me"]]) {
+        const r = await withKey(key, method, path);
+        expect(r.status, `${method} ${path}`).toBe(403);
+        expect(r.body.error).toMatchObject({ code: "SESSION_REQUIRED", field: "scope" });
+      }
+    }
+    // Neither key's DELETE got through.
+    expect((await withKey(reader.key)).status).toBe(200);
+    expect((await withKey(trader.key)).status).toBe(200);
+    // user-management refuses key creation with a key itself too (its own 403), should a request reach it.
+    const create = await um.app.inject({ method: "POST", url: "/api-keys", headers: { "content-type": "application/json", "x-user-id": u.id, "x-user-role": "trader", "x-auth-method": "api-key", "x-api-key-scopes": "trade" }, payload: JSON.stringify({ name: "by key" }) });
+    expect(JSON.parse(create.body).error.code).toBe("FORBIDDEN");
     const { rows } = await db.query("SELECT scopes FROM api_keys WHERE user_id = $1 ORDER BY created_at", [u.id]);
     expect(rows.map((r) => r.scopes)).toEqual([["read", "trade"], ["read"], ["trade"]]);
   });

@@ -22,19 +22,15 @@ export type Role = "trader" | "admin";
 export const ROLES: readonly Role[] = ["trader", "admin"];
 
 /**
- * What an API key may do, a closed set: `read` only GET and HEAD, `trade` everything a user's key
- * may do (keys made before scopes existed have both). The gateway enforces them on every request.
+ * What an API key may do, a closed set: `read` GET and HEAD, `trade` reading and the trading writes
+ * the gateway lists (api-gateway/key-scopes.ts; keys made before scopes existed have both). No scope
+ * reaches payments, billing, keys or credentials: those need a user session. The gateway enforces them.
  */
 export const API_KEY_SCOPES = ["read", "trade"] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 
 export function isApiKeyScope(s: unknown): s is ApiKeyScope {
   return (API_KEY_SCOPES as readonly unknown[]).includes(s);
-}
-
-/** Whether a key with these scopes may send a request with this method. */
-export function scopesAllow(scopes: readonly ApiKeyScope[], method: string): boolean {
-  return scopes.includes("trade") || (scopes.includes("read") && (method === "GET" || method === "HEAD"));
 }
 
 export interface Identity {

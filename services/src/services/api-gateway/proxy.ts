@@ -6,14 +6,15 @@
  * otherwise), the path is normalised (dot segments resolved) and the platform's own paths
  * (kit INTERNAL_PATH_PREFIXES: /internal, /metrics, /ready, /health) are never proxied, however
  * encoded. Identity headers are set from the verified identity only; credentials are not forwarded.
- * An API key's scopes are enforced here, for every routed service: a `read` key may only GET and
- * HEAD (403 INSUFFICIENT_SCOPE, field `scope`). The request itself goes over ./upstreams.ts.
+ * An API key's scopes are enforced here, for every routed service (./key-scopes.ts: an allow list;
+ * whatever it does not grant a key needs a user session). The request itself goes over ./upstreams.ts.
  */
 import { Counter } from "prom-client";
 import type { ServiceDefinition } from "../../catalog";
-import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, scopesAllow, Type, type App, type Identity } from "../../kit";
+import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
+import { keyRequirement, scopesMeet } from "./key-scopes";
 import { answerHeaders, forwardedHeaders, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
 
 /** /api/health: the gateway's view of every service it routes to (OpenAPI). */
@@ -102,6 +103,16 @@ declare module "fastify" {
   }
 }
 
+/** A 403 naming `scope` unless an API key with these scopes may send `method` to `path` of `service`. */
+export function assertKeyMay(scopes: readonly ApiKeyScope[], service: string, method: string, path: string): void {
+  const need = keyRequirement(service, method, path);
+  if (scopesMeet(scopes, need)) return;
+  if (need === "session") {
+    throw new HttpError(403, "SESSION_REQUIRED", `${method} ${path.slice(0, 200)} needs a user session (an access token from /api/users/login): API keys may only read and trade`, "scope");
+  }
+  throw new HttpError(403, "INSUFFICIENT_SCOPE", `This API key's scopes (${scopes.join(", ")}) do not include ${need}, which ${method} needs here`, "scope");
+}
+
 export interface ProxyDeps {
   routes: ReadonlyMap<string, ServiceDefinition>;
   bases: ReadonlyMap<string, string>;
@@ -146,9 +157,8 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     if (a.error) throw a.error;
     if (!a.identity && !isAnonymousTarget(target)) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
     const identity: Identity | undefined = a.identity;
-    if (identity?.authMethod === "api-key" && !scopesAllow(identity.scopes ?? [], request.method)) {
-      throw new HttpError(403, "INSUFFICIENT_SCOPE", `This API key's scopes (${(identity.scopes ?? []).join(", ")}) allow GET and HEAD only; ${request.method} needs scope trade`, "scope");
-    }
+    // What an anonymous caller may send needs no scope; everything else is checked against the key's.
+    if (identity?.authMethod === "api-key" && !isAnonymousTarget(target)) assertKeyMay(identity.scopes ?? [], service.name, request.method, path);
     // Credentials and identity headers are never forwarded as sent; a client's trace context is not
     // either (the gateway starts the trace: kit telemetry).
     const headers = forwardedHeaders(request.headers, dropped);

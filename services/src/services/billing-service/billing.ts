@@ -26,7 +26,7 @@ export class Billing {
 
   constructor(
     private readonly repo: BillingRepo,
-    payments: PaymentGateway,
+    private readonly payments: PaymentGateway,
     private readonly usage: UsageSource,
     log: Logger,
     dunning: DunningPolicy,
@@ -46,6 +46,10 @@ export class Billing {
   }
 
   async subscribe(userId: string, planId: string, paymentMethod: string): Promise<SubscriptionRow> {
+    // Refused here, not at the first charge: a token of someone else's is never stored for this user.
+    if (!(await this.payments.isSaved(userId, paymentMethod))) {
+      throw new HttpError(404, "PAYMENT_METHOD_NOT_FOUND", "no saved payment method of yours has this id: save it first (POST /api/payments/payment-methods)", "paymentMethod");
+    }
     const { sub, invoice, final } = await this.tx(async (c) => {
       const plan = await this.planOrThrow(planId, c);
       // Subscribing again is the way out of an unpaid subscription: it ends in this transaction.

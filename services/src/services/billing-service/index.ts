@@ -31,6 +31,12 @@ function paymentGateway(ctx: ServiceContext): PaymentGateway {
       if (r.status !== 200 && r.status !== 201) throw new Error(`payment-service answered ${r.status} ${code ?? ""}`);
       return { intentId: r.body.id, status: r.body.status };
     },
+    async isSaved(userId, paymentMethod) {
+      const r = await ctx.peers.call("payment-service", `/internal/payment-methods/${encodeURIComponent(paymentMethod)}?${new URLSearchParams({ userId })}`, { timeoutMs: 10_000 });
+      if (r.status === 200) return true;
+      if (r.status === 404) return false;
+      throw new HttpError(502, "PAYMENTS_UNAVAILABLE", `payment-service answered ${r.status}`);
+    },
   };
 }
 

@@ -22,6 +22,8 @@ export interface PaymentGateway {
    * (domain/invoices.ts refusesCharge), any other error when it may be retried as it is.
    */
   charge(p: { userId: string; amount: bigint; currency: string; paymentMethod: string; reference: string; idempotencyKey: string; description: string }): Promise<{ intentId: string; status: string }>;
+  /** Whether `paymentMethod` is saved to `userId` at payment-service (only such a method is ever charged). */
+  isSaved(userId: string, paymentMethod: string): Promise<boolean>;
 }
 
 /** payment-service refused a charge request for good: the attempt has failed. */

@@ -1,8 +1,9 @@
 /**
  * payment-service (8013): payment intents with idempotency keys, refunds, a double-entry ledger in
  * PostgreSQL, the card processor (Stripe's API) with signed webhooks, and a reconciliation job.
- * Emits `payments.events` through the transactional outbox (pay_outbox). Routes: routes.ts; use
- * cases: payments.ts; data access: repo.ts; pure domain: domain/.
+ * Emits `payments.events` through the transactional outbox (pay_outbox). Routes: routes.ts and
+ * payment-method-routes.ts; use cases: payments.ts, payment-methods.ts (only a card saved to the
+ * payer is charged); data access: repo.ts, payment-method-data.ts; pure domain: domain/.
  *
  * Without PAYMENT_PROCESSOR_API_KEY and PAYMENT_WEBHOOK_SECRET (stack secrets
  * `paymentProcessorApiKey`, `paymentWebhookSecret`) the service runs read-only: charging, refunds
@@ -14,6 +15,9 @@ import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { Payments } from "./payments";
 import { CardProcessor } from "./processor";
+import { PaymentMethodData } from "./payment-method-data";
+import { registerPaymentMethodRoutes } from "./payment-method-routes";
+import { PaymentMethods } from "./payment-methods";
 import { OUTBOX, PaymentRepo } from "./repo";
 import { registerRoutes } from "./routes";
 
@@ -48,9 +52,11 @@ export default defineService({
     const pg = ctx.app.pg;
     const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS, retention: { retentionMs: c.PAYMENT_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const repo = new PaymentRepo(pg);
-    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify());
+    const methods = new PaymentMethods(new PaymentMethodData(pg), processor, ctx.log);
+    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     registerRoutes(ctx.app, { payments, repo, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
+    registerPaymentMethodRoutes(ctx.app, methods);
 
     relay.start();
     ctx.onClose(() => relay.stop());

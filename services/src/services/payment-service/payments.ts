@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { HttpError } from "../../kit";
 import { checkRefund, type IntentOrigin, type IntentRequest, requestHash, statusFromProcessor } from "./domain/intents";
 import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
+import type { PaymentMethods } from "./payment-methods";
 import type { CardProcessor, ProcessorEvent } from "./processor";
 import { type IntentRow, PaymentRepo } from "./repo";
 
@@ -28,6 +29,7 @@ export class Payments {
     private readonly log: Logger,
     private readonly opts: PaymentsOptions,
     private readonly published: () => void,
+    private readonly methods: PaymentMethods,
   ) {}
 
   private requireProcessor(): CardProcessor {
@@ -35,16 +37,20 @@ export class Payments {
     return this.processor;
   }
 
-  /** Charges once per (user, origin, idempotency key); concurrent duplicates wait for the first outcome. */
+  /**
+   * Charges once per (user, origin, idempotency key); concurrent duplicates wait for the first outcome.
+   * Only a method saved to the payer (./payment-methods.ts), charged to the payer's customer.
+   */
   async charge(origin: IntentOrigin, userId: string, key: string, req: IntentRequest): Promise<{ row: IntentRow; replay: boolean }> {
     const processor = this.requireProcessor();
+    const customerId = await this.methods.customerFor(userId, req.paymentMethod);
     const hash = requestHash(userId, req);
     const intentId = randomUUID();
     const created = await this.repo.insertIntent({ intentId, userId, origin, key, hash, req, processor: processor.name });
     if (!created) return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
     let remote;
     try {
-      remote = await processor.createAndConfirm({ intentId, userId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description });
+      remote = await processor.createAndConfirm({ intentId, userId, customerId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description });
     } catch (err) {
       if (processor.isClientError(err)) {
         const { row } = await this.repo.settle(intentId, "failed", { id: null, fee: 0n, failureCode: err.code ?? err.type, failureMessage: err.message });

@@ -67,12 +67,34 @@ export class CardProcessor {
     });
   }
 
-  async createAndConfirm(p: { intentId: string; userId: string; amount: bigint; currency: Currency; paymentMethod: string; description: string | null }): Promise<ProcessorIntent> {
+  /** The user's processor customer, created once per user (the user id is the idempotency key). */
+  async createCustomer(userId: string): Promise<string> {
+    const c = await this.stripe.customers.create({ metadata: { user_id: userId } }, { idempotencyKey: `customer-${userId}` });
+    return c.id;
+  }
+
+  /**
+   * Attaches a card token to a customer. The processor refuses a token attached to another customer
+   * (or already used without one); the answer's id is the one to charge (a test token such as
+   * `pm_card_visa` becomes a new method of its own).
+   */
+  async attach(paymentMethod: string, customerId: string): Promise<{ id: string; brand: string | null; last4: string | null }> {
+    const pm = await this.stripe.paymentMethods.attach(paymentMethod, { customer: customerId });
+    return { id: pm.id, brand: pm.card?.brand ?? null, last4: pm.card?.last4 ?? null };
+  }
+
+  async detach(paymentMethod: string): Promise<void> {
+    await this.stripe.paymentMethods.detach(paymentMethod);
+  }
+
+  /** Charges a method saved to `customerId` (the processor refuses a method of another customer). */
+  async createAndConfirm(p: { intentId: string; userId: string; customerId: string; amount: bigint; currency: Currency; paymentMethod: string; description: string | null }): Promise<ProcessorIntent> {
     const pi = await this.stripe.paymentIntents
       .create(
       {
         amount: Number(p.amount),
         currency: p.currency,
+        customer: p.customerId,
         payment_method: p.paymentMethod,
         confirm: true,
         // Server-side charges of saved cards: no redirect-based methods.

@@ -1,6 +1,7 @@
 /**
  * payment-service HTTP routes (behind the gateway at /api/payments):
- *   POST /intents                 { amount, currency, paymentMethod, description?, reference? } + Idempotency-Key (required)
+ *   POST /intents                 { amount, currency, paymentMethod, description?, reference? } + Idempotency-Key (required);
+ *                                 paymentMethod: one of the caller's saved methods (payment-method-routes.ts)
  *                                 201 new, 200 replay (`idempotent-replay: true`), 409 key reused with another body / in progress
  *   GET  /intents                 the caller's payments          GET /intents/:id   one (owner or admin)
  *   POST /intents/:id/refunds     { amount?, reason? } + Idempotency-Key, admin
@@ -14,6 +15,7 @@ import { type App, HttpError, idempotencyKeyOf, notFound, requireIdentity, Respo
 import { INVOICE_REFERENCE_PREFIX } from "../../business/events";
 import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
 import type { IntentOrigin, IntentRequest } from "./domain/intents";
+import { PaymentMethodId } from "./payment-method-routes";
 import type { Payments } from "./payments";
 import { type CardProcessor, WebhookSignatureError } from "./processor";
 import { intentView, type PaymentRepo } from "./repo";
@@ -22,8 +24,8 @@ const Currency = Type.Union(Object.keys(CURRENCIES).map((c) => Type.Literal(c)))
 const IntentFields = {
   amount: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 }),
   currency: Currency,
-  // A processor token for a saved card (`pm_...`): card numbers are never accepted.
-  paymentMethod: Type.String({ pattern: "^pm_[A-Za-z0-9_]{1,128}$" }),
+  // A method saved to the payer (payment-method-routes.ts); anything else is 404 PAYMENT_METHOD_NOT_FOUND.
+  paymentMethod: PaymentMethodId,
   description: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
   reference: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" })),
 };

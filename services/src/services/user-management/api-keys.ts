@@ -19,7 +19,7 @@ export const API_KEY_CACHE_TTL_S = 300;
  * stops working on its own, and a bot's owner rotates keys a few times a year. */
 export const API_KEY_DEFAULT_EXPIRY_DAYS = 90;
 export const API_KEY_MAX_EXPIRY_DAYS = 365;
-/** What a key may do unless the request says otherwise: everything, as every key could before scopes. */
+/** What a key may do unless the request says otherwise: both scopes, as every key had before scopes. */
 export const API_KEY_DEFAULT_SCOPES: readonly ApiKeyScope[] = API_KEY_SCOPES;
 
 export interface ApiKeyIdentity {

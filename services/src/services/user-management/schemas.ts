@@ -19,7 +19,7 @@ export const NewApiKeyBody = Type.Object(
         maxItems: API_KEY_SCOPES.length,
         uniqueItems: true,
         default: [...API_KEY_DEFAULT_SCOPES],
-        description: "read: GET and HEAD only; trade: everything a key may do",
+        description: "read: GET and HEAD; trade: reading and placing, cancelling and planning trades. No scope reaches payments, billing, API keys or credentials (a user session only)",
       }),
     ),
   },

@@ -1,0 +1,60 @@
+/**
+ * payment-service's data access for saved payment methods: one processor customer per user
+ * (pay_customers) and the card tokens attached to it (pay_payment_methods, migration 0415).
+ */
+import type { PostgresClient } from "../../kit";
+
+export interface PaymentMethodRow {
+  payment_method: string;
+  user_id: string;
+  brand: string | null;
+  last4: string | null;
+  created_at: Date;
+  removed_at: Date | null;
+}
+
+/** The API shape of a saved method. */
+export function paymentMethodView(r: PaymentMethodRow) {
+  return { paymentMethod: r.payment_method, brand: r.brand, last4: r.last4, createdAt: r.created_at.toISOString() };
+}
+
+export class PaymentMethodData {
+  constructor(private readonly pg: PostgresClient) {}
+
+  async customerOf(userId: string): Promise<string | undefined> {
+    return (await this.pg.query<{ customer_id: string }>("SELECT customer_id FROM pay_customers WHERE user_id = $1", [userId])).rows[0]?.customer_id;
+  }
+
+  /** Records the user's customer; a concurrent first save may have recorded it already: that one is kept and answered. */
+  async saveCustomer(userId: string, customerId: string): Promise<string> {
+    const { rows } = await this.pg.query<{ customer_id: string }>(
+      `INSERT INTO pay_customers (user_id, customer_id) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING customer_id`,
+      [userId, customerId],
+    );
+    return rows[0].customer_id;
+  }
+
+  /** Records a method attached to the user's customer; undefined when the token is already recorded (for anyone). */
+  async insert(userId: string, m: { id: string; brand: string | null; last4: string | null }): Promise<PaymentMethodRow | undefined> {
+    const { rows } = await this.pg.query<PaymentMethodRow>(
+      `INSERT INTO pay_payment_methods (payment_method, user_id, brand, last4) VALUES ($1, $2, $3, $4) ON CONFLICT (payment_method) DO NOTHING RETURNING *`,
+      [m.id, userId, m.brand, m.last4],
+    );
+    return rows[0];
+  }
+
+  /** The user's method with this token, unless removed. */
+  async owned(userId: string, paymentMethod: string): Promise<PaymentMethodRow | undefined> {
+    return (await this.pg.query<PaymentMethodRow>("SELECT * FROM pay_payment_methods WHERE payment_method = $1 AND user_id = $2 AND removed_at IS NULL", [paymentMethod, userId])).rows[0];
+  }
+
+  async listFor(userId: string): Promise<PaymentMethodRow[]> {
+    return (await this.pg.query<PaymentMethodRow>("SELECT * FROM pay_payment_methods WHERE user_id = $1 AND removed_at IS NULL ORDER BY created_at DESC, payment_method", [userId])).rows;
+  }
+
+  /** Marks the user's method removed; false when it is not theirs or already removed. */
+  async remove(userId: string, paymentMethod: string): Promise<boolean> {
+    const r = await this.pg.query("UPDATE pay_payment_methods SET removed_at = now() WHERE payment_method = $1 AND user_id = $2 AND removed_at IS NULL", [paymentMethod, userId]);
+    return (r.rowCount ?? 0) > 0;
+  }
+}

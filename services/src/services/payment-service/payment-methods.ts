@@ -1,0 +1,74 @@
+/**
+ * Saved payment methods: the only cards payment-service charges. A user saves a processor token
+ * (`pm_...`, made by the processor's client library in the user's browser): it is attached to the
+ * user's processor customer, which the processor refuses for a card already attached to someone
+ * else, and recorded for that user. A charge names a saved method of the payer and its customer, so
+ * a token of another user, one made up, or one never saved is refused before the processor is asked.
+ */
+import type { Logger } from "pino";
+import { HttpError } from "../../kit";
+import type { CardProcessor } from "./processor";
+import type { PaymentMethodData, PaymentMethodRow } from "./payment-method-data";
+
+const notFound = () => new HttpError(404, "PAYMENT_METHOD_NOT_FOUND", "no saved payment method of yours has this id: save it first (POST /payment-methods)", "paymentMethod");
+
+export class PaymentMethods {
+  constructor(
+    private readonly data: PaymentMethodData,
+    private readonly processor: CardProcessor | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  private requireProcessor(): CardProcessor {
+    if (!this.processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment (PAYMENT_PROCESSOR_API_KEY)");
+    return this.processor;
+  }
+
+  /** Attaches `token` to the user's customer and records it; saving one of the user's own methods again answers it. */
+  async save(userId: string, token: string): Promise<{ row: PaymentMethodRow; created: boolean }> {
+    const processor = this.requireProcessor();
+    const mine = await this.data.owned(userId, token);
+    if (mine) return { row: mine, created: false };
+    const customerId = (await this.data.customerOf(userId)) ?? (await this.data.saveCustomer(userId, await processor.createCustomer(userId)));
+    let attached;
+    try {
+      attached = await processor.attach(token, customerId);
+    } catch (err) {
+      if (!processor.isClientError(err)) throw err;
+      this.log.info({ userId, code: err.code ?? err.type }, "payment method refused by the processor");
+      throw new HttpError(422, "PAYMENT_METHOD_REFUSED", "the processor refused this payment method (unknown, already saved by another account, or used once already)", "paymentMethod");
+    }
+    const row = await this.data.insert(userId, attached);
+    if (row) return { row, created: true };
+    // Recorded already: the user's own (a concurrent save), or, if the processor let it through, someone else's.
+    const again = await this.data.owned(userId, attached.id);
+    if (again) return { row: again, created: false };
+    throw new HttpError(422, "PAYMENT_METHOD_REFUSED", "this payment method is saved by another account", "paymentMethod");
+  }
+
+  list(userId: string): Promise<PaymentMethodRow[]> {
+    return this.data.listFor(userId);
+  }
+
+  /** Removes the user's method: never charged again; detached at the processor (logged if that fails). */
+  async remove(userId: string, paymentMethod: string): Promise<void> {
+    if (!(await this.data.remove(userId, paymentMethod))) throw notFound();
+    try {
+      await this.processor?.detach(paymentMethod);
+    } catch (err) {
+      this.log.warn({ userId, paymentMethod, err: { message: (err as Error).message } }, "removed payment method not detached at the processor");
+    }
+  }
+
+  /** The customer to charge `paymentMethod` to for `userId`, or a 404 naming paymentMethod unless it is a saved method of theirs. */
+  async customerFor(userId: string, paymentMethod: string): Promise<string> {
+    const [row, customerId] = await Promise.all([this.data.owned(userId, paymentMethod), this.data.customerOf(userId)]);
+    if (!row || !customerId) throw notFound();
+    return customerId;
+  }
+
+  /** Whether `paymentMethod` is a saved method of `userId` (billing asks before a subscription is made). */
+  async isSaved(userId: string, paymentMethod: string): Promise<boolean> {
+    return (await this.data.owned(userId, paymentMethod)) !== undefined;
+  }
+}
