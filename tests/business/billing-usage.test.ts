@@ -1,7 +1,7 @@
 /**
  * billing-service, payment-service and usage-monitoring behind the api-gateway, against real
  * PostgreSQL, Kafka, ClickHouse and Redis, with the local Stripe-API processor confirming charges
- * by signed webhook. Covers: subscribe -> invoice -> charge -> webhook -> invoice paid -> active;
+ * by signed webhook. Covers: a card saved to the user -> subscribe -> invoice -> charge -> webhook -> invoice paid -> active;
  * gateway usage events -> ClickHouse -> per-route counts and the usage line of the renewal
  * invoice; prorated downgrade into customer credit; dunning to uncollectible; cancel at period end;
  * the ledger sums to zero after every test.
@@ -40,6 +40,12 @@ const api = (method: string, path: string, tok: string, body?: unknown) => http(
 
 async function ledgerTotals(): Promise<string[]> {
   return (await pool.query("SELECT sum(amount)::text AS total FROM pay_ledger_entries GROUP BY currency")).rows.map((r) => r.total);
+}
+/** A test card saved to the user (payment-service charges only a method saved to its payer): its id. */
+async function card(tok: string, testToken: "pm_card_visa" | "pm_card_chargeDeclined" = "pm_card_visa"): Promise<string> {
+  const r = await api("POST", "/payments/payment-methods", tok, { paymentMethod: testToken });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body.paymentMethod as string;
 }
 const invoices = async (tok: string) => (await api("GET", "/billing/invoices", tok)).body.invoices as any[];
 const subscription = async (tok: string) => (await api("GET", "/billing/subscriptions", tok)).body.subscriptions[0];
@@ -121,7 +127,9 @@ describe("subscription lifecycle through the gateway", () => {
       if (r.status < 500 && r.status !== 429) served++;
       return r;
     };
-    const sub = await call("POST", "/billing/subscriptions", { planId: `pro-${run}`, paymentMethod: "pm_card_visa" });
+    const saved = await call("POST", "/payments/payment-methods", { paymentMethod: "pm_card_visa" });
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    const sub = await call("POST", "/billing/subscriptions", { planId: `pro-${run}`, paymentMethod: saved.body.paymentMethod });
     expect(sub.status).toBe(201);
     expect(sub.body.status).toBe("incomplete");
     const [inv] = (await call("GET", "/billing/invoices")).body.invoices;
@@ -147,10 +155,11 @@ describe("subscription lifecycle through the gateway", () => {
       90_000,
     );
     const billing = usage.find((r: any) => r.route === "billing");
-    expect(billing.requests).toBe(served); // every request of this user went to /api/billing
+    expect(billing.requests).toBe(served - 1); // every request of this user but saving its card went to /api/billing
+    expect(usage.find((r: any) => r.route === "payments").requests).toBe(1);
     expect(billing.p95Ms).toBeGreaterThan(0);
     const own = await call("GET", `/usage?from=${since}`); // the user's own view (itself one more billable request)
-    expect(own.body.usage.find((r: any) => r.route === "billing").requests).toBe(served - 1);
+    expect(own.body.usage.find((r: any) => r.route === "billing").requests).toBe(served - 2);
     await waitUntil("own request ingested", async () => mine((await api("GET", `/usage/all?from=${since}`, adminToken)).body.usage).reduce((a, r) => a + r.requests, 0) === served, 90_000);
 
     // The period ends after the last request (ClickHouse times are whole seconds): the renewal
@@ -174,7 +183,7 @@ describe("subscription lifecycle through the gateway", () => {
     try {
       const userId = randomUUID();
       const tok = await token(userId);
-      const s = (await api("POST", "/billing/subscriptions", tok, { planId: `pro-${run}`, paymentMethod: "pm_card_visa" })).body;
+      const s = (await api("POST", "/billing/subscriptions", tok, { planId: `pro-${run}`, paymentMethod: await card(tok) })).body;
       // Polled from the database: the change invoices Pro's usage so far, and this user's one request
       // stays within Pro's allowance for half a period (requests polling through the gateway might not).
       await waitUntil("paid", async () => (await pool.query("SELECT status FROM bil_invoices WHERE user_id = $1", [userId])).rows[0]?.status === "paid", 90_000);
@@ -202,7 +211,7 @@ describe("subscription lifecycle through the gateway", () => {
   it("a declined card goes through dunning to uncollectible and the subscription becomes unpaid", async () => {
     const userId = randomUUID();
     const tok = await token(userId);
-    expect((await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: "pm_card_chargeDeclined" })).status).toBe(201);
+    expect((await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: await card(tok, "pm_card_chargeDeclined") })).status).toBe(201);
     for (let attempt = 1; attempt <= 4; attempt++) {
       const inv = await waitUntil(`attempt ${attempt} recorded`, async () => {
         const [i] = await invoices(tok);
@@ -219,7 +228,7 @@ describe("subscription lifecycle through the gateway", () => {
     expect(fake.succeeded.filter((i) => i.metadata.user_id === userId)).toHaveLength(0);
     // The way out: subscribing again ends the unpaid subscription (its uncollectible invoice stays).
     const unpaidId = (await subscription(tok)).id;
-    const again = await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: "pm_card_visa" });
+    const again = await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: await card(tok) });
     expect(again.status).toBe(201);
     const subs = (await api("GET", "/billing/subscriptions", tok)).body.subscriptions as any[];
     expect(subs.map((s) => [s.id, s.status === "canceled"])).toEqual([[again.body.id, false], [unpaidId, true]]);
@@ -229,13 +238,13 @@ describe("subscription lifecycle through the gateway", () => {
   it("a user who takes the idempotency key of the invoice's next attempt does not stop dunning", async () => {
     const userId = randomUUID();
     const tok = await token(userId);
-    await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: "pm_card_chargeDeclined" });
+    await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: await card(tok, "pm_card_chargeDeclined") });
     const inv = await waitUntil("first attempt declined", async () => {
       const [i] = await invoices(tok);
       return i?.attempts === 1 ? i : undefined;
     }, 90_000);
     // The key billing uses next is on the user's own invoice; a 1-cent declined payment takes it.
-    const squat = await http("POST", `${gw}/api/payments/intents`, { token: tok, body: { amount: 1, currency: "usd", paymentMethod: "pm_card_chargeDeclined" }, headers: { "idempotency-key": `invoice-${inv.id}-${inv.attempts + 1}` } });
+    const squat = await http("POST", `${gw}/api/payments/intents`, { token: tok, body: { amount: 1, currency: "usd", paymentMethod: await card(tok, "pm_card_chargeDeclined") }, headers: { "idempotency-key": `invoice-${inv.id}-${inv.attempts + 1}` } });
     expect(squat.status).toBe(201);
     await pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE invoice_id = $1", [inv.id]);
     await api("POST", "/billing/cycle", adminToken);
@@ -254,7 +263,7 @@ describe("subscription lifecycle through the gateway", () => {
   it("cancelling now voids the open invoice, so no later cycle charges it; an unpaid subscription can be cancelled", async () => {
     const userId = randomUUID();
     const tok = await token(userId);
-    const s = await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: "pm_card_chargeDeclined" });
+    const s = await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: await card(tok, "pm_card_chargeDeclined") });
     const inv = await waitUntil("first attempt declined", async () => {
       const [i] = await invoices(tok);
       return i?.attempts === 1 ? i : undefined;
@@ -270,7 +279,7 @@ describe("subscription lifecycle through the gateway", () => {
     expect(charges()).toBe(before);
 
     const other = await token(randomUUID());
-    const u = await api("POST", "/billing/subscriptions", other, { planId: `basic-${run}`, paymentMethod: "pm_card_chargeDeclined" });
+    const u = await api("POST", "/billing/subscriptions", other, { planId: `basic-${run}`, paymentMethod: await card(other, "pm_card_chargeDeclined") });
     // Where dunning ends, once the first decline is applied (it would set the status after this).
     await waitUntil("first attempt declined", async () => (await invoices(other))[0]?.attempts === 1, 90_000);
     await pool.query("UPDATE bil_subscriptions SET status = 'unpaid' WHERE subscription_id = $1", [u.body.id]);
@@ -282,14 +291,14 @@ describe("subscription lifecycle through the gateway", () => {
   it("a payment event naming an invoice settles it only if it is the invoice's charge (payer, amount, currency)", async () => {
     const userId = randomUUID();
     const tok = await token(userId);
-    await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: "pm_card_chargeDeclined" });
+    await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: await card(tok, "pm_card_chargeDeclined") });
     const inv = await waitUntil("first attempt declined", async () => {
       const [i] = await invoices(tok);
       return i?.attempts === 1 ? i : undefined;
     }, 90_000);
     // Clients cannot name an invoice in their own payments (payment-service refuses the reference),
     // so these would have to come from elsewhere: billing checks them anyway.
-    const own = await api("POST", "/payments/intents", tok, { amount: 1, currency: "usd", paymentMethod: "pm_card_visa", reference: `invoice:${inv.id}` });
+    const own = await api("POST", "/payments/intents", tok, { amount: 1, currency: "usd", paymentMethod: await card(tok), reference: `invoice:${inv.id}` });
     expect([own.status, own.body.error.field]).toEqual([400, "reference"]);
     const forged = (over: object) => ({ eventId: randomUUID(), type: "payment.succeeded", intentId: randomUUID(), userId, amount: 1000, currency: "usd", reference: `invoice:${inv.id}`, failureCode: null, ts: Date.now(), ...over });
     const producer = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).producer();
@@ -313,13 +322,13 @@ describe("subscription lifecycle through the gateway", () => {
 
   it("a trial bills nothing until it ends; bad input is a 4xx naming the field", async () => {
     const tok = await token(randomUUID());
-    const s = await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: "pm_card_visa" });
+    const s = await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: await card(tok) });
     expect(s.body.status).toBe("trialing");
     expect(await invoices(tok)).toEqual([]);
-    expect((await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: "pm_card_visa" })).body.error.code).toBe("ALREADY_SUBSCRIBED");
+    expect((await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: await card(tok) })).body.error.code).toBe("ALREADY_SUBSCRIBED");
     // One trial per user: cancelled and subscribed again, the plan is billed from the start (before: a fresh trial each time).
     expect((await api("POST", `/billing/subscriptions/${s.body.id}/cancel`, tok, { atPeriodEnd: false })).body.status).toBe("canceled");
-    const again = await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: "pm_card_visa" });
+    const again = await api("POST", "/billing/subscriptions", tok, { planId: `trial-${run}`, paymentMethod: await card(tok) });
     expect(again.status, JSON.stringify(again.body)).toBe(201);
     expect(again.body.status).not.toBe("trialing");
     expect(again.body.trialEnd ?? null).toBeNull();
