@@ -235,6 +235,30 @@ describe("subscription lifecycle through the gateway", () => {
     expect((await invoices(tok)).find((i) => i.subscriptionId === unpaidId).status).toBe("uncollectible");
   }, 240_000);
 
+  it("a declined card is changed for another saved card: the open invoice is retried on it at once and paid", async () => {
+    const userId = randomUUID();
+    const tok = await token(userId);
+    const s = await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: await card(tok, "pm_card_chargeDeclined") });
+    await waitUntil("first attempt declined", async () => ((await invoices(tok))[0]?.attempts === 1 ? true : undefined), 90_000);
+    const unsaved = await api("POST", `/billing/subscriptions/${s.body.id}/payment-method`, tok, { paymentMethod: "pm_card_visa" });
+    expect(unsaved.status).toBe(404);
+    expect(unsaved.body.error).toMatchObject({ code: "PAYMENT_METHOD_NOT_FOUND", field: "paymentMethod" });
+    const visa = await card(tok);
+    const changed = await api("POST", `/billing/subscriptions/${s.body.id}/payment-method`, tok, { paymentMethod: visa });
+    expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+    expect(changed.body.paymentMethod).toBe(visa);
+    // Retried at once, on the new card (not at the dunning retry a day away).
+    await waitUntil("processor got the retry on the new card", async () => [...fake.intents.values()].find((i) => i.metadata.user_id === userId && i.payment_method === visa));
+    await fake.settle((i) => i.metadata.user_id === userId);
+    const paid = await waitUntil("the retry on the new card paid", async () => {
+      const [i] = await invoices(tok);
+      return i.status === "paid" ? i : undefined;
+    }, 90_000);
+    expect(paid.attempts).toBe(2);
+    expect((await subscription(tok)).status).toBe("active");
+    expect(fake.succeeded.filter((i) => i.metadata.user_id === userId)).toHaveLength(1);
+  }, 180_000);
+
   it("a user who takes the idempotency key of the invoice's next attempt does not stop dunning", async () => {
     const userId = randomUUID();
     const tok = await token(userId);

@@ -23,6 +23,8 @@ export interface BillingRig {
   repo: BillingRepo;
   /** The answer to the user's next charges (default "pay"). */
   answer: Map<string, ChargeAnswer>;
+  /** Payment methods payment-service does not know as saved (every other one is saved to whoever names it). */
+  notSaved: Set<string>;
   /** Every charge request, in order. */
   charges: { userId: string; amount: bigint; idempotencyKey: string; paymentMethod: string }[];
   /** Records `n` metered units of the user at `at`. */
@@ -34,6 +36,7 @@ export interface BillingRig {
 export function billingRig(client: PostgresClient, warnings: unknown[] = []): BillingRig {
   const repo = new BillingRepo(client);
   const answer = new Map<string, ChargeAnswer>();
+  const notSaved = new Set<string>();
   const charges: BillingRig["charges"] = [];
   const usage: { userId: string; at: number; n: number }[] = [];
   const log = { info() {}, debug() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a) };
@@ -42,8 +45,8 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
     eventId: randomUUID(), type, intentId, userId: p.userId, amount: Number(p.amount), currency: p.currency, reference: p.reference, failureCode: type === "payment.failed" ? "card_declined" : null, ts: Date.now(),
   });
   const payments: PaymentGateway = {
-    // Every method counts as saved here: payment-service's check is tested against it (tests/business/payment-methods.test.ts).
-    isSaved: async () => true,
+    // Saved unless a test says not: payment-service's check is tested against it (tests/business/payment-methods.test.ts).
+    isSaved: async (_userId, paymentMethod) => !notSaved.has(paymentMethod),
     async charge(p) {
       charges.push({ userId: p.userId, amount: p.amount, idempotencyKey: p.idempotencyKey, paymentMethod: p.paymentMethod });
       const a = answer.get(p.userId) ?? "pay";
@@ -61,7 +64,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
     },
   };
   billing = new Billing(repo, payments, units, log as never, { retryAfterDays: [1, 3, 5] }, () => undefined);
-  return { billing, repo, answer, charges, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
+  return { billing, repo, answer, notSaved, charges, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
 }
 
 /** A billing rig and the PostgreSQL client it runs on. */
@@ -96,6 +99,7 @@ export function useBillingRig(plans: Plan[]): BillingRigOnPostgres {
     get billing() { return rig().billing; },
     get repo() { return rig().repo; },
     get answer() { return rig().answer; },
+    get notSaved() { return rig().notSaved; },
     get charges() { return rig().charges; },
     get warnings() { return rig().warnings; },
     get client() { return rig().client; },
@@ -120,5 +124,5 @@ export async function invoicesOf(client: PostgresClient, userId: string) {
 }
 
 export async function subscriptionOf(client: PostgresClient, userId: string) {
-  return (await client.pool.query<{ subscription_id: string; status: string; plan_id: string; credit_balance: string }>("SELECT * FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1", [userId])).rows[0];
+  return (await client.pool.query<{ subscription_id: string; status: string; plan_id: string; credit_balance: string; payment_method: string }>("SELECT * FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1", [userId])).rows[0];
 }

@@ -45,11 +45,15 @@ export class Billing {
     return p;
   }
 
-  async subscribe(userId: string, planId: string, paymentMethod: string): Promise<SubscriptionRow> {
-    // Refused here, not at the first charge: a token of someone else's is never stored for this user.
+  // Refused here, not at the first charge: a token of someone else's is never stored for this user.
+  private async requireSaved(userId: string, paymentMethod: string): Promise<void> {
     if (!(await this.payments.isSaved(userId, paymentMethod))) {
       throw new HttpError(404, "PAYMENT_METHOD_NOT_FOUND", "no saved payment method of yours has this id: save it first (POST /api/payments/payment-methods)", "paymentMethod");
     }
+  }
+
+  async subscribe(userId: string, planId: string, paymentMethod: string): Promise<SubscriptionRow> {
+    await this.requireSaved(userId, paymentMethod);
     const { sub, invoice, final } = await this.tx(async (c) => {
       const plan = await this.planOrThrow(planId, c);
       // Subscribing again is the way out of an unpaid subscription: it ends in this transaction.
@@ -112,6 +116,22 @@ export class Billing {
     this.published();
     if (final?.status === "open") await this.charge(final);
     return row;
+  }
+
+  /**
+   * Charges the subscription to another saved card of the user's from now on. A declined card is why
+   * one changes it: the invoices waiting for a dunning retry are retried on the new card at once,
+   * not days later.
+   */
+  async changePaymentMethod(userId: string, subscriptionId: string, paymentMethod: string): Promise<SubscriptionRow> {
+    await this.requireSaved(userId, paymentMethod);
+    const retry = await this.tx(async (c) => {
+      const cur = await this.owned(c, userId, subscriptionId);
+      if (cur.status === "canceled") throw new HttpError(409, "SUBSCRIPTION_CANCELED", "the subscription has ended; subscribe again with this card", "paymentMethod");
+      return this.repo.setPaymentMethod(c, cur.subscription_id, paymentMethod);
+    });
+    for (const inv of retry) await this.charge(inv);
+    return (await this.repo.subscription(subscriptionId))!;
   }
 
   /**

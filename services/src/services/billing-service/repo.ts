@@ -1,7 +1,7 @@
 /**
  * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql,
  * 0413_bil_subscriptions_user.sql). Row <-> domain mapping, invoice creation with its lines, and
- * events through the transactional outbox (bil_outbox).
+ * events through the transactional outbox (bil_outbox); the HTTP views of the rows are views.ts's.
  */
 import type { PoolClient } from "pg";
 import { userPartitionKey, type PostgresClient } from "../../kit";
@@ -73,52 +73,8 @@ export function planOf(r: PlanRow): Plan {
   };
 }
 
-export function planView(p: Plan) {
-  return {
-    id: p.id,
-    name: p.name,
-    currency: p.currency,
-    amount: toJson(p.amount),
-    interval: p.interval,
-    trialDays: p.trialDays,
-    usage: p.usage && { metric: p.usage.metric, included: toJson(p.usage.included), blockSize: toJson(p.usage.blockSize), blockAmount: toJson(p.usage.blockAmount) },
-  };
-}
-
 export function subscriptionOf(r: SubscriptionRow): Subscription {
   return { planId: r.plan_id, status: r.status, anchor: r.anchor, periodStart: r.period_start, periodEnd: r.period_end, trialEnd: r.trial_end, cancelAtPeriodEnd: r.cancel_at_period_end, creditBalance: BigInt(r.credit_balance), usageBilledUntil: r.usage_billed_until };
-}
-
-export function subscriptionView(r: SubscriptionRow) {
-  return {
-    id: r.subscription_id,
-    userId: r.user_id,
-    planId: r.plan_id,
-    status: r.status,
-    currentPeriodStart: r.period_start.toISOString(),
-    currentPeriodEnd: r.period_end.toISOString(),
-    trialEnd: r.trial_end?.toISOString() ?? null,
-    cancelAtPeriodEnd: r.cancel_at_period_end,
-    creditBalance: toJson(BigInt(r.credit_balance)),
-    canceledAt: r.canceled_at?.toISOString() ?? null,
-  };
-}
-
-export function invoiceView(r: InvoiceRow, lines: { kind: string; description: string; quantity: string; amount: string; period_start: Date; period_end: Date }[]) {
-  return {
-    id: r.invoice_id,
-    subscriptionId: r.subscription_id,
-    status: r.status,
-    currency: r.currency,
-    subtotal: toJson(BigInt(r.subtotal)),
-    creditApplied: toJson(BigInt(r.credit_applied)),
-    amountDue: toJson(BigInt(r.amount_due)),
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at?.toISOString() ?? null,
-    paidAt: r.paid_at?.toISOString() ?? null,
-    createdAt: r.created_at.toISOString(),
-    lines: lines.map((l) => ({ kind: l.kind, description: l.description, quantity: toJson(BigInt(l.quantity)), amount: toJson(BigInt(l.amount)), periodStart: l.period_start.toISOString(), periodEnd: l.period_end.toISOString() })),
-  };
 }
 
 export class BillingRepo {
@@ -208,6 +164,18 @@ export class BillingRepo {
       [userId],
     );
     return rows[0]?.payment_method;
+  }
+
+  /**
+   * Puts the subscription's charges on `paymentMethod`; returns its open invoices that were waiting
+   * for a dunning retry, now due (the caller retries them on the new card). One whose attempt is in
+   * flight (no retry time) or is due already is left to that attempt or to the cycle: charged twice
+   * with one attempt's key, the second request would differ from the first by its card.
+   */
+  async setPaymentMethod(c: Q, subscriptionId: string, paymentMethod: string): Promise<InvoiceRow[]> {
+    await c.query("UPDATE bil_subscriptions SET payment_method = $2, updated_at = now() WHERE subscription_id = $1", [subscriptionId, paymentMethod]);
+    const sql = "UPDATE bil_invoices SET next_attempt_at = now(), updated_at = now() WHERE subscription_id = $1 AND status = 'open' AND next_attempt_at > now() RETURNING *";
+    return (await c.query<InvoiceRow>(sql, [subscriptionId])).rows;
   }
 
   async subscriptionsOf(userId: string): Promise<SubscriptionRow[]> {

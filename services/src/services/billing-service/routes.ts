@@ -5,6 +5,8 @@
  *   POST /subscriptions                    { planId, paymentMethod } -> 201 (409 ALREADY_SUBSCRIBED)
  *   GET  /subscriptions                    the caller's subscriptions
  *   POST /subscriptions/:id/plan           { planId } prorated change (409 INVOICE_OPEN while an invoice is unpaid)
+ *   POST /subscriptions/:id/payment-method { paymentMethod } a saved card of the caller's; retries
+ *                                          the invoices waiting for a dunning retry on it now
  *   POST /subscriptions/:id/cancel         { atPeriodEnd? = true }
  *   GET  /invoices                         the caller's invoices with line items
  *   POST /cycle                            admin: run the billing cycle now (renewals, due charges)
@@ -12,7 +14,8 @@
 import { type App, HttpError, requireIdentity, ResponseObject, Type } from "../../kit";
 import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
 import type { Billing } from "./billing";
-import { type BillingRepo, invoiceView, planView, subscriptionView } from "./repo";
+import type { BillingRepo } from "./repo";
+import { invoiceView, planView, subscriptionView } from "./views";
 
 const MAX = 1_000_000_000_000;
 const PlanBody = Type.Object(
@@ -39,6 +42,8 @@ const PlanBody = Type.Object(
 );
 const PlanId = Type.String({ pattern: "^[a-z0-9][a-z0-9-]{0,62}$" });
 const IdParams = Type.Object({ id: Type.String({ format: "uuid" }) });
+/** A card saved at payment-service (its processor token). */
+const PaymentMethodId = Type.String({ pattern: "^pm_[A-Za-z0-9_]{1,128}$" });
 
 function minor(v: number, field: string): bigint {
   try {
@@ -51,7 +56,7 @@ function minor(v: number, field: string): bigint {
 
 // Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
 const PlanOut = ResponseObject({ id: Type.String(), name: Type.String() }, { description: "A plan: currency, amount, interval, trial days, usage pricing" });
-const SubscriptionOut = ResponseObject({ id: Type.String(), userId: Type.String() }, { description: "A subscription: plan, status, period, trial, cancellation" });
+const SubscriptionOut = ResponseObject({ id: Type.String(), userId: Type.String() }, { description: "A subscription: plan, status, period, trial, cancellation, payment method" });
 const InvoiceOut = ResponseObject({ id: Type.String(), subscriptionId: Type.String() }, { description: "An invoice with its lines, total and payment status" });
 
 export function registerRoutes(app: App, deps: { billing: Billing; repo: BillingRepo }) {
@@ -80,7 +85,7 @@ export function registerRoutes(app: App, deps: { billing: Billing; repo: Billing
 
   app.post(
     "/subscriptions",
-    { schema: { body: Type.Object({ planId: PlanId, paymentMethod: Type.String({ pattern: "^pm_[A-Za-z0-9_]{1,128}$" }) }, { additionalProperties: false }), response: { 201: SubscriptionOut } } },
+    { schema: { body: Type.Object({ planId: PlanId, paymentMethod: PaymentMethodId }, { additionalProperties: false }), response: { 201: SubscriptionOut } } },
     async (req, reply) => {
       const who = requireIdentity(req);
       return reply.code(201).send(subscriptionView(await billing.subscribe(who.userId, req.body.planId, req.body.paymentMethod)));
@@ -96,6 +101,15 @@ export function registerRoutes(app: App, deps: { billing: Billing; repo: Billing
     const who = requireIdentity(req);
     return subscriptionView(await billing.changePlan(who.userId, req.params.id, req.body.planId));
   });
+
+  app.post(
+    "/subscriptions/:id/payment-method",
+    { schema: { params: IdParams, body: Type.Object({ paymentMethod: PaymentMethodId }, { additionalProperties: false }), response: { 200: SubscriptionOut } } },
+    async (req) => {
+      const who = requireIdentity(req);
+      return subscriptionView(await billing.changePaymentMethod(who.userId, req.params.id, req.body.paymentMethod));
+    },
+  );
 
   app.post("/subscriptions/:id/cancel", { schema: { params: IdParams, body: Type.Optional(Type.Object({ atPeriodEnd: Type.Optional(Type.Boolean()) }, { additionalProperties: false })), response: { 200: SubscriptionOut } } }, async (req) => {
     const who = requireIdentity(req);
