@@ -78,7 +78,7 @@ beforeAll(async () => {
     RISK_MAX_ORDERS_PER_WINDOW: "1000",
     MARKET_SUBSCRIBE: "false",
     CH_FLUSH_MS: "200",
-    ML_PYTHON: mlPython(),
+    ML_PYTHON: await mlPython(),
     ML_TRAINING_DIR: ML_DIR,
     ML_TRAIN_SYMBOLS: SYMBOLS.join(","),
     ML_TRAIN_BARS: String(BARS),

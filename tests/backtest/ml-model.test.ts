@@ -134,7 +134,7 @@ describe("ml-model strategy through backtesting-engine, following a real promote
 
   it("follows the promoted model: the job succeeds, records the model version, trades where the model says", async () => {
     const bars = ["AAAUSDT", "BBBUSDT"].flatMap((symbol) => plantedBars({ symbol, bars: 4000, seed: "ml-model", plantedSignal: 0.5 }));
-    const trained = await train({ bars, python: mlPython(), trainingDir: ML_DIR });
+    const trained = await train({ bars, python: await mlPython(), trainingDir: ML_DIR });
     const registry = new ModelRegistry({
       query: (text, values) => pool.query(text, values),
       async transaction<T>(fn: (c: PoolClient) => Promise<T>) {

@@ -1,8 +1,8 @@
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { kafkajs } from "./deps";
 import { BaseServer } from "./server";
+import { runOk } from "./run";
 import { ManagedProcess, freePort, makeTempDir, waitFor } from "./proc";
 
 export interface KafkaEnv extends Record<string, string> {
@@ -15,18 +15,21 @@ export interface StartKafkaOptions {
   heapOpts?: string;
 }
 
-let kafkaHomeCache: string | undefined;
+let kafkaHomeCache: Promise<string> | undefined;
 
-/** The Kafka distribution from scripts/kafka/fetch-kafka.sh (KAFKA_HOME overrides). */
-export function kafkaHome(): string {
-  if (kafkaHomeCache) return kafkaHomeCache;
+/**
+ * The Kafka distribution from scripts/kafka/fetch-kafka.sh (KAFKA_HOME overrides): fetched from
+ * Maven Central on a machine that has not got it yet, asynchronously (tests/harness/run.ts).
+ */
+export function kafkaHome(): Promise<string> {
   const fromEnv = process.env.KAFKA_HOME;
-  if (fromEnv && existsSync(join(fromEnv, "bin", "kafka-single-node.sh"))) return (kafkaHomeCache = fromEnv);
-  const script = resolve(__dirname, "..", "..", "scripts", "kafka", "fetch-kafka.sh");
-  const out = execFileSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  const dir = out.trim().split("\n").pop()!.trim();
-  if (!existsSync(join(dir, "bin", "kafka-single-node.sh"))) throw new Error(`fetch-kafka.sh printed ${dir}, which has no launcher`);
-  return (kafkaHomeCache = dir);
+  if (fromEnv && existsSync(join(fromEnv, "bin", "kafka-single-node.sh"))) return Promise.resolve(fromEnv);
+  kafkaHomeCache ??= runOk("bash", [resolve(__dirname, "..", "..", "scripts", "kafka", "fetch-kafka.sh")]).then((out) => {
+    const dir = out.trim().split("\n").pop()!.trim();
+    if (!existsSync(join(dir, "bin", "kafka-single-node.sh"))) throw new Error(`fetch-kafka.sh printed ${dir}, which has no launcher`);
+    return dir;
+  });
+  return kafkaHomeCache;
 }
 
 /** Single-node KRaft Apache Kafka (broker + controller) on free loopback ports; PLAINTEXT, no auth. */
@@ -52,8 +55,14 @@ export class KafkaServer extends BaseServer<KafkaEnv> {
     return { KAFKA_BROKERS: this.url };
   }
 
+  private home = "";
+
+  protected async prepare(): Promise<void> {
+    this.home ||= await kafkaHome();
+  }
+
   protected launch(): ManagedProcess {
-    const home = kafkaHome();
+    const home = this.home;
     return new ManagedProcess(
       "kafka",
       "bash",

@@ -1,8 +1,9 @@
-import { spawnSync, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { pg } from "./deps";
 import { BaseServer } from "./server";
+import { run } from "./run";
 import { ManagedProcess, chownRecursive, freePort, generatePassword, makeTempDir, waitFor } from "./proc";
 
 export const PG_BIN = process.env.PG_BIN ?? "/usr/lib/postgresql/15/bin";
@@ -60,20 +61,20 @@ export class PostgresServer extends BaseServer<PostgresEnv> {
     return join(this.dir, "data");
   }
 
-  init(): void {
+  protected async prepare(): Promise<void> {
+    if (existsSync(join(this.dataDir, "PG_VERSION"))) return;
     const pwfile = join(this.dir, "pwfile");
     writeFileSync(pwfile, this.password + "\n", { mode: 0o600 });
     if (this.owner.uid !== undefined) chownRecursive(this.dir, this.owner.uid, this.owner.gid!);
-    const r = spawnSync(
+    const r = await run(
       join(PG_BIN, "initdb"),
       ["-D", this.dataDir, "-U", this.user, `--pwfile=${pwfile}`, "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"],
-      { uid: this.owner.uid, gid: this.owner.gid, encoding: "utf8" },
+      { uid: this.owner.uid, gid: this.owner.gid },
     );
     if (r.status !== 0) throw new Error(`initdb failed (${r.status}): ${r.stderr || r.error}`);
   }
 
   protected launch(): ManagedProcess {
-    if (!existsSync(join(this.dataDir, "PG_VERSION"))) this.init();
     return new ManagedProcess(
       "postgres",
       join(PG_BIN, "postgres"),

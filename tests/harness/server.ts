@@ -43,6 +43,8 @@ export abstract class BaseServer<Env extends Record<string, string>> implements 
   abstract get url(): string;
   abstract get env(): Env;
   protected abstract launch(): ManagedProcess;
+  /** Work before the first launch (creating the data directory): asynchronous, see run.ts. */
+  protected async prepare(): Promise<void> {}
   protected abstract waitReady(proc: ManagedProcess): Promise<void>;
 
   get pid(): number | undefined {
@@ -56,6 +58,7 @@ export abstract class BaseServer<Env extends Record<string, string>> implements 
   async start(): Promise<this> {
     if (this.removed) throw new Error(`${this.kind}: data dir removed by stop(); cannot restart`);
     const t0 = Date.now();
+    await this.prepare();
     for (let attempt = 1; ; attempt++) {
       const proc = this.launch();
       this.proc = proc;

@@ -2,17 +2,15 @@
  * The training job's Python (scripts/ml/venv.sh: a venv from PyPI cached outside the clone, keyed
  * by ml/requirements.txt). The first call on a machine installs it (~30 s to a few minutes).
  */
-import { execFileSync } from "node:child_process";
 import { join } from "node:path";
+import { runOk } from "../harness/run";
 
 const ROOT = join(__dirname, "..", "..");
-let python: string | undefined;
+let python: Promise<string> | undefined;
 
-export function mlPython(): string {
-  if (!python) {
-    const out = execFileSync("bash", [join(ROOT, "scripts", "ml", "venv.sh")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-    python = out.trim().split("\n").pop()!;
-  }
+/** The venv's python (installed by the first call: asynchronously, tests/harness/run.ts says why). */
+export function mlPython(): Promise<string> {
+  python ??= runOk("bash", [join(ROOT, "scripts", "ml", "venv.sh")]).then((out) => out.trim().split("\n").pop()!);
   return python;
 }
 

@@ -2,7 +2,6 @@
  * Training (Python, ml/trading_ml/features.py) and serving (TypeScript, services/src/ml/features.ts)
  * compute the same features from the same bars: every value of every row agrees to 1e-9.
  */
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { FEATURE_NAMES, LOOKBACK, barsProblem, featuresAt, type OhlcvBar } from "../../services/src/ml/features";
 import { barsCsv, plantedBars, type PlantedBar } from "../helpers/planted-bars";
 import { ML_DIR, mlPython } from "../helpers/ml-python";
+import { runOk } from "../harness/run";
 
 interface PyRow {
   symbol: string;
@@ -17,15 +17,11 @@ interface PyRow {
   values: Record<string, number>;
 }
 
-function pythonFeatures(bars: PlantedBar[]): PyRow[] {
+async function pythonFeatures(bars: PlantedBar[]): Promise<PyRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "parity-"));
   try {
     writeFileSync(join(dir, "bars.csv"), barsCsv(bars));
-    const out = execFileSync(mlPython(), ["-m", "trading_ml.dump_features", "--bars", join(dir, "bars.csv")], {
-      encoding: "utf8",
-      env: { ...process.env, PYTHONPATH: ML_DIR },
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    const out = await runOk(await mlPython(), ["-m", "trading_ml.dump_features", "--bars", join(dir, "bars.csv")], { env: { ...process.env, PYTHONPATH: ML_DIR } });
     return out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as PyRow);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -40,12 +36,12 @@ function withFlatStretch(bars: PlantedBar[]): PlantedBar[] {
 describe("features: Python training job vs TypeScript serving", () => {
   let bars: PlantedBar[];
   let py: PyRow[];
-  beforeAll(() => {
+  beforeAll(async () => {
     bars = [
       ...plantedBars({ symbol: "AAAUSDT", bars: 400, seed: 1, plantedSignal: 0.5 }),
       ...withFlatStretch(plantedBars({ symbol: "BBBUSDT", bars: 400, seed: 2, plantedSignal: 0, sigma: 0.01 })),
     ];
-    py = pythonFeatures(bars);
+    py = await pythonFeatures(bars);
   }, 600_000);
 
   it("produce the same rows and the same values", () => {

@@ -27,7 +27,7 @@ const series = (seed: string, plantedSignal: number, symbols = ["AAAUSDT", "BBBU
 describe("model on a planted, learnable signal", () => {
   let trained: { onnx: Buffer; report: TrainingReport };
   beforeAll(async () => {
-    trained = await train({ bars: series("planted", 0.5), python: mlPython(), trainingDir: ML_DIR });
+    trained = await train({ bars: series("planted", 0.5), python: await mlPython(), trainingDir: ML_DIR });
   }, 900_000);
 
   it("beats the naive baselines out of sample by the stated margins", () => {
@@ -79,7 +79,7 @@ describe("model on a planted, learnable signal", () => {
 
 describe("model on a pure random walk", () => {
   it("claims no edge", async () => {
-    const { report } = await train({ bars: series("random", 0), python: mlPython(), trainingDir: ML_DIR });
+    const { report } = await train({ bars: series("random", 0), python: await mlPython(), trainingDir: ML_DIR });
     const oos = report.metrics.outOfSample;
     console.log(`[model] random walk: ${JSON.stringify({ auc: oos.model.auc, acc: oos.model.accuracy, accGain: oos.accuracyGain, llGain: oos.logLossGain })}`);
     expect(report.metrics.hasEdge).toBe(false);

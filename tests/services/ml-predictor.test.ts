@@ -46,7 +46,7 @@ beforeAll(async () => {
   env = {
     ...srv.env,
     LOG_LEVEL: "silent",
-    ML_PYTHON: mlPython(),
+    ML_PYTHON: await mlPython(),
     ML_TRAINING_DIR: ML_DIR,
     ML_TRAIN_SYMBOLS: SYMBOLS.join(","),
     ML_TRAIN_BARS: "6000",

@@ -1,0 +1,43 @@
+/**
+ * A test worker never waits on a long child process synchronously. Blocked a minute (a cold build,
+ * a venv install, initdb on a loaded machine), it cannot take vitest's answers to its progress
+ * reports: the run ends "[vitest-worker]: Timeout calling onTaskUpdate", exit 1, with every test
+ * passed (session 34's cold `npm test`: the actionlint build in a worker). Long commands go through
+ * tests/harness/run.ts; the synchronous calls left are listed here with why each takes seconds, so
+ * a new one is a decision, not an accident.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { describe, expect, it } from "vitest";
+
+const root = path.join(__dirname, "..", "..");
+
+/** Files allowed synchronous children, and why each is quick. */
+const QUICK: Record<string, string> = {
+  "tests/unit/config-tools.test.ts": "promtool checks, nginx -t, one openssl key: seconds",
+  "tests/unit/dashboards.test.ts": "promtool --version and one rules check",
+  "tests/unit/local-image-names.test.ts": "a shell function of scripts/lib against a fake docker",
+  "tests/unit/setup-scripts.test.ts": "build-pulumi-tools.sh --plan prints the plan, builds nothing",
+  "tests/services/kit.test.ts": "main.ts refusing a bad configuration, before it connects anywhere",
+  "tests/harness/postgres.ts": "`id -u`/`id -g` of the postgres user",
+  "tests/harness/run.ts": "names them in its comment",
+  "tests/unit/test-worker-children.test.ts": "names them",
+  "tests/e2e/cli.ts": "`docker` inspections (the deploys themselves are spawned)",
+  "tests/e2e-k8s/kube.ts": "reads variables of scripts/cluster/lib.sh and runs kubeconfig.sh",
+};
+
+function files(dir: string): string[] {
+  return fs.readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((e) => {
+    const rel = path.join(dir, e.name);
+    return e.isDirectory() ? files(rel) : e.name.endsWith(".ts") ? [rel] : [];
+  });
+}
+
+describe("test workers and child processes", () => {
+  it("only the listed files call spawnSync, execFileSync or execSync", () => {
+    const sync = files("tests").filter((f) => /\b(spawnSync|execFileSync|execSync)\b/.test(fs.readFileSync(path.join(root, f), "utf8")));
+    expect(sync.filter((f) => !(f in QUICK)), "a long command goes through tests/harness/run.ts").toEqual([]);
+    // The list stays exact: a file that no longer needs it leaves it.
+    expect(Object.keys(QUICK).filter((f) => !sync.includes(f))).toEqual([]);
+  });
+});
