@@ -22,7 +22,7 @@ import { migrateAll } from "../helpers/schemas";
 
 const srv = useServers("postgres", "kafka", "clickhouse");
 const run = randomBytes(3).toString("hex");
-const fake = new FakeCardProcessor(`sk_test_${randomBytes(12).toString("hex")}`, `whsec_${randomBytes(16).toString("hex")}`);
+const fake = new FakeCardProcessor();
 const JWT_SECRET = randomBytes(64).toString("hex");
 let redis: RedisServer;
 let pool: InstanceType<typeof pg.Pool>;
@@ -61,9 +61,7 @@ beforeAll(async () => {
     JWT_SECRET,
     KAFKA_SESSION_TIMEOUT_MS: "6000",
     KAFKA_HEARTBEAT_MS: "500",
-    PAYMENT_PROCESSOR_URL: fake.url,
-    PAYMENT_PROCESSOR_API_KEY: fake.apiKey,
-    PAYMENT_WEBHOOK_SECRET: fake.webhookSecret,
+    ...fake.env,
     PAYMENT_RECONCILE_INTERVAL_MS: "0",
     PAYMENT_OUTBOX_INTERVAL_MS: "50",
     BILLING_OUTBOX_INTERVAL_MS: "50",

@@ -17,9 +17,7 @@ import { pushJson } from "../helpers/kafka-json";
 import { ChildService, http, waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "kafka");
-const API_KEY = `sk_test_${randomBytes(12).toString("hex")}`;
-const WEBHOOK_SECRET = `whsec_${randomBytes(16).toString("hex")}`;
-const fake = new FakeCardProcessor(API_KEY, WEBHOOK_SECRET);
+const fake = new FakeCardProcessor();
 let svc: Service<any>;
 let base: string;
 let pool: InstanceType<typeof pg.Pool>;
@@ -48,9 +46,7 @@ beforeAll(async () => {
   env = {
     ...srv.env,
     LOG_LEVEL: "silent",
-    PAYMENT_PROCESSOR_URL: fake.url,
-    PAYMENT_PROCESSOR_API_KEY: API_KEY,
-    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    ...fake.env,
     PAYMENT_RECONCILE_INTERVAL_MS: "0",
     PAYMENT_RECONCILE_GRACE_MS: "0",
     PAYMENT_OUTBOX_INTERVAL_MS: "50",

@@ -27,7 +27,7 @@ import { migrateAll } from "../helpers/schemas";
 const srv = useServers("postgres", "clickhouse");
 const run = randomBytes(3).toString("hex");
 const SYMBOL = "BTCUSDT";
-const fake = new FakeCardProcessor(`sk_test_${randomBytes(12).toString("hex")}`, `whsec_${randomBytes(16).toString("hex")}`);
+const fake = new FakeCardProcessor();
 const JWT_SECRET = randomBytes(64).toString("hex");
 const services: Service<any>[] = [];
 const mails: { to: string[]; raw: string }[] = [];
@@ -79,7 +79,7 @@ beforeAll(async () => {
   const env: Record<string, string> = {
     ...srv.env, ...kafka.env, DRAGONFLY_URL: redis.url, LOG_LEVEL: process.env.BIZ_LOG_LEVEL ?? "silent", JWT_SECRET,
     KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", RATE_LIMIT_MAX_REQUESTS: "100000",
-    PAYMENT_PROCESSOR_URL: fake.url, PAYMENT_PROCESSOR_API_KEY: fake.apiKey, PAYMENT_WEBHOOK_SECRET: fake.webhookSecret,
+    ...fake.env,
     PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50", BILLING_OUTBOX_INTERVAL_MS: "50", BILLING_CYCLE_INTERVAL_MS: "0",
     OM_OUTBOX_INTERVAL_MS: "50", TE_OUTBOX_INTERVAL_MS: "50", PAPER_TAKER_FEE_BPS: "10", PAPER_SLIPPAGE_BPS: "5",
     MARKET_DATA_SOURCE: "synthetic", MARKET_SYMBOLS: "ETHUSDT", SYNTHETIC_EMIT_MS: "1000", CH_FLUSH_MS: "200",

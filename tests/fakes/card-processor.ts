@@ -88,10 +88,17 @@ export class FakeCardProcessor {
   private server?: Server;
   url = "";
 
+  /** Keys made up per run unless a test needs its own (the service is configured with `env`). */
   constructor(
-    readonly apiKey: string,
-    readonly webhookSecret: string,
+    readonly apiKey = `sk_test_${randomBytes(12).toString("hex")}`,
+    readonly webhookSecret = `whsec_${randomBytes(16).toString("hex")}`,
   ) {}
+
+  /** payment-service's settings for this processor (once started: the URL is known then). */
+  get env(): { PAYMENT_PROCESSOR_URL: string; PAYMENT_PROCESSOR_API_KEY: string; PAYMENT_WEBHOOK_SECRET: string } {
+    if (!this.url) throw new Error("start() the fake card processor before reading its env");
+    return { PAYMENT_PROCESSOR_URL: this.url, PAYMENT_PROCESSOR_API_KEY: this.apiKey, PAYMENT_WEBHOOK_SECRET: this.webhookSecret };
+  }
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => void this.handle(req, res).catch((e) => this.send(res, 500, { error: { type: "api_error", message: String(e) } })));

@@ -27,7 +27,7 @@ let kafka: KafkaServer;
 let postgres: PostgresServer;
 let clickhouse: ClickHouseServer;
 const run = randomBytes(3).toString("hex");
-const fake = new FakeCardProcessor(`sk_test_${randomBytes(12).toString("hex")}`, `whsec_${randomBytes(16).toString("hex")}`);
+const fake = new FakeCardProcessor();
 const JWT_SECRET = randomBytes(64).toString("hex");
 const QUERY_SECRET = `qs${randomBytes(12).toString("hex")}`;
 const COOKIE_SECRET = `ck${randomBytes(12).toString("hex")}`;
@@ -94,9 +94,7 @@ beforeAll(async () => {
   const payment = new ChildService("payment-service", payPort, {
     ...traced,
     ...urls,
-    PAYMENT_PROCESSOR_URL: fake.url,
-    PAYMENT_PROCESSOR_API_KEY: fake.apiKey,
-    PAYMENT_WEBHOOK_SECRET: fake.webhookSecret,
+    ...fake.env,
     PAYMENT_RECONCILE_INTERVAL_MS: "0",
     PAYMENT_OUTBOX_INTERVAL_MS: "50",
   });

@@ -19,8 +19,7 @@ import { startPlatform, type Platform } from "../helpers/platform";
 import { http } from "../trading/e2e-helpers";
 
 const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
-const PROCESSOR_KEY = `sk_test_${randomBytes(12).toString("hex")}`;
-const fake = new FakeCardProcessor(PROCESSOR_KEY, `whsec_${randomBytes(16).toString("hex")}`);
+const fake = new FakeCardProcessor();
 const PASSWORD = "correct horse battery staple";
 const MONEY_SERVICES = ["user-management", "payment-service", "billing-service"];
 let p: Platform;
@@ -54,9 +53,7 @@ beforeAll(async () => {
     {
       BOOTSTRAP_ADMIN_EMAIL: adminCreds.email,
       BOOTSTRAP_ADMIN_PASSWORD: adminCreds.password,
-      PAYMENT_PROCESSOR_URL: fake.url,
-      PAYMENT_PROCESSOR_API_KEY: PROCESSOR_KEY,
-      PAYMENT_WEBHOOK_SECRET: fake.webhookSecret,
+      ...fake.env,
       PAYMENT_RECONCILE_INTERVAL_MS: "0",
       BILLING_CYCLE_INTERVAL_MS: "0",
     },

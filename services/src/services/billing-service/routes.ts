@@ -13,6 +13,7 @@
  */
 import { type App, HttpError, requireIdentity, ResponseObject, Type } from "../../kit";
 import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
+import { PaymentMethodId } from "../../business/payment-methods";
 import type { Billing } from "./billing";
 import type { BillingRepo } from "./repo";
 import { invoiceView, planView, subscriptionView } from "./views";
@@ -42,8 +43,6 @@ const PlanBody = Type.Object(
 );
 const PlanId = Type.String({ pattern: "^[a-z0-9][a-z0-9-]{0,62}$" });
 const IdParams = Type.Object({ id: Type.String({ format: "uuid" }) });
-/** A card saved at payment-service (its processor token). */
-const PaymentMethodId = Type.String({ pattern: "^pm_[A-Za-z0-9_]{1,128}$" });
 
 function minor(v: number, field: string): bigint {
   try {

@@ -9,11 +9,10 @@
  *                                           (billing-service before a subscription; never proxied)
  */
 import { HttpError, NoContent, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
+import { PaymentMethodId } from "../../business/payment-methods";
 import { paymentMethodView } from "./payment-method-data";
 import type { PaymentMethods } from "./payment-methods";
 
-/** A processor token for a card (`pm_...`): card numbers are never accepted. */
-export const PaymentMethodId = Type.String({ pattern: "^pm_[A-Za-z0-9_]{1,128}$" });
 const Params = Type.Object({ paymentMethod: PaymentMethodId });
 const PaymentMethodOut = ResponseObject({ paymentMethod: Type.String() }, { description: "A saved payment method: token, card brand and last 4 digits, when saved" });
 
