@@ -1,6 +1,6 @@
 /** The kit's request guards: the JSON body pre-check never lets unstorable text through; TRUST_PROXY never trusts every client. */
 import { describe, expect, it } from "vitest";
-import { findUnstorableText, jsonDepthExceeds, mayHoldUnstorableText, parseTrustProxy } from "../../services/src/kit/request-guards";
+import { findNonFiniteNumber, findUnstorableText, jsonDepthExceeds, jsonTextFacts, mayHoldUnstorableText, parseTrustProxy } from "../../services/src/kit/request-guards";
 
 describe("mayHoldUnstorableText", () => {
   const bodies = [
@@ -44,6 +44,34 @@ describe("jsonDepthExceeds", () => {
   });
 });
 
+describe("jsonTextFacts.mayOverflow", () => {
+  const overflowing = [
+    "1e309",
+    "-1e999",
+    "[1E+400]",
+    '{"a":{"b":[1,2.5e0309]}}',
+    `{"big":${"9".repeat(309)}}`,
+    `[true,false,null,-${"1".repeat(400)}.5]`,
+    '{"e":1,"x":1e3000}',
+  ];
+  it("is true for every text whose parsed value holds a number beyond the range of a double", () => {
+    for (const t of overflowing) {
+      expect(findNonFiniteNumber(JSON.parse(t)), t.slice(0, 40)).toBeDefined();
+      expect(jsonTextFacts(t, 64).mayOverflow, t.slice(0, 40)).toBe(true);
+    }
+  });
+  it("is false for plain bodies (so they skip the walk), whatever digits their strings hold", () => {
+    const plain = [
+      '{"bars":[{"symbol":"BTCUSDT","openTime":1577836800000,"closeTime":1577836859999,"open":"100.5","volume":"1e999"}]}',
+      JSON.stringify({ s: "9".repeat(400), e: "1e309", t: true, f: false, n: [1e30, 1.5e-30, -0.25] }),
+      '{"series":[{"symbol":"A","interval":"1m","bars":[[1577836800000,1577836859999,"1","2","0.5","1.5","10"]]}]}',
+    ];
+    for (const t of plain) {
+      expect(findNonFiniteNumber(JSON.parse(t)), t.slice(0, 40)).toBeUndefined();
+      expect(jsonTextFacts(t, 64).mayOverflow, t.slice(0, 40)).toBe(false);
+    }
+  });
+});
 
 describe("parseTrustProxy", () => {
   it("refuses IPv4-mapped IPv6 entries in every spelling: proxy-addr applies ::ffff:0.0.0.0/96 to IPv4 clients as 0.0.0.0/0", () => {

@@ -47,29 +47,63 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
   return items;
 }
 
+/** What one pass over a JSON text finds outside its strings (jsonTextFacts). */
+export interface JsonTextFacts {
+  /** Its deepest array/object is deeper than the limit (the scan stops there). */
+  tooDeep: boolean;
+  /**
+   * It holds a number that could overflow a double once parsed: a run of 309 or more digits, or an
+   * exponent of three or more digits (`1e309`). False means findNonFiniteNumber would find nothing.
+   */
+  mayOverflow: boolean;
+}
+
+const isDigit = (c: number) => c >= 48 && c <= 57;
+
 /**
- * Whether the deepest array/object in a JSON text is deeper than `limit` (strings skipped). A string
- * is jumped over with indexOf to its closing quote (one not escaped by an odd run of backslashes):
- * a third less CPU than looking at every character of a body of bars.
+ * One linear pass over a JSON text, before JSON.parse: its nesting against `depthLimit` and whether a
+ * number in it may overflow a double. Strings are jumped over with indexOf to their closing quote (one
+ * not escaped by an odd run of backslashes): a third less CPU than looking at every character of a
+ * body of bars, and the digits inside them are no numbers. (The overflow pre-check was a regular
+ * expression, /\d[eE][+]?\d{3}|\d{309}/, over the whole text: it tried the 309-digit run at every
+ * digit, a tenth of data-bridge's CPU on a post of bars.)
  */
-export function jsonDepthExceeds(text: string, limit: number): boolean {
+export function jsonTextFacts(text: string, depthLimit: number): JsonTextFacts {
   let depth = 0;
+  let mayOverflow = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 34 /* " */) {
       for (;;) {
         i = text.indexOf('"', i + 1);
-        if (i < 0) return false; // an unterminated string: JSON.parse refuses the text
+        if (i < 0) return { tooDeep: false, mayOverflow }; // an unterminated string: JSON.parse refuses the text
         let backslashes = 0;
         while (text.charCodeAt(i - 1 - backslashes) === 92 /* \ */) backslashes++;
         if (backslashes % 2 === 0) break;
       }
     } else if (c === 123 /* { */ || c === 91 /* [ */) {
-      if (++depth > limit) return true;
+      if (++depth > depthLimit) return { tooDeep: true, mayOverflow };
     } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+    else if (isDigit(c)) {
+      let end = i + 1;
+      while (isDigit(text.charCodeAt(end))) end++;
+      if (end - i >= 309) mayOverflow = true;
+      i = end - 1;
+    } else if (c === 101 /* e */ || c === 69 /* E */) {
+      // Outside strings an e is an exponent, or inside true / false (no digits follow).
+      let at = i + 1;
+      if (text.charCodeAt(at) === 43 /* + */ || text.charCodeAt(at) === 45 /* - */) at++;
+      let end = at;
+      while (isDigit(text.charCodeAt(end))) end++;
+      if (end - at >= 3) mayOverflow = true;
+      i = end - 1;
+    }
   }
-  return false;
+  return { tooDeep: false, mayOverflow };
 }
+
+/** Whether the deepest array/object in a JSON text is deeper than `limit` (jsonTextFacts). */
+export const jsonDepthExceeds = (text: string, limit: number): boolean => jsonTextFacts(text, limit).tooDeep;
 
 // eslint-disable-next-line no-control-regex
 const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -106,9 +140,6 @@ export function findUnstorableText(value: unknown, path: string[] = []): string[
   return undefined;
 }
 
-/** False when a JSON text holds no number that could overflow a double: no 3-digit exponent, no 309-digit run. */
-const mayOverflowSource = /\d[eE][+]?\d{3}|\d{309}/;
-
 /** The path of the first number that is not finite (a JSON literal beyond the double range), or undefined. */
 export function findNonFiniteNumber(value: unknown, path: string[] = []): string[] | undefined {
   if (typeof value === "number") return Number.isFinite(value) ? undefined : path;
@@ -142,7 +173,8 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
     const text = typeof body === "string" ? body : body.toString("utf8");
-    if (jsonDepthExceeds(text, maxDepth)) {
+    const facts = jsonTextFacts(text, maxDepth);
+    if (facts.tooDeep) {
       done(new HttpError(400, "VALIDATION_ERROR", `Invalid body: JSON nested deeper than ${maxDepth} levels`), undefined);
       return;
     }
@@ -152,7 +184,7 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
       // \u escape): a body without either needs no walk (a 5,000-bar post walked cost ~4 µs a bar).
       const path = mayHoldUnstorableText(text) ? findUnstorableText(value) : undefined;
       if (path) return done(unstorableError("body", path), undefined);
-      const huge = mayOverflowSource.test(text) ? findNonFiniteNumber(value) : undefined;
+      const huge = facts.mayOverflow ? findNonFiniteNumber(value) : undefined;
       if (huge) {
         const field = huge.join(".");
         return done(new HttpError(400, "VALIDATION_ERROR", `Invalid body: ${field ? `${field} ` : ""}is a number beyond the range of a double`, field || undefined), undefined);
