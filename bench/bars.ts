@@ -16,14 +16,16 @@ import { migrateClickHouseAndTopics } from "../tests/helpers/schemas";
 import { createClickHouse } from "../services/src/kit/datastores";
 import { SyntheticSource } from "../services/src/trading/marketdata/synthetic";
 import type { Bar } from "../services/src/trading/types";
+import { barsBody, type BarsFormat } from "./lib/bar-bodies";
 import { startServiceProcess, stopServiceProcess, treeCpuSeconds, type ServiceProcess } from "./lib/service-process";
 
 const BARS = Number(process.argv[2] ?? 200_000);
 const SYMBOLS = Number(process.argv[3] ?? 1);
 const POST_BATCH = Number(process.argv[4] ?? 5000);
 const POSTERS = Number(process.argv[5] ?? 4);
-const FORMAT = process.argv[6] ?? "objects";
-if (FORMAT !== "objects" && FORMAT !== "series") throw new Error(`body format must be objects or series, not ${FORMAT}`);
+const FORMAT_ARG = process.argv[6] ?? "objects";
+if (FORMAT_ARG !== "objects" && FORMAT_ARG !== "series") throw new Error(`body format must be objects or series, not ${FORMAT_ARG}`);
+const FORMAT: BarsFormat = FORMAT_ARG;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
 /** CPU time of `pid` and all its descendants, in ms (bench/lib/service-process.ts). */
@@ -52,7 +54,7 @@ async function main() {
     const bars: Bar[] = [];
     for (let i = 0; i < perSymbol && bars.length < BARS; i++) for (let s = 0; s < SYMBOLS && bars.length < BARS; s++) bars.push(series[s][i]);
     const bodies: string[] = [];
-    for (let i = 0; i < bars.length; i += POST_BATCH) bodies.push(bodyOf(bars.slice(i, i + POST_BATCH)));
+    for (let i = 0; i < bars.length; i += POST_BATCH) bodies.push(barsBody(bars.slice(i, i + POST_BATCH), FORMAT));
 
     // Warm-up (JIT, connections, consumer assignment): one post of other bars, waited into ClickHouse.
     const warm = await new SyntheticSource({ seed: "warm", origin }).history("WARMUSDT", "1m", { limit: 1000 });
@@ -92,18 +94,6 @@ async function main() {
 /** data-bridge settings under test: BENCH_<NAME>=value passes NAME=value (e.g. BENCH_CH_MAX_BATCH_BYTES=16777216). */
 function benchEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).flatMap(([k, v]) => (k.startsWith("BENCH_") && k !== "BENCH_PROF" && k !== "BENCH_PROF_SERVICES" && v !== undefined ? [[k.slice(6), v]] : [])));
-}
-
-/** A post's body: the bars as objects, or per symbol as positional series (the order of each symbol's bars kept). */
-function bodyOf(bars: Bar[]): string {
-  if (FORMAT === "objects") return JSON.stringify({ bars });
-  const series = new Map<string, { symbol: string; interval: string; bars: Array<Array<number | string>> }>();
-  for (const b of bars) {
-    let s = series.get(b.symbol);
-    if (!s) series.set(b.symbol, (s = { symbol: b.symbol, interval: b.interval, bars: [] }));
-    s.bars.push([b.openTime, b.closeTime, b.open, b.high, b.low, b.close, b.volume]);
-  }
-  return JSON.stringify({ series: [...series.values()] });
 }
 
 async function post(url: string, body: string): Promise<void> {

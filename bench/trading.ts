@@ -10,7 +10,9 @@
  *      omission);
  *   2. end-to-end orders/s at saturation: the same at an offered rate above capacity (default 1000/s);
  *      the figure is orders filled per second from the first intended send to the last fill;
- *   3. bars/s ingested by data-bridge (POST /internal/bars) until they are all in ClickHouse.
+ *   3. bars/s ingested by data-bridge (POST /internal/bars) until they are all in ClickHouse: `bars`
+ *      (default 1,000,000) posted as series (the compact bulk form), then a fifth as many as bar
+ *      objects; 0 skips it. Bars/s is from the first post to the last row counted in ClickHouse.
  * The warm-up runs at the latency rate for BENCH_WARM_SECONDS (20), then on in 5 s rounds while the
  * broker's JIT compiler threads burnt more than 20 ms of CPU a second in either of the last two rounds
  * (at most BENCH_WARM_MAX_SECONDS in all, 120): a freshly started JVM broker compiles for about a minute here,
@@ -35,6 +37,7 @@ import { createClickHouse } from "../services/src/kit/datastores";
 import { SyntheticSource } from "../services/src/trading/marketdata/synthetic";
 import { userStateKey } from "../services/src/services/user-management/user-state";
 import { migrateAll } from "../tests/helpers/schemas";
+import { barsBody, type BarsFormat } from "./lib/bar-bodies";
 import { jsonPoster } from "./lib/json-poster";
 import { printOrderPathSteps } from "./lib/order-path-steps";
 import { cpuSeconds, jitCompilerCpuSeconds, startServiceProcess, stopServiceProcess, treeCpuSeconds, type ServiceProcess } from "./lib/service-process";
@@ -44,7 +47,7 @@ import { brokerGcLog, describePauses } from "./lib/broker-gc";
 const LATENCY_RATE = Number(process.argv[2] ?? 200);
 const SATURATION_RATE = Number(process.argv[3] ?? 1000);
 const SECONDS = Number(process.argv[4] ?? 10);
-const BARS = Number(process.argv[5] ?? 100_000);
+const BARS = Number(process.argv[5] ?? 1_000_000);
 const USERS = 32;
 const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 20);
 /** The warm-up goes on (in 5 s rounds, up to this long in all) while the broker's JIT compiler threads still burn more than JIT_QUIET_MS_PER_S. */
@@ -306,31 +309,35 @@ async function main() {
     await consumer.disconnect();
     poster.close();
 
-    // Bars into ClickHouse through data-bridge (4 concurrent posters of 5,000-bar batches).
-    const batch = 5000;
-    const origin = Date.UTC(2020, 0, 1);
-    const bars = await new SyntheticSource({ seed: "bench-bars", startPrices: { BENCHUSDT: "100" }, origin }).history("BENCHUSDT", "1m", { limit: BARS });
-    const bodies: string[] = [];
-    for (let i = 0; i < bars.length; i += batch) bodies.push(JSON.stringify({ bars: bars.slice(i, i + batch) }));
-    const before = Number((await ch.query<{ n: string }>("SELECT count() AS n FROM market_candles")).at(0)!.n);
-    console.log(`load average before the bars run: ${load()}`);
-    const b0 = performance.now();
-    let next = 0;
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (next < bodies.length) {
-        const r = await fetch(`${bridge}/internal/bars`, { method: "POST", headers: { "content-type": "application/json" }, body: bodies[next++] });
-        if (r.status !== 200) throw new Error(`bars: ${r.status} ${await r.text()}`);
-      }
-    }));
-    const bPosted = performance.now();
-    for (;;) {
-      const n = Number((await ch.query<{ n: string }>("SELECT count() AS n FROM market_candles")).at(0)!.n) - before;
-      if (n >= BARS) break;
-      await sleep(20);
+    // Bars into ClickHouse through data-bridge (4 concurrent posters of 5,000-bar bodies): BARS in the
+    // compact bulk form (series), then a fifth as many as bar objects, each run its own symbol.
+    const barsRun = async (symbol: string, count: number, format: BarsFormat) => {
+      const batch = 5000;
+      const bars = await new SyntheticSource({ seed: "bench-bars", startPrices: { [symbol]: "100" }, origin: Date.UTC(2020, 0, 1) }).history(symbol, "1m", { limit: count });
+      const bodies: string[] = [];
+      for (let i = 0; i < bars.length; i += batch) bodies.push(barsBody(bars.slice(i, i + batch), format));
+      // Rows of the symbol (the bench's own constant, not input); distinct open times, so no merge folds them.
+      const rows = async () => Number((await ch.query<{ n: string }>(`SELECT count() AS n FROM market_candles WHERE symbol = '${symbol}'`)).at(0)!.n);
+      const before = await rows();
+      console.log(`load average before the bars run (${format}): ${load()}`);
+      const b0 = performance.now();
+      let next = 0;
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        while (next < bodies.length) {
+          const r = await fetch(`${bridge}/internal/bars`, { method: "POST", headers: { "content-type": "application/json" }, body: bodies[next++] });
+          if (r.status !== 200) throw new Error(`bars: ${r.status} ${await r.text()}`);
+        }
+      }));
+      const bPosted = performance.now();
+      while ((await rows()) - before < count) await sleep(20);
+      const bDone = performance.now();
+      console.log(`bars: ${count} bars as ${format} in bodies of ${batch} via data-bridge (Kafka market.candles + Dragonfly last price; its writer copies the topic into ClickHouse in TabSeparated INSERTs; focused bench: bench/bars.ts)`);
+      console.log(`  accepted by data-bridge: ${(count / ((bPosted - b0) / 1000)).toFixed(0)} bars/s; in ClickHouse: ${(count / ((bDone - b0) / 1000)).toFixed(0)} bars/s`);
+    };
+    if (BARS > 0) {
+      await barsRun("BENCHUSDT", BARS, "series");
+      await barsRun("BENCHOBJUSDT", Math.ceil(BARS / 5), "objects");
     }
-    const bDone = performance.now();
-    console.log(`bars: ${BARS} bars in batches of ${batch} via data-bridge (Kafka market.candles + Dragonfly last price; its writer copies the topic into ClickHouse in TabSeparated INSERTs; focused bench: bench/bars.ts)`);
-    console.log(`  accepted by data-bridge: ${(BARS / ((bPosted - b0) / 1000)).toFixed(0)} bars/s; in ClickHouse: ${(BARS / ((bDone - b0) / 1000)).toFixed(0)} bars/s`);
     console.log(`load average at the end: ${load()}`);
     await ch.close();
     await pool.end();
