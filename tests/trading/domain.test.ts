@@ -146,6 +146,29 @@ describe("paper exchange", () => {
     saved.forEach((r) => ex2.restore(r));
     expect(ex2.onBar(bar("89", { low: "88" }, 1))[0].fills[0].fillId).toBe("o1:1");
   });
+  it("knows which symbols have resting orders through rests, fills, cancels and restores; a bar of a symbol with none only becomes its last", () => {
+    const ex = new PaperExchange();
+    ex.onBar(bar("100"));
+    ex.onBar(bar("50", { symbol: "ETHUSDT" }));
+    expect(ex.submit(order({ type: "limit", limitPrice: "90" })).status).toBe("resting");
+    expect(ex.submit(order({ orderId: "o2", type: "limit", limitPrice: "80" })).status).toBe("resting");
+    expect([ex.hasResting("BTCUSDT"), ex.hasResting("ETHUSDT")]).toEqual([true, false]);
+    // ETHUSDT crosses nothing of BTCUSDT's: its bar is only its last, whatever its prices.
+    expect(ex.onBar(bar("40", { symbol: "ETHUSDT", low: "1", high: "1000" }, 1))).toEqual([]);
+    expect(ex.lastBar("ETHUSDT")).toMatchObject({ close: "40", openTime: 60_000 });
+    expect(ex.cancel("o2")?.status).toBe("cancelled");
+    expect(ex.hasResting("BTCUSDT")).toBe(true);
+    // A restore of an order already resting replaces it: it is counted once.
+    ex.restore(ex.restingOrders()[0]);
+    expect(ex.onBar(bar("89", { low: "88" }, 1)).map((r) => r.status)).toEqual(["filled"]);
+    expect(ex.hasResting("BTCUSDT")).toBe(false);
+    expect(ex.onBar(bar("70", { low: "1" }, 2))).toEqual([]);
+    expect(ex.lastPrice("BTCUSDT")).toBe("70");
+    ex.restore({ order: order({ orderId: "o3", symbol: "ETHUSDT", type: "limit", side: "sell", limitPrice: "60" }), remaining: "1", fillSeq: 0 });
+    expect([ex.hasResting("BTCUSDT"), ex.hasResting("ETHUSDT")]).toEqual([false, true]);
+    expect(ex.onBar(bar("61", { symbol: "ETHUSDT", high: "61" }, 2)).map((r) => r.orderId)).toEqual(["o3"]);
+    expect(ex.hasResting("ETHUSDT")).toBe(false);
+  });
 });
 
 const fill = (f: Partial<Fill>): Fill => ({

@@ -50,6 +50,8 @@ const OPEN_BAR: BarGate = { mayFill: () => true };
 export class PaperExchange {
   private readonly last = new Map<string, Bar>();
   private readonly resting = new Map<string, RestingOrder>();
+  /** How many orders of each symbol rest: a bar of a symbol with none needs no price arithmetic (a backfill brings millions). */
+  private readonly restingPerSymbol = new Map<string, number>();
   private readonly rules: ExecutionRules<Decimal>;
   constructor(opts: PaperExchangeOptions = {}) {
     this.rules = new ExecutionRules(decimalArithmetic, opts);
@@ -66,12 +68,25 @@ export class PaperExchange {
   }
   /** Whether some order of the symbol rests (a bar of it may fill something). */
   hasResting(symbol: string): boolean {
-    for (const r of this.resting.values()) if (r.order.symbol === symbol) return true;
-    return false;
+    return (this.restingPerSymbol.get(symbol) ?? 0) > 0;
   }
   /** Restores a resting order after a restart (e.g. from the order store). */
   restore(r: RestingOrder): void {
-    this.resting.set(r.order.orderId, { ...r });
+    this.rest({ ...r });
+  }
+  private rest(r: RestingOrder): void {
+    this.unrest(r.order.orderId);
+    this.resting.set(r.order.orderId, r);
+    this.restingPerSymbol.set(r.order.symbol, (this.restingPerSymbol.get(r.order.symbol) ?? 0) + 1);
+  }
+  private unrest(orderId: string): RestingOrder | undefined {
+    const r = this.resting.get(orderId);
+    if (!r) return undefined;
+    this.resting.delete(orderId);
+    const left = (this.restingPerSymbol.get(r.order.symbol) ?? 1) - 1;
+    if (left > 0) this.restingPerSymbol.set(r.order.symbol, left);
+    else this.restingPerSymbol.delete(r.order.symbol);
+    return r;
   }
   /** Seeds the last bar without matching resting orders (warm start). */
   setLastBar(bar: Bar): void {
@@ -123,14 +138,13 @@ export class PaperExchange {
       }
     }
     if (order.timeInForce === "IOC") return { orderId: order.orderId, status: "expired", fills: [], remaining: order.quantity };
-    this.resting.set(order.orderId, { order, remaining: order.quantity, fillSeq: 0 });
+    this.rest({ order, remaining: order.quantity, fillSeq: 0 });
     return { orderId: order.orderId, status: "resting", fills: [], remaining: order.quantity };
   }
 
   cancel(orderId: string): ExecutionReport | undefined {
-    const r = this.resting.get(orderId);
+    const r = this.unrest(orderId);
     if (!r) return undefined;
-    this.resting.delete(orderId);
     return { orderId, status: "cancelled", fills: [], remaining: r.remaining };
   }
 
@@ -141,6 +155,10 @@ export class PaperExchange {
    */
   onBar(bar: Bar, gate: BarGate = OPEN_BAR): ExecutionReport[] {
     const reports: ExecutionReport[] = [];
+    if (!this.hasResting(bar.symbol)) {
+      this.last.set(bar.symbol, bar);
+      return reports;
+    }
     const low = D(bar.low);
     const high = D(bar.high);
     let volumeLeft = this.rules.participationBudget(D(bar.volume));
@@ -156,7 +174,7 @@ export class PaperExchange {
       gate.filled?.([fill]);
       const remaining = D(r.remaining).minus(qty);
       r.remaining = str(remaining);
-      if (remaining.lte(0)) this.resting.delete(r.order.orderId);
+      if (remaining.lte(0)) this.unrest(r.order.orderId);
       reports.push({ orderId: r.order.orderId, status: remaining.lte(0) ? "filled" : "partially_filled", fills: [fill], remaining: r.remaining });
     }
     this.last.set(bar.symbol, bar);

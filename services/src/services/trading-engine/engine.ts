@@ -154,7 +154,11 @@ export class TradingEngine {
         for (const c of commands) {
           if (c.kind === "execute") await this.execute(w, c.order);
           else if (c.kind === "cancel") await this.cancel(w, c.order);
-          else if (c.kind === "bars") for (const b of c.bars) await this.bar(w, b);
+          else if (c.kind === "bars")
+            for (const b of c.bars) {
+              const writing = this.bar(w, b);
+              if (writing) await writing; // a microtask turn per bar only for one that filled something
+            }
         }
         await data.saveLastBars(tx, [...w.newBars.values()]);
         // Live: the rows first (a record's cancel mark moves onto its row); a held order marked unrecorded keeps its record (the only held one still `sent`: adoptIfSent).
@@ -282,16 +286,21 @@ export class TradingEngine {
   }
 
   /** A closed bar: resting limits it crosses fill. Bars of a batch share one read and one write of te_last_bar. */
-  private async bar(w: BatchWork, bar: Bar): Promise<void> {
+  /** Feeds a bar to the book; a promise only when its fills are being written (a backfill's bars mostly fill nothing). */
+  private bar(w: BatchWork, bar: Bar): Promise<void> | undefined {
     const prev = w.lastOpenTime.get(bar.symbol);
-    if (prev !== undefined && prev >= bar.openTime) return; // old or duplicate bar
+    if (prev !== undefined && prev >= bar.openTime) return undefined; // old or duplicate bar
     const reports = this.exchange.onBar(bar, w.gate); // the gate is told of each fill as the bar makes it
-    if (reports.length > 0) {
-      await w.flush(); // the orders these reports update must be written first
+    const seen = () => {
+      w.lastOpenTime.set(bar.symbol, bar.openTime);
+      w.newBars.set(bar.symbol, bar);
+    };
+    if (reports.length === 0) return void seen();
+    return (async () => {
+      await w.flush(); // the orders these reports update must be written first (flush writes w.fills)
       await data.applyBarReports(w.tx, reports);
       w.fills.push(...reports.flatMap((r) => r.fills));
-    }
-    w.lastOpenTime.set(bar.symbol, bar.openTime);
-    w.newBars.set(bar.symbol, bar);
+      seen();
+    })();
   }
 }
