@@ -320,6 +320,12 @@ async function main() {
       const rows = async () => Number((await ch.query<{ n: string }>(`SELECT count() AS n FROM market_candles WHERE symbol = '${symbol}'`)).at(0)!.n);
       const before = await rows();
       console.log(`load average before the bars run (${format}): ${load()}`);
+      // Every process's CPU over the run: the engine reads every bar too (resting limits fill on bars).
+      const procs = [
+        ...services.map((p) => ({ name: p.name, cpu: () => cpuSeconds(p.pid) })),
+        ...Object.entries({ postgres, kafka, redis, clickhouse }).flatMap(([name, st]) => (st.pid === undefined ? [] : [{ name, cpu: () => treeCpuSeconds(st.pid!) }])),
+      ];
+      const cpu0 = procs.map((p) => p.cpu());
       const b0 = performance.now();
       let next = 0;
       await Promise.all(Array.from({ length: 4 }, async () => {
@@ -333,6 +339,7 @@ async function main() {
       const bDone = performance.now();
       console.log(`bars: ${count} bars as ${format} in bodies of ${batch} via data-bridge (Kafka market.candles + Dragonfly last price; its writer copies the topic into ClickHouse in TabSeparated INSERTs; focused bench: bench/bars.ts)`);
       console.log(`  accepted by data-bridge: ${(count / ((bPosted - b0) / 1000)).toFixed(0)} bars/s; in ClickHouse: ${(count / ((bDone - b0) / 1000)).toFixed(0)} bars/s`);
+      console.log(`  CPU ms per 1k bars: ${procs.map((p, i) => `${p.name} ${(((p.cpu() - cpu0[i]) * 1e6) / count).toFixed(1)}`).join(", ")}`);
     };
     if (BARS > 0) {
       await barsRun("BENCHUSDT", BARS, "series");

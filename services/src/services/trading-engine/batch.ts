@@ -6,7 +6,7 @@ import type { Counter } from "prom-client";
 import type { PoolClient } from "pg";
 import { executeWith, type CommitWith } from "../../kit/datastores/postgres";
 import { outboxInsert, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
-import type { ExecutionReport } from "../../trading/paperExchange";
+import type { ExecutionReport, PaperExchange } from "../../trading/paperExchange";
 import type { Bar, Fill, OrderRequest } from "../../trading/types";
 import * as data from "./data";
 import { OPEN_GATE, type FillGate } from "./halts";
@@ -56,6 +56,27 @@ export class BatchWork {
     /** Live: the orders an attempt that never committed may have sent to Binance, the unrecorded ones' outcome (te_live_sends). */
     readonly liveBefore?: LiveSendsBefore,
   ) {}
+
+  /**
+   * A closed bar fed to `book`: resting limits it crosses fill. The bars of a batch share one read and
+   * one write of te_last_bar. A promise only when fills are being written: a backfill's bars mostly
+   * fill nothing. (A method, not a closure per bar: under tsx, the benches' and dev's runner, each
+   * closure made costs a keepNames defineProperty.)
+   */
+  bar(book: PaperExchange, bar: Bar): Promise<void> | undefined {
+    const prev = this.lastOpenTime.get(bar.symbol);
+    if (prev !== undefined && prev >= bar.openTime) return undefined; // old or duplicate bar
+    const reports = book.onBar(bar, this.gate); // the gate is told of each fill as the bar makes it
+    this.lastOpenTime.set(bar.symbol, bar.openTime);
+    this.newBars.set(bar.symbol, bar);
+    return reports.length > 0 ? this.barFilled(reports) : undefined;
+  }
+
+  private async barFilled(reports: ExecutionReport[]): Promise<void> {
+    await this.flush(); // the orders these reports update must be written first (flush writes this.fills)
+    await data.applyBarReports(this.tx, reports);
+    this.fills.push(...reports.flatMap((r) => r.fills));
+  }
 
   /** Writes the orders and fills accumulated so far; only fills not recorded before produce events (their ids returned). */
   async flush(): Promise<Set<string>> {

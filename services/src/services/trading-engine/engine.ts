@@ -156,8 +156,8 @@ export class TradingEngine {
           else if (c.kind === "cancel") await this.cancel(w, c.order);
           else if (c.kind === "bars")
             for (const b of c.bars) {
-              const writing = this.bar(w, b);
-              if (writing) await writing; // a microtask turn per bar only for one that filled something
+              const writing = w.bar(this.exchange, b); // awaited only when it writes: a microtask turn per bar otherwise
+              if (writing) await writing;
             }
         }
         await data.saveLastBars(tx, [...w.newBars.values()]);
@@ -283,24 +283,5 @@ export class TradingEngine {
     });
     if (done.enqueued !== undefined) this.deps.relay.notify(done.enqueued);
     return done;
-  }
-
-  /** A closed bar: resting limits it crosses fill. Bars of a batch share one read and one write of te_last_bar. */
-  /** Feeds a bar to the book; a promise only when its fills are being written (a backfill's bars mostly fill nothing). */
-  private bar(w: BatchWork, bar: Bar): Promise<void> | undefined {
-    const prev = w.lastOpenTime.get(bar.symbol);
-    if (prev !== undefined && prev >= bar.openTime) return undefined; // old or duplicate bar
-    const reports = this.exchange.onBar(bar, w.gate); // the gate is told of each fill as the bar makes it
-    const seen = () => {
-      w.lastOpenTime.set(bar.symbol, bar.openTime);
-      w.newBars.set(bar.symbol, bar);
-    };
-    if (reports.length === 0) return void seen();
-    return (async () => {
-      await w.flush(); // the orders these reports update must be written first (flush writes w.fills)
-      await data.applyBarReports(w.tx, reports);
-      w.fills.push(...reports.flatMap((r) => r.fills));
-      seen();
-    })();
   }
 }
