@@ -24,6 +24,7 @@ import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { plantedBars } from "../helpers/planted-bars";
 import { ML_DIR, mlPython } from "../helpers/ml-python";
+import { ensureAccount } from "../helpers/accounts";
 import { http, waitUntil } from "../trading/e2e-helpers";
 
 const { available: withWeaviate } = weaviateAvailability();
@@ -99,6 +100,7 @@ beforeAll(async () => {
   redis = new Redis(env.DRAGONFLY_URL);
   db = new pg.Client({ connectionString: env.POSTGRES_URL });
   await db.connect();
+  await ensureAccount(db, user);
 
   const bridge = await start(dataBridge);
   urls.SERVICE_ORDER_MANAGEMENT_URL = await start(orderManagement);

@@ -5,7 +5,8 @@
  * behind places no order nor trips the loss stop, a buy still working counts against maxPosition,
  * only open orders are looked up, one user cannot keep more strategies than
  * ORCH_MAX_STRATEGIES_PER_USER (even with concurrent requests) and frees a place by deleting one,
- * a disabled or deleted strategy is never evaluated, a DELETE while an evaluation submits an order
+ * a disabled or deleted strategy is never evaluated, nor one whose owner's account an admin disabled
+ * or deleted, a DELETE while an evaluation submits an order
  * cancels that order too, creations honour an Idempotency-Key, and a submit answered a 5xx that
  * may follow its COMMIT is left for the recovery (which finds its order), not recorded as no order.
  */
@@ -18,8 +19,10 @@ import { pg, Redis } from "../harness";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { createService, type Service } from "../../services/src/kit";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
+import { OrchestratorStore } from "../../services/src/services/ai-orchestrator/store";
 import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
+import { ensureAccount } from "../helpers/accounts";
 
 const srv = useServers("postgres", "redis");
 const MAX_STRATEGIES = 3;
@@ -43,6 +46,7 @@ const peers: Server[] = [];
 let orch: Service;
 let mlUrl: string;
 let omUrl: string;
+let db: InstanceType<typeof pg.Pool>;
 
 async function peer(handle: (path: string, body: any) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>): Promise<string> {
   const server = createServer((req, res) => {
@@ -61,9 +65,8 @@ async function peer(handle: (path: string, body: any) => { status: number; body:
 }
 
 beforeAll(async () => {
-  const pool = new pg.Pool({ connectionString: srv.postgres.url });
-  await runPostgresMigrations(pool, { dir: POSTGRES_MIGRATIONS_DIR });
-  await pool.end();
+  db = new pg.Pool({ connectionString: srv.postgres.url });
+  await runPostgresMigrations(db, { dir: POSTGRES_MIGRATIONS_DIR });
   mlUrl = await peer(async (_path, body) => {
     await duringPredict();
     return predictStatus === 200 ? { status: 200, body: predictions(body.symbols) } : { status: predictStatus, body: { error: { code: "NO_PROMOTED_MODEL", message: "no model is promoted" } } };
@@ -101,9 +104,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await orch?.close();
   for (const s of peers) s.close();
+  await db?.end();
 });
 
-const who = () => ({ "x-user-id": randomUUID(), "x-user-role": "trader" });
+/** A trader with an active account. */
+const who = async () => {
+  const id = randomUUID();
+  await ensureAccount(db, id);
+  return { "x-user-id": id, "x-user-role": "trader" };
+};
 // Enabled (the scheduler is off: ORCH_TICK_MS 0): an evaluation is asked of an enabled strategy only.
 const body = { name: "s", symbols: ["AAAUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true };
 const create = (headers: Record<string, string>) => orch.app.inject({ method: "POST", url: "/strategies", headers, payload: body });
@@ -114,7 +123,7 @@ const prediction = (barTime: number, intervalMs: number | undefined) => (symbols
 
 describe("ai-orchestrator", () => {
   it("acts on a fresh prediction, and records a stale one as a skip without an order", async () => {
-    const headers = who();
+    const headers = await who();
     const id = (await create(headers)).json().strategyId;
     const evaluate = async () => {
       const r = await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers });
@@ -139,7 +148,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("a submit answered 5xx after order-management may have committed it is left for recovery, which finds the order; a deadline 503 is recorded as no order", async () => {
-    const headers = who();
+    const headers = await who();
     const id = (await create(headers)).json().strategyId;
     const evaluate = () => orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers });
     const decisions = async () => (await orch.app.inject({ method: "GET", url: `/strategies/${id}/decisions`, headers })).json().decisions as Array<Record<string, any>>;
@@ -200,7 +209,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("a buy still working counts against maxPosition: an evaluation before its fill orders nothing more", async () => {
-    const headers = who();
+    const headers = await who();
     const r = await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { ...body, orderQuantity: 1, maxPosition: 1 } });
     const id = r.json().strategyId;
     const evaluate = async () => (await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers })).json().decisions[0];
@@ -217,7 +226,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("a kill switch set while the prediction was computed applies to this evaluation's decisions", async () => {
-    const headers = who();
+    const headers = await who();
     const id = (await create(headers)).json().strategyId;
     const redis = new Redis(srv.env.DRAGONFLY_URL);
     predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
@@ -235,7 +244,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("an evaluation without predictions is recorded and waits everySeconds like any other", async () => {
-    const headers = who();
+    const headers = await who();
     const id = (await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { ...body, everySeconds: 3600 } })).json().strategyId;
     predictStatus = 409;
     try {
@@ -250,7 +259,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("caps the strategies one user keeps, concurrent requests included; other users are unaffected", async () => {
-    const headers = who();
+    const headers = await who();
     const codes = (await Promise.all(Array.from({ length: MAX_STRATEGIES + 3 }, () => create(headers)))).map((r) => r.statusCode);
     expect(codes.filter((c) => c === 201)).toHaveLength(MAX_STRATEGIES);
     expect(codes.filter((c) => c === 409)).toHaveLength(3);
@@ -258,18 +267,18 @@ describe("ai-orchestrator", () => {
     expect(over.statusCode).toBe(409);
     expect(over.json().error).toMatchObject({ code: "CONFLICT", message: `at most ${MAX_STRATEGIES} strategies per user (delete one: DELETE /strategies/:id)` });
     expect((await orch.app.inject({ url: "/strategies", headers })).json().strategies).toHaveLength(MAX_STRATEGIES);
-    expect((await create(who())).statusCode).toBe(201);
+    expect((await create(await who())).statusCode).toBe(201);
   });
 
   it("a user at the limit deletes a strategy to create another; a deleted one keeps its decisions and is never evaluated", async () => {
-    const headers = who();
+    const headers = await who();
     const ids: string[] = [];
     for (let i = 0; i < MAX_STRATEGIES; i++) ids.push((await create(headers)).json().strategyId);
     expect((await create(headers)).statusCode).toBe(409);
     predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
     const [decision] = (await orch.app.inject({ method: "POST", url: `/strategies/${ids[0]}/evaluate`, headers })).json().decisions;
     // Owner-only, admins included (the service has no admin view): another user's id is unknown.
-    for (const stranger of [who(), { ...who(), "x-user-role": "admin" }]) {
+    for (const stranger of [await who(), { ...(await who()), "x-user-role": "admin" }]) {
       expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${ids[0]}`, headers: stranger })).statusCode).toBe(404);
       expect((await orch.app.inject({ method: "PATCH", url: `/strategies/${ids[0]}`, headers: stranger, payload: { enabled: false } })).statusCode).toBe(404);
     }
@@ -312,7 +321,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("changes a strategy's settings, checked as at creation; symbols stay", async () => {
-    const headers = who();
+    const headers = await who();
     const id = (await create(headers)).json().strategyId;
     const patch = (payload: unknown, h = headers) => orch.app.inject({ method: "PATCH", url: `/strategies/${id}`, headers: h, payload: payload as object });
     const ok = await patch({ buyAbove: 0.7, sellBelow: 0.3, orderQuantity: 2, maxPosition: 4, stopLoss: 50, everySeconds: 30, minRegimeAgreement: 0.5, name: "renamed", enabled: false });
@@ -339,7 +348,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("a disabled strategy's evaluation is refused (409), and a disable during one stops its orders", async () => {
-    const headers = who();
+    const headers = await who();
     const id = (await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { ...body, enabled: false } })).json().strategyId;
     predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
     const before = orders.length;
@@ -360,8 +369,37 @@ describe("ai-orchestrator", () => {
     expect(orders.length).toBe(before);
   });
 
+  it("a strategy whose owner's account an admin disabled or deleted places no order: never due, and an evaluation (or the rest of one) skips", async () => {
+    const headers = await who();
+    const user = headers["x-user-id"];
+    const id = (await create(headers)).json().strategyId;
+    const store = new OrchestratorStore(orch.app.pg);
+    const due = async () => (await store.due(10_000)).some((s) => s.strategyId === id);
+    const evaluate = async () => (await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers })).json().decisions[0];
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    const before = orders.length;
+    expect(await due()).toBe(true);
+    // Disabled while the prediction is computed: the decision that follows places nothing.
+    duringPredict = () => db.query("UPDATE users SET disabled_at = now() WHERE id = $1", [user]);
+    try {
+      expect(await evaluate()).toMatchObject({ action: "skip", reason: "the owner's account disabled: no orders", orderId: null });
+    } finally {
+      duringPredict = async () => undefined;
+    }
+    await db.query("UPDATE ai_strategies SET last_evaluated_at = NULL WHERE strategy_id = $1", [id]);
+    expect(await due()).toBe(false);
+    expect(await evaluate()).toMatchObject({ action: "skip", reason: "the owner's account disabled: no orders", orderId: null });
+    await db.query("UPDATE users SET disabled_at = NULL WHERE id = $1", [user]);
+    await db.query("UPDATE ai_strategies SET last_evaluated_at = NULL WHERE strategy_id = $1", [id]);
+    expect(await due()).toBe(true);
+    await db.query("DELETE FROM users WHERE id = $1", [user]);
+    expect(await due()).toBe(false);
+    expect(await evaluate()).toMatchObject({ action: "skip", reason: "the owner's account deleted: no orders", orderId: null });
+    expect(orders.length).toBe(before);
+  });
+
   it("a DELETE while an evaluation submits an order waits for it, then cancels that order too", async () => {
-    const headers = who();
+    const headers = await who();
     const id = (await create(headers)).json().strategyId;
     predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
     let deletion: Promise<{ statusCode: number }> | undefined;
@@ -384,7 +422,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("creation under an Idempotency-Key: a retry answers the same strategy, another body is a 409 naming the key, concurrent ones make one", async () => {
-    const headers = who();
+    const headers = await who();
     const post = (key: string, payload: object = body, h: Record<string, string> = headers) =>
       orch.app.inject({ method: "POST", url: "/strategies", headers: { ...h, "idempotency-key": key }, payload });
     const first = await post("k-1");
@@ -399,7 +437,7 @@ describe("ai-orchestrator", () => {
     expect(other.json().error.message).toMatch(/^Idempotency-Key k-1 was used with a different request body/);
     expect((await post("bad key!")).json().error).toMatchObject({ code: "VALIDATION_ERROR", field: "idempotency-key" });
     // Keys are per user: another user's k-1 is a new strategy.
-    const stranger = await post("k-1", body, who());
+    const stranger = await post("k-1", body, await who());
     expect(stranger.statusCode).toBe(201);
     expect(stranger.json().strategyId).not.toBe(first.json().strategyId);
 
@@ -414,7 +452,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("asks order-management only about the strategy's orders not yet final", async () => {
-    const headers = who();
+    const headers = await who();
     const id = (await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { ...body, maxPosition: 100 } })).json().strategyId;
     predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
     const evaluate = async () => {
@@ -447,7 +485,7 @@ describe("ai-orchestrator", () => {
   });
 
   it("a stale prediction's close neither trips the loss stop nor lets the evaluation act", async () => {
-    const headers = who();
+    const headers = await who();
     const minute = Math.floor(Date.now() / 60_000) * 60_000;
     const quote = (bySymbol: Record<string, { barTime: number; close: number }>) => () => ({
       modelVersion: "lgbm-test", intervalMs: 60_000, hasEdge: true,

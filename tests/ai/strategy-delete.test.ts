@@ -32,6 +32,7 @@ import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { TOPICS } from "../../services/src/trading/events";
+import { ensureAccount } from "../helpers/accounts";
 import { http, sleep, waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "redis");
@@ -66,6 +67,7 @@ async function startOm(port = 0): Promise<void> {
 }
 
 const strategyOf = async (userId: string, maxPosition = 10) => {
+  await ensureAccount(pool, userId);
   const r = await orch.app.inject({
     method: "POST", url: "/strategies", headers: as(userId),
     payload: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition, stopLoss: 1e9, enabled: true },

@@ -120,10 +120,10 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     }
     const held = position.get(p.symbol) ?? 0;
     const tradingState = await stateNow();
-    // A disable or delete while this evaluation ran applies to its remaining decisions.
+    // A disable or delete (of the strategy, or of its owner's account by an admin) while this evaluation ran applies to its remaining decisions.
     const lifecycle = await deps.store.lifecycle(s.strategyId);
     const stale = stalePrediction(p.barTime, pr.body.intervalMs, deps.maxPredictionAgeBars);
-    const refusal = lifecycle !== "enabled" ? `strategy ${lifecycle} during the evaluation` : (stale ?? unjudged);
+    const refusal = lifecycle === "enabled" ? (stale ?? unjudged) : lifecycle.startsWith("account") ? `the owner's ${lifecycle}: no orders` : `strategy ${lifecycle} during the evaluation`;
     const d = refusal
       ? { action: "skip" as const, quantity: 0, reason: refusal }
       : decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, pending: pending.get(p.symbol), tradingState, strategyStopped: stopped });

@@ -115,8 +115,10 @@ const SELECT_DECISION = `SELECT decision_id AS "decisionId", strategy_id AS "str
 
 /** When a strategy is next due (NULL: never evaluated). */
 const DUE_AT = `(last_evaluated_at + every_seconds * interval '1 second')`;
-/** Whether it is due at $1: enabled, not deleted, its interval elapsed, and not before eval_retry_at (a failed evaluation's backoff, backoff.ts). */
-const IS_DUE = `enabled AND deleted_at IS NULL AND (last_evaluated_at IS NULL OR ${DUE_AT} <= $1) AND (eval_retry_at IS NULL OR eval_retry_at <= $1)`;
+/** `u` is the owner's account (user-management's users row, by primary key; a user id is a lower-case UUID): absent once deleted. */
+const OWNER = `u.id = CASE WHEN ai_strategies.user_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN ai_strategies.user_id::uuid END`;
+/** Whether it is due at $1: enabled, not deleted, its owner's account active (neither disabled nor deleted), its interval elapsed, and not before eval_retry_at (a failed evaluation's backoff, backoff.ts). */
+const IS_DUE = `enabled AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM users u WHERE ${OWNER} AND u.disabled_at IS NULL) AND (last_evaluated_at IS NULL OR ${DUE_AT} <= $1) AND (eval_retry_at IS NULL OR eval_retry_at <= $1)`;
 
 /** Key space of the per-user strategy-creation lock (first half of the two-int advisory lock key; "as"). */
 const STRATEGY_LOCK_SPACE = 0x6173;
@@ -201,14 +203,15 @@ export class OrchestratorStore {
     return rows[0] ? toStrategy(rows[0]) : undefined;
   }
 
-  /** Whether the strategy may still act: read right before each decision (a disable or delete during an evaluation applies to it). */
-  async lifecycle(strategyId: string): Promise<"enabled" | "disabled" | "deleted"> {
-    const { rows } = await this.pg.query<{ enabled: boolean; deleted: boolean }>(
-      `SELECT enabled, deleted_at IS NOT NULL AS deleted FROM ai_strategies WHERE strategy_id = $1`,
+  /** Whether the strategy may still act: read right before each decision (a disable or delete, of it or of its owner's account, during an evaluation applies to it). */
+  async lifecycle(strategyId: string): Promise<"enabled" | "disabled" | "deleted" | "account disabled" | "account deleted"> {
+    const { rows } = await this.pg.query<{ enabled: boolean; deleted: boolean; account: "active" | "disabled" | "deleted" }>(
+      `SELECT ai_strategies.enabled, ai_strategies.deleted_at IS NOT NULL AS deleted, CASE WHEN u.id IS NULL THEN 'deleted' WHEN u.disabled_at IS NOT NULL THEN 'disabled' ELSE 'active' END AS account
+         FROM ai_strategies LEFT JOIN users u ON ${OWNER} WHERE ai_strategies.strategy_id = $1`,
       [strategyId],
     );
     const r = rows[0];
-    return !r || r.deleted ? "deleted" : r.enabled ? "enabled" : "disabled";
+    return !r || r.deleted ? "deleted" : r.account !== "active" ? `account ${r.account}` : r.enabled ? "enabled" : "disabled";
   }
 
   async stop(strategyId: string, reason: string): Promise<void> {
