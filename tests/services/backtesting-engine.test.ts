@@ -105,6 +105,9 @@ describe("validation: 400 naming the field, nothing stored", () => {
     ["unknown field", { leverage: 100 }, "leverage"],
     ["a taker fee of 100 %", { execution: { takerFeeBps: "10000" } }, "execution.takerFeeBps"],
     ["a slippage cap of 100 % (sells at a negative price)", { execution: { maxSlippageBps: "20000" } }, "execution.maxSlippageBps"],
+    // Fill prices are rounded to the tick: a tick of 0 made every one NaN, and the run succeeded with no trade.
+    ["a tick size of 0", { execution: { tickSize: "0" } }, "execution.tickSize"],
+    ["a tick size of 0.00000000", { execution: { tickSize: "000.00000000" } }, "execution.tickSize"],
   ];
   for (const [name, patch, field] of cases)
     it(name, async () => {

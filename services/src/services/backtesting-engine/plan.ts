@@ -84,6 +84,8 @@ export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
   const total = barsPerSymbol * req.symbols.length;
   if (total > limits.maxBars) fail("period", `asks for ${total.toLocaleString("en")} bars (${req.symbols.length} symbols x ${barsPerSymbol.toLocaleString("en")}), more than the limit of ${limits.maxBars.toLocaleString("en")}`);
   const last = from + (barsPerSymbol - 1) * step;
+  // Fill prices are rounded to the tick: a tick of 0 made every one NaN, and the run "succeeded" without a single trade.
+  if (req.execution?.tickSize !== undefined && !(Number(req.execution.tickSize) > 0)) fail("execution.tickSize", "must be > 0 (fill prices are rounded to it)");
   if (req.sweep && req.walkForward) fail("walkForward", "cannot be combined with sweep (a walk-forward searches its own grid: walkForward.parameters)");
   if (req.sweep) {
     if (req.parameters) fail("parameters", "a sweep takes its values from sweep.parameters");
