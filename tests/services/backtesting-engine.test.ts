@@ -6,6 +6,8 @@
  * and rows of the dead attempt never read.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +17,7 @@ import { createService, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import backtestingEngine from "../../services/src/services/backtesting-engine";
 import { BarCache } from "../../services/src/services/backtesting-engine/bars";
+import { FAILED_ATTEMPT } from "../../services/src/services/backtesting-engine/worker";
 import { backtest, syntheticSeries } from "../../services/src/backtest";
 import { CLICKHOUSE_MIGRATIONS_DIR, POSTGRES_MIGRATIONS_DIR, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 
@@ -411,6 +414,30 @@ describe("a replica killed mid-job", () => {
       if (!closed) await replica.close();
     }
   }, 600_000);
+});
+
+describe("a job that fails for no fault of its input", () => {
+  it("is failed once its attempts are spent, and its answer names no datastore, address or driver message", async () => {
+    await stopWorkers();
+    // A replica whose ClickHouse is gone: every attempt's write of the curve fails.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const replica = await createService(backtestingEngine, { env: env({ BACKTEST_MAX_ATTEMPTS: "2", CLICKHOUSE_URL: `http://127.0.0.1:${port}` }), defaultMetrics: false });
+    try {
+      const sub = await replica.app.inject({ method: "POST", url: "/", headers, payload: synthetic });
+      expect(sub.statusCode, sub.body).toBe(202);
+      await replica.app.ready();
+      const done = await finished(sub.json().id);
+      expect(done.status).toBe("failed");
+      const r = await call("GET", `/${sub.json().id}/results`);
+      expect(r.body.jobs[0].error).toEqual({ code: "ATTEMPTS_EXHAUSTED", message: FAILED_ATTEMPT });
+      expect(r.text).not.toMatch(new RegExp(`ECONNREFUSED|127\\.0\\.0\\.1|:${port}|connect|ClickHouse`, "i"));
+    } finally {
+      await replica.close();
+    }
+  }, 300_000);
 });
 
 describe("cancelling a backtest", () => {

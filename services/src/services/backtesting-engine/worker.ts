@@ -98,7 +98,9 @@ export class JobWorker {
       } else {
         if (!(err instanceof ShutdownError)) this.log.warn({ err: { message: (err as Error).message }, run: job.runId, job: job.idx }, "job interrupted; giving it back");
         const stopping = err instanceof ShutdownError;
-        await this.queue.release(job, stopping ? "replica stopped" : (err as Error).message, stopping).catch(() => undefined);
+        // The reason is what the job's owner reads once its attempts are spent: never the error itself
+        // (a driver's message naming a datastore's address and port), which the warning above logs.
+        await this.queue.release(job, stopping ? "replica stopped" : FAILED_ATTEMPT, stopping).catch(() => undefined);
         outcome = "released";
       }
     }
@@ -109,3 +111,6 @@ export class JobWorker {
 }
 
 class ShutdownError extends Error {}
+
+/** What a job failed on a platform error reports (ATTEMPTS_EXHAUSTED once its last attempt failed so). */
+export const FAILED_ATTEMPT = "each attempt failed on an error of the platform (a datastore or a replica), not of the backtest's input: submit it again later";
