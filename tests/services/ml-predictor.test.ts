@@ -167,6 +167,10 @@ describe("ml-predictor", () => {
     expect(again.json().error.code).toBe("NO_PREVIOUS_MODEL");
     const events = (await svc.app.inject({ url: "/models/events", headers: trader })).json().events;
     expect(events.map((e: { action: string }) => e.action)).toEqual(["rolled_back", "promoted", "registered", "promoted", "registered"]);
+    // The admin's user id (who promoted, who rolled back) is for admins: a trader sees what happened, not who did it.
+    expect(events.filter((e: object) => "actor" in e)).toEqual([]);
+    const adminEvents = (await svc.app.inject({ url: "/models/events", headers: admin })).json().events;
+    expect(adminEvents[0]).toHaveProperty("actor");
   }, 600_000);
 
   it("never serves nor promotes a model trained on bars of another interval than ML_INTERVAL", async () => {

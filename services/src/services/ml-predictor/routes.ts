@@ -134,9 +134,11 @@ export function registerRoutes(
     requireIdentity(req);
     return { models: await registry.list(req.query.limit ?? 50) };
   });
-  ctx.app.get("/models/events", { schema: { response: { 200: ResponseObject({ events: Type.Array(ResponseObject({}, { description: "a promotion or rollback: version, action, reason, actor, at" })) }) } } }, async (req) => {
-    requireIdentity(req);
-    return { events: await registry.events() };
+  ctx.app.get("/models/events", { schema: { response: { 200: ResponseObject({ events: Type.Array(ResponseObject({}, { description: "a promotion or rollback: version, action, reason, at; actor (who did it) for an admin only" })) }) } } }, async (req) => {
+    const who = requireIdentity(req);
+    const events = await registry.events();
+    // Who promoted or rolled back is an admin's user id: a trader reading the model history needs the what, not the who.
+    return { events: who.role === "admin" ? events : events.map(({ actor: _actor, ...e }) => e) };
   });
   ctx.app.get("/models/:version", { schema: { params: Version, response: { 200: ModelOut } } }, async (req) => {
     requireIdentity(req);
