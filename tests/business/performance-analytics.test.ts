@@ -217,6 +217,8 @@ describe("performance-analytics", () => {
     expect(badFull.statusCode).toBe(400);
     expect(badFull.json().error.field).toBe("full");
     expect((await svc.app.inject({ method: "GET", url: "/", headers: trader })).json()).toMatchObject({ total: null, strategies: [] });
+    // The series of the labels beyond PERF_MAX_STRATEGIES_PER_USER is asked by its name (none here: empty).
+    expect((await svc.app.inject({ method: "GET", url: "/daily?strategy=~other", headers: trader })).json()).toMatchObject({ strategy: "~other", daily: [] });
   });
 
   it("domain: strategy prefixes, no fills, flat returns", () => {

@@ -1,6 +1,6 @@
 /** performance-analytics data access: ClickHouse pa_fills, pa_order_strategies, pa_daily, market_candles. */
 import type { ClickHouseKitClient } from "../../kit";
-import { dayOf, type DailyPoint, type DayFlow, type PerfFill } from "./domain";
+import { dayOf, MAX_STRATEGIES_PER_USER, OTHER, type DailyPoint, type DayFlow, type PerfFill } from "./domain";
 
 const chTime = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
 
@@ -37,23 +37,41 @@ export class PerformanceStore {
   /**
    * The users' fills (deduplicated by FINAL) summed per strategy, symbol and UTC day, with the day's
    * last fill price: one row per (user, strategy, symbol, day) whatever the number of fills. A fill
-   * whose order event has not arrived yet counts as 'manual'.
+   * whose order event has not arrived yet counts as 'manual'. A user's strategies beyond the first
+   * `maxStrategies` by first fill (ties by name) are summed as one, OTHER.
+   *
+   * The bound is applied here, in ClickHouse, not after the query nor at ingestion: folding the rows
+   * once they are read would still have ClickHouse build and send strategies x symbols x days rows,
+   * and a label is free to invent (any client order id prefix, 50 orders/s), so the rows, the curves
+   * and the pa_daily rows of every pass grew with the labels. Here what a label costs is one row of
+   * the ranking (as a fill costs one row of the scan every pass reads anyway), and what leaves
+   * ClickHouse is at most maxStrategies + 1 series per user. Ingestion could not rank by first fill
+   * (an order event comes before its fills, and consumers of several partitions would race over who
+   * is first). 18.16 has no window functions: the ranking is ORDER BY ... LIMIT n BY user_id, and a
+   * fill's series is its label when (user, label) is IN it, so the fills are read twice.
    */
-  async dayFlows(users: string[]): Promise<UserFlow[]> {
+  async dayFlows(users: string[], maxStrategies = MAX_STRATEGIES_PER_USER): Promise<UserFlow[]> {
     if (!users.length) return [];
-    const rows = await this.ch.query<{ user_id: string; strat: string; symbol: string; day_num: string; qty: number; cash: number; fees: number; trades: string; last_price: number; last_ts: string; last_fill: string }>(
-      `SELECT user_id, if(empty(strategy), 'manual', strategy) AS strat, symbol, toString(intDiv(ts_ms, 86400000)) AS day_num,
+    const labelled = `SELECT user_id, fill_id, symbol, side, quantity, price, fee, ts_ms, if(empty(strategy), 'manual', strategy) AS strat
+         FROM (SELECT user_id, fill_id, order_id, symbol, side, quantity, price, fee, ts_ms FROM pa_fills FINAL WHERE has({users:Array(String)}, user_id))
+         ANY LEFT JOIN (SELECT order_id, strategy FROM pa_order_strategies FINAL WHERE has({users:Array(String)}, user_id)) USING order_id`;
+    const rows = await this.ch.query<{ user_id: string; series: string; symbol: string; day_num: string; qty: number; cash: number; fees: number; trades: string; last_price: number; last_ts: string; last_fill: string }>(
+      `SELECT user_id, series, symbol, toString(intDiv(ts_ms, 86400000)) AS day_num,
               sum(if(side = 'sell', -quantity, quantity)) AS qty, sum(if(side = 'sell', quantity, -quantity) * price - fee) AS cash,
               sum(fee) AS fees, toString(count()) AS trades,
               argMax(price, (ts_ms, fill_id)) AS last_price, toString(max(ts_ms)) AS last_ts, argMax(fill_id, (ts_ms, fill_id)) AS last_fill
-         FROM (SELECT user_id, fill_id, order_id, symbol, side, quantity, price, fee, ts_ms FROM pa_fills FINAL WHERE has({users:Array(String)}, user_id))
-         ANY LEFT JOIN (SELECT order_id, strategy FROM pa_order_strategies FINAL WHERE has({users:Array(String)}, user_id)) USING order_id
-        GROUP BY user_id, strat, symbol, day_num`,
-      { users },
+         FROM (SELECT user_id, fill_id, symbol, side, quantity, price, fee, ts_ms,
+                      if((user_id, strat) IN (
+                           SELECT user_id, strat FROM (SELECT user_id, strat, min(ts_ms) AS first_ts FROM (${labelled}) GROUP BY user_id, strat)
+                            ORDER BY user_id, first_ts, strat LIMIT {maxStrategies:UInt32} BY user_id),
+                         strat, {other:String}) AS series
+                 FROM (${labelled}))
+        GROUP BY user_id, series, symbol, day_num`,
+      { users, maxStrategies, other: OTHER },
     );
     return rows.map((r) => ({
       userId: r.user_id,
-      strategy: r.strat,
+      strategy: r.series,
       day: dayOf(Number(r.day_num) * DAY_MS),
       symbol: r.symbol,
       quantity: r.qty,

@@ -17,9 +17,10 @@
  * The version of the figures' definition above (dailyCurveOf and what it stores per day): raise it
  * with any change to how a stored figure is computed. The rollup records it with each pass; a pass
  * finding the last one computed under a lower version rebuilds every user, once (rollup.ts). 1 is
- * the definition of the releases before it was versioned.
+ * the definition of the releases before it was versioned; 2 folds a user's labels beyond the first
+ * PERF_MAX_STRATEGIES_PER_USER into one series, OTHER (data.ts dayFlows).
  */
-export const FIGURES_VERSION = 1;
+export const FIGURES_VERSION = 2;
 
 export interface PerfFill { fillId: string; symbol: string; side: "buy" | "sell"; quantity: number; price: number; fee: number; tsMs: number }
 
@@ -45,6 +46,17 @@ export interface Summary {
 const DAY_MS = 86_400_000;
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 const round = (x: number, dp = 10) => Math.round(x * 10 ** dp) / 10 ** dp;
+
+/**
+ * The default bound on a user's strategy series (PERF_MAX_STRATEGIES_PER_USER): a user's labels keep
+ * a series of their own in the order of their first fill (ties by name); the later ones share OTHER.
+ * "manual" is ranked like any label. A label first filled later never displaces a kept one; a fill
+ * whose order event is late counts as manual until it arrives, and a late fill earlier than a label's
+ * first moves that label up: the next pass of that user ranks again (its inputs changed).
+ */
+export const MAX_STRATEGIES_PER_USER = 20;
+/** The series of a user's labels beyond the bound: `~` is in no label (strategyOf), so no label is named this. */
+export const OTHER = "~other";
 
 /** Strategy of an order from its client order id: `<strategy>:<anything>`, else "manual". */
 export function strategyOf(clientOrderId: string | null | undefined): string {

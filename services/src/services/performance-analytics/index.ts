@@ -13,7 +13,7 @@ import { defineService, Type } from "../../kit";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { PerformanceStore, type FillRow } from "./data";
-import { strategyOf } from "./domain";
+import { MAX_STRATEGIES_PER_USER, strategyOf } from "./domain";
 import { rollupLeadership } from "./leader";
 import { MAX_OVERLAP_SECONDS } from "./retention";
 import { runRollup, type RollupResult } from "./rollup";
@@ -29,6 +29,7 @@ export default defineService({
     PERF_PRICE_TIMEFRAME: Type.String({ default: "1m", pattern: "^\\d+[smhdw]$", description: "market_candles timeframe whose last close of a UTC day is that day's close" }),
     PERF_ROLLUP_INTERVAL_MS: Type.Integer({ default: 300_000, minimum: 0, description: "0 disables the schedule (POST /rollup still runs it)" }),
     PERF_ROLLUP_PAGE_USERS: Type.Integer({ default: 200, minimum: 1, maximum: 10_000, description: "users whose day flows the rollup holds at once (memory bound)" }),
+    PERF_MAX_STRATEGIES_PER_USER: Type.Integer({ default: MAX_STRATEGIES_PER_USER, minimum: 1, maximum: 1000, description: "strategy series per user: the labels beyond the first this many (by first fill) share one series, \"~other\"" }),
     PERF_ROLLUP_OVERLAP_S: Type.Integer({ default: 60, minimum: 0, maximum: MAX_OVERLAP_SECONDS, description: "inputs inserted this long before the last pass's start count as new again (inserts in flight then)" }),
   },
   async register(ctx) {
@@ -49,7 +50,7 @@ export default defineService({
         await before;
         return runRollup(store, {
           capital: c.PERF_CAPITAL_BASE, timeframe: c.PERF_PRICE_TIMEFRAME, pageUsers: c.PERF_ROLLUP_PAGE_USERS, holds: leadership.holds,
-          name: rollupGroup, watermarks, full, overlapSeconds: c.PERF_ROLLUP_OVERLAP_S, log: ctx.log,
+          name: rollupGroup, watermarks, full, overlapSeconds: c.PERF_ROLLUP_OVERLAP_S, maxStrategies: c.PERF_MAX_STRATEGIES_PER_USER, log: ctx.log,
         });
       })().finally(() => {
         if (running?.pass === pass) running = undefined;

@@ -16,7 +16,8 @@
  *
  * Memory does not grow with the number of fills: users are taken `pageUsers` at a time in id order
  * (keyset pagination), and ClickHouse sums their fills per strategy, symbol and day (DayFlow), so a
- * page holds at most pageUsers x strategies x symbols x days flows plus the closes of those symbols.
+ * page holds at most pageUsers x strategies x symbols x days flows plus the closes of those symbols;
+ * strategies are at most maxStrategies + 1 per user (the later labels share one series, data.ts).
  * The figures' definition is versioned (FIGURES_VERSION, domain.ts) and recorded with each pass: a
  * pass whose last completed watermark was computed under another version rebuilds every user, once,
  * and says so (log, result `reason`). During a rolling deploy replicas of two releases may lead in
@@ -34,7 +35,7 @@
  */
 import { randomInt } from "node:crypto";
 import type { PerformanceStore, UserFlow } from "./data";
-import { dailyCurveOf, dayOf, FIGURES_VERSION, mergeFlows, type DailyPoint, type DayFlow } from "./domain";
+import { dailyCurveOf, dayOf, FIGURES_VERSION, MAX_STRATEGIES_PER_USER, mergeFlows, type DailyPoint, type DayFlow } from "./domain";
 import { INCREMENTAL_WITHIN_SECONDS } from "./retention";
 import type { RollupWatermarks } from "./watermark";
 
@@ -89,6 +90,8 @@ export interface RollupOptions {
   full?: boolean;
   /** Seconds before the watermark whose inserts count as new again (inserts still in flight at the last pass's start). */
   overlapSeconds?: number;
+  /** A user's strategy series beyond this many, by first fill, are summed as one (PERF_MAX_STRATEGIES_PER_USER). */
+  maxStrategies?: number;
   /** The figures version this release computes (FIGURES_VERSION; another value only where a test plays another release). */
   figures?: number;
   log?: RollupLog;
@@ -99,7 +102,11 @@ export async function runRollup(store: PerformanceStore, o: RollupOptions): Prom
   if (!holds()) return { ran: false, users: 0, groups: 0, points: 0 };
   const pageUsers = o.pageUsers ?? 200;
   const today = dayOf((o.now ?? new Date()).getTime());
-  const params = `capital=${o.capital};timeframe=${o.timeframe}`;
+  const maxStrategies = o.maxStrategies ?? MAX_STRATEGIES_PER_USER;
+  // Another bound regroups the series: a full pass. Named only when not the default, so the params of
+  // the default setting are those the watermarks already hold (the release introducing the bound
+  // rebuilds every user anyway: it raised FIGURES_VERSION).
+  const params = `capital=${o.capital};timeframe=${o.timeframe}${maxStrategies === MAX_STRATEGIES_PER_USER ? "" : `;strategies=${maxStrategies}`}`;
   const figures = o.figures ?? FIGURES_VERSION;
   // Read before any input: whatever is inserted from here on is new to the next pass. Read before the
   // figures versions too: a newer release's claim after this read gets a greater version (below).
@@ -147,7 +154,7 @@ export async function runRollup(store: PerformanceStore, o: RollupOptions): Prom
     if (!page.length) break;
     await superseded();
     after = page[page.length - 1];
-    const computed = await rollupPage(store, await store.dayFlows(page), { ...o, today });
+    const computed = await rollupPage(store, await store.dayFlows(page, maxStrategies), { ...o, today });
     for (const [userId, series] of computed.byUser) {
       if (!holds()) throw new RollupLeadershipLost();
       await store.writeDaily(userId, series, version);

@@ -1,7 +1,9 @@
 /**
  * performance-analytics HTTP (/api/performance behind the gateway).
  *   GET  /                      the caller's summary: overall and per strategy
- *   GET  /daily?strategy=       the caller's daily series (strategy "*" = overall, the default)
+ *   GET  /daily?strategy=       the caller's daily series (strategy "*" = overall, the default; "~other" =
+ *                               the labels beyond the caller's first PERF_MAX_STRATEGIES_PER_USER, summed;
+ *                               such a label has no series of its own: its daily is empty)
  *   GET  /users/:userId         a user's summary (admin)
  *   POST /rollup?full=         run the rollup now (admin; it also runs every PERF_ROLLUP_INTERVAL_MS):
  *                               the users changed since its watermark, every user with full=true;
@@ -34,7 +36,7 @@ export function registerRoutes(app: App, o: { store: PerformanceStore; capital: 
 
   app.get("/", { schema: { response: { 200: PerformanceOut } } }, async (req) => summary(requireIdentity(req).userId));
 
-  app.get("/daily", { schema: { querystring: Type.Object({ strategy: Type.String({ pattern: "^(\\*|[A-Za-z0-9_-]{1,32})$", default: TOTAL }) }, { additionalProperties: false }), response: { 200: ResponseObject({ userId: Type.String(), strategy: Type.String(), daily: Type.Array(DayOut) }) } } }, async (req) => {
+  app.get("/daily", { schema: { querystring: Type.Object({ strategy: Type.String({ pattern: "^(\\*|~other|[A-Za-z0-9_-]{1,32})$", default: TOTAL }) }, { additionalProperties: false }), response: { 200: ResponseObject({ userId: Type.String(), strategy: Type.String(), daily: Type.Array(DayOut) }) } } }, async (req) => {
     const who = requireIdentity(req);
     const series = await o.store.daily(who.userId, req.query.strategy);
     return { userId: who.userId, strategy: req.query.strategy, daily: series.get(req.query.strategy) ?? [] };
