@@ -80,7 +80,12 @@ export class Invoicing {
   }
 
   /** One charge attempt, to the user's current payment method; the outcome arrives on payments.events. */
-  async charge(inv: InvoiceRow): Promise<void> {
+  async charge(attempted: InvoiceRow): Promise<void> {
+    // `attempted` was read earlier (the cycle charges its list one HTTP call after another): an
+    // invoice voided since (its user cancelled) or attempted since is not charged from that copy.
+    // Before, the card was charged for a void invoice and the payment only logged.
+    const inv = await this.repo.invoice(attempted.invoice_id);
+    if (!inv || inv.status !== "open" || inv.attempts !== attempted.attempts) return;
     // The invoice's subscription exists (a foreign key): so does a payment method of its user.
     const paymentMethod = (await this.repo.currentPaymentMethod(inv.user_id))!;
     try {
