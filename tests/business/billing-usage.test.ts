@@ -310,6 +310,26 @@ describe("subscription lifecycle through the gateway", () => {
     expect([cu.status, cu.body.status]).toEqual([200, "canceled"]);
   }, 180_000);
 
+  it("a charge that completes after its invoice was voided (cancelled while it was processing) is refunded", async () => {
+    // Before, the payment for the void invoice was only logged ("refund it"): the card was charged
+    // for a subscription that had ended, though the voided notice says nothing more will be charged.
+    const userId = randomUUID();
+    const tok = await token(userId);
+    const s = await api("POST", "/billing/subscriptions", tok, { planId: `basic-${run}`, paymentMethod: await card(tok) });
+    expect(s.status).toBe(201);
+    await waitUntil("charge processing", async () => [...fake.intents.values()].find((i) => i.metadata.user_id === userId && i.status === "processing"));
+    const c = await api("POST", `/billing/subscriptions/${s.body.id}/cancel`, tok, { atPeriodEnd: false });
+    expect([c.status, c.body.status]).toEqual([200, "canceled"]);
+    expect((await invoices(tok))[0]).toMatchObject({ status: "void", amountDue: 1000 });
+    await fake.settle((i) => i.metadata.user_id === userId);
+    const intent = await waitUntil("payment refunded", async () => {
+      const [i] = (await api("GET", "/payments/intents", tok)).body.intents;
+      return i?.status === "succeeded" && i.refunded === 1000 ? i : undefined;
+    }, 90_000);
+    expect(intent.amount).toBe(1000);
+    expect((await invoices(tok))[0].status).toBe("void");
+  }, 180_000);
+
   it("a payment event naming an invoice settles it only if it is the invoice's charge (payer, amount, currency)", async () => {
     const userId = randomUUID();
     const tok = await token(userId);

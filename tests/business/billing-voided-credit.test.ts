@@ -80,3 +80,34 @@ describe("an invoice voided after consuming credit", () => {
     expect(subs).toEqual([{ status: "canceled", credit_balance: "0" }, { status: "active", credit_balance: "0" }]);
   });
 });
+
+describe("a payment that completes for an invoice no longer open", () => {
+  const succeeded = (userId: string, invoiceId: string, amount: number, intentId = randomUUID()) => ({
+    eventId: `${intentId}:payment.succeeded`, type: "payment.succeeded" as const, intentId, userId, amount, currency: "usd", reference: `invoice:${invoiceId}`, failureCode: null, ts: Date.now(),
+  });
+
+  it("is refunded when the invoice was voided (its charge completed after the user cancelled), once", async () => {
+    const { userId, id, renewal } = await renewalOpenWithCredit(BASIC);
+    await rig.billing.cancel(userId, id, false);
+    const ev = succeeded(userId, renewal.invoice_id, 400);
+    await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, ev));
+    await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, ev)); // redelivered
+    expect(rig.refunds.filter((r) => r.intentId === ev.intentId)).toEqual([{ intentId: ev.intentId, amount: 400n, idempotencyKey: `invoice-refund-${renewal.invoice_id}-${ev.intentId}` }]);
+    expect((await invoicesOf(rig.client, userId))[1].status).toBe("void");
+  });
+
+  it("is refunded when the invoice was paid by another payment; an uncollectible one is left to an operator", async () => {
+    const { userId, renewal } = await renewalOpenWithCredit(BASIC);
+    await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, succeeded(userId, renewal.invoice_id, 400)));
+    expect((await invoicesOf(rig.client, userId))[1].status).toBe("paid");
+    const twice = succeeded(userId, renewal.invoice_id, 400);
+    await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, twice));
+    expect(rig.refunds.filter((r) => r.intentId === twice.intentId)).toHaveLength(1);
+
+    const other = await renewalOpenWithCredit(BASIC);
+    await rig.client.pool.query("UPDATE bil_invoices SET status = 'uncollectible' WHERE invoice_id = $1", [other.renewal.invoice_id]);
+    const late = succeeded(other.userId, other.renewal.invoice_id, 400);
+    await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, late));
+    expect(rig.refunds.filter((r) => r.intentId === late.intentId)).toEqual([]);
+  });
+});

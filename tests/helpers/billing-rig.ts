@@ -27,6 +27,8 @@ export interface BillingRig {
   notSaved: Set<string>;
   /** Every charge request, in order. */
   charges: { userId: string; amount: bigint; idempotencyKey: string; paymentMethod: string }[];
+  /** Every refund request, in order (each refunded). */
+  refunds: { intentId: string; amount: bigint; idempotencyKey: string }[];
   /** Records `n` metered units of the user at `at`. */
   use(userId: string, n: number, at: Date): void;
   warnings: unknown[];
@@ -38,6 +40,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
   const answer = new Map<string, ChargeAnswer>();
   const notSaved = new Set<string>();
   const charges: BillingRig["charges"] = [];
+  const refunds: BillingRig["refunds"] = [];
   const usage: { userId: string; at: number; n: number }[] = [];
   const log = { info() {}, debug() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a) };
   let billing: Billing;
@@ -47,6 +50,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
   const payments: PaymentGateway = {
     // Saved unless a test says not: payment-service's check is tested against it (tests/business/payment-methods.test.ts).
     isSaved: async (_userId, paymentMethod) => !notSaved.has(paymentMethod),
+    refund: async (p) => void refunds.push({ intentId: p.intentId, amount: p.amount, idempotencyKey: p.idempotencyKey }),
     async charge(p) {
       charges.push({ userId: p.userId, amount: p.amount, idempotencyKey: p.idempotencyKey, paymentMethod: p.paymentMethod });
       const a = answer.get(p.userId) ?? "pay";
@@ -64,7 +68,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
     },
   };
   billing = new Billing(repo, payments, units, log as never, { retryAfterDays: [1, 3, 5] }, () => undefined);
-  return { billing, repo, answer, notSaved, charges, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
+  return { billing, repo, answer, notSaved, charges, refunds, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
 }
 
 /** A billing rig and the PostgreSQL client it runs on. */
@@ -101,6 +105,7 @@ export function useBillingRig(plans: Plan[]): BillingRigOnPostgres {
     get answer() { return rig().answer; },
     get notSaved() { return rig().notSaved; },
     get charges() { return rig().charges; },
+    get refunds() { return rig().refunds; },
     get warnings() { return rig().warnings; },
     get client() { return rig().client; },
     use: (userId, n, at) => rig().use(userId, n, at),

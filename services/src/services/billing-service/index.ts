@@ -8,6 +8,7 @@
  */
 import { defineService, envList, HttpError, Type, type ServiceContext } from "../../kit";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
+import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
@@ -30,6 +31,24 @@ function paymentGateway(ctx: ServiceContext): PaymentGateway {
       if (refusesCharge(r.status, code)) throw new ChargeRefusedError(code ?? String(r.status), `payment-service refused the charge: ${r.status} ${code ?? ""} ${r.body.error?.message ?? ""}`);
       if (r.status !== 200 && r.status !== 201) throw new Error(`payment-service answered ${r.status} ${code ?? ""}`);
       return { intentId: r.body.id, status: r.body.status };
+    },
+    async refund(p) {
+      let r;
+      try {
+        r = await ctx.peers.call<{ error?: { code: string; message: string } }>("payment-service", `/internal/intents/${encodeURIComponent(p.intentId)}/refunds`, {
+          method: "POST",
+          headers: { "idempotency-key": p.idempotencyKey },
+          body: { amount: Number(p.amount), reason: p.reason },
+          timeoutMs: 30_000,
+        });
+      } catch (err) {
+        throw new HandlerUnavailableError(`payment-service did not answer a refund: ${(err as Error).message}`, { cause: err });
+      }
+      const code = r.body.error?.code;
+      if (r.status === 200) return;
+      if (refusesCharge(r.status, code)) throw new ChargeRefusedError(code ?? String(r.status), `payment-service refused the refund: ${r.status} ${code ?? ""} ${r.body.error?.message ?? ""}`);
+      // Not refunded yet (payment-service or its processor unavailable, the key in use): the event is retried.
+      throw new HandlerUnavailableError(`payment-service answered ${r.status} ${code ?? ""} to a refund`);
     },
     async isSaved(userId, paymentMethod) {
       const r = await ctx.peers.call("payment-service", `/internal/payment-methods/${encodeURIComponent(paymentMethod)}?${new URLSearchParams({ userId })}`, { timeoutMs: 10_000 });

@@ -24,9 +24,15 @@ export interface PaymentGateway {
   charge(p: { userId: string; amount: bigint; currency: string; paymentMethod: string; reference: string; idempotencyKey: string; description: string }): Promise<{ intentId: string; status: string }>;
   /** Whether `paymentMethod` is saved to `userId` at payment-service (only such a method is ever charged). */
   isSaved(userId: string, paymentMethod: string): Promise<boolean>;
+  /**
+   * Asks payment-service to refund `amount` of the intent; resolves once refunded. Throws
+   * ChargeRefusedError when payment-service refused it for good, any other error when it may be
+   * retried as it is (the idempotency key makes a retry refund once).
+   */
+  refund(p: { intentId: string; amount: bigint; idempotencyKey: string; reason: string }): Promise<void>;
 }
 
-/** payment-service refused a charge request for good: the attempt has failed. */
+/** payment-service refused a charge (or refund) request for good: the attempt has failed. */
 export class ChargeRefusedError extends Error {
   constructor(
     readonly code: string,
@@ -139,7 +145,7 @@ export class Invoicing {
       return false;
     }
     if (inv.status !== "open") {
-      if (ev.type === "payment.succeeded") this.log.warn({ ...fields, invoiceStatus: inv.status }, "payment for an invoice that is no longer open: refund it");
+      if (ev.type === "payment.succeeded") await this.giveBack(inv, ev);
       return false;
     }
     if (ev.type === "payment.succeeded") {
@@ -151,6 +157,29 @@ export class Invoicing {
     }
     await this.failedAttempt(c, inv, new Date(ev.ts));
     return true;
+  }
+
+  /**
+   * A payment that completed for an invoice no longer open. Voided (its subscription ended while the
+   * charge was processing) or paid by another payment, nothing is owed for it: the payment is
+   * refunded (before, it was only logged, and the card stayed charged for a subscription that had
+   * ended). Uncollectible, the debt was real: left to an operator. Called within the event's
+   * transaction: a refund that fails for now fails the event, retried with the same key.
+   */
+  private async giveBack(inv: InvoiceRow, ev: PaymentEventMsg): Promise<void> {
+    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, invoiceStatus: inv.status };
+    if (inv.status === "uncollectible" || (inv.status === "paid" && inv.last_payment_id === ev.intentId)) {
+      this.log.warn(fields, "payment for an invoice that is no longer open: left to an operator");
+      return;
+    }
+    try {
+      const reason = `invoice ${inv.invoice_id} is ${inv.status === "void" ? "void" : "paid already"}: nothing is owed for it`;
+      await this.payments.refund({ intentId: ev.intentId, amount: BigInt(inv.amount_due), idempotencyKey: `invoice-refund-${inv.invoice_id}-${ev.intentId}`, reason });
+      this.log.info(fields, "payment for an invoice that is no longer open refunded");
+    } catch (err) {
+      if (!(err instanceof ChargeRefusedError)) throw err;
+      this.log.warn({ ...fields, code: err.code, err: { message: err.message } }, "payment for an invoice that is no longer open: refund refused by payment-service; left to an operator");
+    }
   }
 
   /** Attempt `inv.attempts + 1` of the invoice (locked, open) failed at `at`: dunning's next step. */

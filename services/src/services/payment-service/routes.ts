@@ -9,6 +9,8 @@
  *   POST /reconcile               one reconciliation pass now, admin
  *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept)
  *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
+ *   POST /internal/intents/:id/refunds  { amount?, reason? } + Idempotency-Key: billing-service refunds a
+ *                                 payment for an invoice it no longer collects (never proxied)
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { type App, HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type, UserIdSchema } from "../../kit";
@@ -32,6 +34,7 @@ const IntentFields = {
 const IntentBody = Type.Object(IntentFields, { additionalProperties: false });
 const InternalIntentBody = Type.Object({ ...IntentFields, userId: UserIdSchema }, { additionalProperties: false });
 const IdParams = Type.Object({ id: Type.String({ format: "uuid" }) });
+const RefundBody = Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 })), reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false });
 
 function idempotencyKey(req: FastifyRequest): string {
   const k = idempotencyKeyOf(req.headers["idempotency-key"]);
@@ -87,15 +90,14 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
     return intentView(row);
   });
 
-  app.post(
-    "/intents/:id/refunds",
-    { schema: { params: IdParams, body: Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 })), reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false }), response: { 200: IntentOut } } },
-    async (req) => {
-      requireIdentity(req, "admin");
-      const amount = req.body.amount === undefined ? undefined : parseMinor(req.body.amount, "amount", 1n);
-      return intentView(await payments.refund(req.params.id, idempotencyKey(req), amount, req.body.reason ?? null));
-    },
-  );
+  const refund = (req: FastifyRequest, p: { id: string }, b: { amount?: number; reason?: string }) =>
+    payments.refund(p.id, idempotencyKey(req), b.amount === undefined ? undefined : parseMinor(b.amount, "amount", 1n), b.reason ?? null);
+  app.post("/intents/:id/refunds", { schema: { params: IdParams, body: RefundBody, response: { 200: IntentOut } } }, async (req) => {
+    requireIdentity(req, "admin");
+    return intentView(await refund(req, req.params, req.body));
+  });
+  // billing-service gives back a payment for an invoice it no longer collects (voided meanwhile).
+  app.post("/internal/intents/:id/refunds", { schema: { params: IdParams, body: RefundBody, response: { 200: IntentOut } } }, async (req) => intentView(await refund(req, req.params, req.body)));
 
   app.get("/ledger", { schema: { querystring: Type.Object({ account: Type.Optional(Type.String({ pattern: "^[a-z]+:[A-Za-z0-9._:@-]{0,128}$" })) }), response: { 200: LedgerOut } } }, async (req) => {
     requireIdentity(req, "admin");
