@@ -14,7 +14,9 @@ const run = randomBytes(3).toString("hex");
 const BASIC = `basic-${run}`;
 /** 5 requests included, then 1.00 per started block of 5: 60 requests cost 11 blocks. */
 const METERED = `metered-${run}`;
-const rig = useBillingRig([plan(BASIC, 1000), plan(METERED, 1000, { included: 5, blockSize: 5, blockAmount: 100 })]);
+/** A plan in yen (no minor unit): 1000 yen is about 6.70 dollars, not 10.00. */
+const YEN = `yen-${run}`;
+const rig = useBillingRig([plan(BASIC, 1000), plan(METERED, 1000, { included: 5, blockSize: 5, blockAmount: 100 }), { ...plan(YEN, 1000), currency: "jpy" }]);
 
 /**
  * A subscription to `planId` with 600 of credit, whose renewal (1000: 600 from credit, 400 to pay)
@@ -78,6 +80,24 @@ describe("an invoice voided after consuming credit", () => {
     expect(invoices[2]).toMatchObject({ status: "paid", subtotal: 1000, creditApplied: 600, amountDue: 400 });
     const subs = (await rig.client.pool.query("SELECT status, credit_balance FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at", [userId])).rows;
     expect(subs).toEqual([{ status: "canceled", credit_balance: "0" }, { status: "active", credit_balance: "0" }]);
+  });
+});
+
+describe("credit left on ended subscriptions", () => {
+  it("is taken only by a new subscription in its currency: 900 yen of credit is not 900 cents", async () => {
+    // Before, a subscription took the credit of every ended one as a number, whatever its currency:
+    // 900 yen (about 6 dollars) paid 9.00 dollars of a dollar plan, and dollars became as many yen.
+    const userId = randomUUID();
+    const { subscription_id: yenSub } = await rig.billing.subscribe(userId, YEN, "pm_card_visa");
+    await rig.client.pool.query("UPDATE bil_subscriptions SET credit_balance = 900 WHERE subscription_id = $1", [yenSub]);
+    await rig.billing.cancel(userId, yenSub, false);
+    const usd = await rig.billing.subscribe(userId, BASIC, "pm_card_visa");
+    expect(usd.credit_balance).toBe("0");
+    expect((await invoicesOf(rig.client, userId))[1]).toMatchObject({ subtotal: 1000, creditApplied: 0, amountDue: 1000 });
+    // Back on a yen plan, the yen credit is spent.
+    await rig.billing.cancel(userId, usd.subscription_id, false);
+    await rig.billing.subscribe(userId, YEN, "pm_card_visa");
+    expect((await invoicesOf(rig.client, userId))[2]).toMatchObject({ subtotal: 1000, creditApplied: 900, amountDue: 100 });
   });
 });
 

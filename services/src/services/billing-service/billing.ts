@@ -61,7 +61,7 @@ export class Billing {
       const { subscription, firstLines } = startSubscription(plan, new Date(), await this.repo.hadTrial(c, userId));
       const ended = live?.status === "unpaid" ? await this.end(c, live, await this.planOrThrow(live.plan_id, c)) : undefined;
       // The credit the user's ended subscriptions were left with is theirs: the new one starts with it.
-      const creditBalance = await this.repo.takeEndedCredit(c, userId);
+      const creditBalance = await this.repo.takeEndedCredit(c, userId, plan.currency);
       let sub: SubscriptionRow;
       try {
         sub = await this.repo.insertSubscription(c, randomUUID(), userId, { ...subscription, creditBalance }, paymentMethod);

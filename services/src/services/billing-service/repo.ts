@@ -134,16 +134,18 @@ export class BillingRepo {
   }
 
   /**
-   * Takes the credit left on the user's ended subscriptions (zeroed; a concurrent taker waits for
-   * the rows, then finds none left), for their new subscription: credit is owed to the user, and a
-   * canceled subscription cannot spend it.
+   * Takes the credit left on the user's ended subscriptions in `currency` (zeroed; a concurrent
+   * taker waits for the rows, then finds none left), for their new subscription: credit is owed to
+   * the user, and a canceled subscription cannot spend it. Credit in another currency stays for a
+   * subscription in that one (taken as a number, 900 yen of credit paid 9.00 of a dollar plan).
    */
-  async takeEndedCredit(c: Q, userId: string): Promise<bigint> {
+  async takeEndedCredit(c: Q, userId: string, currency: Currency): Promise<bigint> {
     const { rows } = await c.query<{ credit: string | null }>(
-      `WITH taken AS (SELECT subscription_id, credit_balance FROM bil_subscriptions WHERE user_id = $1 AND status = 'canceled' AND credit_balance > 0 FOR UPDATE),
+      `WITH taken AS (SELECT s.subscription_id, s.credit_balance FROM bil_subscriptions s JOIN bil_plans p USING (plan_id)
+                       WHERE s.user_id = $1 AND s.status = 'canceled' AND s.credit_balance > 0 AND p.currency = $2 FOR UPDATE OF s),
             zeroed AS (UPDATE bil_subscriptions s SET credit_balance = 0, updated_at = now() FROM taken t WHERE s.subscription_id = t.subscription_id)
        SELECT sum(credit_balance)::text AS credit FROM taken`,
-      [userId],
+      [userId, currency],
     );
     return BigInt(rows[0]?.credit ?? "0");
   }
