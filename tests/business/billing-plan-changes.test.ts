@@ -138,3 +138,28 @@ describe("cancelling a metered subscription", () => {
     expect(final.attempts).toBe(1); // charged (declined: dunning goes on for it)
   });
 });
+
+describe("an invoice owing less than the processor charges (0.50 USD)", () => {
+  it("is carried to the next invoice, not charged: an upgrade minutes before renewal leaves the subscription active", async () => {
+    // Before, the few cents of the upgrade's proration were charged, the processor refused them
+    // (amount_too_small) every time, and dunning made the subscription past_due, then unpaid; the
+    // open invoice also refused every plan change meanwhile (INVOICE_OPEN).
+    const userId = randomUUID();
+    const { subscription_id: id } = await rig.billing.subscribe(userId, CHEAP, "pm_card_visa");
+    await rig.client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '30 days' + interval '10 minutes', period_end = now() + interval '10 minutes' WHERE subscription_id = $1", [id]);
+    const charges = () => rig.charges.filter((c) => c.userId === userId).length;
+    const before = charges();
+    await rig.billing.changePlan(userId, id, PRICEY); // 100000 - 1000 for 10 minutes of 30 days: 23 cents
+    const [, change] = await invoicesOf(rig.client, userId);
+    expect(change).toMatchObject({ status: "carried", amountDue: 23, attempts: 0, next_attempt_at: null });
+    expect(charges()).toBe(before);
+    expect(await subscriptionOf(rig.client, userId)).toMatchObject({ status: "active", plan_id: PRICEY });
+    await rig.billing.runCycle(); // not charged by the cycle either
+    expect(charges()).toBe(before);
+    await periodEnds(id);
+    const renewal = (await invoicesOf(rig.client, userId)).at(-1)!;
+    expect(renewal).toMatchObject({ status: "paid", amountDue: 100023, lines: [["subscription", 100000], ["carried", 23]] });
+    expect(await subscriptionOf(rig.client, userId)).toMatchObject({ status: "active" });
+    expect((await rig.client.pool.query("SELECT carried FROM bil_subscriptions WHERE subscription_id = $1", [id])).rows[0].carried).toBe("0");
+  });
+});

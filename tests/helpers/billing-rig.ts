@@ -10,6 +10,7 @@ import { useServers } from "../harness/shared";
 import { migratedKitPostgres } from "./schemas";
 import type { PostgresClient } from "../../services/src/kit/datastores/postgres";
 import type { PaymentEventMsg } from "../../services/src/business/events";
+import { type Currency, MIN_CHARGE } from "../../services/src/business/money";
 import { Billing, type UsageSource } from "../../services/src/services/billing-service/billing";
 import { ChargeRefusedError, type PaymentGateway } from "../../services/src/services/billing-service/invoicing";
 import { BillingRepo } from "../../services/src/services/billing-service/repo";
@@ -53,7 +54,8 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
     refund: async (p) => void refunds.push({ intentId: p.intentId, amount: p.amount, idempotencyKey: p.idempotencyKey }),
     async charge(p) {
       charges.push({ userId: p.userId, amount: p.amount, idempotencyKey: p.idempotencyKey, paymentMethod: p.paymentMethod });
-      const a = answer.get(p.userId) ?? "pay";
+      // Below the processor's minimum charge the processor refuses it, and payment-service records a failed payment.
+      const a = BigInt(p.amount) < MIN_CHARGE[p.currency as Currency] ? "decline" : (answer.get(p.userId) ?? "pay");
       if (a === "refuse") throw new ChargeRefusedError("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request");
       const intentId = randomUUID();
       const ev = outcome(a === "pay" ? "payment.succeeded" : "payment.failed", p, intentId);

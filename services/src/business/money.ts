@@ -13,6 +13,13 @@ export function isCurrency(code: string): code is Currency {
   return Object.prototype.hasOwnProperty.call(CURRENCIES, code);
 }
 
+/**
+ * The smallest amount the card processor charges, per currency, in minor units (Stripe's documented
+ * minimums: 0.50 of the dollar, euro and franc, 0.30 of the pound, 50 yen); it refuses less
+ * (`amount_too_small`). An invoice owing less is not charged: the amount is carried to the next one.
+ */
+export const MIN_CHARGE: Record<Currency, bigint> = { usd: 50n, eur: 50n, gbp: 30n, chf: 50n, jpy: 50n };
+
 /** Largest amount accepted from a client: 10^12 minor units (10 billion dollars). */
 export const MAX_AMOUNT = 1_000_000_000_000n;
 

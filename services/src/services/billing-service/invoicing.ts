@@ -12,7 +12,7 @@ import { HttpError } from "../../kit";
 import { toJson } from "../../business/money";
 import { INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
 import { afterFailedAttempt, type DunningPolicy, statusAfterPayment } from "./domain/invoices";
-import type { InvoiceLine, Plan } from "./domain/subscriptions";
+import { carriedLine, type InvoiceLine, type Plan } from "./domain/subscriptions";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
 export interface PaymentGateway {
@@ -62,13 +62,20 @@ export class Invoicing {
    * A new invoice of `sub` for `lines`, the subscription's credit applied (and consumed). One with
    * nothing left to pay (a zero amount, or all of it from credit) is paid as it is created, and the
    * subscription moves as after a payment: before, only a payment event moved it, so a free plan or
-   * an invoice paid from credit left it incomplete for ever.
+   * an invoice paid from credit left it incomplete for ever. What earlier invoices carried is a line
+   * of this one; one owing less than the processor charges is `carried` in turn (not charged: the
+   * processor refused it every time, and dunning made the subscription unpaid for a few cents), and
+   * the subscription moves as after a payment too.
    */
   async create(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[]): Promise<InvoiceRow> {
-    const { invoice, creditBalanceAfter } = await this.repo.createInvoice(c, randomUUID(), sub, plan.currency, lines);
-    if (creditBalanceAfter !== BigInt(sub.credit_balance)) await c.query("UPDATE bil_subscriptions SET credit_balance = $2 WHERE subscription_id = $1", [sub.subscription_id, creditBalanceAfter.toString()]);
+    const carried = BigInt(sub.carried);
+    const all = carried > 0n ? [...lines, carriedLine(carried, new Date())] : lines;
+    const { invoice, creditBalanceAfter } = await this.repo.createInvoice(c, randomUUID(), sub, plan.currency, all);
+    const carriedAfter = invoice.status === "carried" ? BigInt(invoice.amount_due) : 0n;
+    if (creditBalanceAfter !== BigInt(sub.credit_balance) || carriedAfter !== carried)
+      await c.query("UPDATE bil_subscriptions SET credit_balance = $2, carried = $3 WHERE subscription_id = $1", [sub.subscription_id, creditBalanceAfter.toString(), carriedAfter.toString()]);
     await this.repo.emit(c, "invoice.created", sub, plan, { eventId: `${invoice.invoice_id}:created`, invoiceId: invoice.invoice_id, amountDue: toJson(BigInt(invoice.amount_due)) });
-    if (invoice.status === "paid") await this.paid(c, invoice, plan, {});
+    if (invoice.status === "paid" || invoice.status === "carried") await this.paid(c, invoice, plan, {});
     return invoice;
   }
 
@@ -81,7 +88,8 @@ export class Invoicing {
     const owed = await this.repo.openInvoiceOf(c, cur.subscription_id);
     const status = owed ? cur.status : statusAfterPayment(cur.status, "paid");
     const sub = status === cur.status ? cur : await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status });
-    await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${inv.invoice_id}:paid`, invoiceId: inv.invoice_id, amountPaid: toJson(BigInt(inv.amount_due)), ...extra });
+    // A carried invoice was not paid: no "paid" notice (its amount is on the next invoice).
+    if (inv.status !== "carried") await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${inv.invoice_id}:paid`, invoiceId: inv.invoice_id, amountPaid: toJson(BigInt(inv.amount_due)), ...extra });
     if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
   }
 

@@ -1,14 +1,14 @@
 /**
- * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql,
+ * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql, 0416_bil_carried.sql,
  * 0413_bil_subscriptions_user.sql). Row <-> domain mapping, invoice creation with its lines, and
  * events through the transactional outbox (bil_outbox); the HTTP views of the rows are views.ts's.
  */
 import type { PoolClient } from "pg";
 import { userPartitionKey, type PostgresClient } from "../../kit";
-import { type Currency, toJson } from "../../business/money";
+import { type Currency, MIN_CHARGE, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type BillingEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
-import { invoiceTotals, type InvoiceStatus } from "./domain/invoices";
+import { invoiceTotals, type InvoiceStatus, newInvoiceStatus } from "./domain/invoices";
 import { type InvoiceLine, monthlyAmount, type Plan, type Subscription, type SubscriptionStatus } from "./domain/subscriptions";
 
 export const OUTBOX = "bil_outbox";
@@ -39,6 +39,8 @@ export interface SubscriptionRow {
   trial_end: Date | null;
   cancel_at_period_end: boolean;
   credit_balance: string;
+  /** Owed from earlier invoices below the processor's minimum charge: goes on the next invoice (migration 0416). */
+  carried: string;
   usage_billed_until: Date | null;
   payment_method: string;
   canceled_at: Date | null;
@@ -216,7 +218,7 @@ export class BillingRepo {
   /** Creates an invoice with its lines, applying (and consuming) the subscription's credit. */
   async createInvoice(c: Q, id: string, sub: SubscriptionRow, currency: Currency, lines: InvoiceLine[]): Promise<{ invoice: InvoiceRow; creditBalanceAfter: bigint }> {
     const t = invoiceTotals(lines, BigInt(sub.credit_balance));
-    const status: InvoiceStatus = t.amountDue === 0n ? "paid" : "open";
+    const status = newInvoiceStatus(t.amountDue, MIN_CHARGE[currency]);
     const { rows } = await c.query<InvoiceRow>(
       `INSERT INTO bil_invoices (invoice_id, subscription_id, user_id, currency, status, subtotal, credit_applied, amount_due, paid_at)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8, CASE WHEN $5 = 'paid' THEN now() END) RETURNING *`,

@@ -7,8 +7,18 @@
 import { sum } from "../../../business/money";
 import type { InvoiceLine, SubscriptionStatus } from "./subscriptions";
 
-export const INVOICE_STATUSES = ["open", "paid", "void", "uncollectible"] as const;
+/** `carried`: owing less than the processor charges (MIN_CHARGE), its amount goes on the next invoice. */
+export const INVOICE_STATUSES = ["open", "paid", "void", "uncollectible", "carried"] as const;
 export type InvoiceStatus = (typeof INVOICE_STATUSES)[number];
+
+/**
+ * A new invoice's status: paid when nothing is left to pay, carried when what is left is less than
+ * the processor charges (`minCharge`: it refuses such a charge every time, so dunning ended it
+ * uncollectible and the subscription unpaid), open (to be charged) otherwise.
+ */
+export function newInvoiceStatus(amountDue: bigint, minCharge: bigint): InvoiceStatus {
+  return amountDue === 0n ? "paid" : amountDue < minCharge ? "carried" : "open";
+}
 
 export interface InvoiceTotals {
   subtotal: bigint;

@@ -52,7 +52,7 @@ export interface Subscription {
   usageBilledUntil: Date | null;
 }
 
-export type LineKind = "subscription" | "proration" | "usage" | "credit";
+export type LineKind = "subscription" | "proration" | "usage" | "credit" | "carried";
 
 export interface InvoiceLine {
   kind: LineKind;
@@ -97,6 +97,11 @@ export function startSubscription(plan: Plan, now: Date, trialUsed = false): { s
 
 export function subscriptionLine(plan: Plan, start: Date, end: Date): InvoiceLine {
   return { kind: "subscription", description: `${plan.name} (${plan.interval}ly)`, quantity: 1n, amount: plan.amount, periodStart: start, periodEnd: end };
+}
+
+/** What earlier invoices left owing, below the processor's minimum charge (`carried`), on the next invoice. */
+export function carriedLine(amount: bigint, at: Date): InvoiceLine {
+  return { kind: "carried", description: "Carried from earlier invoices (below the minimum charge)", quantity: 1n, amount, periodStart: at, periodEnd: at };
 }
 
 /** Charge for `units` of metered usage from `start` to `end` (null when within the `included` units: the plan's, for a whole period). */
