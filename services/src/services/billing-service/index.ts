@@ -46,7 +46,8 @@ function paymentGateway(ctx: ServiceContext): PaymentGateway {
       }
       const code = r.body.error?.code;
       if (r.status === 200) return;
-      if (refusesCharge(r.status, code)) throw new ChargeRefusedError(code ?? String(r.status), `payment-service refused the refund: ${r.status} ${code ?? ""} ${r.body.error?.message ?? ""}`);
+      // Refused for good: a 4xx as for a charge, and no processor configured (retrying would hold up every payment event behind it).
+      if (refusesCharge(r.status, code) || code === "PROCESSOR_NOT_CONFIGURED") throw new ChargeRefusedError(code ?? String(r.status), `payment-service refused the refund: ${r.status} ${code ?? ""} ${r.body.error?.message ?? ""}`);
       // Not refunded yet (payment-service or its processor unavailable, the key in use): the event is retried.
       throw new HandlerUnavailableError(`payment-service answered ${r.status} ${code ?? ""} to a refund`);
     },
