@@ -162,4 +162,20 @@ describe("an invoice owing less than the processor charges (0.50 USD)", () => {
     expect(await subscriptionOf(rig.client, userId)).toMatchObject({ status: "active" });
     expect((await rig.client.pool.query("SELECT carried FROM bil_subscriptions WHERE subscription_id = $1", [id])).rows[0].carried).toBe("0");
   });
+
+  it("what a voided renewal carried goes on the final invoice when the user cancels now", async () => {
+    const userId = randomUUID();
+    const { subscription_id: id } = await rig.billing.subscribe(userId, CHEAP, "pm_card_visa");
+    await rig.client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '30 days' + interval '10 minutes', period_end = now() + interval '10 minutes' WHERE subscription_id = $1", [id]);
+    await rig.billing.changePlan(userId, id, PRICEY);
+    rig.answer.set(userId, "decline");
+    await periodEnds(id);
+    await rig.billing.cancel(userId, id, false);
+    expect(await linesOf(userId)).toEqual([
+      ["paid", [["subscription", 1000]]],
+      ["carried", [["proration", 0], ["proration", 23]]],
+      ["void", [["subscription", 100000], ["carried", 23]]],
+      ["carried", [["carried", 23]]],
+    ]);
+  });
 });

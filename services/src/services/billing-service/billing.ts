@@ -138,7 +138,8 @@ export class Billing {
    * Cancels now. Its open invoices are voided: the service ends before they were paid, and a retry
    * would charge the card of a subscription the user left (twice, if they subscribed again); the
    * credit they consumed goes back to the balance. Usage is another matter, it was consumed: the
-   * usage lines of the voided invoices and the period's usage so far go on a final invoice (`final`,
+   * usage lines of the voided invoices (and what they carried from earlier invoices) and the
+   * period's usage so far go on a final invoice (`final`,
    * charged once this transaction is committed).
    */
   private async end(c: PoolClient, cur: SubscriptionRow, plan: Plan): Promise<{ row: SubscriptionRow; final?: InvoiceRow }> {
@@ -153,8 +154,8 @@ export class Billing {
       await this.repo.emit(c, "invoice.voided", row, plan, { eventId: `${inv.invoice_id}:voided`, invoiceId: inv.invoice_id, amountDue: toJson(BigInt(inv.amount_due)) });
     }
     const voidedUsage = (await this.repo.lines(voided.map((i) => i.invoice_id), c))
-      .filter((l) => l.kind === "usage")
-      .map((l): InvoiceLine => ({ kind: "usage", description: l.description, quantity: BigInt(l.quantity), amount: BigInt(l.amount), periodStart: l.period_start, periodEnd: l.period_end }));
+      .filter((l) => l.kind === "usage" || l.kind === "carried")
+      .map((l): InvoiceLine => ({ kind: l.kind === "usage" ? "usage" : "carried", description: l.description, quantity: BigInt(l.quantity), amount: BigInt(l.amount), periodStart: l.period_start, periodEnd: l.period_end }));
     const lines = [...voidedUsage, ...finalLines(subscriptionOf(cur), plan, units, now)];
     return { row, final: lines.length ? await this.invoice(c, row, plan, lines) : undefined };
   }
