@@ -379,6 +379,17 @@ describe("notification-service", () => {
     expect((await api("POST", "/preferences/email/verify", randomUUID(), { code: "123456" })).status).toBe(409);
   }, 180_000);
 
+  it("at most five codes an hour to one address, whoever asks: accounts naming a stranger's address do not mail it more", async () => {
+    // Before, the limit was per user only: every account (free to make) naming the address mailed it five codes an hour.
+    const victim = `stranger-${run}@example.test`;
+    const outcomes: string[] = [];
+    for (let i = 0; i < 7; i++) outcomes.push((await api("PUT", "/preferences", randomUUID(), { email: victim.replace("stranger", i % 2 ? "STRANGER" : "stranger"), telegramChatId: null })).body.emailVerification);
+    expect(outcomes).toEqual(["sent", "sent", "sent", "sent", "sent", "rate_limited", "rate_limited"]);
+    await codeMailedTo(victim);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(mails.filter((m) => m.to.some((t) => t.toLowerCase() === victim)).length).toBe(5);
+  });
+
   it("sent deliveries older than the retention are deleted; recent, pending and dead ones stay", async () => {
     const pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 1 });
     try {

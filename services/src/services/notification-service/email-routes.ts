@@ -4,12 +4,13 @@
  *   POST /preferences/email/verify    {code}
  * A code is sent after it is stored, without the request waiting for the SMTP relay (a stalled relay
  * would hold it up to 40 s, past the gateway's timeout): a send that fails is logged and the user
- * asks for another. At most MAX_CODES_PER_HOUR codes per user an hour.
+ * asks for another. At most MAX_CODES_PER_HOUR codes per user an hour, and
+ * MAX_CODES_PER_ADDRESS_PER_HOUR to one address (whichever users ask).
  */
 import type { Logger } from "pino";
 import { badRequest, conflict, HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import * as data from "./data";
-import { CODE_TTL_MS, codeHash, codeMessage, MAX_CODE_TRIES, MAX_CODES_PER_HOUR, newCode, sameHash } from "./email-verification";
+import { addressKey, CODE_TTL_MS, codeHash, codeMessage, MAX_CODE_TRIES, MAX_CODES_PER_ADDRESS_PER_HOUR, MAX_CODES_PER_HOUR, newCode, sameHash } from "./email-verification";
 
 /** Sends one message to an address (the e-mail channel). */
 export type CodeSender = (to: string, m: ReturnType<typeof codeMessage>) => Promise<void>;
@@ -25,10 +26,13 @@ export function registerEmailVerification(app: App, sendCode: CodeSender | undef
   const send = async (userId: string, email: string): Promise<CodeOutcome> => {
     if (!sendCode) return "unavailable";
     const hour = Math.floor(Date.now() / 3_600_000);
-    const key = `nt:email-codes:${userId}:${hour}`;
-    const sent = await app.redis.incr(key);
-    if (sent === 1) await app.redis.expire(key, 7_200);
-    if (sent > MAX_CODES_PER_HOUR) return "rate_limited";
+    const count = async (key: string) => {
+      const n = await app.redis.incr(key);
+      if (n === 1) await app.redis.expire(key, 7_200);
+      return n;
+    };
+    if ((await count(`nt:email-codes:${userId}:${hour}`)) > MAX_CODES_PER_HOUR) return "rate_limited";
+    if ((await count(`nt:email-codes-to:${addressKey(email)}:${hour}`)) > MAX_CODES_PER_ADDRESS_PER_HOUR) return "rate_limited";
     const code = newCode();
     if (!(await data.storeEmailCode(app.pg, userId, email, codeHash(userId, email, code), CODE_TTL_MS))) return "unavailable";
     void sendCode(email, codeMessage(code)).catch((err: Error) => log.warn({ userId, err: { message: err.message } }, "confirmation code not sent; the user may ask for another"));
@@ -41,7 +45,7 @@ export function registerEmailVerification(app: App, sendCode: CodeSender | undef
     if (!prefs.email) throw conflict("no e-mail address is set: PUT /preferences first", "email");
     if (prefs.emailVerified) throw conflict("the e-mail address is already confirmed", "email");
     const outcome = await send(who.userId, prefs.email);
-    if (outcome === "rate_limited") throw new HttpError(429, "TOO_MANY_CODES", `at most ${MAX_CODES_PER_HOUR} codes an hour; try later`, "email", { "retry-after": "3600" });
+    if (outcome === "rate_limited") throw new HttpError(429, "TOO_MANY_CODES", `at most ${MAX_CODES_PER_HOUR} codes an hour (and ${MAX_CODES_PER_ADDRESS_PER_HOUR} to one address); try later`, "email", { "retry-after": "3600" });
     if (outcome === "unavailable") throw new HttpError(409, "EMAIL_UNAVAILABLE", "e-mail is not configured on this platform", "email");
     return { emailVerification: outcome };
   });

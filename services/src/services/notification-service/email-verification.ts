@@ -12,6 +12,15 @@ export const CODE_TTL_MS = 24 * 3_600_000;
 export const MAX_CODE_TRIES = 5;
 /** Codes one user may be sent per hour (a changed address or a resend). */
 export const MAX_CODES_PER_HOUR = 5;
+/**
+ * Codes one address may be sent per hour, whoever asks. Limited per user alone, accounts (free to
+ * make) naming a stranger's address mailed it five codes an hour each. Someone naming an address
+ * with this many accounts can hold up its owner's code for the rest of the hour: the lesser harm.
+ */
+export const MAX_CODES_PER_ADDRESS_PER_HOUR = 5;
+
+/** The address in a rate-limit key: hashed (no address in Dragonfly), any case alike. */
+export const addressKey = (email: string): string => createHash("sha256").update(email.toLowerCase()).digest("hex");
 
 export const newCode = (): string => String(randomInt(0, 1_000_000)).padStart(6, "0");
 
