@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { Billing, type PaymentGateway } from "../../services/src/services/billing-service/billing";
 import { BillingRepo } from "../../services/src/services/billing-service/repo";
 import type { PaymentEventMsg } from "../../services/src/business/events";
-import { plan, useBillingRig } from "../helpers/billing-rig";
+import { BillingWithAccounts, plan, useBillingRig } from "../helpers/billing-rig";
 
 const PLAN = `race-${randomBytes(4).toString("hex")}`;
 const DAY_MS = 86_400_000;
@@ -41,7 +41,7 @@ function billingWith(outcome: "before the answer" | "after the answer") {
       return { intentId: randomUUID(), status: "processing" };
     },
   };
-  billing = new Billing(repo, payments, { units: async () => 0n }, log as never, { retryAfterDays: [1, 3] }, () => undefined);
+  billing = new BillingWithAccounts(client, repo, payments, { units: async () => 0n }, log as never, { retryAfterDays: [1, 3] }, () => undefined);
   return { billing, repo, deliverLater: async () => { for (const d of later.splice(0)) await d(); } };
 }
 
@@ -92,7 +92,7 @@ describe("the cycle charges only invoices still open when their turn comes", () 
         return { intentId: randomUUID(), status: "failed" };
       },
     };
-    billing = new Billing(repo, payments, { units: async () => 0n }, log as never, { retryAfterDays: [1, 3] }, () => undefined);
+    billing = new BillingWithAccounts(client, repo, payments, { units: async () => 0n }, log as never, { retryAfterDays: [1, 3] }, () => undefined);
     const [alice, bob] = [randomUUID(), randomUUID()];
     const { subscription_id: aliceSub } = await billing.subscribe(alice, PLAN, "pm_card_chargeDeclined");
     const { subscription_id: bobSub } = await billing.subscribe(bob, PLAN, "pm_card_chargeDeclined");

@@ -12,6 +12,7 @@ import { kafkajs, pg, startRedis, type RedisServer } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { testIdentities, type TestIdentities } from "../helpers/identity";
+import { ensureAccount } from "../helpers/accounts";
 import apiGateway from "../../services/src/services/api-gateway";
 import billingService from "../../services/src/services/billing-service";
 import paymentService from "../../services/src/services/payment-service";
@@ -30,10 +31,12 @@ let services: Service<any>[] = [];
 let gw: string;
 let adminToken: string;
 
-// The gateway accepts a token only for a user whose state it knows: recorded as user-management would.
+// The gateway accepts a token only for a user whose state it knows: recorded as user-management
+// would, with the account (billing's cycle charges only a user whose account exists).
 let identities: TestIdentities | undefined;
-const token = (userId: string, role: "trader" | "admin" = "trader") => {
+const token = async (userId: string, role: "trader" | "admin" = "trader") => {
   identities ??= testIdentities(redis.url, JWT_SECRET);
+  await ensureAccount(pool, userId);
   return identities.token(userId, role);
 };
 const api = (method: string, path: string, tok: string, body?: unknown) => http(method, `${gw}/api${path}`, { token: tok, body });

@@ -15,6 +15,25 @@ import { Billing, type UsageSource } from "../../services/src/services/billing-s
 import { ChargeRefusedError, type PaymentGateway } from "../../services/src/services/billing-service/invoicing";
 import { BillingRepo } from "../../services/src/services/billing-service/repo";
 import type { Plan } from "../../services/src/services/billing-service/domain/subscriptions";
+import { ensureAccount } from "./accounts";
+
+/**
+ * Billing whose subscribers have accounts (user-management's users rows, which these tests run
+ * without): the cycle ends a deleted account's subscription and charges no disabled account.
+ */
+export class BillingWithAccounts extends Billing {
+  constructor(
+    private readonly db: PostgresClient,
+    ...rest: ConstructorParameters<typeof Billing>
+  ) {
+    super(...rest);
+  }
+
+  override async subscribe(userId: string, planId: string, paymentMethod: string) {
+    await ensureAccount(this.db.pool, userId);
+    return super.subscribe(userId, planId, paymentMethod);
+  }
+}
 
 /** What payment-service does with a charge request: pays, declines, or refuses the request (a 4xx). */
 export type ChargeAnswer = "pay" | "decline" | "refuse";
@@ -69,7 +88,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
       return BigInt(n);
     },
   };
-  billing = new Billing(repo, payments, units, log as never, { retryAfterDays: [1, 3, 5] }, () => undefined);
+  billing = new BillingWithAccounts(client, repo, payments, units, log as never, { retryAfterDays: [1, 3, 5] }, () => undefined);
   return { billing, repo, answer, notSaved, charges, refunds, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
 }
 

@@ -139,14 +139,18 @@ export class Billing {
    * would charge the card of a subscription the user left (twice, if they subscribed again); the
    * credit they consumed goes back to the balance. Usage is another matter, it was consumed: the
    * usage lines of the voided invoices (and what they carried from earlier invoices) and the
-   * period's usage so far go on a final invoice (`final`,
-   * charged once this transaction is committed).
+   * period's usage so far go on a final invoice (`final`, charged once this transaction is
+   * committed), unless `noFinal` (the account is deleted: never charged again). An ended
+   * subscription (`cur` canceled) has its open invoices voided only.
    */
-  private async end(c: PoolClient, cur: SubscriptionRow, plan: Plan): Promise<{ row: SubscriptionRow; final?: InvoiceRow }> {
+  private async end(c: PoolClient, cur: SubscriptionRow, plan: Plan, noFinal = false): Promise<{ row: SubscriptionRow; final?: InvoiceRow }> {
     const now = new Date();
-    const units = await this.unbilledUnits(cur, plan, now);
-    let row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: "canceled" }, true);
-    await this.repo.emit(c, "subscription.canceled", row, plan, { eventId: `${row.subscription_id}:canceled` });
+    const units = noFinal ? 0n : await this.unbilledUnits(cur, plan, now);
+    let row = cur;
+    if (cur.status !== "canceled") {
+      row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: "canceled" }, true);
+      await this.repo.emit(c, "subscription.canceled", row, plan, { eventId: `${row.subscription_id}:canceled` });
+    }
     const voided = await this.repo.voidOpenInvoices(c, row.subscription_id);
     // Voiding gave back the credit the invoices consumed: the final invoice spends it first.
     if (voided.length) row = (await this.repo.subscription(row.subscription_id, c))!;
@@ -157,7 +161,7 @@ export class Billing {
       .filter((l) => l.kind === "usage" || l.kind === "carried")
       .map((l): InvoiceLine => ({ kind: l.kind === "usage" ? "usage" : "carried", description: l.description, quantity: BigInt(l.quantity), amount: BigInt(l.amount), periodStart: l.period_start, periodEnd: l.period_end }));
     const lines = [...voidedUsage, ...finalLines(subscriptionOf(cur), plan, units, now)];
-    return { row, final: lines.length ? await this.invoice(c, row, plan, lines) : undefined };
+    return { row, final: lines.length && !noFinal ? await this.invoice(c, row, plan, lines) : undefined };
   }
 
   /** Metered units of the subscription's usage not invoiced yet, up to `until` (none in a trial: free). */
@@ -167,8 +171,26 @@ export class Billing {
     return w.end > w.start ? this.usage.units(cur.user_id, plan.usage.metric, w.start, w.end) : 0n;
   }
 
-  /** The billing cycle: renews subscriptions whose period ended, then charges invoices that are due. */
+  /**
+   * The billing cycle: ends the subscriptions of deleted accounts, renews subscriptions whose period
+   * ended, then charges invoices that are due. A deleted account (its users row gone: an admin
+   * deleted it, and only the gateway heard) is never charged again: its live subscription ends as
+   * "cancel now" ends it, its open invoices void, with no final invoice (it could not be charged);
+   * it is not renewed, and no invoice of it is charged, a dunning retry or a plan change's included.
+   * A disabled account (reversible) is not charged while disabled: its due invoices stay open, their
+   * dunning clock as it was, and are charged at the first cycle after it is enabled again; its
+   * subscription renews as usual (stopping it is the admin's call: cancel, or delete the account).
+   * Charging it while its service is stopped was wrong; ending it would make a disable final.
+   * Requests of the user (subscribe, change plan, cancel, change card) passed the gateway, which
+   * refuses a deleted or disabled account.
+   */
   async runCycle(limit = 100): Promise<{ renewed: number; charged: number }> {
+    const ended = await this.tx(async (c) => {
+      const gone = await this.repo.lockOfDeletedOwners(c, limit);
+      for (const cur of gone) await this.end(c, cur, await this.planOrThrow(cur.plan_id, c), true);
+      return gone.length;
+    });
+    if (ended) this.published();
     const renewed = await this.tx(async (c) => {
       const due = await this.repo.lockDue(c, limit);
       for (const cur of due) {
@@ -184,7 +206,7 @@ export class Billing {
     if (renewed) this.published();
     let charged = 0;
     for (const inv of await this.repo.dueInvoices(limit)) {
-      await this.charge(inv);
+      await this.invoicing.charge(inv, true);
       charged++;
     }
     return { renewed, charged };

@@ -93,13 +93,18 @@ export class Invoicing {
     if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
   }
 
-  /** One charge attempt, to the user's current payment method; the outcome arrives on payments.events. */
-  async charge(attempted: InvoiceRow): Promise<void> {
+  /**
+   * One charge attempt, to the user's current payment method; the outcome arrives on payments.events.
+   * `ofCycle`: the cycle's, not a request of the user's: only while the user's account exists and is
+   * not disabled (Billing.runCycle), checked again here, as it may have changed since the list was read.
+   */
+  async charge(attempted: InvoiceRow, ofCycle = false): Promise<void> {
     // `attempted` was read earlier (the cycle charges its list one HTTP call after another): an
     // invoice voided since (its user cancelled) or attempted since is not charged from that copy.
     // Before, the card was charged for a void invoice and the payment only logged.
     const inv = await this.repo.invoice(attempted.invoice_id);
     if (!inv || inv.status !== "open" || inv.attempts !== attempted.attempts) return;
+    if (ofCycle && !(await this.repo.ownerActive(inv.user_id))) return;
     // The invoice's subscription exists (a foreign key): so does a payment method of its user.
     const paymentMethod = (await this.repo.currentPaymentMethod(inv.user_id))!;
     try {

@@ -14,6 +14,14 @@ import { type InvoiceLine, monthlyAmount, type Plan, type Subscription, type Sub
 export const OUTBOX = "bil_outbox";
 type Q = Pick<PoolClient, "query">;
 
+/**
+ * The account of the row's user (`u`, user-management's users row by primary key; a user id is a
+ * lower-case UUID, as ai-orchestrator's store reads it): absent once an admin deleted it.
+ */
+const owner = (t: string) => `u.id = CASE WHEN ${t}.user_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN ${t}.user_id::uuid END`;
+/** The row's user has an account that is not disabled (ACTIVE), has none (DELETED). */
+const [OWNER_ACTIVE, OWNER_DELETED] = [(t: string) => `EXISTS (SELECT 1 FROM users u WHERE ${owner(t)} AND u.disabled_at IS NULL)`, (t: string) => `NOT EXISTS (SELECT 1 FROM users u WHERE ${owner(t)})`];
+
 interface PlanRow {
   plan_id: string;
   name: string;
@@ -205,11 +213,15 @@ export class BillingRepo {
     return rows[0];
   }
 
-  /** Subscriptions whose period has ended, locked for this worker (other replicas skip them). */
+  /**
+   * Subscriptions whose period has ended, locked for this worker (other replicas skip them). Not one
+   * of a deleted account (lockOfDeletedOwners ends it instead); a disabled account's renews as usual,
+   * only its charges wait (dueInvoices).
+   */
   async lockDue(c: Q, limit: number): Promise<SubscriptionRow[]> {
     return (
       await c.query<SubscriptionRow>(
-        `SELECT * FROM bil_subscriptions WHERE status NOT IN ('canceled','unpaid') AND period_end <= now() ORDER BY period_end LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        `SELECT * FROM bil_subscriptions s WHERE status NOT IN ('canceled','unpaid') AND period_end <= now() AND NOT ${OWNER_DELETED("s")} ORDER BY period_end LIMIT $1 FOR UPDATE OF s SKIP LOCKED`,
         [limit],
       )
     ).rows;
@@ -249,9 +261,30 @@ export class BillingRepo {
     return rows;
   }
 
-  /** Open invoices due for a (re)try: never attempted, or their dunning retry time has come. */
+  /**
+   * Open invoices due for a (re)try: never attempted, or their dunning retry time has come; only
+   * those of a user whose account exists and is not disabled (the others, left here, would take the
+   * list's places of everyone else's for as long as they stay open).
+   */
   async dueInvoices(limit: number): Promise<InvoiceRow[]> {
-    return (await this.pg.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE status = 'open' AND ((attempts = 0 AND last_payment_id IS NULL) OR next_attempt_at <= now()) ORDER BY created_at LIMIT $1", [limit])).rows;
+    const sql = `SELECT * FROM bil_invoices i WHERE status = 'open' AND ((attempts = 0 AND last_payment_id IS NULL) OR next_attempt_at <= now()) AND ${OWNER_ACTIVE("i")} ORDER BY created_at LIMIT $1`;
+    return (await this.pg.query<InvoiceRow>(sql, [limit])).rows;
+  }
+
+  /** Whether the user's account exists and is not disabled (checked again just before a charge the cycle makes). */
+  async ownerActive(userId: string): Promise<boolean> {
+    return (await this.pg.query<{ ok: boolean }>(`SELECT ${OWNER_ACTIVE("x")} AS ok FROM (SELECT $1::text AS user_id) x`, [userId])).rows[0].ok;
+  }
+
+  /**
+   * Subscriptions of deleted accounts that are live or still have an open invoice, locked for this
+   * worker (other replicas skip them): the cycle ends them.
+   */
+  async lockOfDeletedOwners(c: Q, limit: number): Promise<SubscriptionRow[]> {
+    const sql = `SELECT * FROM bil_subscriptions s
+                  WHERE (status <> 'canceled' OR EXISTS (SELECT 1 FROM bil_invoices i WHERE i.subscription_id = s.subscription_id AND i.status = 'open'))
+                    AND ${OWNER_DELETED("s")} ORDER BY created_at LIMIT $1 FOR UPDATE OF s SKIP LOCKED`;
+    return (await c.query<SubscriptionRow>(sql, [limit])).rows;
   }
 
   async markProcessed(c: Q, eventId: string): Promise<boolean> {

@@ -1,0 +1,104 @@
+/**
+ * An admin deletes an account (user-management removes its users row; only the api-gateway hears
+ * of it). Before, billing's cycle went on renewing the user's live subscription and charging the
+ * saved card, dunning retries included, for ever. Now the cycle ends it as "cancel now" does (its
+ * open invoices void, the same events) with nothing charged; a disabled account is not charged
+ * while disabled, and is once enabled again. Real PostgreSQL, payment-service a stand-in
+ * (tests/helpers/billing-rig.ts: its subscribers have accounts).
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { invoicesOf, plan, subscriptionOf, useBillingRig } from "../helpers/billing-rig";
+
+const run = randomBytes(3).toString("hex");
+const BASIC = `basic-${run}`;
+const rig = useBillingRig([plan(BASIC, 1000)]);
+
+const chargesOf = (userId: string) => rig.charges.filter((c) => c.userId === userId).length;
+/** Moves the subscription's period end (and the due retries of its invoices) into the past. */
+async function periodEnds(userId: string) {
+  await rig.client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '31 days', period_end = now() - interval '1 second' WHERE user_id = $1 AND status <> 'canceled'", [userId]);
+  await rig.client.pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE user_id = $1 AND status = 'open'", [userId]);
+}
+const eventsOf = async (subscriptionId: string) =>
+  (await rig.client.pool.query<{ type: string }>("SELECT payload->>'type' AS type FROM bil_outbox WHERE payload->>'subscriptionId' = $1 ORDER BY id", [subscriptionId])).rows.map((r) => r.type);
+
+describe("a deleted account is never charged again", () => {
+  it("its paid-up subscription ends at the next cycle past its period end: no renewal, no charge", async () => {
+    const userId = randomUUID();
+    const { subscription_id: id } = await rig.billing.subscribe(userId, BASIC, "pm_card_visa");
+    expect(chargesOf(userId)).toBe(1);
+    await rig.client.pool.query("DELETE FROM users WHERE id = $1", [userId]);
+    await periodEnds(userId);
+    await rig.billing.runCycle();
+    await periodEnds(userId);
+    await rig.billing.runCycle();
+    expect(chargesOf(userId)).toBe(1);
+    const sub = (await rig.repo.subscription(id))!;
+    expect(sub.status).toBe("canceled");
+    expect(sub.canceled_at).not.toBeNull();
+    expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["paid"]);
+    expect((await eventsOf(id)).filter((t) => t === "subscription.canceled")).toHaveLength(1);
+  });
+
+  it("its invoice in dunning is not retried: it is voided and the subscription ends, as cancelling now leaves them", async () => {
+    const userId = randomUUID();
+    rig.answer.set(userId, "decline");
+    const { subscription_id: id } = await rig.billing.subscribe(userId, BASIC, "pm_card_chargeDeclined");
+    const [inv] = await invoicesOf(rig.client, userId);
+    expect(inv).toMatchObject({ status: "open", attempts: 1 });
+    rig.answer.set(userId, "pay");
+    await rig.client.pool.query("DELETE FROM users WHERE id = $1", [userId]);
+    await periodEnds(userId);
+    await rig.billing.runCycle();
+    expect(chargesOf(userId)).toBe(1);
+    expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["void"]);
+    expect((await subscriptionOf(rig.client, userId)).status).toBe("canceled");
+    expect(await eventsOf(id)).toEqual(expect.arrayContaining(["subscription.canceled", "invoice.voided"]));
+    await periodEnds(userId);
+    await rig.billing.runCycle();
+    expect(chargesOf(userId)).toBe(1);
+  });
+
+  it("an ended subscription's invoice still in dunning is voided, not retried", async () => {
+    const userId = randomUUID();
+    const { subscription_id: id } = await rig.billing.subscribe(userId, BASIC, "pm_card_visa");
+    rig.answer.set(userId, "decline");
+    // A renewal declined, then the user cancels at period end: the subscription ends with the invoice open.
+    await periodEnds(userId);
+    await rig.billing.runCycle();
+    await rig.billing.cancel(userId, id, true);
+    expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["paid", "open"]);
+    await periodEnds(userId);
+    await rig.billing.runCycle();
+    expect((await subscriptionOf(rig.client, userId)).status).toBe("canceled");
+    const before = chargesOf(userId);
+    rig.answer.set(userId, "pay");
+    await rig.client.pool.query("DELETE FROM users WHERE id = $1", [userId]);
+    await rig.client.pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE user_id = $1 AND status = 'open'", [userId]);
+    await rig.billing.runCycle();
+    expect(chargesOf(userId)).toBe(before);
+    expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["paid", "void"]);
+  });
+});
+
+describe("a disabled account is not charged while disabled", () => {
+  it("its due invoice stays open, its dunning clock as it was, and is charged once the account is enabled again", async () => {
+    const userId = randomUUID();
+    rig.answer.set(userId, "decline");
+    const { subscription_id: id } = await rig.billing.subscribe(userId, BASIC, "pm_card_chargeDeclined");
+    rig.answer.set(userId, "pay");
+    await rig.client.pool.query("UPDATE users SET disabled_at = now() WHERE id = $1", [userId]);
+    await rig.client.pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE user_id = $1", [userId]);
+    const [held] = await invoicesOf(rig.client, userId);
+    await rig.billing.runCycle();
+    expect(chargesOf(userId)).toBe(1);
+    expect((await invoicesOf(rig.client, userId))[0]).toMatchObject({ status: "open", attempts: 1, next_attempt_at: held.next_attempt_at });
+    expect((await subscriptionOf(rig.client, userId)).status).toBe("past_due");
+    await rig.client.pool.query("UPDATE users SET disabled_at = NULL WHERE id = $1", [userId]);
+    await rig.billing.runCycle();
+    expect(chargesOf(userId)).toBe(2);
+    expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["paid"]);
+    expect((await rig.repo.subscription(id))!.status).toBe("active");
+  });
+});
