@@ -22,6 +22,7 @@ import { deleteOldDeliveries } from "../../services/src/services/notification-se
 import { checkWebhookUrl, isPublicAddress, webhookChannel } from "../../services/src/services/notification-service/channels";
 import { backoffMs, deliverAfter } from "../../services/src/services/notification-service/domain";
 import { FakeTelegram } from "../fakes/telegram";
+import { ensureAccount } from "../helpers/accounts";
 import { waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "kafka");
@@ -116,8 +117,12 @@ async function confirmEmail(id: string, address: string): Promise<void> {
   expect([r.status, r.body]).toEqual([200, { emailVerified: true }]);
 }
 
+/** The users rows (user-management's, not running here): a notice is sent only to a user with an account. */
+let accounts: InstanceType<typeof pg.Pool>;
+
 async function user(prefs: Record<string, unknown>, webhook = false): Promise<{ id: string; receiver?: Receiver }> {
   const id = randomUUID();
+  await ensureAccount(accounts, id);
   expect((await api("PUT", "/preferences", id, { email: null, telegramChatId: null, ...prefs })).status).toBe(200);
   if (typeof prefs.email === "string") await confirmEmail(id, prefs.email);
   if (!webhook) return { id };
@@ -161,6 +166,7 @@ beforeAll(async () => {
   const pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 1 });
   await runPostgresMigrations(pool);
   await pool.end();
+  accounts = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
   const kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
@@ -179,6 +185,7 @@ afterAll(async () => {
   await telegram.stop();
   await new Promise<void>((r) => (smtp ? smtp.close(() => r()) : r()));
   await redis?.stop();
+  await accounts?.end();
 });
 
 describe("notification-service", () => {
@@ -252,6 +259,25 @@ describe("notification-service", () => {
     await waitUntil("replayed delivery recorded as sent", async () => (await deliveries(u.id))[0]?.status === "sent", 60_000);
     expect((await deliveries(u.id))[0]).toMatchObject({ status: "sent", attempts: 1 });
     expect((await api("POST", `/dead-letters/${dead.id}/replay`, u.id)).status).toBe(409);
+  }, 180_000);
+
+  it("a deleted account is told nothing more: its deliveries on every channel die at send time", async () => {
+    // Before, an admin's delete removed only the users row: e-mail, Telegram and webhooks went on.
+    const chat = String(300_000 + Math.floor(Math.random() * 1e6));
+    telegram.chats.add(chat);
+    const address = `deleted-${run}@example.test`;
+    const u = await user({ email: address, telegramChatId: chat }, true);
+    await accounts.query("DELETE FROM users WHERE id = $1", [u.id]);
+    const orderId = `ord-${randomUUID()}`;
+    await publish("trading.executions", orderId, fill(u.id, orderId, 1));
+    const dead = await waitUntil("three dead letters", async () => {
+      const l = (await api("GET", "/dead-letters", u.id)).body.deadLetters;
+      return l.length === 3 ? l : undefined;
+    }, 120_000);
+    expect(dead.map((l: any) => [l.channel, l.reason, l.attempts]).sort()).toEqual([["email", "the account was deleted", 1], ["telegram", "the account was deleted", 1], ["webhook", "the account was deleted", 1]]);
+    expect(u.receiver!.accepted).toEqual([]);
+    expect(telegram.messages.filter((m) => m.chatId === chat)).toEqual([]);
+    expect(mails.filter((m) => m.to.includes(address) && !/Subject: Confirm your e-mail address/.test(m.raw))).toEqual([]);
   }, 180_000);
 
   it("Telegram: 429 is retried after retry_after; an unknown chat is dead at once; the rate limit postpones", async () => {

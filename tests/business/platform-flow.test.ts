@@ -16,6 +16,7 @@ import { pg, startKafka, startRedis, type KafkaServer, type RedisServer } from "
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { testIdentities, type TestIdentities } from "../helpers/identity";
+import { ensureAccount } from "../helpers/accounts";
 import { registry } from "../../services/src/registry";
 import { D } from "../../services/src/trading/decimal";
 import { SyntheticSource } from "../../services/src/trading/marketdata/synthetic";
@@ -41,10 +42,12 @@ let pool: InstanceType<typeof pg.Pool>;
 let gw: string;
 let bars: Bar[];
 
-// The gateway accepts a token only for a user whose state it knows: recorded as user-management would.
+// The gateway accepts a token only for a user whose state it knows: recorded as user-management
+// would, with the account (billing's cycle charges, and notification-service tells, only a user who has one).
 let identities: TestIdentities | undefined;
-const token = (userId: string, role: "trader" | "admin" = "trader") => {
+const token = async (userId: string, role: "trader" | "admin" = "trader") => {
   identities ??= testIdentities(redis.url, JWT_SECRET);
+  await ensureAccount(pool, userId);
   return identities.token(userId, role);
 };
 

@@ -12,6 +12,15 @@ export interface Preferences {
   channels: Partial<Record<Category, Channel[]>> | null;
 }
 
+/**
+ * Whether the user has an account: user-management's users row, by primary key (a user id is a
+ * lower-case UUID, as ai-orchestrator's store reads it), absent once an admin deleted it.
+ */
+export async function accountExists(db: Queryable, userId: string): Promise<boolean> {
+  const sql = "SELECT 1 FROM users WHERE id = CASE WHEN $1::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $1::text::uuid END";
+  return ((await db.query(sql, [userId])).rowCount ?? 0) > 0;
+}
+
 export const DEFAULT_PREFERENCES: Preferences = { email: null, emailVerified: false, telegramChatId: null, timeZone: "UTC", quietHours: null, channels: null };
 
 interface PrefRow { email: string | null; email_verified_at: Date | null; telegram_chat_id: string | null; time_zone: string; quiet_start: string | null; quiet_end: string | null; channels: Preferences["channels"] }

@@ -86,6 +86,9 @@ export class Sender {
 
   private async send(d: data.DeliveryRow): Promise<void> {
     const n = d.notice;
+    // A deleted account is told nothing more, on any channel (only the gateway hears of a delete, so
+    // its notices still came, and its preferences and webhooks stay): dead-lettered at send time.
+    if (!(await data.accountExists(this.db, d.user_id))) throw new DeliveryError("the account was deleted", true);
     if (d.channel === "webhook") {
       const hook = await data.webhookById(this.db, d.target);
       if (!hook) throw new DeliveryError("webhook endpoint was deleted", true);
