@@ -75,37 +75,46 @@ describe("a declined charge schedules the next attempt whichever arrives first",
  * that had ended, and the payment, arriving for a void invoice, was only logged ("refund it").
  */
 describe("the cycle charges only invoices still open when their turn comes", () => {
-  it("an invoice voided while the cycle charges another is not charged", async () => {
-    const client = rig.client;
-    const repo = new BillingRepo(client);
-    const charged: string[] = [];
-    let onCharge: (reference: string) => Promise<void> = async () => undefined;
-    let billing: Billing;
-    const payments: PaymentGateway = {
-      isSaved: async () => true,
-      refund: async () => undefined,
-      async charge(p) {
-        charged.push(p.reference);
-        await onCharge(p.reference);
-        const ev: PaymentEventMsg = { eventId: randomUUID(), type: "payment.failed", intentId: randomUUID(), userId: p.userId, amount: Number(p.amount), currency: "usd", reference: p.reference, failureCode: "card_declined", ts: Date.now() };
-        await client.transaction((c) => billing.onPaymentEvent(c, ev));
-        return { intentId: randomUUID(), status: "failed" };
-      },
-    };
-    billing = new BillingWithAccounts(client, repo, payments, { units: async () => 0n }, log as never, { retryAfterDays: [1, 3] }, () => undefined);
-    const [alice, bob] = [randomUUID(), randomUUID()];
-    const { subscription_id: aliceSub } = await billing.subscribe(alice, PLAN, "pm_card_chargeDeclined");
-    const { subscription_id: bobSub } = await billing.subscribe(bob, PLAN, "pm_card_chargeDeclined");
-    const invoiceOfSub = async (id: string) => (await client.pool.query<{ invoice_id: string; status: string }>("SELECT invoice_id, status FROM bil_invoices WHERE subscription_id = $1", [id])).rows[0];
-    const [aliceInv, bobInv] = [await invoiceOfSub(aliceSub), await invoiceOfSub(bobSub)];
-    // Both retries due now; while alice's is being charged, bob cancels now (his invoice is voided).
-    await client.pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE invoice_id = ANY($1::uuid[])", [[aliceInv.invoice_id, bobInv.invoice_id]]);
-    onCharge = async (reference) => {
-      if (reference.endsWith(aliceInv.invoice_id)) await billing.cancel(bob, bobSub, false);
-    };
-    charged.length = 0;
-    await billing.runCycle();
-    expect((await invoiceOfSub(bobSub)).status).toBe("void");
-    expect(charged).toEqual([`invoice:${aliceInv.invoice_id}`]);
-  });
+  // And only those of an account that still exists: one deleted while the cycle charges another
+  // invoice was charged from the list read before (the cycle reads the account again at each charge).
+  for (const meanwhile of ["bob cancels now", "bob's account is deleted"] as const) {
+    it(`an invoice is not charged when, while the cycle charges another, ${meanwhile}`, async () => {
+      const client = rig.client;
+      const repo = new BillingRepo(client);
+      const charged: string[] = [];
+      let onCharge: (reference: string) => Promise<void> = async () => undefined;
+      let billing: Billing;
+      const payments: PaymentGateway = {
+        isSaved: async () => true,
+        refund: async () => undefined,
+        async charge(p) {
+          charged.push(p.reference);
+          await onCharge(p.reference);
+          const ev: PaymentEventMsg = { eventId: randomUUID(), type: "payment.failed", intentId: randomUUID(), userId: p.userId, amount: Number(p.amount), currency: "usd", reference: p.reference, failureCode: "card_declined", ts: Date.now() };
+          await client.transaction((c) => billing.onPaymentEvent(c, ev));
+          return { intentId: randomUUID(), status: "failed" };
+        },
+      };
+      billing = new BillingWithAccounts(client, repo, payments, { units: async () => 0n }, log as never, { retryAfterDays: [1, 3] }, () => undefined);
+      const [alice, bob] = [randomUUID(), randomUUID()];
+      const { subscription_id: aliceSub } = await billing.subscribe(alice, PLAN, "pm_card_chargeDeclined");
+      const { subscription_id: bobSub } = await billing.subscribe(bob, PLAN, "pm_card_chargeDeclined");
+      const invoiceOfSub = async (id: string) => (await client.pool.query<{ invoice_id: string; status: string }>("SELECT invoice_id, status FROM bil_invoices WHERE subscription_id = $1", [id])).rows[0];
+      const [aliceInv, bobInv] = [await invoiceOfSub(aliceSub), await invoiceOfSub(bobSub)];
+      // Both retries due now; while alice's is being charged, bob cancels now (his invoice is voided).
+      await client.pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE invoice_id = ANY($1::uuid[])", [[aliceInv.invoice_id, bobInv.invoice_id]]);
+      onCharge = async (reference) => {
+        if (!reference.endsWith(aliceInv.invoice_id)) return;
+        if (meanwhile === "bob cancels now") await billing.cancel(bob, bobSub, false);
+        else await client.pool.query("DELETE FROM users WHERE id = $1", [bob]);
+      };
+      charged.length = 0;
+      await billing.runCycle();
+      expect(charged).toEqual([`invoice:${aliceInv.invoice_id}`]);
+      // A deleted account's invoice is voided by the next cycle, which ends its subscription.
+      if (meanwhile === "bob's account is deleted") await billing.runCycle();
+      expect((await invoiceOfSub(bobSub)).status).toBe("void");
+      expect(charged).toEqual([`invoice:${aliceInv.invoice_id}`]);
+    });
+  }
 });
