@@ -26,6 +26,7 @@ export { ClickHouseParamError, isClosedSocket } from "./clickhouse/client";
 export type { ParamBinding } from "./clickhouse/client";
 export { decorateDatastores } from "./decorators";
 export { isJsonObject } from "./json-values";
+export { accountKeyOf } from "./accounts";
 export { PeriodicDelete } from "./datastores/periodic-delete";
 export { findUnstorableText, isUnstorableText, storableText } from "./request-guards";
 export { idempotencyKeyOf, idempotencyKeyReused, requestHashOf } from "./idempotency";

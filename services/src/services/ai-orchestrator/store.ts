@@ -1,6 +1,6 @@
 /** ai-orchestrator's PostgreSQL data access: strategies and decisions (0320_ai_orchestrator.sql). */
 import { randomUUID } from "node:crypto";
-import type { PostgresClient } from "../../kit";
+import { accountKeyOf, type PostgresClient } from "../../kit";
 import { backoffStateOf, type BackoffState } from "./backoff";
 
 export interface Strategy {
@@ -116,7 +116,7 @@ const SELECT_DECISION = `SELECT decision_id AS "decisionId", strategy_id AS "str
 /** When a strategy is next due (NULL: never evaluated). */
 const DUE_AT = `(last_evaluated_at + every_seconds * interval '1 second')`;
 /** `u` is the owner's account (user-management's users row, by primary key; a user id is a lower-case UUID): absent once deleted. */
-const OWNER = `u.id = CASE WHEN ai_strategies.user_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN ai_strategies.user_id::uuid END`;
+const OWNER = `u.id = ${accountKeyOf("ai_strategies.user_id")}`;
 /** Whether it is due at $1: enabled, not deleted, its owner's account active (neither disabled nor deleted), its interval elapsed, and not before eval_retry_at (a failed evaluation's backoff, backoff.ts). */
 const IS_DUE = `enabled AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM users u WHERE ${OWNER} AND u.disabled_at IS NULL) AND (last_evaluated_at IS NULL OR ${DUE_AT} <= $1) AND (eval_retry_at IS NULL OR eval_retry_at <= $1)`;
 

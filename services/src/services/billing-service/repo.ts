@@ -4,7 +4,7 @@
  * events through the transactional outbox (bil_outbox); the HTTP views of the rows are views.ts's.
  */
 import type { PoolClient } from "pg";
-import { userPartitionKey, type PostgresClient } from "../../kit";
+import { accountKeyOf, userPartitionKey, type PostgresClient } from "../../kit";
 import { type Currency, MIN_CHARGE, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type BillingEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
@@ -18,7 +18,7 @@ type Q = Pick<PoolClient, "query">;
  * The account of the row's user (`u`, user-management's users row by primary key; a user id is a
  * lower-case UUID, as ai-orchestrator's store reads it): absent once an admin deleted it.
  */
-const owner = (t: string) => `u.id = CASE WHEN ${t}.user_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN ${t}.user_id::uuid END`;
+const owner = (t: string) => `u.id = ${accountKeyOf(`${t}.user_id`)}`;
 /** The row's user has an account that is not disabled (ACTIVE), has none (DELETED). */
 const [OWNER_ACTIVE, OWNER_DELETED] = [(t: string) => `EXISTS (SELECT 1 FROM users u WHERE ${owner(t)} AND u.disabled_at IS NULL)`, (t: string) => `NOT EXISTS (SELECT 1 FROM users u WHERE ${owner(t)})`];
 

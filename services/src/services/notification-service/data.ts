@@ -1,6 +1,7 @@
 /** notification-service data access (PostgreSQL nt_*). */
 import type { PostgresClient, Queryable } from "../../kit/datastores/postgres";
 import type { Category, Channel, Notice, QuietHours } from "./domain";
+import { accountKeyOf } from "../../kit/accounts";
 
 export interface Preferences {
   email: string | null;
@@ -17,7 +18,7 @@ export interface Preferences {
  * lower-case UUID, as ai-orchestrator's store reads it), absent once an admin deleted it.
  */
 export async function accountExists(db: Queryable, userId: string): Promise<boolean> {
-  const sql = "SELECT 1 FROM users WHERE id = CASE WHEN $1::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $1::text::uuid END";
+  const sql = `SELECT 1 FROM users WHERE id = ${accountKeyOf("$1::text")}`;
   return ((await db.query(sql, [userId])).rowCount ?? 0) > 0;
 }
 
