@@ -20,6 +20,13 @@ export function isCurrency(code: string): code is Currency {
  */
 export const MIN_CHARGE: Record<Currency, bigint> = { usd: 50n, eur: 50n, gbp: 30n, chf: 50n, jpy: 50n };
 
+/**
+ * The largest amount the card processor charges, per currency, in the currency's smallest unit
+ * (Stripe's documented limit: eight digits, 999,999.99 of the dollar, euro, pound and franc; the yen
+ * has no minor unit, so 99,999,999 yen); it refuses more. A plan priced above it was refused on every charge.
+ */
+export const MAX_CHARGE: Record<Currency, bigint> = { usd: 99_999_999n, eur: 99_999_999n, gbp: 99_999_999n, chf: 99_999_999n, jpy: 99_999_999n };
+
 /** Largest amount accepted from a client: 10^12 minor units (10 billion dollars). */
 export const MAX_AMOUNT = 1_000_000_000_000n;
 

@@ -2,6 +2,7 @@
  * billing-service HTTP routes (behind the gateway at /api/billing):
  *   GET  /plans                            active plans (any signed-in user)
  *   POST /plans                            admin: { id, name, currency, amount, interval, trialDays?, usage? }
+ *                                          (amount, usage.blockAmount at most the processor's largest charge: 400)
  *   POST /subscriptions                    { planId, paymentMethod } -> 201 (409 ALREADY_SUBSCRIBED)
  *   GET  /subscriptions                    the caller's subscriptions
  *   POST /subscriptions/:id/plan           { planId } prorated change (409 INVOICE_OPEN while an invoice is unpaid)
@@ -12,7 +13,7 @@
  *   POST /cycle                            admin: run the billing cycle now (renewals, due charges)
  */
 import { type App, HttpError, requireIdentity, ResponseObject, Type } from "../../kit";
-import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
+import { CURRENCIES, type Currency, MAX_CHARGE, MoneyError, parseMinor } from "../../business/money";
 import { PaymentMethodId } from "../../business/payment-methods";
 import type { Billing } from "./billing";
 import type { BillingRepo } from "./repo";
@@ -53,6 +54,12 @@ function minor(v: number, field: string): bigint {
   }
 }
 
+/** A price the card processor can charge (MAX_CHARGE of the currency): above it, every charge of the plan was refused. */
+function chargeable(v: bigint, field: string, currency: Currency): bigint {
+  if (v > MAX_CHARGE[currency]) throw new HttpError(400, "VALIDATION_ERROR", `${field} must be <= ${MAX_CHARGE[currency]} (the card processor's largest charge in ${currency}, in its smallest unit)`, field);
+  return v;
+}
+
 // Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
 const PlanOut = ResponseObject({ id: Type.String(), name: Type.String() }, { description: "A plan: currency, amount, interval, trial days, usage pricing" });
 const SubscriptionOut = ResponseObject({ id: Type.String(), userId: Type.String() }, { description: "A subscription: plan, status, period, trial, cancellation, payment method" });
@@ -73,10 +80,10 @@ export function registerRoutes(app: App, deps: { billing: Billing; repo: Billing
       id: b.id,
       name: b.name,
       currency: b.currency as Currency,
-      amount: minor(b.amount, "amount"),
+      amount: chargeable(minor(b.amount, "amount"), "amount", b.currency as Currency),
       interval: b.interval,
       trialDays: b.trialDays ?? 0,
-      usage: b.usage ? { metric: b.usage.metric, included: minor(b.usage.included, "usage.included"), blockSize: minor(b.usage.blockSize, "usage.blockSize"), blockAmount: minor(b.usage.blockAmount, "usage.blockAmount") } : null,
+      usage: b.usage ? { metric: b.usage.metric, included: minor(b.usage.included, "usage.included"), blockSize: minor(b.usage.blockSize, "usage.blockSize"), blockAmount: chargeable(minor(b.usage.blockAmount, "usage.blockAmount"), "usage.blockAmount", b.currency as Currency) } : null,
     };
     if (!(await repo.createPlan(plan))) throw new HttpError(409, "PLAN_EXISTS", `plan ${b.id} already exists (plans are immutable: create a new one)`, "id");
     return reply.code(201).send(planView(plan));
