@@ -12,6 +12,7 @@ import type { PaymentEventMsg } from "../../business/events";
 import type { DunningPolicy } from "./domain/invoices";
 import { BillingError, changePlan, checkPlanChange, finalLines, type InvoiceLine, type Plan, renew, startSubscription, unbilledUsage } from "./domain/subscriptions";
 import { Invoicing, type PaymentGateway } from "./invoicing";
+import { inSavepoint, isolated } from "./isolation";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
 export type { PaymentGateway } from "./invoicing";
@@ -28,7 +29,7 @@ export class Billing {
     private readonly repo: BillingRepo,
     private readonly payments: PaymentGateway,
     private readonly usage: UsageSource,
-    log: Logger,
+    private readonly log: Logger,
     dunning: DunningPolicy,
     private readonly published: () => void,
   ) {
@@ -182,34 +183,39 @@ export class Billing {
    * subscription renews as usual (stopping it is the admin's call: cancel, or delete the account).
    * Charging it while its service is stopped was wrong; ending it would make a disable final.
    * Requests of the user (subscribe, change plan, cancel, change card) passed the gateway, which
-   * refuses a deleted or disabled account.
+   * refuses a deleted or disabled account. Each subscription's step and each charge is isolated
+   * (isolation.ts): one that fails is logged and set aside for a while, the others go on.
    */
   async runCycle(limit = 100): Promise<{ renewed: number; charged: number }> {
     const ended = await this.tx(async (c) => {
       const gone = await this.repo.lockOfDeletedOwners(c, limit);
-      for (const cur of gone) await this.end(c, cur, await this.planOrThrow(cur.plan_id, c), true);
-      return gone.length;
+      let n = 0;
+      for (const cur of gone) if (await inSavepoint(c, this.log, "ending a deleted account's subscription", { table: "bil_subscriptions", id: cur.subscription_id }, async () => void (await this.end(c, cur, await this.planOrThrow(cur.plan_id, c), true)))) n++;
+      return n;
     });
     if (ended) this.published();
     const renewed = await this.tx(async (c) => {
       const due = await this.repo.lockDue(c, limit);
-      for (const cur of due) {
-        const plan = await this.planOrThrow(cur.plan_id, c);
-        const r = renew(subscriptionOf(cur), plan, await this.unbilledUnits(cur, plan, cur.period_end));
-        const sub = await this.repo.updateSubscription(c, cur.subscription_id, r.subscription, r.subscription.status === "canceled");
-        if (sub.status === "canceled") await this.repo.emit(c, "subscription.canceled", sub, plan, { eventId: `${sub.subscription_id}:canceled` });
-        // Ended at period end, the lines are the final invoice: the period's usage, in arrears.
-        if (r.lines.length) await this.invoice(c, sub, plan, r.lines);
-      }
-      return due.length;
+      let n = 0;
+      for (const cur of due) if (await inSavepoint(c, this.log, "renewal", { table: "bil_subscriptions", id: cur.subscription_id }, () => this.renewOne(c, cur))) n++;
+      return n;
     });
     if (renewed) this.published();
     let charged = 0;
     for (const inv of await this.repo.dueInvoices(limit)) {
-      await this.invoicing.charge(inv, true);
-      charged++;
+      if (await isolated(this.repo.pg.pool, this.log, "charge", { table: "bil_invoices", id: inv.invoice_id }, () => this.invoicing.charge(inv, true))) charged++;
     }
     return { renewed, charged };
+  }
+
+  /** Renews one subscription whose period ended (locked by the cycle's transaction `c`). */
+  private async renewOne(c: PoolClient, cur: SubscriptionRow): Promise<void> {
+    const plan = await this.planOrThrow(cur.plan_id, c);
+    const r = renew(subscriptionOf(cur), plan, await this.unbilledUnits(cur, plan, cur.period_end));
+    const sub = await this.repo.updateSubscription(c, cur.subscription_id, r.subscription, r.subscription.status === "canceled");
+    if (sub.status === "canceled") await this.repo.emit(c, "subscription.canceled", sub, plan, { eventId: `${sub.subscription_id}:canceled` });
+    // Ended at period end, the lines are the final invoice: the period's usage, in arrears.
+    if (r.lines.length) await this.invoice(c, sub, plan, r.lines);
   }
 
   /** Applies one payments.events message (deduped by event id). */

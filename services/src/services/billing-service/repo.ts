@@ -1,5 +1,5 @@
 /**
- * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql, 0416_bil_carried.sql,
+ * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql, 0416_bil_carried.sql, 0417_bil_cycle_backoff.sql,
  * 0413_bil_subscriptions_user.sql). Row <-> domain mapping, invoice creation with its lines, and
  * events through the transactional outbox (bil_outbox); the HTTP views of the rows are views.ts's.
  */
@@ -221,7 +221,7 @@ export class BillingRepo {
   async lockDue(c: Q, limit: number): Promise<SubscriptionRow[]> {
     return (
       await c.query<SubscriptionRow>(
-        `SELECT * FROM bil_subscriptions s WHERE status NOT IN ('canceled','unpaid') AND period_end <= now() AND NOT ${OWNER_DELETED("s")} ORDER BY period_end LIMIT $1 FOR UPDATE OF s SKIP LOCKED`,
+        `SELECT * FROM bil_subscriptions s WHERE status NOT IN ('canceled','unpaid') AND period_end <= now() AND NOT ${OWNER_DELETED("s")} AND (s.cycle_retry_at IS NULL OR s.cycle_retry_at <= now()) ORDER BY period_end LIMIT $1 FOR UPDATE OF s SKIP LOCKED`,
         [limit],
       )
     ).rows;
@@ -267,7 +267,7 @@ export class BillingRepo {
    * list's places of everyone else's for as long as they stay open).
    */
   async dueInvoices(limit: number): Promise<InvoiceRow[]> {
-    const sql = `SELECT * FROM bil_invoices i WHERE status = 'open' AND ((attempts = 0 AND last_payment_id IS NULL) OR next_attempt_at <= now()) AND ${OWNER_ACTIVE("i")} ORDER BY created_at LIMIT $1`;
+    const sql = `SELECT * FROM bil_invoices i WHERE status = 'open' AND ((attempts = 0 AND last_payment_id IS NULL) OR next_attempt_at <= now()) AND ${OWNER_ACTIVE("i")} AND (i.cycle_retry_at IS NULL OR i.cycle_retry_at <= now()) ORDER BY created_at LIMIT $1`;
     return (await this.pg.query<InvoiceRow>(sql, [limit])).rows;
   }
 
@@ -283,7 +283,7 @@ export class BillingRepo {
   async lockOfDeletedOwners(c: Q, limit: number): Promise<SubscriptionRow[]> {
     const sql = `SELECT * FROM bil_subscriptions s
                   WHERE (status <> 'canceled' OR EXISTS (SELECT 1 FROM bil_invoices i WHERE i.subscription_id = s.subscription_id AND i.status = 'open'))
-                    AND ${OWNER_DELETED("s")} ORDER BY created_at LIMIT $1 FOR UPDATE OF s SKIP LOCKED`;
+                    AND ${OWNER_DELETED("s")} AND (s.cycle_retry_at IS NULL OR s.cycle_retry_at <= now()) ORDER BY created_at LIMIT $1 FOR UPDATE OF s SKIP LOCKED`;
     return (await c.query<SubscriptionRow>(sql, [limit])).rows;
   }
 
