@@ -69,6 +69,21 @@ describe("one subscription whose renewal throws does not stop the others", () =>
   });
 });
 
+describe("an invoice too large to send, built by a user's own request", () => {
+  it("is a 409 INVOICE_TOO_LARGE, not a 500, and changes nothing", async () => {
+    const userId = randomUUID();
+    const { subscription_id: id } = await rig.billing.subscribe(userId, METERED, "pm_card_visa");
+    // A plan change invoices the usage so far under the old plan: 10^8 blocks of 99,999,999 cents.
+    await rig.client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '10 days' WHERE subscription_id = $1", [id]);
+    rig.use(userId, 100_000_000, new Date(Date.now() - 86_400_000));
+    const refused = await rig.billing.changePlan(userId, id, BASIC).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(HttpError);
+    expect(refused).toMatchObject({ statusCode: 409, code: "INVOICE_TOO_LARGE" });
+    expect((await rig.repo.subscription(id))!.plan_id).toBe(METERED);
+    expect(await invoicesOf(rig.client, userId)).toHaveLength(1);
+  });
+});
+
 describe("one deleted account whose ending throws does not keep the others from ending", () => {
   it("the other deleted account's subscription ends in the same cycle; the failing one is set aside", async () => {
     const [bad, good] = [randomUUID(), randomUUID()];

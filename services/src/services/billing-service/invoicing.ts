@@ -12,7 +12,7 @@ import { HttpError } from "../../kit";
 import { MAX_AMOUNT, sum, toJson } from "../../business/money";
 import { INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
 import { afterFailedAttempt, type DunningPolicy, statusAfterPayment } from "./domain/invoices";
-import { BillingError, carriedLine, type InvoiceLine, type Plan } from "./domain/subscriptions";
+import { carriedLine, type InvoiceLine, type Plan } from "./domain/subscriptions";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
 export interface PaymentGateway {
@@ -66,15 +66,17 @@ export class Invoicing {
    * of this one; one owing less than the processor charges is `carried` in turn (not charged: the
    * processor refused it every time, and dunning made the subscription unpaid for a few cents), and
    * the subscription moves as after a payment too. A line or total beyond MAX_AMOUNT (far below
-   * 2^53: an invoice's amounts are JSON numbers) is refused (BillingError INVOICE_TOO_LARGE): the
-   * usage billed is metered, not bounded, and such an invoice could not be sent, let alone charged.
+   * 2^53: an invoice's amounts are JSON numbers) is refused, 409 INVOICE_TOO_LARGE: the usage billed
+   * is metered, not bounded, and such an invoice could not be sent, let alone charged. An HttpError,
+   * as a user's own request (a plan change, a cancel's final invoice) can build it: a 500 before;
+   * the cycle sets the subscription aside (isolation.ts) as for any row that fails.
    */
   async create(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[]): Promise<InvoiceRow> {
     const carried = BigInt(sub.carried);
     const all = carried > 0n ? [...lines, carriedLine(carried, new Date())] : lines;
     const total = sum(all.map((l) => l.amount));
     if (total > MAX_AMOUNT || all.some((l) => l.amount > MAX_AMOUNT || -l.amount > MAX_AMOUNT))
-      throw new BillingError("INVOICE_TOO_LARGE", `an invoice of subscription ${sub.subscription_id} would total ${total} minor units, above ${MAX_AMOUNT}: not created`);
+      throw new HttpError(409, "INVOICE_TOO_LARGE", `an invoice of subscription ${sub.subscription_id} would total ${total} minor units, above ${MAX_AMOUNT}: not created`);
     const { invoice, creditBalanceAfter } = await this.repo.createInvoice(c, randomUUID(), sub, plan.currency, all);
     const carriedAfter = invoice.status === "carried" ? BigInt(invoice.amount_due) : 0n;
     if (creditBalanceAfter !== BigInt(sub.credit_balance) || carriedAfter !== carried)
