@@ -25,7 +25,7 @@ export type CycleRow = { table: "bil_subscriptions"; id: string } | { table: "bi
 const KEY = { bil_subscriptions: "subscription_id", bil_invoices: "invoice_id" } as const;
 
 /** Sets the row aside after its step failed: a minute, doubled at each consecutive failure, at most a day. */
-export async function setAside(c: Q, row: CycleRow): Promise<Date | undefined> {
+async function setAside(c: Q, row: CycleRow): Promise<Date | undefined> {
   const { rows } = await c.query<{ cycle_retry_at: Date }>(
     `UPDATE ${row.table} SET cycle_failures = cycle_failures + 1, cycle_retry_at = now() + make_interval(secs => least(60 * power(2, least(cycle_failures, 20)), 86400))
       WHERE ${KEY[row.table]} = $1 RETURNING cycle_retry_at`,
@@ -45,34 +45,31 @@ function logFailure(log: Logger, step: string, row: CycleRow, err: unknown, retr
 }
 
 /**
- * Runs one row's step of the cycle within the transaction `c`, under a savepoint; returns whether it
- * succeeded. A failure other than a transient one rolls back to the savepoint, is logged, and sets
- * the row aside; a transient one is thrown (the whole cycle's transaction ends).
+ * Runs one row's step and returns whether it succeeded. A failure other than a transient one is
+ * undone (`undo`), logged, and sets the row aside (through `q`); a transient one is thrown.
  */
-export async function inSavepoint(c: PoolClient, log: Logger, step: string, row: CycleRow, fn: () => Promise<void>): Promise<boolean> {
-  await c.query("SAVEPOINT bil_cycle_row");
+async function runStep(q: Q, log: Logger, name: string, row: CycleRow, fn: () => Promise<void>, undo?: () => Promise<unknown>): Promise<boolean> {
   try {
     await fn();
-    await cleared(c, row);
-    await c.query("RELEASE SAVEPOINT bil_cycle_row");
+    await cleared(q, row);
     return true;
   } catch (err) {
     if (outage(err)) throw err;
-    await c.query("ROLLBACK TO SAVEPOINT bil_cycle_row");
-    logFailure(log, step, row, err, await setAside(c, row));
+    await undo?.();
+    logFailure(log, name, row, err, await setAside(q, row));
     return false;
   }
 }
 
-/** The same for a step that runs its own transactions (a charge): a failure sets the row aside at once. */
-export async function isolated(pool: Q, log: Logger, step: string, row: CycleRow, fn: () => Promise<void>): Promise<boolean> {
-  try {
-    await fn();
-    await cleared(pool, row);
-    return true;
-  } catch (err) {
-    if (outage(err)) throw err;
-    logFailure(log, step, row, err, await setAside(pool, row));
-    return false;
-  }
+/** One row's step within the cycle's transaction `c`, under a savepoint: a failure undoes its own work only (the whole transaction ends on a transient one). */
+export async function inSavepoint(c: PoolClient, log: Logger, name: string, row: CycleRow, fn: () => Promise<void>): Promise<boolean> {
+  await c.query("SAVEPOINT bil_cycle_row");
+  const ok = await runStep(c, log, name, row, fn, () => c.query("ROLLBACK TO SAVEPOINT bil_cycle_row"));
+  if (ok) await c.query("RELEASE SAVEPOINT bil_cycle_row");
+  return ok;
+}
+
+/** The same for a step that runs its own transactions (a charge): nothing to undo, a failure sets the row aside at once. */
+export function isolated(pool: Q, log: Logger, name: string, row: CycleRow, fn: () => Promise<void>): Promise<boolean> {
+  return runStep(pool, log, name, row, fn);
 }

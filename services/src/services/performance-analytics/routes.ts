@@ -13,7 +13,7 @@
  */
 import { conflict, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import type { PerformanceStore } from "./data";
-import { summarize } from "./domain";
+import { OTHER, summarize } from "./domain";
 import { RollupLeadershipLost, RollupSuperseded, TOTAL, type RollupResult } from "./rollup";
 
 // Responses (OpenAPI; unnamed fields are kept). Money in the quote currency, returns as fractions.
@@ -36,7 +36,7 @@ export function registerRoutes(app: App, o: { store: PerformanceStore; capital: 
 
   app.get("/", { schema: { response: { 200: PerformanceOut } } }, async (req) => summary(requireIdentity(req).userId));
 
-  app.get("/daily", { schema: { querystring: Type.Object({ strategy: Type.String({ pattern: "^(\\*|~other|[A-Za-z0-9_-]{1,32})$", default: TOTAL }) }, { additionalProperties: false }), response: { 200: ResponseObject({ userId: Type.String(), strategy: Type.String(), daily: Type.Array(DayOut) }) } } }, async (req) => {
+  app.get("/daily", { schema: { querystring: Type.Object({ strategy: Type.String({ pattern: `^(\\*|${OTHER}|[A-Za-z0-9_-]{1,32})$`, default: TOTAL }) }, { additionalProperties: false }), response: { 200: ResponseObject({ userId: Type.String(), strategy: Type.String(), daily: Type.Array(DayOut) }) } } }, async (req) => {
     const who = requireIdentity(req);
     const series = await o.store.daily(who.userId, req.query.strategy);
     return { userId: who.userId, strategy: req.query.strategy, daily: series.get(req.query.strategy) ?? [] };
