@@ -2,12 +2,16 @@
 import type { PostgresClient, Queryable } from "../../kit/datastores/postgres";
 import type { Category, Channel, Notice, QuietHours } from "./domain";
 import { accountKeyOf } from "../../kit/accounts";
+import { canonicalAddress, type Confirmable } from "./address-confirmation";
+import { resetWhenChanged } from "./confirmation-data";
 
 export interface Preferences {
   email: string | null;
-  /** The address's owner entered the code sent to it (email-verification.ts): notices go to it only then. */
+  /** The address's owner entered the code sent to it (address-confirmation.ts): notices go to it only then. */
   emailVerified: boolean;
   telegramChatId: string | null;
+  /** The chat's owner entered the code the bot posted there (address-confirmation.ts): notices go to it only then. */
+  telegramVerified: boolean;
   timeZone: string;
   quietHours: QuietHours | null;
   channels: Partial<Record<Category, Channel[]>> | null;
@@ -22,68 +26,40 @@ export async function accountExists(db: Queryable, userId: string): Promise<bool
   return ((await db.query(sql, [userId])).rowCount ?? 0) > 0;
 }
 
-export const DEFAULT_PREFERENCES: Preferences = { email: null, emailVerified: false, telegramChatId: null, timeZone: "UTC", quietHours: null, channels: null };
+export const DEFAULT_PREFERENCES: Preferences = { email: null, emailVerified: false, telegramChatId: null, telegramVerified: false, timeZone: "UTC", quietHours: null, channels: null };
 
-interface PrefRow { email: string | null; email_verified_at: Date | null; telegram_chat_id: string | null; time_zone: string; quiet_start: string | null; quiet_end: string | null; channels: Preferences["channels"] }
+interface PrefRow { email: string | null; email_verified_at: Date | null; telegram_chat_id: string | null; telegram_verified_at: Date | null; time_zone: string; quiet_start: string | null; quiet_end: string | null; channels: Preferences["channels"] }
 
 export async function preferences(db: Queryable, userId: string): Promise<Preferences> {
   const r = (await db.query<PrefRow>("SELECT * FROM nt_preferences WHERE user_id = $1", [userId])).rows[0];
   if (!r) return DEFAULT_PREFERENCES;
-  return { email: r.email, emailVerified: r.email !== null && r.email_verified_at !== null, telegramChatId: r.telegram_chat_id, timeZone: r.time_zone, quietHours: r.quiet_start && r.quiet_end ? { start: r.quiet_start, end: r.quiet_end } : null, channels: r.channels };
+  return { email: r.email, emailVerified: r.email !== null && r.email_verified_at !== null, telegramChatId: r.telegram_chat_id, telegramVerified: r.telegram_chat_id !== null && r.telegram_verified_at !== null, timeZone: r.time_zone, quietHours: r.quiet_start && r.quiet_end ? { start: r.quiet_start, end: r.quiet_end } : null, channels: r.channels };
 }
 
 /**
- * Saves the preferences; a new or changed e-mail address is unconfirmed (its code, if any, gone).
- * Answers whether the address changed (a code is then due) and whether it is confirmed.
+ * Saves the preferences; a new or changed e-mail address or chat id is unconfirmed (its code, if
+ * any, gone; "007" after "7" is the same chat). Answers, per channel, whether the address changed (a
+ * code is then due) and whether it is confirmed.
  */
-export async function savePreferences(pg: Pick<PostgresClient, "transaction">, userId: string, p: Omit<Preferences, "emailVerified">): Promise<{ emailChanged: boolean; emailVerified: boolean }> {
+export async function savePreferences(pg: Pick<PostgresClient, "transaction">, userId: string, p: Omit<Preferences, "emailVerified" | "telegramVerified">): Promise<Record<Confirmable, { changed: boolean; verified: boolean }>> {
   return pg.transaction(async (c) => {
-    const old = (await c.query<{ email: string | null; email_verified_at: Date | null }>("SELECT email, email_verified_at FROM nt_preferences WHERE user_id = $1 FOR UPDATE", [userId])).rows[0];
-    const emailChanged = p.email !== null && (old?.email ?? null)?.toLowerCase() !== p.email.toLowerCase();
+    const old = (await c.query<{ email: string | null; email_verified_at: Date | null; telegram_chat_id: string | null; telegram_verified_at: Date | null }>(
+      "SELECT email, email_verified_at, telegram_chat_id, telegram_verified_at FROM nt_preferences WHERE user_id = $1 FOR UPDATE", [userId])).rows[0];
+    const outcome = (channel: Confirmable, before: string | null | undefined, after: string | null, verifiedAt: Date | null | undefined) => {
+      const changed = after !== null && (before == null || canonicalAddress(channel, before) !== canonicalAddress(channel, after));
+      return { changed, verified: after !== null && !changed && verifiedAt != null };
+    };
+    const saved = { email: outcome("email", old?.email, p.email, old?.email_verified_at), telegram: outcome("telegram", old?.telegram_chat_id, p.telegramChatId, old?.telegram_verified_at) };
     await c.query(
       `INSERT INTO nt_preferences (user_id, email, telegram_chat_id, time_zone, quiet_start, quiet_end, channels, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, now())
        ON CONFLICT (user_id) DO UPDATE SET email = $2, telegram_chat_id = $3, time_zone = $4, quiet_start = $5, quiet_end = $6, channels = $7, updated_at = now(),
-         email_verified_at = CASE WHEN $8 OR $2 IS NULL THEN NULL ELSE nt_preferences.email_verified_at END,
-         email_code_hash = CASE WHEN $8 OR $2 IS NULL THEN NULL ELSE nt_preferences.email_code_hash END,
-         email_code_expires_at = CASE WHEN $8 OR $2 IS NULL THEN NULL ELSE nt_preferences.email_code_expires_at END,
-         email_code_tries = CASE WHEN $8 OR $2 IS NULL THEN 0 ELSE nt_preferences.email_code_tries END`,
-      [userId, p.email, p.telegramChatId, p.timeZone, p.quietHours?.start ?? null, p.quietHours?.end ?? null, p.channels === null ? null : JSON.stringify(p.channels), emailChanged],
+         ${resetWhenChanged("email", "$8", "$2")},
+         ${resetWhenChanged("telegram", "$9", "$3")}`,
+      [userId, p.email, p.telegramChatId, p.timeZone, p.quietHours?.start ?? null, p.quietHours?.end ?? null, p.channels === null ? null : JSON.stringify(p.channels), saved.email.changed, saved.telegram.changed],
     );
-    return { emailChanged, emailVerified: p.email !== null && !emailChanged && old?.email_verified_at != null };
+    return saved;
   });
-}
-
-/** Stores a new code for the user's current address (replacing any earlier one); false when the address is no longer `email`. */
-export async function storeEmailCode(db: Queryable, userId: string, email: string, hash: Buffer, ttlMs: number): Promise<boolean> {
-  const r = await db.query(
-    `UPDATE nt_preferences SET email_code_hash = $3, email_code_expires_at = now() + $4 * interval '1 millisecond', email_code_tries = 0
-      WHERE user_id = $1 AND lower(email) = lower($2) AND email_verified_at IS NULL`,
-    [userId, email, hash, ttlMs],
-  );
-  return (r.rowCount ?? 0) > 0;
-}
-
-/** The code awaiting confirmation, locked for the check (within the caller's transaction). */
-export async function lockEmailCode(db: Queryable, userId: string): Promise<{ email: string | null; hash: Buffer | null; expired: boolean; tries: number; verified: boolean } | undefined> {
-  const r = await db.query<{ email: string | null; email_code_hash: Buffer | null; expired: boolean; email_code_tries: number; verified: boolean }>(
-    `SELECT email, email_code_hash, coalesce(email_code_expires_at < now(), true) AS expired, email_code_tries, email_verified_at IS NOT NULL AS verified
-       FROM nt_preferences WHERE user_id = $1 FOR UPDATE`,
-    [userId],
-  );
-  const row = r.rows[0];
-  return row && { email: row.email, hash: row.email_code_hash, expired: row.expired, tries: row.email_code_tries, verified: row.verified };
-}
-
-/** A right code: the address is confirmed and the code gone. A wrong one: one try more, the code gone at `maxTries`. */
-export async function recordCodeTry(db: Queryable, userId: string, right: boolean, maxTries: number): Promise<void> {
-  await db.query(
-    right
-      ? "UPDATE nt_preferences SET email_verified_at = now(), email_code_hash = NULL, email_code_expires_at = NULL, email_code_tries = 0 WHERE user_id = $1"
-      : `UPDATE nt_preferences SET email_code_tries = email_code_tries + 1,
-           email_code_hash = CASE WHEN email_code_tries + 1 >= $2 THEN NULL ELSE email_code_hash END WHERE user_id = $1`,
-    right ? [userId] : [userId, maxTries],
-  );
 }
 
 export interface Webhook { id: string; url: string; createdAt: string }

@@ -74,13 +74,14 @@ export default defineService({
       ? emailChannel({ host: c.SMTP_HOST, port: c.SMTP_PORT, secure: c.SMTP_SECURE, requireTls: c.SMTP_REQUIRE_TLS, rejectUnauthorized: c.SMTP_TLS_REJECT_UNAUTHORIZED, user: c.SMTP_USER, password: c.SMTP_PASSWORD, from: c.SMTP_FROM })
       : undefined;
     if (email) ctx.onClose(() => email.close());
+    const telegram = c.TELEGRAM_BOT_TOKEN ? telegramChannel(c.TELEGRAM_API_URL.replace(/\/+$/, ""), c.TELEGRAM_BOT_TOKEN, c.NOTIFY_HTTP_TIMEOUT_MS) : undefined;
     const channels: Channels = {
       email,
-      telegram: c.TELEGRAM_BOT_TOKEN ? telegramChannel(c.TELEGRAM_API_URL.replace(/\/+$/, ""), c.TELEGRAM_BOT_TOKEN, c.NOTIFY_HTTP_TIMEOUT_MS) : undefined,
+      telegram,
       webhook: webhookChannel({ timeoutMs: c.NOTIFY_HTTP_TIMEOUT_MS, allowPrivate: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE }),
     };
     ctx.log.info({ email: !!channels.email, telegram: !!channels.telegram, webhook: true }, "notification channels");
-    registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS, sendCode: email && ((to, m) => email.send(to, m)), log: ctx.log });
+    registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS, sendCode: { email: email && ((to, m) => email.send(to, m)), telegram: telegram && ((chat, m) => telegram.send(chat, m)) }, log: ctx.log });
 
     const sent = new Counter({ name: "notifications_total", help: "Delivery attempts by channel and outcome (sent, retry, dead, rate_limited)", labelNames: ["channel", "outcome"] as const, registers: [ctx.metrics.registry] });
     const sender = new Sender(app.pg, app.redis, channels, {

@@ -3,9 +3,11 @@
  * may list every dead letter and replay any).
  *   GET  /preferences                 the caller's preferences (defaults when never set)
  *   PUT  /preferences                 e-mail, Telegram chat id, time zone, quiet hours, channels per category;
- *                                     a new e-mail address gets a confirmation code (email-verification.ts)
+ *                                     a new e-mail address or chat id gets a confirmation code (address-confirmation.ts)
  *   POST /preferences/email/verify    {code}: the address is confirmed, notices go to it from then on
  *   POST /preferences/email/code      a fresh code to the unconfirmed address
+ *   POST /preferences/telegram/verify {code}: the chat is confirmed, notices go to it from then on
+ *   POST /preferences/telegram/code   a fresh code to the unconfirmed chat (confirmation-routes.ts)
  *   GET  /webhooks | POST /webhooks   endpoints; POST answers the signing secret, once
  *   DELETE /webhooks/:id
  *   GET  /deliveries?limit            recent deliveries and their status
@@ -18,7 +20,8 @@ import { badRequest, conflict, HttpError, NoContent, notFound, Nullable, require
 import { checkWebhookUrl } from "./channels";
 import * as data from "./data";
 import { CATEGORIES, CHANNELS, isTimeZone } from "./domain";
-import { registerEmailVerification, type CodeSender } from "./email-routes";
+import { canonicalAddress } from "./address-confirmation";
+import { registerAddressConfirmation, type CodeSender } from "./confirmation-routes";
 
 const HHMM = Type.String({ pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$" });
 const ChannelList = Type.Array(Type.Union(CHANNELS.map((c) => Type.Literal(c))), { uniqueItems: true, maxItems: CHANNELS.length });
@@ -37,7 +40,8 @@ const PreferencesBody = Type.Object(
 const PreferencesOut = ResponseObject({
   email: Nullable(Type.String()),
   emailVerified: Type.Boolean({ description: "the address's owner entered the code sent to it: notices go to it only then" }),
-  telegramChatId: Nullable(Type.String()),
+  telegramChatId: Nullable(Type.String({ description: "as Telegram's integer: no leading zeros" })),
+  telegramVerified: Type.Boolean({ description: "the bot posted a code to the chat and the user entered it: notices go to it only then" }),
   timeZone: Type.String(),
   quietHours: Type.Unknown({ description: "{ start, end } as HH:MM in timeZone, or null" }),
   channels: Type.Unknown({ description: "channels per category, or null for the defaults" }),
@@ -52,18 +56,25 @@ const delivery = (d: data.DeliveryRow) => ({
   createdAt: d.created_at.toISOString(), sentAt: d.sent_at?.toISOString() ?? null,
 });
 
-export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; maxWebhooks: number; sendCode?: CodeSender; log: Logger }): void {
-  const codes = registerEmailVerification(app, o.sendCode, o.log);
+export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; maxWebhooks: number; sendCode: { email?: CodeSender; telegram?: CodeSender }; log: Logger }): void {
+  const emailCodes = registerAddressConfirmation(app, "email", o.sendCode.email, o.log);
+  const telegramCodes = registerAddressConfirmation(app, "telegram", o.sendCode.telegram, o.log);
   app.get("/preferences", { schema: { response: { 200: PreferencesOut } } }, async (req) => data.preferences(app.pg, requireIdentity(req).userId));
 
   app.put("/preferences", { schema: { body: PreferencesBody, response: { 200: PreferencesOut } } }, async (req) => {
     const who = requireIdentity(req);
     const b = req.body;
     if (!isTimeZone(b.timeZone)) throw badRequest(`unknown time zone '${b.timeZone.slice(0, 64)}'`, "timeZone");
-    const prefs = { email: b.email, telegramChatId: b.telegramChatId, timeZone: b.timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
+    const telegramChatId = b.telegramChatId === null ? null : canonicalAddress("telegram", b.telegramChatId);
+    const prefs = { email: b.email, telegramChatId, timeZone: b.timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
     const saved = await data.savePreferences(app.pg, who.userId, prefs);
-    const emailVerification = saved.emailChanged ? await codes.send(who.userId, b.email!) : undefined;
-    return { ...prefs, emailVerified: saved.emailVerified, ...(emailVerification ? { emailVerification } : {}) };
+    // A changed address gets its code now (the outcome is answered: sent, rate_limited, unavailable).
+    const emailVerification = saved.email.changed ? await emailCodes.send(who.userId, b.email!) : undefined;
+    const telegramVerification = saved.telegram.changed ? await telegramCodes.send(who.userId, telegramChatId!) : undefined;
+    return {
+      ...prefs, emailVerified: saved.email.verified, telegramVerified: saved.telegram.verified,
+      ...(emailVerification ? { emailVerification } : {}), ...(telegramVerification ? { telegramVerification } : {}),
+    };
   });
 
   app.get("/webhooks", { schema: { response: { 200: ResponseObject({ webhooks: Type.Array(WebhookOut) }) } } }, async (req) => ({ webhooks: await data.webhooks(app.pg, requireIdentity(req).userId) }));

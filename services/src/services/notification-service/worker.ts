@@ -1,6 +1,7 @@
 /**
  * From notice to delivered message. `ingest` turns a notice into one delivery per channel target
- * the user wants (deduplicated by the unique key), held until the end of quiet hours; the `Sender`
+ * the user wants (deduplicated by the unique key; an e-mail address or Telegram chat only once
+ * confirmed: address-confirmation.ts), held until the end of quiet hours; the `Sender`
  * loop claims due deliveries, applies the per-user-and-channel rate limit to new messages (over the
  * limit = postponed to the next window, never dropped), sends, and on failure retries with exponential
  * backoff until the attempts run out, then dead-letters (replayable).
@@ -10,6 +11,7 @@ import type { Logger } from "pino";
 import type { Counter } from "prom-client";
 import type { Queryable } from "../../kit/datastores/postgres";
 import { DeliveryError } from "./channels";
+import { isConfirmedChat } from "./confirmation-data";
 import * as data from "./data";
 import { backoffMs, channelsFor, deliverAfter, type Channel, type Notice } from "./domain";
 
@@ -24,7 +26,7 @@ export async function ingest(db: Queryable, channels: Channels, n: Notice, now =
   const hooks = await data.webhooks(db, n.userId);
   const available = new Set<Channel>();
   if (prefs.email && prefs.emailVerified && channels.email) available.add("email");
-  if (prefs.telegramChatId && channels.telegram) available.add("telegram");
+  if (prefs.telegramChatId && prefs.telegramVerified && channels.telegram) available.add("telegram");
   if (hooks.length) available.add("webhook");
   const targets = channelsFor(n.category, prefs.channels, available).flatMap((channel): { channel: Channel; target: string }[] =>
     channel === "email" ? [{ channel, target: prefs.email! }] : channel === "telegram" ? [{ channel, target: prefs.telegramChatId! }] : hooks.map((h) => ({ channel, target: h.id })),
@@ -89,6 +91,7 @@ export class Sender {
     // A deleted account is told nothing more, on any channel (only the gateway hears of a delete, so
     // its notices still came, and its preferences and webhooks stay): dead-lettered at send time.
     if (!(await data.accountExists(this.db, d.user_id))) throw new DeliveryError("the account was deleted", true);
+    if (d.channel === "telegram" && !(await isConfirmedChat(this.db, d.user_id, d.target))) throw new DeliveryError("the Telegram chat is not confirmed", true);
     if (d.channel === "webhook") {
       const hook = await data.webhookById(this.db, d.target);
       if (!hook) throw new DeliveryError("webhook endpoint was deleted", true);
