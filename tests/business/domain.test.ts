@@ -160,6 +160,17 @@ describe("subscriptions", () => {
     expect(renew({ ...s, status: "active", cancelAtPeriodEnd: true }, pro, 0n)).toMatchObject({ lines: [], subscription: { status: "canceled" } });
   });
 
+  it("a paused subscription resumes with a period starting at the renewal, not back-dated over the pause", () => {
+    const s = { ...startSubscription(pro, utc("2026-01-10T00:00:00")).subscription, status: "active" as const };
+    const at = utc("2026-04-20T12:00:00"); // paused at the period's end (Feb 10), resumed in April
+    const r = renew({ ...s, pausedAt: utc("2026-02-10T00:00:00") }, pro, 1250n, at);
+    expect(r.subscription).toMatchObject({ status: "active", anchor: at, periodStart: at, periodEnd: utc("2026-05-20T12:00:00"), pausedAt: null });
+    // One period in advance from the renewal, and the ended period's usage in arrears, nothing for the pause.
+    expect(r.lines.map((l) => [l.kind, l.amount, l.periodStart.toISOString()])).toEqual([["subscription", 3000n, at.toISOString()], ["usage", 150n, s.periodStart.toISOString()]]);
+    // Not paused: the next period follows the ended one.
+    expect(renew(s, pro, 0n, at).subscription.periodStart).toEqual(s.periodEnd);
+  });
+
   it("prorates a mid-period change to the second, upgrade and downgrade", () => {
     const start = utc("2026-04-01T00:00:00"); // 30-day period
     const s = { ...startSubscription(pro, start).subscription, status: "active" as const };

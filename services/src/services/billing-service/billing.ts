@@ -12,6 +12,7 @@ import type { PaymentEventMsg } from "../../business/events";
 import type { DunningPolicy } from "./domain/invoices";
 import { BillingError, changePlan, checkPlanChange, finalLines, type InvoiceLine, type Plan, renew, startSubscription, unbilledUsage } from "./domain/subscriptions";
 import { Invoicing, type PaymentGateway } from "./invoicing";
+import { dueInvoices, type DueSubscription, lockDue, lockOfDeletedOwners } from "./cycle-queries";
 import { inSavepoint, isolated } from "./isolation";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
@@ -179,43 +180,65 @@ export class Billing {
    * "cancel now" ends it, its open invoices void, with no final invoice (it could not be charged);
    * it is not renewed, and no invoice of it is charged, a dunning retry or a plan change's included.
    * A disabled account (reversible) is not charged while disabled: its due invoices stay open, their
-   * dunning clock as it was, and are charged at the first cycle after it is enabled again; its
-   * subscription renews as usual (stopping it is the admin's call: cancel, or delete the account).
-   * Charging it while its service is stopped was wrong; ending it would make a disable final.
+   * dunning clock as it was, and are charged at the first cycle after it is enabled again (the debt
+   * was real). Its subscription is paused at its period's end, not renewed, and resumes from the
+   * first cycle after the enable, a new period starting then: before, it renewed as usual, and every
+   * period of a long disable was invoiced and charged at once on the enable. Charging it while its
+   * service is stopped was wrong; ending it would make a disable final.
    * Requests of the user (subscribe, change plan, cancel, change card) passed the gateway, which
    * refuses a deleted or disabled account. Each subscription's step and each charge is isolated
    * (isolation.ts): one that fails is logged and set aside for a while, the others go on.
    */
   async runCycle(limit = 100): Promise<{ renewed: number; charged: number }> {
     const ended = await this.tx(async (c) => {
-      const gone = await this.repo.lockOfDeletedOwners(c, limit);
+      const gone = await lockOfDeletedOwners(c, limit);
       let n = 0;
       for (const cur of gone) if (await inSavepoint(c, this.log, "ending a deleted account's subscription", { table: "bil_subscriptions", id: cur.subscription_id }, async () => void (await this.end(c, cur, await this.planOrThrow(cur.plan_id, c), true)))) n++;
       return n;
     });
     if (ended) this.published();
     const renewed = await this.tx(async (c) => {
-      const due = await this.repo.lockDue(c, limit);
+      const due = await lockDue(c, limit);
       let n = 0;
-      for (const cur of due) if (await inSavepoint(c, this.log, "renewal", { table: "bil_subscriptions", id: cur.subscription_id }, () => this.renewOne(c, cur))) n++;
+      for (const cur of due) {
+        const paused = !cur.owner_active && !cur.cancel_at_period_end;
+        const step = paused ? () => this.pause(c, cur) : () => this.renewOne(c, cur);
+        if ((await inSavepoint(c, this.log, paused ? "pause" : "renewal", { table: "bil_subscriptions", id: cur.subscription_id }, step)) && !paused) n++;
+      }
       return n;
     });
     if (renewed) this.published();
     let charged = 0;
-    for (const inv of await this.repo.dueInvoices(limit)) {
+    for (const inv of await dueInvoices(this.repo.pg.pool, limit)) {
       if (await isolated(this.repo.pg.pool, this.log, "charge", { table: "bil_invoices", id: inv.invoice_id }, () => this.invoicing.charge(inv, true))) charged++;
     }
     return { renewed, charged };
   }
 
-  /** Renews one subscription whose period ended (locked by the cycle's transaction `c`). */
+  /**
+   * Renews one subscription whose period ended (locked by the cycle's transaction `c`); a paused one
+   * resumes, its new period starting now (domain renew).
+   */
   private async renewOne(c: PoolClient, cur: SubscriptionRow): Promise<void> {
     const plan = await this.planOrThrow(cur.plan_id, c);
-    const r = renew(subscriptionOf(cur), plan, await this.unbilledUnits(cur, plan, cur.period_end));
+    const r = renew(subscriptionOf(cur), plan, await this.unbilledUnits(cur, plan, cur.period_end), new Date());
     const sub = await this.repo.updateSubscription(c, cur.subscription_id, r.subscription, r.subscription.status === "canceled");
     if (sub.status === "canceled") await this.repo.emit(c, "subscription.canceled", sub, plan, { eventId: `${sub.subscription_id}:canceled` });
+    else if (cur.paused_at) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:resumed:${sub.period_start.toISOString()}` });
     // Ended at period end, the lines are the final invoice: the period's usage, in arrears.
     if (r.lines.length) await this.invoice(c, sub, plan, r.lines);
+  }
+
+  /**
+   * The period of a disabled account's subscription ended: it is paused, not renewed (no invoice for
+   * time its owner cannot use the service), and resumes at the first cycle after the account is
+   * enabled again (renewOne). Its MRR is 0 while paused (the event's figure); its open invoices keep
+   * their place, charged once the account is enabled (dueInvoices).
+   */
+  private async pause(c: PoolClient, cur: DueSubscription): Promise<void> {
+    const plan = await this.planOrThrow(cur.plan_id, c);
+    const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), pausedAt: new Date() });
+    await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:paused:${sub.period_end.toISOString()}`, mrr: 0 });
   }
 
   /** Applies one payments.events message (deduped by event id). */

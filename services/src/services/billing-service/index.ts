@@ -3,8 +3,9 @@
  * end), usage-based prices metered by usage-monitoring, invoices with line items, dunning.
  * Charges through payment-service (/internal/intents), learns outcomes from `payments.events`,
  * emits `billing.events` through the outbox (bil_outbox). Routes: routes.ts; use cases:
- * billing.ts; invoices, charges and payment outcomes: invoicing.ts; data access: repo.ts; pure
- * domain: domain/.
+ * billing.ts; invoices, charges and payment outcomes: invoicing.ts; data access: repo.ts, and the
+ * cycle's selections of due rows and account states: cycle-queries.ts; the cycle's per-row isolation:
+ * isolation.ts; pure domain: domain/.
  */
 import { defineService, envList, HttpError, Type, type ServiceContext } from "../../kit";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";

@@ -12,6 +12,7 @@ import { HttpError } from "../../kit";
 import { MAX_AMOUNT, sum, toJson } from "../../business/money";
 import { INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
 import { afterFailedAttempt, type DunningPolicy, statusAfterPayment } from "./domain/invoices";
+import { ownerActive } from "./cycle-queries";
 import { carriedLine, type InvoiceLine, type Plan } from "./domain/subscriptions";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
@@ -111,7 +112,7 @@ export class Invoicing {
     // Before, the card was charged for a void invoice and the payment only logged.
     const inv = await this.repo.invoice(attempted.invoice_id);
     if (!inv || inv.status !== "open" || inv.attempts !== attempted.attempts) return;
-    if (ofCycle && !(await this.repo.ownerActive(inv.user_id))) return;
+    if (ofCycle && !(await ownerActive(this.repo.pg.pool, inv.user_id))) return;
     // The invoice's subscription exists (a foreign key): so does a payment method of its user.
     const paymentMethod = (await this.repo.currentPaymentMethod(inv.user_id))!;
     try {

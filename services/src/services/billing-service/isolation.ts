@@ -5,7 +5,7 @@
  * renewal, or stopped the charges, and the next cycle picked that row first again, so billing stopped
  * for every user. Now a row's step runs under a savepoint: its failure undoes its own work only, is
  * logged with the row's id, and the row is set aside (`cycle_retry_at`: a minute, doubled at each
- * consecutive failure, at most a day; repo.ts's lockDue, lockOfDeletedOwners and dueInvoices skip it
+ * consecutive failure, at most a day; cycle-queries.ts's lockDue, lockOfDeletedOwners and dueInvoices skip it
  * until then) so the others keep their places in the cycle's `limit`. A
  * transient datastore error (the kit's isTransientError), or a peer that did not answer (the 502 of
  * usage-monitoring's units), is not the row's fault: it is thrown, and ends the cycle as before

@@ -1,10 +1,11 @@
 /**
  * billing-service data access (PostgreSQL, migrations 0350_billing.sql, 0407_bil_usage_billed_until.sql, 0416_bil_carried.sql, 0417_bil_cycle_backoff.sql,
- * 0413_bil_subscriptions_user.sql). Row <-> domain mapping, invoice creation with its lines, and
- * events through the transactional outbox (bil_outbox); the HTTP views of the rows are views.ts's.
+ * 0413_bil_subscriptions_user.sql, 0418_bil_paused.sql). Row <-> domain mapping, invoice creation with its lines, and
+ * events through the transactional outbox (bil_outbox); the HTTP views of the rows are views.ts's, the
+ * cycle's selections (which rows are due, whose account is active) cycle-queries.ts's.
  */
 import type { PoolClient } from "pg";
-import { accountKeyOf, userPartitionKey, type PostgresClient } from "../../kit";
+import { userPartitionKey, type PostgresClient } from "../../kit";
 import { type Currency, MIN_CHARGE, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type BillingEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
@@ -13,14 +14,6 @@ import { type InvoiceLine, monthlyAmount, type Plan, type Subscription, type Sub
 
 export const OUTBOX = "bil_outbox";
 type Q = Pick<PoolClient, "query">;
-
-/**
- * The account of the row's user (`u`, user-management's users row by primary key; a user id is a
- * lower-case UUID, as ai-orchestrator's store reads it): absent once an admin deleted it.
- */
-const owner = (t: string) => `u.id = ${accountKeyOf(`${t}.user_id`)}`;
-/** The row's user has an account that is not disabled (ACTIVE), has none (DELETED). */
-const [OWNER_ACTIVE, OWNER_DELETED] = [(t: string) => `EXISTS (SELECT 1 FROM users u WHERE ${owner(t)} AND u.disabled_at IS NULL)`, (t: string) => `NOT EXISTS (SELECT 1 FROM users u WHERE ${owner(t)})`];
 
 interface PlanRow {
   plan_id: string;
@@ -50,6 +43,8 @@ export interface SubscriptionRow {
   /** Owed from earlier invoices below the processor's minimum charge: goes on the next invoice (migration 0416). */
   carried: string;
   usage_billed_until: Date | null;
+  /** Billing paused since (migration 0418; Subscription.pausedAt). */
+  paused_at: Date | null;
   payment_method: string;
   canceled_at: Date | null;
   created_at: Date;
@@ -84,7 +79,7 @@ export function planOf(r: PlanRow): Plan {
 }
 
 export function subscriptionOf(r: SubscriptionRow): Subscription {
-  return { planId: r.plan_id, status: r.status, anchor: r.anchor, periodStart: r.period_start, periodEnd: r.period_end, trialEnd: r.trial_end, cancelAtPeriodEnd: r.cancel_at_period_end, creditBalance: BigInt(r.credit_balance), usageBilledUntil: r.usage_billed_until };
+  return { planId: r.plan_id, status: r.status, anchor: r.anchor, periodStart: r.period_start, periodEnd: r.period_end, trialEnd: r.trial_end, cancelAtPeriodEnd: r.cancel_at_period_end, creditBalance: BigInt(r.credit_balance), usageBilledUntil: r.usage_billed_until, pausedAt: r.paused_at };
 }
 
 export class BillingRepo {
@@ -206,25 +201,11 @@ export class BillingRepo {
   async updateSubscription(c: Q, id: string, s: Subscription, canceled = false): Promise<SubscriptionRow> {
     const { rows } = await c.query<SubscriptionRow>(
       `UPDATE bil_subscriptions SET plan_id = $2, status = $3, period_start = $4, period_end = $5, cancel_at_period_end = $6, credit_balance = $7,
-              canceled_at = CASE WHEN $8 THEN coalesce(canceled_at, now()) ELSE canceled_at END, usage_billed_until = $9, updated_at = now()
+              canceled_at = CASE WHEN $8 THEN coalesce(canceled_at, now()) ELSE canceled_at END, usage_billed_until = $9, anchor = $10, paused_at = $11, updated_at = now()
        WHERE subscription_id = $1 RETURNING *`,
-      [id, s.planId, s.status, s.periodStart, s.periodEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), canceled, s.usageBilledUntil],
+      [id, s.planId, s.status, s.periodStart, s.periodEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), canceled, s.usageBilledUntil, s.anchor, s.pausedAt ?? null],
     );
     return rows[0];
-  }
-
-  /**
-   * Subscriptions whose period has ended, locked for this worker (other replicas skip them). Not one
-   * of a deleted account (lockOfDeletedOwners ends it instead); a disabled account's renews as usual,
-   * only its charges wait (dueInvoices).
-   */
-  async lockDue(c: Q, limit: number): Promise<SubscriptionRow[]> {
-    return (
-      await c.query<SubscriptionRow>(
-        `SELECT * FROM bil_subscriptions s WHERE status NOT IN ('canceled','unpaid') AND period_end <= now() AND NOT ${OWNER_DELETED("s")} AND (s.cycle_retry_at IS NULL OR s.cycle_retry_at <= now()) ORDER BY period_end LIMIT $1 FOR UPDATE OF s SKIP LOCKED`,
-        [limit],
-      )
-    ).rows;
   }
 
   /** Creates an invoice with its lines, applying (and consuming) the subscription's credit. */
@@ -259,32 +240,6 @@ export class BillingRepo {
       [invoiceIds],
     );
     return rows;
-  }
-
-  /**
-   * Open invoices due for a (re)try: never attempted, or their dunning retry time has come; only
-   * those of a user whose account exists and is not disabled (the others, left here, would take the
-   * list's places of everyone else's for as long as they stay open).
-   */
-  async dueInvoices(limit: number): Promise<InvoiceRow[]> {
-    const sql = `SELECT * FROM bil_invoices i WHERE status = 'open' AND ((attempts = 0 AND last_payment_id IS NULL) OR next_attempt_at <= now()) AND ${OWNER_ACTIVE("i")} AND (i.cycle_retry_at IS NULL OR i.cycle_retry_at <= now()) ORDER BY created_at LIMIT $1`;
-    return (await this.pg.query<InvoiceRow>(sql, [limit])).rows;
-  }
-
-  /** Whether the user's account exists and is not disabled (checked again just before a charge the cycle makes). */
-  async ownerActive(userId: string): Promise<boolean> {
-    return (await this.pg.query<{ ok: boolean }>(`SELECT ${OWNER_ACTIVE("x")} AS ok FROM (SELECT $1::text AS user_id) x`, [userId])).rows[0].ok;
-  }
-
-  /**
-   * Subscriptions of deleted accounts that are live or still have an open invoice, locked for this
-   * worker (other replicas skip them): the cycle ends them.
-   */
-  async lockOfDeletedOwners(c: Q, limit: number): Promise<SubscriptionRow[]> {
-    const sql = `SELECT * FROM bil_subscriptions s
-                  WHERE (status <> 'canceled' OR EXISTS (SELECT 1 FROM bil_invoices i WHERE i.subscription_id = s.subscription_id AND i.status = 'open'))
-                    AND ${OWNER_DELETED("s")} AND (s.cycle_retry_at IS NULL OR s.cycle_retry_at <= now()) ORDER BY created_at LIMIT $1 FOR UPDATE OF s SKIP LOCKED`;
-    return (await c.query<SubscriptionRow>(sql, [limit])).rows;
   }
 
   async markProcessed(c: Q, eventId: string): Promise<boolean> {

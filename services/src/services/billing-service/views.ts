@@ -30,6 +30,8 @@ export function subscriptionView(r: SubscriptionRow) {
     cancelAtPeriodEnd: r.cancel_at_period_end,
     creditBalance: toJson(BigInt(r.credit_balance)),
     canceledAt: r.canceled_at?.toISOString() ?? null,
+    /** Billing paused since (its owner's account disabled at its period's end): not renewed until the account is enabled again. */
+    pausedAt: r.paused_at?.toISOString() ?? null,
     paymentMethod: r.payment_method,
   };
 }

@@ -50,6 +50,13 @@ export interface Subscription {
    * plan then in force); null: none of it is.
    */
   usageBilledUntil: Date | null;
+  /**
+   * Billing paused (migration 0418): the period ended while the owner's account was disabled (or the
+   * subscription was unpaid) and was not renewed, so no invoice covers time the service could not be
+   * used. The next renewal starts a new period, and billing anchor, when it runs (renew's `at`).
+   * Absent or null: not paused.
+   */
+  pausedAt?: Date | null;
 }
 
 export type LineKind = "subscription" | "proration" | "usage" | "credit" | "carried";
@@ -199,17 +206,21 @@ export function changePlan(sub: Subscription, from: Plan, to: Plan, at: Date, us
  * The period boundary: a subscription cancelled at period end ends, with a final invoice of the
  * period's usage; otherwise it moves to the next period and returns the invoice lines (next period
  * in advance, usage of the ended period in arrears). `usageUnits`: the units of
- * unbilledUsage(sub, sub.periodEnd).
+ * unbilledUsage(sub, sub.periodEnd). A paused subscription (`pausedAt`) resumes: its next period
+ * starts at `at` (the renewal's time) and anchors the cycle there, not at the old period's end, so
+ * the time it was paused is never billed (back-dated, each period missed was one more renewal).
  */
-export function renew(sub: Subscription, plan: Plan, usageUnits: bigint): { subscription: Subscription; lines: InvoiceLine[] } {
+export function renew(sub: Subscription, plan: Plan, usageUnits: bigint, at: Date = sub.periodEnd): { subscription: Subscription; lines: InvoiceLine[] } {
   if (sub.status === "canceled" || sub.status === "unpaid") return { subscription: sub, lines: [] };
   const usage = finalLines(sub, plan, usageUnits, sub.periodEnd);
-  if (sub.cancelAtPeriodEnd) return { subscription: { ...sub, status: "canceled" }, lines: usage };
+  if (sub.cancelAtPeriodEnd) return { subscription: { ...sub, status: "canceled", pausedAt: null }, lines: usage };
   const wasTrial = sub.status === "trialing";
-  const start = sub.periodEnd;
-  const end = wasTrial ? addIntervals(sub.anchor, plan.interval, 1) : nextEnd(sub, plan);
+  const resumed = sub.pausedAt ? { anchor: at, start: at, end: addIntervals(at, plan.interval, 1) } : undefined;
+  const anchor = resumed?.anchor ?? sub.anchor;
+  const start = resumed?.start ?? sub.periodEnd;
+  const end = resumed?.end ?? (wasTrial ? addIntervals(sub.anchor, plan.interval, 1) : nextEnd(sub, plan));
   const lines = [subscriptionLine(plan, start, end), ...usage];
-  return { subscription: { ...sub, status: wasTrial ? "incomplete" : sub.status, periodStart: start, periodEnd: end, usageBilledUntil: null }, lines };
+  return { subscription: { ...sub, status: wasTrial ? "incomplete" : sub.status, anchor, periodStart: start, periodEnd: end, usageBilledUntil: null, pausedAt: null }, lines };
 }
 
 function nextEnd(sub: Subscription, plan: Plan): Date {
