@@ -116,7 +116,7 @@ describe("a payment that completes for an invoice no longer open", () => {
     expect((await invoicesOf(rig.client, userId))[1].status).toBe("void");
   });
 
-  it("is refunded when the invoice was paid by another payment; an uncollectible one is left to an operator", async () => {
+  it("is refunded when the invoice was paid by another payment; an uncollectible one is paid by it, not refunded", async () => {
     const { userId, renewal } = await renewalOpenWithCredit(BASIC);
     await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, succeeded(userId, renewal.invoice_id, 400)));
     expect((await invoicesOf(rig.client, userId))[1].status).toBe("paid");
@@ -129,5 +129,6 @@ describe("a payment that completes for an invoice no longer open", () => {
     const late = succeeded(other.userId, other.renewal.invoice_id, 400);
     await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, late));
     expect(rig.refunds.filter((r) => r.intentId === late.intentId)).toEqual([]);
+    expect((await invoicesOf(rig.client, other.userId))[1].status).toBe("paid"); // tests/business/billing-late-payment.test.ts
   });
 });

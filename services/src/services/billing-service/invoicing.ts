@@ -3,7 +3,9 @@
  * through payment-service with an idempotency key per attempt (`invoice-<id>-<n>`, so a retried
  * cycle never charges twice), and applying the outcome from `payments.events` (payment.succeeded /
  * payment.failed with reference `invoice:<id>`): the invoice is paid, or the dunning retry is
- * scheduled, if it is the charge billing asked for (the invoice's payer, amount and currency).
+ * scheduled, if it is the charge billing asked for (the invoice's payer, amount and currency). A
+ * payment of an invoice dunning gave up (uncollectible) pays it too; one of an invoice void or paid
+ * already is refunded.
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
@@ -89,13 +91,18 @@ export class Invoicing {
 
   /**
    * The invoice (marked paid) was paid: the subscription's status after a payment, unless another of
-   * its invoices is still open (it stays past_due, say, until that one is paid too), and the events.
+   * its invoices is still open (it stays past_due, say, until that one is paid too), or, for an
+   * unpaid one, another is uncollectible (it is unpaid for that one too), and the events. An unpaid
+   * subscription is not renewed: brought back after its period ended, it is paused, and the next
+   * cycle renews it from then (domain renew), not for the periods it was stopped.
    */
   private async paid(c: PoolClient, inv: InvoiceRow, plan: Plan, extra: { attempts?: number }): Promise<void> {
     const cur = (await this.repo.subscription(inv.subscription_id, c, true))!;
-    const owed = await this.repo.openInvoiceOf(c, cur.subscription_id);
+    const owed = await this.repo.openInvoiceOf(c, cur.subscription_id, cur.status === "unpaid");
     const status = owed ? cur.status : statusAfterPayment(cur.status, "paid");
-    const sub = status === cur.status ? cur : await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status });
+    const now = new Date();
+    const pausedAt = cur.status === "unpaid" && cur.period_end <= now ? now : cur.paused_at;
+    const sub = status === cur.status ? cur : await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status, pausedAt });
     // A carried invoice was not paid: no "paid" notice (its amount is on the next invoice).
     if (inv.status !== "carried") await this.repo.emit(c, "invoice.paid", sub, plan, { eventId: `${inv.invoice_id}:paid`, invoiceId: inv.invoice_id, amountPaid: toJson(BigInt(inv.amount_due)), ...extra });
     if (sub.status !== cur.status) await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:${sub.status}:${inv.invoice_id}` });
@@ -165,32 +172,39 @@ export class Invoicing {
       this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
       return false;
     }
-    if (inv.status !== "open") {
-      if (ev.type === "payment.succeeded") await this.giveBack(inv, ev);
-      return false;
-    }
-    if (ev.type === "payment.succeeded") {
-      const attempts = inv.attempts + 1;
-      await c.query("UPDATE bil_invoices SET status = 'paid', attempts = $2, paid_at = now(), next_attempt_at = NULL, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, attempts]);
+    if (ev.type === "payment.succeeded" && (inv.status === "open" || inv.status === "uncollectible")) {
+      // A late payment of an uncollectible invoice is that invoice's payment: the debt was real and
+      // is now paid (before, it was logged and left to an operator, the money in limbo). Its attempt
+      // was counted when it failed; an open invoice's attempt is counted now.
+      const attempts = inv.status === "open" ? inv.attempts + 1 : inv.attempts;
+      await c.query(
+        "UPDATE bil_invoices SET status = 'paid', attempts = $2, paid_at = now(), next_attempt_at = NULL, last_payment_id = $3, updated_at = now() WHERE invoice_id = $1",
+        [inv.invoice_id, attempts, ev.intentId],
+      );
       const { plan_id } = (await this.repo.subscription(inv.subscription_id, c, true))!;
       await this.paid(c, inv, await this.planOrThrow(plan_id, c), { attempts });
       return true;
+    }
+    if (inv.status !== "open") {
+      if (ev.type === "payment.succeeded") await this.giveBack(inv, ev);
+      return false;
     }
     await this.failedAttempt(c, inv, new Date(ev.ts));
     return true;
   }
 
   /**
-   * A payment that completed for an invoice no longer open. Voided (its subscription ended while the
-   * charge was processing) or paid by another payment, nothing is owed for it: the payment is
-   * refunded (before, it was only logged, and the card stayed charged for a subscription that had
-   * ended). Uncollectible, the debt was real: left to an operator. Called within the event's
-   * transaction: a refund that fails for now fails the event, retried with the same key.
+   * A payment that completed for an invoice no longer open nor uncollectible (onPaymentEvent pays
+   * that one). Voided (its subscription ended while the charge was processing) or paid by another
+   * payment, nothing is owed for it: the payment is refunded (before, it was only logged, and the
+   * card stayed charged for a subscription that had ended). The payment that paid it, told again
+   * under another event id, is not refunded. Called within the event's transaction: a refund that
+   * fails for now fails the event, retried with the same key.
    */
   private async giveBack(inv: InvoiceRow, ev: PaymentEventMsg): Promise<void> {
     const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, invoiceStatus: inv.status };
-    if (inv.status === "uncollectible" || (inv.status === "paid" && inv.last_payment_id === ev.intentId)) {
-      this.log.warn(fields, "payment for an invoice that is no longer open: left to an operator");
+    if (inv.status === "paid" && inv.last_payment_id === ev.intentId) {
+      this.log.info(fields, "payment for an invoice it paid already: nothing to do");
       return;
     }
     try {

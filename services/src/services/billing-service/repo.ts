@@ -155,9 +155,10 @@ export class BillingRepo {
     return BigInt(rows[0]?.credit ?? "0");
   }
 
-  /** The subscription's oldest invoice still to be paid (open), if any. */
-  async openInvoiceOf(c: Q, subscriptionId: string): Promise<InvoiceRow | undefined> {
-    return (await c.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at LIMIT 1", [subscriptionId])).rows[0];
+  /** The subscription's oldest invoice still to be paid (open; or `uncollectible` too, when asked), if any. */
+  async openInvoiceOf(c: Q, subscriptionId: string, orUncollectible = false): Promise<InvoiceRow | undefined> {
+    const statuses = orUncollectible ? ["open", "uncollectible"] : ["open"];
+    return (await c.query<InvoiceRow>("SELECT * FROM bil_invoices WHERE subscription_id = $1 AND status = ANY($2::text[]) ORDER BY created_at LIMIT 1", [subscriptionId, statuses])).rows[0];
   }
 
   /**
