@@ -5,7 +5,8 @@
  *                                     (same key + same params -> the same response; other params -> 400)
  *   GET  /v1/payment_intents/:id
  *   GET  /v1/payment_intents/search   query `metadata['intent_id']:'<id>'`
- *   POST /v1/refunds                  payment_intent, amount
+ *   POST /v1/refunds                  payment_intent, amount (over what is left: refused unless
+ *                                     `refusesExcessRefunds` is off)
  *   POST /v1/customers                `Idempotency-Key` honoured
  *   POST /v1/payment_methods/:id/attach, /detach
  * Auth: `Authorization: Bearer <apiKey>`. Test payment methods as Stripe names them:
@@ -81,6 +82,11 @@ export class FakeCardProcessor {
   /** Number of POST /v1/payment_intents requests that created (not replayed) an intent. */
   created = 0;
   mode: "sync" | "async" = "sync";
+  /**
+   * false: a refund over what is left of the charge is paid anyway, as by a processor that does not
+   * check (a test of payment-service's own bound must not lean on the processor's).
+   */
+  refusesExcessRefunds = true;
   webhookUrl?: string;
   /** Called after an intent is created, before the HTTP answer: a test can kill the caller here. */
   beforeAnswer?: (intent: FakeIntent) => Promise<void>;
@@ -283,7 +289,7 @@ export class FakeCardProcessor {
       if (!i) return this.send(res, 404, { error: { type: "invalid_request_error", param: "payment_intent", message: "No such payment_intent" } });
       const amount = p.amount === undefined ? i.amount : Number(p.amount);
       const already = this.refunds.filter((r) => r.payment_intent === i.id).reduce((a, r) => a + r.amount, 0);
-      if (i.status !== "succeeded" || amount > i.amount - already)
+      if (i.status !== "succeeded" || (this.refusesExcessRefunds && amount > i.amount - already))
         return this.send(res, 400, { error: { type: "invalid_request_error", code: "charge_already_refunded", message: "refund exceeds the charge" } });
       const refund = { id: rid("re"), object: "refund", payment_intent: i.id, amount, currency: i.currency, status: "succeeded", metadata: typeof p.metadata === "object" ? p.metadata : {} };
       this.refunds.push(refund);

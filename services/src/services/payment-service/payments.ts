@@ -78,23 +78,33 @@ export class Payments {
     }
   }
 
+  /**
+   * Refunds `amount` (all that is left when undefined). The check and the reservation (a pending
+   * refund) are one transaction with the intent locked, counting pending refunds as well as
+   * succeeded ones: two refunds at once (two admins, or an admin and billing's automatic refund)
+   * cannot both fit into what is left, and the loser is refused before any processor call.
+   */
   async refund(intentId: string, key: string, amount: bigint | undefined, reason: string | null): Promise<IntentRow> {
     const processor = this.requireProcessor();
-    const intent = await this.repo.byId(intentId);
-    if (!intent) throw new HttpError(404, "NOT_FOUND", "payment not found");
-    // A retry with the key of a refund already made answers as the first time did; the checks below
-    // would otherwise see the money already refunded and refuse it.
-    const earlier = await this.repo.refundByKey(intentId, key);
-    if (earlier) {
-      if (amount !== undefined && amount !== BigInt(earlier.amount)) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a refund of another amount", "idempotency-key");
-      if (earlier.status === "succeeded") return (await this.repo.byId(intentId))!;
-      if (earlier.status === "failed") throw new HttpError(409, "REFUND_REJECTED", "the processor rejected this refund", "amount");
-    }
-    const want = amount ?? BigInt(intent.amount) - BigInt(intent.refunded);
-    if (want <= 0n) throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", "nothing left to refund", "amount");
-    const check = checkRefund({ status: intent.status, amount: BigInt(intent.amount), refunded: BigInt(intent.refunded) }, want);
-    if (!check.ok) throw new HttpError(409, check.code, check.message, "amount");
-    const refund = await this.repo.insertRefund({ refundId: randomUUID(), intentId, key, amount: want, reason });
+    const { intent, refund } = await this.repo.lockedIntent(intentId, async (c, intent) => {
+      if (!intent) throw new HttpError(404, "NOT_FOUND", "payment not found");
+      // A retry with the key of a refund already made answers as the first time did; the checks below
+      // would otherwise see the money already refunded and refuse it.
+      const earlier = await this.repo.refundByKey(intentId, key, c);
+      if (earlier) {
+        if (amount !== undefined && amount !== BigInt(earlier.amount)) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a refund of another amount", "idempotency-key");
+        if (earlier.status === "failed") throw new HttpError(409, "REFUND_REJECTED", "the processor rejected this refund", "amount");
+        // succeeded: answered below; pending (the first call's outcome is unknown): asked again with
+        // the same refund id, which is the processor's idempotency key.
+        return { intent, refund: earlier };
+      }
+      const held = await this.repo.refundsHeld(intentId, c);
+      const want = amount ?? BigInt(intent.amount) - held;
+      if (want <= 0n) throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", "nothing left to refund", "amount");
+      const check = checkRefund({ status: intent.status, amount: BigInt(intent.amount), refunded: held }, want);
+      if (!check.ok) throw new HttpError(409, check.code, check.message, "amount");
+      return { intent, refund: await this.repo.insertRefund(c, { refundId: randomUUID(), intentId, key, amount: want, reason }) };
+    });
     if (refund.status === "succeeded") return (await this.repo.byId(intentId))!;
     try {
       const r = await processor.refund({ processorIntentId: intent.processor_intent_id!, amount: BigInt(refund.amount), refundId: refund.refund_id });

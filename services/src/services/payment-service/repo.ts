@@ -56,6 +56,12 @@ export function intentView(r: IntentRow) {
 
 type Queryable = Pick<PoolClient, "query">;
 
+export interface RefundRow {
+  refund_id: string;
+  status: "pending" | "succeeded" | "failed";
+  amount: string;
+}
+
 export class PaymentRepo {
   constructor(private readonly pg: PostgresClient) {}
 
@@ -124,15 +130,29 @@ export class PaymentRepo {
     });
   }
 
-  async refundByKey(intentId: string, key: string) {
-    return (await this.pg.query<{ refund_id: string; status: "pending" | "succeeded" | "failed"; amount: string }>("SELECT refund_id, status, amount FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2", [intentId, key])).rows[0];
+  /**
+   * Runs `fn` in one transaction with the intent row locked (FOR UPDATE, undefined when there is no
+   * such intent): refunds of one payment are checked and reserved one at a time, so two at once cannot
+   * both fit into what is left of it.
+   */
+  lockedIntent<T>(intentId: string, fn: (c: PoolClient, intent: IntentRow | undefined) => Promise<T>): Promise<T> {
+    return this.pg.transaction(async (c) => fn(c, await this.byId(intentId, c, true)));
   }
 
-  /** Reserves a refund (pending) if the key is new; returns the existing one otherwise. */
-  async insertRefund(p: { refundId: string; intentId: string; key: string; amount: bigint; reason: string | null }) {
-    const { rows } = await this.pg.query<{ refund_id: string; status: string; amount: string; processor_refund_id: string | null }>(
-      `INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status) VALUES ($1,$2,$3,$4,$5,'pending')
-       ON CONFLICT (intent_id, idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key RETURNING refund_id, status, amount, processor_refund_id`,
+  async refundByKey(intentId: string, key: string, c: Queryable = this.pg.pool) {
+    return (await c.query<RefundRow>("SELECT refund_id, status, amount FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2", [intentId, key])).rows[0];
+  }
+
+  /** What the intent's refunds hold: the succeeded ones and the pending ones (the processor may be paying those out). */
+  async refundsHeld(intentId: string, c: Queryable): Promise<bigint> {
+    const { rows } = await c.query<{ held: string }>("SELECT coalesce(sum(amount), 0)::text AS held FROM pay_refunds WHERE intent_id = $1 AND status IN ('pending', 'succeeded')", [intentId]);
+    return BigInt(rows[0].held);
+  }
+
+  /** Reserves a refund (pending); called under lockedIntent after refundByKey found none with this key. */
+  async insertRefund(c: Queryable, p: { refundId: string; intentId: string; key: string; amount: bigint; reason: string | null }): Promise<RefundRow> {
+    const { rows } = await c.query<RefundRow>(
+      "INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status) VALUES ($1,$2,$3,$4,$5,'pending') RETURNING refund_id, status, amount",
       [p.refundId, p.intentId, p.key, p.amount.toString(), p.reason],
     );
     return rows[0];

@@ -75,6 +75,10 @@ export function requestHash(userId: string, r: IntentRequest): string {
 
 export type RefundCheck = { ok: true } | { ok: false; code: "INTENT_NOT_SUCCEEDED" | "REFUND_EXCEEDS_PAYMENT"; message: string };
 
+/**
+ * `refunded`: what the intent's refunds already hold, the pending ones included (their money may be
+ * on its way out: counting only the succeeded ones let two refunds at once both fit).
+ */
 export function checkRefund(intent: { status: IntentStatus; amount: bigint; refunded: bigint }, amount: bigint): RefundCheck {
   if (intent.status !== "succeeded") return { ok: false, code: "INTENT_NOT_SUCCEEDED", message: `payment is ${intent.status}; only succeeded payments can be refunded` };
   const left = intent.amount - intent.refunded;
