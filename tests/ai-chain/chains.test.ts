@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { createClickHouse } from "../../services/src/kit/datastores";
-import { runClickHouseMigrations } from "../../services/src/migrations";
+import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, runClickHouseMigrations } from "../../services/src/migrations";
 import { decisionGraph, decisionRow, fillGraph, fillRow, orderGraph, orderRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
 import { CHAIN_AQL, CHAIN_GRAPH, ChainGraph, EDGE_COLLECTION } from "../../services/src/services/ai-chain-analytics/graph";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
@@ -55,9 +55,9 @@ describe("chain mapping (pure)", () => {
   });
 
   it("graph: signal -> decision -> order -> fill edges with keys ArangoDB accepts", () => {
-    expect(decisionGraph(decision(D1)).edges).toEqual([{ from: `ai_signals/${D1}`, to: `ai_decisions/${D1}`, step: "decided" }]);
+    expect(decisionGraph(decision(D1)).edges).toEqual([{ from: `ai_signals/${D1}`, to: `ai_decisions/${D1}`, step: "decided", userId: USER }]);
     expect(decisionGraph(decision(D1, { modelVersion: null })).edges).toEqual([]);
-    expect(orderGraph(orderEvent(O1, D1, "filled", T0, T0))!.edges).toEqual([{ from: `ai_decisions/${D1}`, to: `ai_orders/${O1}`, step: "ordered" }]);
+    expect(orderGraph(orderEvent(O1, D1, "filled", T0, T0))!.edges).toEqual([{ from: `ai_decisions/${D1}`, to: `ai_orders/${O1}`, step: "ordered", userId: USER }]);
     const g = fillGraph(fill(`${O1}:1`, O1, 1, 100, 0));
     expect(g.vertices[0].key).toBe(`${O1}:1`);
     expect(fillGraph(fill("a/b c", O1, 1, 100, 0)).vertices[0].key).toBe("a_b_c");
@@ -98,15 +98,16 @@ describe("ArangoDB adapter (recording arangojs double; no server here)", () => {
     expect(calls.map((c) => [c[1], (c[2] as unknown[]).length, c[3]])).toEqual([
       ["ai_decisions", 1, { overwriteMode: "update" }], ["ai_signals", 1, { overwriteMode: "update" }], [EDGE_COLLECTION, 1, { overwriteMode: "update" }],
     ]);
-    expect((calls[2][2] as Array<Record<string, string>>)[0]).toEqual({ _key: `ai_signals_${D1}_ai_decisions_${D1}`, _from: `ai_signals/${D1}`, _to: `ai_decisions/${D1}`, step: "decided" });
+    expect((calls[2][2] as Array<Record<string, string>>)[0]).toEqual({ _key: `ai_signals_${D1}_ai_decisions_${D1}`, _from: `ai_signals/${D1}`, _to: `ai_decisions/${D1}`, step: "decided", userId: USER });
     const bad = recorder([], [], [{ error: true, errorMessage: "illegal document key" }]);
     await expect(bad.graph.write(g.vertices, [])).rejects.toThrow(/arangodb ai_decisions: illegal document key/);
   });
 
-  it("the chain traversal binds the start vertex and the graph name (the AQL itself is unverified)", async () => {
+  it("the chain traversal binds the start vertex, the graph name and the decision's user (the AQL itself is unverified)", async () => {
     const { calls, graph } = recorder();
-    expect(await graph.chain(D1)).toEqual([{ id: "x" }]);
-    expect(calls).toEqual([["query", { query: CHAIN_AQL, bindVars: { start: `ai_decisions/${D1}`, graph: CHAIN_GRAPH } }]]);
+    expect(await graph.chain(D1, USER)).toEqual([{ id: "x" }]);
+    expect(calls).toEqual([["query", { query: CHAIN_AQL, bindVars: { start: `ai_decisions/${D1}`, graph: CHAIN_GRAPH, userId: USER } }]]);
+    expect(CHAIN_AQL).toContain("FILTER p.edges[*].userId ALL == @userId");
   });
 });
 
@@ -152,6 +153,32 @@ describe("ClickHouse aggregates (real 18.16 server)", () => {
       expect(await store.chain(D1, "someone-else")).toBeUndefined();
       expect((await store.chain(D3))!.orders).toEqual([]);
     } finally {
+      await ch.close();
+    }
+  }, 120_000);
+
+  it("migration 0022 carries the orders recorded before it over, each with the user of the decision it names", async () => {
+    const ch = createClickHouse(srv.clickhouse.env);
+    const db = `chain_0022_${Math.random().toString(36).slice(2, 8)}`;
+    await ch.command(`CREATE DATABASE ${db}`);
+    const old = createClickHouse({ ...srv.clickhouse.env, CLICKHOUSE_DATABASE: db });
+    try {
+      const files = loadMigrationFiles(CLICKHOUSE_MIGRATIONS_DIR);
+      await runClickHouseMigrations(old, { files: files.filter((f) => f.version < 22) });
+      // Rows as the release before wrote them: no user on the order; O2 names a decision not pulled yet.
+      await old.insert("ai_chain_decisions", [decisionRow(decision(D1))]);
+      const { user_id: _none, ...before } = orderRow(orderEvent(O1, D1, "filled", T0 + 40, T0 + 240))!;
+      const { user_id: _none2, ...pending } = orderRow(orderEvent(O2, D2, "accepted", T0 + 60, T0 + 60))!;
+      await old.insert("ai_chain_orders", [before, pending]);
+      expect((await runClickHouseMigrations(old, { files })).applied).toContain("0022_ai_chain_user_orders.sql");
+      expect(await old.query("SELECT order_id, user_id, decision_id, status FROM ai_chain_user_orders ORDER BY order_id")).toEqual([
+        { order_id: O1, user_id: USER, decision_id: D1, status: "filled" },
+        { order_id: O2, user_id: "", decision_id: D2, status: "accepted" },
+      ]);
+      expect((await new ChainStore(old).chain(D1, USER))!.orders).toEqual([{ orderId: O1, status: "filled", side: "buy" }]);
+    } finally {
+      await old.close();
+      await ch.command(`DROP DATABASE ${db}`);
       await ch.close();
     }
   }, 120_000);

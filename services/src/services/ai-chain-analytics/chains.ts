@@ -1,11 +1,13 @@
 /**
  * The decision chain of the AI tier, pure (no I/O): signal -> decision -> order -> fills. Maps the
  * orchestrator's decision records and the trading core's order and execution events onto the
- * ClickHouse rows (migration clickhouse/0005) and the ArangoDB graph documents (graph.ts). An
- * order belongs to a decision when its clientOrderId is the decision id (ai-orchestrator sets it);
- * a fill belongs to its order.
+ * ClickHouse rows (migrations clickhouse/0005, 0022) and the ArangoDB graph documents (graph.ts). An
+ * order belongs to a decision when its clientOrderId is the decision id (ai-orchestrator sets it)
+ * and its user is the decision's user: any user can put any text in their own order's
+ * clientOrderId, so the id alone would let one user's order into another's chain. The rows and
+ * edges carry the user (canonical spelling) for the reads to join on; a fill belongs to its order.
  */
-import { ANY_CASE_UUID_RE } from "../../kit";
+import { ANY_CASE_UUID_RE, userPartitionKey } from "../../kit";
 import type { OrderEventMsg } from "../../trading/events";
 import type { Fill } from "../../trading/types";
 
@@ -32,7 +34,7 @@ export function decisionRow(d: DecisionIn) {
     decision_id: d.decisionId,
     decided_ms: ms,
     day: day(ms),
-    user_id: d.userId,
+    user_id: userPartitionKey(d.userId),
     strategy_id: d.strategyId,
     model_version: d.modelVersion ?? "",
     symbol: d.symbol,
@@ -50,6 +52,7 @@ export function orderRow(e: OrderEventMsg) {
   const created = Date.parse(o.createdAt);
   return {
     order_id: o.orderId,
+    user_id: userPartitionKey(o.userId),
     decision_id: o.clientOrderId.toLowerCase(),
     day: day(created),
     status: o.status,
@@ -86,6 +89,8 @@ export interface GraphEdge {
   from: string;
   to: string;
   step: "decided" | "ordered" | "filled";
+  /** Whose step it is: the chain traversal follows only the decision's user's edges. */
+  userId: string;
 }
 
 /** A decision as graph vertices: its signal (the prediction) and itself, linked. */
@@ -97,7 +102,7 @@ export function decisionGraph(d: DecisionIn): { vertices: GraphDoc[]; edges: Gra
   const edges: GraphEdge[] = [];
   if (d.modelVersion) {
     vertices.push({ collection: "ai_signals", key: k, doc: { modelVersion: d.modelVersion, symbol: d.symbol, probabilityUp: d.probabilityUp } });
-    edges.push({ from: `ai_signals/${k}`, to: `ai_decisions/${k}`, step: "decided" });
+    edges.push({ from: `ai_signals/${k}`, to: `ai_decisions/${k}`, step: "decided", userId: userPartitionKey(d.userId) });
   }
   return { vertices, edges };
 }
@@ -108,7 +113,7 @@ export function orderGraph(e: OrderEventMsg): { vertices: GraphDoc[]; edges: Gra
   const k = graphKey(row.order_id);
   return {
     vertices: [{ collection: "ai_orders", key: k, doc: { status: row.status, side: row.side, createdAt: e.order.createdAt, updatedAt: e.order.updatedAt } }],
-    edges: [{ from: `ai_decisions/${graphKey(row.decision_id)}`, to: `ai_orders/${k}`, step: "ordered" }],
+    edges: [{ from: `ai_decisions/${graphKey(row.decision_id)}`, to: `ai_orders/${k}`, step: "ordered", userId: row.user_id }],
   };
 }
 
@@ -116,6 +121,6 @@ export function fillGraph(f: Fill): { vertices: GraphDoc[]; edges: GraphEdge[] }
   const k = graphKey(f.fillId);
   return {
     vertices: [{ collection: "ai_fills", key: k, doc: { quantity: f.quantity, price: f.price, fee: f.fee, ts: f.ts } }],
-    edges: [{ from: `ai_orders/${graphKey(f.orderId)}`, to: `ai_fills/${k}`, step: "filled" }],
+    edges: [{ from: `ai_orders/${graphKey(f.orderId)}`, to: `ai_fills/${k}`, step: "filled", userId: userPartitionKey(f.userId) }],
   };
 }

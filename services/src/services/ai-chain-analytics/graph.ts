@@ -13,9 +13,17 @@ export const CHAIN_GRAPH = "ai_chains";
 export const VERTEX_COLLECTIONS = ["ai_signals", "ai_decisions", "ai_orders", "ai_fills"] as const;
 export const EDGE_COLLECTION = "ai_chain_links";
 
-/** The traversal behind GET /chains/:decisionId/graph (UNVERIFIED against a real server). */
-export const CHAIN_AQL = `FOR v, e IN 0..3 ANY @start GRAPH @graph
+/**
+ * The traversal behind GET /chains/:decisionId/graph (UNVERIFIED against a real server). It follows
+ * only edges of the decision's user (@userId): another user's order naming the decision id as its
+ * clientOrderId has an edge to the decision, and it and its fills must not show in this chain. A
+ * filter on every edge of the path is applied while traversing (ArangoDB's path-filter
+ * optimisation), so such an edge is not followed; edges written before they carried a user
+ * (`userId` null) are not followed either.
+ */
+export const CHAIN_AQL = `FOR v, e, p IN 0..3 ANY @start GRAPH @graph
   OPTIONS { uniqueVertices: "global", order: "bfs" }
+  FILTER p.edges[*].userId ALL == @userId
   RETURN { id: v._id, vertex: UNSET(v, "_rev"), step: e.step }`;
 
 const edgeKey = (e: GraphEdge) => `${e.from}>${e.to}`.replace(/[^A-Za-z0-9_\-:.@()+,=;$!*'%]/g, "_");
@@ -51,15 +59,15 @@ export class ChainGraph {
       failOnErrors(
         EDGE_COLLECTION,
         await this.db.collection(EDGE_COLLECTION).saveAll(
-          edges.map((e) => ({ _key: edgeKey(e), _from: e.from, _to: e.to, step: e.step })),
+          edges.map((e) => ({ _key: edgeKey(e), _from: e.from, _to: e.to, step: e.step, userId: e.userId })),
           { overwriteMode: "update" },
         ),
       );
   }
 
-  /** The chain around one decision: its signal, order(s) and fills. */
-  async chain(decisionKey: string): Promise<Array<{ id: string; vertex: Record<string, unknown>; step: string | null }>> {
-    const cursor = await this.db.query({ query: CHAIN_AQL, bindVars: { start: `ai_decisions/${decisionKey}`, graph: CHAIN_GRAPH } });
+  /** The chain around one decision of `userId` (its owner): its signal, that user's order(s) and their fills. */
+  async chain(decisionKey: string, userId: string): Promise<Array<{ id: string; vertex: Record<string, unknown>; step: string | null }>> {
+    const cursor = await this.db.query({ query: CHAIN_AQL, bindVars: { start: `ai_decisions/${decisionKey}`, graph: CHAIN_GRAPH, userId } });
     return cursor.all();
   }
 }

@@ -33,7 +33,7 @@ const SummaryOut = ResponseObject({
   ),
 });
 const ChainOut = ResponseObject({
-  decision: ResponseObject({}, { description: "decisionId, strategyId, modelVersion, symbol, action, probabilityUp, decisionPrice, decidedAt" }),
+  decision: ResponseObject({}, { description: "decisionId, userId (its owner), strategyId, modelVersion, symbol, action, probabilityUp, decisionPrice, decidedAt" }),
   orders: Type.Array(ResponseObject({ orderId: Type.String(), status: Type.String(), side: Type.String() })),
   fills: Type.Array(ResponseObject({}, { description: "fillId, orderId, quantity, price, fee" })),
 });
@@ -68,7 +68,9 @@ export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; g
     if (!deps.graph) throw notFound("the chain graph needs ArangoDB, which is not enabled on this stack");
     // Ownership is checked on ClickHouse's copy of the decision before the graph is read.
     const id = req.params.decisionId.toLowerCase();
-    if (!(await deps.store.chain(id, who.role === "admin" ? undefined : who.userId))) throw notFound(`no decision ${req.params.decisionId}`);
-    return { vertices: await (await deps.graph()).chain(graphKey(id)) };
+    const chain = await deps.store.chain(id, who.role === "admin" ? undefined : who.userId);
+    if (!chain) throw notFound(`no decision ${req.params.decisionId}`);
+    // Only the decision owner's steps: another user's order may name this decision id.
+    return { vertices: await (await deps.graph()).chain(graphKey(id), String(chain.decision.userId)) };
   });
 }

@@ -1,8 +1,9 @@
 /**
- * The chains in ClickHouse (migration clickhouse/0005): rows in, aggregates out. Every key is first
- * collapsed with GROUP BY (at-least-once delivery may repeat rows), then decisions are joined with
- * their orders and fills (18.16: one JOIN per SELECT, `USING`, so the joins nest) and the latest
- * 1-minute close of each symbol (market_candles) marks open positions.
+ * The chains in ClickHouse (migrations clickhouse/0005, 0022): rows in, aggregates out. Every key is
+ * first collapsed with GROUP BY (at-least-once delivery may repeat rows), then decisions are joined
+ * with their orders (by decision id AND user: another user's order naming the decision is not its)
+ * and fills (18.16: one JOIN per SELECT, `USING`, so the joins nest) and the latest 1-minute close
+ * of each symbol (market_candles) marks open positions.
  *
  * Per model version and strategy:
  *   decisions, trades (buy/sell decisions), orders, fills, filledDecisions
@@ -52,21 +53,21 @@ FROM (
     )
     GROUP BY decision_id
   ) ANY LEFT JOIN (
-    SELECT decision_id, count() AS orders, sum(nfills) AS fills, sum(ofq) AS fq, sum(onotional) AS notional, sum(ofees) AS fees,
+    SELECT decision_id, user_id, count() AS orders, sum(nfills) AS fills, sum(ofq) AS fq, sum(onotional) AS notional, sum(ofees) AS fees,
            min(created_ms) AS order_ms, min(first_fill_ms) AS fill_ms
     FROM (
-      SELECT order_id, decision_id, created_ms, first_fill_ms, nfills, ofq, onotional, ofees FROM (
-        SELECT order_id, any(decision_id) AS decision_id, min(created_ms) AS created_ms,
+      SELECT order_id, decision_id, user_id, created_ms, first_fill_ms, nfills, ofq, onotional, ofees FROM (
+        SELECT order_id, any(decision_id) AS decision_id, any(user_id) AS user_id, min(created_ms) AS created_ms,
                minIf(event_ms, status IN ('partially_filled', 'filled')) AS first_fill_ms
-        FROM ai_chain_orders GROUP BY order_id
+        FROM ai_chain_user_orders GROUP BY order_id
       ) ANY LEFT JOIN (
         SELECT order_id, count() AS nfills, sum(q) AS ofq, sum(q * p) AS onotional, sum(f) AS ofees
         FROM (SELECT order_id, fill_id, any(quantity) AS q, any(price) AS p, any(fee) AS f FROM ai_chain_fills GROUP BY order_id, fill_id)
         GROUP BY order_id
       ) USING order_id
     )
-    GROUP BY decision_id
-  ) USING decision_id
+    GROUP BY decision_id, user_id
+  ) USING (decision_id, user_id)
 ) ANY LEFT JOIN (
   SELECT symbol, argMax(close, open_time) AS mark FROM market_candles WHERE timeframe = '1m' GROUP BY symbol
 ) USING symbol`;
@@ -80,7 +81,7 @@ export class ChainStore {
     if (rows.length) await this.ch.insert("ai_chain_decisions", rows);
   }
   async insertOrders(rows: NonNullable<ReturnType<typeof orderRow>>[]): Promise<void> {
-    if (rows.length) await this.ch.insert("ai_chain_orders", rows);
+    if (rows.length) await this.ch.insert("ai_chain_user_orders", rows);
   }
   async insertFills(rows: ReturnType<typeof fillRow>[]): Promise<void> {
     if (rows.length) await this.ch.insert("ai_chain_fills", rows);
@@ -130,7 +131,7 @@ export class ChainStore {
     });
   }
 
-  /** One decision's chain from ClickHouse: the decision, its orders' latest states and fills. */
+  /** One decision's chain from ClickHouse: the decision, its owner's orders' latest states and fills. */
   async chain(decisionId: string, userId?: string) {
     const decision = await this.ch.query<Record<string, unknown>>(
       `SELECT decision_id, any(strategy_id) AS strategy_id, any(user_id) AS user_id, any(model_version) AS model_version, any(symbol) AS symbol,
@@ -141,8 +142,9 @@ export class ChainStore {
     const d = decision[0];
     if (!d || (userId && d.user_id !== userId)) return undefined;
     const orders = await this.ch.query<{ order_id: string; status: string; side: string }>(
-      `SELECT order_id, argMax(status, event_ms) AS status, any(side) AS side FROM ai_chain_orders WHERE decision_id = {id:String} GROUP BY order_id ORDER BY order_id`,
-      { id: decisionId },
+      `SELECT order_id, argMax(status, event_ms) AS status, any(side) AS side FROM ai_chain_user_orders
+       WHERE decision_id = {id:String} AND user_id = {owner:String} GROUP BY order_id ORDER BY order_id`,
+      { id: decisionId, owner: String(d.user_id) },
     );
     const fills = orders.length
       ? await this.ch.query<{ fill_id: string; order_id: string; quantity: number; price: number; fee: number }>(
@@ -153,7 +155,7 @@ export class ChainStore {
       : [];
     return {
       decision: {
-        decisionId: d.decision_id, strategyId: d.strategy_id, modelVersion: d.model_version || null, symbol: d.symbol, action: d.action,
+        decisionId: d.decision_id, userId: d.user_id, strategyId: d.strategy_id, modelVersion: d.model_version || null, symbol: d.symbol, action: d.action,
         probabilityUp: d.probability_up, decisionPrice: d.decision_price, decidedAt: new Date(Number(d.decided_ms)).toISOString(),
       },
       orders: orders.map((o) => ({ orderId: o.order_id, status: o.status, side: o.side })),
