@@ -81,15 +81,30 @@ export function isWeakValue(value: string, extra: string[] = []): boolean {
 }
 
 /**
+ * True as each server reads the setting, lower-cased (a setting spelt any way its server reads as
+ * true turns authentication off as surely as "true"): Grafana's go-ini `parseBool` (1, t, true, y,
+ * yes, on), Weaviate's `entcfg.Enabled` (on, enabled, 1, true), the Bitnami images' `is_boolean_yes`
+ * (1, yes, true).
+ */
+const GRAFANA_TRUE = new Set(["1", "t", "true", "y", "yes", "on"]);
+const WEAVIATE_TRUE = new Set(["on", "enabled", "1", "true"]);
+const BITNAMI_TRUE = new Set(["1", "yes", "true"]);
+
+/**
  * Environment settings of the datastores and tools the guide deploys (and their common images) that
  * turn authentication off: what each is when it does.
  */
 const AUTH_OFF: ReadonlyMap<string, (v: string) => boolean> = new Map([
     ["POSTGRES_HOST_AUTH_METHOD", (v) => v === "trust"],
-    ["GF_AUTH_ANONYMOUS_ENABLED", (v) => v === "true"],
-    ["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", (v) => v === "true"],
-    ["ARANGO_NO_AUTH", (v) => v !== "" && v !== "0" && v !== "false"],
-    ["ALLOW_EMPTY_PASSWORD", (v) => v === "yes" || v === "true"],
+    ["GF_AUTH_ANONYMOUS_ENABLED", (v) => GRAFANA_TRUE.has(v)],
+    // Grafana's auth proxy logs in whoever its header (X-WEBAUTH-USER) names: anyone who reaches
+    // Grafana past the proxy (every pod Grafana's network policy admits, the Docker admin port) is admin.
+    ["GF_AUTH_PROXY_ENABLED", (v) => GRAFANA_TRUE.has(v)],
+    ["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", (v) => WEAVIATE_TRUE.has(v)],
+    // The ArangoDB image's entrypoint tests only that the variable is non-empty: "0" and "false" turn
+    // authentication off too.
+    ["ARANGO_NO_AUTH", (v) => v !== ""],
+    ["ALLOW_EMPTY_PASSWORD", (v) => BITNAMI_TRUE.has(v)],
 ]);
 
 /** Does the environment variable `name=value` turn a server's authentication off? */

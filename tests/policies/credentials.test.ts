@@ -86,6 +86,34 @@ describe("no-default-credentials", () => {
         ]);
     });
 
+    it("reads an authentication-off setting as its server does: every spelling of true, Grafana's auth proxy, any non-empty ARANGO_NO_AUTH (session 38)", async () => {
+        // Before: only the literal "true" (and "yes" for ALLOW_EMPTY_PASSWORD) was seen, while Grafana
+        // (go-ini) reads 1/t/y/yes/on as true, Weaviate on/enabled/1, the Bitnami images 1, and the
+        // ArangoDB entrypoint turns authentication off for any non-empty ARANGO_NO_AUTH, "0" included.
+        const off: Array<[string, string]> = [
+            ["GF_AUTH_ANONYMOUS_ENABLED", "1"], ["GF_AUTH_ANONYMOUS_ENABLED", "On"], ["GF_AUTH_ANONYMOUS_ENABLED", "yes"], ["GF_AUTH_ANONYMOUS_ENABLED", "t"],
+            ["GF_AUTH_PROXY_ENABLED", "true"], ["GF_AUTH_PROXY_ENABLED", "1"],
+            ["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", "enabled"], ["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", "1"], ["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", "on"],
+            ["ARANGO_NO_AUTH", "0"], ["ARANGO_NO_AUTH", "false"], ["ALLOW_EMPTY_PASSWORD", "1"],
+        ];
+        for (const [name, value] of off) {
+            const k8s = deployment("grafana", 3000, { role: "monitoring", container: { env: [{ name, value }] } });
+            const docker = dockerService("grafana", { envs: [`${name}=${value}`] });
+            expect((await run([k8s, docker])).map((v) => v.message.split(":")[0]), `${name}=${value}`).toEqual([
+                `Deployment "grafana-deployment" turns authentication off with ${name}=${value} at container "grafana" env`,
+                `Container "grafana-container" turns authentication off with ${name}=${value} at envs[0]`,
+            ]);
+        }
+        // What each server reads as false stays accepted.
+        const on: Array<[string, string]> = [
+            ["GF_AUTH_ANONYMOUS_ENABLED", "false"], ["GF_AUTH_ANONYMOUS_ENABLED", "0"], ["GF_AUTH_PROXY_ENABLED", "false"],
+            ["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", "false"], ["ALLOW_EMPTY_PASSWORD", "no"],
+        ];
+        for (const [name, value] of on) {
+            expect(await run([deployment("grafana", 3000, { role: "monitoring", container: { env: [{ name, value }] } })]), `${name}=${value}`).toEqual([]);
+        }
+    });
+
     it("ignores values unknown during preview and honours extraForbiddenValues", async () => {
         const svc = dockerService("api-gateway", { envs: [UNKNOWN, "TELEGRAM_BOT_TOKEN=leaked-token-123"] });
         expect(await run([svc])).toEqual([]);
