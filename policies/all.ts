@@ -18,6 +18,7 @@ import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noBarePods } from "./rules/no-bare-pods";
 import { noControlPlaneScheduling } from "./rules/no-control-plane-scheduling";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
+import { noInsecureRuntimeFlags } from "./rules/no-insecure-runtime-flags";
 import { noMutatingAdmission } from "./rules/no-mutating-admission";
 import { noObjectPatches } from "./rules/no-object-patches";
 import { noUncheckedRoutes } from "./rules/no-unchecked-routes";
@@ -74,6 +75,7 @@ export const policies: Policies = [
     dropAllCapabilities,
     runAsNonRoot,
     noPrivilegeEscalation,
+    noInsecureRuntimeFlags,
     nonRootGroups,
     podSecurityAppArmor,
     podSecuritySeLinux,

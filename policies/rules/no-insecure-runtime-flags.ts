@@ -1,0 +1,92 @@
+import { ResourceValidationPolicy } from "@pulumi/policy";
+import { splitEnv } from "../lib/credentials";
+import { Workload, workloadRule } from "../lib/rule";
+import { arr, isRecord, str } from "../lib/values";
+
+/**
+ * Settings that switch a process's own safety off at run time, whatever the container's security
+ * context says (session 38's configuration hunt: the pack judged none of them):
+ * - Node's inspector (`--inspect`, `--inspect-brk`, `--inspect-wait`, `--inspect-port`, the old
+ *   `--debug-port`), in `NODE_OPTIONS` or on the command line: whoever reaches its port runs any code in
+ *   the process, with the service's credentials; the Docker runtime and the network policies do not
+ *   know the port exists;
+ * - `--insecure-http-parser`: Node accepts malformed HTTP, the request smuggling its parser otherwise
+ *   refuses behind Nginx or the ingress controller;
+ * - `NODE_TLS_REJECT_UNAUTHORIZED=0`: every TLS connection the process opens (Binance, the card
+ *   processor, the SMTP relay, Telegram) accepts any certificate, so anyone on the path reads the
+ *   exchange keys and card processor secrets it sends;
+ * - Prometheus's `--web.enable-admin-api`: unauthenticated endpoints that delete series and write
+ *   snapshots, for every client Prometheus admits (Grafana, the Docker admin port).
+ */
+const NODE_FLAGS = ["--inspect", "--inspect-brk", "--inspect-wait", "--inspect-port", "--debug-port", "--insecure-http-parser"];
+const PROCESS_FLAGS = [...NODE_FLAGS, "--web.enable-admin-api"];
+
+function flagIn(word: string, flags: readonly string[]): string | undefined {
+    const bare = word.replace(/^["']+|["']+$/g, "");
+    return flags.find((f) => bare === f || bare.startsWith(`${f}=`));
+}
+
+/** What is wrong with one environment setting (`name=value`), if anything. */
+export function insecureSetting(name: string, value: string): string | undefined {
+    if (name === "NODE_TLS_REJECT_UNAUTHORIZED" && value === "0") {
+        return "sets NODE_TLS_REJECT_UNAUTHORIZED=0, which turns off certificate verification of every TLS connection the process opens";
+    }
+    if (name === "NODE_OPTIONS") {
+        const flag = value.split(/\s+/).map((w) => flagIn(w, NODE_FLAGS)).find((f) => f !== undefined);
+        if (flag !== undefined) return `passes ${flag} in NODE_OPTIONS`;
+    }
+    return undefined;
+}
+
+/** Problems of a command line (command, args, entrypoint), read word by word (a `sh -c` script too). */
+function commandProblems(where: string, parts: unknown[]): string[] {
+    const out: string[] = [];
+    for (const part of parts) {
+        const text = str(part);
+        if (text === undefined) continue;
+        for (const word of text.split(/\s+/)) {
+            const flag = flagIn(word, PROCESS_FLAGS);
+            if (flag !== undefined) out.push(`${where} passes ${flag}`);
+            const kv = splitEnv(word.replace(/^["']+|["']+$/g, ""));
+            const setting = kv && /^[A-Z_][A-Z0-9_]*$/.test(kv[0]) ? insecureSetting(kv[0], kv[1]) : undefined;
+            if (setting !== undefined) out.push(`${where} ${setting}`);
+        }
+    }
+    return out;
+}
+
+export function insecureRuntimeFlagProblems(w: Workload): string[] {
+    const out: string[] = [];
+    if (w.target === "docker") {
+        for (const e of arr(w.props.envs)) {
+            const kv = str(e) !== undefined ? splitEnv(e as string) : undefined;
+            const p = kv ? insecureSetting(kv[0], kv[1]) : undefined;
+            if (p !== undefined) out.push(`envs ${p}`);
+        }
+        out.push(...commandProblems("command", arr(w.props.command)), ...commandProblems("entrypoints", arr(w.props.entrypoints)));
+        return [...new Set(out)];
+    }
+    for (const c of w.containers) {
+        for (const e of arr(c.container.env)) {
+            if (!isRecord(e)) continue;
+            const name = str(e.name);
+            const value = str(e.value);
+            const p = name !== undefined && value !== undefined ? insecureSetting(name, value) : undefined;
+            if (p !== undefined) out.push(`container "${c.name}" ${p}`);
+        }
+        out.push(...commandProblems(`container "${c.name}" command`, arr(c.container.command)), ...commandProblems(`container "${c.name}" args`, arr(c.container.args)));
+    }
+    return [...new Set(out)];
+}
+
+export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
+    name: "no-insecure-runtime-flags",
+    description:
+        "No process runs with its own safety switched off: no Node inspector (--inspect*, in NODE_OPTIONS or the command line), " +
+        "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no Prometheus --web.enable-admin-api.",
+    severity: "high",
+    validateResource: workloadRule({}, (w) => insecureRuntimeFlagProblems(w), (w, p) =>
+        `${w.label} ${p}; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the ` +
+        "credentials it carries to whoever is on the path, and the admin API deletes data for any client (debug a copy " +
+        "outside the stack; give a private CA with NODE_EXTRA_CA_CERTS instead of turning verification off)."),
+};

@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { asEveryPodKind, deployment, dockerPrometheus, dockerService, edit, prodStack } from "./fixtures";
+import { runPack, summary, UNKNOWN } from "./run-pack";
+
+/**
+ * no-insecure-runtime-flags (session 38's configuration hunt): a Node inspector, Node's lenient HTTP
+ * parser, TLS verification turned off, Prometheus's admin API. Each passed the whole pack before.
+ */
+describe("no-insecure-runtime-flags", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, { only: ["no-insecure-runtime-flags"] });
+    const fix = "; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the credentials it carries to " +
+        "whoever is on the path, and the admin API deletes data for any client (debug a copy outside the stack; give a private CA with " +
+        "NODE_EXTRA_CA_CERTS instead of turning verification off).";
+
+    it("passes the platform's own containers and ordinary settings", async () => {
+        expect(await run(prodStack())).toEqual([]);
+        const svc = dockerService("api-gateway", { envs: ["NODE_TLS_REJECT_UNAUTHORIZED=1", "NODE_OPTIONS=--max-old-space-size=192 --enable-source-maps", UNKNOWN] });
+        expect(await run([svc, dockerPrometheus()])).toEqual([]);
+        const k8s = deployment("api-gateway", 3000, { container: { env: [{ name: "NODE_OPTIONS", value: "--max-old-space-size=192" }, { name: "NODE_TLS_REJECT_UNAUTHORIZED", value: UNKNOWN }], args: ["--inspector-is-no-flag"] } });
+        expect(await run([k8s])).toEqual([]);
+    });
+
+    it("rejects TLS verification turned off, on both targets, mandatory on prod and advisory on dev", async () => {
+        const docker = dockerService("payment-service", { envs: ["NODE_TLS_REJECT_UNAUTHORIZED=0"] });
+        const k8s = deployment("payment-service", 3000, { container: { env: [{ name: "NODE_TLS_REJECT_UNAUTHORIZED", value: "0" }] } });
+        const problem = "NODE_TLS_REJECT_UNAUTHORIZED=0, which turns off certificate verification of every TLS connection the process opens";
+        expect(await run([docker, k8s])).toEqual([
+            { policyName: "no-insecure-runtime-flags", resourceName: "payment-service-container", enforcementLevel: "mandatory", message: `Container "payment-service-container" envs sets ${problem}${fix}` },
+            { policyName: "no-insecure-runtime-flags", resourceName: "payment-service-deployment", enforcementLevel: "mandatory", message: `Deployment "payment-service-deployment" container "payment-service" sets ${problem}${fix}` },
+        ]);
+        expect((await run([docker], "dev")).map((v) => v.enforcementLevel)).toEqual(["advisory"]);
+    });
+
+    it("rejects a Node inspector or the lenient HTTP parser in NODE_OPTIONS, the command, args or a shell script, in every pod kind", async () => {
+        const k8s = deployment("api-gateway", 3000, {
+            container: {
+                env: [{ name: "NODE_OPTIONS", value: "--max-old-space-size=192 --inspect=0.0.0.0:9229" }],
+                command: ["node", "--inspect-brk", "dist/services/src/main.js"],
+                args: ["sh", "-c", "NODE_TLS_REJECT_UNAUTHORIZED=0 exec node --insecure-http-parser main.js"],
+            },
+        });
+        const messages = (await run([k8s])).map((v) => v.message.replace(fix, ""));
+        expect(messages).toEqual([
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" passes --inspect in NODE_OPTIONS",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" command passes --inspect-brk",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" args sets NODE_TLS_REJECT_UNAUTHORIZED=0, which turns off certificate verification of every TLS connection the process opens",
+            "Deployment \"api-gateway-deployment\" container \"api-gateway\" args passes --insecure-http-parser",
+        ]);
+        for (const kind of asEveryPodKind(deployment("api-gateway", 3000, { container: { env: [{ name: "NODE_OPTIONS", value: "--inspect-port=9229" }] } }))) {
+            expect(summary(await run([kind])), kind.type).toEqual([`no-insecure-runtime-flags ${kind.name}`]);
+        }
+        const docker = dockerService("api-gateway", { envs: ["NODE_OPTIONS=--inspect-wait"], entrypoints: ["node", "--debug-port=9230"] });
+        expect((await run([docker])).map((v) => v.message.replace(fix, ""))).toEqual([
+            "Container \"api-gateway-container\" envs passes --inspect-wait in NODE_OPTIONS",
+            "Container \"api-gateway-container\" entrypoints passes --debug-port",
+        ]);
+    });
+
+    it("rejects Prometheus's admin API", async () => {
+        const prometheus = edit(dockerPrometheus(), (p) => { p.command = [...(p.command ?? []), "--web.enable-admin-api"]; });
+        expect((await run([prometheus])).map((v) => v.message.replace(fix, ""))).toEqual([
+            `Container "${prometheus.name}" command passes --web.enable-admin-api`,
+        ]);
+        const k8s = deployment("prometheus", 9090, { role: "monitoring", container: { args: ["--config.file=/etc/prometheus/prometheus.yml", "--web.enable-admin-api"] } });
+        expect(summary(await run([k8s]))).toEqual(["no-insecure-runtime-flags prometheus-deployment"]);
+    });
+});
