@@ -15,6 +15,9 @@ import { arr, isRecord, str } from "../lib/values";
  * - `NODE_TLS_REJECT_UNAUTHORIZED=0`: every TLS connection the process opens (Binance, the card
  *   processor, the SMTP relay, Telegram) accepts any certificate, so anyone on the path reads the
  *   exchange keys and card processor secrets it sends;
+ * - notification-service's `SMTP_REQUIRE_TLS` or `SMTP_TLS_REJECT_UNAUTHORIZED` set false (as the service
+ *   kit reads a boolean: false, 0, no, off, any case): the relay's password and the mails go in clear,
+ *   or to any certificate;
  * - Prometheus's `--web.enable-admin-api`: unauthenticated endpoints that delete series and write
  *   snapshots, for every client Prometheus admits (Grafana, the Docker admin port).
  */
@@ -26,11 +29,19 @@ function flagIn(word: string, flags: readonly string[]): string | undefined {
     return flags.find((f) => bare === f || bare.startsWith(`${f}=`));
 }
 
+/** What the service kit reads as false (services/src/kit/config.ts). */
+const KIT_FALSE = ["false", "0", "no", "off"];
+const SMTP_TLS_SETTINGS: Record<string, string> = {
+    SMTP_REQUIRE_TLS: "lets notification-service log in to the SMTP relay and send without STARTTLS",
+    SMTP_TLS_REJECT_UNAUTHORIZED: "lets notification-service accept any certificate from the SMTP relay",
+};
+
 /** What is wrong with one environment setting (`name=value`), if anything. */
 export function insecureSetting(name: string, value: string): string | undefined {
     if (name === "NODE_TLS_REJECT_UNAUTHORIZED" && value === "0") {
         return "sets NODE_TLS_REJECT_UNAUTHORIZED=0, which turns off certificate verification of every TLS connection the process opens";
     }
+    if (name in SMTP_TLS_SETTINGS && KIT_FALSE.includes(value.trim().toLowerCase())) return `sets ${name}=${value}, which ${SMTP_TLS_SETTINGS[name]}`;
     if (name === "NODE_OPTIONS") {
         const flag = value.split(/\s+/).map((w) => flagIn(w, NODE_FLAGS)).find((f) => f !== undefined);
         if (flag !== undefined) return `passes ${flag} in NODE_OPTIONS`;
@@ -83,7 +94,7 @@ export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
     name: "no-insecure-runtime-flags",
     description:
         "No process runs with its own safety switched off: no Node inspector (--inspect*, in NODE_OPTIONS or the command line), " +
-        "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no Prometheus --web.enable-admin-api.",
+        "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no SMTP without (verified) TLS, no Prometheus --web.enable-admin-api.",
     severity: "high",
     validateResource: workloadRule({}, (w) => insecureRuntimeFlagProblems(w), (w, p) =>
         `${w.label} ${p}; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the ` +

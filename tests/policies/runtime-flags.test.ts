@@ -31,6 +31,16 @@ describe("no-insecure-runtime-flags", () => {
         expect((await run([docker], "dev")).map((v) => v.enforcementLevel)).toEqual(["advisory"]);
     });
 
+    it("rejects notification-service's SMTP without STARTTLS or without verifying the relay, in any spelling the service kit reads as false", async () => {
+        const k8s = deployment("notification-service", 3000, { container: { env: [{ name: "SMTP_REQUIRE_TLS", value: "Off" }, { name: "SMTP_TLS_REJECT_UNAUTHORIZED", value: "0" }] } });
+        expect((await run([k8s])).map((v) => v.message.replace(fix, ""))).toEqual([
+            "Deployment \"notification-service-deployment\" container \"notification-service\" sets SMTP_REQUIRE_TLS=Off, which lets notification-service log in to the SMTP relay and send without STARTTLS",
+            "Deployment \"notification-service-deployment\" container \"notification-service\" sets SMTP_TLS_REJECT_UNAUTHORIZED=0, which lets notification-service accept any certificate from the SMTP relay",
+        ]);
+        const docker = dockerService("notification-service", { envs: ["SMTP_REQUIRE_TLS=true", "SMTP_TLS_REJECT_UNAUTHORIZED=yes", "SMTP_SECURE=false"] });
+        expect(await run([docker])).toEqual([]);
+    });
+
     it("rejects a Node inspector or the lenient HTTP parser in NODE_OPTIONS, the command, args or a shell script, in every pod kind", async () => {
         const k8s = deployment("api-gateway", 3000, {
             container: {
