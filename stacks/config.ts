@@ -12,6 +12,7 @@
  * `parseStackConfig` is pure (strings in, object out) so tests exercise it without an engine.
  */
 import { isIP } from "node:net";
+import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
@@ -456,6 +457,15 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     );
   }
 
+  const renderYamlTo = r.string("renderYamlTo");
+  if (renderYamlTo !== undefined && !isGitIgnoredRenderFolder(renderYamlTo)) {
+    throw new ConfigError(
+      "renderYamlTo",
+      stack,
+      `${shown(renderYamlTo)} is a folder of the project that git does not ignore, and the manifests hold the stack's Secrets in plain text, ready for the next 'git add': use ${RENDER_FOLDER}/<name> (ignored by .gitignore) or an absolute path outside the clone`,
+    );
+  }
+
   const httpPort = r.integer("httpPort");
   const httpsPort = r.integer("httpsPort");
   if (httpPort === httpsPort) {
@@ -551,7 +561,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       imagePullPolicy,
       cpuRequestRatio,
       memoryRequestRatio,
-      renderYamlTo: r.string("renderYamlTo"),
+      renderYamlTo,
       backupSchedule: schedule,
       exposeDatastores: r.boolean("exposeDatastores"),
     },
@@ -559,6 +569,21 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     logLevel: r.oneOf("logLevel"),
     smtp: { host: smtpHost, port: r.integer("smtpPort"), username: r.string("smtpUsername"), from: smtpFrom },
   };
+}
+
+/** The folder .gitignore keeps out of git at any depth (`rendered/`): manifests rendered for review go there. */
+const RENDER_FOLDER = "rendered";
+
+/**
+ * Whether a renderYamlTo folder keeps the rendered manifests (Secrets in plain text) out of git: an
+ * absolute path (CI's runner temp, a folder outside the clone: the operator's choice), a path leaving
+ * the project (`../x`), or one with a `rendered` folder on its way, which .gitignore ignores at any depth.
+ * The provider resolves a relative path against the project, the clone's root.
+ */
+function isGitIgnoredRenderFolder(folder: string): boolean {
+  if (isAbsolute(folder) || posix.isAbsolute(folder)) return true;
+  const segments = posix.normalize(folder.replace(/\\/g, "/")).split("/").filter((s) => s !== "" && s !== ".");
+  return segments[0] === ".." || segments.includes(RENDER_FOLDER);
 }
 
 const CRON_NAMES = /JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT/gi;

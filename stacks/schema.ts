@@ -102,7 +102,7 @@ export const stackConfigSchema = Type.Object({
   ),
   cpuRequestRatio: str("CPU request as a fraction of the CPU limit, in (0, 1]; 1 = Guaranteed QoS", "1"),
   memoryRequestRatio: str("Memory request as a fraction of the memory limit, in (0, 1]; 1 = requests equal limits", "1"),
-  renderYamlTo: str("Render Kubernetes manifests to this folder instead of applying them (no cluster)"),
+  renderYamlTo: str("Render Kubernetes manifests to this folder instead of applying them (no cluster): under rendered/ (git-ignored) or an absolute path, since Secrets are plain text there"),
   backupSchedule: str("Cron schedule (UTC) of the PostgreSQL and ClickHouse backups (kubernetes): ticks at least 1 h apart (a run is cut to half the gap and needs 30 min), day-of-week 0-6", "15 2 * * *"),
   mlRetrainSchedule: str("Cron schedule (UTC) of ml-predictor's retraining job, on both targets: ticks at least 20 min apart (a run is cut to half the gap and needs 10 min), day-of-week 0-6", "30 3 * * *"),
   logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "Service log level", "info"),

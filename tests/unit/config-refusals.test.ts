@@ -109,6 +109,23 @@ describe("cron schedules (backupSchedule, mlRetrainSchedule)", () => {
   });
 });
 
+describe("renderYamlTo (session 38)", () => {
+  it("refuses a folder of the project git does not ignore: the rendered Secrets are plain text, ready for the next 'git add'", () => {
+    for (const folder of ["out", "manifests/prod", "./k8s", "rendered/../out", "out/rendered/.."]) {
+      const e = error("prod", { ...k8s, renderYamlTo: folder });
+      expect(e.message, folder).toMatch(
+        /^Invalid configuration trading:renderYamlTo on stack 'prod': '.*' is a folder of the project that git does not ignore, .* use rendered\/<name> \(ignored by .gitignore\) or an absolute path outside the clone$/,
+      );
+    }
+  });
+
+  it("keeps the git-ignored rendered/ folder (at any depth), an absolute path and a path out of the project", () => {
+    for (const folder of ["rendered", "rendered/prod", "./rendered/prod", "build/rendered/x", "/tmp/rendered-preview", "../manifests"]) {
+      expect(parseStackConfig("prod", { ...k8s, renderYamlTo: folder }).kubernetes.renderYamlTo, folder).toBe(folder);
+    }
+  });
+});
+
 describe("checkSecretValues", () => {
   it("refuses a credential set blank, which would count as set (live trading's keys) and fail at its first use", () => {
     for (const key of secretConfigKeys) {
