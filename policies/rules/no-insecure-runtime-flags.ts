@@ -1,7 +1,9 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { splitEnv } from "../lib/credentials";
 import { Workload, workloadRule } from "../lib/rule";
-import { arr, isRecord, str } from "../lib/values";
+import { arr, decodeBase64, isRecord, plain, str } from "../lib/values";
+import { describe } from "../lib/workloads";
 
 /**
  * Settings that switch a process's own safety off at run time, whatever the container's security
@@ -90,14 +92,49 @@ export function insecureRuntimeFlagProblems(w: Workload): string[] {
     return [...new Set(out)];
 }
 
+/**
+ * The entries of a ConfigMap or Secret named as environment variables: a pod takes them as its
+ * environment with `envFrom` (or one by `configMapKeyRef`/`secretKeyRef`), where the workload's own
+ * env shows nothing. Secret `data` is base64.
+ */
+export function environmentSourceProblems(type: string, props: Record<string, any>): string[] {
+    const entries: Array<[string, unknown, string]> = [];
+    for (const field of ["data", "stringData"]) {
+        if (!isRecord(props[field])) continue;
+        for (const [k, v] of Object.entries(props[field])) {
+            const decoded = type === K8S_SECRET && field === "data" && str(v) !== undefined ? decodeBase64(v as string) : v;
+            entries.push([k, decoded, field]);
+        }
+    }
+    const out: string[] = [];
+    for (const [name, value, field] of entries) {
+        const text = str(value);
+        if (text === undefined || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
+        const p = insecureSetting(name, text);
+        if (p !== undefined) out.push(`${field}.${name} ${p} in every pod taking it as its environment`);
+    }
+    return out;
+}
+
+const K8S_SECRET = "kubernetes:core/v1:Secret";
+
+const FIX = "; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the " +
+    "credentials it carries to whoever is on the path, and the admin API deletes data for any client (debug a copy " +
+    "outside the stack; give a private CA with NODE_EXTRA_CA_CERTS instead of turning verification off).";
+
 export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
     name: "no-insecure-runtime-flags",
     description:
         "No process runs with its own safety switched off: no Node inspector (--inspect*, in NODE_OPTIONS or the command line), " +
         "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no SMTP without (verified) TLS, no Prometheus --web.enable-admin-api.",
     severity: "high",
-    validateResource: workloadRule({}, (w) => insecureRuntimeFlagProblems(w), (w, p) =>
-        `${w.label} ${p}; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the ` +
-        "credentials it carries to whoever is on the path, and the admin API deletes data for any client (debug a copy " +
-        "outside the stack; give a private CA with NODE_EXTRA_CA_CERTS instead of turning verification off)."),
+    validateResource: [
+        workloadRule({}, (w) => insecureRuntimeFlagProblems(w), (w, p) => `${w.label} ${p}${FIX}`),
+        validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
+            for (const p of environmentSourceProblems(args.type, plain(props))) reportViolation(`${describe(args.type, args.name)} ${p}${FIX}`);
+        }),
+        validateResourceOfType(k8s.core.v1.Secret, (props, args, reportViolation) => {
+            for (const p of environmentSourceProblems(args.type, plain(props))) reportViolation(`${describe(args.type, args.name)} ${p}${FIX}`);
+        }),
+    ],
 };

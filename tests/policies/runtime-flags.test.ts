@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { asEveryPodKind, deployment, dockerPrometheus, dockerService, edit, prodStack } from "./fixtures";
+import { asEveryPodKind, deployment, dockerPrometheus, dockerService, edit, NS, prodStack, secret } from "./fixtures";
 import { runPack, summary, UNKNOWN } from "./run-pack";
 
 /**
@@ -63,6 +63,18 @@ describe("no-insecure-runtime-flags", () => {
         expect((await run([docker])).map((v) => v.message.replace(fix, ""))).toEqual([
             "Container \"api-gateway-container\" envs passes --inspect-wait in NODE_OPTIONS",
             "Container \"api-gateway-container\" entrypoints passes --debug-port",
+        ]);
+    });
+
+    it("reads the settings a ConfigMap or Secret hands a pod as its environment (envFrom), Secret data base64-decoded", async () => {
+        const configMap = {
+            type: "kubernetes:core/v1:ConfigMap", name: "gateway-env",
+            props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "gateway-env", namespace: NS }, data: { NODE_OPTIONS: "--inspect=0.0.0.0:9229", LOG_LEVEL: "info", "nginx.conf": "--inspect" } },
+        };
+        const s = secret("notifier", { SMTP_PASSWORD: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" }, { NODE_TLS_REJECT_UNAUTHORIZED: Buffer.from("0").toString("base64") });
+        expect((await run([configMap, s])).map((v) => v.message.replace(fix, ""))).toEqual([
+            "ConfigMap \"gateway-env\" data.NODE_OPTIONS passes --inspect in NODE_OPTIONS in every pod taking it as its environment",
+            "Secret \"notifier-secret\" data.NODE_TLS_REJECT_UNAUTHORIZED sets NODE_TLS_REJECT_UNAUTHORIZED=0, which turns off certificate verification of every TLS connection the process opens in every pod taking it as its environment",
         ]);
     });
 
