@@ -44,6 +44,7 @@ import { requiredWorkloadLabels } from "./rules/required-workload-labels";
 import { resourceLimits } from "./rules/resource-limits";
 import { runAsNonRoot } from "./rules/run-as-non-root";
 import { selectorsMatchWorkloads } from "./rules/selectors-match-workloads";
+import { serversRequireAuthentication } from "./rules/servers-require-authentication";
 import { serviceMinReplicas } from "./rules/service-min-replicas";
 import { servicePodDisruptionBudget } from "./rules/service-pod-disruption-budget";
 import { strongGeneratedSecrets } from "./rules/strong-generated-secrets";
@@ -53,6 +54,7 @@ export const PACK_NAME = "trading-hardening";
 export const policies: Policies = [
     // Credentials
     noDefaultCredentials,
+    serversRequireAuthentication,
     strongGeneratedSecrets,
     credentialsFromSecretRefs,
     // TLS and exposure

@@ -43,7 +43,7 @@ export function insecureSetting(name: string, value: string): string | undefined
     if (name === "NODE_TLS_REJECT_UNAUTHORIZED" && value === "0") {
         return "sets NODE_TLS_REJECT_UNAUTHORIZED=0, which turns off certificate verification of every TLS connection the process opens";
     }
-    if (name in SMTP_TLS_SETTINGS && KIT_FALSE.includes(value.trim().toLowerCase())) return `sets ${name}=${value}, which ${SMTP_TLS_SETTINGS[name]}`;
+    if (Object.hasOwn(SMTP_TLS_SETTINGS, name) && KIT_FALSE.includes(value.trim().toLowerCase())) return `sets ${name}=${value}, which ${SMTP_TLS_SETTINGS[name]}`;
     if (name === "NODE_OPTIONS") {
         const flag = value.split(/\s+/).map((w) => flagIn(w, NODE_FLAGS)).find((f) => f !== undefined);
         if (flag !== undefined) return `passes ${flag} in NODE_OPTIONS`;
