@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { migratedClickHouse } from "../helpers/schemas";
+import { bindParamsForLegacyServer } from "../../services/src/kit/clickhouse/legacy-binding";
 import { UsageStore } from "../../services/src/services/usage-monitoring/store";
 import type { UsageEventMsg } from "../../services/src/business/events";
 
@@ -59,5 +60,46 @@ describe("billable units to the millisecond", () => {
     // A legacy row of the second 1500 falls in is counted, as before, in the window that starts in it.
     expect([before, after]).toEqual([2, 2]);
     expect(await store.billableUnits(userId, at(-1000), at(3000))).toBe(4);
+  });
+});
+
+/** A store whose queries ClickHouse stops (an error) once they read more than `maxRows` rows. */
+function storeReadingAtMost(maxRows: number): UsageStore {
+  const clickhouse_settings = { max_rows_to_read: String(maxRows) };
+  return new UsageStore({
+    ...ch,
+    async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+      const rs =
+        (await ch.paramBinding()) === "server"
+          ? await ch.client.query({ query, query_params: params, format: "JSONEachRow", clickhouse_settings })
+          : await ch.client.query({ query: bindParamsForLegacyServer(query, params), format: "JSONEachRow", clickhouse_settings });
+      return rs.json<T>();
+    },
+  });
+}
+
+describe("one user's usage reads that user's rows", () => {
+  // GET /api/usage (any trader, the whole period the route allows): the filter was
+  // `({all} = 1 OR user_id = ...)`, which ClickHouse cannot match to the tables' key (user_id, at, ...),
+  // so it read every user's rows of the period; here 600,000 rows of others for 2 of the caller's.
+  it("a trader's breakdown reads at most a few granules, whoever else used the platform", async () => {
+    const userId = randomUUID();
+    const day = "2026-11-03 00:00:00";
+    await ch.command(
+      `INSERT INTO usage_events_ms SELECT concat('other-', toString(number)), toDateTime('${day}') + intDiv(number, 10), 0, concat('user-', toString(number % 5000)), '', '/api/orders', 'GET', 200, 1.0 FROM numbers(300000)`,
+    );
+    await ch.command(
+      `INSERT INTO usage_events SELECT concat('other-old-', toString(number)), toDateTime('${day}') + intDiv(number, 10), concat('user-', toString(number % 5000)), '', '/api/orders', 'GET', 200, 1.0 FROM numbers(300000)`,
+    );
+    const t0 = Date.parse("2026-11-03T01:00:00.000Z");
+    await store.insert([0, 1].map((i) => ({ eventId: randomUUID(), ts: t0 + i, userId, apiKeyId: null, route: "/api/orders", method: "GET", status: 200, latencyMs: 2 })));
+    const from = new Date("2026-11-01T00:00:00.000Z");
+    const to = new Date("2026-12-01T00:00:00.000Z");
+    const rows = await storeReadingAtMost(100_000).breakdown(from, to, userId);
+    expect(rows).toEqual([expect.objectContaining({ userId, route: "/api/orders", requests: 2, errors: 0 })]);
+    // Every user's (admin, /api/usage/all) still reads them all: 5,000 users' rows, the first 1,000 answered.
+    const all = await store.breakdown(from, to);
+    expect(all).toHaveLength(1000);
+    expect(all.find((r) => r.userId === "user-0")).toMatchObject({ requests: 120 });
   });
 });
