@@ -157,6 +157,28 @@ describe("validation and roles", () => {
     expect((await call("GET", "/namespaces/risk-management", undefined, {})).status).toBe(200);
     expect((await call("GET", "/internal/namespaces/risk-management", undefined, {})).body.entries["max.position"].version).toBe(5);
   });
+
+  // Session 38's hunt: the history was the admins' own already, but every entry of a namespace (and
+  // of a key) named the admin who last wrote it, `updatedBy`, to any trader.
+  it("who wrote a value is for admins: a trader reads the values without updatedBy, cached or not", async () => {
+    await call("PUT", "/namespaces/writer-test/keys/max.leverage", { value: 3 });
+    const trader = { "x-user-id": TRADER, "x-user-role": "trader" };
+    const miss = await call("GET", "/namespaces/writer-test", undefined, trader);
+    expect(miss.headers.get("x-cache")).toBe("miss");
+    const hit = await call("GET", "/namespaces/writer-test", undefined, trader);
+    expect(hit.headers.get("x-cache")).toBe("hit");
+    for (const r of [miss, hit]) {
+      expect(r.status).toBe(200);
+      expect(r.body.entries["max.leverage"]).toEqual({ value: 3, version: 1, updatedAt: expect.any(String) });
+    }
+    const key = await call("GET", "/namespaces/writer-test/keys/max.leverage", undefined, trader);
+    expect(key.body).toEqual({ namespace: "writer-test", key: "max.leverage", value: 3, version: 1, updatedAt: expect.any(String) });
+    expect(JSON.stringify([miss.body, hit.body, key.body])).not.toContain(ADMIN);
+    // Admins, and peers on /internal, still see who wrote it.
+    expect((await call("GET", "/namespaces/writer-test")).body.entries["max.leverage"].updatedBy).toBe(ADMIN);
+    expect((await call("GET", "/namespaces/writer-test/keys/max.leverage")).body.updatedBy).toBe(ADMIN);
+    expect((await call("GET", "/internal/namespaces/writer-test", undefined, {})).body.entries["max.leverage"].updatedBy).toBe(ADMIN);
+  });
 });
 
 describe("cache-aside in Dragonfly", () => {

@@ -8,12 +8,13 @@
  *   GET    /namespaces/:namespace/keys/:key/versions?limit=n   history (who, when, old/new value, request id)  admin
  *   GET    /namespaces/:namespace/audit?limit=n            the namespace's audit trail, newest first           admin
  *   GET    /internal/namespaces/:namespace                 for peers (not proxied by the gateway)
- * The current values are for every caller the gateway let in; their history (the admins' user ids,
- * request ids and the values replaced) is the admins' own.
+ * The current values are for every caller the gateway let in; who wrote them (`updatedBy`, an admin's
+ * user id) and their history (the admins' user ids, request ids and the values replaced) are the
+ * admins' own (and the peers', on /internal).
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
-import { KEY_PATTERN, NAMESPACE_PATTERN, type ConfigStore } from "./store";
+import { identityOf, notFound, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { KEY_PATTERN, NAMESPACE_PATTERN, type ConfigStore, type Entry, type Snapshot } from "./store";
 
 const Ns = Type.String({ pattern: NAMESPACE_PATTERN });
 const Key = Type.String({ pattern: KEY_PATTERN });
@@ -26,26 +27,35 @@ const ExpectedVersion = Type.Integer({ minimum: 0, maximum: MAX_VERSION });
 
 // Responses (OpenAPI; unnamed fields are kept).
 const Operation = Type.Union([Type.Literal("set"), Type.Literal("delete"), Type.Literal("rollback")]);
-const EntryOut = ResponseObject({ value: Type.Unknown(), version: Type.Number(), updatedAt: Type.String(), updatedBy: Type.String() });
+const UpdatedBy = Type.Optional(Type.String({ description: "the admin who wrote the value: for admins only" }));
+const EntryOut = ResponseObject({ value: Type.Unknown(), version: Type.Number(), updatedAt: Type.String(), updatedBy: UpdatedBy });
 const SnapshotOut = ResponseObject({ namespace: Type.String(), entries: Type.Record(Type.String(), EntryOut) });
-const KeyOut = ResponseObject({ namespace: Type.String(), key: Type.String(), value: Type.Unknown(), version: Type.Number(), updatedAt: Type.String(), updatedBy: Type.String() });
+const KeyOut = ResponseObject({ namespace: Type.String(), key: Type.String(), value: Type.Unknown(), version: Type.Number(), updatedAt: Type.String(), updatedBy: UpdatedBy });
 const ChangeOut = ResponseObject({ namespace: Type.String(), key: Type.String(), version: Type.Number(), operation: Operation, changedBy: Type.String(), changedAt: Type.String(), requestId: Type.String() });
 const VersionOut = ResponseObject({ version: Type.Number(), operation: Operation, oldValue: Type.Unknown(), newValue: Type.Unknown(), changedBy: Type.String(), changedAt: Type.String(), requestId: Type.Union([Type.String(), Type.Null()]), rollbackOf: Type.Union([Type.Number(), Type.Null()]) });
 const VersionsOut = ResponseObject({ namespace: Type.String(), key: Type.String(), versions: Type.Array(VersionOut) });
 const AuditOut = ResponseObject({ namespace: Type.String(), changes: Type.Array(Type.Intersect([VersionOut, ResponseObject({ key: Type.String() })])) });
 
+/** An entry as a caller that is not an admin sees it: without the admin who wrote it. */
+const withoutWriter = ({ updatedBy: _by, ...rest }: Entry): Omit<Entry, "updatedBy"> => rest;
+/** The snapshot as `req`'s caller may see it (the cached snapshot is every caller's, so this is per request). */
+function snapshotFor(req: FastifyRequest, s: Snapshot) {
+  if (identityOf(req)?.role === "admin") return s;
+  return { namespace: s.namespace, entries: Object.fromEntries(Object.entries(s.entries).map(([k, e]) => [k, withoutWriter(e)])) };
+}
+
 /** `cacheState.errorLogged` is reset once the cache answers again, so each cache outage is logged once. */
 export function registerRoutes(app: App, store: ConfigStore, cacheState: { errorLogged: boolean }): void {
   const actor = (req: FastifyRequest) => ({ changedBy: requireIdentity(req, "admin").userId, requestId: String(req.id) });
 
-  const getNamespace = async (req: FastifyRequest<{ Params: { namespace: string } }>, reply: FastifyReply) => {
-    const { snapshot, cache } = await store.snapshot(req.params.namespace);
+  const getNamespace = async (namespace: string, reply: FastifyReply) => {
+    const { snapshot, cache } = await store.snapshot(namespace);
     if (cache !== "error") cacheState.errorLogged = false;
     reply.header("x-cache", cache);
     return snapshot;
   };
-  app.get("/namespaces/:namespace", { schema: { params: NsParams, response: { 200: SnapshotOut } } }, getNamespace);
-  app.get("/internal/namespaces/:namespace", { schema: { params: NsParams } }, getNamespace);
+  app.get("/namespaces/:namespace", { schema: { params: NsParams, response: { 200: SnapshotOut } } }, async (req, reply) => snapshotFor(req, await getNamespace(req.params.namespace, reply)));
+  app.get("/internal/namespaces/:namespace", { schema: { params: NsParams } }, async (req, reply) => getNamespace(req.params.namespace, reply));
 
   app.get("/namespaces/:namespace/keys/:key", { schema: { params: KeyParams, response: { 200: KeyOut } } }, async (req, reply) => {
     const { snapshot, cache } = await store.snapshot(req.params.namespace);
@@ -53,7 +63,7 @@ export function registerRoutes(app: App, store: ConfigStore, cacheState: { error
     // Own keys only: a key named "constructor" or "__proto__" must not find Object.prototype's.
     const e = Object.hasOwn(snapshot.entries, req.params.key) ? snapshot.entries[req.params.key] : undefined;
     if (!e) throw notFound(`${req.params.namespace}/${req.params.key} does not exist`);
-    return { namespace: req.params.namespace, key: req.params.key, ...e };
+    return { namespace: req.params.namespace, key: req.params.key, ...(identityOf(req)?.role === "admin" ? e : withoutWriter(e)) };
   });
 
   app.put(
