@@ -28,7 +28,9 @@ const VarQuery = Type.Object({
   symbol: Type.String({ pattern: SYMBOL_RE.source }),
   confidence: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 })),
   exposure: Type.Optional(Type.String({ pattern: DECIMAL })),
-  lookback: Type.Optional(Type.Integer({ minimum: 2, maximum: 100_000 })),
+  lookback: Type.Optional(
+    Type.Integer({ minimum: 2, maximum: 100_000, description: "returns wanted (default 500), from the closes of the 3 x (lookback + 1) bar intervals before the latest candle" }),
+  ),
   timeframe: Type.Optional(Type.String({ pattern: "^\\d{1,3}[smhdw]$", description: "bar interval of the closes (market_candles.timeframe), default 1m" })),
 });
 
