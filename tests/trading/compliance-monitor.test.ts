@@ -194,3 +194,16 @@ describe("ComplianceMonitor evaluations (no servers)", () => {
     expect(m.onOrder(order({ eventId: "c8", kind: "cancelled", orderId: "o8", ts: 108 })).map((a) => a.rule)).toEqual(["EXCESSIVE_CANCEL_RATIO"]);
   });
 });
+
+describe("routes", () => {
+  // Session 38's hunt: /alerts/mine took a userId and answered the caller's own alerts as if they were that user's.
+  it("a trader's own alerts take no user id: another's is a 400 naming userId, not the caller's alerts under it", async () => {
+    const s = svc ?? (svc = await start());
+    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const other = await s.app.inject({ method: "GET", url: `/alerts/mine?userId=${randomUUID()}`, headers: trader });
+    expect(other.statusCode).toBe(400);
+    expect(other.json().error).toMatchObject({ code: "VALIDATION_ERROR", field: "userId" });
+    const own = await s.app.inject({ method: "GET", url: "/alerts/mine?limit=5", headers: trader });
+    expect([own.statusCode, own.json()]).toEqual([200, { alerts: [] }]);
+  });
+});

@@ -6,15 +6,17 @@
 import { requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import { listAlerts } from "./data";
 
-const AlertQuery = { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), userId: Type.Optional(UserIdSchema) }),
-    response: { 200: ResponseObject({ alerts: Type.Array(ResponseObject({}, { description: "alertId, rule, userId, symbol, severity, message, evidence, ts, raisedAt" })) }) },
-  },
-};
+const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 }));
+const AlertsOut = ResponseObject({ alerts: Type.Array(ResponseObject({}, { description: "alertId, rule, userId, symbol, severity, message, evidence, ts, raisedAt" })) });
+const AlertQuery = { schema: { querystring: Type.Object({ limit: Limit, userId: Type.Optional(UserIdSchema) }), response: { 200: AlertsOut } } };
+// The caller's own: another user's id is refused (400 naming userId), not silently answered with the
+// caller's alerts as if they were that user's.
+const MineQuery = { schema: { querystring: Type.Object({ limit: Limit }, { additionalProperties: false }), response: { 200: AlertsOut } } };
 
 export function registerRoutes(app: App): void {
   app.get("/alerts", AlertQuery, async (req) => {
     requireIdentity(req, "admin");
     return { alerts: await listAlerts(app.pg, req.query.userId ?? null, req.query.limit ?? 100) };
   });
-  app.get("/alerts/mine", AlertQuery, async (req) => ({ alerts: await listAlerts(app.pg, requireIdentity(req).userId, req.query.limit ?? 100) }));
+  app.get("/alerts/mine", MineQuery, async (req) => ({ alerts: await listAlerts(app.pg, requireIdentity(req).userId, req.query.limit ?? 100) }));
 }
