@@ -4,6 +4,7 @@
  * test's database for the test's own queries; the caller ends it.
  */
 import { createClickHouse } from "../../services/src/kit/datastores";
+import { bindParamsForLegacyServer } from "../../services/src/kit/clickhouse/legacy-binding";
 import { createPostgres, type PostgresClient } from "../../services/src/kit/datastores/postgres";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import { kafkajs, pg } from "../harness";
@@ -31,6 +32,25 @@ export async function migratedClickHouse(env: Record<string, string>): Promise<R
   const ch = createClickHouse({ CLICKHOUSE_URL: env.CLICKHOUSE_URL, CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE });
   await runClickHouseMigrations(ch);
   return ch;
+}
+
+/**
+ * The kit client `ch` whose SELECTs run under ClickHouse `settings` (e.g. `max_memory_usage`,
+ * `max_rows_to_read`: the server stops, with an error, a query that needs more), binding parameters
+ * as the kit does (on the server, or client-side for a legacy server). For tests bounding what a
+ * service's read costs; the kit's own client takes no per-query settings, which production never needs.
+ */
+export function clickHouseUnder(ch: ReturnType<typeof createClickHouse>, settings: Record<string, string>): ReturnType<typeof createClickHouse> {
+  return {
+    ...ch,
+    async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+      const rs =
+        (await ch.paramBinding()) === "server"
+          ? await ch.client.query({ query, query_params: params, format: "JSONEachRow", clickhouse_settings: settings })
+          : await ch.client.query({ query: bindParamsForLegacyServer(query, params), format: "JSONEachRow", clickhouse_settings: settings });
+      return rs.json<T>();
+    },
+  };
 }
 
 /** The ClickHouse migrations and the Kafka topics alone (a test or benchmark without PostgreSQL). */

@@ -6,30 +6,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
-import { migratedClickHouse } from "../helpers/schemas";
-import { bindParamsForLegacyServer } from "../../services/src/kit/clickhouse/legacy-binding";
-import type { ClickHouseKitClient } from "../../services/src/kit";
+import { clickHouseUnder, migratedClickHouse } from "../helpers/schemas";
 import { candleCloses } from "../../services/src/services/risk-analyzer/data";
 
 const srv = useServers("clickhouse");
 let ch: Awaited<ReturnType<typeof migratedClickHouse>>;
 const HISTORY = 600_000;
 const LAST = "2026-03-01 00:00:00";
-
-/** The kit client, with ClickHouse stopping (an error) any query that needs more than `bytes` of memory. */
-function usingAtMost(bytes: number): ClickHouseKitClient {
-  const clickhouse_settings = { max_memory_usage: String(bytes) };
-  return {
-    ...ch,
-    async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-      const rs =
-        (await ch.paramBinding()) === "server"
-          ? await ch.client.query({ query, query_params: params, format: "JSONEachRow", clickhouse_settings })
-          : await ch.client.query({ query: bindParamsForLegacyServer(query, params), format: "JSONEachRow", clickhouse_settings });
-      return rs.json<T>();
-    },
-  };
-}
 
 beforeAll(async () => {
   ch = await migratedClickHouse(srv.clickhouse.env);
@@ -53,7 +36,7 @@ const closeAt = (number: number) => 100 + (number % 97);
 
 describe("VaR closes read the window they need", () => {
   it("the last lookback + 1 closes, oldest first, latest insert per candle, in 30 MB of ClickHouse memory", async () => {
-    const closes = await candleCloses(usingAtMost(30_000_000), "VARHIST", "1m", 500);
+    const closes = await candleCloses(clickHouseUnder(ch, { max_memory_usage: "30000000" }), "VARHIST", "1m", 500);
     const expected = Array.from({ length: 501 }, (_, i) => closeAt(HISTORY - 501 + i));
     expected[500] = 5000;
     expect(closes).toEqual(expected);

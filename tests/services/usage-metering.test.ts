@@ -9,8 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
-import { migratedClickHouse } from "../helpers/schemas";
-import { bindParamsForLegacyServer } from "../../services/src/kit/clickhouse/legacy-binding";
+import { clickHouseUnder, migratedClickHouse } from "../helpers/schemas";
 import { UsageStore } from "../../services/src/services/usage-monitoring/store";
 import type { UsageEventMsg } from "../../services/src/business/events";
 
@@ -63,21 +62,6 @@ describe("billable units to the millisecond", () => {
   });
 });
 
-/** A store whose queries ClickHouse stops (an error) once they read more than `maxRows` rows. */
-function storeReadingAtMost(maxRows: number): UsageStore {
-  const clickhouse_settings = { max_rows_to_read: String(maxRows) };
-  return new UsageStore({
-    ...ch,
-    async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-      const rs =
-        (await ch.paramBinding()) === "server"
-          ? await ch.client.query({ query, query_params: params, format: "JSONEachRow", clickhouse_settings })
-          : await ch.client.query({ query: bindParamsForLegacyServer(query, params), format: "JSONEachRow", clickhouse_settings });
-      return rs.json<T>();
-    },
-  });
-}
-
 describe("one user's usage reads that user's rows", () => {
   // GET /api/usage (any trader, the whole period the route allows): the filter was
   // `({all} = 1 OR user_id = ...)`, which ClickHouse cannot match to the tables' key (user_id, at, ...),
@@ -95,7 +79,7 @@ describe("one user's usage reads that user's rows", () => {
     await store.insert([0, 1].map((i) => ({ eventId: randomUUID(), ts: t0 + i, userId, apiKeyId: null, route: "/api/orders", method: "GET", status: 200, latencyMs: 2 })));
     const from = new Date("2026-11-01T00:00:00.000Z");
     const to = new Date("2026-12-01T00:00:00.000Z");
-    const rows = await storeReadingAtMost(100_000).breakdown(from, to, userId);
+    const rows = await new UsageStore(clickHouseUnder(ch, { max_rows_to_read: "100000" })).breakdown(from, to, userId);
     expect(rows).toEqual([expect.objectContaining({ userId, route: "/api/orders", requests: 2, errors: 0 })]);
     // Every user's (admin, /api/usage/all) still reads them all: 5,000 users' rows, the first 1,000 answered.
     const all = await store.breakdown(from, to);
