@@ -36,12 +36,15 @@ const VersionOut = ResponseObject({ version: Type.Number(), operation: Operation
 const VersionsOut = ResponseObject({ namespace: Type.String(), key: Type.String(), versions: Type.Array(VersionOut) });
 const AuditOut = ResponseObject({ namespace: Type.String(), changes: Type.Array(Type.Intersect([VersionOut, ResponseObject({ key: Type.String() })])) });
 
-/** An entry as a caller that is not an admin sees it: without the admin who wrote it. */
-const withoutWriter = ({ updatedBy: _by, ...rest }: Entry): Omit<Entry, "updatedBy"> => rest;
+/** An entry as `req`'s caller may see it: who wrote it (an admin's user id) for admins only. */
+function entryFor(req: FastifyRequest, e: Entry): Entry | Omit<Entry, "updatedBy"> {
+  if (identityOf(req)?.role === "admin") return e;
+  const { updatedBy: _by, ...rest } = e;
+  return rest;
+}
 /** The snapshot as `req`'s caller may see it (the cached snapshot is every caller's, so this is per request). */
 function snapshotFor(req: FastifyRequest, s: Snapshot) {
-  if (identityOf(req)?.role === "admin") return s;
-  return { namespace: s.namespace, entries: Object.fromEntries(Object.entries(s.entries).map(([k, e]) => [k, withoutWriter(e)])) };
+  return { namespace: s.namespace, entries: Object.fromEntries(Object.entries(s.entries).map(([k, e]) => [k, entryFor(req, e)])) };
 }
 
 /** `cacheState.errorLogged` is reset once the cache answers again, so each cache outage is logged once. */
@@ -63,7 +66,7 @@ export function registerRoutes(app: App, store: ConfigStore, cacheState: { error
     // Own keys only: a key named "constructor" or "__proto__" must not find Object.prototype's.
     const e = Object.hasOwn(snapshot.entries, req.params.key) ? snapshot.entries[req.params.key] : undefined;
     if (!e) throw notFound(`${req.params.namespace}/${req.params.key} does not exist`);
-    return { namespace: req.params.namespace, key: req.params.key, ...(identityOf(req)?.role === "admin" ? e : withoutWriter(e)) };
+    return { namespace: req.params.namespace, key: req.params.key, ...entryFor(req, e) };
   });
 
   app.put(
