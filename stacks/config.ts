@@ -537,10 +537,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     serviceReplicas,
     services,
     trustedProxies,
-    rateLimit: {
-      windowMs: r.integer("rateLimitWindowMs"),
-      maxRequests: r.integer("rateLimitMaxRequests"),
-    },
+    rateLimit: gatewayRateLimit(r),
     trading: { mode: tradingMode, marketDataSource },
     docker: {
       httpPort,
@@ -569,6 +566,39 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     logLevel: r.oneOf("logLevel"),
     smtp: { host: smtpHost, port: r.integer("smtpPort"), username: r.string("smtpUsername"), from: smtpFrom },
   };
+}
+
+/**
+ * The gateway's rate limit per user and per client address (its RATE_LIMIT_WINDOW_MS and
+ * RATE_LIMIT_MAX_REQUESTS). Each key has its bounds in the schema (a window of 1 s to 1 h: a client
+ * over the limit waits for the window's end; 10 to 1,000,000 requests: a page of the web client makes
+ * several), and the two together an average rate: at most RATE_LIMIT.maxPerSecond (the whole platform
+ * saturates near 960 orders a second on the bench host, README "The order path": a limit per user
+ * above that limits nothing, e.g. 1,000,000 requests a second) and at least one request a minute
+ * (below it one user's session cannot load its pages and refresh its token).
+ */
+export const RATE_LIMIT = { maxPerSecond: 1_000, minPerMinute: 1 } as const;
+
+function gatewayRateLimit(r: Reader): { windowMs: number; maxRequests: number } {
+  const windowMs = r.integer("rateLimitWindowMs");
+  const maxRequests = r.integer("rateLimitMaxRequests");
+  const perSecond = (maxRequests * 1_000) / windowMs;
+  const rate = `${maxRequests} requests in ${windowMs} ms`;
+  if (perSecond > RATE_LIMIT.maxPerSecond) {
+    throw new ConfigError(
+      "rateLimitMaxRequests",
+      r.stack,
+      `allows ${Math.round(perSecond)} requests a second (${rate}), more than the whole platform serves: at most ${RATE_LIMIT.maxPerSecond} a second on average, i.e. at most ${(RATE_LIMIT.maxPerSecond * windowMs) / 1_000} in a window of ${windowMs} ms`,
+    );
+  }
+  if (perSecond * 60 < RATE_LIMIT.minPerMinute) {
+    throw new ConfigError(
+      "rateLimitMaxRequests",
+      r.stack,
+      `allows less than one request a minute on average (${rate}): at least ${Math.ceil((RATE_LIMIT.minPerMinute * windowMs) / 60_000)} in a window of ${windowMs} ms`,
+    );
+  }
+  return { windowMs, maxRequests };
 }
 
 /** The folder .gitignore keeps out of git at any depth (`rendered/`): manifests rendered for review go there. */

@@ -126,6 +126,34 @@ describe("renderYamlTo (session 38)", () => {
   });
 });
 
+describe("gateway rate limit (session 39)", () => {
+  it("refuses an absurd rate limit naming the key, the stack and the allowed range", () => {
+    const cases: [RawConfig, string][] = [
+      // 1,000,000 requests a second: no limit at all.
+      [{ rateLimitMaxRequests: "1000000", rateLimitWindowMs: "1000" }, "trading:rateLimitMaxRequests on stack 'prod': allows 1000000 requests a second (1000000 requests in 1000 ms), more than the whole platform serves: at most 1000 a second on average, i.e. at most 1000 in a window of 1000 ms"],
+      [{ rateLimitMaxRequests: "1000000" }, "trading:rateLimitMaxRequests on stack 'prod': allows 1111 requests a second"],
+      [{ rateLimitMaxRequests: "0" }, "trading:rateLimitMaxRequests on stack 'prod': must be between 10 and 1000000, got 0"],
+      [{ rateLimitMaxRequests: "-5" }, "trading:rateLimitMaxRequests on stack 'prod': must be between 10 and 1000000, got -5"],
+      [{ rateLimitMaxRequests: "1" }, "trading:rateLimitMaxRequests on stack 'prod': must be between 10 and 1000000, got 1"],
+      [{ rateLimitMaxRequests: "2.5" }, "trading:rateLimitMaxRequests on stack 'prod': must be an integer, got '2.5'"],
+      [{ rateLimitWindowMs: "0" }, "trading:rateLimitWindowMs on stack 'prod': must be between 1000 and 3600000, got 0"],
+      [{ rateLimitWindowMs: "86400000" }, "trading:rateLimitWindowMs on stack 'prod': must be between 1000 and 3600000, got 86400000"],
+      [{ rateLimitWindowMs: "0.5" }, "trading:rateLimitWindowMs on stack 'prod': must be an integer, got '0.5'"],
+      // Ten requests an hour: a session cannot load its pages.
+      [{ rateLimitMaxRequests: "10", rateLimitWindowMs: "3600000" }, "trading:rateLimitMaxRequests on stack 'prod': allows less than one request a minute on average (10 requests in 3600000 ms): at least 60 in a window of 3600000 ms"],
+    ];
+    for (const [raw, message] of cases) expect(error("prod", { ...k8s, ...raw }).message, JSON.stringify(raw)).toContain(`Invalid configuration ${message}`);
+    expect(error("dev", { ...docker, rateLimitMaxRequests: "500000", rateLimitWindowMs: "60000" }).key).toBe("rateLimitMaxRequests");
+  });
+
+  it("keeps the guide's limit (100 in 15 min), the defaults, and the bounds themselves", () => {
+    expect(parseStackConfig("prod", k8s).rateLimit).toEqual({ windowMs: 900_000, maxRequests: 100 });
+    expect(parseStackConfig("prod", { ...k8s, rateLimitMaxRequests: "100000" }).rateLimit.maxRequests).toBe(100_000); // the local cluster's e2e
+    expect(parseStackConfig("prod", { ...k8s, rateLimitMaxRequests: "1000", rateLimitWindowMs: "1000" }).rateLimit).toEqual({ windowMs: 1_000, maxRequests: 1_000 });
+    expect(parseStackConfig("prod", { ...k8s, rateLimitMaxRequests: "60", rateLimitWindowMs: "3600000" }).rateLimit).toEqual({ windowMs: 3_600_000, maxRequests: 60 });
+  });
+});
+
 describe("checkSecretValues", () => {
   it("refuses a credential set blank, which would count as set (live trading's keys) and fail at its first use", () => {
     for (const key of secretConfigKeys) {
