@@ -17,6 +17,7 @@ import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
 import { isIPv4MappedIPv6 } from "../catalog/addresses";
+import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
@@ -745,19 +746,44 @@ export function checkSecretConfig(config: StackConfig, secrets: Partial<Record<S
 }
 
 /**
+ * Whether a stack is for development (`dev`, or a name beginning `dev-`): there the credentials'
+ * placeholders stay usable (the policy pack reports them, advisory under dev.json); every other
+ * stack (prod, local-k8s, a stack of any other name) is held to real credentials.
+ */
+export function isDevStack(stack: string): boolean {
+  return stack === "dev" || stack.startsWith("dev-");
+}
+
+/**
  * The credentials' own values (the loader reads them decrypted from the stack's configuration; they
  * go nowhere else): one set blank (`pulumi config set --secret trading:binanceApiKey ""`) is refused,
  * as it would count as set, satisfy "required" (live trading's exchange keys) and reach the service
- * as an empty credential that fails at its first use.
+ * as an empty credential that fails at its first use. On every stack but dev (`isDevStack`), so is
+ * one holding a literal the deployment guide publishes (its placeholders `your_binance_api_key_here`,
+ * its passwords, admin123) or a well-known weak value (`password`, `changeme`, ...): the lists are the
+ * policy pack's (catalog/credentials.ts), so the config refuses before the preview what
+ * `no-default-credentials` would find in the resources after it. A published literal is named (it is
+ * public); a weak value is not echoed.
  */
 export function checkSecretValues(stack: string, values: Partial<Record<SecretConfigKey, string>>): void {
   for (const key of secretConfigKeys) {
     const value = values[key];
-    if (value !== undefined && value.trim() === "") {
+    if (value === undefined) continue;
+    if (value.trim() === "") {
       throw new ConfigError(
         key,
         stack,
         `is set but blank: set the credential (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} <value>) or remove the key (pulumi config rm ${CONFIG_NAMESPACE}:${key})`,
+      );
+    }
+    if (isDevStack(stack)) continue;
+    const published = guideSecretsIn(value);
+    if (published.length > 0 || isWeakValue(value)) {
+      const what = published.length > 0 ? `holds the deployment guide's published placeholder "${published[0]}"` : "is a weak, well-known value";
+      throw new ConfigError(
+        key,
+        stack,
+        `${what}, which anyone can try: set the real credential (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} <value>); placeholders are accepted on the dev stack only`,
       );
     }
   }

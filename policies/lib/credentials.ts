@@ -1,30 +1,10 @@
 /** Known default credentials and credential-shaped names/values (pure). */
 
 /**
- * Literals published in the deployment guide (and its `.env.plan2`). They are public, so any
- * occurrence in a deployed resource is a leaked credential, whatever the key around it.
+ * The guide's published literals and the well-known weak values are catalog/credentials.ts's: the
+ * stack config refuses the same values before the program runs (on every stack but dev).
  */
-export const GUIDE_DEFAULT_SECRETS = [
-    "ai_trading_secure_pass_2024",
-    "dragonfly_secure_pass_2024",
-    "clickhouse_secure_pass_2024",
-    "ai_trading_graph_pass_2024",
-    "ai_trading_jwt_super_secret_key_change_in_production_2024",
-    "your_binance_api_key_here",
-    "your_binance_secret_key_here",
-    "your_telegram_bot_token_here",
-    "admin123",
-];
-
-/**
- * Weak values that are only suspicious as the whole value of a credential (checked by exact,
- * case-insensitive match so that e.g. an image called "postgres" is not flagged).
- */
-export const WEAK_SECRET_VALUES = [
-    "admin", "admin123", "password", "passw0rd", "password123", "changeme", "change_me", "secret",
-    "root", "toor", "postgres", "default", "test", "guest", "123456", "12345678", "qwerty",
-    "letmein", "pass", "clickhouse", "arangodb", "grafana",
-];
+export { GUIDE_DEFAULT_SECRETS, guideSecretsIn, isWeakValue, WEAK_SECRET_VALUES } from "../../catalog/credentials";
 
 /** Last words of variable/key names that hold credentials (AUTH_TOKEN, JWT_SECRET, BINANCE_SECRET_KEY, ...). */
 const CREDENTIAL_WORDS = new Set([
@@ -66,18 +46,6 @@ export function urlPasswordsIn(text: string): string[] {
         if (pw !== undefined) out.push(pw);
     }
     return out;
-}
-
-/** Guide literals contained in a string (case-insensitive substring match). */
-export function guideSecretsIn(value: string, extra: string[] = []): string[] {
-    const lower = value.toLowerCase();
-    return [...GUIDE_DEFAULT_SECRETS, ...extra].filter((s) => s.length > 0 && lower.includes(s.toLowerCase()));
-}
-
-/** A weak credential value: a well-known one, or none at all (an empty password lets anyone in). */
-export function isWeakValue(value: string, extra: string[] = []): boolean {
-    const v = value.trim().toLowerCase();
-    return v === "" || [...WEAK_SECRET_VALUES, ...extra].some((w) => w.toLowerCase() === v);
 }
 
 /**

@@ -3,7 +3,7 @@
  * config file each stack's preview uses in CI (.github/workflows/preview.yml).
  */
 import { describe, expect, it } from "vitest";
-import { runProgram } from "../helpers/program";
+import { runProgram, stackFileConfig } from "../helpers/program";
 import { loadConfig, mandatory, policyNames, runPack, TestResource, Violation } from "./run-pack";
 
 async function judge(stack: string, policyConfig: string, config: Record<string, string | null> = {}, secrets: Record<string, string> = {}): Promise<Violation[]> {
@@ -86,8 +86,19 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
         );
     });
 
-    it("prod: a guide default password (admin123) fails prod.json", async () => {
-        const vs = await judge("prod", "prod", INSECURE, GUIDE_SECRETS);
+    // Since session 39 the stack config refuses the guide's literals as credentials on every stack but
+    // dev, before the pack; the pack stays the second line. The prod program is run here under the
+    // dev stack's name (the prod stack's file, the dev file's own keys removed), where the config lets
+    // them through, and prod.json must still block what reaches its resources.
+    it("prod: a guide default password (admin123) is refused by the prod stack's config, and fails prod.json where the config lets it through", async () => {
+        await expect(runProgram("prod", INSECURE, GUIDE_SECRETS)).rejects.toThrow(
+            "Invalid configuration trading:binanceApiKey on stack 'prod': holds the deployment guide's published placeholder \"your_binance_api_key_here\"",
+        );
+        await expect(runProgram("prod", INSECURE, { ...GUIDE_SECRETS, binanceApiKey: "k-live", binanceSecretKey: "s-live" })).rejects.toThrow(
+            "Invalid configuration trading:registryPassword on stack 'prod': holds the deployment guide's published placeholder \"admin123\"",
+        );
+        const prodUnderDevName = { ...stackFileConfig("prod"), ...Object.fromEntries(Object.keys(stackFileConfig("dev")).map((k) => [k, null])), ...stackFileConfig("prod") };
+        const vs = await judge("dev", "prod", { ...prodUnderDevName, ...INSECURE }, GUIDE_SECRETS);
         expect(mandatory(vs)).toEqual(vs);
         expect(policyNames(vs)).toEqual(["no-default-credentials"]);
         expect(lines(vs).filter((l) => l.includes("no-default-credentials")).join("\n")).toContain("published default \"admin123\" at registry.password");

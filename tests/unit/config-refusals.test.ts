@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { imageReferenceProblem } from "../../catalog/images";
 import { upstreamImages } from "../../stacks/images";
 import { isIPv4MappedIPv6 } from "../../catalog/addresses";
-import { checkSecretValues, parseStackConfig, RawConfig, secretConfigKeys } from "../../stacks/config";
+import { checkSecretValues, parseStackConfig, RawConfig, SecretConfigKey, secretConfigKeys } from "../../stacks/config";
 import { configError as error, dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
 
 describe("trustedProxies", () => {
@@ -164,6 +164,47 @@ describe("checkSecretValues", () => {
       }
     }
     expect(() => checkSecretValues("prod", { binanceApiKey: "k", binanceSecretKey: "s", telegramBotToken: undefined })).not.toThrow();
+  });
+
+  it("refuses the deployment guide's placeholders and well-known weak values on prod and every stack but dev, naming the key and the stack (session 39)", () => {
+    const guide: [SecretConfigKey, string, string][] = [
+      ["binanceApiKey", "your_binance_api_key_here", "your_binance_api_key_here"],
+      ["binanceSecretKey", "YOUR_BINANCE_SECRET_KEY_HERE", "your_binance_secret_key_here"],
+      ["telegramBotToken", "your_telegram_bot_token_here", "your_telegram_bot_token_here"],
+      ["registryPassword", "admin123", "admin123"],
+      ["smtpPassword", "ai_trading_secure_pass_2024", "ai_trading_secure_pass_2024"],
+      ["paymentWebhookSecret", "whsec_ai_trading_jwt_super_secret_key_change_in_production_2024", "ai_trading_jwt_super_secret_key_change_in_production_2024"],
+    ];
+    for (const stack of ["prod", "local-k8s", "staging"]) {
+      for (const [key, value, published] of guide) {
+        expect(() => checkSecretValues(stack, { [key]: value }), `${stack} ${key}`).toThrow(
+          `Invalid configuration trading:${key} on stack '${stack}': holds the deployment guide's published placeholder "${published}", which anyone can try: set the real credential (pulumi config set --secret trading:${key} <value>); placeholders are accepted on the dev stack only`,
+        );
+      }
+      for (const [key, value] of [["smtpPassword", "password"], ["paymentProcessorApiKey", "ChangeMe"], ["registryPassword", " letmein "], ["binanceApiKey", "123456"]] as const) {
+        let thrown: Error | undefined;
+        try {
+          checkSecretValues(stack, { [key]: value });
+        } catch (e) {
+          thrown = e as Error;
+        }
+        expect(thrown?.message, `${stack} ${key}`).toBe(
+          `Invalid configuration trading:${key} on stack '${stack}': is a weak, well-known value, which anyone can try: set the real credential (pulumi config set --secret trading:${key} <value>); placeholders are accepted on the dev stack only`,
+        );
+        // A weak value is well known but not echoed.
+        expect(thrown?.message).not.toContain(value.trim());
+      }
+    }
+  });
+
+  it("keeps dev usable: the placeholders pass there (the pack reports them, advisory under dev.json); real-looking values pass everywhere", () => {
+    for (const stack of ["dev", "dev-alice"]) {
+      expect(() => checkSecretValues(stack, { binanceApiKey: "your_binance_api_key_here", binanceSecretKey: "your_binance_secret_key_here", registryPassword: "admin123", smtpPassword: "password" })).not.toThrow();
+    }
+    expect(() => checkSecretValues("dev", { smtpPassword: "" })).toThrow("trading:smtpPassword on stack 'dev': is set but blank");
+    expect(() => checkSecretValues("prod", { binanceApiKey: "k-live", smtpPassword: "smtp-pw-1", registryPassword: "pw", paymentProcessorApiKey: "sk_live_51Habc", telegramBotToken: "123:tg-token-abcdefghijklmnopqrstuvwxyz" })).not.toThrow();
+    // Only the whole value is judged weak: a password containing a weak word is the user's call.
+    expect(() => checkSecretValues("prod", { smtpPassword: "password-of-the-relay-2031" })).not.toThrow();
   });
 });
 
