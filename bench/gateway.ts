@@ -105,8 +105,9 @@ async function main() {
       DRAGONFLY_URL: redis.url,
       JWT_SECRET,
       SERVICE_USER_MANAGEMENT_URL: umUrl,
-      RATE_LIMIT_MAX_REQUESTS: "100000000",
-      RATE_LIMIT_WINDOW_MS: "60000",
+      // The most the gateway takes (1,000,000 in its shortest window but ten): 100,000 a second, far above the bench.
+      RATE_LIMIT_MAX_REQUESTS: "1000000",
+      RATE_LIMIT_WINDOW_MS: "10000",
       ...(JSON.parse(process.env.BENCH_GATEWAY_ENV ?? "{}") as Record<string, string>),
     });
 
@@ -152,8 +153,8 @@ async function main() {
         DRAGONFLY_URL: redis.url,
         JWT_SECRET,
         SERVICE_USER_MANAGEMENT_URL: umUrl,
-        RATE_LIMIT_MAX_REQUESTS: "100000000",
-        RATE_LIMIT_WINDOW_MS: "60000",
+        RATE_LIMIT_MAX_REQUESTS: "1000000",
+        RATE_LIMIT_WINDOW_MS: "10000",
       });
       nginxGw = await startNginxProxy(umUrl, "/", identity, gwAuthUrl, "/api/users/");
       pids["nginx-gw"] = nginxGw.pids[1] ?? nginxGw.pids[0];

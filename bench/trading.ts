@@ -86,7 +86,7 @@ async function main() {
       LOG_LEVEL: "error",
       JWT_SECRET: secret,
       POSTGRES_POOL_MAX: "40",
-      RATE_LIMIT_MAX_REQUESTS: "10000000",
+      RATE_LIMIT_MAX_REQUESTS: "1000000", // the gateway's most: 16,000 a second in its default window, far above the order path
       RISK_MAX_ORDERS_PER_WINDOW: "100000",
       RISK_MAX_POSITION: "1000000",
       MARKET_SUBSCRIBE: "false",

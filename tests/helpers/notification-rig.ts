@@ -165,7 +165,9 @@ export class NotificationRig {
       NOTIFY_CONSUMER_GROUP: `notify-${this.run}`, SMTP_HOST: "127.0.0.1", SMTP_PORT: String(smtpPort), SMTP_REQUIRE_TLS: "false",
       SMTP_USER, SMTP_PASSWORD, SMTP_FROM: "AI Trading <notify@example.test>", TELEGRAM_BOT_TOKEN: this.telegram.token, TELEGRAM_API_URL: this.telegram.url,
       NOTIFY_WEBHOOK_ALLOW_PRIVATE: "true", NOTIFY_MAX_ATTEMPTS: "3", NOTIFY_BACKOFF_BASE_MS: "50", NOTIFY_BACKOFF_MAX_MS: "200",
-      NOTIFY_WORKER_INTERVAL_MS: "50", NOTIFY_RATE_LIMIT_MAX: "3", NOTIFY_RATE_LIMIT_WINDOW_MS: "1000000000000",
+      NOTIFY_WORKER_INTERVAL_MS: "50", NOTIFY_RATE_LIMIT_MAX: "3",
+      // The longest window the service takes (30 days): the rate-limit cases never see it roll over.
+      NOTIFY_RATE_LIMIT_WINDOW_MS: "2592000000",
       // Long enough that a dribbling endpoint is still being read when another user's delivery is due (a loaded machine included).
       NOTIFY_HTTP_TIMEOUT_MS: "30000",
     };

@@ -99,7 +99,7 @@ function describeProblem(e: ValueError, root: TSchema): string {
       return `must be >= ${s.minimum}`;
     case ValueErrorType.IntegerMaximum:
     case ValueErrorType.NumberMaximum:
-      return `must be <= ${s.maximum}`;
+      return s.maximum === MAX_TIMER_MS ? `must be <= ${s.maximum} (Node's longest timer)` : `must be <= ${s.maximum}`;
     case ValueErrorType.Boolean:
       return "must be true or false";
     case ValueErrorType.StringMinLength:
@@ -122,11 +122,24 @@ function describeProblem(e: ValueError, root: TSchema): string {
 }
 
 /**
+ * Node's longest timer: setTimeout and setInterval given more fire after 1 ms (a TimeoutOverflowWarning),
+ * so a timeout of 3,000,000,000 ms would time out at once and an interval would spin. Every `*_MS`
+ * number without a maximum of its own gets this one.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+function withTimerBound(name: string, s: TSchema): TSchema {
+  if (!name.endsWith("_MS") || (s.type !== "integer" && s.type !== "number") || s.maximum !== undefined) return s;
+  return { ...s, maximum: MAX_TIMER_MS };
+}
+
+/**
  * Reads the variables of `schema` from `source` (default `process.env`), applies the schema's
  * defaults and validates them. Throws a ConfigError listing every problem, each naming its
  * variable (and, when missing, the service that requires it).
  */
-export function loadConfig<S extends ConfigSchema>(service: string, schema: S, source: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
+export function loadConfig<S extends ConfigSchema>(service: string, declared: S, source: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
+  const schema: ConfigSchema = Object.fromEntries(Object.entries(declared).map(([name, s]) => [name, withTimerBound(name, s)]));
   const object = Type.Object(schema);
   const value: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(schema)) {

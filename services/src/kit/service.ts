@@ -29,7 +29,7 @@ export function commonEnv(def: ServiceDefinition) {
     /** Largest accepted request body; larger ones get 413. */
     BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1_024, maximum: 100 * 1_048_576 }),
     /** Bound on graceful shutdown (drain in-flight requests, close pools). */
-    SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100 }),
+    SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 600_000 }),
     /**
      * After SIGTERM, how long the service keeps serving before it stops listening: /ready answers
      * 503 and each response closes its connection, so load balancers (a Kubernetes Service's

@@ -3,25 +3,29 @@ import { type ConfigOf, type ServiceContext, Type } from "../../kit";
 
 export const config = {
   JWT_SECRET: Type.String({ minLength: 64, secret: true }),
-  RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 100 }),
-  RATE_LIMIT_MAX_REQUESTS: Type.Integer({ default: 300, minimum: 1 }),
+  // Limits, lockouts and timeouts each have a range (README "Stack configuration"): a value beyond it is
+  // no limit at all (a million requests per window), a client locked out for days, or a timer Node
+  // cannot arm (past 2^31-1 ms setTimeout fires after 1 ms: every request would be a 504).
+  /** Window of the per-user and per-address request limit: 1 s to 1 h (a client over the limit waits for its end). */
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1_000, maximum: 3_600_000 }),
+  RATE_LIMIT_MAX_REQUESTS: Type.Integer({ default: 300, minimum: 1, maximum: 1_000_000 }),
   /** Cap per client IP on authenticated traffic (many accounts behind one address); default 4x the per-user limit. */
-  RATE_LIMIT_IP_MAX_REQUESTS: Type.Optional(Type.Integer({ minimum: 1 })),
+  RATE_LIMIT_IP_MAX_REQUESTS: Type.Optional(Type.Integer({ minimum: 1, maximum: 4_000_000 })),
   /** Failed API-key verifications allowed per client IP in API_KEY_FAILURE_WINDOW_MS (not per key prefix: ./limits.ts). */
-  API_KEY_MAX_FAILURES: Type.Integer({ default: 10, minimum: 1 }),
-  API_KEY_FAILURE_WINDOW_MS: Type.Integer({ default: 300_000, minimum: 1_000 }),
+  API_KEY_MAX_FAILURES: Type.Integer({ default: 10, minimum: 1, maximum: 1_000 }),
+  API_KEY_FAILURE_WINDOW_MS: Type.Integer({ default: 300_000, minimum: 1_000, maximum: 86_400_000 }),
   /** Upstream response timeout (bounded further by what is left of REQUEST_TIMEOUT_MS). */
-  PROXY_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100 }),
+  PROXY_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000 }),
   /** Whole-request budget at the gateway (authentication + upstream); 504 JSON beyond. */
-  REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100 }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000 }),
   /** Per-service timeout of /api/health. */
-  HEALTH_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50 }),
+  HEALTH_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
   /** Longest accepted access-token age (defence in depth on top of exp). */
-  ACCESS_TOKEN_MAX_AGE_S: Type.Integer({ default: 3_600, minimum: 60 }),
+  ACCESS_TOKEN_MAX_AGE_S: Type.Integer({ default: 3_600, minimum: 60, maximum: 86_400 }),
   /** Upper bound on how long a user's state is trusted from the in-process copy (pub/sub invalidates sooner). */
-  USER_STATE_LOCAL_TTL_MS: Type.Integer({ default: 30_000, minimum: 0 }),
+  USER_STATE_LOCAL_TTL_MS: Type.Integer({ default: 30_000, minimum: 0, maximum: 300_000 }),
   /** How long the merged OpenAPI document of /api/docs is reused before the services are asked again. */
-  DOCS_CACHE_MS: Type.Integer({ default: 60_000, minimum: 0 }),
+  DOCS_CACHE_MS: Type.Integer({ default: 60_000, minimum: 0, maximum: 86_400_000 }),
 };
 
 export type GatewayConfig = ConfigOf<typeof config>;

@@ -29,10 +29,10 @@ export default defineService({
     ...consumerEnv,
     COMPLIANCE_RESTRICTED_SYMBOLS: Type.Optional(envList(Type.String({ pattern: SYMBOL_RE.source }))),
     COMPLIANCE_POSITION_LIMIT: Type.String({ default: DEFAULT_COMPLIANCE.positionLimit, pattern: "^\\d+(\\.\\d+)?$" }),
-    COMPLIANCE_WASH_WINDOW_MS: Type.Integer({ default: DEFAULT_COMPLIANCE.washWindowMs, minimum: 1 }),
+    COMPLIANCE_WASH_WINDOW_MS: Type.Integer({ default: DEFAULT_COMPLIANCE.washWindowMs, minimum: 1, maximum: 86_400_000 }),
     COMPLIANCE_WASH_PRICE_TOLERANCE_BPS: Type.String({ default: DEFAULT_COMPLIANCE.washPriceToleranceBps }),
     COMPLIANCE_SPOOF_MIN_NOTIONAL: Type.String({ default: DEFAULT_COMPLIANCE.spoofMinNotional }),
-    COMPLIANCE_REPLAY_WINDOW_MS: Type.Integer({ default: 3_600_000, minimum: 0 }),
+    COMPLIANCE_REPLAY_WINDOW_MS: Type.Integer({ default: 3_600_000, minimum: 0, maximum: 86_400_000 }),
     CM_CONSUMER_GROUP: Type.String({ default: "compliance-monitor" }),
   },
   async register(ctx) {

@@ -20,7 +20,7 @@ export default defineService({
     /** Bound on each datastore probe of GET /datastores. */
     DATASTORE_CHECK_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
     /** Bound on waiting for another migrate run's advisory lock. */
-    MIGRATE_LOCK_TIMEOUT_MS: Type.Integer({ default: 300_000, minimum: 100 }),
+    MIGRATE_LOCK_TIMEOUT_MS: Type.Integer({ default: 300_000, minimum: 100, maximum: 3_600_000 }),
   },
   async register({ app, config, definition, metrics }) {
     const latency = new Gauge({

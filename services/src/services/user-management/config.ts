@@ -11,7 +11,8 @@ export const config = {
   LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   /** Failed logins to one account from all addresses together per window: only these lock the owner out too. */
   LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Integer({ default: 100, minimum: 1, maximum: 100_000 }),
-  LOGIN_LOCKOUT_WINDOW_MS: Type.Integer({ default: 15 * 60_000, minimum: 1_000 }),
+  /** 1 s to 1 day: the owner waits out a lockout of the whole account (a longer one locks them out for days). */
+  LOGIN_LOCKOUT_WINDOW_MS: Type.Integer({ default: 15 * 60_000, minimum: 1_000, maximum: 86_400_000 }),
   /** Active (not revoked, not expired) API keys a user may hold at once; creating one more answers 409. */
   API_KEY_MAX_ACTIVE_PER_USER: Type.Integer({ default: 20, minimum: 1, maximum: 1000 }),
   PASSWORD_MIN_LENGTH: Type.Integer({ default: 12, minimum: 8, maximum: 64 }),

@@ -13,7 +13,7 @@ import { Type } from "../../kit";
  * heartbeats between fetches, so the wait is kept under a third of the session timeout.
  */
 export const consumerEnv = {
-  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 6_000 }),
+  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 6_000, maximum: 300_000 }),
   KAFKA_HEARTBEAT_MS: Type.Integer({ default: 3_000, minimum: 100 }),
   KAFKA_FETCH_MAX_WAIT_MS: Type.Integer({ default: 1_000, minimum: 10, maximum: 10_000 }),
 };

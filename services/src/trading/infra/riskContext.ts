@@ -21,8 +21,10 @@ export const riskEnv = {
   RISK_MAX_POSITION: dec("500"),
   RISK_PRICE_COLLAR_BPS: dec("500"),
   RISK_DAILY_LOSS_LIMIT: dec("50000"),
-  RISK_MAX_ORDERS_PER_WINDOW: Type.Integer({ default: 100, minimum: 1 }),
-  RISK_RATE_WINDOW_MS: Type.Integer({ default: 1000, minimum: 1 }),
+  // A user's order rate: at most this many orders in the window (100 ms to 1 h: the check counts the
+  // user's orders of the window in SQL, so a longer one reads more; a shorter one is no limit).
+  RISK_MAX_ORDERS_PER_WINDOW: Type.Integer({ default: 100, minimum: 1, maximum: 100_000 }),
+  RISK_RATE_WINDOW_MS: Type.Integer({ default: 1000, minimum: 100, maximum: 3_600_000 }),
 };
 
 export function riskLimitsFrom(c: { [K in keyof typeof riskEnv]: K extends "RISK_MAX_ORDERS_PER_WINDOW" | "RISK_RATE_WINDOW_MS" ? number : string }): RiskLimits {

@@ -1,0 +1,95 @@
+/**
+ * Rate limits, lockouts, timeouts and windows in the services' environment (session 39): each has a
+ * range, and a value beyond it stops the service at start with a ConfigError naming the variable.
+ * Before, a million requests per window (no limit), a lockout of a year, or a timeout past Node's
+ * longest timer (setTimeout fires after 1 ms beyond 2^31-1 ms: every proxied request a 504) started.
+ * The start-up path is createService's: the environment is judged before any datastore is reached.
+ */
+import { describe, expect, it } from "vitest";
+import { commonEnv, createService, datastoreEnv, loadConfig, MAX_TIMER_MS, type ConfigSchema, type TSchema } from "../../services/src/kit";
+import { registry } from "../../services/src/registry";
+import { findService } from "../../services/src/catalog";
+
+/** [service, variable, value, the problem the start must name]. */
+const absurd: [string, string, string, string][] = [
+  ["api-gateway", "RATE_LIMIT_MAX_REQUESTS", "100000000", "must be <= 1000000"],
+  ["api-gateway", "RATE_LIMIT_MAX_REQUESTS", "0", "must be >= 1"],
+  ["api-gateway", "RATE_LIMIT_MAX_REQUESTS", "-5", "must be >= 1"],
+  ["api-gateway", "RATE_LIMIT_MAX_REQUESTS", "2.5", "must be an integer"],
+  ["api-gateway", "RATE_LIMIT_WINDOW_MS", "100", "must be >= 1000"],
+  ["api-gateway", "RATE_LIMIT_WINDOW_MS", "86400000", "must be <= 3600000"],
+  ["api-gateway", "RATE_LIMIT_IP_MAX_REQUESTS", "1000000000", "must be <= 4000000"],
+  ["api-gateway", "API_KEY_MAX_FAILURES", "1000000", "must be <= 1000"],
+  ["api-gateway", "API_KEY_FAILURE_WINDOW_MS", "31536000000", "must be <= 86400000"],
+  ["api-gateway", "PROXY_TIMEOUT_MS", "3000000000", "must be <= 600000"],
+  ["api-gateway", "REQUEST_TIMEOUT_MS", "3000000000", "must be <= 600000"],
+  ["api-gateway", "HEALTH_TIMEOUT_MS", "3600000", "must be <= 60000"],
+  ["api-gateway", "ACCESS_TOKEN_MAX_AGE_S", "31536000", "must be <= 86400"],
+  ["api-gateway", "USER_STATE_LOCAL_TTL_MS", "86400000", "must be <= 300000"],
+  ["user-management", "LOGIN_LOCKOUT_WINDOW_MS", "31536000000", "must be <= 86400000"],
+  ["notification-service", "NOTIFY_RATE_LIMIT_MAX", "1000000", "must be <= 10000"],
+  ["notification-service", "NOTIFY_RATE_LIMIT_WINDOW_MS", "1000000000000", "must be <= 2592000000"],
+  ["notification-service", "NOTIFY_HTTP_TIMEOUT_MS", "3000000000", "must be <= 120000"],
+  ["notification-service", "NOTIFY_BACKOFF_MAX_MS", "31536000000", "must be <= 86400000"],
+  ["notification-service", "NOTIFY_LEASE_MS", "86400000", "must be <= 3600000"],
+  ["order-management", "RISK_MAX_ORDERS_PER_WINDOW", "1000000000", "must be <= 100000"],
+  ["order-management", "RISK_RATE_WINDOW_MS", "1", "must be >= 100"],
+  ["risk-analyzer", "RISK_RATE_WINDOW_MS", "31536000000", "must be <= 3600000"],
+  ["order-management", "KAFKA_SESSION_TIMEOUT_MS", "3600000", "must be <= 300000"],
+  ["database-service", "MIGRATE_LOCK_TIMEOUT_MS", "3000000000", "must be <= 3600000"],
+  ["compliance-monitor", "COMPLIANCE_REPLAY_WINDOW_MS", "31536000000", "must be <= 86400000"],
+  ["compliance-monitor", "COMPLIANCE_WASH_WINDOW_MS", "31536000000", "must be <= 86400000"],
+  ["central-hub", "SHUTDOWN_TIMEOUT_MS", "3000000000", "must be <= 600000"],
+  // No range of its own: the kit's bound on every *_MS (an interval past it spun every millisecond).
+  ["data-bridge", "CH_FLUSH_MS", "3000000000", `must be <= ${MAX_TIMER_MS} (Node's longest timer)`],
+  ["payment-service", "PAYMENT_OUTBOX_INTERVAL_MS", "3000000000", `must be <= ${MAX_TIMER_MS} (Node's longest timer)`],
+  ["notification-service", "NOTIFY_WORKER_INTERVAL_MS", "3000000000", `must be <= ${MAX_TIMER_MS} (Node's longest timer)`],
+];
+
+const moduleOf = async (name: string) => registry[name]();
+
+describe("rate limits, lockouts and timeouts from the environment (session 39)", () => {
+  it("refuses each beyond its range at start, naming the variable and the bound", async () => {
+    for (const [service, name, value, problem] of absurd) {
+      const mod = await moduleOf(service);
+      await expect(createService(mod, { env: { LOG_LEVEL: "silent", [name]: value }, defaultMetrics: false }), `${service} ${name}=${value}`).rejects.toThrow(
+        `${name} ${problem} (got "${value}")`,
+      );
+    }
+  });
+
+  it("takes the defaults and the bounds themselves", async () => {
+    const withinBounds: [string, string, string][] = [
+      ["api-gateway", "RATE_LIMIT_MAX_REQUESTS", "1000000"],
+      ["api-gateway", "RATE_LIMIT_WINDOW_MS", "3600000"],
+      ["api-gateway", "REQUEST_TIMEOUT_MS", "600000"],
+      ["user-management", "LOGIN_LOCKOUT_WINDOW_MS", "86400000"],
+      ["notification-service", "NOTIFY_RATE_LIMIT_WINDOW_MS", "2592000000"],
+      ["order-management", "RISK_MAX_ORDERS_PER_WINDOW", "100000"],
+      ["data-bridge", "CH_FLUSH_MS", String(MAX_TIMER_MS)],
+    ];
+    for (const [service, name, value] of [...withinBounds, ...absurd.map(([s, n]) => [s, n, ""] as [string, string, string])]) {
+      const mod = await moduleOf(service);
+      const own = { ...commonEnv(findService(service)!), ...(mod.config ?? {}) };
+      let problems = "";
+      try {
+        loadConfig(service, own, value === "" ? {} : { [name]: value });
+      } catch (e) {
+        problems = (e as Error).message;
+      }
+      expect(problems, `${service} ${name}=${value || "default"}`).not.toContain(`${name} `);
+    }
+  });
+
+  it("every rate limit, lockout, timeout and window a service reads has a range of its own", async () => {
+    const limitLike = /RATE_LIMIT|TIMEOUT|LOCKOUT|WINDOW|MAX_FAILURES/;
+    const schemas: [string, ConfigSchema][] = [["datastores", Object.assign({}, ...Object.values(datastoreEnv))]];
+    for (const [service, load] of Object.entries(registry)) schemas.push([service, { ...commonEnv(findService(service)!), ...((await load()).config ?? {}) }]);
+    const unbounded = schemas.flatMap(([service, schema]) =>
+      Object.entries(schema)
+        .filter(([name, s]: [string, TSchema]) => limitLike.test(name) && (s.type === "integer" || s.type === "number") && s.maximum === undefined)
+        .map(([name]) => `${service} ${name}`),
+    );
+    expect(unbounded).toEqual([]);
+  });
+});
