@@ -1,8 +1,9 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { guideSecretsIn, isCredentialName, isWeakValue, splitEnv, turnsAuthOff, urlPasswordsIn } from "../lib/credentials";
+import { guideSecretsIn, isCredentialName, isWeakValue, turnsAuthOff, urlPasswordsIn } from "../lib/credentials";
+import { workloadEnv } from "../lib/environment";
 import { arr, decodeBase64, isRecord, plain, str, walkStrings } from "../lib/values";
-import { describe, DOCKER_CONTAINER, isK8sWorkload, K8S, podContainers, podTemplate } from "../lib/workloads";
+import { describe, DOCKER_CONTAINER, K8S } from "../lib/workloads";
 
 export interface NoDefaultCredentialsConfig {
     /** More forbidden literals (substring match), e.g. values leaked elsewhere. */
@@ -71,26 +72,15 @@ export function findDefaultCredentials(
             const decoded = b64 !== undefined ? decodeBase64(b64) : undefined;
             if (decoded !== undefined) checkText(decoded, `uploads[${i}].contentBase64 (decoded)`);
         });
-        arr(props.envs).forEach((e, i) => {
-            const kv = str(e) !== undefined ? splitEnv(e) : undefined;
-            if (kv && isCredentialName(kv[0]) && isWeakValue(kv[1], cfg.extraWeakValues)) {
-                add(`envs[${i}] (${kv[0]})`, kv[1].trim() === "" ? "an empty credential" : "a weak, well-known value");
-            }
-            if (kv && turnsAuthOff(kv[0], kv[1])) findings.push({ path: `envs[${i}]`, problem: `${kv[0]}=${kv[1]}`, authOff: true });
-        });
     }
-    if (isK8sWorkload(type)) {
-        const tmpl = podTemplate(type, props);
-        for (const c of tmpl ? podContainers(tmpl.spec) : []) {
-            arr(c.container.env).forEach((e) => {
-                if (!isRecord(e)) return;
-                const name = str(e.name);
-                const value = str(e.value);
-                if (name && value !== undefined && isCredentialName(name) && isWeakValue(value, cfg.extraWeakValues)) {
-                    add(`container "${c.name}" env ${name}`, value.trim() === "" ? "an empty credential" : "a weak, well-known value");
-                }
-                if (name && value !== undefined && turnsAuthOff(name, value)) findings.push({ path: `container "${c.name}" env`, problem: `${name}=${value}`, authOff: true });
-            });
+    for (const env of workloadEnv(type, props)) {
+        for (const e of env.entries) {
+            if (e.value === undefined) continue;
+            const where = env.container ? `container "${env.container.name}" env` : `envs[${e.index}]`;
+            if (isCredentialName(e.name) && isWeakValue(e.value, cfg.extraWeakValues)) {
+                add(env.container ? `${where} ${e.name}` : `${where} (${e.name})`, e.value.trim() === "" ? "an empty credential" : "a weak, well-known value");
+            }
+            if (turnsAuthOff(e.name, e.value)) findings.push({ path: where, problem: `${e.name}=${e.value}`, authOff: true });
         }
     }
     return findings;

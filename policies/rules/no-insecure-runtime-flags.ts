@@ -2,7 +2,8 @@ import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { splitEnv } from "../lib/credentials";
 import { Workload, workloadRule } from "../lib/rule";
-import { arr, decodeBase64, isRecord, plain, str } from "../lib/values";
+import { environmentSourceEntries, workloadEnv } from "../lib/environment";
+import { arr, plain, str } from "../lib/values";
 import { describe } from "../lib/workloads";
 
 /**
@@ -70,25 +71,17 @@ function commandProblems(where: string, parts: unknown[]): string[] {
 
 export function insecureRuntimeFlagProblems(w: Workload): string[] {
     const out: string[] = [];
-    if (w.target === "docker") {
-        for (const e of arr(w.props.envs)) {
-            const kv = str(e) !== undefined ? splitEnv(e as string) : undefined;
-            const p = kv ? insecureSetting(kv[0], kv[1]) : undefined;
-            if (p !== undefined) out.push(`envs ${p}`);
+    for (const env of workloadEnv(w.type, w.props)) {
+        for (const e of env.entries) {
+            const p = e.value !== undefined ? insecureSetting(e.name, e.value) : undefined;
+            if (p !== undefined) out.push(env.container ? `container "${env.container.name}" ${p}` : `envs ${p}`);
         }
-        out.push(...commandProblems("command", arr(w.props.command)), ...commandProblems("entrypoints", arr(w.props.entrypoints)));
-        return [...new Set(out)];
-    }
-    for (const c of w.containers) {
-        for (const e of arr(c.container.env)) {
-            if (!isRecord(e)) continue;
-            const name = str(e.name);
-            const value = str(e.value);
-            const p = name !== undefined && value !== undefined ? insecureSetting(name, value) : undefined;
-            if (p !== undefined) out.push(`container "${c.name}" ${p}`);
+        if (env.container) {
+            const c = env.container;
+            out.push(...commandProblems(`container "${c.name}" command`, arr(c.container.command)), ...commandProblems(`container "${c.name}" args`, arr(c.container.args)));
         }
-        out.push(...commandProblems(`container "${c.name}" command`, arr(c.container.command)), ...commandProblems(`container "${c.name}" args`, arr(c.container.args)));
     }
+    if (w.target === "docker") out.push(...commandProblems("command", arr(w.props.command)), ...commandProblems("entrypoints", arr(w.props.entrypoints)));
     return [...new Set(out)];
 }
 
@@ -98,25 +91,13 @@ export function insecureRuntimeFlagProblems(w: Workload): string[] {
  * env shows nothing. Secret `data` is base64.
  */
 export function environmentSourceProblems(type: string, props: Record<string, any>): string[] {
-    const entries: Array<[string, unknown, string]> = [];
-    for (const field of ["data", "stringData"]) {
-        if (!isRecord(props[field])) continue;
-        for (const [k, v] of Object.entries(props[field])) {
-            const decoded = type === K8S_SECRET && field === "data" && str(v) !== undefined ? decodeBase64(v as string) : v;
-            entries.push([k, decoded, field]);
-        }
-    }
     const out: string[] = [];
-    for (const [name, value, field] of entries) {
-        const text = str(value);
-        if (text === undefined || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
-        const p = insecureSetting(name, text);
+    for (const { field, name, value } of environmentSourceEntries(type, props)) {
+        const p = value !== undefined ? insecureSetting(name, value) : undefined;
         if (p !== undefined) out.push(`${field}.${name} ${p} in every pod taking it as its environment`);
     }
     return out;
 }
-
-const K8S_SECRET = "kubernetes:core/v1:Secret";
 
 const FIX = "; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the " +
     "credentials it carries to whoever is on the path, and the admin API deletes data for any client (debug a copy " +

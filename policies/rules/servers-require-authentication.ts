@@ -1,8 +1,8 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { parseImageRef } from "../../catalog/images";
-import { splitEnv } from "../lib/credentials";
+import { workloadEnv } from "../lib/environment";
 import { Workload, workloadRule } from "../lib/rule";
-import { arr, isRecord, isUnknown, str } from "../lib/values";
+import { arr, isUnknown, str } from "../lib/values";
 
 /**
  * Servers whose authentication is OFF unless a setting turns it on: leaving the setting out is as
@@ -64,18 +64,14 @@ function words(parts: unknown[]): string[] {
 }
 
 function processesOf(w: Workload): Process[] {
-    if (w.target === "docker") {
-        const entries = arr(w.props.envs);
-        const env = entries.some((e) => isUnknown(e) || str(e) === undefined) ? undefined : new Map(entries.map((e) => splitEnv(e as string)).filter((kv): kv is [string, string] => kv !== undefined).map(([k, v]) => [k.toUpperCase(), v]));
-        return [{ where: "", image: str(w.props.image), env, words: words([...arr(w.props.command), ...arr(w.props.entrypoints)]) }];
-    }
-    return w.containers.filter((c) => !c.init).map((c) => {
-        const entries = arr(c.container.env);
-        const readable = !isUnknown(c.container.env) && arr(c.container.envFrom).length === 0 && entries.every((e) => isRecord(e) && str(e.name) !== undefined);
-        const env = readable
-            ? new Map(entries.filter(isRecord).map((e) => [str(e.name)!.toUpperCase(), str(e.value) ?? (isRecord(e.valueFrom) ? "<from a reference>" : "")]))
+    return workloadEnv(w.type, w.props).filter((env) => !env.container?.init).map((env) => {
+        const readable = env.namesKnown && env.envFrom.length === 0;
+        const vars = readable
+            ? new Map(env.entries.map((e): [string, string] => [e.name.toUpperCase(), e.value ?? (e.source === "reference" ? "<from a reference>" : "")]))
             : undefined;
-        return { where: ` container "${c.name}"`, image: str(c.container.image), env, words: words([...arr(c.container.command), ...arr(c.container.args)]) };
+        if (!env.container) return { where: "", image: str(w.props.image), env: vars, words: words([...arr(w.props.command), ...arr(w.props.entrypoints)]) };
+        const c = env.container;
+        return { where: ` container "${c.name}"`, image: str(c.container.image), env: vars, words: words([...arr(c.container.command), ...arr(c.container.args)]) };
     });
 }
 
