@@ -8,12 +8,13 @@
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
+import { PolicyResource, ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
 import {
     buildArgImages, dockerBuildImageBuild, remoteImageBuild, DOCKER_BUILD_IMAGE, DOCKER_BUILD_INDEX, DOCKER_REGISTRY_IMAGE, dockerfileImages, dockerImageBuild,
     type ImageResourceBuild,
 } from "./image-builds";
+import type { StackResource } from "./stack";
 import { arr, isRecord, plain, str } from "./values";
 import {
     describe, identity, K8sContainer, podContainers, podTemplate, PodTemplate, WorkloadIdentity,
@@ -62,6 +63,17 @@ export function workloadOf(target: Target, type: string, name: string, props: Re
         id: identity(type, name, props),
         containers: pod ? podContainers(pod.spec) : [],
     };
+}
+
+/**
+ * The workloads among a stack policy's resources (recognised as `forEveryWorkload` does, by the SDK
+ * classes), each with its URN; `plainRs` is `plainResources(resources)`, in the same order.
+ */
+export function stackWorkloads(resources: readonly PolicyResource[], plainRs: readonly StackResource[]): Array<{ workload: Workload; urn: string }> {
+    return resources.flatMap((r, i) => {
+        const hit = WORKLOAD_CLASSES.find(([, cls]) => r.isType(cls));
+        return hit ? [{ workload: workloadOf(hit[0], r.type, r.name, plainRs[i].props), urn: r.urn }] : [];
+    });
 }
 
 export type WorkloadValidation = (w: Workload, args: ResourceValidationArgs, reportViolation: ReportViolation) => void;

@@ -71,6 +71,27 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
         // Its images are the local builds (localhost/ai-trading/...) and bare image IDs.
         expect(lines(vs.filter((v) => v.policyName === "allowed-image-registries"))).toEqual([]);
     });
+
+    // The legacy Redis (trading:redisEnabled) runs the upstream image with a generated redis.conf
+    // (components/data/definitions.ts): servers-require-authentication reads that conf where the program
+    // puts it (the workload's Secret on Kubernetes, an upload on Docker), so a conf without requirepass fails.
+    it("the legacy Redis as the program deploys it passes servers-require-authentication on both targets, and its conf is what is judged", async () => {
+        const only = { only: ["servers-require-authentication"] };
+        for (const [stack, config] of [["prod", { redisEnabled: "true" }], ["dev", { redisEnabled: "true", imageSource: "upstream" }], ["dev", { redisEnabled: "true" }]] as const) {
+            const run = await runProgram(stack, config);
+            const resources: TestResource[] = run.resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: r.inputs }));
+            expect(lines(await runPack(resources, stack, only)), `${stack} ${JSON.stringify(config)}`).toEqual([]);
+            if (stack === "dev" && !("imageSource" in config)) continue; // the offline stand-in reads REDIS_PASSWORD, no conf
+            const withoutPassword = (conf: string) => conf.replace(/^requirepass .*$/m, "");
+            const broken = resources.map((r) => {
+                const props = structuredClone(r.props);
+                if (r.name === "redis-secret") props.stringData["usr_local_etc_redis_redis.conf"] = withoutPassword(props.stringData["usr_local_etc_redis_redis.conf"]);
+                if (r.name === "redis-container") props.uploads[0].content = withoutPassword(props.uploads[0].content);
+                return { ...r, props };
+            });
+            expect((await runPack(broken, stack, only)).map((v) => v.resourceName)).toEqual([stack === "prod" ? "redis-statefulset" : "redis-container"]);
+        }
+    });
 });
 
 describe("a deliberately insecure configuration is rejected", { timeout: 300_000 }, () => {
