@@ -11,6 +11,7 @@ import { edgeTlsOnly } from "./rules/edge-tls-only";
 import { emptyDirSizeLimit } from "./rules/emptydir-size-limit";
 import { handMadeEndpoints } from "./rules/hand-made-endpoints";
 import { healthChecks } from "./rules/health-checks";
+import { ingressCors } from "./rules/ingress-cors";
 import { ingressHosts } from "./rules/ingress-hosts";
 import { ingressInternalBackends } from "./rules/ingress-internal-backends";
 import { ingressNoSnippets } from "./rules/ingress-no-snippets";
@@ -61,6 +62,7 @@ export const policies: Policies = [
     edgeTlsOnly,
     ingressHosts,
     ingressNoSnippets,
+    ingressCors,
     noPublicExposure,
     ingressInternalBackends,
     handMadeEndpoints,
