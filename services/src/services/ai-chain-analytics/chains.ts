@@ -1,7 +1,7 @@
 /**
  * The decision chain of the AI tier, pure (no I/O): signal -> decision -> order -> fills. Maps the
  * orchestrator's decision records and the trading core's order and execution events onto the
- * ClickHouse rows (migrations clickhouse/0005, 0022) and the ArangoDB graph documents (graph.ts). An
+ * ClickHouse rows (migrations clickhouse/0005, 0022, 0023) and the ArangoDB graph documents (graph.ts). An
  * order belongs to a decision when its clientOrderId is the decision id (ai-orchestrator sets it)
  * and its user is the decision's user: any user can put any text in their own order's
  * clientOrderId, so the id alone would let one user's order into another's chain. The rows and
@@ -43,6 +43,17 @@ export function decisionRow(d: DecisionIn) {
     decision_price: d.decisionPrice ?? 0,
     quantity: d.quantity,
   };
+}
+
+/**
+ * The order ai-orchestrator placed for a decision, with the decision's user, or undefined while it
+ * has none. The readers link by it the orders a replica of the release before 0022 wrote without
+ * their user (migration 0023 says why).
+ */
+export function decisionOrderRow(d: DecisionIn) {
+  if (!d.orderId) return undefined;
+  const ms = Date.parse(d.decidedAt);
+  return { decision_id: d.decisionId, order_id: d.orderId, user_id: userPartitionKey(d.userId), day: day(ms) };
 }
 
 /** An order event's row, or undefined when the order did not come from a decision. */

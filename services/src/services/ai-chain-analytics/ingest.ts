@@ -10,7 +10,7 @@ import type { PeerClient } from "../../kit";
 import type { ExecutionMsg, OrderEventMsg } from "../../trading/events";
 import type { BatchMessage } from "../../trading/infra/kafka";
 import { TOPICS } from "../../trading/events";
-import { decisionGraph, decisionRow, fillGraph, fillRow, orderGraph, orderRow, type DecisionIn } from "./chains";
+import { decisionGraph, decisionOrderRow, decisionRow, fillGraph, fillRow, orderGraph, orderRow, type DecisionIn } from "./chains";
 import type { ChainGraph } from "./graph";
 import type { ChainStore } from "./store";
 
@@ -52,6 +52,9 @@ export async function pullDecisions(deps: IngestDeps, since: Date, rereadMs: num
     const r = await deps.peers.call<{ decisions: DecisionIn[] }>("ai-orchestrator", `/internal/decisions?since=${encodeURIComponent(cursor.toISOString())}&limit=1000`);
     if (r.status !== 200) throw new Error(`ai-orchestrator /internal/decisions answered ${r.status}`);
     const batch = r.body.decisions;
+    // The links first: a decision that can be read has its order's link, so an order an older
+    // replica wrote to the old table is in its chain as soon as the decision is.
+    await deps.store.insertDecisionOrders(batch.map(decisionOrderRow).filter((r): r is NonNullable<typeof r> => !!r));
     await deps.store.insertDecisions(batch.map(decisionRow));
     if (deps.graph && batch.length) {
       const parts = batch.map(decisionGraph);

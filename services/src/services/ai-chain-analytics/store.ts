@@ -1,9 +1,10 @@
 /**
- * The chains in ClickHouse (migrations clickhouse/0005, 0022): rows in, aggregates out. Every key is
- * first collapsed with GROUP BY (at-least-once delivery may repeat rows), then decisions are joined
- * with their orders (by decision id AND user: another user's order naming the decision is not its)
- * and fills (18.16: one JOIN per SELECT, `USING`, so the joins nest) and the latest 1-minute close
- * of each symbol (market_candles) marks open positions.
+ * The chains in ClickHouse (migrations clickhouse/0005, 0022, 0023): rows in, aggregates out. Every
+ * key is first collapsed with GROUP BY (at-least-once delivery may repeat rows), then decisions are
+ * joined with their orders (by decision id AND user: another user's order naming the decision is not
+ * its; orderRows() reads both order tables, see there) and fills (18.16: one JOIN per SELECT,
+ * `USING`, so the joins nest) and the latest 1-minute close of each symbol (market_candles) marks
+ * open positions.
  *
  * Per model version and strategy:
  *   decisions, trades (buy/sell decisions), orders, fills, filledDecisions
@@ -19,7 +20,24 @@
  *                 order-management's clock; a fill's own ts is market time, not wall time).
  */
 import type { ClickHouseKitClient } from "../../kit";
-import { decisionRow, fillRow, orderRow } from "./chains";
+import { decisionOrderRow, decisionRow, fillRow, orderRow } from "./chains";
+
+/**
+ * Every order event row with its user: ai_chain_user_orders (0022), and 0005's ai_chain_orders, still
+ * written by replicas of the release before 0022 during a rolling deploy, without the user. An old
+ * row is taken only when its order is the one ai-orchestrator placed for the decision it names
+ * (ai_chain_decision_orders, 0023), and given that decision's user: another user's order naming the
+ * decision stays out, and a row waits until its decision's order id is pulled, not dropped. An event
+ * in both tables (an old and a new replica both consumed it, or 0022 carried it over) is one order
+ * in the reads, which group by order id. `where` (on decision_id) goes inside each branch: 18.16
+ * does not push a filter down into a UNION ALL, and both order tables are keyed by decision id first.
+ */
+const orderRows = (where = "1") => `
+  SELECT order_id, decision_id, user_id, status, side, created_ms, event_ms FROM ai_chain_user_orders WHERE ${where}
+  UNION ALL
+  SELECT order_id, decision_id, user_id, status, side, created_ms, event_ms FROM ai_chain_orders
+  ANY INNER JOIN (SELECT order_id, decision_id, any(user_id) AS user_id FROM ai_chain_decision_orders WHERE ${where} GROUP BY order_id, decision_id)
+  USING (order_id, decision_id) WHERE ${where}`;
 
 export interface ChainSummary {
   modelVersion: string;
@@ -57,9 +75,11 @@ FROM (
            min(created_ms) AS order_ms, min(first_fill_ms) AS fill_ms
     FROM (
       SELECT order_id, decision_id, user_id, created_ms, first_fill_ms, nfills, ofq, onotional, ofees FROM (
-        SELECT order_id, any(decision_id) AS decision_id, any(user_id) AS user_id, min(created_ms) AS created_ms,
+        -- max: 0022 carried an order over with no user when its decision was not pulled yet; the
+        -- user its decision's order id gives the old table's copy of that row wins.
+        SELECT order_id, any(decision_id) AS decision_id, max(user_id) AS user_id, min(created_ms) AS created_ms,
                minIf(event_ms, status IN ('partially_filled', 'filled')) AS first_fill_ms
-        FROM ai_chain_user_orders GROUP BY order_id
+        FROM (${orderRows()}) GROUP BY order_id
       ) ANY LEFT JOIN (
         SELECT order_id, count() AS nfills, sum(q) AS ofq, sum(q * p) AS onotional, sum(f) AS ofees
         FROM (SELECT order_id, fill_id, any(quantity) AS q, any(price) AS p, any(fee) AS f FROM ai_chain_fills GROUP BY order_id, fill_id)
@@ -79,6 +99,9 @@ export class ChainStore {
 
   async insertDecisions(rows: ReturnType<typeof decisionRow>[]): Promise<void> {
     if (rows.length) await this.ch.insert("ai_chain_decisions", rows);
+  }
+  async insertDecisionOrders(rows: NonNullable<ReturnType<typeof decisionOrderRow>>[]): Promise<void> {
+    if (rows.length) await this.ch.insert("ai_chain_decision_orders", rows);
   }
   async insertOrders(rows: NonNullable<ReturnType<typeof orderRow>>[]): Promise<void> {
     if (rows.length) await this.ch.insert("ai_chain_user_orders", rows);
@@ -142,7 +165,7 @@ export class ChainStore {
     const d = decision[0];
     if (!d || (userId && d.user_id !== userId)) return undefined;
     const orders = await this.ch.query<{ order_id: string; status: string; side: string }>(
-      `SELECT order_id, argMax(status, event_ms) AS status, any(side) AS side FROM ai_chain_user_orders
+      `SELECT order_id, argMax(status, event_ms) AS status, any(side) AS side FROM (${orderRows("decision_id = {id:String}")})
        WHERE decision_id = {id:String} AND user_id = {owner:String} GROUP BY order_id ORDER BY order_id`,
       { id: decisionId, owner: String(d.user_id) },
     );
