@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, runClickHouseMigrations } from "../../services/src/migrations";
-import { decisionGraph, decisionRow, fillGraph, fillRow, orderGraph, orderRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
+import { decisionGraph, decisionOrderRow, decisionRow, fillGraph, fillRow, orderGraph, orderRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
 import { CHAIN_AQL, CHAIN_GRAPH, ChainGraph, EDGE_COLLECTION } from "../../services/src/services/ai-chain-analytics/graph";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
 import type { OrderEventMsg } from "../../services/src/trading/events";
@@ -52,6 +52,11 @@ describe("chain mapping (pure)", () => {
       decided_ms: T0, day: "2026-11-29", model_version: "", probability_up: 0, decision_price: 0, action: "skip",
     });
     expect(fillRow(fill("f:1", O1, 0.5, 101.5, 0.05))).toMatchObject({ quantity: 0.5, price: 101.5, fee: 0.05, market_ms: T0, day: "2026-11-29" });
+  });
+
+  it("a decision's order link (0023) exists once ai-orchestrator has placed its order, with the decision's user", () => {
+    expect(decisionOrderRow(decision(D1))).toBeUndefined();
+    expect(decisionOrderRow(decision(D1, { orderId: O1 }))).toEqual({ decision_id: D1, order_id: O1, user_id: USER, day: "2026-11-29" });
   });
 
   it("graph: signal -> decision -> order -> fill edges with keys ArangoDB accepts", () => {
