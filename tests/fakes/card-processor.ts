@@ -6,7 +6,9 @@
  *   GET  /v1/payment_intents/:id
  *   GET  /v1/payment_intents/search   query `metadata['intent_id']:'<id>'`
  *   POST /v1/refunds                  payment_intent, amount (over what is left: refused unless
- *                                     `refusesExcessRefunds` is off)
+ *                                     `refusesExcessRefunds` is off), metadata; `Idempotency-Key` honoured
+ *   GET  /v1/refunds                  Stripe's "List all refunds": `payment_intent` filter, `limit`,
+ *                                     `starting_after` (newest first, `has_more`)
  *   POST /v1/customers                `Idempotency-Key` honoured
  *   POST /v1/payment_methods/:id/attach, /detach
  * Auth: `Authorization: Bearer <apiKey>`. Test payment methods as Stripe names them:
@@ -75,7 +77,15 @@ function parseForm(body: string): Record<string, string | Record<string, string>
 
 export class FakeCardProcessor {
   readonly intents = new Map<string, FakeIntent>();
-  readonly refunds: { id: string; payment_intent: string; amount: number }[] = [];
+  readonly refunds: { id: string; payment_intent: string; amount: number; status: string; metadata: Record<string, string> }[] = [];
+  /**
+   * How refund requests fare on the way: "answer-lost" makes the refund and then drops the
+   * connection before answering (a timeout or a crash on our side: the money went out, we never
+   * heard); "unreachable" drops the connection without making it (the processor never saw it).
+   */
+  refundRequests: "ok" | "answer-lost" | "unreachable" = "ok";
+  /** Delay before answering a refund list (a test can make two lookups overlap). */
+  refundListDelayMs = 0;
   readonly webhooks: WebhookDelivery[] = [];
   readonly paymentMethods = new Map<string, FakePaymentMethod>();
   readonly customers = new Map<string, Record<string, string>>();
@@ -284,6 +294,16 @@ export class FakeCardProcessor {
       return i ? this.send(res, 200, i) : this.send(res, 404, { error: { type: "invalid_request_error", message: `No such payment_intent: '${one[1]}'` } });
     }
     if (req.method === "POST" && path === "/v1/refunds") {
+      if (this.refundRequests === "unreachable") return void res.destroy();
+      const key = req.headers["idempotency-key"];
+      const prev = typeof key === "string" ? this.idem.get(key) : undefined;
+      if (prev && prev.params !== raw)
+        return this.send(res, 400, { error: { type: "idempotency_error", message: "Keys for idempotent requests can only be used with the same parameters they were first used with." } });
+      if (prev) {
+        if (this.refundRequests === "answer-lost") return void res.destroy();
+        res.writeHead(prev.status, { "content-type": "application/json", "idempotent-replayed": "true" });
+        return void res.end(prev.body);
+      }
       const p = parseForm(raw);
       const i = this.intents.get(String(p.payment_intent));
       if (!i) return this.send(res, 404, { error: { type: "invalid_request_error", param: "payment_intent", message: "No such payment_intent" } });
@@ -293,7 +313,19 @@ export class FakeCardProcessor {
         return this.send(res, 400, { error: { type: "invalid_request_error", code: "charge_already_refunded", message: "refund exceeds the charge" } });
       const refund = { id: rid("re"), object: "refund", payment_intent: i.id, amount, currency: i.currency, status: "succeeded", metadata: typeof p.metadata === "object" ? p.metadata : {} };
       this.refunds.push(refund);
+      if (typeof key === "string") this.idem.set(key, { params: raw, status: 200, body: JSON.stringify(refund) });
+      if (this.refundRequests === "answer-lost") return void res.destroy();
       return this.send(res, 200, refund);
+    }
+    if (req.method === "GET" && path === "/v1/refunds") {
+      if (this.refundListDelayMs) await new Promise((r) => setTimeout(r, this.refundListDelayMs));
+      const pi = url.searchParams.get("payment_intent");
+      const limit = Math.min(Number(url.searchParams.get("limit") ?? 10), 100);
+      const after = url.searchParams.get("starting_after");
+      const all = this.refunds.filter((r) => pi === null || r.payment_intent === pi).reverse();
+      const from = after ? all.findIndex((r) => r.id === after) + 1 : 0;
+      const data = all.slice(from, from + limit).map((r) => ({ object: "refund", ...r }));
+      return this.send(res, 200, { object: "list", data, has_more: from + limit < all.length, url: "/v1/refunds" });
     }
     return this.send(res, 404, { error: { type: "invalid_request_error", message: `Unrecognized request URL (${req.method}: ${path})` } });
   }

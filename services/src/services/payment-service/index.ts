@@ -1,6 +1,7 @@
 /**
  * payment-service (8013): payment intents with idempotency keys, refunds, a double-entry ledger in
- * PostgreSQL, the card processor (Stripe's API) with signed webhooks, and a reconciliation job.
+ * PostgreSQL, the card processor (Stripe's API) with signed webhooks, and reconciliation jobs for
+ * open intents (payments.ts) and pending refunds (refund-reconciler.ts).
  * Emits `payments.events` through the transactional outbox (pay_outbox). Routes: routes.ts and
  * payment-method-routes.ts; use cases: payments.ts, payment-methods.ts (only a card saved to the
  * payer is charged); data access: repo.ts, payment-method-data.ts; pure domain: domain/.
@@ -14,12 +15,17 @@ import { ConfigError, defineService, envUrl, Type } from "../../kit";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { Payments } from "./payments";
-import { CardProcessor } from "./processor";
+import { inFlightBoundMs } from "./domain/refund-settlement";
+import { CardProcessor, MAX_NETWORK_RETRIES, MAX_RETRY_DELAY_MS } from "./processor";
+import { RefundReconciler } from "./refund-reconciler";
 import { PaymentMethodData } from "./payment-method-data";
 import { registerPaymentMethodRoutes } from "./payment-method-routes";
 import { PaymentMethods } from "./payment-methods";
 import { OUTBOX, PaymentRepo } from "./repo";
 import { registerRoutes } from "./routes";
+
+/** How long a request the processor received as our client gave up may take to finish there. */
+const PROCESSOR_GRACE_MS = 60_000;
 
 export default defineService({
   name: "payment-service",
@@ -32,6 +38,7 @@ export default defineService({
     PAYMENT_IDEMPOTENT_WAIT_MS: Type.Integer({ default: 15_000, minimum: 0, maximum: 120_000 }),
     PAYMENT_RECONCILE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
     PAYMENT_RECONCILE_GRACE_MS: Type.Integer({ default: 120_000, minimum: 0, description: "age before an open intent is reconciled" }),
+    PAYMENT_REFUND_RECONCILE_AGE_MS: Type.Integer({ default: 900_000, minimum: 0, description: "age (since its request was last sent) before a pending refund is looked up at the processor and settled; at least the in-flight bound of one processor request" }),
     PAYMENT_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
     // Sent rows kept this long, then deleted (trading/infra/outboxRetention.ts).
     PAYMENT_OUTBOX_RETENTION_HOURS: outboxRetentionHours(),
@@ -40,6 +47,11 @@ export default defineService({
     const c = ctx.config;
     if ((c.PAYMENT_PROCESSOR_API_KEY === undefined) !== (c.PAYMENT_WEBHOOK_SECRET === undefined))
       throw new ConfigError("payment-service", ["PAYMENT_PROCESSOR_API_KEY and PAYMENT_WEBHOOK_SECRET must be set together"]);
+    // A refund request sent this long ago can no longer reach the processor (refund-settlement.ts); a
+    // refund pending for a shorter age would only ever wait, so a shorter setting is refused.
+    const inFlightMs = inFlightBoundMs({ timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS, maxNetworkRetries: MAX_NETWORK_RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS, processorGraceMs: PROCESSOR_GRACE_MS });
+    if (c.PAYMENT_REFUND_RECONCILE_AGE_MS <= inFlightMs)
+      throw new ConfigError("payment-service", [`PAYMENT_REFUND_RECONCILE_AGE_MS must be over ${inFlightMs} (every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS, with the SDK's retry sleeps and a minute's grace)`]);
     const processor =
       c.PAYMENT_PROCESSOR_API_KEY && c.PAYMENT_WEBHOOK_SECRET
         ? new CardProcessor({ apiKey: c.PAYMENT_PROCESSOR_API_KEY, webhookSecret: c.PAYMENT_WEBHOOK_SECRET, url: c.PAYMENT_PROCESSOR_URL, webhookToleranceS: c.PAYMENT_WEBHOOK_TOLERANCE_S, timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS })
@@ -55,17 +67,21 @@ export default defineService({
     const methods = new PaymentMethods(new PaymentMethodData(pg), processor, ctx.log);
     const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
-    registerRoutes(ctx.app, { payments, repo, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
+    const refundOutcomes = new Counter({ name: "payment_refunds_reconciled_total", help: "pending refunds looked at by the refund reconciler, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
+    const refunds = processor && new RefundReconciler(pg, repo, processor, ctx.log, { ageMs: c.PAYMENT_REFUND_RECONCILE_AGE_MS, inFlightMs }, refundOutcomes, () => relay.notify());
+    registerRoutes(ctx.app, { payments, refunds, repo, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
     registerPaymentMethodRoutes(ctx.app, methods);
 
     relay.start();
     ctx.onClose(() => relay.stop());
-    if (processor && c.PAYMENT_RECONCILE_INTERVAL_MS > 0) {
+    if (refunds && c.PAYMENT_RECONCILE_INTERVAL_MS > 0) {
       let running: Promise<unknown> | undefined;
       const timer = setInterval(() => {
         running ??= payments
           .reconcile()
           .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "reconciliation pass failed"))
+          .then(() => refunds.sweep())
+          .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "refund reconciliation pass failed"))
           .finally(() => (running = undefined));
       }, c.PAYMENT_RECONCILE_INTERVAL_MS);
       ctx.onClose(async () => {

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { HttpError } from "../../kit";
 import { checkRefund, type IntentOrigin, type IntentRequest, requestHash, statusFromProcessor } from "./domain/intents";
 import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
+import { NEVER_REACHED } from "./domain/refund-settlement";
 import type { PaymentMethods } from "./payment-methods";
 import type { CardProcessor, ProcessorEvent } from "./processor";
 import { type IntentRow, PaymentRepo } from "./repo";
@@ -93,9 +94,18 @@ export class Payments {
       const earlier = await this.repo.refundByKey(intentId, key, c);
       if (earlier) {
         if (amount !== undefined && amount !== BigInt(earlier.amount)) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a refund of another amount", "idempotency-key");
+        if (earlier.status === "failed" && earlier.failure_code === NEVER_REACHED) {
+          // The processor never received it (refund-reconciler.ts): sent again as if for the first
+          // time (billing's automatic refund retries its key), if it still fits into what is left.
+          const check = checkRefund({ status: intent.status, amount: BigInt(intent.amount), refunded: await this.repo.refundsHeld(intentId, c) }, BigInt(earlier.amount));
+          if (!check.ok) throw new HttpError(409, check.code, check.message, "amount");
+          return { intent, refund: await this.repo.reviveRefund(c, earlier.refund_id) };
+        }
         if (earlier.status === "failed") throw new HttpError(409, "REFUND_REJECTED", "the processor rejected this refund", "amount");
         // succeeded: answered below; pending (the first call's outcome is unknown): asked again with
-        // the same refund id, which is the processor's idempotency key.
+        // the same refund id, which is the processor's idempotency key, the send recorded first
+        // (refund-reconciler.ts fails a pending refund only once no request for it can be on its way).
+        if (earlier.status === "pending") await this.repo.refundResent(c, earlier.refund_id);
         return { intent, refund: earlier };
       }
       const held = await this.repo.refundsHeld(intentId, c);
@@ -113,10 +123,13 @@ export class Payments {
       return row;
     } catch (err) {
       if (processor.isClientError(err)) {
-        await this.repo.failRefund(refund.refund_id);
+        await this.repo.failRefund(refund.refund_id, err.code ?? err.type);
         throw new HttpError(409, "REFUND_REJECTED", `the processor rejected the refund: ${err.message}`, "amount");
       }
-      throw err;
+      // Unknown outcome (timeout, 5xx, network): the refund stays pending, held against the payment,
+      // and refund-reconciler.ts settles it from the processor's record.
+      this.log.warn({ refundId: refund.refund_id, intentId, err: { message: (err as Error).message } }, "processor refund outcome unknown; left for reconciliation");
+      throw new HttpError(502, "PROCESSOR_UNAVAILABLE", "the processor did not answer; the refund is pending and is settled by reconciliation (retry with the same Idempotency-Key)");
     }
   }
 

@@ -8,6 +8,12 @@
 import Stripe from "stripe";
 import type { Currency } from "../../business/money";
 import type { RemoteIntent } from "./domain/reconcile";
+import type { RemoteRefund } from "./domain/refund-settlement";
+
+/** Retries of one request by the SDK (same idempotency key: safe). */
+export const MAX_NETWORK_RETRIES = 2;
+/** The SDK's longest sleep between two attempts (stripe-node's MAX_NETWORK_RETRY_DELAY_SEC, 5 s). */
+export const MAX_RETRY_DELAY_MS = 5_000;
 
 export interface ProcessorConfig {
   apiKey: string;
@@ -61,8 +67,7 @@ export class CardProcessor {
       port: u.port || (u.protocol === "https:" ? 443 : 80),
       protocol: u.protocol === "https:" ? "https" : "http",
       timeout: cfg.timeoutMs,
-      // Retries reuse the idempotency key: safe.
-      maxNetworkRetries: 2,
+      maxNetworkRetries: MAX_NETWORK_RETRIES,
       telemetry: false,
     });
   }
@@ -124,6 +129,17 @@ export class CardProcessor {
       { idempotencyKey: `refund-${p.refundId}` },
     );
     return { id: r.id, status: r.status ?? "pending" };
+  }
+
+  /**
+   * The processor's refund of `processorIntentId` made for our refund id (the `refund_id` metadata
+   * sent with it), if any: Stripe's "List all refunds" (`GET /v1/refunds?payment_intent=`), read page
+   * by page. A list, not a search: Stripe's search is eventually consistent, the list is not.
+   */
+  async findRefund(processorIntentId: string, refundId: string): Promise<RemoteRefund | undefined> {
+    for await (const r of this.stripe.refunds.list({ payment_intent: processorIntentId, limit: 100 }))
+      if (r.metadata?.refund_id === refundId) return { id: r.id, status: r.status ?? "pending" };
+    return undefined;
   }
 
   /** Verifies signature and timestamp tolerance (Stripe's scheme), then parses the event. */

@@ -60,6 +60,16 @@ export interface RefundRow {
   refund_id: string;
   status: "pending" | "succeeded" | "failed";
   amount: string;
+  failure_code: string | null;
+}
+
+/** A pending refund the sweep holds (its row and its payment's row locked), with its payment's processor id. */
+export interface PendingRefund {
+  refund_id: string;
+  intent_id: string;
+  processor_intent_id: string | null;
+  /** Milliseconds since its request was last sent, by the database's clock. */
+  since_sent_ms: number;
 }
 
 export class PaymentRepo {
@@ -140,7 +150,7 @@ export class PaymentRepo {
   }
 
   async refundByKey(intentId: string, key: string, c: Queryable = this.pg.pool) {
-    return (await c.query<RefundRow>("SELECT refund_id, status, amount FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2", [intentId, key])).rows[0];
+    return (await c.query<RefundRow>("SELECT refund_id, status, amount, failure_code FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2", [intentId, key])).rows[0];
   }
 
   /** What the intent's refunds hold: the succeeded ones and the pending ones (the processor may be paying those out). */
@@ -152,29 +162,66 @@ export class PaymentRepo {
   /** Reserves a refund (pending); called under lockedIntent after refundByKey found none with this key. */
   async insertRefund(c: Queryable, p: { refundId: string; intentId: string; key: string; amount: bigint; reason: string | null }): Promise<RefundRow> {
     const { rows } = await c.query<RefundRow>(
-      "INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status) VALUES ($1,$2,$3,$4,$5,'pending') RETURNING refund_id, status, amount",
+      "INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status) VALUES ($1,$2,$3,$4,$5,'pending') RETURNING refund_id, status, amount, failure_code",
       [p.refundId, p.intentId, p.key, p.amount.toString(), p.reason],
     );
     return rows[0];
   }
 
-  /** The processor refunded: mark it, add to the intent's refunded total, post the journal, emit. */
-  async completeRefund(refundId: string, processorRefundId: string): Promise<IntentRow> {
-    return this.pg.transaction(async (c) => {
-      const r = (await c.query<{ intent_id: string; amount: string; status: string }>("SELECT intent_id, amount, status FROM pay_refunds WHERE refund_id = $1 FOR UPDATE", [refundId])).rows[0];
-      const intent = await this.byId(r.intent_id, c, true);
-      if (!intent) throw new Error(`intent of refund ${refundId} not found`);
-      if (r.status === "succeeded") return intent;
-      await c.query("UPDATE pay_refunds SET status = 'succeeded', processor_refund_id = $2 WHERE refund_id = $1", [refundId, processorRefundId]);
-      const { rows } = await c.query<IntentRow>("UPDATE pay_intents SET refunded = refunded + $2, updated_at = now() WHERE intent_id = $1 RETURNING *", [intent.intent_id, r.amount]);
-      await this.post(c, `refund:${refundId}`, "refund", journal(refundIssued({ processor: intent.processor, userId: intent.user_id, amount: BigInt(r.amount), currency: intent.currency, refundId })));
-      await this.event(c, rows[0], "payment.refunded", { refundedAmount: toJson(BigInt(r.amount)), eventId: `refund:${refundId}` });
-      return rows[0];
-    });
+  /**
+   * A pending refund's request is sent again (a retry of its key): recorded under the payment's lock
+   * before the send, so the sweep does not take it for one the processor can no longer receive.
+   */
+  async refundResent(c: Queryable, refundId: string): Promise<void> {
+    await c.query("UPDATE pay_refunds SET sent_at = now() WHERE refund_id = $1 AND status = 'pending'", [refundId]);
   }
 
-  async failRefund(refundId: string): Promise<void> {
-    await this.pg.query("UPDATE pay_refunds SET status = 'failed' WHERE refund_id = $1 AND status = 'pending'", [refundId]);
+  /** A refund failed as never received by the processor, reserved again for a retry of its key (under the payment's lock). */
+  async reviveRefund(c: Queryable, refundId: string): Promise<RefundRow> {
+    const { rows } = await c.query<RefundRow>("UPDATE pay_refunds SET status = 'pending', failure_code = NULL, sent_at = now() WHERE refund_id = $1 RETURNING refund_id, status, amount, failure_code", [refundId]);
+    return rows[0];
+  }
+
+  /**
+   * The oldest refund pending since its last send more than `olderThanMs` ago, not one of `skip`,
+   * locked with its payment for the transaction `c`; another replica's sweep skips both (SKIP LOCKED).
+   */
+  async lockStalePendingRefund(c: Queryable, olderThanMs: number, skip: string[]): Promise<PendingRefund | undefined> {
+    const { rows } = await c.query<PendingRefund>(
+      `SELECT r.refund_id, r.intent_id, i.processor_intent_id, (extract(epoch FROM now() - r.sent_at) * 1000)::float8 AS since_sent_ms
+         FROM pay_refunds r JOIN pay_intents i ON i.intent_id = r.intent_id
+        WHERE r.status = 'pending' AND r.sent_at < now() - make_interval(secs => $1::double precision / 1000) AND NOT (r.refund_id = ANY($2::uuid[]))
+        ORDER BY r.sent_at LIMIT 1 FOR UPDATE OF r, i SKIP LOCKED`,
+      [olderThanMs, skip],
+    );
+    return rows[0];
+  }
+
+  /**
+   * The processor refunded: mark it, add to the intent's refunded total, post the journal, emit.
+   * In `c` when given (the sweep's transaction). Locks the payment, then the refund: the order
+   * refund() takes them in, so the two never wait for each other crosswise.
+   */
+  completeRefund(refundId: string, processorRefundId: string, c?: PoolClient): Promise<IntentRow> {
+    return c ? this.completeRefundIn(c, refundId, processorRefundId) : this.pg.transaction((t) => this.completeRefundIn(t, refundId, processorRefundId));
+  }
+
+  private async completeRefundIn(c: PoolClient, refundId: string, processorRefundId: string): Promise<IntentRow> {
+    const intentId = (await c.query<{ intent_id: string }>("SELECT intent_id FROM pay_refunds WHERE refund_id = $1", [refundId])).rows[0].intent_id;
+    const intent = await this.byId(intentId, c, true);
+    if (!intent) throw new Error(`intent of refund ${refundId} not found`);
+    const r = (await c.query<{ amount: string; status: string }>("SELECT amount, status FROM pay_refunds WHERE refund_id = $1 FOR UPDATE", [refundId])).rows[0];
+    if (r.status === "succeeded") return intent;
+    await c.query("UPDATE pay_refunds SET status = 'succeeded', processor_refund_id = $2 WHERE refund_id = $1", [refundId, processorRefundId]);
+    const { rows } = await c.query<IntentRow>("UPDATE pay_intents SET refunded = refunded + $2, updated_at = now() WHERE intent_id = $1 RETURNING *", [intent.intent_id, r.amount]);
+    await this.post(c, `refund:${refundId}`, "refund", journal(refundIssued({ processor: intent.processor, userId: intent.user_id, amount: BigInt(r.amount), currency: intent.currency, refundId })));
+    await this.event(c, rows[0], "payment.refunded", { refundedAmount: toJson(BigInt(r.amount)), eventId: `refund:${refundId}` });
+    return rows[0];
+  }
+
+  /** The refund was not made: its amount is no longer held against the payment. */
+  async failRefund(refundId: string, failureCode: string, c: Queryable = this.pg.pool, processorRefundId: string | null = null): Promise<void> {
+    await c.query("UPDATE pay_refunds SET status = 'failed', failure_code = $2, processor_refund_id = coalesce(processor_refund_id, $3) WHERE refund_id = $1 AND status = 'pending'", [refundId, failureCode, processorRefundId]);
   }
 
   /** Records a processed webhook event id; false when it was already processed (a replay). */

@@ -6,7 +6,7 @@
  *   GET  /intents                 the caller's payments          GET /intents/:id   one (owner or admin)
  *   POST /intents/:id/refunds     { amount?, reason? } + Idempotency-Key, admin
  *   GET  /ledger                  derived balances and per-currency totals (0 when the ledger balances), admin
- *   POST /reconcile               one reconciliation pass now, admin
+ *   POST /reconcile               one reconciliation pass now (open intents, then pending refunds), admin
  *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept)
  *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
  *   POST /internal/intents/:id/refunds  { amount?, reason? } + Idempotency-Key: billing-service refunds a
@@ -19,6 +19,7 @@ import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../busines
 import { PaymentMethodId } from "../../business/payment-methods";
 import type { IntentOrigin, IntentRequest } from "./domain/intents";
 import type { Payments } from "./payments";
+import type { RefundReconciler } from "./refund-reconciler";
 import { type CardProcessor, WebhookSignatureError } from "./processor";
 import { intentView, type PaymentRepo } from "./repo";
 
@@ -54,10 +55,14 @@ function toRequest(b: { amount: number; currency: string; paymentMethod: string;
 // Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
 const IntentOut = ResponseObject({ id: Type.String(), userId: Type.String(), status: Type.String() }, { description: "A payment intent: amount, currency, refunds, processor reference, timestamps" });
 const LedgerOut = ResponseObject({ accounts: Type.Array(ResponseObject({ account: Type.String(), currency: Type.String(), balance: Type.Number() })), totals: Type.Record(Type.String(), Type.Number()) });
-const ReconcileOut = ResponseObject({ checked: Type.Number(), actions: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String() })) });
+const ReconcileOut = ResponseObject({
+  checked: Type.Number(),
+  actions: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String() })),
+  refunds: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "pending refunds looked up at the processor: succeeded, failed, never_reached_processor, wait, error" }),
+});
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
 
-export function registerRoutes(app: App, deps: { payments: Payments; repo: PaymentRepo; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
+export function registerRoutes(app: App, deps: { payments: Payments; refunds: RefundReconciler | undefined; repo: PaymentRepo; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
   const { payments, repo } = deps;
 
   const charge = async (origin: IntentOrigin, userId: string, key: string, body: IntentRequest, reply: FastifyReply) => {
@@ -107,7 +112,9 @@ export function registerRoutes(app: App, deps: { payments: Payments; repo: Payme
   app.post("/reconcile", { schema: { response: { 200: ReconcileOut } } }, async (req) => {
     requireIdentity(req, "admin");
     const actions = await payments.reconcile();
+    const refunds = (await deps.refunds?.sweep()) ?? [];
     return {
+      refunds,
       checked: actions.length,
       actions: actions.map((a) => ({ kind: a.kind, intentId: a.intentId, ...(a.kind === "settle" ? { to: a.to, processorIntentId: a.remote.id } : {}), ...(a.kind === "mismatch" ? { reason: a.reason } : {}) })),
     };
