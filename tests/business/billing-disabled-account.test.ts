@@ -11,6 +11,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { invoicesOf, plan, useBillingRig } from "../helpers/billing-rig";
+import { subscriptionView } from "../../services/src/services/billing-service/views";
 
 const run = randomBytes(3).toString("hex");
 const BASIC = `basic-${run}`;
@@ -24,6 +25,9 @@ const monthsBack = (subscriptionId: string, months: number) =>
   rig.client.pool.query("UPDATE bil_subscriptions SET anchor = now() - make_interval(months => $2 + 1), period_start = now() - make_interval(months => $2 + 1), period_end = now() - make_interval(months => $2) WHERE subscription_id = $1", [subscriptionId, months]);
 const eventsOf = async (subscriptionId: string) =>
   (await rig.client.pool.query<{ type: string; mrr: string }>("SELECT payload->>'type' AS type, payload->>'mrr' AS mrr FROM bil_outbox WHERE payload->>'subscriptionId' = $1 ORDER BY id", [subscriptionId])).rows;
+
+const allEventsOf = async (subscriptionId: string) =>
+  (await rig.client.pool.query<{ type: string; status: string; mrr: string }>("SELECT payload->>'type' AS type, payload->>'status' AS status, payload->>'mrr' AS mrr FROM bil_outbox WHERE payload->>'subscriptionId' = $1 ORDER BY id", [subscriptionId])).rows;
 
 describe("a disabled account's subscription is paused, not renewed", () => {
   it("a disable lasting three periods invoices nothing for them; after the enable, one renewal from then, charged once", async () => {
@@ -89,5 +93,41 @@ describe("a disabled account's subscription is paused, not renewed", () => {
     expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["paid", "paid", "paid"]);
     expect(chargesOf(userId)).toBe(4);
     expect((await rig.repo.subscription(id))!).toMatchObject({ status: "active", paused_at: null });
+  });
+
+  it("while paused, the client and every event see the status paused, with MRR 0; the renewal after the enable says active again", async () => {
+    // Found by session 38's hunt: a paused subscription read `active` (with `pausedAt`), and an event
+    // of it while paused (an invoice of before the disable paid meanwhile) said `active` with the
+    // plan's MRR, which revenue-analytics took as the subscription paying again.
+    const userId = randomUUID();
+    const { subscription_id: id } = await rig.billing.subscribe(userId, BASIC, "pm_card_visa");
+    rig.answer.set(userId, "decline");
+    await monthsBack(id, 0);
+    await rig.billing.runCycle();
+    const open = (await invoicesOf(rig.client, userId)).find((i) => i.status === "open")!;
+    await setDisabled(userId, true);
+    await monthsBack(id, 1);
+    await rig.billing.runCycle();
+    const paused = (await rig.repo.subscription(id))!;
+    expect(paused.paused_at).not.toBeNull();
+    expect(subscriptionView(paused)).toMatchObject({ status: "paused", pausedAt: paused.paused_at!.toISOString() });
+    const before = (await allEventsOf(id)).length;
+
+    // The invoice open before the disable is paid meanwhile (a payment that completed late).
+    const intentId = randomUUID();
+    const paid = { eventId: `${intentId}:payment.succeeded`, type: "payment.succeeded" as const, intentId, userId, amount: Number(open.amount_due), currency: "usd", reference: `invoice:${open.invoice_id}`, failureCode: null, ts: Date.now() };
+    expect(await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, paid))).toBe(true);
+    const afterPayment = (await rig.repo.subscription(id))!;
+    expect(subscriptionView(afterPayment).status).toBe("paused");
+    const during = (await allEventsOf(id)).slice(before);
+    expect(during.map((e) => e.type)).toEqual(["invoice.paid", "subscription.updated"]);
+    for (const e of during) expect({ status: e.status, mrr: e.mrr }).toEqual({ status: "paused", mrr: "0" });
+
+    rig.answer.set(userId, "pay");
+    await setDisabled(userId, false);
+    for (let i = 0; i < 3; i++) await rig.billing.runCycle();
+    const resumed = (await rig.repo.subscription(id))!;
+    expect(subscriptionView(resumed)).toMatchObject({ status: "active", pausedAt: null });
+    expect((await allEventsOf(id)).filter((e) => e.type === "subscription.updated").at(-1)).toMatchObject({ status: "active", mrr: "1000" });
   });
 });

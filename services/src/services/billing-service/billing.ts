@@ -238,7 +238,7 @@ export class Billing {
   private async pause(c: PoolClient, cur: DueSubscription): Promise<void> {
     const plan = await this.planOrThrow(cur.plan_id, c);
     const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), pausedAt: new Date() });
-    await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:paused:${sub.period_end.toISOString()}`, mrr: 0 });
+    await this.repo.emit(c, "subscription.updated", sub, plan, { eventId: `${sub.subscription_id}:paused:${sub.period_end.toISOString()}` });
   }
 
   /** Applies one payments.events message (deduped by event id). */

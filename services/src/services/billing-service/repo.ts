@@ -10,7 +10,7 @@ import { type Currency, MIN_CHARGE, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type BillingEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
 import { invoiceTotals, type InvoiceStatus, newInvoiceStatus } from "./domain/invoices";
-import { type InvoiceLine, monthlyAmount, type Plan, type Subscription, type SubscriptionStatus } from "./domain/subscriptions";
+import { type InvoiceLine, monthlyAmount, type Plan, shownStatus, type Subscription, type SubscriptionStatus } from "./domain/subscriptions";
 
 export const OUTBOX = "bil_outbox";
 type Q = Pick<PoolClient, "query">;
@@ -248,8 +248,11 @@ export class BillingRepo {
   }
 
   async emit(c: PoolClient, type: BillingEventMsg["type"], sub: SubscriptionRow, plan: Plan, extra: Partial<BillingEventMsg> & { eventId: string }): Promise<void> {
-    const paying = sub.status === "active" || sub.status === "past_due";
-    const msg: BillingEventMsg = { type, userId: sub.user_id, subscriptionId: sub.subscription_id, planId: sub.plan_id, status: sub.status, currency: plan.currency, mrr: paying ? toJson(monthlyAmount(plan)) : 0, ts: Date.now(), ...extra };
+    // As the client sees it: a paused subscription's events say `paused`, with MRR 0, whatever the
+    // event (an invoice of before the pause paid meanwhile said `active` with the plan's MRR).
+    const status = shownStatus({ status: sub.status, pausedAt: sub.paused_at });
+    const paying = status === "active" || status === "past_due";
+    const msg: BillingEventMsg = { type, userId: sub.user_id, subscriptionId: sub.subscription_id, planId: sub.plan_id, status, currency: plan.currency, mrr: paying ? toJson(monthlyAmount(plan)) : 0, ts: Date.now(), ...extra };
     await enqueue(c, OUTBOX, [{ eventId: msg.eventId, topic: BUSINESS_TOPICS.billing, key: userPartitionKey(sub.user_id), payload: { ...msg } }]);
   }
 }

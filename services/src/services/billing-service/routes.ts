@@ -62,7 +62,10 @@ function chargeable(v: bigint, field: string, currency: Currency): bigint {
 
 // Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
 const PlanOut = ResponseObject({ id: Type.String(), name: Type.String() }, { description: "A plan: currency, amount, interval, trial days, usage pricing" });
-const SubscriptionOut = ResponseObject({ id: Type.String(), userId: Type.String() }, { description: "A subscription: plan, status, period, trial, cancellation, payment method" });
+const SubscriptionOut = ResponseObject({ id: Type.String(), userId: Type.String() }, {
+  description:
+    "A subscription: plan, status (incomplete, trialing, active, past_due, unpaid, canceled, or paused while billing is paused: pausedAt, its owner's account disabled at its period's end; not renewed until it is enabled), period, trial, cancellation, payment method",
+});
 const InvoiceOut = ResponseObject({ id: Type.String(), subscriptionId: Type.String() }, { description: "An invoice with its lines, total and payment status" });
 
 export function registerRoutes(app: App, deps: { billing: Billing; repo: BillingRepo }) {

@@ -3,7 +3,7 @@
  * as integers in minor units).
  */
 import { toJson } from "../../business/money";
-import type { Plan } from "./domain/subscriptions";
+import { type Plan, shownStatus } from "./domain/subscriptions";
 import type { InvoiceRow, SubscriptionRow } from "./repo";
 
 export function planView(p: Plan) {
@@ -23,14 +23,18 @@ export function subscriptionView(r: SubscriptionRow) {
     id: r.subscription_id,
     userId: r.user_id,
     planId: r.plan_id,
-    status: r.status,
+    /** `paused` while billing is paused (pausedAt), else the stored status (domain shownStatus). */
+    status: shownStatus({ status: r.status, pausedAt: r.paused_at }),
     currentPeriodStart: r.period_start.toISOString(),
     currentPeriodEnd: r.period_end.toISOString(),
     trialEnd: r.trial_end?.toISOString() ?? null,
     cancelAtPeriodEnd: r.cancel_at_period_end,
     creditBalance: toJson(BigInt(r.credit_balance)),
     canceledAt: r.canceled_at?.toISOString() ?? null,
-    /** Billing paused since (its owner's account disabled at its period's end): not renewed until the account is enabled again. */
+    /**
+     * Billing paused since (its owner's account disabled at its period's end, or an unpaid subscription
+     * paid after its period ended): not renewed until the account is enabled again (the next cycle).
+     */
     pausedAt: r.paused_at?.toISOString() ?? null,
     paymentMethod: r.payment_method,
   };

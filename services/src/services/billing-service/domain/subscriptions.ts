@@ -34,6 +34,18 @@ export interface Plan {
 export const SUBSCRIPTION_STATUSES = ["incomplete", "trialing", "active", "past_due", "unpaid", "canceled"] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 
+/**
+ * The status a client and billing's events see: a stored status, or `paused` while billing is
+ * paused (`pausedAt`) for a subscription that has not ended. Derived, not stored: the stored status
+ * keeps what the subscription's invoices made of it (active, past_due, ...), which the cycle and
+ * dunning go on from when it resumes; `paused` is only how it reads meanwhile (its open invoices say
+ * what is owed). Its MRR is 0 then (repo.ts emit).
+ */
+export type ShownStatus = SubscriptionStatus | "paused";
+export function shownStatus(s: { status: SubscriptionStatus; pausedAt: Date | null | undefined }): ShownStatus {
+  return s.pausedAt && s.status !== "canceled" && s.status !== "unpaid" ? "paused" : s.status;
+}
+
 export interface Subscription {
   planId: string;
   status: SubscriptionStatus;
