@@ -74,11 +74,27 @@ export async function positionsOf(db: Queryable, userId: string) {
   return r.rows.map((row) => ({ symbol: row.symbol, quantity: D(row.quantity), avgPrice: D(row.avg_price), realizedPnl: D(row.realized_pnl), fees: D(row.fees) }));
 }
 
-export async function fillsOf(db: Queryable, userId: string, limit: number) {
-  const { rows } = await db.query(
-    `SELECT fill_id AS "fillId", order_id AS "orderId", symbol, side, quantity::text, price::text, fee::text, realized_pnl::text AS "realizedPnl", fill_ts AS "ts"
-       FROM pm_fills WHERE user_id = $1 ORDER BY fill_ts DESC, fill_id LIMIT $2`,
-    [userId, limit],
+/** Whether `fillId` is one of the user's fills (a listing's `before` cursor). */
+export async function isFillOf(db: Queryable, userId: string, fillId: string): Promise<boolean> {
+  return ((await db.query("SELECT 1 FROM pm_fills WHERE fill_id = $1 AND user_id = $2", [fillId, userId])).rowCount ?? 0) > 0;
+}
+
+/**
+ * The user's fills, newest first, at most `limit`, older than the fill `before` when given. Ordered
+ * by (fill_ts, fill_id), both descending: fills of one instant (a sweep of the book at one time) have
+ * an order of their own, so a page boundary among them neither repeats nor skips one. Compared in
+ * SQL: the cursor's fill_ts keeps its microseconds, which a JavaScript Date would lose. Read by
+ * pm_fills_user_ts_id (migration 0426).
+ */
+export async function fillsOf(db: Queryable, userId: string, limit: number, before: string | null) {
+  const { rows } = await db.query<{ fillId: string; orderId: string; symbol: string; side: string; quantity: string; price: string; fee: string; realizedPnl: string; ts: Date }>(
+    `SELECT f.fill_id AS "fillId", f.order_id AS "orderId", f.symbol, f.side, f.quantity::text, f.price::text, f.fee::text,
+            f.realized_pnl::text AS "realizedPnl", f.fill_ts AS "ts"
+       FROM pm_fills f
+      WHERE f.user_id = $1
+        AND ($2::text IS NULL OR (f.fill_ts, f.fill_id) < (SELECT c.fill_ts, c.fill_id FROM pm_fills c WHERE c.fill_id = $2 AND c.user_id = $1))
+      ORDER BY f.fill_ts DESC, f.fill_id DESC LIMIT $3`,
+    [userId, before, limit],
   );
   return rows;
 }

@@ -1,9 +1,9 @@
 /**
  * portfolio-manager's HTTP routes (behind the gateway at /api/portfolio/...):
  *   GET /        the caller's portfolio (x-user-id), marked to the last prices in Dragonfly
- *   GET /fills   the caller's applied fills
+ *   GET /fills   the caller's applied fills, newest first, in pages (?limit=&before=, nextBefore)
  */
-import { requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { D } from "../../trading/decimal";
 import { lastPriceKey } from "../../trading/events";
 import { portfolioView } from "../../trading/portfolio";
@@ -20,7 +20,19 @@ const PortfolioOut = ResponseObject({
   netPnl: Type.String({ description: "realized + unrealized - fees" }),
   equity: Type.String(),
 });
-const FillsOut = ResponseObject({ fills: Type.Array(ResponseObject({}, { description: "fillId, orderId, symbol, side, quantity, price, fee, realizedPnl, ts" })) });
+const FillsOut = ResponseObject({
+  fills: Type.Array(ResponseObject({}, { description: "fillId, orderId, symbol, side, quantity, price, fee, realizedPnl, ts" })),
+  nextBefore: Type.Union([Type.String(), Type.Null()], { description: "the next page: GET /fills?before=<this>; null on the last page" }),
+});
+/**
+ * Newest first; `before`: the last fill id of the previous page (its `nextBefore`). `limit` keeps
+ * the bounds and default it had before there were pages (1..1000, 200), so existing clients get
+ * the same first page, now with a way to the older fills.
+ */
+const FillsQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })),
+  before: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "the previous page's nextBefore" })),
+});
 
 export function registerRoutes(app: App, o: { initialCash: string }): void {
   app.get("/", { schema: { response: { 200: PortfolioOut } } }, async (req) => {
@@ -43,8 +55,16 @@ export function registerRoutes(app: App, o: { initialCash: string }): void {
     return portfolioView(who.userId, D(cash ?? o.initialCash), positions, marks);
   });
 
-  app.get("/fills", { schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }), response: { 200: FillsOut } } }, async (req) => {
+  app.get("/fills", { schema: { querystring: FillsQuery, response: { 200: FillsOut } } }, async (req) => {
     const who = requireIdentity(req);
-    return { fills: await data.fillsOf(app.pg, who.userId, req.query.limit ?? 200) };
+    const limit = req.query.limit ?? 200;
+    const before = req.query.before ?? null;
+    if (before !== null && !(await data.isFillOf(app.pg, who.userId, before))) {
+      throw new HttpError(400, "VALIDATION_ERROR", "before must be the id of one of your fills (a page's nextBefore)", "before");
+    }
+    // One row beyond the page tells whether another page follows.
+    const rows = await data.fillsOf(app.pg, who.userId, limit + 1, before);
+    const fills = rows.slice(0, limit);
+    return { fills, nextBefore: rows.length > limit ? fills[fills.length - 1].fillId : null };
   });
 }

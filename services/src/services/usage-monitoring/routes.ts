@@ -1,34 +1,57 @@
 /**
  * usage-monitoring's HTTP routes:
- *   GET /?from&to                    the caller's requests, errors, p50/p95 latency per key and route (/api/usage)
- *   GET /all?from&to                 every user's (admin; /api/usage/all)
+ *   GET /?from&to&limit&before       the caller's requests, errors, p50/p95 latency per key and route (/api/usage)
+ *   GET /all?from&to&limit&before    every user's (admin; /api/usage/all)
  *   GET /internal/usage/units?userId&metric&from&to   billable units (billing-service; never proxied)
+ * Both listings answer pages in (user, route, API key) order: `nextBefore` is the `before` of the
+ * next page, null on the last.
  */
 import { requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
-import { usagePeriod } from "./domain";
+import { parseUsageCursor, usageCursor, usagePeriod } from "./domain";
 import type { UsageStore } from "./store";
 
 const Range = { from: Type.Optional(Type.String({ format: "date-time" })), to: Type.Optional(Type.String({ format: "date-time" })) };
 const iso = (p: { from: Date; to: Date }) => ({ from: p.from.toISOString(), to: p.to.toISOString() });
+
+/**
+ * A page of a listing. `limit` defaults to 1,000, what a listing answered (unpaged) before there were
+ * pages, so a client that sends none gets the rows it got, now with `nextBefore` saying whether more exist.
+ */
+const PageQuery = Type.Object({
+  ...Range,
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1000, description: "rows per page (default 1000)" })),
+  before: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 4096, pattern: "^[A-Za-z0-9_-]+$", description: "the previous page's nextBefore (send the same from and to)" }),
+  ),
+});
 
 /** GET / and /all (OpenAPI; unnamed fields are kept). */
 const UsageOut = ResponseObject({
   from: Type.String(),
   to: Type.String(),
   usage: Type.Array(ResponseObject({ userId: Type.String(), apiKeyId: Type.Union([Type.String(), Type.Null()]), route: Type.String() }, { description: "requests, errors, p50Ms, p95Ms per user, key and route" })),
+  nextBefore: Type.Union([Type.String(), Type.Null()], { description: "the next page: the same query with before=<this>; null on the last page" }),
 });
 
 export function registerRoutes(app: App, store: UsageStore): void {
-  app.get("/", { schema: { querystring: Type.Object(Range), response: { 200: UsageOut } } }, async (req) => {
+  /** One page of the period's rows (one user's, or every user's); a row beyond it tells whether another follows. */
+  const listing = async (q: { from?: string; to?: string; limit?: number; before?: string }, userId?: string) => {
+    const p = usagePeriod(q);
+    const limit = q.limit ?? 1000;
+    const rows = await store.breakdown(p.from, p.to, userId, { limit: limit + 1, after: q.before === undefined ? null : parseUsageCursor(q.before) });
+    const usage = rows.slice(0, limit);
+    const last = usage[usage.length - 1];
+    return { ...iso(p), usage, nextBefore: rows.length > limit ? usageCursor([last.userId, last.route, last.apiKeyId ?? ""]) : null };
+  };
+
+  app.get("/", { schema: { querystring: PageQuery, response: { 200: UsageOut } } }, async (req) => {
     const who = requireIdentity(req);
-    const p = usagePeriod(req.query);
-    return { ...iso(p), usage: await store.breakdown(p.from, p.to, who.userId) };
+    return listing(req.query, who.userId);
   });
 
-  app.get("/all", { schema: { querystring: Type.Object(Range), response: { 200: UsageOut } } }, async (req) => {
+  app.get("/all", { schema: { querystring: PageQuery, response: { 200: UsageOut } } }, async (req) => {
     requireIdentity(req, "admin");
-    const p = usagePeriod(req.query);
-    return { ...iso(p), usage: await store.breakdown(p.from, p.to) };
+    return listing(req.query);
   });
 
   app.get(

@@ -6,6 +6,7 @@
  */
 import type { ClickHouseKitClient } from "../../kit";
 import type { UsageEventMsg } from "../../business/events";
+import type { UsageRowKey } from "./domain";
 
 /** The second of epoch `ms` as ClickHouse's DateTime reads it (UTC, as the inserts and queries write it). */
 const chSecond = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
@@ -72,18 +73,30 @@ export class UsageStore {
   }
 
   /**
-   * Per user (or one user), API key and route: requests, 5xx errors, latency quantiles. One user's
+   * Per user (or one user), API key and route: requests, 5xx errors, latency quantiles; at most
+   * `limit` rows in (user, route, API key) order, after the row `after` when given. One user's
    * filter is a plain `user_id =`, the tables' first key column: written as `({all} = 1 OR user_id =
    * ...)`, ClickHouse (18.16) could not use the key, and a trader's own usage read every user's rows
    * of the period (in the test, 600,000 rows of others' for their 2), at each request the rate limit let through.
+   * The page's bound is a filter on the grouped columns, so each page reads only the rows from its
+   * cursor's user on (`user_id` leads the key); the three columns make each answered row's place
+   * unique, so no row is answered twice or skipped across pages. Spelled out rather than as a tuple
+   * comparison, which 18.16 may not have.
    */
-  async breakdown(from: Date, to: Date, userId?: string): Promise<UsageBreakdown[]> {
+  async breakdown(from: Date, to: Date, userId?: string, page: { limit: number; after: UsageRowKey | null } = { limit: 1000, after: null }): Promise<UsageBreakdown[]> {
+    const filters = [userId === undefined ? "1" : "user_id = {userId:String}"];
+    if (page.after) {
+      filters.push(
+        `(user_id > {afterUser:String} OR (user_id = {afterUser:String} AND (route > {afterRoute:String} OR (route = {afterRoute:String} AND api_key_id > {afterKey:String}))))`,
+      );
+    }
+    const after = page.after ? { afterUser: page.after[0], afterRoute: page.after[1], afterKey: page.after[2] } : {};
     const rows = await this.ch.query<{ user_id: string; api_key_id: string; route: string; requests: string; errors: string; p50: number; p95: number }>(
       `SELECT user_id, api_key_id, route, toString(uniqExact(event_id)) AS requests, toString(uniqExactIf(event_id, status >= 500)) AS errors,
               quantile(0.5)(latency_ms) AS p50, quantile(0.95)(latency_ms) AS p95
-       FROM ${usageIn("event_id, user_id, api_key_id, route, status, latency_ms", userId === undefined ? "1" : "user_id = {userId:String}")}
-       GROUP BY user_id, api_key_id, route ORDER BY user_id, route, api_key_id LIMIT 1000`,
-      { ...rangeParams(from, to), ...(userId === undefined ? {} : { userId }) },
+       FROM ${usageIn("event_id, user_id, api_key_id, route, status, latency_ms", filters.join(" AND "))}
+       GROUP BY user_id, api_key_id, route ORDER BY user_id, route, api_key_id LIMIT {limit:UInt32}`,
+      { ...rangeParams(from, to), ...(userId === undefined ? {} : { userId }), ...after, limit: page.limit },
     );
     return rows.map((r) => ({
       userId: r.user_id,
