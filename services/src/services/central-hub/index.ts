@@ -9,6 +9,9 @@ import { LockManager } from "./locks";
 import { InstanceRegistry } from "./registry";
 import { registerRoutes } from "./routes";
 
+/** A lock name's fence counter lives this many times HUB_LOCK_MAX_TTL_MS after its last acquisition. */
+const FENCE_TTL_FACTOR = 2;
+
 export default defineService({
   name: "central-hub",
   config: {
@@ -19,7 +22,9 @@ export default defineService({
   register({ app, config }) {
     registerRoutes(app, {
       registry: new InstanceRegistry(app.redis),
-      locks: new LockManager(app.redis),
+      // A fence counter outlives twice the longest lock (FENCE_TTL_FACTOR): kept only to guard
+      // against the datastore's clock stepping back (lock-scripts.ts ACQUIRE), not for fencing itself.
+      locks: new LockManager(app.redis, FENCE_TTL_FACTOR * config.HUB_LOCK_MAX_TTL_MS),
       limits: { instanceTtlMs: config.HUB_INSTANCE_TTL_MS, maxInstanceTtlMs: config.HUB_MAX_TTL_MS, maxLockTtlMs: config.HUB_LOCK_MAX_TTL_MS },
     });
   },

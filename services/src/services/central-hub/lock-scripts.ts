@@ -35,15 +35,29 @@ if f[1] ~= ARGV[1] then return 0 end`;
 
 /**
  * KEYS[1] lock, KEYS[2] fence counter; ARGV[1] new token, ARGV[2] owner, ARGV[3] now ms,
- * ARGV[4] ttl ms, ARGV[5] expiry ms, ARGV[6] idempotency key ('' for none). Answers
- *   {'acquired', token, fencingToken, expiresAtMs}   a new acquisition (INCR in the same script, so a
- *                                                    lock that expired in between cannot hand a stale
- *                                                    holder a higher number than the next holder's)
+ * ARGV[4] ttl ms, ARGV[5] expiry ms, ARGV[6] idempotency key ('' for none), ARGV[7] the fence
+ * counter's lifetime in ms. Answers
+ *   {'acquired', token, fencingToken, expiresAtMs}   a new acquisition (the fence taken in the same
+ *                                                    script, so a lock that expired in between cannot
+ *                                                    hand a stale holder a higher number than the next holder's)
  *   {'replayed', token, fencingToken, expiresAtMs}   this owner's acquisition under this key, still held
  *   {'locked', value, pttl}                          held by another acquisition (the holder, read in
  *                                                    the same step, so never "held by nobody")
  *   {'key-used'}                                     this owner's acquisition under this key was released
  * The key counts only with the same owner: someone else's key is no way to their token.
+ *
+ * The fence is the greater of the last fence + 1 and the server's clock in microseconds (TIME), and
+ * the counter expires ARGV[7] ms after the last acquisition. A counter that merely expired would
+ * restart at 1, below the fences the systems a job writes have already seen: they would refuse the
+ * new holder and accept the stale one, the reverse of fencing. With the clock as a floor, a fence
+ * stays above every earlier one once the counter is gone: each fence is at most its acquisition's
+ * microsecond plus the acquisitions taken within the same microsecond (one script at a time: none
+ * in practice), and the counter outlives the last acquisition by ARGV[7] ms, so the clock has passed
+ * every fence by then. While it lives the counter covers what the clock alone cannot: acquisitions
+ * within one microsecond, and a clock stepped back by less than its lifetime. Lock renewals need
+ * not refresh it: a fence orders acquisitions, and a holder renewing for days was still acquired
+ * before anyone later. Numbers stay below 2^53 (exact in Lua and in JSON) until the year 2255; they
+ * are written with %.0f, as Lua's own number-to-string keeps 14 digits.
  */
 export const ACQUIRE = `${FIELDS}
 local v = redis.call('GET', KEYS[1])
@@ -56,9 +70,12 @@ if v then
   end
   if same then return {'key-used'} end
 end
-local fence = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], table.concat({ARGV[1], ARGV[2], ARGV[3], fence, ARGV[5], ARGV[6]}, '|'), 'PX', ARGV[4])
-return {'acquired', ARGV[1], fence, ARGV[5]}`;
+local clock = redis.call('TIME')
+local fence = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, tonumber(clock[1]) * 1000000 + tonumber(clock[2]))
+local fenceText = string.format('%.0f', fence)
+redis.call('SET', KEYS[2], fenceText, 'PX', ARGV[7])
+redis.call('SET', KEYS[1], table.concat({ARGV[1], ARGV[2], ARGV[3], fenceText, ARGV[5], ARGV[6]}, '|'), 'PX', ARGV[4])
+return {'acquired', ARGV[1], fenceText, ARGV[5]}`;
 
 /**
  * KEYS[1] lock; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] new expiry ms. Returns 1 renewed, 0 held by

@@ -1,8 +1,10 @@
 /**
  * Locks for singleton jobs: one key per lock with a PX TTL, written by Lua scripts
  * (./lock-scripts.ts) so only the holder (by token) can extend or release. Every acquisition also
- * gets a fencing number (INCR), increasing per lock name, that jobs can pass to the systems they
- * write so a stale holder's late writes can be rejected. An acquire may carry an idempotency key:
+ * gets a fencing number, increasing per lock name, that jobs can pass to the systems they write so
+ * a stale holder's late writes can be rejected: the greater of the last one + 1 and the datastore's
+ * clock in microseconds, so the per-name counter can expire (`fenceTtlMs` after the name's last
+ * acquisition) without a later fence falling below an earlier one (ACQUIRE's comment says why). An acquire may carry an idempotency key:
  * a retry whose first answer was lost gets that acquisition back instead of a 409 against itself.
  */
 import { randomBytes } from "node:crypto";
@@ -52,13 +54,17 @@ function parse(name: string, v: string, pttl: number): LockInfo | null {
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
 
 export class LockManager {
-  constructor(private readonly redis: Redis) {}
+  /** `fenceTtlMs`: how long a name's fence counter outlives its last acquisition. */
+  constructor(
+    private readonly redis: Redis,
+    private readonly fenceTtlMs: number,
+  ) {}
 
   /** `idempotencyKey` null: a plain acquire, which a retry cannot recognise. */
   async acquire(name: string, owner: string, ttlMs: number, idempotencyKey: string | null): Promise<AcquireResult> {
     const token = randomBytes(16).toString("hex");
     const now = Date.now();
-    const args = [token, owner, String(now), String(ttlMs), String(now + ttlMs), idempotencyKey ?? ""];
+    const args = [token, owner, String(now), String(ttlMs), String(now + ttlMs), idempotencyKey ?? "", String(this.fenceTtlMs)];
     const reply = (await this.redis.eval(ACQUIRE, 2, lockKey(name), fenceKey(name), ...args)) as [string, ...(string | number)[]];
     switch (reply[0]) {
       case "acquired":
