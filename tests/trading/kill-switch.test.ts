@@ -187,7 +187,7 @@ describe("kill switch: record and copy", () => {
     try {
       const r = await http("PUT", `${p.urls.get("risk-analyzer")}/trading-state/users/${bob.id}`, { headers: direct, body: { state: "halted", reason: "during an outage" } });
       expect(r.status).toBe(503);
-      expect(r.body.error.code).toBe("TRADING_STATE_UNAVAILABLE");
+      expect(r.body.error.code).toBe("DATASTORE_UNAVAILABLE");
     } finally {
       await redis.config("SET", "maxmemory", "0");
     }

@@ -32,6 +32,16 @@ export const conflict = (message: string, field?: string) => new HttpError(409, 
 export const unavailable = (code: string, message: string, retryAfterSeconds: number) =>
   new HttpError(503, code, message, undefined, { "retry-after": String(retryAfterSeconds) });
 
+/**
+ * The platform's answer to a datastore outage, whatever the datastore: 503 DATASTORE_UNAVAILABLE
+ * with Retry-After, naming none (its name and the driver's message stay in the log). The error
+ * handler answers it for the drivers' transient errors; services throw it where they catch one.
+ * `outcome` may tell the client what became of its request ("nothing was changed").
+ */
+const DATASTORE_UNAVAILABLE_MESSAGE = "A datastore is unavailable; retry shortly";
+export const datastoreUnavailable = (outcome?: string) =>
+  unavailable("DATASTORE_UNAVAILABLE", outcome ? `A datastore is unavailable (${outcome}); retry shortly` : DATASTORE_UNAVAILABLE_MESSAGE, 1);
+
 export function errorBody(request: FastifyRequest, code: string, message: string, field?: string): ErrorBody {
   const error: ErrorBody["error"] = { code, message, requestId: String(request.id) };
   if (field) error.field = field;
@@ -103,7 +113,7 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
       request.log.error({ err }, "datastore unavailable");
       recordError(err);
       reply.header("retry-after", "1");
-      return reply.status(503).send(errorBody(request, "DATASTORE_UNAVAILABLE", "A datastore is unavailable; retry shortly"));
+      return reply.status(503).send(errorBody(request, "DATASTORE_UNAVAILABLE", DATASTORE_UNAVAILABLE_MESSAGE));
     }
     const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) {

@@ -5,7 +5,7 @@ import { historicalVaR, simpleReturns } from "../../trading/risk";
 
 /** Historical VaR of a close series; fewer than three closes is not enough data. */
 export function valueAtRisk(symbol: string, closes: number[], confidence: number, exposure: string) {
-  if (closes.length < 3) throw new HttpError(404, "NOT_ENOUGH_DATA", `only ${closes.length} candles of ${symbol} in ClickHouse`);
+  if (closes.length < 3) throw new HttpError(404, "NOT_ENOUGH_DATA", `only ${closes.length} closes of ${symbol} are recorded at that timeframe: at least 3 are needed`);
   const r = historicalVaR(simpleReturns(closes.map(String)), confidence, exposure);
   return { symbol, confidence, exposure, ...r, method: "historical" as const };
 }

@@ -5,7 +5,8 @@
  * Record and copy. PostgreSQL holds the record (`trading_states`, the append-only
  * `trading_state_changes`); Dragonfly holds the copy the pre-trade check reads. A change runs in one
  * PostgreSQL transaction: lock the scope's row, record the change, write the Dragonfly key, commit.
- *   - Dragonfly refuses the write: the transaction rolls back, the caller gets 503, nothing changed.
+ *   - Dragonfly refuses the write: the transaction rolls back, the caller gets 503
+ *     DATASTORE_UNAVAILABLE (the platform's outage answer: no datastore named), nothing changed.
  *   - The commit fails after the key was written (or a timed-out write landed after all): the copy is
  *     ahead of the record. The reconciler puts the record back into Dragonfly (at its next pass, or at
  *     once when the scope is read), and the caller, who got an error, knows the change did not happen.
@@ -15,7 +16,7 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import type { Redis } from "ioredis";
-import { HttpError, type Identity, type PostgresClient } from "../../kit";
+import { datastoreUnavailable, HttpError, type Identity, type PostgresClient } from "../../kit";
 import { parseTradingState, stricter, TRADING_STATE_KEYS, type TradingState } from "../../trading/tradingState";
 import * as data from "./kill-switch-data";
 
@@ -34,8 +35,6 @@ export interface ScopeView {
   lastChange: data.ChangeRow | null;
 }
 
-const unavailable = (what: string) =>
-  new HttpError(503, "TRADING_STATE_UNAVAILABLE", `Dragonfly, which holds the enforced trading state, did not answer: ${what}`);
 
 /** The copy agrees with the record: the same value, or no key where the record says `active`. */
 const agrees = (recorded: TradingState, key: string | null) => key === recorded || (key === null && recorded === "active");
@@ -49,8 +48,20 @@ export class KillSwitch {
 
   private dragonfly(): Redis {
     const r = this.redis();
-    if (!r) throw new HttpError(503, "TRADING_STATE_UNAVAILABLE", "the kill switch needs Dragonfly, which is disabled in this stack");
+    if (!r) {
+      this.log.warn("the kill switch was asked for, but Dragonfly is disabled in this stack");
+      throw new HttpError(503, "TRADING_STATE_UNAVAILABLE", "The kill switch is not available in this deployment");
+    }
     return r;
+  }
+
+  /**
+   * The platform's answer to an outage (no datastore named: the body is the client's, the names
+   * and the driver's message are for the log), logged here with what became of the request.
+   */
+  private unavailable(err: unknown, outcome: string): HttpError {
+    this.log.error({ err: { message: err instanceof Error ? err.message : String(err) } }, `Dragonfly, which holds the enforced trading state, did not answer: ${outcome}`);
+    return datastoreUnavailable(outcome);
   }
 
   /** Sets a scope's state, recorded with who asked and why (see the module comment for failures). */
@@ -63,8 +74,8 @@ export class KillSwitch {
       const row = await data.recordChange(tx, from, { scope: name, userId: scope.kind === "user" ? scope.userId : null, to, reason, changedBy: by.userId, authMethod: by.authMethod });
       try {
         await redis.set(keyOf(scope), to);
-      } catch {
-        throw unavailable("nothing was changed");
+      } catch (err) {
+        throw this.unavailable(err, "the trading state was not changed");
       }
       return row;
     });
@@ -80,13 +91,13 @@ export class KillSwitch {
     let key: string | null;
     try {
       key = await redis.get(keyOf(scope));
-    } catch {
-      throw unavailable("the state cannot be read");
+    } catch (err) {
+      throw this.unavailable(err, "the trading state cannot be read");
     }
     const state = recorded.get(name);
     if (state !== undefined && !agrees(state, key)) {
       await this.repair([name]).catch((err: unknown) => {
-        throw err instanceof HttpError ? err : unavailable("the state cannot be repaired");
+        throw err instanceof HttpError ? err : this.unavailable(err, "the trading state cannot be repaired");
       });
       key = state;
     }

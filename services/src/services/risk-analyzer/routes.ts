@@ -51,7 +51,11 @@ export function registerRoutes(app: App, limits: RiskLimits): void {
 
   app.get("/var", { schema: { querystring: VarQuery, response: { 200: VarOut } } }, async (req) => {
     requireIdentity(req);
-    if (!app.datastores.isEnabled("clickhouse")) throw new HttpError(503, "CLICKHOUSE_DISABLED", "VaR needs ClickHouse, which is disabled in this stack");
+    // No datastore named in the body (an internal name); the log says which.
+    if (!app.datastores.isEnabled("clickhouse")) {
+      req.log.warn("VaR was asked for, but ClickHouse (the candle history) is disabled in this stack");
+      throw new HttpError(503, "VAR_UNAVAILABLE", "VaR is not available in this deployment (no price history is kept)");
+    }
     const { symbol, confidence = 0.95, exposure = "1", lookback = 500, timeframe = "1m" } = req.query;
     return valueAtRisk(symbol, await candleCloses(app.clickhouse, symbol, timeframe, lookback), confidence, exposure);
   });
