@@ -101,6 +101,31 @@ describe("notification-service", () => {
     expect(byKind["compliance.alert"].status).toBe("sent");
   }, 180_000);
 
+  // Session 38's hunt: a compliance notice carried the alert's message and evidence ("position 1100
+  // beyond the limit 1000"), telling the trader the thresholds of the surveillance.
+  it("a compliance alert tells the trader the rule, symbol and order, never the alert's message or evidence", async () => {
+    const chat = String(100_000 + Math.floor(Math.random() * 1e6));
+    rig.telegram.chats.add(chat);
+    const u = await user({ email: `cm-${run}@example.test`, telegramChatId: chat }, true);
+    const orderId = `ord-${randomUUID()}`;
+    const secretFill = `fill-${randomUUID()}`;
+    await publish("compliance.alerts", u.id, {
+      alertId: `POSITION_LIMIT:${orderId}:1`, rule: "POSITION_LIMIT", userId: u.id, symbol: "ETHUSDT", severity: "high",
+      message: "position 1100 beyond the limit 1000", ts: Date.now(), evidence: [secretFill, `${orderId}:1`], orderId,
+    });
+    const mail = () => rig.mails.find((m) => m.to.includes(`cm-${run}@example.test`) && /Compliance alert/.test(m.raw));
+    await waitUntil("the alert on every channel", async () => !!mail() && rig.notices(chat).length === 1 && u.receiver!.accepted.length === 1, 120_000);
+    const told = [mail()!.raw, rig.notices(chat)[0].text, JSON.stringify(u.receiver!.accepted[0].body), JSON.stringify(await deliveries(u.id))];
+    for (const text of told) {
+      expect(text).not.toMatch(/position 1100|limit 1000|beyond/);
+      expect(text).not.toContain(secretFill.slice(5)); // the evidence
+    }
+    expect(rig.notices(chat)[0].text).toContain(`ETHUSDT, order ${orderId}; rule POSITION_LIMIT`);
+    expect(u.receiver!.accepted[0].body).toMatchObject({ type: "compliance.alert", data: { rule: "POSITION_LIMIT", symbol: "ETHUSDT", orderId, severity: "high", summary: "the size of your position" } });
+    expect(u.receiver!.accepted[0].body.data).not.toHaveProperty("message");
+    expect(u.receiver!.accepted[0].body.data).not.toHaveProperty("evidence");
+  }, 180_000);
+
   it("a failing webhook is retried with backoff into the dead-letter table, then replayed once", async () => {
     const u = await user({}, true);
     u.receiver!.failing = true;

@@ -207,3 +207,37 @@ describe("routes", () => {
     expect([own.statusCode, own.json()]).toEqual([200, { alerts: [] }]);
   });
 });
+
+describe("what a trader is told of an alert", () => {
+  // Session 38's hunt: /alerts/mine answered the alert's message and evidence ("position 1100 beyond
+  // the limit 1000", "cancelled after 800 ms"), telling the trader the surveillance's thresholds.
+  it("/alerts/mine names the rule, symbol and order, never the thresholds; the admins' list keeps them", async () => {
+    const s = svc ?? (svc = await start());
+    const user = randomUUID();
+    const now = Date.now();
+    const big = (eventId: string, status: "accepted" | "cancelled", ts: number) => ({
+      topic: "trading.orders",
+      key: user,
+      value: {
+        eventId, type: `order.${status}`, ts,
+        order: { orderId: `${user}-spoof`, clientOrderId: "c", userId: user, symbol: SYMBOL, side: "buy", type: "limit", quantity: "1000", limitPrice: "99", lastPrice: "100", status },
+      },
+    });
+    await deliver([fillMsg(user, `${user}:b1`, "buy", "1100", now), big(`${user}:p`, "accepted", now), big(`${user}:c`, "cancelled", now + 800)]);
+    await waitUntil("two alerts", async () => (await alertsOf(user)).length === 2, 60_000);
+    const mine = await s.app.inject({ method: "GET", url: "/alerts/mine", headers: { "x-user-id": user, "x-user-role": "trader" } });
+    expect(mine.statusCode).toBe(200);
+    const alerts = mine.json().alerts;
+    expect(alerts.map((a: any) => [a.rule, a.symbol, a.orderId]).sort()).toEqual([["POSITION_LIMIT", SYMBOL, `o-${user}:b1`], ["SPOOFING", SYMBOL, `${user}-spoof`]]);
+    for (const a of alerts) {
+      expect(Object.keys(a).sort()).toEqual(["alertId", "orderId", "raisedAt", "rule", "severity", "summary", "symbol", "ts"]);
+      expect(a.summary).not.toMatch(/\d/);
+    }
+    expect(mine.body).not.toMatch(/position 1100|limit|beyond|800 ms|after/);
+    const admin = await s.app.inject({ method: "GET", url: `/alerts?userId=${user}`, headers: { "x-user-id": randomUUID(), "x-user-role": "admin" } });
+    const full = Object.fromEntries(admin.json().alerts.map((a: any) => [a.rule, a]));
+    expect(full.POSITION_LIMIT.message).toBe("position 1100 beyond the limit 1000");
+    expect(full.SPOOFING.message).toBe("large order away from the touch cancelled after 800 ms");
+    expect(full.POSITION_LIMIT.evidence).toEqual([`${user}:b1`]);
+  }, 120_000);
+});

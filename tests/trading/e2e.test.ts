@@ -254,8 +254,12 @@ describe("trading core end to end", () => {
       return a?.some((x: any) => x.rule === "WASH_TRADE") ? a : undefined;
     });
     const wash = alerts.find((x: any) => x.rule === "WASH_TRADE");
-    expect(wash.evidence).toContain(`${limitId}:1`);
-    expect(wash.evidence).toContain(`${sellId}:1`);
+    // The trader is told the rule and the order, not the evidence (the fills the window matched).
+    expect([limitId, sellId]).toContain(wash.orderId);
+    expect(wash).not.toHaveProperty("evidence");
+    const stored = (await pool.query("SELECT evidence FROM cm_alerts WHERE alert_id = $1", [wash.alertId])).rows[0].evidence;
+    expect(stored).toContain(`${limitId}:1`);
+    expect(stored).toContain(`${sellId}:1`);
     await expect(pool.query("UPDATE cm_alerts SET message = 'x'")).rejects.toThrow(/append-only/);
     await expect(pool.query("DELETE FROM cm_audit")).rejects.toThrow(/append-only/);
     // ... and on the compliance.alerts topic.

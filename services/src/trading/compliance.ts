@@ -21,6 +21,8 @@ export interface ComplianceAlert {
   ts: number;
   /** Ids of the orders / fills involved. */
   evidence: string[];
+  /** The order the alert is about (a fill's order for the fill rules); absent on alerts raised before it was recorded. */
+  orderId?: string;
 }
 
 export interface ComplianceConfig {
@@ -237,7 +239,7 @@ export class ComplianceMonitor {
     };
   }
 
-  private alert(rule: AlertRule, eventId: string, e: { userId: string; symbol: string; ts: number }, severity: ComplianceAlert["severity"], message: string, evidence: string[]): ComplianceAlert {
-    return { alertId: `${rule}:${eventId}`, rule, userId: e.userId, symbol: e.symbol, severity, message, ts: e.ts, evidence };
+  private alert(rule: AlertRule, eventId: string, e: { userId: string; symbol: string; ts: number; orderId: string }, severity: ComplianceAlert["severity"], message: string, evidence: string[]): ComplianceAlert {
+    return { alertId: `${rule}:${eventId}`, rule, userId: e.userId, symbol: e.symbol, severity, message, ts: e.ts, evidence, orderId: e.orderId };
   }
 }

@@ -43,24 +43,27 @@ export async function positionAfterFill(db: Queryable, fillId: string, eventId: 
 }
 
 export async function alertsById(db: Queryable, alertIds: string[]): Promise<ComplianceAlert[]> {
-  const again = await db.query<{ alert_id: string; rule: ComplianceAlert["rule"]; user_id: string; symbol: string; severity: ComplianceAlert["severity"]; message: string; evidence: string[]; ts: string }>(
-    `SELECT alert_id, rule, user_id, symbol, severity, message, evidence, (extract(epoch FROM event_ts) * 1000)::bigint::text AS ts FROM cm_alerts WHERE alert_id = ANY($1::text[])`,
+  const again = await db.query<{ alert_id: string; rule: ComplianceAlert["rule"]; user_id: string; symbol: string; severity: ComplianceAlert["severity"]; message: string; evidence: string[]; ts: string; order_id: string | null }>(
+    `SELECT alert_id, rule, user_id, symbol, severity, message, evidence, (extract(epoch FROM event_ts) * 1000)::bigint::text AS ts, order_id FROM cm_alerts WHERE alert_id = ANY($1::text[])`,
     [alertIds],
   );
-  return again.rows.map((r) => ({ alertId: r.alert_id, rule: r.rule, userId: r.user_id, symbol: r.symbol, severity: r.severity, message: r.message, evidence: r.evidence, ts: Number(r.ts) }));
+  return again.rows.map((r) => ({
+    alertId: r.alert_id, rule: r.rule, userId: r.user_id, symbol: r.symbol, severity: r.severity, message: r.message, evidence: r.evidence, ts: Number(r.ts),
+    ...(r.order_id === null ? {} : { orderId: r.order_id }),
+  }));
 }
 
 export async function insertAlert(db: Queryable, al: ComplianceAlert): Promise<void> {
   await db.query(
-    "INSERT INTO cm_alerts (alert_id, rule, user_id, symbol, severity, message, evidence, event_ts) VALUES ($1,$2,$3,$4,$5,$6,$7, to_timestamp($8::double precision / 1000)) ON CONFLICT DO NOTHING",
-    [al.alertId, al.rule, al.userId, al.symbol, al.severity, al.message, JSON.stringify(al.evidence), al.ts],
+    "INSERT INTO cm_alerts (alert_id, rule, user_id, symbol, severity, message, evidence, event_ts, order_id) VALUES ($1,$2,$3,$4,$5,$6,$7, to_timestamp($8::double precision / 1000), $9) ON CONFLICT DO NOTHING",
+    [al.alertId, al.rule, al.userId, al.symbol, al.severity, al.message, JSON.stringify(al.evidence), al.ts, al.orderId ?? null],
   );
 }
 
-/** Alerts, newest first; of one user when `userId` is given. */
+/** Alerts in full (the admins' view; a trader's goes through trading/complianceAlertView.ts), newest first; of one user when `userId` is given. */
 export async function listAlerts(db: Queryable, userId: string | null, limit: number) {
-  const r = await db.query(
-    `SELECT alert_id AS "alertId", rule, user_id AS "userId", symbol, severity, message, evidence, event_ts AS "ts", raised_at AS "raisedAt"
+  const r = await db.query<{ alertId: string; rule: string; userId: string; symbol: string; severity: string; message: string; evidence: string[]; orderId: string | null; ts: Date; raisedAt: Date }>(
+    `SELECT alert_id AS "alertId", rule, user_id AS "userId", symbol, severity, message, evidence, order_id AS "orderId", event_ts AS "ts", raised_at AS "raisedAt"
        FROM cm_alerts WHERE ($1::text IS NULL OR user_id = $1) ORDER BY raised_at DESC LIMIT $2`,
     [userId, limit],
   );

@@ -6,6 +6,7 @@ import { createHmac } from "node:crypto";
 import { type BillingEventMsg, INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
 import { formatMoney, isCurrency } from "../../business/money";
 import type { ComplianceAlert } from "../../trading/compliance";
+import { traderAlert } from "../../trading/complianceAlertView";
 import type { ExecutionMsg, OrderEventMsg } from "../../trading/events";
 
 export const CHANNELS = ["email", "telegram", "webhook"] as const;
@@ -63,12 +64,15 @@ export function fromOrderEvent(m: OrderEventMsg): Notice | null {
   return rejected(o.orderId, o.userId, o.symbol, o.rejectReason ?? "rejected", o.rejectMessage ?? o.rejectReason ?? "rejected", m.ts);
 }
 
+/** Told to the trader in general terms: never the alert's message or evidence, which name what tripped it (trading/complianceAlertView.ts). */
 export function fromComplianceAlert(a: ComplianceAlert): Notice {
+  const v = traderAlert(a);
+  const order = v.orderId === null ? "" : `, order ${v.orderId}`;
   return notice({
     dedupKey: `compliance:${a.alertId}`, userId: a.userId, kind: "compliance.alert", category: "compliance", at: a.ts, urgent: a.severity === "high",
-    subject: `Compliance alert (${a.severity}): ${a.rule} on ${a.symbol}`,
-    text: `${a.message} (rule ${a.rule}, severity ${a.severity}).`,
-    data: { alertId: a.alertId, rule: a.rule, severity: a.severity, symbol: a.symbol, message: a.message, evidence: a.evidence },
+    subject: `Compliance alert (${v.severity}): ${v.rule} on ${v.symbol}`,
+    text: `A compliance alert was raised on your account about ${v.summary} (${v.symbol}${order}; rule ${v.rule}, severity ${v.severity}). The compliance team reviews it.`,
+    data: { alertId: v.alertId, rule: v.rule, summary: v.summary, severity: v.severity, symbol: v.symbol, orderId: v.orderId, ts: a.ts },
   });
 }
 

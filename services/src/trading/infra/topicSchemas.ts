@@ -68,6 +68,7 @@ const ComplianceAlert = Type.Object({
   message: Text(10_000),
   ts: Ts,
   evidence: Type.Array(Id, { maxItems: 10_000 }),
+  orderId: Type.Optional(Id),
 });
 
 export const PaymentEventSchema = Type.Object({
