@@ -195,6 +195,58 @@ describe("ComplianceMonitor evaluations (no servers)", () => {
   });
 });
 
+describe("ComplianceMonitor state stays bounded (no servers)", () => {
+  const fill = (f: Partial<Fill>): Fill => ({ fillId: "f", orderId: "o", userId: "u1", symbol: SYMBOL, side: "buy", quantity: "1", price: "100", fee: "0", liquidity: "taker", ts: 0, ...f });
+  const clock = () => {
+    const c = { t: 1_000_000, now: () => c.t };
+    return c;
+  };
+
+  // Session 38's hunt: a user's state stayed from their first event until a restart.
+  it("many users trading once each are forgotten once idle; the active ones are kept", () => {
+    const c = clock();
+    const m = new ComplianceMonitor({ stateIdleMs: 60_000 }, c.now);
+    for (let i = 0; i < 5_000; i++) m.onFill(fill({ fillId: `f${i}`, userId: `u${i}` }), { positionAfter: "1" });
+    expect(m.trackedUsers).toBe(5_000);
+    c.t += 30_000;
+    m.onFill(fill({ fillId: "late", userId: "active" }), { positionAfter: "1" });
+    expect(m.prune()).toBe(0); // nobody idle for a minute yet
+    c.t += 30_000;
+    expect(m.prune()).toBe(5_000);
+    expect([m.trackedUsers, m.forgotten.idle]).toEqual([1, 5_000]);
+    c.t += 60_000;
+    m.prune();
+    expect(m.trackedUsers).toBe(0);
+  });
+
+  it("an evaluation of a user pruned meanwhile still commits, and counts", () => {
+    const c = clock();
+    const m = new ComplianceMonitor({ stateIdleMs: 60_000, washWindowMs: 10 * 60_000 }, c.now);
+    m.onFill(fill({ fillId: "b1", orderId: "o1", side: "buy", ts: 0 }), { positionAfter: "1" });
+    const pending = m.evaluateFill(fill({ fillId: "s1", orderId: "o2", side: "sell", ts: 1 }), { positionAfter: "0" }); // its transaction runs
+    c.t += 60_000;
+    expect(m.prune()).toBe(1);
+    expect(pending.alerts.map((a) => a.rule)).toEqual(["WASH_TRADE"]);
+    pending.commit(); // nothing else was committed since the state it started from
+    expect(m.trackedUsers).toBe(1);
+  });
+
+  it("at the cap, a newcomer drops the least recently active user, not itself; rules still fire", () => {
+    const c = clock();
+    const m = new ComplianceMonitor({ stateIdleMs: 60_000, maxTrackedUsers: 3 }, c.now);
+    for (const u of ["a", "b", "c"]) {
+      m.onFill(fill({ fillId: `${u}1`, userId: u, orderId: `${u}-o1`, side: "buy" }), { positionAfter: "1" });
+      c.t += 1;
+    }
+    m.onFill(fill({ fillId: "a2", userId: "a", orderId: "a-o2", side: "buy", ts: 1 }), { positionAfter: "2" }); // a active again: b is the oldest
+    m.onFill(fill({ fillId: "d1", userId: "d", orderId: "d-o1" }), { positionAfter: "1" });
+    expect([m.trackedUsers, m.forgotten.atCap]).toEqual([3, 1]);
+    // b was forgotten: its buy no longer matches; a's still does.
+    expect(m.onFill(fill({ fillId: "b2", userId: "b", orderId: "b-o2", side: "sell", ts: 2 }), { positionAfter: "0" })).toEqual([]);
+    expect(m.onFill(fill({ fillId: "a3", userId: "a", orderId: "a-o3", side: "sell", ts: 2 }), { positionAfter: "1" }).map((x) => x.rule)).toEqual(["WASH_TRADE"]);
+  });
+});
+
 describe("routes", () => {
   // Session 38's hunt: /alerts/mine took a userId and answered the caller's own alerts as if they were that user's.
   it("a trader's own alerts take no user id: another's is a 400 naming userId, not the caller's alerts under it", async () => {
@@ -239,5 +291,32 @@ describe("what a trader is told of an alert", () => {
     expect(full.POSITION_LIMIT.message).toBe("position 1100 beyond the limit 1000");
     expect(full.SPOOFING.message).toBe("large order away from the touch cancelled after 800 ms");
     expect(full.POSITION_LIMIT.evidence).toEqual([`${user}:b1`]);
+  }, 120_000);
+});
+
+describe("compliance-monitor's rule state in memory", () => {
+  const metric = async (s: Service<any>, line: RegExp) => {
+    const text = (await s.app.inject({ method: "GET", url: "/metrics" })).body;
+    const m = line.exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  // Session 38's hunt: every user who ever traded stayed in memory until a restart.
+  it("users who each traded once are dropped once idle (state back to 0); rules still fire meanwhile", async () => {
+    await svc?.close();
+    const env = { COMPLIANCE_WASH_WINDOW_MS: "1000", COMPLIANCE_CANCEL_RATIO_WINDOW_MS: "1000", COMPLIANCE_STATE_IDLE_MS: "1500", COMPLIANCE_STATE_SWEEP_MS: "100" };
+    await expect(start({ ...env, COMPLIANCE_STATE_IDLE_MS: "999" })).rejects.toThrow(/COMPLIANCE_STATE_IDLE_MS \(999\) must be at least the longest rule window \(5000 ms\)/);
+    svc = await start({ ...env, COMPLIANCE_STATE_IDLE_MS: "5000" });
+    const s = svc;
+    const run = randomUUID();
+    const users = Array.from({ length: 300 }, (_, i) => `cm-once-${i}-${run}`);
+    await deliver(users.map((u) => fillMsg(u, `${u}:f1`, "buy", "1", Date.now())));
+    // The same rules fire while sweeps run: a wash trade inside the (1 s) window.
+    const w = `cm-wash-${run}`;
+    const t = Date.now();
+    await deliver([fillMsg(w, `${w}:b`, "buy", "1", t, `${w}:b`, "100"), fillMsg(w, `${w}:s`, "sell", "1", t + 10, `${w}:s`, "100")]);
+    expect(await alertsOf(w)).toEqual([`WASH_TRADE:${w}:s`]);
+    await waitUntil("idle users dropped", async () => (await metric(s, /^compliance_state_users\{[^}]*\} (\d+)$/m)) === 0, 60_000);
+    expect(await metric(s, /^compliance_state_users_forgotten_total\{[^}]*reason="idle"[^}]*\} (\d+)$/m)).toBeGreaterThanOrEqual(301);
+    expect(await metric(s, /^compliance_state_users_forgotten_total\{[^}]*reason="cap"[^}]*\} (\d+)$/m)).toBe(0);
   }, 120_000);
 });

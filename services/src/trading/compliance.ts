@@ -44,6 +44,13 @@ export interface ComplianceConfig {
   cancelRatioMinOrders: number;
   /** cancels / placed at or above this ratio alerts. */
   cancelRatioThreshold: number;
+  /**
+   * A user with no event committed for this long (the monitor's clock) is forgotten by `prune`: what a
+   * restart would leave of them too, as the replay on start covers that long. At least every window.
+   */
+  stateIdleMs: number;
+  /** At most this many users' state; one more drops the least recently active user's (see `commit`). */
+  maxTrackedUsers: number;
 }
 
 export const DEFAULT_COMPLIANCE: ComplianceConfig = {
@@ -58,6 +65,8 @@ export const DEFAULT_COMPLIANCE: ComplianceConfig = {
   cancelRatioWindowMs: 60_000,
   cancelRatioMinOrders: 10,
   cancelRatioThreshold: 0.9,
+  stateIdleMs: 3_600_000,
+  maxTrackedUsers: 50_000,
 };
 
 export interface OrderEvent {
@@ -115,9 +124,39 @@ export interface FillBook {
 
 export class ComplianceMonitor {
   private readonly cfg: ComplianceConfig;
-  private readonly users = new Map<string, UserState>();
-  constructor(cfg: Partial<ComplianceConfig> = {}) {
+  /** By user, least recently committed first (a commit moves its user to the end): `prune` stops at the first recent one. */
+  private readonly users = new Map<string, { state: UserState; touchedAt: number }>();
+  /** States dropped by `prune` or the cap: an evaluation started from one may still commit (nothing else did since). */
+  private readonly dropped = new WeakSet<UserState>();
+  /** Users forgotten so far: idle (`prune`), and dropped at the cap while active. */
+  readonly forgotten = { idle: 0, atCap: 0 };
+  constructor(
+    cfg: Partial<ComplianceConfig> = {},
+    /** Wall clock of `prune` and the cap (not of the rules: they go by event time). */
+    private readonly now: () => number = Date.now,
+  ) {
     this.cfg = { ...DEFAULT_COMPLIANCE, ...cfg };
+  }
+
+  /** How many users' state is held. */
+  get trackedUsers(): number { return this.users.size; }
+
+  /** Forgets users with no event committed for `stateIdleMs` (a window is trimmed only by its own user's next event); answers how many. */
+  prune(): number {
+    const before = this.now() - this.cfg.stateIdleMs;
+    let n = 0;
+    for (const [userId, u] of this.users) {
+      if (u.touchedAt > before) break;
+      this.forget(userId, u.state);
+      n++;
+    }
+    this.forgotten.idle += n;
+    return n;
+  }
+
+  private forget(userId: string, state: UserState): void {
+    this.dropped.add(state);
+    this.users.delete(userId);
   }
 
   /** Evaluates and applies at once (nothing to wait for: unit use, replays). */
@@ -137,7 +176,7 @@ export class ComplianceMonitor {
   evaluateOrder(ev: OrderEvent): Evaluation {
     const alerts: ComplianceAlert[] = [];
     const c = this.cfg;
-    const stored = this.users.get(ev.userId);
+    const stored = this.users.get(ev.userId)?.state;
     const cur = stored ?? EMPTY;
     const live = new Map(cur.live);
     let next: UserState;
@@ -151,11 +190,13 @@ export class ComplianceMonitor {
         const dist = ev.side === "buy" ? D(ev.lastPrice).minus(ev.limitPrice) : D(ev.limitPrice).minus(ev.lastPrice);
         away = dist.gte(D(ev.lastPrice).mul(bps(c.spoofAwayBps)));
       }
-      live.set(ev.orderId, { ev, large, away });
+      // Only large orders away from the touch are read again (spoofing, layering): the others are not kept.
       if (large && away) {
-        const layered = [...live.values()].filter((o) => o.ev.symbol === ev.symbol && o.ev.side === ev.side && o.large && o.away);
-        if (layered.length >= c.layeringMinOrders)
-          alerts.push(this.alert("LAYERING", ev.eventId, ev, "high", `${layered.length} large ${ev.side} orders layered away from the touch`, layered.map((o) => o.ev.orderId)));
+        live.set(ev.orderId, { ev, large, away });
+        // The placed order last: the evidence ends with the order the alert is about.
+        const layered = [...live.values()].filter((o) => o.ev.symbol === ev.symbol && o.ev.side === ev.side && o.ev.orderId !== ev.orderId);
+        if (layered.length + 1 >= c.layeringMinOrders)
+          alerts.push(this.alert("LAYERING", ev.eventId, ev, "high", `${layered.length + 1} large ${ev.side} orders layered away from the touch`, [...layered.map((o) => o.ev.orderId), ev.orderId]));
       }
       next = { ...cur, live, activity: this.withActivity(cur.activity, ev.eventId, ev.ts, "placed") };
     } else if (ev.kind === "cancelled") {
@@ -194,7 +235,7 @@ export class ComplianceMonitor {
   evaluateFill(fill: Fill, book?: FillBook): Evaluation {
     const alerts: ComplianceAlert[] = [];
     const c = this.cfg;
-    const stored = this.users.get(fill.userId);
+    const stored = this.users.get(fill.userId)?.state;
     const cur = stored ?? EMPTY;
     const inWindow = cur.recentFills.get(fill.symbol) ?? new Map<string, Fill>();
     let positions = cur.positions;
@@ -231,10 +272,22 @@ export class ComplianceMonitor {
       alerts,
       commit: () => {
         if (done) return;
-        if (this.users.get(userId) !== from) throw new Error(`compliance state of user ${userId} changed since this evaluation: evaluations of a user must be committed in order`);
+        const current = this.users.get(userId)?.state;
+        // A state dropped since (idle, or at the cap) with nothing committed after: this commit lost no event.
+        const droppedSince = from !== undefined && current === undefined && this.dropped.has(from);
+        if (current !== from && !droppedSince) throw new Error(`compliance state of user ${userId} changed since this evaluation: evaluations of a user must be committed in order`);
         done = true;
-        if (isEmpty(next)) this.users.delete(userId);
-        else this.users.set(userId, next);
+        this.users.delete(userId);
+        if (isEmpty(next)) return;
+        if (this.users.size >= this.cfg.maxTrackedUsers && this.prune() === 0) {
+          // Still full of users active within stateIdleMs: the least recently active one is forgotten, as
+          // a restart would forget them all; its windows start again at its next event. Not the newcomer:
+          // refusing to track new users would leave every account opened now unwatched.
+          const [oldest] = this.users;
+          this.forget(oldest[0], oldest[1].state);
+          this.forgotten.atCap++;
+        }
+        this.users.set(userId, { state: next, touchedAt: this.now() });
       },
     };
   }

@@ -10,11 +10,13 @@
  * restart nor a redelivery changes them. The windowed state (wash trades, spoofing, layering, cancel
  * ratio) is in memory: an event changes it only once its transaction committed, and its entries are
  * keyed by event id. On start it is rebuilt by replaying the last COMPLIANCE_REPLAY_WINDOW_MS of the
- * audit trail, so a restart does not forget an open wash-trade window.
+ * audit trail, so a restart does not forget an open wash-trade window. It is bounded: every
+ * COMPLIANCE_STATE_SWEEP_MS the users with no event for COMPLIANCE_STATE_IDLE_MS (what a restart
+ * would forget of them too) are dropped, and at most COMPLIANCE_MAX_TRACKED_USERS are held (state.ts).
  *
  * Layers: routes.ts (HTTP: GET /alerts, /alerts/mine), domain.ts (event forms, no I/O), data.ts (SQL).
  */
-import { defineService, envList, Type, userPartitionKey } from "../../kit";
+import { ConfigError, defineService, envList, Type, userPartitionKey } from "../../kit";
 import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert, type Evaluation } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
@@ -22,6 +24,7 @@ import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
 import { auditSubject, fromOrderMsg, possibleAlertIds, type Audited } from "./domain";
 import { registerRoutes } from "./routes";
+import { sweepStateEvery } from "./state";
 
 export default defineService({
   name: "compliance-monitor",
@@ -32,17 +35,29 @@ export default defineService({
     COMPLIANCE_WASH_WINDOW_MS: Type.Integer({ default: DEFAULT_COMPLIANCE.washWindowMs, minimum: 1, maximum: 86_400_000 }),
     COMPLIANCE_WASH_PRICE_TOLERANCE_BPS: Type.String({ default: DEFAULT_COMPLIANCE.washPriceToleranceBps }),
     COMPLIANCE_SPOOF_MIN_NOTIONAL: Type.String({ default: DEFAULT_COMPLIANCE.spoofMinNotional }),
+    COMPLIANCE_CANCEL_RATIO_WINDOW_MS: Type.Integer({ default: DEFAULT_COMPLIANCE.cancelRatioWindowMs, minimum: 1, maximum: 86_400_000 }),
     COMPLIANCE_REPLAY_WINDOW_MS: Type.Integer({ default: 3_600_000, minimum: 0, maximum: 86_400_000 }),
+    // The replay's hour by default: a user idle that long is held as a restart would hold them.
+    COMPLIANCE_STATE_IDLE_MS: Type.Integer({ default: DEFAULT_COMPLIANCE.stateIdleMs, minimum: 1, maximum: 604_800_000 }),
+    COMPLIANCE_STATE_SWEEP_MS: Type.Integer({ default: 60_000, minimum: 10, maximum: 3_600_000 }),
+    // About 1.4 KB a user with a fill and an order in its windows (measured): 50,000 take ~70 MB of a small replica's 256 MiB.
+    COMPLIANCE_MAX_TRACKED_USERS: Type.Integer({ default: DEFAULT_COMPLIANCE.maxTrackedUsers, minimum: 1, maximum: 10_000_000 }),
     CM_CONSUMER_GROUP: Type.String({ default: "compliance-monitor" }),
   },
   async register(ctx) {
     const { app, config: c } = ctx;
+    const windowMs = Math.max(c.COMPLIANCE_WASH_WINDOW_MS, c.COMPLIANCE_CANCEL_RATIO_WINDOW_MS, DEFAULT_COMPLIANCE.spoofCancelWithinMs);
+    if (c.COMPLIANCE_STATE_IDLE_MS < windowMs)
+      throw new ConfigError("compliance-monitor", [`COMPLIANCE_STATE_IDLE_MS (${c.COMPLIANCE_STATE_IDLE_MS}) must be at least the longest rule window (${windowMs} ms): an idle user's open window would be forgotten`]);
     const monitor = new ComplianceMonitor({
       restrictedSymbols: c.COMPLIANCE_RESTRICTED_SYMBOLS ?? [],
       positionLimit: c.COMPLIANCE_POSITION_LIMIT,
       washWindowMs: c.COMPLIANCE_WASH_WINDOW_MS,
       washPriceToleranceBps: c.COMPLIANCE_WASH_PRICE_TOLERANCE_BPS,
       spoofMinNotional: c.COMPLIANCE_SPOOF_MIN_NOTIONAL,
+      cancelRatioWindowMs: c.COMPLIANCE_CANCEL_RATIO_WINDOW_MS,
+      stateIdleMs: c.COMPLIANCE_STATE_IDLE_MS,
+      maxTrackedUsers: c.COMPLIANCE_MAX_TRACKED_USERS,
     });
     // positionAfter: the fill's position from cm_positions (null in a replay: the rule is not evaluated).
     const evaluate = (a: Audited, positionAfter: string | null): Evaluation =>
@@ -52,6 +67,7 @@ export default defineService({
     const past = await data.recentAudit(app.pg, c.COMPLIANCE_REPLAY_WINDOW_MS);
     for (const a of past) evaluate(a, null).commit();
     ctx.log.info({ replayed: past.length }, "compliance state rebuilt from the audit trail");
+    sweepStateEvery(ctx, monitor, c.COMPLIANCE_STATE_SWEEP_MS);
 
     const publish = (alerts: ComplianceAlert[]) =>
       app.kafka.send(TOPICS.complianceAlerts, alerts.map((al) => ({ key: userPartitionKey(al.userId), value: JSON.stringify(al), headers: { "event-id": al.alertId } })));
