@@ -1,6 +1,6 @@
 /**
  * compliance-monitor's data access: the append-only audit trail (`cm_audit`) and alerts
- * (`cm_alerts`; triggers forbid UPDATE/DELETE/TRUNCATE), and the positions the position-limit rule
+ * (`cm_alerts`; triggers forbid UPDATE/TRUNCATE, and DELETE but of rows past the retention: 0424), and the positions the position-limit rule
  * reads (`cm_positions`, moved once per fill id by a trigger on cm_audit: migration 0199).
  * Functions take the pool or a transaction's client.
  */
@@ -68,4 +68,14 @@ export async function listAlerts(db: Queryable, userId: string | null, limit: nu
     [userId, limit],
   );
   return r.rows;
+}
+
+/**
+ * Deletes one batch of `table`'s rows older than `days`, oldest first; answers how many. Only
+ * cm_delete_expired may (migration 0424: the triggers refuse any other DELETE, and any row younger
+ * than 5 years).
+ */
+export async function deleteExpired(db: Queryable, table: "cm_audit" | "cm_alerts", days: number, batch: number): Promise<number> {
+  const r = await db.query<{ n: number }>("SELECT cm_delete_expired($1, $2, $3) AS n", [table, days, batch]);
+  return r.rows[0].n;
 }

@@ -1,7 +1,8 @@
 /**
  * compliance-monitor (8014): surveillance of orders and fills.
  * Consumes `trading.orders` and `trading.executions`, records every event once in the append-only
- * audit trail (cm_audit; a trigger forbids UPDATE/DELETE/TRUNCATE), runs the rules of
+ * audit trail (cm_audit; triggers forbid UPDATE/TRUNCATE, and DELETE but of rows past the retention
+ * by the sweep: migration 0424, COMPLIANCE_AUDIT_RETENTION_DAYS), runs the rules of
  * trading/compliance.ts (restricted symbols, position limits, wash trades, spoofing, layering,
  * excessive cancel ratio), stores alerts (cm_alerts, append-only) and publishes them on
  * `compliance.alerts` (at-least-once; deterministic alert ids for consumers to dedupe).
@@ -16,7 +17,7 @@
  *
  * Layers: routes.ts (HTTP: GET /alerts, /alerts/mine), domain.ts (event forms, no I/O), data.ts (SQL).
  */
-import { ConfigError, defineService, envList, Type, userPartitionKey } from "../../kit";
+import { ConfigError, defineService, envList, PeriodicDelete, Type, userPartitionKey } from "../../kit";
 import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert, type Evaluation } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
@@ -43,6 +44,11 @@ export default defineService({
     // About 1.4 KB a user with a fill and an order in its windows (measured): 50,000 take ~70 MB of a small replica's 256 MiB.
     COMPLIANCE_MAX_TRACKED_USERS: Type.Integer({ default: DEFAULT_COMPLIANCE.maxTrackedUsers, minimum: 1, maximum: 10_000_000 }),
     CM_CONSUMER_GROUP: Type.String({ default: "compliance-monitor" }),
+    // Compliance records are kept for years, not days: order records and surveillance alerts must be
+    // producible to a regulator for 5 years under MiFID II (6 under SEC 17a-4), hence a default of 7
+    // and a floor of 5, which the tables' triggers enforce too (migration 0424).
+    COMPLIANCE_AUDIT_RETENTION_DAYS: Type.Integer({ default: 2_557, minimum: 1_825, maximum: 36_500 }),
+    COMPLIANCE_ALERT_RETENTION_DAYS: Type.Integer({ default: 2_557, minimum: 1_825, maximum: 36_500 }),
   },
   async register(ctx) {
     const { app, config: c } = ctx;
@@ -102,6 +108,14 @@ export default defineService({
     }
 
     registerRoutes(app);
+
+    // The trail past its retention, 5,000 rows a pass (the kit's PeriodicDelete: a batch a minute, a
+    // second apart through a backlog), so a sweep never holds long locks on the tables the consumer writes.
+    for (const [table, days] of [["cm_audit", c.COMPLIANCE_AUDIT_RETENTION_DAYS], ["cm_alerts", c.COMPLIANCE_ALERT_RETENTION_DAYS]] as const) {
+      const expired = new PeriodicDelete(`${table} rows past the retention`, () => data.deleteExpired(app.pg, table, days, 5_000), ctx.log);
+      expired.start();
+      ctx.onClose(() => expired.stop());
+    }
 
     // Batches through the shared consumer: a message that is not JSON or breaks its topic's schema is
     // set aside in consumer_dead_letters instead of failing (and being retried) forever. Each event
