@@ -305,7 +305,8 @@ describe("compliance-monitor's rule state in memory", () => {
     await svc?.close();
     const env = { COMPLIANCE_WASH_WINDOW_MS: "1000", COMPLIANCE_CANCEL_RATIO_WINDOW_MS: "1000", COMPLIANCE_STATE_IDLE_MS: "1500", COMPLIANCE_STATE_SWEEP_MS: "100" };
     await expect(start({ ...env, COMPLIANCE_STATE_IDLE_MS: "999" })).rejects.toThrow(/COMPLIANCE_STATE_IDLE_MS \(999\) must be at least the longest rule window \(5000 ms\)/);
-    svc = await start({ ...env, COMPLIANCE_STATE_IDLE_MS: "5000" });
+    // Idle after 10 s: long enough that the wash pair below is never split by a sweep, short for the test.
+    svc = await start({ ...env, COMPLIANCE_STATE_IDLE_MS: "10000" });
     const s = svc;
     const run = randomUUID();
     const users = Array.from({ length: 300 }, (_, i) => `cm-once-${i}-${run}`);
