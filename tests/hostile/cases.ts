@@ -128,6 +128,34 @@ const QUERY_VALUE_MUTATIONS: Array<[string, string]> = [
   ["toString", "toString"],
 ];
 
+/** base64url of a text (or of raw bytes, for invalid UTF-8): how an opaque page cursor is spelled. */
+const b64url = (v: string | number[]) => (typeof v === "string" ? Buffer.from(v, "utf8") : Buffer.from(v)).toString("base64url");
+
+/**
+ * Crafted values of a page cursor (`before`, the previous page's `nextBefore`), well-formed base64url
+ * where the route's pattern wants it, so they pass validation and reach the decoder and the datastore:
+ * the request guards refuse U+0000 and lone surrogates in the query itself, not inside the base64.
+ * A route whose cursor is an id reads them as unknown ids (a 400 naming before).
+ */
+const CURSOR_MUTATIONS: Array<[string, string]> = [
+  ["base64 of not JSON", b64url("not json")],
+  ["base64 of invalid UTF-8", b64url([0xc0, 0xaf, 0xff, 0xfe])],
+  ["base64 of a JSON object", b64url('{"user":"a","route":"b","key":"c"}')],
+  ["base64 of JSON null", b64url("null")],
+  ["base64 of 1e309", b64url("1e309")],
+  ["base64 of numbers", b64url("[1,2,3]")],
+  ["base64 of too many strings", b64url('["a","b","c","d"]')],
+  ["base64 of nested arrays", b64url('[["a"],["b"],["c"]]')],
+  ["base64 of escaped U+0000", b64url('["a\\u0000b","/api/orders",""]')],
+  ["base64 of a raw NUL", b64url('["a\u0000b","/api/orders",""]')],
+  ["base64 of lone surrogates", b64url('["\\ud800","\\udc00",""]')],
+  ["base64 of quotes, tabs and backslashes", b64url(JSON.stringify(["a'\\\t", "b' OR 1=1 --\n", "\r"]))],
+  ["base64 of another user's place", b64url(JSON.stringify([UUID, "", ""]))],
+  ["base64 of 3,000 characters", b64url(JSON.stringify(["x".repeat(1000), "y".repeat(1000), "z".repeat(1000)]))],
+  ["base64 of a __proto__ array", b64url('{"__proto__":["a","b","c"],"length":3}')],
+  ["padded base64", `${b64url('["a","b","c"]')}%3D%3D`],
+];
+
 const PARAM_MUTATIONS: Array<[string, string]> = [
   ["NUL", "%00"],
   ["bad percent", "%zz"],
@@ -230,6 +258,11 @@ export function casesFor(route: RouteInfo): HostileCase[] {
       const others = validQuery.filter(([k]) => k !== prop).map(([k, x]) => `${k}=${encodeURIComponent(String(x))}`);
       add("query", `${prop}=${label}`, `${base}?${[...others, `${prop}=${v}`].join("&")}`, withBody ? json(validBody) : undefined);
     }
+  // A page cursor crafted rather than taken from a page's nextBefore.
+  if (query?.properties?.before) {
+    const others = validQuery.filter(([k]) => k !== "before").map(([k, x]) => `${k}=${encodeURIComponent(String(x))}`);
+    for (const [label, v] of CURSOR_MUTATIONS) add("cursor", `before=${label}`, `${base}?${[...others, `before=${v}`].join("&")}`, withBody ? json(validBody) : undefined);
+  }
   if (withBody) {
     for (const [label, raw, type] of BODY_MUTATIONS) add("body", label, base, raw, type);
     for (const path of fieldPaths(validBody))

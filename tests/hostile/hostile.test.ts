@@ -16,6 +16,7 @@ import { casesFor, plausibleRequest, type HostileCase } from "./cases";
 import { CONSUMERS, poisonFor, validMessage } from "./poison";
 import { judge } from "./oracle";
 import { startPlatform, type Platform } from "../helpers/platform";
+import { UsageStore } from "../../services/src/services/usage-monitoring/store";
 
 // A broker of its own: this suite publishes poison on every topic, which must not reach the
 // consumers of the files running beside it on the shared broker.
@@ -216,6 +217,50 @@ describe("hostile input on every public route", () => {
     expect(self.status, self.text).toBe(400);
     expect(self.json().error.field).toBe("id");
     expect((await gw("GET", "/api/users/me", { token: adminToken })).status).toBe(200);
+  });
+
+  it("IDOR through page cursors and admin-only routes: a trader's forged before never reads another user's usage or fills", async () => {
+    // Alice's usage and fills, in a period of their own (written as the services write them).
+    const from = "2029-02-01T00:00:00.000Z";
+    const period = `from=${from}&to=2029-03-01T00:00:00.000Z`;
+    const ts = Date.parse("2029-02-02T00:00:00.000Z");
+    await new UsageStore(p.services.get("usage-monitoring")!.app.clickhouse).insert(
+      [alice.id, bob.id].map((userId) => ({ eventId: randomBytes(8).toString("hex"), ts, userId, apiKeyId: null, route: "/api/orders", method: "GET", status: 200, latencyMs: 1 })),
+    );
+    const aliceFill = `hostile-fill-${alice.id}`;
+    await p.pool.query(
+      `INSERT INTO pm_fills (fill_id, order_id, user_id, symbol, side, quantity, price, fee, realized_pnl, cash_delta, fill_ts)
+       VALUES ($1, 'hostile-order', $2, 'BTCUSDT', 'buy', 1, 100, 0, 0, -100, now()) ON CONFLICT DO NOTHING`,
+      [aliceFill, alice.id],
+    );
+    const cursor = (key: string[]) => Buffer.from(JSON.stringify(key)).toString("base64url");
+    // Cursors placing bob before alice's rows, at them, before everyone: bob's rows or none, never hers.
+    for (const key of [["", "", ""], [alice.id, "", ""], [alice.id, "/api/orders", ""], ["\u0000", "", ""]]) {
+      const r = await gw("GET", `/api/usage?${period}&before=${cursor(key)}`, { token: bob.token });
+      record(`usage forged cursor ${JSON.stringify(key)}`, r.status, r.text, r.type);
+      if (r.status === 400) expect(r.json().error.field).toBe("before");
+      else {
+        expect(r.status, r.text).toBe(200);
+        expect(r.text).not.toContain(alice.id);
+      }
+    }
+    const mine = await gw("GET", `/api/usage?${period}`, { token: bob.token });
+    expect(mine.json().usage.map((u: { userId: string }) => u.userId)).toEqual([bob.id]);
+    expect((await gw("GET", `/api/usage/all?${period}&before=${cursor(["", "", ""])}`, { token: bob.token })).status).toBe(403);
+    // Another user's fill id as the cursor: the same 400 as an unknown one (no oracle of her fills).
+    for (const before of [aliceFill, "no-such-fill", encodeURIComponent(`${aliceFill}' OR '1'='1`)]) {
+      const r = await gw("GET", `/api/portfolio/fills?before=${before}`, { token: bob.token });
+      record(`fills cursor ${before}`, r.status, r.text, r.type);
+      expect([r.status, r.json().error?.field]).toEqual([400, "before"]);
+      expect(r.text).not.toContain("hostile-order");
+    }
+    // Admin-only and internal routes of today's changes, to a trader through the gateway.
+    const post = (path: string, body: unknown) => gw("POST", path, { token: bob.token, body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+    expect((await gw("POST", "/api/payments/reconcile", { token: bob.token })).status).toBe(403);
+    expect((await post("/api/payments/internal/intents/6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e/refunds", {})).status).toBe(404);
+    expect((await post("/api/payments/intents/6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e/refunds", { amount: 1 })).status).toBe(403);
+    expect((await post("/api/hub/locks/hostile/acquire", { owner: "bob", ttlMs: 1000 })).status).toBe(403);
+    expect((await post("/api/billing/cycle", {})).status).toBe(403);
   });
 
   it("X-Forwarded-For from a client does not choose the rate-limit bucket", async () => {
