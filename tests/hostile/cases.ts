@@ -284,3 +284,45 @@ export function casesFor(route: RouteInfo): HostileCase[] {
     out.push({ family: "path", name: `${route.method} ${route.url} path: ${label}`, method, path, body: withBody && method !== "GET" && method !== "HEAD" ? json(validBody) : undefined, headers: withBody ? { "content-type": "application/json" } : undefined });
   return out;
 }
+
+/** Numbers spelled other than in decimal, which JavaScript's Number() (and so ajv's coercion) reads as numbers. */
+const NON_DECIMAL_NUMERALS: Array<[string, string]> = [
+  ["hex", "0x10"],
+  ["binary", "0b11"],
+  ["octal", "0o7"],
+  ["padded", "%2010"],
+  ["plus sign", "%2B5"],
+  ["Infinity", "Infinity"],
+];
+
+const isNumeric = (s: Schema | undefined): boolean =>
+  !!s && (s.type === "integer" || s.type === "number" || (!!s.anyOf && s.anyOf.every((a) => a.type === "integer" || a.type === "number" || a.type === "null")));
+
+/**
+ * For every number a route takes in its query or path, the same request with that number spelled
+ * other than in decimal: each must be a 400 naming the parameter (kit numerals.ts), not read as a number.
+ * `control` is the same request with the number in decimal (16): where the sample request is refused
+ * for another of its parts, the number is never reached and the case says nothing.
+ */
+export function nonDecimalCasesFor(route: RouteInfo): Array<HostileCase & { field: string; control: string }> {
+  const schema = (route.schema ?? {}) as { params?: Schema; querystring?: Schema };
+  const { path: base, body } = plausibleRequest(route);
+  const withBody = body !== undefined;
+  const common = { method: route.method, body: withBody ? json(body) : undefined, headers: withBody ? { "content-type": "application/json" } : undefined };
+  const out: Array<HostileCase & { field: string; control: string }> = [];
+  const query = schema.querystring;
+  const required = query ? Object.entries(sample(query) as Record<string, unknown>).filter(([k]) => query.required?.includes(k)) : [];
+  for (const [prop, s] of Object.entries(query?.properties ?? {})) {
+    if (!isNumeric(s)) continue;
+    const others = required.filter(([k]) => k !== prop).map(([k, x]) => `${k}=${encodeURIComponent(String(x))}`);
+    const at = (v: string) => `${base}?${[...others, `${prop}=${v}`].join("&")}`;
+    for (const [label, v] of NON_DECIMAL_NUMERALS)
+      out.push({ ...common, family: "numeral", field: prop, name: `${route.method} ${route.url} numeral: ${prop}=${label}`, path: at(v), control: at("16") });
+  }
+  for (const [prop, s] of Object.entries(schema.params?.properties ?? {})) {
+    if (!isNumeric(s)) continue;
+    for (const [label, v] of NON_DECIMAL_NUMERALS)
+      out.push({ ...common, family: "numeral", field: prop, name: `${route.method} ${route.url} numeral: :${prop}=${label}`, path: fill(route.url, schema.params, [prop, v]), control: fill(route.url, schema.params, [prop, "16"]) });
+  }
+  return out;
+}

@@ -18,6 +18,7 @@ import { platformDateTime } from "./instants";
 import { mailboxFormat } from "./mailbox";
 import { LazyRequestLogger } from "./request-logger";
 import { traceRoutes } from "./telemetry/fastify";
+import { numeralIssue } from "./numerals";
 
 export { parseTrustProxy } from "./request-guards";
 
@@ -92,7 +93,22 @@ function installValidators(app: App) {
   });
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const validate = (httpPart === "body" ? bodyAjv : otherAjv).compile(schema);
-    if (httpPart !== "body" || (schema as Record<string, unknown>)[OPTIONAL_BODY] !== true) return validate;
+    if (httpPart !== "body") {
+      // Query, path parameters and headers are text ajv coerces: numbers only as decimal numerals (./numerals.ts).
+      const decimalNumbers = (data: unknown): boolean => {
+        const issue = numeralIssue(schema, data);
+        if (issue) {
+          decimalNumbers.errors = [issue] as typeof validate.errors;
+          return false;
+        }
+        const ok = validate(data) as boolean;
+        decimalNumbers.errors = validate.errors;
+        return ok;
+      };
+      decimalNumbers.errors = null as typeof validate.errors;
+      return decimalNumbers;
+    }
+    if ((schema as Record<string, unknown>)[OPTIONAL_BODY] !== true) return validate;
     const optionalBody = (data: unknown): boolean => {
       // Fastify hands over null for a request without a body (and JSON `null` reads the same).
       if (data === undefined || data === null) return true;

@@ -22,6 +22,7 @@
  */
 import { FormatRegistry, Type, type SchemaOptions, type Static, type TLiteral, type TObject, type TProperties, type TSchema, type TUnion } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
+import { NUMBER_TEXT } from "./numerals";
 
 /** The variables of a service (or of the kit, or of a datastore): name -> TypeBox schema. */
 export type ConfigSchema = TProperties;
@@ -74,7 +75,7 @@ function fromEnvString(raw: string, schema: TSchema): unknown {
     case "integer":
       return /^-?\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : raw;
     case "number":
-      return v !== "" && Number.isFinite(Number(v)) ? Number(v) : raw;
+      return NUMBER_TEXT.test(v) && Number.isFinite(Number(v)) ? Number(v) : raw;
     case "boolean":
       return TRUE.includes(v.toLowerCase()) ? true : FALSE.includes(v.toLowerCase()) ? false : raw;
     case "array":
