@@ -88,3 +88,16 @@ describe("fence counters expire and fencing holds", () => {
     expect(Number.isSafeInteger(keyed.json().fencingToken)).toBe(true);
   });
 });
+
+describe("the caller's clock is a floor too (Dragonfly's TIME inside a script answers 0)", () => {
+  it("a counter gone and a caller's clock ahead of the server's: the fence is at least the caller's microsecond", async () => {
+    // ACQUIRE run as locks.ts runs it, with the caller's now a day ahead of the server's: what a
+    // datastore whose TIME answers 0 leaves to the caller's clock, and the fence must still come from a clock.
+    const { ACQUIRE } = await import("../../services/src/services/central-hub/lock-scripts");
+    const now = Date.now() + 86_400_000;
+    const reply = (await client.eval(ACQUIRE, 2, "hub:lock:floor", fenceKey("floor"), "tok", "job", String(now), "200", String(now + 200), "", String(2 * MAX_LOCK_TTL_MS))) as string[];
+    expect(reply[0]).toBe("acquired");
+    expect(Number(reply[2])).toBeGreaterThanOrEqual(now * 1000);
+    expect(Number.isSafeInteger(Number(reply[2]))).toBe(true);
+  });
+});

@@ -46,8 +46,11 @@ if f[1] ~= ARGV[1] then return 0 end`;
  *   {'key-used'}                                     this owner's acquisition under this key was released
  * The key counts only with the same owner: someone else's key is no way to their token.
  *
- * The fence is the greater of the last fence + 1 and the server's clock in microseconds (TIME), and
- * the counter expires ARGV[7] ms after the last acquisition. A counter that merely expired would
+ * The fence is the greatest of the last fence + 1, the server's clock in microseconds (TIME) and the
+ * caller's (ARGV[3], in ms), and the counter expires ARGV[7] ms after the last acquisition. The
+ * caller's clock is there for Dragonfly, whose TIME inside a script answers 0 (dragonflydb/dragonfly
+ * issue 2555; Redis, the stand-in here, answers the time): the replicas' clocks differ by far less
+ * than the counter's lifetime, which is all the argument below needs. A counter that merely expired would
  * restart at 1, below the fences the systems a job writes have already seen: they would refuse the
  * new holder and accept the stale one, the reverse of fencing. With the clock as a floor, a fence
  * stays above every earlier one once the counter is gone: each fence is at most its acquisition's
@@ -70,8 +73,10 @@ if v then
   end
   if same then return {'key-used'} end
 end
-local clock = redis.call('TIME')
-local fence = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, tonumber(clock[1]) * 1000000 + tonumber(clock[2]))
+local clock = redis.pcall('TIME')
+local serverUs = 0
+if type(clock) == 'table' and clock[1] then serverUs = tonumber(clock[1]) * 1000000 + tonumber(clock[2]) end
+local fence = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, serverUs, tonumber(ARGV[3]) * 1000)
 local fenceText = string.format('%.0f', fence)
 redis.call('SET', KEYS[2], fenceText, 'PX', ARGV[7])
 redis.call('SET', KEYS[1], table.concat({ARGV[1], ARGV[2], ARGV[3], fenceText, ARGV[5], ARGV[6]}, '|'), 'PX', ARGV[4])

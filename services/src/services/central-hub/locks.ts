@@ -2,8 +2,8 @@
  * Locks for singleton jobs: one key per lock with a PX TTL, written by Lua scripts
  * (./lock-scripts.ts) so only the holder (by token) can extend or release. Every acquisition also
  * gets a fencing number, increasing per lock name, that jobs can pass to the systems they write so
- * a stale holder's late writes can be rejected: the greater of the last one + 1 and the datastore's
- * clock in microseconds, so the per-name counter can expire (`fenceTtlMs` after the name's last
+ * a stale holder's late writes can be rejected: the greatest of the last one + 1, the datastore's and this replica's
+ * clocks in microseconds, so the per-name counter can expire (`fenceTtlMs` after the name's last
  * acquisition) without a later fence falling below an earlier one (ACQUIRE's comment says why). An acquire may carry an idempotency key:
  * a retry whose first answer was lost gets that acquisition back instead of a 409 against itself.
  */
