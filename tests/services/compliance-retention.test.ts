@@ -3,13 +3,20 @@
  * cm_alerts grew without bound, their triggers refusing every DELETE). Rows past the retention go, a
  * bounded batch a pass, oldest first; everything younger stays tamper-resistant: no DELETE but
  * cm_delete_expired's, none of a row younger than 5 years whatever the setting, no UPDATE or TRUNCATE.
+ *
+ * cm_position_fills (found in session 39: one row per fill, kept forever) loses rows applied longer
+ * ago than COMPLIANCE_POSITION_FILL_RETENTION_DAYS, whose floor is the longest a fill can come back;
+ * positions do not move, and a young fill delivered again still moves its position once.
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { runPostgresMigrations } from "../../services/src/migrations";
-import { deleteExpired } from "../../services/src/services/compliance-monitor/data";
+import { createService } from "../../services/src/kit";
+import complianceMonitor from "../../services/src/services/compliance-monitor";
+import { positionFillRetentionFloorDays } from "../../services/src/services/compliance-monitor/domain";
+import { deleteExpired, deletePositionFillsPastRetention, positionAfterFill } from "../../services/src/services/compliance-monitor/data";
 
 const srv = useServers("postgres");
 let pool: InstanceType<typeof pg.Pool>;
@@ -81,5 +88,60 @@ describe("compliance trail retention", () => {
     }
     expect(await left("cm_audit")).toEqual(["recent", "sixYears"]);
     expect(await left("cm_alerts")).toEqual(["recent", "sixYears"]);
+  });
+});
+
+describe("cm_position_fills retention", () => {
+  const user = `u-pf-${run}`;
+  /** A fill recorded as compliance-monitor records it: its audit row (the trigger of 0199 moves the position). */
+  const recordFill = (eventId: string, fillId: string, side: "buy" | "sell", quantity: string) =>
+    pool.query(
+      `INSERT INTO cm_audit (event_id, source, kind, user_id, symbol, payload) VALUES ($1, 'trading.executions', 'fill', $2, 'BTCUSDT', $3)`,
+      [eventId, user, JSON.stringify({ source: "fill", fill: { fillId, orderId: `o-${fillId}`, userId: user, symbol: "BTCUSDT", side, quantity, price: "100", fee: "0", liquidity: "taker", ts: 0 } })],
+    );
+  const position = async () => (await pool.query<{ q: string }>("SELECT quantity::text AS q FROM cm_positions WHERE user_id = $1 AND symbol = 'BTCUSDT'", [user])).rows[0]?.q;
+  const fillsLeft = async () =>
+    (await pool.query<{ f: string }>("SELECT fill_id AS f FROM cm_position_fills WHERE user_id = $1 ORDER BY fill_id", [user])).rows.map((r) => r.f.replace(`-${run}`, ""));
+  const appliedDaysAgo = (fill: string, days: number) =>
+    pool.query("UPDATE cm_position_fills SET applied_at = now() - make_interval(days => $2) WHERE fill_id = $1", [`${fill}-${run}`, days]);
+
+  it("deletes rows applied past the retention, a bounded batch a pass, oldest first; keeps younger ones; positions unchanged; a young fill again counts once", async () => {
+    await recordFill(`e-old1-${run}`, `old1-${run}`, "buy", "500");
+    await recordFill(`e-old2-${run}`, `old2-${run}`, "sell", "120.5");
+    await recordFill(`e-old3-${run}`, `old3-${run}`, "buy", "7");
+    await recordFill(`e-young-${run}`, `young-${run}`, "buy", "300");
+    await recordFill(`e-edge-${run}`, `edge-${run}`, "buy", "1");
+    await appliedDaysAgo("old1", 200);
+    await appliedDaysAgo("old2", 150);
+    await appliedDaysAgo("old3", 91);
+    await appliedDaysAgo("young", 10);
+    await appliedDaysAgo("edge", 89);
+    expect(await position()).toBe("687.5");
+
+    expect(await deletePositionFillsPastRetention(pool, 90, 2)).toBeGreaterThanOrEqual(1);
+    expect(await fillsLeft()).not.toContain("old1");
+    while ((await deletePositionFillsPastRetention(pool, 90, 2)) > 0);
+    expect(await fillsLeft()).toEqual(["edge", "young"]);
+    // cm_positions is a running total, not a sum over the rows: the sweep moved no position.
+    expect(await position()).toBe("687.5");
+
+    // The young fill delivered again under another event id (its first one is deduped by cm_audit):
+    // its row is there, so it moves nothing and is reported as not applied.
+    await recordFill(`e-young-again-${run}`, `young-${run}`, "buy", "300");
+    expect(await position()).toBe("687.5");
+    expect(await positionAfterFill(pool, `young-${run}`, `e-young-again-${run}`)).toEqual({ quantity: "687.5", applied: false });
+    // A new fill still moves it.
+    await recordFill(`e-new-${run}`, `new-${run}`, "sell", "87.5");
+    expect(await position()).toBe("600.0");
+  });
+
+  it("refuses at start a retention shorter than the longest a fill can come back, naming the variable", async () => {
+    const env = { ...srv.env, LOG_LEVEL: "silent", KAFKA_BROKERS: srv.env.KAFKA_BROKERS ?? "127.0.0.1:1" };
+    // trading.executions keeps 30 days, a segment rolls within 14, the replay window (1 h) and a day: 46.
+    await expect(createService(complianceMonitor, { env: { ...env, COMPLIANCE_POSITION_FILL_RETENTION_DAYS: "45" }, defaultMetrics: false })).rejects.toThrow(
+      /COMPLIANCE_POSITION_FILL_RETENTION_DAYS \(45\) must be at least 46: trading\.executions/,
+    );
+    // The floor follows the replay window: none gives 45 days, a day's 46, a millisecond more 47.
+    expect([0, 3_600_000, 86_400_000, 86_400_001].map((w) => positionFillRetentionFloorDays(30 * 86_400_000, w))).toEqual([45, 46, 46, 47]);
   });
 });

@@ -79,3 +79,17 @@ export async function deleteExpired(db: Queryable, table: "cm_audit" | "cm_alert
   const r = await db.query<{ n: number }>("SELECT cm_delete_expired($1, $2, $3) AS n", [table, days, batch]);
   return r.rows[0].n;
 }
+
+/**
+ * Deletes one batch of cm_position_fills rows applied longer ago than `days`, oldest first (index of
+ * migration 0429), skipping rows another replica's pass holds; answers how many. Positions do not
+ * change: cm_positions is a running total, not a sum over these rows (migration 0199).
+ */
+export async function deletePositionFillsPastRetention(db: Queryable, days: number, batch: number): Promise<number> {
+  const r = await db.query(
+    `WITH due AS (SELECT fill_id FROM cm_position_fills WHERE applied_at < now() - make_interval(days => $1) ORDER BY applied_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+     DELETE FROM cm_position_fills f USING due WHERE f.fill_id = due.fill_id`,
+    [days, batch],
+  );
+  return r.rowCount ?? 0;
+}

@@ -14,6 +14,8 @@
  * audit trail, so a restart does not forget an open wash-trade window. It is bounded: every
  * COMPLIANCE_STATE_SWEEP_MS the users with no event for COMPLIANCE_STATE_IDLE_MS (what a restart
  * would forget of them too) are dropped, and at most COMPLIANCE_MAX_TRACKED_USERS are held (state.ts).
+ * cm_position_fills rows go after COMPLIANCE_POSITION_FILL_RETENTION_DAYS, no fewer than the longest a
+ * fill can come back (domain.ts positionFillRetentionFloorDays); positions stay (a running total).
  *
  * Layers: routes.ts (HTTP: GET /alerts, /alerts/mine), domain.ts (event forms, no I/O), data.ts (SQL).
  */
@@ -23,9 +25,17 @@ import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/eve
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
-import { auditSubject, fromOrderMsg, possibleAlertIds, type Audited } from "./domain";
+import { kafkaTopics } from "../../migrations/kafka";
+import { auditSubject, fromOrderMsg, positionFillRetentionFloorDays, possibleAlertIds, type Audited } from "./domain";
 import { registerRoutes } from "./routes";
 import { sweepStateEvery } from "./state";
+
+// trading.executions' retention as the platform declares it (a topic without one would keep fills forever: refused).
+const EXECUTIONS_RETENTION_MS = (() => {
+  const ms = kafkaTopics.find((t) => t.name === TOPICS.executions)?.retentionMs;
+  if (ms === undefined || ms < 0) throw new Error(`${TOPICS.executions} declares no finite retention: cm_position_fills could never be deleted`);
+  return ms;
+})();
 
 export default defineService({
   name: "compliance-monitor",
@@ -49,12 +59,20 @@ export default defineService({
     // and a floor of 5, which the tables' triggers enforce too (migration 0424).
     COMPLIANCE_AUDIT_RETENTION_DAYS: Type.Integer({ default: 2_557, minimum: 1_825, maximum: 36_500 }),
     COMPLIANCE_ALERT_RETENTION_DAYS: Type.Integer({ default: 2_557, minimum: 1_825, maximum: 36_500 }),
+    // How long a fill's cm_position_fills row (which makes it move the position once) is kept: at least
+    // the longest a fill can come back (domain.ts positionFillRetentionFloorDays, 46 days by default).
+    COMPLIANCE_POSITION_FILL_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 1, maximum: 36_500 }),
   },
   async register(ctx) {
     const { app, config: c } = ctx;
     const windowMs = Math.max(c.COMPLIANCE_WASH_WINDOW_MS, c.COMPLIANCE_CANCEL_RATIO_WINDOW_MS, DEFAULT_COMPLIANCE.spoofCancelWithinMs);
     if (c.COMPLIANCE_STATE_IDLE_MS < windowMs)
       throw new ConfigError("compliance-monitor", [`COMPLIANCE_STATE_IDLE_MS (${c.COMPLIANCE_STATE_IDLE_MS}) must be at least the longest rule window (${windowMs} ms): an idle user's open window would be forgotten`]);
+    const fillFloorDays = positionFillRetentionFloorDays(EXECUTIONS_RETENTION_MS, c.COMPLIANCE_REPLAY_WINDOW_MS);
+    if (c.COMPLIANCE_POSITION_FILL_RETENTION_DAYS < fillFloorDays)
+      throw new ConfigError("compliance-monitor", [
+        `COMPLIANCE_POSITION_FILL_RETENTION_DAYS (${c.COMPLIANCE_POSITION_FILL_RETENTION_DAYS}) must be at least ${fillFloorDays}: ${TOPICS.executions}' retention, its segments' roll, COMPLIANCE_REPLAY_WINDOW_MS and a day's margin; a fill delivered again after its row was deleted would move the position twice`,
+      ]);
     const monitor = new ComplianceMonitor({
       restrictedSymbols: c.COMPLIANCE_RESTRICTED_SYMBOLS ?? [],
       positionLimit: c.COMPLIANCE_POSITION_LIMIT,
@@ -116,6 +134,9 @@ export default defineService({
       expired.start();
       ctx.onClose(() => expired.stop());
     }
+    const fillsExpired = new PeriodicDelete("cm_position_fills rows past the retention", () => data.deletePositionFillsPastRetention(app.pg, c.COMPLIANCE_POSITION_FILL_RETENTION_DAYS, 5_000), ctx.log);
+    fillsExpired.start();
+    ctx.onClose(() => fillsExpired.stop());
 
     // Batches through the shared consumer: a message that is not JSON or breaks its topic's schema is
     // set aside in consumer_dead_letters instead of failing (and being retried) forever. Each event
