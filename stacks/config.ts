@@ -759,8 +759,8 @@ export function isDevStack(stack: string): boolean {
  * go nowhere else): one set blank (`pulumi config set --secret trading:binanceApiKey ""`) is refused,
  * as it would count as set, satisfy "required" (live trading's exchange keys) and reach the service
  * as an empty credential that fails at its first use. On every stack but dev (`isDevStack`), so is
- * one holding a literal the deployment guide publishes (its placeholders `your_binance_api_key_here`,
- * its passwords, admin123) or a well-known weak value (`password`, `changeme`, ...): the lists are the
+ * one holding a literal the deployment guide publishes (its placeholders for the exchange keys and the
+ * bot token, its passwords) or a well-known weak value (`password`, `changeme`, ...): the lists are the
  * policy pack's (catalog/credentials.ts), so the config refuses before the preview what
  * `no-default-credentials` would find in the resources after it. A published literal is named (it is
  * public); a weak value is not echoed.
