@@ -32,13 +32,13 @@ export const conflict = (message: string, field?: string) => new HttpError(409, 
 export const unavailable = (code: string, message: string, retryAfterSeconds: number) =>
   new HttpError(503, code, message, undefined, { "retry-after": String(retryAfterSeconds) });
 
+const DATASTORE_UNAVAILABLE_MESSAGE = "A datastore is unavailable; retry shortly";
 /**
  * The platform's answer to a datastore outage, whatever the datastore: 503 DATASTORE_UNAVAILABLE
  * with Retry-After, naming none (its name and the driver's message stay in the log). The error
  * handler answers it for the drivers' transient errors; services throw it where they catch one.
  * `outcome` may tell the client what became of its request ("nothing was changed").
  */
-const DATASTORE_UNAVAILABLE_MESSAGE = "A datastore is unavailable; retry shortly";
 export const datastoreUnavailable = (outcome?: string) =>
   unavailable("DATASTORE_UNAVAILABLE", outcome ? `A datastore is unavailable (${outcome}); retry shortly` : DATASTORE_UNAVAILABLE_MESSAGE, 1);
 
