@@ -210,7 +210,7 @@ describe("kafka topics (real broker)", () => {
     await admin.connect();
     const p = `t${Date.now().toString(36)}.`;
     const specs: TopicSpec[] = [
-      { name: `${p}events`, partitions: 2, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 3_600_000, description: "" },
+      { name: `${p}events`, partitions: 2, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 3_600_000, segmentMs: 600_000, description: "" },
       { name: `${p}state`, partitions: 1, replicationFactor: 3, cleanupPolicy: "compact", description: "" },
     ];
     try {
@@ -221,21 +221,63 @@ describe("kafka topics (real broker)", () => {
       expect(md.topics[0].partitions).toHaveLength(2);
       const cfg = await admin.describeConfigs({
         includeSynonyms: false,
-        resources: specs.map((s) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: s.name, configNames: ["cleanup.policy", "retention.ms"] })),
+        resources: specs.map((s) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: s.name, configNames: ["cleanup.policy", "retention.ms", "segment.ms"] })),
       });
       const val = (topic: string, key: string) =>
         cfg.resources.find((r) => r.resourceName === topic)!.configEntries.find((e) => e.configName === key)!.configValue;
       expect(val(specs[0].name, "retention.ms")).toBe("3600000");
+      expect(val(specs[0].name, "segment.ms")).toBe("600000");
       expect(val(specs[1].name, "cleanup.policy")).toBe("compact");
 
       const r2 = await ensureKafkaTopics(admin, specs);
       expect(r2.created).toEqual([]);
       expect(r2.existing).toEqual(specs.map((s) => s.name));
+      expect(r2.configsUpdated).toEqual([]);
 
       const r3 = await ensureKafkaTopics(admin, [{ ...specs[0], partitions: 4 }]);
       expect(r3.partitionsAdded).toEqual([specs[0].name]);
       expect((await admin.fetchTopicMetadata({ topics: [specs[0].name] })).topics[0].partitions).toHaveLength(4);
     } finally {
+      await admin.disconnect();
+    }
+  });
+
+  it("a topic created before segment.ms was declared gets the declared configs on the next run, once", async () => {
+    const kafka = new kafkajs.Kafka({ brokers: [srv.kafka.brokers], logLevel: kafkajs.logLevel.NOTHING, clientId: "t" });
+    const admin = kafka.admin();
+    await admin.connect();
+    const name = `t${Date.now().toString(36)}.executions`;
+    const declared = kafkaTopics.find((t) => t.name === "trading.executions")!;
+    const spec: TopicSpec = { ...declared, name };
+    const configs = async () => {
+      const d = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name, configNames: ["retention.ms", "segment.ms"] }],
+      });
+      return Object.fromEntries(d.resources[0].configEntries.map((e) => [e.configName, e.configValue]));
+    };
+    try {
+      // What the migration created before: cleanup.policy and retention.ms only, the roll left to the broker.
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic: name, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: "cleanup.policy", value: "delete" }, { name: "retention.ms", value: String(declared.retentionMs) }] }],
+      });
+      expect((await configs())["segment.ms"]).toBe("604800000"); // Apache Kafka's default (log.roll.hours 168)
+
+      const r1 = await ensureKafkaTopics(admin, [spec]);
+      expect(r1).toMatchObject({ created: [], existing: [name], configsUpdated: [name] });
+      expect(await configs()).toEqual({ "retention.ms": String(declared.retentionMs), "segment.ms": String(declared.segmentMs) });
+
+      // Up to date: nothing written. Changed by hand: brought back.
+      expect((await ensureKafkaTopics(admin, [spec])).configsUpdated).toEqual([]);
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name, configEntries: [{ name: "cleanup.policy", value: "delete" }, { name: "retention.ms", value: "60000" }] }],
+      });
+      expect((await ensureKafkaTopics(admin, [spec])).configsUpdated).toEqual([name]);
+      expect(await configs()).toEqual({ "retention.ms": String(declared.retentionMs), "segment.ms": String(declared.segmentMs) });
+    } finally {
+      await admin.deleteTopics({ topics: [name] }).catch(() => undefined);
       await admin.disconnect();
     }
   });

@@ -1,7 +1,7 @@
 /**
  * Kafka topics of the platform (Redpanda in the stack, Apache Kafka in tests), created with the
- * kafkajs admin client when missing. Existing topics get missing partitions added and their
- * declared configs re-applied; partitions are never reduced (Kafka cannot).
+ * kafkajs admin client when missing. Existing topics get missing partitions added, and those whose
+ * declared configs differ from the broker's get them applied; partitions are never reduced (Kafka cannot).
  */
 import type { Admin, ITopicConfig } from "kafkajs";
 import { createTopicsReady } from "../kit/datastores/kafka";
@@ -14,33 +14,53 @@ export interface TopicSpec {
   cleanupPolicy: "delete" | "compact" | "compact,delete";
   /** retention.ms; -1 = forever. Omitted for compacted topics that keep everything. */
   retentionMs?: number;
+  /**
+   * segment.ms: how long a partition's active segment takes records before it rolls. Required with a
+   * finite retentionMs (checked by ensureKafkaTopics), since a broker deletes whole segments once
+   * their newest record is past retention.ms: a record can outlive retention.ms by up to this much,
+   * and consumers such as compliance-monitor size their own retention on that sum. Left to the
+   * broker it is 7 days on Apache Kafka (`log.roll.hours` 168, which topic `segment.ms` overrides:
+   * kafka.apache.org topic_config) and 2 weeks on Redpanda (cluster property `log_segment_ms`,
+   * `std::chrono::weeks{2}` in redpanda src/v/config/configuration.cc, alias `log.roll.ms`; a topic's
+   * `segment.ms` is clamped to `log_segment_ms_min` 10 min .. `log_segment_ms_max` 365 d).
+   */
+  segmentMs?: number;
   /** Any further topic config (string values as Kafka expects). */
   config?: Record<string, string>;
   description: string;
 }
 
-const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/**
+ * The segment roll of topics keeping a week or more: a day keeps the overrun past retention.ms
+ * under a seventh of it (a thirtieth for the 30-day topics) and costs at most one segment a
+ * partition a day (365 a partition for billing.events' year, small files for these rates).
+ * Shorter retentions roll at a twenty-fourth of it (market.ticks hourly), above Redpanda's 10-minute clamp.
+ */
+const SEGMENT_DAY = DAY;
 
 export const kafkaTopics: readonly TopicSpec[] = [
-  { name: "market.ticks", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 1 * DAY, description: "trades/quotes from the market data source" },
-  { name: "market.candles", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "closed OHLCV candles" },
-  { name: "trading.signals", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "strategy signals" },
-  { name: "trading.orders", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "order lifecycle events, keyed by order id" },
-  { name: "trading.executions", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "fills, expiries and cancel confirmations, keyed by user id (one user's in commit order)" },
-  { name: "compliance.alerts", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, description: "compliance-monitor alerts (wash trades, spoofing, limits), keyed by user id" },
-  { name: "risk.alerts", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, description: "risk limit breaches" },
-  { name: "config.changes", partitions: 1, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "configuration-service change notifications" },
+  { name: "market.ticks", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 1 * DAY, segmentMs: HOUR, description: "trades/quotes from the market data source" },
+  { name: "market.candles", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, segmentMs: SEGMENT_DAY, description: "closed OHLCV candles" },
+  { name: "trading.signals", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, segmentMs: SEGMENT_DAY, description: "strategy signals" },
+  { name: "trading.orders", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, segmentMs: SEGMENT_DAY, description: "order lifecycle events, keyed by order id" },
+  { name: "trading.executions", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, segmentMs: SEGMENT_DAY, description: "fills, expiries and cancel confirmations, keyed by user id (one user's in commit order)" },
+  { name: "compliance.alerts", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, segmentMs: SEGMENT_DAY, description: "compliance-monitor alerts (wash trades, spoofing, limits), keyed by user id" },
+  { name: "risk.alerts", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 30 * DAY, segmentMs: SEGMENT_DAY, description: "risk limit breaches" },
+  { name: "config.changes", partitions: 1, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, segmentMs: SEGMENT_DAY, description: "configuration-service change notifications" },
   { name: "config.snapshot", partitions: 1, replicationFactor: 3, cleanupPolicy: "compact", description: "latest value per namespace/key (compacted)" },
-  { name: "audit.events", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, description: "security and admin audit trail" },
-  { name: "payments.events", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, description: "payment-service: payment succeeded / failed / refunded, keyed by user id" },
-  { name: "billing.events", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 365 * DAY, description: "billing-service: subscriptions and invoices (created, paid, failed, canceled), keyed by user id" },
-  { name: "platform.usage", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, description: "api-gateway: one event per request (user, key, route, status, latency), keyed by user id" },
-  { name: "notifications.outbox", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 3 * DAY, description: "messages to deliver to users" },
+  { name: "audit.events", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, segmentMs: SEGMENT_DAY, description: "security and admin audit trail" },
+  { name: "payments.events", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 90 * DAY, segmentMs: SEGMENT_DAY, description: "payment-service: payment succeeded / failed / refunded, keyed by user id" },
+  { name: "billing.events", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 365 * DAY, segmentMs: SEGMENT_DAY, description: "billing-service: subscriptions and invoices (created, paid, failed, canceled), keyed by user id" },
+  { name: "platform.usage", partitions: 6, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 7 * DAY, segmentMs: SEGMENT_DAY, description: "api-gateway: one event per request (user, key, route, status, latency), keyed by user id" },
+  { name: "notifications.outbox", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 3 * DAY, segmentMs: 3 * HOUR, description: "messages to deliver to users" },
 ];
 
 export function topicConfigEntries(t: TopicSpec): ITopicConfig["configEntries"] {
   const c: Record<string, string> = { "cleanup.policy": t.cleanupPolicy, ...(t.config ?? {}) };
   if (t.retentionMs !== undefined) c["retention.ms"] = String(t.retentionMs);
+  if (t.segmentMs !== undefined) c["segment.ms"] = String(t.segmentMs);
   return Object.entries(c).map(([name, value]) => ({ name, value }));
 }
 
@@ -48,7 +68,16 @@ export interface KafkaTopicsResult {
   created: string[];
   existing: string[];
   partitionsAdded: string[];
+  /** Existing topics whose declared configs differed from the broker's and were applied. */
+  configsUpdated: string[];
   replicationFactor: number;
+}
+
+/** A finite retention without a declared segment roll would leave records' lifetime to the broker's default. */
+function checkSegmentRoll(t: TopicSpec): void {
+  if (t.retentionMs === undefined || t.retentionMs < 0) return;
+  if (t.segmentMs === undefined) throw new Error(`kafka topic ${t.name} declares retention.ms without segment.ms`);
+  if (!(t.segmentMs > 0 && t.segmentMs < t.retentionMs)) throw new Error(`kafka topic ${t.name}: segment.ms (${t.segmentMs}) must be above 0 and below retention.ms (${t.retentionMs})`);
 }
 
 export async function ensureKafkaTopics(
@@ -60,6 +89,7 @@ export async function ensureKafkaTopics(
   for (const t of topics) {
     if (seen.has(t.name)) throw new Error(`kafka topic ${t.name} is declared twice`);
     seen.add(t.name);
+    checkSegmentRoll(t);
   }
   const { brokers } = await admin.describeCluster();
   const cap = Math.max(1, brokers.length);
@@ -80,6 +110,7 @@ export async function ensureKafkaTopics(
   }
   const present = topics.filter((t) => existingNames.has(t.name));
   const partitionsAdded: string[] = [];
+  const configsUpdated: string[] = [];
   if (present.length) {
     const md = await admin.fetchTopicMetadata({ topics: present.map((t) => t.name) });
     const grow = present.filter((t) => (md.topics.find((m) => m.name === t.name)?.partitions.length ?? 0) < t.partitions);
@@ -87,12 +118,34 @@ export async function ensureKafkaTopics(
       await admin.createPartitions({ topicPartitions: grow.map((t) => ({ topic: t.name, count: t.partitions })) });
       partitionsAdded.push(...grow.map((t) => t.name));
     }
-    // Re-apply declared configs (incremental semantics are not in kafkajs; alterConfigs sets these keys).
-    const { ConfigResourceTypes } = require("kafkajs") as typeof import("kafkajs");
+    configsUpdated.push(...(await applyDeclaredConfigs(admin, present)));
+    if (configsUpdated.length) opts.log?.info({ topics: configsUpdated }, "kafka topic configs updated");
+  }
+  return { created: missing.map((t) => t.name), existing: present.map((t) => t.name), partitionsAdded, configsUpdated, replicationFactor: cap };
+}
+
+/**
+ * Brings existing topics' declared configs (a topic created before a key was declared, such as
+ * segment.ms, or changed by hand) to the declared values; topics that already match are not
+ * written, so a run over an up-to-date broker changes nothing. kafkajs has no
+ * incrementalAlterConfigs: alterConfigs sets the whole declared set of a drifted topic (and, being
+ * the legacy call, returns its undeclared keys to the broker's defaults).
+ */
+async function applyDeclaredConfigs(admin: Admin, present: readonly TopicSpec[]): Promise<string[]> {
+  const { ConfigResourceTypes } = require("kafkajs") as typeof import("kafkajs");
+  const declared = new Map(present.map((t) => [t.name, topicConfigEntries(t)!] as const));
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: present.map((t) => ({ type: ConfigResourceTypes.TOPIC, name: t.name, configNames: declared.get(t.name)!.map((e) => e.name) })),
+  });
+  const drifted = present.filter((t) => {
+    const actual = described.resources.find((r) => r.resourceName === t.name)?.configEntries ?? [];
+    return declared.get(t.name)!.some((e) => actual.find((a) => a.configName === e.name)?.configValue !== e.value);
+  });
+  if (drifted.length)
     await admin.alterConfigs({
       validateOnly: false,
-      resources: present.map((t) => ({ type: ConfigResourceTypes.TOPIC, name: t.name, configEntries: topicConfigEntries(t)! })),
+      resources: drifted.map((t) => ({ type: ConfigResourceTypes.TOPIC, name: t.name, configEntries: declared.get(t.name)! })),
     });
-  }
-  return { created: missing.map((t) => t.name), existing: present.map((t) => t.name), partitionsAdded, replicationFactor: cap };
+  return drifted.map((t) => t.name);
 }
