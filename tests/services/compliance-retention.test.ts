@@ -137,11 +137,13 @@ describe("cm_position_fills retention", () => {
 
   it("refuses at start a retention shorter than the longest a fill can come back, naming the variable", async () => {
     const env = { ...srv.env, LOG_LEVEL: "silent", KAFKA_BROKERS: srv.env.KAFKA_BROKERS ?? "127.0.0.1:1" };
-    // trading.executions keeps 30 days, a segment rolls within 14, the replay window (1 h) and a day: 46.
-    await expect(createService(complianceMonitor, { env: { ...env, COMPLIANCE_POSITION_FILL_RETENTION_DAYS: "45" }, defaultMetrics: false })).rejects.toThrow(
-      /COMPLIANCE_POSITION_FILL_RETENTION_DAYS \(45\) must be at least 46: trading\.executions/,
+    // trading.executions keeps 30 days and rolls its segments daily (both declared in migrations/kafka.ts),
+    // the replay window (1 h) and a day: 33 (it was 46 with a 14-day roll assumed to be Redpanda's default).
+    await expect(createService(complianceMonitor, { env: { ...env, COMPLIANCE_POSITION_FILL_RETENTION_DAYS: "32" }, defaultMetrics: false })).rejects.toThrow(
+      /COMPLIANCE_POSITION_FILL_RETENTION_DAYS \(32\) must be at least 33: trading\.executions/,
     );
-    // The floor follows the replay window: none gives 45 days, a day's 46, a millisecond more 47.
-    expect([0, 3_600_000, 86_400_000, 86_400_001].map((w) => positionFillRetentionFloorDays(30 * 86_400_000, w))).toEqual([45, 46, 46, 47]);
+    // The floor follows the replay window: none gives 32 days, a day's 33, a millisecond more 34.
+    const executions = { retentionMs: 30 * 86_400_000, segmentMs: 86_400_000 };
+    expect([0, 3_600_000, 86_400_000, 86_400_001].map((w) => positionFillRetentionFloorDays(executions, w))).toEqual([32, 33, 33, 34]);
   });
 });

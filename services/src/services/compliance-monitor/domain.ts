@@ -34,16 +34,14 @@ const DAY_MS = 86_400_000;
 /**
  * How long after a fill was applied it can still reach compliance-monitor again, so how long its
  * cm_position_fills row must stay for the fill to move the position once. A fill comes back only
- * from `trading.executions` (`executionsRetentionMs` as migrations/kafka.ts declares it: a consumer
- * group reset to the earliest offset reads all of it). A record outlives that retention by up to its
- * segment's roll time, since a broker deletes whole segments once their newest record is past it;
- * the platform declares no `segment.ms`, so that is the brokers' default: 7 days for Apache Kafka
- * (`log.roll.hours`), 14 for Redpanda (`log_segment_ms`). The replay on start re-reads the audit trail's
- * last `replayWindowMs` into memory only and moves no position; it is counted anyway, as is a day's
- * margin (a retention check's lag, clocks). In whole days, rounded up.
+ * from `trading.executions` (a consumer group reset to the earliest offset reads all of it), whose
+ * `retention.ms` and `segment.ms` migrations/kafka.ts declares and applies: a broker deletes whole
+ * segments once their newest record is past the retention, so a record outlives it by up to a
+ * segment's roll. The replay on start re-reads the audit trail's last `replayWindowMs` into memory
+ * only and moves no position; it is counted anyway, as is a day's margin (a retention check's lag,
+ * clocks). In whole days, rounded up.
  */
-export function positionFillRetentionFloorDays(executionsRetentionMs: number, replayWindowMs: number): number {
-  const SEGMENT_ROLL_MS = 14 * DAY_MS;
+export function positionFillRetentionFloorDays(executions: { retentionMs: number; segmentMs: number }, replayWindowMs: number): number {
   const MARGIN_MS = DAY_MS;
-  return Math.ceil((executionsRetentionMs + SEGMENT_ROLL_MS + replayWindowMs + MARGIN_MS) / DAY_MS);
+  return Math.ceil((executions.retentionMs + executions.segmentMs + replayWindowMs + MARGIN_MS) / DAY_MS);
 }

@@ -30,11 +30,13 @@ import { auditSubject, fromOrderMsg, positionFillRetentionFloorDays, possibleAle
 import { registerRoutes } from "./routes";
 import { sweepStateEvery } from "./state";
 
-// trading.executions' retention as the platform declares it (a topic without one would keep fills forever: refused).
-const EXECUTIONS_RETENTION_MS = (() => {
-  const ms = kafkaTopics.find((t) => t.name === TOPICS.executions)?.retentionMs;
-  if (ms === undefined || ms < 0) throw new Error(`${TOPICS.executions} declares no finite retention: cm_position_fills could never be deleted`);
-  return ms;
+// trading.executions' retention and segment roll as the platform declares them (a topic without a
+// finite retention would keep fills forever, one without a segment roll leaves their lifetime to the broker: refused).
+const EXECUTIONS_TOPIC = (() => {
+  const t = kafkaTopics.find((k) => k.name === TOPICS.executions);
+  if (t?.retentionMs === undefined || t.retentionMs < 0) throw new Error(`${TOPICS.executions} declares no finite retention: cm_position_fills could never be deleted`);
+  if (t.segmentMs === undefined) throw new Error(`${TOPICS.executions} declares no segment.ms: how long a fill outlives its retention would be the broker's default`);
+  return { retentionMs: t.retentionMs, segmentMs: t.segmentMs };
 })();
 
 export default defineService({
@@ -60,7 +62,7 @@ export default defineService({
     COMPLIANCE_AUDIT_RETENTION_DAYS: Type.Integer({ default: 2_557, minimum: 1_825, maximum: 36_500 }),
     COMPLIANCE_ALERT_RETENTION_DAYS: Type.Integer({ default: 2_557, minimum: 1_825, maximum: 36_500 }),
     // How long a fill's cm_position_fills row (which makes it move the position once) is kept: at least
-    // the longest a fill can come back (domain.ts positionFillRetentionFloorDays, 46 days by default).
+    // the longest a fill can come back (domain.ts positionFillRetentionFloorDays, 33 days by default).
     COMPLIANCE_POSITION_FILL_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 1, maximum: 36_500 }),
   },
   async register(ctx) {
@@ -68,7 +70,7 @@ export default defineService({
     const windowMs = Math.max(c.COMPLIANCE_WASH_WINDOW_MS, c.COMPLIANCE_CANCEL_RATIO_WINDOW_MS, DEFAULT_COMPLIANCE.spoofCancelWithinMs);
     if (c.COMPLIANCE_STATE_IDLE_MS < windowMs)
       throw new ConfigError("compliance-monitor", [`COMPLIANCE_STATE_IDLE_MS (${c.COMPLIANCE_STATE_IDLE_MS}) must be at least the longest rule window (${windowMs} ms): an idle user's open window would be forgotten`]);
-    const fillFloorDays = positionFillRetentionFloorDays(EXECUTIONS_RETENTION_MS, c.COMPLIANCE_REPLAY_WINDOW_MS);
+    const fillFloorDays = positionFillRetentionFloorDays(EXECUTIONS_TOPIC, c.COMPLIANCE_REPLAY_WINDOW_MS);
     if (c.COMPLIANCE_POSITION_FILL_RETENTION_DAYS < fillFloorDays)
       throw new ConfigError("compliance-monitor", [
         `COMPLIANCE_POSITION_FILL_RETENTION_DAYS (${c.COMPLIANCE_POSITION_FILL_RETENTION_DAYS}) must be at least ${fillFloorDays}: ${TOPICS.executions}' retention, its segments' roll, COMPLIANCE_REPLAY_WINDOW_MS and a day's margin; a fill delivered again after its row was deleted would move the position twice`,
