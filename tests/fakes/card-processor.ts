@@ -86,6 +86,10 @@ export class FakeCardProcessor {
   refundRequests: "ok" | "answer-lost" | "unreachable" = "ok";
   /** Delay before answering a refund list (a test can make two lookups overlap). */
   refundListDelayMs = 0;
+  /** While set, a refund list is read and then answered only once it resolves (a processor stalled mid-call). */
+  refundListHold: Promise<void> | undefined;
+  /** Refund list requests received (a test can wait until a lookup is at the processor). */
+  refundListsReceived = 0;
   readonly webhooks: WebhookDelivery[] = [];
   readonly paymentMethods = new Map<string, FakePaymentMethod>();
   readonly customers = new Map<string, Record<string, string>>();
@@ -318,6 +322,7 @@ export class FakeCardProcessor {
       return this.send(res, 200, refund);
     }
     if (req.method === "GET" && path === "/v1/refunds") {
+      this.refundListsReceived++;
       if (this.refundListDelayMs) await new Promise((r) => setTimeout(r, this.refundListDelayMs));
       const pi = url.searchParams.get("payment_intent");
       const limit = Math.min(Number(url.searchParams.get("limit") ?? 10), 100);
@@ -325,6 +330,8 @@ export class FakeCardProcessor {
       const all = this.refunds.filter((r) => pi === null || r.payment_intent === pi).reverse();
       const from = after ? all.findIndex((r) => r.id === after) + 1 : 0;
       const data = all.slice(from, from + limit).map((r) => ({ object: "refund", ...r }));
+      // The list as it stood when asked: the answer, not the reading, is what stalls.
+      if (this.refundListHold) await this.refundListHold;
       return this.send(res, 200, { object: "list", data, has_more: from + limit < all.length, url: "/v1/refunds" });
     }
     return this.send(res, 404, { error: { type: "invalid_request_error", message: `Unrecognized request URL (${req.method}: ${path})` } });

@@ -68,7 +68,7 @@ export default defineService({
     const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const refundOutcomes = new Counter({ name: "payment_refunds_reconciled_total", help: "pending refunds looked at by the refund reconciler, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
-    const refunds = processor && new RefundReconciler(pg, repo, processor, ctx.log, { ageMs: c.PAYMENT_REFUND_RECONCILE_AGE_MS, inFlightMs }, refundOutcomes, () => relay.notify());
+    const refunds = processor && new RefundReconciler(pg, repo, processor, ctx.log, { ageMs: c.PAYMENT_REFUND_RECONCILE_AGE_MS, inFlightMs, leaseMs: inFlightMs }, refundOutcomes, () => relay.notify());
     registerRoutes(ctx.app, { payments, refunds, repo, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
     registerPaymentMethodRoutes(ctx.app, methods);
 

@@ -7,15 +7,22 @@
  * it; one the processor never saw is failed (released) only past the in-flight bound
  * (domain/refund-settlement.ts settleRefund explains the rule).
  *
- * Replicas: each refund is worked on in its own transaction holding its row and its payment's row
- * (FOR UPDATE ... SKIP LOCKED): another replica's sweep skips it, and a client's retry of the same key
- * (refund(), which takes the payment's lock) waits and then sees the outcome.
+ * No transaction is open while the processor is asked, which may take every attempt of the SDK:
+ * holding the refund's and payment's rows through it kept other refunds, retries and webhooks of
+ * that payment waiting and a pool connection busy. Instead a refund is (1) claimed for `leaseMs`
+ * in its own committed statement (refund-claims.ts; another replica's pass skips it until then),
+ * (2) looked up with nothing held, (3) settled in a short transaction holding its payment's and its
+ * own row, only if it is still pending and still carries this pass's claim: meanwhile the request
+ * path may have settled it, or a retry of its key sent it again (which clears the claim, so a
+ * lookup made before that send cannot fail it), or the lease ran out and another pass took it.
  */
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Counter } from "prom-client";
 import type { PostgresClient } from "../../kit";
-import { NEVER_REACHED, type RefundSettlement, settleRefund } from "./domain/refund-settlement";
+import { NEVER_REACHED, type RemoteRefund, type RefundSettlement, settleRefund } from "./domain/refund-settlement";
 import type { CardProcessor } from "./processor";
+import { type ClaimedRefund, RefundClaims } from "./refund-claims";
 import type { PaymentRepo } from "./repo";
 
 export interface RefundReconcilerOptions {
@@ -23,11 +30,15 @@ export interface RefundReconcilerOptions {
   ageMs: number;
   /** domain/refund-settlement.ts inFlightBoundMs for this deployment's processor settings. */
   inFlightMs: number;
+  /** How long a claim keeps other passes off a refund: longer than one lookup at the processor can take. */
+  leaseMs: number;
 }
 
-export type RefundReconcileResult = { refundId: string; intentId: string; outcome: RefundSettlement["kind"] | "error" };
+/** `superseded`: settled or sent again by someone else while this pass asked the processor; left as it is. */
+export type RefundReconcileResult = { refundId: string; intentId: string; outcome: RefundSettlement["kind"] | "superseded" | "error" };
 
 export class RefundReconciler {
+  private readonly claims: RefundClaims;
   constructor(
     private readonly pg: PostgresClient,
     private readonly repo: PaymentRepo,
@@ -36,7 +47,9 @@ export class RefundReconciler {
     private readonly opts: RefundReconcilerOptions,
     private readonly counted: Counter<"outcome">,
     private readonly published: () => void,
-  ) {}
+  ) {
+    this.claims = new RefundClaims(pg);
+  }
 
   /** One pass: at most `limit` refunds, each settled at most once across replicas. */
   async sweep(limit = 100): Promise<RefundReconcileResult[]> {
@@ -44,32 +57,42 @@ export class RefundReconciler {
     // Ids looked at in this pass (left pending or failed to settle): not taken again until the next.
     const seen: string[] = [];
     while (results.length < limit) {
-      const result = await this.pg.transaction(async (c) => {
-        const r = await this.repo.lockStalePendingRefund(c, Math.max(this.opts.ageMs, 0), seen);
-        if (!r) return undefined;
-        seen.push(r.refund_id);
-        const base = { refundId: r.refund_id, intentId: r.intent_id };
-        let settlement: RefundSettlement;
-        try {
-          // No processor id: the refund could not have been sent for it (the processor refuses a refund of no payment).
-          const remote = r.processor_intent_id ? await this.processor.findRefund(r.processor_intent_id, r.refund_id) : undefined;
-          settlement = settleRefund(remote, r.since_sent_ms, this.opts.inFlightMs);
-        } catch (err) {
-          // The processor did not answer: left pending for the next pass.
-          this.log.warn({ ...base, err: { message: (err as Error).message } }, "refund reconciliation: processor lookup failed");
-          return { ...base, outcome: "error" as const };
-        }
-        if (settlement.kind === "succeeded") await this.repo.completeRefund(r.refund_id, settlement.processorRefundId, c);
-        else if (settlement.kind === "failed") await this.repo.failRefund(r.refund_id, settlement.failureCode, c, settlement.processorRefundId);
-        else if (settlement.kind === "never_reached_processor") await this.repo.failRefund(r.refund_id, NEVER_REACHED, c);
-        return { ...base, outcome: settlement.kind };
-      });
-      if (!result) break;
+      const claim = randomUUID();
+      const r = await this.claims.claimStale({ olderThanMs: Math.max(this.opts.ageMs, 0), leaseMs: this.opts.leaseMs, claim, skip: seen });
+      if (!r) break;
+      seen.push(r.refund_id);
+      const result = await this.reconcileClaimed(r, claim);
       this.counted.inc({ outcome: result.outcome });
       if (result.outcome === "succeeded") this.published();
       if (result.outcome !== "wait" && result.outcome !== "error") this.log.info(result, "refund reconciled");
       results.push(result);
     }
     return results;
+  }
+
+  private async reconcileClaimed(r: ClaimedRefund, claim: string): Promise<RefundReconcileResult> {
+    const base = { refundId: r.refund_id, intentId: r.intent_id };
+    let remote: RemoteRefund | undefined;
+    try {
+      // No processor id: the refund could not have been sent for it (the processor refuses a refund of no payment).
+      remote = r.processor_intent_id ? await this.processor.findRefund(r.processor_intent_id, r.refund_id) : undefined;
+    } catch (err) {
+      // The processor did not answer: left pending for the next pass.
+      this.log.warn({ ...base, err: { message: (err as Error).message } }, "refund reconciliation: processor lookup failed");
+      await this.claims.release(r.refund_id, claim);
+      return { ...base, outcome: "error" };
+    }
+    const outcome = await this.pg.transaction(async (c) => {
+      const held = await this.claims.lockClaimed(c, r.refund_id, r.intent_id, claim);
+      if (!held) return "superseded" as const;
+      // Its last send as it is now: the list was read after the claim, so after this send.
+      const settlement = settleRefund(remote, held.since_sent_ms, this.opts.inFlightMs);
+      if (settlement.kind === "succeeded") await this.repo.completeRefund(r.refund_id, settlement.processorRefundId, c);
+      else if (settlement.kind === "failed") await this.repo.failRefund(r.refund_id, settlement.failureCode, c, settlement.processorRefundId);
+      else if (settlement.kind === "never_reached_processor") await this.repo.failRefund(r.refund_id, NEVER_REACHED, c);
+      await this.claims.release(r.refund_id, claim, c);
+      return settlement.kind;
+    });
+    return { ...base, outcome };
   }
 }

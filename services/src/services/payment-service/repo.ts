@@ -63,15 +63,6 @@ export interface RefundRow {
   failure_code: string | null;
 }
 
-/** A pending refund the sweep holds (its row and its payment's row locked), with its payment's processor id. */
-export interface PendingRefund {
-  refund_id: string;
-  intent_id: string;
-  processor_intent_id: string | null;
-  /** Milliseconds since its request was last sent, by the database's clock. */
-  since_sent_ms: number;
-}
-
 export class PaymentRepo {
   constructor(private readonly pg: PostgresClient) {}
 
@@ -170,36 +161,22 @@ export class PaymentRepo {
 
   /**
    * A pending refund's request is sent again (a retry of its key): recorded under the payment's lock
-   * before the send, so the sweep does not take it for one the processor can no longer receive.
+   * before the send, so the sweep does not take it for one the processor can no longer receive; a
+   * sweep's claim on it is cleared, so a lookup made before this send settles nothing (refund-claims.ts).
    */
   async refundResent(c: Queryable, refundId: string): Promise<void> {
-    await c.query("UPDATE pay_refunds SET sent_at = now() WHERE refund_id = $1 AND status = 'pending'", [refundId]);
+    await c.query("UPDATE pay_refunds SET sent_at = now(), reconcile_claim = NULL, reconcile_claimed_until = NULL WHERE refund_id = $1 AND status = 'pending'", [refundId]);
   }
 
   /** A refund failed as never received by the processor, reserved again for a retry of its key (under the payment's lock). */
   async reviveRefund(c: Queryable, refundId: string): Promise<RefundRow> {
-    const { rows } = await c.query<RefundRow>("UPDATE pay_refunds SET status = 'pending', failure_code = NULL, sent_at = now() WHERE refund_id = $1 RETURNING refund_id, status, amount, failure_code", [refundId]);
-    return rows[0];
-  }
-
-  /**
-   * The oldest refund pending since its last send more than `olderThanMs` ago, not one of `skip`,
-   * locked with its payment for the transaction `c`; another replica's sweep skips both (SKIP LOCKED).
-   */
-  async lockStalePendingRefund(c: Queryable, olderThanMs: number, skip: string[]): Promise<PendingRefund | undefined> {
-    const { rows } = await c.query<PendingRefund>(
-      `SELECT r.refund_id, r.intent_id, i.processor_intent_id, (extract(epoch FROM now() - r.sent_at) * 1000)::float8 AS since_sent_ms
-         FROM pay_refunds r JOIN pay_intents i ON i.intent_id = r.intent_id
-        WHERE r.status = 'pending' AND r.sent_at < now() - make_interval(secs => $1::double precision / 1000) AND NOT (r.refund_id = ANY($2::uuid[]))
-        ORDER BY r.sent_at LIMIT 1 FOR UPDATE OF r, i SKIP LOCKED`,
-      [olderThanMs, skip],
-    );
+    const { rows } = await c.query<RefundRow>("UPDATE pay_refunds SET status = 'pending', failure_code = NULL, sent_at = now(), reconcile_claim = NULL, reconcile_claimed_until = NULL WHERE refund_id = $1 RETURNING refund_id, status, amount, failure_code", [refundId]);
     return rows[0];
   }
 
   /**
    * The processor refunded: mark it, add to the intent's refunded total, post the journal, emit.
-   * In `c` when given (the sweep's transaction). Locks the payment, then the refund: the order
+   * In `c` when given (the sweep's settling transaction). Locks the payment, then the refund: the order
    * refund() takes them in, so the two never wait for each other crosswise.
    */
   completeRefund(refundId: string, processorRefundId: string, c?: PoolClient): Promise<IntentRow> {

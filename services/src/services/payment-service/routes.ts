@@ -58,7 +58,7 @@ const LedgerOut = ResponseObject({ accounts: Type.Array(ResponseObject({ account
 const ReconcileOut = ResponseObject({
   checked: Type.Number(),
   actions: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String() })),
-  refunds: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "pending refunds looked up at the processor: succeeded, failed, never_reached_processor, wait, error" }),
+  refunds: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "pending refunds looked up at the processor: succeeded, failed, never_reached_processor, wait, superseded (settled or sent again elsewhere meanwhile), error" }),
 });
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
 
