@@ -2,8 +2,10 @@
  * A workload's environment as the pack can read it, on both targets: the literal entries of a Docker
  * container's `envs` ("NAME=value") or of each Kubernetes container's `env`, and, on Kubernetes, the
  * ConfigMaps and Secrets a container takes whole with `envFrom`. One reader for every policy that
- * judges settings (no-default-credentials, no-insecure-runtime-flags, servers-require-authentication),
- * so they agree on what an entry is and on when an environment cannot be read in full.
+ * judges settings or credentials (no-default-credentials, no-insecure-runtime-flags, servers-require-authentication,
+ * credentials-from-secret-refs), so they agree on what an entry is, on which containers of which pod
+ * template are read (init containers, a CronJob's job template) and on when an environment cannot be
+ * read in full.
  */
 import { splitEnv } from "./credentials";
 import { arr, decodeBase64, isRecord, isUnknown, str } from "./values";
@@ -17,6 +19,15 @@ export interface EnvEntry {
     value?: string;
     /** `literal` (value given), `reference` (valueFrom), `unknown` (a value not known during preview), `none` (neither). */
     source: "literal" | "reference" | "unknown" | "none";
+    /**
+     * The entry's own `value` field, whatever its type: `empty` (missing, null or ""), `unknown` (computed,
+     * not known during preview) or `given` (anything else). Unlike `source`, an unknown `valueFrom` does
+     * not make it unknown, and a value that is not a string still counts as given: a credential written
+     * into the spec is one whatever its type.
+     */
+    literal: "empty" | "unknown" | "given";
+    /** Kubernetes: the entry's `valueFrom` as written (which ConfigMap or Secret key the value comes from), when it is an object. */
+    valueFrom?: Record<string, any>;
 }
 
 /** A ConfigMap or Secret a container takes as its environment (`envFrom`). */
@@ -43,7 +54,7 @@ function dockerEnv(props: Record<string, any>): ContainerEnv {
     let namesKnown = !isUnknown(props.envs);
     arr(props.envs).forEach((e, index) => {
         const kv = str(e) !== undefined ? splitEnv(e as string) : undefined;
-        if (kv) entries.push({ index, name: kv[0], value: kv[1], source: "literal" });
+        if (kv) entries.push({ index, name: kv[0], value: kv[1], source: "literal", literal: kv[1] === "" ? "empty" : "given" });
         if (str(e) === undefined) namesKnown = false;
     });
     return { entries, namesKnown, envFrom: [] };
@@ -72,7 +83,8 @@ function kubernetesEnv(c: K8sContainer): ContainerEnv {
         const source = value !== undefined ? "literal"
             : isUnknown(e.value) || isUnknown(e.valueFrom) ? "unknown"
                 : isRecord(e.valueFrom) ? "reference" : "none";
-        entries.push({ index, name, value, source });
+        const literal = isUnknown(e.value) ? "unknown" : e.value === undefined || e.value === null || e.value === "" ? "empty" : "given";
+        entries.push({ index, name, value, source, literal, valueFrom: isRecord(e.valueFrom) ? e.valueFrom : undefined });
     });
     return { container: c, entries, namesKnown, envFrom: envFromSources(c.container) };
 }

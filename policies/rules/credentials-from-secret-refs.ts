@@ -2,10 +2,10 @@ import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { isCredentialName, splitEnv, urlPasswordsIn } from "../lib/credentials";
-import { K8sContainer } from "../lib/workloads";
+import { workloadEnv } from "../lib/environment";
 import { workloadRule } from "../lib/rule";
 import { arr, isRecord, isUnknown, plain, str } from "../lib/values";
-import { describe, DOCKER_NETWORK, DOCKER_VOLUME, isK8sType } from "../lib/workloads";
+import { describe, DOCKER_NETWORK, DOCKER_VOLUME, isK8sType, K8sContainer } from "../lib/workloads";
 
 export interface SecretRefsConfig {
     /** Env var names allowed to carry a literal value even though they look like credentials. */
@@ -27,31 +27,30 @@ export const SECRET_NAME_ANNOTATIONS = [
 const defaults: SecretRefsConfig = { allowedLiteralEnv: [], secretNameAnnotations: SECRET_NAME_ANNOTATIONS };
 
 /**
- * Literal credentials in Kubernetes containers: the env `value` of a credential-named variable, or
- * any env value that is a URL with an embedded password. One message per finding.
+ * Literal credentials in Kubernetes containers (init containers too, read by the shared
+ * `workloadEnv`): the env `value` of a credential-named variable, or any env value that is a URL with
+ * an embedded password. One message per finding.
  */
-export function literalEnvCredentials(containers: K8sContainer[], cfg: SecretRefsConfig = defaults): string[] {
+export function literalEnvCredentials(type: string, props: Record<string, any>, cfg: SecretRefsConfig = defaults): string[] {
     const out: string[] = [];
     const allowed = new Set(cfg.allowedLiteralEnv.map((n) => n.toUpperCase()));
-    for (const c of containers) {
-        for (const e of arr(c.container.env)) {
-            if (!isRecord(e)) continue;
-            const name = str(e.name);
-            if (name === undefined || allowed.has(name.toUpperCase())) continue;
-            const fromConfigMap = isRecord(e.valueFrom) && isRecord(e.valueFrom.configMapKeyRef) ? e.valueFrom.configMapKeyRef : undefined;
-            if (fromConfigMap && isCredentialName(name)) {
-                out.push(`container "${c.name}" takes ${name} from ConfigMap "${str(fromConfigMap.name) ?? "?"}" key ${str(fromConfigMap.key) ?? "?"}`);
+    for (const env of workloadEnv(type, props)) {
+        const c = env.container;
+        if (!c) continue;
+        for (const e of env.entries) {
+            if (allowed.has(e.name.toUpperCase())) continue;
+            const fromConfigMap = isRecord(e.valueFrom?.configMapKeyRef) ? e.valueFrom.configMapKeyRef : undefined;
+            if (fromConfigMap && isCredentialName(e.name)) {
+                out.push(`container "${c.name}" takes ${e.name} from ConfigMap "${str(fromConfigMap.name) ?? "?"}" key ${str(fromConfigMap.key) ?? "?"}`);
                 continue;
             }
-            const raw = e.value;
-            if (raw === undefined || raw === null || raw === "") continue;
-            const value = str(raw);
-            if (isCredentialName(name)) {
-                out.push(`container "${c.name}" sets ${name} as a literal value${isUnknown(raw) ? " (computed at deploy time)" : ""}`);
-            } else if (value !== undefined && urlPasswordsIn(value).length > 0) {
-                out.push(`container "${c.name}" sets ${name} to a URL with an embedded password`);
-            } else if (value !== undefined && hasPrivateKey(value)) {
-                out.push(`container "${c.name}" sets ${name} to a private key`);
+            if (e.literal === "empty") continue;
+            if (isCredentialName(e.name)) {
+                out.push(`container "${c.name}" sets ${e.name} as a literal value${e.literal === "unknown" ? " (computed at deploy time)" : ""}`);
+            } else if (e.value !== undefined && urlPasswordsIn(e.value).length > 0) {
+                out.push(`container "${c.name}" sets ${e.name} to a URL with an embedded password`);
+            } else if (e.value !== undefined && hasPrivateKey(e.value)) {
+                out.push(`container "${c.name}" sets ${e.name} to a private key`);
             }
         }
         out.push(...commandLineCredentials(c));
@@ -242,7 +241,7 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
         },
     },
     validateResource: [
-        workloadRule(defaults, (w, cfg) => literalEnvCredentials(w.containers, cfg), (w, p) => message(w.label, p), ["kubernetes"]),
+        workloadRule(defaults, (w, cfg) => literalEnvCredentials(w.type, w.props, cfg), (w, p) => message(w.label, p), ["kubernetes"]),
         workloadRule(defaults, (w) => dockerLabelCredentials(w.props), (w, p) => dockerMessage(w.label, p), ["docker"]),
         (args, reportViolation) => {
             if (args.type !== DOCKER_NETWORK && args.type !== DOCKER_VOLUME) return;

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { findDefaultCredentials } from "../../policies/rules/no-default-credentials";
 import { isCredentialName, urlPassword } from "../../policies/lib/credentials";
 import {
-    backupCronJob, container, deployment, dockerPostgres, ingress, dockerService, edit, randomBytes, randomPassword, secret, statefulSet,
+    asEveryPodKind, backupCronJob, container, deployment, dockerPostgres, ingress, dockerService, edit, randomBytes, randomPassword, secret, statefulSet,
 } from "./fixtures";
 import { runPack, summary, UNKNOWN } from "./run-pack";
 
@@ -111,6 +111,15 @@ describe("no-default-credentials", () => {
         ];
         for (const [name, value] of on) {
             expect(await run([deployment("grafana", 3000, { role: "monitoring", container: { env: [{ name, value }] } })]), `${name}=${value}`).toEqual([]);
+        }
+    });
+
+    it("reads an init container's env under every pod-bearing kind (a CronJob's job template, a Job, a bare Pod, ...)", async () => {
+        const init = container("migrate", 0, { env: [{ name: "POSTGRES_PASSWORD", value: "postgres" }] });
+        for (const kind of asEveryPodKind(deployment("api-gateway", 3001, { spec: { initContainers: [init] } }))) {
+            expect((await run([kind])).map((v) => v.message.split(". ")[0]), kind.type).toEqual([
+                `${kind.type.split(":").pop()} "${kind.name}" has a weak, well-known value at container "migrate" env POSTGRES_PASSWORD`,
+            ]);
         }
     });
 
@@ -248,6 +257,45 @@ describe("credentials-from-secret-refs", () => {
             "Deployment \"api-gateway-deployment\": container \"api-gateway\" passes a URL with an embedded password in command[2]",
             "Deployment \"api-gateway-deployment\": container \"api-gateway\" passes a literal credential in args[0] (--db-password)",
             "Deployment \"api-gateway-deployment\": container \"api-gateway\" passes a literal credential in args[1] (--api-token)",
+        ]);
+    });
+
+    it("reads an init container's env and command line under every pod-bearing kind (a CronJob's job template, a Job, a bare Pod, ...)", async () => {
+        const migrate = container("migrate", 0, {
+            env: [
+                { name: "POSTGRES_PASSWORD", value: "Q7mZr2LwX9pT4vNc8KdH3sYb" },
+                { name: "JWT_SECRET", valueFrom: { configMapKeyRef: { name: "app-config", key: "jwt" } } },
+            ],
+            args: ["--api-token=tok-abcdef123456"],
+        });
+        const d = deployment("api-gateway", 3001, { spec: { initContainers: [migrate] } });
+        for (const kind of asEveryPodKind(d)) {
+            const who = `${kind.type.split(":").pop()} "${kind.name}"`;
+            expect((await run([kind])).map((v) => v.message.split(". ")[0]), kind.type).toEqual([
+                `${who}: container "migrate" sets POSTGRES_PASSWORD as a literal value`,
+                `${who}: container "migrate" takes JWT_SECRET from ConfigMap "app-config" key jwt`,
+                `${who}: container "migrate" passes a literal credential in args[0] (--api-token)`,
+            ]);
+        }
+    });
+
+    it("tells a value unknown during preview (a literal computed at deploy time) from an unknown valueFrom (a reference), and a non-string value is still a literal", async () => {
+        const d = deployment("api-gateway", 3001, {
+            container: {
+                env: [
+                    { name: "JWT_SECRET", valueFrom: UNKNOWN },
+                    { name: "API_TOKEN", value: UNKNOWN },
+                    { name: "DB_PASSWORD", value: 123456 },
+                    { name: "ADMIN_PASSWORD", value: "" },
+                    { name: "REDIS_PASSWORD", value: null },
+                    UNKNOWN,
+                    { name: UNKNOWN, value: "Q7mZr2LwX9pT4vNc8KdH3sYb" },
+                ],
+            },
+        });
+        expect((await run([d])).map((v) => v.message.split(". ")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets API_TOKEN as a literal value (computed at deploy time)",
+            "Deployment \"api-gateway-deployment\": container \"api-gateway\" sets DB_PASSWORD as a literal value",
         ]);
     });
 
