@@ -30,16 +30,27 @@ export function forEveryPodSpec(fix: (spec: any, id: WorkloadIdentity, args: Res
     };
 }
 
+/**
+ * The init containers and containers of a (live) pod spec, the ones `podContainers` reads for the
+ * validations, as the bag's own objects so a change to one is returned; entries that are not objects
+ * are left out.
+ */
+export function podSpecContainers(spec: any): any[] {
+    const out: any[] = [];
+    for (const list of [spec.initContainers, spec.containers]) {
+        if (!Array.isArray(list)) continue;
+        for (let i = 0; i < list.length; i++) {
+            const c = list[i];
+            if (c !== null && typeof c === "object") out.push(c);
+        }
+    }
+    return out;
+}
+
 /** Calls `fix` on every container and init container of a Kubernetes workload. */
 export function forEveryContainer(fix: (container: any, spec: any, id: WorkloadIdentity, args: ResourceValidationArgs) => void): ResourceRemediation {
     return forEveryPodSpec((spec, id, args) => {
-        for (const list of [spec.initContainers, spec.containers]) {
-            if (!Array.isArray(list)) continue;
-            for (let i = 0; i < list.length; i++) {
-                const c = list[i];
-                if (c !== null && typeof c === "object") fix(c, spec, id, args);
-            }
-        }
+        for (const c of podSpecContainers(spec)) fix(c, spec, id, args);
     });
 }
 

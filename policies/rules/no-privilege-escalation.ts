@@ -1,5 +1,5 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
-import { eitherTarget, forDockerContainer, forEveryPodSpec, securityContextOf } from "../lib/remediation";
+import { eitherTarget, forDockerContainer, forEveryPodSpec, podSpecContainers, securityContextOf } from "../lib/remediation";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, str } from "../lib/values";
 
@@ -84,14 +84,11 @@ export const noPrivilegeEscalation: ResourceValidationPolicy = {
             const valid = (t: unknown) => t === "RuntimeDefault" || t === "Localhost";
             if (spec.securityContext === undefined || spec.securityContext === null) spec.securityContext = {};
             if (!valid(spec.securityContext.seccompProfile?.type)) spec.securityContext.seccompProfile = { type: "RuntimeDefault" };
-            for (const list of [spec.initContainers, spec.containers]) {
-                if (!Array.isArray(list)) continue;
-                for (let i = 0; i < list.length; i++) {
-                    const sc = securityContextOf(list[i]);
-                    if (sc.privileged !== true) sc.allowPrivilegeEscalation = false;
-                    if (sc.seccompProfile !== undefined && sc.seccompProfile !== null && !valid(sc.seccompProfile.type)) {
-                        sc.seccompProfile = { type: "RuntimeDefault" };
-                    }
+            for (const c of podSpecContainers(spec)) {
+                const sc = securityContextOf(c);
+                if (sc.privileged !== true) sc.allowPrivilegeEscalation = false;
+                if (sc.seccompProfile !== undefined && sc.seccompProfile !== null && !valid(sc.seccompProfile.type)) {
+                    sc.seccompProfile = { type: "RuntimeDefault" };
                 }
             }
         }),

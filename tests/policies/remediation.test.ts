@@ -75,6 +75,17 @@ describe("Kubernetes remediations", () => {
         expect(c.verdict).toEqual([]);
     });
 
+    it("no-privilege-escalation walks the containers forEveryContainer walks: an entry that is not an object (a null left by a conditional) is passed over, not a throw", async () => {
+        const broken = edit(deployment("api-gateway", 3001), (p) => {
+            delete p.spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation;
+            p.spec.template.spec.initContainers = [null];
+        });
+        const { resources, remediations } = await remediate([broken], remediating("no-privilege-escalation"));
+        expect(remediations.map((r) => `${r.policyName} ${r.resourceName}`)).toEqual(["no-privilege-escalation api-gateway-deployment"]);
+        expect(k8sContainer(resources[0]).securityContext.allowPrivilegeEscalation).toBe(false);
+        expect(resources[0].props.spec.template.spec.initContainers).toEqual([null]);
+    });
+
     it("what is not mechanical stays a violation: an extra capability, a privileged container", async () => {
         const broken = edit(deployment("api-gateway", 3001), (p) => {
             const sc = p.spec.template.spec.containers[0].securityContext;
