@@ -9,13 +9,11 @@ import * as docker from "@pulumi/docker";
 import { ResourceRemediation, ResourceValidationArgs } from "@pulumi/policy";
 import { plain } from "./values";
 import { WORKLOAD_CLASSES } from "./rule";
-import { identity, K8S, WorkloadIdentity } from "./workloads";
+import { identity, podTemplateObject, WorkloadIdentity } from "./workloads";
 
 /** The pod spec inside a Kubernetes workload's (live) property bag, or undefined. */
 function podSpecOf(type: string, props: any): any {
-    if (type === K8S.pod) return props.spec;
-    if (type === K8S.cronJob) return props.spec?.jobTemplate?.spec?.template?.spec;
-    return props.spec?.template?.spec;
+    return podTemplateObject(type, props)?.spec;
 }
 
 /** Calls `fix` on the pod spec of a Kubernetes workload and returns the (changed) properties. */

@@ -114,18 +114,25 @@ export interface PodTemplate {
     spec: Record<string, any>;
 }
 
+/**
+ * Where a Kubernetes workload keeps its pod template ({ metadata, spec }) as written: a Pod is its own,
+ * a CronJob's is in its job template, every other kind's is `spec.template`. Reads only the path to
+ * it, so the validations (on the plain copy) and the remediations (on the engine's live bag, which they
+ * change) find the same pod.
+ */
+export function podTemplateObject(type: string, props: any): any {
+    if (type === K8S.pod) return props;
+    if (type === K8S.cronJob) return props.spec?.jobTemplate?.spec?.template;
+    return props.spec?.template;
+}
+
 export function podTemplate(type: string, props: Record<string, any>): PodTemplate | undefined {
     const spec = isRecord(props.spec) ? props.spec : undefined;
     if (!spec) return undefined;
     if (type === K8S.pod) {
         return { labels: metadataLabels(props), annotations: metadataAnnotations(props), spec };
     }
-    let template: any;
-    if (type === K8S.cronJob) {
-        template = spec.jobTemplate?.spec?.template;
-    } else {
-        template = spec.template;
-    }
+    const template = podTemplateObject(type, props);
     if (!isRecord(template)) return undefined;
     return {
         labels: labelMap(template.metadata?.labels),
