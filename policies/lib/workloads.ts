@@ -167,7 +167,12 @@ export interface K8sContainer {
     init: boolean;
 }
 
-/** Containers and init containers of a pod spec (ephemeral containers are debugging aids; skipped). */
+/**
+ * Containers and init containers of a pod spec. Ephemeral containers are skipped: the API refuses
+ * them when a Pod is created and in every pod template ("ephemeral containers not allowed in pod
+ * template"); they are added to a running pod through its ephemeralcontainers subresource, never by
+ * the program.
+ */
 export function podContainers(spec: Record<string, any>): K8sContainer[] {
     const out: K8sContainer[] = [];
     for (const c of arr(spec.initContainers)) {
