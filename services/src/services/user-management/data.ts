@@ -145,12 +145,22 @@ export async function deleteUser(db: Queryable, id: string): Promise<boolean> {
 
 // Refresh tokens (only their SHA-256 is stored) ---------------------------------------------------
 
-export async function insertRefreshToken(db: Queryable, userId: string, familyId: string, tokenHash: Buffer, ttlSeconds: number): Promise<void> {
-  await db.query(
+/**
+ * Stores a refresh token of `userId` if the account is still enabled at `epoch`, the token epoch it
+ * was checked at; false (nothing stored) when it moved since (password changed, logged out
+ * everywhere, role changed, disabled). The user row is locked FOR SHARE, so a change that ends
+ * every session either waits for this insert (then revokes the token) or commits first (then this
+ * finds the new epoch): a login whose password check ran before a password change, and whose insert
+ * came after it, left a session of the old password nobody could revoke but a second change.
+ */
+export async function insertRefreshToken(db: Queryable, userId: string, epoch: number, familyId: string, tokenHash: Buffer, ttlSeconds: number): Promise<boolean> {
+  const r = await db.query(
     `INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at)
-     VALUES ($1, $2, $3, now() + make_interval(secs => $4))`,
-    [userId, familyId, tokenHash, ttlSeconds],
+     SELECT id, $3, $4, now() + make_interval(secs => $5) FROM users
+      WHERE id = $1 AND token_epoch = $2 AND disabled_at IS NULL FOR SHARE`,
+    [userId, epoch, familyId, tokenHash, ttlSeconds],
   );
+  return (r.rowCount ?? 0) > 0;
 }
 
 /**

@@ -75,7 +75,8 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       throw invalidCredentials();
     }
     await counters.reset(email, address);
-    const pair = await issueTokens(app.pg, tokens, user, randomUUID());
+    // The password checked may have been changed meanwhile (every session ended): no session then.
+    const pair = await issueTokens(app.pg, tokens, user, randomUUID(), invalidCredentials);
     req.log.info({ userId: user.id }, "login");
     return { ...pair, user: publicUser(user) };
   });

@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import type { FastifyBaseLogger } from "fastify";
-import { signAccessToken, type PostgresClient, type Queryable } from "../../kit";
+import { type HttpError, signAccessToken, type PostgresClient, type Queryable } from "../../kit";
 import type { Role } from "../../kit/identity";
 import { insertRefreshToken, lockRefreshToken, lockUserOfRefreshToken, markRefreshTokenUsed, revokeFamilyOnReuse, type UserRow } from "./data";
 import { judgeRefreshToken, newRefreshToken, sha256, unknownOrDisabledUser } from "./domain";
@@ -18,9 +18,13 @@ export interface TokenSettings {
 
 export type TokenPair = Awaited<ReturnType<typeof issueTokens>>;
 
-export async function issueTokens(db: Queryable, s: TokenSettings, user: { id: string; role: Role; token_epoch: number }, familyId: string) {
+/**
+ * A new session of `user` as read (its role and token epoch); throws `ended()` when the account's
+ * sessions were ended (epoch raised, or disabled) since it was read.
+ */
+export async function issueTokens(db: Queryable, s: TokenSettings, user: { id: string; role: Role; token_epoch: number }, familyId: string, ended: () => HttpError = unknownOrDisabledUser) {
   const refreshToken = newRefreshToken();
-  await insertRefreshToken(db, user.id, familyId, sha256(refreshToken), s.refreshTtlS);
+  if (!(await insertRefreshToken(db, user.id, user.token_epoch, familyId, sha256(refreshToken), s.refreshTtlS))) throw ended();
   const accessToken = await signAccessToken(s.key, { userId: user.id, role: user.role, epoch: user.token_epoch }, s.accessTtlS);
   return { tokenType: "Bearer", accessToken, expiresIn: s.accessTtlS, refreshToken, refreshExpiresIn: s.refreshTtlS };
 }

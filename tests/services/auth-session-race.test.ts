@@ -1,0 +1,88 @@
+/**
+ * user-management over real HTTP against real PostgreSQL and Redis: logins racing a change that ends
+ * every session (password change). A login reads the user, spends tens of milliseconds on scrypt,
+ * then stores its refresh token; a password change committed in between revoked every session it
+ * could see, but not the one stored after it. Before session 40 that session survived: a holder of
+ * the old password who logged in while the owner changed it kept a refresh token that rotated into
+ * access tokens of the new epoch (found by session 40's race hunt).
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { pg, Redis } from "../harness";
+import { createService, type Service } from "../../services/src/kit";
+import { runPostgresMigrations } from "../../services/src/migrations";
+import userManagement from "../../services/src/services/user-management";
+import { http, waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "redis");
+let um: Service;
+let base: string;
+let pool: InstanceType<typeof pg.Pool>;
+let redis: InstanceType<typeof Redis>;
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: srv.postgres.url, max: 4 });
+  await runPostgresMigrations(pool);
+  redis = new Redis(srv.redis.url);
+  um = await createService(userManagement, {
+    env: { ...srv.postgres.env, ...srv.redis.env, JWT_SECRET: randomBytes(64).toString("hex"), LOG_LEVEL: "silent", LOGIN_MAX_FAILURES: "100", LOGIN_MAX_FAILURES_PER_ACCOUNT: "100" },
+    defaultMetrics: false,
+  });
+  base = await um.listen({ port: 0, host: "127.0.0.1" });
+});
+
+afterAll(async () => {
+  await um?.close();
+  redis?.disconnect();
+  await pool?.end();
+});
+
+const OLD = "the old passphrase";
+const NEW = "the new passphrase";
+const LOGINS = 10;
+
+describe("logins racing a password change", () => {
+  it(`${LOGINS} logins with the old password while the change commits: no session of the old password survives`, async () => {
+    const email = `race-${randomBytes(4).toString("hex")}@example.com`;
+    const reg = await http("POST", `${base}/register`, { body: { email, password: OLD } });
+    expect(reg.status).toBe(201);
+    const userId = reg.body.user.id as string;
+    // Holds the change at its UPDATE of the user row, after its two hashes (FOR NO KEY UPDATE: the
+    // old code's token insert, a foreign-key KEY SHARE lock, is not held up by it).
+    const holder = await pool.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", [userId]);
+      const change = http("POST", `${base}/password`, { headers: { "x-user-id": userId, "x-user-role": "trader" }, body: { currentPassword: OLD, newPassword: NEW } });
+      await waitUntil("the change waits for the user row", async () => {
+        const { rows } = await pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE users SET password_hash%'");
+        return rows.length > 0;
+      }, 20_000, 10);
+      // The logins count themselves (Redis), read the user (old hash) and queue for scrypt, two at a
+      // time. The first to pass its check resets the counter: by then every login has read the user,
+      // and all but two still wait for scrypt. Then the change is let go: it commits long before they
+      // are done.
+      const logins = Array.from({ length: LOGINS }, () => http("POST", `${base}/login`, { body: { email, password: OLD } }));
+      const counter = `um:login-fail:${createHash("sha256").update(email).digest("hex")}`;
+      let counted = 0;
+      await waitUntil("every login counted, then one past its check", async () => {
+        const n = Number(await redis.get(counter));
+        counted = Math.max(counted, n);
+        return counted >= LOGINS && n === 0;
+      }, 20_000, 1);
+      await holder.query("COMMIT");
+      expect((await change).status).toBe(200);
+      const answers = await Promise.all(logins);
+      for (const a of answers) expect([200, 401], JSON.stringify(a.body)).toContain(a.status);
+      // Every session a login with the old password got is over: its refresh token is refused.
+      const refreshed = await Promise.all(answers.filter((a) => a.status === 200).map((a) => http("POST", `${base}/refresh`, { body: { refreshToken: a.body.refreshToken } })));
+      expect(refreshed.map((r) => r.status).filter((s) => s !== 401)).toEqual([]);
+      const live = await pool.query("SELECT count(*)::int AS n FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL", [userId]);
+      // The change's own new session only.
+      expect(live.rows[0].n).toBe(1);
+    } finally {
+      holder.release();
+    }
+  });
+});
