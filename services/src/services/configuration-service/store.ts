@@ -11,6 +11,8 @@ import { changeChannel, type ConfigChange } from "./notify";
 
 export const NAMESPACE_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
 export const KEY_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+/** Key space of the per-key change lock (first half of the two-int advisory lock key; "cf"). */
+const KEY_LOCK_SPACE = 0x6366;
 
 export interface Entry {
   value: unknown;
@@ -158,6 +160,10 @@ export class ConfigStore {
     let change: ConfigChange & { created: boolean };
     try {
       await client.query("BEGIN");
+      // Changes of one key take turns, its creation included: FOR UPDATE below locks no row while the
+      // key does not exist, and a creator that found none then read the history after another
+      // creator's commit, wrote over its value as the next version and answered 201 to expectedVersion 0.
+      await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [KEY_LOCK_SPACE, `${ns}/${key}`]);
       const cur = await client.query<{ value: unknown; version: number }>(
         "SELECT value, version FROM config_entries WHERE namespace = $1 AND key = $2 FOR UPDATE",
         [ns, key],
