@@ -86,3 +86,41 @@ describe("logins racing a password change", () => {
     }
   });
 });
+
+/**
+ * Logging out of one session while the same session is refreshed (the owner on one device, a thief
+ * holding a copy of the refresh token on another). Before session 40 the logout's one statement could
+ * not see the successor token a refresh committed while it waited for the presented token's row: 204,
+ * and the session lived on in the successor.
+ */
+describe("logout racing a refresh of the same session", () => {
+  it("the refresh commits its successor while the logout waits: the successor is revoked too", async () => {
+    const email = `logout-${randomBytes(4).toString("hex")}@example.com`;
+    const reg = await http("POST", `${base}/register`, { body: { email, password: OLD } });
+    const userId = reg.body.user.id as string;
+    const login = await http("POST", `${base}/login`, { body: { email, password: OLD } });
+    expect(login.status).toBe(200);
+    const refreshToken = login.body.refreshToken as string;
+    const waiting = async () => Number((await pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0].n);
+    // Holds the presented token's row: the refresh (first) and then the logout queue behind it.
+    const holder = await pool.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE", [createHash("sha256").update(refreshToken).digest()]);
+      const refresh = http("POST", `${base}/refresh`, { body: { refreshToken } });
+      await waitUntil("the refresh waits", async () => (await waiting()) >= 1, 20_000, 10);
+      const logout = http("POST", `${base}/logout`, { headers: { "x-user-id": userId, "x-user-role": "trader" }, body: { refreshToken } });
+      await waitUntil("the logout waits", async () => (await waiting()) >= 2, 20_000, 10);
+      await holder.query("COMMIT");
+      const [refreshed, loggedOut] = await Promise.all([refresh, logout]);
+      expect(loggedOut.status).toBe(204);
+      expect(refreshed.status).toBe(200);
+      const again = await http("POST", `${base}/refresh`, { body: { refreshToken: refreshed.body.refreshToken } });
+      expect(again.status).toBe(401);
+      const live = await pool.query("SELECT count(*)::int AS n FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL", [userId]);
+      expect(live.rows[0].n).toBe(0);
+    } finally {
+      holder.release();
+    }
+  });
+});

@@ -193,14 +193,23 @@ export async function revokeFamilyOnReuse(db: Queryable, familyId: string): Prom
   await db.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'reuse' WHERE family_id = $1 AND revoked_at IS NULL`, [familyId]);
 }
 
-/** Revokes the session (token family) of one of the user's refresh tokens. */
-export async function revokeSessionOf(db: Queryable, userId: string, tokenHash: Buffer): Promise<void> {
-  await db.query(
-    `UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout'
-      WHERE revoked_at IS NULL AND user_id = $2
-        AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)`,
-    [tokenHash, userId],
-  );
+/**
+ * Revokes the session (token family) of one of the user's refresh tokens, locking the user row first
+ * (FOR NO KEY UPDATE: a refresh holds it FOR SHARE, see lockUserOfRefreshToken) and revoking in a
+ * statement of its own, so a refresh at the same moment either commits its successor token first (then
+ * revoked too) or waits and finds its token revoked. Before, a refresh that had locked the presented
+ * token committed a successor the revoking statement could not see: that session survived the logout.
+ */
+export async function revokeSessionOf(pg: Pick<PostgresClient, "transaction">, userId: string, tokenHash: Buffer): Promise<void> {
+  await pg.transaction(async (c) => {
+    await c.query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", [userId]);
+    await c.query(
+      `UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout'
+        WHERE revoked_at IS NULL AND user_id = $2
+          AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)`,
+      [tokenHash, userId],
+    );
+  });
 }
 
 /**
