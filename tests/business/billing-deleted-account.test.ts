@@ -8,6 +8,8 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { Billing, type PaymentGateway } from "../../services/src/services/billing-service/billing";
+import { ensureAccount } from "../helpers/accounts";
 import { invoicesOf, plan, subscriptionOf, useBillingRig } from "../helpers/billing-rig";
 
 const run = randomBytes(3).toString("hex");
@@ -100,5 +102,33 @@ describe("a disabled account is not charged while disabled", () => {
     expect(chargesOf(userId)).toBe(2);
     expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["paid"]);
     expect((await rig.repo.subscription(id))!.status).toBe("active");
+  });
+});
+
+/**
+ * A subscription request passes the gateway (the account exists), and the account is deleted before
+ * billing charges its first invoice. Before session 40 only the cycle's charges asked whether the
+ * owner still existed: the subscribe charged the deleted account's card (found by session 40's race hunt).
+ */
+describe("an account deleted while its subscription request is under way", () => {
+  it("is not charged: the invoice waits, and the next cycle voids it and ends the subscription", async () => {
+    const userId = randomUUID();
+    await ensureAccount(rig.client.pool, userId);
+    const charged: string[] = [];
+    const payments: PaymentGateway = {
+      // The request's first step (the card is the user's) is where the admin's delete lands.
+      isSaved: async (u) => (await rig.client.pool.query("DELETE FROM users WHERE id = $1", [u]), true),
+      refund: async () => undefined,
+      charge: async (p) => (charged.push(p.reference), { intentId: randomUUID(), status: "processing" }),
+    };
+    const log = { info() {}, debug() {}, warn() {}, error() {} };
+    const billing = new Billing(rig.repo, payments, { units: async () => 0n }, log as never, { retryAfterDays: [1] }, () => undefined);
+    const { subscription_id: id } = await billing.subscribe(userId, BASIC, "pm_card_visa");
+    expect(charged).toEqual([]);
+    expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["open"]);
+    await billing.runCycle();
+    expect(charged).toEqual([]);
+    expect((await rig.repo.subscription(id))!.status).toBe("canceled");
+    expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["void"]);
   });
 });

@@ -210,7 +210,7 @@ export class Billing {
     if (renewed) this.published();
     let charged = 0;
     for (const inv of await dueInvoices(this.repo.pg.pool, limit)) {
-      if (await isolated(this.repo.pg.pool, this.log, "charge", { table: "bil_invoices", id: inv.invoice_id }, () => this.invoicing.charge(inv, true))) charged++;
+      if (await isolated(this.repo.pg.pool, this.log, "charge", { table: "bil_invoices", id: inv.invoice_id }, () => this.invoicing.charge(inv))) charged++;
     }
     return { renewed, charged };
   }

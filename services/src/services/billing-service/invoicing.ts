@@ -110,16 +110,18 @@ export class Invoicing {
 
   /**
    * One charge attempt, to the user's current payment method; the outcome arrives on payments.events.
-   * `ofCycle`: the cycle's, not a request of the user's: only while the user's account exists and is
-   * not disabled (Billing.runCycle), checked again here, as it may have changed since the list was read.
+   * Only while the user's account exists and is not disabled (Billing.runCycle), read here: the
+   * cycle's list was read earlier, and a request of the user's passed the gateway before an admin may
+   * have deleted the account (a subscribe charged a deleted account's card when only the cycle's
+   * charges asked). An invoice left open so is voided by the cycle (deleted) or charged after the enable.
    */
-  async charge(attempted: InvoiceRow, ofCycle = false): Promise<void> {
+  async charge(attempted: InvoiceRow): Promise<void> {
     // `attempted` was read earlier (the cycle charges its list one HTTP call after another): an
     // invoice voided since (its user cancelled) or attempted since is not charged from that copy.
     // Before, the card was charged for a void invoice and the payment only logged.
     const inv = await this.repo.invoice(attempted.invoice_id);
     if (!inv || inv.status !== "open" || inv.attempts !== attempted.attempts) return;
-    if (ofCycle && !(await ownerActive(this.repo.pg.pool, inv.user_id))) return;
+    if (!(await ownerActive(this.repo.pg.pool, inv.user_id))) return;
     // The invoice's subscription exists (a foreign key): so does a payment method of its user.
     const paymentMethod = (await this.repo.currentPaymentMethod(inv.user_id))!;
     try {
