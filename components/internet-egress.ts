@@ -13,6 +13,14 @@ import type { StackConfig } from "../stacks/config";
  * internet does not thereby reach the cluster's nodes and pods or the company network.
  */
 export const PRIVATE_RANGES: readonly string[] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+/**
+ * Addresses outside RFC 1918 that are no internet either and hold the cloud metadata service, which
+ * hands the node's credentials to whoever asks: link-local (169.254.169.254 on AWS, GCP, Azure) and
+ * the shared address space (Alibaba's 100.100.100.200). The public-internet rule leaves them out too:
+ * with only the private ranges left out, every workload given the internet reached them on its ports
+ * (the policy pack's network-policy-default-deny now refuses that).
+ */
+export const METADATA_RANGES: readonly string[] = ["169.254.0.0/16", "100.64.0.0/10"];
 
 /**
  * Binance's endpoints as the services call them by default (services/src/trading/marketdata/binance.ts,
@@ -25,7 +33,7 @@ export const BINANCE_STREAM_PORT = 9443;
 const HTTPS_PORT = 443;
 
 export interface InternetEgress {
-  /** TCP ports reachable on every public address (0.0.0.0/0 minus PRIVATE_RANGES). */
+  /** TCP ports reachable on every public address (0.0.0.0/0 minus PRIVATE_RANGES and METADATA_RANGES). */
   publicPorts: number[];
   /** Single private addresses reachable on one port each: an SMTP relay inside the network, given by its IP. */
   privateHosts: { address: string; port: number }[];

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from "node:net";
 import { StackValidationPolicy } from "@pulumi/policy";
+import { CLOUD_METADATA_ADDRESSES } from "../lib/cloud-metadata";
 import { ingressBackendServices, outsideReach } from "../lib/routes";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, isRecord, str } from "../lib/values";
@@ -36,9 +37,8 @@ const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
  * link-local nor multicast; the pack reports them all at preview, before an `up` fails half-way.
  */
 const SPECIAL: ReadonlyArray<[string, number, "ipv4" | "ipv6", string]> = [
-    ["169.254.169.254", 32, "ipv4", "the cloud metadata address"],
-    ["100.100.100.200", 32, "ipv4", "the cloud metadata address"],
-    ["fd00:ec2::254", 128, "ipv6", "the cloud metadata address"],
+    ...CLOUD_METADATA_ADDRESSES.map((a): [string, number, "ipv4" | "ipv6", string] =>
+        isIP(a) === 4 ? [a, 32, "ipv4", "the cloud metadata address"] : [a, 128, "ipv6", "the cloud metadata address"]),
     ["169.254.0.0", 16, "ipv4", "link-local"],
     ["fe80::", 10, "ipv6", "link-local"],
     ["127.0.0.0", 8, "ipv4", "loopback"],

@@ -1,5 +1,6 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { LABEL_WORKLOAD } from "../../catalog/labels";
+import { metadataAddressesIn } from "../lib/cloud-metadata";
 import { readConfig } from "../lib/config";
 import { isEmptySelector, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
@@ -95,6 +96,28 @@ export function openEgressRules(np: Record<string, any>, internetEgressWorkloads
     return openRules(np, "egress").filter((r) => !(r.wideBlock && optedIn)).map((r) => r.where);
 }
 
+/**
+ * Egress ipBlocks of a policy that let its pods reach a cloud metadata address, each as
+ * `egress[i] (ipBlock <cidr> reaches <addresses>)`: an opted-in internet rule (`0.0.0.0/0` minus the
+ * private ranges) still holds 169.254.169.254 (link-local) and 100.100.100.200 (shared address space),
+ * and a pod that asks there gets the node's cloud credentials. Reported for every policy, opted-in
+ * or not, and for narrow blocks too (a /32 of the address itself). Unknown values are skipped.
+ */
+export function metadataEgressRules(np: Record<string, any>): string[] {
+    const out: string[] = [];
+    arr(np.spec?.egress).forEach((rule, i) => {
+        if (!isRecord(rule) || hasUnknown(rule.to)) return;
+        for (const peer of arr(rule.to).filter(isRecord)) {
+            const cidr = str(peer.ipBlock?.cidr)?.trim();
+            if (cidr === undefined || hasUnknown(peer.ipBlock?.except)) continue;
+            const except = arr(peer.ipBlock?.except).map((e) => str(e)).filter((e): e is string => e !== undefined);
+            const reached = metadataAddressesIn(cidr, except);
+            if (reached.length > 0) out.push(`egress[${i}] (ipBlock ${cidr} reaches ${reached.join(", ")})`);
+        }
+    });
+    return out;
+}
+
 /** A namespaceSelector every namespace matches: `kubernetes.io/metadata.name` (set on every namespace) with Exists. */
 function selectsEveryNamespace(selector: Record<string, any>): boolean {
     if (isRecord(selector.matchLabels) && Object.keys(selector.matchLabels).length > 0) return false;
@@ -159,6 +182,15 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
                     "a workload that must reach the internet is listed in the policy's internetEgressWorkloads and its policy selects it by trading.io/workload.",
             });
         }
+        for (const p of inNs.filter((x) => policyTypes(x.props).includes("Egress"))) {
+            const metadata = metadataEgressRules(p.props);
+            if (metadata.length === 0) continue;
+            findings.push({
+                urn: p.urn,
+                message: `NetworkPolicy "${objectName(p.props, p.name)}" in namespace "${ns}" lets its pods reach the cloud metadata service in ${metadata.join(", ")}, ` +
+                    "which hands the node's cloud credentials to whatever runs in them: add 169.254.0.0/16 and 100.64.0.0/10 (for IPv6, fd00:ec2::254/128) to the ipBlock's except.",
+            });
+        }
         for (const w of workloads.filter((x) => namespaceOf(x.props) === ns)) {
             const tmpl = podTemplate(w.type, w.props);
             if (!tmpl) continue;
@@ -192,7 +224,7 @@ export const networkPolicyDefaultDeny: StackValidationPolicy = {
         "Every Kubernetes namespace with workloads has a default-deny NetworkPolicy (podSelector {}, policyTypes " +
         "Ingress and Egress) and each workload has its own NetworkPolicy listing who may reach it and (Egress) what it may reach; " +
         "no policy admits every source, or lets its pods reach every destination (no to, every pod of the cluster, an ipBlock wider than /8: " +
-        "the internet only for the workloads of internetEgressWorkloads).",
+        "the internet only for the workloads of internetEgressWorkloads), and none reaches the cloud metadata service (169.254.169.254, 100.100.100.200, fd00:ec2::254).",
     severity: "high",
     configSchema: {
         properties: {

@@ -383,7 +383,7 @@ describe("network-policy-default-deny: egress to everything", () => {
         return np;
     };
     /** The program's internet rule (components/runtime/kubernetes/network-policy.ts). */
-    const internet = { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }], ports: [{ protocol: "TCP", port: 443 }] };
+    const internet = { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"] } }], ports: [{ protocol: "TCP", port: 443 }] };
     const stackWith = (...nps: TestResource[]) => [...prodStack().filter((r) => r.name !== "api-gateway-netpol"), ...nps];
 
     it("rejects a rule without to, every pod of the cluster, and an ipBlock wider than /8 (IPv4 or IPv6, or halves) for a workload not opted in", async () => {
@@ -396,6 +396,9 @@ describe("network-policy-default-deny: egress to everything", () => {
         expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message}`)).toEqual([
             "api-gateway-netpol: NetworkPolicy \"api-gateway\" in namespace \"ai-trading\" lets its pods reach every destination in egress[0] (no to), egress[1] (ipBlock 0.0.0.0/0), " +
                 "egress[2] (a namespaceSelector matching every namespace, with podSelector {}), egress[2] (ipBlock ::/0), egress[3] (ipBlock 0.0.0.0/1), egress[3] (ipBlock 128.0.0.0/1)" + tail,
+            "api-gateway-netpol: NetworkPolicy \"api-gateway\" in namespace \"ai-trading\" lets its pods reach the cloud metadata service in egress[2] (ipBlock ::/0 reaches fd00:ec2::254), " +
+                "egress[3] (ipBlock 0.0.0.0/1 reaches 100.100.100.200), egress[3] (ipBlock 128.0.0.0/1 reaches 169.254.169.254), which hands the node's cloud credentials to whatever runs in them: " +
+                "add 169.254.0.0/16 and 100.64.0.0/10 (for IPv6, fd00:ec2::254/128) to the ipBlock's except.",
         ]);
     });
 
@@ -420,11 +423,40 @@ describe("network-policy-default-deny: egress to everything", () => {
         ]);
     });
 
+    // Session 40's configuration hunt: the program's internet rule left out only the RFC 1918 ranges, so
+    // data-bridge, trading-engine, payment-service and notification-service reached 169.254.169.254 (and
+    // Alibaba's 100.100.100.200) on their public ports: the node's cloud credentials, opted in with the internet.
+    it("rejects egress that reaches the cloud metadata service, opted in or not, IPv4 or IPv6, wide or a single address", async () => {
+        const cfg = { all: "mandatory" as const, "network-policy-default-deny": { internetEgressWorkloads: ["api-gateway"] } };
+        const fix = ", which hands the node's cloud credentials to whatever runs in them: add 169.254.0.0/16 and 100.64.0.0/10 (for IPv6, fd00:ec2::254/128) to the ipBlock's except.";
+        const rfc1918Only = { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }], ports: [{ protocol: "TCP", port: 443 }] };
+        expect((await run(stackWith(withEgress("api-gateway", [rfc1918Only])), cfg)).map((v) => v.message)).toEqual([
+            `NetworkPolicy "api-gateway" in namespace "ai-trading" lets its pods reach the cloud metadata service in egress[0] (ipBlock 0.0.0.0/0 reaches 169.254.169.254, 100.100.100.200)${fix}`,
+        ]);
+        const narrow = [
+            { to: [{ ipBlock: { cidr: "169.254.169.254/32" } }], ports: [{ protocol: "TCP", port: 80 }] },
+            { to: [{ ipBlock: { cidr: "::/0", except: ["fe80::/10"] } }] },
+            { to: [{ ipBlock: { cidr: "100.64.0.0/10", except: ["100.100.100.0/25"] } }] },
+        ];
+        expect((await run(stackWith(withEgress("api-gateway", narrow)), cfg)).map((v) => v.message)).toEqual([
+            `NetworkPolicy "api-gateway" in namespace "ai-trading" lets its pods reach the cloud metadata service in egress[0] (ipBlock 169.254.169.254/32 reaches 169.254.169.254), ` +
+                `egress[1] (ipBlock ::/0 reaches fd00:ec2::254), egress[2] (ipBlock 100.64.0.0/10 reaches 100.100.100.200)${fix}`,
+        ]);
+        // The program's rule now, the address excepted exactly, and an except unknown during preview pass.
+        const excepted = [
+            internet,
+            { to: [{ ipBlock: { cidr: "::/0", except: ["fd00:ec2::254/128"] } }] },
+            { to: [{ ipBlock: { cidr: "169.254.0.0/16", except: ["169.254.169.254/32"] } }] },
+            { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: UNKNOWN } }] },
+        ];
+        expect(await run(stackWith(withEgress("api-gateway", excepted)), cfg)).toEqual([]);
+    });
+
     it("keeps named destinations, a labelled namespace, a /8 or narrower block, egress rules of an Ingress-only policy, and rules unknown during preview", async () => {
         const rs = stackWith(withEgress("api-gateway", [
             { to: [{ podSelector: { matchLabels: { "trading.io/workload": "postgres" } } }] },
             { to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } } }], ports: [{ protocol: "UDP", port: 53 }] },
-            { to: [{ ipBlock: { cidr: "10.0.0.0/8" } }, { ipBlock: { cidr: "fd00::/16" } }] },
+            { to: [{ ipBlock: { cidr: "10.0.0.0/8" } }, { ipBlock: { cidr: "fd12::/16" } }] },
             { to: UNKNOWN },
         ]), networkPolicy("ingress-only", {}, ["Ingress"], { ingress: [], egress: [{}] }));
         expect(await run(rs)).toEqual([]);

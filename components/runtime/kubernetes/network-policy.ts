@@ -5,7 +5,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LABEL_WORKLOAD } from "../../../catalog/labels";
-import { InternetEgress, PRIVATE_RANGES } from "../../internet-egress";
+import { InternetEgress, METADATA_RANGES, PRIVATE_RANGES } from "../../internet-egress";
 import { INGRESS_CONTROLLER, WorkloadSpec, workloadLabels } from "../../workload";
 import { KubernetesContext } from "./context";
 
@@ -63,13 +63,13 @@ export function workloadNetworkPolicy(ctx: KubernetesContext, spec: WorkloadSpec
 }
 
 /**
- * The public internet (every address but the private ranges) on the workload's public ports, and
+ * The public internet (every address but the private ranges and the metadata service's) on the workload's public ports, and
  * each private address it must reach (an SMTP relay inside the network) on its own port.
  */
 export function internetEgressRules(egress: InternetEgress): k8s.types.input.networking.v1.NetworkPolicyEgressRule[] {
   return [
     ...(egress.publicPorts.length > 0
-      ? [{ to: [{ ipBlock: { cidr: "0.0.0.0/0", except: [...PRIVATE_RANGES] } }], ports: egress.publicPorts.map((port) => ({ protocol: "TCP", port })) }]
+      ? [{ to: [{ ipBlock: { cidr: "0.0.0.0/0", except: [...PRIVATE_RANGES, ...METADATA_RANGES] } }], ports: egress.publicPorts.map((port) => ({ protocol: "TCP", port })) }]
       : []),
     ...egress.privateHosts.map((h) => ({ to: [{ ipBlock: { cidr: `${h.address}/32` } }], ports: [{ protocol: "TCP", port: h.port }] })),
   ];
