@@ -27,6 +27,7 @@ import { noUncheckedWorkloads } from "./rules/no-unchecked-workloads";
 import { noPrivilegeEscalation } from "./rules/no-privilege-escalation";
 import { noPrivilegedContainers } from "./rules/no-privileged-containers";
 import { noPublicExposure } from "./rules/no-public-exposure";
+import { noSystemPriority } from "./rules/no-system-priority";
 import { nonRootGroups } from "./rules/non-root-groups";
 import { pidsLimit } from "./rules/pids-limit";
 import { pinnedImageTags } from "./rules/pinned-image-tags";
@@ -76,6 +77,7 @@ export const policies: Policies = [
     // Container hardening
     noPrivilegedContainers,
     noControlPlaneScheduling,
+    noSystemPriority,
     dropAllCapabilities,
     runAsNonRoot,
     noPrivilegeEscalation,

@@ -355,6 +355,36 @@ describe("no-control-plane-scheduling", () => {
     });
 });
 
+// Session 40's configuration hunt: a pod in the cluster's own priority classes, or a PriorityClass made
+// every namespace's default, passed the whole pack.
+describe("no-system-priority", () => {
+    const fix = ". Leave priorityClassName unset (or name a class of the platform's own, with a value below the system classes').";
+    const why = ", the cluster's own class for its critical components: its pods preempt every application pod of the cluster to be placed, and are evicted last when a node runs short";
+    const priorityClass = (name: string, globalDefault: unknown, version = "v1"): TestResource => ({
+        type: `kubernetes:scheduling.k8s.io/${version}:PriorityClass`, name: `${name}-priorityclass`,
+        props: { apiVersion: `scheduling.k8s.io/${version}`, kind: "PriorityClass", metadata: { name }, value: 1000, globalDefault },
+    });
+
+    it("passes the platform's pods, a class of its own, and a PriorityClass that is no default or unknown during preview", async () => {
+        const own = deployment("api-gateway", 3001, { spec: { priorityClassName: "trading-critical" } });
+        const unknown = deployment("risk-analyzer", 8020, { spec: { priorityClassName: UNKNOWN } });
+        expect(await messages("no-system-priority", [...prodStack(), own, unknown, priorityClass("trading-critical", false), priorityClass("trading-batch", UNKNOWN)])).toEqual([]);
+    });
+
+    it("rejects system-node-critical and system-cluster-critical in every pod-bearing kind, and a PriorityClass with globalDefault true", async () => {
+        const kinds = asEveryPodKind(deployment("api-gateway", 3001, { spec: { priorityClassName: "system-node-critical" } }));
+        const found = await messages("no-system-priority", kinds);
+        expect(found).toHaveLength(kinds.length);
+        for (const r of kinds) expect(found, r.name).toContain(`${r.type.split(":").pop()} "${r.name}" sets priorityClassName "system-node-critical"${why}${fix}`);
+        const cluster = deployment("risk-analyzer", 8020, { spec: { priorityClassName: "system-cluster-critical" } });
+        expect(await messages("no-system-priority", [cluster, priorityClass("everything-first", true), priorityClass("old", true, "v1beta1")])).toEqual([
+            `Deployment "risk-analyzer-deployment" sets priorityClassName "system-cluster-critical"${why}${fix}`,
+            ...["everything-first-priorityclass", "old-priorityclass"].map((n) => `PriorityClass "${n}" sets globalDefault: true, so every pod created without a class in any namespace ` +
+                "of the cluster, not only the platform's, takes its priority. Set globalDefault false and name the class in the platform's pods."),
+        ]);
+    });
+});
+
 describe("cluster-dns-only", () => {
     const fix = ", so its lookups escape DNS-based egress policy and the cluster's DNS logs, and the platform's names can be pointed elsewhere. " +
         "Leave dnsPolicy at ClusterFirst without nameservers of its own (a cluster resolver's address goes in the policy's clusterNameservers) and drop the alias: " +
