@@ -51,10 +51,25 @@ export function ruleTexts(resources: StackResource[]): Array<string | undefined>
     return out;
 }
 
+/**
+ * A stack that runs services but no Prometheus evaluates no alerting rule at all: without this, prod
+ * with `trading:prometheusEnabled false` passed the rule vacuously (it judged only a Prometheus that was
+ * there), and a service down or a backup overdue went unnoticed. A stack without services (a datastore
+ * alone) is not judged.
+ */
+function missingPrometheus(resources: StackResource[]): { urn?: string; message: string } | undefined {
+    const services = resources.filter((r) => (r.type === DOCKER_CONTAINER || isK8sWorkload(r.type)) && identity(r.type, r.name, r.props).role === "service");
+    if (services.length === 0) return undefined;
+    return {
+        message: `The stack deploys ${services.length} service workload(s) and no Prometheus, so no alerting rule is evaluated (a service down, ` +
+            "a datastore unreachable, a backup overdue go unnoticed): deploy Prometheus with its rules (trading:prometheusEnabled true).",
+    };
+}
+
 export function alertRuleProblem(resources: StackResource[], cfg: AlertRulesConfig = defaults): { urn?: string; message: string } | undefined {
     const prometheus = resources.find((r) => (r.type === DOCKER_CONTAINER || isK8sWorkload(r.type))
         && identity(r.type, r.name, r.props).workload === "prometheus");
-    if (!prometheus) return undefined;
+    if (!prometheus) return missingPrometheus(resources);
     const texts = ruleTexts(resources);
     if (texts.some((t) => t === undefined)) return undefined; // computed during preview
     const count = texts.reduce((acc, t) => acc + (countAlertRules(t as string) ?? 0), 0);
@@ -69,7 +84,7 @@ export function alertRuleProblem(resources: StackResource[], cfg: AlertRulesConf
 
 export const prometheusAlertRules: StackValidationPolicy = {
     name: "prometheus-alert-rules",
-    description: "On prod, Prometheus ships alerting rules (the guide: \"set up alerts in Prometheus\").",
+    description: "On prod, a stack with services deploys Prometheus and it ships alerting rules (the guide: \"set up alerts in Prometheus\").",
     severity: "medium",
     configSchema: {
         properties: {

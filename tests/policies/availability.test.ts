@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { countAlertRules } from "../../policies/rules/prometheus-alert-rules";
 import {
-    ALERT_RULES, backupCronJob, deployment, dockerContainer, dockerPostgres, dockerPrometheus, hpa, pdb, prodStack, replace,
+    ALERT_RULES, backupCronJob, deployment, dockerContainer, dockerService, dockerPostgres, dockerPrometheus, hpa, pdb, prodStack, replace,
     replicationController, rulesConfigMap, statefulSet,
 } from "./fixtures";
 import { runPack, summary, UNKNOWN } from "./run-pack";
@@ -194,6 +194,19 @@ describe("prometheus-alert-rules", () => {
         }]);
         expect(await run(rs, "dev")).toEqual([]);
         expect(summary(await run([dockerPrometheus(null)]))).toEqual(["prometheus-alert-rules prometheus-container"]);
+    });
+
+    // Session 40's configuration hunt: prod with trading:prometheusEnabled false passed, the rule judged only a Prometheus that was there.
+    it("rejects a prod stack with services and no Prometheus at all (Kubernetes or Docker), not on dev nor without services", async () => {
+        const message = (n: number) => `The stack deploys ${n} service workload(s) and no Prometheus, so no alerting rule is evaluated (a service down, ` +
+            "a datastore unreachable, a backup overdue go unnoticed): deploy Prometheus with its rules (trading:prometheusEnabled true).";
+        const noMonitoring = prodStack().filter((r) => !r.name.startsWith("prometheus"));
+        const services = noMonitoring.filter((r) => r.props.metadata?.labels?.["trading.io/role"] === "service" && r.type.startsWith("kubernetes:apps")).length;
+        expect(services).toBeGreaterThan(0);
+        expect(await run(noMonitoring)).toEqual([{ policyName: "prometheus-alert-rules", enforcementLevel: "mandatory", message: message(services) }]);
+        expect(await run(noMonitoring, "dev")).toEqual([]);
+        expect((await run([dockerService()])).map((v) => v.message)).toEqual([message(1)]);
+        expect(await run(noMonitoring.filter((r) => r.props.metadata?.labels?.["trading.io/role"] !== "service"))).toEqual([]);
     });
 
     it("counts only real alerting rules and honours minAlertRules", async () => {

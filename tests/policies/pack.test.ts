@@ -8,7 +8,7 @@ import { internetEgressOf } from "../../components/internet-egress";
 import { ConfigError, parseStackConfig } from "../../stacks/config";
 import { upstreamImages } from "../../stacks/images";
 import { stackFileConfig } from "../helpers/program";
-import { dockerContainer, prodStack, remoteImage, replace } from "./fixtures";
+import { dockerContainer, dockerPrometheus, prodStack, remoteImage, replace } from "./fixtures";
 import { loadConfig, mandatory, policyNames, reconcileConfig, runPack, UNKNOWN } from "./run-pack";
 
 const policiesDir = path.join(__dirname, "..", "..", "policies");
@@ -171,7 +171,8 @@ describe("the whole pack", () => {
 
     it("runs during preview with unknown values without crashing or reporting 'can't run'", async () => {
         const preview = dockerContainer("api-gateway", "service", { image: UNKNOWN, envs: UNKNOWN, ports: UNKNOWN, uploads: UNKNOWN, healthcheck: UNKNOWN, memory: UNKNOWN, cpus: UNKNOWN });
-        expect(await runPack([preview], "prod")).toEqual([]);
+        // With the stack's Prometheus: prod refuses services without one (prometheus-alert-rules).
+        expect(await runPack([preview, dockerPrometheus()], "prod")).toEqual([]);
         const k8s = replace(prodStack(), "api-gateway-deployment", (p) => {
             p.metadata.namespace = UNKNOWN;
             p.spec.template.spec.containers[0].image = UNKNOWN;

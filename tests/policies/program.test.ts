@@ -131,6 +131,15 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
         expect(policyNames(vs)).toEqual(["no-default-credentials"]);
     });
 
+    // Session 40's configuration hunt: prod without monitoring passed the whole pack (prometheus-alert-rules
+    // judged only a Prometheus that was there), so nothing alerted on a service down or a backup overdue.
+    it("prod without Prometheus (trading:prometheusEnabled false) fails prod.json: nothing would evaluate an alert", async () => {
+        const vs = await judge("prod", "prod", { prometheusEnabled: "false", grafanaEnabled: "false" });
+        expect(lines(vs)).toEqual([
+            expect.stringMatching(/^mandatory prometheus-alert-rules <stack>: The stack deploys \d+ service workload\(s\) and no Prometheus, so no alerting rule is evaluated/),
+        ]);
+    });
+
     it("the Docker stack promoted to production: published database ports and defaults fail prod.json", async () => {
         const vs = await judge("dev", "prod", { ...INSECURE, publishAdminPorts: "true", imageSource: "upstream" }, GUIDE_SECRETS);
         const names = policyNames(mandatory(vs));

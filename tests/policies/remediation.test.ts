@@ -3,7 +3,7 @@
  * then accepts under prod.json; what is not mechanical stays a violation.
  */
 import { describe, expect, it } from "vitest";
-import { deployment, dockerNginx, dockerPostgres, dockerService, edit, prodStack, statefulSet } from "./fixtures";
+import { deployment, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit, prodStack, statefulSet } from "./fixtures";
 import { loadConfig, PackConfig, policyNames, remediate, runPack, TestResource, UNKNOWN } from "./run-pack";
 
 const REMEDIABLE = ["drop-all-capabilities", "no-privilege-escalation", "automount-service-account-token", "read-only-root-filesystem"];
@@ -120,7 +120,7 @@ describe("Docker remediations", () => {
         const { resources, remediations } = await remediate([broken], remediating("drop-all-capabilities", "no-privilege-escalation", "read-only-root-filesystem"));
         expect(remediations.map((r) => r.policyName)).toEqual(["drop-all-capabilities", "no-privilege-escalation", "read-only-root-filesystem"]);
         expect(resources[0].props).toMatchObject({ capabilities: { drops: ["ALL"] }, securityOpts: ["no-new-privileges:true"], readOnly: true });
-        expect(await runPack(resources, prod)).toEqual([]);
+        expect(await runPack([...resources, dockerPrometheus()], prod)).toEqual([]);
     });
 
     it("pids-limit: a missing or unlimited PID limit becomes the configured one; a set limit is kept, a too-high one stays a violation", async () => {
@@ -129,13 +129,13 @@ describe("Docker remediations", () => {
         const { resources, remediations } = await remediate([missing, unlimited], remediating("pids-limit"));
         expect(remediations.map((r) => `${r.policyName} ${r.resourceName}`)).toEqual(["pids-limit api-gateway-container", "pids-limit nginx-container"]);
         expect(resources.map((r) => r.props.pidsLimit)).toEqual([4096, 4096]);
-        expect(await runPack(resources, prod)).toEqual([]);
+        expect(await runPack([...resources, dockerPrometheus()], prod)).toEqual([]);
         const custom = await remediate([missing], { ...remediating("pids-limit"), "pids-limit": { enforcementLevel: "remediate", remediationPidsLimit: 300 } });
         expect(custom.resources[0].props.pidsLimit).toBe(300);
         const high = dockerService("api-gateway", { pidsLimit: 100_000 });
         const kept = await remediate([high], remediating("pids-limit"));
         expect(kept.resources[0].props.pidsLimit).toBe(100_000);
-        expect(policyNames(await runPack(kept.resources, prod))).toEqual(["pids-limit"]);
+        expect(policyNames(await runPack([...kept.resources, dockerPrometheus()], prod))).toEqual(["pids-limit"]);
     });
 
     it("keeps a datastore writable and its other security options", async () => {
