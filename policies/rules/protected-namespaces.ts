@@ -54,10 +54,18 @@ export const protectedNamespaces: ResourceValidationPolicy = {
         const props = plain(args.props);
         // A declared Namespace whose Pod Security admission admits anything (a NamespacePatch doing the same is no-object-patches').
         if (kubernetesKind(args.type) === "Namespace" && !args.type.endsWith("Patch")) {
-            const level = str(props.metadata?.labels?.["pod-security.kubernetes.io/enforce"]);
+            const labels = props.metadata?.labels;
+            const raw = isUnknown(labels) ? labels : labels?.["pod-security.kubernetes.io/enforce"];
+            const level = str(raw);
             if (level === "privileged") {
                 reportViolation(`${describe(args.type, args.name)} sets pod-security.kubernetes.io/enforce: privileged, so the API server admits any pod there ` +
                     "(host namespaces, privileged containers) whatever declared it; enforce restricted (the platform's own namespace) or baseline.");
+            } else if (raw === undefined) {
+                // Without the label the API server's default applies, which is privileged unless its
+                // admission configuration says otherwise: the same namespace, silently (session 40).
+                reportViolation(`${describe(args.type, args.name)} has no pod-security.kubernetes.io/enforce label, so Pod Security admission applies the cluster's ` +
+                    "default level there, privileged unless the API server's admission configuration sets another (any pod admitted); " +
+                    "label it enforce: restricted (the platform's own namespace) or baseline.");
             }
         }
         const hit = protectedNamespaceOf(args.type, props, readConfig(args, defaults));

@@ -27,7 +27,7 @@ describe("protected-namespaces", () => {
             edit(service("api-gateway", "service", 3001), inNamespace(undefined)),
             edit(pdb("api-gateway"), inNamespace("kube-system")),
             edit(headlessService("postgres", "datastore", 5432), inNamespace("kube-public")),
-            { type: "kubernetes:core/v1:Namespace", name: "ns", props: { metadata: { name: "kube-trading" } } },
+            { type: "kubernetes:core/v1:Namespace", name: "ns", props: { metadata: { name: "kube-trading", labels: { "pod-security.kubernetes.io/enforce": "restricted" } } } },
         ];
         const fix = "put it in the platform's own namespace (set metadata.namespace; config trading:namespace), never default or kube-*.";
         expect(await messages("protected-namespaces", rs)).toEqual([
@@ -49,6 +49,16 @@ describe("protected-namespaces: a Namespace that admits any pod", () => {
             "Namespace \"open\" sets pod-security.kubernetes.io/enforce: privileged, so the API server admits any pod there (host namespaces, privileged containers) " +
             "whatever declared it; enforce restricted (the platform's own namespace) or baseline.",
         ]);
+    });
+
+    // Session 40's configuration hunt: leaving the label out gave the same namespace without a word.
+    it("refuses a declared Namespace without an enforce label (the cluster's default, privileged unless configured); labels unknown during preview are judged at up", async () => {
+        const unlabelled: TestResource = { type: "kubernetes:core/v1:Namespace", name: "bare", props: { metadata: { name: "bare", labels: { team: "x" } } } };
+        const noLabels: TestResource = { type: "kubernetes:core/v1:Namespace", name: "none", props: { metadata: { name: "none" } } };
+        const computed: TestResource = { type: "kubernetes:core/v1:Namespace", name: "later", props: { metadata: { name: "later", labels: UNKNOWN } } };
+        const why = " has no pod-security.kubernetes.io/enforce label, so Pod Security admission applies the cluster's default level there, privileged unless the API server's " +
+            "admission configuration sets another (any pod admitted); label it enforce: restricted (the platform's own namespace) or baseline.";
+        expect(await messages("protected-namespaces", [unlabelled, noLabels, computed])).toEqual([`Namespace "bare"${why}`, `Namespace "none"${why}`]);
     });
 });
 

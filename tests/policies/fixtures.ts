@@ -463,7 +463,7 @@ export function prodStack(): TestResource[] {
     return [
         randomPassword("trading-secrets-postgres"),
         randomBytes("trading-secrets-jwt"),
-        { type: "kubernetes:core/v1:Namespace", name: "namespace", props: { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } } },
+        { type: "kubernetes:core/v1:Namespace", name: "namespace", props: { apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: { "pod-security.kubernetes.io/enforce": "restricted" } } } },
         defaultDeny(),
         secret("api-gateway", { POSTGRES_URL: "postgresql://ai_trading_user:Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt@postgres:5432/ai_trading" }),
         deployment("api-gateway", 3001),
