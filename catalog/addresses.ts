@@ -19,3 +19,11 @@ export function isIPv4MappedIPv6(address: string): boolean {
     return false; // not an IPv6 address
   }
 }
+
+/**
+ * The cloud metadata service's addresses, which hand the node's (or the pod's) cloud credentials to
+ * whoever asks: 169.254.169.254 (AWS, GCP, Azure, OpenStack, Oracle), Alibaba's 100.100.100.200 and
+ * AWS's IPv6 fd00:ec2::254. The one list: the policy pack keeps endpoints and NetworkPolicy egress
+ * away from them, the stack config refuses them as the SMTP relay.
+ */
+export const CLOUD_METADATA_ADDRESSES: readonly string[] = ["169.254.169.254", "100.100.100.200", "fd00:ec2::254"];

@@ -16,7 +16,7 @@ import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { isIPv4MappedIPv6 } from "../catalog/addresses";
+import { CLOUD_METADATA_ADDRESSES, isIPv4MappedIPv6 } from "../catalog/addresses";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
@@ -506,6 +506,14 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
     throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got ${shown(smtpHost)}`);
   }
+  const relayProblem = smtpHost !== undefined ? unusableRelay(smtpHost) : undefined;
+  if (smtpHost !== undefined && relayProblem !== undefined) {
+    throw new ConfigError(
+      "smtpHost",
+      stack,
+      `${shown(smtpHost)} is ${relayProblem}, no mail relay: notification-service would send the relay login (smtpUsername, smtpPassword) there; give the relay's host name or its address on the network`,
+    );
+  }
   const smtpFrom = r.string("smtpFrom")!;
   if (/[\r\n]/.test(smtpFrom) || !/@/.test(smtpFrom)) throw new ConfigError("smtpFrom", stack, "must be one line with an e-mail address");
 
@@ -842,6 +850,25 @@ function nearestKey(key: string, known: readonly string[]): string | undefined {
     if (best === undefined || d < best.distance) best = { key: candidate, distance: d };
   }
   return best !== undefined && best.distance <= Math.max(1, Math.floor(best.key.length / 3)) ? best.key : undefined;
+}
+
+/**
+ * What an SMTP relay address reaches instead of a relay, or undefined for an ordinary host: a cloud
+ * metadata address (the node's credentials; on Docker nothing filters egress), the rest of link-local,
+ * loopback (the container itself, `localhost` too), the unspecified "this network", multicast or
+ * broadcast. smtpHost is a host name or IPv4 address (checked before), so IPv6 never reaches here.
+ */
+function unusableRelay(host: string): string | undefined {
+  const name = host.toLowerCase().replace(/\.$/, "");
+  if (name === "localhost" || name.endsWith(".localhost")) return "loopback (the notification-service container itself)";
+  if (isIP(name) !== 4) return undefined;
+  if (CLOUD_METADATA_ADDRESSES.includes(name)) return "the cloud metadata address (the node's cloud credentials)";
+  const [a, b] = name.split(".").map(Number);
+  if (a === 127) return "loopback (the notification-service container itself)";
+  if (a === 169 && b === 254) return "link-local (the cloud metadata service's range)";
+  if (a === 0) return "the unspecified address";
+  if (a >= 224) return "multicast or broadcast";
+  return undefined;
 }
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */

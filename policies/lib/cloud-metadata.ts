@@ -1,12 +1,8 @@
 import { BlockList, isIP } from "node:net";
+import { CLOUD_METADATA_ADDRESSES } from "../../catalog/addresses";
 
-/**
- * The cloud metadata service's addresses, which hand the node's (or the pod's) cloud credentials to
- * whoever asks: 169.254.169.254 (AWS, GCP, Azure, OpenStack, Oracle), AWS's IPv6 fd00:ec2::254 and
- * Alibaba's 100.100.100.200. The one list of the pack: endpoints must not point there
- * (hand-made-endpoints), and no NetworkPolicy may let pods reach them (network-policy-default-deny).
- */
-export const CLOUD_METADATA_ADDRESSES: readonly string[] = ["169.254.169.254", "100.100.100.200", "fd00:ec2::254"];
+/** The list is the catalog's (catalog/addresses.ts): the stack config refuses the addresses as the SMTP relay. */
+export { CLOUD_METADATA_ADDRESSES };
 
 /** `address/prefix` as a BlockList, or undefined when the text is no CIDR (a bare address counts as /32 or /128). */
 function subnetOf(cidr: string): { list: BlockList; family: "ipv4" | "ipv6" } | undefined {

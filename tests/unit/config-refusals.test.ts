@@ -126,6 +126,36 @@ describe("renderYamlTo (session 38)", () => {
   });
 });
 
+describe("smtpHost (session 40)", () => {
+  it("refuses an address that is no mail relay (cloud metadata, link-local, loopback, unspecified, multicast), where the relay login would go", () => {
+    const cases: Array<[string, string]> = [
+      ["169.254.169.254", "the cloud metadata address (the node's cloud credentials)"],
+      ["100.100.100.200", "the cloud metadata address (the node's cloud credentials)"],
+      ["169.254.10.1", "link-local (the cloud metadata service's range)"],
+      ["127.0.0.1", "loopback (the notification-service container itself)"],
+      ["LocalHost", "loopback (the notification-service container itself)"],
+      ["relay.localhost", "loopback (the notification-service container itself)"],
+      ["0.0.0.0", "the unspecified address"],
+      ["224.0.0.1", "multicast or broadcast"],
+      ["255.255.255.255", "multicast or broadcast"],
+    ];
+    for (const stack of ["prod", "dev"]) {
+      for (const [host, what] of cases) {
+        const config = stack === "prod" ? { ...k8s, smtpHost: host } : { ...docker, smtpHost: host };
+        expect(error(stack, config).message, `${stack} ${host}`).toBe(
+          `Invalid configuration trading:smtpHost on stack '${stack}': '${host}' is ${what}, no mail relay: notification-service would send the relay login (smtpUsername, smtpPassword) there; give the relay's host name or its address on the network`,
+        );
+      }
+    }
+  });
+
+  it("keeps a relay's host name, a public address and a private one", () => {
+    for (const host of ["smtp.example.com", "203.0.113.25", "10.20.30.40", "100.64.1.1", "localhost-relay.example.com"]) {
+      expect(parseStackConfig("prod", { ...k8s, smtpHost: host }).smtp.host, host).toBe(host);
+    }
+  });
+});
+
 describe("gateway rate limit (session 39)", () => {
   it("refuses an absurd rate limit naming the key, the stack and the allowed range", () => {
     const cases: [RawConfig, string][] = [
