@@ -5,7 +5,7 @@ import { readConfig } from "../lib/config";
 import { isEmptySelector, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
-import { K8S, K8S_LONG_RUNNING, namespaceOf, objectName, podTemplate } from "../lib/workloads";
+import { K8S, K8S_LONG_RUNNING, K8S_WORKLOAD_TYPES, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
 export interface NetworkPolicyConfig {
     /** Also require the default-deny policy to cover Egress. */
@@ -146,7 +146,10 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
     const workloads = resources.filter((r) => K8S_LONG_RUNNING.includes(r.type));
     const policies = resources.filter((r) => r.type === K8S.networkPolicy);
     const findings: NetworkPolicyFinding[] = [];
-    const namespaces = [...new Set(workloads.map((w) => namespaceOf(w.props)))].sort();
+    // Every namespace that runs pods needs its default deny, Jobs' and CronJobs' too: counting only
+    // long-running workloads let a CronJob in a namespace of its own reach anything (session 40).
+    // Their pods need no policy of their own: the default deny closes them, and a job opens what it needs.
+    const namespaces = [...new Set(resources.filter((r) => K8S_WORKLOAD_TYPES.includes(r.type)).map((w) => namespaceOf(w.props)))].sort();
     for (const ns of namespaces) {
         const inNs = policies.filter((p) => namespaceOf(p.props) === ns);
         const deny = inNs.map((p) => isDefaultDeny(p.props));
@@ -235,7 +238,7 @@ export const networkPolicyDefaultDeny: StackValidationPolicy = {
     validateStack: (args, reportViolation) => {
         const cfg = readConfig(args, defaults);
         const resources = plainResources(args.resources);
-        if (!resources.some((r) => K8S_LONG_RUNNING.includes(r.type))) {
+        if (!resources.some((r) => K8S_WORKLOAD_TYPES.includes(r.type))) {
             args.notApplicable("no Kubernetes workloads in this stack");
         }
         for (const f of networkPolicyFindings(resources, cfg)) {

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { nginxTlsProblems } from "../../policies/lib/nginx";
 import {
-    allowFrom, deployment, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit, ingress,
+    allowFrom, backupCronJob, deployment, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit, ingress,
     networkPolicy, NGINX_CONF, NS, prodStack, replace, service, statefulSet,
 } from "./fixtures";
 import { runPack, summary, TestResource, UNKNOWN } from "./run-pack";
@@ -311,6 +311,21 @@ describe("network-policy-default-deny", () => {
         // matchExpressions selectors work too.
         const expr = networkPolicy("user-management", { matchExpressions: [{ key: "trading.io/workload", operator: "In", values: ["user-management"] }] }, ["Ingress", "Egress"], { ingress: [] });
         expect(await run([...rs, expr])).toEqual([]);
+    });
+
+    // Session 40's configuration hunt: only namespaces with long-running workloads were judged, so a Job or
+    // CronJob in a namespace of its own ran with no default deny, reaching anything (the internet, the metadata service).
+    it("requires the default deny in a namespace that runs only Jobs or CronJobs; their pods need no policy of their own", async () => {
+        const inBatch = (r: TestResource) => edit(r, (p) => { p.metadata.namespace = "batch"; });
+        const cron = inBatch(backupCronJob("postgres", "postgres:16.4-bookworm", 999));
+        const job = inBatch(edit(backupCronJob("clickhouse", "clickhouse/clickhouse-server:24.8", 101), (p) => { p.kind = "Job"; p.spec = p.spec.jobTemplate.spec; }));
+        const jobResource = { ...job, type: "kubernetes:batch/v1:Job", name: "clickhouse-backup-job" };
+        const missing = "Namespace \"batch\" has no default-deny NetworkPolicy for Ingress and Egress. Add a NetworkPolicy with podSelector: {} " +
+            "and policyTypes: [Ingress, Egress] and no rules, then allow each flow explicitly.";
+        expect((await run([...prodStack(), cron])).map((v) => v.message)).toEqual([missing]);
+        expect((await run([jobResource])).map((v) => v.message)).toEqual([missing]);
+        const deny = edit(networkPolicy("default-deny", {}, ["Ingress", "Egress"]), (p) => { p.metadata.namespace = "batch"; });
+        expect(await run([...prodStack(), cron, jobResource, deny])).toEqual([]);
     });
 
     it("is not applicable to a Docker stack", async () => {
