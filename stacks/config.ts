@@ -492,6 +492,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
 
   const dockerSubnet = r.string("dockerSubnet")!;
   if (!isCidr(dockerSubnet, 4)) throw new ConfigError("dockerSubnet", stack, `must be an IPv4 CIDR such as 172.28.0.0/24, got ${shown(dockerSubnet)}`);
+  // The engine routes the subnet into its bridge on the host: a public range shadows those internet
+  // hosts for the host and every container, and link-local holds the cloud metadata address, which a
+  // container given 169.254.169.254 would answer for the host's own agents (session 40).
+  if (!isPrivateCidr(dockerSubnet)) {
+    throw new ConfigError(
+      "dockerSubnet",
+      stack,
+      `must lie inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16): the engine routes it to its bridge on the host, so a public, loopback or link-local range (the cloud metadata address) would be captured by the containers, got ${shown(dockerSubnet)}`,
+    );
+  }
   const trustedProxies = r.string("trustedProxies") || (target === "docker" ? dockerSubnet : "10.244.0.0/16");
   const proxyEntries = trustedProxies.split(",").map((x) => x.trim());
   const badProxy = proxyEntries.find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
@@ -869,6 +879,14 @@ function unusableRelay(host: string): string | undefined {
   if (a === 0) return "the unspecified address";
   if (a >= 224) return "multicast or broadcast";
   return undefined;
+}
+
+/** An IPv4 CIDR (already checked as one) wholly inside an RFC 1918 range. */
+function isPrivateCidr(cidr: string): boolean {
+  const [address, bits] = cidr.split("/");
+  const [a, b] = address.split(".").map(Number);
+  const prefix = Number(bits);
+  return (a === 10 && prefix >= 8) || (a === 172 && b >= 16 && b <= 31 && prefix >= 12) || (a === 192 && b === 168 && prefix >= 16);
 }
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */

@@ -156,6 +156,22 @@ describe("smtpHost (session 40)", () => {
   });
 });
 
+describe("dockerSubnet (session 40)", () => {
+  it("refuses a subnet outside the private ranges: the engine routes it to its bridge, capturing public, loopback or metadata addresses", () => {
+    for (const subnet of ["8.8.8.0/24", "169.254.0.0/16", "127.0.0.0/8", "0.0.0.0/8", "100.64.0.0/10", "172.32.0.0/16", "192.169.0.0/16", "172.0.0.0/8"]) {
+      expect(error("dev", { ...docker, dockerSubnet: subnet }).message, subnet).toBe(
+        `Invalid configuration trading:dockerSubnet on stack 'dev': must lie inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16): the engine routes it to its bridge on the host, so a public, loopback or link-local range (the cloud metadata address) would be captured by the containers, got '${subnet}'`,
+      );
+    }
+  });
+
+  it("keeps private subnets, the default among them", () => {
+    for (const subnet of ["172.28.0.0/24", "10.0.0.0/8", "172.16.0.0/12", "172.31.255.0/24", "192.168.0.0/16", "192.168.7.0/28"]) {
+      expect(parseStackConfig("dev", { ...docker, dockerSubnet: subnet }).docker.subnet, subnet).toBe(subnet);
+    }
+  });
+});
+
 describe("gateway rate limit (session 39)", () => {
   it("refuses an absurd rate limit naming the key, the stack and the allowed range", () => {
     const cases: [RawConfig, string][] = [
