@@ -12,7 +12,7 @@ import { createService, type Service } from "../../services/src/kit";
 import { runPostgresMigrations } from "../../services/src/migrations";
 import userManagement from "../../services/src/services/user-management";
 import apiGateway from "../../services/src/services/api-gateway";
-import { deleteExpiredRefreshTokens, upsertAdmin } from "../../services/src/services/user-management/data";
+import { deleteExpiredRefreshTokens, promoteToAdmin } from "../../services/src/services/user-management/data";
 import { insertApiKey } from "../../services/src/services/user-management/api-key-data";
 import { generateApiKey } from "../../services/src/services/user-management/api-keys";
 import { createPostgres } from "../../services/src/kit/datastores/postgres";
@@ -697,7 +697,9 @@ describe("revocation holes found by review (each a race or a retry)", () => {
     try {
       const e = email("boot");
       const { rows } = await pool.query("INSERT INTO users (email, password_hash, role, disabled_at) VALUES ($1, 'x', 'trader', now()) RETURNING id", [e]);
-      expect(await upsertAdmin(pool, e, "y")).toBe(rows[0].id);
+      // Only while it holds the hash the bootstrap checked (its password is BOOTSTRAP_ADMIN_PASSWORD): tests/services/entry-point.test.ts.
+      expect(await promoteToAdmin(pool, rows[0].id, "y")).toBeUndefined();
+      expect((await promoteToAdmin(pool, rows[0].id, "x"))?.id).toBe(rows[0].id);
       expect((await pool.query("SELECT role, disabled_at FROM users WHERE id = $1", [rows[0].id])).rows[0]).toEqual({ role: "admin", disabled_at: null });
     } finally {
       await pool.end();

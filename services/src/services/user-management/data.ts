@@ -32,17 +32,29 @@ export async function hasActiveAdmin(db: Queryable): Promise<boolean> {
   return (r.rowCount ?? 0) > 0;
 }
 
-/**
- * Creates the admin, or promotes and re-enables the existing account with that email: it runs only
- * when no active admin is left, and a disabled bootstrap account would leave the platform without one.
- */
-export async function upsertAdmin(db: Queryable, email: string, passwordHash: string): Promise<string> {
-  const r = await db.query<{ id: string }>(
+/** The bootstrap admin as a new account, or undefined when the email is taken (./bootstrap.ts decides then). */
+export async function insertAdmin(db: Queryable, email: string, passwordHash: string): Promise<UserRow | undefined> {
+  const r = await db.query<UserRow>(
     `INSERT INTO users (email, password_hash, role) VALUES ($1, $2, 'admin')
-     ON CONFLICT (email) DO UPDATE SET role = 'admin', disabled_at = NULL, updated_at = now() RETURNING id`,
+     ON CONFLICT (email) DO NOTHING RETURNING *`,
     [email, passwordHash],
   );
-  return r.rows[0].id;
+  return r.rows[0];
+}
+
+/**
+ * Makes an account an active admin, only while its password hash is still `passwordHash` (the one
+ * the caller checked): a password changed meanwhile promotes nothing. Its older tokens are refused
+ * from then on (epoch raised with the role, as setUserRole does).
+ */
+export async function promoteToAdmin(db: Queryable, id: string, passwordHash: string): Promise<UserRow | undefined> {
+  const r = await db.query<UserRow>(
+    `UPDATE users SET role = 'admin', disabled_at = NULL, updated_at = now(),
+            token_epoch = CASE WHEN role = 'admin' THEN token_epoch ELSE token_epoch + 1 END
+      WHERE id = $1 AND password_hash = $2 RETURNING *`,
+    [id, passwordHash],
+  );
+  return r.rows[0];
 }
 
 /** The new user, or undefined when the email is taken. */

@@ -15,26 +15,18 @@
  *
  * Layers: routes.ts, api-key-routes.ts (HTTP) -> sessions.ts (token issuance and rotation) -> domain.ts
  * (rules, no I/O), data.ts and api-key-data.ts (SQL), dragonfly.ts (lockout counters, API key cache); passwords.ts and api-keys.ts hold
- * the hashing of each secret.
+ * the hashing of each secret; bootstrap.ts the first admin.
  *
- * First admin: set BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD (secret); at start, when no
- * admin exists, that account is created (or the existing account with that email is promoted).
+ * First admin (./bootstrap.ts): set BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD (secret); at
+ * start, when no admin exists, that account is created, or an existing account with that email is
+ * promoted when its password is BOOTSTRAP_ADMIN_PASSWORD (never one a stranger registered).
  * Later admins are made with PUT /admin/users/:id/role.
  */
 import { defineService, PeriodicDelete } from "../../kit";
-import { config, type UserManagementContext } from "./config";
-import { deleteExpiredRefreshTokens, hasActiveAdmin, upsertAdmin } from "./data";
-import { normalizeEmail } from "./domain";
-import { hashPassword } from "./passwords";
+import { bootstrapAdmin } from "./bootstrap";
+import { config } from "./config";
+import { deleteExpiredRefreshTokens } from "./data";
 import { registerRoutes } from "./routes";
-
-export async function bootstrapAdmin(ctx: UserManagementContext): Promise<void> {
-  const { BOOTSTRAP_ADMIN_EMAIL: email, BOOTSTRAP_ADMIN_PASSWORD: password } = ctx.config;
-  if (!email || !password) return;
-  if (await hasActiveAdmin(ctx.app.pg)) return;
-  const userId = await upsertAdmin(ctx.app.pg, normalizeEmail(email), await hashPassword(password));
-  ctx.log.warn({ userId }, "bootstrap admin created or promoted (BOOTSTRAP_ADMIN_EMAIL)");
-}
 
 export default defineService({
   name: "user-management",
