@@ -2,6 +2,8 @@
  * Session 40's entry-point hunt (api-gateway and user-management as an attacker with an account and
  * without), against real PostgreSQL and Redis: each case failed before its fix.
  * - The bootstrap admin: an account a stranger registered with BOOTSTRAP_ADMIN_EMAIL is not promoted.
+ * - IPv6 clients are counted by their /64: picking another address of it is no fresh rate-limit
+ *   bucket, nor a fresh login lockout.
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +12,7 @@ import { startRedis, pg, type RedisServer } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import { runPostgresMigrations } from "../../services/src/migrations";
 import userManagement from "../../services/src/services/user-management";
+import apiGateway from "../../services/src/services/api-gateway";
 
 const srv = useServers("postgres");
 const JWT_SECRET = randomBytes(64).toString("hex");
@@ -36,6 +39,12 @@ async function post(url: string, body: unknown): Promise<{ status: number; body:
   const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : {} };
+}
+
+async function startGateway(umUrl: string, env: Record<string, string> = {}): Promise<string> {
+  const gw = await createService(apiGateway, { env: { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: umUrl, ...env }, defaultMetrics: false });
+  started.push(gw);
+  return gw.listen({ port: 0, host: "127.0.0.1" });
 }
 
 async function startUserManagement(env: Record<string, string> = {}): Promise<string> {
@@ -72,5 +81,40 @@ describe("the bootstrap admin (BOOTSTRAP_ADMIN_EMAIL)", { timeout: 120_000 }, ()
     expect(admin.status).toBe(200);
     expect(admin.body.user.role).toBe("admin");
     expect((await pool.query("SELECT token_epoch FROM users WHERE email = $1", [ownEmail])).rows[0].token_epoch).toBe(before + 1);
+  });
+});
+
+describe("IPv6 clients are counted by their /64", { timeout: 120_000 }, () => {
+  // Behind a trusted edge (here the test, 127.0.0.1) the client is the X-Forwarded-For address the edge saw.
+  const from = (address: string) => ({ "content-type": "application/json", "x-forwarded-for": address });
+
+  it("the anonymous rate limit: another address of the same /64 is the same bucket; an IPv4-mapped address is its IPv4 one", async () => {
+    const umUrl = await startUserManagement();
+    const gw = await startGateway(umUrl, { TRUST_PROXY: "127.0.0.1", RATE_LIMIT_MAX_REQUESTS: "3", RATE_LIMIT_WINDOW_MS: "600000" });
+    const statuses: number[] = [];
+    for (let i = 1; i <= 5; i++) statuses.push((await fetch(`${gw}/api/users/me`, { headers: from(`2001:db8:40:1::${i}`) })).status);
+    // Before: 401 five times, each address a bucket of its own.
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    expect((await fetch(`${gw}/api/users/me`, { headers: from("2001:db8:40:2::1") })).status).toBe(401); // another /64
+    const v4: number[] = [];
+    for (const a of ["198.51.100.40", "::ffff:198.51.100.40", "198.51.100.40", "::ffff:c633:6428"]) v4.push((await fetch(`${gw}/api/users/me`, { headers: from(a) })).status);
+    expect(v4).toEqual([401, 401, 401, 429]);
+  });
+
+  it("the login lockout of one account from one address: the addresses of a /64 share it", async () => {
+    const umUrl = await startUserManagement({ LOGIN_MAX_FAILURES: "3" });
+    const gw = await startGateway(umUrl, { TRUST_PROXY: "127.0.0.1", RATE_LIMIT_MAX_REQUESTS: "1000" });
+    const email = `v6-${randomBytes(3).toString("hex")}@example.com`;
+    const password = "correct horse battery";
+    const reg = await fetch(`${gw}/api/users/register`, { method: "POST", headers: from("2001:db8:40:9::1"), body: JSON.stringify({ email, password }) });
+    expect(reg.status).toBe(201);
+    const guesses: number[] = [];
+    for (let i = 1; i <= 5; i++)
+      guesses.push((await fetch(`${gw}/api/users/login`, { method: "POST", headers: from(`2001:db8:40:3::${i}`), body: JSON.stringify({ email, password: `guess ${i} of many` }) })).status);
+    // Before: 401 five times (each guess from a fresh address, never locked).
+    expect(guesses).toEqual([401, 401, 401, 423, 423]);
+    // The owner, elsewhere, still logs in: the lockout is the guesser's network's.
+    const owner = await fetch(`${gw}/api/users/login`, { method: "POST", headers: from("2001:db8:40:9::1"), body: JSON.stringify({ email, password }) });
+    expect(owner.status).toBe(200);
   });
 });

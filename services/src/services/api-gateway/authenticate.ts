@@ -78,7 +78,7 @@ export class Authenticator {
     return reason ? { error: revoked(reason) } : { identity: apiKeyIdentity(id, state.role) };
   }
 
-  /** The verified identity, an error to answer with, or neither (anonymous). Never throws. */
+  /** The verified identity, an error to answer with, or neither (anonymous). Never throws. `ip`: the client's address bucket (kit addressBucketOf), where failed keys are counted. */
   async authenticate(headers: { authorization?: string; "x-api-key"?: string | string[] }, ip: string, requestId: string, budgetMs: number): Promise<Auth> {
     try {
       if (headers.authorization !== undefined) return { identity: await this.fromToken(headers.authorization, requestId, budgetMs) };

@@ -14,7 +14,8 @@
  *   authenticated traffic also capped per client IP (RATE_LIMIT_IP_MAX_REQUESTS, default 4x);
  *   failed API-key verifications per IP (./limits.ts). The client IP is the
  *   peer address unless the peer is listed in TRUST_PROXY (the edge's addresses/CIDRs), then the
- *   nearest untrusted X-Forwarded-For entry: a client cannot pick its own bucket.
+ *   nearest untrusted X-Forwarded-For entry: a client cannot pick its own bucket. An IPv6 client is
+ *   counted by its /64 (kit addressBucketOf), which it cannot leave by picking another address.
  * - REQUEST_TIMEOUT_MS bounds receiving the request with its authentication (a body still arriving
  *   then: 408, the connection closed, nothing forwarded), and again the upstream's answer from the
  *   moment the body is in (504 JSON beyond): an upload's time is not taken from the upstream's.
@@ -22,7 +23,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import rateLimit from "@fastify/rate-limit";
 import { catalog, type ServiceDefinition } from "../../catalog";
-import { defineService, errorBody, HttpError, jwtKey, peerBaseUrl } from "../../kit";
+import { addressBucketOf, defineService, errorBody, HttpError, jwtKey, peerBaseUrl } from "../../kit";
 import { Authenticator, type Auth } from "./authenticate";
 import { config } from "./config";
 import { GatewayLimits } from "./limits";
@@ -116,7 +117,9 @@ export default defineService({
       api.addHook("onRequest", (request, reply, done) => {
         const state: GatewayRequestState = { deadline: Date.now() + cfg.REQUEST_TIMEOUT_MS, timer: startBudget(request, reply), auth: {} };
         request.gateway = state;
-        const capIp = () => (state.auth.identity ? limits.checkIp(request.ip) : undefined);
+        // Counted by address bucket (kit addressBucketOf): an IPv6 client by its /64, not per address it picks.
+        const bucket = addressBucketOf(request.ip);
+        const capIp = () => (state.auth.identity ? limits.checkIp(bucket) : undefined);
         try {
           const known = authenticator.cached(request.headers);
           if (known) {
@@ -130,7 +133,7 @@ export default defineService({
           return done(e as Error);
         }
         authenticator
-          .authenticate(request.headers, request.ip, String(request.id), cfg.REQUEST_TIMEOUT_MS)
+          .authenticate(request.headers, bucket, String(request.id), cfg.REQUEST_TIMEOUT_MS)
           .then((a) => {
             state.auth = a;
             return capIp();
@@ -161,7 +164,7 @@ export default defineService({
         skipOnError: true,
         keyGenerator: (request) => {
           const id = request.gateway?.auth.identity;
-          return id ? `user:${id.userId}` : `ip:${request.ip}`;
+          return id ? `user:${id.userId}` : `ip:${addressBucketOf(request.ip)}`;
         },
         errorResponseBuilder: (_request, context) =>
           new HttpError(429, "RATE_LIMITED", `Rate limit exceeded: ${context.max} requests per ${context.after === "" ? "window" : "window; retry in " + context.after}`),

@@ -3,7 +3,7 @@
  * are anonymous; POST /password changes the caller's password, ending every session). Handlers validate, call domain and data functions, and shape responses.
  */
 import { randomUUID } from "node:crypto";
-import { clientAddressOf, HttpError, jwtKey, requireIdentity, Type, unavailable, type App } from "../../kit";
+import { addressBucketOf, clientAddressOf, HttpError, jwtKey, requireIdentity, Type, unavailable, type App } from "../../kit";
 import { registerAdminRoutes } from "./admin-routes";
 import { registerApiKeyRoutes } from "./api-key-routes";
 import type { UserManagementContext } from "./config";
@@ -65,7 +65,8 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
 
   app.post("/login", { schema: { body: Type.Object({ email: Email, password: AnyPassword }, { additionalProperties: false }), response: { 200: SessionOut } } }, async (req) => {
     const email = normalizeEmail(req.body.email);
-    const address = clientAddressOf(req);
+    // Counted per address bucket: an IPv6 client by its /64, or each guess came from a fresh address.
+    const address = addressBucketOf(clientAddressOf(req));
     const attempts = await counters.admit(email, address);
     const user = await data.findUserByEmail(app.pg, email);
     // Unknown users cost a hash too, so timing does not tell which emails exist.
