@@ -4,6 +4,7 @@
  * - The bootstrap admin: an account a stranger registered with BOOTSTRAP_ADMIN_EMAIL is not promoted.
  * - IPv6 clients are counted by their /64: picking another address of it is no fresh rate-limit
  *   bucket, nor a fresh login lockout.
+ * - Two admins removing each other at once leave one admin, not none.
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -116,5 +117,29 @@ describe("IPv6 clients are counted by their /64", { timeout: 120_000 }, () => {
     // The owner, elsewhere, still logs in: the lockout is the guesser's network's.
     const owner = await fetch(`${gw}/api/users/login`, { method: "POST", headers: from("2001:db8:40:9::1"), body: JSON.stringify({ email, password }) });
     expect(owner.status).toBe(200);
+  });
+});
+
+describe("two admins removing each other at once", { timeout: 120_000 }, () => {
+  it("the second change finds its caller no admin any more: 403, and one admin is left", async () => {
+    const um = await startUserManagement();
+    const admins: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await post(`${um}/register`, { email: `adm${i}-${randomBytes(3).toString("hex")}@example.com`, password: "correct horse battery" });
+      admins.push(r.body.user.id);
+    }
+    await pool.query("UPDATE users SET role = 'admin' WHERE id = ANY($1::uuid[])", [admins]);
+    // Both requests passed the gateway as admins (sent together, neither change was committed yet):
+    // user-management is called as the gateway forwards them, one after the other.
+    const as = (id: string) => ({ "x-user-id": id, "x-user-role": "admin", "x-auth-method": "jwt" });
+    const demote = (by: string, id: string) => fetch(`${um}/admin/users/${id}/role`, { method: "PUT", headers: { ...as(by), "content-type": "application/json" }, body: JSON.stringify({ role: "trader" }) }).then((r) => r.status);
+    const remove = (by: string, id: string) => fetch(`${um}/admin/users/${id}`, { method: "DELETE", headers: as(by) }).then((r) => r.status);
+    const [a, b, c, d] = admins;
+    expect(await demote(a, b)).toBe(200);
+    expect(await demote(b, a)).toBe(403); // before: 200, no admin left among the two
+    expect(await remove(c, d)).toBe(204);
+    expect(await remove(d, c)).toBe(403); // before: 204
+    const left = await pool.query("SELECT id FROM users WHERE id = ANY($1::uuid[]) AND role = 'admin' AND disabled_at IS NULL ORDER BY id", [admins]);
+    expect(left.rows.map((r) => r.id).sort()).toEqual([a, c].sort());
   });
 });

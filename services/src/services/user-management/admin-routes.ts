@@ -7,9 +7,11 @@
  *   POST   /admin/users/:id/disable   sessions revoked, tokens and keys refused
  *   POST   /admin/users/:id/enable
  *   DELETE /admin/users/:id           the account, its sessions and API keys
+ * Each change is made only while its caller is still an active admin, one at a time
+ * (data.asActingAdmin): two admins demoting or deleting each other at once left no admin.
  */
 import type { FastifyRequest } from "fastify";
-import { HttpError, requireIdentity, Type, UserIdSchema, type App } from "../../kit";
+import { forbidden, HttpError, requireIdentity, Type, UserIdSchema, type App, type Queryable } from "../../kit";
 import * as data from "./data";
 import * as keyData from "./api-key-data";
 import type { ApiKeyCache } from "./dragonfly";
@@ -33,6 +35,12 @@ function requireAdminSession(req: FastifyRequest) {
 
 export function registerAdminRoutes(app: App, deps: AdminDeps): void {
   const noSuchUser = () => new HttpError(404, "NOT_FOUND", "No such user", "id");
+  /** The change, made while the caller is still an admin (data.asActingAdmin: no two admins remove each other at once). */
+  async function asAdmin<T>(adminId: string, change: (c: Queryable) => Promise<T>): Promise<T> {
+    const done = await data.asActingAdmin(app.pg, adminId, change);
+    if (done === "not-admin") throw forbidden("Requires role admin (your account changed meanwhile)");
+    return done;
+  }
 
   app.put(
     "/admin/users/:id/role",
@@ -41,7 +49,7 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
       const who = requireAdminSession(req);
       // As for disable and delete: an admin who demoted themselves could leave no admin at all.
       if (req.params.id === who.userId && req.body.role !== "admin") throw new HttpError(409, "CONFLICT", "An admin cannot demote their own account", "id");
-      const user = await data.setUserRole(app.pg, req.params.id, req.body.role);
+      const user = await asAdmin(who.userId, (c) => data.setUserRole(c, req.params.id, req.body.role));
       if (!user) throw noSuchUser();
       await deps.apiKeyCache.drop(await keyData.apiKeyHashesOf(app.pg, req.params.id));
       await deps.propagateUserState(user.id, user);
@@ -54,7 +62,7 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
     app.post(`/admin/users/:id/${action}`, { schema: { params: IdParams, response: { 200: UserEnvelope } } }, async (req) => {
       const who = requireAdminSession(req);
       if (action === "disable" && req.params.id === who.userId) throw new HttpError(409, "CONFLICT", "An admin cannot disable their own account", "id");
-      const user = await data.setUserDisabled(app.pg, req.params.id, action === "disable");
+      const user = await asAdmin(who.userId, (c) => data.setUserDisabled(c, req.params.id, action === "disable"));
       if (!user) throw noSuchUser();
       await deps.apiKeyCache.drop(await keyData.apiKeyHashesOf(app.pg, user.id));
       await deps.propagateUserState(user.id, user);
@@ -66,7 +74,7 @@ export function registerAdminRoutes(app: App, deps: AdminDeps): void {
     const who = requireAdminSession(req);
     if (req.params.id === who.userId) throw new HttpError(409, "CONFLICT", "An admin cannot delete their own account", "id");
     const hashes = await keyData.apiKeyHashesOf(app.pg, req.params.id);
-    if (!(await data.deleteUser(app.pg, req.params.id))) {
+    if (!(await asAdmin(who.userId, (c) => data.deleteUser(c, req.params.id)))) {
       // Also the retry of a deletion whose propagation failed (503 "retry the request"): the gateways
       // still hold the user as active until they are told, so they are told again.
       await deps.propagateUserState(req.params.id, undefined);

@@ -94,20 +94,37 @@ export async function findUser(db: Queryable, id: string): Promise<UserRow | und
 }
 
 /**
- * Disables (or re-enables) an account; disabling revokes its tokens and sessions. One transaction
- * that locks the user row first, as a refresh does (lockUserOfRefreshToken): a session refreshed at
- * the same moment is either refused or created before the revocation, which then sees it.
+ * Disables (or re-enables) an account; disabling revokes its tokens and sessions. Run in a
+ * transaction (asActingAdmin's) and locking the user row first, as a refresh does
+ * (lockUserOfRefreshToken): a session refreshed at the same moment is either refused or created
+ * before the revocation, which then sees it.
  */
-export async function setUserDisabled(pg: Pick<PostgresClient, "transaction">, id: string, disabled: boolean): Promise<UserRow | undefined> {
+export async function setUserDisabled(c: Queryable, id: string, disabled: boolean): Promise<UserRow | undefined> {
+  const r = await c.query<UserRow>(
+    disabled
+      ? `UPDATE users SET disabled_at = coalesce(disabled_at, now()), token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *`
+      : `UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
+    [id],
+  );
+  if (disabled && r.rows[0]) await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'admin' WHERE user_id = $1 AND revoked_at IS NULL`, [id]);
+  return r.rows[0];
+}
+
+const ADMIN_CHANGES_LOCK = 0x61646d6e; // "admn": every account administration, one at a time
+
+/**
+ * Runs an admin's change of another account in one transaction, after every earlier one committed
+ * and only while `adminId` is still an active admin ("not-admin" otherwise, nothing run). The
+ * gateway let the request in as an admin, but two admins demoting, disabling or deleting each other
+ * at once both passed (each refuses only its own account) and left the platform with no admin.
+ * In turn, the second sees its caller is no admin any more; an active admin acting on another
+ * account always leaves one (the caller).
+ */
+export async function asActingAdmin<T>(pg: Pick<PostgresClient, "transaction">, adminId: string, change: (c: Queryable) => Promise<T>): Promise<T | "not-admin"> {
   return pg.transaction(async (c) => {
-    const r = await c.query<UserRow>(
-      disabled
-        ? `UPDATE users SET disabled_at = coalesce(disabled_at, now()), token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *`
-        : `UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
-      [id],
-    );
-    if (disabled && r.rows[0]) await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'admin' WHERE user_id = $1 AND revoked_at IS NULL`, [id]);
-    return r.rows[0];
+    await c.query("SELECT pg_advisory_xact_lock($1)", [ADMIN_CHANGES_LOCK]);
+    const caller = await c.query("SELECT 1 FROM users WHERE id = $1 AND role = 'admin' AND disabled_at IS NULL", [adminId]);
+    return caller.rowCount === 0 ? "not-admin" : change(c);
   });
 }
 
