@@ -5,8 +5,11 @@
  * - IPv6 clients are counted by their /64: picking another address of it is no fresh rate-limit
  *   bucket, nor a fresh login lockout.
  * - Two admins removing each other at once leave one admin, not none.
+ * - A malformed request pipelined behind one being handled no longer takes that one's answer.
  */
 import { randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { startRedis, pg, type RedisServer } from "../harness";
@@ -141,5 +144,55 @@ describe("two admins removing each other at once", { timeout: 120_000 }, () => {
     expect(await remove(d, c)).toBe(403); // before: 204
     const left = await pool.query("SELECT id FROM users WHERE id = ANY($1::uuid[]) AND role = 'admin' AND disabled_at IS NULL ORDER BY id", [admins]);
     expect(left.rows.map((r) => r.id).sort()).toEqual([a, c].sort());
+  });
+});
+
+describe("a malformed request pipelined behind one being handled", { timeout: 120_000 }, () => {
+  let upstream: Server;
+  afterAll(() => {
+    upstream?.closeAllConnections();
+    upstream?.close();
+  });
+
+  /** Sends `payload` on one connection; everything the gateway wrote until it closed. */
+  function exchange(gwUrl: string, payload: string): Promise<string> {
+    return new Promise((resolve) => {
+      const socket = net.connect(Number(new URL(gwUrl).port), "127.0.0.1");
+      let out = "";
+      socket.on("data", (d) => (out += d));
+      socket.on("close", () => resolve(out));
+      socket.on("error", () => undefined);
+      socket.write(payload);
+    });
+  }
+
+  it("the first request's answer is sent (it was forwarded and carried out), then the connection closes", async () => {
+    const received: string[] = [];
+    upstream = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        received.push(`${req.method} ${req.url}`);
+        setTimeout(() => res.setHeader("content-type", "application/json").end('{"done":true}'), 100);
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const umUrl = await startUserManagement();
+    const gw = await startGateway(umUrl, { SERVICE_RISK_ANALYZER_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, RATE_LIMIT_MAX_REQUESTS: "1000" });
+    const email = `pipe-${randomBytes(3).toString("hex")}@example.com`;
+    const password = "correct horse battery";
+    expect((await post(`${gw}/api/users/register`, { email, password })).status).toBe(201);
+    const token = (await post(`${gw}/api/users/login`, { email, password })).body.accessToken as string;
+
+    // Bytes after `Connection: close`: the POST was forwarded; before, its answer was a 400.
+    const afterClose = await exchange(gw, `POST /api/risk/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}GET /api/risk/more HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(afterClose.split("\r\n")[0]).toBe("HTTP/1.1 200 OK");
+    expect(afterClose.endsWith('{"done":true}')).toBe(true);
+    expect(afterClose.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    // A malformed second request on a kept-alive connection: the first is answered, with Connection: close.
+    const malformed = await exchange(gw, `GET /api/risk/first HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\nGET /api/risk/second HTTP/1.1\r\nHost : x\r\n\r\n`);
+    expect(malformed.split("\r\n")[0]).toBe("HTTP/1.1 200 OK");
+    expect(malformed.toLowerCase()).toContain("connection: close");
+    expect(malformed.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(received).toEqual(["POST /check", "GET /first"]);
   });
 });

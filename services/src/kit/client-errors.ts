@@ -8,8 +8,9 @@
  * One more case is Node's own: a request answered before its body arrived in full (401 before the
  * upload, the gateway's 408) whose body then stalls gets the receive timeout's 408 on the same
  * connection, a second answer to one request. Such connections get no second answer, only closed.
+ * And a malformed request pipelined behind one being handled does not take that one's answer.
  */
-import { STATUS_CODES } from "node:http";
+import { STATUS_CODES, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyInstance } from "fastify";
 
@@ -35,8 +36,17 @@ export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoExcept
   // A reset or destroyed connection has nobody to answer.
   if (err.code === "ECONNRESET" || socket.destroyed) return;
   this.log.debug({ code: err.code }, "client error before routing");
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (inFlight && !inFlight.headersSent && inFlight.req.complete) {
+    // The error is in a request pipelined after one received whole and still being handled (sent
+    // after its `Connection: close`, or malformed): that one may have been forwarded and acted on,
+    // so its answer goes out, with `Connection: close`, and the connection closes after it. Answering
+    // 400 here (Node's own way) replaced the answer of a request that was carried out.
+    inFlight.shouldKeepAlive = false;
+    inFlight.once("close", () => socket.destroy());
+    return;
+  }
   // As Node's own handler: nothing written over an answer already begun on this connection.
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (socket.writable && !inFlight?.headersSent && !answeredEarly.has(socket)) socket.write(clientErrorResponse(err.code));
   socket.destroy(err);
 }
