@@ -2,11 +2,12 @@
  * The hostile-input suite: every public route of every implemented catalog service (read from the
  * routes the services registered, so new ones are covered automatically), tried directly and
  * through the api-gateway with generated hostile requests (./cases.ts), plus auth forgery,
- * identity spoofing, IDOR, rate-limit bypass, revoked users and SQL injection against real
+ * identity spoofing, IDOR, rate-limit bypass, pipelined requests, revoked users and SQL injection against real
  * PostgreSQL, Redis, Kafka and ClickHouse. Every answer is judged by ./oracle.ts: no 5xx, no stack
  * traces or internal names; afterwards the datastores still hold everything legitimately written.
  */
 import { randomBytes } from "node:crypto";
+import net from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
 import { isInternalPath, SignJWT, type RouteInfo } from "../../services/src/kit";
@@ -296,6 +297,27 @@ describe("hostile input on every public route", () => {
     const buckets = await p.services.get("api-gateway")!.ctx.datastores.dragonfly.redis.keys("gw-rl:ip:198.51.100.*");
     expect(buckets).toEqual([]);
     expect(statuses.every((s) => s < 500)).toBe(true);
+  });
+
+  it("a request pipelined behind one being handled, malformed or after its Connection: close, never takes that one's answer (every service, and the gateway)", async () => {
+    const exchange = (url: string, payload: string) =>
+      new Promise<string>((resolve) => {
+        const socket = net.connect(Number(new URL(url).port), "127.0.0.1");
+        let out = "";
+        socket.on("data", (d) => (out += d));
+        socket.on("close", () => resolve(out));
+        socket.on("error", () => undefined);
+        socket.write(payload);
+      });
+    const targets = [...[...p.urls.values()].map((url) => ({ url, path: "/health" })), { url: p.gatewayUrl, path: "/api/users/me" }];
+    for (const { url, path } of targets) {
+      const first = (close: boolean) => `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.token}\r\n${close ? "Connection: close\r\n" : ""}\r\n`;
+      for (const payload of [first(true) + "GET /again HTTP/1.1\r\nHost: x\r\n\r\n", first(false) + "GET /again HTTP/1.1\r\nHost : x\r\n\r\n"]) {
+        const out = await exchange(url, payload);
+        expect(out.split("\r\n")[0], `${url}${path}`).toBe("HTTP/1.1 200 OK");
+        expect(out.match(/HTTP\/1\.1 \d{3} /g), `${url}${path}`).toHaveLength(1);
+      }
+    }
   });
 
   it("a disabled user is refused on every routed service within a second", async () => {
