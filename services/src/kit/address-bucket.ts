@@ -4,37 +4,16 @@
  * what one subscriber, one host even, is handed (RFC 6177, SLAAC), and its 2^64 addresses are
  * free to pick: counted one by one, a client with an IPv6 connection had a fresh rate-limit bucket
  * and a fresh login lockout with every request. An IPv4-mapped address (`::ffff:a.b.c.d`, how a
- * dual-stack socket shows an IPv4 client) is that IPv4 address.
+ * dual-stack socket shows an IPv4 client) is that IPv4 address. Parsing is ipaddr.js's (every
+ * spelling: zero-padded groups, `::`, a dotted tail, a zone id), as proxy-addr's is.
  */
 import { isIP } from "node:net";
+import ipaddr from "ipaddr.js";
 
 export function addressBucketOf(address: string): string {
-  if (isIP(address) !== 6) return address;
-  const groups = ipv6Groups(address.split("%")[0]);
-  if (!groups) return address;
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return [groups[6] >> 8, groups[6] & 255, groups[7] >> 8, groups[7] & 255].join(".");
-  }
-  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
-}
-
-/** The eight 16-bit groups of an IPv6 address Node accepted (`isIP` 6), zone id removed. */
-function ipv6Groups(address: string): number[] | undefined {
-  let text = address;
-  const tail: number[] = [];
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (dotted) {
-    const [a, b, c, d] = dotted.slice(1).map(Number);
-    tail.push((a << 8) | b, (c << 8) | d);
-    text = text.slice(0, dotted.index);
-    if (text.endsWith(":") && !text.endsWith("::")) text = text.slice(0, -1);
-  }
-  const [head, rest] = text.split("::");
-  const parse = (part: string | undefined) => (part ? part.split(":").map((g) => parseInt(g, 16)) : []);
-  const before = parse(head);
-  const after = [...parse(rest), ...tail];
-  const zeros = 8 - before.length - after.length;
-  if (rest === undefined ? zeros !== 0 : zeros < 0) return undefined;
-  const groups = [...before, ...new Array<number>(Math.max(zeros, 0)).fill(0), ...after];
-  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined;
+  // Node decides what is an IPv6 address (ipaddr.js also reads IPv4's old "127.1" and hex forms, which no socket shows).
+  if (isIP(address) !== 6 || !ipaddr.IPv6.isValid(address)) return address;
+  const v6 = ipaddr.IPv6.parse(address);
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
+  return `${v6.parts.slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
 }
