@@ -10,64 +10,22 @@
  * its refund list held open by the test.
  */
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { runPostgresMigrations } from "../../services/src/migrations";
-import paymentService from "../../services/src/services/payment-service";
+import { describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
-import { http } from "../trading/e2e-helpers";
+import { usePaymentReplicas } from "./payment-replicas";
 
-const srv = useServers("postgres", "kafka");
 const fake = new FakeCardProcessor();
-const services: Service<any>[] = [];
-const bases: string[] = [];
-let pool: InstanceType<typeof pg.Pool>;
-let visa: string;
-const user = randomUUID();
-const trader = { "x-user-id": user, "x-user-role": "trader" };
-const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+const replicas = usePaymentReplicas(fake, {
+  env: { PAYMENT_PROCESSOR_TIMEOUT_MS: "20000" },
+  webhooksToFirst: true,
+  resetFake: () => {
+    fake.refundRequests = "ok";
+    fake.refundListHold = undefined;
+  },
+});
+const { bases, payment, refund, reconcile } = replicas;
 /** How long a request on the payment may take while the lookup stalls; the old code waited for the whole stall. */
 const PROMPT_MS = 5_000;
-
-beforeAll(async () => {
-  await fake.start();
-  const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50", PAYMENT_PROCESSOR_TIMEOUT_MS: "20000" };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
-  await runPostgresMigrations(pool);
-  for (let i = 0; i < 2; i++) {
-    const svc = await createService(paymentService, { env, defaultMetrics: false });
-    services.push(svc);
-    bases.push(await svc.listen({ port: 0, host: "127.0.0.1" }));
-  }
-  fake.webhookUrl = `${bases[0]}/webhooks/processor`;
-  const saved = await http("POST", `${bases[0]}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: trader });
-  expect(saved.status, JSON.stringify(saved.body)).toBe(201);
-  visa = saved.body.paymentMethod;
-}, 240_000);
-
-afterEach(async () => {
-  fake.refundRequests = "ok";
-  fake.refundListHold = undefined;
-  const { rows } = await pool.query("SELECT currency, sum(amount)::text AS total FROM pay_ledger_entries GROUP BY currency");
-  for (const r of rows) expect(r.total, `ledger total in ${r.currency}`).toBe("0");
-});
-
-afterAll(async () => {
-  for (const s of services) await s.close();
-  await pool?.end();
-  await fake.stop();
-});
-
-async function payment(amount: number): Promise<{ id: string; processorIntentId: string }> {
-  const r = await http("POST", `${bases[0]}/intents`, { body: { amount, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": `k-${randomUUID()}` } });
-  expect([r.status, r.body.status]).toEqual([201, "succeeded"]);
-  return r.body;
-}
-
-const refund = (intentId: string, key: string, amount: number) => http("POST", `${bases[0]}/intents/${intentId}/refunds`, { body: { amount }, headers: { ...admin, "idempotency-key": key } });
-const reconcile = (base: string) => http("POST", `${base}/reconcile`, { headers: admin });
 
 /** A refund whose answer was lost ("answer-lost": the processor made it) or never arrived ("unreachable"), pending an hour since its send. */
 async function agedPendingRefund(p: { id: string }, how: "answer-lost" | "unreachable", amount: number): Promise<{ key: string; refundId: string }> {
@@ -79,7 +37,7 @@ async function agedPendingRefund(p: { id: string }, how: "answer-lost" | "unreac
   } finally {
     fake.refundRequests = "ok";
   }
-  const { rows } = await pool.query<{ refund_id: string }>(
+  const { rows } = await replicas.pool.query<{ refund_id: string }>(
     "UPDATE pay_refunds SET sent_at = now() - interval '1 hour', created_at = now() - interval '1 hour' WHERE intent_id = $1 AND idempotency_key = $2 AND status = 'pending' RETURNING refund_id",
     [p.id, key],
   );
@@ -115,10 +73,10 @@ function webhookFor(processorIntentId: string) {
 }
 
 async function state(p: { id: string }, refundId: string) {
-  const r = await pool.query<{ status: string; failure_code: string | null }>("SELECT status, failure_code FROM pay_refunds WHERE refund_id = $1", [refundId]);
-  const intent = await pool.query<{ refunded: string }>("SELECT refunded::text FROM pay_intents WHERE intent_id = $1", [p.id]);
-  const journals = await pool.query<{ n: string }>("SELECT count(*)::text AS n FROM pay_journals WHERE journal_id = $1", [`refund:${refundId}`]);
-  const events = await pool.query<{ n: string }>("SELECT count(*)::text AS n FROM pay_outbox WHERE event_id = $1", [`refund:${refundId}`]);
+  const r = await replicas.pool.query<{ status: string; failure_code: string | null }>("SELECT status, failure_code FROM pay_refunds WHERE refund_id = $1", [refundId]);
+  const intent = await replicas.pool.query<{ refunded: string }>("SELECT refunded::text FROM pay_intents WHERE intent_id = $1", [p.id]);
+  const journals = await replicas.pool.query<{ n: string }>("SELECT count(*)::text AS n FROM pay_journals WHERE journal_id = $1", [`refund:${refundId}`]);
+  const events = await replicas.pool.query<{ n: string }>("SELECT count(*)::text AS n FROM pay_outbox WHERE event_id = $1", [`refund:${refundId}`]);
   return {
     status: r.rows[0].status,
     failureCode: r.rows[0].failure_code,
@@ -186,7 +144,7 @@ describe("the refund reconciler holds no lock while the processor stalls", () =>
     expect(rec.body.refunds).toEqual([{ refundId, intentId: p.id, outcome: "superseded" }]);
     // Still pending (the processor has paid it): its amount stays held, and a later pass finds it succeeded.
     expect(await state(p, refundId)).toMatchObject({ status: "pending", intentRefunded: 0, journals: 0, atProcessor: 1 });
-    await pool.query("UPDATE pay_refunds SET sent_at = now() - interval '1 hour' WHERE refund_id = $1", [refundId]);
+    await replicas.pool.query("UPDATE pay_refunds SET sent_at = now() - interval '1 hour' WHERE refund_id = $1", [refundId]);
     expect((await reconcile(bases[1])).body.refunds).toEqual([{ refundId, intentId: p.id, outcome: "succeeded" }]);
     expect(await state(p, refundId)).toMatchObject({ status: "succeeded", intentRefunded: 5_000, journals: 1, events: 1, atProcessor: 1 });
   }, 60_000);

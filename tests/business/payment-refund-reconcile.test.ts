@@ -9,64 +9,22 @@
  * Real PostgreSQL and Kafka; the card processor is tests/fakes/card-processor.ts through the `stripe` SDK.
  */
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { runPostgresMigrations } from "../../services/src/migrations";
-import paymentService from "../../services/src/services/payment-service";
+import { describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
-import { http } from "../trading/e2e-helpers";
+import { usePaymentReplicas } from "./payment-replicas";
 
-const srv = useServers("postgres", "kafka");
 const fake = new FakeCardProcessor();
-const services: Service<any>[] = [];
-let bases: string[] = [];
-let pool: InstanceType<typeof pg.Pool>;
-let visa: string;
-const user = randomUUID();
-const trader = { "x-user-id": user, "x-user-role": "trader" };
-const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
-
-beforeAll(async () => {
-  await fake.start();
-  // A short processor timeout keeps the SDK's three attempts at a lost answer quick; the age is the
-  // default's (15 min): the test moves the refunds' last send back instead of shortening the rule.
-  const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50", PAYMENT_PROCESSOR_TIMEOUT_MS: "2000" };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
-  await runPostgresMigrations(pool);
-  // Two replicas of payment-service on one database.
-  for (let i = 0; i < 2; i++) {
-    const svc = await createService(paymentService, { env, defaultMetrics: false });
-    services.push(svc);
-    bases.push(await svc.listen({ port: 0, host: "127.0.0.1" }));
-  }
-  const saved = await http("POST", `${bases[0]}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: trader });
-  expect(saved.status, JSON.stringify(saved.body)).toBe(201);
-  visa = saved.body.paymentMethod;
-}, 240_000);
-
-afterEach(async () => {
-  fake.refundRequests = "ok";
-  fake.refundListDelayMs = 0;
-  const { rows } = await pool.query("SELECT currency, sum(amount)::text AS total FROM pay_ledger_entries GROUP BY currency");
-  for (const r of rows) expect(r.total, `ledger total in ${r.currency}`).toBe("0");
+// A short processor timeout keeps the SDK's three attempts at a lost answer quick; the age is the
+// default's (15 min): the test moves the refunds' last send back instead of shortening the rule.
+// Two replicas of payment-service on one database.
+const replicas = usePaymentReplicas(fake, {
+  env: { PAYMENT_PROCESSOR_TIMEOUT_MS: "2000" },
+  resetFake: () => {
+    fake.refundRequests = "ok";
+    fake.refundListDelayMs = 0;
+  },
 });
-
-afterAll(async () => {
-  for (const s of services) await s.close();
-  await pool?.end();
-  await fake.stop();
-});
-
-async function payment(amount: number): Promise<{ id: string; processorIntentId: string }> {
-  const r = await http("POST", `${bases[0]}/intents`, { body: { amount, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": `k-${randomUUID()}` } });
-  expect([r.status, r.body.status]).toEqual([201, "succeeded"]);
-  return r.body;
-}
-
-const refund = (intentId: string, key: string, amount?: number) =>
-  http("POST", `${bases[0]}/intents/${intentId}/refunds`, { body: amount === undefined ? {} : { amount }, headers: { ...admin, "idempotency-key": key } });
+const { bases, payment, refund } = replicas;
 
 /** A refund whose processor call went as `fake.refundRequests` says: the caller hears no outcome, the row stays pending. */
 async function pendingRefund(p: { id: string }, how: "answer-lost" | "unreachable", amount: number): Promise<{ key: string; refundId: string }> {
@@ -79,19 +37,19 @@ async function pendingRefund(p: { id: string }, how: "answer-lost" | "unreachabl
   } finally {
     fake.refundRequests = "ok";
   }
-  const { rows } = await pool.query<{ refund_id: string; status: string }>("SELECT refund_id, status FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2", [p.id, key]);
+  const { rows } = await replicas.pool.query<{ refund_id: string; status: string }>("SELECT refund_id, status FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2", [p.id, key]);
   expect(rows[0].status).toBe("pending");
   return { key, refundId: rows[0].refund_id };
 }
 
 /** As if the refunds' last send was an hour ago (past the age and the in-flight bound). */
-const age = (refundIds: string[]) => pool.query("UPDATE pay_refunds SET sent_at = now() - interval '1 hour', created_at = now() - interval '1 hour' WHERE refund_id = ANY($1::uuid[])", [refundIds]);
+const age = (refundIds: string[]) => replicas.pool.query("UPDATE pay_refunds SET sent_at = now() - interval '1 hour', created_at = now() - interval '1 hour' WHERE refund_id = ANY($1::uuid[])", [refundIds]);
 
 async function state(p: { id: string; processorIntentId: string }, refundId: string) {
-  const r = await pool.query<{ status: string; processor_refund_id: string | null }>("SELECT status, processor_refund_id FROM pay_refunds WHERE refund_id = $1", [refundId]);
-  const intent = await pool.query<{ refunded: string }>("SELECT refunded::text FROM pay_intents WHERE intent_id = $1", [p.id]);
-  const journals = await pool.query<{ n: string }>("SELECT count(*)::text AS n FROM pay_journals WHERE journal_id = $1", [`refund:${refundId}`]);
-  const events = await pool.query<{ n: string }>("SELECT count(*)::text AS n FROM pay_outbox WHERE event_id = $1", [`refund:${refundId}`]);
+  const r = await replicas.pool.query<{ status: string; processor_refund_id: string | null }>("SELECT status, processor_refund_id FROM pay_refunds WHERE refund_id = $1", [refundId]);
+  const intent = await replicas.pool.query<{ refunded: string }>("SELECT refunded::text FROM pay_intents WHERE intent_id = $1", [p.id]);
+  const journals = await replicas.pool.query<{ n: string }>("SELECT count(*)::text AS n FROM pay_journals WHERE journal_id = $1", [`refund:${refundId}`]);
+  const events = await replicas.pool.query<{ n: string }>("SELECT count(*)::text AS n FROM pay_outbox WHERE event_id = $1", [`refund:${refundId}`]);
   return {
     status: r.rows[0].status,
     processorRefundId: r.rows[0].processor_refund_id,
@@ -102,7 +60,7 @@ async function state(p: { id: string; processorIntentId: string }, refundId: str
   };
 }
 
-const reconcile = (base = bases[0]) => http("POST", `${base}/reconcile`, { headers: admin });
+const reconcile = replicas.reconcile;
 
 describe("refunds left pending are settled from the processor's record", () => {
   it("a refund the processor made but whose answer was lost ends succeeded, once", async () => {
