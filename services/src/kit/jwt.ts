@@ -5,11 +5,13 @@
  */
 import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
 import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
-import { isCanonicalUserId, type Role } from "./identity";
+import { isCanonicalUserId, UUID_TEXT, type Role } from "./identity";
 
 export const JWT_ISSUER = "ai-trading/user-management";
 export const JWT_AUDIENCE = "ai-trading";
 export const JWT_ALGORITHM = "HS256";
+/** A session id as user-management makes it (randomUUID: lower case). */
+const SESSION_ID_RE = new RegExp(`^${UUID_TEXT}$`);
 
 export interface AccessClaims {
   userId: string;
@@ -24,6 +26,13 @@ export interface AccessClaims {
    * tokens of an older epoch.
    */
   epoch: number;
+  /**
+   * The session (refresh-token family) the token was issued to (claim `sid`, a UUID in lower case).
+   * Ending that session alone (its logout, or its family revoked when a rotated refresh token came
+   * back) makes the gateway refuse the token. Absent from tokens issued before session 40: those
+   * are refused only by the epoch, and live out their expiry otherwise.
+   */
+  sessionId?: string;
 }
 
 /** The HMAC key as a KeyObject, created once (jose then signs/verifies with node:crypto directly). */
@@ -31,9 +40,9 @@ export function jwtKey(secret: string): KeyObject {
   return createSecretKey(Buffer.from(secret, "utf8"));
 }
 
-export async function signAccessToken(key: KeyObject | Uint8Array, sub: { userId: string; role: Role; epoch?: number }, ttlSeconds: number): Promise<string> {
+export async function signAccessToken(key: KeyObject | Uint8Array, sub: { userId: string; role: Role; epoch?: number; sessionId?: string }, ttlSeconds: number): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ role: sub.role, ep: sub.epoch ?? 0 })
+  return new SignJWT({ role: sub.role, ep: sub.epoch ?? 0, ...(sub.sessionId === undefined ? {} : { sid: sub.sessionId }) })
     .setProtectedHeader({ alg: JWT_ALGORITHM, typ: "JWT" })
     .setSubject(sub.userId)
     .setIssuer(JWT_ISSUER)
@@ -75,7 +84,10 @@ export async function verifyAccessToken(key: KeyObject | Uint8Array, token: stri
     if (!isCanonicalUserId(payload.sub)) throw new TokenError("token subject is not a user id", "invalid");
     const epoch = payload.ep ?? 0;
     if (typeof epoch !== "number" || !Number.isSafeInteger(epoch) || epoch < 0) throw new TokenError("token has an invalid epoch", "invalid");
-    return { userId: payload.sub, role: payload.role, tokenId: String(payload.jti), expiresAt: payload.exp!, issuedAt: payload.iat, epoch };
+    // A session id names the gateway's revocation entry: one spelling only, as user-management signs it.
+    const sid = payload.sid;
+    if (sid !== undefined && (typeof sid !== "string" || !SESSION_ID_RE.test(sid))) throw new TokenError("token has an invalid session id", "invalid");
+    return { userId: payload.sub, role: payload.role, tokenId: String(payload.jti), expiresAt: payload.exp!, issuedAt: payload.iat, epoch, ...(sid === undefined ? {} : { sessionId: sid }) };
   } catch (e) {
     if (e instanceof TokenError) throw e;
     if (e instanceof joseErrors.JWTExpired) throw new TokenError("token expired", "expired");

@@ -1,7 +1,9 @@
 /**
  * Who is calling: `Authorization: Bearer <access JWT>` (HS256, JWT_SECRET, iss/aud/exp/iat checked)
  * or `x-api-key: atk_...`, then the user's current state (./user-states.ts): a disabled or deleted
- * account, a token of an older epoch or of a changed role is refused within a second of the change.
+ * account, a token of an older epoch or of a changed role is refused within a second of the change,
+ * and so is a token of a session ended alone (claim `sid`: logout, refresh-token reuse;
+ * ./revoked-sessions.ts). A token without `sid` (issued before session 40) lives out its expiry.
  *
  * Hot path: a verified token is kept (signature, claims) until it expires, so a repeated token costs
  * a map lookup instead of an HMAC and a JSON parse; a verified API key likewise, dropped when its
@@ -25,6 +27,7 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 const MAX_CACHED = 50_000;
 
 const invalidKey = () => new HttpError(401, "INVALID_API_KEY", "Invalid API key");
+const SESSION_ENDED = "session ended";
 const revoked = (reason: string) => new HttpError(401, "CREDENTIALS_REVOKED", `Credentials no longer valid: ${reason}`);
 
 export interface AuthenticatorDeps {
@@ -66,7 +69,10 @@ export class Authenticator {
       const state = this.d.states.peek(claims.userId);
       if (!state) return undefined;
       const reason = revocationReason(state, { role: claims.role, epoch: claims.epoch });
-      return reason ? { error: revoked(reason) } : { identity: { userId: claims.userId, role: claims.role, authMethod: "jwt" } };
+      if (reason) return { error: revoked(reason) };
+      const ended = claims.sessionId === undefined ? false : this.d.states.sessions.peek(claims.sessionId);
+      if (ended === undefined) return undefined;
+      return ended ? { error: revoked(SESSION_ENDED) } : { identity: { userId: claims.userId, role: claims.role, authMethod: "jwt" } };
     }
     const apiKey = headers["x-api-key"];
     if (apiKey === undefined) return {};
@@ -107,6 +113,7 @@ export class Authenticator {
     const state = await this.d.states.get(claims.userId, requestId, budgetMs);
     const reason = revocationReason(state, { role: claims.role, epoch: claims.epoch });
     if (reason) throw revoked(reason);
+    if (claims.sessionId !== undefined && (await this.d.states.sessions.isRevoked(claims.sessionId))) throw revoked(SESSION_ENDED);
     return { userId: claims.userId, role: claims.role, authMethod: "jwt" };
   }
 

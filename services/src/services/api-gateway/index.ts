@@ -5,7 +5,7 @@
  *   platform's own paths (/internal, /metrics, /ready, /health) never are.
  * - Authentication (./authenticate.ts): Bearer access JWT or x-api-key, then the user's current
  *   state (./user-states.ts): revocation (disable, delete, role change, logout everywhere, key
- *   revoked) takes effect within a second. The catalog's `anonymousPaths` pass without
+ *   revoked, one session ended: ./revoked-sessions.ts) takes effect within a second. The catalog's `anonymousPaths` pass without
  *   credentials; presented credentials must still be valid.
  * - Identity to upstreams: client-sent x-user-id / x-user-role / x-auth-method / x-api-key-id are
  *   always stripped; the gateway sets them from the verified identity.

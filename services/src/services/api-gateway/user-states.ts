@@ -2,11 +2,13 @@
  * The gateway's view of user states (user-management/user-state.ts has the design): an in-process
  * copy invalidated by `auth:user-changes`, trusted only while the subscription is live; Dragonfly
  * behind it; user-management's /internal/users/:id/state behind that. Also forwards API-key
- * revocations to whoever listens (the verified-key cache of ./authenticate.ts).
+ * revocations to whoever listens (the verified-key cache of ./authenticate.ts), and sessions ended
+ * one at a time to `sessions` (./revoked-sessions.ts), which shares this subscription.
  */
 import type { Redis } from "ioredis";
 import { subscribeDragonfly, unavailable, type DragonflySubscriber, type PeerClient } from "../../kit";
 import { parseUserState, USER_CHANGES_CHANNEL, userStateKey, type UserState } from "../user-management/user-state";
+import { RevokedSessions } from "./revoked-sessions";
 
 interface Local {
   state: UserState;
@@ -54,13 +56,17 @@ export class UserStates {
   private readonly invalidations = new InvalidationCounts();
   private sub?: DragonflySubscriber;
   onApiKeyRevoked: (hashHex: string) => void = () => undefined;
+  /** Sessions ended one at a time (logout, refresh-token reuse): their access tokens are refused. */
+  readonly sessions: RevokedSessions;
 
   constructor(
     private readonly redis: Redis,
     private readonly peers: PeerClient,
     private readonly localTtlMs: number,
     private readonly onError: (err: Error) => void,
-  ) {}
+  ) {
+    this.sessions = new RevokedSessions(redis, () => this.subscribed, localTtlMs);
+  }
 
   /** Subscribes; until the subscription is live every lookup reads Dragonfly. */
   start(): void {
@@ -73,6 +79,7 @@ export class UserStates {
           this.local.delete(id);
           this.invalidations.bump(id);
         } else if (message.startsWith("apikey:")) this.onApiKeyRevoked(message.slice(7));
+        else if (message.startsWith("session:")) this.sessions.heard(message.slice(8));
       },
       onDown: () => this.clear(),
       onLive: () => this.clear(), // anything cached before this subscription may have missed a message
@@ -87,6 +94,7 @@ export class UserStates {
     this.local.clear();
     this.invalidations.startOver();
     this.onApiKeyRevoked("*");
+    this.sessions.heard("*");
   }
 
   async close(): Promise<void> {

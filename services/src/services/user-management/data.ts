@@ -228,16 +228,16 @@ export async function revokeFamilyOnReuse(db: Queryable, familyId: string): Prom
  * statement of its own, so a refresh at the same moment either commits its successor token first (then
  * revoked too) or waits and finds its token revoked. Before, a refresh that had locked the presented
  * token committed a successor the revoking statement could not see: that session survived the logout.
+ * Answers the session's family id (revoked now or before: a retried logout tells the gateways again),
+ * undefined when the token is not one of the user's.
  */
-export async function revokeSessionOf(pg: Pick<PostgresClient, "transaction">, userId: string, tokenHash: Buffer): Promise<void> {
-  await pg.transaction(async (c) => {
+export async function revokeSessionOf(pg: Pick<PostgresClient, "transaction">, userId: string, tokenHash: Buffer): Promise<string | undefined> {
+  return pg.transaction(async (c) => {
     await c.query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", [userId]);
-    await c.query(
-      `UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout'
-        WHERE revoked_at IS NULL AND user_id = $2
-          AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)`,
-      [tokenHash, userId],
-    );
+    const family = (await c.query<{ family_id: string }>("SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2", [tokenHash, userId])).rows[0]?.family_id;
+    if (family === undefined) return undefined;
+    await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout' WHERE revoked_at IS NULL AND user_id = $2 AND family_id = $1`, [family, userId]);
+    return family;
   });
 }
 

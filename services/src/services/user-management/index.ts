@@ -5,7 +5,7 @@
  *   POST /register            {email, password, displayName?}          -> 201 {user}
  *   POST /login               {email, password}                        -> 200 {accessToken, refreshToken, ...}
  *   POST /refresh             {refreshToken}                           -> 200 new pair (old one is used up)
- *   POST /logout              {refreshToken?, all?}                    -> 204 (revokes the session / all sessions)
+ *   POST /logout              {refreshToken?, all?}                    -> 204 (revokes the session and its access tokens / all sessions)
  *   GET  /me                                                           -> 200 {user}
  *   POST /api-keys            {name, expiresInDays?, scopes?}          -> 201 {id, key (shown once), prefix, scopes, expiresAt}
  *   GET  /api-keys?limit=&before=                                      -> 200 {apiKeys: [...] newest first, nextBefore}

@@ -20,7 +20,7 @@ import { ApiKeyCache, LoginCounters } from "./dragonfly";
 import { dummyHash, hashPassword, verifyPassword } from "./passwords";
 import { AnyPassword, DisplayName, Email, MeOut, NewPassword, NoContent, RefreshToken, SessionOut, UserEnvelope } from "./schemas";
 import { issueTokens, rotateRefreshToken, type TokenSettings } from "./sessions";
-import { publishUserState, userStateOf } from "./user-state";
+import { publishSessionRevoked, publishUserState, userStateOf } from "./user-state";
 
 export function registerRoutes(app: App, ctx: UserManagementContext): void {
   const { config: cfg, log } = ctx;
@@ -36,6 +36,16 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       await publishUserState(app.redis, userId, userStateOf(row));
     } catch (err) {
       log.error({ err: { message: (err as Error).message }, userId }, "user state change not propagated");
+      throw unavailable("REVOCATION_PENDING", "Saved, but the change could not be propagated yet; retry the request", 1);
+    }
+  }
+
+  /** After a session's revocation committed: the gateways refuse its access tokens (503 if they cannot be told; the caller retries). */
+  async function propagateSessionRevoked(familyId: string): Promise<void> {
+    try {
+      await publishSessionRevoked(app.redis, familyId);
+    } catch (err) {
+      log.error({ err: { message: (err as Error).message }, familyId }, "session revocation not propagated");
       throw unavailable("REVOCATION_PENDING", "Saved, but the change could not be propagated yet; retry the request", 1);
     }
   }
@@ -83,7 +93,9 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
   });
 
   app.post("/refresh", { schema: { body: Type.Object({ refreshToken: RefreshToken }, { additionalProperties: false }), response: { 200: SessionOut } } }, async (req) => {
-    const { tokens: pair, user } = await rotateRefreshToken(app.pg, tokens, req.body.refreshToken, req.log);
+    // A reused token's 401 stands even if the gateways cannot be told (logged): nobody retries a reuse.
+    const familyRevoked = (familyId: string) => propagateSessionRevoked(familyId).catch(() => undefined);
+    const { tokens: pair, user } = await rotateRefreshToken(app.pg, tokens, req.body.refreshToken, req.log, familyRevoked);
     return { ...pair, user: publicUser(user) };
   });
 
@@ -97,7 +109,11 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
         // Every session and every access token issued so far: the gateway refuses older epochs.
         await propagateUserState(who.userId, await data.revokeEverything(app.pg, who.userId));
       }
-      else if (body.refreshToken) await data.revokeSessionOf(app.pg, who.userId, sha256(body.refreshToken));
+      else if (body.refreshToken) {
+        // That session's access tokens too (claim `sid`), at every gateway.
+        const familyId = await data.revokeSessionOf(app.pg, who.userId, sha256(body.refreshToken));
+        if (familyId) await propagateSessionRevoked(familyId);
+      }
       else throw new HttpError(400, "VALIDATION_ERROR", "Give refreshToken or all: true", "refreshToken");
       req.log.info({ userId: who.userId, all: !!body.all }, "logout");
       return reply.status(204).send();

@@ -25,12 +25,23 @@ export type TokenPair = Awaited<ReturnType<typeof issueTokens>>;
 export async function issueTokens(db: Queryable, s: TokenSettings, user: { id: string; role: Role; token_epoch: number }, familyId: string, ended: () => HttpError = unknownOrDisabledUser) {
   const refreshToken = newRefreshToken();
   if (!(await insertRefreshToken(db, user.id, user.token_epoch, familyId, sha256(refreshToken), s.refreshTtlS))) throw ended();
-  const accessToken = await signAccessToken(s.key, { userId: user.id, role: user.role, epoch: user.token_epoch }, s.accessTtlS);
+  // The family id as `sid`: ending this session alone (logout, reuse) ends its access tokens too.
+  const accessToken = await signAccessToken(s.key, { userId: user.id, role: user.role, epoch: user.token_epoch, sessionId: familyId }, s.accessTtlS);
   return { tokenType: "Bearer", accessToken, expiresIn: s.accessTtlS, refreshToken, refreshExpiresIn: s.refreshTtlS };
 }
 
-/** Uses up `refreshToken` and returns a new pair, or throws the 401 that says why not. */
-export async function rotateRefreshToken(pg: PostgresClient, s: TokenSettings, refreshToken: string, log: FastifyBaseLogger): Promise<{ tokens: TokenPair; user: UserRow }> {
+/**
+ * Uses up `refreshToken` and returns a new pair, or throws the 401 that says why not. A reused token
+ * revokes its family, and `familyRevoked` then tells the gateways (after COMMIT), so the access tokens
+ * already issued to that session (the thief's too) are refused at once, not at their expiry.
+ */
+export async function rotateRefreshToken(
+  pg: PostgresClient,
+  s: TokenSettings,
+  refreshToken: string,
+  log: FastifyBaseLogger,
+  familyRevoked: (familyId: string) => Promise<void>,
+): Promise<{ tokens: TokenPair; user: UserRow }> {
   const outcome = await pg.transaction(async (c) => {
     const hash = sha256(refreshToken);
     const owner = await lockUserOfRefreshToken(c, hash); // first: the lock order of logout-all and disable
@@ -41,7 +52,7 @@ export async function rotateRefreshToken(pg: PostgresClient, s: TokenSettings, r
         await revokeFamilyOnReuse(c, t.family_id);
         log.warn({ userId: t.user_id, familyId: t.family_id }, "refresh token reuse detected: session family revoked");
       }
-      return { error: verdict.error };
+      return { error: verdict.error, revokedFamily: verdict.reused ? t?.family_id : undefined };
     }
     const token = verdict.token;
     const user = owner?.id === token.user_id && owner.disabled_at === null ? owner : undefined;
@@ -49,6 +60,10 @@ export async function rotateRefreshToken(pg: PostgresClient, s: TokenSettings, r
     await markRefreshTokenUsed(c, token.id);
     return { tokens: await issueTokens(c, s, user, token.family_id), user };
   });
-  if ("error" in outcome) throw outcome.error; // thrown after COMMIT so a family revocation sticks
+  if ("error" in outcome) {
+    // After COMMIT, so a family revocation sticks; told to the gateways before the client hears the 401.
+    if (outcome.revokedFamily) await familyRevoked(outcome.revokedFamily);
+    throw outcome.error;
+  }
   return outcome;
 }

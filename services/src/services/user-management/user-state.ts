@@ -12,6 +12,10 @@
  *   everything whenever its subscription is not live (pub/sub is at-most-once), reading Dragonfly
  *   directly until it is subscribed again. A token is refused when the user is not active, when
  *   its epoch is older than the user's, or when its role is not the user's current one.
+ * - One session ended (its logout, or its refresh-token family revoked on reuse) is not a user
+ *   change: user-management SETs `auth:session-revoked:<family id>` for as long as an access token
+ *   of that session can live, then PUBLISHes `session:<family id>`; the gateway refuses access
+ *   tokens whose `sid` is that family (api-gateway/revoked-sessions.ts).
  */
 import type { Redis } from "ioredis";
 import type { Role } from "../../kit/identity";
@@ -58,9 +62,25 @@ export async function publishUserState(redis: Redis, userId: string, state: User
   await redis.publish(USER_CHANGES_CHANNEL, userChangeMessage(userId));
 }
 
-/** Messages on USER_CHANGES_CHANNEL: `user:<id>` (state changed) or `apikey:<sha256 hex>` (key revoked). */
+/** Messages on USER_CHANGES_CHANNEL: `user:<id>` (state changed), `apikey:<sha256 hex>` (key revoked) or `session:<family id>` (session ended). */
 export const userChangeMessage = (userId: string) => `user:${userId}`;
 export const apiKeyChangeMessage = (hashHex: string) => `apikey:${hashHex}`;
+export const sessionRevokedMessage = (familyId: string) => `session:${familyId}`;
+
+/**
+ * How long a session's revocation is kept: the longest an access token of it can still be accepted
+ * (ACCESS_TOKEN_TTL_S at most 3600, whatever it was when the token was issued, plus the 5 s of clock
+ * skew the gateway allows, rounded up). After that every token of the session has expired anyway,
+ * so the set of revoked sessions stays bounded by the sessions ended in the last hour.
+ */
+export const SESSION_REVOCATION_TTL_S = 3_660;
+export const revokedSessionKey = (familyId: string) => `auth:session-revoked:${familyId}`;
+
+/** After a session's revocation committed: recorded for every reader, then the notification. */
+export async function publishSessionRevoked(redis: Redis, familyId: string): Promise<void> {
+  await redis.set(revokedSessionKey(familyId), "1", "EX", SESSION_REVOCATION_TTL_S);
+  await redis.publish(USER_CHANGES_CHANNEL, sessionRevokedMessage(familyId));
+}
 
 /** A miss filled from PostgreSQL: never overwrites a state a writer set meanwhile. */
 export async function fillUserState(redis: Redis, userId: string, state: UserState): Promise<void> {
