@@ -1,8 +1,13 @@
 /**
  * Model registry in PostgreSQL (migrations/postgres/0300_ml_registry.sql): register a trained
  * model (artifact + report), list, fetch, promote one to be served, roll back to the model that was
- * promoted before. Promotion is one transaction under a row lock, so two concurrent promotions
- * cannot leave two promoted models (a unique partial index enforces it too).
+ * promoted before. Every switch (promotion or rollback) is one transaction that takes the
+ * registry's advisory lock before reading anything, so switches take turns: each reads the model
+ * served and the promotion history as the previous switch committed them. Row locks alone did not
+ * do: a switch that waited for the served model's row found it retired and no longer saw any
+ * promoted model (the one promoted meanwhile was not in its snapshot), and failed on the unique
+ * partial index that allows one promoted model; a rollback that read the history before a
+ * promotion committed undid the wrong one.
  */
 import type { PoolClient, QueryResultRow } from "pg";
 import { sha256 } from "./model";
@@ -162,36 +167,50 @@ export class ModelRegistry {
    * (promote pushes, rollback pops): rolling back twice goes two promotions back, not back and forth.
    */
   async rollback(actor: string, reason?: string): Promise<ModelRecord> {
-    const { rows } = await this.db.query<{ version: string; action: string }>(
-      `SELECT version, action FROM ml_model_events WHERE action IN ('promoted', 'rolled_back') ORDER BY at, id`,
-    );
-    const stack: string[] = [];
-    for (const e of rows) {
-      if (e.action === "promoted") stack.push(e.version);
-      else stack.pop();
-    }
-    if (stack.length === 0) throw new RegistryError("NO_PROMOTED_MODEL", "no model is promoted: nothing to roll back");
-    if (stack.length === 1) throw new RegistryError("NO_PREVIOUS_MODEL", `model ${stack[0]} was the first promoted: no previous model to roll back to`);
-    return this.switchTo(stack[stack.length - 2], actor, "rolled_back", reason);
+    return this.db.transaction(async (c) => {
+      await lockSwitches(c);
+      const { rows } = await c.query<{ version: string; action: string }>(
+        `SELECT version, action FROM ml_model_events WHERE action IN ('promoted', 'rolled_back') ORDER BY id`,
+      );
+      const stack: string[] = [];
+      for (const e of rows) {
+        if (e.action === "promoted") stack.push(e.version);
+        else stack.pop();
+      }
+      if (stack.length === 0) throw new RegistryError("NO_PROMOTED_MODEL", "no model is promoted: nothing to roll back");
+      if (stack.length === 1) throw new RegistryError("NO_PREVIOUS_MODEL", `model ${stack[0]} was the first promoted: no previous model to roll back to`);
+      return this.switchIn(c, stack[stack.length - 2], actor, "rolled_back", reason);
+    });
   }
 
   private async switchTo(version: string, actor: string, action: "promoted" | "rolled_back", reason?: string): Promise<ModelRecord> {
     return this.db.transaction(async (c) => {
-      // Lock the target and the current model in a fixed order so concurrent switches serialise.
-      const locked = await c.query<Row>(`SELECT ${COLUMNS} FROM ml_models WHERE version = $1 OR status = 'promoted' ORDER BY version FOR UPDATE`, [version]);
-      const target = locked.rows.find((r) => r.version === version);
-      if (!target) throw new RegistryError("MODEL_NOT_FOUND", `no model version ${version}`);
-      const current = locked.rows.find((r) => r.status === "promoted");
-      if (current?.version === version) return toRecord(current);
-      if (current) await c.query(`UPDATE ml_models SET status = 'retired' WHERE version = $1`, [current.version]);
-      const { rows } = await c.query<Row>(
-        `UPDATE ml_models SET status = 'promoted', promoted_at = now() WHERE version = $1 RETURNING ${COLUMNS}`,
-        [version],
-      );
-      await c.query(`INSERT INTO ml_model_events (version, action, previous, actor, reason) VALUES ($1, $2, $3, $4, $5)`, [
-        version, action, current?.version ?? null, actor, reason ?? null,
-      ]);
-      return toRecord(rows[0]);
+      await lockSwitches(c);
+      return this.switchIn(c, version, actor, action, reason);
     });
   }
+
+  /** The switch itself, in a transaction holding lockSwitches (each statement then sees the previous switch committed). */
+  private async switchIn(c: PoolClient, version: string, actor: string, action: "promoted" | "rolled_back", reason?: string): Promise<ModelRecord> {
+    const locked = await c.query<Row>(`SELECT ${COLUMNS} FROM ml_models WHERE version = $1 OR status = 'promoted' ORDER BY version FOR UPDATE`, [version]);
+    const target = locked.rows.find((r) => r.version === version);
+    if (!target) throw new RegistryError("MODEL_NOT_FOUND", `no model version ${version}`);
+    const current = locked.rows.find((r) => r.status === "promoted");
+    if (current?.version === version) return toRecord(current);
+    if (current) await c.query(`UPDATE ml_models SET status = 'retired' WHERE version = $1`, [current.version]);
+    const { rows } = await c.query<Row>(
+      `UPDATE ml_models SET status = 'promoted', promoted_at = now() WHERE version = $1 RETURNING ${COLUMNS}`,
+      [version],
+    );
+    // clock_timestamp(), not the transaction's start (now()): a switch that waited for the lock
+    // happened after the one it waited for, and the history lists events by time.
+    await c.query(`INSERT INTO ml_model_events (version, action, previous, actor, reason, at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())`, [
+      version, action, current?.version ?? null, actor, reason ?? null,
+    ]);
+    return toRecord(rows[0]);
+  }
 }
+
+/** Advisory lock key ("mlsw") of model switches: one at a time across every replica. */
+const MODEL_SWITCH_LOCK = 0x6d6c7377;
+const lockSwitches = (c: PoolClient) => c.query("SELECT pg_advisory_xact_lock($1)", [MODEL_SWITCH_LOCK]);

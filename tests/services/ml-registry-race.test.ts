@@ -1,0 +1,105 @@
+/**
+ * ml-predictor's model registry (services/src/ml/registry.ts) under concurrent promotions and
+ * rollbacks on real PostgreSQL, each call in a transaction of its own connection (as replicas and
+ * impatient admins send them): no call fails with anything but a RegistryError, exactly one model
+ * is promoted, and the promotion history (what `rollback` walks back through) ends at the model
+ * that is served, each event's `previous` being the model served before it.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PoolClient } from "pg";
+import { useServers } from "../harness/shared";
+import { pg } from "../harness";
+import { runPostgresMigrations } from "../../services/src/migrations";
+import { ModelRegistry, RegistryError, type ModelRecord } from "../../services/src/ml/registry";
+import type { TrainingReport } from "../../services/src/ml/training";
+
+const srv = useServers("postgres");
+let pool: import("pg").Pool;
+let registry: ModelRegistry;
+
+/** What register stores of a report: the fields it reads. */
+const report = {
+  features: ["ret_1"], horizon: 1, intervalMs: 60_000, symbols: ["AAAUSDT"], trainingWindow: { from: 0, to: 60_000 }, params: {},
+  metrics: { outOfSample: {}, folds: [], hasEdge: true }, reference: { predictionBins: [], predictionFractions: [], features: {} },
+} as unknown as TrainingReport;
+
+let stampMs = Date.UTC(2026, 0, 1);
+const registerModels = (n: number): Promise<ModelRecord[]> =>
+  Promise.all(Array.from({ length: n }, () => registry.register(randomBytes(32), report, "test", new Date((stampMs += 1000)))));
+
+/** Settles every call; only RegistryErrors (a client's 404/409) may be among the failures. */
+async function settleAll(calls: Promise<ModelRecord>[]) {
+  const settled = await Promise.allSettled(calls);
+  const unexpected = settled.flatMap((s) => (s.status === "rejected" && !(s.reason instanceof RegistryError) ? [String(s.reason)] : []));
+  return { settled, unexpected };
+}
+
+/** The served model and the history as rollback reads it (promote pushes, rollback pops). */
+async function servedAndHistory() {
+  const promoted = (await pool.query<{ version: string }>(`SELECT version FROM ml_models WHERE status = 'promoted'`)).rows.map((r) => r.version);
+  const events = (await pool.query<{ version: string; action: string; previous: string | null }>(
+    `SELECT version, action, previous FROM ml_model_events WHERE action IN ('promoted', 'rolled_back') ORDER BY id`,
+  )).rows;
+  const stack: string[] = [];
+  for (const e of events) {
+    if (e.action === "promoted") stack.push(e.version);
+    else stack.pop();
+  }
+  // Each switch names the model served before it: the version of the switch recorded before it.
+  const brokenChain = events.slice(1).filter((e, i) => e.previous !== events[i].version);
+  return { promoted, top: stack.at(-1), brokenChain };
+}
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: srv.postgres.url, max: 30 });
+  await runPostgresMigrations(pool);
+  registry = new ModelRegistry({
+    query: (text, values) => pool.query(text, values),
+    async transaction<T>(fn: (c: PoolClient) => Promise<T>) {
+      const c = await pool.connect();
+      try {
+        await c.query("BEGIN");
+        const out = await fn(c);
+        await c.query("COMMIT");
+        return out;
+      } catch (e) {
+        await c.query("ROLLBACK");
+        throw e;
+      } finally {
+        c.release();
+      }
+    },
+  });
+}, 120_000);
+afterAll(() => pool?.end());
+
+describe("model registry under concurrent switches", () => {
+  it("20 promotions of different models at once: no failure, one promoted, the history ends at it", async () => {
+    const [first] = await registerModels(1);
+    await registry.promote(first.version, "test");
+    for (let round = 0; round < 3; round++) {
+      const models = await registerModels(20);
+      const { unexpected } = await settleAll(models.map((m) => registry.promote(m.version, "admin")));
+      expect(unexpected).toEqual([]);
+      const { promoted, top, brokenChain } = await servedAndHistory();
+      expect(promoted).toHaveLength(1);
+      expect(top).toBe(promoted[0]);
+      expect(brokenChain).toEqual([]);
+    }
+  }, 120_000);
+
+  it("rollbacks racing promotions: the history still ends at the served model", async () => {
+    for (let round = 0; round < 5; round++) {
+      const models = await registerModels(10);
+      for (const m of models.slice(0, 3)) await registry.promote(m.version, "test");
+      const calls = models.slice(3).flatMap((m) => [registry.promote(m.version, "admin"), registry.rollback("admin")]);
+      const { unexpected } = await settleAll(calls);
+      expect(unexpected).toEqual([]);
+      const { promoted, top, brokenChain } = await servedAndHistory();
+      expect(promoted).toHaveLength(1);
+      expect(top).toBe(promoted[0]);
+      expect(brokenChain).toEqual([]);
+    }
+  }, 120_000);
+});
