@@ -15,7 +15,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
-import { pg, Redis } from "../harness";
+import { pg, Redis, waitFor } from "../harness";
 import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { createService, type Service } from "../../services/src/kit";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
@@ -359,13 +359,20 @@ describe("ai-orchestrator", () => {
     expect((await orch.app.inject({ url: `/strategies/${id}/decisions`, headers })).json().decisions).toEqual([]);
 
     expect((await orch.app.inject({ method: "POST", url: `/strategies/${id}/enable`, headers })).json().enabled).toBe(true);
-    duringPredict = () => orch.app.inject({ method: "POST", url: `/strategies/${id}/disable`, headers });
+    // The disable answers once the evaluation is over (it may be submitting an order): the prediction
+    // goes on once the disable is committed, not answered.
+    let disabled: Promise<{ statusCode: number }> | undefined;
+    duringPredict = async () => {
+      disabled = orch.app.inject({ method: "POST", url: `/strategies/${id}/disable`, headers });
+      await waitFor("the disable committed", async () => (await db.query("SELECT enabled FROM ai_strategies WHERE strategy_id = $1", [id])).rows[0].enabled === false, { timeoutMs: 30_000, intervalMs: 10 });
+    };
     try {
       const [d] = (await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers })).json().decisions;
       expect(d).toMatchObject({ action: "skip", reason: "strategy disabled during the evaluation", orderId: null });
     } finally {
       duringPredict = async () => undefined;
     }
+    expect((await disabled!).statusCode).toBe(200);
     expect(orders.length).toBe(before);
   });
 

@@ -76,7 +76,7 @@ export default defineService({
       }
       return p;
     };
-    // A deleted strategy's evaluation still running may be submitting an order: its cancel waits for it.
+    // A deleted or disabled strategy's evaluation still running may be submitting an order: the cancel, and the disable's answer, wait for it.
     const idle = async (strategyId: string) => {
       await running.get(strategyId)?.catch(() => undefined);
     };
@@ -85,6 +85,7 @@ export default defineService({
       store,
       evaluate,
       cancelWorkingOrders: (s, requestId) => cancelWorkingOrders(retire, s, requestId),
+      idle,
       maxStrategiesPerUser: ctx.config.ORCH_MAX_STRATEGIES_PER_USER,
     });
     if (ctx.config.ORCH_TICK_MS > 0) {

@@ -3,7 +3,8 @@
  *   POST  /strategies                      create (disabled unless `enabled: true`); optional Idempotency-Key
  *   GET   /strategies, /strategies/:id     the list leaves deleted ones out; one by id is answered with its deletedAt
  *   PATCH /strategies/:id                  change thresholds, sizes, stop, schedule, name, enabled (not symbols)
- *   POST  /strategies/:id/enable, /strategies/:id/disable
+ *   POST  /strategies/:id/enable, /strategies/:id/disable   a disable (or PATCH enabled: false) answers once the evaluation
+ *                                          running, if any, is over (its order placed): no order follows the answer
  *   DELETE /strategies/:id                 soft delete (kept with its decisions, no longer counted nor evaluated) and the cancel
  *                                          of its working orders (retire.ts): 204 once every cancel is requested, 503 +
  *                                          retry-after naming those that could not be (deleted still; a repeat asks again)
@@ -78,6 +79,8 @@ export interface RouteDeps {
   evaluate: (s: Strategy) => Promise<DecisionRecord[]>;
   /** Requests the cancel of a deleted strategy's working orders; answers those it could not. */
   cancelWorkingOrders: (s: Strategy, requestId: string) => Promise<NotCancelled[]>;
+  /** Resolves once no evaluation of the strategy is running (one may be submitting an order). */
+  idle: (strategyId: string) => Promise<void>;
   maxStrategiesPerUser: number;
 }
 
@@ -118,6 +121,9 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
       return next;
     });
     if (!s) throw notFound(`no strategy ${id}`);
+    // A pause answers once the evaluation running, which read the strategy enabled before the change
+    // and may be submitting its order, is over: no order of the strategy is placed after the answer.
+    if (patch.enabled === false) await deps.idle(id);
     return s;
   };
   ctx.app.patch("/strategies/:id", { schema: { params: Id, body: StrategyPatch, response: { 200: StrategyOut } } }, async (req) => {

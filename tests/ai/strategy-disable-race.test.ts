@@ -1,0 +1,121 @@
+/**
+ * Disabling a strategy while its evaluation is submitting an order (real PostgreSQL, Redis, a
+ * private Kafka; order-management in-process behind a gate that holds order submissions; ml-predictor
+ * stood in for by a small HTTP server answering a buy). The evaluation has read the strategy enabled
+ * and recorded its buy; 10 impatient disables (5 `POST /disable`, 5 `PATCH {enabled: false}`, each on
+ * its own connection) arrive while the order is held. None may answer before that order is placed:
+ * a pause answered 200 must not be followed by an order of the strategy (before, every disable
+ * answered at once and the order was placed after them).
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
+import orderManagement from "../../services/src/services/order-management";
+import aiOrchestrator from "../../services/src/services/ai-orchestrator";
+import { ensureAccount } from "../helpers/accounts";
+import { http, sleep, waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "redis");
+const SYMBOL = "AAAUSDT";
+const WAIT_MS = 60_000;
+let rig: OrderPathRig;
+let pool: InstanceType<typeof pg.Pool>;
+let om: Service<any>;
+let omUrl: string;
+let orch: Service<any>;
+let orchUrl: string;
+let ml: Server;
+let gate: Server;
+/** Order submissions (POST /) the gate holds until released. */
+const held: (() => void)[] = [];
+
+const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const listen = (s: Server) => new Promise<string>((r) => s.listen(0, "127.0.0.1", () => r(`http://127.0.0.1:${(s.address() as AddressInfo).port}`)));
+const bodyOf = async (req: IncomingMessage) => {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+};
+
+beforeAll(async () => {
+  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { LOG_LEVEL: "silent" } });
+  pool = rig.pool;
+  om = await createService(orderManagement, { env: rig.env, defaultMetrics: false });
+  omUrl = await om.listen({ port: 0, host: "127.0.0.1" });
+  // Forwards to order-management; an order submission waits for the test to release it.
+  gate = createServer(async (req, res) => {
+    const body = await bodyOf(req);
+    if (req.method === "POST" && req.url === "/") await new Promise<void>((r) => held.push(r));
+    const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith("x-") || k === "idempotency-key" || k === "content-type")) as Record<string, string>;
+    const r = await fetch(`${omUrl}${req.url}`, { method: req.method, headers, body: body.length > 0 ? body : undefined });
+    res.writeHead(r.status, { "content-type": r.headers.get("content-type") ?? "application/json" }).end(Buffer.from(await r.arrayBuffer()));
+  });
+  const gateUrl = await listen(gate);
+  ml = createServer((_req, res) => {
+    const barTime = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 60_000).toISOString();
+    const body = { modelVersion: "lgbm-test", intervalMs: 60_000, predictions: [{ symbol: SYMBOL, probabilityUp: 0.9, barTime, close: 100, features: {}, regimeVector: [] }] };
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+  });
+  const mlUrl = await listen(ml);
+  orch = await createService(aiOrchestrator, {
+    env: { ...rig.env, ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl },
+    defaultMetrics: false,
+  });
+  orchUrl = await orch.listen({ port: 0, host: "127.0.0.1" });
+}, 300_000);
+
+afterAll(async () => {
+  held.splice(0).forEach((release) => release());
+  await orch?.close().catch(() => undefined);
+  ml?.close();
+  gate?.close();
+  await om?.close().catch(() => undefined);
+  await rig?.stop();
+}, 60_000);
+
+describe("disabling a strategy while its evaluation submits an order", () => {
+  it("10 disables at once answer only after the order in flight is placed; none is placed after them", async () => {
+    const user = randomUUID();
+    await ensureAccount(pool, user);
+    const created = await http("POST", `${orchUrl}/strategies`, {
+      headers: as(user),
+      body: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.strategyId as string;
+
+    const evaluation = http("POST", `${orchUrl}/strategies/${id}/evaluate`, { headers: as(user) });
+    await waitUntil("the evaluation's order held at the gate", async () => held.length === 1, WAIT_MS, 20);
+
+    const answeredAt: number[] = [];
+    const disables = Array.from({ length: 10 }, (_, i) =>
+      (i % 2 === 0
+        ? http("POST", `${orchUrl}/strategies/${id}/disable`, { headers: as(user) })
+        : http("PATCH", `${orchUrl}/strategies/${id}`, { headers: as(user), body: { enabled: false } })
+      ).then((r) => (answeredAt.push(Date.now()), r)),
+    );
+    // Long enough for every disable to answer if it does not wait for the order.
+    await Promise.race([Promise.all(disables), sleep(1500)]);
+    const releasedAt = Date.now();
+    held.splice(0).forEach((release) => release());
+
+    const e = await evaluation;
+    expect(e.status, JSON.stringify(e.body)).toBe(200);
+    const [decision] = e.body.decisions;
+    expect(decision).toMatchObject({ action: "buy" });
+    expect(decision.orderId).toEqual(expect.any(String));
+    for (const r of await Promise.all(disables)) {
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.enabled).toBe(false);
+    }
+    expect(answeredAt.filter((t) => t < releasedAt)).toEqual([]);
+    // Paused: a later evaluation is refused and places nothing.
+    expect((await http("POST", `${orchUrl}/strategies/${id}/evaluate`, { headers: as(user) })).status).toBe(409);
+    expect(held).toHaveLength(0);
+  }, 120_000);
+});
