@@ -27,6 +27,9 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/\batk_[A-Za-z0-9_-]{8,}/g, REDACTED],
   [/\b(sk|rk|pk)_(test|live)_[A-Za-z0-9]{8,}/g, REDACTED],
   [/\bwhsec_[A-Za-z0-9_-]{8,}/g, REDACTED], // our webhook secrets are base64url
+  // Telegram bot tokens (<bot id>:<35 characters>), which the Bot API takes in the URL's path
+  // (`/bot<token>/sendMessage`, an HTTP client span's url.full): the bot id is kept, the secret half masked.
+  [/\b(bot)?([0-9]{5,20}):[A-Za-z0-9_-]{30,100}/g, `$1$2:${REDACTED}`],
   // key=value / key: value pairs naming a secret
   [/\b(password|passwd|pwd|secret|token|api[-_]?key|access[-_]?token|refresh[-_]?token)(["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi, `$1$2${REDACTED}`],
 ];
