@@ -18,6 +18,7 @@ import { platformDateTime } from "./instants";
 import { mailboxFormat } from "./mailbox";
 import { LazyRequestLogger } from "./request-logger";
 import { traceRoutes } from "./telemetry/fastify";
+import { scrubString } from "./telemetry/scrub";
 import { numeralIssue } from "./numerals";
 
 export { parseTrustProxy } from "./request-guards";
@@ -49,12 +50,34 @@ export const redactPaths = [
   "secret",
 ];
 
+/**
+ * The `err` of a log line, with credential-shaped text masked in every string it holds (./telemetry/scrub.ts,
+ * the spans' rules): a far end's error message may echo what the service sent it (the card
+ * processor's 401 "Invalid API Key provided: sk_live_..."), and a library's error carries the far
+ * end's whole answer besides (Stripe's `raw`). Runs only on lines that log an error.
+ */
+export function scrubbedError(err: unknown): unknown {
+  return scrubValues(pino.stdSerializers.err(err as Error), 0, new WeakSet());
+}
+
+function scrubValues(value: unknown, depth: number, seen: WeakSet<object>): unknown {
+  if (typeof value === "string") return scrubString(value);
+  if (typeof value !== "object" || value === null) return value;
+  if (seen.has(value) || depth > 6) return "[Object]";
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((v) => scrubValues(v, depth + 1, seen));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = scrubValues(v, depth + 1, seen);
+  return out;
+}
+
 export function createLogger(name: string, level: string, stream?: DestinationStream): Logger {
   const options: LoggerOptions = {
     name,
     level,
     base: { service: name },
     redact: { paths: redactPaths, censor: "[REDACTED]" },
+    serializers: { err: scrubbedError },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   return stream ? pino(options, stream) : pino(options);

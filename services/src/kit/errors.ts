@@ -86,6 +86,9 @@ function partData(request: FastifyRequest, part: string): unknown {
   return part === "body" ? request.body : part === "querystring" ? request.query : part === "params" ? request.params : part === "headers" ? request.headers : undefined;
 }
 
+/** Fastify's own errors (body too large, unsupported media type, bad content length...): their messages are written for clients. */
+const isFrameworkError = (err: { code?: unknown }): boolean => typeof err.code === "string" && err.code.startsWith("FST_");
+
 /** Installs the uniform error and not-found handlers (no stack traces to clients). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installErrorHandlers(app: FastifyInstance<any, any, any, any, any>): void {
@@ -115,7 +118,12 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
       reply.header("retry-after", "1");
       return reply.status(503).send(errorBody(request, "DATASTORE_UNAVAILABLE", DATASTORE_UNAVAILABLE_MESSAGE));
     }
-    const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    const carried = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    // A status on another library's error is what a far end answered the service, not a verdict on
+    // the client's request: the card processor SDK's 401 for the platform's own API key (its message
+    // echoing that key) was answered to the client as 401 with that message. Only Fastify's own
+    // errors (FST_ codes) and those of a request the client abandoned keep their 4xx.
+    const status = carried < 500 && !isFrameworkError(err) && !request.raw.destroyed ? 500 : carried;
     if (status >= 500) {
       request.log.error({ err }, "request failed");
       recordError(err);

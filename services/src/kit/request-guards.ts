@@ -179,7 +179,8 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
       return;
     }
     parse(req, text, (err: Error | null, value?: unknown) => {
-      if (err) return done(Object.assign(err, { statusCode: 400 }), undefined);
+      // The parser's message is about the client's own text (JSON syntax, a __proto__ key): answered as it is.
+      if (err) return done(new HttpError(400, "BAD_REQUEST", err.message), undefined);
       // Parsed strings and keys can only hold U+0000 or a surrogate the text holds (raw, or as a
       // \u escape): a body without either needs no walk (a 5,000-bar post walked cost ~4 µs a bar).
       const path = mayHoldUnstorableText(text) ? findUnstorableText(value) : undefined;
