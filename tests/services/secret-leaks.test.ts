@@ -4,6 +4,8 @@
  * - A card processor that refuses the platform's API key and echoes it in its 401 ("Invalid API
  *   Key provided: sk_live_..."): the kit answered the client 401 with the processor's message
  *   (a library error's status and message taken for Fastify's own), and logged nothing.
+ * - An operator's URL with a login in a variable not declared secret (CLICKHOUSE_URL, ARANGO_URL), or
+ *   a broker written `user:password@host:port`, refused at start: the error echoed the value whole.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -12,7 +14,7 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pg } from "../harness";
 import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
+import { createService, defineService, type Service } from "../../services/src/kit";
 import { runPostgresMigrations } from "../../services/src/migrations";
 import paymentService from "../../services/src/services/payment-service";
 
@@ -72,3 +74,29 @@ describe("secrets echoed by a far end", () => {
   });
 });
 
+describe("secrets an operator put where they do not belong", () => {
+  // database-service: postgres required, every other datastore optional (so each variable is read).
+  const probe = defineService({ name: "database-service", register() {} });
+
+  it("a refused URL or broker is echoed with its password masked, still naming the variable", async () => {
+    const password = `pw${randomBytes(12).toString("hex")}`;
+    const cases: Array<[string, string, string]> = [
+      ["CLICKHOUSE_URL", `clickhouse://reader:${password}@ch.internal:8123`, "clickhouse://reader:***@ch.internal:8123"],
+      ["ARANGO_URL", `tcp://root:${password}/x@arango:8529`, "tcp://root:***@arango:8529"],
+      ["KAFKA_BROKERS", `user:${password}@kafka:9092`, "user:***@kafka:9092"],
+    ];
+    for (const [name, value, shown] of cases) {
+      const failure = await createService(probe, { env: { ...srv.env, LOG_LEVEL: "silent", [name]: value }, defaultMetrics: false, logStream }).then(
+        async (s) => {
+          await s.close();
+          return new Error("started");
+        },
+        (e: Error) => e,
+      );
+      expect(failure.message, name).toContain(`${name} `);
+      expect(failure.message, name).toContain(shown);
+      expect(failure.message, name).not.toContain(password);
+    }
+    expect(lines.join("")).not.toContain(password);
+  });
+});

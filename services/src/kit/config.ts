@@ -85,11 +85,22 @@ function fromEnvString(raw: string, schema: TSchema): unknown {
   }
 }
 
+/**
+ * A value as an error may echo it: the password of a `user:password@` part masked, as describeConfig
+ * masks it. A variable not declared secret may still hold one there (CLICKHOUSE_URL, ARANGO_URL,
+ * WEAVIATE_URL with a login, a broker list item written `user:password@host:port`), and a value
+ * refused for its protocol or shape was echoed whole into the error the service dies with.
+ */
+function withoutPasswords(raw: string): string {
+  // After `scheme://`, or at the start of an item (a broker); up to the last `@` (a password may hold `/` or `@`).
+  return raw.includes("://") ? raw.replace(/(\/\/[^\s/@:]*):[^\s@]*@/g, "$1:***@") : raw.replace(/^([^\s/@:]*):[^\s@]*@/, "$1:***@");
+}
+
 /** What is wrong with a variable, in words (without its value). */
 function describeProblem(e: ValueError, root: TSchema): string {
   const s = e.schema as TSchema & Record<string, unknown>;
   const item = e.path.split("/").length > 2;
-  if (item) return `has an invalid item "${String(e.value)}" (expected ${s.description ?? (s.pattern ? `to match /${s.pattern}/` : "a valid item")})`;
+  if (item) return `has an invalid item "${withoutPasswords(String(e.value))}" (expected ${s.description ?? (s.pattern ? `to match /${s.pattern}/` : "a valid item")})`;
   switch (e.type) {
     case ValueErrorType.Integer:
       return "must be an integer";
@@ -160,7 +171,8 @@ export function loadConfig<S extends ConfigSchema>(service: string, declared: S,
     if (e.type === ValueErrorType.ObjectRequiredProperty) return `${name} is required by ${service}`;
     const raw = source[name] ?? "";
     // Never echo the raw value of a secret.
-    const got = isSecret(schema[name]) ? "" : ` (got "${raw.length > 80 ? raw.slice(0, 80) + "..." : raw}")`;
+    const shown = withoutPasswords(raw);
+    const got = isSecret(schema[name]) ? "" : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
     return `${name} ${describeProblem(e, schema[name])}${got}`;
   });
   if (problems.length > 0) throw new ConfigError(service, problems);
