@@ -25,7 +25,7 @@ import { PgInstrumentation } from "@opentelemetry/instrumentation-pg";
 import { UndiciInstrumentation } from "@opentelemetry/instrumentation-undici";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, SamplingDecision, TraceIdRatioBasedSampler, type Sampler } from "@opentelemetry/sdk-trace-node";
-import { scrubString, ScrubbingExporter } from "./scrub";
+import { scrubString, scrubUrl, ScrubbingExporter } from "./scrub";
 import { setTelemetryFlush } from "./state";
 
 export { scrubAttributes, scrubSpan, scrubString, scrubUrl, REDACTED, ScrubbingExporter } from "./scrub";
@@ -118,7 +118,8 @@ export function startTelemetry(o: TelemetryOptions): boolean {
   const onFailure = (error: Error | undefined) => {
     if (Date.now() - lastWarn < 60_000) return;
     lastWarn = Date.now();
-    warn("trace export failed; spans dropped (requests are not affected)", { endpoint: url, err: { message: scrubString(error?.message ?? "unknown") } });
+    // The endpoint may carry the collector's login (user:token@): named without it.
+    warn("trace export failed; spans dropped (requests are not affected)", { endpoint: scrubUrl(url), err: { message: scrubString(error?.message ?? "unknown") } });
   };
   const exporter = new ScrubbingExporter(new OTLPTraceExporter({ url, timeoutMillis: 5_000 }), onFailure);
   provider = new NodeTracerProvider({
