@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs, pg, startClickHouse, startKafka, startPostgres, startRedis, type ClickHouseServer, type KafkaServer, type PostgresServer, type RedisServer } from "../harness";
 import { freePort } from "../harness/proc";
 import { createService, type Service } from "../../services/src/kit";
+import { ensureAccount } from "../helpers/accounts";
 import { testIdentities, type TestIdentities } from "../helpers/identity";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
@@ -139,6 +140,8 @@ const api = (method: string, path: string, tok: string, body?: unknown, headers?
 async function failingSubscribe(): Promise<{ requestId: string; userToken: string }> {
   const userId = randomUUID();
   victims.add(userId);
+  // billing charges only an account that exists and is enabled (session 40's race hunt): the charge is what fails here.
+  await ensureAccount(pool, userId);
   const userToken = await token(userId);
   const requestId = `trace-test-${randomUUID()}`;
   // Only a card saved to the subscriber is taken (payment-service's payment methods): saved first, in a trace of its own.
