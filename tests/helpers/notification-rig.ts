@@ -140,7 +140,7 @@ export class NotificationRig {
     return { id, receiver };
   }
 
-  async start(serverEnv: Record<string, string>): Promise<void> {
+  async start(serverEnv: Record<string, string>, overrides: Record<string, string> = {}): Promise<void> {
     const SMTP_USER = "notifier";
     const SMTP_PASSWORD = randomBytes(12).toString("hex");
     this.smtp = new SMTPServer({
@@ -170,6 +170,7 @@ export class NotificationRig {
       NOTIFY_RATE_LIMIT_WINDOW_MS: "2592000000",
       // Long enough that a dribbling endpoint is still being read when another user's delivery is due (a loaded machine included).
       NOTIFY_HTTP_TIMEOUT_MS: "30000",
+      ...overrides,
     };
     const pool = new pg.Pool({ connectionString: this.env.POSTGRES_URL, max: 1 });
     await runPostgresMigrations(pool);
@@ -197,11 +198,11 @@ export class NotificationRig {
   }
 }
 
-/** The rig of this test file, started before its tests and stopped after them. */
-export function useNotificationRig(): NotificationRig {
+/** The rig of this test file, started before its tests and stopped after them; `overrides` (read then) change its service's environment. */
+export function useNotificationRig(overrides: () => Record<string, string> = () => ({})): NotificationRig {
   const srv = useServers("postgres", "kafka");
   const rig = new NotificationRig();
-  beforeAll(() => rig.start(srv.env), 240_000);
+  beforeAll(() => rig.start(srv.env, overrides()), 240_000);
   afterAll(() => rig.stop());
   return rig;
 }

@@ -5,15 +5,15 @@
  *   telegram  the Bot API's sendMessage over HTTPS (plain text: no parse_mode, nothing to inject)
  *   webhook   POST of the notice as JSON, signed (domain.webhookSignature), to the user's endpoint
  * Webhook URLs are user input: only https to public addresses, checked when the endpoint is
- * registered and again on the address actually connected to (the DNS lookup hook), so a name that
- * later resolves to 10.x / 127.x / 169.254.x cannot reach inside the platform.
+ * registered and again on the address actually connected to (the kit's public-only lookup, which
+ * resolves with c-ares, off the thread pool: kit/public-egress.ts), so a name that later resolves to
+ * 10.x / 127.x / 169.254.x cannot reach inside the platform.
  */
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import http from "node:http";
 import https from "node:https";
-import type { LookupFunction } from "node:net";
 import ipaddr from "ipaddr.js";
 import nodemailer from "nodemailer";
+import { isPublicAddress, publicOnlyLookup } from "../../kit/public-egress";
 import { webhookBody, webhookSignature, type Notice } from "./domain";
 
 export class DeliveryError extends Error {
@@ -77,15 +77,7 @@ export function telegramChannel(apiUrl: string, token: string, timeoutMs: number
   };
 }
 
-/** True when an address may receive webhooks: a public unicast address. */
-export function isPublicAddress(address: string): boolean {
-  if (!ipaddr.isValid(address)) return false;
-  let ip = ipaddr.parse(address);
-  if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address();
-  // The deprecated IPv4-compatible block (::a.b.c.d, which URL writes ::7f00:1) is "unicast" to ipaddr.js.
-  if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).parts.slice(0, 6).every((p) => p === 0)) return false;
-  return ip.range() === "unicast";
-}
+export { isPublicAddress };
 
 /** A webhook URL a user may register, or the reason it is refused. */
 export function checkWebhookUrl(raw: string, allowPrivate: boolean): string | null {
@@ -103,18 +95,8 @@ export function checkWebhookUrl(raw: string, allowPrivate: boolean): string | nu
   return null;
 }
 
-/** DNS lookup that refuses non-public addresses: the check happens on the address connected to. */
-const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { family: options.family, hints: options.hints, all: true }, (err, list: LookupAddress[]) => {
-    if (err) return callback(err, "", 0);
-    const bad = list.find((a) => !isPublicAddress(a.address));
-    if (bad || !list.length) return callback(Object.assign(new Error(`webhook host ${hostname} resolves to a non-public address`), { code: "EBLOCKED" }), "", 0);
-    if (options.all) return callback(null, list);
-    callback(null, list[0].address, list[0].family);
-  });
-};
-
-export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; now?: () => number }) {
+export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; dnsServers?: readonly string[]; now?: () => number }) {
+  const lookup = o.allowPrivate ? undefined : publicOnlyLookup({ servers: o.dnsServers, timeoutMs: o.timeoutMs });
   return {
     async send(url: string, secret: string, n: Pick<Notice, "dedupKey" | "kind" | "at" | "data">): Promise<void> {
       const refused = checkWebhookUrl(url, o.allowPrivate);
@@ -132,7 +114,7 @@ export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; no
             // second held its delivery, and the sender's batch behind it, for as long as it liked.
             timeout: o.timeoutMs,
             signal: AbortSignal.timeout(o.timeoutMs),
-            lookup: o.allowPrivate ? undefined : publicOnlyLookup,
+            lookup,
             headers: {
               "content-type": "application/json",
               "content-length": Buffer.byteLength(body),
@@ -151,9 +133,11 @@ export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; no
         req.on("timeout", () => req.destroy(new Error("timeout")));
         req.on("error", reject);
         req.end(body);
-      }).catch((err: Error & { code?: string }) => {
+      }).catch((err: Error & { code?: string; syscall?: string }) => {
         const timedOut = err.name === "AbortError" || err.name === "TimeoutError" || err.code === "ABORT_ERR";
-        throw new DeliveryError(timedOut ? `webhook: no complete answer within ${o.timeoutMs} ms` : `webhook: ${err.code ?? err.message}`.slice(0, 300), err.code === "EBLOCKED");
+        // c-ares's errors (syscall queryA / queryAaaa) say what the name server answered: not the endpoint's.
+        const what = `${err.syscall?.startsWith("query") ? "dns " : ""}${err.code ?? err.message}`;
+        throw new DeliveryError(timedOut ? `webhook: no complete answer within ${o.timeoutMs} ms` : `webhook: ${what}`.slice(0, 300), err.code === "EBLOCKED");
       });
       // 410 Gone: the receiver says the endpoint is no more. Everything else non-2xx is retried.
       if (status === 410) throw new DeliveryError("webhook: 410 gone", true);

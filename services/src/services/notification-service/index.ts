@@ -10,7 +10,7 @@
  * Telegram, webhook clients), worker.ts (ingest and the delivery loop).
  */
 import { Counter } from "prom-client";
-import { ConfigError, defineService, envUrl, PeriodicDelete, Type } from "../../kit";
+import { ConfigError, defineService, envList, envUrl, PeriodicDelete, Type } from "../../kit";
 import { BUSINESS_TOPICS, type BillingEventMsg, type PaymentEventMsg } from "../../business/events";
 import type { ComplianceAlert } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
@@ -23,6 +23,15 @@ import { ingest, Sender, type Channels } from "./worker";
 
 /** What a lease leaves beyond the slowest send: the delivery's own statements and the rate limit's round trip. */
 const LEASE_MARGIN_MS = 10_000;
+
+/** The webhook channel, or a ConfigError naming NOTIFY_WEBHOOK_DNS_SERVERS when a server is not an address. */
+function webhookOrConfigError(make: () => ReturnType<typeof webhookChannel>): ReturnType<typeof webhookChannel> {
+  try {
+    return make();
+  } catch (err) {
+    throw new ConfigError("notification-service", [`NOTIFY_WEBHOOK_DNS_SERVERS: ${(err as Error).message.slice(0, 200)}`]);
+  }
+}
 
 /** Topic -> notice. A message of the wrong shape throws and is skipped (logged) by the caller. */
 const toNotice: Record<string, (v: never) => Notice | null> = {
@@ -50,6 +59,7 @@ export default defineService({
     TELEGRAM_API_URL: envUrl({ protocols: ["https", "http"], default: "https://api.telegram.org" }),
     NOTIFY_HTTP_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
     NOTIFY_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: "tests/dev only: http and private addresses for webhooks" }),
+    NOTIFY_WEBHOOK_DNS_SERVERS: Type.Optional(envList(Type.String({ minLength: 1, maxLength: 64 }), { description: "name servers for webhook hosts (ip or ip:port, comma-separated); the system's when unset" })),
     NOTIFY_MAX_WEBHOOKS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
     NOTIFY_MAX_ATTEMPTS: Type.Integer({ default: 8, minimum: 1, maximum: 50 }),
     NOTIFY_BACKOFF_BASE_MS: Type.Integer({ default: 2_000, minimum: 1, maximum: 3_600_000 }),
@@ -78,7 +88,7 @@ export default defineService({
     const channels: Channels = {
       email,
       telegram,
-      webhook: webhookChannel({ timeoutMs: c.NOTIFY_HTTP_TIMEOUT_MS, allowPrivate: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE }),
+      webhook: webhookOrConfigError(() => webhookChannel({ timeoutMs: c.NOTIFY_HTTP_TIMEOUT_MS, allowPrivate: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, dnsServers: c.NOTIFY_WEBHOOK_DNS_SERVERS })),
     };
     ctx.log.info({ email: !!channels.email, telegram: !!channels.telegram, webhook: true }, "notification channels");
     registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS, sendCode: { email: email && ((to, m) => email.send(to, m)), telegram: telegram && ((chat, m) => telegram.send(chat, m)) }, log: ctx.log });
