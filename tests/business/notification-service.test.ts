@@ -252,6 +252,33 @@ describe("notification-service", () => {
     }
   }, 180_000);
 
+  it("an endpoint answering an endless body at full speed: the sender hangs up after 64 KiB, not at the timeout (session 40)", async () => {
+    let closed = false;
+    const flood = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      const chunk = Buffer.alloc(16 * 1024, 120);
+      const pump = () => {
+        while (!closed && res.write(chunk));
+        if (!closed) res.once("drain", pump);
+      };
+      res.on("close", () => (closed = true));
+      pump();
+    });
+    await new Promise<void>((r) => flood.listen(0, "127.0.0.1", () => r()));
+    try {
+      const at = { at: new Date().toISOString() } as unknown as { at: string };
+      const url = `http://127.0.0.1:${(flood.address() as AddressInfo).port}/hook`;
+      // Before, the body was read until the 30 s timeout ("no complete answer within 30000 ms").
+      const err = await webhookChannel({ timeoutMs: 30_000, allowPrivate: true }).send(url, "whsec_x", { dedupKey: "d", kind: "fill", ...at, data: {} } as never).then(() => undefined, (e: Error & { permanent: boolean }) => e);
+      expect([err?.message, err?.permanent]).toEqual(["webhook: ANSWER_OVER_65536_BYTES", false]);
+      await waitUntil("the endpoint's connection closed", async () => closed, 10_000, 20);
+    } finally {
+      flood.closeAllConnections();
+      await new Promise<void>((r) => flood.close(() => r()));
+    }
+  });
+
   it("refuses a lease shorter than the slowest send plus a margin, naming the settings", async () => {
     const env = { ...rig.datastoreEnv, LOG_LEVEL: "silent", NOTIFY_LEASE_MS: "15000", NOTIFY_HTTP_TIMEOUT_MS: "10000" };
     await expect(createService(notificationService, { env, defaultMetrics: false })).rejects.toThrow(/NOTIFY_LEASE_MS \(15000\) must be at least 10000 ms above the slowest send \(10000 ms: NOTIFY_HTTP_TIMEOUT_MS\)/);

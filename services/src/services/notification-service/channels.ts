@@ -95,6 +95,9 @@ export function checkWebhookUrl(raw: string, allowPrivate: boolean): string | nu
   return null;
 }
 
+/** The most of a webhook endpoint's answer body read (and thrown away) before the connection is dropped. */
+export const WEBHOOK_ANSWER_MAX_BYTES = 64 * 1024;
+
 export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; dnsServers?: readonly string[]; now?: () => number }) {
   const lookup = o.allowPrivate ? undefined : publicOnlyLookup({ servers: o.dnsServers, timeoutMs: o.timeoutMs });
   return {
@@ -125,7 +128,14 @@ export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; dn
             },
           },
           (res) => {
-            res.resume(); // the body is not needed; drain so the socket is released
+            // The body is not needed: drained so the socket is released, up to a cap. Without one, an
+            // endpoint answering an endless body at full speed was read for the whole timeout, on every
+            // attempt of every notice (gigabytes into the service a delivery, for nothing).
+            let bytes = 0;
+            res.on("data", (chunk: Buffer) => {
+              bytes += chunk.length;
+              if (bytes > WEBHOOK_ANSWER_MAX_BYTES) res.destroy(Object.assign(new Error("answer too large"), { code: `ANSWER_OVER_${WEBHOOK_ANSWER_MAX_BYTES}_BYTES` }));
+            });
             res.on("end", () => resolve(res.statusCode ?? 0));
             res.on("error", reject);
           },
