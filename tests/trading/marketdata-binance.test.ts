@@ -120,6 +120,47 @@ describe("binance market data", () => {
     expect(calls).toBe(4); // 1000, 429, 1000, 500
   });
 
+  it("a REST answer over 4 MiB is refused as it arrives, not read whole (session 40)", async () => {
+    let closed = false;
+    const { url } = await fakeHttp((_req, res) => {
+      // An endless JSON array at full speed: before, it was read until the request's timeout.
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write("[");
+      const row = Buffer.from(`${JSON.stringify([0, "1", "1", "1", "1", "1", 59_999, "0", 1, "0", "0", "0"])},`.repeat(100));
+      const pump = () => {
+        while (!closed && res.write(row));
+        if (!closed) res.once("drain", pump);
+      };
+      res.on("close", () => (closed = true));
+      pump();
+    });
+    const md = new BinanceMarketData({ restBaseUrl: url, maxRetries: 0, requestTimeoutMs: 30_000, sleep: async () => {} });
+    await expect(md.history("BTCUSDT", "1m", { limit: 10 })).rejects.toThrow("answer over 4194304 bytes");
+    await vi.waitFor(() => expect(closed).toBe(true), { timeout: 10_000, interval: 20 });
+  });
+
+  it("a WebSocket message over 64 KiB closes the stream (1009), which reconnects (session 40)", async () => {
+    const wss = new ws.WebSocketServer({ port: 0, host: "127.0.0.1" });
+    servers.push({ close: () => wss.close() });
+    await new Promise((r) => wss.once("listening", r));
+    const closeCodes: number[] = [];
+    let connections = 0;
+    wss.on("connection", (sock) => {
+      connections++;
+      sock.on("close", (code) => closeCodes.push(code));
+      // Before, the ws library's default took up to 100 MiB a message: this one was buffered and parsed.
+      if (connections === 1) sock.send(Buffer.alloc(1024 * 1024, 32));
+    });
+    const md = new BinanceMarketData({ wsBaseUrl: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, reconnectMinMs: 10 });
+    const sub = md.subscribe("BNBBTC", "1m", () => {}, () => {});
+    try {
+      await vi.waitFor(() => expect(connections).toBeGreaterThanOrEqual(2), { timeout: 20_000, interval: 20 });
+      expect(closeCodes[0]).toBe(1009);
+    } finally {
+      await sub.close();
+    }
+  });
+
   it("streams only closed klines over a WebSocket, once each, and reconnects", async () => {
     const wss = new ws.WebSocketServer({ port: 0, host: "127.0.0.1" });
     servers.push({ close: () => wss.close() });

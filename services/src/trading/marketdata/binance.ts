@@ -24,6 +24,36 @@ export interface BinanceMarketDataOptions {
   requestTimeoutMs?: number;
 }
 
+/**
+ * Caps on what the market source may send. Without them a kline stream message was buffered up to the
+ * ws library's default of 100 MiB (then copied to a string and parsed), and a REST answer read whole,
+ * either a few times a data-bridge's memory from one misbehaving or impersonated upstream. A kline
+ * event is under 1 KiB and a page of 1000 klines about 150 KiB.
+ */
+export const KLINE_MESSAGE_MAX_BYTES = 64 * 1024;
+export const REST_ANSWER_MAX_BYTES = 4 * 1024 * 1024;
+
+/** A fetch answer's body as text, refused beyond `max` bytes (read as it comes, never whole first). */
+async function cappedText(res: Response, max: number): Promise<string> {
+  if (Number(res.headers.get("content-length") ?? 0) > max) {
+    await res.body?.cancel();
+    throw new Error(`answer over ${max} bytes`);
+  }
+  const reader = res.body?.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for (;;) {
+    const next = reader ? await reader.read() : { done: true as const };
+    if (next.done) return Buffer.concat(chunks).toString("utf8");
+    bytes += next.value.length;
+    if (bytes > max) {
+      await reader?.cancel().catch(() => undefined);
+      throw new Error(`answer over ${max} bytes`);
+    }
+    chunks.push(next.value);
+  }
+}
+
 /** Parses one row of `GET /api/v3/klines`: [openTime, o, h, l, c, v, closeTime, quoteVol, trades, ...]. */
 export function parseRestKline(row: unknown, symbol: string, interval: string): Bar {
   if (!Array.isArray(row) || row.length < 7) throw new Error("kline row must be an array of at least 7 items");
@@ -91,8 +121,8 @@ export class BinanceMarketData implements MarketDataSource {
         continue;
       }
       this.governor.observe(res.headers, res.status);
-      if (res.ok) return res.json();
-      const body = await res.text();
+      if (res.ok) return JSON.parse(await cappedText(res, REST_ANSWER_MAX_BYTES));
+      const body = await cappedText(res, REST_ANSWER_MAX_BYTES).catch((err: Error) => err.message);
       if ((res.status === 429 || res.status === 418 || res.status >= 500) && attempt < maxRetries) {
         if (res.status >= 500) await this.sleep(Math.min(30_000, 250 * 2 ** attempt));
         continue; // 429/418: the governor now holds us until Retry-After
@@ -131,7 +161,7 @@ export class BinanceMarketData implements MarketDataSource {
     const max = this.opts.reconnectMaxMs ?? 30_000;
     const connect = () => {
       if (closed) return;
-      socket = new WebSocket(url);
+      socket = new WebSocket(url, { maxPayload: KLINE_MESSAGE_MAX_BYTES }); // a larger one closes the socket (1009): reconnect
       socket.on("open", () => (failures = 0));
       socket.on("message", (data) => {
         let parsed: ReturnType<typeof parseKlineEvent>;
