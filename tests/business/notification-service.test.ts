@@ -16,7 +16,7 @@ import { pg } from "../harness";
 import { createService } from "../../services/src/kit";
 import notificationService from "../../services/src/services/notification-service";
 import { deleteOldDeliveries } from "../../services/src/services/notification-service/data";
-import { checkWebhookUrl, isPublicAddress, webhookChannel } from "../../services/src/services/notification-service/channels";
+import { checkWebhookUrl, isPublicAddress, telegramChannel, webhookChannel } from "../../services/src/services/notification-service/channels";
 import { backoffMs, deliverAfter } from "../../services/src/services/notification-service/domain";
 import { fill, useNotificationRig } from "../helpers/notification-rig";
 import { waitUntil } from "../trading/e2e-helpers";
@@ -273,6 +273,32 @@ describe("notification-service", () => {
       const err = await webhookChannel({ timeoutMs: 30_000, allowPrivate: true }).send(url, "whsec_x", { dedupKey: "d", kind: "fill", ...at, data: {} } as never).then(() => undefined, (e: Error & { permanent: boolean }) => e);
       expect([err?.message, err?.permanent]).toEqual(["webhook: ANSWER_OVER_65536_BYTES", false]);
       await waitUntil("the endpoint's connection closed", async () => closed, 10_000, 20);
+    } finally {
+      flood.closeAllConnections();
+      await new Promise<void>((r) => flood.close(() => r()));
+    }
+  });
+
+  it("a Telegram API answering an endless body: refused after 64 KiB, not read whole (session 40)", async () => {
+    let closed = false;
+    const flood = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" });
+      const chunk = Buffer.from(`{"ok":true,"result":${"[".repeat(8192)}`);
+      const pump = () => {
+        while (!closed && res.write(chunk));
+        if (!closed) res.once("drain", pump);
+      };
+      res.on("close", () => (closed = true));
+      pump();
+    });
+    await new Promise<void>((r) => flood.listen(0, "127.0.0.1", () => r()));
+    try {
+      const url = `http://127.0.0.1:${(flood.address() as AddressInfo).port}`;
+      // Before, res.json() read it until the 30 s timeout, then the send failed as "telegram: 200".
+      const err = await telegramChannel(url, "123:token", 30_000).send("42", { subject: "s", text: "t" }).then(() => undefined, (e: Error & { permanent: boolean }) => e);
+      expect([err?.message, err?.permanent]).toEqual(["telegram: answer over 65536 bytes", false]);
+      await waitUntil("the API's connection closed", async () => closed, 10_000, 20);
     } finally {
       flood.closeAllConnections();
       await new Promise<void>((r) => flood.close(() => r()));

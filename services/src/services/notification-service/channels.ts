@@ -13,6 +13,7 @@ import http from "node:http";
 import https from "node:https";
 import ipaddr from "ipaddr.js";
 import nodemailer from "nodemailer";
+import { AnswerTooLargeError, readTextCapped } from "../../kit/capped-body";
 import { isPublicAddress, publicOnlyLookup } from "../../kit/public-egress";
 import { webhookBody, webhookSignature, type Notice } from "./domain";
 
@@ -50,6 +51,9 @@ export function emailChannel(s: SmtpSettings) {
   };
 }
 
+/** The most of a Bot API answer read: its answers are a few hundred bytes. */
+export const TELEGRAM_ANSWER_MAX_BYTES = 64 * 1024;
+
 export function telegramChannel(apiUrl: string, token: string, timeoutMs: number) {
   return {
     async send(chatId: string, n: Pick<Notice, "subject" | "text">): Promise<void> {
@@ -66,7 +70,14 @@ export function telegramChannel(apiUrl: string, token: string, timeoutMs: number
         // Never the URL in a message: it holds the bot token.
         throw new DeliveryError(`telegram: ${(err as Error).name}`, false);
       }
-      const body = (await res.json().catch(() => ({}))) as { ok?: boolean; description?: string; parameters?: { retry_after?: number } };
+      type Answer = { ok?: boolean; description?: string; parameters?: { retry_after?: number } };
+      let body: Answer = {};
+      try {
+        body = JSON.parse(await readTextCapped(res, TELEGRAM_ANSWER_MAX_BYTES)) as Answer;
+      } catch (err) {
+        // The Bot API answers a few hundred bytes: a larger answer is not one of its own (retried).
+        if (err instanceof AnswerTooLargeError) throw new DeliveryError(`telegram: ${err.message}`, false);
+      }
       if (res.ok && body.ok) return;
       const retryAfter = body.parameters?.retry_after;
       const why = `telegram: ${res.status} ${String(body.description ?? "").slice(0, 200)}`;

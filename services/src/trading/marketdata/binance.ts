@@ -1,4 +1,5 @@
 import WebSocket from "ws";
+import { readTextCapped } from "../../kit/capped-body";
 import { D, str } from "../decimal";
 import { WeightGovernor } from "../binance/rateLimit";
 import { intervalMs, type Bar } from "../types";
@@ -32,27 +33,6 @@ export interface BinanceMarketDataOptions {
  */
 export const KLINE_MESSAGE_MAX_BYTES = 64 * 1024;
 export const REST_ANSWER_MAX_BYTES = 4 * 1024 * 1024;
-
-/** A fetch answer's body as text, refused beyond `max` bytes (read as it comes, never whole first). */
-async function cappedText(res: Response, max: number): Promise<string> {
-  if (Number(res.headers.get("content-length") ?? 0) > max) {
-    await res.body?.cancel();
-    throw new Error(`answer over ${max} bytes`);
-  }
-  const reader = res.body?.getReader();
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  for (;;) {
-    const next = reader ? await reader.read() : { done: true as const };
-    if (next.done) return Buffer.concat(chunks).toString("utf8");
-    bytes += next.value.length;
-    if (bytes > max) {
-      await reader?.cancel().catch(() => undefined);
-      throw new Error(`answer over ${max} bytes`);
-    }
-    chunks.push(next.value);
-  }
-}
 
 /** Parses one row of `GET /api/v3/klines`: [openTime, o, h, l, c, v, closeTime, quoteVol, trades, ...]. */
 export function parseRestKline(row: unknown, symbol: string, interval: string): Bar {
@@ -121,8 +101,8 @@ export class BinanceMarketData implements MarketDataSource {
         continue;
       }
       this.governor.observe(res.headers, res.status);
-      if (res.ok) return JSON.parse(await cappedText(res, REST_ANSWER_MAX_BYTES));
-      const body = await cappedText(res, REST_ANSWER_MAX_BYTES).catch((err: Error) => err.message);
+      if (res.ok) return JSON.parse(await readTextCapped(res, REST_ANSWER_MAX_BYTES));
+      const body = await readTextCapped(res, REST_ANSWER_MAX_BYTES).catch((err: Error) => err.message);
       if ((res.status === 429 || res.status === 418 || res.status >= 500) && attempt < maxRetries) {
         if (res.status >= 500) await this.sleep(Math.min(30_000, 250 * 2 ** attempt));
         continue; // 429/418: the governor now holds us until Retry-After
