@@ -124,6 +124,18 @@ export async function insertOrdersAndCommit(commitWith: CommitWith, orders: NewO
   return outbox.enqueued(rows as { id: string; event_id: string }[]);
 }
 
+/**
+ * Which of these users were deleted (user-management's tombstones), as a statement of literals for the
+ * submit's round trip of BEGIN; deletedUsersOf reads its rows.
+ */
+export function deletedUsersStatement(userIds: string[]): string {
+  return `SELECT user_id FROM deleted_users WHERE user_id = ANY(${textArrayLiteral(userIds)})`;
+}
+
+export function deletedUsersOf(rows: unknown[] | undefined): Set<string> {
+  return new Set((rows ?? []).map((r) => (r as { user_id: string }).user_id));
+}
+
 /** The user's orders, newest first, optionally of one status and/or the one stored under an Idempotency-Key. */
 export async function listOrders(
   db: Queryable,
@@ -172,21 +184,33 @@ export async function updateOrders(db: Queryable, rows: OrderRow[]): Promise<voi
   );
 }
 
-/** A scope of the kill switch that is not `active`, as recorded (risk-analyzer's trading_states), with the reason of its last change. */
+/**
+ * A scope of the kill switch that is not `active`, as recorded (risk-analyzer's trading_states), with
+ * the reason of its last change; or a deleted account (`deleted`: user-management's tombstone), whose
+ * user scope is halted for good.
+ */
 export interface RestrictedScope {
   scope: string;
   state: "reduce_only" | "halted";
   reason: string | null;
+  deleted?: boolean;
 }
 
-/** The recorded scopes whose state is not `active` (a handful of rows; none in normal operation). */
+/**
+ * The recorded scopes whose state is not `active` (a handful of rows; none in normal operation), then
+ * the deleted accounts that still have open orders (the tombstones are kept, so only those with open
+ * orders are read: one probe of om_orders_open per tombstone).
+ */
 export async function restrictedScopes(db: Queryable): Promise<RestrictedScope[]> {
-  const { rows } = await db.query<{ scope: string; state: string; reason: string | null }>(
-    `SELECT s.scope, s.state, (SELECT c.reason FROM trading_state_changes c WHERE c.scope = s.scope ORDER BY c.id DESC LIMIT 1) AS reason
-       FROM trading_states s WHERE s.state <> 'active' ORDER BY s.scope`,
+  const { rows } = await db.query<{ scope: string; state: string; reason: string | null; deleted: boolean }>(
+    `SELECT * FROM (SELECT s.scope, s.state, (SELECT c.reason FROM trading_state_changes c WHERE c.scope = s.scope ORDER BY c.id DESC LIMIT 1) AS reason, false AS deleted
+       FROM trading_states s WHERE s.state <> 'active' ORDER BY s.scope) AS recorded
+     UNION ALL
+     SELECT 'user:' || d.user_id, 'halted', 'account deleted', true FROM deleted_users d
+      WHERE EXISTS (SELECT 1 FROM om_orders o WHERE o.user_id = d.user_id AND o.status IN ('accepted', 'partially_filled', 'pending_cancel'))`,
   );
   // Anything but the two restrictive states would not be here; an unknown value is read as halted (tradingState.ts).
-  return rows.map((r) => ({ scope: r.scope, state: r.state === "reduce_only" ? "reduce_only" : "halted", reason: r.reason }));
+  return rows.map((r) => ({ scope: r.scope, state: r.state === "reduce_only" ? "reduce_only" : "halted", reason: r.reason, ...(r.deleted ? { deleted: true } : {}) }));
 }
 
 /**

@@ -69,6 +69,8 @@ export function requestHash(b: OrderRequest): string {
   return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
 }
 
+/** A submission of an account deleted before it was decided (user-management's tombstone, deleted_users). */
+export const accountDeleted = (userId: string) => new HttpError(403, "ACCOUNT_DELETED", `account ${userId} was deleted; it places no orders`, "userId");
 export const idempotencyKeyReused = () => new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request body");
 
 /**
@@ -103,7 +105,8 @@ export type SubmissionDecision =
   | { kind: "new"; status: OrderStatus; risk: RiskDecision }
   | { kind: "replay"; prior: OrderRow }
   | { kind: "replay"; sameAs: number }
-  | { kind: "conflict" };
+  | { kind: "conflict" }
+  | { kind: "account_deleted" };
 
 /** Key of a (user, symbol or Idempotency-Key) pair in maps. */
 export const pairKey = (userId: string, other: string) => `${userId}\u0000${other}`;
@@ -113,17 +116,20 @@ export const pairKey = (userId: string, other: string) => `${userId}\u0000${othe
  * each order sees the exposure and the rate-window entries of the orders before it in the batch (an
  * accepted order adds its quantity to its side's open exposure; every stored order, accepted or
  * rejected, counts in the rate window, as the database read counts them). `facts` is keyed by
- * (user, symbol) (see riskFactsMany); `priors` are the stored orders of the batch's Idempotency-Keys.
+ * (user, symbol) (see riskFactsMany); `priors` are the stored orders of the batch's Idempotency-Keys;
+ * `deleted` the users whose account was deleted (their submissions are refused, nothing stored).
  */
 export function decideSubmissions(
   subs: Submission[],
-  ctx: { facts: (userId: string, symbol: string) => RiskFacts; market: MarketFacts[]; priors: OrderRow[]; limits: RiskLimits; now: number },
+  ctx: { facts: (userId: string, symbol: string) => RiskFacts; market: MarketFacts[]; priors: OrderRow[]; deleted?: Set<string>; limits: RiskLimits; now: number },
 ): SubmissionDecision[] {
   const prior = new Map(ctx.priors.map((r) => [pairKey(r.user_id, r.idempotency_key ?? ""), r]));
   const firstWithKey = new Map<string, number>();
   const exposure = new Map<string, RiskFacts>();
   const recentTimes = new Map<string, number[]>();
   return subs.map((s, i): SubmissionDecision => {
+    // Before the Idempotency-Key: a deleted account's retry is refused too, not answered with its order.
+    if (ctx.deleted?.has(s.userId)) return { kind: "account_deleted" };
     if (s.idempotencyKey) {
       const k = pairKey(s.userId, s.idempotencyKey);
       const stored = prior.get(k);

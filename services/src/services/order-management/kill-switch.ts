@@ -9,6 +9,10 @@
  *                with the arithmetic of the pre-trade check (risk.ts reduceOnlyExcess).
  * The order records why: reject_reason KILL_SWITCH, reject_message the scope, its state and the
  * reason of its last change (kept once the engine confirms the cancel).
+ * A deleted account (user-management's tombstone in deleted_users, written in the deleting
+ * transaction) is swept as a halted user scope that nothing overrides, its orders marked
+ * ACCOUNT_DELETED: nobody can cancel them any more, and a fill would open a position nobody controls.
+ * An order stored while the deletion committed is caught by the next pass, as one resting before.
  *
  * Level-triggered from the record in PostgreSQL (risk-analyzer's trading_states, written in the
  * change's transaction), not from the change: every pass compares the open orders with the current
@@ -29,10 +33,14 @@ import { orderEvent, pairKey } from "./domain";
 
 /** The reason recorded on an order whose cancel the kill switch requested. */
 export const KILL_SWITCH_REASON = "KILL_SWITCH";
+/** The reason recorded on an order whose cancel the sweep requested because its account was deleted. */
+export const ACCOUNT_DELETED_REASON = "ACCOUNT_DELETED";
 
 export interface KillSwitchCancel {
   order: data.OrderRow;
   state: data.RestrictedScope["state"];
+  /** What the order's reject_reason records: KILL_SWITCH_REASON or ACCOUNT_DELETED_REASON. */
+  reason: string;
   /** What the order's reject_message records: the scope, its state and why it was set. */
   message: string;
 }
@@ -45,10 +53,16 @@ const USER_SCOPE = "user:";
  */
 export function killSwitchCancels(scopes: data.RestrictedScope[], orders: data.OrderRow[], positions: Map<string, string>): KillSwitchCancel[] {
   const global = scopes.find((s) => s.scope === "global");
-  const ofUser = new Map(scopes.filter((s) => s.scope.startsWith(USER_SCOPE)).map((s) => [s.scope.slice(USER_SCOPE.length), s]));
+  const ofUser = new Map<string, data.RestrictedScope>();
+  for (const s of scopes) {
+    const userId = s.scope.slice(USER_SCOPE.length);
+    // A deleted account's scope wins over the same user's recorded one.
+    if (s.scope.startsWith(USER_SCOPE) && (s.deleted || !ofUser.get(userId)?.deleted)) ofUser.set(userId, s);
+  }
   // The stricter of the global and the user's own scope; on a tie the user's (its reason is the more specific).
   const effective = (userId: string): data.RestrictedScope | undefined => {
     const u = ofUser.get(userId);
+    if (u?.deleted) return u; // nothing the kill switch records lets a deleted account's order stay
     if (!global || !u) return u ?? global;
     return global.state === "halted" && u.state !== "halted" ? global : u;
   };
@@ -74,7 +88,8 @@ export function killSwitchCancels(scopes: data.RestrictedScope[], orders: data.O
       );
       doomed = group.filter((o) => excess.has(o.order_id));
     }
-    for (const order of doomed) out.push({ order, state: scope.state, message });
+    const reason = scope.deleted ? ACCOUNT_DELETED_REASON : KILL_SWITCH_REASON;
+    for (const order of doomed) out.push({ order, state: scope.state, reason, message });
   }
   return out;
 }
@@ -115,7 +130,7 @@ export class KillSwitchSweeper {
       const orders = await data.openOrdersOf(tx, affected, true);
       const cancels = killSwitchCancels(await data.restrictedScopes(tx), orders, await data.positionsOf(tx, affected));
       const byId = new Map(cancels.map((c) => [c.order.order_id, c]));
-      const rows = await data.requestCancels(tx, cancels.map((c) => ({ orderId: c.order.order_id, reason: KILL_SWITCH_REASON, message: c.message })));
+      const rows = await data.requestCancels(tx, cancels.map((c) => ({ orderId: c.order.order_id, reason: c.reason, message: c.message })));
       enqueued = await enqueue(tx, "om_outbox", rows.map((r) => orderEvent(r)));
       return rows.map((r) => ({ row: r, state: byId.get(r.order_id)!.state }));
     });

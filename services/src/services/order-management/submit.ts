@@ -33,7 +33,7 @@ import { LOCK_USERS_ORDERS, lockedAt, lockUsersOrdersStatement, marketFactsMany,
 import type { RiskLimits } from "../../trading/risk";
 import { outboxInsertStatement, type Enqueued } from "../../trading/infra/outbox";
 import * as data from "./data";
-import { decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
+import { accountDeleted, decideSubmissions, idempotencyKeyReused, orderEvent, pairKey, type Submission } from "./domain";
 
 /** A submission with the instant past which it must not be committed, on the monotonic clock (performance.now(): a wall-clock step cannot stretch the bound). */
 export type TimedSubmission = Submission & { deadline: number };
@@ -130,8 +130,8 @@ export class OrderSubmitter {
     const marketRead = marketFactsMany(this.redis(), subs.map((s) => ({ userId: s.userId, symbol: s.body.symbol })));
     let enqueued: Enqueued | undefined;
     // One round trip before the decision: BEGIN, the users' locks, then (each a statement of its own,
-    // so read after the locks were granted) the risk facts and the orders already stored under the
-    // batch's Idempotency-Keys, all written with literals.
+    // so read after the locks were granted) the risk facts, which of the users were deleted, and the
+    // orders already stored under the batch's Idempotency-Keys, all written with literals.
     const pairs = [...new Map(subs.map((s) => [pairKey(s.userId, s.body.symbol), { userId: s.userId, symbol: s.body.symbol }])).values()];
     const keyed = subs.flatMap((s) => (s.idempotencyKey ? [{ userId: s.userId, key: s.idempotencyKey }] : []));
     const priorsSql = data.idempotencyKeysStatement(keyed);
@@ -139,14 +139,15 @@ export class OrderSubmitter {
     // is cancelled at the time left, a wait for a user's lock included.
     const leftMs = Math.max(1, deadline - performance.now());
     const timeouts = [`SET LOCAL statement_timeout = ${leftMs}`, `SET LOCAL lock_timeout = ${leftMs}`];
-    const begin = [...timeouts, lockUsersOrdersStatement([...new Set(subs.map((s) => s.userId))]), riskFactsStatement(pairs, this.limits.rateWindowMs), ...(priorsSql ? [priorsSql] : [])];
-    const outcomes = await this.pg.transaction(async (_tx, _last, [, , , factRows, priorRows], commitWith) => {
+    const users = [...new Set(subs.map((s) => s.userId))];
+    const begin = [...timeouts, lockUsersOrdersStatement(users), riskFactsStatement(pairs, this.limits.rateWindowMs), data.deletedUsersStatement(users), ...(priorsSql ? [priorsSql] : [])];
+    const outcomes = await this.pg.transaction(async (_tx, _last, [, , , factRows, deletedRows, priorRows], commitWith) => {
       const txNow = lockedAt(factRows);
       const market = await marketRead;
       const facts = riskFactsOf(factRows);
       const factsOf = new Map<string, RiskFacts>(pairs.map((p, i) => [pairKey(p.userId, p.symbol), facts[i]]));
       const priors = (priorRows ?? []) as data.OrderRow[];
-      const decisions = decideSubmissions(subs, { facts: (u, sym) => factsOf.get(pairKey(u, sym))!, market, priors, limits: this.limits, now: Date.now() });
+      const decisions = decideSubmissions(subs, { facts: (u, sym) => factsOf.get(pairKey(u, sym))!, market, priors, deleted: data.deletedUsersOf(deletedRows), limits: this.limits, now: Date.now() });
 
       const fresh: data.NewOrder[] = [];
       decisions.forEach((d, i) => {
@@ -167,6 +168,7 @@ export class OrderSubmitter {
       enqueued = await data.insertOrdersAndCommit(commitWith, fresh, events, `SET LOCAL statement_timeout = ${leftAtCommitMs}`);
       return decisions.map((d, i): SubmitOutcome | HttpError => {
         if (d.kind === "conflict") return idempotencyKeyReused();
+        if (d.kind === "account_deleted") return accountDeleted(subs[i].userId);
         if (d.kind === "new") return { row: created.get(subs[i].orderId)!, replayed: false };
         return { row: "prior" in d ? d.prior : created.get(subs[d.sameAs].orderId)!, replayed: true };
       });

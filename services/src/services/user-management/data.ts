@@ -167,9 +167,19 @@ export async function revokeEverything(pg: Pick<PostgresClient, "transaction">, 
   });
 }
 
-/** Deletes an account (its sessions and API keys go with it: ON DELETE CASCADE). */
+/**
+ * Deletes an account (its sessions and API keys go with it: ON DELETE CASCADE) and leaves its tombstone (deleted_users) in the same statement: order-management
+ * refuses the account's new orders and cancels its open ones by that durable mark (a missed
+ * `auth:user-changes` message or a restart would lose a notification).
+ */
 export async function deleteUser(db: Queryable, id: string): Promise<boolean> {
-  return ((await db.query("DELETE FROM users WHERE id = $1", [id])).rowCount ?? 0) > 0;
+  const r = await db.query(
+    `WITH gone AS (DELETE FROM users WHERE id = $1 RETURNING id),
+          marked AS (INSERT INTO deleted_users (user_id) SELECT id::text FROM gone ON CONFLICT (user_id) DO NOTHING)
+     SELECT id FROM gone`,
+    [id],
+  );
+  return (r.rowCount ?? 0) > 0;
 }
 
 // Refresh tokens (only their SHA-256 is stored) ---------------------------------------------------

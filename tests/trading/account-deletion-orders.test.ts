@@ -1,0 +1,139 @@
+/**
+ * Deleting an account reaches its orders (real PostgreSQL, Redis, a private Kafka; order-management
+ * and the trading-engine in-process). The deletion is user-management's own (data.deleteUser, what
+ * `DELETE /admin/users/:id` commits: the row and its tombstone in deleted_users):
+ *   - a deleted account's resting buy is cancelled through the cancel path (pending_cancel, the engine
+ *     confirms), marked ACCOUNT_DELETED, and a crossing bar fills nothing of it while it fills another
+ *     account's;
+ *   - an order sent for the account after the deletion committed is refused (403 naming userId),
+ *     nothing stored, under a fresh Idempotency-Key or one it used before;
+ *   - an account deleted while order-management was down: its resting order is cancelled once it is back.
+ * Before the fix the deleted account's orders kept resting (and filled) and its new orders were accepted.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { kafkajs, pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
+import { ensureAccount } from "../helpers/accounts";
+import orderManagement from "../../services/src/services/order-management";
+import tradingEngine from "../../services/src/services/trading-engine";
+import { deleteUser } from "../../services/src/services/user-management/data";
+import { TOPICS } from "../../services/src/trading/events";
+import { http, sleep, waitUntil } from "./e2e-helpers";
+
+const srv = useServers("postgres", "redis");
+const SYMBOL = "ETHUSDT";
+const SWEEP_MS = 100;
+/** Bound of a wait: generous, it only guards against a hang on a loaded machine. */
+const WAIT_MS = 120_000;
+let rig: OrderPathRig;
+let env: Record<string, string>;
+let pool: InstanceType<typeof pg.Pool>;
+let producer: ReturnType<InstanceType<typeof kafkajs.Kafka>["producer"]>;
+let om: { service: Service<any>; url: string } | undefined;
+let engine: { service: Service<any>; url: string };
+
+const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const submit = (userId: string, body: Record<string, unknown>, key?: string) =>
+  http("POST", `${om!.url}/`, { body, headers: { ...as(userId), ...(key ? { "idempotency-key": key } : {}) } });
+const limit = (side: "buy" | "sell", quantity: string, limitPrice: string) => ({ symbol: SYMBOL, side, type: "limit", quantity, limitPrice });
+const orderOf = async (userId: string, id: string) => (await http("GET", `${om!.url}/${id}`, { headers: as(userId) })).body;
+const waitStatus = (userId: string, id: string, status: string) =>
+  waitUntil(`order ${id} ${status}`, async () => {
+    const o = await orderOf(userId, id);
+    return o.status === status ? o : undefined;
+  }, WAIT_MS);
+const resting = async (userId: string) => ((await http("GET", `${engine.url}/book`, { headers: as(userId) })).body.resting as { orderId: string }[]).map((o) => o.orderId);
+const waitResting = (userId: string, id: string) => waitUntil(`${id} resting`, async () => (await resting(userId)).includes(id), WAIT_MS);
+let minute = 0;
+/** The next closed 1m bar (open times only grow). */
+async function sendBar(close: string, low = close, high = close): Promise<void> {
+  const openTime = Date.UTC(2026, 3, 1) + minute++ * 60_000;
+  const b = { symbol: SYMBOL, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high, low, close, volume: "1000" };
+  await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(b) }] });
+  await waitUntil("engine took the bar", async () => (await http("GET", `${engine.url}/last/${SYMBOL}`)).body.bar?.openTime === openTime, WAIT_MS);
+}
+const historyOf = async (id: string) => (await pool.query<{ e: string }>("SELECT split_part(event_id, ':', 2) AS e FROM om_outbox WHERE msg_key = $1 ORDER BY id", [id])).rows.map((r) => r.e);
+const engineFills = async (id: string) => (await pool.query("SELECT fill_id FROM te_fills WHERE order_id = $1", [id])).rowCount;
+const storedOrders = async (userId: string) => (await pool.query("SELECT order_id FROM om_orders WHERE user_id = $1", [userId])).rowCount;
+
+async function startOm(): Promise<void> {
+  const service = await createService(orderManagement, { env, defaultMetrics: false });
+  om = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
+}
+async function stopOm(): Promise<void> {
+  await om?.service.close().catch(() => undefined);
+  om = undefined;
+}
+
+beforeAll(async () => {
+  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS) } });
+  ({ env, pool, producer } = rig);
+  await startOm();
+  const service = await createService(tradingEngine, { env, defaultMetrics: false });
+  engine = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
+  await sendBar("100");
+}, 300_000);
+
+afterAll(async () => {
+  await stopOm();
+  await engine?.service.close().catch(() => undefined);
+  await rig?.stop();
+}, 60_000);
+
+describe("account deletion: the account's orders", () => {
+  it("a deleted account's resting buy is cancelled through the engine, marked ACCOUNT_DELETED; a crossing bar fills nothing of it", async () => {
+    const [gone, other] = [randomUUID(), randomUUID()];
+    for (const u of [gone, other]) await ensureAccount(pool, u);
+    const mine = (await submit(gone, limit("buy", "1", "98"))).body;
+    const theirs = (await submit(other, limit("buy", "1", "98"))).body;
+    expect([mine.status, theirs.status]).toEqual(["accepted", "accepted"]);
+    await waitResting(gone, mine.orderId);
+    await waitResting(other, theirs.orderId);
+
+    expect(await deleteUser(pool, gone)).toBe(true);
+    const done = await waitStatus(gone, mine.orderId, "cancelled");
+    expect(done).toMatchObject({ filledQuantity: "0", rejectReason: "ACCOUNT_DELETED", rejectMessage: `user:${gone} halted: account deleted` });
+    expect((await pool.query("SELECT status FROM te_orders WHERE order_id = $1", [mine.orderId])).rows[0].status).toBe("cancelled");
+    expect(await resting(gone)).toEqual([]);
+
+    await sendBar("97.5", "97"); // crosses both limits at 98
+    await waitStatus(other, theirs.orderId, "filled");
+    expect(await engineFills(mine.orderId)).toBe(0);
+    await sleep(SWEEP_MS * 5);
+    expect(await historyOf(mine.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
+  }, 300_000);
+
+  it("an order sent after the deletion committed is refused with a 4xx naming userId, nothing stored, a replayed key included", async () => {
+    const gone = randomUUID();
+    await ensureAccount(pool, gone);
+    const key = `k-${randomUUID()}`;
+    const before = await submit(gone, limit("buy", "1", "96"), key);
+    expect([before.status, before.body.status]).toEqual([201, "accepted"]);
+    expect(await deleteUser(pool, gone)).toBe(true);
+
+    for (const [body, k] of [[{ symbol: SYMBOL, side: "buy", type: "market", quantity: "1" }, undefined], [limit("buy", "1", "96"), key]] as const) {
+      const r = await submit(gone, body, k);
+      expect(r.status).toBe(403);
+      expect(r.body.error).toMatchObject({ code: "ACCOUNT_DELETED", field: "userId" });
+      expect(JSON.stringify(r.body)).not.toMatch(/deleted_users|stack/);
+    }
+    expect(await storedOrders(gone)).toBe(1); // only the order placed before the deletion (cancelled by the sweep)
+    await waitStatus(gone, before.body.orderId, "cancelled");
+  }, 300_000);
+
+  it("an account deleted while order-management was down: its resting order is cancelled once it is back", async () => {
+    const gone = randomUUID();
+    await ensureAccount(pool, gone);
+    const order = (await submit(gone, limit("buy", "1", "96"))).body;
+    await waitResting(gone, order.orderId);
+    await stopOm();
+    expect(await deleteUser(pool, gone)).toBe(true);
+    await startOm();
+    expect(await waitStatus(gone, order.orderId, "cancelled")).toMatchObject({ rejectReason: "ACCOUNT_DELETED" });
+    await sendBar("95", "95");
+    expect(await engineFills(order.orderId)).toBe(0);
+  }, 300_000);
+});
