@@ -2,7 +2,8 @@
  * order-management's HTTP routes (behind the gateway at /api/orders/...):
  *   POST   /                    submit; `Idempotency-Key` header: same key + same body -> the same
  *                               order (200), different body -> 409; never committed past
- *                               OM_SUBMIT_DEADLINE_MS after the request was read (503 SUBMIT_DEADLINE_PASSED)
+ *                               OM_SUBMIT_DEADLINE_MS after the request was read (503 SUBMIT_DEADLINE_PASSED); a deleted
+ *                               account's order is refused (403 ACCOUNT_DELETED, nothing stored)
  *   GET    /                    the caller's orders (newest first), optionally of one status and/or
  *                               the one stored under an Idempotency-Key (`?idempotencyKey=`: how
  *                               ai-orchestrator finds an order whose answer it never got, submitted

@@ -6,7 +6,8 @@
  *   PUT    /admin/users/:id/role      { role }
  *   POST   /admin/users/:id/disable   sessions revoked, tokens and keys refused
  *   POST   /admin/users/:id/enable
- *   DELETE /admin/users/:id           the account, its sessions and API keys
+ *   DELETE /admin/users/:id           the account, its sessions and API keys; its tombstone
+ *                                     (deleted_users) makes order-management cancel its open orders
  * Each change is made only while its caller is still an active admin, one at a time
  * (data.asActingAdmin): two admins demoting or deleting each other at once left no admin.
  */
