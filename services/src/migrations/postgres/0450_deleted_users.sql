@@ -7,5 +7,7 @@
 -- One small row per deleted account, kept: the mark must outlive every order of the account.
 CREATE TABLE IF NOT EXISTS deleted_users (
   user_id    text PRIMARY KEY,
-  deleted_at timestamptz NOT NULL DEFAULT now()
+  deleted_at timestamptz NOT NULL DEFAULT now(),
+  -- One spelling of a user id, the lower-case UUID, as every text user_id column since 0400.
+  CONSTRAINT deleted_users_user_id_canonical CHECK (user_id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' OR user_id !~ '[A-F]')
 );
