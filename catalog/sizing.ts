@@ -25,6 +25,14 @@ export interface ServiceSizing {
   resources: ServiceResources;
 }
 
+/**
+ * The highest Docker PID limit (HostConfig.PidsLimit: processes and threads) accepted by default: above
+ * it a limit no longer bounds a fork bomb on the host. The policy pack's `pids-limit` takes it as its
+ * default `maxPidsLimit` (a stack's policy config may change it there), and the stack config refuses
+ * `trading:dockerPidsLimit*` above it, so a value the config accepts is one the pack's default accepts.
+ */
+export const MAX_PIDS_LIMIT = 32_768;
+
 const small: ServiceResources = { cpu: "250m", memory: "256Mi" };
 const stateless: ServiceScaling = { replicas: 2, minReplicas: 2, maxReplicas: 6 };
 /** The only sizing a singleton (catalog `singleton: true`) can have. */

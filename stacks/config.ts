@@ -17,6 +17,7 @@ import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
 import { CLOUD_METADATA_ADDRESSES, isIPv4MappedIPv6 } from "../catalog/addresses";
+import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
@@ -200,7 +201,8 @@ class Reader {
     throw new ConfigError(key, this.stack, `must be true or false, got ${shown(value)}`);
   }
 
-  integer(key: string): number {
+  /** An integer within the schema's bounds; `boundNote` says where the bounds come from, in the refusal. */
+  integer(key: string, boundNote?: string): number {
     const schema = keySchema(key);
     const value = this.raw[key]?.trim() || undefined;
     if (value === undefined) return schema.default as number;
@@ -209,7 +211,7 @@ class Reader {
     }
     const n = Number(value);
     if (!Value.Check(schema, n)) {
-      throw new ConfigError(key, this.stack, `must be between ${schema.minimum} and ${schema.maximum}, got ${n}`);
+      throw new ConfigError(key, this.stack, `must be between ${schema.minimum} and ${schema.maximum}${boundNote ? ` (${boundNote})` : ""}, got ${n}`);
     }
     return n;
   }
@@ -277,6 +279,13 @@ export const dockerAdminHostPorts: Readonly<Record<DataComponent | "prometheus" 
   prometheus: 19090,
   grafana: 13000,
 };
+/**
+ * Why dockerPidsLimit* stop at MAX_PIDS_LIMIT (catalog/sizing.ts): the policy pack's pids-limit refuses
+ * a container above its maxPidsLimit, whose default is that constant; the stack config cannot read the
+ * pack's per-stack config, so it holds the default, and a stack that raised the pack's maximum stays
+ * within the default here.
+ */
+const PIDS_BOUND = `the policy pack's pids-limit refuses a container above its default maxPidsLimit, ${MAX_PIDS_LIMIT}: above it a limit no longer bounds a fork bomb on the host`;
 /** Host address of the Docker edge's httpPort/httpsPort (components/runtime/docker.ts binds ports without a bindAddress there). */
 const DOCKER_EDGE_ADDRESS = "127.0.0.1";
 
@@ -564,7 +573,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       publishAdminPorts,
       adminBindAddress,
       subnet: dockerSubnet,
-      pidsLimits: { stateless: r.integer("dockerPidsLimitStateless"), stateful: r.integer("dockerPidsLimitStateful"), job: r.integer("dockerPidsLimitJob") },
+      pidsLimits: { stateless: r.integer("dockerPidsLimitStateless", PIDS_BOUND), stateful: r.integer("dockerPidsLimitStateful", PIDS_BOUND), job: r.integer("dockerPidsLimitJob", PIDS_BOUND) },
     },
     kubernetes: {
       namespace,

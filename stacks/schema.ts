@@ -9,6 +9,7 @@
  */
 import { Kind, TSchema, Type } from "@sinclair/typebox";
 import { DATA_COMPONENTS, DataComponent } from "../catalog/datastores";
+import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 
 /** Keys whose default depends on the target (or that are optional) are declared with "" in Pulumi.yaml. */
 const str = (description: string, def = "") => Type.String({ description, default: def });
@@ -81,9 +82,11 @@ export const stackConfigSchema = Type.Object({
   publishAdminPorts: bool("Docker: publish datastore, Prometheus and Grafana ports on the admin bind address (ignored on kubernetes)", true),
   // Threads count too (the kernel's pids controller counts tasks): the defaults leave the largest
   // measured peak of each kind far below the limit (policies/README.md) and still stop a fork bomb.
-  dockerPidsLimitStateless: int("Docker: most processes and threads of each stateless container (services, the Nginx edge)", 512, 16, 4_194_304),
-  dockerPidsLimitStateful: int("Docker: most processes and threads of each stateful container (datastores, Prometheus, Grafana)", 4096, 16, 4_194_304),
-  dockerPidsLimitJob: int("Docker: most processes and threads of each one-shot job container (migrations)", 256, 16, 4_194_304),
+  // At most the policy pack's default maxPidsLimit (catalog/sizing.ts MAX_PIDS_LIMIT): above it the pack
+  // refuses the container after the preview, and the limit no longer bounds a fork bomb on the host.
+  dockerPidsLimitStateless: int(`Docker: most processes and threads of each stateless container (services, the Nginx edge); 16 to ${MAX_PIDS_LIMIT}`, 512, 16, MAX_PIDS_LIMIT),
+  dockerPidsLimitStateful: int(`Docker: most processes and threads of each stateful container (datastores, Prometheus, Grafana); 16 to ${MAX_PIDS_LIMIT}`, 4096, 16, MAX_PIDS_LIMIT),
+  dockerPidsLimitJob: int(`Docker: most processes and threads of each one-shot job container (migrations); 16 to ${MAX_PIDS_LIMIT}`, 256, 16, MAX_PIDS_LIMIT),
   adminBindAddress: str(
     "Docker: host address datastore, Prometheus and Grafana ports bind to (e.g. a VPN interface); the policy pack reports any address but loopback (and blocks it under prod.json)",
     "127.0.0.1",

@@ -1,4 +1,5 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
+import { MAX_PIDS_LIMIT } from "../../catalog/sizing";
 import { readConfig } from "../lib/config";
 import { forDockerContainer } from "../lib/remediation";
 import { Workload, workloadRule } from "../lib/rule";
@@ -11,7 +12,8 @@ export interface PidsLimitConfig {
     remediationPidsLimit: number;
 }
 
-const defaults: PidsLimitConfig = { maxPidsLimit: 32768, remediationPidsLimit: 4096 };
+/** maxPidsLimit: the stack config refuses trading:dockerPidsLimit* above the same constant. */
+const defaults: PidsLimitConfig = { maxPidsLimit: MAX_PIDS_LIMIT, remediationPidsLimit: 4096 };
 
 /**
  * A Docker container's `pidsLimit` (HostConfig.PidsLimit; the repo's Docker provider implements it,

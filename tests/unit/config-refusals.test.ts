@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import { imageReferenceProblem } from "../../catalog/images";
 import { upstreamImages } from "../../stacks/images";
 import { isIPv4MappedIPv6 } from "../../catalog/addresses";
+import { MAX_PIDS_LIMIT } from "../../catalog/sizing";
+import { pidsLimit } from "../../policies/rules/pids-limit";
 import { checkSecretValues, parseStackConfig, RawConfig, SecretConfigKey, secretConfigKeys } from "../../stacks/config";
 import { configError as error, dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
 
@@ -169,6 +171,25 @@ describe("dockerSubnet (session 40)", () => {
     for (const subnet of ["172.28.0.0/24", "10.0.0.0/8", "172.16.0.0/12", "172.31.255.0/24", "192.168.0.0/16", "192.168.7.0/28"]) {
       expect(parseStackConfig("dev", { ...docker, dockerSubnet: subnet }).docker.subnet, subnet).toBe(subnet);
     }
+  });
+});
+
+describe("dockerPidsLimit* (session 41)", () => {
+  it("refuses a limit above the policy pack's default maxPidsLimit, which pids-limit would refuse after the preview", () => {
+    for (const key of ["dockerPidsLimitStateless", "dockerPidsLimitStateful", "dockerPidsLimitJob"]) {
+      for (const v of ["32769", "4194304"]) {
+        expect(error("dev", { ...docker, [key]: v }).message, `${key} ${v}`).toBe(
+          `Invalid configuration trading:${key} on stack 'dev': must be between 16 and 32768 (the policy pack's pids-limit refuses a container above its default maxPidsLimit, 32768: above it a limit no longer bounds a fork bomb on the host), got ${v}`,
+        );
+      }
+      expect(parseStackConfig("dev", { ...docker, [key]: "32768" }).docker.pidsLimits, key).toMatchObject({ [key.slice("dockerPidsLimit".length).toLowerCase()]: 32768 });
+    }
+  });
+
+  it("shares one constant with the pack: the pack's default maximum is the config's bound", () => {
+    const schema = pidsLimit.configSchema as { properties: { maxPidsLimit: { default: number } } };
+    expect(schema.properties.maxPidsLimit.default).toBe(MAX_PIDS_LIMIT);
+    expect(MAX_PIDS_LIMIT).toBe(32768);
   });
 });
 

@@ -90,7 +90,7 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(limitOf(tuned, "api-gateway-container")).toBe(200);
     expect(limitOf(tuned, "clickhouse-container")).toBe(1000);
     expect(limitOf(tuned, "database-service-migrate-container")).toBe(50);
-    await expect(runProgram("dev", { dockerPidsLimitStateful: "0" })).rejects.toThrow("trading:dockerPidsLimitStateful on stack 'dev': must be between 16 and 4194304, got 0");
+    await expect(runProgram("dev", { dockerPidsLimitStateful: "0" })).rejects.toThrow("trading:dockerPidsLimitStateful on stack 'dev': must be between 16 and 32768 (the policy pack's pids-limit refuses a container above its default maxPidsLimit, 32768: above it a limit no longer bounds a fork bomb on the host), got 0");
   });
 
   it("builds the services image and runs every catalog service from it", async () => {
