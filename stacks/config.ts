@@ -452,6 +452,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       throw new ConfigError(key, stack, `must be a Kubernetes object name (lowercase, digits, '-', '.'; at most 253), got ${shown(name)}`);
     }
   }
+  // A staging ACME issuer's certificates chain to a root no browser or client trusts: every client of a
+  // production stack would fail TLS (or be taught to click through it). Only the issuer's name is
+  // known here (the ClusterIssuer is the cluster's), so a name that says staging or test is refused.
+  if (target === "kubernetes" && certIssuer !== undefined && !isDevStack(stack) && isStagingIssuer(certIssuer)) {
+    throw new ConfigError(
+      "certIssuer",
+      stack,
+      `${shown(certIssuer)} names a staging or test issuer (e.g. Let's Encrypt staging), whose certificates no browser or client trusts: use the production issuer (e.g. letsencrypt-prod) on this stack; staging issuers are accepted on dev stacks (dev, dev-*) only`,
+    );
+  }
   if (target === "kubernetes" && tlsSecretName === undefined && certIssuer === undefined) {
     throw new ConfigError("certIssuer", stack, "Kubernetes needs TLS: set certIssuer (cert-manager ClusterIssuer) or tlsSecretName");
   }
@@ -692,6 +702,15 @@ function cronSchedule(r: Reader, key: string, minRunSeconds: number): string {
     );
   }
   return value;
+}
+
+/**
+ * Whether a ClusterIssuer's name says it issues untrusted test certificates: "staging" anywhere
+ * (letsencrypt-staging, letsencryptstaging, acme-staging-v02), or a dot- or dash-separated word stage,
+ * stg, test, testing or fake (le-stg, letsencrypt-test; not "latest" or "contest").
+ */
+function isStagingIssuer(name: string): boolean {
+  return name.includes("staging") || name.split(/[-.]/).some((word) => ["stage", "stg", "test", "testing", "fake"].includes(word));
 }
 
 /**

@@ -76,6 +76,25 @@ describe("ingressHost", () => {
   });
 });
 
+describe("certIssuer (session 41)", () => {
+  it("refuses a staging or test ACME issuer on every stack but dev: its certificates no client trusts", () => {
+    for (const stack of ["prod", "local-k8s"]) {
+      for (const issuer of ["letsencrypt-staging", "letsencryptstaging", "acme-staging-v02", "le-stg", "letsencrypt-test", "test-issuer", "issuer.testing", "fake-le"]) {
+        expect(error(stack, { ...k8s, certIssuer: issuer }).message, `${stack} ${issuer}`).toBe(
+          `Invalid configuration trading:certIssuer on stack '${stack}': '${issuer}' names a staging or test issuer (e.g. Let's Encrypt staging), whose certificates no browser or client trusts: use the production issuer (e.g. letsencrypt-prod) on this stack; staging issuers are accepted on dev stacks (dev, dev-*) only`,
+        );
+      }
+    }
+  });
+
+  it("keeps a staging issuer on dev stacks and production issuers everywhere", () => {
+    for (const stack of ["dev", "dev-k8s"]) expect(parseStackConfig(stack, { ...k8s, certIssuer: "letsencrypt-staging" }).kubernetes.certIssuer).toBe("letsencrypt-staging");
+    for (const issuer of ["letsencrypt", "letsencrypt-prod", "latest-issuer", "contest.example", "zerossl"]) {
+      expect(parseStackConfig("prod", { ...k8s, certIssuer: issuer }).kubernetes.certIssuer, issuer).toBe(issuer);
+    }
+  });
+});
+
 describe("cron schedules (backupSchedule, mlRetrainSchedule)", () => {
   it("refuses day-of-week 7, which croner reads as Sunday and a Kubernetes CronJob refuses", () => {
     for (const v of ["0 0 * * 7", "0 0 * * 5-7", "0 0 * * 1,7", "0 0 * * 7/2"]) {
@@ -242,7 +261,7 @@ describe("checkSecretValues", () => {
       ["smtpPassword", "ai_trading_secure_pass_2024", "ai_trading_secure_pass_2024"],
       ["paymentWebhookSecret", "whsec_ai_trading_jwt_super_secret_key_change_in_production_2024", "ai_trading_jwt_super_secret_key_change_in_production_2024"],
     ];
-    for (const stack of ["prod", "local-k8s", "staging"]) {
+    for (const stack of ["prod", "local-k8s"]) {
       for (const [key, value, published] of guide) {
         expect(() => checkSecretValues(stack, { [key]: value }), `${stack} ${key}`).toThrow(
           `Invalid configuration trading:${key} on stack '${stack}': holds the deployment guide's published placeholder "${published}", which anyone can try: set the real credential (pulumi config set --secret trading:${key} <value>); placeholders are accepted on the dev stack only`,
