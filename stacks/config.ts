@@ -525,12 +525,26 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const proxyEntries = trustedProxies.split(",").map((x) => x.trim());
   const badProxy = proxyEntries.find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
   if (badProxy !== undefined)
-    throw new ConfigError("trustedProxies", stack, `must be comma-separated IP addresses or CIDRs (/8 or narrower) of the edge proxy, got ${shown(badProxy)}`);
+    throw new ConfigError("trustedProxies", stack, `must be comma-separated IP addresses or CIDRs of the edge proxy (IPv4 /16, IPv6 /48 or narrower), got ${shown(badProxy)}`);
   // proxy-addr (the gateway's trustProxy) applies an IPv4-mapped range to IPv4 clients with 96 bits
   // less: ::ffff:0.0.0.0/96 becomes 0.0.0.0/0, every client's X-Forwarded-For trusted.
   const mappedProxy = proxyEntries.find((x) => isIPv4MappedIPv6(x.split("/")[0]));
   if (mappedProxy !== undefined)
     throw new ConfigError("trustedProxies", stack, `must not hold an IPv4-mapped IPv6 address (::ffff:...), which the gateway applies to IPv4 clients: write it as IPv4, got ${shown(mappedProxy)}`);
+  // The gateway takes a client's address from X-Forwarded-For when the peer is inside an entry: every host
+  // there may pick the address its rate limit, API-key failures and login lockout are counted by. The
+  // entry covers the edge proxy: on Kubernetes the ingress controller's pods, inside the pod network
+  // (the default 10.244.0.0/16; a pod network is commonly a /16, per-node IPv6 ranges /64 inside a /48),
+  // so nothing wider is accepted. On Docker the default is the stack's own network (dockerSubnet), which
+  // holds the stack's containers only, whatever its size.
+  const wideProxy = proxyEntries.find((x) => !(target === "docker" && x === dockerSubnet) && prefixOf(x) < (isIP(x.split("/")[0]) === 4 ? TRUSTED_PROXY_MIN_PREFIX.v4 : TRUSTED_PROXY_MIN_PREFIX.v6));
+  if (wideProxy !== undefined) {
+    throw new ConfigError(
+      "trustedProxies",
+      stack,
+      `${shown(wideProxy)} is wider than the edge proxy (at most /${TRUSTED_PROXY_MIN_PREFIX.v4} for IPv4, /${TRUSTED_PROXY_MIN_PREFIX.v6} for IPv6): every host in it could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; list the ingress controller's pod range (e.g. 10.244.0.0/16) or the edge's addresses`,
+    );
+  }
   const smtpHost = r.string("smtpHost");
   if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
     throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got ${shown(smtpHost)}`);
@@ -915,6 +929,18 @@ function isPrivateCidr(cidr: string): boolean {
   const [a, b] = address.split(".").map(Number);
   const prefix = Number(bits);
   return (a === 10 && prefix >= 8) || (a === 172 && b >= 16 && b <= 31 && prefix >= 12) || (a === 192 && b === 168 && prefix >= 16);
+}
+
+/**
+ * The widest trustedProxies entry accepted: a Kubernetes pod network is commonly an IPv4 /16 (the
+ * default 10.244.0.0/16) and an IPv6 /48; the ingress controller's pods lie inside it.
+ */
+const TRUSTED_PROXY_MIN_PREFIX = { v4: 16, v6: 48 } as const;
+
+/** The prefix length of an address or CIDR already checked as one (an address is a /32 or /128). */
+function prefixOf(entry: string): number {
+  const [address, bits] = entry.split("/");
+  return bits !== undefined ? Number(bits) : isIP(address) === 4 ? 32 : 128;
 }
 
 /** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */

@@ -20,6 +20,27 @@ describe("trustedProxies", () => {
     expect(error("dev", { ...docker, trustedProxies: "::ffff:0:0/96" }).key).toBe("trustedProxies");
   });
 
+  it("refuses an entry wider than the edge proxy's range (session 41): IPv4 wider than /16, IPv6 wider than /48", () => {
+    for (const [stack, base] of [["prod", k8s], ["dev", docker]] as const) {
+      for (const [v, wide] of [["10.0.0.0/8", "10.0.0.0/8"], ["10.244.0.5, 10.0.0.0/12", "10.0.0.0/12"], ["100.64.0.0/15", "100.64.0.0/15"], ["2001:db8::/32", "2001:db8::/32"], ["fd00::/16", "fd00::/16"], ["fd00:10::/47", "fd00:10::/47"]]) {
+        expect(error(stack, { ...base, trustedProxies: v }).message, `${stack} ${v}`).toBe(
+          `Invalid configuration trading:trustedProxies on stack '${stack}': '${wide}' is wider than the edge proxy (at most /16 for IPv4, /48 for IPv6): every host in it could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; list the ingress controller's pod range (e.g. 10.244.0.0/16) or the edge's addresses`,
+        );
+      }
+    }
+    // Wider still was refused before: the /0-like entries.
+    for (const v of ["0.0.0.0/0", "::/0", "0.0.0.0/1"]) expect(error("prod", { ...k8s, trustedProxies: v }).key, v).toBe("trustedProxies");
+  });
+
+  it("keeps the bound's own widths, and on Docker the stack's network (dockerSubnet), its default", () => {
+    expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.96.0.0/16, fd00:10::/48" }).trustedProxies).toBe("10.96.0.0/16, fd00:10::/48");
+    expect(parseStackConfig("prod", k8s).trustedProxies).toBe("10.244.0.0/16");
+    // The engine's network holds only the stack's containers: the subnet is trusted whatever its size.
+    expect(parseStackConfig("dev", { ...docker, dockerSubnet: "10.0.0.0/8" }).trustedProxies).toBe("10.0.0.0/8");
+    expect(parseStackConfig("dev", { ...docker, dockerSubnet: "172.16.0.0/12", trustedProxies: "172.16.0.0/12" }).trustedProxies).toBe("172.16.0.0/12");
+    expect(error("dev", { ...docker, dockerSubnet: "172.16.0.0/12", trustedProxies: "10.0.0.0/8" }).key).toBe("trustedProxies");
+  });
+
   it("keeps IPv4 and IPv6 proxies", () => {
     expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.244.0.0/16, fd00:10::/64, 2001:db8::1" }).trustedProxies).toBe("10.244.0.0/16, fd00:10::/64, 2001:db8::1");
     for (const a of ["::ffff:1.2.3.4", "0:0:0:0:0:ffff:102:304", "::FFFF:a:b"]) expect(isIPv4MappedIPv6(a), a).toBe(true);
