@@ -80,6 +80,8 @@ export interface StackConfig {
     certIssuer?: string;
     /** Namespace of the ingress controller, the only one allowed to reach the gateway. */
     ingressControllerNamespace: string;
+    /** Labels of the ingress controller's pods: with them, only those pods of its namespace reach the gateway. */
+    ingressControllerPodLabels?: Record<string, string>;
     /** Pull policy of every container; Never for images imported into the nodes (local cluster). */
     imagePullPolicy: ImagePullPolicy;
     /** CPU request = this fraction of the CPU limit (1 = Guaranteed QoS; less lets a small node schedule the platform). */
@@ -432,6 +434,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (!DNS_LABEL.test(ingressControllerNamespace)) {
     throw new ConfigError("ingressControllerNamespace", stack, `must be a DNS label (lowercase, digits, '-'), got ${shown(ingressControllerNamespace)}`);
   }
+  const ingressControllerPodLabels = labelSelector(r, "ingressControllerPodLabels");
+  // The gateway's NetworkPolicy admits the controller by its namespace (and its pod labels when given):
+  // in a namespace the cluster's own components share, every one of them would reach the gateway.
+  if (target === "kubernetes" && ingressControllerPodLabels === undefined && isClusterNamespace(ingressControllerNamespace)) {
+    throw new ConfigError(
+      "ingressControllerNamespace",
+      stack,
+      `${shown(ingressControllerNamespace)} holds the cluster's own pods too, and the gateway admits every pod of the controller's namespace: set the controller's pod labels (pulumi config set ${CONFIG_NAMESPACE}:ingressControllerPodLabels app.kubernetes.io/name=<controller>,...) or run the controller in a namespace of its own`,
+    );
+  }
   const namespaceOwner = otherOwnerOf(namespace, ingressControllerNamespace);
   if (namespaceOwner !== undefined) {
     throw new ConfigError(
@@ -607,6 +619,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       tlsSecretName,
       certIssuer,
       ingressControllerNamespace,
+      ingressControllerPodLabels,
       imagePullPolicy,
       cpuRequestRatio,
       memoryRequestRatio,
@@ -727,13 +740,49 @@ function isStagingIssuer(name: string): boolean {
   return name.includes("staging") || name.split(/[-.]/).some((word) => ["stage", "stg", "test", "testing", "fake"].includes(word));
 }
 
+/** The cluster's own namespaces (default, kube-system, kube-public, kube-node-lease, any kube-*): its components run there. */
+function isClusterNamespace(namespace: string): boolean {
+  return namespace === "default" || namespace.startsWith("kube-");
+}
+
+/** A label name segment and a label value, as the API server checks them: at most 63 alphanumerics, '-', '_', '.', alphanumeric at both ends. */
+const LABEL_SEGMENT = /^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+/**
+ * Equality label selectors, `key=value` joined by commas (as `kubectl -l` takes them), as matchLabels:
+ * a key is a label name with an optional DNS-subdomain prefix (`app.kubernetes.io/name`), a value
+ * is non-empty (an empty one would select pods whose label is blank, never what was meant); each key
+ * once. Undefined when unset.
+ */
+function labelSelector(r: Reader, key: string): Record<string, string> | undefined {
+  const value = r.string(key);
+  if (value === undefined) return undefined;
+  const labels: Record<string, string> = {};
+  for (const item of value.split(",").map((s) => s.trim())) {
+    const [name, labelValue, extra] = item.split("=").map((s) => s.trim());
+    const slash = name.lastIndexOf("/");
+    const [prefix, segment] = slash >= 0 ? [name.slice(0, slash), name.slice(slash + 1)] : [undefined, name];
+    const validName = LABEL_SEGMENT.test(segment) && (prefix === undefined || DNS_SUBDOMAIN.test(prefix));
+    if (extra !== undefined || labelValue === undefined || !validName || !LABEL_SEGMENT.test(labelValue)) {
+      throw new ConfigError(
+        key,
+        r.stack,
+        `must be label selectors key=value joined by commas (e.g. app.kubernetes.io/name=ingress-nginx,app.kubernetes.io/component=controller; names and values of at most 63 letters, digits, '-', '_', '.'), got ${shown(item)}`,
+      );
+    }
+    if (name in labels) throw new ConfigError(key, r.stack, `names the label ${shown(name)} twice`);
+    labels[name] = labelValue;
+  }
+  return labels;
+}
+
 /**
  * Namespaces that belong to someone else: the cluster's own (default, kube-*, as the policy pack's
  * protected-namespaces), the ingress controller's (configured, or the usual ingress-nginx) and
  * cert-manager's. The owner's description, or undefined for a namespace the platform may take.
  */
 function otherOwnerOf(namespace: string, ingressControllerNamespace: string): string | undefined {
-  if (namespace === "default" || namespace.startsWith("kube-")) return "the cluster (default and kube-* hold its own components)";
+  if (isClusterNamespace(namespace)) return "the cluster (default and kube-* hold its own components)";
   if (namespace === ingressControllerNamespace) return "the ingress controller (trading:ingressControllerNamespace)";
   if (namespace === "ingress-nginx") return "the NGINX ingress controller";
   if (namespace === "cert-manager") return "cert-manager";

@@ -99,6 +99,9 @@ export const stackConfigSchema = Type.Object({
   tlsSecretName: str("TLS secret of the Ingress: an existing one, or created by the stack from the tlsCertificate/tlsPrivateKey secrets"),
   certIssuer: str("cert-manager ClusterIssuer that issues the Ingress certificate"),
   ingressControllerNamespace: str("Namespace of the ingress controller (the only peer allowed to reach the gateway)", "ingress-nginx"),
+  ingressControllerPodLabels: str(
+    "Labels of the ingress controller's pods, e.g. app.kubernetes.io/name=ingress-nginx,app.kubernetes.io/component=controller: only those pods of ingressControllerNamespace may reach the gateway (unset: every pod there); required when that namespace is default or kube-*",
+  ),
   imagePullPolicy: oneOf(
     ["Always", "IfNotPresent", "Never"],
     "Always, IfNotPresent or Never (images imported into the nodes, e.g. the local cluster of scripts/cluster/)",

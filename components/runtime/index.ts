@@ -45,6 +45,7 @@ export function createRuntime(name: string, config: StackConfig, parent: pulumi.
       ingress: {
         className: k.ingressClass,
         controllerNamespace: k.ingressControllerNamespace,
+        controllerPodLabels: k.ingressControllerPodLabels,
         tlsSecretName: k.tlsSecretName,
         certIssuer: k.certIssuer,
       },

@@ -72,6 +72,51 @@ describe("namespace", () => {
   });
 });
 
+describe("ingressControllerNamespace and ingressControllerPodLabels (session 41)", () => {
+  it("refuses a cluster namespace (kube-system, kube-public, kube-node-lease, default) without the controller's pod labels: every pod there would reach the gateway", () => {
+    for (const ns of ["kube-system", "kube-public", "kube-node-lease", "default"]) {
+      expect(error("prod", { ...k8s, ingressControllerNamespace: ns }).message, ns).toBe(
+        `Invalid configuration trading:ingressControllerNamespace on stack 'prod': '${ns}' holds the cluster's own pods too, and the gateway admits every pod of the controller's namespace: set the controller's pod labels (pulumi config set trading:ingressControllerPodLabels app.kubernetes.io/name=<controller>,...) or run the controller in a namespace of its own`,
+      );
+    }
+  });
+
+  it("takes a cluster namespace with the controller's pod labels, and a dedicated namespace with or without them", () => {
+    const labels = "app.kubernetes.io/name=rke2-ingress-nginx, app.kubernetes.io/component=controller";
+    expect(parseStackConfig("prod", { ...k8s, ingressControllerNamespace: "kube-system", ingressControllerPodLabels: labels }).kubernetes).toMatchObject({
+      ingressControllerNamespace: "kube-system",
+      ingressControllerPodLabels: { "app.kubernetes.io/name": "rke2-ingress-nginx", "app.kubernetes.io/component": "controller" },
+    });
+    const plain = parseStackConfig("prod", k8s).kubernetes;
+    expect(plain.ingressControllerNamespace).toBe("ingress-nginx");
+    expect(plain.ingressControllerPodLabels).toBeUndefined();
+    expect(parseStackConfig("prod", { ...k8s, ingressControllerPodLabels: "app=traefik" }).kubernetes.ingressControllerPodLabels).toEqual({ app: "traefik" });
+  });
+
+  it("refuses pod labels that are no equality selectors a Kubernetes API server takes", () => {
+    for (const [v, item] of [
+      ["app", "app"],
+      ["app=", "app="],
+      ["app=a=b", "app=a=b"],
+      ["app==x", "app==x"],
+      ["app!=x", "app!=x"],
+      ["app in (x)", "app in (x)"],
+      ["-app=x", "-app=x"],
+      ["app=x-", "app=x-"],
+      ["Example.COM/app=x", "Example.COM/app=x"],
+      ["app=x,", ""],
+      [`app=${"v".repeat(64)}`, `app=${"v".repeat(64)}`],
+    ]) {
+      const e = error("prod", { ...k8s, ingressControllerPodLabels: v });
+      expect(e.message, v).toMatch(/^Invalid configuration trading:ingressControllerPodLabels on stack 'prod': must be label selectors key=value joined by commas/);
+      expect(e.message, v).toContain(`got ${item.length > 80 ? "" : `'${item}'`}`);
+    }
+    expect(error("prod", { ...k8s, ingressControllerPodLabels: "app=x, app=y" }).message).toBe(
+      "Invalid configuration trading:ingressControllerPodLabels on stack 'prod': names the label 'app' twice",
+    );
+  });
+});
+
 describe("ingressHost", () => {
   const { ingressHost: _set, ...k8sNoHost } = k8s;
 

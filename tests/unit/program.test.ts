@@ -227,6 +227,28 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(allowed).not.toContain("api-gateway");
   });
 
+  it("admits the ingress controller to the gateway by its namespace, and with its pods' labels only those pods of it (session 41)", async () => {
+    // The gateway's peers outside its namespace (Prometheus, inside it, scrapes it too).
+    const gatewayFrom = (run: ProgramRun) => {
+      const rules = named(run, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "api-gateway-netpol").inputs.spec.ingress as any[];
+      expect(rules).toHaveLength(1);
+      return (rules[0].from as any[]).filter((peer) => peer.namespaceSelector !== undefined);
+    };
+    // A dedicated namespace (prod's default ingress-nginx): the namespace alone, as before.
+    expect(gatewayFrom(await runProgram("prod"))).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } }]);
+    // A controller in kube-system: one peer with both selectors, so only its pods match.
+    const shared = await runProgram("prod", { ingressControllerNamespace: "kube-system", ingressControllerPodLabels: "app.kubernetes.io/name=rke2-ingress-nginx,app.kubernetes.io/component=controller" });
+    expect(gatewayFrom(shared)).toEqual([
+      {
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+        podSelector: { matchLabels: { "app.kubernetes.io/name": "rke2-ingress-nginx", "app.kubernetes.io/component": "controller" } },
+      },
+    ]);
+    await expect(runProgram("prod", { ingressControllerNamespace: "kube-system" })).rejects.toThrow(
+      "Invalid configuration trading:ingressControllerNamespace on stack 'prod': 'kube-system' holds the cluster's own pods too",
+    );
+  });
+
   it("opens internet egress from the configuration: Binance's REST and stream ports for data-bridge, the SMTP relay's port (or its private address)", async () => {
     const egressOf = (run: ProgramRun, name: string) => named(run, "kubernetes:networking.k8s.io/v1:NetworkPolicy", `${name}-netpol`).inputs.spec.egress as any[];
     const internet = (rules: any[]) => rules.filter((r) => r.to?.[0]?.ipBlock?.cidr === "0.0.0.0/0").flatMap((r) => r.ports.map((p: any) => p.port));

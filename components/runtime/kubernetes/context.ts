@@ -33,6 +33,8 @@ export interface KubernetesSettings {
     className: string;
     /** Namespace of the ingress controller, allowed to reach the entry point. */
     controllerNamespace: string;
+    /** Labels of the controller's pods: with them only those pods of its namespace reach the entry point. */
+    controllerPodLabels?: Record<string, string>;
     /** TLS Secret of the Ingress: an existing one, or created from the edge's certificate when it has one. */
     tlsSecretName?: string;
     /** cert-manager ClusterIssuer that issues the Ingress certificate. */

@@ -41,9 +41,7 @@ export function namespaceIsolation(ctx: KubernetesContext, name: string, parent:
 /** Explicit allows on top of the namespace's default deny. */
 export function workloadNetworkPolicy(ctx: KubernetesContext, spec: WorkloadSpec, parent: pulumi.Resource, dependsOn: pulumi.Resource[]): void {
   const peer = (name: string): k8s.types.input.networking.v1.NetworkPolicyPeer =>
-    name === INGRESS_CONTROLLER
-      ? { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": ctx.settings.ingress.controllerNamespace } } }
-      : { podSelector: { matchLabels: { [LABEL_WORKLOAD]: name } } };
+    name === INGRESS_CONTROLLER ? ingressControllerPeer(ctx) : { podSelector: { matchLabels: { [LABEL_WORKLOAD]: name } } };
   const ingress: k8s.types.input.networking.v1.NetworkPolicyIngressRule[] =
     spec.acceptsFrom.length > 0 && spec.ports.length > 0
       ? [{ from: [...new Set(spec.acceptsFrom)].sort().map(peer), ports: spec.ports.map((p) => ({ protocol: "TCP", port: p.port })) }]
@@ -60,6 +58,19 @@ export function workloadNetworkPolicy(ctx: KubernetesContext, spec: WorkloadSpec
     },
     ctx.opts(parent, dependsOn),
   );
+}
+
+/**
+ * The ingress controller as a peer: the pods of its namespace, narrowed to its pods' labels when the
+ * stack gives them (one peer, so both selectors must match: a namespace shared with other pods, such
+ * as kube-system, admits the controller alone).
+ */
+function ingressControllerPeer(ctx: KubernetesContext): k8s.types.input.networking.v1.NetworkPolicyPeer {
+  const { controllerNamespace, controllerPodLabels } = ctx.settings.ingress;
+  return {
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": controllerNamespace } },
+    ...(controllerPodLabels !== undefined ? { podSelector: { matchLabels: controllerPodLabels } } : {}),
+  };
 }
 
 /**
