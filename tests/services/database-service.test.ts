@@ -204,6 +204,9 @@ describe("clickhouse migrations (real 18.16 server: DDL only)", () => {
 });
 
 describe("kafka topics (real broker)", () => {
+  // A broker applies a config change after answering alterConfigs (KRaft: once the metadata record reaches it),
+  // so a describeConfigs right after may still show the old values: reads wait, bounded, for the expected state.
+  const settled = (check: () => Promise<void>) => vi.waitFor(check, { timeout: 10_000, interval: 100 });
   it("creates missing topics with their config, is idempotent, grows partitions", async () => {
     const kafka = new kafkajs.Kafka({ brokers: [srv.kafka.brokers], logLevel: kafkajs.logLevel.NOTHING, clientId: "t" });
     const admin = kafka.admin();
@@ -266,7 +269,7 @@ describe("kafka topics (real broker)", () => {
 
       const r1 = await ensureKafkaTopics(admin, [spec]);
       expect(r1).toMatchObject({ created: [], existing: [name], configsUpdated: [name] });
-      expect(await configs()).toEqual({ "retention.ms": String(declared.retentionMs), "segment.ms": String(declared.segmentMs) });
+      await settled(async () => expect(await configs()).toEqual({ "retention.ms": String(declared.retentionMs), "segment.ms": String(declared.segmentMs) }));
 
       // Up to date: nothing written. Changed by hand: brought back.
       expect((await ensureKafkaTopics(admin, [spec])).configsUpdated).toEqual([]);
@@ -274,8 +277,47 @@ describe("kafka topics (real broker)", () => {
         validateOnly: false,
         resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name, configEntries: [{ name: "cleanup.policy", value: "delete" }, { name: "retention.ms", value: "60000" }] }],
       });
+      await settled(async () => expect((await configs())["retention.ms"]).toBe("60000"));
       expect((await ensureKafkaTopics(admin, [spec])).configsUpdated).toEqual([name]);
-      expect(await configs()).toEqual({ "retention.ms": String(declared.retentionMs), "segment.ms": String(declared.segmentMs) });
+      await settled(async () => expect(await configs()).toEqual({ "retention.ms": String(declared.retentionMs), "segment.ms": String(declared.segmentMs) }));
+    } finally {
+      await admin.deleteTopics({ topics: [name] }).catch(() => undefined);
+      await admin.disconnect();
+    }
+  });
+
+  it("a drifted topic keeps the configs set on it by hand that are not declared; only declared keys change", async () => {
+    const kafka = new kafkajs.Kafka({ brokers: [srv.kafka.brokers], logLevel: kafkajs.logLevel.NOTHING, clientId: "t" });
+    const admin = kafka.admin();
+    await admin.connect();
+    const name = `t${Date.now().toString(36)}.handset`;
+    const declared = kafkaTopics.find((t) => t.name === "trading.orders")!;
+    const spec: TopicSpec = { ...declared, name };
+    const own = async () => {
+      const d = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name }] });
+      return Object.fromEntries(
+        d.resources[0].configEntries.filter((e) => e.configSource === kafkajs.ConfigSource.TOPIC_CONFIG).map((e) => [e.configName, e.configValue]),
+      );
+    };
+    try {
+      // An operator's settings the platform does not declare, and a declared key drifted (retention cut to a minute).
+      const handSet = { "max.message.bytes": "2097152", "compression.type": "zstd" };
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic: name, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: "cleanup.policy", value: "delete" }, { name: "retention.ms", value: "60000" }, ...Object.entries(handSet).map(([n, value]) => ({ name: n, value }))] }],
+      });
+      await settled(async () => expect(await own()).toEqual({ "cleanup.policy": "delete", "retention.ms": "60000", ...handSet }));
+
+      expect((await ensureKafkaTopics(admin, [spec])).configsUpdated).toEqual([name]);
+      await settled(async () =>
+        expect(await own()).toEqual({
+          ...handSet,
+          "cleanup.policy": "delete",
+          "retention.ms": String(declared.retentionMs),
+          "segment.ms": String(declared.segmentMs),
+        }),
+      );
+      expect((await ensureKafkaTopics(admin, [spec])).configsUpdated).toEqual([]);
     } finally {
       await admin.deleteTopics({ topics: [name] }).catch(() => undefined);
       await admin.disconnect();

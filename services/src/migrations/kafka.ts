@@ -3,7 +3,7 @@
  * kafkajs admin client when missing. Existing topics get missing partitions added, and those whose
  * declared configs differ from the broker's get them applied; partitions are never reduced (Kafka cannot).
  */
-import type { Admin, ITopicConfig } from "kafkajs";
+import type { Admin, ConfigEntries, ITopicConfig } from "kafkajs";
 import { createTopicsReady } from "../kit/datastores/kafka";
 
 export interface TopicSpec {
@@ -128,24 +128,47 @@ export async function ensureKafkaTopics(
  * Brings existing topics' declared configs (a topic created before a key was declared, such as
  * segment.ms, or changed by hand) to the declared values; topics that already match are not
  * written, so a run over an up-to-date broker changes nothing. kafkajs has no
- * incrementalAlterConfigs: alterConfigs sets the whole declared set of a drifted topic (and, being
- * the legacy call, returns its undeclared keys to the broker's defaults).
+ * incrementalAlterConfigs, and the legacy alterConfigs replaces a topic's whole set of its own
+ * configs: a key left out goes back to the broker's default. So a drifted topic is sent the
+ * configs it holds itself (source TOPIC_CONFIG: set at creation or by hand, e.g. max.message.bytes)
+ * with the declared values over them, and only the declared keys change.
  */
 async function applyDeclaredConfigs(admin: Admin, present: readonly TopicSpec[]): Promise<string[]> {
   const { ConfigResourceTypes } = require("kafkajs") as typeof import("kafkajs");
-  const declared = new Map(present.map((t) => [t.name, topicConfigEntries(t)!] as const));
   const described = await admin.describeConfigs({
     includeSynonyms: false,
-    resources: present.map((t) => ({ type: ConfigResourceTypes.TOPIC, name: t.name, configNames: declared.get(t.name)!.map((e) => e.name) })),
+    resources: present.map((t) => ({ type: ConfigResourceTypes.TOPIC, name: t.name })),
   });
-  const drifted = present.filter((t) => {
+  const updates: { name: string; configEntries: { name: string; value: string }[] }[] = [];
+  for (const t of present) {
+    const declared = topicConfigEntries(t)!;
     const actual = described.resources.find((r) => r.resourceName === t.name)?.configEntries ?? [];
-    return declared.get(t.name)!.some((e) => actual.find((a) => a.configName === e.name)?.configValue !== e.value);
-  });
-  if (drifted.length)
+    const drifted = declared.some((e) => actual.find((a) => a.configName === e.name)?.configValue !== e.value);
+    if (drifted) updates.push({ name: t.name, configEntries: mergeOverOwnConfigs(t.name, actual, declared) });
+  }
+  if (updates.length)
     await admin.alterConfigs({
       validateOnly: false,
-      resources: drifted.map((t) => ({ type: ConfigResourceTypes.TOPIC, name: t.name, configEntries: declared.get(t.name)! })),
+      resources: updates.map((u) => ({ type: ConfigResourceTypes.TOPIC, name: u.name, configEntries: u.configEntries })),
     });
-  return drifted.map((t) => t.name);
+  return updates.map((u) => u.name);
+}
+
+/** The topic's own configs (not defaults, broker or static ones) with the declared entries over them. */
+function mergeOverOwnConfigs(
+  topic: string,
+  actual: readonly ConfigEntries[],
+  declared: readonly { name: string; value: string }[],
+): { name: string; value: string }[] {
+  const { ConfigSource } = require("kafkajs") as typeof import("kafkajs");
+  const declaredNames = new Set(declared.map((e) => e.name));
+  const kept: { name: string; value: string }[] = [];
+  for (const a of actual) {
+    if (a.configSource !== ConfigSource.TOPIC_CONFIG || a.readOnly || declaredNames.has(a.configName)) continue;
+    // A value the broker hides (sensitive) cannot be sent back: writing without it would reset it.
+    if (a.configValue === null || a.configValue === undefined)
+      throw new Error(`kafka topic ${topic}: its own config ${a.configName} has no readable value, so its declared configs cannot be applied without resetting it`);
+    kept.push({ name: a.configName, value: a.configValue });
+  }
+  return [...kept, ...declared];
 }
