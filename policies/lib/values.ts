@@ -34,6 +34,19 @@ function read(from: any, key: string | number): unknown {
 }
 
 /**
+ * One field of a property bag (the engine's or a `plain()` copy) as `plain(bag)[key]` would hold it
+ * before its own copy (unknown gives UNKNOWN), for a rule that reads a part of a bag:
+ * `plain(readField(bag, "metadata"))` equals `plain(bag).metadata` without walking the rest. A bag
+ * that is no plain object (UNKNOWN, a string, an array) has no fields: undefined.
+ */
+export function readField(bag: unknown, key: string): unknown {
+    if (bag === null || typeof bag !== "object" || Array.isArray(bag)) return undefined;
+    const proto = Object.getPrototypeOf(bag);
+    if (proto !== Object.prototype && proto !== null) return undefined;
+    return Object.keys(bag).includes(key) ? read(bag, key) : undefined;
+}
+
+/**
  * A plain deep copy of a property bag (or of any value read from it): arrays and plain objects are
  * copied, unknown values become UNKNOWN, anything else (strings, numbers, assets) is kept.
  */

@@ -4,7 +4,7 @@ import { readConfig } from "../lib/config";
 import { isCredentialName, splitEnv, urlPasswordsIn } from "../lib/credentials";
 import { workloadEnv } from "../lib/environment";
 import { workloadRule } from "../lib/rule";
-import { arr, isRecord, isUnknown, plain, str } from "../lib/values";
+import { arr, isRecord, isUnknown, plain, readField, str } from "../lib/values";
 import { describe, DOCKER_NETWORK, DOCKER_VOLUME, isK8sType, K8sContainer } from "../lib/workloads";
 
 export interface SecretRefsConfig {
@@ -127,11 +127,13 @@ export function configMapCredentials(props: Record<string, any>): string[] {
 export function metadataCredentials(props: Record<string, any>, cfg: SecretRefsConfig = defaults): string[] {
     const out: string[] = [];
     const secretNames = new Set(cfg.secretNameAnnotations);
+    // `props` may be the engine's bag: only the metadata is copied (plain), not the specs around it.
+    const at = (...path: string[]) => plain(path.reduce<unknown>((v, k) => readField(v, k), props));
     const places: [string, unknown][] = [
-        ["metadata", props.metadata],
-        ["pod template", props.spec?.template?.metadata],
-        ["job template", props.spec?.jobTemplate?.metadata],
-        ["pod template", props.spec?.jobTemplate?.spec?.template?.metadata],
+        ["metadata", at("metadata")],
+        ["pod template", at("spec", "template", "metadata")],
+        ["job template", at("spec", "jobTemplate", "metadata")],
+        ["pod template", at("spec", "jobTemplate", "spec", "template", "metadata")],
     ];
     for (const [place, metadata] of places) {
         if (!isRecord(metadata)) continue;
@@ -252,7 +254,7 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
         }),
         (args, reportViolation) => {
             if (!isK8sType(args.type)) return args.notApplicable("only Kubernetes objects");
-            for (const f of metadataCredentials(plain(args.props), readConfig(args, defaults))) {
+            for (const f of metadataCredentials(args.props, readConfig(args, defaults))) {
                 reportViolation(message(describe(args.type, args.name), f));
             }
         },

@@ -85,7 +85,7 @@ export const noUncheckedWorkloads: ResourceValidationPolicy = {
     severity: "high",
     validateResource: (args, reportViolation) => {
         const unchecked = UNCHECKED.get(args.type);
-        if (unchecked === undefined) return otherImages(args.type, args.name, plain(args.props), reportViolation, args.notApplicable);
+        if (unchecked === undefined) return otherImages(args.type, args.name, args.props, reportViolation, args.notApplicable);
         reportViolation(`${describe(args.type, args.name)} ${unchecked.runs(plain(args.props))}, where no policy of this pack checks ` +
             `what runs; ${unchecked.instead}.`);
     },
@@ -101,7 +101,8 @@ function otherImages(type: string, name: string, props: Record<string, any>,
     if (kubernetesKind(type) === undefined || RUN_NOTHING.has(type) || type.endsWith("Patch")) {
         return notApplicable("only resources that run containers out of the pack's sight");
     }
-    const fields = imageFields(props);
+    // Copied only now: most resources are not applicable, and a copy walks the engine's whole bag.
+    const fields = imageFields(plain(props));
     if (fields.length === 0) return;
     reportViolation(`${describe(type, name)} names the image${fields.length > 1 ? "s" : ""} ${imagesNamed(fields)}, which its controller runs in pods ` +
         "no policy of this pack checks (the pod policies read Deployments, StatefulSets, DaemonSets, ReplicaSets, " +

@@ -1,6 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { plain, str, isUnknown } from "../lib/values";
+import { plain, readField, str, isUnknown } from "../lib/values";
 import { describe, kubernetesKind } from "../lib/workloads";
 
 export interface ProtectedNamespacesConfig {
@@ -51,7 +51,8 @@ export const protectedNamespaces: ResourceValidationPolicy = {
     },
     validateResource: (args, reportViolation) => {
         if (kubernetesKind(args.type) === undefined) args.notApplicable("only Kubernetes objects");
-        const props = plain(args.props);
+        // Only the metadata is read: copying the rest of the engine's bag (a pod spec) would be wasted.
+        const props: Record<string, any> = { metadata: plain<any>(readField(args.props, "metadata")) };
         // A declared Namespace whose Pod Security admission admits anything (a NamespacePatch doing the same is no-object-patches').
         if (kubernetesKind(args.type) === "Namespace" && !args.type.endsWith("Patch")) {
             const labels = props.metadata?.labels;
