@@ -37,6 +37,31 @@ describe("kit datastores", () => {
     expect(() => svc.ctx.datastores.arango).toThrow("ARANGO_URL is not set");
   });
 
+  // Session 40's secret-leak hunt: the client's ping is ClickHouse's `/ping`, which answers anyone, so
+  // a service with a wrong CLICKHOUSE_PASSWORD reported ready and failed its first query.
+  it("/ready of a service requiring ClickHouse is 503 with a wrong ClickHouse password, naming no password", async () => {
+    const wrong = `wrong${randomBytes(12).toString("hex")}`;
+    const needsClickHouse = defineService({ name: "chain-debug", register() {} }); // requires clickhouse alone
+    const s = await createService(needsClickHouse, { env: { ...srv.env, CLICKHOUSE_PASSWORD: wrong, LOG_LEVEL: "silent", READY_TIMEOUT_MS: "5000" }, defaultMetrics: false });
+    try {
+      const r = await s.app.inject({ url: "/ready" });
+      expect(r.statusCode, r.body).toBe(503);
+      expect(r.json().dependencies.clickhouse).toMatchObject({ status: "failed", required: true });
+      expect(r.body).not.toContain(wrong);
+      expect(r.body).not.toContain(srv.env.CLICKHOUSE_PASSWORD);
+    } finally {
+      await s.close();
+    }
+    // The right password still passes.
+    const ok = await createService(needsClickHouse, { env: { ...srv.env, LOG_LEVEL: "silent", READY_TIMEOUT_MS: "5000" }, defaultMetrics: false });
+    try {
+      const r = await ok.app.inject({ url: "/ready" });
+      expect(r.statusCode, r.body).toBe(200);
+    } finally {
+      await ok.close();
+    }
+  });
+
   it("postgres transaction rolls back on error", async () => {
     const pg = svc.ctx.datastores.postgres;
     await pg.query("CREATE TABLE kit_t (v text)");

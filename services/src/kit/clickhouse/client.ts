@@ -78,8 +78,12 @@ export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
       if (text.length === 0) return;
       await client.insert({ table, columns, format: "TabSeparated", values: Readable.from([text], { objectMode: false }) });
     },
+    /**
+     * Readiness: a `SELECT` with the client's credentials. The server's `/ping` answers "Ok." to
+     * anyone, so with a wrong password the service reported ready and failed its first query.
+     */
     async ping() {
-      const r = await client.ping();
+      const r = await client.ping({ select: true });
       if (!r.success) throw r.error;
     },
     async close() {
