@@ -80,6 +80,34 @@ describe("kit: config", () => {
     ]);
     expect(problems({ N: "2.5", F: "x", U: ":" })).toEqual(['N must be an integer (got "2.5")', 'F must be a number (got "x")', 'U must be a URL (got ":")']);
   });
+  // Session 40's secret-leak hunt: describeConfig masked a URL's `user:password@` part but not its
+  // query, so a login given as `?password=` in a URL variable was printed in "configuration loaded".
+  it("masks credential-like query values of URL variables in the configuration line and in a refused value's echo", async () => {
+    const secret = `s${Math.random().toString(36).slice(2)}x9`;
+    const withQuery = defineService({ name: "central-hub", config: { FEED_URL: envUrl({ protocols: ["https"] }) }, register() {} });
+    const url = `https://feed.example/v1?region=eu&password=${secret}&access_token=${secret}&apiKey=${secret}&sslmode=require`;
+    const schema = { FEED_URL: envUrl() };
+    expect(describeConfig(loadConfig("x", schema, { FEED_URL: url }), schema)).toEqual({
+      FEED_URL: "https://feed.example/v1?region=eu&password=***&access_token=***&apiKey=***&sslmode=require",
+    });
+    const out = new PassThrough();
+    const logged: string[] = [];
+    out.on("data", (d) => logged.push(String(d)));
+    const svc = await createService(withQuery, { env: { DRAGONFLY_URL: "redis://:pw@127.0.0.1:1", FEED_URL: url }, logStream: out, defaultMetrics: false });
+    await svc.close();
+    const line = logged.join("").split("\n").find((l) => l.includes("configuration loaded"));
+    expect(line).toContain("region=eu");
+    expect(line).toContain("password=***");
+    expect(logged.join("")).not.toContain(secret);
+    // Refused for its protocol: the error echoes the value, with the query's logins masked too.
+    const refused = await createService(withQuery, { env: { DRAGONFLY_URL: "redis://:pw@127.0.0.1:1", FEED_URL: url.replace("https:", "http:"), LOG_LEVEL: "silent" }, defaultMetrics: false }).then(
+      async (s) => (await s.close(), new Error("started")),
+      (e: Error) => e,
+    );
+    expect(refused.message).toContain("FEED_URL must be a URL with protocol https");
+    expect(refused.message).toContain("password=***");
+    expect(refused.message).not.toContain(secret);
+  });
   it("fails a service start naming the datastore variable", async () => {
     await expect(createService(probe, { env: {}, defaultMetrics: false })).rejects.toThrow("DRAGONFLY_URL is required by central-hub");
   });

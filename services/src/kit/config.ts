@@ -86,6 +86,13 @@ function fromEnvString(raw: string, schema: TSchema): unknown {
 }
 
 /**
+ * Query parameters whose values are logins, whatever their value looks like: a driver or an API may
+ * take a password, token or key in the query (`?password=`, `?access_token=`, `?api_key=`), which
+ * the masking of the `user:password@` part never looked at.
+ */
+const CREDENTIAL_PARAM = /pass|pwd|secret|token|key|auth|credential|signature|session|cookie/i;
+
+/**
  * A value as an error may echo it: the password of a `user:password@` part masked, as describeConfig
  * masks it. A variable not declared secret may still hold one there (CLICKHOUSE_URL, ARANGO_URL,
  * WEAVIATE_URL with a login, a broker list item written `user:password@host:port`), and a value
@@ -93,7 +100,9 @@ function fromEnvString(raw: string, schema: TSchema): unknown {
  */
 function withoutPasswords(raw: string): string {
   // After `scheme://`, or at the start of an item (a broker); up to the last `@` (a password may hold `/` or `@`).
-  return raw.includes("://") ? raw.replace(/(\/\/[^\s/@:]*):[^\s@]*@/g, "$1:***@") : raw.replace(/^([^\s/@:]*):[^\s@]*@/, "$1:***@");
+  const masked = raw.includes("://") ? raw.replace(/(\/\/[^\s/@:]*):[^\s@]*@/g, "$1:***@") : raw.replace(/^([^\s/@:]*):[^\s@]*@/, "$1:***@");
+  // And a login given in the query (`?password=`, `&token=`), as maskUrl masks it.
+  return masked.replace(/([?&])([^=&#\s]*)=([^&#\s]*)/g, (pair, sep: string, name: string) => (CREDENTIAL_PARAM.test(name) ? `${sep}${name}=***` : pair));
 }
 
 /** What is wrong with a variable, in words (without its value). */
@@ -195,6 +204,7 @@ export function maskUrl(raw: string): string {
   try {
     const u = new URL(raw);
     if (u.password) u.password = "***";
+    for (const name of new Set(u.searchParams.keys())) if (CREDENTIAL_PARAM.test(name)) u.searchParams.set(name, "***");
     return u.toString();
   } catch {
     return raw;
