@@ -16,6 +16,7 @@ import { pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, defineService, type Service } from "../../services/src/kit";
 import { runPostgresMigrations } from "../../services/src/migrations";
+import notificationService from "../../services/src/services/notification-service";
 import paymentService from "../../services/src/services/payment-service";
 
 const srv = useServers("postgres", "kafka");
@@ -75,6 +76,24 @@ describe("secrets echoed by a far end", () => {
 });
 
 describe("secrets an operator put where they do not belong", () => {
+  // Session 40's outbound-request hunt: both took `http` to any host, putting the processor's API key
+  // (a header) or the bot token (the URL's path) on the wire in clear.
+  it("PAYMENT_PROCESSOR_URL and TELEGRAM_API_URL refuse http at start except to a loopback host", async () => {
+    const start = (mod: Parameters<typeof createService<any>>[0], env: Record<string, string>) =>
+      createService(mod, { env: { ...srv.env, DRAGONFLY_URL: "redis://127.0.0.1:1", LOG_LEVEL: "silent", PAYMENT_RECONCILE_INTERVAL_MS: "0", ...env }, defaultMetrics: false, logStream }).then(
+        async (s) => (await s.close(), undefined),
+        (e: Error) => e,
+      );
+    for (const [mod, name] of [[paymentService, "PAYMENT_PROCESSOR_URL"], [notificationService, "TELEGRAM_API_URL"]] as const) {
+      for (const refused of ["http://api.example.com", "http://10.0.0.5:8080", "http://127.0.0.1.example.com", "http://127.0.0.1@api.example.com/"]) {
+        const e = await start(mod, { [name]: refused });
+        expect(e?.message, `${name}=${refused}`).toContain(`${name} must be a URL with protocol https (http only to a loopback host`);
+      }
+      // Taken: the service starts, or fails later for want of what this file does not set up (notification-service's topics), never on the URL.
+      for (const taken of ["https://api.example.com", "http://127.0.0.1:9", "http://localhost:9/", "http://[::1]:9"]) expect((await start(mod, { [name]: taken }))?.message ?? "", `${name}=${taken}`).not.toContain(name);
+    }
+  });
+
   // database-service: postgres required, every other datastore optional (so each variable is read).
   const probe = defineService({ name: "database-service", register() {} });
 

@@ -37,10 +37,20 @@ export interface EnvOptions extends SchemaOptions {
 
 if (!FormatRegistry.Has("url")) FormatRegistry.Set("url", (v) => URL.canParse(v));
 
-/** A URL; with `protocols` (without the colon), one of those schemes. */
-export function envUrl(options: EnvOptions & { protocols?: readonly string[] } = {}) {
-  const { protocols, ...rest } = options;
-  return Type.String({ ...rest, format: "url", ...(protocols ? { pattern: `^(${protocols.join("|")}):`, protocols } : {}) });
+/** The hosts of `http` URLs `envUrl({ protocols: ["https"], httpToLoopback: true })` takes: this machine only. */
+const LOOPBACK_HTTP = "http://(localhost|127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[::1\\])(:[0-9]{1,5})?([/?#]|$)";
+
+/**
+ * A URL; with `protocols` (without the colon), one of those schemes. `httpToLoopback` also takes
+ * `http` to a loopback host (a local stand-in of an HTTPS API, as tests run), never to another host:
+ * for an upstream the platform sends a credential to (an API key, a bot token in the path), plain
+ * `http` elsewhere would put it on the wire in clear.
+ */
+export function envUrl(options: EnvOptions & { protocols?: readonly string[]; httpToLoopback?: boolean } = {}) {
+  const { protocols, httpToLoopback, ...rest } = options;
+  const schemes = protocols ? `(${protocols.join("|")}):` : "";
+  const pattern = httpToLoopback ? `^(${schemes || "https:"}|${LOOPBACK_HTTP})` : `^${schemes}`;
+  return Type.String({ ...rest, format: "url", ...(protocols || httpToLoopback ? { pattern, protocols: protocols ?? ["https"], httpToLoopback } : {}) });
 }
 
 /** A comma-separated list of at least one item, each matching `item` (its `description` names the expected form). */
@@ -130,8 +140,9 @@ function describeProblem(e: ValueError, root: TSchema): string {
     case ValueErrorType.StringFormat:
       return "must be a URL";
     case ValueErrorType.StringPattern: {
-      const protocols = (root as Record<string, unknown>).protocols as string[] | undefined;
-      return protocols ? `must be a URL with protocol ${protocols.join(" or ")}` : `must match /${s.pattern}/`;
+      const { protocols, httpToLoopback } = root as { protocols?: string[]; httpToLoopback?: boolean };
+      const loopback = httpToLoopback ? " (http only to a loopback host: localhost, 127.x.x.x, [::1])" : "";
+      return protocols ? `must be a URL with protocol ${protocols.join(" or ")}${loopback}` : `must match /${s.pattern}/`;
     }
     case ValueErrorType.Union:
       return `must be one of ${(s.anyOf as Array<{ const: unknown }>).map((l) => l.const).join(", ")}`;

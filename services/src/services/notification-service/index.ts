@@ -56,7 +56,7 @@ export default defineService({
     SMTP_PASSWORD: Type.Optional(Type.String({ secret: true })),
     SMTP_FROM: Type.String({ default: "AI Trading <notifications@localhost>", minLength: 3 }),
     TELEGRAM_BOT_TOKEN: Type.Optional(Type.String({ secret: true, pattern: "^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$" })),
-    TELEGRAM_API_URL: envUrl({ protocols: ["https", "http"], default: "https://api.telegram.org" }),
+    TELEGRAM_API_URL: envUrl({ protocols: ["https"], httpToLoopback: true, default: "https://api.telegram.org", description: "the Bot API (https; http only to a loopback stand-in)" }),
     NOTIFY_HTTP_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
     NOTIFY_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: "tests/dev only: http and private addresses for webhooks" }),
     NOTIFY_WEBHOOK_DNS_SERVERS: Type.Optional(envList(Type.String({ minLength: 1, maxLength: 64 }), { description: "name servers for webhook hosts (ip or ip:port, comma-separated); the system's when unset" })),

@@ -30,7 +30,7 @@ const PROCESSOR_GRACE_MS = 60_000;
 export default defineService({
   name: "payment-service",
   config: {
-    PAYMENT_PROCESSOR_URL: envUrl({ default: "https://api.stripe.com", protocols: ["https", "http"], description: "the processor's API base URL" }),
+    PAYMENT_PROCESSOR_URL: envUrl({ default: "https://api.stripe.com", protocols: ["https"], httpToLoopback: true, description: "the processor's API base URL (https; http only to a loopback stand-in)" }),
     PAYMENT_PROCESSOR_API_KEY: Type.Optional(Type.String({ secret: true, minLength: 8, description: "processor secret API key (stack secret paymentProcessorApiKey)" })),
     PAYMENT_WEBHOOK_SECRET: Type.Optional(Type.String({ secret: true, minLength: 8, description: "webhook signing secret (stack secret paymentWebhookSecret)" })),
     PAYMENT_WEBHOOK_TOLERANCE_S: Type.Integer({ default: 300, minimum: 1, maximum: 3600, description: "max age of a webhook signature timestamp" }),
