@@ -225,11 +225,27 @@ describe("webhooks", () => {
       expect((await post(tampered, fake.sign(body))).status).toBe(400);
       const stale = body.replace(delivered.event.id, "evt_stale");
       expect((await post(stale, fake.sign(stale, Math.floor(Date.now() / 1000) - 3600))).status).toBe(400);
+      expect(await journalsFor(p.body.id)).toBe(1);
       expect((await post(body)).body.error.field).toBe("stripe-signature");
       expect(await journalsFor(p.body.id)).toBe(1);
     } finally {
       fake.mode = "sync";
     }
+  });
+
+  // Session 40's outbound-request hunt: the SDK's tolerance refuses old timestamps only, so an event
+  // signed with a timestamp an hour ahead was taken (and would be for that hour and the tolerance after).
+  it("a signed webhook whose timestamp is more than the tolerance (300 s) ahead is refused, 400 naming the header", async () => {
+    const p = await charge({ amount: 2500, currency: "usd", paymentMethod: visa }, `k-${randomUUID()}`);
+    const event = { id: `evt_future_${randomUUID().slice(0, 8)}`, object: "event", type: "payment_intent.payment_failed", created: Math.floor(Date.now() / 1000), data: { object: { id: p.body.processorIntentId, object: "payment_intent", status: "requires_payment_method", amount: 2500, currency: "usd", metadata: { intent_id: p.body.id } } } };
+    const body = JSON.stringify(event);
+    const post = (sig: string) => fetch(`${base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": sig }, body }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    const ahead = await post(fake.sign(body, Math.floor(Date.now() / 1000) + 3600));
+    expect([ahead.status, ahead.body.error.code, ahead.body.error.field]).toEqual([400, "INVALID_SIGNATURE", "stripe-signature"]);
+    expect(ahead.body.error.message).toContain("in the future");
+    expect((await http("GET", `${base}/intents/${p.body.id}`, { headers: trader })).body.status).toBe("succeeded");
+    // A clock a little ahead (within the tolerance) is still taken; the event names a settled intent, so it changes nothing.
+    expect((await post(fake.sign(body, Math.floor(Date.now() / 1000) + 60))).status).toBe(200);
   });
 
   it("publishes payment events through the outbox", async () => {

@@ -142,7 +142,7 @@ export class CardProcessor {
     return undefined;
   }
 
-  /** Verifies signature and timestamp tolerance (Stripe's scheme), then parses the event. */
+  /** Verifies signature and timestamp tolerance, past and future (Stripe's scheme), then parses the event. */
   parseWebhook(rawBody: string, signatureHeader: string | undefined, nowMs = Date.now()): ProcessorEvent {
     if (!signatureHeader) throw new WebhookSignatureError("missing Stripe-Signature header");
     let ev: Stripe.Event;
@@ -151,6 +151,11 @@ export class CardProcessor {
     } catch (err) {
       throw new WebhookSignatureError((err as Error).message.split("\n")[0]);
     }
+    // The SDK's tolerance bounds only the age: a timestamp ahead of our clock passed whatever its
+    // distance, so a signed event could be held back and still be taken long after. The same `t` the
+    // SDK verified (its parsing: the last `t=` item) may be at most the tolerance ahead of now.
+    const signedAt = signatureHeader.split(",").reduce((t, item) => (item.split("=")[0] === "t" ? parseInt(item.split("=")[1], 10) : t), -1);
+    if (signedAt > nowMs / 1000 + this.cfg.webhookToleranceS) throw new WebhookSignatureError(`timestamp more than ${this.cfg.webhookToleranceS} s in the future`);
     const obj: { object?: string } | undefined = ev.data?.object;
     return { id: ev.id, type: ev.type, intent: obj?.object === "payment_intent" ? toIntent(obj as Stripe.PaymentIntent) : null };
   }
