@@ -15,13 +15,55 @@ import ipaddr from "ipaddr.js";
 import nodemailer from "nodemailer";
 import { AnswerTooLargeError, readTextCapped } from "../../kit/capped-body";
 import { isPublicAddress, publicOnlyLookup } from "../../kit/public-egress";
+import { scrubString } from "../../kit/telemetry/scrub";
 import { webhookBody, webhookSignature, type Notice } from "./domain";
 
+/**
+ * `message` is what the user reads (`lastError` of GET /deliveries, a dead letter's `reason`): fixed
+ * texts and codes of ours, never a far end's words. `detail` is for the operator's log only: what the
+ * far end or the network said, masked (see the worker).
+ */
 export class DeliveryError extends Error {
-  constructor(message: string, readonly permanent: boolean, readonly retryAfterMs?: number) {
+  constructor(message: string, readonly permanent: boolean, readonly retryAfterMs?: number, readonly detail?: string) {
     super(message);
   }
 }
+
+/**
+ * The user's text of an SMTP failure: its class and the relay's reply code. The relay's own words
+ * reached users before ("smtp: 535 Invalid login: ..."), and a relay may echo the login it refused.
+ */
+export function smtpFailureText(err: { code?: unknown; responseCode?: unknown; command?: unknown }): string {
+  const reply = typeof err.responseCode === "number" && Number.isInteger(err.responseCode) && err.responseCode >= 200 && err.responseCode < 600 ? ` (${err.responseCode})` : "";
+  switch (err.code) {
+    case "EAUTH":
+      return `smtp: authentication refused${reply}`;
+    case "EENVELOPE":
+      return err.command === "MAIL FROM" ? `smtp: sender refused${reply}` : err.command === "RCPT TO" ? `smtp: recipient refused${reply}` : `smtp: message refused${reply}`;
+    case "EMESSAGE":
+      return `smtp: message refused${reply}`;
+    case "ECONNECTION": case "ETIMEDOUT": case "ESOCKET": case "EDNS": case "ETLS": case "EREQUIRETLS":
+      return "smtp: relay unreachable";
+    default:
+      return `smtp: send failed${reply}`;
+  }
+}
+
+/** The relay's text for the operator's log: the login masked wherever the relay echoed it (as it is, or base64 as AUTH sent it), then credential shapes. */
+function relayDetail(err: Error, s: Pick<SmtpSettings, "user" | "password">): string {
+  let text = `${(err as { code?: string }).code ?? ""} ${err.message}`.slice(0, 500);
+  const b64 = (v: string) => Buffer.from(v, "utf8").toString("base64");
+  const secrets = s.password ? [s.password, b64(s.password), b64(`\u0000${s.user ?? ""}\u0000${s.password}`)] : [];
+  for (const secret of secrets) text = text.split(secret).join("***");
+  return scrubString(text);
+}
+
+/**
+ * What a user reads of a webhook that got no HTTP answer: one text whatever the network said
+ * (connection refused, a timeout, a reset, not TLS, a bad certificate, no such name), so `lastError`
+ * is no scanner of other hosts' ports. The code goes to the operator's log.
+ */
+export const WEBHOOK_UNREACHABLE = "webhook: endpoint unreachable";
 
 export interface SmtpSettings { host: string; port: number; secure: boolean; requireTls: boolean; rejectUnauthorized: boolean; user?: string; password?: string; from: string }
 
@@ -44,7 +86,7 @@ export function emailChannel(s: SmtpSettings) {
       } catch (err) {
         const code = (err as { responseCode?: number }).responseCode;
         // 5xx from the server (mailbox unknown, message refused) will not change on retry.
-        throw new DeliveryError(`smtp: ${code ?? ""} ${(err as Error).message}`.slice(0, 300), code !== undefined && code >= 500 && code < 600);
+        throw new DeliveryError(smtpFailureText(err as object), code !== undefined && code >= 500 && code < 600, undefined, relayDetail(err as Error, s));
       }
     },
     close: () => transport.close(),
@@ -90,8 +132,15 @@ export function telegramChannel(apiUrl: string, token: string, timeoutMs: number
 
 export { isPublicAddress };
 
-/** A webhook URL a user may register, or the reason it is refused. */
-export function checkWebhookUrl(raw: string, allowPrivate: boolean): string | null {
+/** The webhook ports allowed unless the operator says otherwise (NOTIFY_WEBHOOK_PORTS): https's. */
+export const DEFAULT_WEBHOOK_PORTS: readonly number[] = [443];
+
+/**
+ * A webhook URL a user may register, or the reason it is refused. Only `ports` (443 unless the
+ * operator lists others): any public port let a user have the service open a TLS hello and a signed
+ * POST to `host:22` or `:25`. `allowPrivate` (tests, dev) lifts the port rule with the address rule.
+ */
+export function checkWebhookUrl(raw: string, allowPrivate: boolean, ports: readonly number[] = DEFAULT_WEBHOOK_PORTS): string | null {
   let u: URL;
   try {
     u = new URL(raw);
@@ -103,21 +152,24 @@ export function checkWebhookUrl(raw: string, allowPrivate: boolean): string | nu
   // "localhost." is localhost: a trailing dot only roots the name.
   const host = u.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "");
   if (!allowPrivate && (host === "localhost" || host.endsWith(".localhost") || (ipaddr.isValid(host) && !isPublicAddress(host)))) return "must not point at a private, loopback or link-local address";
+  const port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
+  if (!allowPrivate && !ports.includes(port)) return `must use port ${ports.join(" or ")}`;
   return null;
 }
 
 /** The most of a webhook endpoint's answer body read (and thrown away) before the connection is dropped. */
 export const WEBHOOK_ANSWER_MAX_BYTES = 64 * 1024;
 
-export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; dnsServers?: readonly string[]; now?: () => number }) {
+export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; ports?: readonly number[]; dnsServers?: readonly string[]; now?: () => number }) {
   const lookup = o.allowPrivate ? undefined : publicOnlyLookup({ servers: o.dnsServers, timeoutMs: o.timeoutMs });
   return {
     async send(url: string, secret: string, n: Pick<Notice, "dedupKey" | "kind" | "at" | "data">): Promise<void> {
-      const refused = checkWebhookUrl(url, o.allowPrivate);
+      const refused = checkWebhookUrl(url, o.allowPrivate, o.ports);
       if (refused) throw new DeliveryError(`webhook url ${refused}`, true);
       const body = webhookBody(n);
       const ts = Math.floor((o.now?.() ?? Date.now()) / 1000);
       const u = new URL(url);
+      let answered = false; // an HTTP status line came back
       const status = await new Promise<number>((resolve, reject) => {
         const req = (u.protocol === "https:" ? https : http).request(
           u,
@@ -139,6 +191,7 @@ export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; dn
             },
           },
           (res) => {
+            answered = true;
             // The body is not needed: drained so the socket is released, up to a cap. Without one, an
             // endpoint answering an endless body at full speed was read for the whole timeout, on every
             // attempt of every notice (gigabytes into the service a delivery, for nothing).
@@ -155,10 +208,14 @@ export function webhookChannel(o: { timeoutMs: number; allowPrivate: boolean; dn
         req.on("error", reject);
         req.end(body);
       }).catch((err: Error & { code?: string; syscall?: string }) => {
-        const timedOut = err.name === "AbortError" || err.name === "TimeoutError" || err.code === "ABORT_ERR";
+        const timedOut = err.name === "AbortError" || err.name === "TimeoutError" || err.code === "ABORT_ERR" || err.message === "timeout";
         // c-ares's errors (syscall queryA / queryAaaa) say what the name server answered: not the endpoint's.
-        const what = `${err.syscall?.startsWith("query") ? "dns " : ""}${err.code ?? err.message}`;
-        throw new DeliveryError(timedOut ? `webhook: no complete answer within ${o.timeoutMs} ms` : `webhook: ${what}`.slice(0, 300), err.code === "EBLOCKED");
+        const detail = scrubString(`${err.syscall?.startsWith("query") ? "dns " : ""}${err.code ?? err.name}: ${err.message}`.slice(0, 300));
+        // Refused by us (a private address): the user's own name says so, nothing about the host.
+        if (err.code === "EBLOCKED") throw new DeliveryError("webhook: EBLOCKED", true, undefined, detail);
+        if (!answered) throw new DeliveryError(WEBHOOK_UNREACHABLE, false, undefined, detail);
+        if (err.code === `ANSWER_OVER_${WEBHOOK_ANSWER_MAX_BYTES}_BYTES`) throw new DeliveryError(`webhook: ${err.code}`, false, undefined, detail);
+        throw new DeliveryError(timedOut ? `webhook: no complete answer within ${o.timeoutMs} ms` : "webhook: answer cut short", false, undefined, detail);
       });
       // 410 Gone: the receiver says the endpoint is no more. Everything else non-2xx is retried.
       if (status === 410) throw new DeliveryError("webhook: 410 gone", true);

@@ -46,7 +46,7 @@ export function registerAddressConfirmation(app: App, channel: Confirmable, send
     if ((await count(`nt:${channel}-codes-to:${addressKey(channel, address)}:${hour}`)) > MAX_CODES_PER_ADDRESS_PER_HOUR) return "rate_limited";
     const code = newCode();
     if (!(await storeCode(app.pg, channel, userId, address, codeHash(channel, userId, address, code), CODE_TTL_MS))) return "unavailable";
-    void sendCode(address, codeMessage(channel, code)).catch((err: Error) => log.warn({ userId, channel, err: { message: err.message } }, "confirmation code not sent; the user may ask for another"));
+    void sendCode(address, codeMessage(channel, code)).catch((err: Error) => log.warn({ userId, channel, err: { message: err.message }, detail: (err as { detail?: string }).detail }, "confirmation code not sent; the user may ask for another"));
     return "sent";
   };
   const noAddress = () => conflict(`no ${say.what} is set: PUT /preferences first`, say.field);

@@ -59,6 +59,7 @@ export default defineService({
     TELEGRAM_API_URL: envUrl({ protocols: ["https"], httpToLoopback: true, default: "https://api.telegram.org", description: "the Bot API (https; http only to a loopback stand-in)" }),
     NOTIFY_HTTP_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
     NOTIFY_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: "tests/dev only: http and private addresses for webhooks" }),
+    NOTIFY_WEBHOOK_PORTS: envList(Type.String({ pattern: "^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$", description: "a TCP port, 1 to 65535" }), { default: ["443"], description: "the ports a webhook URL may name (comma-separated); https's 443 unless the operator lists others" }),
     NOTIFY_WEBHOOK_DNS_SERVERS: Type.Optional(envList(Type.String({ minLength: 1, maxLength: 64 }), { description: "name servers for webhook hosts (ip or ip:port, comma-separated); the system's when unset" })),
     NOTIFY_MAX_WEBHOOKS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
     NOTIFY_MAX_ATTEMPTS: Type.Integer({ default: 8, minimum: 1, maximum: 50 }),
@@ -85,13 +86,14 @@ export default defineService({
       : undefined;
     if (email) ctx.onClose(() => email.close());
     const telegram = c.TELEGRAM_BOT_TOKEN ? telegramChannel(c.TELEGRAM_API_URL.replace(/\/+$/, ""), c.TELEGRAM_BOT_TOKEN, c.NOTIFY_HTTP_TIMEOUT_MS) : undefined;
+    const webhookPorts = c.NOTIFY_WEBHOOK_PORTS.map(Number);
     const channels: Channels = {
       email,
       telegram,
-      webhook: webhookOrConfigError(() => webhookChannel({ timeoutMs: c.NOTIFY_HTTP_TIMEOUT_MS, allowPrivate: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, dnsServers: c.NOTIFY_WEBHOOK_DNS_SERVERS })),
+      webhook: webhookOrConfigError(() => webhookChannel({ timeoutMs: c.NOTIFY_HTTP_TIMEOUT_MS, allowPrivate: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, ports: webhookPorts, dnsServers: c.NOTIFY_WEBHOOK_DNS_SERVERS })),
     };
     ctx.log.info({ email: !!channels.email, telegram: !!channels.telegram, webhook: true }, "notification channels");
-    registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS, sendCode: { email: email && ((to, m) => email.send(to, m)), telegram: telegram && ((chat, m) => telegram.send(chat, m)) }, log: ctx.log });
+    registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, webhookPorts, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS, sendCode: { email: email && ((to, m) => email.send(to, m)), telegram: telegram && ((chat, m) => telegram.send(chat, m)) }, log: ctx.log });
 
     const sent = new Counter({ name: "notifications_total", help: "Delivery attempts by channel and outcome (sent, retry, dead, rate_limited)", labelNames: ["channel", "outcome"] as const, registers: [ctx.metrics.registry] });
     const sender = new Sender(app.pg, app.redis, channels, {

@@ -56,7 +56,7 @@ const delivery = (d: data.DeliveryRow) => ({
   createdAt: d.created_at.toISOString(), sentAt: d.sent_at?.toISOString() ?? null,
 });
 
-export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; maxWebhooks: number; sendCode: { email?: CodeSender; telegram?: CodeSender }; log: Logger }): void {
+export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; webhookPorts: readonly number[]; maxWebhooks: number; sendCode: { email?: CodeSender; telegram?: CodeSender }; log: Logger }): void {
   const emailCodes = registerAddressConfirmation(app, "email", o.sendCode.email, o.log);
   const telegramCodes = registerAddressConfirmation(app, "telegram", o.sendCode.telegram, o.log);
   app.get("/preferences", { schema: { response: { 200: PreferencesOut } } }, async (req) => data.preferences(app.pg, requireIdentity(req).userId));
@@ -81,7 +81,7 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; max
 
   app.post("/webhooks", { schema: { body: Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }), response: { 201: ResponseObject({ id: Type.String(), url: Type.String(), secret: Type.String({ description: "the signing secret, shown once" }) }) } } }, async (req, reply) => {
     const who = requireIdentity(req);
-    const refused = checkWebhookUrl(req.body.url, o.allowPrivateWebhooks);
+    const refused = checkWebhookUrl(req.body.url, o.allowPrivateWebhooks, o.webhookPorts);
     if (refused) throw badRequest(`url ${refused}`, "url");
     const hook = { id: randomUUID(), userId: who.userId, url: req.body.url, secret: `whsec_${randomBytes(32).toString("base64url")}` };
     if (!(await data.insertWebhook(app.pg, hook, o.maxWebhooks))) throw conflict(`at most ${o.maxWebhooks} webhook endpoints per user`, "url");

@@ -116,12 +116,14 @@ export class Sender {
     } catch (err) {
       const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, false);
       const attempt = d.attempts + 1;
+      // The user reads e.message (fixed texts); what the far end or the network said, masked, is for the operator.
       if (e.permanent || attempt >= this.o.maxAttempts) {
         await data.markDead(this.db, d, e.message);
         this.sent.inc({ channel: d.channel, outcome: "dead" });
-        this.log.warn({ deliveryId: d.delivery_id, channel: d.channel, attempts: attempt, reason: e.message }, "notification dead-lettered");
+        this.log.warn({ deliveryId: d.delivery_id, channel: d.channel, attempts: attempt, reason: e.message, detail: e.detail }, "notification dead-lettered");
         return;
       }
+      if (e.detail) this.log.info({ deliveryId: d.delivery_id, channel: d.channel, attempts: attempt, reason: e.message, detail: e.detail }, "delivery attempt failed");
       const wait = Math.max(backoffMs(attempt, this.o.backoffBaseMs, this.o.backoffMaxMs), e.retryAfterMs ?? 0);
       await data.markFailed(this.db, d.delivery_id, e.message, new Date(Date.now() + wait));
       this.sent.inc({ channel: d.channel, outcome: "retry" });
