@@ -124,3 +124,50 @@ describe("logout racing a refresh of the same session", () => {
     }
   });
 });
+
+/**
+ * A password change racing "log out everywhere" (session 40's race hunt, fixed in session 41). The
+ * change committed, then issued its new session; a logout-all committed in between raised the token
+ * epoch, so the session was refused and the change answered 401 although the password had been
+ * changed. The session is now stored in the change's own transaction: the change answers 200, and
+ * the logout-all that came after it ends that session like any other.
+ */
+describe("a password change racing a logout-all", () => {
+  const ROUNDS = 5;
+  it(`${ROUNDS} rounds: the logout-all commits right after the change: the change answers 200, the new password logs in, no session survives the logout-all`, async () => {
+    const statuses: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const email = `pwall-${randomBytes(4).toString("hex")}@example.com`;
+      const reg = await http("POST", `${base}/register`, { body: { email, password: OLD } });
+      const userId = reg.body.user.id as string;
+      const as = { "x-user-id": userId, "x-user-role": "trader" };
+      const waitingOn = async (sql: string) => Number((await pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", [`${sql}%`])).rows[0].n);
+      // Holds the user row: the change (after its hashes) and then the logout-all queue behind it, so
+      // the logout-all commits as soon as the change has, while the change still has work to do.
+      const holder = await pool.connect();
+      try {
+        await holder.query("BEGIN");
+        await holder.query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", [userId]);
+        const change = http("POST", `${base}/password`, { headers: as, body: { currentPassword: OLD, newPassword: NEW } });
+        await waitUntil("the change waits for the user row", async () => (await waitingOn("UPDATE users SET password_hash")) > 0, 20_000, 5);
+        const logoutAll = http("POST", `${base}/logout`, { headers: as, body: { all: true } });
+        await waitUntil("the logout-all waits behind it", async () => (await waitingOn("UPDATE users SET token_epoch")) > 0, 20_000, 5);
+        await holder.query("COMMIT");
+        const [changed, loggedOut] = await Promise.all([change, logoutAll]);
+        expect(loggedOut.status).toBe(204);
+        statuses.push(changed.status);
+        expect(changed.status, JSON.stringify(changed.body)).toBe(200); // before: 401 UNAUTHORIZED "Unknown or disabled user", the password changed
+        const stored = (await pool.query("SELECT token_epoch FROM users WHERE id = $1", [userId])).rows[0];
+        expect(stored.token_epoch).toBe(2); // both happened, the change first
+        // The logout-all came after the change: the change's session is over too.
+        expect((await http("POST", `${base}/refresh`, { body: { refreshToken: changed.body.refreshToken } })).status).toBe(401);
+        expect((await http("POST", `${base}/login`, { body: { email, password: NEW } })).status).toBe(200);
+        expect((await http("POST", `${base}/login`, { body: { email, password: OLD } })).status).toBe(401);
+      } finally {
+        await holder.query("ROLLBACK").catch(() => undefined);
+        holder.release();
+      }
+    }
+    expect(statuses).toEqual(Array(ROUNDS).fill(200));
+  });
+});

@@ -129,16 +129,22 @@ export async function asActingAdmin<T>(pg: Pick<PostgresClient, "transaction">, 
 }
 
 /**
- * A new password hash, and every session and access token issued so far revoked with the old one
- * (a leaked password changed is a leaked session ended), locking the user row first (see setUserDisabled).
- */
-/**
  * Sets a new password if the stored one is still `verifiedHash` (the one the current password was
  * checked against): of two concurrent changes with the same current password only the first is
- * made, where both used to answer 200 and the second silently replace the first. "changed" when
- * another change came first, undefined for an unknown or disabled user.
+ * made, where both used to answer 200 and the second silently replace the first. Every session and
+ * access token issued so far is revoked with the old password (a leaked password changed is a leaked
+ * session ended), locking the user row first (see setUserDisabled); `withinChange` then runs in the
+ * same transaction (the new session: issued after the commit, a logout-all committed in between
+ * refused it, and the change, made, answered 401). "changed" when another change came first,
+ * undefined for an unknown or disabled user.
  */
-export async function changePassword(pg: Pick<PostgresClient, "transaction">, userId: string, passwordHash: string, verifiedHash: string): Promise<UserRow | "changed" | undefined> {
+export async function changePassword<T>(
+  pg: Pick<PostgresClient, "transaction">,
+  userId: string,
+  passwordHash: string,
+  verifiedHash: string,
+  withinChange: (c: Queryable, user: UserRow) => Promise<T>,
+): Promise<{ user: UserRow; result: T } | "changed" | undefined> {
   return pg.transaction(async (c) => {
     const user = (
       await c.query<UserRow>(
@@ -151,7 +157,7 @@ export async function changePassword(pg: Pick<PostgresClient, "transaction">, us
       return still.rows.length > 0 ? "changed" : undefined;
     }
     await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL`, [userId]);
-    return user;
+    return { user, result: await withinChange(c, user) };
   });
 }
 

@@ -136,12 +136,14 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       }
       if (req.body.newPassword === req.body.currentPassword) throw new HttpError(400, "VALIDATION_ERROR", "The new password must differ from the current one", "newPassword");
       await passwordChanges.reset(user.email);
-      const changed = await data.changePassword(app.pg, user.id, await hashPassword(req.body.newPassword), user.password_hash);
+      // The new session is stored in the change's transaction: a logout-all committed after the
+      // change ends it like any other, and never turns the change, made, into a 401.
+      const changed = await data.changePassword(app.pg, user.id, await hashPassword(req.body.newPassword), user.password_hash, (c, row) => issueTokens(c, tokens, row, randomUUID()));
       if (changed === "changed") throw new HttpError(409, "PASSWORD_CHANGED", "The password was changed by another request meanwhile; nothing was changed by this one", "currentPassword");
       if (!changed) throw unknownOrDisabledUser();
-      await propagateUserState(changed.id, changed);
-      req.log.info({ userId: changed.id }, "password changed; every session revoked");
-      return { ...(await issueTokens(app.pg, tokens, changed, randomUUID())), user: publicUser(changed) };
+      await propagateUserState(changed.user.id, changed.user);
+      req.log.info({ userId: changed.user.id }, "password changed; every session revoked");
+      return { ...changed.result, user: publicUser(changed.user) };
     },
   );
 
