@@ -35,7 +35,8 @@ beforeAll(async () => {
   pool = new pg.Pool({ connectionString: srv.postgres.url, max: 2 });
   await runPostgresMigrations(pool);
   client = new Redis(redis.url);
-  umUrl = await listen(await createService(userManagement, env(srv.postgres.env)));
+  client.on("error", () => undefined); // the outage case stops the server under it
+  umUrl = await listen(await createService(userManagement, env({ ...srv.postgres.env, SESSION_REVOCATION_SWEEP_MS: "300" })));
   gwA = await startGateway();
   gwB = await startGateway();
 }, 120_000);
@@ -121,6 +122,35 @@ describe("access tokens of a session ended alone are refused at once (session 40
     const gwC = await startGateway();
     expect(await me(gwC, first.access)).toBe(401);
     expect(await me(gwC, second.access)).toBe(200);
+  });
+
+  it("a reuse revocation made while Dragonfly is down reaches the gateways once it is back, within the sweep period (session 41)", async () => {
+    const { first, second } = await userWithTwoSessions("outage");
+    const stolen = await call(gwA, "POST", "/api/users/refresh", { body: { refreshToken: first.refresh } });
+    expect(stolen.status).toBe(200);
+    const thiefAccess = stolen.body.accessToken as string;
+    for (const gw of [gwA, gwB]) expect(await me(gw, thiefAccess)).toBe(200);
+
+    await redis.kill();
+    try {
+      // The reuse reaches user-management directly (the gateways cannot authenticate anything while
+      // Dragonfly is down): the family is revoked in PostgreSQL, the gateways cannot be told.
+      const reuse = await fetch(`${umUrl}/refresh`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refreshToken: first.refresh }) });
+      expect(reuse.status).toBe(401);
+      expect(((await reuse.json()) as Json).error.code).toBe("REFRESH_TOKEN_REUSED");
+      const revoked = await pool.query("SELECT count(*)::int AS n FROM refresh_tokens WHERE family_id = $1 AND revoked_reason = 'reuse'", [decodeSid(thiefAccess)]);
+      expect(revoked.rows[0].n).toBeGreaterThan(0);
+    } finally {
+      await redis.restart();
+    }
+    // Before: the revocation was only logged, and both gateways accepted the thief's token for up to
+    // 15 minutes. Now the sweep (every 300 ms here) publishes it once Dragonfly answers.
+    for (const gw of [gwA, gwB]) {
+      await refusedSoon(gw, thiefAccess);
+      expect(await me(gw, second.access)).toBe(200);
+    }
+    const owed = await pool.query("SELECT count(*)::int AS n FROM session_revocations_unpublished WHERE family_id = $1", [decodeSid(thiefAccess)]);
+    expect(owed.rows[0].n).toBe(0);
   });
 
   it("a session id the gateway cannot read is refused (401), not taken for a session", async () => {

@@ -7,6 +7,8 @@ export const config = {
   REFRESH_TOKEN_TTL_S: Type.Integer({ default: 7 * 24 * 3600, minimum: 300, maximum: 90 * 24 * 3600 }),
   /** Days an expired refresh token is kept (a used one presented again meanwhile still revokes its session), then deleted. */
   REFRESH_TOKEN_RETENTION_DAYS: Type.Integer({ default: 30, minimum: 0, maximum: 3_650 }),
+  /** How often owed session revocations (Dragonfly unreachable when they were made) are published again: the longest a gateway keeps accepting such a session's tokens once Dragonfly is back. */
+  SESSION_REVOCATION_SWEEP_MS: Type.Integer({ default: 5_000, minimum: 100, maximum: 60_000 }),
   /** Failed logins to one account from one client address per window (the address the gateway determined). */
   LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   /** Failed logins to one account from all addresses together per window: only these lock the owner out too. */

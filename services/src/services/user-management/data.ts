@@ -4,6 +4,7 @@
  */
 import type { PostgresClient, Queryable } from "../../kit";
 import type { Role } from "../../kit/identity";
+import { recordUnpublishedRevocation } from "./session-revocations";
 
 export interface UserRow {
   id: string;
@@ -233,9 +234,10 @@ export async function markRefreshTokenUsed(db: Queryable, id: string): Promise<v
   await db.query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1", [id]);
 }
 
-/** Revokes a whole session family after a rotated token came back. */
+/** Revokes a whole session family after a rotated token came back; the gateways are owed it (./session-revocations.ts). */
 export async function revokeFamilyOnReuse(db: Queryable, familyId: string): Promise<void> {
   await db.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'reuse' WHERE family_id = $1 AND revoked_at IS NULL`, [familyId]);
+  await recordUnpublishedRevocation(db, familyId);
 }
 
 /**
@@ -244,7 +246,8 @@ export async function revokeFamilyOnReuse(db: Queryable, familyId: string): Prom
  * statement of its own, so a refresh at the same moment either commits its successor token first (then
  * revoked too) or waits and finds its token revoked. Before, a refresh that had locked the presented
  * token committed a successor the revoking statement could not see: that session survived the logout.
- * Answers the session's family id (revoked now or before: a retried logout tells the gateways again),
+ * Answers the session's family id (revoked now or before: a retried logout tells the gateways again;
+ * owed to them until told, ./session-revocations.ts),
  * undefined when the token is not one of the user's.
  */
 export async function revokeSessionOf(pg: Pick<PostgresClient, "transaction">, userId: string, tokenHash: Buffer): Promise<string | undefined> {
@@ -253,6 +256,7 @@ export async function revokeSessionOf(pg: Pick<PostgresClient, "transaction">, u
     const family = (await c.query<{ family_id: string }>("SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2", [tokenHash, userId])).rows[0]?.family_id;
     if (family === undefined) return undefined;
     await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout' WHERE revoked_at IS NULL AND user_id = $2 AND family_id = $1`, [family, userId]);
+    await recordUnpublishedRevocation(c, family);
     return family;
   });
 }

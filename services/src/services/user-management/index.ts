@@ -14,7 +14,9 @@
  *   POST /internal/api-keys/verify {key}     (gateway only, never proxied) -> 200 {userId, role, apiKeyId, scopes, expiresAt} | 401
  *
  * Layers: routes.ts, api-key-routes.ts (HTTP) -> sessions.ts (token issuance and rotation) -> domain.ts
- * (rules, no I/O), data.ts and api-key-data.ts (SQL), dragonfly.ts (lockout counters, API key cache); passwords.ts and api-keys.ts hold
+ * (rules, no I/O), data.ts and api-key-data.ts (SQL), dragonfly.ts (lockout counters, API key cache),
+ * session-revocations.ts (revocations of one session owed to the gateways, swept every
+ * SESSION_REVOCATION_SWEEP_MS until Dragonfly takes them); passwords.ts and api-keys.ts hold
  * the hashing of each secret; bootstrap.ts the first admin.
  *
  * First admin (./bootstrap.ts): set BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD (secret); at
@@ -27,6 +29,8 @@ import { bootstrapAdmin } from "./bootstrap";
 import { config } from "./config";
 import { deleteExpiredRefreshTokens } from "./data";
 import { registerRoutes } from "./routes";
+import { publishOwedRevocations } from "./session-revocations";
+import { publishSessionRevoked } from "./user-state";
 
 export default defineService({
   name: "user-management",
@@ -38,6 +42,10 @@ export default defineService({
     const expired = new PeriodicDelete("expired refresh tokens", () => deleteExpiredRefreshTokens(ctx.app.pg, retentionS, 5_000), ctx.log);
     expired.start();
     ctx.onClose(() => expired.stop());
+    // Session revocations Dragonfly could not be told of when made: published until it takes them.
+    const owed = new PeriodicDelete("owed session revocations", () => publishOwedRevocations(ctx.app.pg, (familyId) => publishSessionRevoked(ctx.app.redis, familyId), 100), ctx.log, { intervalMs: ctx.config.SESSION_REVOCATION_SWEEP_MS, backlogPauseMs: Math.min(1_000, ctx.config.SESSION_REVOCATION_SWEEP_MS) });
+    owed.start();
+    ctx.onClose(() => owed.stop());
     try {
       await bootstrapAdmin(ctx);
     } catch (err) {

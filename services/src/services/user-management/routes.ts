@@ -19,6 +19,7 @@ import {
 import { ApiKeyCache, LoginCounters } from "./dragonfly";
 import { dummyHash, hashPassword, verifyPassword } from "./passwords";
 import { AnyPassword, DisplayName, Email, MeOut, NewPassword, NoContent, RefreshToken, SessionOut, UserEnvelope } from "./schemas";
+import { markRevocationPublished } from "./session-revocations";
 import { issueTokens, rotateRefreshToken, type TokenSettings } from "./sessions";
 import { publishSessionRevoked, publishUserState, userStateOf } from "./user-state";
 
@@ -45,9 +46,11 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     try {
       await publishSessionRevoked(app.redis, familyId);
     } catch (err) {
-      log.error({ err: { message: (err as Error).message }, familyId }, "session revocation not propagated");
+      log.error({ err: { message: (err as Error).message }, familyId }, "session revocation not propagated yet; the sweep retries it");
       throw unavailable("REVOCATION_PENDING", "Saved, but the change could not be propagated yet; retry the request", 1);
     }
+    // Told: no longer owed (a failure here only means the sweep publishes it once more).
+    await markRevocationPublished(app.pg, familyId).catch((err: Error) => log.warn({ err: { message: err.message }, familyId }, "published session revocation not cleared"));
   }
 
   async function activeUser(id: string): Promise<data.UserRow> {
@@ -93,7 +96,8 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
   });
 
   app.post("/refresh", { schema: { body: Type.Object({ refreshToken: RefreshToken }, { additionalProperties: false }), response: { 200: SessionOut } } }, async (req) => {
-    // A reused token's 401 stands even if the gateways cannot be told (logged): nobody retries a reuse.
+    // A reused token's 401 stands even if the gateways cannot be told now: nobody retries a reuse, so
+    // the revocation is owed in PostgreSQL and the sweep publishes it once Dragonfly answers.
     const familyRevoked = (familyId: string) => propagateSessionRevoked(familyId).catch(() => undefined);
     const { tokens: pair, user } = await rotateRefreshToken(app.pg, tokens, req.body.refreshToken, req.log, familyRevoked);
     return { ...pair, user: publicUser(user) };
