@@ -36,7 +36,7 @@ const redis = new Redis(env("DRAGONFLY_URL"), { maxRetriesPerRequest: 1 });
 const peers = new PeerClient(gateway);
 const states = new UserStates(redis, peers, 30_000, () => undefined);
 states.start();
-const limits = new GatewayLimits(redis, { windowMs, ipMax: max * 4, keyFailureMax: 10, keyFailureWindowMs: 300_000 });
+const limits = new GatewayLimits(redis, { windowMs, ipMax: max * 4, siteMax: max * 64, keyFailureMax: 10, keyFailureWindowMs: 300_000 });
 // The per-user limit on the store the gateway's rate-limit plugin uses, under the same keys.
 const perUser = new (limits.rateLimitStore("gw-rl:", max, windowMs))({});
 const authenticator = new Authenticator({ key: jwtKey(env("JWT_SECRET")), maxTokenAgeS: 3_600, redis, peers, states, limits });

@@ -3,7 +3,7 @@
  * without), against real PostgreSQL and Redis: each case failed before its fix.
  * - The bootstrap admin: an account a stranger registered with BOOTSTRAP_ADMIN_EMAIL is not promoted.
  * - IPv6 clients are counted by their /64: picking another address of it is no fresh rate-limit
- *   bucket, nor a fresh login lockout.
+ *   bucket, nor a fresh login lockout; and every request of a /48 once more, at a higher cap (session 41).
  * - Two admins removing each other at once leave one admin, not none.
  * - A malformed request pipelined behind one being handled no longer takes that one's answer.
  */
@@ -120,6 +120,24 @@ describe("IPv6 clients are counted by their /64", { timeout: 120_000 }, () => {
     // The owner, elsewhere, still logs in: the lockout is the guesser's network's.
     const owner = await fetch(`${gw}/api/users/login`, { method: "POST", headers: from("2001:db8:40:9::1"), body: JSON.stringify({ email, password }) });
     expect(owner.status).toBe(200);
+  });
+
+  it("a client holding a /48 (65,536 /64s) is capped per /48 too: one request from each of many /64s is refused past the site cap, another /48 is not (session 41)", async () => {
+    const umUrl = await startUserManagement();
+    // Per /64: 3 anonymous requests (12 authenticated); per /48: 8 requests of any kind.
+    const gw = await startGateway(umUrl, { TRUST_PROXY: "127.0.0.1", RATE_LIMIT_MAX_REQUESTS: "3", RATE_LIMIT_IPV6_SITE_MAX_REQUESTS: "8", RATE_LIMIT_WINDOW_MS: "600000" });
+    const statuses: number[] = [];
+    // Each /64 of the /48 used once, so no per-/64 bucket is near its limit; /56s of the same /48 included.
+    for (let i = 1; i <= 12; i++) statuses.push((await fetch(`${gw}/api/users/me`, { headers: from(`2001:db8:41:${(i * 0x101).toString(16)}::1`) })).status);
+    // Before: 401 twelve times (each /64 a bucket of its own, the /48 never counted).
+    expect(statuses).toEqual([...Array(8).fill(401), ...Array(4).fill(429)]);
+    const refused = await fetch(`${gw}/api/users/me`, { headers: from("2001:db8:41:ffff::7") });
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as Json).error.message).toContain("client network");
+    expect(refused.headers.get("retry-after")).toBeTruthy();
+    // Another /48, and an IPv4 client, are not held back by it.
+    expect((await fetch(`${gw}/api/users/me`, { headers: from("2001:db8:42:1::1") })).status).toBe(401);
+    expect((await fetch(`${gw}/api/users/me`, { headers: from("198.51.100.41") })).status).toBe(401);
   });
 });
 

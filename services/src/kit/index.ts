@@ -2,7 +2,7 @@ export * from "./config";
 export * from "./errors";
 export { isTransientError, NETWORK_ERROR_CODES } from "./transient-errors";
 export * from "./identity";
-export { addressBucketOf } from "./address-bucket";
+export { addressBucketOf, siteBucketOf } from "./address-bucket";
 export * from "./peers";
 export * from "./service";
 export { Datastores, DatastoreDisabledError, datastoreEnv, loadDatastoreConfig, subscribeDragonfly } from "./datastores";

@@ -11,6 +11,12 @@ export const config = {
   RATE_LIMIT_MAX_REQUESTS: Type.Integer({ default: 300, minimum: 1, maximum: 1_000_000 }),
   /** Cap per client IP on authenticated traffic (many accounts behind one address); default 4x the per-user limit. */
   RATE_LIMIT_IP_MAX_REQUESTS: Type.Optional(Type.Integer({ minimum: 1, maximum: 4_000_000 })),
+  /**
+   * Cap per IPv6 /48 (a site: RFC 6177 hands one a /48 to /56) on every request, anonymous ones too;
+   * default 16x the per-address cap. A /48 holds 65,536 /64s, each counted as one address: without it
+   * a client holding one had 65,536 address budgets. 16 is a site's many busy networks, at 1/4096 of that.
+   */
+  RATE_LIMIT_IPV6_SITE_MAX_REQUESTS: Type.Optional(Type.Integer({ minimum: 1, maximum: 64_000_000 })),
   /** Failed API-key verifications allowed per client IP in API_KEY_FAILURE_WINDOW_MS (not per key prefix: ./limits.ts). */
   API_KEY_MAX_FAILURES: Type.Integer({ default: 10, minimum: 1, maximum: 1_000 }),
   API_KEY_FAILURE_WINDOW_MS: Type.Integer({ default: 300_000, minimum: 1_000, maximum: 86_400_000 }),

@@ -15,7 +15,9 @@
  *   failed API-key verifications per IP (./limits.ts). The client IP is the
  *   peer address unless the peer is listed in TRUST_PROXY (the edge's addresses/CIDRs), then the
  *   nearest untrusted X-Forwarded-For entry: a client cannot pick its own bucket. An IPv6 client is
- *   counted by its /64 (kit addressBucketOf), which it cannot leave by picking another address.
+ *   counted by its /64 (kit addressBucketOf), which it cannot leave by picking another address, and
+ *   every request of an IPv6 site (/48) once more against RATE_LIMIT_IPV6_SITE_MAX_REQUESTS (default
+ *   16x the per-IP cap): a client holding a /48 has 65,536 /64s.
  * - REQUEST_TIMEOUT_MS bounds receiving the request with its authentication (a body still arriving
  *   then: 408, the connection closed, nothing forwarded), and again the upstream's answer from the
  *   moment the body is in (504 JSON beyond): an upload's time is not taken from the upstream's.
@@ -23,7 +25,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import rateLimit from "@fastify/rate-limit";
 import { catalog, type ServiceDefinition } from "../../catalog";
-import { addressBucketOf, defineService, errorBody, HttpError, jwtKey, peerBaseUrl } from "../../kit";
+import { addressBucketOf, defineService, errorBody, HttpError, jwtKey, peerBaseUrl, siteBucketOf } from "../../kit";
 import { Authenticator, type Auth } from "./authenticate";
 import { config } from "./config";
 import { GatewayLimits } from "./limits";
@@ -52,9 +54,11 @@ export default defineService({
     });
     states.start();
     ctx.onClose(() => states.close());
+    const ipMax = cfg.RATE_LIMIT_IP_MAX_REQUESTS ?? cfg.RATE_LIMIT_MAX_REQUESTS * 4;
     const limits = new GatewayLimits(redis, {
       windowMs: cfg.RATE_LIMIT_WINDOW_MS,
-      ipMax: cfg.RATE_LIMIT_IP_MAX_REQUESTS ?? cfg.RATE_LIMIT_MAX_REQUESTS * 4,
+      ipMax,
+      siteMax: cfg.RATE_LIMIT_IPV6_SITE_MAX_REQUESTS ?? ipMax * 16,
       keyFailureMax: cfg.API_KEY_MAX_FAILURES,
       keyFailureWindowMs: cfg.API_KEY_FAILURE_WINDOW_MS,
     });
@@ -120,25 +124,37 @@ export default defineService({
         // Counted by address bucket (kit addressBucketOf): an IPv6 client by its /64, not per address it picks.
         const bucket = addressBucketOf(request.ip);
         const capIp = () => (state.auth.identity ? limits.checkIp(bucket) : undefined);
-        try {
-          const known = authenticator.cached(request.headers);
-          if (known) {
-            state.auth = known;
-            const pending = capIp();
-            if (!pending) return done();
-            pending.then(() => done(), done);
-            return;
+        const identify = () => {
+          try {
+            const known = authenticator.cached(request.headers);
+            if (known) {
+              state.auth = known;
+              const pending = capIp();
+              if (!pending) return done();
+              pending.then(() => done(), done);
+              return;
+            }
+          } catch (e) {
+            return done(e as Error);
           }
+          authenticator
+            .authenticate(request.headers, bucket, String(request.id), cfg.REQUEST_TIMEOUT_MS)
+            .then((a) => {
+              state.auth = a;
+              return capIp();
+            })
+            .then(() => done(), done);
+        };
+        // Every request of an IPv6 site (its /48) is counted first, before authentication costs anything.
+        const site = siteBucketOf(request.ip);
+        if (!site) return identify();
+        try {
+          const pending = limits.checkSite(site);
+          if (!pending) return identify();
+          pending.then(identify, done);
         } catch (e) {
-          return done(e as Error);
+          done(e as Error);
         }
-        authenticator
-          .authenticate(request.headers, bucket, String(request.id), cfg.REQUEST_TIMEOUT_MS)
-          .then((a) => {
-            state.auth = a;
-            return capIp();
-          })
-          .then(() => done(), done);
       });
       // A request with a body: the upstream's budget starts once the body is in (see the header).
       api.addHook("preValidation", (request, reply, done) => {

@@ -2,7 +2,8 @@
  * The gateway's counters in Dragonfly (shared by every replica):
  * - the per-user / per-IP request limit, @fastify/rate-limit (registered in ./index.ts) on the
  *   leased store below, and a per-client-IP cap on authenticated traffic (many accounts behind
- *   one address): both leased (./leased-counter.ts), not one round trip per request;
+ *   one address), and every request from an IPv6 site (/48) once more at a higher cap (checkSite):
+ *   all leased (./leased-counter.ts), not one round trip per request;
  * - failed API-key verifications per key prefix and per client IP (guessing keys costs the
  *   guesser a 429 long before it costs PostgreSQL anything), one round trip each (rare path).
  * Counters fail open when Dragonfly is unreachable (logged by the caller; /ready reports it).
@@ -30,7 +31,7 @@ export class GatewayLimits {
 
   constructor(
     private readonly redis: Redis,
-    private readonly o: { windowMs: number; ipMax: number; keyFailureMax: number; keyFailureWindowMs: number },
+    private readonly o: { windowMs: number; ipMax: number; siteMax: number; keyFailureMax: number; keyFailureWindowMs: number },
   ) {
     redis.defineCommand("gwCount", { numberOfKeys: 1, lua: COUNT_LUA });
     this.counter = new LeasedCounter(redis);
@@ -41,18 +42,30 @@ export class GatewayLimits {
    * (synchronously), else a promise; either way the 429 beyond the cap is thrown (or rejected).
    */
   checkIp(ip: string): Promise<void> | undefined {
-    const key = `gw-rl-ip:${ip}`;
-    const local = this.counter.tryHit(key, this.o.ipMax);
-    if (local) return this.assertUnderIpCap(local);
-    return this.counter.hit(key, this.o.ipMax, this.o.windowMs).then(
-      (hit) => this.assertUnderIpCap(hit),
+    return this.check(`gw-rl-ip:${ip}`, this.o.ipMax, "client address");
+  }
+
+  /**
+   * Counts one request (any, anonymous too) from an IPv6 site, its /48 (kit siteBucketOf), against
+   * `siteMax`: a client holding a /48 or /56 has 65,536 or 256 /64 buckets of its own, each with the
+   * full per-address budget. Same leased counters and answers as checkIp.
+   */
+  checkSite(site: string): Promise<void> | undefined {
+    return this.check(`gw-rl-site:${site}`, this.o.siteMax, "client network");
+  }
+
+  private check(key: string, max: number, what: string): Promise<void> | undefined {
+    const local = this.counter.tryHit(key, max);
+    if (local) return this.assertUnder(local, max, what);
+    return this.counter.hit(key, max, this.o.windowMs).then(
+      (hit) => this.assertUnder(hit, max, what),
       () => undefined, // fail open, like the per-user limit
     );
   }
 
-  private assertUnderIpCap(hit: Hit): undefined {
-    if (hit.current > this.o.ipMax)
-      throw new HttpError(429, "RATE_LIMITED", `Rate limit exceeded for this client address: ${this.o.ipMax} requests per window`, undefined, retryAfter(hit.ttl));
+  private assertUnder(hit: Hit, max: number, what: string): undefined {
+    if (hit.current > max)
+      throw new HttpError(429, "RATE_LIMITED", `Rate limit exceeded for this ${what}: ${max} requests per window`, undefined, retryAfter(hit.ttl));
     return undefined;
   }
 
