@@ -143,12 +143,15 @@ async function failingSubscribe(): Promise<{ requestId: string; userToken: strin
   // billing charges only an account that exists and is enabled (session 40's race hunt): the charge is what fails here.
   await ensureAccount(pool, userId);
   const userToken = await token(userId);
-  const requestId = `trace-test-${randomUUID()}`;
+  const clientRequestId = `trace-test-${randomUUID()}`;
   // Only a card saved to the subscriber is taken (payment-service's payment methods): saved first, in a trace of its own.
   const card = await api("POST", "/payments/payment-methods", userToken, { paymentMethod: "pm_card_visa" });
   expect(card.status, JSON.stringify(card.body)).toBe(201);
-  const r = await api("POST", `/billing/subscriptions?token=${QUERY_SECRET}`, userToken, { planId: `pro-${run}`, paymentMethod: card.body.paymentMethod }, { "x-request-id": requestId, cookie: `session=${COOKIE_SECRET}` });
+  const r = await api("POST", `/billing/subscriptions?token=${QUERY_SECRET}`, userToken, { planId: `pro-${run}`, paymentMethod: card.body.paymentMethod }, { "x-request-id": clientRequestId, cookie: `session=${COOKIE_SECRET}` });
   expect(r.status).toBe(500);
+  // The gateway's own request id (session 41: a client's x-request-id is only passed on as x-client-request-id).
+  const requestId = r.headers.get("x-request-id") ?? "";
+  expect(requestId).not.toBe(clientRequestId);
   expect(r.body.error).toMatchObject({ code: "INTERNAL_ERROR", requestId });
   return { requestId, userToken };
 }

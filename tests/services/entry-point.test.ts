@@ -214,3 +214,40 @@ describe("a malformed request pipelined behind one being handled", { timeout: 12
     expect(received).toEqual(["POST /check", "GET /first"]);
   });
 });
+
+describe("request ids at the entry point (session 41)", { timeout: 120_000 }, () => {
+  it("the gateway gives every request an id of its own: two requests with the same client x-request-id get different ids, at the upstream and in the answer; the client's is passed on as x-client-request-id", async () => {
+    // An upstream standing in for user-management that answers the headers it received.
+    const seen: Array<Record<string, string | string[] | undefined>> = [];
+    const echo = createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ requestId: req.headers["x-request-id"] ?? null }));
+    });
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+    try {
+      const port = (echo.address() as net.AddressInfo).port;
+      const gw = await startGateway(`http://127.0.0.1:${port}`);
+      const send = (headers: Record<string, string>) => fetch(`${gw}/api/users/register`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: "{}" });
+      const victim = "req-of-someone-else-42";
+      const a = await send({ "x-request-id": victim });
+      const b = await send({ "x-request-id": victim });
+      const ids = [a.headers.get("x-request-id"), b.headers.get("x-request-id")];
+      // Before: both answered, logged and forwarded with the client's id.
+      for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(ids[0]).not.toBe(ids[1]);
+      expect([seen[0]["x-request-id"], seen[1]["x-request-id"]]).toEqual(ids);
+      expect([seen[0]["x-client-request-id"], seen[1]["x-client-request-id"]]).toEqual([victim, victim]);
+      // A malformed client id is not passed on at all, nor one the client names x-client-request-id itself.
+      await send({ "x-request-id": "bad id with spaces", "x-client-request-id": "forged" });
+      expect(seen[2]["x-client-request-id"]).toBeUndefined();
+      expect(seen[2]["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+      // The gateway's own errors name its id too.
+      const nf = await fetch(`${gw}/api/no-such-service/x`, { headers: { "x-request-id": victim } });
+      const body = (await nf.json()) as Json;
+      expect(body.error.requestId).toBe(nf.headers.get("x-request-id"));
+      expect(body.error.requestId).not.toBe(victim);
+    } finally {
+      await new Promise((r) => echo.close(r));
+    }
+  });
+});

@@ -88,11 +88,23 @@ const requestIdRe = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A UUID in its canonical text form (any case, as PostgreSQL prints and reads it): identity.ts's pattern. */
 export const CANONICAL_UUID = ANY_CASE_UUID_RE;
 
-/** Incoming x-request-id when well-formed, else a new UUID. */
+/** Incoming x-request-id when well-formed, else a new UUID (a service behind the entry point: the id is the gateway's). */
 export function requestIdFor(req: IncomingMessage): string {
-  const h = req.headers["x-request-id"];
-  return typeof h === "string" && requestIdRe.test(h) ? h : randomUUID();
+  return clientRequestIdOf(req) ?? randomUUID();
 }
+
+/**
+ * The x-request-id a request arrived with, when well-formed (`[A-Za-z0-9._:-]{1,128}`). The entry
+ * point never takes it as its request id (a client could then give its request another request's id
+ * in every log line and in chain-debug): it keeps it as `clientRequestId` (logged, forwarded as
+ * `x-client-request-id`) for the client's own correlation.
+ */
+export function clientRequestIdOf(req: IncomingMessage): string | undefined {
+  const h = req.headers["x-request-id"];
+  return typeof h === "string" && requestIdRe.test(h) ? h : undefined;
+}
+
+const ownRequestId = () => randomUUID();
 
 /** Body: strict types (no coercion), defaults applied; params/query/headers: coerced from strings. */
 function installValidators(app: App) {
@@ -158,6 +170,8 @@ export interface AppOptions {
   receiveTimeoutMs: number;
   /** Largest request line and header block accepted (431 beyond): headerLimitFor; Node's 16 KiB when not given. */
   maxHeaderBytes?: number;
+  /** The entry point: every request gets an id of its own, whatever x-request-id the client sent (clientRequestIdOf). */
+  ownRequestIds?: boolean;
 }
 
 /**
@@ -185,7 +199,7 @@ export function createApp(o: AppOptions): App {
   const app = Fastify<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger>({
     loggerInstance: o.log,
     bodyLimit: o.bodyLimit,
-    genReqId: requestIdFor,
+    genReqId: o.ownRequestIds ? ownRequestId : requestIdFor,
     requestIdHeader: false,
     // request.log is made on first use (./request-logger.ts), not for every request.
     childLoggerFactory: (logger, bindings, options) => new LazyRequestLogger(logger, bindings, options),

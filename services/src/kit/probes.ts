@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Datastore } from "../catalog";
-import type { App } from "./app";
+import { clientRequestIdOf, type App } from "./app";
 import type { Datastores } from "./datastores";
 import { levelEnabled } from "./request-logger";
 
@@ -69,6 +69,8 @@ export interface ProbeOptions {
   readyTimeoutMs: number;
   /** Shutting down, still serving (runService's SHUTDOWN_DRAIN_MS): /ready answers 503 and every response closes its connection. */
   draining: () => boolean;
+  /** The entry point: the access line also names the x-request-id the client sent (`clientRequestId`, never the request's id). */
+  logClientRequestIds?: boolean;
 }
 
 export function installProbes(app: App, o: ProbeOptions): void {
@@ -93,7 +95,10 @@ export function installProbes(app: App, o: ProbeOptions): void {
     const level = reply.statusCode >= 500 ? "error" : "info";
     // From the service logger with the request id as a field: the same line as from request.log
     // (at the route's log level), without making the request's child logger (./request-logger.ts).
-    if (levelEnabled(request.log, level)) accessLog[level]({ requestId: request.id, method: request.method, url: request.url.split("?")[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request completed");
+    if (levelEnabled(request.log, level)) {
+      const clientRequestId = o.logClientRequestIds ? clientRequestIdOf(request.raw) : undefined;
+      accessLog[level]({ requestId: request.id, ...(clientRequestId ? { clientRequestId } : {}), method: request.method, url: request.url.split("?")[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request completed");
+    }
     done();
   });
 

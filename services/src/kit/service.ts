@@ -17,7 +17,7 @@ import { flushTelemetry } from "./telemetry/state";
 import { registerOpenApi } from "./openapi";
 import { exportScheduledJobRuns, runRecorded, type ScheduledJobHost } from "./scheduled-job-runs";
 
-export { createLogger, redactPaths, requestIdFor, type App } from "./app";
+export { clientRequestIdOf, createLogger, redactPaths, requestIdFor, type App } from "./app";
 export type { ReadinessCheck, ServiceMetrics } from "./probes";
 
 /** Variables every service reads (in addition to its datastores' and its own). */
@@ -167,7 +167,7 @@ export async function createService<S extends ConfigSchema>(
     if (state!.status === "disabled") log.warn({ datastore: name }, `${name} is disabled (optional, not configured): degraded mode`);
   }
 
-  const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: trustProxy.list, jsonMaxDepth: config.JSON_MAX_DEPTH, receiveTimeoutMs: config.REQUEST_RECEIVE_TIMEOUT_MS, maxHeaderBytes: headerLimitFor(def.entryPoint) });
+  const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: trustProxy.list, jsonMaxDepth: config.JSON_MAX_DEPTH, receiveTimeoutMs: config.REQUEST_RECEIVE_TIMEOUT_MS, maxHeaderBytes: headerLimitFor(def.entryPoint), ownRequestIds: def.entryPoint });
   const routes: RouteInfo[] = [];
   app.addHook("onRoute", (r) => {
     for (const method of [r.method].flat()) if (method !== "HEAD") routes.push({ method, url: r.url, schema: r.schema as RouteInfo["schema"] });
@@ -195,7 +195,7 @@ export async function createService<S extends ConfigSchema>(
   // Before any route: @fastify/swagger documents the routes registered after it (openapi.ts).
   await registerOpenApi(app, def);
   let draining = false;
-  installProbes(app, { service: def.name, log, metrics, datastores, extraChecks, readyTimeoutMs: config.READY_TIMEOUT_MS, draining: () => draining });
+  installProbes(app, { service: def.name, log, metrics, datastores, extraChecks, readyTimeoutMs: config.READY_TIMEOUT_MS, draining: () => draining, logClientRequestIds: def.entryPoint });
   exportScheduledJobRuns(scheduledJobHost(ctx), metrics.registry);
 
   app.addHook("onClose", async () => {

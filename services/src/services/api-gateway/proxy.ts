@@ -11,7 +11,7 @@
  */
 import { Counter } from "prom-client";
 import type { ServiceDefinition } from "../../catalog";
-import { errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
+import { clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
 import { keyRequirement, scopesMeet } from "./key-scopes";
@@ -162,7 +162,12 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     // Credentials and identity headers are never forwarded as sent; a client's trace context is not
     // either (the gateway starts the trace: kit telemetry).
     const headers = forwardedHeaders(request.headers, dropped);
+    // The gateway's own id (kit clientRequestIdOf): a client cannot give its request another's id.
+    // What it sent is passed on under its own name, for its correlation, never as sent.
     headers["x-request-id"] = String(request.id);
+    const clientRequestId = clientRequestIdOf(request.raw);
+    if (clientRequestId) headers["x-client-request-id"] = clientRequestId;
+    else delete headers["x-client-request-id"];
     headers["x-forwarded-for"] = request.ip;
     if (identity) {
       headers[IDENTITY_HEADERS.userId] = identity.userId;
