@@ -159,10 +159,10 @@ describe("ml-predictor", () => {
     expect(p.statusCode, p.body).toBe(200);
     const served = await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } });
     expect(served.json().modelVersion).toBe(second.version);
-    const rb = await svc.app.inject({ method: "POST", url: "/models/rollback", headers: admin, payload: {} });
+    const rb = await svc.app.inject({ method: "POST", url: "/models/rollback", headers: admin, payload: { fromVersion: second.version } });
     expect(rb.json()).toMatchObject({ version: first.version, status: "promoted" });
     expect((await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } })).json().modelVersion).toBe(first.version);
-    const again = await svc.app.inject({ method: "POST", url: "/models/rollback", headers: admin, payload: {} });
+    const again = await svc.app.inject({ method: "POST", url: "/models/rollback", headers: admin, payload: { fromVersion: first.version } });
     expect(again.statusCode).toBe(409);
     expect(again.json().error.code).toBe("NO_PREVIOUS_MODEL");
     const events = (await svc.app.inject({ url: "/models/events", headers: trader })).json().events;

@@ -45,8 +45,10 @@ export interface ModelWithArtifact extends ModelRecord {
 
 export class RegistryError extends Error {
   constructor(
-    readonly code: "MODEL_NOT_FOUND" | "NO_PREVIOUS_MODEL" | "NO_PROMOTED_MODEL",
+    readonly code: "MODEL_NOT_FOUND" | "NO_PREVIOUS_MODEL" | "NO_PROMOTED_MODEL" | "PROMOTED_MODEL_CHANGED",
     message: string,
+    /** The request field the error is about, when one is. */
+    readonly field?: string,
   ) {
     super(message);
   }
@@ -165,8 +167,11 @@ export class ModelRegistry {
   /**
    * Promote again the model that was promoted before the current one. Promotions form a stack
    * (promote pushes, rollback pops): rolling back twice goes two promotions back, not back and forth.
+   * The caller names the model it rolls back from (`fromVersion`): a rollback whose model was
+   * already left (by a repeat of the same rollback, or another admin's switch) is refused, so 20
+   * impatient repeats go one step back, not 20.
    */
-  async rollback(actor: string, reason?: string): Promise<ModelRecord> {
+  async rollback(actor: string, fromVersion: string, reason?: string): Promise<ModelRecord> {
     return this.db.transaction(async (c) => {
       await lockSwitches(c);
       const { rows } = await c.query<{ version: string; action: string }>(
@@ -178,6 +183,12 @@ export class ModelRegistry {
         else stack.pop();
       }
       if (stack.length === 0) throw new RegistryError("NO_PROMOTED_MODEL", "no model is promoted: nothing to roll back");
+      if (stack[stack.length - 1] !== fromVersion)
+        throw new RegistryError(
+          "PROMOTED_MODEL_CHANGED",
+          `the promoted model is ${stack[stack.length - 1]}, not ${fromVersion}: not rolled back (read GET /status and roll back from the model served, if still wanted)`,
+          "fromVersion",
+        );
       if (stack.length === 1) throw new RegistryError("NO_PREVIOUS_MODEL", `model ${stack[0]} was the first promoted: no previous model to roll back to`);
       return this.switchIn(c, stack[stack.length - 2], actor, "rolled_back", reason);
     });

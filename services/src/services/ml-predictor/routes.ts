@@ -4,7 +4,8 @@
  *                                           (503 MODEL_UNAVAILABLE when the promoted model cannot be loaded)
  *   GET  /status                            served model, its age, drift, serving limits
  *   GET  /models, /models/events, /models/:version
- *   POST /models/:version/promote, POST /models/rollback   (admin)
+ *   POST /models/:version/promote {reason?}                (admin)
+ *   POST /models/rollback {fromVersion, reason?}           (admin) 409 PROMOTED_MODEL_CHANGED when another model is served
  * /predict is for users behind the gateway; /internal/predict for services (never proxied).
  */
 import { HttpError, requireIdentity, ResponseObject, Type, unavailable, type ServiceContext } from "../../kit";
@@ -31,8 +32,15 @@ const PredictBody = Type.Object(
   { symbols: Type.Array(Type.String({ pattern: SYMBOL_RE.source }), { minItems: 1, maxItems: 100, uniqueItems: true }) },
   { additionalProperties: false },
 );
-const Version = Type.Object({ version: Type.String({ pattern: "^[A-Za-z0-9._-]{1,80}$" }) });
+const VERSION_PATTERN = "^[A-Za-z0-9._-]{1,80}$";
+const Version = Type.Object({ version: Type.String({ pattern: VERSION_PATTERN }) });
 const Reason = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+// Required: a rollback that does not say which model it leaves repeats (a retried request, a double
+// click, two admins) would each go one promotion further back.
+const RollbackBody = Type.Object(
+  { fromVersion: Type.String({ pattern: VERSION_PATTERN, description: "the promoted model this rollback leaves (409 if another is served)" }), reason: Type.Optional(Type.String({ maxLength: 500 })) },
+  { additionalProperties: false },
+);
 
 /** Why a model cannot be served on this replica's bars (its features were computed on bars of another length), or undefined. */
 function intervalMismatch(model: { version: string; intervalMs: number }, interval: PredictorLimits["interval"]): string | undefined {
@@ -41,7 +49,7 @@ function intervalMismatch(model: { version: string; intervalMs: number }, interv
 }
 
 function registryHttpError(e: unknown): never {
-  if (e instanceof RegistryError) throw new HttpError(e.code === "MODEL_NOT_FOUND" ? 404 : 409, e.code, e.message);
+  if (e instanceof RegistryError) throw new HttpError(e.code === "MODEL_NOT_FOUND" ? 404 : 409, e.code, e.message, e.field);
   throw e;
 }
 
@@ -159,9 +167,9 @@ export function registerRoutes(
     await serving.get(true);
     return model;
   });
-  ctx.app.post("/models/rollback", { schema: { body: Reason, response: { 200: ModelOut } } }, async (req) => {
+  ctx.app.post("/models/rollback", { schema: { body: RollbackBody, response: { 200: ModelOut } } }, async (req) => {
     const who = requireIdentity(req, "admin");
-    const model = await registry.rollback(who.userId, req.body.reason).catch(registryHttpError);
+    const model = await registry.rollback(who.userId, req.body.fromVersion, req.body.reason).catch(registryHttpError);
     await serving.get(true);
     return model;
   });
