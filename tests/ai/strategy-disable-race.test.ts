@@ -5,7 +5,9 @@
  * and recorded its buy; 10 impatient disables (5 `POST /disable`, 5 `PATCH {enabled: false}`, each on
  * its own connection) arrive while the order is held. None may answer before that order is placed:
  * a pause answered 200 must not be followed by an order of the strategy (before, every disable
- * answered at once and the order was placed after them).
+ * answered at once and the order was placed after them). The same holds across processes: a second
+ * ai-orchestrator on the same database (a replica) answers the disables and a DELETE while the first
+ * one's evaluation submits (its in-process wait had seen nothing running and answered at once).
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -29,6 +31,9 @@ let om: Service<any>;
 let omUrl: string;
 let orch: Service<any>;
 let orchUrl: string;
+/** A second ai-orchestrator on the same database: another replica. */
+let orchB: Service<any>;
+let orchBUrl: string;
 let ml: Server;
 let gate: Server;
 /** Order submissions (POST /) the gate holds until released. */
@@ -67,11 +72,17 @@ beforeAll(async () => {
     defaultMetrics: false,
   });
   orchUrl = await orch.listen({ port: 0, host: "127.0.0.1" });
+  orchB = await createService(aiOrchestrator, {
+    env: { ...rig.env, ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl },
+    defaultMetrics: false,
+  });
+  orchBUrl = await orchB.listen({ port: 0, host: "127.0.0.1" });
 }, 300_000);
 
 afterAll(async () => {
   held.splice(0).forEach((release) => release());
   await orch?.close().catch(() => undefined);
+  await orchB?.close().catch(() => undefined);
   ml?.close();
   gate?.close();
   await om?.close().catch(() => undefined);
@@ -117,5 +128,68 @@ describe("disabling a strategy while its evaluation submits an order", () => {
     // Paused: a later evaluation is refused and places nothing.
     expect((await http("POST", `${orchUrl}/strategies/${id}/evaluate`, { headers: as(user) })).status).toBe(409);
     expect(held).toHaveLength(0);
+  }, 120_000);
+
+  /** A new enabled strategy of a new user, and its evaluation started on instance A and held at the gate with its order. */
+  async function evaluationHeldOnA() {
+    const user = randomUUID();
+    await ensureAccount(pool, user);
+    const created = await http("POST", `${orchUrl}/strategies`, {
+      headers: as(user),
+      body: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.strategyId as string;
+    const evaluation = http("POST", `${orchUrl}/strategies/${id}/evaluate`, { headers: as(user) });
+    await waitUntil("the evaluation's order held at the gate", async () => held.length === 1, WAIT_MS, 20);
+    return { user, id, evaluation };
+  }
+
+  it("disables through another replica wait for the evaluation running in the first; no order after their answer", async () => {
+    const { user, id, evaluation } = await evaluationHeldOnA();
+    const answeredAt: number[] = [];
+    const disables = Array.from({ length: 10 }, (_, i) =>
+      (i % 2 === 0
+        ? http("POST", `${orchBUrl}/strategies/${id}/disable`, { headers: as(user) })
+        : http("PATCH", `${orchBUrl}/strategies/${id}`, { headers: as(user), body: { enabled: false } })
+      ).then((r) => (answeredAt.push(Date.now()), r)),
+    );
+    await Promise.race([Promise.all(disables), sleep(1500)]);
+    const releasedAt = Date.now();
+    held.splice(0).forEach((release) => release());
+
+    const e = await evaluation;
+    expect(e.status, JSON.stringify(e.body)).toBe(200);
+    expect(e.body.decisions[0]).toMatchObject({ action: "buy", orderId: expect.any(String) });
+    for (const r of await Promise.all(disables)) {
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.enabled).toBe(false);
+    }
+    expect(answeredAt.filter((t) => t < releasedAt)).toEqual([]);
+    // The order was committed before the first answer: order-management's clock and this one's are the machine's.
+    const placed = await pool.query<{ at: Date }>(`SELECT created_at AS at FROM om_orders WHERE user_id = $1`, [user]);
+    expect(placed.rows).toHaveLength(1);
+    expect(placed.rows[0].at.getTime()).toBeLessThanOrEqual(Math.min(...answeredAt));
+    // No lease is left behind by a finished evaluation.
+    expect((await pool.query(`SELECT 1 FROM ai_evaluation_leases WHERE strategy_id = $1`, [id])).rows).toEqual([]);
+  }, 120_000);
+
+  it("a DELETE through another replica waits for the first one's evaluation, then cancels the order it placed", async () => {
+    const { user, id, evaluation } = await evaluationHeldOnA();
+    let deletedAt = 0;
+    const del = http("DELETE", `${orchBUrl}/strategies/${id}`, { headers: as(user) }).then((r) => ((deletedAt = Date.now()), r));
+    await Promise.race([del, sleep(1500)]);
+    const releasedAt = Date.now();
+    held.splice(0).forEach((release) => release());
+    const e = await evaluation;
+    expect(e.status, JSON.stringify(e.body)).toBe(200);
+    const orderId = e.body.decisions[0].orderId as string;
+    expect(orderId).toEqual(expect.any(String));
+    const d = await del;
+    expect(d.status, JSON.stringify(d.body)).toBe(204);
+    expect(deletedAt).toBeGreaterThanOrEqual(releasedAt);
+    // The order was placed before the DELETE answered, so its cancel was asked for (or it had filled).
+    const placed = await pool.query<{ at: Date }>(`SELECT created_at AS at FROM om_orders WHERE order_id = $1`, [orderId]);
+    expect(placed.rows[0].at.getTime()).toBeLessThanOrEqual(deletedAt);
   }, 120_000);
 });

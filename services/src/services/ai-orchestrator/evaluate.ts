@@ -9,16 +9,19 @@
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
-import { HttpError, type PeerClient } from "../../kit";
+import { HttpError, unavailable, type PeerClient, type PostgresClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import { decide, orderQuantityText } from "./decide";
+import { EvaluationLease } from "./lease";
 import { ORDER_SUBMIT_TIMEOUT_MS, settleUnrecordedOrders, submitOutcomePending, submitOutcomeUnknown } from "./recover";
 import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
 
 export interface EvaluateDeps {
   store: OrchestratorStore;
+  /** The evaluation leases' database (lease.ts): what a disable in any replica waits for. */
+  pg: PostgresClient;
   orders: StrategyOrders;
   peers: PeerClient;
   redis: Redis;
@@ -51,6 +54,17 @@ export function stalePrediction(barTime: string, intervalMs: number | undefined,
 }
 
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
+  const lease = new EvaluationLease(deps.pg, s.strategyId);
+  const submit = { unanswered: false };
+  try {
+    return await evaluateLeased(deps, s, lease, submit);
+  } finally {
+    // A submit without an answer may still commit its order: its lease is kept to expiry (lease.ts).
+    if (!submit.unanswered) await lease.release().catch((err) => deps.log.warn({ err, strategyId: s.strategyId }, "evaluation lease not released (it expires)"));
+  }
+}
+
+async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: EvaluationLease, submit: { unanswered: boolean }): Promise<DecisionRecord[]> {
   const out: DecisionRecord[] = [];
   // Orders submitted by an evaluation that did not see the answer are found first: the book counts them.
   await settleUnrecordedOrders(deps, s);
@@ -121,6 +135,8 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     const held = position.get(p.symbol) ?? 0;
     const tradingState = await stateNow();
     // A disable or delete (of the strategy, or of its owner's account by an admin) while this evaluation ran applies to its remaining decisions.
+    // The lease is taken first: a disable committed after this read waits for it, in any replica (lease.ts).
+    await lease.renew();
     const lifecycle = await deps.store.lifecycle(s.strategyId);
     const stale = stalePrediction(p.barTime, pr.body.intervalMs, deps.maxPredictionAgeBars);
     const refusal = lifecycle === "enabled" ? (stale ?? unjudged) : lifecycle.startsWith("account") ? `the owner's ${lifecycle}: no orders` : `strategy ${lifecycle} during the evaluation`;
@@ -140,6 +156,11 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
       out.push(rec);
       continue;
     }
+    // Past its window the lease may end before this submit could commit, and a disable answer with it:
+    // not submitted (recover.ts records the decision as placing no order).
+    if (!lease.coversSubmit())
+      throw unavailable("EVALUATION_LEASE_LAPSED", `the evaluation of strategy ${s.strategyId} took too long between its decision and its order: not submitted`, 5);
+    submit.unanswered = true;
     const r = await deps.peers.call<OrderSnapshot & { error?: { code: string; message: string } }>("order-management", "/", {
       headers: { ...ownerHeaders(s), "idempotency-key": rec.decisionId },
       body: { symbol: p.symbol, side: d.action, type: "market", quantity: orderQuantityText(d.quantity), clientOrderId: rec.decisionId },
@@ -152,6 +173,7 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     });
     // Left without an outcome (settled by recover.ts) when the 5xx may have come after the order was committed.
     if (submitOutcomeUnknown(r.status, r.body.error?.code)) throw submitOutcomePending(rec.decisionId, r.status, r.body.error?.code);
+    submit.unanswered = false;
     const outcome =
       r.status === 200 || r.status === 201
         ? { orderId: r.body.orderId, risk: { status: r.body.status, rejectReason: r.body.rejectReason, rejectMessage: r.body.rejectMessage }, error: regimeError }

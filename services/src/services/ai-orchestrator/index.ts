@@ -4,12 +4,14 @@
  * the trading state (kill switch), pre-trade risk and each strategy's own loss stop; every decision
  * is recorded with its inputs. A singleton: its scheduler (scheduler.ts) evaluates each enabled (and not deleted) strategy
  * every `everySeconds` (ORCH_TICK_MS granularity), ORCH_EVAL_CONCURRENCY at a time, round robin by user;
- * one whose evaluation fails waits a doubling backoff (backoff.ts).
+ * one whose evaluation fails waits a doubling backoff (backoff.ts). A disable or DELETE waits for the
+ * strategy's evaluations running in any replica (their leases: lease.ts).
  */
 import { defineService, HttpError, Type } from "../../kit";
 import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
+import { leasesGone } from "./lease";
 import { cancelWorkingOrders } from "./retire";
 import { registerRoutes } from "./routes";
 import { Scheduler } from "./scheduler";
@@ -48,6 +50,7 @@ export default defineService({
     const store = new OrchestratorStore(ctx.app.pg);
     const deps: EvaluateDeps = {
       store,
+      pg: ctx.app.pg,
       orders: new StrategyOrders(ctx.app.pg),
       peers: ctx.peers,
       redis: ctx.app.redis,
@@ -76,9 +79,11 @@ export default defineService({
       }
       return p;
     };
-    // A deleted or disabled strategy's evaluation still running may be submitting an order: the cancel, and the disable's answer, wait for it.
+    // A deleted or disabled strategy's evaluation still running may be submitting an order: the cancel, and the disable's answer, wait for it,
+    // this process's (the map) and any other replica's (their leases in PostgreSQL, lease.ts).
     const idle = async (strategyId: string) => {
       await running.get(strategyId)?.catch(() => undefined);
+      await leasesGone(ctx.app.pg, strategyId);
     };
     const retire = { orders: deps.orders, peers: ctx.peers, log: ctx.log, idle };
     registerRoutes(ctx, {
