@@ -7,7 +7,9 @@
  *     account's;
  *   - an order sent for the account after the deletion committed is refused (403 naming userId),
  *     nothing stored, under a fresh Idempotency-Key or one it used before;
- *   - an account deleted while order-management was down: its resting order is cancelled once it is back.
+ *   - an account deleted while order-management was down: its resting order is cancelled once it is back;
+ *   - the trading-engine fills no order of a deleted account, even before order-management's sweep has
+ *     cancelled it (a crossing bar while order-management is down: session 41; it filled before).
  * Before the fix the deleted account's orders kept resting (and filled) and its new orders were accepted.
  */
 import { randomUUID } from "node:crypto";
@@ -135,5 +137,25 @@ describe("account deletion: the account's orders", () => {
     expect(await waitStatus(gone, order.orderId, "cancelled")).toMatchObject({ rejectReason: "ACCOUNT_DELETED" });
     await sendBar("95", "95");
     expect(await engineFills(order.orderId)).toBe(0);
+  }, 300_000);
+
+  it("the engine fills no order of a deleted account before the sweep cancels it; another account's fills", async () => {
+    const [gone, other] = [randomUUID(), randomUUID()];
+    for (const u of [gone, other]) await ensureAccount(pool, u);
+    await sendBar("100"); // above the limits (an earlier case's bar may be below them)
+    const mine = (await submit(gone, limit("buy", "1", "96"))).body;
+    const theirs = (await submit(other, limit("buy", "1", "96"))).body;
+    expect([mine.status, theirs.status], JSON.stringify([mine, theirs])).toEqual(["accepted", "accepted"]);
+    await waitResting(gone, mine.orderId);
+    await waitResting(other, theirs.orderId);
+    // No sweep while order-management is down: only the engine stands between the deletion and a fill.
+    await stopOm();
+    expect(await deleteUser(pool, gone)).toBe(true);
+    await sendBar("95.5", "95"); // crosses both limits at 96
+    await waitUntil("the other account's order filled", async () => (await engineFills(theirs.orderId)) === 1, WAIT_MS);
+    expect(await engineFills(mine.orderId)).toBe(0);
+    expect(await resting(gone)).toEqual([mine.orderId]);
+    await startOm();
+    expect(await waitStatus(gone, mine.orderId, "cancelled")).toMatchObject({ filledQuantity: "0", rejectReason: "ACCOUNT_DELETED" });
   }, 300_000);
 });

@@ -52,8 +52,17 @@ export async function knownOrderIds(db: Queryable, orderIds: string[]): Promise<
   return new Set(rows.map((r) => r.order_id));
 }
 
-/** The halted and reduce_only scopes (halts.ts HALTS_STATEMENTS), prepared on the connection. */
-export const STRICT_SCOPES: PreparedStatement = { name: "te_strict_scopes", params: [], text: "SELECT scope, state FROM trading_states WHERE state IN ('halted', 'reduce_only')" };
+/**
+ * The halted and reduce_only scopes (halts.ts haltsStatements), prepared on the connection; with
+ * them, as halted user scopes, the deleted accounts (user-management's deleted_users tombstones)
+ * among the batch's order owners ($1, canonical ids): a primary-key probe per owner in the same
+ * statement, so no round trip more on the order path.
+ */
+export const STRICT_SCOPES: PreparedStatement = {
+  name: "te_strict_scopes",
+  params: ["text[]"],
+  text: "SELECT scope, state FROM trading_states WHERE state IN ('halted', 'reduce_only') UNION ALL SELECT 'user:' || user_id, 'halted' FROM deleted_users WHERE user_id = ANY($1)",
+};
 
 /** knownOrderIdsStatement's statement, prepared on the connection (the kit's `transaction(fn, { prepared })`). */
 export const KNOWN_ORDER_IDS: PreparedStatement = { name: "te_known_order_ids", params: ["uuid[]"], text: "SELECT order_id FROM te_orders WHERE order_id = ANY($1)" };

@@ -30,7 +30,7 @@ import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExc
 import type { Bar, OrderRequest } from "../../trading/types";
 import { BatchWork } from "./batch";
 import * as data from "./data";
-import { gateFor, HALTS_STATEMENTS, OPEN_GATE } from "./halts";
+import { gateFor, haltsStatements, OPEN_GATE } from "./halts";
 import { LiveVenue, type LiveOptions } from "./live";
 import { forgetLiveSends, heldLeftSent, recordLiveSends, recordPlacement } from "./liveSends";
 import { adoptHeldSent, adoptIfSent, cancelLive, recordPolled } from "./liveUpdates";
@@ -141,14 +141,14 @@ export class TradingEngine {
     // Live: the cancels this batch may send are marked on their resting rows the same way (data.ts
     // markCancelSent): a poll after a kill before the COMMIT reports Binance's CANCELED as `cancelled`.
     if (this.venue) await data.markCancelSent(this.deps.pg, [...cancelIds]);
-    const begin = [gated ? HALTS_STATEMENTS : undefined, knownSql].filter((s) => s !== undefined).join("; ");
+    // The orders this batch may fill (arriving, held, resting in a symbol it brings bars of): their owners' deletions are read with the halts.
+    const mayFill = () => [...commands.flatMap((c) => (c.kind === "execute" ? [c.order] : [])), ...this.held.values(), ...this.exchange.restingOrders().map((r) => r.order).filter((o) => barSymbols.includes(o.symbol))];
+    const begin = [gated ? haltsStatements(mayFill().map((o) => o.userId)) : undefined, knownSql].filter((s) => s !== undefined).join("; ");
     const attempt: { work?: BatchWork } = {};
     try {
       await this.deps.pg.transaction(async (tx, begun, begunEach, commitWith) => {
         const known = knownSql === undefined ? await data.knownOrderIds(tx, executeIds) : new Set(begun.map((r) => String(r.order_id)));
         const lastOpenTime = await data.lastBarOpenTimes(tx, barSymbols);
-        // The orders this batch may fill, listed only under reduce_only (their owners' positions are read then).
-        const mayFill = () => [...commands.flatMap((c) => (c.kind === "execute" ? [c.order] : [])), ...this.held.values(), ...this.exchange.restingOrders().map((r) => r.order).filter((o) => barSymbols.includes(o.symbol))];
         const w = (attempt.work = new BatchWork(tx, this.deps.fillsTotal, known, lastOpenTime, gated ? await gateFor(tx, begunEach[1], mayFill, () => this.venue?.resting() ?? []) : OPEN_GATE, liveBefore));
         await this.release(w, cancelIds);
         for (const c of commands) {

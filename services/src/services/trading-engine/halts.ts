@@ -1,6 +1,8 @@
 /**
  * The kill switch at the trading-engine, once a change has committed:
- *   - `halted` (`user:<id>`, or `global`): no fill for an order of the owner (of anyone);
+ *   - `halted` (`user:<id>`, or `global`): no fill for an order of the owner (of anyone); a deleted
+ *     account (deleted_users) is a halted user: its orders committed before the deletion rest unfilled
+ *     until order-management's sweep cancels them (user-management's deletion takes the lock below too);
  *   - `reduce_only`: no fill for an order that would not shrink its owner's position in the symbol
  *     (a buy against a long or flat position, a sell against a short or flat one, or one whose whole
  *     unfilled quantity would take the position through zero), weighed as the pre-trade check weighs
@@ -28,8 +30,20 @@ import type { Fill, OrderRequest } from "../../trading/types";
 import type { PoolClient } from "pg";
 import * as data from "./data";
 
-/** The statements sent with BEGIN (their results come first, in this order): the shared lock, then the halted and reduce_only scopes (begunEach[1]; EXECUTE of data.STRICT_SCOPES, which the transaction must have prepared). */
-export const HALTS_STATEMENTS = `SELECT pg_advisory_xact_lock_shared(${KILL_SWITCH_LOCK.space}, ${KILL_SWITCH_LOCK.key}); ${executeStatement(data.STRICT_SCOPES, [])}`;
+/**
+ * The statements sent with BEGIN (their results come first, in this order): the shared lock, then the
+ * halted and reduce_only scopes and the deleted accounts among `owners` (begunEach[1]; EXECUTE of
+ * data.STRICT_SCOPES, which the transaction must have prepared). Only canonical ids are written into
+ * the SQL; an owner id that is no UUID names no platform account (see scopesIn).
+ */
+export function haltsStatements(owners: Iterable<string>): string {
+  const ids = new Set<string>();
+  for (const o of owners) {
+    const id = canonicalUserId(o);
+    if (id !== undefined) ids.add(id);
+  }
+  return `SELECT pg_advisory_xact_lock_shared(${KILL_SWITCH_LOCK.space}, ${KILL_SWITCH_LOCK.key}); ${executeStatement(data.STRICT_SCOPES, [`'{${[...ids].join(",")}}'::text[]`])}`;
+}
 
 /** Whether a scope in one state (halted, or reduce_only) covers an owner's orders in this batch. */
 export type CoveredBy = (userId: string) => boolean;
@@ -115,7 +129,7 @@ export class FillGate {
 export const OPEN_GATE = new FillGate();
 
 /**
- * The gate of a batch from the scopes HALTS_STATEMENTS answered. Only when a reduce_only scope covers
+ * The gate of a batch from the scopes haltsStatements answered. Only when a reduce_only scope covers
  * the owner of one of `candidates` (the orders the batch may fill: arriving, held, resting in a symbol
  * it brings bars of; listed only then) does it read their positions: one statement more, never on a
  * batch without reduce_only.

@@ -5,6 +5,7 @@
 import type { PostgresClient, Queryable } from "../../kit";
 import type { Role } from "../../kit/identity";
 import { recordUnpublishedRevocation } from "./session-revocations";
+import { KILL_SWITCH_LOCK } from "../../trading/tradingState";
 
 export interface UserRow {
   id: string;
@@ -180,11 +181,15 @@ export async function revokeEverything(pg: Pick<PostgresClient, "transaction">, 
  * `auth:user-changes` message or a restart would lose a notification).
  */
 export async function deleteUser(db: Queryable, id: string): Promise<boolean> {
+  // The kill switch's lock, exclusively (as risk-analyzer's halts): a trading-engine batch that read
+  // no tombstone for the account commits before this does, and every later one reads it, so no fill
+  // of the account's orders comes after the deletion answered (trading-engine/halts.ts).
   const r = await db.query(
-    `WITH gone AS (DELETE FROM users WHERE id = $1 RETURNING id),
+    `WITH locked AS (SELECT pg_advisory_xact_lock($2, $3)),
+          gone AS (DELETE FROM users WHERE id = $1 AND EXISTS (SELECT 1 FROM locked) RETURNING id),
           marked AS (INSERT INTO deleted_users (user_id) SELECT id::text FROM gone ON CONFLICT (user_id) DO NOTHING)
      SELECT id FROM gone`,
-    [id],
+    [id, KILL_SWITCH_LOCK.space, KILL_SWITCH_LOCK.key],
   );
   return (r.rowCount ?? 0) > 0;
 }
