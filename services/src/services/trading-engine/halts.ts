@@ -50,7 +50,7 @@ export type CoveredBy = (userId: string) => boolean;
 
 export const NO_SCOPE: CoveredBy = () => false;
 
-/** The scopes in `state` of the rows HALTS_STATEMENTS answered, as a test of an order's owner. */
+/** The scopes in `state` of the rows haltsStatements answered, as a test of an order's owner. */
 export function scopesIn(rows: { scope?: unknown; state?: unknown }[], state: "halted" | "reduce_only"): CoveredBy {
   const scopes = new Set(rows.filter((r) => r.state === state).map((r) => String(r.scope)));
   if (scopes.has("global")) return () => true;
