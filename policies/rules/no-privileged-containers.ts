@@ -72,9 +72,15 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
         if (isRecord(n) && str(n.name) === "host") out.push("shares the host network namespace (networksAdvanced name \"host\")");
     });
     arr(props.volumes).forEach((v) => {
+        // The provider writes each entry into the engine's Binds as "<volumeName or hostPath>:<containerPath>",
+        // volumeName first, and the engine binds any source that is an absolute path: a volumeName of
+        // "/var/run/docker.sock" is a host bind mount however the field is called.
         const hp = isRecord(v) ? str(v.hostPath) : undefined;
         const problem = hp ? bind(hp) : undefined;
         if (problem) out.push(problem);
+        const name = isRecord(v) ? str(v.volumeName) : undefined;
+        const named = name?.startsWith("/") ? bind(name) : undefined;
+        if (named) out.push(`${named}, given as volumes[].volumeName (an absolute path there is a bind mount to the engine)`);
         // volumes-from: every mount of that container, a docker.sock or a host directory included, unseen here.
         const from = isRecord(v) ? str(v.fromContainer) : undefined;
         if (from !== undefined) out.push(`mounts every volume of the container "${from}" (volumes fromContainer), host paths included, unchecked here`);

@@ -161,6 +161,23 @@ describe("no-privileged-containers", () => {
         const allowing = { all: "mandatory" as const, "no-privileged-containers": { allowedK8sHostPaths: ["/mnt/disks/ssd1"], allowedDockerHostPaths: ["/srv/data"] } };
         expect(await runPack([volume("data", { type: "none", o: "bind", device: "/srv/data/" }), pv("disk", { local: { path: "/mnt/disks/ssd1" } })], allowing, only("no-privileged-containers"))).toEqual([]);
     });
+
+    it("rejects a host path given as a Docker volumes[].volumeName, which the engine binds as hostPath (session 41)", async () => {
+        // The provider writes volumeName (else hostPath) into the engine's Binds as "<source>:<containerPath>",
+        // and the engine bind-mounts a source that is an absolute path: this was the Docker socket, unseen.
+        const bad = dockerService("api-gateway", { volumes: [
+            { volumeName: "/var/run/docker.sock", containerPath: "/var/run/docker.sock" },
+            { volumeName: "/srv/config", containerPath: "/config", readOnly: true },
+        ] });
+        expect((await run([bad])).map((v) => v.message.split(". A compromised")[0])).toEqual([
+            "Container \"api-gateway-container\" mounts the container runtime socket /var/run/docker.sock (root on the host), given as volumes[].volumeName (an absolute path there is a bind mount to the engine)",
+            "Container \"api-gateway-container\" bind-mounts the host path /srv/config (use a named volume or an upload), given as volumes[].volumeName (an absolute path there is a bind mount to the engine)",
+        ]);
+        // A named volume (the program's own, as dockerPostgres mounts its data) and a listed host path pass.
+        const allowing = { all: "mandatory" as const, "no-privileged-containers": { allowedDockerHostPaths: ["/srv/config"] } };
+        expect(await run([dockerPostgres()])).toEqual([]);
+        expect(await runPack([dockerService("api-gateway", { volumes: [{ volumeName: "/srv/config/", containerPath: "/config" }] })], allowing, only("no-privileged-containers"))).toEqual([]);
+    });
 });
 
 describe("drop-all-capabilities", () => {
