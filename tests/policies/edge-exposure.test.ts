@@ -154,6 +154,20 @@ describe("no-public-exposure", () => {
         ]);
     });
 
+    it("reads ports[].ip as the engine does: a name or a malformed address publishes on every interface (session 41)", async () => {
+        // The engine parses the host IP as an IP literal (Go's net.ParseIP) and takes what it cannot parse as
+        // none, the all-interfaces default: "localhost" and "127.0.0.256" passed as loopback before.
+        const at = (...ips: string[]) => dockerService("api-gateway", { ports: ips.map((ip, i) => ({ internal: 3001 + i, external: 3001 + i, ip })) });
+        const why = (ip: string) => ` ("${ip}" is no IP address: the engine reads it as none and publishes on every interface)`;
+        expect((await run([at("localhost", "127.0.0.256", "127.000.0.1")], "dev")).map((v) => v.message)).toEqual([
+            `Container "api-gateway-container" publishes container port 3001 on localhost:3001${why("localhost")}; set ports[].ip to "127.0.0.1".`,
+            `Container "api-gateway-container" publishes container port 3002 on 127.0.0.256:3002${why("127.0.0.256")}; set ports[].ip to "127.0.0.1".`,
+            `Container "api-gateway-container" publishes container port 3003 on 127.000.0.1:3003${why("127.000.0.1")}; set ports[].ip to "127.0.0.1".`,
+        ]);
+        // Loopback literals, IPv4 anywhere in 127.0.0.0/8 and ::1 however spelt, pass.
+        expect(await run([at("127.0.0.1", "127.1.2.3", "::1", "0:0:0:0:0:0:0:1")], "dev")).toEqual([]);
+    });
+
     it("rejects LoadBalancer/NodePort Services for datastores, monitoring and services; allows the edge", async () => {
         const edgeLb = edit(service("ingress-nginx-controller", "edge", 443, "LoadBalancer"), () => undefined);
         expect(await run([service("postgres", "datastore", 5432), edgeLb])).toEqual([]);
