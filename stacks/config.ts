@@ -505,8 +505,10 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
 
   const adminBindAddress = r.string("adminBindAddress")!;
-  if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255)) {
-    throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address, got ${shown(adminBindAddress)}`);
+  // An octet with a leading zero (127.000.0.1) is no address to the engine (Go's net.ParseIP refuses it),
+  // which then publishes the admin ports on every interface of the host.
+  if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255 || /^0\d/.test(o))) {
+    throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address (no leading zeros), got ${shown(adminBindAddress)}`);
   }
   // Read on both targets so a wrong value is reported even where Kubernetes ignores it.
   const publishAdminPorts = r.boolean("publishAdminPorts") && target === "docker";

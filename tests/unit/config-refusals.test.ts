@@ -278,6 +278,22 @@ describe("dockerPidsLimit* (session 41)", () => {
   });
 });
 
+describe("adminBindAddress (session 41)", () => {
+  it("refuses an octet with a leading zero: the engine cannot parse it and publishes the admin ports on every interface", () => {
+    for (const address of ["127.000.0.1", "127.0.0.01", "010.0.0.1"]) {
+      expect(error("dev", { ...docker, adminBindAddress: address }).message, address).toBe(
+        `Invalid configuration trading:adminBindAddress on stack 'dev': must be an IPv4 address (no leading zeros), got '${address}'`,
+      );
+    }
+  });
+
+  it("keeps plain IPv4 addresses, zeros as whole octets included", () => {
+    for (const address of ["127.0.0.1", "127.0.0.10", "10.0.0.100", "0.0.0.0"]) {
+      expect(parseStackConfig("dev", { ...docker, adminBindAddress: address }).docker.adminBindAddress, address).toBe(address);
+    }
+  });
+});
+
 describe("gateway rate limit (session 39)", () => {
   it("refuses an absurd rate limit naming the key, the stack and the allowed range", () => {
     const cases: [RawConfig, string][] = [
