@@ -30,9 +30,9 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
         .filter((r) => isK8sWorkload(r.type))
         .map((r) => ({ ns: namespaceOf(r.props), labels: podTemplate(r.type, r.props)?.labels ?? {}, id: identity(r.type, r.name, r.props) }));
     const internal = (id: ReturnType<typeof identity>) => isDatastore(id) || isMonitoring(id) || cfg.internalWorkloads.includes(id.workload);
-    /** The internal workloads whose pods in `ns` a Service selector picks. */
-    const selected = (ns: string, selector: Record<string, unknown>) =>
-        [...new Set(pods.filter((p) => p.ns === ns && internal(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
+    /** The workloads (internal ones by default) whose pods in `ns` a Service selector picks. */
+    const selected = (ns: string, selector: Record<string, unknown>, which: (id: ReturnType<typeof identity>) => boolean = internal) =>
+        [...new Set(pods.filter((p) => p.ns === ns && which(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
     const out: Finding[] = [];
     for (const ing of resources.filter((r) => r.type === K8S.ingress)) {
         const ns = namespaceOf(ing.props);
@@ -71,6 +71,20 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
         // Named, labelled or selecting by the platform's labels as an internal workload: no-public-exposure reports it (one report each).
         if (serviceTarget(svc.props, svc.name, { environment: "prod", internalWorkloads: cfg.internalWorkloads }) !== undefined) continue;
         const targets = selected(namespaceOf(svc.props), selector);
+        // A LoadBalancer labelled role=edge passes no-public-exposure on its own labels; the pods it selects
+        // decide what it exposes. Declared pods that are not the edge's (the gateway, any service) would take
+        // outside traffic past the Ingress: its TLS, its hosts and its CORS. (NodePort and externalIPs are
+        // refused on every Service by no-public-exposure.)
+        const nonEdge = targets.length === 0 && str(spec?.type) === "LoadBalancer"
+            ? selected(namespaceOf(svc.props), selector, (id) => !internal(id) && id.role !== "edge") : [];
+        if (nonEdge.length > 0) {
+            out.push({
+                urn: svc.urn,
+                message: `Service "${objectName(svc.props, svc.name)}" is reachable from outside the cluster (${how}) and selects the pods of ${nonEdge.join(", ")}, ` +
+                    "which are not the edge's (trading.io/role edge): outside traffic would reach them past the Ingress's TLS, hosts and CORS; " +
+                    "give them a ClusterIP Service behind the Ingress.",
+            });
+        }
         if (targets.length === 0) continue;
         out.push({
             urn: svc.urn,
@@ -86,7 +100,8 @@ export const ingressInternalBackends: StackValidationPolicy = {
     description:
         "No Ingress routes to a Service that selects the pods of a datastore, Prometheus or Grafana, whatever the Service " +
         "is called (no-public-exposure judges Ingress backends by name only), nor to an ExternalName Service (a DNS alias to " +
-        "anything); no LoadBalancer, NodePort or externalIPs Service selects those pods, whatever its labels say.",
+        "anything); no LoadBalancer, NodePort or externalIPs Service selects those pods, whatever its labels say, and no " +
+        "LoadBalancer selects the pods of any declared workload but the edge's (trading.io/role edge).",
     severity: "critical",
     configSchema: {
         properties: {

@@ -272,6 +272,28 @@ describe("ingress-internal-backends", () => {
         ]);
     });
 
+    it("rejects an edge-labelled LoadBalancer selecting the pods of a workload that is not the edge (session 41)", async () => {
+        // no-public-exposure lets a LoadBalancer labelled role=edge pass on its labels; this one selects the
+        // gateway's pods, published outside the cluster in plain HTTP past the Ingress.
+        const lb = (name: string, selector: Record<string, string>) => {
+            const svc = alias(name, selector);
+            svc.props.metadata.labels = { "trading.io/role": "edge", "trading.io/workload": "ingress" };
+            svc.props.spec.type = "LoadBalancer";
+            return svc;
+        };
+        const edgePods = edit(deployment("ingress-controller", 8443, { role: "edge" }), () => undefined);
+        const rs = [...prodStack(), edgePods, lb("public", { "trading.io/workload": "api-gateway" }), lb("by-app", { "app.kubernetes.io/part-of": "ai-trading" })];
+        expect((await run(rs)).map((v) => [v.resourceName, v.message])).toEqual([
+            ["public-service", "Service \"public\" is reachable from outside the cluster (type LoadBalancer) and selects the pods of api-gateway, which are not the edge's " +
+                "(trading.io/role edge): outside traffic would reach them past the Ingress's TLS, hosts and CORS; give them a ClusterIP Service behind the Ingress."],
+            // Selecting every pod of the platform: one report, naming the internal workloads, as before.
+            ["by-app-service", "Service \"by-app\" is reachable from outside the cluster (type LoadBalancer) and selects the pods of postgres, clickhouse, prometheus; " +
+                "datastores and monitoring stay internal (type ClusterIP; a VPN or port-forward for admin access)."],
+        ]);
+        // The edge's own pods (and pods the program does not declare, an ingress controller installed apart) pass.
+        expect(await run([...prodStack(), edgePods, lb("edge", { "trading.io/workload": "ingress-controller" }), lb("outside", { "app.kubernetes.io/name": "ingress-nginx" })])).toEqual([]);
+    });
+
     it("leaves unknown selectors and Services in other namespaces alone", async () => {
         const other = alias("reports", { "trading.io/workload": "postgres" });
         other.props.metadata.namespace = "elsewhere";
