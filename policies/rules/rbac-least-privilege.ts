@@ -44,6 +44,19 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
         group: "admissionregistration.k8s.io", resources: ["validatingadmissionpolicies", "validatingadmissionpolicybindings", "mutatingadmissionpolicies", "mutatingadmissionpolicybindings"],
         verbs: [...WRITE_VERBS, "delete", "deletecollection"], what: "changes admission policies (what the API server refuses or rewrites)",
     },
+    // Session 41: objects the pack refuses when declared, made at run time by whoever holds the grant.
+    {
+        group: "apiregistration.k8s.io", resources: ["apiservices"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "registers or changes aggregated APIs (the API server hands a whole API group's requests, with the caller's identity, to a Service of its choosing)",
+    },
+    {
+        group: "", resources: ["services", "services/status"], verbs: WRITE_VERBS,
+        what: "creates or changes Services (externalIPs or a load balancer address capture what every pod sends there, CVE-2020-8554; a LoadBalancer or NodePort publishes any pod)",
+    },
+    {
+        group: "networking.k8s.io", resources: ["ingresses"], verbs: WRITE_VERBS,
+        what: "creates or changes Ingresses (the controller reads every Secret of the cluster, and an Ingress's annotations have served them, CVE-2021-25742, CVE-2023-5043)",
+    },
 ];
 
 /** Whether a rule's resource entry covers `resource` ("pods" or "pods/exec"), as the API server decides. */
@@ -85,7 +98,9 @@ export function roleProblems(props: Record<string, any>): string[] {
 }
 
 /** Groups every identity (or every workload) of the cluster belongs to, and the break-glass group. */
-const BROAD_GROUPS = ["system:masters", "system:anonymous", "system:unauthenticated", "system:authenticated", "system:serviceaccounts"];
+// system:nodes: every kubelet; rights bound there go to each node's credentials (and to any pod that
+// escapes onto a node), past the NodeRestriction admission that keeps a kubelet to its own node's objects.
+const BROAD_GROUPS = ["system:masters", "system:anonymous", "system:unauthenticated", "system:authenticated", "system:serviceaccounts", "system:nodes"];
 /** Built-in ClusterRoles that read Secrets and exec into pods (CIS 5.1.1 names cluster-admin). */
 const BROAD_CLUSTER_ROLES = ["cluster-admin", "admin", "edit"];
 
@@ -127,9 +142,10 @@ export const rbacLeastPrivilege: ResourceValidationPolicy = {
         "RBAC grants least privilege (CIS Kubernetes Benchmark 5.1): no \"*\" verbs, resources, API groups or URLs, no " +
         "escalate/bind/impersonate, no reading Secrets, exec/attach or ephemeral containers, no creating workloads or " +
         "PersistentVolumes, no nodes/proxy, CSR approval, webhook changes or token minting, no port-forward or API proxy, " +
-        "no rewriting Endpoints, Namespaces or admission policies, no aggregated ClusterRole; no binding of cluster-admin/" +
-        "admin/edit or a system: ClusterRole, of cluster-wide groups (masters, anonymous, unauthenticated, authenticated, " +
-        "serviceaccounts, a namespace's serviceaccounts) or of a default ServiceAccount (however spelt).",
+        "no rewriting Endpoints, Namespaces or admission policies, no aggregated APIs, no writing Services or Ingresses, " +
+        "no aggregated ClusterRole; no binding of cluster-admin/admin/edit or a system: ClusterRole, of cluster-wide groups " +
+        "(masters, anonymous, unauthenticated, authenticated, serviceaccounts, nodes, a namespace's serviceaccounts) or of a " +
+        "default ServiceAccount (however spelt).",
     severity: "high",
     validateResource: [
         validateResourceOfType(k8s.rbac.v1.Role, rule(roleProblems)),

@@ -186,6 +186,28 @@ describe("rbac-least-privilege: the CIS 5.1 grants that reach beyond the role", 
         ]);
     });
 
+    it("rejects grants that make at run time what the pack refuses when declared: aggregated APIs, Services, Ingresses; and bindings to every node (session 41)", async () => {
+        const rs = [role([
+            { apiGroups: ["apiregistration.k8s.io"], resources: ["apiservices"], verbs: ["create"] },
+            { apiGroups: [""], resources: ["services"], verbs: ["update"] },
+            { apiGroups: [""], resources: ["services/status"], verbs: ["patch"] },
+            { apiGroups: ["networking.k8s.io"], resources: ["ingresses"], verbs: ["create", "patch"] },
+        ])];
+        expect(await messages("rbac-least-privilege", rs)).toEqual([
+            "registers or changes aggregated APIs (the API server hands a whole API group's requests, with the caller's identity, to a Service of its choosing)",
+            "creates or changes Services (externalIPs or a load balancer address capture what every pod sends there, CVE-2020-8554; a LoadBalancer or NodePort publishes any pod)",
+            "creates or changes Services (externalIPs or a load balancer address capture what every pod sends there, CVE-2020-8554; a LoadBalancer or NodePort publishes any pod)",
+            "creates or changes Ingresses (the controller reads every Secret of the cluster, and an Ingress's annotations have served them, CVE-2021-25742, CVE-2023-5043)",
+        ].map((p, i) => `ClusterRole "r" rules[${i}] ${p}${tail}`));
+        expect(await messages("rbac-least-privilege", [binding({ kind: "ClusterRole", name: "reader" }, [{ kind: "Group", name: "system:nodes" }])])).toEqual([
+            `RoleBinding "b" binds the subject system:nodes${tail}`,
+        ]);
+        // Reading them stays allowed (a controller watching Services and Ingresses).
+        expect(await messages("rbac-least-privilege", [role([
+            { apiGroups: ["", "networking.k8s.io", "apiregistration.k8s.io"], resources: ["services", "ingresses", "apiservices"], verbs: ["get", "list", "watch"] },
+        ])])).toEqual([]);
+    });
+
     it("passes reads of workloads, grants in another API group, a namespaced Role named admin, a named ServiceAccount", async () => {
         const rs = [
             role([
