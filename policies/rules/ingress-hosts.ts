@@ -2,6 +2,8 @@ import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { arr, isRecord, plain, str } from "../lib/values";
 
+const SERVER_ALIAS = "nginx.ingress.kubernetes.io/server-alias";
+
 /** Kyverno's disallow-empty-ingress-host and restrict-ingress-wildcard: every rule names one concrete host. */
 export function ingressHostProblems(props: Record<string, any>): string[] {
     const out: string[] = [];
@@ -12,12 +14,18 @@ export function ingressHostProblems(props: Record<string, any>): string[] {
         else if (host?.includes("*")) out.push(`rules[${i}] uses the wildcard host "${host}"`);
     });
     if (isRecord(props.spec?.defaultBackend)) out.push("has a defaultBackend, which answers for any Host header");
+    // ingress-nginx adds each alias to the server's server_name, where a wildcard, a regular expression
+    // (~...) or nginx's catch-all "_" answers for Host headers no rule names.
+    const aliases = str(props.metadata?.annotations?.[SERVER_ALIAS]);
+    for (const alias of (aliases ?? "").split(",").map((a) => a.trim()).filter((a) => a !== "")) {
+        if (alias.includes("*") || alias.startsWith("~") || alias === "_") out.push(`has the server alias "${alias}" (annotation ${SERVER_ALIAS}), which answers for any Host header it matches`);
+    }
     return out;
 }
 
 export const ingressHosts: ResourceValidationPolicy = {
     name: "ingress-hosts",
-    description: "Every Ingress rule names a concrete host (no empty or wildcard host, no default backend), so the edge serves only the platform's own names.",
+    description: "Every Ingress rule names a concrete host (no empty or wildcard host, no default backend, no wildcard or regular-expression ingress-nginx server alias), so the edge serves only the platform's own names.",
     severity: "medium",
     validateResource: validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
         for (const p of ingressHostProblems(plain(props))) {

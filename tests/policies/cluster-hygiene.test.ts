@@ -261,6 +261,17 @@ describe("no-bare-pods and ingress-hosts", () => {
     });
 });
 
+describe("ingress-hosts: ingress-nginx server aliases (session 41)", () => {
+    it("rejects a wildcard, regular-expression or catch-all server alias, which answers for Host headers no rule names", async () => {
+        const aliased = (aliases: string) => edit(ingress(), (p) => { p.metadata.annotations["nginx.ingress.kubernetes.io/server-alias"] = aliases; });
+        const tail = "; set rules[].host to the platform's DNS name (config trading:ingressHost).";
+        const why = (alias: string) => `Ingress "nginx-ingress" has the server alias "${alias}" (annotation nginx.ingress.kubernetes.io/server-alias), which answers for any Host header it matches${tail}`;
+        expect(await messages("ingress-hosts", [aliased("*.example.com, ~^.*$ ,_")])).toEqual([why("*.example.com"), why("~^.*$"), why("_")]);
+        // A concrete alias (the platform's other name) passes.
+        expect(await messages("ingress-hosts", [aliased("www.trading.example.com")])).toEqual([]);
+    });
+});
+
 describe("ingress-no-snippets: the controller's ConfigMap", () => {
     it("rejects allow-snippet-annotations and *-snippet keys, whatever the map is called; other maps pass", async () => {
         const cm = (name: string, data: Record<string, string>): TestResource => ({ type: "kubernetes:core/v1:ConfigMap", name, props: { metadata: { name, namespace: "ingress-nginx" }, data } });
