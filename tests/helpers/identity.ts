@@ -20,7 +20,7 @@ export function testIdentities(redisUrl: string, jwtSecret: string): TestIdentit
   const key = jwtKey(jwtSecret);
   return {
     async token(userId, role = "trader") {
-      await publishUserState(redis, userId, { status: "active", role, epoch: 0 });
+      await publishUserState(redis, userId, { status: "active", role, epoch: 0, version: 0 });
       return signAccessToken(key, { userId, role, epoch: 0 }, 3600);
     },
     async close() {

@@ -16,7 +16,7 @@ import { deleteExpiredRefreshTokens, promoteToAdmin } from "../../services/src/s
 import { insertApiKey } from "../../services/src/services/user-management/api-key-data";
 import { generateApiKey } from "../../services/src/services/user-management/api-keys";
 import { createPostgres } from "../../services/src/kit/datastores/postgres";
-import { parseUserState, publishUserState, userStateKey } from "../../services/src/services/user-management/user-state";
+import { parseUserState, userStateKey, userStateVersionKey } from "../../services/src/services/user-management/user-state";
 
 /** Applies every Postgres migration file with database-service's runner (what `migrate` does in the stack). */
 async function migrate(url: string) {
@@ -716,7 +716,9 @@ describe("revocation holes found by review (each a race or a retry)", () => {
     // What the gateways still hold when the first propagation failed: the user as active.
     const client = new Redis(redis.url);
     try {
-      await publishUserState(client, u.id, { status: "active", role: "trader", epoch: 0 });
+      // (Written over the deletion's state as a previous release would have: no version, counted as 0.)
+      await client.del(userStateVersionKey(u.id));
+      await client.set(userStateKey(u.id), JSON.stringify({ status: "active", role: "trader", epoch: 0 }), "EX", 60);
       const retry = await direct("DELETE", `/admin/users/${u.id}`, undefined, asAdmin);
       expect(retry.status).toBe(404);
       expect(parseUserState((await client.get(userStateKey(u.id)))!)?.status).toBe("deleted");

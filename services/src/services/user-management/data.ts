@@ -16,6 +16,8 @@ export interface UserRow {
   created_at: Date;
   disabled_at: Date | null;
   token_epoch: number;
+  /** Raised by every change of the user's state (migration 0452); bigint, so node-postgres answers text. */
+  state_version: string;
 }
 
 export interface RefreshTokenRow {
@@ -51,7 +53,7 @@ export async function insertAdmin(db: Queryable, email: string, passwordHash: st
  */
 export async function promoteToAdmin(db: Queryable, id: string, passwordHash: string): Promise<UserRow | undefined> {
   const r = await db.query<UserRow>(
-    `UPDATE users SET role = 'admin', disabled_at = NULL, updated_at = now(),
+    `UPDATE users SET role = 'admin', disabled_at = NULL, updated_at = now(), state_version = state_version + 1,
             token_epoch = CASE WHEN role = 'admin' THEN token_epoch ELSE token_epoch + 1 END
       WHERE id = $1 AND password_hash = $2 RETURNING *`,
     [id, passwordHash],
@@ -82,7 +84,7 @@ export async function findActiveUser(db: Queryable, id: string): Promise<UserRow
 export async function setUserRole(db: Queryable, id: string, role: Role): Promise<UserRow | undefined> {
   return (
     await db.query<UserRow>(
-      `UPDATE users SET role = $2, updated_at = now(),
+      `UPDATE users SET role = $2, updated_at = now(), state_version = state_version + 1,
               token_epoch = CASE WHEN role = $2 THEN token_epoch ELSE token_epoch + 1 END
         WHERE id = $1 RETURNING *`,
       [id, role],
@@ -104,8 +106,8 @@ export async function findUser(db: Queryable, id: string): Promise<UserRow | und
 export async function setUserDisabled(c: Queryable, id: string, disabled: boolean): Promise<UserRow | undefined> {
   const r = await c.query<UserRow>(
     disabled
-      ? `UPDATE users SET disabled_at = coalesce(disabled_at, now()), token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *`
-      : `UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
+      ? `UPDATE users SET disabled_at = coalesce(disabled_at, now()), token_epoch = token_epoch + 1, state_version = state_version + 1, updated_at = now() WHERE id = $1 RETURNING *`
+      : `UPDATE users SET disabled_at = NULL, state_version = state_version + 1, updated_at = now() WHERE id = $1 RETURNING *`,
     [id],
   );
   if (disabled && r.rows[0]) await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'admin' WHERE user_id = $1 AND revoked_at IS NULL`, [id]);
@@ -150,7 +152,7 @@ export async function changePassword<T>(
   return pg.transaction(async (c) => {
     const user = (
       await c.query<UserRow>(
-        "UPDATE users SET password_hash = $2, token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 AND disabled_at IS NULL AND password_hash = $3 RETURNING *",
+        "UPDATE users SET password_hash = $2, token_epoch = token_epoch + 1, state_version = state_version + 1, updated_at = now() WHERE id = $1 AND disabled_at IS NULL AND password_hash = $3 RETURNING *",
         [userId, passwordHash, verifiedHash],
       )
     ).rows[0];
@@ -169,7 +171,7 @@ export async function changePassword<T>(
  */
 export async function revokeEverything(pg: Pick<PostgresClient, "transaction">, userId: string): Promise<UserRow | undefined> {
   return pg.transaction(async (c) => {
-    const user = (await c.query<UserRow>("UPDATE users SET token_epoch = token_epoch + 1, updated_at = now() WHERE id = $1 RETURNING *", [userId])).rows[0];
+    const user = (await c.query<UserRow>("UPDATE users SET token_epoch = token_epoch + 1, state_version = state_version + 1, updated_at = now() WHERE id = $1 RETURNING *", [userId])).rows[0];
     await c.query(`UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL`, [userId]);
     return user;
   });

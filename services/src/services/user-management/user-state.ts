@@ -4,10 +4,19 @@
  *
  * - PostgreSQL is the source of truth: `users.disabled_at`, `users.role`, `users.token_epoch`
  *   (raised by logout everywhere, a role change and disabling); a deleted user has no row.
- * - Dragonfly caches it under `auth:user:<id>` -> {status, role, epoch} (TTL below). A writer in
- *   user-management SETs the new state after its transaction commits, then PUBLISHes `user:<id>`
- *   on `auth:user-changes` (a revoked API key: its cache entry deleted, then `apikey:<sha256>`). A reader filling a miss writes with NX, so a load that read PostgreSQL
- *   before the change committed cannot overwrite the new state.
+ *   `users.state_version` (migration 0452) is raised by every statement that changes any of them,
+ *   under the row's lock, so it follows commit order; a deletion's state has version
+ *   Number.MAX_SAFE_INTEGER, above every other.
+ * - Dragonfly caches it under `auth:user:<id>` -> {status, role, epoch, version} (TTL below), its
+ *   version also under `auth:user-version:<id>`. A writer in user-management writes the new state
+ *   after its transaction commits, then PUBLISHes `user:<id>` on `auth:user-changes` (a revoked API
+ *   key: its cache entry deleted, then `apikey:<sha256>`). Writers and readers filling a miss write
+ *   through one script (WRITE_STATE) that never replaces a higher version with a lower one (a filler
+ *   not even an equal one, as its NX did): two changes committed close together may reach Dragonfly
+ *   in the other order, and a plain SET left the older state there for the entry's hour (found by
+ *   session 40's race hunt: a password change writing after the logout-all that followed it gave the
+ *   ended tokens back; a disable written after the enable that followed it left the account disabled,
+ *   and epochs cannot order those: an enable does not raise one). An entry of a previous release (no version) counts as version 0.
  * - The gateway keeps a small in-process copy, drops an entry when its id is published, and drops
  *   everything whenever its subscription is not live (pub/sub is at-most-once), reading Dragonfly
  *   directly until it is subscribed again. A token is refused when the user is not active, when
@@ -26,22 +35,28 @@ export interface UserState {
   status: UserStatus;
   role: Role;
   epoch: number;
+  /** users.state_version when read (0: an entry written before versions, by a previous release). */
+  version: number;
 }
 
 export const USER_STATE_TTL_S = 3_600;
 export const USER_CHANGES_CHANNEL = "auth:user-changes";
 export const userStateKey = (userId: string) => `auth:user:${userId}`;
+export const userStateVersionKey = (userId: string) => `auth:user-version:${userId}`;
+const DELETED_VERSION = Number.MAX_SAFE_INTEGER;
 
 /** The state of a user row (undefined: deleted). */
-export function userStateOf(row: { role: Role; disabled_at: Date | null; token_epoch: number } | undefined): UserState {
-  if (!row) return { status: "deleted", role: "trader", epoch: Number.MAX_SAFE_INTEGER };
-  return { status: row.disabled_at ? "disabled" : "active", role: row.role, epoch: row.token_epoch };
+export function userStateOf(row: { role: Role; disabled_at: Date | null; token_epoch: number; state_version: string | number } | undefined): UserState {
+  if (!row) return { status: "deleted", role: "trader", epoch: Number.MAX_SAFE_INTEGER, version: DELETED_VERSION };
+  return { status: row.disabled_at ? "disabled" : "active", role: row.role, epoch: row.token_epoch, version: Number(row.state_version) };
 }
 
 export function parseUserState(raw: string): UserState | undefined {
   try {
     const v = JSON.parse(raw) as Partial<UserState>;
-    if ((v.status === "active" || v.status === "disabled" || v.status === "deleted") && (v.role === "trader" || v.role === "admin") && typeof v.epoch === "number") return { status: v.status, role: v.role, epoch: v.epoch };
+    const version = v.version === undefined ? 0 : v.version; // written by a release before versions
+    if ((v.status === "active" || v.status === "disabled" || v.status === "deleted") && (v.role === "trader" || v.role === "admin") && typeof v.epoch === "number" && typeof version === "number")
+      return { status: v.status, role: v.role, epoch: v.epoch, version };
   } catch {
     /* fall through */
   }
@@ -56,9 +71,34 @@ export function revocationReason(state: UserState, presented: { role: Role; epoc
   return undefined;
 }
 
-/** After a committed change: the new state for every reader, then the notification. */
+/**
+ * Writes a state unless Dragonfly holds a newer one, atomically. KEYS: the state, its version;
+ * ARGV: state JSON, version, TTL in seconds, "fill" (a miss filled: not over an equal version either).
+ * The stored version is the version key's while the state exists (none: 0, a previous release's
+ * entry), else -1. The state is set before the version, with the same TTL, so the version never
+ * expires first. No JSON is decoded in the script (the version has a key of its own: cjson is not
+ * needed). Dragonfly runs Lua scripts (5.4) atomically and compatibly with Redis, provided every key
+ * they touch is passed in KEYS, as here (https://dragonflydb.io/docs/managing-dragonfly/scripting,
+ * https://dragonflydb.io/docs/command-reference/generic/eval); central-hub's locks use EVAL alike.
+ */
+const WRITE_STATE = `
+local stored = -1
+if redis.call('EXISTS', KEYS[1]) == 1 then stored = tonumber(redis.call('GET', KEYS[2]) or '0') or 0 end
+local version = tonumber(ARGV[2])
+if version < stored or (ARGV[4] == 'fill' and version == stored) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1`;
+
+/** Whether the state was written (false: Dragonfly holds a newer one, or an equal one for a filler). */
+async function writeUserState(redis: Redis, userId: string, state: UserState, mode: "set" | "fill"): Promise<boolean> {
+  const written = await redis.eval(WRITE_STATE, 2, userStateKey(userId), userStateVersionKey(userId), JSON.stringify(state), String(state.version), String(USER_STATE_TTL_S), mode);
+  return written === 1;
+}
+
+/** After a committed change: the new state for every reader (unless a later change's is there already), then the notification. */
 export async function publishUserState(redis: Redis, userId: string, state: UserState): Promise<void> {
-  await redis.set(userStateKey(userId), JSON.stringify(state), "EX", USER_STATE_TTL_S);
+  await writeUserState(redis, userId, state, "set");
   await redis.publish(USER_CHANGES_CHANNEL, userChangeMessage(userId));
 }
 
@@ -82,7 +122,7 @@ export async function publishSessionRevoked(redis: Redis, familyId: string): Pro
   await redis.publish(USER_CHANGES_CHANNEL, sessionRevokedMessage(familyId));
 }
 
-/** A miss filled from PostgreSQL: never overwrites a state a writer set meanwhile. */
+/** A miss filled from PostgreSQL: never overwrites a state a writer set meanwhile (an equal or higher version). */
 export async function fillUserState(redis: Redis, userId: string, state: UserState): Promise<void> {
-  await redis.set(userStateKey(userId), JSON.stringify(state), "EX", USER_STATE_TTL_S, "NX");
+  await writeUserState(redis, userId, state, "fill");
 }
