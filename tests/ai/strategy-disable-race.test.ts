@@ -91,36 +91,15 @@ afterAll(async () => {
 
 describe("disabling a strategy while its evaluation submits an order", () => {
   it("10 disables at once answer only after the order in flight is placed; none is placed after them", async () => {
-    const user = randomUUID();
-    await ensureAccount(pool, user);
-    const created = await http("POST", `${orchUrl}/strategies`, {
-      headers: as(user),
-      body: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true },
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    const id = created.body.strategyId as string;
-
-    const evaluation = http("POST", `${orchUrl}/strategies/${id}/evaluate`, { headers: as(user) });
-    await waitUntil("the evaluation's order held at the gate", async () => held.length === 1, WAIT_MS, 20);
-
-    const answeredAt: number[] = [];
-    const disables = Array.from({ length: 10 }, (_, i) =>
-      (i % 2 === 0
-        ? http("POST", `${orchUrl}/strategies/${id}/disable`, { headers: as(user) })
-        : http("PATCH", `${orchUrl}/strategies/${id}`, { headers: as(user), body: { enabled: false } })
-      ).then((r) => (answeredAt.push(Date.now()), r)),
-    );
-    // Long enough for every disable to answer if it does not wait for the order.
-    await Promise.race([Promise.all(disables), sleep(1500)]);
-    const releasedAt = Date.now();
-    held.splice(0).forEach((release) => release());
+    const { user, id, evaluation } = await evaluationHeldOnA();
+    const { answeredAt, releasedAt, disables } = await tenDisablesThenRelease(orchUrl, user, id);
 
     const e = await evaluation;
     expect(e.status, JSON.stringify(e.body)).toBe(200);
     const [decision] = e.body.decisions;
     expect(decision).toMatchObject({ action: "buy" });
     expect(decision.orderId).toEqual(expect.any(String));
-    for (const r of await Promise.all(disables)) {
+    for (const r of await disables) {
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       expect(r.body.enabled).toBe(false);
     }
@@ -145,23 +124,35 @@ describe("disabling a strategy while its evaluation submits an order", () => {
     return { user, id, evaluation };
   }
 
-  it("disables through another replica wait for the evaluation running in the first; no order after their answer", async () => {
-    const { user, id, evaluation } = await evaluationHeldOnA();
+  /**
+   * Ten disables (POST /disable and PATCH enabled:false, alternately) sent to `base` while the held
+   * order waits at the gate, given long enough to answer if they did not wait for it; then the order
+   * is let through. When each disable answered, and when the order was released.
+   */
+  async function tenDisablesThenRelease(base: string, user: string, id: string) {
     const answeredAt: number[] = [];
-    const disables = Array.from({ length: 10 }, (_, i) =>
-      (i % 2 === 0
-        ? http("POST", `${orchBUrl}/strategies/${id}/disable`, { headers: as(user) })
-        : http("PATCH", `${orchBUrl}/strategies/${id}`, { headers: as(user), body: { enabled: false } })
-      ).then((r) => (answeredAt.push(Date.now()), r)),
+    const disables = Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 === 0
+          ? http("POST", `${base}/strategies/${id}/disable`, { headers: as(user) })
+          : http("PATCH", `${base}/strategies/${id}`, { headers: as(user), body: { enabled: false } })
+        ).then((r) => (answeredAt.push(Date.now()), r)),
+      ),
     );
-    await Promise.race([Promise.all(disables), sleep(1500)]);
+    await Promise.race([disables, sleep(1500)]);
     const releasedAt = Date.now();
     held.splice(0).forEach((release) => release());
+    return { answeredAt, releasedAt, disables };
+  }
+
+  it("disables through another replica wait for the evaluation running in the first; no order after their answer", async () => {
+    const { user, id, evaluation } = await evaluationHeldOnA();
+    const { answeredAt, releasedAt, disables } = await tenDisablesThenRelease(orchBUrl, user, id);
 
     const e = await evaluation;
     expect(e.status, JSON.stringify(e.body)).toBe(200);
     expect(e.body.decisions[0]).toMatchObject({ action: "buy", orderId: expect.any(String) });
-    for (const r of await Promise.all(disables)) {
+    for (const r of await disables) {
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       expect(r.body.enabled).toBe(false);
     }
