@@ -169,6 +169,23 @@ describe("paper exchange", () => {
     expect(ex.onBar(bar("61", { symbol: "ETHUSDT", high: "61" }, 2)).map((r) => r.orderId)).toEqual(["o3"]);
     expect(ex.hasResting("ETHUSDT")).toBe(false);
   });
+
+  it("lists and fills a bar's symbol's resting orders alone, in submission order, with orders of other symbols between them", () => {
+    const ex = new PaperExchange();
+    ex.onBar(bar("100"));
+    ex.onBar(bar("100", { symbol: "ETHUSDT" }));
+    const ids = ["b1", "e1", "b2", "e2", "b3"];
+    for (const id of ids) ex.submit(order({ orderId: id, userId: `u-${id}`, symbol: id.startsWith("b") ? "BTCUSDT" : "ETHUSDT", type: "limit", limitPrice: "90" }));
+    expect(ex.restingOrdersIn(["ETHUSDT"]).map((o) => o.orderId)).toEqual(["e1", "e2"]);
+    expect(ex.restingOrdersIn(["BTCUSDT", "BTCUSDT"]).map((o) => o.userId)).toEqual(["u-b1", "u-b2", "u-b3"]);
+    expect(ex.restingOrdersIn([])).toEqual([]);
+    // b2 cancelled and restored: it goes to the end of its symbol's queue, as of the whole book before.
+    ex.cancel("b2");
+    ex.restore({ order: order({ orderId: "b2", userId: "u-b2", type: "limit", limitPrice: "90" }), remaining: "1", fillSeq: 0 });
+    expect(ex.onBar(bar("85", { low: "85" }, 1)).map((r) => r.orderId)).toEqual(["b1", "b3", "b2"]);
+    expect(ex.restingOrdersIn(["BTCUSDT", "ETHUSDT"]).map((o) => o.orderId)).toEqual(["e1", "e2"]);
+    expect(ex.restingOrders().map((r) => r.order.orderId)).toEqual(["e1", "e2"]);
+  });
 });
 
 const fill = (f: Partial<Fill>): Fill => ({

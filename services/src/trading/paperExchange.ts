@@ -50,8 +50,12 @@ const OPEN_BAR: BarGate = { mayFill: () => true };
 export class PaperExchange {
   private readonly last = new Map<string, Bar>();
   private readonly resting = new Map<string, RestingOrder>();
-  /** How many orders of each symbol rest: a bar of a symbol with none needs no price arithmetic (a backfill brings millions). */
-  private readonly restingPerSymbol = new Map<string, number>();
+  /**
+   * The same orders by symbol, in submission order: a bar walks only its symbol's orders, and one of a
+   * symbol with none needs no price arithmetic (a backfill brings millions of bars; a book may hold
+   * thousands of orders in other symbols).
+   */
+  private readonly restingBySymbol = new Map<string, Map<string, RestingOrder>>();
   private readonly rules: ExecutionRules<Decimal>;
   constructor(opts: PaperExchangeOptions = {}) {
     this.rules = new ExecutionRules(decimalArithmetic, opts);
@@ -66,9 +70,15 @@ export class PaperExchange {
   restingOrders(): RestingOrder[] {
     return [...this.resting.values()].map((r) => ({ ...r }));
   }
+  /** The orders resting in any of `symbols` (those a batch of their bars may fill), without copying the book. */
+  restingOrdersIn(symbols: readonly string[]): OrderRequest[] {
+    const orders: OrderRequest[] = [];
+    for (const symbol of new Set(symbols)) for (const r of this.restingBySymbol.get(symbol)?.values() ?? []) orders.push(r.order);
+    return orders;
+  }
   /** Whether some order of the symbol rests (a bar of it may fill something). */
   hasResting(symbol: string): boolean {
-    return (this.restingPerSymbol.get(symbol) ?? 0) > 0;
+    return (this.restingBySymbol.get(symbol)?.size ?? 0) > 0;
   }
   /** Restores a resting order after a restart (e.g. from the order store). */
   restore(r: RestingOrder): void {
@@ -77,15 +87,17 @@ export class PaperExchange {
   private rest(r: RestingOrder): void {
     this.unrest(r.order.orderId);
     this.resting.set(r.order.orderId, r);
-    this.restingPerSymbol.set(r.order.symbol, (this.restingPerSymbol.get(r.order.symbol) ?? 0) + 1);
+    let ofSymbol = this.restingBySymbol.get(r.order.symbol);
+    if (!ofSymbol) this.restingBySymbol.set(r.order.symbol, (ofSymbol = new Map()));
+    ofSymbol.set(r.order.orderId, r);
   }
   private unrest(orderId: string): RestingOrder | undefined {
     const r = this.resting.get(orderId);
     if (!r) return undefined;
     this.resting.delete(orderId);
-    const left = (this.restingPerSymbol.get(r.order.symbol) ?? 1) - 1;
-    if (left > 0) this.restingPerSymbol.set(r.order.symbol, left);
-    else this.restingPerSymbol.delete(r.order.symbol);
+    const ofSymbol = this.restingBySymbol.get(r.order.symbol);
+    ofSymbol?.delete(orderId);
+    if (ofSymbol?.size === 0) this.restingBySymbol.delete(r.order.symbol);
     return r;
   }
   /** Seeds the last bar without matching resting orders (warm start). */
@@ -155,15 +167,16 @@ export class PaperExchange {
    */
   onBar(bar: Bar, gate: BarGate = OPEN_BAR): ExecutionReport[] {
     const reports: ExecutionReport[] = [];
-    if (!this.hasResting(bar.symbol)) {
+    const ofSymbol = this.restingBySymbol.get(bar.symbol);
+    if (!ofSymbol) {
       this.last.set(bar.symbol, bar);
       return reports;
     }
     const low = D(bar.low);
     const high = D(bar.high);
     let volumeLeft = this.rules.participationBudget(D(bar.volume));
-    for (const r of this.resting.values()) {
-      if (r.order.symbol !== bar.symbol) continue;
+    // A filled order leaves ofSymbol as the walk goes (deleting the entry being visited is safe for a Map).
+    for (const r of ofSymbol.values()) {
       const limit = D(r.order.limitPrice!);
       if (!this.rules.limitHit(r.order.side, limit, low, high)) continue;
       const qty = this.rules.cappedQuantity(D(r.remaining), volumeLeft);

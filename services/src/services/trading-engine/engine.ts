@@ -142,7 +142,7 @@ export class TradingEngine {
     // markCancelSent): a poll after a kill before the COMMIT reports Binance's CANCELED as `cancelled`.
     if (this.venue) await data.markCancelSent(this.deps.pg, [...cancelIds]);
     // The orders this batch may fill (arriving, held, resting in a symbol it brings bars of): their owners' deletions are read with the halts.
-    const mayFill = () => [...commands.flatMap((c) => (c.kind === "execute" ? [c.order] : [])), ...this.held.values(), ...(barSymbols.length === 0 ? [] : this.exchange.restingOrders().map((r) => r.order).filter((o) => barSymbols.includes(o.symbol)))];
+    const mayFill = () => [...commands.flatMap((c) => (c.kind === "execute" ? [c.order] : [])), ...this.held.values(), ...this.exchange.restingOrdersIn(barSymbols)];
     const begin = [gated ? haltsStatements(mayFill().map((o) => o.userId)) : undefined, knownSql].filter((s) => s !== undefined).join("; ");
     const attempt: { work?: BatchWork } = {};
     try {
