@@ -197,7 +197,7 @@ describe("notification-service", () => {
       const l = (await api("GET", "/dead-letters", lost.id)).body.deadLetters;
       return l.length ? l : undefined;
     }, 120_000);
-    expect(dead).toMatchObject({ channel: "telegram", attempts: 1, reason: "telegram: 400 Bad Request: chat not found" });
+    expect(dead).toMatchObject({ channel: "telegram", attempts: 1, reason: "telegram: chat not found or bot blocked (400)" });
     expect(JSON.stringify(dead)).not.toContain(rig.telegram.token);
   }, 180_000);
 

@@ -96,6 +96,22 @@ export function emailChannel(s: SmtpSettings) {
 /** The most of a Bot API answer read: its answers are a few hundred bytes. */
 export const TELEGRAM_ANSWER_MAX_BYTES = 64 * 1024;
 
+/**
+ * What a user reads of a Telegram failure: a fixed text by the answer's HTTP status (or Telegram's
+ * `error_code` when the status says nothing). Telegram's `description` reached users before ("telegram:
+ * 400 Bad Request: chat not found"), and so did whatever a hostile or misconfigured TELEGRAM_API_URL
+ * answered in it. The description goes to the operator's log only, masked.
+ */
+export const TELEGRAM_UNREACHABLE = "telegram: unreachable";
+export function telegramFailureText(status: number, errorCode?: unknown): string {
+  const code = status >= 400 && status < 600 ? status : typeof errorCode === "number" && Number.isInteger(errorCode) ? errorCode : status;
+  if (code === 400 || code === 403) return `telegram: chat not found or bot blocked (${code})`;
+  if (code === 429) return "telegram: rate limited (429)";
+  if (code === 401 || code === 404) return `telegram: bot token refused (${code})`;
+  if (code >= 500 && code < 600) return `telegram: server error (${code})`;
+  return "telegram: unexpected answer";
+}
+
 export function telegramChannel(apiUrl: string, token: string, timeoutMs: number) {
   return {
     async send(chatId: string, n: Pick<Notice, "subject" | "text">): Promise<void> {
@@ -109,23 +125,26 @@ export function telegramChannel(apiUrl: string, token: string, timeoutMs: number
           signal: AbortSignal.timeout(timeoutMs),
         });
       } catch (err) {
-        // Never the URL in a message: it holds the bot token.
-        throw new DeliveryError(`telegram: ${(err as Error).name}`, false);
+        // Never the URL, even in the detail: it holds the bot token (masked again by scrubString).
+        const cause = (err as { cause?: { code?: string } }).cause?.code;
+        throw new DeliveryError(TELEGRAM_UNREACHABLE, false, undefined, scrubString(`${(err as Error).name}${cause ? ` ${cause}` : ""}`.split(token).join("***")));
       }
-      type Answer = { ok?: boolean; description?: string; parameters?: { retry_after?: number } };
+      type Answer = { ok?: boolean; error_code?: number; description?: string; parameters?: { retry_after?: number } };
       let body: Answer = {};
       try {
-        body = JSON.parse(await readTextCapped(res, TELEGRAM_ANSWER_MAX_BYTES)) as Answer;
+        const parsed: unknown = JSON.parse(await readTextCapped(res, TELEGRAM_ANSWER_MAX_BYTES));
+        if (parsed && typeof parsed === "object") body = parsed as Answer;
       } catch (err) {
         // The Bot API answers a few hundred bytes: a larger answer is not one of its own (retried).
         if (err instanceof AnswerTooLargeError) throw new DeliveryError(`telegram: ${err.message}`, false);
       }
-      if (res.ok && body.ok) return;
-      const retryAfter = body.parameters?.retry_after;
-      const why = `telegram: ${res.status} ${String(body.description ?? "").slice(0, 200)}`;
-      if (res.status === 429) throw new DeliveryError(why, false, retryAfter ? retryAfter * 1000 : undefined);
+      if (res.ok && body.ok === true) return;
+      const retryAfter = typeof body.parameters?.retry_after === "number" && body.parameters.retry_after > 0 ? Math.min(body.parameters.retry_after, 86_400) : undefined;
+      const why = telegramFailureText(res.status, body.error_code);
+      const detail = scrubString(`${res.status} ${String(body.description ?? "").slice(0, 200)}`.split(token).join("***"));
+      if (res.status === 429) throw new DeliveryError(why, false, retryAfter ? retryAfter * 1000 : undefined, detail);
       // 400 chat not found / 403 bot blocked by the user: retrying will not help.
-      throw new DeliveryError(why, res.status === 400 || res.status === 403);
+      throw new DeliveryError(why, res.status === 400 || res.status === 403, undefined, detail);
     },
   };
 }

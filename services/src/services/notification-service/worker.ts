@@ -10,6 +10,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Counter } from "prom-client";
 import type { Queryable } from "../../kit/datastores/postgres";
+import { scrubString } from "../../kit/telemetry/scrub";
 import { DeliveryError } from "./channels";
 import { isConfirmedChat } from "./confirmation-data";
 import * as data from "./data";
@@ -34,6 +35,13 @@ export async function ingest(db: Queryable, channels: Channels, n: Notice, now =
   const notBefore = n.urgent ? now : deliverAfter(now, prefs.quietHours, prefs.timeZone);
   return data.insertDeliveries(db, n, targets, notBefore);
 }
+
+/**
+ * What a user reads when sending failed on our side (a database error, a bug, a library's error):
+ * the error's own message reached `lastError` before (SQL, table names, hosts). The message, masked,
+ * goes to the operator's log; the delivery is retried like any other failure.
+ */
+export const INTERNAL_ERROR = "internal error";
 
 export interface SenderOptions { batch: number; leaseMs: number; maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number; rateLimitMax: number; rateLimitWindowMs: number }
 
@@ -114,7 +122,7 @@ export class Sender {
       await data.markSent(this.db, d.delivery_id);
       this.sent.inc({ channel: d.channel, outcome: "sent" });
     } catch (err) {
-      const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, false);
+      const e = err instanceof DeliveryError ? err : new DeliveryError(INTERNAL_ERROR, false, undefined, scrubString(`${(err as Error)?.name ?? "Error"}: ${String((err as Error)?.message ?? err)}`.slice(0, 500)));
       const attempt = d.attempts + 1;
       // The user reads e.message (fixed texts); what the far end or the network said, masked, is for the operator.
       if (e.permanent || attempt >= this.o.maxAttempts) {
