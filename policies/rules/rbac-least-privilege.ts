@@ -17,7 +17,7 @@ const WORKLOADS: Array<[group: string, resource: string]> = [
  * matches rules, so a subresource wildcard (an asterisk, a slash, then "exec") is caught too; a bare
  * "*" is reported as a wildcard already.
  */
-const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: string[]; what: string }> = [
+const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: string[]; what: string; clusterRoleOnly?: boolean }> = [
     { group: "", resources: ["secrets"], verbs: ["get", "list", "watch"], what: "reads secrets" }, // 5.1.2
     // `get` too: before Kubernetes 1.35 a WebSocket exec/attach was authorised as a `get`.
     { group: "", resources: ["pods/exec", "pods/attach"], verbs: ["create", "get"], what: "allows exec/attach into pods" },
@@ -57,6 +57,29 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
         group: "networking.k8s.io", resources: ["ingresses"], verbs: WRITE_VERBS,
         what: "creates or changes Ingresses (the controller reads every Secret of the cluster, and an Ingress's annotations have served them, CVE-2021-25742, CVE-2023-5043)",
     },
+    // Session 41, round 2. ConfigMaps only from a ClusterRole: a namespaced Role writes its own
+    // namespace's (protected-namespaces keeps the platform out of kube-system), while a ClusterRole is
+    // what a ClusterRoleBinding binds, and the pack judges the role, not every binding made of it later.
+    {
+        group: "", resources: ["configmaps"], verbs: [...WRITE_VERBS, "delete", "deletecollection"], clusterRoleOnly: true,
+        what: "writes ConfigMaps of every namespace once a ClusterRoleBinding binds it (EKS's kube-system/aws-auth maps cloud identities to cluster roles; a workload's configuration files)",
+    },
+    {
+        group: "", resources: ["nodes", "nodes/status"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "creates, changes or deletes Nodes (their labels and taints draw pods to a node or evict them; a Node of its own receives pods and their Secrets)",
+    },
+    {
+        group: "apiextensions.k8s.io", resources: ["customresourcedefinitions"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "creates, changes or deletes CustomResourceDefinitions (a conversion webhook receives every object of its kind; deleting one deletes them all)",
+    },
+    {
+        group: "networking.k8s.io", resources: ["networkpolicies"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "creates, changes or deletes NetworkPolicies (one selecting a pod undoes its default deny)",
+    },
+    {
+        group: "scheduling.k8s.io", resources: ["priorityclasses"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "creates, changes or deletes PriorityClasses (a globalDefault one gives its priority to every new pod; a high one preempts every application pod)",
+    },
 ];
 
 /** Whether a rule's resource entry covers `resource` ("pods" or "pods/exec"), as the API server decides. */
@@ -66,8 +89,8 @@ function coversResource(ruleResource: string, resource: string): boolean {
     return slash > 0 && ruleResource === `*${resource.slice(slash)}`;
 }
 
-/** Problems of a Role/ClusterRole's rules: wildcards, escalation verbs, and the grants above. */
-export function roleProblems(props: Record<string, any>): string[] {
+/** Problems of a Role's (or, `clusterRole`, a ClusterRole's) rules: wildcards, escalation verbs, and the grants above. */
+export function roleProblems(props: Record<string, any>, clusterRole = false): string[] {
     const out: string[] = [];
     // The controller fills an aggregated ClusterRole with the rules of every ClusterRole its selectors
     // match (the built-in ones too, cluster-admin's "*" included): rules this check never sees.
@@ -88,6 +111,7 @@ export function roleProblems(props: Record<string, any>): string[] {
         // Groups not known yet (preview) or absent count as matching: the check errs on the safe side.
         const inGroup = (g: string) => groups.length === 0 || groups.includes("*") || groups.includes(g);
         for (const grant of SENSITIVE_GRANTS) {
+            if (grant.clusterRoleOnly && !clusterRole) continue;
             const granted = inGroup(grant.group) &&
                 grant.resources.some((res) => resources.some((rr) => coversResource(rr, res))) &&
                 verbs.some((v) => v === "*" || grant.verbs.includes(v));
@@ -143,13 +167,14 @@ export const rbacLeastPrivilege: ResourceValidationPolicy = {
         "escalate/bind/impersonate, no reading Secrets, exec/attach or ephemeral containers, no creating workloads or " +
         "PersistentVolumes, no nodes/proxy, CSR approval, webhook changes or token minting, no port-forward or API proxy, " +
         "no rewriting Endpoints, Namespaces or admission policies, no aggregated APIs, no writing Services or Ingresses, " +
+        "no writing Nodes, CRDs, NetworkPolicies or PriorityClasses, no writing ConfigMaps from a ClusterRole, " +
         "no aggregated ClusterRole; no binding of cluster-admin/admin/edit or a system: ClusterRole, of cluster-wide groups " +
         "(masters, anonymous, unauthenticated, authenticated, serviceaccounts, nodes, a namespace's serviceaccounts) or of a " +
         "default ServiceAccount (however spelt).",
     severity: "high",
     validateResource: [
         validateResourceOfType(k8s.rbac.v1.Role, rule(roleProblems)),
-        validateResourceOfType(k8s.rbac.v1.ClusterRole, rule(roleProblems)),
+        validateResourceOfType(k8s.rbac.v1.ClusterRole, rule((props) => roleProblems(props, true))),
         validateResourceOfType(k8s.rbac.v1.RoleBinding, rule(bindingProblems)),
         validateResourceOfType(k8s.rbac.v1.ClusterRoleBinding, rule(bindingProblems)),
     ],

@@ -208,6 +208,34 @@ describe("rbac-least-privilege: the CIS 5.1 grants that reach beyond the role", 
         ])])).toEqual([]);
     });
 
+    it("rejects writing ConfigMaps from a ClusterRole, writing Nodes, CRDs, NetworkPolicies or PriorityClasses (session 41, round 2)", async () => {
+        const rs = [role([
+            { apiGroups: [""], resources: ["configmaps"], verbs: ["patch"] },
+            { apiGroups: [""], resources: ["nodes"], verbs: ["patch"] },
+            { apiGroups: [""], resources: ["nodes/status"], verbs: ["update"] },
+            { apiGroups: ["apiextensions.k8s.io"], resources: ["customresourcedefinitions"], verbs: ["create"] },
+            { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: ["delete"] },
+            { apiGroups: ["scheduling.k8s.io"], resources: ["priorityclasses"], verbs: ["*"] },
+        ])];
+        expect(await messages("rbac-least-privilege", rs)).toEqual([
+            "writes ConfigMaps of every namespace once a ClusterRoleBinding binds it (EKS's kube-system/aws-auth maps cloud identities to cluster roles; a workload's configuration files)",
+            "creates, changes or deletes Nodes (their labels and taints draw pods to a node or evict them; a Node of its own receives pods and their Secrets)",
+            "creates, changes or deletes Nodes (their labels and taints draw pods to a node or evict them; a Node of its own receives pods and their Secrets)",
+            "creates, changes or deletes CustomResourceDefinitions (a conversion webhook receives every object of its kind; deleting one deletes them all)",
+            "creates, changes or deletes NetworkPolicies (one selecting a pod undoes its default deny)",
+            "grants \"*\" in verbs",
+            "creates, changes or deletes PriorityClasses (a globalDefault one gives its priority to every new pod; a high one preempts every application pod)",
+        ].map((p, i) => `ClusterRole "r" rules[${i < 6 ? i : 5}] ${p}${tail}`));
+        // A namespaced Role may write its namespace's ConfigMaps (protected-namespaces keeps it out of kube-system);
+        // reading each of them stays allowed.
+        const namespaced = { type: "kubernetes:rbac.authorization.k8s.io/v1:Role", name: "cm", props: { metadata: { name: "cm", namespace: NS }, rules: [
+            { apiGroups: [""], resources: ["configmaps"], verbs: ["create", "update", "patch", "delete"] },
+        ] } };
+        expect(await messages("rbac-least-privilege", [namespaced, role([
+            { apiGroups: ["", "apiextensions.k8s.io", "networking.k8s.io", "scheduling.k8s.io"], resources: ["configmaps", "nodes", "nodes/status", "customresourcedefinitions", "networkpolicies", "priorityclasses"], verbs: ["get", "list", "watch"] },
+        ])])).toEqual([]);
+    });
+
     it("passes reads of workloads, grants in another API group, a namespaced Role named admin, a named ServiceAccount", async () => {
         const rs = [
             role([
