@@ -11,9 +11,14 @@ export interface PrivilegedConfig {
     allowedK8sHostPaths: string[];
     /** Host paths a Docker container may bind-mount (none by default: named volumes and uploads instead). */
     allowedDockerHostPaths: string[];
+    /**
+     * RuntimeClasses a pod may name (none by default): a class's handler is node configuration the
+     * pack cannot read, and the platform's pods run under the cluster's default one.
+     */
+    allowedRuntimeClasses: string[];
 }
 
-const defaults: PrivilegedConfig = { allowedK8sHostPaths: [], allowedDockerHostPaths: [] };
+const defaults: PrivilegedConfig = { allowedK8sHostPaths: [], allowedDockerHostPaths: [], allowedRuntimeClasses: [] };
 
 /** Container runtime sockets: mounting one gives root on the host. */
 const RUNTIME_SOCKETS = [
@@ -99,12 +104,33 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
     if (arr(props.deviceRequests).length || (str(props.gpus) ?? "") !== "") out.push("passes host GPUs into the container (deviceRequests/gpus)");
     // The NVIDIA runtime hands over the devices NVIDIA_VISIBLE_DEVICES names, as gpus would.
     else if (str(props.runtime)?.toLowerCase() === "nvidia") out.push("passes host GPUs into the container (runtime nvidia)");
+    // The engine creates the container's cgroup under this parent instead of its own (HostConfig.CgroupParent).
+    const cgroupParent = str(props.cgroupParent)?.trim();
+    if (cgroupParent) out.push(`sets cgroupParent "${cgroupParent}"`);
     return out;
 }
 
 /** Problems that join another container's namespaces (not the host's): their message names that risk. */
 function isSiblingNamespaceProblem(problem: string): boolean {
     return problem.startsWith("joins the ") || problem.startsWith("sets shareProcessNamespace");
+}
+
+/** The report of a problem: what a compromised process reaches through it, and the fix. */
+function privilegeMessage(w: Workload, p: string): string {
+    if (isSiblingNamespaceProblem(p)) {
+        return `${w.label} ${p}. A compromised process there reads the other container's secrets: remove it ` +
+            "(containers talk over the network by service name and share files through a volume).";
+    }
+    if (p.startsWith("runs under the RuntimeClass ")) {
+        return `${w.label} ${p}. Its containers run as that handler runs them, which the pack cannot see (a handler may run them ` +
+            "privileged, or without the runtime's isolation): remove it, or list the class in allowedRuntimeClasses after review.";
+    }
+    if (p.startsWith("sets cgroupParent ")) {
+        return `${w.label} ${p}: the engine makes its cgroup there, outside the parent the engine's own limits hold every container ` +
+            "under, beside the host's services. Remove it (the engine's default parent keeps it with the other containers).";
+    }
+    return `${w.label} ${p}. A compromised process there owns the host: remove it ` +
+        "(use published loopback ports, named volumes and a user-defined network instead).";
 }
 
 export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults): string[] {
@@ -126,6 +152,8 @@ export function privilegeProblems(w: Workload, cfg: PrivilegedConfig = defaults)
         out.push(hostPathProblem(hp) ?? `mounts the hostPath volume ${hp} (use a PersistentVolumeClaim, emptyDir or ConfigMap)`);
     }
     if (spec.securityContext?.windowsOptions?.hostProcess === true) out.push("sets windowsOptions.hostProcess: true (a Windows HostProcess pod)");
+    const runtimeClass = str(spec.runtimeClassName);
+    if (runtimeClass && !cfg.allowedRuntimeClasses.includes(runtimeClass)) out.push(`runs under the RuntimeClass "${runtimeClass}" (runtimeClassName)`);
     for (const c of w.containers) {
         if (c.container.securityContext?.privileged === true) out.push(`container "${c.name}" runs privileged`);
         if (c.container.securityContext?.windowsOptions?.hostProcess === true) out.push(`container "${c.name}" sets windowsOptions.hostProcess: true`);
@@ -169,21 +197,18 @@ export const noPrivilegedContainers: ResourceValidationPolicy = {
         "container's (Docker network/PID/IPC mode container:<name>, Kubernetes shareProcessNamespace), mounts " +
         "the Docker/containerd socket or any host path (Docker bind mounts and volumes bound to a host directory, Kubernetes " +
         "hostPath, and PersistentVolumes of hostPath or local type), or receives host devices " +
-        "(Docker devices, device cgroup rules, GPUs).",
+        "(Docker devices, device cgroup rules, GPUs); no pod names a RuntimeClass not listed in allowedRuntimeClasses, " +
+        "no Docker container sets a cgroupParent.",
     severity: "critical",
     configSchema: {
         properties: {
             allowedK8sHostPaths: { type: "array", items: { type: "string" }, default: [] },
             allowedDockerHostPaths: { type: "array", items: { type: "string" }, default: [] },
+            allowedRuntimeClasses: { type: "array", items: { type: "string" }, default: [] },
         },
     },
     validateResource: [
-        workloadRule(defaults, privilegeProblems, (w, p) =>
-            isSiblingNamespaceProblem(p)
-                ? `${w.label} ${p}. A compromised process there reads the other container's secrets: remove it ` +
-                  "(containers talk over the network by service name and share files through a volume)."
-                : `${w.label} ${p}. A compromised process there owns the host: remove it ` +
-                  "(use published loopback ports, named volumes and a user-defined network instead)."),
+        workloadRule(defaults, privilegeProblems, privilegeMessage),
         ...hostStorageRules,
     ],
 };

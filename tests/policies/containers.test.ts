@@ -6,7 +6,7 @@ import { disallowedRepository } from "../../policies/rules/allowed-image-registr
 import { isImageBuildArg } from "../../policies/lib/image-builds";
 import { isRootUser } from "../../policies/lib/security";
 import {
-    backupCronJob, container, deployment, dockerContainer, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit,
+    asEveryPodKind, backupCronJob, container, deployment, dockerContainer, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit,
     remoteImage, statefulSet, writeDockerfile,
 } from "./fixtures";
 import { loadConfig, runPack, summary, TestResource, UNKNOWN, Violation } from "./run-pack";
@@ -177,6 +177,33 @@ describe("no-privileged-containers", () => {
         const allowing = { all: "mandatory" as const, "no-privileged-containers": { allowedDockerHostPaths: ["/srv/config"] } };
         expect(await run([dockerPostgres()])).toEqual([]);
         expect(await runPack([dockerService("api-gateway", { volumes: [{ volumeName: "/srv/config/", containerPath: "/config" }] })], allowing, only("no-privileged-containers"))).toEqual([]);
+    });
+});
+
+describe("no-privileged-containers: runtime classes and cgroup parents (session 41, round 2)", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("no-privileged-containers"));
+    const runtimeFix = ". Its containers run as that handler runs them, which the pack cannot see (a handler may run them privileged, " +
+        "or without the runtime's isolation): remove it, or list the class in allowedRuntimeClasses after review.";
+
+    it("rejects a pod's runtimeClassName on every pod-bearing kind unless listed in allowedRuntimeClasses", async () => {
+        const kinds = asEveryPodKind(deployment("api-gateway", 3001, { spec: { runtimeClassName: "nvidia-privileged" } }));
+        const found = messages(await run(kinds));
+        expect(found).toHaveLength(kinds.length);
+        for (const r of kinds) expect(found, r.name).toContain(`${r.type.split(":").pop()} "${r.name}" runs under the RuntimeClass "nvidia-privileged" (runtimeClassName)${runtimeFix}`);
+        const allowing = { all: "mandatory" as const, "no-privileged-containers": { allowedRuntimeClasses: ["gvisor"] } };
+        expect(await run(asEveryPodKind(deployment("api-gateway", 3001, { spec: { runtimeClassName: "gvisor" } })), allowing)).toEqual([]);
+        expect(messages(await run([deployment("api-gateway", 3001, { spec: { runtimeClassName: "nvidia-privileged" } })], allowing))).toHaveLength(1);
+        // The cluster's default handler (no class, or one not known during preview) passes.
+        expect(await run([deployment("api-gateway", 3001, { spec: { runtimeClassName: null } }), deployment("order-management", 3002, { spec: { runtimeClassName: UNKNOWN } })])).toEqual([]);
+    });
+
+    it("rejects a Docker container's cgroupParent", async () => {
+        const bad = dockerService("api-gateway", { cgroupParent: "/system.slice" });
+        expect(messages(await run([bad]))).toEqual([
+            "Container \"api-gateway-container\" sets cgroupParent \"/system.slice\": the engine makes its cgroup there, outside the parent the engine's " +
+            "own limits hold every container under, beside the host's services. Remove it (the engine's default parent keeps it with the other containers).",
+        ]);
+        expect(await run([dockerService("api-gateway", { cgroupParent: "" }), dockerService("order-management", { cgroupParent: UNKNOWN })])).toEqual([]);
     });
 });
 
