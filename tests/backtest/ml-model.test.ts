@@ -10,7 +10,6 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PoolClient } from "pg";
 import { useServers } from "../harness/shared";
 import { pg, waitFor } from "../harness";
 import { backtest, ParameterError, resolveParameters, strategies, syntheticSeries, type BarSeries } from "../../services/src/backtest";
@@ -135,23 +134,8 @@ describe("ml-model strategy through backtesting-engine, following a real promote
   it("follows the promoted model: the job succeeds, records the model version, trades where the model says", async () => {
     const bars = ["AAAUSDT", "BBBUSDT"].flatMap((symbol) => plantedBars({ symbol, bars: 4000, seed: "ml-model", plantedSignal: 0.5 }));
     const trained = await train({ bars, python: await mlPython(), trainingDir: ML_DIR });
-    const registry = new ModelRegistry({
-      query: (text, values) => pool.query(text, values),
-      async transaction<T>(fn: (c: PoolClient) => Promise<T>) {
-        const c = await pool.connect();
-        try {
-          await c.query("BEGIN");
-          const out = await fn(c);
-          await c.query("COMMIT");
-          return out;
-        } catch (e) {
-          await c.query("ROLLBACK");
-          throw e;
-        } finally {
-          c.release();
-        }
-      },
-    });
+    // The service's own PostgreSQL client (what ml-predictor hands its registry), on this file's database.
+    const registry = new ModelRegistry(svc.app.pg);
     const model = await registry.register(trained.onnx, trained.report, "test");
     await registry.promote(model.version, "test");
 

@@ -8,17 +8,15 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PoolClient } from "pg";
 import { useServers } from "../harness/shared";
-import { createService } from "../../services/src/kit";
+import { createLogger, createService, type PostgresClient } from "../../services/src/kit";
 import mlPredictor from "../../services/src/services/ml-predictor";
-import { pg } from "../harness";
-import { runPostgresMigrations } from "../../services/src/migrations";
 import { ModelRegistry, RegistryError, type ModelRecord } from "../../services/src/ml/registry";
 import type { TrainingReport } from "../../services/src/ml/training";
+import { migratedKitPostgres } from "../helpers/schemas";
 
 const srv = useServers("postgres");
-let pool: import("pg").Pool;
+let pool: PostgresClient;
 let registry: ModelRegistry;
 
 /** What register stores of a report: the fields it reads. */
@@ -55,27 +53,11 @@ async function servedAndHistory() {
 }
 
 beforeAll(async () => {
-  pool = new pg.Pool({ connectionString: srv.postgres.url, max: 30 });
-  await runPostgresMigrations(pool);
-  registry = new ModelRegistry({
-    query: (text, values) => pool.query(text, values),
-    async transaction<T>(fn: (c: PoolClient) => Promise<T>) {
-      const c = await pool.connect();
-      try {
-        await c.query("BEGIN");
-        const out = await fn(c);
-        await c.query("COMMIT");
-        return out;
-      } catch (e) {
-        await c.query("ROLLBACK");
-        throw e;
-      } finally {
-        c.release();
-      }
-    },
-  });
+  // The kit's client, as ml-predictor gives the registry (app.pg): each transaction on a connection of its own.
+  pool = await migratedKitPostgres(srv.postgres.url, createLogger("ml-registry-race", "silent"), 30);
+  registry = new ModelRegistry(pool);
 }, 120_000);
-afterAll(() => pool?.end());
+afterAll(() => pool?.close());
 
 describe("model registry under concurrent switches", () => {
   it("20 promotions of different models at once: no failure, one promoted, the history ends at it", async () => {
