@@ -52,6 +52,14 @@ async function servedAndHistory() {
   return { promoted, top: stack.at(-1), brokenChain };
 }
 
+/** Exactly one model promoted, the history ending at it, each switch naming the model served before it. */
+async function expectOneServedAtTheHistorysEnd(): Promise<void> {
+  const { promoted, top, brokenChain } = await servedAndHistory();
+  expect(promoted).toHaveLength(1);
+  expect(top).toBe(promoted[0]);
+  expect(brokenChain).toEqual([]);
+}
+
 beforeAll(async () => {
   // The kit's client, as ml-predictor gives the registry (app.pg): each transaction on a connection of its own.
   pool = await migratedKitPostgres(srv.postgres.url, createLogger("ml-registry-race", "silent"), 30);
@@ -67,10 +75,7 @@ describe("model registry under concurrent switches", () => {
       const models = await registerModels(20);
       const { unexpected } = await settleAll(models.map((m) => registry.promote(m.version, "admin")));
       expect(unexpected).toEqual([]);
-      const { promoted, top, brokenChain } = await servedAndHistory();
-      expect(promoted).toHaveLength(1);
-      expect(top).toBe(promoted[0]);
-      expect(brokenChain).toEqual([]);
+      await expectOneServedAtTheHistorysEnd();
     }
   }, 120_000);
 
@@ -82,10 +87,7 @@ describe("model registry under concurrent switches", () => {
       const calls = models.slice(3).flatMap((m) => [registry.promote(m.version, "admin"), registry.rollback("admin", models[2].version)]);
       const { unexpected } = await settleAll(calls);
       expect(unexpected).toEqual([]);
-      const { promoted, top, brokenChain } = await servedAndHistory();
-      expect(promoted).toHaveLength(1);
-      expect(top).toBe(promoted[0]);
-      expect(brokenChain).toEqual([]);
+      await expectOneServedAtTheHistorysEnd();
     }
   }, 120_000);
 
