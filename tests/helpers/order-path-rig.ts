@@ -2,11 +2,13 @@
  * What the in-process order-path tests share (order-path, kill-switch-resting, ai strategy-delete):
  * a private Kafka broker with the platform's topics, the PostgreSQL migrations, a producer, a Redis
  * client with the symbol's last price, and the services' environment for fast tests (short outbox
- * intervals and consumer sessions, no order-rate limit). Each file starts its own services on it.
+ * intervals and consumer sessions, no order-rate limit). Each file starts its own services on it;
+ * orderPathProbe asks them what the resting-order tests wait for.
  */
 import { kafkajs, pg, Redis, startKafka, type KafkaServer } from "../harness";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
-import { lastPriceKey } from "../../services/src/trading/events";
+import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
+import { http, waitUntil } from "../trading/e2e-helpers";
 
 export interface OrderPathRig {
   kafka: KafkaServer;
@@ -51,6 +53,42 @@ export async function startOrderPathRig(servers: Record<string, string>, o: { sy
       redis.disconnect();
       await pool.end();
       await kafka.stop();
+    },
+  };
+}
+
+/**
+ * What a test of resting orders asks the order path's in-process services, for one symbol: an
+ * order as order-management answers it, the engine's book as its owner sees it, and the next closed
+ * 1m bar sent through Kafka, waited for until the engine took it (open times only grow). The URLs
+ * and the producer are read at each call: made before the rig starts, and a test may restart
+ * order-management.
+ */
+export function orderPathProbe(o: { symbol: string; omUrl: () => string; engineUrl: () => string; producer: () => OrderPathRig["producer"]; waitMs: number }) {
+  const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+  const orderOf = async (userId: string, id: string) => (await http("GET", `${o.omUrl()}/${id}`, { headers: as(userId) })).body;
+  const resting = async (userId: string) => ((await http("GET", `${o.engineUrl()}/book`, { headers: as(userId) })).body.resting as { orderId: string }[]).map((r) => r.orderId);
+  let minute = 0;
+  return {
+    as,
+    orderOf,
+    resting,
+    waitStatus: (userId: string, id: string, status: string) =>
+      waitUntil(`order ${id} ${status}`, async () => {
+        const order = await orderOf(userId, id);
+        return order.status === status ? order : undefined;
+      }, o.waitMs),
+    waitResting: (userId: string, ids: string[]) =>
+      waitUntil(`${ids.join(", ")} resting`, async () => {
+        const r = await resting(userId);
+        return ids.every((id) => r.includes(id));
+      }, o.waitMs),
+    async sendBar(close: string, low = close, high = close): Promise<number> {
+      const openTime = Date.UTC(2026, 3, 1) + minute++ * 60_000;
+      const b = { symbol: o.symbol, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high, low, close, volume: "1000" };
+      await o.producer().send({ topic: TOPICS.candles, messages: [{ key: o.symbol, value: JSON.stringify(b) }] });
+      await waitUntil("engine took the bar", async () => (await http("GET", `${o.engineUrl()}/last/${o.symbol}`)).body.bar?.openTime === openTime, o.waitMs);
+      return openTime;
     },
   };
 }

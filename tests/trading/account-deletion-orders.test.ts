@@ -17,12 +17,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { kafkajs, pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
+import { orderPathProbe, startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
 import { ensureAccount } from "../helpers/accounts";
 import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
 import { deleteUser } from "../../services/src/services/user-management/data";
-import { TOPICS } from "../../services/src/trading/events";
 import { http, sleep, waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres", "redis");
@@ -36,27 +35,11 @@ let pool: InstanceType<typeof pg.Pool>;
 let producer: ReturnType<InstanceType<typeof kafkajs.Kafka>["producer"]>;
 let om: { service: Service<any>; url: string } | undefined;
 let engine: { service: Service<any>; url: string };
+const { as, resting, waitStatus, waitResting, sendBar } = orderPathProbe({ symbol: SYMBOL, omUrl: () => om!.url, engineUrl: () => engine.url, producer: () => producer, waitMs: WAIT_MS });
 
-const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
 const submit = (userId: string, body: Record<string, unknown>, key?: string) =>
   http("POST", `${om!.url}/`, { body, headers: { ...as(userId), ...(key ? { "idempotency-key": key } : {}) } });
 const limit = (side: "buy" | "sell", quantity: string, limitPrice: string) => ({ symbol: SYMBOL, side, type: "limit", quantity, limitPrice });
-const orderOf = async (userId: string, id: string) => (await http("GET", `${om!.url}/${id}`, { headers: as(userId) })).body;
-const waitStatus = (userId: string, id: string, status: string) =>
-  waitUntil(`order ${id} ${status}`, async () => {
-    const o = await orderOf(userId, id);
-    return o.status === status ? o : undefined;
-  }, WAIT_MS);
-const resting = async (userId: string) => ((await http("GET", `${engine.url}/book`, { headers: as(userId) })).body.resting as { orderId: string }[]).map((o) => o.orderId);
-const waitResting = (userId: string, id: string) => waitUntil(`${id} resting`, async () => (await resting(userId)).includes(id), WAIT_MS);
-let minute = 0;
-/** The next closed 1m bar (open times only grow). */
-async function sendBar(close: string, low = close, high = close): Promise<void> {
-  const openTime = Date.UTC(2026, 3, 1) + minute++ * 60_000;
-  const b = { symbol: SYMBOL, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high, low, close, volume: "1000" };
-  await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(b) }] });
-  await waitUntil("engine took the bar", async () => (await http("GET", `${engine.url}/last/${SYMBOL}`)).body.bar?.openTime === openTime, WAIT_MS);
-}
 const historyOf = async (id: string) => (await pool.query<{ e: string }>("SELECT split_part(event_id, ':', 2) AS e FROM om_outbox WHERE msg_key = $1 ORDER BY id", [id])).rows.map((r) => r.e);
 const engineFills = async (id: string) => (await pool.query("SELECT fill_id FROM te_fills WHERE order_id = $1", [id])).rowCount;
 const storedOrders = async (userId: string) => (await pool.query("SELECT order_id FROM om_orders WHERE user_id = $1", [userId])).rowCount;
@@ -92,8 +75,8 @@ describe("account deletion: the account's orders", () => {
     const mine = (await submit(gone, limit("buy", "1", "98"))).body;
     const theirs = (await submit(other, limit("buy", "1", "98"))).body;
     expect([mine.status, theirs.status]).toEqual(["accepted", "accepted"]);
-    await waitResting(gone, mine.orderId);
-    await waitResting(other, theirs.orderId);
+    await waitResting(gone, [mine.orderId]);
+    await waitResting(other, [theirs.orderId]);
 
     expect(await deleteUser(pool, gone)).toBe(true);
     const done = await waitStatus(gone, mine.orderId, "cancelled");
@@ -130,7 +113,7 @@ describe("account deletion: the account's orders", () => {
     const gone = randomUUID();
     await ensureAccount(pool, gone);
     const order = (await submit(gone, limit("buy", "1", "96"))).body;
-    await waitResting(gone, order.orderId);
+    await waitResting(gone, [order.orderId]);
     await stopOm();
     expect(await deleteUser(pool, gone)).toBe(true);
     await startOm();
@@ -146,8 +129,8 @@ describe("account deletion: the account's orders", () => {
     const mine = (await submit(gone, limit("buy", "1", "96"))).body;
     const theirs = (await submit(other, limit("buy", "1", "96"))).body;
     expect([mine.status, theirs.status], JSON.stringify([mine, theirs])).toEqual(["accepted", "accepted"]);
-    await waitResting(gone, mine.orderId);
-    await waitResting(other, theirs.orderId);
+    await waitResting(gone, [mine.orderId]);
+    await waitResting(other, [theirs.orderId]);
     // No sweep while order-management is down: only the engine stands between the deletion and a fill.
     await stopOm();
     expect(await deleteUser(pool, gone)).toBe(true);

@@ -17,10 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { kafkajs, pg, Redis } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
+import { orderPathProbe, startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
 import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
-import { TOPICS } from "../../services/src/trading/events";
 import { TRADING_STATE_KEYS, type TradingState } from "../../services/src/trading/tradingState";
 import { http, sleep, waitUntil } from "./e2e-helpers";
 
@@ -38,30 +37,9 @@ let oms: { service: Service<any>; url: string }[] = [];
 let engine: { service: Service<any>; url: string };
 const ADMIN = randomUUID();
 
-const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const { as, orderOf, resting, waitStatus, waitResting, sendBar } = orderPathProbe({ symbol: SYMBOL, omUrl: () => oms[0].url, engineUrl: () => engine.url, producer: () => producer, waitMs: WAIT_MS });
 const submit = (userId: string, body: Record<string, unknown>) => http("POST", `${oms[0].url}/`, { body, headers: as(userId) });
 const limit = (side: "buy" | "sell", quantity: string, limitPrice: string) => ({ symbol: SYMBOL, side, type: "limit", quantity, limitPrice });
-const orderOf = async (userId: string, id: string) => (await http("GET", `${oms[0].url}/${id}`, { headers: as(userId) })).body;
-const waitStatus = (userId: string, id: string, status: string) =>
-  waitUntil(`order ${id} ${status}`, async () => {
-    const o = await orderOf(userId, id);
-    return o.status === status ? o : undefined;
-  }, WAIT_MS);
-const resting = async (userId: string) => ((await http("GET", `${engine.url}/book`, { headers: as(userId) })).body.resting as { orderId: string }[]).map((o) => o.orderId);
-const waitResting = (userId: string, ids: string[]) =>
-  waitUntil(`${ids.length} resting`, async () => {
-    const r = await resting(userId);
-    return ids.every((id) => r.includes(id));
-  }, WAIT_MS);
-let minute = 0;
-/** The next closed 1m bar (open times only grow). */
-async function sendBar(close: string, low = close, high = close): Promise<number> {
-  const openTime = Date.UTC(2026, 3, 1) + minute++ * 60_000;
-  const b = { symbol: SYMBOL, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high, low, close, volume: "1000" };
-  await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(b) }] });
-  await waitUntil("engine took the bar", async () => (await http("GET", `${engine.url}/last/${SYMBOL}`)).body.bar?.openTime === openTime, WAIT_MS);
-  return openTime;
-}
 
 /** The kill switch as risk-analyzer records a change: the scope's state, an audit row, the Dragonfly copy. */
 async function setState(scope: "global" | { userId: string }, to: TradingState, reason: string): Promise<void> {
