@@ -50,6 +50,24 @@ async function dribbler(forMs: number) {
   return { ...d, get open() { return d.open; }, get requests() { return d.requests; }, stop };
 }
 
+/** A server answering 200 and then `chunk` over and over as fast as the peer reads, until the peer hangs up. */
+async function flooder(contentType: string, chunk: Buffer) {
+  let closed = false;
+  const server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { "content-type": contentType });
+    const pump = () => {
+      while (!closed && res.write(chunk));
+      if (!closed) res.once("drain", pump);
+    };
+    res.on("close", () => (closed = true));
+    pump();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const stop = () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, closed: () => closed, stop };
+}
+
 describe("notification-service", () => {
   it("a fill reaches e-mail (real SMTP), Telegram and a signed webhook, once despite redelivery", async () => {
     const chat = String(100_000 + Math.floor(Math.random() * 1e6));
@@ -253,55 +271,29 @@ describe("notification-service", () => {
   }, 180_000);
 
   it("an endpoint answering an endless body at full speed: the sender hangs up after 64 KiB, not at the timeout (session 40)", async () => {
-    let closed = false;
-    const flood = createServer((req, res) => {
-      req.resume();
-      res.writeHead(200, { "content-type": "application/octet-stream" });
-      const chunk = Buffer.alloc(16 * 1024, 120);
-      const pump = () => {
-        while (!closed && res.write(chunk));
-        if (!closed) res.once("drain", pump);
-      };
-      res.on("close", () => (closed = true));
-      pump();
-    });
-    await new Promise<void>((r) => flood.listen(0, "127.0.0.1", () => r()));
+    const flood = await flooder("application/octet-stream", Buffer.alloc(16 * 1024, 120));
     try {
       const at = { at: new Date().toISOString() } as unknown as { at: string };
-      const url = `http://127.0.0.1:${(flood.address() as AddressInfo).port}/hook`;
+      const url = `${flood.url}/hook`;
       // Before, the body was read until the 30 s timeout ("no complete answer within 30000 ms").
       const err = await webhookChannel({ timeoutMs: 30_000, allowPrivate: true }).send(url, "whsec_x", { dedupKey: "d", kind: "fill", ...at, data: {} } as never).then(() => undefined, (e: Error & { permanent: boolean }) => e);
       expect([err?.message, err?.permanent]).toEqual(["webhook: ANSWER_OVER_65536_BYTES", false]);
-      await waitUntil("the endpoint's connection closed", async () => closed, 10_000, 20);
+      await waitUntil("the endpoint's connection closed", async () => flood.closed(), 10_000, 20);
     } finally {
-      flood.closeAllConnections();
-      await new Promise<void>((r) => flood.close(() => r()));
+      await flood.stop();
     }
   });
 
   it("a Telegram API answering an endless body: refused after 64 KiB, not read whole (session 40)", async () => {
-    let closed = false;
-    const flood = createServer((req, res) => {
-      req.resume();
-      res.writeHead(200, { "content-type": "application/json" });
-      const chunk = Buffer.from(`{"ok":true,"result":${"[".repeat(8192)}`);
-      const pump = () => {
-        while (!closed && res.write(chunk));
-        if (!closed) res.once("drain", pump);
-      };
-      res.on("close", () => (closed = true));
-      pump();
-    });
-    await new Promise<void>((r) => flood.listen(0, "127.0.0.1", () => r()));
+    const flood = await flooder("application/json", Buffer.from(`{"ok":true,"result":${"[".repeat(8192)}`));
     try {
-      const url = `http://127.0.0.1:${(flood.address() as AddressInfo).port}`;
+      const url = flood.url;
       // Before, res.json() read it until the 30 s timeout, then the send failed as "telegram: 200".
       const err = await telegramChannel(url, "123:token", 30_000).send("42", { subject: "s", text: "t" }).then(() => undefined, (e: Error & { permanent: boolean }) => e);
       expect([err?.message, err?.permanent]).toEqual(["telegram: answer over 65536 bytes", false]);
-      await waitUntil("the API's connection closed", async () => closed, 10_000, 20);
+      await waitUntil("the API's connection closed", async () => flood.closed(), 10_000, 20);
     } finally {
-      flood.closeAllConnections();
-      await new Promise<void>((r) => flood.close(() => r()));
+      await flood.stop();
     }
   });
 
