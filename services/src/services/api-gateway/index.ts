@@ -119,10 +119,10 @@ export default defineService({
       // Who is calling, then the per-IP cap on authenticated traffic (anonymous traffic is keyed by
       // IP in the rate limit below). Client-sent identity headers are never forwarded (./proxy.ts).
       api.addHook("onRequest", (request, reply, done) => {
-        const state: GatewayRequestState = { deadline: Date.now() + cfg.REQUEST_TIMEOUT_MS, timer: startBudget(request, reply), auth: {} };
-        request.gateway = state;
         // Counted by address bucket (kit addressBucketOf): an IPv6 client by its /64, not per address it picks.
         const bucket = addressBucketOf(request.ip);
+        const state: GatewayRequestState = { deadline: Date.now() + cfg.REQUEST_TIMEOUT_MS, timer: startBudget(request, reply), auth: {}, bucket };
+        request.gateway = state;
         const capIp = () => (state.auth.identity ? limits.checkIp(bucket) : undefined);
         const identify = () => {
           try {
@@ -180,7 +180,7 @@ export default defineService({
         skipOnError: true,
         keyGenerator: (request) => {
           const id = request.gateway?.auth.identity;
-          return id ? `user:${id.userId}` : `ip:${addressBucketOf(request.ip)}`;
+          return id ? `user:${id.userId}` : `ip:${request.gateway?.bucket ?? addressBucketOf(request.ip)}`;
         },
         errorResponseBuilder: (_request, context) =>
           new HttpError(429, "RATE_LIMITED", `Rate limit exceeded: ${context.max} requests per ${context.after === "" ? "window" : "window; retry in " + context.after}`),

@@ -94,6 +94,8 @@ export interface GatewayRequestState {
   /** Answers 504 at the deadline; cleared when the response is sent or the client goes away. */
   timer: NodeJS.Timeout;
   auth: Auth;
+  /** The client's address bucket (kit addressBucketOf: an IPv6 client's /64), worked out once per request. */
+  bucket: string;
 }
 
 declare module "fastify" {
