@@ -14,6 +14,7 @@ import { useServers } from "../harness/shared";
 import { startPostgres, pg, kafkajs, type PostgresServer } from "../harness";
 import { createService, runCommand, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
+import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
 import databaseService from "../../services/src/services/database-service";
 import {
   runPostgresMigrations,
@@ -261,10 +262,9 @@ describe("kafka topics (real broker)", () => {
     };
     try {
       // What the migration created before: cleanup.policy and retention.ms only, the roll left to the broker.
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{ topic: name, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: "cleanup.policy", value: "delete" }, { name: "retention.ms", value: String(declared.retentionMs) }] }],
-      });
+      await createTopicsReady(admin, [
+        { topic: name, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: "cleanup.policy", value: "delete" }, { name: "retention.ms", value: String(declared.retentionMs) }] },
+      ]);
       expect((await configs())["segment.ms"]).toBe("604800000"); // Apache Kafka's default (log.roll.hours 168)
 
       const r1 = await ensureKafkaTopics(admin, [spec]);
@@ -302,10 +302,9 @@ describe("kafka topics (real broker)", () => {
     try {
       // An operator's settings the platform does not declare, and a declared key drifted (retention cut to a minute).
       const handSet = { "max.message.bytes": "2097152", "compression.type": "zstd" };
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{ topic: name, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: "cleanup.policy", value: "delete" }, { name: "retention.ms", value: "60000" }, ...Object.entries(handSet).map(([n, value]) => ({ name: n, value }))] }],
-      });
+      await createTopicsReady(admin, [
+        { topic: name, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: "cleanup.policy", value: "delete" }, { name: "retention.ms", value: "60000" }, ...Object.entries(handSet).map(([n, value]) => ({ name: n, value }))] },
+      ]);
       await settled(async () => expect(await own()).toEqual({ "cleanup.policy": "delete", "retention.ms": "60000", ...handSet }));
 
       expect((await ensureKafkaTopics(admin, [spec])).configsUpdated).toEqual([name]);
