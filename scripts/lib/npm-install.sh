@@ -17,7 +17,15 @@ for dir in "$ROOT" "$ROOT/services" "$ROOT/policies"; do
     continue
   fi
   echo "[npm-install] npm ci in ${dir#$ROOT/}" >&2
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config "nodedir"' || true)
-  [ -d "$dir/node_modules" ] || { echo "[npm-install] npm ci failed in $dir" >&2; exit 1; }
+  # Its exit status decides, not whether node_modules exists: a failed `npm ci` (registry out of
+  # reach, disk full, interrupted) can leave a partial tree, which the stamp must never mark as
+  # installed (before, it did: every later run skipped the install until the lockfile changed).
+  rm -f "$stamp"
+  if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error 2>&1) | { grep -v 'Unknown user config "nodedir"' || true; }; then
+    echo "[npm-install] npm ci failed in $dir (its output is above): node_modules there is incomplete;" \
+      "fix the cause (is the npm registry reachable? is the disk full?) and run again, it reinstalls" >&2
+    exit 1
+  fi
+  [ -d "$dir/node_modules" ] || { echo "[npm-install] npm ci failed in $dir: it made no node_modules" >&2; exit 1; }
   echo "$hash" > "$stamp"
 done

@@ -1,0 +1,103 @@
+/**
+ * The set-up scripts as a newcomer or a careless operator meets them (session 42's newcomer hunt):
+ * a failed `npm ci`, no (or too old a) Go, a Go proxy out of reach, a cleared cache holding the
+ * stacks' passphrase, a lock left by a killed run, a machine without apt, a mistyped stack, no
+ * pulumi CLI. Each runs the real script with bash in a copy of the files it needs (a folder whose
+ * path holds a space), with fakes for npm, go and docker first on PATH: nothing here installs,
+ * builds, or talks to this machine's Docker engine, and no real cache is touched.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+
+const root = resolve(__dirname, "../..");
+
+let dir: string;
+let clone: string;
+let cache: string;
+let fakes: string;
+const pids: number[] = [];
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "newcomer "));
+  clone = join(dir, "my clone");
+  cache = join(dir, "cache");
+  fakes = join(dir, "fakes");
+  mkdirSync(fakes, { recursive: true });
+});
+afterEach(() => {
+  for (const pid of pids.splice(0)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Copies repo paths (files or folders) into the clone. */
+function copy(...paths: string[]) {
+  for (const p of paths) {
+    mkdirSync(dirname(join(clone, p)), { recursive: true });
+    cpSync(join(root, p), join(clone, p), { recursive: true });
+  }
+}
+/** A fake command first on PATH. */
+function fake(name: string, body: string) {
+  writeFileSync(join(fakes, name), `#!/bin/bash\n${body}\n`);
+  chmodSync(join(fakes, name), 0o755);
+}
+/** Runs bash with the fakes first on PATH, then only /usr/bin and /bin (no /usr/local/bin: no docker, no go). */
+function run(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync("bash", args, {
+    cwd: existsSync(clone) ? clone : dir,
+    encoding: "utf8",
+    timeout: 60_000,
+    env: {
+      HOME: dir,
+      PATH: `${fakes}:/usr/bin:/bin`,
+      TRADING_CACHE_DIR: cache,
+      GO_FALLBACK_DIRS: "",
+      ...env,
+    },
+  });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+const listed = (d: string) => (existsSync(d) ? readdirSync(d) : []);
+
+describe("scripts/lib/npm-install.sh", () => {
+  beforeEach(() => {
+    copy("scripts/lib/npm-install.sh", "scripts/lib/locks.sh");
+    writeFileSync(join(clone, "package.json"), "{}\n");
+    writeFileSync(join(clone, "package-lock.json"), '{"lockfileVersion":3}\n');
+    // npm ci that fails half way (registry out of reach) when $clone/fail exists, leaving a partial tree.
+    fake(
+      "npm",
+      `mkdir -p node_modules/half-extracted
+if [ -e "${clone}/fail" ]; then echo "npm error code ETIMEDOUT" >&2; exit 1; fi
+mkdir -p node_modules/complete`,
+    );
+  });
+
+  it("a failed npm ci fails the run, naming the folder, and is never stamped as installed (session 42)", () => {
+    writeFileSync(join(clone, "fail"), "");
+    const stamp = join(clone, "node_modules/.installed-lock-hash");
+    const failed = run(["scripts/lib/npm-install.sh"]);
+    expect(failed.status).not.toBe(0);
+    expect(failed.out).toContain("npm error code ETIMEDOUT"); // npm's own words still shown (stdout, as before)
+    expect(failed.err).toContain(`npm ci failed in ${clone}`);
+    expect(failed.err).toMatch(/run again/);
+    expect(existsSync(stamp)).toBe(false); // the next run installs again
+
+    rmSync(join(clone, "fail"));
+    const again = run(["scripts/lib/npm-install.sh"]);
+    expect(again.status).toBe(0);
+    expect(existsSync(join(clone, "node_modules/complete"))).toBe(true);
+    const hash = createHash("sha256").update(readFileSync(join(clone, "package-lock.json"))).digest("hex");
+    expect(readFileSync(stamp, "utf8").trim()).toBe(hash);
+  });
+});
+
