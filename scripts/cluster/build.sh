@@ -36,8 +36,9 @@ export GOTOOLCHAIN=auto
 export CGO_ENABLED=0
 export GOFLAGS=-buildvcs=false
 export GOWORK=off
-export PATH=/usr/local/go/bin:$PATH
-command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
+# shellcheck source=../lib/go.sh
+source "$ROOT/scripts/lib/go.sh"
+find_go || die "the cluster's binaries are built from the Go module proxy and need Go (above)"
 
 TIMES=$LOGS_DIR/build-times.txt
 T_ALL=$(now_ns)

@@ -20,10 +20,9 @@ OUT_DIR=$CACHE_DIR/actionlint/$VERSION
 BIN=$OUT_DIR/actionlint
 
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
-if ! command -v go >/dev/null 2>&1; then
-  for g in /usr/local/go/bin/go /usr/lib/go/bin/go; do [ -x "$g" ] && PATH="$(dirname "$g"):$PATH" && break; done
-fi
-command -v go >/dev/null 2>&1 || { echo "[actionlint] no Go toolchain on PATH: cannot build actionlint $VERSION" >&2; exit 2; }
+# shellcheck source=../lib/go.sh
+source "$ROOT/scripts/lib/go.sh"
+find_go || { echo "[actionlint] cannot build actionlint $VERSION without a usable Go (above)" >&2; exit 2; }
 
 hold_lock "actionlint-$VERSION"
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi   # built by the run we waited for

@@ -46,10 +46,9 @@ source_hash() {
 	done | sha256sum | cut -d' ' -f1
 }
 
-command -v go >/dev/null 2>&1 || {
-	log "ERROR: go is not installed"
-	exit 1
-}
+# shellcheck source=../lib/go.sh
+source "$ROOT/scripts/lib/go.sh"
+find_go || exit 1
 
 CHECK_ONLY=0
 if [[ "${1:-}" == --check ]]; then

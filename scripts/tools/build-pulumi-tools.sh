@@ -39,6 +39,8 @@ ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 source "$SCRIPT_DIR/versions.env"
 # shellcheck source=../lib/locks.sh
 source "$ROOT/scripts/lib/locks.sh"
+# shellcheck source=../lib/go.sh
+source "$ROOT/scripts/lib/go.sh"
 
 CACHE_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}
 TOOLS_CACHE=$CACHE_DIR/pulumi-tools
@@ -117,6 +119,12 @@ if ((PLAN_ONLY)); then
 	for s in "${STEPS[@]}"; do printf '%s\t%s\t%s\n' "$s" "${STEP_WHAT[$s]}" "${STEP_WHY[$s]}"; done
 	exit 0
 fi
+# Every step builds with Go: without a usable one, say so now (before, each step failed on its own,
+# and each failure was recorded as "not served", which the next run, Go installed, believed).
+find_go || {
+	log "ERROR: the Pulumi CLI and plugins are built from the Go module proxy and need Go (see above)"
+	exit 1
+}
 
 # last_time KEY: seconds the last build of KEY took (this machine's record, else the reference).
 last_time() {
@@ -207,10 +215,16 @@ copy_tree() {
 
 # release_pseudo MODULE_ROOT MAJOR VERSION: pseudo-version of the commit that carries the
 # <MODULE_ROOT>/sdk/v<VERSION> tag, for a sibling module without tags (provider/v<MAJOR>).
+# Exit 1 when the proxy refuses that tag, 2 when it did not answer (logged).
 release_pseudo() {
 	local out
-	out=$(go list -m -f '{{.Time.UTC.Format "20060102150405"}} {{with .Origin}}{{.Hash}}{{end}}' \
-		"$1/sdk/v$2@v$3" 2>/dev/null) || return 1
+	if ! out=$(go list -m -f '{{.Time.UTC.Format "20060102150405"}} {{with .Origin}}{{.Hash}}{{end}}' \
+		"$1/sdk/v$2@v$3" 2>&1); then
+		! refused_by_proxy <<<"$out" || return 1
+		log "$1/sdk/v$2@v$3: no answer from the Go proxy: ${out:0:300}"
+		return 2
+	fi
+	out=$(tail -n1 <<<"$out")
 	local t=${out%% *} h=${out#* }
 	[[ -n "$t" && ${#h} -ge 12 ]] || return 1
 	printf 'v%s.0.0-%s-%s\n' "$2" "$t" "${h:0:12}"
@@ -225,6 +239,12 @@ is_built() {
 }
 
 mark_unavailable() { printf '%s\n' "$2" >"$UNAVAILABLE_DIR/$1"; }
+# refused_by_proxy < OUTPUT: did the Go proxy refuse a module in this go output (an HTTP 403, 404 or
+# 410, an unknown revision or version)? Only such a refusal is recorded as unavailable: a failure of
+# anything else (no network, a full disk, a killed or failed compile) is tried again by the next run.
+refused_by_proxy() { grep -qE 'reading https?://[^ ]*: (403|404|410) |unknown revision|invalid version|no matching versions'; }
+# not_recorded STEP WHAT LOG: says why a failed build was not recorded as unavailable.
+not_recorded() { step_log "$1" "$2 failed, not because the Go proxy refused it (see $3): not recorded as unavailable, the next run tries it again"; }
 known_unavailable() { [[ "${PULUMI_TOOLS_RETRY:-0}" != 1 && -f "$UNAVAILABLE_DIR/$1" ]]; }
 
 # link_bin SRC: hard link (same file system) or copy into .tools/bin. A hard link (not a symlink)
@@ -326,24 +346,41 @@ build_kubernetes() { # PROVIDER_PSEUDO SDK_VERSION PLUGIN_VERSION DIR
 	printf 'kubernetes provider@%s sdk@v%s version=%s\n' "$pver" "$sver" "$plugver" >"$dir/.stamp"
 }
 
-# probe_module MODULE@VERSION: is it served? (downloads it when it is)
-probe_module() { go mod download -json "$1" >/dev/null 2>&1; }
+# probe_module MODULE@VERSION: is it served? (downloads it when it is) 0: served, 1: refused by the
+# proxy, 2: no answer (logged: no network, a full disk...).
+probe_module() {
+	local out err
+	out=$(go mod download -json "$1" 2>&1) && return 0
+	! refused_by_proxy <<<"$out" || return 1
+	err=$(grep -m1 '"Error"' <<<"$out" || printf '%s' "$out")
+	log "$1: no answer from the Go proxy: ${err:0:300}"
+	return 2
+}
 
 # find_provider NAME MODULE_ROOT MAJOR NPM_VERSION FALLBACK_PSEUDO: prints "<pseudo> <kind>" where
-# kind is "release" (the commit of the npm version's sdk tag) or "fallback"; non-zero when neither is served.
+# kind is "release" (the commit of the npm version's sdk tag) or "fallback". Exit 1 when the proxy
+# refuses both, 2 when one of the questions got no answer (nothing can be concluded then).
 find_provider() {
-	local name=$1 root=$2 major=$3 npmver=$4 fallback=$5 p
-	if p=$(release_pseudo "$root" "$major" "$npmver") && probe_module "$root/provider/v$major@$p"; then
+	local name=$1 root=$2 major=$3 npmver=$4 fallback=$5 p r=0 rc=1
+	p=$(release_pseudo "$root" "$major" "$npmver") || r=$?
+	((r != 0)) || probe_module "$root/provider/v$major@$p" || r=$?
+	if ((r == 0)); then
 		echo "$p release"
 		return 0
 	fi
-	log "$name: $root/provider/v$major at the commit of sdk/v$npmver is not served by the proxy${p:+ ($p)}"
-	if [[ -n "$fallback" ]] && probe_module "$root/provider/v$major@$fallback"; then
-		echo "$fallback fallback"
-		return 0
+	((r == 1)) || rc=2
+	((r != 1)) || log "$name: $root/provider/v$major at the commit of sdk/v$npmver is not served by the proxy${p:+ ($p)}"
+	if [[ -n "$fallback" ]]; then
+		r=0
+		probe_module "$root/provider/v$major@$fallback" || r=$?
+		if ((r == 0)); then
+			echo "$fallback fallback"
+			return 0
+		fi
+		((r == 1)) || rc=2
+		((r != 1)) || log "$name: fallback $root/provider/v$major@$fallback is not served either"
 	fi
-	[[ -z "$fallback" ]] || log "$name: fallback $root/provider/v$major@$fallback is not served either"
-	return 1
+	return $rc
 }
 
 # plugin_present NAME VERSION: a pulumi-resource-NAME on PATH outside .tools/bin, or installed
@@ -370,9 +407,10 @@ hold_lock pulumi-tools
 log "stack $STACK (target $TARGET): ${#STEPS[@]} steps: $(for s in "${STEPS[@]}"; do printf '%s, ' "${STEP_WHAT[$s]}"; done | sed 's/, $//')"
 log "cache: $TOOLS_CACHE   bin: $BIN_DIR   go: $(go version | awk '{print $3}')"
 
-# Take the offline environment (PULUMI_HOME, backend, ...) so plugin checks see what runs will see.
+# Take the offline environment (PULUMI_HOME, backend, ...) so plugin checks see what runs will see;
+# not the stacks' passphrase, which building tools does not need (up.sh and down.sh check it).
 # shellcheck source=../lib/pulumi-env.sh
-source "$ROOT/scripts/lib/pulumi-env.sh"
+PULUMI_ENV_TOOLS_ONLY=1 && source "$ROOT/scripts/lib/pulumi-env.sh"
 
 RESULTS=$(mktemp -d)
 trap 'rm -rf "$RESULTS"' EXIT
@@ -422,7 +460,11 @@ job_cli() {
 		else
 			build_step cli "cli-$ver" "v$ver from github.com/pulumi/pulumi/pkg/v3" build_cli "$ver" "$dir"
 			if ((STEP_RC != 0)); then
-				mark_unavailable "pulumi-$ver" "not served or did not build"
+				if refused_by_proxy <"$STEP_LOG_DIR/cli-$ver.log"; then
+					mark_unavailable "pulumi-$ver" "not served by the Go proxy (see $STEP_LOG_DIR/cli-$ver.log)"
+				else
+					not_recorded cli "v$ver" "$STEP_LOG_DIR/cli-$ver.log"
+				fi
 				continue
 			fi
 		fi
@@ -431,7 +473,7 @@ job_cli() {
 		echo "$dir/bin/pulumi" >"$RESULTS/cli"
 		return 0
 	done
-	step_log cli "ERROR: no pulumi CLI could be built ($PULUMI_VERSION, $PULUMI_VERSION_FALLBACK)"
+	step_log cli "ERROR: no pulumi CLI could be built ($PULUMI_VERSION, $PULUMI_VERSION_FALLBACK; see above; PULUMI_TOOLS_RETRY=1 tries versions recorded as not served again)"
 	return 1
 }
 
@@ -454,9 +496,12 @@ job_langhost() {
 		build_step langhost "langhost-module-$lh_ver" "own module at the CLI v$lh_ver commit" build_langhost_module "$lh_ver" "$mod_dir_lh"
 		if ((STEP_RC == 0)); then
 			lh_dir=$mod_dir_lh
-		else
+		elif refused_by_proxy <"$STEP_LOG_DIR/langhost-module-$lh_ver.log"; then
 			mark_unavailable "pulumi-language-nodejs-$lh_ver" "$PULUMI_LH_MODULE at the v$lh_ver commit is not served"
 			step_log langhost "$PULUMI_LH_MODULE is not served at the v$lh_ver commit; falling back to the host inside sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK"
+		else
+			not_recorded langhost "its own module at the v$lh_ver commit" "$STEP_LOG_DIR/langhost-module-$lh_ver.log"
+			step_log langhost "falling back to the host inside sdk/v3@v$PULUMI_LANGUAGE_NODEJS_SDK_FALLBACK for this run"
 		fi
 	fi
 	if [[ -z "$lh_dir" ]]; then
@@ -481,7 +526,7 @@ job_langhost() {
 # Leaves failed-NAME in RESULTS when there is none; returns 0 (so that it is never called in a
 # conditional context).
 job_provider() {
-	local name=$1 root=$2 major=$3 npmver=$4 fallback=$5 found pver kind dir sver plugver
+	local name=$1 root=$2 major=$3 npmver=$4 fallback=$5 found pver kind dir sver plugver frc=0
 	if plugin_present "$name" "$npmver"; then
 		rm -f "$BIN_DIR/pulumi-resource-$name"
 		step_log "$name" "installed (see above)"
@@ -494,10 +539,13 @@ job_provider() {
 			return 0
 		fi
 	done
+	known_unavailable "$name-$npmver" || found=$(find_provider "$name" "$root" "$major" "$npmver" "$fallback") || frc=$?
 	if known_unavailable "$name-$npmver"; then
 		:
-	elif ! found=$(find_provider "$name" "$root" "$major" "$npmver" "$fallback"); then
+	elif ((frc == 1)); then
 		mark_unavailable "$name-$npmver" "no provider/v$major module of $root is served by the Go proxy (npm $npmver)"
+	elif ((frc != 0)); then
+		step_log "$name" "the Go proxy did not answer (see above): not recorded as unavailable, the next run asks again"
 	else
 		pver=${found% *}
 		kind=${found#* }

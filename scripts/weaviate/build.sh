@@ -30,8 +30,9 @@ exec 9>"$CACHE/.lock-$VERSION"
 flock 9
 if [ -f "$DEST/.complete" ] && [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 
-export PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null 2>&1 || { log "go not found (expected /usr/local/go/bin/go or on PATH)"; exit 1; }
+# shellcheck source=../lib/go.sh
+source "$ROOT/scripts/lib/go.sh"
+find_go || exit 1
 export GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build"
 export GOTOOLCHAIN=auto CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 unset GOWORK || true

@@ -101,3 +101,51 @@ mkdir -p node_modules/complete`,
   });
 });
 
+describe("scripts/tools/build-pulumi-tools.sh without a working Go or Go proxy", () => {
+  beforeEach(() => {
+    copy(
+      "scripts/tools/build-pulumi-tools.sh",
+      "scripts/tools/versions.env",
+      "scripts/tools/build-times.tsv",
+      "scripts/tools/build-local-providers.sh",
+      "scripts/tools/patches",
+      "scripts/lib/locks.sh",
+      "scripts/lib/go.sh",
+      "scripts/lib/pulumi-env.sh",
+      "Pulumi.dev.yaml",
+    );
+  });
+  const unavailable = () => listed(join(cache, "pulumi-tools/unavailable"));
+  /** A go that reports VERSION and answers every other command with ANSWER on stderr, exit 1. */
+  const fakeGo = (version: string, answer: string) =>
+    fake("go", `if [ "$1" = version ]; then echo "go version go${version} linux/amd64"; exit 0; fi\necho '${answer}' >&2\nexit 1`);
+
+  it("stops before any step when Go is older than 1.21, says what to install, records nothing (session 42)", () => {
+    fakeGo("1.19.8", "go: errors parsing go.mod: invalid go version '1.23.0': must match format 1.23");
+    const r = run(["scripts/tools/build-pulumi-tools.sh", "dev"]);
+    expect(r.status).toBe(1);
+    expect(r.err).toContain("is go1.19, older than 1.21");
+    expect(r.err).toMatch(/install Go >= 1\.21/);
+    expect(r.err).not.toMatch(/step \d\/\d/);
+    expect(unavailable()).toEqual([]); // before: every version was recorded as "not served"
+  });
+
+  it("a Go proxy out of reach is not recorded as 'not served': the next run asks again (session 42)", () => {
+    fakeGo("1.22.0", "dial tcp: lookup proxy.golang.org on 127.0.0.53:53: server misbehaving");
+    const r = run(["scripts/tools/build-pulumi-tools.sh", "dev"]);
+    expect(r.status).toBe(1);
+    expect(r.err).toContain("not recorded as unavailable, the next run tries it again");
+    expect(r.err).toContain("no pulumi CLI could be built");
+    expect(unavailable()).toEqual([]);
+  });
+
+  it("what the proxy refuses (403, as here) is still recorded, and skipped by the next run", () => {
+    fakeGo("1.22.0", "reading https://proxy.golang.org/x/@v/v1.info: 403 Forbidden\n\tserver response: This module version is not available.");
+    expect(run(["scripts/tools/build-pulumi-tools.sh", "dev"]).status).toBe(1);
+    expect(unavailable()).toEqual(expect.arrayContaining(["pulumi-3.248.0", "pulumi-3.259.0", "random-4.21.2", "docker-5.2.0"]));
+    const again = run(["scripts/tools/build-pulumi-tools.sh", "dev"]);
+    expect(again.err).toMatch(/v3\.248\.0: skipped \(not served by the Go proxy/);
+    expect(again.err).toContain("PULUMI_TOOLS_RETRY=1");
+  });
+});
+
