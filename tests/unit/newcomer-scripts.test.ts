@@ -149,3 +149,42 @@ describe("scripts/tools/build-pulumi-tools.sh without a working Go or Go proxy",
   });
 });
 
+describe("scripts/lib/pulumi-env.sh and the stacks' passphrase", () => {
+  const state = () => join(dir, "state");
+  const source = (cacheDir: string, env: Record<string, string> = {}) =>
+    run(["-c", `set -euo pipefail; source ${JSON.stringify(join(root, "scripts/lib/pulumi-env.sh"))}; echo "$PULUMI_CONFIG_PASSPHRASE_FILE"`], {
+      TRADING_CACHE_DIR: cacheDir,
+      PULUMI_BACKEND_URL: `file://${state()}`,
+      ...env,
+    });
+  const addStack = () => {
+    mkdirSync(join(state(), ".pulumi/stacks/ai-trading-platform"), { recursive: true });
+    writeFileSync(join(state(), ".pulumi/stacks/ai-trading-platform/dev.json"), "{}\n");
+  };
+
+  it("never gives a backend that holds stacks a new passphrase: a missing file is named (session 42)", () => {
+    addStack();
+    const r = source(join(dir, "cleared cache"));
+    expect(r.status).not.toBe(0);
+    expect(r.err).toContain(`the passphrase file ${join(dir, "cleared cache", "pulumi-passphrase")} is missing`);
+    expect(r.err).toContain("Restore that file");
+    expect(existsSync(join(dir, "cleared cache", "pulumi-passphrase"))).toBe(false);
+  });
+
+  it("refuses another passphrase for a backend, naming the one its stacks were made with (session 42)", () => {
+    const first = source(join(dir, "c1"));
+    expect(first.status).toBe(0);
+    expect(first.out.trim()).toBe(join(dir, "c1", "pulumi-passphrase"));
+    addStack();
+    expect(source(join(dir, "c1")).status).toBe(0); // the same one again
+    mkdirSync(join(dir, "c2"));
+    writeFileSync(join(dir, "c2", "pulumi-passphrase"), "another\n");
+    const other = source(join(dir, "c2"));
+    expect(other.status).not.toBe(0);
+    expect(other.err).toContain(`were made with the passphrase from ${join(dir, "c1", "pulumi-passphrase")}`);
+    // Given explicitly, the right one is taken; the toolchain build needs none.
+    expect(source(join(dir, "c2"), { PULUMI_CONFIG_PASSPHRASE_FILE: join(dir, "c1", "pulumi-passphrase") }).status).toBe(0);
+    expect(source(join(dir, "c2"), { PULUMI_ENV_TOOLS_ONLY: "1", PULUMI_CONFIG_PASSPHRASE_FILE: "" }).status).toBe(0);
+  });
+});
+
