@@ -15,6 +15,40 @@ LOCK_WAIT_SECONDS=${LOCK_WAIT_SECONDS:-3600}
 
 _lock_log() { echo "[lock] $*" >&2; }
 
+# _lock_holders FILE: "pid N (command)" of each live process that has FILE open, but this shell
+# and what it started (they inherited the descriptor).
+_lock_holders() {
+	local p q cmd
+	for p in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "$1" 2>/dev/null | cut -d/ -f3 | sort -un); do
+		q=$p
+		while [[ "$q" != "$$" && "$q" -gt 1 ]]; do
+			q=$(awk '/^PPid:/ { print $2 }' "/proc/$q/status" 2>/dev/null || true)
+			q=${q:-0}
+		done
+		[[ "$q" != "$$" ]] || continue
+		# Gone since (our own short-lived helpers among them): no command line left to show.
+		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-100) || true
+		[[ -z "$cmd" ]] || printf 'pid %s (%s) ' "$p" "${cmd% }"
+	done
+}
+
+# _lock_who FILE: who holds the lock FILE, as said while waiting for it. The run that took it writes
+# FILE.owner; when that run is gone (killed: SIGKILL, the OOM killer, a closed terminal) the lock
+# is held by what it left running, which inherited the descriptor: those are named instead.
+_lock_who() {
+	local owner pid holders
+	owner=$(cat "$1.owner" 2>/dev/null || true)
+	pid=$(sed -n 's/^pid \([0-9]*\) .*/\1/p' <<<"$owner")
+	if [[ -z "$pid" ]] || kill -0 "$pid" 2>/dev/null; then
+		echo "${owner:-another run} holds it"
+		return 0
+	fi
+	holders=$(_lock_holders "$1")
+	holders=${holders% }
+	echo "the run that took it (${owner}) is gone, but what it left running still holds it:" \
+		"${holders:-(none found)}; they end on their own, or stop them by their pids"
+}
+
 # hold_lock NAME: blocks until this shell holds the lock NAME (released when the shell exits).
 hold_lock() {
 	local name=$1 file fd t0=$SECONDS
@@ -22,7 +56,7 @@ hold_lock() {
 	file=$LOCKS_DIR/$name.lock
 	exec {fd}>>"$file"
 	if ! flock -n "$fd"; then
-		_lock_log "waiting for '$name': $(cat "$file.owner" 2>/dev/null || echo 'another run') holds it"
+		_lock_log "waiting for '$name': $(_lock_who "$file")"
 		if ! flock -w "$LOCK_WAIT_SECONDS" "$fd"; then
 			_lock_log "gave up waiting for '$name' after ${LOCK_WAIT_SECONDS}s ($file)"
 			return 1
@@ -36,8 +70,28 @@ hold_lock() {
 # before anything apt starts could inherit it (flock -o: an installed service keeps no lock).
 # Quiet on success (callers pass -qq); on failure apt's output goes to stderr.
 apt_get() {
-	local sudo=() lock out rc deadline=$((SECONDS + LOCK_WAIT_SECONDS))
-	[[ "$(id -u)" -eq 0 ]] || sudo=(sudo -n)
+	local sudo=() lock out rc deadline=$((SECONDS + LOCK_WAIT_SECONDS)) a pkgs=() opt=0
+	# Without apt (not Debian/Ubuntu) or the rights to run it, name the packages to install by hand.
+	for a in "$@"; do
+		if ((opt)); then opt=0; continue; fi
+		case $a in
+		-o) opt=1 ;;
+		-* | install | update) ;;
+		*) pkgs+=("$a") ;;
+		esac
+	done
+	if ! command -v apt-get >/dev/null 2>&1; then
+		[[ "${1:-}" != update ]] || return 0 # nothing to update; the install that follows says what is missing
+		_lock_log "ERROR: apt-get not found (this is not Debian or Ubuntu?): install ${pkgs[*]:-the packages} (Debian 12 names) yourself, then run again"
+		return 1
+	fi
+	if [[ "$(id -u)" -ne 0 ]]; then
+		sudo -n true 2>/dev/null || {
+			_lock_log "ERROR: installing ${pkgs[*]:-packages} with apt needs root: run as root, or with a sudo that needs no password (sudo -n), or install them yourself"
+			return 1
+		}
+		sudo=(sudo -n)
+	fi
 	mkdir -p "$LOCKS_DIR"
 	lock=$LOCKS_DIR/apt.lock
 	flock -n "$lock" true 2>/dev/null || _lock_log "waiting for 'apt': another run of this repo's scripts is installing packages"

@@ -188,3 +188,52 @@ describe("scripts/lib/pulumi-env.sh and the stacks' passphrase", () => {
   });
 });
 
+describe("scripts/lib/locks.sh after a killed run", () => {
+  it("names what the killed run left holding the lock, not the dead run (session 42)", async () => {
+    const locks = join(root, "scripts/lib/locks.sh");
+    const childFile = join(dir, "child");
+    // The run takes the lock, starts a long child (which inherits the lock), and is SIGKILLed.
+    const killed = spawn(
+      "bash",
+      ["-c", `source ${JSON.stringify(locks)}; hold_lock tools; sleep 60 & echo $! > ${JSON.stringify(childFile)}; kill -9 $$`],
+      { env: { ...process.env, TRADING_CACHE_DIR: cache }, stdio: "ignore" },
+    );
+    await new Promise((res) => killed.on("close", res));
+    const child = Number(readFileSync(childFile, "utf8"));
+    pids.push(child);
+    const r = run(["-c", `set -euo pipefail; source ${JSON.stringify(locks)}; hold_lock tools; echo never`], {
+      LOCK_WAIT_SECONDS: "1",
+      PATH: process.env.PATH!,
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/the run that took it \(pid \d+ \(bash\) since [\d:]+\) is gone/);
+    expect(r.err).toContain(`pid ${child} (sleep 60)`);
+    expect(r.err).toContain("gave up waiting for 'tools' after 1s");
+  });
+});
+
+describe("scripts/lib/locks.sh apt_get on a machine without apt", () => {
+  it("names the packages to install by hand (session 42)", () => {
+    // A PATH with the few tools the function uses, and no apt-get (nothing is installed either way).
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    for (const t of ["bash", "flock", "id", "env", "mkdir", "grep", "sleep", "cat", "sed", "cut", "sort", "awk", "tr", "date", "basename"]) {
+      const p = spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim();
+      symlinkSync(p, join(bin, t));
+    }
+    const r = run(
+      [
+        "-c",
+        `set -euo pipefail; source ${JSON.stringify(join(root, "scripts/lib/locks.sh"))}
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef nginx-light prometheus`,
+      ],
+      { PATH: bin },
+    );
+    expect(r.status).not.toBe(0);
+    expect(r.err).toContain("apt-get not found");
+    expect(r.err).toContain("install nginx-light prometheus (Debian 12 names) yourself");
+  });
+});
+
