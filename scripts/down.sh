@@ -5,10 +5,16 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 STACK="${1:-dev}"
-# shellcheck source=lib/pulumi-env.sh
-source scripts/lib/pulumi-env.sh
 # shellcheck source=lib/stack-config.sh
 source scripts/lib/stack-config.sh
+require_stack "$STACK" || exit 2
+# shellcheck source=lib/pulumi-env.sh
+source scripts/lib/pulumi-env.sh
+command -v pulumi >/dev/null 2>&1 || {
+  echo "[down] no pulumi CLI (neither in .tools/bin nor on PATH) to destroy stack $STACK with:" \
+    "build it first (bash scripts/tools/build-pulumi-tools.sh $STACK; \`npm run up\` builds it too)" >&2
+  exit 1
+}
 if [ "$STACK" = local-k8s ]; then
   # The cluster must run for the destroy (pods terminate on its node, the provisioner deletes the
   # volumes); it is stopped afterwards. A cluster that already answers is used as it is.

@@ -15,8 +15,14 @@ STACK="${1:-dev}"
 started=$(date +%s)
 step() { echo "[up] $* (+$(( $(date +%s) - started ))s)" >&2; }
 
-target=$(sed -n 's/^ *trading:target: *//p' "Pulumi.$STACK.yaml" 2>/dev/null || true)
-[ -n "$target" ] || { echo "[up] Pulumi.$STACK.yaml has no trading:target" >&2; exit 2; }
+# shellcheck source=lib/stack-config.sh
+source scripts/lib/stack-config.sh
+require_stack "$STACK" || exit 2
+# The offline Pulumi environment now, not after the builds: a stack whose passphrase is missing or
+# another one (scripts/lib/pulumi-env.sh) stops the run here, not 30 minutes in.
+# shellcheck source=lib/pulumi-env.sh
+source scripts/lib/pulumi-env.sh
+target=$(sed -n 's/^ *trading:target: *"\{0,1\}\([a-z]*\).*/\1/p' "Pulumi.$STACK.yaml" | head -n1)
 
 if [ "$target" = docker ]; then
   step "Docker engine"
@@ -54,10 +60,6 @@ if [ "$STACK" = local-k8s ]; then
   export KUBECONFIG
 fi
 
-# shellcheck source=lib/pulumi-env.sh
-source scripts/lib/pulumi-env.sh
-# shellcheck source=lib/stack-config.sh
-source scripts/lib/stack-config.sh
 pulumi stack select --create "$STACK" --non-interactive >/dev/null
 config_file=$(stack_config_file "$STACK")
 if [ "$STACK" = local-k8s ]; then
@@ -75,6 +77,8 @@ if [ -f "policies/config/$STACK.json" ]; then
 fi
 step "pulumi up --stack $STACK"
 pulumi up --stack "$STACK" --config-file "$config_file" --yes --non-interactive --skip-preview "${policy[@]}"
+# The passphrase opened the stack's secrets: the backend keeps its fingerprint (scripts/lib/pulumi-env.sh).
+pulumi_env_record_passphrase
 step "outputs (secrets hidden; add --show-secrets to see connection strings)"
 pulumi stack output --stack "$STACK"
 # shellcheck source=lib/local-images.sh

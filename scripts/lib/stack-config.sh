@@ -1,4 +1,21 @@
 # shellcheck shell=bash
+# require_stack <stack>: fails (status 2) naming the stacks there are when Pulumi.<stack>.yaml is
+# missing or sets no trading:target, before anything is installed, built or started.
+require_stack() {
+	local stack=$1 root stacks me
+	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	me=$(basename "$0" .sh)
+	stacks=$(cd "$root" && for f in Pulumi.*.yaml; do [[ -f "$f" ]] && f=${f#Pulumi.} && printf '%s ' "${f%.yaml}"; done)
+	if [[ ! "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ || ! -f "$root/Pulumi.$stack.yaml" ]]; then
+		echo "[$me] no stack '$stack': there is no Pulumi.$stack.yaml in $root (the stacks: ${stacks% }; e.g. npm run $me -- dev)" >&2
+		return 2
+	fi
+	grep -qE '^ *trading:target: *"?[a-z]' "$root/Pulumi.$stack.yaml" || {
+		echo "[$me] Pulumi.$stack.yaml has no trading:target (docker or kubernetes): add it, or use one of the stacks: ${stacks% }" >&2
+		return 2
+	}
+}
+
 # stack_config_file <stack>: prints the config file `pulumi --config-file` should use for the stack.
 #
 # The CLI writes the stack's encryption salt (tied to this machine's passphrase) into the stack's

@@ -237,3 +237,48 @@ apt_get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confde
   });
 });
 
+describe("npm run up / npm run down: a mistyped stack, a missing passphrase, no pulumi CLI", () => {
+  beforeEach(() => {
+    copy(
+      "scripts/up.sh",
+      "scripts/down.sh",
+      "scripts/lib/stack-config.sh",
+      "scripts/lib/pulumi-env.sh",
+      "scripts/lib/local-images.sh",
+      "scripts/lib/locks.sh",
+      "Pulumi.dev.yaml",
+      "Pulumi.prod.yaml",
+    );
+    // Any call would be a run that went too far: recorded, never the real engine.
+    fake("docker", `echo "$*" >> "${join(dir, "docker-calls")}"`);
+  });
+
+  it("up and down refuse an unknown stack before anything else, listing the stacks (session 42)", () => {
+    for (const script of ["up", "down"]) {
+      const r = run([`scripts/${script}.sh`, "Dev"]);
+      expect(r.status, script).toBe(2);
+      expect(r.err).toContain(`[${script}] no stack 'Dev': there is no Pulumi.Dev.yaml`);
+      expect(r.err).toContain("the stacks: dev prod");
+    }
+    expect(existsSync(join(dir, "docker-calls"))).toBe(false);
+    expect(existsSync(join(clone, ".pulumi-state"))).toBe(false);
+  });
+
+  it("up stops at once, before the builds, when the stacks' passphrase is missing (session 42)", () => {
+    mkdirSync(join(clone, ".pulumi-state/.pulumi/stacks/ai-trading-platform"), { recursive: true });
+    writeFileSync(join(clone, ".pulumi-state/.pulumi/stacks/ai-trading-platform/dev.json"), "{}\n");
+    const r = run(["scripts/up.sh", "dev"]);
+    expect(r.status).not.toBe(0);
+    expect(r.err).toContain(`the passphrase file ${join(cache, "pulumi-passphrase")} is missing`);
+    expect(r.err).not.toContain("[up] Docker engine"); // before: the engine, npm, the toolchain first
+    expect(existsSync(join(dir, "docker-calls"))).toBe(false);
+  });
+
+  it("down without a pulumi CLI says how to get one and touches nothing (session 42)", () => {
+    const r = run(["scripts/down.sh", "dev"]);
+    expect(r.status).toBe(1);
+    expect(r.err).toContain("no pulumi CLI");
+    expect(r.err).toContain("bash scripts/tools/build-pulumi-tools.sh dev");
+    expect(existsSync(join(dir, "docker-calls"))).toBe(false); // before: it went on to prune images
+  });
+});
