@@ -25,6 +25,17 @@ if [ "${FORCE_BASE:-0}" != 1 ] && docker image inspect "$BASE_IMAGE" >/dev/null 
   log "$BASE_IMAGE already present, skipping"
   exit 0
 fi
+# One base build at a time on this machine (the rootfs cache is shared by every clone): two cold
+# runs at once (`npm run up` beside `npm run e2e`, another clone) each ran debootstrap and wrote the
+# same $TARBALL.tmp, and the cache kept whatever mix of the two tars was renamed last. The second
+# run waits, then finds the image imported.
+# shellcheck source=../lib/locks.sh
+source "$HERE/../lib/locks.sh"
+hold_lock images-base
+if [ "${FORCE_BASE:-0}" != 1 ] && docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  log "$BASE_IMAGE imported by the run we waited for, skipping"
+  exit 0
+fi
 
 # The Debian mirror the host's apt uses (deb822 .sources first, then one-line format).
 host_uri_for() {  # $1 = suite (bookworm | bookworm-security)
@@ -54,18 +65,20 @@ MIRROR="${MIRROR%/}"; SEC_MIRROR="${SEC_MIRROR%/}"
 if [ "${FORCE_BASE:-0}" = 1 ] || [ ! -s "$TARBALL" ]; then
   if ! command -v debootstrap >/dev/null 2>&1; then
     log "installing debootstrap"
-    # shellcheck source=../lib/locks.sh
-    source "$(dirname "${BASH_SOURCE[0]}")/../lib/locks.sh"
     apt_get update -qq
     apt_get install -y -qq --no-install-recommends debootstrap
   fi
   mkdir -p "$CACHE_DIR"
-  ROOT="$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")"
-  cleanup() {
-    for m in proc sys dev/pts dev; do umount -l "$ROOT/$m" 2>/dev/null || true; done
-    rm -rf --one-file-system "$ROOT"
+  cleanup() { # DIR: a rootfs being built, with what debootstrap mounted in it
+    for m in proc sys dev/pts dev; do umount -l "$1/$m" 2>/dev/null || true; done
+    rm -rf --one-file-system "$1" 2>/dev/null || true
   }
-  trap cleanup EXIT
+  # Holding the lock: rootfs folders and partial tarballs left by killed runs are ours to remove
+  # (a few hundred MB each).
+  for d in "$CACHE_DIR"/rootfs.*; do [ ! -d "$d" ] || { log "removing $d (left by an interrupted run)"; cleanup "$d"; }; done
+  rm -f "$TARBALL.tmp"
+  ROOT="$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")"
+  trap 'cleanup "$ROOT"' EXIT
   log "debootstrap --variant=minbase $SUITE from $MIRROR (a few minutes)"
   start=$SECONDS
   debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$ROOT" "$MIRROR" \

@@ -16,6 +16,8 @@ CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
 LOG_DIR="$CACHE_DIR/logs"
 # shellcheck source=../lib/local-images.sh
 source "$ROOT/scripts/lib/local-images.sh"
+# shellcheck source=../lib/locks.sh
+source "$ROOT/scripts/lib/locks.sh"
 BASE_IMAGE="${BASE_IMAGE:-$(local_image debian:bookworm)}"
 export BASE_IMAGE
 mkdir -p "$LOG_DIR"
@@ -132,6 +134,10 @@ build_one() {
 }
 
 total=$SECONDS
+# One run per clone at a time (`npm run up` beside `npm run e2e` or platform-images.sh): each run
+# removes and copies again every image's staged context (images/<name>/.stage) while the other's
+# `docker build` may be reading it. The second waits, then finds the images up to date.
+hold_lock "build-images-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
 t=$SECONDS
 "$ROOT/scripts/docker/ensure-dockerd.sh"
 log "docker engine ready in $((SECONDS - t))s"

@@ -282,3 +282,83 @@ describe("npm run up / npm run down: a mistyped stack, a missing passphrase, no 
     expect(existsSync(join(dir, "docker-calls"))).toBe(false); // before: it went on to prune images
   });
 });
+
+describe("image builds started twice at once (session 42)", () => {
+  /** bash ARGS in the background, with the same environment as run(). */
+  function start(args: string[]) {
+    const child = spawn("bash", args, {
+      cwd: clone,
+      env: { HOME: dir, PATH: `${fakes}:/usr/bin:/bin`, TRADING_CACHE_DIR: cache, GO_FALLBACK_DIRS: "" },
+    });
+    pids.push(child.pid!);
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    child.stdout.resume();
+    return new Promise<{ code: number | null; err: string }>((res) => child.on("close", (code) => res({ code, err })));
+  }
+  const lines = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n") : []);
+  async function until(what: string, cond: () => boolean, ms = 30_000) {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  beforeEach(() => {
+    copy(
+      "scripts/images/build-images.sh",
+      "scripts/images/build-base.sh",
+      "scripts/docker/ensure-dockerd.sh",
+      "scripts/lib/local-images.sh",
+      "scripts/lib/locks.sh",
+      "images/redis",
+    );
+    // The engine: answers, imports (then the base image exists), builds slowly; every call recorded.
+    fake(
+      "docker",
+      `echo "$*" >> "${join(dir, "docker-calls")}"
+case "$1" in
+  info|network) exit 0 ;;
+  import) touch "${join(dir, "imported")}" ;;
+  build) echo "start $$" >> "${join(dir, "builds")}"; sleep 1.5; echo "end $$" >> "${join(dir, "builds")}" ;;
+  image) [ -e "${join(dir, "imported")}" ] || exit 1; case "$*" in *Size*) echo 1000 ;; *Id*) echo sha256:base ;; esac ;;
+esac`,
+    );
+    fake("dockerd", "exit 1");
+    fake(
+      "debootstrap",
+      `echo "start $$" >> "${join(dir, "debootstraps")}"
+t="\${@: -2:1}"
+mkdir -p "$t"/etc/apt/sources.list.d "$t"/etc/apt/apt.conf.d "$t"/etc/dpkg/dpkg.cfg.d "$t"/usr/sbin "$t"/usr/share/doc "$t"/usr/share/locale "$t"/var/log "$t"/tmp
+sleep 1.5
+echo "end $$" >> "${join(dir, "debootstraps")}"`,
+    );
+  });
+
+  it("the base image: one debootstrap, the second run waits and finds it imported; a killed run's leftovers go", async () => {
+    const left = join(cache, "images/rootfs.killed");
+    mkdirSync(join(left, "var/cache"), { recursive: true });
+    const first = start(["scripts/images/build-base.sh"]);
+    await until("the first debootstrap", () => lines("debootstraps").length > 0);
+    const second = start(["scripts/images/build-base.sh"]);
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.code, a.err).toBe(0);
+    expect(b.code, b.err).toBe(0);
+    expect(lines("debootstraps").filter((l) => l.startsWith("start"))).toHaveLength(1); // before: two, one tarball.tmp
+    expect(b.err).toContain("imported by the run we waited for");
+    expect(existsSync(left)).toBe(false);
+    expect(a.err).toContain(`removing ${left} (left by an interrupted run)`);
+  });
+
+  it("a clone's images: the second run's builds wait for the first's", async () => {
+    writeFileSync(join(dir, "imported"), ""); // the base image is there
+    const first = start(["scripts/images/build-images.sh", "redis"]);
+    await until("the first build", () => lines("builds").length > 0);
+    const second = start(["scripts/images/build-images.sh", "redis"]);
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.code, a.err).toBe(0);
+    expect(b.code, b.err).toBe(0);
+    // Each build ends before the next starts (before: start, start, end, end).
+    expect(lines("builds").map((l) => l.split(" ")[0])).toEqual(["start", "end", "start", "end"]);
+  });
+});
