@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Ensure a working Docker engine: install docker.io if missing, start dockerd in the
-# background if `docker info` fails, wait (bounded) until it answers.
+# Ensure a working Docker engine: one that answers (this machine's or DOCKER_HOST's) is used as it
+# is; a remote DOCKER_HOST (tcp://, ssh://) that does not answer is an error naming it; otherwise
+# install docker.io if missing, start dockerd in the background, wait (bounded) until it answers.
 # Idempotent and quiet when the engine already runs.
 # Env: DOCKER_STORAGE_DRIVER (default: overlay2, falls back to vfs),
 #      DOCKERD_WAIT_SECONDS (default 60), DOCKERD_EXTRA_ARGS (extra dockerd flags, word-split;
@@ -24,12 +25,6 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
 }
 
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
-  log "installing docker.io (apt)"
-  apt_get update -qq
-  apt_get install -y -qq --no-install-recommends docker.io iptables ca-certificates
-fi
-
 # A running local daemon whose default bridge interface vanished (something deleted docker0)
 # fails every `docker run`/`docker build` with "could not find bridge docker0": recreate it.
 heal_docker0() {
@@ -46,6 +41,28 @@ heal_docker0() {
   as_root ip link set docker0 up
 }
 
+# An engine that answers (this machine's, or DOCKER_HOST's) is used as it is: nothing to install.
+# Before, a machine with a docker client but no dockerd (a remote engine through DOCKER_HOST) had
+# docker.io installed by apt first.
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  heal_docker0
+  exit 0
+fi
+# A remote engine that does not answer is not replaced by a local daemon (which `docker` would not
+# talk to anyway): name it. A unix socket may be a daemon to start here (DOCKERD_EXTRA_ARGS -H ...).
+case "${DOCKER_HOST:-}" in
+"" | unix://*) ;;
+*)
+  log "ERROR: DOCKER_HOST=$DOCKER_HOST does not answer (docker info: $(docker info 2>&1 | grep -m1 -iE 'error|cannot' | cut -c1-200)):" \
+    "start that engine, or unset DOCKER_HOST to use (and start) this machine's"
+  exit 1
+  ;;
+esac
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+  log "installing docker.io (apt)"
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends docker.io iptables ca-certificates
+fi
 if docker info >/dev/null 2>&1; then
   heal_docker0
   exit 0

@@ -362,3 +362,35 @@ echo "end $$" >> "${join(dir, "debootstraps")}"`,
     expect(lines("builds").map((l) => l.split(" ")[0])).toEqual(["start", "end", "start", "end"]);
   });
 });
+
+describe("scripts/docker/ensure-dockerd.sh with an engine elsewhere (session 42)", () => {
+  let bin: string;
+  beforeEach(() => {
+    copy("scripts/docker/ensure-dockerd.sh", "scripts/lib/locks.sh");
+    // A PATH of the fakes and a few tools, and no apt-get: nothing can be installed, whatever runs.
+    bin = join(dir, "bin");
+    mkdirSync(bin);
+    for (const t of ["bash", "flock", "id", "env", "mkdir", "dirname", "nohup", "grep", "sleep", "cat", "tail", "sed", "cut", "sort", "awk", "tr", "find", "date", "basename"]) {
+      symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(bin, t));
+    }
+    fake("docker", `echo "$*" >> "${join(dir, "docker-calls")}"\n[ -e "${join(dir, "engine-up")}" ] || { echo "Cannot connect to the Docker daemon at $DOCKER_HOST" >&2; exit 1; }`);
+  });
+  const ensure = (env: Record<string, string>) =>
+    run(["scripts/docker/ensure-dockerd.sh"], { PATH: `${fakes}:${bin}`, DOCKERD_LOG: join(dir, "dockerd.log"), ...env });
+
+  it("an engine that answers is used as it is, with no dockerd here: nothing is installed", () => {
+    writeFileSync(join(dir, "engine-up"), "");
+    const r = ensure({ DOCKER_HOST: "tcp://build-host:2375" });
+    expect(r.err).not.toContain("installing docker.io"); // before: apt first, failing here
+    expect(r.status, r.err).toBe(0);
+  });
+
+  it("a remote DOCKER_HOST that does not answer is named; no local daemon is started in its place", () => {
+    fake("dockerd", `echo started >> "${join(dir, "dockerd-runs")}"; exit 1`);
+    const r = ensure({ DOCKER_HOST: "tcp://build-host:2375" });
+    expect(r.status).toBe(1);
+    expect(r.err).toContain("DOCKER_HOST=tcp://build-host:2375 does not answer");
+    expect(r.err).toContain("Cannot connect to the Docker daemon");
+    expect(existsSync(join(dir, "dockerd-runs"))).toBe(false);
+  });
+});
