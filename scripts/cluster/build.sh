@@ -27,7 +27,9 @@ esac
 mkdir -p "$K8S_CACHE"/{go,src,bin} "$IMAGES_DIR" "$LOGS_DIR"
 # One build.sh at a time (a second one waits, then finds the work done).
 exec 9>"$K8S_CACHE/.build.lock"
-flock 9
+# shellcheck source=../lib/locks.sh
+source "$ROOT/scripts/lib/locks.sh"
+wait_for_lock 9 "$K8S_CACHE/.build.lock" "another build of the cluster's binaries"
 
 export GOPATH=$K8S_CACHE/go
 export GOMODCACHE=$K8S_CACHE/go/mod

@@ -38,7 +38,9 @@ TIMEOUT=${K8S_START_TIMEOUT:-180}
 T0=$(now_ns)
 mkdir -p "$RUN_DIR/logs" "$PKI_DIR"
 exec 9>"$START_LOCK"
-flock 9
+# shellcheck source=../lib/locks.sh
+source "$ROOT/scripts/lib/locks.sh"
+wait_for_lock 9 "$START_LOCK" "another start or stop of the cluster"
 
 need_bins() {
 	local b hint=""

@@ -20,7 +20,9 @@ esac
 [ -d "$K8S_CACHE" ] || exit 0
 [ -z "$K8S_INSTANCE" ] || [ -d "$RUN_DIR" ] || exit 0
 exec 9>"$START_LOCK"
-flock 9
+# shellcheck source=../lib/locks.sh
+source "$ROOT/scripts/lib/locks.sh"
+wait_for_lock 9 "$START_LOCK" "another start or stop of the cluster"
 
 # stop_pid NAME: TERM, then KILL after 10 s, the daemon recorded in run/NAME.pid.
 stop_pid() {

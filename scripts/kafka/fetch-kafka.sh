@@ -32,7 +32,7 @@ fi
 # Concurrent first runs (test workers, image builds) wait for each other.
 mkdir -p "$CACHE_ROOT/kafka"
 exec 9>"$CACHE_ROOT/kafka/.lock-$KAFKA_VERSION"
-flock 9
+wait_for_lock 9 "$CACHE_ROOT/kafka/.lock-$KAFKA_VERSION" "another download of Kafka $KAFKA_VERSION"
 if [ -f "$DEST/.complete" ]; then
   echo "$DEST"
   exit 0

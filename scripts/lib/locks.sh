@@ -7,6 +7,7 @@
 #                                   apt/dpkg (DPkg::Lock::Timeout), and retries `update` on the lists lock
 #   hold_lock NAME                  takes ${TRADING_CACHE_DIR:-~/.cache/ai-trading}/locks/NAME.lock
 #                                   until this shell exits (children inherit it); says when it waits
+#   wait_for_lock FD FILE WHAT      flock FD (open on FILE), naming WHAT and who holds it when it waits
 #
 # LOCK_WAIT_SECONDS (default 3600) bounds every wait; past it the caller fails naming the lock.
 
@@ -64,6 +65,18 @@ hold_lock() {
 		_lock_log "got '$name' after $((SECONDS - t0))s"
 	fi
 	printf 'pid %s (%s) since %s\n' "$$" "$(basename "$0")" "$(date +%T)" >"$file.owner"
+}
+
+# wait_for_lock FD FILE WHAT: flock on descriptor FD, open on FILE, for scripts that keep their own
+# lock files (the Weaviate, Kafka and cluster builds, the cluster's start and stop). Before, they
+# waited without a word while another run held it; now the wait names WHAT and who holds FILE.
+wait_for_lock() {
+	local fd=$1 file=$2 what=$3 t0=$SECONDS holders
+	flock -n "$fd" && return 0
+	holders=$(_lock_holders "$file")
+	_lock_log "waiting for $what: ${holders:-another run} holds $file"
+	flock "$fd"
+	_lock_log "got $what after $((SECONDS - t0))s"
 }
 
 # apt_get ARGS...: apt-get as root (sudo -n when not root) holding our apt lock, which is released

@@ -27,7 +27,9 @@ if [ -f "$DEST/.complete" ] && [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 if [ "${WEAVIATE_CACHED_ONLY:-}" = 1 ]; then exit 1; fi
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-$VERSION"
-flock 9
+# shellcheck source=../lib/locks.sh
+source "$ROOT/scripts/lib/locks.sh"
+wait_for_lock 9 "$CACHE/.lock-$VERSION" "another build of the Weaviate server $VERSION"
 if [ -f "$DEST/.complete" ] && [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 
 # shellcheck source=../lib/go.sh

@@ -394,3 +394,71 @@ describe("scripts/docker/ensure-dockerd.sh with an engine elsewhere (session 42)
     expect(existsSync(join(dir, "dockerd-runs"))).toBe(false);
   });
 });
+
+describe("scripts with their own lock files say so when another run holds it (session 42)", () => {
+  /** Holds FILE (flock) in a background bash until `release` exists; resolves once it holds it. */
+  async function holdFile(file: string) {
+    mkdirSync(dirname(file), { recursive: true });
+    const held = join(dir, "held");
+    const holder = spawn("bash", ["-c", `exec 9>${JSON.stringify(file)}; flock 9; touch ${JSON.stringify(held)}; while [ ! -e ${JSON.stringify(join(dir, "release"))} ]; do sleep 0.05; done`], {
+      stdio: "ignore",
+    });
+    pids.push(holder.pid!);
+    const end = Date.now() + 30_000;
+    while (!existsSync(held)) {
+      if (Date.now() > end) throw new Error("the holder never took the lock");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return holder.pid!;
+  }
+  /** Runs bash ARGS in the background until its stderr says WAITING, then releases the holder; resolves with its stderr at its end. */
+  async function waitsThenRuns(args: string[], waiting: string, env: Record<string, string> = {}) {
+    const child = spawn("bash", args, {
+      cwd: clone,
+      env: { HOME: dir, PATH: `${fakes}:/usr/bin:/bin`, TRADING_CACHE_DIR: cache, GO_FALLBACK_DIRS: "", ...env },
+    });
+    pids.push(child.pid!);
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    child.stdout.resume();
+    const done = new Promise<number | null>((res) => child.on("close", res));
+    const end = Date.now() + 30_000;
+    while (!err.includes(waiting)) {
+      if (Date.now() > end) throw new Error(`no '${waiting}' in: ${err}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    writeFileSync(join(dir, "release"), "");
+    await done;
+    return err;
+  }
+
+  it("the Weaviate server build", async () => {
+    copy("scripts/weaviate", "scripts/lib/locks.sh", "scripts/lib/go.sh");
+    fake("go", `[ "$1" = version ] && { echo "go version go1.22.0 linux/amd64"; exit 0; }; echo "fake go: no proxy" >&2; exit 1`);
+    const holder = await holdFile(join(cache, "weaviate/.lock-v9.9.9"));
+    const err = await waitsThenRuns(["scripts/weaviate/build.sh"], "[lock] waiting for another build of the Weaviate server v9.9.9", {
+      WEAVIATE_VERSION: "v9.9.9",
+    });
+    expect(err).toContain(`pid ${holder} (bash -c exec 9>`); // who holds it
+    expect(err).toMatch(/got another build of the Weaviate server v9\.9\.9 after \d+s/);
+  });
+
+  it("the Kafka download", async () => {
+    copy("scripts/kafka", "scripts/lib/locks.sh");
+    fake("mvn", `echo "fake mvn: no network" >&2; exit 1`);
+    fake("java", "exit 0");
+    await holdFile(join(cache, "kafka/.lock-9.9.9"));
+    const err = await waitsThenRuns(["scripts/kafka/fetch-kafka.sh"], "[lock] waiting for another download of Kafka 9.9.9", {
+      KAFKA_VERSION: "9.9.9",
+    });
+    expect(err).toContain("fake mvn: no network"); // then it went on
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("the cluster's start (here without its binaries: it then stops, naming them)", async () => {
+    copy("scripts/cluster/lib.sh", "scripts/cluster/start.sh", "scripts/cluster/versions.env", "scripts/lib/locks.sh", "scripts/lib/local-images.sh");
+    await holdFile(join(cache, "k8s/.start.lock"));
+    const err = await waitsThenRuns(["scripts/cluster/start.sh", "--control-plane-only"], "[lock] waiting for another start or stop of the cluster");
+    expect(err).toContain("missing");
+    expect(err).toContain("run bash scripts/cluster/build.sh --control-plane");
+  });
+});
