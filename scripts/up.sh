@@ -23,6 +23,21 @@ require_stack "$STACK" || exit 2
 # shellcheck source=lib/pulumi-env.sh
 source scripts/lib/pulumi-env.sh
 target=$(sed -n 's/^ *trading:target: *"\{0,1\}\([a-z]*\).*/\1/p' "Pulumi.$STACK.yaml" | head -n1)
+# A cluster of one's own (prod) is reached through a kubeconfig: without one, say so now, not after
+# the 30-minute Kubernetes provider build, when `pulumi up` finds no cluster.
+if [ "$target" = kubernetes ] && [ "$STACK" != local-k8s ] && [ -z "${KUBERNETES_SERVICE_HOST:-}" ] &&
+  ! grep -qE '^ *kubernetes:kubeconfig:' "Pulumi.$STACK.yaml"; then
+  kubeconfigs=()
+  IFS=: read -r -a kubeconfigs <<<"${KUBECONFIG:-${HOME:-}/.kube/config}"
+  found=""
+  for k in "${kubeconfigs[@]}"; do [ ! -f "$k" ] || found=$k; done
+  [ -n "$found" ] || {
+    echo "[up] stack $STACK deploys to a Kubernetes cluster and there is no kubeconfig to reach it" \
+      "(${KUBECONFIG:+KUBECONFIG=$KUBECONFIG: no such file}${KUBECONFIG:-KUBECONFIG unset, no ${HOME:-~}/.kube/config}):" \
+      "export KUBECONFIG=<that cluster's kubeconfig> and run again (this machine's own cluster: npm run up -- local-k8s)" >&2
+    exit 2
+  }
+fi
 
 if [ "$target" = docker ]; then
   step "Docker engine"

@@ -237,7 +237,7 @@ apt_get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confde
   });
 });
 
-describe("npm run up / npm run down: a mistyped stack, a missing passphrase, no pulumi CLI", () => {
+describe("npm run up / npm run down: a mistyped stack, a missing passphrase, no kubeconfig, no pulumi CLI", () => {
   beforeEach(() => {
     copy(
       "scripts/up.sh",
@@ -272,6 +272,16 @@ describe("npm run up / npm run down: a mistyped stack, a missing passphrase, no 
     expect(r.err).toContain(`the passphrase file ${join(cache, "pulumi-passphrase")} is missing`);
     expect(r.err).not.toContain("[up] Docker engine"); // before: the engine, npm, the toolchain first
     expect(existsSync(join(dir, "docker-calls"))).toBe(false);
+  });
+
+  it("up of a cluster stack without a kubeconfig stops before the builds, saying what to set (session 42)", () => {
+    const r = run(["scripts/up.sh", "prod"]); // HOME is the temporary folder: no ~/.kube/config
+    expect(r.status).toBe(2);
+    expect(r.err).toContain("stack prod deploys to a Kubernetes cluster and there is no kubeconfig to reach it");
+    expect(r.err).toContain("export KUBECONFIG=");
+    expect(r.err).not.toContain("[up] npm packages"); // before: npm, then the 30-minute toolchain, then pulumi up failed
+    const missing = run(["scripts/up.sh", "prod"], { KUBECONFIG: join(dir, "nope.yaml") });
+    expect(missing.err).toContain(`KUBECONFIG=${join(dir, "nope.yaml")}: no such file`);
   });
 
   it("down without a pulumi CLI says how to get one and touches nothing (session 42)", () => {
