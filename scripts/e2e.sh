@@ -28,6 +28,10 @@ step "pulumi toolchain" bash scripts/tools/build-pulumi-tools.sh
 step "local images" bash scripts/images/build-images.sh
 step "services npm cache" bash services/scripts/prepare-npm-cache.sh
 step "trainer wheels" bash scripts/ml/prepare-wheels.sh
+# The suite's pulumi up builds the services and trainer images from the clone.
+# shellcheck source=lib/local-images.sh
+source scripts/lib/local-images.sh
+make_readable services/package.json services/src ml/trading_ml
 set +e
 step "e2e suite" npx --no-install vitest run --config vitest.e2e.config.ts "$@"
 status=$?

@@ -90,6 +90,10 @@ policy=()
 if [ -f "policies/config/$STACK.json" ]; then
   policy=(--policy-pack policies --policy-pack-config "policies/config/$STACK.json")
 fi
+# pulumi up builds the services and trainer images from the clone (components/services.ts).
+# shellcheck source=lib/local-images.sh
+source scripts/lib/local-images.sh
+make_readable services/package.json services/src ml/trading_ml
 step "pulumi up --stack $STACK"
 pulumi up --stack "$STACK" --config-file "$config_file" --yes --non-interactive --skip-preview "${policy[@]}"
 # The passphrase opened the stack's secrets: the backend keeps its fingerprint (scripts/lib/pulumi-env.sh).

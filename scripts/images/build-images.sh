@@ -105,6 +105,7 @@ build_one() {
   [ -f "$dir/Dockerfile" ] || { log "no such image: $name"; return 1; }
   start=$SECONDS
   stage "$name"
+  make_readable "$dir"
   tag="$(image_tag "$name")"
   image="$(local_image "$name:$tag")"
   [ "$name" != node ] || extra_tags=(-t "$(local_image "node:$(echo "$tag" | cut -d. -f1)")")

@@ -8,6 +8,7 @@
 #   source scripts/lib/local-images.sh
 #   local_image NAME:TAG     prints $LOCAL_REPOSITORY/NAME:TAG
 #   prune_superseded_images  removes this repo's builds a rebuild has untagged (see below)
+#   make_readable PATH...    gives everyone read on build-context files a non-root image user reads
 LOCAL_REPOSITORY=localhost/ai-trading
 local_image() { echo "$LOCAL_REPOSITORY/$1"; }
 
@@ -20,4 +21,18 @@ local_image() { echo "$LOCAL_REPOSITORY/$1"; }
 prune_superseded_images() {
   command -v docker >/dev/null 2>&1 || return 0
   docker image prune --force --filter "label=ai-trading.image" --filter "until=1h" 2>/dev/null | sed -n 's/^Total reclaimed space: /[images] superseded local builds removed: /p' >&2 || true
+}
+
+# A clone (or cache) made under umask 077 has files only their owner reads, and `COPY` keeps the
+# modes: an image whose process runs as a non-root user (ClickHouse, Kafka, Nginx, PostgreSQL,
+# Prometheus, the services' uid 10001, the trainer) could not read its configuration, its jars, its
+# package.json or its migrations. make_readable PATH... gives everyone read (and search on folders)
+# on what goes into the images, saying so; the sources are the repository's own, nothing secret.
+make_readable() {
+  local n
+  n=$(find "$@" ! -perm -o+r 2>/dev/null | wc -l)
+  [ "$n" -gt 0 ] || return 0
+  echo "[images] $n file(s) or folder(s) in $* only their owner could read (a clone or cache made under umask 077?):" \
+    "made readable (chmod -R a+rX), as the images' non-root users read them" >&2
+  chmod -R a+rX "$@"
 }

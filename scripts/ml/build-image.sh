@@ -15,5 +15,6 @@ services_image="${SERVICES_IMAGE:-$(local_image "services:$version")}"
 docker image inspect "$services_image" >/dev/null 2>&1 || {
   echo "base image $services_image missing: run services/scripts/build-image.sh first" >&2; exit 1; }
 bash "$ROOT/scripts/ml/prepare-wheels.sh"
+make_readable "$ROOT/ml/trading_ml" # read by the trainer's uid 10001
 DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" docker build --build-arg "SERVICES_IMAGE=$services_image" -t "$tag" "$ROOT/ml"
 echo "built $tag ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"

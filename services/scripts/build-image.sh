@@ -15,5 +15,7 @@ node_image="${NODE_IMAGE:-$(local_image node:20)}"
 docker image inspect "$node_image" >/dev/null 2>&1 || {
   echo "base image $node_image missing: run scripts/images/build-images.sh node" >&2; exit 1; }
 bash "$here/scripts/prepare-npm-cache.sh"
+# What the runtime stage's uid 10001 reads from the context: package.json, the migrations (src/**/*.sql).
+make_readable "$here/package.json" "$here/src"
 DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" docker build --build-arg "NODE_IMAGE=$node_image" -f "$here/Dockerfile" -t "$tag" "$root"
 echo "built $tag ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"

@@ -472,3 +472,39 @@ describe("scripts with their own lock files say so when another run holds it (se
     expect(err).toContain("run bash scripts/cluster/build.sh --control-plane");
   });
 });
+
+describe("a clone made under umask 077 (session 42)", () => {
+  /** chmod go-rwx on everything under the clone's PATHS, as `git clone` under umask 077 leaves it. */
+  const ownerOnly = (...paths: string[]) => spawnSync("chmod", ["-R", "go-rwx", ...paths.map((p) => join(clone, p))]);
+  beforeEach(() => {
+    // docker build records how many files of its context (the last argument) others could not read.
+    fake(
+      "docker",
+      `case "$1" in
+  info|network) exit 0 ;;
+  build) find "\${@: -1}" ! -perm -o+r | wc -l > "${join(dir, "unreadable-at-build")}" ;;
+  image) case "$*" in *Size*) echo 1000 ;; *Id*) echo sha256:base ;; esac ;;
+esac`,
+    );
+    fake("dockerd", "exit 1");
+  });
+
+  it("the Debian images are built from a context their non-root users can read", () => {
+    copy("scripts/images", "scripts/docker/ensure-dockerd.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "images/redis");
+    ownerOnly("images");
+    const r = run(["scripts/images/build-images.sh", "redis"]);
+    expect(r.status, r.err).toBe(0);
+    expect(readFileSync(join(dir, "unreadable-at-build"), "utf8").trim()).toBe("0"); // before: every file
+    expect(r.err).toContain("only their owner could read (a clone or cache made under umask 077?)");
+  });
+
+  it("the services image: its package.json and migrations are readable by uid 10001", () => {
+    copy("services/scripts/build-image.sh", "services/package.json", "services/src/kit", "scripts/lib/local-images.sh");
+    writeFileSync(join(clone, "services/scripts/prepare-npm-cache.sh"), "exit 0\n");
+    ownerOnly("services");
+    const r = run(["services/scripts/build-image.sh", "localhost/ai-trading/services:test"], { PATH: `${fakes}:${dirname(process.execPath)}:/usr/bin:/bin` });
+    expect(r.status, r.err).toBe(0);
+    const unreadable = spawnSync("find", [join(clone, "services/package.json"), join(clone, "services/src"), "!", "-perm", "-o+r"], { encoding: "utf8" });
+    expect(unreadable.stdout).toBe("");
+  });
+});
