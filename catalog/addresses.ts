@@ -27,3 +27,19 @@ export function isIPv4MappedIPv6(address: string): boolean {
  * away from them, the stack config refuses them as the SMTP relay.
  */
 export const CLOUD_METADATA_ADDRESSES: readonly string[] = ["169.254.169.254", "100.100.100.200", "fd00:ec2::254"];
+
+/**
+ * The widest range trusted to set X-Forwarded-For at the gateway: the edge proxy's. A Kubernetes pod
+ * network, where the ingress controller's pods live, is commonly an IPv4 /16 (the default
+ * 10.244.0.0/16) and an IPv6 /48; a Docker network of the stack needs no more than a /16. Every host
+ * in a trusted range may pick the client address the gateway's rate limit, failed API keys and login
+ * lockout count. The one bound: the stack config refuses wider `trustedProxies` entries and a wider
+ * `dockerSubnet` (its default TRUST_PROXY on docker), and the service kit refuses a wider TRUST_PROXY
+ * entry at start, however the service was started.
+ */
+export const TRUSTED_PROXY_MIN_PREFIX = { v4: 16, v6: 48 } as const;
+
+/** Whether a trusted-proxy entry of this family and prefix length (an address is a /32 or /128) is wider than the bound. */
+export function widerThanEdgeProxy(family: 4 | 6, prefix: number): boolean {
+  return prefix < (family === 4 ? TRUSTED_PROXY_MIN_PREFIX.v4 : TRUSTED_PROXY_MIN_PREFIX.v6);
+}

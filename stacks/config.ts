@@ -16,7 +16,7 @@ import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { CLOUD_METADATA_ADDRESSES, isIPv4MappedIPv6 } from "../catalog/addresses";
+import { CLOUD_METADATA_ADDRESSES, isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
@@ -535,6 +535,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       `must lie inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16): the engine routes it to its bridge on the host, so a public, loopback or link-local range (the cloud metadata address) would be captured by the containers, got ${shown(dockerSubnet)}`,
     );
   }
+  // The subnet is the gateway's default TRUST_PROXY on docker, and the service kit refuses an entry wider
+  // than the edge proxy's bound at start (catalog/addresses.ts): a wider network would deploy a gateway
+  // that never starts. The stack's network holds a few dozen containers; a /16 holds 65,534 (session 42).
+  if (widerThanEdgeProxy(4, prefixOf(dockerSubnet))) {
+    throw new ConfigError(
+      "dockerSubnet",
+      stack,
+      `${shown(dockerSubnet)} is wider than /${TRUSTED_PROXY_MIN_PREFIX.v4}: the gateway trusts X-Forwarded-For from the stack's network (its default trustedProxies) and refuses to start with a trusted range wider than the edge proxy's; the stack needs no more than a /16 (e.g. 172.28.0.0/24, the default)`,
+    );
+  }
   const trustedProxies = r.string("trustedProxies") || (target === "docker" ? dockerSubnet : "10.244.0.0/16");
   const proxyEntries = trustedProxies.split(",").map((x) => x.trim());
   const badProxy = proxyEntries.find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
@@ -549,9 +559,10 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   // there may pick the address its rate limit, API-key failures and login lockout are counted by. The
   // entry covers the edge proxy: on Kubernetes the ingress controller's pods, inside the pod network
   // (the default 10.244.0.0/16; a pod network is commonly a /16, per-node IPv6 ranges /64 inside a /48),
-  // so nothing wider is accepted. On Docker the default is the stack's own network (dockerSubnet), which
-  // holds the stack's containers only, whatever its size.
-  const wideProxy = proxyEntries.find((x) => !(target === "docker" && x === dockerSubnet) && prefixOf(x) < (isIP(x.split("/")[0]) === 4 ? TRUSTED_PROXY_MIN_PREFIX.v4 : TRUSTED_PROXY_MIN_PREFIX.v6));
+  // so nothing wider is accepted. On Docker the default is the stack's own network (dockerSubnet), held
+  // to the same bound above. The bound is the service kit's too (catalog/addresses.ts), which refuses a
+  // wider TRUST_PROXY at start.
+  const wideProxy = proxyEntries.find((x) => widerThanEdgeProxy(isIP(x.split("/")[0]) === 4 ? 4 : 6, prefixOf(x)));
   if (wideProxy !== undefined) {
     throw new ConfigError(
       "trustedProxies",
@@ -981,12 +992,6 @@ function isPrivateCidr(cidr: string): boolean {
   const prefix = Number(bits);
   return (a === 10 && prefix >= 8) || (a === 172 && b >= 16 && b <= 31 && prefix >= 12) || (a === 192 && b === 168 && prefix >= 16);
 }
-
-/**
- * The widest trustedProxies entry accepted: a Kubernetes pod network is commonly an IPv4 /16 (the
- * default 10.244.0.0/16) and an IPv6 /48; the ingress controller's pods lie inside it.
- */
-const TRUSTED_PROXY_MIN_PREFIX = { v4: 16, v6: 48 } as const;
 
 /** The prefix length of an address or CIDR already checked as one (an address is a /32 or /128). */
 function prefixOf(entry: string): number {

@@ -94,3 +94,16 @@ describe("rate limits, lockouts and timeouts from the environment (session 39)",
     expect(unbounded).toEqual([]);
   });
 });
+
+describe("TRUST_PROXY wider than the edge proxy (session 42)", () => {
+  it("stops any service at start, naming the variable: the stack config's bound (IPv4 /16, IPv6 /48) holds however the service is started", async () => {
+    // Before: a service started by hand or by another deployer with TRUST_PROXY=10.0.0.0/8 trusted
+    // X-Forwarded-For from a whole /8 (only the stack config refused it).
+    for (const [service, value] of [["api-gateway", "10.0.0.0/8"], ["api-gateway", "fd00::/32"], ["api-gateway", "uniquelocal"], ["user-management", "172.16.0.0/12"]]) {
+      const mod = await moduleOf(service);
+      await expect(createService(mod, { env: { LOG_LEVEL: "silent", TRUST_PROXY: value }, defaultMetrics: false }), `${service} ${value}`).rejects.toThrow(
+        `TRUST_PROXY has entries wider than the edge proxy (at most /16 for IPv4, /48 for IPv6) "${value}"`,
+      );
+    }
+  });
+});

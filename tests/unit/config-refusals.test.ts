@@ -35,10 +35,9 @@ describe("trustedProxies", () => {
   it("keeps the bound's own widths, and on Docker the stack's network (dockerSubnet), its default", () => {
     expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.96.0.0/16, fd00:10::/48" }).trustedProxies).toBe("10.96.0.0/16, fd00:10::/48");
     expect(parseStackConfig("prod", k8s).trustedProxies).toBe("10.244.0.0/16");
-    // The engine's network holds only the stack's containers: the subnet is trusted whatever its size.
-    expect(parseStackConfig("dev", { ...docker, dockerSubnet: "10.0.0.0/8" }).trustedProxies).toBe("10.0.0.0/8");
-    expect(parseStackConfig("dev", { ...docker, dockerSubnet: "172.16.0.0/12", trustedProxies: "172.16.0.0/12" }).trustedProxies).toBe("172.16.0.0/12");
-    expect(error("dev", { ...docker, dockerSubnet: "172.16.0.0/12", trustedProxies: "10.0.0.0/8" }).key).toBe("trustedProxies");
+    expect(parseStackConfig("dev", docker).trustedProxies).toBe("172.28.0.0/24");
+    expect(parseStackConfig("dev", { ...docker, dockerSubnet: "10.1.0.0/16" }).trustedProxies).toBe("10.1.0.0/16");
+    expect(error("dev", { ...docker, dockerSubnet: "172.16.0.0/16", trustedProxies: "10.0.0.0/8" }).key).toBe("trustedProxies");
   });
 
   it("keeps IPv4 and IPv6 proxies", () => {
@@ -252,8 +251,19 @@ describe("dockerSubnet (session 40)", () => {
     }
   });
 
-  it("keeps private subnets, the default among them", () => {
-    for (const subnet of ["172.28.0.0/24", "10.0.0.0/8", "172.16.0.0/12", "172.31.255.0/24", "192.168.0.0/16", "192.168.7.0/28"]) {
+  it("refuses a subnet wider than /16 (session 42): it is the gateway's default TRUST_PROXY on docker, which the service kit refuses wider than the edge proxy", () => {
+    // Before: any private size was taken (10.0.0.0/8 included) and became TRUST_PROXY, which the kit now refuses at start.
+    for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
+      for (const subnet of ["10.0.0.0/8", "172.16.0.0/12", "10.0.0.0/15", "172.16.0.0/14"]) {
+        expect(error(stack, { ...base, dockerSubnet: subnet }).message, `${stack} ${subnet}`).toBe(
+          `Invalid configuration trading:dockerSubnet on stack '${stack}': '${subnet}' is wider than /16: the gateway trusts X-Forwarded-For from the stack's network (its default trustedProxies) and refuses to start with a trusted range wider than the edge proxy's; the stack needs no more than a /16 (e.g. 172.28.0.0/24, the default)`,
+        );
+      }
+    }
+  });
+
+  it("keeps private subnets of /16 or narrower, the default among them", () => {
+    for (const subnet of ["172.28.0.0/24", "10.0.0.0/16", "172.16.0.0/16", "172.31.255.0/24", "192.168.0.0/16", "192.168.7.0/28"]) {
       expect(parseStackConfig("dev", { ...docker, dockerSubnet: subnet }).docker.subnet, subnet).toBe(subnet);
     }
   });

@@ -1,6 +1,9 @@
 /** The kit's request guards: the JSON body pre-check never lets unstorable text through; TRUST_PROXY never trusts every client. */
 import { describe, expect, it } from "vitest";
 import { findNonFiniteNumber, findUnstorableText, jsonDepthExceeds, jsonTextFacts, mayHoldUnstorableText, parseTrustProxy } from "../../services/src/kit/request-guards";
+import { TRUSTED_PROXY_MIN_PREFIX } from "../../catalog/addresses";
+import { parseStackConfig } from "../../stacks/config";
+import { dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
 
 describe("mayHoldUnstorableText", () => {
   const bodies = [
@@ -79,9 +82,24 @@ describe("parseTrustProxy", () => {
       expect(() => parseTrustProxy(v), v).toThrow(/IPv4-mapped IPv6 entries .*write them as IPv4/);
     }
   });
-  it("keeps plain IPv4 and IPv6 entries, CIDRs of /8 (IPv4) or /16 (IPv6) or narrower and the named ranges", () => {
-    expect(parseTrustProxy("10.244.0.0/16, fd00::/16,loopback, ::ffff:0/128")).toEqual(["10.244.0.0/16", "fd00::/16", "loopback", "::ffff:0/128"]);
-    expect(() => parseTrustProxy("0.0.0.0/0")).toThrow(/invalid entries/);
+  it("keeps plain IPv4 and IPv6 entries, CIDRs of /16 (IPv4) or /48 (IPv6) or narrower and loopback", () => {
+    expect(parseTrustProxy("10.244.0.0/16, fd00:10::/48,loopback, ::ffff:0/128, 172.28.0.2, ::1")).toEqual(["10.244.0.0/16", "fd00:10::/48", "loopback", "::ffff:0/128", "172.28.0.2", "::1"]);
+    expect(() => parseTrustProxy("10.0.0.0/33")).toThrow(/invalid entries "10.0.0.0\/33"/);
     expect(parseTrustProxy(" ")).toBeUndefined();
+  });
+  it("refuses entries wider than the edge proxy, the stack config's bound (session 42): IPv4 wider than /16, IPv6 wider than /48, the wide named ranges", () => {
+    // Before: the kit took an IPv4 /8 and any IPv6 /16, while the stack config refused them.
+    for (const [v, wide] of [["10.0.0.0/8", "10.0.0.0/8"], ["10.244.0.5, 172.16.0.0/12", "172.16.0.0/12"], ["100.64.0.0/15", "100.64.0.0/15"], ["fd00::/16", "fd00::/16"], ["2001:db8::/47", "2001:db8::/47"], ["0.0.0.0/0", "0.0.0.0/0"], ["::/0", "::/0"], ["uniquelocal", "uniquelocal"], ["10.0.0.1, linklocal", "linklocal"]]) {
+      expect(() => parseTrustProxy(v), v).toThrow(`has entries wider than the edge proxy (at most /16 for IPv4, /48 for IPv6) "${wide}"`);
+    }
+  });
+  it("takes every trustedProxies the stack config accepts, dockerSubnet (its docker default) included: one bound", () => {
+    for (const trustedProxies of ["10.244.0.0/16", "10.96.0.0/16, fd00:10::/48", "2001:db8::1", "192.168.0.0/16"]) {
+      expect(() => parseTrustProxy(parseStackConfig("prod", { ...k8s, trustedProxies }).trustedProxies), trustedProxies).not.toThrow();
+    }
+    for (const dockerSubnet of ["172.28.0.0/24", "10.1.0.0/16", "192.168.0.0/16", "172.31.255.0/28"]) {
+      expect(() => parseTrustProxy(parseStackConfig("dev", { ...docker, dockerSubnet }).trustedProxies), dockerSubnet).not.toThrow();
+    }
+    expect(TRUSTED_PROXY_MIN_PREFIX).toEqual({ v4: 16, v6: 48 });
   });
 });

@@ -9,16 +9,25 @@
  *
  * TRUST_PROXY: which peers may set X-Forwarded-For. Only explicit addresses or CIDRs (the Nginx or
  * ingress address range): a hop count or "true" would trust whatever a client writes in the header.
+ * No entry wider than the edge proxy's range (IPv4 /16, IPv6 /48: catalog/addresses.ts, the bound
+ * the stack config applies to trustedProxies and dockerSubnet), so a service started by hand or by
+ * another deployer cannot trust a whole /8 either (session 42).
  */
 import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { isIPv4MappedIPv6 } from "../catalog";
+import { isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
 import { HttpError } from "./errors";
 
 export const DEFAULT_JSON_MAX_DEPTH = 64;
 
-/** proxy-addr's named ranges, accepted besides literal addresses and CIDRs. */
+/**
+ * proxy-addr's named ranges. `loopback` (127.0.0.0/8, ::1) is accepted besides literal addresses and
+ * CIDRs: only this host (the container itself) sends from it. `linklocal` (169.254.0.0/16,
+ * fe80::/10) and `uniquelocal` (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7) are wider than
+ * the edge proxy's bound and refused like the CIDRs they stand for.
+ */
 const NAMED_RANGES = ["loopback", "linklocal", "uniquelocal"];
+const WIDE_NAMED_RANGES = ["linklocal", "uniquelocal"];
 
 /**
  * TRUST_PROXY as Fastify's `trustProxy`: a list of addresses / CIDRs / named ranges. Throws an Error
@@ -29,21 +38,30 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
   const items = v.split(",").map((s) => s.trim()).filter(Boolean);
   const bad: string[] = [];
   const mapped: string[] = [];
+  const wide: string[] = [];
   for (const item of items) {
-    if (NAMED_RANGES.includes(item)) continue;
+    if (NAMED_RANGES.includes(item)) {
+      if (WIDE_NAMED_RANGES.includes(item)) wide.push(item);
+      continue;
+    }
     const [addr, bits, extra] = item.split("/");
     const family = isIP(addr);
     const maxBits = family === 4 ? 32 : 128;
-    const bitsOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits && Number(bits) >= (family === 4 ? 8 : 16));
+    const bitsOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits);
     if (family === 0 || extra !== undefined || !bitsOk) bad.push(item);
     else if (isIPv4MappedIPv6(addr)) mapped.push(item);
+    else if (widerThanEdgeProxy(family === 4 ? 4 : 6, bits === undefined ? maxBits : Number(bits))) wide.push(item);
   }
   if (/^\d+$/.test(v.trim()) || v.trim() === "true")
     throw new Error(`must list the proxy's addresses or CIDRs (e.g. 10.0.0.5 or 172.18.0.0/16), not a hop count or "true": those trust any X-Forwarded-For a client sends (got "${v}")`);
-  if (bad.length > 0) throw new Error(`has invalid entries ${bad.map((b) => `"${b}"`).join(", ")} (expected IPv4/IPv6 addresses, CIDRs of /8 or narrower, or ${NAMED_RANGES.join("/")})`);
+  if (bad.length > 0) throw new Error(`has invalid entries ${bad.map((b) => `"${b}"`).join(", ")} (expected IPv4/IPv6 addresses, CIDRs or loopback)`);
   // proxy-addr applies an IPv4-mapped range to IPv4 clients with 96 bits less: ::ffff:0.0.0.0/96 is 0.0.0.0/0.
   if (mapped.length > 0)
     throw new Error(`has IPv4-mapped IPv6 entries ${mapped.map((m) => `"${m}"`).join(", ")}, which apply to IPv4 clients (::ffff:0.0.0.0/96 trusts every one): write them as IPv4`);
+  if (wide.length > 0)
+    throw new Error(
+      `has entries wider than the edge proxy (at most /${TRUSTED_PROXY_MIN_PREFIX.v4} for IPv4, /${TRUSTED_PROXY_MIN_PREFIX.v6} for IPv6) ${wide.map((w) => `"${w}"`).join(", ")}: every host in them could set X-Forwarded-For and pick the address the rate limit and login lockout count; list the proxy's addresses or its pod range`,
+    );
   return items;
 }
 
