@@ -716,7 +716,7 @@ describe("revocation holes found by review (each a race or a retry)", () => {
     // What the gateways still hold when the first propagation failed: the user as active.
     const client = new Redis(redis.url);
     try {
-      // (Written over the deletion's state as a previous release would have: no version, counted as 0.)
+      // (Written over the deletion's state without a version, counted as 0; an old release's entry is user-state-legacy-writer.test.ts's.)
       await client.del(userStateVersionKey(u.id));
       await client.set(userStateKey(u.id), JSON.stringify({ status: "active", role: "trader", epoch: 0 }), "EX", 60);
       const retry = await direct("DELETE", `/admin/users/${u.id}`, undefined, asAdmin);

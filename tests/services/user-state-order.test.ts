@@ -1,5 +1,6 @@
 /**
- * The user state user-management writes to Dragonfly after a commit (auth:user:<id>, what every
+ * The user state user-management writes to Dragonfly after a commit (auth:user-state:<id> since
+ * session 42, auth:user:<id> before: user-state-legacy-writer.test.ts; what every
  * gateway checks tokens against) is ordered by the state's version, on real PostgreSQL and Redis.
  * Two changes of one user that commit close together may reach Dragonfly in the other order: here
  * two user-management replicas, the first to commit with a slow Dragonfly connection (a proxy that
@@ -216,7 +217,7 @@ describe("the state write keeps the highest version", () => {
     expect(await cached(userId)).toEqual({ ...base, status: "disabled", version: 2 });
   });
 
-  it("an entry of a previous release (no version) reads as version 0: a writer replaces it, a filler of version 0 does not", async () => {
+  it("an entry without a version reads as version 0: a writer replaces it, a filler of version 0 does not", async () => {
     const userId = randomUUID();
     await redis.set(userStateKey(userId), JSON.stringify({ status: "disabled", role: "trader", epoch: 1 }), "EX", 60);
     expect(await cached(userId)).toEqual({ status: "disabled", role: "trader", epoch: 1, version: 0 });

@@ -7,7 +7,7 @@
  */
 import type { Redis } from "ioredis";
 import { subscribeDragonfly, unavailable, type DragonflySubscriber, type PeerClient } from "../../kit";
-import { parseUserState, USER_CHANGES_CHANNEL, userStateKey, type UserState } from "../user-management/user-state";
+import { cachedUserState, legacyUserStateKey, parseUserState, USER_CHANGES_CHANNEL, userStateKey, type UserState } from "../user-management/user-state";
 import { RevokedSessions } from "./revoked-sessions";
 
 interface Local {
@@ -123,13 +123,15 @@ export class UserStates {
   }
 
   private async load(userId: string, requestId: string, timeoutMs: number): Promise<UserState> {
-    let raw: string | null = null;
+    // The versioned entry, and the one releases before session 42 write: a change an old replica made
+    // after the versioned state sends this load to user-management (user-state.ts, rolling deploys).
+    let raw: (string | null)[] = [null, null];
     try {
-      raw = await this.redis.get(userStateKey(userId));
+      raw = await this.redis.mget(userStateKey(userId), legacyUserStateKey(userId));
     } catch (e) {
       this.onError(e as Error);
     }
-    const cached = raw === null ? undefined : parseUserState(raw);
+    const cached = cachedUserState(raw[0] ?? null, raw[1] ?? null);
     if (cached) return cached;
     const r = await this.peers
       .call<UserState>("user-management", `/internal/users/${encodeURIComponent(userId)}/state`, { requestId, timeoutMs: Math.min(timeoutMs, 5_000) })

@@ -7,8 +7,9 @@
  *   `users.state_version` (migration 0452) is raised by every statement that changes any of them,
  *   under the row's lock, so it follows commit order; a deletion's state has version
  *   Number.MAX_SAFE_INTEGER, above every other.
- * - Dragonfly caches it under `auth:user:<id>` -> {status, role, epoch, version} (TTL below), its
- *   version also under `auth:user-version:<id>`. A writer in user-management writes the new state
+ * - Dragonfly caches it under `auth:user-state:<id>` -> {status, role, epoch, version} (TTL below), its
+ *   version also under `auth:user-state-version:<id>` (since session 42; see "Rolling deploys" below
+ *   for the key of earlier releases). A writer in user-management writes the new state
  *   after its transaction commits, then PUBLISHes `user:<id>` on `auth:user-changes` (a revoked API
  *   key: its cache entry deleted, then `apikey:<sha256>`). Writers and readers filling a miss write
  *   through one script (WRITE_STATE) that never replaces a higher version with a lower one (a filler
@@ -21,6 +22,16 @@
  *   everything whenever its subscription is not live (pub/sub is at-most-once), reading Dragonfly
  *   directly until it is subscribed again. A token is refused when the user is not active, when
  *   its epoch is older than the user's, or when its role is not the user's current one.
+ * - Rolling deploys (session 42). Releases before session 42 read and write `auth:user:<id>` (the
+ *   legacy entry; before session 41 with a plain SET, no version, and without raising state_version,
+ *   so an old replica's late write replaced a newer state). This release never writes it: a writer
+ *   deletes it unless it is ahead of the state written (an old replica's change committed after this
+ *   one), so an old gateway misses and asks user-management. The gateway reads both entries in one
+ *   MGET and takes the versioned one unless the legacy entry is ahead of it or there is no versioned
+ *   one: then it asks user-management (PostgreSQL). "Ahead" needs no version: states follow commit
+ *   order by (token epoch, status), since every change but an enable raises the epoch and an enable
+ *   only turns disabled to active (stateIsAhead). Migration 0458 raises state_version on an old
+ *   replica's change too, so the miss it causes is filled over the stale entry.
  * - One session ended (its logout, or its refresh-token family revoked on reuse) is not a user
  *   change: user-management SETs `auth:session-revoked:<family id>` for as long as an access token
  *   of that session can live, then PUBLISHes `session:<family id>`; the gateway refuses access
@@ -41,8 +52,11 @@ export interface UserState {
 
 export const USER_STATE_TTL_S = 3_600;
 export const USER_CHANGES_CHANNEL = "auth:user-changes";
-export const userStateKey = (userId: string) => `auth:user:${userId}`;
-export const userStateVersionKey = (userId: string) => `auth:user-version:${userId}`;
+export const userStateKey = (userId: string) => `auth:user-state:${userId}`;
+export const userStateVersionKey = (userId: string) => `auth:user-state-version:${userId}`;
+/** What releases before session 42 read and write (session 41 with its version key); this one only deletes it. */
+export const legacyUserStateKey = (userId: string) => `auth:user:${userId}`;
+export const legacyUserStateVersionKey = (userId: string) => `auth:user-version:${userId}`;
 const DELETED_VERSION = Number.MAX_SAFE_INTEGER;
 
 /** The state of a user row (undefined: deleted). */
@@ -63,6 +77,30 @@ export function parseUserState(raw: string): UserState | undefined {
   return undefined;
 }
 
+/** At one token epoch a state can only go from disabled to active (an enable); a deletion ends it all. */
+const STATUS_ORDER: Record<UserStatus, number> = { disabled: 0, active: 1, deleted: 2 };
+
+/**
+ * Whether `a` was surely committed after `b`: a later epoch, or the same epoch and a later status.
+ * Every change but an enable (and a promotion of a disabled admin, the same thing) raises the token
+ * epoch, so two states of one user with the same epoch and status are the same state.
+ */
+export function stateIsAhead(a: Pick<UserState, "status" | "epoch">, b: Pick<UserState, "status" | "epoch">): boolean {
+  return a.epoch > b.epoch || (a.epoch === b.epoch && STATUS_ORDER[a.status] > STATUS_ORDER[b.status]);
+}
+
+/**
+ * The state a gateway may use from what Dragonfly holds (the versioned entry, the legacy one), or
+ * undefined when only user-management can tell: no versioned entry, or a legacy entry (an old
+ * replica's) that is ahead of it or unreadable.
+ */
+export function cachedUserState(raw: string | null, legacyRaw: string | null): UserState | undefined {
+  const state = raw === null ? undefined : parseUserState(raw);
+  if (!state || legacyRaw === null) return state;
+  const legacy = parseUserState(legacyRaw);
+  return legacy && !stateIsAhead(legacy, state) ? state : undefined;
+}
+
 /** Why a credential of this user is refused now, or undefined when it is still good. */
 export function revocationReason(state: UserState, presented: { role: Role; epoch?: number }): string | undefined {
   if (state.status !== "active") return state.status === "deleted" ? "account deleted" : "account disabled";
@@ -72,16 +110,31 @@ export function revocationReason(state: UserState, presented: { role: Role; epoc
 }
 
 /**
- * Writes a state unless Dragonfly holds a newer one, atomically. KEYS: the state, its version;
- * ARGV: state JSON, version, TTL in seconds, "fill" (a miss filled: not over an equal version either).
- * The stored version is the version key's while the state exists (none: 0, a previous release's
- * entry), else -1. The state is set before the version, with the same TTL, so the version never
- * expires first. No JSON is decoded in the script (the version has a key of its own: cjson is not
- * needed). Dragonfly runs Lua scripts (5.4) atomically and compatibly with Redis, provided every key
- * they touch is passed in KEYS, as here (https://dragonflydb.io/docs/managing-dragonfly/scripting,
+ * Writes a state unless Dragonfly holds a newer one, atomically. KEYS: the state, its version, the
+ * legacy state, its version; ARGV: state JSON, version, TTL in seconds, "fill" (a miss filled: not
+ * over an equal version either) or "set", the state's epoch and STATUS_ORDER. The stored version is
+ * the version key's while the state exists (none: 0), else -1. The state is set before the version,
+ * with the same TTL, so the version never expires first. A "set" (a change committed) deletes the
+ * legacy entry unless it is ahead of this state (stateIsAhead, on its epoch and status read with
+ * string.match: the releases that write it write JSON.stringify({status, role, epoch, ...})), so an
+ * old gateway asks user-management; a fill leaves it (its read of PostgreSQL may predate an old
+ * replica's change). No cjson. Dragonfly runs Lua scripts (5.4) atomically and compatibly with
+ * Redis, provided every key they touch is passed in KEYS, as here
+ * (https://dragonflydb.io/docs/managing-dragonfly/scripting,
  * https://dragonflydb.io/docs/command-reference/generic/eval); central-hub's locks use EVAL alike.
  */
 const WRITE_STATE = `
+if ARGV[4] == 'set' then
+  local legacy = redis.call('GET', KEYS[3])
+  if legacy then
+    local order = { disabled = 0, active = 1, deleted = 2 }
+    local epoch = tonumber(string.match(legacy, '"epoch":(%-?%d+)[,}]'))
+    local status = order[string.match(legacy, '"status":"(%a+)"') or '']
+    local mine, myStatus = tonumber(ARGV[5]), tonumber(ARGV[6])
+    local ahead = epoch ~= nil and status ~= nil and (epoch > mine or (epoch == mine and status > myStatus))
+    if not ahead then redis.call('DEL', KEYS[3], KEYS[4]) end
+  end
+end
 local stored = -1
 if redis.call('EXISTS', KEYS[1]) == 1 then stored = tonumber(redis.call('GET', KEYS[2]) or '0') or 0 end
 local version = tonumber(ARGV[2])
@@ -92,7 +145,8 @@ return 1`;
 
 /** Whether the state was written (false: Dragonfly holds a newer one, or an equal one for a filler). */
 async function writeUserState(redis: Redis, userId: string, state: UserState, mode: "set" | "fill"): Promise<boolean> {
-  const written = await redis.eval(WRITE_STATE, 2, userStateKey(userId), userStateVersionKey(userId), JSON.stringify(state), String(state.version), String(USER_STATE_TTL_S), mode);
+  const keys = [userStateKey(userId), userStateVersionKey(userId), legacyUserStateKey(userId), legacyUserStateVersionKey(userId)];
+  const written = await redis.eval(WRITE_STATE, keys.length, ...keys, JSON.stringify(state), String(state.version), String(USER_STATE_TTL_S), mode, String(state.epoch), String(STATUS_ORDER[state.status]));
   return written === 1;
 }
 
