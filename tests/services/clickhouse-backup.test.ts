@@ -490,7 +490,7 @@ describe("ClickHouse backup's run recording", () => {
       await proxy.close();
       for (const d of readdirSync(scratch)) rmSync(join(scratch, d), { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 120_000); // a whole backup run (runBackup) is in it: the budget of the other tests that run one
 
   it("a backup container that never beat (its shell never ran) is recorded as BACKUP_STOPPED_WITHOUT_OUTCOME once the bound has passed since the recorder's start", async () => {
     const shared = sharedDir();
