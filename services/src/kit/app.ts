@@ -19,6 +19,8 @@ import { mailboxFormat } from "./mailbox";
 import { LazyRequestLogger } from "./request-logger";
 import { traceRoutes } from "./telemetry/fastify";
 import { scrubString } from "./telemetry/scrub";
+import { isCredentialField } from "./credential-words";
+import { CENSOR, redactFields, redactLogFields } from "./log-redaction";
 import { numeralIssue } from "./numerals";
 
 export { parseTrustProxy } from "./request-guards";
@@ -26,35 +28,13 @@ export { parseTrustProxy } from "./request-guards";
 /** The Fastify instance type services get (TypeBox type provider: typed request bodies/params). */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
 
-/** Paths, headers and body fields pino masks. */
-export const redactPaths = [
-  "req.headers.authorization",
-  "req.headers.cookie",
-  'req.headers["x-api-key"]',
-  'res.headers["set-cookie"]',
-  "headers.authorization",
-  "headers.cookie",
-  'headers["x-api-key"]',
-  "*.password",
-  "*.newPassword",
-  "*.token",
-  "*.accessToken",
-  "*.refreshToken",
-  "*.apiKey",
-  "*.secret",
-  "password",
-  "token",
-  "accessToken",
-  "refreshToken",
-  "apiKey",
-  "secret",
-];
-
 /**
  * The `err` of a log line, with credential-shaped text masked in every string it holds (./telemetry/scrub.ts,
  * the spans' rules): a far end's error message may echo what the service sent it (the card
  * processor's 401 "Invalid API Key provided: sk_live_..."), and a library's error carries the far
- * end's whole answer besides (Stripe's `raw`). Runs only on lines that log an error.
+ * end's whole answer besides (Stripe's `raw`), or the request it made (an HTTP client's
+ * `config.headers.authorization`): a field named like a credential is censored whatever it holds,
+ * as in the rest of the line (./log-redaction.ts). Runs only on lines that log an error.
  */
 export function scrubbedError(err: unknown): unknown {
   return scrubValues(pino.stdSerializers.err(err as Error), 0, new WeakSet());
@@ -67,7 +47,7 @@ function scrubValues(value: unknown, depth: number, seen: WeakSet<object>): unkn
   seen.add(value);
   if (Array.isArray(value)) return value.map((v) => scrubValues(v, depth + 1, seen));
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = scrubValues(v, depth + 1, seen);
+  for (const [k, v] of Object.entries(value)) out[k] = isCredentialField(k) && v !== undefined && v !== null ? CENSOR : scrubValues(v, depth + 1, seen);
   return out;
 }
 
@@ -76,7 +56,9 @@ export function createLogger(name: string, level: string, stream?: DestinationSt
     name,
     level,
     base: { service: name },
-    redact: { paths: redactPaths, censor: "[REDACTED]" },
+    // Fields named like a credential censored at any depth (./log-redaction.ts), in each line's fields
+    // and in the base bindings; a child's bindings are the kit's own (the request id, a datastore's name).
+    formatters: { log: redactLogFields, bindings: redactFields },
     serializers: { err: scrubbedError },
     timestamp: pino.stdTimeFunctions.isoTime,
   };

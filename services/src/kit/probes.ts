@@ -73,12 +73,22 @@ export interface ProbeOptions {
   logClientRequestIds?: boolean;
 }
 
+/**
+ * The logger of the access line. Its fields are fixed and hold no secret (the request id, method,
+ * path without the query, status, duration), so it skips the redaction (./log-redaction.ts), which
+ * it would pay on every request of every service (bench/log-redaction.ts: pino's wildcard paths made
+ * this line cost about 6 times as much, 34 vs 6 µs; the walk that replaced them costs less, and
+ * still more than nothing).
+ */
+export function accessLogOf(log: Logger): Logger {
+  return log.child({}, { formatters: { log: writtenAsGiven } });
+}
+
+const writtenAsGiven = (fields: object): object => fields;
+
 export function installProbes(app: App, o: ProbeOptions): void {
   const { metrics, datastores } = o;
-  // The access line's fields are fixed and hold no secret (the request id, method, path without
-  // the query, status, duration), so it skips the redaction: its wildcard paths made a line cost
-  // about 6 times as much (34 vs 6 µs here), on every request of every service.
-  const accessLog = o.log.child({}, { redact: { paths: [] } });
+  const accessLog = accessLogOf(o.log);
   // Callback-style hooks: they run on every request of every service, and an async hook costs a
   // promise and a microtask turn each.
   app.addHook("onRequest", (request, reply, done) => {

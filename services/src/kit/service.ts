@@ -17,7 +17,7 @@ import { flushTelemetry } from "./telemetry/state";
 import { registerOpenApi } from "./openapi";
 import { exportScheduledJobRuns, runRecorded, type ScheduledJobHost } from "./scheduled-job-runs";
 
-export { clientRequestIdOf, createLogger, redactPaths, requestIdFor, type App } from "./app";
+export { clientRequestIdOf, createLogger, requestIdFor, type App } from "./app";
 export type { ReadinessCheck, ServiceMetrics } from "./probes";
 
 /** Variables every service reads (in addition to its datastores' and its own). */

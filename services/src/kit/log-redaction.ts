@@ -1,0 +1,70 @@
+/**
+ * The fields of a log line with every credential censored, at any depth: a field whose name says
+ * credential (./credential-words.ts isCredentialField: `password`, `authorization`, `x-api-key`,
+ * `newPassword`, `refresh_token`, ...) is written as "[REDACTED]" wherever it sits, in nested
+ * objects and in arrays of them (`{ user: { profile: { password } } }`, `[{ token }]`).
+ *
+ * pino's own redaction (fast-redact's paths, @pinojs/redact in pino 9) has no recursive wildcard:
+ * `*.password` is one level, and paths repeated to a depth cost more per line than this walk (the
+ * figures of bench/log-redaction.ts, quoted in the README's Logs). The walk copies only the
+ * branches it changes, so a line with nothing to censor is written from the caller's own objects,
+ * which are never changed.
+ */
+import { isCredentialField } from "./credential-words";
+
+export const CENSOR = "[REDACTED]";
+/** Deeper than this, a value is written as "[Object]" (never printed unchecked). */
+const MAX_DEPTH = 32;
+
+/** Whether a value is walked: plain objects, arrays and errors (whose own fields JSON writes); not dates, buffers, class instances. */
+function walked(value: object): boolean {
+  if (Array.isArray(value)) return true;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null || value instanceof Error;
+}
+
+function walk(value: unknown, depth: number, ancestors: object[]): unknown {
+  if (typeof value !== "object" || value === null || !walked(value)) return value;
+  if (ancestors.includes(value)) return "[Circular]";
+  if (depth >= MAX_DEPTH) return "[Object]";
+  ancestors.push(value);
+  try {
+    if (Array.isArray(value)) {
+      let copy: unknown[] | undefined;
+      for (let i = 0; i < value.length; i++) {
+        const v = walk(value[i], depth + 1, ancestors);
+        if (v !== value[i]) (copy ??= value.slice())[i] = v;
+      }
+      return copy ?? value;
+    }
+    return walkFields(value as Record<string, unknown>, depth, ancestors, undefined);
+  } finally {
+    ancestors.pop();
+  }
+}
+
+function walkFields(fields: Record<string, unknown>, depth: number, ancestors: object[], skip: string | undefined): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const k of Object.keys(fields)) {
+    if (k === skip) continue;
+    const v = fields[k];
+    if (v === undefined || v === null) continue;
+    const out = isCredentialField(k) ? CENSOR : walk(v, depth + 1, ancestors);
+    if (out !== v) (copy ??= { ...fields })[k] = out;
+  }
+  return copy ?? fields;
+}
+
+/** `fields` with every credential-named field censored at any depth: `fields` itself when there is none. */
+export function redactFields<T extends object>(fields: T): T {
+  return walkFields(fields as Record<string, unknown>, 0, [fields], undefined) as T;
+}
+
+/**
+ * The merging object of a log line (pino's `formatters.log`): as redactFields, but its `err` is left
+ * to the `err` serializer (kit/app.ts scrubbedError), which censors the same names and masks
+ * credential-shaped text in the error's strings, after pino has made the error a plain object.
+ */
+export function redactLogFields(fields: Record<string, unknown>): Record<string, unknown> {
+  return walkFields(fields, 0, [fields], "err");
+}

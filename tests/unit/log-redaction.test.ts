@@ -1,0 +1,78 @@
+/**
+ * Session 42's secrets hunt: the kit's logger censors a field named like a credential at any depth.
+ * pino's paths (`*.password`) were one level deep: a credential two levels down, in an array of
+ * objects, or in the request an HTTP client's error carries (`err.config.headers.authorization`)
+ * was written in clear.
+ */
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { createLogger } from "../../services/src/kit";
+import { accessLogOf } from "../../services/src/kit/probes";
+import { redactFields } from "../../services/src/kit/log-redaction";
+
+/** A secret of no credential shape (no `Bearer`, no `sk_`, no `password=`): only its field's name says what it is. */
+const secret = () => `v${randomBytes(12).toString("hex")}`;
+
+function capture() {
+  const lines: string[] = [];
+  const log = createLogger("svc", "trace", { write: (s: string) => void lines.push(s) });
+  return { log, lines, text: () => lines.join("") };
+}
+
+describe("log lines: credentials censored at any depth", () => {
+  it("censors credential-named fields nested deeper than one level, and in arrays of objects", () => {
+    const { log, text } = capture();
+    const s = Array.from({ length: 6 }, secret);
+    log.info({ user: { profile: { name: "ann", password: s[0] } } }, "nested");
+    log.info({ batch: [{ id: 1, token: s[1] }, { id: 2, nested: [{ apiKey: s[2] }] }] }, "array");
+    log.info({ a: { b: { c: { d: { e: { f: { g: { refresh_token: s[3] } } } } } } } }, "deep");
+    log.info({ res: { raw: { headers: { "set-cookie": [`sid=${s[4]}`], "X-Api-Key": s[5] } } } }, "headers");
+    for (const v of s) expect(text()).not.toContain(v);
+    expect(text()).toContain('"password":"[REDACTED]"');
+    expect(text()).toContain('"name":"ann"');
+    expect(text()).toContain('"id":2');
+  });
+
+  it("censors the request an HTTP client's error carries (err.config.headers.authorization), as an error and as a plain object", () => {
+    const { log, text } = capture();
+    const [a, b, c] = [secret(), secret(), secret()];
+    const failure = Object.assign(new Error("Request failed with status code 401"), { config: { url: "https://api.example/v1", headers: { authorization: a, accept: "application/json" } } });
+    log.error({ err: failure }, "upstream refused");
+    log.error({ err: { config: { headers: { authorization: b } } } }, "plain");
+    log.warn({ job: "sync", cause: Object.assign(new Error("x"), { options: { auth: { password: c } } }) }, "nested error");
+    for (const v of [a, b, c]) expect(text()).not.toContain(v);
+    expect(text()).toContain("Request failed with status code 401");
+    expect(text()).toContain('"accept":"application/json"');
+  });
+
+  it("keeps the records of a credential audit lines log (apiKeyId, sessionId, tokenExpiresAt), and other fields", () => {
+    const { log, lines } = capture();
+    log.info({ userId: "u1", apiKeyId: "k1", sessionId: "s1", tokenExpiresAt: "2026-12-05T00:00:00Z", key: "orders:u1", symbol: "BTCUSDT" }, "audit");
+    expect(JSON.parse(lines[0])).toMatchObject({ userId: "u1", apiKeyId: "k1", sessionId: "s1", tokenExpiresAt: "2026-12-05T00:00:00Z", key: "orders:u1", symbol: "BTCUSDT" });
+  });
+
+  it("never changes the caller's objects, and writes cycles and dates as pino does", () => {
+    const { log, lines } = capture();
+    const s = secret();
+    const fields: Record<string, unknown> = { user: { profile: { password: s } }, at: new Date("2026-12-05T00:00:00Z") };
+    (fields.user as Record<string, unknown>).self = fields.user;
+    log.info(fields, "cycle");
+    expect((fields.user as { profile: { password: string } }).profile.password).toBe(s);
+    expect(lines[0]).not.toContain(s);
+    expect(JSON.parse(lines[0])).toMatchObject({ at: "2026-12-05T00:00:00.000Z", user: { self: "[Circular]" } });
+  });
+
+  it("a request's child logger censors too; the access line's logger writes its fixed fields as given", () => {
+    const { log, lines, text } = capture();
+    const s = secret();
+    log.child({ requestId: "r1" }).info({ body: { account: { password: s } } }, "child");
+    accessLogOf(log).info({ requestId: "r2", method: "GET", url: "/orders", statusCode: 200, ms: 1.5 }, "request completed");
+    expect(text()).not.toContain(s);
+    expect(JSON.parse(lines[1])).toMatchObject({ requestId: "r2", method: "GET", url: "/orders", statusCode: 200, ms: 1.5 });
+  });
+
+  it("returns the same object when there is nothing to censor (the cost of most lines is a walk, not a copy)", () => {
+    const fields = { userId: "u1", order: { id: "o1", legs: [{ qty: "1" }] } };
+    expect(redactFields(fields)).toBe(fields);
+  });
+});
