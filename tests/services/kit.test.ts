@@ -50,7 +50,7 @@ describe("kit: config", () => {
   it("masks secrets and URL passwords when printed", () => {
     const schema = { U: envUrl(), S: Type.String({ secret: true }) };
     const c = loadConfig("x", schema, { U: "redis://:pw@host:6379", S: "hunter2" });
-    expect(describeConfig(c, schema)).toEqual({ U: "redis://:***@host:6379", S: "***" });
+    expect(describeConfig(c, schema)).toEqual({ U: "redis://:***@host:6379", S: "set (7 characters)" });
   });
   it("converts environment strings by type, applies schema defaults and checks list items", () => {
     const schema = {

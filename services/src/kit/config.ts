@@ -17,12 +17,17 @@
  * booleans `true/false/1/0/yes/no/on/off`, comma-separated arrays) and then checked by TypeBox
  * (`Value.Errors`). `loadConfig` reports every problem at once in a `ConfigError` naming each
  * variable, e.g. `Invalid configuration: POSTGRES_URL is required by user-management; PORT must be
- * <= 65535 (got "99999")`. Values of `secret: true` variables are never printed, neither in errors
- * nor by `describeConfig`.
+ * <= 65535 (got "99999")`. The schema says what is secret: a variable marked `secret: true` (on
+ * itself, its list's items or a member of its union) is never printed, neither in errors (its items
+ * included) nor by `describeConfig` (which says "set" and its length), whatever its name or value
+ * looks like. Names and shapes are the second net, for a variable not marked: one named like a
+ * credential (./credential-words.ts) is not printed either, and a URL's password and credential
+ * query values, or a `user:password@` item, are masked.
  */
 import { FormatRegistry, Type, type SchemaOptions, type Static, type TLiteral, type TObject, type TProperties, type TSchema, type TUnion } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { NUMBER_TEXT } from "./numerals";
+import { CREDENTIAL_QUERY_PARAM, isCredentialField } from "./credential-words";
 
 /** The variables of a service (or of the kit, or of a datastore): name -> TypeBox schema. */
 export type ConfigSchema = TProperties;
@@ -73,7 +78,23 @@ export class ConfigError extends Error {
   }
 }
 
-const isSecret = (s: TSchema | undefined) => (s as EnvOptions | undefined)?.secret === true;
+/** Whether the schema marks a variable secret: on itself, on its list's items or on a member of its union. */
+export function isSecret(s: TSchema | undefined): boolean {
+  if (!s) return false;
+  if ((s as EnvOptions).secret === true) return true;
+  const inner: unknown[] = [s.items, ...((s.anyOf as unknown[] | undefined) ?? []), ...((s.allOf as unknown[] | undefined) ?? [])];
+  return inner.some((i) => typeof i === "object" && i !== null && isSecret(i as TSchema));
+}
+
+/**
+ * A variable whose value is never printed: marked secret in the schema (the source of truth), or,
+ * as a second net for one whose schema forgot, named like a credential and holding text
+ * (`*_PASSWORD`, `*_TOKEN`, `*_API_KEY`: ./credential-words.ts isCredentialField, the log fields'
+ * rule); numbers, switches and enumerations (`REFRESH_TOKEN_TTL_S`) hold no credential.
+ */
+function notPrinted(name: string, s: TSchema | undefined): boolean {
+  return isSecret(s) || (isCredentialField(name) && (s?.type === "string" || s?.type === "array"));
+}
 
 const TRUE = ["1", "true", "yes", "on"];
 const FALSE = ["0", "false", "no", "off"];
@@ -98,9 +119,9 @@ function fromEnvString(raw: string, schema: TSchema): unknown {
 /**
  * Query parameters whose values are logins, whatever their value looks like: a driver or an API may
  * take a password, token or key in the query (`?password=`, `?access_token=`, `?api_key=`), which
- * the masking of the `user:password@` part never looked at.
+ * the masking of the `user:password@` part never looked at: ./credential-words.ts
+ * CREDENTIAL_QUERY_PARAM (the shared words, and what a query's names add to them).
  */
-const CREDENTIAL_PARAM = /pass|pwd|secret|token|key|auth|credential|signature|session|cookie/i;
 
 /**
  * A value as an error may echo it: the password of a `user:password@` part masked, as describeConfig
@@ -112,14 +133,16 @@ function withoutPasswords(raw: string): string {
   // After `scheme://`, or at the start of an item (a broker); up to the last `@` (a password may hold `/` or `@`).
   const masked = raw.includes("://") ? raw.replace(/(\/\/[^\s/@:]*):[^\s@]*@/g, "$1:***@") : raw.replace(/^([^\s/@:]*):[^\s@]*@/, "$1:***@");
   // And a login given in the query (`?password=`, `&token=`), as maskUrl masks it.
-  return masked.replace(/([?&])([^=&#\s]*)=([^&#\s]*)/g, (pair, sep: string, name: string) => (CREDENTIAL_PARAM.test(name) ? `${sep}${name}=***` : pair));
+  return masked.replace(/([?&])([^=&#\s]*)=([^&#\s]*)/g, (pair, sep: string, name: string) => (CREDENTIAL_QUERY_PARAM.test(name) ? `${sep}${name}=***` : pair));
 }
 
 /** What is wrong with a variable, in words (without its value). */
-function describeProblem(e: ValueError, root: TSchema): string {
+function describeProblem(e: ValueError, root: TSchema, secret: boolean): string {
   const s = e.schema as TSchema & Record<string, unknown>;
   const item = e.path.split("/").length > 2;
-  if (item) return `has an invalid item "${withoutPasswords(String(e.value))}" (expected ${s.description ?? (s.pattern ? `to match /${s.pattern}/` : "a valid item")})`;
+  // An item of a secret list is named by its position only.
+  const shown = secret ? `#${Number(e.path.split("/")[2]) + 1}` : `"${withoutPasswords(String(e.value))}"`;
+  if (item) return `has an invalid item ${shown} (expected ${s.description ?? (s.pattern ? `to match /${s.pattern}/` : "a valid item")})`;
   switch (e.type) {
     case ValueErrorType.Integer:
       return "must be an integer";
@@ -191,31 +214,42 @@ export function loadConfig<S extends ConfigSchema>(service: string, declared: S,
     if (e.type === ValueErrorType.ObjectRequiredProperty) return `${name} is required by ${service}`;
     const raw = source[name] ?? "";
     // Never echo the raw value of a secret.
+    const secret = notPrinted(name, schema[name]);
     const shown = withoutPasswords(raw);
-    const got = isSecret(schema[name]) ? "" : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
-    return `${name} ${describeProblem(e, schema[name])}${got}`;
+    const got = secret ? "" : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
+    return `${name} ${describeProblem(e, schema[name], secret)}${got}`;
   });
   if (problems.length > 0) throw new ConfigError(service, problems);
   return value as ConfigOf<S>;
 }
 
-/** A printable copy of a config: secrets become "***", passwords inside URLs are masked. */
+/**
+ * A printable copy of a config: a secret (the schema's mark, or a credential's name: notPrinted) is
+ * only said to be set, with its length ("set (64 characters)", "set (2 items)"); in the other values
+ * (and list items) the password of a URL or of a `user:password@` item and credential query values are masked.
+ */
 export function describeConfig(config: Record<string, unknown>, schema: ConfigSchema): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(config)) {
     if (value === undefined) continue;
-    if (isSecret(schema[name])) out[name] = "***";
-    else if (typeof value === "string" && /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) out[name] = maskUrl(value);
-    else out[name] = value;
+    out[name] = notPrinted(name, schema[name]) ? secretSet(value) : Array.isArray(value) ? value.map(withoutLogins) : withoutLogins(value);
   }
   return out;
+}
+
+const secretSet = (value: unknown): string =>
+  Array.isArray(value) ? `set (${value.length} items)` : typeof value === "string" ? `set (${value.length} characters)` : "set";
+
+function withoutLogins(value: unknown): unknown {
+  if (typeof value !== "string") return value;
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? maskUrl(value) : withoutPasswords(value);
 }
 
 export function maskUrl(raw: string): string {
   try {
     const u = new URL(raw);
     if (u.password) u.password = "***";
-    for (const name of new Set(u.searchParams.keys())) if (CREDENTIAL_PARAM.test(name)) u.searchParams.set(name, "***");
+    for (const name of new Set(u.searchParams.keys())) if (CREDENTIAL_QUERY_PARAM.test(name)) u.searchParams.set(name, "***");
     return u.toString();
   } catch {
     return raw;

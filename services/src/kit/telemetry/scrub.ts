@@ -8,11 +8,16 @@
 import type { Attributes, AttributeValue, Link } from "@opentelemetry/api";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { ExportResult } from "@opentelemetry/core";
+import { CREDENTIAL_ATTRIBUTE } from "../credential-words";
 
 export const REDACTED = "[REDACTED]";
 
-/** Attribute names whose values are credentials whatever they look like (headers recorded by any instrumentation, ...). */
-const SECRET_KEY = /(authorization|cookie|api[-_.]?key|password|passwd|secret|token|credential|signature|session|db\.statement\.param|db\.query\.parameter)/i;
+/**
+ * Attribute names whose values are credentials whatever they look like (headers recorded by any
+ * instrumentation, ...): ../credential-words.ts CREDENTIAL_ATTRIBUTE (the shared words, the recorded
+ * statement parameters besides, and not the bare `key` of `db.redis.key`).
+ */
+const SECRET_KEY = CREDENTIAL_ATTRIBUTE;
 
 /** URL query parameters whose values are replaced (names kept so the route stays readable). */
 const QUERY_PARAM = /([?&][^=&#\s]+)=([^&#\s"']*)/g;
