@@ -10,7 +10,9 @@
  *   - paths to depth 6: the same names with pino's own wildcards repeated (`*.*.password`, ...),
  *     the deepest pino's paths can go without a walker (fast-redact / @pinojs/redact have no `**`);
  *   - kit: the kit's logger as it is now (kit/app.ts createLogger), and its access logger.
- * Figures only, no assertion: the README quotes them (Logs).
+ * Figures only, no assertion: the README quotes them (Gateway speed, the access line) and so does
+ * services/src/kit/probes.ts. The error column includes the kit's `err` serializer (credential shapes
+ * masked in every string of the error, its stack included), which the other rows do not have.
  */
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";

@@ -5,8 +5,10 @@
  * objects and in arrays of them (`{ user: { profile: { password } } }`, `[{ token }]`).
  *
  * pino's own redaction (fast-redact's paths, @pinojs/redact in pino 9) has no recursive wildcard:
- * `*.password` is one level, and paths repeated to a depth cost more per line than this walk (the
- * figures of bench/log-redaction.ts, quoted in the README's Logs). The walk copies only the
+ * `*.password` is one level, and paths repeated to a depth cost far more per line than this walk
+ * (bench/log-redaction.ts, CPU µs per line on 2026-12-05: a 4-field line 4.0 without masking, 5.2
+ * with this walk, 14.3 with session 41's one-level paths, 149 with the same names to depth 6,
+ * 64 paths; a nested line 5.9, 9.2, 19.1 and 217). The walk copies only the
  * branches it changes, so a line with nothing to censor is written from the caller's own objects,
  * which are never changed.
  */
