@@ -26,6 +26,22 @@ export function isIPv4MappedIPv6(address: string): boolean {
  * AWS's IPv6 fd00:ec2::254. The one list: the policy pack keeps endpoints and NetworkPolicy egress
  * away from them, the stack config refuses them as the SMTP relay.
  */
+/**
+ * Ports that no web client sends an HTTP request to: the WHATWG Fetch standard's "bad ports" (every
+ * browser, and Node's fetch, refuses them), the well-known ports of services speaking another
+ * protocol, mostly in plaintext (FTP 21, SSH 22, SMTP 25/465/587, DNS 53, POP3 110, IMAP 143/993,
+ * LDAP 389/636, NFS 2049, SIP 5060, X11 6000, IRC 6667, ...). A request sent there is a
+ * cross-protocol request: its lines read as that service's commands (with implicit TLS on 465, 636,
+ * 993, 995 the handshake even succeeds). The stack refuses them as webhook ports (notifyWebhookPorts):
+ * notification-service would POST a user-chosen body to any public host on them.
+ * https://fetch.spec.whatwg.org/#port-blocking (2026-12).
+ */
+export const FETCH_BAD_PORTS: readonly number[] = [
+  0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119,
+  123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990,
+  993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+];
+
 export const CLOUD_METADATA_ADDRESSES: readonly string[] = ["169.254.169.254", "100.100.100.200", "fd00:ec2::254"];
 
 /**

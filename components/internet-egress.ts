@@ -58,7 +58,9 @@ export function internetEgressOf(service: ServiceDefinition, config: StackConfig
   }
   if (service.secrets.includes("payment") && paymentKeySet) publicPorts.add(HTTPS_PORT);
   if (service.secrets.includes("notification")) {
+    // Telegram's bot API on 443; users' webhooks on the ports the stack allows them (notifyWebhookPorts).
     publicPorts.add(HTTPS_PORT);
+    for (const port of config.notifyWebhookPorts) publicPorts.add(port);
     const { host, port } = config.smtp;
     if (host !== undefined) {
       if (isPrivateIPv4(host)) privateHosts.push({ address: host, port });

@@ -201,7 +201,7 @@ export class TradingPlatform extends pulumi.ComponentResource {
             ...(def.tier === "trading" ? { TRADING_MODE: config.trading.mode, MARKET_DATA_SOURCE: config.trading.marketDataSource } : {}),
             // Spans to chain-debug when it is deployed (the collector does not trace itself).
             ...(collector && collector.name !== def.name ? { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpTracesUrl(collector) } : {}),
-            ...(def.secrets.includes("notification") ? smtpEnv(config.smtp) : {}),
+            ...(def.secrets.includes("notification") ? { ...smtpEnv(config.smtp), NOTIFY_WEBHOOK_PORTS: config.notifyWebhookPorts.join(",") } : {}),
           },
           connectsTo: topology.connectsTo[def.name] ?? [],
           acceptsFrom: topology.acceptsFrom[def.name] ?? [],

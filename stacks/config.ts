@@ -16,7 +16,7 @@ import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { CLOUD_METADATA_ADDRESSES, isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
+import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
@@ -102,6 +102,8 @@ export interface StackConfig {
   logLevel: string;
   /** notification-service's SMTP relay (e-mail off without a host). */
   smtp: { host?: string; port: number; username?: string; from: string };
+  /** The ports a user's webhook URL may name (notification-service's NOTIFY_WEBHOOK_PORTS), in the order given. */
+  notifyWebhookPorts: number[];
 }
 
 /** A configuration problem, reported with the key and the stack so the user can fix it. */
@@ -584,6 +586,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
   const smtpFrom = r.string("smtpFrom")!;
   if (/[\r\n]/.test(smtpFrom) || !/@/.test(smtpFrom)) throw new ConfigError("smtpFrom", stack, "must be one line with an e-mail address");
+  const notifyWebhookPorts = webhookPorts(r);
 
   const prometheus = r.boolean("prometheusEnabled");
   const grafana = r.boolean("grafanaEnabled");
@@ -643,7 +646,39 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     jobSchedules,
     logLevel: r.oneOf("logLevel"),
     smtp: { host: smtpHost, port: r.integer("smtpPort"), username: r.string("smtpUsername"), from: smtpFrom },
+    notifyWebhookPorts,
   };
+}
+
+/**
+ * notifyWebhookPorts: a comma-separated list of TCP ports (1 to 65535, each once), none of them one
+ * of FETCH_BAD_PORTS (catalog/addresses.ts): notification-service POSTs a user-chosen body to any
+ * public host on these ports, and on those a service speaking another protocol (SSH, SMTP, IMAP,
+ * ...) would read it as its own commands.
+ */
+function webhookPorts(r: Reader): number[] {
+  const raw = r.string("notifyWebhookPorts");
+  const items = (raw ?? "").split(",").map((s) => s.trim());
+  if (items.length === 0 || items.some((s) => s === "")) {
+    throw new ConfigError("notifyWebhookPorts", r.stack, `must be a comma-separated list of TCP ports, e.g. 443 or 443,8443, got ${shown(raw ?? "")}`);
+  }
+  const ports: number[] = [];
+  for (const item of items) {
+    if (!/^[0-9]{1,5}$/.test(item) || Number(item) < 1 || Number(item) > 65535) {
+      throw new ConfigError("notifyWebhookPorts", r.stack, `${shown(item)} is not a TCP port (1 to 65535)`);
+    }
+    const port = Number(item);
+    if (FETCH_BAD_PORTS.includes(port)) {
+      throw new ConfigError(
+        "notifyWebhookPorts",
+        r.stack,
+        `${port} is the port of a service that speaks no HTTP (the WHATWG Fetch standard's bad ports: SSH, SMTP, IMAP, DNS, ...): a webhook's POST there would read as that service's commands; use 443 or another HTTPS port`,
+      );
+    }
+    if (ports.includes(port)) throw new ConfigError("notifyWebhookPorts", r.stack, `lists ${port} twice`);
+    ports.push(port);
+  }
+  return ports;
 }
 
 /**

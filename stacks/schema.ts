@@ -117,6 +117,10 @@ export const stackConfigSchema = Type.Object({
   smtpPort: int("SMTP relay port (STARTTLS required; 465 = implicit TLS)", 587, 1, 65535),
   smtpUsername: str("SMTP login of notification-service"),
   smtpFrom: str("Sender of notification e-mails, e.g. 'AI Trading <alerts@example.com>'", "AI Trading <notifications@localhost>"),
+  notifyWebhookPorts: str(
+    "Comma-separated TCP ports a user's webhook URL may name (notification-service's NOTIFY_WEBHOOK_PORTS; Kubernetes opens them to public addresses): 1 to 65535, none of the WHATWG Fetch standard's bad ports (SSH, SMTP, IMAP, ...: catalog/addresses.ts)",
+    "443",
+  ),
 });
 
 export type ConfigKey = keyof typeof stackConfigSchema.properties;

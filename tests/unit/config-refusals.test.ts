@@ -304,6 +304,29 @@ describe("adminBindAddress (session 41)", () => {
   });
 });
 
+describe("notifyWebhookPorts (session 42)", () => {
+  it("refuses what is no list of TCP ports, and the ports of services that speak no HTTP, naming the key and the stack", () => {
+    const cases: [string, string][] = [
+      ["443,", "must be a comma-separated list of TCP ports, e.g. 443 or 443,8443, got '443,'"],
+      ["https", "'https' is not a TCP port (1 to 65535)"],
+      ["443,65536", "'65536' is not a TCP port (1 to 65535)"],
+      ["0", "'0' is not a TCP port (1 to 65535)"],
+      ["443,443", "lists 443 twice"],
+    ];
+    for (const [ports, why] of cases) expect(error("prod", { ...k8s, notifyWebhookPorts: ports }).message, ports).toBe(`Invalid configuration trading:notifyWebhookPorts on stack 'prod': ${why}`);
+    for (const port of [22, 25, 465, 587, 993, 6667]) {
+      expect(error("dev", { ...docker, notifyWebhookPorts: `443,${port}` }).message, String(port)).toBe(
+        `Invalid configuration trading:notifyWebhookPorts on stack 'dev': ${port} is the port of a service that speaks no HTTP (the WHATWG Fetch standard's bad ports: SSH, SMTP, IMAP, DNS, ...): a webhook's POST there would read as that service's commands; use 443 or another HTTPS port`,
+      );
+    }
+  });
+
+  it("takes HTTPS ports, 443 when unset", () => {
+    expect(parseStackConfig("dev", docker).notifyWebhookPorts).toEqual([443]);
+    expect(parseStackConfig("prod", { ...k8s, notifyWebhookPorts: " 443 , 8443,9443" }).notifyWebhookPorts).toEqual([443, 8443, 9443]);
+  });
+});
+
 describe("gateway rate limit (session 39)", () => {
   it("refuses an absurd rate limit naming the key, the stack and the allowed range", () => {
     const cases: [RawConfig, string][] = [

@@ -42,6 +42,8 @@ describe("internetEgressOf", () => {
     expect(egress("notification-service", { smtpHost: "smtp.example.com", smtpPort: "465" })).toEqual({ publicPorts: [443, 465], privateHosts: [] });
     expect(egress("notification-service", { smtpHost: "203.0.113.7", smtpPort: "2525" })).toEqual({ publicPorts: [443, 2525], privateHosts: [] });
     expect(egress("notification-service", { smtpHost: "192.168.1.25", smtpPort: "25" })).toEqual({ publicPorts: [443], privateHosts: [{ address: "192.168.1.25", port: 25 }] });
+    // Users' webhooks on the ports the stack allows them (notifyWebhookPorts, session 42); Telegram keeps 443.
+    expect(egress("notification-service", { notifyWebhookPorts: "8443,9443" })).toEqual({ publicPorts: [443, 8443, 9443], privateHosts: [] });
   });
 
   it("gives nothing to the services that call nothing outside", () => {

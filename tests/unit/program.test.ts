@@ -580,6 +580,16 @@ describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS },
     expect(JSON.stringify(named(run, DEPLOYMENT, "notification-service-deployment").inputs)).not.toContain("smtp-pw-1");
   });
 
+  // Session 42: NOTIFY_WEBHOOK_PORTS had no stack key (the service's default, 443, or a hand-set env).
+  it("gives notification-service the stack's webhook ports (notifyWebhookPorts) on both runtimes", async () => {
+    const k8s = await runProgram("prod", { notifyWebhookPorts: "443, 8443" });
+    const env = named(k8s, DEPLOYMENT, "notification-service-deployment").inputs.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    expect(env.find((e) => e.name === "NOTIFY_WEBHOOK_PORTS")?.value).toBe("443,8443");
+    const docker = await runProgram("dev", { notifyWebhookPorts: "8443" });
+    expect(envOf(named(docker, CONTAINER, "notification-service-container")).NOTIFY_WEBHOOK_PORTS).toBe("8443");
+    expect(envOf(named(await runProgram("dev"), CONTAINER, "notification-service-container")).NOTIFY_WEBHOOK_PORTS).toBe("443");
+  });
+
   it("hands exchange keys to the trading services only in live mode, as secrets", async () => {
     const run = await runProgram("prod", { tradingMode: "live", marketDataSource: "binance" }, { binanceApiKey: "k-live", binanceSecretKey: "s-live" });
     const secrets = byType(run, SECRET).filter((s) => JSON.stringify(s.inputs).includes("k-live"));
