@@ -40,7 +40,13 @@ describe("log lines: credentials censored at any depth", () => {
     log.error({ err: failure }, "upstream refused");
     log.error({ err: { config: { headers: { authorization: b } } } }, "plain");
     log.warn({ job: "sync", cause: Object.assign(new Error("x"), { options: { auth: { password: c } } }) }, "nested error");
-    for (const v of [a, b, c]) expect(text()).not.toContain(v);
+    const d = secret();
+    class Upstream {
+      headers = { Authorization: d, host: "api.example" };
+    }
+    log.info({ call: new Upstream() }, "class instance");
+    for (const v of [a, b, c, d]) expect(text()).not.toContain(v);
+    expect(text()).toContain('"host":"api.example"');
     expect(text()).toContain("Request failed with status code 401");
     expect(text()).toContain('"accept":"application/json"');
   });

@@ -18,11 +18,13 @@ export const CENSOR = "[REDACTED]";
 /** Deeper than this, a value is written as "[Object]" (never printed unchecked). */
 const MAX_DEPTH = 32;
 
-/** Whether a value is walked: plain objects, arrays and errors (whose own fields JSON writes); not dates, buffers, class instances. */
+/**
+ * Whether a value is walked: every object JSON writes as its own fields (plain objects, arrays,
+ * errors, class instances such as a request or a client's config); not one with its own `toJSON`
+ * (a date, a buffer), which is written as that says.
+ */
 function walked(value: object): boolean {
-  if (Array.isArray(value)) return true;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null || value instanceof Error;
+  return typeof (value as { toJSON?: unknown }).toJSON !== "function";
 }
 
 function walk(value: unknown, depth: number, ancestors: object[]): unknown {
