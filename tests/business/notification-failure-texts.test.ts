@@ -155,4 +155,16 @@ describe("webhook failures as users read them", () => {
       expect(e.message, ports).toContain("NOTIFY_WEBHOOK_PORTS has an invalid item");
     }
   });
+
+  // Session 42: the stack refuses them (notifyWebhookPorts); a hand-set variable was taken.
+  it("NOTIFY_WEBHOOK_PORTS refuses the Fetch standard's bad ports (SSH, SMTP, IMAP, ...) at start", async () => {
+    const env = { POSTGRES_URL: "postgresql://u:p@127.0.0.1:1/db", DRAGONFLY_URL: "redis://127.0.0.1:1", KAFKA_BROKERS: "127.0.0.1:1", LOG_LEVEL: "silent" };
+    for (const [ports, bad] of [["443,22", "22"], ["25", "25"], ["8443,993", "993"]]) {
+      const e = await createService(notificationService, { env: { ...env, NOTIFY_WEBHOOK_PORTS: ports }, defaultMetrics: false }).then(
+        async (s) => (await s.close(), new Error("started")),
+        (err: Error) => err,
+      );
+      expect(e.message, ports).toContain(`NOTIFY_WEBHOOK_PORTS has an invalid item "${bad}" (expected a TCP port, 1 to 65535, none of the Fetch standard's bad ports`);
+    }
+  });
 });

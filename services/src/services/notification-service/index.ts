@@ -10,6 +10,7 @@
  * Telegram, webhook clients), worker.ts (ingest and the delivery loop).
  */
 import { Counter } from "prom-client";
+import { FETCH_BAD_PORTS } from "../../catalog";
 import { ConfigError, defineService, envList, envUrl, PeriodicDelete, Type } from "../../kit";
 import { BUSINESS_TOPICS, type BillingEventMsg, type PaymentEventMsg } from "../../business/events";
 import type { ComplianceAlert } from "../../trading/compliance";
@@ -25,6 +26,13 @@ import { ingest, Sender, type Channels } from "./worker";
 const LEASE_MARGIN_MS = 10_000;
 
 /** The webhook channel, or a ConfigError naming NOTIFY_WEBHOOK_DNS_SERVERS when a server is not an address. */
+/**
+ * A TCP port (1 to 65535) that is none of FETCH_BAD_PORTS (catalog/addresses.ts): a webhook's signed
+ * POST of a user-chosen body to a service speaking another protocol there (SSH, SMTP, IMAP, ...)
+ * would read as its commands. The stack refuses them too (notifyWebhookPorts), naming the key.
+ */
+const WEBHOOK_PORT = `^(?!(${FETCH_BAD_PORTS.join("|")})$)([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$`;
+
 function webhookOrConfigError(make: () => ReturnType<typeof webhookChannel>): ReturnType<typeof webhookChannel> {
   try {
     return make();
@@ -59,7 +67,7 @@ export default defineService({
     TELEGRAM_API_URL: envUrl({ protocols: ["https"], httpToLoopback: true, default: "https://api.telegram.org", description: "the Bot API (https; http only to a loopback stand-in)" }),
     NOTIFY_HTTP_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
     NOTIFY_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: "tests/dev only: http and private addresses for webhooks" }),
-    NOTIFY_WEBHOOK_PORTS: envList(Type.String({ pattern: "^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$", description: "a TCP port, 1 to 65535" }), { default: ["443"], description: "the ports a webhook URL may name (comma-separated); https's 443 unless the operator lists others" }),
+    NOTIFY_WEBHOOK_PORTS: envList(Type.String({ pattern: WEBHOOK_PORT, description: "a TCP port, 1 to 65535, none of the Fetch standard's bad ports (SSH, SMTP, IMAP, ...)" }), { default: ["443"], description: "the ports a webhook URL may name (comma-separated); https's 443 unless the operator lists others (the stack's notifyWebhookPorts)" }),
     NOTIFY_WEBHOOK_DNS_SERVERS: Type.Optional(envList(Type.String({ minLength: 1, maxLength: 64 }), { description: "name servers for webhook hosts (ip or ip:port, comma-separated); the system's when unset" })),
     NOTIFY_MAX_WEBHOOKS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
     NOTIFY_MAX_ATTEMPTS: Type.Integer({ default: 8, minimum: 1, maximum: 50 }),
