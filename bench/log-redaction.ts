@@ -22,7 +22,7 @@ import { createLogger } from "../services/src/kit";
 import { accessLogOf } from "../services/src/kit/probes";
 
 // pino is the services package's (the root package does not depend on it), as tests/harness/deps.ts loads its clients.
-const pino = createRequire(join(__dirname, "..", "services", "package.json"))("pino") as typeof import("../services/node_modules/pino").default;
+const pino = createRequire(join(__dirname, "..", "services", "package.json"))("pino") as typeof import("../services/node_modules/pino");
 const LINES = Number(process.argv[2] ?? 20_000);
 const ROUNDS = 7;
 const sink = { write: (_s: string) => undefined };

@@ -32,8 +32,9 @@ export function isIPv4MappedIPv6(address: string): boolean {
  * protocol, mostly in plaintext (FTP 21, SSH 22, SMTP 25/465/587, DNS 53, POP3 110, IMAP 143/993,
  * LDAP 389/636, NFS 2049, SIP 5060, X11 6000, IRC 6667, ...). A request sent there is a
  * cross-protocol request: its lines read as that service's commands (with implicit TLS on 465, 636,
- * 993, 995 the handshake even succeeds). The stack refuses them as webhook ports (notifyWebhookPorts):
- * notification-service would POST a user-chosen body to any public host on them.
+ * 993, 995 the handshake even succeeds). The stack refuses them as webhook ports (notifyWebhookPorts),
+ * and notification-service in its NOTIFY_WEBHOOK_PORTS: it would POST a user-chosen body to any public
+ * host on them. The same list as Node's fetch (undici's badPorts), and 0.
  * https://fetch.spec.whatwg.org/#port-blocking (2026-12).
  */
 export const FETCH_BAD_PORTS: readonly number[] = [
