@@ -3,6 +3,7 @@ import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy
 import { readConfig } from "../lib/config";
 import { isCredentialName, splitEnv, urlPasswordsIn } from "../lib/credentials";
 import { workloadEnv } from "../lib/environment";
+import { fileCredentials, isReferenceOrEmpty } from "../lib/file-credentials";
 import { workloadRule } from "../lib/rule";
 import { arr, isRecord, isUnknown, plain, readField, str } from "../lib/values";
 import { describe, DOCKER_NETWORK, DOCKER_VOLUME, isK8sType, K8sContainer } from "../lib/workloads";
@@ -95,7 +96,13 @@ export function hasPrivateKey(text: string): boolean {
     return PRIVATE_KEY.test(text);
 }
 
-/** Credential-named keys, URLs with passwords or private keys in a ConfigMap's data and binaryData (base64). */
+/**
+ * Credential-named keys, URLs with passwords or private keys in a ConfigMap's data and binaryData
+ * (base64), and (session 42) a credential-named setting with a literal value inside a file held under
+ * any key (`app.properties` with `db.password=x`, a `redis.conf` with `requirepass x`, a `.env`, YAML,
+ * JSON, INI, a connection string; `lib/file-credentials.ts`): a reference (`${VAR}`, `$(VAR)`,
+ * `{{ .Values.x }}`), an empty value or a file path passes, and so does a URL whose password is one.
+ */
 export function configMapCredentials(props: Record<string, any>): string[] {
     const out: string[] = [];
     const entries: [string, string | undefined, string][] = [];
@@ -109,10 +116,16 @@ export function configMapCredentials(props: Record<string, any>): string[] {
     for (const [k, value, where] of entries) {
         if (isCredentialName(k)) {
             out.push(`ConfigMap key ${k}${where} looks like a credential`);
-        } else if (value !== undefined && urlPasswordsIn(value).length > 0) {
+            continue;
+        }
+        if (value === undefined) continue;
+        if (urlPasswordsIn(value).some((pw) => !isReferenceOrEmpty(pw))) {
             out.push(`ConfigMap key ${k}${where} contains a URL with an embedded password`);
-        } else if (value !== undefined && hasPrivateKey(value)) {
+        } else if (hasPrivateKey(value)) {
             out.push(`ConfigMap key ${k}${where} holds a private key`);
+        }
+        for (const f of fileCredentials(value)) {
+            out.push(`ConfigMap key ${k}${where} sets ${f.name} to a literal value in its content (line ${f.line})`);
         }
     }
     return out;
@@ -218,6 +231,11 @@ const message = (who: string, finding: string) =>
     "visible to anyone who can read the workload: put the value in a Secret and reference it with " +
     "env[].valueFrom.secretKeyRef (the guide: \"use Docker secrets for sensitive data\").";
 
+const configFileMessage = (who: string, finding: string) =>
+    `${who}: ${finding}. A ConfigMap is read by whoever reads the namespace's configuration (kubectl describe, ` +
+    "metadata and config watchers) and is never encrypted at rest: keep the file in a Secret (mounted the same way), or write a " +
+    "reference in it (${VAR}, $(VAR)) that the process fills from an env var taken with env[].valueFrom.secretKeyRef.";
+
 const dockerMessage = (who: string, finding: string) =>
     `${who}: ${finding}. Container labels are shown by docker inspect and docker ps to anyone who can reach the ` +
     "engine and cannot come from a secret: remove it from the labels and give the container the credential as an env " +
@@ -232,7 +250,7 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
     name: "credentials-from-secret-refs",
     description:
         "On Kubernetes, credentials (PASSWORD, SECRET, TOKEN, *KEY, URLs with user:password@, private keys) reach pods only " +
-        "through Secrets (env valueFrom.secretKeyRef), never as literal env values, ConfigMap data, literals on the command line " +
+        "through Secrets (env valueFrom.secretKeyRef), never as literal env values, ConfigMap data (files inside it included), literals on the command line " +
         "or annotations and labels of any object; on Docker, never in a container's labels nor in a network's or volume's " +
         "labels or driver options.",
     severity: "high",
@@ -250,7 +268,9 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
             for (const f of dockerObjectCredentials(args.type, plain(args.props))) reportViolation(dockerObjectMessage(describe(args.type, args.name), f));
         },
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
-            for (const f of configMapCredentials(plain(props))) reportViolation(message(describe(args.type, args.name), f));
+            for (const f of configMapCredentials(plain(props))) {
+                reportViolation((f.includes(" in its content (line ") ? configFileMessage : message)(describe(args.type, args.name), f));
+            }
         }),
         (args, reportViolation) => {
             if (!isK8sType(args.type)) return args.notApplicable("only Kubernetes objects");

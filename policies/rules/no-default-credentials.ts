@@ -2,6 +2,7 @@ import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { guideSecretsIn, isCredentialName, isWeakValue, turnsAuthOff, urlPasswordsIn } from "../lib/credentials";
 import { workloadEnv } from "../lib/environment";
+import { fileCredentials } from "../lib/file-credentials";
 import { arr, decodeBase64, isRecord, plain, str, walkStrings } from "../lib/values";
 import { describe, DOCKER_CONTAINER, K8S } from "../lib/workloads";
 
@@ -49,6 +50,23 @@ export function findDefaultCredentials(
         }
     };
     walkStrings(props, checkText);
+    // Session 42: a setting inside a file (a Docker upload, a Secret or ConfigMap entry holding a redis.conf,
+    // app.properties, .env, YAML, JSON) given a weak value, as a credential env var would be.
+    const checkFile = (text: string, path: string) => {
+        for (const f of fileCredentials(text)) {
+            // A guide literal is reported as such by checkText above.
+            if (guideSecretsIn(f.value, cfg.extraForbiddenValues).length === 0 && isWeakValue(f.value, cfg.extraWeakValues)) add(`${path} line ${f.line} (${f.name})`, "a weak, well-known value");
+        }
+    };
+    const entries = (field: string, base64: boolean) => {
+        if (!isRecord(props[field])) return;
+        for (const [k, v] of Object.entries(props[field])) {
+            const text = str(v) === undefined ? undefined : base64 ? decodeBase64(v as string) : (v as string);
+            if (text !== undefined) checkFile(text, `${field}.${k}${base64 ? " (base64-decoded)" : ""}`);
+        }
+    };
+    if (type === K8S.secret) { entries("stringData", false); entries("data", true); }
+    if (type === K8S.configMap) { entries("data", false); entries("binaryData", true); }
 
     // Base64-carried values: Kubernetes Secret `data`, Docker uploads' contentBase64.
     if (type === K8S.secret && isRecord(props.data)) {
@@ -71,6 +89,9 @@ export function findDefaultCredentials(
             const b64 = isRecord(u) ? str(u.contentBase64) : undefined;
             const decoded = b64 !== undefined ? decodeBase64(b64) : undefined;
             if (decoded !== undefined) checkText(decoded, `uploads[${i}].contentBase64 (decoded)`);
+            if (decoded !== undefined) checkFile(decoded, `uploads[${i}].contentBase64 (decoded)`);
+            const content = isRecord(u) ? str(u.content) : undefined;
+            if (content !== undefined) checkFile(content, `uploads[${i}].content`);
         });
     }
     for (const env of workloadEnv(type, props)) {

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { findDefaultCredentials } from "../../policies/rules/no-default-credentials";
 import { isCredentialName, urlPassword } from "../../policies/lib/credentials";
 import {
-    asEveryPodKind, backupCronJob, container, deployment, dockerPostgres, ingress, dockerService, edit, randomBytes, randomPassword, secret, statefulSet,
+    asEveryPodKind, backupCronJob, container, deployment, dockerNginx, dockerPostgres, dockerPrometheus, ingress, dockerService, edit, randomBytes, randomPassword,
+    rulesConfigMap, secret, statefulSet,
 } from "./fixtures";
 import { runPack, summary, UNKNOWN } from "./run-pack";
 
@@ -389,6 +390,78 @@ describe("credentials-from-secret-refs", () => {
             volume({ type: "cifs", device: "//nas.internal/backups", o: "credentials=/etc/cifs/backup.cred,vers=3.0,password=" }, [{ label: "trading.io/stack", value: "dev" }]),
             volume({}),
         ])).toEqual([]);
+    });
+});
+
+// Session 42's policy hunt: a file held in a ConfigMap value was not read (only its key's name, a URL
+// with a password and a private key were), so a properties file, redis.conf, .env, YAML, JSON or INI
+// carrying a password passed; a weak value inside a Docker upload or Secret file passed no-default-credentials.
+describe("credentials inside files (session 42)", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("no-default-credentials"));
+    const configMap = (data: Record<string, string>, binaryData?: Record<string, string>) =>
+        ({ type: "kubernetes:core/v1:ConfigMap", name: "app-config", props: { metadata: { name: "app-config" }, data, ...(binaryData ? { binaryData } : {}) } });
+
+    it("credentials-from-secret-refs reads each file of a ConfigMap line by line: a credential setting with a literal is refused, a reference, nothing or a path passes", async () => {
+        const leaky = configMap({
+            "app.properties": "db.url=jdbc:postgresql://postgres:5432/trading\ndb.user=trading\ndb.password=hunter2\n",
+            "redis.conf": "appendonly yes\nrequirepass Q7mZr2LwX9pT4vNc\n",
+            ".env": "# settings\nexport API_TOKEN='abc123'\nLOG_LEVEL=info\n",
+            "config.yaml": "database:\n  host: postgres\n  password: \"hunter2\"\n",
+            "settings.json": JSON.stringify({ db: { host: "postgres", password: "hunter2" } }),
+            "app.ini": "[smtp]\nhost = smtp.example.com\nsmtp_password = hunter2 ; the relay\n",
+            "datasource.xml": "<datasource>\n  <password>hunter2</password>\n</datasource>",
+            "connection.txt": "Server=postgres;User Id=trading;Password=hunter2;",
+            "dsn.txt": "postgres://trading:hunter2@postgres:5432/trading",
+        }, { "jvm.options": Buffer.from("-Xmx512m\n-Dspring.datasource.password=hunter2\n").toString("base64") });
+        const who = "ConfigMap \"app-config\": ConfigMap key";
+        const vs = await runPack([leaky], "prod", only("credentials-from-secret-refs"));
+        expect(vs.map((v) => v.message.split(". ")[0])).toEqual([
+            `${who} app.properties sets db.password to a literal value in its content (line 3)`,
+            `${who} redis.conf sets requirepass to a literal value in its content (line 2)`,
+            `${who} .env sets API_TOKEN to a literal value in its content (line 2)`,
+            `${who} config.yaml sets password to a literal value in its content (line 3)`,
+            `${who} settings.json sets password to a literal value in its content (line 1)`,
+            `${who} app.ini sets smtp_password to a literal value in its content (line 3)`,
+            `${who} datasource.xml sets password to a literal value in its content (line 2)`,
+            `${who} connection.txt sets Password to a literal value in its content (line 1)`,
+            `${who} dsn.txt contains a URL with an embedded password`,
+            `${who} jvm.options (binaryData) sets Dspring.datasource.password to a literal value in its content (line 2)`,
+        ]);
+        expect(vs.every((v) => v.enforcementLevel === "mandatory")).toBe(true);
+        expect(vs[0].message).toContain("keep the file in a Secret (mounted the same way)");
+        // Never the value itself in a message.
+        expect(vs.some((v) => v.message.includes("hunter2") || v.message.includes("abc123"))).toBe(false);
+        const references = configMap({
+            "app.properties": "db.password=${DB_PASSWORD}\ndb.password.file=/run/secrets/db\n",
+            "redis.conf": "requirepass $(REDIS_PASSWORD)\n",
+            "values.yaml": "auth:\n  password: {{ .Values.postgres.password }}\n  token:\n  apiKey: \"\"\n",
+            "grafana.yml": "secureJsonData:\n  basicAuthPassword: $__env{GF_DS_PASSWORD}\n  password_file: /etc/secrets/pw\n",
+            "dsn.txt": "postgres://trading:${DB_PASSWORD}@postgres:5432/trading",
+            "notes.txt": "The password is rotated weekly by the platform.\n",
+        });
+        expect(await runPack([references], "prod", only("credentials-from-secret-refs"))).toEqual([]);
+    });
+
+    it("no-default-credentials reads a weak value inside a Docker upload, a Secret's file or a ConfigMap's file", async () => {
+        const svc = dockerService("api-gateway", {
+            uploads: [
+                { file: "/usr/local/etc/redis/redis.conf", content: "appendonly yes\nrequirepass changeme\n" },
+                { file: "/app/.env", contentBase64: Buffer.from("DB_USER=app\nDB_PASSWORD=password\n").toString("base64") },
+                { file: "/app/ok.env", content: "DB_PASSWORD=Q7mZr2LwX9pT4vNc8KdH3sYb\n" },
+            ],
+        });
+        const s = secret("app", { "config.yaml": "db:\n  password: admin\n" });
+        const found = [...findDefaultCredentials(svc.type, svc.props), ...findDefaultCredentials(s.type, s.props)].map((f) => `${f.path}: ${f.problem}`);
+        expect(found).toEqual([
+            "uploads[0].content line 2 (requirepass): a weak, well-known value",
+            "uploads[1].contentBase64 (decoded) line 2 (DB_PASSWORD): a weak, well-known value",
+            "stringData.config.yaml line 2 (password): a weak, well-known value",
+        ]);
+        expect(await run([svc, s])).toHaveLength(3);
+    });
+
+    it("the platform's own ConfigMaps (Prometheus, Grafana) and the files it uploads carry none: fixtures of both", async () => {
+        expect(await runPack([rulesConfigMap(), dockerPrometheus(), dockerNginx()], "prod", { only: ["credentials-from-secret-refs", "no-default-credentials"] })).toEqual([]);
     });
 });
 
