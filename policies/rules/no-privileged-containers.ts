@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
-import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { ResourceValidation, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, plain, str } from "../lib/values";
@@ -16,9 +16,25 @@ export interface PrivilegedConfig {
      * pack cannot read, and the platform's pods run under the cluster's default one.
      */
     allowedRuntimeClasses: string[];
+    /**
+     * Docker runtimes (HostConfig.Runtime) a container may name besides the engine's default `runc`
+     * (none by default, session 42): a runtime registered on the engine is host configuration the pack
+     * cannot read (sysbox-runc, kata, a custom binary), and `nvidia` hands over the host's GPUs.
+     */
+    allowedDockerRuntimes: string[];
+    /**
+     * DRA ResourceClaims and ResourceClaimTemplates (by name) that may request `adminAccess` to their
+     * devices (none by default, session 42).
+     */
+    allowedAdminAccessClaims: string[];
 }
 
-const defaults: PrivilegedConfig = { allowedK8sHostPaths: [], allowedDockerHostPaths: [], allowedRuntimeClasses: [] };
+const defaults: PrivilegedConfig = {
+    allowedK8sHostPaths: [], allowedDockerHostPaths: [], allowedRuntimeClasses: [], allowedDockerRuntimes: [], allowedAdminAccessClaims: [],
+};
+
+/** The engine's own runtime: what every isolation the pack assumes (namespaces, seccomp, cgroups) is judged under. */
+const DEFAULT_DOCKER_RUNTIME = "runc";
 
 /** Container runtime sockets: mounting one gives root on the host. */
 const RUNTIME_SOCKETS = [
@@ -101,9 +117,17 @@ export function dockerPrivilegeProblems(props: Record<string, any>, cfg: Privile
     // Device cgroup rules let the container open host devices it creates (e.g. "c *:* rwm"); device
     // requests and gpus hand it the host's GPUs with their driver's device files.
     if (arr(props.deviceCgroupRules).length) out.push("opens host devices to the container (deviceCgroupRules)");
-    if (arr(props.deviceRequests).length || (str(props.gpus) ?? "") !== "") out.push("passes host GPUs into the container (deviceRequests/gpus)");
-    // The NVIDIA runtime hands over the devices NVIDIA_VISIBLE_DEVICES names, as gpus would.
-    else if (str(props.runtime)?.toLowerCase() === "nvidia") out.push("passes host GPUs into the container (runtime nvidia)");
+    const gpus = arr(props.deviceRequests).length > 0 || (str(props.gpus) ?? "") !== "";
+    if (gpus) out.push("passes host GPUs into the container (deviceRequests/gpus)");
+    // Session 42: any runtime but the engine's default runc, unless allowed. The NVIDIA runtime hands
+    // over the devices NVIDIA_VISIBLE_DEVICES names, as gpus would (said once when gpus already is);
+    // another (sysbox-runc, kata, a custom runtime registered on the engine) runs the container as its
+    // configuration says, which the pack cannot read.
+    const runtime = str(props.runtime)?.trim();
+    if (runtime && runtime !== DEFAULT_DOCKER_RUNTIME && !cfg.allowedDockerRuntimes.includes(runtime)) {
+        if (runtime.toLowerCase() !== "nvidia") out.push(`runs under the Docker runtime "${runtime}" (runtime)`);
+        else if (!gpus) out.push("passes host GPUs into the container (runtime nvidia)");
+    }
     // The engine creates the container's cgroup under this parent instead of its own (HostConfig.CgroupParent).
     const cgroupParent = str(props.cgroupParent)?.trim();
     if (cgroupParent) out.push(`sets cgroupParent "${cgroupParent}"`);
@@ -124,6 +148,11 @@ function privilegeMessage(w: Workload, p: string): string {
     if (p.startsWith("runs under the RuntimeClass ")) {
         return `${w.label} ${p}. Its containers run as that handler runs them, which the pack cannot see (a handler may run them ` +
             "privileged, or without the runtime's isolation): remove it, or list the class in allowedRuntimeClasses after review.";
+    }
+    if (p.startsWith("runs under the Docker runtime ")) {
+        return `${w.label} ${p}. The engine runs it as that runtime's registration says, which the pack cannot see (a runtime may run it ` +
+            "without runc's namespaces, seccomp or cgroup limits, or with the host's devices): remove it (the engine's default runc), " +
+            "or list the runtime in allowedDockerRuntimes after review.";
     }
     if (p.startsWith("sets cgroupParent ")) {
         return `${w.label} ${p}: the engine makes its cgroup there, outside the parent the engine's own limits hold every container ` +
@@ -190,6 +219,48 @@ const hostStorageRules = [
     }),
 ];
 
+/** DRA claims and claim templates of every served version (resource.k8s.io v1alpha3, v1beta1, v1beta2, v1), and their Lists. */
+const DRA_CLAIM = /^kubernetes:resource\.k8s\.io\/v1(?:alpha\d+|beta\d+)?:(ResourceClaim|ResourceClaimTemplate)(List)?$/;
+
+/**
+ * Requests of a DRA ResourceClaim (or claim template, or a List of either) asking for admin access:
+ * `spec.devices.requests[].adminAccess` (v1alpha3, v1beta1), `requests[].exactly.adminAccess` (v1beta2,
+ * v1), and a `firstAvailable` sub-request's, should a version carry one. Returns "<claim>: <where>".
+ */
+export function adminAccessRequests(type: string, props: Record<string, any>, name: string): { claim: string; at: string }[] {
+    const m = DRA_CLAIM.exec(type);
+    if (!m) return [];
+    const objects = m[2] ? arr(props.items).filter(isRecord) : [props];
+    const out: { claim: string; at: string }[] = [];
+    for (const o of objects) {
+        const claim = str(o.metadata?.name) ?? name;
+        const spec = m[1] === "ResourceClaimTemplate" ? o.spec?.spec : o.spec;
+        arr(isRecord(spec) && isRecord(spec.devices) ? spec.devices.requests : undefined).forEach((r, i) => {
+            if (!isRecord(r)) return;
+            const request = str(r.name) ?? String(i);
+            const on = (v: unknown) => v === true || str(v)?.trim().toLowerCase() === "true";
+            const path = `${m[1] === "ResourceClaimTemplate" ? "spec.spec" : "spec"}.devices.requests[${request}]`;
+            if (on(r.adminAccess)) out.push({ claim, at: `${path}.adminAccess` });
+            if (isRecord(r.exactly) && on(r.exactly.adminAccess)) out.push({ claim, at: `${path}.exactly.adminAccess` });
+            arr(r.firstAvailable).forEach((sub, j) => {
+                if (isRecord(sub) && on(sub.adminAccess)) out.push({ claim, at: `${path}.firstAvailable[${str(sub.name) ?? j}].adminAccess` });
+            });
+        });
+    }
+    return out;
+}
+
+const draAdminAccessRule: ResourceValidation = (args, reportViolation) => {
+    if (!DRA_CLAIM.test(args.type)) return;
+    const cfg = readConfig(args, defaults);
+    for (const f of adminAccessRequests(args.type, plain(args.props), args.name)) {
+        if (cfg.allowedAdminAccessClaims.includes(f.claim) || cfg.allowedAdminAccessClaims.includes(args.name)) continue;
+        reportViolation(`${describe(args.type, args.name)} requests admin access to its devices (${f.at}): a pod using the claim gets privileged ` +
+            "access to devices already allocated to other pods (their memory and state included), past the scheduler's allocation; remove " +
+            `it, or list the claim ("${f.claim}") in allowedAdminAccessClaims after review.`);
+    }
+};
+
 export const noPrivilegedContainers: ResourceValidationPolicy = {
     name: "no-privileged-containers",
     description:
@@ -198,17 +269,21 @@ export const noPrivilegedContainers: ResourceValidationPolicy = {
         "the Docker/containerd socket or any host path (Docker bind mounts and volumes bound to a host directory, Kubernetes " +
         "hostPath, and PersistentVolumes of hostPath or local type), or receives host devices " +
         "(Docker devices, device cgroup rules, GPUs); no pod names a RuntimeClass not listed in allowedRuntimeClasses, " +
-        "no Docker container sets a cgroupParent.",
+        "no Docker container sets a cgroupParent or a runtime other than runc not listed in allowedDockerRuntimes, and no DRA " +
+        "ResourceClaim or claim template requests adminAccess unless listed in allowedAdminAccessClaims.",
     severity: "critical",
     configSchema: {
         properties: {
             allowedK8sHostPaths: { type: "array", items: { type: "string" }, default: [] },
             allowedDockerHostPaths: { type: "array", items: { type: "string" }, default: [] },
             allowedRuntimeClasses: { type: "array", items: { type: "string" }, default: [] },
+            allowedDockerRuntimes: { type: "array", items: { type: "string" }, default: [] },
+            allowedAdminAccessClaims: { type: "array", items: { type: "string" }, default: [] },
         },
     },
     validateResource: [
         workloadRule(defaults, privilegeProblems, privilegeMessage),
         ...hostStorageRules,
+        draAdminAccessRule,
     ],
 };

@@ -207,6 +207,67 @@ describe("no-privileged-containers: runtime classes and cgroup parents (session 
     });
 });
 
+// Session 42's policy hunt: a Docker runtime other than nvidia and a DRA claim's adminAccess passed.
+describe("no-privileged-containers: Docker runtimes and DRA admin access (session 42)", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("no-privileged-containers"));
+    const allowing = (settings: Record<string, string[]>) => ({ all: "mandatory" as const, "no-privileged-containers": settings });
+
+    it("rejects a Docker runtime other than the engine's default runc unless listed in allowedDockerRuntimes; nvidia stays a GPU grant", async () => {
+        const runtimes = ["sysbox-runc", "kata", "my-runtime", "io.containerd.runsc.v1"];
+        const bad = runtimes.map((runtime, i) => dockerService(["api-gateway", "order-management", "trading-engine", "data-bridge"][i], { runtime }));
+        const found = messages(await run(bad));
+        expect(found).toEqual(bad.map((r, i) => `Container "${r.name}" runs under the Docker runtime "${runtimes[i]}" (runtime). The engine runs it as ` +
+            "that runtime's registration says, which the pack cannot see (a runtime may run it without runc's namespaces, seccomp or cgroup " +
+            "limits, or with the host's devices): remove it (the engine's default runc), or list the runtime in allowedDockerRuntimes after review."));
+        // runc (the default, named), none, and a value unknown during preview pass; a listed runtime passes.
+        expect(await run([dockerService("api-gateway", { runtime: "runc" }), dockerService("order-management", { runtime: "" }), dockerService("trading-engine", { runtime: UNKNOWN })])).toEqual([]);
+        expect(await run([dockerService("api-gateway", { runtime: "sysbox-runc" })], allowing({ allowedDockerRuntimes: ["sysbox-runc"] }))).toEqual([]);
+        expect(messages(await run([dockerService("api-gateway", { runtime: "kata" })], allowing({ allowedDockerRuntimes: ["sysbox-runc"] })))).toHaveLength(1);
+        // nvidia: reported as the GPU grant it is (once, with gpus too), and allowed only by listing it.
+        const gpu = dockerService("ml-predictor", { runtime: "nvidia" });
+        expect(messages(await run([gpu])).map((m) => m.split(". ")[0])).toEqual(["Container \"ml-predictor-container\" passes host GPUs into the container (runtime nvidia)"]);
+        expect(messages(await run([dockerService("ml-predictor", { runtime: "nvidia", gpus: "all" })])).map((m) => m.split(". ")[0])).toEqual([
+            "Container \"ml-predictor-container\" passes host GPUs into the container (deviceRequests/gpus)",
+        ]);
+        expect(await run([gpu], allowing({ allowedDockerRuntimes: ["nvidia"] }))).toEqual([]);
+    });
+
+    it("rejects adminAccess in a DRA ResourceClaim or ResourceClaimTemplate of every version (and their Lists) unless the claim is listed", async () => {
+        const request = (extra: Record<string, any>) => ({ name: "gpu", ...extra });
+        const claim = (version: string, kind: string, requests: any[], name = "debug-gpu") => ({
+            type: `kubernetes:resource.k8s.io/${version}:${kind}`, name,
+            props: kind === "ResourceClaim"
+                ? { metadata: { name, namespace: "ai-trading" }, spec: { devices: { requests } } }
+                : { metadata: { name, namespace: "ai-trading" }, spec: { spec: { devices: { requests } } } },
+        });
+        const legacy = request({ deviceClassName: "gpu.example.com", adminAccess: true });
+        const exactly = request({ exactly: { deviceClassName: "gpu.example.com", adminAccess: true } });
+        const bad = [
+            claim("v1alpha3", "ResourceClaim", [legacy]),
+            claim("v1beta1", "ResourceClaimTemplate", [legacy]),
+            claim("v1beta2", "ResourceClaim", [exactly]),
+            claim("v1", "ResourceClaimTemplate", [exactly]),
+            { type: "kubernetes:resource.k8s.io/v1beta1:ResourceClaimList", name: "claims", props: { items: [claim("v1beta1", "ResourceClaim", [legacy], "in-a-list").props] } },
+        ];
+        const found = messages(await run(bad));
+        const fix = (name: string) => ": a pod using the claim gets privileged access to devices already allocated to other pods (their memory and state included), " +
+            `past the scheduler's allocation; remove it, or list the claim ("${name}") in allowedAdminAccessClaims after review.`;
+        expect(found).toEqual([
+            `ResourceClaim "debug-gpu" requests admin access to its devices (spec.devices.requests[gpu].adminAccess)${fix("debug-gpu")}`,
+            `ResourceClaimTemplate "debug-gpu" requests admin access to its devices (spec.spec.devices.requests[gpu].adminAccess)${fix("debug-gpu")}`,
+            `ResourceClaim "debug-gpu" requests admin access to its devices (spec.devices.requests[gpu].exactly.adminAccess)${fix("debug-gpu")}`,
+            `ResourceClaimTemplate "debug-gpu" requests admin access to its devices (spec.spec.devices.requests[gpu].exactly.adminAccess)${fix("debug-gpu")}`,
+            `ResourceClaimList "claims" requests admin access to its devices (spec.devices.requests[gpu].adminAccess)${fix("in-a-list")}`,
+        ]);
+        // A claim without admin access, adminAccess false or unknown during preview, and a listed claim pass.
+        expect(await run([
+            claim("v1beta1", "ResourceClaim", [request({ deviceClassName: "gpu.example.com" }), request({ name: "b", adminAccess: false }), request({ name: "c", adminAccess: UNKNOWN })]),
+            claim("v1", "ResourceClaim", [request({ exactly: { deviceClassName: "gpu.example.com", adminAccess: false } })], "plain-gpu"),
+        ])).toEqual([]);
+        expect(await run(bad.slice(0, 4), allowing({ allowedAdminAccessClaims: ["debug-gpu"] }))).toEqual([]);
+    });
+});
+
 describe("drop-all-capabilities", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("drop-all-capabilities"));
 
