@@ -51,6 +51,7 @@ import { serversRequireAuthentication } from "./rules/servers-require-authentica
 import { serviceMinReplicas } from "./rules/service-min-replicas";
 import { servicePodDisruptionBudget } from "./rules/service-pod-disruption-budget";
 import { strongGeneratedSecrets } from "./rules/strong-generated-secrets";
+import { trustedCertificateIssuers } from "./rules/trusted-certificate-issuers";
 
 export const PACK_NAME = "trading-hardening";
 
@@ -62,6 +63,7 @@ export const policies: Policies = [
     credentialsFromSecretRefs,
     // TLS and exposure
     edgeTlsOnly,
+    trustedCertificateIssuers,
     ingressHosts,
     ingressNoSnippets,
     ingressCors,

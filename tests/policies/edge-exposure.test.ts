@@ -126,6 +126,59 @@ describe("edge-tls-only", () => {
     });
 });
 
+// Session 42's policy hunt: a staging issuer was refused by the stack config's name check only
+// (trading:certIssuer containing "staging"); an issuer the program declares, whatever its name, with a
+// staging, test or plain-http ACME server, passed the pack.
+describe("trusted-certificate-issuers (session 42)", () => {
+    const run = (rs: TestResource[], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("trusted-certificate-issuers"));
+    const issuer = (kind: "Issuer" | "ClusterIssuer", name: string, server: unknown, extra: Record<string, unknown> = {}): TestResource => ({
+        type: `kubernetes:cert-manager.io/v1:${kind}`, name: `${name}-issuer`,
+        props: {
+            apiVersion: "cert-manager.io/v1", kind,
+            metadata: { name, ...(kind === "Issuer" ? { namespace: NS } : {}) },
+            spec: { acme: { server, email: "ops@example.com", privateKeySecretRef: { name: `${name}-account` }, solvers: [{ http01: { ingress: { ingressClassName: "nginx" } } }], ...extra } },
+        },
+    });
+    const certificate = (issuerRef: Record<string, string>): TestResource => ({
+        type: "kubernetes:cert-manager.io/v1:Certificate", name: "api-certificate",
+        props: { metadata: { name: "api", namespace: NS }, spec: { secretName: "api-tls", dnsNames: ["trading.example.com"], issuerRef } },
+    });
+    const fix = ": every client of this stack would fail TLS, or be taught to click through it. Point the issuer at a production ACME directory " +
+        "over https (e.g. https://acme-v02.api.letsencrypt.org/directory), or use a production issuer; staging issuers belong to dev stacks.";
+
+    it("rejects an Ingress or Certificate whose declared issuer's ACME server is a staging or test directory, plain http or unverified, whatever the issuer is called", async () => {
+        const cases: [TestResource, TestResource, string][] = [
+            [issuer("ClusterIssuer", "letsencrypt-prod", "https://acme-staging-v02.api.letsencrypt.org/directory"), ingress(),
+                "Ingress \"nginx-ingress\" takes its certificate from ClusterIssuer \"letsencrypt-prod\" (annotation cert-manager.io/cluster-issuer), and its ACME server https://acme-staging-v02.api.letsencrypt.org is Let's Encrypt's staging directory, whose certificates chain to a root no browser or client trusts"],
+            [issuer("ClusterIssuer", "letsencrypt-prod", "https://pebble.cert-manager.svc:14000/dir"), ingress(),
+                "Ingress \"nginx-ingress\" takes its certificate from ClusterIssuer \"letsencrypt-prod\" (annotation cert-manager.io/cluster-issuer), and its ACME server https://pebble.cert-manager.svc:14000 is a staging or test CA, whose certificates no browser or client trusts"],
+            [issuer("Issuer", "acme", "http://acme-v02.api.letsencrypt.org/directory"), ingress({ annotations: { "cert-manager.io/issuer": "acme", "nginx.ingress.kubernetes.io/ssl-redirect": "true" } }),
+                "Ingress \"nginx-ingress\" takes its certificate from Issuer \"acme\" (annotation cert-manager.io/issuer), and its ACME server http://acme-v02.api.letsencrypt.org is not https (anyone on the path answers as the CA and issues for the host)"],
+            [issuer("ClusterIssuer", "public", "https://dv.acme-v02.test-api.pki.goog/directory"), certificate({ name: "public", kind: "ClusterIssuer", group: "cert-manager.io" }),
+                "Certificate \"api-certificate\" takes its certificate from ClusterIssuer \"public\" (spec.issuerRef), and its ACME server https://dv.acme-v02.test-api.pki.goog is Google Trust Services' staging directory, whose certificates chain to a root no browser or client trusts"],
+            [issuer("Issuer", "acme", "https://acme-v02.api.letsencrypt.org/directory", { skipTLSVerify: true }), certificate({ name: "acme" }),
+                "Certificate \"api-certificate\" takes its certificate from Issuer \"acme\" (spec.issuerRef), and it does not verify its ACME server's certificate (spec.acme.skipTLSVerify)"],
+        ];
+        for (const [iss, user, expected] of cases) {
+            const vs = await run([iss, user]);
+            expect(vs.map((v) => `${v.enforcementLevel} ${v.resourceName} ${v.message}`), expected).toEqual([`mandatory ${user.name} ${expected}${fix}`]);
+            // A dev stack may use a staging issuer on purpose.
+            expect(await run([iss, user], "dev"), expected).toEqual([]);
+        }
+    });
+
+    it("passes a production issuer, an issuer no one uses, one of another namespace or kind than the reference, and a server unknown during preview", async () => {
+        const staging = "https://acme-staging-v02.api.letsencrypt.org/directory";
+        expect(await run([issuer("ClusterIssuer", "letsencrypt-prod", "https://acme-v02.api.letsencrypt.org/directory"), ingress(), certificate({ name: "letsencrypt-prod", kind: "ClusterIssuer" })])).toEqual([]);
+        expect(await run([issuer("ClusterIssuer", "letsencrypt-staging", staging), ingress()])).toEqual([]);
+        // The Ingress names a ClusterIssuer; a namespaced Issuer of the same name is not it.
+        expect(await run([issuer("Issuer", "letsencrypt-prod", staging), ingress()])).toEqual([]);
+        const otherNamespace = edit(issuer("Issuer", "acme", staging), (p) => { p.metadata.namespace = "other"; });
+        expect(await run([otherNamespace, certificate({ name: "acme" })])).toEqual([]);
+        expect(await run([issuer("ClusterIssuer", "letsencrypt-prod", UNKNOWN), ingress()])).toEqual([]);
+    });
+});
+
 describe("no-public-exposure", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("no-public-exposure"));
 

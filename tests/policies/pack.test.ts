@@ -50,7 +50,7 @@ describe("policy config files", () => {
     });
 
     it("both files set environment explicitly for every stack-sensitive policy (no guessing)", () => {
-        expect(envSensitive).toEqual(["datastore-backups", "datastore-persistent-storage", "emptydir-size-limit", "no-public-exposure", "pod-anti-affinity", "prometheus-alert-rules", "service-min-replicas", "service-pod-disruption-budget"]);
+        expect(envSensitive).toEqual(["datastore-backups", "datastore-persistent-storage", "emptydir-size-limit", "no-public-exposure", "pod-anti-affinity", "prometheus-alert-rules", "service-min-replicas", "service-pod-disruption-budget", "trusted-certificate-issuers"]);
         for (const file of ["dev", "prod"] as const) {
             const raw = loadConfig(file) as Record<string, any>;
             for (const name of envSensitive) expect(raw[name]?.environment, `${file}.json ${name}`).toBe(file);
