@@ -644,7 +644,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       exposeDatastores: r.boolean("exposeDatastores"),
     },
     jobSchedules,
-    logLevel: r.oneOf("logLevel"),
+    logLevel: logLevel(r, target),
     smtp: { host: smtpHost, port: r.integer("smtpPort"), username: r.string("smtpUsername"), from: smtpFrom },
     notifyWebhookPorts,
   };
@@ -712,6 +712,29 @@ function gatewayRateLimit(r: Reader): { windowMs: number; maxRequests: number } 
     );
   }
   return { windowMs, maxRequests };
+}
+
+/** Log levels that write request detail the info level leaves out (the services' pino levels). */
+const VERBOSE_LOG_LEVELS = ["debug", "trace"];
+
+/**
+ * The services' log level (their LOG_LEVEL). Debug and trace log request detail the info level leaves
+ * out (bodies, headers, identifiers) to every reader of the cluster's logs: refused on Kubernetes on
+ * every stack but dev unless `allowVerboseLogs` says the operator means it (session 42; the policy
+ * pack's no-insecure-runtime-flags judges the workloads' LOG_LEVEL the same way).
+ */
+function logLevel(r: Reader, target: Target): string {
+  const level = r.oneOf("logLevel");
+  // Read (and so checked) on every stack, as every key is.
+  const allowVerbose = r.boolean("allowVerboseLogs");
+  if (target === "kubernetes" && !isDevStack(r.stack) && VERBOSE_LOG_LEVELS.includes(level) && !allowVerbose) {
+    throw new ConfigError(
+      "logLevel",
+      r.stack,
+      `'${level}' logs request detail the info level leaves out (bodies, headers, identifiers) to every reader of the cluster's logs: use info on this stack, or, for the time of an investigation, set ${CONFIG_NAMESPACE}:allowVerboseLogs true (and list the workloads in the policy pack's no-insecure-runtime-flags verboseLogWorkloads); verbose levels are accepted on dev stacks (dev, dev-*)`,
+    );
+  }
+  return level;
 }
 
 /** The folder .gitignore keeps out of git at any depth (`rendered/`): manifests rendered for review go there. */

@@ -1,10 +1,11 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
 import { splitEnv } from "../lib/credentials";
 import { Workload, workloadRule } from "../lib/rule";
 import { environmentSourceEntries, workloadEnv } from "../lib/environment";
 import { arr, plain, str } from "../lib/values";
-import { describe } from "../lib/workloads";
+import { describe, objectName } from "../lib/workloads";
 
 /**
  * Settings that switch a process's own safety off at run time, whatever the container's security
@@ -69,6 +70,41 @@ function commandProblems(where: string, parts: unknown[]): string[] {
     return out;
 }
 
+export interface RuntimeFlagsConfig {
+    /**
+     * Kubernetes workloads (their `trading.io/workload` name, else the resource's) and environment
+     * sources (ConfigMap/Secret names) allowed a debug or trace LOG_LEVEL (none by default, session 42).
+     */
+    verboseLogWorkloads: string[];
+}
+
+const defaults: RuntimeFlagsConfig = { verboseLogWorkloads: [] };
+
+/** Log levels (pino's, as the service kit reads LOG_LEVEL) that write request detail the info level leaves out. */
+const VERBOSE_LOG_LEVELS = ["debug", "trace"];
+
+/** A verbose LOG_LEVEL setting (session 42), judged on Kubernetes (the production target) only. */
+export function verboseLogLevel(name: string, value: string): string | undefined {
+    if (name !== "LOG_LEVEL" || !VERBOSE_LOG_LEVELS.includes(value.trim().toLowerCase())) return undefined;
+    return `sets LOG_LEVEL=${value.trim()}`;
+}
+
+const VERBOSE_FIX = ": verbose logs carry request detail the info level leaves out (bodies, headers, identifiers, query parameters) to every reader " +
+    "of the cluster's logs; use info (trading:logLevel) on this stack, or list the workload in verboseLogWorkloads for the time of an investigation.";
+
+/** A debug or trace LOG_LEVEL in a Kubernetes workload's containers (literal env values), unless the workload is allowed. */
+export function verboseLogProblems(w: Workload, cfg: RuntimeFlagsConfig = defaults): string[] {
+    if (w.target !== "kubernetes" || cfg.verboseLogWorkloads.includes(w.id.workload) || cfg.verboseLogWorkloads.includes(w.name)) return [];
+    const out: string[] = [];
+    for (const env of workloadEnv(w.type, w.props)) {
+        for (const e of env.entries) {
+            const p = e.value !== undefined && env.container ? verboseLogLevel(e.name, e.value) : undefined;
+            if (p !== undefined) out.push(`container "${env.container!.name}" ${p}`);
+        }
+    }
+    return out;
+}
+
 export function insecureRuntimeFlagProblems(w: Workload): string[] {
     const out: string[] = [];
     for (const env of workloadEnv(w.type, w.props)) {
@@ -90,14 +126,17 @@ export function insecureRuntimeFlagProblems(w: Workload): string[] {
  * environment with `envFrom` (or one by `configMapKeyRef`/`secretKeyRef`), where the workload's own
  * env shows nothing. Secret `data` is base64.
  */
-export function environmentSourceProblems(type: string, props: Record<string, any>): string[] {
+export function environmentSourceProblems(type: string, props: Record<string, any>, cfg: RuntimeFlagsConfig = defaults, name = ""): string[] {
     const out: string[] = [];
-    for (const { field, name, value } of environmentSourceEntries(type, props)) {
-        const p = value !== undefined ? insecureSetting(name, value) : undefined;
-        if (p !== undefined) out.push(`${field}.${name} ${p} in every pod taking it as its environment`);
+    const verboseAllowed = cfg.verboseLogWorkloads.includes(objectName(props, name)) || cfg.verboseLogWorkloads.includes(name);
+    for (const { field, name: key, value } of environmentSourceEntries(type, props)) {
+        const p = value === undefined ? undefined : insecureSetting(key, value) ?? (verboseAllowed ? undefined : verboseLogLevel(key, value));
+        if (p !== undefined) out.push(`${field}.${key} ${p} in every pod taking it as its environment`);
     }
     return out;
 }
+
+const messageOf = (who: string, p: string) => `${who} ${p}${p.includes("sets LOG_LEVEL=") ? VERBOSE_FIX : FIX}`;
 
 const FIX = "; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the " +
     "credentials it carries to whoever is on the path, and the admin API deletes data for any client (debug a copy " +
@@ -107,15 +146,23 @@ export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
     name: "no-insecure-runtime-flags",
     description:
         "No process runs with its own safety switched off: no Node inspector (--inspect*, in NODE_OPTIONS or the command line), " +
-        "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no SMTP without (verified) TLS, no Prometheus --web.enable-admin-api.",
+        "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no SMTP without (verified) TLS, no Prometheus --web.enable-admin-api; " +
+        "no Kubernetes workload logs at LOG_LEVEL debug or trace unless listed in verboseLogWorkloads.",
     severity: "high",
+    configSchema: {
+        properties: {
+            verboseLogWorkloads: { type: "array", items: { type: "string" }, default: [] },
+        },
+    },
     validateResource: [
-        workloadRule({}, (w) => insecureRuntimeFlagProblems(w), (w, p) => `${w.label} ${p}${FIX}`),
+        workloadRule(defaults, (w, cfg) => [...insecureRuntimeFlagProblems(w), ...verboseLogProblems(w, cfg)], (w, p) => messageOf(w.label, p)),
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
-            for (const p of environmentSourceProblems(args.type, plain(props))) reportViolation(`${describe(args.type, args.name)} ${p}${FIX}`);
+            const cfg = readConfig(args, defaults);
+            for (const p of environmentSourceProblems(args.type, plain(props), cfg, args.name)) reportViolation(messageOf(describe(args.type, args.name), p));
         }),
         validateResourceOfType(k8s.core.v1.Secret, (props, args, reportViolation) => {
-            for (const p of environmentSourceProblems(args.type, plain(props))) reportViolation(`${describe(args.type, args.name)} ${p}${FIX}`);
+            const cfg = readConfig(args, defaults);
+            for (const p of environmentSourceProblems(args.type, plain(props), cfg, args.name)) reportViolation(messageOf(describe(args.type, args.name), p));
         }),
     ],
 };

@@ -87,3 +87,33 @@ describe("no-insecure-runtime-flags", () => {
         expect(summary(await run([k8s]))).toEqual(["no-insecure-runtime-flags prometheus-deployment"]);
     });
 });
+
+// Session 42's policy hunt: LOG_LEVEL debug or trace on a production workload passed the pack (and the
+// stack config: tests/unit/config-refusals.test.ts "logLevel (session 42)").
+describe("no-insecure-runtime-flags: verbose logs on Kubernetes (session 42)", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, { only: ["no-insecure-runtime-flags"] });
+    const verboseFix = ": verbose logs carry request detail the info level leaves out (bodies, headers, identifiers, query parameters) to every reader " +
+        "of the cluster's logs; use info (trading:logLevel) on this stack, or list the workload in verboseLogWorkloads for the time of an investigation.";
+
+    it("rejects LOG_LEVEL debug or trace in a Kubernetes workload of every pod-bearing kind and in an environment source, unless listed in verboseLogWorkloads", async () => {
+        const kinds = asEveryPodKind(deployment("api-gateway", 3001, { container: { env: [{ name: "LOG_LEVEL", value: "debug" }] } }));
+        const found = (await run(kinds)).map((v) => v.message);
+        expect(found).toEqual(kinds.map((k) => `${k.type.split(":").pop()} "${k.name}" container "api-gateway" sets LOG_LEVEL=debug${verboseFix}`));
+        const trace = deployment("order-management", 3002, { container: { env: [{ name: "LOG_LEVEL", value: "TRACE" }] } });
+        const source = { type: "kubernetes:core/v1:ConfigMap", name: "gateway-env", props: { metadata: { name: "gateway-env", namespace: NS }, data: { LOG_LEVEL: "trace" } } };
+        expect((await run([trace, source])).map((v) => v.message)).toEqual([
+            `Deployment "order-management-deployment" container "order-management" sets LOG_LEVEL=TRACE${verboseFix}`,
+            `ConfigMap "gateway-env" data.LOG_LEVEL sets LOG_LEVEL=trace in every pod taking it as its environment${verboseFix}`,
+        ]);
+        const allowing = { all: "mandatory" as const, "no-insecure-runtime-flags": { verboseLogWorkloads: ["order-management", "gateway-env"] } };
+        expect(await run([trace, source], allowing)).toEqual([]);
+        expect((await run([kinds[0], trace], allowing)).map((v) => v.resourceName)).toEqual([kinds[0].name]);
+    });
+
+    it("passes info and quieter levels, a value unknown during preview, and a Docker (dev) container at debug", async () => {
+        const levels = ["info", "warn", "error", "fatal", "silent", UNKNOWN].map((value, i) =>
+            deployment(["api-gateway", "order-management", "trading-engine", "data-bridge", "portfolio-manager", "risk-management"][i], 3000 + i, { container: { env: [{ name: "LOG_LEVEL", value }] } }));
+        expect(await run(levels)).toEqual([]);
+        expect(await run([dockerService("api-gateway", { envs: ["LOG_LEVEL=debug"] })])).toEqual([]);
+    });
+});

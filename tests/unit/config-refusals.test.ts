@@ -160,6 +160,30 @@ describe("certIssuer (session 41)", () => {
   });
 });
 
+// Session 42's policy hunt: debug or trace logs on a production cluster passed (session 41 had checked and left it:
+// pino's redaction covers credentials, but verbose levels log request detail info leaves out).
+describe("logLevel (session 42)", () => {
+  it("refuses debug and trace on Kubernetes on every stack but dev, naming the key, the stack and the opt-in", () => {
+    for (const stack of ["prod", "local-k8s"]) {
+      for (const level of ["debug", "trace"]) {
+        expect(error(stack, { ...k8s, logLevel: level }).message, `${stack} ${level}`).toBe(
+          `Invalid configuration trading:logLevel on stack '${stack}': '${level}' logs request detail the info level leaves out (bodies, headers, identifiers) to every reader of the cluster's logs: use info on this stack, or, for the time of an investigation, set trading:allowVerboseLogs true (and list the workloads in the policy pack's no-insecure-runtime-flags verboseLogWorkloads); verbose levels are accepted on dev stacks (dev, dev-*)`,
+        );
+      }
+    }
+    // A malformed opt-in is refused as every boolean is.
+    expect(error("prod", { ...k8s, logLevel: "debug", allowVerboseLogs: "yes" }).key).toBe("allowVerboseLogs");
+  });
+
+  it("keeps debug with the opt-in, on dev stacks and on Docker, and every quieter level everywhere", () => {
+    expect(parseStackConfig("prod", { ...k8s, logLevel: "debug", allowVerboseLogs: "true" }).logLevel).toBe("debug");
+    for (const stack of ["dev", "dev-k8s"]) expect(parseStackConfig(stack, { ...k8s, logLevel: "trace" }).logLevel, stack).toBe("trace");
+    expect(parseStackConfig("staging", { ...docker, logLevel: "debug" }).logLevel).toBe("debug");
+    for (const level of ["info", "warn", "error", "fatal"]) expect(parseStackConfig("prod", { ...k8s, logLevel: level }).logLevel, level).toBe(level);
+    expect(parseStackConfig("prod", k8s).logLevel).toBe("info");
+  });
+});
+
 describe("cron schedules (backupSchedule, mlRetrainSchedule)", () => {
   it("refuses day-of-week 7, which croner reads as Sunday and a Kubernetes CronJob refuses", () => {
     for (const v of ["0 0 * * 7", "0 0 * * 5-7", "0 0 * * 1,7", "0 0 * * 7/2"]) {
