@@ -183,6 +183,16 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
         expect(lines(vs).join("\n")).toContain("StatefulSet \"postgres-statefulset\" container \"postgres\" image \"postgres:16.4-bookworm\" (docker.io/library/postgres) is not from an allowed registry (allowedRegistries: localhost/ai-trading)");
     });
 
+    // Session 42's policy hunt: verbose logs on production. The config refuses them without the opt-in; with it,
+    // prod.json still refuses each workload until no-insecure-runtime-flags' verboseLogWorkloads lists it.
+    it("prod: trading:logLevel debug is refused by the stack config, and with allowVerboseLogs fails prod.json (no-insecure-runtime-flags)", async () => {
+        await expect(runProgram("prod", { logLevel: "debug" })).rejects.toThrow("Invalid configuration trading:logLevel on stack 'prod': 'debug' logs request detail");
+        const vs = await judge("prod", "prod", { logLevel: "debug", allowVerboseLogs: "true" });
+        expect(policyNames(vs)).toEqual(["no-insecure-runtime-flags"]);
+        expect(mandatory(vs)).toEqual(vs);
+        expect(lines(vs).join("\n")).toContain("Deployment \"api-gateway-deployment\" container \"api-gateway\" sets LOG_LEVEL=debug: verbose logs carry request detail");
+    });
+
     // A privileged container cannot be produced through the program: it offers no such switch on
     // purpose (a debugging escape hatch would ship to production sooner or later). The policy's
     // own tests (containers.test.ts) feed it privileged containers directly.
