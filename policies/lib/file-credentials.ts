@@ -21,7 +21,28 @@ export interface FileCredential {
 /** Directives of servers the platform runs whose value is a password though the name does not say so. */
 const PASSWORD_DIRECTIVES = new Set(["requirepass", "masterauth"]);
 
-const isCredentialSetting = (name: string) => isCredentialName(name) || PASSWORD_DIRECTIVES.has(name.toLowerCase());
+/**
+ * Words before a last word KEY that make it no secret: a file's `primary_key`, `partition.key` or
+ * `public_key` is a column, a record's key or a key everyone may read.
+ */
+const NOT_SECRET_KEY_QUALIFIERS = new Set([
+    "PUBLIC", "PRIMARY", "FOREIGN", "PARTITION", "SORT", "CACHE", "ROUTING", "SHARD", "UNIQUE", "INDEX", "LOOKUP", "GROUP", "LABEL",
+    "TAG", "MESSAGE", "RECORD", "IDEMPOTENCY", "DEDUP", "DEDUPE", "HASH", "MAP", "ROW", "COLUMN", "JOIN",
+]);
+
+/**
+ * A setting inside a file that holds a credential: `isCredentialName`, but a bare `key`, `keys` or `auth`
+ * (in YAML and JSON a map's or a selector's key, `- key: app.kubernetes.io/name`, or a section) and a key
+ * qualified as no secret (`primary_key`, `public_key`) are not; Redis's `requirepass`/`masterauth` are.
+ */
+export function isCredentialSetting(name: string): boolean {
+    if (PASSWORD_DIRECTIVES.has(name.toLowerCase())) return true;
+    if (!isCredentialName(name)) return false;
+    const words = name.toUpperCase().split(/[^A-Z0-9]+/).filter(Boolean);
+    const last = words[words.length - 1];
+    if (words.length === 1 && ["KEY", "KEYS", "AUTH"].includes(last)) return false;
+    return !((last === "KEY" || last === "KEYS") && NOT_SECRET_KEY_QUALIFIERS.has(words[words.length - 2]));
+}
 
 /** Values that are no secret: what a template or the server fills in, nothing, or a switch. */
 const NOT_LITERAL = new Set(["", "~", "null", "true", "false", "yes", "no", "on", "off", "none", "|", ">", "|-", ">-", "[]", "{}", "{", "["]);

@@ -438,6 +438,10 @@ describe("credentials inside files (session 42)", () => {
             "grafana.yml": "secureJsonData:\n  basicAuthPassword: $__env{GF_DS_PASSWORD}\n  password_file: /etc/secrets/pw\n",
             "dsn.txt": "postgres://trading:${DB_PASSWORD}@postgres:5432/trading",
             "notes.txt": "The password is rotated weekly by the platform.\n",
+            // Keys that are no credential in a file: a selector's or a record's key, a column, a public key.
+            "selector.yaml": "matchExpressions:\n  - key: app.kubernetes.io/name\n    operator: In\nprimary_key: id\npartition.key: user_id\n",
+            "transform.json": JSON.stringify([{ key: "severity", value: "critical" }]),
+            "ssh.conf": "public_key = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG\nauth: basic\n",
         });
         expect(await runPack([references], "prod", only("credentials-from-secret-refs"))).toEqual([]);
     });
