@@ -99,6 +99,20 @@ export async function deleteWebhook(db: Queryable, userId: string, id: string): 
   return ((await db.query("DELETE FROM nt_webhooks WHERE webhook_id = $1 AND user_id = $2", [id, userId])).rowCount ?? 0) === 1;
 }
 
+/**
+ * How many of the user's deliveries wait to be sent on each of `channels` (pending: postponed by the
+ * rate limit or quiet hours, or retrying), counted up to `cap` each (index of migration 0463).
+ */
+export async function pendingByChannel(db: Queryable, userId: string, channels: Channel[], cap: number): Promise<Map<Channel, number>> {
+  if (!channels.length) return new Map();
+  const { rows } = await db.query<{ channel: Channel; n: number }>(
+    `SELECT c AS channel, (SELECT count(*)::int FROM (SELECT 1 FROM nt_deliveries WHERE user_id = $1 AND channel = c AND status = 'pending' LIMIT $3) p) AS n
+       FROM unnest($2::text[]) AS x(c)`,
+    [userId, [...new Set(channels)], cap],
+  );
+  return new Map(rows.map((r) => [r.channel, r.n]));
+}
+
 /** One delivery per (notice, channel, target); an existing one (a redelivered event) is left alone. */
 export async function insertDeliveries(db: Queryable, n: Notice, targets: { channel: Channel; target: string }[], notBefore: Date): Promise<number> {
   if (!targets.length) return 0;

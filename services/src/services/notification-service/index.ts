@@ -74,6 +74,7 @@ export default defineService({
     NOTIFY_BACKOFF_BASE_MS: Type.Integer({ default: 2_000, minimum: 1, maximum: 3_600_000 }),
     NOTIFY_BACKOFF_MAX_MS: Type.Integer({ default: 3_600_000, minimum: 1, maximum: 86_400_000 }),
     NOTIFY_RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1, maximum: 10_000, description: "messages per user and channel per window" }),
+    NOTIFY_MAX_PENDING_PER_CHANNEL: Type.Integer({ default: 500, minimum: 1, maximum: 100_000, description: "deliveries of one user that may wait on one channel (rate limit, quiet hours, retries); a notice beyond is not queued there" }),
     NOTIFY_RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 3_600_000, minimum: 1_000, maximum: 2_592_000_000, description: "1 s to 30 days" }),
     NOTIFY_WORKER_INTERVAL_MS: Type.Integer({ default: 500, minimum: 10 }),
     NOTIFY_BATCH: Type.Integer({ default: 20, minimum: 1, maximum: 500 }),
@@ -103,7 +104,7 @@ export default defineService({
     ctx.log.info({ email: !!channels.email, telegram: !!channels.telegram, webhook: true }, "notification channels");
     registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, webhookPorts, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS, sendCode: { email: email && ((to, m) => email.send(to, m)), telegram: telegram && ((chat, m) => telegram.send(chat, m)) }, log: ctx.log });
 
-    const sent = new Counter({ name: "notifications_total", help: "Delivery attempts by channel and outcome (sent, retry, dead, rate_limited)", labelNames: ["channel", "outcome"] as const, registers: [ctx.metrics.registry] });
+    const sent = new Counter({ name: "notifications_total", help: "Delivery attempts by channel and outcome (sent, retry, dead, rate_limited; dropped: not queued, the user's backlog on the channel full)", labelNames: ["channel", "outcome"] as const, registers: [ctx.metrics.registry] });
     const sender = new Sender(app.pg, app.redis, channels, {
       batch: c.NOTIFY_BATCH, leaseMs: c.NOTIFY_LEASE_MS, maxAttempts: c.NOTIFY_MAX_ATTEMPTS, backoffBaseMs: c.NOTIFY_BACKOFF_BASE_MS,
       backoffMaxMs: c.NOTIFY_BACKOFF_MAX_MS, rateLimitMax: c.NOTIFY_RATE_LIMIT_MAX, rateLimitWindowMs: c.NOTIFY_RATE_LIMIT_WINDOW_MS,
@@ -140,7 +141,14 @@ export default defineService({
             ctx.log.warn({ topic: m.topic, key: m.key }, "malformed event skipped");
             continue;
           }
-          if (n && typeof n.userId === "string" && n.userId) queued += await ingest(app.pg, channels, n);
+          if (!n || typeof n.userId !== "string" || !n.userId) continue;
+          const r = await ingest(app.pg, channels, n, { maxPendingPerChannel: c.NOTIFY_MAX_PENDING_PER_CHANNEL });
+          queued += r.queued;
+          for (const d of r.dropped) {
+            sent.inc({ channel: d.channel, outcome: "dropped" }, d.targets);
+            // Debug: one line per notice would let the user who fills the backlog flood the log too (the counter is the signal).
+            ctx.log.debug({ userId: n.userId, channel: d.channel, kind: n.kind, notice: n.dedupKey, maxPending: c.NOTIFY_MAX_PENDING_PER_CHANNEL }, "notice not queued: the user's backlog on this channel is full");
+          }
         }
         if (queued) loop();
       },

@@ -22,18 +22,32 @@ export interface Channels {
   webhook: { send(url: string, secret: string, n: Notice): Promise<void> };
 }
 
-export async function ingest(db: Queryable, channels: Channels, n: Notice, now = new Date()): Promise<number> {
+/**
+ * Queues the notice's deliveries; answers how many were queued and how many targets were left out
+ * because their channel's backlog is full. At most `maxPendingPerChannel` deliveries of one user wait
+ * on one channel (postponed by the rate limit or quiet hours, or retrying): a notice beyond that is not
+ * queued there. Before, a user whose notices came faster than NOTIFY_RATE_LIMIT_MAX a window (an order
+ * rejected or filled at the gateway's rate: 300 a minute against 30 an hour) queued rows without end,
+ * all of them due again at every window's end, ahead of every other user's deliveries.
+ */
+export async function ingest(db: Queryable, channels: Channels, n: Notice, o: { maxPendingPerChannel: number }, now = new Date()): Promise<{ queued: number; dropped: { channel: Channel; targets: number }[] }> {
   const prefs = await data.preferences(db, n.userId);
   const hooks = await data.webhooks(db, n.userId);
   const available = new Set<Channel>();
   if (prefs.email && prefs.emailVerified && channels.email) available.add("email");
   if (prefs.telegramChatId && prefs.telegramVerified && channels.telegram) available.add("telegram");
   if (hooks.length) available.add("webhook");
-  const targets = channelsFor(n.category, prefs.channels, available).flatMap((channel): { channel: Channel; target: string }[] =>
-    channel === "email" ? [{ channel, target: prefs.email! }] : channel === "telegram" ? [{ channel, target: prefs.telegramChatId! }] : hooks.map((h) => ({ channel, target: h.id })),
-  );
+  const wanted = channelsFor(n.category, prefs.channels, available);
+  const pending = await data.pendingByChannel(db, n.userId, wanted, o.maxPendingPerChannel);
+  const dropped: { channel: Channel; targets: number }[] = [];
+  const targets = wanted.flatMap((channel): { channel: Channel; target: string }[] => {
+    const all = channel === "email" ? [{ channel, target: prefs.email! }] : channel === "telegram" ? [{ channel, target: prefs.telegramChatId! }] : hooks.map((h) => ({ channel, target: h.id }));
+    const room = Math.max(0, o.maxPendingPerChannel - (pending.get(channel) ?? 0));
+    if (all.length > room) dropped.push({ channel, targets: all.length - room });
+    return all.slice(0, room);
+  });
   const notBefore = n.urgent ? now : deliverAfter(now, prefs.quietHours, prefs.timeZone);
-  return data.insertDeliveries(db, n, targets, notBefore);
+  return { queued: await data.insertDeliveries(db, n, targets, notBefore), dropped };
 }
 
 /**
@@ -42,6 +56,9 @@ export async function ingest(db: Queryable, channels: Channels, n: Notice, now =
  * goes to the operator's log; the delivery is retried like any other failure.
  */
 export const INTERNAL_ERROR = "internal error";
+
+/** The furthest a rate-limited message is put off (in windows): a date stays a date; one due then is spread again. */
+const MAX_WINDOWS_AHEAD = 1_000;
 
 export interface SenderOptions { batch: number; leaseMs: number; maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number; rateLimitMax: number; rateLimitWindowMs: number }
 
@@ -84,14 +101,22 @@ export class Sender {
     while (this.sending.size > 0) await Promise.allSettled([...this.sending]);
   }
 
-  /** Fixed window per user and channel in Dragonfly; the instant the window ends when over the limit. */
+  /**
+   * Fixed window per user and channel in Dragonfly; over the limit, the start of the window its place
+   * beyond the limit reaches: the k-th message over it waits ceil(k / max) windows, so a backlog is
+   * spread over the windows that can send it. Before, every message over the limit waited for the next
+   * window alone, and all of them came due at its start, each to be claimed and postponed again (a
+   * backlog of thousands churned at every window's end, ahead of every other user's deliveries).
+   */
   private async limited(d: data.DeliveryRow): Promise<Date | null> {
     const now = Date.now();
     const windowStart = now - (now % this.o.rateLimitWindowMs);
     const key = `nt:rate:${d.user_id}:${d.channel}:${windowStart}`;
     const count = await this.redis.incr(key);
     if (count === 1) await this.redis.pexpire(key, this.o.rateLimitWindowMs * 2);
-    return count > this.o.rateLimitMax ? new Date(windowStart + this.o.rateLimitWindowMs) : null;
+    if (count <= this.o.rateLimitMax) return null;
+    const windowsAhead = Math.min(Math.ceil((count - this.o.rateLimitMax) / this.o.rateLimitMax), MAX_WINDOWS_AHEAD);
+    return new Date(windowStart + windowsAhead * this.o.rateLimitWindowMs);
   }
 
   private async send(d: data.DeliveryRow): Promise<void> {
