@@ -207,15 +207,20 @@ export async function replayDeadLetter(db: Queryable, id: string, userId: string
 }
 
 /**
- * Deletes the sent deliveries made more than `afterSeconds` ago among the `batch` oldest (by id: a
- * pass costs the same whatever the table's size); answers how many. Pending and dead ones stay (a
- * dead letter refers to its delivery). A redelivered event older than that (Kafka keeps days, this
- * months) could notify again.
+ * Deletes the deliveries made more than `afterSeconds` ago, sent or dead, with their dead letters, among
+ * the `batch` oldest that are not pending (by id, a partial index of migration 0464: a pass costs the same
+ * whatever the table's size); answers how many deliveries. Pending ones stay. Before, only sent ones went
+ * and the batch was the oldest rows of any status: a dead delivery, kept for ever, and a sent one with a
+ * dead letter (replayed, then sent), which the dead letter's foreign key kept the DELETE from removing
+ * (the pass failed, and the next took the same rows), stopped the retention for every user for good. A
+ * redelivered event older than that (Kafka keeps days, this months) could notify again.
  */
 export async function deleteOldDeliveries(db: Queryable, afterSeconds: number, batch: number): Promise<number> {
   const r = await db.query(
-    `WITH oldest AS (SELECT delivery_id FROM nt_deliveries ORDER BY delivery_id LIMIT $2 FOR UPDATE SKIP LOCKED)
-     DELETE FROM nt_deliveries d USING oldest WHERE d.delivery_id = oldest.delivery_id AND d.status = 'sent' AND d.created_at < now() - make_interval(secs => $1)`,
+    `WITH oldest AS (SELECT delivery_id FROM nt_deliveries WHERE status <> 'pending' ORDER BY delivery_id LIMIT $2 FOR UPDATE SKIP LOCKED),
+          expired AS (SELECT d.delivery_id FROM nt_deliveries d JOIN oldest USING (delivery_id) WHERE d.status <> 'pending' AND d.created_at < now() - make_interval(secs => $1)),
+          letters AS (DELETE FROM nt_dead_letters l USING expired e WHERE l.delivery_id = e.delivery_id)
+     DELETE FROM nt_deliveries d USING expired e WHERE d.delivery_id = e.delivery_id`,
     [afterSeconds, batch],
   );
   return r.rowCount ?? 0;

@@ -79,7 +79,7 @@ export default defineService({
     NOTIFY_WORKER_INTERVAL_MS: Type.Integer({ default: 500, minimum: 10 }),
     NOTIFY_BATCH: Type.Integer({ default: 20, minimum: 1, maximum: 500 }),
     NOTIFY_LEASE_MS: Type.Integer({ default: 60_000, minimum: 1_000, maximum: 3_600_000 }),
-    /** Days a sent delivery is kept (the user's history, GET /deliveries), then deleted. */
+    /** Days a delivery is kept once sent or dead (the user's history, GET /deliveries; dead letters with it), then deleted. */
     NOTIFY_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 1, maximum: 3_650 }),
   },
   async register(ctx) {
@@ -124,7 +124,7 @@ export default defineService({
       await running;
       await sender.idle();
     });
-    const old = new PeriodicDelete("sent notifications", () => deleteOldDeliveries(app.pg, c.NOTIFY_RETENTION_DAYS * 86_400, 5_000), ctx.log);
+    const old = new PeriodicDelete("old notifications (sent and dead)", () => deleteOldDeliveries(app.pg, c.NOTIFY_RETENTION_DAYS * 86_400, 5_000), ctx.log);
     old.start();
     ctx.onClose(() => old.stop());
 
