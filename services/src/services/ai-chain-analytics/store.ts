@@ -54,6 +54,22 @@ export interface ChainSummary {
   orderToFillMs: { p50: number; p95: number } | null;
 }
 
+/**
+ * The decisions a summary covers: its time range (and the month partitions it spans, by `day`), its
+ * strategy and user when given. The orders, fills and marks are read only for these (by the tables'
+ * keys: decision id, order id, symbol): before, every order, fill and 1-minute candle ever recorded,
+ * every user's and symbol's, was read by each summary, a trader's included (session 42).
+ */
+const DECISIONS_IN_RANGE = `decided_ms >= {fromMs:UInt64} AND decided_ms < {toMs:UInt64}
+        AND day >= toDate({fromDay:String}) AND day <= toDate({toDay:String})
+        AND ({allStrategies:UInt8} = 1 OR strategy_id = {strategyId:String})
+        AND ({allUsers:UInt8} = 1 OR user_id = {userId:String})`;
+/** An instant's UTC day as ClickHouse's Date holds it: clamped to the type's range (1970-01-01 to 2105-12-31). */
+const utcDay = (d: Date): string => new Date(Math.min(Math.max(d.getTime(), 0), Date.UTC(2105, 11, 31))).toISOString().slice(0, 10);
+/** `IN (subquery)`: usable by the tables' primary keys on 18.16. */
+const IN_RANGE = `decision_id IN (SELECT decision_id FROM ai_chain_decisions WHERE ${DECISIONS_IN_RANGE})`;
+const SYMBOLS_IN_RANGE = `symbol IN (SELECT symbol FROM ai_chain_decisions WHERE ${DECISIONS_IN_RANGE})`;
+
 /** One row per decision with its orders, fills and the symbol's mark (the nested joins). */
 const PER_DECISION = `
 SELECT decision_id, strategy_id, model_version, symbol, action, decided_ms, decision_price, user_id,
@@ -64,10 +80,7 @@ FROM (
            any(action) AS action, any(decided_ms) AS decided_ms, any(decision_price) AS decision_price, any(user_id) AS user_id
     FROM (
       -- Filtered a level down: the aggregates' aliases above shadow these columns in a WHERE.
-      SELECT * FROM ai_chain_decisions
-      WHERE decided_ms >= {fromMs:UInt64} AND decided_ms < {toMs:UInt64}
-        AND ({allStrategies:UInt8} = 1 OR strategy_id = {strategyId:String})
-        AND ({allUsers:UInt8} = 1 OR user_id = {userId:String})
+      SELECT * FROM ai_chain_decisions WHERE ${DECISIONS_IN_RANGE}
     )
     GROUP BY decision_id
   ) ANY LEFT JOIN (
@@ -79,17 +92,23 @@ FROM (
         -- user its decision's order id gives the old table's copy of that row wins.
         SELECT order_id, any(decision_id) AS decision_id, max(user_id) AS user_id, min(created_ms) AS created_ms,
                minIf(event_ms, status IN ('partially_filled', 'filled')) AS first_fill_ms
-        FROM (${orderRows()}) GROUP BY order_id
+        FROM (${orderRows(IN_RANGE)}) GROUP BY order_id
       ) ANY LEFT JOIN (
         SELECT order_id, count() AS nfills, sum(q) AS ofq, sum(q * p) AS onotional, sum(f) AS ofees
-        FROM (SELECT order_id, fill_id, any(quantity) AS q, any(price) AS p, any(fee) AS f FROM ai_chain_fills GROUP BY order_id, fill_id)
+        FROM (SELECT order_id, fill_id, any(quantity) AS q, any(price) AS p, any(fee) AS f FROM ai_chain_fills
+              WHERE order_id IN (SELECT order_id FROM ai_chain_user_orders WHERE ${IN_RANGE} UNION ALL SELECT order_id FROM ai_chain_orders WHERE ${IN_RANGE})
+              GROUP BY order_id, fill_id)
         GROUP BY order_id
       ) USING order_id
     )
     GROUP BY decision_id, user_id
   ) USING (decision_id, user_id)
 ) ANY LEFT JOIN (
-  SELECT symbol, argMax(close, open_time) AS mark FROM market_candles WHERE timeframe = '1m' GROUP BY symbol
+  -- From the oldest of the symbols' latest candles on: each symbol's latest is there, so its mark is the same.
+  SELECT symbol, argMax(close, open_time) AS mark FROM market_candles
+  WHERE timeframe = '1m' AND ${SYMBOLS_IN_RANGE}
+    AND open_time >= (SELECT min(last) FROM (SELECT max(open_time) AS last FROM market_candles WHERE timeframe = '1m' AND ${SYMBOLS_IN_RANGE} GROUP BY symbol))
+  GROUP BY symbol
 ) USING symbol`;
 
 const SIGN = `if(action = 'sell', -1, 1)`;
@@ -127,6 +146,9 @@ export class ChainStore {
       {
         fromMs: q.from.getTime(),
         toMs: q.to.getTime(),
+        // The UTC days of the range (a decision's `day` is its decided_ms's, chains.ts), for the partitions.
+        fromDay: utcDay(q.from),
+        toDay: utcDay(q.to),
         allStrategies: q.strategyId ? 0 : 1,
         strategyId: q.strategyId ?? "",
         allUsers: q.userId ? 0 : 1,
