@@ -21,6 +21,8 @@ const PRICEY = `pricey-${run}`;
 /** 5 requests included, then 1.00 per started block of 5: 60 requests cost 11 blocks. */
 const METERED = `metered-${run}`;
 const BULK = `bulk-${run}`;
+/** Made, then no longer offered (bil_plans.active false: hidden from GET /plans). */
+const RETIRED = `retired-${run}`;
 const SIXTY_REQUESTS = 1100;
 
 const rig = useBillingRig([
@@ -28,6 +30,7 @@ const rig = useBillingRig([
   plan(PRICEY, 100000),
   plan(METERED, 1000, { included: 5, blockSize: 5, blockAmount: 100 }),
   plan(BULK, 3000, { included: 1_000_000, blockSize: 1, blockAmount: 1 }),
+  plan(RETIRED, 1),
 ]);
 
 /** The error a use case threw, as the route would answer it. */
@@ -177,5 +180,27 @@ describe("an invoice owing less than the processor charges (0.50 USD)", () => {
       ["void", [["subscription", 100000], ["carried", 23]]],
       ["carried", [["carried", 23]]],
     ]);
+  });
+});
+
+describe("a plan no longer offered (session 42)", () => {
+  it("takes no new subscription nor plan change by its id; a subscription already on it keeps it and renews", async () => {
+    const early = randomUUID();
+    const { subscription_id: earlyId } = await rig.billing.subscribe(early, RETIRED, "pm_card_visa");
+    await rig.client.pool.query("UPDATE bil_plans SET active = false WHERE plan_id = $1", [RETIRED]);
+    expect((await rig.repo.plans()).map((p) => p.id)).not.toContain(RETIRED);
+    // Before: a retired (say, mispriced at 0.01 a month) plan stayed open to anyone who knew its id.
+    const late = randomUUID();
+    expect(await refusal(rig.billing.subscribe(late, RETIRED, "pm_card_visa"))).toEqual({ status: 409, code: "PLAN_NOT_OFFERED", field: "planId" });
+    expect(await subscriptionOf(rig.client, late)).toBeUndefined();
+    const other = randomUUID();
+    const { subscription_id: otherId } = await rig.billing.subscribe(other, CHEAP, "pm_card_visa");
+    expect(await refusal(rig.billing.changePlan(other, otherId, RETIRED))).toEqual({ status: 409, code: "PLAN_NOT_OFFERED", field: "planId" });
+    expect(await subscriptionOf(rig.client, other)).toMatchObject({ plan_id: CHEAP });
+    // The subscription made while it was offered renews on it, and may leave it.
+    await rig.client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '31 days', period_end = now() - interval '1 second' WHERE subscription_id = $1", [earlyId]);
+    await rig.billing.runCycle();
+    expect(await subscriptionOf(rig.client, early)).toMatchObject({ plan_id: RETIRED, status: "active" });
+    expect((await rig.billing.changePlan(early, earlyId, CHEAP)).plan_id).toBe(CHEAP);
   });
 });

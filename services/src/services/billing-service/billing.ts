@@ -47,6 +47,17 @@ export class Billing {
     return p;
   }
 
+  /**
+   * A plan a user may take now (subscribe, change to): one still offered. `bil_plans.active` false hides a
+   * plan from GET /plans, but subscribing and changing plan took it by id (a retired or mispriced plan
+   * stayed open to anyone who knew its id); subscriptions already on it keep it.
+   */
+  private async offeredPlanOrThrow(id: string, c: PoolClient): Promise<Plan> {
+    const p = await this.planOrThrow(id, c);
+    if (!(await this.repo.planOffered(id, c))) throw new HttpError(409, "PLAN_NOT_OFFERED", `plan ${id} is no longer offered (GET /plans lists those that are)`, "planId");
+    return p;
+  }
+
   // Refused here, not at the first charge: a token of someone else's is never stored for this user.
   private async requireSaved(userId: string, paymentMethod: string): Promise<void> {
     if (!(await this.payments.isSaved(userId, paymentMethod))) {
@@ -57,7 +68,7 @@ export class Billing {
   async subscribe(userId: string, planId: string, paymentMethod: string): Promise<SubscriptionRow> {
     await this.requireSaved(userId, paymentMethod);
     const { sub, invoice, final } = await this.tx(async (c) => {
-      const plan = await this.planOrThrow(planId, c);
+      const plan = await this.offeredPlanOrThrow(planId, c);
       // Subscribing again is the way out of an unpaid subscription: it ends in this transaction.
       const live = await this.repo.liveSubscriptionOf(c, userId);
       const { subscription, firstLines } = startSubscription(plan, new Date(), await this.repo.hadTrial(c, userId));
@@ -83,7 +94,7 @@ export class Billing {
   async changePlan(userId: string, subscriptionId: string, planId: string): Promise<SubscriptionRow> {
     const { sub, invoice } = await this.tx(async (c) => {
       const cur = await this.owned(c, userId, subscriptionId);
-      const [from, to] = [await this.planOrThrow(cur.plan_id, c), await this.planOrThrow(planId, c)];
+      const [from, to] = [await this.planOrThrow(cur.plan_id, c), await this.offeredPlanOrThrow(planId, c)];
       const now = new Date();
       let changed;
       try {

@@ -103,6 +103,11 @@ export class BillingRepo {
     return r && planOf(r);
   }
 
+  /** Whether the plan is still offered (`active`): only such a plan is taken by a new subscription or a plan change. */
+  async planOffered(id: string, c: Q = this.pg.pool): Promise<boolean> {
+    return ((await c.query("SELECT 1 FROM bil_plans WHERE plan_id = $1 AND active", [id])).rowCount ?? 0) > 0;
+  }
+
   async subscription(id: string, c: Q = this.pg.pool, forUpdate = false): Promise<SubscriptionRow | undefined> {
     return (await c.query<SubscriptionRow>(`SELECT * FROM bil_subscriptions WHERE subscription_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [id])).rows[0];
   }

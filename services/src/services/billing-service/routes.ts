@@ -3,7 +3,8 @@
  *   GET  /plans                            active plans (any signed-in user)
  *   POST /plans                            admin: { id, name, currency, amount, interval, trialDays?, usage? }
  *                                          (amount, usage.blockAmount at most the processor's largest charge: 400)
- *   POST /subscriptions                    { planId, paymentMethod } -> 201 (409 ALREADY_SUBSCRIBED)
+ *   POST /subscriptions                    { planId, paymentMethod } -> 201 (409 ALREADY_SUBSCRIBED; 409 PLAN_NOT_OFFERED
+ *                                          for a plan no longer offered, as a plan change to one)
  *   GET  /subscriptions                    the caller's subscriptions
  *   POST /subscriptions/:id/plan           { planId } prorated change (409 INVOICE_OPEN while an invoice is unpaid)
  *   POST /subscriptions/:id/payment-method { paymentMethod } a saved card of the caller's; retries
