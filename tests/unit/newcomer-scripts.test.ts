@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { run as runCommand } from "../harness/run";
 
 const root = resolve(__dirname, "../..");
 
@@ -51,11 +52,11 @@ function fake(name: string, body: string) {
   chmodSync(join(fakes, name), 0o755);
 }
 /** Runs bash with the fakes first on PATH, then only /usr/bin and /bin (no /usr/local/bin: no docker, no go). */
-function run(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync("bash", args, {
+async function run(args: string[], env: Record<string, string> = {}) {
+  // Asynchronous (tests/harness/run.ts): a script waiting on a lock must not block the test worker.
+  const r = await runCommand("bash", args, {
     cwd: existsSync(clone) ? clone : dir,
-    encoding: "utf8",
-    timeout: 60_000,
+    timeoutMs: 60_000,
     env: {
       HOME: dir,
       PATH: `${fakes}:/usr/bin:/bin`,
@@ -82,10 +83,10 @@ mkdir -p node_modules/complete`,
     );
   });
 
-  it("a failed npm ci fails the run, naming the folder, and is never stamped as installed (session 42)", () => {
+  it("a failed npm ci fails the run, naming the folder, and is never stamped as installed (session 42)", async () => {
     writeFileSync(join(clone, "fail"), "");
     const stamp = join(clone, "node_modules/.installed-lock-hash");
-    const failed = run(["scripts/lib/npm-install.sh"]);
+    const failed = await run(["scripts/lib/npm-install.sh"]);
     expect(failed.status).not.toBe(0);
     expect(failed.out).toContain("npm error code ETIMEDOUT"); // npm's own words still shown (stdout, as before)
     expect(failed.err).toContain(`npm ci failed in ${clone}`);
@@ -93,7 +94,7 @@ mkdir -p node_modules/complete`,
     expect(existsSync(stamp)).toBe(false); // the next run installs again
 
     rmSync(join(clone, "fail"));
-    const again = run(["scripts/lib/npm-install.sh"]);
+    const again = await run(["scripts/lib/npm-install.sh"]);
     expect(again.status).toBe(0);
     expect(existsSync(join(clone, "node_modules/complete"))).toBe(true);
     const hash = createHash("sha256").update(readFileSync(join(clone, "package-lock.json"))).digest("hex");
@@ -120,9 +121,9 @@ describe("scripts/tools/build-pulumi-tools.sh without a working Go or Go proxy",
   const fakeGo = (version: string, answer: string) =>
     fake("go", `if [ "$1" = version ]; then echo "go version go${version} linux/amd64"; exit 0; fi\necho '${answer}' >&2\nexit 1`);
 
-  it("stops before any step when Go is older than 1.21, says what to install, records nothing (session 42)", () => {
+  it("stops before any step when Go is older than 1.21, says what to install, records nothing (session 42)", async () => {
     fakeGo("1.19.8", "go: errors parsing go.mod: invalid go version '1.23.0': must match format 1.23");
-    const r = run(["scripts/tools/build-pulumi-tools.sh", "dev"]);
+    const r = await run(["scripts/tools/build-pulumi-tools.sh", "dev"]);
     expect(r.status).toBe(1);
     expect(r.err).toContain("is go1.19, older than 1.21");
     expect(r.err).toMatch(/install Go >= 1\.21/);
@@ -130,20 +131,20 @@ describe("scripts/tools/build-pulumi-tools.sh without a working Go or Go proxy",
     expect(unavailable()).toEqual([]); // before: every version was recorded as "not served"
   });
 
-  it("a Go proxy out of reach is not recorded as 'not served': the next run asks again (session 42)", () => {
+  it("a Go proxy out of reach is not recorded as 'not served': the next run asks again (session 42)", async () => {
     fakeGo("1.22.0", "dial tcp: lookup proxy.golang.org on 127.0.0.53:53: server misbehaving");
-    const r = run(["scripts/tools/build-pulumi-tools.sh", "dev"]);
+    const r = await run(["scripts/tools/build-pulumi-tools.sh", "dev"]);
     expect(r.status).toBe(1);
     expect(r.err).toContain("not recorded as unavailable, the next run tries it again");
     expect(r.err).toContain("no pulumi CLI could be built");
     expect(unavailable()).toEqual([]);
   });
 
-  it("what the proxy refuses (403, as here) is still recorded, and skipped by the next run", () => {
+  it("what the proxy refuses (403, as here) is still recorded, and skipped by the next run", async () => {
     fakeGo("1.22.0", "reading https://proxy.golang.org/x/@v/v1.info: 403 Forbidden\n\tserver response: This module version is not available.");
-    expect(run(["scripts/tools/build-pulumi-tools.sh", "dev"]).status).toBe(1);
+    expect((await run(["scripts/tools/build-pulumi-tools.sh", "dev"])).status).toBe(1);
     expect(unavailable()).toEqual(expect.arrayContaining(["pulumi-3.248.0", "pulumi-3.259.0", "random-4.21.2", "docker-5.2.0"]));
-    const again = run(["scripts/tools/build-pulumi-tools.sh", "dev"]);
+    const again = await run(["scripts/tools/build-pulumi-tools.sh", "dev"]);
     expect(again.err).toMatch(/v3\.248\.0: skipped \(not served by the Go proxy/);
     expect(again.err).toContain("PULUMI_TOOLS_RETRY=1");
   });
@@ -162,29 +163,29 @@ describe("scripts/lib/pulumi-env.sh and the stacks' passphrase", () => {
     writeFileSync(join(state(), ".pulumi/stacks/ai-trading-platform/dev.json"), "{}\n");
   };
 
-  it("never gives a backend that holds stacks a new passphrase: a missing file is named (session 42)", () => {
+  it("never gives a backend that holds stacks a new passphrase: a missing file is named (session 42)", async () => {
     addStack();
-    const r = source(join(dir, "cleared cache"));
+    const r = await source(join(dir, "cleared cache"));
     expect(r.status).not.toBe(0);
     expect(r.err).toContain(`the passphrase file ${join(dir, "cleared cache", "pulumi-passphrase")} is missing`);
     expect(r.err).toContain("Restore that file");
     expect(existsSync(join(dir, "cleared cache", "pulumi-passphrase"))).toBe(false);
   });
 
-  it("refuses another passphrase for a backend, naming the one its stacks were made with (session 42)", () => {
-    const first = source(join(dir, "c1"));
+  it("refuses another passphrase for a backend, naming the one its stacks were made with (session 42)", async () => {
+    const first = await source(join(dir, "c1"));
     expect(first.status).toBe(0);
     expect(first.out.trim()).toBe(join(dir, "c1", "pulumi-passphrase"));
     addStack();
-    expect(source(join(dir, "c1")).status).toBe(0); // the same one again
+    expect((await source(join(dir, "c1"))).status).toBe(0); // the same one again
     mkdirSync(join(dir, "c2"));
     writeFileSync(join(dir, "c2", "pulumi-passphrase"), "another\n");
-    const other = source(join(dir, "c2"));
+    const other = await source(join(dir, "c2"));
     expect(other.status).not.toBe(0);
     expect(other.err).toContain(`were made with the passphrase from ${join(dir, "c1", "pulumi-passphrase")}`);
     // Given explicitly, the right one is taken; the toolchain build needs none.
-    expect(source(join(dir, "c2"), { PULUMI_CONFIG_PASSPHRASE_FILE: join(dir, "c1", "pulumi-passphrase") }).status).toBe(0);
-    expect(source(join(dir, "c2"), { PULUMI_ENV_TOOLS_ONLY: "1", PULUMI_CONFIG_PASSPHRASE_FILE: "" }).status).toBe(0);
+    expect((await source(join(dir, "c2"), { PULUMI_CONFIG_PASSPHRASE_FILE: join(dir, "c1", "pulumi-passphrase") })).status).toBe(0);
+    expect((await source(join(dir, "c2"), { PULUMI_ENV_TOOLS_ONLY: "1", PULUMI_CONFIG_PASSPHRASE_FILE: "" })).status).toBe(0);
   });
 });
 
@@ -201,7 +202,7 @@ describe("scripts/lib/locks.sh after a killed run", () => {
     await new Promise((res) => killed.on("close", res));
     const child = Number(readFileSync(childFile, "utf8"));
     pids.push(child);
-    const r = run(["-c", `set -euo pipefail; source ${JSON.stringify(locks)}; hold_lock tools; echo never`], {
+    const r = await run(["-c", `set -euo pipefail; source ${JSON.stringify(locks)}; hold_lock tools; echo never`], {
       LOCK_WAIT_SECONDS: "1",
       PATH: process.env.PATH!,
     });
@@ -214,7 +215,7 @@ describe("scripts/lib/locks.sh after a killed run", () => {
 });
 
 describe("scripts/lib/locks.sh apt_get on a machine without apt", () => {
-  it("names the packages to install by hand (session 42)", () => {
+  it("names the packages to install by hand (session 42)", async () => {
     // A PATH with the few tools the function uses, and no apt-get (nothing is installed either way).
     const bin = join(dir, "bin");
     mkdirSync(bin);
@@ -222,7 +223,7 @@ describe("scripts/lib/locks.sh apt_get on a machine without apt", () => {
       const p = spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim();
       symlinkSync(p, join(bin, t));
     }
-    const r = run(
+    const r = await run(
       [
         "-c",
         `set -euo pipefail; source ${JSON.stringify(join(root, "scripts/lib/locks.sh"))}
@@ -253,9 +254,9 @@ describe("npm run up / npm run down: a mistyped stack, a missing passphrase, no 
     fake("docker", `echo "$*" >> "${join(dir, "docker-calls")}"`);
   });
 
-  it("up and down refuse an unknown stack before anything else, listing the stacks (session 42)", () => {
+  it("up and down refuse an unknown stack before anything else, listing the stacks (session 42)", async () => {
     for (const script of ["up", "down"]) {
-      const r = run([`scripts/${script}.sh`, "Dev"]);
+      const r = await run([`scripts/${script}.sh`, "Dev"]);
       expect(r.status, script).toBe(2);
       expect(r.err).toContain(`[${script}] no stack 'Dev': there is no Pulumi.Dev.yaml`);
       expect(r.err).toContain("the stacks: dev prod");
@@ -264,28 +265,28 @@ describe("npm run up / npm run down: a mistyped stack, a missing passphrase, no 
     expect(existsSync(join(clone, ".pulumi-state"))).toBe(false);
   });
 
-  it("up stops at once, before the builds, when the stacks' passphrase is missing (session 42)", () => {
+  it("up stops at once, before the builds, when the stacks' passphrase is missing (session 42)", async () => {
     mkdirSync(join(clone, ".pulumi-state/.pulumi/stacks/ai-trading-platform"), { recursive: true });
     writeFileSync(join(clone, ".pulumi-state/.pulumi/stacks/ai-trading-platform/dev.json"), "{}\n");
-    const r = run(["scripts/up.sh", "dev"]);
+    const r = await run(["scripts/up.sh", "dev"]);
     expect(r.status).not.toBe(0);
     expect(r.err).toContain(`the passphrase file ${join(cache, "pulumi-passphrase")} is missing`);
     expect(r.err).not.toContain("[up] Docker engine"); // before: the engine, npm, the toolchain first
     expect(existsSync(join(dir, "docker-calls"))).toBe(false);
   });
 
-  it("up of a cluster stack without a kubeconfig stops before the builds, saying what to set (session 42)", () => {
-    const r = run(["scripts/up.sh", "prod"]); // HOME is the temporary folder: no ~/.kube/config
+  it("up of a cluster stack without a kubeconfig stops before the builds, saying what to set (session 42)", async () => {
+    const r = await run(["scripts/up.sh", "prod"]); // HOME is the temporary folder: no ~/.kube/config
     expect(r.status).toBe(2);
     expect(r.err).toContain("stack prod deploys to a Kubernetes cluster and there is no kubeconfig to reach it");
     expect(r.err).toContain("export KUBECONFIG=");
     expect(r.err).not.toContain("[up] npm packages"); // before: npm, then the 30-minute toolchain, then pulumi up failed
-    const missing = run(["scripts/up.sh", "prod"], { KUBECONFIG: join(dir, "nope.yaml") });
+    const missing = await run(["scripts/up.sh", "prod"], { KUBECONFIG: join(dir, "nope.yaml") });
     expect(missing.err).toContain(`KUBECONFIG=${join(dir, "nope.yaml")}: no such file`);
   });
 
-  it("down without a pulumi CLI says how to get one and touches nothing (session 42)", () => {
-    const r = run(["scripts/down.sh", "dev"]);
+  it("down without a pulumi CLI says how to get one and touches nothing (session 42)", async () => {
+    const r = await run(["scripts/down.sh", "dev"]);
     expect(r.status).toBe(1);
     expect(r.err).toContain("no pulumi CLI");
     expect(r.err).toContain("bash scripts/tools/build-pulumi-tools.sh dev");
@@ -388,16 +389,16 @@ describe("scripts/docker/ensure-dockerd.sh with an engine elsewhere (session 42)
   const ensure = (env: Record<string, string>) =>
     run(["scripts/docker/ensure-dockerd.sh"], { PATH: `${fakes}:${bin}`, DOCKERD_LOG: join(dir, "dockerd.log"), ...env });
 
-  it("an engine that answers is used as it is, with no dockerd here: nothing is installed", () => {
+  it("an engine that answers is used as it is, with no dockerd here: nothing is installed", async () => {
     writeFileSync(join(dir, "engine-up"), "");
-    const r = ensure({ DOCKER_HOST: "tcp://build-host:2375" });
+    const r = await ensure({ DOCKER_HOST: "tcp://build-host:2375" });
     expect(r.err).not.toContain("installing docker.io"); // before: apt first, failing here
     expect(r.status, r.err).toBe(0);
   });
 
-  it("a remote DOCKER_HOST that does not answer is named; no local daemon is started in its place", () => {
+  it("a remote DOCKER_HOST that does not answer is named; no local daemon is started in its place", async () => {
     fake("dockerd", `echo started >> "${join(dir, "dockerd-runs")}"; exit 1`);
-    const r = ensure({ DOCKER_HOST: "tcp://build-host:2375" });
+    const r = await ensure({ DOCKER_HOST: "tcp://build-host:2375" });
     expect(r.status).toBe(1);
     expect(r.err).toContain("DOCKER_HOST=tcp://build-host:2375 does not answer");
     expect(r.err).toContain("Cannot connect to the Docker daemon");
@@ -489,20 +490,20 @@ esac`,
     fake("dockerd", "exit 1");
   });
 
-  it("the Debian images are built from a context their non-root users can read", () => {
+  it("the Debian images are built from a context their non-root users can read", async () => {
     copy("scripts/images", "scripts/docker/ensure-dockerd.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "images/redis");
     ownerOnly("images");
-    const r = run(["scripts/images/build-images.sh", "redis"]);
+    const r = await run(["scripts/images/build-images.sh", "redis"]);
     expect(r.status, r.err).toBe(0);
     expect(readFileSync(join(dir, "unreadable-at-build"), "utf8").trim()).toBe("0"); // before: every file
     expect(r.err).toContain("only their owner could read (a clone or cache made under umask 077?)");
   });
 
-  it("the services image: its package.json and migrations are readable by uid 10001", () => {
+  it("the services image: its package.json and migrations are readable by uid 10001", async () => {
     copy("services/scripts/build-image.sh", "services/package.json", "services/src/kit", "scripts/lib/local-images.sh");
     writeFileSync(join(clone, "services/scripts/prepare-npm-cache.sh"), "exit 0\n");
     ownerOnly("services");
-    const r = run(["services/scripts/build-image.sh", "localhost/ai-trading/services:test"], { PATH: `${fakes}:${dirname(process.execPath)}:/usr/bin:/bin` });
+    const r = await run(["services/scripts/build-image.sh", "localhost/ai-trading/services:test"], { PATH: `${fakes}:${dirname(process.execPath)}:/usr/bin:/bin` });
     expect(r.status, r.err).toBe(0);
     const unreadable = spawnSync("find", [join(clone, "services/package.json"), join(clone, "services/src"), "!", "-perm", "-o+r"], { encoding: "utf8" });
     expect(unreadable.stdout).toBe("");
