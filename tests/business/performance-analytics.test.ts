@@ -10,7 +10,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { kafkajs, type KafkaJs } from "../harness";
-import { useServers } from "../harness/shared";
+import { useServersWith } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import type { ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { ensureKafkaTopics } from "../../services/src/migrations";
@@ -20,7 +20,7 @@ import { dailyCurve, sharpe, strategyOf, type PerfFill } from "../../services/sr
 import { waitUntil } from "../trading/e2e-helpers";
 import { migratedClickHouse } from "../helpers/schemas";
 
-const srv = useServers("clickhouse", "kafka");
+const srv = useServersWith({ privateKafka: true }, "clickhouse", "kafka");
 const run = randomBytes(3).toString("hex");
 let svc: Service<any>;
 let svc2: Service<any> | undefined;

@@ -103,7 +103,10 @@ export interface ServerOptions {
    * (the hostile suite's poison on every topic) would feed them to the other files' consumers, and
    * a trading-engine executes every order on `trading.orders`: another file's engine would fill
    * this file's orders first (with its own fees) or reject them (no bar of that symbol yet). Every
-   * file that runs a trading-engine takes a broker of its own.
+   * file that runs a trading-engine takes a broker of its own. So does a file whose service reads a
+   * platform topic from its beginning with a new consumer group (performance-analytics): on the shared
+   * broker it reads every other file's traffic first, minutes of it on a loaded machine (session 42's
+   * cold CI run at load 45 timed out waiting for its own four fills).
    */
   privateKafka?: boolean;
 }
