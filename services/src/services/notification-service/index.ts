@@ -25,7 +25,6 @@ import { ingest, Sender, type Channels } from "./worker";
 /** What a lease leaves beyond the slowest send: the delivery's own statements and the rate limit's round trip. */
 const LEASE_MARGIN_MS = 10_000;
 
-/** The webhook channel, or a ConfigError naming NOTIFY_WEBHOOK_DNS_SERVERS when a server is not an address. */
 /**
  * A TCP port (1 to 65535) that is none of FETCH_BAD_PORTS (catalog/addresses.ts): a webhook's signed
  * POST of a user-chosen body to a service speaking another protocol there (SSH, SMTP, IMAP, ...)
@@ -33,6 +32,7 @@ const LEASE_MARGIN_MS = 10_000;
  */
 const WEBHOOK_PORT = `^(?!(${FETCH_BAD_PORTS.join("|")})$)([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$`;
 
+/** The webhook channel, or a ConfigError naming NOTIFY_WEBHOOK_DNS_SERVERS when a server is not an address. */
 function webhookOrConfigError(make: () => ReturnType<typeof webhookChannel>): ReturnType<typeof webhookChannel> {
   try {
     return make();
