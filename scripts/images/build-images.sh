@@ -100,6 +100,15 @@ inputs_hash() {
   } | sha256sum | cut -c1-16
 }
 
+# unpinned_args DIR: adds to `args` an empty value for every Debian version pin of DIR's Dockerfile
+# (the mirror's current version is installed); upstream versions (Kafka, Node, npm, Weaviate) stay.
+unpinned_args() {
+  local a
+  for a in $(sed -n 's/^ARG \([A-Z_0-9]*_VERSION\)=.*/\1/p' "$1/Dockerfile" | sort -u); do
+    case "$a" in KAFKA_VERSION|NODE_VERSION|NPM_VERSION|WEAVIATE_VERSION) ;; *) args+=(--build-arg "$a=") ;; esac
+  done
+}
+
 build_one() {
   local name="$1" dir="$IMAGES_DIR/$1" tag hash image start args=() extra_tags=() logf
   [ -f "$dir/Dockerfile" ] || { log "no such image: $name"; return 1; }
@@ -117,19 +126,30 @@ build_one() {
     return 0
   fi
   args=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --label "ai-trading.hash=$hash" --label "ai-trading.image=$name")
-  if [ "${UNPIN:-0}" = 1 ]; then
-    local a
-    for a in $(sed -n 's/^ARG \([A-Z_0-9]*_VERSION\)=.*/\1/p' "$dir/Dockerfile" | sort -u); do
-      case "$a" in KAFKA_VERSION|NODE_VERSION|NPM_VERSION|WEAVIATE_VERSION) ;; *) args+=(--build-arg "$a=") ;; esac
-    done
-  fi
+  [ "${UNPIN:-0}" != 1 ] || unpinned_args "$dir"
   logf="$LOG_DIR/build-$name.log"
   log "building $image (log: $logf)"
   # The legacy builder: BuildKit is not always there (no buildx plugin) and the images are plain.
   if ! DOCKER_BUILDKIT=0 docker build "${args[@]}" -t "$image" "${extra_tags[@]}" "$dir" >"$logf" 2>&1; then
-    tail -n 40 "$logf" >&2
-    log "ERROR: building $image failed, full log: $logf (if apt cannot find a pinned version, it has left the mirror: try UNPIN=1)"
-    return 1
+    # Debian's security archive keeps only a package's newest version: each security update of a
+    # pinned package takes its pin off the mirror, and a fresh machine's `npm run up` failed here
+    # (session 42: nginx-light 1.22.1-9+deb12u11, replaced by deb12u12). A pin that has left the
+    # mirror is built with the mirror's current version instead, said loudly, so that the pin is
+    # bumped; anything else still fails.
+    local gone
+    gone=$(sed -n "s/^.*E: Version '\([^']*\)' for '\([^']*\)' was not found.*$/\2=\1/p" "$logf" | sort -u | tr '\n' ' ')
+    if [ -z "$gone" ] || [ "${UNPIN:-0}" = 1 ]; then
+      tail -n 40 "$logf" >&2
+      log "ERROR: building $image failed, full log: $logf"
+      return 1
+    fi
+    log "WARNING: $image: pinned Debian versions no longer on the mirror (${gone% }): building with the mirror's current versions; bump the ARG *_VERSION pins in $dir/Dockerfile"
+    unpinned_args "$dir"
+    if ! DOCKER_BUILDKIT=0 docker build "${args[@]}" -t "$image" "${extra_tags[@]}" "$dir" >"$logf" 2>&1; then
+      tail -n 40 "$logf" >&2
+      log "ERROR: building $image failed with the mirror's current versions too, full log: $logf"
+      return 1
+    fi
   fi
   log "built $image in $((SECONDS - start))s ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
 }

@@ -474,6 +474,37 @@ describe("scripts with their own lock files say so when another run holds it (se
   });
 });
 
+describe("an image whose pinned Debian version has left the mirror (session 42)", () => {
+  it("is built with the mirror's current versions, said loudly; any other failure still fails", async () => {
+    // docker build: with a pin it fails as apt does once a security update replaced the version;
+    // with the pins emptied (--build-arg REDIS_VERSION=) it succeeds. Each build's arguments are kept.
+    fake(
+      "docker",
+      `case "$1" in
+  info|network) exit 0 ;;
+  build) echo "$*" >> "${join(dir, "builds")}"
+    case "$*" in *"REDIS_VERSION= "*) exit 0 ;; esac
+    echo "E: Version '5:7.0.15-1~deb12u10' for 'redis-server' was not found"; exit 100 ;;
+  image) case "$*" in *Size*) echo 1000 ;; *Id*) echo sha256:base ;; esac ;;
+esac`,
+    );
+    fake("dockerd", "exit 1");
+    copy("scripts/images", "scripts/docker/ensure-dockerd.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "images/redis");
+    const r = await run(["scripts/images/build-images.sh", "redis"]);
+    expect(r.status, r.err).toBe(0); // before: exit 1, "try UNPIN=1"
+    expect(r.err).toContain("pinned Debian versions no longer on the mirror (redis-server=5:7.0.15-1~deb12u10)");
+    const builds = readFileSync(join(dir, "builds"), "utf8").trim().split("\n");
+    expect(builds).toHaveLength(2);
+    expect(builds[1]).toContain("--build-arg TINI_VERSION=");
+
+    // Another failure is not retried.
+    fake("docker", `case "$1" in info|network) exit 0 ;; build) echo "$*" >> "${join(dir, "builds2")}"; echo "no space left on device"; exit 1 ;; image) case "$*" in *Size*) echo 1000 ;; *Id*) echo sha256:base ;; esac ;; esac`);
+    const failed = await run(["scripts/images/build-images.sh", "redis"]);
+    expect(failed.status).not.toBe(0);
+    expect(readFileSync(join(dir, "builds2"), "utf8").trim().split("\n")).toHaveLength(1);
+  });
+});
+
 describe("a clone made under umask 077 (session 42)", () => {
   /** chmod go-rwx on everything under the clone's PATHS, as `git clone` under umask 077 leaves it. */
   const ownerOnly = (...paths: string[]) => spawnSync("chmod", ["-R", "go-rwx", ...paths.map((p) => join(clone, p))]);
