@@ -130,7 +130,9 @@ build_one() {
   logf="$LOG_DIR/build-$name.log"
   log "building $image (log: $logf)"
   # The legacy builder: BuildKit is not always there (no buildx plugin) and the images are plain.
-  if ! DOCKER_BUILDKIT=0 docker build "${args[@]}" -t "$image" "${extra_tags[@]}" "$dir" >"$logf" 2>&1; then
+  # --force-rm: a failed step's container is removed too (the legacy builder keeps it, and the
+  # fallback below fails one step before it succeeds).
+  if ! DOCKER_BUILDKIT=0 docker build --force-rm "${args[@]}" -t "$image" "${extra_tags[@]}" "$dir" >"$logf" 2>&1; then
     # Debian's security archive keeps only a package's newest version: each security update of a
     # pinned package takes its pin off the mirror, and a fresh machine's `npm run up` failed here
     # (session 42: nginx-light 1.22.1-9+deb12u11, replaced by deb12u12). A pin that has left the
@@ -145,7 +147,7 @@ build_one() {
     fi
     log "WARNING: $image: pinned Debian versions no longer on the mirror (${gone% }): building with the mirror's current versions; bump the ARG *_VERSION pins in $dir/Dockerfile"
     unpinned_args "$dir"
-    if ! DOCKER_BUILDKIT=0 docker build "${args[@]}" -t "$image" "${extra_tags[@]}" "$dir" >"$logf" 2>&1; then
+    if ! DOCKER_BUILDKIT=0 docker build --force-rm "${args[@]}" -t "$image" "${extra_tags[@]}" "$dir" >"$logf" 2>&1; then
       tail -n 40 "$logf" >&2
       log "ERROR: building $image failed with the mirror's current versions too, full log: $logf"
       return 1
