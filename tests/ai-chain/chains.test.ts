@@ -187,4 +187,36 @@ describe("ClickHouse aggregates (real 18.16 server)", () => {
       await ch.close();
     }
   }, 120_000);
+
+  it("migration 0024 carries the decisions recorded before it over to the table keyed by user, which the reads take", async () => {
+    const ch = createClickHouse(srv.clickhouse.env);
+    const db = `chain_0024_${Math.random().toString(36).slice(2, 8)}`;
+    await ch.command(`CREATE DATABASE ${db}`);
+    const old = createClickHouse({ ...srv.clickhouse.env, CLICKHOUSE_DATABASE: db });
+    try {
+      const files = loadMigrationFiles(CLICKHOUSE_MIGRATIONS_DIR);
+      await runClickHouseMigrations(old, { files: files.filter((f) => f.version < 24) });
+      // Rows as the release before wrote them: 0005's table only, D1 pulled twice.
+      await old.insert("ai_chain_decisions", [decisionRow(decision(D1)), decisionRow(decision(D1)), decisionRow(decision(D2, { userId: "u-2", action: "sell" }))]);
+      expect((await runClickHouseMigrations(old, { files })).applied).toContain("0024_ai_chain_user_decisions.sql");
+      expect(await old.query("SELECT user_id, decision_id, action FROM ai_chain_user_decisions GROUP BY user_id, decision_id, action ORDER BY decision_id")).toEqual([
+        { user_id: USER, decision_id: D1, action: "buy" },
+        { user_id: "u-2", decision_id: D2, action: "sell" },
+      ]);
+      const store = new ChainStore(old);
+      const range = { from: new Date(T0 - 1000), to: new Date(T0 + 1000) };
+      expect(await store.summary({ ...range, userId: USER })).toEqual([expect.objectContaining({ strategyId: STRAT, decisions: 1, trades: 1 })]);
+      expect(await store.summary(range)).toEqual([expect.objectContaining({ strategyId: STRAT, decisions: 2, trades: 2 })]);
+      expect((await store.chain(D2, "u-2"))!.decision).toMatchObject({ decisionId: D2, action: "sell" });
+      expect(await store.chain(D2, USER)).toBeUndefined();
+      // This release writes both tables: the release before reads 0005's (its replicas in the rollout, a rollback).
+      await store.insertDecisions([decisionRow(decision(D3))]);
+      for (const t of ["ai_chain_decisions", "ai_chain_user_decisions"])
+        expect(await old.query(`SELECT decision_id FROM ${t} WHERE decision_id = '${D3}' GROUP BY decision_id`)).toEqual([{ decision_id: D3 }]);
+    } finally {
+      await old.close();
+      await ch.command(`DROP DATABASE ${db}`);
+      await ch.close();
+    }
+  }, 120_000);
 });

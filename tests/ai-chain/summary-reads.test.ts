@@ -29,13 +29,19 @@ async function insertMany(table: string, n: number, row: (i: number) => Record<s
   for (let i = 0; i < n; i += 20_000) await ch.insert(table, Array.from({ length: Math.min(20_000, n - i) }, (_, k) => row(i + k)));
 }
 
+/** Merges the chain tables as ClickHouse merges them in the background (a read by the key is then a granule or two of a part). */
+async function optimize(): Promise<void> {
+  const tables = await ch.query<{ name: string }>("SELECT name FROM system.tables WHERE database = currentDatabase() AND (name LIKE 'ai_chain%' OR name = 'market_candles')");
+  for (const t of tables) await ch.client.command({ query: `OPTIMIZE TABLE ${t.name} FINAL` });
+}
+
 describe("ai-chain-analytics: a summary reads its own decisions' orders, fills and marks (session 42)", () => {
   it("a trader's summary stays under max_rows_to_read with 100,000 rows of others in each joined table", async () => {
     const user = randomUUID();
     const [strategyId, decisionId, orderId] = [randomUUID(), randomUUID(), randomUUID()];
     const t0 = Date.now() - 60_000;
     const symbol = "SUMREADUSDT";
-    await ch.insert("ai_chain_decisions", [
+    await new ChainStore(ch).insertDecisions([
       decisionRow({ decisionId, strategyId, userId: user, symbol, decidedAt: new Date(t0).toISOString(), modelVersion: "reads-1", probabilityUp: 0.7, decisionPrice: 100, action: "buy", quantity: 1, orderId }),
     ]);
     const order = (id: string, userId: string, decision: string, at: number) =>
@@ -56,7 +62,7 @@ describe("ai-chain-analytics: a summary reads its own decisions' orders, fills a
     await insertMany("ai_chain_user_orders", NOISE, (i) => order(randomUUID(), randomUUID(), randomUUID(), base + i * 1000));
     await insertMany("ai_chain_fills", NOISE, (i) => fillRow({ fillId: `noise:${i}`, orderId: randomUUID(), userId: randomUUID(), symbol: "NOISEUSDT", side: "buy", quantity: "1", price: "5", fee: "0", liquidity: "maker", ts: base + i * 1000 } as never));
     await insertMany("market_candles", NOISE, (i) => candle("NOISEUSDT", base + i * 1000, 5));
-    for (const t of ["ai_chain_decisions", "ai_chain_user_orders", "ai_chain_fills", "market_candles"]) await ch.client.command({ query: `OPTIMIZE TABLE ${t} FINAL` });
+    await optimize();
 
     const range = { from: new Date(t0 - 3_600_000), to: new Date(t0 + 3_600_000), userId: user };
     // Before: "Limit for rows to read exceeded" (every row of the three tables read for this one decision).
@@ -67,5 +73,37 @@ describe("ai-chain-analytics: a summary reads its own decisions' orders, fills a
     // The same figures as without the bound, and an admin's summary of everyone still answers.
     expect(await new ChainStore(ch).summary(range)).toEqual(summary);
     expect(await new ChainStore(ch).summary({ from: range.from, to: range.to })).toEqual(expect.arrayContaining([expect.objectContaining({ strategyId, orders: 1, fills: 1 })]));
+  }, 300_000);
+
+  it("a trader's summary and chain read their own decisions, not every user's of the range's months (session 43)", async () => {
+    const store = new ChainStore(ch);
+    const user = randomUUID();
+    const [strategyId, decisionId, orderId] = [randomUUID(), randomUUID(), randomUUID()];
+    const t0 = Date.now() - 30_000;
+    const decision = (id: string, userId: string, at: number, order: string | null) =>
+      decisionRow({ decisionId: id, strategyId, userId, symbol: "OWNREADUSDT", decidedAt: new Date(at).toISOString(), modelVersion: "reads-2", probabilityUp: 0.6, decisionPrice: 100, action: "buy", quantity: 1, orderId: order });
+    await store.insertDecisions([decision(decisionId, user, t0, orderId)]);
+    await store.insertDecisionOrders([{ decision_id: decisionId, order_id: orderId, user_id: user, day: new Date(t0).toISOString().slice(0, 10) }]);
+    // Everyone else's decisions in the same hours (the same month's partition), each with the order
+    // ai-orchestrator placed for it, written as the ingest writes them.
+    for (let i = 0; i < NOISE; i += 20_000) {
+      const rows = Array.from({ length: Math.min(20_000, NOISE - i) }, (_, k) => decision(randomUUID(), randomUUID(), t0 - 1_800_000 + (i + k) * 30, randomUUID()));
+      await store.insertDecisions(rows);
+      await store.insertDecisionOrders(rows.map((r) => ({ decision_id: r.decision_id, order_id: randomUUID(), user_id: r.user_id, day: r.day })));
+    }
+    await optimize();
+
+    const bounded = new ChainStore(clickHouseUnder(ch, { max_rows_to_read: String(BOUND) }));
+    const range = { from: new Date(t0 - 3_600_000), to: new Date(t0 + 3_600_000), userId: user };
+    // Before: "Limit for rows to read exceeded" (the range's 100,001 decisions read for the user's one;
+    // the chain read every decision, and every decision's order link, by decision id).
+    const summary = await bounded.summary(range);
+    expect(summary).toEqual([expect.objectContaining({ modelVersion: "reads-2", strategyId, decisions: 1, trades: 1, orders: 0 })]);
+    expect(await store.summary(range)).toEqual(summary);
+    expect((await bounded.chain(decisionId, user))!.decision).toMatchObject({ decisionId, userId: user, action: "buy" });
+    expect(await bounded.chain(decisionId, randomUUID())).toBeUndefined();
+    // An admin's summary of everyone, and chain, still have them all.
+    expect(await store.summary({ from: range.from, to: range.to, strategyId })).toEqual([expect.objectContaining({ strategyId, decisions: NOISE + 1 })]);
+    expect((await store.chain(decisionId))!.decision).toMatchObject({ decisionId, userId: user });
   }, 300_000);
 });

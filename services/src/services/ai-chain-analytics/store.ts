@@ -1,5 +1,5 @@
 /**
- * The chains in ClickHouse (migrations clickhouse/0005, 0022, 0023): rows in, aggregates out. Every
+ * The chains in ClickHouse (migrations clickhouse/0005, 0022, 0023, 0024): rows in, aggregates out. Every
  * key is first collapsed with GROUP BY (at-least-once delivery may repeat rows), then decisions are
  * joined with their orders (by decision id AND user: another user's order naming the decision is not
  * its; orderRows() reads both order tables, see there) and fills (18.16: one JOIN per SELECT,
@@ -31,12 +31,15 @@ import { decisionOrderRow, decisionRow, fillRow, orderRow } from "./chains";
  * in both tables (an old and a new replica both consumed it, or 0022 carried it over) is one order
  * in the reads, which group by order id. `where` (on decision_id) goes inside each branch: 18.16
  * does not push a filter down into a UNION ALL, and both order tables are keyed by decision id first.
+ * ai_chain_decision_orders is keyed by order id: it is read for the old table's orders of `where`
+ * only (by decision id alone it was read whole, every user's, at each summary and chain).
  */
 const orderRows = (where = "1") => `
   SELECT order_id, decision_id, user_id, status, side, created_ms, event_ms FROM ai_chain_user_orders WHERE ${where}
   UNION ALL
   SELECT order_id, decision_id, user_id, status, side, created_ms, event_ms FROM ai_chain_orders
-  ANY INNER JOIN (SELECT order_id, decision_id, any(user_id) AS user_id FROM ai_chain_decision_orders WHERE ${where} GROUP BY order_id, decision_id)
+  ANY INNER JOIN (SELECT order_id, decision_id, any(user_id) AS user_id FROM ai_chain_decision_orders
+                  WHERE order_id IN (SELECT order_id FROM ai_chain_orders WHERE ${where}) AND ${where} GROUP BY order_id, decision_id)
   USING (order_id, decision_id) WHERE ${where}`;
 
 export interface ChainSummary {
@@ -56,22 +59,27 @@ export interface ChainSummary {
 
 /**
  * The decisions a summary covers: its time range (and the month partitions it spans, by `day`), its
- * strategy and user when given. The orders, fills and marks are read only for these (by the tables'
- * keys: decision id, order id, symbol): before, every order, fill and 1-minute candle ever recorded,
- * every user's and symbol's, was read by each summary, a trader's included (session 42).
+ * strategy and user when given, from ai_chain_user_decisions (0024, keyed by user and decision
+ * instant): a trader's are read by the key. The orders, fills and marks are read only for these (by
+ * the tables' keys: decision id, order id, symbol): before, every order, fill and 1-minute candle ever
+ * recorded, every user's and symbol's, was read by each summary, a trader's included (session 42), and
+ * every user's decisions of the range's months (0005's table is keyed by strategy; session 43). The
+ * user's condition is in the SQL only when there is one: 18.16's key analysis does not fold
+ * `(1 = 1 OR user_id = ...)`, so a parameter switching it off left the key unused.
  */
-const DECISIONS_IN_RANGE = `decided_ms >= {fromMs:UInt64} AND decided_ms < {toMs:UInt64}
+const decisionsInRange = (byUser: boolean) => `${byUser ? "user_id = {userId:String} AND " : ""}decided_ms >= {fromMs:UInt64} AND decided_ms < {toMs:UInt64}
         AND day >= toDate({fromDay:String}) AND day <= toDate({toDay:String})
-        AND ({allStrategies:UInt8} = 1 OR strategy_id = {strategyId:String})
-        AND ({allUsers:UInt8} = 1 OR user_id = {userId:String})`;
+        AND ({allStrategies:UInt8} = 1 OR strategy_id = {strategyId:String})`;
 /** An instant's UTC day as ClickHouse's Date holds it: clamped to the type's range (1970-01-01 to 2105-12-31). */
 const utcDay = (d: Date): string => new Date(Math.min(Math.max(d.getTime(), 0), Date.UTC(2105, 11, 31))).toISOString().slice(0, 10);
-/** `IN (subquery)`: usable by the tables' primary keys on 18.16. */
-const IN_RANGE = `decision_id IN (SELECT decision_id FROM ai_chain_decisions WHERE ${DECISIONS_IN_RANGE})`;
-const SYMBOLS_IN_RANGE = `symbol IN (SELECT symbol FROM ai_chain_decisions WHERE ${DECISIONS_IN_RANGE})`;
 
 /** One row per decision with its orders, fills and the symbol's mark (the nested joins). */
-const PER_DECISION = `
+function perDecision(byUser: boolean): string {
+  const DECISIONS_IN_RANGE = decisionsInRange(byUser);
+  /** `IN (subquery)`: usable by the tables' primary keys on 18.16. */
+  const IN_RANGE = `decision_id IN (SELECT decision_id FROM ai_chain_user_decisions WHERE ${DECISIONS_IN_RANGE})`;
+  const SYMBOLS_IN_RANGE = `symbol IN (SELECT symbol FROM ai_chain_user_decisions WHERE ${DECISIONS_IN_RANGE})`;
+  return `
 SELECT decision_id, strategy_id, model_version, symbol, action, decided_ms, decision_price, user_id,
        orders, fills, fq, notional, fees, order_ms, fill_ms, mark
 FROM (
@@ -80,7 +88,7 @@ FROM (
            any(action) AS action, any(decided_ms) AS decided_ms, any(decision_price) AS decision_price, any(user_id) AS user_id
     FROM (
       -- Filtered a level down: the aggregates' aliases above shadow these columns in a WHERE.
-      SELECT * FROM ai_chain_decisions WHERE ${DECISIONS_IN_RANGE}
+      SELECT * FROM ai_chain_user_decisions WHERE ${DECISIONS_IN_RANGE}
     )
     GROUP BY decision_id
   ) ANY LEFT JOIN (
@@ -110,14 +118,21 @@ FROM (
     AND open_time >= (SELECT min(last) FROM (SELECT max(open_time) AS last FROM market_candles WHERE timeframe = '1m' AND ${SYMBOLS_IN_RANGE} GROUP BY symbol))
   GROUP BY symbol
 ) USING symbol`;
+}
 
 const SIGN = `if(action = 'sell', -1, 1)`;
 
 export class ChainStore {
   constructor(private readonly ch: ClickHouseKitClient) {}
 
+  /**
+   * Into 0024's table, which the reads take, and into 0005's, which the release before reads (its
+   * replicas during a rolling deploy, and after a rollback): migration 0024 says why both.
+   */
   async insertDecisions(rows: ReturnType<typeof decisionRow>[]): Promise<void> {
-    if (rows.length) await this.ch.insert("ai_chain_decisions", rows);
+    if (!rows.length) return;
+    await this.ch.insert("ai_chain_user_decisions", rows);
+    await this.ch.insert("ai_chain_decisions", rows);
   }
   async insertDecisionOrders(rows: NonNullable<ReturnType<typeof decisionOrderRow>>[]): Promise<void> {
     if (rows.length) await this.ch.insert("ai_chain_decision_orders", rows);
@@ -141,7 +156,7 @@ export class ChainStore {
               quantileIf(0.95)(toInt64(order_ms) - toInt64(decided_ms), order_ms > 0) AS d2o_p95,
               toString(countIf(fill_ms > 0)) AS n_fill, quantileIf(0.5)(toInt64(fill_ms) - toInt64(order_ms), fill_ms > 0) AS o2f_p50,
               quantileIf(0.95)(toInt64(fill_ms) - toInt64(order_ms), fill_ms > 0) AS o2f_p95
-       FROM (${PER_DECISION})
+       FROM (${perDecision(!!q.userId)})
        GROUP BY model_version, strategy_id ORDER BY model_version, strategy_id LIMIT 1000`,
       {
         fromMs: q.from.getTime(),
@@ -151,7 +166,6 @@ export class ChainStore {
         toDay: utcDay(q.to),
         allStrategies: q.strategyId ? 0 : 1,
         strategyId: q.strategyId ?? "",
-        allUsers: q.userId ? 0 : 1,
         userId: q.userId ?? "",
       },
     );
@@ -176,13 +190,18 @@ export class ChainStore {
     });
   }
 
-  /** One decision's chain from ClickHouse: the decision, its owner's orders' latest states and fills. */
+  /**
+   * One decision's chain from ClickHouse: the decision, its owner's orders' latest states and fills.
+   * `userId` (a trader asking for their own) is the key's first column: an admin's, without it, reads
+   * every user's decisions; a trader's, their own (it read every user's, 0005's table by decision id).
+   * Filtered a level down: the aggregates' aliases shadow the columns in a WHERE.
+   */
   async chain(decisionId: string, userId?: string) {
     const decision = await this.ch.query<Record<string, unknown>>(
       `SELECT decision_id, any(strategy_id) AS strategy_id, any(user_id) AS user_id, any(model_version) AS model_version, any(symbol) AS symbol,
               any(action) AS action, any(probability_up) AS probability_up, any(decision_price) AS decision_price, toString(any(decided_ms)) AS decided_ms
-       FROM ai_chain_decisions WHERE decision_id = {id:String} GROUP BY decision_id`,
-      { id: decisionId },
+       FROM (SELECT * FROM ai_chain_user_decisions WHERE ${userId ? "user_id = {user:String} AND " : ""}decision_id = {id:String}) GROUP BY decision_id`,
+      { id: decisionId, user: userId ?? "" },
     );
     const d = decision[0];
     if (!d || (userId && d.user_id !== userId)) return undefined;
