@@ -33,7 +33,7 @@ export function predictorMetrics(registry: Registry, serving: ModelServing) {
   });
   new Gauge({
     name: "ml_prediction_drift_psi",
-    help: "Population stability index of the served predictions (last 2000) vs the out-of-sample predictions at training",
+    help: "Population stability index of the served predictions (the last 2000 bars predicted, each symbol's bar once) vs the out-of-sample predictions at training",
     registers: [registry],
     collect() {
       this.reset();

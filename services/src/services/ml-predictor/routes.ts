@@ -93,7 +93,7 @@ export function registerRoutes(
       const predictions = await served.predictor.predict(inputs, { now, maxModelAgeMs: limits.maxModelAgeMs, maxBarAgeMs: limits.maxBarAgeMs });
       metrics.predictions.inc({ model_version: served.record.version }, predictions.length);
       for (const p of predictions) {
-        served.drift.add(p.probabilityUp);
+        served.drift.add(p.probabilityUp, p.symbol, p.barTime);
         metrics.barStaleness.set({ symbol: p.symbol }, (now - p.barTime) / 1000);
       }
       return {
