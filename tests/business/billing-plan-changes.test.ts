@@ -180,6 +180,32 @@ describe("an invoice owing less than the processor charges (0.50 USD)", () => {
       ["void", [["subscription", 100000], ["carried", 23]]],
       ["carried", [["carried", 23]]],
     ]);
+    // The final invoice was carried in turn, and its subscription has no next invoice: the user's next
+    // subscription in that currency has it on its first (session 43; before, it was dropped).
+    rig.answer.delete(userId);
+    await rig.billing.subscribe(userId, CHEAP, "pm_card_visa");
+    expect((await linesOf(userId)).at(-1)).toEqual(["paid", [["subscription", 1000], ["carried", 23]]]);
+  });
+
+  it("what a subscription carried when it ends with nothing else to invoice goes on the user's next subscription (session 43)", async () => {
+    const userId = randomUUID();
+    const { subscription_id: id } = await rig.billing.subscribe(userId, CHEAP, "pm_card_visa");
+    await rig.client.pool.query("UPDATE bil_subscriptions SET period_start = now() - interval '30 days' + interval '10 minutes', period_end = now() + interval '10 minutes' WHERE subscription_id = $1", [id]);
+    await rig.billing.changePlan(userId, id, PRICEY); // 23 cents carried
+    await rig.billing.cancel(userId, id, false); // no usage: no final invoice
+    expect(await linesOf(userId)).toEqual([
+      ["paid", [["subscription", 1000]]],
+      ["carried", [["proration", 0], ["proration", 23]]],
+    ]);
+    // Before: the new subscription's first invoice was 1000 and the 23 cents were owed on nothing.
+    const { subscription_id: again } = await rig.billing.subscribe(userId, CHEAP, "pm_card_visa");
+    expect((await linesOf(userId)).at(-1)).toEqual(["paid", [["subscription", 1000], ["carried", 23]]]);
+    const carried = async (sub: string) => (await rig.client.pool.query("SELECT carried FROM bil_subscriptions WHERE subscription_id = $1", [sub])).rows[0].carried;
+    expect([await carried(id), await carried(again)]).toEqual(["0", "0"]);
+    // Taken once: the next subscription after this one has nothing carried.
+    await rig.billing.cancel(userId, again, false);
+    await rig.billing.subscribe(userId, CHEAP, "pm_card_visa");
+    expect((await linesOf(userId)).at(-1)).toEqual(["paid", [["subscription", 1000]]]);
   });
 });
 

@@ -73,11 +73,12 @@ export class Billing {
       const live = await this.repo.liveSubscriptionOf(c, userId);
       const { subscription, firstLines } = startSubscription(plan, new Date(), await this.repo.hadTrial(c, userId));
       const ended = live?.status === "unpaid" ? await this.end(c, live, await this.planOrThrow(live.plan_id, c)) : undefined;
-      // The credit the user's ended subscriptions were left with is theirs: the new one starts with it.
-      const creditBalance = await this.repo.takeEndedCredit(c, userId, plan.currency);
+      // The credit the user's ended subscriptions were left with is theirs: the new one starts with it;
+      // what they carried (below the minimum charge) goes on its next invoice (repo takeEnded).
+      const { credit: creditBalance, carried } = await this.repo.takeEnded(c, userId, plan.currency);
       let sub: SubscriptionRow;
       try {
-        sub = await this.repo.insertSubscription(c, randomUUID(), userId, { ...subscription, creditBalance }, paymentMethod);
+        sub = await this.repo.insertSubscription(c, randomUUID(), userId, { ...subscription, creditBalance }, paymentMethod, carried);
       } catch (err) {
         if ((err as { code?: string }).code === "23505") throw new HttpError(409, "ALREADY_SUBSCRIBED", "you already have a live subscription; change its plan instead");
         throw err;

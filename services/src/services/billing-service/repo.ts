@@ -144,20 +144,23 @@ export class BillingRepo {
   }
 
   /**
-   * Takes the credit left on the user's ended subscriptions in `currency` (zeroed; a concurrent
-   * taker waits for the rows, then finds none left), for their new subscription: credit is owed to
-   * the user, and a canceled subscription cannot spend it. Credit in another currency stays for a
-   * subscription in that one (taken as a number, 900 yen of credit paid 9.00 of a dollar plan).
+   * Takes the credit left on the user's ended subscriptions in `currency`, and what they `carried`
+   * (owed below the processor's minimum charge), both zeroed (a concurrent taker waits for the rows,
+   * then finds none left), for their new subscription: credit is owed to the user, and a canceled
+   * subscription cannot spend it; what was carried is owed by the user, and a canceled subscription
+   * has no next invoice to put it on (it was dropped when one ended with nothing else to invoice, or
+   * its final invoice was carried in turn). Either in another currency stays for a subscription in
+   * that one (taken as a number, 900 yen of credit paid 9.00 of a dollar plan).
    */
-  async takeEndedCredit(c: Q, userId: string, currency: Currency): Promise<bigint> {
-    const { rows } = await c.query<{ credit: string | null }>(
-      `WITH taken AS (SELECT s.subscription_id, s.credit_balance FROM bil_subscriptions s JOIN bil_plans p USING (plan_id)
-                       WHERE s.user_id = $1 AND s.status = 'canceled' AND s.credit_balance > 0 AND p.currency = $2 FOR UPDATE OF s),
-            zeroed AS (UPDATE bil_subscriptions s SET credit_balance = 0, updated_at = now() FROM taken t WHERE s.subscription_id = t.subscription_id)
-       SELECT sum(credit_balance)::text AS credit FROM taken`,
+  async takeEnded(c: Q, userId: string, currency: Currency): Promise<{ credit: bigint; carried: bigint }> {
+    const { rows } = await c.query<{ credit: string | null; carried: string | null }>(
+      `WITH taken AS (SELECT s.subscription_id, s.credit_balance, s.carried FROM bil_subscriptions s JOIN bil_plans p USING (plan_id)
+                       WHERE s.user_id = $1 AND s.status = 'canceled' AND (s.credit_balance > 0 OR s.carried > 0) AND p.currency = $2 FOR UPDATE OF s),
+            zeroed AS (UPDATE bil_subscriptions s SET credit_balance = 0, carried = 0, updated_at = now() FROM taken t WHERE s.subscription_id = t.subscription_id)
+       SELECT sum(credit_balance)::text AS credit, sum(carried)::text AS carried FROM taken`,
       [userId, currency],
     );
-    return BigInt(rows[0]?.credit ?? "0");
+    return { credit: BigInt(rows[0]?.credit ?? "0"), carried: BigInt(rows[0]?.carried ?? "0") };
   }
 
   /** The subscription's oldest invoice still to be paid (open; or `uncollectible` too, when asked), if any. */
@@ -195,11 +198,12 @@ export class BillingRepo {
     return (await this.pg.query<SubscriptionRow>("SELECT * FROM bil_subscriptions WHERE user_id = $1 ORDER BY created_at DESC", [userId])).rows;
   }
 
-  async insertSubscription(c: Q, id: string, userId: string, s: Subscription, paymentMethod: string): Promise<SubscriptionRow> {
+  /** A new subscription; `carried` (what the user's ended ones carried, takeEnded) goes on its next invoice. */
+  async insertSubscription(c: Q, id: string, userId: string, s: Subscription, paymentMethod: string, carried = 0n): Promise<SubscriptionRow> {
     const { rows } = await c.query<SubscriptionRow>(
-      `INSERT INTO bil_subscriptions (subscription_id, user_id, plan_id, status, anchor, period_start, period_end, trial_end, cancel_at_period_end, credit_balance, payment_method, usage_billed_until)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING *`,
-      [id, userId, s.planId, s.status, s.anchor, s.periodStart, s.periodEnd, s.trialEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), paymentMethod, s.usageBilledUntil],
+      `INSERT INTO bil_subscriptions (subscription_id, user_id, plan_id, status, anchor, period_start, period_end, trial_end, cancel_at_period_end, credit_balance, payment_method, usage_billed_until, carried)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING *`,
+      [id, userId, s.planId, s.status, s.anchor, s.periodStart, s.periodEnd, s.trialEnd, s.cancelAtPeriodEnd, s.creditBalance.toString(), paymentMethod, s.usageBilledUntil, carried.toString()],
     );
     return rows[0];
   }
