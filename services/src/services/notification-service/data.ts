@@ -196,11 +196,23 @@ export async function deadLetters(db: Queryable, userId: string | null, limit: n
   ).rows;
 }
 
-/** Puts a dead letter's delivery back in the queue with fresh attempts; undefined when not found (or not the user's). */
-export async function replayDeadLetter(db: Queryable, id: string, userId: string | null): Promise<"replayed" | "already" | undefined> {
-  const l = (await db.query<{ delivery_id: string; replayed_at: Date | null }>("SELECT delivery_id, replayed_at FROM nt_dead_letters WHERE dead_letter_id = $1 AND ($2::text IS NULL OR user_id = $2) FOR UPDATE", [id, userId])).rows[0];
+/**
+ * Puts a dead letter's delivery back in the queue with fresh attempts; undefined when not found (or not
+ * the user's); "full" when the user's backlog on its channel is at `maxPending` (NOTIFY_MAX_PENDING_PER_CHANNEL):
+ * a replay is a delivery waiting like any other, and replays bypassed that bound (session 43's hunt: a
+ * user whose endpoint answers 410 has every notice dead at once, kept NOTIFY_RETENTION_DAYS, and each
+ * replayed one went back to pending, as many as there were dead letters).
+ */
+export async function replayDeadLetter(db: Queryable, id: string, userId: string | null, maxPending: number): Promise<"replayed" | "already" | "full" | undefined> {
+  const l = (
+    await db.query<{ delivery_id: string; replayed_at: Date | null; user_id: string; channel: Channel }>(
+      "SELECT delivery_id, replayed_at, user_id, channel FROM nt_dead_letters WHERE dead_letter_id = $1 AND ($2::text IS NULL OR user_id = $2) FOR UPDATE",
+      [id, userId],
+    )
+  ).rows[0];
   if (!l) return undefined;
   if (l.replayed_at) return "already";
+  if (((await pendingByChannel(db, l.user_id, [l.channel], maxPending)).get(l.channel) ?? 0) >= maxPending) return "full";
   await db.query("UPDATE nt_dead_letters SET replayed_at = now() WHERE dead_letter_id = $1", [id]);
   await db.query("UPDATE nt_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL WHERE delivery_id = $1 AND status = 'dead'", [l.delivery_id]);
   return "replayed";

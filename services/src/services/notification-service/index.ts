@@ -102,7 +102,7 @@ export default defineService({
       webhook: webhookOrConfigError(() => webhookChannel({ timeoutMs: c.NOTIFY_HTTP_TIMEOUT_MS, allowPrivate: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, ports: webhookPorts, dnsServers: c.NOTIFY_WEBHOOK_DNS_SERVERS })),
     };
     ctx.log.info({ email: !!channels.email, telegram: !!channels.telegram, webhook: true }, "notification channels");
-    registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, webhookPorts, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS, sendCode: { email: email && ((to, m) => email.send(to, m)), telegram: telegram && ((chat, m) => telegram.send(chat, m)) }, log: ctx.log });
+    registerRoutes(app, { allowPrivateWebhooks: c.NOTIFY_WEBHOOK_ALLOW_PRIVATE, webhookPorts, maxWebhooks: c.NOTIFY_MAX_WEBHOOKS, maxPendingPerChannel: c.NOTIFY_MAX_PENDING_PER_CHANNEL, sendCode: { email: email && ((to, m) => email.send(to, m)), telegram: telegram && ((chat, m) => telegram.send(chat, m)) }, log: ctx.log });
 
     const sent = new Counter({ name: "notifications_total", help: "Delivery attempts by channel and outcome (sent, retry, dead, rate_limited; dropped: not queued, the user's backlog on the channel full)", labelNames: ["channel", "outcome"] as const, registers: [ctx.metrics.registry] });
     const sender = new Sender(app.pg, app.redis, channels, {

@@ -56,7 +56,7 @@ const delivery = (d: data.DeliveryRow) => ({
   createdAt: d.created_at.toISOString(), sentAt: d.sent_at?.toISOString() ?? null,
 });
 
-export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; webhookPorts: readonly number[]; maxWebhooks: number; sendCode: { email?: CodeSender; telegram?: CodeSender }; log: Logger }): void {
+export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; webhookPorts: readonly number[]; maxWebhooks: number; maxPendingPerChannel: number; sendCode: { email?: CodeSender; telegram?: CodeSender }; log: Logger }): void {
   const emailCodes = registerAddressConfirmation(app, "email", o.sendCode.email, o.log);
   const telegramCodes = registerAddressConfirmation(app, "telegram", o.sendCode.telegram, o.log);
   app.get("/preferences", { schema: { response: { 200: PreferencesOut } } }, async (req) => data.preferences(app.pg, requireIdentity(req).userId));
@@ -107,9 +107,10 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; web
 
   app.post("/dead-letters/:id/replay", { schema: { params: Type.Object({ id: Type.String({ pattern: "^[0-9]{1,18}$" }) }), response: { 200: ResponseObject({ id: Type.String(), status: Type.String({ description: "replayed" }) }) } } }, async (req) => {
     const who = requireIdentity(req);
-    const r = await app.pg.transaction((tx) => data.replayDeadLetter(tx, req.params.id, who.role === "admin" ? null : who.userId));
+    const r = await app.pg.transaction((tx) => data.replayDeadLetter(tx, req.params.id, who.role === "admin" ? null : who.userId, o.maxPendingPerChannel));
     if (!r) throw notFound("no such dead letter");
     if (r === "already") throw new HttpError(409, "ALREADY_REPLAYED", "this dead letter was already replayed");
+    if (r === "full") throw new HttpError(409, "BACKLOG_FULL", `${o.maxPendingPerChannel} deliveries already wait on this channel: replay once some are sent`, "id");
     return { id: req.params.id, status: "replayed" };
   });
 }
