@@ -72,8 +72,9 @@ function commandProblems(where: string, parts: unknown[]): string[] {
 
 export interface RuntimeFlagsConfig {
     /**
-     * Kubernetes workloads (their `trading.io/workload` name, else the resource's) and environment
-     * sources (ConfigMap/Secret names) allowed a debug or trace LOG_LEVEL (none by default, session 42).
+     * Workloads (their `trading.io/workload` name, else the resource's) and environment sources
+     * (ConfigMap/Secret names) allowed a debug or trace LOG_LEVEL on Kubernetes (session 42), and
+     * `DEBUG` or `NODE_DEBUG` output on either target (session 43); none by default.
      */
     verboseLogWorkloads: string[];
 }
@@ -89,20 +90,64 @@ export function verboseLogLevel(name: string, value: string): string | undefined
     return `sets LOG_LEVEL=${value.trim()}`;
 }
 
+/**
+ * Session 43: `DEBUG` (the `debug` module's namespaces, `*` for all, comma- or space-separated; a
+ * `-name` only turns one off) and `NODE_DEBUG` (Node core's sections: http, net, tls, ...) turn on
+ * output that bypasses pino altogether, its level and its redaction: ioredis, a `debug` user, writes
+ * every command with its arguments, the DragonflyDB AUTH password among them. Judged on both targets
+ * (a Docker stack's logs are read as a cluster's are); a value that turns nothing on passes (empty,
+ * only exclusions, a switch spelt off: false, 0, no, off, none).
+ */
+const DEBUG_VARIABLES = ["DEBUG", "NODE_DEBUG"];
+const NOTHING_ON = ["false", "0", "no", "off", "none"];
+
+export function debugOutputSetting(name: string, value: string): string | undefined {
+    if (!DEBUG_VARIABLES.includes(name)) return undefined;
+    const on = value.split(/[\s,]+/).filter((n) => n !== "" && !n.startsWith("-") && !NOTHING_ON.includes(n.toLowerCase()));
+    return on.length === 0 ? undefined : `sets ${name}=${value.trim()}`;
+}
+
 const VERBOSE_FIX = ": verbose logs carry request detail the info level leaves out (bodies, headers, identifiers, query parameters) to every reader " +
     "of the cluster's logs; use info (trading:logLevel) on this stack, or list the workload in verboseLogWorkloads for the time of an investigation.";
 
-/** A debug or trace LOG_LEVEL in a Kubernetes workload's containers (literal env values), unless the workload is allowed. */
-export function verboseLogProblems(w: Workload, cfg: RuntimeFlagsConfig = defaults): string[] {
-    if (w.target !== "kubernetes" || cfg.verboseLogWorkloads.includes(w.id.workload) || cfg.verboseLogWorkloads.includes(w.name)) return [];
+const DEBUG_FIX = ": DEBUG (the debug module) and NODE_DEBUG write library and Node internals to the logs past pino's level and redaction " +
+    "(ioredis's debug output carries every command's arguments, the DragonflyDB AUTH password among them) for every reader of the logs; " +
+    "remove it, or list the workload in verboseLogWorkloads for the time of an investigation.";
+
+/** `NAME=value` words of a command line (`env DEBUG=* node ...`, a `sh -c` script) that turn debug output on. */
+function commandDebugSettings(where: string, parts: unknown[]): string[] {
     const out: string[] = [];
-    for (const env of workloadEnv(w.type, w.props)) {
-        for (const e of env.entries) {
-            const p = e.value !== undefined && env.container ? verboseLogLevel(e.name, e.value) : undefined;
-            if (p !== undefined) out.push(`container "${env.container!.name}" ${p}`);
+    for (const text of parts.map(str)) {
+        for (const word of text?.split(/\s+/) ?? []) {
+            const kv = splitEnv(word.replace(/^["']+|["']+$/g, ""));
+            const p = kv ? debugOutputSetting(kv[0], kv[1].replace(/^["']+|["']+$/g, "")) : undefined;
+            if (p !== undefined) out.push(`${where} ${p}`);
         }
     }
     return out;
+}
+
+/**
+ * A debug or trace LOG_LEVEL in a Kubernetes workload's containers (literal env values), and DEBUG
+ * or NODE_DEBUG output in any workload's env or command line, unless the workload is allowed.
+ */
+export function verboseLogProblems(w: Workload, cfg: RuntimeFlagsConfig = defaults): string[] {
+    if (cfg.verboseLogWorkloads.includes(w.id.workload) || cfg.verboseLogWorkloads.includes(w.name)) return [];
+    const out: string[] = [];
+    for (const env of workloadEnv(w.type, w.props)) {
+        const who = env.container ? `container "${env.container.name}"` : "envs";
+        for (const e of env.entries) {
+            if (e.value === undefined) continue;
+            const p = (w.target === "kubernetes" ? verboseLogLevel(e.name, e.value) : undefined) ?? debugOutputSetting(e.name, e.value);
+            if (p !== undefined) out.push(`${who} ${p}`);
+        }
+        if (env.container) {
+            const c = env.container;
+            out.push(...commandDebugSettings(`container "${c.name}" command`, arr(c.container.command)), ...commandDebugSettings(`container "${c.name}" args`, arr(c.container.args)));
+        }
+    }
+    if (w.target === "docker") out.push(...commandDebugSettings("command", arr(w.props.command)), ...commandDebugSettings("entrypoints", arr(w.props.entrypoints)));
+    return [...new Set(out)];
 }
 
 export function insecureRuntimeFlagProblems(w: Workload): string[] {
@@ -130,13 +175,13 @@ export function environmentSourceProblems(type: string, props: Record<string, an
     const out: string[] = [];
     const verboseAllowed = cfg.verboseLogWorkloads.includes(objectName(props, name)) || cfg.verboseLogWorkloads.includes(name);
     for (const { field, name: key, value } of environmentSourceEntries(type, props)) {
-        const p = value === undefined ? undefined : insecureSetting(key, value) ?? (verboseAllowed ? undefined : verboseLogLevel(key, value));
+        const p = value === undefined ? undefined : insecureSetting(key, value) ?? (verboseAllowed ? undefined : verboseLogLevel(key, value) ?? debugOutputSetting(key, value));
         if (p !== undefined) out.push(`${field}.${key} ${p} in every pod taking it as its environment`);
     }
     return out;
 }
 
-const messageOf = (who: string, p: string) => `${who} ${p}${p.includes("sets LOG_LEVEL=") ? VERBOSE_FIX : FIX}`;
+const messageOf = (who: string, p: string) => `${who} ${p}${p.includes("sets LOG_LEVEL=") ? VERBOSE_FIX : /sets (NODE_)?DEBUG=/.test(p) ? DEBUG_FIX : FIX}`;
 
 const FIX = "; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the " +
     "credentials it carries to whoever is on the path, and the admin API deletes data for any client (debug a copy " +
@@ -147,7 +192,7 @@ export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
     description:
         "No process runs with its own safety switched off: no Node inspector (--inspect*, in NODE_OPTIONS or the command line), " +
         "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no SMTP without (verified) TLS, no Prometheus --web.enable-admin-api; " +
-        "no Kubernetes workload logs at LOG_LEVEL debug or trace unless listed in verboseLogWorkloads.",
+        "no Kubernetes workload logs at LOG_LEVEL debug or trace, and no workload turns on DEBUG or NODE_DEBUG output, unless listed in verboseLogWorkloads.",
     severity: "high",
     configSchema: {
         properties: {

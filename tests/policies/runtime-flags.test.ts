@@ -117,3 +117,46 @@ describe("no-insecure-runtime-flags: verbose logs on Kubernetes (session 42)", (
         expect(await run([dockerService("api-gateway", { envs: ["LOG_LEVEL=debug"] })])).toEqual([]);
     });
 });
+
+// Session 43's policy hunt: DEBUG (the debug module: ioredis writes every command with its arguments, the
+// DragonflyDB AUTH password among them) and NODE_DEBUG passed the pack on both targets, in env, a shell
+// script and an environment source; only LOG_LEVEL was judged.
+describe("no-insecure-runtime-flags: DEBUG and NODE_DEBUG (session 43)", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, { only: ["no-insecure-runtime-flags"] });
+    const debugFix = ": DEBUG (the debug module) and NODE_DEBUG write library and Node internals to the logs past pino's level and redaction " +
+        "(ioredis's debug output carries every command's arguments, the DragonflyDB AUTH password among them) for every reader of the logs; " +
+        "remove it, or list the workload in verboseLogWorkloads for the time of an investigation.";
+
+    it("rejects DEBUG or NODE_DEBUG turning output on, in a Kubernetes workload of every pod-bearing kind, a Docker container, a command line and an environment source", async () => {
+        const kinds = asEveryPodKind(deployment("api-gateway", 3001, { container: { env: [{ name: "DEBUG", value: "*" }] } }));
+        expect((await run(kinds)).map((v) => v.message)).toEqual(kinds.map((k) => `${k.type.split(":").pop()} "${k.name}" container "api-gateway" sets DEBUG=*${debugFix}`));
+        const nodeDebug = deployment("order-management", 3002, { container: { env: [{ name: "NODE_DEBUG", value: "http,tls" }] } });
+        const script = deployment("trading-engine", 3003, { container: { command: ["sh", "-c", "DEBUG='ioredis:*' exec node dist/services/src/main.js trading-engine"] } });
+        const docker = dockerService("risk-management", { envs: ["LOG_LEVEL=info", "DEBUG=ioredis:*,-ioredis:connection"], entrypoints: ["env", "NODE_DEBUG=net", "node", "main.js"] });
+        const source = { type: "kubernetes:core/v1:ConfigMap", name: "gateway-env", props: { metadata: { name: "gateway-env", namespace: NS }, data: { DEBUG: "express:* ioredis:*" } } };
+        const s = secret("notifier", {}, { NODE_DEBUG: Buffer.from("http").toString("base64") });
+        expect((await run([nodeDebug, script, docker, source, s])).map((v) => v.message)).toEqual([
+            `Deployment "order-management-deployment" container "order-management" sets NODE_DEBUG=http,tls${debugFix}`,
+            `Deployment "trading-engine-deployment" container "trading-engine" command sets DEBUG=ioredis:*${debugFix}`,
+            `Container "risk-management-container" envs sets DEBUG=ioredis:*,-ioredis:connection${debugFix}`,
+            `Container "risk-management-container" entrypoints sets NODE_DEBUG=net${debugFix}`,
+            `ConfigMap "gateway-env" data.DEBUG sets DEBUG=express:* ioredis:* in every pod taking it as its environment${debugFix}`,
+            `Secret "notifier-secret" data.NODE_DEBUG sets NODE_DEBUG=http in every pod taking it as its environment${debugFix}`,
+        ]);
+        // Mandatory on prod, advisory on dev (a Docker stack's logs are read all the same).
+        expect((await run([docker], "dev")).map((v) => v.enforcementLevel)).toEqual(["advisory", "advisory"]);
+    });
+
+    it("passes a value that turns nothing on, a value unknown during preview, and a workload or source listed in verboseLogWorkloads", async () => {
+        const values = ["", "-*", "-express:*,-ioredis:*", "false", "0", "off", UNKNOWN];
+        const quiet = values.map((value, i) => deployment(`svc-${i}`, 3000 + i, { container: { env: [{ name: i % 2 ? "NODE_DEBUG" : "DEBUG", value }] } }));
+        expect(await run([...quiet, dockerService("api-gateway", { envs: ["DEBUG=", "NODE_DEBUG=false"] })])).toEqual([]);
+        const allowing = { all: "mandatory" as const, "no-insecure-runtime-flags": { verboseLogWorkloads: ["order-management", "risk-management", "gateway-env"] } };
+        const k8s = deployment("order-management", 3002, { container: { env: [{ name: "NODE_DEBUG", value: "http" }] } });
+        const docker = dockerService("risk-management", { envs: ["DEBUG=*"] });
+        const source = { type: "kubernetes:core/v1:ConfigMap", name: "gateway-env", props: { metadata: { name: "gateway-env", namespace: NS }, data: { DEBUG: "*" } } };
+        expect(await run([k8s, docker, source], allowing)).toEqual([]);
+        // The opt-in is per workload: another one is still refused.
+        expect(summary(await run([k8s, dockerService("api-gateway", { envs: ["DEBUG=*"] })], allowing))).toEqual(["no-insecure-runtime-flags api-gateway-container"]);
+    });
+});
