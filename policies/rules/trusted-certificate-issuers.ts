@@ -11,12 +11,33 @@ import { describe, metadataAnnotations, namespaceOf, objectName } from "../lib/w
  * certificates chain to a root no client trusts), plain http (anyone on the path answers as the CA
  * and issues for the host), or not verified (`skipTLSVerify`), and which Ingress or Certificate takes
  * its certificate from it. Prod-only: a dev stack may use a staging issuer on purpose.
+ *
+ * Session 43: an issuer the stack does not declare (the cluster's, as `trading:certIssuer` names it)
+ * passed unseen, whatever its name. Its name must not say staging or test (the stack config's rule
+ * for `trading:certIssuer`, for an Ingress or Certificate the program writes itself); and, its server
+ * being out of the pack's sight, once `trustedClusterIssuers` lists any (prod.json does), it must be
+ * one the operator has checked, listed there (a ClusterIssuer by name, an Issuer as `namespace/name`).
  */
 export interface TrustedIssuersConfig {
     environment: Environment;
+    /**
+     * Issuers the stack does not declare that the operator has checked: ClusterIssuers by name, Issuers
+     * as `namespace/name`. Empty (the default): an undeclared issuer is judged by its name only.
+     */
+    trustedClusterIssuers: string[];
 }
 
-const defaults: TrustedIssuersConfig = { environment: "prod" };
+const defaults: TrustedIssuersConfig = { environment: "prod", trustedClusterIssuers: [] };
+
+/**
+ * Whether an issuer's name says it issues untrusted test certificates, as the stack config reads
+ * `trading:certIssuer` (stacks/config.ts isStagingIssuer): "staging" anywhere, or a dot- or
+ * dash-separated word stage, stg, test, testing or fake.
+ */
+export function isStagingIssuerName(name: string): boolean {
+    const n = name.toLowerCase();
+    return n.includes("staging") || n.split(/[-.]/).some((word) => ["stage", "stg", "test", "testing", "fake"].includes(word));
+}
 
 const ISSUER = /^kubernetes:cert-manager\.io\/v\w+:(Issuer|ClusterIssuer)$/;
 const CERTIFICATE = /^kubernetes:cert-manager\.io\/v\w+:(Certificate|CertificateRequest)$/;
@@ -86,8 +107,23 @@ function issuerRefOf(r: StackResource): IssuerRef | undefined {
     return undefined;
 }
 
-/** Each Ingress or Certificate of the stack taking its certificate from a declared issuer that is not to be trusted. */
-export function untrustedIssuerUses(resources: StackResource[]): { urn: string; message: string }[] {
+/** What is wrong with an issuer the stack does not declare, if anything. */
+function undeclaredIssuerProblem(ref: IssuerRef, trusted: readonly string[]): string | undefined {
+    if (isStagingIssuerName(ref.name)) return "its name says it is a staging or test issuer, whose certificates no browser or client trusts";
+    const listed = ref.kind === "ClusterIssuer" ? ref.name : `${ref.namespace}/${ref.name}`;
+    // An empty list (the default, as allowedRegistries' is) judges the name only; prod.json lists the stack's issuer.
+    if (trusted.length === 0 || trusted.includes(listed)) return undefined;
+    return `the stack does not declare it, so its CA is out of the pack's sight, and it is not listed in trustedClusterIssuers (as "${listed}")`;
+}
+
+const DECLARED_FIX = ": every client of this stack would fail TLS, or be taught to click through it. Point the issuer at a production ACME directory " +
+    "over https (e.g. https://acme-v02.api.letsencrypt.org/directory), or use a production issuer; staging issuers belong to dev stacks.";
+const UNDECLARED_FIX = ": a certificate from a staging, test or unknown CA fails every client's TLS, or teaches them to click through it. Use a production " +
+    "issuer, and once its server is checked to be a production ACME directory over https, list it in this policy's trustedClusterIssuers " +
+    "(or declare the issuer in the program, where the pack reads its server).";
+
+/** Each Ingress or Certificate of the stack taking its certificate from an issuer that is not to be trusted. */
+export function untrustedIssuerUses(resources: StackResource[], trusted: readonly string[] = []): { urn: string; message: string }[] {
     const issuers = resources.filter((r) => ISSUER.test(r.type));
     const out: { urn: string; message: string }[] = [];
     for (const user of resources) {
@@ -95,13 +131,14 @@ export function untrustedIssuerUses(resources: StackResource[]): { urn: string; 
         if (!ref) continue;
         const issuer = issuers.find((i) => i.type.endsWith(`:${ref.kind}`) && objectName(i.props, i.name) === ref.name
             && (ref.kind === "ClusterIssuer" || namespaceOf(i.props) === ref.namespace));
-        const problem = issuer && issuerProblem(issuer.props);
+        // An issuer whose name or namespace is not known during preview may be the one referenced: judged at `up`.
+        const maybeDeclared = issuers.some((i) => i.type.endsWith(`:${ref.kind}`) && (isUnknown(i.props.metadata?.name) || namespaceOf(i.props) === "<unknown>"))
+            || (ref.kind === "Issuer" && ref.namespace === "<unknown>");
+        const problem = issuer ? issuerProblem(issuer.props) : maybeDeclared ? undefined : undeclaredIssuerProblem(ref, trusted);
         if (!problem) continue;
         out.push({
             urn: user.urn,
-            message: `${describe(user.type, user.name)} takes its certificate from ${ref.kind} "${ref.name}" (${ref.at}), and ${problem}: ` +
-                "every client of this stack would fail TLS, or be taught to click through it. Point the issuer at a production ACME directory " +
-                "over https (e.g. https://acme-v02.api.letsencrypt.org/directory), or use a production issuer; staging issuers belong to dev stacks.",
+            message: `${describe(user.type, user.name)} takes its certificate from ${ref.kind} "${ref.name}" (${ref.at}), and ${problem}${issuer ? DECLARED_FIX : UNDECLARED_FIX}`,
         });
     }
     return out;
@@ -111,16 +148,18 @@ export const trustedCertificateIssuers: StackValidationPolicy = {
     name: "trusted-certificate-issuers",
     description:
         "On prod, no Ingress or cert-manager Certificate takes its certificate from an Issuer or ClusterIssuer the stack declares whose ACME " +
-        "server is a staging or test directory (Let's Encrypt staging, Pebble, ...), is not https, or is not verified.",
+        "server is a staging or test directory (Let's Encrypt staging, Pebble, ...), is not https, or is not verified; nor from one the stack does not " +
+        "declare unless listed in trustedClusterIssuers, and never one whose name says staging or test.",
     severity: "high",
     configSchema: {
         properties: {
             environment: environmentSchema,
+            trustedClusterIssuers: { type: "array", items: { type: "string" }, default: [] },
         },
     },
     validateStack: (args, reportViolation) => {
         const cfg = readConfig(args, defaults);
         if (cfg.environment !== "prod") args.notApplicable("prod-only policy (config environment != prod)");
-        for (const use of untrustedIssuerUses(plainResources(args.resources))) reportViolation(use.message, use.urn);
+        for (const use of untrustedIssuerUses(plainResources(args.resources), cfg.trustedClusterIssuers)) reportViolation(use.message, use.urn);
     },
 };

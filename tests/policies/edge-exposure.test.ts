@@ -7,7 +7,7 @@ import {
     allowFrom, backupCronJob, deployment, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit, ingress,
     networkPolicy, NGINX_CONF, NS, prodStack, replace, service, statefulSet,
 } from "./fixtures";
-import { runPack, summary, TestResource, UNKNOWN } from "./run-pack";
+import { loadConfig, runPack, summary, TestResource, UNKNOWN } from "./run-pack";
 
 const only = (name: string) => ({ only: [name] });
 const firstSentence = (m: string) => m.split(". ")[0];
@@ -173,9 +173,60 @@ describe("trusted-certificate-issuers (session 42)", () => {
         expect(await run([issuer("ClusterIssuer", "letsencrypt-staging", staging), ingress()])).toEqual([]);
         // The Ingress names a ClusterIssuer; a namespaced Issuer of the same name is not it.
         expect(await run([issuer("Issuer", "letsencrypt-prod", staging), ingress()])).toEqual([]);
+        // (Session 43: an Issuer the stack does not declare in the Certificate's namespace is judged as undeclared: listed here.)
         const otherNamespace = edit(issuer("Issuer", "acme", staging), (p) => { p.metadata.namespace = "other"; });
-        expect(await run([otherNamespace, certificate({ name: "acme" })])).toEqual([]);
+        const listingAcme = { ...loadConfig("prod"), "trusted-certificate-issuers": { environment: "prod", trustedClusterIssuers: [`${NS}/acme`] } };
+        expect(await runPack([otherNamespace, certificate({ name: "acme" })], listingAcme, only("trusted-certificate-issuers"))).toEqual([]);
         expect(await run([issuer("ClusterIssuer", "letsencrypt-prod", UNKNOWN), ingress()])).toEqual([]);
+    });
+});
+
+// Session 43's policy hunt: an issuer the stack does not declare (the cluster's) passed whatever it was
+// called, letsencrypt-staging included, when the program wrote the Ingress or Certificate itself (the stack
+// config judges trading:certIssuer's name only).
+describe("trusted-certificate-issuers: issuers the stack does not declare (session 43)", () => {
+    const run = (rs: TestResource[], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("trusted-certificate-issuers"));
+    const listing = (trustedClusterIssuers: string[]) => ({ all: "mandatory" as const, "trusted-certificate-issuers": { environment: "prod", trustedClusterIssuers } });
+    const withIssuer = (annotations: Record<string, string>) => ingress({ annotations: { ...annotations, "nginx.ingress.kubernetes.io/ssl-redirect": "true" } });
+    const certificate = (issuerRef: Record<string, string>): TestResource => ({
+        type: "kubernetes:cert-manager.io/v1:Certificate", name: "api-certificate",
+        props: { metadata: { name: "api", namespace: NS }, spec: { secretName: "api-tls", dnsNames: ["trading.example.com"], issuerRef } },
+    });
+    const fix = ": a certificate from a staging, test or unknown CA fails every client's TLS, or teaches them to click through it. Use a production " +
+        "issuer, and once its server is checked to be a production ACME directory over https, list it in this policy's trustedClusterIssuers " +
+        "(or declare the issuer in the program, where the pack reads its server).";
+
+    it("rejects an undeclared issuer whose name says staging or test, listed or not, and, once trustedClusterIssuers lists any (prod.json does), one not listed", async () => {
+        const cases: [TestResource, string][] = [
+            [withIssuer({ "cert-manager.io/cluster-issuer": "letsencrypt-staging" }),
+                "Ingress \"nginx-ingress\" takes its certificate from ClusterIssuer \"letsencrypt-staging\" (annotation cert-manager.io/cluster-issuer), and its name says it is a staging or test issuer, whose certificates no browser or client trusts"],
+            [certificate({ name: "le-stg", kind: "ClusterIssuer" }),
+                "Certificate \"api-certificate\" takes its certificate from ClusterIssuer \"le-stg\" (spec.issuerRef), and its name says it is a staging or test issuer, whose certificates no browser or client trusts"],
+            [withIssuer({ "cert-manager.io/cluster-issuer": "corp-acme" }),
+                "Ingress \"nginx-ingress\" takes its certificate from ClusterIssuer \"corp-acme\" (annotation cert-manager.io/cluster-issuer), and the stack does not declare it, so its CA is out of the pack's sight, and it is not listed in trustedClusterIssuers (as \"corp-acme\")"],
+            [withIssuer({ "cert-manager.io/issuer": "letsencrypt-prod" }),
+                `Ingress "nginx-ingress" takes its certificate from Issuer "letsencrypt-prod" (annotation cert-manager.io/issuer), and the stack does not declare it, so its CA is out of the pack's sight, and it is not listed in trustedClusterIssuers (as "${NS}/letsencrypt-prod")`],
+        ];
+        for (const [user, expected] of cases) {
+            expect((await run([user])).map((v) => `${v.enforcementLevel} ${v.resourceName} ${v.message}`), expected).toEqual([`mandatory ${user.name} ${expected}${fix}`]);
+            expect(await run([user], "dev"), expected).toEqual([]);
+        }
+        // A staging name is refused even when listed.
+        expect(summary(await run([cases[0][0]], listing(["letsencrypt-staging"])))).toEqual(["trusted-certificate-issuers nginx-ingress"]);
+        // The policy's default lists none and then judges the name only (as allowed-image-registries' empty list allows any registry).
+        expect(await run([ingress(), cases[2][0]], { all: "mandatory" })).toEqual([]);
+        expect(summary(await run([cases[0][0]], { all: "mandatory" }))).toEqual(["trusted-certificate-issuers nginx-ingress"]);
+    });
+
+    it("passes an undeclared issuer listed in trustedClusterIssuers (prod.json lists the stack's letsencrypt-prod), and one that may be declared under a name unknown during preview", async () => {
+        expect(await run([ingress(), certificate({ name: "letsencrypt-prod", kind: "ClusterIssuer" })])).toEqual([]);
+        expect(loadConfig("prod")["trusted-certificate-issuers"]).toEqual({ environment: "prod", trustedClusterIssuers: ["letsencrypt-prod"] });
+        expect(await run([withIssuer({ "cert-manager.io/cluster-issuer": "corp-acme" }), certificate({ name: "private-acme" })], listing(["corp-acme", `${NS}/private-acme`]))).toEqual([]);
+        const unknownName: TestResource = {
+            type: "kubernetes:cert-manager.io/v1:ClusterIssuer", name: "generated-issuer",
+            props: { metadata: { name: UNKNOWN }, spec: { acme: { server: "https://acme-v02.api.letsencrypt.org/directory" } } },
+        };
+        expect(await run([unknownName, withIssuer({ "cert-manager.io/cluster-issuer": "corp-acme" })], listing([]))).toEqual([]);
     });
 });
 
