@@ -469,6 +469,72 @@ describe("credentials inside files (session 42)", () => {
     });
 });
 
+// Session 43's policy hunt: a file was read for name=value, name: value, <name>value</name> and
+// directive-value lines only, so a password in any other shape passed: a .pgpass line, a YAML block or
+// folded scalar or a value on the next line, a JSON value under its key (JSON with comments), a .netrc
+// entry, a token as a URL's user (.git-credentials), a Docker config.json's auth, a kubeconfig's client-key-data.
+describe("credentials inside files: formats beyond name=value (session 43)", () => {
+    const configMap = (data: Record<string, string>) =>
+        ({ type: "kubernetes:core/v1:ConfigMap", name: "app-config", props: { metadata: { name: "app-config" }, data } });
+    const refs = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("credentials-from-secret-refs"));
+    const who = "ConfigMap \"app-config\": ConfigMap key";
+    const dockerAuth = Buffer.from("deploy:Xk9mQ2pL7vRt").toString("base64");
+
+    it("credentials-from-secret-refs refuses each, naming the key, the setting and the line, never the value", async () => {
+        const leaky = configMap({
+            ".pgpass": "# host:port:database:user:password\npostgres:5432:trading:trading:Xk9mQ2pL7vRt\n*:*:*:replicator:R3pl\\:ic8tion\n",
+            "block.yaml": "db:\n  host: postgres\n  password: |\n    Xk9mQ2pL7vRt\n",
+            "next-line.yaml": "db:\n  password:\n    Xk9mQ2pL7vRt\n",
+            "folded.yaml": "---\nkind: x\n---\nsmtp:\n  api_token: >-\n    Xk9mQ2pL\n    7vRt\n",
+            "settings.jsonc": "{\n  // the relay\n  \"smtp_password\":\n    \"Xk9mQ2pL7vRt\",\n}\n",
+            ".netrc": "machine api.example.com login deploy password Xk9mQ2pL7vRt\n",
+            "git-store": "https://ghp_Xk9mQ2pL7vRtXk9mQ2pL7vRtXk9mQ2pL@github.com\n",
+            "config.json": JSON.stringify({ auths: { "registry.example.com": { auth: dockerAuth } } }, null, 2),
+            "kubeconfig": "apiVersion: v1\nkind: Config\nusers:\n- name: ci\n  user:\n    client-certificate-data: LS0tLS1CRUdJTg==\n    client-key-data: LS0tLS1CRUdJTiBSU0E=\n",
+        });
+        const vs = await refs([leaky]);
+        expect(vs.map((v) => v.message.split(". ")[0])).toEqual([
+            `${who} .pgpass sets the password of a .pgpass line (host:port:database:user:password) to a literal value in its content (line 2)`,
+            `${who} .pgpass sets the password of a .pgpass line (host:port:database:user:password) to a literal value in its content (line 3)`,
+            `${who} block.yaml sets password to a literal value in its content (line 3)`,
+            `${who} next-line.yaml sets password to a literal value in its content (line 2)`,
+            `${who} folded.yaml sets api_token to a literal value in its content (line 5)`,
+            `${who} settings.jsonc sets smtp_password to a literal value in its content (line 3)`,
+            `${who} .netrc sets the password of a .netrc entry to a literal value in its content (line 1)`,
+            `${who} git-store sets the user of a URL (a token) to a literal value in its content (line 1)`,
+            `${who} config.json sets auth to a literal value in its content (line 4)`,
+            `${who} kubeconfig sets client-key-data to a literal value in its content (line 7)`,
+        ]);
+        for (const secretValue of ["Xk9mQ2pL7vRt", "R3pl", "7vRt", "ghp_Xk9m", dockerAuth, "LS0tLS1CRUdJTiBSU0E"]) {
+            expect(vs.filter((v) => v.message.includes(secretValue)), secretValue).toEqual([]);
+        }
+    });
+
+    it("passes references, paths, names and public material in the same formats", async () => {
+        const clean = configMap({
+            ".pgpass": "*:*:*:trading:${PGPASSWORD}\n",
+            "mac.txt": "00:1a:2b:3c:4d\n",
+            "block.yaml": "db:\n  password: |\n    ${DB_PASSWORD}\n  password_file: /run/secrets/db\ndescription: |\n  The password is rotated weekly.\n",
+            ".netrc": "machine api.example.com login deploy\ndefault login anonymous\n",
+            "remotes.txt": "ssh://git@github.com/acme/x.git\nhttps://deploy@git.example.com/y.git\nhttps://build-service-account-for-production-1@ci.example.com/\n",
+            "config.json": JSON.stringify({ auths: { "registry.example.com": {} }, credsStore: "ecr-login" }, null, 2),
+            "kubeconfig": "users:\n- name: ci\n  user:\n    client-certificate-data: LS0tLS1CRUdJTg==\n    client-key: /etc/keys/ci.key\n    tokenFile: /var/run/secrets/token\n",
+            "selector.yaml": "matchExpressions:\n  - key: app.kubernetes.io/name\n    operator: In\nauth: basic\n",
+        });
+        expect(await refs([clean])).toEqual([]);
+    });
+
+    it("no-default-credentials reads a weak value in the same formats: a .pgpass in a Docker upload, a YAML block scalar in a Secret", async () => {
+        const svc = dockerService("api-gateway", { uploads: [{ file: "/home/node/.pgpass", content: "postgres:5432:*:trading:changeme\n" }] });
+        const s = secret("app", { "config.yaml": "db:\n  password: |-\n    admin\n" });
+        const found = [...findDefaultCredentials(svc.type, svc.props), ...findDefaultCredentials(s.type, s.props)].map((f) => `${f.path}: ${f.problem}`);
+        expect(found).toEqual([
+            "uploads[0].content line 1 (the password of a .pgpass line (host:port:database:user:password)): a weak, well-known value",
+            "stringData.config.yaml line 2 (password): a weak, well-known value",
+        ]);
+    });
+});
+
 describe("credential helpers", () => {
     it("judges names by their last word", () => {
         expect(["POSTGRES_PASSWORD", "JWT_SECRET", "BINANCE_SECRET_KEY", "TELEGRAM_BOT_TOKEN", "AUTHENTICATION_APIKEY_ALLOWED_KEYS", "adminPassword"].filter(isCredentialName)).toHaveLength(6);
