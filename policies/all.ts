@@ -14,6 +14,7 @@ import { healthChecks } from "./rules/health-checks";
 import { ingressCors } from "./rules/ingress-cors";
 import { ingressHosts } from "./rules/ingress-hosts";
 import { ingressInternalBackends } from "./rules/ingress-internal-backends";
+import { ingressNoExternalForwarding } from "./rules/ingress-no-external-forwarding";
 import { ingressNoSnippets } from "./rules/ingress-no-snippets";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noApiServerCallouts } from "./rules/no-api-server-callouts";
@@ -66,6 +67,7 @@ export const policies: Policies = [
     trustedCertificateIssuers,
     ingressHosts,
     ingressNoSnippets,
+    ingressNoExternalForwarding,
     ingressCors,
     noPublicExposure,
     ingressInternalBackends,

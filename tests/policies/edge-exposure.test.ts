@@ -709,3 +709,46 @@ describe("hand-made-endpoints", () => {
         ]);
     });
 });
+
+// Session 43's policy hunt: ingress-nginx's mirror-target and auth-url sent a copy of every request (body,
+// Authorization header, cookies) or every request's headers to any host: ingress-no-snippets judged the
+// value's characters only.
+describe("ingress-no-external-forwarding (session 43)", () => {
+    const run = (rs: TestResource[], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("ingress-no-external-forwarding"));
+    const withAnnotations = (extra: Record<string, string>) => ingress({ annotations: { "cert-manager.io/cluster-issuer": "letsencrypt-prod", "nginx.ingress.kubernetes.io/ssl-redirect": "true", ...extra } });
+    const mirror = "nginx.ingress.kubernetes.io/mirror-target";
+    const auth = "nginx.ingress.kubernetes.io/auth-url";
+    const fix = ", past every NetworkPolicy (the controller makes the request): the clients' credentials and orders leave the platform. Name a Service " +
+        "of the cluster (http://<service>.<namespace>.svc:<port>/...), or, for an identity provider the operator has chosen, list its host in this " +
+        "policy's allowedExternalTargets.";
+
+    it("rejects a mirror-target or auth-url on a host outside the cluster (a name, an address in any spelling), or not a URL", async () => {
+        const cases: [Record<string, string>, string][] = [
+            [{ [mirror]: "https://collector.example.net$request_uri" },
+                `sets the annotation ${mirror} to a URL on collector.example.net, outside the cluster, so the controller sends it a copy of every request, its body, Authorization header and cookies included`],
+            [{ [auth]: "https://user@auth.example.com:8443/check" },
+                `sets the annotation ${auth} to a URL on auth.example.com, outside the cluster, so the controller sends it the headers of every request (its Authorization header and cookies)`],
+            [{ [mirror]: "http://203.0.113.7/copy" }, `sets the annotation ${mirror} to a URL on 203.0.113.7, outside the cluster, so the controller sends it a copy of every request, its body, Authorization header and cookies included`],
+            [{ [mirror]: "http://3405803783/copy" }, `sets the annotation ${mirror} to a URL on 3405803783, outside the cluster, so the controller sends it a copy of every request, its body, Authorization header and cookies included`],
+            [{ [auth]: "http://[2001:db8::7]/auth" }, `sets the annotation ${auth} to a URL on [2001:db8::7], outside the cluster, so the controller sends it the headers of every request (its Authorization header and cookies)`],
+            [{ [mirror]: "collector.example.net/copy" }, `sets the annotation ${mirror} to a value that is not an absolute URL, so where it sends a copy of every request, its body, Authorization header and cookies included cannot be judged`],
+        ];
+        for (const [annotations, problem] of cases) {
+            const ing = withAnnotations(annotations);
+            expect((await run([ing])).map((v) => `${v.enforcementLevel} ${v.message}`), problem).toEqual([`mandatory Ingress "${ing.name}" ${problem}${fix}`]);
+        }
+        // Advisory on dev, as every policy.
+        expect((await run([withAnnotations(cases[0][0])], "dev")).map((v) => v.enforcementLevel)).toEqual(["advisory"]);
+    });
+
+    it("passes a Service of the cluster, the edge's own $host, no annotation, and a host listed in allowedExternalTargets", async () => {
+        for (const value of ["http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth", "http://api-gateway.ai-trading.svc:3001/mirror", "http://audit-sink/copy",
+            "https://$host/oauth2/auth"]) {
+            expect(await run([withAnnotations({ [auth]: value, [mirror]: value })]), value).toEqual([]);
+        }
+        expect(await run([ingress()])).toEqual([]);
+        const listing = { all: "mandatory" as const, "ingress-no-external-forwarding": { allowedExternalTargets: ["auth.example.com"] } };
+        expect(await run([withAnnotations({ [auth]: "https://auth.example.com/check" })], listing)).toEqual([]);
+        expect(summary(await run([withAnnotations({ [mirror]: "https://auth.example.com.evil.example/x" })], listing))).toEqual(["ingress-no-external-forwarding nginx-ingress"]);
+    });
+});
