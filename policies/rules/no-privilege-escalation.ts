@@ -3,16 +3,60 @@ import { eitherTarget, forDockerContainer, forEveryPodSpec, podSpecContainers, s
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, str } from "../lib/values";
 
-/** A seccomp profile given inline (`seccomp=<JSON>`) whose default lets every system call through. */
-function allowsByDefault(opt: string): boolean {
+/** A seccomp profile given inline (`seccomp=<JSON>`, as the engine's API takes it), parsed; undefined otherwise. */
+function inlineProfile(opt: string): Record<string, unknown> | undefined {
     const m = /^seccomp[:=](\{.*)$/.exec(opt);
-    if (!m) return false;
+    if (!m) return undefined;
     try {
-        const action = str((JSON.parse(m[1]) as Record<string, unknown>).defaultaction);
-        return action === "scmp_act_allow" || action === "scmp_act_log";
+        const p: unknown = JSON.parse(m[1]);
+        return p !== null && typeof p === "object" && !Array.isArray(p) ? (p as Record<string, unknown>) : undefined;
     } catch {
-        return false;
+        return undefined;
     }
+}
+
+const ALLOWING = ["scmp_act_allow", "scmp_act_log"];
+
+/** An inline seccomp profile whose default lets every system call through. */
+function allowsByDefault(opt: string): boolean {
+    return ALLOWING.includes(str(inlineProfile(opt)?.defaultaction) ?? "");
+}
+
+/**
+ * Session 43: system calls Docker's default profile (moby's profiles/seccomp/default.json) refuses a
+ * container unless it holds the capability they need, or always: `unshare` and an unfiltered
+ * `clone`/`clone3` create a user namespace with no capability at all (inside it, `mount` and the rest
+ * of the kernel's namespaced attack surface), `keyctl`/`add_key`/`request_key` reach the kernel
+ * keyrings (not namespaced), `bpf`, `userfaultfd` and `perf_event_open` are the usual exploit
+ * primitives, the rest load modules, reboot, set the clock, trace other processes or open files by
+ * handle (the "shocker" escape). An inline profile whose default refuses but which allows one of these
+ * by name undoes that confinement as an allow-all default does; `clone`/`clone3` count only when
+ * allowed without an argument filter (the default profile allows `clone` without namespace flags).
+ */
+const DEFAULT_PROFILE_REFUSES = new Set([
+    "acct", "add_key", "bpf", "chroot", "clock_settime", "create_module", "delete_module", "fanotify_init", "finit_module", "fsconfig", "fsmount",
+    "fsopen", "fspick", "get_kernel_syms", "init_module", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
+    "mount", "mount_setattr", "move_mount", "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open", "pidfd_getfd",
+    "pivot_root", "process_madvise", "query_module", "quotactl", "quotactl_fd", "reboot", "request_key", "setdomainname", "sethostname", "setns",
+    "settimeofday", "stime", "swapoff", "swapon", "_sysctl", "sysfs", "syslog", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat",
+    "vhangup", "vm86", "vm86old",
+]);
+const UNFILTERED_ONLY = new Set(["clone", "clone3"]);
+
+/** The system calls an inline profile allows by name that Docker's default profile refuses, sorted. */
+function allowsRefusedCalls(opt: string): string[] {
+    const profile = inlineProfile(opt);
+    if (!profile || !Array.isArray(profile.syscalls)) return [];
+    const out = new Set<string>();
+    for (const rule of profile.syscalls as unknown[]) {
+        if (rule === null || typeof rule !== "object") continue;
+        const r = rule as Record<string, unknown>;
+        if (!ALLOWING.includes(str(r.action) ?? "")) continue;
+        const filtered = Array.isArray(r.args) && r.args.length > 0;
+        const names = [...(Array.isArray(r.names) ? r.names : []), r.name].map((n) => str(n)).filter((n): n is string => n !== undefined);
+        for (const n of names) if (DEFAULT_PROFILE_REFUSES.has(n) || (UNFILTERED_ONLY.has(n) && !filtered)) out.add(n);
+    }
+    return [...out].sort();
 }
 
 /**
@@ -32,6 +76,9 @@ export function dockerEscalationProblems(props: Record<string, any>): string[] {
         // Writable cgroups: the container may change its own (and its children's) resource limits and devices.
         else if (/^writable-cgroups[:=]true$/.test(o)) out.push(`disables a kernel confinement (securityOpts "${o}")`);
         else if (allowsByDefault(o)) out.push("disables a kernel confinement (securityOpts seccomp with an inline profile whose defaultAction allows every system call)");
+        else if (allowsRefusedCalls(o).length) {
+            out.push(`disables a kernel confinement (securityOpts seccomp with an inline profile that allows ${allowsRefusedCalls(o).join(", ")}, which Docker's default profile refuses)`);
+        }
     }
     return out;
 }

@@ -363,6 +363,38 @@ describe("no-privilege-escalation", () => {
     });
 });
 
+// Session 43's policy hunt: an inline seccomp profile whose default refuses but which allows, by name, the
+// system calls Docker's default profile refuses (unshare: a user namespace with no capability; keyctl,
+// userfaultfd, bpf, mount, ...) passed: only an allow-all defaultAction was judged.
+describe("no-privilege-escalation: inline seccomp profiles allowing what Docker's default refuses (session 43)", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("no-privilege-escalation"));
+    const profile = (syscalls: unknown[]) => `seccomp=${JSON.stringify({ defaultAction: "SCMP_ACT_ERRNO", syscalls })}`;
+
+    it("rejects a profile allowing unshare, keyctl, userfaultfd, mount or an unfiltered clone, by names or the legacy name, with ALLOW or LOG", async () => {
+        const docker = dockerService("api-gateway", {
+            securityOpts: ["no-new-privileges:true", profile([
+                { names: ["read", "write", "unshare", "keyctl"], action: "SCMP_ACT_ALLOW" },
+                { name: "userfaultfd", action: "SCMP_ACT_LOG" },
+                { names: ["mount", "clone"], action: "SCMP_ACT_ALLOW" },
+            ])],
+        });
+        expect((await run([docker])).map((v) => v.message.split("; ")[0])).toEqual([
+            "Container \"api-gateway-container\" disables a kernel confinement (securityOpts seccomp with an inline profile that allows clone, keyctl, mount, unshare, userfaultfd, which Docker's default profile refuses)",
+        ]);
+    });
+
+    it("passes a profile allowing ordinary calls, a clone filtered by its flags as the default profile's, and refusing the dangerous ones", async () => {
+        const docker = dockerService("api-gateway", {
+            securityOpts: ["no-new-privileges:true", profile([
+                { names: ["read", "write", "openat", "ptrace", "io_uring_setup"], action: "SCMP_ACT_ALLOW" },
+                { names: ["clone"], action: "SCMP_ACT_ALLOW", args: [{ index: 0, value: 2114060288, op: "SCMP_CMP_MASKED_EQ" }] },
+                { names: ["unshare", "keyctl", "clone3"], action: "SCMP_ACT_ERRNO" },
+            ])],
+        });
+        expect(await run([docker])).toEqual([]);
+    });
+});
+
 describe("read-only-root-filesystem", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("read-only-root-filesystem"));
 
