@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { plain } from "../lib/values";
+import { isRecord, plain, str } from "../lib/values";
 import { metadataAnnotations } from "../lib/workloads";
 
 /**
@@ -11,7 +11,9 @@ import { metadataAnnotations } from "../lib/workloads";
  * - `mirror-target`: a copy of every request, its body (logins, orders) and its Authorization header
  *   and cookies included (nginx's `mirror` subrequest keeps the headers; `mirror-request-body` is on
  *   by default);
- * - `auth-url`: the headers of every request (the JWT, the cookies) in the authentication subrequest.
+ * - `auth-url`: the headers of every request (the JWT, the cookies) in the authentication subrequest;
+ * - the controller ConfigMap's `global-auth-url` (recognised by the key, whatever the map is called):
+ *   the same for every Ingress of the controller.
  * Each passed the pack whatever host it named: ingress-no-snippets judges the value's characters only.
  * A target inside the cluster passes (a Service by a single label, `*.svc`, `*.svc.cluster.local`),
  * and so does `$host` (the edge itself); any other host, an IP address
@@ -49,40 +51,48 @@ export function isClusterTarget(host: string): boolean {
     return /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(h) || /\.svc(\.cluster\.local)?$/.test(h) || h.endsWith(".cluster.local");
 }
 
+/** What is wrong with one forwarding setting (`where`: "the annotation <key>", "global-auth-url"), if anything. */
+function forwardingProblem(where: string, value: string | undefined, what: string, cfg: ExternalForwardingConfig): string | undefined {
+    if (value === undefined || value.trim() === "") return undefined;
+    const host = targetHost(value);
+    if (host === undefined) return `sets ${where} to a value that is not an absolute URL, so where it sends ${what} cannot be judged`;
+    if (isClusterTarget(host) || cfg.allowedExternalTargets.includes(host)) return undefined;
+    return `sets ${where} to a URL on ${host}, outside the cluster, so the controller sends it ${what}`;
+}
+
 /** Each forwarding annotation of an Ingress naming a host outside the cluster that is not allowed. */
 export function externalForwardingProblems(props: Record<string, any>, cfg: ExternalForwardingConfig = defaults): string[] {
-    const out: string[] = [];
     const annotations = metadataAnnotations(props);
-    for (const [key, what] of FORWARDING) {
-        const value = annotations[key];
-        if (value === undefined || value.trim() === "") continue;
-        const host = targetHost(value);
-        if (host === undefined) {
-            out.push(`sets the annotation ${key} to a value that is not an absolute URL, so where it sends ${what} cannot be judged`);
-            continue;
-        }
-        if (isClusterTarget(host) || cfg.allowedExternalTargets.includes(host)) continue;
-        out.push(`sets the annotation ${key} to a URL on ${host}, outside the cluster, so the controller sends it ${what}`);
-    }
-    return out;
+    return [...FORWARDING].map(([key, what]) => forwardingProblem(`the annotation ${key}`, annotations[key], what, cfg)).filter((p): p is string => p !== undefined);
 }
+
+/** The ingress-nginx controller ConfigMap's `global-auth-url`, when it names a host outside the cluster that is not allowed. */
+export function globalAuthProblems(props: Record<string, any>, cfg: ExternalForwardingConfig = defaults): string[] {
+    const p = forwardingProblem("global-auth-url", isRecord(props.data) ? str(props.data["global-auth-url"]) : undefined,
+        "the headers of every request to every Ingress of the controller (their Authorization header and cookies)", cfg);
+    return p === undefined ? [] : [p];
+}
+
+const FIX = ", past every NetworkPolicy (the controller makes the request): the clients' credentials and orders leave the platform. " +
+    "Name a Service of the cluster (http://<service>.<namespace>.svc:<port>/...), or, for an identity provider the operator has chosen, " +
+    "list its host in this policy's allowedExternalTargets.";
 
 export const ingressNoExternalForwarding: ResourceValidationPolicy = {
     name: "ingress-no-external-forwarding",
     description:
         "No Ingress sends its clients' requests outside the cluster: ingress-nginx's mirror-target (a copy of every request, body and " +
-        "Authorization header included) and auth-url (every request's headers) name a Service of the cluster, $host, or a host listed in " +
-        "allowedExternalTargets.",
+        "Authorization header included) and auth-url (every request's headers), and the controller ConfigMap's global-auth-url, name a " +
+        "Service of the cluster, $host, or a host listed in allowedExternalTargets.",
     severity: "high",
     configSchema: {
         properties: { allowedExternalTargets: { type: "array", items: { type: "string" }, default: [] } },
     },
-    validateResource: validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
-        const cfg = readConfig(args, defaults);
-        for (const p of externalForwardingProblems(plain(props), cfg)) {
-            reportViolation(`Ingress "${args.name}" ${p}, past every NetworkPolicy (the controller makes the request): the clients' credentials ` +
-                "and orders leave the platform. Name a Service of the cluster (http://<service>.<namespace>.svc:<port>/...), or, for an identity " +
-                "provider the operator has chosen, list its host in this policy's allowedExternalTargets.");
-        }
-    }),
+    validateResource: [
+        validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
+            for (const p of externalForwardingProblems(plain(props), readConfig(args, defaults))) reportViolation(`Ingress "${args.name}" ${p}${FIX}`);
+        }),
+        validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
+            for (const p of globalAuthProblems(plain(props), readConfig(args, defaults))) reportViolation(`ConfigMap "${args.name}" ${p}${FIX}`);
+        }),
+    ],
 };

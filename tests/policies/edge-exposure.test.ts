@@ -751,4 +751,16 @@ describe("ingress-no-external-forwarding (session 43)", () => {
         expect(await run([withAnnotations({ [auth]: "https://auth.example.com/check" })], listing)).toEqual([]);
         expect(summary(await run([withAnnotations({ [mirror]: "https://auth.example.com.evil.example/x" })], listing))).toEqual(["ingress-no-external-forwarding nginx-ingress"]);
     });
+
+    it("rejects the controller ConfigMap's global-auth-url outside the cluster (every Ingress's requests), and passes one inside", async () => {
+        const controller = (url: string): TestResource => ({
+            type: "kubernetes:core/v1:ConfigMap", name: "ingress-nginx-controller",
+            props: { metadata: { name: "ingress-nginx-controller", namespace: "ingress-nginx" }, data: { "global-auth-url": url, "use-forwarded-headers": "false" } },
+        });
+        expect((await run([controller("https://sso.example.org/auth")])).map((v) => v.message)).toEqual([
+            "ConfigMap \"ingress-nginx-controller\" sets global-auth-url to a URL on sso.example.org, outside the cluster, so the controller sends it the headers " +
+            `of every request to every Ingress of the controller (their Authorization header and cookies)${fix}`,
+        ]);
+        expect(await run([controller("http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth")])).toEqual([]);
+    });
 });
