@@ -46,11 +46,33 @@ fi
 # The local images (debootstrap, apt, the Weaviate server's Go build) need neither npm nor Pulumi:
 # on a fresh machine they build while the Pulumi toolchain compiles, which is the longest step.
 # Their lines carry [build-images], the toolchain's [pulumi-tools].
+# A run that stops before waiting for them (a later step failed, Ctrl-C, SIGTERM, a closed terminal)
+# stops that build and everything it started, said on stderr: before, it went on alone (a background
+# job of a script ignores Ctrl-C), and the next run waited for it on the clone's images lock. It runs
+# in its own process group (set -m), so only this run's build is stopped: another run's, which ours
+# may be waiting for on that lock, goes on. What a stopped build leaves, the next one cleans up.
 images_pid=""
+stop_images_build() {
+  [ -n "$images_pid" ] && kill -0 "$images_pid" 2>/dev/null || return 0
+  echo "[up] stopping the local image build this run started (process group $images_pid):" \
+    "the run did not get to wait for it; the next npm run up builds what is missing" >&2
+  kill -TERM -- "-$images_pid" 2>/dev/null || true
+  local i
+  for i in $(seq 1 100); do kill -0 "$images_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$images_pid" 2>/dev/null || true
+  wait "$images_pid" 2>/dev/null || true
+  images_pid=""
+}
+trap stop_images_build EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
   step "local images from Debian (in the background, beside the next steps)"
-  bash scripts/images/build-images.sh &
+  set -m
+  bash scripts/images/build-images.sh </dev/null &
   images_pid=$!
+  set +m
 fi
 step "npm packages"
 bash scripts/lib/npm-install.sh
@@ -58,7 +80,10 @@ step "Pulumi CLI and plugins that stack $STACK needs"
 bash scripts/tools/build-pulumi-tools.sh "$STACK"
 if [ -n "$images_pid" ]; then
   step "waiting for the local images"
-  wait "$images_pid" || { echo "[up] building the local images failed (its log is named above)" >&2; exit 1; }
+  images_status=0
+  wait "$images_pid" || images_status=$?
+  images_pid=""
+  [ "$images_status" = 0 ] || { echo "[up] building the local images failed (its log is named above)" >&2; exit 1; }
 fi
 
 step "npm cache for the services image (built offline by pulumi up)"

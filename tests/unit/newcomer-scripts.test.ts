@@ -308,13 +308,6 @@ describe("image builds started twice at once (session 42)", () => {
     return new Promise<{ code: number | null; err: string }>((res) => child.on("close", (code) => res({ code, err })));
   }
   const lines = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n") : []);
-  async function until(what: string, cond: () => boolean, ms = 30_000) {
-    const end = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
   beforeEach(() => {
     copy(
       "scripts/images/build-images.sh",
@@ -538,5 +531,79 @@ esac`,
     expect(r.status, r.err).toBe(0);
     const unreadable = spawnSync("find", [join(clone, "services/package.json"), join(clone, "services/src"), "!", "-perm", "-o+r"], { encoding: "utf8" });
     expect(unreadable.stdout).toBe("");
+  });
+});
+
+/** Is PID a live process (not gone, not a zombie waiting for its parent)? */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+async function until(what: string, cond: () => boolean, ms = 30_000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("npm run up stopped half way: the background image build it started (session 43)", () => {
+  const pidsIn = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
+  beforeEach(() => {
+    copy("scripts/up.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "Pulumi.dev.yaml");
+    const script = (p: string, body: string) => {
+      mkdirSync(dirname(join(clone, p)), { recursive: true });
+      writeFileSync(join(clone, p), `${body}\n`);
+    };
+    mkdirSync(join(clone, "scripts/tools"), { recursive: true });
+    script("scripts/docker/ensure-dockerd.sh", "exit 0");
+    script("scripts/lib/npm-install.sh", "exit 0");
+    // The image build: long, with a child of its own; both pids recorded (its output elsewhere: the
+    // run's pipes close when the run ends).
+    script(
+      "scripts/images/build-images.sh",
+      `exec >/dev/null 2>&1; echo $$ >> "${join(dir, "build-pids")}"; sleep 30 & echo $! >> "${join(dir, "build-pids")}"; wait $!; touch "${join(dir, "build-finished")}"`,
+    );
+  });
+
+  it("a later step that fails stops the build it started, saying so", async () => {
+    writeFileSync(join(clone, "scripts/tools/build-pulumi-tools.sh"), `until [ -s "${join(dir, "build-pids")}" ]; do sleep 0.05; done; echo "fake: the toolchain build failed" >&2; exit 1\n`);
+    const r = await run(["scripts/up.sh", "dev"]);
+    expect(r.status).toBe(1);
+    expect(r.err).toContain("fake: the toolchain build failed");
+    const build = pidsIn("build-pids");
+    expect(build).toHaveLength(2);
+    pids.push(...build);
+    await until("the build to end", () => !build.some(alive), 5_000); // before: it went on, 30 s here
+    expect(r.err).toContain("[up] stopping the local image build this run started");
+    expect(existsSync(join(dir, "build-finished"))).toBe(false);
+  });
+
+  it("Ctrl-C half way stops it too, and only it: another run's build goes on", async () => {
+    writeFileSync(join(clone, "scripts/tools/build-pulumi-tools.sh"), `touch "${join(dir, "tools-started")}"; sleep 30\n`);
+    // Another run's build, which ours might be waiting for: not ours to stop.
+    const other = spawn("sleep", ["30"], { stdio: "ignore", detached: true });
+    pids.push(other.pid!);
+    const child = spawn("bash", ["scripts/up.sh", "dev"], {
+      cwd: clone,
+      detached: true, // its own process group, as a terminal's foreground job
+      env: { HOME: dir, PATH: `${fakes}:/usr/bin:/bin`, TRADING_CACHE_DIR: cache, GO_FALLBACK_DIRS: "" },
+    });
+    pids.push(child.pid!);
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    child.stdout.resume();
+    const done = new Promise<number | null>((res) => child.on("close", (code, signal) => res(code ?? (signal ? 128 : null))));
+    await until("the toolchain step and the build", () => existsSync(join(dir, "tools-started")) && pidsIn("build-pids").length === 2);
+    const build = pidsIn("build-pids");
+    pids.push(...build);
+    process.kill(-child.pid!, "SIGINT"); // what Ctrl-C sends: the terminal's foreground process group
+    expect(await done).not.toBe(0);
+    await until("the build to end", () => !build.some(alive), 5_000); // before: a script's background job ignores SIGINT
+    expect(err).toContain("[up] stopping the local image build this run started");
+    expect(alive(other.pid!)).toBe(true);
   });
 });
