@@ -607,3 +607,37 @@ describe("npm run up stopped half way: the background image build it started (se
     expect(alive(other.pid!)).toBe(true);
   });
 });
+
+describe("npm test and the Weaviate server (session 43)", () => {
+  beforeEach(() => {
+    copy("scripts/test.sh", "scripts/weaviate", "scripts/lib/go.sh", "scripts/lib/locks.sh");
+    for (const p of ["scripts/deps/install-test-deps.sh", "scripts/lib/npm-install.sh"]) {
+      mkdirSync(dirname(join(clone, p)), { recursive: true });
+      writeFileSync(join(clone, p), "exit 0\n");
+    }
+    // npx: the type-checks and vitest, each call recorded with what the harness would be told.
+    fake("npx", `echo "WEAVIATE_REQUIRED=\${WEAVIATE_REQUIRED:-} WEAVIATE_BUILD_LOG=\${WEAVIATE_BUILD_LOG:-} $*" >> "${join(dir, "npx-calls")}"`);
+  });
+
+  it("a cached server binary is used without Go: the Weaviate tests are required, not skipped", async () => {
+    const version = /^WEAVIATE_DEFAULT_VERSION=(\S+)/m.exec(readFileSync(join(root, "scripts/weaviate/versions.env"), "utf8"))![1];
+    const bin = join(cache, "weaviate", version, "bin", "weaviate-server");
+    mkdirSync(dirname(bin), { recursive: true });
+    writeFileSync(bin, "#!/bin/sh\n");
+    chmodSync(bin, 0o755);
+    writeFileSync(join(cache, "weaviate", version, ".complete"), "built\n");
+    const r = await run(["scripts/test.sh", "tests/unit"]); // no go on PATH, none in GO_FALLBACK_DIRS
+    expect(r.status, r.err).toBe(0);
+    expect(r.err).not.toContain("SKIPPING Weaviate tests"); // before: skipped "no Go to build the server with"
+    expect(r.err).toContain(`weaviate server cached: ${bin}`);
+    const vitest = readFileSync(join(dir, "npx-calls"), "utf8").split("\n").find((l) => l.includes("vitest run"));
+    expect(vitest).toMatch(/^WEAVIATE_REQUIRED=1 WEAVIATE_BUILD_LOG= /);
+  });
+
+  it("not cached and no Go: skipped, saying both", async () => {
+    const r = await run(["scripts/test.sh", "tests/unit"]);
+    expect(r.status, r.err).toBe(0);
+    expect(r.err).toContain("SKIPPING Weaviate tests: the server is not cached and there is no Go to build it with: no Go toolchain");
+    expect(readFileSync(join(dir, "npx-calls"), "utf8")).toMatch(/^WEAVIATE_REQUIRED= .*vitest run/m);
+  });
+});
