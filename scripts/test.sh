@@ -11,6 +11,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 started=$(date +%s)
 step() { echo "[test] $* (+$(( $(date +%s) - started ))s)" >&2; }
+# The builds' cache (TRADING_CACHE_DIR): with none to write (HOME unset or read-only), stop here, saying so.
+# shellcheck source=lib/cache-dir.sh
+source scripts/lib/cache-dir.sh || exit 1
 
 # Weaviate: built from the Go module proxy and cached (scripts/weaviate/build.sh; ~11 min cold,
 # instant warm). With the binary the Weaviate tests are required (a missing binary fails them): a

@@ -15,7 +15,9 @@ ROOT=$(cd "$CLUSTER_DIR/../.." && pwd)
 # shellcheck source=versions.env
 source "$CLUSTER_DIR/versions.env"
 
-CACHE_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || return 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE_DIR=$TRADING_CACHE_DIR
 K8S_CACHE=$CACHE_DIR/k8s
 K8S_BIN=$K8S_CACHE/bin/kubernetes-$K8S_VERSION
 ETCD_BIN=$K8S_CACHE/bin/etcd-$ETCD_VERSION

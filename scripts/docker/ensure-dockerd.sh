@@ -10,7 +10,9 @@
 #      DOCKERD_LOG (log file), TRADING_CACHE_DIR.
 set -euo pipefail
 
-CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE_DIR="$TRADING_CACHE_DIR"
 WAIT="${DOCKERD_WAIT_SECONDS:-60}"
 LOG_DIR=/var/log
 [ -w "$LOG_DIR" ] || LOG_DIR="$CACHE_DIR/logs"

@@ -12,7 +12,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/local-images.sh"
 BASE_IMAGE="${BASE_IMAGE:-$(local_image debian:bookworm)}"
 SUITE=bookworm
-CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/images"
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE_DIR="$TRADING_CACHE_DIR/images"
 # Bump ROOTFS_REV when the rootfs recipe below changes (invalidates the cached tarball).
 ROOTFS_REV=2
 TARBALL="$CACHE_DIR/debian-$SUITE-minbase-rootfs-r$ROOTFS_REV.tar"

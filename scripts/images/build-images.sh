@@ -12,7 +12,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 IMAGES_DIR="$ROOT/images"
-CACHE_DIR="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE_DIR="$TRADING_CACHE_DIR"
 LOG_DIR="$CACHE_DIR/logs"
 # shellcheck source=../lib/local-images.sh
 source "$ROOT/scripts/lib/local-images.sh"

@@ -16,7 +16,9 @@ set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
 SCALA_VERSION=2.13
-CACHE_ROOT="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}"
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE_ROOT="$TRADING_CACHE_DIR"
 DEST="$CACHE_ROOT/kafka/$KAFKA_VERSION"
 M2="${MAVEN_REPO_LOCAL:-$CACHE_ROOT/m2}"
 

@@ -11,7 +11,9 @@
 #
 # LOCK_WAIT_SECONDS (default 3600) bounds every wait; past it the caller fails naming the lock.
 
-LOCKS_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/locks
+# shellcheck source=cache-dir.sh
+source "${BASH_SOURCE[0]%/*}/cache-dir.sh" || return 1 # TRADING_CACHE_DIR, or stops naming what to set
+LOCKS_DIR=$TRADING_CACHE_DIR/locks
 LOCK_WAIT_SECONDS=${LOCK_WAIT_SECONDS:-3600}
 
 _lock_log() { echo "[lock] $*" >&2; }

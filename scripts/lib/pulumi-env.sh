@@ -18,7 +18,8 @@
 # PULUMI_ENV_TOOLS_ONLY=1 (the toolchain build) skips the passphrase altogether.
 
 _pulumi_env_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-export TRADING_CACHE_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}
+# shellcheck source=cache-dir.sh
+source "${BASH_SOURCE[0]%/*}/cache-dir.sh" || return 1 # TRADING_CACHE_DIR, or stops naming what to set
 
 case ":$PATH:" in
 *":$_pulumi_env_root/.tools/bin:"*) ;;

@@ -41,7 +41,9 @@ VERSION="$("$BASE" -c "import sys; print('.'.join(map(str, sys.version_info[:3])
 # The same key tests/harness/python.ts computed before it called this script (venvs stay cached).
 KEY="$({ printf '%s' "$VERSION"; printf '%s\n' "${REQS[@]}" | LC_ALL=C sort | while IFS= read -r r; do printf '\n%s' "$r"; done; } \
   | sha256sum | cut -c1-12)"
-ROOT="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/python"
+# shellcheck source=cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+ROOT="$TRADING_CACHE_DIR/python"
 VENV="$ROOT/$NAME-$KEY"
 if [ -f "$VENV/.complete" ]; then echo "$VENV/bin/python"; exit 0; fi
 

@@ -15,7 +15,9 @@ TARGET=(--python-version "$PY_VERSION" --implementation cp --abi "cp${PY_VERSION
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
         --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64)
 KEY="$({ cat "$REQ"; echo "${TARGET[*]}"; } | sha256sum | cut -c1-16)"
-CACHE="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/ml-wheels"
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE="$TRADING_CACHE_DIR/ml-wheels"
 DIR="$CACHE/$KEY"
 log() { echo "[ml-wheels] $*" >&2; }
 

