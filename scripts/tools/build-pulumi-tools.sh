@@ -608,7 +608,22 @@ job_providers() {
 # Independent builds in parallel, one job each: the CLI, the language host, the plugins. A job runs
 # in a subshell with errexit (never in a conditional context, where bash would ignore errexit in
 # everything it calls) and leaves ok-NAME when it succeeded.
+# Each job is a process group of its own (set -m): Ctrl-C, SIGTERM or a closed terminal stops the
+# jobs with every go build they started, said on stderr. Before, they went on after the run had
+# ended (a script's background jobs ignore Ctrl-C) holding the tools lock, and the next run waited
+# for them. A failed step needs none of this: every job has ended when the run looks at the results.
 JOB_PIDS=()
+stop_jobs() {
+	local pid alive=()
+	for pid in "${JOB_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+	((${#alive[@]})) || return 0
+	log "interrupted: stopping the builds this run started (process groups ${alive[*]}); the next run builds what is missing"
+	for pid in "${alive[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+}
+trap 'stop_jobs; rm -rf "$RESULTS"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 start_job() { # NAME FUNC ARGS...
 	local name=$1
 	shift
@@ -621,12 +636,14 @@ start_job() { # NAME FUNC ARGS...
 		)
 		set -e
 	else
+		set -m
 		(
 			set -e
 			"$@"
 			: >"$RESULTS/ok-$name"
-		) &
+		) </dev/null &
 		JOB_PIDS+=($!)
+		set +m
 	fi
 }
 start_job cli job_cli
@@ -634,6 +651,7 @@ start_job langhost job_langhost
 start_job plugins job_providers random docker
 ((NEED_KUBERNETES == 0)) || start_job kubernetes job_providers kubernetes
 for pid in "${JOB_PIDS[@]}"; do wait "$pid" || true; done
+JOB_PIDS=()
 
 # ---------------------------------------------------------------------------------------------
 for f in cli langhost; do

@@ -608,6 +608,48 @@ describe("npm run up stopped half way: the background image build it started (se
   });
 });
 
+describe("scripts/tools/build-pulumi-tools.sh stopped half way (session 43)", () => {
+  /** Starts the toolchain build with a go that takes 30 s for anything but `go version`; resolves once its parallel builds run. */
+  async function startBuild() {
+    copy("scripts/tools", "scripts/lib/locks.sh", "scripts/lib/go.sh", "scripts/lib/pulumi-env.sh", "Pulumi.dev.yaml");
+    fake("go", `[ "$1" = version ] && { echo "go version go1.22.0 linux/amd64"; exit 0; }; echo $$ >> "${join(dir, "go-pids")}"; exec sleep 30`);
+    const child = spawn("bash", ["scripts/tools/build-pulumi-tools.sh", "dev"], {
+      cwd: clone,
+      detached: true, // its own process group, as a terminal's foreground job
+      env: { HOME: dir, PATH: `${fakes}:/usr/bin:/bin`, TRADING_CACHE_DIR: cache, GO_FALLBACK_DIRS: "" },
+    });
+    pids.push(child.pid!);
+    const out = { err: "" };
+    child.stderr.on("data", (d) => (out.err += d));
+    child.stdout.resume();
+    const exited = new Promise<void>((res) => child.on("exit", () => res())); // exit, not close: what it left may hold the pipes
+    const goPids = () => (existsSync(join(dir, "go-pids")) ? readFileSync(join(dir, "go-pids"), "utf8").trim().split("\n").map(Number) : []);
+    await until("the parallel builds' go commands", () => goPids().length >= 3);
+    const builds = goPids();
+    pids.push(...builds);
+    return { pid: child.pid!, exited, builds, out };
+  }
+  const lockIsFree = async () =>
+    (await run(["-c", `source scripts/lib/locks.sh; LOCK_WAIT_SECONDS=1 hold_lock pulumi-tools && echo free`])).out.trim();
+
+  it("killed (SIGTERM to its pid: kill, a supervisor), its parallel builds stop with it, and the tools lock is free", async () => {
+    const b = await startBuild();
+    process.kill(b.pid, "SIGTERM");
+    await b.exited;
+    await until("the builds to end", () => !b.builds.some(alive), 5_000); // before: they went on, holding the tools lock
+    expect(b.out.err).toContain("interrupted: stopping the builds this run started");
+    expect(await lockIsFree()).toBe("free");
+  });
+
+  it("Ctrl-C (SIGINT to its process group) stops them too", async () => {
+    const b = await startBuild();
+    process.kill(-b.pid, "SIGINT");
+    await b.exited;
+    await until("the builds to end", () => !b.builds.some(alive), 5_000);
+    expect(await lockIsFree()).toBe("free");
+  });
+});
+
 describe("npm test and the Weaviate server (session 43)", () => {
   beforeEach(() => {
     copy("scripts/test.sh", "scripts/weaviate", "scripts/lib/go.sh", "scripts/lib/locks.sh");
