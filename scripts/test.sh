@@ -24,6 +24,17 @@ source scripts/lib/cache-dir.sh || exit 1
 # the build alone was 24 of the 45 minutes. It needs only Go, so it starts first: the packages, npm
 # and the type-checks (5 minutes cold) no longer come before it on the run's longest path.
 weaviate_build=""
+weaviate_build_left() {
+  [ -n "$weaviate_build" ] && kill -0 "$weaviate_build" 2>/dev/null || return 0
+  echo "[test] the Weaviate server build goes on in the background to fill the cache (log $WEAVIATE_BUILD_LOG):" \
+    "the next npm test uses it, or waits for it; to stop it: kill -- -$weaviate_build" >&2
+}
+weaviate_build_stop() {
+  [ -n "$weaviate_build" ] && kill -0 "$weaviate_build" 2>/dev/null || return 0
+  echo "[test] stopping the Weaviate server build this run started (process group $weaviate_build)" >&2
+  kill -TERM -- "-$weaviate_build" 2>/dev/null || true
+  weaviate_build=""
+}
 if bin=$(WEAVIATE_CACHED_ONLY=1 bash scripts/weaviate/build.sh 2>/dev/null); then
   export WEAVIATE_REQUIRED=1
   step "weaviate server cached: $bin"
@@ -32,10 +43,21 @@ elif go_why=$( (source scripts/lib/go.sh && find_go) 2>&1 ); then
   export WEAVIATE_REQUIRED=1
   weaviate_log="$(mktemp -d)/weaviate-build.log"
   # Its exit status lands in <log>.exit: the waiting files tell a failed build from a slow one.
-  (set +e; nice -n 10 bash scripts/weaviate/build.sh >"$weaviate_log" 2>&1; echo $? >"$weaviate_log.exit") &
+  # A process group of its own (set -m), so that it can be stopped whole (below); none of this run's
+  # output is kept open by it (before, `npm test | tee` waited for the build after a failed run).
+  set -m
+  (set +e; nice -n 10 bash scripts/weaviate/build.sh >"$weaviate_log" 2>&1; echo $? >"$weaviate_log.exit") </dev/null >/dev/null 2>&1 &
   weaviate_build=$!
+  set +m
   export WEAVIATE_BUILD_LOG=$weaviate_log
   step "weaviate server: building in the background (pid $weaviate_build, log $weaviate_log)"
+  # A run that ends before waiting for it leaves it to fill the cache when a step failed, saying so
+  # and how to stop it; stopped itself (Ctrl-C, SIGTERM, a closed terminal), it stops the build too.
+  # Before, the build went on without a word, and the next run's build waited for it.
+  trap 'weaviate_build_left' EXIT
+  trap 'weaviate_build_stop; exit 130' INT
+  trap 'weaviate_build_stop; exit 143' TERM
+  trap 'weaviate_build_stop; exit 129' HUP
 else
   echo "[test] SKIPPING Weaviate tests: the server is not cached and there is no Go to build it with: ${go_why#\[go\] ERROR: }" >&2
 fi
@@ -62,6 +84,7 @@ set -e
 if [ -n "$weaviate_build" ]; then
   # A subset run may not have needed it: the build goes on to fill the cache for the next run.
   wait "$weaviate_build"
+  weaviate_build=""
   if [ "$(cat "$WEAVIATE_BUILD_LOG.exit" 2>/dev/null)" != 0 ]; then
     echo "[test] the Weaviate build failed (log $WEAVIATE_BUILD_LOG):" >&2
     tail -n 20 "$WEAVIATE_BUILD_LOG" >&2

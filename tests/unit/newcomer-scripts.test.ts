@@ -676,6 +676,46 @@ describe("npm test and the Weaviate server (session 43)", () => {
     expect(vitest).toMatch(/^WEAVIATE_REQUIRED=1 WEAVIATE_BUILD_LOG= /);
   });
 
+  it("a run that fails before waiting for the background build says it goes on, and how to stop it", async () => {
+    writeFileSync(join(clone, "scripts/weaviate/build.sh"), `[ "\${WEAVIATE_CACHED_ONLY:-}" = 1 ] && exit 1\necho $$ >> "${join(dir, "build-pids")}"\nexec sleep 30\n`);
+    fake("go", `[ "$1" = version ] && { echo "go version go1.22.0 linux/amd64"; exit 0; }; exit 1`);
+    fake("npx", `echo "error TS2322: fake type error" >&2; exit 2`); // the type-check fails
+    const r = await run(["scripts/test.sh"]);
+    expect(r.status).not.toBe(0);
+    await until("the build to start", () => existsSync(join(dir, "build-pids")));
+    const [build] = readFileSync(join(dir, "build-pids"), "utf8").trim().split("\n").map(Number);
+    pids.push(build);
+    expect(alive(build)).toBe(true); // it fills the cache for the next run
+    const group = /to stop it: kill -- -(\d+)/.exec(r.err); // before: not a word
+    expect(group, r.err).not.toBeNull();
+    expect(r.err).toContain("the Weaviate server build goes on in the background to fill the cache (log ");
+    process.kill(-Number(group![1]), "SIGTERM"); // what it says to do works
+    await until("the build to end", () => !alive(build), 5_000);
+  });
+
+  it("Ctrl-C stops the background build it started", async () => {
+    writeFileSync(join(clone, "scripts/weaviate/build.sh"), `[ "\${WEAVIATE_CACHED_ONLY:-}" = 1 ] && exit 1\necho $$ >> "${join(dir, "build-pids")}"\nexec sleep 30\n`);
+    fake("go", `[ "$1" = version ] && { echo "go version go1.22.0 linux/amd64"; exit 0; }; exit 1`);
+    fake("npx", `touch "${join(dir, "npx-started")}"; sleep 30`);
+    const child = spawn("bash", ["scripts/test.sh"], {
+      cwd: clone,
+      detached: true,
+      env: { HOME: dir, PATH: `${fakes}:/usr/bin:/bin`, TRADING_CACHE_DIR: cache, GO_FALLBACK_DIRS: "" },
+    });
+    pids.push(child.pid!);
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    child.stdout.resume();
+    const exited = new Promise<void>((res) => child.on("exit", () => res()));
+    await until("the type-check and the build", () => existsSync(join(dir, "npx-started")) && existsSync(join(dir, "build-pids")));
+    const [build] = readFileSync(join(dir, "build-pids"), "utf8").trim().split("\n").map(Number);
+    pids.push(build);
+    process.kill(-child.pid!, "SIGINT");
+    await exited;
+    await until("the build to end", () => !alive(build), 5_000);
+    expect(err).not.toContain("goes on in the background");
+  });
+
   it("not cached and no Go: skipped, saying both", async () => {
     const r = await run(["scripts/test.sh", "tests/unit"]);
     expect(r.status, r.err).toBe(0);
