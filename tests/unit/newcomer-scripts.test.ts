@@ -650,6 +650,25 @@ describe("scripts/tools/build-pulumi-tools.sh stopped half way (session 43)", ()
   });
 });
 
+describe("a stale .tmp left by a killed build (session 43)", () => {
+  it("the own provider plugins: a killed build's pulumi-resource-*.tmp.<pid> is removed by the next run, a live one's kept", async () => {
+    copy("scripts/tools/build-local-providers.sh", "scripts/lib/go.sh", "tools/providers/random", "tools/providers/pluginkit");
+    // go build: writes its -o file, a plugin answering -schema with the committed schema.
+    fake("go", `[ "$1" = version ] && { echo "go version go1.22.0 linux/amd64"; exit 0; }
+while [ $# -gt 0 ]; do [ "$1" = -o ] && { printf '#!/bin/sh\\ncat "%s"\\n' "$PWD/schema.json" > "$2"; chmod +x "$2"; }; shift; done`);
+    const bin = join(clone, ".tools/bin");
+    mkdirSync(bin, { recursive: true });
+    // A killed run's (its pid is gone: a process that has ended) and a running one's (this test's own pid).
+    const gone = spawnSync("bash", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
+    writeFileSync(join(bin, `pulumi-resource-random.tmp.${gone}`), "half");
+    writeFileSync(join(bin, `pulumi-resource-docker.tmp.${process.pid}`), "half");
+    const r = await run(["scripts/tools/build-local-providers.sh", "random"]);
+    expect(r.status, r.err).toBe(0);
+    expect(r.err).toContain(`removing ${join(bin, `pulumi-resource-random.tmp.${gone}`)} (left by an interrupted build)`);
+    expect(listed(bin).sort()).toEqual([`pulumi-resource-docker.tmp.${process.pid}`, "pulumi-resource-random", "pulumi-resource-random.srchash"]); // before: the killed run's stayed
+  });
+});
+
 describe("npm test and the Weaviate server (session 43)", () => {
   beforeEach(() => {
     copy("scripts/test.sh", "scripts/weaviate", "scripts/lib/go.sh", "scripts/lib/locks.sh");
