@@ -4,7 +4,7 @@
 # kube-network-policies, no bridge, no node IP on lo, no mount under its run directories, no
 # kubepods cgroup. Prints each finding; exit 1 if any.
 set -uo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1 # no -e here: a cache it cannot use stops it (lib.sh says why)
 found=0
 finding() { echo "[check-clean] LEFT: $*"; found=1; }
 # Processes: a binary of the cluster (its executable under $K8S_CACHE/bin), our containerd, its shims.

@@ -4,7 +4,7 @@
 # answers, 1 otherwise.
 #   bash scripts/cluster/status.sh
 set -uo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1 # no -e here: a cache it cannot use stops it (lib.sh says why)
 total_kb=0
 printf '%-26s %8s %10s\n' component pid rss_MiB
 for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do

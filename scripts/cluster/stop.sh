@@ -9,7 +9,7 @@
 #   bash scripts/cluster/stop.sh           # keeps the cluster's data (etcd, PKI, images, volumes)
 #   bash scripts/cluster/stop.sh --purge   # also deletes it: the next start is a fresh cluster
 set -uo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1 # no -e here: a cache it cannot use stops it (lib.sh says why)
 PURGE=0
 case "${1:-}" in
 	"") ;;

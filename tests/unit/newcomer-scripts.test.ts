@@ -793,6 +793,8 @@ describe("HOME unset, or one that cannot be written, and no TRADING_CACHE_DIR (s
     ["scripts/ml/prepare-wheels.sh"],
     ["services/scripts/prepare-npm-cache.sh"],
     ["scripts/images/build-images.sh", "redis"],
+    ["scripts/cluster/status.sh"],
+    ["scripts/cluster/stop.sh"],
   ];
   beforeEach(() => {
     copy("scripts", "services/scripts", "services/package.json", "Pulumi.dev.yaml", "images/redis", "ml/requirements.txt");
