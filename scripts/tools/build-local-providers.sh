@@ -62,9 +62,10 @@ names=("$@")
 # A build killed half way (Ctrl-C, SIGKILL, the OOM killer) leaves its <bin>.tmp.<pid>: one whose
 # run is gone is removed (before, each stayed in .tools/bin for good, tens of MB each).
 for t in "$BIN_DIR"/pulumi-resource-*.tmp.*; do
-	[[ -e "$t" ]] && ! kill -0 "${t##*.}" 2>/dev/null || continue
-	log "removing $t (left by an interrupted build)"
-	rm -f "$t"
+	if [[ -e "$t" ]] && ! kill -0 "${t##*.}" 2>/dev/null; then
+		log "removing $t (left by an interrupted build)"
+		rm -f "$t"
+	fi
 done
 
 for name in "${names[@]}"; do
