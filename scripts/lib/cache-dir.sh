@@ -25,3 +25,7 @@ if ! _cache_dir_err=$(mkdir -p -- "$TRADING_CACHE_DIR" 2>&1) || [[ ! -w "$TRADIN
 	return 1
 fi
 unset _cache_dir_err
+# Absolute, as the Go builds need it (GOMODCACHE/GOCACHE: "go: GOMODCACHE entry is relative") and
+# as every script that changes folder must see the same one: a relative TRADING_CACHE_DIR is made
+# absolute where it is first read (npm run up / npm test: from the clone's root), then exported.
+[[ "$TRADING_CACHE_DIR" == /* ]] || TRADING_CACHE_DIR=$(CDPATH='' cd -- "$TRADING_CACHE_DIR" && pwd)

@@ -821,6 +821,18 @@ describe("HOME unset, or one that cannot be written, and no TRADING_CACHE_DIR (s
     expect(existsSync(join(dir, "calls"))).toBe(false);
   });
 
+  it("a relative TRADING_CACHE_DIR is made absolute: the Go builds take it, and every script sees one folder", async () => {
+    // go: refuses a relative GOMODCACHE as the real one does; then the proxy is out of reach.
+    fake("go", `[ "$1" = version ] && { echo "go version go1.22.0 linux/amd64"; exit 0; }
+case "$GOMODCACHE" in /*) ;; *) echo "go: GOMODCACHE entry is relative; must be absolute path: \\"$GOMODCACHE\\"" >&2; exit 1 ;; esac
+echo "$GOMODCACHE" >> "${join(dir, "gomodcache")}"; [ "$1 $2" = "mod init" ] && exit 0; echo "fake go: proxy out of reach" >&2; exit 1`);
+    const r = await run(["scripts/weaviate/build.sh"], { TRADING_CACHE_DIR: "rel cache" });
+    expect(r.status).not.toBe(0);
+    expect(r.err).not.toContain("GOMODCACHE entry is relative"); // before: the build stopped on it
+    expect(r.err).toContain("fake go: proxy out of reach");
+    expect(readFileSync(join(dir, "gomodcache"), "utf8").trim().split("\n")).toEqual([join(clone, "rel cache", "weaviate/go/mod"), join(clone, "rel cache", "weaviate/go/mod")]);
+  });
+
   it("and with a HOME that cannot be written, naming it", async () => {
     const home = join(dir, "home-is-a-file");
     writeFileSync(home, "");
