@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { createLogger } from "../../services/src/kit";
 import { accessLogOf } from "../../services/src/kit/probes";
 import { redactFields } from "../../services/src/kit/log-redaction";
+import { LazyRequestLogger } from "../../services/src/kit/request-logger";
 
 /** A secret of no credential shape (no `Bearer`, no `sk_`, no `password=`): only its field's name says what it is. */
 const secret = () => `v${randomBytes(12).toString("hex")}`;
@@ -80,5 +81,25 @@ describe("log lines: credentials censored at any depth", () => {
   it("returns the same object when there is nothing to censor (the cost of most lines is a walk, not a copy)", () => {
     const fields = { userId: "u1", order: { id: "o1", legs: [{ qty: "1" }] } };
     expect(redactFields(fields)).toBe(fields);
+  });
+
+  // Session 43's secrets hunt: pino runs the bindings formatter on the root's base only.
+  it("censors a child logger's own bindings at any depth: a child, a grandchild, one made with options, setBindings, a request's child", () => {
+    const { log, lines, text } = capture();
+    const s = Array.from({ length: 6 }, secret);
+    const child = log.child({ datastore: "payments", upstream: { url: "https://api.example", headers: { authorization: s[0] } } });
+    child.info("child");
+    child.child({ job: { runs: [{ id: 1, apiKey: s[1] }] } }).warn("grandchild");
+    log.child({ conn: { password: s[2] } }, { msgPrefix: "[x] ", formatters: { log: (o: object) => o } }).info("with options");
+    const rebound = log.child({ stage: 1 });
+    rebound.setBindings({ client: { refresh_token: s[3] } });
+    rebound.info("rebound");
+    accessLogOf(log).child({ session: { cookie: s[4] } }).info("access child");
+    new LazyRequestLogger(log, { requestId: "r9" }, {}).child({ peer: { "x-api-key": s[5] } }).error("request child");
+    expect(lines).toHaveLength(6);
+    for (const v of s) expect(text()).not.toContain(v);
+    expect(JSON.parse(lines[0])).toMatchObject({ datastore: "payments", upstream: { url: "https://api.example", headers: { authorization: "[REDACTED]" } } });
+    expect(JSON.parse(lines[1])).toMatchObject({ datastore: "payments", job: { runs: [{ id: 1, apiKey: "[REDACTED]" }] } });
+    expect(JSON.parse(lines[5])).toMatchObject({ requestId: "r9", peer: { "x-api-key": "[REDACTED]" } });
   });
 });

@@ -20,7 +20,7 @@ import { LazyRequestLogger } from "./request-logger";
 import { traceRoutes } from "./telemetry/fastify";
 import { scrubString } from "./telemetry/scrub";
 import { isCredentialField } from "./credential-words";
-import { CENSOR, redactFields, redactLogFields } from "./log-redaction";
+import { CENSOR, censorChildBindings, redactFields, redactLogFields } from "./log-redaction";
 import { numeralIssue } from "./numerals";
 
 export { parseTrustProxy } from "./request-guards";
@@ -57,12 +57,13 @@ export function createLogger(name: string, level: string, stream?: DestinationSt
     level,
     base: { service: name },
     // Fields named like a credential censored at any depth (./log-redaction.ts), in each line's fields
-    // and in the base bindings; a child's bindings are the kit's own (the request id, a datastore's name).
+    // and in the base bindings; a child's own bindings by censorChildBindings below (pino resets this
+    // bindings formatter in every child).
     formatters: { log: redactLogFields, bindings: redactFields },
     serializers: { err: scrubbedError },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  return stream ? pino(options, stream) : pino(options);
+  return censorChildBindings(stream ? pino(options, stream) : pino(options));
 }
 
 const requestIdRe = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -11,6 +11,11 @@
  * 64 paths; a nested line 5.9, 9.2, 19.1 and 217). The walk copies only the
  * branches it changes, so a line with nothing to censor is written from the caller's own objects,
  * which are never changed.
+ *
+ * A child logger's own bindings (`log.child({ upstream: { headers: { authorization } } })`) are
+ * walked too, once, when the child is made (censorChildBindings): pino runs the bindings formatter
+ * on the root's `base` only and resets it for every child, so they were written in clear on each
+ * of the child's lines. The lines themselves pay nothing more.
  */
 import { isCredentialField } from "./credential-words";
 
@@ -71,4 +76,43 @@ export function redactFields<T extends object>(fields: T): T {
  */
 export function redactLogFields(fields: Record<string, unknown>): Record<string, unknown> {
   return walkFields(fields, 0, [fields], "err");
+}
+
+/** What censorChildBindings needs of a pino logger (and of every child, which inherits from it). */
+interface Bindable {
+  child(bindings: object, options?: object): unknown;
+  setBindings(bindings: object): void;
+}
+
+const censorBindings = (bindings: unknown): unknown =>
+  typeof bindings === "object" && bindings !== null ? redactFields(bindings) : bindings;
+
+/**
+ * `logger`, whose children (and their children: a pino child is made with `Object.create(parent)`,
+ * so it inherits these two methods) are bound to their bindings with every credential censored, as
+ * a line's fields are: at any depth, in arrays and errors, by the same names. pino's own bindings
+ * formatter cannot do it: pino replaces it in every child with one that passes the bindings as
+ * given (pino 9 lib/proto.js `resetChildingsFormatter`) unless each caller gives its own. The walk
+ * runs once per child (and per setBindings), never per line.
+ */
+export function censorChildBindings<L extends Bindable>(logger: L): L {
+  const child = logger.child;
+  const setBindings = logger.setBindings;
+  Object.defineProperties(logger, {
+    child: {
+      value: function censoredChild(this: L, bindings: object, options?: object): unknown {
+        return Reflect.apply(child, this, [censorBindings(bindings), options]);
+      },
+      configurable: true,
+      writable: true,
+    },
+    setBindings: {
+      value: function censoredSetBindings(this: L, bindings: object): void {
+        Reflect.apply(setBindings, this, [censorBindings(bindings)]);
+      },
+      configurable: true,
+      writable: true,
+    },
+  });
+  return logger;
 }
