@@ -6,8 +6,8 @@
  * forgot to mark was printed whatever its name said.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, describeConfig, envList, envUrl, isSecret, loadConfig, Type, datastoreEnv, type ConfigSchema } from "../../services/src/kit";
-import { isCredentialField } from "../../services/src/kit/credential-words";
+import { ConfigError, describeConfig, envEnum, envList, envUrl, isSecret, loadConfig, Type, datastoreEnv, type ConfigSchema } from "../../services/src/kit";
+import { namedLikeACredential } from "../../services/src/kit/credential-words";
 import { commonEnv } from "../../services/src/kit/service";
 import { findService } from "../../services/src/catalog";
 import { registry } from "../../services/src/registry";
@@ -52,6 +52,45 @@ describe("config log: the schema's secret mark decides", () => {
     expect(message).not.toContain(B);
   });
 
+  // Session 43's secrets hunt: session 42's net looked at text and list variables only.
+  it("second net: a number that may be the credential (a PIN, a password declared a number) or a union with a text member is not printed; a TTL, a length, a switch, an enumeration are", () => {
+    const schema = {
+      ADMIN_PIN: Type.Integer(),
+      RELAY_PASSWORD: Type.Optional(Type.Number()),
+      UNLOCK_TOKEN: Type.Union([Type.Literal("off"), Type.String({ minLength: 8 })]),
+      SESSION_STORES: envList(envEnum(["memory", "dragonfly"]), { default: ["memory"] }),
+      SMTP_PASSWORD_2: Type.Optional(Type.Integer()),
+      VAULT_PIN: Type.Optional(Type.Integer({ maximum: 9_999 })),
+      REFRESH_TOKEN_TTL_S: Type.Integer({ default: 900 }),
+      KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000 }),
+      PASSWORD_MIN_LENGTH: Type.Integer({ default: 12 }),
+      API_KEY_MAX_FAILURES: Type.Integer({ default: 10 }),
+      SESSION_COOKIE_SECURE: Type.Boolean({ default: true }),
+      TOKEN_STORE: envEnum(["memory", "dragonfly"], { default: "memory" }),
+      PINNED_RELEASE: Type.Integer({ default: 3 }),
+    };
+    const env = { ADMIN_PIN: "48213907", RELAY_PASSWORD: "73519264", UNLOCK_TOKEN: A, SMTP_PASSWORD_2: "61029384" };
+    expect(describeConfig(loadConfig("svc", schema, env), schema)).toEqual({
+      ADMIN_PIN: "set",
+      RELAY_PASSWORD: "set",
+      UNLOCK_TOKEN: "set (16 characters)",
+      SMTP_PASSWORD_2: "set",
+      SESSION_STORES: ["memory"],
+      REFRESH_TOKEN_TTL_S: 900,
+      KAFKA_SESSION_TIMEOUT_MS: 30_000,
+      PASSWORD_MIN_LENGTH: 12,
+      API_KEY_MAX_FAILURES: 10,
+      SESSION_COOKIE_SECURE: true,
+      TOKEN_STORE: "memory",
+      PINNED_RELEASE: 3,
+    });
+    const message = refusal(schema, { ...env, ADMIN_PIN: "4821x907", VAULT_PIN: "55501234", UNLOCK_TOKEN: "q7Lm2V" });
+    expect(message).toContain("ADMIN_PIN must be an integer");
+    expect(message).toContain("VAULT_PIN must be <= 9999");
+    expect(message).toContain("UNLOCK_TOKEN ");
+    for (const v of ["4821x907", "55501234", "q7Lm2V"]) expect(message).not.toContain(v);
+  });
+
   it("second net: a login inside a list item or a plain value is masked (the list of brokers, a user:password@host value)", () => {
     const schema = { UPSTREAMS: envList(Type.String()), RELAY: Type.String(), FEEDS: envList(envUrl()) };
     const described = describeConfig(loadConfig("svc", schema, { UPSTREAMS: `bob:${A}@h1:9092,h2:9092`, RELAY: `bob:${B}@relay:25`, FEEDS: `https://u:${A}@feed/x?key=${B}` }), schema);
@@ -66,11 +105,11 @@ describe("every service's config schema marks its secrets", () => {
     "POSTGRES_URL", "DRAGONFLY_URL", "CLICKHOUSE_PASSWORD", "ARANGO_PASSWORD", "WEAVIATE_API_KEY", "BOOTSTRAP_ADMIN_PASSWORD",
   ];
 
-  it("marks every variable the program fills from a secret, and every text variable named like a credential", async () => {
+  it("marks every variable the program fills from a secret, and every variable named like a credential that may hold one", async () => {
     const unmarked: string[] = [];
     const check = (owner: string, schema: ConfigSchema) => {
       for (const [name, s] of Object.entries(schema)) {
-        const named = isCredentialField(name) && (s.type === "string" || s.type === "array");
+        const named = namedLikeACredential(name, s);
         if ((named || PROGRAM_SECRETS.includes(name)) && !isSecret(s)) unmarked.push(`${owner}: ${name}`);
       }
     };

@@ -21,13 +21,16 @@
  * itself, its list's items or a member of its union) is never printed, neither in errors (its items
  * included) nor by `describeConfig` (which says "set" and its length), whatever its name or value
  * looks like. Names and shapes are the second net, for a variable not marked: one named like a
- * credential (./credential-words.ts) is not printed either, and a URL's password and credential
- * query values, or a `user:password@` item, are masked.
+ * credential (./credential-words.ts) or a PIN is not printed either when it may hold one (text, a
+ * number not named as a measure, a list or union of those: namedLikeACredential), and a URL's
+ * password and credential query values, or a `user:password@` item, are masked.
  */
 import { FormatRegistry, Type, type SchemaOptions, type Static, type TLiteral, type TObject, type TProperties, type TSchema, type TUnion } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { NUMBER_TEXT } from "./numerals";
-import { CREDENTIAL_QUERY_PARAM, isCredentialField } from "./credential-words";
+import { CREDENTIAL_QUERY_PARAM, namedLikeACredential } from "./credential-words";
+
+export { namedLikeACredential } from "./credential-words";
 
 /** The variables of a service (or of the kit, or of a datastore): name -> TypeBox schema. */
 export type ConfigSchema = TProperties;
@@ -88,12 +91,11 @@ export function isSecret(s: TSchema | undefined): boolean {
 
 /**
  * A variable whose value is never printed: marked secret in the schema (the source of truth), or,
- * as a second net for one whose schema forgot, named like a credential and holding text
- * (`*_PASSWORD`, `*_TOKEN`, `*_API_KEY`: ./credential-words.ts isCredentialField, the log fields'
- * rule); numbers, switches and enumerations (`REFRESH_TOKEN_TTL_S`) hold no credential.
+ * as a second net for one whose schema forgot, named like a credential and of a type that may hold
+ * one (./credential-words.ts namedLikeACredential).
  */
 function notPrinted(name: string, s: TSchema | undefined): boolean {
-  return isSecret(s) || (isCredentialField(name) && (s?.type === "string" || s?.type === "array"));
+  return isSecret(s) || namedLikeACredential(name, s);
 }
 
 const TRUE = ["1", "true", "yes", "on"];

@@ -1,7 +1,9 @@
+import type { TSchema } from "@sinclair/typebox";
+
 /**
  * The words that make a name a credential's, one list for every place that masks by name: the
- * config log's URL queries (./config.ts), the exported spans' attributes (./telemetry/scrub.ts) and
- * the fields of log lines (./log-redaction.ts). Each use differs from the list in the ways written
+ * config log's URL queries and variables (./config.ts), the exported spans' attributes
+ * (./telemetry/scrub.ts) and the fields of log lines (./log-redaction.ts). Each use differs from the list in the ways written
  * next to it, for the reason given there; a word added here is masked by all three.
  */
 
@@ -51,4 +53,55 @@ const RECORD_OF_A_CREDENTIAL = /(?:[a-z0-9]Ids?|[-_.]ids?|[a-z0-9]At|[-_.]at|Cou
 /** Whether a log field named `name` holds a credential (CREDENTIAL_FIELD). */
 export function isCredentialField(name: string): boolean {
   return CREDENTIAL_FIELD.test(name) && !RECORD_OF_A_CREDENTIAL.test(name);
+}
+
+/** A PIN or a passcode, as a word of the name (`ADMIN_PIN`, `PIN_CODE`; not `PINNED_`, `SHIPPING_`). */
+const PIN_WORD = "(?:^|_)(?:PIN|PASSCODE)(?=_|$)";
+
+/**
+ * A number named like a credential that measures it rather than holds it: a unit or a measure comes
+ * after the credential word (`REFRESH_TOKEN_TTL_S`, `KAFKA_SESSION_TIMEOUT_MS`, `PASSWORD_MIN_LENGTH`,
+ * `API_KEY_MAX_FAILURES`, `API_KEY_MAX_ACTIVE_PER_USER`). One whose name ends in the credential, or
+ * goes on with other words (`ADMIN_PIN`, `RELAY_PASSWORD` declared a number, `SMTP_PASSWORD_2`,
+ * `PIN_CODE`), may be the credential itself.
+ */
+const MEASURE_OF_A_CREDENTIAL = new RegExp(
+  `(?:${CREDENTIAL_FIELD.source}|${PIN_WORD})[A-Z0-9_]*?_(?:MAX|MIN|PER|TTL|AGE|MS|S|SECS?|SECONDS|MINUTES|HOURS|DAYS|WEEKS|TIMEOUT|` +
+    "INTERVAL|RETENTION|WINDOW|PERIOD|DELAY|GRACE|LENGTH|LEN|CHARS|BYTES|KB|KIB|MB|MIB|SIZE|COUNT|LIMIT|ROUNDS|ITERATIONS|COST|" +
+    "ATTEMPTS|RETRIES|FAILURES|PORT|CAPACITY|PERCENT|PCT)(?:_|$)",
+  "i",
+);
+const PIN = new RegExp(PIN_WORD, "i");
+
+/**
+ * Config variables (./config.ts, the second net behind the schema's `secret` mark): whether one
+ * named like a credential (isCredentialField, the log fields' rule, or a PIN) may hold one by its
+ * schema. Text may (unless it is one literal); a number may unless its name names a unit or a
+ * measure of it (a TTL, a length, a limit is not a secret; a PIN is: MEASURE_OF_A_CREDENTIAL); a
+ * list or a union may when an item or a member may. A switch or a literal may not: its values are
+ * written in the schema, public. Session 42's net looked at text and lists only: a number that is a
+ * PIN, or a union with a text member, was printed.
+ */
+export function namedLikeACredential(name: string, s: TSchema | undefined): boolean {
+  return (isCredentialField(name) || PIN.test(name)) && mayHoldCredential(name, s);
+}
+
+function mayHoldCredential(name: string, s: TSchema | undefined): boolean {
+  if (!s) return false;
+  const members = [...((s.anyOf as TSchema[] | undefined) ?? []), ...((s.allOf as TSchema[] | undefined) ?? [])];
+  if (members.length > 0) return members.some((m) => mayHoldCredential(name, m));
+  switch (s.type) {
+    case "string":
+      return s.const === undefined;
+    case "integer":
+    case "number":
+      return s.const === undefined && !MEASURE_OF_A_CREDENTIAL.test(name);
+    case "boolean":
+    case "null":
+      return false;
+    case "array":
+      return s.items === undefined || mayHoldCredential(name, s.items as TSchema);
+    default:
+      return true;
+  }
 }
