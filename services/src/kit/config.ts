@@ -132,8 +132,9 @@ function fromEnvString(raw: string, schema: TSchema): unknown {
  * refused for its protocol or shape was echoed whole into the error the service dies with.
  */
 function withoutPasswords(raw: string): string {
-  // After `scheme://`, or at the start of an item (a broker); up to the last `@` (a password may hold `/` or `@`).
-  const masked = raw.includes("://") ? raw.replace(/(\/\/[^\s/@:]*):[^\s@]*@/g, "$1:***@") : raw.replace(/^([^\s/@:]*):[^\s@]*@/, "$1:***@");
+  // After `scheme://`, or at the start of an item (a broker); up to the last `@` (a password may hold
+  // `/` or `@`: `[^\s@]*` stopped at its first `@` and printed the rest).
+  const masked = raw.includes("://") ? raw.replace(/(\/\/[^\s/@:]*):[^\s]*@/g, "$1:***@") : raw.replace(/^([^\s/@:]*):[^\s]*@/, "$1:***@");
   // And a login given in the query (`?password=`, `&token=`), as maskUrl masks it.
   return masked.replace(/([?&])([^=&#\s]*)=([^&#\s]*)/g, (pair, sep: string, name: string) => (CREDENTIAL_QUERY_PARAM.test(name) ? `${sep}${name}=***` : pair));
 }
@@ -217,7 +218,8 @@ export function loadConfig<S extends ConfigSchema>(service: string, declared: S,
     const raw = source[name] ?? "";
     // Never echo the raw value of a secret.
     const secret = notPrinted(name, schema[name]);
-    const shown = withoutPasswords(raw);
+    // A list item by item: each may hold its own login (`u:p@h1:9092,u:q@h2:9092`), and only the first was masked.
+    const shown = schema[name].type === "array" ? raw.split(",").map(withoutPasswords).join(",") : withoutPasswords(raw);
     const got = secret ? "" : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
     return `${name} ${describeProblem(e, schema[name], secret)}${got}`;
   });

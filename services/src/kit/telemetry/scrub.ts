@@ -22,8 +22,11 @@ const SECRET_KEY = CREDENTIAL_ATTRIBUTE;
 /** URL query parameters whose values are replaced (names kept so the route stays readable). */
 const QUERY_PARAM = /([?&][^=&#\s]+)=([^&#\s"']*)/g;
 const PATTERNS: Array<[RegExp, string]> = [
-  // userinfo in URLs: scheme://user:password@host
-  [/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]+:[^\s/@]*@/gi, `$1${REDACTED}@`],
+  // userinfo in URLs: scheme://user:password@host, the user possibly empty (`redis://:password@host`,
+  // the platform's own DRAGONFLY_URL), up to the last `@` of the URL: a password written with a raw
+  // `/` or `@` (URL parsers take the last `@`) was cut at it and its rest printed. May mask a path
+  // holding an `@` after a port (`http://h:80/u/a@b`): more than needed, never less.
+  [/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:"'<>]*:[^\s"'<>]*@/gi, `$1${REDACTED}@`],
   // Authorization header values in messages
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, `$1 ${REDACTED}`],
   // JWTs (three base64url segments, header starting {"  -> eyJ)
