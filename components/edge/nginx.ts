@@ -62,7 +62,12 @@ pid /tmp/nginx.pid;
 error_log stderr warn;
 events { worker_connections 1024; }
 http {
-  access_log /dev/stdout;
+  # The access line without the query string, the Referer or any credential header, as the services'
+  # own (services/src/kit/probes.ts): nginx's default "combined" format writes $request whole and
+  # $http_referer, so a token a client puts in a query (?access_token=) or a page's address in its
+  # Referer (a reset link's token) was written in clear on every edge line.
+  log_format edge '$remote_addr [$time_local] "$request_method $uri $server_protocol" $status $body_bytes_sent $request_time "$http_user_agent" $request_id';
+  access_log /dev/stdout edge;
   server_tokens off;
   client_body_temp_path /tmp/client_body;
   proxy_temp_path /tmp/proxy;

@@ -2,13 +2,17 @@
  * The generated Nginx and Prometheus configuration, checked by the tools that will load it
  * (`nginx -t`, `promtool check`), installed by scripts/deps/install-test-deps.sh.
  */
-import { execFileSync, spawnSync } from "child_process";
+import { execFileSync, spawn, spawnSync } from "child_process";
+import { randomBytes } from "crypto";
+import * as http from "http";
+import * as https from "https";
+import * as net from "net";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { catalog } from "../../catalog";
-import { nginxConfig, TLS_DIR } from "../../components/edge/nginx";
+import { NGINX_HTTP_PORT, NGINX_HTTPS_PORT, nginxConfig, TLS_DIR } from "../../components/edge/nginx";
 import { alertRules, alertRulesYaml, prometheusConfig, RULES_PATH, type AlertRule } from "../../components/monitoring/prometheus";
 import { scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
 import { BACKUP_RUN_TIMEOUT_SECONDS } from "../../components/data/backup";
@@ -71,6 +75,66 @@ describe("generated configuration accepted by the real tools", () => {
       stdio: ["ignore", "ignore", "pipe"],
     });
     expect(r.stderr, r.stderr).toContain("test is successful");
+  });
+
+  // Session 43's secrets hunt: the edge wrote nginx's default "combined" line, the query and the Referer whole.
+  it("the edge's access line holds neither a request's query nor its Referer (the real nginx, both servers)", async () => {
+    const dir = tmp();
+    fs.mkdirSync(path.join(dir, "tls"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-keyout", path.join(dir, "tls", "tls.key"), "-out", path.join(dir, "tls", "tls.crt"),
+    ], { stdio: "ignore" });
+    const freePort = () =>
+      new Promise<number>((resolve) => {
+        const s = net.createServer().listen(0, "127.0.0.1", () => {
+          const { port } = s.address() as net.AddressInfo;
+          s.close(() => resolve(port));
+        });
+      });
+    const [httpPort, httpsPort] = [await freePort(), await freePort()];
+    const log = path.join(dir, "access.log");
+    const conf = nginxConfig({ services: catalog, gateway: { host: "127.0.0.1", port: 1 }, publicHttpsPort: 8443, serverName: "localhost" })
+      .replaceAll(TLS_DIR, path.join(dir, "tls"))
+      .replace(`listen ${NGINX_HTTP_PORT} `, `listen 127.0.0.1:${httpPort} `)
+      .replace(`listen ${NGINX_HTTPS_PORT} `, `listen 127.0.0.1:${httpsPort} `)
+      .replace("pid /tmp/nginx.pid;", `pid ${path.join(dir, "nginx.pid")};`)
+      .replace("resolver 127.0.0.11 valid=10s ipv6=off;", "")
+      .replace(/access_log \/dev\/stdout/, `access_log ${log}`);
+    fs.writeFileSync(path.join(dir, "nginx.conf"), conf);
+    const nginx = spawn("nginx", ["-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    nginx.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const [q, r, t] = [randomBytes(12).toString("hex"), randomBytes(12).toString("hex"), randomBytes(12).toString("hex")];
+    const get = (mod: typeof http | typeof https, port: number, pathAndQuery: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = mod.get({ host: "127.0.0.1", port, path: pathAndQuery, headers: { referer: `https://app.example/reset?token=${r}` }, rejectUnauthorized: false }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+      });
+    try {
+      for (let i = 0; ; i++) {
+        try {
+          await get(https, httpsPort, "/healthz");
+          break;
+        } catch (err) {
+          if (i > 100 || nginx.exitCode !== null) throw new Error(`nginx did not start: ${stderr} ${String(err)}`);
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      }
+      expect(await get(https, httpsPort, `/no/such/route?access_token=${q}`)).toBe(404);
+      expect(await get(http, httpPort, `/api/orders/?token=${t}`)).toBe(301);
+      await new Promise((res) => setTimeout(res, 200));
+    } finally {
+      nginx.kill("SIGQUIT");
+      await new Promise((res) => nginx.once("exit", res));
+    }
+    const lines = fs.readFileSync(log, "utf8");
+    for (const v of [q, r, t]) expect(lines).not.toContain(v);
+    expect(lines).toContain('"GET /no/such/route HTTP/1.1" 404');
+    expect(lines).toContain('"GET /api/orders/ HTTP/1.1" 301');
   });
 
   it("promtool accepts the scrape configuration and the alert rules", () => {
