@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ConfigError, createLogger, envList, envUrl, loadConfig, Type, type ConfigSchema } from "../../services/src/kit";
+import { ConfigError, createLogger, createService, defineService, envList, envUrl, loadConfig, Type, type ConfigSchema } from "../../services/src/kit";
 import { scrubSpan, scrubString } from "../../services/src/kit/telemetry";
 import type { ReadableSpan } from "../../services/node_modules/@opentelemetry/sdk-trace-base";
 
@@ -68,5 +68,35 @@ describe("connection strings: the whole login masked", () => {
     expect(url).toContain("STORE_URL must be a URL with protocol https");
     expect(url).not.toContain(c);
     expect(url).not.toContain("@x@");
+  });
+
+  it("/ready names a failed dependency's error with its login masked (arangojs names an ARANGO_URL with its login whole)", async () => {
+    const [a, b] = [pw(), pw()];
+    const mod = defineService({
+      name: "database-service", // requires postgres, arangodb optional
+      config: {},
+      register({ addReadinessCheck }) {
+        addReadinessCheck("feed", async () => {
+          throw new Error(`connect redis://:${b}@feed:6379 refused`);
+        });
+      },
+    });
+    const svc = await createService(mod, {
+      env: { POSTGRES_URL: "postgresql://app:pw@127.0.0.1:1/db", ARANGO_URL: `http://graph:${a}@127.0.0.1:1`, READY_TIMEOUT_MS: "2000" },
+      logStream: { write: () => undefined },
+      defaultMetrics: false,
+    });
+    try {
+      const r = await svc.app.inject({ url: "/ready" });
+      expect(r.statusCode).toBe(503);
+      const deps = JSON.parse(r.body).dependencies;
+      expect(deps.arangodb.status).toBe("failed");
+      expect(deps.feed.status).toBe("failed");
+      expect(r.body).not.toContain(a);
+      expect(r.body).not.toContain(b);
+      expect(deps.arangodb.error).toContain("127.0.0.1:1");
+    } finally {
+      await svc.close();
+    }
   });
 });

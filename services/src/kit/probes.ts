@@ -9,6 +9,7 @@ import type { Datastore } from "../catalog";
 import { clientRequestIdOf, type App } from "./app";
 import type { Datastores } from "./datastores";
 import { levelEnabled } from "./request-logger";
+import { scrubString } from "./telemetry/scrub";
 
 export type ReadinessCheck = () => Promise<void>;
 
@@ -138,7 +139,9 @@ export function installProbes(app: App, o: ProbeOptions): void {
           results[c.name] = { status: "ok", required: c.required, latencyMs: Math.round((performance.now() - t0) * 10) / 10 };
           metrics.dependencyUp.set({ dependency: c.name }, 1);
         } catch (e) {
-          results[c.name] = { status: "failed", required: c.required, error: (e as Error).message || String(e) };
+          // A client's message may hold its login: arangojs refuses an ARANGO_URL with `user:password@`
+          // naming the whole URL. Credential shapes masked as in spans and logs.
+          results[c.name] = { status: "failed", required: c.required, error: scrubString((e as Error).message || String(e)) };
           metrics.dependencyUp.set({ dependency: c.name }, 0);
         }
       }),
