@@ -5,8 +5,9 @@
  * was written in clear.
  */
 import { randomBytes } from "node:crypto";
+import { connect } from "node:net";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../../services/src/kit";
+import { createLogger, createService, defineService } from "../../services/src/kit";
 import { accessLogOf } from "../../services/src/kit/probes";
 import { redactFields } from "../../services/src/kit/log-redaction";
 import { LazyRequestLogger } from "../../services/src/kit/request-logger";
@@ -101,5 +102,39 @@ describe("log lines: credentials censored at any depth", () => {
     expect(JSON.parse(lines[0])).toMatchObject({ datastore: "payments", upstream: { url: "https://api.example", headers: { authorization: "[REDACTED]" } } });
     expect(JSON.parse(lines[1])).toMatchObject({ datastore: "payments", job: { runs: [{ id: 1, apiKey: "[REDACTED]" }] } });
     expect(JSON.parse(lines[5])).toMatchObject({ requestId: "r9", peer: { "x-api-key": "[REDACTED]" } });
+  });
+
+  // Session 43's secrets hunt: the access line cut the target at `?` only.
+  it("the access line and the 404 message write the path without a fragment a client sent (GET /x#access_token=...)", async () => {
+    const lines: string[] = [];
+    const svc = await createService(defineService({ name: "database-service", config: {}, register() {} }), {
+      env: { POSTGRES_URL: "postgresql://app:pw@127.0.0.1:1/db" },
+      logStream: { write: (s: string) => void lines.push(s) },
+      defaultMetrics: false,
+    });
+    try {
+      const port = Number(new URL(await svc.listen({ port: 0, host: "127.0.0.1" })).port);
+      const [f, q] = [secret(), secret()];
+      const send = (target: string) =>
+        new Promise<string>((resolve, reject) => {
+          let answer = "";
+          const socket = connect(port, "127.0.0.1", () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+          socket.on("data", (c: Buffer) => (answer += c.toString()));
+          socket.on("close", () => resolve(answer));
+          socket.on("error", reject);
+        });
+      const answer = await send(`/no/such/route#access_token=${f}`);
+      await send(`/other/route?x=1#token=${q}`);
+      expect(answer).toMatch(/^HTTP\/1\.1 404/);
+      expect(answer).not.toContain(f);
+      const access = lines.filter((l) => l.includes("request completed"));
+      expect(access).toHaveLength(2);
+      expect(access.join("")).not.toContain(f);
+      expect(access.join("")).not.toContain(q);
+      expect(JSON.parse(access[0])).toMatchObject({ method: "GET", url: "/no/such/route", statusCode: 404 });
+      expect(JSON.parse(access[1])).toMatchObject({ url: "/other/route" });
+    } finally {
+      await svc.close();
+    }
   });
 });

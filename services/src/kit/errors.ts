@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { recordError } from "./telemetry/context";
+import { pathOf } from "./request-path";
 import { isTransientError } from "./transient-errors";
 import { INSTANT_RANGE } from "./instants";
 import { reportedIssue, type ValidationIssue } from "./union-issues";
@@ -135,7 +136,7 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply.status(404).send(errorBody(request, "NOT_FOUND", `Route ${request.method} ${request.url.split("?")[0]} not found`));
+    reply.status(404).send(errorBody(request, "NOT_FOUND", `Route ${request.method} ${pathOf(request.url)} not found`));
   });
 }
 

@@ -31,5 +31,6 @@ export { accountKeyOf } from "./accounts";
 export { PeriodicDelete } from "./datastores/periodic-delete";
 export { findUnstorableText, isUnstorableText, storableText } from "./request-guards";
 export { idempotencyKeyOf, idempotencyKeyReused, requestHashOf } from "./idempotency";
+export { pathOf } from "./request-path";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
 export { ErrorResponse, NoContent, Nullable, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";

@@ -25,7 +25,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import rateLimit from "@fastify/rate-limit";
 import { catalog, type ServiceDefinition } from "../../catalog";
-import { addressBucketOf, defineService, errorBody, HttpError, jwtKey, peerBaseUrl, siteBucketOf } from "../../kit";
+import { addressBucketOf, defineService, errorBody, HttpError, jwtKey, pathOf, peerBaseUrl, siteBucketOf } from "../../kit";
 import { Authenticator, type Auth } from "./authenticate";
 import { config } from "./config";
 import { GatewayLimits } from "./limits";
@@ -87,11 +87,11 @@ export default defineService({
         if (!request.raw.complete) {
           // The client's upload is late, not an upstream: nothing was forwarded, and the rest of the
           // body is not waited for (closing the connection also keeps Node from answering it again).
-          log.info({ requestId: request.id, url: request.url.split("?")[0], timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request body not received in time");
+          log.info({ requestId: request.id, url: pathOf(request.url), timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request body not received in time");
           reply.header("connection", "close").status(408).send(errorBody(request, "REQUEST_TIMEOUT", `The request body did not arrive within ${cfg.REQUEST_TIMEOUT_MS} ms`, "body"));
           return;
         }
-        log.warn({ requestId: request.id, url: request.url.split("?")[0], timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request timed out at the gateway");
+        log.warn({ requestId: request.id, url: pathOf(request.url), timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request timed out at the gateway");
         reply.status(504).send(errorBody(request, "GATEWAY_TIMEOUT", `No answer within ${cfg.REQUEST_TIMEOUT_MS} ms`));
       };
       const startBudget = (request: FastifyRequest, reply: FastifyReply): GatewayRequestState["timer"] => setTimeout(onTimeout, cfg.REQUEST_TIMEOUT_MS, request, reply);
