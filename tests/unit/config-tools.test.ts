@@ -105,7 +105,7 @@ describe("generated configuration accepted by the real tools", () => {
     const nginx = spawn("nginx", ["-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     nginx.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const [q, r, t] = [randomBytes(12).toString("hex"), randomBytes(12).toString("hex"), randomBytes(12).toString("hex")];
+    const [q, r, t, f] = [1, 2, 3, 4].map(() => randomBytes(12).toString("hex"));
     const get = (mod: typeof http | typeof https, port: number, pathAndQuery: string) =>
       new Promise<number>((resolve, reject) => {
         const req = mod.get({ host: "127.0.0.1", port, path: pathAndQuery, headers: { referer: `https://app.example/reset?token=${r}` }, rejectUnauthorized: false }, (res) => {
@@ -125,6 +125,7 @@ describe("generated configuration accepted by the real tools", () => {
         }
       }
       expect(await get(https, httpsPort, `/no/such/route?access_token=${q}`)).toBe(404);
+      expect(await get(https, httpsPort, `/no/such/route#access_token=${f}`)).toBe(404);
       expect(await get(http, httpPort, `/api/orders/?token=${t}`)).toBe(301);
       await new Promise((res) => setTimeout(res, 200));
     } finally {
@@ -132,7 +133,7 @@ describe("generated configuration accepted by the real tools", () => {
       await new Promise((res) => nginx.once("exit", res));
     }
     const lines = fs.readFileSync(log, "utf8");
-    for (const v of [q, r, t]) expect(lines).not.toContain(v);
+    for (const v of [q, r, t, f]) expect(lines).not.toContain(v);
     expect(lines).toContain('"GET /no/such/route HTTP/1.1" 404');
     expect(lines).toContain('"GET /api/orders/ HTTP/1.1" 301');
   });
