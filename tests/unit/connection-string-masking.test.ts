@@ -6,8 +6,10 @@
  * item of a refused list and also stopped at the password's first `@`.
  */
 import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, createLogger, createService, defineService, envList, envUrl, loadConfig, Type, type ConfigSchema } from "../../services/src/kit";
+import { ConfigError, createLogger, createService, datastoreEnv, defineService, envList, envUrl, loadConfig, Type, type ConfigSchema } from "../../services/src/kit";
 import { scrubSpan, scrubString } from "../../services/src/kit/telemetry";
 import type { ReadableSpan } from "../../services/node_modules/@opentelemetry/sdk-trace-base";
 
@@ -70,19 +72,24 @@ describe("connection strings: the whole login masked", () => {
     expect(url).not.toContain("@x@");
   });
 
-  it("/ready names a failed dependency's error with its login masked (arangojs names an ARANGO_URL with its login whole)", async () => {
+  it("/ready names a failed dependency's error with its login masked (arangojs names a URL with its login whole)", async () => {
     const [a, b] = [pw(), pw()];
+    // The services package's arangojs (the root package does not depend on it).
+    const { Database } = createRequire(join(__dirname, "..", "..", "services", "package.json"))("arangojs") as typeof import("../../services/node_modules/arangojs");
     const mod = defineService({
-      name: "database-service", // requires postgres, arangodb optional
+      name: "database-service", // requires postgres
       config: {},
       register({ addReadinessCheck }) {
+        addReadinessCheck("graph", async () => {
+          await new Database({ url: `http://graph:${a}@127.0.0.1:1` }).version();
+        });
         addReadinessCheck("feed", async () => {
           throw new Error(`connect redis://:${b}@feed:6379 refused`);
         });
       },
     });
     const svc = await createService(mod, {
-      env: { POSTGRES_URL: "postgresql://app:pw@127.0.0.1:1/db", ARANGO_URL: `http://graph:${a}@127.0.0.1:1`, READY_TIMEOUT_MS: "2000" },
+      env: { POSTGRES_URL: "postgresql://app:pw@127.0.0.1:1/db", READY_TIMEOUT_MS: "2000" },
       logStream: { write: () => undefined },
       defaultMetrics: false,
     });
@@ -90,13 +97,22 @@ describe("connection strings: the whole login masked", () => {
       const r = await svc.app.inject({ url: "/ready" });
       expect(r.statusCode).toBe(503);
       const deps = JSON.parse(r.body).dependencies;
-      expect(deps.arangodb.status).toBe("failed");
+      expect(deps.graph.status).toBe("failed");
       expect(deps.feed.status).toBe("failed");
       expect(r.body).not.toContain(a);
       expect(r.body).not.toContain(b);
-      expect(deps.arangodb.error).toContain("127.0.0.1:1");
+      expect(deps.graph.error).toContain("127.0.0.1:1");
     } finally {
       await svc.close();
     }
+  });
+
+  it("ARANGO_URL with a login is refused at start, naming the variables the login goes in, its password masked", () => {
+    const a = pw();
+    const message = refusal(datastoreEnv.arangodb, { ARANGO_URL: `http://graph:${a}@arango:8529` });
+    expect(message).toContain("ARANGO_URL must not hold a login (set it in ARANGO_USER and ARANGO_PASSWORD)");
+    expect(message).not.toContain(a);
+    expect(refusal(datastoreEnv.arangodb, { ARANGO_URL: "ftp://arango:8529" })).toContain("ARANGO_URL must be a URL with protocol http or https");
+    expect(loadConfig("svc", datastoreEnv.arangodb, { ARANGO_URL: "http://arango:8529/x?y=a@b" }).ARANGO_URL).toBe("http://arango:8529/x?y=a@b");
   });
 });

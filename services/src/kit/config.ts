@@ -54,11 +54,14 @@ const LOOPBACK_HTTP = "http://(localhost|127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1
  * for an upstream the platform sends a credential to (an API key, a bot token in the path), plain
  * `http` elsewhere would put it on the wire in clear.
  */
-export function envUrl(options: EnvOptions & { protocols?: readonly string[]; httpToLoopback?: boolean } = {}) {
-  const { protocols, httpToLoopback, ...rest } = options;
+export function envUrl(options: EnvOptions & { protocols?: readonly string[]; httpToLoopback?: boolean; loginIn?: string } = {}) {
+  const { protocols, httpToLoopback, loginIn, ...rest } = options;
   const schemes = protocols ? `(${protocols.join("|")}):` : "";
-  const pattern = httpToLoopback ? `^(${schemes || "https:"}|${LOOPBACK_HTTP})` : `^${schemes}`;
-  return Type.String({ ...rest, format: "url", ...(protocols || httpToLoopback ? { pattern, protocols: protocols ?? ["https"], httpToLoopback } : {}) });
+  // `loginIn`: a client that refuses a `user:password@` URL (naming it whole in its error) takes its login from these variables.
+  const noLogin = loginIn ? "(?!//[^/?#]*@)" : "";
+  const pattern = httpToLoopback ? `^(${schemes || "https:"}|${LOOPBACK_HTTP})${noLogin}` : `^${schemes}${noLogin}`;
+  const checked = protocols || httpToLoopback || loginIn;
+  return Type.String({ ...rest, format: "url", ...(checked ? { pattern, protocols: protocols ?? ["https"], httpToLoopback, loginIn } : {}) });
 }
 
 /** A comma-separated list of at least one item, each matching `item` (its `description` names the expected form). */
@@ -166,7 +169,10 @@ function describeProblem(e: ValueError, root: TSchema, secret: boolean): string 
     case ValueErrorType.StringFormat:
       return "must be a URL";
     case ValueErrorType.StringPattern: {
-      const { protocols, httpToLoopback } = root as { protocols?: string[]; httpToLoopback?: boolean };
+      const { protocols, httpToLoopback, loginIn } = root as { protocols?: string[]; httpToLoopback?: boolean; loginIn?: string };
+      const value = String(e.value);
+      const allowed = (protocols ?? []).some((p) => value.toLowerCase().startsWith(`${p}:`));
+      if (loginIn && allowed && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value)) return `must not hold a login (set it in ${loginIn})`;
       const loopback = httpToLoopback ? " (http only to a loopback host: localhost, 127.x.x.x, [::1])" : "";
       return protocols ? `must be a URL with protocol ${protocols.join(" or ")}${loopback}` : `must match /${s.pattern}/`;
     }

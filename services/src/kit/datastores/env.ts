@@ -29,7 +29,8 @@ export const datastoreEnv = {
     KAFKA_CONNECT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
   },
   arangodb: {
-    ARANGO_URL: envUrl({ protocols: ["http", "https"] }),
+    // arangojs refuses a URL with a login on every request (naming it whole in its error).
+    ARANGO_URL: envUrl({ protocols: ["http", "https"], loginIn: "ARANGO_USER and ARANGO_PASSWORD" }),
     ARANGO_USER: Type.String({ default: "root" }),
     ARANGO_PASSWORD: Type.Optional(Type.String({ secret: true })),
     ARANGO_DATABASE: Type.String({ default: "_system" }),
