@@ -298,7 +298,10 @@ describe("ml-predictor", () => {
     expect(await drift()).toEqual(once);
     const m = (await svc.app.inject({ url: "/metrics" })).body;
     expect(m).toMatch(/ml_model_age_seconds\{service="ml-predictor"\} \d/);
-    expect(/ml_prediction_drift_psi\{service="ml-predictor"\} \d/.test(m)).toBe(once.psi !== null);
+    // prom-client writes an unlabelled gauge's 0 when nothing was set, so "no figure yet" reads as 0 (or no line).
+    const psiLine = /ml_prediction_drift_psi\{service="ml-predictor"\} (\S+)/.exec(m);
+    if (once.psi === null) expect(psiLine === null || Number(psiLine[1]) === 0, psiLine?.[0]).toBe(true);
+    else expect(Number(psiLine?.[1])).toBeCloseTo(once.psi, 6);
     expect(m).toMatch(/ml_bar_staleness_seconds\{symbol="AAAUSDT",service="ml-predictor"\} \d/);
     expect(m).toMatch(/ml_predictions_total\{model_version="lgbm-[^"]+",service="ml-predictor"\} \d+/);
     expect(m).toMatch(/ml_model_info\{model_version="lgbm-[^"]+",has_edge="true",service="ml-predictor"\} 1/);
