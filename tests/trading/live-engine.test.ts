@@ -58,7 +58,7 @@ const warnings: string[] = [];
 const errors: { o: unknown; msg: string }[] = [];
 const log = { info() {}, debug() {}, error: (o: unknown, msg: string) => errors.push({ o, msg }), warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as ConstructorParameters<typeof TradingEngine>[0]["log"];
 
-const binance = (secretKey = SECRET, recvWindow?: number) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, timeoutMs: 300, recvWindow, sleep: async () => {} });
+const binance = (secretKey = SECRET, recvWindow?: number) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, get timeoutMs() { return fake.clientTimeoutMs; }, recvWindow, sleep: async () => {} });
 const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient; registry?: PromRegistry; recvWindow?: number } = {}) =>
   testEngine({ pg: opts.pg ?? client, log, live: { client: binance(opts.secretKey, opts.recvWindow), quoteAsset: "USDT", pollMs: opts.pollMs } }, opts.registry);
 /** te_live_orders_unrecorded_total by outcome, as the engine's registry holds it. */

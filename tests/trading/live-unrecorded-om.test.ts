@@ -31,7 +31,7 @@ const log = { info() {}, debug() {}, error() {}, warn: (o: unknown, msg: string)
 type OmLog = Parameters<typeof applyExecutions>[2];
 
 const engineOn = () =>
-  testEngine({ pg: client, log, live: { client: new BinanceTradingClient({ apiKey: fake.apiKey, secretKey: fake.secretKey, baseUrl: fake.url, timeoutMs: 300, sleep: async () => {} }), quoteAsset: "USDT" } });
+  testEngine({ pg: client, log, live: { client: new BinanceTradingClient({ apiKey: fake.apiKey, secretKey: fake.secretKey, baseUrl: fake.url, get timeoutMs() { return fake.clientTimeoutMs; }, sleep: async () => {} }), quoteAsset: "USDT" } });
 const symbolOf = () => `U${randomBytes(4).toString("hex").toUpperCase()}USDT`;
 
 /** An order as order-management stores it once accepted (its own clientOrderId), and the engine's copy whose te_orders row cannot be written. */
