@@ -10,7 +10,9 @@ import { Cron } from "croner";
 /**
  * Sampling of a schedule for its gaps: from a fixed instant (the result must not depend on when
  * Pulumi runs), this many ticks or days at most. 12,000 ticks cover a week of a schedule firing
- * every minute (croner takes ~0.1 ms a tick); a daily one is sampled over the 400 days.
+ * every minute; a daily one is sampled over the 400 days. Measured in session 43 (tickGaps called
+ * directly): 0.4-3.5 s of CPU a schedule here (about 0.3 ms a tick), cached per schedule string; an
+ * analytic gap or an early stop would make a stack's parse cheaper (not done).
  */
 export const GAP_SAMPLE_FROM = new Date("2026-01-01T00:00:00Z");
 const GAP_SAMPLE_TICKS = 12_000;
