@@ -15,6 +15,7 @@ import type { AddressInfo } from "node:net";
 import { Cron } from "croner";
 import type { Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
+import { pathOf } from "./request-path";
 
 /** A Kubernetes pod's default terminationGracePeriodSeconds. */
 export const DEFAULT_KILL_GRACE_SECONDS = 30;
@@ -229,7 +230,7 @@ export function runnerMetrics(runner: CronRunner): Registry {
 export async function serveRunnerStatus(runner: CronRunner, port: number, host = "0.0.0.0"): Promise<{ server: Server; port: number }> {
   const metrics = runnerMetrics(runner);
   const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const path = pathOf(req.url ?? "/");
     if (req.method !== "GET") {
       res.writeHead(405, { "content-type": "application/json", allow: "GET" }).end(JSON.stringify({ error: "METHOD_NOT_ALLOWED" }));
     } else if (path === "/health") {

@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import swaggerUi from "@fastify/swagger-ui";
 import type { Logger } from "pino";
 import type { ServiceDefinition } from "../../catalog";
-import { OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION } from "../../kit";
+import { OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, pathOf } from "../../kit";
 
 export const DOCS_PREFIX = "/api/docs";
 
@@ -126,7 +126,8 @@ export async function registerApiDocs(api: FastifyInstance, o: ApiDocsOptions): 
     // The UI's own ./json answers the merged document (fetched before the handler runs).
     uiHooks: {
       preHandler: async (request) => {
-        if (request.url.split("?")[0].endsWith("/json") || request.url.split("?")[0].endsWith("/yaml")) byRequest.set(request, await documentFor());
+        const path = pathOf(request.url);
+        if (path.endsWith("/json") || path.endsWith("/yaml")) byRequest.set(request, await documentFor());
       },
     },
     transformSpecificationClone: false,
