@@ -216,10 +216,7 @@ describe("cron schedules (backupSchedule, mlRetrainSchedule)", () => {
     expect(parseStackConfig("prod", { ...k8s, backupSchedule: "0 * * * *" }).kubernetes.backupSchedule).toBe("0 * * * *");
     expect(error("dev", { ...docker, mlRetrainSchedule: "*/10 * * * *" }).message).toContain("less than the 600 s one needs");
     expect(parseStackConfig("dev", { ...docker, mlRetrainSchedule: "*/20 * * * 1-5" }).jobSchedules.mlRetrainSchedule).toBe("*/20 * * * 1-5");
-    // CPU-bound: sampling a schedule's gaps (stacks/cron-gaps.ts) costs 0.4-3.5 s of CPU a schedule here
-    // (12,000 croner ticks; measured in session 43, about 12 s for these five), which .ci/run beside the
-    // cluster suite stretched past the default 60 s (88 s).
-  }, 240_000);
+  });
 });
 
 describe("renderYamlTo (session 38)", () => {
