@@ -73,10 +73,24 @@ POM
 
 log "resolving Kafka $KAFKA_VERSION jars with Maven (local repo $M2)"
 rm -rf "$DEST.tmp"; mkdir -p "$DEST.tmp/jars" "$DEST.tmp/bin" "$DEST.tmp/config"
-(cd "$WORK" && mvn -B -q -Dmaven.repo.local="$M2" \
+# Maven remembers a failed download: a *.lastUpdated file beside the missing artifact, and it does
+# not ask again until the repository's update interval (a day) has passed ("was cached in the local
+# repository, resolution will not be reattempted until ..."). A first fetch cut by a network blip
+# then failed every rerun for a day. Held under the Kafka lock, the markers of the local repository
+# are removed and -U forces the retry; the artifacts Maven has are not fetched again.
+if [ -d "$M2" ]; then
+  stale=$(find "$M2" -name '*.lastUpdated' -type f -print -delete 2>/dev/null | wc -l)
+  [ "$stale" = 0 ] || log "removed $stale marker(s) of earlier failed downloads from $M2: Maven asks Maven Central again"
+fi
+(cd "$WORK" && mvn -B -q -U -Dmaven.repo.local="$M2" \
    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
    -DincludeScope=runtime -DoutputDirectory="$DEST.tmp/jars") >"$WORK/mvn.log" 2>&1 \
-  || { tail -n 40 "$WORK/mvn.log" >&2; exit 1; }
+  || {
+    tail -n 40 "$WORK/mvn.log" >&2
+    log "ERROR: Maven could not fetch Kafka $KAFKA_VERSION's jars from Maven Central (its last lines above):" \
+      "check this machine's network or proxy (Maven's settings.xml, MAVEN_OPTS), then run again: the next run asks again"
+    exit 1
+  }
 # Two logging bindings on one class path make slf4j pick one at random: keep reload4j only.
 rm -f "$DEST.tmp/jars"/slf4j-log4j12-*.jar "$DEST.tmp/jars"/logback-*.jar
 
