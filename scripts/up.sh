@@ -63,10 +63,14 @@ stop_images_build() {
   wait "$images_pid" 2>/dev/null || true
   images_pid=""
 }
-trap stop_images_build EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+# The long steps run through run_step (scripts/lib/steps.sh): a signal acts at once, passed to the
+# step under way (before, SIGTERM or SIGHUP waited for the foreground step to end).
+# shellcheck source=lib/steps.sh
+source scripts/lib/steps.sh
+trap 'stop_step TERM; stop_images_build' EXIT
+trap 'stop_step INT; exit 130' INT
+trap 'stop_step TERM; exit 143' TERM
+trap 'stop_step HUP; exit 129' HUP
 if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
   step "local images from Debian (in the background, beside the next steps)"
   set -m
@@ -75,9 +79,9 @@ if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
   set +m
 fi
 step "npm packages"
-bash scripts/lib/npm-install.sh
+run_step up bash scripts/lib/npm-install.sh
 step "Pulumi CLI and plugins that stack $STACK needs"
-bash scripts/tools/build-pulumi-tools.sh "$STACK"
+run_step up bash scripts/tools/build-pulumi-tools.sh "$STACK"
 if [ -n "$images_pid" ]; then
   step "waiting for the local images"
   images_status=0
@@ -87,15 +91,15 @@ if [ -n "$images_pid" ]; then
 fi
 
 step "npm cache for the services image (built offline by pulumi up)"
-bash services/scripts/prepare-npm-cache.sh
+run_step up bash services/scripts/prepare-npm-cache.sh
 step "Python wheels for the trainer image (built offline by pulumi up)"
-bash scripts/ml/prepare-wheels.sh
+run_step up bash scripts/ml/prepare-wheels.sh
 
 if [ "$STACK" = local-k8s ]; then
   step "local Kubernetes cluster: tools (cached), platform images, start"
-  bash scripts/cluster/build.sh
-  bash scripts/cluster/platform-images.sh
-  bash scripts/cluster/start.sh
+  run_step up bash scripts/cluster/build.sh
+  run_step up bash scripts/cluster/platform-images.sh
+  run_step up bash scripts/cluster/start.sh
   KUBECONFIG=$(bash scripts/cluster/kubeconfig.sh)
   export KUBECONFIG
 fi
@@ -120,7 +124,7 @@ fi
 source scripts/lib/local-images.sh
 make_readable services/package.json services/src ml/trading_ml
 step "pulumi up --stack $STACK"
-pulumi up --stack "$STACK" --config-file "$config_file" --yes --non-interactive --skip-preview "${policy[@]}"
+run_step up pulumi up --stack "$STACK" --config-file "$config_file" --yes --non-interactive --skip-preview "${policy[@]}"
 # The passphrase opened the stack's secrets: the backend keeps its fingerprint (scripts/lib/pulumi-env.sh).
 pulumi_env_record_passphrase
 step "outputs (secrets hidden; add --show-secrets to see connection strings)"

@@ -72,10 +72,10 @@ function alive(pid: number): boolean {
     return false;
   }
 }
-async function until(what: string, cond: () => boolean, ms = 30_000) {
+async function until(what: string, cond: () => boolean, ms = 30_000, state = () => "") {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${state()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -117,5 +117,65 @@ touch "$out/kafka_2.13-9.9.9.jar" "$out/kafka-tools-9.9.9.jar"`,
     expect(again.out.trim().split("\n").pop()).toBe(join(cache, "kafka/9.9.9"));
     expect(existsSync(join(cache, "kafka/9.9.9/jars/kafka_2.13-9.9.9.jar"))).toBe(true);
     expect(again.err).toContain("removed 1 marker(s) of earlier failed downloads");
+  });
+});
+
+describe("npm run up stopped with SIGTERM or SIGHUP while a step runs (session 44)", () => {
+  const pidsIn = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
+  beforeEach(() => {
+    copy("scripts/up.sh", "scripts/lib/steps.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "Pulumi.dev.yaml");
+    script("scripts/docker/ensure-dockerd.sh", "exit 0");
+    script("scripts/lib/check-host-ports.sh", "exit 0");
+    script("scripts/images/build-images.sh", "exit 0");
+    // The npm step: long, with a child of its own; both pids recorded.
+    script("scripts/lib/npm-install.sh", `echo $$ >> "${join(dir, "step-pids")}"; sleep 30 & echo $! >> "${join(dir, "step-pids")}"; wait $!; touch "${join(dir, "step-finished")}"`);
+    script("scripts/tools/build-pulumi-tools.sh", `touch "${join(dir, "next-step")}"`);
+  });
+
+  for (const [signal, code] of [["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+    it(`${signal} to the run's pid acts at once: the step under way stops, the run ends, and nothing after it runs`, async () => {
+      // Another run's process, which ours must not touch.
+      const other = spawn("sleep", ["30"], { stdio: "ignore", detached: true });
+      pids.push(other.pid!);
+      const child = spawn("bash", ["scripts/up.sh", "dev"], { cwd: clone, detached: true, env: env() });
+      pids.push(child.pid!);
+      let err = "";
+      child.stderr.on("data", (d) => (err += d));
+      child.stdout.resume();
+      const exited = new Promise<number | null>((res) => child.on("exit", (c) => res(c)));
+      await until("the npm step", () => pidsIn("step-pids").length === 2);
+      const step = pidsIn("step-pids");
+      pids.push(...step);
+      const t0 = Date.now();
+      process.kill(child.pid!, signal); // kill <pid>, a supervisor, a closed terminal: the run's pid only
+      const code_ = await Promise.race([exited, new Promise<"still running">((res) => setTimeout(() => res("still running"), 15_000))]);
+      expect(code_, `the run after ${signal}; its stderr: ${err}`).toBe(code); // before: went on until the step's 30 s ended
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      await until("the step to end", () => !step.some(alive), 5_000, () => `: ${err}; ${step.map((p) => { try { return readFileSync(`/proc/${p}/stat`, "utf8").slice(0, 60); } catch { return `${p} gone`; } }).join(" | ")}`);
+      expect(err).toContain("[up] stopping the step under way (SIGTERM to its process group");
+      expect(existsSync(join(dir, "step-finished"))).toBe(false);
+      expect(existsSync(join(dir, "next-step"))).toBe(false);
+      expect(alive(other.pid!)).toBe(true);
+    });
+  }
+
+  it("Ctrl-C (SIGINT to the run's process group) is passed on as SIGINT, and what the step left in its group goes too", async () => {
+    const child = spawn("bash", ["scripts/up.sh", "dev"], { cwd: clone, detached: true, env: env() });
+    pids.push(child.pid!);
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((res) => child.on("exit", (c) => res(c)));
+    await until("the npm step", () => pidsIn("step-pids").length === 2);
+    const step = pidsIn("step-pids");
+    pids.push(...step);
+    process.kill(-child.pid!, "SIGINT"); // what Ctrl-C sends: the terminal's foreground process group
+    const code = await Promise.race([exited, new Promise<"still running">((res) => setTimeout(() => res("still running"), 15_000))]);
+    expect(code, `the run after SIGINT; its stderr: ${err}`).toBe(130);
+    await until("the step to end", () => !step.some(alive), 5_000, () => `: ${err}; ${step.map((p) => { try { return readFileSync(`/proc/${p}/stat`, "utf8").slice(0, 60); } catch { return `${p} gone`; } }).join(" | ")}`);
+    expect(err).toContain("[up] stopping the step under way (SIGINT to its process group");
+    // before: the step's shell ended, its background child (which ignores SIGINT) went on alone
+    expect(existsSync(join(dir, "step-finished"))).toBe(false);
+    expect(existsSync(join(dir, "next-step"))).toBe(false);
   });
 });

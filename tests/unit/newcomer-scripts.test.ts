@@ -243,6 +243,7 @@ describe("npm run up / npm run down: a mistyped stack, a missing passphrase, no 
     copy(
       "scripts/up.sh",
       "scripts/down.sh",
+      "scripts/lib/steps.sh",
       "scripts/lib/stack-config.sh",
       "scripts/lib/pulumi-env.sh",
       "scripts/lib/local-images.sh",
@@ -553,7 +554,7 @@ async function until(what: string, cond: () => boolean, ms = 30_000) {
 describe("npm run up stopped half way: the background image build it started (session 43)", () => {
   const pidsIn = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
   beforeEach(() => {
-    copy("scripts/up.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "Pulumi.dev.yaml");
+    copy("scripts/up.sh", "scripts/lib/steps.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "Pulumi.dev.yaml");
     const script = (p: string, body: string) => {
       mkdirSync(dirname(join(clone, p)), { recursive: true });
       writeFileSync(join(clone, p), `${body}\n`);
