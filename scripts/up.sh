@@ -44,7 +44,8 @@ if [ "$target" = docker ]; then
   bash scripts/docker/ensure-dockerd.sh
 fi
 # The local images (debootstrap, apt, the Weaviate server's Go build) need neither npm nor Pulumi:
-# on a fresh machine they build while the Pulumi toolchain compiles, which is the longest step.
+# on a fresh machine they build while the Pulumi toolchain compiles, which is the longest step
+# (they start after the npm packages and the host-port check, below).
 # Their lines carry [build-images], the toolchain's [pulumi-tools].
 # A run that stops before waiting for them (a later step failed, Ctrl-C, SIGTERM, a closed terminal)
 # stops that build and everything it started, said on stderr: before, it went on alone (a background
@@ -71,6 +72,16 @@ trap 'stop_step TERM; stop_images_build' EXIT
 trap 'stop_step INT; exit 130' INT
 trap 'stop_step TERM; exit 143' TERM
 trap 'stop_step HUP; exit 129' HUP
+step "npm packages"
+run_step up bash scripts/lib/npm-install.sh
+# The host ports the stack publishes (the edge's 8443, the admin ports 15432...), from its own
+# configuration, before any build: one another program holds is named now, with the key that moves
+# it; before, `pulumi up` found it after the builds. Ports held by this stack's own containers (a
+# second run, a rerun) are fine. It needs the npm packages, so the image build starts after it.
+if [ "$target" = docker ]; then
+  step "host ports of stack $STACK"
+  run_step up bash scripts/lib/check-host-ports.sh "$STACK"
+fi
 if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
   step "local images from Debian (in the background, beside the next steps)"
   set -m
@@ -78,8 +89,6 @@ if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
   images_pid=$!
   set +m
 fi
-step "npm packages"
-run_step up bash scripts/lib/npm-install.sh
 step "Pulumi CLI and plugins that stack $STACK needs"
 run_step up bash scripts/tools/build-pulumi-tools.sh "$STACK"
 if [ -n "$images_pid" ]; then

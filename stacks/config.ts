@@ -291,7 +291,7 @@ export const dockerAdminHostPorts: Readonly<Record<DataComponent | "prometheus" 
  */
 const PIDS_BOUND = `the policy pack's pids-limit refuses a container above its default maxPidsLimit, ${MAX_PIDS_LIMIT}: above it a limit no longer bounds a fork bomb on the host`;
 /** Host address of the Docker edge's httpPort/httpsPort (components/runtime/docker.ts binds ports without a bindAddress there). */
-const DOCKER_EDGE_ADDRESS = "127.0.0.1";
+export const DOCKER_EDGE_ADDRESS = "127.0.0.1";
 
 /**
  * An image override (`trading:<datastore>Image`): a valid reference by Docker's grammar

@@ -179,3 +179,114 @@ describe("npm run up stopped with SIGTERM or SIGHUP while a step runs (session 4
     expect(existsSync(join(dir, "next-step"))).toBe(false);
   });
 });
+
+describe("npm run up and a host port the dev stack publishes that another program holds (session 44)", () => {
+  // tsx and the stack's parser on a loaded machine: 5 s alone, 14 s measured here beside other runs.
+  const SLOW = 120_000;
+  /** A port held by a listener of this test on ADDRESS (kept until the test ends). */
+  const held = (address = "127.0.0.1", port = 0) =>
+    new Promise<number>((res, rej) => {
+      const s = createServer();
+      s.once("error", rej);
+      s.listen({ host: address, port, exclusive: true }, () => {
+        servers.push(s);
+        res((s.address() as { port: number }).port);
+      });
+    });
+  /** A port free now on 127.0.0.1. */
+  const free = async () => {
+    const port = await held();
+    servers.pop()!.close();
+    return port;
+  };
+  /** The clone's Pulumi.dev.yaml with SETTINGS added under config. */
+  const settings = (extra: Record<string, string>) =>
+    writeFileSync(
+      join(clone, "Pulumi.dev.yaml"),
+      readFileSync(join(root, "Pulumi.dev.yaml"), "utf8") + Object.entries(extra).map(([k, v]) => `  trading:${k}: "${v}"\n`).join(""),
+    );
+  /** `docker ps --format '{{.Names}}\t{{.Ports}}'` answering LINES; anything else is a run that went too far. */
+  const dockerPs = (...lines: string[]) =>
+    fake("docker", `if [ "$1" = ps ]; then printf '%b\\n' ${lines.map((l) => JSON.stringify(l)).join(" ")}; exit 0; fi\necho "$*" >> "${join(dir, "docker-calls")}"`);
+
+  beforeEach(() => {
+    copy("scripts/lib/check-host-ports.sh", "scripts/lib/host-ports.ts", "stacks", "catalog", "images/versions.json", "package.json", "tsconfig.json");
+    symlinkSync(join(root, "node_modules"), join(clone, "node_modules"));
+    dockerPs();
+  });
+
+  it(
+    "up stops before the builds, naming the port, its config key and how to move it",
+    async () => {
+      copy("scripts/up.sh", "scripts/lib/steps.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh");
+      script("scripts/docker/ensure-dockerd.sh", "exit 0");
+      script("scripts/lib/npm-install.sh", "exit 0");
+      script("scripts/images/build-images.sh", `touch "${join(dir, "images-started")}"`);
+      script("scripts/tools/build-pulumi-tools.sh", `touch "${join(dir, "toolchain-started")}"; exit 1`);
+      const https = await held();
+      settings({ httpPort: String(await free()), httpsPort: String(https), publishAdminPorts: "false" });
+      const r = await run(["scripts/up.sh", "dev"]);
+      expect(r.status, r.err).toBe(1);
+      expect(r.err).toContain(`[up] ERROR: host port ${https} on 127.0.0.1, which stack dev publishes for the edge (Nginx, HTTPS), is taken (EADDRINUSE) by another program`);
+      expect(r.err).toContain(`pulumi config set --stack dev trading:httpsPort <a free port> (the key trading:httpsPort of Pulumi.dev.yaml)`);
+      expect(r.err).toContain("stopped before the builds");
+      expect(existsSync(join(dir, "images-started"))).toBe(false); // before: the builds ran, pulumi up found it after them
+      expect(existsSync(join(dir, "toolchain-started"))).toBe(false);
+    },
+    SLOW,
+  );
+
+  it(
+    "a port held by the stack's own container (a second npm run up, a rerun) is fine; another container's is named",
+    async () => {
+      const http = await held();
+      const https = await held();
+      settings({ httpPort: String(http), httpsPort: String(https), publishAdminPorts: "false" });
+      dockerPs(`ai-trading-dev-nginx\t127.0.0.1:${http}->8080/tcp, 127.0.0.1:${https}->8443/tcp`, "ai-trading-dev-postgres\t127.0.0.1:15432->5432/tcp");
+      const ours = await run(["scripts/lib/check-host-ports.sh", "dev"]);
+      expect(ours.err).toBe("");
+      expect(ours.status).toBe(0);
+
+      dockerPs(`ai-trading-dev-nginx\t127.0.0.1:${http}->8080/tcp`, `someone-elses-proxy\t0.0.0.0:${https}->443/tcp, :::${https}->443/tcp`);
+      const theirs = await run(["scripts/lib/check-host-ports.sh", "dev"]);
+      expect(theirs.status).toBe(1);
+      expect(theirs.err).toContain(`host port ${https} on 127.0.0.1`);
+      expect(theirs.err).toContain("by Docker container someone-elses-proxy, not one of stack dev's (docker stop someone-elses-proxy)");
+      expect(theirs.err).not.toContain(`host port ${http} `);
+      expect(existsSync(join(dir, "docker-calls"))).toBe(false);
+    },
+    SLOW,
+  );
+
+  it(
+    "the admin ports: taken on adminBindAddress, or an address this host lacks, named with the keys that move them",
+    async () => {
+      // 127.0.0.3: a loopback address of its own, so that this machine's own 15432 is not in the way.
+      await held("127.0.0.3", 15432);
+      settings({ httpPort: String(await free()), httpsPort: String(await free()), adminBindAddress: "127.0.0.3" });
+      const taken = await run(["scripts/lib/check-host-ports.sh", "dev"]);
+      expect(taken.status).toBe(1);
+      expect(taken.err).toContain("host port 15432 on 127.0.0.3, which stack dev publishes for postgres (admin port), is taken (EADDRINUSE) by another program");
+      expect(taken.err).toContain("pulumi config set --stack dev trading:adminBindAddress <address>");
+      expect(taken.err).toContain("pulumi config set --stack dev trading:publishAdminPorts false");
+      expect(taken.err.match(/ERROR/g)).toHaveLength(1); // the other admin ports are free there
+
+      settings({ httpPort: String(await free()), httpsPort: String(await free()), adminBindAddress: "192.0.2.1" }); // TEST-NET-1: no host has it
+      const absent = await run(["scripts/lib/check-host-ports.sh", "dev"]);
+      expect(absent.status).toBe(1);
+      expect(absent.err).toContain("trading:adminBindAddress 192.0.2.1 of stack dev is not an address of this host");
+    },
+    SLOW,
+  );
+
+  it(
+    "a configuration the program would refuse is named now, with its key and stack, not after the builds",
+    async () => {
+      settings({ httpPort: "8443", httpsPort: "8443" });
+      const r = await run(["scripts/lib/check-host-ports.sh", "dev"]);
+      expect(r.status).toBe(2);
+      expect(r.err).toContain("Invalid configuration trading:httpsPort on stack 'dev': must differ from httpPort");
+    },
+    SLOW,
+  );
+});

@@ -562,6 +562,7 @@ describe("npm run up stopped half way: the background image build it started (se
     mkdirSync(join(clone, "scripts/tools"), { recursive: true });
     script("scripts/docker/ensure-dockerd.sh", "exit 0");
     script("scripts/lib/npm-install.sh", "exit 0");
+    script("scripts/lib/check-host-ports.sh", "exit 0");
     // The image build: long, with a child of its own; both pids recorded (its output elsewhere: the
     // run's pipes close when the run ends).
     script(

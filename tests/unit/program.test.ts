@@ -3,12 +3,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { catalog, sizingOf } from "../../catalog";
-import { dockerAdminHostPorts } from "../../stacks/config";
+import { dockerAdminHostPorts, parseStackConfig } from "../../stacks/config";
+import { dockerHostPorts } from "../../stacks/host-ports";
 import { keySchema } from "../../stacks/schema";
 import { overdueAfterSeconds, runTimeoutSeconds, runUnfinishedAfterSeconds } from "../../components/monitoring/scheduled-jobs";
 import { BACKUP_RUN_TIMEOUT_SECONDS, backupRunRecorderScript, backupScript, RUN_OUTCOME_DIR } from "../../components/data/backup";
 import { upstreamImages } from "../../stacks/images";
-import { byType, named, ProgramRun, runProgram } from "../helpers/program";
+import { byType, named, ProgramRun, runProgram, stackFileConfig } from "../helpers/program";
 
 const CONTAINER = "docker:index/container:Container";
 const VOLUME = "docker:index/volume:Volume";
@@ -145,6 +146,16 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     const published = byType(run, CONTAINER).flatMap((c) => (c.inputs.ports ?? []).filter((p: { ip: string }) => p.ip === "10.8.0.1").map((p: { external: number }) => p.external));
     expect(published.sort()).toEqual(Object.values(dockerAdminHostPorts).sort());
   });
+
+  it("publishes exactly the host ports npm run up checks before its builds (stacks/host-ports.ts dockerHostPorts)", async () => {
+    for (const config of [{}, { ...dockerAllOn, redisEnabled: "true", adminBindAddress: "10.8.0.1", httpsPort: "9443" }, { publishAdminPorts: "false" }]) {
+      const run = await runProgram("dev", config);
+      const published = byType(run, CONTAINER).flatMap((c) => (c.inputs.ports ?? []).map((p: { ip: string; external: number }) => `${p.ip}:${p.external}`));
+      const raw = Object.fromEntries(Object.entries({ ...stackFileConfig("dev"), ...Object.fromEntries(Object.entries(config).map(([k, v]) => [`trading:${k}`, v])) }).map(([k, v]) => [k.replace(/^trading:/, ""), v]));
+      const checked = dockerHostPorts(parseStackConfig("dev", raw)).map((p) => `${p.address}:${p.port}`);
+      expect(checked.sort(), JSON.stringify(config)).toEqual(published.sort());
+    }
+  }, PROGRAM_RUN_TIMEOUT_MS);
 
   it("scrapes every catalog service from Prometheus", async () => {
     const run = await runProgram("dev");

@@ -1,0 +1,130 @@
+/**
+ * `npm run up`'s check of the host ports a Docker stack publishes, before its builds
+ * (scripts/lib/check-host-ports.sh runs it). Before, a port another program held (8443, the admin
+ * ports 15432...) was found by `pulumi up`, after the image builds, as Docker's "port is already
+ * allocated".
+ *
+ *   tsx scripts/lib/host-ports.ts <stack>
+ *
+ * The ports come from the stack's own configuration (Pulumi.<stack>.yaml through the program's
+ * parser and stacks/host-ports.ts: no second list). Each is bound here for a moment; one that is
+ * taken is looked up among Docker's containers: held by this stack's own (ai-trading-<stack>-*: a
+ * second `npm run up`, a rerun after a failure) it is fine, as `pulumi up` replaces or keeps them;
+ * held by another container or program it is named, with the key that moves it. A configuration
+ * the parser refuses is reported the same way now, not after the builds.
+ * Exit 0: every port free or ours; 1: a port taken or an address this host lacks; 2: a config error.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { parse } from "yaml";
+import { ConfigError, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig } from "../../stacks/config";
+import { dockerHostPorts, HostPort } from "../../stacks/host-ports";
+
+const root = resolve(__dirname, "../..");
+const say = (line: string) => process.stderr.write(`[up] ${line}\n`);
+
+/** The stack's raw configuration as the program receives it: plain values as text, structured ones as JSON. */
+function rawConfig(stack: string): RawConfig {
+  const doc = parse(readFileSync(join(root, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> } | null;
+  const raw: RawConfig = {};
+  for (const [key, value] of Object.entries(doc?.config ?? {})) {
+    const name = key.startsWith(`${CONFIG_NAMESPACE}:`) ? key.slice(CONFIG_NAMESPACE.length + 1) : undefined;
+    if (name === undefined || !configKeys.includes(name) || value === null || value === undefined) continue;
+    if (typeof value === "object" && "secure" in value) continue; // encrypted: the program judges it
+    raw[name] = typeof value === "object" ? JSON.stringify(value) : String(value);
+  }
+  return raw;
+}
+
+/** Why PORT on ADDRESS cannot be bound now (EADDRINUSE, EADDRNOTAVAIL), or undefined when it can. */
+function bindProblem(address: string, port: number): Promise<string | undefined> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once("error", (e: NodeJS.ErrnoException) => done(e.code === "EACCES" ? undefined : (e.code ?? e.message))); // EACCES: below 1024, Docker binds as root
+    server.listen({ host: address, port, exclusive: true }, () => server.close(() => done(undefined)));
+  });
+}
+
+/** Docker's running containers and their published ports ("127.0.0.1:8443->443/tcp, ..."); undefined when docker does not answer. */
+function containers(): { name: string; ports: string }[] | undefined {
+  try {
+    const out = execFileSync("docker", ["ps", "--format", "{{.Names}}\t{{.Ports}}"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 30_000 });
+    return out
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => {
+        const [name, ports = ""] = line.split("\t");
+        return { name, ports };
+      });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The listening process of PORT as `ss` shows it (needs the rights to see it), else "". */
+function listener(port: number): string {
+  try {
+    const out = execFileSync("ss", ["-Htlnp", `sport = :${port}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 10_000 });
+    const users = out.match(/users:\(\((.*)\)\)/)?.[1];
+    return users ? ` (${users.replace(/"/g, "")})` : "";
+  } catch {
+    return "";
+  }
+}
+
+function howToMove(stack: string, p: HostPort): string {
+  if (p.keys[0] === "adminBindAddress") {
+    return `set trading:adminBindAddress to another address of this host (pulumi config set --stack ${stack} trading:adminBindAddress <address>) or stop publishing the admin ports (pulumi config set --stack ${stack} trading:publishAdminPorts false)`;
+  }
+  return `move it: pulumi config set --stack ${stack} trading:${p.keys[0]} <a free port> (the key trading:${p.keys[0]} of Pulumi.${stack}.yaml)`;
+}
+
+async function main(): Promise<number> {
+  const stack = process.argv[2];
+  if (!stack) {
+    say("usage: tsx scripts/lib/host-ports.ts <stack>");
+    return 2;
+  }
+  let ports: HostPort[];
+  try {
+    ports = dockerHostPorts(parseStackConfig(stack, rawConfig(stack)));
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    say(`${e.message} (Pulumi.${stack}.yaml): fix it and run again`);
+    return 2;
+  }
+  const engine = process.env.DOCKER_HOST ?? "";
+  if (ports.length === 0) return 0;
+  if (engine !== "" && !engine.startsWith("unix://")) {
+    say(`DOCKER_HOST=${engine}: the host ports of stack ${stack} are that engine's host's, not checked here`);
+    return 0;
+  }
+  let known: ReturnType<typeof containers> | null = null;
+  const problems: string[] = [];
+  for (const p of ports) {
+    const problem = await bindProblem(p.address, p.port);
+    if (problem === undefined) continue;
+    if (problem === "EADDRNOTAVAIL") {
+      problems.push(`trading:adminBindAddress ${p.address} of stack ${stack} is not an address of this host (${p.owner} ${p.port} binds to it): ${howToMove(stack, p)}`);
+      continue;
+    }
+    known ??= containers();
+    const holder = known?.find((c) => new RegExp(`(^|[ ,])[^ ,]*:${p.port}->`).test(c.ports));
+    if (holder?.name.startsWith(`ai-trading-${stack}-`)) continue; // this stack's own container: pulumi up keeps or replaces it
+    const who = holder ? `Docker container ${holder.name}, not one of stack ${stack}'s (docker stop ${holder.name})` : `another program${listener(p.port)}`;
+    problems.push(`host port ${p.port} on ${p.address}, which stack ${stack} publishes for ${p.owner}, is taken (${problem}) by ${who}: free it, or ${howToMove(stack, p)}`);
+  }
+  for (const line of problems) say(`ERROR: ${line}`);
+  if (problems.length > 0) say(`stopped before the builds: pulumi up would fail on ${problems.length === 1 ? "that port" : "those ports"} after them`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    say(`ERROR: checking the host ports failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(2);
+  },
+);
