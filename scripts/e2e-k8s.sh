@@ -12,11 +12,29 @@ cd "$ROOT"
 started=$(date +%s)
 declare -A took
 order=()
+# Each step runs through run_step (scripts/lib/steps.sh): SIGTERM or SIGHUP to the run stops the
+# step under way at once, and a cluster this run started is stopped as after a failed start (unless
+# K8S_E2E_KEEP_CLUSTER=1). Before, bash died at once, set no trap, and left the step and the cluster
+# running without it.
+# shellcheck source=lib/steps.sh
+source scripts/lib/steps.sh
+cluster_started=""
+interrupted() {
+  stop_step "$1"
+  if [ -n "$cluster_started" ] && [ "${K8S_E2E_KEEP_CLUSTER:-0}" != 1 ]; then
+    cluster_started=""
+    echo "[e2e-k8s] interrupted: stopping the cluster this run started" >&2
+    bash scripts/cluster/stop.sh || true
+  fi
+}
+trap 'interrupted INT; exit 130' INT
+trap 'interrupted TERM; exit 143' TERM
+trap 'interrupted HUP; exit 129' HUP
 step() {
   local name=$1; shift
   local t0 rc=0; t0=$(date +%s)
   echo "[e2e-k8s] $name" >&2
-  "$@" || rc=$?
+  run_step e2e-k8s "$@" || rc=$?
   took[$name]=$(( $(date +%s) - t0 )); order+=("$name")
   echo "[e2e-k8s] $name took ${took[$name]}s" >&2
   return $rc
@@ -29,6 +47,7 @@ step "pulumi toolchain" bash scripts/tools/build-pulumi-tools.sh
 step "local images" bash scripts/cluster/platform-images.sh
 # A start that fails half way (a daemon up, an add-on not rolled out) is stopped again: a failed
 # run leaves nothing running on the host, as a finished one does.
+cluster_started=1 # a start stopped half way leaves daemons to stop too
 if ! step "cluster start" bash scripts/cluster/start.sh; then
   [ "${K8S_E2E_KEEP_CLUSTER:-0}" = 1 ] || step "cluster stop" bash scripts/cluster/stop.sh || true
   echo "[e2e-k8s] the cluster did not start (see above); total $(( $(date +%s) - started ))s, exit 1" >&2
@@ -39,6 +58,7 @@ step "e2e suite" npx --no-install vitest run --config vitest.e2e-k8s.config.ts "
 status=$?
 if [ "${K8S_E2E_KEEP_CLUSTER:-0}" != 1 ]; then
   step "cluster stop" bash scripts/cluster/stop.sh
+  cluster_started=""
   step "host left clean" bash scripts/cluster/check-clean.sh || status=1
 fi
 set -e

@@ -11,12 +11,20 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 started=$(date +%s)
 declare -A took
+# Each step runs through run_step (scripts/lib/steps.sh): SIGTERM or SIGHUP to the run stops the
+# step under way at once (the suite's pulumi up cancels as on Ctrl-C); before, bash died at once,
+# set no trap, and left the step running without it.
+# shellcheck source=lib/steps.sh
+source scripts/lib/steps.sh
+trap 'stop_step INT; exit 130' INT
+trap 'stop_step TERM; exit 143' TERM
+trap 'stop_step HUP; exit 129' HUP
 step() {
   local name=$1; shift
   local t0; t0=$(date +%s)
   echo "[e2e] $name" >&2
   local rc=0
-  "$@" || rc=$?
+  run_step e2e "$@" || rc=$?
   took[$name]=$(( $(date +%s) - t0 ))
   echo "[e2e] $name took ${took[$name]}s" >&2
   return $rc

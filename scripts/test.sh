@@ -14,6 +14,12 @@ step() { echo "[test] $* (+$(( $(date +%s) - started ))s)" >&2; }
 # The builds' cache (TRADING_CACHE_DIR): with none to write (HOME unset or read-only), stop here, saying so.
 # shellcheck source=lib/cache-dir.sh
 source scripts/lib/cache-dir.sh || exit 1
+# The long steps run through run_step (scripts/lib/steps.sh), so that SIGTERM (kill, a supervisor,
+# CI cancelling the job) and SIGHUP (a closed terminal) act at once and reach the step: before,
+# bash ran no trap until the foreground step (vitest: up to an hour) ended, or, with no trap set
+# (no Weaviate build), died at once and left that step running, with the harness's servers.
+# shellcheck source=lib/steps.sh
+source scripts/lib/steps.sh
 
 # Weaviate: built from the Go module proxy and cached (scripts/weaviate/build.sh; ~11 min cold,
 # instant warm). With the binary the Weaviate tests are required (a missing binary fails them): a
@@ -35,6 +41,10 @@ weaviate_build_stop() {
   kill -TERM -- "-$weaviate_build" 2>/dev/null || true
   weaviate_build=""
 }
+# Ctrl-C, SIGTERM, a closed terminal: the step under way and the Weaviate build this run started stop.
+trap 'stop_step INT; weaviate_build_stop; exit 130' INT
+trap 'stop_step TERM; weaviate_build_stop; exit 143' TERM
+trap 'stop_step HUP; weaviate_build_stop; exit 129' HUP
 if bin=$(WEAVIATE_CACHED_ONLY=1 bash scripts/weaviate/build.sh 2>/dev/null); then
   export WEAVIATE_REQUIRED=1
   step "weaviate server cached: $bin"
@@ -54,33 +64,28 @@ elif go_why=$( (source scripts/lib/go.sh && find_go) 2>&1 ); then
   # A run that ends before waiting for it leaves it to fill the cache when a step failed, saying so
   # and how to stop it; stopped itself (Ctrl-C, SIGTERM, a closed terminal), it stops the build too.
   # Before, the build went on without a word, and the next run's build waited for it.
-  trap 'weaviate_build_left' EXIT
-  trap 'weaviate_build_stop; exit 130' INT
-  trap 'weaviate_build_stop; exit 143' TERM
-  trap 'weaviate_build_stop; exit 129' HUP
+  trap 'stop_step TERM; weaviate_build_left' EXIT
 else
   echo "[test] SKIPPING Weaviate tests: the server is not cached and there is no Go to build it with: ${go_why#\[go\] ERROR: }" >&2
 fi
 
 step "system packages and Kafka"
-bash scripts/deps/install-test-deps.sh >/dev/null
+run_step test bash scripts/deps/install-test-deps.sh >/dev/null
 step "npm packages"
-bash scripts/lib/npm-install.sh
+run_step test bash scripts/lib/npm-install.sh
 
 # Type-checks first (seconds, fail fast): the program, the services, the policy pack, and the
 # test tree with the benchmarks (tsconfig.tests.json; vitest itself does not check types).
 step "type-check"
-npx --no-install tsc --noEmit -p tsconfig.json
-npx --no-install tsc --noEmit -p services/tsconfig.json
-npx --no-install tsc --noEmit -p policies/tsconfig.json
-npx --no-install tsc --noEmit -p tsconfig.tests.json
+run_step test npx --no-install tsc --noEmit -p tsconfig.json
+run_step test npx --no-install tsc --noEmit -p services/tsconfig.json
+run_step test npx --no-install tsc --noEmit -p policies/tsconfig.json
+run_step test npx --no-install tsc --noEmit -p tsconfig.tests.json
 
 step "vitest"
 report="$(mktemp -d)/vitest.json"
-set +e
-npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
-status=$?
-set -e
+status=0
+run_step test npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
 if [ -n "$weaviate_build" ]; then
   # A subset run may not have needed it: the build goes on to fill the cache for the next run.
   wait "$weaviate_build"

@@ -290,3 +290,52 @@ describe("npm run up and a host port the dev stack publishes that another progra
     SLOW,
   );
 });
+
+describe("npm test, npm run e2e and npm run e2e:k8s stopped with SIGTERM while a step runs (session 44)", () => {
+  const pidsIn = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
+  /** A step that runs 30 s, with a child of its own; both pids recorded. */
+  const longStep = () => `echo $$ >> "${join(dir, "step-pids")}"; sleep 30 & echo $! >> "${join(dir, "step-pids")}"; wait $!; touch "${join(dir, "step-finished")}"`;
+  async function killedMidStep(args: string[]) {
+    const child = spawn("bash", args, { cwd: clone, detached: true, env: env() });
+    pids.push(child.pid!);
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((res) => child.on("exit", (c) => res(c)));
+    await until("the long step", () => pidsIn("step-pids").length === 2, 30_000, () => `: ${err}`);
+    const step = pidsIn("step-pids");
+    pids.push(...step);
+    process.kill(child.pid!, "SIGTERM");
+    const code = await Promise.race([exited, new Promise<"still running">((res) => setTimeout(() => res("still running"), 15_000))]);
+    expect(code, err).toBe(143);
+    await until("the step to end", () => !step.some(alive), 5_000, () => `: ${err}`); // before: bash died, the step went on
+    expect(existsSync(join(dir, "step-finished"))).toBe(false);
+    return err;
+  }
+
+  it("npm test (scripts/test.sh): the step under way stops with the run", async () => {
+    copy("scripts/test.sh", "scripts/lib/steps.sh");
+    script("scripts/weaviate/build.sh", `echo "${join(dir, "weaviate")}"`); // cached: no background build
+    script("scripts/deps/install-test-deps.sh", longStep());
+    const err = await killedMidStep(["scripts/test.sh"]);
+    expect(err).toContain("[test] stopping the step under way (SIGTERM to its process group");
+  });
+
+  it("npm run e2e (scripts/e2e.sh): the step under way stops with the run", async () => {
+    copy("scripts/e2e.sh", "scripts/lib/steps.sh", "scripts/lib/local-images.sh");
+    script("scripts/docker/ensure-dockerd.sh", longStep());
+    const err = await killedMidStep(["scripts/e2e.sh"]);
+    expect(err).toContain("[e2e] stopping the step under way (SIGTERM to its process group");
+  });
+
+  it("npm run e2e:k8s (scripts/e2e-k8s.sh): the step stops, and the cluster it started is stopped", async () => {
+    copy("scripts/e2e-k8s.sh", "scripts/lib/steps.sh");
+    for (const s of ["scripts/cluster/build.sh", "scripts/docker/ensure-dockerd.sh", "scripts/lib/npm-install.sh", "scripts/tools/build-pulumi-tools.sh", "scripts/cluster/platform-images.sh"]) script(s, "exit 0");
+    script("scripts/cluster/start.sh", longStep());
+    script("scripts/cluster/stop.sh", `touch "${join(dir, "cluster-stopped")}"`);
+    const err = await killedMidStep(["scripts/e2e-k8s.sh"]);
+    expect(err).toContain("[e2e-k8s] stopping the step under way (SIGTERM to its process group");
+    expect(err).toContain("[e2e-k8s] interrupted: stopping the cluster this run started");
+    expect(existsSync(join(dir, "cluster-stopped"))).toBe(true);
+  });
+});

@@ -673,7 +673,7 @@ while [ $# -gt 0 ]; do [ "$1" = -o ] && { printf '#!/bin/sh\\ncat "%s"\\n' "$PWD
 
 describe("npm test and the Weaviate server (session 43)", () => {
   beforeEach(() => {
-    copy("scripts/test.sh", "scripts/weaviate", "scripts/lib/go.sh", "scripts/lib/locks.sh");
+    copy("scripts/test.sh", "scripts/weaviate", "scripts/lib/go.sh", "scripts/lib/locks.sh", "scripts/lib/steps.sh");
     for (const p of ["scripts/deps/install-test-deps.sh", "scripts/lib/npm-install.sh"]) {
       mkdirSync(dirname(join(clone, p)), { recursive: true });
       writeFileSync(join(clone, p), "exit 0\n");
