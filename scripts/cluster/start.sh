@@ -77,11 +77,20 @@ log_tail() {
 }
 # wait_for DESC CMD...: polls CMD every second up to $TIMEOUT s. When DESC is a daemon started by
 # launch, its exit ends the wait at once (a port taken, a bad flag): no point polling a dead process.
+# The $TIMEOUT s are of the clock, and each probe is bounded too (timeout; a shell function such as
+# kubectl_ by its own --request-timeout): before, a probe that hung (curl to a daemon that accepts
+# and never answers, as a stuck or starved apiserver does) held the start for ever, and on a loaded
+# machine each second of the count took several.
 wait_for() {
-	local d=$1 i
+	local d=$1 deadline=$((SECONDS + TIMEOUT)) left
 	shift
-	for ((i = 0; i < TIMEOUT; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
+	while ((SECONDS < deadline)); do
+		left=$((deadline - SECONDS))
+		if declare -F "$1" >/dev/null; then
+			"$@" >/dev/null 2>&1 && return 0
+		else
+			timeout -k 5 "$((left < 30 ? left : 30))" "$@" >/dev/null 2>&1 && return 0
+		fi
 		if [ -f "$RUN_DIR/$d.pid" ] && ! running "$d"; then
 			log_tail "$d"
 			die "$d exited before it was ready (logs: $RUN_DIR/logs/)"
@@ -223,7 +232,7 @@ start_controllers() {
 	wait_for kube-controller-manager curl -fsSk "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
 	wait_for kube-scheduler curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"
 	# Pods need the `default` ServiceAccount the controller-manager creates.
-	wait_for "default ServiceAccount" kubectl_ -n default get serviceaccount default
+	wait_for "default ServiceAccount" kubectl_ --request-timeout=20s -n default get serviceaccount default
 }
 
 # --- node ------------------------------------------------------------------------------------
@@ -396,7 +405,7 @@ EOF
 		--proxy-mode=iptables --cluster-cidr="$CLUSTER_CIDR" --bind-address="$NODE_IP" \
 		--healthz-bind-address=127.0.0.1:10256 --metrics-bind-address=127.0.0.1:10249
 	wait_for kube-proxy curl -fsS http://127.0.0.1:10256/healthz
-	wait_for "node Ready" kubectl_ wait --for=condition=Ready "node/$host" --timeout=5s
+	wait_for "node Ready" kubectl_ --request-timeout=20s wait --for=condition=Ready "node/$host" --timeout=5s
 }
 
 # --- add-ons ---------------------------------------------------------------------------------

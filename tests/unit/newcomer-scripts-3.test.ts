@@ -339,3 +339,22 @@ describe("npm test, npm run e2e and npm run e2e:k8s stopped with SIGTERM while a
     expect(existsSync(join(dir, "cluster-stopped"))).toBe(true);
   });
 });
+
+describe("the cluster's start on a loaded machine: a probe that hangs (session 44)", () => {
+  it("wait_for gives up after K8S_START_TIMEOUT seconds of the clock, naming the daemon, even when its probe never answers", async () => {
+    copy("scripts/cluster/start.sh");
+    // wait_for as start.sh defines it (the script itself needs root and the cluster's binaries), with
+    // a probe that hangs as curl does on a daemon that accepts and never answers.
+    const t0 = Date.now();
+    const r = await run([
+      "-c",
+      `set -euo pipefail; RUN_DIR="${join(dir, "run")}"; TIMEOUT=2
+die() { echo "[cluster] ERROR: $*" >&2; exit 1; }; log_tail() { :; }; running() { return 0; }
+eval "$(sed -n '/^wait_for() {/,/^}/p' scripts/cluster/start.sh)"
+wait_for kube-apiserver sleep 1000`,
+    ]);
+    expect(r.status, r.err).toBe(1); // before: the probe held the wait for ever (here: stopped by the runner after 120 s)
+    expect(r.err).toContain("[cluster] ERROR: kube-apiserver not ready after 2s");
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+});
