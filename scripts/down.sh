@@ -10,6 +10,14 @@ source scripts/lib/stack-config.sh
 require_stack "$STACK" || exit 2
 # shellcheck source=lib/pulumi-env.sh
 source scripts/lib/pulumi-env.sh
+# The long steps run through run_step (scripts/lib/steps.sh): SIGTERM or SIGHUP stop the step under
+# way at once (pulumi destroy cancels as on Ctrl-C); before, bash died at once, set no trap, and the
+# destroy went on without it.
+# shellcheck source=lib/steps.sh
+source scripts/lib/steps.sh
+trap 'stop_step INT; exit 130' INT
+trap 'stop_step TERM; exit 143' TERM
+trap 'stop_step HUP; exit 129' HUP
 command -v pulumi >/dev/null 2>&1 || {
   echo "[down] no pulumi CLI (neither in .tools/bin nor on PATH) to destroy stack $STACK with:" \
     "build it first (bash scripts/tools/build-pulumi-tools.sh $STACK; \`npm run up\` builds it too)" >&2
@@ -19,12 +27,13 @@ if [ "$STACK" = local-k8s ]; then
   # The cluster must run for the destroy (pods terminate on its node, the provisioner deletes the
   # volumes); it is stopped afterwards. A cluster that already answers is used as it is.
   # A loaded machine slows the add-ons' rollout: the destroy needs the API, not a quick start.
-  bash scripts/cluster/kubeconfig.sh >/dev/null 2>&1 || K8S_START_TIMEOUT=${K8S_START_TIMEOUT:-900} bash scripts/cluster/start.sh
+  bash scripts/cluster/kubeconfig.sh >/dev/null 2>&1 || K8S_START_TIMEOUT=${K8S_START_TIMEOUT:-900} run_step down bash scripts/cluster/start.sh
   KUBECONFIG=$(bash scripts/cluster/kubeconfig.sh)
   export KUBECONFIG
 fi
 status=0
-pulumi destroy --stack "$STACK" --config-file "$(stack_config_file "$STACK")" --yes --non-interactive --skip-preview || status=$?
+config_file=$(stack_config_file "$STACK")
+run_step down pulumi destroy --stack "$STACK" --config-file "$config_file" --yes --non-interactive --skip-preview || status=$?
 if [ "$STACK" = local-k8s ] && [ "$status" = 0 ]; then
   # The claims of StatefulSets go with the namespace; the provisioner then deletes their volumes
   # (a helper pod): wait for that before the node stops, or their directories stay behind.
@@ -42,7 +51,7 @@ if [ "$STACK" = local-k8s ] && [ "$status" = 0 ]; then
 fi
 if [ "$STACK" = local-k8s ]; then
   # Stopped even when the destroy failed (run `npm run down -- local-k8s` again to finish it).
-  bash scripts/cluster/stop.sh
+  run_step down bash scripts/cluster/stop.sh
   bash scripts/cluster/check-clean.sh || status=1
 fi
 # shellcheck source=lib/local-images.sh

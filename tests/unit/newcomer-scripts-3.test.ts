@@ -291,7 +291,7 @@ describe("npm run up and a host port the dev stack publishes that another progra
   );
 });
 
-describe("npm test, npm run e2e and npm run e2e:k8s stopped with SIGTERM while a step runs (session 44)", () => {
+describe("npm test, npm run e2e, npm run down and npm run e2e:k8s stopped with SIGTERM while a step runs (session 44)", () => {
   const pidsIn = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
   /** A step that runs 30 s, with a child of its own; both pids recorded. */
   const longStep = () => `echo $$ >> "${join(dir, "step-pids")}"; sleep 30 & echo $! >> "${join(dir, "step-pids")}"; wait $!; touch "${join(dir, "step-finished")}"`;
@@ -326,6 +326,14 @@ describe("npm test, npm run e2e and npm run e2e:k8s stopped with SIGTERM while a
     script("scripts/docker/ensure-dockerd.sh", longStep());
     const err = await killedMidStep(["scripts/e2e.sh"]);
     expect(err).toContain("[e2e] stopping the step under way (SIGTERM to its process group");
+  });
+
+  it("npm run down (scripts/down.sh): pulumi destroy under way is stopped with the run", async () => {
+    copy("scripts/down.sh", "scripts/lib/steps.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "Pulumi.dev.yaml");
+    fake("pulumi", `if [ "$1" = destroy ]; then ${longStep()}; fi`);
+    fake("docker", `echo "$*" >> "${join(dir, "docker-calls")}"`);
+    const err = await killedMidStep(["scripts/down.sh", "dev"]);
+    expect(err).toContain("[down] stopping the step under way (SIGTERM to its process group");
   });
 
   it("npm run e2e:k8s (scripts/e2e-k8s.sh): the step stops, and the cluster it started is stopped", async () => {
