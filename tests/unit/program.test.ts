@@ -148,7 +148,8 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
   });
 
   it("publishes exactly the host ports npm run up checks before its builds (stacks/host-ports.ts dockerHostPorts)", async () => {
-    for (const config of [{}, { ...dockerAllOn, redisEnabled: "true", adminBindAddress: "10.8.0.1", httpsPort: "9443" }, { publishAdminPorts: "false" }]) {
+    const configs: Record<string, string>[] = [{}, { ...dockerAllOn, redisEnabled: "true", adminBindAddress: "10.8.0.1", httpsPort: "9443" }, { publishAdminPorts: "false" }];
+    for (const config of configs) {
       const run = await runProgram("dev", config);
       const published = byType(run, CONTAINER).flatMap((c) => (c.inputs.ports ?? []).map((p: { ip: string; external: number }) => `${p.ip}:${p.external}`));
       const raw = Object.fromEntries(Object.entries({ ...stackFileConfig("dev"), ...Object.fromEntries(Object.entries(config).map(([k, v]) => [`trading:${k}`, v])) }).map(([k, v]) => [k.replace(/^trading:/, ""), v]));
