@@ -113,6 +113,21 @@ export async function pendingByChannel(db: Queryable, userId: string, channels: 
   return new Map(rows.map((r) => [r.channel, r.n]));
 }
 
+/** Key space of the per-user-and-channel backlog lock (first half of the two-int advisory lock key; "np"). */
+const BACKLOG_LOCK_SPACE = 0x6e70;
+
+/**
+ * Takes the user's backlog lock of each of `channels`, held to the end of the transaction `tx`, in one
+ * order (two takers never wait on each other): what counts a backlog and then queues onto it (ingest, a
+ * replay) takes turns with the others doing so for the same user and channel. Counted in the
+ * transaction alone, concurrent ones (two replays sent at once, a replay beside ingest, two replicas'
+ * ingests) each saw the rows before the others committed, and together passed NOTIFY_MAX_PENDING_PER_CHANNEL
+ * (session 44's hunt). Outside a transaction the lock would end with its statement: callers open one.
+ */
+export async function lockBacklogs(tx: Queryable, userId: string, channels: Channel[]): Promise<void> {
+  for (const c of [...new Set(channels)].sort()) await tx.query("SELECT pg_advisory_xact_lock($1, hashtext($2 || ':' || $3))", [BACKLOG_LOCK_SPACE, userId, c]);
+}
+
 /** One delivery per (notice, channel, target); an existing one (a redelivered event) is left alone. */
 export async function insertDeliveries(db: Queryable, n: Notice, targets: { channel: Channel; target: string }[], notBefore: Date): Promise<number> {
   if (!targets.length) return 0;
@@ -201,20 +216,22 @@ export async function deadLetters(db: Queryable, userId: string | null, limit: n
  * the user's); "full" when the user's backlog on its channel is at `maxPending` (NOTIFY_MAX_PENDING_PER_CHANNEL):
  * a replay is a delivery waiting like any other, and replays bypassed that bound (session 43's hunt: a
  * user whose endpoint answers 410 has every notice dead at once, kept NOTIFY_RETENTION_DAYS, and each
- * replayed one went back to pending, as many as there were dead letters).
+ * replayed one went back to pending, as many as there were dead letters). `tx` is a transaction: the
+ * dead letter's row and the backlog's lock (lockBacklogs) are held to its end.
  */
-export async function replayDeadLetter(db: Queryable, id: string, userId: string | null, maxPending: number): Promise<"replayed" | "already" | "full" | undefined> {
+export async function replayDeadLetter(tx: Queryable, id: string, userId: string | null, maxPending: number): Promise<"replayed" | "already" | "full" | undefined> {
   const l = (
-    await db.query<{ delivery_id: string; replayed_at: Date | null; user_id: string; channel: Channel }>(
+    await tx.query<{ delivery_id: string; replayed_at: Date | null; user_id: string; channel: Channel }>(
       "SELECT delivery_id, replayed_at, user_id, channel FROM nt_dead_letters WHERE dead_letter_id = $1 AND ($2::text IS NULL OR user_id = $2) FOR UPDATE",
       [id, userId],
     )
   ).rows[0];
   if (!l) return undefined;
   if (l.replayed_at) return "already";
-  if (((await pendingByChannel(db, l.user_id, [l.channel], maxPending)).get(l.channel) ?? 0) >= maxPending) return "full";
-  await db.query("UPDATE nt_dead_letters SET replayed_at = now() WHERE dead_letter_id = $1", [id]);
-  await db.query("UPDATE nt_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL WHERE delivery_id = $1 AND status = 'dead'", [l.delivery_id]);
+  await lockBacklogs(tx, l.user_id, [l.channel]);
+  if (((await pendingByChannel(tx, l.user_id, [l.channel], maxPending)).get(l.channel) ?? 0) >= maxPending) return "full";
+  await tx.query("UPDATE nt_dead_letters SET replayed_at = now() WHERE dead_letter_id = $1", [id]);
+  await tx.query("UPDATE nt_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL WHERE delivery_id = $1 AND status = 'dead'", [l.delivery_id]);
   return "replayed";
 }
 

@@ -9,7 +9,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Counter } from "prom-client";
-import type { Queryable } from "../../kit/datastores/postgres";
+import type { PostgresClient, Queryable } from "../../kit/datastores/postgres";
 import { scrubString } from "../../kit/telemetry/scrub";
 import { DeliveryError } from "./channels";
 import { isConfirmedChat } from "./confirmation-data";
@@ -30,7 +30,13 @@ export interface Channels {
  * rejected or filled at the gateway's rate: 300 a minute against 30 an hour) queued rows without end,
  * all of them due again at every window's end, ahead of every other user's deliveries.
  */
-export async function ingest(db: Queryable, channels: Channels, n: Notice, o: { maxPendingPerChannel: number }, now = new Date()): Promise<{ queued: number; dropped: { channel: Channel; targets: number }[] }> {
+export async function ingest(pg: Pick<PostgresClient, "transaction">, channels: Channels, n: Notice, o: { maxPendingPerChannel: number }, now = new Date()): Promise<{ queued: number; dropped: { channel: Channel; targets: number }[] }> {
+  // Counted and queued in one transaction holding the user's backlog lock of each channel (data.lockBacklogs):
+  // two replicas' notices, or a notice and a replay, of one user at once each saw the backlog before the other.
+  return pg.transaction((db) => queueWithinBacklog(db, channels, n, o, now));
+}
+
+async function queueWithinBacklog(db: Queryable, channels: Channels, n: Notice, o: { maxPendingPerChannel: number }, now: Date): Promise<{ queued: number; dropped: { channel: Channel; targets: number }[] }> {
   const prefs = await data.preferences(db, n.userId);
   const hooks = await data.webhooks(db, n.userId);
   const available = new Set<Channel>();
@@ -38,6 +44,7 @@ export async function ingest(db: Queryable, channels: Channels, n: Notice, o: { 
   if (prefs.telegramChatId && prefs.telegramVerified && channels.telegram) available.add("telegram");
   if (hooks.length) available.add("webhook");
   const wanted = channelsFor(n.category, prefs.channels, available);
+  await data.lockBacklogs(db, n.userId, wanted);
   const pending = await data.pendingByChannel(db, n.userId, wanted, o.maxPendingPerChannel);
   const dropped: { channel: Channel; targets: number }[] = [];
   const targets = wanted.flatMap((channel): { channel: Channel; target: string }[] => {
