@@ -1,10 +1,11 @@
 /**
- * The chains in ClickHouse (migrations clickhouse/0005, 0022, 0023, 0024): rows in, aggregates out. Every
+ * The chains in ClickHouse (migrations clickhouse/0005, 0022, 0023, 0024, 0025): rows in, aggregates out. Every
  * key is first collapsed with GROUP BY (at-least-once delivery may repeat rows), then decisions are
  * joined with their orders (by decision id AND user: another user's order naming the decision is not
  * its; orderRows() reads both order tables, see there) and fills (18.16: one JOIN per SELECT,
- * `USING`, so the joins nest) and the latest 1-minute close of each symbol (market_candles) marks
- * open positions.
+ * `USING`, so the joins nest) and the latest 1-minute close of each symbol (market_candles_latest,
+ * migration 0025) marks open positions. The mark was found by a scalar subquery, max(open_time) per
+ * symbol over market_candles, which read every candle of the symbols at each summary (session 44).
  *
  * Per model version and strategy:
  *   decisions, trades (buy/sell decisions), orders, fills, filledDecisions
@@ -112,10 +113,9 @@ FROM (
     GROUP BY decision_id, user_id
   ) USING (decision_id, user_id)
 ) ANY LEFT JOIN (
-  -- From the oldest of the symbols' latest candles on: each symbol's latest is there, so its mark is the same.
-  SELECT symbol, argMax(close, open_time) AS mark FROM market_candles
+  -- Each symbol's latest 1-minute close, kept as candles are written (0025): a row of each part, by the key.
+  SELECT symbol, argMaxMerge(last_close) AS mark FROM market_candles_latest
   WHERE timeframe = '1m' AND ${SYMBOLS_IN_RANGE}
-    AND open_time >= (SELECT min(last) FROM (SELECT max(open_time) AS last FROM market_candles WHERE timeframe = '1m' AND ${SYMBOLS_IN_RANGE} GROUP BY symbol))
   GROUP BY symbol
 ) USING symbol`;
 }
