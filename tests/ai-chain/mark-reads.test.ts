@@ -14,7 +14,7 @@ import { useServers } from "../harness/shared";
 import { migratedClickHouse } from "../helpers/schemas";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, runClickHouseMigrations } from "../../services/src/migrations";
-import { bindParamsForLegacyServer } from "../../services/src/kit/clickhouse/legacy-binding";
+import { withSelectedMarks } from "../helpers/query-log";
 import { candleRow } from "../../services/src/services/data-bridge";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
 import { decisionRow, fillRow, orderRow } from "../../services/src/services/ai-chain-analytics/chains";
@@ -29,39 +29,9 @@ afterAll(() => ch?.close());
 /** The history added below: 300,000 minutes (about seven months) of one symbol, 37 granules. */
 const HISTORY = 300_000;
 
-/** The kit client `ch` whose SELECTs are logged in system.query_log under `queryId` (18.16 logs none by default). */
-function logged(queryId: string): typeof ch {
-  return {
-    ...ch,
-    async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-      const server = (await ch.paramBinding()) === "server";
-      const rs = await ch.client.query({
-        query: server ? query : bindParamsForLegacyServer(query, params),
-        ...(server ? { query_params: params } : {}),
-        format: "JSONEachRow",
-        query_id: queryId,
-        clickhouse_settings: { log_queries: 1 },
-      });
-      return rs.json<T>();
-    },
-  };
-}
-
-/** The granules a finished query's reads selected, its scalar subqueries' included. */
-async function selectedMarks(queryId: string): Promise<number> {
-  await ch.client.command({ query: "SYSTEM FLUSH LOGS" });
-  const rows = await ch.query<{ marks: string }>(
-    `SELECT toString(ProfileEvents.Values[indexOf(ProfileEvents.Names, 'SelectedMarks')]) AS marks FROM system.query_log WHERE query_id = {id:String} AND type = 2`,
-    { id: queryId },
-  );
-  expect(rows).toHaveLength(1);
-  return Number(rows[0].marks);
-}
-
 async function summaryMarks(range: Parameters<ChainStore["summary"]>[0]) {
-  const id = randomUUID();
-  const summary = await new ChainStore(logged(id)).summary(range);
-  return { summary, marks: await selectedMarks(id) };
+  const { result, marks } = await withSelectedMarks(ch, (logged) => new ChainStore(logged).summary(range));
+  return { summary: result, marks };
 }
 
 async function optimize(): Promise<void> {

@@ -33,7 +33,12 @@ const BAR_COLUMNS = `toUInt64(toUnixTimestamp(open_time)) * 1000 AS t,
   argMax(close, inserted_at) AS close, argMax(volume, inserted_at) AS volume`;
 /** `IN (subquery)`: usable by the primary key on 18.16 (an array parameter in `IN` is not; has() scans all). */
 const IN_SYMBOLS = "symbol IN (SELECT arrayJoin({symbols:Array(String)}))";
-const LATEST_PER_SYMBOL = `SELECT max(open_time) AS last FROM market_candles WHERE ${IN_SYMBOLS} AND timeframe = {tf:String} GROUP BY symbol`;
+/**
+ * Each symbol's latest bar time, kept as candles are written (market_candles_latest, ClickHouse migration
+ * 0025): max(open_time) over market_candles read every bar of the symbols at each prediction, a scalar
+ * subquery 18.16 counts neither in read_rows nor against max_rows_to_read (session 44).
+ */
+const LATEST_PER_SYMBOL = `SELECT maxMerge(last_open_time) AS last FROM market_candles_latest WHERE ${IN_SYMBOLS} AND timeframe = {tf:String} GROUP BY symbol`;
 /** Window read per symbol, in multiples of the bars asked for (room for a few gaps). */
 const WINDOW_BARS_FACTOR = 3;
 

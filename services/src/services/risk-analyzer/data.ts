@@ -18,14 +18,17 @@ const WINDOW_BARS_FACTOR = 3;
  */
 export async function candleCloses(ch: ClickHouseKitClient, symbol: string, timeframe: string, lookback: number): Promise<number[]> {
   const windowSeconds = Math.min(Math.ceil((WINDOW_BARS_FACTOR * (lookback + 1) * intervalMs(timeframe)) / 1000), Number.MAX_SAFE_INTEGER);
+  // The latest candle's open time from market_candles_latest (ClickHouse migration 0025): max(open_time)
+  // over market_candles read the symbol's whole history again, a scalar subquery 18.16 does not count in
+  // read_rows (session 44). A symbol without candles has no row there: the bound is 1970, and nothing is read.
   // {name:Type} placeholders bound by the kit, never string concatenation of input into SQL. The
   // bound is computed in Int64 (a window longer than the history starts at 1970, never wraps round).
   const rows = await ch.query<{ close: number }>(
     `SELECT close FROM (
        SELECT open_time, argMax(close, inserted_at) AS close FROM market_candles
         WHERE symbol = {symbol:String} AND timeframe = {timeframe:String}
-          AND open_time >= (SELECT toDateTime(greatest(toInt64(toUInt32(max(open_time))) - {windowSeconds:Int64}, 0))
-                              FROM market_candles WHERE symbol = {symbol:String} AND timeframe = {timeframe:String})
+          AND open_time >= (SELECT toDateTime(greatest(toInt64(toUInt32(maxMerge(last_open_time))) - {windowSeconds:Int64}, 0))
+                              FROM market_candles_latest WHERE symbol = {symbol:String} AND timeframe = {timeframe:String})
         GROUP BY open_time ORDER BY open_time DESC LIMIT {n:UInt32}
      ) ORDER BY open_time`,
     { symbol, timeframe, n: lookback + 1, windowSeconds },

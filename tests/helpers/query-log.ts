@@ -1,0 +1,47 @@
+/**
+ * What a query read on ClickHouse 18.16, from system.query_log (session 44). 18.16 counts a scalar
+ * subquery's reads neither in read_rows nor against max_rows_to_read, but its ProfileEvents do:
+ * SelectedMarks, the granules (8,192 rows) the key analysis picked, every read of the query included.
+ */
+import { randomUUID } from "node:crypto";
+import type { createClickHouse } from "../../services/src/kit/datastores";
+import { bindParamsForLegacyServer } from "../../services/src/kit/clickhouse/legacy-binding";
+
+type ClickHouse = ReturnType<typeof createClickHouse>;
+
+/** The kit client `ch` whose SELECTs are logged in system.query_log under `queryId` (18.16 logs none by default). */
+export function loggedAs(ch: ClickHouse, queryId: string): ClickHouse {
+  return {
+    ...ch,
+    async query<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+      const server = (await ch.paramBinding()) === "server";
+      const rs = await ch.client.query({
+        query: server ? query : bindParamsForLegacyServer(query, params),
+        ...(server ? { query_params: params } : {}),
+        format: "JSONEachRow",
+        query_id: queryId,
+        clickhouse_settings: { log_queries: 1 },
+      });
+      return rs.json<T>();
+    },
+  };
+}
+
+/** The granules the finished queries logged under `queryId` selected, their scalar subqueries' included. */
+export async function selectedMarks(ch: ClickHouse, queryId: string): Promise<number> {
+  await ch.client.command({ query: "SYSTEM FLUSH LOGS" });
+  const rows = await ch.query<{ marks: string; n: string }>(
+    `SELECT toString(sum(ProfileEvents.Values[indexOf(ProfileEvents.Names, 'SelectedMarks')])) AS marks, toString(count()) AS n
+       FROM system.query_log WHERE query_id = {id:String} AND type = 2`,
+    { id: queryId },
+  );
+  if (rows[0]?.n === "0") throw new Error(`no finished query ${queryId} in system.query_log`);
+  return Number(rows[0].marks);
+}
+
+/** `fn`'s answer with the granules its queries on `ch` selected. */
+export async function withSelectedMarks<T>(ch: ClickHouse, fn: (logged: ClickHouse) => Promise<T>): Promise<{ result: T; marks: number }> {
+  const id = randomUUID();
+  const result = await fn(loggedAs(ch, id));
+  return { result, marks: await selectedMarks(ch, id) };
+}
