@@ -1,7 +1,8 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { plainResources, StackResource } from "../lib/stack";
-import { isRecord, isUnknown, str } from "../lib/values";
+import { isPrivateName } from "../lib/public-names";
+import { arr, isRecord, isUnknown, str } from "../lib/values";
 import { describe, metadataAnnotations, namespaceOf, objectName } from "../lib/workloads";
 
 /**
@@ -17,6 +18,15 @@ import { describe, metadataAnnotations, namespaceOf, objectName } from "../lib/w
  * for `trading:certIssuer`, for an Ingress or Certificate the program writes itself); and, its server
  * being out of the pack's sight, once `trustedClusterIssuers` lists any (prod.json does), it must be
  * one the operator has checked, listed there (a ClusterIssuer by name, an Issuer as `namespace/name`).
+ *
+ * Session 44: an issuer that is not ACME (`selfSigned`, `ca`, `vault`, `venafi`) or not cert-manager's
+ * at all (an external issuer: AWS PCA, Google CAS, step-ca, `issuer-group`/`issuerRef.group` other than
+ * cert-manager.io) passed unjudged, serving the public Ingress with certificates no browser trusts.
+ * A private CA is a fair choice for a private name (a cluster name, `*.internal`, a zone listed in
+ * `internalDomains`), so it is judged by the names it certifies: a public name needs an ACME issuer
+ * the pack judged above, or one listed in `trustedClusterIssuers` (never `selfSigned` or `ca`, whose
+ * key sits in a Secret of the cluster, which no public CA hands out). An undeclared or external issuer
+ * the operator checked to be a private CA goes in `internalIssuers`: private names only.
  */
 export interface TrustedIssuersConfig {
     environment: Environment;
@@ -25,9 +35,16 @@ export interface TrustedIssuersConfig {
      * as `namespace/name`. Empty (the default): an undeclared issuer is judged by its name only.
      */
     trustedClusterIssuers: string[];
+    /**
+     * Session 44: issuers the operator has checked to be private CAs, accepted for private names only
+     * (see `lib/public-names.ts`); same spelling as trustedClusterIssuers.
+     */
+    internalIssuers: string[];
+    /** Session 44: the operator's own private DNS zones, beyond the special-use ones (`corp.example.com`). */
+    internalDomains: string[];
 }
 
-const defaults: TrustedIssuersConfig = { environment: "prod", trustedClusterIssuers: [] };
+const defaults: TrustedIssuersConfig = { environment: "prod", trustedClusterIssuers: [], internalIssuers: [], internalDomains: [] };
 
 /**
  * Whether an issuer's name says it issues untrusted test certificates, as the stack config reads
@@ -83,37 +100,109 @@ function issuerProblem(props: Record<string, any>): string | undefined {
     return server === undefined ? undefined : untrustedAcmeServer(server);
 }
 
-interface IssuerRef { kind: "Issuer" | "ClusterIssuer"; name: string; namespace: string; at: string }
+interface IssuerRef {
+    kind: string;
+    name: string;
+    namespace: string;
+    at: string;
+    /** The issuer's API group: "cert-manager.io" for cert-manager's own, else an external issuer's. */
+    group: string;
+}
 
-/** The issuer an Ingress (cert-manager's ingress-shim annotations) or a Certificate (issuerRef) takes its certificate from. */
+/** Whether an issuer kind is cluster-scoped: cert-manager's ClusterIssuer, an external `*ClusterIssuer` or `Cluster*`. */
+function clusterScoped(kind: string): boolean {
+    return /^Cluster|ClusterIssuer$/.test(kind);
+}
+
+/** How trustedClusterIssuers and internalIssuers spell an issuer: `name`, `namespace/name`, `[namespace/]<Kind>.<group>/name` for an external one. */
+function listedAs(ref: IssuerRef): string {
+    const own = ref.group === "cert-manager.io";
+    const base = own ? ref.name : `${ref.kind}.${ref.group}/${ref.name}`;
+    return clusterScoped(ref.kind) ? base : `${ref.namespace}/${base}`;
+}
+
+/** The issuer as messages name it: `ClusterIssuer "x"`, or `AWSPCAClusterIssuer "x" (awspca.cert-manager.io)`. */
+function issuerLabel(ref: IssuerRef): string {
+    return `${ref.kind} "${ref.name}"${ref.group === "cert-manager.io" ? "" : ` (${ref.group})`}`;
+}
+
+/**
+ * The issuer an Ingress (cert-manager's ingress-shim annotations) or a Certificate (issuerRef) takes its
+ * certificate from. An external issuer (group other than cert-manager.io) keeps its own kind and group.
+ */
 function issuerRefOf(r: StackResource): IssuerRef | undefined {
     const namespace = namespaceOf(r.props);
-    const isCertManager = (group: string | undefined) => group === undefined || group === "" || group === "cert-manager.io";
+    const groupOf = (group: string | undefined) => (group === undefined || group.trim() === "" ? "cert-manager.io" : group.trim());
     if (INGRESS.test(r.type)) {
         const a = metadataAnnotations(r.props);
         const cluster = a["cert-manager.io/cluster-issuer"];
-        if (cluster) return { kind: "ClusterIssuer", name: cluster, namespace, at: "annotation cert-manager.io/cluster-issuer" };
+        if (cluster) return { kind: "ClusterIssuer", name: cluster, namespace, at: "annotation cert-manager.io/cluster-issuer", group: "cert-manager.io" };
         const issuer = a["cert-manager.io/issuer"];
-        if (!issuer || !isCertManager(a["cert-manager.io/issuer-group"])) return undefined;
-        const kind = a["cert-manager.io/issuer-kind"] === "ClusterIssuer" ? "ClusterIssuer" : "Issuer";
-        return { kind, name: issuer, namespace, at: "annotation cert-manager.io/issuer" };
+        if (!issuer) return undefined;
+        const group = groupOf(a["cert-manager.io/issuer-group"]);
+        const kind = a["cert-manager.io/issuer-kind"] || "Issuer";
+        const at = group === "cert-manager.io" ? "annotation cert-manager.io/issuer" : "annotations cert-manager.io/issuer, issuer-kind, issuer-group";
+        return { kind: group === "cert-manager.io" && kind !== "ClusterIssuer" ? "Issuer" : kind, name: issuer, namespace, at, group };
     }
     if (CERTIFICATE.test(r.type)) {
         const ref = r.props.spec?.issuerRef;
         const name = isRecord(ref) ? str(ref.name) : undefined;
-        if (!name || !isCertManager(str(ref.group))) return undefined;
-        return { kind: str(ref.kind) === "ClusterIssuer" ? "ClusterIssuer" : "Issuer", name, namespace, at: "spec.issuerRef" };
+        if (!name) return undefined;
+        const group = groupOf(str(ref.group));
+        const kind = str(ref.kind) || "Issuer";
+        return { kind: group === "cert-manager.io" && kind !== "ClusterIssuer" ? "Issuer" : kind, name, namespace, at: "spec.issuerRef", group };
     }
     return undefined;
 }
 
-/** What is wrong with an issuer the stack does not declare, if anything. */
-function undeclaredIssuerProblem(ref: IssuerRef, trusted: readonly string[]): string | undefined {
-    if (isStagingIssuerName(ref.name)) return "its name says it is a staging or test issuer, whose certificates no browser or client trusts";
-    const listed = ref.kind === "ClusterIssuer" ? ref.name : `${ref.namespace}/${ref.name}`;
-    // An empty list (the default, as allowedRegistries' is) judges the name only; prod.json lists the stack's issuer.
-    if (trusted.length === 0 || trusted.includes(listed)) return undefined;
-    return `the stack does not declare it, so its CA is out of the pack's sight, and it is not listed in trustedClusterIssuers (as "${listed}")`;
+const CSR_NAMES = "<csr>";
+
+/** "the public name x", "the public names x, y", or a CertificateRequest's "the names of its CSR ...". */
+function namesPhrase(publicNs: string[]): string {
+    if (publicNs[0] === CSR_NAMES) return "the names of its CSR (out of the pack's sight, so judged as public)";
+    return `the public name${publicNs.length > 1 ? "s" : ""} ${publicNs.join(", ")}`;
+}
+
+/**
+ * The public names a user certifies (Ingress: rules' and tls' hosts; Certificate: dnsNames, commonName,
+ * ipAddresses), those unknown during preview left out. A CertificateRequest's names are in its CSR, out
+ * of the pack's sight: judged as public (`[CSR_NAMES]`).
+ */
+function publicNames(r: StackResource, internalDomains: readonly string[]): string[] {
+    let names: unknown[];
+    if (INGRESS.test(r.type)) {
+        names = [...arr(r.props.spec?.rules).map((rule) => (isRecord(rule) ? rule.host : undefined)),
+            ...arr(r.props.spec?.tls).flatMap((t) => (isRecord(t) ? arr(t.hosts) : []))];
+    } else if (r.type.endsWith(":CertificateRequest")) {
+        return [CSR_NAMES];
+    } else {
+        const spec = r.props.spec ?? {};
+        names = [...arr(spec.dnsNames), spec.commonName, ...arr(spec.ipAddresses)];
+    }
+    const known = names.map((n) => str(n)).filter((n): n is string => n !== undefined && n.trim() !== "");
+    return [...new Set(known.filter((n) => !isPrivateName(n, internalDomains)))];
+}
+
+/** The kind of CA a declared cert-manager issuer is: acme, ca, selfSigned, vault, venafi (or "unknown"). */
+function issuerType(props: Record<string, any>): string {
+    const spec = isRecord(props.spec) ? props.spec : {};
+    return ["acme", "ca", "selfSigned", "vault", "venafi"].find((t) => spec[t] !== undefined) ?? "unknown";
+}
+
+const PRIVATE_KEY_CAS = new Set(["ca", "selfSigned"]);
+
+/**
+ * A declared issuer that is not ACME, serving public names: `selfSigned` and `ca` sign with a key held
+ * in the cluster (never a public CA's), Vault and Venafi unless the operator listed them as checked.
+ */
+function privateIssuerProblem(props: Record<string, any>, ref: IssuerRef, publicNs: string[], cfg: TrustedIssuersConfig): string | undefined {
+    const type = issuerType(props);
+    if (type === "acme" || publicNs.length === 0) return undefined;
+    if (!PRIVATE_KEY_CAS.has(type) && cfg.trustedClusterIssuers.includes(listedAs(ref))) return undefined;
+    const what = type === "selfSigned" ? "a self-signed issuer (spec.selfSigned)"
+        : type === "ca" ? "a private CA (spec.ca, its key in a Secret of the cluster)"
+            : type === "unknown" ? "not an ACME issuer" : `a ${type} issuer (spec.${type}), a private CA unless listed in trustedClusterIssuers (as "${listedAs(ref)}")`;
+    return `it is ${what}, whose certificates no browser trusts, for ${namesPhrase(publicNs)}`;
 }
 
 const DECLARED_FIX = ": every client of this stack would fail TLS, or be taught to click through it. Point the issuer at a production ACME directory " +
@@ -121,24 +210,61 @@ const DECLARED_FIX = ": every client of this stack would fail TLS, or be taught 
 const UNDECLARED_FIX = ": a certificate from a staging, test or unknown CA fails every client's TLS, or teaches them to click through it. Use a production " +
     "issuer, and once its server is checked to be a production ACME directory over https, list it in this policy's trustedClusterIssuers " +
     "(or declare the issuer in the program, where the pack reads its server).";
+const PRIVATE_FIX = ": browsers refuse the certificate, and the stack's users learn to click through the warning. Serve public names from a production " +
+    "ACME issuer (e.g. Let's Encrypt); a private CA is fine for private names only (a single label, *.svc, *.cluster.local, *.internal, *.local, *.test, " +
+    "*.home.arpa, private addresses, or a zone listed in this policy's internalDomains); an issuer checked to chain to a public root goes in trustedClusterIssuers.";
+
+interface Problem { text: string; fix: string }
+
+/** What is wrong with an issuer the stack does not declare (or an external one, whose CA the pack never sees), if anything. */
+function undeclaredIssuerProblem(ref: IssuerRef, publicNs: string[], cfg: TrustedIssuersConfig): Problem | undefined {
+    if (isStagingIssuerName(ref.name)) return { text: "its name says it is a staging or test issuer, whose certificates no browser or client trusts", fix: UNDECLARED_FIX };
+    const listed = listedAs(ref);
+    if (cfg.trustedClusterIssuers.includes(listed)) return undefined;
+    const names = namesPhrase(publicNs);
+    if (cfg.internalIssuers.includes(listed)) {
+        return publicNs.length === 0 ? undefined
+            : { text: `it is listed in internalIssuers (as "${listed}"), a private CA whose certificates no browser trusts, for ${names}`, fix: PRIVATE_FIX };
+    }
+    if (ref.group !== "cert-manager.io" && publicNs.length > 0) {
+        return {
+            text: `it is an external issuer, whose CA is out of the pack's sight (AWS PCA, Google CAS and step-ca are private CAs), not listed in trustedClusterIssuers (as "${listed}"), for ${names}`,
+            fix: PRIVATE_FIX,
+        };
+    }
+    // Both lists empty (the default, as allowedRegistries' is) judge the name only; prod.json lists the stack's issuer.
+    if (cfg.trustedClusterIssuers.length === 0 && cfg.internalIssuers.length === 0) return undefined;
+    const lists = publicNs.length === 0 ? "trustedClusterIssuers or internalIssuers" : "trustedClusterIssuers";
+    return { text: `the stack does not declare it, so its CA is out of the pack's sight, and it is not listed in ${lists} (as "${listed}")`, fix: UNDECLARED_FIX };
+}
 
 /** Each Ingress or Certificate of the stack taking its certificate from an issuer that is not to be trusted. */
-export function untrustedIssuerUses(resources: StackResource[], trusted: readonly string[] = []): { urn: string; message: string }[] {
+export function untrustedIssuerUses(resources: StackResource[], config: Partial<TrustedIssuersConfig> = {}): { urn: string; message: string }[] {
+    const cfg: TrustedIssuersConfig = { ...defaults, ...config };
     const issuers = resources.filter((r) => ISSUER.test(r.type));
     const out: { urn: string; message: string }[] = [];
     for (const user of resources) {
         const ref = issuerRefOf(user);
         if (!ref) continue;
-        const issuer = issuers.find((i) => i.type.endsWith(`:${ref.kind}`) && objectName(i.props, i.name) === ref.name
-            && (ref.kind === "ClusterIssuer" || namespaceOf(i.props) === ref.namespace));
+        const own = ref.group === "cert-manager.io";
+        const issuer = own ? issuers.find((i) => i.type.endsWith(`:${ref.kind}`) && objectName(i.props, i.name) === ref.name
+            && (ref.kind === "ClusterIssuer" || namespaceOf(i.props) === ref.namespace)) : undefined;
         // An issuer whose name or namespace is not known during preview may be the one referenced: judged at `up`.
-        const maybeDeclared = issuers.some((i) => i.type.endsWith(`:${ref.kind}`) && (isUnknown(i.props.metadata?.name) || namespaceOf(i.props) === "<unknown>"))
-            || (ref.kind === "Issuer" && ref.namespace === "<unknown>");
-        const problem = issuer ? issuerProblem(issuer.props) : maybeDeclared ? undefined : undeclaredIssuerProblem(ref, trusted);
+        const maybeDeclared = own && (issuers.some((i) => i.type.endsWith(`:${ref.kind}`) && (isUnknown(i.props.metadata?.name) || namespaceOf(i.props) === "<unknown>"))
+            || (ref.kind === "Issuer" && ref.namespace === "<unknown>"));
+        const publicNs = publicNames(user, cfg.internalDomains);
+        let problem: Problem | undefined;
+        if (issuer) {
+            const acme = issuerProblem(issuer.props);
+            const priv = acme ? undefined : privateIssuerProblem(issuer.props, ref, publicNs, cfg);
+            problem = acme ? { text: acme, fix: DECLARED_FIX } : priv ? { text: priv, fix: PRIVATE_FIX } : undefined;
+        } else if (!maybeDeclared) {
+            problem = undeclaredIssuerProblem(ref, publicNs, cfg);
+        }
         if (!problem) continue;
         out.push({
             urn: user.urn,
-            message: `${describe(user.type, user.name)} takes its certificate from ${ref.kind} "${ref.name}" (${ref.at}), and ${problem}${issuer ? DECLARED_FIX : UNDECLARED_FIX}`,
+            message: `${describe(user.type, user.name)} takes its certificate from ${issuerLabel(ref)} (${ref.at}), and ${problem.text}${problem.fix}`,
         });
     }
     return out;
@@ -149,17 +275,20 @@ export const trustedCertificateIssuers: StackValidationPolicy = {
     description:
         "On prod, no Ingress or cert-manager Certificate takes its certificate from an Issuer or ClusterIssuer the stack declares whose ACME " +
         "server is a staging or test directory (Let's Encrypt staging, Pebble, ...), is not https, or is not verified; nor from one the stack does not " +
-        "declare unless listed in trustedClusterIssuers, and never one whose name says staging or test.",
+        "declare unless listed in trustedClusterIssuers, and never one whose name says staging or test; public names (not *.svc, *.internal, ..., internalDomains) " +
+        "only from an ACME issuer or one listed in trustedClusterIssuers, never selfSigned, a private ca or an unlisted external issuer (session 44).",
     severity: "high",
     configSchema: {
         properties: {
             environment: environmentSchema,
             trustedClusterIssuers: { type: "array", items: { type: "string" }, default: [] },
+            internalIssuers: { type: "array", items: { type: "string" }, default: [] },
+            internalDomains: { type: "array", items: { type: "string" }, default: [] },
         },
     },
     validateStack: (args, reportViolation) => {
         const cfg = readConfig(args, defaults);
         if (cfg.environment !== "prod") args.notApplicable("prod-only policy (config environment != prod)");
-        for (const use of untrustedIssuerUses(plainResources(args.resources), cfg.trustedClusterIssuers)) reportViolation(use.message, use.urn);
+        for (const use of untrustedIssuerUses(plainResources(args.resources), cfg)) reportViolation(use.message, use.urn);
     },
 };

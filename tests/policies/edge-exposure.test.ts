@@ -230,6 +230,96 @@ describe("trusted-certificate-issuers: issuers the stack does not declare (sessi
     });
 });
 
+// Session 44's policy hunt: an issuer that is not ACME (selfSigned, a private ca, Vault) or an external one
+// (issuer-group other than cert-manager.io: AWS PCA, Google CAS, step-ca) served the public Ingress unjudged,
+// with certificates no browser trusts. A private CA is fine for private names (*.svc, *.internal, ...).
+describe("trusted-certificate-issuers: private and external issuers on public names (session 44)", () => {
+    const run = (rs: TestResource[], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("trusted-certificate-issuers"));
+    const withConfig = (extra: Record<string, unknown>) => ({ all: "mandatory" as const, "trusted-certificate-issuers": { environment: "prod", ...extra } });
+    const declared = (kind: "Issuer" | "ClusterIssuer", name: string, spec: Record<string, unknown>): TestResource => ({
+        type: `kubernetes:cert-manager.io/v1:${kind}`, name: `${name}-issuer`,
+        props: { apiVersion: "cert-manager.io/v1", kind, metadata: { name, ...(kind === "Issuer" ? { namespace: NS } : {}) }, spec },
+    });
+    const withIssuer = (annotations: Record<string, string>, host = "trading.example.com") => edit(
+        ingress({ annotations: { ...annotations, "nginx.ingress.kubernetes.io/ssl-redirect": "true" } }),
+        (p) => { p.spec.rules[0].host = host; p.spec.tls[0].hosts = [host]; },
+    );
+    const certificate = (issuerRef: Record<string, string>, dnsNames = ["trading.example.com"], extra: Record<string, unknown> = {}): TestResource => ({
+        type: "kubernetes:cert-manager.io/v1:Certificate", name: "api-certificate",
+        props: { metadata: { name: "api", namespace: NS }, spec: { secretName: "api-tls", dnsNames, issuerRef, ...extra } },
+    });
+    const pca = { "cert-manager.io/issuer": "pca", "cert-manager.io/issuer-kind": "AWSPCAClusterIssuer", "cert-manager.io/issuer-group": "awspca.cert-manager.io" };
+    const fix = ": browsers refuse the certificate, and the stack's users learn to click through the warning. Serve public names from a production " +
+        "ACME issuer (e.g. Let's Encrypt); a private CA is fine for private names only (a single label, *.svc, *.cluster.local, *.internal, *.local, *.test, " +
+        "*.home.arpa, private addresses, or a zone listed in this policy's internalDomains); an issuer checked to chain to a public root goes in trustedClusterIssuers.";
+
+    it("rejects a self-signed, private CA, Vault or external issuer, or one listed as internal, certifying a public name", async () => {
+        const cases: [TestResource[], string][] = [
+            [[declared("ClusterIssuer", "selfsigned", { selfSigned: {} }), withIssuer({ "cert-manager.io/cluster-issuer": "selfsigned" })],
+                "Ingress \"nginx-ingress\" takes its certificate from ClusterIssuer \"selfsigned\" (annotation cert-manager.io/cluster-issuer), and it is a self-signed issuer (spec.selfSigned), whose certificates no browser trusts, for the public name trading.example.com"],
+            [[declared("Issuer", "corp-ca", { ca: { secretName: "corp-ca-key" } }), certificate({ name: "corp-ca" }, ["trading.example.com", "api-gateway.ai-trading.svc", "www.example.org"])],
+                "Certificate \"api-certificate\" takes its certificate from Issuer \"corp-ca\" (spec.issuerRef), and it is a private CA (spec.ca, its key in a Secret of the cluster), whose certificates no browser trusts, for the public names trading.example.com, www.example.org"],
+            [[declared("ClusterIssuer", "vault", { vault: { server: "https://vault.internal:8200", path: "pki/sign/trading" } }), withIssuer({ "cert-manager.io/cluster-issuer": "vault" })],
+                "Ingress \"nginx-ingress\" takes its certificate from ClusterIssuer \"vault\" (annotation cert-manager.io/cluster-issuer), and it is a vault issuer (spec.vault), a private CA unless listed in trustedClusterIssuers (as \"vault\"), whose certificates no browser trusts, for the public name trading.example.com"],
+            [[withIssuer(pca)],
+                "Ingress \"nginx-ingress\" takes its certificate from AWSPCAClusterIssuer \"pca\" (awspca.cert-manager.io) (annotations cert-manager.io/issuer, issuer-kind, issuer-group), and it is an external issuer, whose CA is out of the pack's sight (AWS PCA, Google CAS and step-ca are private CAs), not listed in trustedClusterIssuers (as \"AWSPCAClusterIssuer.awspca.cert-manager.io/pca\"), for the public name trading.example.com"],
+            [[certificate({ name: "step", kind: "StepIssuer", group: "certmanager.step.sm" })],
+                `Certificate "api-certificate" takes its certificate from StepIssuer "step" (certmanager.step.sm) (spec.issuerRef), and it is an external issuer, whose CA is out of the pack's sight (AWS PCA, Google CAS and step-ca are private CAs), not listed in trustedClusterIssuers (as "${NS}/StepIssuer.certmanager.step.sm/step"), for the public name trading.example.com`],
+            [[declared("ClusterIssuer", "selfsigned", { selfSigned: {} }), {
+                type: "kubernetes:cert-manager.io/v1:CertificateRequest", name: "api-request",
+                props: { metadata: { name: "api", namespace: NS }, spec: { request: "LS0tLS1CRUdJTi...", issuerRef: { name: "selfsigned", kind: "ClusterIssuer" } } },
+            }], "CertificateRequest \"api-request\" takes its certificate from ClusterIssuer \"selfsigned\" (spec.issuerRef), and it is a self-signed issuer (spec.selfSigned), whose certificates no browser trusts, for the names of its CSR (out of the pack's sight, so judged as public)"],
+        ];
+        for (const [rs, expected] of cases) {
+            const user = rs[rs.length - 1];
+            expect((await run(rs)).map((v) => `${v.enforcementLevel} ${v.resourceName} ${v.message}`), expected).toEqual([`mandatory ${user.name} ${expected}${fix}`]);
+            expect(await run(rs, "dev"), expected).toEqual([]);
+        }
+        // The policy's defaults (no lists) judge an external issuer on a public name all the same: its CA is never in sight.
+        expect(summary(await run(cases[3][0], { all: "mandatory" }))).toEqual(["trusted-certificate-issuers nginx-ingress"]);
+        // Listing cannot make a self-signed issuer or a key in a Secret a public CA.
+        expect(summary(await run(cases[0][0], withConfig({ trustedClusterIssuers: ["selfsigned"] })))).toEqual(["trusted-certificate-issuers nginx-ingress"]);
+        // An undeclared or external issuer listed as a private CA serves private names only.
+        const internalPca = withConfig({ trustedClusterIssuers: ["letsencrypt-prod"], internalIssuers: ["AWSPCAClusterIssuer.awspca.cert-manager.io/pca"] });
+        expect((await run(cases[3][0], internalPca)).map((v) => v.message)).toEqual([
+            "Ingress \"nginx-ingress\" takes its certificate from AWSPCAClusterIssuer \"pca\" (awspca.cert-manager.io) (annotations cert-manager.io/issuer, issuer-kind, issuer-group), " +
+            `and it is listed in internalIssuers (as "AWSPCAClusterIssuer.awspca.cert-manager.io/pca"), a private CA whose certificates no browser trusts, for the public name trading.example.com${fix}`,
+        ]);
+        // Once the lists hold any, an unlisted undeclared issuer of private names only is refused as session 43 refuses it.
+        expect((await run([certificate({ name: "corp-ca", kind: "ClusterIssuer" }, ["api-gateway.ai-trading.svc"])])).map((v) => firstSentence(v.message))).toEqual([
+            "Certificate \"api-certificate\" takes its certificate from ClusterIssuer \"corp-ca\" (spec.issuerRef), and the stack does not declare it, so its CA is out of the pack's sight, " +
+            "and it is not listed in trustedClusterIssuers or internalIssuers (as \"corp-ca\"): a certificate from a staging, test or unknown CA fails every client's TLS, or teaches them to click through it",
+        ]);
+    });
+
+    it("passes a private CA for private names, an issuer listed as checked, and names unknown during preview", async () => {
+        const selfSigned = declared("ClusterIssuer", "selfsigned", { selfSigned: {} });
+        const corpCa = declared("Issuer", "corp-ca", { ca: { secretName: "corp-ca-key" } });
+        const svc = ["api-gateway", "api-gateway.ai-trading.svc", "api-gateway.ai-trading.svc.cluster.local", "*.ai-trading.svc.cluster.local"];
+        expect(await run([selfSigned, certificate({ name: "selfsigned", kind: "ClusterIssuer" }, svc, { ipAddresses: ["10.96.0.15", "fd00::15"] })])).toEqual([]);
+        for (const host of ["trading.corp.internal", "trading.local-k8s.test", "grafana.home.arpa", "printer.local"]) {
+            expect(await run([corpCa, withIssuer({ "cert-manager.io/issuer": "corp-ca" }, host)]), host).toEqual([]);
+        }
+        // The operator's own private zone.
+        const corpZone = withConfig({ trustedClusterIssuers: ["letsencrypt-prod"], internalDomains: ["corp.example.com"] });
+        expect(await run([corpCa, withIssuer({ "cert-manager.io/issuer": "corp-ca" }, "trading.corp.example.com")], corpZone)).toEqual([]);
+        expect(summary(await run([corpCa, withIssuer({ "cert-manager.io/issuer": "corp-ca" }, "trading.notcorp.example.com")], corpZone))).toEqual(["trusted-certificate-issuers nginx-ingress"]);
+        // Checked to chain to a public root: a Vault or external issuer listed in trustedClusterIssuers.
+        const vault = declared("ClusterIssuer", "vault", { vault: { server: "https://vault.internal:8200", path: "pki/sign/trading" } });
+        expect(await run([vault, withIssuer({ "cert-manager.io/cluster-issuer": "vault" })], withConfig({ trustedClusterIssuers: ["vault"] }))).toEqual([]);
+        expect(await run([withIssuer({ "cert-manager.io/issuer": "pca", "cert-manager.io/issuer-kind": "AWSPCAClusterIssuer", "cert-manager.io/issuer-group": "awspca.cert-manager.io" })],
+            withConfig({ trustedClusterIssuers: ["AWSPCAClusterIssuer.awspca.cert-manager.io/pca"] }))).toEqual([]);
+        // An external issuer listed as a private CA, for private names; and with the defaults (no lists), as session 43 judges an undeclared one by its name.
+        const stepSvc = certificate({ name: "step", kind: "StepClusterIssuer", group: "certmanager.step.sm" }, svc);
+        expect(await run([stepSvc], withConfig({ trustedClusterIssuers: ["letsencrypt-prod"], internalIssuers: ["StepClusterIssuer.certmanager.step.sm/step"] }))).toEqual([]);
+        expect(await run([stepSvc], { all: "mandatory" })).toEqual([]);
+        // A host unknown during preview is judged at `up`; the ACME issuer of session 42 still passes a public name.
+        expect(await run([selfSigned, withIssuer({ "cert-manager.io/cluster-issuer": "selfsigned" }, UNKNOWN)])).toEqual([]);
+        const acme = declared("ClusterIssuer", "letsencrypt-prod", { acme: { server: "https://acme-v02.api.letsencrypt.org/directory", privateKeySecretRef: { name: "le" } } });
+        expect(await run([acme, withIssuer({ "cert-manager.io/cluster-issuer": "letsencrypt-prod" })])).toEqual([]);
+    });
+});
+
 describe("no-public-exposure", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("no-public-exposure"));
 
