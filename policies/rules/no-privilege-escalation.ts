@@ -83,7 +83,32 @@ export function dockerEscalationProblems(props: Record<string, any>): string[] {
     return out;
 }
 
-export function escalationProblems(w: Workload): string[] {
+export interface EscalationConfig {
+    /**
+     * Session 44: `Localhost` seccomp profiles (their `localhostProfile`, the path under the kubelet's
+     * seccomp root) the operator has reviewed on every node. None by default.
+     */
+    reviewedSeccompProfiles: string[];
+}
+
+const defaults: EscalationConfig = { reviewedSeccompProfiles: [] };
+
+/**
+ * Session 44: a `Localhost` seccomp profile is a file on each node, out of the pack's sight (it may
+ * allow every system call, or `unshare`, which session 43 refuses inline on Docker), so it passes only
+ * when its name is listed as reviewed. A name unknown during preview is judged at `up`.
+ */
+function unreviewedLocalhost(where: string, profile: unknown, cfg: EscalationConfig): string | undefined {
+    if (profile === null || typeof profile !== "object" || str((profile as Record<string, unknown>).type) !== "Localhost") return undefined;
+    const raw = (profile as Record<string, unknown>).localhostProfile;
+    const name = str(raw);
+    if (name === undefined && raw !== undefined && raw !== null) return undefined;
+    if (name !== undefined && cfg.reviewedSeccompProfiles.includes(name.trim())) return undefined;
+    return `${where} seccompProfile Localhost ${name === undefined ? "without a localhostProfile" : `"${name}"`}, a profile on the node the pack cannot read, ` +
+        "not listed in reviewedSeccompProfiles";
+}
+
+export function escalationProblems(w: Workload, cfg: EscalationConfig = defaults): string[] {
     if (w.target === "docker") return dockerEscalationProblems(w.props);
     const out: string[] = [];
     const valid = (kind: string | undefined) => kind === "RuntimeDefault" || kind === "Localhost";
@@ -92,7 +117,11 @@ export function escalationProblems(w: Workload): string[] {
     if (podProfile !== undefined && podProfile !== null && !valid(podKind)) {
         out.push(`pod has seccompProfile ${podKind ?? "unset"} (needs RuntimeDefault or Localhost)`);
     }
+    const podLocal = unreviewedLocalhost("pod has", podProfile, cfg);
+    if (podLocal) out.push(podLocal);
     for (const c of w.containers) {
+        const ownLocal = unreviewedLocalhost(`container "${c.name}" has`, c.container.securityContext?.seccompProfile, cfg);
+        if (ownLocal) out.push(ownLocal);
         if (c.container.securityContext?.allowPrivilegeEscalation !== false) {
             out.push(`container "${c.name}" does not set allowPrivilegeEscalation: false`);
         }
@@ -109,9 +138,17 @@ export const noPrivilegeEscalation: ResourceValidationPolicy = {
     name: "no-privilege-escalation",
     description:
         "Processes cannot gain privileges: Docker containers set no-new-privileges and keep seccomp/AppArmor; " +
-        "Kubernetes containers set allowPrivilegeEscalation: false and seccompProfile RuntimeDefault.",
+        "Kubernetes containers set allowPrivilegeEscalation: false and seccompProfile RuntimeDefault (a Localhost profile only when listed in " +
+        "reviewedSeccompProfiles).",
     severity: "high",
-    validateResource: workloadRule({}, escalationProblems, (w, p) => {
+    configSchema: {
+        properties: { reviewedSeccompProfiles: { type: "array", items: { type: "string" }, default: defaults.reviewedSeccompProfiles } },
+    },
+    validateResource: workloadRule(defaults, escalationProblems, (w, p) => {
+        if (p.endsWith("not listed in reviewedSeccompProfiles")) {
+            return `${w.label} ${p}; use seccompProfile: { type: RuntimeDefault }, or review the profile on every node (it must refuse what ` +
+                "the runtime's default refuses) and list its localhostProfile in this policy's reviewedSeccompProfiles.";
+        }
         const fix = w.target === "docker"
             ? "add securityOpts: [\"no-new-privileges:true\"] and keep the default seccomp and AppArmor profiles"
             : "set securityContext.allowPrivilegeEscalation: false and seccompProfile: { type: RuntimeDefault }";

@@ -97,7 +97,7 @@ describe("policy config files", () => {
         expect(() => reconcileConfig({ "no-public-exposure": { environment: "staging" } })).toThrow(/no-public-exposure.environment: must be one of dev, prod/);
         expect(() => reconcileConfig({ "strong-generated-secrets": { minPasswordLength: "32" } })).toThrow(/expected integer/);
         expect(() => reconcileConfig({ "no-such-policy": "advisory" })).toThrow(/unknown policies: no-such-policy/);
-        expect(() => reconcileConfig({ "no-privilege-escalation": { foo: 1 } })).toThrow(/takes no configuration/);
+        expect(() => reconcileConfig({ "no-bare-pods": { foo: 1 } })).toThrow(/takes no configuration/);
     });
 
     it("a policy can be disabled or downgraded individually", async () => {

@@ -1,18 +1,24 @@
 /** The Pod Security Standards controls the older policies did not cover, on both targets, with exact messages. */
 import { describe, expect, it } from "vitest";
-import { deployment, dockerService, replicationController, statefulSet } from "./fixtures";
-import { runPack, TestResource } from "./run-pack";
+import { backupCronJob, container, deployment, dockerService, replicationController, statefulSet } from "./fixtures";
+import { loadConfig, PackConfig, runPack, TestResource, UNKNOWN } from "./run-pack";
 
-const messages = async (policy: string, rs: TestResource[]) => (await runPack(rs, "prod", { only: [policy] })).map((v) => v.message);
+const messages = async (policy: string, rs: TestResource[], cfg: PackConfig | string = "prod") => (await runPack(rs, cfg, { only: [policy] })).map((v) => v.message);
+/** prod.json with profiles on the nodes listed as reviewed (session 44). */
+const reviewed = (seccomp: string[], appArmor: string[]): PackConfig => ({
+    ...loadConfig("prod"),
+    "no-privilege-escalation": { reviewedSeccompProfiles: seccomp },
+    "pod-security-apparmor": { reviewedAppArmorProfiles: appArmor },
+});
 const compliant = () => [dockerService(), deployment("api-gateway", 3001), statefulSet("postgres", "datastore", "postgres:16.4-bookworm", 5432, 999)];
 
 describe("pod-security-apparmor", () => {
-    it("passes the defaults, RuntimeDefault and Localhost profiles", async () => {
+    it("passes the defaults, RuntimeDefault and Localhost profiles (a reviewed one, session 44)", async () => {
         const ok = deployment("api-gateway", 3001, {
             container: { securityContext: { ...deployment("x", 1).props.spec.template.spec.containers[0].securityContext, appArmorProfile: { type: "Localhost", localhostProfile: "trading" } } },
             spec: { securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" }, appArmorProfile: { type: "RuntimeDefault" } } },
         });
-        expect(await messages("pod-security-apparmor", [...compliant(), ok])).toEqual([]);
+        expect(await messages("pod-security-apparmor", [...compliant(), ok], reviewed([], ["trading"]))).toEqual([]);
     });
 
     it("rejects Unconfined at pod and container level, the legacy annotation, and Docker apparmor=unconfined", async () => {
@@ -154,5 +160,54 @@ describe("a ReplicationController (legacy core/v1, still served: it runs pods as
         const asDeployment = await policiesOf(deployment("api-gateway", 3001, hostile));
         expect(asDeployment).toEqual(expect.arrayContaining(["no-privileged-containers", "run-as-non-root", "no-privilege-escalation", "drop-all-capabilities", "pinned-image-tags", "pod-security-volume-types"]));
         expect(await policiesOf(replicationController("api-gateway", 3001, hostile))).toEqual(asDeployment);
+    });
+});
+
+// Session 44's policy hunt: a Localhost seccomp or AppArmor profile is a file on each node, out of the
+// pack's sight (it may allow every system call), and passed as RuntimeDefault does.
+describe("Localhost seccomp and AppArmor profiles must be reviewed (session 44)", () => {
+    const sc = (profile: Record<string, unknown>) => ({ ...container("x", 1).securityContext, ...profile });
+    const seccompFix = "; use seccompProfile: { type: RuntimeDefault }, or review the profile on every node (it must refuse what the runtime's default refuses) " +
+        "and list its localhostProfile in this policy's reviewedSeccompProfiles.";
+    const appArmorFix = "; use the runtime's default profile (RuntimeDefault; on Docker, no apparmor option), or review the profile on every node " +
+        "and list its name in this policy's reviewedAppArmorProfiles.";
+    const localSeccomp = { type: "Localhost", localhostProfile: "profiles/allow-all.json" };
+    const d = deployment("api-gateway", 3001, {
+        spec: {
+            securityContext: { runAsNonRoot: true, seccompProfile: localSeccomp, appArmorProfile: { type: "Localhost", localhostProfile: "loose" } },
+            initContainers: [container("migrate", 0, { ports: [], securityContext: sc({ seccompProfile: { type: "Localhost", localhostProfile: "profiles/migrate.json" } }) })],
+        },
+    });
+    d.props.spec.template.metadata.annotations = { "container.apparmor.security.beta.kubernetes.io/api-gateway": "localhost/legacy" };
+    const cron = backupCronJob("postgres", "postgres:16.4-bookworm", 999);
+    cron.props.spec.jobTemplate.spec.template.spec.containers[0].securityContext.seccompProfile = { type: "Localhost" };
+    cron.props.spec.jobTemplate.spec.template.spec.containers[0].securityContext.appArmorProfile = { type: "Localhost", localhostProfile: "backup" };
+    const docker = dockerService("api-gateway", { securityOpts: ["no-new-privileges:true", "apparmor=loose-profile"] });
+
+    it("rejects a Localhost profile not listed as reviewed, at pod and container level, in init containers and CronJob templates, and Docker's apparmor=<name>", async () => {
+        expect(await messages("no-privilege-escalation", [d, cron, docker])).toEqual([
+            `Deployment "api-gateway-deployment" pod has seccompProfile Localhost "profiles/allow-all.json", a profile on the node the pack cannot read, not listed in reviewedSeccompProfiles${seccompFix}`,
+            `Deployment "api-gateway-deployment" container "migrate" has seccompProfile Localhost "profiles/migrate.json", a profile on the node the pack cannot read, not listed in reviewedSeccompProfiles${seccompFix}`,
+            `CronJob "postgres-backup-cronjob" container "postgres-backup" has seccompProfile Localhost without a localhostProfile, a profile on the node the pack cannot read, not listed in reviewedSeccompProfiles${seccompFix}`,
+        ]);
+        expect(await messages("pod-security-apparmor", [d, cron, docker])).toEqual([
+            `Deployment "api-gateway-deployment" pod sets appArmorProfile Localhost "loose", a profile on the node the pack cannot read, not listed in reviewedAppArmorProfiles${appArmorFix}`,
+            `Deployment "api-gateway-deployment" annotation container.apparmor.security.beta.kubernetes.io/api-gateway is "localhost/legacy", a profile on the node the pack cannot read, not listed in reviewedAppArmorProfiles${appArmorFix}`,
+            `CronJob "postgres-backup-cronjob" container "postgres-backup" sets appArmorProfile Localhost "backup", a profile on the node the pack cannot read, not listed in reviewedAppArmorProfiles${appArmorFix}`,
+            `Container "api-gateway-container" sets securityOpts "apparmor=loose-profile", a profile on the node the pack cannot read, not listed in reviewedAppArmorProfiles${appArmorFix}`,
+        ]);
+    });
+
+    it("passes listed profiles, Docker's docker-default, and a profile name unknown during preview; prod.json and local-k8s.json list the same (none)", async () => {
+        const cfg = reviewed(["profiles/allow-all.json", "profiles/migrate.json"], ["loose", "legacy", "backup", "loose-profile"]);
+        expect(await messages("no-privilege-escalation", [d, docker], cfg)).toEqual([]);
+        expect(await messages("pod-security-apparmor", [d, cron, docker], cfg)).toEqual([]);
+        expect(await messages("pod-security-apparmor", [dockerService("api-gateway", { securityOpts: ["no-new-privileges:true", "apparmor=docker-default"] })])).toEqual([]);
+        const unknown = deployment("api-gateway", 3001, { spec: { securityContext: { runAsNonRoot: true, seccompProfile: { type: "Localhost", localhostProfile: UNKNOWN } } } });
+        expect(await messages("no-privilege-escalation", [unknown])).toEqual([]);
+        for (const policy of ["no-privilege-escalation", "pod-security-apparmor"]) {
+            expect(loadConfig("local-k8s")[policy], policy).toEqual(loadConfig("prod")[policy]);
+        }
+        expect(loadConfig("prod")["no-privilege-escalation"]).toEqual({ reviewedSeccompProfiles: [] });
     });
 });

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cluster, clusterReady, root, run } from "../e2e-k8s/kube";
 import { freePort } from "../harness/proc";
 import { podSecurityCorpus } from "./pss-corpus";
-import { runPack, Violation } from "./run-pack";
+import { loadConfig, runPack, Violation } from "./run-pack";
 
 /** Admission's control name -> the pack policy that covers it and how its message names it. */
 const CONTROLS: Record<string, { policy: string; names: RegExp }> = {
@@ -39,6 +39,15 @@ const CONTROLS: Record<string, { policy: string; names: RegExp }> = {
     "hostProcess": { policy: "no-privileged-containers", names: /hostProcess/ },
 };
 const PSS_POLICIES = [...new Set(Object.values(CONTROLS).map((c) => c.policy))];
+/**
+ * prod.json, with the corpus's Localhost profiles listed as reviewed: admission accepts any Localhost
+ * profile, the pack (session 44) only one the operator has reviewed on the nodes.
+ */
+const PROD = {
+    ...loadConfig("prod"),
+    "no-privilege-escalation": { reviewedSeccompProfiles: ["profiles/trading.json"] },
+    "pod-security-apparmor": { reviewedAppArmorProfiles: ["trading"] },
+};
 
 // A running apiserver needs only kubectl; starting the control plane needs what start.sh needs.
 const kubectlBin = path.join(cluster.K8S_BIN, "kubectl");
@@ -131,7 +140,7 @@ describe.skipIf(!built)("Pod Security oracle: the pack against the real apiserve
 
     async function packVerdict(name: string): Promise<Violation[]> {
         const c = corpus.find((x) => x.name === name)!;
-        return runPack([{ type: "kubernetes:core/v1:Pod", name, props: c.pod }], "prod", { only: PSS_POLICIES });
+        return runPack([{ type: "kubernetes:core/v1:Pod", name, props: c.pod }], PROD, { only: PSS_POLICIES });
     }
 
     it("the corpus has at least 50 specs, valid ones and violations of every control", () => {
@@ -205,7 +214,7 @@ describe("the pack on the corpus, without a cluster", () => {
     it("reports the intended control for every violation and nothing for the valid specs", async () => {
         const wrong: string[] = [];
         for (const c of podSecurityCorpus("pss-oracle")) {
-            const pack = await runPack([{ type: "kubernetes:core/v1:Pod", name: c.name, props: c.pod }], "prod", { only: PSS_POLICIES });
+            const pack = await runPack([{ type: "kubernetes:core/v1:Pod", name: c.name, props: c.pod }], PROD, { only: PSS_POLICIES });
             if (c.intent === "valid") {
                 if (pack.length) wrong.push(`${c.name}: valid, but ${JSON.stringify(pack.map((p) => p.message))}`);
                 continue;
