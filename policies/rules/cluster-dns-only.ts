@@ -1,16 +1,37 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { catalog } from "../../catalog/services";
 import { readConfig } from "../lib/config";
+import { isUnder } from "../lib/public-names";
 import { forEveryWorkload, Workload } from "../lib/rule";
 import { arr, isRecord, str } from "../lib/values";
 import { DATASTORES, MONITORING } from "../lib/workloads";
 
 export interface ClusterDnsConfig {
-    /** Nameserver addresses a pod may name itself (the cluster DNS Service's, a node-local cache's); none by default. */
+    /**
+     * Nameserver addresses a workload may name itself (the cluster DNS Service's, a node-local cache's; on
+     * Docker, session 44, a resolver the operator runs for the engine's embedded DNS to forward to); none by default.
+     */
     clusterNameservers: string[];
+    /**
+     * Session 44: search domains a workload may add beyond the cluster's own (`*.svc`, `cluster.local`): a
+     * zone the operator holds. None by default.
+     */
+    allowedSearchDomains: string[];
 }
 
-const defaults: ClusterDnsConfig = { clusterNameservers: [] };
+const defaults: ClusterDnsConfig = { clusterNameservers: [], allowedSearchDomains: [] };
+
+/**
+ * Session 44: search domains outside the cluster's own and the listed ones. A resolver tries a name
+ * under each search domain: on Kubernetes (ndots 5) every name with fewer than five dots, external
+ * ones too, before the name itself; with Docker's embedded DNS (ndots 0) a name it does not find (a
+ * peer that is down or switched off, a typo). Whoever holds that domain answers with an address of
+ * their choosing (a wildcard record), and the platform's traffic, credentials included, goes there.
+ */
+function outsideSearchDomains(searches: unknown, cfg: ClusterDnsConfig, clusterOwn: readonly string[]): string[] {
+    return arr(searches).map((d) => str(d)).filter((d): d is string => d !== undefined && d.trim() !== "")
+        .filter((d) => ![...clusterOwn, ...cfg.allowedSearchDomains].some((own) => isUnder(d, own)));
+}
 
 /**
  * Names a pod must not resolve by itself: the cluster's own (a single label, which the search path
@@ -41,12 +62,23 @@ export function isRebindableName(host: string): boolean {
  * - `hostAliases` (Docker: `hosts`) binding a name of the cluster or the platform, or a cloud metadata
  *   host: `postgres` pointed at another address receives the services' database credentials. Aliases of
  *   other names are left alone (TLS still checks them).
+ * - session 44: `dnsConfig.searches` (Docker `dnsSearches`) naming a domain outside the cluster's, and
+ *   Docker `dns` servers not in `clusterNameservers` (the embedded DNS forwards every name it does not
+ *   hold to them, past the host's resolvers).
  */
 export function dnsBypasses(w: Workload, cfg: ClusterDnsConfig = defaults): string[] {
     const out: string[] = [];
     const aliases: Array<{ field: string; ip?: string; hosts: string[] }> = [];
     if (w.target === "docker") {
         arr(w.props.hosts).filter(isRecord).forEach((h, i) => aliases.push({ field: `hosts[${i}]`, ip: str(h.ip), hosts: [str(h.host)].filter((n): n is string => !!n) }));
+        const servers = arr(w.props.dns).map((n) => str(n)).filter((n): n is string => n !== undefined && n.trim() !== "");
+        const outside = servers.filter((n) => !cfg.clusterNameservers.includes(n.trim()));
+        if (outside.length) out.push(`sets dns ${outside.join(", ")}, so the engine's embedded DNS forwards every name it does not hold there, past the host's resolvers`);
+        const searches = outsideSearchDomains(w.props.dnsSearches, cfg, []);
+        if (searches.length) {
+            out.push(`sets dnsSearches ${searches.join(", ")}, so a name the embedded DNS does not find (a peer that is down or switched off, a typo) is looked up ` +
+                "under that domain, whose holder answers with an address of their choosing");
+        }
     } else if (w.pod) {
         const spec = w.pod.spec;
         const policy = str(spec.dnsPolicy);
@@ -56,6 +88,11 @@ export function dnsBypasses(w: Workload, cfg: ClusterDnsConfig = defaults): stri
             out.push(`${policy === "None" ? "sets dnsPolicy: None and resolves" : "adds dnsConfig.nameservers, so it resolves"} names through ${outside.join(", ")}, past the cluster DNS`);
         }
         if (policy === "Default") out.push("sets dnsPolicy: Default, so it resolves names through the node's resolvers, past the cluster DNS");
+        const searches = outsideSearchDomains(spec.dnsConfig?.searches, cfg, ["svc", "cluster.local"]);
+        if (searches.length) {
+            out.push(`sets dnsConfig.searches ${searches.join(", ")}, outside the cluster's domains, so every name with fewer than five dots (api.binance.com, ` +
+                "a peer that is switched off) is first looked up under that domain, whose holder answers with an address of their choosing");
+        }
         arr(spec.hostAliases).filter(isRecord).forEach((a, i) => aliases.push({
             field: `hostAliases[${i}]`, ip: str(a.ip), hosts: arr(a.hostnames).map((n) => str(n)).filter((n): n is string => !!n),
         }));
@@ -72,16 +109,28 @@ export const clusterDnsOnly: ResourceValidationPolicy = {
     description:
         "Pods resolve names through the cluster DNS: no dnsPolicy None or dnsConfig.nameservers naming a server outside clusterNameservers, " +
         "no dnsPolicy Default (the node's resolvers); no hostAliases (Docker hosts) binding a cluster or platform name (a single label, *.svc, " +
-        "*.cluster.local, kubernetes, postgres.<namespace>, ...), localhost or a cloud metadata host.",
+        "*.cluster.local, kubernetes, postgres.<namespace>, ...), localhost or a cloud metadata host; no search domain (dnsConfig.searches, Docker " +
+        "dnsSearches) outside the cluster's and allowedSearchDomains, no Docker dns server outside clusterNameservers (session 44).",
     severity: "high",
     configSchema: {
-        properties: { clusterNameservers: { type: "array", items: { type: "string" }, default: defaults.clusterNameservers } },
+        properties: {
+            clusterNameservers: { type: "array", items: { type: "string" }, default: defaults.clusterNameservers },
+            allowedSearchDomains: { type: "array", items: { type: "string" }, default: defaults.allowedSearchDomains },
+        },
     },
     validateResource: forEveryWorkload((w, args, reportViolation) => {
         for (const p of dnsBypasses(w, readConfig(args, defaults))) {
-            reportViolation(`${w.label} ${p}, so its lookups escape DNS-based egress policy and the cluster's DNS logs, and the platform's names can be pointed elsewhere. ` +
-                "Leave dnsPolicy at ClusterFirst without nameservers of its own (a cluster resolver's address goes in the policy's clusterNameservers) and drop the alias: " +
-                "the platform's names resolve through the cluster DNS.");
+            if (p.includes("dnsSearches") || p.includes("dnsConfig.searches")) {
+                reportViolation(`${w.label} ${p}. Drop the search domain and name outside hosts in full (a zone the operator holds goes in the policy's ` +
+                    "allowedSearchDomains).");
+            } else if (p.startsWith("sets dns ")) {
+                reportViolation(`${w.label} ${p}, so its lookups escape DNS-based egress control and logging, and an outside server answers for every name. ` +
+                    "Drop dns and let the engine use the host's resolvers (a resolver the operator runs goes in the policy's clusterNameservers).");
+            } else {
+                reportViolation(`${w.label} ${p}, so its lookups escape DNS-based egress policy and the cluster's DNS logs, and the platform's names can be pointed elsewhere. ` +
+                    "Leave dnsPolicy at ClusterFirst without nameservers of its own (a cluster resolver's address goes in the policy's clusterNameservers) and drop the alias: " +
+                    "the platform's names resolve through the cluster DNS.");
+            }
         }
     }),
 };

@@ -492,6 +492,44 @@ describe("cluster-dns-only", () => {
     });
 });
 
+// Session 44's policy hunt: dnsConfig.searches (Docker dnsSearches) naming an outside domain let whoever
+// holds it answer for the names tried under it (on Kubernetes, every name with fewer than five dots, first),
+// and Docker dns servers sent every name the embedded DNS does not hold to an outside resolver.
+describe("cluster-dns-only: search domains and Docker dns servers (session 44)", () => {
+    const searchFix = ". Drop the search domain and name outside hosts in full (a zone the operator holds goes in the policy's allowedSearchDomains).";
+    const dnsFix = ", so its lookups escape DNS-based egress control and logging, and an outside server answers for every name. " +
+        "Drop dns and let the engine use the host's resolvers (a resolver the operator runs goes in the policy's clusterNameservers).";
+    const searching = deployment("api-gateway", 3001, { spec: { dnsConfig: { searches: ["ai-trading.svc.cluster.local", "corp.example.com", "attacker.example.net."] } } });
+    const none = edit(backupCronJob("postgres", "postgres:16.4-bookworm", 999), (p) => {
+        p.spec.jobTemplate.spec.template.spec.dnsPolicy = "None";
+        p.spec.jobTemplate.spec.template.spec.dnsConfig = { nameservers: ["10.96.0.10"], searches: ["svc.cluster.local", "example.org"] };
+    });
+    const docker = dockerService("api-gateway", { dns: ["8.8.8.8", "1.1.1.1"], dnsSearches: ["attacker.example.net"] });
+    const resolverCfg = { "cluster-dns-only": { clusterNameservers: ["10.96.0.10"] } };
+
+    it("rejects a search domain outside the cluster's on both targets (CronJob templates included) and Docker dns servers not listed", async () => {
+        expect(await messages("cluster-dns-only", [searching, none, docker], { all: "mandatory", ...resolverCfg })).toEqual([
+            "Deployment \"api-gateway-deployment\" sets dnsConfig.searches corp.example.com, attacker.example.net., outside the cluster's domains, so every name with fewer " +
+                `than five dots (api.binance.com, a peer that is switched off) is first looked up under that domain, whose holder answers with an address of their choosing${searchFix}`,
+            "CronJob \"postgres-backup-cronjob\" sets dnsConfig.searches example.org, outside the cluster's domains, so every name with fewer " +
+                `than five dots (api.binance.com, a peer that is switched off) is first looked up under that domain, whose holder answers with an address of their choosing${searchFix}`,
+            `Container "api-gateway-container" sets dns 8.8.8.8, 1.1.1.1, so the engine's embedded DNS forwards every name it does not hold there, past the host's resolvers${dnsFix}`,
+            "Container \"api-gateway-container\" sets dnsSearches attacker.example.net, so a name the embedded DNS does not find (a peer that is down or switched off, a typo) " +
+                `is looked up under that domain, whose holder answers with an address of their choosing${searchFix}`,
+        ]);
+    });
+
+    it("passes the cluster's own search domains, listed ones, a listed resolver on Docker, and values unknown during preview", async () => {
+        const cfg = { all: "mandatory" as const, "cluster-dns-only": { clusterNameservers: ["10.96.0.10", "192.168.50.2"], allowedSearchDomains: ["corp.example.com", "attacker.example.net", "example.org"] } };
+        expect(await messages("cluster-dns-only", [searching, none, dockerService("api-gateway", { dns: ["192.168.50.2"], dnsSearches: ["corp.example.com"] })], cfg)).toEqual([]);
+        const own = deployment("api-gateway", 3001, { spec: { dnsConfig: { searches: ["ai-trading.svc.cluster.local", "svc.cluster.local", "cluster.local"] } } });
+        expect(await messages("cluster-dns-only", [own, dockerService("api-gateway", { dns: UNKNOWN, dnsSearches: [UNKNOWN] })])).toEqual([]);
+        // A look-alike of the cluster's domain is not it.
+        const lookAlike = deployment("api-gateway", 3001, { spec: { dnsConfig: { searches: ["evilcluster.local.example.net"] } } });
+        expect(summary(await runPack([lookAlike], "prod", { only: ["cluster-dns-only"] }))).toEqual(["cluster-dns-only api-gateway-deployment"]);
+    });
+});
+
 describe("non-root-groups", () => {
     it("passes non-zero groups", async () => {
         expect(await messages("non-root-groups", [...prodStack(), dockerService()])).toEqual([]);
