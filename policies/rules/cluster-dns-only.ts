@@ -1,10 +1,12 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import { isIP } from "node:net";
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { catalog } from "../../catalog/services";
 import { readConfig } from "../lib/config";
 import { isUnder } from "../lib/public-names";
 import { forEveryWorkload, Workload } from "../lib/rule";
-import { arr, isRecord, str } from "../lib/values";
-import { DATASTORES, MONITORING } from "../lib/workloads";
+import { arr, isRecord, plain, str } from "../lib/values";
+import { DATASTORES, describe, MONITORING, objectName } from "../lib/workloads";
 
 export interface ClusterDnsConfig {
     /**
@@ -104,13 +106,39 @@ export function dnsBypasses(w: Workload, cfg: ClusterDnsConfig = defaults): stri
     return out;
 }
 
+/**
+ * Session 44: a Service of type ExternalName is a DNS alias the cluster DNS serves to every pod (a
+ * CNAME): named as a platform workload (`postgres`, `api-gateway`, `prometheus`, `kubernetes`), the
+ * platform's clients of that name connect wherever it points, with the credentials their URLs carry,
+ * as a hostAliases entry would send them; pointing at a cloud metadata host or an IP address (which
+ * the cluster DNS hands out as a name), it aliases the node's credentials or an address no selector
+ * judges. An ExternalName of any other name to an outside host is left alone (TLS still checks it);
+ * as an Ingress backend it is ingress-internal-backends'.
+ */
+export function externalNameProblems(props: Record<string, any>, resourceName: string): string[] {
+    if (str(props.spec?.type) !== "ExternalName") return [];
+    const name = objectName(props, resourceName);
+    const target = str(props.spec?.externalName);
+    const out: string[] = [];
+    if (PLATFORM_NAMES.includes(name.toLowerCase())) {
+        out.push(`is of type ExternalName under the platform name "${name}", so every pod asking for ${name} is sent to ${target ?? "a name computed during preview"}, past the cluster DNS`);
+    }
+    if (target !== undefined) {
+        const bare = target.trim().toLowerCase().replace(/\.$/, "");
+        if (METADATA_HOSTS.includes(bare)) out.push(`points its ExternalName at the cloud metadata host ${target}`);
+        else if (isIP(bare) !== 0) out.push(`points its ExternalName at the address ${target}, which no selector judges`);
+    }
+    return out;
+}
+
 export const clusterDnsOnly: ResourceValidationPolicy = {
     name: "cluster-dns-only",
     description:
         "Pods resolve names through the cluster DNS: no dnsPolicy None or dnsConfig.nameservers naming a server outside clusterNameservers, " +
         "no dnsPolicy Default (the node's resolvers); no hostAliases (Docker hosts) binding a cluster or platform name (a single label, *.svc, " +
         "*.cluster.local, kubernetes, postgres.<namespace>, ...), localhost or a cloud metadata host; no search domain (dnsConfig.searches, Docker " +
-        "dnsSearches) outside the cluster's and allowedSearchDomains, no Docker dns server outside clusterNameservers (session 44).",
+        "dnsSearches) outside the cluster's and allowedSearchDomains, no Docker dns server outside clusterNameservers, no ExternalName Service under a " +
+        "platform name or aliasing a metadata host or an address (session 44).",
     severity: "high",
     configSchema: {
         properties: {
@@ -118,7 +146,7 @@ export const clusterDnsOnly: ResourceValidationPolicy = {
             allowedSearchDomains: { type: "array", items: { type: "string" }, default: defaults.allowedSearchDomains },
         },
     },
-    validateResource: forEveryWorkload((w, args, reportViolation) => {
+    validateResource: [forEveryWorkload((w, args, reportViolation) => {
         for (const p of dnsBypasses(w, readConfig(args, defaults))) {
             if (p.includes("dnsSearches") || p.includes("dnsConfig.searches")) {
                 reportViolation(`${w.label} ${p}. Drop the search domain and name outside hosts in full (a zone the operator holds goes in the policy's ` +
@@ -132,5 +160,10 @@ export const clusterDnsOnly: ResourceValidationPolicy = {
                     "the platform's names resolve through the cluster DNS.");
             }
         }
-    }),
+    }), validateResourceOfType(k8s.core.v1.Service, (svc, args, reportViolation) => {
+        for (const p of externalNameProblems(plain(svc as Record<string, any>), args.name)) {
+            reportViolation(`${describe(args.type, args.name)} ${p}: the platform's clients (and their credentials) follow the alias. ` +
+                "Give the platform's names to Services selecting the platform's pods, and name an outside host in full where it is used.");
+        }
+    })],
 };

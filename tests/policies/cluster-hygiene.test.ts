@@ -530,6 +530,31 @@ describe("cluster-dns-only: search domains and Docker dns servers (session 44)",
     });
 });
 
+// Session 44's policy hunt: an ExternalName Service is a CNAME the cluster DNS serves every pod; under a
+// platform name (postgres) it sent the platform's clients, and their credentials, wherever it pointed.
+describe("cluster-dns-only: ExternalName Services (session 44)", () => {
+    const fix = ": the platform's clients (and their credentials) follow the alias. Give the platform's names to Services selecting the platform's pods, " +
+        "and name an outside host in full where it is used.";
+    const alias = (name: string, externalName: unknown): TestResource => ({
+        type: "kubernetes:core/v1:Service", name: `${name}-service`,
+        props: { apiVersion: "v1", kind: "Service", metadata: { name, namespace: "ai-trading" }, spec: { type: "ExternalName", externalName } },
+    });
+
+    it("rejects one under a platform name, or aliasing a cloud metadata host or an address", async () => {
+        expect(await messages("cluster-dns-only", [alias("postgres", "db.attacker.example.net"), alias("prometheus", UNKNOWN),
+            alias("metadata-alias", "metadata.google.internal."), alias("node-alias", "169.254.169.254")])).toEqual([
+            `Service "postgres-service" is of type ExternalName under the platform name "postgres", so every pod asking for postgres is sent to db.attacker.example.net, past the cluster DNS${fix}`,
+            `Service "prometheus-service" is of type ExternalName under the platform name "prometheus", so every pod asking for prometheus is sent to a name computed during preview, past the cluster DNS${fix}`,
+            `Service "metadata-alias-service" points its ExternalName at the cloud metadata host metadata.google.internal.${fix}`,
+            `Service "node-alias-service" points its ExternalName at the address 169.254.169.254, which no selector judges${fix}`,
+        ]);
+    });
+
+    it("passes an ExternalName of another name to an outside host, and the platform's own Services", async () => {
+        expect(await messages("cluster-dns-only", [alias("partner-api", "api.partner.example.com"), ...prodStack()])).toEqual([]);
+    });
+});
+
 describe("non-root-groups", () => {
     it("passes non-zero groups", async () => {
         expect(await messages("non-root-groups", [...prodStack(), dockerService()])).toEqual([]);
