@@ -21,6 +21,24 @@ function blocksAllEvictions(pdb: Record<string, any>, replicas: number | undefin
     return n !== undefined && replicas !== undefined && n >= replicas;
 }
 
+/**
+ * Session 44: does this PDB let every pod go at once (`maxUnavailable: 100%`, or at least the replica
+ * count; `minAvailable: 0` or `0%`)? It then selects the pods and protects none of them: a node drain or
+ * a cluster upgrade evicts every replica together. The setting it allows, for the message; undefined otherwise.
+ */
+function allowsEveryEviction(pdb: Record<string, any>, replicas: number | undefined): string | undefined {
+    // One replica is no budget's to protect: service-min-replicas judges the count.
+    if (replicas !== undefined && replicas < 2) return undefined;
+    const maxUnavailable = pdb.spec?.maxUnavailable;
+    const percent = (v: unknown) => { const m = /^\s*(\d+)\s*%\s*$/.exec(str(v) ?? ""); return m ? Number(m[1]) : undefined; };
+    if ((percent(maxUnavailable) ?? 0) >= 100) return `maxUnavailable: ${str(maxUnavailable)}`;
+    const max = num(maxUnavailable);
+    if (max !== undefined && replicas !== undefined && max >= replicas) return `maxUnavailable: ${max} of ${replicas} replicas`;
+    const minAvailable = pdb.spec?.minAvailable;
+    if (num(minAvailable) === 0 || percent(minAvailable) === 0) return `minAvailable: ${minAvailable}`;
+    return undefined;
+}
+
 const kindOf = (r: StackResource) => r.type.split(":").pop();
 
 export function pdbFindings(resources: StackResource[]): Array<{ urn: string; message: string }> {
@@ -55,13 +73,24 @@ export function pdbFindings(resources: StackResource[]): Array<{ urn: string; me
                     "drains hang; use maxUnavailable: 1 (or minAvailable below the replica count).",
             });
         }
+        const floor = replicaFloor(d, resources) ?? replicas;
+        for (const p of matching) {
+            const every = allowsEveryEviction(p.props, floor);
+            if (every === undefined) continue;
+            out.push({
+                urn: p.urn,
+                message: `PodDisruptionBudget "${objectName(p.props, p.name)}" lets every pod of ${kindOf(d)} "${name}" be evicted at once (${every}), so ` +
+                    "a node drain or cluster upgrade takes it down while it seems covered; use maxUnavailable: 1 (or minAvailable below the replica count).",
+            });
+        }
     }
     return out;
 }
 
 export const servicePodDisruptionBudget: StackValidationPolicy = {
     name: "service-pod-disruption-budget",
-    description: "On prod, every service Deployment and every replicated Deployment or StatefulSet has a PodDisruptionBudget whose selector matches its pods and that still allows drains.",
+    description: "On prod, every service Deployment and every replicated Deployment or StatefulSet has a PodDisruptionBudget whose selector matches its pods, " +
+        "that still allows drains and that does not let every pod go at once (maxUnavailable 100%, minAvailable 0; session 44).",
     severity: "medium",
     configSchema: { properties: { environment: environmentSchema } },
     validateStack: (args, reportViolation) => {

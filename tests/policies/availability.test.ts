@@ -100,6 +100,36 @@ describe("service-pod-disruption-budget", () => {
     });
 });
 
+// Session 44's policy hunt: a PDB that lets every pod go at once (maxUnavailable 100% or the replica count,
+// minAvailable 0) counted as the budget the rule asks for, and protected nothing.
+describe("service-pod-disruption-budget: budgets that protect nothing (session 44)", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("service-pod-disruption-budget"));
+    const fix = ", so a node drain or cluster upgrade takes it down while it seems covered; use maxUnavailable: 1 (or minAvailable below the replica count).";
+
+    it("rejects maxUnavailable 100% or at least the replicas (the HPA's floor too), and minAvailable 0 or 0%, on prod only", async () => {
+        const rs = [
+            deployment("api-gateway", 3001, { replicas: 3 }), pdb("api-gateway", { maxUnavailable: "100%" }),
+            deployment("central-hub", 7000, { replicas: 4 }), hpa("central-hub", 2), pdb("central-hub", { maxUnavailable: 2 }),
+            deployment("risk-analyzer", 8020, { replicas: 2 }), pdb("risk-analyzer", { minAvailable: "0%" }),
+            deployment("portfolio-manager", 3003, { replicas: 2 }), pdb("portfolio-manager", { minAvailable: 0 }),
+        ];
+        expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message}`)).toEqual([
+            `api-gateway-pdb: PodDisruptionBudget "api-gateway" lets every pod of Deployment "api-gateway" be evicted at once (maxUnavailable: 100%)${fix}`,
+            `central-hub-pdb: PodDisruptionBudget "central-hub" lets every pod of Deployment "central-hub" be evicted at once (maxUnavailable: 2 of 2 replicas)${fix}`,
+            `risk-analyzer-pdb: PodDisruptionBudget "risk-analyzer" lets every pod of Deployment "risk-analyzer" be evicted at once (minAvailable: 0%)${fix}`,
+            `portfolio-manager-pdb: PodDisruptionBudget "portfolio-manager" lets every pod of Deployment "portfolio-manager" be evicted at once (minAvailable: 0)${fix}`,
+        ]);
+        expect(await run(rs, "dev")).toEqual([]);
+    });
+
+    it("passes budgets that keep a pod, and leaves a single replica to service-min-replicas", async () => {
+        expect(await run([deployment("api-gateway", 3001, { replicas: 3 }), pdb("api-gateway", { maxUnavailable: "50%" })])).toEqual([]);
+        expect(await run([deployment("api-gateway", 3001, { replicas: 3 }), pdb("api-gateway", { maxUnavailable: 2 })])).toEqual([]);
+        expect(await run([deployment("api-gateway", 3001, { replicas: 2 }), pdb("api-gateway", { minAvailable: 1 })])).toEqual([]);
+        expect(await run([deployment("api-gateway", 3001, { replicas: 1 }), pdb("api-gateway", { maxUnavailable: 1 })])).toEqual([]);
+    });
+});
+
 describe("datastore-backups", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("datastore-backups"));
 
