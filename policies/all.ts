@@ -53,6 +53,7 @@ import { serviceMinReplicas } from "./rules/service-min-replicas";
 import { servicePodDisruptionBudget } from "./rules/service-pod-disruption-budget";
 import { strongGeneratedSecrets } from "./rules/strong-generated-secrets";
 import { trustedCertificateIssuers } from "./rules/trusted-certificate-issuers";
+import { workloadSecretScope } from "./rules/workload-secret-scope";
 
 export const PACK_NAME = "trading-hardening";
 
@@ -62,6 +63,7 @@ export const policies: Policies = [
     serversRequireAuthentication,
     strongGeneratedSecrets,
     credentialsFromSecretRefs,
+    workloadSecretScope,
     // TLS and exposure
     edgeTlsOnly,
     trustedCertificateIssuers,

@@ -547,3 +547,44 @@ describe("credential helpers", () => {
     });
     void container;
 });
+
+// Session 44's policy hunt: nothing judged which Secret a workload reads, so a service taking the datastore's
+// own Secret (postgres-credentials: the superuser's password) with envFrom, a secretKeyRef or a volume passed.
+describe("workload-secret-scope (session 44)", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("workload-secret-scope"));
+    const owned = (workload: string) => edit(secret(workload, { PASSWORD: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" }), (p) => {
+        p.metadata.labels = { "trading.io/workload": workload, "trading.io/role": "datastore" };
+    });
+    const fix = (owner: string) => `, so its pods hold ${owner}'s credentials, and whoever takes them over does too. Give the workload a Secret of its own with only ` +
+        `what it needs (the platform writes <workload>-credentials for each), and leave ${owner}'s to ${owner}.`;
+
+    it("rejects a workload reading another workload's Secret by envFrom, secretKeyRef, a secret volume or a projected source, init containers and CronJobs included", async () => {
+        const d = deployment("api-gateway", 3001, {
+            container: { envFrom: [{ secretRef: { name: "postgres-credentials" } }] },
+            spec: {
+                initContainers: [container("migrate", 0, { ports: [], env: [{ name: "REDIS_PASSWORD", valueFrom: { secretKeyRef: { name: "dragonfly-credentials", key: "PASSWORD" } } }] })],
+                volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, { name: "pg", secret: { secretName: "postgres-credentials" } },
+                    { name: "all", projected: { sources: [{ secret: { name: "clickhouse-credentials" } }] } }],
+            },
+        });
+        const cron = edit(backupCronJob("postgres", "postgres:16.4-bookworm", 999), (p) => {
+            p.spec.jobTemplate.spec.template.spec.containers[0].env.push({ name: "CH", valueFrom: { secretKeyRef: { name: "clickhouse-credentials", key: "PASSWORD" } } });
+        });
+        const rs = [owned("postgres"), owned("dragonfly"), owned("clickhouse"), d, cron];
+        expect((await run(rs)).map((v) => `${v.enforcementLevel} ${v.resourceName}: ${v.message}`)).toEqual([
+            `mandatory api-gateway-deployment: Deployment "api-gateway-deployment" (trading.io/workload api-gateway) reads Secret "dragonfly-credentials" of workload dragonfly (init container "migrate" env[0] (REDIS_PASSWORD) secretKeyRef)${fix("dragonfly")}`,
+            `mandatory api-gateway-deployment: Deployment "api-gateway-deployment" (trading.io/workload api-gateway) reads Secret "postgres-credentials" of workload postgres (container "api-gateway" envFrom[0].secretRef (every key))${fix("postgres")}`,
+            `mandatory api-gateway-deployment: Deployment "api-gateway-deployment" (trading.io/workload api-gateway) reads Secret "postgres-credentials" of workload postgres (volume "pg" (secret))${fix("postgres")}`,
+            `mandatory api-gateway-deployment: Deployment "api-gateway-deployment" (trading.io/workload api-gateway) reads Secret "clickhouse-credentials" of workload clickhouse (volume "all" projected sources[0].secret)${fix("clickhouse")}`,
+            `mandatory postgres-backup-cronjob: CronJob "postgres-backup-cronjob" (trading.io/workload postgres-backup) reads Secret "clickhouse-credentials" of workload clickhouse (container "postgres-backup" env[1] (CH) secretKeyRef)${fix("clickhouse")}`,
+        ]);
+        expect((await run(rs, "dev")).map((v) => v.enforcementLevel)).toEqual(["advisory", "advisory", "advisory", "advisory", "advisory"]);
+    });
+
+    it("passes a workload's own Secret, a Secret the stack does not declare or without an owner label, another namespace's, and a name unknown during preview", async () => {
+        const d = deployment("api-gateway", 3001, { container: { envFrom: [{ secretRef: { name: "api-gateway-credentials" } }, { secretRef: { name: "external-credentials" } }, { secretRef: { name: "shared-credentials" } }, { secretRef: { name: UNKNOWN } }] } });
+        const other = edit(owned("postgres"), (p) => { p.metadata.namespace = "other"; });
+        const d2 = deployment("risk-analyzer", 8020, { container: { envFrom: [{ secretRef: { name: "postgres-credentials" } }] } });
+        expect(await run([owned("api-gateway"), secret("shared", { A: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" }), other, d, d2])).toEqual([]);
+    });
+});
