@@ -1,6 +1,6 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
-import { plainResources, replicaFloor, scalerOf, StackResource } from "../lib/stack";
+import { isScaledObject, plainResources, replicaFloor, scalerOf, StackResource } from "../lib/stack";
 import { identity, isSingletonDeployment, K8S_REPLICATED, objectName } from "../lib/workloads";
 
 export interface ReplicasConfig {
@@ -25,11 +25,14 @@ export function underReplicated(resources: StackResource[], cfg: ReplicasConfig 
         const replicas = replicaFloor(d, resources);
         if (replicas === undefined) continue; // computed
         if (replicas < cfg.minReplicas) {
-            const source = scalerOf(d, resources) ? `its HorizontalPodAutoscaler's minReplicas is ${replicas}` : `spec.replicas is ${replicas}`;
+            const scaler = scalerOf(d, resources);
+            const source = scaler === undefined ? `spec.replicas is ${replicas}`
+                : isScaledObject(scaler.type) ? `its KEDA ScaledObject's minReplicaCount is ${replicas}${scaler.props.spec?.minReplicaCount === undefined ? " (KEDA's default)" : ""}`
+                    : `its HorizontalPodAutoscaler's minReplicas is ${replicas}`;
             out.push({
                 urn: d.urn,
                 message: `${d.type.split(":").pop()} "${objectName(d.props, d.name)}" (role=service) would be down during a rollout or node loss: ${source}; ` +
-                    `run at least ${cfg.minReplicas} replicas (spec.replicas or the HPA's minReplicas).`,
+                    `run at least ${cfg.minReplicas} replicas (${scaler && isScaledObject(scaler.type) ? "the ScaledObject's minReplicaCount" : "spec.replicas or the HPA's minReplicas"}).`,
             });
         }
     }

@@ -30,6 +30,30 @@ describe("service-min-replicas", () => {
     });
 });
 
+// Session 44's policy hunt: a KEDA ScaledObject scales its target through an HPA KEDA writes at apply time,
+// down to minReplicaCount (default 0: scale to zero when idle); the pack read spec.replicas and passed.
+describe("service-min-replicas: KEDA ScaledObjects (session 44)", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("service-min-replicas"));
+    const scaledObject = (workload: string, spec: Record<string, unknown> = {}) => ({
+        type: "kubernetes:keda.sh/v1alpha1:ScaledObject", name: `${workload}-scaledobject`,
+        props: { apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", metadata: { name: workload, namespace: "ai-trading" },
+            spec: { scaleTargetRef: { name: workload }, maxReplicaCount: 6, triggers: [{ type: "kafka", metadata: { topic: "orders" } }], ...spec } },
+    });
+
+    it("rejects a service scaled to zero by KEDA's default or a minReplicaCount below two, and passes one of two or more", async () => {
+        expect((await run([deployment("api-gateway", 3001, { replicas: 3 }), scaledObject("api-gateway"),
+            deployment("central-hub", 7000, { replicas: 3 }), scaledObject("central-hub", { minReplicaCount: 1 })])).map((v) => v.message)).toEqual([
+            "Deployment \"api-gateway\" (role=service) would be down during a rollout or node loss: its KEDA ScaledObject's minReplicaCount is 0 (KEDA's default); " +
+                "run at least 2 replicas (the ScaledObject's minReplicaCount).",
+            "Deployment \"central-hub\" (role=service) would be down during a rollout or node loss: its KEDA ScaledObject's minReplicaCount is 1; " +
+                "run at least 2 replicas (the ScaledObject's minReplicaCount).",
+        ]);
+        expect(await run([deployment("api-gateway", 3001, { replicas: 1 }), scaledObject("api-gateway", { minReplicaCount: 2 })])).toEqual([]);
+        // Another kind's target is not the Deployment.
+        expect(await run([deployment("api-gateway", 3001), scaledObject("api-gateway", { scaleTargetRef: { name: "api-gateway", kind: "StatefulSet" } })])).toEqual([]);
+    });
+});
+
 describe("an autoscaling/v1 HorizontalPodAutoscaler (still served) sets the floor as a v2 one does", () => {
     const v1 = (workload: string, minReplicas: number) => {
         const h = hpa(workload, minReplicas);
