@@ -29,6 +29,7 @@ import { FormatRegistry, Type, type SchemaOptions, type Static, type TLiteral, t
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { NUMBER_TEXT } from "./numerals";
 import { CREDENTIAL_QUERY_PARAM, namedLikeACredential } from "./credential-words";
+import { readSecretFiles } from "./secret-files";
 
 export { namedLikeACredential } from "./credential-words";
 
@@ -200,10 +201,13 @@ function withTimerBound(name: string, s: TSchema): TSchema {
 /**
  * Reads the variables of `schema` from `source` (default `process.env`), applies the schema's
  * defaults and validates them. Throws a ConfigError listing every problem, each naming its
- * variable (and, when missing, the service that requires it).
+ * variable (and, when missing, the service that requires it). A variable the schema marks secret
+ * may be given as `<NAME>_FILE`, the path of a file holding it (./secret-files.ts).
  */
-export function loadConfig<S extends ConfigSchema>(service: string, declared: S, source: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
+export function loadConfig<S extends ConfigSchema>(service: string, declared: S, env: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
   const schema: ConfigSchema = Object.fromEntries(Object.entries(declared).map(([name, s]) => [name, withTimerBound(name, s)]));
+  const { source, problems: fileProblems } = readSecretFiles(env, Object.keys(schema), (name) => isSecret(schema[name]));
+  if (fileProblems.length > 0) throw new ConfigError(service, fileProblems);
   const object = Type.Object(schema);
   const value: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(schema)) {

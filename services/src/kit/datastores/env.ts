@@ -2,6 +2,7 @@
 import type { Datastore, ServiceDefinition } from "../../catalog";
 import { Type } from "@sinclair/typebox";
 import { ConfigError, envList, envUrl, loadConfig, type ConfigOf } from "../config";
+import { givenInEnv } from "../secret-files";
 
 /* ------------------------------------------------------------------------------------------------
  * Environment variables of each datastore (the contract in docs/conventions.md). The first variable
@@ -69,8 +70,8 @@ export function loadDatastoreConfig(def: ServiceDefinition, source: NodeJS.Proce
     ...def.optional.map((d) => [d, false] as [Datastore, boolean]),
   ];
   for (const [ds, required] of all) {
-    const primary = source[primaryVar[ds]];
-    if (!required && (primary === undefined || primary.trim() === "")) {
+    // Given as itself or, a secret, as the file holding it (POSTGRES_URL_FILE on Docker).
+    if (!required && !givenInEnv(source, primaryVar[ds])) {
       states[ds] = { status: "disabled" };
       continue;
     }
