@@ -138,3 +138,26 @@ describe("log lines: credentials censored at any depth", () => {
     }
   });
 });
+
+// Session 44's secrets hunt: `pin` is inside `shipping` and `mapping`, so it was no credential word at all.
+describe("log lines: a PIN, passcode or card code is censored as a word of the name", () => {
+  it("censors pin, adminPin, PIN_CODE, card.cvv, user-passcode; not shipping, mapping, pinned, pinCount", async () => {
+    const { hasCredentialWord } = await import("../../services/src/kit/credential-words");
+    const { log, text } = capture();
+    const s = Array.from({ length: 6 }, secret);
+    log.info({ pin: s[0], user: { adminPin: s[1] }, form: [{ PIN_CODE: s[2] }], card: { cvv: s[3] }, "user-passcode": s[4], pin2: s[5] }, "pins");
+    log.info({ shipping: "express", mapping: "m1", pinned: true, pinCount: 3, spinner: "on" }, "not pins");
+    for (const v of s) expect(text()).not.toContain(v);
+    expect(text()).toContain('"adminPin":"[REDACTED]"');
+    expect(text()).toContain('"shipping":"express"');
+    expect(text()).toContain('"mapping":"m1"');
+    expect(text()).toContain('"pinned":true');
+    expect(text()).toContain('"pinCount":3');
+    expect(text()).toContain('"spinner":"on"');
+    // Spans drop attributes by the same word rule.
+    const { scrubAttributes } = await import("../../services/src/kit/telemetry/scrub");
+    expect(scrubAttributes({ "app.user.pin": s[0], "app.shipping": "express" })).toEqual({ "app.user.pin": "[REDACTED]", "app.shipping": "express" });
+    expect(["pin", "adminPin", "ADMIN_PIN", "PINCode", "x.cvc"].every(hasCredentialWord)).toBe(true);
+    expect(["shipping", "mapping", "pinned", "PINNED_RELEASE", "spin", "opinion"].some(hasCredentialWord)).toBe(false);
+  });
+});

@@ -50,9 +50,28 @@ export const CREDENTIAL_ATTRIBUTE = new RegExp(anyOf([...CREDENTIAL_WORDS, "db\\
 export const CREDENTIAL_FIELD = new RegExp(anyOf([...CREDENTIAL_WORDS, "pwd", "passphrase", "private[-_.]?key"]), "i");
 const RECORD_OF_A_CREDENTIAL = /(?:[a-z0-9]Ids?|[-_.]ids?|[a-z0-9]At|[-_.]at|Count|[-_.]count)$/;
 
-/** Whether a log field named `name` holds a credential (CREDENTIAL_FIELD). */
+/**
+ * Credentials named by a short word, which other names hold inside them (`pin` in `shipping`,
+ * `mapping`, `pinned`; `cvc` in nothing yet): matched only as a whole word of the name, its
+ * camelCase, snake_case, kebab-case or dotted parts, a number after it allowed (`pin`, `adminPin`,
+ * `PIN_CODE`, `card.cvv`, `pin2`). A PIN, a passcode or a card's security code.
+ */
+const WORD_CREDENTIAL = /^(?:pin|passcode|cvv|cvc)\d*$/;
+const MAY_HOLD_WORD_CREDENTIAL = /pin|passcode|cvv|cvc/i;
+
+/** Whether a word of `name` (camelCase, snake_case, kebab-case or dotted parts) is a PIN, passcode or card code (WORD_CREDENTIAL). */
+export function hasCredentialWord(name: string): boolean {
+  if (!MAY_HOLD_WORD_CREDENTIAL.test(name)) return false;
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .replace(/([A-Z])([A-Z][a-z])/g, "$1 $2")
+    .split(/[^A-Za-z0-9]+/);
+  return words.some((w) => WORD_CREDENTIAL.test(w.toLowerCase()));
+}
+
+/** Whether a log field named `name` holds a credential (CREDENTIAL_FIELD, or a PIN-like word: hasCredentialWord). */
 export function isCredentialField(name: string): boolean {
-  return CREDENTIAL_FIELD.test(name) && !RECORD_OF_A_CREDENTIAL.test(name);
+  return (CREDENTIAL_FIELD.test(name) || hasCredentialWord(name)) && !RECORD_OF_A_CREDENTIAL.test(name);
 }
 
 /** A PIN or a passcode, as a word of the name (`ADMIN_PIN`, `PIN_CODE`; not `PINNED_`, `SHIPPING_`). */

@@ -8,16 +8,17 @@
 import type { Attributes, AttributeValue, Link } from "@opentelemetry/api";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { ExportResult } from "@opentelemetry/core";
-import { CREDENTIAL_ATTRIBUTE } from "../credential-words";
+import { CREDENTIAL_ATTRIBUTE, hasCredentialWord } from "../credential-words";
 
 export const REDACTED = "[REDACTED]";
 
 /**
  * Attribute names whose values are credentials whatever they look like (headers recorded by any
  * instrumentation, ...): ../credential-words.ts CREDENTIAL_ATTRIBUTE (the shared words, the recorded
- * statement parameters besides, and not the bare `key` of `db.redis.key`).
+ * statement parameters besides, and not the bare `key` of `db.redis.key`), or a PIN-like word of the
+ * name (`app.user.pin`, not `shipping`: hasCredentialWord).
  */
-const SECRET_KEY = CREDENTIAL_ATTRIBUTE;
+const SECRET_KEY = { test: (key: string): boolean => CREDENTIAL_ATTRIBUTE.test(key) || hasCredentialWord(key) };
 
 /** URL query parameters whose values are replaced (names kept so the route stays readable). */
 const QUERY_PARAM = /([?&][^=&#\s]+)=([^&#\s"']*)/g;
