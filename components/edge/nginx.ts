@@ -4,6 +4,8 @@
  * with TLS from cert-manager or an existing secret; without one (Docker) by running the Nginx
  * workload built here, which terminates TLS with the generated configuration.
  */
+import * as fs from "fs";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { entryPoint, ServiceDefinition } from "../../catalog";
 import type { ContainerImage } from "../../stacks/images";
@@ -16,6 +18,18 @@ export const NGINX_HTTPS_PORT = 8443;
 export const TLS_DIR = "/etc/nginx/tls";
 
 export type { Route };
+
+/**
+ * The edge's access line format (`log_format edge ...`): no query string, no Referer, no credential
+ * header. One source, images/nginx/edge-log-format.conf, which the local image's own nginx.conf
+ * includes; written here into the generated configuration (the vendor's image has no such file).
+ */
+export const EDGE_LOG_FORMAT_FILE = path.join(__dirname, "..", "..", "images", "nginx", "edge-log-format.conf");
+export function edgeLogFormat(): string {
+  const lines = fs.readFileSync(EDGE_LOG_FORMAT_FILE, "utf8").split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  if (lines.length !== 1 || !/^log_format edge '[^']*';$/.test(lines[0])) throw new Error(`${EDGE_LOG_FORMAT_FILE} must hold one line: log_format edge '...';`);
+  return lines[0];
+}
 
 /**
  * Where the gateway serves the merged OpenAPI document and its page (services/src/services/api-gateway/docs.ts).
@@ -63,10 +77,8 @@ error_log stderr warn;
 events { worker_connections 1024; }
 http {
   # The access line without the query string, the Referer or any credential header, as the services'
-  # own (services/src/kit/probes.ts): nginx's default "combined" format writes $request whole and
-  # $http_referer, so a token a client puts in a query (?access_token=) or a page's address in its
-  # Referer (a reset link's token) was written in clear on every edge line.
-  log_format edge '$remote_addr [$time_local] "$request_method $uri $server_protocol" $status $body_bytes_sent $request_time "$http_user_agent" $request_id';
+  # own (services/src/kit/probes.ts): images/nginx/edge-log-format.conf, shared with the local image.
+  ${edgeLogFormat()}
   access_log /dev/stdout edge;
   server_tokens off;
   client_body_temp_path /tmp/client_body;

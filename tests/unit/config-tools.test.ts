@@ -138,6 +138,74 @@ describe("generated configuration accepted by the real tools", () => {
     expect(lines).toContain('"GET /api/orders/ HTTP/1.1" 301');
   });
 
+  // Session 44's secrets hunt: the local image's own nginx.conf (served until the program's replaces it) logged "combined".
+  it("the local Nginx image's own nginx.conf logs the edge's line, from the same file as the generated one (the real nginx)", async () => {
+    const formatFile = path.join(__dirname, "..", "..", "images", "nginx", "edge-log-format.conf");
+    const format = fs.readFileSync(formatFile, "utf8").split("\n").find((l) => l.startsWith("log_format "))!;
+    expect(nginxConfig({ services: catalog, gateway: { host: "g", port: 1 }, publicHttpsPort: 8443, serverName: "localhost" })).toContain(format);
+    const own = fs.readFileSync(path.join(__dirname, "..", "..", "images", "nginx", "nginx.conf"), "utf8");
+    expect(own).not.toContain("log_format");
+    const dir = tmp();
+    fs.mkdirSync(path.join(dir, "tls"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-keyout", path.join(dir, "tls", "tls.key"), "-out", path.join(dir, "tls", "tls.crt"),
+    ], { stdio: "ignore" });
+    const freePort = () =>
+      new Promise<number>((resolve) => {
+        const srv = net.createServer().listen(0, "127.0.0.1", () => {
+          const { port: p } = srv.address() as net.AddressInfo;
+          srv.close(() => resolve(p));
+        });
+      });
+    const [port, tlsPort] = [await freePort(), await freePort()];
+    const log = path.join(dir, "access.log");
+    fs.copyFileSync(formatFile, path.join(dir, "edge-log-format.conf"));
+    const conf = own
+      .replace("include /etc/nginx/edge-log-format.conf;", `include ${path.join(dir, "edge-log-format.conf")};`)
+      .replace("pid /run/nginx/nginx.pid;", `pid ${path.join(dir, "nginx.pid")};`)
+      .replaceAll("/etc/nginx/tls", path.join(dir, "tls"))
+      .replaceAll("/var/lib/nginx", dir)
+      .replace("listen 8080;", `listen 127.0.0.1:${port};`)
+      .replace("listen 8443 ssl;", `listen 127.0.0.1:${tlsPort} ssl;`)
+      .replace("error_log /dev/stderr", `error_log ${path.join(dir, "error.log")}`)
+      .replace(/access_log \/dev\/stdout/, `access_log ${log}`);
+    expect(conf).toContain(`access_log ${log} edge;`);
+    fs.writeFileSync(path.join(dir, "nginx.conf"), conf);
+    const nginx = spawn("nginx", ["-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    nginx.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const [q, r] = [1, 2].map(() => randomBytes(12).toString("hex"));
+    const get = (pathAndQuery: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.get({ host: "127.0.0.1", port, path: pathAndQuery, headers: { referer: `https://app.example/reset?token=${r}` } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+      });
+    try {
+      for (let i = 0; ; i++) {
+        try {
+          expect(await get(`/login?access_token=${q}`)).toBe(301);
+          break;
+        } catch (err) {
+          if (i > 100 || nginx.exitCode !== null) throw new Error(`nginx did not start: ${stderr} ${String(err)}`);
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      }
+      await new Promise((res) => setTimeout(res, 200));
+    } finally {
+      if (nginx.exitCode === null) {
+        nginx.kill("SIGQUIT");
+        await new Promise((res) => nginx.once("exit", res));
+      }
+    }
+    const lines = fs.readFileSync(log, "utf8");
+    for (const v of [q, r]) expect(lines).not.toContain(v);
+    expect(lines).toContain('"GET /login HTTP/1.1" 301');
+  });
+
   it("promtool accepts the scrape configuration and the alert rules", () => {
     const dir = tmp();
     const rules = path.join(dir, "rules.yml");
