@@ -176,6 +176,8 @@ export class AppService extends pulumi.ComponentResource {
       args: [def.name],
       env,
       secretEnv,
+      // The kit reads each secret variable from <NAME>_FILE (services/src/kit/secret-files.ts).
+      secretEnvFiles: "_FILE",
       ports: [{ name: "http", port: def.port }],
       volumes: [],
       files: [],

@@ -39,6 +39,9 @@ export interface FileSpec {
   secret?: boolean;
 }
 
+/** How an image names the file of a secret variable NAME: NAME_FILE, or NAME__FILE (Grafana). */
+export type SecretFileSuffix = "_FILE" | "__FILE";
+
 export interface ProbeSpec {
   /** Command run inside the container (exec form). */
   exec?: string[];
@@ -90,6 +93,14 @@ export interface WorkloadSpec {
   env: Record<string, pulumi.Input<string>>;
   /** Values that are credentials: Kubernetes Secret + secretKeyRef; secret in Pulumi state. */
   secretEnv: Record<string, pulumi.Input<string>>;
+  /**
+   * The image reads each secret variable NAME from the file another variable names: NAME + this
+   * suffix ("_FILE": the services' kit, the local datastore images' entrypoints; "__FILE": Grafana).
+   * Docker then writes secretEnv as owner-only files under /run/secrets and sets only those path
+   * variables (a container's variables are shown by `docker inspect` and inherited by every child
+   * process); Kubernetes keeps secretKeyRef. Without it Docker sets secretEnv as variables.
+   */
+  secretEnvFiles?: SecretFileSuffix;
   ports: PortSpec[];
   volumes: VolumeSpec[];
   files: FileSpec[];

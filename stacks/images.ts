@@ -49,6 +49,12 @@ export interface ContainerImage {
   user?: { uid: number; name?: string };
   /** HTTP client inside the image, for exec health checks. */
   httpClient: "curl" | "wget";
+  /**
+   * The entrypoint reads each of its secret variables NAME from the file NAME_FILE names (as the
+   * official PostgreSQL image does, and the local builds' entrypoints): on Docker the credentials
+   * are then files, not container variables (WorkloadSpec.secretEnvFiles).
+   */
+  secretFiles?: boolean;
   server: ServerBuild;
 }
 
@@ -57,7 +63,7 @@ const upstream = (ref: string, facts: Partial<Facts> = {}): ContainerImage => ({
 
 /** The vendors' images. Exact versions; never `latest`. Bumping one is a reviewed change. */
 export const upstreamImages: Record<ImageName, ContainerImage> = {
-  postgres: upstream("postgres:16.4-bookworm", { user: { uid: 999 } }),
+  postgres: upstream("postgres:16.4-bookworm", { user: { uid: 999 }, secretFiles: true }),
   dragonfly: upstream("docker.dragonflydb.io/dragonflydb/dragonfly:v1.23.2", { user: { uid: 999 }, server: "dragonfly" }),
   clickhouse: upstream("clickhouse/clickhouse-server:24.8.4.13", { user: { uid: 101 } }),
   weaviate: upstream("cr.weaviate.io/semitechnologies/weaviate:1.26.5", { user: { uid: 1000 } }),
@@ -75,11 +81,11 @@ export const upstreamImages: Record<ImageName, ContainerImage> = {
  * what that build pins (users by name and uid, curl for checks).
  */
 export const localStandIns: Partial<Record<ImageName, { build: string } & Facts>> = {
-  postgres: { build: "postgres", user: { uid: 999, name: "postgres" }, httpClient: "curl", server: "standard" },
-  dragonfly: { build: "redis", user: { uid: 999, name: "redis" }, httpClient: "curl", server: "redis-env" },
-  redis: { build: "redis", user: { uid: 999, name: "redis" }, httpClient: "curl", server: "redis-env" },
-  clickhouse: { build: "clickhouse", user: { uid: 101, name: "clickhouse" }, httpClient: "curl", server: "standard" },
-  weaviate: { build: "weaviate", user: { uid: 1000, name: "weaviate" }, httpClient: "wget", server: "standard" },
+  postgres: { build: "postgres", user: { uid: 999, name: "postgres" }, httpClient: "curl", secretFiles: true, server: "standard" },
+  dragonfly: { build: "redis", user: { uid: 999, name: "redis" }, httpClient: "curl", secretFiles: true, server: "redis-env" },
+  redis: { build: "redis", user: { uid: 999, name: "redis" }, httpClient: "curl", secretFiles: true, server: "redis-env" },
+  clickhouse: { build: "clickhouse", user: { uid: 101, name: "clickhouse" }, httpClient: "curl", secretFiles: true, server: "standard" },
+  weaviate: { build: "weaviate", user: { uid: 1000, name: "weaviate" }, httpClient: "wget", secretFiles: true, server: "standard" },
   redpanda: { build: "kafka", user: { uid: 10092, name: "kafka" }, httpClient: "curl", server: "kafka" },
   prometheus: { build: "prometheus", user: { uid: 999, name: "prometheus" }, httpClient: "curl", server: "prometheus-env" },
   nginx: { build: "nginx", user: { uid: 33, name: "www-data" }, httpClient: "curl", server: "standard" },

@@ -89,6 +89,8 @@ function base(
     args: parts.args,
     env: parts.env ?? {},
     secretEnv: parts.secretEnv ?? {},
+    // Where the image's entrypoint reads <NAME>_FILE (stacks/images.ts): Docker writes the credentials as files.
+    secretEnvFiles: ctx.image.secretFiles ? "_FILE" : undefined,
     ports: parts.ports,
     volumes: [{ name: "data", mountPath: parts.mountPath, sizeGi: ctx.storageGi }],
     files: parts.files ?? [],
@@ -155,7 +157,11 @@ function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefiniti
         ? [{ path: "/usr/local/etc/redis/redis.conf", secret: true, content: pulumi.interpolate`requirepass ${password}\nappendonly yes\ndir /data\n` }]
         : [],
       // redis-cli exits 0 on an error reply (NOAUTH), so the answer itself is checked.
-      liveness: probe({ exec: ["sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 --no-auth-warning ping | grep -q PONG"] }),
+      // Where the password is a file (REDISCLI_AUTH_FILE, Docker with an image reading files), the
+      // check reads it into REDISCLI_AUTH for redis-cli alone.
+      liveness: probe({
+        exec: ["sh", "-c", 'if [ -n "${REDISCLI_AUTH_FILE:-}" ]; then REDISCLI_AUTH="$(cat "$REDISCLI_AUTH_FILE")"; export REDISCLI_AUTH; fi; redis-cli -h 127.0.0.1 -p 6379 --no-auth-warning ping | grep -q PONG'],
+      }),
       resources: { cpu: "500m", memory: ctx.name === "redis" ? "256Mi" : "1Gi" },
     }),
     clientEnv: {},

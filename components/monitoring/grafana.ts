@@ -118,6 +118,8 @@ export class Grafana extends pulumi.ComponentResource {
           GF_PATHS_PROVISIONING: "/etc/grafana/provisioning",
         },
         secretEnv: { GF_SECURITY_ADMIN_PASSWORD: args.adminPassword },
+        // Grafana reads any setting's variable from the file GF_<...>__FILE names.
+        secretEnvFiles: "__FILE",
         ports: [{ name: "http", port: GRAFANA_PORT, hostPort: args.hostPort, bindAddress: args.bindAddress }],
         volumes: [{ name: "data", mountPath: "/var/lib/grafana", sizeGi: args.storageGi }],
         files: [

@@ -140,8 +140,40 @@ export function dockerUploads(spec: WorkloadSpec, parent?: pulumi.Resource): doc
     for (const [what, id] of [["uid", user.uid], ["gid", user.gid]] as const) {
       if (!Number.isInteger(id) || id < 0) fail(`secret file ${f.path}: the container's ${what} ${id} is not a non-negative integer`);
     }
-    return { file: f.path, content: f.content, permissions: "0400", owner: String(user.uid), group: String(user.gid) };
+    // Secret in the state whatever the caller passed (a plain string given as a secret file's content).
+    return { file: f.path, content: pulumi.secret(f.content), permissions: "0400", owner: String(user.uid), group: String(user.gid) };
   });
+}
+
+/** Where the Docker runtime writes the secret variables of a workload whose image reads them from files. */
+export const DOCKER_SECRETS_DIR = "/run/secrets";
+
+/**
+ * A workload whose image reads each secret variable from a file (spec.secretEnvFiles): its secretEnv
+ * becomes secret files `/run/secrets/<name>` (0400, the container's user's: dockerUploads) and plain
+ * variables `<NAME>_FILE` (or `<NAME>__FILE`) naming them, so no credential is a container variable:
+ * `docker inspect` shows those to anyone with the Docker socket, and every child process inherits
+ * them. Any other workload is returned as it is (its secretEnv stays variables).
+ */
+export function dockerSecretsAsFiles(spec: WorkloadSpec, parent?: pulumi.Resource): WorkloadSpec {
+  const suffix = spec.secretEnvFiles;
+  if (!suffix || Object.keys(spec.secretEnv).length === 0) return spec;
+  const fail = (msg: string): never => {
+    throw new pulumi.ResourceError(`workload '${spec.name}': ${msg}`, parent);
+  };
+  const env = { ...spec.env };
+  const files = [...spec.files];
+  const paths = new Set(files.map((f) => f.path));
+  for (const name of Object.keys(spec.secretEnv).sort()) {
+    const path = `${DOCKER_SECRETS_DIR}/${name.toLowerCase()}`;
+    const pathVar = `${name}${suffix}`;
+    if (pathVar in env || pathVar in spec.secretEnv) fail(`${pathVar} would name the file of the secret variable ${name}, but the spec sets it too`);
+    if (paths.has(path)) fail(`the secret variable ${name} would be written to ${path}, which another file of the spec uses`);
+    paths.add(path);
+    env[pathVar] = path;
+    files.push({ path, content: spec.secretEnv[name], secret: true });
+  }
+  return { ...spec, env, secretEnv: {}, files };
 }
 
 /** Env map to Docker's "K=V" list, sorted so the diff is stable. */
@@ -197,8 +229,9 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
     return image.imageId;
   }
 
-  deploy(spec: WorkloadSpec, parent: pulumi.Resource): DeployedWorkload {
-    validateWorkloadSpec(spec, parent);
+  deploy(declared: WorkloadSpec, parent: pulumi.Resource): DeployedWorkload {
+    validateWorkloadSpec(declared, parent);
+    const spec = dockerSecretsAsFiles(declared, parent);
     const uploads = dockerUploads(spec, parent);
     const opts: pulumi.CustomResourceOptions = { parent, dependsOn: spec.dependsOn };
     const image = typeof spec.image === "string" ? this.image(spec.image) : pulumi.output(spec.image);

@@ -1,10 +1,21 @@
 #!/bin/bash
-# PostgreSQL entrypoint: refuses to start without POSTGRES_PASSWORD; initialises the cluster on
+# PostgreSQL entrypoint: refuses to start without POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE); initialises the cluster on
 # first start with scram-sha-256 auth; then runs postgres in the foreground on 0.0.0.0:5432.
 set -euo pipefail
 
 if [ "${1:-postgres}" != postgres ]; then exec "$@"; fi
 
+# A secret may come as a file instead (VAR_FILE, the path: the Docker runtime's /run/secrets), so it
+# is no container variable (`docker inspect` shows those); read into a shell variable, not exported.
+file_env() {
+  local var="$1" file_var="${1}_FILE"
+  [ -n "${!file_var:-}" ] || return 0
+  if [ -n "${!var:-}" ]; then echo "FATAL: $var and $file_var are both set: set only one" >&2; exit 1; fi
+  if [ ! -r "${!file_var}" ] || [ ! -s "${!file_var}" ]; then echo "FATAL: $file_var names ${!file_var}, which is missing, unreadable or empty" >&2; exit 1; fi
+  printf -v "$var" '%s' "$(<"${!file_var}")"
+  unset "$file_var"
+}
+file_env POSTGRES_PASSWORD
 if [ -z "${POSTGRES_PASSWORD:-}" ]; then
   echo "FATAL: POSTGRES_PASSWORD is not set; this image has no default password" >&2
   exit 1

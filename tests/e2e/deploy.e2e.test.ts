@@ -313,6 +313,26 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
     console.log(`PID limits and use after the e2e traffic:\n${rows.join("\n")}`);
   });
 
+  // Session 44: credentials were plain container variables, shown by `docker inspect` to anyone with the socket.
+  it("shows no credential in any container's variables (docker inspect): services and datastores read them from owner-only files", async () => {
+    const outputs = await stack.outputs(true);
+    const pg = new URL(outputs.connectionStrings.postgres);
+    const ch = new URL(outputs.connectionStrings.clickhouse);
+    const weaviateKey = /Bearer (\S+)\)$/.exec(outputs.connectionStrings.weaviate)![1];
+    const secrets = [decodeURIComponent(pg.password), decodeURIComponent(ch.password), weaviateKey].filter((v) => v.length >= 16);
+    expect(secrets).toHaveLength(3);
+    const names = docker(["ps", "-a", "--filter", `name=${PREFIX}-`, "--format", "{{.Names}}"]).split("\n").filter(Boolean).sort();
+    const leaks: string[] = [];
+    for (const name of names) {
+      const env = JSON.parse(docker(["inspect", "-f", "{{json .Config.Env}}", name])) as string[];
+      for (const e of env) if (secrets.some((v) => e.includes(v))) leaks.push(`${name}: ${e.slice(0, e.indexOf("="))}`);
+    }
+    expect(leaks).toEqual([]);
+    const um = JSON.parse(docker(["inspect", "-f", "{{json .Config.Env}}", `${PREFIX}-user-management`])) as string[];
+    expect(um).toEqual(expect.arrayContaining(["POSTGRES_URL_FILE=/run/secrets/postgres_url", "JWT_SECRET_FILE=/run/secrets/jwt_secret"]));
+    expect(docker(["exec", `${PREFIX}-user-management`, "stat", "-c", "%a %u", "/run/secrets/jwt_secret"])).toBe("400 10001");
+  });
+
   it("shows no change on a second preview", async () => {
     const preview = await stack.run(["preview", "--expect-no-changes", "--diff"]);
     timings["pulumi preview"] = preview.seconds;

@@ -4,6 +4,7 @@
  * archive's tar headers or chowns on the bind-mounted host file): root-owned, the Nginx edge could
  * not read a stack-supplied TLS key, nor the upstream Redis image (uid 999) its redis.conf.
  */
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { dockerNumericUser, dockerUploads } from "../../components/runtime/docker";
 import { WorkloadSpec } from "../../components/workload";
@@ -90,7 +91,7 @@ describe("dockerNumericUser / dockerUploads", () => {
     expect(dockerNumericUser({ readOnlyRootFilesystem: true, scratchDirs: [] })).toBeUndefined();
   });
 
-  it("fails on a secret file without a numeric user, naming the workload and the file; plain files need none", () => {
+  it("fails on a secret file without a numeric user, naming the workload and the file; plain files need none", async () => {
     const secret = { path: "/etc/app/key.pem", content: "k", secret: true };
     const plain = { path: "/etc/app/app.conf", content: "c" };
     expect(() => dockerUploads(spec({ dockerUser: "app" }, [plain, secret]))).toThrow(
@@ -98,10 +99,14 @@ describe("dockerNumericUser / dockerUploads", () => {
     );
     expect(() => dockerUploads(spec({}, [secret]))).toThrow(/workload 'w': secret file \/etc\/app\/key\.pem .*it names no user/);
     expect(dockerUploads(spec({ dockerUser: "app" }, [plain]))).toEqual([{ file: "/etc/app/app.conf", content: "c", permissions: "0444" }]);
-    expect(dockerUploads(spec({ runAsUser: 472, runAsGroup: 0 }, [plain, secret]))).toEqual([
+    const uploads = dockerUploads(spec({ runAsUser: 472, runAsGroup: 0 }, [plain, secret]));
+    expect(uploads).toEqual([
       { file: "/etc/app/app.conf", content: "c", permissions: "0444" },
-      { file: "/etc/app/key.pem", content: "k", permissions: "0400", owner: "472", group: "0" },
+      { file: "/etc/app/key.pem", content: expect.anything(), permissions: "0400", owner: "472", group: "0" },
     ]);
+    // Session 44: a secret file's content is a Pulumi secret in the state, even when given as a plain string.
+    expect(pulumi.Output.isInstance(uploads[1].content)).toBe(true);
+    expect(await (uploads[1].content as pulumi.Output<string>).isSecret).toBe(true);
     expect(() => dockerUploads(spec({ runAsUser: -1 }, [secret]))).toThrow(/uid -1 is not a non-negative integer/);
   });
 });

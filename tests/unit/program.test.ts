@@ -119,14 +119,18 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
 
   it("gives each service exactly the datastores it uses", async () => {
     const run = await runProgram("dev");
+    // Credentials are owner-only files named by <NAME>_FILE (components/runtime/docker.ts dockerSecretsAsFiles), secret in the state.
+    const secretFile = (container: string, path: string) =>
+      (named(run, CONTAINER, container).inputs.uploads as { file: string; content: string }[]).find((u) => u.file === path)?.content;
     const hub = envOf(named(run, CONTAINER, "central-hub-container"));
-    expect(hub.DRAGONFLY_URL).toMatch(/^redis:\/\/:Mock\w+@dragonfly:6379$/);
-    expect(hub.POSTGRES_URL).toBeUndefined();
+    expect(hub.DRAGONFLY_URL_FILE).toBe("/run/secrets/dragonfly_url");
+    expect(secretFile("central-hub-container", "/run/secrets/dragonfly_url")).toMatch(/^redis:\/\/:Mock\w+@dragonfly:6379$/);
+    expect(hub.DRAGONFLY_URL).toBeUndefined();
+    expect(hub.POSTGRES_URL_FILE).toBeUndefined();
     const gateway = envOf(named(run, CONTAINER, "api-gateway-container"));
-    expect(gateway).toMatchObject({ RATE_LIMIT_WINDOW_MS: "900000", RATE_LIMIT_MAX_REQUESTS: "100" });
-    expect(gateway.JWT_SECRET).toHaveLength(128);
-    // Docker has no secret store for plain containers: the env list is a secret in Pulumi state.
-    expect(named(run, CONTAINER, "api-gateway-container").secretPaths).toContain("envs");
+    expect(gateway).toMatchObject({ RATE_LIMIT_WINDOW_MS: "900000", RATE_LIMIT_MAX_REQUESTS: "100", JWT_SECRET_FILE: "/run/secrets/jwt_secret" });
+    expect(secretFile("api-gateway-container", "/run/secrets/jwt_secret")).toHaveLength(128);
+    expect(named(run, CONTAINER, "api-gateway-container").secretPaths).toContain("uploads");
   });
 
   it("generates nginx routes from the catalog and redirects HTTP", async () => {

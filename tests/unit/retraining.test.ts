@@ -56,11 +56,12 @@ describe("retraining on dev (Docker: the cron runner in a long-running trainer c
     expect(c.inputs.pidsLimit).toBe(256); // the job limit (trading:dockerPidsLimitJob): it runs the job
     expect(c.inputs.labels).toContainEqual({ label: "trading.io/role", value: "job" });
     expect(c.inputs.ports ?? []).toEqual([]);
-    // The service's datastores, by the service's own variables; the env list is secret in state.
+    // The service's datastores, by the service's own variables; the credentials are files named by
+    // <NAME>_FILE (secret in state), so no variable holds one.
     const env = (c.inputs.envs as string[]).map((e) => e.slice(0, e.indexOf("=")));
-    expect(env).toEqual(expect.arrayContaining(["SERVICE_NAME", "POSTGRES_URL", "CLICKHOUSE_PASSWORD", "WEAVIATE_URL", "WEAVIATE_API_KEY"]));
-    expect(c.secretPaths).toContain("envs");
-    const plain = JSON.stringify({ ...c.inputs, envs: undefined });
+    expect(env).toEqual(expect.arrayContaining(["SERVICE_NAME", "POSTGRES_URL_FILE", "CLICKHOUSE_PASSWORD_FILE", "WEAVIATE_URL", "WEAVIATE_API_KEY_FILE"]));
+    expect(c.secretPaths).toContain("uploads");
+    const plain = JSON.stringify({ ...c.inputs, uploads: undefined });
     for (const s of generatedSecrets(run)) expect(plain).not.toContain(s);
   });
 
