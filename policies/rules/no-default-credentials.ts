@@ -92,6 +92,17 @@ export function findDefaultCredentials(
             if (decoded !== undefined) checkFile(decoded, `uploads[${i}].contentBase64 (decoded)`);
             const content = isRecord(u) ? str(u.content) : undefined;
             if (content !== undefined) checkFile(content, `uploads[${i}].content`);
+            // Session 44: a file holding one credential whole, named for it (the Docker runtime's
+            // /run/secrets/postgres_password, read through POSTGRES_PASSWORD_FILE): as that variable would be.
+            const file = isRecord(u) ? str(u.file) : undefined;
+            const base = file?.split("/").pop() ?? "";
+            const whole = content ?? decoded;
+            if (whole !== undefined && isCredentialName(base)) {
+                const value = whole.replace(/\r?\n$/, "");
+                if (guideSecretsIn(value, cfg.extraForbiddenValues).length === 0 && isWeakValue(value, cfg.extraWeakValues)) {
+                    add(`uploads[${i}] (${file})`, value.trim() === "" ? "an empty credential" : "a weak, well-known value");
+                }
+            }
         });
     }
     for (const env of workloadEnv(type, props)) {

@@ -588,3 +588,19 @@ describe("workload-secret-scope (session 44)", () => {
         expect(await run([owned("api-gateway"), secret("shared", { A: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" }), other, d, d2])).toEqual([]);
     });
 });
+
+// Session 44: on Docker a credential is a file (/run/secrets/<name>, read through <NAME>_FILE), no longer a variable the rule looked at.
+describe("no-default-credentials: a Docker secret file holding one credential", () => {
+    const run = (rs: Parameters<typeof runPack>[0]) => runPack(rs, "prod", only("no-default-credentials"));
+    const pg = (content: string) =>
+        edit(dockerPostgres(), (p) => {
+            p.envs = ["POSTGRES_USER=trading", "POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password"];
+            p.uploads = [{ file: "/run/secrets/postgres_password", content, permissions: "0400", owner: "999", group: "999" }];
+        });
+
+    it("is weak or empty as the variable would be; a generated one passes", async () => {
+        expect((await run([pg("postgres")])).map((v) => v.message)).toEqual([expect.stringContaining("has a weak, well-known value at uploads[0] (/run/secrets/postgres_password)")]);
+        expect((await run([pg("\n")])).map((v) => v.message)).toEqual([expect.stringContaining("has an empty credential at uploads[0] (/run/secrets/postgres_password)")]);
+        expect(await run([pg("Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt")])).toEqual([]);
+    });
+});
