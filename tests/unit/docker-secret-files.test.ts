@@ -72,8 +72,9 @@ describe("secrets as files on the Docker target", { timeout: 300_000 }, () => {
     expect(checkFiles(byName.get("dragonfly-container")!, "_FILE").sort()).toEqual(["REDISCLI_AUTH", "REDIS_PASSWORD"]);
     expect(checkFiles(byName.get("clickhouse-container")!, "_FILE")).toEqual(["CLICKHOUSE_PASSWORD"]);
     expect(checkFiles(byName.get("weaviate-container")!, "_FILE")).toEqual(["AUTHENTICATION_APIKEY_ALLOWED_KEYS"]);
-    // The services' secret files belong to the services' user.
+    // The services' secret files belong to the services' user; their variables, holding none, are no secret in the state.
     expect(uploadsOf(byName.get("user-management-container")!).find((u) => u.file === "/run/secrets/jwt_secret")?.owner).toBe("10001");
+    expect(byName.get("user-management-container")!.secretPaths).not.toContain("envs");
 
     // Every variable a service container gets as a file is one its schema marks secret (else the kit would refuse it at start).
     const schemas: ConfigSchema = Object.assign({}, ...Object.values(datastoreEnv));
