@@ -106,7 +106,7 @@ describe("dockerNumericUser / dockerUploads", () => {
     ]);
     // Session 44: a secret file's content is a Pulumi secret in the state, even when given as a plain string.
     expect(pulumi.Output.isInstance(uploads[1].content)).toBe(true);
-    expect(await (uploads[1].content as pulumi.Output<string>).isSecret).toBe(true);
+    expect(await pulumi.isSecret(uploads[1].content as pulumi.Output<string>)).toBe(true);
     expect(() => dockerUploads(spec({ runAsUser: -1 }, [secret]))).toThrow(/uid -1 is not a non-negative integer/);
   });
 });
