@@ -366,3 +366,31 @@ wait_for kube-apiserver sleep 1000`,
     expect(Date.now() - t0).toBeLessThan(30_000);
   });
 });
+
+describe("services/scripts/prepare-npm-cache.sh with two clones sharing the cache (session 44)", () => {
+  it("another clone's npm run leaves this clone's .npm-cache (the services image's build context) as it was", async () => {
+    copy("services/scripts/prepare-npm-cache.sh", "services/package.json", "services/package-lock.json", "scripts/lib/locks.sh");
+    // npm as cacache behaves: a package is written to a new file and renamed into place; an index
+    // bucket is appended to in place, on every run.
+    fake(
+      "npm",
+      `cache=""; for a in "$@"; do case $prev in --cache) cache=$a ;; esac; prev=$a; done
+mkdir -p "$cache/_cacache/index-v5/ab/cd" "$cache/_cacache/content-v2/sha512/12"
+echo "run $$ $(date +%s%N)" >> "$cache/_cacache/index-v5/ab/cd/bucket"
+echo package > "$cache/_cacache/content-v2/sha512/12/tmp.$$" && mv "$cache/_cacache/content-v2/sha512/12/tmp.$$" "$cache/_cacache/content-v2/sha512/12/blob"`,
+    );
+    const first = await run(["services/scripts/prepare-npm-cache.sh"]);
+    expect(first.status, first.err).toBe(0);
+    const bucket = join(clone, "services/.npm-cache/_cacache/index-v5/ab/cd/bucket");
+    const before = readFileSync(bucket, "utf8");
+    // Another clone (the same script, the same TRADING_CACHE_DIR) prepares its own copy.
+    const other = join(dir, "other clone");
+    cpSync(clone, other, { recursive: true });
+    rmSync(join(other, "services/.npm-cache"), { recursive: true, force: true });
+    const second = await runCommand("bash", ["services/scripts/prepare-npm-cache.sh"], { cwd: other, timeoutMs: 120_000, env: env() });
+    expect(second.status, second.stderr).toBe(0);
+    expect(readFileSync(join(cache, "npm-services/_cacache/index-v5/ab/cd/bucket"), "utf8").split("\n").filter(Boolean)).toHaveLength(2);
+    expect(readFileSync(bucket, "utf8")).toBe(before); // before: hard-linked, it had the other run's line too
+    expect(readFileSync(join(clone, "services/.npm-cache/_cacache/content-v2/sha512/12/blob"), "utf8")).toBe("package\n");
+  });
+});
