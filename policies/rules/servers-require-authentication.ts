@@ -111,9 +111,13 @@ const SERVERS: ReadonlyMap<string, ServerRule> = new Map(Object.entries({
     dragonfly: {
         needs: "requirepass (DFLY_requirepass from a generated secret)",
         // The offline stand-in for Dragonfly (Redis 7, run by image ID under the dragonfly workload) reads
-        // REDIS_PASSWORD in its entrypoint; Dragonfly itself does not, so only an unnamed image gets it.
+        // REDIS_PASSWORD in its entrypoint, or since session 44 REDIS_PASSWORD_FILE (the Docker runtime's
+        // secret file, whose content no-default-credentials judges); Dragonfly itself reads neither, so
+        // only an unnamed image gets them.
         provided: ({ env, words }, byName) =>
-            env.has("DFLY_REQUIREPASS") || words.some((w) => w === "--requirepass" || w.startsWith("--requirepass=")) || (byName && env.has("REDIS_PASSWORD")),
+            env.has("DFLY_REQUIREPASS") ||
+            words.some((w) => w === "--requirepass" || w.startsWith("--requirepass=")) ||
+            (byName && (env.has("REDIS_PASSWORD") || env.has("REDIS_PASSWORD_FILE"))),
     },
     redis: {
         needs: "requirepass (in the redis.conf it is started with, or --requirepass, from a generated secret)",
