@@ -108,7 +108,7 @@ export function dnsBypasses(w: Workload, cfg: ClusterDnsConfig = defaults): stri
 
 /**
  * Session 44: a Service of type ExternalName is a DNS alias the cluster DNS serves to every pod (a
- * CNAME): named as a platform workload (`postgres`, `api-gateway`, `prometheus`, `kubernetes`), the
+ * CNAME): named as a platform workload (`postgres`, a catalog service, `prometheus`, `kubernetes`), the
  * platform's clients of that name connect wherever it points, with the credentials their URLs carry,
  * as a hostAliases entry would send them; pointing at a cloud metadata host or an IP address (which
  * the cluster DNS hands out as a name), it aliases the node's credentials or an address no selector
