@@ -14,7 +14,7 @@ import { useServers } from "../harness/shared";
 import { migratedClickHouse } from "../helpers/schemas";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, runClickHouseMigrations } from "../../services/src/migrations";
-import { withSelectedMarks } from "../helpers/query-log";
+import { mergeChainAndCandleTables, withSelectedMarks } from "../helpers/query-log";
 import { candleRow } from "../../services/src/services/data-bridge";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
 import { decisionRow, fillRow, orderRow } from "../../services/src/services/ai-chain-analytics/chains";
@@ -34,10 +34,7 @@ async function summaryMarks(range: Parameters<ChainStore["summary"]>[0]) {
   return { summary: result, marks };
 }
 
-async function optimize(): Promise<void> {
-  const tables = await ch.query<{ name: string }>("SELECT name FROM system.tables WHERE database = currentDatabase() AND (name LIKE 'ai_chain%' OR name LIKE 'market_candles%') AND engine != 'MaterializedView'");
-  for (const t of tables) await ch.client.command({ query: `OPTIMIZE TABLE ${t.name} FINAL` });
-}
+const optimize = () => mergeChainAndCandleTables(ch);
 
 describe("ai-chain-analytics: a summary's mark does not read the symbol's history (session 44)", () => {
   it("the granules a trader's summary selects stay the same with 300,000 more candles of the decision's own symbol", async () => {

@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { clickHouseUnder, migratedClickHouse } from "../helpers/schemas";
+import { mergeChainAndCandleTables } from "../helpers/query-log";
 import { candleRow } from "../../services/src/services/data-bridge";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
 import { decisionRow, fillRow, orderRow } from "../../services/src/services/ai-chain-analytics/chains";
@@ -29,11 +30,7 @@ async function insertMany(table: string, n: number, row: (i: number) => Record<s
   for (let i = 0; i < n; i += 20_000) await ch.insert(table, Array.from({ length: Math.min(20_000, n - i) }, (_, k) => row(i + k)));
 }
 
-/** Merges the chain tables as ClickHouse merges them in the background (a read by the key is then a granule or two of a part). */
-async function optimize(): Promise<void> {
-  const tables = await ch.query<{ name: string }>("SELECT name FROM system.tables WHERE database = currentDatabase() AND (name LIKE 'ai_chain%' OR name = 'market_candles')");
-  for (const t of tables) await ch.client.command({ query: `OPTIMIZE TABLE ${t.name} FINAL` });
-}
+const optimize = () => mergeChainAndCandleTables(ch);
 
 describe("ai-chain-analytics: a summary reads its own decisions' orders, fills and marks (session 42)", () => {
   it("a trader's summary stays under max_rows_to_read with 100,000 rows of others in each joined table", async () => {

@@ -45,3 +45,14 @@ export async function withSelectedMarks<T>(ch: ClickHouse, fn: (logged: ClickHou
   const result = await fn(loggedAs(ch, id));
   return { result, marks: await selectedMarks(ch, id) };
 }
+
+/**
+ * Merges the chain and candle tables (views aside) as ClickHouse merges them in the background, so a
+ * read by the key is a granule or two of a part and the granule counts above compare like with like.
+ */
+export async function mergeChainAndCandleTables(ch: ClickHouse): Promise<void> {
+  const tables = await ch.query<{ name: string }>(
+    "SELECT name FROM system.tables WHERE database = currentDatabase() AND (name LIKE 'ai_chain%' OR name LIKE 'market_candles%') AND engine != 'MaterializedView'",
+  );
+  for (const t of tables) await ch.client.command({ query: `OPTIMIZE TABLE ${t.name} FINAL` });
+}
