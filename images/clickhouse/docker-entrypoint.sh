@@ -5,16 +5,9 @@ set -euo pipefail
 
 if [ "${1:-clickhouse-server}" != clickhouse-server ]; then exec "$@"; fi
 
-# A secret may come as a file instead (VAR_FILE, the path: the Docker runtime's /run/secrets), so it
-# is no container variable (`docker inspect` shows those); read into a shell variable, not exported.
-file_env() {
-  local var="$1" file_var="${1}_FILE"
-  [ -n "${!file_var:-}" ] || return 0
-  if [ -n "${!var:-}" ]; then echo "FATAL: $var and $file_var are both set: set only one" >&2; exit 1; fi
-  if [ ! -r "${!file_var}" ] || [ ! -s "${!file_var}" ]; then echo "FATAL: $file_var names ${!file_var}, which is missing, unreadable or empty" >&2; exit 1; fi
-  printf -v "$var" '%s' "$(<"${!file_var}")"
-  unset "$file_var"
-}
+# A secret may come as a file instead (NAME_FILE): file_env, the one source in images/lib/file-env.sh.
+# shellcheck source=../lib/file-env.sh
+source /usr/local/lib/ai-trading/file-env.sh
 file_env CLICKHOUSE_PASSWORD
 if [ -z "${CLICKHOUSE_PASSWORD:-}" ]; then
   echo "FATAL: CLICKHOUSE_PASSWORD is not set; this image has no default password" >&2

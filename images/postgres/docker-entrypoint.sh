@@ -5,16 +5,9 @@ set -euo pipefail
 
 if [ "${1:-postgres}" != postgres ]; then exec "$@"; fi
 
-# A secret may come as a file instead (VAR_FILE, the path: the Docker runtime's /run/secrets), so it
-# is no container variable (`docker inspect` shows those); read into a shell variable, not exported.
-file_env() {
-  local var="$1" file_var="${1}_FILE"
-  [ -n "${!file_var:-}" ] || return 0
-  if [ -n "${!var:-}" ]; then echo "FATAL: $var and $file_var are both set: set only one" >&2; exit 1; fi
-  if [ ! -r "${!file_var}" ] || [ ! -s "${!file_var}" ]; then echo "FATAL: $file_var names ${!file_var}, which is missing, unreadable or empty" >&2; exit 1; fi
-  printf -v "$var" '%s' "$(<"${!file_var}")"
-  unset "$file_var"
-}
+# A secret may come as a file instead (NAME_FILE): file_env, the one source in images/lib/file-env.sh.
+# shellcheck source=../lib/file-env.sh
+source /usr/local/lib/ai-trading/file-env.sh
 file_env POSTGRES_PASSWORD
 if [ -z "${POSTGRES_PASSWORD:-}" ]; then
   echo "FATAL: POSTGRES_PASSWORD is not set; this image has no default password" >&2
@@ -35,12 +28,11 @@ fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "initialising PostgreSQL cluster in $PGDATA (user $POSTGRES_USER, db $POSTGRES_DB)"
   chmod 700 "$PGDATA" 2>/dev/null || true
-  pwfile="$(mktemp)"; chmod 600 "$pwfile"
-  printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
-  initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" \
+  # The password through a pipe (printf is a builtin: on no command line), never a file: the
+  # temporary file this was (mktemp, removed after initdb) stayed in /tmp when initdb failed.
+  initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
     --auth-local=scram-sha-256 --auth-host=scram-sha-256 \
     --encoding=UTF8 --locale=C.UTF-8 >/dev/null
-  rm -f "$pwfile"
   cat >"$PGDATA/pg_hba.conf" <<HBA
 # TYPE  DATABASE  USER  ADDRESS     METHOD
 local   all       all               scram-sha-256

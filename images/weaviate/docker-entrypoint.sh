@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Single-node defaults for Weaviate in a container. The cluster layer (memberlist + Raft) needs an
 # IPv4 address to advertise: with an IPv6 address it dies with "too many colons", so the first
 # IPv4 address of the container is used unless CLUSTER_ADVERTISE_ADDR is given.
@@ -11,21 +11,12 @@ if [ -z "${CLUSTER_ADVERTISE_ADDR:-}" ]; then
   [ -n "$CLUSTER_ADVERTISE_ADDR" ] || CLUSTER_ADVERTISE_ADDR=127.0.0.1
 fi
 # The keys may come as a file (AUTHENTICATION_APIKEY_ALLOWED_KEYS_FILE: the Docker runtime's
-# /run/secrets), so they are no container variable; the server reads only its variable, so it is
-# exported to the server's process alone.
-if [ -n "${AUTHENTICATION_APIKEY_ALLOWED_KEYS_FILE:-}" ]; then
-  if [ -n "${AUTHENTICATION_APIKEY_ALLOWED_KEYS:-}" ]; then
-    echo "weaviate: AUTHENTICATION_APIKEY_ALLOWED_KEYS and AUTHENTICATION_APIKEY_ALLOWED_KEYS_FILE are both set: set only one" >&2
-    exit 1
-  fi
-  if [ ! -r "$AUTHENTICATION_APIKEY_ALLOWED_KEYS_FILE" ] || [ ! -s "$AUTHENTICATION_APIKEY_ALLOWED_KEYS_FILE" ]; then
-    echo "weaviate: AUTHENTICATION_APIKEY_ALLOWED_KEYS_FILE names $AUTHENTICATION_APIKEY_ALLOWED_KEYS_FILE, which is missing, unreadable or empty" >&2
-    exit 1
-  fi
-  AUTHENTICATION_APIKEY_ALLOWED_KEYS="$(cat "$AUTHENTICATION_APIKEY_ALLOWED_KEYS_FILE")"
-  export AUTHENTICATION_APIKEY_ALLOWED_KEYS
-  unset AUTHENTICATION_APIKEY_ALLOWED_KEYS_FILE
-fi
+# /run/secrets), so they are no container variable: file_env, the one source in images/lib/file-env.sh.
+# The server reads only its variable, so it is exported to the server's process alone.
+# shellcheck source=../lib/file-env.sh
+source /usr/local/lib/ai-trading/file-env.sh
+file_env AUTHENTICATION_APIKEY_ALLOWED_KEYS
+[ -z "${AUTHENTICATION_APIKEY_ALLOWED_KEYS:-}" ] || export AUTHENTICATION_APIKEY_ALLOWED_KEYS
 if [ "${AUTHENTICATION_APIKEY_ENABLED:-false}" = true ] && [ -z "${AUTHENTICATION_APIKEY_ALLOWED_KEYS:-}" ]; then
   echo "weaviate: AUTHENTICATION_APIKEY_ENABLED=true needs AUTHENTICATION_APIKEY_ALLOWED_KEYS (refusing to start without a key)" >&2
   exit 1

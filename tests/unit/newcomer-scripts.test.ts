@@ -317,6 +317,7 @@ describe("image builds started twice at once (session 42)", () => {
       "scripts/lib/local-images.sh",
       "scripts/lib/locks.sh",
       "images/redis",
+      "images/lib",
     );
     // The engine: answers, imports (then the base image exists), builds slowly; every call recorded.
     fake(
@@ -483,7 +484,7 @@ describe("an image whose pinned Debian version has left the mirror (session 42)"
 esac`,
     );
     fake("dockerd", "exit 1");
-    copy("scripts/images", "scripts/docker/ensure-dockerd.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "images/redis");
+    copy("scripts/images", "scripts/docker/ensure-dockerd.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "images/redis", "images/lib");
     const r = await run(["scripts/images/build-images.sh", "redis"]);
     expect(r.status, r.err).toBe(0); // before: exit 1, "try UNPIN=1"
     expect(r.err).toContain("pinned Debian versions no longer on the mirror (redis-server=5:7.0.15-1~deb12u10)");
@@ -516,7 +517,7 @@ esac`,
   });
 
   it("the Debian images are built from a context their non-root users can read", async () => {
-    copy("scripts/images", "scripts/docker/ensure-dockerd.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "images/redis");
+    copy("scripts/images", "scripts/docker/ensure-dockerd.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "images/redis", "images/lib");
     ownerOnly("images");
     const r = await run(["scripts/images/build-images.sh", "redis"]);
     expect(r.status, r.err).toBe(0);
