@@ -65,6 +65,21 @@ export function defaultTrainingDir(): string {
   return resolve(__dirname, "../../../ml");
 }
 
+/**
+ * The variables the trainer gets from the service's: what Python, its libraries and the locale need,
+ * nothing else. A child process inherits every variable, and on Kubernetes the service's credentials
+ * are variables (secretKeyRef: POSTGRES_URL, JWT_SECRET...), which the trainer never reads but a
+ * traceback, a library's dump of its environment or a process it starts would carry on (session 45).
+ */
+const TRAINER_ENV = /^(PATH|HOME|USER|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|LD_LIBRARY_PATH|VIRTUAL_ENV|PYTHONHOME|PYTHONUSERBASE|PYTHONDONTWRITEBYTECODE|PYTHONUNBUFFERED)$/;
+
+/** `source` reduced to TRAINER_ENV's variables, with `extra`. */
+export function trainerEnv(source: NodeJS.ProcessEnv, extra: Record<string, string>): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(source)) if (v !== undefined && TRAINER_ENV.test(k)) out[k] = v;
+  return { ...out, ...extra };
+}
+
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
     const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -92,7 +107,7 @@ export async function train(input: TrainingInput): Promise<{ onnx: Buffer; repor
     if (input.seed !== undefined) args.push("--seed", String(input.seed));
     const python = input.python ?? process.env.ML_PYTHON ?? "python3";
     // OMP_WAIT_POLICY=PASSIVE: OpenMP threads busy-wait otherwise, 10x slower on shared cores.
-    const env = { ...process.env, PYTHONPATH: dir, OMP_WAIT_POLICY: "PASSIVE", OMP_NUM_THREADS: "1", PYTHONHASHSEED: "0" };
+    const env = trainerEnv(process.env, { PYTHONPATH: dir, OMP_WAIT_POLICY: "PASSIVE", OMP_NUM_THREADS: "1", PYTHONHASHSEED: "0" });
     const r = await run(python, args, env, input.timeoutMs ?? 30 * 60_000);
     if (r.code !== 0) throw new TrainingError(`training job failed (exit ${r.code}): ${r.stderr.trim().split("\n").slice(-5).join(" | ")}`);
     const report = JSON.parse(readFileSync(join(work, "out", "report.json"), "utf8")) as TrainingReport;
