@@ -31,7 +31,7 @@ export type ImageName =
 
 /**
  * Which server build an image holds, where builds of one component are launched differently:
- * `dragonfly` (password in DFLY_requirepass), `redis` (the official image: password from a config
+ * `dragonfly` (password from a secret flag file, `--flagfile`), `redis` (the official image: password from a config
  * file), `redis-env` (REDIS_PASSWORD, the Debian build), `redpanda` (`redpanda start` flags) or
  * `kafka` (Apache Kafka in KRaft mode speaking Redpanda's protocol), `prometheus-flags` (flags on
  * the command line) or `prometheus-env` (the Debian build's entrypoint reads PROMETHEUS_RETENTION).
@@ -67,7 +67,8 @@ export const upstreamImages: Record<ImageName, ContainerImage> = {
   dragonfly: upstream("docker.dragonflydb.io/dragonflydb/dragonfly:v1.23.2", { user: { uid: 999 }, server: "dragonfly" }),
   clickhouse: upstream("clickhouse/clickhouse-server:24.8.4.13", { user: { uid: 101 } }),
   weaviate: upstream("cr.weaviate.io/semitechnologies/weaviate:1.26.5", { user: { uid: 1000 } }),
-  arangodb: upstream("arangodb:3.11.11", { user: { uid: 1000 } }),
+  // Its entrypoint reads ARANGO_ROOT_PASSWORD_FILE (the image's documented alternative to the variable).
+  arangodb: upstream("arangodb:3.11.11", { user: { uid: 1000 }, secretFiles: true }),
   redpanda: upstream("docker.redpanda.com/redpandadata/redpanda:v24.2.7", { user: { uid: 101 }, server: "redpanda" }),
   redis: upstream("redis:7.4.1-bookworm", { user: { uid: 999 }, server: "redis" }),
   prometheus: upstream("prom/prometheus:v2.54.1", { user: { uid: 65534 }, server: "prometheus-flags" }),

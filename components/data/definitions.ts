@@ -78,6 +78,8 @@ function base(
     command?: string[];
     args?: string[];
     files?: WorkloadSpec["files"];
+    /** Every secret variable is read from a file (by the check or the entrypoint), whatever the image manifest says. */
+    secretEnvFromFiles?: boolean;
   },
 ): DatastoreDefinition["spec"] {
   return {
@@ -90,7 +92,7 @@ function base(
     env: parts.env ?? {},
     secretEnv: parts.secretEnv ?? {},
     // Where the image's entrypoint reads <NAME>_FILE (stacks/images.ts): Docker writes the credentials as files.
-    secretEnvFiles: ctx.image.secretFiles ? "_FILE" : undefined,
+    secretEnvFiles: ctx.image.secretFiles || parts.secretEnvFromFiles ? "_FILE" : undefined,
     ports: parts.ports,
     volumes: [{ name: "data", mountPath: parts.mountPath, sizeGi: ctx.storageGi }],
     files: parts.files ?? [],
@@ -129,6 +131,13 @@ function postgres(ctx: DatastoreContext): DatastoreDefinition {
   };
 }
 
+/**
+ * Dragonfly's flag file (`--flagfile`, the abseil flags its packaging starts it with): its password
+ * as `--requirepass=`, a secret file, so it is neither a container variable (`docker inspect`) nor an
+ * argument (`ps`).
+ */
+export const DRAGONFLY_FLAGFILE = "/etc/dragonfly/secret.flags";
+
 /** Dragonfly, or Redis standing in for it (same protocol); also the legacy Redis. */
 function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefinition {
   const password = requirePassword(ctx);
@@ -140,22 +149,28 @@ function redisProtocol(ctx: DatastoreContext, envVar: string): DatastoreDefiniti
     // redis-cli reads REDISCLI_AUTH, so the health check never puts the password on a command line.
     REDISCLI_AUTH: password,
   };
-  if (isDragonfly) secretEnv.DFLY_requirepass = password;
-  else if (!isUpstreamRedis) secretEnv.REDIS_PASSWORD = password;
+  // The local build's entrypoint reads REDIS_PASSWORD (or its _FILE); Dragonfly and the official Redis
+  // read their password from a secret file (the flag file, redis.conf), never from a variable.
+  if (!isDragonfly && !isUpstreamRedis) secretEnv.REDIS_PASSWORD = password;
   return {
     port: 6379,
     spec: base(ctx, {
       ports: [port(ctx, "redis", 6379)],
       mountPath: "/data",
       secretEnv,
+      // The health check below reads REDISCLI_AUTH_FILE with any image, so on Docker REDISCLI_AUTH is a
+      // file for Dragonfly and the official Redis too (before session 45 it was a container variable).
+      secretEnvFromFiles: isDragonfly || isUpstreamRedis,
       args: isDragonfly
-        ? ["--dir", "/data", "--dbfilename", "dump", "--snapshot_cron", "*/5 * * * *"]
+        ? [`--flagfile=${DRAGONFLY_FLAGFILE}`, "--dir", "/data", "--dbfilename", "dump", "--snapshot_cron", "*/5 * * * *"]
         : isUpstreamRedis
           ? ["redis-server", "/usr/local/etc/redis/redis.conf"]
           : undefined,
       files: isUpstreamRedis
         ? [{ path: "/usr/local/etc/redis/redis.conf", secret: true, content: pulumi.interpolate`requirepass ${password}\nappendonly yes\ndir /data\n` }]
-        : [],
+        : isDragonfly
+          ? [{ path: DRAGONFLY_FLAGFILE, secret: true, content: pulumi.interpolate`--requirepass=${password}\n` }]
+          : [],
       // redis-cli exits 0 on an error reply (NOAUTH), so the answer itself is checked.
       // Where the password is a file (REDISCLI_AUTH_FILE, Docker with an image reading files), the
       // check reads it into REDISCLI_AUTH for redis-cli alone.

@@ -15,7 +15,8 @@ import { K8sContainer, namespaceOf } from "../lib/workloads";
  * its ID, the workload's (`trading.io/workload`), or a command line that runs `redis-server`, on both targets:
  * - Grafana: without GF_SECURITY_ADMIN_PASSWORD (or its __FILE), the admin logs in with admin/admin,
  *   and with GF_USERS_ALLOW_SIGN_UP anyone makes an account that reads every dashboard;
- * - Dragonfly: without `requirepass` (DFLY_requirepass, --requirepass), every client is in;
+ * - Dragonfly: without `requirepass` (DFLY_requirepass, --requirepass, or a `--requirepass=` line of the
+ *   flag file it is started with, `--flagfile`: the platform's way since session 45), every client is in;
  * - Redis (the legacy Redis, and anything run as redis-server): without `requirepass` every client is
  *   in. The upstream image reads no password variable: the platform starts it with a generated
  *   redis.conf (a Docker upload; a key of the workload's Secret mounted on Kubernetes), which is read
@@ -86,6 +87,35 @@ function redisConfPath(words: string[]): string | undefined {
     return next !== undefined && !next.startsWith("-") ? next : undefined;
 }
 
+/** The last `--requirepass` of an abseil flag file (`--flag=value` lines, `#` comments), unquoted; "" when there is none. */
+export function flagfileRequirepass(text: string): string {
+    let pass = "";
+    for (const line of text.split(/\r?\n/)) {
+        const m = /^\s*--?requirepass=(.*?)\s*$/.exec(line);
+        if (m) pass = m[1].replace(/^(["'])(.*)\1$/, "$2");
+    }
+    return pass;
+}
+
+/** Dragonfly's password: its variable, its flag, or the flag files it is started with (`--flagfile=<path>`), read as it reads them. */
+function dragonflyProvided(p: Process, byName: boolean): Verdict {
+    if (p.env.has("DFLY_REQUIREPASS") || p.words.some((w) => w === "--requirepass" || w.startsWith("--requirepass="))) return "provided";
+    // The offline stand-in for Dragonfly (Redis 7, run by image ID under the dragonfly workload) reads
+    // REDIS_PASSWORD in its entrypoint, or since session 44 REDIS_PASSWORD_FILE (the Docker runtime's
+    // secret file, whose content no-default-credentials judges); Dragonfly itself reads neither, so
+    // only an unnamed image gets them.
+    if (byName && (p.env.has("REDIS_PASSWORD") || p.env.has("REDIS_PASSWORD_FILE"))) return "provided";
+    const paths = p.words.flatMap((w, i) => (w === "--flagfile" ? [p.words[i + 1] ?? ""] : w.startsWith("--flagfile=") ? [w.slice("--flagfile=".length)] : []));
+    let verdict: Verdict = "missing";
+    for (const path of paths.map((x) => x.replace(/^["']+|["']+$/g, "")).filter((x) => x !== "")) {
+        const file = p.file(path);
+        if ("unknown" in file) verdict = "unknown";
+        else if ("unseen" in file) verdict = verdict === "unknown" ? verdict : { unseen: `its flag file ${file.unseen}` };
+        else if (flagfileRequirepass(file.text).trim() !== "") return "provided";
+    }
+    return verdict;
+}
+
 function redisProvided(p: Process, byName: boolean, image: string): Verdict {
     if ((flagValue(p.words, "--requirepass") ?? "") !== "") return "provided";
     // REDIS_PASSWORD is read by Bitnami's image and by the offline stand-in (a build on the host, localhost/...,
@@ -109,15 +139,8 @@ const SERVERS: ReadonlyMap<string, ServerRule> = new Map(Object.entries({
         extra: (env) => (isTrue(env.get("GF_USERS_ALLOW_SIGN_UP")) ? [`sets GF_USERS_ALLOW_SIGN_UP=${env.get("GF_USERS_ALLOW_SIGN_UP")}: anyone who reaches Grafana makes an account that reads every dashboard`] : []),
     },
     dragonfly: {
-        needs: "requirepass (DFLY_requirepass from a generated secret)",
-        // The offline stand-in for Dragonfly (Redis 7, run by image ID under the dragonfly workload) reads
-        // REDIS_PASSWORD in its entrypoint, or since session 44 REDIS_PASSWORD_FILE (the Docker runtime's
-        // secret file, whose content no-default-credentials judges); Dragonfly itself reads neither, so
-        // only an unnamed image gets them.
-        provided: ({ env, words }, byName) =>
-            env.has("DFLY_REQUIREPASS") ||
-            words.some((w) => w === "--requirepass" || w.startsWith("--requirepass=")) ||
-            (byName && (env.has("REDIS_PASSWORD") || env.has("REDIS_PASSWORD_FILE"))),
+        needs: "requirepass (in the flag file it is started with, DFLY_requirepass or --requirepass, from a generated secret)",
+        provided: dragonflyProvided,
     },
     redis: {
         needs: "requirepass (in the redis.conf it is started with, or --requirepass, from a generated secret)",

@@ -30,7 +30,7 @@ describe("servers-require-authentication", () => {
         expect(await run([standIn])).toEqual([]);
         const upstream = dockerContainer("dragonfly", "datastore", { image: "docker.dragonflydb.io/dragonflydb/dragonfly:v1.23.2", envs: ["REDIS_PASSWORD=Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt"] });
         expect((await run([upstream])).map((v) => v.message.replace(fix, ""))).toEqual([
-            "Container \"dragonfly-container\" runs dragonfly without requirepass (DFLY_requirepass from a generated secret), so its authentication is off",
+            "Container \"dragonfly-container\" runs dragonfly without requirepass (in the flag file it is started with, DFLY_requirepass or --requirepass, from a generated secret), so its authentication is off",
         ]);
         // Not judged on what it lacks when part of its environment is not known during preview (it is at `up`).
         const unread = [
@@ -125,6 +125,45 @@ describe("servers-require-authentication", () => {
         });
     });
 
+    describe("Dragonfly started with a flag file (session 45: its password no longer a variable)", () => {
+        const flags = "/etc/dragonfly/secret.flags";
+        const flagsKey = "etc_dragonfly_secret.flags";
+        const image = "docker.dragonflydb.io/dragonflydb/dragonfly:v1.23.2";
+        // As components/data/definitions.ts deploys it: --flagfile=<path>, the file a secret upload (Docker) or a key of the workload's Secret (Kubernetes).
+        const k8sDragonfly = (secretName = "dragonfly-credentials") =>
+            deployment("dragonfly", 6379, {
+                role: "datastore",
+                container: { image, args: [`--flagfile=${flags}`, "--dir", "/data"], env: [secretRef("REDISCLI_AUTH")], volumeMounts: [{ name: "secret-files", mountPath: flags, subPath: flagsKey, readOnly: true }] },
+                spec: { volumes: [{ name: "secret-files", secret: { secretName, defaultMode: 0o400 } }] },
+            });
+        const dfSecret = (content: string) => secret("dragonfly", { REDISCLI_AUTH: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt", [flagsKey]: content });
+        const dockerDragonfly = (content: string) => dockerContainer("dragonfly", "datastore", {
+            image, command: [`--flagfile=${flags}`, "--dir", "/data"], envs: ["REDISCLI_AUTH_FILE=/run/secrets/rediscli_auth"],
+            uploads: [{ file: flags, content, permissions: "0400", owner: "999", group: "999" }],
+        });
+        const good = "--requirepass=Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt\n";
+        const needs = "requirepass (in the flag file it is started with, DFLY_requirepass or --requirepass, from a generated secret)";
+
+        it("passes the password in the flag file on both targets, and one not known during preview", async () => {
+            expect(await run([dfSecret(good), k8sDragonfly()])).toEqual([]);
+            expect(await run([dockerDragonfly(good)])).toEqual([]);
+            expect(await run([dockerDragonfly(UNKNOWN)])).toEqual([]);
+            expect(await run([dfSecret(UNKNOWN), k8sDragonfly()])).toEqual([]);
+        });
+
+        it("rejects a flag file without requirepass (or an empty one), and reports one the stack does not hold as unverifiable", async () => {
+            const vs = await run([dockerDragonfly("--dir=/data\n# --requirepass=x\n"), dfSecret("--requirepass=\n"), k8sDragonfly()]);
+            expect(vs.map((v) => v.message.replace(fix, ""))).toEqual([
+                `Container "dragonfly-container" runs dragonfly without ${needs}, so its authentication is off`,
+                `Deployment "dragonfly-deployment" container "dragonfly" runs dragonfly without ${needs}, so its authentication is off`,
+            ]);
+            const unseen = await run([k8sDragonfly("dragonfly-external")]);
+            expect(unseen.map((v) => v.message.split(", so whether")[0])).toEqual([
+                `Deployment "dragonfly-deployment" container "dragonfly" runs dragonfly with its flag file ${flags} from Secret "dragonfly-external", which the stack does not declare`,
+            ]);
+        });
+    });
+
     it("rejects Grafana without its admin password (admin/admin) or with open sign-up, Dragonfly without requirepass, Weaviate without a scheme", async () => {
         const vs = await run([
             k8sServer("grafana", "docker.io/grafana/grafana:11.2.0", [{ name: "GF_SECURITY_ADMIN_USER", value: "admin" }, { name: "GF_USERS_ALLOW_SIGN_UP", value: "true" }]),
@@ -134,7 +173,7 @@ describe("servers-require-authentication", () => {
         expect(vs.map((v) => `${v.enforcementLevel} ${v.message.replace(fix, "")}`)).toEqual([
             "mandatory Deployment \"grafana-deployment\" container \"grafana\" runs grafana without GF_SECURITY_ADMIN_PASSWORD (from a generated secret), so its authentication is off",
             "mandatory Deployment \"grafana-deployment\" container \"grafana\" sets GF_USERS_ALLOW_SIGN_UP=true: anyone who reaches Grafana makes an account that reads every dashboard",
-            "mandatory Container \"dragonfly-container\" runs dragonfly without requirepass (DFLY_requirepass from a generated secret), so its authentication is off",
+            "mandatory Container \"dragonfly-container\" runs dragonfly without requirepass (in the flag file it is started with, DFLY_requirepass or --requirepass, from a generated secret), so its authentication is off",
             "mandatory Deployment \"weaviate-deployment\" container \"weaviate\" runs weaviate without an authentication scheme (AUTHENTICATION_APIKEY_ENABLED=true with AUTHENTICATION_APIKEY_ALLOWED_KEYS from a generated secret), so its authentication is off",
         ]);
         const dev = await run([dockerContainer("grafana", "monitoring", { image: "docker.io/grafana/grafana:11.2.0", envs: ["GF_SECURITY_ADMIN_PASSWORD="] })], "dev");

@@ -86,19 +86,41 @@ describe("secrets as files on the Docker target", { timeout: 300_000 }, () => {
   });
 
   it("upstream images: Grafana reads __FILE, the official PostgreSQL image _FILE; what cannot read a file stays a variable", async () => {
-    const run = await runProgram("dev", { imageSource: "upstream", grafanaEnabled: "true", arangodbEnabled: "true" });
+    const run = await runProgram("dev", { imageSource: "upstream", grafanaEnabled: "true", arangodbEnabled: "true", redisEnabled: "true" });
     const byName = new Map(byType(run, CONTAINER).map((c) => [c.name, c]));
-    // Dragonfly, ArangoDB, and the vendors' ClickHouse and Weaviate images read their credential from a variable only.
+    // The vendors' ClickHouse and Weaviate images read their credential from a variable only (README
+    // "Credentials on Docker are files" says why each stays one). Before session 45 also Dragonfly's
+    // DFLY_requirepass and REDISCLI_AUTH, the official Redis's REDISCLI_AUTH and ArangoDB's ARANGO_ROOT_PASSWORD.
     expect(leaks(run, []).sort()).toEqual([
-      "arangodb-container: ARANGO_ROOT_PASSWORD",
       "clickhouse-container: CLICKHOUSE_PASSWORD",
-      "dragonfly-container: DFLY_requirepass",
-      "dragonfly-container: REDISCLI_AUTH",
       "weaviate-container: AUTHENTICATION_APIKEY_ALLOWED_KEYS",
     ]);
     expect(checkFiles(byName.get("grafana-container")!, "__FILE")).toEqual(["GF_SECURITY_ADMIN_PASSWORD"]);
     expect(checkFiles(byName.get("postgres-container")!, "_FILE")).toEqual(["POSTGRES_PASSWORD"]);
     expect(checkFiles(byName.get("user-management-container")!, "_FILE")).toEqual(expect.arrayContaining(["JWT_SECRET"]));
+    // ArangoDB's entrypoint reads ARANGO_ROOT_PASSWORD_FILE; the health checks of Dragonfly and the official
+    // Redis read REDISCLI_AUTH_FILE (components/data/definitions.ts), whatever the image.
+    expect(checkFiles(byName.get("arangodb-container")!, "_FILE")).toEqual(["ARANGO_ROOT_PASSWORD"]);
+    expect(checkFiles(byName.get("dragonfly-container")!, "_FILE")).toEqual(["REDISCLI_AUTH"]);
+    expect(checkFiles(byName.get("redis-container")!, "_FILE")).toEqual(["REDISCLI_AUTH"]);
+  });
+
+  it("Dragonfly reads its password from a secret flag file, on no command line; the official Redis from its secret redis.conf", async () => {
+    const run = await runProgram("dev", { imageSource: "upstream", redisEnabled: "true" });
+    const byName = new Map(byType(run, CONTAINER).map((c) => [c.name, c]));
+    const generated = /Mock[A-Za-z0-9]{6,}/;
+    for (const name of ["dragonfly-container", "redis-container"]) {
+      const c = byName.get(name)!;
+      const words = [...((c.inputs.command as string[] | undefined) ?? []), ...((c.inputs.entrypoints as string[] | undefined) ?? [])];
+      expect(words.filter((w) => generated.test(w)), `${name}: a credential on its command line`).toEqual([]);
+      expect(JSON.stringify(c.inputs.healthcheck ?? {}), `${name}: its health check`).not.toMatch(generated);
+    }
+    const df = byName.get("dragonfly-container")!;
+    expect(df.inputs.command).toContain("--flagfile=/etc/dragonfly/secret.flags");
+    const flags = uploadsOf(df).find((u) => u.file === "/etc/dragonfly/secret.flags");
+    expect(flags).toMatchObject({ permissions: "0400", owner: "999" });
+    expect(flags!.content).toMatch(/^--requirepass=Mock[A-Za-z0-9]+\n$/);
+    expect(df.secretPaths.some((p) => p.startsWith("uploads")), "the flag file is a secret in the state").toBe(true);
   });
 });
 
