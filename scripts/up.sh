@@ -52,12 +52,16 @@ fi
 # job of a script ignores Ctrl-C), and the next run waited for it on the clone's images lock. It runs
 # in its own process group (set -m), so only this run's build is stopped: another run's, which ours
 # may be waiting for on that lock, goes on. What a stopped build leaves, the next one cleans up.
+# Like the steps, it runs without a controlling terminal (without_terminal, scripts/lib/steps.sh):
+# a background group of the terminal, it was stopped there by its first line with `stty tostop`
+# set, and the run waited for it for ever.
 images_pid=""
 stop_images_build() {
   [ -n "$images_pid" ] && kill -0 "$images_pid" 2>/dev/null || return 0
   echo "[up] stopping the local image build this run started (process group $images_pid):" \
     "the run did not get to wait for it; the next npm run up builds what is missing" >&2
   kill -TERM -- "-$images_pid" 2>/dev/null || true
+  kill -CONT -- "-$images_pid" 2>/dev/null || true
   local i
   for i in $(seq 1 100); do kill -0 "$images_pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL -- "-$images_pid" 2>/dev/null || true
@@ -85,7 +89,7 @@ fi
 if grep -qE '^ *trading:imageSource: *local' "Pulumi.$STACK.yaml"; then
   step "local images from Debian (in the background, beside the next steps)"
   set -m
-  bash scripts/images/build-images.sh </dev/null &
+  without_terminal bash scripts/images/build-images.sh </dev/null &
   images_pid=$!
   set +m
 fi

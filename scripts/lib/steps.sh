@@ -9,13 +9,25 @@
 # the whole foreground group, so it worked.
 #
 #   source scripts/lib/steps.sh
-#   run_step TAG CMD...   runs CMD (stdin /dev/null) in a process group of its own; its status
+#   run_step TAG CMD...   runs CMD (stdin /dev/null) in a process group of its own, without a
+#                         controlling terminal (without_terminal); its status
 #   stop_step SIGNAL      passes SIGNAL (INT stays INT; TERM and HUP are passed as TERM: the terminal
 #                         is gone, and `pulumi` cancels gracefully on INT and TERM, not on HUP) to the
 #                         running step's group, saying so, and waits for the step to end; then stops
 #                         what it left in its group (TERM, then KILL). A step still running after
 #                         STEP_STOP_SECONDS (default 300: a cancelled `pulumi up` finishes the
 #                         operations under way) is killed (KILL), saying so
+#
+#   without_terminal CMD...  execs CMD (an external command) without a controlling terminal
+#
+# A step is a background process group of the terminal it was started from: there, the terminal
+# stopped it (SIGTTOU, SIGTTIN) as soon as it wrote with `stty tostop` set, set terminal modes
+# (stty, a password prompt) or read /dev/tty (sudo, ssh, a passphrase prompt), and the run waited
+# for the stopped step for ever, without a word; Ctrl-C then took STEP_STOP_SECONDS, as a stopped
+# process does not act on SIGINT. Without a controlling terminal nothing stops it: it writes to the
+# terminal as before (its output still is one: colours, progress), and a prompt fails at once
+# (/dev/tty: no such device) with the program's own message. Ctrl-C reaches it through the run's
+# trap (stop_step INT), as before.
 #
 # The caller's traps call stop_step, e.g.
 #   trap 'stop_step TERM; exit 143' TERM
@@ -44,6 +56,23 @@ _step_running() {
 	[[ "${stat%% *}" != Z ]]
 }
 
+without_terminal() {
+	# TIOCNOTTY gives up the controlling terminal of this process (not a session leader: nothing else
+	# is signalled) and of what it starts; perl is in every Debian (perl-base). Without /dev/tty
+	# (cron, CI, setsid) there is nothing to give up.
+	command -v perl >/dev/null 2>&1 || exec "$@"
+	exec perl -e '
+		if (open my $tty, "+<", "/dev/tty") {
+			my $notty = eval { require "sys/ioctl.ph"; &TIOCNOTTY } // 0x5422;
+			ioctl $tty, $notty, 0;
+			close $tty;
+		}
+		exec { $ARGV[0] } @ARGV;
+		print STDERR "cannot run $ARGV[0]: $!\n";
+		exit 127;
+	' -- "$@"
+}
+
 run_step() {
 	local rc
 	_step_tag=$1
@@ -54,7 +83,7 @@ run_step() {
 	_step_last=${!:-}
 	_step_starting=1
 	set -m
-	"$@" </dev/null &
+	without_terminal "$@" </dev/null &
 	_step_pid=$!
 	set +m
 	_step_starting=""
@@ -80,6 +109,9 @@ stop_step() {
 	echo "[$_step_tag] stopping the step under way (SIG$sig to its process group $pid: $_step_what);" \
 		"waiting up to ${limit}s for it to end" >&2
 	kill -"$sig" -- "-$pid" 2>/dev/null || true
+	# A stopped process acts on the signal only once continued (SIGSTOP, Ctrl-Z on a step started
+	# some other way): before, a stopped step took STEP_STOP_SECONDS and then KILL.
+	kill -CONT -- "-$pid" 2>/dev/null || true
 	# The step itself first: it ends its own work as it does on that signal (pulumi finishes the
 	# operations under way). What it leaves of its group then goes (TERM; a background job of a
 	# script ignores SIGINT), and after 5 s more whatever is still there (KILL).
@@ -89,6 +121,7 @@ stop_step() {
 		kill -KILL -- "-$pid" 2>/dev/null || true
 	elif _step_group_alive "$pid"; then
 		kill -TERM -- "-$pid" 2>/dev/null || true
+		kill -CONT -- "-$pid" 2>/dev/null || true
 		t0=$SECONDS
 		while _step_group_alive "$pid" && ((SECONDS - t0 < 5)); do sleep 0.1; done
 		kill -KILL -- "-$pid" 2>/dev/null || true
