@@ -21,3 +21,10 @@ export const PART_OF = "ai-trading";
 
 export const WORKLOAD_ROLES = ["datastore", "service", "job", "monitoring", "edge"] as const;
 export type WorkloadRole = (typeof WORKLOAD_ROLES)[number];
+
+/**
+ * On a Docker container: where the Pulumi state that deployed it lives (stacks/state-location.ts),
+ * so that `npm run up`'s check (scripts/lib/host-ports.ts) tells this clone's containers from those a
+ * second clone deployed under the same names.
+ */
+export const LABEL_PULUMI_STATE = "trading.io/pulumi-state";

@@ -6,7 +6,7 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { LABEL_PART_OF, LABEL_WORKLOAD, PART_OF } from "../../catalog/labels";
+import { LABEL_PART_OF, LABEL_PULUMI_STATE, LABEL_WORKLOAD, PART_OF } from "../../catalog/labels";
 import {
   BuiltImage,
   canSchedule,
@@ -40,6 +40,12 @@ export interface DockerRuntimeArgs {
   subnet?: string;
   /** Most processes and threads of each container (HostConfig.PidsLimit), by workload kind (the stack's dockerPidsLimit* keys). */
   pidsLimits: Record<WorkloadKind, number>;
+  /**
+   * Where the stack's state lives (stacks/state-location.ts), set on every container as the label
+   * trading.io/pulumi-state: `npm run up` tells this clone's containers from another clone's by it.
+   * Not on volumes or the network: a label change replaces those, and a volume holds data.
+   */
+  stateLocation?: string;
 }
 
 /**
@@ -190,6 +196,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
   private readonly prefix: string;
   private readonly operatorBindAddress: string;
   private readonly pidsLimits: Record<WorkloadKind, number>;
+  private readonly stateLocation?: string;
   private readonly images = new Map<string, docker.RemoteImage>();
 
   constructor(name: string, args: DockerRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -200,7 +207,11 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
     for (const [kind, limit] of Object.entries(args.pidsLimits)) {
       if (!Number.isInteger(limit) || limit < 1) throw new pulumi.ResourceError(`PID limit of ${kind} workloads must be a positive integer, got ${limit}`, this);
     }
+    if (args.stateLocation !== undefined && (args.stateLocation.trim() === "" || /[\0\n]/.test(args.stateLocation))) {
+      throw new pulumi.ResourceError(`invalid state location ${JSON.stringify(args.stateLocation)} for the label ${LABEL_PULUMI_STATE}`, this);
+    }
     this.prefix = args.prefix;
+    this.stateLocation = args.stateLocation;
     this.pidsLimits = args.pidsLimits;
     this.operatorBindAddress = args.operatorBindAddress;
     this.network = new docker.Network(
@@ -246,6 +257,7 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
         ),
     );
     const labels = Object.entries(workloadLabels(spec)).map(([label, value]) => ({ label, value }));
+    if (this.stateLocation !== undefined) labels.push({ label: LABEL_PULUMI_STATE, value: this.stateLocation });
     const isJob = spec.kind === "job";
     const replicas = spec.kind === "stateless" ? spec.replicas : 1;
     const containers: Container[] = [];

@@ -5,6 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { sizingOf } from "../../catalog";
 import { StackConfig, Target } from "../../stacks/config";
+import { stateLocation } from "../../stacks/state-location";
 import { Runtime, RuntimeCapabilities } from "../workload";
 import { DOCKER_CAPABILITIES, DockerRuntime } from "./docker";
 import { KUBERNETES_CAPABILITIES, KubernetesRuntime } from "./kubernetes";
@@ -22,6 +23,9 @@ export function createRuntime(name: string, config: StackConfig, parent: pulumi.
         operatorBindAddress: config.docker.adminBindAddress,
         subnet: config.docker.subnet,
         pidsLimits: config.docker.pidsLimits,
+        // The state this run deploys from (pulumi-env.sh's file://<clone>/.pulumi-state): a label
+        // that tells this clone's containers from another clone's of the same stack.
+        stateLocation: stateLocation(process.env.PULUMI_BACKEND_URL),
       },
       { parent },
     );

@@ -12,15 +12,28 @@
  * second `npm run up`, a rerun after a failure) it is fine, as `pulumi up` replaces or keeps them;
  * held by another container or program it is named, with the key that moves it. A configuration
  * the parser refuses is reported the same way now, not after the builds.
- * Exit 0: every port free or ours; 1: a port taken or an address this host lacks; 2: a config error.
+ *
+ * "This stack's own" is this clone's: a second clone of the repo (its own .pulumi-state) deploys the
+ * same stack under the same container names, and `pulumi up` here then failed on Docker's name
+ * conflict after the builds (its containers passed for ours). A container is ours when its label
+ * trading.io/pulumi-state (components/runtime/docker.ts) names this clone's state, or when this
+ * clone's state records its id (a container from before the label, a clone moved since); any other
+ * ai-trading-<stack>-* container, running or not, holding a port or not, is named with the clone
+ * that deployed it and what to do (scripts/lib/stack-containers.ts). Without a state location of
+ * its own (PULUMI_BACKEND_URL unset: run outside scripts/lib/pulumi-env.sh) the check cannot tell,
+ * and takes them for ours as before.
+ * Exit 0: every port free or ours; 1: a port taken, another clone's container or an address this
+ * host lacks; 2: a config error.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
-import { ConfigError, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig } from "../../stacks/config";
+import { ConfigError, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig, StackConfig } from "../../stacks/config";
 import { dockerHostPorts, HostPort } from "../../stacks/host-ports";
+import { stateLocation } from "../../stacks/state-location";
+import { dockerContainers, foreignContainers, stateContainerIds } from "./stack-containers";
 
 const root = resolve(__dirname, "../..");
 const say = (line: string) => process.stderr.write(`[up] ${line}\n`);
@@ -45,22 +58,6 @@ function bindProblem(address: string, port: number): Promise<string | undefined>
     server.once("error", (e: NodeJS.ErrnoException) => done(e.code === "EACCES" ? undefined : (e.code ?? e.message))); // EACCES: below 1024, Docker binds as root
     server.listen({ host: address, port, exclusive: true }, () => server.close(() => done(undefined)));
   });
-}
-
-/** Docker's running containers and their published ports ("127.0.0.1:8443->443/tcp, ..."); undefined when docker does not answer. */
-function containers(): { name: string; ports: string }[] | undefined {
-  try {
-    const out = execFileSync("docker", ["ps", "--format", "{{.Names}}\t{{.Ports}}"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 30_000 });
-    return out
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => {
-        const [name, ports = ""] = line.split("\t");
-        return { name, ports };
-      });
-  } catch {
-    return undefined;
-  }
 }
 
 /** The listening process of PORT as `ss` shows it (needs the rights to see it), else "". */
@@ -88,21 +85,27 @@ async function main(): Promise<number> {
     return 2;
   }
   let ports: HostPort[];
+  let config: StackConfig;
   try {
-    ports = dockerHostPorts(parseStackConfig(stack, rawConfig(stack)));
+    config = parseStackConfig(stack, rawConfig(stack));
+    ports = dockerHostPorts(config);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     say(`${e.message} (Pulumi.${stack}.yaml): fix it and run again`);
     return 2;
   }
+  if (config.target !== "docker") return 0;
   const engine = process.env.DOCKER_HOST ?? "";
-  if (ports.length === 0) return 0;
-  if (engine !== "" && !engine.startsWith("unix://")) {
-    say(`DOCKER_HOST=${engine}: the host ports of stack ${stack} are that engine's host's, not checked here`);
-    return 0;
-  }
-  let known: ReturnType<typeof containers> | null = null;
   const problems: string[] = [];
+  // This stack's containers that another clone deployed, by name: pulumi up here fails on them.
+  const known = dockerContainers();
+  const mine = stateLocation(process.env.PULUMI_BACKEND_URL);
+  const foreign = known && mine !== undefined ? foreignContainers(stack, known, mine, stateContainerIds(root, process.env.PULUMI_BACKEND_URL, stack)) : { names: new Set<string>(), problems: [] };
+  problems.push(...foreign.problems);
+  if (ports.length > 0 && engine !== "" && !engine.startsWith("unix://")) {
+    say(`DOCKER_HOST=${engine}: the host ports of stack ${stack} are that engine's host's, not checked here`);
+    ports = [];
+  }
   for (const p of ports) {
     const problem = await bindProblem(p.address, p.port);
     if (problem === undefined) continue;
@@ -110,14 +113,17 @@ async function main(): Promise<number> {
       problems.push(`trading:adminBindAddress ${p.address} of stack ${stack} is not an address of this host (${p.owner} ${p.port} binds to it): ${howToMove(stack, p)}`);
       continue;
     }
-    known ??= containers();
     const holder = known?.find((c) => new RegExp(`(^|[ ,])[^ ,]*:${p.port}->`).test(c.ports));
+    if (holder && foreign.names.has(holder.name)) {
+      problems.push(`host port ${p.port} on ${p.address}, which stack ${stack} publishes for ${p.owner}, is held by ${holder.name}, stack ${stack}'s container of another clone (above): take that down, or ${howToMove(stack, p)}`);
+      continue;
+    }
     if (holder?.name.startsWith(`ai-trading-${stack}-`)) continue; // this stack's own container: pulumi up keeps or replaces it
     const who = holder ? `Docker container ${holder.name}, not one of stack ${stack}'s (docker stop ${holder.name})` : `another program${listener(p.port)}`;
     problems.push(`host port ${p.port} on ${p.address}, which stack ${stack} publishes for ${p.owner}, is taken (${problem}) by ${who}: free it, or ${howToMove(stack, p)}`);
   }
   for (const line of problems) say(`ERROR: ${line}`);
-  if (problems.length > 0) say(`stopped before the builds: pulumi up would fail on ${problems.length === 1 ? "that port" : "those ports"} after them`);
+  if (problems.length > 0) say(`stopped before the builds: pulumi up would fail on ${problems.length === 1 ? "that" : "those"} after them`);
   return problems.length > 0 ? 1 : 0;
 }
 

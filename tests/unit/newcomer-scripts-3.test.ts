@@ -210,7 +210,7 @@ describe("npm run up and a host port the dev stack publishes that another progra
     fake("docker", `if [ "$1" = ps ]; then printf '%b\\n' ${lines.map((l) => JSON.stringify(l)).join(" ")}; exit 0; fi\necho "$*" >> "${join(dir, "docker-calls")}"`);
 
   beforeEach(() => {
-    copy("scripts/lib/check-host-ports.sh", "scripts/lib/host-ports.ts", "stacks", "catalog", "images/versions.json", "package.json", "tsconfig.json");
+    copy("scripts/lib/check-host-ports.sh", "scripts/lib/host-ports.ts", "scripts/lib/stack-containers.ts", "stacks", "catalog", "images/versions.json", "package.json", "tsconfig.json");
     symlinkSync(join(root, "node_modules"), join(clone, "node_modules"));
     dockerPs();
   });

@@ -7,7 +7,7 @@
  * engine, and no real cache is touched.
  */
 import { spawn } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -150,4 +150,75 @@ describe("npm run up from a real terminal: steps that use it (session 45)", () =
     expect(existsSync(join(dir, "step-finished"))).toBe(false);
     expect(t.output).not.toContain("toolchain built");
   });
+});
+
+describe("npm run up beside a second clone whose stack runs (session 45)", () => {
+  // tsx and the stack's parser on a loaded machine: 5 s alone, 14 s measured beside other runs.
+  const SLOW = 120_000;
+  const other = () => join(dir, "other clone");
+  /** `docker ps --all --no-trunc --format '{{.Names}}\t{{.Ports}}\t{{.ID}}\t{{.State}}\t{{.Label "trading.io/pulumi-state"}}'` answering LINES; any other call is recorded. */
+  const dockerPs = (...lines: string[][]) =>
+    fake("docker", `if [ "$1" = ps ]; then printf '%b\\n' ${lines.map((l) => JSON.stringify(l.join("\t"))).join(" ")}; exit 0; fi\necho "$*" >> "${join(dir, "docker-calls")}"`);
+  const id = (n: number) => String(n).repeat(64).slice(0, 64);
+  /** This clone's state for stack dev as Pulumi's file backend keeps it, recording the container ids IDS. */
+  function state(...ids: string[]) {
+    const file = join(clone, ".pulumi-state/.pulumi/stacks/trading/dev.json");
+    mkdirSync(dirname(file), { recursive: true });
+    const resources = ids.map((i, n) => ({ urn: `urn:pulumi:dev::trading::docker:index/container:Container::c${n}`, custom: true, id: i, type: "docker:index/container:Container" }));
+    writeFileSync(file, JSON.stringify({ version: 3, checkpoint: { stack: "organization/trading/dev", latest: { resources } } }));
+  }
+  const settings = (extra: Record<string, string>) =>
+    writeFileSync(join(clone, "Pulumi.dev.yaml"), readFileSync(join(root, "Pulumi.dev.yaml"), "utf8") + Object.entries(extra).map(([k, v]) => `  trading:${k}: "${v}"\n`).join(""));
+
+  beforeEach(() => {
+    copy("scripts/lib/check-host-ports.sh", "scripts/lib/host-ports.ts", "scripts/lib/stack-containers.ts", "stacks", "catalog", "images/versions.json", "package.json", "tsconfig.json", "Pulumi.yaml");
+    symlinkSync(join(root, "node_modules"), join(clone, "node_modules"));
+    // No port published: only the names are in the way.
+    settings({ publishAdminPorts: "false", httpPort: "1", httpsPort: "2" });
+  });
+
+  it(
+    "up stops before the builds, naming the other clone's containers, its path and what to do",
+    async () => {
+      copy("scripts/up.sh", "scripts/lib/steps.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh");
+      script("scripts/docker/ensure-dockerd.sh", "exit 0");
+      script("scripts/lib/npm-install.sh", "exit 0");
+      script("scripts/images/build-images.sh", `touch "${join(dir, "images-started")}"`);
+      script("scripts/tools/build-pulumi-tools.sh", `touch "${join(dir, "toolchain-started")}"; exit 1`);
+      // The other clone's dev stack, labelled by the Docker runtime with its state; one stopped container too.
+      const theirs = join(other(), ".pulumi-state");
+      dockerPs(["ai-trading-dev-postgres", "", id(1), "running", theirs], ["ai-trading-dev-migrate", "", id(2), "exited", theirs], ["someone-else", "", id(3), "running", ""]);
+      const r = await run(["scripts/up.sh", "dev"]);
+      expect(r.status, r.err).toBe(1);
+      expect(r.err).toContain(`[up] ERROR: Docker containers ai-trading-dev-migrate, ai-trading-dev-postgres of stack dev were deployed by the clone at ${other()}, not from this clone's state (${join(clone, ".pulumi-state")})`);
+      expect(r.err).toContain(`take that stack down there (cd '${other()}' && npm run down)`);
+      expect(r.err).toContain("run this clone as another stack (cp Pulumi.dev.yaml Pulumi.<name>.yaml");
+      expect(r.err).not.toContain("someone-else");
+      expect(r.err).toContain("stopped before the builds");
+      expect(existsSync(join(dir, "images-started"))).toBe(false);
+      expect(existsSync(join(dir, "toolchain-started"))).toBe(false); // before: the builds ran, and pulumi up failed on the names after them
+    },
+    SLOW,
+  );
+
+  it(
+    "this clone's containers pass: by their label, or recorded in its state (deployed before the label); unlabelled ones its state lacks are named",
+    async () => {
+      const backend = { PULUMI_BACKEND_URL: `file://${join(clone, ".pulumi-state")}` };
+      dockerPs(["ai-trading-dev-postgres", "", id(1), "running", join(clone, ".pulumi-state")], ["ai-trading-dev-nginx", "", id(2), "running", "<no value>"]);
+      state(id(2));
+      const ours = await run(["scripts/lib/check-host-ports.sh", "dev"], backend);
+      expect(ours.err).toBe("");
+      expect(ours.status).toBe(0);
+
+      state(); // a state that does not record ai-trading-dev-nginx: another clone's from before the label
+      const unknown = await run(["scripts/lib/check-host-ports.sh", "dev"], backend);
+      expect(unknown.status).toBe(1); // before: 0, taken for ours by its name
+      expect(unknown.err).toContain(`Docker container ai-trading-dev-nginx of stack dev is not in this clone's state (${join(clone, ".pulumi-state")}) and carries no trading.io/pulumi-state label`);
+      expect(unknown.err).toContain("npm run down there");
+      expect(unknown.err).not.toContain("ai-trading-dev-postgres");
+      expect(existsSync(join(dir, "docker-calls"))).toBe(false);
+    },
+    SLOW,
+  );
 });

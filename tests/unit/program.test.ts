@@ -162,6 +162,22 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     }
   }, PROGRAM_RUN_TIMEOUT_MS);
 
+  it("labels every container, and no volume or network, with the state it was deployed from (npm run up tells another clone's containers by it; session 45)", async () => {
+    const before = process.env.PULUMI_BACKEND_URL;
+    process.env.PULUMI_BACKEND_URL = "file:///home/someone/clone/.pulumi-state";
+    try {
+      const run = await runProgram("dev");
+      const containers = byType(run, CONTAINER);
+      expect(containers.length).toBeGreaterThan(10);
+      for (const c of containers) expect(c.inputs.labels, c.name).toContainEqual({ label: "trading.io/pulumi-state", value: "/home/someone/clone/.pulumi-state" });
+      // A label change replaces a volume (its data) or the network (every container): none there.
+      for (const r of [...byType(run, VOLUME), ...byType(run, "docker:index/network:Network")]) expect(JSON.stringify(r.inputs.labels ?? []), r.name).not.toContain("pulumi-state");
+    } finally {
+      if (before === undefined) delete process.env.PULUMI_BACKEND_URL;
+      else process.env.PULUMI_BACKEND_URL = before;
+    }
+  }, PROGRAM_RUN_TIMEOUT_MS);
+
   it("scrapes every catalog service from Prometheus", async () => {
     const run = await runProgram("dev");
     const prom = named(run, CONTAINER, "prometheus-container");
