@@ -19,9 +19,10 @@ LOCK_WAIT_SECONDS=${LOCK_WAIT_SECONDS:-3600}
 _lock_log() { echo "[lock] $*" >&2; }
 
 # _lock_holders FILE: "pid N (command)" of each live process that has FILE open, but this shell
-# and what it started (they inherited the descriptor).
+# and what it started (they inherited the descriptor). A stopped one (Ctrl-Z in another terminal,
+# SIGSTOP) never lets go on its own: said so, with how to continue it.
 _lock_holders() {
-	local p q cmd
+	local p q cmd stat
 	for p in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "$1" 2>/dev/null | cut -d/ -f3 | sort -un); do
 		q=$p
 		while [[ "$q" != "$$" && "$q" -gt 1 ]]; do
@@ -31,7 +32,11 @@ _lock_holders() {
 		[[ "$q" != "$$" ]] || continue
 		# Gone since (our own short-lived helpers among them): no command line left to show.
 		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-100) || true
-		[[ -z "$cmd" ]] || printf 'pid %s (%s) ' "$p" "${cmd% }"
+		[[ -n "$cmd" ]] || continue
+		printf 'pid %s (%s) ' "$p" "${cmd% }"
+		stat=$(cat "/proc/$p/stat" 2>/dev/null) || true
+		stat=${stat##*) }
+		[[ "${stat%% *}" != T ]] || printf '[stopped: it holds the lock until continued, with fg in its terminal or kill -CONT %s] ' "$p"
 	done
 }
 
@@ -43,7 +48,10 @@ _lock_who() {
 	owner=$(cat "$1.owner" 2>/dev/null || true)
 	pid=$(sed -n 's/^pid \([0-9]*\) .*/\1/p' <<<"$owner")
 	if [[ -z "$pid" ]] || kill -0 "$pid" 2>/dev/null; then
-		echo "${owner:-another run} holds it"
+		holders=""
+		[[ -z "$pid" ]] || [[ "$(cut -d' ' -f3- "/proc/$pid/stat" 2>/dev/null | sed 's/^.*) //' | cut -d' ' -f1)" != T ]] ||
+			holders=" [stopped: it holds the lock until continued, with fg in its terminal or kill -CONT $pid]"
+		echo "${owner:-another run} holds it$holders"
 		return 0
 	fi
 	holders=$(_lock_holders "$1")
@@ -72,12 +80,21 @@ hold_lock() {
 # wait_for_lock FD FILE WHAT: flock on descriptor FD, open on FILE, for scripts that keep their own
 # lock files (the Weaviate, Kafka and cluster builds, the cluster's start and stop). Before, they
 # waited without a word while another run held it; now the wait names WHAT and who holds FILE.
+# It waits at most LOCK_WAIT_SECONDS, as hold_lock does; before, it waited for ever (a holder that
+# was stopped or hung kept every later run waiting without an end).
 wait_for_lock() {
 	local fd=$1 file=$2 what=$3 t0=$SECONDS holders
 	flock -n "$fd" && return 0
 	holders=$(_lock_holders "$file")
-	_lock_log "waiting for $what: ${holders:-another run} holds $file"
-	flock "$fd"
+	holders=${holders% }
+	_lock_log "waiting for $what: ${holders:-another run} holds $file (at most ${LOCK_WAIT_SECONDS}s: LOCK_WAIT_SECONDS)"
+	if ! flock -w "$LOCK_WAIT_SECONDS" "$fd"; then
+		holders=$(_lock_holders "$file")
+		holders=${holders% }
+		_lock_log "ERROR: gave up waiting for $what after ${LOCK_WAIT_SECONDS}s (LOCK_WAIT_SECONDS):" \
+			"${holders:-another run} still holds $file; let it end, or stop it by its pid, then run again"
+		return 1
+	fi
 	_lock_log "got $what after $((SECONDS - t0))s"
 }
 

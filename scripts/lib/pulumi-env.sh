@@ -51,11 +51,26 @@ _pulumi_env_fingerprint() {
 }
 # pulumi_env_record_passphrase: keeps the fingerprint of this environment's passphrase in the file
 # backend (scripts/up.sh calls it once `pulumi up` has opened the stack's secrets with it).
+# Written beside it and renamed into place: on a full disk the fingerprint there was stays (before,
+# `>` emptied it, and every later run was refused as made "with the passphrase from " nothing).
 pulumi_env_record_passphrase() {
-	local state
+	local state tmp
 	state=$(_pulumi_env_state)
 	[[ -n "$state" ]] || return 0
-	(umask 077 && _pulumi_env_fingerprint >"$state/.passphrase-sha256")
+	if ! tmp=$(mktemp "$state/.passphrase-sha256.XXXXXX" 2>/dev/null) || ! _pulumi_env_fingerprint >"$tmp" || ! mv -f "$tmp" "$state/.passphrase-sha256"; then
+		[[ -z "${tmp:-}" ]] || rm -f "$tmp"
+		echo "[pulumi-env] ERROR: could not write the passphrase's fingerprint $state/.passphrase-sha256" \
+			"(a full disk? df -h '$state'): the one there was is kept; free space and run again" >&2
+		return 1
+	fi
+}
+# _pulumi_env_known_fingerprint FILE: the "sha256:<hex>" FILE keeps, or nothing when it keeps none
+# (emptied by a full disk before the write above was made safe): then the check below is skipped,
+# and pulumi up records it again.
+_pulumi_env_known_fingerprint() {
+	local known
+	known=$(cut -d' ' -f1 "$1" 2>/dev/null) || true
+	[[ "$known" =~ ^sha256:[0-9a-f]{64}$ ]] && echo "$known"
 }
 
 if [[ "${PULUMI_ENV_TOOLS_ONLY:-0}" != 1 && -z "${PULUMI_CONFIG_PASSPHRASE+x}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
@@ -87,7 +102,9 @@ if [[ "${PULUMI_ENV_TOOLS_ONLY:-0}" != 1 && -z "${PULUMI_CONFIG_PASSPHRASE+x}" &
 fi
 if [[ "${PULUMI_ENV_TOOLS_ONLY:-0}" != 1 ]] && _pulumi_env_has_stacks; then
 	_pulumi_env_known=$(_pulumi_env_state)/.passphrase-sha256
-	if [[ -f "$_pulumi_env_known" ]] && [[ "$(cut -d' ' -f1 "$_pulumi_env_known")" != "$(_pulumi_env_fingerprint | cut -d' ' -f1)" ]]; then
+	if [[ -f "$_pulumi_env_known" && ! -s "$_pulumi_env_known" ]] || { [[ -f "$_pulumi_env_known" ]] && ! _pulumi_env_known_fingerprint "$_pulumi_env_known" >/dev/null; }; then
+		echo "[pulumi-env] $_pulumi_env_known keeps no fingerprint (emptied or cut short, a full disk?): not used; the next pulumi up records it again" >&2
+	elif [[ -f "$_pulumi_env_known" ]] && [[ "$(_pulumi_env_known_fingerprint "$_pulumi_env_known")" != "$(_pulumi_env_fingerprint | cut -d' ' -f1)" ]]; then
 		echo "[pulumi-env] ERROR: the stacks in $(_pulumi_env_state) were made with the passphrase from" \
 			"$(cut -d' ' -f2- "$_pulumi_env_known"), not the one from $(_pulumi_env_fingerprint | cut -d' ' -f2-)" \
 			"(TRADING_CACHE_DIR=$TRADING_CACHE_DIR): pulumi would refuse it (incorrect passphrase). Run with the TRADING_CACHE_DIR," \

@@ -23,7 +23,7 @@ require_stack() {
 # passphrase, so each backend keeps a private copy: the tracked settings, refreshed on every run,
 # plus that backend's salt. Source scripts/lib/pulumi-env.sh first.
 stack_config_file() {
-	local stack=$1 root dir file salt
+	local stack=$1 root dir file salt tmp tracked_salt=""
 	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	case ${PULUMI_BACKEND_URL:-} in
 	file://*) dir="${PULUMI_BACKEND_URL#file://}/stack-config" ;;
@@ -37,12 +37,20 @@ stack_config_file() {
 	# the tracked file: move it into the private copy and leave the tracked file as it was.
 	if grep -qE '^encryptionsalt:' "$root/Pulumi.$stack.yaml"; then
 		salt=$(grep -E '^encryptionsalt:' "$root/Pulumi.$stack.yaml")
-		sed -i '/^encryptionsalt:/d' "$root/Pulumi.$stack.yaml"
+		tracked_salt=1
 	fi
-	{
-		[[ -z "$salt" ]] || echo "$salt"
-		grep -vE '^encryptionsalt:' "$root/Pulumi.$stack.yaml"
-	} >"$file.tmp"
-	mv "$file.tmp" "$file"
+	# Written beside it and renamed into place only when whole, and the salt taken out of the
+	# tracked file only then: this runs in $(...), where set -e does not act, and on a full disk a
+	# cut-short copy replaced the one holding the stack's salt (or the salt went from both).
+	if ! tmp=$(mktemp "$file.XXXXXX" 2>/dev/null) ||
+		! { [[ -z "$salt" ]] || echo "$salt"; } >"$tmp" ||
+		! grep -vE '^encryptionsalt:' "$root/Pulumi.$stack.yaml" >>"$tmp" ||
+		! mv -f "$tmp" "$file"; then
+		[[ -z "${tmp:-}" ]] || rm -f "$tmp"
+		echo "[$(basename "$0" .sh)] ERROR: could not write stack $stack's config copy $file (a full disk? df -h '$dir'):" \
+			"the one there was is kept${tracked_salt:+, and the encryptionsalt stays in Pulumi.$stack.yaml}; free space and run again" >&2
+		return 1
+	fi
+	[[ -z "$tracked_salt" ]] || sed -i '/^encryptionsalt:/d' "$root/Pulumi.$stack.yaml"
 	echo "$file"
 }

@@ -222,3 +222,88 @@ describe("npm run up beside a second clone whose stack runs (session 45)", () =>
     SLOW,
   );
 });
+
+describe("a full disk while a run writes what it keeps (session 45)", () => {
+  // The disk fills: a write fails after its file was opened (and emptied). `ulimit -f 0` makes every
+  // write of a file fail (EFBIG, with SIGXFSZ ignored) as ENOSPC does, without filling a disk.
+  const FULL = `trap '' XFSZ; ulimit -f 0`;
+
+  it("the passphrase's fingerprint in .pulumi-state is kept, and the next run is not refused", async () => {
+    copy("scripts/lib/pulumi-env.sh");
+    const state = join(clone, ".pulumi-state");
+    mkdirSync(join(state, ".pulumi/stacks/trading"), { recursive: true });
+    writeFileSync(join(state, ".pulumi/stacks/trading/dev.json"), "{}");
+    mkdirSync(cache, { recursive: true });
+    writeFileSync(join(cache, "pulumi-passphrase"), "the passphrase\n", { mode: 0o600 });
+    const first = await run(["-c", "set -euo pipefail; source scripts/lib/pulumi-env.sh; pulumi_env_record_passphrase"]);
+    expect(first.status, first.err).toBe(0);
+    const fingerprint = readFileSync(join(state, ".passphrase-sha256"), "utf8");
+    expect(fingerprint).toMatch(/^sha256:[0-9a-f]{64} /);
+
+    // `npm run up` records it after pulumi up; the disk is full by then.
+    const full = await run(["-c", `set -euo pipefail; source scripts/lib/pulumi-env.sh; ${FULL}; pulumi_env_record_passphrase`]);
+    expect(full.status).toBe(1);
+    expect(full.err).toContain(`could not write the passphrase's fingerprint ${join(state, ".passphrase-sha256")}`);
+    expect(readFileSync(join(state, ".passphrase-sha256"), "utf8")).toBe(fingerprint); // before: emptied
+
+    const next = await run(["-c", "set -euo pipefail; source scripts/lib/pulumi-env.sh; echo ready"]);
+    expect(next.err).not.toContain("ERROR"); // before: "made with the passphrase from , not the one from ..."
+    expect(next.status).toBe(0);
+
+    // A fingerprint emptied so by an earlier run is not taken for another passphrase's.
+    writeFileSync(join(state, ".passphrase-sha256"), "");
+    const damaged = await run(["-c", "set -euo pipefail; source scripts/lib/pulumi-env.sh; echo ready"]);
+    expect(damaged.status, damaged.err).toBe(0);
+    expect(damaged.err).toContain("keeps no fingerprint (emptied or cut short, a full disk?): not used; the next pulumi up records it again");
+  });
+
+  it("the stack's private config copy (its encryption salt) is kept, and the run stops naming it", async () => {
+    copy("scripts/lib/stack-config.sh", "Pulumi.dev.yaml");
+    const copyFile = join(clone, ".pulumi-state/stack-config/Pulumi.dev.yaml");
+    mkdirSync(dirname(copyFile), { recursive: true });
+    const kept = `encryptionsalt: v1:c2FsdA==:v1:aXY=:dGFn\n${readFileSync(join(root, "Pulumi.dev.yaml"), "utf8")}`;
+    writeFileSync(copyFile, kept);
+    const backend = { PULUMI_BACKEND_URL: `file://${join(clone, ".pulumi-state")}` };
+    // As up.sh and down.sh call it.
+    const r = await run(["-c", `set -euo pipefail; source scripts/lib/stack-config.sh; ${FULL}; config_file=$(stack_config_file dev); echo "pulumi up --config-file $config_file"`], backend);
+    expect(r.out).not.toContain("pulumi up --config-file"); // before: went on with the cut-short copy
+    expect(r.status).toBe(1);
+    expect(r.err).toContain(`ERROR: could not write stack dev's config copy ${copyFile} (a full disk?`);
+    expect(readFileSync(copyFile, "utf8")).toBe(kept); // before: emptied, its salt lost
+  });
+});
+
+describe("a lock held by a run that was stopped (Ctrl-Z in another terminal) (session 45)", () => {
+  it("wait_for_lock gives up after LOCK_WAIT_SECONDS, naming the stopped holder and how to continue it", async () => {
+    copy("scripts/lib/locks.sh");
+    const lock = join(cache, "kafka/.lock-9.9.9");
+    mkdirSync(dirname(lock), { recursive: true });
+    // Another run's download of Kafka, holding its lock, stopped.
+    const holder = spawn("flock", [lock, "sleep", "60"], { stdio: "ignore", detached: true });
+    pids.push(holder.pid!);
+    await until("the holder's lock", () => readFileSync(`/proc/${holder.pid}/stat`, "utf8").length > 0 && existsSync(lock) && pidsOfSleep(holder.pid!).length > 0);
+    const sleeper = pidsOfSleep(holder.pid!)[0];
+    pids.push(sleeper);
+    process.kill(sleeper, "SIGSTOP");
+    const t0 = Date.now();
+    const r = await runCommand("bash", ["-c", `set -euo pipefail; source scripts/lib/locks.sh; exec 9>>"${lock}"; wait_for_lock 9 "${lock}" "another download of Kafka 9.9.9"; echo got it`], {
+      cwd: clone,
+      timeoutMs: 30_000,
+      env: env({ LOCK_WAIT_SECONDS: "2" }),
+    });
+    expect(r.status, r.stderr).toBe(1); // before: null, still waiting when stopped at 30 s
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(r.stdout).not.toContain("got it");
+    expect(r.stderr).toContain("[lock] ERROR: gave up waiting for another download of Kafka 9.9.9 after 2s (LOCK_WAIT_SECONDS)");
+    expect(r.stderr).toContain(`pid ${sleeper} (sleep 60) [stopped: it holds the lock until continued, with fg in its terminal or kill -CONT ${sleeper}]`);
+  });
+});
+
+/** The pids of the children of PID (the `sleep` that flock runs). */
+function pidsOfSleep(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
