@@ -60,8 +60,12 @@ without_terminal() {
 	# TIOCNOTTY gives up the controlling terminal of this process (not a session leader: nothing else
 	# is signalled) and of what it starts; perl is in every Debian (perl-base). Without /dev/tty
 	# (cron, CI, setsid) there is nothing to give up.
+	# PERL_BADLANG=0: no "perl: warning: Setting locale failed" on every step where the locale asked
+	# for is not installed; the command gets PERL_BADLANG as it was.
 	command -v perl >/dev/null 2>&1 || exec "$@"
-	exec perl -e '
+	exec env _STEP_PERL_BADLANG="${PERL_BADLANG+set:$PERL_BADLANG}" PERL_BADLANG=0 perl -e '
+		my $badlang = delete $ENV{_STEP_PERL_BADLANG};
+		if ($badlang =~ /^set:(.*)$/s) { $ENV{PERL_BADLANG} = $1 } else { delete $ENV{PERL_BADLANG} }
 		if (open my $tty, "+<", "/dev/tty") {
 			my $notty = eval { require "sys/ioctl.ph"; &TIOCNOTTY } // 0x5422;
 			ioctl $tty, $notty, 0;

@@ -152,6 +152,26 @@ describe("npm run up from a real terminal: steps that use it (session 45)", () =
   });
 });
 
+describe("run_step's way off the terminal, where it is not needed (session 45)", () => {
+  it("a machine without the locale asked for gets no perl warning with each step, and the step's environment is as it was", async () => {
+    copy("scripts/lib/steps.sh");
+    const step = `run_step t bash -c 'echo "PERL_BADLANG=\${PERL_BADLANG-unset}"; env | grep -c _STEP_ || true'`;
+    const r = await run(["-c", `source scripts/lib/steps.sh; ${step}`], { LC_ALL: "xx_YY.UTF-8", LANG: "xx_YY.UTF-8" });
+    expect(r.status, r.err).toBe(0);
+    expect(r.err).not.toContain("perl: warning");
+    expect(r.out).toBe("PERL_BADLANG=unset\n0\n");
+    const set = await run(["-c", `source scripts/lib/steps.sh; ${step}`], { PERL_BADLANG: "1" });
+    expect(set.out).toBe("PERL_BADLANG=1\n0\n");
+  });
+
+  it("a step run with no terminal at all (CI, cron) runs as before; one that does not exist fails with 127, naming it", async () => {
+    copy("scripts/lib/steps.sh");
+    const r = await run(["-c", `source scripts/lib/steps.sh; run_step t bash -c 'echo ran; test -t 0 || echo "stdin is not a terminal"'; rc=0; run_step t no-such-command-here || rc=$?; echo "rc=$rc"`]);
+    expect(r.out).toBe("ran\nstdin is not a terminal\nrc=127\n");
+    expect(r.err).toContain("cannot run no-such-command-here: No such file or directory");
+  });
+});
+
 describe("npm run up beside a second clone whose stack runs (session 45)", () => {
   // tsx and the stack's parser on a loaded machine: 5 s alone, 14 s measured beside other runs.
   const SLOW = 120_000;
