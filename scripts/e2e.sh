@@ -31,6 +31,23 @@ step() {
 }
 
 step "docker engine" bash scripts/docker/ensure-dockerd.sh
+# The suite deploys stack dev itself, from a state of its own (tests/e2e/cli.ts): a dev stack already
+# on this engine (this clone's `npm run up`, another clone's) makes it fail on the names. Said now;
+# before, the suite said so after the toolchain and image builds (30 minutes cold).
+clash=$(docker ps --all --filter name=ai-trading-dev- --format '{{.Names}}	{{.Label "trading.io/pulumi-state"}}' 2>/dev/null | grep '^ai-trading-dev-' | sort || true)
+if [ -n "$clash" ]; then
+  owners=$(cut -f2 <<<"$clash" | sort -u | sed -e 's/^<no value>$//' | while read -r state; do
+    case $state in
+    "") echo "a clone that did not label them (before session 45): npm run down there" ;;
+    */.pulumi-state) echo "the clone at ${state%/.pulumi-state}: cd '${state%/.pulumi-state}' && npm run down" ;;
+    *) echo "the state $state: pulumi destroy --stack dev there" ;;
+    esac
+  done | sort -u | paste -sd ';' | sed 's/;/; /g')
+  echo "[e2e] ERROR: the e2e suite deploys stack dev itself, and this Docker engine has dev's containers already" \
+    "($(cut -f1 <<<"$clash" | head -n 3 | paste -sd ' ')$( (($(wc -l <<<"$clash") > 3)) && echo " and $(($(wc -l <<<"$clash") - 3)) more")):" \
+    "its pulumi up would fail on their names. Take that stack down first (${owners}), then run again" >&2
+  exit 1
+fi
 step "npm packages" bash scripts/lib/npm-install.sh
 step "pulumi toolchain" bash scripts/tools/build-pulumi-tools.sh
 step "local images" bash scripts/images/build-images.sh

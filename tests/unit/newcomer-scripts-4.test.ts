@@ -243,6 +243,23 @@ describe("npm run up beside a second clone whose stack runs (session 45)", () =>
   );
 });
 
+describe("npm run e2e beside a dev stack that runs (session 45)", () => {
+  it("stops before the builds, naming the containers and the clone to take them down in", async () => {
+    copy("scripts/e2e.sh", "scripts/lib/steps.sh", "scripts/lib/local-images.sh");
+    script("scripts/docker/ensure-dockerd.sh", "exit 0");
+    script("scripts/lib/npm-install.sh", `touch "${join(dir, "npm-step")}"`);
+    for (const s of ["scripts/tools/build-pulumi-tools.sh", "scripts/images/build-images.sh", "services/scripts/prepare-npm-cache.sh", "scripts/ml/prepare-wheels.sh"]) script(s, `touch "${join(dir, "built")}"`);
+    const theirs = join(dir, "other clone");
+    fake("docker", `[ "$1" = ps ] && printf '%s\\t%s\\n' ai-trading-dev-nginx "${theirs}/.pulumi-state" ai-trading-dev-postgres "${theirs}/.pulumi-state" unrelated-dev-thing "<no value>"`);
+    const r = await run(["scripts/e2e.sh"]);
+    expect(r.status, r.err).toBe(1);
+    expect(r.err).toContain("[e2e] ERROR: the e2e suite deploys stack dev itself, and this Docker engine has dev's containers already (ai-trading-dev-nginx ai-trading-dev-postgres)");
+    expect(r.err).toContain(`Take that stack down first (the clone at ${theirs}: cd '${theirs}' && npm run down), then run again`);
+    expect(existsSync(join(dir, "npm-step"))).toBe(false); // before: the builds ran, and the suite's beforeAll said so after them
+    expect(existsSync(join(dir, "built"))).toBe(false);
+  });
+});
+
 describe("a full disk while a run writes what it keeps (session 45)", () => {
   // The disk fills: a write fails after its file was opened (and emptied). `ulimit -f 0` makes every
   // write of a file fail (EFBIG, with SIGXFSZ ignored) as ENOSPC does, without filling a disk.
