@@ -63,6 +63,7 @@ without_terminal() {
 	# PERL_BADLANG=0: no "perl: warning: Setting locale failed" on every step where the locale asked
 	# for is not installed; the command gets PERL_BADLANG as it was.
 	command -v perl >/dev/null 2>&1 || exec "$@"
+	# shellcheck disable=SC2016 # perl's code, not the shell's
 	exec env _STEP_PERL_BADLANG="${PERL_BADLANG+set:$PERL_BADLANG}" PERL_BADLANG=0 perl -e '
 		my $badlang = delete $ENV{_STEP_PERL_BADLANG};
 		if ($badlang =~ /^set:(.*)$/s) { $ENV{PERL_BADLANG} = $1 } else { delete $ENV{PERL_BADLANG} }
