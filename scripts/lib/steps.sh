@@ -58,7 +58,9 @@ _step_running() {
 
 without_terminal() {
 	# TIOCNOTTY gives up the controlling terminal of this process (not a session leader: nothing else
-	# is signalled) and of what it starts; perl is in every Debian (perl-base). Without /dev/tty
+	# is signalled) and of what it starts; perl is in every Debian (perl-base). Not setsid(1): the
+	# step is its group's leader, which cannot start a session, so setsid forks, and the command
+	# would run in a group other than the one stop_step signals. Without /dev/tty
 	# (cron, CI, setsid) there is nothing to give up.
 	# PERL_BADLANG=0: no "perl: warning: Setting locale failed" on every step where the locale asked
 	# for is not installed; the command gets PERL_BADLANG as it was.
