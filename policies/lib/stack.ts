@@ -23,12 +23,37 @@ export function isScaledObject(type: string): boolean {
     return /^kubernetes:keda\.sh\/v1alpha1:ScaledObject$/.test(type);
 }
 
-/** The HorizontalPodAutoscaler (or KEDA ScaledObject, whose target kind defaults to Deployment) scaling a workload, if the stack declares one. */
-export function scalerOf(w: StackResource, resources: StackResource[]): StackResource | undefined {
+/** Whether a resource scales a workload: a HorizontalPodAutoscaler (v1 or v2) or a KEDA ScaledObject. */
+export function isScaler(type: string): boolean {
+    return isHpa(type) || isScaledObject(type);
+}
+
+/**
+ * The workload a scaler scales (`scaleTargetRef`; a ScaledObject's kind defaults to Deployment), as
+ * namespace, kind and name; undefined when a part is unknown during preview or missing.
+ */
+export function scalerTarget(h: StackResource): { namespace: string; kind: string; name: string } | undefined {
+    const ref = h.props.spec?.scaleTargetRef;
+    const kind = str(ref?.kind) ?? (isScaledObject(h.type) && ref?.kind === undefined ? "Deployment" : undefined);
+    const name = str(ref?.name);
+    return kind === undefined || name === undefined ? undefined : { namespace: namespaceOf(h.props), kind, name };
+}
+
+/** Every HorizontalPodAutoscaler or KEDA ScaledObject the stack declares scaling a workload, in declaration order. */
+export function scalersOf(w: StackResource, resources: StackResource[]): StackResource[] {
     const kind = w.type.split(":").pop();
-    return resources.find((h) => (isHpa(h.type) || isScaledObject(h.type)) && namespaceOf(h.props) === namespaceOf(w.props)
-        && (str(h.props.spec?.scaleTargetRef?.kind) ?? (isScaledObject(h.type) ? "Deployment" : undefined)) === kind
-        && str(h.props.spec?.scaleTargetRef?.name) === objectName(w.props, w.name));
+    return resources.filter((h) => {
+        const t = isScaler(h.type) ? scalerTarget(h) : undefined;
+        return t !== undefined && t.namespace === namespaceOf(w.props) && t.kind === kind && t.name === objectName(w.props, w.name);
+    });
+}
+
+/**
+ * The HorizontalPodAutoscaler (or KEDA ScaledObject) scaling a workload, if the stack declares one: the
+ * first declared (a second one on the same workload is selectors-match-workloads', session 45).
+ */
+export function scalerOf(w: StackResource, resources: StackResource[]): StackResource | undefined {
+    return scalersOf(w, resources)[0];
 }
 
 /**

@@ -1,8 +1,8 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { isEmptySelector, mapSelectorMatches, selectorMatches } from "../lib/selectors";
-import { plainResources, StackResource } from "../lib/stack";
+import { isScaledObject, isScaler, plainResources, scalerTarget, StackResource } from "../lib/stack";
 import { hasUnknown, isRecord, isUnknown, str } from "../lib/values";
-import { isHpa, isK8sWorkload, K8S, Labels, namespaceOf, objectName, podTemplate } from "../lib/workloads";
+import { isK8sWorkload, K8S, Labels, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
 export interface Finding {
     urn: string;
@@ -49,15 +49,47 @@ export function danglingReferences(resources: StackResource[]): Finding[] {
             } else if (str(headless.props.spec?.clusterIP) !== "None" && !isUnknown(headless.props.spec?.clusterIP)) {
                 out.push({ urn: headless.urn, message: `Service "${target}" governs StatefulSet "${name(r)}" but is not headless; set clusterIP: None.` });
             }
-        } else if (isHpa(r.type)) {
+        } else if (isScaler(r.type)) {
             const ref = r.props.spec?.scaleTargetRef;
             if (hasUnknown(ref)) continue;
-            const targetKind = str(ref?.kind);
-            const targetName = str(ref?.name);
+            const target = scalerTarget(r);
+            const targetKind = target?.kind ?? str(ref?.kind);
+            const targetName = target?.name ?? str(ref?.name);
             const found = resources.some((t) => isK8sWorkload(t.type) && kind(t) === targetKind && namespaceOf(t.props) === ns && name(t) === targetName);
             if (!found) {
-                out.push({ urn: r.urn, message: `HorizontalPodAutoscaler "${name(r)}" scales ${targetKind} "${targetName}", which the stack does not declare in namespace "${ns}"; point scaleTargetRef at the workload.` });
+                out.push({ urn: r.urn, message: `${kind(r)} "${name(r)}" scales ${targetKind} "${targetName}", which the stack does not declare in namespace "${ns}"; point scaleTargetRef at the workload.` });
             }
+        }
+    }
+    return [...out, ...competingScalers(resources)];
+}
+
+/**
+ * Session 45: two scalers on one workload (two HPAs, or an HPA and a KEDA ScaledObject, which scales
+ * through an HPA of its own) each write the workload's replica count to their own figure on every
+ * sync: the pods come and go as they fight, and the floor the availability policies judge
+ * (service-min-replicas, service-pod-disruption-budget, pod-anti-affinity) is the first declared one's
+ * only. Reported on each scaler after the first.
+ */
+export function competingScalers(resources: StackResource[]): Finding[] {
+    const byTarget = new Map<string, StackResource[]>();
+    for (const r of resources.filter((h) => isScaler(h.type))) {
+        const t = scalerTarget(r);
+        if (t === undefined) continue;
+        const key = JSON.stringify([t.namespace, t.kind, t.name]);
+        byTarget.set(key, [...(byTarget.get(key) ?? []), r]);
+    }
+    const label = (r: StackResource) => `${isScaledObject(r.type) ? "KEDA ScaledObject" : "HorizontalPodAutoscaler"} "${objectName(r.props, r.name)}"`;
+    const out: Finding[] = [];
+    for (const scalers of byTarget.values()) {
+        const t = scalerTarget(scalers[0])!;
+        for (const r of scalers.slice(1)) {
+            out.push({
+                urn: r.urn,
+                message: `${label(r)} scales ${t.kind} "${t.name}" in namespace "${t.namespace}", which ${label(scalers[0])} scales already: each sets the replica count to its ` +
+                    "own figure on every sync, so they fight over it (pods started and stopped), and the replica floor the pack judges is the first one's only. " +
+                    "Keep one scaler per workload (one HPA with every metric, or one ScaledObject with every trigger).",
+            });
         }
     }
     return out;
@@ -67,7 +99,8 @@ export const selectorsMatchWorkloads: StackValidationPolicy = {
     name: "selectors-match-workloads",
     description:
         "Kubernetes cross-references resolve: every Service, NetworkPolicy and PodDisruptionBudget selects pods of a " +
-        "declared workload, every StatefulSet names a declared headless Service, every HPA scales a declared workload.",
+        "declared workload, every StatefulSet names a declared headless Service, every HPA or KEDA ScaledObject scales a declared workload, " +
+        "and no workload has two scalers (session 45).",
     severity: "medium",
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);

@@ -609,6 +609,41 @@ describe("selectors-match-workloads (stack)", () => {
     });
 });
 
+// Session 45's policy hunt: two scalers on one workload (two HPAs, an HPA and a KEDA ScaledObject) fight over its
+// replica count, and the availability policies judged the first declared one's floor only.
+describe("selectors-match-workloads: two scalers on one workload (session 45)", () => {
+    const scaledObject = (name: string, target: string, extra: Record<string, unknown> = {}): TestResource => ({
+        type: "kubernetes:keda.sh/v1alpha1:ScaledObject", name: `${name}-scaledobject`,
+        props: { apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", metadata: { name, namespace: NS },
+            spec: { scaleTargetRef: { name: target, ...extra }, minReplicaCount: 2, triggers: [{ type: "cpu", metricType: "Utilization", metadata: { value: "70" } }] } },
+    });
+    const second = edit(hpa("api-gateway", 1), (p) => { p.metadata.name = "api-gateway-memory"; });
+    second.name = "api-gateway-memory-hpa";
+    const fight = (who: string, first: string) => `${who} scales Deployment "api-gateway" in namespace "${NS}", which ${first} scales already: each sets the replica count to its ` +
+        "own figure on every sync, so they fight over it (pods started and stopped), and the replica floor the pack judges is the first one's only. " +
+        "Keep one scaler per workload (one HPA with every metric, or one ScaledObject with every trigger).";
+
+    it("rejects a second HPA or a ScaledObject on a workload an HPA scales, and a ScaledObject scaling nothing declared", async () => {
+        const rs = [...prodStack(), hpa("api-gateway", 2), second, scaledObject("gateway-events", "api-gateway"), scaledObject("ghost", "order-management")];
+        expect(await messages("selectors-match-workloads", rs)).toEqual([
+            `ScaledObject "ghost" scales Deployment "order-management", which the stack does not declare in namespace "${NS}"; point scaleTargetRef at the workload.`,
+            fight("HorizontalPodAutoscaler \"api-gateway-memory\"", "HorizontalPodAutoscaler \"api-gateway\""),
+            fight("KEDA ScaledObject \"gateway-events\"", "HorizontalPodAutoscaler \"api-gateway\""),
+        ]);
+        expect((await runPack(rs, "dev", { only: ["selectors-match-workloads"] })).map((v) => v.enforcementLevel)).toEqual(["advisory", "advisory", "advisory"]);
+    });
+
+    it("passes one scaler per workload, scalers of other workloads or kinds, and a target unknown during preview", async () => {
+        const hub = deployment("central-hub", 7000);
+        const postgres = edit(hpa("api-gateway", 2), (p) => { p.metadata.name = "postgres"; p.spec.scaleTargetRef = { apiVersion: "apps/v1", kind: "StatefulSet", name: "postgres" }; });
+        postgres.name = "postgres-hpa";
+        // A ScaledObject whose target is computed during preview, and a second HPA whose own kind is (judged at `up`).
+        const later = edit(second, (p) => { p.spec.scaleTargetRef.kind = UNKNOWN; });
+        const rs = [...prodStack(), hub, hpa("api-gateway", 2), scaledObject("hub", "central-hub"), postgres, scaledObject("later", UNKNOWN), later];
+        expect(await messages("selectors-match-workloads", rs)).toEqual([]);
+    });
+});
+
 describe("pod-anti-affinity (stack) and PDBs for replicated workloads", () => {
     it("passes spread constraints and preferred anti-affinity; a single replica needs neither", async () => {
         const aa = edit(deployment("central-hub", 7000), (p) => {
