@@ -1,9 +1,11 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
+import { INGRESS, IssuerRef, issuerRefOf, isIssuerProblem } from "../lib/cert-manager";
+import { csrNames } from "../lib/csr";
 import { plainResources, StackResource } from "../lib/stack";
 import { isPrivateName } from "../lib/public-names";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
-import { describe, metadataAnnotations, namespaceOf, objectName } from "../lib/workloads";
+import { describe, namespaceOf, objectName } from "../lib/workloads";
 
 /**
  * Session 42. The stack config refuses a `trading:certIssuer` whose NAME says staging off dev: that
@@ -27,6 +29,13 @@ import { describe, metadataAnnotations, namespaceOf, objectName } from "../lib/w
  * the pack judged above, or one listed in `trustedClusterIssuers` (never `selfSigned` or `ca`, whose
  * key sits in a Secret of the cluster, which no public CA hands out). An undeclared or external issuer
  * the operator checked to be a private CA goes in `internalIssuers`: private names only.
+ *
+ * Session 45: a CertificateRequest's names are read from its CSR (lib/csr.ts: subject common names, SAN
+ * DNS names and addresses), not all judged public; a CSR the pack cannot read still is. An Ingress is
+ * read as cert-manager's ingress-shim reads it (lib/cert-manager.ts): `cluster-issuer` together with
+ * `issuer`, `issuer-kind` or `issuer-group`, or an empty issuer name, makes cert-manager issue nothing
+ * (refused); `kubernetes.io/tls-acme` alone takes the controller's default issuer, judged as an issuer
+ * the stack does not declare and cannot name.
  */
 export interface TrustedIssuersConfig {
     environment: Environment;
@@ -57,8 +66,6 @@ export function isStagingIssuerName(name: string): boolean {
 }
 
 const ISSUER = /^kubernetes:cert-manager\.io\/v\w+:(Issuer|ClusterIssuer)$/;
-const CERTIFICATE = /^kubernetes:cert-manager\.io\/v\w+:(Certificate|CertificateRequest)$/;
-const INGRESS = /^kubernetes:(networking\.k8s\.io|extensions)\/v1(beta1)?:Ingress$/;
 
 /** Public ACME directories that issue test certificates only, by host. */
 const STAGING_DIRECTORIES: ReadonlyMap<string, string> = new Map([
@@ -100,15 +107,6 @@ function issuerProblem(props: Record<string, any>): string | undefined {
     return server === undefined ? undefined : untrustedAcmeServer(server);
 }
 
-interface IssuerRef {
-    kind: string;
-    name: string;
-    namespace: string;
-    at: string;
-    /** The issuer's API group: "cert-manager.io" for cert-manager's own, else an external issuer's. */
-    group: string;
-}
-
 /** Whether an issuer kind is cluster-scoped: cert-manager's ClusterIssuer, an external `*ClusterIssuer` or `Cluster*`. */
 function clusterScoped(kind: string): boolean {
     return /^Cluster|ClusterIssuer$/.test(kind);
@@ -126,47 +124,18 @@ function issuerLabel(ref: IssuerRef): string {
     return `${ref.kind} "${ref.name}"${ref.group === "cert-manager.io" ? "" : ` (${ref.group})`}`;
 }
 
-/**
- * The issuer an Ingress (cert-manager's ingress-shim annotations) or a Certificate (issuerRef) takes its
- * certificate from. An external issuer (group other than cert-manager.io) keeps its own kind and group.
- */
-function issuerRefOf(r: StackResource): IssuerRef | undefined {
-    const namespace = namespaceOf(r.props);
-    const groupOf = (group: string | undefined) => (group === undefined || group.trim() === "" ? "cert-manager.io" : group.trim());
-    if (INGRESS.test(r.type)) {
-        const a = metadataAnnotations(r.props);
-        const cluster = a["cert-manager.io/cluster-issuer"];
-        if (cluster) return { kind: "ClusterIssuer", name: cluster, namespace, at: "annotation cert-manager.io/cluster-issuer", group: "cert-manager.io" };
-        const issuer = a["cert-manager.io/issuer"];
-        if (!issuer) return undefined;
-        const group = groupOf(a["cert-manager.io/issuer-group"]);
-        const kind = a["cert-manager.io/issuer-kind"] || "Issuer";
-        const at = group === "cert-manager.io" ? "annotation cert-manager.io/issuer" : "annotations cert-manager.io/issuer, issuer-kind, issuer-group";
-        return { kind: group === "cert-manager.io" && kind !== "ClusterIssuer" ? "Issuer" : kind, name: issuer, namespace, at, group };
-    }
-    if (CERTIFICATE.test(r.type)) {
-        const ref = r.props.spec?.issuerRef;
-        const name = isRecord(ref) ? str(ref.name) : undefined;
-        if (!name) return undefined;
-        const group = groupOf(str(ref.group));
-        const kind = str(ref.kind) || "Issuer";
-        return { kind: group === "cert-manager.io" && kind !== "ClusterIssuer" ? "Issuer" : kind, name, namespace, at: "spec.issuerRef", group };
-    }
-    return undefined;
-}
-
-const CSR_NAMES = "<csr>";
+const CSR_UNREADABLE = "<csr>";
 
 /** "the public name x", "the public names x, y", or a CertificateRequest's "the names of its CSR ...". */
 function namesPhrase(publicNs: string[]): string {
-    if (publicNs[0] === CSR_NAMES) return "the names of its CSR (out of the pack's sight, so judged as public)";
+    if (publicNs[0] === CSR_UNREADABLE) return "the names of its CSR (spec.request), which the pack cannot read as a PKCS#10 request, so judged as public";
     return `the public name${publicNs.length > 1 ? "s" : ""} ${publicNs.join(", ")}`;
 }
 
 /**
  * The public names a user certifies (Ingress: rules' and tls' hosts; Certificate: dnsNames, commonName,
- * ipAddresses), those unknown during preview left out. A CertificateRequest's names are in its CSR, out
- * of the pack's sight: judged as public (`[CSR_NAMES]`).
+ * ipAddresses; CertificateRequest: its CSR's, session 45), those unknown during preview left out. A CSR
+ * the pack cannot read is judged as public (`[CSR_UNREADABLE]`).
  */
 function publicNames(r: StackResource, internalDomains: readonly string[]): string[] {
     let names: unknown[];
@@ -174,7 +143,13 @@ function publicNames(r: StackResource, internalDomains: readonly string[]): stri
         names = [...arr(r.props.spec?.rules).map((rule) => (isRecord(rule) ? rule.host : undefined)),
             ...arr(r.props.spec?.tls).flatMap((t) => (isRecord(t) ? arr(t.hosts) : []))];
     } else if (r.type.endsWith(":CertificateRequest")) {
-        return [CSR_NAMES];
+        const request = r.props.spec?.request;
+        if (isUnknown(request)) return [];
+        try {
+            names = csrNames(str(request) ?? "");
+        } catch {
+            return [CSR_UNREADABLE];
+        }
     } else {
         const spec = r.props.spec ?? {};
         names = [...arr(spec.dnsNames), spec.commonName, ...arr(spec.ipAddresses)];
@@ -244,8 +219,16 @@ export function untrustedIssuerUses(resources: StackResource[], config: Partial<
     const issuers = resources.filter((r) => ISSUER.test(r.type));
     const out: { urn: string; message: string }[] = [];
     for (const user of resources) {
-        const ref = issuerRefOf(user);
-        if (!ref) continue;
+        const use = issuerRefOf(user);
+        if (!use) continue;
+        if (isIssuerProblem(use)) {
+            // The controller's default issuer is judged as an undeclared one is: once the lists hold any, it must be named and listed.
+            if (use.refused || cfg.trustedClusterIssuers.length > 0 || cfg.internalIssuers.length > 0) {
+                out.push({ urn: user.urn, message: `${describe(user.type, user.name)} ${use.problem}${use.fix}` });
+            }
+            continue;
+        }
+        const ref: IssuerRef = use;
         const own = ref.group === "cert-manager.io";
         const issuer = own ? issuers.find((i) => i.type.endsWith(`:${ref.kind}`) && objectName(i.props, i.name) === ref.name
             && (ref.kind === "ClusterIssuer" || namespaceOf(i.props) === ref.namespace)) : undefined;

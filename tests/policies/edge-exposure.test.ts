@@ -1,7 +1,9 @@
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { csrNames } from "../../policies/lib/csr";
 import { nginxTlsProblems } from "../../policies/lib/nginx";
 import {
     allowFrom, backupCronJob, deployment, dockerNginx, dockerPostgres, dockerPrometheus, dockerService, edit, ingress,
@@ -268,7 +270,7 @@ describe("trusted-certificate-issuers: private and external issuers on public na
             [[declared("ClusterIssuer", "selfsigned", { selfSigned: {} }), {
                 type: "kubernetes:cert-manager.io/v1:CertificateRequest", name: "api-request",
                 props: { metadata: { name: "api", namespace: NS }, spec: { request: "LS0tLS1CRUdJTi...", issuerRef: { name: "selfsigned", kind: "ClusterIssuer" } } },
-            }], "CertificateRequest \"api-request\" takes its certificate from ClusterIssuer \"selfsigned\" (spec.issuerRef), and it is a self-signed issuer (spec.selfSigned), whose certificates no browser trusts, for the names of its CSR (out of the pack's sight, so judged as public)"],
+            }], "CertificateRequest \"api-request\" takes its certificate from ClusterIssuer \"selfsigned\" (spec.issuerRef), and it is a self-signed issuer (spec.selfSigned), whose certificates no browser trusts, for the names of its CSR (spec.request), which the pack cannot read as a PKCS#10 request, so judged as public"],
         ];
         for (const [rs, expected] of cases) {
             const user = rs[rs.length - 1];
@@ -317,6 +319,107 @@ describe("trusted-certificate-issuers: private and external issuers on public na
         expect(await run([selfSigned, withIssuer({ "cert-manager.io/cluster-issuer": "selfsigned" }, UNKNOWN)])).toEqual([]);
         const acme = declared("ClusterIssuer", "letsencrypt-prod", { acme: { server: "https://acme-v02.api.letsencrypt.org/directory", privateKeySecretRef: { name: "le" } } });
         expect(await run([acme, withIssuer({ "cert-manager.io/cluster-issuer": "letsencrypt-prod" })])).toEqual([]);
+    });
+});
+
+// Session 45's policy hunt: a CertificateRequest's names (in its CSR) were all judged public, so a private CA's
+// request for a cluster name was refused; an Ingress with both cert-manager.io/cluster-issuer and issuer (which
+// cert-manager refuses: no certificate) was judged on the ClusterIssuer; kubernetes.io/tls-acme alone (the
+// controller's default issuer) was not judged at all.
+describe("trusted-certificate-issuers: CSR names and cert-manager's own reading of an Ingress (session 45)", () => {
+    const run = (rs: TestResource[], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("trusted-certificate-issuers"));
+    const selfSigned: TestResource = {
+        type: "kubernetes:cert-manager.io/v1:ClusterIssuer", name: "selfsigned-issuer",
+        props: { apiVersion: "cert-manager.io/v1", kind: "ClusterIssuer", metadata: { name: "selfsigned" }, spec: { selfSigned: {} } },
+    };
+    /** A real CSR, made by `openssl req` (PEM). */
+    const csr = (subject: string, sans: string[] = [], key: "rsa" | "ec" = "ec"): string => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "csr-"));
+        try {
+            execFileSync("openssl", [
+                "req", "-new", "-nodes", "-subj", subject, "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "req.pem"),
+                ...(key === "ec" ? ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] : ["-newkey", "rsa:2048"]),
+                ...(sans.length ? ["-addext", `subjectAltName=${sans.join(",")}`] : []),
+            ], { stdio: "ignore" });
+            return fs.readFileSync(path.join(dir, "req.pem"), "utf8");
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    };
+    const b64 = (pem: string) => Buffer.from(pem).toString("base64");
+    const request = (req: unknown): TestResource => ({
+        type: "kubernetes:cert-manager.io/v1:CertificateRequest", name: "api-request",
+        props: { metadata: { name: "api", namespace: NS }, spec: { request: req, issuerRef: { name: "selfsigned", kind: "ClusterIssuer" } } },
+    });
+    const fix = ": browsers refuse the certificate, and the stack's users learn to click through the warning. Serve public names from a production " +
+        "ACME issuer (e.g. Let's Encrypt); a private CA is fine for private names only (a single label, *.svc, *.cluster.local, *.internal, *.local, *.test, " +
+        "*.home.arpa, private addresses, or a zone listed in this policy's internalDomains); an issuer checked to chain to a public root goes in trustedClusterIssuers.";
+    const selfSignedFor = (names: string) => `CertificateRequest "api-request" takes its certificate from ClusterIssuer "selfsigned" (spec.issuerRef), and it is a ` +
+        `self-signed issuer (spec.selfSigned), whose certificates no browser trusts, for ${names}${fix}`;
+
+    it("reads the subject and SANs of real CSRs (openssl req), RSA and EC, PEM or base64 of PEM, and refuses what it cannot read", () => {
+        const pem = csr("/O=Corp/CN=api-gateway.ai-trading.svc", ["DNS:api-gateway.ai-trading.svc.cluster.local", "DNS:trading.example.com", "IP:10.96.0.15",
+            "IP:fd00::15", "URI:spiffe://cluster.local/ns/ai-trading/sa/api-gateway", "email:ops@example.com"], "rsa");
+        const names = ["api-gateway.ai-trading.svc", "api-gateway.ai-trading.svc.cluster.local", "trading.example.com", "10.96.0.15", "fd00::15"];
+        expect(csrNames(pem)).toEqual(names);
+        expect(csrNames(b64(pem))).toEqual(names);
+        expect(csrNames(b64(csr("/CN=trading.example.com")))).toEqual(["trading.example.com"]);
+        expect(() => csrNames("LS0tLS1CRUdJTi...")).toThrow();
+        expect(() => csrNames(b64(pem.replace(/^([A-Za-z0-9+/]{20})[A-Za-z0-9+/]{8}/m, "$1")))).toThrow();
+    });
+
+    it("passes a private CA's request for private names only, and a request unknown during preview", async () => {
+        const pem = csr("/CN=api-gateway.ai-trading.svc", ["DNS:api-gateway.ai-trading.svc.cluster.local", "DNS:api-gateway", "IP:10.96.0.15", "IP:fd00::15"]);
+        expect(await run([selfSigned, request(b64(pem))])).toEqual([]);
+        expect(await run([selfSigned, request(b64(csr("/CN=trading.corp.internal", [], "rsa")))])).toEqual([]);
+        expect(await run([selfSigned, request(UNKNOWN)])).toEqual([]);
+    });
+
+    it("rejects a private CA's request naming a public name in its subject or SANs, and a request it cannot read", async () => {
+        const cases: [unknown, string][] = [
+            [b64(csr("/CN=api-gateway.ai-trading.svc", ["DNS:api-gateway.ai-trading.svc", "DNS:trading.example.com", "IP:203.0.113.7"])), "the public names trading.example.com, 203.0.113.7"],
+            [b64(csr("/CN=trading.example.com")), "the public name trading.example.com"],
+            [csr("/CN=www.example.org", [], "rsa"), "the public name www.example.org"],
+            ["LS0tLS1CRUdJTi...", "the names of its CSR (spec.request), which the pack cannot read as a PKCS#10 request, so judged as public"],
+        ];
+        for (const [req, names] of cases) {
+            expect((await run([selfSigned, request(req)])).map((v) => v.message), names).toEqual([selfSignedFor(names)]);
+        }
+    });
+
+    const refused = ": cert-manager refuses the Ingress (a BadConfig event) and issues no certificate, so it serves whatever its TLS Secret holds (the " +
+        "controller's self-signed default, or a certificate nobody renews). Name one issuer: cert-manager.io/cluster-issuer alone, or cert-manager.io/issuer " +
+        "with issuer-kind and issuer-group for an external one.";
+    const annotated = (annotations: Record<string, string>) => ingress({ annotations: { ...annotations, "nginx.ingress.kubernetes.io/ssl-redirect": "true" } });
+
+    it("rejects an Ingress whose cert-manager annotations cert-manager itself refuses, whatever the issuers named, and the default issuer once issuers are listed", async () => {
+        const cases: [Record<string, string>, string][] = [
+            [{ "cert-manager.io/cluster-issuer": "letsencrypt-prod", "cert-manager.io/issuer": "letsencrypt-prod" }, "sets cert-manager.io/cluster-issuer together with cert-manager.io/issuer, which cert-manager refuses"],
+            [{ "cert-manager.io/cluster-issuer": "letsencrypt-prod", "cert-manager.io/issuer-kind": "ClusterIssuer" }, "sets cert-manager.io/cluster-issuer together with cert-manager.io/issuer-kind, which cert-manager refuses"],
+            [{ "cert-manager.io/cluster-issuer": "", "cert-manager.io/issuer": "corp-ca", "cert-manager.io/issuer-group": "cert-manager.io" },
+                "sets cert-manager.io/cluster-issuer together with cert-manager.io/issuer, cert-manager.io/issuer-group, which cert-manager refuses"],
+            [{ "cert-manager.io/issuer": " " }, "sets cert-manager.io/issuer to an empty name, which cert-manager refuses"],
+        ];
+        for (const [annotations, problem] of cases) {
+            const expected = `Ingress "nginx-ingress" ${problem}${refused}`;
+            expect((await run([annotated(annotations)])).map((v) => `${v.enforcementLevel} ${v.message}`), problem).toEqual([`mandatory ${expected}`]);
+            // The policy's defaults (no lists) refuse it all the same: no issuer is the right one.
+            expect((await run([annotated(annotations)], { all: "mandatory" })).map((v) => v.message), problem).toEqual([expected]);
+        }
+        expect((await run([annotated({ "kubernetes.io/tls-acme": "true" })])).map((v) => v.message)).toEqual([
+            "Ingress \"nginx-ingress\" takes its certificate from cert-manager's default issuer (annotation kubernetes.io/tls-acme): the issuer is whatever the controller's " +
+            "--default-issuer-name says, out of the pack's sight (and none, if unset: no certificate). Name the issuer with cert-manager.io/cluster-issuer (or cert-manager.io/issuer).",
+        ]);
+    });
+
+    it("passes one issuer annotation, issuer with issuer-kind ClusterIssuer (cert-manager allows it), tls-acme off or with the lists empty, and a name unknown during preview", async () => {
+        expect(await run([ingress()])).toEqual([]);
+        const listed = { all: "mandatory" as const, "trusted-certificate-issuers": { environment: "prod", trustedClusterIssuers: ["letsencrypt-prod", `${NS}/corp`] } };
+        expect(await run([annotated({ "cert-manager.io/issuer": "letsencrypt-prod", "cert-manager.io/issuer-kind": "ClusterIssuer" })], listed)).toEqual([]);
+        expect(await run([annotated({ "cert-manager.io/issuer": "corp", "cert-manager.io/issuer-group": "cert-manager.io" })], listed)).toEqual([]);
+        expect(await run([annotated({ "kubernetes.io/tls-acme": "false" })])).toEqual([]);
+        expect(await run([annotated({ "kubernetes.io/tls-acme": "true" })], { all: "mandatory" })).toEqual([]);
+        expect(await run([annotated({ "cert-manager.io/cluster-issuer": UNKNOWN })])).toEqual([]);
     });
 });
 
