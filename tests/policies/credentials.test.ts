@@ -3,7 +3,7 @@ import { findDefaultCredentials } from "../../policies/rules/no-default-credenti
 import { isCredentialName, urlPassword } from "../../policies/lib/credentials";
 import {
     asEveryPodKind, backupCronJob, container, deployment, dockerNginx, dockerPostgres, dockerPrometheus, ingress, dockerService, edit, randomBytes, randomPassword,
-    rulesConfigMap, secret, statefulSet,
+    prodStack, rulesConfigMap, secret, statefulSet,
 } from "./fixtures";
 import { runPack, summary, UNKNOWN } from "./run-pack";
 
@@ -581,11 +581,52 @@ describe("workload-secret-scope (session 44)", () => {
         expect((await run(rs, "dev")).map((v) => v.enforcementLevel)).toEqual(["advisory", "advisory", "advisory", "advisory", "advisory"]);
     });
 
-    it("passes a workload's own Secret, a Secret the stack does not declare or without an owner label, another namespace's, and a name unknown during preview", async () => {
-        const d = deployment("api-gateway", 3001, { container: { envFrom: [{ secretRef: { name: "api-gateway-credentials" } }, { secretRef: { name: "external-credentials" } }, { secretRef: { name: "shared-credentials" } }, { secretRef: { name: UNKNOWN } }] } });
-        const other = edit(owned("postgres"), (p) => { p.metadata.namespace = "other"; });
-        const d2 = deployment("risk-analyzer", 8020, { container: { envFrom: [{ secretRef: { name: "postgres-credentials" } }] } });
-        expect(await run([owned("api-gateway"), secret("shared", { A: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" }), other, d, d2])).toEqual([]);
+    // (Session 45: a Secret declared without an owner label, shared-credentials here until then, is refused: see below.)
+    it("passes a workload's own Secret, a Secret the stack does not declare, another namespace's, and a name unknown during preview", async () => {
+        const d = deployment("api-gateway", 3001, { container: { envFrom: [{ secretRef: { name: "api-gateway-credentials" } }, { secretRef: { name: "external-credentials" } }, { secretRef: { name: UNKNOWN } }] } });
+        // (Session 45: an undeclared postgres-credentials, whose name says whose it is, is refused: another namespace's Secret is vendor's here.)
+        const other = edit(owned("vendor"), (p) => { p.metadata.namespace = "other"; });
+        const d2 = deployment("risk-analyzer", 8020, { container: { envFrom: [{ secretRef: { name: "vendor-credentials" } }] } });
+        expect(await run([owned("api-gateway"), other, d, d2])).toEqual([]);
+    });
+});
+
+// Session 45's policy hunt: workload-secret-scope judged only Secrets labelled with an owner, so one declared without
+// the label passed whoever read it (two workloads sharing one credential), and so did an undeclared postgres-credentials.
+describe("workload-secret-scope: unlabelled and undeclared Secrets (session 45)", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("workload-secret-scope"));
+    const unlabelled = (name: string, labels?: Record<string, unknown>) => edit(secret(name, { TOKEN: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" }), (p) => {
+        if (labels === undefined) delete p.metadata.labels; else p.metadata.labels = labels;
+    });
+    const fix = ". Label the Secret with the one workload it belongs to (the platform labels each <workload>-credentials), and give every other reader a Secret of its own.";
+
+    it("rejects a Secret declared without an owner label (read by one workload or shared), and an undeclared <platform workload>-credentials", async () => {
+        const gateway = deployment("api-gateway", 3001, { container: { envFrom: [{ secretRef: { name: "shared-credentials" } }, { secretRef: { name: "extra-credentials" } }, { secretRef: { name: "postgres-credentials" } }] } });
+        const risk = deployment("risk-analyzer", 8020, { spec: { volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, { name: "shared", secret: { secretName: "shared-credentials" } }] } });
+        const rs = [unlabelled("shared"), unlabelled("extra", { "trading.io/workload": " ", "trading.io/role": "service" }), gateway, risk];
+        expect((await run(rs)).map((v) => `${v.enforcementLevel} ${v.resourceName}: ${v.message}`)).toEqual([
+            `mandatory api-gateway-deployment: Deployment "api-gateway-deployment" (trading.io/workload api-gateway) reads Secret "shared-credentials" (container "api-gateway" envFrom[0].secretRef (every key)), ` +
+            `which the stack declares without a trading.io/workload label, so nothing says whose credentials it holds, and risk-analyzer reads it too: one leak gives away every reader's access${fix}`,
+            `mandatory api-gateway-deployment: Deployment "api-gateway-deployment" (trading.io/workload api-gateway) reads Secret "extra-credentials" (container "api-gateway" envFrom[1].secretRef (every key)), ` +
+            `which the stack declares without a trading.io/workload label, so nothing says whose credentials it holds${fix}`,
+            `mandatory api-gateway-deployment: Deployment "api-gateway-deployment" (trading.io/workload api-gateway) reads Secret "postgres-credentials" of workload postgres, which the stack does not ` +
+            `declare but names as that workload's (container "api-gateway" envFrom[2].secretRef (every key)), so its pods hold postgres's credentials, and whoever takes them over does too. ` +
+            "Give the workload a Secret of its own with only what it needs (the platform writes <workload>-credentials for each), and leave postgres's to postgres.",
+            `mandatory risk-analyzer-deployment: Deployment "risk-analyzer-deployment" (trading.io/workload risk-analyzer) reads Secret "shared-credentials" (volume "shared" (secret)), ` +
+            `which the stack declares without a trading.io/workload label, so nothing says whose credentials it holds, and api-gateway reads it too: one leak gives away every reader's access${fix}`,
+        ]);
+        expect((await run(rs, "dev")).map((v) => v.enforcementLevel)).toEqual(["advisory", "advisory", "advisory", "advisory"]);
+        // Without any Secret in the stack, the undeclared one is judged all the same.
+        expect((await run([gateway])).map((v) => v.message.split(" (container")[0])).toEqual([
+            "Deployment \"api-gateway-deployment\" (trading.io/workload api-gateway) reads Secret \"postgres-credentials\" of workload postgres, which the stack does not declare but names as that workload's",
+        ]);
+    });
+
+    it("passes Secrets labelled with their reader (the platform's), an undeclared Secret of no platform workload's name, and labels unknown during preview", async () => {
+        const d = deployment("api-gateway", 3001, { container: { envFrom: [{ secretRef: { name: "vendor-credentials" } }, { secretRef: { name: "computed-credentials" } }, { secretRef: { name: "later-credentials" } }] } });
+        const rs = [secret("api-gateway", { A: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" }), unlabelled("computed", { "trading.io/workload": UNKNOWN }), edit(unlabelled("later"), (p) => { p.metadata.labels = UNKNOWN; }), d];
+        expect(await run(rs)).toEqual([]);
+        expect(await run(prodStack())).toEqual([]);
     });
 });
 

@@ -428,7 +428,11 @@ export function secret(name: string, stringData: Record<string, string>, data?: 
     return {
         type: "kubernetes:core/v1:Secret",
         name: `${name}-secret`,
-        props: { apiVersion: "v1", kind: "Secret", type: "Opaque", metadata: { name: `${name}-credentials`, namespace: NS }, stringData, ...(data ? { data } : {}) },
+        // Labelled with its workload, as the platform labels each <workload>-credentials (workload-secret-scope, session 45).
+        props: {
+            apiVersion: "v1", kind: "Secret", type: "Opaque", metadata: { name: `${name}-credentials`, namespace: NS, labels: { "trading.io/workload": name } },
+            stringData, ...(data ? { data } : {}),
+        },
     };
 }
 
