@@ -5,7 +5,7 @@ import { catalog } from "../../catalog/services";
 import { readConfig } from "../lib/config";
 import { isUnder } from "../lib/public-names";
 import { forEveryWorkload, Workload } from "../lib/rule";
-import { arr, isRecord, plain, str } from "../lib/values";
+import { arr, isRecord, isUnknown, plain, str } from "../lib/values";
 import { DATASTORES, describe, MONITORING, objectName } from "../lib/workloads";
 
 export interface ClusterDnsConfig {
@@ -33,6 +33,53 @@ const defaults: ClusterDnsConfig = { clusterNameservers: [], allowedSearchDomain
 function outsideSearchDomains(searches: unknown, cfg: ClusterDnsConfig, clusterOwn: readonly string[]): string[] {
     return arr(searches).map((d) => str(d)).filter((d): d is string => d !== undefined && d.trim() !== "")
         .filter((d) => ![...clusterOwn, ...cfg.allowedSearchDomains].some((own) => isUnder(d, own)));
+}
+
+/**
+ * Session 45: the resolver option `ndots` decides whether a name is first asked as it stands or first
+ * tried under each search domain, and it was not judged (Docker `dnsOpts`, Kubernetes
+ * `dnsConfig.options`):
+ * - Kubernetes: below 2, a name with a dot (`postgres.ai-trading`, a Service of another namespace; at 0
+ *   a single label such as `postgres` too) is first asked as it stands, which the cluster DNS forwards
+ *   to the resolvers outside: the platform's names leak there, and one under a namespace named as a
+ *   public TLD (app, dev, trading) is answered by whoever registered it. The cluster's own is 5; under
+ *   `dnsPolicy: None` without the option, the resolver's default 1 applies. An `ndots` without a value
+ *   (which the resolver ignores, kubelet's 5 replaced by it: the default 1) or not a whole number
+ *   (glibc reads 0) is as low.
+ * - Docker: the embedded DNS sets ndots:0 (every name asked as it stands first, the containers' names
+ *   answered by the engine). A positive ndots without `dnsSearches` of the container's own sends a
+ *   name (a peer such as `postgres`, `api.binance.com`) first under the host's search domains, copied
+ *   from its resolv.conf, out of the pack's sight and often handed out by DHCP, whose holder answers.
+ * `timeout`, `attempts`, `rotate`, `edns0`, `single-request` and the rest change how long or how a
+ * lookup is tried, not who answers it: not judged.
+ */
+function ndotsOption(value: unknown): { text: string; n: number } | undefined {
+    if (isUnknown(value)) return undefined;
+    const v = str(value)?.trim() ?? (typeof value === "number" ? String(value) : undefined);
+    if (v === undefined || v === "") return { text: "ndots without a value (which the resolver ignores, so its default ndots 1 applies)", n: 1 };
+    if (!/^\d+$/.test(v)) return { text: `ndots:${v}, not a whole number (glibc reads 0)`, n: 0 };
+    return { text: `ndots:${v}`, n: Math.min(Number(v), 15) };
+}
+
+function ndotsProblems(w: Workload): string[] {
+    if (w.target === "docker") {
+        const opts = arr(w.props.dnsOpts).map((o) => str(o)?.trim()).filter((o): o is string => o !== undefined && /^ndots(:|$)/.test(o));
+        if (opts.length === 0) return [];
+        const nd = ndotsOption(opts[opts.length - 1].replace(/^ndots:?/, ""));
+        const own = arr(w.props.dnsSearches).some((d) => isUnknown(d) || (str(d) ?? "").trim() !== "");
+        if (!nd || nd.n === 0 || own) return [];
+        return [`sets dnsOpts ${nd.text} without search domains of its own, so a name with fewer dots (a peer such as postgres, api.binance.com) is first looked up under ` +
+            "the host's search domains (copied from its resolv.conf, out of the pack's sight, often handed out by DHCP), whose holder answers with an address of their choosing"];
+    }
+    if (!w.pod) return [];
+    const spec = w.pod.spec;
+    const opts = arr(spec.dnsConfig?.options).filter((o) => isRecord(o) && str(o.name)?.trim() === "ndots");
+    const nd = opts.length ? ndotsOption(opts[opts.length - 1].value)
+        : str(spec.dnsPolicy) === "None" ? { text: "dnsPolicy: None without an ndots option (the resolver's default ndots 1)", n: 1 } : undefined;
+    if (!nd || nd.n >= 2) return [];
+    const what = nd.n === 0 ? "every name, a single label such as postgres included," : "a name with a dot (postgres.ai-trading, a Service of another namespace)";
+    return [`sets ${opts.length ? "dnsConfig.options " : ""}${nd.text}, so ${what} is first asked as it stands, which the cluster DNS forwards to the resolvers outside: ` +
+        "the platform's names leak there, and one under a namespace named as a public TLD (app, dev, trading) is answered by whoever registered it"];
 }
 
 /**
@@ -67,6 +114,7 @@ export function isRebindableName(host: string): boolean {
  * - session 44: `dnsConfig.searches` (Docker `dnsSearches`) naming a domain outside the cluster's, and
  *   Docker `dns` servers not in `clusterNameservers` (the embedded DNS forwards every name it does not
  *   hold to them, past the host's resolvers).
+ * - session 45: an `ndots` that sends the platform's names to outside resolvers first (see ndotsProblems).
  */
 export function dnsBypasses(w: Workload, cfg: ClusterDnsConfig = defaults): string[] {
     const out: string[] = [];
@@ -103,7 +151,7 @@ export function dnsBypasses(w: Workload, cfg: ClusterDnsConfig = defaults): stri
         const rebound = a.hosts.filter(isRebindableName);
         if (rebound.length) out.push(`${a.field} binds ${rebound.join(", ")} to ${a.ip ?? "an address computed during preview"}, past the cluster DNS`);
     }
-    return out;
+    return [...out, ...ndotsProblems(w)];
 }
 
 /**
@@ -138,7 +186,8 @@ export const clusterDnsOnly: ResourceValidationPolicy = {
         "no dnsPolicy Default (the node's resolvers); no hostAliases (Docker hosts) binding a cluster or platform name (a single label, *.svc, " +
         "*.cluster.local, kubernetes, postgres.<namespace>, ...), localhost or a cloud metadata host; no search domain (dnsConfig.searches, Docker " +
         "dnsSearches) outside the cluster's and allowedSearchDomains, no Docker dns server outside clusterNameservers, no ExternalName Service under a " +
-        "platform name or aliasing a metadata host or an address (session 44).",
+        "platform name or aliasing a metadata host or an address (session 44); no ndots below 2 on Kubernetes (dnsConfig.options, dnsPolicy None), " +
+        "none above 0 on Docker (dnsOpts) without dnsSearches of its own (session 45).",
     severity: "high",
     configSchema: {
         properties: {
@@ -148,7 +197,10 @@ export const clusterDnsOnly: ResourceValidationPolicy = {
     },
     validateResource: [forEveryWorkload((w, args, reportViolation) => {
         for (const p of dnsBypasses(w, readConfig(args, defaults))) {
-            if (p.includes("dnsSearches") || p.includes("dnsConfig.searches")) {
+            if (p.includes("ndots")) {
+                reportViolation(`${w.label} ${p}. Leave ndots alone (the cluster's 5, the Docker embedded DNS's 0) or, on Kubernetes, no lower than 2; ` +
+                    "on Docker, a container that needs one declares its search domains in dnsSearches.");
+            } else if (p.includes("dnsSearches") || p.includes("dnsConfig.searches")) {
                 reportViolation(`${w.label} ${p}. Drop the search domain and name outside hosts in full (a zone the operator holds goes in the policy's ` +
                     "allowedSearchDomains).");
             } else if (p.startsWith("sets dns ")) {

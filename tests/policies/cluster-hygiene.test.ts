@@ -466,13 +466,16 @@ describe("cluster-dns-only", () => {
             dnsPolicy: "ClusterFirst", dnsConfig: { options: [{ name: "ndots", value: "2" }] },
             hostAliases: [{ ip: "203.0.113.7", hostnames: ["api.partner.example.com"] }],
         } });
-        const ownResolver = deployment("risk-analyzer", 8020, { spec: { dnsPolicy: "None", dnsConfig: { nameservers: ["10.96.0.10"], searches: ["ai-trading.svc.cluster.local"] } } });
+        // (Session 45: dnsPolicy None needs an ndots of at least 2, as the cluster's own 5 here.)
+        const ownResolver = deployment("risk-analyzer", 8020, { spec: { dnsPolicy: "None", dnsConfig: {
+            nameservers: ["10.96.0.10"], searches: ["ai-trading.svc.cluster.local"], options: [{ name: "ndots", value: "5" }],
+        } } });
         const cfg = { all: "mandatory" as const, "cluster-dns-only": { clusterNameservers: ["10.96.0.10"] } };
         expect(await messages("cluster-dns-only", [...prodStack(), tuned, dockerService(), ownResolver], cfg)).toEqual([]);
     });
 
     it("rejects dnsPolicy None or extra nameservers outside the cluster, dnsPolicy Default, and aliases of the cluster's, the platform's and the metadata names", async () => {
-        const none = deployment("api-gateway", 3001, { spec: { dnsPolicy: "None", dnsConfig: { nameservers: ["8.8.8.8", "2001:4860:4860::8888"] } } });
+        const none = deployment("api-gateway", 3001, { spec: { dnsPolicy: "None", dnsConfig: { nameservers: ["8.8.8.8", "2001:4860:4860::8888"], options: [{ name: "ndots", value: "5" }] } } });
         const extra = deployment("risk-analyzer", 8020, { spec: { dnsConfig: { nameservers: ["10.96.0.10"] } } });
         const nodeDns = edit(backupCronJob("postgres", "postgres:16.4-bookworm", 999), (p) => { p.spec.jobTemplate.spec.template.spec.dnsPolicy = "Default"; });
         const aliases = deployment("trading-engine", 9000, { spec: { hostAliases: [
@@ -492,6 +495,55 @@ describe("cluster-dns-only", () => {
     });
 });
 
+// Session 45's policy hunt: the resolver's ndots (Kubernetes dnsConfig.options, Docker dnsOpts) was not judged: low
+// on Kubernetes, the platform's names are asked of the outside resolvers first; above 0 on Docker, names are tried
+// under the host's search domains (out of sight, often DHCP's) first.
+describe("cluster-dns-only: ndots (session 45)", () => {
+    const k8sFix = ". Leave ndots alone (the cluster's 5, the Docker embedded DNS's 0) or, on Kubernetes, no lower than 2; " +
+        "on Docker, a container that needs one declares its search domains in dnsSearches.";
+    const outside = "is first asked as it stands, which the cluster DNS forwards to the resolvers outside: the platform's names leak there, and one under a " +
+        "namespace named as a public TLD (app, dev, trading) is answered by whoever registered it";
+    const dotted = `a name with a dot (postgres.ai-trading, a Service of another namespace) ${outside}`;
+    const withOptions = (workload: string, port: number, options: unknown[], extra: Record<string, unknown> = {}) =>
+        deployment(workload, port, { spec: { dnsConfig: { options }, ...extra } });
+
+    it("rejects ndots below 2 on Kubernetes (0, 1, no value, not a number, dnsPolicy None without it) and above 0 on Docker without search domains of its own", async () => {
+        const rs = [
+            withOptions("api-gateway", 3001, [{ name: "ndots", value: "5" }, { name: "timeout", value: "2" }, { name: "ndots", value: "1" }]),
+            withOptions("risk-analyzer", 8020, [{ name: "ndots", value: "0" }]),
+            withOptions("trading-engine", 9000, [{ name: "ndots" }]),
+            withOptions("central-hub", 7000, [{ name: "ndots", value: "two" }]),
+            deployment("order-management", 3001, { spec: { dnsPolicy: "None", dnsConfig: { nameservers: ["10.96.0.10"], searches: ["ai-trading.svc.cluster.local"] } } }),
+            dockerService("api-gateway", { dnsOpts: ["timeout:2", "ndots:5"] }),
+        ];
+        const cfg = { all: "mandatory" as const, "cluster-dns-only": { clusterNameservers: ["10.96.0.10"] } };
+        expect(await messages("cluster-dns-only", rs, cfg)).toEqual([
+            `Deployment "api-gateway-deployment" sets dnsConfig.options ndots:1, so ${dotted}${k8sFix}`,
+            `Deployment "risk-analyzer-deployment" sets dnsConfig.options ndots:0, so every name, a single label such as postgres included, ${outside}${k8sFix}`,
+            `Deployment "trading-engine-deployment" sets dnsConfig.options ndots without a value (which the resolver ignores, so its default ndots 1 applies), so ${dotted}${k8sFix}`,
+            `Deployment "central-hub-deployment" sets dnsConfig.options ndots:two, not a whole number (glibc reads 0), so every name, a single label such as postgres included, ${outside}${k8sFix}`,
+            `Deployment "order-management-deployment" sets dnsPolicy: None without an ndots option (the resolver's default ndots 1), so ${dotted}${k8sFix}`,
+            "Container \"api-gateway-container\" sets dnsOpts ndots:5 without search domains of its own, so a name with fewer dots (a peer such as postgres, api.binance.com) is first " +
+            "looked up under the host's search domains (copied from its resolv.conf, out of the pack's sight, often handed out by DHCP), whose holder answers with an address " +
+            `of their choosing${k8sFix}`,
+        ]);
+    });
+
+    it("passes the cluster's ndots, 2 or more, other options, Docker's ndots:0 or ndots with its own search domains, and values unknown during preview", async () => {
+        const rs = [
+            withOptions("api-gateway", 3001, [{ name: "ndots", value: "2" }, { name: "timeout", value: "1" }, { name: "attempts", value: "5" }, { name: "single-request-reopen" }]),
+            withOptions("risk-analyzer", 8020, [{ name: "ndots", value: UNKNOWN }]),
+            withOptions("trading-engine", 9000, [{ name: "ndots", value: "1" }, { name: "ndots", value: "5" }]),
+            deployment("order-management", 3001, { spec: { dnsPolicy: "None", dnsConfig: { nameservers: ["10.96.0.10"], options: [{ name: "ndots", value: "3" }] } } }),
+            dockerService("api-gateway", { dnsOpts: ["ndots:0", "timeout:2", "attempts:3", "rotate", "edns0"] }),
+            dockerService("risk-analyzer", { dnsOpts: ["ndots:2"], dnsSearches: ["corp.example.com"] }),
+            dockerService("trading-engine", { dnsOpts: [UNKNOWN] }),
+        ];
+        const cfg = { all: "mandatory" as const, "cluster-dns-only": { clusterNameservers: ["10.96.0.10"], allowedSearchDomains: ["corp.example.com"] } };
+        expect(await messages("cluster-dns-only", [...prodStack(), ...rs], cfg)).toEqual([]);
+    });
+});
+
 // Session 44's policy hunt: dnsConfig.searches (Docker dnsSearches) naming an outside domain let whoever
 // holds it answer for the names tried under it (on Kubernetes, every name with fewer than five dots, first),
 // and Docker dns servers sent every name the embedded DNS does not hold to an outside resolver.
@@ -502,7 +554,8 @@ describe("cluster-dns-only: search domains and Docker dns servers (session 44)",
     const searching = deployment("api-gateway", 3001, { spec: { dnsConfig: { searches: ["ai-trading.svc.cluster.local", "corp.example.com", "attacker.example.net."] } } });
     const none = edit(backupCronJob("postgres", "postgres:16.4-bookworm", 999), (p) => {
         p.spec.jobTemplate.spec.template.spec.dnsPolicy = "None";
-        p.spec.jobTemplate.spec.template.spec.dnsConfig = { nameservers: ["10.96.0.10"], searches: ["svc.cluster.local", "example.org"] };
+        // (Session 45: with dnsPolicy None, an ndots of at least 2.)
+        p.spec.jobTemplate.spec.template.spec.dnsConfig = { nameservers: ["10.96.0.10"], searches: ["svc.cluster.local", "example.org"], options: [{ name: "ndots", value: "5" }] };
     });
     const docker = dockerService("api-gateway", { dns: ["8.8.8.8", "1.1.1.1"], dnsSearches: ["attacker.example.net"] });
     const resolverCfg = { "cluster-dns-only": { clusterNameservers: ["10.96.0.10"] } };
