@@ -140,8 +140,9 @@ function namesPhrase(publicNs: string[]): string {
 function publicNames(r: StackResource, internalDomains: readonly string[]): string[] {
     let names: unknown[];
     if (INGRESS.test(r.type)) {
+        // Session 45: ingress-shim also copies cert-manager.io/common-name into the certificate's subject.
         names = [...arr(r.props.spec?.rules).map((rule) => (isRecord(rule) ? rule.host : undefined)),
-            ...arr(r.props.spec?.tls).flatMap((t) => (isRecord(t) ? arr(t.hosts) : []))];
+            ...arr(r.props.spec?.tls).flatMap((t) => (isRecord(t) ? arr(t.hosts) : [])), r.props.metadata?.annotations?.["cert-manager.io/common-name"]];
     } else if (r.type.endsWith(":CertificateRequest")) {
         const request = r.props.spec?.request;
         if (isUnknown(request)) return [];
@@ -152,10 +153,18 @@ function publicNames(r: StackResource, internalDomains: readonly string[]): stri
         }
     } else {
         const spec = r.props.spec ?? {};
-        names = [...arr(spec.dnsNames), spec.commonName, ...arr(spec.ipAddresses)];
+        // Session 45: a literalSubject (RFC 4514, cert-manager's LiteralCertificateSubject) names its CN there instead of commonName.
+        names = [...arr(spec.dnsNames), spec.commonName, ...arr(spec.ipAddresses), ...literalCommonNames(spec.literalSubject)];
     }
     const known = names.map((n) => str(n)).filter((n): n is string => n !== undefined && n.trim() !== "");
     return [...new Set(known.filter((n) => !isPrivateName(n, internalDomains)))];
+}
+
+/** The CN values of an RFC 4514 subject string (`CN=trading.example.com,O=Corp`), escapes undone. */
+export function literalCommonNames(subject: unknown): string[] {
+    const text = str(subject);
+    if (text === undefined) return [];
+    return [...text.matchAll(/(?:^|[,+])\s*CN\s*=\s*((?:\\.|[^,+\\])*)/gi)].map((m) => m[1].replace(/\\(.)/g, "$1").trim());
 }
 
 /** The kind of CA a declared cert-manager issuer is: acme, ca, selfSigned, vault, venafi (or "unknown"). */

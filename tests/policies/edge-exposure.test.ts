@@ -387,6 +387,27 @@ describe("trusted-certificate-issuers: CSR names and cert-manager's own reading 
         }
     });
 
+    it("judges the names cert-manager puts in the certificate beyond the hosts: an Ingress's cert-manager.io/common-name, a Certificate's literalSubject CN", async () => {
+        const privateHosts = (annotations: Record<string, string>) => edit(
+            ingress({ annotations: { "cert-manager.io/cluster-issuer": "selfsigned", "nginx.ingress.kubernetes.io/ssl-redirect": "true", ...annotations } }),
+            (p) => { p.spec.rules[0].host = "trading.corp.internal"; p.spec.tls[0].hosts = ["trading.corp.internal"]; },
+        );
+        const literal = (literalSubject: string): TestResource => ({
+            type: "kubernetes:cert-manager.io/v1:Certificate", name: "api-certificate",
+            props: { metadata: { name: "api", namespace: NS }, spec: { secretName: "api-tls", dnsNames: ["api-gateway.ai-trading.svc"], literalSubject,
+                issuerRef: { name: "selfsigned", kind: "ClusterIssuer" } } },
+        });
+        const issued = (who: string, at: string, names: string) => `${who} takes its certificate from ClusterIssuer "selfsigned" (${at}), and it is a ` +
+            `self-signed issuer (spec.selfSigned), whose certificates no browser trusts, for ${names}${fix}`;
+        expect((await run([selfSigned, privateHosts({ "cert-manager.io/common-name": "trading.example.com" })])).map((v) => v.message)).toEqual([
+            issued("Ingress \"nginx-ingress\"", "annotation cert-manager.io/cluster-issuer", "the public name trading.example.com"),
+        ]);
+        expect((await run([selfSigned, literal("O=Corp\\, Inc.,CN=trading.example.com")])).map((v) => v.message)).toEqual([
+            issued("Certificate \"api-certificate\"", "spec.issuerRef", "the public name trading.example.com"),
+        ]);
+        expect(await run([selfSigned, privateHosts({ "cert-manager.io/common-name": "trading.corp.internal" }), literal("CN=api-gateway.ai-trading.svc,O=Corp")])).toEqual([]);
+    });
+
     const refused = ": cert-manager refuses the Ingress (a BadConfig event) and issues no certificate, so it serves whatever its TLS Secret holds (the " +
         "controller's self-signed default, or a certificate nobody renews). Name one issuer: cert-manager.io/cluster-issuer alone, or cert-manager.io/issuer " +
         "with issuer-kind and issuer-group for an external one.";
