@@ -65,6 +65,16 @@ export function pdbFindings(resources: StackResource[]): Array<{ urn: string; me
             });
             continue;
         }
+        // Session 45: the eviction API refuses to evict a pod that more than one budget selects (an error, every
+        // time), so a node drain hangs on it as on a budget that allows nothing.
+        for (const p of matching.slice(1)) {
+            out.push({
+                urn: p.urn,
+                message: `PodDisruptionBudget "${objectName(p.props, p.name)}" selects the pods of ${kindOf(d)} "${name}", which PodDisruptionBudget ` +
+                    `"${objectName(matching[0].props, matching[0].name)}" selects already: the eviction API refuses to evict a pod under more than one budget, ` +
+                    "so node drains hang on every one of them; keep one PodDisruptionBudget per workload (narrow the other's selector).",
+            });
+        }
         const replicas = num(d.props.spec?.replicas);
         for (const p of matching.filter((m) => blocksAllEvictions(m.props, replicas))) {
             out.push({
@@ -90,7 +100,7 @@ export function pdbFindings(resources: StackResource[]): Array<{ urn: string; me
 export const servicePodDisruptionBudget: StackValidationPolicy = {
     name: "service-pod-disruption-budget",
     description: "On prod, every service Deployment and every replicated Deployment or StatefulSet has a PodDisruptionBudget whose selector matches its pods, " +
-        "that still allows drains and that does not let every pod go at once (maxUnavailable 100%, minAvailable 0; session 44).",
+        "that still allows drains and that does not let every pod go at once (maxUnavailable 100%, minAvailable 0; session 44), and only one (session 45).",
     severity: "medium",
     configSchema: { properties: { environment: environmentSchema } },
     validateStack: (args, reportViolation) => {

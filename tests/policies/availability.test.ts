@@ -154,6 +154,38 @@ describe("service-pod-disruption-budget: budgets that protect nothing (session 4
     });
 });
 
+// Session 45's policy hunt: two PodDisruptionBudgets selecting the same pods passed, while the eviction API refuses
+// to evict such a pod at all (node drains hang).
+describe("service-pod-disruption-budget: two budgets on one workload's pods (session 45)", () => {
+    const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, only("service-pod-disruption-budget"));
+    const byRole = (): Parameters<typeof runPack>[0][number] => {
+        const p = pdb("services", { maxUnavailable: 1 });
+        p.props.spec.selector = { matchLabels: { "trading.io/role": "service" } };
+        return p;
+    };
+
+    it("rejects a second budget selecting a workload's pods, by its own name or a wider selector, on prod only", async () => {
+        const second = pdb("api-gateway", { minAvailable: 1 });
+        second.name = "api-gateway-extra-pdb";
+        second.props.metadata.name = "api-gateway-extra";
+        const rs = [deployment("api-gateway", 3001, { replicas: 3 }), pdb("api-gateway"), second, deployment("risk-analyzer", 8020), pdb("risk-analyzer"), byRole()];
+        const twice = (extra: string, first: string, workload: string) => `PodDisruptionBudget "${extra}" selects the pods of Deployment "${workload}", which PodDisruptionBudget ` +
+            `"${first}" selects already: the eviction API refuses to evict a pod under more than one budget, so node drains hang on every one of them; ` +
+            "keep one PodDisruptionBudget per workload (narrow the other's selector).";
+        expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message}`)).toEqual([
+            `api-gateway-extra-pdb: ${twice("api-gateway-extra", "api-gateway", "api-gateway")}`,
+            `services-pdb: ${twice("services", "api-gateway", "api-gateway")}`,
+            `services-pdb: ${twice("services", "risk-analyzer", "risk-analyzer")}`,
+        ]);
+        expect(await run(rs, "dev")).toEqual([]);
+    });
+
+    it("passes one budget per workload, however selected", async () => {
+        expect(await run([deployment("api-gateway", 3001), deployment("risk-analyzer", 8020), byRole()])).toEqual([]);
+        expect(await run([deployment("api-gateway", 3001), pdb("api-gateway"), deployment("risk-analyzer", 8020), pdb("risk-analyzer")])).toEqual([]);
+    });
+});
+
 describe("datastore-backups", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("datastore-backups"));
 
