@@ -209,10 +209,12 @@ describe("ClickHouse aggregates (real 18.16 server)", () => {
       expect(await store.summary(range)).toEqual([expect.objectContaining({ strategyId: STRAT, decisions: 2, trades: 2 })]);
       expect((await store.chain(D2, "u-2"))!.decision).toMatchObject({ decisionId: D2, action: "sell" });
       expect(await store.chain(D2, USER)).toBeUndefined();
-      // This release writes both tables: the release before reads 0005's (its replicas in the rollout, a rollback).
+      // This release writes 0024's table (its views, 0026 and 0027, key the rows by id and instant too), no longer
+      // 0005's, which neither it nor the release before reads (session 45; session 43's wrote both for its predecessor).
       await store.insertDecisions([decisionRow(decision(D3))]);
-      for (const t of ["ai_chain_decisions", "ai_chain_user_decisions"])
+      for (const t of ["ai_chain_user_decisions", "ai_chain_decisions_by_id", "ai_chain_decisions_by_time"])
         expect(await old.query(`SELECT decision_id FROM ${t} WHERE decision_id = '${D3}' GROUP BY decision_id`)).toEqual([{ decision_id: D3 }]);
+      expect(await old.query(`SELECT decision_id FROM ai_chain_decisions WHERE decision_id = '${D3}'`)).toEqual([]);
     } finally {
       await old.close();
       await ch.command(`DROP DATABASE ${db}`);

@@ -54,5 +54,18 @@ export async function mergeChainAndCandleTables(ch: ClickHouse): Promise<void> {
   const tables = await ch.query<{ name: string }>(
     "SELECT name FROM system.tables WHERE database = currentDatabase() AND (name LIKE 'ai_chain%' OR name LIKE 'market_candles%') AND engine != 'MaterializedView'",
   );
-  for (const t of tables) await ch.client.command({ query: `OPTIMIZE TABLE ${t.name} FINAL` });
+  for (const t of tables) {
+    // OPTIMIZE does nothing (and says nothing) while a background merge holds the parts: asked again
+    // until each partition is one part (session 45: a view-fed table was read as 6 parts after it).
+    for (let i = 0; ; i++) {
+      await ch.client.command({ query: `OPTIMIZE TABLE ${t.name} FINAL` });
+      const split = await ch.query<{ n: string }>(
+        "SELECT toString(count()) AS n FROM system.parts WHERE active AND database = currentDatabase() AND table = {t:String} GROUP BY partition HAVING count() > 1",
+        { t: t.name },
+      );
+      if (!split.length) break;
+      if (i >= 50) throw new Error(`${t.name} still has ${split.length} partitions of several parts after ${i + 1} OPTIMIZE FINAL`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }

@@ -4,7 +4,8 @@
  *   GET /summary/all?from&to          every user's (admin)
  *   GET /chains/:decisionId           one decision's chain from ClickHouse: decision, orders, fills
  *   GET /chains/:decisionId/graph     the same chain traversed in ArangoDB (404 when ArangoDB is off)
- * `from`/`to` are ISO instants; default: the last 24 hours.
+ * `from`/`to` are ISO instants; default: the last 24 hours. Every user's summary spans at most
+ * CHAIN_SUMMARY_ALL_MAX_DAYS (what one request reads is the range's decisions of every user, session 45).
  */
 import { badRequest, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { graphKey } from "./chains";
@@ -46,7 +47,7 @@ function range(q: { from?: string; to?: string }) {
   return { from, to };
 }
 
-export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; graph?: () => Promise<ChainGraph> }): void {
+export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; graph?: () => Promise<ChainGraph>; maxAllDays: number }): void {
   ctx.app.get("/summary", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
     const who = requireIdentity(req);
     const r = range(req.query);
@@ -55,6 +56,8 @@ export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; g
   ctx.app.get("/summary/all", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
     requireIdentity(req, "admin");
     const r = range(req.query);
+    if (r.to.getTime() - r.from.getTime() > deps.maxAllDays * 86_400_000)
+      throw badRequest(`every user's summary spans at most ${deps.maxAllDays} days (CHAIN_SUMMARY_ALL_MAX_DAYS): narrow from or to`, "from");
     return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId }) };
   });
   ctx.app.get("/chains/:decisionId", { schema: { params: Id, response: { 200: ChainOut } } }, async (req) => {

@@ -1,5 +1,5 @@
 /**
- * The chains in ClickHouse (migrations clickhouse/0005, 0022, 0023, 0024, 0025): rows in, aggregates out. Every
+ * The chains in ClickHouse (migrations clickhouse/0005, 0022, 0023, 0024, 0025, 0026, 0027): rows in, aggregates out. Every
  * key is first collapsed with GROUP BY (at-least-once delivery may repeat rows), then decisions are
  * joined with their orders (by decision id AND user: another user's order naming the decision is not
  * its; orderRows() reads both order tables, see there) and fills (18.16: one JOIN per SELECT,
@@ -60,8 +60,8 @@ export interface ChainSummary {
 
 /**
  * The decisions a summary covers: its time range (and the month partitions it spans, by `day`), its
- * strategy and user when given, from ai_chain_user_decisions (0024, keyed by user and decision
- * instant): a trader's are read by the key. The orders, fills and marks are read only for these (by
+ * strategy and user when given, a user's from ai_chain_user_decisions (0024, keyed by user and decision
+ * instant), every user's from ai_chain_decisions_by_time (0027, keyed by instant): each by the key. The orders, fills and marks are read only for these (by
  * the tables' keys: decision id, order id, symbol): before, every order, fill and 1-minute candle ever
  * recorded, every user's and symbol's, was read by each summary, a trader's included (session 42), and
  * every user's decisions of the range's months (0005's table is keyed by strategy; session 43). The
@@ -74,12 +74,19 @@ const decisionsInRange = (byUser: boolean) => `${byUser ? "user_id = {userId:Str
 /** An instant's UTC day as ClickHouse's Date holds it: clamped to the type's range (1970-01-01 to 2105-12-31). */
 const utcDay = (d: Date): string => new Date(Math.min(Math.max(d.getTime(), 0), Date.UTC(2105, 11, 31))).toISOString().slice(0, 10);
 
+/**
+ * A user's decisions by the user's key (0024); every user's by instant (0027): by 0024's table, a summary
+ * without a user read every user's decisions of the months its range spans (session 45).
+ */
+const decisionsTable = (byUser: boolean) => (byUser ? "ai_chain_user_decisions" : "ai_chain_decisions_by_time");
+
 /** One row per decision with its orders, fills and the symbol's mark (the nested joins). */
 function perDecision(byUser: boolean): string {
   const DECISIONS_IN_RANGE = decisionsInRange(byUser);
+  const DECISIONS = decisionsTable(byUser);
   /** `IN (subquery)`: usable by the tables' primary keys on 18.16. */
-  const IN_RANGE = `decision_id IN (SELECT decision_id FROM ai_chain_user_decisions WHERE ${DECISIONS_IN_RANGE})`;
-  const SYMBOLS_IN_RANGE = `symbol IN (SELECT symbol FROM ai_chain_user_decisions WHERE ${DECISIONS_IN_RANGE})`;
+  const IN_RANGE = `decision_id IN (SELECT decision_id FROM ${DECISIONS} WHERE ${DECISIONS_IN_RANGE})`;
+  const SYMBOLS_IN_RANGE = `symbol IN (SELECT symbol FROM ${DECISIONS} WHERE ${DECISIONS_IN_RANGE})`;
   return `
 SELECT decision_id, strategy_id, model_version, symbol, action, decided_ms, decision_price, user_id,
        orders, fills, fq, notional, fees, order_ms, fill_ms, mark
@@ -89,7 +96,7 @@ FROM (
            any(action) AS action, any(decided_ms) AS decided_ms, any(decision_price) AS decision_price, any(user_id) AS user_id
     FROM (
       -- Filtered a level down: the aggregates' aliases above shadow these columns in a WHERE.
-      SELECT * FROM ai_chain_user_decisions WHERE ${DECISIONS_IN_RANGE}
+      SELECT * FROM ${DECISIONS} WHERE ${DECISIONS_IN_RANGE}
     )
     GROUP BY decision_id
   ) ANY LEFT JOIN (
@@ -126,13 +133,12 @@ export class ChainStore {
   constructor(private readonly ch: ClickHouseKitClient) {}
 
   /**
-   * Into 0024's table, which the reads take, and into 0005's, which the release before reads (its
-   * replicas during a rolling deploy, and after a rollback): migration 0024 says why both.
+   * Into 0024's table, whose views (0026, 0027) key them by decision id and by instant too. 0005's
+   * ai_chain_decisions is no longer written: this release reads it nowhere, nor does the release before
+   * (session 44's, which reads 0024's table); it was written beside 0024's for session 43's predecessor.
    */
   async insertDecisions(rows: ReturnType<typeof decisionRow>[]): Promise<void> {
-    if (!rows.length) return;
-    await this.ch.insert("ai_chain_user_decisions", rows);
-    await this.ch.insert("ai_chain_decisions", rows);
+    if (rows.length) await this.ch.insert("ai_chain_user_decisions", rows);
   }
   async insertDecisionOrders(rows: NonNullable<ReturnType<typeof decisionOrderRow>>[]): Promise<void> {
     if (rows.length) await this.ch.insert("ai_chain_decision_orders", rows);
@@ -192,16 +198,17 @@ export class ChainStore {
 
   /**
    * One decision's chain from ClickHouse: the decision, its owner's orders' latest states and fills.
-   * `userId` (a trader asking for their own) is the key's first column: an admin's, without it, reads
-   * every user's decisions; a trader's, their own (it read every user's, 0005's table by decision id).
-   * Filtered a level down: the aggregates' aliases shadow the columns in a WHERE.
+   * The decision is read by its id (0026's table, keyed by it), then its owner checked when `userId` (a
+   * trader asking for their own) is given: by 0024's table an admin's read every user's decisions ever
+   * recorded, a trader's all of their own (session 45). Filtered a level down: the aggregates' aliases
+   * shadow the columns in a WHERE.
    */
   async chain(decisionId: string, userId?: string) {
     const decision = await this.ch.query<Record<string, unknown>>(
       `SELECT decision_id, any(strategy_id) AS strategy_id, any(user_id) AS user_id, any(model_version) AS model_version, any(symbol) AS symbol,
               any(action) AS action, any(probability_up) AS probability_up, any(decision_price) AS decision_price, toString(any(decided_ms)) AS decided_ms
-       FROM (SELECT * FROM ai_chain_user_decisions WHERE ${userId ? "user_id = {user:String} AND " : ""}decision_id = {id:String}) GROUP BY decision_id`,
-      { id: decisionId, user: userId ?? "" },
+       FROM (SELECT * FROM ai_chain_decisions_by_id WHERE decision_id = {id:String}) GROUP BY decision_id`,
+      { id: decisionId },
     );
     const d = decision[0];
     if (!d || (userId && d.user_id !== userId)) return undefined;
