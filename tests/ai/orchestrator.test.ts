@@ -4,7 +4,8 @@
  * orders it is sent, working until a test fills them): a prediction from bars the market has left
  * behind places no order nor trips the loss stop, a buy still working counts against maxPosition,
  * only open orders are looked up, one user cannot keep more strategies than
- * ORCH_MAX_STRATEGIES_PER_USER (even with concurrent requests) and frees a place by deleting one,
+ * ORCH_MAX_STRATEGIES_PER_USER (even with concurrent requests) and frees a place by deleting one, nor ask
+ * more than ORCH_EVALUATIONS_PER_MINUTE evaluations through the API, whatever the strategy,
  * a disabled or deleted strategy is never evaluated, nor one whose owner's account an admin disabled
  * or deleted, a DELETE while an evaluation submits an order
  * cancels that order too, creations honour an Idempotency-Key, and a submit answered a 5xx that
@@ -26,6 +27,8 @@ import { ensureAccount } from "../helpers/accounts";
 
 const srv = useServers("postgres", "redis");
 const MAX_STRATEGIES = 3;
+/** Evaluations a user may ask through the API a minute (a case here asks at most 8 of one user). */
+const EVALUATIONS_PER_MINUTE = 10;
 
 /** What the stand-in ml-predictor answers next (a function of the symbols asked for). */
 let predictions: (symbols: string[]) => unknown = () => ({});
@@ -96,7 +99,7 @@ beforeAll(async () => {
   orch = await createService(aiOrchestrator, {
     env: {
       ...srv.env, LOG_LEVEL: "silent", ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: omUrl,
-      ORCH_MAX_STRATEGIES_PER_USER: String(MAX_STRATEGIES),
+      ORCH_MAX_STRATEGIES_PER_USER: String(MAX_STRATEGIES), ORCH_EVALUATIONS_PER_MINUTE: String(EVALUATIONS_PER_MINUTE),
     },
     defaultMetrics: false,
   });
@@ -268,6 +271,39 @@ describe("ai-orchestrator", () => {
     expect(over.json().error).toMatchObject({ code: "CONFLICT", message: `at most ${MAX_STRATEGIES} strategies per user (delete one: DELETE /strategies/:id)` });
     expect((await orch.app.inject({ url: "/strategies", headers })).json().strategies).toHaveLength(MAX_STRATEGIES);
     expect((await create(await who())).statusCode).toBe(201);
+  });
+
+  it("bounds the evaluations one user asks through the API a minute, whatever the strategy: 429 naming the limit (session 45)", async () => {
+    const headers = await who();
+    const ids: string[] = [];
+    for (let i = 0; i < MAX_STRATEGIES; i++) ids.push((await create(headers)).json().strategyId);
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    const evaluate = (id: string, h = headers) => orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers: h });
+    // Round robin over the user's strategies: more strategies give no more evaluations.
+    for (let i = 0; i < EVALUATIONS_PER_MINUTE; i++) {
+      const r = await evaluate(ids[i % ids.length]);
+      expect(r.statusCode, r.body).toBe(200);
+    }
+    const over = await evaluate(ids[EVALUATIONS_PER_MINUTE % ids.length]);
+    // Before: 200, and a decision per call without end.
+    expect(over.statusCode, over.body).toBe(429);
+    expect(over.json().error).toMatchObject({ code: "EVALUATION_LIMIT", message: expect.stringContaining(`at most ${EVALUATIONS_PER_MINUTE} evaluations a minute per user`) });
+    expect(over.json().error.message).toContain("ORCH_EVALUATIONS_PER_MINUTE");
+    expect(Number(over.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect(Number(over.headers["retry-after"])).toBeLessThanOrEqual(Math.ceil(60 / EVALUATIONS_PER_MINUTE));
+    const recorded = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM ai_decisions WHERE user_id = $1", [headers["x-user-id"]]);
+    expect(recorded.rows[0].n).toBe(EVALUATIONS_PER_MINUTE);
+    // Asked all at once by another user: the bound holds (the upsert takes turns on the user's row).
+    const other = await who();
+    const theirs: string[] = [];
+    for (let i = 0; i < MAX_STRATEGIES; i++) theirs.push((await create(other)).json().strategyId);
+    const codes = (await Promise.all(Array.from({ length: EVALUATIONS_PER_MINUTE + 3 }, (_, i) => evaluate(theirs[i % theirs.length], other)))).map((r) => r.statusCode);
+    expect(codes.filter((c) => c === 200)).toHaveLength(EVALUATIONS_PER_MINUTE);
+    expect(codes.filter((c) => c === 429)).toHaveLength(3);
+    // A token is back after 60 / EVALUATIONS_PER_MINUTE seconds (moved back here rather than waited for).
+    await db.query("UPDATE ai_evaluation_budgets SET refilled_at = refilled_at - make_interval(secs => $2) WHERE user_id = $1", [headers["x-user-id"], 60 / EVALUATIONS_PER_MINUTE]);
+    expect((await evaluate(ids[0])).statusCode).toBe(200);
+    expect((await evaluate(ids[0])).statusCode).toBe(429);
   });
 
   it("a user at the limit deletes a strategy to create another; a deleted one keeps its decisions and is never evaluated", async () => {

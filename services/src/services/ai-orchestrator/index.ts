@@ -11,6 +11,7 @@ import { defineService, HttpError, Type } from "../../kit";
 import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
+import { EvaluationBudget } from "./evaluation-budget";
 import { leasesGone } from "./lease";
 import { cancelWorkingOrders } from "./retire";
 import { registerRoutes } from "./routes";
@@ -45,6 +46,10 @@ export default defineService({
       description: "a strategy whose evaluation failed is started again by the scheduler after this; each further failure in a row doubles it, up to the strategy's everySeconds",
     }),
     ORCH_MAX_STRATEGIES_PER_USER: Type.Integer({ default: 100, minimum: 1, maximum: 10_000, description: "strategies one user may keep (each is evaluated on the schedule)" }),
+    ORCH_EVALUATIONS_PER_MINUTE: Type.Integer({
+      default: 12, minimum: 1, maximum: 600,
+      description: "evaluations one user may ask through the API a minute (POST /strategies/:id/evaluate, any of their strategies; a burst of as many): each records a decision per symbol, kept",
+    }),
   },
   async register(ctx) {
     const store = new OrchestratorStore(ctx.app.pg);
@@ -92,6 +97,7 @@ export default defineService({
       cancelWorkingOrders: (s, requestId) => cancelWorkingOrders(retire, s, requestId),
       idle,
       maxStrategiesPerUser: ctx.config.ORCH_MAX_STRATEGIES_PER_USER,
+      evaluationBudget: new EvaluationBudget(ctx.app.pg, ctx.config.ORCH_EVALUATIONS_PER_MINUTE),
     });
     if (ctx.config.ORCH_TICK_MS > 0) {
       const scheduler = new Scheduler({

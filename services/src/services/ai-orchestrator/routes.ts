@@ -8,7 +8,8 @@
  *   DELETE /strategies/:id                 soft delete (kept with its decisions, no longer counted nor evaluated) and the cancel
  *                                          of its working orders (retire.ts): 204 once every cancel is requested, 503 +
  *                                          retry-after naming those that could not be (deleted still; a repeat asks again)
- *   POST  /strategies/:id/evaluate         run one evaluation now (enabled strategies only; the scheduler runs them every `everySeconds`):
+ *   POST  /strategies/:id/evaluate         run one evaluation now (enabled strategies only; the scheduler runs them every `everySeconds`;
+ *                                          ORCH_EVALUATIONS_PER_MINUTE per user, whatever the strategy, 429 EVALUATION_LIMIT past it):
  *                                          not held back by a failure backoff, and counted in it (backoff.ts); a failure
  *                                          is a 503 with retry-after the time to the scheduler's next attempt
  *   GET   /strategies/:id/decisions        newest first, each with its inputs
@@ -18,6 +19,7 @@
 import { badRequest, conflict, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, Nullable, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
 import { onOrderGrid } from "./decide";
+import type { EvaluationBudget } from "./evaluation-budget";
 import { ordersNotCancelled, type NotCancelled } from "./retire";
 import type { OrchestratorStore } from "./store";
 import type { DecisionRecord, Strategy, StrategySettings } from "./store";
@@ -82,6 +84,8 @@ export interface RouteDeps {
   /** Resolves once no evaluation of the strategy is running (one may be submitting an order). */
   idle: (strategyId: string) => Promise<void>;
   maxStrategiesPerUser: number;
+  /** Evaluations asked through the API, per user (evaluation-budget.ts). */
+  evaluationBudget: Pick<EvaluationBudget, "take">;
 }
 
 export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
@@ -147,6 +151,8 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     // An evaluation places orders: only a strategy its user left enabled may place them.
     if (s.deletedAt) throw deleted(s, "a deleted strategy is never evaluated");
     if (!s.enabled) throw new HttpError(409, "STRATEGY_DISABLED", `strategy ${s.strategyId} is disabled: enable it to evaluate it (an evaluation places orders)`);
+    // Each evaluation records a decision per symbol: the user's budget (any strategy of theirs) first, 429 past it.
+    await deps.evaluationBudget.take(s.userId);
     return { decisions: await deps.evaluate(s) };
   });
   ctx.app.get("/strategies/:id/decisions", { schema: { params: Id, querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }), response: { 200: Decisions } } }, async (req) => {
