@@ -431,7 +431,7 @@ describe("local-k8s stack (the local cluster of scripts/cluster/)", { timeout: P
       expect(milli(c.resources.requests.cpu), w.name).toBe(Math.ceil(milli(c.resources.limits.cpu) / 20));
       expect(c.resources.requests.memory, w.name).toBe(`${Math.ceil(mib(c.resources.limits.memory) / 2)}Mi`);
     }
-    expect(named(run, DEPLOYMENT, "api-gateway-deployment").inputs.spec.template.spec.containers[0].image).toBe("localhost/ai-trading/services:0.1.0");
+    expect(named(run, DEPLOYMENT, "api-gateway-deployment").inputs.spec.template.spec.containers[0].image).toBe("localhost/ai-trading/services:0.1.0-local-k8s");
     // Every long-running container has a startup probe (liveness waits for it), and the Kafka
     // stand-in does not fence itself over a late heartbeat (a starved single node lost its leaders).
     for (const w of workloads) expect(w.inputs.spec.template.spec.containers[0].startupProbe?.failureThreshold, w.name).toBeGreaterThanOrEqual(30);
