@@ -240,6 +240,8 @@ describe("kafka topics (real broker)", () => {
 
       const r3 = await ensureKafkaTopics(admin, [{ ...specs[0], partitions: 4 }]);
       expect(r3.partitionsAdded).toEqual([specs[0].name]);
+      // ensureKafkaTopics returns once the broker's metadata shows the new partitions with leaders:
+      // .ci/run of session 45 at load 10-19 read 2 here when it returned on createPartitions' answer.
       expect((await admin.fetchTopicMetadata({ topics: [specs[0].name] })).topics[0].partitions).toHaveLength(4);
     } finally {
       await admin.disconnect();

@@ -4,7 +4,7 @@
  * declared configs differ from the broker's get them applied; partitions are never reduced (Kafka cannot).
  */
 import type { Admin, ConfigEntries, ITopicConfig } from "kafkajs";
-import { createTopicsReady } from "../kit/datastores/kafka";
+import { createTopicsReady, waitForTopicLeaders } from "../kit/datastores/kafka";
 
 export interface TopicSpec {
   name: string;
@@ -116,6 +116,10 @@ export async function ensureKafkaTopics(
     const grow = present.filter((t) => (md.topics.find((m) => m.name === t.name)?.partitions.length ?? 0) < t.partitions);
     if (grow.length) {
       await admin.createPartitions({ topicPartitions: grow.map((t) => ({ topic: t.name, count: t.partitions })) });
+      // The broker's metadata shows the new partitions only once the controller's commit reaches it
+      // (KRaft): a service started right after the migration would otherwise be assigned the old
+      // partitions only, until its next metadata refresh (minutes), leaving the new ones unread.
+      await waitForTopicLeaders(admin, grow.map((t) => ({ topic: t.name, numPartitions: t.partitions })));
       partitionsAdded.push(...grow.map((t) => t.name));
     }
     configsUpdated.push(...(await applyDeclaredConfigs(admin, present)));
