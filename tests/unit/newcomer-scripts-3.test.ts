@@ -7,78 +7,18 @@
  * engine, and no real cache is touched.
  */
 import { spawn } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { run as runCommand } from "../harness/run";
+import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
 
-const root = resolve(__dirname, "../..");
-
-let dir: string;
-let clone: string;
-let cache: string;
-let fakes: string;
-const pids: number[] = [];
+useNewcomerSandbox();
 const servers: Server[] = [];
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "newcomer "));
-  clone = join(dir, "my clone");
-  cache = join(dir, "cache");
-  fakes = join(dir, "fakes");
-  mkdirSync(fakes, { recursive: true });
-});
 afterEach(() => {
-  for (const pid of pids.splice(0)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
   for (const s of servers.splice(0)) s.close();
-  rmSync(dir, { recursive: true, force: true });
 });
-
-/** Copies repo paths (files or folders) into the clone, with scripts/lib/cache-dir.sh, which every script sources. */
-function copy(...paths: string[]) {
-  for (const p of [...paths, "scripts/lib/cache-dir.sh"]) {
-    mkdirSync(dirname(join(clone, p)), { recursive: true });
-    cpSync(join(root, p), join(clone, p), { recursive: true });
-  }
-}
-/** A fake command first on PATH. */
-function fake(name: string, body: string) {
-  writeFileSync(join(fakes, name), `#!/bin/bash\n${body}\n`);
-  chmodSync(join(fakes, name), 0o755);
-}
-/** A script of the clone replaced by BODY. */
-function script(p: string, body: string) {
-  mkdirSync(dirname(join(clone, p)), { recursive: true });
-  writeFileSync(join(clone, p), `${body}\n`);
-}
-const env = (extra: Record<string, string> = {}) => ({ HOME: dir, PATH: `${fakes}:/usr/bin:/bin`, TRADING_CACHE_DIR: cache, GO_FALLBACK_DIRS: "", ...extra });
-/** Runs bash with the fakes first on PATH, then only /usr/bin and /bin (no /usr/local/bin: no docker, no go). */
-async function run(args: string[], extra: Record<string, string> = {}) {
-  const r = await runCommand("bash", args, { cwd: existsSync(clone) ? clone : dir, timeoutMs: 120_000, env: env(extra) });
-  return { status: r.status, out: r.stdout, err: r.stderr };
-}
-/** Is PID a live process (not gone, not a zombie waiting for its parent)? */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-async function until(what: string, cond: () => boolean, ms = 30_000, state = () => "") {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${state()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("scripts/kafka/fetch-kafka.sh after a failed Maven download (session 44)", () => {
   it("a rerun asks Maven Central again: the markers of the failed download do not keep it broken", async () => {

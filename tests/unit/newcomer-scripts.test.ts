@@ -7,66 +7,13 @@
  * builds, or talks to this machine's Docker engine, and no real cache is touched.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { createHash } from "node:crypto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { run as runCommand } from "../harness/run";
+import { beforeEach, describe, expect, it } from "vitest";
+import { alive, cache, clone, copy, dir, fake, fakes, pids, root, run, script, until, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
 
-const root = resolve(__dirname, "../..");
-
-let dir: string;
-let clone: string;
-let cache: string;
-let fakes: string;
-const pids: number[] = [];
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "newcomer "));
-  clone = join(dir, "my clone");
-  cache = join(dir, "cache");
-  fakes = join(dir, "fakes");
-  mkdirSync(fakes, { recursive: true });
-});
-afterEach(() => {
-  for (const pid of pids.splice(0)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** Copies repo paths (files or folders) into the clone, with scripts/lib/cache-dir.sh, which every script sources. */
-function copy(...paths: string[]) {
-  for (const p of [...paths, "scripts/lib/cache-dir.sh"]) {
-    mkdirSync(dirname(join(clone, p)), { recursive: true });
-    cpSync(join(root, p), join(clone, p), { recursive: true });
-  }
-}
-/** A fake command first on PATH. */
-function fake(name: string, body: string) {
-  writeFileSync(join(fakes, name), `#!/bin/bash\n${body}\n`);
-  chmodSync(join(fakes, name), 0o755);
-}
-/** Runs bash with the fakes first on PATH, then only /usr/bin and /bin (no /usr/local/bin: no docker, no go). */
-async function run(args: string[], env: Record<string, string> = {}) {
-  // Asynchronous (tests/harness/run.ts): a script waiting on a lock must not block the test worker.
-  const r = await runCommand("bash", args, {
-    cwd: existsSync(clone) ? clone : dir,
-    timeoutMs: 60_000,
-    env: {
-      HOME: dir,
-      PATH: `${fakes}:/usr/bin:/bin`,
-      TRADING_CACHE_DIR: cache,
-      GO_FALLBACK_DIRS: "",
-      ...env,
-    },
-  });
-  return { status: r.status, out: r.stdout, err: r.stderr };
-}
+useNewcomerSandbox();
 const listed = (d: string) => (existsSync(d) ? readdirSync(d) : []);
 
 describe("scripts/lib/npm-install.sh", () => {
@@ -536,30 +483,11 @@ esac`,
   });
 });
 
-/** Is PID a live process (not gone, not a zombie waiting for its parent)? */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-async function until(what: string, cond: () => boolean, ms = 30_000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("npm run up stopped half way: the background image build it started (session 43)", () => {
   const pidsIn = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
   beforeEach(() => {
     copy("scripts/up.sh", "scripts/lib/steps.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh", "Pulumi.dev.yaml");
-    const script = (p: string, body: string) => {
-      mkdirSync(dirname(join(clone, p)), { recursive: true });
-      writeFileSync(join(clone, p), `${body}\n`);
-    };
     mkdirSync(join(clone, "scripts/tools"), { recursive: true });
     script("scripts/docker/ensure-dockerd.sh", "exit 0");
     script("scripts/lib/npm-install.sh", "exit 0");
