@@ -7,75 +7,13 @@
  * engine, and no real cache is touched.
  */
 import { spawn } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { beforeEach, describe, expect, it } from "vitest";
 import { run as runCommand } from "../harness/run";
+import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
 
-const root = resolve(__dirname, "../..");
-
-let dir: string;
-let clone: string;
-let cache: string;
-let fakes: string;
-const pids: number[] = [];
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "newcomer "));
-  clone = join(dir, "my clone");
-  cache = join(dir, "cache");
-  fakes = join(dir, "fakes");
-  mkdirSync(fakes, { recursive: true });
-});
-afterEach(() => {
-  for (const pid of pids.splice(0)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** Copies repo paths (files or folders) into CLONE (default: the clone), with scripts/lib/cache-dir.sh, which every script sources. */
-function copy(...paths: string[]) {
-  for (const p of [...paths, "scripts/lib/cache-dir.sh"]) {
-    mkdirSync(dirname(join(clone, p)), { recursive: true });
-    cpSync(join(root, p), join(clone, p), { recursive: true });
-  }
-}
-/** A fake command first on PATH. */
-function fake(name: string, body: string) {
-  writeFileSync(join(fakes, name), `#!/bin/bash\n${body}\n`);
-  chmodSync(join(fakes, name), 0o755);
-}
-/** A script of the clone replaced by BODY. */
-function script(p: string, body: string) {
-  mkdirSync(dirname(join(clone, p)), { recursive: true });
-  writeFileSync(join(clone, p), `${body}\n`);
-}
-const env = (extra: Record<string, string> = {}) => ({ HOME: dir, PATH: `${fakes}:/usr/bin:/bin`, TRADING_CACHE_DIR: cache, GO_FALLBACK_DIRS: "", ...extra });
-/** Runs bash with the fakes first on PATH, then only /usr/bin and /bin (no /usr/local/bin: no docker, no go). */
-async function run(args: string[], extra: Record<string, string> = {}) {
-  const r = await runCommand("bash", args, { cwd: existsSync(clone) ? clone : dir, timeoutMs: 120_000, env: env(extra) });
-  return { status: r.status, out: r.stdout, err: r.stderr };
-}
-/** Is PID a live process (not gone, not a zombie waiting for its parent)? */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-async function until(what: string, cond: () => boolean, ms = 30_000, state = () => "") {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${state()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+useNewcomerSandbox();
 const pidsIn = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
 
 /**
@@ -318,10 +256,14 @@ describe("a lock held by a run that was stopped (Ctrl-Z in another terminal) (se
     // Another run's download of Kafka, holding its lock, stopped.
     const holder = spawn("flock", [lock, "sleep", "60"], { stdio: "ignore", detached: true });
     pids.push(holder.pid!);
-    await until("the holder's lock", () => readFileSync(`/proc/${holder.pid}/stat`, "utf8").length > 0 && existsSync(lock) && pidsOfSleep(holder.pid!).length > 0);
-    const sleeper = pidsOfSleep(holder.pid!)[0];
+    // flock forks, then the child execs sleep: until it has, the child's command line is still flock's.
+    await until("the holder's lock", () => existsSync(lock) && pidsOfSleep(holder.pid!).some(isSleep));
+    const sleeper = pidsOfSleep(holder.pid!).find(isSleep)!;
     pids.push(sleeper);
     process.kill(sleeper, "SIGSTOP");
+    // The signal is delivered when the kernel next schedules the sleeper: on a loaded machine the lock's
+    // message was written while it still showed as sleeping (S), not stopped (T).
+    await until("the holder stopped", () => /^\d+ \(.*\) T/.test(readFileSync(`/proc/${sleeper}/stat`, "utf8")));
     const t0 = Date.now();
     const r = await runCommand("bash", ["-c", `set -euo pipefail; source scripts/lib/locks.sh; exec 9>>"${lock}"; wait_for_lock 9 "${lock}" "another download of Kafka 9.9.9"; echo got it`], {
       cwd: clone,
@@ -335,6 +277,15 @@ describe("a lock held by a run that was stopped (Ctrl-Z in another terminal) (se
     expect(r.stderr).toContain(`pid ${sleeper} (sleep 60) [stopped: it holds the lock until continued, with fg in its terminal or kill -CONT ${sleeper}]`);
   });
 });
+
+/** Whether PID runs `sleep` (a forked child that has not exec'd yet still shows its parent's command). */
+function isSleep(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep\0");
+  } catch {
+    return false;
+  }
+}
 
 /** The pids of the children of PID (the `sleep` that flock runs). */
 function pidsOfSleep(pid: number): number[] {
