@@ -63,6 +63,19 @@ export function script(p: string, body: string): void {
   writeFileSync(join(clone, p), `${body}\n`);
 }
 
+/**
+ * up.sh and what it sources, with its steps faked until the builds: Docker and npm pass, the image
+ * build touches `images-started` and the toolchain's touches `toolchain-started` and fails. For the
+ * checks up.sh makes before anything slow starts.
+ */
+export function upUntilTheBuilds(): void {
+  copy("scripts/up.sh", "scripts/lib/steps.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh");
+  script("scripts/docker/ensure-dockerd.sh", "exit 0");
+  script("scripts/lib/npm-install.sh", "exit 0");
+  script("scripts/images/build-images.sh", `touch "${join(dir, "images-started")}"`);
+  script("scripts/tools/build-pulumi-tools.sh", `touch "${join(dir, "toolchain-started")}"; exit 1`);
+}
+
 /** The scripts' environment: the fakes first on PATH, then only /usr/bin and /bin (no /usr/local/bin: no docker, no go). */
 export const env = (extra: Record<string, string> = {}): Record<string, string> =>
   ({ HOME: dir, PATH: `${fakes}:/usr/bin:/bin`, TRADING_CACHE_DIR: cache, GO_FALLBACK_DIRS: "", ...extra });

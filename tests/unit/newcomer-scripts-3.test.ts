@@ -12,7 +12,7 @@ import { createServer, type Server } from "node:net";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { run as runCommand } from "../harness/run";
-import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
+import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, upUntilTheBuilds, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
 
 useNewcomerSandbox();
 const servers: Server[] = [];
@@ -158,11 +158,7 @@ describe("npm run up and a host port the dev stack publishes that another progra
   it(
     "up stops before the builds, naming the port, its config key and how to move it",
     async () => {
-      copy("scripts/up.sh", "scripts/lib/steps.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh");
-      script("scripts/docker/ensure-dockerd.sh", "exit 0");
-      script("scripts/lib/npm-install.sh", "exit 0");
-      script("scripts/images/build-images.sh", `touch "${join(dir, "images-started")}"`);
-      script("scripts/tools/build-pulumi-tools.sh", `touch "${join(dir, "toolchain-started")}"; exit 1`);
+      upUntilTheBuilds();
       const https = await held();
       settings({ httpPort: String(await free()), httpsPort: String(https), publishAdminPorts: "false" });
       const r = await run(["scripts/up.sh", "dev"]);

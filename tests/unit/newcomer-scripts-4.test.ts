@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { dirname, join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { run as runCommand } from "../harness/run";
-import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
+import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, upUntilTheBuilds, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
 
 useNewcomerSandbox();
 const pidsIn = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
@@ -138,11 +138,7 @@ describe("npm run up beside a second clone whose stack runs (session 45)", () =>
   it(
     "up stops before the builds, naming the other clone's containers, its path and what to do",
     async () => {
-      copy("scripts/up.sh", "scripts/lib/steps.sh", "scripts/lib/stack-config.sh", "scripts/lib/pulumi-env.sh", "scripts/lib/local-images.sh", "scripts/lib/locks.sh");
-      script("scripts/docker/ensure-dockerd.sh", "exit 0");
-      script("scripts/lib/npm-install.sh", "exit 0");
-      script("scripts/images/build-images.sh", `touch "${join(dir, "images-started")}"`);
-      script("scripts/tools/build-pulumi-tools.sh", `touch "${join(dir, "toolchain-started")}"; exit 1`);
+      upUntilTheBuilds();
       // The other clone's dev stack, labelled by the Docker runtime with its state; one stopped container too.
       const theirs = join(other(), ".pulumi-state");
       dockerPs(["ai-trading-dev-postgres", "", id(1), "running", theirs], ["ai-trading-dev-migrate", "", id(2), "exited", theirs], ["someone-else", "", id(3), "running", ""]);
