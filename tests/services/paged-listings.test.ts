@@ -5,7 +5,8 @@
  * next page (null on the last), in an order with a tie-breaker, so walking the pages answers every
  * row once. Before (found by session 38's hunt), usage answered its first 1,000 rows without saying
  * more existed, and fills the latest ones with no way to older ones. Also: usage's period error
- * names the field the client sent (`to` when only `to` was sent; it named `from`).
+ * names the field the client sent (`to` when only `to` was sent; it named `from`), and a period is
+ * bounded (USAGE_MAX_DAYS, USAGE_ALL_MAX_DAYS; session 46).
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -135,6 +136,26 @@ describe("usage listings in pages", () => {
     expect([onlyFrom.status, onlyFrom.body.error.field]).toEqual([400, "from"]);
     const both = await get(usage, "/all?from=2027-05-02T00:00:00.000Z&to=2027-05-01T00:00:00.000Z", admin);
     expect([both.status, both.body.error.field]).toEqual([400, "from"]);
+  });
+
+  it("a period longer than the listing's bound is a 400 naming from and the key that sets it (session 46)", async () => {
+    const trader = { "x-user-id": users[1], "x-user-role": "trader", "x-auth-method": "jwt" };
+    // Before: any range was read, every page, e.g. the whole history from 1970 (every user's, for /all).
+    for (const [url, headers, key, days] of [
+      ["/all?from=1970-01-01T00:00:00.000Z", admin, "USAGE_ALL_MAX_DAYS", 31],
+      ["/all?from=2027-05-01T00:00:00.000Z&to=2027-06-01T00:00:00.001Z", admin, "USAGE_ALL_MAX_DAYS", 31],
+      ["/?from=1970-01-01T00:00:00.000Z&to=2027-06-01T00:00:00.000Z", trader, "USAGE_MAX_DAYS", 93],
+      ["/?from=2027-03-01T00:00:00.000Z&to=2027-06-02T00:00:00.001Z", trader, "USAGE_MAX_DAYS", 93],
+    ] as const) {
+      const r = await get(usage, url, headers);
+      expect([url, r.status, r.body.error?.field]).toEqual([url, 400, "from"]);
+      expect(r.body.error.message).toBe(`a usage listing spans at most ${days} days (${key}): narrow from or to`);
+    }
+    // The bounds themselves are answered: 31 days of everyone's, 93 days of one's own.
+    expect((await get(usage, "/all?from=2027-05-01T00:00:00.000Z&to=2027-06-01T00:00:00.000Z", admin)).status).toBe(200);
+    const own = await get(usage, "/?from=2027-03-01T00:00:00.000Z&to=2027-06-02T00:00:00.000Z", trader);
+    expect(own.status).toBe(200);
+    expect(own.body.usage.length).toBeGreaterThan(0);
   });
 });
 

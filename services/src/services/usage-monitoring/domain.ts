@@ -17,6 +17,17 @@ export function usagePeriod(q: { from?: string; to?: string }, now = new Date())
   return { from, to };
 }
 
+/**
+ * Refuses a period longer than `maxDays` (the config key `key` sets it) with a 400 naming `from`:
+ * a listing reads every usage event of its period (a user's, or every user's) on each page, so its
+ * cost grew with any range a client sent (session 46: `from=1970-01-01` read the whole history).
+ */
+export function requireWithinDays(p: { from: Date; to: Date }, maxDays: number, key: string): void {
+  if (p.to.getTime() - p.from.getTime() > maxDays * 86_400_000) {
+    throw new HttpError(400, "VALIDATION_ERROR", `a usage listing spans at most ${maxDays} days (${key}): narrow from or to`, "from");
+  }
+}
+
 /** A usage row's place in the listing's order (user, route, API key; "" for none): unique per row. */
 export type UsageRowKey = [userId: string, route: string, apiKeyId: string];
 

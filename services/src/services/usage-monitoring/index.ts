@@ -14,10 +14,15 @@ import { UsageStore } from "./store";
 
 export default defineService({
   name: "usage-monitoring",
-  config: { ...consumerEnv, USAGE_CONSUMER_GROUP: Type.String({ default: "usage-monitoring" }) },
+  config: {
+    ...consumerEnv,
+    USAGE_CONSUMER_GROUP: Type.String({ default: "usage-monitoring" }),
+    USAGE_MAX_DAYS: Type.Integer({ default: 93, minimum: 1, maximum: 3660, description: "the longest period of a trader's own usage listing (GET /, a quarter by default): it reads their events of the period on each page" }),
+    USAGE_ALL_MAX_DAYS: Type.Integer({ default: 31, minimum: 1, maximum: 3660, description: "the longest period of every user's usage listing (GET /all, admins): it reads every user's events of the period on each page" }),
+  },
   async register(ctx) {
     const store = new UsageStore(ctx.app.clickhouse);
-    registerRoutes(ctx.app, store);
+    registerRoutes(ctx.app, store, { ownMaxDays: ctx.config.USAGE_MAX_DAYS, allMaxDays: ctx.config.USAGE_ALL_MAX_DAYS });
 
     await consumeBatches(ctx, {
       groupId: ctx.config.USAGE_CONSUMER_GROUP,

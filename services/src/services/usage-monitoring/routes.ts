@@ -7,7 +7,7 @@
  * next page, null on the last.
  */
 import { requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
-import { parseUsageCursor, usageCursor, usagePeriod } from "./domain";
+import { parseUsageCursor, requireWithinDays, usageCursor, usagePeriod } from "./domain";
 import type { UsageStore } from "./store";
 
 const Range = { from: Type.Optional(Type.String({ format: "date-time" })), to: Type.Optional(Type.String({ format: "date-time" })) };
@@ -33,10 +33,18 @@ const UsageOut = ResponseObject({
   nextBefore: Type.Union([Type.String(), Type.Null()], { description: "the next page: the same query with before=<this>; null on the last page" }),
 });
 
-export function registerRoutes(app: App, store: UsageStore): void {
+/** The longest period a listing answers, a trader's own and every user's, with the config keys that set them. */
+export interface UsageLimits {
+  ownMaxDays: number;
+  allMaxDays: number;
+}
+
+export function registerRoutes(app: App, store: UsageStore, limits: UsageLimits): void {
   /** One page of the period's rows (one user's, or every user's); a row beyond it tells whether another follows. */
   const listing = async (q: { from?: string; to?: string; limit?: number; before?: string }, userId?: string) => {
     const p = usagePeriod(q);
+    if (userId === undefined) requireWithinDays(p, limits.allMaxDays, "USAGE_ALL_MAX_DAYS");
+    else requireWithinDays(p, limits.ownMaxDays, "USAGE_MAX_DAYS");
     const limit = q.limit ?? 1000;
     const rows = await store.breakdown(p.from, p.to, userId, { limit: limit + 1, after: q.before === undefined ? null : parseUsageCursor(q.before) });
     const usage = rows.slice(0, limit);
@@ -54,6 +62,7 @@ export function registerRoutes(app: App, store: UsageStore): void {
     return listing(req.query);
   });
 
+  // Unbounded: billing-service asks its billing period's units (never proxied, so no client's range).
   app.get(
     "/internal/usage/units",
     { schema: { querystring: Type.Object({ userId: UserIdSchema, metric: Type.Literal("api_requests"), ...Range }) } },
