@@ -86,17 +86,24 @@ describe("ai-chain-analytics: a chain and every user's summary read what they an
     expect(after.marks - before.marks).toBeLessThanOrEqual(3);
   }, 300_000);
 
-  it("GET /summary/all spans at most CHAIN_SUMMARY_ALL_MAX_DAYS: a longer range is a 400 naming from", async () => {
+  it("GET /summary/all spans at most CHAIN_SUMMARY_ALL_MAX_DAYS, a trader's GET /summary CHAIN_SUMMARY_MAX_DAYS: a longer range is a 400 naming from", async () => {
     const app = createApp({ log: createLogger("ai-chain-admin-range-test", "silent"), bodyLimit: 1 << 20, trustProxy: undefined, jsonMaxDepth: 64, receiveTimeoutMs: 10_000 });
-    registerRoutes({ app } as never, { store: new ChainStore(ch), maxAllDays: 31 });
+    registerRoutes({ app } as never, { store: new ChainStore(ch), maxAllDays: 31, maxOwnDays: 93 });
     const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
     try {
       const to = Date.UTC(2026, 1, 20);
-      const ask = (days: number) => app.inject({ method: "GET", url: `/summary/all?from=${new Date(to - days * 86_400_000).toISOString()}&to=${new Date(to).toISOString()}`, headers: admin });
-      const long = await ask(32);
-      expect(long.statusCode).toBe(400);
-      expect(long.json().error).toMatchObject({ field: "from", message: expect.stringContaining("CHAIN_SUMMARY_ALL_MAX_DAYS") });
-      expect((await ask(31)).statusCode).toBe(200);
+      const ask = (path: string, days: number, headers: Record<string, string>) =>
+        app.inject({ method: "GET", url: `${path}?from=${new Date(to - days * 86_400_000).toISOString()}&to=${new Date(to).toISOString()}`, headers });
+      for (const [path, days, headers, key] of [
+        ["/summary/all", 31, admin, "CHAIN_SUMMARY_ALL_MAX_DAYS"],
+        ["/summary", 93, trader, "CHAIN_SUMMARY_MAX_DAYS"], // before session 46: any range, e.g. from 1970
+      ] as const) {
+        const long = await ask(path, days + 1, headers);
+        expect(long.statusCode).toBe(400);
+        expect(long.json().error).toMatchObject({ field: "from", message: expect.stringContaining(key) });
+        expect((await ask(path, days, headers)).statusCode).toBe(200);
+      }
     } finally {
       await app.close();
     }

@@ -23,6 +23,7 @@ export default defineService({
     CHAIN_POLL_MS: Type.Integer({ default: 5_000, minimum: 0, maximum: 86_400_000, description: "how often decisions are pulled from ai-orchestrator; 0 disables the pull" }),
     CHAIN_REREAD_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: 86_400_000, description: "how far back each pull re-reads (late commits)" }),
     CHAIN_LOOKBACK_HOURS: Type.Integer({ default: 24, minimum: 1, maximum: 24 * 90, description: "decisions pulled at start, and the window of the /metrics gauges" }),
+    CHAIN_SUMMARY_MAX_DAYS: Type.Integer({ default: 93, minimum: 1, maximum: 3660, description: "the longest range of a trader's own summary (GET /summary, a quarter by default): it reads their decisions of the range" }),
     CHAIN_SUMMARY_ALL_MAX_DAYS: Type.Integer({ default: 31, minimum: 1, maximum: 366, description: "the longest range of every user's summary (GET /summary/all, admins): it reads every user's decisions of the range" }),
   },
   async register(ctx) {
@@ -47,7 +48,7 @@ export default defineService({
           }
         : undefined,
     };
-    registerRoutes(ctx, { store, graph: deps.graph, maxAllDays: c.CHAIN_SUMMARY_ALL_MAX_DAYS });
+    registerRoutes(ctx, { store, graph: deps.graph, maxAllDays: c.CHAIN_SUMMARY_ALL_MAX_DAYS, maxOwnDays: c.CHAIN_SUMMARY_MAX_DAYS });
     chainMetrics(ctx.metrics.registry, store, c.CHAIN_LOOKBACK_HOURS, ctx.log);
 
     await consumeBatches(ctx, { groupId: c.CHAIN_CONSUMER_GROUP, topics: [TOPICS.orders, TOPICS.executions], handle: (msgs) => applyEvents(deps, msgs) });

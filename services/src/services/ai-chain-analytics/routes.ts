@@ -5,7 +5,9 @@
  *   GET /chains/:decisionId           one decision's chain from ClickHouse: decision, orders, fills
  *   GET /chains/:decisionId/graph     the same chain traversed in ArangoDB (404 when ArangoDB is off)
  * `from`/`to` are ISO instants; default: the last 24 hours. Every user's summary spans at most
- * CHAIN_SUMMARY_ALL_MAX_DAYS (what one request reads is the range's decisions of every user, session 45).
+ * CHAIN_SUMMARY_ALL_MAX_DAYS (what one request reads is the range's decisions of every user, session 45),
+ * a trader's own CHAIN_SUMMARY_MAX_DAYS (their decisions of the range: a schedule records up to
+ * thousands a minute, session 46).
  */
 import { badRequest, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { graphKey } from "./chains";
@@ -47,10 +49,12 @@ function range(q: { from?: string; to?: string }) {
   return { from, to };
 }
 
-export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; graph?: () => Promise<ChainGraph>; maxAllDays: number }): void {
+export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; graph?: () => Promise<ChainGraph>; maxAllDays: number; maxOwnDays: number }): void {
   ctx.app.get("/summary", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
     const who = requireIdentity(req);
     const r = range(req.query);
+    if (r.to.getTime() - r.from.getTime() > deps.maxOwnDays * 86_400_000)
+      throw badRequest(`a summary spans at most ${deps.maxOwnDays} days (CHAIN_SUMMARY_MAX_DAYS): narrow from or to`, "from");
     return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId, userId: who.userId }) };
   });
   ctx.app.get("/summary/all", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
