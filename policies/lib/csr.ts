@@ -9,6 +9,7 @@
  * (the CA does); a request the schemas refuse throws, which the caller reports as unreadable.
  */
 import { isIP } from "node:net";
+import { fromBER } from "asn1js";
 import { CertificationRequest } from "@peculiar/asn1-csr";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { Extensions, SubjectAlternativeName, id_ce_subjectAltName } from "@peculiar/asn1-x509";
@@ -29,7 +30,13 @@ export function csrDer(request: string): Buffer {
 
 /** The subject common names, SAN DNS names and SAN IP addresses a CSR asks for; throws on a request it cannot read. */
 export function csrNames(request: string): string[] {
-    const info = AsnConvert.parse(csrDer(request), CertificationRequest).certificationRequestInfo;
+    const der = csrDer(request);
+    // The schemas read the first structure and ignore what follows it; cert-manager's reader (Go's
+    // x509.ParseCertificateRequest) refuses trailing data, so a request with any is one the pack cannot
+    // read either (session 46).
+    const outer = fromBER(new Uint8Array(der));
+    if (outer.offset !== der.byteLength) throw new Error(`${der.byteLength - Math.max(outer.offset, 0)} bytes after the request's DER structure`);
+    const info = AsnConvert.parse(der, CertificationRequest).certificationRequestInfo;
     const names: string[] = [];
     for (const rdn of info.subject) {
         for (const atv of rdn) {

@@ -366,6 +366,10 @@ describe("trusted-certificate-issuers: CSR names and cert-manager's own reading 
         expect(csrNames(b64(csr("/CN=trading.example.com")))).toEqual(["trading.example.com"]);
         expect(() => csrNames("LS0tLS1CRUdJTi...")).toThrow();
         expect(() => csrNames(b64(pem.replace(/^([A-Za-z0-9+/]{20})[A-Za-z0-9+/]{8}/m, "$1")))).toThrow();
+        // Bytes after the request (before session 46: read as the request alone; Go's reader refuses them).
+        const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+        expect(csrNames(der.toString("base64"))).toEqual(names);
+        expect(() => csrNames(Buffer.concat([der, Buffer.from([0x05, 0x00])]).toString("base64"))).toThrow(/2 bytes after the request's DER structure/);
     });
 
     it("passes a private CA's request for private names only, and a request unknown during preview", async () => {
