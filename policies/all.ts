@@ -16,6 +16,7 @@ import { ingressHosts } from "./rules/ingress-hosts";
 import { ingressInternalBackends } from "./rules/ingress-internal-backends";
 import { ingressNoExternalForwarding } from "./rules/ingress-no-external-forwarding";
 import { ingressNoSnippets } from "./rules/ingress-no-snippets";
+import { ingressUniqueRoutes } from "./rules/ingress-unique-routes";
 import { networkPolicyDefaultDeny } from "./rules/network-policy-default-deny";
 import { noApiServerCallouts } from "./rules/no-api-server-callouts";
 import { noBarePods } from "./rules/no-bare-pods";
@@ -68,6 +69,7 @@ export const policies: Policies = [
     edgeTlsOnly,
     trustedCertificateIssuers,
     ingressHosts,
+    ingressUniqueRoutes,
     ingressNoSnippets,
     ingressNoExternalForwarding,
     ingressCors,

@@ -300,6 +300,52 @@ describe("ingress-hosts: ingress-nginx server aliases (session 41)", () => {
     });
 });
 
+// Session 46 (session 45's policy hunt, found not fixed): two Ingresses claiming one host and path were each judged
+// alone, while ingress-nginx serves one backend per host and location (the oldest Ingress's).
+describe("ingress-unique-routes (session 46)", () => {
+    const tail = "the controller serves one backend for a host and location (ingress-nginx the oldest Ingress's), so which service answers depends on creation order; route each host and path from one Ingress.";
+    const another = (name: string, change: (p: any) => void = () => undefined): TestResource =>
+        edit({ ...ingress({ backends: ["reports"] }), name }, (p) => { p.metadata.name = name; change(p); });
+
+    it("passes the platform's stack, other hosts and other paths, and other ingress classes", async () => {
+        expect(await messages("ingress-unique-routes", prodStack())).toEqual([]);
+        expect(await messages("ingress-unique-routes", [
+            ingress({ backends: ["api-gateway", "reports"] }),
+            another("other-host", (p) => { p.spec.rules[0].host = "reports.example.com"; }),
+            another("exact", (p) => { p.spec.rules[0].http.paths[0].pathType = "Exact"; }),
+            another("internal-class", (p) => { p.spec.ingressClassName = "internal"; }),
+        ])).toEqual([]);
+    });
+
+    it("rejects a host and path routed a second time: by another Ingress (any namespace, same or unset class, any spelling of the host or of a prefix), or twice by one", async () => {
+        const rs = [
+            ingress({ backends: ["api-gateway", "reports"] }),
+            another("shadow", (p) => { p.metadata.namespace = "elsewhere"; p.spec.rules[0].host = "Trading.Example.COM"; p.spec.rules[0].http.paths[0].path = "/reports/"; }),
+            another("unset-class", (p) => { delete p.spec.ingressClassName; p.spec.rules[0].http.paths[0].path = "/api-gateway"; }),
+            another("annotated-class", (p) => { delete p.spec.ingressClassName; p.metadata.annotations["kubernetes.io/ingress.class"] = "nginx"; p.spec.rules.push({ host: "trading.example.com", http: { paths: [{ path: "/reports", pathType: "Prefix", backend: { service: { name: "x", port: { number: 1 } } } }] } }); }),
+        ];
+        expect(await messages("ingress-unique-routes", rs)).toEqual([
+            `Ingress "shadow" routes host trading.example.com, location "/reports" (rules[0].http.paths[0]), which Ingress "ai-trading" (rules[0].http.paths[1]) routes too: ${tail}`,
+            `Ingress "unset-class" routes host trading.example.com, location "/api-gateway" (rules[0].http.paths[0]), which Ingress "ai-trading" (rules[0].http.paths[0]) routes too: ${tail}`,
+            `Ingress "annotated-class" routes host trading.example.com, location "/reports" (rules[0].http.paths[0]), which Ingress "ai-trading" (rules[0].http.paths[1]) routes too: ${tail}`,
+            `Ingress "annotated-class" routes host trading.example.com, location "/reports" (rules[1].http.paths[0]), which Ingress "ai-trading" (rules[0].http.paths[1]) routes too: ${tail}`,
+        ]);
+        const twice = edit(ingress(), (p) => { p.spec.rules.push({ host: "trading.example.com", http: { paths: [{ path: "/api-gateway/", pathType: "Prefix", backend: { service: { name: "x", port: { number: 1 } } } }] } }); });
+        expect(await messages("ingress-unique-routes", [twice])).toEqual([
+            `Ingress "ai-trading" routes host trading.example.com, location "/api-gateway" (rules[1].http.paths[0]), which its own rules[0].http.paths[0] routes too: ${tail}`,
+        ]);
+    });
+
+    it("skips a class, host or path unknown during preview", async () => {
+        expect(await messages("ingress-unique-routes", [
+            ingress({ backends: ["reports"] }),
+            another("unknown-class", (p) => { p.spec.ingressClassName = UNKNOWN; }),
+            another("unknown-host", (p) => { p.spec.rules[0].host = UNKNOWN; }),
+            another("unknown-path", (p) => { p.spec.rules[0].http.paths[0].path = UNKNOWN; }),
+        ])).toEqual([]);
+    });
+});
+
 describe("ingress-no-snippets: the controller's ConfigMap", () => {
     it("rejects allow-snippet-annotations and *-snippet keys, whatever the map is called; other maps pass", async () => {
         const cm = (name: string, data: Record<string, string>): TestResource => ({ type: "kubernetes:core/v1:ConfigMap", name, props: { metadata: { name, namespace: "ingress-nginx" }, data } });
