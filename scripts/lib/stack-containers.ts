@@ -114,7 +114,7 @@ export function foreignContainers(stack: string, known: DockerContainer[], mine:
       );
     } else {
       problems.push(
-        `${them} ${list.length === 1 ? "is" : "are"} not in ${ownState} and carr${list.length === 1 ? "ies" : "y"} no ${LABEL_PULUMI_STATE} label: another clone of the repo deployed ${list.length === 1 ? "it" : "them"} (before its containers were labelled), or this clone's state was lost, and pulumi up here would fail on ${list.length === 1 ? "its name" : "their names"}. Either take that stack down in the clone that deployed it (npm run down there: its volumes go too, which a new deploy here would otherwise take over with their old passwords), or, when no clone has it any more, remove the stack's containers, network and volumes by hand (docker rm -f ${list.join(" ")}; docker network rm ai-trading-${stack}-net; docker volume ls --filter name=ai-trading-${stack}-), or ${otherStack}`,
+        `${them} ${list.length === 1 ? "is" : "are"} not in ${ownState} and carr${list.length === 1 ? "ies" : "y"} no ${LABEL_PULUMI_STATE} label: another clone of the repo deployed ${list.length === 1 ? "it" : "them"} (before its containers were labelled), or this clone's state was lost, and pulumi up here would fail on ${list.length === 1 ? "its name" : "their names"}. Either take that stack down in the clone that deployed it (npm run down there: its volumes go too, which a deploy here refuses to take over with their old data and passwords), or, when no clone has it any more, remove the stack's containers, network and volumes by hand (docker rm -f ${list.join(" ")}; docker network rm ai-trading-${stack}-net; docker volume ls --filter name=ai-trading-${stack}-), or ${otherStack}`,
       );
     }
   }

@@ -33,9 +33,30 @@ func (v *volume) Check(context.Context, resource.PropertyMap) []*pulumirpc.Check
 
 type volumeInfo struct{ Name, Driver, Mountpoint string }
 
+// Create refuses a name the engine already has: Docker's create answers with the existing volume,
+// so a deploy took over another deployment's data, and the passwords it was written with, without
+// a word (a stack whose containers were removed by hand, docker rm -f, or whose state was lost;
+// session 46). PostgreSQL then refused the new stack's generated password, and a datastore kept
+// whatever the other deployment had stored.
 func (v *volume) Create(ctx context.Context, in resource.PropertyMap) (string, resource.PropertyMap, error) {
+	name := pluginkit.GetString(in, "name", "")
+	if name != "" {
+		var existing struct {
+			CreatedAt string
+			Labels    map[string]string
+		}
+		err := v.eng.call(ctx, "GET", "/volumes/"+url.PathEscape(name), nil, nil, &existing)
+		if err == nil {
+			return "", nil, fmt.Errorf("volume %s already exists (created %s, not by this stack's state): it holds another deployment's data, "+
+				"written with that deployment's passwords. Take that deployment down where it was deployed (npm run down in its clone), "+
+				"or, when its data is not needed, remove the volume (docker volume rm %s); then run again", name, existing.CreatedAt, name)
+		}
+		if !isNotFound(err) {
+			return "", nil, err
+		}
+	}
 	req := map[string]any{
-		"Name":       pluginkit.GetString(in, "name", ""),
+		"Name":       name,
 		"Driver":     pluginkit.GetString(in, "driver", "local"),
 		"DriverOpts": pluginkit.StringMap(in, "driverOpts"),
 		"Labels":     labelsOf(in, "labels"),
