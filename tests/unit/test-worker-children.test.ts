@@ -19,6 +19,7 @@ const QUICK: Record<string, string> = {
   "tests/unit/local-image-names.test.ts": "a shell function of scripts/lib against a fake docker",
   "tests/unit/setup-scripts.test.ts": "build-pulumi-tools.sh --plan prints the plan, builds nothing",
   "tests/unit/newcomer-scripts.test.ts": "`command -v`, chmod and find on a small copied tree; the scripts under test run through tests/harness/run.ts",
+  "tests/policies/edge-exposure.test.ts": "`openssl req` makes a few small CSRs (an EC or RSA 2048 key each)",
   "tests/services/kit.test.ts": "main.ts refusing a bad configuration, before it connects anywhere",
   "tests/harness/postgres.ts": "`id -u`/`id -g` of the postgres user",
   "tests/harness/run.ts": "names them in its comment",
