@@ -29,13 +29,22 @@ export function loggedAs(ch: ClickHouse, queryId: string): ClickHouse {
 
 /** The granules the finished queries logged under `queryId` selected, their scalar subqueries' included. */
 export async function selectedMarks(ch: ClickHouse, queryId: string): Promise<number> {
-  await ch.client.command({ query: "SYSTEM FLUSH LOGS" });
-  const rows = await ch.query<{ marks: string; n: string }>(
-    `SELECT toString(sum(ProfileEvents.Values[indexOf(ProfileEvents.Names, 'SelectedMarks')])) AS marks, toString(count()) AS n
-       FROM system.query_log WHERE query_id = {id:String} AND type = 2`,
-    { id: queryId },
-  );
-  if (rows[0]?.n === "0") throw new Error(`no finished query ${queryId} in system.query_log`);
+  // The server logs a query as finished once its HTTP answer is sent, which the client may have read
+  // before: a flush right after can miss it (session 46's .ci/run, once). So flushed and read again
+  // for a few seconds.
+  const deadline = Date.now() + 10_000;
+  let rows: Array<{ marks: string; n: string }>;
+  for (;;) {
+    await ch.client.command({ query: "SYSTEM FLUSH LOGS" });
+    rows = await ch.query<{ marks: string; n: string }>(
+      `SELECT toString(sum(ProfileEvents.Values[indexOf(ProfileEvents.Names, 'SelectedMarks')])) AS marks, toString(count()) AS n
+         FROM system.query_log WHERE query_id = {id:String} AND type = 2`,
+      { id: queryId },
+    );
+    if (rows[0]?.n !== "0" || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (rows[0]?.n === "0") throw new Error(`no finished query ${queryId} in system.query_log after 10 s`);
   return Number(rows[0].marks);
 }
 
