@@ -51,6 +51,30 @@ export function dockerContainers(): DockerContainer[] | undefined {
  * that does not parse).
  */
 export function stateContainerIds(root: string, backendUrl: string | undefined, stack: string): Set<string> | undefined {
+  const resources = stateResources(root, backendUrl, stack);
+  return resources && new Set(resources.filter((r) => r.type === "docker:index/container:Container" && r.id).map((r) => r.id!));
+}
+
+/**
+ * The names of the Docker volumes and networks this clone's state records for STACK (a network's
+ * id is the engine's, its name an output), empty sets when it holds no such stack yet, undefined
+ * when it cannot be read.
+ */
+export function stateVolumesAndNetworks(root: string, backendUrl: string | undefined, stack: string): { volumes: Set<string>; networks: Set<string> } | undefined {
+  const resources = stateResources(root, backendUrl, stack);
+  if (!resources) return undefined;
+  const names = (type: string) => new Set(resources.filter((r) => r.type === type).map((r) => r.outputs?.name ?? r.id).filter((n): n is string => typeof n === "string"));
+  return { volumes: names("docker:index/volume:Volume"), networks: names("docker:index/network:Network") };
+}
+
+interface StateResource {
+  type?: string;
+  id?: string;
+  outputs?: { name?: string };
+}
+
+/** The resources of STACK in this clone's file backend's checkpoint; [] without the stack, undefined when unreadable. */
+function stateResources(root: string, backendUrl: string | undefined, stack: string): StateResource[] | undefined {
   if (!backendUrl?.startsWith("file://")) return undefined;
   const stacks = join(backendUrl.slice("file://".length), ".pulumi", "stacks");
   let project: string | undefined;
@@ -68,17 +92,52 @@ export function stateContainerIds(root: string, backendUrl: string | undefined, 
   }
   const files = [...projects.map((p) => join(stacks, p, stack)), join(stacks, stack)].flatMap((f) => [`${f}.json`, `${f}.json.gz`]);
   const file = files.find((f) => existsSync(f));
-  if (!file) return new Set();
+  if (!file) return [];
   try {
     const bytes = readFileSync(file);
-    const doc = JSON.parse((file.endsWith(".gz") ? gunzipSync(bytes) : bytes).toString("utf8")) as {
-      checkpoint?: { latest?: { resources?: { type?: string; id?: string }[] } };
-    };
-    const resources = doc.checkpoint?.latest?.resources ?? [];
-    return new Set(resources.filter((r) => r.type === "docker:index/container:Container" && r.id).map((r) => r.id!));
+    const doc = JSON.parse((file.endsWith(".gz") ? gunzipSync(bytes) : bytes).toString("utf8")) as { checkpoint?: { latest?: { resources?: StateResource[] } } };
+    return doc.checkpoint?.latest?.resources ?? [];
   } catch {
     return undefined;
   }
+}
+
+/** The names of the engine's volumes and networks; undefined when docker does not answer. */
+export function dockerVolumesAndNetworks(): { volumes: string[]; networks: string[] } | undefined {
+  try {
+    const names = (what: string) =>
+      execFileSync("docker", [what, "ls", "--format", "{{.Name}}"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 30_000 }).split("\n").filter(Boolean);
+    return { volumes: names("volume"), networks: names("network") };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * STACK's volumes and network (ai-trading-<stack>-*) that this clone's state does not record
+ * (OURS; undefined when unreadable: nothing is said): left by a deployment whose containers were
+ * removed by hand (docker rm -f, not npm run down), another clone's or this one's before its state
+ * was lost. pulumi up here refuses them after the builds (the Docker plugin will not take over a
+ * volume, which holds that deployment's data and passwords; the engine will not make a second
+ * network of a name): one line saying so, before the builds. Session 46.
+ */
+export function strayVolumesAndNetworks(stack: string, found: { volumes: string[]; networks: string[] }, ours: { volumes: Set<string>; networks: Set<string> } | undefined): string[] {
+  if (ours === undefined) return [];
+  const prefix = `ai-trading-${stack}-`;
+  const volumes = found.volumes.filter((v) => v.startsWith(prefix) && !ours.volumes.has(v)).sort();
+  const networks = found.networks.filter((n) => n.startsWith(prefix) && !ours.networks.has(n)).sort();
+  if (volumes.length + networks.length === 0) return [];
+  const named = [
+    volumes.length > 0 ? `volume${volumes.length === 1 ? "" : "s"} ${volumes.join(", ")}` : "",
+    networks.length > 0 ? `network${networks.length === 1 ? "" : "s"} ${networks.join(", ")}` : "",
+  ].filter(Boolean).join(" and ");
+  const remove = [volumes.length > 0 ? `docker volume rm ${volumes.join(" ")}` : "", networks.length > 0 ? `docker network rm ${networks.join(" ")}` : ""].filter(Boolean).join("; ");
+  return [
+    `Docker ${named} of stack ${stack} ${volumes.length + networks.length === 1 ? "is" : "are"} not in this clone's state: a deployment whose containers were removed by hand (docker rm -f, not npm run down) left them, ` +
+      `another clone's or this one's before its state was lost, and pulumi up here would refuse them (a volume holds that deployment's data, written with its passwords). ` +
+      `Either take that stack down in the clone that deployed it (npm run down there), or, when their data is not needed, remove them (${remove}), ` +
+      `or run this clone as another stack (cp Pulumi.${stack}.yaml Pulumi.<name>.yaml, move its ports there, npm run up -- <name>)`,
+  ];
 }
 
 /**

@@ -57,6 +57,23 @@ export function fake(name: string, body: string): void {
   chmodSync(join(fakes, name), 0o755);
 }
 
+/**
+ * A fake docker: `ps` prints LINES (its --format's fields, tab-separated), `volume ls` and `network ls`
+ * the names in LEFTOVERS; any other call is recorded in docker-calls.
+ */
+export function fakeDocker(lines: string[], leftovers: { volumes?: string[]; networks?: string[] } = {}): void {
+  const names = (list: string[] = []) => (list.length === 0 ? ":" : `printf '%s\\n' ${list.map((n) => JSON.stringify(n)).join(" ")}`);
+  fake(
+    "docker",
+    [
+      `if [ "$1" = ps ]; then printf '%b\\n' ${lines.map((l) => JSON.stringify(l)).join(" ")}; exit 0; fi`,
+      `if [ "$1 $2" = "volume ls" ]; then ${names(leftovers.volumes)}; exit 0; fi`,
+      `if [ "$1 $2" = "network ls" ]; then ${names(leftovers.networks)}; exit 0; fi`,
+      `echo "$*" >> "${join(dir, "docker-calls")}"`,
+    ].join("\n"),
+  );
+}
+
 /** A script of the clone replaced by BODY. */
 export function script(p: string, body: string): void {
   mkdirSync(dirname(join(clone, p)), { recursive: true });

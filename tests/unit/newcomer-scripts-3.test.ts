@@ -12,7 +12,7 @@ import { createServer, type Server } from "node:net";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { run as runCommand } from "../harness/run";
-import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, upUntilTheBuilds, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
+import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, upUntilTheBuilds, useNewcomerSandbox, fakeDocker } from "../helpers/newcomer-sandbox";
 
 useNewcomerSandbox();
 const servers: Server[] = [];
@@ -147,7 +147,7 @@ describe("npm run up and a host port the dev stack publishes that another progra
     );
   /** `docker ps --format '{{.Names}}\t{{.Ports}}'` answering LINES; anything else is a run that went too far. */
   const dockerPs = (...lines: string[]) =>
-    fake("docker", `if [ "$1" = ps ]; then printf '%b\\n' ${lines.map((l) => JSON.stringify(l)).join(" ")}; exit 0; fi\necho "$*" >> "${join(dir, "docker-calls")}"`);
+    fakeDocker(lines);
 
   beforeEach(() => {
     copy("scripts/lib/check-host-ports.sh", "scripts/lib/host-ports.ts", "scripts/lib/stack-containers.ts", "stacks", "catalog", "images/versions.json", "package.json", "tsconfig.json");

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { dirname, join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { run as runCommand } from "../harness/run";
-import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, upUntilTheBuilds, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
+import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, upUntilTheBuilds, useNewcomerSandbox, fakeDocker } from "../helpers/newcomer-sandbox";
 
 useNewcomerSandbox();
 const pidsIn = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
@@ -115,8 +115,7 @@ describe("npm run up beside a second clone whose stack runs (session 45)", () =>
   const SLOW = 120_000;
   const other = () => join(dir, "other clone");
   /** `docker ps --all --no-trunc --format '{{.Names}}\t{{.Ports}}\t{{.ID}}\t{{.State}}\t{{.Label "trading.io/pulumi-state"}}'` answering LINES; any other call is recorded. */
-  const dockerPs = (...lines: string[][]) =>
-    fake("docker", `if [ "$1" = ps ]; then printf '%b\\n' ${lines.map((l) => JSON.stringify(l.join("\t"))).join(" ")}; exit 0; fi\necho "$*" >> "${join(dir, "docker-calls")}"`);
+  const dockerPs = (...lines: string[][]) => fakeDocker(lines.map((l) => l.join("\t")));
   const id = (n: number) => String(n).repeat(64).slice(0, 64);
   /** This clone's state for stack dev as Pulumi's file backend keeps it, recording the container ids IDS. */
   function state(...ids: string[]) {
@@ -174,6 +173,50 @@ describe("npm run up beside a second clone whose stack runs (session 45)", () =>
       expect(existsSync(join(dir, "docker-calls"))).toBe(false);
     },
     SLOW,
+  );
+});
+
+describe("npm run up over the volumes and network of a deployment whose containers were removed by hand (session 46)", () => {
+  const backend = () => ({ PULUMI_BACKEND_URL: `file://${join(clone, ".pulumi-state")}` });
+  /** This clone's state for stack dev recording the volumes and networks named (a network's id is the engine's). */
+  function state(volumes: string[], networks: string[]) {
+    const file = join(clone, ".pulumi-state/.pulumi/stacks/trading/dev.json");
+    mkdirSync(dirname(file), { recursive: true });
+    const resources = [
+      ...volumes.map((v) => ({ urn: `urn:pulumi:dev::trading::docker:index/volume:Volume::${v}`, custom: true, id: v, type: "docker:index/volume:Volume", outputs: { name: v } })),
+      ...networks.map((n) => ({ urn: `urn:pulumi:dev::trading::docker:index/network:Network::${n}`, custom: true, id: "9".repeat(64), type: "docker:index/network:Network", outputs: { name: n } })),
+    ];
+    writeFileSync(file, JSON.stringify({ version: 3, checkpoint: { stack: "organization/trading/dev", latest: { resources } } }));
+  }
+
+  beforeEach(() => {
+    copy("scripts/lib/check-host-ports.sh", "scripts/lib/host-ports.ts", "scripts/lib/stack-containers.ts", "stacks", "catalog", "images/versions.json", "package.json", "tsconfig.json", "Pulumi.yaml");
+    symlinkSync(join(root, "node_modules"), join(clone, "node_modules"));
+    writeFileSync(join(clone, "Pulumi.dev.yaml"), readFileSync(join(root, "Pulumi.dev.yaml"), "utf8") + '  trading:publishAdminPorts: "false"\n  trading:httpPort: "1"\n  trading:httpsPort: "2"\n');
+  });
+
+  it(
+    "stops before the builds naming the volumes and network its state lacks, and how to remove them; its own pass",
+    async () => {
+      // Another clone's stack, its containers removed with docker rm -f: its volumes and network stay. Other projects' too.
+      fakeDocker([], { volumes: ["ai-trading-dev-postgres-data", "ai-trading-dev-redis-data", "someone-elses-data"], networks: ["bridge", "ai-trading-dev-net", "host"] });
+      state([], []); // a fresh clone: its state holds no dev stack yet
+      const r = await run(["scripts/lib/check-host-ports.sh", "dev"], backend());
+      expect(r.status, r.err).toBe(1); // before: 0, and pulumi up took the volumes over (session 46: the plugin refuses them, after the builds)
+      expect(r.err).toContain(
+        "[up] ERROR: Docker volumes ai-trading-dev-postgres-data, ai-trading-dev-redis-data and network ai-trading-dev-net of stack dev are not in this clone's state: a deployment whose containers were removed by hand (docker rm -f, not npm run down) left them",
+      );
+      expect(r.err).toContain("remove them (docker volume rm ai-trading-dev-postgres-data ai-trading-dev-redis-data; docker network rm ai-trading-dev-net)");
+      expect(r.err).not.toContain("someone-elses-data");
+      expect(r.err).toContain("stopped before the builds");
+
+      // This clone's own (its state records them): nothing said.
+      state(["ai-trading-dev-postgres-data", "ai-trading-dev-redis-data"], ["ai-trading-dev-net"]);
+      const ours = await run(["scripts/lib/check-host-ports.sh", "dev"], backend());
+      expect([ours.status, ours.err]).toEqual([0, ""]);
+      expect(existsSync(join(dir, "docker-calls"))).toBe(false);
+    },
+    120_000,
   );
 });
 
