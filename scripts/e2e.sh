@@ -48,6 +48,19 @@ if [ -n "$clash" ]; then
     "its pulumi up would fail on their names. Take that stack down first (${owners}), then run again" >&2
   exit 1
 fi
+# A dev stack whose containers were removed by hand (docker rm -f, not npm run down) leaves its volumes
+# and network: the suite's deploy would stop on them after the builds (the Docker plugin takes over no
+# volume it did not make, the engine makes no second network of a name). Said now too (session 46).
+volumes=$(docker volume ls -q --filter name=ai-trading-dev- 2>/dev/null | grep '^ai-trading-dev-' | sort | paste -sd ' ' || true)
+networks=$(docker network ls --format '{{.Name}}' --filter name=ai-trading-dev- 2>/dev/null | grep '^ai-trading-dev-' | sort | paste -sd ' ' || true)
+if [ -n "$volumes$networks" ]; then
+  echo "[e2e] ERROR: the e2e suite deploys stack dev itself, and this Docker engine has dev's" \
+    "${volumes:+volumes $volumes}${volumes:+${networks:+ and }}${networks:+network $networks} with no container left:" \
+    "its pulumi up would refuse them. Take that stack down in the clone that deployed it (npm run down there), or," \
+    "when their data is not needed, remove them (${volumes:+docker volume rm $volumes}${volumes:+${networks:+; }}${networks:+docker network rm $networks})," \
+    "then run again" >&2
+  exit 1
+fi
 step "npm packages" bash scripts/lib/npm-install.sh
 step "pulumi toolchain" bash scripts/tools/build-pulumi-tools.sh
 step "local images" bash scripts/images/build-images.sh

@@ -237,6 +237,33 @@ describe("npm run e2e beside a dev stack that runs (session 45)", () => {
   });
 });
 
+describe("npm run e2e over a dev stack's volumes and network left by docker rm -f (session 46)", () => {
+  it("stops before the builds, naming them and how to remove them", async () => {
+    copy("scripts/e2e.sh", "scripts/lib/steps.sh", "scripts/lib/local-images.sh");
+    script("scripts/docker/ensure-dockerd.sh", "exit 0");
+    script("scripts/lib/npm-install.sh", `touch "${join(dir, "npm-step")}"`);
+    fakeDocker([], { volumes: ["ai-trading-dev-redis-data", "ai-trading-dev-postgres-data", "other-data"], networks: ["bridge", "ai-trading-dev-net"] });
+    const r = await run(["scripts/e2e.sh"]);
+    expect(r.status, r.err).toBe(1);
+    expect(r.err).toContain(
+      "[e2e] ERROR: the e2e suite deploys stack dev itself, and this Docker engine has dev's volumes ai-trading-dev-postgres-data ai-trading-dev-redis-data and network ai-trading-dev-net with no container left",
+    );
+    expect(r.err).toContain("remove them (docker volume rm ai-trading-dev-postgres-data ai-trading-dev-redis-data; docker network rm ai-trading-dev-net), then run again");
+    expect(existsSync(join(dir, "npm-step"))).toBe(false); // before: the builds ran, and the suite's deploy stopped on them after
+    // The network alone (its volumes removed): said the same way.
+    fakeDocker([], { networks: ["ai-trading-dev-net"] });
+    const net = await run(["scripts/e2e.sh"]);
+    expect(net.err).toContain("this Docker engine has dev's network ai-trading-dev-net with no container left");
+    expect(net.err).toContain("remove them (docker network rm ai-trading-dev-net), then run again");
+    // None: on to the steps.
+    fakeDocker([]);
+    script("scripts/tools/build-pulumi-tools.sh", "exit 3");
+    const none = await run(["scripts/e2e.sh"]);
+    expect(none.err).not.toContain("with no container left");
+    expect(existsSync(join(dir, "npm-step"))).toBe(true);
+  });
+});
+
 describe("a full disk while a run writes what it keeps (session 45)", () => {
   // The disk fills: a write fails after its file was opened (and emptied). `ulimit -f 0` makes every
   // write of a file fail (EFBIG, with SIGXFSZ ignored) as ENOSPC does, without filling a disk.
