@@ -61,6 +61,8 @@ describe("ml-predictor: serving bars read the window they need (session 44)", ()
     expect(both.get("MLSHORT")!.map((b) => b.close)).toEqual([6, 7]);
     expect(both.get("MLHIST")!.map((b) => b.close)).toEqual([HISTORY - 3, HISTORY - 2, HISTORY - 1]);
     expect(both.get("MLNONE")).toEqual([]);
+    // A symbol named twice is read once, its bars answered once (session 46).
+    expect((await new BarStore(ch, "1m").latestMany(["MLSHORT", "MLSHORT"], 3)).get("MLSHORT")!.map((b) => b.close)).toEqual([6, 7]);
   });
 });
 

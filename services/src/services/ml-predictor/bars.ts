@@ -82,7 +82,8 @@ export class BarStore {
     const last = new Map(
       (await this.ch.query<{ symbol: string; last: string | number }>(LATEST_PER_SYMBOL, { symbols: [...symbols], tf: this.interval })).map((r) => [r.symbol, Number(r.last)]),
     );
-    let pending = symbols.filter((s) => last.has(s));
+    // Each symbol once: a symbol named twice would be a branch twice, its bars answered twice.
+    let pending = [...out.keys()].filter((s) => last.has(s));
     for (const factor of WINDOW_FACTORS) {
       if (!pending.length) break;
       const windowSeconds = Math.ceil((factor * n * intervalMs(this.interval)) / 1000);
@@ -119,8 +120,7 @@ export class BarStore {
 
   /** Training data: the last `perSymbol` bars of each symbol (each symbol's own window, as serving reads). */
   async history(symbols: readonly string[], perSymbol: number): Promise<SymbolBar[]> {
-    const out: SymbolBar[] = [];
-    for (const s of symbols) out.push(...(await this.latest(s, perSymbol)));
-    return out;
+    const bars = await this.latestMany(symbols, perSymbol);
+    return symbols.flatMap((s) => bars.get(s) ?? []);
   }
 }
