@@ -42,26 +42,24 @@ const ChainOut = ResponseObject({
 });
 const GraphOut = ResponseObject({ vertices: Type.Array(ResponseObject({ id: Type.String(), step: Type.Union([Type.String(), Type.Null()]) }, { description: "the vertex document and the edge that reached it" })) });
 
-function range(q: { from?: string; to?: string }) {
+/** The range asked, at most `bound.days` long (what a summary reads grows with it; `bound.key` sets it). */
+function range(q: { from?: string; to?: string }, bound: { days: number; key: string; what: string }) {
   const to = q.to ? new Date(q.to) : new Date(Date.now() + 1000);
   const from = q.from ? new Date(q.from) : new Date(to.getTime() - 24 * 3_600_000);
   if (!(from < to)) throw badRequest("from must be before to", "from");
+  if (to.getTime() - from.getTime() > bound.days * 86_400_000) throw badRequest(`${bound.what} spans at most ${bound.days} days (${bound.key}): narrow from or to`, "from");
   return { from, to };
 }
 
 export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; graph?: () => Promise<ChainGraph>; maxAllDays: number; maxOwnDays: number }): void {
   ctx.app.get("/summary", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
     const who = requireIdentity(req);
-    const r = range(req.query);
-    if (r.to.getTime() - r.from.getTime() > deps.maxOwnDays * 86_400_000)
-      throw badRequest(`a summary spans at most ${deps.maxOwnDays} days (CHAIN_SUMMARY_MAX_DAYS): narrow from or to`, "from");
+    const r = range(req.query, { days: deps.maxOwnDays, key: "CHAIN_SUMMARY_MAX_DAYS", what: "a summary" });
     return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId, userId: who.userId }) };
   });
   ctx.app.get("/summary/all", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
     requireIdentity(req, "admin");
-    const r = range(req.query);
-    if (r.to.getTime() - r.from.getTime() > deps.maxAllDays * 86_400_000)
-      throw badRequest(`every user's summary spans at most ${deps.maxAllDays} days (CHAIN_SUMMARY_ALL_MAX_DAYS): narrow from or to`, "from");
+    const r = range(req.query, { days: deps.maxAllDays, key: "CHAIN_SUMMARY_ALL_MAX_DAYS", what: "every user's summary" });
     return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId }) };
   });
   ctx.app.get("/chains/:decisionId", { schema: { params: Id, response: { 200: ChainOut } } }, async (req) => {
