@@ -33,7 +33,7 @@ import { parse } from "yaml";
 import { ConfigError, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig, StackConfig } from "../../stacks/config";
 import { dockerHostPorts, HostPort } from "../../stacks/host-ports";
 import { stateLocation } from "../../stacks/state-location";
-import { dockerContainers, dockerVolumesAndNetworks, foreignContainers, stateContainerIds, stateVolumesAndNetworks, strayVolumesAndNetworks } from "./stack-containers";
+import { dockerContainers, dockerVolumesAndNetworks, foreignContainers, stateRecords, strayVolumesAndNetworks } from "./stack-containers";
 
 const root = resolve(__dirname, "../..");
 const say = (line: string) => process.stderr.write(`[up] ${line}\n`);
@@ -100,11 +100,12 @@ async function main(): Promise<number> {
   // This stack's containers that another clone deployed, by name: pulumi up here fails on them.
   const known = dockerContainers();
   const mine = stateLocation(process.env.PULUMI_BACKEND_URL);
-  const foreign = known && mine !== undefined ? foreignContainers(stack, known, mine, stateContainerIds(root, process.env.PULUMI_BACKEND_URL, stack)) : { names: new Set<string>(), problems: [] };
+  const ours = mine === undefined ? undefined : stateRecords(root, process.env.PULUMI_BACKEND_URL, stack);
+  const foreign = known && mine !== undefined ? foreignContainers(stack, known, mine, ours?.containers) : { names: new Set<string>(), problems: [] };
   problems.push(...foreign.problems);
   // Their volumes and network, with no container left (another clone's running stack is named above, with what to do).
   const found = foreign.problems.length === 0 && mine !== undefined ? dockerVolumesAndNetworks() : undefined;
-  if (found) problems.push(...strayVolumesAndNetworks(stack, found, stateVolumesAndNetworks(root, process.env.PULUMI_BACKEND_URL, stack)));
+  if (found) problems.push(...strayVolumesAndNetworks(stack, found, ours));
   if (ports.length > 0 && engine !== "" && !engine.startsWith("unix://")) {
     say(`DOCKER_HOST=${engine}: the host ports of stack ${stack} are that engine's host's, not checked here`);
     ports = [];

@@ -45,32 +45,35 @@ export function dockerContainers(): DockerContainer[] | undefined {
   }
 }
 
-/**
- * The container ids this clone's state records for STACK (its file backend's checkpoint), an empty
- * set when it holds no such stack yet, undefined when it cannot be read (another backend, a file
- * that does not parse).
- */
-export function stateContainerIds(root: string, backendUrl: string | undefined, stack: string): Set<string> | undefined {
-  const resources = stateResources(root, backendUrl, stack);
-  return resources && new Set(resources.filter((r) => r.type === "docker:index/container:Container" && r.id).map((r) => r.id!));
-}
-
-/**
- * The names of the Docker volumes and networks this clone's state records for STACK (a network's
- * id is the engine's, its name an output), empty sets when it holds no such stack yet, undefined
- * when it cannot be read.
- */
-export function stateVolumesAndNetworks(root: string, backendUrl: string | undefined, stack: string): { volumes: Set<string>; networks: Set<string> } | undefined {
-  const resources = stateResources(root, backendUrl, stack);
-  if (!resources) return undefined;
-  const names = (type: string) => new Set(resources.filter((r) => r.type === type).map((r) => r.outputs?.name ?? r.id).filter((n): n is string => typeof n === "string"));
-  return { volumes: names("docker:index/volume:Volume"), networks: names("docker:index/network:Network") };
+/** What this clone's state records of a Docker stack's engine objects. */
+export interface StateRecords {
+  /** The container ids. */
+  containers: Set<string>;
+  /** The volume and network names (a network's id is the engine's, its name an output). */
+  volumes: Set<string>;
+  networks: Set<string>;
 }
 
 interface StateResource {
   type?: string;
   id?: string;
   outputs?: { name?: string };
+}
+
+/**
+ * The containers, volumes and networks this clone's state records for STACK (its file backend's
+ * checkpoint, read once), empty sets when it holds no such stack yet, undefined when it cannot be read
+ * (another backend, a file that does not parse).
+ */
+export function stateRecords(root: string, backendUrl: string | undefined, stack: string): StateRecords | undefined {
+  const resources = stateResources(root, backendUrl, stack);
+  if (!resources) return undefined;
+  const names = (type: string) => new Set(resources.filter((r) => r.type === type).map((r) => r.outputs?.name ?? r.id).filter((n): n is string => typeof n === "string"));
+  return {
+    containers: new Set(resources.filter((r) => r.type === "docker:index/container:Container" && r.id).map((r) => r.id!)),
+    volumes: names("docker:index/volume:Volume"),
+    networks: names("docker:index/network:Network"),
+  };
 }
 
 /** The resources of STACK in this clone's file backend's checkpoint; [] without the stack, undefined when unreadable. */
@@ -102,6 +105,9 @@ function stateResources(root: string, backendUrl: string | undefined, stack: str
   }
 }
 
+/** The way out that keeps both deployments: this clone under another stack name. */
+const otherStack = (stack: string) => `run this clone as another stack (cp Pulumi.${stack}.yaml Pulumi.<name>.yaml, move its ports there, npm run up -- <name>)`;
+
 /** The names of the engine's volumes and networks; undefined when docker does not answer. */
 export function dockerVolumesAndNetworks(): { volumes: string[]; networks: string[] } | undefined {
   try {
@@ -121,7 +127,7 @@ export function dockerVolumesAndNetworks(): { volumes: string[]; networks: strin
  * volume, which holds that deployment's data and passwords; the engine will not make a second
  * network of a name): one line saying so, before the builds. Session 46.
  */
-export function strayVolumesAndNetworks(stack: string, found: { volumes: string[]; networks: string[] }, ours: { volumes: Set<string>; networks: Set<string> } | undefined): string[] {
+export function strayVolumesAndNetworks(stack: string, found: { volumes: string[]; networks: string[] }, ours: Pick<StateRecords, "volumes" | "networks"> | undefined): string[] {
   if (ours === undefined) return [];
   const prefix = `ai-trading-${stack}-`;
   const volumes = found.volumes.filter((v) => v.startsWith(prefix) && !ours.volumes.has(v)).sort();
@@ -136,7 +142,7 @@ export function strayVolumesAndNetworks(stack: string, found: { volumes: string[
     `Docker ${named} of stack ${stack} ${volumes.length + networks.length === 1 ? "is" : "are"} not in this clone's state: a deployment whose containers were removed by hand (docker rm -f, not npm run down) left them, ` +
       `another clone's or this one's before its state was lost, and pulumi up here would refuse them (a volume holds that deployment's data, written with its passwords). ` +
       `Either take that stack down in the clone that deployed it (npm run down there), or, when their data is not needed, remove them (${remove}), ` +
-      `or run this clone as another stack (cp Pulumi.${stack}.yaml Pulumi.<name>.yaml, move its ports there, npm run up -- <name>)`,
+      `or ${otherStack(stack)}`,
   ];
 }
 
@@ -157,7 +163,6 @@ export function foreignContainers(stack: string, known: DockerContainer[], mine:
   const problems: string[] = [];
   const names = new Set<string>();
   const here = cloneOf(mine);
-  const otherStack = `run this clone as another stack (cp Pulumi.${stack}.yaml Pulumi.<name>.yaml, move its ports there, npm run up -- <name>)`;
   for (const [owner, containers] of [...byOwner.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     containers.forEach((c) => names.add(c.name));
     const list = containers.map((c) => c.name).sort();
@@ -169,11 +174,11 @@ export function foreignContainers(stack: string, known: DockerContainer[], mine:
       const where = clone ? `the clone at ${clone}` : `the state ${owner}`;
       const down = clone ? `take that stack down there (cd '${clone}' && npm run down${stack === "dev" ? "" : ` -- ${stack}`})` : `take that stack down from that state (pulumi destroy --stack ${stack} with PULUMI_BACKEND_URL=${owner})`;
       problems.push(
-        `${them} ${list.length === 1 ? "was" : "were"} deployed by ${where}, not from ${ownState}: pulumi up here would fail on ${list.length === 1 ? "its name" : "their names"} (Docker's name conflict). Either ${down}, or ${otherStack}`,
+        `${them} ${list.length === 1 ? "was" : "were"} deployed by ${where}, not from ${ownState}: pulumi up here would fail on ${list.length === 1 ? "its name" : "their names"} (Docker's name conflict). Either ${down}, or ${otherStack(stack)}`,
       );
     } else {
       problems.push(
-        `${them} ${list.length === 1 ? "is" : "are"} not in ${ownState} and carr${list.length === 1 ? "ies" : "y"} no ${LABEL_PULUMI_STATE} label: another clone of the repo deployed ${list.length === 1 ? "it" : "them"} (before its containers were labelled), or this clone's state was lost, and pulumi up here would fail on ${list.length === 1 ? "its name" : "their names"}. Either take that stack down in the clone that deployed it (npm run down there: its volumes go too, which a deploy here refuses to take over with their old data and passwords), or, when no clone has it any more, remove the stack's containers, network and volumes by hand (docker rm -f ${list.join(" ")}; docker network rm ai-trading-${stack}-net; docker volume ls --filter name=ai-trading-${stack}-), or ${otherStack}`,
+        `${them} ${list.length === 1 ? "is" : "are"} not in ${ownState} and carr${list.length === 1 ? "ies" : "y"} no ${LABEL_PULUMI_STATE} label: another clone of the repo deployed ${list.length === 1 ? "it" : "them"} (before its containers were labelled), or this clone's state was lost, and pulumi up here would fail on ${list.length === 1 ? "its name" : "their names"}. Either take that stack down in the clone that deployed it (npm run down there: its volumes go too, which a deploy here refuses to take over with their old data and passwords), or, when no clone has it any more, remove the stack's containers, network and volumes by hand (docker rm -f ${list.join(" ")}; docker network rm ai-trading-${stack}-net; docker volume ls --filter name=ai-trading-${stack}-), or ${otherStack(stack)}`,
       );
     }
   }
