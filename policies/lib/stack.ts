@@ -10,6 +10,12 @@ export interface StackResource {
     props: Record<string, any>;
 }
 
+/** A stack policy's report: the resource it is about, and what is wrong with it. */
+export interface Finding {
+    urn: string;
+    message: string;
+}
+
 export function plainResources(resources: PolicyResource[]): StackResource[] {
     return resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: plain(r.props) }));
 }

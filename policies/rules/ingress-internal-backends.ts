@@ -3,7 +3,7 @@ import { readConfig } from "../lib/config";
 import { serviceTarget } from "./no-public-exposure";
 import { ingressBackendServices, outsideReach } from "../lib/routes";
 import { mapSelectorMatches } from "../lib/selectors";
-import { plainResources, StackResource } from "../lib/stack";
+import { Finding, plainResources, StackResource } from "../lib/stack";
 import { hasUnknown, isRecord, str } from "../lib/values";
 import { DATASTORES, identity, isDatastore, isK8sWorkload, isMonitoring, K8S, MONITORING, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
@@ -13,11 +13,6 @@ export interface IngressBackendsConfig {
 }
 
 const defaults: IngressBackendsConfig = { internalWorkloads: [...DATASTORES, ...MONITORING] };
-
-export interface Finding {
-    urn: string;
-    message: string;
-}
 
 /**
  * Ingress routes to a Service that selects the pods of a datastore or of monitoring, whatever the

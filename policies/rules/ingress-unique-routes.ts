@@ -1,5 +1,5 @@
 import { StackValidationPolicy } from "@pulumi/policy";
-import { plainResources, StackResource } from "../lib/stack";
+import { Finding, plainResources, StackResource } from "../lib/stack";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
 import { K8S, objectName } from "../lib/workloads";
 
@@ -16,11 +16,6 @@ interface Claim {
     host: string;
     /** The location: `= /p` for an Exact path, the path for the others (a Prefix without its trailing slash). */
     location: string;
-}
-
-export interface Finding {
-    urn: string;
-    message: string;
 }
 
 /**

@@ -1,13 +1,8 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { isEmptySelector, mapSelectorMatches, selectorMatches } from "../lib/selectors";
-import { isScaledObject, isScaler, plainResources, scalerTarget, StackResource } from "../lib/stack";
+import { Finding, isScaledObject, isScaler, plainResources, scalerTarget, StackResource } from "../lib/stack";
 import { hasUnknown, isRecord, isUnknown, str } from "../lib/values";
 import { isK8sWorkload, K8S, Labels, namespaceOf, objectName, podTemplate } from "../lib/workloads";
-
-export interface Finding {
-    urn: string;
-    message: string;
-}
 
 /**
  * The cross-references between Kubernetes objects resolve (kube-score's service-targets-pod,
@@ -72,17 +67,16 @@ export function danglingReferences(resources: StackResource[]): Finding[] {
  * only. Reported on each scaler after the first.
  */
 export function competingScalers(resources: StackResource[]): Finding[] {
-    const byTarget = new Map<string, StackResource[]>();
+    const byTarget = new Map<string, { t: NonNullable<ReturnType<typeof scalerTarget>>; scalers: StackResource[] }>();
     for (const r of resources.filter((h) => isScaler(h.type))) {
         const t = scalerTarget(r);
         if (t === undefined) continue;
         const key = JSON.stringify([t.namespace, t.kind, t.name]);
-        byTarget.set(key, [...(byTarget.get(key) ?? []), r]);
+        byTarget.set(key, { t, scalers: [...(byTarget.get(key)?.scalers ?? []), r] });
     }
     const label = (r: StackResource) => `${isScaledObject(r.type) ? "KEDA ScaledObject" : "HorizontalPodAutoscaler"} "${objectName(r.props, r.name)}"`;
     const out: Finding[] = [];
-    for (const scalers of byTarget.values()) {
-        const t = scalerTarget(scalers[0])!;
+    for (const { t, scalers } of byTarget.values()) {
         for (const r of scalers.slice(1)) {
             out.push({
                 urn: r.urn,
