@@ -63,10 +63,18 @@ function ingressIssuer(r: StackResource): IssuerRef | IssuerProblem | undefined 
     const name = a[key].trim();
     if (name === "") return { problem: `sets ${key} to an empty name, which cert-manager refuses`, fix: REFUSED_FIX, refused: true };
     if (key === CLUSTER_ISSUER) return { kind: "ClusterIssuer", name, namespace, at: `annotation ${CLUSTER_ISSUER}`, group: "cert-manager.io" };
-    const group = (a[GROUP] ?? "").trim() || "cert-manager.io";
-    const kind = a[KIND] || "Issuer";
-    const at = group === "cert-manager.io" ? `annotation ${ISSUER}` : "annotations cert-manager.io/issuer, issuer-kind, issuer-group";
-    return { kind: group === "cert-manager.io" && kind !== "ClusterIssuer" ? "Issuer" : kind, name, namespace, at, group };
+    const ref = issuerRef(name, a[KIND], a[GROUP], namespace, "");
+    return { ...ref, at: ref.group === "cert-manager.io" ? `annotation ${ISSUER}` : "annotations cert-manager.io/issuer, issuer-kind, issuer-group" };
+}
+
+/**
+ * A reference as cert-manager resolves it: an empty group is cert-manager's own, whose kinds are
+ * Issuer (the default) and ClusterIssuer; an external issuer keeps its own kind and group.
+ */
+function issuerRef(name: string, kind: string | undefined, group: string | undefined, namespace: string, at: string): IssuerRef {
+    const g = group?.trim() || "cert-manager.io";
+    const k = kind || "Issuer";
+    return { kind: g === "cert-manager.io" && k !== "ClusterIssuer" ? "Issuer" : k, name, namespace, at, group: g };
 }
 
 /**
@@ -80,9 +88,7 @@ export function issuerRefOf(r: StackResource): IssuerRef | IssuerProblem | undef
     const ref = r.props.spec?.issuerRef;
     const name = isRecord(ref) ? str(ref.name) : undefined;
     if (!name) return undefined;
-    const group = str(ref.group)?.trim() || "cert-manager.io";
-    const kind = str(ref.kind) || "Issuer";
-    return { kind: group === "cert-manager.io" && kind !== "ClusterIssuer" ? "Issuer" : kind, name, namespace: namespaceOf(r.props), at: "spec.issuerRef", group };
+    return issuerRef(name, str(ref.kind), str(ref.group), namespaceOf(r.props), "spec.issuerRef");
 }
 
 export function isIssuerProblem(x: IssuerRef | IssuerProblem): x is IssuerProblem {
