@@ -75,19 +75,19 @@ function ownerOf(secret: StackResource | undefined, name: string): string | null
 export function foreignSecretUses(workloads: Array<{ workload: Workload; urn: string }>, resources: StackResource[]): Array<{ urn: string; message: string }> {
     const secrets = resources.filter((r) => r.type === K8S.secret);
     const declared = (name: string, ns: string) => secrets.find((s) => objectName(s.props, s.name) === name && namespaceOf(s.props) === ns);
-    const k8s = workloads.filter(({ workload: w }) => w.target === "kubernetes");
+    const k8s = workloads.filter(({ workload: w }) => w.target === "kubernetes").map((k) => ({ ...k, uses: secretUses(k.workload) }));
     // Who reads each Secret (namespace and name), for the message on an unlabelled one.
     const readers = new Map<string, Set<string>>();
-    for (const { workload: w } of k8s) {
-        for (const use of secretUses(w)) {
+    for (const { workload: w, uses } of k8s) {
+        for (const use of uses) {
             const key = JSON.stringify([namespaceOf(w.props), use.secret]);
             readers.set(key, (readers.get(key) ?? new Set()).add(w.id.workload));
         }
     }
     const out: Array<{ urn: string; message: string }> = [];
-    for (const { workload: w, urn } of k8s) {
+    for (const { workload: w, urn, uses } of k8s) {
         const ns = namespaceOf(w.props);
-        for (const use of secretUses(w)) {
+        for (const use of uses) {
             const secret = declared(use.secret, ns);
             const owner = ownerOf(secret, use.secret);
             if (owner === undefined || owner === w.id.workload) continue;
