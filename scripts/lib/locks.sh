@@ -18,11 +18,19 @@ LOCK_WAIT_SECONDS=${LOCK_WAIT_SECONDS:-3600}
 
 _lock_log() { echo "[lock] $*" >&2; }
 
+# _lock_stopped_note PID: what to say of PID when it is stopped (Ctrl-Z in another terminal,
+# SIGSTOP: it never lets go of a lock on its own), with how to continue it; nothing otherwise.
+_lock_stopped_note() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	[[ "${stat%% *}" != T ]] || printf '[stopped: it holds the lock until continued, with fg in its terminal or kill -CONT %s]' "$1"
+}
+
 # _lock_holders FILE: "pid N (command)" of each live process that has FILE open, but this shell
-# and what it started (they inherited the descriptor). A stopped one (Ctrl-Z in another terminal,
-# SIGSTOP) never lets go on its own: said so, with how to continue it.
+# and what it started (they inherited the descriptor), a stopped one said so (_lock_stopped_note).
 _lock_holders() {
-	local p q cmd stat
+	local p q cmd note
 	for p in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "$1" 2>/dev/null | cut -d/ -f3 | sort -un); do
 		q=$p
 		while [[ "$q" != "$$" && "$q" -gt 1 ]]; do
@@ -34,9 +42,8 @@ _lock_holders() {
 		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-100) || true
 		[[ -n "$cmd" ]] || continue
 		printf 'pid %s (%s) ' "$p" "${cmd% }"
-		stat=$(cat "/proc/$p/stat" 2>/dev/null) || true
-		stat=${stat##*) }
-		[[ "${stat%% *}" != T ]] || printf '[stopped: it holds the lock until continued, with fg in its terminal or kill -CONT %s] ' "$p"
+		note=$(_lock_stopped_note "$p")
+		[[ -z "$note" ]] || printf '%s ' "$note"
 	done
 }
 
@@ -49,9 +56,8 @@ _lock_who() {
 	pid=$(sed -n 's/^pid \([0-9]*\) .*/\1/p' <<<"$owner")
 	if [[ -z "$pid" ]] || kill -0 "$pid" 2>/dev/null; then
 		holders=""
-		[[ -z "$pid" ]] || [[ "$(cut -d' ' -f3- "/proc/$pid/stat" 2>/dev/null | sed 's/^.*) //' | cut -d' ' -f1)" != T ]] ||
-			holders=" [stopped: it holds the lock until continued, with fg in its terminal or kill -CONT $pid]"
-		echo "${owner:-another run} holds it$holders"
+		[[ -z "$pid" ]] || holders=$(_lock_stopped_note "$pid")
+		echo "${owner:-another run} holds it${holders:+ $holders}"
 		return 0
 	fi
 	holders=$(_lock_holders "$1")
