@@ -2,9 +2,11 @@
 # Build the offline image set from Debian packages (no Docker Hub):
 #   ensure dockerd -> base localhost/ai-trading/debian:bookworm -> localhost/ai-trading/<name>:<tag> for each image.
 # Usage: scripts/images/build-images.sh [names...]   (default: all of images/*/Dockerfile)
-# Tags come from the pinned version in each Dockerfile (`# image-version: <ARG>` names the ARG),
-# as <upstream version>-local; all tags are written to images/versions.json ({name: tag}).
-# An image whose ai-trading.hash label matches the build inputs is skipped.
+# Tags are <pinned upstream version>-local-<content key of the image's files>, computed by
+# scripts/images/image-tags.sh (one source: read it for what the key covers); all tags are written to
+# images/versions.json ({name: tag}), which the programs read.
+# An image whose ai-trading.hash label matches the build inputs (the content key, the staged
+# artefacts, the base image id, UNPIN) is skipped.
 # Env: UNPIN=1 installs the mirror's current Debian versions instead of the pinned ones
 #      (when a pin has left the mirror); FORCE=1 rebuilds even when the hash matches;
 #      TRADING_CACHE_DIR (caches: rootfs, Kafka jars, Node tarballs, build logs).
@@ -26,34 +28,14 @@ mkdir -p "$LOG_DIR"
 
 log() { echo "[build-images] $*" >&2; }
 
-all_names() { for d in "$IMAGES_DIR"/*/Dockerfile; do basename "$(dirname "$d")"; done; }
+# shellcheck source=image-tags.sh
+source "$ROOT/scripts/images/image-tags.sh" # image_tag, image_key, image_libs, arg_default, versions_json
 
-# Default value of ARG $2 in Dockerfile $1 (first occurrence).
-arg_default() { sed -n "s/^ARG $2=\(.*\)\$/\1/p" "$1" | head -n1; }
-
-# Tag of an image: its pinned upstream version (epoch, Debian revision and +ds stripped) + "-local".
-image_tag() {
-  local df="$IMAGES_DIR/$1/Dockerfile" arg ver
-  arg="$(sed -n 's/^# image-version: *\([A-Z_0-9]*\).*/\1/p' "$df" | head -n1)"
-  [ -n "$arg" ] || { echo "no '# image-version: ARG' line in $df" >&2; return 1; }
-  ver="$(arg_default "$df" "$arg")"
-  [ -n "$ver" ] || { echo "ARG $arg has no default in $df" >&2; return 1; }
-  echo "$ver" | sed -e 's/^[0-9]*://' -e 's/-.*//' -e 's/+.*//' -e 's/$/-local/'
-}
+all_names() { image_names; }
 
 write_versions_json() {
-  local out="$IMAGES_DIR/versions.json" first=1 n
-  {
-    echo "{"
-    for n in $(all_names); do
-      [ $first -eq 1 ] || echo ","
-      first=0
-      printf '  "%s": "%s"' "$n" "$(image_tag "$n")"
-    done
-    echo
-    echo "}"
-  } >"$out.tmp"
-  mv "$out.tmp" "$out"
+  local out="$IMAGES_DIR/versions.json"
+  versions_json >"$out.tmp" && mv "$out.tmp" "$out"
 }
 
 # npm_pack_cached DIR SPEC FILE: DIR/FILE, the tarball `npm pack SPEC` writes, fetched once. npm pack
@@ -75,12 +57,6 @@ npm_pack_cached() {
   mv "$tmp/$file" "$dir/$file"
   rm -rf "$tmp"
 }
-
-# image_libs NAME: the shared files of images/lib/ that image NAME's Dockerfile declares, one
-# `# image-lib: <file>` line each (file-env.sh: the entrypoints' reading of NAME_FILE). Each build
-# context is its own folder, so stage() copies them into .stage/lib/ and inputs_hash() takes their
-# content: a change to a shared file rebuilds every image that declares it, and only those.
-image_libs() { sed -n 's/^# image-lib: *\([A-Za-z0-9._-]*\) *$/\1/p' "$IMAGES_DIR/$1/Dockerfile"; }
 
 # stage_libs NAME: images/lib/<file> into images/NAME/.stage/lib/ for each declared file (what an
 # earlier build staged there goes first). Runs in stage()'s `|| return 1` context.
@@ -123,15 +99,13 @@ stage() {
   stage_libs "$name" || return 1
 }
 
-# Hash of every build input: the image's files, the staged artefacts' names/sizes, the content of
-# the shared files it declares (image_libs: a size may stay the same through an edit), the base
-# image id and the pinning mode.
+# Hash of every build input: the content key of the image's files and declared shared files
+# (image_key: what the tag carries), the staged artefacts' names/sizes, the base image id and the
+# pinning mode; the last three the program cannot compute, so they rebuild under the same tag.
 inputs_hash() {
-  local dir="$IMAGES_DIR/$1" f
+  local dir="$IMAGES_DIR/$1"
   {
-    for f in $(image_libs "$1"); do printf 'lib/%s %s\n' "$f" "$(sha256sum <"$IMAGES_DIR/lib/$f" | cut -d' ' -f1)"; done
-    (cd "$dir" && find . -path ./.stage -prune -o -type f -print | LC_ALL=C sort | while read -r f; do
-       printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"; done)
+    echo "key $(image_key "$1")"
     if [ -d "$dir/.stage" ]; then
       (cd "$dir/.stage" && find . -type f -printf '%p %s\n' | LC_ALL=C sort)
     fi

@@ -259,6 +259,7 @@ describe("image builds started twice at once (session 42)", () => {
   beforeEach(() => {
     copy(
       "scripts/images/build-images.sh",
+      "scripts/images/image-tags.sh",
       "scripts/images/build-base.sh",
       "scripts/docker/ensure-dockerd.sh",
       "scripts/lib/local-images.sh",

@@ -62,7 +62,7 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     // Weaviate runs from its local image (the server built from the Go module proxy), as its own user.
     const weaviate = named(run, CONTAINER, "weaviate-container");
     expect(weaviate.inputs.user).toBe("weaviate");
-    expect(images).toContainEqual(expect.stringMatching(/^localhost\/ai-trading\/weaviate:\d+\.\d+\.\d+-local$/));
+    expect(images).toContainEqual(expect.stringMatching(/^localhost\/ai-trading\/weaviate:\d+\.\d+\.\d+-local-[0-9a-f]{12}$/));
     expect(Object.keys(run.outputs.connectionStrings as object).sort()).toEqual(["clickhouse", "dragonfly", "postgres", "redpanda", "weaviate"]);
   });
 

@@ -4,8 +4,9 @@
 #   both plugins' schemas bind in the CLI (`pulumi package get-schema`) -> up -> preview
 #   --expect-no-changes -> password not in `stack export` -> edit the build context -> up (Image and
 #   the job using it replaced) -> preview --expect-no-changes -> destroy -> no leftovers.
-# Needs: .tools/bin/pulumi (scripts/tools/build-pulumi-tools.sh), the images localhost/ai-trading/redis:7.0.15-local
-# and localhost/ai-trading/debian:bookworm (scripts/images/build-images.sh redis), root npm install.
+# Needs: .tools/bin/pulumi (scripts/tools/build-pulumi-tools.sh), the images localhost/ai-trading/redis:<its tag in
+# images/versions.json, passed to the program as E2E_REDIS_IMAGE> and localhost/ai-trading/debian:bookworm
+# (scripts/images/build-images.sh redis), root npm install.
 #   bash tools/providers/e2e/run.sh        # about 30 s
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -15,6 +16,11 @@ cp -r "$ROOT/tools/providers/e2e/program/." "$WORK/"
 ln -s "$ROOT/node_modules" "$WORK/node_modules"
 mkdir -p "$WORK/.state"
 export PULUMI_BACKEND_URL=file://$WORK/.state PULUMI_CONFIG_PASSPHRASE=providers-e2e
+# shellcheck source=../../../scripts/lib/local-images.sh
+source "$ROOT/scripts/lib/local-images.sh"
+# The local Redis build under this clone's tag (a content key of its inputs: scripts/images/image-tags.sh).
+E2E_REDIS_IMAGE=$(local_image "redis:$(node -p "require('$ROOT/images/versions.json').redis")")
+export E2E_REDIS_IMAGE
 # shellcheck source=../../../scripts/lib/pulumi-env.sh
 source "$ROOT/scripts/lib/pulumi-env.sh"
 export PATH=$ROOT/.tools/bin:$PATH # our plugins win over anything else on PATH

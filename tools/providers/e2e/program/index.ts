@@ -8,7 +8,10 @@ const jwt = new random.RandomBytes("jwt", { length: 64 });
 const labels = [{ label: "e2e.test", value: "providers" }];
 const net = new docker.Network("net", { name: "e2e-prov-net", driver: "bridge", labels });
 const vol = new docker.Volume("vol", { name: "e2e-prov-data", labels });
-const redisImage = new docker.RemoteImage("redis-image", { name: "localhost/ai-trading/redis:7.0.15-local", keepLocally: true });
+// run.sh passes the local Redis build's reference (its tag is in images/versions.json).
+const redisRef = process.env.E2E_REDIS_IMAGE;
+if (!redisRef) throw new Error("E2E_REDIS_IMAGE is not set: run this program through tools/providers/e2e/run.sh");
+const redisImage = new docker.RemoteImage("redis-image", { name: redisRef, keepLocally: true });
 const built = new docker.Image("built", {
   imageName: "e2e-prov/custom:1",
   build: { context: path.join(__dirname, "ctx"), dockerfile: path.join(__dirname, "ctx", "Dockerfile"), args: { UNUSED: "1" }, platform: "linux/amd64" },
