@@ -348,14 +348,19 @@ import_addon_images() {
 }
 
 # The platform's images from the local Docker engine (built by scripts/images/build-images.sh and
-# by the services image build): docker save | ctr import, once per image ID.
+# by the services image build): docker save | ctr import, once per image ID. Of the datastore
+# builds (images/<name>/), only the tags this clone's images/versions.json names: their tags carry
+# a content key (scripts/images/image-tags.sh), and the engine may hold other clones' builds too.
 import_docker_images() {
 	[ "${K8S_IMPORT_DOCKER_IMAGES:-1}" = 1 ] || return 0
 	command -v docker >/dev/null && docker info >/dev/null 2>&1 || { log "no Docker engine: platform images not imported"; return 0; }
-	local refs=() ref id stamp
+	local refs=() ref id stamp name current
 	mapfile -t refs < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E "^$LOCAL_REPOSITORY/" | grep -vE "<none>|^$LOCAL_REPOSITORY/debian:" || true)
+	current=$(local_image_tags "$ROOT")
 	mkdir -p "$RUN_DIR/imported"
 	for ref in "${refs[@]}"; do
+		name=${ref#"$LOCAL_REPOSITORY/"}
+		if [ -f "$ROOT/images/${name%%:*}/Dockerfile" ] && ! grep -qxF "$name" <<<"$current"; then continue; fi
 		id=$(docker image inspect -f '{{.Id}}' "$ref")
 		stamp=$RUN_DIR/imported/docker-$(echo "$ref" | tr '/:' '__')
 		still_imported "$stamp" "$id" && continue

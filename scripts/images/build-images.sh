@@ -175,6 +175,9 @@ total=$SECONDS
 # removes and copies again every image's staged context (images/<name>/.stage) while the other's
 # `docker build` may be reading it. The second waits, then finds the images up to date.
 hold_lock "build-images-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+# The clone is recorded in the cache folder: a prune (scripts/lib/local-images.sh) keeps the tags
+# its images/versions.json names, as it keeps this clone's.
+register_image_clone "$ROOT"
 t=$SECONDS
 "$ROOT/scripts/docker/ensure-dockerd.sh"
 log "docker engine ready in $((SECONDS - t))s"

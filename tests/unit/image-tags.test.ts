@@ -8,7 +8,7 @@
  * The build runs as in image-libs.test.ts: the real script in copies of the files it needs, a fake
  * docker first on PATH, here one that keeps each tag's ai-trading.hash label (nothing is built).
  */
-import { appendFileSync, chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -161,5 +161,8 @@ esac
     expect(other.builds[0]).toContain(`-t ${LOCAL_REPOSITORY}/postgres:${other.tag} `);
     // The first clone's image is still there under its tag, and still current for it.
     expect((await build(a)).builds).toEqual([]);
+    // Both clones recorded for the prune of superseded tags (scripts/lib/local-images.sh), which keeps what either names.
+    const records = readdirSync(join(dir, "cache/images/clones")).map((f) => readFileSync(join(dir, "cache/images/clones", f), "utf8").trim());
+    expect(records.sort()).toEqual([a, b].sort());
   });
 });
