@@ -18,6 +18,8 @@ IMAGES_DIR="$ROOT/images"
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/cache-dir.sh" || exit 1 # TRADING_CACHE_DIR, or stops naming what to set
 CACHE_DIR="$TRADING_CACHE_DIR"
 LOG_DIR="$CACHE_DIR/logs"
+# This clone's key (its lock, its build logs): the cache folder is shared by the clones of a machine.
+CLONE_KEY="$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
 # shellcheck source=../lib/local-images.sh
 source "$ROOT/scripts/lib/local-images.sh"
 # shellcheck source=../lib/locks.sh
@@ -141,7 +143,9 @@ build_one() {
   fi
   args=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --label "ai-trading.hash=$hash" --label "ai-trading.image=$name")
   [ "${UNPIN:-0}" != 1 ] || unpinned_args "$dir"
-  logf="$LOG_DIR/build-$name.log"
+  # One log per clone: two clones building the same image at once wrote one file, each truncating
+  # the other's, and a failure's tail could be the other clone's build.
+  logf="$LOG_DIR/build-$name-$CLONE_KEY.log"
   log "building $image (log: $logf)"
   # The legacy builder: BuildKit is not always there (no buildx plugin) and the images are plain.
   # --force-rm: a failed step's container is removed too (the legacy builder keeps it, and the
@@ -174,7 +178,7 @@ total=$SECONDS
 # One run per clone at a time (`npm run up` beside `npm run e2e` or platform-images.sh): each run
 # removes and copies again every image's staged context (images/<name>/.stage) while the other's
 # `docker build` may be reading it. The second waits, then finds the images up to date.
-hold_lock "build-images-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+hold_lock "build-images-$CLONE_KEY"
 # The clone is recorded in the cache folder: a prune (scripts/lib/local-images.sh) keeps the tags
 # its images/versions.json names, as it keeps this clone's.
 register_image_clone "$ROOT"

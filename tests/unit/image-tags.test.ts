@@ -159,6 +159,11 @@ esac
     expect(other.tag).not.toBe(first.tag);
     expect(other.builds).toHaveLength(1);
     expect(other.builds[0]).toContain(`-t ${LOCAL_REPOSITORY}/postgres:${other.tag} `);
+    // Each clone's build log is its own (one file for both, before: each build truncated the other's).
+    const logOf = (err: string) => /\(log: ([^()]+build-postgres-[0-9a-f]{12}\.log)\)/.exec(err)?.[1];
+    expect(logOf(first.err)).toBeDefined();
+    expect(logOf(other.err)).toBeDefined();
+    expect(logOf(other.err)).not.toBe(logOf(first.err));
     // The first clone's image is still there under its tag, and still current for it.
     expect((await build(a)).builds).toEqual([]);
     // Both clones recorded for the prune of superseded tags (scripts/lib/local-images.sh), which keeps what either names.
