@@ -9,18 +9,12 @@ import { TOPICS, type OrderEventMsg, type OrderSnapshot } from "../../trading/ev
 import type { OutboxEvent } from "../../trading/infra/outbox";
 import { contextOf, type MarketFacts, type RiskFacts } from "../../trading/infra/riskContext";
 import { applyEvent, nextStatus, type OrderEvent, type OrderStatus } from "../../trading/orderState";
+import type { OrderBodyFields } from "../../trading/orderRequest";
 import { checkOrder, type RiskDecision, type RiskLimits } from "../../trading/risk";
 import type { OrderRow } from "./data";
 
-export interface OrderRequest {
-  symbol: string;
-  side: "buy" | "sell";
-  type: "market" | "limit";
-  quantity: string;
-  limitPrice?: string;
-  timeInForce?: "GTC" | "IOC";
-  clientOrderId?: string;
-}
+/** An order as a client sends it (trading/orderRequest.ts: the schema and the checks beyond it). */
+export type OrderRequest = OrderBodyFields;
 
 export function snapshot(r: OrderRow): OrderSnapshot {
   return {
@@ -50,17 +44,6 @@ export function orderEvent(row: OrderRow, suffix = ""): OutboxEvent {
   const eventId = `${row.order_id}:${row.status}${suffix}`;
   const msg: OrderEventMsg = { eventId, type: `order.${row.status}`, order: snapshot(row), ts: Date.now() };
   return { eventId, topic: TOPICS.orders, key: row.order_id, payload: msg };
-}
-
-/**
- * What the schema cannot say: limit price iff limit order, quantity and limit price positive. (The
- * schema already bounds their form: plain decimals, at most 12 integer and 8 fractional digits.)
- */
-export function checkOrderRequest(b: OrderRequest): void {
-  if (b.type === "limit" && b.limitPrice === undefined) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice is required for limit orders", "limitPrice");
-  if (b.type === "market" && b.limitPrice !== undefined) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice is only allowed on limit orders", "limitPrice");
-  if (D(b.quantity).lte(0)) throw new HttpError(400, "VALIDATION_ERROR", "quantity must be positive", "quantity");
-  if (b.limitPrice !== undefined && D(b.limitPrice).lte(0)) throw new HttpError(400, "VALIDATION_ERROR", "limitPrice must be positive", "limitPrice");
 }
 
 /** Hash of the request in canonical form: the same key with another body is a conflict. */

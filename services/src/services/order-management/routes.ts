@@ -16,27 +16,12 @@ import { randomUUID } from "node:crypto";
 import { HttpError, idempotencyKeyOf, notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
-import { SYMBOL_RE } from "../../trading/types";
+import { checkOrderRequest, OrderBody } from "../../trading/orderRequest";
 import * as data from "./data";
-import { checkOrderRequest, orderEvent, requestHash, snapshot } from "./domain";
+import { orderEvent, requestHash, snapshot } from "./domain";
 import { countDecision, type OrderMetrics } from "./metrics";
 import type { OrderSubmitter } from "./submit";
 
-/** A plain decimal: at most 12 integer and 8 fractional digits (the exchange's precision). */
-const DECIMAL = "^(0|[1-9]\\d{0,11})(\\.\\d{1,8})?$";
-
-const OrderBody = Type.Object(
-  {
-    symbol: Type.String({ pattern: SYMBOL_RE.source }),
-    side: Type.Union([Type.Literal("buy"), Type.Literal("sell")]),
-    type: Type.Union([Type.Literal("market"), Type.Literal("limit")]),
-    quantity: Type.String({ pattern: DECIMAL }),
-    limitPrice: Type.Optional(Type.String({ pattern: DECIMAL })),
-    timeInForce: Type.Optional(Type.Union([Type.Literal("GTC"), Type.Literal("IOC")])),
-    clientOrderId: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9._:-]{1,36}$" })),
-  },
-  { additionalProperties: false },
-);
 const OrderId = Type.Object({ id: Type.String({ format: "uuid" }) });
 const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),

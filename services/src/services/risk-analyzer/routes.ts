@@ -1,28 +1,22 @@
 /**
  * risk-analyzer's HTTP routes (behind the gateway at /api/risk/...):
  *   POST /check   pre-trade check of an order for the caller (x-user-id) with the same shared module
- *                 and context order-management uses in-process; answers the decision and its reason
+ *                 and context order-management uses in-process; answers the decision and its reason.
+ *                 The body is POST /api/orders' (trading/orderRequest.ts), refused as that route
+ *                 refuses it (400 naming the field): the check never answers for an order the
+ *                 platform would not take.
  *   GET  /var     historical VaR of a symbol from ClickHouse candle closes (market_candles)
  */
 import { HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { preTradeCheck } from "../../trading/infra/riskContext";
+import { checkOrderRequest, OrderBody } from "../../trading/orderRequest";
 import type { RiskLimits } from "../../trading/risk";
 import { SYMBOL_RE } from "../../trading/types";
 import { candleCloses } from "./data";
 import { checkAnswer, valueAtRisk } from "./domain";
 
+/** An exposure for the VaR: a plain decimal (the order's precision is not asked of it). */
 const DECIMAL = "^(0|[1-9]\\d{0,17})(\\.\\d{1,18})?$";
-
-const CheckBody = Type.Object(
-  {
-    symbol: Type.String({ pattern: SYMBOL_RE.source }),
-    side: Type.Union([Type.Literal("buy"), Type.Literal("sell")]),
-    type: Type.Union([Type.Literal("market"), Type.Literal("limit")]),
-    quantity: Type.String({ pattern: DECIMAL }),
-    limitPrice: Type.Optional(Type.String({ pattern: DECIMAL })),
-  },
-  { additionalProperties: false },
-);
 
 const VarQuery = Type.Object({
   symbol: Type.String({ pattern: SYMBOL_RE.source }),
@@ -42,10 +36,11 @@ const CheckOut = ResponseObject(
 const VarOut = ResponseObject({ symbol: Type.String(), confidence: Type.Number(), exposure: Type.String(), method: Type.Literal("historical") });
 
 export function registerRoutes(app: App, limits: RiskLimits): void {
-  app.post("/check", { schema: { body: CheckBody, response: { 200: CheckOut } } }, async (req) => {
+  app.post("/check", { schema: { body: OrderBody, response: { 200: CheckOut } } }, async (req) => {
     const who = requireIdentity(req);
+    checkOrderRequest(req.body);
     const redis = app.datastores.isEnabled("dragonfly") ? app.redis : undefined;
-    const { decision, context } = await preTradeCheck(app.pg.pool, redis, { userId: who.userId, ...req.body }, limits);
+    const { decision, context } = await preTradeCheck(app.pg.pool, redis, { userId: who.userId, symbol: req.body.symbol, side: req.body.side, type: req.body.type, quantity: req.body.quantity, limitPrice: req.body.limitPrice }, limits);
     return checkAnswer(decision, context, limits);
   });
 
