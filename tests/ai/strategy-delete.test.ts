@@ -310,8 +310,8 @@ describe("orders of decisions without a recorded outcome", () => {
     expect(mine.status).toBe(200);
     expect(mine.body.orders.map((o: { orderId: string }) => o.orderId)).toEqual([placed]);
     // Another user's (an admin's too) lookup of the same id: nothing.
-    for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin" }]) expect((await lookup(stranger)).body).toEqual({ orders: [] });
-    expect((await lookup(as(owner), randomUUID())).body).toEqual({ orders: [] });
+    for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin" }]) expect((await lookup(stranger)).body).toEqual({ orders: [], nextBefore: null });
+    expect((await lookup(as(owner), randomUUID())).body).toEqual({ orders: [], nextBefore: null });
     const bad = await lookup(as(owner), "not an id!");
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatchObject({ code: "VALIDATION_ERROR", field: "idempotencyKey" });

@@ -6,7 +6,7 @@
  * PostgreSQL, Redis, Kafka and ClickHouse. Every answer is judged by ./oracle.ts: no 5xx, no stack
  * traces or internal names; afterwards the datastores still hold everything legitimately written.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import net from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
@@ -245,7 +245,7 @@ describe("hostile input on every public route", () => {
     expect((await gw("GET", "/api/users/me", { token: adminToken })).status).toBe(200);
   });
 
-  it("IDOR through page cursors and admin-only routes: a trader's forged before never reads another user's usage or fills", async () => {
+  it("IDOR through page cursors and admin-only routes: a trader's forged before never reads another user's usage, fills or orders", async () => {
     // Alice's usage and fills, in a period of their own (written as the services write them).
     const from = "2029-02-01T00:00:00.000Z";
     const period = `from=${from}&to=2029-03-01T00:00:00.000Z`;
@@ -277,6 +277,19 @@ describe("hostile input on every public route", () => {
     for (const before of [aliceFill, "no-such-fill", encodeURIComponent(`${aliceFill}' OR '1'='1`)]) {
       const r = await gw("GET", `/api/portfolio/fills?before=${before}`, { token: bob.token });
       record(`fills cursor ${before}`, r.status, r.text, r.type);
+      expect([r.status, r.json().error?.field]).toEqual([400, "before"]);
+      expect(r.text).not.toContain("hostile-order");
+    }
+    // Another user's order id as the orders' cursor (session 47's pages): the same 400 as an unknown one.
+    const aliceOrder = randomUUID();
+    await p.pool.query(
+      `INSERT INTO om_orders (order_id, user_id, client_order_id, request_hash, symbol, side, type, quantity, status)
+       VALUES ($1, $2, 'hostile-order', 'h', 'BTCUSDT', 'buy', 'market', 1, 'rejected')`,
+      [aliceOrder, alice.id],
+    );
+    for (const before of [aliceOrder, aliceOrder.toUpperCase(), randomUUID(), encodeURIComponent(`${aliceOrder}' OR '1'='1`)]) {
+      const r = await gw("GET", `/api/orders?before=${before}`, { token: bob.token });
+      record(`orders cursor ${before}`, r.status, r.text, r.type);
       expect([r.status, r.json().error?.field]).toEqual([400, "before"]);
       expect(r.text).not.toContain("hostile-order");
     }

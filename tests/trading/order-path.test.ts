@@ -98,7 +98,7 @@ describe("order validation", () => {
       expect(r.status, s).toBe(400);
       expect(r.body.error.field, s).toBe("status");
     }
-    expect((await http("GET", `${omA}/?status=pending_cancel`, { headers: as(user) })).body).toEqual({ orders: [] });
+    expect((await http("GET", `${omA}/?status=pending_cancel`, { headers: as(user) })).body).toEqual({ orders: [], nextBefore: null });
   }, 600_000);
 });
 

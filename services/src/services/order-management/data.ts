@@ -136,19 +136,32 @@ export function deletedUsersOf(rows: unknown[] | undefined): Set<string> {
   return new Set((rows ?? []).map((r) => (r as { user_id: string }).user_id));
 }
 
-/** The user's orders, newest first, optionally of one status and/or the one stored under an Idempotency-Key. */
+/**
+ * The user's orders, newest first, optionally of one status and/or the one stored under an
+ * Idempotency-Key, at most `limit`, older than the user's order `before` when given. Ordered by
+ * (created_at, order_id), both descending: the orders of one group-committed batch share a
+ * created_at, so the order id keeps a page boundary among them from repeating or skipping one.
+ * Compared in SQL (created_at keeps microseconds a JavaScript Date would lose). Read by
+ * om_orders_user_created_id, or om_orders_user_status_created_id with a status (migration 0466).
+ */
 export async function listOrders(
   db: Queryable,
   userId: string,
-  filter: { status: OrderStatus | null; idempotencyKey: string | null },
+  filter: { status: OrderStatus | null; idempotencyKey: string | null; before: string | null },
   limit: number,
 ): Promise<OrderRow[]> {
   const { rows } = await db.query<OrderRow>(
     `SELECT * FROM om_orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR idempotency_key = $3)
-     ORDER BY created_at DESC LIMIT $4`,
-    [userId, filter.status, filter.idempotencyKey, limit],
+        AND ($5::uuid IS NULL OR (created_at, order_id) < (SELECT c.created_at, c.order_id FROM om_orders c WHERE c.order_id = $5 AND c.user_id = $1))
+     ORDER BY created_at DESC, order_id DESC LIMIT $4`,
+    [userId, filter.status, filter.idempotencyKey, limit, filter.before],
   );
   return rows;
+}
+
+/** Whether `orderId` is one of the user's orders (a listing's `before` cursor). */
+export async function isOrderOf(db: Queryable, userId: string, orderId: string): Promise<boolean> {
+  return ((await db.query("SELECT 1 FROM om_orders WHERE order_id = $1 AND user_id = $2", [orderId, userId])).rowCount ?? 0) > 0;
 }
 
 export async function setStatus(db: Queryable, orderId: string, status: OrderStatus): Promise<OrderRow> {

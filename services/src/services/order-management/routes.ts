@@ -7,7 +7,8 @@
  *   GET    /                    the caller's orders (newest first), optionally of one status and/or
  *                               the one stored under an Idempotency-Key (`?idempotencyKey=`: how
  *                               ai-orchestrator finds an order whose answer it never got, submitted
- *                               under the decision id; unique per user, so exact)
+ *                               under the decision id; unique per user, so exact), in pages
+ *                               (?limit=&before=, nextBefore)
  *   GET    /:id                 one of them
  *   POST   /:id/cancel          request the cancel of an open order: 202 `pending_cancel` until the
  *                               trading-engine confirms (then `cancelled`, or `filled` if a fill won)
@@ -28,6 +29,8 @@ const ListQuery = Type.Object({
   status: Type.Optional(Type.Union(ORDER_STATUSES.map((s) => Type.Literal(s)))),
   // The form the Idempotency-Key header takes (kit/idempotency.ts).
   idempotencyKey: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" })),
+  // The last order id of the previous page (its nextBefore): one of the caller's orders.
+  before: Type.Optional(Type.String({ format: "uuid", description: "the previous page's nextBefore" })),
 });
 
 // Responses (OpenAPI; unnamed fields are kept). Decimals are strings.
@@ -50,6 +53,11 @@ const OrderOut = ResponseObject({
   lastPrice: Nullable(Type.String()),
   createdAt: Type.String(),
   updatedAt: Type.String(),
+});
+
+const OrdersOut = ResponseObject({
+  orders: Type.Array(OrderOut),
+  nextBefore: Nullable(Type.String({ description: "the next page: GET /?before=<this> (with the same status); null on the last page" })),
 });
 
 export interface OrderRouteDeps {
@@ -84,11 +92,19 @@ export function registerRoutes(app: App, { relay, submitter, metrics, submitDead
     return snapshot(row);
   });
 
-  app.get("/", { schema: { querystring: ListQuery, response: { 200: ResponseObject({ orders: Type.Array(OrderOut) }) } } }, async (req) => {
+  app.get("/", { schema: { querystring: ListQuery, response: { 200: OrdersOut } } }, async (req) => {
     const who = requireIdentity(req);
+    const limit = req.query.limit ?? 100;
+    // PostgreSQL answers uuids in lower case: the cursor is compared in that spelling.
+    const before = req.query.before?.toLowerCase() ?? null;
+    if (before !== null && !(await data.isOrderOf(app.pg, who.userId, before))) {
+      throw new HttpError(400, "VALIDATION_ERROR", "before must be the id of one of your orders (a page's nextBefore)", "before");
+    }
     // The caller's own orders only, admins included: another user's Idempotency-Key finds nothing.
-    const rows = await data.listOrders(app.pg, who.userId, { status: req.query.status ?? null, idempotencyKey: req.query.idempotencyKey ?? null }, req.query.limit ?? 100);
-    return { orders: rows.map(snapshot) };
+    // One row beyond the page tells whether another page follows.
+    const rows = await data.listOrders(app.pg, who.userId, { status: req.query.status ?? null, idempotencyKey: req.query.idempotencyKey ?? null, before }, limit + 1);
+    const orders = rows.slice(0, limit).map(snapshot);
+    return { orders, nextBefore: rows.length > limit ? orders[orders.length - 1].orderId : null };
   });
 
   app.get("/:id", { schema: { params: OrderId, response: { 200: OrderOut } } }, async (req) => {
