@@ -3,10 +3,15 @@ import { HttpError } from "../../kit";
 import type { RiskContext, RiskDecision, RiskLimits } from "../../trading/risk";
 import { historicalVaR, simpleReturns } from "../../trading/risk";
 
-/** Historical VaR of a close series; fewer than three closes is not enough data. */
+/**
+ * Historical VaR of a close series. It needs two returns: fewer closes, or closes that give fewer
+ * usable returns (a close of 0 stored by a writer that skipped the bar rules gives none), is not
+ * enough data (404), not a VaR of nothing (historicalVaR throws on no return: it was a 500).
+ */
 export function valueAtRisk(symbol: string, closes: number[], confidence: number, exposure: string) {
-  if (closes.length < 3) throw new HttpError(404, "NOT_ENOUGH_DATA", `only ${closes.length} closes of ${symbol} are recorded at that timeframe: at least 3 are needed`);
-  const r = historicalVaR(simpleReturns(closes.map(String)), confidence, exposure);
+  const returns = simpleReturns(closes.map(String)).filter(Number.isFinite);
+  if (returns.length < 2) throw new HttpError(404, "NOT_ENOUGH_DATA", `only ${returns.length} usable returns of ${symbol} (from ${closes.length} closes) are recorded at that timeframe: at least 2 are needed`);
+  const r = historicalVaR(returns, confidence, exposure);
   return { symbol, confidence, exposure, ...r, method: "historical" as const };
 }
 

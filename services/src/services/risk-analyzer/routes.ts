@@ -9,6 +9,7 @@
  */
 import { HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { preTradeCheck } from "../../trading/infra/riskContext";
+import { INTERVAL_PATTERN } from "../../trading/marketdata/barRules";
 import { checkOrderRequest, OrderBody } from "../../trading/orderRequest";
 import type { RiskLimits } from "../../trading/risk";
 import { SYMBOL_RE } from "../../trading/types";
@@ -25,7 +26,8 @@ const VarQuery = Type.Object({
   lookback: Type.Optional(
     Type.Integer({ minimum: 2, maximum: 100_000, description: "returns wanted (default 500), from the closes of the 3 x (lookback + 1) bar intervals before the latest candle" }),
   ),
-  timeframe: Type.Optional(Type.String({ pattern: "^\\d{1,3}[smhdw]$", description: "bar interval of the closes (market_candles.timeframe), default 1m" })),
+  // What a candle may be stored under: the bar rules' interval, as data-bridge accepts it.
+  timeframe: Type.Optional(Type.String({ pattern: INTERVAL_PATTERN, description: "bar interval of the closes (market_candles.timeframe), default 1m" })),
 });
 
 // Responses (OpenAPI; unnamed fields are kept).
