@@ -135,6 +135,8 @@ describe("idempotent replay racing", () => {
     const otherBody = results.filter((_, i) => (i % 3 ? "buy" : "sell") !== winner.side);
     expect(otherBody.map((r) => r.status)).toEqual(otherBody.map(() => 409));
     expect(otherBody[0].body.error.code).toBe("IDEMPOTENCY_KEY_REUSED");
+    // The 409 names the header at fault, as every client error names its field (session 47: it named none).
+    expect(otherBody.map((r) => r.body.error.field)).toEqual(otherBody.map(() => "idempotency-key"));
   }, 600_000);
 });
 

@@ -54,7 +54,8 @@ export function requestHash(b: OrderRequest): string {
 
 /** A submission of an account deleted before it was decided (user-management's tombstone, deleted_users). */
 export const accountDeleted = (userId: string) => new HttpError(403, "ACCOUNT_DELETED", `account ${userId} was deleted; it places no orders`, "userId");
-export const idempotencyKeyReused = () => new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request body");
+/** The key came back with another body: names the header, as the kit's idempotencyKeyReused does for the other services. */
+export const idempotencyKeyReused = () => new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request body; use a new key for a new request", "idempotency-key");
 
 /**
  * The order's totals after a fill, the state machine event it is (`fill` when nothing remains) and
