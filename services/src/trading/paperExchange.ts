@@ -56,6 +56,8 @@ export class PaperExchange {
    * thousands of orders in other symbols).
    */
   private readonly restingBySymbol = new Map<string, Map<string, RestingOrder>>();
+  /** The same orders by owner, in submission order: a trader's view of the book reads theirs, not every user's. */
+  private readonly restingByUser = new Map<string, Map<string, RestingOrder>>();
   private readonly rules: ExecutionRules<Decimal>;
   constructor(opts: PaperExchangeOptions = {}) {
     this.rules = new ExecutionRules(decimalArithmetic, opts);
@@ -69,6 +71,13 @@ export class PaperExchange {
   }
   restingOrders(): RestingOrder[] {
     return [...this.resting.values()].map((r) => ({ ...r }));
+  }
+  /**
+   * The resting orders of one owner (`userId`), or of everyone (undefined), in submission order, as
+   * the book holds them (not copies: read them, do not change them); costs nothing for the others'.
+   */
+  restingOf(userId?: string): Iterable<RestingOrder> {
+    return userId === undefined ? this.resting.values() : (this.restingByUser.get(userId)?.values() ?? []);
   }
   /** The orders resting in any of `symbols` (those a batch of their bars may fill), without copying the book. */
   restingOrdersIn(symbols: readonly string[]): OrderRequest[] {
@@ -90,6 +99,9 @@ export class PaperExchange {
     let ofSymbol = this.restingBySymbol.get(r.order.symbol);
     if (!ofSymbol) this.restingBySymbol.set(r.order.symbol, (ofSymbol = new Map()));
     ofSymbol.set(r.order.orderId, r);
+    let ofUser = this.restingByUser.get(r.order.userId);
+    if (!ofUser) this.restingByUser.set(r.order.userId, (ofUser = new Map()));
+    ofUser.set(r.order.orderId, r);
   }
   private unrest(orderId: string): RestingOrder | undefined {
     const r = this.resting.get(orderId);
@@ -98,6 +110,9 @@ export class PaperExchange {
     const ofSymbol = this.restingBySymbol.get(r.order.symbol);
     ofSymbol?.delete(orderId);
     if (ofSymbol?.size === 0) this.restingBySymbol.delete(r.order.symbol);
+    const ofUser = this.restingByUser.get(r.order.userId);
+    ofUser?.delete(orderId);
+    if (ofUser?.size === 0) this.restingByUser.delete(r.order.userId);
     return r;
   }
   /** Seeds the last bar without matching resting orders (warm start). */

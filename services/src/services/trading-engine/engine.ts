@@ -26,7 +26,7 @@ import type { Logger } from "pino";
 import type { PostgresClient } from "../../kit";
 import { HandlerUnavailableError, PoisonMessageError } from "../../trading/infra/deadLetters";
 import type { Enqueued, OutboxRelay } from "../../trading/infra/outbox";
-import { PaperExchange, type PaperExchangeOptions } from "../../trading/paperExchange";
+import { PaperExchange, type PaperExchangeOptions, type RestingOrder } from "../../trading/paperExchange";
 import type { Bar, OrderRequest } from "../../trading/types";
 import { BatchWork } from "./batch";
 import * as data from "./data";
@@ -37,6 +37,11 @@ import { adoptHeldSent, adoptIfSent, cancelLive, recordPolled } from "./liveUpda
 import { LeftSentOrders } from "./leftSent";
 import { settleFailedAttempt } from "./sentOrders";
 import { cancelledEvent, type EngineCommand } from "./messages";
+
+/** The items of `items` whose owner is `userId`, lazily. */
+function* ofOwner<T>(items: Iterable<T>, owner: (item: T) => string, userId: string): Iterable<T> {
+  for (const item of items) if (owner(item) === userId) yield item;
+}
 
 export interface EngineDeps {
   pg: PostgresClient;
@@ -102,6 +107,20 @@ export class TradingEngine {
 
   restingOrders = () => (this.venue ? this.venue.resting() : this.exchange.restingOrders());
   heldOrders = (): OrderRequest[] => [...this.held.values()];
+  /**
+   * The resting orders of one owner (`userId`), or of everyone (undefined), in submission order, as
+   * the book holds them (not copies), without copying the book for the request of one owner: paper
+   * orders by the exchange's index of owners; live ones, a few hundred at most (Binance's limits on
+   * open orders), by a walk of them.
+   */
+  restingOf(userId?: string): Iterable<RestingOrder> {
+    if (!this.venue) return this.exchange.restingOf(userId);
+    return userId === undefined ? this.venue.openOrders() : ofOwner(this.venue.openOrders(), (r) => r.order.userId, userId);
+  }
+  /** The held orders of one owner, or of everyone (undefined), oldest first (not copies). */
+  heldOf(userId?: string): Iterable<OrderRequest> {
+    return userId === undefined ? this.held.values() : ofOwner(this.held.values(), (o) => o.userId, userId);
+  }
   lastBar = (symbol: string): Bar | undefined => this.exchange.lastBar(symbol);
   /** Live: the records the poll stopped asking Binance about for a refusal, and a person's release of one (leftSent.ts). */
   readonly liveRefusals = { list: (limit: number) => this.leftSent.refusals(this.deps.pg, limit), release: (orderId: string) => this.leftSent.release(this.deps.pg, orderId) };

@@ -67,6 +67,10 @@ export class LiveVenue {
   resting(): RestingOrder[] {
     return [...this.open.values()].map((r) => ({ ...r }));
   }
+  /** The same, as tracked (not copies: read them, do not change them). */
+  openOrders(): Iterable<RestingOrder> {
+    return this.open.values();
+  }
   get openCount(): number {
     return this.open.size;
   }
