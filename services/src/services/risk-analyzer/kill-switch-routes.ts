@@ -46,7 +46,7 @@ const ScopeOut = ResponseObject(
   { scope: Type.String(), userId: Nullable(Type.String()), state: StateOut, enforced: StateOut, lastChange: Type.Union([ChangeOut, Type.Null()]) },
   { description: "`state` as recorded in PostgreSQL, `enforced` as Dragonfly holds it for the pre-trade check" },
 );
-const HistoryOut = ResponseObject({ changes: Type.Array(ChangeOut), nextBefore: Nullable(Type.String()) });
+const HistoryOut = ResponseObject({ changes: Type.Array(ChangeOut), nextBefore: Nullable(Type.String({ description: "the next page: ?before=<this>; null on the last page" })) });
 const OwnScope = ResponseObject({ state: StateOut, reason: Nullable(Type.String()), since: Nullable(Type.String()) });
 const OwnOut = ResponseObject({ userId: Type.String(), effective: StateOut, global: OwnScope, user: OwnScope });
 
@@ -71,8 +71,10 @@ export function registerKillSwitchRoutes(app: App, killSwitch: KillSwitch): void
 
   const history = async (scope: Scope, q: { limit?: number; before?: string }) => {
     const limit = q.limit ?? 100;
-    const changes = await killSwitch.history(scope, limit, q.before ?? null);
-    return { changes: changes.map(changeOut), nextBefore: changes.length === limit ? changes[changes.length - 1].id : null };
+    // One row beyond the page tells whether another page follows (a full last page announced an empty one).
+    const rows = await killSwitch.history(scope, limit + 1, q.before ?? null);
+    const changes = rows.slice(0, limit);
+    return { changes: changes.map(changeOut), nextBefore: rows.length > limit ? changes[changes.length - 1].id : null };
   };
 
   app.get("/trading-state/global", { schema: { response: { 200: ScopeOut } } }, async (req) => {
