@@ -31,13 +31,15 @@ export async function appliedFillIds(tx: Queryable, fillIds: string[]): Promise<
   return new Set(r.rows.map((row) => row.fill_id));
 }
 
+/** Records the applied fills, in the order they were applied (their applied_seq, the listing's tie-breaker: migration 0467). */
 export async function insertFills(tx: Queryable, records: FillRecord[]): Promise<void> {
   const col = (i: number) => records.map((r) => r[i]);
   await tx.query(
     `INSERT INTO pm_fills (fill_id, order_id, user_id, symbol, side, quantity, price, fee, realized_pnl, cash_delta, fill_ts)
      SELECT f, o, u, s, sd, q, p, fe, rp, cd, to_timestamp(ts::double precision / 1000)
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::bigint[])
-         AS x(f, o, u, s, sd, q, p, fe, rp, cd, ts)`,
+         WITH ORDINALITY AS x(f, o, u, s, sd, q, p, fe, rp, cd, ts, n)
+      ORDER BY n`,
     Array.from({ length: 11 }, (_, i) => col(i)),
   );
 }
@@ -81,10 +83,12 @@ export async function isFillOf(db: Queryable, userId: string, fillId: string): P
 
 /**
  * The user's fills, newest first, at most `limit`, older than the fill `before` when given. Ordered
- * by (fill_ts, fill_id), both descending: fills of one instant (a sweep of the book at one time) have
- * an order of their own, so a page boundary among them neither repeats nor skips one. Compared in
- * SQL: the cursor's fill_ts keeps its microseconds, which a JavaScript Date would lose. Read by
- * pm_fills_user_ts_id (migration 0426).
+ * by (fill_ts, applied_seq, fill_id), all descending: fill_ts is market time, which every market
+ * fill between two bars shares, so among fills of one time the order portfolio-manager applied them
+ * in (applied_seq, migration 0467; 0 for fills recorded before it) says which is newer, and the
+ * fill id orders what is left (a page boundary among them neither repeats nor skips one). Compared
+ * in SQL: the cursor's fill_ts keeps its microseconds, which a JavaScript Date would lose. Read by
+ * pm_fills_user_ts_seq_id (migration 0467).
  */
 export async function fillsOf(db: Queryable, userId: string, limit: number, before: string | null) {
   const { rows } = await db.query<{ fillId: string; orderId: string; symbol: string; side: string; quantity: string; price: string; fee: string; realizedPnl: string; ts: Date }>(
@@ -92,8 +96,8 @@ export async function fillsOf(db: Queryable, userId: string, limit: number, befo
             f.realized_pnl::text AS "realizedPnl", f.fill_ts AS "ts"
        FROM pm_fills f
       WHERE f.user_id = $1
-        AND ($2::text IS NULL OR (f.fill_ts, f.fill_id) < (SELECT c.fill_ts, c.fill_id FROM pm_fills c WHERE c.fill_id = $2 AND c.user_id = $1))
-      ORDER BY f.fill_ts DESC, f.fill_id DESC LIMIT $3`,
+        AND ($2::text IS NULL OR (f.fill_ts, f.applied_seq, f.fill_id) < (SELECT c.fill_ts, c.applied_seq, c.fill_id FROM pm_fills c WHERE c.fill_id = $2 AND c.user_id = $1))
+      ORDER BY f.fill_ts DESC, f.applied_seq DESC, f.fill_id DESC LIMIT $3`,
     [userId, before, limit],
   );
   return rows;
