@@ -91,6 +91,10 @@ describe("order-management submit deadline", () => {
       const settled = await Promise.race([outcome, new Promise<"still waiting">((r) => setTimeout(() => r("still waiting"), 3_000))]);
       expect(settled).not.toBe("still waiting");
       expect(settled).toMatchObject({ ok: false, e: { statusCode: 503, code: "SUBMIT_DEADLINE_PASSED", headers: { "retry-after": "1" } } });
+      // The body says what happened in the client's words, naming no configuration variable (session 47: it named OM_SUBMIT_DEADLINE_MS).
+      const message = (settled as unknown as { e: { message: string } }).e.message;
+      expect(message).toMatch(/^this request placed no order/);
+      expect(message).not.toMatch(/\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b/);
       expect(Date.now() - started).toBeLessThan(3_000);
     } finally {
       await lock.release();

@@ -54,7 +54,8 @@ const SUBMIT_PREPARED = [LOCK_USERS_ORDERS, RISK_FACTS, data.ORDERS_BY_IDEMPOTEN
 const TIMED_OUT = new Set(["57014", "55P03"]);
 
 const deadlinePassed = () =>
-  unavailable("SUBMIT_DEADLINE_PASSED", "this request placed no order: it could not be committed within OM_SUBMIT_DEADLINE_MS of being read; retry (under the same Idempotency-Key, a retry answers an order an earlier request placed)", 1);
+  // The client's words, not the configuration's: the variable that sets the deadline is named in the log and the docs, not here.
+  unavailable("SUBMIT_DEADLINE_PASSED", "this request placed no order: it could not be committed within the order service's deadline for a submit; retry (under the same Idempotency-Key, a retry answers an order an earlier request placed)", 1);
 
 /** A submission's outcome: the order it created, or the stored order a replay refers to. */
 export interface SubmitOutcome {
