@@ -44,6 +44,20 @@ export class WebhookSignatureError extends Error {
   }
 }
 
+/** Our intent ids (payments.ts: randomUUID), as PostgreSQL's uuid column takes them. */
+const OUR_INTENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Our intent id from a PaymentIntent's `intent_id` metadata, or null when it cannot be one: the
+ * processor signs events for every PaymentIntent of the account, and one made on its dashboard or by
+ * another integration carries whatever metadata it was given (a text that is no UUID reached the uuid
+ * column: a 500, the event forgotten, and the processor retried it for days).
+ */
+function ourIntentId(metadata: Stripe.Metadata | null | undefined): string | null {
+  const v = metadata?.intent_id;
+  return typeof v === "string" && OUR_INTENT_ID.test(v) ? v : null;
+}
+
 function toIntent(pi: Stripe.PaymentIntent): ProcessorIntent {
   return {
     id: pi.id,
@@ -53,7 +67,7 @@ function toIntent(pi: Stripe.PaymentIntent): ProcessorIntent {
     fee: 0n, // the fee lives on the balance transaction; not fetched (see README)
     failureCode: pi.last_payment_error?.code ?? null,
     failureMessage: pi.last_payment_error?.message ?? null,
-    intentId: pi.metadata?.intent_id ?? null,
+    intentId: ourIntentId(pi.metadata),
   };
 }
 

@@ -1,0 +1,82 @@
+/**
+ * payment-service's edges of a charge and of the processor's webhooks, against real PostgreSQL and
+ * Kafka and the local card processor (tests/fakes/card-processor.ts): what the processor signs about a
+ * PaymentIntent that is not one of ours, a retried charge whose card was removed meanwhile, and an
+ * amount the processor can never charge.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kafkajs, pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
+import paymentService from "../../services/src/services/payment-service";
+import { FakeCardProcessor } from "../fakes/card-processor";
+import { http } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "kafka");
+const fake = new FakeCardProcessor();
+let svc: Service<any>;
+let base: string;
+let pool: InstanceType<typeof pg.Pool>;
+const user = randomUUID();
+const trader = { "x-user-id": user, "x-user-role": "trader" };
+
+beforeAll(async () => {
+  await fake.start();
+  const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_RECONCILE_GRACE_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50" };
+  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
+  await runPostgresMigrations(pool);
+  const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  await ensureKafkaTopics(admin);
+  await admin.disconnect();
+  svc = await createService(paymentService, { env, defaultMetrics: false });
+  base = await svc.listen({ port: 0, host: "127.0.0.1" });
+  fake.webhookUrl = `${base}/webhooks/processor`;
+}, 240_000);
+
+afterAll(async () => {
+  await svc?.close();
+  await pool?.end();
+  await fake.stop();
+});
+
+const saveCard = async (token = "pm_card_visa", headers = trader): Promise<string> => {
+  const r = await http("POST", `${base}/payment-methods`, { body: { paymentMethod: token }, headers });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body.paymentMethod as string;
+};
+const postWebhook = async (event: unknown) => {
+  const body = JSON.stringify(event);
+  const r = await fetch(`${base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body });
+  return { status: r.status, body: await r.json() };
+};
+
+describe("processor webhooks about PaymentIntents that are not ours", () => {
+  // The processor signs events for every PaymentIntent of the account: one made on its dashboard or by
+  // another integration carries whatever `intent_id` metadata it was given. Taken for our id, a text
+  // that is no UUID reached PostgreSQL's uuid column: a 500, the event forgotten, and the processor
+  // retried it for days.
+  it("an event whose intent_id metadata is not an id of ours is acknowledged and ignored, not a 500", async () => {
+    const id = `evt_foreign_${randomUUID().slice(0, 8)}`;
+    for (const intentId of ["order-123", "", "x".repeat(300), "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e'--"]) {
+      const event = { id: `${id}_${intentId.length}`, object: "event", type: "payment_intent.succeeded", created: Math.floor(Date.now() / 1000), data: { object: { id: `pi_foreign_${randomUUID().slice(0, 8)}`, object: "payment_intent", status: "succeeded", amount: 2500, currency: "usd", metadata: { intent_id: intentId } } } };
+      const r = await postWebhook(event);
+      expect([r.status, r.body], intentId).toEqual([200, { received: true, outcome: "ignored" }]);
+      // Recorded as processed: the processor's retry of it is a duplicate.
+      expect((await postWebhook(event)).body.outcome).toBe("duplicate");
+    }
+    // Ours still apply.
+    fake.mode = "async";
+    try {
+      const card = await saveCard();
+      const p = await http("POST", `${base}/intents`, { body: { amount: 3100, currency: "usd", paymentMethod: card }, headers: { ...trader, "idempotency-key": `k-${randomUUID()}` } });
+      expect(p.body.status).toBe("processing");
+      await fake.settle((i) => i.metadata.intent_id === p.body.id);
+      expect((await http("GET", `${base}/intents/${p.body.id}`, { headers: trader })).body.status).toBe("succeeded");
+    } finally {
+      fake.mode = "sync";
+    }
+  });
+});
