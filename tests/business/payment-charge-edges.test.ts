@@ -80,3 +80,33 @@ describe("processor webhooks about PaymentIntents that are not ours", () => {
     }
   });
 });
+
+describe("a retried charge whose card was removed meanwhile", () => {
+  // The card was checked before the key: a retry (a lost answer, billing's next cycle) after the user
+  // removed the card was a 404 PAYMENT_METHOD_NOT_FOUND for a payment that was made, and billing took
+  // that refusal for a failed attempt of its invoice.
+  it("is answered the first request (200 idempotent-replay, same intent), another body under the key a 409; client and internal alike", async () => {
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const card = await saveCard("pm_card_visa", other);
+    const key = `k-${randomUUID()}`;
+    const body = { amount: 2900, currency: "usd", paymentMethod: card };
+    const internalBody = { ...body, userId: other["x-user-id"], amount: 1500, reference: `invoice:${randomUUID()}` };
+    const first = await http("POST", `${base}/intents`, { body, headers: { ...other, "idempotency-key": key } });
+    expect([first.status, first.body.status]).toEqual([201, "succeeded"]);
+    const firstInternal = await http("POST", `${base}/internal/intents`, { body: internalBody, headers: { "idempotency-key": key } });
+    expect([firstInternal.status, firstInternal.body.status]).toEqual([201, "succeeded"]);
+    expect((await http("DELETE", `${base}/payment-methods/${card}`, { headers: other })).status).toBe(204);
+
+    const again = await http("POST", `${base}/intents`, { body, headers: { ...other, "idempotency-key": key } });
+    expect([again.status, again.body.id, again.headers.get("idempotent-replay")], JSON.stringify(again.body)).toEqual([200, first.body.id, "true"]);
+    const againInternal = await http("POST", `${base}/internal/intents`, { body: internalBody, headers: { "idempotency-key": key } });
+    expect([againInternal.status, againInternal.body.id], JSON.stringify(againInternal.body)).toEqual([200, firstInternal.body.id]);
+    const reused = await http("POST", `${base}/intents`, { body: { ...body, amount: 2901 }, headers: { ...other, "idempotency-key": key } });
+    expect([reused.status, reused.body.error?.code, reused.body.error?.field]).toEqual([409, "IDEMPOTENCY_KEY_REUSED", "idempotency-key"]);
+    // A new key still needs a saved card.
+    const fresh = await http("POST", `${base}/intents`, { body, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
+    expect([fresh.status, fresh.body.error?.code, fresh.body.error?.field]).toEqual([404, "PAYMENT_METHOD_NOT_FOUND", "paymentMethod"]);
+    expect(fake.chargesFor(first.body.id)).toBe(1);
+    expect(fake.chargesFor(firstInternal.body.id)).toBe(1);
+  });
+});

@@ -44,8 +44,12 @@ export class Payments {
    */
   async charge(origin: IntentOrigin, userId: string, key: string, req: IntentRequest): Promise<{ row: IntentRow; replay: boolean }> {
     const processor = this.requireProcessor();
-    const customerId = await this.methods.customerFor(userId, req.paymentMethod);
     const hash = requestHash(userId, req);
+    // A key used before is answered its first request (or a 409), whatever changed since: checked
+    // first, a retry after the card was removed was a 404 PAYMENT_METHOD_NOT_FOUND for a payment made
+    // (billing takes such a refusal for a failed attempt of its invoice). A new key still needs a saved card.
+    if (await this.repo.byKey(userId, origin, key)) return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
+    const customerId = await this.methods.customerFor(userId, req.paymentMethod);
     const intentId = randomUUID();
     const created = await this.repo.insertIntent({ intentId, userId, origin, key, hash, req, processor: processor.name });
     if (!created) return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
