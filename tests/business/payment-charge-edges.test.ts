@@ -110,3 +110,29 @@ describe("a retried charge whose card was removed meanwhile", () => {
     expect(fake.chargesFor(firstInternal.body.id)).toBe(1);
   });
 });
+
+describe("an amount the card processor can never charge", () => {
+  // Below its smallest charge (50 cents, 30 pence, 50 yen) the processor refuses it every time, and above
+  // its largest (99,999,999 in the currency's smallest unit) too: the request was stored as a failed
+  // payment (201, status failed, failure code "StripeInvalidRequestError") instead of a 400 naming amount.
+  it("is a 400 naming amount on the client and the internal route: nothing stored, the processor not asked", async () => {
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const card = await saveCard("pm_card_visa", other);
+    const rows = async () => Number((await pool.query("SELECT count(*) FROM pay_intents WHERE user_id = $1", [other["x-user-id"]])).rows[0].count);
+    const asked = fake.intents.size;
+    const cases: Array<[number, string]> = [[1, "usd"], [49, "usd"], [49, "eur"], [29, "gbp"], [49, "chf"], [49, "jpy"], [100_000_000, "usd"], [100_000_000, "jpy"], [1_000_000_000_000, "eur"]];
+    for (const [amount, currency] of cases) {
+      const client = await http("POST", `${base}/intents`, { body: { amount, currency, paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
+      expect([client.status, client.body.error?.code, client.body.error?.field], `${amount} ${currency}: ${JSON.stringify(client.body)}`).toEqual([400, "VALIDATION_ERROR", "amount"]);
+      const internal = await http("POST", `${base}/internal/intents`, { body: { userId: other["x-user-id"], amount, currency, paymentMethod: card, reference: `invoice:${randomUUID()}` }, headers: { "idempotency-key": `k-${randomUUID()}` } });
+      expect([internal.status, internal.body.error?.field], `${amount} ${currency} internal`).toEqual([400, "amount"]);
+    }
+    expect(await rows()).toBe(0);
+    expect(fake.intents.size).toBe(asked);
+    // The bounds themselves are charged.
+    for (const amount of [50, 99_999_999]) {
+      const ok = await http("POST", `${base}/intents`, { body: { amount, currency: "usd", paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
+      expect([ok.status, ok.body.status, ok.body.amount]).toEqual([201, "succeeded", amount]);
+    }
+  });
+});

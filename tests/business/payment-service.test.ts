@@ -159,7 +159,7 @@ describe("charges with idempotency keys", () => {
   it("a client's idempotency key and billing's are apart: a user taking billing's next key blocks no invoice charge", async () => {
     // Billing's key for an invoice's next attempt can be read off the user's invoices.
     const key = `invoice-${randomUUID()}-2`;
-    const squat = await charge({ amount: 1, currency: "usd", paymentMethod: declining }, key);
+    const squat = await charge({ amount: 100, currency: "usd", paymentMethod: declining }, key);
     expect([squat.status, squat.body.status]).toEqual([201, "failed"]);
     const invoiceCharge = { userId: user, amount: 1500, currency: "usd", paymentMethod: visa, reference: `invoice:${randomUUID()}` };
     const internal = () => http("POST", `${base}/internal/intents`, { body: invoiceCharge, headers: { "idempotency-key": key } });
@@ -169,7 +169,7 @@ describe("charges with idempotency keys", () => {
     // Each namespace still answers its own retries as the first time.
     const again = await internal();
     expect([again.status, again.body.id]).toEqual([200, billed.body.id]);
-    const clientAgain = await charge({ amount: 1, currency: "usd", paymentMethod: declining }, key);
+    const clientAgain = await charge({ amount: 100, currency: "usd", paymentMethod: declining }, key);
     expect([clientAgain.status, clientAgain.body.id]).toEqual([200, squat.body.id]);
     expect(fake.chargesFor(billed.body.id)).toBe(1);
   });

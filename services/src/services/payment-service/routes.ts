@@ -15,7 +15,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { type App, HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type, UserIdSchema } from "../../kit";
 import { INVOICE_REFERENCE_PREFIX } from "../../business/events";
-import { CURRENCIES, type Currency, MoneyError, parseMinor } from "../../business/money";
+import { CURRENCIES, type Currency, MAX_CHARGE, MIN_CHARGE, MoneyError, parseMinor } from "../../business/money";
 import { PaymentMethodId } from "../../business/payment-methods";
 import type { IntentOrigin, IntentRequest } from "./domain/intents";
 import type { Payments } from "./payments";
@@ -43,13 +43,29 @@ function idempotencyKey(req: FastifyRequest): string {
   return k;
 }
 
+/**
+ * A charge the card processor can make: between its smallest and largest charge in the currency
+ * (MIN_CHARGE, MAX_CHARGE in business/money.ts, in the currency's smallest unit). Outside them the
+ * processor refuses it every time: the request was stored as a failed payment (201, status failed,
+ * the SDK's error class for its failure code) instead of a 400 naming amount, or, past a processor
+ * that took it, charged beyond what the platform can ever collect by card.
+ */
+function chargeable(amount: bigint, currency: Currency): bigint {
+  if (amount < MIN_CHARGE[currency]) throw new HttpError(400, "VALIDATION_ERROR", `amount must be >= ${MIN_CHARGE[currency]} (the card processor's smallest charge in ${currency}, in its smallest unit)`, "amount");
+  if (amount > MAX_CHARGE[currency]) throw new HttpError(400, "VALIDATION_ERROR", `amount must be <= ${MAX_CHARGE[currency]} (the card processor's largest charge in ${currency}, in its smallest unit)`, "amount");
+  return amount;
+}
+
 function toRequest(b: { amount: number; currency: string; paymentMethod: string; description?: string; reference?: string }): IntentRequest {
+  let amount: bigint;
   try {
-    return { amount: parseMinor(b.amount, "amount", 1n), currency: b.currency as Currency, paymentMethod: b.paymentMethod, description: b.description ?? null, reference: b.reference ?? null };
+    amount = parseMinor(b.amount, "amount", 1n);
   } catch (err) {
     if (err instanceof MoneyError) throw new HttpError(400, "VALIDATION_ERROR", err.message, err.field);
     throw err;
   }
+  const currency = b.currency as Currency;
+  return { amount: chargeable(amount, currency), currency, paymentMethod: b.paymentMethod, description: b.description ?? null, reference: b.reference ?? null };
 }
 
 // Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
