@@ -12,7 +12,7 @@ import type { Counter } from "prom-client";
 import type { PostgresClient, Queryable } from "../../kit/datastores/postgres";
 import { scrubString } from "../../kit/telemetry/scrub";
 import { DeliveryError } from "./channels";
-import { isConfirmedChat } from "./confirmation-data";
+import { isConfirmedAddress } from "./confirmation-data";
 import * as data from "./data";
 import { backoffMs, channelsFor, deliverAfter, type Channel, type Notice } from "./domain";
 
@@ -63,6 +63,9 @@ async function queueWithinBacklog(db: Queryable, channels: Channels, n: Notice, 
  * goes to the operator's log; the delivery is retried like any other failure.
  */
 export const INTERNAL_ERROR = "internal error";
+
+/** Why a delivery to an address that is not (or no longer) the user's confirmed one is not sent. */
+const NOT_CONFIRMED = { email: "the e-mail address is not confirmed", telegram: "the Telegram chat is not confirmed" } as const;
 
 /** The furthest a rate-limited message is put off (in windows): a date stays a date; one due then is spread again. */
 const MAX_WINDOWS_AHEAD = 1_000;
@@ -131,7 +134,8 @@ export class Sender {
     // A deleted account is told nothing more, on any channel (only the gateway hears of a delete, so
     // its notices still came, and its preferences and webhooks stay): dead-lettered at send time.
     if (!(await data.accountExists(this.db, d.user_id))) throw new DeliveryError("the account was deleted", true);
-    if (d.channel === "telegram" && !(await isConfirmedChat(this.db, d.user_id, d.target))) throw new DeliveryError("the Telegram chat is not confirmed", true);
+    // The address a delivery was queued for must still be the user's confirmed one (changed or removed since: not sent).
+    if ((d.channel === "email" || d.channel === "telegram") && !(await isConfirmedAddress(this.db, d.channel, d.user_id, d.target))) throw new DeliveryError(NOT_CONFIRMED[d.channel], true);
     if (d.channel === "webhook") {
       const hook = await data.webhookById(this.db, d.target);
       if (!hook) throw new DeliveryError("webhook endpoint was deleted", true);
