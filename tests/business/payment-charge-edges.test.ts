@@ -136,3 +136,19 @@ describe("an amount the card processor can never charge", () => {
     }
   });
 });
+
+describe("a charge the processor refuses without an error code", () => {
+  // The failure code was `err.code ?? err.type`, and the SDK's `type` is its own class name: a refusal
+  // without a code (here a card detached at the processor, on its dashboard, while still saved here)
+  // showed the payer "StripeInvalidRequestError" as the payment's failureCode, and in its notice.
+  it("fails the payment with the processor's error type, never the SDK's class name", async () => {
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const card = await saveCard("pm_card_visa", other);
+    const m = fake.paymentMethods.get(card)!;
+    m.customer = null;
+    m.spent = true;
+    const r = await http("POST", `${base}/intents`, { body: { amount: 2900, currency: "usd", paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
+    expect([r.status, r.body.status, r.body.failureCode], JSON.stringify(r.body)).toEqual([201, "failed", "invalid_request_error"]);
+    expect(JSON.stringify(r.body)).not.toMatch(/Stripe[A-Za-z]*Error/);
+  });
+});

@@ -35,7 +35,7 @@ export class PaymentMethods {
       attached = await processor.attach(token, customerId);
     } catch (err) {
       if (!processor.isClientError(err)) throw err;
-      this.log.info({ userId, code: err.code ?? err.type }, "payment method refused by the processor");
+      this.log.info({ userId, code: processor.failureCodeOf(err) }, "payment method refused by the processor");
       throw new HttpError(422, "PAYMENT_METHOD_REFUSED", "the processor refused this payment method (unknown, already saved by another account, or used once already)", "paymentMethod");
     }
     const row = await this.data.insert(userId, attached);

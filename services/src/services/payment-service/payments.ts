@@ -58,7 +58,7 @@ export class Payments {
       remote = await processor.createAndConfirm({ intentId, userId, customerId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description });
     } catch (err) {
       if (processor.isClientError(err)) {
-        const { row } = await this.repo.settle(intentId, "failed", { id: null, fee: 0n, failureCode: err.code ?? err.type, failureMessage: err.message });
+        const { row } = await this.repo.settle(intentId, "failed", { id: null, fee: 0n, failureCode: processor.failureCodeOf(err), failureMessage: err.message });
         this.published();
         return { row, replay: false };
       }
@@ -127,7 +127,7 @@ export class Payments {
       return row;
     } catch (err) {
       if (processor.isClientError(err)) {
-        await this.repo.failRefund(refund.refund_id, err.code ?? err.type);
+        await this.repo.failRefund(refund.refund_id, processor.failureCodeOf(err));
         throw new HttpError(409, "REFUND_REJECTED", `the processor rejected the refund: ${err.message}`, "amount");
       }
       // Unknown outcome (timeout, 5xx, network): the refund stays pending, held against the payment,

@@ -174,6 +174,16 @@ export class CardProcessor {
     return { id: ev.id, type: ev.type, intent: obj?.object === "payment_intent" ? toIntent(obj as Stripe.PaymentIntent) : null };
   }
 
+  /**
+   * The failure code of a refusal, in the processor's own vocabulary: its error code (card_declined,
+   * resource_missing...), else its error type (invalid_request_error...). Never the SDK's class name
+   * (`type` on the SDK's error: StripeInvalidRequestError), which a refusal without a code showed the
+   * payer as the payment's failureCode and in its notice.
+   */
+  failureCodeOf(err: Stripe.errors.StripeError): string {
+    return err.code ?? err.rawType ?? "processor_refused";
+  }
+
   isClientError(err: unknown): err is Stripe.errors.StripeError {
     return err instanceof Stripe.errors.StripeCardError || err instanceof Stripe.errors.StripeInvalidRequestError || err instanceof Stripe.errors.StripeIdempotencyError;
   }
