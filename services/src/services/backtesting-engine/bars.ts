@@ -20,6 +20,8 @@ export interface BarSources {
   replayDir?: string;
   /** Attaches a model's per-bar score (strategies that need `model`, e.g. ml-model). */
   scoreBars?: ScoreBars;
+  /** The version of the model scoreBars follows now (the promoted one): scored series are cached per version. */
+  modelVersion?: () => Promise<string | undefined>;
 }
 
 /** Replay files every replica has: the trading core's recorded sample (the image carries no data files). */
@@ -93,10 +95,14 @@ export class BarCache {
     return async (symbol, from, to) => sliceSeries(await this.full(req, symbol, start, end, bars), from, to);
   }
 
-  private full(req: BacktestRequest, symbol: string, start: number, end: number, bars: number): Promise<BarSeries> {
+  private async full(req: BacktestRequest, symbol: string, start: number, end: number, bars: number): Promise<BarSeries> {
     const scored = strategies.get(req.strategy)?.needs?.includes("model") ?? false;
-    // Scored series are cached apart: a sweep's jobs share the model that scored them first here.
-    const key = JSON.stringify([req.data, symbol, req.interval, start, end, scored]);
+    // Scored series are cached apart, per model version: a sweep's jobs share the scores of the model
+    // promoted when they run, and once another is promoted the next backtest follows it. Keyed by
+    // "scored" alone, a replica kept answering the scores of the model it had first scored with (the
+    // result naming that old version) for as long as the entry stayed in its cache.
+    const model = scored ? ((await this.sources.modelVersion?.()) ?? null) : false;
+    const key = JSON.stringify([req.data, symbol, req.interval, start, end, model]);
     const hit = this.entries.get(key);
     if (hit) {
       this.entries.delete(key); // refresh its place in the LRU order

@@ -75,7 +75,7 @@ export default defineService({
     ctx.onClose(() => sweeper.stop());
     if (c.BACKTEST_WORKER) {
       const scorer = new PromotedModelScorer(pg);
-      const worker = new JobWorker(queue, store, new BarCache({ clickhouse: ch, replayDir: c.BACKTEST_REPLAY_DIR, scoreBars: scorer.score }, c.BACKTEST_MAX_BARS), ctx.log, {
+      const worker = new JobWorker(queue, store, new BarCache({ clickhouse: ch, replayDir: c.BACKTEST_REPLAY_DIR, scoreBars: scorer.score, modelVersion: scorer.version }, c.BACKTEST_MAX_BARS), ctx.log, {
         pollMs: c.BACKTEST_POLL_MS,
         heartbeatMs: Math.max(100, Math.floor(c.BACKTEST_LEASE_MS / 4)),
       });

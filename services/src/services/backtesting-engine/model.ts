@@ -48,6 +48,9 @@ export class PromotedModelScorer {
     return this.loaded;
   }
 
+  /** The version `score` follows now: the promoted model's (undefined when none is). */
+  readonly version = (): Promise<string | undefined> => this.registry.promotedVersion();
+
   /** The series with the promoted model's score per bar attached (BarSeries.model). */
   readonly score: ScoreBars = async (series, recorded) => {
     const { model, intervalMs, trainedOn } = await this.current();
