@@ -1,8 +1,8 @@
 /**
  * payment-service's edges of a charge and of the processor's webhooks, against real PostgreSQL and
  * Kafka and the local card processor (tests/fakes/card-processor.ts): what the processor signs about a
- * PaymentIntent that is not one of ours, a retried charge whose card was removed meanwhile, and an
- * amount the processor can never charge.
+ * PaymentIntent that is not one of ours, a retried charge whose card was removed meanwhile, an
+ * amount the processor can never charge, and how many cards one user may save.
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -150,5 +150,29 @@ describe("a charge the processor refuses without an error code", () => {
     const r = await http("POST", `${base}/intents`, { body: { amount: 2900, currency: "usd", paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
     expect([r.status, r.body.status, r.body.failureCode], JSON.stringify(r.body)).toEqual([201, "failed", "invalid_request_error"]);
     expect(JSON.stringify(r.body)).not.toMatch(/Stripe[A-Za-z]*Error/);
+  });
+});
+
+describe("how many payment methods one user may save", () => {
+  // Card tokens are free to make in a browser: without a bound, one user's saves grew their rows, their
+  // customer at the processor and GET /payment-methods (which lists them all) without end.
+  it("at most PAYMENT_MAX_METHODS_PER_USER (20), concurrent saves included: then 409 naming paymentMethod, the card not kept at the processor", async () => {
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const saved: string[] = [];
+    for (let i = 0; i < 18; i++) saved.push(await saveCard("pm_card_visa", other));
+    const save = () => http("POST", `${base}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: other });
+    const burst = await Promise.all(Array.from({ length: 5 }, save));
+    expect(burst.map((r) => r.status).sort()).toEqual([201, 201, 409, 409, 409]);
+    for (const r of burst.filter((x) => x.status === 409)) expect([r.body.error.code, r.body.error.field]).toEqual(["PAYMENT_METHODS_LIMIT", "paymentMethod"]);
+    const listed = (await http("GET", `${base}/payment-methods`, { headers: other })).body.paymentMethods;
+    expect(listed).toHaveLength(20);
+    // The refused ones are not left attached to the user's customer at the processor.
+    const customer = fake.paymentMethods.get(saved[0])!.customer;
+    expect([...fake.paymentMethods.values()].filter((m) => m.customer === customer)).toHaveLength(20);
+    // One's own card again is still answered; a removal makes room.
+    expect((await http("POST", `${base}/payment-methods`, { body: { paymentMethod: saved[0] }, headers: other })).status).toBe(200);
+    expect((await http("DELETE", `${base}/payment-methods/${saved[1]}`, { headers: other })).status).toBe(204);
+    expect((await save()).status).toBe(201);
+    expect((await save()).status).toBe(409);
   });
 });

@@ -39,6 +39,7 @@ export default defineService({
     PAYMENT_RECONCILE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
     PAYMENT_RECONCILE_GRACE_MS: Type.Integer({ default: 120_000, minimum: 0, description: "age before an open intent is reconciled" }),
     PAYMENT_REFUND_RECONCILE_AGE_MS: Type.Integer({ default: 900_000, minimum: 0, description: "age (since its request was last sent) before a pending refund is looked up at the processor and settled; at least the in-flight bound of one processor request" }),
+    PAYMENT_MAX_METHODS_PER_USER: Type.Integer({ default: 20, minimum: 1, maximum: 1_000, description: "payment methods one user may have saved (POST /payment-methods beyond: 409 PAYMENT_METHODS_LIMIT naming paymentMethod)" }),
     PAYMENT_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
     // Sent rows kept this long, then deleted (trading/infra/outboxRetention.ts).
     PAYMENT_OUTBOX_RETENTION_HOURS: outboxRetentionHours(),
@@ -64,7 +65,7 @@ export default defineService({
     const pg = ctx.app.pg;
     const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS, retention: { retentionMs: c.PAYMENT_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const repo = new PaymentRepo(pg);
-    const methods = new PaymentMethods(new PaymentMethodData(pg), processor, ctx.log);
+    const methods = new PaymentMethods(new PaymentMethodData(pg), processor, ctx.log, c.PAYMENT_MAX_METHODS_PER_USER);
     const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const refundOutcomes = new Counter({ name: "payment_refunds_reconciled_total", help: "pending refunds looked at by the refund reconciler, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });

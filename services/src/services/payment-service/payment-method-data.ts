@@ -18,6 +18,9 @@ export function paymentMethodView(r: PaymentMethodRow) {
   return { paymentMethod: r.payment_method, brand: r.brand, last4: r.last4, createdAt: r.created_at.toISOString() };
 }
 
+/** Key space of the per-user lock of saved methods (first half of the two-int advisory lock key; "pm"). */
+const METHODS_LOCK_SPACE = 0x706d;
+
 export class PaymentMethodData {
   constructor(private readonly pg: PostgresClient) {}
 
@@ -34,13 +37,27 @@ export class PaymentMethodData {
     return rows[0].customer_id;
   }
 
-  /** Records a method attached to the user's customer; undefined when the token is already recorded (for anyone). */
-  async insert(userId: string, m: { id: string; brand: string | null; last4: string | null }): Promise<PaymentMethodRow | undefined> {
-    const { rows } = await this.pg.query<PaymentMethodRow>(
-      `INSERT INTO pay_payment_methods (payment_method, user_id, brand, last4) VALUES ($1, $2, $3, $4) ON CONFLICT (payment_method) DO NOTHING RETURNING *`,
-      [m.id, userId, m.brand, m.last4],
-    );
-    return rows[0];
+  /** How many methods the user has saved (not removed). */
+  async countFor(userId: string): Promise<number> {
+    return (await this.pg.query<{ n: number }>("SELECT count(*)::int AS n FROM pay_payment_methods WHERE user_id = $1 AND removed_at IS NULL", [userId])).rows[0].n;
+  }
+
+  /**
+   * Records a method attached to the user's customer, unless the user has `max` saved already ("full");
+   * undefined when the token is already recorded (for anyone). One user's saves take turns (an advisory
+   * lock held to the end of the transaction), so concurrent ones cannot pass the bound together.
+   */
+  async insert(userId: string, m: { id: string; brand: string | null; last4: string | null }, max: number): Promise<PaymentMethodRow | undefined | "full"> {
+    return this.pg.transaction(async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [METHODS_LOCK_SPACE, userId]);
+      const n = (await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pay_payment_methods WHERE user_id = $1 AND removed_at IS NULL", [userId])).rows[0].n;
+      if (n >= max) return "full";
+      const { rows } = await c.query<PaymentMethodRow>(
+        `INSERT INTO pay_payment_methods (payment_method, user_id, brand, last4) VALUES ($1, $2, $3, $4) ON CONFLICT (payment_method) DO NOTHING RETURNING *`,
+        [m.id, userId, m.brand, m.last4],
+      );
+      return rows[0];
+    });
   }
 
   /** The user's method with this token, unless removed. */

@@ -2,7 +2,8 @@
  * payment-service's saved payment methods (behind the gateway at /api/payments; a user session
  * only, api-gateway/key-scopes.ts):
  *   POST   /payment-methods                 { paymentMethod: "pm_..." } -> 201 saved, 200 already yours,
- *                                           422 PAYMENT_METHOD_REFUSED (unknown, someone else's, used up)
+ *                                           422 PAYMENT_METHOD_REFUSED (unknown, someone else's, used up),
+ *                                           409 PAYMENT_METHODS_LIMIT (PAYMENT_MAX_METHODS_PER_USER saved already)
  *   GET    /payment-methods                 the caller's saved methods
  *   DELETE /payment-methods/:paymentMethod  204; 404 unless it is a saved method of the caller's
  *   GET    /internal/payment-methods/:paymentMethod?userId=  200 if saved to that user, else 404

@@ -17,6 +17,8 @@ export class PaymentMethods {
     private readonly data: PaymentMethodData,
     private readonly processor: CardProcessor | undefined,
     private readonly log: Logger,
+    /** Methods one user may have saved (PAYMENT_MAX_METHODS_PER_USER). */
+    private readonly maxPerUser: number,
   ) {}
 
   private requireProcessor(): CardProcessor {
@@ -29,6 +31,9 @@ export class PaymentMethods {
     const processor = this.requireProcessor();
     const mine = await this.data.owned(userId, token);
     if (mine) return { row: mine, created: false };
+    // Tokens are free to make in a browser: without a bound one user's saves grew their rows, their
+    // customer at the processor and GET /payment-methods (which lists them all) without end.
+    if ((await this.data.countFor(userId)) >= this.maxPerUser) throw this.full();
     const customerId = (await this.data.customerOf(userId)) ?? (await this.data.saveCustomer(userId, await processor.createCustomer(userId)));
     let attached;
     try {
@@ -38,12 +43,29 @@ export class PaymentMethods {
       this.log.info({ userId, code: processor.failureCodeOf(err) }, "payment method refused by the processor");
       throw new HttpError(422, "PAYMENT_METHOD_REFUSED", "the processor refused this payment method (unknown, already saved by another account, or used once already)", "paymentMethod");
     }
-    const row = await this.data.insert(userId, attached);
+    const row = await this.data.insert(userId, attached, this.maxPerUser);
+    if (row === "full") {
+      // Another save of the user's took the last place meanwhile: this card is not kept at the processor either.
+      await this.detachQuietly(userId, attached.id);
+      throw this.full();
+    }
     if (row) return { row, created: true };
     // Recorded already: the user's own (a concurrent save), or, if the processor let it through, someone else's.
     const again = await this.data.owned(userId, attached.id);
     if (again) return { row: again, created: false };
     throw new HttpError(422, "PAYMENT_METHOD_REFUSED", "this payment method is saved by another account", "paymentMethod");
+  }
+
+  private full(): HttpError {
+    return new HttpError(409, "PAYMENT_METHODS_LIMIT", `at most ${this.maxPerUser} saved payment methods per user: remove one first (DELETE /payment-methods/:paymentMethod)`, "paymentMethod");
+  }
+
+  private async detachQuietly(userId: string, paymentMethod: string): Promise<void> {
+    try {
+      await this.processor?.detach(paymentMethod);
+    } catch (err) {
+      this.log.warn({ userId, paymentMethod, err: { message: (err as Error).message } }, "payment method not detached at the processor");
+    }
   }
 
   list(userId: string): Promise<PaymentMethodRow[]> {
@@ -53,11 +75,7 @@ export class PaymentMethods {
   /** Removes the user's method: never charged again; detached at the processor (logged if that fails). */
   async remove(userId: string, paymentMethod: string): Promise<void> {
     if (!(await this.data.remove(userId, paymentMethod))) throw notFound();
-    try {
-      await this.processor?.detach(paymentMethod);
-    } catch (err) {
-      this.log.warn({ userId, paymentMethod, err: { message: (err as Error).message } }, "removed payment method not detached at the processor");
-    }
+    await this.detachQuietly(userId, paymentMethod);
   }
 
   /** The customer to charge `paymentMethod` to for `userId`, or a 404 naming paymentMethod unless it is a saved method of theirs. */
