@@ -201,5 +201,8 @@ describe("metrics and validation", () => {
     expect(err(() => backtest(bars, { strategy: "breakout", parameters: { window: 3 }, initialCash: 1 }))).toBe("parameters.window");
     expect(err(() => backtest(bars, { strategy: "rsi-mean-reversion", parameters: { window: 2.5 }, initialCash: 1 }))).toBe("parameters.window");
     expect(strategies.names()).toEqual(["sma-crossover", "ema-crossover", "rsi-mean-reversion", "breakout", "ml-model"]);
+    // The caller's cash, named: a RangeError was taken for a platform error by the backtesting worker (retried, then "submit it again later").
+    for (const mode of ["event", "vectorized"] as const)
+      for (const initialCash of [0, -1, Number.NaN]) expect(err(() => backtest(bars, { strategy: "sma-crossover", mode, initialCash })), `${mode} ${initialCash}`).toBe("initialCash");
   });
 });

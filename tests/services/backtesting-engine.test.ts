@@ -106,6 +106,8 @@ describe("validation: 400 naming the field, nothing stored", () => {
       "walkForward.parameters",
     ],
     ["unknown field", { leverage: 100 }, "leverage"],
+    // Split between the symbols, 5e-324 leaves each none: the job was taken, then every attempt failed as a platform error.
+    ["initial cash that leaves each symbol none", { initialCash: 5e-324, symbols: ["BTCUSDT", "ETHUSDT"] }, "initialCash"],
     ["a taker fee of 100 %", { execution: { takerFeeBps: "10000" } }, "execution.takerFeeBps"],
     ["a slippage cap of 100 % (sells at a negative price)", { execution: { maxSlippageBps: "20000" } }, "execution.maxSlippageBps"],
     // Fill prices are rounded to the tick: a tick of 0 made every one NaN, and the run succeeded with no trade.

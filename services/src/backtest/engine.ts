@@ -2,6 +2,7 @@ import { ExecutionRules, floatArithmetic, type ExecutionOptions } from "../tradi
 import type { Liquidity, Side } from "../trading/types";
 import type { BarSeries } from "./bars";
 import { Ledger, type Trade } from "./ledger";
+import { ParameterError } from "./strategies";
 
 /**
  * When a market order submitted on bar i fills:
@@ -82,7 +83,8 @@ export class EventEngine implements Broker {
   private rejected = 0;
 
   constructor(readonly bars: BarSeries, opts: EngineOptions) {
-    if (!(opts.initialCash > 0)) throw new RangeError("initialCash must be positive");
+    // The caller's input, named (a job given it fails at once as INVALID_INPUT, not as a platform error retried).
+    if (!(opts.initialCash > 0)) throw new ParameterError("initialCash", "must be positive");
     this.rules = new ExecutionRules(floatArithmetic, opts.execution);
     this.ledger = new Ledger(opts.initialCash, this.rules);
     this.fillAt = opts.fillAt ?? "close";

@@ -2,6 +2,7 @@ import { ExecutionRules, floatArithmetic } from "../trading/executionRules";
 import type { BarSeries } from "./bars";
 import type { EngineOptions, RunResult } from "./engine";
 import { Ledger } from "./ledger";
+import { ParameterError } from "./strategies";
 
 /** Entry and exit signals per bar (1 = signal), computed column-wise by a strategy. */
 export interface Signals {
@@ -43,7 +44,8 @@ export class SignalRun {
   private rejected = 0;
 
   constructor(private readonly bars: BarSeries, private readonly signals: Signals, private readonly opts: SignalRunOptions) {
-    if (!(opts.initialCash > 0)) throw new RangeError("initialCash must be positive");
+    // The caller's input, named (a job given it fails at once as INVALID_INPUT, not as a platform error retried).
+    if (!(opts.initialCash > 0)) throw new ParameterError("initialCash", "must be positive");
     this.rules = new ExecutionRules(floatArithmetic, opts.execution);
     this.ledger = new Ledger(opts.initialCash, this.rules);
     this.equity = new Float64Array(bars.close.length);

@@ -8,7 +8,7 @@ import {
   backtestInSlices, computeMetrics, drawdownCurve, ParameterError, sliceSeries, type BarSeries, type Metrics, type Parameters,
   type RunResult, type Trade,
 } from "../../backtest";
-import type { JobSpec } from "./plan";
+import { cashPerSymbol, type JobSpec } from "./plan";
 import type { BacktestRequest } from "./schemas";
 
 export interface SymbolTrade extends Trade {
@@ -91,7 +91,7 @@ export class JobExecutor {
 
   /** One parameter set over every symbol; `progress` gets the fraction of this pass's bars done. */
   private async runOnce(data: Array<{ symbol: string; series: BarSeries }>, parameters: Parameters, progress: (f: number) => Promise<void>) {
-    const cash = (this.req.initialCash ?? 100_000) / data.length;
+    const cash = cashPerSymbol(this.req);
     const total = data.reduce((a, d) => a + d.series.close.length, 0) || 1;
     let before = 0;
     const parts: Array<{ series: BarSeries; run: RunResult }> = [];

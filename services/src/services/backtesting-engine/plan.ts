@@ -73,6 +73,11 @@ function expandGrid(strategy: string, grid: Record<string, number[]>, limit: num
 /** A cross-parameter rule names a field the grid varies but is not a bounds/type error of a single value. */
 const isCrossRule = (e: ParameterError, keys: string[]) => / must be (smaller|below) /.test(e.message) && keys.some((k) => e.field.endsWith(`.${k}`));
 
+/** The cash each symbol's run starts with: the request's initial cash split equally between its symbols. */
+export function cashPerSymbol(req: Pick<BacktestRequest, "initialCash" | "symbols">): number {
+  return (req.initialCash ?? 100_000) / req.symbols.length;
+}
+
 export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
   const def = strategies.get(req.strategy) ?? fail("strategy", `unknown strategy ${JSON.stringify(req.strategy)} (known: ${strategies.names().join(", ")})`);
   const step = intervalMs(req.interval);
@@ -86,6 +91,9 @@ export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
   const last = from + (barsPerSymbol - 1) * step;
   // Fill prices are rounded to the tick: a tick of 0 made every one NaN, and the run "succeeded" without a single trade.
   if (req.execution?.tickSize !== undefined && !(Number(req.execution.tickSize) > 0)) fail("execution.tickSize", "must be > 0 (fill prices are rounded to it)");
+  // A positive initialCash so small that its share per symbol is 0 (5e-324 over two symbols) was taken,
+  // and every attempt of its job failed as if on a platform error ("submit it again later").
+  if (!(cashPerSymbol(req) > 0)) fail("initialCash", `is split equally between the ${req.symbols.length} symbols and leaves each of them none: give more`);
   if (req.sweep && req.walkForward) fail("walkForward", "cannot be combined with sweep (a walk-forward searches its own grid: walkForward.parameters)");
   if (req.sweep) {
     if (req.parameters) fail("parameters", "a sweep takes its values from sweep.parameters");
