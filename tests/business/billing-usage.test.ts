@@ -268,8 +268,9 @@ describe("subscription lifecycle through the gateway", () => {
       const [i] = await invoices(tok);
       return i?.attempts === 1 ? i : undefined;
     }, 90_000);
-    // The key billing uses next is on the user's own invoice; a 1-cent declined payment takes it.
-    const squat = await http("POST", `${gw}/api/payments/intents`, { token: tok, body: { amount: 1, currency: "usd", paymentMethod: await card(tok, "pm_card_chargeDeclined") }, headers: { "idempotency-key": `invoice-${inv.id}-${inv.attempts + 1}` } });
+    // The key billing uses next is on the user's own invoice; a declined payment of a dollar takes it
+    // (one of a cent is a 400 naming amount since payment-service refuses what the processor cannot charge).
+    const squat = await http("POST", `${gw}/api/payments/intents`, { token: tok, body: { amount: 100, currency: "usd", paymentMethod: await card(tok, "pm_card_chargeDeclined") }, headers: { "idempotency-key": `invoice-${inv.id}-${inv.attempts + 1}` } });
     expect(squat.status).toBe(201);
     await pool.query("UPDATE bil_invoices SET next_attempt_at = now() - interval '1 second' WHERE invoice_id = $1", [inv.id]);
     await api("POST", "/billing/cycle", adminToken);
@@ -280,9 +281,9 @@ describe("subscription lifecycle through the gateway", () => {
     }, 45_000);
     expect(after).toMatchObject({ status: "open" });
     expect(Date.parse(after.nextAttemptAt)).toBeGreaterThan(Date.now());
-    // Both attempts reached the processor (the fake refuses the 1-cent one: below its minimum).
+    // Both attempts reached the processor, with the user's own declined payment between them.
     const charged = [...fake.intents.values()].filter((i) => i.metadata.user_id === userId).map((i) => i.amount);
-    expect(charged).toEqual([1000, 1000]);
+    expect(charged).toEqual([1000, 100, 1000]);
   }, 180_000);
 
   it("cancelling now voids the open invoice, so no later cycle charges it; an unpaid subscription can be cancelled", async () => {
