@@ -176,3 +176,33 @@ describe("how many payment methods one user may save", () => {
     expect((await save()).status).toBe(409);
   });
 });
+
+describe("reconciling a charge whose answer was lost, while the processor's search lags", () => {
+  // Reconciliation found the processor's PaymentIntent by our id through Stripe's search, which is
+  // eventually consistent (indexed within a minute, later in an outage: when answers get lost). An
+  // intent charged at the processor but not indexed yet was taken for one that never reached it and
+  // failed for good: a webhook's success can no longer move it, the money taken was in no journal, and
+  // billing charged the invoice again. The processor's list of the payer's PaymentIntents is read now.
+  it("settles it succeeded from the processor's list, with its journal, not failed as never received", async () => {
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const card = await saveCard("pm_card_visa", other);
+    const customer = fake.paymentMethods.get(card)!.customer!;
+    // The service charged and died before recording the answer: our row `created`, the processor's intent succeeded.
+    const intentId = randomUUID();
+    await pool.query(
+      `INSERT INTO pay_intents (intent_id, user_id, origin, idempotency_key, request_hash, amount, currency, payment_method, status, processor, created_at)
+       VALUES ($1, $2, 'client', $3, 'h', 4200, 'usd', $4, 'created', 'stripe', now() - interval '10 seconds')`,
+      [intentId, other["x-user-id"], `k-${randomUUID()}`, card],
+    );
+    const pi = `pi_lost_${randomUUID().replace(/-/g, "").slice(0, 20)}`;
+    fake.intents.set(pi, { id: pi, object: "payment_intent", amount: 4200, amount_received: 4200, currency: "usd", status: "succeeded", payment_method: card, description: null, metadata: { intent_id: intentId, user_id: other["x-user-id"] }, customer, created: Math.floor(Date.now() / 1000) - 9, livemode: false, last_payment_error: null });
+    fake.unindexed.add(pi);
+    const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+    const r = await http("POST", `${base}/reconcile`, { headers: admin });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.actions.find((a: { intentId: string }) => a.intentId === intentId)).toMatchObject({ kind: "settle", to: "succeeded", processorIntentId: pi });
+    const row = await http("GET", `${base}/intents/${intentId}`, { headers: other });
+    expect([row.body.status, row.body.processorIntentId]).toEqual(["succeeded", pi]);
+    expect(Number((await pool.query("SELECT count(*) FROM pay_journals WHERE journal_id = $1", [`payment:${intentId}`])).rows[0].count)).toBe(1);
+  });
+});

@@ -4,7 +4,10 @@
  *   POST /v1/payment_intents          form-encoded, `confirm=true`, `Idempotency-Key` honoured
  *                                     (same key + same params -> the same response; other params -> 400)
  *   GET  /v1/payment_intents/:id
- *   GET  /v1/payment_intents/search   query `metadata['intent_id']:'<id>'`
+ *   GET  /v1/payment_intents          Stripe's "List all PaymentIntents": `customer`, `created[gte]`, `limit`,
+ *                                     `starting_after` (newest first, `has_more`)
+ *   GET  /v1/payment_intents/search   query `metadata['intent_id']:'<id>'` (eventually consistent, as
+ *                                     Stripe's: the intents in `unindexed` are not found yet)
  *   POST /v1/refunds                  payment_intent, amount (over what is left: refused unless
  *                                     `refusesExcessRefunds` is off), metadata; `Idempotency-Key` honoured
  *   GET  /v1/refunds                  Stripe's "List all refunds": `payment_intent` filter, `limit`,
@@ -37,6 +40,7 @@ export interface FakeIntent {
   payment_method: string;
   description: string | null;
   metadata: Record<string, string>;
+  customer: string | null;
   created: number;
   livemode: false;
   last_payment_error: { code: string; message: string; type: string } | null;
@@ -93,6 +97,8 @@ export class FakeCardProcessor {
   readonly webhooks: WebhookDelivery[] = [];
   readonly paymentMethods = new Map<string, FakePaymentMethod>();
   readonly customers = new Map<string, Record<string, string>>();
+  /** Intents the search does not find yet (Stripe's search index lags, by up to a minute or more in an outage). */
+  readonly unindexed = new Set<string>();
   /** Number of POST /v1/payment_intents requests that created (not replayed) an intent. */
   created = 0;
   mode: "sync" | "async" = "sync";
@@ -237,6 +243,7 @@ export class FakeCardProcessor {
         payment_method: pm,
         description: typeof p.description === "string" ? p.description : null,
         metadata: typeof p.metadata === "object" ? p.metadata : {},
+        customer,
         created: Math.floor(Date.now() / 1000),
         livemode: false,
         last_payment_error: declined ? { code: "card_declined", message: "Your card was declined.", type: "card_error" } : null,
@@ -289,8 +296,17 @@ export class FakeCardProcessor {
     if (req.method === "GET" && path === "/v1/payment_intents/search") {
       const m = /^metadata\['intent_id'\]:'([^']*)'$/.exec(url.searchParams.get("query") ?? "");
       if (!m) return this.send(res, 400, { error: { type: "invalid_request_error", param: "query", message: "unsupported search query" } });
-      const data = [...this.intents.values()].filter((i) => i.metadata.intent_id === m[1]);
+      const data = [...this.intents.values()].filter((i) => i.metadata.intent_id === m[1] && !this.unindexed.has(i.id));
       return this.send(res, 200, { object: "search_result", data, has_more: false, next_page: null, url: "/v1/payment_intents/search" });
+    }
+    if (req.method === "GET" && path === "/v1/payment_intents") {
+      const customer = url.searchParams.get("customer");
+      const gte = Number(url.searchParams.get("created[gte]") ?? -Infinity);
+      const limit = Math.min(Number(url.searchParams.get("limit") ?? 10), 100);
+      const after = url.searchParams.get("starting_after");
+      const all = [...this.intents.values()].filter((i) => (customer === null || i.customer === customer) && i.created >= gte).reverse();
+      const from = after ? all.findIndex((i) => i.id === after) + 1 : 0;
+      return this.send(res, 200, { object: "list", data: all.slice(from, from + limit), has_more: from + limit < all.length, url: "/v1/payment_intents" });
     }
     const one = /^\/v1\/payment_intents\/([A-Za-z0-9_]+)$/.exec(path);
     if (req.method === "GET" && one) {

@@ -85,6 +85,11 @@ export class PaymentMethods {
     return customerId;
   }
 
+  /** The user's processor customer, if one was made (their first saved card). */
+  customerOf(userId: string): Promise<string | undefined> {
+    return this.data.customerOf(userId);
+  }
+
   /** Whether `paymentMethod` is a saved method of `userId` (billing asks before a subscription is made). */
   async isSaved(userId: string, paymentMethod: string): Promise<boolean> {
     return (await this.data.owned(userId, paymentMethod)) !== undefined;

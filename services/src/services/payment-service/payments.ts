@@ -168,7 +168,8 @@ export class Payments {
     const processor = this.requireProcessor();
     const actions: ReconcileAction[] = [];
     for (const row of await this.repo.staleOpen(this.opts.reconcileGraceMs, limit)) {
-      const remote = await processor.findByIntentId(row.intent_id);
+      const customerId = await this.methods.customerOf(row.user_id);
+      const remote = await processor.findByIntentId(row.intent_id, customerId === undefined ? undefined : { customerId, createdAtMs: row.created_at.getTime() });
       const local = { id: row.intent_id, status: row.status, amount: BigInt(row.amount), currency: row.currency, createdAtMs: row.created_at.getTime() };
       const action = reconcileOne(local, remote, Date.now(), this.opts.reconcileGraceMs);
       if (action.kind === "settle")

@@ -44,6 +44,9 @@ export class WebhookSignatureError extends Error {
   }
 }
 
+/** How far before our row's creation the processor's list of a customer's intents is read (clock skew). */
+const LIST_CLOCK_MARGIN_S = 600;
+
 /** Our intent ids (payments.ts: randomUUID), as PostgreSQL's uuid column takes them. */
 const OUR_INTENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -131,8 +134,22 @@ export class CardProcessor {
     return toIntent(pi);
   }
 
-  /** The processor's intent created for our intent id, if any. */
-  async findByIntentId(intentId: string): Promise<ProcessorIntent | undefined> {
+  /**
+   * The processor's intent created for our intent id, if any. With the payer's customer (every charge
+   * since saved payment methods has one), Stripe's "List all PaymentIntents" of that customer created
+   * since a little before our row, read page by page: a list, not a search. Stripe's search is
+   * eventually consistent (indexed within about a minute, later during an outage, which is when an
+   * answer gets lost): a charged intent not indexed yet was taken for one that never reached the
+   * processor, and reconciliation failed it for good. The search is still asked when the list has no
+   * such intent (one charged without a customer, before migration 0415).
+   */
+  async findByIntentId(intentId: string, payer?: { customerId: string; createdAtMs: number }): Promise<ProcessorIntent | undefined> {
+    if (payer) {
+      // Our row is committed before the processor is asked; a few minutes' margin for the two clocks.
+      const since = Math.floor(payer.createdAtMs / 1000) - LIST_CLOCK_MARGIN_S;
+      for await (const pi of this.stripe.paymentIntents.list({ customer: payer.customerId, created: { gte: since }, limit: 100 }))
+        if (pi.metadata?.intent_id === intentId) return toIntent(pi);
+    }
     const r = await this.stripe.paymentIntents.search({ query: `metadata['intent_id']:'${intentId.replace(/[^A-Za-z0-9-]/g, "")}'` });
     return r.data[0] ? toIntent(r.data[0]) : undefined;
   }
