@@ -22,6 +22,7 @@ import { scrubString } from "./telemetry/scrub";
 import { isCredentialField } from "./credential-words";
 import { CENSOR, censorChildBindings, redactFields, redactLogFields } from "./log-redaction";
 import { numeralIssue } from "./numerals";
+import { declaredParameters, unknownParameterIssue } from "./query-parameters";
 
 export { parseTrustProxy } from "./request-guards";
 
@@ -89,7 +90,7 @@ export function clientRequestIdOf(req: IncomingMessage): string | undefined {
 
 const ownRequestId = () => randomUUID();
 
-/** Body: strict types (no coercion), defaults applied; params/query/headers: coerced from strings. */
+/** Body: strict types (no coercion), defaults applied; params/query/headers: coerced from strings; a query parameter the route does not declare refused. */
 function installValidators(app: App) {
   const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
   const otherAjv = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
@@ -112,9 +113,11 @@ function installValidators(app: App) {
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const validate = (httpPart === "body" ? bodyAjv : otherAjv).compile(schema);
     if (httpPart !== "body") {
+      // A query parameter the route does not declare is refused, not ignored (./query-parameters.ts).
+      const declared = httpPart === "querystring" ? declaredParameters(schema) : undefined;
       // Query, path parameters and headers are text ajv coerces: numbers only as decimal numerals (./numerals.ts).
       const decimalNumbers = (data: unknown): boolean => {
-        const issue = numeralIssue(schema, data);
+        const issue = (declared && unknownParameterIssue(declared, data)) || numeralIssue(schema, data);
         if (issue) {
           decimalNumbers.errors = [issue] as typeof validate.errors;
           return false;
