@@ -16,7 +16,7 @@ export interface HostileCase {
   body?: string;
 }
 
-type Schema = { type?: string; properties?: Record<string, Schema>; required?: string[]; format?: string; pattern?: string; minimum?: number; anyOf?: Schema[]; const?: unknown; items?: Schema; minLength?: number; enum?: unknown[] };
+type Schema = { type?: string; properties?: Record<string, Schema>; required?: string[]; allOf?: Schema[]; format?: string; pattern?: string; minimum?: number; anyOf?: Schema[]; const?: unknown; items?: Schema; minLength?: number; enum?: unknown[] };
 
 const UUID = "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e";
 
@@ -325,4 +325,58 @@ export function nonDecimalCasesFor(route: RouteInfo): Array<HostileCase & { fiel
       out.push({ ...common, family: "numeral", field: prop, name: `${route.method} ${route.url} numeral: :${prop}=${label}`, path: fill(route.url, schema.params, [prop, v]), control: fill(route.url, schema.params, [prop, "16"]) });
   }
   return out;
+}
+
+/** A querystring schema as one object: its properties and required names, with those of an allOf's parts (Type.Intersect). */
+function flatQuery(s: Schema): { properties: Record<string, Schema>; required: string[] } {
+  const parts = [s, ...(s.allOf ?? [])];
+  return { properties: Object.assign({}, ...parts.map((x) => x.properties ?? {})), required: parts.flatMap((x) => x.required ?? []) };
+}
+
+/** Texts tried, in order, for a string parameter with a pattern: the first it matches is sent. */
+const PATTERN_CANDIDATES = [UUID, "pm_sample", "0123456789abcdef0123456789abcdef", "BTCUSDT", "1", "x", "a:b"];
+
+/** A value a parameter's schema takes: sample(), with a text its pattern matches where there is one. */
+function validSample(s: Schema | undefined): unknown {
+  if (s?.type === "string" && s.pattern && !s.format) {
+    const re = new RegExp(s.pattern);
+    const hit = PATTERN_CANDIDATES.find((c) => re.test(c));
+    if (hit !== undefined) return hit;
+  }
+  return sample(s);
+}
+
+/** The parameter name the undeclared-parameter cases send: no route declares it. */
+export const UNDECLARED_PARAMETER = "zzUndeclared";
+
+/**
+ * For a route with a querystring schema: `control`, the plausible request with sampled values of
+ * the parameters it requires; `undeclared`, the same with a parameter no route declares and
+ * `typo`, with one a letter longer than a declared one (`statuss`), each to be a 400 naming it
+ * (kit query-parameters.ts); `known`, each declared parameter with a sampled value, never refused
+ * as undeclared. Undefined for a route without a querystring schema (its query is not checked).
+ */
+export function undeclaredParameterCasesFor(route: RouteInfo):
+  | { method: string; body?: string; headers?: Record<string, string>; control: string; undeclared: string; typo: { path: string; field: string }; known: Array<{ name: string; path: string }> }
+  | undefined {
+  const schema = (route.schema ?? {}) as { querystring?: Schema };
+  if (!schema.querystring) return undefined;
+  const { properties, required } = flatQuery(schema.querystring);
+  const { body } = plausibleRequest(route);
+  const params = (route.schema as { params?: Schema } | undefined)?.params;
+  const base = route.url.replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) => encodeURIComponent(String(validSample(params?.properties?.[name]) ?? UUID)));
+  const value = (k: string) => `${k}=${encodeURIComponent(String(validSample(properties[k])))}`;
+  const requiredPairs = required.map(value);
+  const at = (...pairs: string[]) => (pairs.length > 0 ? `${base}?${pairs.join("&")}` : base);
+  const names = Object.keys(properties);
+  const typo = `${names[0] ?? "limit"}s`;
+  return {
+    method: route.method,
+    body: body !== undefined ? json(body) : undefined,
+    headers: body !== undefined ? { "content-type": "application/json" } : undefined,
+    control: at(...requiredPairs),
+    undeclared: at(...requiredPairs, `${UNDECLARED_PARAMETER}=1`),
+    typo: { path: at(...requiredPairs, `${typo}=1`), field: typo },
+    known: names.filter((k) => !required.includes(k)).map((k) => ({ name: k, path: at(...requiredPairs, value(k)) })),
+  };
 }
