@@ -35,6 +35,8 @@ const absurd: [string, string, string, string][] = [
   ["order-management", "RISK_MAX_ORDERS_PER_WINDOW", "1000000000", "must be <= 100000"],
   ["order-management", "RISK_RATE_WINDOW_MS", "1", "must be >= 100"],
   ["risk-analyzer", "RISK_RATE_WINDOW_MS", "31536000000", "must be <= 3600000"],
+  ["order-management", "RISK_MAX_OPEN_ORDERS", "1000000", "must be <= 100000"],
+  ["risk-analyzer", "RISK_MAX_OPEN_ORDERS", "0", "must be >= 1"],
   ["order-management", "KAFKA_SESSION_TIMEOUT_MS", "3600000", "must be <= 300000"],
   ["database-service", "MIGRATE_LOCK_TIMEOUT_MS", "3000000000", "must be <= 3600000"],
   ["compliance-monitor", "COMPLIANCE_REPLAY_WINDOW_MS", "31536000000", "must be <= 86400000"],
@@ -67,6 +69,8 @@ describe("rate limits, lockouts and timeouts from the environment (session 39)",
       ["user-management", "LOGIN_LOCKOUT_WINDOW_MS", "86400000"],
       ["notification-service", "NOTIFY_RATE_LIMIT_WINDOW_MS", "2592000000"],
       ["order-management", "RISK_MAX_ORDERS_PER_WINDOW", "100000"],
+      ["order-management", "RISK_MAX_OPEN_ORDERS", "100000"],
+      ["risk-analyzer", "RISK_MAX_OPEN_ORDERS", "1"],
       ["data-bridge", "CH_FLUSH_MS", String(MAX_TIMER_MS)],
     ];
     for (const [service, name, value] of [...withinBounds, ...absurd.map(([s, n]) => [s, n, ""] as [string, string, string])]) {

@@ -72,7 +72,8 @@ describe("POST /check takes the order's body", () => {
   });
 
   it("checks every order POST /orders takes, its optional fields included", async () => {
-    for (const body of [market, limit, { ...limit, timeInForce: "IOC", clientOrderId: "my-order-1" }, { ...market, quantity: "0.00000001" }]) {
+    // The smallest the schema takes (0.00000001) is a decision of the check, not a 400: below the minimum notional (next test).
+    for (const body of [market, limit, { ...limit, timeInForce: "IOC", clientOrderId: "my-order-1" }, { ...market, quantity: "0.01" }]) {
       const user = randomUUID();
       const checked = await post(risk, "/check", user, body);
       expect(checked.status, JSON.stringify(body)).toBe(200);
@@ -89,5 +90,18 @@ describe("POST /check takes the order's body", () => {
     expect([checked.status, checked.body.ok, checked.body.reason]).toEqual([200, false, "ORDER_QUANTITY_EXCEEDED"]);
     const placed = await post(om, "/", user, big);
     expect([placed.status, placed.body.status, placed.body.rejectReason]).toEqual([201, "rejected", "ORDER_QUANTITY_EXCEEDED"]);
+  });
+
+  it("answers an order below the minimum notional as the order is rejected: ORDER_NOTIONAL_TOO_SMALL, naming the minimum", async () => {
+    // Before, an order of 0.00000001 (its fee rounds to 0) was ok here and accepted there.
+    for (const dust of [{ ...market, quantity: "0.00000001" }, { ...limit, quantity: "0.00999999" }]) {
+      const user = randomUUID();
+      const checked = await post(risk, "/check", user, dust);
+      expect([checked.status, checked.body.ok, checked.body.reason], JSON.stringify(dust)).toEqual([200, false, "ORDER_NOTIONAL_TOO_SMALL"]);
+      expect(checked.body.message).toMatch(/below the minimum 1$/);
+      expect(checked.body.limits).toMatchObject({ minOrderNotional: "1", maxOpenOrders: 200 });
+      const placed = await post(om, "/", user, dust);
+      expect([placed.status, placed.body.status, placed.body.rejectReason, placed.body.rejectMessage], JSON.stringify(dust)).toEqual([201, "rejected", "ORDER_NOTIONAL_TOO_SMALL", checked.body.message]);
+    }
   });
 });

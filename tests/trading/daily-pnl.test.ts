@@ -66,14 +66,14 @@ describe("daily PnL of the pre-trade check", () => {
     expect(Number((await pool.query("SELECT count(*) AS n FROM pm_daily_pnl WHERE user_id = ANY($1)", [[alice, bob]])).rows[0].n)).toBe(4);
 
     // The check's facts: today's fills only.
-    const a = await riskFacts(pool, alice, "BTCUSDT", 1000);
-    const b = await riskFacts(pool, bob, "BTCUSDT", 1000);
+    const a = await riskFacts(pool, alice, "BTCUSDT", 1000, 200);
+    const b = await riskFacts(pool, bob, "BTCUSDT", 1000, 200);
     expect(Number(a.dailyPnl)).toBe(-300 - 1 + 100.5 - 0.5);
     expect(Number(b.dailyPnl)).toBe(50 - 0.5 - 20);
-    expect((await riskFacts(pool, `pnl-nobody-${randomUUID()}`, "BTCUSDT", 1000)).dailyPnl).toBe("0");
+    expect((await riskFacts(pool, `pnl-nobody-${randomUUID()}`, "BTCUSDT", 1000, 200)).dailyPnl).toBe("0");
 
     const limits = { ...DEFAULT_LIMITS, dailyLossLimit: "200" };
-    const order = { side: "buy" as const, type: "market" as const, quantity: "0.01" };
+    const order = { side: "buy" as const, type: "market" as const, quantity: "0.1" };
     const market = { lastPrice: "100", tradingState: "active" as const };
     expect(checkOrder(order, contextOf(a, market, Date.now()), limits)).toMatchObject({ ok: false, reason: "DAILY_LOSS_LIMIT_REACHED" });
     expect(checkOrder(order, contextOf(b, market, Date.now()), limits)).toMatchObject({ ok: true });

@@ -68,7 +68,7 @@ describe("GroupCommit", () => {
 });
 
 describe("decideSubmissions", () => {
-  const none: RiskFacts = { position: "0", openBuy: "0", openSell: "0", dailyPnl: "0", recentOrderTimes: [], recordedTradingState: "active" };
+  const none: RiskFacts = { position: "0", openBuy: "0", openSell: "0", dailyPnl: "0", recentOrderTimes: [], openOrders: 0, recordedTradingState: "active" };
   const sub = (userId: string, side: "buy" | "sell", quantity: string, key: string | null = null, hash = `${side}${quantity}`): Submission => ({
     orderId: `${userId}-${Math.random()}`, userId, body: { symbol: "BTCUSDT", side, type: "market", quantity }, idempotencyKey: key, requestHash: hash,
   });

@@ -73,10 +73,10 @@ describe("risk facts and Idempotency-Keys with BEGIN", () => {
     const client = await pool.connect();
     try {
       await prepareStatements(client, [LOCK_USERS_ORDERS, RISK_FACTS, ORDERS_BY_IDEMPOTENCY_KEYS]);
-      const answer = (await client.query(`BEGIN; ${lockUsersOrdersStatement(HOSTILE)}; ${riskFactsStatement(pairs, 60_000)}; ${idempotencyKeysStatement(keys)}`)) as unknown as { rows: object[] }[];
+      const answer = (await client.query(`BEGIN; ${lockUsersOrdersStatement(HOSTILE)}; ${riskFactsStatement(pairs, 60_000, 200)}; ${idempotencyKeysStatement(keys)}`)) as unknown as { rows: object[] }[];
       expect(answer).toHaveLength(4);
       const facts = riskFactsOf(answer[2].rows);
-      expect(facts).toEqual(await riskFactsMany(client, pairs, 60_000));
+      expect(facts).toEqual(await riskFactsMany(client, pairs, 60_000, 200));
       expect(facts.map((f) => f.openBuy)).toEqual(HOSTILE.flatMap((_, i) => (i % 2 ? [String(i + 1), "0"] : ["0", String(i + 1)])));
       expect(lockedAt(answer[2].rows)).toBeInstanceOf(Date);
       const sortById = (rows: object[]) => [...rows].sort((a, b) => String((a as { order_id: string }).order_id).localeCompare((b as { order_id: string }).order_id));
@@ -88,7 +88,7 @@ describe("risk facts and Idempotency-Keys with BEGIN", () => {
       client.release();
     }
     expect(idempotencyKeysStatement([])).toBeUndefined();
-    expect(() => riskFactsStatement([{ userId: "u", symbol: "BAD\u0000" }], 60_000)).toThrow(/NUL/);
+    expect(() => riskFactsStatement([{ userId: "u", symbol: "BAD\u0000" }], 60_000, 200)).toThrow(/NUL/);
     expect(() => idempotencyKeysStatement([{ userId: "u", key: "k\u0000" }])).toThrow(/NUL/);
   });
 });

@@ -7,6 +7,8 @@ export const RISK_REJECTIONS = [
   "INVALID_ORDER",
   "ORDER_QUANTITY_EXCEEDED",
   "ORDER_NOTIONAL_EXCEEDED",
+  "ORDER_NOTIONAL_TOO_SMALL",
+  "OPEN_ORDERS_EXCEEDED",
   "POSITION_LIMIT_EXCEEDED",
   "NO_REFERENCE_PRICE",
   "PRICE_COLLAR_BREACHED",
@@ -28,6 +30,17 @@ export interface RiskLimits {
   dailyLossLimit: string;
   maxOrdersPerWindow: number;
   rateWindowMs: number;
+  /**
+   * Smallest notional (quantity x the limit price, or the last price for a market order) of an order,
+   * in quote currency: below it an order's fee rounds to nothing and it costs the book as much as any.
+   */
+  minOrderNotional: string;
+  /**
+   * Most open orders (accepted, partially filled, pending cancel) a user may have, every symbol and
+   * side together: the new order is refused when the user already has this many. Bounds what one
+   * trader can make the engine keep in its in-memory books (the rate window bounds only the pace).
+   */
+  maxOpenOrders: number;
 }
 
 export const DEFAULT_LIMITS: RiskLimits = {
@@ -38,6 +51,8 @@ export const DEFAULT_LIMITS: RiskLimits = {
   dailyLossLimit: "10000",
   maxOrdersPerWindow: 50,
   rateWindowMs: 1000,
+  minOrderNotional: "1",
+  maxOpenOrders: 200,
 };
 
 export interface RiskContext {
@@ -55,6 +70,8 @@ export interface RiskContext {
   dailyPnl: DecimalLike;
   /** Timestamps (ms) of the user's recent orders, used for the rate check. */
   recentOrderTimes: number[];
+  /** The user's open orders (accepted, partially filled, pending cancel) in every symbol; absent = none. */
+  openOrders?: number;
   now: number;
 }
 
@@ -92,6 +109,10 @@ export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity
   if (inWindow >= limits.maxOrdersPerWindow)
     return reject("ORDER_RATE_EXCEEDED", `${inWindow} orders in the last ${limits.rateWindowMs} ms (max ${limits.maxOrdersPerWindow})`);
 
+  const openOrders = ctx.openOrders ?? 0;
+  if (openOrders >= limits.maxOpenOrders)
+    return reject("OPEN_ORDERS_EXCEEDED", `${openOrders} open orders (max ${limits.maxOpenOrders}): cancel one, or wait for a fill, before placing another`);
+
   if (D(ctx.dailyPnl).neg().gte(D(limits.dailyLossLimit)))
     return reject("DAILY_LOSS_LIMIT_REACHED", `daily PnL ${str(D(ctx.dailyPnl))} reached the loss limit ${limits.dailyLossLimit}`);
 
@@ -109,6 +130,8 @@ export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity
   }
   const px = order.type === "limit" ? D(order.limitPrice!) : last;
   const notional = qty.mul(px);
+  if (notional.lt(limits.minOrderNotional))
+    return reject("ORDER_NOTIONAL_TOO_SMALL", `notional ${str(notional)} is below the minimum ${limits.minOrderNotional}`);
   if (notional.gt(limits.maxOrderNotional))
     return reject("ORDER_NOTIONAL_EXCEEDED", `notional ${str(notional)} exceeds ${limits.maxOrderNotional}`);
 

@@ -97,9 +97,10 @@ export const pairKey = (userId: string, other: string) => `${userId}\u0000${othe
 
 /**
  * Decides a batch of submissions in order, as if each had been checked alone under its user's lock:
- * each order sees the exposure and the rate-window entries of the orders before it in the batch (an
- * accepted order adds its quantity to its side's open exposure; every stored order, accepted or
- * rejected, counts in the rate window, as the database read counts them). `facts` is keyed by
+ * each order sees the exposure, the rate-window entries and the open orders of the orders before it
+ * in the batch (an accepted order adds its quantity to its side's open exposure and one to its
+ * user's open orders, in every symbol; every stored order, accepted or rejected, counts in the rate
+ * window, as the database read counts them). `facts` is keyed by
  * (user, symbol) (see riskFactsMany); `priors` are the stored orders of the batch's Idempotency-Keys;
  * `deleted` the users whose account was deleted (their submissions are refused, nothing stored).
  */
@@ -111,6 +112,7 @@ export function decideSubmissions(
   const firstWithKey = new Map<string, number>();
   const exposure = new Map<string, RiskFacts>();
   const recentTimes = new Map<string, number[]>();
+  const openOrders = new Map<string, number>();
   return subs.map((s, i): SubmissionDecision => {
     // Before the Idempotency-Key: a deleted account's retry is refused too, not answered with its order.
     if (ctx.deleted?.has(s.userId)) return { kind: "account_deleted" };
@@ -127,8 +129,11 @@ export function decideSubmissions(
     exposure.set(pk, f);
     const times = recentTimes.get(s.userId) ?? [...f.recentOrderTimes];
     recentTimes.set(s.userId, times);
-    const risk = checkOrder(s.body, contextOf({ ...f, recentOrderTimes: times }, ctx.market[i], ctx.now), ctx.limits);
+    // The user's open orders, every symbol: read once per user (each pair's facts count the same orders).
+    const open = openOrders.get(s.userId) ?? f.openOrders;
+    const risk = checkOrder(s.body, contextOf({ ...f, recentOrderTimes: times, openOrders: open }, ctx.market[i], ctx.now), ctx.limits);
     times.push(ctx.now);
+    openOrders.set(s.userId, risk.ok ? open + 1 : open);
     if (risk.ok && s.body.side === "buy") f.openBuy = str(D(f.openBuy).plus(s.body.quantity));
     if (risk.ok && s.body.side === "sell") f.openSell = str(D(f.openSell).plus(s.body.quantity));
     return { kind: "new", status: applyEvent("new", risk.ok ? "accept" : "risk_reject"), risk };

@@ -141,7 +141,7 @@ export class OrderSubmitter {
     const leftMs = Math.max(1, deadline - performance.now());
     const timeouts = [`SET LOCAL statement_timeout = ${leftMs}`, `SET LOCAL lock_timeout = ${leftMs}`];
     const users = [...new Set(subs.map((s) => s.userId))];
-    const begin = [...timeouts, lockUsersOrdersStatement(users), riskFactsStatement(pairs, this.limits.rateWindowMs), data.deletedUsersStatement(users), ...(priorsSql ? [priorsSql] : [])];
+    const begin = [...timeouts, lockUsersOrdersStatement(users), riskFactsStatement(pairs, this.limits.rateWindowMs, this.limits.maxOpenOrders), data.deletedUsersStatement(users), ...(priorsSql ? [priorsSql] : [])];
     const outcomes = await this.pg.transaction(async (_tx, _last, [, , , factRows, deletedRows, priorRows], commitWith) => {
       const txNow = lockedAt(factRows);
       const market = await marketRead;

@@ -25,9 +25,19 @@ export const riskEnv = {
   // user's orders of the window in SQL, so a longer one reads more; a shorter one is no limit).
   RISK_MAX_ORDERS_PER_WINDOW: Type.Integer({ default: 100, minimum: 1, maximum: 100_000 }),
   RISK_RATE_WINDOW_MS: Type.Integer({ default: 1000, minimum: 100, maximum: 3_600_000 }),
+  // The smallest order, as notional in quote currency (quantity x limit price, or x the last price for a
+  // market order). 1 by default: an order of 0.00000001 paid a fee that rounds to 0 and still took a
+  // place in the engine's book; at 1 the paper exchange's 10 bps fee is 0.001, and the order means
+  // something (Binance's own floor is 5-10 USDT on most spot pairs). 0 turns the floor off.
+  RISK_MIN_ORDER_NOTIONAL: dec("1"),
+  // A user's open orders (accepted, partially filled, pending cancel; every symbol and side), at most
+  // this many: the next one is refused. The engine keeps every resting order in memory, and the rate
+  // window bounds only the pace (100 a second is millions a day). 1 to 100,000: counted in SQL under
+  // the user's lock, reading at most this many index entries.
+  RISK_MAX_OPEN_ORDERS: Type.Integer({ default: 200, minimum: 1, maximum: 100_000 }),
 };
 
-export function riskLimitsFrom(c: { [K in keyof typeof riskEnv]: K extends "RISK_MAX_ORDERS_PER_WINDOW" | "RISK_RATE_WINDOW_MS" ? number : string }): RiskLimits {
+export function riskLimitsFrom(c: { [K in keyof typeof riskEnv]: K extends "RISK_MAX_ORDERS_PER_WINDOW" | "RISK_RATE_WINDOW_MS" | "RISK_MAX_OPEN_ORDERS" ? number : string }): RiskLimits {
   return {
     maxOrderQuantity: c.RISK_MAX_ORDER_QUANTITY,
     maxOrderNotional: c.RISK_MAX_ORDER_NOTIONAL,
@@ -36,6 +46,8 @@ export function riskLimitsFrom(c: { [K in keyof typeof riskEnv]: K extends "RISK
     dailyLossLimit: c.RISK_DAILY_LOSS_LIMIT,
     maxOrdersPerWindow: c.RISK_MAX_ORDERS_PER_WINDOW,
     rateWindowMs: c.RISK_RATE_WINDOW_MS,
+    minOrderNotional: c.RISK_MIN_ORDER_NOTIONAL,
+    maxOpenOrders: c.RISK_MAX_OPEN_ORDERS,
   };
 }
 
@@ -107,6 +119,8 @@ export interface RiskFacts {
   openSell: string;
   dailyPnl: string;
   recentOrderTimes: number[];
+  /** The user's open orders in every symbol, counted up to the cap asked for (RiskLimits.maxOpenOrders): past it the check refuses anyway. */
+  openOrders: number;
   /**
    * The kill switch as PostgreSQL records it (risk-analyzer's trading_states), read in the same
    * statement. Enforced together with Dragonfly's copy (the stricter wins): the copy alone opened a
@@ -121,21 +135,24 @@ export interface RiskFacts {
  * (signed filled quantity, kept in om_positions by a trigger on its fills), the unexecuted quantity
  * of open orders per side, today's realized PnL net of fees (portfolio-manager's fills of the UTC
  * day, kept in pm_daily_pnl by a trigger on pm_fills) and
- * the user's order times inside the rate window.
+ * the user's order times inside the rate window, and the number of the user's open orders (every
+ * symbol; from om_orders_open, reading at most `openCap` entries).
  * Read inside the transaction that holds the users' locks (`lockUsersOrdersStatement`), so no concurrent order of the user is missed.
  */
-export async function riskFacts(db: Queryable, userId: string, symbol: string, windowMs: number): Promise<RiskFacts> {
-  return (await riskFactsMany(db, [{ userId, symbol }], windowMs))[0];
+export async function riskFacts(db: Queryable, userId: string, symbol: string, windowMs: number, openCap: number): Promise<RiskFacts> {
+  return (await riskFactsMany(db, [{ userId, symbol }], windowMs, openCap))[0];
 }
 
-/** The facts' statement over (user, symbol) text[] and a window in ms, given as SQL expressions. */
-const riskFactsSql = (users: string, symbols: string, windowMs: string) => `SELECT
+/** The facts' statement over (user, symbol) text[], a window in ms and the open orders' cap, given as SQL expressions. */
+const riskFactsSql = (users: string, symbols: string, windowMs: string, openCap: string) => `SELECT
        now() AS tx_now,
        coalesce((SELECT quantity FROM om_positions WHERE user_id = k.u AND symbol = k.s), 0)::text AS q,
        exposure.ob, exposure.os,
        coalesce((SELECT net FROM pm_daily_pnl WHERE user_id = k.u AND day = (now() AT TIME ZONE 'UTC')::date), 0)::text AS p,
        (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
          WHERE user_id = k.u AND created_at > now() - make_interval(secs => ${windowMs}::double precision / 1000)) AS t,
+       -- the user's open orders in every symbol (om_orders_open's leading column), at most the cap of them read
+       (SELECT count(*) FROM (SELECT 1 FROM om_orders WHERE user_id = k.u AND status IN ('accepted', 'partially_filled', 'pending_cancel') LIMIT ${openCap}) AS o)::int AS oc,
        (SELECT state FROM trading_states WHERE scope = 'global') AS gs,
        (SELECT state FROM trading_states WHERE scope = 'user:' || k.u) AS us
      FROM unnest(${users}, ${symbols}) WITH ORDINALITY AS k(u, s, n)
@@ -146,11 +163,11 @@ const riskFactsSql = (users: string, symbols: string, windowMs: string) => `SELE
          FROM om_orders WHERE user_id = k.u AND symbol = k.s AND status IN ('accepted', 'partially_filled', 'pending_cancel')) AS exposure
      ORDER BY k.n`;
 
-type RiskFactsRow = { q: string; ob: string; os: string; p: string; t: string[] | null; gs: string | null; us: string | null };
+type RiskFactsRow = { q: string; ob: string; os: string; p: string; t: string[] | null; oc: number; gs: string | null; us: string | null };
 
 /** riskFacts of many (user, symbol) pairs in one statement, in the order of `pairs`. */
-export async function riskFactsMany(db: Queryable, pairs: { userId: string; symbol: string }[], windowMs: number): Promise<RiskFacts[]> {
-  const { rows } = await db.query<RiskFactsRow>(riskFactsSql("$1::text[]", "$2::text[]", "$3"), [pairs.map((p) => p.userId), pairs.map((p) => p.symbol), windowMs]);
+export async function riskFactsMany(db: Queryable, pairs: { userId: string; symbol: string }[], windowMs: number, openCap: number): Promise<RiskFacts[]> {
+  const { rows } = await db.query<RiskFactsRow>(riskFactsSql("$1::text[]", "$2::text[]", "$3", "$4::bigint"), [pairs.map((p) => p.userId), pairs.map((p) => p.symbol), windowMs, openCap]);
   return riskFactsOf(rows);
 }
 
@@ -162,18 +179,19 @@ export async function riskFactsMany(db: Queryable, pairs: { userId: string; symb
  * the user that committed while this one waited for the lock is counted. The ids and symbols are
  * quoted with pg's escapeLiteral.
  */
-export function riskFactsStatement(pairs: { userId: string; symbol: string }[], windowMs: number): string {
+export function riskFactsStatement(pairs: { userId: string; symbol: string }[], windowMs: number, openCap: number): string {
   if (!Number.isSafeInteger(windowMs) || windowMs < 0) throw new Error(`bad rate window ${windowMs}`);
-  return executeStatement(RISK_FACTS, [textArrayLiteral(pairs.map((p) => p.userId)), textArrayLiteral(pairs.map((p) => p.symbol)), String(windowMs)]);
+  if (!Number.isSafeInteger(openCap) || openCap < 0) throw new Error(`bad open orders cap ${openCap}`);
+  return executeStatement(RISK_FACTS, [textArrayLiteral(pairs.map((p) => p.userId)), textArrayLiteral(pairs.map((p) => p.symbol)), String(windowMs), String(openCap)]);
 }
 
 /** riskFactsStatement's statement, prepared on the connection (`PostgresClient.transaction`'s `prepared`). */
-export const RISK_FACTS: PreparedStatement = { name: "order_risk_facts", params: ["text[]", "text[]", "bigint"], text: riskFactsSql("$1", "$2", "$3") };
+export const RISK_FACTS: PreparedStatement = { name: "order_risk_facts", params: ["text[]", "text[]", "bigint", "bigint"], text: riskFactsSql("$1", "$2", "$3", "$4") };
 
 /** RiskFacts from the rows of riskFactsMany's statement (or riskFactsStatement's), in the order asked. */
 export function riskFactsOf(rows: unknown[]): RiskFacts[] {
   return (rows as RiskFactsRow[]).map((f) => ({
-    position: f.q, openBuy: f.ob, openSell: f.os, dailyPnl: f.p, recentOrderTimes: (f.t ?? []).map(Number),
+    position: f.q, openBuy: f.ob, openSell: f.os, dailyPnl: f.p, recentOrderTimes: (f.t ?? []).map(Number), openOrders: Number(f.oc),
     recordedTradingState: stricter(parseTradingState(f.gs), parseTradingState(f.us)),
   }));
 }
@@ -183,8 +201,8 @@ export function contextOf({ recordedTradingState, ...facts }: RiskFacts, market:
   return { ...facts, ...market, tradingState: stricter(market.tradingState, recordedTradingState), now };
 }
 
-export async function gatherRiskContext(db: Queryable, redis: Redis | undefined, userId: string, symbol: string, windowMs: number): Promise<RiskContext> {
-  const [market, facts] = await Promise.all([marketFacts(redis, userId, symbol), riskFacts(db, userId, symbol, windowMs)]);
+export async function gatherRiskContext(db: Queryable, redis: Redis | undefined, userId: string, symbol: string, limits: Pick<RiskLimits, "rateWindowMs" | "maxOpenOrders">): Promise<RiskContext> {
+  const [market, facts] = await Promise.all([marketFacts(redis, userId, symbol), riskFacts(db, userId, symbol, limits.rateWindowMs, limits.maxOpenOrders)]);
   return contextOf(facts, market, Date.now());
 }
 
@@ -196,6 +214,6 @@ export async function preTradeCheck(
   order: Pick<OrderRequest, "userId" | "symbol" | "side" | "type" | "quantity" | "limitPrice">,
   limits: RiskLimits,
 ): Promise<{ decision: RiskDecision; context: RiskContext }> {
-  const context = await gatherRiskContext(db, redis, order.userId, order.symbol, limits.rateWindowMs);
+  const context = await gatherRiskContext(db, redis, order.userId, order.symbol, limits);
   return { decision: checkOrder(order, context, limits), context };
 }
