@@ -89,6 +89,11 @@ async function main() {
       RATE_LIMIT_MAX_REQUESTS: "1000000", // the gateway's most: 16,000 a second in its default window, far above the order path
       RISK_MAX_ORDERS_PER_WINDOW: "100000",
       RISK_MAX_POSITION: "1000000",
+      // Its orders are 0.01 at a synthetic price near 100: a notional near 1, the default minimum, under
+      // it whenever the price is under 100; the floor goes below them, as the rate limit goes above.
+      RISK_MIN_ORDER_NOTIONAL: "0.0001",
+      // 32 users' orders: at saturation more of a user's market orders can wait for the engine (open) than the default cap.
+      RISK_MAX_OPEN_ORDERS: "100000",
       MARKET_SUBSCRIBE: "false",
       CH_FLUSH_MS: "100",
       KAFKA_SESSION_TIMEOUT_MS: "6000",

@@ -307,7 +307,8 @@ describe("trading core end to end", () => {
   it("loses no order and duplicates no fill when order-management or trading-engine is SIGKILLed mid-flow", async () => {
     const N = 20;
     const keys = Array.from({ length: 2 * N }, (_, i) => `crash-${run}-${i}`);
-    const bodyOf = (i: number) => ({ symbol: SYMBOL, side: i % 2 ? "sell" : "buy", type: "market", quantity: "0.01" });
+    // 0.1, not 0.01: at a synthetic price near 100, 0.01 was a notional near 1, under the minimum (RISK_MIN_ORDER_NOTIONAL) whenever the price was under 100.
+    const bodyOf = (i: number) => ({ symbol: SYMBOL, side: i % 2 ? "sell" : "buy", type: "market", quantity: "0.1" });
     /** Submits until acknowledged (201/200), retrying with the same key through crashes. */
     const submitUntilAck = async (i: number) => {
       for (;;) {

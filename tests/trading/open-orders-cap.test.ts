@@ -76,6 +76,7 @@ describe("a user's open orders are capped", () => {
     for (const body of [resting(), resting("ETHUSDT", "sell"), { symbol: "BTCUSDT", side: "sell", type: "market", quantity: "1" }]) {
       const checked = await post(risk, "/check", user, body);
       expect([checked.status, checked.body.ok, checked.body.reason, checked.body.message], JSON.stringify(body)).toEqual([200, false, "OPEN_ORDERS_EXCEEDED", message]);
+      expect([checked.body.context.openOrders, checked.body.limits.maxOpenOrders]).toEqual([CAP, CAP]);
       const placed = await post(om[1], "/", user, body);
       expect([placed.status, placed.body.status, placed.body.rejectReason, placed.body.rejectMessage], JSON.stringify(body)).toEqual([201, "rejected", "OPEN_ORDERS_EXCEEDED", message]);
     }

@@ -19,7 +19,7 @@ export function valueAtRisk(symbol: string, closes: number[], confidence: number
 export function checkAnswer(decision: RiskDecision, context: RiskContext, limits: RiskLimits) {
   return {
     ...decision,
-    context: { lastPrice: context.lastPrice ?? null, position: String(context.position), dailyPnl: String(context.dailyPnl), ordersInWindow: context.recentOrderTimes.length },
+    context: { lastPrice: context.lastPrice ?? null, position: String(context.position), dailyPnl: String(context.dailyPnl), ordersInWindow: context.recentOrderTimes.length, openOrders: context.openOrders ?? 0 },
     limits,
   };
 }

@@ -32,7 +32,7 @@ const VarQuery = Type.Object({
 
 // Responses (OpenAPI; unnamed fields are kept).
 const CheckOut = ResponseObject(
-  { ok: Type.Boolean(), context: ResponseObject({ position: Type.String(), dailyPnl: Type.String(), ordersInWindow: Type.Number() }), limits: ResponseObject({}) },
+  { ok: Type.Boolean(), context: ResponseObject({ position: Type.String(), dailyPnl: Type.String(), ordersInWindow: Type.Number(), openOrders: Type.Integer({ description: "the caller's open orders, every symbol (counted up to limits.maxOpenOrders)" }) }), limits: ResponseObject({}) },
   { description: "The pre-trade decision (ok, or reason and message), its context and the limits" },
 );
 const VarOut = ResponseObject({ symbol: Type.String(), confidence: Type.Number(), exposure: Type.String(), method: Type.Literal("historical") });
