@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { decideSubmissions, type Submission } from "../../services/src/services/order-management/domain";
-import type { RiskFacts } from "../../services/src/trading/infra/riskContext";
+import { riskLimitsFrom, type RiskFacts } from "../../services/src/trading/infra/riskContext";
+import { ConfigError } from "../../services/src/kit";
 import { checkOrder, DEFAULT_LIMITS, RISK_REJECTIONS, type RiskContext } from "../../services/src/trading/risk";
 
 const ctx = (c: Partial<RiskContext> = {}): RiskContext => ({ lastPrice: "100", position: "0", dailyPnl: "0", recentOrderTimes: [], now: 1_000_000, ...c });
@@ -52,6 +53,28 @@ describe("minimum order notional", () => {
     expect(outcome(checkOrder(mkt("0.00000001"), ctx({ lastPrice: undefined })))).toBe("NO_REFERENCE_PRICE");
     expect(outcome(checkOrder(lmt("0.00000001", "200"), ctx()))).toBe("PRICE_COLLAR_BREACHED");
     expect(outcome(checkOrder(mkt("0.00000001"), ctx({ tradingState: "halted" })))).toBe("TRADING_HALTED");
+  });
+});
+
+describe("the floor and what closes a position", () => {
+  it("lets an order under the floor close (part of) a position, never open or cross one: a dust position can be closed", () => {
+    // Long 0.005 at 100 (worth 0.5): selling it whole, or part, is allowed; selling beyond it, or
+    // with open sells that already cover it, is not; a buy under the floor is refused as before.
+    expect(outcome(checkOrder(mkt("0.005", "sell"), ctx({ position: "0.005" })))).toBe("OK");
+    expect(outcome(checkOrder(lmt("0.002", "100", "sell"), ctx({ position: "0.005" })))).toBe("OK");
+    expect(outcome(checkOrder(mkt("0.006", "sell"), ctx({ position: "0.005" })))).toBe("ORDER_NOTIONAL_TOO_SMALL");
+    expect(outcome(checkOrder(mkt("0.005", "sell"), ctx({ position: "0.005", openSell: "0.001" })))).toBe("ORDER_NOTIONAL_TOO_SMALL");
+    expect(outcome(checkOrder(mkt("0.005"), ctx({ position: "0.005" })))).toBe("ORDER_NOTIONAL_TOO_SMALL");
+    // Short 0.005: a buy of it closes it.
+    expect(outcome(checkOrder(mkt("0.005"), ctx({ position: "-0.005" })))).toBe("OK");
+    expect(outcome(checkOrder(mkt("0.005", "sell"), ctx({ position: "-0.005" })))).toBe("ORDER_NOTIONAL_TOO_SMALL");
+  });
+
+  it("refuses a configuration whose floor is above the ceiling (every order refused), naming both variables", () => {
+    const env = { RISK_MAX_ORDER_QUANTITY: "100", RISK_MAX_ORDER_NOTIONAL: "1000", RISK_MAX_POSITION: "500", RISK_PRICE_COLLAR_BPS: "500", RISK_DAILY_LOSS_LIMIT: "50000", RISK_MAX_ORDERS_PER_WINDOW: 100, RISK_RATE_WINDOW_MS: 1000, RISK_MIN_ORDER_NOTIONAL: "1000", RISK_MAX_OPEN_ORDERS: 200 };
+    expect(riskLimitsFrom("order-management", env).minOrderNotional).toBe("1000");
+    expect(() => riskLimitsFrom("order-management", { ...env, RISK_MIN_ORDER_NOTIONAL: "1000.5" })).toThrow(ConfigError);
+    expect(() => riskLimitsFrom("risk-analyzer", { ...env, RISK_MIN_ORDER_NOTIONAL: "1000.5" })).toThrow(/RISK_MIN_ORDER_NOTIONAL \(1000\.5\) must not exceed RISK_MAX_ORDER_NOTIONAL \(1000\)/);
   });
 });
 

@@ -130,7 +130,10 @@ export function checkOrder(order: Pick<OrderRequest, "side" | "type" | "quantity
   }
   const px = order.type === "limit" ? D(order.limitPrice!) : last;
   const notional = qty.mul(px);
-  if (notional.lt(limits.minOrderNotional))
+  // An order that only shrinks the position (with the open orders on its side, never through zero:
+  // the reduce_only test) is exempt: a position, or what a partial fill left, worth less than the
+  // floor could otherwise never be closed, and such orders are bounded by the position itself.
+  if (notional.lt(limits.minOrderNotional) && !reducesPosition(order.side, D(ctx.position), after))
     return reject("ORDER_NOTIONAL_TOO_SMALL", `notional ${str(notional)} is below the minimum ${limits.minOrderNotional}`);
   if (notional.gt(limits.maxOrderNotional))
     return reject("ORDER_NOTIONAL_EXCEEDED", `notional ${str(notional)} exceeds ${limits.maxOrderNotional}`);

@@ -63,7 +63,7 @@ export default defineService({
     const relay = new OutboxRelay(app.pg.pool, "om_outbox", app.kafka, ctx.log, { intervalMs: ctx.config.OM_OUTBOX_INTERVAL_MS, direct: ctx.config.OM_OUTBOX_DIRECT, graceMs: ctx.config.OM_OUTBOX_GRACE_MS, retention: { retentionMs: ctx.config.OM_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const metrics = createOrderMetrics(ctx.metrics.registry);
     const redis = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
-    const submitter = new OrderSubmitter(app.pg, redis, riskLimitsFrom(ctx.config), {
+    const submitter = new OrderSubmitter(app.pg, redis, riskLimitsFrom("order-management", ctx.config), {
       maxBatch: ctx.config.OM_SUBMIT_MAX_BATCH,
       lanes: ctx.config.OM_SUBMIT_LANES,
       committed: (enqueued) => relay.notify(enqueued),

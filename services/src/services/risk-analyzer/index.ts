@@ -22,7 +22,7 @@ export default defineService({
   },
   async register(ctx) {
     const { app } = ctx;
-    registerRoutes(app, riskLimitsFrom(ctx.config));
+    registerRoutes(app, riskLimitsFrom("risk-analyzer", ctx.config));
     const dragonfly = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
     const killSwitch = new KillSwitch(app.pg, dragonfly, ctx.log);
     registerKillSwitchRoutes(app, killSwitch);

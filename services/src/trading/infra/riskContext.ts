@@ -6,7 +6,8 @@
  * (services/src/trading/risk.ts).
  */
 import type { Redis } from "ioredis";
-import { Type, type Queryable } from "../../kit";
+import { ConfigError, Type, type Queryable } from "../../kit";
+import { D } from "../decimal";
 import { executeStatement, textArrayLiteral, type PreparedStatement } from "../../kit/datastores/postgres";
 import { lastPriceKey } from "../events";
 import { checkOrder, type RiskContext, type RiskDecision, type RiskLimits } from "../risk";
@@ -37,7 +38,10 @@ export const riskEnv = {
   RISK_MAX_OPEN_ORDERS: Type.Integer({ default: 200, minimum: 1, maximum: 100_000 }),
 };
 
-export function riskLimitsFrom(c: { [K in keyof typeof riskEnv]: K extends "RISK_MAX_ORDERS_PER_WINDOW" | "RISK_RATE_WINDOW_MS" | "RISK_MAX_OPEN_ORDERS" ? number : string }): RiskLimits {
+/** The limits of the service's configuration; a floor above the ceiling (every order refused) is a ConfigError naming both. */
+export function riskLimitsFrom(service: string, c: { [K in keyof typeof riskEnv]: K extends "RISK_MAX_ORDERS_PER_WINDOW" | "RISK_RATE_WINDOW_MS" | "RISK_MAX_OPEN_ORDERS" ? number : string }): RiskLimits {
+  if (D(c.RISK_MIN_ORDER_NOTIONAL).gt(D(c.RISK_MAX_ORDER_NOTIONAL)))
+    throw new ConfigError(service, [`RISK_MIN_ORDER_NOTIONAL (${c.RISK_MIN_ORDER_NOTIONAL}) must not exceed RISK_MAX_ORDER_NOTIONAL (${c.RISK_MAX_ORDER_NOTIONAL}): every order would be refused`]);
   return {
     maxOrderQuantity: c.RISK_MAX_ORDER_QUANTITY,
     maxOrderNotional: c.RISK_MAX_ORDER_NOTIONAL,
