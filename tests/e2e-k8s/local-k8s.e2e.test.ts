@@ -99,12 +99,13 @@ describe.skipIf(!toolsAvailable() || !clusterReady())("platform on the local Kub
     expect(login.status, login.text).toBe(200);
     token = login.json.accessToken;
     const auth = { authorization: `Bearer ${token}` };
-    // A market order needs a reference price: risk fails closed (NO_REFERENCE_PRICE) until
+    // 0.1: the synthetic BTCUSDT trades near 100, and an order under the minimum notional (1) is
+    // rejected (RISK_MIN_ORDER_NOTIONAL). A market order needs a reference price: risk fails closed (NO_REFERENCE_PRICE) until
     // data-bridge has published the symbol's first bar, seconds after a fresh deploy.
     await eventually("a last price for BTCUSDT from data-bridge", () => req("GET", "/api/market/last/BTCUSDT", undefined, auth), (r) => r.status === 200 && Number(r.json?.price) > 0, 180);
     const placed = await eventually(
       "market order accepted",
-      () => req("POST", "/api/orders", { symbol: "BTCUSDT", side: "buy", type: "market", quantity: "0.01" }, { ...auth, "idempotency-key": `e2e-k8s-${Date.now()}` }),
+      () => req("POST", "/api/orders", { symbol: "BTCUSDT", side: "buy", type: "market", quantity: "0.1" }, { ...auth, "idempotency-key": `e2e-k8s-${Date.now()}` }),
       (r) => r.status === 201,
       180,
     );
