@@ -57,7 +57,7 @@ describe("trading-engine batches arriving together", () => {
       await fromDatabase.load();
       expect(engine.lastBar(SYMBOL)?.openTime, `round ${i}`).toBe(t0 + i * 60_000);
       expect(engine.lastBar(SYMBOL)).toEqual(fromDatabase.lastBar(SYMBOL));
-      const ids = (e: TradingEngine) => e.restingOrders().filter((r) => r.order.symbol === SYMBOL).map((r) => r.order.orderId).sort();
+      const ids = (e: TradingEngine) => [...e.restingOf()].filter((r) => r.order.symbol === SYMBOL).map((r) => r.order.orderId).sort();
       expect(ids(engine), `round ${i}`).toEqual([...rested].sort());
       expect(ids(engine)).toEqual(ids(fromDatabase));
     }

@@ -77,7 +77,7 @@ const eventsOf = async (orderId: string) =>
 async function expectBookMatchesDatabase(engine: TradingEngine): Promise<void> {
   const fresh = engineOn(client);
   await fresh.load();
-  const ids = (e: TradingEngine) => e.restingOrders().filter((r) => r.order.symbol === SYMBOL).map((r) => `${r.order.orderId}:${r.remaining}`).sort();
+  const ids = (e: TradingEngine) => [...e.restingOf()].filter((r) => r.order.symbol === SYMBOL).map((r) => `${r.order.orderId}:${r.remaining}`).sort();
   expect(ids(engine)).toEqual(ids(fresh));
   expect(engine.lastBar(SYMBOL)).toEqual(fresh.lastBar(SYMBOL));
 }

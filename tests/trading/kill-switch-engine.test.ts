@@ -127,7 +127,7 @@ describe("trading-engine: no fill for a halted scope once the halt has committed
       expect(await fillsOf(o.orderId)).toEqual([]);
       expect(await statusOf(o.orderId)).toBe("resting");
     }
-    expect(engine.restingOrders().map((r) => r.order.orderId).sort()).toEqual([cancelled.orderId, stillOpen.orderId].sort());
+    expect([...engine.restingOf()].map((r) => r.order.orderId).sort()).toEqual([cancelled.orderId, stillOpen.orderId].sort());
 
     // The sweep's cancel request: pulled from the book, confirmed for the whole quantity.
     await engine.onBatch([cancel(cancelled)]);
@@ -149,7 +149,7 @@ describe("trading-engine: no fill for a halted scope once the halt has committed
     expect(await statusOf(order.orderId)).toBe("held");
     expect(await fillsOf(order.orderId)).toEqual([]);
     expect(await eventsOf(order.orderId)).toEqual([]);
-    expect(engine.heldOrders().map((o) => o.orderId)).toEqual([order.orderId]);
+    expect([...engine.heldOf()].map((o) => o.orderId)).toEqual([order.orderId]);
 
     await engine.onBatch([...execute(order), bars(nextBar("100"))]); // redelivered, and a bar
     expect(await statusOf(order.orderId)).toBe("held");
@@ -158,7 +158,7 @@ describe("trading-engine: no fill for a halted scope once the halt has committed
     await engine.onBatch([cancel(order)]);
     expect(await statusOf(order.orderId)).toBe("cancelled");
     expect(await eventsOf(order.orderId)).toEqual([{ type: "order.cancelled", remaining: "1" }]);
-    expect(engine.heldOrders()).toEqual([]);
+    expect([...engine.heldOf()]).toEqual([]);
     await set(user(halted), "active");
     await engine.onBatch([bars(nextBar("100")), ...execute(order)]);
     expect(await fillsOf(order.orderId)).toEqual([]);
@@ -173,7 +173,7 @@ describe("trading-engine: no fill for a halted scope once the halt has committed
 
     const restarted = engineOn(client);
     await restarted.load();
-    expect(restarted.heldOrders().map((o) => o.orderId)).toEqual([order.orderId]);
+    expect([...restarted.heldOf()].map((o) => o.orderId)).toEqual([order.orderId]);
     await restarted.onBatch([bars(nextBar("100"))]); // still halted: nothing
     expect(await statusOf(order.orderId)).toBe("held");
 
@@ -183,7 +183,7 @@ describe("trading-engine: no fill for a halted scope once the halt has committed
     expect(await fillsOf(order.orderId)).toEqual([`${order.orderId}:1`]);
     await restarted.onBatch([bars(nextBar("100")), ...execute(order)]);
     expect(await eventsOf(order.orderId)).toEqual([{ type: "fill", remaining: null }]);
-    expect(restarted.heldOrders()).toEqual([]);
+    expect([...restarted.heldOf()]).toEqual([]);
     await engine.load(); // the first engine catches up with what the restarted one did
   });
 

@@ -169,12 +169,12 @@ describe("trading-engine: under reduce_only only fills that shrink the position"
       expect(await fillsOf(restingBuy.orderId)).toEqual([]);
       expect([await statusOf(arrivingBuy.orderId), await statusOf(fromFlat.orderId)]).toEqual(["held", "held"]);
       expect(await fillsOf(arrivingSell.orderId)).toEqual([`${arrivingSell.orderId}:1`]);
-      expect(engine.heldOrders().map((o) => o.orderId)).toEqual([arrivingBuy.orderId, fromFlat.orderId]);
+      expect([...engine.heldOf()].map((o) => o.orderId)).toEqual([arrivingBuy.orderId, fromFlat.orderId]);
 
       await set({ kind: "global" }, "active");
       await engine.onBatch([bars(crossing(s))]);
       for (const o of [restingBuy, arrivingBuy, fromFlat]) expect(await fillsOf(o.orderId)).toEqual([`${o.orderId}:1`]);
-      expect(engine.heldOrders()).toEqual([]);
+      expect([...engine.heldOf()]).toEqual([]);
       expect([Number(await positionOf(a, s)), Number(await positionOf(b, s)), Number(await positionOf(flatUser, s))]).toEqual([2, 1, -1]);
     } finally {
       await set({ kind: "global" }, "active");

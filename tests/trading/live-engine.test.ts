@@ -124,14 +124,14 @@ describe("live cancel: it reaches Binance, and only Binance's answer confirms it
   it("a resting order is cancelled at Binance by its client order id; the cancel is confirmed for the rest", async () => {
     const { s, engine, o } = await restingBuy();
     expect(fake.order(o.orderId)?.status).toBe("NEW");
-    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(o.orderId);
+    expect([...engine.restingOf()].map((r) => r.order.orderId)).toContain(o.orderId);
 
     await engine.onBatch([cancel(o)]);
     expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `DELETE /api/v3/order ${o.orderId}`]);
     expect(fake.order(o.orderId)?.status).toBe("CANCELED");
     expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "2" });
     expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining])).toEqual([["order.cancelled", "2"]]);
-    expect(engine.restingOrders().map((r) => r.order.orderId)).not.toContain(o.orderId);
+    expect([...engine.restingOf()].map((r) => r.order.orderId)).not.toContain(o.orderId);
   });
 
   it("an order Binance filled before the cancel: its fills are reported, no cancel is confirmed", async () => {
@@ -347,7 +347,7 @@ describe("restart: a live resting order is Binance's, never the paper book's", (
 
     const engine = engineOn(); // restarted
     await engine.load();
-    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(o.orderId);
+    expect([...engine.restingOf()].map((r) => r.order.orderId)).toContain(o.orderId);
     await engine.onBatch([{ kind: "bars", bars: [bar(s, t0 + 60_000, "92", "90")] }]);
     expect(await fillsOf(o.orderId)).toEqual([]); // no paper fill
     expect(await rowOf(o.orderId)).toMatchObject({ status: "resting" });
@@ -359,7 +359,7 @@ describe("restart: a live resting order is Binance's, never the paper book's", (
     const [tradeId] = tradeIds(o.orderId);
     expect((await fillsOf(o.orderId)).map((f) => [f.fillId, f.price, f.liquidity])).toEqual([[`${o.orderId}:bn${tradeId}`, "94.5", "maker"]]);
     expect(await rowOf(o.orderId)).toMatchObject({ status: "filled", remaining: "0" });
-    expect(engine.restingOrders().map((r) => r.order.orderId)).not.toContain(o.orderId);
+    expect([...engine.restingOf()].map((r) => r.order.orderId)).not.toContain(o.orderId);
   });
 
   it("on start, the orders that rested while the engine was down are reconciled: filled, ended, partly filled, still open", async () => {
@@ -387,7 +387,7 @@ describe("restart: a live resting order is Binance's, never the paper book's", (
     expect((await eventsOf(partial.orderId)).map((e) => e.type)).toEqual(["fill"]);
     expect(await rowOf(open.orderId)).toMatchObject({ status: "resting", remaining: "1" });
     expect(await eventsOf(open.orderId)).toEqual([]);
-    expect(engine.restingOrders().map((r) => r.order.orderId).filter((id) => [filled, ended, partial, open].some((x) => x.orderId === id)).sort()).toEqual([partial.orderId, open.orderId].sort());
+    expect([...engine.restingOf()].map((r) => r.order.orderId).filter((id) => [filled, ended, partial, open].some((x) => x.orderId === id)).sort()).toEqual([partial.orderId, open.orderId].sort());
 
     // The rest of the partly filled order fills later: the next poll reports only the new trade.
     fake.fill(partial.orderId, "0.6");
@@ -482,7 +482,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect((await eventsOf(filled.orderId)).map((e) => e.type)).toEqual(["fill"]);
     expect(await rowOf(filled.orderId)).toMatchObject({ status: "filled", remaining: "0", fill_seq: 1 });
     expect(await rowOf(resting.orderId)).toMatchObject({ status: "resting", remaining: "1" });
-    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(resting.orderId);
+    expect([...engine.restingOf()].map((r) => r.order.orderId)).toContain(resting.orderId);
     expect(await recordedSends([filled.orderId, resting.orderId])).toEqual([]); // the commit deleted them
 
     await engine.onBatch([execute(filled), execute(resting)]); // redelivered again: te_orders knows them
@@ -867,7 +867,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     await engine.onBatch([execute(o)]); // redelivered while halted: looked up, not sent again
     expect(fake.requests(o.orderId)).toEqual([`POST /api/v3/order ${o.orderId}`, `GET /api/v3/order ${o.orderId}`]);
     expect(await rowOf(o.orderId)).toMatchObject({ status: "resting", remaining: "2" });
-    expect(engine.heldOrders().map((h) => h.orderId)).not.toContain(o.orderId);
+    expect([...engine.heldOf()].map((h) => h.orderId)).not.toContain(o.orderId);
     expect(await recordedSends([o.orderId])).toEqual([]);
 
     fake.fill(o.orderId, "0.5"); // Binance fills it while its owner is halted
@@ -930,7 +930,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     await engine.onBatch([cancel(other)]); // the retry: h may not be sent, but Binance has it
     expect(fake.requests(h.orderId)).toEqual([`POST /api/v3/order ${h.orderId}`, `GET /api/v3/order ${h.orderId}`]);
     expect(await rowOf(h.orderId)).toMatchObject({ status: "resting", remaining: "1" });
-    expect(engine.heldOrders().map((x) => x.orderId)).not.toContain(h.orderId);
+    expect([...engine.heldOf()].map((x) => x.orderId)).not.toContain(h.orderId);
     fake.fill(h.orderId, "1");
     await engine.pollLive();
     expect(await rowOf(h.orderId)).toMatchObject({ status: "filled", remaining: "0" });
@@ -979,14 +979,14 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
 
   it("a held order a batch released and sent before failing, its owner halted again, filled at Binance, no further message: the poll alone adopts it and records and publishes its fill; the retry adds nothing", async () => {
     const { s, engine, h, lifted } = await heldSentByFailedBatch();
-    expect(engine.restingOrders().filter((r) => r.order.symbol === s)).toEqual([]); // h is not polled as resting
+    expect([...engine.restingOf()].filter((r) => r.order.symbol === s)).toEqual([]); // h is not polled as resting
     fake.fill(h.orderId, "1", "94.5");
     await engine.pollLive();
     expect(fake.requests(h.orderId)).toEqual([`POST /api/v3/order ${h.orderId}`, `GET /api/v3/order ${h.orderId}`]);
     expect(await rowOf(h.orderId)).toMatchObject({ status: "filled", remaining: "0", fill_seq: 1 });
     expect((await fillsOf(h.orderId)).map((f) => [f.price, f.quantity])).toEqual([["94.5", "1"]]);
     expect((await eventsOf(h.orderId)).map((e) => e.type)).toEqual(["fill"]);
-    expect(engine.heldOrders().map((x) => x.orderId)).not.toContain(h.orderId);
+    expect([...engine.heldOf()].map((x) => x.orderId)).not.toContain(h.orderId);
     expect(await recordedSends([h.orderId])).toEqual([]);
 
     await engine.pollLive(); // nothing left to look up: Binance is not asked again
@@ -1003,7 +1003,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     const { s, engine, h } = await heldSentByFailedBatch();
     await engine.pollLive();
     expect(await rowOf(h.orderId)).toMatchObject({ status: "resting", remaining: "1", fill_seq: 0 });
-    expect(engine.restingOrders().filter((r) => r.order.symbol === s).map((r) => r.order.orderId)).toEqual([h.orderId]);
+    expect([...engine.restingOf()].filter((r) => r.order.symbol === s).map((r) => r.order.orderId)).toEqual([h.orderId]);
     fake.fill(h.orderId, "0.25");
     await engine.pollLive();
     expect(await rowOf(h.orderId)).toMatchObject({ status: "resting", remaining: "0.75", fill_seq: 1 });
@@ -1046,12 +1046,12 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
 
     const engine = engineOn();
     await engine.load();
-    expect(engine.heldOrders().map((x) => x.orderId)).toContain(h.orderId);
+    expect([...engine.heldOf()].map((x) => x.orderId)).toContain(h.orderId);
     await engine.pollLive(); // what startLivePolling runs right after the start
     expect(await rowOf(h.orderId)).toMatchObject({ status: "filled", remaining: "0" });
     expect((await fillsOf(h.orderId)).map((f) => [f.price, f.quantity])).toEqual([["100", "1"]]);
     expect((await eventsOf(h.orderId)).map((e) => e.type)).toEqual(["fill"]);
-    expect(engine.heldOrders().map((x) => x.orderId)).not.toContain(h.orderId);
+    expect([...engine.heldOf()].map((x) => x.orderId)).not.toContain(h.orderId);
     expect(await recordedSends([h.orderId])).toEqual([]);
   });
 
@@ -1072,7 +1072,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
 
     await engine.pollLive();
     expect(await rowOf(h.orderId)).toMatchObject({ status: "held" });
-    expect(engine.heldOrders().map((x) => x.orderId)).toContain(h.orderId);
+    expect([...engine.heldOf()].map((x) => x.orderId)).toContain(h.orderId);
     expect(await recordedSends([h.orderId])).toEqual([]);
     const asked = fake.requests(h.orderId).length;
     await engine.pollLive();
@@ -1175,7 +1175,7 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     await windowPassed(sentAt!);
     await engine.pollLive(); // a later poll finds it at Binance
     expect(await rowOf(h.orderId)).toMatchObject({ status: "resting", remaining: "1" });
-    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(h.orderId);
+    expect([...engine.restingOf()].map((r) => r.order.orderId)).toContain(h.orderId);
     expect(await recordedSends([h.orderId])).toEqual([]);
     expect(atBinance(h)).toHaveLength(1);
     fake.fill(h.orderId, "1");
@@ -1283,11 +1283,11 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(await rowOf(filled.orderId)).toMatchObject({ status: "filled", remaining: "0", fill_seq: 1 });
     expect((await eventsOf(filled.orderId)).map((e) => e.type)).toEqual(["fill"]);
     expect(await rowOf(resting.orderId)).toMatchObject({ status: "resting", remaining: "1" });
-    expect(engine.restingOrders().map((r) => r.order.orderId)).toContain(resting.orderId); // polled from now on
+    expect([...engine.restingOf()].map((r) => r.order.orderId)).toContain(resting.orderId); // polled from now on
     expect(fake.requests(released.orderId)).toEqual([`POST /api/v3/order ${released.orderId}`]);
     expect(await rowOf(released.orderId)).toMatchObject({ status: "filled", remaining: "0" }); // its held row replaced
     expect((await eventsOf(released.orderId)).map((e) => e.type)).toEqual(["fill"]);
-    expect(engine.heldOrders()).toEqual([]);
+    expect([...engine.heldOf()]).toEqual([]);
     expect(await recordedSends([filled.orderId, resting.orderId, released.orderId])).toEqual([]);
 
     await engine.onBatch([execute(filled)]); // the consumer's retry of each message: already recorded
@@ -1308,7 +1308,7 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     expect(fake.order(o.orderId)).toMatchObject({ status: "CANCELED", executedQty: "0.5" });
     expect(await rowOf(o.orderId)).toMatchObject({ status: "cancelled", remaining: "1.5", fill_seq: 1 });
     expect((await eventsOf(o.orderId)).map((e) => [e.type, e.remaining, e.reason])).toEqual([["fill", null, null], ["order.cancelled", "1.5", "CANCELLED_ON_REQUEST"]]);
-    expect(engine.restingOrders().map((r) => r.order.orderId)).not.toContain(o.orderId);
+    expect([...engine.restingOf()].map((r) => r.order.orderId)).not.toContain(o.orderId);
 
     // The message is set aside (never retried); the poll neither asks Binance about it nor reports it again.
     const asked = fake.requests(o.orderId).length;
@@ -1547,8 +1547,8 @@ describe("live: the kill switch sends nothing of a halted owner, nor an order re
       expect(fake.requests(o.orderId)).toEqual([]);
       expect(await rowOf(o.orderId)).toMatchObject({ status: "held", remaining: "1", fill_seq: 0 });
     }
-    expect(engine.restingOrders().filter((r) => r.order.symbol === s)).toEqual([]); // not at Binance: nothing to poll
-    expect(engine.heldOrders().map((o) => o.orderId)).toEqual([cancelled.orderId, released.orderId]);
+    expect([...engine.restingOf()].filter((r) => r.order.symbol === s)).toEqual([]); // not at Binance: nothing to poll
+    expect([...engine.heldOf()].map((o) => o.orderId)).toEqual([cancelled.orderId, released.orderId]);
 
     await engine.onBatch([cancel(cancelled)]);
     expect(fake.requests(cancelled.orderId)).toEqual([]);

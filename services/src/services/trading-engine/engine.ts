@@ -38,9 +38,9 @@ import { LeftSentOrders } from "./leftSent";
 import { settleFailedAttempt } from "./sentOrders";
 import { cancelledEvent, type EngineCommand } from "./messages";
 
-/** The items of `items` whose owner is `userId`, lazily. */
-function* ofOwner<T>(items: Iterable<T>, owner: (item: T) => string, userId: string): Iterable<T> {
-  for (const item of items) if (owner(item) === userId) yield item;
+/** The items of `items` whose owner is `userId` (all of them when undefined), lazily. */
+function* ofOwner<T>(items: Iterable<T>, owner: (item: T) => string, userId: string | undefined): Iterable<T> {
+  for (const item of items) if (userId === undefined || owner(item) === userId) yield item;
 }
 
 export interface EngineDeps {
@@ -105,22 +105,12 @@ export class TradingEngine {
     await this.reload().catch((e: Error) => this.deps.log.warn({ err: { message: e.message } }, "engine book stale: rebuild failed; batches wait for it"));
   }
 
-  restingOrders = () => (this.venue ? this.venue.resting() : this.exchange.restingOrders());
-  heldOrders = (): OrderRequest[] => [...this.held.values()];
-  /**
-   * The resting orders of one owner (`userId`), or of everyone (undefined), in submission order, as
-   * the book holds them (not copies), without copying the book for the request of one owner: paper
-   * orders by the exchange's index of owners; live ones, a few hundred at most (Binance's limits on
-   * open orders), by a walk of them.
-   */
+  /** The resting orders of one owner, or of everyone (undefined), in submission order, not copies: paper ones by the exchange's index of owners, live ones (a few hundred at most: Binance's open-order limits) by a walk. */
   restingOf(userId?: string): Iterable<RestingOrder> {
-    if (!this.venue) return this.exchange.restingOf(userId);
-    return userId === undefined ? this.venue.openOrders() : ofOwner(this.venue.openOrders(), (r) => r.order.userId, userId);
+    return this.venue ? ofOwner(this.venue.openOrders(), (r) => r.order.userId, userId) : this.exchange.restingOf(userId);
   }
   /** The held orders of one owner, or of everyone (undefined), oldest first (not copies). */
-  heldOf(userId?: string): Iterable<OrderRequest> {
-    return userId === undefined ? this.held.values() : ofOwner(this.held.values(), (o) => o.userId, userId);
-  }
+  heldOf = (userId?: string): Iterable<OrderRequest> => ofOwner(this.held.values(), (o) => o.userId, userId);
   lastBar = (symbol: string): Bar | undefined => this.exchange.lastBar(symbol);
   /** Live: the records the poll stopped asking Binance about for a refusal, and a person's release of one (leftSent.ts). */
   readonly liveRefusals = { list: (limit: number) => this.leftSent.refusals(this.deps.pg, limit), release: (orderId: string) => this.leftSent.release(this.deps.pg, orderId) };
