@@ -31,6 +31,21 @@ export const MAX_CODES_PER_ADDRESS_PER_HOUR = 5;
  */
 export const canonicalAddress = (channel: Confirmable, address: string): string => (channel === "email" ? address.toLowerCase() : BigInt(address).toString());
 
+/** A user's saved addresses, each with whether its owner confirmed it (data.ts Preferences). */
+export interface SavedAddresses { email: string | null; emailVerified: boolean; telegramChatId: string | null; telegramVerified: boolean }
+
+/**
+ * Whether `address` is the user's confirmed address on the channel now (the same mailbox or chat:
+ * canonicalAddress). Checked again at send time: a delivery waits (quiet hours, the rate limit, a
+ * retry) with the address it was queued for, and the user may have changed or removed that address
+ * since, or (a chat queued before migration 0420) never confirmed it. Only Telegram was checked so;
+ * e-mail queued before a change went to the address the user had left.
+ */
+export function isConfirmedAddress(saved: SavedAddresses, channel: Confirmable, address: string): boolean {
+  const current = channel === "email" ? (saved.emailVerified ? saved.email : null) : saved.telegramVerified ? saved.telegramChatId : null;
+  return current !== null && canonicalAddress(channel, current) === canonicalAddress(channel, address);
+}
+
 /** The address in a rate-limit key: hashed (no address in Dragonfly), its canonical form. */
 export const addressKey = (channel: Confirmable, address: string): string => createHash("sha256").update(canonicalAddress(channel, address)).digest("hex");
 

@@ -5,7 +5,7 @@
  * table below, never from a request.
  */
 import type { Queryable } from "../../kit/datastores/postgres";
-import { canonicalAddress, type Confirmable } from "./address-confirmation";
+import type { Confirmable } from "./address-confirmation";
 
 const ADDRESS_COLUMN: Record<Confirmable, string> = { email: "email", telegram: "telegram_chat_id" };
 
@@ -53,17 +53,4 @@ export async function recordCodeTry(db: Queryable, channel: Confirmable, userId:
            ${c}_code_hash = CASE WHEN ${c}_code_tries + 1 >= $2 THEN NULL ELSE ${c}_code_hash END WHERE user_id = $1`,
     right ? [userId] : [userId, maxTries],
   );
-}
-
-/**
- * Whether `address` is the user's confirmed address on the channel now (the same mailbox or chat:
- * canonicalAddress). Checked again at send time: a delivery waits (quiet hours, the rate limit, a
- * retry) with the address it was queued for, and the user may have changed or removed that address
- * since, or (a chat queued before migration 0420) never confirmed it. Only Telegram was checked so;
- * e-mail queued before a change went to the address the user had left.
- */
-export async function isConfirmedAddress(db: Queryable, channel: Confirmable, userId: string, address: string): Promise<boolean> {
-  const r = await db.query<{ address: string | null }>(`SELECT ${ADDRESS_COLUMN[channel]} AS address FROM nt_preferences WHERE user_id = $1 AND ${channel}_verified_at IS NOT NULL`, [userId]);
-  const current = r.rows[0]?.address;
-  return typeof current === "string" && canonicalAddress(channel, current) === canonicalAddress(channel, address);
 }

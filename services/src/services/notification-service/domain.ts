@@ -168,8 +168,23 @@ export function webhookBody(n: Pick<Notice, "dedupKey" | "kind" | "at" | "data">
   return JSON.stringify({ id: n.dedupKey, type: n.kind, createdAt: new Date(n.at).toISOString(), data: n.data });
 }
 
+/**
+ * The channels the user wants a category's notices on: their choice for it, else every channel. No
+ * category is exempt (each one's channels may be chosen, none included: routes.ts). The one rule, applied
+ * when a notice is queued (channelsFor) and again when its delivery goes out (wantsChannel, worker.ts).
+ */
+const chosenChannels = (category: Category, chosen: Partial<Record<Category, Channel[]>> | null): readonly Channel[] => chosen?.[category] ?? CHANNELS;
+
 /** Channels a category goes to: the user's choice, else every channel the user has an address for. */
 export function channelsFor(category: Category, chosen: Partial<Record<Category, Channel[]>> | null, available: Set<Channel>): Channel[] {
-  const want = chosen?.[category] ?? [...CHANNELS];
-  return want.filter((c) => available.has(c));
+  return chosenChannels(category, chosen).filter((c) => available.has(c));
+}
+
+/**
+ * Whether the user still wants a category's notices on `channel`. Checked again at send time: a delivery
+ * waits (quiet hours, the rate limit, a retry) and the user may have switched the channel off for its
+ * category since; only the address was checked so, and every notice queued before went out anyway.
+ */
+export function wantsChannel(category: Category, chosen: Partial<Record<Category, Channel[]>> | null, channel: Channel): boolean {
+  return chosenChannels(category, chosen).includes(channel);
 }

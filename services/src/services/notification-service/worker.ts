@@ -4,7 +4,9 @@
  * confirmed: address-confirmation.ts), held until the end of quiet hours; the `Sender`
  * loop claims due deliveries, applies the per-user-and-channel rate limit to new messages (over the
  * limit = postponed to the next window, never dropped), sends, and on failure retries with exponential
- * backoff until the attempts run out, then dead-letters (replayable).
+ * backoff until the attempts run out, then dead-letters (replayable). When a delivery goes out, what
+ * ingest checked is checked again (the account, the user's channels for the category, the confirmed
+ * address): a delivery that no longer passes is dead-lettered with the reason, not sent.
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -12,9 +14,9 @@ import type { Counter } from "prom-client";
 import type { PostgresClient, Queryable } from "../../kit/datastores/postgres";
 import { scrubString } from "../../kit/telemetry/scrub";
 import { DeliveryError } from "./channels";
-import { isConfirmedAddress } from "./confirmation-data";
+import { isConfirmedAddress } from "./address-confirmation";
 import * as data from "./data";
-import { backoffMs, channelsFor, deliverAfter, type Channel, type Notice } from "./domain";
+import { backoffMs, channelsFor, deliverAfter, wantsChannel, type Channel, type Notice } from "./domain";
 
 export interface Channels {
   email?: { send(to: string, n: Notice): Promise<void> };
@@ -66,6 +68,9 @@ export const INTERNAL_ERROR = "internal error";
 
 /** Why a delivery to an address that is not (or no longer) the user's confirmed one is not sent. */
 const NOT_CONFIRMED = { email: "the e-mail address is not confirmed", telegram: "the Telegram chat is not confirmed" } as const;
+
+/** Why a delivery on a channel the user switched off for its category (after it was queued) is not sent. */
+export const SWITCHED_OFF = "the preferences changed: this channel is switched off for this category";
 
 /** The furthest a rate-limited message is put off (in windows): a date stays a date; one due then is spread again. */
 const MAX_WINDOWS_AHEAD = 1_000;
@@ -134,8 +139,11 @@ export class Sender {
     // A deleted account is told nothing more, on any channel (only the gateway hears of a delete, so
     // its notices still came, and its preferences and webhooks stay): dead-lettered at send time.
     if (!(await data.accountExists(this.db, d.user_id))) throw new DeliveryError("the account was deleted", true);
-    // The address a delivery was queued for must still be the user's confirmed one (changed or removed since: not sent).
-    if ((d.channel === "email" || d.channel === "telegram") && !(await isConfirmedAddress(this.db, d.channel, d.user_id, d.target))) throw new DeliveryError(NOT_CONFIRMED[d.channel], true);
+    // One read of the preferences, and ingest's rule again: the user must still want the notice's category on
+    // this channel, and the address it was queued for must still be their confirmed one (else not sent).
+    const prefs = await data.preferences(this.db, d.user_id);
+    if (!wantsChannel(n.category, prefs.channels, d.channel)) throw new DeliveryError(SWITCHED_OFF, true);
+    if ((d.channel === "email" || d.channel === "telegram") && !isConfirmedAddress(prefs, d.channel, d.target)) throw new DeliveryError(NOT_CONFIRMED[d.channel], true);
     if (d.channel === "webhook") {
       const hook = await data.webhookById(this.db, d.target);
       if (!hook) throw new DeliveryError("webhook endpoint was deleted", true);
