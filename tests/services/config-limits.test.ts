@@ -42,6 +42,8 @@ const absurd: [string, string, string, string][] = [
   ["compliance-monitor", "COMPLIANCE_REPLAY_WINDOW_MS", "31536000000", "must be <= 86400000"],
   ["compliance-monitor", "COMPLIANCE_WASH_WINDOW_MS", "31536000000", "must be <= 86400000"],
   ["compliance-monitor", "COMPLIANCE_POSITION_FILL_RETENTION_DAYS", "100000", "must be <= 36500"],
+  ["payment-service", "PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS", "100000", "must be <= 36500"],
+  ["billing-service", "BILLING_PROCESSED_EVENT_RETENTION_DAYS", "100000", "must be <= 36500"],
   ["central-hub", "SHUTDOWN_TIMEOUT_MS", "3000000000", "must be <= 600000"],
   // No range of its own: the kit's bound on every *_MS (an interval past it spun every millisecond).
   ["data-bridge", "CH_FLUSH_MS", "3000000000", `must be <= ${MAX_TIMER_MS} (Node's longest timer)`],

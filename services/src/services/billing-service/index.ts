@@ -7,17 +7,28 @@
  * cycle's selections of due rows and account states: cycle-queries.ts; the cycle's per-row isolation:
  * isolation.ts; pure domain: domain/.
  */
-import { defineService, envList, HttpError, Type, type ServiceContext } from "../../kit";
+import { ConfigError, defineService, envList, HttpError, PeriodicDelete, Type, type ServiceContext } from "../../kit";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
+import { kafkaTopics } from "../../migrations/kafka";
 import { Billing, type UsageSource } from "./billing";
+import { processedEventRetentionFloorDays } from "./domain/event-retention";
 import { refusesCharge } from "./domain/invoices";
 import { ChargeRefusedError, type PaymentGateway } from "./invoicing";
 import { BillingRepo, OUTBOX } from "./repo";
 import { registerRoutes } from "./routes";
+
+// payments.events' retention and segment roll as the platform declares them (a topic without a finite
+// retention would keep events forever, one without a segment roll leaves their lifetime to the broker: refused).
+const PAYMENTS_TOPIC = (() => {
+  const t = kafkaTopics.find((k) => k.name === BUSINESS_TOPICS.payments);
+  if (t?.retentionMs === undefined || t.retentionMs < 0) throw new Error(`${BUSINESS_TOPICS.payments} declares no finite retention: bil_processed_events could never be deleted`);
+  if (t.segmentMs === undefined) throw new Error(`${BUSINESS_TOPICS.payments} declares no segment.ms: how long an event outlives its retention would be the broker's default`);
+  return { retentionMs: t.retentionMs, segmentMs: t.segmentMs };
+})();
 
 function paymentGateway(ctx: ServiceContext): PaymentGateway {
   return {
@@ -82,9 +93,17 @@ export default defineService({
     // Sent rows kept this long, then deleted (trading/infra/outboxRetention.ts).
     BILLING_OUTBOX_RETENTION_HOURS: outboxRetentionHours(),
     BILLING_CONSUMER_GROUP: Type.String({ default: "billing-service" }),
+    // Applied payments.events ids (bil_processed_events) kept this long, then deleted: at least the longest
+    // an event can come back (domain/event-retention.ts, 92 days by default), else the service refuses to start.
+    BILLING_PROCESSED_EVENT_RETENTION_DAYS: Type.Integer({ default: 120, minimum: 1, maximum: 36_500 }),
   },
   async register(ctx) {
     const c = ctx.config;
+    const floorDays = processedEventRetentionFloorDays(PAYMENTS_TOPIC);
+    if (c.BILLING_PROCESSED_EVENT_RETENTION_DAYS < floorDays)
+      throw new ConfigError("billing-service", [
+        `BILLING_PROCESSED_EVENT_RETENTION_DAYS (${c.BILLING_PROCESSED_EVENT_RETENTION_DAYS}) must be at least ${floorDays}: ${BUSINESS_TOPICS.payments}' retention, its segments' roll and a day's margin; a payment event delivered again after its row was deleted would be applied twice`,
+      ]);
     const pg = ctx.app.pg;
     const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.BILLING_OUTBOX_INTERVAL_MS, retention: { retentionMs: c.BILLING_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const repo = new BillingRepo(pg);
@@ -93,6 +112,10 @@ export default defineService({
 
     relay.start();
     ctx.onClose(() => relay.stop());
+    // Applied event ids past the retention, 5,000 a pass (the kit's PeriodicDelete: a batch a minute, a second apart through a backlog).
+    const processedExpired = new PeriodicDelete("bil_processed_events rows past the retention", () => repo.deleteProcessedEventsPastRetention(c.BILLING_PROCESSED_EVENT_RETENTION_DAYS, 5_000), ctx.log);
+    processedExpired.start();
+    ctx.onClose(() => processedExpired.stop());
     await consumeBatches(ctx, {
       groupId: c.BILLING_CONSUMER_GROUP,
       topics: [BUSINESS_TOPICS.payments],

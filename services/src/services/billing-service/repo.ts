@@ -256,6 +256,16 @@ export class BillingRepo {
     return (await c.query("INSERT INTO bil_processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING", [eventId])).rowCount === 1;
   }
 
+  /** Up to `batch` event ids applied longer ago than `days`, oldest first (index of migration 0469); how many went. */
+  async deleteProcessedEventsPastRetention(days: number, batch: number): Promise<number> {
+    const r = await this.pg.query(
+      `WITH due AS (SELECT event_id FROM bil_processed_events WHERE applied_at < now() - make_interval(days => $1) ORDER BY applied_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+       DELETE FROM bil_processed_events e USING due WHERE e.event_id = due.event_id`,
+      [days, batch],
+    );
+    return r.rowCount ?? 0;
+  }
+
   async emit(c: PoolClient, type: BillingEventMsg["type"], sub: SubscriptionRow, plan: Plan, extra: Partial<BillingEventMsg> & { eventId: string }): Promise<void> {
     // As the client sees it: a paused subscription's events say `paused`, with MRR 0, whatever the
     // event (an invoice of before the pause paid meanwhile said `active` with the plan's MRR).

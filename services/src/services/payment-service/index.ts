@@ -11,11 +11,12 @@
  * and webhooks answer 404 PROCESSOR_NOT_CONFIGURED (a client cannot cause a 5xx) and /ready reports `processor: disabled`.
  */
 import { Counter } from "prom-client";
-import { ConfigError, defineService, envUrl, Type } from "../../kit";
+import { ConfigError, defineService, envUrl, PeriodicDelete, Type } from "../../kit";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { Payments } from "./payments";
 import { inFlightBoundMs } from "./domain/refund-settlement";
+import { webhookEventRetentionFloorDays } from "./domain/webhook-retention";
 import { CardProcessor, MAX_NETWORK_RETRIES, MAX_RETRY_DELAY_MS } from "./processor";
 import { RefundReconciler } from "./refund-reconciler";
 import { PaymentMethodData } from "./payment-method-data";
@@ -43,6 +44,9 @@ export default defineService({
     PAYMENT_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
     // Sent rows kept this long, then deleted (trading/infra/outboxRetention.ts).
     PAYMENT_OUTBOX_RETENTION_HOURS: outboxRetentionHours(),
+    // Handled webhook event ids (pay_webhook_events) kept this long, then deleted: at least the
+    // processor's retries (domain/webhook-retention.ts, 5 days by default), else the service refuses to start.
+    PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS: Type.Integer({ default: 30, minimum: 1, maximum: 36_500 }),
   },
   async register(ctx) {
     const c = ctx.config;
@@ -53,6 +57,11 @@ export default defineService({
     const inFlightMs = inFlightBoundMs({ timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS, maxNetworkRetries: MAX_NETWORK_RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS, processorGraceMs: PROCESSOR_GRACE_MS });
     if (c.PAYMENT_REFUND_RECONCILE_AGE_MS <= inFlightMs)
       throw new ConfigError("payment-service", [`PAYMENT_REFUND_RECONCILE_AGE_MS must be over ${inFlightMs} (every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS, with the SDK's retry sleeps and a minute's grace)`]);
+    const webhookFloorDays = webhookEventRetentionFloorDays(c.PAYMENT_WEBHOOK_TOLERANCE_S);
+    if (c.PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS < webhookFloorDays)
+      throw new ConfigError("payment-service", [
+        `PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS (${c.PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS}) must be at least ${webhookFloorDays}: the processor's webhook retries (3 days), PAYMENT_WEBHOOK_TOLERANCE_S and a day's margin; a webhook redelivered after its event id was deleted would be applied again`,
+      ]);
     const processor =
       c.PAYMENT_PROCESSOR_API_KEY && c.PAYMENT_WEBHOOK_SECRET
         ? new CardProcessor({ apiKey: c.PAYMENT_PROCESSOR_API_KEY, webhookSecret: c.PAYMENT_WEBHOOK_SECRET, url: c.PAYMENT_PROCESSOR_URL, webhookToleranceS: c.PAYMENT_WEBHOOK_TOLERANCE_S, timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS })
@@ -75,6 +84,10 @@ export default defineService({
 
     relay.start();
     ctx.onClose(() => relay.stop());
+    // Webhook event ids past the retention, 5,000 a pass (the kit's PeriodicDelete: a batch a minute, a second apart through a backlog).
+    const webhookEventsExpired = new PeriodicDelete("pay_webhook_events rows past the retention", () => repo.deleteWebhookEventsPastRetention(c.PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS, 5_000), ctx.log);
+    webhookEventsExpired.start();
+    ctx.onClose(() => webhookEventsExpired.stop());
     if (refunds && c.PAYMENT_RECONCILE_INTERVAL_MS > 0) {
       let running: Promise<unknown> | undefined;
       const timer = setInterval(() => {

@@ -211,6 +211,16 @@ export class PaymentRepo {
     await this.pg.query("DELETE FROM pay_webhook_events WHERE event_id = $1", [eventId]);
   }
 
+  /** Up to `batch` event ids received longer ago than `days`, oldest first (index of migration 0469); how many went. */
+  async deleteWebhookEventsPastRetention(days: number, batch: number): Promise<number> {
+    const r = await this.pg.query(
+      `WITH due AS (SELECT event_id FROM pay_webhook_events WHERE received_at < now() - make_interval(days => $1) ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+       DELETE FROM pay_webhook_events e USING due WHERE e.event_id = due.event_id`,
+      [days, batch],
+    );
+    return r.rowCount ?? 0;
+  }
+
   /** Derived balances per account and currency, and the ledger total per currency (always 0). */
   async balances(accountPrefix?: string): Promise<{ accounts: { account: string; currency: string; balance: number }[]; totals: Record<string, number> }> {
     const { rows } = await this.pg.query<{ account: string; currency: string; balance: string }>(
