@@ -28,7 +28,7 @@ export type { ParamBinding } from "./clickhouse/client";
 export { decorateDatastores } from "./decorators";
 export { isJsonObject } from "./json-values";
 export { accountKeyOf } from "./accounts";
-export { PeriodicDelete } from "./datastores/periodic-delete";
+export { deleteOlderThanDays, PeriodicDelete } from "./datastores/periodic-delete";
 export { findUnstorableText, isUnstorableText, storableText } from "./request-guards";
 export { idempotencyKeyOf, idempotencyKeyReused, requestHashOf } from "./idempotency";
 export { pathOf } from "./request-path";

@@ -57,6 +57,35 @@ export const kafkaTopics: readonly TopicSpec[] = [
   { name: "notifications.outbox", partitions: 3, replicationFactor: 3, cleanupPolicy: "delete", retentionMs: 3 * DAY, segmentMs: 3 * HOUR, description: "messages to deliver to users" },
 ];
 
+/** A declared topic's retention.ms and segment.ms: a record of it can still be delivered for their sum. */
+export interface TopicLifetime {
+  retentionMs: number;
+  segmentMs: number;
+}
+
+/**
+ * The lifetime of declared topic `name`, for a consumer that remembers what it applied (`kept`, for the
+ * message) and sizes that memory on it. Refused: a topic without a finite retention (`kept` could never
+ * be deleted) or without a segment roll (how long a record outlives its retention would be the broker's default).
+ */
+export function declaredLifetime(name: string, kept: string): TopicLifetime {
+  const t = kafkaTopics.find((k) => k.name === name);
+  if (t?.retentionMs === undefined || t.retentionMs < 0) throw new Error(`${name} declares no finite retention: ${kept} could never be deleted`);
+  if (t.segmentMs === undefined) throw new Error(`${name} declares no segment.ms: how long a record outlives its retention would be the broker's default`);
+  return { retentionMs: t.retentionMs, segmentMs: t.segmentMs };
+}
+
+/**
+ * The least whole days a consumer must remember a record it applied, so that the record delivered again
+ * is still recognised: the topic's lifetime (a consumer group reset to the earliest offset reads all of
+ * it; a broker deletes whole segments once their newest record is past the retention, so a record
+ * outlives it by up to a segment's roll), `extraMs` of whatever else may bring it back, and a day's
+ * margin (a retention check's lag, clocks), rounded up.
+ */
+export function redeliveryFloorDays(topic: TopicLifetime, extraMs = 0): number {
+  return Math.ceil((topic.retentionMs + topic.segmentMs + extraMs + DAY) / DAY);
+}
+
 export function topicConfigEntries(t: TopicSpec): ITopicConfig["configEntries"] {
   const c: Record<string, string> = { "cleanup.policy": t.cleanupPolicy, ...(t.config ?? {}) };
   if (t.retentionMs !== undefined) c["retention.ms"] = String(t.retentionMs);

@@ -13,7 +13,7 @@ import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
-import { kafkaTopics } from "../../migrations/kafka";
+import { declaredLifetime } from "../../migrations/kafka";
 import { Billing, type UsageSource } from "./billing";
 import { processedEventRetentionFloorDays } from "./domain/event-retention";
 import { refusesCharge } from "./domain/invoices";
@@ -21,14 +21,8 @@ import { ChargeRefusedError, type PaymentGateway } from "./invoicing";
 import { BillingRepo, OUTBOX } from "./repo";
 import { registerRoutes } from "./routes";
 
-// payments.events' retention and segment roll as the platform declares them (a topic without a finite
-// retention would keep events forever, one without a segment roll leaves their lifetime to the broker: refused).
-const PAYMENTS_TOPIC = (() => {
-  const t = kafkaTopics.find((k) => k.name === BUSINESS_TOPICS.payments);
-  if (t?.retentionMs === undefined || t.retentionMs < 0) throw new Error(`${BUSINESS_TOPICS.payments} declares no finite retention: bil_processed_events could never be deleted`);
-  if (t.segmentMs === undefined) throw new Error(`${BUSINESS_TOPICS.payments} declares no segment.ms: how long an event outlives its retention would be the broker's default`);
-  return { retentionMs: t.retentionMs, segmentMs: t.segmentMs };
-})();
+// payments.events' retention and segment roll as the platform declares them.
+const PAYMENTS_TOPIC = declaredLifetime(BUSINESS_TOPICS.payments, "bil_processed_events");
 
 function paymentGateway(ctx: ServiceContext): PaymentGateway {
   return {

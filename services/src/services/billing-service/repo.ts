@@ -5,7 +5,7 @@
  * cycle's selections (which rows are due, whose account is active) cycle-queries.ts's.
  */
 import type { PoolClient } from "pg";
-import { userPartitionKey, type PostgresClient } from "../../kit";
+import { deleteOlderThanDays, userPartitionKey, type PostgresClient } from "../../kit";
 import { type Currency, MIN_CHARGE, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type BillingEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
@@ -258,12 +258,7 @@ export class BillingRepo {
 
   /** Up to `batch` event ids applied longer ago than `days`, oldest first (index of migration 0469); how many went. */
   async deleteProcessedEventsPastRetention(days: number, batch: number): Promise<number> {
-    const r = await this.pg.query(
-      `WITH due AS (SELECT event_id FROM bil_processed_events WHERE applied_at < now() - make_interval(days => $1) ORDER BY applied_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-       DELETE FROM bil_processed_events e USING due WHERE e.event_id = due.event_id`,
-      [days, batch],
-    );
-    return r.rowCount ?? 0;
+    return deleteOlderThanDays(this.pg, { table: "bil_processed_events", key: "event_id", at: "applied_at" }, days, batch);
   }
 
   async emit(c: PoolClient, type: BillingEventMsg["type"], sub: SubscriptionRow, plan: Plan, extra: Partial<BillingEventMsg> & { eventId: string }): Promise<void> {

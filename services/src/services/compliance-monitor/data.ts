@@ -4,7 +4,7 @@
  * reads (`cm_positions`, moved once per fill id by a trigger on cm_audit: migration 0199).
  * Functions take the pool or a transaction's client.
  */
-import type { Queryable } from "../../kit";
+import { deleteOlderThanDays, type Queryable } from "../../kit";
 import type { ComplianceAlert } from "../../trading/compliance";
 import type { Audited } from "./domain";
 
@@ -86,10 +86,5 @@ export async function deleteExpired(db: Queryable, table: "cm_audit" | "cm_alert
  * change: cm_positions is a running total, not a sum over these rows (migration 0199).
  */
 export async function deletePositionFillsPastRetention(db: Queryable, days: number, batch: number): Promise<number> {
-  const r = await db.query(
-    `WITH due AS (SELECT fill_id FROM cm_position_fills WHERE applied_at < now() - make_interval(days => $1) ORDER BY applied_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-     DELETE FROM cm_position_fills f USING due WHERE f.fill_id = due.fill_id`,
-    [days, batch],
-  );
-  return r.rowCount ?? 0;
+  return deleteOlderThanDays(db, { table: "cm_position_fills", key: "fill_id", at: "applied_at" }, days, batch);
 }

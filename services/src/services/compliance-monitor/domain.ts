@@ -6,6 +6,7 @@
 import type { ComplianceAlert, OrderEvent } from "../../trading/compliance";
 import type { OrderEventMsg } from "../../trading/events";
 import type { Fill } from "../../trading/types";
+import { redeliveryFloorDays, type TopicLifetime } from "../../migrations/kafka";
 
 /** What the audit trail stores per event (and replays on start). */
 export type Audited = { source: "order"; ev: OrderEvent } | { source: "fill"; fill: Fill };
@@ -30,18 +31,12 @@ const RULES: ComplianceAlert["rule"][] = ["RESTRICTED_SYMBOL", "POSITION_LIMIT",
 /** Every alert id an event could have raised (alert ids are `<rule>:<eventId>`, deterministic). */
 export const possibleAlertIds = (eventId: string) => RULES.map((r) => `${r}:${eventId}`);
 
-const DAY_MS = 86_400_000;
 /**
  * How long after a fill was applied it can still reach compliance-monitor again, so how long its
- * cm_position_fills row must stay for the fill to move the position once. A fill comes back only
- * from `trading.executions` (a consumer group reset to the earliest offset reads all of it), whose
- * `retention.ms` and `segment.ms` migrations/kafka.ts declares and applies: a broker deletes whole
- * segments once their newest record is past the retention, so a record outlives it by up to a
- * segment's roll. The replay on start re-reads the audit trail's last `replayWindowMs` into memory
- * only and moves no position; it is counted anyway, as is a day's margin (a retention check's lag,
- * clocks). In whole days, rounded up.
+ * cm_position_fills row must stay for the fill to move the position once: `trading.executions`'
+ * lifetime (migrations/kafka.ts redeliveryFloorDays) plus the replay on start, which re-reads the audit
+ * trail's last `replayWindowMs` into memory only and moves no position but is counted anyway.
  */
-export function positionFillRetentionFloorDays(executions: { retentionMs: number; segmentMs: number }, replayWindowMs: number): number {
-  const MARGIN_MS = DAY_MS;
-  return Math.ceil((executions.retentionMs + executions.segmentMs + replayWindowMs + MARGIN_MS) / DAY_MS);
+export function positionFillRetentionFloorDays(executions: TopicLifetime, replayWindowMs: number): number {
+  return redeliveryFloorDays(executions, replayWindowMs);
 }

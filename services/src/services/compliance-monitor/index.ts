@@ -25,19 +25,13 @@ import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/eve
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { SYMBOL_RE } from "../../trading/types";
 import * as data from "./data";
-import { kafkaTopics } from "../../migrations/kafka";
+import { declaredLifetime } from "../../migrations/kafka";
 import { auditSubject, fromOrderMsg, positionFillRetentionFloorDays, possibleAlertIds, type Audited } from "./domain";
 import { registerRoutes } from "./routes";
 import { sweepStateEvery } from "./state";
 
-// trading.executions' retention and segment roll as the platform declares them (a topic without a
-// finite retention would keep fills forever, one without a segment roll leaves their lifetime to the broker: refused).
-const EXECUTIONS_TOPIC = (() => {
-  const t = kafkaTopics.find((k) => k.name === TOPICS.executions);
-  if (t?.retentionMs === undefined || t.retentionMs < 0) throw new Error(`${TOPICS.executions} declares no finite retention: cm_position_fills could never be deleted`);
-  if (t.segmentMs === undefined) throw new Error(`${TOPICS.executions} declares no segment.ms: how long a fill outlives its retention would be the broker's default`);
-  return { retentionMs: t.retentionMs, segmentMs: t.segmentMs };
-})();
+// trading.executions' retention and segment roll as the platform declares them.
+const EXECUTIONS_TOPIC = declaredLifetime(TOPICS.executions, "cm_position_fills");
 
 export default defineService({
   name: "compliance-monitor",

@@ -4,7 +4,7 @@
  * when the state it announces is committed.
  */
 import type { PoolClient } from "pg";
-import { userPartitionKey, type PostgresClient } from "../../kit";
+import { deleteOlderThanDays, userPartitionKey, type PostgresClient } from "../../kit";
 import { type Currency, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
@@ -213,12 +213,7 @@ export class PaymentRepo {
 
   /** Up to `batch` event ids received longer ago than `days`, oldest first (index of migration 0469); how many went. */
   async deleteWebhookEventsPastRetention(days: number, batch: number): Promise<number> {
-    const r = await this.pg.query(
-      `WITH due AS (SELECT event_id FROM pay_webhook_events WHERE received_at < now() - make_interval(days => $1) ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-       DELETE FROM pay_webhook_events e USING due WHERE e.event_id = due.event_id`,
-      [days, batch],
-    );
-    return r.rowCount ?? 0;
+    return deleteOlderThanDays(this.pg, { table: "pay_webhook_events", key: "event_id", at: "received_at" }, days, batch);
   }
 
   /** Derived balances per account and currency, and the ledger total per currency (always 0). */
