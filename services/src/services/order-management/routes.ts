@@ -14,7 +14,7 @@
  *                               trading-engine confirms (then `cancelled`, or `filled` if a fill won)
  */
 import { randomUUID } from "node:crypto";
-import { HttpError, idempotencyKeyOf, notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { HttpError, idempotencyKeyOf, notFound, Nullable, pageOf, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
 import { checkOrderRequest, OrderBody } from "../../trading/orderRequest";
@@ -101,10 +101,9 @@ export function registerRoutes(app: App, { relay, submitter, metrics, submitDead
       throw new HttpError(400, "VALIDATION_ERROR", "before must be the id of one of your orders (a page's nextBefore)", "before");
     }
     // The caller's own orders only, admins included: another user's Idempotency-Key finds nothing.
-    // One row beyond the page tells whether another page follows.
     const rows = await data.listOrders(app.pg, who.userId, { status: req.query.status ?? null, idempotencyKey: req.query.idempotencyKey ?? null, before }, limit + 1);
-    const orders = rows.slice(0, limit).map(snapshot);
-    return { orders, nextBefore: rows.length > limit ? orders[orders.length - 1].orderId : null };
+    const { page, nextBefore } = pageOf(rows, limit, (last) => last.order_id);
+    return { orders: page.map(snapshot), nextBefore };
   });
 
   app.get("/:id", { schema: { params: OrderId, response: { 200: OrderOut } } }, async (req) => {

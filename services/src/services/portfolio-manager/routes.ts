@@ -3,7 +3,7 @@
  *   GET /        the caller's portfolio (x-user-id), marked to the last prices in Dragonfly
  *   GET /fills   the caller's applied fills, newest first, in pages (?limit=&before=, nextBefore)
  */
-import { HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { HttpError, pageOf, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { D } from "../../trading/decimal";
 import { lastPriceKey } from "../../trading/events";
 import { portfolioView } from "../../trading/portfolio";
@@ -62,9 +62,7 @@ export function registerRoutes(app: App, o: { initialCash: string }): void {
     if (before !== null && !(await data.isFillOf(app.pg, who.userId, before))) {
       throw new HttpError(400, "VALIDATION_ERROR", "before must be the id of one of your fills (a page's nextBefore)", "before");
     }
-    // One row beyond the page tells whether another page follows.
-    const rows = await data.fillsOf(app.pg, who.userId, limit + 1, before);
-    const fills = rows.slice(0, limit);
-    return { fills, nextBefore: rows.length > limit ? fills[fills.length - 1].fillId : null };
+    const { page, nextBefore } = pageOf(await data.fillsOf(app.pg, who.userId, limit + 1, before), limit, (last) => last.fillId);
+    return { fills: page, nextBefore };
   });
 }

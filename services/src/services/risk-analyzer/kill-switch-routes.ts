@@ -11,7 +11,7 @@
  *   PUT /trading-state/users/:userId            admin: { state, reason } (404 for an unknown user)
  *   GET /trading-state/users/:userId/history    admin (the audit outlives a deleted account)
  */
-import { Nullable, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
+import { Nullable, pageOf, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import { TRADING_STATES } from "../../trading/tradingState";
 import type { ChangeRow } from "./kill-switch-data";
 import type { KillSwitch, Scope, ScopeView } from "./kill-switch";
@@ -71,10 +71,8 @@ export function registerKillSwitchRoutes(app: App, killSwitch: KillSwitch): void
 
   const history = async (scope: Scope, q: { limit?: number; before?: string }) => {
     const limit = q.limit ?? 100;
-    // One row beyond the page tells whether another page follows (a full last page announced an empty one).
-    const rows = await killSwitch.history(scope, limit + 1, q.before ?? null);
-    const changes = rows.slice(0, limit);
-    return { changes: changes.map(changeOut), nextBefore: rows.length > limit ? changes[changes.length - 1].id : null };
+    const { page, nextBefore } = pageOf(await killSwitch.history(scope, limit + 1, q.before ?? null), limit, (last) => last.id);
+    return { changes: page.map(changeOut), nextBefore };
   };
 
   app.get("/trading-state/global", { schema: { response: { 200: ScopeOut } } }, async (req) => {

@@ -6,7 +6,7 @@
  * Both listings answer pages in (user, route, API key) order: `nextBefore` is the `before` of the
  * next page, null on the last.
  */
-import { requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
+import { pageOf, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import { parseUsageCursor, requireWithinDays, usageCursor, usagePeriod } from "./domain";
 import type { UsageStore } from "./store";
 
@@ -47,9 +47,8 @@ export function registerRoutes(app: App, store: UsageStore, limits: UsageLimits)
     else requireWithinDays(p, limits.ownMaxDays, "USAGE_MAX_DAYS");
     const limit = q.limit ?? 1000;
     const rows = await store.breakdown(p.from, p.to, userId, { limit: limit + 1, after: q.before === undefined ? null : parseUsageCursor(q.before) });
-    const usage = rows.slice(0, limit);
-    const last = usage[usage.length - 1];
-    return { ...iso(p), usage, nextBefore: rows.length > limit ? usageCursor([last.userId, last.route, last.apiKeyId ?? ""]) : null };
+    const { page, nextBefore } = pageOf(rows, limit, (last) => usageCursor([last.userId, last.route, last.apiKeyId ?? ""]));
+    return { ...iso(p), usage: page, nextBefore };
   };
 
   app.get("/", { schema: { querystring: PageQuery, response: { 200: UsageOut } } }, async (req) => {

@@ -3,7 +3,7 @@
  * with an expiry (default API_KEY_DEFAULT_EXPIRY_DAYS) and scopes (default: all), at most
  * API_KEY_MAX_ACTIVE_PER_USER active at once; listed newest first in pages; revoked by id.
  */
-import { HttpError, requireIdentity, Type, type App } from "../../kit";
+import { HttpError, pageOf, requireIdentity, Type, type App } from "../../kit";
 import * as keyData from "./api-key-data";
 import { API_KEY_DEFAULT_EXPIRY_DAYS, API_KEY_DEFAULT_SCOPES, generateApiKey } from "./api-keys";
 import type { ApiKeyCache } from "./dragonfly";
@@ -47,9 +47,7 @@ export function registerApiKeyRoutes(app: App, deps: ApiKeyRouteDeps): void {
     if (before && !(await keyData.isApiKeyOf(app.pg, who.userId, before))) {
       throw new HttpError(400, "VALIDATION_ERROR", "before must be the id of one of your API keys (a page's nextBefore)", "before");
     }
-    // One row beyond the page tells whether another page follows.
-    const rows = await keyData.listApiKeys(app.pg, who.userId, limit + 1, before);
-    const page = rows.slice(0, limit);
+    const { page, nextBefore } = pageOf(await keyData.listApiKeys(app.pg, who.userId, limit + 1, before), limit, (last) => last.id);
     return {
       apiKeys: page.map((k) => ({
         id: k.id,
@@ -61,7 +59,7 @@ export function registerApiKeyRoutes(app: App, deps: ApiKeyRouteDeps): void {
         lastUsedAt: iso(k.last_used_at),
         revokedAt: iso(k.revoked_at),
       })),
-      nextBefore: rows.length > limit ? page[page.length - 1].id : null,
+      nextBefore,
     };
   });
 
