@@ -2,7 +2,7 @@
  * payment-service's data access for saved payment methods: one processor customer per user
  * (pay_customers) and the card tokens attached to it (pay_payment_methods, migration 0415).
  */
-import type { PostgresClient } from "../../kit";
+import type { PostgresClient, Queryable } from "../../kit";
 
 export interface PaymentMethodRow {
   payment_method: string;
@@ -37,9 +37,9 @@ export class PaymentMethodData {
     return rows[0].customer_id;
   }
 
-  /** How many methods the user has saved (not removed). */
-  async countFor(userId: string): Promise<number> {
-    return (await this.pg.query<{ n: number }>("SELECT count(*)::int AS n FROM pay_payment_methods WHERE user_id = $1 AND removed_at IS NULL", [userId])).rows[0].n;
+  /** How many methods the user has saved (not removed); `db`: insert's transaction, which holds the user's turn. */
+  async countFor(userId: string, db: Queryable = this.pg): Promise<number> {
+    return (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pay_payment_methods WHERE user_id = $1 AND removed_at IS NULL", [userId])).rows[0].n;
   }
 
   /**
@@ -50,8 +50,7 @@ export class PaymentMethodData {
   async insert(userId: string, m: { id: string; brand: string | null; last4: string | null }, max: number): Promise<PaymentMethodRow | undefined | "full"> {
     return this.pg.transaction(async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [METHODS_LOCK_SPACE, userId]);
-      const n = (await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pay_payment_methods WHERE user_id = $1 AND removed_at IS NULL", [userId])).rows[0].n;
-      if (n >= max) return "full";
+      if ((await this.countFor(userId, c)) >= max) return "full";
       const { rows } = await c.query<PaymentMethodRow>(
         `INSERT INTO pay_payment_methods (payment_method, user_id, brand, last4) VALUES ($1, $2, $3, $4) ON CONFLICT (payment_method) DO NOTHING RETURNING *`,
         [m.id, userId, m.brand, m.last4],
