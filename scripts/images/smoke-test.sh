@@ -28,8 +28,7 @@ trap cleanup EXIT
 
 "$ROOT/scripts/docker/ensure-dockerd.sh"
 
-tag_of() { sed -n "s/^ *\"$1\": *\"\([^\"]*\)\".*/\1/p" "$ROOT/images/versions.json"; }
-image_of() { local_image "$1:$(tag_of "$1")"; }
+image_of() { local_image "$1:$(local_image_tag "$ROOT" "$1")"; }
 newpw() { openssl rand -base64 32 | tr -d '\n'; }
 
 # run_bg <name> <image> [docker run args...] -- [command...]: detached container on the test network.
@@ -274,7 +273,7 @@ t_node() {
 # ---------------------------------------------------------------------------------------------
 names=("$@")
 if [ "${#names[@]}" -eq 0 ]; then
-  mapfile -t names < <(sed -n 's/^ *"\([a-z0-9-]*\)": *".*/\1/p' "$ROOT/images/versions.json")
+  mapfile -t names < <(local_image_tags "$ROOT" | cut -d: -f1)
 fi
 missing=()
 for n in "${names[@]}"; do docker image inspect "$(image_of "$n")" >/dev/null 2>&1 || missing+=("$n"); done

@@ -11,6 +11,7 @@
 #                            datastore builds' tags no clone here names any more (see below)
 #   register_image_clone ROOT  records a clone whose images/versions.json names current tags
 #   local_image_tags ROOT    NAME:TAG of each entry of ROOT/images/versions.json
+#   local_image_tag ROOT NAME  the TAG of NAME's entry
 #   make_readable PATH...    gives everyone read on build-context files a non-root image user reads
 LOCAL_REPOSITORY=localhost/ai-trading
 local_image() { echo "$LOCAL_REPOSITORY/$1"; }
@@ -51,6 +52,8 @@ register_image_clone() {
 }
 # local_image_tags ROOT: NAME:TAG of each entry of ROOT/images/versions.json (the datastore builds a clone runs).
 local_image_tags() { sed -n 's/^ *"\([a-z0-9-]*\)": *"\([^"]*\)".*/\1:\2/p' "$1/images/versions.json" 2>/dev/null; }
+# local_image_tag ROOT NAME: the tag ROOT/images/versions.json gives image NAME (empty when none).
+local_image_tag() { local_image_tags "$1" | sed -n "s/^$2://p"; }
 # NAME:TAG of the datastore builds this clone and every registered clone names (the record of a
 # clone that is gone, no images/versions.json at its root, is removed).
 current_local_image_refs() {

@@ -19,7 +19,7 @@ export PULUMI_BACKEND_URL=file://$WORK/.state PULUMI_CONFIG_PASSPHRASE=providers
 # shellcheck source=../../../scripts/lib/local-images.sh
 source "$ROOT/scripts/lib/local-images.sh"
 # The local Redis build under this clone's tag (a content key of its inputs: scripts/images/image-tags.sh).
-E2E_REDIS_IMAGE=$(local_image "redis:$(node -p "require('$ROOT/images/versions.json').redis")")
+E2E_REDIS_IMAGE=$(local_image "redis:$(local_image_tag "$ROOT" redis)")
 export E2E_REDIS_IMAGE
 # shellcheck source=../../../scripts/lib/pulumi-env.sh
 source "$ROOT/scripts/lib/pulumi-env.sh"
