@@ -350,18 +350,19 @@ function validSample(s: Schema | undefined): unknown {
 export const UNDECLARED_PARAMETER = "zzUndeclared";
 
 /**
- * For a route with a querystring schema: `control`, the plausible request with sampled values of
- * the parameters it requires; `undeclared`, the same with a parameter no route declares and
- * `typo`, with one a letter longer than a declared one (`statuss`), each to be a 400 naming it
- * (kit query-parameters.ts); `known`, each declared parameter with a sampled value, never refused
- * as undeclared. Undefined for a route without a querystring schema (its query is not checked).
+ * For a route: `control`, the plausible request with sampled values of the parameters it requires;
+ * `undeclared`, the same with a parameter no route declares and `typo`, with one a letter longer
+ * than a declared one (`statuss`; `limits` on a route taking none), each to be a 400 naming it (kit
+ * query-parameters.ts: a route without a querystring schema of its own takes none); `known`, each
+ * declared parameter with a sampled value, never refused as undeclared. Undefined for a route
+ * declaring that it takes any query (`takesAnyQuery`: the gateway's `/api/*`).
  */
 export function undeclaredParameterCasesFor(route: RouteInfo):
   | { method: string; body?: string; headers?: Record<string, string>; control: string; undeclared: string; typo: { path: string; field: string }; known: Array<{ name: string; path: string }> }
   | undefined {
+  if (route.takesAnyQuery) return undefined;
   const schema = (route.schema ?? {}) as { querystring?: Schema };
-  if (!schema.querystring) return undefined;
-  const { properties, required } = flatQuery(schema.querystring);
+  const { properties, required } = flatQuery(schema.querystring ?? {});
   const { body } = plausibleRequest(route);
   const params = (route.schema as { params?: Schema } | undefined)?.params;
   const base = route.url.replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) => encodeURIComponent(String(validSample(params?.properties?.[name]) ?? UUID)));

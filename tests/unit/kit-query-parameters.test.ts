@@ -1,14 +1,16 @@
 /**
- * kit query-parameters.ts: a query parameter the route's querystring schema does not declare is a
- * 400 VALIDATION_ERROR naming it, whatever shape the schema has (an object with or without
- * `additionalProperties: false`, TypeBox's Type.Intersect, a union); a schema that takes arbitrary
- * names, and a route with no querystring schema, take any. Before: ajv ignored the undeclared
- * parameter, so `GET /orders?statuss=filled` answered every order. The fleet's own routes are
+ * kit query-parameters.ts: a query parameter the route does not take is a 400 VALIDATION_ERROR
+ * naming it, whatever shape the querystring schema has (an object with or without
+ * `additionalProperties: false`, TypeBox's Type.Intersect, a union), and on a route with no
+ * querystring schema, which takes none (the probes and the OpenAPI document's route too); a schema
+ * that takes arbitrary names, and a route declaring `config: { takesAnyQuery: true }`, take any.
+ * Before: ajv ignored the undeclared parameter, so `GET /orders?statuss=filled` answered every
+ * order, and a route without a querystring schema ignored any query. The fleet's own routes are
  * checked on real services in tests/hostile/hostile.test.ts ("an undeclared query parameter ...").
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { createService, defineService, Type } from "../../services/src/kit";
-import { declaredParameters, unknownParameterIssue } from "../../services/src/kit/query-parameters";
+import { declaredParameters, settleQuerystring, unknownParameterIssue } from "../../services/src/kit/query-parameters";
 
 const probe = defineService({
   name: "central-hub", // any catalog entry: its datastore is never reached
@@ -22,8 +24,15 @@ const probe = defineService({
     app.get("/none", { schema: { querystring: Type.Object({}) } }, async (req) => ({ query: req.query }));
     app.get("/open", { schema: { querystring: Type.Object({ a: Type.Optional(Type.String()) }, { additionalProperties: Type.String() }) } }, async (req) => ({ query: req.query }));
     app.get("/unchecked", async (req) => ({ query: req.query }));
+    app.post("/unchecked", async () => ({ ok: true }));
+    app.get("/shared", { schema: SHARED }, async () => ({ ok: true }));
+    // Fastify reads `query` as the querystring schema (its types do not know the alias).
+    app.get("/alias", { schema: { query: Type.Object({ q: Type.Optional(Type.String()) }) } as never }, async (req) => ({ query: req.query }));
+    app.get("/any", { config: { takesAnyQuery: true } }, async (req) => ({ query: req.query }));
   },
 });
+/** A schema object given to a route without a querystring: the kit's empty one is added to a copy, this one is left as it was. */
+const SHARED = { hide: true };
 
 describe("kit: an undeclared query parameter", async () => {
   const svc = await createService(probe, { env: { DRAGONFLY_URL: "redis://127.0.0.1:1", LOG_LEVEL: "silent" }, defaultMetrics: false });
@@ -64,11 +73,30 @@ describe("kit: an undeclared query parameter", async () => {
     expect(r.json().error.field).toBe("order");
   });
 
-  it("an empty schema takes none; a schema taking any name and a route with no querystring schema take any", async () => {
+  it("an empty schema and a route with no querystring schema take none (before: the latter ignored any query)", async () => {
     expect((await get("/none")).statusCode).toBe(200);
-    expect((await get("/none?a=1")).json().error).toMatchObject({ field: "a", message: "Invalid querystring: a is not a parameter of this route (it takes none)" });
+    const takesNone = (name: string) => ({ code: "VALIDATION_ERROR", field: name, message: `Invalid querystring: ${name} is not a parameter of this route (it takes none)` });
+    expect((await get("/none?a=1")).json().error).toMatchObject(takesNone("a"));
+    expect((await get("/unchecked")).json()).toEqual({ query: {} });
+    const r = await get("/unchecked?limit=5");
+    expect(r.statusCode).toBe(400);
+    expect(r.json().error).toMatchObject(takesNone("limit"));
+    // Every method, HEAD (Fastify's copy of a GET) included, and a route given a schema object without a querystring.
+    expect((await svc.app.inject({ method: "POST", url: "/unchecked?dryRun=1" })).json().error).toMatchObject(takesNone("dryRun"));
+    expect((await svc.app.inject({ method: "HEAD", url: "/unchecked?x=1" })).statusCode).toBe(400);
+    expect((await svc.app.inject({ method: "HEAD", url: "/unchecked" })).statusCode).toBe(200);
+    expect((await get("/shared?x=1")).json().error).toMatchObject(takesNone("x"));
+    expect(SHARED).toEqual({ hide: true });
+    // Names cut short and the empty name as on any route.
+    expect((await get(`/unchecked?${"n".repeat(500)}=1`)).json().error.field).toBe(`${"n".repeat(100)}…`);
+    expect((await get("/unchecked?=1")).json().error.message).toBe("Invalid querystring: has a parameter with an empty name, which this route does not take (it takes none)");
+  });
+
+  it("a schema taking any name, and a route declaring config.takesAnyQuery, take any; Fastify's `query` alias is a querystring schema", async () => {
     expect((await get("/open?a=1&b=2")).json()).toEqual({ query: { a: "1", b: "2" } });
-    expect((await get("/unchecked?anything=1")).json()).toEqual({ query: { anything: "1" } });
+    expect((await get("/any?anything=1&limit=0x10")).json()).toEqual({ query: { anything: "1", limit: "0x10" } });
+    expect((await get("/alias?q=x")).json()).toEqual({ query: { q: "x" } });
+    expect((await get("/alias?r=x")).json().error).toMatchObject({ field: "r", message: "Invalid querystring: r is not a parameter of this route (it takes q)" });
   });
 
   it("a kilobytes-long name is named cut short; an empty name is refused naming no field", async () => {
@@ -83,11 +111,28 @@ describe("kit: an undeclared query parameter", async () => {
     expect(empty.json().error.message).toBe("Invalid querystring: has a parameter with an empty name, which this route does not take (it takes limit, status)");
   });
 
-  it("the probes and the OpenAPI document are unchanged (no querystring schema)", async () => {
-    expect((await get("/health?x=1")).statusCode).toBe(200);
-    const doc = (await get("/internal/openapi.json?x=1")).json();
+  it("the probes and the OpenAPI document's route take none; the document lists no parameter for a route taking none", async () => {
+    for (const path of ["/health", "/ready", "/metrics", "/internal/openapi.json"]) {
+      const r = await get(`${path}?x=1`);
+      expect(r.statusCode, path).toBe(400);
+      expect(r.json().error, path).toMatchObject({ code: "VALIDATION_ERROR", field: "x", message: "Invalid querystring: x is not a parameter of this route (it takes none)" });
+    }
+    expect((await get("/health")).statusCode).toBe(200);
+    expect((await get("/metrics")).statusCode).toBe(200);
+    const doc = (await get("/internal/openapi.json")).json();
     const params = doc.paths["/plain"].get.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`);
     expect(params).toEqual(["query:limit", "query:status"]);
+    expect(doc.paths["/unchecked"].get.parameters).toBeUndefined();
+    expect(doc.paths["/any"].get.parameters).toBeUndefined();
+  });
+
+  it("the registered routes say which take any query (Service.routes, read by the generated tests)", () => {
+    const route = (method: string, url: string) => svc.routes.find((r) => r.method === method && r.url === url);
+    expect(route("GET", "/any")).toMatchObject({ takesAnyQuery: true });
+    expect(route("GET", "/any")?.schema?.querystring).toBeUndefined();
+    expect(route("GET", "/unchecked")?.takesAnyQuery).toBeUndefined();
+    expect(route("GET", "/unchecked")?.schema?.querystring).toEqual({ type: "object", properties: {} });
+    expect(svc.routes.filter((r) => r.takesAnyQuery).map((r) => r.url)).toEqual(["/any"]);
   });
 });
 
@@ -103,6 +148,22 @@ describe("kit: declaredParameters", () => {
     expect(declaredParameters({ $ref: "Query#" })).toBeUndefined();
     expect(declaredParameters({})).toBeUndefined();
     expect(declaredParameters(true)).toBeUndefined();
+  });
+  it("settleQuerystring: the empty schema where none is given; takesAnyQuery beside a querystring schema refused at registration", () => {
+    const plain: Parameters<typeof settleQuerystring>[0] = { method: "GET", url: "/x" };
+    settleQuerystring(plain);
+    expect(plain.schema).toEqual({ querystring: { type: "object", properties: {} } });
+    const any: Parameters<typeof settleQuerystring>[0] = { method: "GET", url: "/x", config: { takesAnyQuery: true } };
+    settleQuerystring(any);
+    expect(any.schema).toBeUndefined();
+    const own = { type: "object", properties: { a: {} } };
+    const declared: Parameters<typeof settleQuerystring>[0] = { method: "GET", url: "/x", schema: { querystring: own } };
+    settleQuerystring(declared);
+    expect(declared.schema?.querystring).toBe(own);
+    expect(() => settleQuerystring({ method: ["GET", "POST"], url: "/both", schema: { querystring: own }, config: { takesAnyQuery: true } })).toThrow(
+      "GET,POST /both declares both config.takesAnyQuery and a querystring schema: it takes either any query or the parameters its schema declares",
+    );
+    expect(() => settleQuerystring({ method: "GET", url: "/both", schema: { query: own } as never, config: { takesAnyQuery: true } })).toThrow("/both declares both");
   });
   it("an issue only for a name not declared", () => {
     expect(unknownParameterIssue(new Set(["a"]), { a: "1" })).toBeUndefined();

@@ -22,7 +22,7 @@ import { scrubString } from "./telemetry/scrub";
 import { isCredentialField } from "./credential-words";
 import { CENSOR, censorChildBindings, redactFields, redactLogFields } from "./log-redaction";
 import { numeralIssue } from "./numerals";
-import { declaredParameters, unknownParameterIssue } from "./query-parameters";
+import { declaredParameters, settleQuerystring, unknownParameterIssue } from "./query-parameters";
 
 export { parseTrustProxy } from "./request-guards";
 
@@ -90,7 +90,7 @@ export function clientRequestIdOf(req: IncomingMessage): string | undefined {
 
 const ownRequestId = () => randomUUID();
 
-/** Body: strict types (no coercion), defaults applied; params/query/headers: coerced from strings; a query parameter the route does not declare refused. */
+/** Body: strict types (no coercion), defaults applied; params/query/headers: coerced from strings; a query parameter the route does not take refused (on every route). */
 function installValidators(app: App) {
   const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
   const otherAjv = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
@@ -107,6 +107,8 @@ function installValidators(app: App) {
   // refuses a missing one ("must be object", naming no field). TypeBox marks it with a symbol, which
   // the copy Fastify compiles does not keep: marked at registration with an OpenAPI extension keyword.
   app.addHook("onRoute", (route) => {
+    // A route without a querystring schema takes no parameter, unless it says it takes any (./query-parameters.ts).
+    settleQuerystring(route);
     const body = route.schema?.body as Record<string | symbol, unknown> | undefined;
     if (body && body[OptionalKind] === "Optional") route.schema!.body = { ...body, [OPTIONAL_BODY]: true };
   });

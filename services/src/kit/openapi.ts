@@ -92,5 +92,6 @@ export async function registerOpenApi(app: App, def: ServiceDefinition): Promise
       };
     },
   });
+  // Takes no query parameter (the kit's default): its one reader, the gateway's docs (docsSource), asks the bare path.
   app.get(OPENAPI_DOCUMENT_PATH, { logLevel: "warn", schema: { hide: true } }, async () => app.swagger());
 }

@@ -114,6 +114,11 @@ export function installProbes(app: App, o: ProbeOptions): void {
     done();
   });
 
+  // The probes and /metrics take no query parameter (the kit's default, ./query-parameters.ts: any is
+  // a 400 naming it): Kubernetes' httpGet probes and the containers' HEALTHCHECK (components/services.ts,
+  // src/healthcheck.ts) ask the bare paths, Prometheus scrapes /metrics with no `params`
+  // (components/monitoring/prometheus.ts) and negotiates its format by the Accept header, and
+  // prom-client reads no parameter to filter by.
   app.get("/health", { logLevel: "warn" }, async () => ({ status: "ok", service: o.service }));
 
   app.get("/ready", { logLevel: "warn" }, async (_request, reply) => {

@@ -1,18 +1,33 @@
 /**
- * A query parameter the route's querystring schema does not declare is a 400 naming it. ajv ignores
- * properties a schema does not mention unless it says `additionalProperties: false`, which most
- * routes' querystring schemas did not: `GET /orders?statuss=filled` (a typo) answered every order as
- * if no filter had been given, and the client never learnt its filter was not applied. Checked here,
- * for every route that declares a querystring schema, whatever the schema says, before ajv (so the
- * answer is the same whether or not the schema also says `additionalProperties: false`).
+ * A query parameter a route does not take is a 400 naming it, on every route. ajv ignores properties
+ * a schema does not mention unless it says `additionalProperties: false`, which most routes'
+ * querystring schemas did not, and a route without a querystring schema had its query ignored
+ * altogether: `GET /orders?statuss=filled` (a typo) answered every order as if no filter had been
+ * given, `GET /api/users/me?limit=5` as if no limit had, and the client never learnt its parameter
+ * was not applied. Checked here, before ajv (so the answer is the same whether or not the schema
+ * also says `additionalProperties: false`):
  *
- * A route without a querystring schema is not checked: it reads no parameter (the kit's routes and
- * every service's take what they read through a schema), and the gateway's `/api/*` must pass any
- * query on to the service, which judges it. A route that takes no parameter and wants any refused
- * declares `Type.Object({})`. A schema that takes arbitrary keys (`additionalProperties` true or a
- * schema, `patternProperties`, a `$ref`, a shape not an object) is not checked either.
+ * - a route with a querystring schema takes the parameters it declares, whatever the schema says;
+ * - a route without one takes none: at registration (settleQuerystring, the kit's onRoute hook) it
+ *   is given the empty schema, so any parameter is refused the same way ("it takes none");
+ * - a route declaring `config: { takesAnyQuery: true }` takes any query and judges it itself: it
+ *   gets no schema and nothing runs per request. Only the gateway's proxied `/api/*` does (it
+ *   passes the query on to the service, which checks it), and declaring it beside a querystring
+ *   schema is refused at registration;
+ * - a schema that takes arbitrary keys (`additionalProperties` true or a schema, `patternProperties`,
+ *   a `$ref`, a shape not an object) is not checked.
+ *
+ * The declared set is resolved once per route, when its validator is compiled.
  */
+import type { RouteOptions } from "fastify";
 import type { ValidationIssue } from "./union-issues";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The route takes any query parameter and judges it itself: no querystring schema, no check (./query-parameters.ts). */
+    takesAnyQuery?: true;
+  }
+}
 
 type Schema = Record<string, unknown>;
 const isSchema = (s: unknown): s is Schema => typeof s === "object" && s !== null && !Array.isArray(s);
@@ -52,4 +67,20 @@ export function unknownParameterIssue(declared: ReadonlySet<string>, query: unkn
     return { instancePath: "", schemaPath: "#/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: shown }, message };
   }
   return undefined;
+}
+
+/**
+ * At registration (the kit's onRoute hook): a route with no querystring schema is given one that
+ * takes no parameter, unless it declares `config.takesAnyQuery`. A new schema object per route:
+ * the route's own (perhaps shared) schema object is not changed.
+ */
+export function settleQuerystring(route: Pick<RouteOptions, "method" | "url" | "schema" | "config">): void {
+  const schema = route.schema;
+  // Fastify also reads `query` as the querystring schema.
+  const declared = schema?.querystring !== undefined || (schema as { query?: unknown } | undefined)?.query !== undefined;
+  if (route.config?.takesAnyQuery !== true) {
+    if (!declared) route.schema = { ...schema, querystring: { type: "object", properties: {} } };
+  } else if (declared) {
+    throw new Error(`${[route.method].flat().join(",")} ${route.url} declares both config.takesAnyQuery and a querystring schema: it takes either any query or the parameters its schema declares`);
+  }
 }

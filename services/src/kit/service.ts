@@ -102,11 +102,12 @@ export interface CreateServiceOptions {
   defaultMetrics?: boolean;
 }
 
-/** A route as registered (method, URL pattern, TypeBox/JSON schemas): docs and generated tests read these. */
+/** A route as registered (method, URL pattern, TypeBox/JSON schemas; without a querystring of its own the kit's empty one, or `takesAnyQuery`: ./query-parameters.ts): docs and generated tests read these. */
 export interface RouteInfo {
   method: string;
   url: string;
   schema?: { body?: unknown; querystring?: unknown; params?: unknown; headers?: unknown; response?: Record<string, unknown>; hide?: boolean };
+  takesAnyQuery?: true;
 }
 
 export interface Service<C = Record<string, unknown>> {
@@ -170,7 +171,8 @@ export async function createService<S extends ConfigSchema>(
   const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: trustProxy.list, jsonMaxDepth: config.JSON_MAX_DEPTH, receiveTimeoutMs: config.REQUEST_RECEIVE_TIMEOUT_MS, maxHeaderBytes: headerLimitFor(def.entryPoint), ownRequestIds: def.entryPoint });
   const routes: RouteInfo[] = [];
   app.addHook("onRoute", (r) => {
-    for (const method of [r.method].flat()) if (method !== "HEAD") routes.push({ method, url: r.url, schema: r.schema as RouteInfo["schema"] });
+    const anyQuery = r.config?.takesAnyQuery ? { takesAnyQuery: true as const } : {};
+    for (const method of [r.method].flat()) if (method !== "HEAD") routes.push({ method, url: r.url, schema: r.schema as RouteInfo["schema"], ...anyQuery });
   });
   const metrics = createMetrics(def.name, opts.defaultMetrics ?? true);
   const datastores = new Datastores(def, ds.configs, ds.states, log, metrics.registry);
@@ -221,9 +223,7 @@ export async function createService<S extends ConfigSchema>(
       const address = await app.listen({ port: o.port ?? config.PORT, host: o.host ?? config.HOST });
       return address.replace("[::1]", "127.0.0.1");
     },
-    drain: () => {
-      draining = true;
-    },
+    drain: () => void (draining = true),
     close: () => app.close(),
   };
 }

@@ -118,6 +118,12 @@ export function docsSource(o: ApiDocsOptions): () => Promise<OpenApiDocument> {
 export async function registerApiDocs(api: FastifyInstance, o: ApiDocsOptions): Promise<void> {
   const documentFor = docsSource(o);
   const byRequest = new WeakMap<FastifyRequest, OpenApiDocument>();
+  // The document and the UI's routes take no query parameter (the kit's default: any is a 400 naming
+  // it). Swagger UI reads its settings from the page's query only with `queryConfigEnabled`, off
+  // here (its default); its deep links are in the fragment, which browsers never send; the page asks
+  // its assets, ./json and the initializer by bare relative URLs. The one page meant to be given a
+  // query, static/oauth2-redirect.html (`?code=&state=` from an OAuth2 server), is never used: the
+  // documents declare no OAuth2 scheme (bearer and API key only, kit SECURITY_SCHEMES).
   api.get(`${DOCS_PREFIX}/openapi.json`, { schema: { hide: true } }, async () => documentFor());
   await api.register(swaggerUi, {
     routePrefix: DOCS_PREFIX,

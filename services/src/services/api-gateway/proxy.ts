@@ -130,6 +130,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     registers: [ctx.metrics.registry],
   });
 
+  // Takes no query parameter (the kit's default): it reads none.
   api.get("/api/health", { schema: { security: [], response: { 200: HealthBody, 503: HealthBody } } }, async (_request, reply) => {
     const results: Record<string, { status: "ok" | "down"; latencyMs?: number; error?: string }> = { [definition.name]: { status: "ok", latencyMs: 0 } };
     await Promise.all(
@@ -151,7 +152,9 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
   const dropped = new Set([...STRIPPED_HEADERS, "traceparent", "tracestate", "baggage"]);
   const targets = new TargetCache();
   const decide = (rawUrl: string) => upstreamTarget(rawUrl, d.routes); // throws the 400/404
-  api.all("/api/*", { schema: { hide: true } }, async (request, reply) => {
+  // Takes any query: passed on as sent to the service, whose route judges it (kit query-parameters.ts).
+  // No querystring schema, so the kit checks nothing here: the proxied path pays nothing for it.
+  api.all("/api/*", { schema: { hide: true }, config: { takesAnyQuery: true } }, async (request, reply) => {
     const target = targets.target(request.url, decide);
     const { service, path, search } = target;
     const state = request.gateway;
