@@ -136,6 +136,9 @@ afterAll(async () => {
 
 const api = (method: string, path: string, tok: string, body?: unknown, headers?: Record<string, string>) => http(method, `${gw}/api${path}`, { token: tok, body, headers });
 
+/** The gateway's request ids of the requests that sent QUERY_SECRET in their query. */
+const querySecretRequestIds: string[] = [];
+
 /** A subscription whose row vanishes mid-request: billing-service answers 500 through the gateway. */
 async function failingSubscribe(): Promise<{ requestId: string; userToken: string }> {
   const userId = randomUUID();
@@ -147,7 +150,14 @@ async function failingSubscribe(): Promise<{ requestId: string; userToken: strin
   // Only a card saved to the subscriber is taken (payment-service's payment methods): saved first, in a trace of its own.
   const card = await api("POST", "/payments/payment-methods", userToken, { paymentMethod: "pm_card_visa" });
   expect(card.status, JSON.stringify(card.body)).toBe(201);
-  const r = await api("POST", `/billing/subscriptions?token=${QUERY_SECRET}`, userToken, { planId: `pro-${run}`, paymentMethod: card.body.paymentMethod }, { "x-request-id": clientRequestId, cookie: `session=${COOKIE_SECRET}` });
+  const subscription = { planId: `pro-${run}`, paymentMethod: card.body.paymentMethod };
+  // A secret in the query: billing's POST /subscriptions takes no parameter, so it is a 400 naming it
+  // (kit query-parameters.ts), and its spans still record the query, masked ("stored no credential").
+  const refused = await api("POST", `/billing/subscriptions?token=${QUERY_SECRET}`, userToken, subscription);
+  expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+  expect(refused.body.error).toMatchObject({ code: "VALIDATION_ERROR", field: "token" });
+  querySecretRequestIds.push(refused.headers.get("x-request-id") ?? "");
+  const r = await api("POST", "/billing/subscriptions", userToken, subscription, { "x-request-id": clientRequestId, cookie: `session=${COOKIE_SECRET}` });
   expect(r.status).toBe(500);
   // The gateway's own request id (session 41: a client's x-request-id is only passed on as x-client-request-id).
   const requestId = r.headers.get("x-request-id") ?? "";
@@ -259,6 +269,8 @@ describe("chain-debug: a failing request across services", () => {
   });
 
   it("stored no credential: tokens, keys, passwords, query secrets, cookies", async () => {
+    // The requests with the query secret are in (their spans are exported in batches).
+    for (const id of querySecretRequestIds) await traceOf(id);
     const spans = await ch.query<Record<string, unknown>>("SELECT * FROM debug_spans");
     const errors = await ch.query<Record<string, unknown>>("SELECT * FROM debug_errors");
     expect(spans.length).toBeGreaterThan(20);
