@@ -137,6 +137,14 @@ describe("CronRunner", () => {
     expect(metrics).toMatch(/^scheduled_job_runs_total\{job="quick",outcome="succeeded"\} [1-9]/m);
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
     expect((await fetch(`http://127.0.0.1:${port}/health`, { method: "POST" })).status).toBe(405);
+    // No query parameter taken, as the services' probes (kit query-parameters.ts): a 400 naming it, not ignored.
+    for (const path of ["/health", "/metrics"]) {
+      const r = await fetch(`http://127.0.0.1:${port}${path}?limit=5`);
+      expect(r.status, path).toBe(400);
+      expect(await r.json(), path).toEqual({ error: { code: "VALIDATION_ERROR", field: "limit", message: "Invalid querystring: limit is not a parameter of this route (it takes none)" } });
+    }
+    expect((await (await fetch(`http://127.0.0.1:${port}/health?=1`)).json()).error).toEqual({ code: "VALIDATION_ERROR", message: "Invalid querystring: has a parameter with an empty name, which this route does not take (it takes none)" });
+    expect((await fetch(`http://127.0.0.1:${port}/health?`)).status).toBe(200);
   });
 });
 

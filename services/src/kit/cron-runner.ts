@@ -15,6 +15,7 @@ import type { AddressInfo } from "node:net";
 import { Cron } from "croner";
 import type { Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
+import { unknownParameterIssue } from "./query-parameters";
 import { pathOf } from "./request-path";
 
 /** A Kubernetes pod's default terminationGracePeriodSeconds. */
@@ -226,13 +227,18 @@ export function runnerMetrics(runner: CronRunner): Registry {
 /**
  * GET /health (200 and the status as JSON while the runner is alive: a failed run is reported,
  * not a reason to restart the scheduler) and GET /metrics. Listens on `port` (0: any free one).
+ * Neither takes a query parameter, as the services' probes (./query-parameters.ts): the container's
+ * liveness probe and Prometheus ask the bare paths; any parameter is a 400 naming it.
  */
 export async function serveRunnerStatus(runner: CronRunner, port: number, host = "0.0.0.0"): Promise<{ server: Server; port: number }> {
   const metrics = runnerMetrics(runner);
   const server = createServer((req, res) => {
     const path = pathOf(req.url ?? "/");
+    const refused = path === "/health" || path === "/metrics" ? queryIssue(req.url ?? "/") : undefined;
     if (req.method !== "GET") {
       res.writeHead(405, { "content-type": "application/json", allow: "GET" }).end(JSON.stringify({ error: "METHOD_NOT_ALLOWED" }));
+    } else if (refused) {
+      res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: refused }));
     } else if (path === "/health") {
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(runner.status()));
     } else if (path === "/metrics") {
@@ -246,4 +252,13 @@ export async function serveRunnerStatus(runner: CronRunner, port: number, host =
   });
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, host, resolve));
   return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** The error of a status route's query (it takes none), in the services' words (errors.ts), or undefined when it has no parameter. */
+function queryIssue(url: string): { code: "VALIDATION_ERROR"; message: string; field?: string } | undefined {
+  const query = url.split("#")[0].split("?").slice(1).join("?");
+  const issue = unknownParameterIssue(new Set(), Object.fromEntries([...new URLSearchParams(query).keys()].map((k) => [k, ""])));
+  if (!issue) return undefined;
+  const field = String(issue.params?.additionalProperty ?? "");
+  return { code: "VALIDATION_ERROR", message: `Invalid querystring: ${field ? `${field} ` : ""}${issue.message}`, ...(field ? { field } : {}) };
 }
