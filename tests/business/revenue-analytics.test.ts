@@ -92,6 +92,28 @@ describe("revenue-analytics", () => {
     expect(jan.currencies.find((c: any) => c.currency === "usd")).toMatchObject({ mrr: 4000, payingCustomers: 2, arpu: 2000, collected: 3000 });
   }, 180_000);
 
+  it("a refund that failed after it succeeded counts back where it was reversed; one that failed before moved no cash", async () => {
+    // 2022: apart from the test above. March: 4000 collected, 1000 refunded, then reversed (the card was
+    // closed: the money came back), and a 700 refund that failed at the processor before it succeeded.
+    const msgs = [
+      payment("q1", "G", "payment.succeeded", 4000, "2022-03-02T00:00:00Z"),
+      payment("q2", "G", "payment.refunded", 4000, "2022-03-03T00:00:00Z", 1000),
+      payment("q3", "G", "payment.refund_failed", 4000, "2022-03-04T00:00:00Z", 700),
+      payment("q4", "G", "payment.refund_reversed", 4000, "2022-03-20T00:00:00Z", 1000),
+      payment("q5", "H", "payment.succeeded", 2000, "2022-04-02T00:00:00Z"),
+      payment("q6", "H", "payment.refunded", 2000, "2022-04-03T00:00:00Z", 2000),
+      payment("q7", "H", "payment.refund_reversed", 2000, "2022-05-03T00:00:00Z", 2000),
+    ];
+    for (const m of msgs) await producer.send({ topic: m.topic, messages: [{ key: m.key, value: JSON.stringify(m.value) }] });
+    await waitUntil("refund events consumed", async () => Number((await pool.query("SELECT count(*) AS n FROM ra_payments WHERE event_id LIKE $1", [`${run}-q%`])).rows[0].n) === 7 || undefined, 120_000);
+    const cash = async (q: string) => (await metrics(q)).json().currencies.find((c: any) => c.currency === "usd");
+    expect(await cash("asOf=2022-04-01T00:00:00Z&periodDays=31")).toMatchObject({ collected: 4000, refunded: 0, netRevenue: 4000 });
+    expect(await cash("asOf=2022-05-01T00:00:00Z&periodDays=30")).toMatchObject({ collected: 2000, refunded: 2000, netRevenue: 0 });
+    // May: only the reversal of April's refund: the 2000 came back in May (net refunds below zero).
+    expect(await cash("asOf=2022-06-01T00:00:00Z&periodDays=31")).toMatchObject({ collected: 0, refunded: -2000, netRevenue: 2000 });
+    expect(paymentFact({ eventId: "e", type: "payment.refund_reversed", intentId: "i", userId: "u", amount: 10, currency: "usd", ts: 1 })).toBeNull();
+  }, 180_000);
+
   it("is admin only and names bad query fields", async () => {
     expect((await metrics("", { "x-user-id": randomUUID(), "x-user-role": "trader" })).statusCode).toBe(403);
     const bad = await metrics("asOf=yesterday");

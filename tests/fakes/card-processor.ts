@@ -9,7 +9,10 @@
  *   GET  /v1/payment_intents/search   query `metadata['intent_id']:'<id>'` (eventually consistent, as
  *                                     Stripe's: the intents in `unindexed` are not found yet)
  *   POST /v1/refunds                  payment_intent, amount (over what is left: refused unless
- *                                     `refusesExcessRefunds` is off), metadata; `Idempotency-Key` honoured
+ *                                     `refusesExcessRefunds` is off), metadata; `Idempotency-Key` honoured;
+ *                                     answers `refundStatus` (succeeded, or pending as for slower methods)
+ *                                     and queues `refund.created`; `updateRefund()` moves one later and
+ *                                     queues `charge.refund.updated`, `refund.updated` (and `refund.failed`)
  *   GET  /v1/refunds                  Stripe's "List all refunds": `payment_intent` filter, `limit`,
  *                                     `starting_after` (newest first, `has_more`)
  *   POST /v1/customers                `Idempotency-Key` honoured
@@ -44,6 +47,17 @@ export interface FakeIntent {
   created: number;
   livemode: false;
   last_payment_error: { code: string; message: string; type: string } | null;
+}
+
+export interface FakeRefund {
+  id: string;
+  object: "refund";
+  payment_intent: string;
+  amount: number;
+  currency: string;
+  status: string;
+  failure_reason?: string;
+  metadata: Record<string, string>;
 }
 
 export interface WebhookDelivery {
@@ -81,7 +95,9 @@ function parseForm(body: string): Record<string, string | Record<string, string>
 
 export class FakeCardProcessor {
   readonly intents = new Map<string, FakeIntent>();
-  readonly refunds: { id: string; payment_intent: string; amount: number; status: string; metadata: Record<string, string> }[] = [];
+  readonly refunds: FakeRefund[] = [];
+  /** The status a new refund gets (Stripe: `succeeded` for most cards, `pending` for slower methods). */
+  refundStatus: "succeeded" | "pending" = "succeeded";
   /**
    * How refund requests fare on the way: "answer-lost" makes the refund and then drops the
    * connection before answering (a timeout or a crash on our side: the money went out, we never
@@ -176,24 +192,42 @@ export class FakeCardProcessor {
 
   /** Delivers every undelivered webhook once, in order. */
   async redeliver(): Promise<void> {
-    if (!this.webhookUrl) return;
-    for (const w of this.webhooks) {
-      if (w.delivered) continue;
-      const body = JSON.stringify(w.event);
-      w.attempts++;
-      try {
-        const r = await fetch(this.webhookUrl, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": this.sign(body) }, body });
-        w.lastStatus = r.status;
-        w.delivered = r.ok;
-        await r.arrayBuffer();
-      } catch {
-        w.delivered = false;
-      }
+    for (const w of this.webhooks) if (!w.delivered) await this.deliver(w);
+  }
+
+  /** Delivers one webhook (again, if it was delivered: a replay), signed now; answers our outcome. */
+  async deliver(w: WebhookDelivery): Promise<string | undefined> {
+    if (!this.webhookUrl) return undefined;
+    const body = JSON.stringify(w.event);
+    w.attempts++;
+    try {
+      const r = await fetch(this.webhookUrl, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": this.sign(body) }, body });
+      w.lastStatus = r.status;
+      w.delivered = r.ok;
+      const text = await r.text();
+      return r.ok ? (JSON.parse(text) as { outcome?: string }).outcome : undefined;
+    } catch {
+      w.delivered = false;
+      return undefined;
     }
   }
 
-  private queueEvent(type: string, object: FakeIntent): void {
-    this.webhooks.push({ event: { id: rid("evt"), type, created: Math.floor(Date.now() / 1000), data: { object: { ...object } } }, delivered: false, attempts: 0 });
+  /**
+   * The processor moves a refund to `status` (a refund can fail after it succeeded: a closed card) and
+   * queues Stripe's events for it, undelivered; `created` (unix s) defaults to now. Answers the events.
+   */
+  updateRefund(id: string, status: "pending" | "requires_action" | "succeeded" | "failed" | "canceled", o: { failureReason?: string; created?: number } = {}): WebhookDelivery[] {
+    const r = this.refunds.find((x) => x.id === id);
+    if (!r) throw new Error(`no refund ${id}`);
+    r.status = status;
+    if (o.failureReason) r.failure_reason = o.failureReason;
+    const from = this.webhooks.length;
+    for (const type of ["charge.refund.updated", "refund.updated", ...(status === "failed" ? ["refund.failed"] : [])]) this.queueEvent(type, r, o.created);
+    return this.webhooks.slice(from);
+  }
+
+  private queueEvent(type: string, object: FakeIntent | FakeRefund, created = Math.floor(Date.now() / 1000)): void {
+    this.webhooks.push({ event: { id: rid("evt"), type, created, data: { object: { ...object } } }, delivered: false, attempts: 0 });
   }
 
   private send(res: ServerResponse, status: number, body: unknown): void {
@@ -328,11 +362,12 @@ export class FakeCardProcessor {
       const i = this.intents.get(String(p.payment_intent));
       if (!i) return this.send(res, 404, { error: { type: "invalid_request_error", param: "payment_intent", message: "No such payment_intent" } });
       const amount = p.amount === undefined ? i.amount : Number(p.amount);
-      const already = this.refunds.filter((r) => r.payment_intent === i.id).reduce((a, r) => a + r.amount, 0);
+      const already = this.refunds.filter((r) => r.payment_intent === i.id && r.status !== "failed" && r.status !== "canceled").reduce((a, r) => a + r.amount, 0);
       if (i.status !== "succeeded" || (this.refusesExcessRefunds && amount > i.amount - already))
         return this.send(res, 400, { error: { type: "invalid_request_error", code: "charge_already_refunded", message: "refund exceeds the charge" } });
-      const refund = { id: rid("re"), object: "refund", payment_intent: i.id, amount, currency: i.currency, status: "succeeded", metadata: typeof p.metadata === "object" ? p.metadata : {} };
+      const refund: FakeRefund = { id: rid("re"), object: "refund", payment_intent: i.id, amount, currency: i.currency, status: this.refundStatus, metadata: typeof p.metadata === "object" ? p.metadata : {} };
       this.refunds.push(refund);
+      this.queueEvent("refund.created", refund);
       if (typeof key === "string") this.idem.set(key, { params: raw, status: 200, body: JSON.stringify(refund) });
       if (this.refundRequests === "answer-lost") return void res.destroy();
       return this.send(res, 200, refund);
@@ -345,7 +380,7 @@ export class FakeCardProcessor {
       const after = url.searchParams.get("starting_after");
       const all = this.refunds.filter((r) => pi === null || r.payment_intent === pi).reverse();
       const from = after ? all.findIndex((r) => r.id === after) + 1 : 0;
-      const data = all.slice(from, from + limit).map((r) => ({ object: "refund", ...r }));
+      const data = all.slice(from, from + limit).map((r) => ({ ...r }));
       // The list as it stood when asked: the answer, not the reading, is what stalls.
       if (this.refundListHold) await this.refundListHold;
       return this.send(res, 200, { object: "list", data, has_more: from + limit < all.length, url: "/v1/refunds" });

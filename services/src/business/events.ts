@@ -33,15 +33,22 @@ export const INVOICE_REFERENCE_PREFIX = "invoice:";
 
 export interface PaymentEventMsg {
   eventId: string;
-  type: "payment.succeeded" | "payment.failed" | "payment.refunded";
+  /**
+   * payment.refund_failed: a refund the processor took and then failed or canceled before it succeeded
+   * (nothing went out; its amount is refundable again). payment.refund_reversed: a refund announced by
+   * payment.refunded that failed afterwards (the money came back: it is no longer refunded).
+   */
+  type: "payment.succeeded" | "payment.failed" | "payment.refunded" | "payment.refund_failed" | "payment.refund_reversed";
   intentId: string;
   userId: string;
   amount: number;
   currency: string;
   /** What was paid (e.g. `invoice:<uuid>`), as given when the intent was created. */
   reference: string | null;
-  /** For payment.refunded: the refund's amount; `amount` stays the payment's. */
+  /** For payment.refunded, refund_failed, refund_reversed: the refund's amount; `amount` stays the payment's. */
   refundedAmount?: number;
+  /** For the refund events: payment-service's refund id. */
+  refundId?: string;
   failureCode?: string | null;
   ts: number;
 }

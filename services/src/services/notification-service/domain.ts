@@ -101,9 +101,17 @@ export function fromBillingEvent(e: BillingEventMsg): Notice | null {
 
 /** Invoice payments are told by billing's invoice events; payments tells the rest (and every refund). */
 export function fromPaymentEvent(e: PaymentEventMsg): Notice | null {
-  if (e.type !== "payment.refunded" && e.reference?.startsWith(INVOICE_REFERENCE_PREFIX)) return null;
-  const amount = e.type === "payment.refunded" ? (e.refundedAmount ?? e.amount) : e.amount;
-  const what = { "payment.succeeded": "Payment received", "payment.failed": "Payment failed", "payment.refunded": "Refund issued" }[e.type];
+  const aboutRefund = e.type !== "payment.succeeded" && e.type !== "payment.failed";
+  if (!aboutRefund && e.reference?.startsWith(INVOICE_REFERENCE_PREFIX)) return null;
+  const amount = aboutRefund ? (e.refundedAmount ?? e.amount) : e.amount;
+  const what = {
+    "payment.succeeded": "Payment received",
+    "payment.failed": "Payment failed",
+    "payment.refunded": "Refund issued",
+    // The processor could not pay the refund out (before or after it succeeded): the money was not returned.
+    "payment.refund_failed": "Refund failed",
+    "payment.refund_reversed": "Refund reversed",
+  }[e.type];
   return notice({
     dedupKey: `payment:${e.eventId}`, userId: e.userId, kind: e.type, category: "billing", at: e.ts,
     subject: `${what}: ${money(amount, e.currency)}`,

@@ -19,6 +19,7 @@ import { inFlightBoundMs } from "./domain/refund-settlement";
 import { webhookEventRetentionFloorDays } from "./domain/webhook-retention";
 import { CardProcessor, MAX_NETWORK_RETRIES, MAX_RETRY_DELAY_MS } from "./processor";
 import { RefundReconciler } from "./refund-reconciler";
+import { RefundRepo } from "./refund-repo";
 import { PaymentMethodData } from "./payment-method-data";
 import { registerPaymentMethodRoutes } from "./payment-method-routes";
 import { PaymentMethods } from "./payment-methods";
@@ -74,12 +75,13 @@ export default defineService({
     const pg = ctx.app.pg;
     const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS, retention: { retentionMs: c.PAYMENT_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const repo = new PaymentRepo(pg);
+    const refundRepo = new RefundRepo(pg, repo);
     const methods = new PaymentMethods(new PaymentMethodData(pg), processor, ctx.log, c.PAYMENT_MAX_METHODS_PER_USER);
-    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods);
+    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods, refundRepo);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const refundOutcomes = new Counter({ name: "payment_refunds_reconciled_total", help: "pending refunds looked at by the refund reconciler, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
-    const refunds = processor && new RefundReconciler(pg, repo, processor, ctx.log, { ageMs: c.PAYMENT_REFUND_RECONCILE_AGE_MS, inFlightMs, leaseMs: inFlightMs }, refundOutcomes, () => relay.notify());
-    registerRoutes(ctx.app, { payments, refunds, repo, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
+    const refunds = processor && new RefundReconciler(pg, refundRepo, processor, ctx.log, { ageMs: c.PAYMENT_REFUND_RECONCILE_AGE_MS, inFlightMs, leaseMs: inFlightMs }, refundOutcomes, () => relay.notify());
+    registerRoutes(ctx.app, { payments, refunds, repo, refundRepo, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
     registerPaymentMethodRoutes(ctx.app, methods);
 
     relay.start();

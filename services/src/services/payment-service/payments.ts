@@ -11,8 +11,11 @@ import { HttpError } from "../../kit";
 import { checkRefund, type IntentOrigin, type IntentRequest, requestHash, statusFromProcessor } from "./domain/intents";
 import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
 import { NEVER_REACHED } from "./domain/refund-settlement";
+import { reportOf } from "./domain/refund-status";
 import type { PaymentMethods } from "./payment-methods";
 import type { CardProcessor, ProcessorEvent } from "./processor";
+import { applyRefundEvent, REFUND_EVENT_TYPES } from "./refund-events";
+import type { RefundRepo } from "./refund-repo";
 import { type IntentRow, PaymentRepo } from "./repo";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -31,6 +34,7 @@ export class Payments {
     private readonly opts: PaymentsOptions,
     private readonly published: () => void,
     private readonly methods: PaymentMethods,
+    private readonly refunds: RefundRepo,
   ) {}
 
   private requireProcessor(): CardProcessor {
@@ -95,39 +99,45 @@ export class Payments {
       if (!intent) throw new HttpError(404, "NOT_FOUND", "payment not found");
       // A retry with the key of a refund already made answers as the first time did; the checks below
       // would otherwise see the money already refunded and refuse it.
-      const earlier = await this.repo.refundByKey(intentId, key, c);
+      const earlier = await this.refunds.byKey(intentId, key, c);
       if (earlier) {
         if (amount !== undefined && amount !== BigInt(earlier.amount)) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a refund of another amount", "idempotency-key");
         if (earlier.status === "failed" && earlier.failure_code === NEVER_REACHED) {
           // The processor never received it (refund-reconciler.ts): sent again as if for the first
           // time (billing's automatic refund retries its key), if it still fits into what is left.
-          const check = checkRefund({ status: intent.status, amount: BigInt(intent.amount), refunded: await this.repo.refundsHeld(intentId, c) }, BigInt(earlier.amount));
+          const check = checkRefund({ status: intent.status, amount: BigInt(intent.amount), refunded: await this.refunds.held(intentId, c) }, BigInt(earlier.amount));
           if (!check.ok) throw new HttpError(409, check.code, check.message, "amount");
-          return { intent, refund: await this.repo.reviveRefund(c, earlier.refund_id) };
+          return { intent, refund: await this.refunds.revive(c, earlier.refund_id) };
         }
         if (earlier.status === "failed") throw new HttpError(409, "REFUND_REJECTED", "the processor rejected this refund", "amount");
-        // succeeded: answered below; pending (the first call's outcome is unknown): asked again with
+        // succeeded, or pending at the processor (it answered: its webhook or reconciliation settles it):
+        // answered below; pending with no answer (the first call's outcome is unknown): asked again with
         // the same refund id, which is the processor's idempotency key, the send recorded first
         // (refund-reconciler.ts fails a pending refund only once no request for it can be on its way).
-        if (earlier.status === "pending") await this.repo.refundResent(c, earlier.refund_id);
+        if (earlier.status === "pending" && earlier.processor_refund_id === null) await this.refunds.resent(c, earlier.refund_id);
         return { intent, refund: earlier };
       }
-      const held = await this.repo.refundsHeld(intentId, c);
+      const held = await this.refunds.held(intentId, c);
       const want = amount ?? BigInt(intent.amount) - held;
       if (want <= 0n) throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", "nothing left to refund", "amount");
       const check = checkRefund({ status: intent.status, amount: BigInt(intent.amount), refunded: held }, want);
       if (!check.ok) throw new HttpError(409, check.code, check.message, "amount");
-      return { intent, refund: await this.repo.insertRefund(c, { refundId: randomUUID(), intentId, key, amount: want, reason }) };
+      return { intent, refund: await this.refunds.insert(c, { refundId: randomUUID(), intentId, key, amount: want, reason }) };
     });
-    if (refund.status === "succeeded") return (await this.repo.byId(intentId))!;
+    if (refund.status === "succeeded" || refund.processor_refund_id !== null) return (await this.repo.byId(intentId))!;
     try {
       const r = await processor.refund({ processorIntentId: intent.processor_intent_id!, amount: BigInt(refund.amount), refundId: refund.refund_id });
-      const row = await this.repo.completeRefund(refund.refund_id, r.id);
+      // Booked only when the processor says it succeeded; `pending` (or requires_action) stays held until
+      // its webhook (refund-events.ts) or reconciliation settles it. The answer has no time: it moves the
+      // refund forward only (an idempotent replay answers the first, maybe older, status).
+      const report = reportOf(r, null);
+      if (report) await this.refunds.apply(refund.refund_id, report);
+      else this.log.warn({ refundId: refund.refund_id, status: r.status }, "processor answered a refund status it does not define; left pending for reconciliation");
       this.published();
-      return row;
+      return (await this.repo.byId(intentId))!;
     } catch (err) {
       if (processor.isClientError(err)) {
-        await this.repo.failRefund(refund.refund_id, processor.failureCodeOf(err));
+        await this.refunds.fail(refund.refund_id, processor.failureCodeOf(err));
         throw new HttpError(409, "REFUND_REJECTED", `the processor rejected the refund: ${err.message}`, "amount");
       }
       // Unknown outcome (timeout, 5xx, network): the refund stays pending, held against the payment,
@@ -138,9 +148,14 @@ export class Payments {
   }
 
   /** Applies a verified processor event once (replays by event id are acknowledged, not applied). */
-  async applyWebhook(ev: ProcessorEvent): Promise<"applied" | "duplicate" | "ignored"> {
+  async applyWebhook(ev: ProcessorEvent): Promise<"applied" | "duplicate" | "ignored" | "stale"> {
     if (!(await this.repo.markWebhookEvent(ev.id, ev.type))) return "duplicate";
     try {
+      if (ev.refund && REFUND_EVENT_TYPES.has(ev.type)) {
+        const { outcome, moved } = await applyRefundEvent({ refunds: this.refunds, repo: this.repo, log: this.log }, ev, ev.refund);
+        if (moved) this.published();
+        return outcome;
+      }
       const remote = ev.intent;
       if (!remote || !ev.type.startsWith("payment_intent.")) return "ignored";
       const intentId = remote.intentId ?? (await this.repo.byProcessorId(remote.id))?.intent_id;

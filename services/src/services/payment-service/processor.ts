@@ -31,10 +31,23 @@ export interface ProcessorIntent extends RemoteIntent {
   intentId: string | null;
 }
 
+/** The processor's Refund object (Stripe's), as its events and answers carry it. */
+export interface ProcessorRefund extends RemoteRefund {
+  amount: bigint;
+  currency: string;
+  /** The PaymentIntent it refunds. */
+  paymentIntent: string | null;
+  /** Our refund id from the `refund_id` metadata we send, or null when it cannot be one. */
+  refundId: string | null;
+}
+
 export interface ProcessorEvent {
   id: string;
   type: string;
+  /** The event's `created` time (Stripe: unix seconds), in ms: orders two reports of one object (null: none given). */
+  createdMs: number | null;
   intent: ProcessorIntent | null;
+  refund: ProcessorRefund | null;
 }
 
 export class WebhookSignatureError extends Error {
@@ -47,8 +60,8 @@ export class WebhookSignatureError extends Error {
 /** How far before our row's creation the processor's list of a customer's intents is read (clock skew). */
 const LIST_CLOCK_MARGIN_S = 600;
 
-/** Our intent ids (payments.ts: randomUUID), as PostgreSQL's uuid column takes them. */
-const OUR_INTENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Our intent and refund ids (randomUUID), as PostgreSQL's uuid column takes them. */
+const OUR_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Our intent id from a PaymentIntent's `intent_id` metadata, or null when it cannot be one: the
@@ -56,9 +69,9 @@ const OUR_INTENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
  * another integration carries whatever metadata it was given (a text that is no UUID reached the uuid
  * column: a 500, the event forgotten, and the processor retried it for days).
  */
-function ourIntentId(metadata: Stripe.Metadata | null | undefined): string | null {
-  const v = metadata?.intent_id;
-  return typeof v === "string" && OUR_INTENT_ID.test(v) ? v : null;
+function ourId(metadata: Stripe.Metadata | null | undefined, key: "intent_id" | "refund_id"): string | null {
+  const v = metadata?.[key];
+  return typeof v === "string" && OUR_ID.test(v) ? v : null;
 }
 
 function toIntent(pi: Stripe.PaymentIntent): ProcessorIntent {
@@ -70,7 +83,20 @@ function toIntent(pi: Stripe.PaymentIntent): ProcessorIntent {
     fee: 0n, // the fee lives on the balance transaction; not fetched (see README)
     failureCode: pi.last_payment_error?.code ?? null,
     failureMessage: pi.last_payment_error?.message ?? null,
-    intentId: ourIntentId(pi.metadata),
+    intentId: ourId(pi.metadata, "intent_id"),
+  };
+}
+
+function toRefund(r: Stripe.Refund): ProcessorRefund {
+  return {
+    id: r.id,
+    status: r.status ?? "pending",
+    failureReason: r.failure_reason ?? null,
+    // (-1: not an amount, which no refund of ours has: the report is not applied)
+    amount: BigInt(Number.isSafeInteger(r.amount) ? r.amount : -1),
+    currency: r.currency,
+    paymentIntent: typeof r.payment_intent === "string" ? r.payment_intent : (r.payment_intent?.id ?? null),
+    refundId: ourId(r.metadata, "refund_id"),
   };
 }
 
@@ -154,12 +180,13 @@ export class CardProcessor {
     return r.data[0] ? toIntent(r.data[0]) : undefined;
   }
 
-  async refund(p: { processorIntentId: string; amount: bigint; refundId: string }): Promise<{ id: string; status: string }> {
+  /** The processor's refund as it answered (a card refund is often `succeeded` at once, other methods `pending`). */
+  async refund(p: { processorIntentId: string; amount: bigint; refundId: string }): Promise<ProcessorRefund> {
     const r = await this.stripe.refunds.create(
       { payment_intent: p.processorIntentId, amount: Number(p.amount), metadata: { refund_id: p.refundId } },
       { idempotencyKey: `refund-${p.refundId}` },
     );
-    return { id: r.id, status: r.status ?? "pending" };
+    return toRefund(r);
   }
 
   /**
@@ -169,7 +196,7 @@ export class CardProcessor {
    */
   async findRefund(processorIntentId: string, refundId: string): Promise<RemoteRefund | undefined> {
     for await (const r of this.stripe.refunds.list({ payment_intent: processorIntentId, limit: 100 }))
-      if (r.metadata?.refund_id === refundId) return { id: r.id, status: r.status ?? "pending" };
+      if (r.metadata?.refund_id === refundId) return toRefund(r);
     return undefined;
   }
 
@@ -188,7 +215,13 @@ export class CardProcessor {
     const signedAt = signatureHeader.split(",").reduce((t, item) => (item.split("=")[0] === "t" ? parseInt(item.split("=")[1], 10) : t), -1);
     if (signedAt > nowMs / 1000 + this.cfg.webhookToleranceS) throw new WebhookSignatureError(`timestamp more than ${this.cfg.webhookToleranceS} s in the future`);
     const obj: { object?: string } | undefined = ev.data?.object;
-    return { id: ev.id, type: ev.type, intent: obj?.object === "payment_intent" ? toIntent(obj as Stripe.PaymentIntent) : null };
+    return {
+      id: ev.id,
+      type: ev.type,
+      createdMs: Number.isSafeInteger(ev.created) ? ev.created * 1000 : null,
+      intent: obj?.object === "payment_intent" ? toIntent(obj as Stripe.PaymentIntent) : null,
+      refund: obj?.object === "refund" ? toRefund(obj as Stripe.Refund) : null,
+    };
   }
 
   /**

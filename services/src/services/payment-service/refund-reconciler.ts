@@ -21,9 +21,10 @@ import type { Logger } from "pino";
 import type { Counter } from "prom-client";
 import type { PostgresClient } from "../../kit";
 import { NEVER_REACHED, type RemoteRefund, type RefundSettlement, settleRefund } from "./domain/refund-settlement";
+import { reportOf } from "./domain/refund-status";
 import type { CardProcessor } from "./processor";
 import { type ClaimedRefund, RefundClaims } from "./refund-claims";
-import type { PaymentRepo } from "./repo";
+import type { RefundRepo } from "./refund-repo";
 
 export interface RefundReconcilerOptions {
   /** A refund pending this long since its last send is looked up (PAYMENT_REFUND_RECONCILE_AGE_MS). */
@@ -41,7 +42,7 @@ export class RefundReconciler {
   private readonly claims: RefundClaims;
   constructor(
     private readonly pg: PostgresClient,
-    private readonly repo: PaymentRepo,
+    private readonly refunds: RefundRepo,
     private readonly processor: CardProcessor,
     private readonly log: Logger,
     private readonly opts: RefundReconcilerOptions,
@@ -63,7 +64,7 @@ export class RefundReconciler {
       seen.push(r.refund_id);
       const result = await this.reconcileClaimed(r, claim);
       this.counted.inc({ outcome: result.outcome });
-      if (result.outcome === "succeeded") this.published();
+      if (result.outcome === "succeeded" || result.outcome === "failed") this.published();
       if (result.outcome !== "wait" && result.outcome !== "error") this.log.info(result, "refund reconciled");
       results.push(result);
     }
@@ -87,9 +88,11 @@ export class RefundReconciler {
       if (!held) return "superseded" as const;
       // Its last send as it is now: the list was read after the claim, so after this send.
       const settlement = settleRefund(remote, held.since_sent_ms, this.opts.inFlightMs);
-      if (settlement.kind === "succeeded") await this.repo.completeRefund(r.refund_id, settlement.processorRefundId, c);
-      else if (settlement.kind === "failed") await this.repo.failRefund(r.refund_id, settlement.failureCode, c, settlement.processorRefundId);
-      else if (settlement.kind === "never_reached_processor") await this.repo.failRefund(r.refund_id, NEVER_REACHED, c);
+      // Found at the processor: its status applied as a webhook's would be (refund-repo.ts apply: booked,
+      // released with payment.refund_failed, or, still pending there, its processor status recorded).
+      const report = remote && reportOf(remote, null);
+      if (report) await this.refunds.apply(r.refund_id, report, c);
+      else if (settlement.kind === "never_reached_processor") await this.refunds.fail(r.refund_id, NEVER_REACHED, c);
       await this.claims.release(r.refund_id, claim, c);
       return settlement.kind;
     });

@@ -9,7 +9,8 @@ import { type Currency, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
 import { canTransition, type IntentOrigin, type IntentRequest, type IntentStatus } from "./domain/intents";
-import { type Entry, journal, paymentCaptured, refundIssued } from "./domain/ledger";
+import { type Entry, journal, paymentCaptured } from "./domain/ledger";
+import type { RefundView } from "./refund-repo";
 
 export const OUTBOX = "pay_outbox";
 
@@ -34,8 +35,8 @@ export interface IntentRow {
   updated_at: Date;
 }
 
-/** The API shape (amounts as integer minor units). */
-export function intentView(r: IntentRow) {
+/** The API shape (amounts as integer minor units), with the payment's refunds when given. */
+export function intentView(r: IntentRow, refunds?: Map<string, RefundView[]>) {
   return {
     id: r.intent_id,
     userId: r.user_id,
@@ -51,17 +52,11 @@ export function intentView(r: IntentRow) {
     failureMessage: r.failure_message,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
+    ...(refunds ? { refunds: refunds.get(r.intent_id) ?? [] } : {}),
   };
 }
 
 type Queryable = Pick<PoolClient, "query">;
-
-export interface RefundRow {
-  refund_id: string;
-  status: "pending" | "succeeded" | "failed";
-  amount: string;
-  failure_code: string | null;
-}
 
 export class PaymentRepo {
   constructor(private readonly pg: PostgresClient) {}
@@ -125,8 +120,8 @@ export class PaymentRepo {
       const row = rows[0];
       if (to === "succeeded") {
         await this.post(c, `payment:${intentId}`, "payment", journal(paymentCaptured({ processor: row.processor, userId: row.user_id, amount: BigInt(row.amount), currency: row.currency, fee: remote.fee, intentId })));
-        await this.event(c, row, "payment.succeeded");
-      } else if (to === "failed") await this.event(c, row, "payment.failed");
+        await this.emit(c, row, "payment.succeeded");
+      } else if (to === "failed") await this.emit(c, row, "payment.failed");
       return { row, changed: true };
     });
   }
@@ -138,67 +133,6 @@ export class PaymentRepo {
    */
   lockedIntent<T>(intentId: string, fn: (c: PoolClient, intent: IntentRow | undefined) => Promise<T>): Promise<T> {
     return this.pg.transaction(async (c) => fn(c, await this.byId(intentId, c, true)));
-  }
-
-  async refundByKey(intentId: string, key: string, c: Queryable = this.pg.pool) {
-    return (await c.query<RefundRow>("SELECT refund_id, status, amount, failure_code FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2", [intentId, key])).rows[0];
-  }
-
-  /** What the intent's refunds hold: the succeeded ones and the pending ones (the processor may be paying those out). */
-  async refundsHeld(intentId: string, c: Queryable): Promise<bigint> {
-    const { rows } = await c.query<{ held: string }>("SELECT coalesce(sum(amount), 0)::text AS held FROM pay_refunds WHERE intent_id = $1 AND status IN ('pending', 'succeeded')", [intentId]);
-    return BigInt(rows[0].held);
-  }
-
-  /** Reserves a refund (pending); called under lockedIntent after refundByKey found none with this key. */
-  async insertRefund(c: Queryable, p: { refundId: string; intentId: string; key: string; amount: bigint; reason: string | null }): Promise<RefundRow> {
-    const { rows } = await c.query<RefundRow>(
-      "INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status) VALUES ($1,$2,$3,$4,$5,'pending') RETURNING refund_id, status, amount, failure_code",
-      [p.refundId, p.intentId, p.key, p.amount.toString(), p.reason],
-    );
-    return rows[0];
-  }
-
-  /**
-   * A pending refund's request is sent again (a retry of its key): recorded under the payment's lock
-   * before the send, so the sweep does not take it for one the processor can no longer receive; a
-   * sweep's claim on it is cleared, so a lookup made before this send settles nothing (refund-claims.ts).
-   */
-  async refundResent(c: Queryable, refundId: string): Promise<void> {
-    await c.query("UPDATE pay_refunds SET sent_at = now(), reconcile_claim = NULL, reconcile_claimed_until = NULL WHERE refund_id = $1 AND status = 'pending'", [refundId]);
-  }
-
-  /** A refund failed as never received by the processor, reserved again for a retry of its key (under the payment's lock). */
-  async reviveRefund(c: Queryable, refundId: string): Promise<RefundRow> {
-    const { rows } = await c.query<RefundRow>("UPDATE pay_refunds SET status = 'pending', failure_code = NULL, sent_at = now(), reconcile_claim = NULL, reconcile_claimed_until = NULL WHERE refund_id = $1 RETURNING refund_id, status, amount, failure_code", [refundId]);
-    return rows[0];
-  }
-
-  /**
-   * The processor refunded: mark it, add to the intent's refunded total, post the journal, emit.
-   * In `c` when given (the sweep's settling transaction). Locks the payment, then the refund: the order
-   * refund() takes them in, so the two never wait for each other crosswise.
-   */
-  completeRefund(refundId: string, processorRefundId: string, c?: PoolClient): Promise<IntentRow> {
-    return c ? this.completeRefundIn(c, refundId, processorRefundId) : this.pg.transaction((t) => this.completeRefundIn(t, refundId, processorRefundId));
-  }
-
-  private async completeRefundIn(c: PoolClient, refundId: string, processorRefundId: string): Promise<IntentRow> {
-    const intentId = (await c.query<{ intent_id: string }>("SELECT intent_id FROM pay_refunds WHERE refund_id = $1", [refundId])).rows[0].intent_id;
-    const intent = await this.byId(intentId, c, true);
-    if (!intent) throw new Error(`intent of refund ${refundId} not found`);
-    const r = (await c.query<{ amount: string; status: string }>("SELECT amount, status FROM pay_refunds WHERE refund_id = $1 FOR UPDATE", [refundId])).rows[0];
-    if (r.status === "succeeded") return intent;
-    await c.query("UPDATE pay_refunds SET status = 'succeeded', processor_refund_id = $2 WHERE refund_id = $1", [refundId, processorRefundId]);
-    const { rows } = await c.query<IntentRow>("UPDATE pay_intents SET refunded = refunded + $2, updated_at = now() WHERE intent_id = $1 RETURNING *", [intent.intent_id, r.amount]);
-    await this.post(c, `refund:${refundId}`, "refund", journal(refundIssued({ processor: intent.processor, userId: intent.user_id, amount: BigInt(r.amount), currency: intent.currency, refundId })));
-    await this.event(c, rows[0], "payment.refunded", { refundedAmount: toJson(BigInt(r.amount)), eventId: `refund:${refundId}` });
-    return rows[0];
-  }
-
-  /** The refund was not made: its amount is no longer held against the payment. */
-  async failRefund(refundId: string, failureCode: string, c: Queryable = this.pg.pool, processorRefundId: string | null = null): Promise<void> {
-    await c.query("UPDATE pay_refunds SET status = 'failed', failure_code = $2, processor_refund_id = coalesce(processor_refund_id, $3) WHERE refund_id = $1 AND status = 'pending'", [refundId, failureCode, processorRefundId]);
   }
 
   /** Records a processed webhook event id; false when it was already processed (a replay). */
@@ -229,7 +163,8 @@ export class PaymentRepo {
     };
   }
 
-  private async post(c: PoolClient, journalId: string, kind: string, entries: Entry[]): Promise<void> {
+  /** Posts a journal once (its id is the primary key: a second post of it does nothing). */
+  async post(c: PoolClient, journalId: string, kind: string, entries: Entry[]): Promise<void> {
     const j = await c.query("INSERT INTO pay_journals (journal_id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING", [journalId, kind]);
     if (j.rowCount === 0) return; // already posted
     await c.query(
@@ -239,7 +174,8 @@ export class PaymentRepo {
     );
   }
 
-  private async event(c: PoolClient, row: IntentRow, type: PaymentEventMsg["type"], extra: Partial<PaymentEventMsg> = {}): Promise<void> {
+  /** Enqueues a payments.events message about the payment in `c` (the outbox: published once committed). */
+  async emit(c: PoolClient, row: IntentRow, type: PaymentEventMsg["type"], extra: Partial<PaymentEventMsg> = {}): Promise<void> {
     const msg: PaymentEventMsg = {
       eventId: extra.eventId ?? `${row.intent_id}:${type}`,
       type,

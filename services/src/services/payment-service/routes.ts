@@ -4,6 +4,7 @@
  *                                 paymentMethod: one of the caller's saved methods (payment-method-routes.ts)
  *                                 201 new, 200 replay (`idempotent-replay: true`), 409 key reused with another body / in progress
  *   GET  /intents                 the caller's payments          GET /intents/:id   one (owner or admin)
+ *                                 (each with its refunds: status as the processor reports it, refund-repo.ts refundView)
  *   POST /intents/:id/refunds     { amount?, reason? } + Idempotency-Key, admin
  *   GET  /ledger                  derived balances and per-currency totals (0 when the ledger balances), admin
  *   POST /reconcile               one reconciliation pass now (open intents, then pending refunds), admin
@@ -20,8 +21,9 @@ import { PaymentMethodId } from "../../business/payment-methods";
 import type { IntentOrigin, IntentRequest } from "./domain/intents";
 import type { Payments } from "./payments";
 import type { RefundReconciler } from "./refund-reconciler";
+import type { RefundRepo } from "./refund-repo";
 import { type CardProcessor, WebhookSignatureError } from "./processor";
-import { intentView, type PaymentRepo } from "./repo";
+import { type IntentRow, intentView, type PaymentRepo } from "./repo";
 
 const Currency = Type.Union(Object.keys(CURRENCIES).map((c) => Type.Literal(c)));
 const IntentFields = {
@@ -69,7 +71,7 @@ function toRequest(b: { amount: number; currency: string; paymentMethod: string;
 }
 
 // Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
-const IntentOut = ResponseObject({ id: Type.String(), userId: Type.String(), status: Type.String() }, { description: "A payment intent: amount, currency, refunds, processor reference, timestamps" });
+const IntentOut = ResponseObject({ id: Type.String(), userId: Type.String(), status: Type.String() }, { description: "A payment intent: amount, currency, refunded total, processor reference, timestamps, and its refunds (id, amount, status pending/succeeded/failed, processorStatus, failureCode)" });
 const LedgerOut = ResponseObject({ accounts: Type.Array(ResponseObject({ account: Type.String(), currency: Type.String(), balance: Type.Number() })), totals: Type.Record(Type.String(), Type.Number()) });
 const ReconcileOut = ResponseObject({
   checked: Type.Number(),
@@ -78,8 +80,9 @@ const ReconcileOut = ResponseObject({
 });
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
 
-export function registerRoutes(app: App, deps: { payments: Payments; refunds: RefundReconciler | undefined; repo: PaymentRepo; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
+export function registerRoutes(app: App, deps: { payments: Payments; refunds: RefundReconciler | undefined; repo: PaymentRepo; refundRepo: RefundRepo; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
   const { payments, repo } = deps;
+  const withRefunds = async (row: IntentRow) => intentView(row, await deps.refundRepo.ofIntents([row.intent_id]));
 
   const charge = async (origin: IntentOrigin, userId: string, key: string, body: IntentRequest, reply: FastifyReply) => {
     const { row, replay } = await payments.charge(origin, userId, key, body);
@@ -101,24 +104,26 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
 
   app.get("/intents", { schema: { querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }), response: { 200: ResponseObject({ intents: Type.Array(IntentOut) }) } } }, async (req) => {
     const who = requireIdentity(req);
-    return { intents: (await repo.listForUser(who.userId, req.query.limit)).map(intentView) };
+    const rows = await repo.listForUser(who.userId, req.query.limit);
+    const refunds = await deps.refundRepo.ofIntents(rows.map((r) => r.intent_id));
+    return { intents: rows.map((r) => intentView(r, refunds)) };
   });
 
   app.get("/intents/:id", { schema: { params: IdParams, response: { 200: IntentOut } } }, async (req) => {
     const who = requireIdentity(req);
     const row = await repo.byId(req.params.id);
     if (!row || (row.user_id !== who.userId && who.role !== "admin")) throw notFound("payment not found");
-    return intentView(row);
+    return withRefunds(row);
   });
 
   const refund = (req: FastifyRequest, p: { id: string }, b: { amount?: number; reason?: string }) =>
     payments.refund(p.id, idempotencyKey(req), b.amount === undefined ? undefined : parseMinor(b.amount, "amount", 1n), b.reason ?? null);
   app.post("/intents/:id/refunds", { schema: { params: IdParams, body: RefundBody, response: { 200: IntentOut } } }, async (req) => {
     requireIdentity(req, "admin");
-    return intentView(await refund(req, req.params, req.body));
+    return withRefunds(await refund(req, req.params, req.body));
   });
   // billing-service gives back a payment for an invoice it no longer collects (voided meanwhile).
-  app.post("/internal/intents/:id/refunds", { schema: { params: IdParams, body: RefundBody, response: { 200: IntentOut } } }, async (req) => intentView(await refund(req, req.params, req.body)));
+  app.post("/internal/intents/:id/refunds", { schema: { params: IdParams, body: RefundBody, response: { 200: IntentOut } } }, async (req) => withRefunds(await refund(req, req.params, req.body)));
 
   app.get("/ledger", { schema: { querystring: Type.Object({ account: Type.Optional(Type.String({ pattern: "^[a-z]+:[A-Za-z0-9._:@-]{0,128}$" })) }), response: { 200: LedgerOut } } }, async (req) => {
     requireIdentity(req, "admin");

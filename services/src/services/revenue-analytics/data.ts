@@ -44,12 +44,17 @@ export async function customerMrrAt(db: Queryable, at: Date): Promise<Map<string
   return out;
 }
 
-/** Cash in a period [from, to): collected (succeeded) and refunded, per currency. */
+/**
+ * Cash in a period [from, to): collected (succeeded) and refunded, per currency. Refunded is net of
+ * refunds reversed in the period (they failed after succeeding: the money came back); a refund that
+ * failed before succeeding was never counted (payment.refund_failed moves no cash).
+ */
 export async function cashBetween(db: Queryable, from: Date, to: Date): Promise<Map<string, { collected: bigint; refunded: bigint }>> {
   const { rows } = await db.query<{ currency: string; collected: string; refunded: string }>(
     `SELECT currency,
             coalesce(sum(amount) FILTER (WHERE type = 'payment.succeeded'), 0)::text AS collected,
-            coalesce(sum(amount) FILTER (WHERE type = 'payment.refunded'), 0)::text AS refunded
+            (coalesce(sum(amount) FILTER (WHERE type = 'payment.refunded'), 0)
+             - coalesce(sum(amount) FILTER (WHERE type = 'payment.refund_reversed'), 0))::text AS refunded
      FROM ra_payments WHERE at >= $1 AND at < $2 GROUP BY currency`,
     [from, to],
   );

@@ -8,7 +8,8 @@
  *   ARPU  = MRR / paying customers, rounded half away from zero
  *   churn = customers paying at the period start and no longer paying at its end / customers at the start
  *   LTV   = ARPU / churn (null while churn is 0: no churn observed means no finite estimate)
- *   net revenue = payments succeeded - refunds in the period (cash, not MRR)
+ *   net revenue = payments succeeded - refunds in the period (cash, not MRR); a refund that failed after
+ *                 it succeeded (payment.refund_reversed) counts back in the period it was reversed in
  */
 import type { Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -32,8 +33,10 @@ export function mrrChange(raw: unknown): MrrChange | null {
 export function paymentFact(raw: unknown): PaymentFact | null {
   if (!Value.Check(PaymentEventSchema, raw)) return null;
   const e: Static<typeof PaymentEventSchema> = raw;
-  if (e.type === "payment.refunded" && e.refundedAmount === undefined) return null;
-  const amount = e.type === "payment.refunded" ? e.refundedAmount! : e.amount;
+  // The refund events count the refund's amount (`amount` stays the payment's).
+  const aboutRefund = e.type !== "payment.succeeded" && e.type !== "payment.failed";
+  if (aboutRefund && e.refundedAmount === undefined) return null;
+  const amount = aboutRefund ? e.refundedAmount! : e.amount;
   return { eventId: e.eventId, type: e.type, intentId: e.intentId, userId: e.userId, currency: e.currency, amount, ts: e.ts };
 }
 

@@ -97,3 +97,8 @@ export function paymentCaptured(p: { processor: string; userId: string; amount: 
 export function refundIssued(p: { processor: string; userId: string; amount: bigint; currency: Currency; refundId: string }): Movement[] {
   return [{ debit: account.customer(p.userId), credit: account.processor(p.processor), amount: p.amount, currency: p.currency, memo: `refund ${p.refundId}` }];
 }
+
+/** A refund that failed after it succeeded: the processor took the money back from the customer's card, and holds it for us again. */
+export function refundReversed(p: { processor: string; userId: string; amount: bigint; currency: Currency; refundId: string }): Movement[] {
+  return [{ debit: account.processor(p.processor), credit: account.customer(p.userId), amount: p.amount, currency: p.currency, memo: `refund reversed ${p.refundId}` }];
+}

@@ -8,6 +8,8 @@ export interface RemoteRefund {
   id: string;
   /** Stripe: pending, requires_action, succeeded, failed, canceled. */
   status: string;
+  /** Stripe's `failure_reason` of a failed refund (expired_or_canceled_card, lost_or_stolen_card, unknown). */
+  failureReason?: string | null;
 }
 
 export type RefundSettlement =

@@ -1,0 +1,172 @@
+/**
+ * payment-service's data access for refunds (pay_refunds: migrations 0340, 0428, 0432, 0472). A
+ * refund's money moves (refunded total, journal, event) in the transaction that moves its status, with
+ * its payment locked first and then the refund: the order refund() takes them in, so the request path,
+ * the reconciler and webhooks never wait for each other crosswise.
+ */
+import type { PoolClient } from "pg";
+import type { PostgresClient } from "../../kit";
+import { toJson } from "../../business/money";
+import { journal, refundIssued, refundReversed } from "./domain/ledger";
+import { type ProcessorRefundReport, type ProcessorRefundStatus, type RefundStatus, type RefundStep, refundStep } from "./domain/refund-status";
+import type { IntentRow, PaymentRepo } from "./repo";
+
+type Queryable = Pick<PoolClient, "query">;
+
+export interface RefundRow {
+  refund_id: string;
+  status: RefundStatus;
+  amount: string;
+  failure_code: string | null;
+  /** Set once the processor answered for it (then it is the processor's to settle: never sent again). */
+  processor_refund_id: string | null;
+}
+
+interface RefundDetailRow extends RefundRow {
+  intent_id: string;
+  reason: string | null;
+  processor_status: ProcessorRefundStatus | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** The API shape of a refund (GET /intents/:id, the refund routes' answer). */
+export function refundView(r: RefundDetailRow) {
+  return {
+    id: r.refund_id,
+    amount: toJson(BigInt(r.amount)),
+    status: r.status,
+    processorStatus: r.processor_status,
+    failureCode: r.failure_code,
+    reason: r.reason,
+    processorRefundId: r.processor_refund_id,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  };
+}
+export type RefundView = ReturnType<typeof refundView>;
+
+const ROW = "refund_id, status, amount, failure_code, processor_refund_id";
+
+export class RefundRepo {
+  constructor(
+    private readonly pg: PostgresClient,
+    private readonly payments: PaymentRepo,
+  ) {}
+
+  async byKey(intentId: string, key: string, c: Queryable = this.pg.pool): Promise<RefundRow | undefined> {
+    return (await c.query<RefundRow>(`SELECT ${ROW} FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2`, [intentId, key])).rows[0];
+  }
+
+  /** Our refund a processor's refund is: by the refund id we sent as metadata, else by its processor id. */
+  async find(p: { refundId: string | null; processorRefundId: string }): Promise<(RefundRow & { intent_id: string }) | undefined> {
+    const { rows } = await this.pg.query<RefundRow & { intent_id: string }>(
+      `SELECT ${ROW}, intent_id FROM pay_refunds WHERE refund_id = $1::uuid OR processor_refund_id = $2 ORDER BY refund_id = $1::uuid DESC NULLS LAST LIMIT 1`,
+      [p.refundId, p.processorRefundId],
+    );
+    return rows[0];
+  }
+
+  /** What the intent's refunds hold: the succeeded ones and the pending ones (the processor may be paying those out). */
+  async held(intentId: string, c: Queryable): Promise<bigint> {
+    const { rows } = await c.query<{ held: string }>("SELECT coalesce(sum(amount), 0)::text AS held FROM pay_refunds WHERE intent_id = $1 AND status IN ('pending', 'succeeded')", [intentId]);
+    return BigInt(rows[0].held);
+  }
+
+  /** Reserves a refund (pending); called under lockedIntent after byKey found none with this key. */
+  async insert(c: Queryable, p: { refundId: string; intentId: string; key: string; amount: bigint; reason: string | null }): Promise<RefundRow> {
+    const { rows } = await c.query<RefundRow>(
+      `INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status) VALUES ($1,$2,$3,$4,$5,'pending') RETURNING ${ROW}`,
+      [p.refundId, p.intentId, p.key, p.amount.toString(), p.reason],
+    );
+    return rows[0];
+  }
+
+  /**
+   * A pending refund's request is sent again (a retry of its key): recorded under the payment's lock
+   * before the send, so the sweep does not take it for one the processor can no longer receive; a
+   * sweep's claim on it is cleared, so a lookup made before this send settles nothing (refund-claims.ts).
+   */
+  async resent(c: Queryable, refundId: string): Promise<void> {
+    await c.query("UPDATE pay_refunds SET sent_at = now(), reconcile_claim = NULL, reconcile_claimed_until = NULL WHERE refund_id = $1 AND status = 'pending'", [refundId]);
+  }
+
+  /** A refund failed as never received by the processor, reserved again for a retry of its key (under the payment's lock). */
+  async revive(c: Queryable, refundId: string): Promise<RefundRow> {
+    const { rows } = await c.query<RefundRow>(
+      `UPDATE pay_refunds SET status = 'pending', failure_code = NULL, processor_status = NULL, processor_status_at = NULL, sent_at = now(), updated_at = now(),
+              reconcile_claim = NULL, reconcile_claimed_until = NULL WHERE refund_id = $1 RETURNING ${ROW}`,
+      [refundId],
+    );
+    return rows[0];
+  }
+
+  /**
+   * A pending refund the processor never made (it refused the request, or never received it): failed,
+   * its amount no longer held against the payment. Nothing was announced for it, so nothing is.
+   */
+  async fail(refundId: string, failureCode: string, c: Queryable = this.pg.pool): Promise<void> {
+    await c.query("UPDATE pay_refunds SET status = 'failed', failure_code = $2, updated_at = now() WHERE refund_id = $1 AND status = 'pending'", [refundId, failureCode]);
+  }
+
+  /**
+   * Applies the processor's report of a refund (its answer, a list lookup, a webhook event) when it
+   * moves the refund forward (domain/refund-status.ts refundStep), with its money in the same
+   * transaction: booked when it succeeds (journal `refund:<id>`, refunded total, `payment.refunded`),
+   * released when a pending one fails (`payment.refund_failed`), reversed when a succeeded one fails
+   * (journal `refund-reversal:<id>`, refunded total back, `payment.refund_reversed`). In `c` when given.
+   */
+  apply(refundId: string, report: ProcessorRefundReport, c?: PoolClient): Promise<{ step: RefundStep; intent: IntentRow }> {
+    return c ? this.applyIn(c, refundId, report) : this.pg.transaction((t) => this.applyIn(t, refundId, report));
+  }
+
+  private async applyIn(c: PoolClient, refundId: string, report: ProcessorRefundReport): Promise<{ step: RefundStep; intent: IntentRow }> {
+    const intentId = (await c.query<{ intent_id: string }>("SELECT intent_id FROM pay_refunds WHERE refund_id = $1", [refundId])).rows[0].intent_id;
+    const intent = await this.payments.byId(intentId, c, true);
+    if (!intent) throw new Error(`intent of refund ${refundId} not found`);
+    const r = (
+      await c.query<{ amount: string; status: RefundStatus; processor_status: ProcessorRefundStatus | null; at_ms: number | null }>(
+        "SELECT amount, status, processor_status, (extract(epoch FROM processor_status_at) * 1000)::float8 AS at_ms FROM pay_refunds WHERE refund_id = $1 FOR UPDATE",
+        [refundId],
+      )
+    ).rows[0];
+    const step = refundStep({ status: r.status, processorStatus: r.processor_status, processorStatusAtMs: r.at_ms }, report);
+    if (step.kind !== "move") return { step, intent };
+    await c.query(
+      `UPDATE pay_refunds SET status = $2, processor_status = $3, processor_status_at = greatest(processor_status_at, $4), processor_refund_id = coalesce(processor_refund_id, $5),
+              failure_code = CASE WHEN $2 = 'failed' THEN coalesce($6, failure_code) ELSE failure_code END, updated_at = now()
+        WHERE refund_id = $1`,
+      [refundId, step.to, report.status, report.atMs === null ? null : new Date(report.atMs), report.processorRefundId, report.failureCode],
+    );
+    if (step.effect === "none") return { step, intent };
+    const amount = BigInt(r.amount);
+    const m = { processor: intent.processor, userId: intent.user_id, amount, currency: intent.currency, refundId };
+    const fields = { refundedAmount: toJson(amount), refundId, failureCode: report.failureCode };
+    if (step.effect === "release") {
+      await this.payments.emit(c, intent, "payment.refund_failed", { ...fields, eventId: `refund:${refundId}:failed` });
+      return { step, intent };
+    }
+    const sign = step.effect === "complete" ? "+" : "-";
+    const { rows } = await c.query<IntentRow>(`UPDATE pay_intents SET refunded = refunded ${sign} $2, updated_at = now() WHERE intent_id = $1 RETURNING *`, [intent.intent_id, r.amount]);
+    if (step.effect === "complete") {
+      await this.payments.post(c, `refund:${refundId}`, "refund", journal(refundIssued(m)));
+      await this.payments.emit(c, rows[0], "payment.refunded", { refundedAmount: toJson(amount), refundId, eventId: `refund:${refundId}` });
+    } else {
+      await this.payments.post(c, `refund-reversal:${refundId}`, "refund_reversal", journal(refundReversed(m)));
+      await this.payments.emit(c, rows[0], "payment.refund_reversed", { ...fields, eventId: `refund:${refundId}:reversed` });
+    }
+    return { step, intent: rows[0] };
+  }
+
+  /** The refunds of these payments, oldest first, by payment id. */
+  async ofIntents(intentIds: string[]): Promise<Map<string, RefundView[]>> {
+    const out = new Map<string, RefundView[]>(intentIds.map((id) => [id, []]));
+    if (!intentIds.length) return out;
+    const { rows } = await this.pg.query<RefundDetailRow>(
+      `SELECT ${ROW}, intent_id, reason, processor_status, created_at, updated_at FROM pay_refunds WHERE intent_id = ANY($1::uuid[]) ORDER BY created_at, refund_id`,
+      [intentIds],
+    );
+    for (const r of rows) out.get(r.intent_id)?.push(refundView(r));
+    return out;
+  }
+}
