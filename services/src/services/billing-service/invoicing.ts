@@ -5,7 +5,8 @@
  * payment.failed with reference `invoice:<id>`): the invoice is paid, or the dunning retry is
  * scheduled, if it is the charge billing asked for (the invoice's payer, amount and currency). A
  * payment of an invoice dunning gave up (uncollectible) pays it too; one of an invoice void or paid
- * already is refunded.
+ * already is refunded, and when that refund does not go out (`payment.refund_failed` /
+ * `payment.refund_reversed`) its amount is credit on the subscription.
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
@@ -165,7 +166,8 @@ export class Invoicing {
   /** Applies one payments.events message (deduped by event id). */
   async onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
     const invoiceId = ev.reference?.startsWith(INVOICE_REFERENCE_PREFIX) ? ev.reference.slice(INVOICE_REFERENCE_PREFIX.length) : "";
-    if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed")) return false;
+    const refundNotMade = ev.type === "payment.refund_failed" || ev.type === "payment.refund_reversed";
+    if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed" && !refundNotMade)) return false;
     if (!(await this.repo.markProcessed(c, ev.eventId))) return false;
     const inv = await this.repo.invoice(invoiceId, c, true);
     if (!inv) return false;
@@ -174,6 +176,7 @@ export class Invoicing {
       this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
       return false;
     }
+    if (refundNotMade) return this.givenBackNot(c, inv, ev);
     if (ev.type === "payment.succeeded" && (inv.status === "open" || inv.status === "uncollectible")) {
       // A late payment of an uncollectible invoice is that invoice's payment: the debt was real and
       // is now paid (before, it was logged and left to an operator, the money in limbo). Its attempt
@@ -217,6 +220,27 @@ export class Invoicing {
       if (!(err instanceof ChargeRefusedError)) throw err;
       this.log.warn({ ...fields, code: err.code, err: { message: err.message } }, "payment for an invoice that is no longer open: refund refused by payment-service; left to an operator");
     }
+  }
+
+  /**
+   * A refund of a payment of this invoice did not go out (payment-service: it failed before it
+   * succeeded, or failed after and was reversed: the money is with the platform again). A payment
+   * billing gave back (giveBack: the invoice void, or paid by another payment) is still not owed: its
+   * refund's amount becomes credit on the invoice's subscription, spent by its next invoices (or taken
+   * by the user's next subscription once this one ended), instead of staying with the platform unseen.
+   * A refund of the payment that paid the invoice (an admin's) changes nothing here: the invoice stays paid.
+   */
+  private async givenBackNot(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<boolean> {
+    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, invoiceStatus: inv.status, refundId: ev.refundId };
+    const owedBack = inv.status === "void" || (inv.status === "paid" && inv.last_payment_id !== ev.intentId);
+    const amount = Number.isSafeInteger(ev.refundedAmount) ? BigInt(ev.refundedAmount!) : 0n;
+    if (!owedBack || amount <= 0n) {
+      this.log.info(fields, "a refund of an invoice's payment did not go out; the payment was not one billing gave back: nothing to do");
+      return false;
+    }
+    await c.query("UPDATE bil_subscriptions SET credit_balance = credit_balance + $2, updated_at = now() WHERE subscription_id = $1", [inv.subscription_id, amount.toString()]);
+    this.log.warn({ ...fields, credited: amount.toString() }, "the refund of a payment not owed did not go out: its amount is credit on the subscription");
+    return true;
   }
 
   /** Attempt `inv.attempts + 1` of the invoice (locked, open) failed at `at`: dunning's next step. */
