@@ -139,6 +139,19 @@ describe("refund status from the processor's events", () => {
     expect(await money(refundId)).toEqual({ booked: 1, reversed: 0, events: [`refund:${refundId}`] });
   }, 60_000);
 
+  it("a refund the processor answers failed is refused, 409 naming amount, and nothing stays held", async () => {
+    fake.refundStatus = "failed";
+    const p = await payment(3_000);
+    const key = `r-${randomUUID()}`;
+    const r = await refund(p.id, key, 3_000);
+    expect([r.status, r.body.error?.code, r.body.error?.field], JSON.stringify(r.body)).toEqual([409, "REFUND_REJECTED", "amount"]);
+    expect((await view(p.id)).refunds).toMatchObject([{ status: "failed", processorStatus: "failed", failureCode: "unknown" }]);
+    expect((await refund(p.id, key, 3_000)).status).toBe(409);
+    fake.refundStatus = "succeeded";
+    const next = await refund(p.id, `r2-${randomUUID()}`);
+    expect([next.status, next.body.refunded]).toEqual([200, 3_000]);
+  }, 60_000);
+
   it("signed events for a refund that is not ours, or not as ours is, are acknowledged and ignored, never a 5xx", async () => {
     const p = await payment(2_000);
     const r = await refund(p.id, `r-${randomUUID()}`, 1_000);

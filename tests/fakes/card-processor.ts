@@ -96,8 +96,8 @@ function parseForm(body: string): Record<string, string | Record<string, string>
 export class FakeCardProcessor {
   readonly intents = new Map<string, FakeIntent>();
   readonly refunds: FakeRefund[] = [];
-  /** The status a new refund gets (Stripe: `succeeded` for most cards, `pending` for slower methods). */
-  refundStatus: "succeeded" | "pending" = "succeeded";
+  /** The status a new refund gets (Stripe: `succeeded` for most cards, `pending` for slower methods, rarely `failed` at once). */
+  refundStatus: "succeeded" | "pending" | "failed" = "succeeded";
   /**
    * How refund requests fare on the way: "answer-lost" makes the refund and then drops the
    * connection before answering (a timeout or a crash on our side: the money went out, we never
@@ -365,7 +365,7 @@ export class FakeCardProcessor {
       const already = this.refunds.filter((r) => r.payment_intent === i.id && r.status !== "failed" && r.status !== "canceled").reduce((a, r) => a + r.amount, 0);
       if (i.status !== "succeeded" || (this.refusesExcessRefunds && amount > i.amount - already))
         return this.send(res, 400, { error: { type: "invalid_request_error", code: "charge_already_refunded", message: "refund exceeds the charge" } });
-      const refund: FakeRefund = { id: rid("re"), object: "refund", payment_intent: i.id, amount, currency: i.currency, status: this.refundStatus, metadata: typeof p.metadata === "object" ? p.metadata : {} };
+      const refund: FakeRefund = { id: rid("re"), object: "refund", payment_intent: i.id, amount, currency: i.currency, status: this.refundStatus, metadata: typeof p.metadata === "object" ? p.metadata : {}, ...(this.refundStatus === "failed" ? { failure_reason: "unknown" } : {}) };
       this.refunds.push(refund);
       this.queueEvent("refund.created", refund);
       if (typeof key === "string") this.idem.set(key, { params: raw, status: 200, body: JSON.stringify(refund) });

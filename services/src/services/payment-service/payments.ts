@@ -125,16 +125,9 @@ export class Payments {
       return { intent, refund: await this.refunds.insert(c, { refundId: randomUUID(), intentId, key, amount: want, reason }) };
     });
     if (refund.status === "succeeded" || refund.processor_refund_id !== null) return (await this.repo.byId(intentId))!;
+    let r;
     try {
-      const r = await processor.refund({ processorIntentId: intent.processor_intent_id!, amount: BigInt(refund.amount), refundId: refund.refund_id });
-      // Booked only when the processor says it succeeded; `pending` (or requires_action) stays held until
-      // its webhook (refund-events.ts) or reconciliation settles it. The answer has no time: it moves the
-      // refund forward only (an idempotent replay answers the first, maybe older, status).
-      const report = reportOf(r, null);
-      if (report) await this.refunds.apply(refund.refund_id, report);
-      else this.log.warn({ refundId: refund.refund_id, status: r.status }, "processor answered a refund status it does not define; left pending for reconciliation");
-      this.published();
-      return (await this.repo.byId(intentId))!;
+      r = await processor.refund({ processorIntentId: intent.processor_intent_id!, amount: BigInt(refund.amount), refundId: refund.refund_id });
     } catch (err) {
       if (processor.isClientError(err)) {
         await this.refunds.fail(refund.refund_id, processor.failureCodeOf(err));
@@ -145,6 +138,16 @@ export class Payments {
       this.log.warn({ refundId: refund.refund_id, intentId, err: { message: (err as Error).message } }, "processor refund outcome unknown; left for reconciliation");
       throw new HttpError(502, "PROCESSOR_UNAVAILABLE", "the processor did not answer; the refund is pending and is settled by reconciliation (retry with the same Idempotency-Key)");
     }
+    // Booked only when the processor says it succeeded; `pending` (or requires_action) stays held until
+    // its webhook (refund-events.ts) or reconciliation settles it. The answer has no time: it moves the
+    // refund forward only (an idempotent replay answers the first, maybe older, status).
+    const report = reportOf(r, null);
+    if (!report) this.log.warn({ refundId: refund.refund_id, status: r.status }, "processor answered a refund status it does not define; left pending for reconciliation");
+    const step = report && (await this.refunds.apply(refund.refund_id, report)).step;
+    this.published();
+    // Failed or canceled in its answer: a refusal, as one the processor answers with an error.
+    if (step?.kind === "move" && step.to === "failed") throw new HttpError(409, "REFUND_REJECTED", `the processor ${report!.status} the refund (${report!.failureCode})`, "amount");
+    return (await this.repo.byId(intentId))!;
   }
 
   /** Applies a verified processor event once (replays by event id are acknowledged, not applied). */
