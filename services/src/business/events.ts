@@ -53,6 +53,11 @@ export interface PaymentEventMsg {
   ts: number;
 }
 
+/** A payments.events message about a refund: its `refundedAmount` is the refund's amount (`amount` the payment's). */
+export function isRefundEvent(type: PaymentEventMsg["type"]): boolean {
+  return type === "payment.refunded" || type === "payment.refund_failed" || type === "payment.refund_reversed";
+}
+
 /** billing.events, key = userId (canonical: kit userPartitionKey). `mrr` is the subscription's monthly recurring revenue after the event (0 when not paying). */
 export interface BillingEventMsg {
   eventId: string;

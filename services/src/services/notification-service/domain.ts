@@ -3,7 +3,7 @@
  * quiet hours, retry backoff and the webhook signature.
  */
 import { createHmac } from "node:crypto";
-import { type BillingEventMsg, INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
+import { type BillingEventMsg, INVOICE_REFERENCE_PREFIX, isRefundEvent, type PaymentEventMsg } from "../../business/events";
 import { formatMoney, isCurrency } from "../../business/money";
 import type { ComplianceAlert } from "../../trading/compliance";
 import { traderAlert } from "../../trading/complianceAlertView";
@@ -101,7 +101,7 @@ export function fromBillingEvent(e: BillingEventMsg): Notice | null {
 
 /** Invoice payments are told by billing's invoice events; payments tells the rest (and every refund). */
 export function fromPaymentEvent(e: PaymentEventMsg): Notice | null {
-  const aboutRefund = e.type !== "payment.succeeded" && e.type !== "payment.failed";
+  const aboutRefund = isRefundEvent(e.type);
   if (!aboutRefund && e.reference?.startsWith(INVOICE_REFERENCE_PREFIX)) return null;
   const amount = aboutRefund ? (e.refundedAmount ?? e.amount) : e.amount;
   const what = {

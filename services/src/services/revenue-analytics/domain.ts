@@ -14,7 +14,7 @@
 import type { Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { mulDivRound } from "../../business/money";
-import type { BillingEventMsg, PaymentEventMsg } from "../../business/events";
+import { type BillingEventMsg, isRefundEvent, type PaymentEventMsg } from "../../business/events";
 import { BillingEventSchema, PaymentEventSchema } from "../../trading/infra/topicSchemas";
 
 // The topics' schemas (consumeBatches already set aside messages that break them; checked again here
@@ -34,7 +34,7 @@ export function paymentFact(raw: unknown): PaymentFact | null {
   if (!Value.Check(PaymentEventSchema, raw)) return null;
   const e: Static<typeof PaymentEventSchema> = raw;
   // The refund events count the refund's amount (`amount` stays the payment's).
-  const aboutRefund = e.type !== "payment.succeeded" && e.type !== "payment.failed";
+  const aboutRefund = isRefundEvent(e.type);
   if (aboutRefund && e.refundedAmount === undefined) return null;
   const amount = aboutRefund ? e.refundedAmount! : e.amount;
   return { eventId: e.eventId, type: e.type, intentId: e.intentId, userId: e.userId, currency: e.currency, amount, ts: e.ts };
