@@ -89,9 +89,9 @@ describe("refund status from the processor's events", () => {
     expect([again.status, again.body.refunded], JSON.stringify(again.body)).toEqual([200, 10_000]);
     const after = (await http("GET", `${bases[0]}/ledger?account=customer:${trader["x-user-id"]}`, { headers: { "x-user-id": randomUUID(), "x-user-role": "admin" } })).body;
     expect(after.accounts.find((a: { currency: string }) => a.currency === "usd").balance).toBe(before + 10_000);
-    const reversal = await waitUntil("payment.refund_reversed on payments.events", async () => published.find((e) => e.eventId === `refund:${refundId}:reversed`));
+    const reversal = await waitUntil("payment.refund_reversed on payments.events", async () => published.find((e) => e.eventId === `refund:${refundId}:reversed`), 150_000);
     expect(reversal).toMatchObject({ type: "payment.refund_reversed", refundId, refundedAmount: 4_000, intentId: p.id, failureCode: "expired_or_canceled_card" });
-  }, 60_000);
+  }, 180_000);
 
   it("a pending refund stays held until the processor settles it; an older event arriving late never moves it back; replays are duplicates", async () => {
     fake.refundStatus = "pending";
@@ -124,9 +124,9 @@ describe("refund status from the processor's events", () => {
     expect(await money(refundId)).toEqual({ booked: 0, reversed: 0, events: [`refund:${refundId}:failed`] });
     const whole = await refund(p.id, `whole-${randomUUID()}`);
     expect(whole.body.refunds.map((x: { status: string }) => x.status)).toEqual(["failed", "pending"]);
-    const told = await waitUntil("payment.refund_failed on payments.events", async () => published.find((e) => e.eventId === `refund:${refundId}:failed`));
+    const told = await waitUntil("payment.refund_failed on payments.events", async () => published.find((e) => e.eventId === `refund:${refundId}:failed`), 150_000);
     expect(told).toMatchObject({ type: "payment.refund_failed", refundId, refundedAmount: 3_000 });
-  }, 60_000);
+  }, 180_000);
 
   it("a pending refund the processor later pays is booked once, whichever of its events arrives first", async () => {
     fake.refundStatus = "pending";

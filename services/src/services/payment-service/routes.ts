@@ -8,7 +8,8 @@
  *   POST /intents/:id/refunds     { amount?, reason? } + Idempotency-Key, admin
  *   GET  /ledger                  derived balances and per-currency totals (0 when the ledger balances), admin
  *   POST /reconcile               one reconciliation pass now (open intents, then pending refunds), admin
- *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept)
+ *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept):
+ *                                 200 { outcome: applied | duplicate | ignored | stale (a refund's older state) }
  *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
  *   POST /internal/intents/:id/refunds  { amount?, reason? } + Idempotency-Key: billing-service refunds a
  *                                 payment for an invoice it no longer collects (never proxied)
