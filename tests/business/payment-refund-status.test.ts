@@ -139,6 +139,38 @@ describe("refund status from the processor's events", () => {
     expect(await money(refundId)).toEqual({ booked: 1, reversed: 0, events: [`refund:${refundId}`] });
   }, 60_000);
 
+  it("a refund's succeeded and failed events at once on two replicas: it ends failed, booked and reversed or never booked, never half", async () => {
+    fake.refundStatus = "pending";
+    const made: { p: { id: string }; refundId: string }[] = [];
+    for (let i = 0; i < 5; i++) {
+      const p = await payment(2_000);
+      const r = await refund(p.id, `r-${randomUUID()}`, 2_000);
+      made.push({ p, refundId: r.body.refunds[0].id });
+    }
+    const post = (base: string, w: WebhookDelivery) => {
+      const body = JSON.stringify(w.event);
+      return fetch(`${base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body }).then(async (res) => [res.status, ((await res.json()) as { outcome: string }).outcome]);
+    };
+    await Promise.all(
+      made.map(async ({ refundId }) => {
+        const re = atProcessor(refundId).id;
+        const [succeeded] = fake.updateRefund(re, "succeeded");
+        const [failed] = fake.updateRefund(re, "failed");
+        const outcomes = await Promise.all([post(bases[0], succeeded), post(bases[1], failed)]);
+        expect(outcomes.map(([status]) => status)).toEqual([200, 200]);
+      }),
+    );
+    for (const { p, refundId } of made) {
+      const v = await view(p.id);
+      expect([v.refunded, v.refunds[0].status]).toEqual([0, "failed"]);
+      const m = await money(refundId);
+      expect([
+        { booked: 0, reversed: 0, events: [`refund:${refundId}:failed`] },
+        { booked: 1, reversed: 1, events: [`refund:${refundId}`, `refund:${refundId}:reversed`] },
+      ]).toContainEqual(m);
+    }
+  }, 60_000);
+
   it("a refund the processor answers failed is refused, 409 naming amount, and nothing stays held", async () => {
     fake.refundStatus = "failed";
     const p = await payment(3_000);
