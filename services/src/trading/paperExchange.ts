@@ -142,13 +142,18 @@ export class PaperExchange {
     };
   }
 
-  /** Submits an order. `ts` defaults to the last bar's close time of the symbol. */
+  /**
+   * Submits an order. `ts` is when it executes (the trading-engine's clock): what a fill it makes at
+   * once is stamped with, never before the close of the last bar it is priced on. Without one, that
+   * close. (Stamped with the close alone, a market order executed at 00:00:30 UTC got 23:59:59.999 of
+   * the 23:59 bar, the day before, and its loss counted toward that day's PnL, not today's.)
+   */
   submit(order: OrderRequest, ts?: number): ExecutionReport {
     const qty = D(order.quantity);
     if (qty.lte(0)) return { orderId: order.orderId, status: "rejected", fills: [], remaining: order.quantity, reason: "INVALID_QUANTITY" };
     if (this.resting.has(order.orderId)) return { orderId: order.orderId, status: "rejected", fills: [], remaining: order.quantity, reason: "DUPLICATE_ORDER_ID" };
     const bar = this.last.get(order.symbol);
-    const at = ts ?? bar?.closeTime ?? 0;
+    const at = Math.max(ts ?? 0, bar?.closeTime ?? 0);
     if (order.type === "market") {
       const px = this.takerPrice(order.symbol, order.side, qty);
       if (!px) return { orderId: order.orderId, status: "rejected", fills: [], remaining: order.quantity, reason: "NO_MARKET_PRICE" };

@@ -217,7 +217,8 @@ export class TradingEngine {
   /** Executes an order (paper, or sent to Binance) and records the outcome in the batch. */
   private async run(w: BatchWork, o: OrderRequest): Promise<void> {
     // Live: an outcome Binance left unknown throws (an outage: the batch is retried and reconciled again).
-    if (!this.venue) return w.record(o, this.exchange.submit(o));
+    // Paper: a fill made on arrival (or on release) happens now, which is the UTC day its PnL counts toward.
+    if (!this.venue) return w.record(o, this.exchange.submit(o, Date.now()));
     // Sent once, its row unwritable, ended at Binance (sentOrders.ts): not asked of Binance again, nor counted again.
     const unrecorded = w.liveBefore?.unrecorded.get(o.orderId);
     if (unrecorded !== undefined && unrecorded !== "cancel_failed")
