@@ -5,7 +5,7 @@
  * (kill-switch.ts). A user reads their own effective state.
  *   GET /trading-state                          the caller's: effective, global and own (any user)
  *   GET /trading-state/global                   admin: the platform's state and its last change
- *   PUT /trading-state/global                   admin: { state, reason }
+ *   PUT /trading-state/global                   admin: { state, reason } (the state it has: 200, nothing recorded)
  *   GET /trading-state/global/history           admin: changes, newest first (?limit, ?before=<id>)
  *   GET /trading-state/users/:userId            admin: one user's state
  *   PUT /trading-state/users/:userId            admin: { state, reason } (404 for an unknown user)

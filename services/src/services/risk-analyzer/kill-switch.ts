@@ -64,23 +64,32 @@ export class KillSwitch {
     return datastoreUnavailable(outcome);
   }
 
-  /** Sets a scope's state, recorded with who asked and why (see the module comment for failures). */
+  /**
+   * Sets a scope's state, recorded with who asked and why (see the module comment for failures). The
+   * state it already has is a no-op answered like a change (the scope, its last change unchanged): no
+   * "from X to X" audit row, as refused admin actions are not audited either. Compared under the
+   * scope's lock, so of two admins setting one state at once, one records the change and the other
+   * finds it made. The key is written either way: the copy agrees with the record once this answers.
+   */
   async change(scope: Scope, to: TradingState, reason: string, by: Identity): Promise<ScopeView> {
     const redis = this.dragonfly();
     if (scope.kind === "user" && !(await data.userExists(this.pg, scope.userId))) throw new HttpError(404, "NOT_FOUND", "no such user", "userId");
     const name = scopeName(scope);
-    const change = await this.pg.transaction(async (tx) => {
+    const { from, change } = await this.pg.transaction(async (tx) => {
       const from = await data.lockScope(tx, name);
-      const row = await data.recordChange(tx, from, { scope: name, userId: scope.kind === "user" ? scope.userId : null, to, reason, changedBy: by.userId, authMethod: by.authMethod });
+      const change = from === to
+        ? ((await data.lastChangeOf(tx, name)) ?? null)
+        : await data.recordChange(tx, from, { scope: name, userId: scope.kind === "user" ? scope.userId : null, to, reason, changedBy: by.userId, authMethod: by.authMethod });
       try {
         await redis.set(keyOf(scope), to);
       } catch (err) {
-        throw this.unavailable(err, "the trading state was not changed");
+        throw this.unavailable(err, from === to ? "the trading state was not re-applied" : "the trading state was not changed");
       }
-      return row;
+      return { from, change };
     });
-    this.log.warn({ scope: name, from: change.from_state, to, by: by.userId, changeId: change.id }, "trading state changed");
-    return { scope: name, userId: change.user_id, state: to, enforced: to, lastChange: change };
+    if (from === to) this.log.info({ scope: name, state: to, by: by.userId }, "trading state set to the state it had: nothing recorded");
+    else this.log.warn({ scope: name, from, to, by: by.userId, changeId: change?.id }, "trading state changed");
+    return { scope: name, userId: scope.kind === "user" ? scope.userId : null, state: to, enforced: to, lastChange: change };
   }
 
   /** A scope as recorded and enforced; a copy that disagrees with the record is repaired first. */
