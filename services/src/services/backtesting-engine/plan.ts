@@ -45,16 +45,32 @@ const fail = (field: string, message: string): never => {
   throw new ParameterError(field, message);
 };
 
-/** Cartesian product of the sweep's value lists (each set checked like a single run's parameters). */
-function expandGrid(strategy: string, grid: Record<string, number[]>, limit: number): Parameters[] {
+/**
+ * A value list holding a value twice is refused (400 naming the second's index): each value runs
+ * every set of the other lists, so a repeat ran the same backtests again (CPU the client chose to
+ * waste, counted against nothing but the open jobs). Refused rather than dropped: the jobs keep the
+ * indexes of the grid the client sent, and a repeat is more likely a typo than a wish.
+ */
+function checkDistinct(values: number[], field: string): void {
+  const seen = new Map<number, number>();
+  values.forEach((v, i) => {
+    const first = seen.get(v);
+    if (first !== undefined) fail(`${field}.${i}`, `repeats ${field}.${first} (${v}): each value is swept once`);
+    seen.set(v, i);
+  });
+}
+
+/** Cartesian product of the grid's value lists (each set checked like a single run's parameters); `field` names the grid in a 400. */
+function expandGrid(strategy: string, grid: Record<string, number[]>, limit: number, field: "sweep.parameters" | "walkForward.parameters"): Parameters[] {
   const def = strategies.get(strategy)!;
   const keys = Object.keys(grid);
-  if (keys.length === 0) fail("sweep.parameters", "must name at least one parameter");
+  if (keys.length === 0) fail(field, "must name at least one parameter");
   let count = 1;
   for (const k of keys) {
-    if (!Object.hasOwn(def.parameters, k)) fail(`sweep.parameters.${k}`, `unknown parameter of ${strategy} (known: ${Object.keys(def.parameters).join(", ")})`);
+    if (!Object.hasOwn(def.parameters, k)) fail(`${field}.${k}`, `unknown parameter of ${strategy} (known: ${Object.keys(def.parameters).join(", ")})`);
+    checkDistinct(grid[k], `${field}.${k}`);
     count *= grid[k].length;
-    if (count > limit) fail("sweep.parameters", `expands to more than ${limit} parameter sets`);
+    if (count > limit) fail(field, `expands to more than ${limit} parameter sets`);
   }
   let sets: Record<string, number>[] = [{}];
   for (const k of keys) sets = sets.flatMap((s) => grid[k].map((v) => ({ ...s, [k]: v })));
@@ -62,12 +78,12 @@ function expandGrid(strategy: string, grid: Record<string, number[]>, limit: num
   const valid: Parameters[] = [];
   for (const s of sets) {
     try {
-      valid.push(resolveParameters(def, s, "sweep.parameters"));
+      valid.push(resolveParameters(def, s, field));
     } catch (e) {
       if (!(e instanceof ParameterError) || !isCrossRule(e, keys)) throw e;
     }
   }
-  if (valid.length === 0) fail("sweep.parameters", "no parameter set satisfies the strategy's rules");
+  if (valid.length === 0) fail(field, "no parameter set satisfies the strategy's rules");
   return valid;
 }
 /** A cross-parameter rule names a field the grid varies but is not a bounds/type error of a single value. */
@@ -97,12 +113,12 @@ export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
   if (req.sweep && req.walkForward) fail("walkForward", "cannot be combined with sweep (a walk-forward searches its own grid: walkForward.parameters)");
   if (req.sweep) {
     if (req.parameters) fail("parameters", "a sweep takes its values from sweep.parameters");
-    const sets = expandGrid(def.name, req.sweep.parameters, limits.maxParameterSets);
+    const sets = expandGrid(def.name, req.sweep.parameters, limits.maxParameterSets, "sweep.parameters");
     return { strategy: def.name, barsPerSymbol, jobs: sets.map((parameters) => ({ kind: "sweep", parameters, from, to: last })) };
   }
   if (req.walkForward) {
     const { folds, parameters } = req.walkForward;
-    const grid = expandGrid(def.name, parameters, limits.maxParameterSets);
+    const grid = expandGrid(def.name, parameters, limits.maxParameterSets, "walkForward.parameters");
     // folds + 1 equal segments: fold k trains on segment k and is tested on segment k + 1.
     const seg = Math.floor(barsPerSymbol / (folds + 1));
     if (seg < 2) fail("walkForward.folds", `leaves fewer than 2 bars per segment (${barsPerSymbol} bars, ${folds} folds)`);
