@@ -49,7 +49,7 @@ describe("fills of one time", () => {
     await apply([fill(user, c, "buy"), fill(user, a, "buy")]);
     await apply([fill(user, d, "sell")]);
     await apply([fill(user, b, "sell", BAR_CLOSE + 60_000), fill(user, `${"e".repeat(8)}-0000-4000-8000-${randomUUID().slice(-12)}`, "buy", BAR_CLOSE - 60_000)]);
-    const listed = (await fillsOf(pool, user, 100, null)).map((f) => f.orderId);
+    const listed = (await fillsOf(pool, user, 100, null))!.map((f) => f.orderId);
     // b (the next bar), then the bar's fills newest applied first (d, a, c), then e (the bar before).
     expect(listed.slice(0, 4)).toEqual([b, d, a, c]);
     expect(listed).toHaveLength(5);
@@ -57,7 +57,7 @@ describe("fills of one time", () => {
       const walked: string[] = [];
       let before: string | null = null;
       for (let i = 0; i < 10; i++) {
-        const page = await fillsOf(pool, user, limit + 1, before);
+        const page: NonNullable<Awaited<ReturnType<typeof fillsOf>>> = (await fillsOf(pool, user, limit + 1, before))!;
         walked.push(...page.slice(0, limit).map((f) => f.orderId));
         if (page.length <= limit) break;
         before = page[limit - 1].fillId;

@@ -2,7 +2,7 @@
  * order-management's data access: every SQL statement on `om_orders` and `om_order_fills`
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
-import type { Queryable } from "../../kit";
+import { cursorPage, type Queryable } from "../../kit";
 import { executeStatement, executeWith, textArrayLiteral, type CommitWith, type PreparedStatement } from "../../kit/datastores/postgres";
 import { enqueueAndCommit, outboxInsert, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
 import type { OrderStatus } from "../../trading/orderState";
@@ -149,19 +149,15 @@ export async function listOrders(
   userId: string,
   filter: { status: OrderStatus | null; idempotencyKey: string | null; before: string | null },
   limit: number,
-): Promise<OrderRow[]> {
-  const { rows } = await db.query<OrderRow>(
-    `SELECT * FROM om_orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR idempotency_key = $3)
-        AND ($5::uuid IS NULL OR (created_at, order_id) < (SELECT c.created_at, c.order_id FROM om_orders c WHERE c.order_id = $5 AND c.user_id = $1))
-     ORDER BY created_at DESC, order_id DESC LIMIT $4`,
-    [userId, filter.status, filter.idempotencyKey, limit, filter.before],
-  );
-  return rows;
-}
-
-/** Whether `orderId` is one of the user's orders (a listing's `before` cursor). */
-export async function isOrderOf(db: Queryable, userId: string, orderId: string): Promise<boolean> {
-  return ((await db.query("SELECT 1 FROM om_orders WHERE order_id = $1 AND user_id = $2", [orderId, userId])).rowCount ?? 0) > 0;
+): Promise<OrderRow[] | undefined> {
+  return cursorPage<OrderRow>(db, {
+    cursor: "SELECT c.created_at, c.order_id FROM om_orders c WHERE c.order_id = $5 AND c.user_id = $1",
+    page: `SELECT * FROM om_orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR idempotency_key = $3)
+              AND ($5::uuid IS NULL OR (created_at, order_id) < (SELECT * FROM before_row))
+            ORDER BY created_at DESC, order_id DESC LIMIT $4`,
+    values: [userId, filter.status, filter.idempotencyKey, limit, filter.before],
+    given: filter.before !== null,
+  });
 }
 
 export async function setStatus(db: Queryable, orderId: string, status: OrderStatus): Promise<OrderRow> {

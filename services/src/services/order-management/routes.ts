@@ -14,7 +14,7 @@
  *                               trading-engine confirms (then `cancelled`, or `filled` if a fill won)
  */
 import { randomUUID } from "node:crypto";
-import { HttpError, idempotencyKeyOf, notFound, Nullable, pageOf, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { HttpError, idempotencyKeyOf, notFound, Nullable, pageOf, requireIdentity, unknownCursor, ResponseObject, Type, type App } from "../../kit";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
 import { checkOrderRequest, OrderBody } from "../../trading/orderRequest";
@@ -97,11 +97,9 @@ export function registerRoutes(app: App, { relay, submitter, metrics, submitDead
     const limit = req.query.limit ?? 100;
     // PostgreSQL answers uuids in lower case: the cursor is compared in that spelling.
     const before = req.query.before?.toLowerCase() ?? null;
-    if (before !== null && !(await data.isOrderOf(app.pg, who.userId, before))) {
-      throw new HttpError(400, "VALIDATION_ERROR", "before must be the id of one of your orders (a page's nextBefore)", "before");
-    }
     // The caller's own orders only, admins included: another user's Idempotency-Key finds nothing.
     const rows = await data.listOrders(app.pg, who.userId, { status: req.query.status ?? null, idempotencyKey: req.query.idempotencyKey ?? null, before }, limit + 1);
+    if (!rows) throw unknownCursor("orders");
     const { page, nextBefore } = pageOf(rows, limit, (last) => last.order_id);
     return { orders: page.map(snapshot), nextBefore };
   });

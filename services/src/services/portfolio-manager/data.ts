@@ -2,7 +2,7 @@
  * portfolio-manager's data access: `pm_accounts`, `pm_positions`, `pm_fills` (set-based statements:
  * one round trip per step for a whole batch of fills). Functions take the pool or a transaction's client.
  */
-import type { Queryable } from "../../kit";
+import { cursorPage, type Queryable } from "../../kit";
 import { D } from "../../trading/decimal";
 import type { FillRecord, PositionKey, PositionState, SymbolTotalsRow } from "./domain";
 import { positionKey } from "./domain";
@@ -76,13 +76,9 @@ export async function positionsOf(db: Queryable, userId: string) {
   return r.rows.map((row) => ({ symbol: row.symbol, quantity: D(row.quantity), avgPrice: D(row.avg_price), realizedPnl: D(row.realized_pnl), fees: D(row.fees) }));
 }
 
-/** Whether `fillId` is one of the user's fills (a listing's `before` cursor). */
-export async function isFillOf(db: Queryable, userId: string, fillId: string): Promise<boolean> {
-  return ((await db.query("SELECT 1 FROM pm_fills WHERE fill_id = $1 AND user_id = $2", [fillId, userId])).rowCount ?? 0) > 0;
-}
-
 /**
- * The user's fills, newest first, at most `limit`, older than the fill `before` when given. Ordered
+ * The user's fills, newest first, at most `limit`, older than the fill `before` when given (undefined
+ * when `before` is not one of the user's fills; read in the page's statement, kit cursorPage). Ordered
  * by (fill_ts, applied_seq, fill_id), all descending: fill_ts is market time, which every market
  * fill between two bars shares, so among fills of one time the order portfolio-manager applied them
  * in (applied_seq, migration 0467; 0 for fills recorded before it) says which is newer, and the
@@ -91,16 +87,16 @@ export async function isFillOf(db: Queryable, userId: string, fillId: string): P
  * pm_fills_user_ts_seq_id (migration 0467).
  */
 export async function fillsOf(db: Queryable, userId: string, limit: number, before: string | null) {
-  const { rows } = await db.query<{ fillId: string; orderId: string; symbol: string; side: string; quantity: string; price: string; fee: string; realizedPnl: string; ts: Date }>(
-    `SELECT f.fill_id AS "fillId", f.order_id AS "orderId", f.symbol, f.side, f.quantity::text, f.price::text, f.fee::text,
-            f.realized_pnl::text AS "realizedPnl", f.fill_ts AS "ts"
-       FROM pm_fills f
-      WHERE f.user_id = $1
-        AND ($2::text IS NULL OR (f.fill_ts, f.applied_seq, f.fill_id) < (SELECT c.fill_ts, c.applied_seq, c.fill_id FROM pm_fills c WHERE c.fill_id = $2 AND c.user_id = $1))
-      ORDER BY f.fill_ts DESC, f.applied_seq DESC, f.fill_id DESC LIMIT $3`,
-    [userId, before, limit],
-  );
-  return rows;
+  return cursorPage<{ fillId: string; orderId: string; symbol: string; side: string; quantity: string; price: string; fee: string; realizedPnl: string; ts: Date }>(db, {
+    cursor: "SELECT c.fill_ts, c.applied_seq, c.fill_id FROM pm_fills c WHERE c.fill_id = $2 AND c.user_id = $1",
+    page: `SELECT f.fill_id AS "fillId", f.order_id AS "orderId", f.symbol, f.side, f.quantity::text, f.price::text, f.fee::text,
+                  f.realized_pnl::text AS "realizedPnl", f.fill_ts AS "ts"
+             FROM pm_fills f
+            WHERE f.user_id = $1 AND ($2::text IS NULL OR (f.fill_ts, f.applied_seq, f.fill_id) < (SELECT * FROM before_row))
+            ORDER BY f.fill_ts DESC, f.applied_seq DESC, f.fill_id DESC LIMIT $3`,
+    values: [userId, before, limit],
+    given: before !== null,
+  });
 }
 
 /** Realized PnL, fees and open positions (non-zero quantity) of all accounts, per symbol. */

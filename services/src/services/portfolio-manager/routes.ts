@@ -3,7 +3,7 @@
  *   GET /        the caller's portfolio (x-user-id), marked to the last prices in Dragonfly
  *   GET /fills   the caller's applied fills, newest first, in pages (?limit=&before=, nextBefore)
  */
-import { HttpError, pageOf, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { pageOf, requireIdentity, unknownCursor, ResponseObject, Type, type App } from "../../kit";
 import { D } from "../../trading/decimal";
 import { lastPriceKey } from "../../trading/events";
 import { portfolioView } from "../../trading/portfolio";
@@ -58,11 +58,9 @@ export function registerRoutes(app: App, o: { initialCash: string }): void {
   app.get("/fills", { schema: { querystring: FillsQuery, response: { 200: FillsOut } } }, async (req) => {
     const who = requireIdentity(req);
     const limit = req.query.limit ?? 200;
-    const before = req.query.before ?? null;
-    if (before !== null && !(await data.isFillOf(app.pg, who.userId, before))) {
-      throw new HttpError(400, "VALIDATION_ERROR", "before must be the id of one of your fills (a page's nextBefore)", "before");
-    }
-    const { page, nextBefore } = pageOf(await data.fillsOf(app.pg, who.userId, limit + 1, before), limit, (last) => last.fillId);
+    const rows = await data.fillsOf(app.pg, who.userId, limit + 1, req.query.before ?? null);
+    if (!rows) throw unknownCursor("fills");
+    const { page, nextBefore } = pageOf(rows, limit, (last) => last.fillId);
     return { fills: page, nextBefore };
   });
 }

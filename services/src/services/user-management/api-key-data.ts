@@ -2,7 +2,7 @@
  * user-management's SQL on `api_keys` (only each key's SHA-256 is stored; migrations 0100, 0201).
  * Functions take the pool or a transaction's client.
  */
-import type { PostgresClient, Queryable } from "../../kit";
+import { cursorPage, type PostgresClient, type Queryable } from "../../kit";
 import type { ApiKeyScope, Role } from "../../kit/identity";
 
 export interface ApiKeyRow {
@@ -75,25 +75,20 @@ export async function insertApiKey(
   });
 }
 
-/** Whether `id` is one of the user's keys (a listing's `before` cursor). */
-export async function isApiKeyOf(db: Queryable, userId: string, id: string): Promise<boolean> {
-  return ((await db.query("SELECT 1 FROM api_keys WHERE id = $1 AND user_id = $2", [id, userId])).rowCount ?? 0) > 0;
-}
-
 /**
  * The user's keys, newest first (revoked and expired ones too), at most `limit`, older than the key
- * `before` when given. Ordered by (created_at, id), compared in SQL: the cursor's created_at keeps
+ * `before` when given (undefined when it is not one of the user's keys: kit cursorPage). Ordered by (created_at, id), compared in SQL: the cursor's created_at keeps
  * its microseconds, which a JavaScript Date would lose.
  */
-export async function listApiKeys(db: Queryable, userId: string, limit: number, before: string | null): Promise<ApiKeyRow[]> {
-  const r = await db.query<ApiKeyRow>(
-    `SELECT k.id, k.name, k.prefix, k.scopes, k.created_at, k.expires_at, k.last_used_at, k.revoked_at FROM api_keys k
-      WHERE k.user_id = $1
-        AND ($2::uuid IS NULL OR (k.created_at, k.id) < (SELECT c.created_at, c.id FROM api_keys c WHERE c.id = $2::uuid AND c.user_id = $1))
-      ORDER BY k.created_at DESC, k.id DESC LIMIT $3`,
-    [userId, before, limit],
-  );
-  return r.rows;
+export async function listApiKeys(db: Queryable, userId: string, limit: number, before: string | null): Promise<ApiKeyRow[] | undefined> {
+  return cursorPage<ApiKeyRow>(db, {
+    cursor: "SELECT c.created_at, c.id FROM api_keys c WHERE c.id = $2::uuid AND c.user_id = $1",
+    page: `SELECT k.id, k.name, k.prefix, k.scopes, k.created_at, k.expires_at, k.last_used_at, k.revoked_at FROM api_keys k
+            WHERE k.user_id = $1 AND ($2::uuid IS NULL OR (k.created_at, k.id) < (SELECT * FROM before_row))
+            ORDER BY k.created_at DESC, k.id DESC LIMIT $3`,
+    values: [userId, before, limit],
+    given: before !== null,
+  });
 }
 
 /** Revokes a key of the user (any user's for an admin); its hash, or undefined when there is none. */

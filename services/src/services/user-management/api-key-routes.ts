@@ -3,7 +3,7 @@
  * with an expiry (default API_KEY_DEFAULT_EXPIRY_DAYS) and scopes (default: all), at most
  * API_KEY_MAX_ACTIVE_PER_USER active at once; listed newest first in pages; revoked by id.
  */
-import { HttpError, pageOf, requireIdentity, Type, type App } from "../../kit";
+import { HttpError, pageOf, requireIdentity, unknownCursor, Type, type App } from "../../kit";
 import * as keyData from "./api-key-data";
 import { API_KEY_DEFAULT_EXPIRY_DAYS, API_KEY_DEFAULT_SCOPES, generateApiKey } from "./api-keys";
 import type { ApiKeyCache } from "./dragonfly";
@@ -43,11 +43,9 @@ export function registerApiKeyRoutes(app: App, deps: ApiKeyRouteDeps): void {
   app.get("/api-keys", { schema: { querystring: ApiKeyListQuery, response: { 200: ApiKeyList } } }, async (req) => {
     const who = requireIdentity(req);
     const limit = req.query.limit ?? 50;
-    const before = req.query.before ?? null;
-    if (before && !(await keyData.isApiKeyOf(app.pg, who.userId, before))) {
-      throw new HttpError(400, "VALIDATION_ERROR", "before must be the id of one of your API keys (a page's nextBefore)", "before");
-    }
-    const { page, nextBefore } = pageOf(await keyData.listApiKeys(app.pg, who.userId, limit + 1, before), limit, (last) => last.id);
+    const rows = await keyData.listApiKeys(app.pg, who.userId, limit + 1, req.query.before ?? null);
+    if (!rows) throw unknownCursor("API keys");
+    const { page, nextBefore } = pageOf(rows, limit, (last) => last.id);
     return {
       apiKeys: page.map((k) => ({
         id: k.id,
