@@ -152,6 +152,16 @@ describe("a user's open orders are capped", () => {
       expect(factsPlan).not.toMatch(/Seq Scan on om_orders/);
       // The open orders' exposure in the symbol and their count in every symbol, each by the index.
       expect(factsPlan.match(/(Bitmap Index Scan on|Index (Only )?Scan using) om_orders_open /g)?.length, factsPlan).toBeGreaterThanOrEqual(2);
+      // One user's three symbols in a batch: the user's own facts (open orders in every symbol, the
+      // window's order times) are read once, the exposure once per symbol.
+      const one = ["BTCUSDT", "ETHUSDT", "SOLUSDT"].map((symbol) => ({ userId: "bg-20", symbol }));
+      const analyzed = await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${riskFactsStatement(one, 1000, 200)}`);
+      type Node = { "Index Name"?: string; "Index Cond"?: string; "Relation Name"?: string; "Actual Loops": number; Plans?: Node[] };
+      const nodes = (n: Node): Node[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
+      const omOrders = nodes(analyzed.rows[0]["QUERY PLAN"][0].Plan).filter((n) => n["Index Name"]?.startsWith("om_orders"));
+      const loops = (perSymbol: boolean) => omOrders.filter((n) => /symbol/.test(n["Index Cond"] ?? "") === perSymbol).reduce((sum, n) => sum + n["Actual Loops"], 0);
+      expect(loops(false), JSON.stringify(omOrders)).toBe(2); // the open orders' count and the order times, once each
+      expect(loops(true)).toBe(3);
     } finally {
       c.release();
     }

@@ -147,19 +147,31 @@ export async function riskFacts(db: Queryable, userId: string, symbol: string, w
   return (await riskFactsMany(db, [{ userId, symbol }], windowMs, openCap))[0];
 }
 
-/** The facts' statement over (user, symbol) text[], a window in ms and the open orders' cap, given as SQL expressions. */
-const riskFactsSql = (users: string, symbols: string, windowMs: string, openCap: string) => `SELECT
+/**
+ * The facts' statement over (user, symbol) text[], a window in ms and the open orders' cap, given as
+ * SQL expressions. What belongs to the user alone (today's PnL, the order times of the window, the
+ * open orders in every symbol, the user's trading state) is read once per user in `per_user`, however
+ * many of the user's symbols the batch holds (it was read again for each pair); the position and the
+ * open exposure per pair.
+ */
+const riskFactsSql = (users: string, symbols: string, windowMs: string, openCap: string) => `WITH
+     pairs AS MATERIALIZED (SELECT * FROM unnest(${users}, ${symbols}) WITH ORDINALITY AS k(u, s, n)),
+     per_user AS MATERIALIZED (
+       SELECT d.u,
+         coalesce((SELECT net FROM pm_daily_pnl WHERE user_id = d.u AND day = (now() AT TIME ZONE 'UTC')::date), 0)::text AS p,
+         (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
+           WHERE user_id = d.u AND created_at > now() - make_interval(secs => ${windowMs}::double precision / 1000)) AS t,
+         -- the user's open orders in every symbol (om_orders_open's leading column), at most the cap of them read
+         (SELECT count(*) FROM (SELECT 1 FROM om_orders WHERE user_id = d.u AND status IN ('accepted', 'partially_filled', 'pending_cancel') LIMIT ${openCap}) AS o)::int AS oc,
+         (SELECT state FROM trading_states WHERE scope = 'user:' || d.u) AS us
+       FROM (SELECT DISTINCT u FROM pairs) AS d)
+     SELECT
        now() AS tx_now,
        coalesce((SELECT quantity FROM om_positions WHERE user_id = k.u AND symbol = k.s), 0)::text AS q,
-       exposure.ob, exposure.os,
-       coalesce((SELECT net FROM pm_daily_pnl WHERE user_id = k.u AND day = (now() AT TIME ZONE 'UTC')::date), 0)::text AS p,
-       (SELECT array_agg((extract(epoch FROM created_at) * 1000)::bigint::text) FROM om_orders
-         WHERE user_id = k.u AND created_at > now() - make_interval(secs => ${windowMs}::double precision / 1000)) AS t,
-       -- the user's open orders in every symbol (om_orders_open's leading column), at most the cap of them read
-       (SELECT count(*) FROM (SELECT 1 FROM om_orders WHERE user_id = k.u AND status IN ('accepted', 'partially_filled', 'pending_cancel') LIMIT ${openCap}) AS o)::int AS oc,
+       exposure.ob, exposure.os, pu.p, pu.t, pu.oc,
        (SELECT state FROM trading_states WHERE scope = 'global') AS gs,
-       (SELECT state FROM trading_states WHERE scope = 'user:' || k.u) AS us
-     FROM unnest(${users}, ${symbols}) WITH ORDINALITY AS k(u, s, n)
+       pu.us
+     FROM pairs AS k JOIN per_user AS pu ON pu.u = k.u
      -- both sides' open exposure from one scan of the user's open orders in the symbol
      CROSS JOIN LATERAL (
        SELECT coalesce(sum(quantity - filled_quantity) FILTER (WHERE side = 'buy'), 0)::text AS ob,
