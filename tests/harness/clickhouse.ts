@@ -14,6 +14,8 @@ export interface StartClickHouseOptions {
   readyTimeoutMs?: number;
   /** The default user's password instead of a generated one (e.g. one with characters to escape). */
   password?: string;
+  /** The server's time zone (`<timezone>`, what toDate of a DateTime answers in); UTC by default. */
+  timezone?: string;
 }
 
 const xmlEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -31,6 +33,7 @@ export class ClickHouseServer extends BaseServer<ClickHouseEnv> {
     readonly tcpPort: number,
     private readonly readyTimeoutMs: number,
     readonly password: string = generatePassword(),
+    readonly timezone = "UTC",
   ) {
     super("clickhouse", port, makeTempDir("clickhouse"));
     this.writeConfig();
@@ -78,7 +81,7 @@ export class ClickHouseServer extends BaseServer<ClickHouseEnv> {
   <users_config>${d}/users.xml</users_config>
   <default_profile>default</default_profile>
   <default_database>default</default_database>
-  <timezone>UTC</timezone>
+  <timezone>${xmlEscape(this.timezone)}</timezone>
   <mlock_executable>false</mlock_executable>
   <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
   <max_session_timeout>3600</max_session_timeout>
@@ -156,6 +159,6 @@ export class ClickHouseServer extends BaseServer<ClickHouseEnv> {
 
 /** Start a private clickhouse-server (HTTP + native ports free on loopback, generated password). */
 export async function startClickHouse(opts: StartClickHouseOptions = {}): Promise<ClickHouseServer> {
-  const server = new ClickHouseServer(await freePort(), await freePort(), opts.readyTimeoutMs ?? 600_000, opts.password);
+  const server = new ClickHouseServer(await freePort(), await freePort(), opts.readyTimeoutMs ?? 600_000, opts.password, opts.timezone);
   return server.start();
 }

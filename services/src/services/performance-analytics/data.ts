@@ -84,19 +84,24 @@ export class PerformanceStore {
     }));
   }
 
-  /** Daily closes (the last candle of each UTC day) of the symbols, from `fromDay`. */
+  /**
+   * Daily closes (the last candle of each UTC day) of the symbols, from `fromDay`. The day is the
+   * UTC day of the candle's instant (whole days of epoch seconds), as dayFlows buckets the fills:
+   * toDate(open_time) answered the server's time zone's day, so on a server not in UTC a fill's day
+   * was marked with another day's close.
+   */
   async dailyCloses(symbols: string[], timeframe: string, fromDay: string): Promise<Map<string, Map<string, number>>> {
     const out = new Map<string, Map<string, number>>();
     if (!symbols.length) return out;
-    const rows = await this.ch.query<{ symbol: string; day: string; close: number }>(
-      `SELECT symbol, toString(toDate(open_time)) AS day, argMax(close, open_time) AS close FROM market_candles
-       WHERE has({symbols:Array(String)}, symbol) AND timeframe = {tf:String} AND toDate(open_time) >= {from:Date}
-       GROUP BY symbol, day`,
-      { symbols, tf: timeframe, from: fromDay },
+    const rows = await this.ch.query<{ symbol: string; day_num: string; close: number }>(
+      `SELECT symbol, toString(intDiv(toUInt32(open_time), 86400)) AS day_num, argMax(close, open_time) AS close FROM market_candles
+       WHERE has({symbols:Array(String)}, symbol) AND timeframe = {tf:String} AND open_time >= toDateTime({from:UInt32})
+       GROUP BY symbol, day_num`,
+      { symbols, tf: timeframe, from: Date.parse(`${fromDay}T00:00:00Z`) / 1000 },
     );
     for (const r of rows) {
       if (!out.has(r.symbol)) out.set(r.symbol, new Map());
-      out.get(r.symbol)!.set(r.day, r.close);
+      out.get(r.symbol)!.set(dayOf(Number(r.day_num) * DAY_MS), r.close);
     }
     return out;
   }
