@@ -193,7 +193,10 @@ function clickhouse(ctx: DatastoreContext): DatastoreDefinition {
     spec: base(ctx, {
       ports: [port(ctx, "http", 8123), { name: "native", port: 9000 }],
       mountPath: "/var/lib/clickhouse",
-      env: { CLICKHOUSE_USER: DB_USER, CLICKHOUSE_DB: DB_NAME, CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT: "0" },
+      // TZ: the server's time zone is what toDate/toStartOfDay of a DateTime answer in (migration 0009's
+      // change markers, the services' day buckets); the platform's days are UTC days (PostgreSQL's
+      // AT TIME ZONE 'UTC', the risk check's loss day), so it is pinned, not left to the image or host.
+      env: { CLICKHOUSE_USER: DB_USER, CLICKHOUSE_DB: DB_NAME, CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT: "0", TZ: "UTC" },
       secretEnv: { CLICKHOUSE_PASSWORD: password },
       liveness: probe({ exec: httpCheck(ctx.image, "http://127.0.0.1:8123/ping") }, { startPeriodSeconds: 30 }),
       resources: { cpu: "1", memory: "2Gi" },
