@@ -3,6 +3,7 @@ import { recordError } from "./telemetry/context";
 import { pathOf } from "./request-path";
 import { isTransientError } from "./transient-errors";
 import { INSTANT_RANGE } from "./instants";
+import { displayTextRefusal } from "./display-text";
 import { reportedIssue, type ValidationIssue } from "./union-issues";
 
 /** Body of every 4xx/5xx response. */
@@ -106,7 +107,9 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
       const where = err.validationContext ?? "request";
       const issue = reportedIssue(err.validation, partSchema(request, where), partData(request, where));
       const field = fieldOf(issue);
-      const says = issue.keyword === "format" && issue.params?.format === "date-time" ? `must be ${INSTANT_RANGE}` : (issue.message ?? "is invalid");
+      const says =
+        issue.keyword === "format" && issue.params?.format === "date-time" ? `must be ${INSTANT_RANGE}`
+        : (issue.keyword === "pattern" ? displayTextRefusal(issue.params?.pattern) : undefined) ?? issue.message ?? "is invalid";
       const message = `Invalid ${where}: ${field ? `${field} ` : ""}${says}`;
       return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
     }

@@ -27,6 +27,7 @@ export { ClickHouseParamError, isClosedSocket } from "./clickhouse/client";
 export type { ParamBinding } from "./clickhouse/client";
 export { decorateDatastores } from "./decorators";
 export { isJsonObject } from "./json-values";
+export { DisplayText, isDisplayText, PRINTABLE_TEXT_PATTERN, printableTextPattern, VISIBLE_TEXT_PATTERN } from "./display-text";
 export { accountKeyOf } from "./accounts";
 export { deleteOlderThanDays, PeriodicDelete } from "./datastores/periodic-delete";
 export { findUnstorableText, isUnstorableText, storableText } from "./request-guards";

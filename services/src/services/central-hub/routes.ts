@@ -13,7 +13,7 @@
  */
 import type { FastifyRequest } from "fastify";
 import { catalog } from "../../catalog";
-import { conflict, forbidden, HttpError, idempotencyKeyOf, identityOf, NoContent, notFound, ResponseObject, Type, type App } from "../../kit";
+import { conflict, DisplayText, forbidden, HttpError, idempotencyKeyOf, identityOf, NoContent, notFound, PRINTABLE_TEXT_PATTERN, printableTextPattern, ResponseObject, Type, type App } from "../../kit";
 import { fleetView, mayUseHub } from "./domain";
 import type { LockManager } from "./locks";
 import type { InstanceRegistry } from "./registry";
@@ -57,10 +57,13 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
   const InstanceParams = Type.Object({ service: Name, id: InstanceId });
   const Heartbeat = Type.Object(
     {
-      version: Type.String({ minLength: 1, maxLength: 64 }),
-      address: Type.String({ minLength: 1, maxLength: 256 }),
+      // Printable (kit display-text.ts): /fleet, the logs and an admin's terminal show them.
+      version: DisplayText({ maxLength: 64 }),
+      address: DisplayText({ maxLength: 256 }),
       health: Type.Union([Type.Literal("healthy"), Type.Literal("degraded"), Type.Literal("unhealthy")]),
-      metadata: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }), { maxProperties: 32 })),
+      // propertyNames: a Record's key schema only names the keys its value schema applies to (TypeBox
+      // writes it as patternProperties), so its maxLength bounded nothing and a key of any length passed.
+      metadata: Type.Optional(Type.Record(Type.String(), DisplayText({ minLength: 0, maxLength: 256, visible: false }), { maxProperties: 32, propertyNames: { maxLength: 64, pattern: PRINTABLE_TEXT_PATTERN } })),
       ttlMs: Type.Optional(TtlMs(limits.maxInstanceTtlMs)),
     },
     { additionalProperties: false },
@@ -99,7 +102,7 @@ export function registerRoutes(app: App, deps: { registry: InstanceRegistry; loc
     {
       schema: {
         params: LockParams,
-        body: Type.Object({ owner: Type.String({ minLength: 1, maxLength: 128, pattern: "^[^|]+$" }), ttlMs: TtlMs(limits.maxLockTtlMs) }, { additionalProperties: false }),
+        body: Type.Object({ owner: Type.String({ minLength: 1, maxLength: 128, pattern: printableTextPattern("|", "\"|\"") }), ttlMs: TtlMs(limits.maxLockTtlMs) }, { additionalProperties: false }),
         response: { 200: LockHeld, 409: Locked },
       },
     },

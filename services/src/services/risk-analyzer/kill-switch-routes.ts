@@ -11,14 +11,15 @@
  *   PUT /trading-state/users/:userId            admin: { state, reason } (404 for an unknown user)
  *   GET /trading-state/users/:userId/history    admin (the audit outlives a deleted account)
  */
-import { Nullable, pageOf, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
+import { DisplayText, Nullable, pageOf, requireIdentity, ResponseObject, Type, UserIdSchema, type App } from "../../kit";
 import { TRADING_STATES } from "../../trading/tradingState";
 import type { ChangeRow } from "./kill-switch-data";
 import type { KillSwitch, Scope, ScopeView } from "./kill-switch";
 
 const State = Type.Union(TRADING_STATES.map((s) => Type.Literal(s)));
-// Printable text with at least one visible character (control characters would forge audit lines).
-const Reason = Type.String({ minLength: 3, maxLength: 500, pattern: "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$" });
+// Printable text with at least one visible character (kit display-text.ts: control characters, C1's
+// CSI and line separators would forge audit lines, a direction override would show another reason).
+const Reason = DisplayText({ minLength: 3, maxLength: 500 });
 const ChangeBody = Type.Object({ state: State, reason: Reason }, { additionalProperties: false });
 // Canonical only (kit UserIdSchema; another spelling is a 400 naming userId, where it used to be
 // lower-cased here): the scope names the Dragonfly key and trading_states row every reader looks up.

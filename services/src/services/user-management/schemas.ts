@@ -1,13 +1,14 @@
 /** Request and response schemas of user-management's routes (TypeBox, validated by the kit). */
-import { NoContent, ResponseObject, Type } from "../../kit";
+import { DisplayText, NoContent, ResponseObject, Type } from "../../kit";
 import { API_KEY_SCOPES, type ApiKeyScope } from "../../kit/identity";
 import { API_KEY_DEFAULT_EXPIRY_DAYS, API_KEY_DEFAULT_SCOPES, API_KEY_MAX_EXPIRY_DAYS } from "./api-keys";
 
 export const Email = Type.String({ format: "email", minLength: 3, maxLength: 254 });
-export const DisplayName = Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001f\\u007f]*$" });
+/** Display text (kit display-text.ts): no controls, line separators or direction overrides, something visible. */
+export const DisplayName = DisplayText({ maxLength: 100 });
 export const Uuid = Type.String({ format: "uuid" });
 export const RefreshToken = Type.String({ minLength: 43, maxLength: 43, pattern: "^[A-Za-z0-9_-]+$" });
-export const ApiKeyName = Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001f\\u007f]*$" });
+export const ApiKeyName = DisplayText({ maxLength: 100 });
 const ApiKeyScopeIn = Type.Unsafe<ApiKeyScope>(Type.String({ enum: [...API_KEY_SCOPES] }));
 export const NewApiKeyBody = Type.Object(
   {
