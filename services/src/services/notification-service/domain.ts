@@ -131,6 +131,16 @@ export function localMinutes(at: Date, timeZone: string): number {
   return get("hour") * 60 + get("minute");
 }
 
+/**
+ * A Telegram chat id (the schema's decimal text): a non-zero integer of at most 52 significant bits,
+ * what the Bot API documents for Chat.id (groups are negative). Before, any 20 digits were saved,
+ * "99999999999999999999" and "0" included: chats no bot can post to.
+ */
+export function isTelegramChatId(id: string): boolean {
+  const n = BigInt(id);
+  return n !== 0n && (n < 0n ? -n : n) < 2n ** 52n;
+}
+
 export function isTimeZone(tz: string): boolean {
   try {
     new Intl.DateTimeFormat("en-GB", { timeZone: tz });

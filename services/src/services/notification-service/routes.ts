@@ -19,7 +19,7 @@ import type { Logger } from "pino";
 import { badRequest, conflict, HttpError, NoContent, notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { checkWebhookUrl } from "./channels";
 import * as data from "./data";
-import { CATEGORIES, CHANNELS, isTimeZone } from "./domain";
+import { CATEGORIES, CHANNELS, isTelegramChatId, isTimeZone } from "./domain";
 import { canonicalAddress } from "./address-confirmation";
 import { registerAddressConfirmation, type CodeSender } from "./confirmation-routes";
 
@@ -65,6 +65,7 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; web
     const who = requireIdentity(req);
     const b = req.body;
     if (!isTimeZone(b.timeZone)) throw badRequest(`unknown time zone '${b.timeZone.slice(0, 64)}'`, "timeZone");
+    if (b.telegramChatId !== null && !isTelegramChatId(b.telegramChatId)) throw badRequest("telegramChatId is not a Telegram chat id: a non-zero integer of at most 52 bits", "telegramChatId");
     const telegramChatId = b.telegramChatId === null ? null : canonicalAddress("telegram", b.telegramChatId);
     const prefs = { email: b.email, telegramChatId, timeZone: b.timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
     const saved = await data.savePreferences(app.pg, who.userId, prefs);
