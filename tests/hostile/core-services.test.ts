@@ -9,7 +9,8 @@
  *   U+200D and direction marks inside text still pass;
  * - a hub heartbeat's metadata keys: the declared 64-character bound was never applied (a TypeBox
  *   Record's key schema only selects keys), a 1,000-character key was stored;
- * - a Telegram chat id of 20 digits (beyond any chat: at most 52 bits) or 0 was saved;
+ * - a Telegram chat id of 20 digits (beyond any chat: at most 52 bits) or 0 was saved, and a webhook
+ *   URL whose host no DNS name can be ("a..b", a 2,030-character label) was registered;
  * - races the suite did not run: a user's API keys and webhooks created past their caps at once, an
  *   admin's role change, disable, enable and delete of one account at once, twelve kill switch
  *   changes of one scope at once (the audit's chain of from/to must hold). Every answer is judged by
@@ -151,6 +152,20 @@ describe("numbers at the edges", () => {
       const r = await put(id);
       expect(r.status, r.text).toBe(200);
       expect(r.json.telegramChatId).toBe(saved);
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("values past their maxima", () => {
+  it("a webhook URL's host must be one DNS could answer for: an empty label, a label past 63 characters or a name past 253 is a 400 naming url", async () => {
+    const post = (url: string) => gw("POST", "/api/notifications/webhooks", { token: alice.token, body: { url } });
+    const long = `${"a".repeat(63)}.`.repeat(4);
+    for (const url of ["https://a..b/h", `https://${"a".repeat(64)}.com/h`, `https://${"a".repeat(2030)}.com/`, `https://${long}com/h`, "https://-a.example.com/h", "https://a-.example.com/h", "https://a!b.example.com/h"])
+      refused(await post(url), "url", url.slice(0, 40));
+    for (const url of [`https://${"a".repeat(63)}.example.com/h`, "https://münchen.example/h", "https://hooks.example.com./h"]) {
+      const r = await post(url);
+      expect(r.status, `${url}: ${r.text}`).toBe(201);
     }
     expect(failures).toEqual([]);
   });

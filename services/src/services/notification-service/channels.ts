@@ -155,6 +155,13 @@ export { isPublicAddress };
 export const DEFAULT_WEBHOOK_PORTS: readonly number[] = [443];
 
 /**
+ * A host name DNS can answer for (the URL parser has lower-cased and punycoded it): at most 253
+ * characters, labels of 1 to 63. "https://a..b/" and a 2,000-character label were registered, each
+ * delivery then failing its lookup until the dead letter.
+ */
+const isDnsName = (host: string): boolean => host.length <= 253 && host.split(".").every((l) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l));
+
+/**
  * A webhook URL a user may register, or the reason it is refused. Only `ports` (443 unless the
  * operator lists others): any public port let a user have the service open a TLS hello and a signed
  * POST to `host:22` or `:25`. `allowPrivate` (tests, dev) lifts the port rule with the address rule.
@@ -170,6 +177,7 @@ export function checkWebhookUrl(raw: string, allowPrivate: boolean, ports: reado
   if (u.protocol !== "https:" && !(allowPrivate && u.protocol === "http:")) return "must use https";
   // "localhost." is localhost: a trailing dot only roots the name.
   const host = u.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "");
+  if (!ipaddr.isValid(host) && !isDnsName(host)) return "must name a host by an address or a DNS name (labels of 1 to 63 letters, digits or hyphens, 253 characters in all)";
   if (!allowPrivate && (host === "localhost" || host.endsWith(".localhost") || (ipaddr.isValid(host) && !isPublicAddress(host)))) return "must not point at a private, loopback or link-local address";
   const port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
   if (!allowPrivate && !ports.includes(port)) return `must use port ${ports.join(" or ")}`;
