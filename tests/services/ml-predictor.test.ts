@@ -155,6 +155,11 @@ describe("ml-predictor", () => {
     expect(second.status).toBe("candidate");
     expect((await svc.app.inject({ method: "POST", url: `/models/${second.version}/promote`, headers: trader, payload: {} })).statusCode).toBe(403);
     expect((await svc.app.inject({ method: "POST", url: `/models/nope/promote`, headers: admin, payload: {} })).statusCode).toBe(404);
+    // The reason is shown in the model events: a C1 CSI, a line separator or a direction override is a 400 naming it (kit DisplayText).
+    for (const reason of ["ok\u009b31m", "ok\u2028forged", "\u202etset", "ok\u001b[2J"]) {
+      const bad = await svc.app.inject({ method: "POST", url: `/models/${second.version}/promote`, headers: admin, payload: { reason } });
+      expect([bad.statusCode, bad.json().error.field], JSON.stringify(reason)).toEqual([400, "reason"]);
+    }
     const p = await svc.app.inject({ method: "POST", url: `/models/${second.version}/promote`, headers: admin, payload: { reason: "test" } });
     expect(p.statusCode, p.body).toBe(200);
     const served = await svc.app.inject({ method: "POST", url: "/internal/predict", payload: { symbols: ["AAAUSDT"] } });

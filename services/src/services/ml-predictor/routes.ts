@@ -8,7 +8,7 @@
  *   POST /models/rollback {fromVersion, reason?}           (admin) 409 PROMOTED_MODEL_CHANGED when another model is served
  * /predict is for users behind the gateway; /internal/predict for services (never proxied).
  */
-import { HttpError, requireIdentity, ResponseObject, Type, unavailable, type ServiceContext } from "../../kit";
+import { DisplayText, HttpError, requireIdentity, ResponseObject, Type, unavailable, type ServiceContext } from "../../kit";
 import { LOOKBACK } from "../../ml/features";
 import { loadModel, ModelLoadError } from "../../ml/model";
 import { PredictionRefused, modelAgeMs } from "../../ml/predictor";
@@ -34,11 +34,13 @@ const PredictBody = Type.Object(
 );
 const VERSION_PATTERN = "^[A-Za-z0-9._-]{1,80}$";
 const Version = Type.Object({ version: Type.String({ pattern: VERSION_PATTERN }) });
-const Reason = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+// The reason goes to the model events an admin reads (kit display-text.ts: no controls, line separators or direction overrides).
+const ReasonText = DisplayText({ minLength: 0, maxLength: 500, visible: false });
+const Reason = Type.Object({ reason: Type.Optional(ReasonText) }, { additionalProperties: false });
 // Required: a rollback that does not say which model it leaves repeats (a retried request, a double
 // click, two admins) would each go one promotion further back.
 const RollbackBody = Type.Object(
-  { fromVersion: Type.String({ pattern: VERSION_PATTERN, description: "the promoted model this rollback leaves (409 if another is served)" }), reason: Type.Optional(Type.String({ maxLength: 500 })) },
+  { fromVersion: Type.String({ pattern: VERSION_PATTERN, description: "the promoted model this rollback leaves (409 if another is served)" }), reason: Type.Optional(ReasonText) },
   { additionalProperties: false },
 );
 
