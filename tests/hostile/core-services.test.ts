@@ -13,7 +13,9 @@
  *   URL whose host no DNS name can be ("a..b", a 2,030-character label) was registered;
  * - races the suite did not run: a user's API keys and webhooks created past their caps at once, an
  *   admin's role change, disable, enable and delete of one account at once, twelve kill switch
- *   changes of one scope at once (the audit's chain of from/to must hold). Every answer is judged by
+ *   changes of one scope at once (the audit's chain of from/to must hold);
+ * - held: an admin's read key reaches admin reads but no admin write, and loses the reads as soon
+ *   as the admin is demoted. Every answer is judged by
  *   ./oracle.ts (no 5xx, no internal names).
  */
 import { randomBytes } from "node:crypto";
@@ -168,6 +170,37 @@ describe("values past their maxima", () => {
       expect(r.status, `${url}: ${r.text}`).toBe(201);
     }
     expect(failures).toEqual([]);
+  });
+});
+
+describe("privilege boundaries", () => {
+  it("an admin's read key reaches admin reads, never an admin write; demoted, the key is refused the admin reads at once", async () => {
+    const erin = await user("erin");
+    expect((await gw("PUT", `/api/users/admin/users/${erin.id}/role`, { token: admin, body: { role: "admin" } })).status).toBe(200);
+    const token = await login(erin.email, PASSWORD);
+    const key = (await gw("POST", "/api/users/api-keys", { token, body: { name: "erin's reader", scopes: ["read"] } })).json.key as string;
+    const withKey = (method: string, path: string, body?: unknown) =>
+      fetch(`${p.gatewayUrl}${path}`, { method, headers: { "x-api-key": key, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined }).then(async (r) => ({ status: r.status, json: await r.json().catch(() => undefined) }));
+    const reads = ["/api/hub/fleet", "/api/notifications/dead-letters?all=true", `/api/risk/trading-state/users/${bob.id}/history`];
+    for (const path of reads) expect((await withKey("GET", path)).status, path).toBe(200);
+    // Writes an admin may make with a session: a key of any scope is refused (SESSION_REQUIRED).
+    for (const [method, path, body] of [
+      ["PUT", `/api/risk/trading-state/users/${bob.id}`, { state: "halted", reason: "by a key" }],
+      ["PUT", `/api/users/admin/users/${bob.id}/role`, { role: "admin" }],
+      ["POST", "/api/hub/locks/by-key/acquire", { owner: "key", ttlMs: 1000 }],
+      ["POST", "/api/notifications/dead-letters/1/replay", undefined],
+    ] as Array<[string, string, unknown]>) {
+      const r = await withKey(method, path, body);
+      expect([r.status, r.json?.error?.code], `${method} ${path}`).toEqual([403, "SESSION_REQUIRED"]);
+    }
+    expect((await gw("PUT", `/api/users/admin/users/${erin.id}/role`, { token: admin, body: { role: "trader" } })).status).toBe(200);
+    const t0 = Date.now();
+    for (;;) {
+      const statuses = await Promise.all(reads.map(async (path) => (await withKey("GET", path)).status));
+      if (statuses.every((s) => s === 403)) break;
+      expect(Date.now() - t0, `still reaching admin reads: ${statuses.join(",")}`).toBeLessThan(2_000);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   });
 });
 
