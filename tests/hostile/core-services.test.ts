@@ -109,7 +109,7 @@ describe("display text on the core services", () => {
     expect(said).toBe("Invalid body: displayName must be printable text on one line (no control, line separator or text direction override characters) with at least one visible character");
     expect(Number((await p.pool.query("SELECT count(*) AS n FROM trading_state_changes")).rows[0].n)).toBe(before);
 
-    for (const text of FINE_TEXT) {
+    for (const [i, text] of FINE_TEXT.entries()) {
       const { r } = await register("dn", text);
       expect(r.status, r.text).toBe(201);
       expect(r.json.user.displayName).toBe(text);
@@ -117,7 +117,8 @@ describe("display text on the core services", () => {
       expect(key.status, key.text).toBe(201);
       expect(key.json.name).toBe(text);
       await gw("DELETE", `/api/users/api-keys/${key.json.id}`, { token: alice.token });
-      const ks = await gw("PUT", `/api/risk/trading-state/users/${bob.id}`, { token: admin, body: { state: "active", reason: text } });
+      // Each a change (halted, active, ...: bob ends active), so each is recorded with its reason.
+      const ks = await gw("PUT", `/api/risk/trading-state/users/${bob.id}`, { token: admin, body: { state: i % 2 ? "active" : "halted", reason: text } });
       expect(ks.status, ks.text).toBe(200);
       expect(ks.json.lastChange.reason).toBe(text);
     }
@@ -235,17 +236,20 @@ describe("races on one object", () => {
     expect(failures).toEqual([]);
   });
 
-  it("twelve kill switch changes of one user at once: each audited, each row's from the previous row's to", async () => {
+  it("twelve kill switch changes of one user at once: no 5xx, each row's from the previous row's to, the state the last row's", async () => {
     const dave = await user("dave");
     const states = ["halted", "active", "reduce_only"];
     const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => gw("PUT", `/api/risk/trading-state/users/${dave.id}`, { token: admin, body: { state: states[i % 3], reason: `race ${i}` } })));
     for (const a of answers) expect(a.status, a.text).toBe(200);
     const chain = (await p.pool.query("SELECT from_state, to_state FROM trading_state_changes WHERE user_id = $1 ORDER BY id", [dave.id])).rows;
-    expect(chain).toHaveLength(12);
+    // At most one row a request (a set to the state the scope already has may record none).
+    expect(chain.length).toBeGreaterThanOrEqual(1);
+    expect(chain.length).toBeLessThanOrEqual(12);
     expect(chain[0].from_state).toBe("active");
     for (let i = 1; i < chain.length; i++) expect(chain[i].from_state, `row ${i}`).toBe(chain[i - 1].to_state);
     const now = await gw("GET", `/api/risk/trading-state/users/${dave.id}`, { token: admin });
-    expect([now.json.state, now.json.enforced]).toEqual([chain[11].to_state, chain[11].to_state]);
+    const last = chain[chain.length - 1].to_state;
+    expect([now.json.state, now.json.enforced]).toEqual([last, last]);
     expect(failures).toEqual([]);
   });
 });
