@@ -9,7 +9,7 @@ import { JsonTraceSerializer } from "../../services/node_modules/@opentelemetry/
 import { REDACTED, ScrubbingExporter, scrubString, scrubUrl, tracesEndpoint } from "../../services/src/kit/telemetry";
 import { fingerprintOf, normalizeMessage, topFrames } from "../../services/src/services/chain-debug/fingerprint";
 import { OtlpError, parseOtlpTraces, type SpanRow } from "../../services/src/services/chain-debug/otlp";
-import { buildTree } from "../../services/src/services/chain-debug/tree";
+import { buildTree, MAX_TREE_DEPTH, type SpanNode } from "../../services/src/services/chain-debug/tree";
 
 const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLXZhbHVl";
 
@@ -108,6 +108,38 @@ describe("OTLP JSON", () => {
     expect(bad({ resourceSpans: [{ scopeSpans: [{ spans: [{ ...ok, startTimeUnixNano: "-1" }] }] }] })).toBe("resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano");
     expect(bad({ resourceSpans: [{ scopeSpans: [{ spans: [ok] }] }] })).toBe("none");
   });
+
+  it("refuses numbers its columns cannot hold, naming them (a 503 the exporter retried forever, or a value stored wrapped)", () => {
+    const ok = { traceId: "a".repeat(32), spanId: "b".repeat(16), startTimeUnixNano: "1", endTimeUnixNano: "2" };
+    const fieldOf = (span: Record<string, unknown>) => {
+      try {
+        parseOtlpTraces({ resourceSpans: [{ scopeSpans: [{ spans: [{ ...ok, ...span }] }] }] });
+        return "none";
+      } catch (e) {
+        return e instanceof OtlpError ? e.field.replace("resourceSpans[0].scopeSpans[0].spans[0].", "") : "other";
+      }
+    };
+    // Past the platform's latest instant (2106-02-07T06:28:15Z): the Date and DateTime columns' end.
+    for (const t of [1e308, 1e22, "99999999999999999999", "4294967296000000000"]) {
+      expect(fieldOf({ startTimeUnixNano: t })).toBe("startTimeUnixNano");
+      expect(fieldOf({ endTimeUnixNano: t })).toBe("endTimeUnixNano");
+      expect(fieldOf({ events: [{ name: "exception", timeUnixNano: t }] })).toBe("events[0].timeUnixNano");
+    }
+    expect(fieldOf({ startTimeUnixNano: "4294967295000000000", endTimeUnixNano: "4294967295000000000" })).toBe("none");
+    for (const kind of [6, 300, 1e20, -1, 1.5]) expect(fieldOf({ kind })).toBe("kind");
+    for (const code of [3, 1e20, -5, 0.5]) expect(fieldOf({ status: { code } })).toBe("status.code");
+    expect(fieldOf({ kind: "SPAN_KIND_SERVER", status: { code: "STATUS_CODE_OK" } })).toBe("none"); // not a number: unspecified, as before
+    expect(fieldOf({ events: Array.from({ length: 1_001 }, () => ({ name: "e", timeUnixNano: "1" })) })).toBe("events");
+    expect(fieldOf({ links: Array.from({ length: 1_001 }, () => ({ traceId: "c".repeat(32), spanId: "d".repeat(16) })) })).toBe("links");
+    expect(fieldOf({ events: Array.from({ length: 1_000 }, () => ({ name: "e", timeUnixNano: "1" })) })).toBe("none");
+  });
+
+  it("an attribute named __proto__ is an attribute, not the prototype other attributes are read through", () => {
+    const forged = { key: "__proto__", value: { kvlistValue: { values: [{ key: "http.request.id", value: { stringValue: "forged" } }, { key: "http.status_code", value: { intValue: 500 } }] } } };
+    const { spans } = parseOtlpTraces({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: "a".repeat(32), spanId: "b".repeat(16), startTimeUnixNano: "1", endTimeUnixNano: "2", attributes: [forged] }] }] }] });
+    expect(spans[0]).toMatchObject({ request_id: "", http_status: 0 });
+    expect(Object.getOwnPropertyDescriptor(JSON.parse(spans[0].attributes), "__proto__")?.value).toEqual({ "http.request.id": "forged", "http.status_code": 500 });
+  });
 });
 
 describe("trace tree", () => {
@@ -120,5 +152,24 @@ describe("trace tree", () => {
     expect(t.roots.map((r) => r.spanId)).toEqual(["a", "o"]);
     expect(t.roots[0].children.map((c) => c.spanId)).toEqual(["c1", "c2"]);
     expect(t.services).toEqual(["g", "b", "x"]);
+  });
+
+  it("nests at most MAX_TREE_DEPTH levels (a chain of 5,000 spans failed the answer's serialization), and a parent cycle's spans are roots, not lost", () => {
+    const chain = Array.from({ length: 5_000 }, (_, i) => row(`s${i}`, i ? `s${i - 1}` : "", i));
+    const t = buildTree(chain);
+    expect(t.spanCount).toBe(5_000);
+    expect(() => JSON.stringify(t)).not.toThrow();
+    let depth = 0;
+    for (let n = t.roots[0]; n.children.length; n = n.children[0]) depth++;
+    expect(depth).toBe(MAX_TREE_DEPTH - 1);
+    expect(t.roots.map((r) => r.spanId).slice(0, 3)).toEqual(["s0", `s${MAX_TREE_DEPTH}`, `s${2 * MAX_TREE_DEPTH}`]);
+    expect(t.roots[1].parentSpanId).toBe(`s${MAX_TREE_DEPTH - 1}`);
+    const count = (nodes: SpanNode[]): number => nodes.reduce((a, n) => a + 1 + count(n.children), 0);
+    expect(count(t.roots)).toBe(5_000);
+    // x -> y -> x: no span without a parent reaches them; each is shown once.
+    const cycle = buildTree([row("x", "y", 2), row("y", "x", 1), row("r", "", 0)]);
+    expect(count(cycle.roots)).toBe(3);
+    expect(cycle.roots.map((r) => r.spanId)).toEqual(["r", "x"]);
+    expect(cycle.roots[1].children.map((c) => c.spanId)).toEqual(["y"]);
   });
 });

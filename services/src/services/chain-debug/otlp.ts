@@ -3,7 +3,7 @@
  * numbers, typed attribute values) into the rows chain-debug stores: one per span, one per
  * exception event. Pure; anything malformed is a OtlpError naming the field.
  */
-import { isJsonObject } from "../../kit";
+import { isJsonObject, LATEST_INSTANT } from "../../kit";
 import { fingerprintOf } from "./fingerprint";
 
 export class OtlpError extends Error {
@@ -51,7 +51,20 @@ export interface ErrorRow {
 
 /** Limits per request (the exporter sends at most 512 spans per batch). */
 export const MAX_SPANS = 5_000;
+/**
+ * Events and links one span may carry (the SDK's default span limits are 128 of each). An exception
+ * event's index is a UInt16 column: past 65,535 events ClickHouse wrapped it, and the error counts
+ * (uniqExact over trace, span and index) merged different events.
+ */
+export const MAX_EVENTS_PER_SPAN = 1_000;
+export const MAX_LINKS_PER_SPAN = 1_000;
 const MAX_STRING = 16_384;
+/**
+ * The latest instant a span may carry, in microseconds: the platform's (kit instants.ts), what the
+ * tables' Date and DateTime columns hold. Past it ClickHouse refused the insert (a 503 the exporter
+ * retried forever) or stored the day wrapped to another year.
+ */
+const LATEST_US = Date.parse(LATEST_INSTANT) * 1000;
 
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX16 = /^[0-9a-f]{16}$/;
@@ -70,11 +83,29 @@ function id(v: unknown, re: RegExp, field: string, optional = false): string {
   return s;
 }
 
-/** Nanoseconds (string or number) -> microseconds. */
+/** Nanoseconds (string or number) -> microseconds, within the instants the platform stores. */
 function micros(v: unknown, field: string): number {
-  if (typeof v === "number" && Number.isFinite(v) && v >= 0) return Math.floor(v / 1000);
-  if (typeof v === "string" && /^\d{1,20}$/.test(v)) return Number(BigInt(v) / 1000n);
-  throw new OtlpError(field, `${field} must be nanoseconds since the epoch`);
+  const us = typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.floor(v / 1000) : typeof v === "string" && /^\d{1,20}$/.test(v) ? Number(BigInt(v) / 1000n) : NaN;
+  if (us >= 0 && us <= LATEST_US) return us;
+  throw new OtlpError(field, `${field} must be nanoseconds since the epoch, at most ${LATEST_INSTANT}`);
+}
+
+/**
+ * An enum of the protocol (span kind, status code) as its column holds it (UInt8): a number other than
+ * one of its values is refused (300 was stored wrapped to 44, -1 failed the insert); anything else but
+ * a number (absent, an enum's name) is 0, unspecified, as before.
+ */
+function enumValue(v: unknown, max: number, field: string): number {
+  if (typeof v !== "number") return 0;
+  if (Number.isInteger(v) && v >= 0 && v <= max) return v;
+  throw new OtlpError(field, `${field} must be an integer from 0 to ${max}`);
+}
+
+/** A list of at most `max` items (events, links of a span). */
+function bounded(v: unknown, max: number, field: string): unknown[] {
+  const items = list(v, field);
+  if (items.length > max) throw new OtlpError(field, `at most ${max} ${field.slice(field.lastIndexOf(".") + 1)} per span`);
+  return items;
 }
 
 function value(v: unknown, field: string, depth = 0): AttrValue {
@@ -89,7 +120,9 @@ function value(v: unknown, field: string, depth = 0): AttrValue {
 }
 
 export function attributes(v: unknown, field: string, depth = 0): Record<string, AttrValue> {
-  const out: Record<string, AttrValue> = {};
+  // No prototype: a key "__proto__" is an attribute like any other, not the object's prototype
+  // (whose members, an "http.request.id" among them, the reads below would then find).
+  const out: Record<string, AttrValue> = Object.create(null);
   for (const [i, kv] of list(v, field).entries()) {
     if (!isJsonObject(kv) || typeof kv.key !== "string") throw new OtlpError(`${field}[${i}]`, `${field}[${i}] must be { key, value }`);
     out[kv.key] = value(kv.value, `${field}[${i}].value`, depth);
@@ -122,12 +155,12 @@ export function parseOtlpTraces(body: unknown): { spans: SpanRow[]; errors: Erro
         const end = micros(s.endTimeUnixNano, `${f}.endTimeUnixNano`);
         const attrs = attributes(s.attributes, `${f}.attributes`);
         const name = clip(str(s.name));
-        const events = list(s.events, `${f}.events`).map((e, ei) => {
+        const events = bounded(s.events, MAX_EVENTS_PER_SPAN, `${f}.events`).map((e, ei) => {
           const ef = `${f}.events[${ei}]`;
           if (!isJsonObject(e)) throw new OtlpError(ef, `${ef} must be an object`);
           return { name: clip(str(e.name)), at_us: micros(e.timeUnixNano, `${ef}.timeUnixNano`), attributes: attributes(e.attributes, `${ef}.attributes`) };
         });
-        const links = list(s.links, `${f}.links`).map((l, li) => {
+        const links = bounded(s.links, MAX_LINKS_PER_SPAN, `${f}.links`).map((l, li) => {
           const lf = `${f}.links[${li}]`;
           if (!isJsonObject(l)) throw new OtlpError(lf, `${lf} must be an object`);
           return { trace_id: id(l.traceId, HEX32, `${lf}.traceId`), span_id: id(l.spanId, HEX16, `${lf}.spanId`) };
@@ -140,10 +173,10 @@ export function parseOtlpTraces(body: unknown): { spans: SpanRow[]; errors: Erro
           parent_span_id: id(s.parentSpanId, HEX16, `${f}.parentSpanId`, true),
           service,
           name,
-          kind: Number.isInteger(s.kind) ? Number(s.kind) : 0,
+          kind: enumValue(s.kind, 5, `${f}.kind`),
           start_us: start,
           duration_us: Math.max(0, end - start),
-          status_code: Number.isInteger(status.code) ? Number(status.code) : 0,
+          status_code: enumValue(status.code, 2, `${f}.status.code`),
           status_message: clip(str(status.message)),
           http_status: Number.isInteger(httpStatus) && httpStatus > 0 && httpStatus < 1000 ? httpStatus : 0,
           request_id: str(attrs["http.request.id"]).slice(0, 128),

@@ -11,6 +11,8 @@ import { buildTree } from "./tree";
 const TraceId = Type.String({ pattern: "^[0-9a-fA-F]{32}$" });
 const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 }));
 const Service = Type.Optional(Type.String({ pattern: "^[a-z0-9-]{1,64}$" }));
+/** Spans of one trace an answer holds (its linked traces' too). */
+export const MAX_TRACE_SPANS = 10_000;
 
 // Responses (OpenAPI; unnamed fields are kept).
 const TracesOut = ResponseObject({ traces: Type.Array(ResponseObject({}, { description: "a trace: id, root span, services, duration, errors" })) });
@@ -43,12 +45,18 @@ export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes
   app.get("/traces/:traceId", { schema: { params: Type.Object({ traceId: TraceId }), response: { 200: TreeOut } } }, async (req) => {
     requireIdentity(req, "admin");
     const traceId = req.params.traceId.toLowerCase();
-    const rows = await store.trace(traceId);
-    if (rows.length === 0) throw new HttpError(404, "NOT_FOUND", `no spans of trace ${traceId} (not received yet, or expired)`);
+    // A trace's first MAX_TRACE_SPANS spans, `truncated: true` when it has more: spans come from
+    // any peer's exporter, and a trace read whole was as large as they made it.
+    const tree = async (id: string) => {
+      const rows = await store.trace(id, MAX_TRACE_SPANS + 1);
+      return { ...buildTree(rows.slice(0, MAX_TRACE_SPANS)), ...(rows.length > MAX_TRACE_SPANS ? { truncated: true } : {}) };
+    };
+    const own = await tree(traceId);
+    if (own.spanCount === 0) throw new HttpError(404, "NOT_FOUND", `no spans of trace ${traceId} (not received yet, or expired)`);
     // Work the request caused elsewhere and linked to it (Kafka consumers' batches).
     const linked = [];
-    for (const id of await store.linkedTraces(traceId)) linked.push({ traceId: id, ...buildTree(await store.trace(id)) });
-    return { traceId, ...buildTree(rows), linked };
+    for (const id of await store.linkedTraces(traceId)) linked.push({ traceId: id, ...(await tree(id)) });
+    return { traceId, ...own, linked };
   });
 
   app.get("/requests/:requestId", { schema: { params: Type.Object({ requestId: Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" }) }), response: { 200: ResponseObject({ requestId: Type.String(), traceIds: Type.Array(Type.String()) }) } } }, async (req) => {

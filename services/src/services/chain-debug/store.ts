@@ -35,13 +35,13 @@ export class DebugStore {
     await once("debug_errors", errors.map((e) => ({ ...e, at: secondOf(e.at_us), date: dayOf(e.at_us) })));
   }
 
-  /** Every span of a trace, deduplicated by span id (retried exports). */
-  async trace(traceId: string): Promise<SpanRow[]> {
+  /** The first `limit` spans of a trace by start, deduplicated by span id (retried exports). */
+  async trace(traceId: string, limit: number): Promise<SpanRow[]> {
     return this.ch.query<SpanRow>(
       `SELECT trace_id, span_id, parent_span_id, service, name, kind, toString(start_us) AS start_us, toString(duration_us) AS duration_us,
               status_code, status_message, http_status, request_id, attributes, events, links, link_trace_ids
-       FROM debug_spans WHERE trace_id = {traceId:String} ORDER BY start_us LIMIT 1 BY span_id`,
-      { traceId },
+       FROM debug_spans WHERE trace_id = {traceId:String} ORDER BY start_us LIMIT 1 BY span_id LIMIT {limit:UInt32}`,
+      { traceId, limit },
     );
   }
 

@@ -23,6 +23,9 @@ export interface SpanNode {
   children: SpanNode[];
 }
 
+/** Levels of the tree an answer nests (a span deeper is among the roots). */
+export const MAX_TREE_DEPTH = 100;
+
 const KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"];
 const STATUS = ["unset", "ok", "error"] as const;
 
@@ -56,18 +59,43 @@ export function buildTree(rows: SpanRow[]): { roots: SpanNode[]; services: strin
       children: [],
     });
   }
-  const roots: SpanNode[] = [];
+  // Breadth first from the spans without a received parent, at most MAX_TREE_DEPTH levels: a span
+  // deeper than that, and the spans of a parent cycle (no root reaches them), are roots too, their
+  // parentSpanId kept. Nested without a bound, a chain of 5,000 spans (one OTLP request) failed the
+  // answer's serialization (a 500), and a cycle's spans were in no tree at all.
+  const childrenOf = new Map<string, SpanNode[]>();
   for (const n of nodes.values()) {
-    const parent = n.parentSpanId ? nodes.get(n.parentSpanId) : undefined;
-    if (parent && parent !== n) parent.children.push(n);
-    else roots.push(n);
+    if (!n.parentSpanId || n.parentSpanId === n.spanId || !nodes.has(n.parentSpanId)) continue;
+    const siblings = childrenOf.get(n.parentSpanId) ?? [];
+    siblings.push(n);
+    childrenOf.set(n.parentSpanId, siblings);
   }
-  const byStart = (a: SpanNode, b: SpanNode) => a.startUs - b.startUs;
-  const sort = (list: SpanNode[]) => {
-    list.sort(byStart);
-    for (const n of list) sort(n.children);
+  const roots: SpanNode[] = [];
+  const placed = new Set<SpanNode>();
+  const place = (root: SpanNode) => {
+    roots.push(root);
+    placed.add(root);
+    const queue: Array<[SpanNode, number]> = [[root, 0]];
+    for (let i = 0; i < queue.length; i++) {
+      const [n, depth] = queue[i];
+      for (const c of childrenOf.get(n.spanId) ?? []) {
+        if (placed.has(c)) continue;
+        placed.add(c);
+        if (depth + 1 < MAX_TREE_DEPTH) {
+          n.children.push(c);
+          queue.push([c, depth + 1]);
+        } else {
+          roots.push(c);
+          queue.push([c, 0]);
+        }
+      }
+    }
   };
-  sort(roots);
+  for (const n of nodes.values()) if (!n.parentSpanId || n.parentSpanId === n.spanId || !nodes.has(n.parentSpanId)) place(n);
+  for (const n of nodes.values()) if (!placed.has(n)) place(n);
+  const byStart = (a: SpanNode, b: SpanNode) => a.startUs - b.startUs;
+  roots.sort(byStart);
+  for (const n of nodes.values()) n.children.sort(byStart);
   const all = [...nodes.values()];
   return {
     roots,

@@ -1,0 +1,111 @@
+/**
+ * Hostile input on the newer services (ai-orchestrator, ai-chain-analytics, ml-predictor,
+ * backtesting-engine, performance-analytics, revenue-analytics, usage-monitoring, chain-debug), on
+ * real servers: what the generated cases of hostile.test.ts do not reach, because they mutate one
+ * field of a sample request at a time. Numbers at their edges in bodies the routes' schemas do not
+ * describe (chain-debug's OTLP intake), data a peer stored that a read then serves (a trace of
+ * thousands of nested spans), lists of repeated values, pairs of instants at the ends of the
+ * platform's range, other users' ids and concurrent duplicate creates. Every answer is judged by
+ * ./oracle.ts as well: no 5xx, no internal details.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureAccount } from "../helpers/accounts";
+import { startPlatform, type Platform } from "../helpers/platform";
+import { useServersWith } from "../harness/shared";
+import { judge } from "./oracle";
+import { MAX_TRACE_SPANS } from "../../services/src/services/chain-debug/routes";
+import { MAX_TREE_DEPTH, type SpanNode } from "../../services/src/services/chain-debug/tree";
+
+const srv = useServersWith({}, "postgres", "redis", "kafka", "clickhouse");
+const NEWER = ["ai-orchestrator", "ai-chain-analytics", "ml-predictor", "backtesting-engine", "performance-analytics", "revenue-analytics", "usage-monitoring", "chain-debug"];
+let p: Platform;
+let internalPorts: number[];
+const alice = randomUUID();
+const bob = randomUUID();
+const adminId = randomUUID();
+const as = (userId: string, role: "trader" | "admin" = "trader") => ({ "x-user-id": userId, "x-user-role": role, "x-auth-method": "jwt" });
+const failures: string[] = [];
+
+beforeAll(async () => {
+  p = await startPlatform(srv.env, {}, { only: NEWER });
+  internalPorts = [srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL].map((u) => Number(/:(\d+)(?:\/|$)/.exec(u)?.[1] ?? 0)).filter(Boolean);
+  for (const u of [alice, bob, adminId]) await ensureAccount(p.pool, u);
+}, 600_000);
+
+afterAll(async () => {
+  await p?.close();
+}, 120_000);
+
+/** One request to a service directly (as the gateway would forward it), its answer judged by the oracle. */
+async function send(service: string, method: string, url: string, who: Record<string, string>, body?: unknown, headers: Record<string, string> = {}) {
+  const r = await p.services.get(service)!.app.inject({
+    method: method as "GET",
+    url,
+    headers: { ...who, ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+    payload: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const v = judge(r.statusCode, r.body, String(r.headers["content-type"] ?? ""), internalPorts);
+  if (!v.ok) failures.push(`${service} ${method} ${url.slice(0, 120)} -> ${r.statusCode} [${v.problems.join(", ")}] ${r.body.slice(0, 160)}`);
+  return r;
+}
+const fieldOf = (r: { body: string }) => (JSON.parse(r.body) as { error?: { field?: string } }).error?.field;
+
+describe("chain-debug: OTLP numbers past what its columns hold, and traces as large as peers make them", () => {
+  const otlp = (spans: unknown[]) => ({ resourceSpans: [{ resource: { attributes: [{ key: "service.name", value: { stringValue: "hostile" } }] }, scopeSpans: [{ spans }] }] });
+  const span = (traceId: string, o: Record<string, unknown> = {}) => ({ traceId, spanId: "cd".repeat(8), startTimeUnixNano: "1700000000000000000", endTimeUnixNano: "1700000000100000000", name: "x", ...o });
+  const intake = (body: unknown) => send("chain-debug", "POST", "/internal/otlp/v1/traces", as(alice), body);
+  const hex = (n: number, width: number) => n.toString(16).padStart(width, "0");
+
+  it("a time past 2106, a kind or status code out of its enum, 1,001 events: a 400 naming the field, never the 503 an exporter retries forever", async () => {
+    const f = "resourceSpans[0].scopeSpans[0].spans[0]";
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ startTimeUnixNano: 1e308 }, "startTimeUnixNano"],
+      [{ startTimeUnixNano: 1e22, endTimeUnixNano: 1e22 }, "startTimeUnixNano"],
+      [{ startTimeUnixNano: "99999999999999999999", endTimeUnixNano: "99999999999999999999" }, "startTimeUnixNano"],
+      [{ endTimeUnixNano: "99999999999999999999" }, "endTimeUnixNano"],
+      [{ kind: 300 }, "kind"],
+      [{ kind: 1e20 }, "kind"],
+      [{ kind: -1 }, "kind"],
+      [{ status: { code: 1e20, message: "x" } }, "status.code"],
+      [{ status: { code: -5 } }, "status.code"],
+      [{ events: [{ name: "exception", timeUnixNano: 1e22, attributes: [{ key: "exception.message", value: { stringValue: "m" } }] }] }, "events[0].timeUnixNano"],
+      [{ events: [{ name: "exception", timeUnixNano: "99999999999999999999" }] }, "events[0].timeUnixNano"],
+      [{ events: Array.from({ length: 70_000 }, () => ({ name: "exception", timeUnixNano: "1700000000000000000" })) }, "events"],
+    ];
+    for (const [o, field] of cases) {
+      const traceId = randomUUID().replace(/-/g, "");
+      const r = await intake(otlp([span(traceId, o)]));
+      expect([r.statusCode, fieldOf(r)], `${JSON.stringify(o).slice(0, 80)}: ${r.body.slice(0, 200)}`).toEqual([400, `${f}.${field}`]);
+      // Nothing of the batch was stored.
+      expect((await send("chain-debug", "GET", `/traces/${traceId}`, as(adminId, "admin"))).statusCode).toBe(404);
+    }
+    // The ends of the range are taken: 1970 and the platform's latest instant.
+    for (const t of ["0", "4294967295000000000"]) expect((await intake(otlp([span(randomUUID().replace(/-/g, ""), { startTimeUnixNano: t, endTimeUnixNano: t })]))).statusCode).toBe(200);
+    expect(failures).toEqual([]);
+  });
+
+  it("a chain of 5,000 nested spans is answered, nested at most MAX_TREE_DEPTH levels (it was a 500), and a trace is read up to MAX_TRACE_SPANS spans", async () => {
+    const deep = randomUUID().replace(/-/g, "");
+    const chain = Array.from({ length: 5_000 }, (_, i) => span(deep, { spanId: hex(i + 1, 16), parentSpanId: i ? hex(i, 16) : undefined, startTimeUnixNano: String(1700000000000000000n + BigInt(i) * 1000n) }));
+    expect((await intake(otlp(chain))).statusCode).toBe(200);
+    const r = await send("chain-debug", "GET", `/traces/${deep}`, as(adminId, "admin"));
+    expect(r.statusCode, r.body.slice(0, 200)).toBe(200);
+    const t = r.json() as { spanCount: number; roots: SpanNode[]; truncated?: boolean };
+    expect(t.spanCount).toBe(5_000);
+    expect(t.truncated).toBeUndefined();
+    expect(t.roots).toHaveLength(Math.ceil(5_000 / MAX_TREE_DEPTH));
+
+    // More spans than an answer holds, over several requests: the first MAX_TRACE_SPANS by start, and truncated.
+    const wide = randomUUID().replace(/-/g, "");
+    const total = MAX_TRACE_SPANS + 10;
+    for (let from = 0; from < total; from += 5_000) {
+      const batch = Array.from({ length: Math.min(5_000, total - from) }, (_, i) => span(wide, { spanId: hex(from + i + 1, 16), startTimeUnixNano: String(1700000000000000000n + BigInt(from + i) * 1000n) }));
+      expect((await intake(otlp(batch))).statusCode).toBe(200);
+    }
+    const w = await send("chain-debug", "GET", `/traces/${wide}`, as(adminId, "admin"));
+    expect(w.statusCode).toBe(200);
+    expect(w.json()).toMatchObject({ spanCount: MAX_TRACE_SPANS, truncated: true });
+    expect(failures).toEqual([]);
+  }, 120_000);
+});
