@@ -109,3 +109,57 @@ describe("chain-debug: OTLP numbers past what its columns hold, and traces as la
     expect(failures).toEqual([]);
   }, 120_000);
 });
+
+describe("backtesting-engine and ai-orchestrator: repeated values, other users' ids, concurrent duplicate creates", () => {
+  const backtest = { strategy: "sma-crossover", symbols: ["BTCUSDT"], interval: "1d", period: { start: "2024-01-01T00:00:00Z", end: "2024-03-01T00:00:00Z" }, data: { source: "synthetic", seed: 7 } };
+  const strategy = { name: "hostile", symbols: ["BTCUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 100 };
+
+  it("a value repeated in a sweep's or walk-forward's list is a 400 naming the list (it was one run queued 1,000 times)", async () => {
+    const jobs = async () => Number((await p.pool.query("SELECT count(*) AS n FROM bt_jobs")).rows[0].n);
+    const before = await jobs();
+    for (const [extra, field] of [
+      [{ sweep: { parameters: { fast: Array.from({ length: 1_000 }, () => 5) } } }, "sweep.parameters.fast"],
+      [{ sweep: { parameters: { fast: [2, 3], slow: [40, 40.0] } } }, "sweep.parameters.slow"],
+      [{ walkForward: { folds: 2, parameters: { fast: [2, 2, 3] } } }, "walkForward.parameters.fast"],
+    ] as const) {
+      const r = await send("backtesting-engine", "POST", "/", as(alice), { ...backtest, ...extra });
+      expect([r.statusCode, fieldOf(r)], r.body.slice(0, 200)).toEqual([400, field]);
+    }
+    expect(await jobs()).toBe(before);
+    // Distinct values still make one job per set.
+    const ok = await send("backtesting-engine", "POST", "/", as(alice), { ...backtest, sweep: { parameters: { fast: [2, 3, 4] } } });
+    expect(ok.statusCode, ok.body.slice(0, 200)).toBe(202);
+    expect(ok.json().jobs).toBe(3);
+    expect(failures).toEqual([]);
+  });
+
+  it("another user's backtest and strategy ids are unknown on every route that takes one; 12 concurrent creates under one key make one", async () => {
+    const run = (await send("backtesting-engine", "POST", "/", as(alice), backtest)).json().id as string;
+    const own = (await send("ai-orchestrator", "POST", "/strategies", as(alice), strategy)).json().strategyId as string;
+    const attempts: Array<[string, string, string, unknown?]> = [
+      ["backtesting-engine", "GET", `/${run}`], ["backtesting-engine", "GET", `/${run}/results`], ["backtesting-engine", "GET", `/${run}/jobs/0/equity`],
+      ["backtesting-engine", "GET", `/${run}/jobs/0/trades`], ["backtesting-engine", "GET", `/${run}/jobs/0/chart.svg`], ["backtesting-engine", "GET", `/${run}/chart.svg`],
+      ["backtesting-engine", "POST", `/${run}/cancel`], ["backtesting-engine", "DELETE", `/${run}`], ["backtesting-engine", "GET", `/${run.toUpperCase()}`],
+      ["ai-orchestrator", "GET", `/strategies/${own}`], ["ai-orchestrator", "GET", `/strategies/${own}/decisions`], ["ai-orchestrator", "PATCH", `/strategies/${own}`, { name: "mine now" }],
+      ["ai-orchestrator", "POST", `/strategies/${own}/enable`], ["ai-orchestrator", "POST", `/strategies/${own}/disable`], ["ai-orchestrator", "POST", `/strategies/${own}/evaluate`],
+      ["ai-orchestrator", "DELETE", `/strategies/${own}`], ["ai-orchestrator", "GET", `/strategies/${own.toUpperCase()}`],
+    ];
+    for (const [service, method, path, body] of attempts) {
+      const r = await send(service, method, path, as(bob), body);
+      expect(r.statusCode, `${service} ${method} ${path}: ${r.body.slice(0, 160)}`).toBe(404);
+    }
+    expect((await send("backtesting-engine", "GET", `/${run}`, as(alice))).statusCode).toBe(200);
+    expect((await send("ai-orchestrator", "GET", `/strategies/${own}`, as(alice))).json()).toMatchObject({ name: "hostile", enabled: false });
+
+    for (const [service, path, body, idOf] of [
+      ["backtesting-engine", "/", backtest, (b: Record<string, string>) => b.id],
+      ["ai-orchestrator", "/strategies", strategy, (b: Record<string, string>) => b.strategyId],
+    ] as const) {
+      const key = { "idempotency-key": `h4-${randomUUID()}` };
+      const answers = await Promise.all(Array.from({ length: 12 }, () => send(service, "POST", path, as(bob), body, key)));
+      expect(answers.map((a) => a.statusCode).sort(), service).toEqual([...Array(11).fill(200), answers.find((a) => a.statusCode !== 200)!.statusCode]);
+      expect(new Set(answers.map((a) => idOf(a.json()))).size, service).toBe(1);
+    }
+    expect(failures).toEqual([]);
+  });
+});

@@ -4,7 +4,12 @@ import { Type, type Static } from "../../kit";
 const decimal = (description: string) => Type.String({ pattern: "^[0-9]{1,6}(\\.[0-9]{1,8})?$", description });
 /** Fees and slippage caps below 10,000 bps (100 %): past it a sell fills at a negative price or pays more than its proceeds. */
 const bps = (description: string) => Type.String({ pattern: "^[0-9]{1,4}(\\.[0-9]{1,8})?$", description: `${description}, below 10000` });
-const parameterValues = Type.Record(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9]{0,31}$" }), Type.Array(Type.Number(), { minItems: 1, maxItems: 1_000 }));
+/**
+ * A grid's values of each parameter, each value once: a repeated value is the same parameter set again,
+ * so `{"fast": [5, 5, ... 5]}` was a 1,000-job sweep of one backtest run 1,000 times (and a walk-forward
+ * searched each set as often in every fold); a 400 naming the parameter now.
+ */
+const parameterValues = Type.Record(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9]{0,31}$" }), Type.Array(Type.Number(), { minItems: 1, maxItems: 1_000, uniqueItems: true }));
 
 export const BacktestRequest = Type.Object(
   {
