@@ -14,6 +14,8 @@ import { ensureAccount } from "../helpers/accounts";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { useServersWith } from "../harness/shared";
 import { judge } from "./oracle";
+import { decisionRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
+import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
 import { MAX_TRACE_SPANS } from "../../services/src/services/chain-debug/routes";
 import { MAX_TREE_DEPTH, type SpanNode } from "../../services/src/services/chain-debug/tree";
 
@@ -160,6 +162,25 @@ describe("backtesting-engine and ai-orchestrator: repeated values, other users' 
       expect(answers.map((a) => a.statusCode).sort(), service).toEqual([...Array(11).fill(200), answers.find((a) => a.statusCode !== 200)!.statusCode]);
       expect(new Set(answers.map((a) => idOf(a.json()))).size, service).toBe(1);
     }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("ai-chain-analytics: a strategy id in upper case", () => {
+  it("filters the summary as the same strategy (it matched nothing: an empty summary, no error)", async () => {
+    const strategyId = randomUUID();
+    const decidedAt = new Date(Date.now() - 60_000).toISOString();
+    const d = { decisionId: randomUUID(), strategyId, userId: alice, symbol: "HOSTUSDT", decidedAt, modelVersion: "h4", probabilityUp: 0.7, decisionPrice: 100, action: "buy", quantity: 1, orderId: randomUUID() };
+    await new ChainStore(p.services.get("ai-chain-analytics")!.app.clickhouse).insertDecisions([decisionRow(d as DecisionIn)]);
+    for (const [path, who] of [["/summary", as(alice)], ["/summary/all", as(adminId, "admin")]] as const) {
+      for (const id of [strategyId, strategyId.toUpperCase()]) {
+        const r = await send("ai-chain-analytics", "GET", `${path}?strategyId=${id}`, who);
+        expect(r.statusCode, r.body.slice(0, 200)).toBe(200);
+        expect(r.json().summary, `${path} ${id}`).toMatchObject([{ strategyId, decisions: 1 }]);
+      }
+    }
+    // Another user's strategy id filters their own decisions: none.
+    expect((await send("ai-chain-analytics", "GET", `/summary?strategyId=${strategyId}`, as(bob))).json().summary).toEqual([]);
     expect(failures).toEqual([]);
   });
 });

@@ -51,16 +51,22 @@ function range(q: { from?: string; to?: string }, bound: { days: number; key: st
   return { from, to };
 }
 
+/**
+ * The strategy filter as ClickHouse holds strategy ids (PostgreSQL's lower case uuid text); the schema
+ * takes either case. Compared as sent, an upper-case id matched nothing: an empty summary, no error.
+ */
+const strategyOf = (q: { strategyId?: string }) => q.strategyId?.toLowerCase();
+
 export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; graph?: () => Promise<ChainGraph>; maxAllDays: number; maxOwnDays: number }): void {
   ctx.app.get("/summary", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
     const who = requireIdentity(req);
     const r = range(req.query, { days: deps.maxOwnDays, key: "CHAIN_SUMMARY_MAX_DAYS", what: "a summary" });
-    return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId, userId: who.userId }) };
+    return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: strategyOf(req.query), userId: who.userId }) };
   });
   ctx.app.get("/summary/all", { schema: { querystring: Range, response: { 200: SummaryOut } } }, async (req) => {
     requireIdentity(req, "admin");
     const r = range(req.query, { days: deps.maxAllDays, key: "CHAIN_SUMMARY_ALL_MAX_DAYS", what: "every user's summary" });
-    return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: req.query.strategyId }) };
+    return { from: r.from.toISOString(), to: r.to.toISOString(), summary: await deps.store.summary({ ...r, strategyId: strategyOf(req.query) }) };
   });
   ctx.app.get("/chains/:decisionId", { schema: { params: Id, response: { 200: ChainOut } } }, async (req) => {
     const who = requireIdentity(req);
