@@ -87,6 +87,16 @@ describe("chain-debug: OTLP numbers past what its columns hold, and traces as la
     expect(failures).toEqual([]);
   });
 
+  it("exception stacks shaped against the frame pattern cost time linear in their length (one event took half a second)", async () => {
+    const stack = { key: "exception.stacktrace", value: { stringValue: "Error: x\n    at " + " ".repeat(16_000) + "x" } };
+    const events = Array.from({ length: 200 }, () => ({ name: "exception", timeUnixNano: "1700000000000000000", attributes: [stack] }));
+    const t0 = Date.now();
+    const r = await intake(otlp([span(randomUUID().replace(/-/g, ""), { events })]));
+    expect(r.statusCode).toBe(200);
+    expect(Date.now() - t0).toBeLessThan(10_000); // about 100 s before
+    expect(failures).toEqual([]);
+  }, 120_000);
+
   it("a chain of 5,000 nested spans is answered, nested at most MAX_TREE_DEPTH levels (it was a 500), and a trace is read up to MAX_TRACE_SPANS spans", async () => {
     const deep = randomUUID().replace(/-/g, "");
     const chain = Array.from({ length: 5_000 }, (_, i) => span(deep, { spanId: hex(i + 1, 16), parentSpanId: i ? hex(i, 16) : undefined, startTimeUnixNano: String(1700000000000000000n + BigInt(i) * 1000n) }));

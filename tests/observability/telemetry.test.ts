@@ -70,6 +70,17 @@ describe("error fingerprints", () => {
     expect(fingerprintOf("TypeError", "plan missing", stack(65))).not.toBe(a);
     expect(fingerprintOf("TypeError", "invoice x missing", stack(65).replace("Billing.subscribe", "Billing.cancel"))).not.toBe(fingerprintOf("TypeError", "invoice x missing", stack(65)));
   });
+
+  it("reads a stack in time linear in its length (a line of 'at ' and 16,000 spaces took half a second; a batch carries thousands)", () => {
+    // The length OTLP parsing clips a string to, and lines shaped against the frame pattern's lazy groups.
+    const lines = ["    at " + " ".repeat(16_000) + "x", "at " + " ".repeat(996) + "x", "at x" + ":1".repeat(498), "at " + " (".repeat(498)];
+    const t0 = performance.now();
+    for (const line of lines) for (let i = 0; i < 20; i++) fingerprintOf("Error", "m", `${line}
+`.repeat(Math.max(1, Math.floor(16_384 / (line.length + 1)))).slice(0, 16_384));
+    expect(performance.now() - t0).toBeLessThan(500);
+    // A frame padded with spaces is the same frame.
+    expect(topFrames("Error: x\n  \t  at f (/app/a.js:1:2)   \n")).toEqual(["f (a.js)"]);
+  });
 });
 
 describe("OTLP JSON", () => {

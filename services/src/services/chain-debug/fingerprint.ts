@@ -23,11 +23,22 @@ export function normalizeMessage(message: string): string {
   return out.replace(/\s+/g, " ").trim();
 }
 
+/**
+ * Longest stack line read as a frame. A V8 frame is a function name and a file path; a longer line is
+ * text a stack carries (an error message's own lines), and the frame pattern's lazy groups take time
+ * quadratic in a line's length: one exception event whose stack was "at " and 16,000 spaces held the
+ * event loop for half a second, and an OTLP batch carries thousands.
+ */
+const MAX_FRAME_CHARS = 1_000;
+
 /** The first `n` frames as "function (file)", Node's "at fn (path:line:col)" format; internals skipped. */
 export function topFrames(stack: string, n = 3): string[] {
   const frames: string[] = [];
-  for (const line of stack.split("\n")) {
-    const m = /^\s*at (?:(.+?) \()?(.+?)(?::\d+)?(?::\d+)?\)?\s*$/.exec(line);
+  for (const raw of stack.split("\n")) {
+    // Trimmed first: the pattern's own leading and trailing \s* were a quadratic scan of a line's spaces.
+    const line = raw.trim();
+    if (line.length > MAX_FRAME_CHARS) continue;
+    const m = /^at (?:(.+?) \()?(.+?)(?::\d+)?(?::\d+)?\)?$/.exec(line);
     if (!m) continue;
     const file = m[2];
     if (file.startsWith("node:") || file.includes("/node_modules/")) continue;
