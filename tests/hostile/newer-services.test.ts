@@ -194,3 +194,57 @@ describe("ai-chain-analytics: a strategy id in upper case", () => {
     expect(failures).toEqual([]);
   });
 });
+
+describe("instants: pairs at the ends of the platform's range, offsets, invalid calendar dates, reversed and enormous ranges", () => {
+  const q = encodeURIComponent;
+  // [service, path, who, the range's query]: every route of the newer services that takes a range of instants.
+  const ranges: Array<[string, string, Record<string, string>, (from: string, to: string) => string]> = [
+    ["usage-monitoring", "/", as(alice), (f, t) => `from=${q(f)}&to=${q(t)}`],
+    ["usage-monitoring", "/all", as(adminId, "admin"), (f, t) => `from=${q(f)}&to=${q(t)}`],
+    ["ai-chain-analytics", "/summary", as(alice), (f, t) => `from=${q(f)}&to=${q(t)}`],
+    ["ai-chain-analytics", "/summary/all", as(adminId, "admin"), (f, t) => `from=${q(f)}&to=${q(t)}`],
+  ];
+  it("within the range and its limits: 200; reversed, too long, not a calendar date or a leap second: a 400 naming the field", async () => {
+    for (const [service, path, who, query] of ranges) {
+      const at = (from: string, to: string) => send(service, "GET", `${path}?${query(from, to)}`, who);
+      // Both ends of the platform's range (ClickHouse DateTime), a second long; offsets of +14:00 and -12:00.
+      for (const [from, to] of [["2106-02-07T06:28:14Z", "2106-02-07T06:28:15Z"], ["1970-01-01T00:00:00Z", "1970-01-01T00:00:01Z"], ["2024-01-01T00:00:00+14:00", "2024-01-01T00:00:00-12:00"], ["2024-02-29T00:00:00.999999999Z", "2024-02-29T00:00:01.0000001Z"]]) {
+        const r = await at(from, to);
+        expect(r.statusCode, `${service} ${path} ${from} ${to}: ${r.body.slice(0, 160)}`).toBe(200);
+      }
+      for (const [from, to, field] of [
+        ["2024-01-01T01:00:00Z", "2024-01-01T10:00:00+14:00", "from"], // to's wall clock is later, its instant earlier: reversed
+        ["2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z", "from"],
+        ["1970-01-01T00:00:00Z", "2106-02-07T06:28:15Z", "from"], // 136 years
+        ["2023-02-29T00:00:00Z", "2023-03-01T00:00:00Z", "from"],
+        ["2024-04-31T00:00:00Z", "2024-05-01T00:00:00Z", "from"],
+        ["2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z", "from"],
+        ["2024-01-01T00:00:00Z", "2106-02-07T06:28:16Z", "to"],
+        ["1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "from"],
+        ["2024-01-01T00:00:00+24:00", "2024-01-02T00:00:00Z", "from"],
+      ]) {
+        const r = await at(from, to);
+        expect([r.statusCode, fieldOf(r)], `${service} ${path} ${from} ${to}: ${r.body.slice(0, 160)}`).toEqual([400, field]);
+      }
+    }
+    // revenue-analytics: asOf at either end with the longest period (from reaches 1959: PostgreSQL holds it).
+    for (const asOf of ["1970-01-01T00:00:00Z", "2106-02-07T06:28:15Z", "2024-01-01T00:00:00+14:00"]) {
+      const r = await send("revenue-analytics", "GET", `/?asOf=${q(asOf)}&periodDays=3660`, as(adminId, "admin"));
+      expect(r.statusCode, `${asOf}: ${r.body.slice(0, 160)}`).toBe(200);
+    }
+    // A backtest's period: the whole range at 1d is 49,710 bars (accepted); at 1m past BACKTEST_MAX_BARS; an offset reversing it.
+    const backtest = { strategy: "sma-crossover", symbols: ["BTCUSDT"], interval: "1d", data: { source: "synthetic", seed: 1 } };
+    const whole = { start: "1970-01-01T00:00:00Z", end: "2106-02-07T06:28:15Z" };
+    expect((await send("backtesting-engine", "POST", "/", as(bob), { ...backtest, period: whole })).json()).toMatchObject({ barsPerSymbol: 49_710 });
+    for (const [body, field] of [
+      [{ ...backtest, interval: "1m", period: whole }, "period"],
+      [{ ...backtest, period: { start: "2024-01-01T00:00:00+14:00", end: "2023-12-31T10:00:00Z" } }, "period.end"],
+      [{ ...backtest, period: { start: "2023-02-29T00:00:00Z", end: "2023-04-01T00:00:00Z" } }, "period.start"],
+      [{ ...backtest, period: { start: "2024-01-01T00:00:00Z", end: "2016-12-31T23:59:60Z" } }, "period.end"],
+    ] as const) {
+      const r = await send("backtesting-engine", "POST", "/", as(bob), body);
+      expect([r.statusCode, fieldOf(r)], r.body.slice(0, 200)).toEqual([400, field]);
+    }
+    expect(failures).toEqual([]);
+  });
+});
