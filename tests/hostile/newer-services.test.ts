@@ -26,13 +26,15 @@ let internalPorts: number[];
 const alice = randomUUID();
 const bob = randomUUID();
 const adminId = randomUUID();
+/** A user of its own for the cases at the limits (a strategy or backtest they make counts against nobody else's). */
+const carolId = randomUUID();
 const as = (userId: string, role: "trader" | "admin" = "trader") => ({ "x-user-id": userId, "x-user-role": role, "x-auth-method": "jwt" });
 const failures: string[] = [];
 
 beforeAll(async () => {
   p = await startPlatform(srv.env, {}, { only: NEWER });
   internalPorts = [srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL].map((u) => Number(/:(\d+)(?:\/|$)/.exec(u)?.[1] ?? 0)).filter(Boolean);
-  for (const u of [alice, bob, adminId]) await ensureAccount(p.pool, u);
+  for (const u of [alice, bob, adminId, carolId]) await ensureAccount(p.pool, u);
 }, 600_000);
 
 afterAll(async () => {
@@ -244,6 +246,37 @@ describe("instants: pairs at the ends of the platform's range, offsets, invalid 
     ] as const) {
       const r = await send("backtesting-engine", "POST", "/", as(bob), body);
       expect([r.statusCode, fieldOf(r)], r.body.slice(0, 200)).toEqual([400, field]);
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("lists and strings at and one past every declared maximum of the newer services' bodies", () => {
+  it("at the maximum: taken (or refused for another reason, never a 5xx); one past: a 400 naming the field", async () => {
+    const symbols = (n: number) => Array.from({ length: n }, (_, i) => `S${i}USDT`);
+    const strategy = { name: "edge", symbols: ["BTCUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 100 };
+    const backtest = { strategy: "sma-crossover", symbols: ["BTCUSDT"], interval: "1d", period: { start: "2024-01-01T00:00:00Z", end: "2024-02-01T00:00:00Z" }, data: { source: "synthetic", seed: 1 } };
+    const emoji = (n: number) => "\u{1F600}".repeat(n); // two UTF-16 units each: lengths count characters
+    const cases: Array<[string, string, string, Record<string, string>, (n: number) => unknown, number, string]> = [
+      ["ai-orchestrator", "POST", "/strategies", as(carolId), (n) => ({ ...strategy, symbols: symbols(n) }), 20, "symbols"],
+      ["ai-orchestrator", "POST", "/strategies", as(carolId), (n) => ({ ...strategy, name: emoji(n) }), 100, "name"],
+      ["ml-predictor", "POST", "/predict", as(carolId), (n) => ({ symbols: symbols(n) }), 100, "symbols"],
+      ["ml-predictor", "POST", "/models/rollback", as(adminId, "admin"), (n) => ({ fromVersion: "v".repeat(80), reason: emoji(n) }), 500, "reason"],
+      ["ml-predictor", "POST", "/models/rollback", as(adminId, "admin"), (n) => ({ fromVersion: "v".repeat(n) }), 80, "fromVersion"],
+      ["backtesting-engine", "POST", "/", as(carolId), (n) => ({ ...backtest, symbols: symbols(n) }), 50, "symbols"],
+      ["backtesting-engine", "POST", "/", as(carolId), (n) => ({ ...backtest, strategy: "s".repeat(n) }), 64, "strategy"],
+      ["backtesting-engine", "POST", "/", as(carolId), (n) => ({ ...backtest, data: { source: "synthetic", seed: emoji(n) } }), 64, "data.seed"],
+      ["backtesting-engine", "POST", "/", as(carolId), (n) => ({ ...backtest, data: { source: "replay", file: "f".repeat(n) } }), 128, "data.file"],
+      ["backtesting-engine", "POST", "/", as(carolId), (n) => ({ ...backtest, sweep: { parameters: { fast: Array.from({ length: n }, (_, i) => i + 1) } } }), 1_000, "sweep.parameters.fast"],
+      ["backtesting-engine", "POST", "/", as(carolId), (n) => ({ ...backtest, walkForward: { folds: n, parameters: { fast: [2] } } }), 20, "walkForward.folds"],
+    ];
+    for (const [service, method, path, who, body, max, field] of cases) {
+      const at = await send(service, method, path, who, body(max));
+      expect(at.statusCode, `${service} ${path} ${field} at ${max}: ${at.body.slice(0, 200)}`).toBeLessThan(500);
+      // Refused at the maximum, then for what the value says (an unknown strategy), not by the schema's bound.
+      if (at.statusCode === 400 && fieldOf(at) === field) expect(at.json().error.code, `${service} ${path} ${field} at ${max}: ${at.body.slice(0, 200)}`).not.toBe("VALIDATION_ERROR");
+      const past = await send(service, method, path, who, body(max + 1));
+      expect([past.statusCode, fieldOf(past)], `${service} ${path} ${field} at ${max + 1}: ${past.body.slice(0, 200)}`).toEqual([400, field]);
     }
     expect(failures).toEqual([]);
   });
