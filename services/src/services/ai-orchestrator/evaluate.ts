@@ -129,7 +129,10 @@ async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: Evaluation
       try {
         regimes = await nearestRegimes(await deps.weaviate(), pr.body.modelVersion, p.regimeVector, deps.regimesK);
       } catch (e) {
-        regimeError = `regimes unavailable: ${(e as Error).message}`;
+        // The decision is its owner's to read (GET /decisions/:id): the client's message, which names
+        // Weaviate's address and port, its gRPC method or a server's own text, goes to the log only.
+        regimeError = "regimes unavailable: the similar-regimes store did not answer (logged with the decision's strategy and symbol)";
+        deps.log.warn({ strategyId: s.strategyId, symbol: p.symbol, err: { message: (e as Error).message } }, "similar regimes unavailable");
       }
     }
     const held = position.get(p.symbol) ?? 0;
