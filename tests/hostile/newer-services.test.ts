@@ -16,6 +16,8 @@ import { useServersWith } from "../harness/shared";
 import { judge } from "./oracle";
 import { decisionRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
+import { ModelRegistry } from "../../services/src/ml/registry";
+import type { TrainingReport } from "../../services/src/ml/training";
 import { MAX_TRACE_SPANS } from "../../services/src/services/chain-debug/routes";
 import { MAX_TREE_DEPTH, type SpanNode } from "../../services/src/services/chain-debug/tree";
 
@@ -32,7 +34,8 @@ const as = (userId: string, role: "trader" | "admin" = "trader") => ({ "x-user-i
 const failures: string[] = [];
 
 beforeAll(async () => {
-  p = await startPlatform(srv.env, {}, { only: NEWER });
+  // ML_RELOAD_MS 0: ml-predictor reads the registry at each request (a model promoted by a test is served at once).
+  p = await startPlatform(srv.env, { ML_RELOAD_MS: "0" }, { only: NEWER });
   internalPorts = [srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL].map((u) => Number(/:(\d+)(?:\/|$)/.exec(u)?.[1] ?? 0)).filter(Boolean);
   for (const u of [alice, bob, adminId, carolId]) await ensureAccount(p.pool, u);
 }, 600_000);
@@ -277,6 +280,44 @@ describe("lists and strings at and one past every declared maximum of the newer 
       if (at.statusCode === 400 && fieldOf(at) === field) expect(at.json().error.code, `${service} ${path} ${field} at ${max}: ${at.body.slice(0, 200)}`).not.toBe("VALIDATION_ERROR");
       const past = await send(service, method, path, who, body(max + 1));
       expect([past.statusCode, fieldOf(past)], `${service} ${path} ${field} at ${max + 1}: ${past.body.slice(0, 200)}`).toEqual([400, field]);
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("ml-predictor: a model onnxruntime refuses", () => {
+  it("is refused without the library's source paths, to the admin promoting it and to every trader while it is the promoted one", async () => {
+    // Valid protobuf, no opset: onnxruntime answers "/onnxruntime_src/onnxruntime/core/graph/model.cc:191 onnxruntime::Model::Model(...) Missing opset ...".
+    const artifact = Buffer.from([0x08, 0x07, 0x3a, 0x00]);
+    const report = {
+      features: ["ret_1"], horizon: 1, intervalMs: 60_000, symbols: ["AAAUSDT"], trainingWindow: { from: 0, to: 60_000 }, params: {},
+      metrics: { outOfSample: {}, folds: [], hasEdge: true }, reference: { predictionBins: [], predictionFractions: [], features: {} },
+    } as unknown as TrainingReport;
+    const ml = p.services.get("ml-predictor")!;
+    const model = await new ModelRegistry(ml.app.pg).register(artifact, report, "hostile");
+    const noSource = (body: string) => {
+      expect(body).toContain("Missing opset");
+      for (const text of ["onnxruntime_src", ".cc:", "onnxruntime::", "ModelProto&&"]) expect(body).not.toContain(text);
+    };
+    const promote = await send("ml-predictor", "POST", `/models/${model.version}/promote`, as(adminId, "admin"), { reason: "hostile" });
+    expect([promote.statusCode, promote.json().error.code]).toEqual([409, "MODEL_UNLOADABLE"]);
+    noSource(promote.body);
+    // Promoted anyway (a replica with another onnxruntime promoted it): every trader's status and prediction say why, without the paths.
+    const previous = (await p.pool.query("SELECT version FROM ml_models WHERE status = 'promoted'")).rows.map((r) => r.version);
+    await p.pool.query("UPDATE ml_models SET status = CASE WHEN version = $1 THEN 'promoted' ELSE 'retired' END WHERE version = $1 OR status = 'promoted'", [model.version]);
+    try {
+      const status = await send("ml-predictor", "GET", "/status", as(alice));
+      expect(status.json().loadFailure).toMatchObject({ version: model.version });
+      noSource(status.body);
+      const predict = await send("ml-predictor", "POST", "/predict", as(alice), { symbols: ["AAAUSDT"] });
+      expect([predict.statusCode, predict.json().error.code]).toEqual([503, "MODEL_UNAVAILABLE"]);
+      // The 503 is the documented answer (retry once another model is promoted); the oracle's only objection may be its status.
+      const judged = failures.findIndex((f) => f.startsWith("ml-predictor POST /predict") && f.includes(" -> 503 [status 503] "));
+      if (judged >= 0) failures.splice(judged, 1);
+      noSource(predict.body);
+    } finally {
+      await p.pool.query("UPDATE ml_models SET status = 'retired' WHERE version = $1", [model.version]);
+      if (previous.length) await p.pool.query("UPDATE ml_models SET status = 'promoted' WHERE version = $1", [previous[0]]);
     }
     expect(failures).toEqual([]);
   });

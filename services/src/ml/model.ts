@@ -7,7 +7,36 @@ import { createHash } from "node:crypto";
 import type { InferenceSession as Session } from "onnxruntime-node";
 import { unknownFeatures } from "./features";
 
-export class ModelLoadError extends Error {}
+/** Why a model cannot be loaded: the message is what clients read (ml-predictor's 409, 503 and /status). */
+export class ModelLoadError extends Error {
+  constructor(
+    message: string,
+    /** onnxruntime's own text, with the source location it starts with: for the log only. */
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * onnxruntime's reason for refusing bytes, without the source location and C++ signature its
+ * messages start with ("/onnxruntime_src/onnxruntime/core/graph/model.cc:191
+ * onnxruntime::Model::Model(onnx::ModelProto&&, ...) Missing opset in the model. ..."): a file path of
+ * the library's build that reached any trader through GET /api/ml/status and /predict's 503. A text
+ * that still names a source file is not given at all.
+ */
+export function onnxRuntimeReason(message: string): string {
+  let reason = message.trim();
+  const located = /^\S*\/\S+:\d+\s+([\s\S]*)$/.exec(reason);
+  if (located) {
+    reason = located[1];
+    // "onnxruntime::common::Status onnxruntime::InferenceSession::Initialize() " and the like.
+    const signature = /^[^()]*::[^()]*\((?:[^()]|\([^()]*\))*\)\s*(?:const\s+)?/.exec(reason);
+    if (signature) reason = reason.slice(signature[0].length);
+  }
+  reason = reason.trim();
+  return reason === "" || /(?:^|[\s(:])\/[^\s/]+\/\S*/.test(reason) ? "its bytes are not a model this onnxruntime can load" : reason;
+}
 
 export interface LoadedModel {
   version: string;
@@ -35,7 +64,7 @@ export async function loadModel(version: string, onnx: Uint8Array, features: rea
   try {
     session = await ort.InferenceSession.create(onnx, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: "sequential" });
   } catch (e) {
-    throw new ModelLoadError(`model ${version}: onnxruntime rejected the artifact: ${(e as Error).message}`);
+    throw new ModelLoadError(`model ${version}: onnxruntime rejected the artifact: ${onnxRuntimeReason((e as Error).message)}`, (e as Error).message);
   }
   const input = session.inputNames[0];
   if (!session.outputNames.includes("probabilities")) throw new ModelLoadError(`model ${version}: no "probabilities" output`);
