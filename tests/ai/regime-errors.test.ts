@@ -73,16 +73,20 @@ async function orchestrator(weaviate: Record<string, string>): Promise<Service> 
 
 describe("a failed similar-regimes lookup, as the trader reads the decision", () => {
   it("Weaviate's gRPC port closed: the decision says the regimes were unavailable, without the client's message", async () => {
-    const orch = await orchestrator({ WEAVIATE_URL: weaviateUrl, WEAVIATE_GRPC_PORT: String(closedPort), WEAVIATE_API_KEY: "wv-secret-key-123" });
+    const orch = await orchestrator({ WEAVIATE_URL: weaviateUrl, WEAVIATE_GRPC_PORT: String(closedPort), WEAVIATE_API_KEY: "wv-secret-key-123", ORCH_REGIMES_TIMEOUT_MS: "1000" });
     const userId = randomUUID();
     await ensureAccount(db, userId);
     const headers = { "x-user-id": userId, "x-user-role": "trader" };
-    const created = await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { name: "s", symbols: ["AAAUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true } });
+    const created = await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { name: "s", symbols: ["AAAUSDT", "BBBUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true } });
     expect(created.statusCode, created.body).toBe(201);
+    // Two symbols: each lookup is bounded by ORCH_REGIMES_TIMEOUT_MS (about 20 s each before: the client's own wait for the gRPC port).
+    const t0 = Date.now();
     const evaluated = await orch.app.inject({ method: "POST", url: `/strategies/${created.json().strategyId}/evaluate`, headers });
     expect(evaluated.statusCode, evaluated.body).toBe(200);
-    const [decision] = evaluated.json().decisions;
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const [decision, second] = evaluated.json().decisions;
     expect(decision.error).toMatch(/^regimes unavailable/);
+    expect(second.error).toMatch(/^regimes unavailable/);
     const read = await orch.app.inject({ method: "GET", url: `/decisions/${decision.decisionId}`, headers });
     const listed = await orch.app.inject({ method: "GET", url: `/strategies/${created.json().strategyId}/decisions`, headers });
     for (const body of [evaluated.body, read.body, listed.body]) {

@@ -35,4 +35,5 @@ export { idempotencyKeyOf, idempotencyKeyReused, requestHashOf } from "./idempot
 export { pathOf } from "./request-path";
 export { cursorPage, pageOf, unknownCursor } from "./paging";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
+export { withTimeout } from "./deadline";
 export { ErrorResponse, NoContent, Nullable, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";

@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Datastore } from "../catalog";
 import { clientRequestIdOf, type App } from "./app";
 import type { Datastores } from "./datastores";
+import { withTimeout } from "./deadline";
 import { levelEnabled } from "./request-logger";
 import { pathOf } from "./request-path";
 import { scrubString } from "./telemetry/scrub";
@@ -50,16 +51,6 @@ export function createMetrics(service: string, defaultMetrics: boolean): Service
     registers: [registry],
   });
   return { registry, httpDuration, dependencyUp };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 export interface ProbeOptions {
@@ -141,7 +132,7 @@ export function installProbes(app: App, o: ProbeOptions): void {
         }
         const t0 = performance.now();
         try {
-          await withTimeout(c.run(), o.readyTimeoutMs);
+          await withTimeout(c.run(), o.readyTimeoutMs, c.name);
           results[c.name] = { status: "ok", required: c.required, latencyMs: Math.round((performance.now() - t0) * 10) / 10 };
           metrics.dependencyUp.set({ dependency: c.name }, 1);
         } catch (e) {

@@ -15,6 +15,7 @@ import type { Logger } from "pino";
 import { Gauge, type Registry } from "prom-client";
 import { scheduledJobName, type ServiceDefinition } from "../catalog";
 import type { Queryable } from "./datastores/postgres";
+import { withTimeout } from "./deadline";
 
 /** Bound on each bookkeeping write and on the read of a scrape. */
 export const RUNS_TIMEOUT_MS = 2_000;
@@ -44,14 +45,6 @@ export interface JobRunTimes {
   lastSucceededAt: Date | null;
   lastFailedAt: Date | null;
   lastFailureCode: string | null;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The rows of scheduled_job_runs; times are the database's clock (one clock for every runtime). */

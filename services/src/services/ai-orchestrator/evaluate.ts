@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
-import { HttpError, unavailable, type PeerClient, type PostgresClient } from "../../kit";
+import { HttpError, unavailable, withTimeout, type PeerClient, type PostgresClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
@@ -28,6 +28,8 @@ export interface EvaluateDeps {
   weaviate?: () => Promise<WeaviateClient>;
   regimesK: number;
   predictTimeoutMs: number;
+  /** Bound on one similar-regimes lookup (ORCH_REGIMES_TIMEOUT_MS). */
+  regimesTimeoutMs: number;
   /** Bars (of the model's interval) a prediction's latest bar may be behind the clock. */
   maxPredictionAgeBars: number;
   log: Logger;
@@ -127,7 +129,8 @@ async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: Evaluation
     let regimeError: string | null = null;
     if (deps.weaviate) {
       try {
-        regimes = await nearestRegimes(await deps.weaviate(), pr.body.modelVersion, p.regimeVector, deps.regimesK);
+        // Bounded: the client waits ~20 s per call for a gRPC port that does not answer, and a disable waits for the evaluation.
+        regimes = await withTimeout(deps.weaviate().then((c) => nearestRegimes(c, pr.body.modelVersion, p.regimeVector, deps.regimesK)), deps.regimesTimeoutMs, "Weaviate");
       } catch (e) {
         // The decision is its owner's to read (GET /decisions/:id): the client's message, which names
         // Weaviate's address and port, its gRPC method or a server's own text, goes to the log only.

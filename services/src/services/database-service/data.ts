@@ -3,19 +3,9 @@
  * clients (bounded by a timeout), and reading the migration tracking tables.
  */
 import type { Datastore } from "../../catalog";
-import type { ClickHouseKitClient, Datastores, PostgresClient } from "../../kit";
+import { withTimeout, type ClickHouseKitClient, type Datastores, type PostgresClient } from "../../kit";
 import { CLICKHOUSE_TRACKING_TABLE } from "../../migrations";
 import { roundMs, type AppliedMigration, type DatastoreHealth, type DatastoreHealthMap } from "./domain";
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-    }),
-  ]);
-}
 
 /** Pings every listed datastore (or `only` that one) in parallel; disabled ones are reported, not pinged. */
 export async function probeDatastores(

@@ -8,19 +8,17 @@
  */
 import type { Logger } from "pino";
 import { Gauge, type Registry } from "prom-client";
+import { withTimeout } from "../../kit";
 import type { PortfolioTotals } from "./domain";
 
 export function registerPortfolioGauges(registry: Registry, read: () => Promise<PortfolioTotals>, log: Logger, timeoutMs = 2_000): void {
   let inflight: Promise<PortfolioTotals | undefined> | undefined;
   const bounded = async (): Promise<PortfolioTotals | undefined> => {
-    let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([read(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)))]);
+      return await withTimeout(read(), timeoutMs, "the portfolio totals");
     } catch (err) {
       log.warn({ err: { message: (err as Error).message } }, "portfolio totals unavailable; gauges left empty for this scrape");
       return undefined;
-    } finally {
-      clearTimeout(timer);
     }
   };
   // Prometheus collects every metric of a scrape at once: the first gauge starts the read, the others join it.
