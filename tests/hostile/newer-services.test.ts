@@ -16,6 +16,7 @@ import { useServersWith } from "../harness/shared";
 import { judge } from "./oracle";
 import { decisionRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
+import { OrchestratorStore } from "../../services/src/services/ai-orchestrator/store";
 import { ModelRegistry } from "../../services/src/ml/registry";
 import type { TrainingReport } from "../../services/src/ml/training";
 import { MAX_TRACE_SPANS } from "../../services/src/services/chain-debug/routes";
@@ -165,6 +166,13 @@ describe("backtesting-engine and ai-orchestrator: repeated values, other users' 
       const r = await send(service, method, path, as(bob), body);
       expect(r.statusCode, `${service} ${method} ${path}: ${r.body.slice(0, 160)}`).toBe(404);
     }
+    // One of alice's decisions, as an evaluation records it: bob reads it as unknown, in either case.
+    const decision = await new OrchestratorStore(p.services.get("ai-orchestrator")!.app.pg).recordDecision({
+      strategyId: own, userId: alice, symbol: "BTCUSDT", modelVersion: "h4", probabilityUp: 0.7, barTime: new Date().toISOString(), decisionPrice: 100, features: null,
+      regimes: [], tradingState: "active", positionBefore: 0, action: "hold", quantity: 0, reason: "hostile", orderId: null, risk: null, error: null,
+    } as Parameters<OrchestratorStore["recordDecision"]>[0]);
+    for (const id of [decision.decisionId, decision.decisionId.toUpperCase()]) expect((await send("ai-orchestrator", "GET", `/decisions/${id}`, as(bob))).statusCode).toBe(404);
+    expect((await send("ai-orchestrator", "GET", `/decisions/${decision.decisionId}`, as(alice))).json()).toMatchObject({ decisionId: decision.decisionId, userId: alice });
     expect((await send("backtesting-engine", "GET", `/${run}`, as(alice))).statusCode).toBe(200);
     expect((await send("ai-orchestrator", "GET", `/strategies/${own}`, as(alice))).json()).toMatchObject({ name: "hostile", enabled: false });
 
