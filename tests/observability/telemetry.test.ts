@@ -75,13 +75,12 @@ describe("error fingerprints", () => {
     // The length OTLP parsing clips a string to, and lines shaped against the frame pattern's lazy groups.
     const lines = ["    at " + " ".repeat(16_000) + "x", "at " + " ".repeat(996) + "x", "at x" + ":1".repeat(498), "at " + " (".repeat(498)];
     const t0 = performance.now();
-    for (const line of lines) for (let i = 0; i < 20; i++) fingerprintOf("Error", "m", `${line}
-`.repeat(Math.max(1, Math.floor(16_384 / (line.length + 1)))).slice(0, 16_384));
-    expect(performance.now() - t0).toBeLessThan(500);
+    for (const line of lines) for (let i = 0; i < 20; i++) fingerprintOf("Error", "m", `${line}\n`.repeat(Math.max(1, Math.floor(16_384 / (line.length + 1)))).slice(0, 16_384));
+    expect(performance.now() - t0).toBeLessThan(2_000); // 9.8 s before; ~0.1 s on an idle host
     // A message's placeholders likewise: runs of letters, dots and signs were scanned to their end from each start (7.7 ms for 2,000 characters).
     const t1 = performance.now();
     for (const m of ["a.".repeat(1_000), "a+".repeat(1_000), "a".repeat(2_000), "1.".repeat(1_000)]) for (let i = 0; i < 50; i++) normalizeMessage(m);
-    expect(performance.now() - t1).toBeLessThan(200);
+    expect(performance.now() - t1).toBeLessThan(1_000); // 2.2 s before; ~0.06 s on an idle host
     expect(normalizeMessage("GET https://user@example.com/x failed for ops+alerts@example.co.uk and svc-1.internal")).toBe("GET <url> failed for <email> and svc-<n>.internal");
     // A frame padded with spaces is the same frame.
     expect(topFrames("Error: x\n  \t  at f (/app/a.js:1:2)   \n")).toEqual(["f (a.js)"]);
