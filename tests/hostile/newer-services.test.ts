@@ -240,6 +240,14 @@ describe("instants: pairs at the ends of the platform's range, offsets, invalid 
         expect([r.statusCode, fieldOf(r)], `${service} ${path} ${from} ${to}: ${r.body.slice(0, 160)}`).toEqual([400, field]);
       }
     }
+    // Only `to`, at the start of the range: the default `from` (a day before) is not before 1970.
+    for (const path of ["/summary", "/summary/all"]) {
+      const who = path === "/summary" ? as(alice) : as(adminId, "admin");
+      const r = await send("ai-chain-analytics", "GET", `${path}?to=${q("1970-01-01T12:00:00Z")}`, who);
+      expect(r.json(), r.body.slice(0, 200)).toMatchObject({ from: "1970-01-01T00:00:00.000Z", to: "1970-01-01T12:00:00.000Z" });
+      const at = await send("ai-chain-analytics", "GET", `${path}?to=${q("1970-01-01T00:00:00Z")}`, who);
+      expect([at.statusCode, fieldOf(at)], at.body.slice(0, 200)).toEqual([400, "to"]);
+    }
     // revenue-analytics: asOf at either end with the longest period (from reaches 1959: PostgreSQL holds it).
     for (const asOf of ["1970-01-01T00:00:00Z", "2106-02-07T06:28:15Z", "2024-01-01T00:00:00+14:00"]) {
       const r = await send("revenue-analytics", "GET", `/?asOf=${q(asOf)}&periodDays=3660`, as(adminId, "admin"));

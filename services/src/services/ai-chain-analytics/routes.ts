@@ -9,7 +9,7 @@
  * a trader's own CHAIN_SUMMARY_MAX_DAYS (their decisions of the range: a schedule records up to
  * thousands a minute, session 46).
  */
-import { badRequest, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
+import { badRequest, EARLIEST_INSTANT, notFound, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { graphKey } from "./chains";
 import type { ChainGraph } from "./graph";
 import type { ChainStore } from "./store";
@@ -45,8 +45,12 @@ const GraphOut = ResponseObject({ vertices: Type.Array(ResponseObject({ id: Type
 /** The range asked, at most `bound.days` long (what a summary reads grows with it; `bound.key` sets it). */
 function range(q: { from?: string; to?: string }, bound: { days: number; key: string; what: string }) {
   const to = q.to ? new Date(q.to) : new Date(Date.now() + 1000);
-  const from = q.from ? new Date(q.from) : new Date(to.getTime() - 24 * 3_600_000);
-  if (!(from < to)) throw badRequest("from must be before to", "from");
+  // The default `from` stays within the platform's instants: a day before `to=1970-01-01T12:00:00Z`
+  // was 1969, answered as the range's start and bound as a negative UInt64 (which a server binding
+  // the parameter refuses).
+  const from = q.from ? new Date(q.from) : new Date(Math.max(to.getTime() - 24 * 3_600_000, Date.parse(EARLIEST_INSTANT)));
+  // Named after a field the client sent: `to` when only `to` was (the default `from` is no field of theirs).
+  if (!(from < to)) throw badRequest(q.from ? "from must be before to" : `to must be after ${EARLIEST_INSTANT} (from defaults to a day before to)`, q.from ? "from" : "to");
   if (to.getTime() - from.getTime() > bound.days * 86_400_000) throw badRequest(`${bound.what} spans at most ${bound.days} days (${bound.key}): narrow from or to`, "from");
   return { from, to };
 }
