@@ -98,10 +98,10 @@ describe("validation: 400 naming the field, nothing stored", () => {
     ["sweep over a parameter named toString", { sweep: { parameters: { toString: [1, 2] } } }, "sweep.parameters.toString"],
     ["strategy named constructor", { strategy: "constructor" }, "strategy"],
     ["sweep over an unknown parameter", { sweep: { parameters: { speed: [1, 2] } } }, "sweep.parameters.speed"],
-    // A value twice ran every set it is in twice: refused, naming the repeat's index.
-    ["sweep with a value twice", { sweep: { parameters: { fast: [5, 10, 5], slow: [20, 40] } } }, "sweep.parameters.fast.2"],
-    ["sweep with a value twice in its second list", { sweep: { parameters: { fast: [5], slow: [20, 40, 20] } } }, "sweep.parameters.slow.2"],
-    ["walk-forward grid with a value twice", { walkForward: { folds: 2, parameters: { slow: [30, 30] } } }, "walkForward.parameters.slow.1"],
+    // A value twice ran every set it is in twice: refused by the schema (uniqueItems), naming the list.
+    ["sweep with a value twice", { sweep: { parameters: { fast: [5, 10, 5], slow: [20, 40] } } }, "sweep.parameters.fast"],
+    ["sweep with a value twice in its second list", { sweep: { parameters: { fast: [5], slow: [20, 40, 20] } } }, "sweep.parameters.slow"],
+    ["walk-forward grid with a value twice", { walkForward: { folds: 2, parameters: { slow: [30, 30] } } }, "walkForward.parameters.slow"],
     ["walk-forward over an unknown parameter", { walkForward: { folds: 2, parameters: { speed: [1, 2] } } }, "walkForward.parameters.speed"],
     ["walk-forward with too many folds", { walkForward: { folds: 25, parameters: { fast: [5] } } }, "walkForward.folds"],
     // One fold trains 1,000 sets on half of 1,051,200 bars: 526 million bar-steps in one job.

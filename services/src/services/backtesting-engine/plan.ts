@@ -45,21 +45,6 @@ const fail = (field: string, message: string): never => {
   throw new ParameterError(field, message);
 };
 
-/**
- * A value list holding a value twice is refused (400 naming the second's index): each value runs
- * every set of the other lists, so a repeat ran the same backtests again (CPU the client chose to
- * waste, counted against nothing but the open jobs). Refused rather than dropped: the jobs keep the
- * indexes of the grid the client sent, and a repeat is more likely a typo than a wish.
- */
-function checkDistinct(values: number[], field: string): void {
-  const seen = new Map<number, number>();
-  values.forEach((v, i) => {
-    const first = seen.get(v);
-    if (first !== undefined) fail(`${field}.${i}`, `repeats ${field}.${first} (${v}): each value is swept once`);
-    seen.set(v, i);
-  });
-}
-
 /** Cartesian product of the grid's value lists (each set checked like a single run's parameters); `field` names the grid in a 400. */
 function expandGrid(strategy: string, grid: Record<string, number[]>, limit: number, field: "sweep.parameters" | "walkForward.parameters"): Parameters[] {
   const def = strategies.get(strategy)!;
@@ -68,7 +53,6 @@ function expandGrid(strategy: string, grid: Record<string, number[]>, limit: num
   let count = 1;
   for (const k of keys) {
     if (!Object.hasOwn(def.parameters, k)) fail(`${field}.${k}`, `unknown parameter of ${strategy} (known: ${Object.keys(def.parameters).join(", ")})`);
-    checkDistinct(grid[k], `${field}.${k}`);
     count *= grid[k].length;
     if (count > limit) fail(field, `expands to more than ${limit} parameter sets`);
   }
