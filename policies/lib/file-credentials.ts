@@ -29,6 +29,11 @@ export interface FileCredential {
 /** Directives of servers the platform runs whose value is a password though the name does not say so. */
 const PASSWORD_DIRECTIVES = new Set(["requirepass", "masterauth"]);
 
+/** Redis's `requirepass`/`masterauth` (as a redis.conf directive or a `--requirepass` flag): a password whatever the name says. */
+export function isPasswordDirective(name: string): boolean {
+    return PASSWORD_DIRECTIVES.has(name.toLowerCase());
+}
+
 /**
  * Words before a last word KEY that make it no secret: a file's `primary_key`, `partition.key` or
  * `public_key` is a column, a record's key or a key everyone may read.
@@ -44,7 +49,7 @@ const NOT_SECRET_KEY_QUALIFIERS = new Set([
  * qualified as no secret (`primary_key`, `public_key`) are not; Redis's `requirepass`/`masterauth` are.
  */
 export function isCredentialSetting(name: string): boolean {
-    if (PASSWORD_DIRECTIVES.has(name.toLowerCase())) return true;
+    if (isPasswordDirective(name)) return true;
     const words = name.toUpperCase().split(/[^A-Z0-9]+/).filter(Boolean);
     // A key's material inline (a kubeconfig's client-key-data, base64 of the PEM private key).
     if (words.length >= 2 && words[words.length - 2] === "KEY" && words[words.length - 1] === "DATA") {

@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { commandLineCredentials, k8sCommandLine } from "../lib/command-line";
 import { readConfig } from "../lib/config";
 import { isCredentialName, splitEnv, urlPasswordsIn } from "../lib/credentials";
 import { workloadEnv } from "../lib/environment";
@@ -54,39 +55,23 @@ export function literalEnvCredentials(type: string, props: Record<string, any>, 
                 out.push(`container "${c.name}" sets ${e.name} to a private key`);
             }
         }
-        out.push(...commandLineCredentials(c));
+        out.push(...commandLineFindings(c));
     }
     return out;
 }
 
 /**
- * Credentials on a container's command line (`command`, `args`): shown by `kubectl get -o yaml` and to
- * anyone who lists processes on the node. A URL with a password, or a credential-named flag given a
- * literal (`--db-password=x`, `--api-token x`); a `$(VAR)` or `$VAR` reference to an env var (filled
- * from a Secret) is the way to pass one and is fine. Multi-word entries (an `sh -c` script) are read
- * word by word.
+ * Credentials on a container's command line (`command`, `args`), read by `lib/command-line.ts`: a URL
+ * with a password, or a credential flag given a literal (`--db-password=x`, `--api-token x`,
+ * `--requirepass x`); a `$(VAR)` or `$VAR` reference to an env var (filled from a Secret) is the way
+ * to pass one and is fine.
  */
-function commandLineCredentials(c: K8sContainer): string[] {
-    const out: string[] = [];
-    const words: { word: string; at: string }[] = [];
-    for (const field of ["command", "args"] as const) {
-        arr(c.container[field]).forEach((entry, i) => {
-            const text = str(entry);
-            if (text === undefined) return;
-            const at = `${field}[${i}]`;
-            if (urlPasswordsIn(text).length > 0) out.push(`container "${c.name}" passes a URL with an embedded password in ${at}`);
-            for (const word of text.split(/\s+/).filter(Boolean)) words.push({ word, at });
-        });
-    }
-    const isReference = (v: string) => /^["']?\$/.test(v);
-    words.forEach(({ word, at }, i) => {
-        const flag = /^--?([A-Za-z0-9][\w.-]*)(?:=(.*))?$/.exec(word);
-        if (!flag || !isCredentialName(flag[1])) return;
-        const value = flag[2] ?? words[i + 1]?.word;
-        if (value === undefined || value === "" || value.startsWith("-") || isReference(value)) return;
-        out.push(`container "${c.name}" passes a literal credential in ${at} (${word.split("=")[0]})`);
-    });
-    return out;
+function commandLineFindings(c: K8sContainer): string[] {
+    const lines = k8sCommandLine(c);
+    return [
+        ...lines.filter((l) => urlPasswordsIn(l.text).length > 0).map((l) => `container "${c.name}" passes a URL with an embedded password in ${l.at}`),
+        ...commandLineCredentials(lines).map((f) => `container "${c.name}" passes a literal credential in ${f.at} (${f.flag})`),
+    ];
 }
 
 const PRIVATE_KEY = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/;

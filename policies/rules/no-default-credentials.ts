@@ -1,10 +1,11 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
+import { commandLineCredentials, dockerCommandLine, k8sCommandLine } from "../lib/command-line";
 import { readConfig } from "../lib/config";
 import { guideSecretsIn, isCredentialName, isWeakValue, turnsAuthOff, urlPasswordsIn } from "../lib/credentials";
 import { workloadEnv } from "../lib/environment";
 import { fileCredentials } from "../lib/file-credentials";
 import { arr, decodeBase64, isRecord, plain, str, walkStrings } from "../lib/values";
-import { describe, DOCKER_CONTAINER, K8S } from "../lib/workloads";
+import { describe, DOCKER_CONTAINER, isK8sWorkload, K8S, podContainers, podTemplate } from "../lib/workloads";
 
 export interface NoDefaultCredentialsConfig {
     /** More forbidden literals (substring match), e.g. values leaked elsewhere. */
@@ -44,6 +45,9 @@ export function findDefaultCredentials(
             add(path, `the deployment guide's published default "${lit}"`);
         }
         for (const pw of urlPasswordsIn(s)) {
+            // The password as the client sends it, percent-decoded: `ai%5Ftrading...` is the guide's literal too.
+            const guide = guideSecretsIn(pw, cfg.extraForbiddenValues).filter((lit) => !s.toLowerCase().includes(lit.toLowerCase()));
+            for (const lit of guide) add(path, `the deployment guide's published default "${lit}" (percent-encoded in a URL's password)`);
             if (guideSecretsIn(pw, cfg.extraForbiddenValues).length === 0 && isWeakValue(pw, cfg.extraWeakValues)) {
                 add(path, "a URL whose password is a weak, well-known value");
             }
@@ -68,7 +72,13 @@ export function findDefaultCredentials(
     if (type === K8S.secret) { entries("stringData", false); entries("data", true); }
     if (type === K8S.configMap) { entries("data", false); entries("binaryData", true); }
 
-    // Base64-carried values: Kubernetes Secret `data`, Docker uploads' contentBase64.
+    // Base64-carried values: Kubernetes Secret `data` and ConfigMap `binaryData`, Docker uploads' contentBase64.
+    if (type === K8S.configMap && isRecord(props.binaryData)) {
+        for (const [k, v] of Object.entries(props.binaryData)) {
+            const decoded = str(v) !== undefined ? decodeBase64(v as string) : undefined;
+            if (decoded !== undefined) checkText(decoded, `binaryData.${k} (base64-decoded)`);
+        }
+    }
     if (type === K8S.secret && isRecord(props.data)) {
         for (const [k, v] of Object.entries(props.data)) {
             const decoded = str(v) !== undefined ? decodeBase64(v as string) : undefined;
@@ -104,6 +114,12 @@ export function findDefaultCredentials(
                 }
             }
         });
+    }
+    // A credential flag on a command line (`redis-server --requirepass changeme`), as a credential env var.
+    const containers = isK8sWorkload(type) ? podContainers(podTemplate(type, props)?.spec ?? {}) : [];
+    const commandLines = [...dockerCommandLine(type, props), ...containers.flatMap((c) => k8sCommandLine(c).map((l) => ({ ...l, at: `container "${c.name}" ${l.at}` })))];
+    for (const f of commandLineCredentials(commandLines)) {
+        if (guideSecretsIn(f.value, cfg.extraForbiddenValues).length === 0 && isWeakValue(f.value, cfg.extraWeakValues)) add(`${f.at} (${f.flag})`, "a weak, well-known value");
     }
     for (const env of workloadEnv(type, props)) {
         for (const e of env.entries) {
