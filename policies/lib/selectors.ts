@@ -46,3 +46,16 @@ export function mapSelectorMatches(sel: unknown, labels: Labels): boolean {
     if (!isRecord(sel) || Object.keys(sel).length === 0) return false;
     return Object.entries(sel).every(([k, v]) => labels[k] === str(v));
 }
+
+/**
+ * A LabelSelector with no positive requirement: no matchLabels, and every expression `NotIn` or
+ * `DoesNotExist` (or `Exists` on a label in `everyOneHas`, such as `kubernetes.io/metadata.name` on
+ * namespaces). It matches every object but those it names, every one created later included: as wide
+ * as `{}` (which it includes). An expression that is not an object is taken as narrowing.
+ */
+export function excludesOnly(sel: unknown, everyOneHas: readonly string[] = []): boolean {
+    if (!isRecord(sel)) return false;
+    if (isRecord(sel.matchLabels) && Object.keys(sel.matchLabels).length > 0) return false;
+    return arr(sel.matchExpressions).every((e) => isRecord(e) &&
+        (e.operator === "NotIn" || e.operator === "DoesNotExist" || (e.operator === "Exists" && everyOneHas.includes(str(e.key) ?? ""))));
+}

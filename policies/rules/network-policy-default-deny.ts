@@ -2,7 +2,7 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { LABEL_WORKLOAD } from "../../catalog/labels";
 import { metadataAddressesIn } from "../lib/cloud-metadata";
 import { readConfig } from "../lib/config";
-import { isEmptySelector, selectorMatches } from "../lib/selectors";
+import { excludesOnly, isEmptySelector, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
 import { K8S, K8S_LONG_RUNNING, K8S_WORKLOAD_TYPES, namespaceOf, objectName, podTemplate } from "../lib/workloads";
@@ -56,10 +56,12 @@ export function openRules(np: Record<string, any>, direction: "ingress" | "egres
             return;
         }
         for (const peer of peers.filter(isRecord)) {
-            const everyNamespace = isRecord(peer.namespaceSelector) && (isEmptySelector(peer.namespaceSelector) || selectsEveryNamespace(peer.namespaceSelector));
-            if (everyNamespace && (peer.podSelector === undefined || (isRecord(peer.podSelector) && isEmptySelector(peer.podSelector)))) {
+            // Session 48: a selector that only excludes (NotIn, DoesNotExist) matches every namespace, or pod, it does not name.
+            const everyNamespace = excludesOnly(peer.namespaceSelector, [NAMESPACE_NAME_LABEL]);
+            if (everyNamespace && (peer.podSelector === undefined || excludesOnly(peer.podSelector))) {
+                const pods = peer.podSelector === undefined ? "without podSelector" : isEmptySelector(peer.podSelector) ? "with podSelector {}" : "with a podSelector that only excludes";
                 out.push({
-                    where: `${direction}[${i}] (a namespaceSelector matching every namespace, ${peer.podSelector === undefined ? "without podSelector" : "with podSelector {}"})`,
+                    where: `${direction}[${i}] (a namespaceSelector matching every namespace, ${pods})`,
                     wideBlock: false,
                 });
             }
@@ -118,12 +120,8 @@ export function metadataEgressRules(np: Record<string, any>): string[] {
     return out;
 }
 
-/** A namespaceSelector every namespace matches: `kubernetes.io/metadata.name` (set on every namespace) with Exists. */
-function selectsEveryNamespace(selector: Record<string, any>): boolean {
-    if (isRecord(selector.matchLabels) && Object.keys(selector.matchLabels).length > 0) return false;
-    const exprs = arr(selector.matchExpressions).filter(isRecord);
-    return exprs.length > 0 && exprs.every((e) => str(e.key) === "kubernetes.io/metadata.name" && str(e.operator) === "Exists");
-}
+/** The label the API server sets on every namespace (its name): `Exists` on it matches them all. */
+const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 
 /**
  * An ipBlock wider than /8 (IPv4) or /16 (IPv6): the whole address space split into halves or

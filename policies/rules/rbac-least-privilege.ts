@@ -34,6 +34,13 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
         what: "changes admission webhooks (sees or rewrites every object the API server admits)", // 5.1.12
     },
     { group: "", resources: ["serviceaccounts/token"], verbs: ["create"], what: "mints ServiceAccount tokens" }, // 5.1.13
+    // Session 48: the same token by another door. A Secret of type kubernetes.io/service-account-token
+    // annotated with an account's name is filled by the token controller with a token of that account
+    // that never expires: any ServiceAccount of the namespace, a more privileged one included.
+    {
+        group: "", resources: ["secrets"], verbs: ["create"],
+        what: "creates Secrets (one of type kubernetes.io/service-account-token gets a never-expiring token of any ServiceAccount of its namespace)",
+    },
     // Beyond CIS 5.1: reaching pods and Services past their NetworkPolicies, rerouting a Service's
     // traffic, relabelling a namespace's Pod Security, and removing the API server's own policies.
     { group: "", resources: ["pods/portforward", "pods/proxy", "services/proxy"], verbs: ["create", "get"], what: "reaches pods or Services through the API server (port-forward, proxy), past their NetworkPolicies" },
@@ -164,7 +171,7 @@ export const rbacLeastPrivilege: ResourceValidationPolicy = {
     name: "rbac-least-privilege",
     description:
         "RBAC grants least privilege (CIS Kubernetes Benchmark 5.1): no \"*\" verbs, resources, API groups or URLs, no " +
-        "escalate/bind/impersonate, no reading Secrets, exec/attach or ephemeral containers, no creating workloads or " +
+        "escalate/bind/impersonate, no reading or creating Secrets, exec/attach or ephemeral containers, no creating workloads or " +
         "PersistentVolumes, no nodes/proxy, CSR approval, webhook changes or token minting, no port-forward or API proxy, " +
         "no rewriting Endpoints, Namespaces or admission policies, no aggregated APIs, no writing Services or Ingresses, " +
         "no writing Nodes, CRDs, NetworkPolicies or PriorityClasses, no writing ConfigMaps from a ClusterRole, " +

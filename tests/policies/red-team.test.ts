@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 48".)
  */
 import { describe, expect, it } from "vitest";
-import { deployment, dockerService, NS } from "./fixtures";
+import { deployment, dockerService, networkPolicy, NS, prodStack } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[]) => (await runPack(rs, "prod", { only: [policy] })).map((v) => v.message);
@@ -49,5 +49,47 @@ describe("credentials-from-secret-refs: a server's password directive spelt as a
             `Deployment "api-gateway-deployment": container "api-gateway" passes a literal credential in command[1] (--requirepass)`,
             `Deployment "api-gateway-deployment": container "api-gateway" passes a literal credential in args[0] (--masterauth)`,
         ]);
+    });
+});
+
+describe("rbac-least-privilege: Secrets created to mint a token", () => {
+    it("rejects creating Secrets: one of type service-account-token gets a never-expiring token of any ServiceAccount of the namespace", async () => {
+        const role: TestResource = {
+            type: "kubernetes:rbac.authorization.k8s.io/v1:Role", name: "writer",
+            props: { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "writer", namespace: NS }, rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["create"] }] },
+        };
+        expect(await messages("rbac-least-privilege", [role])).toEqual([
+            "Role \"writer\" rules[0] creates Secrets (one of type kubernetes.io/service-account-token gets a never-expiring token of any ServiceAccount " +
+            "of its namespace); grant only the named verbs on the named resources the workload needs (least privilege), in a namespaced Role where possible.",
+        ]);
+    });
+});
+
+describe("network-policy-default-deny: selectors that only exclude", () => {
+    const gw = { matchLabels: { "trading.io/workload": "api-gateway" } };
+    const notIn = { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system"] }] };
+    const noLabel = { matchExpressions: [{ key: "quarantined", operator: "DoesNotExist" }] };
+
+    it("rejects a namespaceSelector of NotIn or DoesNotExist (every namespace but those named, those made later too), with no or an excluding podSelector", async () => {
+        const open = networkPolicy("open", gw, ["Ingress", "Egress"], {
+            ingress: [{ from: [{ namespaceSelector: notIn }] }, { from: [{ namespaceSelector: noLabel, podSelector: noLabel }] }],
+            egress: [{ to: [{ namespaceSelector: noLabel }] }],
+        });
+        const found = (await messages("network-policy-default-deny", [...prodStack(), open])).map((m) => m.split(", which undoes")[0]);
+        expect(found).toEqual([
+            "NetworkPolicy \"open\" in namespace \"ai-trading\" admits every source in ingress[0] (a namespaceSelector matching every namespace, without podSelector), " +
+            "ingress[1] (a namespaceSelector matching every namespace, with a podSelector that only excludes)",
+            "NetworkPolicy \"open\" in namespace \"ai-trading\" lets its pods reach every destination in egress[0] (a namespaceSelector matching every namespace, without podSelector)",
+        ]);
+    });
+
+    it("passes a namespaceSelector naming namespaces (matchLabels, In) and an excluding one narrowed by a podSelector's labels", async () => {
+        const named = networkPolicy("named", gw, ["Ingress"], {
+            ingress: [
+                { from: [{ namespaceSelector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["monitoring"] }] } }] },
+                { from: [{ namespaceSelector: notIn, podSelector: { matchLabels: { "trading.io/workload": "prometheus" } } }] },
+            ],
+        });
+        expect(await messages("network-policy-default-deny", [...prodStack(), named])).toEqual([]);
     });
 });
