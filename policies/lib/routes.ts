@@ -3,11 +3,22 @@
  * Ingress, or by the Service's own type or addresses. Shared by the policies that judge what the
  * edge may reach.
  */
-import { arr, str } from "./values";
+import { arr, isRecord, str } from "./values";
 
-/** Names of the Services an Ingress routes to (default backend and every rule's paths), each once. */
+/**
+ * ingress-nginx's `default-backend` annotation: a Service of the Ingress's namespace, by name, that
+ * takes the Ingress's requests when its backends have no ready endpoint (and its error pages, with
+ * `custom-http-errors`): a backend as much as the paths' own.
+ */
+export const DEFAULT_BACKEND_ANNOTATION = "nginx.ingress.kubernetes.io/default-backend";
+
+/**
+ * Names of the Services an Ingress routes to (default backend, every rule's paths and, session 48, the
+ * ingress-nginx `default-backend` annotation's), each once.
+ */
 export function ingressBackendServices(props: Record<string, any>): string[] {
-    const names = [str(props.spec?.defaultBackend?.service?.name)];
+    const annotated = isRecord(props.metadata?.annotations) ? str(props.metadata.annotations[DEFAULT_BACKEND_ANNOTATION])?.trim() : undefined;
+    const names = [str(props.spec?.defaultBackend?.service?.name), annotated || undefined];
     for (const rule of arr(props.spec?.rules)) for (const p of arr(rule?.http?.paths)) names.push(str(p?.backend?.service?.name));
     return [...new Set(names.filter((n): n is string => n !== undefined))];
 }

@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 48".)
  */
 import { describe, expect, it } from "vitest";
-import { deployment, dockerService, networkPolicy, NS, prodStack } from "./fixtures";
+import { deployment, dockerService, ingress, networkPolicy, NS, prodStack, replace, service } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[]) => (await runPack(rs, "prod", { only: [policy] })).map((v) => v.message);
@@ -91,5 +91,21 @@ describe("network-policy-default-deny: selectors that only exclude", () => {
             ],
         });
         expect(await messages("network-policy-default-deny", [...prodStack(), named])).toEqual([]);
+    });
+});
+
+describe("no-public-exposure, ingress-internal-backends: ingress-nginx's default-backend annotation is a backend", () => {
+    it("rejects an Ingress whose default-backend annotation names an internal workload's Service, by name or by what it selects", async () => {
+        const byName = ingress({ annotations: { ...ingress().props.metadata.annotations, "nginx.ingress.kubernetes.io/default-backend": "postgres" } });
+        expect(await messages("no-public-exposure", [byName])).toEqual([
+            "Ingress \"nginx-ingress\" routes public traffic to postgres; datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
+        ]);
+        const reports = service("reports", "service", 5432);
+        reports.props.spec.selector = { "trading.io/workload": "postgres" };
+        const bySelector = replace([...prodStack(), reports], "nginx-ingress", (p) => { p.metadata.annotations["nginx.ingress.kubernetes.io/default-backend"] = "reports"; });
+        expect(await messages("ingress-internal-backends", bySelector)).toEqual([
+            "Ingress \"ai-trading\" routes public traffic to Service \"reports\", which selects the pods of postgres; datastores and monitoring stay internal " +
+            "(use a VPN or port-forward for admin access).",
+        ]);
     });
 });
