@@ -126,3 +126,25 @@ export function findEnvironmentSource<R extends { type: string; name: string; pr
     const type = kind === "ConfigMap" ? K8S.configMap : K8S.secret;
     return resources.find((r) => r.type === type && namespaceOf(r.props) === namespace && objectName(r.props, r.name) === name);
 }
+
+/**
+ * Where a container's env entry takes its value from the stack: the ConfigMap or Secret key its
+ * `valueFrom` names (`configMapKeyRef`, `secretKeyRef`), when the stack declares that object in the
+ * workload's namespace, with the value (`stringData` before `data`, a Secret's `data` base64-decoded;
+ * undefined when unknown during preview or absent). Undefined for any other entry.
+ */
+export function referencedValue<R extends { type: string; name: string; props: Record<string, any> }>(
+    resources: readonly R[], valueFrom: Record<string, any> | undefined, namespace: string,
+): { from: string; value?: string } | undefined {
+    const ref = isRecord(valueFrom?.configMapKeyRef) ? ["ConfigMap", valueFrom.configMapKeyRef] as const
+        : isRecord(valueFrom?.secretKeyRef) ? ["Secret", valueFrom.secretKeyRef] as const : undefined;
+    const name = ref ? str(ref[1].name) : undefined;
+    const key = ref ? str(ref[1].key) : undefined;
+    if (!ref || name === undefined || key === undefined) return undefined;
+    const source = findEnvironmentSource(resources, ref[0], name, namespace);
+    if (!source) return undefined;
+    const stringData = isRecord(source.props.stringData) ? str(source.props.stringData[key]) : undefined;
+    const data = isRecord(source.props.data) ? str(source.props.data[key]) : undefined;
+    const value = stringData ?? (data !== undefined && source.type === K8S.secret ? decodeBase64(data) : data);
+    return { from: `${ref[0]} "${name}" key ${key}`, value };
+}

@@ -1,6 +1,7 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { parseImageRef } from "../../catalog/images";
-import { environmentSourceEntries, findEnvironmentSource, workloadEnv } from "../lib/environment";
+import { turnsAuthOff } from "../lib/credentials";
+import { environmentSourceEntries, findEnvironmentSource, referencedValue, workloadEnv } from "../lib/environment";
 import { FileView, workloadFile } from "../lib/files";
 import { stackWorkloads, Workload } from "../lib/rule";
 import { plainResources, StackResource } from "../lib/stack";
@@ -224,6 +225,31 @@ export function missingAuthenticationProblems(w: Workload, resources: readonly S
     return out;
 }
 
+/**
+ * Session 48: a setting that turns a server's authentication off (`POSTGRES_HOST_AUTH_METHOD=trust`,
+ * `GF_AUTH_ANONYMOUS_ENABLED=true`, lib/credentials.ts `turnsAuthOff`) given through the stack's
+ * ConfigMaps and Secrets, a whole one by `envFrom` or a key by `valueFrom`: no-default-credentials
+ * reads literal values only. As `<container> turns ... off with NAME=value from <source>`.
+ */
+export function authOffFromSources(w: Workload, resources: readonly StackResource[]): string[] {
+    const out: string[] = [];
+    for (const env of workloadEnv(w.type, w.props)) {
+        if (!env.container) continue;
+        const off = (name: string, value: string | undefined, from: string) => {
+            if (value !== undefined && turnsAuthOff(name, value)) out.push(`container "${env.container!.name}" turns authentication off with ${name}=${value.trim()} from ${from}`);
+        };
+        for (const from of env.envFrom) {
+            const source = from.name === undefined ? undefined : findEnvironmentSource(resources, from.kind, from.name, namespaceOf(w.props));
+            for (const e of source ? environmentSourceEntries(source.type, source.props) : []) off(`${from.prefix}${e.name}`, e.value, `envFrom ${from.kind} "${from.name}"`);
+        }
+        for (const e of env.entries) {
+            const ref = referencedValue(resources, e.valueFrom, namespaceOf(w.props));
+            if (ref) off(e.name, ref.value, ref.from);
+        }
+    }
+    return out;
+}
+
 const FIX = "; set it from a generated password (random.RandomPassword, through a Secret on Kubernetes), as the platform's own components do.";
 const VERIFY = "; declare that ConfigMap or Secret in the stack, or give the setting in the container's own env (a secretKeyRef) or " +
     "command line, so the pack can see it: a server whose authentication it cannot see may have none.";
@@ -232,12 +258,17 @@ export const serversRequireAuthentication: StackValidationPolicy = {
     name: "servers-require-authentication",
     description:
         "Servers whose authentication is off unless configured get it configured: Grafana an admin password (else admin/admin) " +
-        "and no open sign-up, Dragonfly and Redis requirepass, Weaviate an authentication scheme; one whose setting the stack cannot show is reported too.",
+        "and no open sign-up, Dragonfly and Redis requirepass, Weaviate an authentication scheme; one whose setting the stack cannot show is reported too, " +
+        "and so is a setting turning authentication off given through the stack's ConfigMaps and Secrets (envFrom, valueFrom).",
     severity: "critical",
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
         for (const { workload: w, urn } of stackWorkloads(args.resources, resources)) {
             for (const p of missingAuthenticationProblems(w, resources)) reportViolation(`${w.label} ${p.problem}${p.unverified ? VERIFY : FIX}`, urn);
+            for (const p of authOffFromSources(w, resources)) {
+                reportViolation(`${w.label} ${p}: every client gets in without a credential; remove the setting from that ConfigMap or Secret and give ` +
+                    "the server a generated password (random.RandomPassword, through a Secret).", urn);
+            }
         }
     },
 };

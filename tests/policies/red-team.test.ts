@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 48".)
  */
 import { describe, expect, it } from "vitest";
-import { deployment, dockerService, ingress, networkPolicy, NS, prodStack, replace, service } from "./fixtures";
+import { deployment, dockerService, ingress, networkPolicy, NS, prodStack, replace, secret, service } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[]) => (await runPack(rs, "prod", { only: [policy] })).map((v) => v.message);
@@ -107,5 +107,39 @@ describe("no-public-exposure, ingress-internal-backends: ingress-nginx's default
             "Ingress \"ai-trading\" routes public traffic to Service \"reports\", which selects the pods of postgres; datastores and monitoring stay internal " +
             "(use a VPN or port-forward for admin access).",
         ]);
+    });
+});
+
+describe("servers-require-authentication: authentication turned off through a ConfigMap or Secret", () => {
+    const settings = (data: Record<string, string>): TestResource => ({
+        type: "kubernetes:core/v1:ConfigMap", name: "pg-settings",
+        props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "pg-settings", namespace: NS, labels: { "trading.io/workload": "postgres" } }, data },
+    });
+    const withEnv = (envFrom: any[], env: any[] = []) => replace(prodStack(), "postgres-statefulset", (p) => {
+        p.spec.template.spec.containers[0].envFrom = envFrom;
+        p.spec.template.spec.containers[0].env.push(...env);
+    });
+
+    it("rejects POSTGRES_HOST_AUTH_METHOD=trust taken whole by envFrom (ConfigMap, Secret) or by a valueFrom key", async () => {
+        const trustSecret = secret("postgres", { POSTGRES_HOST_AUTH_METHOD: "trust" });
+        const rs = [
+            ...withEnv([{ configMapRef: { name: "pg-settings" } }, { secretRef: { name: "postgres-credentials" } }],
+                [{ name: "GF_AUTH_ANONYMOUS_ENABLED", valueFrom: { configMapKeyRef: { name: "pg-settings", key: "anonymous" } } }])
+                .filter((r) => r.name !== "postgres-credentials-secret"),
+            settings({ POSTGRES_HOST_AUTH_METHOD: "Trust ", anonymous: "yes" }),
+            trustSecret,
+        ];
+        const fix = ": every client gets in without a credential; remove the setting from that ConfigMap or Secret and give the server a generated " +
+            "password (random.RandomPassword, through a Secret).";
+        expect(await messages("servers-require-authentication", rs)).toEqual([
+            `StatefulSet "postgres-statefulset" container "postgres" turns authentication off with POSTGRES_HOST_AUTH_METHOD=Trust from envFrom ConfigMap "pg-settings"${fix}`,
+            `StatefulSet "postgres-statefulset" container "postgres" turns authentication off with POSTGRES_HOST_AUTH_METHOD=trust from envFrom Secret "postgres-credentials"${fix}`,
+            `StatefulSet "postgres-statefulset" container "postgres" turns authentication off with GF_AUTH_ANONYMOUS_ENABLED=yes from ConfigMap "pg-settings" key anonymous${fix}`,
+        ]);
+        // The same sources with settings that keep authentication on pass.
+        expect(await messages("servers-require-authentication", [
+            ...withEnv([{ configMapRef: { name: "pg-settings" } }], [{ name: "GF_AUTH_ANONYMOUS_ENABLED", valueFrom: { configMapKeyRef: { name: "pg-settings", key: "anonymous" } } }]),
+            settings({ POSTGRES_HOST_AUTH_METHOD: "scram-sha-256", anonymous: "false" }),
+        ])).toEqual([]);
     });
 });
