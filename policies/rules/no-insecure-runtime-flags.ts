@@ -23,10 +23,11 @@ import { describe, objectName } from "../lib/workloads";
  *   kit reads a boolean: false, 0, no, off, any case): the relay's password and the mails go in clear,
  *   or to any certificate;
  * - Prometheus's `--web.enable-admin-api`: unauthenticated endpoints that delete series and write
- *   snapshots, for every client Prometheus admits (Grafana, the Docker admin port).
+ *   snapshots, for every client Prometheus admits (Grafana, the Docker admin port); session 48: and
+ *   `--web.enable-lifecycle`, whose unauthenticated `POST /-/quit` stops it (no alert fires after).
  */
 const NODE_FLAGS = ["--inspect", "--inspect-brk", "--inspect-wait", "--inspect-port", "--debug-port", "--insecure-http-parser"];
-const PROCESS_FLAGS = [...NODE_FLAGS, "--web.enable-admin-api"];
+const PROCESS_FLAGS = [...NODE_FLAGS, "--web.enable-admin-api", "--web.enable-lifecycle"];
 
 function flagIn(word: string, flags: readonly string[]): string | undefined {
     const bare = word.replace(/^["']+|["']+$/g, "");
@@ -184,14 +185,14 @@ export function environmentSourceProblems(type: string, props: Record<string, an
 const messageOf = (who: string, p: string) => `${who} ${p}${p.includes("sets LOG_LEVEL=") ? VERBOSE_FIX : /sets (NODE_)?DEBUG=/.test(p) ? DEBUG_FIX : FIX}`;
 
 const FIX = "; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the " +
-    "credentials it carries to whoever is on the path, and the admin API deletes data for any client (debug a copy " +
+    "credentials it carries to whoever is on the path, and Prometheus's admin and lifecycle APIs delete data or stop it for any client (debug a copy " +
     "outside the stack; give a private CA with NODE_EXTRA_CA_CERTS instead of turning verification off).";
 
 export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
     name: "no-insecure-runtime-flags",
     description:
         "No process runs with its own safety switched off: no Node inspector (--inspect*, in NODE_OPTIONS or the command line), " +
-        "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no SMTP without (verified) TLS, no Prometheus --web.enable-admin-api; " +
+        "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no SMTP without (verified) TLS, no Prometheus --web.enable-admin-api or --web.enable-lifecycle; " +
         "no Kubernetes workload logs at LOG_LEVEL debug or trace, and no workload turns on DEBUG or NODE_DEBUG output, unless listed in verboseLogWorkloads.",
     severity: "high",
     configSchema: {

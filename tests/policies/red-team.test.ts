@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 48".)
  */
 import { describe, expect, it } from "vitest";
-import { deployment, dockerService, ingress, networkPolicy, NS, prodStack, replace, secret, service } from "./fixtures";
+import { deployment, dockerPrometheus, dockerService, edit, ingress, networkPolicy, NS, prodStack, replace, secret, service } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[]) => (await runPack(rs, "prod", { only: [policy] })).map((v) => v.message);
@@ -141,5 +141,16 @@ describe("servers-require-authentication: authentication turned off through a Co
             ...withEnv([{ configMapRef: { name: "pg-settings" } }], [{ name: "GF_AUTH_ANONYMOUS_ENABLED", valueFrom: { configMapKeyRef: { name: "pg-settings", key: "anonymous" } } }]),
             settings({ POSTGRES_HOST_AUTH_METHOD: "scram-sha-256", anonymous: "false" }),
         ])).toEqual([]);
+    });
+});
+
+describe("no-insecure-runtime-flags: Prometheus's lifecycle API", () => {
+    it("rejects --web.enable-lifecycle (an unauthenticated POST /-/quit stops Prometheus), on both targets", async () => {
+        const docker = edit(dockerPrometheus(), (p) => { p.command = ["--config.file=/etc/prometheus/prometheus.yml", "--web.enable-lifecycle"]; });
+        const k8s = deployment("prometheus", 9090, { role: "monitoring", container: { args: ["--config.file=/etc/prometheus/prometheus.yml", "--web.enable-lifecycle=true"] } });
+        expect((await messages("no-insecure-runtime-flags", [docker, k8s])).map((m) => m.split("; remove it")[0])).toEqual([
+            "Container \"prometheus-container\" command passes --web.enable-lifecycle",
+            "Deployment \"prometheus-deployment\" container \"prometheus\" args passes --web.enable-lifecycle",
+        ]);
     });
 });

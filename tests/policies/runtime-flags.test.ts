@@ -9,7 +9,7 @@ import { runPack, summary, UNKNOWN } from "./run-pack";
 describe("no-insecure-runtime-flags", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: "dev" | "prod" = "prod") => runPack(rs, cfg, { only: ["no-insecure-runtime-flags"] });
     const fix = "; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the credentials it carries to " +
-        "whoever is on the path, and the admin API deletes data for any client (debug a copy outside the stack; give a private CA with " +
+        "whoever is on the path, and Prometheus's admin and lifecycle APIs delete data or stop it for any client (debug a copy outside the stack; give a private CA with " +
         "NODE_EXTRA_CA_CERTS instead of turning verification off).";
 
     it("passes the platform's own containers and ordinary settings", async () => {
