@@ -2,6 +2,7 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { LABEL_WORKLOAD } from "../../catalog/labels";
 import { metadataAddressesIn } from "../lib/cloud-metadata";
 import { readConfig } from "../lib/config";
+import { coveredAddresses } from "../lib/cidr";
 import { excludesOnly, isEmptySelector, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
@@ -69,6 +70,13 @@ export function openRules(np: Record<string, any>, direction: "ingress" | "egres
             if (cidr !== undefined && isWideBlock(cidr)) out.push({ where: `${direction}[${i}] (ipBlock ${cidr})`, wideBlock: true });
         }
     });
+    // Session 48: narrow blocks adding up to the internet (256 /8s, a /8 and its neighbours), over every rule of the direction.
+    const narrow = arr(np.spec?.[direction]).flatMap((rule) => (isRecord(rule) && !hasUnknown(rule[peersKey]) ? arr(rule[peersKey]) : []))
+        .filter(isRecord).map((peer) => str(peer.ipBlock?.cidr)?.trim()).filter((c): c is string => c !== undefined && !isWideBlock(c));
+    // As wide as a single block reported above (a /7, an IPv6 /15): as many addresses as the blocks' union.
+    for (const [family, wide, prefix] of [["ipv4", 1n << 25n, "/8"], ["ipv6", 1n << 113n, "/16"]] as const) {
+        if (coveredAddresses(narrow, family) >= wide) out.push({ where: `${direction} (its ipBlocks together, wider than a ${prefix})`, wideBlock: true });
+    }
     return out;
 }
 

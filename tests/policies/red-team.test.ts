@@ -65,7 +65,7 @@ describe("rbac-least-privilege: Secrets created to mint a token", () => {
     });
 });
 
-describe("network-policy-default-deny: selectors that only exclude", () => {
+describe("network-policy-default-deny: peers that match everything without saying so", () => {
     const gw = { matchLabels: { "trading.io/workload": "api-gateway" } };
     const notIn = { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system"] }] };
     const noLabel = { matchExpressions: [{ key: "quarantined", operator: "DoesNotExist" }] };
@@ -81,6 +81,21 @@ describe("network-policy-default-deny: selectors that only exclude", () => {
             "ingress[1] (a namespaceSelector matching every namespace, with a podSelector that only excludes)",
             "NetworkPolicy \"open\" in namespace \"ai-trading\" lets its pods reach every destination in egress[0] (a namespaceSelector matching every namespace, without podSelector)",
         ]);
+    });
+
+    it("rejects narrow ipBlocks adding up to the internet: 256 /8s over two rules, two neighbouring /8s; a /8 with a /9 and a /12 (less than a /7) passes", async () => {
+        const eighths = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => ({ ipBlock: { cidr: `${from + i}.0.0.0/8` } }));
+        const open = networkPolicy("open", gw, ["Ingress", "Egress"], {
+            ingress: [{ from: eighths(0, 128) }, { from: eighths(128, 256) }],
+            egress: [{ to: [{ ipBlock: { cidr: "44.0.0.0/8" } }] }, { to: [{ ipBlock: { cidr: "45.0.0.0/8" } }] }],
+        });
+        const found = (await messages("network-policy-default-deny", [...prodStack(), open])).map((m) => m.split(", which undoes")[0]);
+        expect(found).toEqual([
+            "NetworkPolicy \"open\" in namespace \"ai-trading\" admits every source in ingress (its ipBlocks together, wider than a /8)",
+            "NetworkPolicy \"open\" in namespace \"ai-trading\" lets its pods reach every destination in egress (its ipBlocks together, wider than a /8)",
+        ]);
+        const narrow = networkPolicy("narrow", gw, ["Egress"], { egress: [{ to: [{ ipBlock: { cidr: "10.0.0.0/8" } }, { ipBlock: { cidr: "172.16.0.0/12" } }] }, { to: [{ ipBlock: { cidr: "11.0.0.0/9" } }] }] });
+        expect(await messages("network-policy-default-deny", [...prodStack(), narrow])).toEqual([]);
     });
 
     it("passes a namespaceSelector naming namespaces (matchLabels, In) and an excluding one narrowed by a podSelector's labels", async () => {
