@@ -74,16 +74,42 @@ function imagesNamed(fields: ImageField[]): string {
     return shown.join(", ") + more;
 }
 
+/** `@pulumi/command`'s resources: a shell command run on the deploying machine, or over SSH on a host. */
+const COMMAND_TYPES = new Set(["command:local:Command", "command:remote:Command"]);
+/** Container engines' and clusters' command-line tools: a command running one starts containers or applies objects itself. */
+const CONTAINER_CLI = /(?:^|[\s;&|()`'"/])(docker|podman|nerdctl|ctr|crictl|runc|kubectl|helm|kustomize|oc|k3s|kind|minikube|docker-compose)(?=$|[\s;&|)`'"])/;
+
+/**
+ * Session 48: a `command:local:Command` or `command:remote:Command` whose `create`, `update` or
+ * `delete` runs a container engine's or cluster's tool (`docker run --privileged -v /:/host`,
+ * `kubectl apply -f pod.yaml`, `helm install`): the containers or objects it makes reach the engine or
+ * the API server without ever being resources the pack checks. Each as "<field> runs <tool>".
+ */
+export function commandContainerTools(props: Record<string, any>): string[] {
+    return ["create", "update", "delete"].flatMap((field) => {
+        const tool = CONTAINER_CLI.exec(str(props[field]) ?? "")?.[1];
+        return tool === undefined ? [] : [`${field} runs ${tool}`];
+    });
+}
+
 export const noUncheckedWorkloads: ResourceValidationPolicy = {
     name: "no-unchecked-workloads",
     description:
         "Containers run only from resources the pack checks: no kubernetes:helm.sh/v3:Release (Helm installs its chart's " +
         "objects where no policy sees them; use kubernetes:helm.sh/v4:Chart, which registers each object), no Docker Swarm " +
         "Service (its containers' spec is read by no container policy; use docker.Container), no Docker engine Plugin " +
-        "(root on the host with what it is granted), no other Kubernetes object naming an image (a custom resource such as an " +
+        "(root on the host with what it is granted), no @pulumi/command Command running docker, kubectl, helm or the like, no other Kubernetes object naming an image (a custom resource such as an " +
         "Argo Rollout, a workload of an API version the pod policies do not read): its controller runs pods no policy checks.",
     severity: "high",
     validateResource: (args, reportViolation) => {
+        if (COMMAND_TYPES.has(args.type)) {
+            const runs = commandContainerTools(plain(args.props));
+            if (runs.length > 0) {
+                reportViolation(`${describe(args.type, args.name)} ${runs.join(", ")}, which makes containers or Kubernetes objects no policy of this ` +
+                    "pack checks (they never are resources of the program); declare them as docker.Container or Kubernetes resources instead.");
+            }
+            return;
+        }
         const unchecked = UNCHECKED.get(args.type);
         if (unchecked === undefined) return otherImages(args.type, args.name, args.props, reportViolation, args.notApplicable);
         reportViolation(`${describe(args.type, args.name)} ${unchecked.runs(plain(args.props))}, where no policy of this pack checks ` +

@@ -169,3 +169,23 @@ describe("no-insecure-runtime-flags: Prometheus's lifecycle API", () => {
         ]);
     });
 });
+
+describe("no-unchecked-workloads: containers started by a @pulumi/command Command", () => {
+    const command = (type: string, props: Record<string, unknown>): TestResource => ({ type: `command:${type}:Command`, name: "run", props });
+
+    it("rejects a local or remote Command whose create, update or delete runs a container engine's or cluster's tool", async () => {
+        const found = await messages("no-unchecked-workloads", [
+            command("local", { create: "docker run -d --privileged -v /:/host alpine:3.20 sleep infinity", delete: "docker rm -f x" }),
+            command("remote", { connection: { host: "prod-1" }, create: "set -e; /usr/local/bin/kubectl apply -f /tmp/pod.yaml" }),
+            command("local", { update: "helm upgrade --install x ./chart" }),
+        ]);
+        const tail = ", which makes containers or Kubernetes objects no policy of this pack checks (they never are resources of the program); " +
+            "declare them as docker.Container or Kubernetes resources instead.";
+        expect(found).toEqual([
+            `Command "run" create runs docker, delete runs docker${tail}`,
+            `Command "run" create runs kubectl${tail}`,
+            `Command "run" update runs helm${tail}`,
+        ]);
+        expect(await messages("no-unchecked-workloads", [command("local", { create: "./scripts/seed.sh --dockerfile-lint", update: "echo docker-ready" })])).toEqual([]);
+    });
+});
