@@ -114,9 +114,37 @@ export function workloadExposure(w: Workload, cfg: ExposureConfig = defaults): s
  */
 export function dockerNetworkExposure(props: Record<string, any>): string[] {
     const driver = str(props.driver)?.toLowerCase();
-    if (driver !== "macvlan" && driver !== "ipvlan") return [];
-    return [`uses the ${driver} driver, which puts its containers on the host's network segment with addresses of their own: every port ` +
-        "they listen on is reachable there unpublished; use a bridge network (the default) and publish ports on 127.0.0.1"];
+    if (driver === "macvlan" || driver === "ipvlan") {
+        return [`uses the ${driver} driver, which puts its containers on the host's network segment with addresses of their own: every port ` +
+            "they listen on is reachable there unpublished; use a bridge network (the default) and publish ports on 127.0.0.1"];
+    }
+    return bridgeDirectRouting(props.options);
+}
+
+/**
+ * Session 48: a bridge network's options that open its containers' addresses to hosts routing to them
+ * (Docker's "direct routing"), past the loopback publishing the ports check relies on: gateway mode
+ * `nat-unprotected` (every port, published or not) or `routed` (a published port on the container's
+ * own address, whatever host address `ports[].ip` names), and `trusted_host_interfaces` (published ports
+ * on the container's address from those interfaces). The engine's default, `nat`, keeps a port
+ * published on 127.0.0.1 to the host.
+ */
+function bridgeDirectRouting(options: unknown): string[] {
+    if (!isRecord(options)) return [];
+    const out: string[] = [];
+    for (const family of ["ipv4", "ipv6"]) {
+        const key = `com.docker.network.bridge.gateway_mode_${family}`;
+        const mode = str(options[key])?.trim().toLowerCase();
+        if (mode === "nat-unprotected" || mode === "routed") {
+            out.push(`sets ${key} "${mode}": hosts routing to its subnet reach its containers' ${mode === "routed" ? "published ports on their own addresses, whatever ports[].ip says" : "ports directly, published or not"}; ` +
+                "leave the gateway mode at nat (the default) and publish ports on 127.0.0.1");
+        }
+    }
+    const trusted = "com.docker.network.bridge.trusted_host_interfaces";
+    if ((str(options[trusted]) ?? "").trim() !== "") {
+        out.push(`sets ${trusted}, whose interfaces reach its containers' published ports on their own addresses, whatever ports[].ip says; remove it`);
+    }
+    return out;
 }
 
 function objectRule(problems: (props: Record<string, any>, name: string, cfg: ExposureConfig) => string[]) {
@@ -131,7 +159,8 @@ export const noPublicExposure: ResourceValidationPolicy = {
     description:
         "Nothing is published beyond the host or cluster except the edge: Docker ports bind to 127.0.0.1 (datastores " +
         "publish none on prod); no Kubernetes Service is a NodePort; datastores, Prometheus and Grafana have no LoadBalancer Service, " +
-        "no Ingress route and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN).",
+        "no Ingress route and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN) or a bridge " +
+        "routing to its containers directly (gateway mode nat-unprotected or routed, trusted_host_interfaces).",
     severity: "critical",
     configSchema: {
         properties: {

@@ -189,3 +189,23 @@ describe("no-unchecked-workloads: containers started by a @pulumi/command Comman
         expect(await messages("no-unchecked-workloads", [command("local", { create: "./scripts/seed.sh --dockerfile-lint", update: "echo docker-ready" })])).toEqual([]);
     });
 });
+
+describe("no-public-exposure: a Docker bridge that routes to its containers directly", () => {
+    const network = (options: Record<string, string>): TestResource => ({ type: "docker:index/network:Network", name: "net", props: { name: "ai-trading-dev-net", driver: "bridge", options } });
+
+    it("rejects gateway mode nat-unprotected or routed and trusted_host_interfaces (ports published on 127.0.0.1 reachable from the LAN); nat passes", async () => {
+        const found = await messages("no-public-exposure", [
+            network({ "com.docker.network.bridge.gateway_mode_ipv4": "nat-unprotected", "com.docker.network.bridge.gateway_mode_ipv6": "Routed" }),
+            network({ "com.docker.network.bridge.trusted_host_interfaces": "eth0" }),
+            network({ "com.docker.network.bridge.gateway_mode_ipv4": "nat", "com.docker.network.bridge.host_binding_ipv4": "127.0.0.1" }),
+        ]);
+        expect(found).toEqual([
+            "Network \"net\" sets com.docker.network.bridge.gateway_mode_ipv4 \"nat-unprotected\": hosts routing to its subnet reach its containers' ports directly, " +
+            "published or not; leave the gateway mode at nat (the default) and publish ports on 127.0.0.1.",
+            "Network \"net\" sets com.docker.network.bridge.gateway_mode_ipv6 \"routed\": hosts routing to its subnet reach its containers' published ports on their " +
+            "own addresses, whatever ports[].ip says; leave the gateway mode at nat (the default) and publish ports on 127.0.0.1.",
+            "Network \"net\" sets com.docker.network.bridge.trusted_host_interfaces, whose interfaces reach its containers' published ports on their own addresses, " +
+            "whatever ports[].ip says; remove it.",
+        ]);
+    });
+});
