@@ -38,6 +38,34 @@ export function urlPassword(value: string): string | undefined {
     }
 }
 
+/** Last words of names that hold an account's name (POSTGRES_USER, DB_USERNAME, smtp.login). */
+const USER_WORDS = new Set(["USER", "USERNAME", "LOGIN", "USR"]);
+
+/**
+ * Session 48: credentials among `entries` ([name, value] of one environment or Secret) whose value is
+ * the account name given beside them (`POSTGRES_USER=ai_trading_user`, `POSTGRES_PASSWORD=ai_trading_user`):
+ * the first guess of anyone who knows the user. Each as [credential name, user name]; compared
+ * trimmed and case-insensitively, empty values left to the empty-credential check.
+ */
+export function credentialsEqualToUser(entries: ReadonlyArray<[string, string]>): Array<[string, string]> {
+    const norm = (v: string) => v.trim().toLowerCase();
+    const users = entries.filter(([n, v]) => USER_WORDS.has(n.toUpperCase().split(/[^A-Z0-9]+/).filter(Boolean).pop() ?? "") && norm(v) !== "");
+    return entries.flatMap(([n, v]): Array<[string, string]> => {
+        const user = isCredentialName(n) && norm(v) !== "" ? users.find(([, u]) => norm(u) === norm(v)) : undefined;
+        return user ? [[n, user[0]]] : [];
+    });
+}
+
+/** `scheme://user:password@` URLs inside a text whose password is their user name (`postgresql://admin:admin@db`). */
+export function urlsWithUserAsPassword(text: string): number {
+    let n = 0;
+    for (const m of text.matchAll(/[a-z][a-z0-9+.-]*:\/\/([^/@\s:"'<>,;]+):([^/@\s"'<>,;]+)@/gi)) {
+        const decode = (v: string) => { try { return decodeURIComponent(v); } catch { return v; } };
+        if (decode(m[1]).toLowerCase() === decode(m[2]).toLowerCase()) n++;
+    }
+    return n;
+}
+
 /** Passwords of every `scheme://user:password@host` URL inside a text (e.g. an env entry "K=url"). */
 export function urlPasswordsIn(text: string): string[] {
     const out: string[] = [];

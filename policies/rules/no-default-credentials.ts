@@ -1,7 +1,7 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { commandLineCredentials, dockerCommandLine, k8sCommandLine } from "../lib/command-line";
 import { readConfig } from "../lib/config";
-import { guideSecretsIn, isCredentialName, isWeakValue, turnsAuthOff, urlPasswordsIn } from "../lib/credentials";
+import { credentialsEqualToUser, guideSecretsIn, isCredentialName, isWeakValue, turnsAuthOff, urlPasswordsIn, urlsWithUserAsPassword } from "../lib/credentials";
 import { workloadEnv } from "../lib/environment";
 import { fileCredentials } from "../lib/file-credentials";
 import { arr, decodeBase64, isRecord, plain, str, walkStrings } from "../lib/values";
@@ -44,6 +44,7 @@ export function findDefaultCredentials(
         for (const lit of guideSecretsIn(s, cfg.extraForbiddenValues)) {
             add(path, `the deployment guide's published default "${lit}"`);
         }
+        if (urlsWithUserAsPassword(s) > 0) add(path, "a URL whose password is its user name");
         for (const pw of urlPasswordsIn(s)) {
             // The password as the client sends it, percent-decoded: `ai%5Ftrading...` is the guide's literal too.
             const guide = guideSecretsIn(pw, cfg.extraForbiddenValues).filter((lit) => !s.toLowerCase().includes(lit.toLowerCase()));
@@ -88,6 +89,14 @@ export function findDefaultCredentials(
             if (isWeakValue(decoded, cfg.extraWeakValues) && (decoded.trim() !== "" || isCredentialName(k))) add(`data.${k} (base64-decoded)`, decoded.trim() === "" ? "an empty credential" : "a weak, well-known value");
         }
     }
+    // A value already reported as weak or as the guide's is not reported again for equalling its user name.
+    const knownWeak = (entries: Array<[string, string]>, name: string) => entries.filter(([n]) => n === name)
+        .some(([, v]) => isWeakValue(v, cfg.extraWeakValues) || guideSecretsIn(v, cfg.extraForbiddenValues).length > 0);
+    if (type === K8S.secret) {
+        const known = (["stringData", "data"] as const).flatMap((field) => Object.entries(isRecord(props[field]) ? props[field] : {})
+            .flatMap(([k, v]): Array<[string, string]> => { const t = str(v) === undefined ? undefined : field === "data" ? decodeBase64(v as string) : (v as string); return t === undefined ? [] : [[k, t]]; }));
+        for (const [name, user] of credentialsEqualToUser(known).filter(([n]) => !knownWeak(known, n))) add(`entry ${name}`, `a password equal to the user name beside it (${user})`);
+    }
     if (type === K8S.secret && isRecord(props.stringData)) {
         for (const [k, v] of Object.entries(props.stringData)) {
             const s = str(v);
@@ -122,6 +131,8 @@ export function findDefaultCredentials(
         if (guideSecretsIn(f.value, cfg.extraForbiddenValues).length === 0 && isWeakValue(f.value, cfg.extraWeakValues)) add(`${f.at} (${f.flag})`, "a weak, well-known value");
     }
     for (const env of workloadEnv(type, props)) {
+        const known = env.entries.flatMap((e): Array<[string, string]> => (e.value === undefined ? [] : [[e.name, e.value]]));
+        for (const [name, user] of credentialsEqualToUser(known).filter(([n]) => !knownWeak(known, n))) add(`${env.container ? `container "${env.container.name}" env` : "envs"} ${name}`, `a password equal to the user name beside it (${user})`);
         for (const e of env.entries) {
             if (e.value === undefined) continue;
             const where = env.container ? `container "${env.container.name}" env` : `envs[${e.index}]`;

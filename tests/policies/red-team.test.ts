@@ -209,3 +209,16 @@ describe("no-public-exposure: a Docker bridge that routes to its containers dire
         ]);
     });
 });
+
+describe("no-default-credentials: a password that is its user name", () => {
+    it("rejects a credential equal to the account name beside it (env, Secret entries) and a URL whose password is its user", async () => {
+        const docker = dockerService("api-gateway", { envs: ["POSTGRES_USER=ai_trading_user", "POSTGRES_PASSWORD=AI_Trading_User ", "CACHE_URL=redis://cache:cache@dragonfly:6379"] });
+        const s = secret("postgres", { username: "trader", password: "trader" });
+        expect(await messages("no-default-credentials", [docker, s])).toEqual([
+            `Container "api-gateway-container" has a URL whose password is its user name at envs[2]. ${FIX}`,
+            `Container "api-gateway-container" has a password equal to the user name beside it (POSTGRES_USER) at envs POSTGRES_PASSWORD. ${FIX}`,
+            `Secret "postgres-secret" has a password equal to the user name beside it (username) at entry password. ${FIX}`,
+        ]);
+        expect(await messages("no-default-credentials", [dockerService("api-gateway", { envs: ["POSTGRES_USER=ai_trading_user", "POSTGRES_PASSWORD=Xk3j9ZqL0pR2mN7vB4cT1yW8"] })])).toEqual([]);
+    });
+});
