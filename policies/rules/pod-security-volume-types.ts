@@ -1,8 +1,10 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { PSS_CONTROLS, RESTRICTED_VOLUME_TYPES } from "../lib/pss";
 import { forEveryWorkload, Workload } from "../lib/rule";
-import { arr, isRecord, str } from "../lib/values";
+import { arr, isRecord, plain, str } from "../lib/values";
+import { describe } from "../lib/workloads";
 
 export interface VolumeTypesConfig {
     /** Volume sources allowed besides the PSS restricted set. */
@@ -27,21 +29,49 @@ export function restrictedVolumes(w: Workload, cfg: VolumeTypesConfig = defaults
     return out;
 }
 
+/** A PersistentVolume's spec fields that are not its source. */
+const PV_FIELDS = new Set([
+    "accessModes", "capacity", "claimRef", "mountOptions", "nodeAffinity", "persistentVolumeReclaimPolicy", "storageClassName", "volumeMode", "volumeAttributesClassName",
+]);
+
+/**
+ * Session 48: the source of a PersistentVolume the program declares, when it is a type PSS restricted
+ * refuses inline (nfs, iscsi, flexVolume, which runs a driver binary on the node as root, cephfs, ...):
+ * a pod claiming it by a PersistentVolumeClaim mounts it past the check above. `hostPath` and `local`
+ * are no-privileged-containers' (a node's directory); `csi` and the allowed types pass.
+ */
+export function restrictedPersistentVolumeSources(props: Record<string, any>, cfg: VolumeTypesConfig = defaults): string[] {
+    const spec = props.spec;
+    if (!isRecord(spec)) return [];
+    const allowed = new Set([...RESTRICTED_VOLUME_TYPES, ...cfg.allowedVolumeTypes, "hostPath", "local"]);
+    return Object.entries(spec).filter(([k, v]) => !PV_FIELDS.has(k) && !allowed.has(k) && v !== undefined && v !== null).map(([k]) => k);
+}
+
 export const podSecurityVolumeTypes: ResourceValidationPolicy = {
     name: "pod-security-volume-types",
     description:
         "Pod Security Standards restricted, volume types: pods use only configMap, csi, downwardAPI, emptyDir, " +
-        "ephemeral, persistentVolumeClaim, projected and secret volumes (no hostPath, NFS, iSCSI, cloud disks, gitRepo, ...).",
+        "ephemeral, persistentVolumeClaim, projected and secret volumes (no hostPath, NFS, iSCSI, cloud disks, gitRepo, ...), and the program " +
+        "declares no PersistentVolume of a type they refuse (a pod would claim it past the check).",
     severity: "high",
     configSchema: {
         properties: { allowedVolumeTypes: { type: "array", items: { type: "string" }, default: [] } },
     },
-    validateResource: forEveryWorkload((w, args, reportViolation) => {
-        for (const [name, type] of restrictedVolumes(w, readConfig(args, defaults))) {
-            reportViolation(
-                `${w.label} volume "${name}" is of type ${type} (PSS restricted "${PSS_CONTROLS.volumeTypes}"); use a ` +
-                "PersistentVolumeClaim (storage through a StorageClass), emptyDir, configMap, secret or projected volume instead.",
-            );
-        }
-    }, ["kubernetes"]),
+    validateResource: [
+        forEveryWorkload((w, args, reportViolation) => {
+            for (const [name, type] of restrictedVolumes(w, readConfig(args, defaults))) {
+                reportViolation(
+                    `${w.label} volume "${name}" is of type ${type} (PSS restricted "${PSS_CONTROLS.volumeTypes}"); use a ` +
+                    "PersistentVolumeClaim (storage through a StorageClass), emptyDir, configMap, secret or projected volume instead.",
+                );
+            }
+        }, ["kubernetes"]),
+        validateResourceOfType(k8s.core.v1.PersistentVolume, (props, args, reportViolation) => {
+            for (const type of restrictedPersistentVolumeSources(plain(props as Record<string, any>), readConfig(args, defaults))) {
+                reportViolation(`${describe(args.type, args.name)} is of type ${type}, which PSS restricted refuses as a pod's volume ` +
+                    `("${PSS_CONTROLS.volumeTypes}"): a pod claiming it mounts it past that check; provision storage through a StorageClass ` +
+                    "(a CSI driver), or list the type in allowedVolumeTypes after review.");
+            }
+        }),
+    ],
 };

@@ -222,3 +222,21 @@ describe("no-default-credentials: a password that is its user name", () => {
         expect(await messages("no-default-credentials", [dockerService("api-gateway", { envs: ["POSTGRES_USER=ai_trading_user", "POSTGRES_PASSWORD=Xk3j9ZqL0pR2mN7vB4cT1yW8"] })])).toEqual([]);
     });
 });
+
+describe("pod-security-volume-types: a PersistentVolume of a type pods may not use inline", () => {
+    const pv = (name: string, source: Record<string, unknown>): TestResource => ({
+        type: "kubernetes:core/v1:PersistentVolume", name,
+        props: { apiVersion: "v1", kind: "PersistentVolume", metadata: { name }, spec: { capacity: { storage: "1Gi" }, accessModes: ["ReadWriteOnce"], storageClassName: "manual", ...source } },
+    });
+
+    it("rejects an nfs or flexVolume PersistentVolume (a claim mounts it past the pod's check); csi passes, hostPath is no-privileged-containers'", async () => {
+        const fix = ", which PSS restricted refuses as a pod's volume (\"restricted volume types\"): a pod claiming it mounts it past that check; provision storage " +
+            "through a StorageClass (a CSI driver), or list the type in allowedVolumeTypes after review.";
+        expect(await messages("pod-security-volume-types", [
+            pv("share", { nfs: { server: "203.0.113.9", path: "/" } }),
+            pv("flex", { flexVolume: { driver: "vendor/driver", options: { a: "b" } } }),
+            pv("disk", { csi: { driver: "ebs.csi.aws.com", volumeHandle: "vol-1" } }),
+            pv("node", { hostPath: { path: "/data" } }),
+        ])).toEqual([`PersistentVolume "share" is of type nfs${fix}`, `PersistentVolume "flex" is of type flexVolume${fix}`]);
+    });
+});
