@@ -151,6 +151,24 @@ describe("backtesting-engine and ai-orchestrator: repeated values, other users' 
     expect(failures).toEqual([]);
   });
 
+  it("a parameter name its pattern does not take is a 400 naming it, its value unchecked no more (it was taken: kit record-keys.ts)", async () => {
+    const jobs = async () => Number((await p.pool.query("SELECT count(*) AS n FROM bt_jobs")).rows[0].n);
+    const before = await jobs();
+    for (const [extra, field] of [
+      [{ parameters: { fast: 5, "bad key!": "text" } }, "parameters.bad key!"],
+      [{ parameters: { "1fast": 5 } }, "parameters.1fast"],
+      [{ sweep: { parameters: { fast: [2, 3], "": "x" } } }, "sweep.parameters."],
+      [{ walkForward: { folds: 2, parameters: { "slow-ma": [2, 3] } } }, "walkForward.parameters.slow-ma"],
+    ] as const) {
+      const r = await send("backtesting-engine", "POST", "/", as(alice), { ...backtest, ...extra });
+      expect([r.statusCode, fieldOf(r)], r.body.slice(0, 200)).toEqual([400, field]);
+    }
+    expect(await jobs()).toBe(before);
+    const ok = await send("backtesting-engine", "POST", "/", as(alice), { ...backtest, parameters: { fast: 5, slow: 20 } });
+    expect(ok.statusCode, ok.body.slice(0, 200)).toBe(202);
+    expect(failures).toEqual([]);
+  });
+
   it("another user's backtest and strategy ids are unknown on every route that takes one; 12 concurrent creates under one key make one", async () => {
     const run = (await send("backtesting-engine", "POST", "/", as(alice), backtest)).json().id as string;
     const own = (await send("ai-orchestrator", "POST", "/strategies", as(alice), strategy)).json().strategyId as string;
