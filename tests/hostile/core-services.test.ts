@@ -6,7 +6,8 @@
  *   a hub heartbeat's labels took C1 controls (U+009B, a terminal's CSI), line separators, direction
  *   overrides ("\u202Egnp.exe" shows as "exe.png") and names of invisible characters only (U+200B, a
  *   BOM, a space); now a 400 naming the field, and text in any script, emoji sequences joined by
- *   U+200D and direction marks inside text still pass;
+ *   U+200D and direction marks inside text still pass; the same for a payment's description, a
+ *   refund's reason and a billing plan's name (session 48's follow-up; they were taken);
  * - a hub heartbeat's metadata keys: the declared 64-character bound was never applied (a TypeBox
  *   Record's key schema only selects keys), a 1,000-character key was stored;
  * - a Telegram chat id of 20 digits (beyond any chat: at most 52 bits) or 0 was saved, and a webhook
@@ -22,6 +23,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServersWith } from "../harness/shared";
 import { startPlatform, type Platform } from "../helpers/platform";
+import { FINE_TEXT, HOSTILE_TEXT } from "./display-texts";
 import { judge } from "./oracle";
 
 const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
@@ -66,7 +68,7 @@ const refused = (r: { status: number; json: any; text: string }, field: string, 
 
 beforeAll(async () => {
   p = await startPlatform(srv.env, { BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password }, {
-    only: ["api-gateway", "user-management", "central-hub", "risk-analyzer", "notification-service"],
+    only: ["api-gateway", "user-management", "central-hub", "risk-analyzer", "notification-service", "payment-service", "billing-service"],
   });
   alice = await user("alice");
   bob = await user("bob");
@@ -75,26 +77,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await p?.close();
 }, 120_000);
-
-/** Shown otherwise than stored, unreadable in a terminal or a log line, or invisible. */
-const HOSTILE_TEXT: Array<[string, string]> = [
-  ["right-to-left override", "\u202egnp.exe"],
-  ["left-to-right embedding", "a\u202ab"],
-  ["first-strong isolate", "\u2068admin\u2069"],
-  ["C1 CSI (U+009B)", "ok\u009b31m red"],
-  ["C1 NEL (U+0085)", "ok\u0085forged line"],
-  ["line separator", "ok\u2028forged: line"],
-  ["paragraph separator", "ok\u2029x"],
-  ["zero-width space only", "\u200b\u200b\u200b"],
-  ["BOM only", "\ufeff\ufeff\ufeff"],
-  ["spaces only", "   "],
-  ["no-break spaces only", "\u00a0\u00a0\u00a0"],
-  ["Hangul fillers only", "\u3164\u3164\u3164"],
-  ["soft hyphens and joiners only", "\u00ad\u200d\u2060"],
-  ["direction marks only", "\u200e\u200f\u200e"],
-];
-/** Text in other scripts, emoji sequences and direction marks inside text: kept as sent. */
-const FINE_TEXT = ["Zoë Ørsted", "山田 太郎", "\u200fمرحبا بالعالم", "👨‍👩‍👧 family", "a\u00a0b c", "🏳️‍🌈 flag"];
 
 describe("display text on the core services", () => {
   it("a display name, an API key's name and a kill switch reason refuse controls, separators, overrides and invisible-only text, and keep text in any script", async () => {
@@ -141,6 +123,27 @@ describe("display text on the core services", () => {
     expect(ok.status, ok.text).toBe(201);
     const owner = await gw("POST", "/api/hub/locks/h5-lock/acquire", { token: admin, body: { owner: "worker 7 (Zoë)", ttlMs: 1000 } });
     expect(owner.status, owner.text).toBe(200);
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("display text on payments and billing", () => {
+  it("a payment's description, a refund's reason and a plan's name refuse controls, separators, overrides and invisible-only text (all were taken), and keep text in any script", async () => {
+    const plans = async () => Number((await p.pool.query("SELECT count(*) AS n FROM bil_plans")).rows[0].n);
+    const before = await plans();
+    const intent = "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e";
+    for (const [label, text] of HOSTILE_TEXT) {
+      const pay = { amount: 100, currency: "usd", paymentMethod: "pm_card_visa", description: text };
+      refused(await gw("POST", "/api/payments/intents", { token: alice.token, body: pay }), "description", `description ${label}`);
+      refused(await gw("POST", `/api/payments/intents/${intent}/refunds`, { token: admin, body: { reason: text } }), "reason", `refund reason ${label}`);
+      refused(await gw("POST", "/api/billing/plans", { token: admin, body: { id: `p-${randomBytes(3).toString("hex")}`, name: text, currency: "usd", amount: 100, interval: "month" } }), "name", `plan name ${label}`);
+    }
+    expect(await plans()).toBe(before);
+    for (const text of FINE_TEXT) {
+      const r = await gw("POST", "/api/billing/plans", { token: admin, body: { id: `p-${randomBytes(3).toString("hex")}`, name: text, currency: "usd", amount: 100, interval: "month" } });
+      expect(r.status, r.text).toBe(201);
+      expect(r.json.name).toBe(text);
+    }
     expect(failures).toEqual([]);
   });
 });

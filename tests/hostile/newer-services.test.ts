@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureAccount } from "../helpers/accounts";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { useServersWith } from "../harness/shared";
+import { FINE_TEXT, HOSTILE_TEXT } from "./display-texts";
 import { judge } from "./oracle";
 import { decisionRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
@@ -166,6 +167,22 @@ describe("backtesting-engine and ai-orchestrator: repeated values, other users' 
     expect(await jobs()).toBe(before);
     const ok = await send("backtesting-engine", "POST", "/", as(alice), { ...backtest, parameters: { fast: 5, slow: 20 } });
     expect(ok.statusCode, ok.body.slice(0, 200)).toBe(202);
+    expect(failures).toEqual([]);
+  });
+
+  it("a strategy's name is display text: controls, separators, overrides and invisible-only names are a 400 naming name (they were stored), text in any script is kept", async () => {
+    const own = (await send("ai-orchestrator", "POST", "/strategies", as(alice), strategy)).json().strategyId as string;
+    for (const [label, text] of HOSTILE_TEXT) {
+      const r = await send("ai-orchestrator", "POST", "/strategies", as(alice), { ...strategy, name: text });
+      expect([r.statusCode, fieldOf(r)], `${label}: ${r.body.slice(0, 200)}`).toEqual([400, "name"]);
+      const patch = await send("ai-orchestrator", "PATCH", `/strategies/${own}`, as(alice), { name: text });
+      expect([patch.statusCode, fieldOf(patch)], `${label}: ${patch.body.slice(0, 200)}`).toEqual([400, "name"]);
+    }
+    for (const text of FINE_TEXT) {
+      const r = await send("ai-orchestrator", "PATCH", `/strategies/${own}`, as(alice), { name: text });
+      expect([r.statusCode, r.json().name], r.body.slice(0, 200)).toEqual([200, text]);
+    }
+    await send("ai-orchestrator", "DELETE", `/strategies/${own}`, as(alice));
     expect(failures).toEqual([]);
   });
 

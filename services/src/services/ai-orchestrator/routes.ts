@@ -16,7 +16,7 @@
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
  *   GET   /internal/decisions?since&limit  every user's decisions from `since` on, oldest first (ai-chain-analytics; never proxied)
  */
-import { badRequest, conflict, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, Nullable, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
+import { badRequest, conflict, DisplayText, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, Nullable, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
 import { onOrderGrid } from "./decide";
 import type { EvaluationBudget } from "./evaluation-budget";
@@ -27,7 +27,8 @@ import type { DecisionRecord, Strategy, StrategySettings } from "./store";
 const Probability = Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 });
 const Positive = Type.Number({ exclusiveMinimum: 0, maximum: 1e12 });
 const Settings = {
-  name: Type.String({ minLength: 1, maxLength: 100 }),
+  // Shown to its trader and in decisions: printable, one line, something visible (kit display-text.ts).
+  name: DisplayText({ maxLength: 100 }),
   buyAbove: Probability,
   sellBelow: Probability,
   orderQuantity: Positive,

@@ -13,7 +13,7 @@
  *   GET  /invoices                         the caller's invoices with line items
  *   POST /cycle                            admin: run the billing cycle now (renewals, due charges)
  */
-import { type App, HttpError, requireIdentity, ResponseObject, Type } from "../../kit";
+import { type App, DisplayText, HttpError, requireIdentity, ResponseObject, Type } from "../../kit";
 import { CURRENCIES, type Currency, MAX_CHARGE, MoneyError, parseMinor } from "../../business/money";
 import { PaymentMethodId } from "../../business/payment-methods";
 import type { Billing } from "./billing";
@@ -24,7 +24,7 @@ const MAX = 1_000_000_000_000;
 const PlanBody = Type.Object(
   {
     id: Type.String({ pattern: "^[a-z0-9][a-z0-9-]{0,62}$" }),
-    name: Type.String({ minLength: 1, maxLength: 100 }),
+    name: DisplayText({ maxLength: 100 }),
     currency: Type.Union(Object.keys(CURRENCIES).map((c) => Type.Literal(c))),
     amount: Type.Integer({ minimum: 0, maximum: MAX }),
     interval: Type.Union([Type.Literal("month"), Type.Literal("year")]),

@@ -15,7 +15,7 @@
  *                                 payment for an invoice it no longer collects (never proxied)
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { type App, HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type, UserIdSchema } from "../../kit";
+import { type App, DisplayText, HttpError, idempotencyKeyOf, notFound, requireIdentity, ResponseObject, Type, UserIdSchema } from "../../kit";
 import { INVOICE_REFERENCE_PREFIX } from "../../business/events";
 import { CURRENCIES, type Currency, MAX_CHARGE, MIN_CHARGE, MoneyError, parseMinor } from "../../business/money";
 import { PaymentMethodId } from "../../business/payment-methods";
@@ -32,13 +32,14 @@ const IntentFields = {
   currency: Currency,
   // A method saved to the payer (payment-method-routes.ts); anything else is 404 PAYMENT_METHOD_NOT_FOUND.
   paymentMethod: PaymentMethodId,
-  description: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  // Read on receipts and in the processor's dashboard: display text (kit display-text.ts).
+  description: Type.Optional(DisplayText({ maxLength: 500 })),
   reference: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$" })),
 };
 const IntentBody = Type.Object(IntentFields, { additionalProperties: false });
 const InternalIntentBody = Type.Object({ ...IntentFields, userId: UserIdSchema }, { additionalProperties: false });
 const IdParams = Type.Object({ id: Type.String({ format: "uuid" }) });
-const RefundBody = Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 })), reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false });
+const RefundBody = Type.Object({ amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 })), reason: Type.Optional(DisplayText({ maxLength: 500 })) }, { additionalProperties: false });
 
 function idempotencyKey(req: FastifyRequest): string {
   const k = idempotencyKeyOf(req.headers["idempotency-key"]);
