@@ -32,6 +32,9 @@ describe("decide", () => {
     for (const q of [1e-8, 1e-7, 0.1, 0.3, 1, 2.5, 999999999999.99999999 - 0.5]) expect(onOrderGrid(q), String(q)).toBe(true);
     for (const q of [0, -1, 1e-9, 0.123456789, 1e12, 5e12, Number.NaN, Infinity]) expect(onOrderGrid(q), String(q)).toBe(false);
     for (const q of [1e-8, 0.1, 0.12345678, 42, 123456789012]) expect(orderQuantityText(q)).toMatch(/^(0|[1-9]\d{0,11})(\.\d{1,8})?$/);
+    // The decimal the quantity was given as, not the binary value's digits (toFixed(8) sent "999999999999.98999023").
+    for (const [q, text] of [[999999999999.99, "999999999999.99"], [999999999999.99999999 - 0.5, "999999999999.5"], [0.29, "0.29"], [1.005, "1.005"], [12345678.12345678, "12345678.12345678"], [0.00012345, "0.00012345"], [0.1 + 0.2, "0.3"], [1e-8, "0.00000001"], [5, "5"]] as const)
+      expect(orderQuantityText(q), String(q)).toBe(text);
   });
   it("similar regimes that disagree veto a buy", () => {
     const regimes = [{ forwardReturn: -1 }, { forwardReturn: -1 }, { forwardReturn: 1 }];

@@ -9,6 +9,7 @@
  * filled takes room under maxPosition, a sell not yet filled is no longer there to sell (an order on
  * the paper exchange fills on a later bar; an evaluation in between would otherwise order again).
  */
+import { D, Decimal } from "../../trading/decimal";
 import type { TradingState } from "../../trading/tradingState";
 
 export interface StrategyLimits {
@@ -52,8 +53,13 @@ export function onOrderGrid(quantity: number): boolean {
   return quantity > 0 && quantity < 1e12 && Math.round(units) >= 1 && Math.abs(units - Math.round(units)) <= Math.max(1e-6, 4 * Number.EPSILON * units);
 }
 export const floorToOrderGrid = (quantity: number): number => Math.floor(quantity * GRID + 1e-6) / GRID;
-/** The decimal text of a quantity on the grid ("1e-7" is what String() gives, and order-management refuses). */
-export const orderQuantityText = (quantity: number): string => quantity.toFixed(8).replace(/\.?0+$/, "");
+/**
+ * The decimal text of a quantity on the grid, exact: the float's shortest decimal (String(), which
+ * JSON and the client's settings show), cut to 8 places (never up: a sell stays within what is held),
+ * written without an exponent ("1e-7" is what String() gives, and order-management refuses). toFixed(8)
+ * wrote the binary value's digits instead: 999999999999.99 was sent as "999999999999.98999023".
+ */
+export const orderQuantityText = (quantity: number): string => D(quantity).toDecimalPlaces(8, Decimal.ROUND_DOWN).toFixed();
 
 export function decide(s: StrategyLimits, i: DecisionInput): Decision {
   if (i.strategyStopped) return { action: "skip", quantity: 0, reason: "strategy stopped by its loss limit" };
