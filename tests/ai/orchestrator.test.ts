@@ -21,6 +21,7 @@ import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { createService, type Service } from "../../services/src/kit";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { OrchestratorStore } from "../../services/src/services/ai-orchestrator/store";
+import { purgeDeletedStrategies } from "../../services/src/services/ai-orchestrator/retire";
 import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
 import { ensureAccount } from "../helpers/accounts";
@@ -354,6 +355,26 @@ describe("ai-orchestrator", () => {
       await db.query(`UPDATE ai_strategies SET last_evaluated_at = now()`);
       await db.end();
     }
+  });
+
+  it("a deleted strategy that never decided is purged ORCH_DELETED_RETENTION_DAYS after its delete (create and delete repeated grew the table); one with decisions stays with them", async () => {
+    const headers = await who();
+    const [never, decided, recent] = [(await create(headers)).json().strategyId, (await create(headers)).json().strategyId, (await create(headers)).json().strategyId] as string[];
+    predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
+    const evaluated = await orch.app.inject({ method: "POST", url: `/strategies/${decided}/evaluate`, headers });
+    expect(evaluated.statusCode, evaluated.body).toBe(200);
+    for (const id of [never, decided, recent]) expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${id}`, headers })).statusCode).toBe(204);
+    await db.query(`UPDATE ai_strategies SET deleted_at = now() - interval '2 days' WHERE strategy_id = ANY($1::uuid[])`, [[never, decided]]);
+    expect(await purgeDeletedStrategies(db, 1, 5_000)).toBe(1);
+    expect((await orch.app.inject({ url: `/strategies/${never}`, headers })).statusCode).toBe(404);
+    const kept = await orch.app.inject({ url: `/strategies/${decided}`, headers });
+    expect([kept.statusCode, kept.json().deletedAt === null]).toEqual([200, false]);
+    expect((await orch.app.inject({ url: `/strategies/${decided}/decisions`, headers })).json().decisions).toHaveLength(1);
+    // Within the retention: kept (GET answers its deletedAt, a repeated DELETE is a 204).
+    expect((await orch.app.inject({ url: `/strategies/${recent}`, headers })).statusCode).toBe(200);
+    expect(await purgeDeletedStrategies(db, 1, 5_000)).toBe(0);
+    expect(await purgeDeletedStrategies(db, 0, 5_000)).toBeGreaterThanOrEqual(1);
+    expect((await orch.app.inject({ url: `/strategies/${recent}`, headers })).statusCode).toBe(404);
   });
 
   it("changes a strategy's settings, checked as at creation; symbols stay", async () => {

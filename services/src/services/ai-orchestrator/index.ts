@@ -7,13 +7,13 @@
  * one whose evaluation fails waits a doubling backoff (backoff.ts). A disable or DELETE waits for the
  * strategy's evaluations running in any replica (their leases: lease.ts).
  */
-import { defineService, HttpError, Type } from "../../kit";
+import { defineService, HttpError, PeriodicDelete, Type } from "../../kit";
 import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
 import { EvaluationBudget } from "./evaluation-budget";
 import { leasesGone } from "./lease";
-import { cancelWorkingOrders } from "./retire";
+import { cancelWorkingOrders, purgeDeletedStrategies } from "./retire";
 import { registerRoutes } from "./routes";
 import { Scheduler } from "./scheduler";
 import { OrchestratorStore, type Strategy } from "./store";
@@ -47,6 +47,10 @@ export default defineService({
       description: "a strategy whose evaluation failed is started again by the scheduler after this; each further failure in a row doubles it, up to the strategy's everySeconds",
     }),
     ORCH_MAX_STRATEGIES_PER_USER: Type.Integer({ default: 100, minimum: 1, maximum: 10_000, description: "strategies one user may keep (each is evaluated on the schedule)" }),
+    ORCH_DELETED_RETENTION_DAYS: Type.Integer({
+      default: 1, minimum: 0, maximum: 3_650,
+      description: "a deleted strategy that never decided anything is purged this long after its delete (GET /strategies/:id then 404); one with decisions is kept with them",
+    }),
     ORCH_EVALUATIONS_PER_MINUTE: Type.Integer({
       default: 12, minimum: 1, maximum: 600,
       description: "evaluations one user may ask through the API a minute (POST /strategies/:id/evaluate, any of their strategies; a burst of as many): each records a decision per symbol, kept",
@@ -101,6 +105,9 @@ export default defineService({
       maxStrategiesPerUser: ctx.config.ORCH_MAX_STRATEGIES_PER_USER,
       evaluationBudget: new EvaluationBudget(ctx.app.pg, ctx.config.ORCH_EVALUATIONS_PER_MINUTE),
     });
+    const purge = new PeriodicDelete("deleted strategies without decisions", () => purgeDeletedStrategies(ctx.app.pg, ctx.config.ORCH_DELETED_RETENTION_DAYS, 5_000), ctx.log);
+    purge.start();
+    ctx.onClose(() => purge.stop());
     if (ctx.config.ORCH_TICK_MS > 0) {
       const scheduler = new Scheduler({
         due: (limit) => store.due(limit),
