@@ -1,7 +1,7 @@
 /**
  * What no answer to a client may contain: a 5xx status, a stack trace, file paths, SQL or driver
- * messages, internal host names or connection strings, and (for JSON errors) anything but the
- * platform's error shape.
+ * messages, internal host names or connection strings, a native library's source locations
+ * (tests/unit/hostile-oracle.test.ts), and (for JSON errors) anything but the platform's error shape.
  */
 import { hostname } from "node:os";
 
@@ -13,6 +13,14 @@ const LEAKS: Array<[string, RegExp]> = [
   ["SQL", /\b(?:SELECT\s+[\w*,\s]+\s+FROM|INSERT INTO|UPDATE\s+\w+\s+SET|DELETE FROM|syntax error at or near|violates (?:check|unique|foreign key) constraint|relation "\w+"|invalid input syntax for|duplicate key value)\b/i],
   ["driver", /\b(?:ECONNREFUSED|ETIMEDOUT|ENOTFOUND|KafkaJSError|ReplyError|ioredis|PostgresError|ClickHouse exception)\b/i],
   ["connection string", /\b(?:postgres(?:ql)?|redis|clickhouse|kafka):\/\//i],
+  // A native library's (onnxruntime's) source location and signature: "model.cc:191", "graph.cpp(88)",
+  // "/onnxruntime_src/onnxruntime/core/graph/model.cc", "onnxruntime::Model::Model(". Not a URL's
+  // host and port ("https://hooks.example.cc:8443/": .cc is a country's domain) nor a string that is a
+  // host:port ("a.cc:443"): the file's name follows a space, a "/" or a bracket, or starts a string
+  // and the message goes on after its line number.
+  ["native source location", /(?<!:\/\/[\w.-]*)(?:(?<=^|[\s/(\[])[A-Za-z_][\w.-]*\.(?:c|cc|cpp|cxx|h|hh|hpp|hxx)(?::\d+(?![\d/])|\(\d+\))|(?<=")[A-Za-z_][\w.-]*\.(?:c|cc|cpp|cxx|h|hh|hpp|hxx):\d+\s)/],
+  ["native source path", /(?<![\w.:\/-])(?:\/[\w.+-]+)+\.(?:c|cc|cpp|cxx|h|hh|hpp|hxx)\b(?![.\w-])/],
+  ["C++ signature", /\b[A-Za-z_]\w*(?:::[A-Za-z_~]\w*){2,}\(/],
 ];
 
 /** The leaks found in a response body (with the current host name and internal ports). */

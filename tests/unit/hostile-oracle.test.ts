@@ -1,0 +1,26 @@
+/**
+ * tests/hostile/oracle.ts judges every answer of the hostile suites for leaks. A native library's
+ * source location (onnxruntime's "/onnxruntime_src/onnxruntime/core/graph/model.cc:191
+ * onnxruntime::Model::Model(...)", which ml-predictor answered until ff65e29) was not one of them;
+ * normal bodies with .cc domains, host:port values, IPv6 addresses and C++-looking names stay clean.
+ */
+import { describe, expect, it } from "vitest";
+import { leaksIn } from "../hostile/oracle";
+
+describe("hostile oracle: native source locations", () => {
+  it("flags a C/C++ file with a line number, a path to one, and a qualified C++ signature", () => {
+    const onnx = "/onnxruntime_src/onnxruntime/core/graph/model.cc:191 onnxruntime::Model::Model(onnx::ModelProto&&, ...) Missing opset";
+    expect(leaksIn(JSON.stringify({ error: { code: "MODEL_UNLOADABLE", message: onnx } }))).toEqual(["native source location", "native source path", "C++ signature"]);
+    for (const body of ["model.cc:191", "at graph.cpp(88)", "tensor.h:12 failed", "x.c:5", '{"m":"onnx-ml.pb.cc:12 x"}', "see (graph.cpp(1))"]) expect(leaksIn(body), body).toContain("native source location");
+    expect(leaksIn("see /onnxruntime_src/onnxruntime/core/graph/model.cc")).toEqual(["native source path"]);
+    expect(leaksIn("onnxruntime::Model::Model(x)")).toEqual(["C++ signature"]);
+  });
+
+  it("leaves normal bodies alone", () => {
+    for (const body of [
+      '{"url":"https://hooks.example.cc:8443/h"}', '{"url":"https://a.cc:8443"}', '{"url":"https://hooks.example.cc/h"}', '{"host":"a.cc:443"}', '{"address":"10.0.0.1:8080"}',
+      '{"ipv6":"fe80::1"}', '{"name":"std::vector"}', '{"version":"1.2.3"}', '{"msg":"a.b.c:10"}', '{"url":"https://x.example/a/b.h"}', '{"path":"/api/docs/index.html"}', '{"name":"Zoë Ørsted"}',
+    ])
+      expect(leaksIn(body), body).toEqual([]);
+  });
+});
