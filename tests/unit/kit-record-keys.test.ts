@@ -43,6 +43,14 @@ describe("kit: a record's key no pattern matches", async () => {
     expect(q.json().error.field).toBe("Bad");
   });
 
+  it("a key of kilobytes is named by its first 100 characters (it was echoed whole, in field and message)", async () => {
+    const key = "k!".repeat(5_000);
+    const r = await post("/shared", { parameters: { [key]: 1 } });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().error.field).toBe(`parameters.${key.slice(0, 100)}…`);
+    expect(r.body.length).toBeLessThan(600);
+  });
+
   it("keys that match are taken as before, and an optional body may still be left out", async () => {
     expect((await post("/flat", { fast: 5, slow: 20 })).json()).toEqual({ body: { fast: 5, slow: 20 } });
     expect((await post("/shared", { parameters: {} })).statusCode).toBe(200);

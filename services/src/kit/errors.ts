@@ -4,6 +4,7 @@ import { pathOf } from "./request-path";
 import { isTransientError } from "./transient-errors";
 import { INSTANT_RANGE } from "./instants";
 import { displayTextRefusal } from "./display-text";
+import { shownName } from "./query-parameters";
 import { reportedIssue, type ValidationIssue } from "./union-issues";
 
 /** Body of every 4xx/5xx response. */
@@ -75,7 +76,8 @@ function fieldOf(issue: ValidationIssue): string | undefined {
     path.push(issue.params.missingProperty);
   if (issue.keyword === "additionalProperties" && typeof issue.params?.additionalProperty === "string")
     path.push(issue.params.additionalProperty);
-  return path.length > 0 ? path.join(".") : undefined;
+  // A key is the client's (a record's, one a closed object does not take): as long as it sent, echoed twice.
+  return path.length > 0 ? path.map(shownName).join(".") : undefined;
 }
 
 /** The route's schema of a request part ("body", "querystring", "params", "headers"), for reportedIssue. */

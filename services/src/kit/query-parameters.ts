@@ -54,13 +54,15 @@ export function declaredParameters(schema: unknown): ReadonlySet<string> | undef
 
 /** Longest parameter name echoed in an answer (a client may send a name of kilobytes). */
 const ECHOED_NAME_CHARS = 100;
+/** A name a client chose (a parameter, a body key) as an answer echoes it: its first ECHOED_NAME_CHARS characters. */
+export const shownName = (name: string): string => (name.length > ECHOED_NAME_CHARS ? `${name.slice(0, ECHOED_NAME_CHARS)}…` : name);
 
 /** The ajv-shaped issue (errors.ts names its field) of the first parameter of `query` not in `declared`, or undefined. */
 export function unknownParameterIssue(declared: ReadonlySet<string>, query: unknown): ValidationIssue | undefined {
   if (!isSchema(query)) return undefined;
   for (const name of Object.keys(query)) {
     if (declared.has(name)) continue;
-    const shown = name.length > ECHOED_NAME_CHARS ? `${name.slice(0, ECHOED_NAME_CHARS)}…` : name;
+    const shown = shownName(name);
     const takes = declared.size > 0 ? `it takes ${[...declared].join(", ")}` : "it takes none";
     // An empty name (`?=x`) has no field to name: the message says what it is.
     const message = shown === "" ? `has a parameter with an empty name, which this route does not take (${takes})` : `is not a parameter of this route (${takes})`;
