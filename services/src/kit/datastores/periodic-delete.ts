@@ -10,14 +10,15 @@ import type { Logger } from "pino";
 import type { Queryable } from "./postgres";
 
 /**
- * A pass for PeriodicDelete: up to `batch` rows of `rows.table` whose `rows.at` is older than `days`,
- * oldest first (an index on `rows.at` serves it), deleted by `rows.key`, skipping rows another
- * replica's pass holds; answers how many went. The names are the caller's constants, never input.
+ * A pass for PeriodicDelete: up to `batch` rows of `rows.table` whose `rows.at` is older than `days`
+ * (and that meet `rows.also`, a further condition on them, when given), oldest first (an index on
+ * `rows.at` serves it), deleted by `rows.key`, skipping rows another replica's pass holds; answers how
+ * many went. The names and the condition are the caller's constants, never input.
  */
-export async function deleteOlderThanDays(db: Queryable, rows: { table: string; key: string; at: string }, days: number, batch: number): Promise<number> {
-  const { table, key, at } = rows;
+export async function deleteOlderThanDays(db: Queryable, rows: { table: string; key: string; at: string; also?: string }, days: number, batch: number): Promise<number> {
+  const { table, key, at, also } = rows;
   const r = await db.query(
-    `WITH due AS (SELECT ${key} FROM ${table} WHERE ${at} < now() - make_interval(days => $1) ORDER BY ${at} LIMIT $2 FOR UPDATE SKIP LOCKED)
+    `WITH due AS (SELECT ${key} FROM ${table} WHERE ${at} < now() - make_interval(days => $1)${also ? ` AND (${also})` : ""} ORDER BY ${at} LIMIT $2 FOR UPDATE SKIP LOCKED)
      DELETE FROM ${table} t USING due WHERE t.${key} = due.${key}`,
     [days, batch],
   );

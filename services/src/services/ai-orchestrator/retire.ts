@@ -12,7 +12,7 @@
  * 503 as well.
  */
 import type { Logger } from "pino";
-import { HttpError, unavailable, type PeerClient, type Queryable } from "../../kit";
+import { deleteOlderThanDays, HttpError, unavailable, type PeerClient, type Queryable } from "../../kit";
 import { ownerHeaders, type StrategyOrders } from "./book";
 import { settleUnrecordedOrders } from "./recover";
 import type { Strategy } from "./store";
@@ -86,15 +86,11 @@ export function ordersNotCancelled(s: Strategy, left: NotCancelled[]): HttpError
  * /decisions/:id, its orders' outcomes): those grow only as evaluations run, which are bounded per user.
  * A deleted strategy is never evaluated again, so none gains a decision while it waits.
  */
-export async function purgeDeletedStrategies(db: Queryable, days: number, batch: number): Promise<number> {
-  const r = await db.query(
-    `WITH due AS (
-       SELECT strategy_id FROM ai_strategies s
-        WHERE deleted_at < now() - make_interval(days => $1)
-          AND NOT EXISTS (SELECT 1 FROM ai_decisions d WHERE d.strategy_id = s.strategy_id)
-        ORDER BY deleted_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-     DELETE FROM ai_strategies t USING due WHERE t.strategy_id = due.strategy_id`,
-    [days, batch],
+export function purgeDeletedStrategies(db: Queryable, days: number, batch: number): Promise<number> {
+  return deleteOlderThanDays(
+    db,
+    { table: "ai_strategies", key: "strategy_id", at: "deleted_at", also: "NOT EXISTS (SELECT 1 FROM ai_decisions d WHERE d.strategy_id = ai_strategies.strategy_id)" },
+    days,
+    batch,
   );
-  return r.rowCount ?? 0;
 }
