@@ -63,12 +63,15 @@ export function buildTree(rows: SpanRow[]): { roots: SpanNode[]; services: strin
   // deeper than that, and the spans of a parent cycle (no root reaches them), are roots too, their
   // parentSpanId kept. Nested without a bound, a chain of 5,000 spans (one OTLP request) failed the
   // answer's serialization (a 500), and a cycle's spans were in no tree at all.
+  // A span's parent among the received spans (not itself); a span without one starts a tree.
+  const parentOf = (n: SpanNode) => (n.parentSpanId && n.parentSpanId !== n.spanId && nodes.has(n.parentSpanId) ? n.parentSpanId : undefined);
   const childrenOf = new Map<string, SpanNode[]>();
   for (const n of nodes.values()) {
-    if (!n.parentSpanId || n.parentSpanId === n.spanId || !nodes.has(n.parentSpanId)) continue;
-    const siblings = childrenOf.get(n.parentSpanId) ?? [];
+    const parent = parentOf(n);
+    if (parent === undefined) continue;
+    const siblings = childrenOf.get(parent) ?? [];
     siblings.push(n);
-    childrenOf.set(n.parentSpanId, siblings);
+    childrenOf.set(parent, siblings);
   }
   const roots: SpanNode[] = [];
   const placed = new Set<SpanNode>();
@@ -91,7 +94,7 @@ export function buildTree(rows: SpanRow[]): { roots: SpanNode[]; services: strin
       }
     }
   };
-  for (const n of nodes.values()) if (!n.parentSpanId || n.parentSpanId === n.spanId || !nodes.has(n.parentSpanId)) place(n);
+  for (const n of nodes.values()) if (parentOf(n) === undefined) place(n);
   for (const n of nodes.values()) if (!placed.has(n)) place(n);
   const byStart = (a: SpanNode, b: SpanNode) => a.startUs - b.startUs;
   roots.sort(byStart);
