@@ -100,6 +100,12 @@ export function workloadEnv(type: string, props: Record<string, any>): Container
     return (tmpl ? podContainers(tmpl.spec) : []).map(kubernetesEnv);
 }
 
+/** The text of `key` in a ConfigMap's or Secret's `field` (a Secret's `data` base64-decoded), or undefined (absent, unknown, not text). */
+function sourceValue(type: string, props: Record<string, any>, field: string, key: string): string | undefined {
+    const v = isRecord(props[field]) ? str(props[field][key]) : undefined;
+    return v !== undefined && type === K8S.secret && field === "data" ? decodeBase64(v) : v;
+}
+
 /**
  * The entries of a ConfigMap or Secret as a pod that takes it with `envFrom` sees them: `data` and
  * `stringData` (a Secret's `data` base64-decoded; a value that does not decode is undefined),
@@ -110,10 +116,9 @@ export function environmentSourceEntries(type: string, props: Record<string, any
     const out: Array<{ field: string; name: string; value?: string }> = [];
     for (const field of ["data", "stringData"]) {
         if (!isRecord(props[field])) continue;
-        for (const [k, v] of Object.entries(props[field])) {
+        for (const k of Object.keys(props[field])) {
             if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) continue;
-            const decoded = type === K8S.secret && field === "data" && str(v) !== undefined ? decodeBase64(v as string) : v;
-            out.push({ field, name: k, value: str(decoded) });
+            out.push({ field, name: k, value: sourceValue(type, props, field, k) });
         }
     }
     return out;
@@ -143,8 +148,6 @@ export function referencedValue<R extends { type: string; name: string; props: R
     if (!ref || name === undefined || key === undefined) return undefined;
     const source = findEnvironmentSource(resources, ref[0], name, namespace);
     if (!source) return undefined;
-    const stringData = isRecord(source.props.stringData) ? str(source.props.stringData[key]) : undefined;
-    const data = isRecord(source.props.data) ? str(source.props.data[key]) : undefined;
-    const value = stringData ?? (data !== undefined && source.type === K8S.secret ? decodeBase64(data) : data);
+    const value = sourceValue(source.type, source.props, "stringData", key) ?? sourceValue(source.type, source.props, "data", key);
     return { from: `${ref[0]} "${name}" key ${key}`, value };
 }
