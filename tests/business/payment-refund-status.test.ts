@@ -101,6 +101,7 @@ describe("refund status from the processor's events", () => {
     expect([r.status, r.body.refunded]).toEqual([200, 0]);
     expect(r.body.refunds).toMatchObject([{ amount: 3_000, status: "pending", processorStatus: "pending" }]);
     const refundId: string = r.body.refunds[0].id;
+    expect(r.body.refund).toMatchObject({ id: refundId, status: "pending" });
     // Held: the rest of the payment is 7,000; a retry of the key answers it without a second refund.
     const rest = await refund(p.id, `rest-${randomUUID()}`, 10_000);
     expect([rest.status, rest.body.error?.code, rest.body.error?.field]).toEqual([409, "REFUND_EXCEEDS_PAYMENT", "amount"]);

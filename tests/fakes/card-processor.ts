@@ -12,7 +12,8 @@
  *                                     `refusesExcessRefunds` is off), metadata; `Idempotency-Key` honoured;
  *                                     answers `refundStatus` (succeeded, or pending as for slower methods)
  *                                     and queues `refund.created`; `updateRefund()` moves one later and
- *                                     queues `charge.refund.updated`, `refund.updated` (and `refund.failed`)
+ *                                     queues `charge.refund.updated`, `refund.updated` (and `refund.failed`);
+ *                                     `refundOnDashboard()` makes one without our metadata
  *   GET  /v1/refunds                  Stripe's "List all refunds": `payment_intent` filter, `limit`,
  *                                     `starting_after` (newest first, `has_more`)
  *   POST /v1/customers                `Idempotency-Key` honoured
@@ -224,6 +225,19 @@ export class FakeCardProcessor {
     const from = this.webhooks.length;
     for (const type of ["charge.refund.updated", "refund.updated", ...(status === "failed" ? ["refund.failed"] : [])]) this.queueEvent(type, r, o.created);
     return this.webhooks.slice(from);
+  }
+
+  /**
+   * A refund made on the processor's dashboard (none of our metadata): `status` as given (succeeded
+   * by default), `refund.created` queued, undelivered. Answers the refund and its event.
+   */
+  refundOnDashboard(paymentIntent: string, amount: number, status: "pending" | "succeeded" = "succeeded", metadata: Record<string, string> = {}): { refund: FakeRefund; created: WebhookDelivery } {
+    const i = this.intents.get(paymentIntent);
+    if (!i) throw new Error(`no payment intent ${paymentIntent}`);
+    const refund: FakeRefund = { id: rid("re"), object: "refund", payment_intent: i.id, amount, currency: i.currency, status, metadata };
+    this.refunds.push(refund);
+    this.queueEvent("refund.created", refund);
+    return { refund, created: this.webhooks[this.webhooks.length - 1] };
   }
 
   private queueEvent(type: string, object: FakeIntent | FakeRefund, created = Math.floor(Date.now() / 1000)): void {

@@ -43,6 +43,10 @@ const absurd: [string, string, string, string][] = [
   ["compliance-monitor", "COMPLIANCE_WASH_WINDOW_MS", "31536000000", "must be <= 86400000"],
   ["compliance-monitor", "COMPLIANCE_POSITION_FILL_RETENTION_DAYS", "100000", "must be <= 36500"],
   ["payment-service", "PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS", "100000", "must be <= 36500"],
+  ["payment-service", "PAYMENT_REFUND_RECHECK_DAYS", "365", "must be <= 180"],
+  ["payment-service", "PAYMENT_REFUND_RECHECK_DAYS", "-1", "must be >= 0"],
+  ["payment-service", "PAYMENT_REFUND_RECHECK_EVERY_MINUTES", "1", "must be >= 5"],
+  ["payment-service", "PAYMENT_REFUND_RECHECK_EVERY_MINUTES", "100000", "must be <= 10080"],
   ["billing-service", "BILLING_PROCESSED_EVENT_RETENTION_DAYS", "100000", "must be <= 36500"],
   ["central-hub", "SHUTDOWN_TIMEOUT_MS", "3000000000", "must be <= 600000"],
   // No range of its own: the kit's bound on every *_MS (an interval past it spun every millisecond).

@@ -1,7 +1,7 @@
 /**
  * payment-service (8013): payment intents with idempotency keys, refunds, a double-entry ledger in
  * PostgreSQL, the card processor (Stripe's API) with signed webhooks, and reconciliation jobs for
- * open intents (payments.ts) and pending refunds (refund-reconciler.ts).
+ * open intents (payments.ts), pending refunds and recently succeeded ones (refund-reconciler.ts).
  * Emits `payments.events` through the transactional outbox (pay_outbox). Routes: routes.ts and
  * payment-method-routes.ts; use cases: payments.ts, payment-methods.ts (only a card saved to the
  * payer is charged); data access: repo.ts, payment-method-data.ts; pure domain: domain/.
@@ -41,6 +41,8 @@ export default defineService({
     PAYMENT_RECONCILE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
     PAYMENT_RECONCILE_GRACE_MS: Type.Integer({ default: 120_000, minimum: 0, description: "age before an open intent is reconciled" }),
     PAYMENT_REFUND_RECONCILE_AGE_MS: Type.Integer({ default: 900_000, minimum: 0, description: "age (since its request was last sent) before a pending refund is looked up at the processor and settled; at least the in-flight bound of one processor request" }),
+    PAYMENT_REFUND_RECHECK_DAYS: Type.Integer({ default: 30, minimum: 0, maximum: 180, description: "succeeded refunds are looked up at the processor again for this many days after they succeeded, so one that fails later (its webhook lost) is reversed; 0 disables" }),
+    PAYMENT_REFUND_RECHECK_EVERY_MINUTES: Type.Integer({ default: 360, minimum: 5, maximum: 10_080, description: "how often one succeeded refund is re-checked at most (each pass takes at most 100, least recently checked first)" }),
     PAYMENT_MAX_METHODS_PER_USER: Type.Integer({ default: 20, minimum: 1, maximum: 1_000, description: "payment methods one user may have saved (POST /payment-methods beyond: 409 PAYMENT_METHODS_LIMIT naming paymentMethod)" }),
     PAYMENT_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
     // Sent rows kept this long, then deleted (trading/infra/outboxRetention.ts).
@@ -80,7 +82,19 @@ export default defineService({
     const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods, refundRepo);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const refundOutcomes = new Counter({ name: "payment_refunds_reconciled_total", help: "pending refunds looked at by the refund reconciler, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
-    const refunds = processor && new RefundReconciler(pg, refundRepo, processor, ctx.log, { ageMs: c.PAYMENT_REFUND_RECONCILE_AGE_MS, inFlightMs, leaseMs: inFlightMs }, refundOutcomes, () => relay.notify());
+    const recheckOutcomes = new Counter({ name: "payment_refunds_rechecked_total", help: "succeeded refunds looked up again at the processor, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
+    const refunds =
+      processor &&
+      new RefundReconciler(
+        pg,
+        refundRepo,
+        processor,
+        ctx.log,
+        { ageMs: c.PAYMENT_REFUND_RECONCILE_AGE_MS, inFlightMs, leaseMs: inFlightMs, recheckDays: c.PAYMENT_REFUND_RECHECK_DAYS, recheckEveryMs: c.PAYMENT_REFUND_RECHECK_EVERY_MINUTES * 60_000 },
+        refundOutcomes,
+        () => relay.notify(),
+        recheckOutcomes,
+      );
     registerRoutes(ctx.app, { payments, refunds, repo, refundRepo, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
     registerPaymentMethodRoutes(ctx.app, methods);
 
@@ -98,6 +112,8 @@ export default defineService({
           .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "reconciliation pass failed"))
           .then(() => refunds.sweep())
           .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "refund reconciliation pass failed"))
+          .then(() => refunds.recheck())
+          .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "succeeded refunds' re-check failed"))
           .finally(() => (running = undefined));
       }, c.PAYMENT_RECONCILE_INTERVAL_MS);
       ctx.onClose(async () => {

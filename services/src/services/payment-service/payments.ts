@@ -93,7 +93,7 @@ export class Payments {
    * succeeded ones: two refunds at once (two admins, or an admin and billing's automatic refund)
    * cannot both fit into what is left, and the loser is refused before any processor call.
    */
-  async refund(intentId: string, key: string, amount: bigint | undefined, reason: string | null): Promise<IntentRow> {
+  async refund(intentId: string, key: string, amount: bigint | undefined, reason: string | null): Promise<{ intent: IntentRow; refundId: string }> {
     const processor = this.requireProcessor();
     const { intent, refund } = await this.repo.lockedIntent(intentId, async (c, intent) => {
       if (!intent) throw new HttpError(404, "NOT_FOUND", "payment not found");
@@ -124,7 +124,8 @@ export class Payments {
       if (!check.ok) throw new HttpError(409, check.code, check.message, "amount");
       return { intent, refund: await this.refunds.insert(c, { refundId: randomUUID(), intentId, key, amount: want, reason }) };
     });
-    if (refund.status === "succeeded" || refund.processor_refund_id !== null) return (await this.repo.byId(intentId))!;
+    const answer = async () => ({ intent: (await this.repo.byId(intentId))!, refundId: refund.refund_id });
+    if (refund.status === "succeeded" || refund.processor_refund_id !== null) return answer();
     let r;
     try {
       r = await processor.refund({ processorIntentId: intent.processor_intent_id!, amount: BigInt(refund.amount), refundId: refund.refund_id });
@@ -147,7 +148,7 @@ export class Payments {
     this.published();
     // Failed or canceled in its answer: a refusal, as one the processor answers with an error.
     if (step?.kind === "move" && step.to === "failed") throw new HttpError(409, "REFUND_REJECTED", `the processor ${report!.status} the refund (${report!.failureCode})`, "amount");
-    return (await this.repo.byId(intentId))!;
+    return answer();
   }
 
   /** Applies a verified processor event once (replays by event id are acknowledged, not applied). */

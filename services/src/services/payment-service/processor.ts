@@ -191,12 +191,13 @@ export class CardProcessor {
 
   /**
    * The processor's refund of `processorIntentId` made for our refund id (the `refund_id` metadata
-   * sent with it), if any: Stripe's "List all refunds" (`GET /v1/refunds?payment_intent=`), read page
-   * by page. A list, not a search: Stripe's search is eventually consistent, the list is not.
+   * sent with it), or with the processor refund id we recorded (a refund made at the processor carries
+   * none of our metadata), if any: Stripe's "List all refunds" (`GET /v1/refunds?payment_intent=`), read
+   * page by page. A list, not a search: Stripe's search is eventually consistent, the list is not.
    */
-  async findRefund(processorIntentId: string, refundId: string): Promise<RemoteRefund | undefined> {
+  async findRefund(processorIntentId: string, ours: { refundId: string; processorRefundId: string | null }): Promise<RemoteRefund | undefined> {
     for await (const r of this.stripe.refunds.list({ payment_intent: processorIntentId, limit: 100 }))
-      if (r.metadata?.refund_id === refundId) return toRefund(r);
+      if (r.metadata?.refund_id === ours.refundId || r.id === ours.processorRefundId) return toRefund(r);
     return undefined;
   }
 

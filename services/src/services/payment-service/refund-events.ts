@@ -8,11 +8,15 @@
  * Our refund is found by the refund id we send as metadata (else by the processor's refund id); its
  * amount and payment must be ours. The report is applied only when it moves the refund forward
  * (domain/refund-status.ts), so a late older event is `stale`; a replayed event id is a `duplicate`
- * before this (payments.ts applyWebhook, pay_webhook_events). An event for a refund we do not know
- * (made on the processor's dashboard) is `ignored` and logged: acknowledged, never a 5xx.
+ * before this (payments.ts applyWebhook, pay_webhook_events). A refund we do not know, of a payment we
+ * do know, was made at the processor (its dashboard): the money went back all the same, so it is
+ * recorded (refund-repo.ts recordForeign: the refund row, and once it succeeds its journal, the
+ * payment's refunded total and `payment.refunded`), once whatever number of its events arrive. One of
+ * a payment we do not know, or not as ours is (currency, amount), is `ignored` and logged:
+ * acknowledged, never a 5xx.
  */
 import type { Logger } from "pino";
-import { reportOf } from "./domain/refund-status";
+import { type ProcessorRefundReport, type RefundStep, reportOf } from "./domain/refund-status";
 import type { ProcessorEvent, ProcessorRefund } from "./processor";
 import type { RefundRepo } from "./refund-repo";
 import type { PaymentRepo } from "./repo";
@@ -21,31 +25,59 @@ import type { PaymentRepo } from "./repo";
 export const REFUND_EVENT_TYPES: ReadonlySet<string> = new Set(["refund.created", "refund.updated", "refund.failed", "charge.refund.updated"]);
 
 /** `moved`: the refund's money moved (booked, released or reversed): an event is waiting in the outbox. */
-export async function applyRefundEvent(deps: { refunds: RefundRepo; repo: PaymentRepo; log: Logger }, ev: ProcessorEvent, remote: ProcessorRefund): Promise<{ outcome: "applied" | "ignored" | "stale"; moved: boolean }> {
+export type RefundEventOutcome = { outcome: "applied" | "ignored" | "stale"; moved: boolean };
+type Deps = { refunds: RefundRepo; repo: PaymentRepo; log: Logger };
+type Fields = { eventId: string; type: string; processorRefundId: string };
+const IGNORED: RefundEventOutcome = { outcome: "ignored", moved: false };
+
+/** What applying a report (refund-repo.ts apply) tells the webhook's sender, and whether money moved; logged. */
+function outcomeOf(log: Logger, f: Fields & { refundId: string }, step: RefundStep, status: string): RefundEventOutcome {
+  if (step.kind === "stale") {
+    log.info({ ...f, status }, "refund webhook older than the refund's recorded status: not applied");
+    return { outcome: "stale", moved: false };
+  }
+  const moved = step.kind === "move" && step.effect !== "none";
+  if (step.kind === "move" && moved) log.info({ ...f, to: step.to, effect: step.effect }, "refund status from the processor applied");
+  return { outcome: "applied", moved };
+}
+
+export async function applyRefundEvent(deps: Deps, ev: ProcessorEvent, remote: ProcessorRefund): Promise<RefundEventOutcome> {
   const { refunds, repo, log } = deps;
   const fields = { eventId: ev.id, type: ev.type, processorRefundId: remote.id };
-  const ignored = { outcome: "ignored" as const, moved: false };
   const report = reportOf(remote, ev.createdMs);
   if (!report) {
     log.warn({ ...fields, status: remote.status }, "refund webhook with a status the processor does not define ignored");
-    return ignored;
+    return IGNORED;
   }
   const local = await refunds.find({ refundId: remote.refundId, processorRefundId: remote.id });
-  if (!local) {
-    log.warn(fields, "webhook for an unknown refund ignored");
-    return ignored;
-  }
+  if (!local) return recordForeign(deps, fields, remote, report);
   const intent = await repo.byId(local.intent_id);
   const samePayment = !remote.paymentIntent || !intent?.processor_intent_id || remote.paymentIntent === intent.processor_intent_id;
   if (!intent || BigInt(local.amount) !== remote.amount || intent.currency !== remote.currency || !samePayment) {
     log.error({ ...fields, refundId: local.refund_id }, "refund webhook's amount, currency or payment differs from our refund; not applied");
-    return ignored;
+    return IGNORED;
   }
   const { step } = await refunds.apply(local.refund_id, report);
-  if (step.kind === "stale") {
-    log.info({ ...fields, refundId: local.refund_id, status: report.status }, "refund webhook older than the refund's recorded status: not applied");
-    return { outcome: "stale", moved: false };
+  return outcomeOf(log, { ...fields, refundId: local.refund_id }, step, report.status);
+}
+
+/** A refund the platform never created, on a payment it knows (by its processor id): recorded, see above. */
+async function recordForeign(deps: Deps, fields: Fields, remote: ProcessorRefund, report: ProcessorRefundReport): Promise<RefundEventOutcome> {
+  const { refunds, repo, log } = deps;
+  const intent = remote.paymentIntent ? await repo.byProcessorId(remote.paymentIntent) : undefined;
+  if (!intent) {
+    log.warn({ ...fields, processorIntentId: remote.paymentIntent }, "refund webhook for a payment we do not know ignored");
+    return IGNORED;
   }
-  if (step.kind === "move" && step.effect !== "none") log.info({ ...fields, refundId: local.refund_id, to: step.to, effect: step.effect }, "refund status from the processor applied");
-  return { outcome: "applied", moved: step.kind === "move" && step.effect !== "none" };
+  const f = { ...fields, intentId: intent.intent_id };
+  if (intent.currency !== remote.currency || remote.amount <= 0n || remote.amount > BigInt(intent.amount)) {
+    log.error(f, "refund made at the processor: its amount or currency cannot be one of our payment's; not recorded");
+    return IGNORED;
+  }
+  const recorded = await refunds.recordForeign(intent.intent_id, { amount: remote.amount, report });
+  if (!recorded) {
+    log.warn({ ...f, status: report.status }, "refund made at the processor not recorded: failed there already, or more than is left of the payment here (an operator's to look at)");
+    return IGNORED;
+  }
+  return outcomeOf(log, { ...f, refundId: recorded.refundId }, recorded.step, report.status);
 }

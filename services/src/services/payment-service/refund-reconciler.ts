@@ -15,6 +15,7 @@
  * own row, only if it is still pending and still carries this pass's claim: meanwhile the request
  * path may have settled it, or a retry of its key sent it again (which clears the claim, so a
  * lookup made before that send cannot fail it), or the lease ran out and another pass took it.
+ * recheck() does the same for refunds that succeeded recently: one can still fail there later.
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
@@ -33,7 +34,18 @@ export interface RefundReconcilerOptions {
   inFlightMs: number;
   /** How long a claim keeps other passes off a refund: longer than one lookup at the processor can take. */
   leaseMs: number;
+  /** Succeeded refunds are re-checked for this many days after they succeeded (PAYMENT_REFUND_RECHECK_DAYS; 0: never). */
+  recheckDays: number;
+  /** ...each at most once in this long (PAYMENT_REFUND_RECHECK_EVERY_MINUTES). */
+  recheckEveryMs: number;
 }
+
+/**
+ * A succeeded refund re-checked: `reversed` (it failed at the processor since: reversed as its webhook
+ * would have), `unchanged`, `not_found` (the processor lists no such refund of the payment: logged for
+ * an operator), `superseded` (a webhook moved it meanwhile), `error` (the processor did not answer).
+ */
+export type RefundRecheckResult = { refundId: string; intentId: string; outcome: "reversed" | "unchanged" | "not_found" | "superseded" | "error" };
 
 /** `superseded`: settled or sent again by someone else while this pass asked the processor; left as it is. */
 export type RefundReconcileResult = { refundId: string; intentId: string; outcome: RefundSettlement["kind"] | "superseded" | "error" };
@@ -48,6 +60,7 @@ export class RefundReconciler {
     private readonly opts: RefundReconcilerOptions,
     private readonly counted: Counter<"outcome">,
     private readonly published: () => void,
+    private readonly rechecked?: Counter<"outcome">,
   ) {
     this.claims = new RefundClaims(pg);
   }
@@ -71,18 +84,67 @@ export class RefundReconciler {
     return results;
   }
 
-  private async reconcileClaimed(r: ClaimedRefund, claim: string): Promise<RefundReconcileResult> {
+  /**
+   * One pass over refunds that succeeded within `recheckDays` and were not looked at in the last
+   * `recheckEveryMs` (least recently checked first, at most `limit`): a refund can fail after it
+   * succeeded (a closed card), and when that failure's webhook is lost nothing else would see it. Each
+   * is claimed as a pending one is (refund-claims.ts: SKIP LOCKED, a lease; replicas never check one
+   * twice at once), looked up with nothing held, and its processor status applied as a webhook's would
+   * be (refund-repo.ts apply: a failed one is reversed, journal `refund-reversal:<id>` and
+   * `payment.refund_reversed`, once: the late webhook then finds it failed already and changes nothing).
+   */
+  async recheck(limit = 100): Promise<RefundRecheckResult[]> {
+    const results: RefundRecheckResult[] = [];
+    if (this.opts.recheckDays <= 0) return results;
+    const seen: string[] = [];
+    while (results.length < limit) {
+      const claim = randomUUID();
+      const r = await this.claims.claimSettled({ withinDays: this.opts.recheckDays, everyMs: this.opts.recheckEveryMs, leaseMs: this.opts.leaseMs, claim, skip: seen });
+      if (!r) break;
+      seen.push(r.refund_id);
+      const result = await this.recheckClaimed(r, claim);
+      this.rechecked?.inc({ outcome: result.outcome });
+      if (result.outcome === "reversed") {
+        this.published();
+        this.log.warn(result, "refund failed at the processor after it succeeded (its webhook never came): reversed");
+      } else if (result.outcome === "not_found") this.log.error(result, "refund re-check: the processor lists no such refund of the payment; needs an operator");
+      results.push(result);
+    }
+    return results;
+  }
+
+  private async recheckClaimed(r: ClaimedRefund, claim: string): Promise<RefundRecheckResult> {
     const base = { refundId: r.refund_id, intentId: r.intent_id };
-    let remote: RemoteRefund | undefined;
+    const looked = await this.lookUp(r, claim);
+    if (looked === "error") return { ...base, outcome: "error" };
+    const report = looked && reportOf(looked, null);
+    const outcome = await this.pg.transaction(async (c) => {
+      if (!(await this.claims.lockClaimed(c, r.refund_id, r.intent_id, claim, "succeeded"))) return "superseded" as const;
+      const step = report ? (await this.refunds.apply(r.refund_id, report, c)).step : undefined;
+      await this.claims.release(r.refund_id, claim, c, true);
+      if (!report) return "not_found" as const;
+      return step?.kind === "move" && step.effect === "reverse" ? ("reversed" as const) : ("unchanged" as const);
+    });
+    return { ...base, outcome };
+  }
+
+  /** The processor's record of a claimed refund (undefined: it has none), or `error` (claim released) when it did not answer. */
+  private async lookUp(r: ClaimedRefund, claim: string): Promise<RemoteRefund | undefined | "error"> {
     try {
       // No processor id: the refund could not have been sent for it (the processor refuses a refund of no payment).
-      remote = r.processor_intent_id ? await this.processor.findRefund(r.processor_intent_id, r.refund_id) : undefined;
+      return r.processor_intent_id ? await this.processor.findRefund(r.processor_intent_id, { refundId: r.refund_id, processorRefundId: r.processor_refund_id }) : undefined;
     } catch (err) {
-      // The processor did not answer: left pending for the next pass.
-      this.log.warn({ ...base, err: { message: (err as Error).message } }, "refund reconciliation: processor lookup failed");
+      // The processor did not answer: left for the next pass.
+      this.log.warn({ refundId: r.refund_id, intentId: r.intent_id, err: { message: (err as Error).message } }, "refund reconciliation: processor lookup failed");
       await this.claims.release(r.refund_id, claim);
-      return { ...base, outcome: "error" };
+      return "error";
     }
+  }
+
+  private async reconcileClaimed(r: ClaimedRefund, claim: string): Promise<RefundReconcileResult> {
+    const base = { refundId: r.refund_id, intentId: r.intent_id };
+    const remote = await this.lookUp(r, claim);
+    if (remote === "error") return { ...base, outcome: "error" };
     const outcome = await this.pg.transaction(async (c) => {
       const held = await this.claims.lockClaimed(c, r.refund_id, r.intent_id, claim);
       if (!held) return "superseded" as const;

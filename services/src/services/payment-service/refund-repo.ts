@@ -4,6 +4,7 @@
  * its payment locked first and then the refund: the order refund() takes them in, so the request path,
  * the reconciler and webhooks never wait for each other crosswise.
  */
+import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
 import type { PostgresClient } from "../../kit";
 import { toJson } from "../../business/money";
@@ -45,6 +46,10 @@ export function refundView(r: RefundDetailRow) {
   };
 }
 export type RefundView = ReturnType<typeof refundView>;
+
+/** The idempotency key and reason of a refund recorded from the processor's events (recordForeign). */
+const FOREIGN_KEY_PREFIX = "processor/";
+const FOREIGN_REASON = "made at the processor (its dashboard), not through the platform";
 
 const ROW = "refund_id, status, amount, failure_code, processor_refund_id";
 
@@ -134,7 +139,8 @@ export class RefundRepo {
     if (step.kind !== "move") return { step, intent };
     await c.query(
       `UPDATE pay_refunds SET status = $2, processor_status = $3, processor_status_at = greatest(processor_status_at, $4), processor_refund_id = coalesce(processor_refund_id, $5),
-              failure_code = CASE WHEN $2 = 'failed' THEN coalesce($6, failure_code) ELSE failure_code END, updated_at = now()
+              failure_code = CASE WHEN $2 = 'failed' THEN coalesce($6, failure_code) ELSE failure_code END, updated_at = now(),
+              succeeded_at = CASE WHEN $2 = 'succeeded' THEN now() ELSE succeeded_at END
         WHERE refund_id = $1`,
       [refundId, step.to, report.status, report.atMs === null ? null : new Date(report.atMs), report.processorRefundId, report.failureCode],
     );
@@ -156,6 +162,34 @@ export class RefundRepo {
       await this.payments.emit(c, rows[0], "payment.refund_reversed", { ...fields, eventId: `refund:${refundId}:reversed` });
     }
     return { step, intent: rows[0] };
+  }
+
+  /**
+   * A refund of our payment that we never asked for (made on the processor's dashboard, or by another
+   * integration: its `refund_id` metadata is none of ours), recorded once by its processor refund id
+   * (unique) and then moved as any refund by `report` (apply: booked with its journal, the payment's
+   * refunded total and `payment.refunded`). Under the payment's lock, as refund() reserves: a second
+   * event of it, concurrently or later, finds the row and changes nothing more. Not recorded (undefined)
+   * when the processor reports it failed or canceled already (no money moved), or when it does not fit
+   * into what is left of the payment here (logged by the caller for an operator).
+   */
+  recordForeign(intentId: string, p: { amount: bigint; report: ProcessorRefundReport }): Promise<{ refundId: string; step: RefundStep } | undefined> {
+    return this.pg.transaction(async (c) => {
+      const intent = (await this.payments.byId(intentId, c, true))!;
+      const known = (await c.query<{ refund_id: string }>("SELECT refund_id FROM pay_refunds WHERE processor_refund_id = $1", [p.report.processorRefundId])).rows[0];
+      let refundId = known?.refund_id;
+      if (!refundId) {
+        if (p.report.status === "failed" || p.report.status === "canceled") return undefined;
+        if ((await this.held(intentId, c)) + p.amount > BigInt(intent.amount)) return undefined;
+        refundId = randomUUID();
+        // The key holds a `/`, which no client's Idempotency-Key may (kit idempotencyKeyOf): no request can claim it.
+        await c.query(
+          `INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status, processor_refund_id) VALUES ($1,$2,$3,$4,$5,'pending',$6)`,
+          [refundId, intentId, `${FOREIGN_KEY_PREFIX}${p.report.processorRefundId}`, p.amount.toString(), FOREIGN_REASON, p.report.processorRefundId],
+        );
+      }
+      return { refundId, step: (await this.applyIn(c, refundId, p.report)).step };
+    });
   }
 
   /** The refunds of these payments, oldest first, by payment id. */

@@ -5,9 +5,9 @@
  *                                 201 new, 200 replay (`idempotent-replay: true`), 409 key reused with another body / in progress
  *   GET  /intents                 the caller's payments          GET /intents/:id   one (owner or admin)
  *                                 (each with its refunds: status as the processor reports it, refund-repo.ts refundView)
- *   POST /intents/:id/refunds     { amount?, reason? } + Idempotency-Key, admin
+ *   POST /intents/:id/refunds     { amount?, reason? } + Idempotency-Key, admin: the payment, and `refund` (this key's)
  *   GET  /ledger                  derived balances and per-currency totals (0 when the ledger balances), admin
- *   POST /reconcile               one reconciliation pass now (open intents, then pending refunds), admin
+ *   POST /reconcile               one reconciliation pass now (open intents, pending refunds, recently succeeded ones), admin
  *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept):
  *                                 200 { outcome: applied | duplicate | ignored | stale (a refund's older state) }
  *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
@@ -79,6 +79,7 @@ const ReconcileOut = ResponseObject({
   checked: Type.Number(),
   actions: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String() })),
   refunds: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "pending refunds looked up at the processor: succeeded, failed, never_reached_processor, wait, superseded (settled or sent again elsewhere meanwhile), error" }),
+  rechecked: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "recently succeeded refunds looked up again: reversed (failed there since), unchanged, not_found, superseded, error" }),
 });
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
 
@@ -118,14 +119,19 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
     return withRefunds(row);
   });
 
-  const refund = (req: FastifyRequest, p: { id: string }, b: { amount?: number; reason?: string }) =>
-    payments.refund(p.id, idempotencyKey(req), b.amount === undefined ? undefined : parseMinor(b.amount, "amount", 1n), b.reason ?? null);
+  // The payment with its refunds, and `refund`: the one this Idempotency-Key made (its status may be
+  // `pending`: the money has not gone back yet; billing-service waits for payment.refunded).
+  const refund = async (req: FastifyRequest, p: { id: string }, b: { amount?: number; reason?: string }) => {
+    const { intent, refundId } = await payments.refund(p.id, idempotencyKey(req), b.amount === undefined ? undefined : parseMinor(b.amount, "amount", 1n), b.reason ?? null);
+    const refunds = await deps.refundRepo.ofIntents([intent.intent_id]);
+    return { ...intentView(intent, refunds), refund: refunds.get(intent.intent_id)?.find((r) => r.id === refundId) };
+  };
   app.post("/intents/:id/refunds", { schema: { params: IdParams, body: RefundBody, response: { 200: IntentOut } } }, async (req) => {
     requireIdentity(req, "admin");
-    return withRefunds(await refund(req, req.params, req.body));
+    return refund(req, req.params, req.body);
   });
   // billing-service gives back a payment for an invoice it no longer collects (voided meanwhile).
-  app.post("/internal/intents/:id/refunds", { schema: { params: IdParams, body: RefundBody, response: { 200: IntentOut } } }, async (req) => withRefunds(await refund(req, req.params, req.body)));
+  app.post("/internal/intents/:id/refunds", { schema: { params: IdParams, body: RefundBody, response: { 200: IntentOut } } }, async (req) => refund(req, req.params, req.body));
 
   app.get("/ledger", { schema: { querystring: Type.Object({ account: Type.Optional(Type.String({ pattern: "^[a-z]+:[A-Za-z0-9._:@-]{0,128}$" })) }), response: { 200: LedgerOut } } }, async (req) => {
     requireIdentity(req, "admin");
@@ -136,8 +142,10 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
     requireIdentity(req, "admin");
     const actions = await payments.reconcile();
     const refunds = (await deps.refunds?.sweep()) ?? [];
+    const rechecked = (await deps.refunds?.recheck()) ?? [];
     return {
       refunds,
+      rechecked,
       checked: actions.length,
       actions: actions.map((a) => ({ kind: a.kind, intentId: a.intentId, ...(a.kind === "settle" ? { to: a.to, processorIntentId: a.remote.id } : {}), ...(a.kind === "mismatch" ? { reason: a.reason } : {}) })),
     };
