@@ -33,7 +33,7 @@ function billingWith(outcome: "before the answer" | "after the answer") {
   const payments: PaymentGateway = {
     // Every method counts as saved here: payment-service's check is tested against it (tests/business/payment-methods.test.ts).
     isSaved: async () => true,
-    refund: async () => undefined,
+    refund: async () => ({ refundId: null, status: "succeeded" as const }),
     async charge(p) {
       const deliver = () => client.transaction((c) => billing.onPaymentEvent(c, decline(p.reference, p.userId, Date.now()))).then(() => undefined);
       if (outcome === "before the answer") await deliver();
@@ -86,7 +86,7 @@ describe("the cycle charges only invoices still open when their turn comes", () 
       let billing: Billing;
       const payments: PaymentGateway = {
         isSaved: async () => true,
-        refund: async () => undefined,
+        refund: async () => ({ refundId: null, status: "succeeded" as const }),
         async charge(p) {
           charged.push(p.reference);
           await onCharge(p.reference);

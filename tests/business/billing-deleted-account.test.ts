@@ -118,7 +118,7 @@ describe("an account deleted while its subscription request is under way", () =>
     const payments: PaymentGateway = {
       // The request's first step (the card is the user's) is where the admin's delete lands.
       isSaved: async (u) => (await rig.client.pool.query("DELETE FROM users WHERE id = $1", [u]), true),
-      refund: async () => undefined,
+      refund: async () => ({ refundId: null, status: "succeeded" as const }),
       charge: async (p) => (charged.push(p.reference), { intentId: randomUUID(), status: "processing" }),
     };
     const log = { info() {}, debug() {}, warn() {}, error() {} };

@@ -111,7 +111,7 @@ describe("an outage is not one bad row", () => {
     await periodEnds(userId, 1);
     for (const outage of [Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }), new HttpError(502, "USAGE_UNAVAILABLE", "usage-monitoring answered 503")]) {
       const usage = { units: async (u: string) => (u === userId ? Promise.reject(outage) : 0n) };
-      const payments = { charge: () => Promise.reject(new Error("no charge expected")), isSaved: async () => true, refund: async () => undefined };
+      const payments = { charge: () => Promise.reject(new Error("no charge expected")), isSaved: async () => true, refund: async () => ({ refundId: null, status: "succeeded" as const }) };
       const log = { info() {}, debug() {}, warn() {}, error() {} };
       const down = new Billing(rig.repo, payments, usage, log as never, { retryAfterDays: [1] }, () => undefined);
       await expect(down.runCycle()).rejects.toBe(outage);

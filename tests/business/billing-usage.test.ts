@@ -332,6 +332,9 @@ describe("subscription lifecycle through the gateway", () => {
     }, 90_000);
     expect(intent.amount).toBe(1000);
     expect((await invoices(tok))[0].status).toBe("void");
+    // billing recorded the give-back as payment-service answered it (the fake pays card refunds at once): the refund's id, succeeded.
+    const given = await waitUntil("give-back recorded", async () => (await pool.query("SELECT refund_id, status FROM bil_give_backs WHERE intent_id = $1", [intent.id])).rows[0], 30_000);
+    expect(given).toEqual({ refund_id: intent.refunds[0].id, status: "succeeded" });
   }, 180_000);
 
   it("a payment event naming an invoice settles it only if it is the invoice's charge (payer, amount, currency)", async () => {

@@ -112,7 +112,7 @@ describe("a payment that completes for an invoice no longer open", () => {
     const ev = succeeded(userId, renewal.invoice_id, 400);
     await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, ev));
     await rig.client.transaction((c) => rig.billing.onPaymentEvent(c, ev)); // redelivered
-    expect(rig.refunds.filter((r) => r.intentId === ev.intentId)).toEqual([{ intentId: ev.intentId, amount: 400n, idempotencyKey: `invoice-refund-${renewal.invoice_id}-${ev.intentId}` }]);
+    expect(rig.refunds.filter((r) => r.intentId === ev.intentId)).toMatchObject([{ intentId: ev.intentId, amount: 400n, idempotencyKey: `invoice-refund-${renewal.invoice_id}-${ev.intentId}` }]);
     expect((await invoicesOf(rig.client, userId))[1].status).toBe("void");
   });
 

@@ -47,8 +47,10 @@ export interface BillingRig {
   notSaved: Set<string>;
   /** Every charge request, in order. */
   charges: { userId: string; amount: bigint; idempotencyKey: string; paymentMethod: string }[];
-  /** Every refund request, in order (each refunded). */
-  refunds: { intentId: string; amount: bigint; idempotencyKey: string }[];
+  /** Every refund request, in order (each refunded, or pending for the payments in `refundsPending`); a retried key answers the same refund id. */
+  refunds: { intentId: string; amount: bigint; idempotencyKey: string; refundId: string }[];
+  /** Payments whose refund payment-service answers `pending` (the money not back yet; default `succeeded`). */
+  refundsPending: Set<string>;
   /** Records `n` metered units of the user at `at`. */
   use(userId: string, n: number, at: Date): void;
   warnings: unknown[];
@@ -61,6 +63,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
   const notSaved = new Set<string>();
   const charges: BillingRig["charges"] = [];
   const refunds: BillingRig["refunds"] = [];
+  const refundsPending = new Set<string>();
   const usage: { userId: string; at: number; n: number }[] = [];
   const log = { info() {}, debug() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a) };
   let billing: Billing;
@@ -70,7 +73,11 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
   const payments: PaymentGateway = {
     // Saved unless a test says not: payment-service's check is tested against it (tests/business/payment-methods.test.ts).
     isSaved: async (_userId, paymentMethod) => !notSaved.has(paymentMethod),
-    refund: async (p) => void refunds.push({ intentId: p.intentId, amount: p.amount, idempotencyKey: p.idempotencyKey }),
+    async refund(p) {
+      const refundId = refunds.find((r) => r.idempotencyKey === p.idempotencyKey)?.refundId ?? randomUUID();
+      refunds.push({ intentId: p.intentId, amount: p.amount, idempotencyKey: p.idempotencyKey, refundId });
+      return { refundId, status: refundsPending.has(p.intentId) ? "pending" : "succeeded" };
+    },
     async charge(p) {
       charges.push({ userId: p.userId, amount: p.amount, idempotencyKey: p.idempotencyKey, paymentMethod: p.paymentMethod });
       // Below the processor's minimum charge the processor refuses it, and payment-service records a failed payment.
@@ -89,7 +96,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
     },
   };
   billing = new BillingWithAccounts(client, repo, payments, units, log as never, { retryAfterDays: [1, 3, 5] }, () => undefined);
-  return { billing, repo, answer, notSaved, charges, refunds, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
+  return { billing, repo, answer, notSaved, charges, refunds, refundsPending, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
 }
 
 /** A billing rig and the PostgreSQL client it runs on. */
@@ -127,6 +134,7 @@ export function useBillingRig(plans: Plan[]): BillingRigOnPostgres {
     get notSaved() { return rig().notSaved; },
     get charges() { return rig().charges; },
     get refunds() { return rig().refunds; },
+    get refundsPending() { return rig().refundsPending; },
     get warnings() { return rig().warnings; },
     get client() { return rig().client; },
     use: (userId, n, at) => rig().use(userId, n, at),

@@ -41,7 +41,7 @@ function paymentGateway(ctx: ServiceContext): PaymentGateway {
     async refund(p) {
       let r;
       try {
-        r = await ctx.peers.call<{ error?: { code: string; message: string } }>("payment-service", `/internal/intents/${encodeURIComponent(p.intentId)}/refunds`, {
+        r = await ctx.peers.call<{ refund?: { id?: unknown; status?: unknown }; error?: { code: string; message: string } }>("payment-service", `/internal/intents/${encodeURIComponent(p.intentId)}/refunds`, {
           method: "POST",
           headers: { "idempotency-key": p.idempotencyKey },
           body: { amount: Number(p.amount), reason: p.reason },
@@ -51,7 +51,9 @@ function paymentGateway(ctx: ServiceContext): PaymentGateway {
         throw new HandlerUnavailableError(`payment-service did not answer a refund: ${(err as Error).message}`, { cause: err });
       }
       const code = r.body.error?.code;
-      if (r.status === 200) return;
+      // The refund this key made, as payment-service answered it: `pending` until payment.refunded (an answer
+      // without it, from a payment-service before session 49, is taken for pending too: the event settles it).
+      if (r.status === 200) return { refundId: typeof r.body.refund?.id === "string" ? r.body.refund.id : null, status: r.body.refund?.status === "succeeded" ? "succeeded" : "pending" };
       // Refused for good: a 4xx as for a charge, and no processor configured (retrying would hold up every payment event behind it).
       if (refusesCharge(r.status, code) || code === "PROCESSOR_NOT_CONFIGURED") throw new ChargeRefusedError(code ?? String(r.status), `payment-service refused the refund: ${r.status} ${code ?? ""} ${r.body.error?.message ?? ""}`);
       // Not refunded yet (payment-service or its processor unavailable, the key in use): the event is retried.

@@ -5,56 +5,36 @@
  * payment.failed with reference `invoice:<id>`): the invoice is paid, or the dunning retry is
  * scheduled, if it is the charge billing asked for (the invoice's payer, amount and currency). A
  * payment of an invoice dunning gave up (uncollectible) pays it too; one of an invoice void or paid
- * already is refunded, and when that refund does not go out (`payment.refund_failed` /
- * `payment.refund_reversed`) its amount is credit on the subscription.
+ * already is refunded, pending until `payment.refunded`, and when that refund does not go out
+ * (`payment.refund_failed` / `payment.refund_reversed`) its amount is credit on the subscription
+ * (give-backs.ts).
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
 import type { Logger } from "pino";
 import { HttpError } from "../../kit";
 import { MAX_AMOUNT, sum, toJson } from "../../business/money";
-import { INVOICE_REFERENCE_PREFIX, type PaymentEventMsg } from "../../business/events";
+import { INVOICE_REFERENCE_PREFIX, isRefundEvent, type PaymentEventMsg } from "../../business/events";
 import { afterFailedAttempt, type DunningPolicy, statusAfterPayment } from "./domain/invoices";
 import { ownerActive } from "./cycle-queries";
+import { GiveBacks } from "./give-backs";
+import { ChargeRefusedError, type PaymentGateway } from "./payment-gateway";
 import { carriedLine, type InvoiceLine, type Plan } from "./domain/subscriptions";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
-export interface PaymentGateway {
-  /**
-   * Asks payment-service to charge; resolves once it accepted the request (outcome comes as an
-   * event). Throws ChargeRefusedError when payment-service refused the request for good
-   * (domain/invoices.ts refusesCharge), any other error when it may be retried as it is.
-   */
-  charge(p: { userId: string; amount: bigint; currency: string; paymentMethod: string; reference: string; idempotencyKey: string; description: string }): Promise<{ intentId: string; status: string }>;
-  /** Whether `paymentMethod` is saved to `userId` at payment-service (only such a method is ever charged). */
-  isSaved(userId: string, paymentMethod: string): Promise<boolean>;
-  /**
-   * Asks payment-service to refund `amount` of the intent; resolves once refunded. Throws
-   * ChargeRefusedError when payment-service refused it for good, any other error when it may be
-   * retried as it is (the idempotency key makes a retry refund once).
-   */
-  refund(p: { intentId: string; amount: bigint; idempotencyKey: string; reason: string }): Promise<void>;
-}
-
-/** payment-service refused a charge (or refund) request for good: the attempt has failed. */
-export class ChargeRefusedError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = "ChargeRefusedError";
-  }
-}
+export { ChargeRefusedError, type PaymentGateway } from "./payment-gateway";
 
 export class Invoicing {
+  private readonly giveBacks: GiveBacks;
   constructor(
     private readonly repo: BillingRepo,
     private readonly payments: PaymentGateway,
     private readonly log: Logger,
     private readonly dunning: DunningPolicy,
     private readonly published: () => void,
-  ) {}
+  ) {
+    this.giveBacks = new GiveBacks(payments, log);
+  }
 
   private async planOrThrow(id: string, c: PoolClient): Promise<Plan> {
     const p = await this.repo.plan(id, c);
@@ -166,8 +146,8 @@ export class Invoicing {
   /** Applies one payments.events message (deduped by event id). */
   async onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
     const invoiceId = ev.reference?.startsWith(INVOICE_REFERENCE_PREFIX) ? ev.reference.slice(INVOICE_REFERENCE_PREFIX.length) : "";
-    const refundNotMade = ev.type === "payment.refund_failed" || ev.type === "payment.refund_reversed";
-    if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed" && !refundNotMade)) return false;
+    const aboutRefund = isRefundEvent(ev.type);
+    if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed" && !aboutRefund)) return false;
     if (!(await this.repo.markProcessed(c, ev.eventId))) return false;
     const inv = await this.repo.invoice(invoiceId, c, true);
     if (!inv) return false;
@@ -176,7 +156,7 @@ export class Invoicing {
       this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
       return false;
     }
-    if (refundNotMade) return this.givenBackNot(c, inv, ev);
+    if (aboutRefund) return ev.type === "payment.refunded" ? this.giveBacks.refunded(c, inv, ev) : this.giveBacks.givenBackNot(c, inv, ev);
     if (ev.type === "payment.succeeded" && (inv.status === "open" || inv.status === "uncollectible")) {
       // A late payment of an uncollectible invoice is that invoice's payment: the debt was real and
       // is now paid (before, it was logged and left to an operator, the money in limbo). Its attempt
@@ -191,55 +171,10 @@ export class Invoicing {
       return true;
     }
     if (inv.status !== "open") {
-      if (ev.type === "payment.succeeded") await this.giveBack(inv, ev);
+      if (ev.type === "payment.succeeded") await this.giveBacks.giveBack(c, inv, ev);
       return false;
     }
     await this.failedAttempt(c, inv, new Date(ev.ts));
-    return true;
-  }
-
-  /**
-   * A payment that completed for an invoice no longer open nor uncollectible (onPaymentEvent pays
-   * that one). Voided (its subscription ended while the charge was processing) or paid by another
-   * payment, nothing is owed for it: the payment is refunded (before, it was only logged, and the
-   * card stayed charged for a subscription that had ended). The payment that paid it, told again
-   * under another event id, is not refunded. Called within the event's transaction: a refund that
-   * fails for now fails the event, retried with the same key.
-   */
-  private async giveBack(inv: InvoiceRow, ev: PaymentEventMsg): Promise<void> {
-    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, invoiceStatus: inv.status };
-    if (inv.status === "paid" && inv.last_payment_id === ev.intentId) {
-      this.log.info(fields, "payment for an invoice it paid already: nothing to do");
-      return;
-    }
-    try {
-      const reason = `invoice ${inv.invoice_id} is ${inv.status === "void" ? "void" : "paid already"}: nothing is owed for it`;
-      await this.payments.refund({ intentId: ev.intentId, amount: BigInt(inv.amount_due), idempotencyKey: `invoice-refund-${inv.invoice_id}-${ev.intentId}`, reason });
-      this.log.info(fields, "payment for an invoice that is no longer open refunded");
-    } catch (err) {
-      if (!(err instanceof ChargeRefusedError)) throw err;
-      this.log.warn({ ...fields, code: err.code, err: { message: err.message } }, "payment for an invoice that is no longer open: refund refused by payment-service; left to an operator");
-    }
-  }
-
-  /**
-   * A refund of a payment of this invoice did not go out (payment-service: it failed before it
-   * succeeded, or failed after and was reversed: the money is with the platform again). A payment
-   * billing gave back (giveBack: the invoice void, or paid by another payment) is still not owed: its
-   * refund's amount becomes credit on the invoice's subscription, spent by its next invoices (or taken
-   * by the user's next subscription once this one ended), instead of staying with the platform unseen.
-   * A refund of the payment that paid the invoice (an admin's) changes nothing here: the invoice stays paid.
-   */
-  private async givenBackNot(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<boolean> {
-    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, invoiceStatus: inv.status, refundId: ev.refundId };
-    const owedBack = inv.status === "void" || (inv.status === "paid" && inv.last_payment_id !== ev.intentId);
-    const amount = Number.isSafeInteger(ev.refundedAmount) ? BigInt(ev.refundedAmount!) : 0n;
-    if (!owedBack || amount <= 0n) {
-      this.log.info(fields, "a refund of an invoice's payment did not go out; the payment was not one billing gave back: nothing to do");
-      return false;
-    }
-    await c.query("UPDATE bil_subscriptions SET credit_balance = credit_balance + $2, updated_at = now() WHERE subscription_id = $1", [inv.subscription_id, amount.toString()]);
-    this.log.warn({ ...fields, credited: amount.toString() }, "the refund of a payment not owed did not go out: its amount is credit on the subscription");
     return true;
   }
 

@@ -1,0 +1,102 @@
+/**
+ * billing-service's give-backs: a payment that completed for an invoice no longer owed (void, or
+ * paid by another payment) is refunded through payment-service, and each such refund is recorded
+ * with its status (bil_give_backs, migration 0479). Before, billing took the refund for done as soon
+ * as payment-service answered, though a refund answered `pending` had not gone back yet (slower
+ * methods) and could still fail. Now a give-back stays `pending` until `payment.refunded` says the
+ * money went back (`succeeded`); `payment.refund_failed` / `payment.refund_reversed` make it `failed`
+ * and its amount credit on the subscription (givenBackNot). A status only moves forward (pending <
+ * succeeded < failed), so replayed or out-of-order events change nothing.
+ */
+import type { PoolClient } from "pg";
+import type { Logger } from "pino";
+import { ANY_CASE_UUID_RE } from "../../kit";
+import type { PaymentEventMsg } from "../../business/events";
+import { ChargeRefusedError, type PaymentGateway } from "./payment-gateway";
+import type { InvoiceRow } from "./repo";
+
+export type GiveBackStatus = "pending" | "succeeded" | "failed";
+
+/** A status's place in the order it moves in, as SQL (`s`: a status column or parameter). */
+const rank = (s: string) => `(CASE ${s} WHEN 'pending' THEN 0 WHEN 'succeeded' THEN 1 ELSE 2 END)`;
+
+export class GiveBacks {
+  constructor(
+    private readonly payments: PaymentGateway,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * A payment that completed for an invoice no longer open nor uncollectible (Invoicing pays that
+   * one). Voided (its subscription ended while the charge was processing) or paid by another
+   * payment, nothing is owed for it: the payment is refunded, and the refund recorded as
+   * payment-service answered it (pending or succeeded). The payment that paid it, told again under
+   * another event id, is not refunded. Called within the event's transaction: a refund that fails
+   * for now fails the event, retried with the same key (which refunds once).
+   */
+  async giveBack(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<void> {
+    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, invoiceStatus: inv.status };
+    if (inv.status === "paid" && inv.last_payment_id === ev.intentId) {
+      this.log.info(fields, "payment for an invoice it paid already: nothing to do");
+      return;
+    }
+    const amount = BigInt(inv.amount_due);
+    let answer;
+    try {
+      const reason = `invoice ${inv.invoice_id} is ${inv.status === "void" ? "void" : "paid already"}: nothing is owed for it`;
+      answer = await this.payments.refund({ intentId: ev.intentId, amount, idempotencyKey: `invoice-refund-${inv.invoice_id}-${ev.intentId}`, reason });
+    } catch (err) {
+      if (!(err instanceof ChargeRefusedError)) throw err;
+      this.log.warn({ ...fields, code: err.code, err: { message: err.message } }, "payment for an invoice that is no longer open: refund refused by payment-service; left to an operator");
+      return;
+    }
+    await c.query(
+      `INSERT INTO bil_give_backs (invoice_id, intent_id, refund_id, amount, status) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (invoice_id, intent_id) DO UPDATE SET refund_id = coalesce(bil_give_backs.refund_id, excluded.refund_id), updated_at = now(),
+         status = CASE WHEN ${rank("excluded.status")} > ${rank("bil_give_backs.status")} THEN excluded.status ELSE bil_give_backs.status END`,
+      [inv.invoice_id, ev.intentId, answer.refundId, amount.toString(), answer.status],
+    );
+    const pending = answer.status === "pending";
+    this.log.info({ ...fields, refundId: answer.refundId, refundStatus: answer.status }, pending ? "payment for an invoice that is no longer open: refund pending at the processor" : "payment for an invoice that is no longer open refunded");
+  }
+
+  /** `payment.refunded` of an invoice's payment: the give-back it is (by refund id) went out. */
+  async refunded(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<boolean> {
+    const moved = await this.advance(c, inv, ev, "succeeded");
+    this.log.info({ eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, refundId: ev.refundId }, moved ? "the refund of a payment not owed went out" : "a refund of an invoice's payment: not a pending give-back, nothing to do");
+    return moved;
+  }
+
+  /**
+   * A refund of a payment of this invoice did not go out (payment-service: it failed before it
+   * succeeded, or failed after and was reversed: the money is with the platform again). A payment
+   * billing gave back (the invoice void, or paid by another payment) is still not owed: its refund's
+   * amount becomes credit on the invoice's subscription, spent by its next invoices (or taken by the
+   * user's next subscription once this one ended), instead of staying with the platform unseen, and
+   * its give-back is `failed`. A refund of the payment that paid the invoice (an admin's) changes
+   * nothing here: the invoice stays paid.
+   */
+  async givenBackNot(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<boolean> {
+    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, invoiceStatus: inv.status, refundId: ev.refundId };
+    const owedBack = inv.status === "void" || (inv.status === "paid" && inv.last_payment_id !== ev.intentId);
+    const amount = Number.isSafeInteger(ev.refundedAmount) ? BigInt(ev.refundedAmount!) : 0n;
+    if (!owedBack || amount <= 0n) {
+      this.log.info(fields, "a refund of an invoice's payment did not go out; the payment was not one billing gave back: nothing to do");
+      return false;
+    }
+    await this.advance(c, inv, ev, "failed");
+    await c.query("UPDATE bil_subscriptions SET credit_balance = credit_balance + $2, updated_at = now() WHERE subscription_id = $1", [inv.subscription_id, amount.toString()]);
+    this.log.warn({ ...fields, credited: amount.toString() }, "the refund of a payment not owed did not go out: its amount is credit on the subscription");
+    return true;
+  }
+
+  /** Moves the give-back of this invoice and payment (its refund, when the event names one) forward to `to`; whether it moved. */
+  private async advance(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg, to: GiveBackStatus): Promise<boolean> {
+    const r = await c.query(
+      `UPDATE bil_give_backs SET status = $4, refund_id = coalesce(refund_id, $3), updated_at = now()
+        WHERE invoice_id = $1 AND intent_id = $2 AND ($3::uuid IS NULL OR refund_id IS NULL OR refund_id = $3::uuid) AND ${rank("status")} < ${rank("$4::text")}`,
+      [inv.invoice_id, ev.intentId, ev.refundId && ANY_CASE_UUID_RE.test(ev.refundId) ? ev.refundId : null, to],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+}
