@@ -196,15 +196,17 @@ describe("refund status from the processor's events", () => {
       return [res.status, ((await res.json()) as { outcome: string }).outcome];
     };
     const base = { object: "refund", id: `re_${randomBytes(8).toString("hex")}`, amount: 1_000, currency: "usd", status: "failed", payment_intent: p.processorIntentId };
-    expect(await send({ ...base, metadata: { refund_id: randomUUID() } })).toEqual([200, "ignored"]); // made on the dashboard
-    expect(await send({ ...base, metadata: { refund_id: "not-a-uuid" } })).toEqual([200, "ignored"]);
+    // Made on the dashboard (or by another integration), failed there already: recorded failed, nothing moves (payment-refund-recheck.test.ts).
+    expect(await send({ ...base, metadata: { refund_id: randomUUID() } })).toEqual([200, "applied"]);
+    expect(await send({ ...base, id: `re_${randomBytes(8).toString("hex")}`, metadata: { refund_id: "not-a-uuid" } })).toEqual([200, "applied"]);
     expect(await send({ ...base, id: mine.id, amount: 999, metadata: mine.metadata })).toEqual([200, "ignored"]); // not our amount
     expect(await send({ ...base, id: mine.id, currency: "eur", metadata: mine.metadata })).toEqual([200, "ignored"]);
     expect(await send({ ...base, id: mine.id, payment_intent: "pi_other", metadata: mine.metadata })).toEqual([200, "ignored"]);
     expect(await send({ ...base, id: mine.id, status: "bounced", metadata: mine.metadata })).toEqual([200, "ignored"]);
     expect(await send({ ...base, id: mine.id, amount: "1000", metadata: mine.metadata })).toEqual([200, "ignored"]);
     expect(await send({ ...base, id: mine.id, metadata: mine.metadata }, "charge.refunded")).toEqual([200, "ignored"]);
-    expect((await view(p.id)).refunds).toMatchObject([{ id: refundId, status: "succeeded" }]);
+    expect((await view(p.id)).refunds).toMatchObject([{ id: refundId, status: "succeeded" }, { status: "failed" }, { status: "failed" }]);
+    expect((await view(p.id)).refunded).toBe(1_000);
   }, 60_000);
 
   it("reconciliation settles a refund left pending at the processor whose webhooks were lost", async () => {

@@ -11,9 +11,10 @@
  * before this (payments.ts applyWebhook, pay_webhook_events). A refund we do not know, of a payment we
  * do know, was made at the processor (its dashboard): the money went back all the same, so it is
  * recorded (refund-repo.ts recordForeign: the refund row, and once it succeeds its journal, the
- * payment's refunded total and `payment.refunded`), once whatever number of its events arrive. One of
- * a payment we do not know, or not as ours is (currency, amount), is `ignored` and logged:
- * acknowledged, never a 5xx.
+ * payment's refunded total and `payment.refunded`), once whatever number of its events arrive; one
+ * failed there already is recorded failed (nothing moved), so its older success arriving late is
+ * `stale`. One of a payment we do not know, or not as ours is (currency, amount), is `ignored` and
+ * logged: acknowledged, never a 5xx.
  */
 import type { Logger } from "pino";
 import { type ProcessorRefundReport, type RefundStep, reportOf } from "./domain/refund-status";
@@ -76,7 +77,7 @@ async function recordForeign(deps: Deps, fields: Fields, remote: ProcessorRefund
   }
   const recorded = await refunds.recordForeign(intent.intent_id, { amount: remote.amount, report });
   if (!recorded) {
-    log.warn({ ...f, status: report.status }, "refund made at the processor not recorded: failed there already, or more than is left of the payment here (an operator's to look at)");
+    log.warn({ ...f, status: report.status }, "refund made at the processor not recorded: more than is left of the payment here (an operator's to look at)");
     return IGNORED;
   }
   return outcomeOf(log, { ...f, refundId: recorded.refundId }, recorded.step, report.status);

@@ -170,24 +170,26 @@ export class RefundRepo {
    * (unique) and then moved as any refund by `report` (apply: booked with its journal, the payment's
    * refunded total and `payment.refunded`). Under the payment's lock, as refund() reserves: a second
    * event of it, concurrently or later, finds the row and changes nothing more. Not recorded (undefined)
-   * when the processor reports it failed or canceled already (no money moved), or when it does not fit
-   * into what is left of the payment here (logged by the caller for an operator).
+   * when it does not fit into what is left of the payment here (logged by the caller for an operator).
    */
   recordForeign(intentId: string, p: { amount: bigint; report: ProcessorRefundReport }): Promise<{ refundId: string; step: RefundStep } | undefined> {
     return this.pg.transaction(async (c) => {
       const intent = (await this.payments.byId(intentId, c, true))!;
       const known = (await c.query<{ refund_id: string }>("SELECT refund_id FROM pay_refunds WHERE processor_refund_id = $1", [p.report.processorRefundId])).rows[0];
-      let refundId = known?.refund_id;
-      if (!refundId) {
-        if (p.report.status === "failed" || p.report.status === "canceled") return undefined;
-        if ((await this.held(intentId, c)) + p.amount > BigInt(intent.amount)) return undefined;
-        refundId = randomUUID();
-        // The key holds a `/`, which no client's Idempotency-Key may (kit idempotencyKeyOf): no request can claim it.
-        await c.query(
-          `INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status, processor_refund_id) VALUES ($1,$2,$3,$4,$5,'pending',$6)`,
-          [refundId, intentId, `${FOREIGN_KEY_PREFIX}${p.report.processorRefundId}`, p.amount.toString(), FOREIGN_REASON, p.report.processorRefundId],
-        );
-      }
+      if (known) return { refundId: known.refund_id, step: (await this.applyIn(c, known.refund_id, p.report)).step };
+      const { status, atMs, processorRefundId, failureCode } = p.report;
+      // Failed there already: recorded as failed, nothing held, booked nor announced (no money moved), so
+      // an older event of it arriving late (its success) is stale instead of booking it.
+      const failed = status === "failed" || status === "canceled";
+      if (!failed && (await this.held(intentId, c)) + p.amount > BigInt(intent.amount)) return undefined;
+      const refundId = randomUUID();
+      // The key holds a `/`, which no client's Idempotency-Key may (kit idempotencyKeyOf): no request can claim it.
+      await c.query(
+        `INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, processor_refund_id, status, processor_status, processor_status_at, failure_code)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+        [refundId, intentId, `${FOREIGN_KEY_PREFIX}${processorRefundId}`, p.amount.toString(), FOREIGN_REASON, processorRefundId, failed ? "failed" : "pending", failed ? status : null, failed && atMs !== null ? new Date(atMs) : null, failed ? failureCode : null],
+      );
+      if (failed) return { refundId, step: { kind: "move", to: "failed", effect: "none" } };
       return { refundId, step: (await this.applyIn(c, refundId, p.report)).step };
     });
   }
