@@ -73,7 +73,7 @@ function toRequest(b: { amount: number; currency: string; paymentMethod: string;
 }
 
 // Responses (OpenAPI; unnamed fields are kept). Amounts are integers in minor units.
-const IntentOut = ResponseObject({ id: Type.String(), userId: Type.String(), status: Type.String() }, { description: "A payment intent: amount, currency, refunded total, processor reference, timestamps, and its refunds (id, amount, status pending/succeeded/failed, processorStatus, failureCode)" });
+const IntentOut = ResponseObject({ id: Type.String(), userId: Type.String(), status: Type.String() }, { description: "A payment intent: amount, currency, refunded total, processor reference, timestamps, and its refunds (id, amount, status pending/succeeded/failed, processorStatus, failureCode); the refund routes add `refund`, the one their Idempotency-Key made" });
 const LedgerOut = ResponseObject({ accounts: Type.Array(ResponseObject({ account: Type.String(), currency: Type.String(), balance: Type.Number() })), totals: Type.Record(Type.String(), Type.Number()) });
 const ReconcileOut = ResponseObject({
   checked: Type.Number(),
