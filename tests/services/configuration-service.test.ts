@@ -145,6 +145,17 @@ describe("validation and roles", () => {
     }
   });
 
+  it("a value is stored as sent: an integer beyond ±(2^53 - 1), which JSON.parse rounds, is a 400 naming where it is", async () => {
+    const put = (raw: string) => fetch(`${base}/namespaces/exact/keys/limit`, { method: "PUT", headers: admin, body: raw }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    for (const [raw, field] of [['{"value":9007199254740993}', "value"], ['{"value":{"caps":[1,-18446744073709551615]}}', "value.caps.1"]] as const) {
+      const r = await put(raw);
+      expect([r.status, r.body.error.code, r.body.error.field], raw).toEqual([400, "VALIDATION_ERROR", field]);
+    }
+    expect((await call("GET", "/namespaces/exact/keys/limit")).status).toBe(404);
+    expect((await put('{"value":{"max":9007199254740991,"ratio":0.1,"big":"9007199254740993"}}')).status).toBe(201);
+    expect((await call("GET", "/namespaces/exact/keys/limit")).body.value).toEqual({ max: 9007199254740991, ratio: 0.1, big: "9007199254740993" });
+  });
+
   it("writes and the history need an admin identity from the gateway; the current values do not", async () => {
     expect((await call("PUT", "/namespaces/ok/keys/k", { value: 1 }, { "content-type": "application/json" })).status).toBe(401);
     expect((await call("PUT", "/namespaces/ok/keys/k", { value: 1 }, { "x-user-id": TRADER, "x-user-role": "trader", "content-type": "application/json" })).status).toBe(403);

@@ -76,6 +76,38 @@ describe("jsonTextFacts.mayOverflow", () => {
   });
 });
 
+describe("jsonTextFacts.unsafeIntegers", () => {
+  /** What JSON.parse makes of each number literal in a text, found by a reviver (no source text in Node 20). */
+  const numbersOf = (t: string): number[] => {
+    const out: number[] = [];
+    JSON.parse(t, (_k, v) => (typeof v === "number" && out.push(v), v));
+    return out;
+  };
+  it("holds the magnitude of every integer literal beyond Number.MAX_SAFE_INTEGER, as JSON.parse reads it", () => {
+    for (const [t, found] of [
+      ["9007199254740992", [2 ** 53]],
+      ["[9007199254740993]", [2 ** 53]],
+      ['{"a":{"b":[1,-12345678901234567890]}}', [12345678901234567000]],
+      [`{"x":${"9".repeat(308)}}`, [Number("9".repeat(308))]],
+      ['{"a":9007199254740993,"b":-9007199254740995}', [2 ** 53, 2 ** 53 + 4]],
+    ] as const) {
+      expect([...(jsonTextFacts(t, 64).unsafeIntegers ?? [])], t).toEqual(found);
+      for (const n of found) expect(numbersOf(t).map(Math.abs), t).toContain(n);
+    }
+  });
+  it("is undefined for safe integers, fractions, exponents and digits inside strings", () => {
+    for (const t of [
+      "9007199254740991",
+      "[-9007199254740991,1577836800000]",
+      '{"a":9007199254740993.5,"b":12345678901234567890e0,"c":1.2345678901234567890,"d":1e21,"e":0.00000000000000000001}',
+      JSON.stringify({ s: "9007199254740993", k: { "12345678901234567890": 1 } }),
+      '{"bars":[{"symbol":"BTCUSDT","openTime":1577836800000,"open":"100.5"}]}',
+    ]) {
+      expect(jsonTextFacts(t, 64).unsafeIntegers, t).toBeUndefined();
+    }
+  });
+});
+
 describe("parseTrustProxy", () => {
   it("refuses IPv4-mapped IPv6 entries in every spelling: proxy-addr applies ::ffff:0.0.0.0/96 to IPv4 clients as 0.0.0.0/0", () => {
     for (const v of ["::ffff:0.0.0.0/96", "::ffff:0:0/96", "0:0:0:0:0:FFFF:0:0/96", "::FFFF:10.0.0.0/104", "10.0.0.5,::ffff:172.18.0.1"]) {

@@ -4,8 +4,10 @@
  * `__proto__` / `constructor.prototype` keys (Fastify's secure-json-parse, answered 400), and text
  * no datastore can store: U+0000 and unpaired UTF-16 surrogates in body strings, object keys, query
  * values and path parameters (PostgreSQL rejects both in text and jsonb, which would otherwise
- * surface as a 500 deep inside a handler), and JSON numbers beyond the double range (`1e309` parses
- * to Infinity, which JSON.stringify then stores as null). Each refusal is a 400 naming the field.
+ * surface as a 500 deep inside a handler), JSON numbers beyond the double range (`1e309` parses
+ * to Infinity, which JSON.stringify then stores as null), and integers beyond Number.MAX_SAFE_INTEGER
+ * (`9007199254740993` parses to ...992: the value stored or compared is not the value sent; I-JSON,
+ * RFC 7493 2.2). Each refusal is a 400 naming the field.
  *
  * TRUST_PROXY: which peers may set X-Forwarded-For. Only explicit addresses or CIDRs (the Nginx or
  * ingress address range): a hop count or "true" would trust whatever a client writes in the header.
@@ -17,6 +19,16 @@ import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
 import { HttpError } from "./errors";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /**
+     * The route takes JSON integers beyond Number.MAX_SAFE_INTEGER as the nearest double (a protocol
+     * whose int64 may come as a JSON number, as OTLP/JSON's nanosecond times do), instead of a 400.
+     */
+    takesInexactIntegers?: true;
+  }
+}
 
 export const DEFAULT_JSON_MAX_DEPTH = 64;
 
@@ -74,6 +86,11 @@ export interface JsonTextFacts {
    * exponent of three or more digits (`1e309`). False means findNonFiniteNumber would find nothing.
    */
   mayOverflow: boolean;
+  /**
+   * The magnitudes of the integer literals (no fraction, no exponent) beyond Number.MAX_SAFE_INTEGER
+   * it holds, as the doubles JSON.parse makes of them; undefined when there is none.
+   */
+  unsafeIntegers?: Set<number>;
 }
 
 const isDigit = (c: number) => c >= 48 && c <= 57;
@@ -89,23 +106,29 @@ const isDigit = (c: number) => c >= 48 && c <= 57;
 export function jsonTextFacts(text: string, depthLimit: number): JsonTextFacts {
   let depth = 0;
   let mayOverflow = false;
+  let unsafeIntegers: Set<number> | undefined;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 34 /* " */) {
       for (;;) {
         i = text.indexOf('"', i + 1);
-        if (i < 0) return { tooDeep: false, mayOverflow }; // an unterminated string: JSON.parse refuses the text
+        if (i < 0) return { tooDeep: false, mayOverflow, unsafeIntegers }; // an unterminated string: JSON.parse refuses the text
         let backslashes = 0;
         while (text.charCodeAt(i - 1 - backslashes) === 92 /* \ */) backslashes++;
         if (backslashes % 2 === 0) break;
       }
     } else if (c === 123 /* { */ || c === 91 /* [ */) {
-      if (++depth > depthLimit) return { tooDeep: true, mayOverflow };
+      if (++depth > depthLimit) return { tooDeep: true, mayOverflow, unsafeIntegers };
     } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
     else if (isDigit(c)) {
       let end = i + 1;
       while (isDigit(text.charCodeAt(end))) end++;
       if (end - i >= 309) mayOverflow = true;
+      // 16 digits or more (MAX_SAFE_INTEGER has 16), not a fraction's digits, no fraction or exponent after.
+      else if (end - i >= 16 && text.charCodeAt(i - 1) !== 46 /* . */ && !isFractionOrExponent(text.charCodeAt(end))) {
+        const n = Number(text.slice(i, end));
+        if (!Number.isSafeInteger(n)) (unsafeIntegers ??= new Set()).add(n);
+      }
       i = end - 1;
     } else if (c === 101 /* e */ || c === 69 /* E */) {
       // Outside strings an e is an exponent, or inside true / false (no digits follow).
@@ -117,8 +140,10 @@ export function jsonTextFacts(text: string, depthLimit: number): JsonTextFacts {
       i = end - 1;
     }
   }
-  return { tooDeep: false, mayOverflow };
+  return { tooDeep: false, mayOverflow, unsafeIntegers };
 }
+
+const isFractionOrExponent = (c: number) => c === 46 /* . */ || c === 101 /* e */ || c === 69; /* E */
 
 /** Whether the deepest array/object in a JSON text is deeper than `limit` (jsonTextFacts). */
 export const jsonDepthExceeds = (text: string, limit: number): boolean => jsonTextFacts(text, limit).tooDeep;
@@ -158,16 +183,34 @@ export function findUnstorableText(value: unknown, path: string[] = []): string[
   return undefined;
 }
 
-/** The path of the first number that is not finite (a JSON literal beyond the double range), or undefined. */
-export function findNonFiniteNumber(value: unknown, path: string[] = []): string[] | undefined {
-  if (typeof value === "number") return Number.isFinite(value) ? undefined : path;
+/** The path of the first number `test` is true of, or undefined. */
+export function findNumber(value: unknown, test: (n: number) => boolean, path: string[] = []): string[] | undefined {
+  if (typeof value === "number") return test(value) ? path : undefined;
   if (value === null || typeof value !== "object") return undefined;
   const entries: Array<[string, unknown]> = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
   for (const [k, v] of entries) {
-    const p = findNonFiniteNumber(v, [...path, k]);
+    const p = findNumber(v, test, [...path, k]);
     if (p) return p;
   }
   return undefined;
+}
+
+/** The path of the first number that is not finite (a JSON literal beyond the double range), or undefined. */
+export const findNonFiniteNumber = (value: unknown): string[] | undefined => findNumber(value, (n) => !Number.isFinite(n));
+
+/**
+ * The 400 for the first number of a parsed body that is beyond the double range (`mayOverflow`), or
+ * an integer literal beyond Number.MAX_SAFE_INTEGER (`unsafeIntegers`, unless the route takes them).
+ */
+function numberIssue(value: unknown, facts: JsonTextFacts, takesInexactIntegers: boolean): HttpError | undefined {
+  const huge = facts.mayOverflow ? findNonFiniteNumber(value) : undefined;
+  const unsafe = facts.unsafeIntegers;
+  const inexact = huge || !unsafe || takesInexactIntegers ? undefined : findNumber(value, (n) => unsafe.has(Math.abs(n)));
+  const path = huge ?? inexact;
+  if (!path) return undefined;
+  const field = path.join(".");
+  const what = huge ? "a number beyond the range of a double" : `an integer beyond ±${Number.MAX_SAFE_INTEGER}, which a JSON number does not carry exactly`;
+  return new HttpError(400, "VALIDATION_ERROR", `Invalid body: ${field ? `${field} ` : ""}is ${what}`, field || undefined);
 }
 
 const unstorableError = (where: string, path: string[]) => {
@@ -183,7 +226,7 @@ export function assertStorableText(where: "body" | "querystring" | "params", val
 
 /**
  * The JSON body parser every service uses: depth check, then Fastify's own parser (prototype
- * poisoning answered 400), then the storable-text check.
+ * poisoning answered 400), then the storable-text and number checks.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>, maxDepth: number): void {
@@ -203,12 +246,8 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
       // \u escape): a body without either needs no walk (a 5,000-bar post walked cost ~4 µs a bar).
       const path = mayHoldUnstorableText(text) ? findUnstorableText(value) : undefined;
       if (path) return done(unstorableError("body", path), undefined);
-      const huge = facts.mayOverflow ? findNonFiniteNumber(value) : undefined;
-      if (huge) {
-        const field = huge.join(".");
-        return done(new HttpError(400, "VALIDATION_ERROR", `Invalid body: ${field ? `${field} ` : ""}is a number beyond the range of a double`, field || undefined), undefined);
-      }
-      done(null, value);
+      const issue = numberIssue(value, facts, req.routeOptions.config.takesInexactIntegers === true);
+      done(issue ?? null, issue ? undefined : value);
     });
   });
   // Callback-style: it runs on every request, and an async hook costs a promise and a microtask turn.

@@ -19,7 +19,8 @@ const TracesOut = ResponseObject({ traces: Type.Array(ResponseObject({}, { descr
 const TreeOut = ResponseObject({ traceId: Type.String() }, { description: "the trace's span tree and the traces linked to it (consumers of its messages)" });
 
 export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes: number }): void {
-  app.post("/internal/otlp/v1/traces", { bodyLimit: opts.maxBodyBytes }, async (req) => {
+  // OTLP/JSON's int64 (nanosecond times, intValue) may come as JSON numbers: taken as the nearest double (the microsecond stored may be one off).
+  app.post("/internal/otlp/v1/traces", { bodyLimit: opts.maxBodyBytes, config: { takesInexactIntegers: true } }, async (req) => {
     let parsed;
     try {
       parsed = parseOtlpTraces(req.body);
