@@ -118,6 +118,9 @@ describe("validation: 400 naming the field, nothing stored", () => {
     // Fill prices are rounded to the tick: a tick of 0 made every one NaN, and the run succeeded with no trade.
     ["a tick size of 0", { execution: { tickSize: "0" } }, "execution.tickSize"],
     ["a tick size of 0.00000000", { execution: { tickSize: "000.00000000" } }, "execution.tickSize"],
+    // A fraction of a bar's volume: above 1 filled more than the bar traded, 0 nothing.
+    ["a participation above 1", { execution: { maxParticipation: "1.5" } }, "execution.maxParticipation"],
+    ["a participation of 0", { execution: { maxParticipation: "0.00000000" } }, "execution.maxParticipation"],
   ];
   for (const [name, patch, field] of cases)
     it(name, async () => {

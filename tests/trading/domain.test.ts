@@ -2,6 +2,9 @@ import { describe, expect, it } from "vitest";
 import { cents, D, quote, roundToTick, str } from "../../services/src/trading/decimal";
 import { applyEvent, InvalidTransitionError, isTerminal, nextStatus, ORDER_EVENTS, ORDER_STATUSES } from "../../services/src/trading/orderState";
 import { PaperExchange } from "../../services/src/trading/paperExchange";
+import { ExecutionRules, executionOptionIssue, floatArithmetic } from "../../services/src/trading/executionRules";
+import { createService } from "../../services/src/kit";
+import tradingEngine from "../../services/src/services/trading-engine";
 import { Portfolio } from "../../services/src/trading/portfolio";
 import type { Bar, Fill, OrderRequest } from "../../services/src/trading/types";
 
@@ -134,6 +137,34 @@ describe("paper exchange", () => {
     const [b] = ex.onBar(bar("101.5", { high: "102", volume: "100" }, 2));
     expect(b).toMatchObject({ status: "filled", remaining: "0" });
     expect(b.fills[0].fillId).toBe("o1:2");
+  });
+  it("execution parameters out of the rules' bounds are refused by every engine, and the paper exchange's by configuration key", async () => {
+    // A participation above 1 filled more than the bar traded; 0 filled nothing.
+    for (const [opts, option] of [
+      [{ maxParticipation: "1.5" }, "maxParticipation"],
+      [{ maxParticipation: "0" }, "maxParticipation"],
+      [{ maxParticipation: "0.00000000" }, "maxParticipation"],
+      [{ takerFeeBps: "10000" }, "takerFeeBps"],
+      [{ maxSlippageBps: "20000" }, "maxSlippageBps"],
+      [{ slippageBps: "-1" }, "slippageBps"],
+      [{ impactBps: "-0.5" }, "impactBps"],
+      [{ tickSize: "0" }, "tickSize"],
+      [{ stepSize: "0" }, "stepSize"],
+      [{ makerFeeBps: "abc" }, "makerFeeBps"],
+    ] as const) {
+      expect(executionOptionIssue(opts)?.option, JSON.stringify(opts)).toBe(option);
+      expect(() => new PaperExchange(opts), JSON.stringify(opts)).toThrow(new RegExp(`^execution option ${option} must be`));
+      expect(() => new ExecutionRules(floatArithmetic, opts), JSON.stringify(opts)).toThrow(RangeError);
+    }
+    for (const opts of [{ maxParticipation: "1" }, { maxParticipation: "1.00000000" }, { maxParticipation: "0.00000001" }, { takerFeeBps: "9999.99999999", slippageBps: "0", impactBps: "1000" }, {}]) {
+      expect(executionOptionIssue(opts), JSON.stringify(opts)).toBeUndefined();
+      expect(() => new PaperExchange(opts)).not.toThrow();
+    }
+    const env = { LOG_LEVEL: "silent", POSTGRES_URL: "postgresql://u:p@127.0.0.1:1/db", KAFKA_BROKERS: "127.0.0.1:1" };
+    await expect(createService(tradingEngine, { env: { ...env, PAPER_TAKER_FEE_BPS: "10000" }, defaultMetrics: false })).rejects.toThrow(
+      'Invalid configuration: PAPER_TAKER_FEE_BPS must be at least 0 and below 10000 (100 %) (got "10000")',
+    );
+    await expect(createService(tradingEngine, { env: { ...env, PAPER_TICK_SIZE: "0.000" }, defaultMetrics: false })).rejects.toThrow(/PAPER_TICK_SIZE must be > 0/);
   });
   it("cancels and restores resting orders", () => {
     const ex = new PaperExchange();

@@ -98,6 +98,33 @@ export const EXECUTION_DEFAULTS = {
   stepSize: "0.00000001",
 } as const;
 
+const below100Percent = (v: number) => v >= 0 && v < 10_000;
+/**
+ * What each execution parameter must be, whichever engine runs it: a fee or slippage of 10,000 bps
+ * (100 %) or more fills a sell at a negative price or takes more fee than its proceeds; a tick or
+ * step of 0 makes every price or quantity NaN; a participation of 0 fills nothing and one above 1
+ * fills more than the bar traded (it was taken: a fraction of a bar's volume).
+ */
+const EXECUTION_BOUNDS: ReadonlyArray<[keyof ExecutionOptions, (v: number) => boolean, string]> = [
+  ["makerFeeBps", below100Percent, "must be at least 0 and below 10000 (100 %)"],
+  ["takerFeeBps", below100Percent, "must be at least 0 and below 10000 (100 %)"],
+  ["slippageBps", below100Percent, "must be at least 0 and below 10000 (100 %)"],
+  ["maxSlippageBps", below100Percent, "must be at least 0 and below 10000 (100 %)"],
+  ["impactBps", (v) => v >= 0, "must be at least 0"],
+  ["tickSize", (v) => v > 0, "must be > 0 (fill prices are rounded to it)"],
+  ["stepSize", (v) => v > 0, "must be > 0 (partial fills are rounded to it)"],
+  ["maxParticipation", (v) => v > 0 && v <= 1, "must be above 0 and at most 1 (a fraction of a bar's volume)"],
+];
+
+/** The first execution parameter out of its bounds (EXECUTION_BOUNDS) and what it must be, or undefined. */
+export function executionOptionIssue(opts: ExecutionOptions): { option: keyof ExecutionOptions; message: string } | undefined {
+  for (const [option, holds, message] of EXECUTION_BOUNDS) {
+    const v = opts[option];
+    if (v !== undefined && !holds(Number(v))) return { option, message };
+  }
+  return undefined;
+}
+
 export class ExecutionRules<T> {
   private readonly makerFee: T;
   private readonly takerFee: T;
@@ -112,6 +139,8 @@ export class ExecutionRules<T> {
   readonly maxParticipation: T | undefined;
 
   constructor(private readonly n: Arithmetic<T>, opts: ExecutionOptions = {}) {
+    const issue = executionOptionIssue(opts);
+    if (issue) throw new RangeError(`execution option ${issue.option} ${issue.message} (got ${JSON.stringify(opts[issue.option])})`);
     const bps = (s: string) => n.div(n.of(s), n.of(10_000));
     this.makerFee = bps(opts.makerFeeBps ?? EXECUTION_DEFAULTS.makerFeeBps);
     this.takerFee = bps(opts.takerFeeBps ?? EXECUTION_DEFAULTS.takerFeeBps);

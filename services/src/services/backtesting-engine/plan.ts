@@ -4,6 +4,7 @@
  * into jobs: one per run, one per parameter set of a sweep, one per fold of a walk-forward.
  */
 import { ParameterError, resolveParameters, strategies, type Parameters } from "../../backtest";
+import { executionOptionIssue } from "../../trading/executionRules";
 import { intervalMs } from "../../trading/types";
 import type { BacktestRequest } from "./schemas";
 
@@ -89,8 +90,10 @@ export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
   const total = barsPerSymbol * req.symbols.length;
   if (total > limits.maxBars) fail("period", `asks for ${total.toLocaleString("en")} bars (${req.symbols.length} symbols x ${barsPerSymbol.toLocaleString("en")}), more than the limit of ${limits.maxBars.toLocaleString("en")}`);
   const last = from + (barsPerSymbol - 1) * step;
-  // Fill prices are rounded to the tick: a tick of 0 made every one NaN, and the run "succeeded" without a single trade.
-  if (req.execution?.tickSize !== undefined && !(Number(req.execution.tickSize) > 0)) fail("execution.tickSize", "must be > 0 (fill prices are rounded to it)");
+  // The rules' bounds (trading/executionRules.ts): a tick of 0 made every fill price NaN, and the run
+  // "succeeded" without a single trade; a participation above 1 filled more than a bar traded.
+  const execution = req.execution && executionOptionIssue(req.execution);
+  if (execution) fail(`execution.${execution.option}`, execution.message);
   // A positive initialCash so small that its share per symbol is 0 (5e-324 over two symbols) was taken,
   // and every attempt of its job failed as if on a platform error ("submit it again later").
   if (!(cashPerSymbol(req) > 0)) fail("initialCash", `is split equally between the ${req.symbols.length} symbols and leaves each of them none: give more`);

@@ -38,7 +38,7 @@ export const BacktestRequest = Type.Object(
           impactBps: Type.Optional(decimal("size impact, basis points per unit of bar volume")),
           maxSlippageBps: Type.Optional(bps("slippage cap, basis points")),
           tickSize: Type.Optional(decimal("price tick")),
-          maxParticipation: Type.Optional(decimal("fraction of a bar's volume resting orders may fill")),
+          maxParticipation: Type.Optional(decimal("fraction of a bar's volume resting orders may fill, above 0 and at most 1")),
         },
         { additionalProperties: false },
       ),

@@ -13,9 +13,10 @@
  * events; no I/O), data.ts (SQL).
  */
 import { Counter } from "prom-client";
-import { defineService, envEnum, envUrl, Type } from "../../kit";
+import { ConfigError, defineService, envEnum, envUrl, Type } from "../../kit";
 import { BinanceTradingClient } from "../../trading/binance/adapter";
 import { TOPICS } from "../../trading/events";
+import { executionOptionIssue, type ExecutionOptions } from "../../trading/executionRules";
 import { consumeDecoded, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
@@ -26,6 +27,14 @@ import { commandOf } from "./messages";
 import { registerRoutes } from "./routes";
 
 const bpsVar = (d: string) => Type.String({ default: d, pattern: "^\\d+(\\.\\d+)?$" });
+/** The configuration key of each paper execution option. */
+const PAPER_KEYS: Partial<Record<keyof ExecutionOptions, string>> = {
+  makerFeeBps: "PAPER_MAKER_FEE_BPS",
+  takerFeeBps: "PAPER_TAKER_FEE_BPS",
+  slippageBps: "PAPER_SLIPPAGE_BPS",
+  impactBps: "PAPER_IMPACT_BPS",
+  tickSize: "PAPER_TICK_SIZE",
+};
 
 export default defineService({
   name: "trading-engine",
@@ -53,6 +62,10 @@ export default defineService({
   },
   async register(ctx) {
     const c = ctx.config;
+    const paper = { makerFeeBps: c.PAPER_MAKER_FEE_BPS, takerFeeBps: c.PAPER_TAKER_FEE_BPS, slippageBps: c.PAPER_SLIPPAGE_BPS, impactBps: c.PAPER_IMPACT_BPS, tickSize: c.PAPER_TICK_SIZE };
+    // The paper exchange's bounds are the execution rules' (a fee of 100 % or more, a tick of 0): named by key at start.
+    const paperIssue = executionOptionIssue(paper);
+    if (paperIssue) throw new ConfigError("trading-engine", [`${PAPER_KEYS[paperIssue.option]} ${paperIssue.message} (got "${paper[paperIssue.option as keyof typeof paper]}")`]);
     let live: LiveOptions | undefined;
     if (c.TRADING_MODE === "live") {
       if (!c.BINANCE_API_KEY || !c.BINANCE_SECRET_KEY) throw new Error("TRADING_MODE=live requires BINANCE_API_KEY and BINANCE_SECRET_KEY");
@@ -62,10 +75,7 @@ export default defineService({
     const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.app.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS, direct: c.TE_OUTBOX_DIRECT, graceMs: c.TE_OUTBOX_GRACE_MS, retention: { retentionMs: c.TE_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const fillsTotal = new Counter({ name: "te_fills_total", help: "fills produced", labelNames: ["liquidity"], registers: [ctx.metrics.registry] });
     const liveOrdersUnrecorded = liveOrdersUnrecordedCounter(ctx.metrics.registry);
-    const engine = new TradingEngine({
-      pg, relay, log: ctx.log, live, fillsTotal, liveOrdersUnrecorded,
-      paper: { makerFeeBps: c.PAPER_MAKER_FEE_BPS, takerFeeBps: c.PAPER_TAKER_FEE_BPS, slippageBps: c.PAPER_SLIPPAGE_BPS, impactBps: c.PAPER_IMPACT_BPS, tickSize: c.PAPER_TICK_SIZE },
-    });
+    const engine = new TradingEngine({ pg, relay, log: ctx.log, live, fillsTotal, liveOrdersUnrecorded, paper });
     await engine.load();
     registerRoutes(ctx.app, engine, c.TRADING_MODE);
     // Live: the first poll right away reconciles the orders that rested at Binance while the engine was down.
