@@ -21,7 +21,7 @@ import { TRADING_STATE_KEYS } from "../../services/src/trading/tradingState";
 import { createService, type Service } from "../../services/src/kit";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { OrchestratorStore } from "../../services/src/services/ai-orchestrator/store";
-import { purgeDeletedStrategies } from "../../services/src/services/ai-orchestrator/retire";
+import { purgeDeletedStrategies, purgeOldDecisions } from "../../services/src/services/ai-orchestrator/retire";
 import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
 import { ensureAccount } from "../helpers/accounts";
@@ -375,6 +375,53 @@ describe("ai-orchestrator", () => {
     expect(await purgeDeletedStrategies(db, 1, 5_000)).toBe(0);
     expect(await purgeDeletedStrategies(db, 0, 5_000)).toBeGreaterThanOrEqual(1);
     expect((await orch.app.inject({ url: `/strategies/${recent}`, headers })).statusCode).toBe(404);
+  });
+
+  it("decisions go ORCH_DECISION_RETENTION_DAYS after they were made, but those still settling and a live strategy's filled ones (its position); a deleted strategy goes with its last decision", async () => {
+    const headers = await who();
+    const [live, deleted, unsettled] = [(await create(headers)).json().strategyId, (await create(headers)).json().strategyId, (await create(headers)).json().strategyId] as string[];
+    const user = headers["x-user-id"];
+    // [strategy, action, order id, order's final status, signed filled quantity, risk answer]
+    const rows: Array<[string, string, string | null, string | null, string | null, string | null]> = [
+      [live, "hold", null, null, null, null],
+      [live, "buy", null, null, null, '{"approved":false}'], // refused by risk: no order
+      [live, "buy", randomUUID(), "cancelled", "0", "{}"], // filled nothing
+      [live, "buy", randomUUID(), "filled", "1", "{}"], // its position: kept
+      [live, "sell", randomUUID(), null, null, "{}"], // order still working: kept
+      [live, "sell", null, null, null, null], // outcome never recorded: kept (recover.ts)
+      [deleted, "skip", null, null, null, null],
+      [deleted, "buy", randomUUID(), "filled", "1", "{}"],
+      [unsettled, "buy", randomUUID(), null, null, "{}"],
+    ];
+    for (const id of [deleted, unsettled]) expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${id}`, headers })).statusCode).toBe(204);
+    const ids: string[] = [];
+    for (const [strategy, action, orderId, final, filled, risk] of rows) {
+      const id = randomUUID();
+      ids.push(id);
+      await db.query(
+        `INSERT INTO ai_decisions (decision_id, strategy_id, user_id, symbol, decided_at, trading_state, position_before, action, reason, order_id, order_final_status, order_filled_signed, order_cash_flow, risk)
+         VALUES ($1, $2, $3, 'AAAUSDT', now() - interval '3 days', 'active', 0, $4, 'test', $5, $6, $7, CASE WHEN $6::text IS NULL THEN NULL ELSE 0 END, $8::jsonb)`,
+        [id, strategy, user, action, orderId, final, filled, risk],
+      );
+    }
+    await db.query(`UPDATE ai_strategies SET deleted_at = now() - interval '2 days' WHERE strategy_id = ANY($1::uuid[])`, [[deleted, unsettled]]);
+    const left = async () => (await db.query<{ decision_id: string }>(`SELECT decision_id FROM ai_decisions WHERE decision_id = ANY($1::uuid[])`, [ids])).rows.map((r) => r.decision_id).sort();
+    // Within the retention nothing goes; then, one pass with a batch of 1 deletes one, the oldest first.
+    expect(await purgeOldDecisions(db, 4, 5_000)).toBe(0);
+    expect(await purgeOldDecisions(db, 2, 1)).toBe(1);
+    while ((await purgeOldDecisions(db, 2, 5_000)) > 0);
+    expect(await left()).toEqual([ids[3], ids[4], ids[5], ids[8]].sort());
+    // The deleted strategy has no decision left: purged; the one whose order is still working is kept with it.
+    expect(await purgeDeletedStrategies(db, 1, 5_000)).toBeGreaterThanOrEqual(1);
+    expect((await orch.app.inject({ url: `/strategies/${deleted}`, headers })).statusCode).toBe(404);
+    expect((await orch.app.inject({ url: `/strategies/${unsettled}`, headers })).statusCode).toBe(200);
+    expect((await orch.app.inject({ url: `/strategies/${live}`, headers })).statusCode).toBe(200);
+    // The default and floor are compliance-monitor's audit trail's.
+    for (const [v, ok] of [["1824", false], ["1825", true]] as const) {
+      const started = createService(aiOrchestrator, { env: { ...srv.env, LOG_LEVEL: "silent", ORCH_TICK_MS: "0", ORCH_DECISION_RETENTION_DAYS: v }, defaultMetrics: false });
+      if (ok) await (await started).close();
+      else await expect(started).rejects.toThrow("ORCH_DECISION_RETENTION_DAYS must be >= 1825");
+    }
   });
 
   it("changes a strategy's settings, checked as at creation; symbols stay", async () => {

@@ -10,6 +10,14 @@ import type { Logger } from "pino";
 import type { Queryable } from "./postgres";
 
 /**
+ * How long the platform keeps its records of trading (orders and surveillance in compliance-monitor,
+ * the AI's decisions in ai-orchestrator), in days: producible to a regulator for 5 years under MiFID
+ * II (the least a service takes; compliance-monitor's tables' triggers refuse younger deletes too,
+ * migration 0424), 6 under SEC 17a-4, hence a default of 7.
+ */
+export const RECORD_RETENTION_DAYS = { default: 2_557, minimum: 1_825, maximum: 36_500 } as const;
+
+/**
  * A pass for PeriodicDelete: up to `batch` rows of `rows.table` whose `rows.at` is older than `days`
  * (and that meet `rows.also`, a further condition on them, when given), oldest first (an index on
  * `rows.at` serves it), deleted by `rows.key`, skipping rows another replica's pass holds; answers how

@@ -7,13 +7,13 @@
  * one whose evaluation fails waits a doubling backoff (backoff.ts). A disable or DELETE waits for the
  * strategy's evaluations running in any replica (their leases: lease.ts).
  */
-import { defineService, HttpError, PeriodicDelete, Type } from "../../kit";
+import { defineService, HttpError, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
 import { EvaluationBudget } from "./evaluation-budget";
 import { leasesGone } from "./lease";
-import { cancelWorkingOrders, purgeDeletedStrategies } from "./retire";
+import { cancelWorkingOrders, purgeDeletedStrategies, purgeOldDecisions } from "./retire";
 import { registerRoutes } from "./routes";
 import { Scheduler } from "./scheduler";
 import { OrchestratorStore, type Strategy } from "./store";
@@ -49,7 +49,14 @@ export default defineService({
     ORCH_MAX_STRATEGIES_PER_USER: Type.Integer({ default: 100, minimum: 1, maximum: 10_000, description: "strategies one user may keep (each is evaluated on the schedule)" }),
     ORCH_DELETED_RETENTION_DAYS: Type.Integer({
       default: 1, minimum: 0, maximum: 3_650,
-      description: "a deleted strategy that never decided anything is purged this long after its delete (GET /strategies/:id then 404); one with decisions is kept with them",
+      description: "a deleted strategy without decisions is purged this long after its delete (GET /strategies/:id then 404); one with decisions is kept until they are deleted (ORCH_DECISION_RETENTION_DAYS)",
+    }),
+    ORCH_DECISION_RETENTION_DAYS: Type.Integer({
+      ...RECORD_RETENTION_DAYS,
+      description:
+        "a decision is deleted this long after it was made (GET /decisions/:id then 404): the record of why the AI traded, kept as compliance-monitor keeps " +
+        "its audit trail (the same default and floor, 7 and 5 years). Kept beyond it: a decision whose order is not final or whose outcome is unrecorded, " +
+        "and one of a live strategy whose order filled (its position is their sum)",
     }),
     ORCH_EVALUATIONS_PER_MINUTE: Type.Integer({
       default: 12, minimum: 1, maximum: 600,
@@ -105,9 +112,12 @@ export default defineService({
       maxStrategiesPerUser: ctx.config.ORCH_MAX_STRATEGIES_PER_USER,
       evaluationBudget: new EvaluationBudget(ctx.app.pg, ctx.config.ORCH_EVALUATIONS_PER_MINUTE),
     });
-    const purge = new PeriodicDelete("deleted strategies without decisions", () => purgeDeletedStrategies(ctx.app.pg, ctx.config.ORCH_DELETED_RETENTION_DAYS, 5_000), ctx.log);
-    purge.start();
-    ctx.onClose(() => purge.stop());
+    const purges = [
+      new PeriodicDelete("decisions past their retention", () => purgeOldDecisions(ctx.app.pg, ctx.config.ORCH_DECISION_RETENTION_DAYS, 5_000), ctx.log),
+      new PeriodicDelete("deleted strategies without decisions", () => purgeDeletedStrategies(ctx.app.pg, ctx.config.ORCH_DELETED_RETENTION_DAYS, 5_000), ctx.log),
+    ];
+    for (const purge of purges) purge.start();
+    ctx.onClose(() => Promise.all(purges.map((purge) => purge.stop())).then(() => undefined));
     if (ctx.config.ORCH_TICK_MS > 0) {
       const scheduler = new Scheduler({
         due: (limit) => store.due(limit),

@@ -79,12 +79,12 @@ export function ordersNotCancelled(s: Strategy, left: NotCancelled[]): HttpError
 }
 
 /**
- * Deleted strategies that never decided anything, `days` after their delete (ORCH_DELETED_RETENTION_DAYS),
+ * Deleted strategies without decisions, `days` after their delete (ORCH_DELETED_RETENTION_DAYS),
  * `batch` a pass (the kit's PeriodicDelete). Without it create and delete repeated grew ai_strategies
  * without bound: a deleted strategy is not counted against ORCH_MAX_STRATEGIES_PER_USER (a user at the
  * limit deletes one to make another). One with decisions stays, the parent of its trader's record (GET
- * /decisions/:id, its orders' outcomes): those grow only as evaluations run, which are bounded per user.
- * A deleted strategy is never evaluated again, so none gains a decision while it waits.
+ * /decisions/:id, its orders' outcomes), until purgeOldDecisions has deleted them. A deleted strategy
+ * is never evaluated again, so none gains a decision while it waits.
  */
 export function purgeDeletedStrategies(db: Queryable, days: number, batch: number): Promise<number> {
   return deleteOlderThanDays(
@@ -93,4 +93,26 @@ export function purgeDeletedStrategies(db: Queryable, days: number, batch: numbe
     days,
     batch,
   );
+}
+
+/**
+ * Which decisions a retention pass may delete. Not one whose order is not known final, nor a buy or
+ * sell whose outcome was never recorded (recover.ts looks for those): both are still being settled.
+ * Not one of a live strategy whose order filled: the strategy's position and cash are the sum of
+ * those (book.ts), and a deleted one would change them. Holds, skips, refusals and orders that
+ * filled nothing add nothing to it; a deleted strategy's book is read no more.
+ */
+const DECISION_DELETABLE = `NOT (action IN ('buy', 'sell') AND order_id IS NULL AND risk IS NULL)
+  AND (order_id IS NULL OR order_final_status IS NOT NULL)
+  AND (coalesce(order_filled_signed, 0) = 0
+       OR EXISTS (SELECT 1 FROM ai_strategies s WHERE s.strategy_id = ai_decisions.strategy_id AND s.deleted_at IS NOT NULL))`;
+
+/**
+ * Decisions made longer than `days` ago (ORCH_DECISION_RETENTION_DAYS: records of why the AI traded,
+ * kept as long as compliance-monitor keeps its audit trail), `batch` a pass, oldest first (index of
+ * migration 0480), but those DECISION_DELETABLE keeps. A deleted strategy whose decisions are all gone
+ * is then purged by purgeDeletedStrategies.
+ */
+export function purgeOldDecisions(db: Queryable, days: number, batch: number): Promise<number> {
+  return deleteOlderThanDays(db, { table: "ai_decisions", key: "decision_id", at: "decided_at", also: DECISION_DELETABLE }, days, batch);
 }

@@ -19,7 +19,7 @@
  *
  * Layers: routes.ts (HTTP: GET /alerts, /alerts/mine), domain.ts (event forms, no I/O), data.ts (SQL).
  */
-import { ConfigError, defineService, envList, PeriodicDelete, Type, userPartitionKey } from "../../kit";
+import { ConfigError, defineService, envList, PeriodicDelete, RECORD_RETENTION_DAYS, Type, userPartitionKey } from "../../kit";
 import { ComplianceMonitor, DEFAULT_COMPLIANCE, type ComplianceAlert, type Evaluation } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
@@ -52,9 +52,9 @@ export default defineService({
     CM_CONSUMER_GROUP: Type.String({ default: "compliance-monitor" }),
     // Compliance records are kept for years, not days: order records and surveillance alerts must be
     // producible to a regulator for 5 years under MiFID II (6 under SEC 17a-4), hence a default of 7
-    // and a floor of 5, which the tables' triggers enforce too (migration 0424).
-    COMPLIANCE_AUDIT_RETENTION_DAYS: Type.Integer({ default: 2_557, minimum: 1_825, maximum: 36_500 }),
-    COMPLIANCE_ALERT_RETENTION_DAYS: Type.Integer({ default: 2_557, minimum: 1_825, maximum: 36_500 }),
+    // and a floor of 5 (the kit's RECORD_RETENTION_DAYS), which the tables' triggers enforce too (migration 0424).
+    COMPLIANCE_AUDIT_RETENTION_DAYS: Type.Integer({ ...RECORD_RETENTION_DAYS }),
+    COMPLIANCE_ALERT_RETENTION_DAYS: Type.Integer({ ...RECORD_RETENTION_DAYS }),
     // How long a fill's cm_position_fills row (which makes it move the position once) is kept: at least
     // the longest a fill can come back (domain.ts positionFillRetentionFloorDays, 33 days by default).
     COMPLIANCE_POSITION_FILL_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 1, maximum: 36_500 }),
