@@ -18,18 +18,26 @@ export function pageOf<T>(rows: readonly T[], limit: number, cursorOf: (last: T)
 
 /**
  * A page and its cursor in one statement. `cursor` selects the cursor row's sort key, filtered to the
- * caller's rows (no row when none is given, unknown or another's); `page` is the page's query, which
- * reads that key as `(SELECT * FROM before_row)` in a row-value comparison (`(created_at, id) <
- * (SELECT * FROM before_row)`), orders and limits. Both take `values`; `given` says whether a cursor
- * was. Answers the page's rows in its order, or undefined when a cursor was given and no row of the
- * caller's has it. (The page is a LATERAL join on one row: a nested loop, which keeps its order.)
+ * caller's rows (no row when none is given, unknown or another's); `page` selects the page's rows
+ * (no ORDER BY, no LIMIT), reading that key as `(SELECT * FROM before_row)` in a row-value comparison
+ * (`(created_at, id) < (SELECT * FROM before_row)`); `order` is the page's order, ORDER BY terms over
+ * the page's output columns (a total order: its last terms a unique key), and `limit` its size. Both
+ * take `values` (the limit is bound after them); `given` says whether a cursor was. Answers the page's
+ * rows in that order, or undefined when a cursor was given and no row of the caller's has it.
+ * The order is applied twice: within the page, where its index serves it with the limit, and to the
+ * statement's answer, so the rows come back in it whatever plan joins the page to the cursor check
+ * (it held only because that join on one row was a nested loop).
  */
-export async function cursorPage<R extends QueryResultRow>(db: Queryable, q: { cursor: string; page: string; values: unknown[]; given: boolean }): Promise<R[] | undefined> {
+export async function cursorPage<R extends QueryResultRow>(
+  db: Queryable,
+  q: { cursor: string; page: string; order: string; limit: number; values: unknown[]; given: boolean },
+): Promise<R[] | undefined> {
   const { rows } = await db.query<R & { cursor_known?: boolean; page_row?: boolean | null }>(
     `WITH before_row AS MATERIALIZED (${q.cursor})
      SELECT k.cursor_known, page.* FROM (SELECT ${q.given ? "EXISTS (SELECT 1 FROM before_row)" : "true"} AS cursor_known) AS k
-       LEFT JOIN LATERAL (SELECT true AS page_row, p.* FROM (${q.page}) AS p) AS page ON k.cursor_known`,
-    q.values,
+       LEFT JOIN LATERAL (SELECT true AS page_row, p.* FROM (${q.page}) AS p ORDER BY ${q.order} LIMIT $${q.values.length + 1}) AS page ON k.cursor_known
+     ORDER BY ${q.order}`,
+    [...q.values, q.limit],
   );
   if (!rows[0]?.cursor_known) return undefined;
   const page = rows.filter((r) => r.page_row);

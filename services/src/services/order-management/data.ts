@@ -151,11 +151,12 @@ export async function listOrders(
   limit: number,
 ): Promise<OrderRow[] | undefined> {
   return cursorPage<OrderRow>(db, {
-    cursor: "SELECT c.created_at, c.order_id FROM om_orders c WHERE c.order_id = $5 AND c.user_id = $1",
+    cursor: "SELECT c.created_at, c.order_id FROM om_orders c WHERE c.order_id = $4 AND c.user_id = $1",
     page: `SELECT * FROM om_orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR idempotency_key = $3)
-              AND ($5::uuid IS NULL OR (created_at, order_id) < (SELECT * FROM before_row))
-            ORDER BY created_at DESC, order_id DESC LIMIT $4`,
-    values: [userId, filter.status, filter.idempotencyKey, limit, filter.before],
+              AND ($4::uuid IS NULL OR (created_at, order_id) < (SELECT * FROM before_row))`,
+    order: "created_at DESC, order_id DESC",
+    limit,
+    values: [userId, filter.status, filter.idempotencyKey, filter.before],
     given: filter.before !== null,
   });
 }

@@ -87,17 +87,23 @@ export async function positionsOf(db: Queryable, userId: string) {
  * pm_fills_user_ts_seq_id (migration 0467).
  */
 export async function fillsOf(db: Queryable, userId: string, limit: number, before: string | null) {
-  return cursorPage<{ fillId: string; orderId: string; symbol: string; side: string; quantity: string; price: string; fee: string; realizedPnl: string; ts: Date }>(db, {
+  const rows = await cursorPage<FillListed & { appliedSeq?: string }>(db, {
     cursor: "SELECT c.fill_ts, c.applied_seq, c.fill_id FROM pm_fills c WHERE c.fill_id = $2 AND c.user_id = $1",
     page: `SELECT f.fill_id AS "fillId", f.order_id AS "orderId", f.symbol, f.side, f.quantity::text, f.price::text, f.fee::text,
-                  f.realized_pnl::text AS "realizedPnl", f.fill_ts AS "ts"
+                  f.realized_pnl::text AS "realizedPnl", f.fill_ts AS "ts", f.applied_seq AS "appliedSeq"
              FROM pm_fills f
-            WHERE f.user_id = $1 AND ($2::text IS NULL OR (f.fill_ts, f.applied_seq, f.fill_id) < (SELECT * FROM before_row))
-            ORDER BY f.fill_ts DESC, f.applied_seq DESC, f.fill_id DESC LIMIT $3`,
-    values: [userId, before, limit],
+            WHERE f.user_id = $1 AND ($2::text IS NULL OR (f.fill_ts, f.applied_seq, f.fill_id) < (SELECT * FROM before_row))`,
+    order: `"ts" DESC, "appliedSeq" DESC, "fillId" DESC`,
+    limit,
+    values: [userId, before],
     given: before !== null,
   });
+  // The sequence orders the page; it is no part of a fill's answer.
+  return rows?.map(({ appliedSeq: _, ...fill }): FillListed => fill);
 }
+
+/** A fill as the listing answers it. */
+export type FillListed = { fillId: string; orderId: string; symbol: string; side: string; quantity: string; price: string; fee: string; realizedPnl: string; ts: Date };
 
 /** Realized PnL, fees and open positions (non-zero quantity) of all accounts, per symbol. */
 export async function totalsBySymbol(db: Queryable): Promise<SymbolTotalsRow[]> {

@@ -84,9 +84,10 @@ export async function listApiKeys(db: Queryable, userId: string, limit: number, 
   return cursorPage<ApiKeyRow>(db, {
     cursor: "SELECT c.created_at, c.id FROM api_keys c WHERE c.id = $2::uuid AND c.user_id = $1",
     page: `SELECT k.id, k.name, k.prefix, k.scopes, k.created_at, k.expires_at, k.last_used_at, k.revoked_at FROM api_keys k
-            WHERE k.user_id = $1 AND ($2::uuid IS NULL OR (k.created_at, k.id) < (SELECT * FROM before_row))
-            ORDER BY k.created_at DESC, k.id DESC LIMIT $3`,
-    values: [userId, before, limit],
+            WHERE k.user_id = $1 AND ($2::uuid IS NULL OR (k.created_at, k.id) < (SELECT * FROM before_row))`,
+    order: "created_at DESC, id DESC",
+    limit,
+    values: [userId, before],
     given: before !== null,
   });
 }
