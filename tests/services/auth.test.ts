@@ -309,6 +309,13 @@ describe("refresh token retention", () => {
       const r = await call("POST", "/api/users/refresh", { body: { refreshToken: users[0].refresh } });
       expect([r.status, r.body.error.code]).toEqual([401, "INVALID_REFRESH_TOKEN"]);
       expect((await call("POST", "/api/users/refresh", { body: { refreshToken: users[2].refresh } })).status).toBe(200);
+      // The retention is counted in seconds (the kit's deleteOlderThan with { seconds }): two minutes past expiry is past 60 s, not 300 s.
+      const minutes = await registerAndLogin("minutes-session");
+      await pool.query("UPDATE refresh_tokens SET expires_at = now() - interval '120 seconds' WHERE user_id = $1", [minutes.id]);
+      await deleteExpiredRefreshTokens(pool, 300, 5_000);
+      expect(await tokensOf(minutes)).toBe(1);
+      expect(await deleteExpiredRefreshTokens(pool, 60, 5_000)).toBe(1);
+      expect(await tokensOf(minutes)).toBe(0);
     } finally {
       await pool.end();
     }

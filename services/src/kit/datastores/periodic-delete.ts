@@ -18,20 +18,26 @@ import type { Queryable } from "./postgres";
 export const RECORD_RETENTION_DAYS = { default: 2_557, minimum: 1_825, maximum: 36_500 } as const;
 
 /**
- * A pass for PeriodicDelete: up to `batch` rows of `rows.table` whose `rows.at` is older than `days`
- * (and that meet `rows.also`, a further condition on them, when given), oldest first (an index on
- * `rows.at` serves it), deleted by `rows.key`, skipping rows another replica's pass holds; answers how
- * many went. The names and the condition are the caller's constants, never input.
+ * A pass for PeriodicDelete: up to `batch` rows of `rows.table` whose `rows.at` is older than `age`
+ * (days or seconds: make_interval's unit; a day is a calendar day in the session's time zone) and
+ * that meet `rows.also`, a further condition on them, when given, oldest first (an index on `rows.at`
+ * serves it), deleted by `rows.key`, skipping rows another replica's pass holds; answers how many
+ * went. The names and the condition are the caller's constants, never input.
  */
-export async function deleteOlderThanDays(db: Queryable, rows: { table: string; key: string; at: string; also?: string }, days: number, batch: number): Promise<number> {
+export async function deleteOlderThan(db: Queryable, rows: { table: string; key: string; at: string; also?: string }, age: { days: number } | { seconds: number }, batch: number): Promise<number> {
   const { table, key, at, also } = rows;
+  const [unit, amount] = "days" in age ? ["days", age.days] : ["secs", age.seconds];
   const r = await db.query(
-    `WITH due AS (SELECT ${key} FROM ${table} WHERE ${at} < now() - make_interval(days => $1)${also ? ` AND (${also})` : ""} ORDER BY ${at} LIMIT $2 FOR UPDATE SKIP LOCKED)
+    `WITH due AS (SELECT ${key} FROM ${table} WHERE ${at} < now() - make_interval(${unit} => $1)${also ? ` AND (${also})` : ""} ORDER BY ${at} LIMIT $2 FOR UPDATE SKIP LOCKED)
      DELETE FROM ${table} t USING due WHERE t.${key} = due.${key}`,
-    [days, batch],
+    [amount, batch],
   );
   return r.rowCount ?? 0;
 }
+
+/** deleteOlderThan with an age in days (the retention settings' unit). */
+export const deleteOlderThanDays = (db: Queryable, rows: { table: string; key: string; at: string; also?: string }, days: number, batch: number): Promise<number> =>
+  deleteOlderThan(db, rows, { days }, batch);
 
 export class PeriodicDelete {
   private readonly intervalMs: number;

@@ -2,7 +2,7 @@
  * user-management's data access: every SQL statement on `users` and `refresh_tokens` (`api_keys`:
  * ./api-key-data.ts; migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
-import type { PostgresClient, Queryable } from "../../kit";
+import { deleteOlderThan, type PostgresClient, type Queryable } from "../../kit";
 import type { Role } from "../../kit/identity";
 import { recordUnpublishedRevocation } from "./session-revocations";
 import { KILL_SWITCH_LOCK } from "../../trading/tradingState";
@@ -273,11 +273,6 @@ export async function revokeSessionOf(pg: Pick<PostgresClient, "transaction">, u
  * (rows another transaction holds are skipped); answers how many. Until then a used one presented
  * again still revokes its family (reuse); after, it is an unknown token (401 either way).
  */
-export async function deleteExpiredRefreshTokens(db: Queryable, afterSeconds: number, batch: number): Promise<number> {
-  const r = await db.query(
-    `WITH due AS (SELECT id FROM refresh_tokens WHERE expires_at < now() - make_interval(secs => $1) ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-     DELETE FROM refresh_tokens t USING due WHERE t.id = due.id`,
-    [afterSeconds, batch],
-  );
-  return r.rowCount ?? 0;
+export function deleteExpiredRefreshTokens(db: Queryable, afterSeconds: number, batch: number): Promise<number> {
+  return deleteOlderThan(db, { table: "refresh_tokens", key: "id", at: "expires_at" }, { seconds: afterSeconds }, batch);
 }
