@@ -377,9 +377,9 @@ describe("ai-orchestrator", () => {
     expect((await orch.app.inject({ url: `/strategies/${recent}`, headers })).statusCode).toBe(404);
   });
 
-  it("decisions go ORCH_DECISION_RETENTION_DAYS after they were made, but those still settling and a live strategy's filled ones (its position); a deleted strategy goes with its last decision", async () => {
+  it("decisions go ORCH_DECISION_RETENTION_DAYS after they were made, but a live strategy's still settling or filled ones (its position); a deleted strategy goes with its last decision", async () => {
     const headers = await who();
-    const [live, deleted, unsettled] = [(await create(headers)).json().strategyId, (await create(headers)).json().strategyId, (await create(headers)).json().strategyId] as string[];
+    const [live, deleted] = [(await create(headers)).json().strategyId, (await create(headers)).json().strategyId] as string[];
     const user = headers["x-user-id"];
     // [strategy, action, order id, order's final status, signed filled quantity, risk answer]
     const rows: Array<[string, string, string | null, string | null, string | null, string | null]> = [
@@ -389,11 +389,13 @@ describe("ai-orchestrator", () => {
       [live, "buy", randomUUID(), "filled", "1", "{}"], // its position: kept
       [live, "sell", randomUUID(), null, null, "{}"], // order still working: kept
       [live, "sell", null, null, null, null], // outcome never recorded: kept (recover.ts)
+      // A deleted strategy's all go: its last orders' outcomes are never recorded after the DELETE.
       [deleted, "skip", null, null, null, null],
       [deleted, "buy", randomUUID(), "filled", "1", "{}"],
-      [unsettled, "buy", randomUUID(), null, null, "{}"],
+      [deleted, "sell", randomUUID(), null, null, "{}"],
+      [deleted, "buy", null, null, null, null],
     ];
-    for (const id of [deleted, unsettled]) expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${id}`, headers })).statusCode).toBe(204);
+    expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${deleted}`, headers })).statusCode).toBe(204);
     const ids: string[] = [];
     for (const [strategy, action, orderId, final, filled, risk] of rows) {
       const id = randomUUID();
@@ -404,17 +406,17 @@ describe("ai-orchestrator", () => {
         [id, strategy, user, action, orderId, final, filled, risk],
       );
     }
-    await db.query(`UPDATE ai_strategies SET deleted_at = now() - interval '2 days' WHERE strategy_id = ANY($1::uuid[])`, [[deleted, unsettled]]);
+    await db.query(`UPDATE ai_strategies SET deleted_at = now() - interval '2 days' WHERE strategy_id = $1`, [deleted]);
     const left = async () => (await db.query<{ decision_id: string }>(`SELECT decision_id FROM ai_decisions WHERE decision_id = ANY($1::uuid[])`, [ids])).rows.map((r) => r.decision_id).sort();
     // Within the retention nothing goes; then, one pass with a batch of 1 deletes one, the oldest first.
     expect(await purgeOldDecisions(db, 4, 5_000)).toBe(0);
     expect(await purgeOldDecisions(db, 2, 1)).toBe(1);
     while ((await purgeOldDecisions(db, 2, 5_000)) > 0);
-    expect(await left()).toEqual([ids[3], ids[4], ids[5], ids[8]].sort());
-    // The deleted strategy has no decision left: purged; the one whose order is still working is kept with it.
+    expect(await left()).toEqual([ids[3], ids[4], ids[5]].sort());
+    // The deleted strategy has no decision left: purged.
+    expect((await orch.app.inject({ url: `/strategies/${deleted}`, headers })).statusCode).toBe(200);
     expect(await purgeDeletedStrategies(db, 1, 5_000)).toBeGreaterThanOrEqual(1);
     expect((await orch.app.inject({ url: `/strategies/${deleted}`, headers })).statusCode).toBe(404);
-    expect((await orch.app.inject({ url: `/strategies/${unsettled}`, headers })).statusCode).toBe(200);
     expect((await orch.app.inject({ url: `/strategies/${live}`, headers })).statusCode).toBe(200);
     // The default and floor are compliance-monitor's audit trail's.
     for (const [v, ok] of [["1824", false], ["1825", true]] as const) {

@@ -55,8 +55,8 @@ export default defineService({
       ...RECORD_RETENTION_DAYS,
       description:
         "a decision is deleted this long after it was made (GET /decisions/:id then 404): the record of why the AI traded, kept as compliance-monitor keeps " +
-        "its audit trail (the same default and floor, 7 and 5 years). Kept beyond it: a decision whose order is not final or whose outcome is unrecorded, " +
-        "and one of a live strategy whose order filled (its position is their sum)",
+        "its audit trail (the same default and floor, 7 and 5 years). Kept beyond it, of a live strategy: a decision whose order is not final or whose " +
+        "outcome is unrecorded, and one whose order filled (its position is their sum)",
     }),
     ORCH_EVALUATIONS_PER_MINUTE: Type.Integer({
       default: 12, minimum: 1, maximum: 600,

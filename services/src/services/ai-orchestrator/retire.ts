@@ -96,16 +96,17 @@ export function purgeDeletedStrategies(db: Queryable, days: number, batch: numbe
 }
 
 /**
- * Which decisions a retention pass may delete. Not one whose order is not known final, nor a buy or
- * sell whose outcome was never recorded (recover.ts looks for those): both are still being settled.
- * Not one of a live strategy whose order filled: the strategy's position and cash are the sum of
- * those (book.ts), and a deleted one would change them. Holds, skips, refusals and orders that
- * filled nothing add nothing to it; a deleted strategy's book is read no more.
+ * Which decisions a retention pass may delete: every one of a deleted strategy (never evaluated
+ * again, its book read no more; its last orders' outcomes are never recorded, so "still settling"
+ * would keep them, and it, for good). Of a live strategy, not one whose order is not known final nor
+ * a buy or sell whose outcome was never recorded (recover.ts looks for those), nor one whose order
+ * filled: the strategy's position and cash are the sum of those (book.ts). Holds, skips, refusals
+ * and orders that filled nothing add nothing to it.
  */
-const DECISION_DELETABLE = `NOT (action IN ('buy', 'sell') AND order_id IS NULL AND risk IS NULL)
-  AND (order_id IS NULL OR order_final_status IS NOT NULL)
-  AND (coalesce(order_filled_signed, 0) = 0
-       OR EXISTS (SELECT 1 FROM ai_strategies s WHERE s.strategy_id = ai_decisions.strategy_id AND s.deleted_at IS NOT NULL))`;
+const DECISION_DELETABLE = `EXISTS (SELECT 1 FROM ai_strategies s WHERE s.strategy_id = ai_decisions.strategy_id AND s.deleted_at IS NOT NULL)
+  OR (NOT (action IN ('buy', 'sell') AND order_id IS NULL AND risk IS NULL)
+      AND (order_id IS NULL OR order_final_status IS NOT NULL)
+      AND coalesce(order_filled_signed, 0) = 0)`;
 
 /**
  * Decisions made longer than `days` ago (ORCH_DECISION_RETENTION_DAYS: records of why the AI traded,
