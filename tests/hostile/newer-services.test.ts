@@ -91,7 +91,7 @@ describe("chain-debug: OTLP numbers past what its columns hold, and traces as la
     }
     // The ends of the range are taken: 1970 and the platform's latest instant.
     for (const t of ["0", "4294967295000000000"]) expect((await intake(otlp([span(randomUUID().replace(/-/g, ""), { startTimeUnixNano: t, endTimeUnixNano: t })]))).statusCode).toBe(200);
-    // As JSON numbers too (OTLP/JSON's int64 may be one): the route takes integers beyond 2^53 (kit takesInexactIntegers).
+    // As JSON numbers too (OTLP/JSON's int64 may be one): the route takes integers beyond 2^53 (kit takesInexactNumbers).
     expect((await intake(otlp([span(randomUUID().replace(/-/g, ""), { startTimeUnixNano: 1700000000000000000, endTimeUnixNano: 1700000000100000000 })]))).statusCode).toBe(200);
     expect(failures).toEqual([]);
   });

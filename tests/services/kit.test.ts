@@ -18,7 +18,7 @@ const probe = defineService({
     app.post("/window", { schema: { body: Type.Object({ window: Type.Object({ from: Type.String({ format: "date-time" }) }) }) } }, async (req) => ({ ms: new Date(req.body.window.from).getTime() }));
     app.get("/things/:id", { schema: { params: Type.Object({ id: Type.String({ format: "uuid" }) }) } }, async (req) => ({ id: req.params.id }));
     app.post("/any", async (req) => ({ got: req.body }));
-    app.post("/any-inexact", { config: { takesInexactIntegers: true } }, async (req) => ({ got: req.body }));
+    app.post("/any-inexact", { config: { takesInexactNumbers: true } }, async (req) => ({ got: req.body }));
     app.get("/boom", async () => {
       throw new Error("secret internals");
     });
@@ -192,22 +192,22 @@ describe("kit: http conventions", async () => {
     }
   });
 
-  it("a JSON integer beyond ±(2^53 - 1) is a 400 naming the field (JSON.parse rounds it: not the value sent), unless the route takes them", async () => {
+  it("a JSON integer beyond ±(2^53 - 1) or a number of more than 17 significant digits is a 400 naming the field (JSON.parse rounds it: not the value sent), unless the route takes them", async () => {
     const post = (url: string, raw: string) => svc.app.inject({ method: "POST", url, headers: { "content-type": "application/json" }, payload: raw });
-    for (const [raw, field] of [['{"a":{"b":[1,9007199254740993]}}', "a.b.1"], ['{"x":-9007199254740992}', "x"], ['{"id":12345678901234567890}', "id"]] as const) {
+    for (const [raw, field] of [['{"a":{"b":[1,9007199254740993]}}', "a.b.1"], ['{"x":-9007199254740992}', "x"], ['{"id":12345678901234567890}', "id"], ['{"rate":{"v":0.10000000000000000001}}', "rate.v"], ['{"e":-1.2345678901234567890e5}', "e"]] as const) {
       const r = await post("/any", raw);
       expect([r.statusCode, r.json().error.field], raw).toEqual([400, field]);
-      expect(r.json().error.message).toBe(`Invalid body: ${field} is an integer beyond ±9007199254740991, which a JSON number does not carry exactly`);
+      expect(r.json().error.message).toBe(`Invalid body: ${field} is a number a JSON number does not carry exactly (an integer beyond ±9007199254740991, or more than 17 significant digits): send it as a string`);
     }
     const top = await post("/any", "9007199254740993");
     expect([top.statusCode, top.json().error.field]).toEqual([400, undefined]);
     // Exactly held: the largest safe integers, fractions and exponents (the writer chose a double), digits in strings.
-    for (const raw of ['{"a":9007199254740991,"b":-9007199254740991}', '{"f":9007199254740993.5,"e":1e21}', '{"s":"9007199254740993"}']) {
+    for (const raw of ['{"a":9007199254740991,"b":-9007199254740991}', '{"f":9007199254740993.5,"e":1e21,"g":0.30000000000000004,"z":1.50000000000000000000}', '{"s":"9007199254740993"}']) {
       const r = await post("/any", raw);
       expect([r.statusCode, r.json().got], raw).toEqual([200, JSON.parse(raw)]);
     }
-    const inexact = await post("/any-inexact", '{"t":1700000000123456789}');
-    expect([inexact.statusCode, inexact.json().got]).toEqual([200, { t: 1700000000123456789 }]);
+    const inexact = await post("/any-inexact", '{"t":1700000000123456789,"d":1.00000000000000000001}');
+    expect([inexact.statusCode, inexact.json().got]).toEqual([200, { t: 1700000000123456789, d: 1 }]);
   });
 
   it("413, 404, 500 in the uniform shape without internals", async () => {

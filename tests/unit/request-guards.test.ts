@@ -76,34 +76,39 @@ describe("jsonTextFacts.mayOverflow", () => {
   });
 });
 
-describe("jsonTextFacts.unsafeIntegers", () => {
+describe("jsonTextFacts.inexactNumbers", () => {
   /** What JSON.parse makes of each number literal in a text, found by a reviver (no source text in Node 20). */
   const numbersOf = (t: string): number[] => {
     const out: number[] = [];
     JSON.parse(t, (_k, v) => (typeof v === "number" && out.push(v), v));
     return out;
   };
-  it("holds the magnitude of every integer literal beyond Number.MAX_SAFE_INTEGER, as JSON.parse reads it", () => {
+  it("holds the magnitude of every integer literal beyond Number.MAX_SAFE_INTEGER and every literal of more than 17 significant digits, as JSON.parse reads it", () => {
     for (const [t, found] of [
       ["9007199254740992", [2 ** 53]],
       ["[9007199254740993]", [2 ** 53]],
       ['{"a":{"b":[1,-12345678901234567890]}}', [12345678901234567000]],
       [`{"x":${"9".repeat(308)}}`, [Number("9".repeat(308))]],
       ['{"a":9007199254740993,"b":-9007199254740995}', [2 ** 53, 2 ** 53 + 4]],
+      // More than 17 significant digits, fraction or exponent alike: a decimal no double holds.
+      ['{"b":12345678901234567890e0,"c":-1.2345678901234567890}', [12345678901234567000, 1.2345678901234567]],
+      ['[1.00000000000000000001,0.1000000000000000055511151231257827021181583404541015625]', [1, 0.1]],
+      [`[100.${"0".repeat(40)}1]`, [100]],
     ] as const) {
-      expect([...(jsonTextFacts(t, 64).unsafeIntegers ?? [])], t).toEqual(found);
+      expect([...(jsonTextFacts(t, 64).inexactNumbers ?? [])], t).toEqual(found);
       for (const n of found) expect(numbersOf(t).map(Math.abs), t).toContain(n);
     }
   });
-  it("is undefined for safe integers, fractions, exponents and digits inside strings", () => {
+  it("is undefined for safe integers, fractions and exponents of 17 significant digits or fewer (zeros at either end do not count), and digits inside strings", () => {
     for (const t of [
       "9007199254740991",
       "[-9007199254740991,1577836800000]",
-      '{"a":9007199254740993.5,"b":12345678901234567890e0,"c":1.2345678901234567890,"d":1e21,"e":0.00000000000000000001}',
+      '{"a":9007199254740993.5,"b":12345678901234567e3,"c":1.2345678901234567000,"d":1e21,"e":0.00000000000000000001,"f":0.30000000000000004}',
+      `[1.5${"0".repeat(40)},0.${"0".repeat(400)}12345678901234567e400,4.9406564584124654e-324]`,
       JSON.stringify({ s: "9007199254740993", k: { "12345678901234567890": 1 } }),
       '{"bars":[{"symbol":"BTCUSDT","openTime":1577836800000,"open":"100.5"}]}',
     ]) {
-      expect(jsonTextFacts(t, 64).unsafeIntegers, t).toBeUndefined();
+      expect(jsonTextFacts(t, 64).inexactNumbers, t).toBeUndefined();
     }
   });
 });

@@ -5,9 +5,9 @@
  * no datastore can store: U+0000 and unpaired UTF-16 surrogates in body strings, object keys, query
  * values and path parameters (PostgreSQL rejects both in text and jsonb, which would otherwise
  * surface as a 500 deep inside a handler), JSON numbers beyond the double range (`1e309` parses
- * to Infinity, which JSON.stringify then stores as null), and integers beyond Number.MAX_SAFE_INTEGER
- * (`9007199254740993` parses to ...992: the value stored or compared is not the value sent; I-JSON,
- * RFC 7493 2.2). Each refusal is a 400 naming the field.
+ * to Infinity, which JSON.stringify then stores as null), and numbers a double does not carry
+ * exactly (`9007199254740993` parses to ...992, `1.00000000000000000001` to 1: the value stored or
+ * compared is not the value sent; exact-number.ts). Each refusal is a 400 naming the field.
  *
  * TRUST_PROXY: which peers may set X-Forwarded-For. Only explicit addresses or CIDRs (the Nginx or
  * ingress address range): a hop count or "true" would trust whatever a client writes in the header.
@@ -19,14 +19,16 @@ import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
 import { HttpError } from "./errors";
+import { beyondDouble } from "./exact-number";
 
 declare module "fastify" {
   interface FastifyContextConfig {
     /**
-     * The route takes JSON integers beyond Number.MAX_SAFE_INTEGER as the nearest double (a protocol
-     * whose int64 may come as a JSON number, as OTLP/JSON's nanosecond times do), instead of a 400.
+     * The route takes JSON numbers a double does not carry exactly (beyondDouble: integers beyond
+     * Number.MAX_SAFE_INTEGER, literals of more than 17 significant digits) as the nearest double (a
+     * protocol whose int64 may come as a JSON number, as OTLP/JSON's nanosecond times do), instead of a 400.
      */
-    takesInexactIntegers?: true;
+    takesInexactNumbers?: true;
   }
 }
 
@@ -87,10 +89,10 @@ export interface JsonTextFacts {
    */
   mayOverflow: boolean;
   /**
-   * The magnitudes of the integer literals (no fraction, no exponent) beyond Number.MAX_SAFE_INTEGER
-   * it holds, as the doubles JSON.parse makes of them; undefined when there is none.
+   * The magnitudes of the number literals it holds that their double does not carry exactly
+   * (exact-number.ts, beyondDouble), as the doubles JSON.parse makes of them; undefined when there is none.
    */
-  unsafeIntegers?: Set<number>;
+  inexactNumbers?: Set<number>;
 }
 
 const isDigit = (c: number) => c >= 48 && c <= 57;
@@ -106,44 +108,53 @@ const isDigit = (c: number) => c >= 48 && c <= 57;
 export function jsonTextFacts(text: string, depthLimit: number): JsonTextFacts {
   let depth = 0;
   let mayOverflow = false;
-  let unsafeIntegers: Set<number> | undefined;
+  let inexactNumbers: Set<number> | undefined;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 34 /* " */) {
       for (;;) {
         i = text.indexOf('"', i + 1);
-        if (i < 0) return { tooDeep: false, mayOverflow, unsafeIntegers }; // an unterminated string: JSON.parse refuses the text
+        if (i < 0) return { tooDeep: false, mayOverflow, inexactNumbers }; // an unterminated string: JSON.parse refuses the text
         let backslashes = 0;
         while (text.charCodeAt(i - 1 - backslashes) === 92 /* \ */) backslashes++;
         if (backslashes % 2 === 0) break;
       }
     } else if (c === 123 /* { */ || c === 91 /* [ */) {
-      if (++depth > depthLimit) return { tooDeep: true, mayOverflow, unsafeIntegers };
+      if (++depth > depthLimit) return { tooDeep: true, mayOverflow, inexactNumbers };
     } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
     else if (isDigit(c)) {
-      let end = i + 1;
-      while (isDigit(text.charCodeAt(end))) end++;
-      if (end - i >= 309) mayOverflow = true;
-      // 16 digits or more (MAX_SAFE_INTEGER has 16), not a fraction's digits, no fraction or exponent after.
-      else if (end - i >= 16 && text.charCodeAt(i - 1) !== 46 /* . */ && !isFractionOrExponent(text.charCodeAt(end))) {
-        const n = Number(text.slice(i, end));
-        if (!Number.isSafeInteger(n)) (unsafeIntegers ??= new Set()).add(n);
+      // A number literal (its sign is outside the scan: the value's magnitude is what is kept).
+      const intEnd = digitsEnd(text, i + 1);
+      let end = intEnd;
+      let fractionDigits = 0;
+      if (text.charCodeAt(end) === 46 /* . */) {
+        const fractionEnd = digitsEnd(text, end + 1);
+        fractionDigits = fractionEnd - end - 1;
+        end = fractionEnd;
       }
-      i = end - 1;
-    } else if (c === 101 /* e */ || c === 69 /* E */) {
-      // Outside strings an e is an exponent, or inside true / false (no digits follow).
-      let at = i + 1;
-      if (text.charCodeAt(at) === 43 /* + */ || text.charCodeAt(at) === 45 /* - */) at++;
-      let end = at;
-      while (isDigit(text.charCodeAt(end))) end++;
-      if (end - at >= 3) mayOverflow = true;
+      if (text.charCodeAt(end) === 101 /* e */ || text.charCodeAt(end) === 69 /* E */) {
+        let at = end + 1;
+        if (text.charCodeAt(at) === 43 /* + */ || text.charCodeAt(at) === 45 /* - */) at++;
+        end = digitsEnd(text, at);
+        if (end - at >= 3) mayOverflow = true;
+      }
+      if (intEnd - i >= 309) mayOverflow = true;
+      // Fewer than 16 digits in all is always exact (a double holds 15 to 17); only longer ones are looked at.
+      if (intEnd - i + fractionDigits >= 16) {
+        const literal = text.slice(i, end);
+        if (beyondDouble(literal)) (inexactNumbers ??= new Set()).add(Number(literal));
+      }
       i = end - 1;
     }
   }
-  return { tooDeep: false, mayOverflow, unsafeIntegers };
+  return { tooDeep: false, mayOverflow, inexactNumbers };
 }
 
-const isFractionOrExponent = (c: number) => c === 46 /* . */ || c === 101 /* e */ || c === 69; /* E */
+const digitsEnd = (text: string, from: number): number => {
+  let end = from;
+  while (isDigit(text.charCodeAt(end))) end++;
+  return end;
+};
 
 /** Whether the deepest array/object in a JSON text is deeper than `limit` (jsonTextFacts). */
 export const jsonDepthExceeds = (text: string, limit: number): boolean => jsonTextFacts(text, limit).tooDeep;
@@ -200,16 +211,18 @@ export const findNonFiniteNumber = (value: unknown): string[] | undefined => fin
 
 /**
  * The 400 for the first number of a parsed body that is beyond the double range (`mayOverflow`), or
- * an integer literal beyond Number.MAX_SAFE_INTEGER (`unsafeIntegers`, unless the route takes them).
+ * a literal its double does not carry exactly (`inexactNumbers`, unless the route takes them).
  */
-function numberIssue(value: unknown, facts: JsonTextFacts, takesInexactIntegers: boolean): HttpError | undefined {
+function numberIssue(value: unknown, facts: JsonTextFacts, takesInexactNumbers: boolean): HttpError | undefined {
   const huge = facts.mayOverflow ? findNonFiniteNumber(value) : undefined;
-  const unsafe = facts.unsafeIntegers;
-  const inexact = huge || !unsafe || takesInexactIntegers ? undefined : findNumber(value, (n) => unsafe.has(Math.abs(n)));
+  const inexactNumbers = facts.inexactNumbers;
+  const inexact = huge || !inexactNumbers || takesInexactNumbers ? undefined : findNumber(value, (n) => inexactNumbers.has(Math.abs(n)));
   const path = huge ?? inexact;
   if (!path) return undefined;
   const field = path.join(".");
-  const what = huge ? "a number beyond the range of a double" : `an integer beyond ±${Number.MAX_SAFE_INTEGER}, which a JSON number does not carry exactly`;
+  const what = huge
+    ? "a number beyond the range of a double"
+    : `a number a JSON number does not carry exactly (an integer beyond ±${Number.MAX_SAFE_INTEGER}, or more than 17 significant digits): send it as a string`;
   return new HttpError(400, "VALIDATION_ERROR", `Invalid body: ${field ? `${field} ` : ""}is ${what}`, field || undefined);
 }
 
@@ -246,7 +259,7 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
       // \u escape): a body without either needs no walk (a 5,000-bar post walked cost ~4 µs a bar).
       const path = mayHoldUnstorableText(text) ? findUnstorableText(value) : undefined;
       if (path) return done(unstorableError("body", path), undefined);
-      const issue = numberIssue(value, facts, req.routeOptions.config.takesInexactIntegers === true);
+      const issue = numberIssue(value, facts, req.routeOptions.config.takesInexactNumbers === true);
       done(issue ?? null, issue ? undefined : value);
     });
   });
