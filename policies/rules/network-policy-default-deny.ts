@@ -41,7 +41,8 @@ export function isDefaultDeny(np: Record<string, any>): { ingress: boolean; egre
  * Rules of a NetworkPolicy, in one direction, whose peers are everything, each as `<direction>[i] (why)`:
  * a rule without peers (`from` for ingress, `to` for egress: every address), an ipBlock of the whole
  * IPv4 or IPv6 space, or a namespaceSelector matching every namespace without a podSelector or with
- * `podSelector: {}` (every pod of the cluster). Ingress: any of them undoes the namespace's default
+ * `podSelector: {}` (every pod of the cluster), and, for ingress (session 49), with any podSelector: the
+ * pods of every namespace carrying its labels, which whoever creates a pod sets. Ingress: any of them undoes the namespace's default
  * deny for the pods the policy selects. Egress: the pods reach the internet, or every pod of the
  * cluster. `wideBlock` tells the two apart (an opted-in workload may reach the internet through a
  * wide ipBlock, never everything). Rules unknown during preview are skipped.
@@ -63,6 +64,15 @@ export function openRules(np: Record<string, any>, direction: "ingress" | "egres
                 const pods = peer.podSelector === undefined ? "without podSelector" : isEmptySelector(peer.podSelector) ? "with podSelector {}" : "with a podSelector that only excludes";
                 out.push({
                     where: `${direction}[${i}] (a namespaceSelector matching every namespace, ${pods})`,
+                    wideBlock: false,
+                });
+            } else if (everyNamespace && direction === "ingress" && !hasUnknown(peer.podSelector)) {
+                // Session 49: labels name no client when any namespace may hold the pod: whoever can create a pod
+                // anywhere in the cluster gives it those labels. (Egress to kube-dns by its labels in any namespace
+                // is the common DNS rule, and reaches, not admits: kept.)
+                out.push({
+                    where: `${direction}[${i}] (a namespaceSelector matching every namespace, with podSelector ${JSON.stringify(peer.podSelector)}: ` +
+                        "pods carrying those labels in any namespace, set by whoever creates the pod)",
                     wideBlock: false,
                 });
             }

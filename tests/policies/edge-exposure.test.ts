@@ -733,9 +733,11 @@ describe("network-policy-default-deny", () => {
 
     it("keeps a rule naming clients, a labelled namespace, or a narrow ipBlock; skips rules unknown during preview", async () => {
         const scoped = allowFrom("postgres", ["api-gateway"], 5432);
+        // (Session 49: `namespaceSelector: {}` with a labelled podSelector is no longer kept: any namespace's pod
+        // carries the labels its creator gives it. red-team-49.test.ts; a labelled namespace with the podSelector is.)
         scoped.props.spec.ingress.push(
             { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } }] },
-            { from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: "x" } } }] },
+            { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } }, podSelector: { matchLabels: { app: "x" } } }] },
             { from: [{ ipBlock: { cidr: "10.8.0.0/24" } }] },
             { from: UNKNOWN },
         );
