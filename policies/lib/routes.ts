@@ -24,6 +24,82 @@ export function ingressBackendServices(props: Record<string, any>): string[] {
 }
 
 /**
+ * ingress-nginx annotations whose URL the controller sends its clients' requests to, and what each
+ * sends (session 43; ingress-no-external-forwarding judges their hosts, `targets` below their Services):
+ * - `mirror-target`: a copy of every request, its body (logins, orders) and its Authorization header
+ *   and cookies included (nginx's `mirror` subrequest keeps the headers; `mirror-request-body` is on
+ *   by default);
+ * - `auth-url`: the headers of every request (the JWT, the cookies) in the authentication subrequest.
+ * (`auth-signin` is not one: the controller answers the client with a redirect to it, and requests nothing.)
+ */
+export const FORWARDING_ANNOTATIONS: ReadonlyMap<string, string> = new Map([
+    ["nginx.ingress.kubernetes.io/mirror-target", "a copy of every request, its body, Authorization header and cookies included"],
+    ["nginx.ingress.kubernetes.io/auth-url", "the headers of every request (its Authorization header and cookies)"],
+]);
+
+/** The host a forwarding annotation's URL names (lower case, no port, up to an nginx variable such as `$request_uri`); undefined when the value is no URL. */
+export function targetHost(value: string): string | undefined {
+    const m = /^\s*[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|\$\{?host\}?|[^:/?#$]*)/i.exec(value);
+    return m ? m[1].toLowerCase() : undefined;
+}
+
+/**
+ * A Service of the cluster (or the request's own host, `$host`): a single label, or a name under the
+ * cluster's suffixes (`.svc`, `.svc.cluster.local`, `.cluster.local`). A two-label `<svc>.<ns>` is not
+ * taken for one: `evil.com` is written the same way. An IP address is not either.
+ */
+export function isClusterTarget(host: string): boolean {
+    const h = host.replace(/\.$/, "");
+    if (h === "$host" || h === "${host}") return true;
+    // An address in any spelling the resolver reads as one: dotted, bracketed IPv6, a single decimal or hex number (134744072, 0x8080808).
+    if (h.startsWith("[") || /^[0-9.]+$/.test(h) || /^0x[0-9a-f.x]+$/.test(h)) return false;
+    return /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(h) || /\.svc(\.cluster\.local)?$/.test(h) || h.endsWith(".cluster.local");
+}
+
+/** A Service an Ingress sends requests to: its name, its namespace when the route names one (else the Ingress's), and the annotation naming it, if one does. */
+export interface ServiceTarget {
+    name: string;
+    namespace?: string;
+    via?: string;
+}
+
+/**
+ * The Service a cluster host names: `<service>` (resolved by the controller, in its own namespace),
+ * `<service>.<namespace>.svc[.cluster.local]`, or a StatefulSet pod's `<pod>.<service>.<namespace>.svc…`
+ * (the headless Service's selector decides whose pod). Undefined for `$host` (the edge itself), a
+ * pod's address name (`<ip>.<namespace>.pod.cluster.local`) and anything else.
+ */
+export function clusterService(host: string): { name: string; namespace?: string } | undefined {
+    const h = host.replace(/\.$/, "");
+    if (!isClusterTarget(h) || h.startsWith("$")) return undefined;
+    if (/^[a-z0-9-]+$/.test(h)) return { name: h };
+    const labels = h.replace(/\.svc(\.cluster\.local)?$/, "").split(".");
+    if (!/\.svc(\.cluster\.local)?$/.test(h) || labels.length < 2) return undefined;
+    return { name: labels[labels.length - 2], namespace: labels[labels.length - 1] };
+}
+
+/**
+ * Session 49: the Services an Ingress sends its clients' requests to: its routes (above) and, as
+ * routes too, the Services of the cluster its forwarding annotations name (`mirror-target`, `auth-url`):
+ * a datastore or Prometheus given every request's credentials by the controller, past every NetworkPolicy.
+ */
+export function ingressTargets(props: Record<string, any>): ServiceTarget[] {
+    const out: ServiceTarget[] = ingressBackendServices(props).map((name) => ({ name }));
+    const annotations = isRecord(props.metadata?.annotations) ? props.metadata.annotations : {};
+    for (const key of FORWARDING_ANNOTATIONS.keys()) {
+        const host = str(annotations[key]) === undefined ? undefined : targetHost(str(annotations[key])!);
+        const svc = host === undefined ? undefined : clusterService(host);
+        if (svc) out.push({ ...svc, via: key });
+    }
+    return out;
+}
+
+/** A target in a message: `postgres`, or `postgres (by the annotation <key>)`. */
+export function targetLabel(t: ServiceTarget, name = t.name): string {
+    return t.via === undefined ? name : `${name} (by the annotation ${t.via})`;
+}
+
+/**
  * How a Service is reachable from outside the cluster by itself ("type LoadBalancer", "type NodePort",
  * "externalIPs"), or undefined for one reached only inside it.
  */

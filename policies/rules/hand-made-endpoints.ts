@@ -1,7 +1,7 @@
 import { BlockList, isIP } from "node:net";
 import { StackValidationPolicy } from "@pulumi/policy";
 import { CLOUD_METADATA_ADDRESSES } from "../lib/cloud-metadata";
-import { ingressBackendServices, outsideReach } from "../lib/routes";
+import { ingressTargets, outsideReach } from "../lib/routes";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, isRecord, str } from "../lib/values";
 import { K8S, metadataLabels, namespaceOf, objectName } from "../lib/workloads";
@@ -122,7 +122,7 @@ function serviceOf(r: StackResource): string | undefined {
 export function handMadeEndpointFindings(resources: StackResource[]): EndpointFinding[] {
     const edge = new Set<string>();
     for (const ing of resources.filter((r) => r.type === K8S.ingress)) {
-        for (const backend of ingressBackendServices(ing.props)) edge.add(`${namespaceOf(ing.props)}/${backend}`);
+        for (const t of ingressTargets(ing.props)) edge.add(`${t.namespace ?? namespaceOf(ing.props)}/${t.name}`);
     }
     const reach = new Map<string, string>();
     for (const svc of resources.filter((r) => r.type === K8S.service)) {

@@ -1,7 +1,7 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { serviceTarget } from "./no-public-exposure";
-import { ingressBackendServices, outsideReach } from "../lib/routes";
+import { ingressTargets, outsideReach, targetLabel } from "../lib/routes";
 import { mapSelectorMatches } from "../lib/selectors";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { hasUnknown, isRecord, str } from "../lib/values";
@@ -30,16 +30,17 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
         [...new Set(pods.filter((p) => p.ns === ns && which(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
     const out: Finding[] = [];
     for (const ing of resources.filter((r) => r.type === K8S.ingress)) {
-        const ns = namespaceOf(ing.props);
-        for (const backend of ingressBackendServices(ing.props)) {
-            if (cfg.internalWorkloads.includes(backend)) continue;
-            const svc = resources.find((s) => s.type === K8S.service && namespaceOf(s.props) === ns && objectName(s.props, s.name) === backend);
+        for (const target of ingressTargets(ing.props)) {
+            if (cfg.internalWorkloads.includes(target.name)) continue;
+            const ns = target.namespace ?? namespaceOf(ing.props);
+            const backend = targetLabel(target, `"${target.name}"`);
+            const svc = resources.find((s) => s.type === K8S.service && namespaceOf(s.props) === ns && objectName(s.props, s.name) === target.name);
             // An ExternalName Service is a DNS alias the controller proxies to: any name, inside the cluster
             // (prometheus.<ns>.svc) or not (a cloud's metadata host), with no selector to judge (CVE-2021-25740).
             if (str(svc?.props.spec?.type) === "ExternalName") {
                 out.push({
                     urn: ing.urn,
-                    message: `Ingress "${objectName(ing.props, ing.name)}" routes public traffic to Service "${backend}" of type ExternalName ` +
+                    message: `Ingress "${objectName(ing.props, ing.name)}" routes public traffic to Service ${backend} of type ExternalName ` +
                         `(${str(svc?.props.spec?.externalName) ?? "a name computed during preview"}): the controller proxies to whatever that name resolves to; ` +
                         "route to a ClusterIP Service selecting the platform's own pods.",
                 });
@@ -51,7 +52,7 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
             if (targets.length === 0) continue;
             out.push({
                 urn: ing.urn,
-                message: `Ingress "${objectName(ing.props, ing.name)}" routes public traffic to Service "${backend}", which selects the pods of ${targets.join(", ")}; ` +
+                message: `Ingress "${objectName(ing.props, ing.name)}" routes public traffic to Service ${backend}, which selects the pods of ${targets.join(", ")}; ` +
                     "datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
             });
         }

@@ -1,19 +1,16 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
+import { FORWARDING_ANNOTATIONS, isClusterTarget, targetHost } from "../lib/routes";
 import { isRecord, plain, str } from "../lib/values";
 import { metadataAnnotations } from "../lib/workloads";
 
 /**
  * Session 43's policy hunt. ingress-nginx annotations that send what the clients send to a URL of the
  * Ingress author's choosing, past every NetworkPolicy (the controller makes the request, not a pod of
- * the platform):
- * - `mirror-target`: a copy of every request, its body (logins, orders) and its Authorization header
- *   and cookies included (nginx's `mirror` subrequest keeps the headers; `mirror-request-body` is on
- *   by default);
- * - `auth-url`: the headers of every request (the JWT, the cookies) in the authentication subrequest;
- * - the controller ConfigMap's `global-auth-url` (recognised by the key, whatever the map is called):
- *   the same for every Ingress of the controller.
+ * the platform): `mirror-target` and `auth-url` (lib/routes.ts `FORWARDING_ANNOTATIONS`), and the
+ * controller ConfigMap's `global-auth-url` (recognised by the key, whatever the map is called): `auth-url`
+ * for every Ingress of the controller.
  * Each passed the pack whatever host it named: ingress-no-snippets judges the value's characters only.
  * A target inside the cluster passes (a Service by a single label, `*.svc`, `*.svc.cluster.local`),
  * and so does `$host` (the edge itself); any other host, an IP address
@@ -27,30 +24,6 @@ export interface ExternalForwardingConfig {
 
 const defaults: ExternalForwardingConfig = { allowedExternalTargets: [] };
 
-const FORWARDING: ReadonlyMap<string, string> = new Map([
-    ["nginx.ingress.kubernetes.io/mirror-target", "a copy of every request, its body, Authorization header and cookies included"],
-    ["nginx.ingress.kubernetes.io/auth-url", "the headers of every request (its Authorization header and cookies)"],
-]);
-
-/** The host a forwarding annotation's URL names (lower case, no port, up to an nginx variable such as `$request_uri`); undefined when the value is no URL. */
-function targetHost(value: string): string | undefined {
-    const m = /^\s*[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|\$\{?host\}?|[^:/?#$]*)/i.exec(value);
-    return m ? m[1].toLowerCase() : undefined;
-}
-
-/**
- * A Service of the cluster (or the request's own host, `$host`): a single label, or a name under the
- * cluster's suffixes (`.svc`, `.svc.cluster.local`, `.cluster.local`). A two-label `<svc>.<ns>` is not
- * taken for one: `evil.com` is written the same way. An IP address is not either.
- */
-export function isClusterTarget(host: string): boolean {
-    const h = host.replace(/\.$/, "");
-    if (h === "$host" || h === "${host}") return true;
-    // An address in any spelling the resolver reads as one: dotted, bracketed IPv6, a single decimal or hex number (134744072, 0x8080808).
-    if (h.startsWith("[") || /^[0-9.]+$/.test(h) || /^0x[0-9a-f.x]+$/.test(h)) return false;
-    return /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(h) || /\.svc(\.cluster\.local)?$/.test(h) || h.endsWith(".cluster.local");
-}
-
 /** What is wrong with one forwarding setting (`where`: "the annotation <key>", "global-auth-url"), if anything. */
 function forwardingProblem(where: string, value: string | undefined, what: string, cfg: ExternalForwardingConfig): string | undefined {
     if (value === undefined || value.trim() === "") return undefined;
@@ -63,7 +36,7 @@ function forwardingProblem(where: string, value: string | undefined, what: strin
 /** Each forwarding annotation of an Ingress naming a host outside the cluster that is not allowed. */
 export function externalForwardingProblems(props: Record<string, any>, cfg: ExternalForwardingConfig = defaults): string[] {
     const annotations = metadataAnnotations(props);
-    return [...FORWARDING].map(([key, what]) => forwardingProblem(`the annotation ${key}`, annotations[key], what, cfg)).filter((p): p is string => p !== undefined);
+    return [...FORWARDING_ANNOTATIONS].map(([key, what]) => forwardingProblem(`the annotation ${key}`, annotations[key], what, cfg)).filter((p): p is string => p !== undefined);
 }
 
 /** The ingress-nginx controller ConfigMap's `global-auth-url`, when it names a host outside the cluster that is not allowed. */

@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { LABEL_ROLE, LABEL_WORKLOAD } from "../../catalog/labels";
-import { ingressBackendServices } from "../lib/routes";
+import { clusterService, ingressTargets, targetHost, targetLabel } from "../lib/routes";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, num, plain, str } from "../lib/values";
 import { DATASTORES, describe, isDatastore, metadataLabels, MONITORING, objectName } from "../lib/workloads";
@@ -86,11 +86,22 @@ export function serviceExposure(props: Record<string, any>, name: string, cfg: E
     return [];
 }
 
-/** Ingresses: no route to datastores or monitoring. */
+/** Ingresses: no route to datastores or monitoring (session 49: nor a forwarding annotation naming their Service). */
 export function ingressExposure(props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
-    const internal = ingressBackendServices(props).filter((b) => cfg.internalWorkloads.includes(b));
+    const internal = ingressTargets(props).filter((t) => cfg.internalWorkloads.includes(t.name));
     return internal.length
-        ? [`routes public traffic to ${internal.join(", ")}; datastores and monitoring stay internal (use a VPN or port-forward for admin access)`]
+        ? [`routes public traffic to ${[...new Set(internal.map((t) => targetLabel(t)))].join(", ")}; datastores and monitoring stay internal (use a VPN or port-forward for admin access)`]
+        : [];
+}
+
+/** Session 49: the ingress-nginx controller ConfigMap's `global-auth-url` (every Ingress's `auth-url`) naming an internal workload's Service. */
+export function globalAuthExposure(props: Record<string, any>, _name: string, cfg: ExposureConfig = defaults): string[] {
+    const url = isRecord(props.data) ? str(props.data["global-auth-url"]) : undefined;
+    const host = url === undefined ? undefined : targetHost(url);
+    const svc = host === undefined ? undefined : clusterService(host);
+    return svc !== undefined && cfg.internalWorkloads.includes(svc.name)
+        ? [`sets global-auth-url to ${svc.name}, which sends it the headers of every request to every Ingress of the controller (their Authorization header and cookies); ` +
+            "datastores and monitoring stay internal (name the platform's own authentication service)"]
         : [];
 }
 
@@ -159,7 +170,7 @@ export const noPublicExposure: ResourceValidationPolicy = {
     description:
         "Nothing is published beyond the host or cluster except the edge: Docker ports bind to 127.0.0.1 (datastores " +
         "publish none on prod); no Kubernetes Service is a NodePort; datastores, Prometheus and Grafana have no LoadBalancer Service, " +
-        "no Ingress route and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN) or a bridge " +
+        "no Ingress route (a mirror-target or auth-url annotation, or the controller's global-auth-url, naming their Service included) and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN) or a bridge " +
         "routing to its containers directly (gateway mode nat-unprotected or routed, trusted_host_interfaces).",
     severity: "critical",
     configSchema: {
@@ -173,5 +184,6 @@ export const noPublicExposure: ResourceValidationPolicy = {
         validateResourceOfType(k8s.core.v1.Service, objectRule(serviceExposure)),
         validateResourceOfType(k8s.networking.v1.Ingress, objectRule((props, _name, cfg) => ingressExposure(props, cfg))),
         validateResourceOfType(docker.Network, objectRule((props) => dockerNetworkExposure(props))),
+        validateResourceOfType(k8s.core.v1.ConfigMap, objectRule(globalAuthExposure)),
     ],
 };

@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 49".)
  */
 import { describe, expect, it } from "vitest";
-import { networkPolicy, prodStack } from "./fixtures";
+import { edit, ingress, NS, networkPolicy, prodStack, replace, service } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: Parameters<typeof runPack>[1] = "prod") =>
@@ -35,5 +35,64 @@ describe("network-policy-default-deny: a labelled podSelector in every namespace
             ingress: [{ from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } }, podSelector: { matchLabels: { app: "x" } } }] }],
         });
         expect(await messages("network-policy-default-deny", [...prodStack(), dns, named])).toEqual([]);
+    });
+});
+
+describe("no-public-exposure, ingress-internal-backends, hand-made-endpoints: a forwarding annotation naming an internal Service", () => {
+    const annotated = (extra: Record<string, string>) => ingress({ annotations: { ...ingress().props.metadata.annotations, ...extra } });
+    const MIRROR = "nginx.ingress.kubernetes.io/mirror-target";
+    const AUTH = "nginx.ingress.kubernetes.io/auth-url";
+
+    it("rejects mirror-target or auth-url naming a datastore's or monitoring's Service, by a single label or its cluster name", async () => {
+        const rs = [
+            annotated({ [MIRROR]: "http://postgres:5432$request_uri" }),
+            edit(annotated({ [AUTH]: "http://prometheus.ai-trading.svc.cluster.local:9090/api/v1/status/config" }), (p) => { p.metadata.name = "second"; }),
+        ];
+        expect(await messages("no-public-exposure", rs)).toEqual([
+            `Ingress "nginx-ingress" routes public traffic to postgres (by the annotation ${MIRROR}); datastores and monitoring stay internal (use a VPN or port-forward for admin access).`,
+            `Ingress "nginx-ingress" routes public traffic to prometheus (by the annotation ${AUTH}); datastores and monitoring stay internal (use a VPN or port-forward for admin access).`,
+        ]);
+        const controller: TestResource = {
+            type: "kubernetes:core/v1:ConfigMap", name: "ingress-nginx-controller",
+            props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "ingress-nginx-controller", namespace: "ingress-nginx" }, data: { "global-auth-url": "http://grafana.ai-trading.svc:3000/api/user" } },
+        };
+        expect(await messages("no-public-exposure", [controller])).toEqual([
+            "ConfigMap \"ingress-nginx-controller\" sets global-auth-url to grafana, which sends it the headers of every request to every Ingress of the controller " +
+            "(their Authorization header and cookies); datastores and monitoring stay internal (name the platform's own authentication service).",
+        ]);
+        // The controller redirects the client to auth-signin (it requests nothing there), and an auth-url on the platform's own service passes.
+        expect(await messages("no-public-exposure", [annotated({ [AUTH]: "http://api-gateway.ai-trading.svc:3001/auth", "nginx.ingress.kubernetes.io/auth-signin": "https://grafana/login" })])).toEqual([]);
+    });
+
+    it("rejects a forwarding annotation naming a Service (or a StatefulSet pod under it) that selects internal pods, in its own namespace", async () => {
+        const reports = edit(service("reports", "service", 5432), (p) => { p.spec.selector = { "trading.io/workload": "postgres" }; p.spec.clusterIP = "None"; });
+        const rs = [...replace(prodStack(), "nginx-ingress", (p) => { p.metadata.annotations[MIRROR] = "https://postgres-0.reports.ai-trading.svc:5432/"; }), reports];
+        expect(await messages("ingress-internal-backends", rs)).toEqual([
+            `Ingress "ai-trading" routes public traffic to Service "reports" (by the annotation ${MIRROR}), which selects the pods of postgres; ` +
+            "datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
+        ]);
+        // The same name in another namespace selects nothing of the platform's.
+        const elsewhere = replace(rs, "nginx-ingress", (p) => { p.metadata.annotations[MIRROR] = "https://reports.tools.svc/"; });
+        expect(await messages("ingress-internal-backends", elsewhere)).toEqual([]);
+    });
+
+    it("refuses hand-made endpoints for a Service an auth-url names (the controller sends it every request's headers)", async () => {
+        const auth = edit(service("authz", "service", 443), (p) => { delete p.spec.selector; });
+        const endpoints: TestResource = {
+            type: "kubernetes:core/v1:Endpoints", name: "authz-endpoints",
+            props: { apiVersion: "v1", kind: "Endpoints", metadata: { name: "authz", namespace: NS }, subsets: [{ addresses: [{ ip: "10.20.0.15" }], ports: [{ port: 443 }] }] },
+        };
+        const rs = [...replace(prodStack(), "nginx-ingress", (p) => { p.metadata.annotations[AUTH] = "https://authz.ai-trading.svc/check"; }), auth, endpoints];
+        expect((await messages("hand-made-endpoints", rs)).map((m) => m.split(":")[0])).toEqual([
+            "Endpoints \"authz\" gives Service \"authz\", which is reachable from outside the cluster (an Ingress routes to it), hand-made addresses (10.20.0.15)",
+        ]);
+    });
+
+    it("already refuses custom-http-errors sent to a default-backend naming a datastore, and a snippet proxying to one", async () => {
+        const errors = annotated({ "nginx.ingress.kubernetes.io/custom-http-errors": "401,403,500", "nginx.ingress.kubernetes.io/default-backend": "postgres" });
+        expect((await messages("no-public-exposure", [errors])).length).toBe(1);
+        const snippet = annotated({ "nginx.ingress.kubernetes.io/configuration-snippet": "mirror /m; location = /m { internal; proxy_pass http://postgres:5432; }" });
+        const server = annotated({ "nginx.ingress.kubernetes.io/server-snippet": "location /db { proxy_pass http://clickhouse:8123; }" });
+        expect((await messages("ingress-no-snippets", [snippet, server])).map((m) => m.split(" (")[0].split(" carries")[0])).toHaveLength(2);
     });
 });
