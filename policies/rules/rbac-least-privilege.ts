@@ -158,12 +158,51 @@ export function bindingProblems(props: Record<string, any>): string[] {
     return out;
 }
 
-function rule(problems: (props: Record<string, any>) => string[]) {
+/** The aggregation label of the built-in admin, edit and view ClusterRoles (and of any aggregated ClusterRole written after them). */
+const AGGREGATE_LABEL = /^rbac\.authorization\.k8s\.io\/aggregate-to-(.+)$/;
+const READ_VERBS = ["get", "list", "watch"];
+
+/** Session 49: the aggregated ClusterRoles (admin, edit, view, ...) a ClusterRole's `aggregate-to-<role>: "true"` labels add its rules to. */
+export function aggregatedInto(props: Record<string, any>): string[] {
+    const labels = isRecord(props.metadata?.labels) ? props.metadata.labels : {};
+    return Object.keys(labels).sort().flatMap((k) => {
+        const m = AGGREGATE_LABEL.exec(k);
+        return m && str(labels[k]) === "true" ? [m[1]] : []; // the aggregation controller's selectors match "true" exactly
+    });
+}
+
+/**
+ * Session 49: a ClusterRole aggregated into the cluster's roles gives its rules to every holder of them,
+ * whom the stack does not declare: the problems of its rules (as any ClusterRole's), and, into `view`
+ * (read-only by contract, bound to whoever may look), any verb beyond get, list and watch.
+ */
+export function aggregatedRoleProblems(props: Record<string, any>): string[] {
+    const into = aggregatedInto(props);
+    if (into.length === 0) return [];
+    const out = roleProblems(props, true);
+    if (into.includes("view")) {
+        arr(props.rules).forEach((r, i) => {
+            const writes = isRecord(r) ? arr(r.verbs).map((v) => str(v)).filter((v): v is string => v !== undefined && v !== "*" && !READ_VERBS.includes(v)) : [];
+            if (writes.length) out.push(`rules[${i}] grants ${writes.join(", ")} to every holder of view, which is read-only (get, list, watch)`);
+        });
+    }
+    const roles = into.length === 1 ? `${into[0]} ClusterRole: every holder of it` : `${into.slice(0, -1).join(", ")} and ${into[into.length - 1]} ClusterRoles: every holder of them`;
+    return out.sort(byRule).map((p) => `${p} (aggregated by its rbac.authorization.k8s.io/aggregate-to-* labels into the cluster's ${roles}, in every namespace ` +
+        "under a ClusterRoleBinding, gets these rules)");
+}
+
+/** Problems in rule order (`rules[2] ...` before `rules[10] ...`), the role's own first. */
+function byRule(a: string, b: string): number {
+    const n = (p: string) => Number(/^rules\[(\d+)\]/.exec(p)?.[1] ?? -1);
+    return n(a) - n(b);
+}
+
+const FIX = "grant only the named verbs on the named resources the workload needs (least privilege), in a namespaced Role where possible.";
+const AGGREGATED_FIX = "remove the aggregate-to-* label and bind the role to the identities that need it, with only the verbs and resources they need (least privilege).";
+
+function rule(problems: (props: Record<string, any>) => string[], fix = FIX) {
     return (props: object, args: ResourceValidationArgs, reportViolation: ReportViolation) => {
-        for (const p of problems(plain(props as Record<string, any>))) {
-            reportViolation(`${describe(args.type, args.name)} ${p}; grant only the named verbs on the named resources the ` +
-                "workload needs (least privilege), in a namespaced Role where possible.");
-        }
+        for (const p of problems(plain(props as Record<string, any>))) reportViolation(`${describe(args.type, args.name)} ${p}; ${fix}`);
     };
 }
 
@@ -175,13 +214,15 @@ export const rbacLeastPrivilege: ResourceValidationPolicy = {
         "PersistentVolumes, no nodes/proxy, CSR approval, webhook changes or token minting, no port-forward or API proxy, " +
         "no rewriting Endpoints, Namespaces or admission policies, no aggregated APIs, no writing Services or Ingresses, " +
         "no writing Nodes, CRDs, NetworkPolicies or PriorityClasses, no writing ConfigMaps from a ClusterRole, " +
-        "no aggregated ClusterRole; no binding of cluster-admin/admin/edit or a system: ClusterRole, of cluster-wide groups " +
+        "no aggregated ClusterRole, and no ClusterRole aggregated into admin, edit or view (aggregate-to-* labels) with such rules, or with more than " +
+        "get, list and watch into view; no binding of cluster-admin/admin/edit or a system: ClusterRole, of cluster-wide groups " +
         "(masters, anonymous, unauthenticated, authenticated, serviceaccounts, nodes, a namespace's serviceaccounts) or of a " +
         "default ServiceAccount (however spelt).",
     severity: "high",
     validateResource: [
         validateResourceOfType(k8s.rbac.v1.Role, rule(roleProblems)),
-        validateResourceOfType(k8s.rbac.v1.ClusterRole, rule((props) => roleProblems(props, true))),
+        validateResourceOfType(k8s.rbac.v1.ClusterRole, (props, args, reportViolation) =>
+            (aggregatedInto(plain(props)).length > 0 ? rule(aggregatedRoleProblems, AGGREGATED_FIX) : rule((p) => roleProblems(p, true)))(props, args, reportViolation)),
         validateResourceOfType(k8s.rbac.v1.RoleBinding, rule(bindingProblems)),
         validateResourceOfType(k8s.rbac.v1.ClusterRoleBinding, rule(bindingProblems)),
     ],

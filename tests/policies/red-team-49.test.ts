@@ -96,3 +96,53 @@ describe("no-public-exposure, ingress-internal-backends, hand-made-endpoints: a 
         expect((await messages("ingress-no-snippets", [snippet, server])).map((m) => m.split(" (")[0].split(" carries")[0])).toHaveLength(2);
     });
 });
+
+describe("rbac-least-privilege: a ClusterRole aggregated into the built-in roles, bindings to every identity", () => {
+    const clusterRole = (name: string, labels: Record<string, string>, rules: unknown[]): TestResource => ({
+        type: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", name,
+        props: { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name, labels }, rules },
+    });
+    const FIX = "; remove the aggregate-to-* label and bind the role to the identities that need it, with only the verbs and resources they need (least privilege).";
+
+    it("rejects an aggregate-to-* ClusterRole whose rules the pack refuses, naming the roles it widens, and any verb beyond get/list/watch aggregated into view", async () => {
+        const found = await messages("rbac-least-privilege", [
+            clusterRole("secrets-for-admins", { "rbac.authorization.k8s.io/aggregate-to-admin": "true", "rbac.authorization.k8s.io/aggregate-to-edit": "true" },
+                [{ apiGroups: [""], resources: ["secrets"], verbs: ["list"] }, { apiGroups: [""], resources: ["pods/exec"], verbs: ["create"] }]),
+            clusterRole("viewers-scale", { "rbac.authorization.k8s.io/aggregate-to-view": "true" },
+                [{ apiGroups: ["apps"], resources: ["deployments/scale"], verbs: ["get", "update"] }, { apiGroups: [""], resources: ["pods"], verbs: ["list", "delete"] }]),
+        ]);
+        const into = (roles: string) => ` (aggregated by its rbac.authorization.k8s.io/aggregate-to-* labels into the cluster's ${roles}, in every namespace under a ClusterRoleBinding, gets these rules)`;
+        expect(found).toEqual([
+            `ClusterRole "secrets-for-admins" rules[0] reads secrets${into("admin and edit ClusterRoles: every holder of them")}${FIX}`,
+            `ClusterRole "secrets-for-admins" rules[1] allows exec/attach into pods${into("admin and edit ClusterRoles: every holder of them")}${FIX}`,
+            `ClusterRole "viewers-scale" rules[0] grants update to every holder of view, which is read-only (get, list, watch)${into("view ClusterRole: every holder of it")}${FIX}`,
+            `ClusterRole "viewers-scale" rules[1] grants delete to every holder of view, which is read-only (get, list, watch)${into("view ClusterRole: every holder of it")}${FIX}`,
+        ]);
+        // Reading an operator's resources aggregated into view, or a label set to "false", passes.
+        expect(await messages("rbac-least-privilege", [
+            clusterRole("crd-view", { "rbac.authorization.k8s.io/aggregate-to-view": "true" }, [{ apiGroups: ["example.io"], resources: ["widgets"], verbs: ["get", "list", "watch"] }]),
+            clusterRole("not-aggregated", { "rbac.authorization.k8s.io/aggregate-to-view": "false" }, [{ apiGroups: [""], resources: ["events"], verbs: ["create"] }]),
+        ])).toEqual([]);
+    });
+
+    it("already rejects a binding of system:authenticated, system:unauthenticated, system:serviceaccounts or a namespace's accounts, to any role", async () => {
+        const binding = (kind: string, subject: string): TestResource => ({
+            type: `kubernetes:rbac.authorization.k8s.io/v1:${kind}`, name: `${kind}-${subject}`,
+            props: {
+                apiVersion: "rbac.authorization.k8s.io/v1", kind, metadata: { name: "b", namespace: NS },
+                roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "reader" },
+                subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: subject }],
+            },
+        });
+        const found = await messages("rbac-least-privilege", [
+            binding("ClusterRoleBinding", "system:authenticated"), binding("RoleBinding", "system:unauthenticated"),
+            binding("RoleBinding", "system:serviceaccounts"), binding("ClusterRoleBinding", "system:serviceaccounts:ai-trading"),
+        ]);
+        expect(found.map((m) => m.split(";")[0])).toEqual([
+            "ClusterRoleBinding \"ClusterRoleBinding-system:authenticated\" binds the subject system:authenticated",
+            "RoleBinding \"RoleBinding-system:unauthenticated\" binds the subject system:unauthenticated",
+            "RoleBinding \"RoleBinding-system:serviceaccounts\" binds the subject system:serviceaccounts",
+            "ClusterRoleBinding \"ClusterRoleBinding-system:serviceaccounts:ai-trading\" binds the subject system:serviceaccounts:ai-trading",
+        ]);
+    });
+});
