@@ -1,6 +1,7 @@
 /** The pack's policies, in report order. Kept apart from index.ts so tests can load them without serving the pack. */
 import { Policies } from "@pulumi/policy";
 import { allowedImageRegistries } from "./rules/allowed-image-registries";
+import { allowedStorageDrivers } from "./rules/allowed-storage-drivers";
 import { automountServiceAccountToken } from "./rules/automount-service-account-token";
 import { clusterDnsOnly } from "./rules/cluster-dns-only";
 import { credentialsFromSecretRefs } from "./rules/credentials-from-secret-refs";
@@ -97,6 +98,7 @@ export const policies: Policies = [
     podSecurityProcMount,
     podSecuritySysctls,
     podSecurityVolumeTypes,
+    allowedStorageDrivers,
     readOnlyRootFilesystem,
     resourceLimits,
     pidsLimit,

@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 49".)
  */
 import { describe, expect, it } from "vitest";
-import { edit, ingress, NS, networkPolicy, prodStack, replace, service } from "./fixtures";
+import { deployment, edit, ingress, NS, networkPolicy, prodStack, replace, service, statefulSet } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: Parameters<typeof runPack>[1] = "prod") =>
@@ -143,6 +143,62 @@ describe("rbac-least-privilege: a ClusterRole aggregated into the built-in roles
             "RoleBinding \"RoleBinding-system:unauthenticated\" binds the subject system:unauthenticated",
             "RoleBinding \"RoleBinding-system:serviceaccounts\" binds the subject system:serviceaccounts",
             "ClusterRoleBinding \"ClusterRoleBinding-system:serviceaccounts:ai-trading\" binds the subject system:serviceaccounts:ai-trading",
+        ]);
+    });
+});
+
+describe("allowed-storage-drivers: CSI inline and generic ephemeral volumes, CSI PersistentVolumes, StorageClasses", () => {
+    const FIX = "a CSI driver decides what it mounts (a secrets store fetches secrets with the node's identity, a host-path driver a directory " +
+        "of the node) past every pod check: use a reviewed driver, or list this one in allowedStorageDrivers once reviewed.";
+    const withVolume = (volume: Record<string, unknown>) => edit(deployment("api-gateway", 3001), (p) => { p.spec.template.spec.volumes.push(volume); });
+    const pv = (name: string, driver: string): TestResource => ({
+        type: "kubernetes:core/v1:PersistentVolume", name,
+        props: { apiVersion: "v1", kind: "PersistentVolume", metadata: { name }, spec: { capacity: { storage: "1Gi" }, accessModes: ["ReadWriteOnce"], csi: { driver, volumeHandle: "h" } } },
+    });
+    const storageClass = (name: string, provisioner: string, version = "v1"): TestResource => ({
+        type: `kubernetes:storage.k8s.io/${version}:StorageClass`, name,
+        props: { apiVersion: `storage.k8s.io/${version}`, kind: "StorageClass", metadata: { name }, provisioner },
+    });
+    const ephemeral = { name: "scratch", ephemeral: { volumeClaimTemplate: { spec: { accessModes: ["ReadWriteOnce"], storageClassName: "node-disk", resources: { requests: { storage: "1Gi" } } } } } };
+
+    it("passes the platform's stack: claims of the cluster's class, no driver named", async () => {
+        expect(await messages("allowed-storage-drivers", prodStack())).toEqual([]);
+    });
+
+    it("rejects a secrets-store CSI inline volume, a host-path CSI PersistentVolume and a local-path StorageClass (naming its claims, an ephemeral volume's too)", async () => {
+        const rs = [
+            withVolume({ name: "vault", csi: { driver: "secrets-store.csi.k8s.io", readOnly: true, volumeAttributes: { secretProviderClass: "prod-db" } } }),
+            pv("node-root", "hostpath.csi.k8s.io"),
+            storageClass("node-disk", "rancher.io/local-path", "v1beta1"),
+            edit(deployment("market-data", 3002), (p) => { p.spec.template.spec.volumes.push(ephemeral); }),
+        ];
+        expect(await messages("allowed-storage-drivers", rs)).toEqual([
+            `Deployment "api-gateway-deployment" volume "vault" is a CSI inline volume of driver secrets-store.csi.k8s.io, not in allowedStorageDrivers: ${FIX}`,
+            `PersistentVolume "node-root" is a CSI volume of driver hostpath.csi.k8s.io, not in allowedStorageDrivers: ${FIX}`,
+            `StorageClass "node-disk" provisions with rancher.io/local-path, not in allowedStorageDrivers (claimed by Deployment "market-data-deployment" ephemeral volume "scratch"): ${FIX}`,
+        ]);
+        // Listed drivers pass; kubernetes.io/no-provisioner provisions nothing (its PersistentVolumes are judged as declared).
+        const cfg = { all: "mandatory" as const, "allowed-storage-drivers": { allowedStorageDrivers: ["secrets-store.csi.k8s.io", "hostpath.csi.k8s.io", "rancher.io/local-path"] } };
+        expect(await messages("allowed-storage-drivers", rs, cfg)).toEqual([]);
+        expect(await messages("allowed-storage-drivers", [storageClass("manual", "kubernetes.io/no-provisioner")])).toEqual([]);
+    });
+
+    it("rejects a claim populated from another volume: a clone of a datastore's claim, its snapshot, in a PVC, a claim template or an ephemeral volume", async () => {
+        const clone = { kind: "PersistentVolumeClaim", name: "data-postgres-0" };
+        const pvc: TestResource = {
+            type: "kubernetes:core/v1:PersistentVolumeClaim", name: "copy",
+            props: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "copy", namespace: NS }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "10Gi" } }, dataSource: clone } },
+        };
+        const sts = edit(statefulSet("clickhouse", "datastore", "clickhouse/clickhouse-server:24.8.4.13", 8123, 101), (p) => {
+            p.spec.volumeClaimTemplates[0].spec.dataSourceRef = { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: "postgres-nightly" };
+        });
+        const ephemeralClone = { ...ephemeral, ephemeral: { volumeClaimTemplate: { spec: { ...ephemeral.ephemeral.volumeClaimTemplate.spec, storageClassName: undefined, dataSource: clone } } } };
+        const found = await messages("allowed-storage-drivers", [pvc, sts, withVolume(ephemeralClone)]);
+        const tail = ": a copy of another volume's files (a datastore's data, its credentials) in whatever pod mounts the claim; restore a datastore from its backups, and give other workloads empty claims.";
+        expect(found).toEqual([
+            `PersistentVolumeClaim "copy" is populated from PersistentVolumeClaim "data-postgres-0" (dataSource)${tail}`,
+            `StatefulSet "clickhouse-statefulset" volumeClaimTemplates[0] (data) is populated from VolumeSnapshot "postgres-nightly" (dataSourceRef)${tail}`,
+            `Deployment "api-gateway-deployment" ephemeral volume "scratch" is populated from PersistentVolumeClaim "data-postgres-0" (dataSource)${tail}`,
         ]);
     });
 });
