@@ -87,6 +87,16 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
         group: "scheduling.k8s.io", resources: ["priorityclasses"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
         what: "creates, changes or deletes PriorityClasses (a globalDefault one gives its priority to every new pod; a high one preempts every application pod)",
     },
+    // Session 49: the storage and runtime classes the pack judges when declared, made or redefined at run time
+    // (a StorageClass of a host-path provisioner; a RuntimeClass listed in allowedRuntimeClasses pointed at another handler).
+    {
+        group: "storage.k8s.io", resources: ["storageclasses", "csidrivers"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "creates, changes or deletes StorageClasses or CSIDrivers (a class of a host-path or secrets-store driver serves every claim naming it, past allowed-storage-drivers)",
+    },
+    {
+        group: "node.k8s.io", resources: ["runtimeclasses"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "creates, changes or deletes RuntimeClasses (a reviewed class's name given another handler runs pods as that handler says)",
+    },
 ];
 
 /** Whether a rule's resource entry covers `resource` ("pods" or "pods/exec"), as the API server decides. */
@@ -213,7 +223,7 @@ export const rbacLeastPrivilege: ResourceValidationPolicy = {
         "escalate/bind/impersonate, no reading or creating Secrets, exec/attach or ephemeral containers, no creating workloads or " +
         "PersistentVolumes, no nodes/proxy, CSR approval, webhook changes or token minting, no port-forward or API proxy, " +
         "no rewriting Endpoints, Namespaces or admission policies, no aggregated APIs, no writing Services or Ingresses, " +
-        "no writing Nodes, CRDs, NetworkPolicies or PriorityClasses, no writing ConfigMaps from a ClusterRole, " +
+        "no writing Nodes, CRDs, NetworkPolicies, PriorityClasses, StorageClasses, CSIDrivers or RuntimeClasses, no writing ConfigMaps from a ClusterRole, " +
         "no aggregated ClusterRole, and no ClusterRole aggregated into admin, edit or view (aggregate-to-* labels) with such rules, or with more than " +
         "get, list and watch into view; no binding of cluster-admin/admin/edit or a system: ClusterRole, of cluster-wide groups " +
         "(masters, anonymous, unauthenticated, authenticated, serviceaccounts, nodes, a namespace's serviceaccounts) or of a " +

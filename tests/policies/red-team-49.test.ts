@@ -125,6 +125,21 @@ describe("rbac-least-privilege: a ClusterRole aggregated into the built-in roles
         ])).toEqual([]);
     });
 
+    it("rejects writing StorageClasses, CSIDrivers or RuntimeClasses (what the pack judges when declared, made at run time)", async () => {
+        const role: TestResource = {
+            type: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", name: "classes",
+            props: {
+                apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "classes" },
+                rules: [{ apiGroups: ["storage.k8s.io"], resources: ["storageclasses"], verbs: ["create"] }, { apiGroups: ["node.k8s.io"], resources: ["runtimeclasses"], verbs: ["patch"] },
+                    { apiGroups: ["storage.k8s.io", "node.k8s.io"], resources: ["storageclasses", "runtimeclasses"], verbs: ["get", "list"] }],
+            },
+        };
+        expect((await messages("rbac-least-privilege", [role])).map((m) => m.split(" (")[0])).toEqual([
+            "ClusterRole \"classes\" rules[0] creates, changes or deletes StorageClasses or CSIDrivers",
+            "ClusterRole \"classes\" rules[1] creates, changes or deletes RuntimeClasses",
+        ]);
+    });
+
     it("already rejects a binding of system:authenticated, system:unauthenticated, system:serviceaccounts or a namespace's accounts, to any role", async () => {
         const binding = (kind: string, subject: string): TestResource => ({
             type: `kubernetes:rbac.authorization.k8s.io/v1:${kind}`, name: `${kind}-${subject}`,
