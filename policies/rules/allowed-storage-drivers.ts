@@ -59,7 +59,8 @@ const FIX = "a CSI driver decides what it mounts (a secrets store fetches secret
  * a PersistentVolume's `spec.csi.driver`, and a StorageClass's `provisioner` (with the claims of the
  * stack that use it: PVCs, claim templates, generic ephemeral volumes); and (session 49, the same class)
  * a claim populated from another volume (`dataSource`, `dataSourceRef`: a clone of a datastore's claim
- * or its snapshot holds its files). Values unknown during preview are left to `up`.
+ * or its snapshot holds its files) or bound by `volumeName` to a PersistentVolume the stack does not
+ * declare. Values unknown during preview are left to `up`.
  */
 export function storageDriverFindings(resources: StackResource[], cfg: StorageDriversConfig = defaults): Finding[] {
     const allowed = (driver: string) => cfg.allowedStorageDrivers.includes(driver);
@@ -89,7 +90,17 @@ export function storageDriverFindings(resources: StackResource[], cfg: StorageDr
             });
         }
     }
+    const declaredVolumes = new Set(resources.filter((r) => r.type === PERSISTENT_VOLUME).map((r) => objectName(r.props, r.name)));
     for (const c of declaredClaims) {
+        // A claim bound by name to a PersistentVolume the stack does not declare: whatever the cluster holds under that name.
+        const volumeName = str(c.spec.volumeName)?.trim();
+        if (volumeName && !declaredVolumes.has(volumeName)) {
+            out.push({
+                urn: c.urn,
+                message: `${c.who} binds PersistentVolume "${volumeName}" (volumeName), which the stack does not declare: its type and driver (a node's directory, ` +
+                    "a share, another workload's released data) are out of the pack's sight; let a StorageClass provision the claim, or declare the PersistentVolume.",
+            });
+        }
         for (const key of ["dataSource", "dataSourceRef"]) {
             const source = c.spec[key];
             if (!isRecord(source) || hasUnknown(source)) continue;
@@ -109,7 +120,7 @@ export const allowedStorageDrivers: StackValidationPolicy = {
     description:
         "Kubernetes storage only through reviewed drivers: a pod's CSI inline volume, a PersistentVolume's CSI driver and a StorageClass's " +
         "provisioner (which generic ephemeral volumes and claims use) are listed in allowedStorageDrivers (none by default; " +
-        "kubernetes.io/no-provisioner provisions nothing); no claim is populated from another volume (dataSource, dataSourceRef).",
+        "kubernetes.io/no-provisioner provisions nothing); no claim is populated from another volume (dataSource, dataSourceRef) or bound to a PersistentVolume the stack does not declare.",
     severity: "high",
     configSchema: {
         properties: { allowedStorageDrivers: { type: "array", items: { type: "string" }, default: defaults.allowedStorageDrivers } },

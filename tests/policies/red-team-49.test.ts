@@ -198,7 +198,7 @@ describe("allowed-storage-drivers: CSI inline and generic ephemeral volumes, CSI
         expect(await messages("allowed-storage-drivers", [storageClass("manual", "kubernetes.io/no-provisioner")])).toEqual([]);
     });
 
-    it("rejects a claim populated from another volume: a clone of a datastore's claim, its snapshot, in a PVC, a claim template or an ephemeral volume", async () => {
+    it("rejects a claim populated from another volume (a clone of a datastore's claim, its snapshot: PVC, claim template, ephemeral volume) or bound to an undeclared PersistentVolume", async () => {
         const clone = { kind: "PersistentVolumeClaim", name: "data-postgres-0" };
         const pvc: TestResource = {
             type: "kubernetes:core/v1:PersistentVolumeClaim", name: "copy",
@@ -208,12 +208,17 @@ describe("allowed-storage-drivers: CSI inline and generic ephemeral volumes, CSI
             p.spec.volumeClaimTemplates[0].spec.dataSourceRef = { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: "postgres-nightly" };
         });
         const ephemeralClone = { ...ephemeral, ephemeral: { volumeClaimTemplate: { spec: { ...ephemeral.ephemeral.volumeClaimTemplate.spec, storageClassName: undefined, dataSource: clone } } } };
-        const found = await messages("allowed-storage-drivers", [pvc, sts, withVolume(ephemeralClone)]);
+        const pinned = edit(pvc, (p) => { delete p.spec.dataSource; p.spec.volumeName = "pvc-3f1c-released"; });
+        const declared = [edit(pvc, (p) => { delete p.spec.dataSource; p.spec.volumeName = "node-root"; }), pv("node-root", "ebs.csi.aws.com")];
+        const found = await messages("allowed-storage-drivers", [pvc, sts, withVolume(ephemeralClone), pinned, ...declared],
+            { all: "mandatory", "allowed-storage-drivers": { allowedStorageDrivers: ["ebs.csi.aws.com"] } });
         const tail = ": a copy of another volume's files (a datastore's data, its credentials) in whatever pod mounts the claim; restore a datastore from its backups, and give other workloads empty claims.";
         expect(found).toEqual([
             `PersistentVolumeClaim "copy" is populated from PersistentVolumeClaim "data-postgres-0" (dataSource)${tail}`,
             `StatefulSet "clickhouse-statefulset" volumeClaimTemplates[0] (data) is populated from VolumeSnapshot "postgres-nightly" (dataSourceRef)${tail}`,
             `Deployment "api-gateway-deployment" ephemeral volume "scratch" is populated from PersistentVolumeClaim "data-postgres-0" (dataSource)${tail}`,
+            "PersistentVolumeClaim \"copy\" binds PersistentVolume \"pvc-3f1c-released\" (volumeName), which the stack does not declare: its type and driver (a node's directory, " +
+            "a share, another workload's released data) are out of the pack's sight; let a StorageClass provision the claim, or declare the PersistentVolume.",
         ]);
     });
 });
