@@ -15,9 +15,14 @@ import { describe, K8S_WORKLOAD_TYPES, objectName, podTemplate } from "../lib/wo
 export interface StorageDriversConfig {
     /** CSI drivers and StorageClass provisioners reviewed for use (`ebs.csi.aws.com`); none by default. */
     allowedStorageDrivers: string[];
+    /**
+     * StorageClasses of the cluster (not declared by the stack) whose provisioner has been reviewed. Empty (the
+     * default): a claim of an undeclared class is not judged; once it lists any, a claim naming another is refused.
+     */
+    allowedStorageClasses: string[];
 }
 
-const defaults: StorageDriversConfig = { allowedStorageDrivers: [] };
+const defaults: StorageDriversConfig = { allowedStorageDrivers: [], allowedStorageClasses: [] };
 
 /** A StorageClass of any storage.k8s.io version (a chart renders v1beta1 too). */
 const STORAGE_CLASS = /^kubernetes:storage\.k8s\.io\/[^:]+:StorageClass$/;
@@ -91,7 +96,24 @@ export function storageDriverFindings(resources: StackResource[], cfg: StorageDr
         }
     }
     const declaredVolumes = new Set(resources.filter((r) => r.type === PERSISTENT_VOLUME).map((r) => objectName(r.props, r.name)));
+    const declaredClasses = new Set(resources.filter((r) => STORAGE_CLASS.test(r.type)).map((r) => objectName(r.props, r.name)));
     for (const c of declaredClaims) {
+        const storageClass = str(c.spec.storageClassName)?.trim();
+        if (storageClass && cfg.allowedStorageClasses.length > 0 && !declaredClasses.has(storageClass) && !cfg.allowedStorageClasses.includes(storageClass)) {
+            out.push({
+                urn: c.urn,
+                message: `${c.who} claims StorageClass "${storageClass}", which the stack does not declare and allowedStorageClasses does not list: its provisioner ` +
+                    "is out of the pack's sight; list the class once its provisioner is reviewed, or declare the StorageClass.",
+            });
+        }
+        // storageClassName "" is static binding: without a volumeName, any PersistentVolume without a class the cluster holds.
+        if (storageClass === "" && !str(c.spec.volumeName)?.trim()) {
+            out.push({
+                urn: c.urn,
+                message: `${c.who} binds any PersistentVolume without a class the cluster holds (storageClassName ""), out of the pack's sight ` +
+                    "(a node's directory, another workload's released data); let a StorageClass provision the claim, or name a declared PersistentVolume in volumeName.",
+            });
+        }
         // A claim bound by name to a PersistentVolume the stack does not declare: whatever the cluster holds under that name.
         const volumeName = str(c.spec.volumeName)?.trim();
         if (volumeName && !declaredVolumes.has(volumeName)) {
@@ -120,10 +142,14 @@ export const allowedStorageDrivers: StackValidationPolicy = {
     description:
         "Kubernetes storage only through reviewed drivers: a pod's CSI inline volume, a PersistentVolume's CSI driver and a StorageClass's " +
         "provisioner (which generic ephemeral volumes and claims use) are listed in allowedStorageDrivers (none by default; " +
-        "kubernetes.io/no-provisioner provisions nothing); no claim is populated from another volume (dataSource, dataSourceRef) or bound to a PersistentVolume the stack does not declare.",
+        "kubernetes.io/no-provisioner provisions nothing); no claim is populated from another volume (dataSource, dataSourceRef) or bound to a PersistentVolume the stack does not declare, or to any class-less one; once " +
+        "allowedStorageClasses lists any, claims name a declared or listed StorageClass.",
     severity: "high",
     configSchema: {
-        properties: { allowedStorageDrivers: { type: "array", items: { type: "string" }, default: defaults.allowedStorageDrivers } },
+        properties: {
+            allowedStorageDrivers: { type: "array", items: { type: "string" }, default: defaults.allowedStorageDrivers },
+            allowedStorageClasses: { type: "array", items: { type: "string" }, default: defaults.allowedStorageClasses },
+        },
     },
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);

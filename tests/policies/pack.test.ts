@@ -71,6 +71,13 @@ describe("policy config files", () => {
         expect(allowed("local-k8s")).toEqual(["localhost/ai-trading"]);
     });
 
+    it("allowed-storage-drivers: prod.json and local-k8s.json list the storage class their stack names (trading:storageClass), and no driver", () => {
+        for (const stack of ["prod", "local-k8s"]) {
+            const cfg = loadConfig(stack)["allowed-storage-drivers"] as { allowedStorageDrivers: string[]; allowedStorageClasses: string[] };
+            expect(cfg, stack).toEqual({ allowedStorageDrivers: [], allowedStorageClasses: [stackFileConfig(stack)["trading:storageClass"]] });
+        }
+    });
+
     it("network-policy-default-deny: the workloads allowed internet egress are those the program can give it (components/internet-egress.ts), in every file", () => {
         // Every setting that opens a path out: live trading on Binance (its market data too), an SMTP relay, the card processor's key.
         const widest = parseStackConfig("prod", {

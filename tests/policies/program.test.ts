@@ -57,6 +57,8 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
             "pull-never-local-images": { localImagePrefixes: ["localhost/ai-trading/"] },
             // No registry: every image is built here and imported into the node under localhost/ai-trading/<build>.
             "allowed-image-registries": { allowedRegistries: ["localhost/ai-trading"] },
+            // The local cluster's class (Pulumi.local-k8s.yaml trading:storageClass), its provisioner reviewed (session 49).
+            "allowed-storage-drivers": { allowedStorageDrivers: [], allowedStorageClasses: ["local-path"] },
         });
         const vs = await judge("local-k8s", "local-k8s", {}, tls);
         expect(lines(vs)).toEqual([]);

@@ -198,6 +198,24 @@ describe("allowed-storage-drivers: CSI inline and generic ephemeral volumes, CSI
         expect(await messages("allowed-storage-drivers", [storageClass("manual", "kubernetes.io/no-provisioner")])).toEqual([]);
     });
 
+    it("once allowedStorageClasses lists any (prod.json: the stack's trading:storageClass), rejects a claim of an undeclared class it does not list; and a class-less static claim", async () => {
+        const claim = (name: string, storageClassName?: string): TestResource => ({
+            type: "kubernetes:core/v1:PersistentVolumeClaim", name,
+            props: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name, namespace: NS }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } }, storageClassName } },
+        });
+        const rs = [claim("listed", "standard"), claim("cluster-default"), claim("hostpath", "microk8s-hostpath"), claim("static", ""), claim("declared", "fast"), storageClass("fast", "ebs.csi.aws.com")];
+        const prod = { all: "mandatory" as const, "allowed-storage-drivers": { allowedStorageDrivers: ["ebs.csi.aws.com"], allowedStorageClasses: ["standard"] } };
+        expect(await messages("allowed-storage-drivers", rs, prod)).toEqual([
+            "PersistentVolumeClaim \"hostpath\" claims StorageClass \"microk8s-hostpath\", which the stack does not declare and allowedStorageClasses does not list: its provisioner " +
+            "is out of the pack's sight; list the class once its provisioner is reviewed, or declare the StorageClass.",
+            "PersistentVolumeClaim \"static\" binds any PersistentVolume without a class the cluster holds (storageClassName \"\"), out of the pack's sight " +
+            "(a node's directory, another workload's released data); let a StorageClass provision the claim, or name a declared PersistentVolume in volumeName.",
+        ]);
+        // prod.json lists the prod stack's class; with no list (the default) undeclared classes are not judged.
+        expect((await messages("allowed-storage-drivers", rs, { all: "mandatory" })).filter((m) => m.includes("allowedStorageClasses"))).toEqual([]);
+        expect((await messages("allowed-storage-drivers", rs)).filter((m) => m.includes("allowedStorageClasses"))).toHaveLength(1);
+    });
+
     it("rejects a claim populated from another volume (a clone of a datastore's claim, its snapshot: PVC, claim template, ephemeral volume) or bound to an undeclared PersistentVolume", async () => {
         const clone = { kind: "PersistentVolumeClaim", name: "data-postgres-0" };
         const pvc: TestResource = {
