@@ -32,6 +32,14 @@ describe("refundStep", () => {
     expect(refundStep(state("failed", null), { status: "succeeded", atMs: 1 })).toEqual({ kind: "stale" });
   });
 
+  it("ours failed by our inference (never_reached_processor), not the processor's word: a later report of it stands as pending", () => {
+    const failedHere = { ...state("failed", null), failedHere: true };
+    // Booked if it fits into what is left of the payment (refund-repo.ts decides; else an operator's issue).
+    expect(refundStep(failedHere, { status: "succeeded", atMs: 1 })).toEqual({ kind: "move", to: "succeeded", effect: "complete" });
+    expect(refundStep(failedHere, { status: "failed", atMs: 1 })).toEqual({ kind: "move", to: "failed", effect: "none" });
+    expect(refundStep({ ...state("failed", "pending", 5), failedHere: true }, { status: "requires_action", atMs: 1 })).toEqual({ kind: "stale" });
+  });
+
   it("the same status again is nothing new; a first processor status of the same standing is recorded", () => {
     expect(refundStep(state("succeeded", "succeeded"), { status: "succeeded", atMs: 1 })).toEqual({ kind: "same" });
     expect(refundStep(state("pending", null), { status: "pending", atMs: null })).toEqual({ kind: "move", to: "pending", effect: "none" });

@@ -18,6 +18,7 @@ import { Payments } from "./payments";
 import { inFlightBoundMs } from "./domain/refund-settlement";
 import { webhookEventRetentionFloorDays } from "./domain/webhook-retention";
 import { CardProcessor, MAX_NETWORK_RETRIES, MAX_RETRY_DELAY_MS } from "./processor";
+import { RefundIssues } from "./refund-issues";
 import { RefundReconciler } from "./refund-reconciler";
 import { RefundRepo } from "./refund-repo";
 import { PaymentMethodData } from "./payment-method-data";
@@ -77,7 +78,9 @@ export default defineService({
     const pg = ctx.app.pg;
     const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS, retention: { retentionMs: c.PAYMENT_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const repo = new PaymentRepo(pg);
-    const refundRepo = new RefundRepo(pg, repo);
+    const issueCounts = new Counter({ name: "payment_refund_issues_total", help: "refunds recorded for an operator (GET /refund-issues), by kind: exceeds_payment, not_found; once each", labelNames: ["kind"], registers: [ctx.metrics.registry] });
+    const issues = new RefundIssues(pg, ctx.log, issueCounts);
+    const refundRepo = new RefundRepo(pg, repo, issues);
     const methods = new PaymentMethods(new PaymentMethodData(pg), processor, ctx.log, c.PAYMENT_MAX_METHODS_PER_USER);
     const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods, refundRepo);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
@@ -95,7 +98,7 @@ export default defineService({
         () => relay.notify(),
         recheckOutcomes,
       );
-    registerRoutes(ctx.app, { payments, refunds, repo, refundRepo, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
+    registerRoutes(ctx.app, { payments, refunds, repo, refundRepo, issues, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
     registerPaymentMethodRoutes(ctx.app, methods);
 
     relay.start();

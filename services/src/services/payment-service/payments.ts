@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { HttpError } from "../../kit";
-import { checkRefund, type IntentOrigin, type IntentRequest, requestHash, statusFromProcessor } from "./domain/intents";
+import { checkRefund, type IntentOrigin, type IntentRequest, intentStatusOf, requestHash, statusFromProcessor } from "./domain/intents";
 import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
 import { NEVER_REACHED } from "./domain/refund-settlement";
 import { reportOf } from "./domain/refund-status";
@@ -151,8 +151,17 @@ export class Payments {
     return answer();
   }
 
-  /** Applies a verified processor event once (replays by event id are acknowledged, not applied). */
-  async applyWebhook(ev: ProcessorEvent): Promise<"applied" | "duplicate" | "ignored" | "stale"> {
+  /**
+   * Applies a verified processor event once (replays by event id are acknowledged, not applied). A
+   * signed event is acknowledged whatever it carries (never a 5xx, which the processor retries for
+   * days): one with no id or type, or that is not as our payment is (amount, currency, status, the
+   * processor id of another payment), is `ignored` and logged (ids only).
+   */
+  async applyWebhook(ev: ProcessorEvent): Promise<"applied" | "duplicate" | "ignored" | "stale" | "exceeds_payment"> {
+    if (!ev.id || !ev.type) {
+      this.log.warn({ eventId: ev.id || null, type: ev.type || null }, "webhook without an event id or type ignored");
+      return "ignored";
+    }
     if (!(await this.repo.markWebhookEvent(ev.id, ev.type))) return "duplicate";
     try {
       if (ev.refund && REFUND_EVENT_TYPES.has(ev.type)) {
@@ -168,11 +177,14 @@ export class Payments {
         this.log.warn({ eventId: ev.id, processorIntentId: remote.id }, "webhook for an unknown payment intent ignored");
         return "ignored";
       }
-      if (BigInt(local.amount) !== remote.amount || local.currency !== remote.currency) {
-        this.log.error({ eventId: ev.id, intentId: local.intent_id }, "webhook amount/currency differs from our intent; not applied");
+      // Our intent id on another PaymentIntent than the one we recorded (or one another payment of ours has): not ours.
+      const owner = local.processor_intent_id === remote.id ? local : await this.repo.byProcessorId(remote.id);
+      const to = intentStatusOf(remote.status);
+      if (BigInt(local.amount) !== remote.amount || local.currency !== remote.currency || !to || (owner && owner.intent_id !== local.intent_id) || (local.processor_intent_id && local.processor_intent_id !== remote.id)) {
+        this.log.error({ eventId: ev.id, intentId: local.intent_id }, "webhook amount, currency, status or processor id differs from our intent; not applied");
         return "ignored";
       }
-      const { changed } = await this.repo.settle(local.intent_id, statusFromProcessor(remote.status), { id: remote.id, fee: remote.fee, failureCode: remote.failureCode, failureMessage: remote.failureMessage });
+      const { changed } = await this.repo.settle(local.intent_id, to, { id: remote.id, fee: remote.fee, failureCode: remote.failureCode, failureMessage: remote.failureMessage });
       if (changed) this.published();
       return "applied";
     } catch (err) {

@@ -60,6 +60,9 @@ export class WebhookSignatureError extends Error {
 /** How far before our row's creation the processor's list of a customer's intents is read (clock skew). */
 const LIST_CLOCK_MARGIN_S = 600;
 
+/** 9999-12-31T23:59:59Z, in unix seconds: an event's `created` time past it is no time. */
+const LAST_UNIX_S = 253_402_300_799;
+
 /** Our intent and refund ids (randomUUID), as PostgreSQL's uuid column takes them. */
 const OUR_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -74,28 +77,46 @@ function ourId(metadata: Stripe.Metadata | null | undefined, key: "intent_id" | 
   return typeof v === "string" && OUR_ID.test(v) ? v : null;
 }
 
+/**
+ * A processor id or code as a signed event carries it: a string of 1 to 255 characters, else null.
+ * Stripe's are far shorter; an object, a number or a huge text in its place reached the unique
+ * columns (processor_intent_id, processor_refund_id: a btree refuses a key over ~2.7 kB) as a 500.
+ */
+function idOf(v: unknown): string | null {
+  return typeof v === "string" && v.length > 0 && v.length <= 255 ? v : null;
+}
+
+/** An amount in minor units, or -1 when it is none (a fraction, a text, too large): no report of ours has it. */
+function minorOf(v: unknown): bigint {
+  return typeof v === "number" && Number.isSafeInteger(v) ? BigInt(v) : -1n;
+}
+
+/** The PaymentIntent as our records can take it (an event's without an id is not taken: parseWebhook). */
 function toIntent(pi: Stripe.PaymentIntent): ProcessorIntent {
   return {
-    id: pi.id,
-    status: pi.status,
-    amount: BigInt(pi.amount),
-    currency: pi.currency,
+    id: idOf(pi.id) ?? "",
+    status: typeof pi.status === "string" ? pi.status : "",
+    amount: minorOf(pi.amount),
+    currency: typeof pi.currency === "string" ? pi.currency : "",
     fee: 0n, // the fee lives on the balance transaction; not fetched (see README)
-    failureCode: pi.last_payment_error?.code ?? null,
-    failureMessage: pi.last_payment_error?.message ?? null,
+    failureCode: idOf(pi.last_payment_error?.code),
+    failureMessage: typeof pi.last_payment_error?.message === "string" ? pi.last_payment_error.message.slice(0, 1_000) : null,
     intentId: ourId(pi.metadata, "intent_id"),
   };
 }
 
-function toRefund(r: Stripe.Refund): ProcessorRefund {
+/** The Refund as our records can take it, or undefined when it has no id to know it by. */
+function toRefund(r: Stripe.Refund): ProcessorRefund | undefined {
+  const id = idOf(r.id);
+  if (!id) return undefined;
+  const pi: unknown = r.payment_intent;
   return {
-    id: r.id,
-    status: r.status ?? "pending",
-    failureReason: r.failure_reason ?? null,
-    // (-1: not an amount, which no refund of ours has: the report is not applied)
-    amount: BigInt(Number.isSafeInteger(r.amount) ? r.amount : -1),
-    currency: r.currency,
-    paymentIntent: typeof r.payment_intent === "string" ? r.payment_intent : (r.payment_intent?.id ?? null),
+    id,
+    status: typeof r.status === "string" ? r.status : r.status == null ? "pending" : "",
+    failureReason: idOf(r.failure_reason),
+    amount: minorOf(r.amount),
+    currency: typeof r.currency === "string" ? r.currency : "",
+    paymentIntent: idOf(pi) ?? (pi && typeof pi === "object" ? idOf((pi as { id?: unknown }).id) : null),
     refundId: ourId(r.metadata, "refund_id"),
   };
 }
@@ -186,7 +207,9 @@ export class CardProcessor {
       { payment_intent: p.processorIntentId, amount: Number(p.amount), metadata: { refund_id: p.refundId } },
       { idempotencyKey: `refund-${p.refundId}` },
     );
-    return toRefund(r);
+    const ours = toRefund(r);
+    if (!ours) throw new Error("the processor answered a refund without an id");
+    return ours;
   }
 
   /**
@@ -215,13 +238,15 @@ export class CardProcessor {
     // SDK verified (its parsing: the last `t=` item) may be at most the tolerance ahead of now.
     const signedAt = signatureHeader.split(",").reduce((t, item) => (item.split("=")[0] === "t" ? parseInt(item.split("=")[1], 10) : t), -1);
     if (signedAt > nowMs / 1000 + this.cfg.webhookToleranceS) throw new WebhookSignatureError(`timestamp more than ${this.cfg.webhookToleranceS} s in the future`);
-    const obj: { object?: string } | undefined = ev.data?.object;
+    const obj: { object?: string } | null | undefined = ev.data?.object;
     return {
-      id: ev.id,
-      type: ev.type,
-      createdMs: Number.isSafeInteger(ev.created) ? ev.created * 1000 : null,
-      intent: obj?.object === "payment_intent" ? toIntent(obj as Stripe.PaymentIntent) : null,
-      refund: obj?.object === "refund" ? toRefund(obj as Stripe.Refund) : null,
+      // (not one: `""`, which applyWebhook acknowledges and ignores: no id to record it by)
+      id: idOf(ev.id) ?? "",
+      type: idOf(ev.type) ?? "",
+      // (a time no timestamp column holds, before 1970 or after 9999, is none)
+      createdMs: Number.isSafeInteger(ev.created) && ev.created >= 0 && ev.created < LAST_UNIX_S ? ev.created * 1000 : null,
+      intent: obj?.object === "payment_intent" && idOf((obj as Stripe.PaymentIntent).id) ? toIntent(obj as Stripe.PaymentIntent) : null,
+      refund: (obj?.object === "refund" && toRefund(obj as Stripe.Refund)) || null,
     };
   }
 

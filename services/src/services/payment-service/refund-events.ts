@@ -13,26 +13,31 @@
  * recorded (refund-repo.ts recordForeign: the refund row, and once it succeeds its journal, the
  * payment's refunded total and `payment.refunded`), once whatever number of its events arrive; one
  * failed there already is recorded failed (nothing moved), so its older success arriving late is
- * `stale`. One of a payment we do not know, or not as ours is (currency, amount), is `ignored` and
- * logged: acknowledged, never a 5xx.
+ * `stale`. One of a payment we do not know, or not as ours is (currency, an amount that is none, an
+ * id of another refund or payment), is `ignored` and logged: acknowledged, never a 5xx. A refund the
+ * processor reports succeeded that does not fit into what is left of the payment here (ours, or one
+ * made there, racing another; or our record diverging from the processor's) is not booked:
+ * `exceeds_payment`, recorded once for an operator (refund-issues.ts, GET /refund-issues), 200.
  */
 import type { Logger } from "pino";
-import { type ProcessorRefundReport, type RefundStep, reportOf } from "./domain/refund-status";
+import { type ProcessorRefundReport, reportOf } from "./domain/refund-status";
 import type { ProcessorEvent, ProcessorRefund } from "./processor";
-import type { RefundRepo } from "./refund-repo";
+import type { AppliedStep, RefundRepo } from "./refund-repo";
 import type { PaymentRepo } from "./repo";
 
 /** The event types that carry a refund's status. */
 export const REFUND_EVENT_TYPES: ReadonlySet<string> = new Set(["refund.created", "refund.updated", "refund.failed", "charge.refund.updated"]);
 
 /** `moved`: the refund's money moved (booked, released or reversed): an event is waiting in the outbox. */
-export type RefundEventOutcome = { outcome: "applied" | "ignored" | "stale"; moved: boolean };
+export type RefundEventOutcome = { outcome: "applied" | "ignored" | "stale" | "exceeds_payment"; moved: boolean };
 type Deps = { refunds: RefundRepo; repo: PaymentRepo; log: Logger };
 type Fields = { eventId: string; type: string; processorRefundId: string };
 const IGNORED: RefundEventOutcome = { outcome: "ignored", moved: false };
 
 /** What applying a report (refund-repo.ts apply) tells the webhook's sender, and whether money moved; logged. */
-function outcomeOf(log: Logger, f: Fields & { refundId: string }, step: RefundStep, status: string): RefundEventOutcome {
+function outcomeOf(log: Logger, f: Fields & { refundId: string | null }, step: AppliedStep, status: string): RefundEventOutcome {
+  // (logged at error level once, when recorded: refund-issues.ts)
+  if (step.kind === "exceeds_payment") return { outcome: "exceeds_payment", moved: false };
   if (step.kind === "stale") {
     log.info({ ...f, status }, "refund webhook older than the refund's recorded status: not applied");
     return { outcome: "stale", moved: false };
@@ -54,8 +59,10 @@ export async function applyRefundEvent(deps: Deps, ev: ProcessorEvent, remote: P
   if (!local) return recordForeign(deps, fields, remote, report);
   const intent = await repo.byId(local.intent_id);
   const samePayment = !remote.paymentIntent || !intent?.processor_intent_id || remote.paymentIntent === intent.processor_intent_id;
-  if (!intent || BigInt(local.amount) !== remote.amount || intent.currency !== remote.currency || !samePayment) {
-    log.error({ ...fields, refundId: local.refund_id }, "refund webhook's amount, currency or payment differs from our refund; not applied");
+  // Found by our refund id but carrying another processor refund id: another refund's object.
+  const sameRefund = !local.processor_refund_id || local.processor_refund_id === remote.id;
+  if (!intent || BigInt(local.amount) !== remote.amount || intent.currency !== remote.currency || !samePayment || !sameRefund) {
+    log.error({ ...fields, refundId: local.refund_id }, "refund webhook's amount, currency, payment or refund id differs from our refund; not applied");
     return IGNORED;
   }
   const { step } = await refunds.apply(local.refund_id, report);
@@ -71,14 +78,11 @@ async function recordForeign(deps: Deps, fields: Fields, remote: ProcessorRefund
     return IGNORED;
   }
   const f = { ...fields, intentId: intent.intent_id };
-  if (intent.currency !== remote.currency || remote.amount <= 0n || remote.amount > BigInt(intent.amount)) {
+  // (beyond the payment: refund-repo.ts recordForeign records it for an operator, `exceeds_payment`)
+  if (intent.currency !== remote.currency || remote.amount <= 0n) {
     log.error(f, "refund made at the processor: its amount or currency cannot be one of our payment's; not recorded");
     return IGNORED;
   }
   const recorded = await refunds.recordForeign(intent.intent_id, { amount: remote.amount, report });
-  if (!recorded) {
-    log.warn({ ...f, status: report.status }, "refund made at the processor not recorded: more than is left of the payment here (an operator's to look at)");
-    return IGNORED;
-  }
   return outcomeOf(log, { ...f, refundId: recorded.refundId }, recorded.step, report.status);
 }

@@ -42,8 +42,8 @@ export interface RefundReconcilerOptions {
 
 /**
  * A succeeded refund re-checked: `reversed` (it failed at the processor since: reversed as its webhook
- * would have), `unchanged`, `not_found` (the processor lists no such refund of the payment: logged for
- * an operator), `superseded` (a webhook moved it meanwhile), `error` (the processor did not answer).
+ * would have), `unchanged`, `not_found` (the processor lists no such refund of the payment: recorded
+ * for an operator once, GET /refund-issues, and still re-checked in the window), `superseded` (a webhook moved it meanwhile), `error` (the processor did not answer).
  */
 export type RefundRecheckResult = { refundId: string; intentId: string; outcome: "reversed" | "unchanged" | "not_found" | "superseded" | "error" };
 
@@ -107,7 +107,8 @@ export class RefundReconciler {
       if (result.outcome === "reversed") {
         this.published();
         this.log.warn(result, "refund failed at the processor after it succeeded (its webhook never came): reversed");
-      } else if (result.outcome === "not_found") this.log.error(result, "refund re-check: the processor lists no such refund of the payment; needs an operator");
+      }
+      // (`not_found`: logged at error level and counted once, when first recorded for an operator: refund-issues.ts)
       results.push(result);
     }
     return results;
@@ -121,6 +122,7 @@ export class RefundReconciler {
     const outcome = await this.pg.transaction(async (c) => {
       if (!(await this.claims.lockClaimed(c, r.refund_id, r.intent_id, claim, "succeeded"))) return "superseded" as const;
       const step = report ? (await this.refunds.apply(r.refund_id, report, c)).step : undefined;
+      await this.refunds.listedAtProcessor(c, r.refund_id, !!looked);
       await this.claims.release(r.refund_id, claim, c, true);
       if (!report) return "not_found" as const;
       return step?.kind === "move" && step.effect === "reverse" ? ("reversed" as const) : ("unchanged" as const);

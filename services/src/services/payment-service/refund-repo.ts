@@ -9,10 +9,17 @@ import type { PoolClient } from "pg";
 import type { PostgresClient } from "../../kit";
 import { toJson } from "../../business/money";
 import { journal, refundIssued, refundReversed } from "./domain/ledger";
+import { NEVER_REACHED } from "./domain/refund-settlement";
 import { type ProcessorRefundReport, type ProcessorRefundStatus, type RefundStatus, type RefundStep, refundStep } from "./domain/refund-status";
+import type { RefundIssues } from "./refund-issues";
 import type { IntentRow, PaymentRepo } from "./repo";
 
 type Queryable = Pick<PoolClient, "query">;
+/**
+ * A report applied (refundStep), or `exceeds_payment`: it would book a refund that does not fit into
+ * what is left of the payment (the other refunds held or booked): not booked, recorded for an operator.
+ */
+export type AppliedStep = RefundStep | { kind: "exceeds_payment" };
 
 export interface RefundRow {
   refund_id: string;
@@ -57,6 +64,7 @@ export class RefundRepo {
   constructor(
     private readonly pg: PostgresClient,
     private readonly payments: PaymentRepo,
+    private readonly issues: RefundIssues,
   ) {}
 
   async byKey(intentId: string, key: string, c: Queryable = this.pg.pool): Promise<RefundRow | undefined> {
@@ -121,24 +129,43 @@ export class RefundRepo {
    * released when a pending one fails (`payment.refund_failed`), reversed when a succeeded one fails
    * (journal `refund-reversal:<id>`, refunded total back, `payment.refund_reversed`). In `c` when given.
    */
-  apply(refundId: string, report: ProcessorRefundReport, c?: PoolClient): Promise<{ step: RefundStep; intent: IntentRow }> {
+  apply(refundId: string, report: ProcessorRefundReport, c?: PoolClient): Promise<{ step: AppliedStep; intent: IntentRow }> {
     return c ? this.applyIn(c, refundId, report) : this.pg.transaction((t) => this.applyIn(t, refundId, report));
   }
 
-  private async applyIn(c: PoolClient, refundId: string, report: ProcessorRefundReport): Promise<{ step: RefundStep; intent: IntentRow }> {
+  /** Whether `amount` more fits into what is left of the payment beside its other refunds held or booked (and its refunded total). */
+  private async fits(c: Queryable, intent: IntentRow, refundId: string | null, amount: bigint): Promise<boolean> {
+    const { rows } = await c.query<{ others: string }>(
+      "SELECT coalesce(sum(amount), 0)::text AS others FROM pay_refunds WHERE intent_id = $1 AND status IN ('pending', 'succeeded') AND refund_id IS DISTINCT FROM $2::uuid",
+      [intent.intent_id, refundId],
+    );
+    return BigInt(rows[0].others) + amount <= BigInt(intent.amount) && BigInt(intent.refunded) + amount <= BigInt(intent.amount);
+  }
+
+  private async applyIn(c: PoolClient, refundId: string, report: ProcessorRefundReport): Promise<{ step: AppliedStep; intent: IntentRow }> {
     const intentId = (await c.query<{ intent_id: string }>("SELECT intent_id FROM pay_refunds WHERE refund_id = $1", [refundId])).rows[0].intent_id;
     const intent = await this.payments.byId(intentId, c, true);
     if (!intent) throw new Error(`intent of refund ${refundId} not found`);
     const r = (
-      await c.query<{ amount: string; status: RefundStatus; processor_status: ProcessorRefundStatus | null; at_ms: number | null }>(
-        "SELECT amount, status, processor_status, (extract(epoch FROM processor_status_at) * 1000)::float8 AS at_ms FROM pay_refunds WHERE refund_id = $1 FOR UPDATE",
+      await c.query<{ amount: string; status: RefundStatus; processor_status: ProcessorRefundStatus | null; at_ms: number | null; failure_code: string | null; processor_refund_id: string | null }>(
+        "SELECT amount, status, processor_status, (extract(epoch FROM processor_status_at) * 1000)::float8 AS at_ms, failure_code, processor_refund_id FROM pay_refunds WHERE refund_id = $1 FOR UPDATE",
         [refundId],
       )
     ).rows[0];
-    const step = refundStep({ status: r.status, processorStatus: r.processor_status, processorStatusAtMs: r.at_ms }, report);
+    const failedHere = r.status === "failed" && r.failure_code === NEVER_REACHED;
+    const step = refundStep({ status: r.status, processorStatus: r.processor_status, processorStatusAtMs: r.at_ms, failedHere }, report);
     if (step.kind !== "move") return { step, intent };
+    // Decided here, under the payment's lock, before any write: booking a refund past the payment broke
+    // pay_intents' CHECK (refunded <= amount) into a 500 (a webhook's: retried by the processor for days).
+    if (step.effect === "complete" && !(await this.fits(c, intent, refundId, BigInt(r.amount)))) {
+      const issue = { kind: "exceeds_payment", intentId: intent.intent_id, refundId, processorRefundId: r.processor_refund_id ?? report.processorRefundId, amount: BigInt(r.amount), processorStatus: report.status } as const;
+      await this.issues.record(c, issue);
+      return { step: { kind: "exceeds_payment" }, intent };
+    }
+    // (its processor id once known; never one another refund of ours has: an event naming another object)
     await c.query(
-      `UPDATE pay_refunds SET status = $2, processor_status = $3, processor_status_at = greatest(processor_status_at, $4), processor_refund_id = coalesce(processor_refund_id, $5),
+      `UPDATE pay_refunds SET status = $2, processor_status = $3, processor_status_at = greatest(processor_status_at, $4),
+              processor_refund_id = coalesce(processor_refund_id, (SELECT $5::text WHERE NOT EXISTS (SELECT 1 FROM pay_refunds WHERE processor_refund_id = $5))),
               failure_code = CASE WHEN $2 = 'failed' THEN coalesce($6, failure_code) ELSE failure_code END, updated_at = now(),
               succeeded_at = CASE WHEN $2 = 'succeeded' THEN now() ELSE succeeded_at END
         WHERE refund_id = $1`,
@@ -169,10 +196,11 @@ export class RefundRepo {
    * integration: its `refund_id` metadata is none of ours), recorded once by its processor refund id
    * (unique) and then moved as any refund by `report` (apply: booked with its journal, the payment's
    * refunded total and `payment.refunded`). Under the payment's lock, as refund() reserves: a second
-   * event of it, concurrently or later, finds the row and changes nothing more. Not recorded (undefined)
-   * when it does not fit into what is left of the payment here (logged by the caller for an operator).
+   * event of it, concurrently or later, finds the row and changes nothing more. One that does not fit
+   * into what is left of the payment here is not recorded as a refund but as an operator's issue
+   * (refund-issues.ts, `exceeds_payment`, once): refundId null.
    */
-  recordForeign(intentId: string, p: { amount: bigint; report: ProcessorRefundReport }): Promise<{ refundId: string; step: RefundStep } | undefined> {
+  recordForeign(intentId: string, p: { amount: bigint; report: ProcessorRefundReport }): Promise<{ refundId: string | null; step: AppliedStep }> {
     return this.pg.transaction(async (c) => {
       const intent = (await this.payments.byId(intentId, c, true))!;
       const known = (await c.query<{ refund_id: string }>("SELECT refund_id FROM pay_refunds WHERE processor_refund_id = $1", [p.report.processorRefundId])).rows[0];
@@ -181,7 +209,10 @@ export class RefundRepo {
       // Failed there already: recorded as failed, nothing held, booked nor announced (no money moved), so
       // an older event of it arriving late (its success) is stale instead of booking it.
       const failed = status === "failed" || status === "canceled";
-      if (!failed && (await this.held(intentId, c)) + p.amount > BigInt(intent.amount)) return undefined;
+      if (!failed && !(await this.fits(c, intent, null, p.amount))) {
+        await this.issues.record(c, { kind: "exceeds_payment", intentId, refundId: null, processorRefundId, amount: p.amount, processorStatus: status });
+        return { refundId: null, step: { kind: "exceeds_payment" } };
+      }
       const refundId = randomUUID();
       // The key holds a `/`, which no client's Idempotency-Key may (kit idempotencyKeyOf): no request can claim it.
       await c.query(
@@ -192,6 +223,17 @@ export class RefundRepo {
       if (failed) return { refundId, step: { kind: "move", to: "failed", effect: "none" } };
       return { refundId, step: (await this.applyIn(c, refundId, p.report)).step };
     });
+  }
+
+  /**
+   * A re-check's finding of a succeeded refund (refund-reconciler.ts recheck), in its transaction: not
+   * listed at the processor is recorded for an operator once (refund-issues.ts `not_found`: logged and
+   * counted the first time only, re-checked on as before); listed again resolves that.
+   */
+  async listedAtProcessor(c: Queryable, refundId: string, listed: boolean): Promise<void> {
+    if (listed) return this.issues.resolve(c, "not_found", refundId);
+    const r = (await c.query<{ intent_id: string; amount: string; processor_refund_id: string | null }>("SELECT intent_id, amount, processor_refund_id FROM pay_refunds WHERE refund_id = $1", [refundId])).rows[0];
+    await this.issues.record(c, { kind: "not_found", intentId: r.intent_id, refundId, processorRefundId: r.processor_refund_id, amount: BigInt(r.amount), processorStatus: null });
   }
 
   /** The refunds of these payments, oldest first, by payment id. */

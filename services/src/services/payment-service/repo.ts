@@ -58,6 +58,9 @@ export function intentView(r: IntentRow, refunds?: Map<string, RefundView[]>) {
 
 type Queryable = Pick<PoolClient, "query">;
 
+/** The processor id in parameter `p` unless another intent has it already (unique: an event naming another object), else NULL. */
+const UNTAKEN_PROCESSOR_ID = (p: string) => `(SELECT ${p}::text WHERE NOT EXISTS (SELECT 1 FROM pay_intents WHERE processor_intent_id = ${p}))`;
+
 export class PaymentRepo {
   constructor(private readonly pg: PostgresClient) {}
 
@@ -109,11 +112,11 @@ export class PaymentRepo {
       if (!cur) throw new Error(`intent ${intentId} not found`);
       if (cur.status === to || !canTransition(cur.status, to)) {
         // Still record the processor id we may have missed (e.g. a crash before the first commit).
-        if (remote.id && !cur.processor_intent_id) await c.query("UPDATE pay_intents SET processor_intent_id = $2 WHERE intent_id = $1", [intentId, remote.id]);
+        if (remote.id && !cur.processor_intent_id) await c.query(`UPDATE pay_intents SET processor_intent_id = ${UNTAKEN_PROCESSOR_ID("$2")} WHERE intent_id = $1`, [intentId, remote.id]);
         return { row: cur, changed: false };
       }
       const { rows } = await c.query<IntentRow>(
-        `UPDATE pay_intents SET status = $2, processor_intent_id = coalesce(processor_intent_id, $3), failure_code = $4, failure_message = $5, updated_at = now()
+        `UPDATE pay_intents SET status = $2, processor_intent_id = coalesce(processor_intent_id, ${UNTAKEN_PROCESSOR_ID("$3")}), failure_code = $4, failure_message = $5, updated_at = now()
          WHERE intent_id = $1 RETURNING *`,
         [intentId, to, remote.id, remote.failureCode, remote.failureMessage],
       );

@@ -8,8 +8,10 @@
  *   POST /intents/:id/refunds     { amount?, reason? } + Idempotency-Key, admin: the payment, and `refund` (this key's)
  *   GET  /ledger                  derived balances and per-currency totals (0 when the ledger balances), admin
  *   POST /reconcile               one reconciliation pass now (open intents, pending refunds, recently succeeded ones), admin
+ *   GET  /refund-issues           refunds an operator has to look at (refund-issues.ts), admin; ?status=open (default) | all
  *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept):
- *                                 200 { outcome: applied | duplicate | ignored | stale (a refund's older state) }
+ *                                 200 { outcome: applied | duplicate | ignored | stale (a refund's older state) |
+ *                                 exceeds_payment (a refund past what is left of the payment: not booked, an issue) }
  *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
  *   POST /internal/intents/:id/refunds  { amount?, reason? } + Idempotency-Key: billing-service refunds a
  *                                 payment for an invoice it no longer collects (never proxied)
@@ -21,6 +23,7 @@ import { CURRENCIES, type Currency, MAX_CHARGE, MIN_CHARGE, MoneyError, parseMin
 import { PaymentMethodId } from "../../business/payment-methods";
 import type { IntentOrigin, IntentRequest } from "./domain/intents";
 import type { Payments } from "./payments";
+import type { RefundIssues } from "./refund-issues";
 import type { RefundReconciler } from "./refund-reconciler";
 import type { RefundRepo } from "./refund-repo";
 import { type CardProcessor, WebhookSignatureError } from "./processor";
@@ -81,9 +84,15 @@ const ReconcileOut = ResponseObject({
   refunds: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "pending refunds looked up at the processor: succeeded, failed, never_reached_processor, wait, superseded (settled or sent again elsewhere meanwhile), error" }),
   rechecked: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "recently succeeded refunds looked up again: reversed (failed there since), unchanged, not_found, superseded, error" }),
 });
+const IssuesQuery = Type.Object({ status: Type.Union([Type.Literal("open"), Type.Literal("all")], { default: "open" }), limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) });
+const IssuesOut = ResponseObject({
+  issues: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String(), amount: Type.Number(), seen: Type.Number() }), {
+    description: "newest first: kind exceeds_payment (reported succeeded, does not fit into what is left of the payment: not booked) or not_found (succeeded here, not listed at the processor), refundId (null: made at the processor, not recorded), processorRefundId, processorStatus, firstSeenAt, lastSeenAt, seen, resolvedAt",
+  }),
+});
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
 
-export function registerRoutes(app: App, deps: { payments: Payments; refunds: RefundReconciler | undefined; repo: PaymentRepo; refundRepo: RefundRepo; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
+export function registerRoutes(app: App, deps: { payments: Payments; refunds: RefundReconciler | undefined; repo: PaymentRepo; refundRepo: RefundRepo; issues: RefundIssues; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
   const { payments, repo } = deps;
   const withRefunds = async (row: IntentRow) => intentView(row, await deps.refundRepo.ofIntents([row.intent_id]));
 
@@ -136,6 +145,11 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
   app.get("/ledger", { schema: { querystring: Type.Object({ account: Type.Optional(Type.String({ pattern: "^[a-z]+:[A-Za-z0-9._:@-]{0,128}$" })) }), response: { 200: LedgerOut } } }, async (req) => {
     requireIdentity(req, "admin");
     return repo.balances(req.query.account);
+  });
+
+  app.get("/refund-issues", { schema: { querystring: IssuesQuery, response: { 200: IssuesOut } } }, async (req) => {
+    requireIdentity(req, "admin");
+    return { issues: await deps.issues.list({ all: req.query.status === "all", limit: req.query.limit }) };
   });
 
   app.post("/reconcile", { schema: { response: { 200: ReconcileOut } } }, async (req) => {

@@ -33,6 +33,13 @@ export function isTerminal(s: IntentStatus): boolean {
  * confirmation goes back to `requires_payment_method` there; for us that attempt has failed.
  */
 export function statusFromProcessor(status: string): IntentStatus {
+  const ours = intentStatusOf(status);
+  if (!ours) throw new Error(`unknown processor payment intent status ${JSON.stringify(status)}`);
+  return ours;
+}
+
+/** statusFromProcessor, or undefined when the status is none of Stripe's (a signed event may carry anything). */
+export function intentStatusOf(status: string): IntentStatus | undefined {
   switch (status) {
     case "succeeded":
       return "succeeded";
@@ -46,7 +53,7 @@ export function statusFromProcessor(status: string): IntentStatus {
     case "requires_capture":
       return "processing";
     default:
-      throw new Error(`unknown processor payment intent status ${JSON.stringify(status)}`);
+      return undefined;
   }
 }
 

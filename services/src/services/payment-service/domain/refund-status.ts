@@ -36,6 +36,11 @@ export interface RefundState {
   processorStatus: ProcessorRefundStatus | null;
   /** The `created` time of the event that reported it (null: none, or an answer without a time). */
   processorStatusAtMs: number | null;
+  /**
+   * Failed by our inference, not the processor's word (never_reached_processor: its list did not have
+   * it): a later report of it from the processor is newer than that failure, so it stands as pending.
+   */
+  failedHere?: boolean;
 }
 
 /** One report of the processor's refund: a webhook event (with its `created` time) or an API answer (atMs null). */
@@ -52,7 +57,7 @@ export interface RefundReport {
 export type RefundStep = { kind: "stale" } | { kind: "same" } | { kind: "move"; to: RefundStatus; effect: "none" | "complete" | "release" | "reverse" };
 
 export function refundStep(cur: RefundState, report: RefundReport): RefundStep {
-  const from = cur.processorStatus === null ? RANK_OF_OURS[cur.status] : RANK[cur.processorStatus];
+  const from = cur.failedHere ? 0 : cur.processorStatus === null ? RANK_OF_OURS[cur.status] : RANK[cur.processorStatus];
   const to = RANK[report.status];
   if (to < from) return { kind: "stale" };
   if (to === from) {

@@ -1,0 +1,99 @@
+/**
+ * payment-service's refunds an operator has to look at (pay_refund_issues, migration 0484; listed by
+ * GET /refund-issues): `exceeds_payment`, a refund the processor reports succeeded that does not fit
+ * into what is left of the payment here (not booked: refund-repo.ts apply and recordForeign decide it
+ * under the payment's lock), and `not_found`, a succeeded refund the processor's list no longer
+ * returns (refund-reconciler.ts recheck). Each is recorded once per refund: the first sighting is
+ * logged at error level (ids, amount and status only) and counted in
+ * payment_refund_issues_total{kind}; later ones (replays, the next event, the next re-check) only
+ * count `seen` and move `last_seen_at`.
+ */
+import type { PoolClient } from "pg";
+import type { Logger } from "pino";
+import type { Counter } from "prom-client";
+import type { PostgresClient } from "../../kit";
+import { toJson } from "../../business/money";
+
+type Queryable = Pick<PoolClient, "query">;
+export type RefundIssueKind = "exceeds_payment" | "not_found";
+
+export interface RefundIssue {
+  kind: RefundIssueKind;
+  intentId: string;
+  /** Our refund (null: one made at the processor that was not recorded). */
+  refundId: string | null;
+  processorRefundId: string | null;
+  amount: bigint;
+  /** The processor's status of it as reported (null: not found there). */
+  processorStatus: string | null;
+}
+
+interface IssueRow {
+  kind: RefundIssueKind;
+  intent_id: string;
+  refund_id: string | null;
+  processor_refund_id: string | null;
+  amount: string;
+  processor_status: string | null;
+  first_seen_at: Date;
+  last_seen_at: Date;
+  seen: number;
+  resolved_at: Date | null;
+}
+
+const MESSAGES: Record<RefundIssueKind, string> = {
+  exceeds_payment: "refund reported succeeded by the processor does not fit into what is left of the payment: not booked; needs an operator (GET /refund-issues)",
+  not_found: "succeeded refund not returned by the processor's list of the payment's refunds; needs an operator (GET /refund-issues)",
+};
+
+export class RefundIssues {
+  constructor(
+    private readonly pg: PostgresClient,
+    private readonly log: Logger,
+    private readonly counted?: Counter<"kind">,
+  ) {}
+
+  /** Records the issue in `c` (once per kind and refund); true when it is new (then logged and counted). */
+  async record(c: Queryable, i: RefundIssue): Promise<boolean> {
+    const key = `${i.kind}:${i.refundId ?? `processor/${i.processorRefundId}`}`;
+    const { rows } = await c.query<{ fresh: boolean }>(
+      `INSERT INTO pay_refund_issues (issue_key, kind, intent_id, refund_id, processor_refund_id, amount, processor_status) VALUES ($1,$2,$3,$4,$5,$6,$7)
+       ON CONFLICT (issue_key) DO UPDATE SET seen = pay_refund_issues.seen + 1, last_seen_at = now(), resolved_at = NULL,
+              processor_status = EXCLUDED.processor_status
+       RETURNING (xmax = 0) AS fresh`,
+      [key, i.kind, i.intentId, i.refundId, i.processorRefundId, i.amount.toString(), i.processorStatus],
+    );
+    const fresh = rows[0].fresh;
+    if (fresh) {
+      this.counted?.inc({ kind: i.kind });
+      this.log.error({ kind: i.kind, intentId: i.intentId, refundId: i.refundId, processorRefundId: i.processorRefundId, amount: toJson(i.amount), processorStatus: i.processorStatus }, MESSAGES[i.kind]);
+    }
+    return fresh;
+  }
+
+  /** The refund's issue of `kind` is over (a re-check found it again): resolved, still listed with `resolvedAt`. */
+  async resolve(c: Queryable, kind: RefundIssueKind, refundId: string): Promise<void> {
+    await c.query("UPDATE pay_refund_issues SET resolved_at = now() WHERE issue_key = $1 AND resolved_at IS NULL", [`${kind}:${refundId}`]);
+  }
+
+  /** The issues, newest first: open ones only unless `all`. */
+  async list(p: { all: boolean; limit: number }) {
+    const { rows } = await this.pg.query<IssueRow>(
+      `SELECT kind, intent_id, refund_id, processor_refund_id, amount::text, processor_status, first_seen_at, last_seen_at, seen, resolved_at
+         FROM pay_refund_issues WHERE $1 OR resolved_at IS NULL ORDER BY first_seen_at DESC, issue_key LIMIT $2`,
+      [p.all, p.limit],
+    );
+    return rows.map((r) => ({
+      kind: r.kind,
+      intentId: r.intent_id,
+      refundId: r.refund_id,
+      processorRefundId: r.processor_refund_id,
+      amount: toJson(BigInt(r.amount)),
+      processorStatus: r.processor_status,
+      firstSeenAt: r.first_seen_at.toISOString(),
+      lastSeenAt: r.last_seen_at.toISOString(),
+      seen: r.seen,
+      resolvedAt: r.resolved_at?.toISOString() ?? null,
+    }));
+  }
+}
