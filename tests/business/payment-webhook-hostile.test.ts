@@ -13,7 +13,13 @@ import { http } from "../trading/e2e-helpers";
 import { usePaymentReplicas } from "./payment-replicas";
 
 const fake = new FakeCardProcessor();
-const replicas = usePaymentReplicas(fake, { env: {}, resetFake: () => (fake.refundStatus = "succeeded") });
+const replicas = usePaymentReplicas(fake, {
+  env: { PAYMENT_PROCESSOR_TIMEOUT_MS: "2000" },
+  resetFake: () => {
+    fake.refundStatus = "succeeded";
+    fake.refundRequests = "ok";
+  },
+});
 const { bases, payment, refund, trader } = replicas;
 const hex = () => randomBytes(8).toString("hex");
 
@@ -75,6 +81,12 @@ describe("signed webhooks with hostile field values are acknowledged, never a 5x
     const ours = await refund(p.id, `r-${randomUUID()}`, 1_000);
     expect(ours.status).toBe(200);
     const theirs = await refund(other.id, `r-${randomUUID()}`, 1_000);
+    // A refund whose answer was lost: pending here with no processor refund id yet.
+    fake.refundRequests = "answer-lost";
+    const lost = await refund(p.id, `r-${randomUUID()}`, 500);
+    fake.refundRequests = "ok";
+    expect(lost.status).toBeGreaterThanOrEqual(500);
+    const unanswered = (await replicas.pool.query("SELECT refund_id FROM pay_refunds WHERE intent_id = $1 AND amount = 500", [p.id])).rows[0].refund_id;
     const r0 = ours.body.refund;
     const r1 = theirs.body.refund;
     const re = (o: Record<string, unknown> = {}) => ({ object: "refund", id: r0.processorRefundId, amount: 1_000, currency: "usd", status: "succeeded", payment_intent: p.processorIntentId, metadata: { refund_id: r0.id }, ...o });
@@ -85,6 +97,8 @@ describe("signed webhooks with hostile field values are acknowledged, never a 5x
       // Ids of other objects: another refund's processor id with our refund id, our refund's on another payment...
       re({ id: r1.processorRefundId }),
       re({ metadata: { refund_id: r1.id } }),
+      // Our refund id, still unanswered (no processor id here), with another refund's processor id.
+      re({ id: r1.processorRefundId, metadata: { refund_id: unanswered }, amount: 500 }),
       re({ payment_intent: other.processorIntentId }),
       re({ payment_intent: { id: other.processorIntentId } }),
       re({ payment_intent: { nope: 1 } }),
@@ -102,6 +116,9 @@ describe("signed webhooks with hostile field values are acknowledged, never a 5x
     ];
     const types = [...REFUND_TYPES, ...INTENT_TYPES];
     expect(await failing(types.flatMap((t) => variants.map((v) => event(t, v))), (s) => s === 200)).toEqual([]);
+    // Another refund's object moved neither it nor the refund whose processor id it carries.
+    const rows = (await replicas.pool.query("SELECT refund_id, status, processor_refund_id FROM pay_refunds WHERE refund_id = ANY($1::uuid[]) ORDER BY amount", [[unanswered, r1.id]])).rows;
+    expect(rows).toEqual([{ refund_id: unanswered, status: "pending", processor_refund_id: null }, { refund_id: r1.id, status: "succeeded", processor_refund_id: r1.processorRefundId }]);
   }, 300_000);
 
   it("events with no id, no type, another type's shape or odd created times", async () => {

@@ -59,8 +59,9 @@ export async function applyRefundEvent(deps: Deps, ev: ProcessorEvent, remote: P
   if (!local) return recordForeign(deps, fields, remote, report);
   const intent = await repo.byId(local.intent_id);
   const samePayment = !remote.paymentIntent || !intent?.processor_intent_id || remote.paymentIntent === intent.processor_intent_id;
-  // Found by our refund id but carrying another processor refund id: another refund's object.
-  const sameRefund = !local.processor_refund_id || local.processor_refund_id === remote.id;
+  // Found by our refund id but carrying another processor refund id (ours, or one another refund has): another refund's object.
+  const holder = local.processor_refund_id ? undefined : await refunds.find({ refundId: null, processorRefundId: remote.id });
+  const sameRefund = local.processor_refund_id ? local.processor_refund_id === remote.id : !holder || holder.refund_id === local.refund_id;
   if (!intent || BigInt(local.amount) !== remote.amount || intent.currency !== remote.currency || !samePayment || !sameRefund) {
     log.error({ ...fields, refundId: local.refund_id }, "refund webhook's amount, currency, payment or refund id differs from our refund; not applied");
     return IGNORED;

@@ -43,7 +43,8 @@ export interface RefundReconcilerOptions {
 /**
  * A succeeded refund re-checked: `reversed` (it failed at the processor since: reversed as its webhook
  * would have), `unchanged`, `not_found` (the processor lists no such refund of the payment: recorded
- * for an operator once, GET /refund-issues, and still re-checked in the window), `superseded` (a webhook moved it meanwhile), `error` (the processor did not answer).
+ * for an operator once, GET /refund-issues, and still re-checked in the window), `superseded` (a
+ * webhook moved it meanwhile), `error` (the processor did not answer).
  */
 export type RefundRecheckResult = { refundId: string; intentId: string; outcome: "reversed" | "unchanged" | "not_found" | "superseded" | "error" };
 
