@@ -75,6 +75,10 @@ describe("a refund the processor reports succeeded past what is left of the paym
     expect(listed).toEqual([
       expect.objectContaining({ kind: "exceeds_payment", refundId: r1, processorRefundId: atProcessor.id, amount: 3_000, processorStatus: "succeeded", seen: events.length, resolvedAt: null }),
     ]);
+    // It fails at the processor later (a closed card): nothing was booked, nothing is reversed; the issue is resolved.
+    expect(await Promise.all(fake.updateRefund(atProcessor.id, "failed").map((w) => post(bases[0], w)))).toEqual([[200, "applied"], [200, "applied"], [200, "applied"]]);
+    expect(await issuesOf(p.id)).toEqual([]);
+    expect([(await view(p.id)).refunded, await booked(r1)]).toEqual([5_000, 0]);
   }, 120_000);
 
   it("ours and a dashboard refund racing: the dashboard's is not recorded as a refund but as an issue, once", async () => {
@@ -97,6 +101,11 @@ describe("a refund the processor reports succeeded past what is left of the paym
       expect.objectContaining({ kind: "exceeds_payment", refundId: null, processorRefundId: dash.id, amount: 3_000, processorStatus: "succeeded", seen: 3 }),
     ]);
     expect((await metric("exceeds_payment")) - before).toBe(2);
+    // The dashboard's fails at the processor after all: no money went, its issue is resolved (still listed with ?status=all).
+    expect(await Promise.all(fake.updateRefund(dash.id, "failed").map((w) => fake.deliver(w)))).toEqual(["applied", "applied", "applied"]);
+    expect(await issuesOf(p.id)).toEqual([expect.objectContaining({ amount: 6_000 })]);
+    expect(await issuesOf(p.id, "all")).toEqual(expect.arrayContaining([expect.objectContaining({ processorRefundId: dash.id, resolvedAt: expect.any(String) })]));
+    expect((await view(p.id)).refunded).toBe(0);
   }, 60_000);
 });
 

@@ -46,6 +46,9 @@ const MESSAGES: Record<RefundIssueKind, string> = {
   not_found: "succeeded refund not returned by the processor's list of the payment's refunds; needs an operator (GET /refund-issues)",
 };
 
+/** One issue per kind and refund: ours by its id, one made at the processor (not recorded) by its processor id. */
+const issueKey = (kind: RefundIssueKind, i: Pick<RefundIssue, "refundId" | "processorRefundId">) => `${kind}:${i.refundId ?? `processor/${i.processorRefundId}`}`;
+
 export class RefundIssues {
   constructor(
     private readonly pg: PostgresClient,
@@ -55,7 +58,7 @@ export class RefundIssues {
 
   /** Records the issue in `c` (once per kind and refund); true when it is new (then logged and counted). */
   async record(c: Queryable, i: RefundIssue): Promise<boolean> {
-    const key = `${i.kind}:${i.refundId ?? `processor/${i.processorRefundId}`}`;
+    const key = issueKey(i.kind, i);
     const { rows } = await c.query<{ fresh: boolean }>(
       `INSERT INTO pay_refund_issues (issue_key, kind, intent_id, refund_id, processor_refund_id, amount, processor_status) VALUES ($1,$2,$3,$4,$5,$6,$7)
        ON CONFLICT (issue_key) DO UPDATE SET seen = pay_refund_issues.seen + 1, last_seen_at = now(), resolved_at = NULL,
@@ -71,9 +74,12 @@ export class RefundIssues {
     return fresh;
   }
 
-  /** The refund's issue of `kind` is over (a re-check found it again): resolved, still listed with `resolvedAt`. */
-  async resolve(c: Queryable, kind: RefundIssueKind, refundId: string): Promise<void> {
-    await c.query("UPDATE pay_refund_issues SET resolved_at = now() WHERE issue_key = $1 AND resolved_at IS NULL", [`${kind}:${refundId}`]);
+  /**
+   * The refund's issue of `kind` is over (a re-check found it again; one past the payment failed at the
+   * processor after all, so no money went): resolved, still listed with `resolvedAt`.
+   */
+  async resolve(c: Queryable, kind: RefundIssueKind, of: Pick<RefundIssue, "refundId" | "processorRefundId">): Promise<void> {
+    await c.query("UPDATE pay_refund_issues SET resolved_at = now() WHERE issue_key = $1 AND resolved_at IS NULL", [issueKey(kind, of)]);
   }
 
   /** The issues, newest first: open ones only unless `all`. */

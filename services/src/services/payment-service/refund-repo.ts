@@ -171,6 +171,8 @@ export class RefundRepo {
         WHERE refund_id = $1`,
       [refundId, step.to, report.status, report.atMs === null ? null : new Date(report.atMs), report.processorRefundId, report.failureCode],
     );
+    // Failed at the processor: a success of it that did not fit (an operator's issue) moved no money after all.
+    if (step.to === "failed") await this.issues.resolve(c, "exceeds_payment", { refundId, processorRefundId: null });
     if (step.effect === "none") return { step, intent };
     const amount = BigInt(r.amount);
     const m = { processor: intent.processor, userId: intent.user_id, amount, currency: intent.currency, refundId };
@@ -220,7 +222,10 @@ export class RefundRepo {
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
         [refundId, intentId, `${FOREIGN_KEY_PREFIX}${processorRefundId}`, p.amount.toString(), FOREIGN_REASON, processorRefundId, failed ? "failed" : "pending", failed ? status : null, failed && atMs !== null ? new Date(atMs) : null, failed ? failureCode : null],
       );
-      if (failed) return { refundId, step: { kind: "move", to: "failed", effect: "none" } };
+      if (failed) {
+        await this.issues.resolve(c, "exceeds_payment", { refundId: null, processorRefundId });
+        return { refundId, step: { kind: "move", to: "failed", effect: "none" } };
+      }
       return { refundId, step: (await this.applyIn(c, refundId, p.report)).step };
     });
   }
@@ -231,7 +236,7 @@ export class RefundRepo {
    * counted the first time only, re-checked on as before); listed again resolves that.
    */
   async listedAtProcessor(c: Queryable, refundId: string, listed: boolean): Promise<void> {
-    if (listed) return this.issues.resolve(c, "not_found", refundId);
+    if (listed) return this.issues.resolve(c, "not_found", { refundId, processorRefundId: null });
     const r = (await c.query<{ intent_id: string; amount: string; processor_refund_id: string | null }>("SELECT intent_id, amount, processor_refund_id FROM pay_refunds WHERE refund_id = $1", [refundId])).rows[0];
     await this.issues.record(c, { kind: "not_found", intentId: r.intent_id, refundId, processorRefundId: r.processor_refund_id, amount: BigInt(r.amount), processorStatus: null });
   }
