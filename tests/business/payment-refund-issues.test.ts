@@ -28,7 +28,10 @@ const q = (sql: string, args: unknown[]) => replicas.pool.query(sql, args);
 const view = async (intentId: string) => (await http("GET", `${bases[0]}/intents/${intentId}`, { headers: trader })).body;
 const issues = async (status = "open") => (await http("GET", `${bases[1]}/refund-issues?status=${status}`, { headers: admin })).body.issues as Record<string, unknown>[];
 const issuesOf = async (intentId: string, status = "open") => (await issues(status)).filter((i) => i.intentId === intentId);
-const booked = async (refundId: string) => Number((await q("SELECT count(*) AS n FROM pay_journals WHERE journal_id LIKE $1", [`refund%:${refundId}`])).rows[0].n);
+/** Journals and payments.events (outbox) rows of the refund: booked, reversed, announced. */
+const booked = async (refundId: string) =>
+  Number((await q("SELECT count(*) AS n FROM pay_journals WHERE journal_id LIKE $1", [`refund%:${refundId}`])).rows[0].n) +
+  Number((await q("SELECT count(*) AS n FROM pay_outbox WHERE event_id LIKE $1", [`refund:${refundId}%`])).rows[0].n);
 /** The processor's list stops returning the refund (it diverges from its events); answers a way to put it back. */
 function hide(r: FakeRefund): () => void {
   fake.refunds.splice(fake.refunds.indexOf(r), 1);
