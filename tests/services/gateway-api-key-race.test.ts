@@ -39,7 +39,7 @@ function setup(revokeDuringLookup: boolean, opts: { expiresAt?: number | null; s
     redis: { get: async () => opts.dragonflyEntry ?? null } as never,
     peers: peers as never,
     states: states as never,
-    limits: { assertKeyAttemptsLeft: async () => undefined, recordKeyFailure: async () => undefined } as never,
+    limits: { admitKeyAttempt: async () => async () => undefined } as never,
   });
   return { auth, key, identity, lookups: () => lookups };
 }

@@ -42,6 +42,8 @@ export interface AuthenticatorDeps {
 export class Authenticator {
   private readonly tokens = new Map<string, AccessClaims>();
   private readonly apiKeys = new Map<string, ApiKeyIdentity>();
+  /** API key lookups under way, by key hash and client address (lookupOnce). */
+  private readonly lookups = new Map<string, Promise<ApiKeyIdentity>>();
   /** API key revocations heard so far: a lookup that overlapped one does not fill the cache. */
   private apiKeyRevocations = 0;
 
@@ -119,8 +121,7 @@ export class Authenticator {
 
   private async fromApiKey(apiKey: string, ip: string, requestId: string, budgetMs: number): Promise<Identity> {
     if (!parseApiKey(apiKey)) {
-      await this.d.limits.assertKeyAttemptsLeft(ip);
-      await this.d.limits.recordKeyFailure(ip);
+      await this.d.limits.admitKeyAttempt(ip); // counted and kept: a failure
       throw invalidKey();
     }
     const hash = hashApiKey(apiKey);
@@ -134,7 +135,7 @@ export class Authenticator {
       // A revocation heard while the lookup was out may be this key's, announced before the answer
       // came back: caching that answer would keep the revoked key working in this process for good.
       const revocationsBefore = this.apiKeyRevocations;
-      id = await this.lookupApiKey(hash, apiKey, ip, requestId, budgetMs);
+      id = await this.lookupOnce(hash, apiKey, ip, requestId, budgetMs);
       if (this.d.states.subscribed && this.apiKeyRevocations === revocationsBefore) {
         if (this.apiKeys.size >= MAX_CACHED) this.apiKeys.clear();
         this.apiKeys.set(hex, id);
@@ -146,25 +147,44 @@ export class Authenticator {
     return apiKeyIdentity(id, state.role);
   }
 
+  /**
+   * One lookup of a key from one address at a time in this process: a client sending its new key 20
+   * times at once costs one verification and one counted attempt (each counted alone, the 20 would
+   * pass API_KEY_MAX_FAILURES together and be refused as guesses).
+   */
+  private lookupOnce(hash: Buffer, apiKey: string, ip: string, requestId: string, budgetMs: number): Promise<ApiKeyIdentity> {
+    const flight = `${hash.toString("hex")} ${ip}`;
+    let lookup = this.lookups.get(flight);
+    if (!lookup) {
+      lookup = this.lookupApiKey(hash, apiKey, ip, requestId, budgetMs).finally(() => this.lookups.delete(flight));
+      this.lookups.set(flight, lookup);
+    }
+    return lookup;
+  }
+
   private async lookupApiKey(hash: Buffer, apiKey: string, ip: string, requestId: string, budgetMs: number): Promise<ApiKeyIdentity> {
     const cached = await this.d.redis.get(apiKeyCacheKey(hash)).catch(() => null);
     const fromCache = cached ? parseCachedIdentity(cached) : undefined;
     if (fromCache && !apiKeyExpired(fromCache)) return fromCache;
-    await this.d.limits.assertKeyAttemptsLeft(ip);
-    const r = await this.d.peers.call<unknown>("user-management", "/internal/api-keys/verify", {
-      body: { key: apiKey },
-      requestId,
-      timeoutMs: Math.min(5_000, budgetMs),
-    });
-    if (r.status === 401) {
-      await this.d.limits.recordKeyFailure(ip);
-      throw invalidKey();
+    // Counted before the verification (concurrent guesses cannot all pass the limit); only a failure stays counted.
+    const giveBack = await this.d.limits.admitKeyAttempt(ip);
+    let failed = false;
+    try {
+      const r = await this.d.peers.call<unknown>("user-management", "/internal/api-keys/verify", {
+        body: { key: apiKey },
+        requestId,
+        timeoutMs: Math.min(5_000, budgetMs),
+      });
+      failed = r.status === 401;
+      if (failed) throw invalidKey();
+      const verified = r.status === 200 ? parseApiKeyIdentity(r.body) : undefined;
+      if (!verified) throw unavailable("AUTH_UNAVAILABLE", "API key verification unavailable", 1);
+      // Live by PostgreSQL's clock, expired by this one: refused as user-management would a moment later.
+      if (apiKeyExpired(verified)) throw invalidKey();
+      return verified;
+    } finally {
+      if (!failed) await giveBack();
     }
-    const verified = r.status === 200 ? parseApiKeyIdentity(r.body) : undefined;
-    if (!verified) throw unavailable("AUTH_UNAVAILABLE", "API key verification unavailable", 1);
-    // Live by PostgreSQL's clock, expired by this one: refused as user-management would a moment later.
-    if (apiKeyExpired(verified)) throw invalidKey();
-    return verified;
   }
 }
 

@@ -4,8 +4,9 @@
  *   leased store below, and a per-client-IP cap on authenticated traffic (many accounts behind
  *   one address), and every request from an IPv6 site (/48) once more at a higher cap (checkSite):
  *   all leased (./leased-counter.ts), not one round trip per request;
- * - failed API-key verifications per key prefix and per client IP (guessing keys costs the
- *   guesser a 429 long before it costs PostgreSQL anything), one round trip each (rare path).
+ * - API-key verifications per client IP, counted before the lookup and given back for a genuine key
+ *   (guessing keys costs the guesser a 429 long before it costs PostgreSQL anything, concurrent
+ *   guesses too), one round trip each (rare path).
  * Counters fail open when Dragonfly is unreachable (logged by the caller; /ready reports it).
  */
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from "@fastify/rate-limit";
@@ -17,12 +18,16 @@ declare module "ioredis" {
   interface RedisCommander<Context> {
     /** INCR, start the window on the first hit, return count and remaining ms (defined below). */
     gwCount(key: string, windowMs: number): Result<[number, number], Context>;
+    /** DECR while above 0 (an attempt given back; never a key without its window's expiry). */
+    gwGiveBack(key: string): Result<number, Context>;
   }
 }
 
 const COUNT_LUA = `local c = redis.call('INCR', KEYS[1])
 if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {c, redis.call('PTTL', KEYS[1])}`;
+const GIVE_BACK_LUA = `if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then return redis.call('DECR', KEYS[1]) end
+return 0`;
 
 const retryAfter = (ttlMs: number) => ({ "retry-after": String(Math.max(1, Math.ceil(ttlMs / 1000))) });
 
@@ -34,6 +39,7 @@ export class GatewayLimits {
     private readonly o: { windowMs: number; ipMax: number; siteMax: number; keyFailureMax: number; keyFailureWindowMs: number },
   ) {
     redis.defineCommand("gwCount", { numberOfKeys: 1, lua: COUNT_LUA });
+    redis.defineCommand("gwGiveBack", { numberOfKeys: 1, lua: GIVE_BACK_LUA });
     this.counter = new LeasedCounter(redis);
   }
 
@@ -107,22 +113,29 @@ export class GatewayLimits {
     return `gw-akfail:ip:${ip}`;
   }
 
-  /** Throws a 429 when this address has failed too often lately. */
-  async assertKeyAttemptsLeft(ip: string): Promise<void> {
+  /**
+   * Counts one API-key verification of this address before it is made, and throws the 429 when the
+   * window already holds `keyFailureMax` (the attempt counted beyond it changes nothing: the window's
+   * end was set by its first). Answers the give-back, for a key that turned out genuine or could not be
+   * verified: what stays counted are the failures. Counted first, in one atomic increment: when the
+   * count was read first and the failure recorded after the lookup, 30 wrong keys sent at once all read
+   * the count before any of them failed, and all 30 were looked up at a limit of 5 (session 49's race
+   * suite). So more than `keyFailureMax` verifications of different keys from one address at once are
+   * refused like guesses until the others answer (one key's are one lookup: authenticate.ts).
+   * Fails open when Dragonfly cannot be asked, as the request limits do.
+   */
+  async admitKeyAttempt(ip: string): Promise<() => Promise<void>> {
     const key = this.failureKey(ip);
-    let count: string | null;
+    let counted: [number, number];
     try {
-      count = await this.redis.get(key);
+      counted = await this.redis.gwCount(key, this.o.keyFailureWindowMs);
     } catch {
-      return;
+      return async () => undefined;
     }
-    if (Number(count ?? 0) >= this.o.keyFailureMax) {
-      const ttl = await this.redis.pttl(key).catch(() => this.o.keyFailureWindowMs);
-      throw new HttpError(429, "RATE_LIMITED", "Too many failed API key attempts; try again later", undefined, retryAfter(ttl));
-    }
-  }
-
-  async recordKeyFailure(ip: string): Promise<void> {
-    await this.redis.gwCount(this.failureKey(ip), this.o.keyFailureWindowMs).catch(() => undefined);
+    const [attempts, ttl] = counted;
+    if (attempts > this.o.keyFailureMax) throw new HttpError(429, "RATE_LIMITED", "Too many failed API key attempts; try again later", undefined, retryAfter(ttl));
+    return async () => {
+      await this.redis.gwGiveBack(key).catch(() => undefined);
+    };
   }
 }
