@@ -13,9 +13,10 @@
  * the conflict. One platform for all of them (./race-rig.ts sends).
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createService, type Service } from "../../services/src/kit";
 import { registry } from "../../services/src/registry";
+import { BillingRepo } from "../../services/src/services/billing-service/repo";
 import { useServersWith } from "../harness/shared";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { startPlatform, type Platform } from "../helpers/platform";
@@ -51,6 +52,11 @@ beforeAll(async () => {
   await p.services.get("order-management")!.app.redis.set(`market:last:${SYMBOL}`, "100");
   admin = (await c.login(ADMIN.email, ADMIN.password)).token;
 }, 600_000);
+
+// Each test judges its own answers.
+beforeEach(() => {
+  c.failures.length = 0;
+});
 
 afterAll(async () => {
   await limited?.close();
@@ -132,7 +138,7 @@ describe("accounts and credentials", () => {
   it("an account disabled while its token and key are in use: no 5xx, refused within a second of the answer, and disables and enables at once end in the state last committed", async () => {
     const u = await c.user("disable");
     const key = (await c.send("POST", "/api/users/api-keys", { token: u.token, body: { name: "d" } })).json.key as string;
-    const order = { symbol: SYMBOL, side: "buy", type: "limit", quantity: "0.01", limitPrice: "50" };
+    const order = { symbol: SYMBOL, side: "buy", type: "limit", quantity: "0.1", limitPrice: "97" };
     const inFlight = c.burst(30, (i) => c.send(i % 2 ? "POST" : "GET", "/api/orders", { ...(i % 3 ? { token: u.token } : { key }), body: i % 2 ? order : undefined, ip: freshAddress() }));
     const off = await c.send("POST", `/api/users/admin/users/${u.id}/disable`, { token: admin });
     expect(off.status, off.text).toBe(200);
@@ -156,6 +162,180 @@ describe("accounts and credentials", () => {
     const answers = await c.burst(60, () => c.send("GET", "/api/users/me", { token: u.token, ip: freshAddress() }, limitedUrl));
     expect(count(answers, 200)).toBe(CAPS.RATE_LIMIT_MAX_REQUESTS);
     expect(count(answers, 429)).toBe(60 - CAPS.RATE_LIMIT_MAX_REQUESTS);
+    expect(c.failures).toEqual([]);
+  });
+});
+
+describe("orders, configuration, strategies and backtests", () => {
+  const order = { symbol: SYMBOL, side: "buy", type: "limit", quantity: "0.1", limitPrice: "97" };
+
+  it("one Idempotency-Key sent 15 times at once, by token and API key alike: one order, one 201, the others replay it; 15 cancels of it at once: one cancel event", async () => {
+    const u = await c.user("orders");
+    const key = (await c.send("POST", "/api/users/api-keys", { token: u.token, body: { name: "o", scopes: ["trade"] } })).json.key as string;
+    const idem = { "idempotency-key": `race-${randomBytes(6).toString("hex")}` };
+    const answers = await c.burst(15, (i) => c.send("POST", "/api/orders", { ...(i % 2 ? { token: u.token } : { key }), body: order, headers: idem, ip: freshAddress() }));
+    expect(statuses(answers)).toEqual([...Array(14).fill(200), 201]);
+    const id = answers[0].json.orderId as string;
+    expect(answers[0].json.status, answers[0].text).toBe("accepted");
+    expect(new Set(answers.map((a) => a.json.orderId))).toEqual(new Set([id]));
+    expect((await p.pool.query("SELECT count(*)::int AS n FROM om_orders WHERE user_id = $1", [u.id])).rows[0].n).toBe(1);
+    const cancels = await c.burst(15, () => c.send("POST", `/api/orders/${id}/cancel`, { token: u.token }));
+    expect(statuses(cancels), cancels[0].text).toEqual(Array(15).fill(202));
+    const events = await p.pool.query("SELECT count(*)::int AS n FROM om_outbox WHERE payload::text LIKE $1 AND payload::text LIKE '%pending_cancel%'", [`%${id}%`]);
+    expect(events.rows[0].n).toBe(1);
+    expect(c.failures).toEqual([]);
+  });
+
+  it("a configuration key updated 10 times and deleted 10 times at once at one expectedVersion: one change, the others 409 naming expectedVersion; 12 plain deletes: one", async () => {
+    const path = `/api/config/namespaces/race/keys/k-${randomBytes(3).toString("hex")}`;
+    expect((await c.send("PUT", path, { token: admin, body: { value: { v: 0 } } })).status).toBe(201);
+    const answers = await c.burst(20, (i) => (i % 2 ? c.send("PUT", path, { token: admin, body: { value: { v: i }, expectedVersion: 1 } }) : c.send("DELETE", `${path}?expectedVersion=1`, { token: admin })));
+    expect(count(answers, 200), JSON.stringify(statuses(answers))).toBe(1);
+    for (const a of answers.filter((x) => x.status !== 200)) expect([a.status, a.json.error.field], a.text).toEqual([409, "expectedVersion"]);
+    const winner = answers.findIndex((a) => a.status === 200);
+    const now = await c.send("GET", path, { token: admin });
+    if (winner % 2) expect(now.json.value).toEqual({ v: winner });
+    else expect(now.status).toBe(404);
+    if (now.status === 200) {
+      const deletes = await c.burst(12, () => c.send("DELETE", path, { token: admin }));
+      expect(statuses(deletes)).toEqual([200, ...Array(11).fill(404)]);
+    }
+    expect(c.failures).toEqual([]);
+  });
+
+  it(`strategies created 10 at once at ORCH_MAX_STRATEGIES_PER_USER ${CAPS.ORCH_MAX_STRATEGIES_PER_USER}; one deleted, changed, enabled and disabled at once: no change after the delete`, async () => {
+    const u = await c.user("strategies");
+    const strategy = (i: number) => ({ name: `s${i}`, symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 100 });
+    const made = await c.burst(10, (i) => c.send("POST", "/api/ai/strategies", { token: u.token, body: strategy(i) }));
+    expect(statuses(made)).toEqual([...Array(3).fill(201), ...Array(7).fill(409)]);
+    expect((await c.send("GET", "/api/ai/strategies", { token: u.token })).json.strategies).toHaveLength(3);
+    const id = made.find((a) => a.status === 201)!.json.strategyId as string;
+    const ops = await c.burst(16, (i) =>
+      i % 4 === 0 ? c.send("DELETE", `/api/ai/strategies/${id}`, { token: u.token })
+      : i % 4 === 1 ? c.send("PATCH", `/api/ai/strategies/${id}`, { token: u.token, body: { buyAbove: 0.7 + i / 100 } })
+      : c.send("POST", `/api/ai/strategies/${id}/${i % 4 === 2 ? "enable" : "disable"}`, { token: u.token }));
+    for (const [i, a] of ops.entries()) expect(i % 4 === 0 ? [204] : [200, 409], `${i}: ${a.text}`).toContain(a.status);
+    const after = (await c.send("GET", `/api/ai/strategies/${id}`, { token: u.token })).json;
+    expect([after.deletedAt !== null, after.enabled]).toEqual([true, false]);
+    // A change answered 200 committed before the delete: the row's last update is the delete's.
+    const row = (await p.pool.query("SELECT updated_at = deleted_at AS last FROM ai_strategies WHERE strategy_id = $1", [id])).rows[0];
+    expect(row.last).toBe(true);
+    expect(c.failures).toEqual([]);
+  });
+
+  it(`backtests submitted 10 at once at BACKTEST_MAX_OPEN_JOBS_PER_USER ${CAPS.BACKTEST_MAX_OPEN_JOBS_PER_USER}; one cancelled 6 times and deleted 6 times at once`, async () => {
+    const u = await c.user("backtests");
+    const backtest = (seed: number) => ({ strategy: "sma-crossover", symbols: ["BTCUSDT"], interval: "1d", period: { start: "2024-01-01T00:00:00Z", end: "2024-03-01T00:00:00Z" }, data: { source: "synthetic", seed } });
+    const made = await c.burst(10, (i) => c.send("POST", "/api/backtests", { token: u.token, body: backtest(i + 1) }));
+    expect(statuses(made)).toEqual([...Array(3).fill(202), ...Array(7).fill(409)]);
+    expect((await p.pool.query("SELECT count(*)::int AS n FROM bt_jobs WHERE owner_id = $1 AND status IN ('queued', 'running')", [u.id])).rows[0].n).toBe(3);
+    const id = made.find((a) => a.status === 202)!.json.id as string;
+    const ops = await c.burst(12, (i) => (i % 2 ? c.send("POST", `/api/backtests/${id}/cancel`, { token: u.token }) : c.send("DELETE", `/api/backtests/${id}`, { token: u.token })));
+    for (const [i, a] of ops.entries()) expect(i % 2 ? [200, 404, 409] : [204, 404, 409], `${i}: ${a.text}`).toContain(a.status);
+    expect(ops.filter((a, i) => i % 2 && a.status === 200).length).toBeLessThanOrEqual(1);
+    expect(ops.filter((a, i) => !(i % 2) && a.status === 204).length).toBeLessThanOrEqual(1);
+    expect(c.failures).toEqual([]);
+  });
+});
+
+describe("payments, billing, notifications and locks", () => {
+  const pay = (u: User, paymentMethod: string, key: string, amount = 10_000) => c.send("POST", "/api/payments/intents", { token: u.token, body: { amount, currency: "usd", paymentMethod }, headers: { "idempotency-key": key } });
+
+  it(`payment methods saved 10 at once at PAYMENT_MAX_METHODS_PER_USER ${CAPS.PAYMENT_MAX_METHODS_PER_USER}; one Idempotency-Key charged 15 times at once: one charge; two refunds of 60 % at once: one`, async () => {
+    const u = await c.user("payer");
+    const saved = await c.burst(10, () => c.send("POST", "/api/payments/payment-methods", { token: u.token, body: { paymentMethod: "pm_card_visa" } }));
+    expect(count(saved, 201) + count(saved, 200), JSON.stringify(statuses(saved))).toBeLessThanOrEqual(CAPS.PAYMENT_MAX_METHODS_PER_USER);
+    for (const a of saved.filter((x) => x.status === 409)) expect(a.json.error.field).toBe("paymentMethod");
+    expect((await c.send("GET", "/api/payments/payment-methods", { token: u.token })).json.paymentMethods.length).toBeLessThanOrEqual(CAPS.PAYMENT_MAX_METHODS_PER_USER);
+
+    const key = `race-${randomBytes(6).toString("hex")}`;
+    const charges = await c.burst(15, () => pay(u, saved.find((a) => a.status === 201)!.json.paymentMethod, key));
+    expect(statuses(charges), charges[0].text).toEqual([...Array(14).fill(200), 201]);
+    const intent = charges[0].json;
+    expect(new Set(charges.map((a) => a.json.id))).toEqual(new Set([intent.id]));
+    expect([...fake.intents.values()].filter((i) => i.metadata.intent_id === intent.id)).toHaveLength(1);
+    const refunds = await c.burst(2, (i) => c.send("POST", `/api/payments/intents/${intent.id}/refunds`, { token: admin, body: { amount: 6_000 }, headers: { "idempotency-key": `refund-${i}-${key}` } }));
+    expect(statuses(refunds)).toEqual([200, 409]);
+    expect(refunds.find((a) => a.status === 409)!.json.error.field).toBe("amount");
+    expect(c.failures).toEqual([]);
+  });
+
+  it("one plan created 10 times at once: one; a subscription's plan changed and cancelled at once: no 5xx, one outcome; 8 subscriptions at once: one live", async () => {
+    const plan = (id: string, amount: number) => ({ id, name: `plan ${id}`, currency: "usd", amount, interval: "month" });
+    const basic = `basic-${randomBytes(3).toString("hex")}`;
+    const pro = `pro-${randomBytes(3).toString("hex")}`;
+    const plans = await c.burst(10, () => c.send("POST", "/api/billing/plans", { token: admin, body: plan(basic, 1_000) }));
+    expect(statuses(plans)).toEqual([201, ...Array(9).fill(409)]);
+    for (const a of plans.filter((x) => x.status === 409)) expect([a.json.error.code, a.json.error.field]).toEqual(["PLAN_EXISTS", "id"]);
+    expect((await c.send("POST", "/api/billing/plans", { token: admin, body: plan(pro, 3_000) })).status).toBe(201);
+
+    let last: { u: User; sub: { id: string } } | undefined;
+    for (let round = 0; round < 3; round++) {
+      const u = await c.user("subscriber");
+      const pm = (await c.send("POST", "/api/payments/payment-methods", { token: u.token, body: { paymentMethod: "pm_card_visa" } })).json.paymentMethod as string;
+      const subs = await c.burst(8, () => c.send("POST", "/api/billing/subscriptions", { token: u.token, body: { planId: basic, paymentMethod: pm } }));
+      for (const a of subs) expect([201, 409], a.text).toContain(a.status);
+      const live = async () => (await c.send("GET", "/api/billing/subscriptions", { token: u.token })).json.subscriptions.filter((s: { status: string }) => s.status !== "canceled");
+      expect(await live()).toHaveLength(1);
+      const [sub] = await live();
+      const ops = await c.burst(10, (i) => (i % 2 ? c.send("POST", `/api/billing/subscriptions/${sub.id}/plan`, { token: u.token, body: { planId: i % 4 === 1 ? pro : basic } }) : c.send("POST", `/api/billing/subscriptions/${sub.id}/cancel`, { token: u.token, body: { atPeriodEnd: false } })));
+      for (const a of ops) expect([200, 409], `round ${round}: ${a.text}`).toContain(a.status);
+      const [after] = (await c.send("GET", "/api/billing/subscriptions", { token: u.token })).json.subscriptions.filter((s: { id: string }) => s.id === sub.id);
+      expect(after.status).toBe("canceled");
+      last = { u, sub };
+    }
+    // The race above deadlocked (a 503) when the first invoice's payment event was applied during it:
+    // the event locked the invoice, then the subscription. The lock order itself, deterministically: a
+    // transaction holding the subscription (as a cancel does) keeps a locked read of its invoice waiting.
+    const invoice = (await c.send("GET", "/api/billing/invoices", { token: last!.u.token })).json.invoices[0].id as string;
+    const repo = new BillingRepo(p.services.get("billing-service")!.app.pg);
+    const holder = await p.pool.connect();
+    let read = false;
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM bil_subscriptions WHERE subscription_id = $1 FOR UPDATE", [last!.sub.id]);
+      const locked = repo.pg.transaction(async (tx) => {
+        await repo.invoice(invoice, tx, true);
+        read = true;
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(read, "the invoice was locked while its subscription was held").toBe(false);
+      await holder.query("UPDATE bil_invoices SET updated_at = now() WHERE invoice_id = $1", [invoice]);
+      await holder.query("COMMIT");
+      await locked;
+      expect(read).toBe(true);
+    } finally {
+      await holder.query("ROLLBACK").catch(() => undefined);
+      holder.release();
+    }
+    expect(c.failures).toEqual([]);
+  });
+
+  it("notification preferences written 20 times at once: each 200, and the stored ones are one write's, whole; a webhook deleted 10 times at once: one 204", async () => {
+    const u = await c.user("prefs");
+    const zones = ["UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York"];
+    const write = (i: number) => ({ email: null, telegramChatId: null, timeZone: zones[i % 4], quietHours: { start: `0${i % 10}:00`, end: `1${i % 10}:30` } });
+    const answers = await c.burst(20, (i) => c.send("PUT", "/api/notifications/preferences", { token: u.token, body: write(i) }));
+    expect(statuses(answers)).toEqual(Array(20).fill(200));
+    const now = (await c.send("GET", "/api/notifications/preferences", { token: u.token })).json;
+    expect(Array.from({ length: 20 }, (_, i) => write(i)).some((w) => w.timeZone === now.timeZone && JSON.stringify(w.quietHours) === JSON.stringify(now.quietHours))).toBe(true);
+    const hook = (await c.send("POST", "/api/notifications/webhooks", { token: u.token, body: { url: "https://hooks.example.com/race" } })).json.id as string;
+    const deletes = await c.burst(10, () => c.send("DELETE", `/api/notifications/webhooks/${hook}`, { token: u.token }));
+    expect(statuses(deletes)).toEqual([204, ...Array(9).fill(404)]);
+    expect(c.failures).toEqual([]);
+  });
+
+  it("a hub lock acquired by 20 owners at once: one holder, 19 409 LOCKED; one Idempotency-Key 10 times at once: one acquisition, the same token", async () => {
+    const name = `race-${randomBytes(3).toString("hex")}`;
+    const answers = await c.burst(20, (i) => c.send("POST", `/api/hub/locks/${name}/acquire`, { token: admin, body: { owner: `worker ${i}`, ttlMs: 60_000 } }));
+    expect(statuses(answers)).toEqual([200, ...Array(19).fill(409)]);
+    const holder = answers.find((a) => a.status === 200)!.json.owner;
+    for (const a of answers.filter((x) => x.status === 409)) expect([a.json.error.code, a.json.holder.owner]).toEqual(["LOCKED", holder]);
+    const other = `${name}-k`;
+    const idem = { "idempotency-key": `race-${randomBytes(6).toString("hex")}` };
+    const same = await c.burst(10, () => c.send("POST", `/api/hub/locks/${other}/acquire`, { token: admin, body: { owner: "one worker", ttlMs: 60_000 }, headers: idem }));
+    expect(statuses(same)).toEqual(Array(10).fill(200));
+    expect(new Set(same.map((a) => a.json.token)).size).toBe(1);
     expect(c.failures).toEqual([]);
   });
 });

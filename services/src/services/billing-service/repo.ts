@@ -236,7 +236,14 @@ export class BillingRepo {
     return { invoice: rows[0], creditBalanceAfter: t.creditBalanceAfter };
   }
 
+  /**
+   * An invoice; `forUpdate`: locked, after its subscription's row. A change of an invoice locks its
+   * subscription first wherever it starts from one (a plan change, a cancel, the cycle), so a payment
+   * event or a refused charge locking the invoice first and its subscription after deadlocked with a
+   * cancel or plan change of that subscription: one of them answered 503 (session 49's race suite).
+   */
   async invoice(id: string, c: Q = this.pg.pool, forUpdate = false): Promise<InvoiceRow | undefined> {
+    if (forUpdate) await c.query("SELECT 1 FROM bil_subscriptions WHERE subscription_id = (SELECT subscription_id FROM bil_invoices WHERE invoice_id = $1) FOR UPDATE", [id]);
     return (await c.query<InvoiceRow>(`SELECT * FROM bil_invoices WHERE invoice_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [id])).rows[0];
   }
 
