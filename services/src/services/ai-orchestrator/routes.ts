@@ -16,7 +16,7 @@
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
  *   GET   /internal/decisions?since&limit  every user's decisions from `since` on, oldest first (ai-chain-analytics; never proxied)
  */
-import { badRequest, conflict, DisplayText, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, Nullable, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
+import { accountDeleted, badRequest, conflict, DisplayText, HttpError, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, Nullable, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { SYMBOL_RE } from "../../trading/types";
 import { onOrderGrid } from "./decide";
 import type { EvaluationBudget } from "./evaluation-budget";
@@ -109,6 +109,8 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     // The request is compared with its defaults applied: `enabled: false` and no `enabled` are the same.
     const out = await store.createStrategy({ userId: who.userId, ...settings }, deps.maxStrategiesPerUser, key ? { key, requestHash: requestHashOf(settings) } : null);
     if (out.kind === "key_reused") throw idempotencyKeyReused(key!);
+    // Deleted while this request was under way (it passed the gateway before): no strategy is made for it.
+    if (out.kind === "account_deleted") throw accountDeleted(who.userId, "it keeps no strategies");
     if (out.kind === "at_limit") throw conflict(`at most ${deps.maxStrategiesPerUser} strategies per user (delete one: DELETE /strategies/:id)`);
     if (out.kind === "replayed") return reply.code(200).header("idempotent-replay", "true").send(out.strategy);
     return reply.code(201).send(out.strategy);

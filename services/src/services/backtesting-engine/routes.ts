@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { equityChartSvg, ParameterError, strategies } from "../../backtest";
-import { badRequest, conflict, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
+import { accountDeleted, badRequest, conflict, idempotencyKeyOf, idempotencyKeyReused, NoContent, notFound, requestHashOf, requireIdentity, ResponseObject, Type, type ServiceContext } from "../../kit";
 import { checkReplay } from "./bars";
 import { deleteFinishedRun } from "./deletion";
 import { planBacktest, type Limits } from "./plan";
@@ -70,6 +70,8 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     const id = randomUUID();
     const out = await deps.queue.enqueue({ id, ownerId: who.userId, strategy: plan.strategy, kind, request: body }, plan.jobs, deps.maxAttempts, deps.maxOpenJobsPerUser, key ? { key, requestHash: requestHashOf(body) } : null);
     if (out.kind === "key_reused") throw idempotencyKeyReused(key!);
+    // Deleted while this request was under way (it passed the gateway before): no run is queued for it.
+    if (out.kind === "account_deleted") throw accountDeleted(who.userId, "it runs no backtests");
     if (out.kind === "at_limit")
       throw conflict(`this backtest has ${plan.jobs.length} jobs and ${out.open} of yours are queued or running: at most ${deps.maxOpenJobsPerUser} per user; submit it when they finish`);
     // A retry under the same key and body: the run it made, as it is now (same body, same plan).

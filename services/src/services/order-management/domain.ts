@@ -3,7 +3,7 @@
  * behind idempotency, the checks beyond the schema, and what a fill does to an order.
  */
 import { createHash } from "node:crypto";
-import { HttpError } from "../../kit";
+import { accountDeleted as refusedAsDeleted, HttpError } from "../../kit";
 import { D, str } from "../../trading/decimal";
 import { TOPICS, type OrderEventMsg, type OrderSnapshot } from "../../trading/events";
 import type { OutboxEvent } from "../../trading/infra/outbox";
@@ -53,7 +53,7 @@ export function requestHash(b: OrderRequest): string {
 }
 
 /** A submission of an account deleted before it was decided (user-management's tombstone, deleted_users). */
-export const accountDeleted = (userId: string) => new HttpError(403, "ACCOUNT_DELETED", `account ${userId} was deleted; it places no orders`, "userId");
+export const accountDeleted = (userId: string) => refusedAsDeleted(userId, "it places no orders");
 /** The key came back with another body: names the header, as the kit's idempotencyKeyReused does for the other services. */
 export const idempotencyKeyReused = () => new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request body; use a new key for a new request", "idempotency-key");
 

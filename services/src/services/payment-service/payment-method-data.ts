@@ -2,7 +2,7 @@
  * payment-service's data access for saved payment methods: one processor customer per user
  * (pay_customers) and the card tokens attached to it (pay_payment_methods, migration 0415).
  */
-import type { PostgresClient, Queryable } from "../../kit";
+import { accountWasDeleted, type PostgresClient, type Queryable } from "../../kit";
 
 export interface PaymentMethodRow {
   payment_method: string;
@@ -23,6 +23,11 @@ const METHODS_LOCK_SPACE = 0x706d;
 
 export class PaymentMethodData {
   constructor(private readonly pg: PostgresClient) {}
+
+  /** Whether the account was deleted (user-management's tombstone): its requests under way are refused. */
+  accountDeleted(userId: string): Promise<boolean> {
+    return accountWasDeleted(this.pg, userId);
+  }
 
   async customerOf(userId: string): Promise<string | undefined> {
     return (await this.pg.query<{ customer_id: string }>("SELECT customer_id FROM pay_customers WHERE user_id = $1", [userId])).rows[0]?.customer_id;
@@ -47,9 +52,10 @@ export class PaymentMethodData {
    * undefined when the token is already recorded (for anyone). One user's saves take turns (an advisory
    * lock held to the end of the transaction), so concurrent ones cannot pass the bound together.
    */
-  async insert(userId: string, m: { id: string; brand: string | null; last4: string | null }, max: number): Promise<PaymentMethodRow | undefined | "full"> {
+  async insert(userId: string, m: { id: string; brand: string | null; last4: string | null }, max: number): Promise<PaymentMethodRow | undefined | "full" | "account_deleted"> {
     return this.pg.transaction(async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [METHODS_LOCK_SPACE, userId]);
+      if (await accountWasDeleted(c, userId)) return "account_deleted";
       if ((await this.countFor(userId, c)) >= max) return "full";
       const { rows } = await c.query<PaymentMethodRow>(
         `INSERT INTO pay_payment_methods (payment_method, user_id, brand, last4) VALUES ($1, $2, $3, $4) ON CONFLICT (payment_method) DO NOTHING RETURNING *`,

@@ -6,7 +6,7 @@
  * a token of another user, one made up, or one never saved is refused before the processor is asked.
  */
 import type { Logger } from "pino";
-import { HttpError } from "../../kit";
+import { accountDeleted, HttpError } from "../../kit";
 import type { CardProcessor } from "./processor";
 import type { PaymentMethodData, PaymentMethodRow } from "./payment-method-data";
 
@@ -31,6 +31,7 @@ export class PaymentMethods {
     const processor = this.requireProcessor();
     const mine = await this.data.owned(userId, token);
     if (mine) return { row: mine, created: false };
+    await this.refuseDeleted(userId, "no card is saved for it");
     // Tokens are free to make in a browser: without a bound one user's saves grew their rows, their
     // customer at the processor and GET /payment-methods (which lists them all) without end.
     if ((await this.data.countFor(userId)) >= this.maxPerUser) throw this.full();
@@ -49,11 +50,25 @@ export class PaymentMethods {
       await this.detachQuietly(userId, attached.id);
       throw this.full();
     }
+    if (row === "account_deleted") {
+      await this.detachQuietly(userId, attached.id);
+      throw accountDeleted(userId, "no card is saved for it");
+    }
     if (row) return { row, created: true };
     // Recorded already: the user's own (a concurrent save), or, if the processor let it through, someone else's.
     const again = await this.data.owned(userId, attached.id);
     if (again) return { row: again, created: false };
     throw new HttpError(422, "PAYMENT_METHOD_REFUSED", "this payment method is saved by another account", "paymentMethod");
+  }
+
+  /**
+   * An account deleted while its request was under way (it passed the gateway before the deletion) is
+   * refused before the processor is asked: 403 ACCOUNT_DELETED naming userId. Before, a card was
+   * saved and a payment charged for an account that no longer existed (session 49's race suite). The
+   * writes read the tombstone again in their own statement or transaction (insert, insertIntent).
+   */
+  async refuseDeleted(userId: string, does: string): Promise<void> {
+    if (await this.data.accountDeleted(userId)) throw accountDeleted(userId, does);
   }
 
   private full(): HttpError {

@@ -64,11 +64,12 @@ const UNTAKEN_PROCESSOR_ID = (p: string) => `(SELECT ${p}::text WHERE NOT EXISTS
 export class PaymentRepo {
   constructor(private readonly pg: PostgresClient) {}
 
-  /** Inserts the intent unless this idempotency key of the user's was used (by the same origin); null when taken. */
+  /** Inserts the intent unless this idempotency key of the user's was used (by the same origin) or the account was deleted (its tombstone); null then. */
   async insertIntent(p: { intentId: string; userId: string; origin: IntentOrigin; key: string; hash: string; req: IntentRequest; processor: string }): Promise<IntentRow | null> {
     const { rows } = await this.pg.query<IntentRow>(
       `INSERT INTO pay_intents (intent_id, user_id, origin, idempotency_key, request_hash, amount, currency, payment_method, description, reference, status, processor)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'created',$11) ON CONFLICT (user_id, origin, idempotency_key) DO NOTHING RETURNING *`,
+       SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'created',$11 WHERE NOT EXISTS (SELECT 1 FROM deleted_users WHERE user_id = $2)
+       ON CONFLICT (user_id, origin, idempotency_key) DO NOTHING RETURNING *`,
       [p.intentId, p.userId, p.origin, p.key, p.hash, p.req.amount.toString(), p.req.currency, p.req.paymentMethod, p.req.description, p.req.reference, p.processor],
     );
     return rows[0] ?? null;
