@@ -279,7 +279,7 @@ describe("orders, configuration, strategies and backtests", () => {
 describe("payments, billing, notifications and locks", () => {
   const pay = (u: User, paymentMethod: string, key: string, amount = 10_000) => c.send("POST", "/api/payments/intents", { token: u.token, body: { amount, currency: "usd", paymentMethod }, headers: { "idempotency-key": key } });
 
-  it(`payment methods saved 10 at once at PAYMENT_MAX_METHODS_PER_USER ${CAPS.PAYMENT_MAX_METHODS_PER_USER}; one Idempotency-Key charged 15 times at once: one charge; two refunds of 60 % at once: one`, async () => {
+  it(`payment methods saved 10 at once at PAYMENT_MAX_METHODS_PER_USER ${CAPS.PAYMENT_MAX_METHODS_PER_USER}; one Idempotency-Key charged 15 times at once: one charge; two refunds of 60 % at once: one; one refund key x10: one; a card removed under 10 charges`, async () => {
     const u = await c.user("payer");
     const saved = await c.burst(10, () => c.send("POST", "/api/payments/payment-methods", { token: u.token, body: { paymentMethod: "pm_card_visa" } }));
     expect(count(saved, 201) + count(saved, 200), JSON.stringify(statuses(saved))).toBeLessThanOrEqual(CAPS.PAYMENT_MAX_METHODS_PER_USER);
@@ -295,6 +295,17 @@ describe("payments, billing, notifications and locks", () => {
     const refunds = await c.burst(2, (i) => c.send("POST", `/api/payments/intents/${intent.id}/refunds`, { token: admin, body: { amount: 6_000 }, headers: { "idempotency-key": `refund-${i}-${key}` } }));
     expect(statuses(refunds)).toEqual([200, 409]);
     expect(refunds.find((a) => a.status === 409)!.json.error.field).toBe("amount");
+    // One refund's key 10 times at once: one refund, at the processor too.
+    const again = await c.burst(10, () => c.send("POST", `/api/payments/intents/${intent.id}/refunds`, { token: admin, body: { amount: 1_000 }, headers: { "idempotency-key": `refund-same-${key}` } }));
+    for (const a of again) expect([200, 409], a.text).toContain(a.status);
+    expect(count(again, 200)).toBeGreaterThanOrEqual(1);
+    expect((await p.pool.query("SELECT count(*)::int AS n FROM pay_refunds WHERE intent_id = $1 AND idempotency_key = $2", [intent.id, `refund-same-${key}`])).rows[0].n).toBe(1);
+    expect(fake.refunds.filter((r) => r.payment_intent === intent.processorIntentId)).toHaveLength(2);
+    // A card removed while 10 charges name it: each charge is made or refused as not saved, never a 5xx.
+    const card = saved.find((a) => a.status === 201)!.json.paymentMethod as string;
+    const race = await Promise.all([c.send("DELETE", `/api/payments/payment-methods/${card}`, { token: u.token }), ...Array.from({ length: 10 }, (_, i) => pay(u, card, `rm-${i}-${key}`, 2_000))]);
+    expect(race[0].status, race[0].text).toBe(204);
+    for (const a of race.slice(1)) expect([200, 201, 404], a.text).toContain(a.status);
     expect(c.failures).toEqual([]);
   });
 
@@ -363,12 +374,16 @@ describe("payments, billing, notifications and locks", () => {
     expect(c.failures).toEqual([]);
   });
 
-  it("a hub lock acquired by 20 owners at once: one holder, 19 409 LOCKED; one Idempotency-Key 10 times at once: one acquisition, the same token", async () => {
+  it("a hub lock acquired by 20 owners at once: one holder, 19 409 LOCKED; an instance's first heartbeat x10: one 201; one Idempotency-Key 10 times at once: one acquisition, the same token", async () => {
     const name = `race-${randomBytes(3).toString("hex")}`;
     const answers = await c.burst(20, (i) => c.send("POST", `/api/hub/locks/${name}/acquire`, { token: admin, body: { owner: `worker ${i}`, ttlMs: 60_000 } }));
     expect(statuses(answers)).toEqual([200, ...Array(19).fill(409)]);
     const holder = answers.find((a) => a.status === 200)!.json.owner;
     for (const a of answers.filter((x) => x.status === 409)) expect([a.json.error.code, a.json.holder.owner]).toEqual(["LOCKED", holder]);
+    // An instance's first heartbeat sent 10 times at once: registered once (one 201), one registeredAt.
+    const beats = await c.burst(10, () => c.send("PUT", `/api/hub/instances/race-svc/${name}`, { token: admin, body: { version: "1.0.0", address: "10.0.0.9:8080", health: "healthy" } }));
+    expect(statuses(beats)).toEqual([...Array(9).fill(200), 201]);
+    expect(new Set(beats.map((a) => a.json.registeredAt)).size).toBe(1);
     const other = `${name}-k`;
     const idem = { "idempotency-key": `race-${randomBytes(6).toString("hex")}` };
     const same = await c.burst(10, () => c.send("POST", `/api/hub/locks/${other}/acquire`, { token: admin, body: { owner: "one worker", ttlMs: 60_000 }, headers: idem }));

@@ -35,23 +35,20 @@ export class InstanceRegistry {
     ttlMs: number,
   ): Promise<{ instance: Instance; registered: boolean }> {
     const now = Date.now();
-    const prev = await this.redis.get(instKey(service, id));
-    const registeredAt = prev ? (JSON.parse(prev) as Instance).registeredAt : new Date(now).toISOString();
-    const instance: Instance = {
-      service,
-      id,
-      ...body,
-      registeredAt,
-      lastHeartbeat: new Date(now).toISOString(),
-      ttlMs,
-      expiresAt: new Date(now + ttlMs).toISOString(),
+    const key = instKey(service, id);
+    const at = (registeredAt: string): Instance => ({ service, id, ...body, registeredAt, lastHeartbeat: new Date(now).toISOString(), ttlMs, expiresAt: new Date(now + ttlMs).toISOString() });
+    const write = (instance: Instance, onlyNew: boolean) => {
+      const tx = this.redis.multi().zremrangebyscore(INDEX, "-inf", now);
+      (onlyNew ? tx.set(key, JSON.stringify(instance), "PX", ttlMs, "NX") : tx.set(key, JSON.stringify(instance), "PX", ttlMs)).zadd(INDEX, now + ttlMs, member(service, id));
+      return tx.exec();
     };
-    await this.redis
-      .multi()
-      .zremrangebyscore(INDEX, "-inf", now)
-      .set(instKey(service, id), JSON.stringify(instance), "PX", ttlMs)
-      .zadd(INDEX, now + ttlMs, member(service, id))
-      .exec();
+    // Registered by the one heartbeat whose SET NX made the key: first heartbeats sent at once all read
+    // no key and each answered "registered" with a registeredAt of its own (session 49's race suite).
+    const first = at(new Date(now).toISOString());
+    if ((await write(first, true))?.[1]?.[1] === "OK") return { instance: first, registered: true };
+    const prev = await this.redis.get(key);
+    const instance = at(prev ? (JSON.parse(prev) as Instance).registeredAt : first.registeredAt);
+    await write(instance, false);
     return { instance, registered: !prev };
   }
 
