@@ -6,7 +6,8 @@
  * - conflicting transitions at once: cancels, refunds past the charge, a plan change against a
  *   cancellation, delete against update (strategy, configuration key, API key, webhook), a password
  *   change against logins, registrations of one e-mail in case variants, locks, preference writes;
- * - credentials ended while requests are in flight (an API key revoked, an account disabled);
+ * - credentials ended while requests are in flight (an API key revoked, an account disabled or
+ *   deleted: nothing made for a deleted account after the deletion's answer), a kill switch flipped;
  * - limits passed by sending N at once: wrong API keys per address, requests per user, and the
  *   per-user caps (strategies, open backtest jobs, payment methods, webhooks).
  * Every answer is judged by ./oracle.ts (no 5xx, no internal details); a lost race is a 4xx naming
@@ -224,6 +225,18 @@ describe("orders, configuration, strategies and backtests", () => {
     expect(c.failures).toEqual([]);
   });
 
+  it("a user's kill switch turned on and off 16 times at once while 20 of their orders are in flight: no 5xx; recorded, enforced and last audited state agree", async () => {
+    const u = await c.user("switch");
+    const flips = c.burst(16, (i) => c.send("PUT", `/api/risk/trading-state/users/${u.id}`, { token: admin, body: { state: i % 2 ? "active" : "halted", reason: `race flip ${i}` } }));
+    const orders = c.burst(20, () => c.send("POST", "/api/orders", { token: u.token, body: order, ip: freshAddress() }));
+    for (const a of await flips) expect(a.status, a.text).toBe(200);
+    for (const a of await orders) expect([200, 201, 403, 409, 423], a.text).toContain(a.status);
+    const now = (await c.send("GET", `/api/risk/trading-state/users/${u.id}`, { token: admin })).json;
+    const last = (await p.pool.query("SELECT to_state FROM trading_state_changes WHERE user_id = $1 ORDER BY id DESC LIMIT 1", [u.id])).rows[0];
+    expect([now.state, now.enforced]).toEqual([last.to_state, last.to_state]);
+    expect(c.failures).toEqual([]);
+  });
+
   it("a configuration key updated 10 times and deleted 10 times at once at one expectedVersion: one change, the others 409 naming expectedVersion; 12 plain deletes: one", async () => {
     const path = `/api/config/namespaces/race/keys/k-${randomBytes(3).toString("hex")}`;
     expect((await c.send("PUT", path, { token: admin, body: { value: { v: 0 } } })).status).toBe(201);
@@ -360,7 +373,7 @@ describe("payments, billing, notifications and locks", () => {
     expect(c.failures).toEqual([]);
   });
 
-  it("notification preferences written 20 times at once: each 200, and the stored ones are one write's, whole; a webhook deleted 10 times at once: one 204", async () => {
+  it(`notification preferences written 20 times at once: each 200, and the stored ones are one write's, whole; a webhook deleted 10 times at once: one 204; 8 created at once at NOTIFY_MAX_WEBHOOKS ${CAPS.NOTIFY_MAX_WEBHOOKS}`, async () => {
     const u = await c.user("prefs");
     const zones = ["UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York"];
     const write = (i: number) => ({ email: null, telegramChatId: null, timeZone: zones[i % 4], quietHours: { start: `0${i % 10}:00`, end: `1${i % 10}:30` } });
@@ -371,6 +384,8 @@ describe("payments, billing, notifications and locks", () => {
     const hook = (await c.send("POST", "/api/notifications/webhooks", { token: u.token, body: { url: "https://hooks.example.com/race" } })).json.id as string;
     const deletes = await c.burst(10, () => c.send("DELETE", `/api/notifications/webhooks/${hook}`, { token: u.token }));
     expect(statuses(deletes)).toEqual([204, ...Array(9).fill(404)]);
+    const hooks = await c.burst(8, (i) => c.send("POST", "/api/notifications/webhooks", { token: u.token, body: { url: `https://hooks.example.com/race/${i}` } }));
+    expect(statuses(hooks)).toEqual([...Array(CAPS.NOTIFY_MAX_WEBHOOKS).fill(201), ...Array(8 - CAPS.NOTIFY_MAX_WEBHOOKS).fill(409)]);
     expect(c.failures).toEqual([]);
   });
 
