@@ -346,6 +346,17 @@ describe("payments, billing, notifications and locks", () => {
       expect(after.status).toBe("canceled");
       last = { u, sub };
     }
+    // A card change and a cancellation at the period's end, each 6 times at once: every one answered, both kept.
+    {
+      const u = await c.user("card-change");
+      const save = async () => (await c.send("POST", "/api/payments/payment-methods", { token: u.token, body: { paymentMethod: "pm_card_visa" } })).json.paymentMethod as string;
+      const [one, two] = [await save(), await save()];
+      const sub = (await c.send("POST", "/api/billing/subscriptions", { token: u.token, body: { planId: basic, paymentMethod: one } })).json;
+      const ops = await c.burst(12, (i) => (i % 2 ? c.send("POST", `/api/billing/subscriptions/${sub.id}/payment-method`, { token: u.token, body: { paymentMethod: two } }) : c.send("POST", `/api/billing/subscriptions/${sub.id}/cancel`, { token: u.token, body: { atPeriodEnd: true } })));
+      expect(statuses(ops), ops.map((a) => a.text).join(" ").slice(0, 300)).toEqual(Array(12).fill(200));
+      const [after] = (await c.send("GET", "/api/billing/subscriptions", { token: u.token })).json.subscriptions;
+      expect([after.cancelAtPeriodEnd, after.paymentMethod]).toEqual([true, two]);
+    }
     // The race above deadlocked (a 503) when the first invoice's payment event was applied during it:
     // the event locked the invoice, then the subscription. The lock order itself, deterministically: a
     // transaction holding the subscription (as a cancel does) keeps a locked read of its invoice waiting.
