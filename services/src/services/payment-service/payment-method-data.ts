@@ -51,6 +51,7 @@ export class PaymentMethodData {
    * Records a method attached to the user's customer, unless the user has `max` saved already ("full");
    * undefined when the token is already recorded (for anyone). One user's saves take turns (an advisory
    * lock held to the end of the transaction), so concurrent ones cannot pass the bound together.
+   * "account_deleted" when the account was deleted meanwhile (its tombstone, read under that lock).
    */
   async insert(userId: string, m: { id: string; brand: string | null; last4: string | null }, max: number): Promise<PaymentMethodRow | undefined | "full" | "account_deleted"> {
     return this.pg.transaction(async (c) => {
