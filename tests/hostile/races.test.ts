@@ -254,13 +254,19 @@ describe("orders, configuration, strategies and backtests", () => {
     expect(c.failures).toEqual([]);
   });
 
-  it(`strategies created 10 at once at ORCH_MAX_STRATEGIES_PER_USER ${CAPS.ORCH_MAX_STRATEGIES_PER_USER}; one deleted, changed, enabled and disabled at once: no change after the delete`, async () => {
+  it(`strategies created 10 at once at ORCH_MAX_STRATEGIES_PER_USER ${CAPS.ORCH_MAX_STRATEGIES_PER_USER}; 16 evaluations at once at ORCH_EVALUATIONS_PER_MINUTE 12; one deleted, changed, enabled and disabled at once: no change after the delete`, async () => {
     const u = await c.user("strategies");
     const strategy = (i: number) => ({ name: `s${i}`, symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 100 });
     const made = await c.burst(10, (i) => c.send("POST", "/api/ai/strategies", { token: u.token, body: strategy(i) }));
     expect(statuses(made)).toEqual([...Array(3).fill(201), ...Array(7).fill(409)]);
     expect((await c.send("GET", "/api/ai/strategies", { token: u.token })).json.strategies).toHaveLength(3);
     const id = made.find((a) => a.status === 201)!.json.strategyId as string;
+    // Evaluations asked 16 at once of an enabled strategy: at most ORCH_EVALUATIONS_PER_MINUTE (12) run, the others 429.
+    const other = made.filter((a) => a.status === 201)[1].json.strategyId as string;
+    expect((await c.send("POST", `/api/ai/strategies/${other}/enable`, { token: u.token })).status).toBe(200);
+    const evaluations = await c.burst(16, () => c.send("POST", `/api/ai/strategies/${other}/evaluate`, { token: u.token }));
+    expect(statuses(evaluations)).toEqual([...Array(12).fill(200), ...Array(4).fill(429)]);
+    for (const a of evaluations.filter((x) => x.status === 429)) expect(a.json.error.code).toBe("EVALUATION_LIMIT");
     const ops = await c.burst(16, (i) =>
       i % 4 === 0 ? c.send("DELETE", `/api/ai/strategies/${id}`, { token: u.token })
       : i % 4 === 1 ? c.send("PATCH", `/api/ai/strategies/${id}`, { token: u.token, body: { buyAbove: 0.7 + i / 100 } })
