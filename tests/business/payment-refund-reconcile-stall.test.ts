@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { usePaymentReplicas } from "./payment-replicas";
+import { PATIENCE_MS, within } from "../helpers/patience";
 
 const fake = new FakeCardProcessor();
 const replicas = usePaymentReplicas(fake, {
@@ -24,8 +25,6 @@ const replicas = usePaymentReplicas(fake, {
   },
 });
 const { bases, payment, refund, reconcile } = replicas;
-/** How long a request on the payment may take while the lookup stalls; the old code waited for the whole stall. */
-const PROMPT_MS = 5_000;
 
 /** A refund whose answer was lost ("answer-lost": the processor made it) or never arrived ("unreachable"), pending an hour since its send. */
 async function agedPendingRefund(p: { id: string }, how: "answer-lost" | "unreachable", amount: number): Promise<{ key: string; refundId: string }> {
@@ -59,12 +58,11 @@ async function stalledSweep(): Promise<{ sweep: ReturnType<typeof reconcile>; re
   return { sweep, release };
 }
 
-/** `p`, or a failure naming what waited: the old code held the payment's row for the whole stall. */
-function prompt<T>(what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} still waiting after ${PROMPT_MS} ms: blocked behind the stalled reconciliation`)), PROMPT_MS)));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
+/**
+ * `p`, or a failure naming what waited: the old code held the payment's row for the whole stall, which
+ * lasts until the test releases it (so the bound only guards against a hang).
+ */
+const prompt = <T>(what: string, p: Promise<T>): Promise<T> => within(p, PATIENCE_MS, `${what} (blocked behind the stalled reconciliation?)`);
 
 /** A signed `payment_intent.succeeded` for the payment again (a redelivery): settle() locks the payment's row to apply it. */
 function webhookFor(processorIntentId: string) {

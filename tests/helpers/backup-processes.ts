@@ -1,7 +1,7 @@
 /**
  * What the backup tests (tests/services/postgres-backup.test.ts, clickhouse-backup.test.ts) do with
  * the processes they start: a backup's whole process group killed as a container's end kills it,
- * a wait that fails naming what hung, and heartbeat bounds short enough for a test.
+ * and heartbeat bounds short enough for a test (a wait that fails naming what hung: patience.ts within).
  */
 import type { ChildProcess } from "node:child_process";
 import type { BackupHeartbeat } from "../../components/data/backup";
@@ -17,7 +17,3 @@ export function killGroup(child: ChildProcess): void {
     // Already gone.
   }
 }
-
-/** `promise`, or a failure naming `what` after `ms` (so that a hang fails the test instead of timing it out). */
-export const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
-  Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);

@@ -18,6 +18,7 @@ import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/s
 import { CLAIM_SQL, JobQueue, type ClaimedJob, type StrandedRunRepairOptions } from "../../services/src/services/backtesting-engine/queue";
 import type { JobSpec } from "../../services/src/services/backtesting-engine/plan";
 import { STARTED_QUEUED_RUNS_SQL, STRANDED_RUNS_SQL } from "../../services/src/services/backtesting-engine/settle";
+import { PATIENCE_MS, within } from "../helpers/patience";
 
 const srv = useServers("postgres");
 let pool: import("pg").Pool;
@@ -225,8 +226,8 @@ describe("runs settle when their last job is final, by whatever made it final", 
     try {
       await holder.query("BEGIN");
       await holder.query("SELECT 1 FROM bt_runs WHERE id = $1 FOR UPDATE", [settling]);
-      // Before, every claim settled every open run, and waited here for the lock.
-      const claimed = await Promise.race([q.claim(), new Promise((resolve) => setTimeout(() => resolve("still waiting"), 3_000))]);
+      // Before, every claim settled every open run, and waited here for the lock (held until the end of this test).
+      const claimed = await within(q.claim(), PATIENCE_MS, "a claim while another replica settles a run");
       expect(claimed).toMatchObject({ runId: other, idx: 0 });
     } finally {
       await holder.query("ROLLBACK");

@@ -11,6 +11,7 @@ import { createService, type Service } from "../../services/src/kit";
 import configurationService, { subscribeConfigChanges, watchNamespace, type ConfigChange } from "../../services/src/services/configuration-service";
 import { cacheKey, generationKey } from "../../services/src/services/configuration-service/store";
 import { runPostgresMigrations, POSTGRES_MIGRATIONS_DIR } from "../../services/src/migrations";
+import { PATIENCE_MS } from "../helpers/patience";
 
 const srv = useServers("postgres");
 let redis: RedisServer;
@@ -234,11 +235,11 @@ describe("change notification", () => {
     await call("PUT", "/namespaces/other-ns/keys/flag", { value: true });
     await call("DELETE", "/namespaces/notify-test/keys/flag");
     await call("PUT", "/namespaces/notify-test/keys/flag2", { value: "on" });
-    await expect.poll(() => got.length, { timeout: 5000 }).toBe(3);
+    await expect.poll(() => got.length, { timeout: PATIENCE_MS }).toBe(3);
     expect(got[0]).toMatchObject({ namespace: "notify-test", key: "flag", version: 1, operation: "set", changedBy: ADMIN, requestId: "req-n-1" });
     expect(got[1]).toMatchObject({ key: "flag", version: 2, operation: "delete" });
-    await expect.poll(() => all.map((c) => c.namespace).sort().join(","), { timeout: 5000 }).toBe("notify-test,notify-test,notify-test,other-ns");
-    await expect.poll(() => JSON.stringify(Object.keys(watched.get() ?? {})), { timeout: 5000 }).toBe('["flag2"]');
+    await expect.poll(() => all.map((c) => c.namespace).sort().join(","), { timeout: PATIENCE_MS }).toBe("notify-test,notify-test,notify-test,other-ns");
+    await expect.poll(() => JSON.stringify(Object.keys(watched.get() ?? {})), { timeout: PATIENCE_MS }).toBe('["flag2"]');
     await Promise.all([sub.close(), subAll.close(), watched.close()]);
   });
 });

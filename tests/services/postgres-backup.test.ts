@@ -24,7 +24,8 @@ import { BACKUP_STOPPED_WITHOUT_OUTCOME, backupRunRecorderScript, backupScript, 
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
 import { expectJobRunsExported, jobRunRow, queryOnce } from "../helpers/job-runs";
-import { FAST_HEARTBEAT, killGroup, within } from "../helpers/backup-processes";
+import { FAST_HEARTBEAT, killGroup } from "../helpers/backup-processes";
+import { PATIENCE_MS, within } from "../helpers/patience";
 import databaseService from "../../services/src/services/database-service";
 import { useServers } from "../harness/shared";
 import { pg } from "../harness";
@@ -324,14 +325,14 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
     await withHeldDump(async ({ d, recorder, backup }) => {
       backup.child.kill("SIGINT");
       recorder.kill("SIGINT");
-      expect((await within(backup.exited, 5_000, "the backup's exit")).code).toBe(130);
+      expect((await within(backup.exited, PATIENCE_MS, "the backup's exit")).code).toBe(130);
       expect(readFileSync(join(d.shared, "outcome"), "utf8")).toBe("SIGINT\n");
       const rec = await within(recorder.exited, 10_000, "the recorder's exit");
       expect(rec.code, rec.output).toBe(130);
       expect(await takeWrites()).toEqual(["start", "failure SIGINT"]);
       expect(readdirSync(d.backups)).toEqual([]);
       // pg_dump was stopped with the script.
-      await expect.poll(async () => (await query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'")).length, { timeout: 5_000 }).toBe(0);
+      await expect.poll(async () => (await query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'")).length, { timeout: PATIENCE_MS }).toBe(0);
     });
   }, 60_000);
 });

@@ -19,6 +19,7 @@ import { runPostgresMigrations } from "../../services/src/migrations";
 import userManagement from "../../services/src/services/user-management";
 import { fillUserState, parseUserState, publishUserState, revocationReason, userStateKey, userStateOf, userStateVersionKey, type UserState } from "../../services/src/services/user-management/user-state";
 import { http, waitUntil } from "../trading/e2e-helpers";
+import { PATIENCE_MS } from "../helpers/patience";
 
 const srv = useServers("postgres", "redis");
 let pool: InstanceType<typeof pg.Pool>;
@@ -189,7 +190,7 @@ describe("the state write keeps the highest version", () => {
       await publishUserState(redis, userId, { ...base, epoch: 2, version: 3 });
       await publishUserState(redis, userId, { ...base, epoch: 1, version: 2 });
       expect(await cached(userId)).toEqual({ ...base, epoch: 2, version: 3 });
-      await waitUntil("both notifications heard", async () => heard.filter((m) => m === `user:${userId}`).length === 2, 5_000, 5);
+      await waitUntil("both notifications heard", async () => heard.filter((m) => m === `user:${userId}`).length === 2, PATIENCE_MS, 5);
       // An enable after a disable (same epoch): only the version orders them.
       await publishUserState(redis, userId, { ...base, epoch: 2, version: 5 });
       await publishUserState(redis, userId, { ...base, status: "disabled", epoch: 2, version: 4 });
