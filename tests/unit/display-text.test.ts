@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { displayTextRefusal, isDisplayText, PRINTABLE_TEXT_PATTERN, printableTextPattern, VISIBLE_TEXT_PATTERN } from "../../services/src/kit/display-text";
+import { cpuMs } from "../helpers/patience";
 
 describe("display text", () => {
   it("refuses controls (C0, DEL, C1), line separators, direction overrides and isolates", () => {
@@ -22,9 +23,13 @@ describe("display text", () => {
   });
 
   it("is linear on 100,000 characters that almost match", () => {
-    const t0 = performance.now();
-    for (const s of [" ".repeat(100_000) + "\u0000", "\u200b".repeat(100_000), "a".repeat(100_000) + "\u202e"]) expect(isDisplayText(s)).toBe(false);
-    expect(performance.now() - t0).toBeLessThan(500);
+    const results: boolean[] = [];
+    // CPU time, not the clock: waiting for a core on a loaded machine is not the pattern's (tests/helpers/patience.ts).
+    const spent = cpuMs(() => {
+      for (const s of [" ".repeat(100_000) + "\u0000", "\u200b".repeat(100_000), "a".repeat(100_000) + "\u202e"]) results.push(isDisplayText(s));
+    });
+    expect(results).toEqual([false, false, false]);
+    expect(spent).toBeLessThan(500);
   });
 
   it("explains a refusal in words, per pattern (kit errors.ts)", () => {
