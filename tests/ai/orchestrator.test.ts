@@ -25,6 +25,7 @@ import { purgeDeletedStrategies, purgeOldDecisions } from "../../services/src/se
 import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
 import { ensureAccount } from "../helpers/accounts";
+import { PATIENCE_MS } from "../helpers/patience";
 
 const srv = useServers("postgres", "redis");
 const MAX_STRATEGIES = 3;
@@ -341,15 +342,22 @@ describe("ai-orchestrator", () => {
       expect(r.json().error.code).toBe("STRATEGY_DELETED");
       expect(r.json().error.message).toMatch(new RegExp(`^strategy ${ids[0]} is deleted`));
     }
-    // The scheduler: the deleted strategy is not due, however long since its last evaluation.
+    // The scheduler: the deleted strategy is not due, however long since its last evaluation. Shown
+    // by a live strategy of the same user, due since later, evaluated by the scheduler meanwhile (the
+    // deleted one's turn came first), not by a pause a loaded machine may fill with no tick.
     const db = new pg.Client({ connectionString: srv.postgres.url });
     await db.connect();
     try {
-      await db.query(`UPDATE ai_strategies SET enabled = true, last_evaluated_at = now() - interval '1 day' WHERE strategy_id = $1`, [ids[0]]);
+      await db.query(`UPDATE ai_strategies SET enabled = true, last_evaluated_at = now() - interval '2 days' WHERE strategy_id = $1`, [ids[0]]);
       await db.query(`UPDATE ai_strategies SET last_evaluated_at = now() + interval '1 day' WHERE strategy_id <> $1`, [ids[0]]);
+      await db.query(`UPDATE ai_strategies SET enabled = true, last_evaluated_at = now() - interval '1 day', eval_failures = 0, eval_retry_at = NULL WHERE strategy_id = $1`, [ids[1]]);
       const ticking = await createService(aiOrchestrator, { env: { ...srv.env, LOG_LEVEL: "silent", ORCH_TICK_MS: "50", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: omUrl }, defaultMetrics: false });
-      await new Promise((r) => setTimeout(r, 400));
-      await ticking.close();
+      try {
+        const live = `SELECT last_evaluated_at > now() - interval '1 hour' OR eval_failures > 0 AS done FROM ai_strategies WHERE strategy_id = $1`;
+        await waitFor("the scheduler's turn of the live strategy", async () => (await db.query<{ done: boolean }>(live, [ids[1]])).rows[0].done, { timeoutMs: PATIENCE_MS });
+      } finally {
+        await ticking.close();
+      }
       expect((await db.query(`SELECT count(*)::int AS n FROM ai_decisions WHERE strategy_id = $1`, [ids[0]])).rows[0].n).toBe(1);
     } finally {
       await db.query(`UPDATE ai_strategies SET last_evaluated_at = now()`);

@@ -33,7 +33,7 @@ import tradingEngine from "../../services/src/services/trading-engine";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { TOPICS } from "../../services/src/trading/events";
 import { ensureAccount } from "../helpers/accounts";
-import { http, sleep, waitUntil } from "../trading/e2e-helpers";
+import { http, waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "redis");
 const SYMBOL = "AAAUSDT";
@@ -147,7 +147,8 @@ describe("DELETE /strategies/:id cancels the strategy's working orders", () => {
     // Another user's (an admin's too) DELETE: unknown strategy, nothing cancelled.
     for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin" }])
       expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${id}`, headers: stranger })).statusCode).toBe(404);
-    await sleep(300);
+    // No pause needed: a DELETE requests its cancels before it answers (retire.ts), so a cancel either
+    // asked would already be pending_cancel in order-management's history (no scheduler ticks here).
     expect((await orderOf(user, working)).status).toBe("accepted");
     expect(await historyOf(working)).toEqual(["new", "accepted"]);
     expect(await resting(user)).toEqual([working]);

@@ -83,9 +83,13 @@ describe("confirming where notices go", () => {
     const outcomes: string[] = [];
     for (let i = 0; i < 7; i++) outcomes.push((await api("PUT", "/preferences", randomUUID(), { email: victim.replace("stranger", i % 2 ? "STRANGER" : "stranger"), telegramChatId: null })).body.emailVerification);
     expect(outcomes).toEqual(["sent", "sent", "sent", "sent", "sent", "rate_limited", "rate_limited"]);
-    await codeMailedTo(victim);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(rig.mails.filter((m) => m.to.some((t) => t.toLowerCase() === victim)).length).toBe(5);
+    const mailedToVictim = () => rig.mails.filter((m) => m.to.some((t) => t.toLowerCase() === victim)).length;
+    await waitUntil("five codes mailed", async () => mailedToVictim() === 5, 60_000);
+    // None more on its way: a code asked for after them, to another address, has arrived too.
+    const later = `later-${run}@example.test`;
+    expect((await api("PUT", "/preferences", randomUUID(), { email: later, telegramChatId: null })).body.emailVerification).toBe("sent");
+    await codeMailedTo(later);
+    expect(mailedToVictim()).toBe(5);
   });
 
   it("a Telegram chat gets notices only once confirmed with the code the bot posts to it", async () => {
@@ -157,7 +161,10 @@ describe("confirming where notices go", () => {
     for (let i = 0; i < 7; i++) outcomes.push((await chatUser(i % 2 ? `0${victim}` : victim)).put.telegramVerification);
     expect(outcomes).toEqual(["sent", "sent", "sent", "sent", "sent", "rate_limited", "rate_limited"]);
     await waitUntil("five codes posted", async () => rig.codesPostedTo(victim).length === 5, 60_000);
-    await new Promise((r) => setTimeout(r, 500));
+    // None more on its way: a code asked for after them, in another chat, has been posted too.
+    const later = newChat();
+    expect((await chatUser(later)).put.telegramVerification).toBe("sent");
+    await rig.codePostedTo(later);
     expect(rig.codesPostedTo(victim)).toHaveLength(5);
   });
 

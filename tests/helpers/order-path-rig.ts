@@ -3,12 +3,15 @@
  * a private Kafka broker with the platform's topics, the PostgreSQL migrations, a producer, a Redis
  * client with the symbol's last price, and the services' environment for fast tests (short outbox
  * intervals and consumer sessions, no order-rate limit). Each file starts its own services on it;
- * orderPathProbe asks them what the resting-order tests wait for.
+ * orderPathProbe asks them what the resting-order tests wait for; sweepPassesRequestNothing runs
+ * passes of the kill switch sweep to show that more of them change nothing.
  */
 import { kafkajs, pg, Redis, startKafka, type KafkaServer } from "../harness";
 import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
 import { lastPriceKey, TOPICS } from "../../services/src/trading/events";
 import { http, waitUntil } from "../trading/e2e-helpers";
+import type { Service } from "../../services/src/kit";
+import { KillSwitchSweeper } from "../../services/src/services/order-management/kill-switch";
 
 export interface OrderPathRig {
   kafka: KafkaServer;
@@ -91,4 +94,14 @@ export function orderPathProbe(o: { symbol: string; omUrl: () => string; engineU
       return openTime;
     },
   };
+}
+
+/**
+ * "More passes of the kill switch sweep change nothing", shown by passes that ran: `passes` of them
+ * run here one after another (order-management's sweeper's code, on its database), each requesting
+ * no cancel. A pause instead proved nothing on a loaded machine, where it may hold no pass at all.
+ */
+export async function sweepPassesRequestNothing(om: Service<any>, passes = 3): Promise<void> {
+  const sweeper = new KillSwitchSweeper(om.app.pg, { intervalMs: 1_000, log: om.app.log, committed: () => undefined });
+  for (let i = 1; i <= passes; i++) if ((await sweeper.sweepOnce()) !== 0) throw new Error(`sweep pass ${i} requested a cancel`);
 }

@@ -474,7 +474,12 @@ describe("main.ts: one image, every service", { timeout: 600_000 }, () => {
       });
     expect((await get("/health")).connection).toBe("keep-alive");
     child.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 300));
+    // Draining from the "shutting down" line on (logged right before it starts), not after a guessed pause.
+    await new Promise<void>((resolve) => {
+      const seen = () => out.includes('"shutting down"') && (child.stdout!.off("data", seen), resolve());
+      child.stdout!.on("data", seen);
+      seen();
+    });
     const health = await get("/health");
     expect(health.status).toBe(200);
     expect(health.connection).toBe("close");

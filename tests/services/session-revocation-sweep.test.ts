@@ -13,6 +13,7 @@ import type { PostgresClient } from "../../services/src/kit";
 import * as revocations from "../../services/src/services/user-management/session-revocations";
 import { publishSessionRevoked, revokedSessionKey } from "../../services/src/services/user-management/user-state";
 import { migratedKitPostgres } from "../helpers/schemas";
+import { PATIENCE_MS } from "../helpers/patience";
 
 const { publishOwedRevocations, recordUnpublishedRevocation } = revocations;
 const srv = useServers("postgres", "redis");
@@ -79,8 +80,15 @@ describe("the owed-revocation sweep claims, publishes with no transaction open, 
   it("a pass that dies between publishing and deleting leaves its rows claimed: no other pass takes them within the lease, the next one after it publishes them again", async () => {
     const ids = await owe(2);
     // The dead pass: claimed (committed) and published, never deleted.
-    const claimed = await revocations.claimOwedRevocations(db, randomUUID(), 100, 1_500);
+    const claimed = await revocations.claimOwedRevocations(db, randomUUID(), 100, PATIENCE_MS);
     expect(claimed.sort()).toEqual([...ids].sort());
+    // Leased for PATIENCE_MS from the claim (a loaded machine's pause inside a short lease would end it before the first check).
+    const left = (await other.query<{ ms: number }>("SELECT extract(epoch FROM claimed_until - now()) * 1000 AS ms FROM session_revocations_unpublished WHERE family_id = ANY($1::uuid[])", [ids])).rows.map((r) => Number(r.ms));
+    expect(left).toHaveLength(2);
+    for (const ms of left) {
+      expect(ms).toBeGreaterThan(PATIENCE_MS / 2);
+      expect(ms).toBeLessThanOrEqual(PATIENCE_MS);
+    }
     for (const id of claimed) await publishSessionRevoked(redis, id);
     await redis.del(...ids.map(revokedSessionKey)); // to see whether a later pass publishes again
 
@@ -91,7 +99,8 @@ describe("the owed-revocation sweep claims, publishes with no transaction open, 
     };
     expect(await publishOwedRevocations(db, publish, 100)).toBe(0); // within the lease: left alone
     expect(published).toEqual([]);
-    await new Promise((r) => setTimeout(r, 1_700));
+    // The lease runs out (its end moved to the past rather than waited for).
+    await other.query("UPDATE session_revocations_unpublished SET claimed_until = now() - interval '1 millisecond' WHERE family_id = ANY($1::uuid[])", [ids]);
     expect(await publishOwedRevocations(db, publish, 100)).toBe(2); // after it: published again, deleted
     expect(published.sort()).toEqual([...ids].sort());
     for (const id of ids) expect(await inDragonfly(id)).toBe(true);

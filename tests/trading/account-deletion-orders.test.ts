@@ -17,12 +17,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { kafkajs, pg } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import { orderPathProbe, startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
+import { orderPathProbe, startOrderPathRig, sweepPassesRequestNothing, type OrderPathRig } from "../helpers/order-path-rig";
 import { ensureAccount } from "../helpers/accounts";
 import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
 import { deleteUser } from "../../services/src/services/user-management/data";
-import { http, sleep, waitUntil } from "./e2e-helpers";
+import { http, waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres", "redis");
 const SYMBOL = "ETHUSDT";
@@ -87,7 +87,7 @@ describe("account deletion: the account's orders", () => {
     await sendBar("97.5", "97"); // crosses both limits at 98
     await waitStatus(other, theirs.orderId, "filled");
     expect(await engineFills(mine.orderId)).toBe(0);
-    await sleep(SWEEP_MS * 5);
+    await sweepPassesRequestNothing(om!.service);
     expect(await historyOf(mine.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
   }, 300_000);
 

@@ -17,11 +17,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { kafkajs, pg, Redis } from "../harness";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import { orderPathProbe, startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
+import { orderPathProbe, startOrderPathRig, sweepPassesRequestNothing, type OrderPathRig } from "../helpers/order-path-rig";
 import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
 import { TRADING_STATE_KEYS, type TradingState } from "../../services/src/trading/tradingState";
-import { http, sleep, waitUntil } from "./e2e-helpers";
+import { http, waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres", "redis");
 const SYMBOL = "ETHUSDT";
@@ -110,7 +110,7 @@ describe("kill switch: orders already resting", () => {
     expect(await engineFills(mine.orderId)).toBe(0);
     expect((await orderOf(halted, mine.orderId)).status).toBe("cancelled");
     // More passes change nothing: one cancel request, one confirmation.
-    await sleep(SWEEP_MS * 5);
+    await sweepPassesRequestNothing(oms[0].service);
     expect(await historyOf(mine.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
     await setState({ userId: halted }, "active", "review cleared");
   }, 300_000);
@@ -129,7 +129,7 @@ describe("kill switch: orders already resting", () => {
       const done = await waitStatus(user, o.orderId, "cancelled");
       expect(done).toMatchObject({ filledQuantity: "0", rejectReason: "KILL_SWITCH", rejectMessage: `user:${user} reduce_only: position review` });
     }
-    await sleep(SWEEP_MS * 5);
+    await sweepPassesRequestNothing(oms[0].service);
     expect(await orderOf(user, reduces.orderId)).toMatchObject({ status: "accepted", rejectReason: null });
     expect(await resting(user)).toEqual([reduces.orderId]);
 
@@ -154,7 +154,7 @@ describe("kill switch: orders already resting", () => {
     expect(done).toMatchObject({ filledQuantity: "0", rejectReason: "KILL_SWITCH", rejectMessage: `user:${user} halted: late order` });
     expect((await pool.query("SELECT status FROM te_orders WHERE order_id = $1", [order.orderId])).rows[0].status).toBe("cancelled");
     expect(await engineFills(order.orderId)).toBe(0);
-    await sleep(SWEEP_MS * 5);
+    await sweepPassesRequestNothing(oms[0].service);
     expect(await historyOf(order.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
     await setState({ userId: user }, "active", "review cleared");
   }, 300_000);
@@ -172,7 +172,7 @@ describe("kill switch: orders already resting", () => {
       const done = await waitStatus(u, orders[i].orderId, "cancelled");
       expect(done).toMatchObject({ rejectReason: "KILL_SWITCH", rejectMessage: "global halted: exchange incident" });
     }
-    await sleep(SWEEP_MS * 5);
+    await sweepPassesRequestNothing(oms[0].service);
     for (const o of orders) expect(await historyOf(o.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
     expect((await submit(users[0], limit("buy", "1", "97"))).body.rejectReason).toBe("TRADING_HALTED");
 
@@ -180,7 +180,7 @@ describe("kill switch: orders already resting", () => {
     const after = (await submit(users[0], limit("buy", "1", "97"))).body;
     expect(after.status).toBe("accepted");
     await waitResting(users[0], [after.orderId]);
-    await sleep(SWEEP_MS * 5);
+    await sweepPassesRequestNothing(oms[0].service);
     expect((await orderOf(users[0], after.orderId)).status).toBe("accepted");
   }, 300_000);
 });
