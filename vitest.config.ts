@@ -1,5 +1,6 @@
 import { configDefaults, defineConfig } from "vitest/config";
 import { WeaviateLastSequencer } from "./tests/harness/sequencer";
+import { PATIENCE_MS } from "./tests/helpers/patience";
 
 export default defineConfig({
   test: {
@@ -11,6 +12,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 180_000,
     teardownTimeout: 60_000,
+    // expect.poll without a timeout of its own: vitest's default is 1 s, a first heartbeat's round
+    // trip on a loaded machine (tests/helpers/patience.ts).
+    expect: { poll: { timeout: PATIENCE_MS } },
     // Real servers (tests/harness): shared Postgres/Kafka/ClickHouse started once for the run.
     globalSetup: ["tests/harness/global-setup.ts"],
     // 2 cores: two test files at a time next to the servers.

@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { PATIENCE_MS } from "./tests/helpers/patience";
 
 // Engine-free suites only (program under mocks, pure functions, policies): no real servers.
 export default defineConfig({
@@ -6,5 +7,6 @@ export default defineConfig({
     include: ["tests/unit/**/*.test.ts", "tests/policies/**/*.test.ts"],
     pool: "forks",
     testTimeout: 60_000,
+    expect: { poll: { timeout: PATIENCE_MS } }, // as vitest.config.ts
   },
 });

@@ -295,12 +295,13 @@ describe("kit: a slow client cannot hold a connection", async () => {
     register({ app }) {
       app.post("/echo", { schema: { body: Type.Object({ a: Type.String() }) } }, async (req) => ({ a: req.body.a }));
       app.get("/slow-answer", async () => {
-        await new Promise((r) => setTimeout(r, 1_500));
+        await new Promise((r) => setTimeout(r, 3_500)); // longer than the receive timeout
         return { answered: true };
       });
     },
   });
-  const svc = await createService(slowHandler, { env: { DRAGONFLY_URL: "redis://:pw@127.0.0.1:1", REQUEST_RECEIVE_TIMEOUT_MS: "1000", LOG_LEVEL: "silent" }, defaultMetrics: false });
+  // 3 s to receive a request: the slow body below arrives in about 0.6 s, 2.4 s to spare for a loaded machine's late timers (1 s before).
+  const svc = await createService(slowHandler, { env: { DRAGONFLY_URL: "redis://:pw@127.0.0.1:1", REQUEST_RECEIVE_TIMEOUT_MS: "3000", LOG_LEVEL: "silent" }, defaultMetrics: false });
   const port = Number(new URL(await svc.listen({ port: 0, host: "127.0.0.1" })).port);
   afterAll(() => svc.close());
 
