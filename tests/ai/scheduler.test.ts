@@ -34,10 +34,11 @@ import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { OrchestratorStore } from "../../services/src/services/ai-orchestrator/store";
 import { ensureAccount } from "../helpers/accounts";
 import { waitUntil } from "../trading/e2e-helpers";
+import { PATIENCE_MS } from "../helpers/patience";
 
 const srv = useServers("postgres", "redis");
 /** Bound of a wait: it only guards against a hang (the old sequential scheduler never got there). */
-const WAIT_MS = 20_000;
+const WAIT_MS = PATIENCE_MS;
 
 type Answer = "hold" | "now" | "unreadable";
 /** How the stand-in ml-predictor answers a strategy's symbol. */

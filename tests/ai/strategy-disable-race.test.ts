@@ -125,9 +125,18 @@ describe("disabling a strategy while its evaluation submits an order", () => {
   }
 
   /**
+   * Resolves once `condition` (SQL over the strategy's row) holds: a disable or DELETE has committed
+   * it and is now waiting for the evaluation's lease (lease.ts leasesGone), a positive sign that the
+   * wait is under way however slowly a loaded machine got there.
+   */
+  const committed = (id: string, condition: string) =>
+    waitUntil(`the strategy's row ${condition}`, async () => (await pool.query(`SELECT 1 FROM ai_strategies WHERE strategy_id = $1 AND ${condition}`, [id])).rows.length === 1, WAIT_MS, 20);
+
+  /**
    * Ten disables (POST /disable and PATCH enabled:false, alternately) sent to `base` while the held
-   * order waits at the gate, given long enough to answer if they did not wait for it; then the order
-   * is let through. When each disable answered, and when the order was released.
+   * order waits at the gate, given long enough to answer if they did not wait for it (one at least
+   * committed and waiting, then 1.5 s more); then the order is let through. When each disable
+   * answered, and when the order was released.
    */
   async function tenDisablesThenRelease(base: string, user: string, id: string) {
     const answeredAt: number[] = [];
@@ -139,6 +148,7 @@ describe("disabling a strategy while its evaluation submits an order", () => {
         ).then((r) => (answeredAt.push(Date.now()), r)),
       ),
     );
+    await committed(id, "NOT enabled");
     await Promise.race([disables, sleep(1500)]);
     const releasedAt = Date.now();
     held.splice(0).forEach((release) => release());
@@ -169,6 +179,7 @@ describe("disabling a strategy while its evaluation submits an order", () => {
     const { user, id, evaluation } = await evaluationHeldOnA();
     let deletedAt = 0;
     const del = http("DELETE", `${orchBUrl}/strategies/${id}`, { headers: as(user) }).then((r) => ((deletedAt = Date.now()), r));
+    await committed(id, "deleted_at IS NOT NULL");
     await Promise.race([del, sleep(1500)]);
     const releasedAt = Date.now();
     held.splice(0).forEach((release) => release());

@@ -168,9 +168,7 @@ describe("PostgreSQL backup", () => {
     expect(readdirSync(dir)).toEqual([]);
     // pg_dump was stopped with the script, not left waiting for the lock.
     const dumping = async () => (await query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'")).length;
-    const until = Date.now() + 5_000;
-    while ((await dumping()) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-    expect(await dumping()).toBe(0);
+    await expect.poll(dumping, { timeout: PATIENCE_MS, interval: 100 }).toBe(0);
   });
 
   it("database-service, which owns the schema, exports the backup's row on /metrics for its alerts", async () => {

@@ -104,9 +104,13 @@ const lastSentAt = async (orderId: string) =>
 /** Whether te_live_sends says Binance refused for good to answer about the order (migration 0404), and its message. */
 const refusalOf = async (orderId: string) =>
   (await client.query<{ refused: boolean; refusal: string | null }>("SELECT refused_at IS NOT NULL AS refused, refusal FROM te_live_sends WHERE order_id = $1", [orderId])).rows[0];
-/** Binance's recvWindow for the engines below (ms): a placement may land until 1 s more has passed (Binance's tolerance for a clock ahead of its own). */
-const RECV_WINDOW = 1000;
-const windowPassed = (sentAt: number) => waitUntil("recvWindow + 1 s passed since the placement", async () => Date.now() > sentAt + RECV_WINDOW + 1000, 10_000, 50);
+/**
+ * Binance's recvWindow for the engines below (ms): a placement may land until 1 s more has passed (Binance's tolerance for a clock ahead of its own).
+ * The engine sends a placement only if recording it took less than half of this (live.ts): 1.5 s for a
+ * loaded machine's pause inside one INSERT (500 ms before, with 1 s, and then "not sent, the batch waits").
+ */
+const RECV_WINDOW = 3000;
+const windowPassed = (sentAt: number) => waitUntil("recvWindow + 1 s passed since the placement", async () => Date.now() > sentAt + RECV_WINDOW + 1000, RECV_WINDOW + 1000 + 10_000, 50);
 const atBinanceOf = (o: OrderRequest) => fake.orders.filter((b) => b.clientOrderId === o.orderId);
 const tradeIds = (orderId: string) => fake.trades.filter((t) => t.orderId === fake.order(orderId)!.orderId).map((t) => t.id);
 
