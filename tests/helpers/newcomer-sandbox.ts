@@ -115,6 +115,13 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * How long a stopped step or build (the fakes run 30 s when nothing stops them) may take to end:
+ * well below their 30 s, well above a loaded machine's pauses (5 s before: a signal, a trap and a
+ * process group's end at load 20-40 took seconds).
+ */
+export const STOPPED_WITHIN_MS = 15_000;
+
 /** Waits until COND holds, failing after MS with what was awaited and STATE's account of it. */
 export async function until(what: string, cond: () => boolean, ms = 30_000, state = () => ""): Promise<void> {
   const end = Date.now() + ms;

@@ -12,7 +12,7 @@ import { createServer, type Server } from "node:net";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { run as runCommand } from "../harness/run";
-import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, until, upUntilTheBuilds, useNewcomerSandbox, fakeDocker } from "../helpers/newcomer-sandbox";
+import { alive, cache, clone, copy, dir, env, fake, fakes, pids, root, run, script, STOPPED_WITHIN_MS, until, upUntilTheBuilds, useNewcomerSandbox, fakeDocker } from "../helpers/newcomer-sandbox";
 
 useNewcomerSandbox();
 const servers: Server[] = [];
@@ -88,10 +88,10 @@ describe("npm run up stopped with SIGTERM or SIGHUP while a step runs (session 4
       pids.push(...step);
       const t0 = Date.now();
       process.kill(child.pid!, signal); // kill <pid>, a supervisor, a closed terminal: the run's pid only
-      const code_ = await Promise.race([exited, new Promise<"still running">((res) => setTimeout(() => res("still running"), 15_000))]);
+      const code_ = await Promise.race([exited, new Promise<"still running">((res) => setTimeout(() => res("still running"), STOPPED_WITHIN_MS))]);
       expect(code_, `the run after ${signal}; its stderr: ${err}`).toBe(code); // before: went on until the step's 30 s ended
-      expect(Date.now() - t0).toBeLessThan(15_000);
-      await until("the step to end", () => !step.some(alive), 5_000, () => `: ${err}; ${step.map((p) => { try { return readFileSync(`/proc/${p}/stat`, "utf8").slice(0, 60); } catch { return `${p} gone`; } }).join(" | ")}`);
+      expect(Date.now() - t0).toBeLessThan(STOPPED_WITHIN_MS);
+      await until("the step to end", () => !step.some(alive), STOPPED_WITHIN_MS, () => `: ${err}; ${step.map((p) => { try { return readFileSync(`/proc/${p}/stat`, "utf8").slice(0, 60); } catch { return `${p} gone`; } }).join(" | ")}`);
       expect(err).toContain("[up] stopping the step under way (SIGTERM to its process group");
       expect(existsSync(join(dir, "step-finished"))).toBe(false);
       expect(existsSync(join(dir, "next-step"))).toBe(false);
@@ -110,9 +110,9 @@ describe("npm run up stopped with SIGTERM or SIGHUP while a step runs (session 4
     const step = pidsIn("step-pids");
     pids.push(...step);
     process.kill(-child.pid!, "SIGINT"); // what Ctrl-C sends: the terminal's foreground process group
-    const code = await Promise.race([exited, new Promise<"still running">((res) => setTimeout(() => res("still running"), 15_000))]);
+    const code = await Promise.race([exited, new Promise<"still running">((res) => setTimeout(() => res("still running"), STOPPED_WITHIN_MS))]);
     expect(code, `the run after SIGINT; its stderr: ${err}`).toBe(130);
-    await until("the step to end", () => !step.some(alive), 5_000, () => `: ${err}; ${step.map((p) => { try { return readFileSync(`/proc/${p}/stat`, "utf8").slice(0, 60); } catch { return `${p} gone`; } }).join(" | ")}`);
+    await until("the step to end", () => !step.some(alive), STOPPED_WITHIN_MS, () => `: ${err}; ${step.map((p) => { try { return readFileSync(`/proc/${p}/stat`, "utf8").slice(0, 60); } catch { return `${p} gone`; } }).join(" | ")}`);
     expect(err).toContain("[up] stopping the step under way (SIGINT to its process group");
     // before: the step's shell ended, its background child (which ignores SIGINT) went on alone
     expect(existsSync(join(dir, "step-finished"))).toBe(false);
@@ -242,9 +242,9 @@ describe("npm test, npm run e2e, npm run down and npm run e2e:k8s stopped with S
     const step = pidsIn("step-pids");
     pids.push(...step);
     process.kill(child.pid!, "SIGTERM");
-    const code = await Promise.race([exited, new Promise<"still running">((res) => setTimeout(() => res("still running"), 15_000))]);
+    const code = await Promise.race([exited, new Promise<"still running">((res) => setTimeout(() => res("still running"), STOPPED_WITHIN_MS))]);
     expect(code, err).toBe(143);
-    await until("the step to end", () => !step.some(alive), 5_000, () => `: ${err}`); // before: bash died, the step went on
+    await until("the step to end", () => !step.some(alive), STOPPED_WITHIN_MS, () => `: ${err}`); // before: bash died, the step went on
     expect(existsSync(join(dir, "step-finished"))).toBe(false);
     return err;
   }

@@ -11,7 +11,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, sy
 import { dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
-import { alive, cache, clone, copy, dir, fake, fakes, pids, root, run, script, until, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
+import { alive, cache, clone, copy, dir, fake, fakes, pids, root, run, script, STOPPED_WITHIN_MS, until, useNewcomerSandbox } from "../helpers/newcomer-sandbox";
 
 useNewcomerSandbox();
 const listed = (d: string) => (existsSync(d) ? readdirSync(d) : []);
@@ -509,7 +509,7 @@ describe("npm run up stopped half way: the background image build it started (se
     const build = pidsIn("build-pids");
     expect(build).toHaveLength(2);
     pids.push(...build);
-    await until("the build to end", () => !build.some(alive), 5_000); // before: it went on, 30 s here
+    await until("the build to end", () => !build.some(alive), STOPPED_WITHIN_MS); // before: it went on, 30 s here
     expect(r.err).toContain("[up] stopping the local image build this run started");
     expect(existsSync(join(dir, "build-finished"))).toBe(false);
   });
@@ -534,7 +534,7 @@ describe("npm run up stopped half way: the background image build it started (se
     pids.push(...build);
     process.kill(-child.pid!, "SIGINT"); // what Ctrl-C sends: the terminal's foreground process group
     expect(await done).not.toBe(0);
-    await until("the build to end", () => !build.some(alive), 5_000); // before: a script's background job ignores SIGINT
+    await until("the build to end", () => !build.some(alive), STOPPED_WITHIN_MS); // before: a script's background job ignores SIGINT
     expect(err).toContain("[up] stopping the local image build this run started");
     expect(alive(other.pid!)).toBe(true);
   });
@@ -568,7 +568,7 @@ describe("scripts/tools/build-pulumi-tools.sh stopped half way (session 43)", ()
     const b = await startBuild();
     process.kill(b.pid, "SIGTERM");
     await b.exited;
-    await until("the builds to end", () => !b.builds.some(alive), 5_000); // before: they went on, holding the tools lock
+    await until("the builds to end", () => !b.builds.some(alive), STOPPED_WITHIN_MS); // before: they went on, holding the tools lock
     expect(b.out.err).toContain("interrupted: stopping the builds this run started");
     expect(await lockIsFree()).toBe("free");
   });
@@ -577,7 +577,7 @@ describe("scripts/tools/build-pulumi-tools.sh stopped half way (session 43)", ()
     const b = await startBuild();
     process.kill(-b.pid, "SIGINT");
     await b.exited;
-    await until("the builds to end", () => !b.builds.some(alive), 5_000);
+    await until("the builds to end", () => !b.builds.some(alive), STOPPED_WITHIN_MS);
     expect(await lockIsFree()).toBe("free");
   });
 });
