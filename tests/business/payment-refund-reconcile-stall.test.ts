@@ -14,6 +14,7 @@ import { describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { usePaymentReplicas } from "./payment-replicas";
 import { PATIENCE_MS, within } from "../helpers/patience";
+import { waitUntil } from "../trading/e2e-helpers";
 
 const fake = new FakeCardProcessor();
 const replicas = usePaymentReplicas(fake, {
@@ -50,11 +51,7 @@ async function stalledSweep(): Promise<{ sweep: ReturnType<typeof reconcile>; re
   fake.refundListHold = new Promise<void>((r) => (release = r));
   const before = fake.refundListsReceived;
   const sweep = reconcile(bases[0]);
-  const deadline = Date.now() + 10_000;
-  while (fake.refundListsReceived === before) {
-    if (Date.now() > deadline) throw new Error("the sweep never asked the processor");
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitUntil("the sweep's lookup at the processor", async () => fake.refundListsReceived !== before, PATIENCE_MS, 20);
   return { sweep, release };
 }
 

@@ -18,6 +18,7 @@ import { FIGURES_VERSION } from "../../services/src/services/performance-analyti
 import { INCREMENTAL_WITHIN_SECONDS, PASS_ROWS_TRIMMED_AFTER, WATERMARK_IN_USE_SECONDS } from "../../services/src/services/performance-analytics/retention";
 import { runRollup } from "../../services/src/services/performance-analytics/rollup";
 import { RollupWatermarks } from "../../services/src/services/performance-analytics/watermark";
+import { PATIENCE_MS } from "../helpers/patience";
 
 const srv = useServers("clickhouse");
 const run = randomBytes(3).toString("hex");
@@ -197,8 +198,7 @@ describe("pa_rollup_passes", () => {
     const newest = await w.read("perf");
     // The newest by number: 99 was read as newer than the pass's 16-digit version while read() ordered by the version's text.
     expect(newest).toMatchObject({ version: Number((await ch.query<{ v: string }>("SELECT toString(max(version)) AS v FROM pa_rollup_passes WHERE name = 'perf'"))[0].v) });
-    for (let i = 0; i < 100 && (await count("name = 'perf' AND complete = 1")) > 1; i++) await new Promise((r) => setTimeout(r, 200));
-    expect(await count("name = 'perf' AND complete = 1")).toBe(1);
+    await expect.poll(() => count("name = 'perf' AND complete = 1"), { timeout: PATIENCE_MS, interval: 200 }).toBe(1);
     expect(await w.read("perf")).toEqual(newest);
     expect(await count("name = 'perf' AND complete = 0")).toBe(1);
     expect(await w.newestFigures("perf")).toBe(FIGURES_VERSION);

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { createClickHouse } from "../../services/src/kit/datastores";
 import { bindParamsForLegacyServer } from "../../services/src/kit/clickhouse/legacy-binding";
+import { PATIENCE_MS } from "./patience";
 
 type ClickHouse = ReturnType<typeof createClickHouse>;
 
@@ -31,8 +32,8 @@ export function loggedAs(ch: ClickHouse, queryId: string): ClickHouse {
 export async function selectedMarks(ch: ClickHouse, queryId: string): Promise<number> {
   // The server logs a query as finished once its HTTP answer is sent, which the client may have read
   // before: a flush right after can miss it (session 46's .ci/run, once). So flushed and read again
-  // for a few seconds.
-  const deadline = Date.now() + 10_000;
+  // until PATIENCE_MS pass (the suite's bound on a wait; 10 s before).
+  const deadline = Date.now() + PATIENCE_MS;
   let rows: Array<{ marks: string; n: string }>;
   for (;;) {
     await ch.client.command({ query: "SYSTEM FLUSH LOGS" });
@@ -44,7 +45,7 @@ export async function selectedMarks(ch: ClickHouse, queryId: string): Promise<nu
     if (rows[0]?.n !== "0" || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  if (rows[0]?.n === "0") throw new Error(`no finished query ${queryId} in system.query_log after 10 s`);
+  if (rows[0]?.n === "0") throw new Error(`no finished query ${queryId} in system.query_log after ${PATIENCE_MS} ms`);
   return Number(rows[0].marks);
 }
 

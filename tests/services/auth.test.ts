@@ -17,6 +17,7 @@ import { insertApiKey } from "../../services/src/services/user-management/api-ke
 import { generateApiKey } from "../../services/src/services/user-management/api-keys";
 import { createPostgres } from "../../services/src/kit/datastores/postgres";
 import { parseUserState, userStateKey, userStateVersionKey } from "../../services/src/services/user-management/user-state";
+import { PATIENCE_MS } from "../helpers/patience";
 
 /** Applies every Postgres migration file with database-service's runner (what `migrate` does in the stack). */
 async function migrate(url: string) {
@@ -801,11 +802,6 @@ describe("readiness follows Redis", () => {
     expect(login.body.error.code).toBe("LOGIN_UNAVAILABLE");
 
     await redis.restart();
-    let ready = 0;
-    for (let i = 0; i < 100 && ready !== 200; i++) {
-      ready = (await gw.app.inject({ url: "/ready" })).statusCode;
-      if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(ready).toBe(200);
+    await expect.poll(async () => (await gw.app.inject({ url: "/ready" })).statusCode, { timeout: PATIENCE_MS, interval: 100 }).toBe(200);
   });
 });

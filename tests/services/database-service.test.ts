@@ -15,6 +15,7 @@ import { startPostgres, pg, kafkajs, type PostgresServer } from "../harness";
 import { createService, runCommand, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
+import { PATIENCE_MS } from "../helpers/patience";
 import databaseService from "../../services/src/services/database-service";
 import {
   runPostgresMigrations,
@@ -207,7 +208,7 @@ describe("clickhouse migrations (real 18.16 server: DDL only)", () => {
 describe("kafka topics (real broker)", () => {
   // A broker applies a config change after answering alterConfigs (KRaft: once the metadata record reaches it),
   // so a describeConfigs right after may still show the old values: reads wait, bounded, for the expected state.
-  const settled = (check: () => Promise<void>) => vi.waitFor(check, { timeout: 10_000, interval: 100 });
+  const settled = (check: () => Promise<void>) => vi.waitFor(check, { timeout: PATIENCE_MS, interval: 100 });
   it("creates missing topics with their config, is idempotent, grows partitions", async () => {
     const kafka = new kafkajs.Kafka({ brokers: [srv.kafka.brokers], logLevel: kafkajs.logLevel.NOTHING, clientId: "t" });
     const admin = kafka.admin();

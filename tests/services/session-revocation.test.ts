@@ -12,6 +12,7 @@ import { createService, jwtKey, signAccessToken, type Service } from "../../serv
 import { runPostgresMigrations } from "../../services/src/migrations";
 import userManagement from "../../services/src/services/user-management";
 import apiGateway from "../../services/src/services/api-gateway";
+import { PATIENCE_MS, PUSHED_WITHIN_MS } from "../helpers/patience";
 
 const srv = useServers("postgres");
 const JWT_SECRET = randomBytes(64).toString("hex");
@@ -74,7 +75,7 @@ async function userWithTwoSessions(name: string) {
 
 /** Refused (401, the session named) by this gateway within a second of the revocation; the old code never refused. */
 async function refusedSoon(gw: string, token: string): Promise<void> {
-  await expect.poll(() => me(gw, token), { timeout: 10_000, interval: 20 }).toBe(401);
+  await expect.poll(() => me(gw, token), { timeout: PUSHED_WITHIN_MS, interval: 20 }).toBe(401);
   const r = await call(gw, "GET", "/api/users/me", { token });
   expect(r.body.error.code).toBe("CREDENTIALS_REVOKED");
   expect(r.body.error.message).toContain("session ended");
@@ -152,7 +153,7 @@ describe("access tokens of a session ended alone are refused at once (session 40
     // The sweep publishes, then deletes what it owed: the gateways can refuse the token a moment
     // before the row is gone, so the row is waited for, not read once.
     const owed = async () => (await pool.query("SELECT count(*)::int AS n FROM session_revocations_unpublished WHERE family_id = $1", [decodeSid(thiefAccess)])).rows[0].n;
-    await expect.poll(owed, { timeout: 10_000, interval: 50 }).toBe(0);
+    await expect.poll(owed, { timeout: PATIENCE_MS, interval: 50 }).toBe(0);
   });
 
   it("a session id the gateway cannot read is refused (401), not taken for a session", async () => {

@@ -27,6 +27,7 @@ import {
   type UserState,
 } from "../../services/src/services/user-management/user-state";
 import { http } from "../trading/e2e-helpers";
+import { PUSHED_WITHIN_MS } from "../helpers/patience";
 
 const srv = useServers("postgres", "redis");
 const JWT_SECRET = randomBytes(64).toString("hex");
@@ -93,7 +94,7 @@ async function register(): Promise<{ userId: string; token: string }> {
 const tokenAt = (userId: string, epoch: number) => signAccessToken(jwtKey(JWT_SECRET), { userId, role: "trader", epoch }, 900);
 const me = (token: string) => http("GET", `${gwUrl}/api/users/me`, { token });
 async function refused(token: string, reason: string): Promise<void> {
-  await expect.poll(async () => (await me(token)).status, { timeout: 10_000, interval: 20 }).toBe(401);
+  await expect.poll(async () => (await me(token)).status, { timeout: PUSHED_WITHIN_MS, interval: 20 }).toBe(401);
   const r = await me(token);
   expect([r.body.error.code, r.body.error.message]).toEqual(["CREDENTIALS_REVOKED", `Credentials no longer valid: ${reason}`]);
 }
@@ -137,7 +138,7 @@ describe("user state during a rolling deploy: old replicas write it unversioned 
     // An enable by an old replica (same epoch, disabled to active) is ahead too.
     const enabled = await legacyReplica.commit("enable", userId);
     await legacyReplica.write(userId, enabled);
-    await expect.poll(async () => (await me(atNewEpoch)).status, { timeout: 10_000, interval: 20 }).toBe(200);
+    await expect.poll(async () => (await me(atNewEpoch)).status, { timeout: PUSHED_WITHIN_MS, interval: 20 }).toBe(200);
   });
 
   it("what an old gateway reads: each change of this release deletes the legacy entry (it misses and asks user-management) unless that entry is ahead; a fill never touches it", async () => {
