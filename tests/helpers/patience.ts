@@ -33,6 +33,20 @@ export const within = <T>(promise: Promise<T>, ms: number, what: string): Promis
 export function cpuMs(fn: () => void): number {
   const before = process.cpuUsage();
   fn();
+  return msSince(before);
+}
+
+/**
+ * `fn`'s result and the CPU time this process spent while it ran, in ms: its own work and whatever
+ * else the process did meanwhile (in-process services' timers), an upper bound on its own.
+ */
+export async function cpuMsWhile<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number }> {
+  const before = process.cpuUsage();
+  const result = await fn();
+  return { result, ms: msSince(before) };
+}
+
+const msSince = (before: NodeJS.CpuUsage) => {
   const spent = process.cpuUsage(before);
   return (spent.user + spent.system) / 1000;
-}
+};

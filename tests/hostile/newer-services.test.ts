@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureAccount } from "../helpers/accounts";
 import { startPlatform, type Platform } from "../helpers/platform";
+import { cpuMsWhile } from "../helpers/patience";
 import { useServersWith } from "../harness/shared";
 import { FINE_TEXT, HOSTILE_TEXT } from "./display-texts";
 import { judge } from "./oracle";
@@ -99,10 +100,10 @@ describe("chain-debug: OTLP numbers past what its columns hold, and traces as la
   it("exception stacks shaped against the frame pattern cost time linear in their length (one event took half a second)", async () => {
     const stack = { key: "exception.stacktrace", value: { stringValue: "Error: x\n    at " + " ".repeat(16_000) + "x" } };
     const events = Array.from({ length: 200 }, () => ({ name: "exception", timeUnixNano: "1700000000000000000", attributes: [stack] }));
-    const t0 = Date.now();
-    const r = await intake(otlp([span(randomUUID().replace(/-/g, ""), { events })]));
+    // CPU time, not the clock (the services run in this process): waiting for a core is not the parser's.
+    const { result: r, ms } = await cpuMsWhile(() => intake(otlp([span(randomUUID().replace(/-/g, ""), { events })])));
     expect(r.statusCode).toBe(200);
-    expect(Date.now() - t0).toBeLessThan(10_000); // about 100 s before
+    expect(ms).toBeLessThan(10_000); // about 100 s before
     expect(failures).toEqual([]);
   }, 120_000);
 
