@@ -528,7 +528,8 @@ describe("ai-orchestrator", () => {
     duringSubmit = async () => {
       duringSubmit = async () => undefined;
       deletion = orch.app.inject({ method: "DELETE", url: `/strategies/${id}`, headers });
-      await new Promise((r) => setTimeout(r, 300));
+      // Until the DELETE has marked it deleted (it then waits for this evaluation), not a 300 ms pause.
+      await waitFor("the DELETE's mark", async () => (await db.query("SELECT 1 FROM ai_strategies WHERE strategy_id = $1 AND deleted_at IS NOT NULL", [id])).rows.length === 1, { timeoutMs: PATIENCE_MS, intervalMs: 10 });
     };
     try {
       const [d] = (await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers })).json().decisions;
