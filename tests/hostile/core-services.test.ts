@@ -25,7 +25,7 @@ import { useServersWith } from "../harness/shared";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { PUSHED_WITHIN_MS } from "../helpers/patience";
 import { FINE_TEXT, HOSTILE_TEXT } from "./display-texts";
-import { judge } from "./oracle";
+import { sendJudged } from "./oracle";
 
 const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 const PASSWORD = "correct horse battery staple";
@@ -38,19 +38,7 @@ let admin: string;
 const failures: string[] = [];
 
 async function gw(method: string, path: string, o: { body?: unknown; token?: string } = {}) {
-  const headers: Record<string, string> = o.token ? { authorization: `Bearer ${o.token}` } : {};
-  if (o.body !== undefined) headers["content-type"] = "application/json";
-  const r = await fetch(`${p.gatewayUrl}${path}`, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body), signal: AbortSignal.timeout(60_000) });
-  const text = await r.text();
-  const v = judge(r.status, text, r.headers.get("content-type"));
-  if (!v.ok) failures.push(`${method} ${path} ${JSON.stringify(o.body)?.slice(0, 80)} -> ${r.status} [${v.problems.join(", ")}] ${text.slice(0, 160)}`);
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, json, text };
+  return sendJudged(`${p.gatewayUrl}${path}`, method, { headers: o.token ? { authorization: `Bearer ${o.token}` } : {}, body: o.body, failures });
 }
 const login = async (email: string, password: string) => (await gw("POST", "/api/users/login", { body: { email, password } })).json.accessToken as string;
 async function register(name: string, displayName?: string) {

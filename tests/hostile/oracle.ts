@@ -52,3 +52,33 @@ export function judge(status: number, body: string, contentType: string | null, 
   }
   return { ok: problems.length === 0, problems };
 }
+
+/** One answer as the hostile suites read it: its status, its body parsed when it is JSON, its text. */
+export interface JudgedAnswer {
+  status: number;
+  json: any;
+  text: string;
+}
+
+/**
+ * Sends one request (a JSON body when `body` is given) and judges its answer: a line naming the
+ * request, the status and the problems goes to `failures` when the oracle refuses it.
+ */
+export async function sendJudged(
+  url: string,
+  method: string,
+  o: { headers?: Record<string, string>; body?: unknown; failures: string[]; internalPorts?: readonly number[] },
+): Promise<JudgedAnswer> {
+  const headers = { ...o.headers, ...(o.body === undefined ? {} : { "content-type": "application/json" }) };
+  const r = await fetch(url, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body), signal: AbortSignal.timeout(60_000) });
+  const text = await r.text();
+  const v = judge(r.status, text, r.headers.get("content-type"), o.internalPorts);
+  if (!v.ok) o.failures.push(`${method} ${url.slice(new URL(url).origin.length)} ${JSON.stringify(o.body)?.slice(0, 80)} -> ${r.status} [${v.problems.join(", ")}] ${text.slice(0, 160)}`);
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: r.status, json, text };
+}

@@ -6,13 +6,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { expect } from "vitest";
-import { judge } from "./oracle";
+import { sendJudged, type JudgedAnswer } from "./oracle";
 
-export interface Answer {
-  status: number;
-  json: any;
-  text: string;
-}
+export type Answer = JudgedAnswer;
 export interface Ask {
   body?: unknown;
   token?: string;
@@ -41,18 +37,7 @@ export class RaceClient {
     const headers: Record<string, string> = { ...(o.ip ? { "x-forwarded-for": o.ip } : {}), ...o.headers };
     if (o.token) headers.authorization = `Bearer ${o.token}`;
     if (o.key) headers["x-api-key"] = o.key;
-    if (o.body !== undefined) headers["content-type"] = "application/json";
-    const r = await fetch(`${base}${path}`, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body), signal: AbortSignal.timeout(60_000) });
-    const text = await r.text();
-    const v = judge(r.status, text, r.headers.get("content-type"), this.internalPorts());
-    if (!v.ok) this.failures.push(`${method} ${path} ${JSON.stringify(o.body)?.slice(0, 80)} -> ${r.status} [${v.problems.join(", ")}] ${text.slice(0, 160)}`);
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: r.status, json, text };
+    return sendJudged(`${base}${path}`, method, { headers, body: o.body, failures: this.failures, internalPorts: this.internalPorts() });
   }
 
   /** `n` requests at once, made by `make(i)`. */
