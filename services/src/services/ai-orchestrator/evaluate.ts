@@ -14,7 +14,7 @@ import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import { decide, orderQuantityText } from "./decide";
-import { EvaluationLease } from "./lease";
+import { EvaluationLease, evaluationInProgress } from "./lease";
 import { ORDER_SUBMIT_TIMEOUT_MS, settleUnrecordedOrders, submitOutcomePending, submitOutcomeUnknown } from "./recover";
 import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
 
@@ -57,6 +57,10 @@ export function stalePrediction(barTime: string, intervalMs: number | undefined,
 
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
   const lease = new EvaluationLease(deps.pg, s.strategyId);
+  // Taken before the book is read: an evaluation of the strategy running in another replica would
+  // place its order on the same position (lease.ts). Not held (disabled meanwhile): refusals only.
+  const taken = await lease.renew();
+  if (taken.kind === "busy") throw evaluationInProgress(s.strategyId, taken.until);
   const submit = { unanswered: false };
   try {
     return await evaluateLeased(deps, s, lease, submit);

@@ -5,14 +5,15 @@
  * is recorded with its inputs. A singleton: its scheduler (scheduler.ts) evaluates each enabled (and not deleted) strategy
  * every `everySeconds` (ORCH_TICK_MS granularity), ORCH_EVAL_CONCURRENCY at a time, round robin by user;
  * one whose evaluation fails waits a doubling backoff (backoff.ts). A disable or DELETE waits for the
- * strategy's evaluations running in any replica (their leases: lease.ts).
+ * strategy's evaluations running in any replica (their leases: lease.ts), and one strategy's
+ * evaluations are exclusive across replicas (the same leases: a second one is 409 EVALUATION_IN_PROGRESS).
  */
 import { defineService, HttpError, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
 import { EvaluationBudget } from "./evaluation-budget";
-import { leasesGone } from "./lease";
+import { isEvaluationInProgress, leasesGone } from "./lease";
 import { cancelWorkingOrders, purgeDeletedStrategies, purgeOldDecisions } from "./retire";
 import { registerRoutes } from "./routes";
 import { Scheduler } from "./scheduler";
@@ -78,7 +79,7 @@ export default defineService({
       maxPredictionAgeBars: ctx.config.ORCH_MAX_PREDICTION_AGE_BARS,
       log: ctx.log,
     };
-    // One evaluation per strategy at a time (scheduler and API share this guard).
+    // One evaluation per strategy at a time in this process (scheduler and API share this guard; a call joins the running one).
     const running = new Map<string, Promise<Awaited<ReturnType<typeof evaluateStrategy>>>>();
     const backoff = new EvaluationBackoff(ctx.app.pg, ctx.config.ORCH_EVAL_RETRY_MS);
     const evaluate = (s: Strategy) => {
@@ -86,6 +87,8 @@ export default defineService({
       if (!p) {
         p = evaluateStrategy(deps, s)
           .catch(async (e: unknown) => {
+            // Another replica's evaluation of the strategy runs (lease.ts): nothing was tried, nothing failed.
+            if (isEvaluationInProgress(e)) throw e;
             // Recorded once per failed run, scheduled or manual (a joined manual call shares it); the
             // caller gets a 503 with the wait before the next attempt (backoff.ts evaluationFailed).
             const state = await backoff.failed(s.strategyId, e).catch((err) => void ctx.log.error({ err, strategyId: s.strategyId }, "evaluation failure not recorded"));
@@ -122,7 +125,8 @@ export default defineService({
       const scheduler = new Scheduler({
         due: (limit) => store.due(limit),
         recheck: (s) => store.stillDue(s.strategyId),
-        evaluate,
+        // Skipped while another replica evaluates it: that evaluation marks it evaluated (or failed).
+        evaluate: (s) => evaluate(s).catch((e: unknown) => (isEvaluationInProgress(e) ? void ctx.log.debug({ strategyId: s.strategyId }, "evaluated by another replica: skipped") : Promise.reject(e))),
         concurrency: ctx.config.ORCH_EVAL_CONCURRENCY,
         batch: DUE_BATCH,
         log: ctx.log,

@@ -16,10 +16,18 @@
  * lease ends at least SETTLE_AFTER_MS after the decision is recorded, past which that submit can no
  * longer commit (recover.ts). A submit that got an answer drops the lease with the evaluation's end;
  * one without an answer keeps it to its expiry.
+ *
+ * A lease is also what makes an evaluation of a strategy exclusive across replicas (the in-process
+ * map of index.ts joins only one process's calls): it is taken before the evaluation reads the book,
+ * and every take or renewal runs in a short transaction under the strategy's advisory lock that looks
+ * for another live lease first. One is found: "busy", the caller evaluates nothing (409
+ * EVALUATION_IN_PROGRESS through the API; the scheduler skips the strategy). Its own lease expired
+ * (an evaluation longer than EVALUATION_LEASE_MS between renewals): "lapsed", another may have run
+ * meanwhile, so no order of it is submitted. A killed replica's lease blocks until its expiry only.
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { PostgresClient } from "../../kit";
+import { HttpError, type PostgresClient } from "../../kit";
 import { SETTLE_AFTER_MS } from "./recover";
 
 /** Time from taking a lease to the start of the order submit it covers, at most (the decision's record, a pool wait). */
@@ -28,7 +36,20 @@ export const EVALUATION_LEASE_MS = LEASE_SUBMIT_WINDOW_MS + SETTLE_AFTER_MS + 2_
 /** How often a waiting disable looks again. */
 const POLL_MS = 50;
 
-/** One evaluation's lease (renewed before each lifecycle read, dropped at its end). */
+/** Key space of the per-strategy evaluation lease lock (first half of the two-int advisory lock key; "ae"). */
+const LEASE_LOCK_SPACE = 0x6165;
+
+/** What a take or renewal found: held (taken or renewed), or why not. */
+export type LeaseTake =
+  | { kind: "held" }
+  /** The strategy is disabled or deleted: no lease (its evaluation records refusals, no order). */
+  | { kind: "closed" }
+  /** Another evaluation of the strategy, in any replica, holds a live lease until `until` at the latest. */
+  | { kind: "busy"; until: Date }
+  /** This lease expired before its renewal: another evaluation may have run meanwhile. */
+  | { kind: "lapsed" };
+
+/** One evaluation's lease (taken at its start, renewed before each lifecycle read, dropped at its end). */
 export class EvaluationLease {
   readonly token = randomUUID();
   /** performance.now() before the last renewal that held, or undefined while none did. */
@@ -39,19 +60,37 @@ export class EvaluationLease {
     readonly strategyId: string,
   ) {}
 
-  /** Takes or renews the lease, only while the strategy is enabled and not deleted; whether it holds now. */
-  async renew(): Promise<boolean> {
+  /**
+   * Takes or renews the lease, only while the strategy is enabled and not deleted and no other
+   * evaluation of it holds a live one. A short transaction: the advisory lock orders it with the
+   * other replicas' takes, and no connection is held between them.
+   */
+  async renew(): Promise<LeaseTake> {
     const from = performance.now();
-    const { rows } = await this.pg.query(
-      `INSERT INTO ai_evaluation_leases (token, strategy_id, expires_at)
-       SELECT $1, strategy_id, clock_timestamp() + $3 * interval '1 millisecond' FROM ai_strategies
-        WHERE strategy_id = $2 AND enabled AND deleted_at IS NULL
-       ON CONFLICT (token) DO UPDATE SET expires_at = EXCLUDED.expires_at
-       RETURNING token`,
-      [this.token, this.strategyId, EVALUATION_LEASE_MS],
-    );
-    if (rows.length > 0) this.heldFrom = from;
-    return rows.length > 0;
+    const take = await this.pg.transaction(async (c): Promise<LeaseTake> => {
+      await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LEASE_LOCK_SPACE, this.strategyId]);
+      const { rows: found } = await c.query<{ mine: boolean; live: boolean; expires_at: Date }>(
+        `SELECT token = $1 AS mine, expires_at > clock_timestamp() AS live, expires_at FROM ai_evaluation_leases
+          WHERE strategy_id = $2 AND (token = $1 OR expires_at > clock_timestamp())`,
+        [this.token, this.strategyId],
+      );
+      const others = found.filter((r) => !r.mine);
+      if (others.length > 0) return { kind: "busy", until: new Date(Math.max(...others.map((r) => r.expires_at.getTime()))) };
+      if (found.some((r) => r.mine && !r.live)) return { kind: "lapsed" };
+      const { rows } = await c.query(
+        `INSERT INTO ai_evaluation_leases (token, strategy_id, expires_at)
+         SELECT $1, strategy_id, clock_timestamp() + $3 * interval '1 millisecond' FROM ai_strategies
+          WHERE strategy_id = $2 AND enabled AND deleted_at IS NULL
+         ON CONFLICT (token) DO UPDATE SET expires_at = EXCLUDED.expires_at
+         RETURNING token`,
+        [this.token, this.strategyId, EVALUATION_LEASE_MS],
+      );
+      return rows.length > 0 ? { kind: "held" } : { kind: "closed" };
+    });
+    if (take.kind === "held") this.heldFrom = from;
+    // Exclusivity was lost: no submit on what this evaluation read before.
+    else if (take.kind !== "closed") this.heldFrom = undefined;
+    return take;
   }
 
   /** Whether an order submit may start now: the last renewal held and its submit window is not over. */
@@ -81,3 +120,15 @@ export async function leasesGone(pg: PostgresClient, strategyId: string): Promis
     await sleep(POLL_MS);
   }
 }
+
+/** The answer to an evaluation asked while another one of the strategy runs in another replica. */
+export function evaluationInProgress(strategyId: string, until: Date): HttpError {
+  // Retry-After 1: most evaluations end within seconds; the lease's end is only the bound.
+  return new HttpError(
+    409, "EVALUATION_IN_PROGRESS",
+    `strategy ${strategyId} is being evaluated by another ai-orchestrator replica (its lease ends by ${until.toISOString()} at the latest): ask again after it`,
+    undefined, { "retry-after": "1" },
+  );
+}
+
+export const isEvaluationInProgress = (e: unknown): boolean => e instanceof HttpError && e.code === "EVALUATION_IN_PROGRESS";

@@ -11,7 +11,9 @@
  *   POST  /strategies/:id/evaluate         run one evaluation now (enabled strategies only; the scheduler runs them every `everySeconds`;
  *                                          ORCH_EVALUATIONS_PER_MINUTE per user, whatever the strategy, 429 EVALUATION_LIMIT past it):
  *                                          not held back by a failure backoff, and counted in it (backoff.ts); a failure
- *                                          is a 503 with retry-after the time to the scheduler's next attempt
+ *                                          is a 503 with retry-after the time to the scheduler's next attempt; a call while
+ *                                          the strategy is evaluated joins that evaluation (same answer) in this process,
+ *                                          and is 409 EVALUATION_IN_PROGRESS naming it while another replica runs it (lease.ts)
  *   GET   /strategies/:id/decisions        newest first, each with its inputs
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
  *   GET   /internal/decisions?since&limit  every user's decisions from `since` on, oldest first (ai-chain-analytics; never proxied)

@@ -1,0 +1,147 @@
+/**
+ * One strategy evaluated through two ai-orchestrator replicas at once (real PostgreSQL, Redis, a
+ * private Kafka; order-management in-process behind a gate that delays each order submission, so
+ * an evaluation is still submitting when the next one reads the book; ml-predictor stood in for by a
+ * small HTTP server answering a buy). Each replica joined only its own concurrent calls: the other
+ * replica's evaluation read the same position (no working order yet) and placed an order too, past
+ * the strategy's maxPosition. An evaluation now holds the strategy's lease (ai-orchestrator/lease.ts)
+ * from before its book read: a call reaching the other replica meanwhile is 409
+ * EVALUATION_IN_PROGRESS naming the strategy, and a lease left by a killed replica blocks only until
+ * its expiry.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
+import orderManagement from "../../services/src/services/order-management";
+import aiOrchestrator from "../../services/src/services/ai-orchestrator";
+import { ensureAccount } from "../helpers/accounts";
+import { http, sleep } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "redis");
+const SYMBOL = "AAAUSDT";
+/** How long the gate holds each order submission before forwarding it. */
+const SUBMIT_DELAY_MS = 300;
+const PREDICT_DELAY_MS = 100;
+let rig: OrderPathRig;
+let pool: InstanceType<typeof pg.Pool>;
+let om: Service<any>;
+let ml: Server;
+let gate: Server;
+/** Two ai-orchestrator instances on one database: two replicas. */
+const replicas: Service<any>[] = [];
+const urls: string[] = [];
+
+const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const listen = (s: Server) => new Promise<string>((r) => s.listen(0, "127.0.0.1", () => r(`http://127.0.0.1:${(s.address() as AddressInfo).port}`)));
+const bodyOf = async (req: IncomingMessage) => {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+};
+
+beforeAll(async () => {
+  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { LOG_LEVEL: "silent" } });
+  pool = rig.pool;
+  om = await createService(orderManagement, { env: rig.env, defaultMetrics: false });
+  const omUrl = await om.listen({ port: 0, host: "127.0.0.1" });
+  gate = createServer(async (req, res) => {
+    const body = await bodyOf(req);
+    if (req.method === "POST" && req.url === "/") await sleep(SUBMIT_DELAY_MS);
+    const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith("x-") || k === "idempotency-key" || k === "content-type")) as Record<string, string>;
+    const r = await fetch(`${omUrl}${req.url}`, { method: req.method, headers, body: body.length > 0 ? body : undefined });
+    res.writeHead(r.status, { "content-type": r.headers.get("content-type") ?? "application/json" }).end(Buffer.from(await r.arrayBuffer()));
+  });
+  const gateUrl = await listen(gate);
+  // Answers after PREDICT_DELAY_MS: each evaluation reads its book, then waits for the prediction.
+  ml = createServer(async (_req, res) => {
+    await sleep(PREDICT_DELAY_MS);
+    const barTime = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 60_000).toISOString();
+    const body = { modelVersion: "lgbm-test", intervalMs: 60_000, predictions: [{ symbol: SYMBOL, probabilityUp: 0.9, barTime, close: 100, features: {}, regimeVector: [] }] };
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+  });
+  const mlUrl = await listen(ml);
+  for (let i = 0; i < 2; i++) {
+    const orch = await createService(aiOrchestrator, {
+      env: { ...rig.env, ORCH_TICK_MS: "0", ORCH_EVALUATIONS_PER_MINUTE: "600", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl },
+      defaultMetrics: false,
+    });
+    replicas.push(orch);
+    urls.push(await orch.listen({ port: 0, host: "127.0.0.1" }));
+  }
+}, 300_000);
+
+afterAll(async () => {
+  for (const orch of replicas) await orch.close().catch(() => undefined);
+  ml?.close();
+  gate?.close();
+  await om?.close().catch(() => undefined);
+  await rig?.stop();
+}, 60_000);
+
+/** A new enabled strategy (buys 1 at a time up to `maxPosition`) of a new user. */
+async function newStrategy(maxPosition: number) {
+  const user = randomUUID();
+  await ensureAccount(pool, user);
+  const created = await http("POST", `${urls[0]}/strategies`, {
+    headers: as(user),
+    body: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition, stopLoss: 1e9, enabled: true },
+  });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  return { user, id: created.body.strategyId as string };
+}
+
+/** The quantity of the user's orders order-management holds (working or filled: what counts against maxPosition). */
+async function orderedQuantity(user: string): Promise<number> {
+  const { rows } = await pool.query<{ q: string | null }>(`SELECT sum(quantity) AS q FROM om_orders WHERE user_id = $1 AND status NOT IN ('rejected', 'cancelled')`, [user]);
+  return Number(rows[0].q ?? 0);
+}
+
+const expectInProgress = (r: Awaited<ReturnType<typeof http>>, id: string) => {
+  expect(r.body.error, JSON.stringify(r.body)).toMatchObject({ code: "EVALUATION_IN_PROGRESS", message: expect.stringContaining(`strategy ${id} is being evaluated by another ai-orchestrator replica`) });
+  expect(r.headers.get("retry-after")).toBe("1");
+};
+
+describe("one strategy's evaluations across two replicas", () => {
+  it("8 rounds of 4 evaluations at once on each replica never order past maxPosition; the other replica's calls are 409 naming the strategy", async () => {
+    const MAX = 3;
+    const { user, id } = await newStrategy(MAX);
+    const statuses: number[] = [];
+    for (let round = 0; round < 8; round++) {
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => http("POST", `${urls[i % 2]}/strategies/${id}/evaluate`, { headers: as(user) })));
+      expect(await orderedQuantity(user)).toBeLessThanOrEqual(MAX);
+      for (const r of answers) {
+        statuses.push(r.status);
+        if (r.status === 409) expectInProgress(r, id);
+        else expect(r.status, JSON.stringify(r.body)).toBe(200);
+      }
+    }
+    // Evaluations ran (at least one a round: the strategy filled up) and the other replica's calls met them.
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(8);
+    expect(statuses).toContain(409);
+    expect(await orderedQuantity(user)).toBe(MAX);
+    // Every buy decided saw the orders before it: none was decided on a position already at the cap.
+    const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ai_decisions WHERE strategy_id = $1 AND action = 'buy'`, [id]);
+    expect(Number(rows[0].n)).toBe(MAX);
+    expect((await pool.query(`SELECT 1 FROM ai_evaluation_leases WHERE strategy_id = $1`, [id])).rows).toEqual([]);
+  }, 180_000);
+
+  it("a lease left by a killed replica blocks the strategy until its expiry only; the strategy's failure backoff is not counted", async () => {
+    const { user, id } = await newStrategy(5);
+    // What a replica killed mid-evaluation leaves: its lease row, live until its expiry.
+    await pool.query(`INSERT INTO ai_evaluation_leases (token, strategy_id, expires_at) VALUES ($1, $2, clock_timestamp() + interval '2 seconds')`, [randomUUID(), id]);
+    for (const url of urls) expectInProgress(await http("POST", `${url}/strategies/${id}/evaluate`, { headers: as(user) }), id);
+    expect(await orderedQuantity(user)).toBe(0);
+    await sleep(2_200);
+    const r = await http("POST", `${urls[1]}/strategies/${id}/evaluate`, { headers: as(user) });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.decisions[0]).toMatchObject({ action: "buy", orderId: expect.any(String) });
+    expect(await orderedQuantity(user)).toBe(1);
+    const { rows } = await pool.query<{ eval_failures: number }>(`SELECT eval_failures FROM ai_strategies WHERE strategy_id = $1`, [id]);
+    expect(rows[0].eval_failures).toBe(0);
+  }, 120_000);
+});
