@@ -19,6 +19,7 @@ import { createService, type Service } from "../../services/src/kit";
 import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig";
 import orderManagement from "../../services/src/services/order-management";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
+import { EvaluationLease } from "../../services/src/services/ai-orchestrator/lease";
 import { ensureAccount } from "../helpers/accounts";
 import { http, sleep } from "../trading/e2e-helpers";
 
@@ -144,4 +145,34 @@ describe("one strategy's evaluations across two replicas", () => {
     const { rows } = await pool.query<{ eval_failures: number }>(`SELECT eval_failures FROM ai_strategies WHERE strategy_id = $1`, [id]);
     expect(rows[0].eval_failures).toBe(0);
   }, 120_000);
+
+  it("a lease that expired before its renewal is lapsed (no submit), and the strategy's next evaluation, in either replica, is not held back by it", async () => {
+    const { id } = await newStrategy(5);
+    const a = new EvaluationLease(replicas[0].app.pg, id);
+    const b = new EvaluationLease(replicas[1].app.pg, id);
+    expect(await a.renew()).toEqual({ kind: "held" });
+    expect(a.coversSubmit()).toBe(true);
+    const busy = await b.renew();
+    expect(busy).toMatchObject({ kind: "busy", until: expect.any(Date) });
+    expect(b.coversSubmit()).toBe(false);
+    // A's evaluation outlives its lease (a pool wait, a long stall): B's takes the strategy, then ends.
+    await pool.query(`UPDATE ai_evaluation_leases SET expires_at = clock_timestamp() - interval '1 millisecond' WHERE token = $1`, [a.token]);
+    expect(await b.renew()).toEqual({ kind: "held" });
+    await b.release();
+    // A's book may be older than B's order: A's renewal is refused and it may not submit.
+    expect(await a.renew()).toEqual({ kind: "lapsed" });
+    expect(a.coversSubmit()).toBe(false);
+    await a.release();
+    expect((await pool.query(`SELECT 1 FROM ai_evaluation_leases WHERE strategy_id = $1`, [id])).rows).toEqual([]);
+
+    // A lease kept after a submit without an answer makes a disable wait (it stays, live), not an evaluation.
+    const kept = new EvaluationLease(replicas[0].app.pg, id);
+    expect(await kept.renew()).toEqual({ kind: "held" });
+    await kept.keep();
+    const c = new EvaluationLease(replicas[1].app.pg, id);
+    expect(await c.renew()).toEqual({ kind: "held" });
+    await c.release();
+    const left = await pool.query<{ live: boolean }>(`SELECT expires_at > clock_timestamp() AS live FROM ai_evaluation_leases WHERE strategy_id = $1`, [id]);
+    expect(left.rows).toEqual([{ live: true }]);
+  }, 60_000);
 });

@@ -65,8 +65,8 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
   try {
     return await evaluateLeased(deps, s, lease, submit);
   } finally {
-    // A submit without an answer may still commit its order: its lease is kept to expiry (lease.ts).
-    if (!submit.unanswered) await lease.release().catch((err) => deps.log.warn({ err, strategyId: s.strategyId }, "evaluation lease not released (it expires)"));
+    // A submit without an answer may still commit its order: its lease is kept to expiry for a disable's wait (lease.ts).
+    await (submit.unanswered ? lease.keep() : lease.release()).catch((err) => deps.log.warn({ err, strategyId: s.strategyId }, "evaluation lease not released (it expires)"));
   }
 }
 

@@ -23,7 +23,8 @@
  * for another live lease first. One is found: "busy", the caller evaluates nothing (409
  * EVALUATION_IN_PROGRESS through the API; the scheduler skips the strategy). Its own lease expired
  * (an evaluation longer than EVALUATION_LEASE_MS between renewals): "lapsed", another may have run
- * meanwhile, so no order of it is submitted. A killed replica's lease blocks until its expiry only.
+ * meanwhile, so no order of it is submitted. A killed replica's lease blocks until its expiry only;
+ * one kept after a submit without an answer (keep()) makes a disable wait, not an evaluation.
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -38,6 +39,9 @@ const POLL_MS = 50;
 
 /** Key space of the per-strategy evaluation lease lock (first half of the two-int advisory lock key; "ae"). */
 const LEASE_LOCK_SPACE = 0x6165;
+
+/** The version digit of a kept lease's token (keep()). */
+const KEPT_VERSION = "8";
 
 /** What a take or renewal found: held (taken or renewed), or why not. */
 export type LeaseTake =
@@ -71,7 +75,7 @@ export class EvaluationLease {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LEASE_LOCK_SPACE, this.strategyId]);
       const { rows: found } = await c.query<{ mine: boolean; live: boolean; expires_at: Date }>(
         `SELECT token = $1 AS mine, expires_at > clock_timestamp() AS live, expires_at FROM ai_evaluation_leases
-          WHERE strategy_id = $2 AND (token = $1 OR expires_at > clock_timestamp())`,
+          WHERE strategy_id = $2 AND (token = $1 OR (expires_at > clock_timestamp() AND substr(token::text, 15, 1) <> '${KEPT_VERSION}'))`,
         [this.token, this.strategyId],
       );
       const others = found.filter((r) => !r.mine);
@@ -96,6 +100,16 @@ export class EvaluationLease {
   /** Whether an order submit may start now: the last renewal held and its submit window is not over. */
   coversSubmit(): boolean {
     return this.heldFrom !== undefined && performance.now() - this.heldFrom < LEASE_SUBMIT_WINDOW_MS;
+  }
+
+  /**
+   * Keeps the lease to its expiry for the disable's wait only (a submit without an answer may still
+   * commit its order): no longer exclusive, as the next evaluation's settleUnrecordedOrders answers
+   * ORDER_OUTCOME_PENDING until that order is found or can no longer commit (recover.ts). Marked by
+   * its token's version, 8 (RFC 9562's custom UUIDs) in place of randomUUID's 4.
+   */
+  async keep(): Promise<void> {
+    await this.pg.query(`UPDATE ai_evaluation_leases SET token = $2 WHERE token = $1`, [this.token, `${this.token.slice(0, 14)}${KEPT_VERSION}${this.token.slice(15)}`]);
   }
 
   /** Drops the lease (and the strategy's leases long expired: a crashed replica's). */
