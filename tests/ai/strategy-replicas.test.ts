@@ -36,6 +36,7 @@ let gate: Server;
 /** Two ai-orchestrator instances on one database: two replicas. */
 const replicas: Service<any>[] = [];
 const urls: string[] = [];
+let orchEnv: Record<string, string>;
 
 const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
 const listen = (s: Server) => new Promise<string>((r) => s.listen(0, "127.0.0.1", () => r(`http://127.0.0.1:${(s.address() as AddressInfo).port}`)));
@@ -66,11 +67,9 @@ beforeAll(async () => {
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
   });
   const mlUrl = await listen(ml);
+  orchEnv = { ...rig.env, ORCH_TICK_MS: "0", ORCH_EVALUATIONS_PER_MINUTE: "600", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl };
   for (let i = 0; i < 2; i++) {
-    const orch = await createService(aiOrchestrator, {
-      env: { ...rig.env, ORCH_TICK_MS: "0", ORCH_EVALUATIONS_PER_MINUTE: "600", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl },
-      defaultMetrics: false,
-    });
+    const orch = await createService(aiOrchestrator, { env: orchEnv, defaultMetrics: false });
     replicas.push(orch);
     urls.push(await orch.listen({ port: 0, host: "127.0.0.1" }));
   }
@@ -85,12 +84,12 @@ afterAll(async () => {
 }, 60_000);
 
 /** A new enabled strategy (buys 1 at a time up to `maxPosition`) of a new user. */
-async function newStrategy(maxPosition: number) {
+async function newStrategy(maxPosition: number, everySeconds = 3_600) {
   const user = randomUUID();
   await ensureAccount(pool, user);
   const created = await http("POST", `${urls[0]}/strategies`, {
     headers: as(user),
-    body: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition, stopLoss: 1e9, enabled: true },
+    body: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition, stopLoss: 1e9, everySeconds, enabled: true },
   });
   expect(created.status, JSON.stringify(created.body)).toBe(201);
   return { user, id: created.body.strategyId as string };
@@ -175,4 +174,28 @@ describe("one strategy's evaluations across two replicas", () => {
     const left = await pool.query<{ live: boolean }>(`SELECT expires_at > clock_timestamp() AS live FROM ai_evaluation_leases WHERE strategy_id = $1`, [id]);
     expect(left.rows).toEqual([{ live: true }]);
   }, 60_000);
+
+  it("both replicas' schedulers (ticking every 50 ms) and API calls on both, at once, order up to maxPosition and no further", async () => {
+    const MAX = 2;
+    // Two more replicas whose schedulers run: the strategy is due in both at the same ticks.
+    const ticking: Service<any>[] = [];
+    try {
+      for (let i = 0; i < 2; i++) ticking.push(await createService(aiOrchestrator, { env: { ...orchEnv, ORCH_TICK_MS: "50" }, defaultMetrics: false }));
+      const { user, id } = await newStrategy(MAX, 5);
+      const until = Date.now() + 12_000;
+      while (Date.now() < until && (await orderedQuantity(user)) < MAX) {
+        const answers = await Promise.all(urls.map((url) => http("POST", `${url}/strategies/${id}/evaluate`, { headers: as(user) })));
+        for (const r of answers) if (r.status !== 200) expectInProgress(r, id);
+        expect(await orderedQuantity(user)).toBeLessThanOrEqual(MAX);
+      }
+      expect(await orderedQuantity(user)).toBe(MAX);
+      // The schedulers' next round (everySeconds 5) finds the strategy full.
+      await sleep(6_000);
+      expect(await orderedQuantity(user)).toBe(MAX);
+      const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ai_decisions WHERE strategy_id = $1 AND action = 'buy'`, [id]);
+      expect(Number(rows[0].n)).toBe(MAX);
+    } finally {
+      for (const orch of ticking) await orch.close().catch(() => undefined);
+    }
+  }, 120_000);
 });
