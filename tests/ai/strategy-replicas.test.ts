@@ -154,15 +154,24 @@ describe("one strategy's evaluations across two replicas", () => {
     const busy = await b.renew();
     expect(busy).toMatchObject({ kind: "busy", until: expect.any(Date) });
     expect(b.coversSubmit()).toBe(false);
-    // A's evaluation outlives its lease (a pool wait, a long stall): B's takes the strategy, then ends.
+    // A's evaluation outlives its lease (a pool wait, a long stall): B's next evaluation takes the strategy, then ends.
     await pool.query(`UPDATE ai_evaluation_leases SET expires_at = clock_timestamp() - interval '1 millisecond' WHERE token = $1`, [a.token]);
-    expect(await b.renew()).toEqual({ kind: "held" });
-    await b.release();
+    const b2 = new EvaluationLease(replicas[1].app.pg, id);
+    expect(await b2.renew()).toEqual({ kind: "held" });
+    await b2.release();
     // A's book may be older than B's order: A's renewal is refused and it may not submit.
     expect(await a.renew()).toEqual({ kind: "lapsed" });
     expect(a.coversSubmit()).toBe(false);
     await a.release();
     expect((await pool.query(`SELECT 1 FROM ai_evaluation_leases WHERE strategy_id = $1`, [id])).rows).toEqual([]);
+
+    // A lease not taken at the evaluation's start (the strategy was disabled then) is not taken later, once it is enabled again.
+    await pool.query(`UPDATE ai_strategies SET enabled = false WHERE strategy_id = $1`, [id]);
+    const late = new EvaluationLease(replicas[0].app.pg, id);
+    expect(await late.renew()).toEqual({ kind: "closed" });
+    await pool.query(`UPDATE ai_strategies SET enabled = true WHERE strategy_id = $1`, [id]);
+    expect(await late.renew()).toEqual({ kind: "lapsed" });
+    expect(late.coversSubmit()).toBe(false);
 
     // A lease kept after a submit without an answer makes a disable wait (it stays, live), not an evaluation.
     const kept = new EvaluationLease(replicas[0].app.pg, id);

@@ -50,7 +50,7 @@ export type LeaseTake =
   | { kind: "closed" }
   /** Another evaluation of the strategy, in any replica, holds a live lease until `until` at the latest. */
   | { kind: "busy"; until: Date }
-  /** This lease expired before its renewal: another evaluation may have run meanwhile. */
+  /** This lease expired before its renewal, or was never taken: another evaluation may have run meanwhile. */
   | { kind: "lapsed" };
 
 /** One evaluation's lease (taken at its start, renewed before each lifecycle read, dropped at its end). */
@@ -58,6 +58,8 @@ export class EvaluationLease {
   readonly token = randomUUID();
   /** performance.now() before the last renewal that held, or undefined while none did. */
   private heldFrom: number | undefined;
+  /** Whether renew() was called: only the first call, before the book is read, may take a lease. */
+  private tried = false;
 
   constructor(
     private readonly pg: PostgresClient,
@@ -71,6 +73,8 @@ export class EvaluationLease {
    */
   async renew(): Promise<LeaseTake> {
     const from = performance.now();
+    const first = !this.tried;
+    this.tried = true;
     const take = await this.pg.transaction(async (c): Promise<LeaseTake> => {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LEASE_LOCK_SPACE, this.strategyId]);
       const { rows: found } = await c.query<{ mine: boolean; live: boolean; expires_at: Date }>(
@@ -80,7 +84,8 @@ export class EvaluationLease {
       );
       const others = found.filter((r) => !r.mine);
       if (others.length > 0) return { kind: "busy", until: new Date(Math.max(...others.map((r) => r.expires_at.getTime()))) };
-      if (found.some((r) => r.mine && !r.live)) return { kind: "lapsed" };
+      // Expired, or never taken (the strategy was disabled at the start): the book read was not exclusive.
+      if (found.some((r) => r.mine && !r.live) || (!first && !found.some((r) => r.mine))) return { kind: "lapsed" };
       const { rows } = await c.query(
         `INSERT INTO ai_evaluation_leases (token, strategy_id, expires_at)
          SELECT $1, strategy_id, clock_timestamp() + $3 * interval '1 millisecond' FROM ai_strategies
