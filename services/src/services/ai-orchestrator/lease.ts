@@ -40,9 +40,6 @@ const POLL_MS = 50;
 /** Key space of the per-strategy evaluation lease lock (first half of the two-int advisory lock key; "ae"). */
 const LEASE_LOCK_SPACE = 0x6165;
 
-/** The version digit of a kept lease's token (keep()). */
-const KEPT_VERSION = "8";
-
 /** What a take or renewal found: held (taken or renewed), or why not. */
 export type LeaseTake =
   | { kind: "held" }
@@ -79,7 +76,7 @@ export class EvaluationLease {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LEASE_LOCK_SPACE, this.strategyId]);
       const { rows: found } = await c.query<{ mine: boolean; live: boolean; expires_at: Date }>(
         `SELECT token = $1 AS mine, expires_at > clock_timestamp() AS live, expires_at FROM ai_evaluation_leases
-          WHERE strategy_id = $2 AND (token = $1 OR (expires_at > clock_timestamp() AND substr(token::text, 15, 1) <> '${KEPT_VERSION}'))`,
+          WHERE strategy_id = $2 AND (token = $1 OR (expires_at > clock_timestamp() AND NOT kept))`,
         [this.token, this.strategyId],
       );
       const others = found.filter((r) => !r.mine);
@@ -110,11 +107,11 @@ export class EvaluationLease {
   /**
    * Keeps the lease to its expiry for the disable's wait only (a submit without an answer may still
    * commit its order): no longer exclusive, as the next evaluation's settleUnrecordedOrders answers
-   * ORDER_OUTCOME_PENDING until that order is found or can no longer commit (recover.ts). Marked by
-   * its token's version, 8 (RFC 9562's custom UUIDs) in place of randomUUID's 4.
+   * ORDER_OUTCOME_PENDING until that order is found or can no longer commit (recover.ts). Marked
+   * `kept` (migration 0482).
    */
   async keep(): Promise<void> {
-    await this.pg.query(`UPDATE ai_evaluation_leases SET token = $2 WHERE token = $1`, [this.token, `${this.token.slice(0, 14)}${KEPT_VERSION}${this.token.slice(15)}`]);
+    await this.pg.query(`UPDATE ai_evaluation_leases SET kept = true WHERE token = $1`, [this.token]);
   }
 
   /** Drops the lease (and the strategy's leases long expired: a crashed replica's). */
