@@ -4,11 +4,28 @@
  * lag (kafka_consumer_lag, ./kafka-lag.ts: after each batch, and from the broker every 15 s).
  */
 import type { Logger } from "pino";
-import type { Admin, Kafka, Producer, Consumer, EachMessagePayload, Message, ConsumerConfig } from "kafkajs";
+import { connect, isIP } from "node:net";
+import * as tls from "node:tls";
+import type { Admin, Kafka, Producer, Consumer, EachMessagePayload, Message, ConsumerConfig, ISocketFactory } from "kafkajs";
 import type { Registry } from "prom-client";
 import type { DatastoreConfig } from "./env";
 import { trackConsumerLag, type BrokerOffsets } from "./kafka-lag";
 import { patchKafkaJsIdleLoop } from "./kafkajs-idle-loop";
+
+/**
+ * kafkajs's own socket factory (socketFactory.js: plain or TLS, keep-alive after 60 s) with Nagle's
+ * algorithm off, as the broker has it (Kafka's socket.tcp.no.delay, Redpanda alike). kafkajs leaves
+ * Node's default on: a request written while an earlier one's bytes wait for their ACK (a produce
+ * behind a fetch on the same connection) is held until that ACK, which the peer may delay by 40 ms.
+ */
+const noDelaySocket: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+  const socket = ssl
+    ? tls.connect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
+    : connect({ host, port }, onConnect);
+  socket.setKeepAlive(true, 60_000);
+  socket.setNoDelay(true);
+  return socket;
+};
 
 export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, log: Logger, metrics?: Registry) {
   const kafkajs = require("kafkajs") as typeof import("kafkajs");
@@ -27,6 +44,7 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
     // (~10 s of backoff) on a loaded host; eight retries capped at 30 s ride it out.
     retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 30_000 },
     logLevel: kafkajs.logLevel.WARN,
+    socketFactory: noDelaySocket,
     logCreator: () => (entry) => {
       const { message, ...rest } = entry.log;
       log[levelName[entry.level] ?? "info"]({ kafka: { namespace: entry.namespace, ...rest } }, message);
