@@ -10,8 +10,7 @@
  * one's evaluation submits (its in-process wait had seen nothing running and answered at once).
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { pg } from "../harness";
 import { useServers } from "../harness/shared";
@@ -20,6 +19,7 @@ import { startOrderPathRig, type OrderPathRig } from "../helpers/order-path-rig"
 import orderManagement from "../../services/src/services/order-management";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { ensureAccount } from "../helpers/accounts";
+import { bodyOf, listen } from "../helpers/http-stand-ins";
 import { http, sleep, waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "redis");
@@ -40,12 +40,6 @@ let gate: Server;
 const held: (() => void)[] = [];
 
 const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
-const listen = (s: Server) => new Promise<string>((r) => s.listen(0, "127.0.0.1", () => r(`http://127.0.0.1:${(s.address() as AddressInfo).port}`)));
-const bodyOf = async (req: IncomingMessage) => {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-};
 
 beforeAll(async () => {
   rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { LOG_LEVEL: "silent" } });

@@ -10,8 +10,7 @@
  * its expiry.
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { pg } from "../harness";
 import { useServers } from "../harness/shared";
@@ -21,6 +20,7 @@ import orderManagement from "../../services/src/services/order-management";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { EvaluationLease } from "../../services/src/services/ai-orchestrator/lease";
 import { ensureAccount } from "../helpers/accounts";
+import { bodyOf, listen } from "../helpers/http-stand-ins";
 import { http, sleep } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "redis");
@@ -39,12 +39,6 @@ const urls: string[] = [];
 let orchEnv: Record<string, string>;
 
 const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
-const listen = (s: Server) => new Promise<string>((r) => s.listen(0, "127.0.0.1", () => r(`http://127.0.0.1:${(s.address() as AddressInfo).port}`)));
-const bodyOf = async (req: IncomingMessage) => {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-};
 
 beforeAll(async () => {
   rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { LOG_LEVEL: "silent" } });

@@ -10,15 +10,13 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { PaymentEventMsg } from "../../services/src/business/events";
-import { invoicesOf, plan, subscriptionOf, useBillingRig } from "../helpers/billing-rig";
+import { invoicesOf, paymentEvent, plan, subscriptionOf, useBillingRig } from "../helpers/billing-rig";
 
 const run = randomBytes(3).toString("hex");
 const BASIC = `basic-${run}`;
 const rig = useBillingRig([plan(BASIC, 1000)]);
-const apply = (ev: PaymentEventMsg) => rig.client.transaction((c) => rig.billing.onPaymentEvent(c, ev));
-const event = (type: PaymentEventMsg["type"], userId: string, invoiceId: string, intentId: string, extra: Partial<PaymentEventMsg> = {}): PaymentEventMsg => ({
-  eventId: `${intentId}:${type}:${randomUUID()}`, type, intentId, userId, amount: 1000, currency: "usd", reference: `invoice:${invoiceId}`, failureCode: null, ts: Date.now(), ...extra,
-});
+const apply = (ev: PaymentEventMsg) => rig.apply(ev);
+const event = paymentEvent;
 const giveBack = async (intentId: string) =>
   (await rig.client.pool.query<{ status: string; refund_id: string | null; amount: string }>("SELECT status, refund_id, amount FROM bil_give_backs WHERE intent_id = $1", [intentId])).rows;
 const credit = async (userId: string) => (await subscriptionOf(rig.client, userId)).credit_balance;

@@ -102,6 +102,8 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
 /** A billing rig and the PostgreSQL client it runs on. */
 export interface BillingRigOnPostgres extends BillingRig {
   client: PostgresClient;
+  /** Delivers one payments.events message as billing-service's consumer does: onPaymentEvent in its own transaction. */
+  apply(ev: PaymentEventMsg): Promise<unknown>;
 }
 
 /**
@@ -121,7 +123,7 @@ export function useBillingRig(plans: Plan[]): BillingRigOnPostgres {
     const warnings: unknown[] = [];
     const log = { info() {}, debug() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a) };
     const client = await migratedKitPostgres(srv.env.POSTGRES_URL, log as never, 4);
-    ready = { ...billingRig(client, warnings), client };
+    ready = { ...billingRig(client, warnings), client, apply: (ev) => client.transaction((c) => ready!.billing.onPaymentEvent(c, ev)) };
     for (const p of plans) await ready.repo.createPlan(p);
   }, 300_000);
   afterAll(async () => {
@@ -138,8 +140,14 @@ export function useBillingRig(plans: Plan[]): BillingRigOnPostgres {
     get warnings() { return rig().warnings; },
     get client() { return rig().client; },
     use: (userId, n, at) => rig().use(userId, n, at),
+    apply: (ev) => rig().apply(ev),
   };
 }
+
+/** A payments.events message of `type` about `intentId`, paying `invoiceId` of `userId` (1,000 in usd unless `extra` says otherwise). */
+export const paymentEvent = (type: PaymentEventMsg["type"], userId: string, invoiceId: string, intentId: string, extra: Partial<PaymentEventMsg> = {}): PaymentEventMsg => ({
+  eventId: `${intentId}:${type}:${randomUUID()}`, type, intentId, userId, amount: 1000, currency: "usd", reference: `invoice:${invoiceId}`, failureCode: null, ts: Date.now(), ...extra,
+});
 
 export const plan = (id: string, amount: number, usage?: { included: number; blockSize: number; blockAmount: number }): Plan => ({
   id, name: id, currency: "usd", amount: BigInt(amount), interval: "month", trialDays: 0,
