@@ -54,7 +54,7 @@ describe("a refund the processor reports succeeded past what is left of the paym
     const first = await refund(p.id, `r-${randomUUID()}`, 3_000);
     expect([first.status, first.body.refund?.status]).toEqual([200, "pending"]);
     const r1: string = first.body.refund.id;
-    const atProcessor = fake.refunds.find((x) => x.metadata.refund_id === r1)!;
+    const atProcessor = fake.refundOf(r1);
     // The processor's list does not return it: past the in-flight bound the sweep fails it as never received.
     const restore = hide(atProcessor);
     await q("UPDATE pay_refunds SET sent_at = now() - interval '1 hour' WHERE refund_id = $1", [r1]);
@@ -117,7 +117,7 @@ describe("a succeeded refund the processor's list does not return", () => {
     const p = await payment(2_000);
     const r = await refund(p.id, `r-${randomUUID()}`, 2_000);
     const refundId: string = r.body.refund.id;
-    const restore = hide(fake.refunds.find((x) => x.metadata.refund_id === refundId)!);
+    const restore = hide(fake.refundOf(refundId));
     const before = await metric("not_found");
     const recheck = async () => {
       await q("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refundId]);

@@ -31,13 +31,7 @@ beforeAll(async () => {
   await admin.disconnect();
 }, 120_000);
 
-const atProcessor = (refundId: string) => fake.refunds.find((r) => r.metadata.refund_id === refundId)!;
 const view = async (intentId: string) => (await http("GET", `${bases[0]}/intents/${intentId}`, { headers: trader })).body;
-const deliverAll = async (ws: WebhookDelivery[]) => {
-  const out: (string | undefined)[] = [];
-  for (const w of ws) out.push(await fake.deliver(w));
-  return out;
-};
 const q = (sql: string, args: unknown[]) => replicas.pool.query(sql, args);
 /** The refund succeeded `hours` ago and was never re-checked since. */
 const succeededAgo = (refundId: string, hours: number) => q("UPDATE pay_refunds SET succeeded_at = now() - make_interval(hours => $2), rechecked_at = NULL WHERE refund_id = $1", [refundId, hours]);
@@ -66,7 +60,7 @@ describe("reconciliation re-checks recently succeeded refunds", () => {
     // Checked within PAYMENT_REFUND_RECHECK_EVERY_MINUTES: not again.
     expect(mine(await replicas.reconcile(), refundId)).toEqual([]);
 
-    const lost = fake.updateRefund(atProcessor(refundId).id, "failed", { failureReason: "expired_or_canceled_card" }); // never delivered (yet)
+    const lost = fake.updateRefund(fake.refundOf(refundId).id, "failed", { failureReason: "expired_or_canceled_card" }); // never delivered (yet)
     await succeededAgo(refundId, 7);
     // Both replicas at once: one reverses it, the other finds it claimed or failed already.
     const [a, b] = await Promise.all([replicas.reconcile(bases[0]), replicas.reconcile(bases[1])]);
@@ -77,7 +71,7 @@ describe("reconciliation re-checks recently succeeded refunds", () => {
     expect(await money(refundId)).toEqual({ booked: 1, reversed: 1, events: [`refund:${refundId}`, `refund:${refundId}:reversed`] });
 
     // The lost webhooks arrive at last: nothing moves again.
-    expect(await deliverAll(lost)).toEqual(["applied", "applied", "applied"]);
+    expect(await fake.deliverAll(lost)).toEqual(["applied", "applied", "applied"]);
     expect(await money(refundId)).toEqual({ booked: 1, reversed: 1, events: [`refund:${refundId}`, `refund:${refundId}:reversed`] });
     expect((await view(p.id)).refunded).toBe(0);
     // Failed now: never re-checked again.
@@ -91,8 +85,8 @@ describe("reconciliation re-checks recently succeeded refunds", () => {
     const p = await payment(4_000);
     const r = await refund(p.id, `r-${randomUUID()}`, 4_000);
     const refundId: string = r.body.refunds[0].id;
-    const failed = fake.updateRefund(atProcessor(refundId).id, "failed");
-    expect(await deliverAll(failed)).toEqual(["applied", "applied", "applied"]);
+    const failed = fake.updateRefund(fake.refundOf(refundId).id, "failed");
+    expect(await fake.deliverAll(failed)).toEqual(["applied", "applied", "applied"]);
     await succeededAgo(refundId, 7);
     expect(mine(await replicas.reconcile(), refundId)).toEqual([]);
     expect(await money(refundId)).toEqual({ booked: 1, reversed: 1, events: [`refund:${refundId}`, `refund:${refundId}:reversed`] });
@@ -103,7 +97,7 @@ describe("reconciliation re-checks recently succeeded refunds", () => {
     const r = await refund(p.id, `r-${randomUUID()}`, 2_000);
     const refundId: string = r.body.refunds[0].id;
     await succeededAgo(refundId, 31 * 24);
-    fake.updateRefund(atProcessor(refundId).id, "failed");
+    fake.updateRefund(fake.refundOf(refundId).id, "failed");
     expect(mine(await replicas.reconcile(), refundId)).toEqual([]);
     expect((await view(p.id)).refunds).toMatchObject([{ id: refundId, status: "succeeded" }]);
   }, 60_000);
@@ -160,7 +154,7 @@ describe("a refund made on the processor's dashboard", () => {
     const { refund: re, created } = fake.refundOnDashboard(p.processorIntentId, 3_000);
     const failed = fake.updateRefund(re.id, "failed", { failureReason: "lost_or_stolen_card" });
     expect(await fake.deliver(failed[2])).toBe("applied");
-    expect(await deliverAll([created, ...failed.slice(0, 2)])).toEqual(["stale", "applied", "applied"]);
+    expect(await fake.deliverAll([created, ...failed.slice(0, 2)])).toEqual(["stale", "applied", "applied"]);
     const v = await view(p.id);
     expect([v.refunded, v.refunds]).toMatchObject([0, [{ amount: 3_000, status: "failed", processorStatus: "failed", failureCode: "lost_or_stolen_card", processorRefundId: re.id }]]);
     expect(await money(v.refunds[0].id)).toEqual({ booked: 0, reversed: 0, events: [] });

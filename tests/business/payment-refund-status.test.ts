@@ -43,13 +43,7 @@ afterAll(async () => {
   await consumer?.disconnect();
 });
 const refundEvents = (refundId: string) => fake.webhooks.filter((w) => (w.event.data.object as FakeRefund).metadata?.refund_id === refundId);
-const atProcessor = (refundId: string) => fake.refunds.find((r) => r.metadata.refund_id === refundId)!;
 const view = async (intentId: string) => (await http("GET", `${bases[0]}/intents/${intentId}`, { headers: trader })).body;
-const deliverAll = async (ws: WebhookDelivery[]) => {
-  const out: (string | undefined)[] = [];
-  for (const w of ws) out.push(await fake.deliver(w));
-  return out;
-};
 
 async function money(refundId: string) {
   const q = async (sql: string, args: unknown[]) => Number((await replicas.pool.query(sql, args)).rows[0].n);
@@ -68,11 +62,11 @@ describe("refund status from the processor's events", () => {
     expect(r.body.refunds).toMatchObject([{ amount: 4_000, status: "succeeded", processorStatus: "succeeded", failureCode: null }]);
     const refundId: string = r.body.refunds[0].id;
     // The processor's refund.created (succeeded, as answered) changes nothing.
-    expect(await deliverAll(refundEvents(refundId))).toEqual(["applied"]);
+    expect(await fake.deliverAll(refundEvents(refundId))).toEqual(["applied"]);
 
-    const failed = fake.updateRefund(atProcessor(refundId).id, "failed", { failureReason: "expired_or_canceled_card" });
+    const failed = fake.updateRefund(fake.refundOf(refundId).id, "failed", { failureReason: "expired_or_canceled_card" });
     expect(failed.map((w) => w.event.type)).toEqual(["charge.refund.updated", "refund.updated", "refund.failed"]);
-    expect(await deliverAll(failed)).toEqual(["applied", "applied", "applied"]);
+    expect(await fake.deliverAll(failed)).toEqual(["applied", "applied", "applied"]);
     const v = await view(p.id);
     expect(v.refunded).toBe(0);
     expect(v.refunds).toMatchObject([{ id: refundId, amount: 4_000, status: "failed", processorStatus: "failed", failureCode: "expired_or_canceled_card" }]);
@@ -81,7 +75,7 @@ describe("refund status from the processor's events", () => {
     const ledger = await http("GET", `${bases[0]}/ledger?account=customer:${trader["x-user-id"]}`, { headers: { "x-user-id": randomUUID(), "x-user-role": "admin" } });
     const before = ledger.body.accounts.find((a: { currency: string }) => a.currency === "usd").balance;
     // Replays of every event: duplicates, nothing moves.
-    expect(await deliverAll([...refundEvents(refundId)])).toEqual(["duplicate", "duplicate", "duplicate", "duplicate"]);
+    expect(await fake.deliverAll([...refundEvents(refundId)])).toEqual(["duplicate", "duplicate", "duplicate", "duplicate"]);
     expect(await money(refundId)).toMatchObject({ booked: 1, reversed: 1 });
 
     // The money is owed again: the whole payment can be refunded.
@@ -109,15 +103,15 @@ describe("refund status from the processor's events", () => {
     expect(fake.refunds.filter((x) => x.payment_intent === p.processorIntentId)).toHaveLength(1);
 
     const now = Math.floor(Date.now() / 1000);
-    const re = atProcessor(refundId).id;
+    const re = fake.refundOf(refundId).id;
     const created = refundEvents(refundId);
     const succeeded = fake.updateRefund(re, "succeeded", { created: now - 60 });
     const failed = fake.updateRefund(re, "failed", { created: now - 30, failureReason: "lost_or_stolen_card" });
     // Newest first: refund.failed, then the older succeeded ones and the first pending one, late.
     expect(await fake.deliver(failed[2])).toBe("applied");
-    expect(await deliverAll([...succeeded, ...created])).toEqual(["stale", "stale", "stale"]);
-    expect(await deliverAll(failed.slice(0, 2))).toEqual(["applied", "applied"]);
-    expect(await deliverAll([...failed, ...succeeded])).toEqual(Array(5).fill("duplicate"));
+    expect(await fake.deliverAll([...succeeded, ...created])).toEqual(["stale", "stale", "stale"]);
+    expect(await fake.deliverAll(failed.slice(0, 2))).toEqual(["applied", "applied"]);
+    expect(await fake.deliverAll([...failed, ...succeeded])).toEqual(Array(5).fill("duplicate"));
     const v = await view(p.id);
     expect(v.refunded).toBe(0);
     expect(v.refunds).toMatchObject([{ id: refundId, status: "failed", processorStatus: "failed", failureCode: "lost_or_stolen_card" }]);
@@ -134,8 +128,8 @@ describe("refund status from the processor's events", () => {
     const p = await payment(5_000);
     const r = await refund(p.id, `r-${randomUUID()}`, 5_000);
     const refundId: string = r.body.refunds[0].id;
-    const ws = fake.updateRefund(atProcessor(refundId).id, "succeeded");
-    expect(await deliverAll([ws[1], ws[0], ...refundEvents(refundId).slice(0, 1)])).toEqual(["applied", "applied", "stale"]);
+    const ws = fake.updateRefund(fake.refundOf(refundId).id, "succeeded");
+    expect(await fake.deliverAll([ws[1], ws[0], ...refundEvents(refundId).slice(0, 1)])).toEqual(["applied", "applied", "stale"]);
     expect((await view(p.id)).refunded).toBe(5_000);
     expect(await money(refundId)).toEqual({ booked: 1, reversed: 0, events: [`refund:${refundId}`] });
   }, 60_000);
@@ -154,7 +148,7 @@ describe("refund status from the processor's events", () => {
     };
     await Promise.all(
       made.map(async ({ refundId }) => {
-        const re = atProcessor(refundId).id;
+        const re = fake.refundOf(refundId).id;
         const [succeeded] = fake.updateRefund(re, "succeeded");
         const [failed] = fake.updateRefund(re, "failed");
         const outcomes = await Promise.all([post(bases[0], succeeded), post(bases[1], failed)]);
@@ -189,7 +183,7 @@ describe("refund status from the processor's events", () => {
     const p = await payment(2_000);
     const r = await refund(p.id, `r-${randomUUID()}`, 1_000);
     const refundId: string = r.body.refunds[0].id;
-    const mine = atProcessor(refundId);
+    const mine = fake.refundOf(refundId);
     const send = async (object: unknown, type = "refund.updated") => {
       const body = JSON.stringify({ id: `evt_${randomBytes(8).toString("hex")}`, object: "event", type, created: Math.floor(Date.now() / 1000), data: { object } });
       const res = await fetch(`${bases[0]}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body });
@@ -217,11 +211,11 @@ describe("refund status from the processor's events", () => {
     await replicas.pool.query("UPDATE pay_refunds SET sent_at = now() - interval '1 hour' WHERE refund_id = $1", [refundId]);
     const mineOf = (rec: { body: { refunds: { refundId: string }[] } }) => rec.body.refunds.filter((x) => x.refundId === refundId);
     expect(mineOf(await replicas.reconcile())).toEqual([{ refundId, intentId: p.id, outcome: "wait" }]);
-    fake.updateRefund(atProcessor(refundId).id, "canceled"); // its events never arrive
+    fake.updateRefund(fake.refundOf(refundId).id, "canceled"); // its events never arrive
     expect(mineOf(await replicas.reconcile())).toEqual([{ refundId, intentId: p.id, outcome: "failed" }]);
     expect((await view(p.id)).refunds).toMatchObject([{ status: "failed", processorStatus: "canceled", failureCode: "processor_canceled" }]);
     expect(await money(refundId)).toEqual({ booked: 0, reversed: 0, events: [`refund:${refundId}:failed`] });
     // The lost events arriving at last change nothing.
-    expect(await deliverAll(refundEvents(refundId))).toEqual(["stale", "applied", "applied"]);
+    expect(await fake.deliverAll(refundEvents(refundId))).toEqual(["stale", "applied", "applied"]);
   }, 60_000);
 });

@@ -196,6 +196,20 @@ export class FakeCardProcessor {
     for (const w of this.webhooks) if (!w.delivered) await this.deliver(w);
   }
 
+  /** Delivers `ws` one after another (each again if delivered before); answers our outcome to each. */
+  async deliverAll(ws: readonly WebhookDelivery[]): Promise<(string | undefined)[]> {
+    const out: (string | undefined)[] = [];
+    for (const w of ws) out.push(await this.deliver(w));
+    return out;
+  }
+
+  /** The processor's refund made for our refund `refundId` (its metadata.refund_id). */
+  refundOf(refundId: string): FakeRefund {
+    const found = this.refunds.find((r) => r.metadata.refund_id === refundId);
+    if (!found) throw new Error(`the processor holds no refund for ${refundId}`);
+    return found;
+  }
+
   /** Delivers one webhook (again, if it was delivered: a replay), signed now; answers our outcome. */
   async deliver(w: WebhookDelivery): Promise<string | undefined> {
     if (!this.webhookUrl) return undefined;
