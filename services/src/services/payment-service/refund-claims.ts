@@ -4,10 +4,8 @@
  * open while the reconciler asks the processor: the refund's and the payment's rows stay free for
  * refund() and webhooks, and no pool connection is held per lookup.
  */
-import type { PoolClient } from "pg";
-import type { PostgresClient } from "../../kit";
+import type { PostgresClient, Queryable } from "../../kit";
 
-type Queryable = Pick<PoolClient, "query">;
 
 /** A refund claimed by one reconciler pass (pending, or succeeded for a re-check), with its payment's processor id. */
 export interface ClaimedRefund {

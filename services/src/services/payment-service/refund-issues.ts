@@ -8,13 +8,11 @@
  * payment_refund_issues_total{kind}; later ones (replays, the next event, the next re-check) only
  * count `seen` and move `last_seen_at`.
  */
-import type { PoolClient } from "pg";
 import type { Logger } from "pino";
 import type { Counter } from "prom-client";
-import type { PostgresClient } from "../../kit";
+import type { PostgresClient, Queryable } from "../../kit";
 import { toJson } from "../../business/money";
 
-type Queryable = Pick<PoolClient, "query">;
 export type RefundIssueKind = "exceeds_payment" | "not_found";
 
 export interface RefundIssue {

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
-import type { PostgresClient } from "../../kit";
+import type { PostgresClient, Queryable } from "../../kit";
 import { toJson } from "../../business/money";
 import { journal, refundIssued, refundReversed } from "./domain/ledger";
 import { NEVER_REACHED } from "./domain/refund-settlement";
@@ -14,7 +14,6 @@ import { type ProcessorRefundReport, type ProcessorRefundStatus, type RefundStat
 import type { RefundIssues } from "./refund-issues";
 import type { IntentRow, PaymentRepo } from "./repo";
 
-type Queryable = Pick<PoolClient, "query">;
 /**
  * A report applied (refundStep), or `exceeds_payment`: it would book a refund that does not fit into
  * what is left of the payment (the other refunds held or booked): not booked, recorded for an operator.

@@ -4,7 +4,7 @@
  * when the state it announces is committed.
  */
 import type { PoolClient } from "pg";
-import { deleteOlderThanDays, userPartitionKey, type PostgresClient } from "../../kit";
+import { deleteOlderThanDays, userPartitionKey, type PostgresClient, type Queryable } from "../../kit";
 import { type Currency, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
@@ -56,7 +56,6 @@ export function intentView(r: IntentRow, refunds?: Map<string, RefundView[]>) {
   };
 }
 
-type Queryable = Pick<PoolClient, "query">;
 
 /** The processor id in parameter `p` unless another intent has it already (unique: an event naming another object), else NULL. */
 const UNTAKEN_PROCESSOR_ID = (p: string) => `(SELECT ${p}::text WHERE NOT EXISTS (SELECT 1 FROM pay_intents WHERE processor_intent_id = ${p}))`;
