@@ -42,12 +42,16 @@ export class InstanceRegistry {
       (onlyNew ? tx.set(key, JSON.stringify(instance), "PX", ttlMs, "NX") : tx.set(key, JSON.stringify(instance), "PX", ttlMs)).zadd(INDEX, now + ttlMs, member(service, id));
       return tx.exec();
     };
-    // Registered by the one heartbeat whose SET NX made the key: first heartbeats sent at once all read
-    // no key and each answered "registered" with a registeredAt of its own (session 49's race suite).
-    const first = at(new Date(now).toISOString());
-    if ((await write(first, true))?.[1]?.[1] === "OK") return { instance: first, registered: true };
-    const prev = await this.redis.get(key);
-    const instance = at(prev ? (JSON.parse(prev) as Instance).registeredAt : first.registeredAt);
+    // A known instance (the usual heartbeat) keeps its registeredAt: one read, one write. An unknown one
+    // is registered by the one heartbeat whose SET NX makes the key: first heartbeats sent at once all
+    // read no key and each answered "registered" with a registeredAt of its own (session 49's race suite).
+    let prev = await this.redis.get(key);
+    if (!prev) {
+      const first = at(new Date(now).toISOString());
+      if ((await write(first, true))?.[1]?.[1] === "OK") return { instance: first, registered: true };
+      prev = await this.redis.get(key);
+    }
+    const instance = at(prev ? (JSON.parse(prev) as Instance).registeredAt : new Date(now).toISOString());
     await write(instance, false);
     return { instance, registered: !prev };
   }
