@@ -179,7 +179,7 @@ describe("refund status from the processor's events", () => {
     expect([next.status, next.body.refunded]).toEqual([200, 3_000]);
   }, 60_000);
 
-  it("signed events for a refund that is not ours, or not as ours is, are acknowledged and ignored, never a 5xx", async () => {
+  it("signed events for a refund that is not ours, or not as ours is, are acknowledged (ignored, or an operator's mismatch), never a 5xx", async () => {
     const p = await payment(2_000);
     const r = await refund(p.id, `r-${randomUUID()}`, 1_000);
     const refundId: string = r.body.refunds[0].id;
@@ -193,11 +193,12 @@ describe("refund status from the processor's events", () => {
     // Made on the dashboard (or by another integration), failed there already: recorded failed, nothing moves (payment-refund-recheck.test.ts).
     expect(await send({ ...base, metadata: { refund_id: randomUUID() } })).toEqual([200, "applied"]);
     expect(await send({ ...base, id: `re_${randomBytes(8).toString("hex")}`, metadata: { refund_id: "not-a-uuid" } })).toEqual([200, "applied"]);
-    expect(await send({ ...base, id: mine.id, amount: 999, metadata: mine.metadata })).toEqual([200, "ignored"]); // not our amount
-    expect(await send({ ...base, id: mine.id, currency: "eur", metadata: mine.metadata })).toEqual([200, "ignored"]);
+    // Not our amount or currency: not applied, an operator's issue (payment-refund-mismatch.test.ts).
+    expect(await send({ ...base, id: mine.id, amount: 999, metadata: mine.metadata })).toEqual([200, "mismatch"]);
+    expect(await send({ ...base, id: mine.id, currency: "eur", metadata: mine.metadata })).toEqual([200, "mismatch"]);
     expect(await send({ ...base, id: mine.id, payment_intent: "pi_other", metadata: mine.metadata })).toEqual([200, "ignored"]);
     expect(await send({ ...base, id: mine.id, status: "bounced", metadata: mine.metadata })).toEqual([200, "ignored"]);
-    expect(await send({ ...base, id: mine.id, amount: "1000", metadata: mine.metadata })).toEqual([200, "ignored"]);
+    expect(await send({ ...base, id: mine.id, amount: "1000", metadata: mine.metadata })).toEqual([200, "mismatch"]);
     expect(await send({ ...base, id: mine.id, metadata: mine.metadata }, "charge.refunded")).toEqual([200, "ignored"]);
     expect((await view(p.id)).refunds).toMatchObject([{ id: refundId, status: "succeeded" }, { status: "failed" }, { status: "failed" }]);
     expect((await view(p.id)).refunded).toBe(1_000);

@@ -13,7 +13,8 @@
  *                                     answers `refundStatus` (succeeded, or pending as for slower methods)
  *                                     and queues `refund.created`; `updateRefund()` moves one later and
  *                                     queues `charge.refund.updated`, `refund.updated` (and `refund.failed`);
- *                                     `refundOnDashboard()` makes one without our metadata
+ *                                     `refundOnDashboard()` makes one without our metadata;
+ *                                     `refundsDiverge` makes them of another amount or currency
  *   GET  /v1/refunds                  Stripe's "List all refunds": `payment_intent` filter, `limit`,
  *                                     `starting_after` (newest first, `has_more`)
  *   POST /v1/customers                `Idempotency-Key` honoured
@@ -105,6 +106,12 @@ export class FakeCardProcessor {
    * heard); "unreachable" drops the connection without making it (the processor never saw it).
    */
   refundRequests: "ok" | "answer-lost" | "unreachable" = "ok";
+  /**
+   * While set, each new refund is made off what was asked (a processor diverging from our record):
+   * `amountOff` added to its amount, `currency` instead of the payment's; its answer, the list and its
+   * events all carry that.
+   */
+  refundsDiverge: { amountOff?: number; currency?: string } | undefined;
   /** Delay before answering a refund list (a test can make two lookups overlap). */
   refundListDelayMs = 0;
   /** While set, a refund list is read and then answered only once it resolves (a processor stalled mid-call). */
@@ -393,7 +400,8 @@ export class FakeCardProcessor {
       const already = this.refunds.filter((r) => r.payment_intent === i.id && r.status !== "failed" && r.status !== "canceled").reduce((a, r) => a + r.amount, 0);
       if (i.status !== "succeeded" || (this.refusesExcessRefunds && amount > i.amount - already))
         return this.send(res, 400, { error: { type: "invalid_request_error", code: "charge_already_refunded", message: "refund exceeds the charge" } });
-      const refund: FakeRefund = { id: rid("re"), object: "refund", payment_intent: i.id, amount, currency: i.currency, status: this.refundStatus, metadata: typeof p.metadata === "object" ? p.metadata : {}, ...(this.refundStatus === "failed" ? { failure_reason: "unknown" } : {}) };
+      const made = { amount: amount + (this.refundsDiverge?.amountOff ?? 0), currency: this.refundsDiverge?.currency ?? i.currency };
+      const refund: FakeRefund = { id: rid("re"), object: "refund", payment_intent: i.id, ...made, status: this.refundStatus, metadata: typeof p.metadata === "object" ? p.metadata : {}, ...(this.refundStatus === "failed" ? { failure_reason: "unknown" } : {}) };
       this.refunds.push(refund);
       this.queueEvent("refund.created", refund);
       if (typeof key === "string") this.idem.set(key, { params: raw, status: 200, body: JSON.stringify(refund) });

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { fromPaymentEvent } from "../../services/src/services/notification-service/domain";
-import { processorRefundStatus, type RefundState, refundStep, reportOf } from "../../services/src/services/payment-service/domain/refund-status";
+import { mismatchOf, processorRefundStatus, type RefundState, refundStep, reportOf } from "../../services/src/services/payment-service/domain/refund-status";
 
 const state = (status: RefundState["status"], processorStatus: RefundState["processorStatus"], processorStatusAtMs: number | null = null): RefundState => ({ status, processorStatus, processorStatusAtMs });
 
@@ -73,5 +73,20 @@ describe("the user is told of a refund that failed", () => {
     expect(reversed?.text).toContain("expired_or_canceled_card");
     expect(fromPaymentEvent({ ...base, eventId: "refund:x:failed", type: "payment.refund_failed" })).toMatchObject({ subject: expect.stringMatching(/^Refund failed: /) });
     expect(reversed?.subject).toBe(fromPaymentEvent({ ...base, eventId: "refund:x", type: "payment.refunded" })?.subject.replace("Refund issued", "Refund reversed"));
+  });
+});
+
+describe("mismatchOf", () => {
+  const ours = { amount: 3_000n, currency: "usd" };
+  it("matches only the same amount in the same currency, exactly", () => {
+    expect(mismatchOf(ours, { amount: 3_000n, currency: "usd" })).toBeUndefined();
+    expect(mismatchOf(ours, { amount: 2_500n, currency: "usd" })).toBe("amount_mismatch");
+    // An amount that is none (the adapter's -1: a fraction, a text) is another amount.
+    expect(mismatchOf(ours, { amount: -1n, currency: "usd" })).toBe("amount_mismatch");
+    expect(mismatchOf(ours, { amount: 3_000n, currency: "eur" })).toBe("currency_mismatch");
+    expect(mismatchOf(ours, { amount: 3_000n, currency: "USD" })).toBe("currency_mismatch");
+    expect(mismatchOf(ours, { amount: 3_000n, currency: "" })).toBe("currency_mismatch");
+    // Both differ: the currency is named (an amount in another currency is no amount of ours).
+    expect(mismatchOf(ours, { amount: 1n, currency: "jpy" })).toBe("currency_mismatch");
   });
 });

@@ -78,7 +78,7 @@ export default defineService({
     const pg = ctx.app.pg;
     const relay = new OutboxRelay(pg.pool, OUTBOX, ctx.app.kafka, ctx.log, { intervalMs: c.PAYMENT_OUTBOX_INTERVAL_MS, retention: { retentionMs: c.PAYMENT_OUTBOX_RETENTION_HOURS * HOUR_MS } });
     const repo = new PaymentRepo(pg);
-    const issueCounts = new Counter({ name: "payment_refund_issues_total", help: "refunds recorded for an operator (GET /refund-issues), by kind: exceeds_payment, not_found; once each", labelNames: ["kind"], registers: [ctx.metrics.registry] });
+    const issueCounts = new Counter({ name: "payment_refund_issues_total", help: "refunds recorded for an operator (GET /refund-issues), by kind: exceeds_payment, not_found, amount_mismatch, currency_mismatch; once each", labelNames: ["kind"], registers: [ctx.metrics.registry] });
     const issues = new RefundIssues(pg, ctx.log, issueCounts);
     const refundRepo = new RefundRepo(pg, repo, issues);
     const methods = new PaymentMethods(new PaymentMethodData(pg), processor, ctx.log, c.PAYMENT_MAX_METHODS_PER_USER);

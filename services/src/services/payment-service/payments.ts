@@ -143,6 +143,9 @@ export class Payments {
       this.log.warn({ refundId: refund.refund_id, intentId, err: { message: (err as Error).message } }, "processor refund outcome unknown; left for reconciliation");
       throw new HttpError(502, "PROCESSOR_UNAVAILABLE", "the processor did not answer; the refund is pending and is settled by reconciliation (retry with the same Idempotency-Key)");
     }
+    // Of another amount or currency than asked: nothing applied, the refund stays pending and held (an
+    // operator's issue, recorded and logged once: refund-repo.ts matchesProcessor); answered as pending.
+    if (!(await this.refunds.matchesProcessor(refund.refund_id, r))) return answer();
     // Booked only when the processor says it succeeded; `pending` (or requires_action) stays held until
     // its webhook (refund-events.ts) or reconciliation settles it. The answer has no time: it moves the
     // refund forward only (an idempotent replay answers the first, maybe older, status).
@@ -161,7 +164,7 @@ export class Payments {
    * days): one with no id or type, or that is not as our payment is (amount, currency, status, the
    * processor id of another payment), is `ignored` and logged (ids only).
    */
-  async applyWebhook(ev: ProcessorEvent): Promise<"applied" | "duplicate" | "ignored" | "stale" | "exceeds_payment"> {
+  async applyWebhook(ev: ProcessorEvent): Promise<"applied" | "duplicate" | "ignored" | "stale" | "exceeds_payment" | "mismatch"> {
     if (!ev.id || !ev.type) {
       this.log.warn({ eventId: ev.id || null, type: ev.type || null }, "webhook without an event id or type ignored");
       return "ignored";

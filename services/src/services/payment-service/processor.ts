@@ -218,7 +218,7 @@ export class CardProcessor {
    * none of our metadata), if any: Stripe's "List all refunds" (`GET /v1/refunds?payment_intent=`), read
    * page by page. A list, not a search: Stripe's search is eventually consistent, the list is not.
    */
-  async findRefund(processorIntentId: string, ours: { refundId: string; processorRefundId: string | null }): Promise<RemoteRefund | undefined> {
+  async findRefund(processorIntentId: string, ours: { refundId: string; processorRefundId: string | null }): Promise<ProcessorRefund | undefined> {
     for await (const r of this.stripe.refunds.list({ payment_intent: processorIntentId, limit: 100 }))
       if (r.metadata?.refund_id === ours.refundId || r.id === ours.processorRefundId) return toRefund(r);
     return undefined;

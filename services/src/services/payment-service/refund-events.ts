@@ -6,7 +6,8 @@
  * pending or succeeded here: its amount held or counted refunded, money the platform still had.
  *
  * Our refund is found by the refund id we send as metadata (else by the processor's refund id); its
- * amount and payment must be ours. The report is applied only when it moves the refund forward
+ * payment must be ours (else `ignored`), and its amount and currency too: one of another is `mismatch`,
+ * not applied, recorded once for an operator (refund-repo.ts matchesProcessor, as every report is). The report is applied only when it moves the refund forward
  * (domain/refund-status.ts), so a late older event is `stale`; a replayed event id is a `duplicate`
  * before this (payments.ts applyWebhook, pay_webhook_events). A refund we do not know, of a payment we
  * do know, was made at the processor (its dashboard): the money went back all the same, so it is
@@ -29,7 +30,7 @@ import type { PaymentRepo } from "./repo";
 export const REFUND_EVENT_TYPES: ReadonlySet<string> = new Set(["refund.created", "refund.updated", "refund.failed", "charge.refund.updated"]);
 
 /** `moved`: the refund's money moved (booked, released or reversed): an event is waiting in the outbox. */
-export type RefundEventOutcome = { outcome: "applied" | "ignored" | "stale" | "exceeds_payment"; moved: boolean };
+export type RefundEventOutcome = { outcome: "applied" | "ignored" | "stale" | "exceeds_payment" | "mismatch"; moved: boolean };
 type Deps = { refunds: RefundRepo; repo: PaymentRepo; log: Logger };
 type Fields = { eventId: string; type: string; processorRefundId: string };
 const IGNORED: RefundEventOutcome = { outcome: "ignored", moved: false };
@@ -62,10 +63,12 @@ export async function applyRefundEvent(deps: Deps, ev: ProcessorEvent, remote: P
   // Found by our refund id but carrying another processor refund id (ours, or one another refund has): another refund's object.
   const holder = local.processor_refund_id ? undefined : await refunds.find({ refundId: null, processorRefundId: remote.id });
   const sameRefund = local.processor_refund_id ? local.processor_refund_id === remote.id : !holder || holder.refund_id === local.refund_id;
-  if (!intent || BigInt(local.amount) !== remote.amount || intent.currency !== remote.currency || !samePayment || !sameRefund) {
-    log.error({ ...fields, refundId: local.refund_id }, "refund webhook's amount, currency, payment or refund id differs from our refund; not applied");
+  if (!intent || !samePayment || !sameRefund) {
+    log.error({ ...fields, refundId: local.refund_id }, "refund webhook's payment or refund id differs from our refund; not applied");
     return IGNORED;
   }
+  // Our refund with another amount or currency: an operator's issue (recorded and logged once), not applied.
+  if (!(await refunds.matchesProcessor(local.refund_id, remote))) return { outcome: "mismatch", moved: false };
   const { step } = await refunds.apply(local.refund_id, report);
   return outcomeOf(log, { ...fields, refundId: local.refund_id }, step, report.status);
 }

@@ -1,9 +1,11 @@
 /**
- * payment-service's refunds an operator has to look at (pay_refund_issues, migration 0484; listed by
- * GET /refund-issues): `exceeds_payment`, a refund the processor reports succeeded that does not fit
- * into what is left of the payment here (not booked: refund-repo.ts apply and recordForeign decide it
- * under the payment's lock), and `not_found`, a succeeded refund the processor's list no longer
- * returns (refund-reconciler.ts recheck). Each is recorded once per refund: the first sighting is
+ * payment-service's refunds an operator has to look at (pay_refund_issues, migrations 0484, 0485;
+ * listed by GET /refund-issues): `exceeds_payment`, a refund the processor reports succeeded that does
+ * not fit into what is left of the payment here (not booked: refund-repo.ts apply and recordForeign
+ * decide it under the payment's lock); `not_found`, a succeeded refund the processor's list no longer
+ * returns (refund-reconciler.ts recheck); `amount_mismatch` / `currency_mismatch`, the processor's
+ * record of our refund (its answer, a lookup, a re-check, a webhook) of another amount or currency
+ * than ours (its status not applied: refund-repo.ts matchesProcessor). Each is recorded once per refund: the first sighting is
  * logged at error level (ids, amount and status only) and counted in
  * payment_refund_issues_total{kind}; later ones (replays, the next event, the next re-check) only
  * count `seen` and move `last_seen_at`.
@@ -12,8 +14,9 @@ import type { Logger } from "pino";
 import type { Counter } from "prom-client";
 import type { PostgresClient, Queryable } from "../../kit";
 import { toJson } from "../../business/money";
+import type { RefundMismatch } from "./domain/refund-status";
 
-export type RefundIssueKind = "exceeds_payment" | "not_found";
+export type RefundIssueKind = "exceeds_payment" | "not_found" | RefundMismatch;
 
 export interface RefundIssue {
   kind: RefundIssueKind;
@@ -24,6 +27,9 @@ export interface RefundIssue {
   amount: bigint;
   /** The processor's status of it as reported (null: not found there). */
   processorStatus: string | null;
+  /** The processor's amount and currency of it, when they are not ours (the mismatch kinds). */
+  processorAmount?: bigint | null;
+  processorCurrency?: string | null;
 }
 
 interface IssueRow {
@@ -33,6 +39,8 @@ interface IssueRow {
   processor_refund_id: string | null;
   amount: string;
   processor_status: string | null;
+  processor_amount: string | null;
+  processor_currency: string | null;
   first_seen_at: Date;
   last_seen_at: Date;
   seen: number;
@@ -42,6 +50,8 @@ interface IssueRow {
 const MESSAGES: Record<RefundIssueKind, string> = {
   exceeds_payment: "refund reported succeeded by the processor does not fit into what is left of the payment: not booked; needs an operator (GET /refund-issues)",
   not_found: "succeeded refund not returned by the processor's list of the payment's refunds; needs an operator (GET /refund-issues)",
+  amount_mismatch: "the processor reports our refund with another amount than ours: its status not applied (nothing booked, released nor reversed); needs an operator (GET /refund-issues)",
+  currency_mismatch: "the processor reports our refund in another currency than ours: its status not applied (nothing booked, released nor reversed); needs an operator (GET /refund-issues)",
 };
 
 /** One issue per kind and refund: ours by its id, one made at the processor (not recorded) by its processor id. */
@@ -57,33 +67,39 @@ export class RefundIssues {
   /** Records the issue in `c` (once per kind and refund); true when it is new (then logged and counted). */
   async record(c: Queryable, i: RefundIssue): Promise<boolean> {
     const key = issueKey(i.kind, i);
+    // (an amount that is none, e.g. a text in a signed event, is null; a currency at most 16 characters: it is an operator's to read)
+    const processorAmount = i.processorAmount === undefined || i.processorAmount === null || i.processorAmount < 0n ? null : i.processorAmount;
+    const processorCurrency = i.processorCurrency?.slice(0, 16) ?? null;
     const { rows } = await c.query<{ fresh: boolean }>(
-      `INSERT INTO pay_refund_issues (issue_key, kind, intent_id, refund_id, processor_refund_id, amount, processor_status) VALUES ($1,$2,$3,$4,$5,$6,$7)
+      `INSERT INTO pay_refund_issues (issue_key, kind, intent_id, refund_id, processor_refund_id, amount, processor_status, processor_amount, processor_currency) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
        ON CONFLICT (issue_key) DO UPDATE SET seen = pay_refund_issues.seen + 1, last_seen_at = now(), resolved_at = NULL,
-              processor_status = EXCLUDED.processor_status
+              processor_status = EXCLUDED.processor_status, processor_amount = EXCLUDED.processor_amount, processor_currency = EXCLUDED.processor_currency
        RETURNING (xmax = 0) AS fresh`,
-      [key, i.kind, i.intentId, i.refundId, i.processorRefundId, i.amount.toString(), i.processorStatus],
+      [key, i.kind, i.intentId, i.refundId, i.processorRefundId, i.amount.toString(), i.processorStatus, processorAmount?.toString() ?? null, processorCurrency],
     );
     const fresh = rows[0].fresh;
     if (fresh) {
       this.counted?.inc({ kind: i.kind });
-      this.log.error({ kind: i.kind, intentId: i.intentId, refundId: i.refundId, processorRefundId: i.processorRefundId, amount: toJson(i.amount), processorStatus: i.processorStatus }, MESSAGES[i.kind]);
+      const fields = { kind: i.kind, intentId: i.intentId, refundId: i.refundId, processorRefundId: i.processorRefundId, amount: toJson(i.amount), processorStatus: i.processorStatus };
+      this.log.error(i.kind.endsWith("_mismatch") ? { ...fields, processorAmount: processorAmount === null ? null : toJson(processorAmount), processorCurrency } : fields, MESSAGES[i.kind]);
     }
     return fresh;
   }
 
   /**
-   * The refund's issue of `kind` is over (a re-check found it again; one past the payment failed at the
-   * processor after all, so no money went): resolved, still listed with `resolvedAt`.
+   * The refund's issue of `kinds` is over (a re-check found it again; one past the payment failed at the
+   * processor after all, so no money went; its processor record matches ours now): resolved, still
+   * listed with `resolvedAt`.
    */
-  async resolve(c: Queryable, kind: RefundIssueKind, of: Pick<RefundIssue, "refundId" | "processorRefundId">): Promise<void> {
-    await c.query("UPDATE pay_refund_issues SET resolved_at = now() WHERE issue_key = $1 AND resolved_at IS NULL", [issueKey(kind, of)]);
+  async resolve(c: Queryable, kinds: RefundIssueKind | RefundIssueKind[], of: Pick<RefundIssue, "refundId" | "processorRefundId">): Promise<void> {
+    const keys = (Array.isArray(kinds) ? kinds : [kinds]).map((k) => issueKey(k, of));
+    await c.query("UPDATE pay_refund_issues SET resolved_at = now() WHERE issue_key = ANY($1::text[]) AND resolved_at IS NULL", [keys]);
   }
 
   /** The issues, newest first: open ones only unless `all`. */
   async list(p: { all: boolean; limit: number }) {
     const { rows } = await this.pg.query<IssueRow>(
-      `SELECT kind, intent_id, refund_id, processor_refund_id, amount::text, processor_status, first_seen_at, last_seen_at, seen, resolved_at
+      `SELECT kind, intent_id, refund_id, processor_refund_id, amount::text, processor_status, processor_amount::text, processor_currency, first_seen_at, last_seen_at, seen, resolved_at
          FROM pay_refund_issues WHERE $1 OR resolved_at IS NULL ORDER BY first_seen_at DESC, issue_key LIMIT $2`,
       [p.all, p.limit],
     );
@@ -94,6 +110,8 @@ export class RefundIssues {
       processorRefundId: r.processor_refund_id,
       amount: toJson(BigInt(r.amount)),
       processorStatus: r.processor_status,
+      processorAmount: r.processor_amount === null ? null : toJson(BigInt(r.processor_amount)),
+      processorCurrency: r.processor_currency,
       firstSeenAt: r.first_seen_at.toISOString(),
       lastSeenAt: r.last_seen_at.toISOString(),
       seen: r.seen,

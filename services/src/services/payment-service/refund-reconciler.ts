@@ -21,9 +21,9 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Counter } from "prom-client";
 import type { PostgresClient } from "../../kit";
-import { NEVER_REACHED, type RemoteRefund, type RefundSettlement, settleRefund } from "./domain/refund-settlement";
+import { NEVER_REACHED, type RefundSettlement, settleRefund } from "./domain/refund-settlement";
 import { reportOf } from "./domain/refund-status";
-import type { CardProcessor } from "./processor";
+import type { CardProcessor, ProcessorRefund } from "./processor";
 import { type ClaimedRefund, RefundClaims } from "./refund-claims";
 import type { RefundRepo } from "./refund-repo";
 
@@ -44,12 +44,17 @@ export interface RefundReconcilerOptions {
  * A succeeded refund re-checked: `reversed` (it failed at the processor since: reversed as its webhook
  * would have), `unchanged`, `not_found` (the processor lists no such refund of the payment: recorded
  * for an operator once, GET /refund-issues, and still re-checked in the window), `superseded` (a
- * webhook moved it meanwhile), `error` (the processor did not answer).
+ * webhook moved it meanwhile), `error` (the processor did not answer), `mismatch` (the processor's
+ * record of it is of another amount or currency: not applied, recorded for an operator once).
  */
-export type RefundRecheckResult = { refundId: string; intentId: string; outcome: "reversed" | "unchanged" | "not_found" | "superseded" | "error" };
+export type RefundRecheckResult = { refundId: string; intentId: string; outcome: "reversed" | "unchanged" | "not_found" | "mismatch" | "superseded" | "error" };
 
-/** `superseded`: settled or sent again by someone else while this pass asked the processor; left as it is. */
-export type RefundReconcileResult = { refundId: string; intentId: string; outcome: RefundSettlement["kind"] | "superseded" | "error" };
+/**
+ * `superseded`: settled or sent again by someone else while this pass asked the processor; left as it
+ * is. `mismatch`: the processor's record of it is of another amount or currency: left pending and held,
+ * recorded for an operator once (refund-repo.ts matchesProcessor), looked up again by the next passes.
+ */
+export type RefundReconcileResult = { refundId: string; intentId: string; outcome: RefundSettlement["kind"] | "mismatch" | "superseded" | "error" };
 
 export class RefundReconciler {
   private readonly claims: RefundClaims;
@@ -79,7 +84,8 @@ export class RefundReconciler {
       const result = await this.reconcileClaimed(r, claim);
       this.counted.inc({ outcome: result.outcome });
       if (result.outcome === "succeeded" || result.outcome === "failed") this.published();
-      if (result.outcome !== "wait" && result.outcome !== "error") this.log.info(result, "refund reconciled");
+      // (`mismatch`: logged at error level once, when first recorded for an operator: refund-issues.ts)
+      if (result.outcome !== "wait" && result.outcome !== "error" && result.outcome !== "mismatch") this.log.info(result, "refund reconciled");
       results.push(result);
     }
     return results;
@@ -122,9 +128,12 @@ export class RefundReconciler {
     const report = looked && reportOf(looked, null);
     const outcome = await this.pg.transaction(async (c) => {
       if (!(await this.claims.lockClaimed(c, r.refund_id, r.intent_id, claim, "succeeded"))) return "superseded" as const;
-      const step = report ? (await this.refunds.apply(r.refund_id, report, c)).step : undefined;
+      // Of another amount or currency: not applied (a failure there would reverse what it is not), an operator's issue.
+      const matches = !looked || (await this.refunds.matchesProcessor(r.refund_id, looked, c));
+      const step = report && matches ? (await this.refunds.apply(r.refund_id, report, c)).step : undefined;
       await this.refunds.listedAtProcessor(c, r.refund_id, !!looked);
       await this.claims.release(r.refund_id, claim, c, true);
+      if (!matches) return "mismatch" as const;
       if (!report) return "not_found" as const;
       return step?.kind === "move" && step.effect === "reverse" ? ("reversed" as const) : ("unchanged" as const);
     });
@@ -132,7 +141,7 @@ export class RefundReconciler {
   }
 
   /** The processor's record of a claimed refund (undefined: it has none), or `error` (claim released) when it did not answer. */
-  private async lookUp(r: ClaimedRefund, claim: string): Promise<RemoteRefund | undefined | "error"> {
+  private async lookUp(r: ClaimedRefund, claim: string): Promise<ProcessorRefund | undefined | "error"> {
     try {
       // No processor id: the refund could not have been sent for it (the processor refuses a refund of no payment).
       return r.processor_intent_id ? await this.processor.findRefund(r.processor_intent_id, { refundId: r.refund_id, processorRefundId: r.processor_refund_id }) : undefined;
@@ -151,6 +160,11 @@ export class RefundReconciler {
     const outcome = await this.pg.transaction(async (c) => {
       const held = await this.claims.lockClaimed(c, r.refund_id, r.intent_id, claim);
       if (!held) return "superseded" as const;
+      // Of another amount or currency: left pending and held (neither booked nor released), an operator's issue.
+      if (remote && !(await this.refunds.matchesProcessor(r.refund_id, remote, c))) {
+        await this.claims.release(r.refund_id, claim, c);
+        return "mismatch" as const;
+      }
       // Its last send as it is now: the list was read after the claim, so after this send.
       const settlement = settleRefund(remote, held.since_sent_ms, this.opts.inFlightMs);
       // Found at the processor: its status applied as a webhook's would be (refund-repo.ts apply: booked,

@@ -10,7 +10,8 @@ import type { PostgresClient, Queryable } from "../../kit";
 import { toJson } from "../../business/money";
 import { journal, refundIssued, refundReversed } from "./domain/ledger";
 import { NEVER_REACHED } from "./domain/refund-settlement";
-import { type ProcessorRefundReport, type ProcessorRefundStatus, type RefundStatus, type RefundStep, refundStep } from "./domain/refund-status";
+import { mismatchOf, type ProcessorRefundReport, type ProcessorRefundStatus, type RefundStatus, type RefundStep, refundStep } from "./domain/refund-status";
+import type { ProcessorRefund } from "./processor";
 import type { RefundIssues } from "./refund-issues";
 import type { IntentRow, PaymentRepo } from "./repo";
 
@@ -227,6 +228,29 @@ export class RefundRepo {
       }
       return { refundId, step: (await this.applyIn(c, refundId, p.report)).step };
     });
+  }
+
+  /**
+   * Whether the processor's record of our refund (its answer, a lookup, a webhook's object) is of the
+   * refund's amount and currency (domain/refund-status.ts mismatchOf), in `c` when given: its status is
+   * applied only then. One that is not is recorded once for an operator (refund-issues.ts
+   * `amount_mismatch` / `currency_mismatch`: logged and counted the first time) and changes nothing
+   * else (a pending refund stays held, a succeeded one booked); one that is resolves such an issue.
+   */
+  async matchesProcessor(refundId: string, remote: ProcessorRefund, c: Queryable = this.pg.pool): Promise<boolean> {
+    const { rows } = await c.query<{ intent_id: string; amount: string; currency: string; processor_refund_id: string | null }>(
+      "SELECT r.intent_id, r.amount, i.currency, r.processor_refund_id FROM pay_refunds r JOIN pay_intents i USING (intent_id) WHERE r.refund_id = $1",
+      [refundId],
+    );
+    const r = rows[0];
+    const kind = mismatchOf({ amount: BigInt(r.amount), currency: r.currency }, remote);
+    if (!kind) {
+      await this.issues.resolve(c, ["amount_mismatch", "currency_mismatch"], { refundId, processorRefundId: null });
+      return true;
+    }
+    const { amount, currency, status } = remote;
+    await this.issues.record(c, { kind, intentId: r.intent_id, refundId, processorRefundId: r.processor_refund_id ?? remote.id, amount: BigInt(r.amount), processorStatus: status.slice(0, 32), processorAmount: amount, processorCurrency: currency });
+    return false;
   }
 
   /**

@@ -11,7 +11,8 @@
  *   GET  /refund-issues           refunds an operator has to look at (refund-issues.ts), admin; ?status=open (default) | all
  *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept):
  *                                 200 { outcome: applied | duplicate | ignored | stale (a refund's older state) |
- *                                 exceeds_payment (a refund past what is left of the payment: not booked, an issue) }
+ *                                 exceeds_payment (a refund past what is left of the payment: not booked, an issue) |
+ *                                 mismatch (our refund in another amount or currency: not applied, an issue) }
  *   POST /internal/intents        { userId, ... } + Idempotency-Key: billing-service charges invoices (never proxied)
  *   POST /internal/intents/:id/refunds  { amount?, reason? } + Idempotency-Key: billing-service refunds a
  *                                 payment for an invoice it no longer collects (never proxied)
@@ -81,13 +82,13 @@ const LedgerOut = ResponseObject({ accounts: Type.Array(ResponseObject({ account
 const ReconcileOut = ResponseObject({
   checked: Type.Number(),
   actions: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String() })),
-  refunds: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "pending refunds looked up at the processor: succeeded, failed, never_reached_processor, wait, superseded (settled or sent again elsewhere meanwhile), error" }),
-  rechecked: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "recently succeeded refunds looked up again: reversed (failed there since), unchanged, not_found, superseded, error" }),
+  refunds: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "pending refunds looked up at the processor: succeeded, failed, never_reached_processor, wait, mismatch (another amount or currency there: left pending, an issue), superseded (settled or sent again elsewhere meanwhile), error" }),
+  rechecked: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "recently succeeded refunds looked up again: reversed (failed there since), unchanged, not_found, mismatch (another amount or currency there: not applied, an issue), superseded, error" }),
 });
 const IssuesQuery = Type.Object({ status: Type.Union([Type.Literal("open"), Type.Literal("all")], { default: "open" }), limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) });
 const IssuesOut = ResponseObject({
   issues: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String(), amount: Type.Number(), seen: Type.Number() }), {
-    description: "newest first: kind exceeds_payment (reported succeeded, does not fit into what is left of the payment: not booked) or not_found (succeeded here, not listed at the processor), refundId (null: made at the processor, not recorded), processorRefundId, processorStatus, firstSeenAt, lastSeenAt, seen, resolvedAt",
+    description: "newest first: kind exceeds_payment (reported succeeded, does not fit into what is left of the payment: not booked), not_found (succeeded here, not listed at the processor), amount_mismatch or currency_mismatch (the processor's record of our refund is of another amount or currency: not applied), refundId (null: made at the processor, not recorded), processorRefundId, processorStatus, processorAmount and processorCurrency (the mismatch kinds: the processor's), firstSeenAt, lastSeenAt, seen, resolvedAt",
   }),
 });
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });

@@ -86,3 +86,17 @@ export function reportOf(remote: { id: string; status: string; failureReason?: s
   const failed = status === "failed" || status === "canceled";
   return { status, atMs, processorRefundId: remote.id, failureCode: failed ? refundFailureCode(status, remote.failureReason) : null };
 }
+
+/** How the processor's record of our refund differs from it: `currency_mismatch` first, then `amount_mismatch`. */
+export type RefundMismatch = "amount_mismatch" | "currency_mismatch";
+
+/**
+ * Whether the processor's refund is of our refund's amount and currency (minor units; Stripe's
+ * lowercase currency codes, compared exactly). A report of another one is never applied: its status
+ * would book, release or reverse an amount that is not the one that moved (undefined: they match).
+ */
+export function mismatchOf(ours: { amount: bigint; currency: string }, theirs: { amount: bigint; currency: string }): RefundMismatch | undefined {
+  if (theirs.currency !== ours.currency) return "currency_mismatch";
+  if (theirs.amount !== ours.amount) return "amount_mismatch";
+  return undefined;
+}
