@@ -4,9 +4,12 @@
  * succeeding, the money came back). Billing refunds a payment of an invoice that is void or paid by
  * another payment (nothing is owed for it); before, such a refund failing at the processor was never
  * seen, and the customer's money stayed with the platform. Now its amount is credit on the invoice's
- * subscription, spent by the next invoice, once per event; a refund of the payment that paid the
- * invoice (an admin's) changes nothing in billing. Real PostgreSQL, payment-service a stand-in
- * (tests/helpers/billing-rig.ts).
+ * subscription, spent by the next invoice, once. Only a give-back billing asked for, by the refund the
+ * event names: before (session 50's finding), any failed refund of any payment of a void invoice (or of
+ * one paid by another payment) was credited, an operator's or a dashboard refund of a payment billing
+ * never gave back too, and a second refund tried by hand after billing's failed was credited again. A
+ * refund of the payment that paid the invoice (an admin's) changes nothing in billing. Real
+ * PostgreSQL, payment-service a stand-in (tests/helpers/billing-rig.ts).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
@@ -30,14 +33,17 @@ describe("a refund billing asked for that did not go out", () => {
     // A second payment of the paid invoice: not owed, given back.
     const another = event("payment.succeeded", userId, inv.invoice_id, randomUUID());
     await apply(another);
-    expect(rig.refunds.filter((r) => r.intentId === another.intentId)).toHaveLength(1);
+    const asked = rig.refunds.filter((r) => r.intentId === another.intentId);
+    expect(asked).toHaveLength(1);
 
     // The processor failed that refund after it succeeded (a closed card): the 1000 is credit now, once.
-    const refundId = randomUUID();
+    const refundId = asked[0].refundId;
     const reversed = event("payment.refund_reversed", userId, inv.invoice_id, another.intentId, { eventId: `refund:${refundId}:reversed`, refundedAmount: 1000, refundId, failureCode: "expired_or_canceled_card" });
     expect(await apply(reversed)).toBe(true);
     expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("1000");
     expect(await apply(reversed)).toBe(false);
+    // Another refund of that payment, tried by hand after billing's failed, failing too: not credited again.
+    expect(await apply(event("payment.refund_failed", userId, inv.invoice_id, another.intentId, { refundedAmount: 1000, refundId: randomUUID() }))).toBe(false);
     // A refund of the payment that paid the invoice (an admin's) failing: the invoice stays paid, no credit.
     expect(await apply(event("payment.refund_failed", userId, inv.invoice_id, paidBy, { refundedAmount: 1000, refundId: randomUUID() }))).toBe(false);
     // Another payer, or no refunded amount: not applied.
@@ -65,12 +71,33 @@ describe("a refund billing asked for that did not go out", () => {
     expect((await invoicesOf(rig.client, userId))[0].status).toBe("void");
     const late = event("payment.succeeded", userId, inv.invoice_id, randomUUID());
     await apply(late);
-    expect(rig.refunds.filter((r) => r.intentId === late.intentId)).toHaveLength(1);
-    expect(await apply(event("payment.refund_failed", userId, inv.invoice_id, late.intentId, { refundedAmount: 1000, refundId: randomUUID(), failureCode: "processor_canceled" }))).toBe(true);
+    const [asked] = rig.refunds.filter((r) => r.intentId === late.intentId);
+    expect(await apply(event("payment.refund_failed", userId, inv.invoice_id, late.intentId, { refundedAmount: 1000, refundId: asked.refundId, failureCode: "processor_canceled" }))).toBe(true);
     expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("1000");
     rig.answer.set(userId, "pay");
     await rig.billing.subscribe(userId, BASIC, "pm_card_visa");
     const invoices = await invoicesOf(rig.client, userId);
     expect(invoices[invoices.length - 1]).toMatchObject({ status: "paid", creditApplied: 1000 });
+  });
+
+  it("of a payment billing did not give back (its refund refused, left to an operator): no credit when the operator's refund fails", async () => {
+    const userId = randomUUID();
+    rig.answer.set(userId, "decline");
+    const { subscription_id: id } = await rig.billing.subscribe(userId, BASIC, "pm_card_chargeDeclined");
+    const [inv] = await invoicesOf(rig.client, userId);
+    await rig.billing.cancel(userId, id, false);
+    expect((await invoicesOf(rig.client, userId))[0].status).toBe("void");
+    const late = event("payment.succeeded", userId, inv.invoice_id, randomUUID());
+    rig.refundsRefused.add(late.intentId);
+    await apply(late);
+    expect((await rig.client.pool.query("SELECT count(*)::int AS n FROM bil_give_backs WHERE intent_id = $1", [late.intentId])).rows[0].n).toBe(0);
+    // The operator refunds it by hand (or on the processor's dashboard), and that refund fails: billing asked for none.
+    for (const type of ["payment.refund_failed", "payment.refund_reversed"] as const)
+      expect(await apply(event(type, userId, inv.invoice_id, late.intentId, { refundedAmount: 1000, refundId: randomUUID() }))).toBe(false);
+    // Nor does a failure naming no refund, of a payment billing did give back.
+    const given = event("payment.succeeded", userId, inv.invoice_id, randomUUID());
+    await apply(given);
+    expect(await apply(event("payment.refund_failed", userId, inv.invoice_id, given.intentId, { refundedAmount: 1000 }))).toBe(false);
+    expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("0");
   });
 });

@@ -51,6 +51,8 @@ export interface BillingRig {
   refunds: { intentId: string; amount: bigint; idempotencyKey: string; refundId: string }[];
   /** Payments whose refund payment-service answers `pending` (the money not back yet; default `succeeded`). */
   refundsPending: Set<string>;
+  /** Payments whose refund payment-service refuses for good (a 409: billing leaves it to an operator). */
+  refundsRefused: Set<string>;
   /** Records `n` metered units of the user at `at`. */
   use(userId: string, n: number, at: Date): void;
   warnings: unknown[];
@@ -64,6 +66,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
   const charges: BillingRig["charges"] = [];
   const refunds: BillingRig["refunds"] = [];
   const refundsPending = new Set<string>();
+  const refundsRefused = new Set<string>();
   const usage: { userId: string; at: number; n: number }[] = [];
   const log = { info() {}, debug() {}, warn: (...a: unknown[]) => warnings.push(a), error: (...a: unknown[]) => warnings.push(a) };
   let billing: Billing;
@@ -74,6 +77,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
     // Saved unless a test says not: payment-service's check is tested against it (tests/business/payment-methods.test.ts).
     isSaved: async (_userId, paymentMethod) => !notSaved.has(paymentMethod),
     async refund(p) {
+      if (refundsRefused.has(p.intentId)) throw new ChargeRefusedError("REFUND_EXCEEDS_PAYMENT", "nothing left to refund");
       const refundId = refunds.find((r) => r.idempotencyKey === p.idempotencyKey)?.refundId ?? randomUUID();
       refunds.push({ intentId: p.intentId, amount: p.amount, idempotencyKey: p.idempotencyKey, refundId });
       return { refundId, status: refundsPending.has(p.intentId) ? "pending" : "succeeded" };
@@ -96,7 +100,7 @@ export function billingRig(client: PostgresClient, warnings: unknown[] = []): Bi
     },
   };
   billing = new BillingWithAccounts(client, repo, payments, units, log as never, { retryAfterDays: [1, 3, 5] }, () => undefined);
-  return { billing, repo, answer, notSaved, charges, refunds, refundsPending, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
+  return { billing, repo, answer, notSaved, charges, refunds, refundsPending, refundsRefused, use: (userId, n, at) => usage.push({ userId, n, at: at.getTime() }), warnings };
 }
 
 /** A billing rig and the PostgreSQL client it runs on. */
@@ -137,6 +141,7 @@ export function useBillingRig(plans: Plan[]): BillingRigOnPostgres {
     get charges() { return rig().charges; },
     get refunds() { return rig().refunds; },
     get refundsPending() { return rig().refundsPending; },
+    get refundsRefused() { return rig().refundsRefused; },
     get warnings() { return rig().warnings; },
     get client() { return rig().client; },
     use: (userId, n, at) => rig().use(userId, n, at),

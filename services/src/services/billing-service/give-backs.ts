@@ -6,7 +6,9 @@
  * methods) and could still fail. Now a give-back stays `pending` until `payment.refunded` says the
  * money went back (`succeeded`); `payment.refund_failed` / `payment.refund_reversed` make it `failed`
  * and its amount credit on the subscription (givenBackNot). A status only moves forward (pending <
- * succeeded < failed), so replayed or out-of-order events change nothing.
+ * succeeded < failed), so replayed or out-of-order events change nothing. Only a give-back billing
+ * asked for is credited, by the refund the event names (any failed refund of a payment of a void
+ * invoice was before: an admin's or a dashboard refund too).
  */
 import type { PoolClient } from "pg";
 import type { Logger } from "pino";
@@ -62,41 +64,53 @@ export class GiveBacks {
 
   /** `payment.refunded` of an invoice's payment: the give-back it is (by refund id) went out. */
   async refunded(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<boolean> {
-    const moved = await this.advance(c, inv, ev, "succeeded");
+    const moved = (await this.advance(c, inv, ev, "succeeded")) !== undefined;
     this.log.info({ eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, refundId: ev.refundId }, moved ? "the refund of a payment not owed went out" : "a refund of an invoice's payment: not a pending give-back, nothing to do");
     return moved;
   }
 
   /**
    * A refund of a payment of this invoice did not go out (payment-service: it failed before it
-   * succeeded, or failed after and was reversed: the money is with the platform again). A payment
-   * billing gave back (the invoice void, or paid by another payment) is still not owed: its refund's
-   * amount becomes credit on the invoice's subscription, spent by its next invoices (or taken by the
-   * user's next subscription once this one ended), instead of staying with the platform unseen, and
-   * its give-back is `failed`. A refund of the payment that paid the invoice (an admin's) changes
-   * nothing here: the invoice stays paid.
+   * succeeded, or failed after and was reversed: the money is with the platform again). Only a
+   * give-back billing itself asked for, the refund the event names, is credited: its amount (what
+   * billing asked back) becomes credit on the invoice's subscription, spent by its next invoices (or
+   * taken by the user's next subscription once this one ended), and the give-back is `failed`, once.
+   * Any other refund of a payment of the invoice changes nothing here: one of the payment that paid it
+   * (an admin's: the invoice stays paid), an operator's or a dashboard refund of a payment billing did
+   * not give back (its give-back refused), another refund of a payment given back (a second try by
+   * hand after billing's failed: credited once, not per refund). Before, any failed refund of any
+   * payment of a void invoice (or of one paid by another payment) was credited, billing's or not.
    */
   async givenBackNot(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<boolean> {
     const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, invoiceStatus: inv.status, refundId: ev.refundId };
-    const owedBack = inv.status === "void" || (inv.status === "paid" && inv.last_payment_id !== ev.intentId);
-    const amount = Number.isSafeInteger(ev.refundedAmount) ? BigInt(ev.refundedAmount!) : 0n;
-    if (!owedBack || amount <= 0n) {
-      this.log.info(fields, "a refund of an invoice's payment did not go out; the payment was not one billing gave back: nothing to do");
+    const credited = await this.advance(c, inv, ev, "failed");
+    if (credited === undefined) {
+      this.log.info(fields, "a refund of an invoice's payment did not go out; not a give-back billing asked for (or failed already): nothing to do");
       return false;
     }
-    await this.advance(c, inv, ev, "failed");
-    await c.query("UPDATE bil_subscriptions SET credit_balance = credit_balance + $2, updated_at = now() WHERE subscription_id = $1", [inv.subscription_id, amount.toString()]);
-    this.log.warn({ ...fields, credited: amount.toString() }, "the refund of a payment not owed did not go out: its amount is credit on the subscription");
+    await c.query("UPDATE bil_subscriptions SET credit_balance = credit_balance + $2, updated_at = now() WHERE subscription_id = $1", [inv.subscription_id, credited]);
+    this.log.warn({ ...fields, credited }, "the refund of a payment not owed did not go out: its amount is credit on the subscription");
     return true;
   }
 
-  /** Moves the give-back of this invoice and payment (its refund, when the event names one) forward to `to`; whether it moved. */
-  private async advance(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg, to: GiveBackStatus): Promise<boolean> {
-    const r = await c.query(
+  /**
+   * Moves the give-back of this invoice and payment forward to `to`: the one of the refund the event
+   * names (one recorded without a refund id, as a payment-service before session 49 answered, takes
+   * it). `succeeded` also moves on an event naming no refund; `failed` credits money, so it needs the
+   * refund named, and one recorded without an id only when the event's amount is the give-back's.
+   * Answers the give-back's amount when it moved.
+   */
+  private async advance(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg, to: GiveBackStatus): Promise<string | undefined> {
+    const refundId = ev.refundId && ANY_CASE_UUID_RE.test(ev.refundId) ? ev.refundId : null;
+    const amount = Number.isSafeInteger(ev.refundedAmount) ? String(ev.refundedAmount) : null;
+    const { rows } = await c.query<{ amount: string }>(
       `UPDATE bil_give_backs SET status = $4, refund_id = coalesce(refund_id, $3), updated_at = now()
-        WHERE invoice_id = $1 AND intent_id = $2 AND ($3::uuid IS NULL OR refund_id IS NULL OR refund_id = $3::uuid) AND ${rank("status")} < ${rank("$4::text")}`,
-      [inv.invoice_id, ev.intentId, ev.refundId && ANY_CASE_UUID_RE.test(ev.refundId) ? ev.refundId : null, to],
+        WHERE invoice_id = $1 AND intent_id = $2 AND ${rank("status")} < ${rank("$4::text")}
+          AND CASE WHEN $4 = 'failed' THEN refund_id = $3::uuid OR (refund_id IS NULL AND $3::uuid IS NOT NULL AND amount = $5::bigint)
+                   ELSE $3::uuid IS NULL OR refund_id IS NULL OR refund_id = $3::uuid END
+        RETURNING amount::text`,
+      [inv.invoice_id, ev.intentId, refundId, to, amount],
     );
-    return (r.rowCount ?? 0) > 0;
+    return rows[0]?.amount;
   }
 }
