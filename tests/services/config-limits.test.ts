@@ -47,6 +47,9 @@ const absurd: [string, string, string, string][] = [
   ["payment-service", "PAYMENT_REFUND_RECHECK_DAYS", "-1", "must be >= 0"],
   ["payment-service", "PAYMENT_REFUND_RECHECK_EVERY_MINUTES", "1", "must be >= 5"],
   ["payment-service", "PAYMENT_REFUND_RECHECK_EVERY_MINUTES", "100000", "must be <= 10080"],
+  // Resolved refund issues: the kit's RECORD_RETENTION_DAYS bounds (5 to 100 years).
+  ["payment-service", "PAYMENT_REFUND_ISSUE_RETENTION_DAYS", "30", "must be >= 1825"],
+  ["payment-service", "PAYMENT_REFUND_ISSUE_RETENTION_DAYS", "100000", "must be <= 36500"],
   ["billing-service", "BILLING_PROCESSED_EVENT_RETENTION_DAYS", "100000", "must be <= 36500"],
   ["central-hub", "SHUTDOWN_TIMEOUT_MS", "3000000000", "must be <= 600000"],
   // No range of its own: the kit's bound on every *_MS (an interval past it spun every millisecond).

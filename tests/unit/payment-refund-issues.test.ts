@@ -29,4 +29,29 @@ describe("RefundIssues.record", () => {
     expect(own.sort()).toEqual(["amount", "intentId", "kind", "processorRefundId", "processorStatus", "refundId"]);
     expect(incs).toEqual([{ kind: "exceeds_payment" }]);
   });
+
+  it("a mismatch names the processor's amount and currency too (an amount that is none as null, the currency cut at 16 characters)", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const issues = new RefundIssues(undefined as unknown as PostgresClient, createLogger("payment-service", "info", { write: (s: string) => void lines.push(JSON.parse(s)) }));
+    const sql: unknown[][] = [];
+    const c = { query: async (_text: string, args: unknown[]) => (sql.push(args), { rows: [{ fresh: true }] }) };
+    const base = { intentId: "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", refundId: "0c8f6a52-9d47-4f3e-b2a1-7e6d5c4b3a29", processorRefundId: "re_1", amount: 3_000n, processorStatus: "succeeded" };
+    await issues.record(c as never, { ...base, kind: "amount_mismatch", processorAmount: 2_500n, processorCurrency: "usd" });
+    await issues.record(c as never, { ...base, kind: "currency_mismatch", processorAmount: -1n, processorCurrency: "x".repeat(5_000) });
+    expect(lines.map((l) => [l.kind, l.processorAmount, l.processorCurrency])).toEqual([["amount_mismatch", 2_500, "usd"], ["currency_mismatch", null, "x".repeat(16)]]);
+    expect(sql.map((a) => a.slice(7))).toEqual([["2500", "usd"], [null, "x".repeat(16)]]);
+  });
+});
+
+describe("RefundIssues.close", () => {
+  it("logs who closed it, never the note (free text)", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const row = { issue_id: "1b2c3d4e-5f60-4718-9a2b-3c4d5e6f7a8b", kind: "not_found", intent_id: "i", refund_id: "r", processor_refund_id: null, amount: "10", processor_status: null, processor_amount: null, processor_currency: null, first_seen_at: new Date(), last_seen_at: new Date(), seen: 1, resolved_at: new Date(), resolved_by: "u", resolved_auth_method: "jwt", resolution_note: "called the bank at 3 pm" };
+    const pg = { query: async () => ({ rows: [row], rowCount: 1 }) };
+    const issues = new RefundIssues(pg as never, createLogger("payment-service", "info", { write: (s: string) => void lines.push(JSON.parse(s)) }));
+    expect(await issues.close(row.issue_id, { userId: "u", authMethod: "jwt" }, row.resolution_note)).toMatchObject({ id: row.issue_id, resolvedBy: "u", resolutionNote: row.resolution_note });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ issueId: row.issue_id, resolvedBy: "u", authMethod: "jwt" });
+    expect(JSON.stringify(lines)).not.toContain("called the bank at 3 pm");
+  });
 });

@@ -11,7 +11,7 @@
  * and webhooks answer 404 PROCESSOR_NOT_CONFIGURED (a client cannot cause a 5xx) and /ready reports `processor: disabled`.
  */
 import { Counter } from "prom-client";
-import { ConfigError, defineService, envUrl, PeriodicDelete, Type } from "../../kit";
+import { ConfigError, defineService, envUrl, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { Payments } from "./payments";
@@ -51,6 +51,10 @@ export default defineService({
     // Handled webhook event ids (pay_webhook_events) kept this long, then deleted: at least the
     // processor's retries (domain/webhook-retention.ts, 5 days by default), else the service refuses to start.
     PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS: Type.Integer({ default: 30, minimum: 1, maximum: 36_500 }),
+    PAYMENT_REFUND_ISSUE_RETENTION_DAYS: Type.Integer({
+      ...RECORD_RETENTION_DAYS,
+      description: "a resolved refund issue (GET /refund-issues) is deleted this long after it was resolved, open ones never: the record of money an operator judged, kept as the platform's other records (the kit's RECORD_RETENTION_DAYS: 7 years by default, at least 5)",
+    }),
   },
   async register(ctx) {
     const c = ctx.config;
@@ -107,6 +111,10 @@ export default defineService({
     const webhookEventsExpired = new PeriodicDelete("pay_webhook_events rows past the retention", () => repo.deleteWebhookEventsPastRetention(c.PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS, 5_000), ctx.log);
     webhookEventsExpired.start();
     ctx.onClose(() => webhookEventsExpired.stop());
+    // Resolved refund issues past their retention, the same way.
+    const issuesExpired = new PeriodicDelete("pay_refund_issues resolved past the retention", () => issues.deleteResolvedPastRetention(c.PAYMENT_REFUND_ISSUE_RETENTION_DAYS, 5_000), ctx.log);
+    issuesExpired.start();
+    ctx.onClose(() => issuesExpired.stop());
     if (refunds && c.PAYMENT_RECONCILE_INTERVAL_MS > 0) {
       let running: Promise<unknown> | undefined;
       const timer = setInterval(() => {

@@ -8,11 +8,14 @@
  * than ours (its status not applied: refund-repo.ts matchesProcessor). Each is recorded once per refund: the first sighting is
  * logged at error level (ids, amount and status only) and counted in
  * payment_refund_issues_total{kind}; later ones (replays, the next event, the next re-check) only
- * count `seen` and move `last_seen_at`.
+ * count `seen` and move `last_seen_at`. An operator closes one (POST /refund-issues/:id/resolve:
+ * who, how signed in, and a note; migration 0486), and that close stands: seen again, it is only
+ * counted; one the service resolved (its condition over) is reopened when seen again. Resolved ones are
+ * deleted PAYMENT_REFUND_ISSUE_RETENTION_DAYS after they were resolved (deleteResolvedPastRetention).
  */
 import type { Logger } from "pino";
 import type { Counter } from "prom-client";
-import type { PostgresClient, Queryable } from "../../kit";
+import { deleteOlderThanDays, type Identity, type PostgresClient, type Queryable } from "../../kit";
 import { toJson } from "../../business/money";
 import type { RefundMismatch } from "./domain/refund-status";
 
@@ -33,6 +36,7 @@ export interface RefundIssue {
 }
 
 interface IssueRow {
+  issue_id: string;
   kind: RefundIssueKind;
   intent_id: string;
   refund_id: string | null;
@@ -45,7 +49,36 @@ interface IssueRow {
   last_seen_at: Date;
   seen: number;
   resolved_at: Date | null;
+  resolved_by: string | null;
+  resolved_auth_method: Identity["authMethod"] | null;
+  resolution_note: string | null;
 }
+
+const COLUMNS = `issue_id, kind, intent_id, refund_id, processor_refund_id, amount::text, processor_status, processor_amount::text, processor_currency,
+                 first_seen_at, last_seen_at, seen, resolved_at, resolved_by, resolved_auth_method, resolution_note`;
+
+/** The API shape of an issue (GET /refund-issues, the resolve route's answer). */
+function issueView(r: IssueRow) {
+  return {
+    id: r.issue_id,
+    kind: r.kind,
+    intentId: r.intent_id,
+    refundId: r.refund_id,
+    processorRefundId: r.processor_refund_id,
+    amount: toJson(BigInt(r.amount)),
+    processorStatus: r.processor_status,
+    processorAmount: r.processor_amount === null ? null : toJson(BigInt(r.processor_amount)),
+    processorCurrency: r.processor_currency,
+    firstSeenAt: r.first_seen_at.toISOString(),
+    lastSeenAt: r.last_seen_at.toISOString(),
+    seen: r.seen,
+    resolvedAt: r.resolved_at?.toISOString() ?? null,
+    resolvedBy: r.resolved_by,
+    resolvedAuthMethod: r.resolved_auth_method,
+    resolutionNote: r.resolution_note,
+  };
+}
+export type RefundIssueView = ReturnType<typeof issueView>;
 
 const MESSAGES: Record<RefundIssueKind, string> = {
   exceeds_payment: "refund reported succeeded by the processor does not fit into what is left of the payment: not booked; needs an operator (GET /refund-issues)",
@@ -72,7 +105,8 @@ export class RefundIssues {
     const processorCurrency = i.processorCurrency?.slice(0, 16) ?? null;
     const { rows } = await c.query<{ fresh: boolean }>(
       `INSERT INTO pay_refund_issues (issue_key, kind, intent_id, refund_id, processor_refund_id, amount, processor_status, processor_amount, processor_currency) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
-       ON CONFLICT (issue_key) DO UPDATE SET seen = pay_refund_issues.seen + 1, last_seen_at = now(), resolved_at = NULL,
+       ON CONFLICT (issue_key) DO UPDATE SET seen = pay_refund_issues.seen + 1, last_seen_at = now(),
+              resolved_at = CASE WHEN pay_refund_issues.resolved_by IS NULL THEN NULL ELSE pay_refund_issues.resolved_at END,
               processor_status = EXCLUDED.processor_status, processor_amount = EXCLUDED.processor_amount, processor_currency = EXCLUDED.processor_currency
        RETURNING (xmax = 0) AS fresh`,
       [key, i.kind, i.intentId, i.refundId, i.processorRefundId, i.amount.toString(), i.processorStatus, processorAmount?.toString() ?? null, processorCurrency],
@@ -97,25 +131,30 @@ export class RefundIssues {
   }
 
   /** The issues, newest first: open ones only unless `all`. */
-  async list(p: { all: boolean; limit: number }) {
+  async list(p: { all: boolean; limit: number }): Promise<RefundIssueView[]> {
+    const { rows } = await this.pg.query<IssueRow>(`SELECT ${COLUMNS} FROM pay_refund_issues WHERE $1 OR resolved_at IS NULL ORDER BY first_seen_at DESC, issue_key LIMIT $2`, [p.all, p.limit]);
+    return rows.map(issueView);
+  }
+
+  /**
+   * An operator closes the open issue `issueId` with a note (who and how they signed in are recorded;
+   * the note is not logged: it is free text). Answers the issue, `not_found`, or `resolved` (it was
+   * resolved already, by an operator or the service: the one closing it first wins).
+   */
+  async close(issueId: string, by: Pick<Identity, "userId" | "authMethod">, note: string): Promise<RefundIssueView | "not_found" | "resolved"> {
     const { rows } = await this.pg.query<IssueRow>(
-      `SELECT kind, intent_id, refund_id, processor_refund_id, amount::text, processor_status, processor_amount::text, processor_currency, first_seen_at, last_seen_at, seen, resolved_at
-         FROM pay_refund_issues WHERE $1 OR resolved_at IS NULL ORDER BY first_seen_at DESC, issue_key LIMIT $2`,
-      [p.all, p.limit],
+      `UPDATE pay_refund_issues SET resolved_at = now(), resolved_by = $2, resolved_auth_method = $3, resolution_note = $4
+        WHERE issue_id = $1 AND resolved_at IS NULL RETURNING ${COLUMNS}`,
+      [issueId, by.userId, by.authMethod, note],
     );
-    return rows.map((r) => ({
-      kind: r.kind,
-      intentId: r.intent_id,
-      refundId: r.refund_id,
-      processorRefundId: r.processor_refund_id,
-      amount: toJson(BigInt(r.amount)),
-      processorStatus: r.processor_status,
-      processorAmount: r.processor_amount === null ? null : toJson(BigInt(r.processor_amount)),
-      processorCurrency: r.processor_currency,
-      firstSeenAt: r.first_seen_at.toISOString(),
-      lastSeenAt: r.last_seen_at.toISOString(),
-      seen: r.seen,
-      resolvedAt: r.resolved_at?.toISOString() ?? null,
-    }));
+    if (!rows[0]) return (await this.pg.query("SELECT 1 FROM pay_refund_issues WHERE issue_id = $1", [issueId])).rowCount ? "resolved" : "not_found";
+    const v = issueView(rows[0]);
+    this.log.info({ issueId, kind: v.kind, intentId: v.intentId, refundId: v.refundId, resolvedBy: by.userId, authMethod: by.authMethod }, "refund issue closed by an operator");
+    return v;
+  }
+
+  /** Issues resolved more than `days` ago, at most `batch` a pass, oldest first (the kit's PeriodicDelete); open ones are kept. */
+  deleteResolvedPastRetention(days: number, batch: number): Promise<number> {
+    return deleteOlderThanDays(this.pg, { table: "pay_refund_issues", key: "issue_key", at: "resolved_at" }, days, batch);
   }
 }

@@ -9,6 +9,8 @@
  *   GET  /ledger                  derived balances and per-currency totals (0 when the ledger balances), admin
  *   POST /reconcile               one reconciliation pass now (open intents, pending refunds, recently succeeded ones), admin
  *   GET  /refund-issues           refunds an operator has to look at (refund-issues.ts), admin; ?status=open (default) | all
+ *   POST /refund-issues/:id/resolve  { note } admin: closes an open issue (who, how signed in, the note recorded);
+ *                                 404 NOT_FOUND, 409 ISSUE_RESOLVED (resolved already)
  *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept):
  *                                 200 { outcome: applied | duplicate | ignored | stale (a refund's older state) |
  *                                 exceeds_payment (a refund past what is left of the payment: not booked, an issue) |
@@ -86,9 +88,12 @@ const ReconcileOut = ResponseObject({
   rechecked: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "recently succeeded refunds looked up again: reversed (failed there since), unchanged, not_found, mismatch (another amount or currency there: not applied, an issue), superseded, error" }),
 });
 const IssuesQuery = Type.Object({ status: Type.Union([Type.Literal("open"), Type.Literal("all")], { default: "open" }), limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) });
+const IssueOut = ResponseObject({ id: Type.String(), kind: Type.String(), intentId: Type.String(), amount: Type.Number(), seen: Type.Number() });
+// (the note: read by operators, in the order it was typed, never forging a line: the kit's DisplayText)
+const ResolveBody = Type.Object({ note: DisplayText({ minLength: 3, maxLength: 1_000, description: "why it is closed: what the operator found or did" }) }, { additionalProperties: false });
 const IssuesOut = ResponseObject({
-  issues: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String(), amount: Type.Number(), seen: Type.Number() }), {
-    description: "newest first: kind exceeds_payment (reported succeeded, does not fit into what is left of the payment: not booked), not_found (succeeded here, not listed at the processor), amount_mismatch or currency_mismatch (the processor's record of our refund is of another amount or currency: not applied), refundId (null: made at the processor, not recorded), processorRefundId, processorStatus, processorAmount and processorCurrency (the mismatch kinds: the processor's), firstSeenAt, lastSeenAt, seen, resolvedAt",
+  issues: Type.Array(IssueOut, {
+    description: "newest first: kind exceeds_payment (reported succeeded, does not fit into what is left of the payment: not booked), not_found (succeeded here, not listed at the processor), amount_mismatch or currency_mismatch (the processor's record of our refund is of another amount or currency: not applied), refundId (null: made at the processor, not recorded), processorRefundId, processorStatus, processorAmount and processorCurrency (the mismatch kinds: the processor's), firstSeenAt, lastSeenAt, seen, resolvedAt, resolvedBy / resolvedAuthMethod / resolutionNote (closed by an operator; null: resolved by the service)",
   }),
 });
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
@@ -151,6 +156,14 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
   app.get("/refund-issues", { schema: { querystring: IssuesQuery, response: { 200: IssuesOut } } }, async (req) => {
     requireIdentity(req, "admin");
     return { issues: await deps.issues.list({ all: req.query.status === "all", limit: req.query.limit }) };
+  });
+
+  app.post("/refund-issues/:id/resolve", { schema: { params: IdParams, body: ResolveBody, response: { 200: IssueOut } } }, async (req) => {
+    const who = requireIdentity(req, "admin");
+    const closed = await deps.issues.close(req.params.id, who, req.body.note);
+    if (closed === "not_found") throw notFound("refund issue not found");
+    if (closed === "resolved") throw new HttpError(409, "ISSUE_RESOLVED", "this refund issue is resolved already (GET /refund-issues?status=all shows by whom)", "id");
+    return closed;
   });
 
   app.post("/reconcile", { schema: { response: { 200: ReconcileOut } } }, async (req) => {
