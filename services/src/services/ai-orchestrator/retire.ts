@@ -98,22 +98,43 @@ export function purgeDeletedStrategies(db: Queryable, days: number, batch: numbe
 /**
  * Which decisions a retention pass may delete: every one of a deleted strategy (never evaluated
  * again, its book read no more; its last orders' outcomes are never recorded, so "still settling"
- * would keep them, and it, for good). Of a live strategy, not one whose order is not known final nor
- * a buy or sell whose outcome was never recorded (recover.ts looks for those), nor one whose order
- * filled: the strategy's position and cash are the sum of those (book.ts). Holds, skips, refusals
- * and orders that filled nothing add nothing to it.
+ * would keep them, and it, for good). Of a live strategy, only those SETTLED_NOTHING: not one whose
+ * order is not known final nor a buy or sell whose outcome was never recorded (recover.ts looks for
+ * those), nor one whose order filled: the strategy's position and cash are the sum of those
+ * (book.ts). Holds, skips, refusals and orders that filled nothing add nothing to it.
+ *
+ * SETTLED_NOTHING is also the condition of migration 0491's partial index, word for word: PostgreSQL
+ * uses a partial index only when it can prove the query's condition implies the index's.
  */
-const DECISION_DELETABLE = `EXISTS (SELECT 1 FROM ai_strategies s WHERE s.strategy_id = ai_decisions.strategy_id AND s.deleted_at IS NOT NULL)
-  OR (NOT (action IN ('buy', 'sell') AND order_id IS NULL AND risk IS NULL)
-      AND (order_id IS NULL OR order_final_status IS NOT NULL)
-      AND coalesce(order_filled_signed, 0) = 0)`;
+export const SETTLED_NOTHING = `NOT (action IN ('buy', 'sell') AND order_id IS NULL AND risk IS NULL)
+    AND (order_id IS NULL OR order_final_status IS NOT NULL)
+    AND coalesce(order_filled_signed, 0) = 0`;
 
 /**
  * Decisions made longer than `days` ago (ORCH_DECISION_RETENTION_DAYS: records of why the AI traded,
- * kept as long as compliance-monitor keeps its audit trail), `batch` a pass, oldest first (index of
- * migration 0480), but those DECISION_DELETABLE keeps. A deleted strategy whose decisions are all gone
- * is then purged by purgeDeletedStrategies.
+ * kept as long as compliance-monitor keeps its audit trail), `batch` a pass, oldest first among those
+ * read, skipping rows another replica's pass holds. A pass reads only what is due: the SETTLED_NOTHING
+ * ones through their own index (migration 0491), and the deleted strategies' (ai_strategies_deleted,
+ * one probe each, then their oldest decisions by ai_decisions_strategy). It had read 0480's index of
+ * every decision from the oldest on, a live strategy's filled and settling ones (kept, more every day)
+ * again at every pass before the first it could delete. A deleted strategy whose decisions are all
+ * gone is then purged by purgeDeletedStrategies.
  */
-export function purgeOldDecisions(db: Queryable, days: number, batch: number): Promise<number> {
-  return deleteOlderThanDays(db, { table: "ai_decisions", key: "decision_id", at: "decided_at", also: DECISION_DELETABLE }, days, batch);
+export async function purgeOldDecisions(db: Queryable, days: number, batch: number): Promise<number> {
+  // By key through arrays (= ANY): a join of the candidates, whose count the planner cannot know, was planned as a scan of the whole table.
+  const r = await db.query(
+    `WITH due_before AS (SELECT now() - make_interval(days => $1) AS at),
+     candidates AS (
+       (SELECT d.decision_id, d.decided_at FROM ai_decisions d, due_before
+         WHERE d.decided_at < due_before.at AND ${SETTLED_NOTHING} ORDER BY d.decided_at LIMIT $2)
+       UNION ALL
+       (SELECT d.decision_id, d.decided_at FROM ai_strategies s CROSS JOIN due_before CROSS JOIN LATERAL (
+          SELECT decision_id, decided_at FROM ai_decisions WHERE strategy_id = s.strategy_id AND decided_at < due_before.at ORDER BY decided_at LIMIT $2
+        ) d WHERE s.deleted_at IS NOT NULL ORDER BY s.deleted_at LIMIT $2)
+     ),
+     due AS (SELECT decision_id FROM ai_decisions WHERE decision_id = ANY (ARRAY(SELECT decision_id FROM candidates ORDER BY decided_at LIMIT $2)) FOR UPDATE SKIP LOCKED)
+     DELETE FROM ai_decisions WHERE decision_id = ANY (ARRAY(SELECT decision_id FROM due))`,
+    [days, batch],
+  );
+  return r.rowCount ?? 0;
 }
