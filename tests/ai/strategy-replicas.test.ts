@@ -5,9 +5,11 @@
  * small HTTP server answering a buy). Each replica joined only its own concurrent calls: the other
  * replica's evaluation read the same position (no working order yet) and placed an order too, past
  * the strategy's maxPosition. An evaluation now holds the strategy's lease (ai-orchestrator/lease.ts)
- * from before its book read: a call reaching the other replica meanwhile is 409
- * EVALUATION_IN_PROGRESS naming the strategy, and a lease left by a killed replica blocks only until
- * its expiry.
+ * from before its book read, and a lease left by a killed replica blocks only until its expiry. A
+ * call reaching the other replica meanwhile was a 409 EVALUATION_IN_PROGRESS while one joined on the
+ * same replica got the decisions: it now waits (ORCH_EVALUATION_WAIT_MS) for the evaluation's answer
+ * recorded on its lease (evaluation-answer.ts) and gets the same, decisions or error; the 409 naming
+ * the strategy is left for a wait that ends without it.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -28,6 +30,10 @@ const SYMBOL = "AAAUSDT";
 /** How long the gate holds each order submission before forwarding it. */
 const SUBMIT_DELAY_MS = 300;
 const PREDICT_DELAY_MS = 100;
+/** How long a call on one replica waits for the other's evaluation (ORCH_EVALUATION_WAIT_MS). */
+const WAIT_MS = 5_000;
+/** What the stand-in ml-predictor answers: a buy, or predictions that cannot be read (a failed evaluation). */
+let mlAnswer: "buy" | "unreadable" = "buy";
 let rig: OrderPathRig;
 let pool: InstanceType<typeof pg.Pool>;
 let om: Service<any>;
@@ -55,13 +61,15 @@ beforeAll(async () => {
   const gateUrl = await listen(gate);
   // Answers after PREDICT_DELAY_MS: each evaluation reads its book, then waits for the prediction.
   ml = createServer(async (_req, res) => {
-    await sleep(PREDICT_DELAY_MS);
+    // Slower when failing: every call of the case meets the one evaluation, which fails once the prediction comes.
+    await sleep(mlAnswer === "buy" ? PREDICT_DELAY_MS : 1_000);
     const barTime = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 60_000).toISOString();
-    const body = { modelVersion: "lgbm-test", intervalMs: 60_000, predictions: [{ symbol: SYMBOL, probabilityUp: 0.9, barTime, close: 100, features: {}, regimeVector: [] }] };
+    const predictions = mlAnswer === "buy" ? [{ symbol: SYMBOL, probabilityUp: 0.9, barTime, close: 100, features: {}, regimeVector: [] }] : null;
+    const body = { modelVersion: "lgbm-test", intervalMs: 60_000, predictions };
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
   });
   const mlUrl = await listen(ml);
-  orchEnv = { ...rig.env, ORCH_TICK_MS: "0", ORCH_EVALUATIONS_PER_MINUTE: "600", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl };
+  orchEnv = { ...rig.env, ORCH_TICK_MS: "0", ORCH_EVALUATIONS_PER_MINUTE: "600", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl, ORCH_EVALUATION_WAIT_MS: String(WAIT_MS) };
   for (let i = 0; i < 2; i++) {
     const orch = await createService(aiOrchestrator, { env: orchEnv, defaultMetrics: false });
     replicas.push(orch);
@@ -96,41 +104,89 @@ async function orderedQuantity(user: string): Promise<number> {
 }
 
 const expectInProgress = (r: Awaited<ReturnType<typeof http>>, id: string) => {
+  expect(r.status, JSON.stringify(r.body)).toBe(409);
   expect(r.body.error, JSON.stringify(r.body)).toMatchObject({ code: "EVALUATION_IN_PROGRESS", message: expect.stringContaining(`strategy ${id} is being evaluated by another ai-orchestrator replica`) });
   expect(r.headers.get("retry-after")).toBe("1");
 };
+/** The strategy's leases still live (a finished evaluation's row stays a while, ended, with its answer). */
+const liveLeases = async (id: string) => (await pool.query(`SELECT 1 FROM ai_evaluation_leases WHERE strategy_id = $1 AND expires_at > clock_timestamp()`, [id])).rows;
 
 describe("one strategy's evaluations across two replicas", () => {
-  it("8 rounds of 4 evaluations at once on each replica never order past maxPosition; the other replica's calls are 409 naming the strategy", async () => {
+  it("8 rounds of 4 evaluations at once on each replica never order past maxPosition; every call gets the answer of the evaluation it met, on either replica", async () => {
     const MAX = 3;
     const { user, id } = await newStrategy(MAX);
-    const statuses: number[] = [];
+    /** Each evaluation's answers, and the replicas that gave them. */
+    const byEvaluation = new Map<string, { answers: unknown[]; replicas: Set<number> }>();
     for (let round = 0; round < 8; round++) {
       const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => http("POST", `${urls[i % 2]}/strategies/${id}/evaluate`, { headers: as(user) })));
       expect(await orderedQuantity(user)).toBeLessThanOrEqual(MAX);
-      for (const r of answers) {
-        statuses.push(r.status);
-        if (r.status === 409) expectInProgress(r, id);
-        else expect(r.status, JSON.stringify(r.body)).toBe(200);
+      for (const [i, r] of answers.entries()) {
+        expect(r.status, JSON.stringify(r.body)).toBe(200);
+        const evaluationId = r.body.decisions[0].evaluationId as string;
+        expect(evaluationId).toEqual(expect.any(String));
+        const seen = byEvaluation.get(evaluationId) ?? { answers: [], replicas: new Set<number>() };
+        seen.answers.push(r.body);
+        seen.replicas.add(i % 2);
+        byEvaluation.set(evaluationId, seen);
       }
     }
-    // Evaluations ran (at least one a round: the strategy filled up) and the other replica's calls met them.
-    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(8);
-    expect(statuses).toContain(409);
+    // Calls met running evaluations: on the same replica (joined) and on the other (waited for), the same decisions.
+    for (const { answers } of byEvaluation.values()) for (const a of answers) expect(a).toEqual(answers[0]);
+    expect([...byEvaluation.values()].filter((e) => e.replicas.size === 2).length).toBeGreaterThanOrEqual(1);
+    expect(byEvaluation.size).toBeLessThan(64);
     expect(await orderedQuantity(user)).toBe(MAX);
     // Every buy decided saw the orders before it: none was decided on a position already at the cap.
     const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ai_decisions WHERE strategy_id = $1 AND action = 'buy'`, [id]);
     expect(Number(rows[0].n)).toBe(MAX);
-    expect((await pool.query(`SELECT 1 FROM ai_evaluation_leases WHERE strategy_id = $1`, [id])).rows).toEqual([]);
+    // Each evaluation's decisions name it, as its answers did.
+    const named = await pool.query<{ n: string }>(`SELECT count(DISTINCT evaluation_id) AS n FROM ai_decisions WHERE strategy_id = $1`, [id]);
+    expect(Number(named.rows[0].n)).toBe(byEvaluation.size);
+    expect(await liveLeases(id)).toEqual([]);
   }, 180_000);
 
-  it("a lease left by a killed replica blocks the strategy until its expiry only; the strategy's failure backoff is not counted", async () => {
+  it("a failed evaluation's answer is given on both replicas: one failure recorded, the same 503", async () => {
     const { user, id } = await newStrategy(5);
-    // What a replica killed mid-evaluation leaves: its lease row, live until its expiry.
-    await pool.query(`INSERT INTO ai_evaluation_leases (token, strategy_id, expires_at) VALUES ($1, $2, clock_timestamp() + interval '2 seconds')`, [randomUUID(), id]);
-    for (const url of urls) expectInProgress(await http("POST", `${url}/strategies/${id}/evaluate`, { headers: as(user) }), id);
+    mlAnswer = "unreadable";
+    try {
+      const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => http("POST", `${urls[i % 2]}/strategies/${id}/evaluate`, { headers: as(user) })));
+      for (const r of answers) {
+        expect(r.status, JSON.stringify(r.body)).toBe(503);
+        expect(r.body.error.code).toBe("EVALUATION_FAILED");
+        expect({ message: r.body.error.message, retryAfter: r.headers.get("retry-after") }).toEqual({ message: answers[0].body.error.message, retryAfter: answers[0].headers.get("retry-after") });
+      }
+      const { rows } = await pool.query<{ eval_failures: number }>(`SELECT eval_failures FROM ai_strategies WHERE strategy_id = $1`, [id]);
+      expect(rows[0].eval_failures).toBe(1);
+    } finally {
+      mlAnswer = "buy";
+    }
+  }, 120_000);
+
+  it("a lease left by a killed replica blocks the strategy until its expiry only: a call waits ORCH_EVALUATION_WAIT_MS for its answer, then 409; the failure backoff is not counted", async () => {
+    const { user, id } = await newStrategy(5);
+    // What a replica killed mid-evaluation leaves: its lease row, live until its expiry, never answered.
+    const killed = randomUUID();
+    await pool.query(`INSERT INTO ai_evaluation_leases (token, strategy_id, expires_at) VALUES ($1, $2, clock_timestamp() + interval '8 seconds')`, [killed, id]);
+    // ORCH_EVALUATION_WAIT_MS 0: the 409 at once; out of its range, the replica does not start, naming it.
+    const noWait = await createService(aiOrchestrator, { env: { ...orchEnv, ORCH_EVALUATION_WAIT_MS: "0" }, defaultMetrics: false });
+    try {
+      const r = await noWait.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers: as(user) });
+      expect(r.statusCode, r.body).toBe(409);
+      expect(r.json().error.message).not.toContain("whose answer did not come");
+    } finally {
+      await noWait.close();
+    }
+    await expect(createService(aiOrchestrator, { env: { ...orchEnv, ORCH_EVALUATION_WAIT_MS: "60001" }, defaultMetrics: false })).rejects.toThrow("ORCH_EVALUATION_WAIT_MS must be <= 60000");
+    const asked = performance.now();
+    const waited = await Promise.all(urls.map((url) => http("POST", `${url}/strategies/${id}/evaluate`, { headers: as(user) })));
+    expect(performance.now() - asked).toBeGreaterThanOrEqual(WAIT_MS - 50);
+    for (const r of waited) {
+      expectInProgress(r, id);
+      expect(r.body.error.message).toContain(`evaluation ${killed}`);
+      expect(r.body.error.message).toContain(`whose answer did not come within ${WAIT_MS} ms`);
+    }
     expect(await orderedQuantity(user)).toBe(0);
-    await sleep(2_200);
+    // Past the lease's expiry the strategy is evaluated again.
+    while ((await liveLeases(id)).length > 0) await sleep(100);
     const r = await http("POST", `${urls[1]}/strategies/${id}/evaluate`, { headers: as(user) });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.decisions[0]).toMatchObject({ action: "buy", orderId: expect.any(String) });
@@ -157,7 +213,7 @@ describe("one strategy's evaluations across two replicas", () => {
     expect(await a.renew()).toEqual({ kind: "lapsed" });
     expect(a.coversSubmit()).toBe(false);
     await a.release();
-    expect((await pool.query(`SELECT 1 FROM ai_evaluation_leases WHERE strategy_id = $1`, [id])).rows).toEqual([]);
+    expect(await liveLeases(id)).toEqual([]);
 
     // A lease not taken at the evaluation's start (the strategy was disabled then) is not taken later, once it is enabled again.
     await pool.query(`UPDATE ai_strategies SET enabled = false WHERE strategy_id = $1`, [id]);
@@ -174,8 +230,8 @@ describe("one strategy's evaluations across two replicas", () => {
     const c = new EvaluationLease(replicas[1].app.pg, id);
     expect(await c.renew()).toEqual({ kind: "held" });
     await c.release();
-    const left = await pool.query<{ live: boolean }>(`SELECT expires_at > clock_timestamp() AS live FROM ai_evaluation_leases WHERE strategy_id = $1`, [id]);
-    expect(left.rows).toEqual([{ live: true }]);
+    const left = await pool.query<{ token: string }>(`SELECT token FROM ai_evaluation_leases WHERE strategy_id = $1 AND expires_at > clock_timestamp()`, [id]);
+    expect(left.rows).toEqual([{ token: kept.token }]);
   }, 60_000);
 
   it("both replicas' schedulers (ticking every 50 ms) and API calls on both, at once, order up to maxPosition and no further", async () => {
@@ -188,7 +244,7 @@ describe("one strategy's evaluations across two replicas", () => {
       const until = Date.now() + 12_000;
       while (Date.now() < until && (await orderedQuantity(user)) < MAX) {
         const answers = await Promise.all(urls.map((url) => http("POST", `${url}/strategies/${id}/evaluate`, { headers: as(user) })));
-        for (const r of answers) if (r.status !== 200) expectInProgress(r, id);
+        for (const r of answers) expect(r.status, JSON.stringify(r.body)).toBe(200);
         expect(await orderedQuantity(user)).toBeLessThanOrEqual(MAX);
       }
       expect(await orderedQuantity(user)).toBe(MAX);

@@ -207,7 +207,7 @@ describe("backtesting-engine and ai-orchestrator: repeated values, other users' 
     // One of alice's decisions, as an evaluation records it: bob reads it as unknown, in either case.
     const decision = await new OrchestratorStore(p.services.get("ai-orchestrator")!.app.pg).recordDecision({
       strategyId: own, userId: alice, symbol: "BTCUSDT", modelVersion: "h4", probabilityUp: 0.7, barTime: new Date().toISOString(), decisionPrice: 100, features: null,
-      regimes: [], tradingState: "active", positionBefore: 0, action: "hold", quantity: 0, reason: "hostile", orderId: null, risk: null, error: null,
+      regimes: [], tradingState: "active", positionBefore: 0, action: "hold", quantity: 0, reason: "hostile", orderId: null, risk: null, error: null, evaluationId: null,
     } as Parameters<OrchestratorStore["recordDecision"]>[0]);
     for (const id of [decision.decisionId, decision.decisionId.toUpperCase()]) expect((await send("ai-orchestrator", "GET", `/decisions/${id}`, as(bob))).statusCode).toBe(404);
     expect((await send("ai-orchestrator", "GET", `/decisions/${decision.decisionId}`, as(alice))).json()).toMatchObject({ decisionId: decision.decisionId, userId: alice });

@@ -14,7 +14,8 @@ import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import { decide, orderQuantityText } from "./decide";
-import { EvaluationLease, evaluationInProgress } from "./lease";
+import { DECIDED, failedAnswer, type EvaluationAnswer } from "./evaluation-answer";
+import { EvaluationInProgress, EvaluationLease } from "./lease";
 import { ORDER_SUBMIT_TIMEOUT_MS, settleUnrecordedOrders, submitOutcomePending, submitOutcomeUnknown } from "./recover";
 import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
 
@@ -33,6 +34,8 @@ export interface EvaluateDeps {
   /** Bars (of the model's interval) a prediction's latest bar may be behind the clock. */
   maxPredictionAgeBars: number;
   log: Logger;
+  /** Records a failed evaluation (backoff.ts) and answers what its callers get (index.ts). */
+  failed: (strategyId: string, e: unknown) => Promise<unknown>;
 }
 
 interface PredictResponse {
@@ -59,14 +62,23 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
   const lease = new EvaluationLease(deps.pg, s.strategyId);
   // Taken before the book is read: an evaluation of the strategy running in another replica would
   // place its order on the same position (lease.ts). Not held (disabled meanwhile): refusals only.
-  const taken = await lease.renew();
-  if (taken.kind === "busy") throw evaluationInProgress(s.strategyId, taken.until);
+  // A failure to take it (PostgreSQL) is a failed evaluation like any other (backoff.ts).
+  const taken = await lease.renew().catch(async (e: unknown) => Promise.reject(await deps.failed(s.strategyId, e)));
+  if (taken.kind === "busy") throw new EvaluationInProgress(s.strategyId, taken.until, taken.evaluationId);
   const submit = { unanswered: false };
+  // What every caller gets, here and in other replicas (evaluation-answer.ts): recorded with the lease's end.
+  let answer: EvaluationAnswer | null = null;
   try {
-    return await evaluateLeased(deps, s, lease, submit);
+    const decisions = await evaluateLeased(deps, s, lease, submit);
+    answer = DECIDED;
+    return decisions;
+  } catch (e) {
+    const failure = await deps.failed(s.strategyId, e);
+    answer = failedAnswer(failure);
+    throw failure;
   } finally {
     // A submit without an answer may still commit its order: its lease is kept to expiry for a disable's wait (lease.ts).
-    await (submit.unanswered ? lease.keep() : lease.release()).catch((err) => deps.log.warn({ err, strategyId: s.strategyId }, "evaluation lease not released (it expires)"));
+    await (submit.unanswered ? lease.keep(answer) : lease.release(answer)).catch((err) => deps.log.warn({ err, strategyId: s.strategyId }, "evaluation lease not released (it expires)"));
   }
 }
 
@@ -82,7 +94,7 @@ async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: Evaluation
   // The trading state is read after the slow calls (the prediction, each symbol's regimes), right
   // before each decision: a kill switch set while they ran applies to the decision, not the next one.
   const stateNow = async () => (await tradingStateFor(deps.redis, s.userId)).effective;
-  const base = { strategyId: s.strategyId, userId: s.userId, features: null, regimes: [], orderId: null, risk: null, error: null };
+  const base = { strategyId: s.strategyId, userId: s.userId, features: null, regimes: [], orderId: null, risk: null, error: null, evaluationId: lease.token };
   if (pr.status !== 200) {
     const tradingState = await stateNow();
     const err = pr.body.error;

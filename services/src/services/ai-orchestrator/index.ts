@@ -6,12 +6,15 @@
  * every `everySeconds` (ORCH_TICK_MS granularity), ORCH_EVAL_CONCURRENCY at a time, round robin by user;
  * one whose evaluation fails waits a doubling backoff (backoff.ts). A disable or DELETE waits for the
  * strategy's evaluations running in any replica (their leases: lease.ts), and one strategy's
- * evaluations are exclusive across replicas (the same leases: a second one is 409 EVALUATION_IN_PROGRESS).
+ * evaluations are exclusive across replicas (the same leases). A manual evaluation asked while one
+ * runs gets that evaluation's answer: joined in this process, waited for (ORCH_EVALUATION_WAIT_MS)
+ * in another replica (evaluation-answer.ts), 409 EVALUATION_IN_PROGRESS when the wait ends first.
  */
 import { defineService, HttpError, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
+import { awaitEvaluation } from "./evaluation-answer";
 import { EvaluationBudget } from "./evaluation-budget";
 import { isEvaluationInProgress, leasesGone } from "./lease";
 import { cancelWorkingOrders, purgeDeletedStrategies, purgeOldDecisions } from "./retire";
@@ -63,9 +66,23 @@ export default defineService({
       default: 12, minimum: 1, maximum: 600,
       description: "evaluations one user may ask through the API a minute (POST /strategies/:id/evaluate, any of their strategies; a burst of as many): each records a decision per symbol, kept",
     }),
+    ORCH_EVALUATION_WAIT_MS: Type.Integer({
+      default: 20_000, minimum: 0, maximum: 60_000,
+      description:
+        "a manual evaluation asked while another replica evaluates the strategy waits this long at most for that evaluation's answer (its decisions, or its error) and answers it; " +
+        "past it, 409 EVALUATION_IN_PROGRESS (0: at once). Below the gateway's PROXY_TIMEOUT_MS (30 s), which would answer 504 first",
+    }),
   },
   async register(ctx) {
     const store = new OrchestratorStore(ctx.app.pg);
+    const backoff = new EvaluationBackoff(ctx.app.pg, ctx.config.ORCH_EVAL_RETRY_MS);
+    // Recorded once per failed run, scheduled or manual (every caller shares the answer); the caller
+    // gets a 503 with the wait before the next attempt (backoff.ts evaluationFailed).
+    const failed = async (strategyId: string, e: unknown) => {
+      const state = await backoff.failed(strategyId, e).catch((err) => void ctx.log.error({ err, strategyId }, "evaluation failure not recorded"));
+      if (!(e instanceof HttpError)) ctx.log.error({ err: e, strategyId }, "evaluation failed");
+      return evaluationFailed(e, state ?? undefined);
+    };
     const deps: EvaluateDeps = {
       store,
       pg: ctx.app.pg,
@@ -78,28 +95,22 @@ export default defineService({
       regimesTimeoutMs: ctx.config.ORCH_REGIMES_TIMEOUT_MS,
       maxPredictionAgeBars: ctx.config.ORCH_MAX_PREDICTION_AGE_BARS,
       log: ctx.log,
+      failed,
     };
     // One evaluation per strategy at a time in this process (scheduler and API share this guard; a call joins the running one).
     const running = new Map<string, Promise<Awaited<ReturnType<typeof evaluateStrategy>>>>();
-    const backoff = new EvaluationBackoff(ctx.app.pg, ctx.config.ORCH_EVAL_RETRY_MS);
+    // Another replica's evaluation of the strategy running (lease.ts) is an EvaluationInProgress: nothing was tried, nothing failed.
     const evaluate = (s: Strategy) => {
       let p = running.get(s.strategyId);
       if (!p) {
-        p = evaluateStrategy(deps, s)
-          .catch(async (e: unknown) => {
-            // Another replica's evaluation of the strategy runs (lease.ts): nothing was tried, nothing failed.
-            if (isEvaluationInProgress(e)) throw e;
-            // Recorded once per failed run, scheduled or manual (a joined manual call shares it); the
-            // caller gets a 503 with the wait before the next attempt (backoff.ts evaluationFailed).
-            const state = await backoff.failed(s.strategyId, e).catch((err) => void ctx.log.error({ err, strategyId: s.strategyId }, "evaluation failure not recorded"));
-            if (!(e instanceof HttpError)) ctx.log.error({ err: e, strategyId: s.strategyId }, "evaluation failed");
-            throw evaluationFailed(e, state ?? undefined);
-          })
-          .finally(() => running.delete(s.strategyId));
+        p = evaluateStrategy(deps, s).finally(() => running.delete(s.strategyId));
         running.set(s.strategyId, p);
       }
       return p;
     };
+    // A manual evaluation: one running in another replica is waited for, and its answer given (evaluation-answer.ts).
+    const evaluateOrAwait = (s: Strategy) =>
+      evaluate(s).catch((e: unknown) => (isEvaluationInProgress(e) ? awaitEvaluation(ctx.app.pg, e, ctx.config.ORCH_EVALUATION_WAIT_MS) : Promise.reject(e)));
     // A deleted or disabled strategy's evaluation still running may be submitting an order: the cancel, and the disable's answer, wait for it,
     // this process's (the map) and any other replica's (their leases in PostgreSQL, lease.ts).
     const idle = async (strategyId: string) => {
@@ -109,7 +120,7 @@ export default defineService({
     const retire = { orders: deps.orders, peers: ctx.peers, log: ctx.log, idle };
     registerRoutes(ctx, {
       store,
-      evaluate,
+      evaluate: evaluateOrAwait,
       cancelWorkingOrders: (s, requestId) => cancelWorkingOrders(retire, s, requestId),
       idle,
       maxStrategiesPerUser: ctx.config.ORCH_MAX_STRATEGIES_PER_USER,

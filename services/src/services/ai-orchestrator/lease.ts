@@ -25,17 +25,25 @@
  * (an evaluation longer than EVALUATION_LEASE_MS between renewals): "lapsed", another may have run
  * meanwhile, so no order of it is submitted. A killed replica's lease blocks until its expiry only;
  * one kept after a submit without an answer (keep()) makes a disable wait, not an evaluation.
+ *
+ * The token is also the evaluation's id: its decisions carry it (`evaluation_id`, migration 0490),
+ * and its row, once the evaluation ends, keeps what its callers were answered (`answer`) for
+ * ANSWER_KEPT_MS, no longer live: a caller that met it "busy" in another replica waits for that
+ * answer and gives the same (evaluation-answer.ts).
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { HttpError, type PostgresClient } from "../../kit";
+import type { EvaluationAnswer } from "./evaluation-answer";
 import { SETTLE_AFTER_MS } from "./recover";
 
 /** Time from taking a lease to the start of the order submit it covers, at most (the decision's record, a pool wait). */
 export const LEASE_SUBMIT_WINDOW_MS = 15_000;
 export const EVALUATION_LEASE_MS = LEASE_SUBMIT_WINDOW_MS + SETTLE_AFTER_MS + 2_000;
-/** How often a waiting disable looks again. */
-const POLL_MS = 50;
+/** How often a waiting disable, or a caller waiting for another replica's evaluation, looks again. */
+export const POLL_MS = 50;
+/** How long an ended evaluation's row keeps its answer for the callers waiting for it (more than ORCH_EVALUATION_WAIT_MS at its maximum). */
+export const ANSWER_KEPT_MS = 120_000;
 
 /** Key space of the per-strategy evaluation lease lock (first half of the two-int advisory lock key; "ae"). */
 const LEASE_LOCK_SPACE = 0x6165;
@@ -45,8 +53,8 @@ export type LeaseTake =
   | { kind: "held" }
   /** The strategy is disabled or deleted: no lease (its evaluation records refusals, no order). */
   | { kind: "closed" }
-  /** Another evaluation of the strategy, in any replica, holds a live lease until `until` at the latest. */
-  | { kind: "busy"; until: Date }
+  /** Another evaluation of the strategy (`evaluationId`), in any replica, holds a live lease until `until` at the latest. */
+  | { kind: "busy"; until: Date; evaluationId: string }
   /** This lease expired before its renewal, or was never taken: another evaluation may have run meanwhile. */
   | { kind: "lapsed" };
 
@@ -74,13 +82,13 @@ export class EvaluationLease {
     this.tried = true;
     const take = await this.pg.transaction(async (c): Promise<LeaseTake> => {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LEASE_LOCK_SPACE, this.strategyId]);
-      const { rows: found } = await c.query<{ mine: boolean; live: boolean; expires_at: Date }>(
-        `SELECT token = $1 AS mine, expires_at > clock_timestamp() AS live, expires_at FROM ai_evaluation_leases
+      const { rows: found } = await c.query<{ token: string; mine: boolean; live: boolean; expires_at: Date }>(
+        `SELECT token, token = $1 AS mine, expires_at > clock_timestamp() AS live, expires_at FROM ai_evaluation_leases
           WHERE strategy_id = $2 AND (token = $1 OR (expires_at > clock_timestamp() AND NOT kept))`,
         [this.token, this.strategyId],
       );
-      const others = found.filter((r) => !r.mine);
-      if (others.length > 0) return { kind: "busy", until: new Date(Math.max(...others.map((r) => r.expires_at.getTime()))) };
+      const [other] = found.filter((r) => !r.mine).sort((a, b) => b.expires_at.getTime() - a.expires_at.getTime());
+      if (other) return { kind: "busy", until: other.expires_at, evaluationId: other.token };
       // Expired, or never taken (the strategy was disabled at the start): the book read was not exclusive.
       if (found.some((r) => r.mine && !r.live) || (!first && !found.some((r) => r.mine))) return { kind: "lapsed" };
       const { rows } = await c.query(
@@ -108,17 +116,26 @@ export class EvaluationLease {
    * Keeps the lease to its expiry for the disable's wait only (a submit without an answer may still
    * commit its order): no longer exclusive, as the next evaluation's settleUnrecordedOrders answers
    * ORDER_OUTCOME_PENDING until that order is found or can no longer commit (recover.ts). Marked
-   * `kept` (migration 0482).
+   * `kept` (migration 0482). The evaluation has ended: its answer is recorded.
    */
-  async keep(): Promise<void> {
-    await this.pg.query(`UPDATE ai_evaluation_leases SET kept = true WHERE token = $1`, [this.token]);
+  keep(answer: EvaluationAnswer | null = null): Promise<void> {
+    return this.end(answer, true);
   }
 
-  /** Drops the lease (and the strategy's leases long expired: a crashed replica's). */
-  async release(): Promise<void> {
+  /** Drops the lease (no longer live) and records the evaluation's answer; the strategy's rows past use go (a crashed replica's, answers kept long enough). */
+  release(answer: EvaluationAnswer | null = null): Promise<void> {
+    return this.end(answer, false);
+  }
+
+  private async end(answer: EvaluationAnswer | null, kept: boolean): Promise<void> {
     await this.pg.query(
-      `DELETE FROM ai_evaluation_leases WHERE token = $1 OR (strategy_id = $2 AND expires_at < clock_timestamp() - interval '1 hour')`,
-      [this.token, this.strategyId],
+      `WITH ended AS (
+         UPDATE ai_evaluation_leases SET ended_at = clock_timestamp(), answer = $3, kept = kept OR $4,
+           expires_at = CASE WHEN $4 THEN expires_at ELSE least(expires_at, clock_timestamp()) END
+         WHERE token = $1 RETURNING token)
+       DELETE FROM ai_evaluation_leases WHERE strategy_id = $2 AND token <> $1 AND expires_at < clock_timestamp()
+         AND (expires_at < clock_timestamp() - interval '1 hour' OR ended_at < clock_timestamp() - $5 * interval '1 millisecond')`,
+      [this.token, this.strategyId, answer === null ? null : JSON.stringify(answer), kept, ANSWER_KEPT_MS],
     );
   }
 }
@@ -137,14 +154,27 @@ export async function leasesGone(pg: PostgresClient, strategyId: string): Promis
   }
 }
 
-/** The answer to an evaluation asked while another one of the strategy runs in another replica. */
-export function evaluationInProgress(strategyId: string, until: Date): HttpError {
-  // Retry-After 1: most evaluations end within seconds; the lease's end is only the bound.
-  return new HttpError(
-    409, "EVALUATION_IN_PROGRESS",
-    `strategy ${strategyId} is being evaluated by another ai-orchestrator replica (its lease ends by ${until.toISOString()} at the latest): ask again after it`,
-    undefined, { "retry-after": "1" },
-  );
+/**
+ * The answer to an evaluation asked while another one of the strategy (`evaluationId`) runs in
+ * another replica, when its answer did not come within the wait (evaluation-answer.ts), or the
+ * scheduler's cue to skip the strategy.
+ */
+export class EvaluationInProgress extends HttpError {
+  constructor(
+    readonly strategyId: string,
+    readonly until: Date,
+    readonly evaluationId: string,
+    /** Set once a caller waited this long (ms) for the evaluation's answer in vain. */
+    waited?: number,
+  ) {
+    // Retry-After 1: most evaluations end within seconds; the lease's end is only the bound.
+    super(
+      409, "EVALUATION_IN_PROGRESS",
+      `strategy ${strategyId} is being evaluated by another ai-orchestrator replica (evaluation ${evaluationId}; its lease ends by ${until.toISOString()} at the latest)` +
+        `${waited === undefined ? "" : `, whose answer did not come within ${waited} ms`}: ask again after it`,
+      undefined, { "retry-after": "1" },
+    );
+  }
 }
 
-export const isEvaluationInProgress = (e: unknown): boolean => e instanceof HttpError && e.code === "EVALUATION_IN_PROGRESS";
+export const isEvaluationInProgress = (e: unknown): e is EvaluationInProgress => e instanceof EvaluationInProgress;

@@ -12,8 +12,9 @@
  *                                          ORCH_EVALUATIONS_PER_MINUTE per user, whatever the strategy, 429 EVALUATION_LIMIT past it):
  *                                          not held back by a failure backoff, and counted in it (backoff.ts); a failure
  *                                          is a 503 with retry-after the time to the scheduler's next attempt; a call while
- *                                          the strategy is evaluated joins that evaluation (same answer) in this process,
- *                                          and is 409 EVALUATION_IN_PROGRESS naming it while another replica runs it (lease.ts)
+ *                                          the strategy is evaluated gets that evaluation's answer: joined in this process,
+ *                                          waited for (ORCH_EVALUATION_WAIT_MS) when another replica runs it, then 409
+ *                                          EVALUATION_IN_PROGRESS naming it if the wait ended first (evaluation-answer.ts)
  *   GET   /strategies/:id/decisions        newest first, each with its inputs
  *   GET   /decisions/:id                   one decision: model version, features, prediction, regimes, risk answer, order id
  *   GET   /internal/decisions?since&limit  every user's decisions from `since` on, oldest first (ai-chain-analytics; never proxied)
@@ -81,6 +82,7 @@ const Decisions = ResponseObject({ decisions: Type.Array(DecisionOut) });
 
 export interface RouteDeps {
   store: OrchestratorStore;
+  /** One evaluation now, or the answer of the one running (in this process or, waited for, in another replica). */
   evaluate: (s: Strategy) => Promise<DecisionRecord[]>;
   /** Requests the cancel of a deleted strategy's working orders; answers those it could not. */
   cancelWorkingOrders: (s: Strategy, requestId: string) => Promise<NotCancelled[]>;

@@ -100,14 +100,16 @@ export interface DecisionRecord {
   orderId: string | null;
   risk: Record<string, unknown> | null;
   error: string | null;
+  /** The evaluation that made it (its lease's token; null for decisions made before migration 0490). */
+  evaluationId: string | null;
 }
 
 export type NewDecision = Omit<DecisionRecord, "decisionId" | "decidedAt"> & { decisionId?: string };
 
-const SELECT_DECISION = `SELECT decision_id AS "decisionId", strategy_id AS "strategyId", user_id AS "userId", symbol, decided_at AS "decidedAt",
+export const SELECT_DECISION = `SELECT decision_id AS "decisionId", strategy_id AS "strategyId", user_id AS "userId", symbol, decided_at AS "decidedAt",
     model_version AS "modelVersion", probability_up AS "probabilityUp", bar_time AS "barTime", decision_price AS "decisionPrice",
     features, regimes, trading_state AS "tradingState", position_before::float8 AS "positionBefore", action,
-    quantity::float8 AS quantity, reason, order_id AS "orderId", risk, error
+    quantity::float8 AS quantity, reason, order_id AS "orderId", risk, error, evaluation_id AS "evaluationId"
   FROM ai_decisions`;
 
 /** When a strategy is next due (NULL: never evaluated). */
@@ -254,11 +256,11 @@ export class OrchestratorStore {
   async recordDecision(d: NewDecision): Promise<DecisionRecord> {
     const { rows } = await this.pg.query<{ decision_id: string; decided_at: Date }>(
       `INSERT INTO ai_decisions (decision_id, strategy_id, user_id, symbol, model_version, probability_up, bar_time, decision_price, features,
-         regimes, trading_state, position_before, action, quantity, reason, order_id, risk, error, decided_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18, clock_timestamp()) RETURNING decision_id, decided_at`,
+         regimes, trading_state, position_before, action, quantity, reason, order_id, risk, error, evaluation_id, decided_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19, clock_timestamp()) RETURNING decision_id, decided_at`,
       [
         d.decisionId ?? randomUUID(), d.strategyId, d.userId, d.symbol, d.modelVersion, d.probabilityUp, d.barTime, d.decisionPrice, d.features === null ? null : JSON.stringify(d.features),
-        JSON.stringify(d.regimes), d.tradingState, d.positionBefore, d.action, d.quantity, d.reason, d.orderId, d.risk === null ? null : JSON.stringify(d.risk), d.error,
+        JSON.stringify(d.regimes), d.tradingState, d.positionBefore, d.action, d.quantity, d.reason, d.orderId, d.risk === null ? null : JSON.stringify(d.risk), d.error, d.evaluationId ?? null,
       ],
     );
     return { ...d, decisionId: rows[0].decision_id, decidedAt: rows[0].decided_at.toISOString() };
