@@ -6,10 +6,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
+import { createService } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
+import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, runClickHouseMigrations } from "../../services/src/migrations";
 import { decisionGraph, decisionOrderRow, decisionRow, fillGraph, fillRow, orderGraph, orderRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
-import { CHAIN_AQL, CHAIN_GRAPH, ChainGraph, EDGE_COLLECTION } from "../../services/src/services/ai-chain-analytics/graph";
+import { CHAIN_AQL, CHAIN_GRAPH, CHAIN_REACH_AQL, ChainGraph, DECIDED_AT_INDEX, DUE_DECISIONS_AQL, EDGE_COLLECTION, REMOVE_KEYS_AQL } from "../../services/src/services/ai-chain-analytics/graph";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
 import type { OrderEventMsg } from "../../services/src/trading/events";
 import type { Fill } from "../../services/src/trading/types";
@@ -70,7 +72,8 @@ describe("chain mapping (pure)", () => {
 });
 
 describe("ArangoDB adapter (recording arangojs double; no server here)", () => {
-  function recorder(existing: string[] = [], graphs: string[] = [], saveResult: object[] = []) {
+  /** `answers`: what each query's cursor gives, in order (then [{ id: "x" }]). */
+  function recorder(existing: string[] = [], graphs: string[] = [], saveResult: object[] = [], answers: unknown[][] = []) {
     const calls: unknown[][] = [];
     const db = {
       collections: async (x: boolean) => (calls.push(["collections", x]), existing.map((name) => ({ name }))),
@@ -78,22 +81,59 @@ describe("ArangoDB adapter (recording arangojs double; no server here)", () => {
       createEdgeCollection: async (n: string) => void calls.push(["createEdgeCollection", n]),
       graphs: async () => graphs.map((name) => ({ name })),
       createGraph: async (n: string, defs: unknown) => void calls.push(["createGraph", n, defs]),
-      collection: (n: string) => ({ saveAll: async (docs: unknown[], opts: unknown) => (calls.push(["saveAll", n, docs, opts]), saveResult) }),
-      query: async (q: unknown) => (calls.push(["query", q]), { all: async () => [{ id: "x" }] }),
+      collection: (n: string) => ({
+        saveAll: async (docs: unknown[], opts: unknown) => (calls.push(["saveAll", n, docs, opts]), saveResult),
+        ensureIndex: async (o: unknown) => void calls.push(["ensureIndex", n, o]),
+      }),
+      query: async (q: unknown) => (calls.push(["query", q]), { all: async () => answers.shift() ?? [{ id: "x" }] }),
     };
     return { calls, graph: new ChainGraph(db as never) };
   }
 
-  it("ensure creates only what is missing: four vertex collections, the edge collection, the named graph", async () => {
+  it("ensure creates only what is missing: four vertex collections, the edge collection, the named graph; the decisions' decidedAt index every time (idempotent)", async () => {
+    const index = ["ensureIndex", "ai_decisions", { type: "persistent", fields: ["decidedAt"], name: DECIDED_AT_INDEX }];
     const { calls, graph } = recorder(["ai_orders"]);
     await graph.ensure();
     expect(calls.filter((c) => c[0] !== "collections")).toEqual([
-      ["createCollection", "ai_signals"], ["createCollection", "ai_decisions"], ["createCollection", "ai_fills"], ["createEdgeCollection", EDGE_COLLECTION],
+      ["createCollection", "ai_signals"], ["createCollection", "ai_decisions"], ["createCollection", "ai_fills"], ["createEdgeCollection", EDGE_COLLECTION], index,
       ["createGraph", CHAIN_GRAPH, [{ collection: EDGE_COLLECTION, from: ["ai_signals", "ai_decisions", "ai_orders", "ai_fills"], to: ["ai_signals", "ai_decisions", "ai_orders", "ai_fills"] }]],
     ]);
     const again = recorder(["ai_signals", "ai_decisions", "ai_orders", "ai_fills", EDGE_COLLECTION], [CHAIN_GRAPH]);
     await again.graph.ensure();
-    expect(again.calls).toEqual([["collections", true]]);
+    expect(again.calls).toEqual([["collections", true], index]);
+  });
+
+  it("retention: the oldest decisions before the cutoff, a batch, removed with their chains (edges, fills, orders, signals), the decisions last (the AQL is unverified)", async () => {
+    const before = new Date("2019-12-06T00:00:00.000Z");
+    const { calls, graph } = recorder([], [], [], [
+      [D1, D2],
+      // D1's order O1 and its fill; D2's order O2, whose vertex was never written (null).
+      [{ vertex: `ai_orders/${O1}`, edge: "e1" }, { vertex: `ai_fills/${O1}:1`, edge: "e2" }, { vertex: null, edge: "e3" }],
+    ]);
+    expect(await graph.removeOlderThan(before, 500)).toBe(2);
+    const remove = (collection: string, keys: string[]) => ["query", { query: REMOVE_KEYS_AQL, bindVars: { keys, "@collection": collection } }];
+    expect(calls).toEqual([
+      ["query", { query: DUE_DECISIONS_AQL, bindVars: { before: "2019-12-06T00:00:00.000Z", batch: 500 } }],
+      ["query", { query: CHAIN_REACH_AQL, bindVars: { keys: [D1, D2] } }],
+      // The signal edges by the keys write() gives them (the test above), then those the traversal found.
+      remove(EDGE_COLLECTION, [`ai_signals_${D1}_ai_decisions_${D1}`, `ai_signals_${D2}_ai_decisions_${D2}`, "e1", "e2", "e3"]),
+      remove("ai_fills", [`${O1}:1`]),
+      remove("ai_orders", [O1]),
+      remove("ai_signals", [D1, D2]),
+      remove("ai_decisions", [D1, D2]),
+    ]);
+    // Nothing due: one read, nothing removed.
+    const idle = recorder([], [], [], [[]]);
+    expect(await idle.graph.removeOlderThan(before, 500)).toBe(0);
+    expect(idle.calls).toHaveLength(1);
+    expect(DUE_DECISIONS_AQL).toMatch(/FILTER d\.decidedAt < @before\s+SORT d\.decidedAt\s+LIMIT @batch/);
+    expect(REMOVE_KEYS_AQL).toContain("OPTIONS { ignoreErrors: true }");
+  });
+
+  it("CHAIN_GRAPH_RETENTION_DAYS has ai-orchestrator's decision retention's floor (5 years): below it the service does not start, naming the key", async () => {
+    await expect(createService(aiChainAnalytics, { env: { ...srv.env, LOG_LEVEL: "silent", CHAIN_GRAPH_RETENTION_DAYS: "1824" }, defaultMetrics: false })).rejects.toThrow(
+      "CHAIN_GRAPH_RETENTION_DAYS must be >= 1825",
+    );
   });
 
   it("writes vertices per collection and edges with deterministic keys, overwriteMode update; fails on a rejected document", async () => {

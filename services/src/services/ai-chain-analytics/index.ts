@@ -6,7 +6,7 @@
  * hit rate, PnL attribution, slippage versus the decision price, latency per step; on the API
  * (routes.ts) and as Prometheus gauges for the Grafana dashboard.
  */
-import { defineService, Type } from "../../kit";
+import { defineService, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { TOPICS } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { ChainGraph } from "./graph";
@@ -14,6 +14,9 @@ import { applyEvents, pullDecisions, type IngestDeps } from "./ingest";
 import { chainMetrics } from "./metrics";
 import { registerRoutes } from "./routes";
 import { ChainStore } from "./store";
+
+/** Decisions whose graph copies one retention pass removes at most (each with its chain: a few documents more). */
+const GRAPH_REMOVAL_BATCH = 1_000;
 
 export default defineService({
   name: "ai-chain-analytics",
@@ -25,6 +28,12 @@ export default defineService({
     CHAIN_LOOKBACK_HOURS: Type.Integer({ default: 24, minimum: 1, maximum: 24 * 90, description: "decisions pulled at start, and the window of the /metrics gauges" }),
     CHAIN_SUMMARY_MAX_DAYS: Type.Integer({ default: 93, minimum: 1, maximum: 3660, description: "the longest range of a trader's own summary (GET /summary, a quarter by default): it reads their decisions of the range" }),
     CHAIN_SUMMARY_ALL_MAX_DAYS: Type.Integer({ default: 31, minimum: 1, maximum: 366, description: "the longest range of every user's summary (GET /summary/all, admins): it reads every user's decisions of the range" }),
+    CHAIN_GRAPH_RETENTION_DAYS: Type.Integer({
+      ...RECORD_RETENTION_DAYS,
+      description:
+        "where ArangoDB is enabled, the graph copy of a decision made longer ago than this is removed with its chain (signal, orders, fills, edges), 1,000 a pass: " +
+        "set it as ai-orchestrator's ORCH_DECISION_RETENTION_DAYS (the same default and floor)",
+    }),
   },
   async register(ctx) {
     const c = ctx.config;
@@ -48,6 +57,16 @@ export default defineService({
           }
         : undefined,
     };
+    if (deps.graph) {
+      const graphOf = deps.graph;
+      const removal = new PeriodicDelete(
+        "graph copies of decisions past their retention",
+        async () => (await graphOf()).removeOlderThan(new Date(Date.now() - c.CHAIN_GRAPH_RETENTION_DAYS * 86_400_000), GRAPH_REMOVAL_BATCH),
+        ctx.log,
+      );
+      removal.start();
+      ctx.onClose(() => removal.stop());
+    }
     registerRoutes(ctx, { store, graph: deps.graph, maxAllDays: c.CHAIN_SUMMARY_ALL_MAX_DAYS, maxOwnDays: c.CHAIN_SUMMARY_MAX_DAYS });
     chainMetrics(ctx.metrics.registry, store, c.CHAIN_LOOKBACK_HOURS, ctx.log);
 
