@@ -126,7 +126,7 @@ describe("ArangoDB adapter (recording arangojs double; no server here)", () => {
     const idle = recorder([], [], [], [[]]);
     expect(await idle.graph.removeOlderThan(before, 500)).toBe(0);
     expect(idle.calls).toHaveLength(1);
-    expect(DUE_DECISIONS_AQL).toMatch(/FILTER d\.decidedAt < @before\s+SORT d\.decidedAt\s+LIMIT @batch/);
+    expect(DUE_DECISIONS_AQL).toMatch(/FILTER d\.decidedAt > "" AND d\.decidedAt < @before\s+SORT d\.decidedAt\s+LIMIT @batch/);
     expect(REMOVE_KEYS_AQL).toContain("OPTIONS { ignoreErrors: true }");
   });
 

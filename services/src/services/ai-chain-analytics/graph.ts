@@ -30,15 +30,20 @@ export const CHAIN_AQL = `FOR v, e, p IN 0..3 ANY @start GRAPH @graph
 /** Index of ai_decisions on decidedAt (an ISO-8601 instant in UTC, so text order is time order): what the retention reads. */
 export const DECIDED_AT_INDEX = "ai_decisions_decided_at";
 
-/** The oldest decision copies made before @before, at most @batch (UNVERIFIED against a real server, as the rest). */
+/**
+ * The oldest decision copies made before @before, at most @batch (UNVERIFIED against a real server, as
+ * the rest). `> ""` keeps the range to strings: null sorts below every string in AQL, so a copy without
+ * decidedAt would be removed, and read again by every pass from the index's start.
+ */
 export const DUE_DECISIONS_AQL = `FOR d IN ai_decisions
-  FILTER d.decidedAt < @before
+  FILTER d.decidedAt > "" AND d.decidedAt < @before
   SORT d.decidedAt
   LIMIT @batch
   RETURN d._key`;
 
-/** What hangs off those decisions: their orders and the orders' fills, with the edges to them (UNVERIFIED). */
-export const CHAIN_REACH_AQL = `FOR k IN @keys
+/** What hangs off those decisions: their orders and the orders' fills, with the edges to them (UNVERIFIED; WITH names the vertex collections, as a cluster requires). */
+export const CHAIN_REACH_AQL = `WITH ai_decisions, ai_orders, ai_fills
+FOR k IN @keys
   FOR v, e IN 1..2 OUTBOUND CONCAT("ai_decisions/", k) ai_chain_links
     RETURN { vertex: v._id, edge: e._key }`;
 
