@@ -7,8 +7,9 @@
  * migration 0490: its decisions were recorded, or the error), and such a caller waits for that
  * answer, polling, at most ORCH_EVALUATION_WAIT_MS (the kit's withTimeout), then answers the same:
  * the evaluation's decisions (each names it: `evaluationId`) or its error. The 409 is left for a wait
- * that ends without an answer (an evaluation longer than the wait, a replica killed mid-evaluation,
- * whose lease only expires). No connection is held while waiting.
+ * that ends without an answer: an evaluation longer than the wait, or a lease that expired unanswered
+ * (its replica killed mid-evaluation, or an evaluation that overran it, which submits nothing more):
+ * asked again, the call evaluates. No connection is held while waiting.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { datastoreUnavailable, HttpError, isTransientError, unavailable, withTimeout, type PostgresClient } from "../../kit";
@@ -35,12 +36,16 @@ export function failedAnswer(e: unknown): EvaluationAnswer {
 /** The error an ended evaluation's answer says, for a caller in another replica. */
 const errorOf = (a: Extract<EvaluationAnswer, { error: unknown }>["error"]) => new HttpError(a.statusCode, a.code, a.message, a.field, a.headers);
 
-/** The evaluation's answer once it has one; undefined while it runs, or once its row is gone (its strategy purged). */
+/** The evaluation's answer once it has one; undefined once its lease expired without one, or its row is gone (its strategy purged). */
 async function answerRecorded(pg: PostgresClient, evaluationId: string, stop: AbortSignal): Promise<EvaluationAnswer | undefined> {
   for (;;) {
-    const { rows } = await pg.query<{ answer: EvaluationAnswer | null }>(`SELECT answer FROM ai_evaluation_leases WHERE token = $1`, [evaluationId]);
+    const { rows } = await pg.query<{ answer: EvaluationAnswer | null; expired: boolean }>(
+      `SELECT answer, expires_at <= clock_timestamp() AS expired FROM ai_evaluation_leases WHERE token = $1`,
+      [evaluationId],
+    );
     if (!rows[0]) return undefined;
     if (rows[0].answer) return rows[0].answer;
+    if (rows[0].expired) return undefined;
     await sleep(POLL_MS, undefined, { signal: stop });
   }
 }
@@ -53,11 +58,12 @@ export async function decisionsOfEvaluation(pg: PostgresClient, evaluationId: st
 
 /**
  * What the evaluation another replica runs (`busy`, from its lease) answers, waited for at most
- * `waitMs`: its decisions, or its error thrown; `busy` itself (409) naming the wait when it ends
- * first, or at once when `waitMs` is 0.
+ * `waitMs`: its decisions, or its error thrown; a 409 naming the wait when the wait ends first (or
+ * the lease expires unanswered), `busy` itself at once when `waitMs` is 0.
  */
 export async function awaitEvaluation(pg: PostgresClient, busy: EvaluationInProgress, waitMs: number): Promise<DecisionRecord[]> {
   if (waitMs <= 0) throw busy;
+  const from = performance.now();
   const stop = new AbortController();
   // A datastore error while polling is told apart from the bound: the poll's outcome is wrapped, and withTimeout's rejection is the bound.
   const polled = await withTimeout(
@@ -69,7 +75,7 @@ export async function awaitEvaluation(pg: PostgresClient, busy: EvaluationInProg
     .finally(() => stop.abort());
   if (polled && "err" in polled) throw polled.err;
   const answer = polled?.answer;
-  if (!answer) throw new EvaluationInProgress(busy.strategyId, busy.until, busy.evaluationId, waitMs);
+  if (!answer) throw new EvaluationInProgress(busy.strategyId, busy.until, busy.evaluationId, Math.round(performance.now() - from));
   if ("error" in answer) throw errorOf(answer.error);
   return decisionsOfEvaluation(pg, busy.evaluationId);
 }

@@ -165,13 +165,13 @@ export class EvaluationInProgress extends HttpError {
     readonly until: Date,
     readonly evaluationId: string,
     /** Set once a caller waited this long (ms) for the evaluation's answer in vain. */
-    waited?: number,
+    waitedMs?: number,
   ) {
     // Retry-After 1: most evaluations end within seconds; the lease's end is only the bound.
     super(
       409, "EVALUATION_IN_PROGRESS",
       `strategy ${strategyId} is being evaluated by another ai-orchestrator replica (evaluation ${evaluationId}; its lease ends by ${until.toISOString()} at the latest)` +
-        `${waited === undefined ? "" : `, whose answer did not come within ${waited} ms`}: ask again after it`,
+        `${waitedMs === undefined ? "" : `, whose answer did not come (waited ${waitedMs} ms)`}: ask again after it`,
       undefined, { "retry-after": "1" },
     );
   }
