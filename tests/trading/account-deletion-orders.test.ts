@@ -9,7 +9,12 @@
  *     nothing stored, under a fresh Idempotency-Key or one it used before;
  *   - an account deleted while order-management was down: its resting order is cancelled once it is back;
  *   - the trading-engine fills no order of a deleted account, even before order-management's sweep has
- *     cancelled it (a crossing bar while order-management is down: session 41; it filled before).
+ *     cancelled it (a crossing bar while order-management is down: session 41; it filled before);
+ *   - the write window (tests/helpers/deletion-window.ts forces each interleaving with held transactions):
+ *     an order whose submit checked the account before the deletion ran makes the deletion wait for its
+ *     COMMIT (and the sweep then cancels it); one submitted while the deletion is not committed waits for
+ *     it and is refused, nothing stored. Before session 50 the deletion did not wait (the order committed
+ *     after the deletion's answer), and the order read no tombstone and was stored.
  * Before the fix the deleted account's orders kept resting (and filled) and its new orders were accepted.
  */
 import { randomUUID } from "node:crypto";
@@ -19,6 +24,7 @@ import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
 import { orderPathProbe, startOrderPathRig, sweepPassesRequestNothing, type OrderPathRig } from "../helpers/order-path-rig";
 import { ensureAccount } from "../helpers/accounts";
+import { deletionWindow, type Gate } from "../helpers/deletion-window";
 import orderManagement from "../../services/src/services/order-management";
 import tradingEngine from "../../services/src/services/trading-engine";
 import { deleteUser } from "../../services/src/services/user-management/data";
@@ -54,7 +60,8 @@ async function stopOm(): Promise<void> {
 }
 
 beforeAll(async () => {
-  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS) } });
+  // The longest submit deadline: a submit held at its insert by the window's gate must not run out meanwhile.
+  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS), OM_SUBMIT_DEADLINE_MS: "3000" } });
   ({ env, pool, producer } = rig);
   await startOm();
   const service = await createService(tradingEngine, { env, defaultMetrics: false });
@@ -140,5 +147,26 @@ describe("account deletion: the account's orders", () => {
     expect(await resting(gone)).toEqual([mine.orderId]);
     await startOm();
     expect(await waitStatus(gone, mine.orderId, "cancelled")).toMatchObject({ filledQuantity: "0", rejectReason: "ACCOUNT_DELETED" });
+  }, 300_000);
+
+  it("an order checked before the deletion ran: the deletion waits for its COMMIT, and the sweep cancels it", async () => {
+    const gone = randomUUID();
+    await ensureAccount(pool, gone);
+    // The gate: a row of the order's Idempotency-Key, not committed (the submit's insert waits on the unique key; rolled back after).
+    const key = `window-${randomUUID()}`;
+    const gate: Gate = (c) => c.query("INSERT INTO om_orders (order_id, user_id, client_order_id, idempotency_key, request_hash, symbol, side, type, quantity, status) VALUES ($1, $2, 'gate', $3, 'gate', $4, 'buy', 'market', 1, 'rejected')", [randomUUID(), gone, key, SYMBOL]);
+    const r = await deletionWindow(env.POSTGRES_URL).writeFirst(gone, gate, () => submit(gone, limit("buy", "1", "96"), key));
+    expect(r.deletionWaited, "the deletion waited for the submit's transaction").toBe(true);
+    expect([r.write.status, r.write.body.status, r.deleted]).toEqual([201, "accepted", true]);
+    expect(await waitStatus(gone, r.write.body.orderId, "cancelled")).toMatchObject({ filledQuantity: "0", rejectReason: "ACCOUNT_DELETED" });
+  }, 300_000);
+
+  it("an order submitted while the deletion is not committed: it waits for it and is refused, nothing stored", async () => {
+    const gone = randomUUID();
+    await ensureAccount(pool, gone);
+    const r = await deletionWindow(env.POSTGRES_URL).deletionFirst(gone, () => submit(gone, limit("buy", "1", "96")));
+    expect(r.writeWaited, "the submit waited for the deletion").toBe(true);
+    expect([r.write.status, r.write.body.error?.code, r.write.body.error?.field]).toEqual([403, "ACCOUNT_DELETED", "userId"]);
+    expect(await storedOrders(gone)).toBe(0);
   }, 300_000);
 });

@@ -4,7 +4,9 @@
  * quoted, not interpreted, and lock exactly their users (another connection cannot take them until
  * the transaction ends); an id holding a NUL byte is refused before anything is sent. The risk facts
  * and the Idempotency-Key lookup, sent in the same round trip as literals, answer exactly what their
- * parameterised forms answer for the same hostile ids, symbols and keys.
+ * parameterised forms answer for the same hostile ids, symbols and keys. The accounts' lock sent in
+ * that round trip (kit lockAccountsStatements) holds exactly the accounts' rows among hostile ids (no
+ * cast error: an id that is no lower-case UUID matches no row) and reads their tombstones.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pg } from "../harness";
@@ -14,6 +16,7 @@ import { runPostgresMigrations } from "../../services/src/migrations";
 import { findByIdempotencyKeys, idempotencyKeysStatement, ORDERS_BY_IDEMPOTENCY_KEYS } from "../../services/src/services/order-management/data";
 import { LOCK_USERS_ORDERS, lockedAt, lockUsersOrdersStatement, RISK_FACTS, riskFactsMany, riskFactsOf, riskFactsStatement } from "../../services/src/trading/infra/riskContext";
 import { prepareStatements } from "../../services/src/kit/datastores/postgres";
+import { ACCOUNT_LOCKS, deletedAccountsOf, lockAccountsStatements } from "../../services/src/kit/accounts";
 
 const srv = useServers("postgres");
 let pool: InstanceType<typeof pg.Pool>;
@@ -56,6 +59,30 @@ describe("per-user order locks with BEGIN", () => {
 
   it("refuses an id holding a NUL byte", () => {
     expect(() => lockUsersOrdersStatement(["ok", "bad\u0000id"])).toThrow(/NUL/);
+  });
+
+  it("the accounts' lock and tombstones (kit lockAccountsStatements) among hostile ids: the account's row held, the tombstone read, nothing else", async () => {
+    const [live, gone] = [randomUUID(), randomUUID()];
+    await pool.query("INSERT INTO users (id, email, password_hash) VALUES ($1::uuid, $1::text || '@locks.test', 'h')", [live]);
+    await pool.query("INSERT INTO deleted_users (user_id) VALUES ($1)", [gone]);
+    const holder = await pool.connect();
+    const other = await pool.connect();
+    try {
+      await prepareStatements(holder, ACCOUNT_LOCKS);
+      const answer = (await holder.query(`BEGIN; ${lockAccountsStatements([...HOSTILE, live.toUpperCase(), live, gone]).join("; ")}`)) as unknown as { rows: object[] }[];
+      expect(answer[1].rows).toEqual([{ id: live }]);
+      expect(deletedAccountsOf(answer[2].rows)).toEqual(new Set([gone]));
+      // The deletion of the held account waits for this transaction (here: until its lock_timeout).
+      await other.query("BEGIN; SET LOCAL lock_timeout = 200");
+      await expect(other.query("DELETE FROM users WHERE id = $1", [live])).rejects.toMatchObject({ code: "55P03" });
+      await other.query("ROLLBACK");
+      await holder.query("COMMIT");
+      expect((await other.query("DELETE FROM users WHERE id = $1", [live])).rowCount).toBe(1);
+    } finally {
+      await holder.query("ROLLBACK").catch(() => undefined);
+      holder.release();
+      other.release();
+    }
   });
 });
 

@@ -28,7 +28,7 @@ export type { ParamBinding } from "./clickhouse/client";
 export { decorateDatastores } from "./decorators";
 export { isJsonObject } from "./json-values";
 export { DisplayText, isDisplayText, PRINTABLE_TEXT_PATTERN, printableTextPattern, VISIBLE_TEXT_PATTERN } from "./display-text";
-export { accountDeleted, accountKeyOf, accountWasDeleted } from "./accounts";
+export { ACCOUNT_LOCKS, accountDeleted, accountKeyOf, accountWasDeleted, deletedAccountsOf, lockAccountForWrite, lockAccountsStatements } from "./accounts";
 export { deleteOlderThan, deleteOlderThanDays, PeriodicDelete, RECORD_RETENTION_DAYS } from "./datastores/periodic-delete";
 export { findUnstorableText, isUnstorableText, storableText } from "./request-guards";
 export { idempotencyKeyOf, idempotencyKeyReused, requestHashOf } from "./idempotency";

@@ -125,18 +125,6 @@ export async function insertOrdersAndCommit(commitWith: CommitWith, orders: NewO
 }
 
 /**
- * Which of these users were deleted (user-management's tombstones), as a statement of literals for the
- * submit's round trip of BEGIN; deletedUsersOf reads its rows.
- */
-export function deletedUsersStatement(userIds: string[]): string {
-  return `SELECT user_id FROM deleted_users WHERE user_id = ANY(${textArrayLiteral(userIds)})`;
-}
-
-export function deletedUsersOf(rows: unknown[] | undefined): Set<string> {
-  return new Set((rows ?? []).map((r) => (r as { user_id: string }).user_id));
-}
-
-/**
  * The user's orders, newest first, optionally of one status and/or the one stored under an
  * Idempotency-Key, at most `limit`, older than the user's order `before` when given. Ordered by
  * (created_at, order_id), both descending: the orders of one group-committed batch share a

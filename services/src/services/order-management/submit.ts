@@ -27,7 +27,7 @@
  * What is not bounded: a COMMIT once sent (PostgreSQL does not time out the commit itself).
  */
 import type { Redis } from "ioredis";
-import { HttpError, isTransientError, unavailable, type PostgresClient } from "../../kit";
+import { ACCOUNT_LOCKS, deletedAccountsOf, HttpError, isTransientError, lockAccountsStatements, unavailable, type PostgresClient } from "../../kit";
 import { GroupCommit } from "../../trading/infra/groupCommit";
 import { LOCK_USERS_ORDERS, lockedAt, lockUsersOrdersStatement, marketFactsMany, RISK_FACTS, riskFactsOf, riskFactsStatement, type RiskFacts } from "../../trading/infra/riskContext";
 import type { RiskLimits } from "../../trading/risk";
@@ -49,7 +49,7 @@ class DeadlinePassed extends Error {
   }
 }
 /** What the submit transaction EXECUTEs: its first round trip, and the insert sent with COMMIT. */
-const SUBMIT_PREPARED = [LOCK_USERS_ORDERS, RISK_FACTS, data.ORDERS_BY_IDEMPOTENCY_KEYS, data.INSERT_ORDERS, outboxInsertStatement("om_outbox")];
+const SUBMIT_PREPARED = [LOCK_USERS_ORDERS, ...ACCOUNT_LOCKS, RISK_FACTS, data.ORDERS_BY_IDEMPOTENCY_KEYS, data.INSERT_ORDERS, outboxInsertStatement("om_outbox")];
 /** SQLSTATEs of statement_timeout (query_canceled) and lock_timeout (lock_not_available). */
 const TIMED_OUT = new Set(["57014", "55P03"]);
 
@@ -130,8 +130,10 @@ export class OrderSubmitter {
     // need not be under the locks, which only cover what this service writes.
     const marketRead = marketFactsMany(this.redis(), subs.map((s) => ({ userId: s.userId, symbol: s.body.symbol })));
     let enqueued: Enqueued | undefined;
-    // One round trip before the decision: BEGIN, the users' locks, then (each a statement of its own,
-    // so read after the locks were granted) the risk facts, which of the users were deleted, and the
+    // One round trip before the decision: BEGIN, the users' locks, then their accounts' rows (kit
+    // accounts.ts: a deletion of one waits for this COMMIT, and its sweep cancels what this placed, or
+    // it committed first), then (each a statement of its own, so read after the locks were granted)
+    // the risk facts, which of the users were deleted (the accounts' tombstones), and the
     // orders already stored under the batch's Idempotency-Keys, all written with literals.
     const pairs = [...new Map(subs.map((s) => [pairKey(s.userId, s.body.symbol), { userId: s.userId, symbol: s.body.symbol }])).values()];
     const keyed = subs.flatMap((s) => (s.idempotencyKey ? [{ userId: s.userId, key: s.idempotencyKey }] : []));
@@ -141,14 +143,15 @@ export class OrderSubmitter {
     const leftMs = Math.max(1, deadline - performance.now());
     const timeouts = [`SET LOCAL statement_timeout = ${leftMs}`, `SET LOCAL lock_timeout = ${leftMs}`];
     const users = [...new Set(subs.map((s) => s.userId))];
-    const begin = [...timeouts, lockUsersOrdersStatement(users), riskFactsStatement(pairs, this.limits.rateWindowMs, this.limits.maxOpenOrders), data.deletedUsersStatement(users), ...(priorsSql ? [priorsSql] : [])];
-    const outcomes = await this.pg.transaction(async (_tx, _last, [, , , factRows, deletedRows, priorRows], commitWith) => {
+    const [lockAccounts, tombstones] = lockAccountsStatements(users);
+    const begin = [...timeouts, lockUsersOrdersStatement(users), lockAccounts, riskFactsStatement(pairs, this.limits.rateWindowMs, this.limits.maxOpenOrders), tombstones, ...(priorsSql ? [priorsSql] : [])];
+    const outcomes = await this.pg.transaction(async (_tx, _last, [, , , , factRows, deletedRows, priorRows], commitWith) => {
       const txNow = lockedAt(factRows);
       const market = await marketRead;
       const facts = riskFactsOf(factRows);
       const factsOf = new Map<string, RiskFacts>(pairs.map((p, i) => [pairKey(p.userId, p.symbol), facts[i]]));
       const priors = (priorRows ?? []) as data.OrderRow[];
-      const decisions = decideSubmissions(subs, { facts: (u, sym) => factsOf.get(pairKey(u, sym))!, market, priors, deleted: data.deletedUsersOf(deletedRows), limits: this.limits, now: Date.now() });
+      const decisions = decideSubmissions(subs, { facts: (u, sym) => factsOf.get(pairKey(u, sym))!, market, priors, deleted: deletedAccountsOf(deletedRows), limits: this.limits, now: Date.now() });
 
       const fresh: data.NewOrder[] = [];
       decisions.forEach((d, i) => {
