@@ -10,6 +10,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Billing, type PaymentGateway } from "../../services/src/services/billing-service/billing";
 import { ensureAccount } from "../helpers/accounts";
+import { deletionWindow, tableGate } from "../helpers/deletion-window";
 import { invoicesOf, plan, subscriptionOf, useBillingRig } from "../helpers/billing-rig";
 
 const run = randomBytes(3).toString("hex");
@@ -130,5 +131,39 @@ describe("an account deleted while its subscription request is under way", () =>
     expect(charged).toEqual([]);
     expect((await rig.repo.subscription(id))!.status).toBe("canceled");
     expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["void"]);
+  });
+});
+
+/**
+ * The subscribe's transaction against user-management's deletion (its tombstone too, data.deleteUser),
+ * each interleaving forced by held transactions (tests/helpers/deletion-window.ts): the subscribe takes
+ * the account's lock first (kit lockAccountForWrite). Before, it read nothing of the account.
+ */
+describe("a subscribe racing the account's deletion (session 50)", () => {
+  const log = { info() {}, debug() {}, warn() {}, error() {} };
+  const billingCharging = (charged: string[]) =>
+    new Billing(rig.repo, { isSaved: async () => true, refund: async () => ({ refundId: null, status: "succeeded" as const }), charge: async (p) => (charged.push(p.userId), { intentId: randomUUID(), status: "processing" }) }, { units: async () => 0n }, log as never, { retryAfterDays: [1] }, () => undefined);
+  const url = () => (rig.client.pool as unknown as { options: { connectionString: string } }).options.connectionString;
+
+  it("checked before the deletion ran: the deletion waits for its commit, and the next cycle ends the subscription", async () => {
+    const userId = randomUUID();
+    await ensureAccount(rig.client.pool, userId);
+    const r = await deletionWindow(url()).writeFirst(userId, tableGate("bil_subscriptions"), () => billingCharging([]).subscribe(userId, BASIC, "pm_card_visa"));
+    expect(r.deletionWaited, "the deletion waited for the subscribe's transaction").toBe(true);
+    expect(r.deleted).toBe(true);
+    await rig.billing.runCycle();
+    expect((await rig.repo.subscription(r.write.subscription_id))!.status).toBe("canceled");
+  });
+
+  it("run while the deletion is not committed: it waits for it, then answers 403 ACCOUNT_DELETED naming userId; nothing made or charged", async () => {
+    const userId = randomUUID();
+    await ensureAccount(rig.client.pool, userId);
+    const charged: string[] = [];
+    const r = await deletionWindow(url()).deletionFirst(userId, () => billingCharging(charged).subscribe(userId, BASIC, "pm_card_visa").catch((e: unknown) => e));
+    expect(r.writeWaited, "the subscribe waited for the deletion").toBe(true);
+    expect(r.write).toMatchObject({ statusCode: 403, code: "ACCOUNT_DELETED", field: "userId" });
+    expect(await invoicesOf(rig.client, userId)).toEqual([]);
+    expect((await rig.client.pool.query("SELECT 1 FROM bil_subscriptions WHERE user_id = $1", [userId])).rowCount).toBe(0);
+    expect(charged).toEqual([]);
   });
 });

@@ -158,7 +158,7 @@ describe("accounts and credentials", () => {
     expect(c.failures).toEqual([]);
   });
 
-  it("an account deleted while 40 of its writes to every service are in flight: no 5xx, and nothing made for it after the deletion's answer (no charge, card, strategy, backtest, order or key)", async () => {
+  it("an account deleted while 40 of its writes to every service are in flight: no 5xx, and nothing made for it after the deletion's answer (no charge, card, strategy, backtest, order, key or webhook)", async () => {
     for (let round = 0; round < 3; round++) {
       const u = await c.user("deleted");
       const pm = (await c.send("POST", "/api/payments/payment-methods", { token: u.token, body: { paymentMethod: "pm_card_visa" } })).json.paymentMethod as string;
@@ -180,15 +180,15 @@ describe("accounts and credentials", () => {
       expect(gone.status, gone.text).toBe(204);
       const answered = new Date();
       for (const a of await inFlight) expect(a.status, a.text).toBeLessThan(500);
-      // Nothing made for it after the deletion answered: each service reads the tombstone before it writes.
-      for (const [table, owner] of [["pay_intents", "user_id"], ["pay_payment_methods", "user_id"], ["ai_strategies", "user_id"], ["bt_runs", "owner_id"], ["om_orders", "user_id"], ["api_keys", "user_id"]]) {
+      // Nothing made for it after the deletion answered: each service reads the tombstone under the account's row lock before it writes (kit lockAccountForWrite).
+      for (const [table, owner] of [["pay_intents", "user_id"], ["pay_payment_methods", "user_id"], ["ai_strategies", "user_id"], ["bt_runs", "owner_id"], ["om_orders", "user_id"], ["api_keys", "user_id"], ["nt_webhooks", "user_id"]]) {
         const late = await p.pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE ${owner}::text = $1 AND created_at > $2`, [u.id, answered]);
         expect(late.rows[0].n, `${table} rows of the deleted account after the deletion's answer (round ${round})`).toBe(0);
       }
       for (const a of (await inFlight).filter((x) => x.status === 403)) expect([a.json.error.code, a.json.error.field]).toEqual(["ACCOUNT_DELETED", "userId"]);
       // What such a request meets at payment-service once the deletion committed (the gateway refuses the account's tokens now).
       const as = { "x-user-id": u.id, "x-user-role": "trader", "x-auth-method": "jwt", "content-type": "application/json" };
-      for (const [service, url, body] of [["payment-service", "/intents", { amount: 1_000, currency: "usd", paymentMethod: pm }], ["payment-service", "/payment-methods", { paymentMethod: "pm_card_visa" }], ["ai-orchestrator", "/strategies", writes[1][2]], ["backtesting-engine", "/", writes[2][2]], ["order-management", "/", writes[0][2]]] as const) {
+      for (const [service, url, body] of [["payment-service", "/intents", { amount: 1_000, currency: "usd", paymentMethod: pm }], ["payment-service", "/payment-methods", { paymentMethod: "pm_card_visa" }], ["ai-orchestrator", "/strategies", writes[1][2]], ["backtesting-engine", "/", writes[2][2]], ["order-management", "/", writes[0][2]], ["notification-service", "/webhooks", writes[6][2]]] as const) {
         const r = await p.services.get(service)!.app.inject({ method: "POST", url, headers: { ...as, "idempotency-key": `late-${randomBytes(4).toString("hex")}` }, payload: JSON.stringify(body) });
         expect([r.statusCode, r.json().error?.code, r.json().error?.field], r.body).toEqual([403, "ACCOUNT_DELETED", "userId"]);
       }

@@ -1,6 +1,6 @@
 /** ai-orchestrator's PostgreSQL data access: strategies and decisions (0320_ai_orchestrator.sql). */
 import { randomUUID } from "node:crypto";
-import { accountKeyOf, accountWasDeleted, type PostgresClient } from "../../kit";
+import { accountKeyOf, lockAccountForWrite, type PostgresClient } from "../../kit";
 import { backoffStateOf, type BackoffState } from "./backoff";
 
 export interface Strategy {
@@ -33,7 +33,7 @@ export type StrategySettings = Pick<Strategy, "name" | "buyAbove" | "sellBelow" 
   rearm: boolean;
 };
 
-/** `key_reused`: the Idempotency-Key was used for another request; `account_deleted`: the account's tombstone, read in the creating transaction. */
+/** `key_reused`: the Idempotency-Key was used for another request; `account_deleted`: the account's tombstone, read under its lock in the creating transaction (kit lockAccountForWrite). */
 export type CreateOutcome = { kind: "created" | "replayed"; strategy: Strategy } | { kind: "at_limit" } | { kind: "account_deleted" } | { kind: "key_reused" };
 
 interface StrategyRow {
@@ -134,7 +134,7 @@ export class OrchestratorStore {
   async createStrategy(s: NewStrategy, max: number, idempotency: { key: string; requestHash: string } | null): Promise<CreateOutcome> {
     return this.pg.transaction(async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [STRATEGY_LOCK_SPACE, s.userId]);
-      if (await accountWasDeleted(c, s.userId)) return { kind: "account_deleted" };
+      if ((await lockAccountForWrite(c, s.userId)) === "deleted") return { kind: "account_deleted" };
       if (idempotency) {
         const prior = await c.query<StrategyRow>(`SELECT * FROM ai_strategies WHERE user_id = $1 AND idempotency_key = $2`, [s.userId, idempotency.key]);
         if (prior.rows[0]) return prior.rows[0].request_hash === idempotency.requestHash ? { kind: "replayed", strategy: toStrategy(prior.rows[0]) } : { kind: "key_reused" };

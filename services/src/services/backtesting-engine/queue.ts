@@ -19,7 +19,7 @@
  * expiry is fixed per job rather than renewed while a long job makes progress, so a killed worker's
  * job would wait out the longest job's bound. The claim/renew/finish below is a few statements.
  */
-import { accountWasDeleted, type PostgresClient } from "../../kit";
+import { lockAccountForWrite, type PostgresClient } from "../../kit";
 import type { JobSpec } from "./plan";
 import type { BacktestRequest } from "./schemas";
 import { settleAfter, StrandedRunRepair } from "./settle";
@@ -35,7 +35,7 @@ export interface ClaimedJob {
 export type EnqueueOutcome =
   | { kind: "queued" }
   | { kind: "at_limit"; open: number }
-  /** The owner's account was deleted (its tombstone, read in the submitting transaction). */
+  /** The owner's account was deleted (its tombstone, read under its lock in the submitting transaction: kit lockAccountForWrite). */
   | { kind: "account_deleted" }
   /** The Idempotency-Key's run, as it is now. */
   | { kind: "replayed"; run: { id: string; status: string; kind: string; jobs: number } }
@@ -154,7 +154,7 @@ export class JobQueue {
   ): Promise<EnqueueOutcome> {
     return this.pg.transaction(async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [SUBMIT_LOCK_SPACE, run.ownerId]);
-      if (await accountWasDeleted(c, run.ownerId)) return { kind: "account_deleted" };
+      if ((await lockAccountForWrite(c, run.ownerId)) === "deleted") return { kind: "account_deleted" };
       if (idempotency) {
         const prior = await c.query<{ id: string; status: string; kind: string; total_jobs: number; request_hash: string }>(
           `SELECT id, status, kind, total_jobs, request_hash FROM bt_runs WHERE owner_id = $1 AND idempotency_key = $2`,

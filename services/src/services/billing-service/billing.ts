@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
 import type { Logger } from "pino";
-import { HttpError } from "../../kit";
+import { accountDeleted, HttpError, lockAccountForWrite } from "../../kit";
 import { toJson } from "../../business/money";
 import type { PaymentEventMsg } from "../../business/events";
 import type { DunningPolicy } from "./domain/invoices";
@@ -68,6 +68,8 @@ export class Billing {
   async subscribe(userId: string, planId: string, paymentMethod: string): Promise<SubscriptionRow> {
     await this.requireSaved(userId, paymentMethod);
     const { sub, invoice, final } = await this.tx(async (c) => {
+      // An account deleted while this was under way: nothing is made (its deletion otherwise waits for this commit, and the cycle ends what it made).
+      if ((await lockAccountForWrite(c, userId)) === "deleted") throw accountDeleted(userId, "it subscribes to nothing");
       const plan = await this.offeredPlanOrThrow(planId, c);
       // Subscribing again is the way out of an unpaid subscription: it ends in this transaction.
       const live = await this.repo.liveSubscriptionOf(c, userId);

@@ -1,7 +1,7 @@
 /** notification-service data access (PostgreSQL nt_*). */
 import type { PostgresClient, Queryable } from "../../kit/datastores/postgres";
 import type { Category, Channel, Notice, QuietHours } from "./domain";
-import { accountKeyOf } from "../../kit/accounts";
+import { accountKeyOf, lockAccountForWrite } from "../../kit/accounts";
 import { canonicalAddress, type Confirmable } from "./address-confirmation";
 import { resetWhenChanged } from "./confirmation-data";
 
@@ -39,10 +39,12 @@ export async function preferences(db: Queryable, userId: string): Promise<Prefer
 /**
  * Saves the preferences; a new or changed e-mail address or chat id is unconfirmed (its code, if
  * any, gone; "007" after "7" is the same chat). Answers, per channel, whether the address changed (a
- * code is then due) and whether it is confirmed.
+ * code is then due) and whether it is confirmed; "account_deleted" (nothing saved) when the account
+ * was deleted (read under its lock: kit lockAccountForWrite, as every write of an account's data).
  */
-export async function savePreferences(pg: Pick<PostgresClient, "transaction">, userId: string, p: Omit<Preferences, "emailVerified" | "telegramVerified">): Promise<Record<Confirmable, { changed: boolean; verified: boolean }>> {
+export async function savePreferences(pg: Pick<PostgresClient, "transaction">, userId: string, p: Omit<Preferences, "emailVerified" | "telegramVerified">): Promise<Record<Confirmable, { changed: boolean; verified: boolean }> | "account_deleted"> {
   return pg.transaction(async (c) => {
+    if ((await lockAccountForWrite(c, userId)) === "deleted") return "account_deleted";
     const old = (await c.query<{ email: string | null; email_verified_at: Date | null; telegram_chat_id: string | null; telegram_verified_at: Date | null }>(
       "SELECT email, email_verified_at, telegram_chat_id, telegram_verified_at FROM nt_preferences WHERE user_id = $1 FOR UPDATE", [userId])).rows[0];
     const outcome = (channel: Confirmable, before: string | null | undefined, after: string | null, verifiedAt: Date | null | undefined) => {
@@ -79,19 +81,21 @@ export async function webhookById(db: Queryable, id: string): Promise<WebhookWit
 const WEBHOOK_LOCK_SPACE = 0x6e77;
 
 /**
- * Adds an endpoint unless the user already has `max`; returns false then. One user's additions take
- * turns (an advisory lock held to the end of the transaction): counted in one statement alone,
- * concurrent requests each saw the rows before the others committed, and together passed the limit.
+ * Adds an endpoint unless the user already has `max` ("full") or the account was deleted (read under
+ * its lock: kit lockAccountForWrite). One user's additions take turns (an advisory lock held to the
+ * end of the transaction): counted in one statement alone, concurrent requests each saw the rows
+ * before the others committed, and together passed the limit.
  */
-export async function insertWebhook(pg: Pick<PostgresClient, "transaction">, w: { id: string; userId: string; url: string; secret: string }, max: number): Promise<boolean> {
+export async function insertWebhook(pg: Pick<PostgresClient, "transaction">, w: { id: string; userId: string; url: string; secret: string }, max: number): Promise<"created" | "full" | "account_deleted"> {
   return pg.transaction(async (c) => {
     await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [WEBHOOK_LOCK_SPACE, w.userId]);
+    if ((await lockAccountForWrite(c, w.userId)) === "deleted") return "account_deleted";
     const r = await c.query(
       `INSERT INTO nt_webhooks (webhook_id, user_id, url, secret) SELECT $1, $2, $3, $4
        WHERE (SELECT count(*) FROM nt_webhooks WHERE user_id = $2) < $5`,
       [w.id, w.userId, w.url, w.secret, max],
     );
-    return r.rowCount === 1;
+    return r.rowCount === 1 ? "created" : "full";
   });
 }
 

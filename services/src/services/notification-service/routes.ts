@@ -9,6 +9,7 @@
  *   POST /preferences/telegram/verify {code}: the chat is confirmed, notices go to it from then on
  *   POST /preferences/telegram/code   a fresh code to the unconfirmed chat (confirmation-routes.ts)
  *   GET  /webhooks | POST /webhooks   endpoints; POST answers the signing secret, once
+ *   (PUT /preferences and POST /webhooks of an account deleted meanwhile: 403 ACCOUNT_DELETED naming userId)
  *   DELETE /webhooks/:id
  *   GET  /deliveries?limit            recent deliveries and their status
  *   GET  /dead-letters?all=true       dead letters (all: admin)
@@ -16,7 +17,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { badRequest, conflict, HttpError, NoContent, notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { accountDeleted, badRequest, conflict, HttpError, NoContent, notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { checkWebhookUrl } from "./channels";
 import * as data from "./data";
 import { CATEGORIES, CHANNELS, isTelegramChatId, isTimeZone } from "./domain";
@@ -69,6 +70,7 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; web
     const telegramChatId = b.telegramChatId === null ? null : canonicalAddress("telegram", b.telegramChatId);
     const prefs = { email: b.email, telegramChatId, timeZone: b.timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
     const saved = await data.savePreferences(app.pg, who.userId, prefs);
+    if (saved === "account_deleted") throw accountDeleted(who.userId, "it keeps no preferences");
     // A changed address gets its code now (the outcome is answered: sent, rate_limited, unavailable).
     const emailVerification = saved.email.changed ? await emailCodes.send(who.userId, b.email!) : undefined;
     const telegramVerification = saved.telegram.changed ? await telegramCodes.send(who.userId, telegramChatId!) : undefined;
@@ -85,7 +87,9 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; web
     const refused = checkWebhookUrl(req.body.url, o.allowPrivateWebhooks, o.webhookPorts);
     if (refused) throw badRequest(`url ${refused}`, "url");
     const hook = { id: randomUUID(), userId: who.userId, url: req.body.url, secret: `whsec_${randomBytes(32).toString("base64url")}` };
-    if (!(await data.insertWebhook(app.pg, hook, o.maxWebhooks))) throw conflict(`at most ${o.maxWebhooks} webhook endpoints per user`, "url");
+    const added = await data.insertWebhook(app.pg, hook, o.maxWebhooks);
+    if (added === "account_deleted") throw accountDeleted(who.userId, "it keeps no webhooks");
+    if (added === "full") throw conflict(`at most ${o.maxWebhooks} webhook endpoints per user`, "url");
     return reply.status(201).send({ id: hook.id, url: hook.url, secret: hook.secret });
   });
 

@@ -2,7 +2,7 @@
  * payment-service's data access for saved payment methods: one processor customer per user
  * (pay_customers) and the card tokens attached to it (pay_payment_methods, migration 0415).
  */
-import { accountWasDeleted, type PostgresClient, type Queryable } from "../../kit";
+import { accountWasDeleted, lockAccountForWrite, type PostgresClient, type Queryable } from "../../kit";
 
 export interface PaymentMethodRow {
   payment_method: string;
@@ -51,12 +51,13 @@ export class PaymentMethodData {
    * Records a method attached to the user's customer, unless the user has `max` saved already ("full");
    * undefined when the token is already recorded (for anyone). One user's saves take turns (an advisory
    * lock held to the end of the transaction), so concurrent ones cannot pass the bound together.
-   * "account_deleted" when the account was deleted meanwhile (its tombstone, read under that lock).
+   * "account_deleted" when the account was deleted meanwhile (its tombstone, read under that lock and the
+   * account's: kit lockAccountForWrite).
    */
   async insert(userId: string, m: { id: string; brand: string | null; last4: string | null }, max: number): Promise<PaymentMethodRow | undefined | "full" | "account_deleted"> {
     return this.pg.transaction(async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [METHODS_LOCK_SPACE, userId]);
-      if (await accountWasDeleted(c, userId)) return "account_deleted";
+      if ((await lockAccountForWrite(c, userId)) === "deleted") return "account_deleted";
       if ((await this.countFor(userId, c)) >= max) return "full";
       const { rows } = await c.query<PaymentMethodRow>(
         `INSERT INTO pay_payment_methods (payment_method, user_id, brand, last4) VALUES ($1, $2, $3, $4) ON CONFLICT (payment_method) DO NOTHING RETURNING *`,

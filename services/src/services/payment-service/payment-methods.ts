@@ -65,7 +65,8 @@ export class PaymentMethods {
    * An account deleted while its request was under way (it passed the gateway before the deletion) is
    * refused before the processor is asked: 403 ACCOUNT_DELETED naming userId. Before, a card was
    * saved and a payment charged for an account that no longer existed (session 49's race suite). The
-   * writes read the tombstone again in their own statement or transaction (insert, insertIntent).
+   * writes read the tombstone again in their own transaction, under the account's row lock (insert,
+   * insertIntent: kit lockAccountForWrite), so a deletion waits for a write that passed, or is seen by it.
    */
   async refuseDeleted(userId: string, does: string): Promise<void> {
     if (await this.data.accountDeleted(userId)) throw accountDeleted(userId, does);

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { HttpError } from "../../kit";
+import { accountDeleted, HttpError } from "../../kit";
 import { checkRefund, type IntentOrigin, type IntentRequest, intentStatusOf, requestHash, statusFromProcessor } from "./domain/intents";
 import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
 import { NEVER_REACHED } from "./domain/refund-settlement";
@@ -56,11 +56,9 @@ export class Payments {
     const customerId = await this.methods.customerFor(userId, req.paymentMethod);
     const intentId = randomUUID();
     const created = await this.repo.insertIntent({ intentId, userId, origin, key, hash, req, processor: processor.name });
-    if (!created) {
-      // Not inserted: the key was taken meanwhile, or the account deleted while this request was under way.
-      await this.methods.refuseDeleted(userId, "it is charged no more");
-      return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
-    }
+    if (created === "account_deleted") throw accountDeleted(userId, "it is charged no more");
+    // Not inserted: the key was taken meanwhile.
+    if (!created) return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
     let remote;
     try {
       remote = await processor.createAndConfirm({ intentId, userId, customerId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description });

@@ -4,7 +4,7 @@
  * when the state it announces is committed.
  */
 import type { PoolClient } from "pg";
-import { deleteOlderThanDays, userPartitionKey, type PostgresClient, type Queryable } from "../../kit";
+import { deleteOlderThanDays, lockAccountForWrite, userPartitionKey, type PostgresClient, type Queryable } from "../../kit";
 import { type Currency, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
@@ -63,15 +63,23 @@ const UNTAKEN_PROCESSOR_ID = (p: string) => `(SELECT ${p}::text WHERE NOT EXISTS
 export class PaymentRepo {
   constructor(private readonly pg: PostgresClient) {}
 
-  /** Inserts the intent unless this idempotency key of the user's was used (by the same origin) or the account was deleted (its tombstone); null then. */
-  async insertIntent(p: { intentId: string; userId: string; origin: IntentOrigin; key: string; hash: string; req: IntentRequest; processor: string }): Promise<IntentRow | null> {
-    const { rows } = await this.pg.query<IntentRow>(
-      `INSERT INTO pay_intents (intent_id, user_id, origin, idempotency_key, request_hash, amount, currency, payment_method, description, reference, status, processor)
-       SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'created',$11 WHERE NOT EXISTS (SELECT 1 FROM deleted_users WHERE user_id = $2)
-       ON CONFLICT (user_id, origin, idempotency_key) DO NOTHING RETURNING *`,
-      [p.intentId, p.userId, p.origin, p.key, p.hash, p.req.amount.toString(), p.req.currency, p.req.paymentMethod, p.req.description, p.req.reference, p.processor],
-    );
-    return rows[0] ?? null;
+  /**
+   * Inserts the intent unless this idempotency key of the user's was used (by the same origin): null
+   * then; "account_deleted" when the account was deleted (its tombstone, read under the account's lock
+   * in the inserting transaction: kit lockAccountForWrite, so a deletion either waits for this insert
+   * or is seen by it).
+   */
+  async insertIntent(p: { intentId: string; userId: string; origin: IntentOrigin; key: string; hash: string; req: IntentRequest; processor: string }): Promise<IntentRow | null | "account_deleted"> {
+    return this.pg.transaction(async (c) => {
+      if ((await lockAccountForWrite(c, p.userId)) === "deleted") return "account_deleted";
+      const { rows } = await c.query<IntentRow>(
+        `INSERT INTO pay_intents (intent_id, user_id, origin, idempotency_key, request_hash, amount, currency, payment_method, description, reference, status, processor)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'created',$11)
+         ON CONFLICT (user_id, origin, idempotency_key) DO NOTHING RETURNING *`,
+        [p.intentId, p.userId, p.origin, p.key, p.hash, p.req.amount.toString(), p.req.currency, p.req.paymentMethod, p.req.description, p.req.reference, p.processor],
+      );
+      return rows[0] ?? null;
+    });
   }
 
   async byKey(userId: string, origin: IntentOrigin, key: string): Promise<IntentRow | undefined> {
