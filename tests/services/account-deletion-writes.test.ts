@@ -129,6 +129,20 @@ describe("a write of a deleted account's data: the check and the write in one tr
     expect((await store.due(10_000)).filter((s) => s.userId === userId)).toEqual([]);
   });
 
+  it("a backtest queued just before the deletion: the next repair pass cancels it, and no claim runs it", async () => {
+    const userId = await account();
+    const queue = new JobQueue(db, "window", 60_000);
+    const id = randomUUID();
+    const jobs = [0, 1, 2].map((i) => ({ kind: "run", parameters: {}, from: i, to: i + 1 }) as never);
+    const r = await window.writeFirst(userId, tableGate("bt_runs"), () => queue.enqueue({ id, ownerId: userId, strategy: "sma-crossover", kind: "run", request: {} as never }, jobs, 3, 100));
+    expect([r.deletionWaited, r.write]).toEqual([true, { kind: "queued" }]);
+    await queue.strandedRuns.pass();
+    expect(queue.strandedRuns.cancelledOfDeleted).toBeGreaterThanOrEqual(1);
+    expect((await db.pool.query("SELECT status FROM bt_runs WHERE id = $1", [id])).rows[0].status).toBe("cancelled");
+    expect((await db.pool.query("SELECT DISTINCT status FROM bt_jobs WHERE run_id = $1", [id])).rows).toEqual([{ status: "cancelled" }]);
+    for (let claimed = await queue.claim(); claimed; claimed = await queue.claim()) expect(claimed.runId).not.toBe(id);
+  });
+
   it("lockAccountForWrite: an id without an account row is live unless it has a tombstone; a deleted one is deleted", async () => {
     const check = (userId: string) => db.transaction((c) => lockAccountForWrite(c, userId));
     expect(await check("not-a-uuid")).toBe("live");

@@ -40,7 +40,7 @@ const config = {
   BACKTEST_MAX_OPEN_JOBS_PER_USER: Type.Integer({ default: 2_000, minimum: 1, maximum: 1_000_000, description: "queued and running jobs one user may have (the claim takes turns between users, queue.ts; this bounds what one user keeps in the queue)" }),
   BACKTEST_LEASE_MS: Type.Integer({ default: 60_000, minimum: 1_000, maximum: 3_600_000, description: "a claimed job returns to the queue this long after its worker's last sign of life" }),
   BACKTEST_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 20 }),
-  BACKTEST_STRANDED_RUN_REPAIR_MS: Type.Integer({ default: 300_000, minimum: 1_000, maximum: 86_400_000, description: "how often at most a replica's claim first settles runs left open with every job final (settle.ts); the pass reads bt_runs, so not every claim" }),
+  BACKTEST_STRANDED_RUN_REPAIR_MS: Type.Integer({ default: 300_000, minimum: 1_000, maximum: 86_400_000, description: "how often at most a replica's claim first settles runs left open with every job final and cancels the open runs of deleted accounts (settle.ts); the pass reads bt_runs, so not every claim" }),
   BACKTEST_POLL_MS: Type.Integer({ default: 500, minimum: 10, maximum: 60_000 }),
   BACKTEST_WORKER: Type.Boolean({ default: true, description: "run the job loop in this replica" }),
   BACKTEST_CURVE_POINTS: Type.Integer({ default: 2_000, minimum: 10, maximum: 1_000_000, description: "points stored per equity curve" }),

@@ -6,7 +6,9 @@
  * every job final (a replica of an older release during a rolling deploy), and marks `running` the
  * runs such a path left `queued` while their jobs ran: a bounded pass over the open runs (index
  * bt_runs_open), at most once an interval per replica, so a claim pays a clock read for it and
- * nothing else.
+ * nothing else. The same pass cancels the open runs of deleted accounts (user-management's tombstones),
+ * as their owners' cancel would: a run queued before its owner's deletion (the deletion waits for a
+ * submit that passed its check, kit lockAccountForWrite) is not run for an account nobody can see.
  */
 import type { PostgresClient, Queryable } from "../../kit";
 
@@ -55,6 +57,18 @@ export const STRANDED_RUNS_SQL = `SELECT r.id FROM bt_runs r
     AND NOT EXISTS (SELECT 1 FROM bt_jobs j WHERE j.run_id = r.id AND j.status IN ('queued', 'running'))
   LIMIT $1`;
 
+/** Up to $1 open runs (bt_runs_open) whose owner's account was deleted: one probe of deleted_users' key each. */
+export const DELETED_OWNERS_RUNS_SQL = `SELECT r.id FROM bt_runs r
+  WHERE r.status IN ('queued', 'running') AND EXISTS (SELECT 1 FROM deleted_users d WHERE d.user_id = r.owner_id)
+  LIMIT $1`;
+
+/**
+ * Cancels the unfinished jobs of those of runs $1 this transaction holds (settleAfter locked them;
+ * SKIP LOCKED leaves out the ones another transaction holds, which a later pass cancels).
+ */
+const CANCEL_HELD_RUNS_SQL = `UPDATE bt_jobs SET status = 'cancelled', finished_at = now(), lease_until = NULL
+  WHERE run_id IN (SELECT id FROM bt_runs WHERE id = ANY($1::uuid[]) FOR UPDATE SKIP LOCKED) AND status IN ('queued', 'running')`;
+
 /**
  * Marks `running` up to $1 runs still `queued` whose jobs have started (one running or final): a
  * replica of a release before the claim marked its run in the same statement could be killed
@@ -74,6 +88,8 @@ export class StrandedRunRepair {
   passes = 0;
   /** Runs left `queued` with a job started that passes marked `running`. */
   markedRunning = 0;
+  /** Open runs of deleted accounts that passes cancelled. */
+  cancelledOfDeleted = 0;
 
   constructor(
     private readonly pg: PostgresClient,
@@ -96,7 +112,8 @@ export class StrandedRunRepair {
 
   /**
    * Settles up to `batch` stranded runs, as a job's end settles its run (same lock, same statement),
-   * then marks `running` up to `batch` runs left `queued` whose jobs have started.
+   * then marks `running` up to `batch` runs left `queued` whose jobs have started, then cancels up to
+   * `batch` open runs of deleted accounts.
    * A run locked by another transaction is skipped, not waited on: the claim this pass runs in never
    * waits on a run it does not claim from, and the lock's holder (a job's end, another replica's
    * pass) settles it, or the next pass does.
@@ -107,6 +124,11 @@ export class StrandedRunRepair {
     const settled = rows.length === 0 ? 0 : (await settleAfter(this.pg, rows.map((r) => r.id), async () => true, { skipLocked: true })).settled;
     const started = await this.pg.query(STARTED_QUEUED_RUNS_SQL, [this.batch]);
     this.markedRunning += started.rowCount ?? 0;
+    const gone = (await this.pg.query<{ id: string }>(DELETED_OWNERS_RUNS_SQL, [this.batch])).rows.map((r) => r.id);
+    if (gone.length > 0) {
+      const write = async (c: Queryable) => ((await c.query(CANCEL_HELD_RUNS_SQL, [gone])).rowCount ?? 0) > 0;
+      this.cancelledOfDeleted += (await settleAfter(this.pg, gone, write, { skipLocked: true })).settled;
+    }
     return settled;
   }
 }
