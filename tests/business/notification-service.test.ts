@@ -314,8 +314,10 @@ describe("notification-service", () => {
       const user = randomUUID();
       const add = (key: string, status: string, days: number) =>
         pool.query(
-          `INSERT INTO nt_deliveries (dedup_key, user_id, channel, target, kind, subject, body, notice, status, created_at)
-           VALUES ($1, $2, 'webhook', 'w', 'fill', 's', 'b', '{}', $3, now() - make_interval(days => $4))`,
+          // Next attempt a day away: the rig's running delivery worker would otherwise claim the pending
+          // one (webhook 'w' exists for nobody) and mark it dead, and the pass would then delete it.
+          `INSERT INTO nt_deliveries (dedup_key, user_id, channel, target, kind, subject, body, notice, status, created_at, next_attempt_at)
+           VALUES ($1, $2, 'webhook', 'w', 'fill', 's', 'b', '{}', $3, now() - make_interval(days => $4), now() + interval '1 day')`,
           [key, user, status, days],
         );
       for (const [key, status, days] of [["old-sent", "sent", 100], ["recent-sent", "sent", 10], ["old-pending", "pending", 100], ["old-dead", "dead", 100]] as const) await add(key, status, days);
