@@ -14,6 +14,7 @@ import { answerClientError, installEarlyAnswerTracking } from "./client-errors";
 import { errorBody, installErrorHandlers } from "./errors";
 import { ANY_CASE_UUID_RE } from "./identity";
 import { installJsonGuards } from "./request-guards";
+import { headerCountLimitFor, installFramingGuards } from "./request-framing";
 import { platformDateTime } from "./instants";
 import { mailboxFormat } from "./mailbox";
 import { LazyRequestLogger } from "./request-logger";
@@ -26,6 +27,7 @@ import { declaredParameters, settleQuerystring, unknownParameterIssue } from "./
 import { closeRouteRecords } from "./record-keys";
 
 export { parseTrustProxy } from "./request-guards";
+export { headerCountLimitFor } from "./request-framing";
 
 /** The Fastify instance type services get (TypeBox type provider: typed request bodies/params). */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -161,6 +163,8 @@ export interface AppOptions {
   receiveTimeoutMs: number;
   /** Largest request line and header block accepted (431 beyond): headerLimitFor; Node's 16 KiB when not given. */
   maxHeaderBytes?: number;
+  /** Most headers a request may carry (431 beyond; ./request-framing.ts headerCountLimitFor): a service's 200 when not given. */
+  maxHeaders?: number;
   /** The entry point: every request gets an id of its own, whatever x-request-id the client sent (clientRequestIdOf). */
   ownRequestIds?: boolean;
 }
@@ -202,9 +206,10 @@ export function createApp(o: AppOptions): App {
     // every second (its default check, every 30 s, let a slow client stay up to 30 s longer).
     // Both places are needed: Fastify sets the server's requestTimeout after creating it (0, no
     // limit, unless given), and Node refuses at creation a headersTimeout above the requestTimeout
-    // it is given there (its default, 300 s, is below this setting's maximum).
+    // it is given there (its default, 300 s, is below this setting's maximum). A missing Host is
+    // refused by ./request-framing.ts, in the platform's shape (Node's own 400 has no body).
     requestTimeout: o.receiveTimeoutMs,
-    http: { headersTimeout: o.receiveTimeoutMs, requestTimeout: o.receiveTimeoutMs, connectionsCheckingInterval: Math.min(1_000, o.receiveTimeoutMs), maxHeaderSize: o.maxHeaderBytes },
+    http: { headersTimeout: o.receiveTimeoutMs, requestTimeout: o.receiveTimeoutMs, connectionsCheckingInterval: Math.min(1_000, o.receiveTimeoutMs), maxHeaderSize: o.maxHeaderBytes, requireHostHeader: false },
     // Requests the router cannot even parse (malformed percent-encoding in the path, a parameter
     // over the length limit) get the platform's error shape too, without echoing the URL.
     frameworkErrors: answerFrameworkError,
@@ -215,6 +220,7 @@ export function createApp(o: AppOptions): App {
   installValidators(app);
   installErrorHandlers(app);
   installJsonGuards(app, o.jsonMaxDepth);
+  installFramingGuards(app, { maxHeaders: o.maxHeaders ?? headerCountLimitFor(false), bodyLimit: o.bodyLimit });
   traceRoutes(app);
   return app;
 }

@@ -93,6 +93,15 @@ function partData(request: FastifyRequest, part: string): unknown {
 /** Fastify's own errors (body too large, unsupported media type, bad content length...): their messages are written for clients. */
 const isFrameworkError = (err: { code?: unknown }): boolean => typeof err.code === "string" && err.code.startsWith("FST_");
 
+/** The part of the request each of Fastify's own 4xx is about, named as the error's `field`. */
+const FRAMEWORK_FIELDS: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: "body",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "body",
+  FST_ERR_CTP_INVALID_JSON_BODY: "body",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "content-type",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "content-length",
+};
+
 /** Installs the uniform error and not-found handlers (no stack traces to clients). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installErrorHandlers(app: FastifyInstance<any, any, any, any, any>): void {
@@ -137,7 +146,7 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
     }
     // Fastify's own 4xx (body too large, bad JSON, unsupported media type, rate limit) carry safe messages.
     const code = status === 413 ? "PAYLOAD_TOO_LARGE" : (statusCodes[status] ?? "BAD_REQUEST");
-    return reply.status(status).send(errorBody(request, code, err.message || code));
+    return reply.status(status).send(errorBody(request, code, err.message || code, FRAMEWORK_FIELDS[err.code]));
   });
 
   app.setNotFoundHandler((request, reply) => {

@@ -20,6 +20,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
 import { HttpError } from "./errors";
 import { beyondDouble } from "./exact-number";
+import { bodyTextIssue } from "./request-framing";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -245,8 +246,12 @@ export function assertStorableText(where: "body" | "querystring" | "params", val
 export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>, maxDepth: number): void {
   const parse = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-    const text = typeof body === "string" ? body : body.toString("utf8");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (req, body, done) => {
+    // UTF-8 only, decoded strictly (./request-framing.ts): a byte that is not UTF-8 was a U+FFFD stored.
+    const bytes = typeof body === "string" ? Buffer.from(body) : body;
+    const notText = bodyTextIssue(req.headers["content-type"], bytes);
+    if (notText) return done(notText, undefined);
+    const text = bytes.toString("utf8");
     const facts = jsonTextFacts(text, maxDepth);
     if (facts.tooDeep) {
       done(new HttpError(400, "VALIDATION_ERROR", `Invalid body: JSON nested deeper than ${maxDepth} levels`), undefined);
@@ -254,7 +259,7 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
     }
     parse(req, text, (err: Error | null, value?: unknown) => {
       // The parser's message is about the client's own text (JSON syntax, a __proto__ key): answered as it is.
-      if (err) return done(new HttpError(400, "BAD_REQUEST", err.message), undefined);
+      if (err) return done(new HttpError(400, "BAD_REQUEST", err.message, "body"), undefined);
       // Parsed strings and keys can only hold U+0000 or a surrogate the text holds (raw, or as a
       // \u escape): a body without either needs no walk (a 5,000-bar post walked cost ~4 µs a bar).
       const path = mayHoldUnstorableText(text) ? findUnstorableText(value) : undefined;

@@ -5,7 +5,7 @@
  */
 import type { DestinationStream, Logger } from "pino";
 import { findService, catalog, type ServiceDefinition } from "../catalog";
-import { createApp, createLogger, headerLimitFor, type App } from "./app";
+import { createApp, createLogger, headerCountLimitFor, headerLimitFor, type App } from "./app";
 import { Type } from "@sinclair/typebox";
 import { ConfigError, describeConfig, envEnum, loadConfig, type ConfigOf, type ConfigSchema } from "./config";
 import { Datastores, loadDatastoreConfig } from "./datastores";
@@ -168,7 +168,7 @@ export async function createService<S extends ConfigSchema>(
     if (state!.status === "disabled") log.warn({ datastore: name }, `${name} is disabled (optional, not configured): degraded mode`);
   }
 
-  const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: trustProxy.list, jsonMaxDepth: config.JSON_MAX_DEPTH, receiveTimeoutMs: config.REQUEST_RECEIVE_TIMEOUT_MS, maxHeaderBytes: headerLimitFor(def.entryPoint), ownRequestIds: def.entryPoint });
+  const app = createApp({ log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: trustProxy.list, jsonMaxDepth: config.JSON_MAX_DEPTH, receiveTimeoutMs: config.REQUEST_RECEIVE_TIMEOUT_MS, maxHeaderBytes: headerLimitFor(def.entryPoint), maxHeaders: headerCountLimitFor(def.entryPoint), ownRequestIds: def.entryPoint });
   const routes: RouteInfo[] = [];
   app.addHook("onRoute", (r) => {
     const anyQuery = r.config?.takesAnyQuery ? { takesAnyQuery: true as const } : {};

@@ -1,0 +1,122 @@
+/**
+ * What a request's headers must be before anything reads them, in every service (session 50's
+ * hostile hunt, tests/hostile/framing.test.ts):
+ * - **Header count.** Node keeps the first 1,000 headers of a request (its `maxHeadersCount`, 2,000
+ *   raw entries) and drops the rest without a word. A client sending ~995 headers of a few bytes each
+ *   (well inside the 16 KiB header block) had the gateway forward them, its own identity headers
+ *   last: the service dropped those, and an API key's call arrived as a user session
+ *   (`x-auth-method` lost: GET /api/users/me said `"authMethod":"jwt"`), without its scopes, or
+ *   without any identity (401). Now nothing is dropped (`maxHeadersCount` 0: the header block's byte
+ *   limit bounds them) and a request with more than `headerCountLimitFor` headers is a 431 naming
+ *   `headers`: the entry point takes Apache's default of 100 (LimitRequestFields), a service behind
+ *   it twice that, room for what the gateway adds.
+ * - **Headers that name one thing, sent twice** (Host, Authorization, X-Api-Key, Content-Type,
+ *   Content-Encoding, Idempotency-Key): Node kept the first Host, Authorization and Content-Type and
+ *   dropped the others, and joined two X-Api-Keys or Idempotency-Keys with ", "; a proxy in front may
+ *   read the other one. A 400 naming the header.
+ * - **Framing Node takes but does not decode**: a Transfer-Encoding other than `chunked` alone
+ *   (`gzip, chunked` was read as chunked and its gzip bytes taken as the body) is a 400 naming
+ *   `transfer-encoding`; a body with a Content-Encoding (gzip, deflate, br, anything but identity)
+ *   is a 415 naming `content-encoding`: bodies are taken uncompressed, so none is ever inflated (no
+ *   zip bomb), and a body labelled gzip is never read as plain text.
+ * - **What Node answered itself, outside the platform's shape**: an HTTP/1.1 request without Host
+ *   (a 400 with no body) is a 400 naming `host`; an Expect other than `100-continue` (a 417 with no
+ *   body) is a 417 naming `expect`; and `Expect: 100-continue` with a Content-Length over the body
+ *   limit is answered 413 at once, without the `100 Continue` that told the client to send it.
+ * - **A JSON body's text** (bodyTextIssue, the kit's JSON parser): UTF-8 only, decoded strictly.
+ */
+import { isUtf8 } from "node:buffer";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { FastifyInstance } from "fastify";
+import { HttpError } from "./errors";
+
+/** Most headers a request may carry: the entry point's, and a service's behind it (room for what the gateway adds). */
+export const headerCountLimitFor = (entryPoint: boolean): number => (entryPoint ? 100 : 200);
+
+/** Headers that name one thing: sent twice, the request is refused. */
+const SINGLE_HEADERS = ["host", "authorization", "x-api-key", "content-type", "content-encoding", "idempotency-key"];
+const SINGLE_LENGTHS = new Set(SINGLE_HEADERS.map((h) => h.length));
+
+/** The first of SINGLE_HEADERS a request carries twice, or undefined. */
+export function repeatedSingleHeader(rawHeaders: readonly string[]): string | undefined {
+  let seen: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    if (!SINGLE_LENGTHS.has(name.length)) continue;
+    const lower = name.toLowerCase();
+    if (!SINGLE_HEADERS.includes(lower)) continue;
+    if (seen?.includes(lower)) return lower;
+    (seen ??= []).push(lower);
+  }
+  return undefined;
+}
+
+const hasBody = (req: IncomingMessage): boolean => req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+
+/** Why a request's headers are refused (the 4xx), or undefined. */
+export function framingIssue(req: IncomingMessage, maxHeaders: number): HttpError | undefined {
+  const raw = req.rawHeaders;
+  if (raw.length > maxHeaders * 2) return new HttpError(431, "TOO_MANY_HEADERS", `The request carries ${raw.length / 2} headers; at most ${maxHeaders} are taken`, "headers");
+  const repeated = repeatedSingleHeader(raw);
+  if (repeated) return new HttpError(400, "BAD_REQUEST", `The ${repeated} header is sent more than once`, repeated);
+  const h = req.headers;
+  if (h.host === undefined && req.httpVersionMinor === 1 && req.httpVersionMajor === 1) return new HttpError(400, "BAD_REQUEST", "An HTTP/1.1 request needs a Host header", "host");
+  const te = h["transfer-encoding"];
+  if (te !== undefined && te.trim().toLowerCase() !== "chunked")
+    return new HttpError(400, "BAD_REQUEST", "Transfer-Encoding must be chunked alone (no other transfer coding is taken)", "transfer-encoding");
+  const ce = h["content-encoding"];
+  if (ce !== undefined && ce.trim().toLowerCase() !== "identity" && ce.trim() !== "" && hasBody(req))
+    return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "Request bodies are taken uncompressed: send it without a Content-Encoding", "content-encoding");
+  return undefined;
+}
+
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+
+/**
+ * Why a JSON body's bytes are not taken as text, or undefined: a charset other than UTF-8 declared
+ * (415 naming `content-type`: a UTF-16 or Latin-1 body was decoded as UTF-8), or bytes that are not
+ * UTF-8 (400 naming `body`: Node's decoder turned each into U+FFFD, and "Zo\xEB" was stored as "Zo\uFFFD").
+ */
+export function bodyTextIssue(contentType: string | undefined, body: Buffer): HttpError | undefined {
+  const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1].toLowerCase();
+  if (charset !== undefined && charset !== "utf-8" && charset !== "utf8")
+    return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", `JSON bodies are UTF-8 (RFC 8259), not ${charset.slice(0, 40) || "an empty charset"}`, "content-type");
+  if (!isUtf8(body)) return new HttpError(400, "BAD_REQUEST", "The body is not UTF-8 text", "body");
+  return undefined;
+}
+
+/** A JSON answer written straight to a response Fastify never saw (checkContinue, checkExpectation). */
+function answerRaw(res: ServerResponse, status: number, code: string, message: string, field: string): void {
+  const body = JSON.stringify({ error: { code, message, field } });
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
+  res.end(body);
+}
+
+/**
+ * Installs the checks: the header count and framing in a preParsing hook (after the entry point's
+ * own onRequest hooks, so its answers carry the security headers; before any body is read or
+ * forwarded), and the server's Expect handling. `bodyLimit` is the service's; a route declaring a
+ * larger one raises the bound `Expect: 100-continue` is judged by.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function installFramingGuards(app: FastifyInstance<any, any, any, any, any>, o: { maxHeaders: number; bodyLimit: number }): void {
+  app.server.maxHeadersCount = 0;
+  let largestBody = o.bodyLimit;
+  app.addHook("onRoute", (route) => {
+    if (typeof route.bodyLimit === "number" && route.bodyLimit > largestBody) largestBody = route.bodyLimit;
+  });
+  app.addHook("preParsing", (request, _reply, payload, done) => {
+    const issue = framingIssue(request.raw, o.maxHeaders);
+    if (issue) return done(issue);
+    done(null, payload);
+  });
+  app.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    if (Number(req.headers["content-length"] ?? 0) > largestBody) {
+      answerRaw(res, 413, "PAYLOAD_TOO_LARGE", `Request body is too large (at most ${largestBody} bytes)`, "body");
+      return;
+    }
+    res.writeContinue();
+    app.server.emit("request", req, res);
+  });
+  app.server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => answerRaw(res, 417, "EXPECTATION_FAILED", "Only Expect: 100-continue is taken", "expect"));
+}
