@@ -15,6 +15,8 @@
  * - a JSON body in UTF-16 or Latin-1, or bytes that are not UTF-8 (each stored as U+FFFD): 415
  *   naming `content-type` / 400 naming `body`; a gzip body and a zip bomb: 415 naming
  *   `content-encoding`, never inflated;
+ * - Kafka: a number its double does not carry, and a byte that is not UTF-8 inside a string, are
+ *   set aside like other poison (they were applied: an amount of 100.000000000000000000001 as 100).
  * Held and kept here: Node's refusals of Content-Length with Transfer-Encoding, two Content-Lengths,
  * obs-fold and `chunked, identity`; chunk extensions; HTTP/1.0 and absolute-form targets; a JSON
  * body with a BOM; a key given twice (the last wins, and it is the one validated); OPTIONS, HEAD,
@@ -25,13 +27,17 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
 import { isInternalPath } from "../../services/src/kit";
+import { BUSINESS_TOPICS } from "../../services/src/business/events";
+import { kafkajs } from "../harness";
 import { useServersWith } from "../harness/shared";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { rawExchange, type RawAnswer } from "../helpers/raw-http";
 import { plausibleRequest } from "./cases";
 import { judge } from "./oracle";
+import { CONSUMERS, poisonFor, validMessage } from "./poison";
 
-const srv = useServersWith({}, "postgres", "redis", "kafka", "clickhouse");
+// A broker of its own: poison on the payments topic must not reach other files' consumers.
+const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 const SERVICES = ["api-gateway", "user-management", "order-management", "risk-analyzer", "notification-service", "billing-service", "revenue-analytics"];
 const PASSWORD = "correct horse battery staple";
 let p: Platform;
@@ -199,4 +205,39 @@ describe("methods and ranges on every route", () => {
     expect(n).toBeGreaterThan(100);
     expect(failures).toEqual([]);
   });
+});
+
+describe("Kafka: numbers beyond a double and bytes that are not UTF-8", () => {
+  it("are set aside by every consumer of the payments topic, which keeps consuming (the valid message after them is applied)", async () => {
+    const topic = BUSINESS_TOPICS.payments;
+    const poison = poisonFor(topic, "BTCUSDT").filter((m) => /beyond a double|inside a string/.test(m.name));
+    expect(poison.map((m) => m.name)).toEqual(["invalid UTF-8 inside a string", "amount beyond a double", "ts beyond a double"]);
+    const kafka = new kafkajs.Kafka({ brokers: p.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+    const producer = kafka.producer();
+    const admin = kafka.admin();
+    await producer.connect();
+    await admin.connect();
+    try {
+      const key = `framing-${randomBytes(4).toString("hex")}`;
+      const [meta] = await producer.send({ topic, messages: [...poison.map((m) => ({ key, value: m.value })), { key, value: JSON.stringify(validMessage(topic, "BTCUSDT")) }] });
+      const first = Number(meta.baseOffset);
+      const validOffset = first + poison.length;
+      for (const { service, groupEnv } of CONSUMERS[topic]) {
+        const groupId = p.env[groupEnv];
+        await expect
+          .poll(async () => {
+            const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+            return Number(t.partitions.find((x) => x.partition === meta.partition)?.offset ?? -1) > validOffset;
+          }, { timeout: 120_000, interval: 500 })
+          .toBe(true);
+        const rows = (await p.pool.query("SELECT msg_offset, reason FROM consumer_dead_letters WHERE consumer_group = $1 AND topic = $2 AND msg_partition = $3 AND msg_offset BETWEEN $4 AND $5 ORDER BY msg_offset", [groupId, topic, meta.partition, first, validOffset])).rows;
+        expect(rows.map((r) => Number(r.msg_offset)), service).toEqual([first, first + 1, first + 2]);
+        // (Both literals parse to 100, as the valid amount does: the field named is the first number of that value.)
+        expect(rows.map((r) => r.reason).join(" | "), service).toMatch(/not UTF-8.*a number a double does not carry exactly.*a number a double does not carry exactly/);
+      }
+    } finally {
+      await producer.disconnect().catch(() => undefined);
+      await admin.disconnect().catch(() => undefined);
+    }
+  }, 300_000);
 });

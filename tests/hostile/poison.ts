@@ -93,8 +93,9 @@ const KIND_POISON: Record<Kind, Array<[string, string]>> = {
   id: [["number", "42"], ["empty", '""'], ["100k text", JSON.stringify("x".repeat(100_000))], ["array", '["a"]']],
   enum: [["number", "42"], ["hex text", '"0x64"'], ["spaced text", '" 100"'], ["unknown value", '"order.exploded"'], ["object member name", '"constructor"'], ["array", '["a"]']],
   decimal: [["number", "100"], ["huge digits", JSON.stringify("9".repeat(400))], ["exponent", '"1e400"'], ["hex text", '"0x64"'], ["spaced text", '" 100"'], ["negative text", '"-1"'], ["empty", '""'], ["array", '["1"]']],
-  number: [["text", '"100"'], ["huge number", "1e309"], ["huge integer", "123456789012345678901234567890"], ["negative", "-1"], ["fraction", "0.5"], ["array", "[1]"]],
-  float: [["text", '"100"'], ["huge number", "1e309"], ["huge integer", "123456789012345678901234567890"], ["negative", "-1"], ["array", "[1]"]],
+  // "beyond a double": a literal its double does not carry (kit exact-number.ts), in bounds once parsed (100, an integer).
+  number: [["text", '"100"'], ["huge number", "1e309"], ["huge integer", "123456789012345678901234567890"], ["negative", "-1"], ["fraction", "0.5"], ["beyond a double", "100.000000000000000000001"], ["array", "[1]"]],
+  float: [["text", '"100"'], ["huge number", "1e309"], ["huge integer", "123456789012345678901234567890"], ["negative", "-1"], ["beyond a double", "1.00000000000000000000001"], ["array", "[1]"]],
   object: [["number", "42"], ["text", '"x"'], ["array", "[1,2]"]],
   array: [["number", "42"], ["text", '"x"'], ["wrong items", "[1,2]"]],
   symbol: [["lowercase", '"btcusdt"'], ["SQL", JSON.stringify("BTC'; DROP TABLE om_orders; --")], ["long", JSON.stringify("A".repeat(64))], ["empty", '""'], ["number", "42"]],
@@ -132,6 +133,8 @@ export function poisonFor(topic: string, symbol: string): PoisonMessage[] {
   const out: PoisonMessage[] = [
     { name: "not JSON", value: "{not json" },
     { name: "invalid UTF-8", value: Buffer.from([0xff, 0xfe, 0x7b, 0x22, 0xc0, 0xaf]) },
+    // Valid JSON but for one byte inside a string of a field no consumer reads: decoded, it became U+FFFD and was taken.
+    { name: "invalid UTF-8 inside a string", value: Buffer.concat([Buffer.from('{"note":"'), Buffer.from([0xff]), Buffer.from(`",${JSON.stringify(valid).slice(1)}`)]) },
     { name: "JSON array", value: "[1,2,3]" },
     { name: "JSON null", value: "null" },
     { name: "JSON string", value: '"hello"' },

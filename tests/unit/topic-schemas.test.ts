@@ -48,7 +48,7 @@ describe("topic schemas", () => {
     let checked = 0;
     for (const topic of Object.keys(CONSUMERS)) {
       for (const m of poisonFor(topic, "XYZUSDT")) {
-        const problem = messageProblem(topic, m.value.toString());
+        const problem = messageProblem(topic, m.value);
         expect(problem, `${topic}: ${m.name}`).toBeDefined();
         const field = m.name.split(" ")[0];
         if (/^[a-z]+(\.[a-zA-Z]+)?$/i.test(field) && m.name.includes(" ") && !/^(not|invalid|JSON|empty|nested)$/.test(field)) expect(problem, `${topic}: ${m.name}`).toContain(`${field}`);

@@ -207,6 +207,15 @@ export function findNumber(value: unknown, test: (n: number) => boolean, path: s
   return undefined;
 }
 
+/**
+ * The path ("a.b.0") of the first number of `value` (JSON.parse of `text`) whose literal its double
+ * does not carry exactly (beyondDouble), or undefined: for JSON read outside a request (Kafka messages).
+ */
+export function inexactNumberPath(text: string, value: unknown): string | undefined {
+  const inexact = jsonTextFacts(text, Infinity).inexactNumbers;
+  return inexact ? findNumber(value, (n) => inexact.has(Math.abs(n)))?.join(".") : undefined;
+}
+
 /** The path of the first number that is not finite (a JSON literal beyond the double range), or undefined. */
 export const findNonFiniteNumber = (value: unknown): string[] | undefined => findNumber(value, (n) => !Number.isFinite(n));
 

@@ -185,7 +185,7 @@ export async function consumeDecoded<T>(
     for (const raw of batch.messages) {
       if (!raw.value) continue;
       const msg = { topic: batch.topic, partition: batch.partition, offset: raw.offset, key: raw.key ? raw.key.toString() : null, value: raw.value.toString(), raw: { key: raw.key, value: raw.value } };
-      const checked = checkMessage(msg.topic, msg.value);
+      const checked = checkMessage(msg.topic, msg.value, raw.value);
       if (checked.problem !== undefined) {
         await setMessageAside(msg, reasonText(checked.problem));
         continue;

@@ -12,7 +12,9 @@
  * consumers as a batch, and the bad bars of a batch are split off (`aside`) while the good ones go on.
  */
 import { Type, type TSchema } from "@sinclair/typebox";
+import { isUtf8 } from "node:buffer";
 import { canonicalUserId } from "../../kit/identity";
+import { inexactNumberPath } from "../../kit/request-guards";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { BUSINESS_TOPICS } from "../../business/events";
 import { TOPICS } from "../events";
@@ -171,7 +173,10 @@ function canonicaliseUserIds(v: Record<string, unknown>): boolean {
 export function checkMessage(
   topic: string,
   value: string,
+  bytes?: Buffer,
 ): { json: object; canonical?: string; problem?: undefined; aside?: { value: string; problem: string } } | { problem: string } {
+  // `value` is `bytes` decoded: a byte that is not UTF-8 became U+FFFD, and a string holding it was taken.
+  if (bytes && !isUtf8(bytes)) return { problem: "message is not UTF-8 text" };
   let v: unknown;
   try {
     v = JSON.parse(value);
@@ -179,6 +184,11 @@ export function checkMessage(
     return { problem: "message is not JSON" };
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { problem: "message is not a JSON object" };
+  // As in a request body (kit exact-number.ts): a literal its double does not carry (an amount of
+  // 99.9999999999999999999 parses to 100, an integer) is not the value its producer meant; the
+  // platform's producers (JSON.stringify) never write one.
+  const inexact = inexactNumberPath(value, v);
+  if (inexact !== undefined) return { problem: `${topic} message: ${inexact || "message"}: a number a double does not carry exactly (beyond ±${Number.MAX_SAFE_INTEGER} or more than 17 significant digits)` };
   if (topic === TOPICS.candles) {
     const c = checkCandleMessage(v as Record<string, unknown>);
     if (c.problem !== undefined) return { problem: `${topic} message: ${c.problem}` };
@@ -196,7 +206,7 @@ export const candleBatchOf = (json: object): CandleBatch => json as CandleBatch;
  * Why a message of `topic` can never be applied (or, for a candles batch, why part of it was set
  * aside), or undefined when it passes whole (JSON object, topic schema).
  */
-export function messageProblem(topic: string, value: string): string | undefined {
-  const c = checkMessage(topic, value);
+export function messageProblem(topic: string, value: string | Buffer): string | undefined {
+  const c = typeof value === "string" ? checkMessage(topic, value) : checkMessage(topic, value.toString(), value);
   return c.problem ?? c.aside?.problem;
 }
