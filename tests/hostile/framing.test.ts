@@ -20,7 +20,8 @@
  * Held and kept here: Node's refusals of Content-Length with Transfer-Encoding, two Content-Lengths,
  * obs-fold and `chunked, identity`; chunk extensions; HTTP/1.0 and absolute-form targets; a JSON
  * body with a BOM; a key given twice (the last wins, and it is the one validated); OPTIONS, HEAD,
- * TRACE and a Range header on every route.
+ * TRACE and a Range header on every route; slow clients (408 at the receive timeout, others served);
+ * an e-mail's one ASCII spelling (fullwidth, zero-width and override twins refused, case folded).
  */
 import { randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
@@ -40,6 +41,7 @@ import { CONSUMERS, poisonFor, validMessage } from "./poison";
 const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 const SERVICES = ["api-gateway", "user-management", "order-management", "risk-analyzer", "notification-service", "billing-service", "revenue-analytics"];
 const PASSWORD = "correct horse battery staple";
+const RECEIVE_TIMEOUT_MS = 4_000;
 let p: Platform;
 let internalPorts: number[];
 let token: string;
@@ -60,7 +62,8 @@ const request = (head: string, body = "") => `${head}\r\n\r\n${body}`;
 const me = (...headers: string[]) => request(["GET /api/users/me HTTP/1.1", "Host: gw", ...headers, "Connection: close"].join("\r\n"));
 
 beforeAll(async () => {
-  p = await startPlatform(srv.env, {}, { only: SERVICES });
+  // A receive timeout of 4 s (30 s in production): the slow clients below are cut off sooner.
+  p = await startPlatform(srv.env, { REQUEST_RECEIVE_TIMEOUT_MS: String(RECEIVE_TIMEOUT_MS) }, { only: SERVICES });
   internalPorts = [srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL].map((u) => Number(/:(\d+)(?:\/|$)/.exec(u)?.[1] ?? 0)).filter(Boolean);
   const email = `framing-${randomBytes(3).toString("hex")}@example.com`;
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -204,6 +207,38 @@ describe("methods and ranges on every route", () => {
     }
     expect(n).toBeGreaterThan(100);
     expect(failures).toEqual([]);
+  });
+});
+
+describe("slow clients and identities", () => {
+  it("slowloris: 30 connections trickling headers and 10 trickling a body are each cut off with a 408 at the receive timeout, while others are served", async () => {
+    const drip = (first: string, piece: string) => [[first, 500] as [string, number], ...Array.from({ length: 30 }, () => [piece, 500] as [string, number])];
+    const t0 = Date.now();
+    const slow = [
+      ...Array.from({ length: 30 }, (_, i) => rawExchange(p.gatewayUrl, drip("GET /api/users/me HTTP/1.1\r\nHost: gw\r\n", `X-Drip-${i}: a\r\n`), 20_000)),
+      ...Array.from({ length: 10 }, () => rawExchange(p.gatewayUrl, drip("POST /api/users/login HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", " "), 20_000)),
+    ].map((x) => x.then((a) => ({ a, ms: Date.now() - t0 })));
+    await new Promise((r) => setTimeout(r, 1_000));
+    const served = await sent("beside the slow ones", p.gatewayUrl, [me(`Authorization: Bearer ${token}`)]);
+    expect(served.status).toBe(200);
+    for (const { a, ms } of await Promise.all(slow)) {
+      expect([a.statuses, json(a).error.code], a.all.slice(0, 200)).toEqual([[408], "REQUEST_TIMEOUT"]);
+      // Cut off near the timeout (Node checks its clock each second; a loaded machine is slower), long before the 15 s drip ends.
+      expect(ms).toBeGreaterThanOrEqual(RECEIVE_TIMEOUT_MS);
+      expect(ms).toBeLessThan(RECEIVE_TIMEOUT_MS + 8_000);
+    }
+  });
+
+  it("an e-mail is one ASCII spelling in any case: fullwidth letters, a zero-width space, a direction override are a 400 naming email; upper case logs in and is taken", async () => {
+    const email = `id-${randomBytes(3).toString("hex")}@example.com`;
+    const post = (path: string, address: string) => fetch(`${p.gatewayUrl}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: address, password: PASSWORD }) });
+    expect((await post("/api/users/register", email)).status).toBe(201);
+    for (const twin of [email.replace("id", "\uff49\uff44"), email.replace("id", "i\u200bd"), email.replace("id", "i\u202ed"), email.replace("id", "i\u0307d"), email.normalize("NFD").replace("i", "\u0131")]) {
+      const r = await post("/api/users/register", twin);
+      expect([r.status, ((await r.json()) as any).error?.field], twin).toEqual([400, "email"]);
+    }
+    expect((await post("/api/users/login", email.toUpperCase())).status).toBe(200);
+    expect((await post("/api/users/register", email.toUpperCase())).status).toBe(409);
   });
 });
 
