@@ -267,8 +267,8 @@ describe("Kafka: numbers beyond a double and bytes that are not UTF-8", () => {
           .toBe(true);
         const rows = (await p.pool.query("SELECT msg_offset, reason FROM consumer_dead_letters WHERE consumer_group = $1 AND topic = $2 AND msg_partition = $3 AND msg_offset BETWEEN $4 AND $5 ORDER BY msg_offset", [groupId, topic, meta.partition, first, validOffset])).rows;
         expect(rows.map((r) => Number(r.msg_offset)), service).toEqual([first, first + 1, first + 2]);
-        // (Both literals parse to 100, as the valid amount does: the field named is the first number of that value.)
-        expect(rows.map((r) => r.reason).join(" | "), service).toMatch(/not UTF-8.*a number a double does not carry exactly.*a number a double does not carry exactly/);
+        // Each named where it is written (both parse to 100, as the valid amount does: ts was named amount before).
+        expect(rows.map((r) => r.reason).join(" | "), service).toMatch(/not UTF-8.*amount: a number a double does not carry exactly.*ts: a number a double does not carry exactly/);
       }
     } finally {
       await producer.disconnect().catch(() => undefined);

@@ -109,6 +109,24 @@ describe("jsonTextFacts.inexactNumbers", () => {
       '{"bars":[{"symbol":"BTCUSDT","openTime":1577836800000,"open":"100.5"}]}',
     ]) {
       expect(jsonTextFacts(t, 64).inexactNumbers, t).toBeUndefined();
+      expect(jsonTextFacts(t, 64).inexactPath, t).toBeUndefined();
+    }
+  });
+  it("names where the first inexact literal is written, not another field of the same value (session 50: {quantity: 1, price: 1.000...1} named quantity)", () => {
+    for (const [t, path] of [
+      ["9007199254740993", []],
+      [`{"a:b":[0,{"c\\u0022":"x","d":9007199254740993}]}`, ["a:b", "1", "d"]],
+      ['{"quantity":1,"price":1.00000000000000000001}', ["price"]],
+      ['{"amount":100,"ts":100.000000000000000000001}', ["ts"]],
+      ['{"a":[1,2,{"b":9007199254740993}]}', ["a", "2", "b"]],
+      ['[[1,2],[3,"x,y",9007199254740993]]', ["1", "2"]],
+      ['{"a":{"b":1,"c":[]},"d":[{"e":0},{"f":12345678901234567890}]}', ["d", "1", "f"]],
+      [String.raw`{"k\"x":[0,12345678901234567890],"z":9007199254740995}`, ['k"x', "1"]],
+      ['{ "s" : "9007199254740993" , "n" : [ 0 , -9007199254740993 ] }', ["n", "1"]],
+      // A key given twice: the literal is named where written, even when the last value wins.
+      ['{"q":9007199254740993,"q":1}', ["q"]],
+    ] as const) {
+      expect(jsonTextFacts(t, 64).inexactPath, t).toEqual(path);
     }
   });
 });

@@ -19,7 +19,7 @@ import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
 import { HttpError } from "./errors";
-import { beyondDouble } from "./exact-number";
+import { jsonTextFacts, type JsonTextFacts } from "./json-text";
 import { bodyTextIssue } from "./request-framing";
 
 declare module "fastify" {
@@ -80,85 +80,7 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
   return items;
 }
 
-/** What one pass over a JSON text finds outside its strings (jsonTextFacts). */
-export interface JsonTextFacts {
-  /** Its deepest array/object is deeper than the limit (the scan stops there). */
-  tooDeep: boolean;
-  /**
-   * It holds a number that could overflow a double once parsed: a run of 309 or more digits, or an
-   * exponent of three or more digits (`1e309`). False means findNonFiniteNumber would find nothing.
-   */
-  mayOverflow: boolean;
-  /**
-   * The magnitudes of the number literals it holds that their double does not carry exactly
-   * (exact-number.ts, beyondDouble), as the doubles JSON.parse makes of them; undefined when there is none.
-   */
-  inexactNumbers?: Set<number>;
-}
-
-const isDigit = (c: number) => c >= 48 && c <= 57;
-
-/**
- * One linear pass over a JSON text, before JSON.parse: its nesting against `depthLimit` and whether a
- * number in it may overflow a double. Strings are jumped over with indexOf to their closing quote (one
- * not escaped by an odd run of backslashes): a third less CPU than looking at every character of a
- * body of bars, and the digits inside them are no numbers. (The overflow pre-check was a regular
- * expression, /\d[eE][+]?\d{3}|\d{309}/, over the whole text: it tried the 309-digit run at every
- * digit, a tenth of data-bridge's CPU on a post of bars.)
- */
-export function jsonTextFacts(text: string, depthLimit: number): JsonTextFacts {
-  let depth = 0;
-  let mayOverflow = false;
-  let inexactNumbers: Set<number> | undefined;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 34 /* " */) {
-      for (;;) {
-        i = text.indexOf('"', i + 1);
-        if (i < 0) return { tooDeep: false, mayOverflow, inexactNumbers }; // an unterminated string: JSON.parse refuses the text
-        let backslashes = 0;
-        while (text.charCodeAt(i - 1 - backslashes) === 92 /* \ */) backslashes++;
-        if (backslashes % 2 === 0) break;
-      }
-    } else if (c === 123 /* { */ || c === 91 /* [ */) {
-      if (++depth > depthLimit) return { tooDeep: true, mayOverflow, inexactNumbers };
-    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
-    else if (isDigit(c)) {
-      // A number literal (its sign is outside the scan: the value's magnitude is what is kept).
-      const intEnd = digitsEnd(text, i + 1);
-      let end = intEnd;
-      let fractionDigits = 0;
-      if (text.charCodeAt(end) === 46 /* . */) {
-        const fractionEnd = digitsEnd(text, end + 1);
-        fractionDigits = fractionEnd - end - 1;
-        end = fractionEnd;
-      }
-      if (text.charCodeAt(end) === 101 /* e */ || text.charCodeAt(end) === 69 /* E */) {
-        let at = end + 1;
-        if (text.charCodeAt(at) === 43 /* + */ || text.charCodeAt(at) === 45 /* - */) at++;
-        end = digitsEnd(text, at);
-        if (end - at >= 3) mayOverflow = true;
-      }
-      if (intEnd - i >= 309) mayOverflow = true;
-      // Fewer than 16 digits in all is always exact (a double holds 15 to 17); only longer ones are looked at.
-      if (intEnd - i + fractionDigits >= 16) {
-        const literal = text.slice(i, end);
-        if (beyondDouble(literal)) (inexactNumbers ??= new Set()).add(Number(literal));
-      }
-      i = end - 1;
-    }
-  }
-  return { tooDeep: false, mayOverflow, inexactNumbers };
-}
-
-const digitsEnd = (text: string, from: number): number => {
-  let end = from;
-  while (isDigit(text.charCodeAt(end))) end++;
-  return end;
-};
-
-/** Whether the deepest array/object in a JSON text is deeper than `limit` (jsonTextFacts). */
-export const jsonDepthExceeds = (text: string, limit: number): boolean => jsonTextFacts(text, limit).tooDeep;
+export { jsonDepthExceeds, jsonTextFacts, type JsonTextFacts } from "./json-text";
 
 // eslint-disable-next-line no-control-regex
 const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -208,13 +130,10 @@ export function findNumber(value: unknown, test: (n: number) => boolean, path: s
 }
 
 /**
- * The path ("a.b.0") of the first number of `value` (JSON.parse of `text`) whose literal its double
- * does not carry exactly (beyondDouble), or undefined: for JSON read outside a request (Kafka messages).
+ * The path ("a.b.0") of the first number literal of a JSON text its double does not carry exactly
+ * (beyondDouble), or undefined: for JSON read outside a request (Kafka messages).
  */
-export function inexactNumberPath(text: string, value: unknown): string | undefined {
-  const inexact = jsonTextFacts(text, Infinity).inexactNumbers;
-  return inexact ? findNumber(value, (n) => inexact.has(Math.abs(n)))?.join(".") : undefined;
-}
+export const inexactNumberPath = (text: string): string | undefined => jsonTextFacts(text, Infinity).inexactPath?.join(".");
 
 /** The path of the first number that is not finite (a JSON literal beyond the double range), or undefined. */
 export const findNonFiniteNumber = (value: unknown): string[] | undefined => findNumber(value, (n) => !Number.isFinite(n));
@@ -225,8 +144,8 @@ export const findNonFiniteNumber = (value: unknown): string[] | undefined => fin
  */
 function numberIssue(value: unknown, facts: JsonTextFacts, takesInexactNumbers: boolean): HttpError | undefined {
   const huge = facts.mayOverflow ? findNonFiniteNumber(value) : undefined;
-  const inexactNumbers = facts.inexactNumbers;
-  const inexact = huge || !inexactNumbers || takesInexactNumbers ? undefined : findNumber(value, (n) => inexactNumbers.has(Math.abs(n)));
+  // Named where the literal is written (a field of the same value elsewhere was named before).
+  const inexact = huge || takesInexactNumbers ? undefined : facts.inexactPath;
   const path = huge ?? inexact;
   if (!path) return undefined;
   const field = path.join(".");

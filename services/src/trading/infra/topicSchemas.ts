@@ -187,7 +187,7 @@ export function checkMessage(
   // As in a request body (kit exact-number.ts): a literal its double does not carry (an amount of
   // 99.9999999999999999999 parses to 100, an integer) is not the value its producer meant; the
   // platform's producers (JSON.stringify) never write one.
-  const inexact = inexactNumberPath(value, v);
+  const inexact = inexactNumberPath(value);
   if (inexact !== undefined) return { problem: `${topic} message: ${inexact || "message"}: a number a double does not carry exactly (beyond ±${Number.MAX_SAFE_INTEGER} or more than 17 significant digits)` };
   if (topic === TOPICS.candles) {
     const c = checkCandleMessage(v as Record<string, unknown>);
