@@ -1,8 +1,8 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { Finding, plainResources, StackResource } from "../lib/stack";
-import { arr, hasUnknown, isRecord, str } from "../lib/values";
-import { describe, K8S_WORKLOAD_TYPES, objectName, podTemplate } from "../lib/workloads";
+import { arr, hasUnknown, isRecord, isUnknown, str } from "../lib/values";
+import { describe, K8S_WORKLOAD_TYPES, metadataAnnotations, objectName, podTemplate } from "../lib/workloads";
 
 /**
  * Session 49. PSS restricted allows `csi` and `ephemeral` volumes, and a PersistentVolume or a
@@ -20,9 +20,15 @@ export interface StorageDriversConfig {
      * default): a claim of an undeclared class is not judged; once it lists any, a claim naming another is refused.
      */
     allowedStorageClasses: string[];
+    /**
+     * Session 50: the cluster's default StorageClass, which provisions a claim naming no class. Empty (the
+     * default): such a claim is refused, unless the stack declares a class marked default; set, the class
+     * must be declared or listed in allowedStorageClasses.
+     */
+    defaultStorageClass: string;
 }
 
-const defaults: StorageDriversConfig = { allowedStorageDrivers: [], allowedStorageClasses: [] };
+const defaults: StorageDriversConfig = { allowedStorageDrivers: [], allowedStorageClasses: [], defaultStorageClass: "" };
 
 /** A StorageClass of any storage.k8s.io version (a chart renders v1beta1 too). */
 const STORAGE_CLASS = /^kubernetes:storage\.k8s\.io\/[^:]+:StorageClass$/;
@@ -30,6 +36,14 @@ const PERSISTENT_VOLUME = "kubernetes:core/v1:PersistentVolume";
 const PERSISTENT_VOLUME_CLAIM = "kubernetes:core/v1:PersistentVolumeClaim";
 /** Provisions nothing: its claims bind to PersistentVolumes made by hand, judged as declared. */
 const NO_PROVISIONER = "kubernetes.io/no-provisioner";
+/** The annotations (GA and beta) that make a StorageClass the one a class-less claim gets at admission. */
+const DEFAULT_CLASS_ANNOTATIONS = ["storageclass.kubernetes.io/is-default-class", "storageclass.beta.kubernetes.io/is-default-class"];
+
+/** The class a claim gets: its storageClassName, or (field unset) the default class, declared or configured; undefined when unknown. */
+function claimedClass(spec: Record<string, any>, defaultClass: string | undefined): string | undefined {
+    if (isUnknown(spec.storageClassName)) return undefined;
+    return spec.storageClassName === undefined || spec.storageClassName === null ? defaultClass : str(spec.storageClassName)?.trim();
+}
 
 /** A claim's spec with where it sits: a PVC's own, a StatefulSet's volumeClaimTemplates, a pod's generic ephemeral volume. */
 interface Claim {
@@ -70,6 +84,10 @@ const FIX = "a CSI driver decides what it mounts (a secrets store fetches secret
 export function storageDriverFindings(resources: StackResource[], cfg: StorageDriversConfig = defaults): Finding[] {
     const allowed = (driver: string) => cfg.allowedStorageDrivers.includes(driver);
     const declaredClaims = claims(resources);
+    // Session 50: a claim naming no class gets the cluster's default at admission: a class the stack declares as
+    // default (an annotation set to "true"), else the one the config names; neither, and it is refused below.
+    const declaredDefault = resources.find((r) => STORAGE_CLASS.test(r.type) && DEFAULT_CLASS_ANNOTATIONS.some((a) => str(metadataAnnotations(r.props)[a])?.trim() === "true"));
+    const defaultClass = declaredDefault ? objectName(declaredDefault.props, declaredDefault.name) : cfg.defaultStorageClass.trim() || undefined;
     const out: Finding[] = [];
     for (const r of resources) {
         const who = describe(r.type, r.name);
@@ -88,7 +106,7 @@ export function storageDriverFindings(resources: StackResource[], cfg: StorageDr
         const provisioner = STORAGE_CLASS.test(r.type) ? str(r.props.provisioner) : undefined;
         if (provisioner !== undefined && provisioner !== NO_PROVISIONER && !allowed(provisioner)) {
             const name = objectName(r.props, r.name);
-            const users = declaredClaims.filter((c) => str(c.spec.storageClassName) === name).map((c) => c.who);
+            const users = declaredClaims.filter((c) => claimedClass(c.spec, defaultClass) === name).map((c) => c.who);
             out.push({
                 urn: r.urn,
                 message: `${who} provisions with ${provisioner}, not in allowedStorageDrivers${users.length ? ` (claimed by ${users.join(", ")})` : ""}: ${FIX}`,
@@ -99,7 +117,19 @@ export function storageDriverFindings(resources: StackResource[], cfg: StorageDr
     const declaredClasses = new Set(resources.filter((r) => STORAGE_CLASS.test(r.type)).map((r) => objectName(r.props, r.name)));
     for (const c of declaredClaims) {
         const storageClass = str(c.spec.storageClassName)?.trim();
-        if (storageClass && cfg.allowedStorageClasses.length > 0 && !declaredClasses.has(storageClass) && !cfg.allowedStorageClasses.includes(storageClass)) {
+        const unset = c.spec.storageClassName === undefined || c.spec.storageClassName === null;
+        const claimed = claimedClass(c.spec, defaultClass);
+        const undeclared = claimed && !declaredClasses.has(claimed) && !cfg.allowedStorageClasses.includes(claimed);
+        if (unset && !str(c.spec.volumeName)?.trim() && (claimed === undefined || undeclared)) {
+            const why = claimed === undefined
+                ? "whichever class the cluster marks default when the claim is made (none, or one whose provisioner the pack never sees)"
+                : `the cluster's default class "${claimed}" (defaultStorageClass), which the stack does not declare and allowedStorageClasses does not list`;
+            out.push({
+                urn: c.urn,
+                message: `${c.who} names no storageClassName, so it is provisioned by ${why}; name a declared or listed StorageClass in storageClassName, ` +
+                    "or set defaultStorageClass to the cluster's default class and list it in allowedStorageClasses once its provisioner is reviewed.",
+            });
+        } else if (storageClass && cfg.allowedStorageClasses.length > 0 && undeclared) {
             out.push({
                 urn: c.urn,
                 message: `${c.who} claims StorageClass "${storageClass}", which the stack does not declare and allowedStorageClasses does not list: its provisioner ` +
@@ -143,12 +173,14 @@ export const allowedStorageDrivers: StackValidationPolicy = {
         "Kubernetes storage only through reviewed drivers: a pod's CSI inline volume, a PersistentVolume's CSI driver and a StorageClass's " +
         "provisioner (which generic ephemeral volumes and claims use) are listed in allowedStorageDrivers (none by default; " +
         "kubernetes.io/no-provisioner provisions nothing); no claim is populated from another volume (dataSource, dataSourceRef) or bound to a PersistentVolume the stack does not declare, or to any class-less one; once " +
-        "allowedStorageClasses lists any, claims name a declared or listed StorageClass.",
+        "allowedStorageClasses lists any, claims name a declared or listed StorageClass; a claim naming no class gets the cluster's default, a StorageClass " +
+        "the stack declares as default or defaultStorageClass (declared or listed in allowedStorageClasses), else it is refused.",
     severity: "high",
     configSchema: {
         properties: {
             allowedStorageDrivers: { type: "array", items: { type: "string" }, default: defaults.allowedStorageDrivers },
             allowedStorageClasses: { type: "array", items: { type: "string" }, default: defaults.allowedStorageClasses },
+            defaultStorageClass: { type: "string", default: defaults.defaultStorageClass },
         },
     },
     validateStack: (args, reportViolation) => {

@@ -318,7 +318,7 @@ export function statefulSet(workload: string, role: string, image: string, port:
                 replicas: 1,
                 serviceName: `${workload}-headless`,
                 selector: { matchLabels: { "trading.io/workload": workload } },
-                volumeClaimTemplates: [{ metadata: { name: "data" }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "10Gi" } } } }],
+                volumeClaimTemplates: [{ metadata: { name: "data" }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: "standard", resources: { requests: { storage: "10Gi" } } } }],
                 template: { metadata: { labels }, spec: podSpec([c], { securityContext: { fsGroup: uid, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } } }) },
             },
         },

@@ -203,7 +203,8 @@ describe("allowed-storage-drivers: CSI inline and generic ephemeral volumes, CSI
             type: "kubernetes:core/v1:PersistentVolumeClaim", name,
             props: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name, namespace: NS }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } }, storageClassName } },
         });
-        const rs = [claim("listed", "standard"), claim("cluster-default"), claim("hostpath", "microk8s-hostpath"), claim("static", ""), claim("declared", "fast"), storageClass("fast", "ebs.csi.aws.com")];
+        // A claim naming no class (the cluster's default) is session 50's (red-team-50.test.ts).
+        const rs = [claim("listed", "standard"), claim("hostpath", "microk8s-hostpath"), claim("static", ""), claim("declared", "fast"), storageClass("fast", "ebs.csi.aws.com")];
         const prod = { all: "mandatory" as const, "allowed-storage-drivers": { allowedStorageDrivers: ["ebs.csi.aws.com"], allowedStorageClasses: ["standard"] } };
         expect(await messages("allowed-storage-drivers", rs, prod)).toEqual([
             "PersistentVolumeClaim \"hostpath\" claims StorageClass \"microk8s-hostpath\", which the stack does not declare and allowedStorageClasses does not list: its provisioner " +
@@ -220,12 +221,12 @@ describe("allowed-storage-drivers: CSI inline and generic ephemeral volumes, CSI
         const clone = { kind: "PersistentVolumeClaim", name: "data-postgres-0" };
         const pvc: TestResource = {
             type: "kubernetes:core/v1:PersistentVolumeClaim", name: "copy",
-            props: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "copy", namespace: NS }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "10Gi" } }, dataSource: clone } },
+            props: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "copy", namespace: NS }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: "standard", resources: { requests: { storage: "10Gi" } }, dataSource: clone } },
         };
         const sts = edit(statefulSet("clickhouse", "datastore", "clickhouse/clickhouse-server:24.8.4.13", 8123, 101), (p) => {
             p.spec.volumeClaimTemplates[0].spec.dataSourceRef = { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: "postgres-nightly" };
         });
-        const ephemeralClone = { ...ephemeral, ephemeral: { volumeClaimTemplate: { spec: { ...ephemeral.ephemeral.volumeClaimTemplate.spec, storageClassName: undefined, dataSource: clone } } } };
+        const ephemeralClone = { ...ephemeral, ephemeral: { volumeClaimTemplate: { spec: { ...ephemeral.ephemeral.volumeClaimTemplate.spec, storageClassName: "standard", dataSource: clone } } } };
         const pinned = edit(pvc, (p) => { delete p.spec.dataSource; p.spec.volumeName = "pvc-3f1c-released"; });
         const declared = [edit(pvc, (p) => { delete p.spec.dataSource; p.spec.volumeName = "node-root"; }), pv("node-root", "ebs.csi.aws.com")];
         const found = await messages("allowed-storage-drivers", [pvc, sts, withVolume(ephemeralClone), pinned, ...declared],
