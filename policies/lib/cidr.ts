@@ -1,38 +1,66 @@
-/** Address ranges of CIDR blocks (pure): how much of an address family a set of blocks covers together. */
-import { isIPv4, isIPv6 } from "node:net";
+/**
+ * Address ranges of CIDR blocks (pure), read as the API server reads a NetworkPolicy's `ipBlock`: how
+ * much of an address family a set of blocks covers together, and whether a block minus its `except`
+ * list overlaps a range.
+ *
+ * Session 50: the API server parses with the legacy ("sloppy") parser, which takes an IPv4 octet with
+ * leading zeros as decimal (`010.244.0.0/16` is 10.244.0.0/16), and an IPv4-mapped IPv6 block
+ * (`::ffff:10.244.0.0/112`) holds the IPv4 addresses it maps: node's `isIPv4` refuses the first, and
+ * the second was counted as IPv6 only, so either spelling passed every ipBlock check.
+ */
+import { isIPv6 } from "node:net";
 
 export interface AddressRange { family: "ipv4" | "ipv6"; start: bigint; end: bigint }
 
-function ipv4Value(ip: string): bigint {
-    return ip.split(".").reduce((v, octet) => (v << 8n) | BigInt(Number(octet)), 0n);
+/** ::ffff:0:0/96, where IPv4 addresses sit on the IPv6 line. */
+const MAPPED = 0xffffn << 32n;
+const IPV4_SPACE = 1n << 32n;
+
+/** An IPv4 address as the API server's parser reads it (four decimal octets, any leading zeros), or undefined. */
+function ipv4Value(ip: string): bigint | undefined {
+    const octets = ip.split(".");
+    if (octets.length !== 4 || !octets.every((o) => /^\d+$/.test(o) && Number(o) <= 255)) return undefined;
+    return octets.reduce((v, octet) => (v << 8n) | BigInt(Number(octet)), 0n);
 }
 
-function ipv6Value(ip: string): bigint {
+function ipv6Value(ip: string): bigint | undefined {
     // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two groups.
     const tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
-    const text = tail ? ip.slice(0, -tail[1].length) + ((v) => `${(v >> 16n).toString(16)}:${(v & 0xffffn).toString(16)}`)(ipv4Value(tail[1])) : ip;
+    const tailValue = tail ? ipv4Value(tail[1]) : undefined;
+    if (tail && tailValue === undefined) return undefined;
+    const text = tail ? ip.slice(0, -tail[1].length) + `${(tailValue! >> 16n).toString(16)}:${(tailValue! & 0xffffn).toString(16)}` : ip;
+    if (!isIPv6(text)) return undefined;
     const [head, rest] = text.split("::");
     const groups = (s: string | undefined) => (s ? s.split(":") : []);
     const all = rest === undefined ? groups(head) : [...groups(head), ...Array(8 - groups(head).length - groups(rest).length).fill("0"), ...groups(rest)];
     return all.reduce((v, g) => (v << 16n) | BigInt(parseInt(g, 16)), 0n);
 }
 
-/** The addresses `address/prefix` covers, or undefined when the text is no CIDR. */
-export function cidrRange(cidr: string): AddressRange | undefined {
-    const m = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(cidr.trim());
-    if (!m) return undefined;
-    const family = isIPv4(m[1]) ? "ipv4" : isIPv6(m[1]) ? "ipv6" : undefined;
-    const bits = family === "ipv4" ? 32 : 128;
-    const prefix = Number(m[2]);
-    if (family === undefined || prefix > bits) return undefined;
+/**
+ * The addresses `address/prefix` covers (a bare address when `bare`: /32 or /128), or undefined when
+ * the text is none. An IPv4-mapped IPv6 block of /96 or narrower is the IPv4 block it maps.
+ */
+export function cidrRange(cidr: string, bare = false): AddressRange | undefined {
+    const m = /^([0-9a-fA-F:.]+)(?:\/(\d{1,3}))?$/.exec(cidr.trim());
+    if (!m || (m[2] === undefined && !bare)) return undefined;
+    const v4 = m[1].includes(":") ? undefined : ipv4Value(m[1]);
+    const value = v4 ?? (m[1].includes(":") ? ipv6Value(m[1]) : undefined);
+    if (value === undefined) return undefined;
+    const bits = v4 !== undefined ? 32 : 128;
+    const prefix = m[2] === undefined ? bits : Number(m[2]);
+    if (prefix > bits) return undefined;
     const size = 1n << BigInt(bits - prefix);
-    const start = ((family === "ipv4" ? ipv4Value(m[1]) : ipv6Value(m[1])) / size) * size;
-    return { family, start, end: start + size - 1n };
+    const start = (value / size) * size;
+    if (v4 === undefined && prefix >= 96 && start >= MAPPED && start < MAPPED + IPV4_SPACE) {
+        return { family: "ipv4", start: start - MAPPED, end: start - MAPPED + size - 1n };
+    }
+    return { family: v4 !== undefined ? "ipv4" : "ipv6", start, end: start + size - 1n };
 }
 
 /** How many addresses of `family` the blocks cover together (overlaps counted once). */
 export function coveredAddresses(cidrs: readonly string[], family: "ipv4" | "ipv6"): bigint {
-    const ranges = cidrs.map(cidrRange).filter((r): r is AddressRange => r?.family === family).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    const ranges = cidrs.map((c) => cidrRange(c)).filter((r): r is AddressRange => r?.family === family)
+        .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     let total = 0n;
     let current: AddressRange | undefined;
     for (const r of ranges) {
@@ -44,4 +72,34 @@ export function coveredAddresses(cidrs: readonly string[], family: "ipv4" | "ipv
         current = { ...r };
     }
     return current ? total + current.end - current.start + 1n : total;
+}
+
+/**
+ * An ipBlock's `cidr` wider than an IPv4 /8 or an IPv6 /16 (IPv4 in either spelling): the address space in
+ * halves or quarters. False when it is no CIDR (the API server refuses it).
+ */
+export function isWideBlock(cidr: string): boolean {
+    const r = cidrRange(cidr);
+    return r !== undefined && r.end - r.start + 1n > (r.family === "ipv4" ? 1n << 24n : 1n << 112n);
+}
+
+/**
+ * Whether `cidr` minus the blocks of `except` holds any address of `range` (of its family, IPv4 in
+ * either spelling): the part of the block inside the range is checked against the union of `except`.
+ */
+export function overlapsBeyond(cidr: string, except: readonly string[], range: string): boolean {
+    const a = cidrRange(cidr);
+    const b = cidrRange(range);
+    if (!a || !b || a.family !== b.family) return false;
+    let from = a.start > b.start ? a.start : b.start;
+    const to = a.end < b.end ? a.end : b.end;
+    if (from > to) return false;
+    const holes = except.map((e) => cidrRange(e)).filter((r): r is AddressRange => r?.family === a.family)
+        .sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
+    for (const h of holes) {
+        if (h.start > from) return true;
+        if (h.end >= from) from = h.end + 1n;
+        if (from > to) return false;
+    }
+    return true;
 }

@@ -1,28 +1,17 @@
-import { BlockList, isIP } from "node:net";
 import { CLOUD_METADATA_ADDRESSES } from "../../catalog/addresses";
+import { cidrRange } from "./cidr";
 
 /** The list is the catalog's (catalog/addresses.ts): the stack config refuses the addresses as the SMTP relay. */
 export { CLOUD_METADATA_ADDRESSES };
 
-/** `address/prefix` as a BlockList, or undefined when the text is no CIDR (a bare address counts as /32 or /128). */
-function subnetOf(cidr: string): { list: BlockList; family: "ipv4" | "ipv6" } | undefined {
-    const [address, bits, extra] = cidr.trim().split("/");
-    const family = isIP(address);
-    if (family === 0 || extra !== undefined || (bits !== undefined && !/^\d{1,3}$/.test(bits))) return undefined;
-    const max = family === 4 ? 32 : 128;
-    const prefix = bits === undefined ? max : Number(bits);
-    if (prefix > max) return undefined;
-    const list = new BlockList();
-    const type = family === 4 ? "ipv4" : "ipv6";
-    list.addSubnet(address, prefix, type);
-    return { list, family: type };
-}
-
-/** Whether the CIDR (or bare address) contains the address. */
+/**
+ * Whether the CIDR (or bare address) contains the address, read as the API server reads an ipBlock
+ * (session 50: `0169.254.169.254/32` and `::ffff:169.254.169.254/128` hold 169.254.169.254; `lib/cidr.ts`).
+ */
 export function cidrContains(cidr: string, address: string): boolean {
-    const subnet = subnetOf(cidr);
-    const family = isIP(address) === 4 ? "ipv4" : "ipv6";
-    return subnet !== undefined && subnet.family === family && subnet.list.check(address, family);
+    const block = cidrRange(cidr, true);
+    const at = cidrRange(address, true);
+    return block !== undefined && at !== undefined && block.family === at.family && block.start <= at.start && at.end <= block.end;
 }
 
 /**

@@ -2,7 +2,7 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { LABEL_WORKLOAD } from "../../catalog/labels";
 import { metadataAddressesIn } from "../lib/cloud-metadata";
 import { readConfig } from "../lib/config";
-import { coveredAddresses } from "../lib/cidr";
+import { coveredAddresses, isWideBlock, overlapsBeyond } from "../lib/cidr";
 import { excludesOnly, isEmptySelector, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
@@ -16,9 +16,17 @@ export interface NetworkPolicyConfig {
      * wider than /8); none by default, so an undeclared one is reported.
      */
     internetEgressWorkloads: string[];
+    /**
+     * Session 50: the cluster's pod and Service address ranges, which no ingress ipBlock may hold (`except` counts).
+     * By default every private and shared range (RFC 1918, 100.64.0.0/10, fc00::/7): the pack does not know the
+     * cluster's; prod.json and local-k8s.json name theirs.
+     */
+    podCidrs: string[];
+    serviceCidrs: string[];
 }
 
-const defaults: NetworkPolicyConfig = { requireEgressDeny: true, internetEgressWorkloads: [] };
+const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"];
+const defaults: NetworkPolicyConfig = { requireEgressDeny: true, internetEgressWorkloads: [], podCidrs: PRIVATE_RANGES, serviceCidrs: [] };
 
 function policyTypes(np: Record<string, any>): string[] {
     const types = arr(np.spec?.policyTypes).map((t) => str(t)).filter((t): t is string => !!t);
@@ -138,19 +146,30 @@ export function metadataEgressRules(np: Record<string, any>): string[] {
     return out;
 }
 
+/**
+ * Session 50: ingress ipBlocks holding addresses of the cluster's pods or Services (`except` taken off), each
+ * as `ingress[i] (ipBlock <cidr> holds the pod range <range>)`. Whether a CNI matches pod addresses against
+ * ipBlocks is left to the implementation: where it does, the block admits every pod of the cluster in it, by
+ * address, past every label. Wide blocks are reported as admitting every source already.
+ */
+export function clusterRangeRules(np: Record<string, any>, cfg: Pick<NetworkPolicyConfig, "podCidrs" | "serviceCidrs">): string[] {
+    const ranges = [...cfg.podCidrs.map((c) => `pod range ${c}`), ...cfg.serviceCidrs.map((c) => `Service range ${c}`)];
+    const out: string[] = [];
+    arr(np.spec?.ingress).forEach((rule, i) => {
+        if (!isRecord(rule) || hasUnknown(rule.from)) return;
+        for (const peer of arr(rule.from).filter(isRecord)) {
+            const cidr = str(peer.ipBlock?.cidr)?.trim();
+            if (cidr === undefined || isWideBlock(cidr) || hasUnknown(peer.ipBlock?.except)) continue;
+            const except = arr(peer.ipBlock?.except).map((e) => str(e)).filter((e): e is string => e !== undefined);
+            const held = ranges.filter((r) => overlapsBeyond(cidr, except, r.split(" ").pop()!));
+            if (held.length > 0) out.push(`ingress[${i}] (ipBlock ${cidr} holds the ${held.join(", the ")})`);
+        }
+    });
+    return out;
+}
+
 /** The label the API server sets on every namespace (its name): `Exists` on it matches them all. */
 const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
-
-/**
- * An ipBlock wider than /8 (IPv4) or /16 (IPv6): the whole address space split into halves or
- * quarters admits every source as 0.0.0.0/0 does.
- */
-export function isWideBlock(cidr: string): boolean {
-    const m = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(cidr);
-    if (!m) return false;
-    const bits = Number(m[2]);
-    return m[1].includes(":") ? bits < 16 : bits < 8;
-}
 
 export interface NetworkPolicyFinding {
     urn?: string;
@@ -188,6 +207,16 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
                 urn: p.urn,
                 message: `NetworkPolicy "${objectName(p.props, p.name)}" in namespace "${ns}" admits every source in ${open.join(", ")}, which undoes the namespace's default deny: ` +
                     "name the clients (podSelector, or namespaceSelector with labels) in from.",
+            });
+        }
+        for (const p of inNs.filter((x) => policyTypes(x.props).includes("Ingress"))) {
+            const held = clusterRangeRules(p.props, cfg);
+            if (held.length === 0) continue;
+            findings.push({
+                urn: p.urn,
+                message: `NetworkPolicy "${objectName(p.props, p.name)}" in namespace "${ns}" admits the cluster's own addresses in ${held.join(", ")}: under a CNI that matches ` +
+                    "pod addresses against ipBlocks, every pod there, in any namespace, past the namespace's default deny; name in-cluster clients by podSelector and " +
+                    "namespaceSelector, and add the cluster's ranges (podCidrs, serviceCidrs) to the ipBlock's except.",
             });
         }
         // Egress rules count only where the policy covers Egress (the API ignores them otherwise).
@@ -243,12 +272,15 @@ export const networkPolicyDefaultDeny: StackValidationPolicy = {
         "Every Kubernetes namespace with workloads has a default-deny NetworkPolicy (podSelector {}, policyTypes " +
         "Ingress and Egress) and each workload has its own NetworkPolicy listing who may reach it and (Egress) what it may reach; " +
         "no policy admits every source, or lets its pods reach every destination (no to, every pod of the cluster, an ipBlock wider than /8: " +
-        "the internet only for the workloads of internetEgressWorkloads), and none reaches the cloud metadata service (169.254.169.254, 100.100.100.200, fd00:ec2::254).",
+        "the internet only for the workloads of internetEgressWorkloads), no ingress ipBlock holds the cluster's pod or Service " +
+        "addresses (podCidrs, serviceCidrs; except counted), and none reaches the cloud metadata service (169.254.169.254, 100.100.100.200, fd00:ec2::254).",
     severity: "high",
     configSchema: {
         properties: {
             requireEgressDeny: { type: "boolean", default: true },
             internetEgressWorkloads: { type: "array", items: { type: "string" }, default: defaults.internetEgressWorkloads },
+            podCidrs: { type: "array", items: { type: "string" }, default: defaults.podCidrs },
+            serviceCidrs: { type: "array", items: { type: "string" }, default: defaults.serviceCidrs },
         },
     },
     validateStack: (args, reportViolation) => {

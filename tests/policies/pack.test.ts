@@ -94,6 +94,17 @@ describe("policy config files", () => {
         expect(reconcileConfig({}).get("network-policy-default-deny")!.props.internetEgressWorkloads).toEqual([]);
     });
 
+    it("network-policy-default-deny: local-k8s.json's pod and Service ranges are those scripts/cluster/lib.sh gives the cluster; prod.json kubeadm's defaults; without a config file, every private range", () => {
+        const script = fs.readFileSync(path.join(policiesDir, "..", "scripts", "cluster", "lib.sh"), "utf8");
+        const shell = (name: string) => new RegExp(`^${name}=(\\S+)$`, "m").exec(script)?.[1];
+        const ranges = (file: string) => loadConfig(file)["network-policy-default-deny"] as { podCidrs: string[]; serviceCidrs: string[] };
+        expect(ranges("local-k8s")).toMatchObject({ podCidrs: [shell("CLUSTER_CIDR")], serviceCidrs: [shell("SERVICE_CIDR")] });
+        expect(ranges("prod")).toMatchObject({ podCidrs: ["10.244.0.0/16"], serviceCidrs: ["10.96.0.0/12"] });
+        expect(reconcileConfig({}).get("network-policy-default-deny")!.props).toMatchObject({
+            podCidrs: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"], serviceCidrs: [],
+        });
+    });
+
     it("without a config file everything is mandatory and prod-only rules run (fail safe)", () => {
         const cfg = reconcileConfig({});
         for (const p of policies) expect(cfg.get(p.name)!.level).toBe("mandatory");

@@ -59,6 +59,8 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
             "allowed-image-registries": { allowedRegistries: ["localhost/ai-trading"] },
             // The local cluster's class (Pulumi.local-k8s.yaml trading:storageClass), its provisioner reviewed (session 49).
             "allowed-storage-drivers": { allowedStorageDrivers: [], allowedStorageClasses: ["local-path"] },
+            // The local cluster's Service range (scripts/cluster/lib.sh SERVICE_CIDR), a /16 of kubeadm's /12 (session 50).
+            "network-policy-default-deny": { ...loadConfig("prod")["network-policy-default-deny"] as object, serviceCidrs: ["10.96.0.0/16"] },
         });
         const vs = await judge("local-k8s", "local-k8s", {}, tls);
         expect(lines(vs)).toEqual([]);

@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 50".)
  */
 import { describe, expect, it } from "vitest";
-import { deployment, edit, NS, prodStack, statefulSet } from "./fixtures";
+import { deployment, edit, networkPolicy, NS, prodStack, statefulSet } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: Parameters<typeof runPack>[1] = "prod") =>
@@ -57,3 +57,44 @@ describe("allowed-storage-drivers: a claim naming no StorageClass (the cluster's
         expect(await messages("allowed-storage-drivers", [claim("data"), declared("ebs.csi.aws.com")], cfg("", ["standard"]))).toEqual([]);
     });
 });
+
+describe("network-policy-default-deny: ipBlocks holding the cluster's own addresses, in any spelling the API server reads", () => {
+    const pg = { matchLabels: { "trading.io/workload": "postgres" } };
+    const from = (...blocks: Array<string | { cidr: string; except: string[] }>) =>
+        networkPolicy("vpn", pg, ["Ingress"], { ingress: blocks.map((b) => ({ from: [{ ipBlock: typeof b === "string" ? { cidr: b } : b }], ports: [{ protocol: "TCP", port: 5432 }] })) });
+    const FIX = ": under a CNI that matches pod addresses against ipBlocks, every pod there, in any namespace, past the namespace's default deny; name in-cluster " +
+        "clients by podSelector and namespaceSelector, and add the cluster's ranges (podCidrs, serviceCidrs) to the ipBlock's except.";
+    const run = async (np: TestResource, config: Parameters<typeof runPack>[1] = "prod") =>
+        (await messages("network-policy-default-deny", [...prodStack(), np], config)).filter((m) => m.startsWith("NetworkPolicy \"vpn\""));
+
+    it("rejects an ingress ipBlock holding prod.json's pod or Service range, the except list taken off, and the same in leading-zero or IPv4-mapped IPv6 spelling", async () => {
+        const np = from("10.0.0.0/8", { cidr: "10.0.0.0/8", except: ["10.244.0.0/16"] }, { cidr: "10.0.0.0/8", except: ["10.244.0.0/16", "10.96.0.0/12"] },
+            "010.244.7.0/24", "::ffff:10.96.0.10/128", "10.8.0.0/16");
+        expect(await run(np)).toEqual([
+            "NetworkPolicy \"vpn\" in namespace \"ai-trading\" admits the cluster's own addresses in " +
+            "ingress[0] (ipBlock 10.0.0.0/8 holds the pod range 10.244.0.0/16, the Service range 10.96.0.0/12), ingress[1] (ipBlock 10.0.0.0/8 holds the Service range 10.96.0.0/12), " +
+            `ingress[3] (ipBlock 010.244.7.0/24 holds the pod range 10.244.0.0/16), ingress[4] (ipBlock ::ffff:10.96.0.10/128 holds the Service range 10.96.0.0/12)${FIX}`,
+        ]);
+        // Without a config file the cluster's ranges are unknown: every private range counts, the VPN's 10.8.0.0/16 too.
+        expect((await run(from("10.8.0.0/16", "192.168.10.0/24", "203.0.113.0/24"), { all: "mandatory" }))[0]).toContain(
+            "ingress[0] (ipBlock 10.8.0.0/16 holds the pod range 10.0.0.0/8), ingress[1] (ipBlock 192.168.10.0/24 holds the pod range 192.168.0.0/16):");
+    });
+
+    it("judges IPv6 ranges in any spelling (zero-padded, upper case), and IPv4 spelt as mapped IPv6 for wide blocks and the metadata service", async () => {
+        const cfg = { all: "mandatory" as const, "network-policy-default-deny": { podCidrs: ["fd00:10:244::/56"], serviceCidrs: ["fd00:10:96::/112"] } };
+        const found = await run(from("FD00:0010:0244:0000::/64", { cidr: "fd00:10::/32", except: ["fd00:10:244::/56"] }, "fd00:10:97::/48"), cfg);
+        expect(found).toEqual([
+            "NetworkPolicy \"vpn\" in namespace \"ai-trading\" admits the cluster's own addresses in ingress[0] (ipBlock FD00:0010:0244:0000::/64 holds the pod range fd00:10:244::/56), " +
+            `ingress[1] (ipBlock fd00:10::/32 holds the Service range fd00:10:96::/112)${FIX}`,
+        ]);
+        // ::ffff:0.0.0.0/96 is every IPv4 address: admits every source, as 0.0.0.0/0 does.
+        expect((await run(from("::ffff:0.0.0.0/96")))[0]).toMatch(/^NetworkPolicy "vpn" in namespace "ai-trading" admits every source in ingress\[0\] \(ipBlock ::ffff:0.0.0.0\/96\)/);
+        // Egress to the metadata service by its leading-zero or mapped spelling: the node's cloud credentials.
+        const egress = networkPolicy("vpn", pg, ["Egress"], { egress: [{ to: [{ ipBlock: { cidr: "0169.254.169.254/32" } }, { ipBlock: { cidr: "::ffff:169.254.169.254/128" } }] }] });
+        expect((await run(egress)).map((m) => m.split(", which hands")[0])).toEqual([
+            "NetworkPolicy \"vpn\" in namespace \"ai-trading\" lets its pods reach the cloud metadata service in egress[0] (ipBlock 0169.254.169.254/32 reaches 169.254.169.254), " +
+            "egress[0] (ipBlock ::ffff:169.254.169.254/128 reaches 169.254.169.254)",
+        ]);
+    });
+});
+

@@ -90,7 +90,8 @@ describe("network-policy-default-deny: peers that match everything without sayin
             egress: [{ to: [{ ipBlock: { cidr: "44.0.0.0/8" } }] }, { to: [{ ipBlock: { cidr: "45.0.0.0/8" } }] }],
         });
         const found = (await messages("network-policy-default-deny", [...prodStack(), open])).map((m) => m.split(", which undoes")[0]);
-        expect(found).toEqual([
+        // (Session 50: 10.0.0.0/8 among them holds prod.json's pod and Service ranges, reported apart; red-team-50.test.ts.)
+        expect(found.filter((m) => !m.includes("the cluster's own addresses"))).toEqual([
             "NetworkPolicy \"open\" in namespace \"ai-trading\" admits every source in ingress (its ipBlocks together, wider than a /8)",
             "NetworkPolicy \"open\" in namespace \"ai-trading\" lets its pods reach every destination in egress (its ipBlocks together, wider than a /8)",
         ]);
