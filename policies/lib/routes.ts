@@ -45,15 +45,26 @@ export function targetHost(value: string): string | undefined {
 
 /**
  * A Service of the cluster (or the request's own host, `$host`): a single label, or a name under the
- * cluster's suffixes (`.svc`, `.svc.cluster.local`, `.cluster.local`). A two-label `<svc>.<ns>` is not
- * taken for one: `evil.com` is written the same way. An IP address is not either.
+ * Services' suffixes (`.svc`, `.svc.cluster.local`). A two-label `<svc>.<ns>` is not taken for one:
+ * `evil.com` is written the same way. An IP address is not either, nor (session 50) any other name of
+ * the cluster's zone: a pod's address name (below) is an address too.
  */
 export function isClusterTarget(host: string): boolean {
     const h = host.replace(/\.$/, "");
     if (h === "$host" || h === "${host}") return true;
     // An address in any spelling the resolver reads as one: dotted, bracketed IPv6, a single decimal or hex number (134744072, 0x8080808).
     if (h.startsWith("[") || /^[0-9.]+$/.test(h) || /^0x[0-9a-f.x]+$/.test(h)) return false;
-    return /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(h) || /\.svc(\.cluster\.local)?$/.test(h) || h.endsWith(".cluster.local");
+    return /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(h) || /\.svc(\.cluster\.local)?$/.test(h);
+}
+
+/**
+ * Session 50: a pod's address name, `<a-b-c-d>.<namespace>.pod[.cluster.local]` (or any other name of
+ * the `pod` zone): the cluster DNS answers it with the address written in its first label (CoreDNS
+ * `pods insecure`, kubeadm's default, for any address; `pods verified` for any pod's, in any namespace),
+ * so it names no Service whose selector could be judged, only an address chosen by its writer.
+ */
+export function isPodAddressName(host: string): boolean {
+    return /\.pod(\.cluster\.local)?$/.test(host.replace(/\.$/, ""));
 }
 
 /** A Service an Ingress sends requests to: its name, its namespace when the route names one (else the Ingress's), and the annotation naming it, if one does. */

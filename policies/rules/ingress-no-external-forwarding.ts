@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { FORWARDING_ANNOTATIONS, isClusterTarget, targetHost } from "../lib/routes";
+import { FORWARDING_ANNOTATIONS, isClusterTarget, isPodAddressName, targetHost } from "../lib/routes";
 import { isRecord, plain, str } from "../lib/values";
 import { metadataAnnotations } from "../lib/workloads";
 
@@ -13,7 +13,7 @@ import { metadataAnnotations } from "../lib/workloads";
  * for every Ingress of the controller.
  * Each passed the pack whatever host it named: ingress-no-snippets judges the value's characters only.
  * A target inside the cluster passes (a Service by a single label, `*.svc`, `*.svc.cluster.local`),
- * and so does `$host` (the edge itself); any other host, an IP address
+ * and so does `$host` (the edge itself); any other host, an IP address or (session 50) a pod's address name
  * included (the pack cannot tell a ClusterIP from the Internet), only when listed in
  * `allowedExternalTargets` (an external identity provider the operator has chosen).
  */
@@ -30,6 +30,10 @@ function forwardingProblem(where: string, value: string | undefined, what: strin
     const host = targetHost(value);
     if (host === undefined) return `sets ${where} to a value that is not an absolute URL, so where it sends ${what} cannot be judged`;
     if (isClusterTarget(host) || cfg.allowedExternalTargets.includes(host)) return undefined;
+    if (isPodAddressName(host)) {
+        return `sets ${where} to a URL on ${host}, a pod's address name, which the cluster DNS answers with the address written in it (any pod's, ` +
+            `or with CoreDNS's pods insecure any address at all): no Service stands behind it to judge, so the controller sends whatever it names ${what}`;
+    }
     return `sets ${where} to a URL on ${host}, outside the cluster, so the controller sends it ${what}`;
 }
 

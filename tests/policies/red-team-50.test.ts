@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 50".)
  */
 import { describe, expect, it } from "vitest";
-import { deployment, edit, networkPolicy, NS, prodStack, statefulSet } from "./fixtures";
+import { deployment, edit, ingress, networkPolicy, NS, prodStack, replace, service, statefulSet } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: Parameters<typeof runPack>[1] = "prod") =>
@@ -98,3 +98,43 @@ describe("network-policy-default-deny: ipBlocks holding the cluster's own addres
     });
 });
 
+describe("ingress-no-external-forwarding: a pod's address name as a forwarding target", () => {
+    const MIRROR = "nginx.ingress.kubernetes.io/mirror-target";
+    const AUTH = "nginx.ingress.kubernetes.io/auth-url";
+    const annotated = (extra: Record<string, string>) => ingress({ annotations: { ...ingress().props.metadata.annotations, ...extra } });
+    const FIX = ", past every NetworkPolicy (the controller makes the request): the clients' credentials and orders leave the platform. Name a Service of the cluster " +
+        "(http://<service>.<namespace>.svc:<port>/...), or, for an identity provider the operator has chosen, list its host in this policy's allowedExternalTargets.";
+    const pod = (where: string, host: string, what: string) => `sets ${where} to a URL on ${host}, a pod's address name, which the cluster DNS answers with the address ` +
+        `written in it (any pod's, or with CoreDNS's pods insecure any address at all): no Service stands behind it to judge, so the controller sends whatever it names ${what}${FIX}`;
+    const COPY = "a copy of every request, its body, Authorization header and cookies included";
+    const HEADERS = "the headers of every request (its Authorization header and cookies)";
+
+    it("rejects <a-b-c-d>.<ns>.pod[.cluster.local] in mirror-target, auth-url and global-auth-url, in any case and with a trailing dot", async () => {
+        const found = await messages("ingress-no-external-forwarding", [
+            annotated({ [MIRROR]: "http://10-244-0-17.ai-trading.pod.cluster.local:5432$request_uri", [AUTH]: "http://169-254-169-254.Default.POD./latest/meta-data" }),
+        ]);
+        expect(found).toEqual([
+            `Ingress "nginx-ingress" ${pod(`the annotation ${MIRROR}`, "10-244-0-17.ai-trading.pod.cluster.local", COPY)}`,
+            `Ingress "nginx-ingress" ${pod(`the annotation ${AUTH}`, "169-254-169-254.default.pod.", HEADERS)}`,
+        ]);
+        const controller: TestResource = {
+            type: "kubernetes:core/v1:ConfigMap", name: "ingress-nginx-controller",
+            props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "ingress-nginx-controller", namespace: "ingress-nginx" }, data: { "global-auth-url": "http://10-244-0-9.monitoring.pod.cluster.local.:9090/" } },
+        };
+        expect(await messages("ingress-no-external-forwarding", [controller])).toEqual([
+            `ConfigMap "ingress-nginx-controller" ${pod("global-auth-url", "10-244-0-9.monitoring.pod.cluster.local.", "the headers of every request to every Ingress of the controller (their Authorization header and cookies)")}`,
+        ]);
+        // Any other name of the cluster's zone is no Service either: judged as a host outside.
+        expect((await messages("ingress-no-external-forwarding", [annotated({ [MIRROR]: "http://collector.cluster.local/" })]))[0]).toContain("to a URL on collector.cluster.local, outside the cluster");
+        // A Service of the cluster still passes.
+        expect(await messages("ingress-no-external-forwarding", [annotated({ [MIRROR]: "http://audit-sink.tools.svc.cluster.local./copy" })])).toEqual([]);
+    });
+
+    it("already judges a headless Service's pod name by the Service's selector, in any case and with a trailing dot", async () => {
+        const reports = edit(service("reports", "service", 5432), (p) => { p.spec.selector = { "trading.io/workload": "postgres" }; p.spec.clusterIP = "None"; });
+        const rs = [...replace(prodStack(), "nginx-ingress", (p) => { p.metadata.annotations[MIRROR] = "https://POSTGRES-0.Reports.AI-TRADING.svc.cluster.local.:5432/"; }), reports];
+        expect((await messages("ingress-internal-backends", rs)).map((m) => m.split(";")[0])).toEqual([
+            `Ingress "ai-trading" routes public traffic to Service "reports" (by the annotation ${MIRROR}), which selects the pods of postgres`,
+        ]);
+    });
+});
