@@ -37,21 +37,45 @@ export const FORWARDING_ANNOTATIONS: ReadonlyMap<string, string> = new Map([
     ["nginx.ingress.kubernetes.io/auth-url", "the headers of every request (its Authorization header and cookies)"],
 ]);
 
-/** The host a forwarding annotation's URL names (lower case, no port, up to an nginx variable such as `$request_uri`); undefined when the value is no URL. */
+/** nginx variables whose value starts with a `/`: the URL's path begins where one is written. */
+const PATH_VARIABLES = /\$\{?(request_uri|escaped_request_uri|uri|document_uri)\b\}?/i;
+
+/**
+ * The host a forwarding annotation's URL names (lower case, no port, up to a path variable such as
+ * `$request_uri`); undefined when the value is no URL. Session 50: other nginx variables stay in the
+ * host (`$host.evil.example`, `$remote_user.ai-trading.svc`): nginx fills them in from the request.
+ */
 export function targetHost(value: string): string | undefined {
-    const m = /^\s*[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|\$\{?host\}?|[^:/?#$]*)/i.exec(value);
-    return m ? m[1].toLowerCase() : undefined;
+    const m = /^\s*[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]*)/i.exec(value);
+    return m ? m[1].split(PATH_VARIABLES)[0].toLowerCase() : undefined;
+}
+
+/** Whether the host is built from an nginx variable, other than the request's own `$host` alone: the request decides it. */
+export function hostHasVariable(host: string): boolean {
+    return host.includes("$") && !/^\$(host|\{host\})$/.test(host);
+}
+
+/**
+ * Session 50: names every pod's /etc/hosts (the kubelet's) gives a loopback or multicast address: from the
+ * controller, `localhost` is its own pod, where its status and Lua configuration endpoints listen
+ * (`127.0.0.1:10246/configuration/backends`, which a mirrored POST would rewrite).
+ */
+export function isLoopbackName(host: string): boolean {
+    const h = host.replace(/\.$/, "");
+    return /^(localhost|ip6-localhost|ip6-loopback|ip6-localnet|ip6-mcastprefix|ip6-allnodes|ip6-allrouters)$/.test(h) || h.endsWith(".localhost");
 }
 
 /**
  * A Service of the cluster (or the request's own host, `$host`): a single label, or a name under the
  * Services' suffixes (`.svc`, `.svc.cluster.local`). A two-label `<svc>.<ns>` is not taken for one:
  * `evil.com` is written the same way. An IP address is not either, nor (session 50) any other name of
- * the cluster's zone: a pod's address name (below) is an address too.
+ * the cluster's zone (a pod's address name, below, is an address too), a loopback name, or a host built
+ * from an nginx variable.
  */
 export function isClusterTarget(host: string): boolean {
     const h = host.replace(/\.$/, "");
     if (h === "$host" || h === "${host}") return true;
+    if (hostHasVariable(h) || isLoopbackName(h)) return false;
     // An address in any spelling the resolver reads as one: dotted, bracketed IPv6, a single decimal or hex number (134744072, 0x8080808).
     if (h.startsWith("[") || /^[0-9.]+$/.test(h) || /^0x[0-9a-f.x]+$/.test(h)) return false;
     return /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(h) || /\.svc(\.cluster\.local)?$/.test(h);

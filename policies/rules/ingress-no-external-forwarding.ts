@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { FORWARDING_ANNOTATIONS, isClusterTarget, isPodAddressName, targetHost } from "../lib/routes";
+import { FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost } from "../lib/routes";
 import { isRecord, plain, str } from "../lib/values";
 import { metadataAnnotations } from "../lib/workloads";
 
@@ -30,6 +30,12 @@ function forwardingProblem(where: string, value: string | undefined, what: strin
     const host = targetHost(value);
     if (host === undefined) return `sets ${where} to a value that is not an absolute URL, so where it sends ${what} cannot be judged`;
     if (isClusterTarget(host) || cfg.allowedExternalTargets.includes(host)) return undefined;
+    if (hostHasVariable(host)) {
+        return `sets ${where} to a URL on ${host}, a host built from nginx variables, which the request fills in (any Service, any host), so the controller sends wherever it decides ${what}`;
+    }
+    if (isLoopbackName(host)) {
+        return `sets ${where} to a URL on ${host}, the controller's own pod (its status and configuration endpoints listen on its loopback), so the controller sends them ${what}`;
+    }
     if (isPodAddressName(host)) {
         return `sets ${where} to a URL on ${host}, a pod's address name, which the cluster DNS answers with the address written in it (any pod's, ` +
             `or with CoreDNS's pods insecure any address at all): no Service stands behind it to judge, so the controller sends whatever it names ${what}`;

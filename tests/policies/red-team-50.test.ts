@@ -130,6 +130,25 @@ describe("ingress-no-external-forwarding: a pod's address name as a forwarding t
         expect(await messages("ingress-no-external-forwarding", [annotated({ [MIRROR]: "http://audit-sink.tools.svc.cluster.local./copy" })])).toEqual([]);
     });
 
+    it("rejects a loopback name (the controller's own status and configuration endpoints) and a host built from nginx variables the request fills in", async () => {
+        const found = await messages("ingress-no-external-forwarding", [
+            annotated({ [MIRROR]: "http://LOCALHOST.:10246/configuration/backends", [AUTH]: "http://$remote_user.ai-trading.svc:5432/" }),
+            edit(annotated({ [MIRROR]: "https://$host.collector.example.net$request_uri", [AUTH]: "http://ip6-localhost:10254/metrics" }), (p) => { p.metadata.name = "second"; }),
+        ]);
+        const self = (where: string, host: string, what: string) =>
+            `sets ${where} to a URL on ${host}, the controller's own pod (its status and configuration endpoints listen on its loopback), so the controller sends them ${what}${FIX}`;
+        const built = (where: string, host: string, what: string) =>
+            `sets ${where} to a URL on ${host}, a host built from nginx variables, which the request fills in (any Service, any host), so the controller sends wherever it decides ${what}${FIX}`;
+        expect(found).toEqual([
+            `Ingress "nginx-ingress" ${self(`the annotation ${MIRROR}`, "localhost.", COPY)}`,
+            `Ingress "nginx-ingress" ${built(`the annotation ${AUTH}`, "$remote_user.ai-trading.svc", HEADERS)}`,
+            `Ingress "nginx-ingress" ${built(`the annotation ${MIRROR}`, "$host.collector.example.net", COPY)}`,
+            `Ingress "nginx-ingress" ${self(`the annotation ${AUTH}`, "ip6-localhost", HEADERS)}`,
+        ]);
+        // The edge itself ($host alone, a path variable after it) still passes.
+        expect(await messages("ingress-no-external-forwarding", [annotated({ [MIRROR]: "https://$host$request_uri", [AUTH]: "https://${host}/oauth2/auth" })])).toEqual([]);
+    });
+
     it("already judges a headless Service's pod name by the Service's selector, in any case and with a trailing dot", async () => {
         const reports = edit(service("reports", "service", 5432), (p) => { p.spec.selector = { "trading.io/workload": "postgres" }; p.spec.clusterIP = "None"; });
         const rs = [...replace(prodStack(), "nginx-ingress", (p) => { p.metadata.annotations[MIRROR] = "https://POSTGRES-0.Reports.AI-TRADING.svc.cluster.local.:5432/"; }), reports];
