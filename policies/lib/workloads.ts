@@ -95,9 +95,13 @@ export function isK8sWorkload(type: string): boolean {
     return K8S_WORKLOAD_TYPES.includes(type);
 }
 
-/** The Kind of a Kubernetes object type token ("kubernetes:apps/v1:Deployment"), undefined for other resources. */
+/**
+ * The Kind of a Kubernetes object type token ("kubernetes:apps/v1:Deployment"), undefined for other resources.
+ * Session 50: a custom resource's version is any DNS label (`example.com/stable`, not only `v1beta1`) and its
+ * Kind any DNS label in capitals (`Pod-Runner`), as the API server validates a CustomResourceDefinition's.
+ */
 export function kubernetesKind(type: string): string | undefined {
-    const m = /^kubernetes:(?:([a-z0-9.-]+)\/)?v[0-9a-z]+:([A-Za-z][A-Za-z0-9]*)$/.exec(type);
+    const m = /^kubernetes:(?:([a-z0-9.-]+)\/[a-z][a-z0-9-]*|v[0-9][0-9a-z]*):([A-Za-z][A-Za-z0-9-]*)$/.exec(type);
     // Pulumi's own component types (Helm releases, YAML and Kustomize groups) are not API objects.
     if (!m || ["helm.sh", "yaml", "kustomize"].includes(m[1] ?? "")) return undefined;
     return m[2];

@@ -157,3 +157,23 @@ describe("ingress-no-external-forwarding: a pod's address name as a forwarding t
         ]);
     });
 });
+
+describe("no-unchecked-workloads, protected-namespaces: a custom resource of a version or Kind spelt outside v1beta1 and CamelCase", () => {
+    const runner = (namespace: string): TestResource => ({
+        type: "kubernetes:runners.example.com/stable:Pod-Runner", name: "runner",
+        props: {
+            apiVersion: "runners.example.com/stable", kind: "Pod-Runner", metadata: { name: "runner", namespace },
+            spec: { template: { spec: { containers: [{ name: "x", image: "docker.io/library/busybox:1.36", securityContext: { privileged: true } }] } } },
+        },
+    });
+
+    it("rejects its image (its controller runs pods no policy reads) and its landing in kube-system, as for a CRD version v1alpha1", async () => {
+        expect(await messages("no-unchecked-workloads", [runner(NS)])).toEqual([
+            "Pod-Runner \"runner\" names the image \"docker.io/library/busybox:1.36\" (spec.template.spec.containers[0].image), which its controller runs in pods no policy of this " +
+            "pack checks (the pod policies read Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs and Pods of the served versions); run them from one of those.",
+        ]);
+        expect((await messages("protected-namespaces", [runner("kube-system")])).map((m) => m.split(":")[0])).toEqual([expect.stringContaining("Pod-Runner \"runner\"")]);
+        // Pulumi's own component types stay out: they are no API objects.
+        expect(await messages("no-unchecked-workloads", [{ type: "kubernetes:yaml:ConfigFile", name: "f", props: { file: "x.yaml" } }])).toEqual([]);
+    });
+});
