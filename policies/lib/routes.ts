@@ -37,6 +37,20 @@ export const FORWARDING_ANNOTATIONS: ReadonlyMap<string, string> = new Map([
     ["nginx.ingress.kubernetes.io/auth-url", "the headers of every request (its Authorization header and cookies)"],
 ]);
 
+/** Session 50: a Traefik Middleware (traefik.io, or the older traefik.containo.us), any version. */
+export const TRAEFIK_MIDDLEWARE = /^kubernetes:traefik\.(io|containo\.us)\/[^:]+:Middleware$/;
+
+/**
+ * What a Traefik Middleware's `forwardAuth.address` is sent: Traefik's `auth-url`, the headers of every
+ * request of the routers using the middleware (an Ingress's `router.middlewares` annotation, an IngressRoute).
+ */
+export const FORWARD_AUTH_SENDS = "the headers of every request routed through it (their Authorization header and cookies)";
+
+/** A Traefik Middleware's `spec.forwardAuth.address`, if it has one. */
+export function forwardAuthAddress(props: Record<string, any>): string | undefined {
+    return isRecord(props.spec?.forwardAuth) ? str(props.spec.forwardAuth.address) : undefined;
+}
+
 /** nginx variables whose value starts with a `/`: the URL's path begins where one is written. */
 const PATH_VARIABLES = /\$\{?(request_uri|escaped_request_uri|uri|document_uri)\b\}?/i;
 

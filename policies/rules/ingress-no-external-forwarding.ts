@@ -1,8 +1,9 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost } from "../lib/routes";
+import { FORWARD_AUTH_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { isRecord, plain, str } from "../lib/values";
+import { describe } from "../lib/workloads";
 import { metadataAnnotations } from "../lib/workloads";
 
 /**
@@ -64,7 +65,8 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
     name: "ingress-no-external-forwarding",
     description:
         "No Ingress sends its clients' requests outside the cluster: ingress-nginx's mirror-target (a copy of every request, body and " +
-        "Authorization header included) and auth-url (every request's headers), and the controller ConfigMap's global-auth-url, name a " +
+        "Authorization header included) and auth-url (every request's headers), the controller ConfigMap's global-auth-url and a Traefik " +
+        "Middleware's forwardAuth.address name a " +
         "Service of the cluster, $host, or a host listed in allowedExternalTargets.",
     severity: "high",
     configSchema: {
@@ -77,5 +79,11 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
             for (const p of globalAuthProblems(plain(props), readConfig(args, defaults))) reportViolation(`ConfigMap "${args.name}" ${p}${FIX}`);
         }),
+        // Session 50: Traefik's forwardAuth (the local-k8s stack's ingress class), its auth-url.
+        (args, reportViolation) => {
+            if (!TRAEFIK_MIDDLEWARE.test(args.type)) return;
+            const p = forwardingProblem("forwardAuth.address", forwardAuthAddress(plain(args.props)), FORWARD_AUTH_SENDS, readConfig(args, defaults));
+            if (p !== undefined) reportViolation(`${describe(args.type, args.name)} ${p}${FIX}`);
+        },
     ],
 };

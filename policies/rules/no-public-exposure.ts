@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { LABEL_ROLE, LABEL_WORKLOAD } from "../../catalog/labels";
-import { clusterService, ingressTargets, targetHost, targetLabel } from "../lib/routes";
+import { clusterService, FORWARD_AUTH_SENDS, forwardAuthAddress, ingressTargets, targetHost, targetLabel, TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, num, plain, str } from "../lib/values";
 import { DATASTORES, describe, isDatastore, metadataLabels, MONITORING, objectName } from "../lib/workloads";
@@ -94,14 +94,27 @@ export function ingressExposure(props: Record<string, any>, cfg: ExposureConfig 
         : [];
 }
 
-/** Session 49: the ingress-nginx controller ConfigMap's `global-auth-url` (every Ingress's `auth-url`) naming an internal workload's Service. */
-export function globalAuthExposure(props: Record<string, any>, _name: string, cfg: ExposureConfig = defaults): string[] {
-    const url = isRecord(props.data) ? str(props.data["global-auth-url"]) : undefined;
+/** The internal workload whose Service a forwarding URL names, if it names one. */
+function internalTarget(url: string | undefined, cfg: ExposureConfig): string | undefined {
     const host = url === undefined ? undefined : targetHost(url);
     const svc = host === undefined ? undefined : clusterService(host);
-    return svc !== undefined && cfg.internalWorkloads.includes(svc.name)
-        ? [`sets global-auth-url to ${svc.name}, which sends it the headers of every request to every Ingress of the controller (their Authorization header and cookies); ` +
+    return svc !== undefined && cfg.internalWorkloads.includes(svc.name) ? svc.name : undefined;
+}
+
+/** Session 49: the ingress-nginx controller ConfigMap's `global-auth-url` (every Ingress's `auth-url`) naming an internal workload's Service. */
+export function globalAuthExposure(props: Record<string, any>, _name: string, cfg: ExposureConfig = defaults): string[] {
+    const name = internalTarget(isRecord(props.data) ? str(props.data["global-auth-url"]) : undefined, cfg);
+    return name !== undefined
+        ? [`sets global-auth-url to ${name}, which sends it the headers of every request to every Ingress of the controller (their Authorization header and cookies); ` +
             "datastores and monitoring stay internal (name the platform's own authentication service)"]
+        : [];
+}
+
+/** Session 50: a Traefik Middleware's `forwardAuth.address` (Traefik's auth-url) naming an internal workload's Service. */
+export function forwardAuthExposure(props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
+    const name = internalTarget(forwardAuthAddress(props), cfg);
+    return name !== undefined
+        ? [`sets forwardAuth.address to ${name}, which sends it ${FORWARD_AUTH_SENDS}; datastores and monitoring stay internal (name the platform's own authentication service)`]
         : [];
 }
 
@@ -170,7 +183,7 @@ export const noPublicExposure: ResourceValidationPolicy = {
     description:
         "Nothing is published beyond the host or cluster except the edge: Docker ports bind to 127.0.0.1 (datastores " +
         "publish none on prod); no Kubernetes Service is a NodePort; datastores, Prometheus and Grafana have no LoadBalancer Service, " +
-        "no Ingress route (a mirror-target or auth-url annotation, or the controller's global-auth-url, naming their Service included) and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN) or a bridge " +
+        "no Ingress route (a mirror-target or auth-url annotation, the controller's global-auth-url or a Traefik Middleware's forwardAuth.address, naming their Service included) and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN) or a bridge " +
         "routing to its containers directly (gateway mode nat-unprotected or routed, trusted_host_interfaces).",
     severity: "critical",
     configSchema: {
@@ -185,5 +198,8 @@ export const noPublicExposure: ResourceValidationPolicy = {
         validateResourceOfType(k8s.networking.v1.Ingress, objectRule((props, _name, cfg) => ingressExposure(props, cfg))),
         validateResourceOfType(docker.Network, objectRule((props) => dockerNetworkExposure(props))),
         validateResourceOfType(k8s.core.v1.ConfigMap, objectRule(globalAuthExposure)),
+        (args, reportViolation) => {
+            if (TRAEFIK_MIDDLEWARE.test(args.type)) objectRule((props, _name, cfg) => forwardAuthExposure(props, cfg))(args.props, args, reportViolation);
+        },
     ],
 };

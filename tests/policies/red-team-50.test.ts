@@ -177,3 +177,28 @@ describe("no-unchecked-workloads, protected-namespaces: a custom resource of a v
         expect(await messages("no-unchecked-workloads", [{ type: "kubernetes:yaml:ConfigFile", name: "f", props: { file: "x.yaml" } }])).toEqual([]);
     });
 });
+
+describe("ingress-no-external-forwarding, no-public-exposure: a Traefik Middleware's forwardAuth (the local-k8s stack's ingress class)", () => {
+    const middleware = (address: string, group = "traefik.io"): TestResource => ({
+        type: `kubernetes:${group}/v1alpha1:Middleware`, name: "auth",
+        props: { apiVersion: `${group}/v1alpha1`, kind: "Middleware", metadata: { name: "auth", namespace: NS }, spec: { forwardAuth: { address, trustForwardHeader: true } } },
+    });
+    const FIX = ", past every NetworkPolicy (the controller makes the request): the clients' credentials and orders leave the platform. Name a Service of the cluster " +
+        "(http://<service>.<namespace>.svc:<port>/...), or, for an identity provider the operator has chosen, list its host in this policy's allowedExternalTargets.";
+    const SENDS = "the headers of every request routed through it (their Authorization header and cookies)";
+
+    it("rejects a forwardAuth.address outside the cluster or on the controller's loopback, and one naming a datastore's or monitoring's Service", async () => {
+        expect(await messages("ingress-no-external-forwarding", [middleware("https://auth.example.com/verify"), middleware("http://localhost:8080/api/rawdata", "traefik.containo.us")])).toEqual([
+            `Middleware "auth" sets forwardAuth.address to a URL on auth.example.com, outside the cluster, so the controller sends it ${SENDS}${FIX}`,
+            `Middleware "auth" sets forwardAuth.address to a URL on localhost, the controller's own pod (its status and configuration endpoints listen on its loopback), so the controller sends them ${SENDS}${FIX}`,
+        ]);
+        expect(await messages("no-public-exposure", [middleware("http://prometheus.ai-trading.svc:9090/api/v1/status/config")])).toEqual([
+            `Middleware "auth" sets forwardAuth.address to prometheus, which sends it ${SENDS}; datastores and monitoring stay internal (name the platform's own authentication service).`,
+        ]);
+        // The platform's own service, an allowed identity provider: passes.
+        const ok = middleware("http://api-gateway.ai-trading.svc:3001/auth");
+        expect([...await messages("ingress-no-external-forwarding", [ok]), ...await messages("no-public-exposure", [ok])]).toEqual([]);
+        const listing = { all: "mandatory" as const, "ingress-no-external-forwarding": { allowedExternalTargets: ["auth.example.com"] } };
+        expect(await messages("ingress-no-external-forwarding", [middleware("https://auth.example.com/verify")], listing)).toEqual([]);
+    });
+});
