@@ -1,10 +1,10 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { splitEnv } from "../lib/credentials";
+import { isCredentialName, splitEnv } from "../lib/credentials";
 import { Workload, workloadRule } from "../lib/rule";
 import { environmentSourceEntries, workloadEnv } from "../lib/environment";
-import { arr, plain, str } from "../lib/values";
+import { arr, isRecord, plain, str } from "../lib/values";
 import { describe, objectName } from "../lib/workloads";
 
 /**
@@ -182,6 +182,30 @@ export function environmentSourceProblems(type: string, props: Record<string, an
     return out;
 }
 
+/**
+ * Session 50: ingress-nginx's access log formats (the controller ConfigMap's `log-format-upstream` and
+ * `log-format-stream`, recognised by the key, whatever the map is called). A variable carrying what the
+ * client or a backend sends to prove who is who writes it into the controller's log for every request,
+ * where whoever reads the logs replays it: `$http_authorization` (the JWT, Basic credentials), the
+ * cookies (`$http_cookie`, `$cookie_<name>`, the backends' `Set-Cookie`), `$request_body` (logins,
+ * orders), and any credential-named header or query argument (`$http_x_api_key`, `$arg_token`).
+ */
+export function credentialLogVariables(format: string): string[] {
+    const variables = [...format.matchAll(/\$(?:\{(\w+)\}|(\w+))/g)].map((m) => (m[1] ?? m[2]).toLowerCase());
+    return [...new Set(variables.filter((v) => /^(http_(proxy_)?authorization|http_cookie|cookie_\w+|request_body|(sent|upstream)_http_set_cookie)$/.test(v) ||
+        (/^(http|arg|sent_http|upstream_http)_/.test(v) && isCredentialName(v))))];
+}
+
+export function controllerLogProblems(props: Record<string, any>): string[] {
+    const data = isRecord(props.data) ? props.data : {};
+    return ["log-format-upstream", "log-format-stream"].flatMap((key) => {
+        const found = credentialLogVariables(str(data[key]) ?? "");
+        return found.length ? [`sets ${key} with ${found.map((v) => `$${v}`).join(", ")}, which writes every client's credentials into the ingress controller's access log`] : [];
+    });
+}
+
+const LOG_FIX = "; log who and what without the secrets (ingress-nginx's default format, $remote_user, $request_id), and never a request's Authorization header, cookies or body.";
+
 const messageOf = (who: string, p: string) => `${who} ${p}${p.includes("sets LOG_LEVEL=") ? VERBOSE_FIX : /sets (NODE_)?DEBUG=/.test(p) ? DEBUG_FIX : FIX}`;
 
 const FIX = "; remove it: a debugger port runs any code sent to it, an unverified TLS connection hands the " +
@@ -193,7 +217,8 @@ export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
     description:
         "No process runs with its own safety switched off: no Node inspector (--inspect*, in NODE_OPTIONS or the command line), " +
         "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no SMTP without (verified) TLS, no Prometheus --web.enable-admin-api or --web.enable-lifecycle; " +
-        "no Kubernetes workload logs at LOG_LEVEL debug or trace, and no workload turns on DEBUG or NODE_DEBUG output, unless listed in verboseLogWorkloads.",
+        "no Kubernetes workload logs at LOG_LEVEL debug or trace, and no workload turns on DEBUG or NODE_DEBUG output, unless listed in verboseLogWorkloads; " +
+        "no ingress-nginx access log format writes the clients' credentials ($http_authorization, cookies, $request_body).",
     severity: "high",
     configSchema: {
         properties: {
@@ -205,6 +230,7 @@ export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
             const cfg = readConfig(args, defaults);
             for (const p of environmentSourceProblems(args.type, plain(props), cfg, args.name)) reportViolation(messageOf(describe(args.type, args.name), p));
+            for (const p of controllerLogProblems(plain(props))) reportViolation(`${describe(args.type, args.name)} ${p}${LOG_FIX}`);
         }),
         validateResourceOfType(k8s.core.v1.Secret, (props, args, reportViolation) => {
             const cfg = readConfig(args, defaults);

@@ -202,3 +202,24 @@ describe("ingress-no-external-forwarding, no-public-exposure: a Traefik Middlewa
         expect(await messages("ingress-no-external-forwarding", [middleware("https://auth.example.com/verify")], listing)).toEqual([]);
     });
 });
+
+describe("no-insecure-runtime-flags: an ingress-nginx access log format writing the clients' credentials", () => {
+    const controller = (data: Record<string, string>): TestResource => ({
+        type: "kubernetes:core/v1:ConfigMap", name: "ingress-nginx-controller",
+        props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "ingress-nginx-controller", namespace: "ingress-nginx" }, data },
+    });
+    const FIX = "; log who and what without the secrets (ingress-nginx's default format, $remote_user, $request_id), and never a request's Authorization header, cookies or body.";
+
+    it("rejects $http_authorization, cookies, $request_body and credential-named headers or arguments in log-format-upstream or log-format-stream", async () => {
+        const found = await messages("no-insecure-runtime-flags", [controller({
+            "log-format-upstream": "$remote_addr - $remote_user [$time_local] \"$request\" $status auth=\"$HTTP_AUTHORIZATION\" c=\"${http_cookie}\" s=$cookie_session body=$request_body k=$http_x_api_key t=$arg_token id=$request_id",
+            "log-format-stream": "[$remote_addr] $protocol $status",
+        })]);
+        expect(found).toEqual([
+            "ConfigMap \"ingress-nginx-controller\" sets log-format-upstream with $http_authorization, $http_cookie, $cookie_session, $request_body, $http_x_api_key, $arg_token, " +
+            `which writes every client's credentials into the ingress controller's access log${FIX}`,
+        ]);
+        // The default-like format passes.
+        expect(await messages("no-insecure-runtime-flags", [controller({ "log-format-upstream": "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent $request_id" })])).toEqual([]);
+    });
+});
