@@ -75,6 +75,17 @@ export function coveredAddresses(cidrs: readonly string[], family: "ipv4" | "ipv
 }
 
 /**
+ * A bare address in the spelling node's parsers take, as the API server reads it: an IPv4 one (leading
+ * zeros dropped: `0100.100.100.200` is 100.100.100.200) dotted, an IPv6 one as written; undefined when none.
+ */
+export function canonicalAddress(text: string): string | undefined {
+    const r = text.includes("/") ? undefined : cidrRange(text, true);
+    if (r === undefined) return undefined;
+    if (r.family === "ipv6") return text.trim();
+    return [24n, 16n, 8n, 0n].map((shift) => ((r.start >> shift) & 255n).toString()).join(".");
+}
+
+/**
  * An ipBlock's `cidr` wider than an IPv4 /8 or an IPv6 /16 (IPv4 in either spelling): the address space in
  * halves or quarters. False when it is no CIDR (the API server refuses it).
  */

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from "node:net";
 import { StackValidationPolicy } from "@pulumi/policy";
+import { canonicalAddress } from "../lib/cidr";
 import { CLOUD_METADATA_ADDRESSES } from "../lib/cloud-metadata";
 import { ingressTargets, outsideReach } from "../lib/routes";
 import { plainResources, StackResource } from "../lib/stack";
@@ -67,7 +68,8 @@ function nat64Embedded(ip: string): string {
 
 /** What a special address reaches ("loopback", …), or undefined for an ordinary address or a name. */
 export function specialAddress(address: string): string | undefined {
-    const ip = address.trim();
+    // Session 50: as the API server and kube-proxy read it, leading zeros and all (`0100.100.100.200`).
+    const ip = canonicalAddress(address) ?? address.trim();
     const family = isIP(ip);
     if (family === 0) return undefined;
     if (family === 6 && NAT64.check(ip, "ipv6")) {

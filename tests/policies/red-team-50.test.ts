@@ -223,3 +223,23 @@ describe("no-insecure-runtime-flags: an ingress-nginx access log format writing 
         expect(await messages("no-insecure-runtime-flags", [controller({ "log-format-upstream": "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent $request_id" })])).toEqual([]);
     });
 });
+
+describe("hand-made-endpoints: a special address spelt with leading zeros (read as decimal by the API server and kube-proxy)", () => {
+    const slice = (addresses: string[]): TestResource => ({
+        type: "kubernetes:discovery.k8s.io/v1:EndpointSlice", name: "ledger-endpointslice",
+        props: {
+            apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice", metadata: { name: "ledger", namespace: NS, labels: { "kubernetes.io/service-name": "ledger-db" } },
+            addressType: "IPv4", endpoints: [{ addresses }], ports: [{ port: 5432 }],
+        },
+    });
+    const special = (field: string, address: string, what: string) =>
+        `EndpointSlice "ledger" sets ${field} to ${address} (${what}): whatever connects through its Service (a pod, or the ingress controller, which proxies to endpoint addresses itself) ` +
+        "reaches that address from its own node or pod, the node's cloud credentials and local ports included. Remove the address; give the Service a selector of the platform's pods.";
+
+    it("rejects 0100.100.100.200 (Alibaba's metadata service) and 0224.000.000.251 (multicast); 010.20.0.15 passes as 10.20.0.15 does", async () => {
+        expect(await messages("hand-made-endpoints", [slice(["0100.100.100.200", "0224.000.000.251", "010.20.0.15"])])).toEqual([
+            special("endpoints[0].addresses[0]", "0100.100.100.200", "the cloud metadata address"),
+            special("endpoints[0].addresses[1]", "0224.000.000.251", "multicast"),
+        ]);
+    });
+});
