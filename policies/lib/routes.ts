@@ -51,6 +51,23 @@ export function forwardAuthAddress(props: Record<string, any>): string | undefin
     return isRecord(props.spec?.forwardAuth) ? str(props.spec.forwardAuth.address) : undefined;
 }
 
+/**
+ * The Services a Traefik Middleware sends its routers' requests to: `forwardAuth.address`'s (every
+ * request's headers) and `errors.service` (Traefik fetches the error page with the client's request,
+ * its headers and cookies: ingress-nginx's `custom-http-errors` to a default backend), each with the field.
+ */
+export function middlewareTargets(props: Record<string, any>): ServiceTarget[] {
+    const out: ServiceTarget[] = [];
+    const address = forwardAuthAddress(props);
+    const host = address === undefined ? undefined : targetHost(address);
+    const svc = host === undefined ? undefined : clusterService(host);
+    if (svc) out.push({ ...svc, via: "forwardAuth.address" });
+    const errors = isRecord(props.spec?.errors?.service) ? props.spec.errors.service : undefined;
+    const name = str(errors?.name);
+    if (name) out.push({ name, namespace: str(errors?.namespace), via: "errors.service" });
+    return out;
+}
+
 /** nginx variables whose value starts with a `/`: the URL's path begins where one is written. */
 const PATH_VARIABLES = /\$\{?(request_uri|escaped_request_uri|uri|document_uri)\b\}?/i;
 
@@ -143,9 +160,20 @@ export function ingressTargets(props: Record<string, any>): ServiceTarget[] {
     return out;
 }
 
-/** A target in a message: `postgres`, or `postgres (by the annotation <key>)`. */
+/** A target in a message: `postgres`, `postgres (by the annotation <key>)`, or a Middleware's `postgres (by its errors.service)`. */
 export function targetLabel(t: ServiceTarget, name = t.name): string {
-    return t.via === undefined ? name : `${name} (by the annotation ${t.via})`;
+    if (t.via === undefined) return name;
+    return t.via.includes("/") ? `${name} (by the annotation ${t.via})` : `${name} (by its ${t.via})`;
+}
+
+/** Whether an object sends the edge's requests to Services: an Ingress, or (session 50) a Traefik Middleware. */
+export function isRouter(type: string): boolean {
+    return type === "kubernetes:networking.k8s.io/v1:Ingress" || TRAEFIK_MIDDLEWARE.test(type);
+}
+
+/** What a router object sends requests to: an Ingress's routes and forwarding annotations, a Traefik Middleware's services. */
+export function routeTargets(type: string, props: Record<string, any>): ServiceTarget[] {
+    return TRAEFIK_MIDDLEWARE.test(type) ? middlewareTargets(props) : ingressTargets(props);
 }
 
 /**

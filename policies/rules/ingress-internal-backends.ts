@@ -1,7 +1,7 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { serviceTarget } from "./no-public-exposure";
-import { ingressTargets, outsideReach, targetLabel } from "../lib/routes";
+import { isRouter, outsideReach, routeTargets, targetLabel } from "../lib/routes";
 import { mapSelectorMatches } from "../lib/selectors";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { hasUnknown, isRecord, str } from "../lib/values";
@@ -29,8 +29,9 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
     const selected = (ns: string, selector: Record<string, unknown>, which: (id: ReturnType<typeof identity>) => boolean = internal) =>
         [...new Set(pods.filter((p) => p.ns === ns && which(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
     const out: Finding[] = [];
-    for (const ing of resources.filter((r) => r.type === K8S.ingress)) {
-        for (const target of ingressTargets(ing.props)) {
+    for (const ing of resources.filter((r) => isRouter(r.type))) {
+        const router = `${ing.type.split(":").pop()} "${objectName(ing.props, ing.name)}"`;
+        for (const target of routeTargets(ing.type, ing.props)) {
             if (cfg.internalWorkloads.includes(target.name)) continue;
             const ns = target.namespace ?? namespaceOf(ing.props);
             const backend = targetLabel(target, `"${target.name}"`);
@@ -40,7 +41,7 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
             if (str(svc?.props.spec?.type) === "ExternalName") {
                 out.push({
                     urn: ing.urn,
-                    message: `Ingress "${objectName(ing.props, ing.name)}" routes public traffic to Service ${backend} of type ExternalName ` +
+                    message: `${router} routes public traffic to Service ${backend} of type ExternalName ` +
                         `(${str(svc?.props.spec?.externalName) ?? "a name computed during preview"}): the controller proxies to whatever that name resolves to; ` +
                         "route to a ClusterIP Service selecting the platform's own pods.",
                 });
@@ -52,7 +53,7 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
             if (targets.length === 0) continue;
             out.push({
                 urn: ing.urn,
-                message: `Ingress "${objectName(ing.props, ing.name)}" routes public traffic to Service ${backend}, which selects the pods of ${targets.join(", ")}; ` +
+                message: `${router} routes public traffic to Service ${backend}, which selects the pods of ${targets.join(", ")}; ` +
                     "datastores and monitoring stay internal (use a VPN or port-forward for admin access).",
             });
         }
@@ -106,7 +107,7 @@ export const ingressInternalBackends: StackValidationPolicy = {
     },
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
-        if (!resources.some((r) => r.type === K8S.ingress || r.type === K8S.service)) args.notApplicable("no Ingress or Service in this stack");
+        if (!resources.some((r) => isRouter(r.type) || r.type === K8S.service)) args.notApplicable("no Ingress or Service in this stack");
         for (const f of internalBackends(resources, readConfig(args, defaults))) reportViolation(f.message, f.urn);
     },
 };

@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { LABEL_ROLE, LABEL_WORKLOAD } from "../../catalog/labels";
-import { clusterService, FORWARD_AUTH_SENDS, forwardAuthAddress, ingressTargets, targetHost, targetLabel, TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { clusterService, ingressTargets, middlewareTargets, targetHost, targetLabel, TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, num, plain, str } from "../lib/values";
 import { DATASTORES, describe, isDatastore, metadataLabels, MONITORING, objectName } from "../lib/workloads";
@@ -110,11 +110,12 @@ export function globalAuthExposure(props: Record<string, any>, _name: string, cf
         : [];
 }
 
-/** Session 50: a Traefik Middleware's `forwardAuth.address` (Traefik's auth-url) naming an internal workload's Service. */
-export function forwardAuthExposure(props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
-    const name = internalTarget(forwardAuthAddress(props), cfg);
-    return name !== undefined
-        ? [`sets forwardAuth.address to ${name}, which sends it ${FORWARD_AUTH_SENDS}; datastores and monitoring stay internal (name the platform's own authentication service)`]
+/** Session 50: a Traefik Middleware sending its routers' requests to an internal workload's Service (`forwardAuth.address`, `errors.service`). */
+export function middlewareExposure(props: Record<string, any>, cfg: ExposureConfig = defaults): string[] {
+    const internal = middlewareTargets(props).filter((t) => cfg.internalWorkloads.includes(t.name));
+    return internal.length
+        ? [`sends the requests of the routers using it, their Authorization header and cookies included, to ${[...new Set(internal.map((t) => targetLabel(t)))].join(", ")}; ` +
+            "datastores and monitoring stay internal (name the platform's own authentication service and error pages)"]
         : [];
 }
 
@@ -183,7 +184,7 @@ export const noPublicExposure: ResourceValidationPolicy = {
     description:
         "Nothing is published beyond the host or cluster except the edge: Docker ports bind to 127.0.0.1 (datastores " +
         "publish none on prod); no Kubernetes Service is a NodePort; datastores, Prometheus and Grafana have no LoadBalancer Service, " +
-        "no Ingress route (a mirror-target or auth-url annotation, the controller's global-auth-url or a Traefik Middleware's forwardAuth.address, naming their Service included) and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN) or a bridge " +
+        "no Ingress route (a mirror-target or auth-url annotation, the controller's global-auth-url or a Traefik Middleware's forwardAuth.address or errors.service, naming their Service included) and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN) or a bridge " +
         "routing to its containers directly (gateway mode nat-unprotected or routed, trusted_host_interfaces).",
     severity: "critical",
     configSchema: {
@@ -199,7 +200,7 @@ export const noPublicExposure: ResourceValidationPolicy = {
         validateResourceOfType(docker.Network, objectRule((props) => dockerNetworkExposure(props))),
         validateResourceOfType(k8s.core.v1.ConfigMap, objectRule(globalAuthExposure)),
         (args, reportViolation) => {
-            if (TRAEFIK_MIDDLEWARE.test(args.type)) objectRule((props, _name, cfg) => forwardAuthExposure(props, cfg))(args.props, args, reportViolation);
+            if (TRAEFIK_MIDDLEWARE.test(args.type)) objectRule((props, _name, cfg) => middlewareExposure(props, cfg))(args.props, args, reportViolation);
         },
     ],
 };

@@ -187,13 +187,21 @@ describe("ingress-no-external-forwarding, no-public-exposure: a Traefik Middlewa
         "(http://<service>.<namespace>.svc:<port>/...), or, for an identity provider the operator has chosen, list its host in this policy's allowedExternalTargets.";
     const SENDS = "the headers of every request routed through it (their Authorization header and cookies)";
 
-    it("rejects a forwardAuth.address outside the cluster or on the controller's loopback, and one naming a datastore's or monitoring's Service", async () => {
+    it("rejects a forwardAuth.address outside the cluster or on the controller's loopback, and one (or errors.service) naming a datastore's or monitoring's Service", async () => {
         expect(await messages("ingress-no-external-forwarding", [middleware("https://auth.example.com/verify"), middleware("http://localhost:8080/api/rawdata", "traefik.containo.us")])).toEqual([
             `Middleware "auth" sets forwardAuth.address to a URL on auth.example.com, outside the cluster, so the controller sends it ${SENDS}${FIX}`,
             `Middleware "auth" sets forwardAuth.address to a URL on localhost, the controller's own pod (its status and configuration endpoints listen on its loopback), so the controller sends them ${SENDS}${FIX}`,
         ]);
-        expect(await messages("no-public-exposure", [middleware("http://prometheus.ai-trading.svc:9090/api/v1/status/config")])).toEqual([
-            `Middleware "auth" sets forwardAuth.address to prometheus, which sends it ${SENDS}; datastores and monitoring stay internal (name the platform's own authentication service).`,
+        const toInternal = (label: string) => `Middleware "auth" sends the requests of the routers using it, their Authorization header and cookies included, to ${label}; ` +
+            "datastores and monitoring stay internal (name the platform's own authentication service and error pages).";
+        expect(await messages("no-public-exposure", [middleware("http://prometheus.ai-trading.svc:9090/api/v1/status/config")])).toEqual([toInternal("prometheus (by its forwardAuth.address)")]);
+        // Its errors middleware fetches the error page with the client's request: a route to that Service, judged by name and by selector.
+        const errors = edit(middleware("http://api-gateway.ai-trading.svc:3001/auth"), (p) => { p.spec.errors = { status: ["500-599"], service: { name: "grafana", port: 3000 }, query: "/{status}" }; });
+        expect(await messages("no-public-exposure", [errors])).toEqual([toInternal("grafana (by its errors.service)")]);
+        const reports = edit(service("reports", "service", 5432), (p) => { p.spec.selector = { "trading.io/workload": "postgres" }; });
+        const viaReports = edit(errors, (p) => { p.spec.errors.service.name = "reports"; });
+        expect((await messages("ingress-internal-backends", [...prodStack(), reports, viaReports])).map((m) => m.split(";")[0])).toEqual([
+            "Middleware \"auth\" routes public traffic to Service \"reports\" (by its errors.service), which selects the pods of postgres",
         ]);
         // The platform's own service, an allowed identity provider: passes.
         const ok = middleware("http://api-gateway.ai-trading.svc:3001/auth");
