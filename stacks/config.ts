@@ -112,8 +112,10 @@ export class ConfigError extends Error {
     readonly key: string,
     readonly stack: string,
     problem: string,
+    /** The key's namespace: the project's, or another the stack set a key in (checkConfigKeys). */
+    readonly namespace: string = CONFIG_NAMESPACE,
   ) {
-    super(`Invalid configuration ${CONFIG_NAMESPACE}:${key} on stack '${stack}': ${problem}`);
+    super(`Invalid configuration ${namespace}:${key} on stack '${stack}': ${problem}`);
     this.name = "ConfigError";
   }
 }
@@ -337,6 +339,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     );
   }
 
+  // Never runs only what was imported into the nodes: upstream datastore images and the services image
+  // pushed to the registry would never be pulled (every pod ErrImageNeverPull, after the deploy).
+  if (target === "kubernetes" && imageSource === "upstream" && imagePullPolicy === "Never") {
+    throw new ConfigError(
+      "imagePullPolicy",
+      stack,
+      "'Never' runs only images already imported into the nodes, and 'upstream' images (and the services image pushed to trading:registry) are pulled from their registries: use IfNotPresent (the default) or Always, or imageSource local with the images imported into the nodes (scripts/cluster/)",
+    );
+  }
+
   const datastores = {} as Record<DataComponent, DatastoreConfig>;
   for (const name of dataComponents) {
     datastores[name] = {
@@ -483,6 +495,13 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     throw new ConfigError("ingressHost", stack, `must be a DNS name: the API server refuses an IP address as an Ingress host, got ${shown(ingressHost)}`);
   }
   // The default (localhost) serves the Docker edge; a certificate authority issues for no such name.
+  if (target === "kubernetes" && certIssuer !== undefined && r.isSet("ingressHost") && isLocalhostName(ingressHost)) {
+    throw new ConfigError(
+      "ingressHost",
+      stack,
+      `${shown(ingressHost)} is this machine's own name, which no certificate authority issues for: cert-manager's order would fail and the Ingress serve no trusted certificate (pulumi config set ${CONFIG_NAMESPACE}:ingressHost <public DNS name>)`,
+    );
+  }
   if (target === "kubernetes" && certIssuer !== undefined && !r.isSet("ingressHost")) {
     throw new ConfigError(
       "ingressHost",
@@ -514,9 +533,17 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
   // Read on both targets so a wrong value is reported even where Kubernetes ignores it.
   const publishAdminPorts = r.boolean("publishAdminPorts") && target === "docker";
-  // The edge and the admin ports share the host's address (or the admin ports take all of them):
-  // Docker would refuse the second container with "port is already allocated".
-  if (publishAdminPorts && (adminBindAddress === DOCKER_EDGE_ADDRESS || adminBindAddress === "0.0.0.0")) {
+  const exposure = publishAdminPorts ? adminBindExposure(adminBindAddress) : undefined;
+  if (exposure !== undefined) {
+    throw new ConfigError(
+      "adminBindAddress",
+      stack,
+      `${shown(adminBindAddress)} is ${exposure}: the datastores', Prometheus's and Grafana's ports would be published there, and Docker's published ports pass by the host firewall's INPUT rules; bind them to loopback (127.0.0.1, the default) or the address of a private or VPN interface of this host (10/8, 172.16/12, 192.168/16, 100.64/10), or set ${CONFIG_NAMESPACE}:publishAdminPorts false`,
+    );
+  }
+  // The edge and the admin ports share the host's address: Docker would refuse the second container
+  // with "port is already allocated".
+  if (publishAdminPorts && adminBindAddress === DOCKER_EDGE_ADDRESS) {
     for (const [key, port] of [["httpPort", httpPort], ["httpsPort", httpsPort]] as const) {
       const owner = Object.entries(dockerAdminHostPorts).find(([, p]) => p === port)?.[0];
       if (owner !== undefined) {
@@ -641,7 +668,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       memoryRequestRatio,
       renderYamlTo,
       backupSchedule: schedule,
-      exposeDatastores: r.boolean("exposeDatastores"),
+      exposeDatastores: exposedDatastores(r, target),
     },
     jobSchedules,
     logLevel: logLevel(r, target),
@@ -712,6 +739,44 @@ function gatewayRateLimit(r: Reader): { windowMs: number; maxRequests: number } 
     );
   }
   return { windowMs, maxRequests };
+}
+
+/**
+ * exposeDatastores: a LoadBalancer Service per datastore puts its port on the cluster's external
+ * address, the generated password its only defence. Refused on Kubernetes on every stack but dev
+ * (session 50; the policy pack's no-public-exposure refuses the Services under prod.json too, the
+ * second line); an operator reaches a datastore with `kubectl port-forward`.
+ */
+function exposedDatastores(r: Reader, target: Target): boolean {
+  const expose = r.boolean("exposeDatastores");
+  if (expose && target === "kubernetes" && !isDevStack(r.stack)) {
+    throw new ConfigError(
+      "exposeDatastores",
+      r.stack,
+      `true gives every datastore a LoadBalancer Service, its port on the cluster's external address with its password the only defence: reach a datastore with 'kubectl port-forward -n <namespace> svc/<datastore> <port>' instead; LoadBalancer datastores are accepted on dev stacks (dev, dev-*) only`,
+    );
+  }
+  return expose;
+}
+
+/**
+ * What an admin bind address (an IPv4 address, checked before) exposes the admin ports to beyond this
+ * host and its private networks, or undefined for loopback, an RFC 1918 address or one of the shared
+ * range 100.64/10 (VPNs such as Tailscale, the documented use: a VPN interface).
+ */
+function adminBindExposure(address: string): string | undefined {
+  const [a, b] = address.split(".").map(Number);
+  if (address === "0.0.0.0") return "every interface of the host (every network it is on, the internet included when it has a public address)";
+  if (a === 127 || a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127)) return undefined;
+  if (a === 169 && b === 254) return "a link-local address (the cloud metadata service's range)";
+  if (a === 0 || a >= 224) return "no unicast address of a host";
+  return "a public address";
+}
+
+/** `localhost` or a name under it: a name for this machine alone (RFC 6761). */
+function isLocalhostName(host: string): boolean {
+  const name = host.toLowerCase().replace(/\.$/, "");
+  return name === "localhost" || name.endsWith(".localhost");
 }
 
 /** Log levels that write request detail the info level leaves out (the services' pino levels). */
@@ -956,9 +1021,8 @@ export function checkSecretValues(stack: string, values: Partial<Record<SecretCo
         `is set but blank: set the credential (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} <value>) or remove the key (pulumi config rm ${CONFIG_NAMESPACE}:${key})`,
       );
     }
-    if (isDevStack(stack)) continue;
-    const published = guideSecretsIn(value);
-    if (published.length > 0 || isWeakValue(value)) {
+    const published = isDevStack(stack) ? [] : guideSecretsIn(value);
+    if (published.length > 0 || (!isDevStack(stack) && isWeakValue(value))) {
       const what = published.length > 0 ? `holds the deployment guide's published placeholder "${published[0]}"` : "is a weak, well-known value";
       throw new ConfigError(
         key,
@@ -966,7 +1030,39 @@ export function checkSecretValues(stack: string, values: Partial<Record<SecretCo
         `${what}, which anyone can try: set the real credential (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} <value>); placeholders are accepted on the dev stack only`,
       );
     }
+    const shape = credentialShapeProblem(key, value);
+    if (shape !== undefined) {
+      throw new ConfigError(key, stack, `${shape}; set it again (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} <value>)`);
+    }
   }
+}
+
+/** PEM blocks a TLS certificate / private key secret must hold (nginx and the Ingress read them as they are). */
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
+const PEM_PRIVATE_KEY = /-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END (RSA |EC )?PRIVATE KEY-----/;
+
+/**
+ * What is wrong with the shape of a credential's value (never quoting it), on every stack (session 50):
+ * a one-line credential (an exchange key, a token, a password) with a line break, a tab or another
+ * control character, or white space at either end (a newline pasted or read from a file with it) reaches
+ * the service as it is and fails at its first use, far from here; the TLS pair must be PEM: the
+ * certificate a CERTIFICATE block and no private key (the certificate is what the edge hands every
+ * client), the key an unencrypted PRIVATE KEY block (nginx would ask for a passphrase no one types).
+ */
+function credentialShapeProblem(key: SecretConfigKey, value: string): string | undefined {
+  if (key === "tlsCertificate") {
+    if (!PEM_CERTIFICATE.test(value)) return "is not a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)";
+    if (/PRIVATE KEY-----/.test(value)) return "holds a private key beside the certificate: the private key belongs in tlsPrivateKey alone";
+    return undefined;
+  }
+  if (key === "tlsPrivateKey") {
+    if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(value)) return "is an encrypted private key, which nginx would ask a passphrase for at start: give it unencrypted (openssl pkey -in <key> -out <plain key>)";
+    if (!PEM_PRIVATE_KEY.test(value)) return "is not a PEM private key (-----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY-----)";
+    return undefined;
+  }
+  if (new RegExp(UNSHOWABLE.source).test(value)) return "holds a line break, a tab or another control or invisible character (pasted with it?), which the service would send as part of the credential";
+  if (value !== value.trim()) return "has white space at its start or end (pasted with it?), which the service would send as part of the credential";
+  return undefined;
 }
 
 /**
@@ -983,7 +1079,10 @@ export function checkConfigKeys(stack: string, setKeys: readonly string[], encry
   const known = [...configKeys, ...secretConfigKeys];
   const encrypted = new Set(encryptedKeys);
   for (const full of setKeys) {
-    if (!full.startsWith(prefix)) continue;
+    if (!full.startsWith(prefix)) {
+      checkOtherNamespace(stack, full);
+      continue;
+    }
     const key = full.slice(prefix.length);
     if (!known.includes(key)) {
       const nearest = nearestKey(key, known);
@@ -1011,6 +1110,34 @@ export function checkConfigKeys(stack: string, setKeys: readonly string[], encry
       );
     }
   }
+}
+
+/**
+ * Namespaces whose keys something reads: the project's, the providers the program runs (their
+ * default providers read `kubernetes:context`, `docker:host`, ...) and the engine's own (`pulumi:tags`).
+ */
+export const READ_CONFIG_NAMESPACES: readonly string[] = [CONFIG_NAMESPACE, "kubernetes", "docker", "random", "pulumi"];
+
+/**
+ * A key outside the project's namespace: its owner judges its name, but a namespace nothing reads (a
+ * misspelt `tradng:replicas`, `Trading:replicas`, an `aws:region` for a provider the program never
+ * runs) would be ignored without a word, as a misspelt key of the project's is (session 50).
+ */
+function checkOtherNamespace(stack: string, full: string): void {
+  const colon = full.indexOf(":");
+  const namespace = colon > 0 ? full.slice(0, colon) : "";
+  if (READ_CONFIG_NAMESPACES.includes(namespace)) return;
+  const key = colon > 0 ? full.slice(colon + 1) : full;
+  const nearest = nearestKey(namespace, READ_CONFIG_NAMESPACES);
+  const shownKey = escapeUnshowable(key.length > SHOWN_MAX ? `${key.slice(0, SHOWN_MAX)}...` : key);
+  throw new ConfigError(
+    shownKey,
+    stack,
+    `is in a namespace nothing of this program reads, so it would be ignored and its default apply; ` +
+      (nearest ? `did you mean ${nearest}:${shownKey}? ` : "") +
+      `the program reads ${READ_CONFIG_NAMESPACES.map((n) => `${n}:`).join(", ")} (remove it with 'pulumi config rm ${escapeUnshowable(full.slice(0, SHOWN_MAX))}')`,
+    escapeUnshowable(namespace.slice(0, SHOWN_MAX)),
+  );
 }
 
 /** The known key closest to a misspelt one (case ignored), if it is a plausible typo: at most a third of it edited. */

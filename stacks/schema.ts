@@ -88,10 +88,10 @@ export const stackConfigSchema = Type.Object({
   dockerPidsLimitStateful: int(`Docker: most processes and threads of each stateful container (datastores, Prometheus, Grafana); 16 to ${MAX_PIDS_LIMIT}`, 4096, 16, MAX_PIDS_LIMIT),
   dockerPidsLimitJob: int(`Docker: most processes and threads of each one-shot job container (migrations); 16 to ${MAX_PIDS_LIMIT}`, 256, 16, MAX_PIDS_LIMIT),
   adminBindAddress: str(
-    "Docker: host address datastore, Prometheus and Grafana ports bind to (e.g. a VPN interface); the policy pack reports any address but loopback (and blocks it under prod.json)",
+    "Docker: host address datastore, Prometheus and Grafana ports bind to: loopback or a private or VPN interface's address (10/8, 172.16/12, 192.168/16, 100.64/10), never 0.0.0.0 or a public one; the policy pack reports any address but loopback (and blocks it under prod.json)",
     "127.0.0.1",
   ),
-  exposeDatastores: bool("Kubernetes: LoadBalancer Services for the datastores (rejected by the policy pack on prod)", false),
+  exposeDatastores: bool("Kubernetes: LoadBalancer Services for the datastores; refused on every stack but dev (dev, dev-*), and by the policy pack under prod.json", false),
   namespace: str("Kubernetes namespace", "ai-trading"),
   storageClass: str("Kubernetes storage class of the volumes (cluster default when unset)"),
   ingressHost: str("Public host name of the Ingress (Docker: the edge's server and certificate name); a DNS name, never an IP address, on kubernetes; required there with certIssuer", "localhost"),

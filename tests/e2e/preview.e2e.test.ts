@@ -31,20 +31,28 @@ describe.skipIf(!toolsAvailable())("pulumi preview with the policy pack", () => 
 
   it("fails for the insecure fixture, naming the violated policies", async () => {
     const fixture = path.join(root, "tests", "e2e", "fixtures", "Pulumi.insecure.yaml");
-    pulumi.configFile("insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure") });
-    const insecure = await pulumi.stack("insecure");
+    // LoadBalancer datastores pass the stack config on dev stacks only (session 50): under a dev
+    // stack's name the fixture reaches the pack, which prod.json makes block them.
+    pulumi.configFile("dev-insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure") });
+    const insecure = await pulumi.stack("dev-insecure");
     const r = await insecure.run(["preview", ...pack("prod")], { allowFailure: true });
     const text = r.stdout + r.stderr;
     expect(r.status, text.slice(-3000)).not.toBe(0);
     expect(text).toContain("no-public-exposure");
     expect(text).toMatch(/mandatory/);
 
-    // A floating tag is refused by the stack config itself, before the pack, naming the key and the stack.
-    pulumi.configFile("insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure"), redisImage: "redis:stable" });
+    // Under any other name the stack config refuses them itself, before the pack, naming the key and the stack;
+    // and a floating tag on every stack.
+    pulumi.configFile("insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure") });
+    const named = await pulumi.stack("insecure");
+    const exposed = await named.run(["preview", ...pack("prod")], { allowFailure: true });
+    expect(exposed.status).not.toBe(0);
+    expect(exposed.stdout + exposed.stderr).toContain("Invalid configuration trading:exposeDatastores on stack 'insecure': true gives every datastore a LoadBalancer Service");
+    pulumi.configFile("dev-insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure"), redisImage: "redis:stable" });
     const floating = await insecure.run(["preview", ...pack("prod")], { allowFailure: true });
     const refused = floating.stdout + floating.stderr;
     expect(floating.status, refused.slice(-3000)).not.toBe(0);
-    expect(refused).toContain("Invalid configuration trading:redisImage on stack 'insecure': 'redis:stable' uses the floating tag \"stable\"");
+    expect(refused).toContain("Invalid configuration trading:redisImage on stack 'dev-insecure': 'redis:stable' uses the floating tag \"stable\"");
   });
 });
 

@@ -18,6 +18,12 @@ async function judge(stack: string, policyConfig: string, config: Record<string,
  */
 const INSECURE = { tradingMode: "live", marketDataSource: "binance", registryUsername: "admin" };
 
+/**
+ * Prod's configuration run under the dev stack's name: what the stack config accepts on dev stacks only
+ * (guide placeholders, LoadBalancer datastores) reaches the pack, which prod.json must still block.
+ */
+const prodUnderDevName = () => ({ ...Object.fromEntries(Object.keys(stackFileConfig("dev")).map((k) => [k, null])), ...stackFileConfig("prod") });
+
 const lines = (vs: Violation[]) => vs.map((v) => `${v.enforcementLevel} ${v.policyName} ${v.resourceName ?? "<stack>"}: ${v.message}`);
 
 /**
@@ -122,8 +128,7 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
         await expect(runProgram("prod", INSECURE, { ...GUIDE_SECRETS, binanceApiKey: "k-live", binanceSecretKey: "s-live" })).rejects.toThrow(
             "Invalid configuration trading:registryPassword on stack 'prod': holds the deployment guide's published placeholder \"admin123\"",
         );
-        const prodUnderDevName = { ...stackFileConfig("prod"), ...Object.fromEntries(Object.keys(stackFileConfig("dev")).map((k) => [k, null])), ...stackFileConfig("prod") };
-        const vs = await judge("dev", "prod", { ...prodUnderDevName, ...INSECURE }, GUIDE_SECRETS);
+        const vs = await judge("dev", "prod", { ...prodUnderDevName(), ...INSECURE }, GUIDE_SECRETS);
         expect(mandatory(vs)).toEqual(vs);
         expect(policyNames(vs)).toEqual(["no-default-credentials"]);
         expect(lines(vs).filter((l) => l.includes("no-default-credentials")).join("\n")).toContain("published default \"admin123\" at registry.password");
@@ -151,17 +156,23 @@ describe("a deliberately insecure configuration is rejected", { timeout: 300_000
         expect(lines(vs).filter((l) => l.includes("no-public-exposure")).join("\n")).toContain("Container \"postgres-container\" is a datastore and publishes 5432 on the host");
     });
 
-    it("dev: trading:adminBindAddress=0.0.0.0 publishes the database on all interfaces -> no-public-exposure", async () => {
-        const dev = await judge("dev", "dev", { adminBindAddress: "0.0.0.0" });
+    // Since session 50 the stack config refuses every interface (0.0.0.0) and public addresses itself; a
+    // private interface's address (a VPN's) is the operator's choice, which the pack still reports.
+    it("dev: trading:adminBindAddress on a private interface publishes the database beyond loopback -> no-public-exposure", async () => {
+        await expect(runProgram("dev", { adminBindAddress: "0.0.0.0" })).rejects.toThrow("Invalid configuration trading:adminBindAddress on stack 'dev': '0.0.0.0' is every interface of the host");
+        const dev = await judge("dev", "dev", { adminBindAddress: "10.8.0.1" });
         expect(policyNames(dev)).toContain("no-public-exposure");
         expect(mandatory(dev)).toEqual([]);
-        const prod = await judge("dev", "prod", { adminBindAddress: "0.0.0.0" });
+        const prod = await judge("dev", "prod", { adminBindAddress: "10.8.0.1" });
         expect(policyNames(mandatory(prod))).toContain("no-public-exposure");
         expect(lines(prod).filter((l) => l.includes("no-public-exposure")).join("\n")).toContain("postgres-container");
     });
 
-    it("prod: trading:exposeDatastores=true gives the datastores LoadBalancer Services -> no-public-exposure", async () => {
-        const vs = await judge("prod", "prod", { exposeDatastores: "true" });
+    // Since session 50 the stack config refuses it on every stack but dev; prod's configuration under the
+    // dev stack's name shows prod.json still blocks the Services (the second line).
+    it("prod: trading:exposeDatastores=true gives the datastores LoadBalancer Services -> refused by the config, and no-public-exposure", async () => {
+        await expect(runProgram("prod", { exposeDatastores: "true" })).rejects.toThrow("Invalid configuration trading:exposeDatastores on stack 'prod'");
+        const vs = await judge("dev", "prod", { ...prodUnderDevName(), exposeDatastores: "true" });
         expect(policyNames(vs)).toEqual(["no-public-exposure"]);
         expect(mandatory(vs)).toEqual(vs);
         expect(lines(vs).join("\n")).toContain("postgres-service");

@@ -322,9 +322,11 @@ describe("adminBindAddress (session 41)", () => {
   });
 
   it("keeps plain IPv4 addresses, zeros as whole octets included", () => {
-    for (const address of ["127.0.0.1", "127.0.0.10", "10.0.0.100", "0.0.0.0"]) {
+    for (const address of ["127.0.0.1", "127.0.0.10", "10.0.0.100", "10.0.0.0"]) {
       expect(parseStackConfig("dev", { ...docker, adminBindAddress: address }).docker.adminBindAddress, address).toBe(address);
     }
+    // Every interface is refused while the admin ports are published (session 50, tests/unit/config-exposure.test.ts).
+    expect(parseStackConfig("dev", { ...docker, adminBindAddress: "0.0.0.0", publishAdminPorts: "false" }).docker.adminBindAddress).toBe("0.0.0.0");
   });
 });
 

@@ -557,7 +557,8 @@ describe("configuration changes the graph", { timeout: PROGRAM_RUN_TIMEOUT_MS },
     const upstream = await runProgram("dev", { adminBindAddress: "10.8.0.1", imageSource: "upstream" });
     expect((upstream.outputs.connectionStrings as Record<string, string>).redpanda).toBe("10.8.0.1:19092");
     expect(named(upstream, CONTAINER, "redpanda-container").inputs.command).toContain("internal://redpanda:9092,external://10.8.0.1:19092");
-    const prod = await runProgram("prod", { exposeDatastores: "true" });
+    // LoadBalancer datastores are for dev stacks only (session 50): a Kubernetes dev stack.
+    const prod = await runProgram("dev-k8s", { ...stackFileConfig("prod"), exposeDatastores: "true" });
     expect(named(prod, "kubernetes:core/v1:Service", "postgres-service").inputs.spec.type).toBe("LoadBalancer");
     expect(named(prod, "kubernetes:core/v1:Service", "api-gateway-service").inputs.spec.type).toBe("ClusterIP");
   });
