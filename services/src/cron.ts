@@ -11,6 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { createLogger } from "./kit/app";
+import { loadConfig, logLevelEnv } from "./kit/config";
 import { CronRunner, serveRunnerStatus } from "./kit/cron-runner";
 
 export const CRON_STATUS_PORT = 9464;
@@ -36,7 +37,14 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   if (!Number.isInteger(port) || port < 0 || port > 65535) usage(`--port must be a port number, got '${values.port}'`);
   const timeoutSeconds = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeoutSeconds !== undefined && !(Number.isInteger(timeoutSeconds) && timeoutSeconds > 0)) usage(`--timeout must be a positive whole number of seconds, got '${values.timeout}'`);
-  const log = createLogger(`cron:${values.name}`, process.env.LOG_LEVEL ?? "info");
+  // LOG_LEVEL as every service reads it: a level pino does not know was an unhandled rejection's stack trace.
+  let level: string;
+  try {
+    level = loadConfig("cron runner", { LOG_LEVEL: logLevelEnv() }).LOG_LEVEL;
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  const log = createLogger(`cron:${values.name}`, level);
   let runner: CronRunner;
   try {
     runner = new CronRunner({ name: values.name, schedule: values.schedule, command: argv.slice(split + 1), timeoutSeconds, log });

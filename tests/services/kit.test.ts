@@ -63,7 +63,7 @@ describe("kit: config", () => {
       U: envUrl({ protocols: ["redis"] }),
     };
     expect(loadConfig("x", schema, { F: "1.5", B: " yes ", L: "ETH, SOL,", U: "redis://h:1" })).toEqual({ N: 5, F: 1.5, B: true, L: ["ETH", "SOL"], U: "redis://h:1" });
-    expect(loadConfig("x", schema, { N: "", F: "0", U: "redis://h:1" })).toMatchObject({ N: 5, B: false, L: ["BTC"] });
+    expect(loadConfig("x", schema, { F: "0", U: "redis://h:1", O: " " })).toMatchObject({ N: 5, B: false, L: ["BTC"] });
     const problems = (env: Record<string, string>) => {
       try {
         loadConfig("x", schema, env);
@@ -72,6 +72,11 @@ describe("kit: config", () => {
       }
       return [];
     };
+    // Set but empty where a default exists: refused (session 50; before, the default stood in without a word).
+    expect(problems({ N: "", B: " ", F: "0", U: "redis://h:1" })).toEqual([
+      "N is set but empty: give it a value, or unset it for its default, 5",
+      "B is set but empty: give it a value, or unset it for its default, false",
+    ]);
     expect(problems({ N: "11", F: "-1", B: "maybe", L: "BTC,eth", U: "http://h" })).toEqual([
       'N must be <= 10 (got "11")',
       'F must be >= 0 (got "-1")',

@@ -12,8 +12,9 @@
  *   }
  *
  * A variable with `default` is never missing (defaults live in the schema and nowhere else); one
- * wrapped in `Type.Optional` may be unset (`undefined`); any other one is required. Unset and empty
- * are the same. Environment strings are converted by the schema's type (integers, numbers,
+ * wrapped in `Type.Optional` may be unset (`undefined`); any other one is required. Empty (or white
+ * space) counts as unset for an optional or required variable; one with a default set empty is refused
+ * (session 50: the default would silently replace what the deployer meant). Environment strings are converted by the schema's type (integers, numbers,
  * booleans `true/false/1/0/yes/no/on/off`, comma-separated arrays) and then checked by TypeBox
  * (`Value.Errors`). `loadConfig` reports every problem at once in a `ConfigError` naming each
  * variable, e.g. `Invalid configuration: POSTGRES_URL is required by user-management; PORT must be
@@ -74,6 +75,9 @@ export function envList<T extends TSchema>(item: T, options: EnvOptions = {}) {
 export function envEnum<const V extends readonly string[]>(values: V, options: EnvOptions = {}): TUnion<TLiteral<V[number]>[]> {
   return Type.Union(values.map((v: V[number]) => Type.Literal(v)), options);
 }
+
+/** LOG_LEVEL of every service and of the cron runner: pino's levels and silent. */
+export const logLevelEnv = () => envEnum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { default: "info" });
 
 export class ConfigError extends Error {
   constructor(
@@ -210,9 +214,13 @@ export function loadConfig<S extends ConfigSchema>(service: string, declared: S,
   if (fileProblems.length > 0) throw new ConfigError(service, fileProblems);
   const object = Type.Object(schema);
   const value: Record<string, unknown> = {};
+  // Set but empty where a default exists: the default would replace what the deployer meant (a
+  // `${VAR}` that expanded to nothing, a missing ConfigMap key) without a word.
+  const emptyProblems: string[] = [];
   for (const [name, s] of Object.entries(schema)) {
     const raw = source[name];
     if (raw !== undefined && raw.trim() !== "") value[name] = fromEnvString(raw, s);
+    else if (raw !== undefined && hasDefaultOtherThanEmpty(s)) emptyProblems.push(emptyProblem(name, s));
   }
   Value.Default(object, value);
 
@@ -233,8 +241,18 @@ export function loadConfig<S extends ConfigSchema>(service: string, declared: S,
     const got = secret ? "" : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
     return `${name} ${describeProblem(e, schema[name], secret)}${got}`;
   });
-  if (problems.length > 0) throw new ConfigError(service, problems);
+  if (emptyProblems.length + problems.length > 0) throw new ConfigError(service, [...emptyProblems, ...problems]);
   return value as ConfigOf<S>;
+}
+
+/** Whether a variable has a default an empty value would silently stand for (an empty default changes nothing). */
+function hasDefaultOtherThanEmpty(s: TSchema): boolean {
+  return s.default !== undefined && s.default !== "" && !(Array.isArray(s.default) && s.default.length === 0);
+}
+
+function emptyProblem(name: string, s: TSchema): string {
+  const def = notPrinted(name, s) ? "its default" : `its default, ${JSON.stringify(Array.isArray(s.default) ? s.default.join(",") : s.default)}`;
+  return `${name} is set but empty: give it a value, or unset it for ${def}`;
 }
 
 /**

@@ -2,8 +2,36 @@
  * Calls to peer services: base URL from `SERVICE_<NAME>_URL` or the catalog default
  * (`http://<name>:<port>`), `x-request-id` propagated, bounded by a timeout.
  */
-import { defaultServiceUrl, findService, serviceUrlEnvVar, type ServiceDefinition } from "../catalog";
+import { catalog, defaultServiceUrl, findService, serviceUrlEnvVar, type ServiceDefinition } from "../catalog";
+import { ConfigError } from "./config";
 import { HttpError } from "./errors";
+
+/**
+ * The peers' base URLs a deployer may override (`SERVICE_<NAME>_URL` of any catalog service: the
+ * gateway routes to every one), judged at start (session 50). Before, any text was taken and each
+ * call to that peer failed at run time (no scheme, a login fetch refuses to send, a query the request
+ * paths were appended after), and an empty one silently stood for the catalog's address. Throws a
+ * ConfigError naming each variable, never echoing a value (it may hold a login).
+ */
+export function checkPeerUrls(service: string, source: NodeJS.ProcessEnv): void {
+  const problems: string[] = [];
+  for (const def of catalog) {
+    const name = serviceUrlEnvVar(def.name);
+    const raw = source[name];
+    const problem = raw === undefined ? undefined : peerUrlProblem(raw.trim(), defaultServiceUrl(def));
+    if (problem !== undefined) problems.push(`${name} ${problem}`);
+  }
+  if (problems.length > 0) throw new ConfigError(service, problems);
+}
+
+function peerUrlProblem(value: string, catalogUrl: string): string | undefined {
+  if (value === "") return `is set but empty: give the peer's base URL, or unset it for its default, ${JSON.stringify(catalogUrl)}`;
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) return `must be a URL with protocol http or https, such as ${catalogUrl}`;
+  if (url.username !== "" || url.password !== "") return "must not hold a login (fetch refuses to send a URL with credentials)";
+  if (url.search !== "" || url.hash !== "") return "must not hold a query or a fragment: the request paths are appended to it";
+  return undefined;
+}
 
 export function peerBaseUrl(name: string, source: NodeJS.ProcessEnv = process.env): string {
   const override = source[serviceUrlEnvVar(name)];

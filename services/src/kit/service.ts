@@ -7,10 +7,10 @@ import type { DestinationStream, Logger } from "pino";
 import { findService, catalog, type ServiceDefinition } from "../catalog";
 import { createApp, createLogger, headerCountLimitFor, headerLimitFor, type App } from "./app";
 import { Type } from "@sinclair/typebox";
-import { ConfigError, describeConfig, envEnum, loadConfig, type ConfigOf, type ConfigSchema } from "./config";
+import { ConfigError, describeConfig, loadConfig, logLevelEnv, type ConfigOf, type ConfigSchema } from "./config";
 import { Datastores, loadDatastoreConfig } from "./datastores";
 import { decorateDatastores } from "./decorators";
-import { PeerClient } from "./peers";
+import { checkPeerUrls, PeerClient } from "./peers";
 import { DEFAULT_JSON_MAX_DEPTH, parseTrustProxy } from "./request-guards";
 import { createMetrics, installProbes, type ReadinessCheck, type ServiceMetrics } from "./probes";
 import { flushTelemetry } from "./telemetry/state";
@@ -25,7 +25,7 @@ export function commonEnv(def: ServiceDefinition) {
   return {
     PORT: Type.Integer({ default: def.port, minimum: 0, maximum: 65535 }),
     HOST: Type.String({ default: "0.0.0.0" }),
-    LOG_LEVEL: envEnum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { default: "info" }),
+    LOG_LEVEL: logLevelEnv(),
     /** Largest accepted request body; larger ones get 413. */
     BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1_024, maximum: 100 * 1_048_576 }),
     /** Bound on graceful shutdown (drain in-flight requests, close pools). */
@@ -145,7 +145,7 @@ export async function createService<S extends ConfigSchema>(
   const commonSchema = commonEnv(def);
   const common = collect(() => loadConfig(def.name, commonSchema, source));
   const own = collect(() => loadConfig(def.name, mod.config ?? ({} as S), source));
-  const ds = collect(() => loadDatastoreConfig(def, source));
+  const [ds] = [collect(() => loadDatastoreConfig(def, source)), collect(() => checkPeerUrls(def.name, source))];
   const trustProxy = collect(() => {
     try {
       return { list: parseTrustProxy(common?.TRUST_PROXY) };

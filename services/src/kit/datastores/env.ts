@@ -25,7 +25,8 @@ export const datastoreEnv = {
     CLICKHOUSE_DATABASE: Type.String({ default: "default", pattern: "^[A-Za-z0-9_]+$" }),
   },
   redpanda: {
-    KAFKA_BROKERS: envList(Type.String({ pattern: "^[A-Za-z0-9.-]+:\\d{1,5}$", description: "host:port" })),
+    // The port 1-65535 (session 50: \d{1,5} took 0 and 99999, where no broker can listen).
+    KAFKA_BROKERS: envList(Type.String({ pattern: "^[A-Za-z0-9.-]+:(6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|[1-9]\\d{0,3})$", description: "host:port, the port 1-65535" })),
     /** TCP connect bound per broker; kafkajs retries with backoff on top of it. */
     KAFKA_CONNECT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
   },

@@ -49,8 +49,12 @@ export function tracesEndpoint(env: NodeJS.ProcessEnv): string | undefined {
   const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   const url = explicit || (base ? `${base.replace(/\/+$/, "")}/v1/traces` : undefined);
   if (!url) return undefined;
-  const parsed = new URL(url); // throws on garbage: a misconfiguration must not pass silently
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be http(s), got ${parsed.protocol}`);
+  // A misconfiguration must not pass silently; named by the variable it came from, the value never
+  // echoed (it may hold a login). Session 50: `new URL` threw "Invalid URL", naming neither.
+  const name = explicit ? "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" : "OTEL_EXPORTER_OTLP_ENDPOINT";
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) throw new Error(`${name} must be an http or https URL`);
+  if (parsed.username !== "" || parsed.password !== "") throw new Error(`${name} must not hold a login: spans would be sent with it to the collector`);
   return url;
 }
 

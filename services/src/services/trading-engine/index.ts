@@ -43,7 +43,8 @@ export default defineService({
     TRADING_MODE: envEnum(["paper", "live"], { default: "paper" }),
     BINANCE_API_KEY: Type.Optional(Type.String({ secret: true })),
     BINANCE_SECRET_KEY: Type.Optional(Type.String({ secret: true })),
-    BINANCE_REST_URL: envUrl({ protocols: ["http", "https"], default: "https://api.binance.com" }),
+    // Live orders go there signed with the API key in a header: https, or http to a loopback stand-in only.
+    BINANCE_REST_URL: envUrl({ protocols: ["https"], httpToLoopback: true, default: "https://api.binance.com" }),
     BINANCE_QUOTE_ASSET: Type.String({ default: "USDT" }),
     // Live mode: how often the orders resting at Binance are polled for fills (none resting: no request).
     TE_LIVE_POLL_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 600000 }),
@@ -68,8 +69,12 @@ export default defineService({
     if (paperIssue) throw new ConfigError("trading-engine", [`${PAPER_KEYS[paperIssue.option]} ${paperIssue.message} (got "${paper[paperIssue.option as keyof typeof paper]}")`]);
     let live: LiveOptions | undefined;
     if (c.TRADING_MODE === "live") {
-      if (!c.BINANCE_API_KEY || !c.BINANCE_SECRET_KEY) throw new Error("TRADING_MODE=live requires BINANCE_API_KEY and BINANCE_SECRET_KEY");
-      live = { client: new BinanceTradingClient({ apiKey: c.BINANCE_API_KEY, secretKey: c.BINANCE_SECRET_KEY, baseUrl: c.BINANCE_REST_URL }), quoteAsset: c.BINANCE_QUOTE_ASSET, pollMs: c.TE_LIVE_POLL_MS };
+      const { BINANCE_API_KEY: apiKey, BINANCE_SECRET_KEY: secretKey } = c;
+      if (!apiKey || !secretKey) {
+        const missing = (["BINANCE_API_KEY", "BINANCE_SECRET_KEY"] as const).filter((k) => !c[k]);
+        throw new ConfigError("trading-engine", missing.map((k) => `${k} is required by trading-engine with TRADING_MODE=live`));
+      }
+      live = { client: new BinanceTradingClient({ apiKey, secretKey, baseUrl: c.BINANCE_REST_URL }), quoteAsset: c.BINANCE_QUOTE_ASSET, pollMs: c.TE_LIVE_POLL_MS };
     }
     const pg = ctx.app.pg;
     const relay = new OutboxRelay(pg.pool, "te_outbox", ctx.app.kafka, ctx.log, { intervalMs: c.TE_OUTBOX_INTERVAL_MS, direct: c.TE_OUTBOX_DIRECT, graceMs: c.TE_OUTBOX_GRACE_MS, retention: { retentionMs: c.TE_OUTBOX_RETENTION_HOURS * HOUR_MS } });
