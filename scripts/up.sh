@@ -18,6 +18,10 @@ step() { echo "[up] $* (+$(( $(date +%s) - started ))s)" >&2; }
 # shellcheck source=lib/stack-config.sh
 source scripts/lib/stack-config.sh
 require_stack "$STACK" || exit 2
+# shellcheck source=lib/node-version.sh
+source scripts/lib/node-version.sh
+require_node || exit 2
+policy_config=$(policy_config_of "$STACK") || exit 2
 # The offline Pulumi environment now, not after the builds: a stack whose passphrase is missing or
 # another one (scripts/lib/pulumi-env.sh) stops the run here, not 30 minutes in.
 # shellcheck source=lib/pulumi-env.sh
@@ -128,10 +132,7 @@ if [ "$STACK" = local-k8s ]; then
   pulumi config set --secret --stack "$STACK" --config-file "$config_file" trading:tlsPrivateKey <"$tls_dir/tls.key"
   echo "[up] ingress https://$host (resolve it to 10.255.255.1; CA: $tls_dir/ca.crt)" >&2
 fi
-policy=()
-if [ -f "policies/config/$STACK.json" ]; then
-  policy=(--policy-pack policies --policy-pack-config "policies/config/$STACK.json")
-fi
+policy=(--policy-pack policies --policy-pack-config "$policy_config")
 # pulumi up builds the services and trainer images from the clone (components/services.ts).
 # shellcheck source=lib/local-images.sh
 source scripts/lib/local-images.sh

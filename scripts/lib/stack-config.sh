@@ -16,6 +16,26 @@ require_stack() {
 	}
 }
 
+# policy_config_of <stack>: prints the policy pack's config `npm run up` enforces for the stack:
+# policies/config/<stack>.json, or dev.json for a development stack (dev-*, as the stack config's
+# isDevStack); fails (status 2) for any other stack without one, naming the file to write, before
+# anything is built. Before (session 50), such a stack was deployed with no policy pack at all.
+policy_config_of() {
+	local stack=$1 root me
+	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	me=$(basename "$0" .sh)
+	if [[ -f "$root/policies/config/$stack.json" ]]; then
+		echo "policies/config/$stack.json"
+	elif [[ "$stack" == dev-* && -f "$root/policies/config/dev.json" ]]; then
+		echo "[$me] stack $stack has no policies/config/$stack.json: the policy pack runs with dev.json, a development stack's" >&2
+		echo "policies/config/dev.json"
+	else
+		echo "[$me] stack $stack has no policy pack configuration (policies/config/$stack.json), and a stack is deployed only with the pack enforced:" \
+			"copy the one it is closest to (cp policies/config/prod.json policies/config/$stack.json) and review it, or name a development stack dev-<name> (dev.json)" >&2
+		return 2
+	fi
+}
+
 # stack_config_file <stack>: prints the config file `pulumi --config-file` should use for the stack.
 #
 # The CLI writes the stack's encryption salt (tied to this machine's passphrase) into the stack's

@@ -43,9 +43,13 @@ export function useNewcomerSandbox(): void {
   });
 }
 
-/** Copies repo paths (files or folders) into the clone, with scripts/lib/cache-dir.sh, which every script sources. */
+/**
+ * Copies repo paths (files or folders) into the clone, with scripts/lib/cache-dir.sh, which every script
+ * sources, and what up.sh and test.sh look at before anything else: policies/config (the stack's pack
+ * configuration) and scripts/lib/node-version.sh (Node's version; package.json's, else 20).
+ */
 export function copy(...paths: string[]): void {
-  for (const p of [...paths, "scripts/lib/cache-dir.sh"]) {
+  for (const p of [...paths, "scripts/lib/cache-dir.sh", "policies/config", "scripts/lib/node-version.sh"]) {
     mkdirSync(dirname(join(clone, p)), { recursive: true });
     cpSync(join(root, p), join(clone, p), { recursive: true });
   }

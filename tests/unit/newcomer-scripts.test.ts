@@ -328,7 +328,8 @@ describe("scripts/docker/ensure-dockerd.sh with an engine elsewhere (session 42)
       symlinkSync(spawnSync("bash", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(), join(bin, t));
     }
     fake("docker", `echo "$*" >> "${join(dir, "docker-calls")}"\n[ -e "${join(dir, "engine-up")}" ] || { echo "Cannot connect to the Docker daemon at $DOCKER_HOST" >&2; exit 1; }`);
-  });
+    // Nineteen shells spawned one after the other: past the default 10 s at a load of 20 (session 50).
+  }, 120_000);
   const ensure = (env: Record<string, string>) =>
     run(["scripts/docker/ensure-dockerd.sh"], { PATH: `${fakes}:${bin}`, DOCKERD_LOG: join(dir, "dockerd.log"), ...env });
 
