@@ -672,7 +672,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     },
     jobSchedules,
     logLevel: logLevel(r, target),
-    smtp: { host: smtpHost, port: r.integer("smtpPort"), username: r.string("smtpUsername"), from: smtpFrom },
+    smtp: { host: smtpHost, port: smtpPort(r), username: r.string("smtpUsername"), from: smtpFrom },
     notifyWebhookPorts,
   };
 }
@@ -706,6 +706,26 @@ function webhookPorts(r: Reader): number[] {
     ports.push(port);
   }
   return ports;
+}
+
+/** The SMTP ports among the WHATWG Fetch standard's bad ports: submission, implicit TLS, relay. */
+const SMTP_PORTS: readonly number[] = [25, 465, 587];
+
+/**
+ * smtpPort: any port a relay listens on (587, 465, 25, 2525, a provider's own), but none of the other
+ * FETCH_BAD_PORTS (catalog/addresses.ts): those are other protocols' (SSH 22, DNS 53, IMAP 143, ...),
+ * and on Kubernetes notification-service's egress opens the port to every public address (session 50).
+ */
+function smtpPort(r: Reader): number {
+  const port = r.integer("smtpPort");
+  if (FETCH_BAD_PORTS.includes(port) && !SMTP_PORTS.includes(port)) {
+    throw new ConfigError(
+      "smtpPort",
+      r.stack,
+      `${port} is the port of a service that speaks no SMTP (the WHATWG Fetch standard's bad ports: SSH, DNS, IMAP, ...), and on Kubernetes notification-service's egress opens it to every public address: use the relay's SMTP port (587 STARTTLS, 465 implicit TLS, 25, 2525)`,
+    );
+  }
+  return port;
 }
 
 /**

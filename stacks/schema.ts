@@ -115,7 +115,7 @@ export const stackConfigSchema = Type.Object({
   logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "Service log level; debug and trace are refused on kubernetes off dev stacks unless allowVerboseLogs is true", "info"),
   allowVerboseLogs: bool("Kubernetes: accept logLevel debug or trace on a stack other than dev (verbose logs carry request detail the info level leaves out); the policy pack also wants the workloads listed in no-insecure-runtime-flags' verboseLogWorkloads", false),
   smtpHost: str("SMTP relay of notification-service (e-mail is off without it; password: pulumi config set --secret trading:smtpPassword). Kubernetes opens its port to public addresses; a relay in a private range must be given by its IP address (then only that address is opened)"),
-  smtpPort: int("SMTP relay port (STARTTLS required; 465 = implicit TLS)", 587, 1, 65535),
+  smtpPort: int("SMTP relay port (STARTTLS required; 465 = implicit TLS); never another protocol's (SSH 22, DNS 53, IMAP 143, ...: catalog/addresses.ts)", 587, 1, 65535),
   smtpUsername: str("SMTP login of notification-service"),
   smtpFrom: str("Sender of notification e-mails, e.g. 'AI Trading <alerts@example.com>'", "AI Trading <notifications@localhost>"),
   notifyWebhookPorts: str(

@@ -90,6 +90,17 @@ describe("ingressHost localhost with a certificate issuer", () => {
   });
 });
 
+describe("smtpPort: a relay's port, not another protocol's", () => {
+  it("refuses the Fetch standard's bad ports but SMTP's own: Kubernetes opens the port to every public address", () => {
+    for (const port of ["22", "53", "143", "993", "6667"]) {
+      expect(error("prod", { ...k8s, smtpHost: "smtp.example.com", smtpPort: port }).message, port).toBe(
+        `Invalid configuration trading:smtpPort on stack 'prod': ${port} is the port of a service that speaks no SMTP (the WHATWG Fetch standard's bad ports: SSH, DNS, IMAP, ...), and on Kubernetes notification-service's egress opens it to every public address: use the relay's SMTP port (587 STARTTLS, 465 implicit TLS, 25, 2525)`,
+      );
+    }
+    for (const port of ["25", "465", "587", "2525", "2587"]) expect(parseStackConfig("prod", { ...k8s, smtpPort: port }).smtp.port, port).toBe(Number(port));
+  });
+});
+
 describe("checkConfigKeys: a key in a namespace nothing reads", () => {
   it("is refused with the nearest namespace the program reads: a misspelt namespace would leave the default in place without a word", () => {
     expect(thrown(() => checkConfigKeys("prod", ["trading:target", "tradng:exposeDatastores"], [])).message).toBe(

@@ -98,6 +98,22 @@ describe("ports", () => {
   });
 });
 
+describe("datastore URLs with a login", () => {
+  it("CLICKHOUSE_URL and WEAVIATE_URL refuse one, naming where the login goes, its password masked (as ARANGO_URL did)", () => {
+    const password = "Pw-of-the-reader-2031";
+    const cases: [keyof typeof datastoreEnv, string, string][] = [
+      ["clickhouse", "CLICKHOUSE_URL", "CLICKHOUSE_USER and CLICKHOUSE_PASSWORD"],
+      ["weaviate", "WEAVIATE_URL", "WEAVIATE_API_KEY"],
+      ["arangodb", "ARANGO_URL", "ARANGO_USER and ARANGO_PASSWORD"],
+    ];
+    for (const [store, name, where] of cases) {
+      const found = problems("x", datastoreEnv[store], { [name]: `http://reader:${password}@db.internal:8123` });
+      expect(found, name).toEqual([`${name} must not hold a login (set it in ${where}) (got "http://reader:***@db.internal:8123")`]);
+      expect(problems("x", datastoreEnv[store], { [name]: "https://db.internal:8443/" }), name).toEqual([]);
+    }
+  });
+});
+
 describe("peer URLs (SERVICE_<NAME>_URL)", () => {
   const message = (env: NodeJS.ProcessEnv): string => {
     try {

@@ -19,7 +19,9 @@ export const datastoreEnv = {
     DRAGONFLY_URL: envUrl({ protocols: ["redis", "rediss"], secret: true }),
   },
   clickhouse: {
-    CLICKHOUSE_URL: envUrl({ protocols: ["http", "https"] }),
+    // A login in the URL named a second one beside CLICKHOUSE_USER (default "default"), in a variable
+    // that is not secret (session 50): the login goes in the two variables.
+    CLICKHOUSE_URL: envUrl({ protocols: ["http", "https"], loginIn: "CLICKHOUSE_USER and CLICKHOUSE_PASSWORD" }),
     CLICKHOUSE_USER: Type.String({ default: "default" }),
     CLICKHOUSE_PASSWORD: Type.Optional(Type.String({ secret: true })),
     CLICKHOUSE_DATABASE: Type.String({ default: "default", pattern: "^[A-Za-z0-9_]+$" }),
@@ -38,7 +40,7 @@ export const datastoreEnv = {
     ARANGO_DATABASE: Type.String({ default: "_system" }),
   },
   weaviate: {
-    WEAVIATE_URL: envUrl({ protocols: ["http", "https"] }),
+    WEAVIATE_URL: envUrl({ protocols: ["http", "https"], loginIn: "WEAVIATE_API_KEY" }),
     WEAVIATE_API_KEY: Type.Optional(Type.String({ secret: true })),
     /** gRPC port of Weaviate (v3 client uses gRPC for queries); same host as WEAVIATE_URL. */
     WEAVIATE_GRPC_PORT: Type.Integer({ default: 50051, minimum: 1, maximum: 65535 }),
