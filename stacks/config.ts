@@ -787,7 +787,7 @@ function exposedDatastores(r: Reader, target: Target): boolean {
 function adminBindExposure(address: string): string | undefined {
   const [a, b] = address.split(".").map(Number);
   if (address === "0.0.0.0") return "every interface of the host (every network it is on, the internet included when it has a public address)";
-  if (a === 127 || a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127)) return undefined;
+  if (a === 127 || isPrivateCidr(`${address}/32`) || (a === 100 && b >= 64 && b <= 127)) return undefined;
   if (a === 169 && b === 254) return "a link-local address (the cloud metadata service's range)";
   if (a === 0 || a >= 224) return "no unicast address of a host";
   return "a public address";
@@ -1178,8 +1178,8 @@ function nearestKey(key: string, known: readonly string[]): string | undefined {
  * broadcast. smtpHost is a host name or IPv4 address (checked before), so IPv6 never reaches here.
  */
 function unusableRelay(host: string): string | undefined {
+  if (isLocalhostName(host)) return "loopback (the notification-service container itself)";
   const name = host.toLowerCase().replace(/\.$/, "");
-  if (name === "localhost" || name.endsWith(".localhost")) return "loopback (the notification-service container itself)";
   if (isIP(name) !== 4) return undefined;
   if (CLOUD_METADATA_ADDRESSES.includes(name)) return "the cloud metadata address (the node's cloud credentials)";
   const [a, b] = name.split(".").map(Number);
