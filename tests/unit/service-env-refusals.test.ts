@@ -114,6 +114,29 @@ describe("datastore URLs with a login", () => {
   });
 });
 
+describe("HOST", () => {
+  it("is a host name or an address to listen on, for every service (a stray space or a URL crashed the listen with a stack trace)", () => {
+    for (const bad of ["0.0.0.0 ", "http://0.0.0.0", "0.0.0.0:8000"]) {
+      expect(problems("api-gateway", commonEnv(findService("api-gateway")!), { HOST: bad })[0], bad).toMatch(/^HOST must match /);
+    }
+    for (const good of ["0.0.0.0", "127.0.0.1", "::", "::1", "localhost"]) expect(problems("api-gateway", commonEnv(findService("api-gateway")!), { HOST: good }), good).toEqual([]);
+  });
+});
+
+describe("notification-service's relay", () => {
+  it("SMTP_HOST is a host alone and SMTP_FROM one line with an address: a URL, a port or a login there was taken and failed at the first send", async () => {
+    const own = (await registry["notification-service"]()).config!;
+    for (const bad of ["smtp://smtp.example.com", "smtp.example.com:587", "alerts:pw-of-relay@smtp.example.com", "smtp example.com"]) {
+      const found = problems("notification-service", own, { SMTP_HOST: bad });
+      expect(found, bad).toEqual([expect.stringMatching(/^SMTP_HOST must match /)]);
+      expect(found.join(""), bad).not.toContain("pw-of-relay");
+    }
+    for (const good of ["smtp.example.com", "10.20.30.40", "127.0.0.1", "::1", "relay-1"]) expect(problems("notification-service", own, { SMTP_HOST: good }), good).toEqual([]);
+    for (const bad of ["alerts@example.com\r\nBcc: victim@example.org", "AI Trading"]) expect(problems("notification-service", own, { SMTP_FROM: bad })[0], bad).toMatch(/^SMTP_FROM must match /);
+    expect(problems("notification-service", own, { SMTP_FROM: "AI Trading <alerts@example.com>" })).toEqual([]);
+  });
+});
+
 describe("peer URLs (SERVICE_<NAME>_URL)", () => {
   const message = (env: NodeJS.ProcessEnv): string => {
     try {

@@ -76,6 +76,9 @@ export function envEnum<const V extends readonly string[]>(values: V, options: E
   return Type.Union(values.map((v: V[number]) => Type.Literal(v)), options);
 }
 
+/** A host name, IPv4 or IPv6 address alone (no scheme, port or login; IPv6 has two colons or more): HOST, SMTP_HOST. */
+export const HOST_PATTERN = "^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$";
+
 /** LOG_LEVEL of every service and of the cron runner: pino's levels and silent. */
 export const logLevelEnv = () => envEnum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { default: "info" });
 

@@ -7,7 +7,7 @@ import type { DestinationStream, Logger } from "pino";
 import { findService, catalog, type ServiceDefinition } from "../catalog";
 import { createApp, createLogger, headerCountLimitFor, headerLimitFor, type App } from "./app";
 import { Type } from "@sinclair/typebox";
-import { ConfigError, describeConfig, loadConfig, logLevelEnv, type ConfigOf, type ConfigSchema } from "./config";
+import { ConfigError, describeConfig, HOST_PATTERN, loadConfig, logLevelEnv, type ConfigOf, type ConfigSchema } from "./config";
 import { Datastores, loadDatastoreConfig } from "./datastores";
 import { decorateDatastores } from "./decorators";
 import { checkPeerUrls, PeerClient } from "./peers";
@@ -24,7 +24,7 @@ export type { ReadinessCheck, ServiceMetrics } from "./probes";
 export function commonEnv(def: ServiceDefinition) {
   return {
     PORT: Type.Integer({ default: def.port, minimum: 0, maximum: 65535 }),
-    HOST: Type.String({ default: "0.0.0.0" }),
+    HOST: Type.String({ default: "0.0.0.0", pattern: HOST_PATTERN, description: "a host name or IP address to listen on" }),
     LOG_LEVEL: logLevelEnv(),
     /** Largest accepted request body; larger ones get 413. */
     BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1_024, maximum: 100 * 1_048_576 }),

@@ -11,7 +11,7 @@
  */
 import { Counter } from "prom-client";
 import { FETCH_BAD_PORTS } from "../../catalog";
-import { ConfigError, defineService, envList, envUrl, PeriodicDelete, Type } from "../../kit";
+import { ConfigError, defineService, envList, envUrl, HOST_PATTERN, PeriodicDelete, Type } from "../../kit";
 import { BUSINESS_TOPICS, type BillingEventMsg, type PaymentEventMsg } from "../../business/events";
 import type { ComplianceAlert } from "../../trading/compliance";
 import { TOPICS, type ExecutionMsg, type OrderEventMsg } from "../../trading/events";
@@ -55,14 +55,15 @@ export default defineService({
   config: {
     ...consumerEnv,
     NOTIFY_CONSUMER_GROUP: Type.String({ default: "notification-service" }),
-    SMTP_HOST: Type.Optional(Type.String({ minLength: 1, description: "SMTP relay; without it e-mail is off" })),
+    // A host alone (session 50): a scheme, a port or a login written into it was taken and failed at the first send.
+    SMTP_HOST: Type.Optional(Type.String({ pattern: HOST_PATTERN, description: "SMTP relay, a host name or IP address (its port in SMTP_PORT, its login in SMTP_USER/SMTP_PASSWORD); without it e-mail is off" })),
     SMTP_PORT: Type.Integer({ default: 587, minimum: 1, maximum: 65535 }),
     SMTP_SECURE: Type.Boolean({ default: false, description: "implicit TLS (port 465); otherwise STARTTLS" }),
     SMTP_REQUIRE_TLS: Type.Boolean({ default: true, description: "refuse to send (or authenticate) without STARTTLS" }),
     SMTP_TLS_REJECT_UNAUTHORIZED: Type.Boolean({ default: true }),
     SMTP_USER: Type.Optional(Type.String({ minLength: 1 })),
     SMTP_PASSWORD: Type.Optional(Type.String({ secret: true })),
-    SMTP_FROM: Type.String({ default: "AI Trading <notifications@localhost>", minLength: 3 }),
+    SMTP_FROM: Type.String({ default: "AI Trading <notifications@localhost>", pattern: "^[^\\r\\n]+@[^\\r\\n]+$", description: "one line with an e-mail address" }),
     TELEGRAM_BOT_TOKEN: Type.Optional(Type.String({ secret: true, pattern: "^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$" })),
     TELEGRAM_API_URL: envUrl({ protocols: ["https"], httpToLoopback: true, default: "https://api.telegram.org", description: "the Bot API (https; http only to a loopback stand-in)" }),
     NOTIFY_HTTP_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
