@@ -16,7 +16,7 @@ import type { PostgresClient } from "../../services/src/kit";
 import { RefundIssues } from "../../services/src/services/payment-service/refund-issues";
 import { FakeCardProcessor, type FakeRefund } from "../fakes/card-processor";
 import { http } from "../trading/e2e-helpers";
-import { admin, usePaymentReplicas } from "./payment-replicas";
+import { admin, refundIssuesCounted, usePaymentReplicas } from "./payment-replicas";
 
 const fake = new FakeCardProcessor();
 const replicas = usePaymentReplicas(fake, { env: {}, resetFake: () => (fake.refundStatus = "succeeded") });
@@ -34,10 +34,7 @@ const q = (sql: string, args: unknown[]) => replicas.pool.query(sql, args);
 const issuesOf = async (intentId: string, status = "open") =>
   ((await http("GET", `${bases[1]}/refund-issues?status=${status}`, { headers: admin })).body.issues as Record<string, unknown>[]).filter((i) => i.intentId === intentId);
 const resolve = (id: string, body: unknown, headers: Record<string, string> = admin) => http("POST", `${bases[0]}/refund-issues/${id}/resolve`, { body, headers });
-async function metric(kind: string): Promise<number> {
-  const text = await (await fetch(`${bases[0]}/metrics`)).text();
-  return Number(text.match(new RegExp(`^payment_refund_issues_total\\{[^}]*kind="${kind}"[^}]*\\} (\\d+)`, "m"))?.[1] ?? 0);
-}
+const metric = (kind: string) => refundIssuesCounted(bases[0], kind);
 /** A succeeded refund of a new payment the processor's list no longer returns, re-checked once: a `not_found` issue. Answers it and a re-check. */
 async function notFoundIssue() {
   const p = await payment(1_000);

@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { FakeCardProcessor, type FakeRefund, type WebhookDelivery } from "../fakes/card-processor";
 import { http } from "../trading/e2e-helpers";
-import { admin, usePaymentReplicas } from "./payment-replicas";
+import { admin, refundIssuesCounted, usePaymentReplicas } from "./payment-replicas";
 
 const fake = new FakeCardProcessor();
 const replicas = usePaymentReplicas(fake, {
@@ -42,10 +42,7 @@ const post = async (base: string, w: WebhookDelivery) => {
   const res = await fetch(`${base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body });
   return [res.status, ((await res.json()) as { outcome?: string }).outcome];
 };
-async function metric(kind: string): Promise<number> {
-  const text = await (await fetch(`${bases[0]}/metrics`)).text();
-  return Number(text.match(new RegExp(`^payment_refund_issues_total\\{[^}]*kind="${kind}"[^}]*\\} (\\d+)`, "m"))?.[1] ?? 0);
-}
+const metric = (kind: string) => refundIssuesCounted(bases[0], kind);
 
 describe("a refund the processor reports succeeded past what is left of the payment", () => {
   it("ours, failed here while the processor made it, after another refund took the rest: 200 exceeds_payment, not booked, recorded once", async () => {

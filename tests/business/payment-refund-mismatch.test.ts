@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http } from "../trading/e2e-helpers";
-import { admin, usePaymentReplicas } from "./payment-replicas";
+import { admin, refundIssuesCounted, usePaymentReplicas } from "./payment-replicas";
 
 const fake = new FakeCardProcessor();
 const replicas = usePaymentReplicas(fake, {
@@ -41,10 +41,7 @@ async function sweep(refundId: string) {
   await q("UPDATE pay_refunds SET sent_at = now() - interval '1 hour' WHERE refund_id = $1", [refundId]);
   return mine((await replicas.reconcile()).body.refunds, refundId);
 }
-async function metric(kind: string): Promise<number> {
-  const text = await (await fetch(`${bases[0]}/metrics`)).text();
-  return Number(text.match(new RegExp(`^payment_refund_issues_total\\{[^}]*kind="${kind}"[^}]*\\} (\\d+)`, "m"))?.[1] ?? 0);
-}
+const metric = (kind: string) => refundIssuesCounted(bases[0], kind);
 
 describe("a refund the processor reports with another amount or currency than ours", () => {
   it("in its answer to our refund: left pending and held, not booked; recorded once; its webhook and the sweep too; settled once the processor's record matches", async () => {

@@ -16,6 +16,12 @@ import { http } from "../trading/e2e-helpers";
 
 export const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
 
+/** payment_refund_issues_total{kind} as the replica at `base` counts it (0 before the first). */
+export async function refundIssuesCounted(base: string, kind: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(text.match(new RegExp(`^payment_refund_issues_total\\{[^}]*kind="${kind}"[^}]*\\} (\\d+)`, "m"))?.[1] ?? 0);
+}
+
 export interface PaymentReplicas {
   /** The replicas' base URLs (two). */
   readonly bases: string[];
