@@ -362,14 +362,27 @@ describe("delivery: a bar the handler cannot write is retried, never dropped", (
   });
 
   it("closing the subscription stops the retries of a handler that never succeeds", async () => {
+    // Two subscriptions whose handlers never succeed, retried on the same back-off (200 ms doubling).
+    // One is closed; the other, left open, is the witness that a retry would have come by now.
     const src = new SyntheticSource({ seed: 7, emitEveryMs: 1, liveStartIndex: 0 });
-    const h = flaky(Infinity);
+    const [h, twin] = [flaky(Infinity), flaky(Infinity)];
     const sub = src.subscribe("BTCUSDT", "1m", h.onBar, h.onError);
-    await until("a failed attempt", () => h.calls.length >= 1);
-    await sub.close(); // resolves: the back-off sleep is aborted
-    const n = h.calls.length;
-    expect(new Set(h.calls).size).toBe(1); // the same bar every time, nothing skipped
-    await new Promise((r) => setTimeout(r, 300));
-    expect(h.calls.length).toBe(n);
+    const open = src.subscribe("BTCUSDT", "1m", twin.onBar, twin.onError);
+    try {
+      await until("a failed attempt of each", () => h.calls.length >= 1 && twin.calls.length >= 1);
+      await sub.close(); // resolves: the back-off sleep is aborted
+      const [n, twinAtClose] = [h.calls.length, twin.calls.length];
+      // The closed one's next retry was due after a back-off set before the close, of 200 * 2^(n-1) ms.
+      // The twin's back-off set after its first attempt since the close, at no fewer attempts than n,
+      // is no shorter: timers fire in the order they fall due, so once the attempt after it came, the
+      // closed one's retry would have come too.
+      const witness = Math.max(twinAtClose + 1, n) + 1;
+      await until(`the twin's attempt ${witness}`, () => twin.calls.length >= witness);
+      expect(h.calls.length).toBe(n);
+      expect(new Set(h.calls).size).toBe(1); // the same bar every time, nothing skipped
+      expect(new Set(twin.calls).size).toBe(1);
+    } finally {
+      await open.close();
+    }
   });
 });
