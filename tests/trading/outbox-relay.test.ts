@@ -88,9 +88,6 @@ describe("outbox relay wake-ups", () => {
       relay.notify();
       await waitUntil("a relayed", async () => sender.sent.includes("a"), WAIT_MS, 10);
       await waitUntil("the drain counted", async () => relay.drains.length >= 2, WAIT_MS, 10);
-      // One drain took the row; no drain runs after it until the next announcement.
-      await new Promise((r) => setTimeout(r, 300));
-      expect(relay.drains).toEqual([0, 1]);
 
       // A commit announced while a drain is publishing: relayed right after it, no interval wait.
       let release!: () => void;
@@ -100,6 +97,9 @@ describe("outbox relay wake-ups", () => {
       relay.notify();
       await publishing;
       sender.held = undefined;
+      // One drain took a; no drain ran after it until the next announcement, b's, whose drain is
+      // publishing now: drains run one after another, so one in between would be counted here.
+      expect(relay.drains).toEqual([0, 1]);
       await commit(["c"]);
       relay.notify();
       release();
@@ -216,7 +216,8 @@ describe("outbox relay, direct publish", () => {
       await waitUntil("several drains while dc is being published", async () => relay.drains.length >= drainsBefore + 5, WAIT_MS, 10);
       release();
       await waitUntil("dc marked sent", async () => (await sentKeys(["dc"])) === 1, WAIT_MS, 10);
-      await new Promise((r) => setTimeout(r, 100));
+      // Stopped: every drain and publish it started has finished, so a second send of dc would be here.
+      await relay.stop();
       expect(sent.filter((k) => k === "dc")).toEqual(["dc"]);
     } finally {
       release();
@@ -267,13 +268,17 @@ describe("outbox relay, direct publish", () => {
   it("stop() publishes and marks what committers handed over", async () => {
     let release!: () => void;
     const hold = new Promise<void>((r) => (release = r));
+    let publishing!: () => void;
+    const entered = new Promise<void>((r) => (publishing = r));
     const sent: string[] = [];
-    const sender: Sender = { async send(_t, m) { await hold; sent.push(...m.map((x) => x.key)); } };
+    const sender: Sender = { async send(_t, m) { publishing(); await hold; sent.push(...m.map((x) => x.key)); } };
     const relay = new CountingRelay(pool, TABLE, sender, quiet, { intervalMs: 3_600_000, direct: true, graceMs: 3_600_000 });
     relay.start();
     relay.notify(await commitRows(["dh"]));
     const stopped = relay.stop();
-    setTimeout(release, 50);
+    // stop() is under way while dh is being published: it waits for that publish and its mark.
+    await entered;
+    release();
     await stopped;
     expect(sent).toEqual(["dh"]);
     expect(await sentKeys(["dh"])).toBe(1);
@@ -321,18 +326,51 @@ describe("outbox retention", () => {
     await pool.query(`CREATE TABLE ${table} (LIKE om_outbox INCLUDING ALL)`);
     const count = async () => (await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
     const oldRow = (id: string) => pool.query(`INSERT INTO ${table} (event_id, topic, msg_key, payload, sent_at) VALUES ($1, 't', 'k', '{}', now() - interval '2 hours')`, [id]);
+    const twinTable = `${table}_twin`;
+    await pool.query(`CREATE TABLE ${twinTable} (LIKE om_outbox INCLUDING ALL)`);
+    // The pool, counting the prune passes started on each table (a pass's DELETE is issued when its timer fires).
+    const started = new Map<string, number>();
+    const passes = (t: string) => started.get(t) ?? 0;
+    const passCounting = new Proxy(pool, {
+      get(target, key) {
+        if (key === "query")
+          return (text: unknown, ...rest: unknown[]) => {
+            const deleting = typeof text === "string" && /^\s*WITH oldest AS/.test(text) && / DELETE FROM (\w+) t /.exec(text)?.[1];
+            if (deleting) started.set(deleting, passes(deleting) + 1);
+            return (target.query as (...a: unknown[]) => unknown)(text, ...rest);
+          };
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
     try {
       expect(() => new OutboxRelay(pool, table, recordingSender(), quiet, { retention: { retentionMs: -1 } })).toThrow(/bad outbox retention/);
       await oldRow("old-1");
-      const relay = new OutboxRelay(pool, table, recordingSender(), quiet, { intervalMs: 3_600_000, retention: { retentionMs: 3_600_000, intervalMs: 20 } });
+      const retention = { retentionMs: 3_600_000, intervalMs: 20 };
+      const relay = new OutboxRelay(passCounting, table, recordingSender(), quiet, { intervalMs: 3_600_000, retention });
       relay.start();
       await waitUntil("the old row pruned", async () => (await count()) === 0, WAIT_MS, 10);
+      // A pass that found nothing ran since: the next one was due an interval (20 ms) later, not a backlog pause.
+      const afterPrune = passes(table);
+      await waitUntil("a pass after the prune", async () => passes(table) >= afterPrune + 1, WAIT_MS, 10);
       await relay.stop();
+      const atStop = passes(table);
       await oldRow("old-2");
-      await new Promise((r) => setTimeout(r, 200));
+      // The witness: a pruner of the same interval, started after the stop on a table of its own. Its
+      // timers fall due after the stopped one's would have (set earlier, no longer), so once it has run
+      // three passes, a pass of the stopped relay would have started (and been counted) by then.
+      const twin = outboxPruner(passCounting, twinTable, quiet, retention);
+      twin.start();
+      try {
+        await waitUntil("the twin's third pass", async () => passes(twinTable) >= 3, WAIT_MS, 10);
+      } finally {
+        await twin.stop();
+      }
+      expect(passes(table)).toBe(atStop);
       expect(await count()).toBe(1);
     } finally {
       await pool.query(`DROP TABLE IF EXISTS ${table}`);
+      await pool.query(`DROP TABLE IF EXISTS ${twinTable}`);
     }
   }, 300_000);
 });
