@@ -29,6 +29,10 @@ export interface DragonflySubscriber {
   readonly ready: Promise<void>;
   /** True while subscribed. */
   readonly live: boolean;
+  /**
+   * Closes the connection; resolves once it has ended, every command sent on it settled (a
+   * subscription in flight refused, to no one: `onError` is not called while closing).
+   */
   close(): Promise<void>;
 }
 
@@ -41,6 +45,7 @@ export function subscribeDragonfly(redis: Redis, o: DragonflySubscriberOptions):
   let closing = false;
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const ended = new Promise<void>((resolve) => sub.once("end", resolve));
   const down = () => {
     if (live) o.onDown?.();
     live = false;
@@ -72,6 +77,10 @@ export function subscribeDragonfly(redis: Redis, o: DragonflySubscriberOptions):
       closing = true;
       live = false;
       await sub.quit().catch(() => sub.disconnect());
+      // A connection waiting to reconnect stays "reconnecting" once disconnect() cleared its timer
+      // (ioredis): no socket, and nothing sent on it can settle any more. Any other ends: after QUIT's
+      // answer, or the socket disconnect() closed (a refused connect included), its queue flushed.
+      if (sub.status !== "reconnecting") await ended;
     },
   };
 }
