@@ -5,7 +5,10 @@
  * and recorded its buy; 10 impatient disables (5 `POST /disable`, 5 `PATCH {enabled: false}`, each on
  * its own connection) arrive while the order is held. None may answer before that order is placed:
  * a pause answered 200 must not be followed by an order of the strategy (before, every disable
- * answered at once and the order was placed after them). The same holds across processes: a second
+ * answered at once and the order was placed after them). The interleaving is made, not waited for:
+ * the ten queue on the strategy's row, locked by the test, until all ten are there; then they commit,
+ * and a disable of another strategy, sent after the ten committed, answers while none of them has:
+ * each would have answered by then had it not waited for the order. The same holds across processes: a second
  * ai-orchestrator on the same database (a replica) answers the disables and a DELETE while the first
  * one's evaluation submits (its in-process wait had seen nothing running and answered at once).
  */
@@ -20,7 +23,7 @@ import orderManagement from "../../services/src/services/order-management";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { ensureAccount } from "../helpers/accounts";
 import { bodyOf, listen } from "../helpers/http-stand-ins";
-import { http, sleep, waitUntil } from "../trading/e2e-helpers";
+import { http, waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "redis");
 const SYMBOL = "AAAUSDT";
@@ -40,6 +43,9 @@ let gate: Server;
 const held: (() => void)[] = [];
 
 const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+// The ten disables each hold a connection while they queue on the row the test locked: room for them and the rest.
+const orchEnv = (mlUrl: string, gateUrl: string) => ({ ...rig.env, ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl, POSTGRES_POOL_MAX: "20" });
+const STRATEGY = { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9 };
 
 beforeAll(async () => {
   rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { LOG_LEVEL: "silent" } });
@@ -62,12 +68,12 @@ beforeAll(async () => {
   });
   const mlUrl = await listen(ml);
   orch = await createService(aiOrchestrator, {
-    env: { ...rig.env, ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl },
+    env: orchEnv(mlUrl, gateUrl),
     defaultMetrics: false,
   });
   orchUrl = await orch.listen({ port: 0, host: "127.0.0.1" });
   orchB = await createService(aiOrchestrator, {
-    env: { ...rig.env, ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl },
+    env: orchEnv(mlUrl, gateUrl),
     defaultMetrics: false,
   });
   orchBUrl = await orchB.listen({ port: 0, host: "127.0.0.1" });
@@ -109,7 +115,7 @@ describe("disabling a strategy while its evaluation submits an order", () => {
     await ensureAccount(pool, user);
     const created = await http("POST", `${orchUrl}/strategies`, {
       headers: as(user),
-      body: { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true },
+      body: { ...STRATEGY, enabled: true },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const id = created.body.strategyId as string;
@@ -126,24 +132,71 @@ describe("disabling a strategy while its evaluation submits an order", () => {
   const committed = (id: string, condition: string) =>
     waitUntil(`the strategy's row ${condition}`, async () => (await pool.query(`SELECT 1 FROM ai_strategies WHERE strategy_id = $1 AND ${condition}`, [id])).rows.length === 1, WAIT_MS, 20);
 
+  /** The query each disable (and PATCH) queues on for the strategy's row (store.ts updateStrategy). */
+  const ROW_LOCK = "SELECT * FROM ai_strategies WHERE strategy_id = $1 AND user_id = $2 FOR UPDATE";
+  const queuedOnRow = async () =>
+    (await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND strpos(query, $1) > 0`, [ROW_LOCK])).rows[0].n as number;
+  /** Whether nobody holds the strategy's row lock now (a probe that takes it without waiting, and lets it go). */
+  const rowFree = async (id: string) => {
+    const c = await pool.connect();
+    try {
+      await c.query("BEGIN");
+      await c.query("SELECT 1 FROM ai_strategies WHERE strategy_id = $1 FOR UPDATE NOWAIT", [id]);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === "55P03") return false; // lock_not_available
+      throw e;
+    } finally {
+      await c.query("ROLLBACK");
+      c.release();
+    }
+  };
+
+  /**
+   * A strategy of `user`'s with no evaluation, changed through `base` after the ones under test
+   * committed: its answer comes after every step a change takes once committed (the wait for
+   * evaluations, the answer), so a change under test that did not wait would have answered before it.
+   */
+  async function laterChangeAnswered(base: string, user: string, method: "POST" | "DELETE") {
+    const other = await http("POST", `${base}/strategies`, { headers: as(user), body: STRATEGY });
+    expect(other.status, JSON.stringify(other.body)).toBe(201);
+    const path = `${base}/strategies/${other.body.strategyId}${method === "POST" ? "/disable" : ""}`;
+    const r = await http(method, path, { headers: as(user) });
+    expect(r.status, JSON.stringify(r.body)).toBe(method === "POST" ? 200 : 204);
+  }
+
   /**
    * Ten disables (POST /disable and PATCH enabled:false, alternately) sent to `base` while the held
-   * order waits at the gate, given long enough to answer if they did not wait for it (one at least
-   * committed and waiting, then 1.5 s more); then the order is let through. When each disable
-   * answered, and when the order was released.
+   * order waits at the gate. They queue on the strategy's row, which the test holds locked until all
+   * ten are waiting for it; let go, each commits in turn. Once all ten have committed, a later
+   * disable of another strategy answers (laterChangeAnswered) while none of the ten has; then the
+   * order is let through. When each disable answered, and when the order was released.
    */
   async function tenDisablesThenRelease(base: string, user: string, id: string) {
     const answeredAt: number[] = [];
-    const disables = Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        (i % 2 === 0
-          ? http("POST", `${base}/strategies/${id}/disable`, { headers: as(user) })
-          : http("PATCH", `${base}/strategies/${id}`, { headers: as(user), body: { enabled: false } })
-        ).then((r) => (answeredAt.push(Date.now()), r)),
-      ),
-    );
+    const holder = await pool.connect();
+    let disables: Promise<Awaited<ReturnType<typeof http>>[]>;
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM ai_strategies WHERE strategy_id = $1 FOR UPDATE", [id]);
+      disables = Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          (i % 2 === 0
+            ? http("POST", `${base}/strategies/${id}/disable`, { headers: as(user) })
+            : http("PATCH", `${base}/strategies/${id}`, { headers: as(user), body: { enabled: false } })
+          ).then((r) => (answeredAt.push(Date.now()), r)),
+        ),
+      );
+      await waitUntil("all ten disables queued on the strategy's row", async () => (await queuedOnRow()) === 10, WAIT_MS, 20);
+    } finally {
+      await holder.query("COMMIT").catch(() => undefined);
+      holder.release();
+    }
+    // None queued any more and the row free: every one of the ten took the lock in turn and committed.
+    await waitUntil("all ten disables committed", async () => (await queuedOnRow()) === 0 && (await rowFree(id)), WAIT_MS, 20);
     await committed(id, "NOT enabled");
-    await Promise.race([disables, sleep(1500)]);
+    await laterChangeAnswered(base, user, "POST");
+    expect(answeredAt).toEqual([]);
     const releasedAt = Date.now();
     held.splice(0).forEach((release) => release());
     return { answeredAt, releasedAt, disables };
@@ -174,7 +227,8 @@ describe("disabling a strategy while its evaluation submits an order", () => {
     let deletedAt = 0;
     const del = http("DELETE", `${orchBUrl}/strategies/${id}`, { headers: as(user) }).then((r) => ((deletedAt = Date.now()), r));
     await committed(id, "deleted_at IS NOT NULL");
-    await Promise.race([del, sleep(1500)]);
+    await laterChangeAnswered(orchBUrl, user, "DELETE");
+    expect(deletedAt).toBe(0);
     const releasedAt = Date.now();
     held.splice(0).forEach((release) => release());
     const e = await evaluation;
