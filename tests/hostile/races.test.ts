@@ -19,6 +19,8 @@ import { createService, type Service } from "../../services/src/kit";
 import { registry } from "../../services/src/registry";
 import { BillingRepo } from "../../services/src/services/billing-service/repo";
 import { useServersWith } from "../harness/shared";
+import { waitFor } from "../harness";
+import { PATIENCE_MS } from "../helpers/patience";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { count, freshAddress, PASSWORD, RaceClient, statuses, type User } from "./race-rig";
@@ -373,11 +375,14 @@ describe("payments, billing, notifications and locks", () => {
     try {
       await holder.query("BEGIN");
       await holder.query("SELECT 1 FROM bil_subscriptions WHERE subscription_id = $1 FOR UPDATE", [last!.sub.id]);
+      const holderPid = (await holder.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
       const locked = repo.pg.transaction(async (tx) => {
         await repo.invoice(invoice, tx, true);
         read = true;
       });
-      await new Promise((r) => setTimeout(r, 500));
+      // The locked read is under way and waits for the holder's lock (PostgreSQL says who blocks it).
+      await waitFor("the invoice's locked read waiting for the held subscription", async () =>
+        (await p.pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) AND strpos(query, 'FROM bil_invoices WHERE invoice_id = $1) FOR UPDATE') > 0", [holderPid])).rows[0].n === 1, { timeoutMs: PATIENCE_MS, intervalMs: 20 });
       expect(read, "the invoice was locked while its subscription was held").toBe(false);
       await holder.query("UPDATE bil_invoices SET updated_at = now() WHERE invoice_id = $1", [invoice]);
       await holder.query("COMMIT");
