@@ -19,15 +19,20 @@ const SERVICES = join(__dirname, "..", "..", "services");
 
 /**
  * Queue checks (RequestQueue.checkPendingRequests calls) a connected, idle producer makes in a fresh
- * Node process, with or without the patch: in a second, or (`untilChecks`) until it has made that
- * many, however long a loaded machine's late timers take (bounded by the child's 120 s).
+ * Node process, with or without the patch: (`untilChecks`) until it has made that many, or else while
+ * a witness, a 1 ms timer awaited again and again as the unpatched loop's is, turns WITNESS_TURNS times
+ * (the unpatched loop would have made at least as many checks by then), however long a loaded
+ * machine's late timers take (bounded by the child's 120 s).
  */
+/** The witness's turns: the unpatched loop would have made a thousand checks (a second's worth on an idle host). */
+const WITNESS_TURNS = 1_000;
 async function idleChecks(patched: boolean, untilChecks?: number): Promise<number> {
   const script = `
     const { createRequire } = require("node:module");
     const req = createRequire(${JSON.stringify(join(SERVICES, "package.json"))});
     if (process.env.PATCH === "1") require(${JSON.stringify(join(SERVICES, "src", "kit", "datastores", "kafkajs-idle-loop.ts"))}).patchKafkaJsIdleLoop(req);
     const RequestQueue = req("kafkajs/src/network/requestQueue");
+    const WITNESS_TURNS = ${WITNESS_TURNS};
     let checks = 0;
     const check = RequestQueue.prototype.checkPendingRequests;
     RequestQueue.prototype.checkPendingRequests = function () { checks++; return check.call(this); };
@@ -39,7 +44,7 @@ async function idleChecks(patched: boolean, untilChecks?: number): Promise<numbe
       const from = checks;
       const until = Number(process.env.UNTIL_CHECKS || 0);
       if (until) while (checks - from < until) await new Promise((r) => setTimeout(r, 10));
-      else await new Promise((r) => setTimeout(r, 1000));
+      else for (let turns = 0; turns < WITNESS_TURNS; turns++) await new Promise((r) => setTimeout(r, 1));
       console.log(JSON.stringify({ checks: checks - from }));
       await producer.disconnect();
     })().catch((e) => { console.error(e); process.exit(1); });
@@ -65,7 +70,8 @@ describe("kafkajs' idle request-queue loop", () => {
   it("unpatched, an idle client checks its queues hundreds of times a second; patched, almost never", async () => {
     // A 1 ms timer per connection: about 0.1 s for 100 checks on an idle host. On a loaded one timers
     // fire late (a second held fewer than 100), so the unpatched loop is shown by the checks it keeps
-    // making, not by a rate; late timers only lower the patched count, measured over a second.
+    // making, not by a rate; the patched one is counted while a 1 ms witness timer turns a thousand
+    // times, in which the unpatched loop would have made as many checks, however late the timers fire.
     const [unpatched, patched] = [await idleChecks(false, 100), await idleChecks(true)];
     expect(unpatched).toBeGreaterThanOrEqual(100);
     expect(patched).toBeLessThan(10);
