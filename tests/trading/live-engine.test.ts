@@ -407,9 +407,12 @@ describe("restart: a live resting order is Binance's, never the paper book's", (
     const engine = engineOn({ pollMs: 20 });
     await engine.load();
     const seen = fake.log.length;
+    // The polls the interval starts, counted: several of them ran (each awaited by the next tick or by stopLivePolling).
+    let polls = 0;
+    const pollLive = engine.pollLive.bind(engine);
+    engine.pollLive = () => (polls++, pollLive());
     engine.startLivePolling();
-    await new Promise((r) => setTimeout(r, 200));
-    await engine.pollLive();
+    await waitUntil("five polls of the interval", async () => polls >= 5, 30_000, 10);
     await engine.stopLivePolling();
     expect(fake.log.length).toBe(seen);
   });
