@@ -23,7 +23,7 @@ import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { EvaluationLease } from "../../services/src/services/ai-orchestrator/lease";
 import { ensureAccount } from "../helpers/accounts";
 import { bodyOf, listen } from "../helpers/http-stand-ins";
-import { http, sleep } from "../trading/e2e-helpers";
+import { http, sleep, waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("postgres", "redis");
 const SYMBOL = "AAAUSDT";
@@ -163,9 +163,11 @@ describe("one strategy's evaluations across two replicas", () => {
 
   it("a lease left by a killed replica blocks the strategy until its expiry only: a call waits ORCH_EVALUATION_WAIT_MS for its answer, then 409; the failure backoff is not counted", async () => {
     const { user, id } = await newStrategy(5);
-    // What a replica killed mid-evaluation leaves: its lease row, live until its expiry, never answered.
+    // What a replica killed mid-evaluation leaves: its lease row, live until its expiry, never answered
+    // (set long, then moved near in the database below: a short one could expire during the full waits
+    // on a loaded machine, ending them early).
     const killed = randomUUID();
-    await pool.query(`INSERT INTO ai_evaluation_leases (token, strategy_id, expires_at) VALUES ($1, $2, clock_timestamp() + interval '8 seconds')`, [killed, id]);
+    await pool.query(`INSERT INTO ai_evaluation_leases (token, strategy_id, expires_at) VALUES ($1, $2, clock_timestamp() + interval '10 minutes')`, [killed, id]);
     // ORCH_EVALUATION_WAIT_MS 0: the 409 at once; out of its range, the replica does not start, naming it.
     const noWait = await createService(aiOrchestrator, { env: { ...orchEnv, ORCH_EVALUATION_WAIT_MS: "0" }, defaultMetrics: false });
     try {
@@ -253,8 +255,12 @@ describe("one strategy's evaluations across two replicas", () => {
         expect(await orderedQuantity(user)).toBeLessThanOrEqual(MAX);
       }
       expect(await orderedQuantity(user)).toBe(MAX);
-      // The schedulers' next round (everySeconds 5) finds the strategy full.
-      await sleep(6_000);
+      // The schedulers' next round (everySeconds 5) finds the strategy full: a decision to hold at the
+      // limit recorded after the cap was reached, and still no order more.
+      const atLimit = async () =>
+        Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ai_decisions WHERE strategy_id = $1 AND action = 'hold' AND reason LIKE 'position % at its limit %'`, [id])).rows[0].n);
+      const holdsBefore = await atLimit();
+      await waitUntil("a scheduled evaluation of the full strategy", async () => (await atLimit()) > holdsBefore, 60_000, 100);
       expect(await orderedQuantity(user)).toBe(MAX);
       const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ai_decisions WHERE strategy_id = $1 AND action = 'buy'`, [id]);
       expect(Number(rows[0].n)).toBe(MAX);
