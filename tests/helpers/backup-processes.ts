@@ -17,3 +17,13 @@ export function killGroup(child: ChildProcess): void {
     // Already gone.
   }
 }
+
+/** Whether no process is left in `child`'s process group (it was spawned `detached`): its background loops ended too. */
+export function groupGone(child: ChildProcess): boolean {
+  try {
+    process.kill(-child.pid!, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}

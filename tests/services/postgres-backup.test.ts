@@ -24,11 +24,11 @@ import { BACKUP_STOPPED_WITHOUT_OUTCOME, backupRunRecorderScript, backupScript, 
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
 import { expectJobRunsExported, jobRunRow, queryOnce } from "../helpers/job-runs";
-import { FAST_HEARTBEAT, killGroup } from "../helpers/backup-processes";
+import { FAST_HEARTBEAT, groupGone, killGroup } from "../helpers/backup-processes";
 import { PATIENCE_MS, within } from "../helpers/patience";
 import databaseService from "../../services/src/services/database-service";
 import { useServers } from "../harness/shared";
-import { pg } from "../harness";
+import { pg, waitFor } from "../harness";
 
 const exec = promisify(execFile);
 const srv = useServers("postgres");
@@ -275,8 +275,9 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
     expect(readdirSync(d.backups)).toEqual([expect.stringMatching(new RegExp(`^${conn.database}-\\d{8}T\\d{6}Z\\.dump$`))]);
     const rec = await within(recorder.exited, 10_000, "the recorder's exit");
     expect(rec.code, rec.output).toBe(0);
-    // Past the heartbeat's bound: nothing else is written (the recorder has ended; the backup's heartbeat loop too).
-    await new Promise((r) => setTimeout(r, (FAST_HEARTBEAT.staleAfterSeconds + 1) * 1000));
+    // Nothing else is written: the recorder, the only writer, has ended (its output closed), and every
+    // process of the backup's group is gone, its heartbeat loop included.
+    await waitFor("the backup's process group to be empty", async () => groupGone(backup.child), { timeoutMs: PATIENCE_MS, intervalMs: 50 });
     expect(await takeWrites()).toEqual(["start", "success"]);
     const r = (await row())!;
     expect(r.last_succeeded_at!.getTime()).toBeGreaterThanOrEqual(r.last_started_at!.getTime());
