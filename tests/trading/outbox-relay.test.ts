@@ -155,6 +155,8 @@ describe("outbox relay wake-ups", () => {
     next.start();
     try {
       await waitUntil("j relayed", async () => sender.sent.includes("j"), WAIT_MS, 10);
+      // Counted once its drain returns (after the publish j was seen in, and its COMMIT).
+      await waitUntil("the drain counted", async () => next.froms.length >= 1, WAIT_MS, 10);
       expect(next.froms[0]).toBe(0n);
     } finally {
       await next.stop();
