@@ -18,8 +18,21 @@ import { scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
 import { BACKUP_RUN_TIMEOUT_SECONDS } from "../../components/data/backup";
 import { KUBERNETES_CAPABILITIES } from "../../components/runtime/kubernetes";
 import { backupJobName, recordedBackups } from "../../components/topology";
+import { PATIENCE_MS } from "../helpers/patience";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trading-conf-"));
+/**
+ * Resolves once nginx's access log at `log` holds `count` lines containing `text`: a request's line is
+ * written in its log phase, after the client has its answer, so what a line must not hold is read after it.
+ */
+async function logged(log: string, text: string, count = 1): Promise<void> {
+  const end = Date.now() + PATIENCE_MS;
+  const seen = () => (fs.existsSync(log) ? fs.readFileSync(log, "utf8").split(text).length - 1 : 0);
+  while (seen() < count) {
+    if (Date.now() > end) throw new Error(`${count} line(s) with ${text} not in ${log} within ${PATIENCE_MS} ms: ${seen()}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
 
 const START = "scheduled_job_last_start_timestamp_seconds";
 const SUCCESS = "scheduled_job_last_success_timestamp_seconds";
@@ -127,7 +140,8 @@ describe("generated configuration accepted by the real tools", () => {
       expect(await get(https, httpsPort, `/no/such/route?access_token=${q}`)).toBe(404);
       expect(await get(https, httpsPort, `/no/such/route#access_token=${f}`)).toBe(404);
       expect(await get(http, httpPort, `/api/orders/?token=${t}`)).toBe(301);
-      await new Promise((res) => setTimeout(res, 200));
+      await logged(log, '"GET /no/such/route HTTP/1.1" 404', 2);
+      await logged(log, '"GET /api/orders/ HTTP/1.1" 301');
     } finally {
       nginx.kill("SIGQUIT");
       await new Promise((res) => nginx.once("exit", res));
@@ -194,7 +208,7 @@ describe("generated configuration accepted by the real tools", () => {
           await new Promise((res) => setTimeout(res, 100));
         }
       }
-      await new Promise((res) => setTimeout(res, 200));
+      await logged(log, '"GET /login HTTP/1.1" 301');
     } finally {
       if (nginx.exitCode === null) {
         nginx.kill("SIGQUIT");
