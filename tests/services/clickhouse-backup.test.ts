@@ -43,7 +43,7 @@ import { DB_NAME } from "../../components/data/definitions";
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
 import { expectJobRunsExported, jobRunRow, queryOnce } from "../helpers/job-runs";
-import { FAST_HEARTBEAT, killGroup } from "../helpers/backup-processes";
+import { FAST_HEARTBEAT, killGroup, recorderTurns } from "../helpers/backup-processes";
 import { PATIENCE_MS, within } from "../helpers/patience";
 import databaseService from "../../services/src/services/database-service";
 import { useServers } from "../harness/shared";
@@ -208,14 +208,14 @@ describe("ClickHouse backup's run recording", () => {
   };
 
   /** The recorder as the pod's second container runs it: `sh -c`, PATH and PGPASSWORD only. */
-  function startRecorder(shared: string, heartbeat?: BackupHeartbeat): { exited: Promise<{ code: number | null; output: string }>; kill: (signal: NodeJS.Signals) => void } {
+  function startRecorder(shared: string, heartbeat?: BackupHeartbeat): { pid: number; exited: Promise<{ code: number | null; output: string }>; kill: (signal: NodeJS.Signals) => void } {
     const child = spawn("sh", ["-c", backupRunRecorderScript(JOB, pgConn, heartbeat).replaceAll(RUN_OUTCOME_DIR, shared)], {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PGPASSWORD: pgPassword },
     });
     let output = "";
     child.stdout.on("data", (d) => (output += d));
     child.stderr.on("data", (d) => (output += d));
-    return { exited: new Promise((resolve) => child.on("close", (code) => resolve({ code, output }))), kill: (signal) => child.kill(signal) };
+    return { pid: child.pid!, exited: new Promise((resolve) => child.on("close", (code) => resolve({ code, output }))), kill: (signal) => child.kill(signal) };
   }
   /** The backup container's script against this file's ClickHouse, its outcome left in `shared`. */
   const runBackup = (shared: string, target: ClickHouseConnection = local) =>
@@ -518,7 +518,14 @@ describe("ClickHouse backup's run recording", () => {
     try {
       await startedSince(before);
       await expect.poll(() => proxy.held(), { timeout: 20_000 }).toBe(1);
-      await new Promise((resolve) => setTimeout(resolve, 2 * FAST_HEARTBEAT.staleAfterSeconds * 1000));
+      // Twice the bound in the recorder's own turns (a turn started is one checked before it), not in
+      // the test's clock: a loaded machine's recorder may have made fewer checks in that many seconds.
+      const turns = recorderTurns(recorder.pid);
+      try {
+        await expect.poll(() => turns.started() > 2 * FAST_HEARTBEAT.staleAfterSeconds || recorderEnded, { timeout: PATIENCE_MS, interval: 50 }).toBe(true);
+      } finally {
+        turns.stop();
+      }
       expect(recorderEnded).toBe(false);
       const r = (await row())!;
       expect(r.last_started_at!.getTime()).toBeGreaterThanOrEqual(before.getTime());

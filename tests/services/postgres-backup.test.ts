@@ -24,7 +24,7 @@ import { BACKUP_STOPPED_WITHOUT_OUTCOME, backupRunRecorderScript, backupScript, 
 import { backupJobName } from "../../components/topology";
 import { runCommand } from "../../services/src/kit";
 import { expectJobRunsExported, jobRunRow, queryOnce } from "../helpers/job-runs";
-import { FAST_HEARTBEAT, groupGone, killGroup } from "../helpers/backup-processes";
+import { FAST_HEARTBEAT, groupGone, killGroup, recorderTurns } from "../helpers/backup-processes";
 import { PATIENCE_MS, within } from "../helpers/patience";
 import databaseService from "../../services/src/services/database-service";
 import { useServers } from "../harness/shared";
@@ -221,7 +221,7 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
     child.stderr.on("data", (d) => (output += d));
     let ended = false;
     const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.on("close", (code) => { ended = true; resolve({ code, output }); }));
-    return { exited, ended: () => ended, kill: (signal: NodeJS.Signals) => child.kill(signal) };
+    return { pid: child.pid!, exited, ended: () => ended, kill: (signal: NodeJS.Signals) => child.kill(signal) };
   }
   /** The backup container's script (reporting to its recorder), in a process group of its own as in its container. */
   function startBackup(d: { shared: string; backups: string }) {
@@ -307,7 +307,14 @@ describe("PostgreSQL backup recorded by its run recorder (job companions)", () =
 
   it("a slow dump, held for twice the heartbeat's bound, is never cut short: its success is recorded once", async () => {
     await withHeldDump(async ({ d, blocker, recorder, backup }) => {
-      await new Promise((r) => setTimeout(r, 2 * FAST_HEARTBEAT.staleAfterSeconds * 1000));
+      // Twice the bound in the recorder's own turns (a turn started is one checked before it), not in
+      // the test's clock: a loaded machine's recorder may have made fewer checks in that many seconds.
+      const turns = recorderTurns(recorder.pid);
+      try {
+        await waitFor("twice the heartbeat's bound in recorder turns", async () => turns.started() > 2 * FAST_HEARTBEAT.staleAfterSeconds || recorder.ended(), { timeoutMs: PATIENCE_MS, intervalMs: 50 });
+      } finally {
+        turns.stop();
+      }
       expect(recorder.ended()).toBe(false);
       expect(await dumpWaiting()).toBe(1);
       await blocker.query("ROLLBACK");
