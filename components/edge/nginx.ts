@@ -58,6 +58,23 @@ export interface NginxConfigArgs {
   serverName: string;
 }
 
+/**
+ * Nginx's own answers, each with the platform's JSON error body (services/src/kit/errors.ts's shape):
+ * 494 is Nginx's "request header too large", answered 431 as the services do.
+ */
+const EDGE_ERRORS: { status: number; answer: number; code: string; message: string; field?: string }[] = [
+  { status: 400, answer: 400, code: "BAD_REQUEST", message: "The edge refused the request headers (malformed or sent twice)", field: "headers" },
+  { status: 494, answer: 431, code: "HEADERS_TOO_LARGE", message: "The request headers are too large", field: "headers" },
+  { status: 414, answer: 414, code: "URI_TOO_LONG", message: "The request URL is too long", field: "url" },
+  { status: 413, answer: 413, code: "PAYLOAD_TOO_LARGE", message: "The request body is over the 1 MiB limit of the edge", field: "body" },
+  { status: 502, answer: 502, code: "UPSTREAM_UNAVAILABLE", message: "The gateway cannot be reached; try again" },
+  { status: 504, answer: 504, code: "UPSTREAM_TIMEOUT", message: "The gateway did not answer in time; try again" },
+];
+
+/** The body, for a single-quoted Nginx string (so no quote in a message). */
+const edgeErrorBody = (e: (typeof EDGE_ERRORS)[number]): string =>
+  JSON.stringify({ error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
+
 export function nginxConfig(args: NginxConfigArgs): string {
   const redirectPort = args.publicHttpsPort === 443 ? "" : `:${args.publicHttpsPort}`;
   const locations = publicRoutes(args.services)
@@ -141,6 +158,11 @@ http {
     proxy_set_header X-User-Role "";
 
 ${locations}
+
+    # Nginx's own refusals (a malformed or duplicated header, a header block, URL or body too large, the
+    # gateway unreachable) in the platform's error shape, JSON naming what was refused, not its HTML pages.
+${EDGE_ERRORS.map((e) => `    error_page ${e.status} =${e.answer} /_edge/${e.status};`).join("\n")}
+${EDGE_ERRORS.map((e) => `    location = /_edge/${e.status} {\n      internal;\n      default_type application/json;\n      return ${e.answer} '${edgeErrorBody(e)}';\n    }`).join("\n")}
 
     location = /healthz {
       access_log off;

@@ -6,18 +6,18 @@ import { execFileSync, spawn, spawnSync } from "child_process";
 import { randomBytes } from "crypto";
 import * as http from "http";
 import * as https from "https";
-import * as net from "net";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { catalog } from "../../catalog";
-import { NGINX_HTTP_PORT, NGINX_HTTPS_PORT, nginxConfig, TLS_DIR } from "../../components/edge/nginx";
+import { nginxConfig, TLS_DIR } from "../../components/edge/nginx";
 import { alertRules, alertRulesYaml, prometheusConfig, RULES_PATH, type AlertRule } from "../../components/monitoring/prometheus";
 import { scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
 import { BACKUP_RUN_TIMEOUT_SECONDS } from "../../components/data/backup";
 import { KUBERNETES_CAPABILITIES } from "../../components/runtime/kubernetes";
 import { backupJobName, recordedBackups } from "../../components/topology";
+import { freeLoopbackPort, startEdgeNginx } from "../helpers/edge-nginx";
 import { PATIENCE_MS } from "../helpers/patience";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trading-conf-"));
@@ -92,32 +92,8 @@ describe("generated configuration accepted by the real tools", () => {
 
   // Session 43's secrets hunt: the edge wrote nginx's default "combined" line, the query and the Referer whole.
   it("the edge's access line holds neither a request's query nor its Referer (the real nginx, both servers)", async () => {
-    const dir = tmp();
-    fs.mkdirSync(path.join(dir, "tls"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-keyout", path.join(dir, "tls", "tls.key"), "-out", path.join(dir, "tls", "tls.crt"),
-    ], { stdio: "ignore" });
-    const freePort = () =>
-      new Promise<number>((resolve) => {
-        const s = net.createServer().listen(0, "127.0.0.1", () => {
-          const { port } = s.address() as net.AddressInfo;
-          s.close(() => resolve(port));
-        });
-      });
-    const [httpPort, httpsPort] = [await freePort(), await freePort()];
-    const log = path.join(dir, "access.log");
-    const conf = nginxConfig({ services: catalog, gateway: { host: "127.0.0.1", port: 1 }, publicHttpsPort: 8443, serverName: "localhost" })
-      .replaceAll(TLS_DIR, path.join(dir, "tls"))
-      .replace(`listen ${NGINX_HTTP_PORT} `, `listen 127.0.0.1:${httpPort} `)
-      .replace(`listen ${NGINX_HTTPS_PORT} `, `listen 127.0.0.1:${httpsPort} `)
-      .replace("pid /tmp/nginx.pid;", `pid ${path.join(dir, "nginx.pid")};`)
-      .replace("resolver 127.0.0.11 valid=10s ipv6=off;", "")
-      .replace(/access_log \/dev\/stdout/, `access_log ${log}`);
-    fs.writeFileSync(path.join(dir, "nginx.conf"), conf);
-    const nginx = spawn("nginx", ["-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    nginx.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const edge = await startEdgeNginx(1);
+    const [httpPort, httpsPort, log] = [edge.httpPort, edge.httpsPort, edge.log];
     const [q, r, t, f] = [1, 2, 3, 4].map(() => randomBytes(12).toString("hex"));
     const get = (mod: typeof http | typeof https, port: number, pathAndQuery: string) =>
       new Promise<number>((resolve, reject) => {
@@ -128,28 +104,18 @@ describe("generated configuration accepted by the real tools", () => {
         req.on("error", reject);
       });
     try {
-      for (let i = 0; ; i++) {
-        try {
-          await get(https, httpsPort, "/healthz");
-          break;
-        } catch (err) {
-          if (i > 100 || nginx.exitCode !== null) throw new Error(`nginx did not start: ${stderr} ${String(err)}`);
-          await new Promise((res) => setTimeout(res, 100));
-        }
-      }
       expect(await get(https, httpsPort, `/no/such/route?access_token=${q}`)).toBe(404);
       expect(await get(https, httpsPort, `/no/such/route#access_token=${f}`)).toBe(404);
       expect(await get(http, httpPort, `/api/orders/?token=${t}`)).toBe(301);
       await logged(log, '"GET /no/such/route HTTP/1.1" 404', 2);
       await logged(log, '"GET /api/orders/ HTTP/1.1" 301');
+      const lines = fs.readFileSync(log, "utf8");
+      for (const v of [q, r, t, f]) expect(lines).not.toContain(v);
+      expect(lines).toContain('"GET /no/such/route HTTP/1.1" 404');
+      expect(lines).toContain('"GET /api/orders/ HTTP/1.1" 301');
     } finally {
-      nginx.kill("SIGQUIT");
-      await new Promise((res) => nginx.once("exit", res));
+      await edge.stop();
     }
-    const lines = fs.readFileSync(log, "utf8");
-    for (const v of [q, r, t, f]) expect(lines).not.toContain(v);
-    expect(lines).toContain('"GET /no/such/route HTTP/1.1" 404');
-    expect(lines).toContain('"GET /api/orders/ HTTP/1.1" 301');
   });
 
   // Session 44's secrets hunt: the local image's own nginx.conf (served until the program's replaces it) logged "combined".
@@ -165,14 +131,7 @@ describe("generated configuration accepted by the real tools", () => {
       "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
       "-keyout", path.join(dir, "tls", "tls.key"), "-out", path.join(dir, "tls", "tls.crt"),
     ], { stdio: "ignore" });
-    const freePort = () =>
-      new Promise<number>((resolve) => {
-        const srv = net.createServer().listen(0, "127.0.0.1", () => {
-          const { port: p } = srv.address() as net.AddressInfo;
-          srv.close(() => resolve(p));
-        });
-      });
-    const [port, tlsPort] = [await freePort(), await freePort()];
+    const [port, tlsPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
     const log = path.join(dir, "access.log");
     fs.copyFileSync(formatFile, path.join(dir, "edge-log-format.conf"));
     const conf = own

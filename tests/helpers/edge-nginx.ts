@@ -1,0 +1,71 @@
+/**
+ * The edge's generated Nginx configuration (components/edge/nginx.ts) run by the real nginx on free
+ * loopback ports, with a throwaway certificate: for tests of what the edge itself answers and logs.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { catalog } from "../../catalog";
+import { NGINX_HTTP_PORT, NGINX_HTTPS_PORT, nginxConfig, TLS_DIR } from "../../components/edge/nginx";
+
+export interface EdgeNginx {
+  httpPort: number;
+  httpsPort: number;
+  /** The access log's path. */
+  log: string;
+  stop(): Promise<void>;
+}
+
+/** A free loopback port (closed again before it is returned). */
+export const freeLoopbackPort = () =>
+  new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+
+/** Starts nginx with the edge's configuration for a gateway at 127.0.0.1:`gatewayPort`; resolves once it listens. */
+export async function startEdgeNginx(gatewayPort: number): Promise<EdgeNginx> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trading-edge-"));
+  fs.mkdirSync(path.join(dir, "tls"));
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+    "-keyout", path.join(dir, "tls", "tls.key"), "-out", path.join(dir, "tls", "tls.crt"),
+  ], { stdio: "ignore" });
+  const [httpPort, httpsPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const log = path.join(dir, "access.log");
+  const conf = nginxConfig({ services: catalog, gateway: { host: "127.0.0.1", port: gatewayPort }, publicHttpsPort: 8443, serverName: "localhost" })
+    .replaceAll(TLS_DIR, path.join(dir, "tls"))
+    .replace(`listen ${NGINX_HTTP_PORT} `, `listen 127.0.0.1:${httpPort} `)
+    .replace(`listen ${NGINX_HTTPS_PORT} `, `listen 127.0.0.1:${httpsPort} `)
+    .replace("pid /tmp/nginx.pid;", `pid ${path.join(dir, "nginx.pid")};`)
+    .replace("resolver 127.0.0.11 valid=10s ipv6=off;", "")
+    .replace(/access_log \/dev\/stdout/, `access_log ${log}`);
+  fs.writeFileSync(path.join(dir, "nginx.conf"), conf);
+  const nginx = spawn("nginx", ["-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  nginx.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const stop = async () => {
+    if (nginx.exitCode === null) {
+      nginx.kill("SIGQUIT");
+      await new Promise((res) => nginx.once("exit", res));
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; ; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(httpsPort, "127.0.0.1", () => (s.destroy(), resolve(true)));
+      s.on("error", () => resolve(false));
+    });
+    if (up) break;
+    if (i > 300 || nginx.exitCode !== null) {
+      await stop();
+      throw new Error(`nginx did not start: ${stderr}`);
+    }
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  return { httpPort, httpsPort, log, stop };
+}
