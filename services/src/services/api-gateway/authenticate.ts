@@ -12,6 +12,8 @@
  * revocation subscription is live.
  * `cached()` answers from these caches and the in-process user state alone, synchronously (no
  * promise per request); anything it cannot decide goes through `authenticate()`.
+ * Both credentials at once are a 400 naming `x-api-key` (ambiguousCredentials): the token was used
+ * and the key ignored, while a proxy or log in front may take the key as the caller.
  */
 import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
@@ -29,6 +31,14 @@ const MAX_CACHED = 50_000;
 const invalidKey = () => new HttpError(401, "INVALID_API_KEY", "Invalid API key");
 const SESSION_ENDED = "session ended";
 const revoked = (reason: string) => new HttpError(401, "CREDENTIALS_REVOKED", `Credentials no longer valid: ${reason}`);
+
+type CredentialHeaders = { authorization?: string; "x-api-key"?: string | string[] };
+
+/** A request carrying both a token and an API key: which caller it is cannot be told. A 400 naming the key's header. */
+function ambiguousCredentials(headers: CredentialHeaders): Auth | undefined {
+  if (headers.authorization === undefined || headers["x-api-key"] === undefined) return undefined;
+  return { error: new HttpError(400, "AMBIGUOUS_CREDENTIALS", "Send either Authorization or X-Api-Key, not both", "x-api-key") };
+}
 
 export interface AuthenticatorDeps {
   key: KeyObject;
@@ -60,7 +70,9 @@ export class Authenticator {
    * user whose current state is held in process); undefined when a lookup or verification is needed.
    * The same checks as the slow path: expiry, maximum age, the user's state, epoch and role.
    */
-  cached(headers: { authorization?: string; "x-api-key"?: string | string[] }): Auth | undefined {
+  cached(headers: CredentialHeaders): Auth | undefined {
+    const ambiguous = ambiguousCredentials(headers);
+    if (ambiguous) return ambiguous;
     if (!this.d.states.subscribed) return undefined;
     const authorization = headers.authorization;
     if (authorization !== undefined) {
@@ -87,7 +99,9 @@ export class Authenticator {
   }
 
   /** The verified identity, an error to answer with, or neither (anonymous). Never throws. `ip`: the client's address bucket (kit addressBucketOf), where failed keys are counted. */
-  async authenticate(headers: { authorization?: string; "x-api-key"?: string | string[] }, ip: string, requestId: string, budgetMs: number): Promise<Auth> {
+  async authenticate(headers: CredentialHeaders, ip: string, requestId: string, budgetMs: number): Promise<Auth> {
+    const ambiguous = ambiguousCredentials(headers);
+    if (ambiguous) return ambiguous;
     try {
       if (headers.authorization !== undefined) return { identity: await this.fromToken(headers.authorization, requestId, budgetMs) };
       const apiKey = headers["x-api-key"];

@@ -1,0 +1,70 @@
+/**
+ * Holes at the gateway's HTTP surface found by session 50's hostile round, written byte for byte on
+ * the socket (tests/helpers/raw-http.ts) through the gateway and user-management on real servers,
+ * every answer judged by ./oracle.ts:
+ * - Authorization and X-Api-Key on one request: the token was used and the key silently ignored
+ *   (a proxy or log in front may take the key as the caller). Now a 400 AMBIGUOUS_CREDENTIALS naming
+ *   `x-api-key` (api-gateway/authenticate.ts), on an anonymous path too.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServersWith } from "../harness/shared";
+import { startPlatform, type Platform } from "../helpers/platform";
+import { rawExchange, type RawAnswer } from "../helpers/raw-http";
+import { judge } from "./oracle";
+
+const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
+const PASSWORD = "correct horse battery staple";
+let p: Platform;
+let internalPorts: number[];
+let token: string;
+let apiKey: string;
+const failures: string[] = [];
+
+async function sent(label: string, url: string, parts: Parameters<typeof rawExchange>[1]): Promise<RawAnswer> {
+  const a = await rawExchange(url, parts);
+  const v = judge(a.status || 599, a.body, a.headers["content-type"] ?? null, internalPorts);
+  if (!v.ok) failures.push(`${label} -> ${a.status} [${v.problems.join(", ")}] ${a.all.slice(0, 200)}`);
+  return a;
+}
+const json = (a: RawAnswer) => JSON.parse(a.body);
+const refused = (a: RawAnswer, status: number, field: string, label: string) => expect([a.statuses, json(a).error.field], `${label}: ${a.all.slice(0, 300)}`).toEqual([[status], field]);
+const request = (head: string, body = "") => `${head}\r\n\r\n${body}`;
+const me = (...headers: string[]) => request(["GET /api/users/me HTTP/1.1", "Host: gw", ...headers, "Connection: close"].join("\r\n"));
+const creds = JSON.stringify({ email: "nobody@example.com", password: "x" });
+const login = (...lines: string[]) => ["POST /api/users/login HTTP/1.1", "Host: gw", "Content-Type: application/json", ...lines, "Connection: close"].join("\r\n");
+
+beforeAll(async () => {
+  p = await startPlatform(srv.env, {}, { only: ["api-gateway", "user-management"] });
+  internalPorts = [srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL].map((u) => Number(/:(\d+)(?:\/|$)/.exec(u)?.[1] ?? 0)).filter(Boolean);
+  const email = `answers-${randomBytes(3).toString("hex")}@example.com`;
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${p.gatewayUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+  await post("/api/users/register", { email, password: PASSWORD });
+  token = (await post("/api/users/login", { email, password: PASSWORD })).accessToken;
+  apiKey = (await post("/api/users/api-keys", { name: "answers", scopes: ["read"] }, { authorization: `Bearer ${token}` })).key;
+}, 600_000);
+afterAll(async () => {
+  await p?.close();
+}, 120_000);
+
+describe("credentials", () => {
+  it("Authorization and X-Api-Key together are a 400 naming x-api-key, whichever is valid, on an anonymous path too; each alone is taken", async () => {
+    const both: Array<[string, string[]]> = [
+      ["both valid", [`Authorization: Bearer ${token}`, `X-Api-Key: ${apiKey}`]],
+      ["key first", [`x-api-key: ${apiKey}`, `authorization: Bearer ${token}`]],
+      ["bad token, valid key", ["Authorization: Bearer a.b.c", `X-Api-Key: ${apiKey}`]],
+      ["valid token, garbage key", [`Authorization: Bearer ${token}`, "X-Api-Key: atk_garbage"]],
+    ];
+    // Twice each: the first may be decided on the slow path, the second from the caches (Authenticator.cached).
+    for (const [label, lines] of [...both, ...both]) {
+      const a = await sent(label, p.gatewayUrl, [me(...lines)]);
+      refused(a, 400, "x-api-key", label);
+      expect(json(a).error.code).toBe("AMBIGUOUS_CREDENTIALS");
+    }
+    refused(await sent("both on login", p.gatewayUrl, [request(login(`Authorization: Bearer ${token}`, `X-Api-Key: ${apiKey}`, `Content-Length: ${creds.length}`), creds)]), 400, "x-api-key", "both on login");
+    expect(json(await sent("token alone", p.gatewayUrl, [me(`Authorization: Bearer ${token}`)])).authMethod).toBe("jwt");
+    expect(json(await sent("key alone", p.gatewayUrl, [me(`X-Api-Key: ${apiKey}`)])).authMethod).toBe("api-key");
+    expect(failures).toEqual([]);
+  });
+});
