@@ -11,6 +11,7 @@ import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
 import { answerClientError, installEarlyAnswerTracking } from "./client-errors";
+import { setRawAnswerRequestIds } from "./raw-answers";
 import { errorBody, installErrorHandlers } from "./errors";
 import { ANY_CASE_UUID_RE } from "./identity";
 import { installJsonGuards } from "./request-guards";
@@ -216,6 +217,7 @@ export function createApp(o: AppOptions): App {
     // What Node answers before routing (unparsable requests, oversized headers, the receive timeout), in the platform's shape.
     clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  setRawAnswerRequestIds(app.server, o.ownRequestIds ? ownRequestId : requestIdFor);
   installEarlyAnswerTracking(app);
   installValidators(app);
   installErrorHandlers(app);

@@ -10,9 +10,10 @@
  * connection, a second answer to one request. Such connections get no second answer, only closed.
  * And a malformed request pipelined behind one being handled does not take that one's answer.
  */
-import { STATUS_CODES, type ServerResponse } from "node:http";
+import { STATUS_CODES, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyInstance } from "fastify";
+import { rawErrorAnswer } from "./raw-answers";
 
 /** Connections whose request was answered before its body arrived in full. */
 const answeredEarly = new WeakSet<Socket>();
@@ -24,11 +25,12 @@ export function clientErrorAnswer(code: string | undefined): { status: number; c
   return { status: 400, code: "BAD_REQUEST", message: "Malformed HTTP request (request line, headers or framing)" };
 }
 
-/** The raw HTTP/1.1 answer of a client error: JSON, and the connection closed. */
-export function clientErrorResponse(code: string | undefined): string {
+/** The raw HTTP/1.1 answer of a client error on `server`: JSON with a new request id, the server's answer headers (./raw-answers.ts), and the connection closed. */
+export function clientErrorResponse(code: string | undefined, server: Server): string {
   const a = clientErrorAnswer(code);
-  const body = JSON.stringify({ error: { code: a.code, message: a.message, ...(a.field ? { field: a.field } : {}) } });
-  return `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const { headers, body } = rawErrorAnswer(server, undefined, a);
+  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  return `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status]}\r\n${head}\r\n${body}`;
 }
 
 /** Fastify's `clientErrorHandler`. */
@@ -47,7 +49,7 @@ export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoExcept
     return;
   }
   // As Node's own handler: nothing written over an answer already begun on this connection.
-  if (socket.writable && !inFlight?.headersSent && !answeredEarly.has(socket)) socket.write(clientErrorResponse(err.code));
+  if (socket.writable && !inFlight?.headersSent && !answeredEarly.has(socket)) socket.write(clientErrorResponse(err.code, this.server));
   socket.destroy(err);
 }
 

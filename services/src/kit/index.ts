@@ -33,6 +33,7 @@ export { deleteOlderThan, deleteOlderThanDays, PeriodicDelete, RECORD_RETENTION_
 export { findUnstorableText, isUnstorableText, storableText } from "./request-guards";
 export { idempotencyKeyOf, idempotencyKeyReused, requestHashOf } from "./idempotency";
 export { pathOf } from "./request-path";
+export { installAnswerHeaders } from "./raw-answers";
 export { cursorPage, pageOf, unknownCursor } from "./paging";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
 export { withTimeout } from "./deadline";

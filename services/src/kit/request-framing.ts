@@ -22,13 +22,15 @@
  * - **What Node answered itself, outside the platform's shape**: an HTTP/1.1 request without Host
  *   (a 400 with no body) is a 400 naming `host`; an Expect other than `100-continue` (a 417 with no
  *   body) is a 417 naming `expect`; and `Expect: 100-continue` with a Content-Length over the body
- *   limit is answered 413 at once, without the `100 Continue` that told the client to send it.
+ *   limit is answered 413 at once, without the `100 Continue` that told the client to send it. These
+ *   answers, written outside Fastify, carry its answers' request id and headers (./raw-answers.ts).
  * - **A JSON body's text** (bodyTextIssue, the kit's JSON parser): UTF-8 only, decoded strictly.
  */
 import { isUtf8 } from "node:buffer";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import { HttpError } from "./errors";
+import { rawErrorAnswer } from "./raw-answers";
 
 /** Most headers a request may carry: the entry point's, and a service's behind it (room for what the gateway adds). */
 export const headerCountLimitFor = (entryPoint: boolean): number => (entryPoint ? 100 : 200);
@@ -85,10 +87,10 @@ export function bodyTextIssue(contentType: string | undefined, body: Buffer): Ht
   return undefined;
 }
 
-/** A JSON answer written straight to a response Fastify never saw (checkContinue, checkExpectation). */
-function answerRaw(res: ServerResponse, status: number, code: string, message: string, field: string): void {
-  const body = JSON.stringify({ error: { code, message, field } });
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
+/** A JSON answer written straight to a response Fastify never saw (checkContinue, checkExpectation), with the headers of the server's other answers (./raw-answers.ts). */
+function answerRaw(server: Server, req: IncomingMessage, res: ServerResponse, answer: { status: number; code: string; message: string; field: string }): void {
+  const { headers, body } = rawErrorAnswer(server, req, answer);
+  res.writeHead(answer.status, headers);
   res.end(body);
 }
 
@@ -112,11 +114,12 @@ export function installFramingGuards(app: FastifyInstance<any, any, any, any, an
   });
   app.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
     if (Number(req.headers["content-length"] ?? 0) > largestBody) {
-      answerRaw(res, 413, "PAYLOAD_TOO_LARGE", `Request body is too large (at most ${largestBody} bytes)`, "body");
+      answerRaw(app.server, req, res, { status: 413, code: "PAYLOAD_TOO_LARGE", message: `Request body is too large (at most ${largestBody} bytes)`, field: "body" });
       return;
     }
     res.writeContinue();
     app.server.emit("request", req, res);
   });
-  app.server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => answerRaw(res, 417, "EXPECTATION_FAILED", "Only Expect: 100-continue is taken", "expect"));
+  app.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
+    answerRaw(app.server, req, res, { status: 417, code: "EXPECTATION_FAILED", message: "Only Expect: 100-continue is taken", field: "expect" }));
 }

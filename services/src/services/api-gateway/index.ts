@@ -25,7 +25,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import rateLimit from "@fastify/rate-limit";
 import { catalog, type ServiceDefinition } from "../../catalog";
-import { addressBucketOf, defineService, errorBody, HttpError, jwtKey, pathOf, peerBaseUrl, siteBucketOf } from "../../kit";
+import { addressBucketOf, defineService, errorBody, HttpError, installAnswerHeaders, jwtKey, pathOf, peerBaseUrl, siteBucketOf } from "../../kit";
 import { Authenticator, type Auth } from "./authenticate";
 import { config } from "./config";
 import { GatewayLimits } from "./limits";
@@ -71,11 +71,9 @@ export default defineService({
     const usage = ctx.datastores.isEnabled("redpanda") ? new UsageEmitter(ctx) : undefined;
     usage?.start();
 
-    // Every answer, errors and 404s included, carries the platform's security headers.
-    app.addHook("onRequest", (_request, reply, done) => {
-      reply.headers(SECURITY_HEADERS);
-      done();
-    });
+    // Every answer, errors and 404s included, carries the platform's security headers: those Node
+    // and the kit answer before Fastify sees the request too (kit raw-answers.ts).
+    installAnswerHeaders(app, SECURITY_HEADERS);
 
     // Everything under /api/ in its own scope: raw bodies, auth, rate limit, whole-request timeout.
     // The hooks are callback-style and answer synchronously when the caches can (cached token, user
