@@ -208,13 +208,15 @@ describe("trading-engine", () => {
     ];
     for (const p of poison) await producer.send({ topic: p.topic, messages: [{ key: SYMBOL, value: p.value }] });
     // Good messages after the poison on the same partitions still go through: a one-bar message (the
-    // old format), then a batch (data-bridge's format) whose poison bar is set aside alone.
+    // old format), then a batch (data-bridge's format) whose poison bars are set aside alone: one
+    // breaking the bar rules, one whose openTime its double does not carry (it was the whole batch).
     const t1 = t0 + 60_000;
     const tuple = (b: ReturnType<typeof bar>) => [b.openTime, b.closeTime, b.open, b.high, b.low, b.close, b.volume];
-    const batch = { v: 2, symbol: SYMBOL, interval: "1m", bars: [[...tuple(bar(t0 + 30_000, "100")).slice(0, 5), "0x64", "1"], tuple(bar(t1, "100"))] };
+    const batch = { v: 2, symbol: SYMBOL, interval: "1m", bars: [[...tuple(bar(t0 + 30_000, "100")).slice(0, 5), "0x64", "1"], tuple(bar(t0 + 45_000, "100")), tuple(bar(t1, "100"))] };
+    const batchText = JSON.stringify(batch).replace(`[${t0 + 45_000},`, `[${t0 + 45_000}.0000000000000000001,`);
     await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(bar(t0, "100")) }] });
     await waitUntil("engine took the good bar", async () => (await http("GET", `${engine!.url}/last/${SYMBOL}`)).body.bar?.openTime === t0, WAIT_MS);
-    await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: JSON.stringify(batch) }] });
+    await producer.send({ topic: TOPICS.candles, messages: [{ key: SYMBOL, value: batchText }] });
     await waitUntil("engine took the batch's good bar", async () => (await http("GET", `${engine!.url}/last/${SYMBOL}`)).body.bar?.openTime === t1, WAIT_MS);
     const rows = await waitUntil("seven dead letters", async () => {
       const r = await pool.query("SELECT topic, reason FROM consumer_dead_letters WHERE consumer_group = 'trading-engine' ORDER BY id");
@@ -225,7 +227,7 @@ describe("trading-engine", () => {
     // Candles are refused by the topic's bar rules (marketdata/barRules.ts) before the engine sees them.
     expect(reasons).toMatch(/market\.candles message: close: must be a decimal string/);
     expect(reasons).toMatch(/market\.candles message: low: must be <= open and close/);
-    expect(reasons).toMatch(/market\.candles message: 1 of 2 bars refused .*bars\.0\.close: must be a decimal string/);
+    expect(reasons).toMatch(/market\.candles message: 2 of 3 bars refused .*bars\.0\.close: must be a decimal string.*bars\.1\.openTime: a number a double does not carry exactly/);
     expect(reasons).toMatch(/orderId is not a uuid/); // the engine executes only uuids; the topic schema accepts any id
     expect(reasons).toMatch(/order\.quantity: /);
     // Refused at decoding (messages.ts) before it is executed: PostgreSQL's jsonb cannot store it.

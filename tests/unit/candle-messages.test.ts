@@ -85,6 +85,29 @@ describe("market.candles batched format", () => {
     expect(messageProblem(T, JSON.stringify(v))).toBe(aside!.problem);
   });
 
+  it("a bar holding a number its double does not carry is set aside like other bad bars, the others applied; elsewhere the message is refused whole", () => {
+    const bars = seriesOf("INXUSDT", "1m", 4);
+    const [m] = encodeCandleMessages(bars);
+    const v = JSON.parse(m.value);
+    v.bars[0][5] = "0x64"; // close: a bad bar by the bar rules
+    // openTime with 20 significant digits: parses to the bar's own openTime, valid to the bar rules (before: the whole batch set aside).
+    const text = JSON.stringify(v).replace(`[${v.bars[2][0]},`, `[${v.bars[2][0]}.0000000000000000001,`).replace(`,${v.bars[3][1]},`, `,${v.bars[3][1]}.00000000000000000002,`);
+    const { batch, aside } = read(text);
+    expect(barsOf(batch)).toEqual([bars[1]]);
+    expect(aside!.problem).toMatch(/^market\.candles message: 3 of 4 bars refused \(set aside alone, the others applied\): /);
+    expect(aside!.problem).toMatch(/bars\.0\.close: must be a decimal string.*; bars\.2\.openTime: a number a double does not carry exactly/);
+    expect(aside!.problem).toContain("bars.3.closeTime: a number a double does not carry exactly");
+    expect(JSON.parse(aside!.value).bars).toHaveLength(3);
+    expect(commandOf(T, batch)).toEqual({ kind: "bars", bars: [bars[1]] });
+    // Every bar inexact: the message is refused whole, naming them.
+    const allInexact = JSON.stringify({ ...v, bars: [v.bars[1]] }).replace(`[${v.bars[1][0]},`, `[${v.bars[1][0]}.0000000000000000001,`);
+    expect(checkMessage(T, allInexact).problem).toMatch(/^market\.candles message: bars\.0\.openTime: a number a double does not carry exactly/);
+    // In the envelope or in a one-bar (old format) message: refused whole.
+    expect(checkMessage(T, m.value.replace('"v":2', '"v":2.00000000000000000001')).problem).toMatch(/^market\.candles message: v: a number a double does not carry exactly/);
+    const old = JSON.stringify(bars[0]).replace(`"openTime":${bars[0].openTime}`, `"openTime":${bars[0].openTime}.0000000000000000001`);
+    expect(checkMessage(T, old).problem).toMatch(/^market\.candles message: openTime: a number a double does not carry exactly/);
+  });
+
   it("a message that is not a valid batch is refused whole", () => {
     const [m] = encodeCandleMessages(seriesOf("BADUSDT", "1m", 3));
     const v = JSON.parse(m.value);

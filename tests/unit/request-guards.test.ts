@@ -1,6 +1,6 @@
 /** The kit's request guards: the JSON body pre-check never lets unstorable text through; TRUST_PROXY never trusts every client. */
 import { describe, expect, it } from "vitest";
-import { findNonFiniteNumber, findUnstorableText, jsonDepthExceeds, jsonTextFacts, mayHoldUnstorableText, parseTrustProxy } from "../../services/src/kit/request-guards";
+import { findNonFiniteNumber, findUnstorableText, inexactNumberPaths, jsonDepthExceeds, jsonTextFacts, mayHoldUnstorableText, parseTrustProxy } from "../../services/src/kit/request-guards";
 import { TRUSTED_PROXY_MIN_PREFIX } from "../../catalog/addresses";
 import { parseStackConfig } from "../../stacks/config";
 import { dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
@@ -127,7 +127,18 @@ describe("jsonTextFacts.inexactNumbers", () => {
       ['{"q":9007199254740993,"q":1}', ["q"]],
     ] as const) {
       expect(jsonTextFacts(t, 64).inexactPath, t).toEqual(path);
+      expect(inexactNumberPaths(t)[0], t).toEqual(path);
     }
+  });
+  it("inexactNumberPaths names every inexact literal, in order, in one scan (a Kafka batch's bars are refused one by one)", () => {
+    expect(inexactNumberPaths('{"v":2,"bars":[[1,2,"3"],[9007199254740993,"x]",1.00000000000000000001],[0],[12345678901234567890]]}')).toEqual([
+      ["bars", "1", "0"],
+      ["bars", "1", "2"],
+      ["bars", "3", "0"],
+    ]);
+    expect(inexactNumberPaths('{"a":1,"b":[2.5,"9007199254740993"]}')).toEqual([]);
+    // A text JSON.parse refuses (an unterminated string): each literal still has a path, however short.
+    expect(inexactNumberPaths('[9007199254740993,"abc')).toEqual([["0"]]);
   });
 });
 

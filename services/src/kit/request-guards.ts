@@ -19,7 +19,7 @@ import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
 import { HttpError } from "./errors";
-import { jsonTextFacts, type JsonTextFacts } from "./json-text";
+import { jsonTextFacts, pathsAt, type JsonTextFacts } from "./json-text";
 import { bodyTextIssue } from "./request-framing";
 
 declare module "fastify" {
@@ -130,10 +130,14 @@ export function findNumber(value: unknown, test: (n: number) => boolean, path: s
 }
 
 /**
- * The path ("a.b.0") of the first number literal of a JSON text its double does not carry exactly
- * (beyondDouble), or undefined: for JSON read outside a request (Kafka messages).
+ * The paths (["bars", "3", "0"]) of every number literal of a JSON text its double does not carry
+ * exactly (beyondDouble), in order, found in one scan (pathsAt): for JSON read outside a request
+ * (Kafka messages, whose bars are refused one by one).
  */
-export const inexactNumberPath = (text: string): string | undefined => jsonTextFacts(text, Infinity).inexactPath?.join(".");
+export function inexactNumberPaths(text: string): string[][] {
+  const offsets = jsonTextFacts(text, Infinity).inexactOffsets;
+  return offsets ? pathsAt(text, offsets) : [];
+}
 
 /** The path of the first number that is not finite (a JSON literal beyond the double range), or undefined. */
 export const findNonFiniteNumber = (value: unknown): string[] | undefined => findNumber(value, (n) => !Number.isFinite(n));

@@ -14,11 +14,11 @@
 import { Type, type TSchema } from "@sinclair/typebox";
 import { isUtf8 } from "node:buffer";
 import { canonicalUserId } from "../../kit/identity";
-import { inexactNumberPath } from "../../kit/request-guards";
+import { inexactNumberPaths } from "../../kit/request-guards";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { BUSINESS_TOPICS } from "../../business/events";
 import { TOPICS } from "../events";
-import { checkCandleMessage, type CandleBatch } from "../marketdata/candleMessages";
+import { checkCandleMessage, INEXACT_NUMBER, type CandleBatch } from "../marketdata/candleMessages";
 import { ORDER_STATUSES } from "../orderState";
 import { SYMBOL_RE } from "../types";
 
@@ -186,14 +186,15 @@ export function checkMessage(
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { problem: "message is not a JSON object" };
   // As in a request body (kit exact-number.ts): a literal its double does not carry (an amount of
   // 99.9999999999999999999 parses to 100, an integer) is not the value its producer meant; the
-  // platform's producers (JSON.stringify) never write one.
-  const inexact = inexactNumberPath(value);
-  if (inexact !== undefined) return { problem: `${topic} message: ${inexact || "message"}: a number a double does not carry exactly (beyond ±${Number.MAX_SAFE_INTEGER} or more than 17 significant digits)` };
+  // platform's producers (JSON.stringify) never write one. In a candles batch, the bars holding one
+  // are set aside like other bad bars (checkCandleMessage), the others applied.
+  const inexact = inexactNumberPaths(value);
   if (topic === TOPICS.candles) {
-    const c = checkCandleMessage(v as Record<string, unknown>);
+    const c = checkCandleMessage(v as Record<string, unknown>, inexact);
     if (c.problem !== undefined) return { problem: `${topic} message: ${c.problem}` };
     return c.aside ? { json: c.batch, aside: { value: c.aside.value, problem: `${topic} message: ${c.aside.problem}` } } : { json: c.batch };
   }
+  if (inexact.length > 0) return { problem: `${topic} message: ${inexact[0].join(".") || "message"}: ${INEXACT_NUMBER}` };
   const problem = CHECKS[topic]?.(v);
   if (problem !== undefined) return { problem: `${topic} message: ${problem}` };
   return canonicaliseUserIds(v as Record<string, unknown>) ? { json: v, canonical: JSON.stringify(v) } : { json: v };

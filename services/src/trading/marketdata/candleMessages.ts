@@ -17,8 +17,9 @@
  *
  * Checking (checkCandleMessage, applied by the topic schema before any consumer): a v2 message whose
  * envelope is wrong (version, symbol, interval, `bars` not an array of 1..MAX) is refused whole; a
- * bar that breaks the bar rules (barRules.ts) is split off into its own v2 message, set aside with
- * the reason naming `bars.<i>.<field>`, and the good bars of the message go on.
+ * bar that breaks the bar rules (barRules.ts) or holds a number its double does not carry (found in
+ * the text by the topic schema) is split off into its own v2 message, set aside with the reason
+ * naming `bars.<i>.<field>`, and the good bars of the message go on.
  */
 import type { Bar } from "../types";
 import { barProblem, barValuesProblem, seriesProblem, type BarProblem } from "./barRules";
@@ -92,6 +93,11 @@ export type CandleCheck =
   | { problem: string; batch?: undefined };
 
 const describe = (p: BarProblem, at = "") => `${at}${p.field}: ${p.message}`;
+
+/** Why a number literal its double does not carry is refused (kit exact-number.ts beyondDouble). */
+export const INEXACT_NUMBER = `a number a double does not carry exactly (beyond ±${Number.MAX_SAFE_INTEGER} or more than 17 significant digits)`;
+/** A bar tuple's fields by position (CandleTuple). */
+const TUPLE_FIELDS = ["openTime", "closeTime", "open", "high", "low", "close", "volume"];
 /** Problems named in one reason, at most (the rest are counted). */
 const NAMED_PROBLEMS = 5;
 
@@ -100,7 +106,10 @@ const NAMED_PROBLEMS = 5;
  * of one): refused whole (`problem`), or the good bars (`batch`) with the bad ones split off (`aside`:
  * a v2 message of the bad bars and why each was refused).
  */
-export function checkCandleMessage(v: Record<string, unknown>): CandleCheck {
+export function checkCandleMessage(v: Record<string, unknown>, inexact: readonly string[][] = []): CandleCheck {
+  // A bar of a v2 batch holding an inexact number is one bad bar; one anywhere else (the envelope, a v1 bar) refuses the message.
+  const inBars = "v" in v ? inexactBars(inexact) : undefined;
+  if (inexact.length > 0 && !inBars) return { problem: `${inexact[0].join(".") || "message"}: ${INEXACT_NUMBER}` };
   if (!("v" in v)) {
     const p = barProblem(v);
     if (p) return { problem: describe(p) };
@@ -115,7 +124,11 @@ export function checkCandleMessage(v: Record<string, unknown>): CandleCheck {
   const bad: Array<{ index: number; tuple: unknown; problem: string }> = [];
   for (let i = 0; i < bars.length; i++) {
     const t: unknown = bars[i];
-    const p = !Array.isArray(t) || t.length < 7 ? { field: "bar", message: "must be [openTime, closeTime, open, high, low, close, volume]" } : barValuesProblem(t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
+    const inexactField = inBars?.get(i);
+    const p =
+      inexactField !== undefined ? { field: inexactField, message: INEXACT_NUMBER }
+      : !Array.isArray(t) || t.length < 7 ? { field: "bar", message: "must be [openTime, closeTime, open, high, low, close, volume]" }
+      : barValuesProblem(t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
     if (p) bad.push({ index: i, tuple: t, problem: describe(p, `bars.${i}.`) });
   }
   const symbol = v.symbol as string;
@@ -132,4 +145,18 @@ export function checkCandleMessage(v: Record<string, unknown>): CandleCheck {
       problem: `${bad.length} of ${bars.length} bars refused (set aside alone, the others applied): ${reasons}`,
     },
   };
+}
+
+/**
+ * The bars of a v2 batch holding an inexact number (`inexact`: their paths in the text), by index,
+ * each with the field named (`open`, `openTime`; `0.1` deeper); undefined when one lies outside `bars`.
+ */
+function inexactBars(inexact: readonly string[][]): Map<number, string> | undefined {
+  const bars = new Map<number, string>();
+  for (const path of inexact) {
+    if (path[0] !== "bars" || path.length < 2 || !/^\d+$/.test(path[1])) return undefined;
+    const index = Number(path[1]);
+    if (!bars.has(index)) bars.set(index, path.length === 2 ? "bar" : [TUPLE_FIELDS[Number(path[2])] ?? path[2], ...path.slice(3)].join("."));
+  }
+  return bars;
 }
