@@ -57,9 +57,21 @@ export function cidrRange(cidr: string, bare = false): AddressRange | undefined 
     return { family: v4 !== undefined ? "ipv4" : "ipv6", start, end: start + size - 1n };
 }
 
+/**
+ * Session 50b: every range a block covers, for the checks that judge ipBlocks. An IPv6 block wider than
+ * /96 holding ::ffff:0:0/96 however it is written (`::/80`, `::/64`, `0:0:0:0:0:ffff::/96` is the /96 itself)
+ * covers its IPv6 addresses and every IPv4 address (a CNI may match a mapped address against it): both
+ * ranges. A mapped /96 or narrower is IPv4 only (`cidrRange`). Empty when the text is no CIDR.
+ */
+export function cidrRanges(cidr: string, bare = false): AddressRange[] {
+    const r = cidrRange(cidr, bare);
+    if (r === undefined) return [];
+    return r.family === "ipv6" && r.start <= MAPPED && MAPPED + IPV4_SPACE - 1n <= r.end ? [r, { family: "ipv4", start: 0n, end: IPV4_SPACE - 1n }] : [r];
+}
+
 /** How many addresses of `family` the blocks cover together (overlaps counted once). */
 export function coveredAddresses(cidrs: readonly string[], family: "ipv4" | "ipv6"): bigint {
-    const ranges = cidrs.map((c) => cidrRange(c)).filter((r): r is AddressRange => r?.family === family)
+    const ranges = cidrs.flatMap((c) => cidrRanges(c)).filter((r) => r.family === family)
         .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     let total = 0n;
     let current: AddressRange | undefined;
@@ -86,12 +98,12 @@ export function canonicalAddress(text: string): string | undefined {
 }
 
 /**
- * An ipBlock's `cidr` wider than an IPv4 /8 or an IPv6 /16 (IPv4 in either spelling): the address space in
+ * An ipBlock's `cidr` wider than an IPv4 /8 or an IPv6 /16 (IPv4 in either spelling; session 50b: an IPv6 block
+ * holding ::ffff:0:0/96, every IPv4 address): the address space in
  * halves or quarters. False when it is no CIDR (the API server refuses it).
  */
 export function isWideBlock(cidr: string): boolean {
-    const r = cidrRange(cidr);
-    return r !== undefined && r.end - r.start + 1n > (r.family === "ipv4" ? 1n << 24n : 1n << 112n);
+    return cidrRanges(cidr).some((r) => r.end - r.start + 1n > (r.family === "ipv4" ? 1n << 24n : 1n << 112n));
 }
 
 /**
@@ -99,15 +111,16 @@ export function isWideBlock(cidr: string): boolean {
  * either spelling): the part of the block inside the range is checked against the union of `except`.
  */
 export function overlapsBeyond(cidr: string, except: readonly string[], range: string): boolean {
-    const a = cidrRange(cidr);
-    const b = cidrRange(range);
-    if (!a || !b || a.family !== b.family) return false;
+    const holes = except.flatMap((e) => cidrRanges(e));
+    return cidrRanges(cidr).some((a) => cidrRanges(range).some((b) => a.family === b.family && rangeBeyond(a, b, holes.filter((h) => h.family === a.family))));
+}
+
+/** Whether `a` holds an address of `b` outside every hole (all of one family). */
+function rangeBeyond(a: AddressRange, b: AddressRange, holes: AddressRange[]): boolean {
     let from = a.start > b.start ? a.start : b.start;
     const to = a.end < b.end ? a.end : b.end;
     if (from > to) return false;
-    const holes = except.map((e) => cidrRange(e)).filter((r): r is AddressRange => r?.family === a.family)
-        .sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
-    for (const h of holes) {
+    for (const h of [...holes].sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0))) {
         if (h.start > from) return true;
         if (h.end >= from) from = h.end + 1n;
         if (from > to) return false;

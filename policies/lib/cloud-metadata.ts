@@ -1,17 +1,17 @@
 import { CLOUD_METADATA_ADDRESSES } from "../../catalog/addresses";
-import { cidrRange } from "./cidr";
+import { cidrRange, cidrRanges } from "./cidr";
 
 /** The list is the catalog's (catalog/addresses.ts): the stack config refuses the addresses as the SMTP relay. */
 export { CLOUD_METADATA_ADDRESSES };
 
 /**
  * Whether the CIDR (or bare address) contains the address, read as the API server reads an ipBlock
- * (session 50: `0169.254.169.254/32` and `::ffff:169.254.169.254/128` hold 169.254.169.254; `lib/cidr.ts`).
+ * (session 50: `0169.254.169.254/32` and `::ffff:169.254.169.254/128` hold 169.254.169.254; session 50b: `::/80`
+ * holds it too; `lib/cidr.ts` `cidrRanges`).
  */
 export function cidrContains(cidr: string, address: string): boolean {
-    const block = cidrRange(cidr, true);
     const at = cidrRange(address, true);
-    return block !== undefined && at !== undefined && block.family === at.family && block.start <= at.start && at.end <= block.end;
+    return at !== undefined && cidrRanges(cidr, true).some((block) => block.family === at.family && block.start <= at.start && at.end <= block.end);
 }
 
 /**

@@ -1,8 +1,8 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { LABEL_WORKLOAD } from "../../catalog/labels";
-import { metadataAddressesIn } from "../lib/cloud-metadata";
 import { readConfig } from "../lib/config";
-import { coveredAddresses, isWideBlock, overlapsBeyond } from "../lib/cidr";
+import { coveredAddresses, isWideBlock } from "../lib/cidr";
+import { clusterRangeRules, metadataEgressRules } from "../lib/ip-blocks";
 import { excludesOnly, isEmptySelector, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
@@ -17,7 +17,7 @@ export interface NetworkPolicyConfig {
      */
     internetEgressWorkloads: string[];
     /**
-     * Session 50: the cluster's pod and Service address ranges, which no ingress ipBlock may hold (`except` counts).
+     * Session 50: the cluster's pod and Service address ranges, which no ingress (session 50b: nor egress) ipBlock may hold (`except` counts).
      * By default every private and shared range (RFC 1918, 100.64.0.0/10, fc00::/7): the pack does not know the
      * cluster's; prod.json and local-k8s.json name theirs.
      */
@@ -119,53 +119,14 @@ function pinnedWorkloads(selector: unknown): string[] | undefined {
  * pod of the cluster is reported for every policy, opted-in or not.
  */
 export function openEgressRules(np: Record<string, any>, internetEgressWorkloads: readonly string[]): string[] {
-    const pinned = pinnedWorkloads(np.spec?.podSelector);
-    const optedIn = pinned !== undefined && pinned.length > 0 && pinned.every((w) => internetEgressWorkloads.includes(w));
+    const optedIn = internetOptedIn(np, internetEgressWorkloads);
     return openRules(np, "egress").filter((r) => !(r.wideBlock && optedIn)).map((r) => r.where);
 }
 
-/**
- * Egress ipBlocks of a policy that let its pods reach a cloud metadata address, each as
- * `egress[i] (ipBlock <cidr> reaches <addresses>)`: an opted-in internet rule (`0.0.0.0/0` minus the
- * private ranges) still holds 169.254.169.254 (link-local) and 100.100.100.200 (shared address space),
- * and a pod that asks there gets the node's cloud credentials. Reported for every policy, opted-in
- * or not, and for narrow blocks too (a /32 of the address itself). Unknown values are skipped.
- */
-export function metadataEgressRules(np: Record<string, any>): string[] {
-    const out: string[] = [];
-    arr(np.spec?.egress).forEach((rule, i) => {
-        if (!isRecord(rule) || hasUnknown(rule.to)) return;
-        for (const peer of arr(rule.to).filter(isRecord)) {
-            const cidr = str(peer.ipBlock?.cidr)?.trim();
-            if (cidr === undefined || hasUnknown(peer.ipBlock?.except)) continue;
-            const except = arr(peer.ipBlock?.except).map((e) => str(e)).filter((e): e is string => e !== undefined);
-            const reached = metadataAddressesIn(cidr, except);
-            if (reached.length > 0) out.push(`egress[${i}] (ipBlock ${cidr} reaches ${reached.join(", ")})`);
-        }
-    });
-    return out;
-}
-
-/**
- * Session 50: ingress ipBlocks holding addresses of the cluster's pods or Services (`except` taken off), each
- * as `ingress[i] (ipBlock <cidr> holds the pod range <range>)`. Whether a CNI matches pod addresses against
- * ipBlocks is left to the implementation: where it does, the block admits every pod of the cluster in it, by
- * address, past every label. Wide blocks are reported as admitting every source already.
- */
-export function clusterRangeRules(np: Record<string, any>, cfg: Pick<NetworkPolicyConfig, "podCidrs" | "serviceCidrs">): string[] {
-    const ranges = [...cfg.podCidrs.map((c) => `pod range ${c}`), ...cfg.serviceCidrs.map((c) => `Service range ${c}`)];
-    const out: string[] = [];
-    arr(np.spec?.ingress).forEach((rule, i) => {
-        if (!isRecord(rule) || hasUnknown(rule.from)) return;
-        for (const peer of arr(rule.from).filter(isRecord)) {
-            const cidr = str(peer.ipBlock?.cidr)?.trim();
-            if (cidr === undefined || isWideBlock(cidr) || hasUnknown(peer.ipBlock?.except)) continue;
-            const except = arr(peer.ipBlock?.except).map((e) => str(e)).filter((e): e is string => e !== undefined);
-            const held = ranges.filter((r) => overlapsBeyond(cidr, except, r.split(" ").pop()!));
-            if (held.length > 0) out.push(`ingress[${i}] (ipBlock ${cidr} holds the ${held.join(", the ")})`);
-        }
-    });
-    return out;
+/** Whether the policy's podSelector pins trading.io/workload to workloads of `internetEgressWorkloads` only. */
+function internetOptedIn(np: Record<string, any>, internetEgressWorkloads: readonly string[]): boolean {
+    const pinned = pinnedWorkloads(np.spec?.podSelector);
+    return pinned !== undefined && pinned.length > 0 && pinned.every((w) => internetEgressWorkloads.includes(w));
 }
 
 /** The label the API server sets on every namespace (its name): `Exists` on it matches them all. */
@@ -210,7 +171,7 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
             });
         }
         for (const p of inNs.filter((x) => policyTypes(x.props).includes("Ingress"))) {
-            const held = clusterRangeRules(p.props, cfg);
+            const held = clusterRangeRules(p.props, cfg, "ingress");
             if (held.length === 0) continue;
             findings.push({
                 urn: p.urn,
@@ -228,6 +189,17 @@ export function networkPolicyFindings(resources: StackResource[], cfg: NetworkPo
                 message: `NetworkPolicy "${objectName(p.props, p.name)}" in namespace "${ns}" lets its pods reach every destination in ${open.join(", ")}, ` +
                     "which undoes the namespace's default deny for egress: name the destinations in to (podSelector, namespaceSelector with labels, an ipBlock of /8 or narrower); " +
                     "a workload that must reach the internet is listed in the policy's internetEgressWorkloads and its policy selects it by trading.io/workload.",
+            });
+        }
+        // Session 50b: an egress block of the cluster's ranges, the opted-in internet rule's included (its except must hold them).
+        for (const p of inNs.filter((x) => policyTypes(x.props).includes("Egress"))) {
+            const held = clusterRangeRules(p.props, cfg, "egress", internetOptedIn(p.props, cfg.internetEgressWorkloads));
+            if (held.length === 0) continue;
+            findings.push({
+                urn: p.urn,
+                message: `NetworkPolicy "${objectName(p.props, p.name)}" in namespace "${ns}" lets its pods reach the cluster's own addresses in ${held.join(", ")}: under a CNI ` +
+                    "that matches pod addresses against ipBlocks, every pod and Service there, in any namespace, past the per-peer egress rules; name in-cluster " +
+                    "destinations by podSelector and namespaceSelector (DNS: kube-system's pods on port 53), and add the cluster's ranges (podCidrs, serviceCidrs) to the ipBlock's except.",
             });
         }
         for (const p of inNs.filter((x) => policyTypes(x.props).includes("Egress"))) {
@@ -272,7 +244,7 @@ export const networkPolicyDefaultDeny: StackValidationPolicy = {
         "Every Kubernetes namespace with workloads has a default-deny NetworkPolicy (podSelector {}, policyTypes " +
         "Ingress and Egress) and each workload has its own NetworkPolicy listing who may reach it and (Egress) what it may reach; " +
         "no policy admits every source, or lets its pods reach every destination (no to, every pod of the cluster, an ipBlock wider than /8: " +
-        "the internet only for the workloads of internetEgressWorkloads), no ingress ipBlock holds the cluster's pod or Service " +
+        "the internet only for the workloads of internetEgressWorkloads), no ipBlock (ingress or egress) holds the cluster's pod or Service " +
         "addresses (podCidrs, serviceCidrs; except counted), and none reaches the cloud metadata service (169.254.169.254, 100.100.100.200, fd00:ec2::254).",
     severity: "high",
     configSchema: {

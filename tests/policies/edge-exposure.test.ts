@@ -771,7 +771,8 @@ describe("network-policy-default-deny: egress to everything", () => {
         expect((await run(rs)).map((v) => `${v.resourceName}: ${v.message}`)).toEqual([
             "api-gateway-netpol: NetworkPolicy \"api-gateway\" in namespace \"ai-trading\" lets its pods reach every destination in egress[0] (no to), egress[1] (ipBlock 0.0.0.0/0), " +
                 "egress[2] (a namespaceSelector matching every namespace, with podSelector {}), egress[2] (ipBlock ::/0), egress[3] (ipBlock 0.0.0.0/1), egress[3] (ipBlock 128.0.0.0/1)" + tail,
-            "api-gateway-netpol: NetworkPolicy \"api-gateway\" in namespace \"ai-trading\" lets its pods reach the cloud metadata service in egress[2] (ipBlock ::/0 reaches fd00:ec2::254), " +
+            // (Session 50b: ::/0 holds ::ffff:0:0/96, every IPv4 address: the IPv4 metadata addresses too.)
+            "api-gateway-netpol: NetworkPolicy \"api-gateway\" in namespace \"ai-trading\" lets its pods reach the cloud metadata service in egress[2] (ipBlock ::/0 reaches 169.254.169.254, 100.100.100.200, fd00:ec2::254), " +
                 "egress[3] (ipBlock 0.0.0.0/1 reaches 100.100.100.200), egress[3] (ipBlock 128.0.0.0/1 reaches 169.254.169.254), which hands the node's cloud credentials to whatever runs in them: " +
                 "add 169.254.0.0/16 and 100.64.0.0/10 (for IPv6, fd00:ec2::254/128) to the ipBlock's except.",
         ]);
@@ -802,7 +803,8 @@ describe("network-policy-default-deny: egress to everything", () => {
     // data-bridge, trading-engine, payment-service and notification-service reached 169.254.169.254 (and
     // Alibaba's 100.100.100.200) on their public ports: the node's cloud credentials, opted in with the internet.
     it("rejects egress that reaches the cloud metadata service, opted in or not, IPv4 or IPv6, wide or a single address", async () => {
-        const cfg = { all: "mandatory" as const, "network-policy-default-deny": { internetEgressWorkloads: ["api-gateway"] } };
+        // (Session 50b: prod.json's cluster ranges; without them every private and shared range, 100.64.0.0/10 and fc00::/7 too, is one, reported apart.)
+        const cfg = { all: "mandatory" as const, "network-policy-default-deny": { internetEgressWorkloads: ["api-gateway"], podCidrs: ["10.244.0.0/16"], serviceCidrs: ["10.96.0.0/12"] } };
         const fix = ", which hands the node's cloud credentials to whatever runs in them: add 169.254.0.0/16 and 100.64.0.0/10 (for IPv6, fd00:ec2::254/128) to the ipBlock's except.";
         const rfc1918Only = { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] } }], ports: [{ protocol: "TCP", port: 443 }] };
         expect((await run(stackWith(withEgress("api-gateway", [rfc1918Only])), cfg)).map((v) => v.message)).toEqual([
@@ -810,7 +812,7 @@ describe("network-policy-default-deny: egress to everything", () => {
         ]);
         const narrow = [
             { to: [{ ipBlock: { cidr: "169.254.169.254/32" } }], ports: [{ protocol: "TCP", port: 80 }] },
-            { to: [{ ipBlock: { cidr: "::/0", except: ["fe80::/10"] } }] },
+            { to: [{ ipBlock: { cidr: "::/0", except: ["fe80::/10", "::ffff:0:0/96"] } }] },
             { to: [{ ipBlock: { cidr: "100.64.0.0/10", except: ["100.100.100.0/25"] } }] },
         ];
         expect((await run(stackWith(withEgress("api-gateway", narrow)), cfg)).map((v) => v.message)).toEqual([
@@ -820,7 +822,8 @@ describe("network-policy-default-deny: egress to everything", () => {
         // The program's rule now, the address excepted exactly, and an except unknown during preview pass.
         const excepted = [
             internet,
-            { to: [{ ipBlock: { cidr: "::/0", except: ["fd00:ec2::254/128"] } }] },
+            // (Session 50b: ::/0 holds every IPv4 address as ::ffff:0:0/96; excepted here, the IPv4 rule above judges them.)
+            { to: [{ ipBlock: { cidr: "::/0", except: ["fd00:ec2::254/128", "::ffff:0:0/96"] } }] },
             { to: [{ ipBlock: { cidr: "169.254.0.0/16", except: ["169.254.169.254/32"] } }] },
             { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: UNKNOWN } }] },
         ];
@@ -831,7 +834,8 @@ describe("network-policy-default-deny: egress to everything", () => {
         const rs = stackWith(withEgress("api-gateway", [
             { to: [{ podSelector: { matchLabels: { "trading.io/workload": "postgres" } } }] },
             { to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } } }], ports: [{ protocol: "UDP", port: 53 }] },
-            { to: [{ ipBlock: { cidr: "10.0.0.0/8" } }, { ipBlock: { cidr: "fd12::/16" } }] },
+            // (Session 50b: a /8 holding the cluster's pod or Service range is refused; red-team-50b.test.ts.)
+            { to: [{ ipBlock: { cidr: "10.0.0.0/8", except: ["10.244.0.0/16", "10.96.0.0/12"] } }, { ipBlock: { cidr: "fd12::/16" } }] },
             { to: UNKNOWN },
         ]), networkPolicy("ingress-only", {}, ["Ingress"], { ingress: [], egress: [{}] }));
         expect(await run(rs)).toEqual([]);
