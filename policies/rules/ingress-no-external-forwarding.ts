@@ -11,7 +11,7 @@ import { metadataAnnotations } from "../lib/workloads";
  * Ingress author's choosing, past every NetworkPolicy (the controller makes the request, not a pod of
  * the platform): `mirror-target` and `auth-url` (lib/routes.ts `FORWARDING_ANNOTATIONS`), and the
  * controller ConfigMap's `global-auth-url` (recognised by the key, whatever the map is called): `auth-url`
- * for every Ingress of the controller.
+ * for every Ingress of the controller, and (session 50b) its tracing collectors.
  * Each passed the pack whatever host it named: ingress-no-snippets judges the value's characters only.
  * A target inside the cluster passes (a Service by a single label, `*.svc`, `*.svc.cluster.local`),
  * and so does `$host` (the edge itself); any other host, an IP address or (session 50) a pod's address name
@@ -50,11 +50,31 @@ export function externalForwardingProblems(props: Record<string, any>, cfg: Exte
     return [...FORWARDING_ANNOTATIONS].map(([key, what]) => forwardingProblem(`the annotation ${key}`, annotations[key], what, cfg)).filter((p): p is string => p !== undefined);
 }
 
-/** The ingress-nginx controller ConfigMap's `global-auth-url`, when it names a host outside the cluster that is not allowed. */
+/**
+ * Session 50b: the controller ConfigMap's tracing collectors, which receive a span of every request (its URI, with
+ * the query's tokens, and headers): a host (`<key>-host`, the port apart) or, for `jaeger-endpoint`, a URL. No
+ * annotation names a collector (they switch tracing on or off per Ingress).
+ */
+const COLLECTOR_KEYS = ["otlp-collector-host", "zipkin-collector-host", "jaeger-collector-host", "datadog-collector-host", "jaeger-endpoint"];
+const COLLECTOR_SENDS = "a trace of every request to every Ingress of the controller (its URI, query tokens included, and headers)";
+
+/** A collector host as a URL, an IPv6 address bracketed, so that forwarding targets' rules judge it. */
+function collectorUrl(key: string, value: string | undefined): string | undefined {
+    if (value === undefined || key === "jaeger-endpoint") return value;
+    const host = value.trim();
+    return host.split(":").length > 2 && !host.startsWith("[") ? `http://[${host}]/` : `http://${host}/`;
+}
+
+/**
+ * The ingress-nginx controller ConfigMap's `global-auth-url` and tracing collectors, each that names a host outside
+ * the cluster that is not allowed.
+ */
 export function globalAuthProblems(props: Record<string, any>, cfg: ExternalForwardingConfig = defaults): string[] {
-    const p = forwardingProblem("global-auth-url", isRecord(props.data) ? str(props.data["global-auth-url"]) : undefined,
+    const data = isRecord(props.data) ? props.data : {};
+    const auth = forwardingProblem("global-auth-url", str(data["global-auth-url"]),
         "the headers of every request to every Ingress of the controller (their Authorization header and cookies)", cfg);
-    return p === undefined ? [] : [p];
+    const collectors = COLLECTOR_KEYS.map((k) => forwardingProblem(k, collectorUrl(k, str(data[k])), COLLECTOR_SENDS, cfg));
+    return [auth, ...collectors].filter((p): p is string => p !== undefined);
 }
 
 const FIX = ", past every NetworkPolicy (the controller makes the request): the clients' credentials and orders leave the platform. " +
@@ -65,7 +85,8 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
     name: "ingress-no-external-forwarding",
     description:
         "No Ingress sends its clients' requests outside the cluster: ingress-nginx's mirror-target (a copy of every request, body and " +
-        "Authorization header included) and auth-url (every request's headers), the controller ConfigMap's global-auth-url and a Traefik " +
+        "Authorization header included) and auth-url (every request's headers), the controller ConfigMap's global-auth-url and tracing " +
+        "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint) and a Traefik " +
         "Middleware's forwardAuth.address name a " +
         "Service of the cluster, $host, or a host listed in allowedExternalTargets.",
     severity: "high",

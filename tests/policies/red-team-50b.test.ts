@@ -73,3 +73,35 @@ describe("network-policy-default-deny: an IPv6 block covering ::ffff:0:0/96 writ
         expect(found[0]).toContain("(ipBlock ::/80 holds the pod range 10.244.0.0/16, the Service range 10.96.0.0/12)");
     });
 });
+
+describe("ingress-no-external-forwarding: the ingress-nginx controller's tracing collectors", () => {
+    const controller = (data: Record<string, string>): TestResource => ({
+        type: "kubernetes:core/v1:ConfigMap", name: "ingress-nginx-controller",
+        props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "ingress-nginx-controller", namespace: "ingress-nginx" }, data },
+    });
+    const FIX = ", past every NetworkPolicy (the controller makes the request): the clients' credentials and orders leave the platform. Name a Service of the cluster " +
+        "(http://<service>.<namespace>.svc:<port>/...), or, for an identity provider the operator has chosen, list its host in this policy's allowedExternalTargets.";
+    const SENDS = "a trace of every request to every Ingress of the controller (its URI, query tokens included, and headers)";
+
+    it("rejects otlp-, zipkin-, jaeger-, datadog-collector-host and jaeger-endpoint outside the cluster, on an address or the controller's loopback", async () => {
+        const found = await messages("ingress-no-external-forwarding", [controller({
+            "otlp-collector-host": "otel.example.net", "zipkin-collector-host": "203.0.113.9", "jaeger-collector-host": "LOCALHOST",
+            "datadog-collector-host": "2001:db8::7", "jaeger-endpoint": "https://traces.example.org:14268/api/traces", "otlp-collector-port": "4317",
+        })]);
+        const outside = (key: string, host: string) => `ConfigMap "ingress-nginx-controller" sets ${key} to a URL on ${host}, outside the cluster, so the controller sends it ${SENDS}${FIX}`;
+        expect(found).toEqual([
+            outside("otlp-collector-host", "otel.example.net"),
+            outside("zipkin-collector-host", "203.0.113.9"),
+            `ConfigMap "ingress-nginx-controller" sets jaeger-collector-host to a URL on localhost, the controller's own pod (its status and configuration endpoints listen on its loopback), ` +
+            `so the controller sends them ${SENDS}${FIX}`,
+            outside("datadog-collector-host", "[2001:db8::7]"),
+            outside("jaeger-endpoint", "traces.example.org"),
+        ]);
+    });
+
+    it("passes a collector Service of the cluster, and an outside collector listed in allowedExternalTargets", async () => {
+        expect(await messages("ingress-no-external-forwarding", [controller({ "otlp-collector-host": "otel-collector.monitoring.svc.cluster.local", "zipkin-collector-host": "zipkin" })])).toEqual([]);
+        const listing = { all: "mandatory" as const, "ingress-no-external-forwarding": { allowedExternalTargets: ["otel.example.net"] } };
+        expect(await messages("ingress-no-external-forwarding", [controller({ "otlp-collector-host": "otel.example.net" })], listing)).toEqual([]);
+    });
+});
