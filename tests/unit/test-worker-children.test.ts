@@ -26,6 +26,8 @@ const QUICK: Record<string, string> = {
   "tests/unit/test-worker-children.test.ts": "names them",
   "tests/e2e/cli.ts": "`docker` inspections (the deploys themselves are spawned)",
   "tests/e2e-k8s/kube.ts": "reads variables of scripts/cluster/lib.sh and runs kubeconfig.sh",
+  "tests/unit/service-env-refusals.test.ts": "the cron entry point refusing a LOG_LEVEL, before it runs anything",
+  "tests/helpers/edge-nginx.ts": "one `openssl req` for a throwaway EC certificate",
 };
 
 function files(dir: string): string[] {
