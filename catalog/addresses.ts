@@ -60,3 +60,24 @@ export const TRUSTED_PROXY_MIN_PREFIX = { v4: 16, v6: 48 } as const;
 export function widerThanEdgeProxy(family: 4 | 6, prefix: number): boolean {
   return prefix < (family === 4 ? TRUSTED_PROXY_MIN_PREFIX.v4 : TRUSTED_PROXY_MIN_PREFIX.v6);
 }
+
+/**
+ * Why an IPv4 trusted-proxy entry (an address or a CIDR of /16 or narrower, already checked as one)
+ * is no edge proxy's, or undefined: the edge proxy (the stack's Nginx, the ingress controller's pods)
+ * sends from a private range (10/8, 172.16/12, 192.168/16), CGNAT's 100.64/10 (some clusters' pod
+ * networks) or loopback. A public entry trusts that internet network to set X-Forwarded-For and pick
+ * the client address of every request it sends; link-local holds the cloud metadata address. The
+ * first two octets decide, as the entry is a /16 or narrower. IPv6 keeps the width bound alone: IPv6
+ * pod networks are commonly global unicast (EKS IPv6, GKE and kubeadm dual-stack give pods addresses of
+ * the cluster's public prefix), so a public IPv6 range is no sign of a foreign network.
+ */
+export function nonProxyIPv4(address: string): string | undefined {
+  const [a, b] = address.split(".").map(Number);
+  if (a === 10 || a === 127 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127)) return undefined;
+  if (a === 169 && b === 254) return "link-local (the cloud metadata service's range)";
+  if (a === 0 || a >= 224) return "no unicast range";
+  return "public";
+}
+
+/** The proxy's ranges a trusted-proxy entry may lie in, as the refusals name them. */
+export const PROXY_IPV4_RANGES = "10/8, 172.16/12, 192.168/16, 100.64/10 or loopback";

@@ -16,7 +16,7 @@ import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
+import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
@@ -597,6 +597,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       "trustedProxies",
       stack,
       `${shown(wideProxy)} is wider than the edge proxy (at most /${TRUSTED_PROXY_MIN_PREFIX.v4} for IPv4, /${TRUSTED_PROXY_MIN_PREFIX.v6} for IPv6): every host in it could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; list the ingress controller's pod range (e.g. 10.244.0.0/16) or the edge's addresses`,
+    );
+  }
+  // A public IPv4 entry trusts that internet network to set X-Forwarded-For: the edge proxy sends from the
+  // stack's own network or the pod network, private ranges (catalog/addresses.ts, the services' rule too).
+  const publicProxy = proxyEntries.find((x) => isIP(x.split("/")[0]) === 4 && nonProxyIPv4(x.split("/")[0]) !== undefined);
+  if (publicProxy !== undefined) {
+    throw new ConfigError(
+      "trustedProxies",
+      stack,
+      `${shown(publicProxy)} is ${nonProxyIPv4(publicProxy.split("/")[0])}, no edge proxy's range: every host there could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; the edge proxy (the stack's Nginx, the ingress controller's pods) sends from ${PROXY_IPV4_RANGES}`,
     );
   }
   const smtpHost = r.string("smtpHost");

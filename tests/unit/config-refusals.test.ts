@@ -40,6 +40,22 @@ describe("trustedProxies", () => {
     expect(error("dev", { ...docker, dockerSubnet: "172.16.0.0/16", trustedProxies: "10.0.0.0/8" }).key).toBe("trustedProxies");
   });
 
+  it("refuses a public, link-local or non-unicast IPv4 entry of /16 or narrower (session 50): that network could set X-Forwarded-For", () => {
+    // Before: 8.8.0.0/16 or 203.0.113.7 was taken, and every host there chose the client address the gateway counts.
+    for (const [stack, base] of [["prod", k8s], ["dev", docker]] as const) {
+      for (const [v, entry, kind] of [["8.8.0.0/16", "8.8.0.0/16", "public"], ["10.244.0.0/16, 203.0.113.7", "203.0.113.7", "public"], ["172.32.0.0/16", "172.32.0.0/16", "public"], ["100.128.0.1", "100.128.0.1", "public"], ["169.254.169.254", "169.254.169.254", "link-local (the cloud metadata service's range)"], ["224.0.0.0/16", "224.0.0.0/16", "no unicast range"]]) {
+        expect(error(stack, { ...base, trustedProxies: v }).message, `${stack} ${v}`).toBe(
+          `Invalid configuration trading:trustedProxies on stack '${stack}': '${entry}' is ${kind}, no edge proxy's range: every host there could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; the edge proxy (the stack's Nginx, the ingress controller's pods) sends from 10/8, 172.16/12, 192.168/16, 100.64/10 or loopback`,
+        );
+      }
+    }
+  });
+
+  it("keeps private, CGNAT and loopback IPv4 entries, and global IPv6 ones (IPv6 pod networks are commonly global unicast)", () => {
+    const kept = "10.1.0.0/16, 172.31.0.0/16, 192.168.5.0/24, 100.64.0.0/16, 100.127.3.4, 127.0.0.1, 2600:1f14:abc::/48";
+    expect(parseStackConfig("prod", { ...k8s, trustedProxies: kept }).trustedProxies).toBe(kept);
+  });
+
   it("keeps IPv4 and IPv6 proxies", () => {
     expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.244.0.0/16, fd00:10::/64, 2001:db8::1" }).trustedProxies).toBe("10.244.0.0/16, fd00:10::/64, 2001:db8::1");
     for (const a of ["::ffff:1.2.3.4", "0:0:0:0:0:ffff:102:304", "::FFFF:a:b"]) expect(isIPv4MappedIPv6(a), a).toBe(true);

@@ -159,6 +159,14 @@ describe("parseTrustProxy", () => {
       expect(() => parseTrustProxy(v), v).toThrow(`has entries wider than the edge proxy (at most /16 for IPv4, /48 for IPv6) "${wide}"`);
     }
   });
+  it("refuses public, link-local and non-unicast IPv4 entries (session 50), the stack config's rule (catalog/addresses.ts nonProxyIPv4)", () => {
+    expect(() => parseTrustProxy("10.244.0.0/16, 8.8.0.0/16, 169.254.169.254")).toThrow(
+      `has entries outside the edge proxy's ranges (10/8, 172.16/12, 192.168/16, 100.64/10 or loopback) "8.8.0.0/16" (public), "169.254.169.254" (link-local (the cloud metadata service's range)): every host there could set X-Forwarded-For`,
+    );
+    for (const v of ["203.0.113.7", "172.15.0.0/16", "100.63.0.1", "0.0.0.1", "240.0.0.0/16"]) expect(() => parseTrustProxy(v), v).toThrow(/outside the edge proxy's ranges/);
+    expect(parseTrustProxy("100.64.0.0/16, 127.0.0.1, 172.16.0.0/16, 2600:1f14:abc::/48")).toEqual(["100.64.0.0/16", "127.0.0.1", "172.16.0.0/16", "2600:1f14:abc::/48"]);
+  });
+
   it("takes every trustedProxies the stack config accepts, dockerSubnet (its docker default) included: one bound", () => {
     for (const trustedProxies of ["10.244.0.0/16", "10.96.0.0/16, fd00:10::/48", "2001:db8::1", "192.168.0.0/16"]) {
       expect(() => parseTrustProxy(parseStackConfig("prod", { ...k8s, trustedProxies }).trustedProxies), trustedProxies).not.toThrow();

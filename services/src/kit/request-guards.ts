@@ -13,11 +13,12 @@
  * ingress address range): a hop count or "true" would trust whatever a client writes in the header.
  * No entry wider than the edge proxy's range (IPv4 /16, IPv6 /48: catalog/addresses.ts, the bound
  * the stack config applies to trustedProxies and dockerSubnet), so a service started by hand or by
- * another deployer cannot trust a whole /8 either (session 42).
+ * another deployer cannot trust a whole /8 either (session 42), nor a public IPv4 range (session 50:
+ * catalog/addresses.ts nonProxyIPv4, the stack config's rule too).
  */
 import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { isIPv4MappedIPv6, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
+import { isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
 import { HttpError } from "./errors";
 import { jsonTextFacts, pathsAt, type JsonTextFacts } from "./json-text";
 import { bodyTextIssue } from "./request-framing";
@@ -54,6 +55,7 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
   const bad: string[] = [];
   const mapped: string[] = [];
   const wide: string[] = [];
+  const foreign: string[] = [];
   for (const item of items) {
     if (NAMED_RANGES.includes(item)) {
       if (WIDE_NAMED_RANGES.includes(item)) wide.push(item);
@@ -66,6 +68,7 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
     if (family === 0 || extra !== undefined || !bitsOk) bad.push(item);
     else if (isIPv4MappedIPv6(addr)) mapped.push(item);
     else if (widerThanEdgeProxy(family === 4 ? 4 : 6, bits === undefined ? maxBits : Number(bits))) wide.push(item);
+    else if (family === 4 && nonProxyIPv4(addr) !== undefined) foreign.push(item);
   }
   if (/^\d+$/.test(v.trim()) || v.trim() === "true")
     throw new Error(`must list the proxy's addresses or CIDRs (e.g. 10.0.0.5 or 172.18.0.0/16), not a hop count or "true": those trust any X-Forwarded-For a client sends (got "${v}")`);
@@ -76,6 +79,10 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
   if (wide.length > 0)
     throw new Error(
       `has entries wider than the edge proxy (at most /${TRUSTED_PROXY_MIN_PREFIX.v4} for IPv4, /${TRUSTED_PROXY_MIN_PREFIX.v6} for IPv6) ${wide.map((w) => `"${w}"`).join(", ")}: every host in them could set X-Forwarded-For and pick the address the rate limit and login lockout count; list the proxy's addresses or its pod range`,
+    );
+  if (foreign.length > 0)
+    throw new Error(
+      `has entries outside the edge proxy's ranges (${PROXY_IPV4_RANGES}) ${foreign.map((f) => `"${f}" (${nonProxyIPv4(f.split("/")[0])})`).join(", ")}: every host there could set X-Forwarded-For and pick the address the rate limit and login lockout count`,
     );
   return items;
 }
