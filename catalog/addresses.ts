@@ -81,3 +81,39 @@ export function nonProxyIPv4(address: string): string | undefined {
 
 /** The proxy's ranges a trusted-proxy entry may lie in, as the refusals name them. */
 export const PROXY_IPV4_RANGES = "10/8, 172.16/12, 192.168/16, 100.64/10 or loopback";
+
+/**
+ * Ports of datastores, cluster and monitoring services, by port: no webhook receiver listens there,
+ * and a webhook (notification-service POSTs a user-chosen URL's host on the ports the operator opens)
+ * would let a user probe a host's internal-looking services, their answer or silence telling which run:
+ * the stack's own datastores (PostgreSQL, Dragonfly/Redis, ClickHouse, ArangoDB, Weaviate, Redpanda),
+ * Kubernetes' control plane (etcd, the API server, kubelet, controller-manager, scheduler), the Docker
+ * engine's API, Prometheus's family and Grafana, and the datastores most often beside them. The stack
+ * refuses them as notifyWebhookPorts beside FETCH_BAD_PORTS, notification-service in NOTIFY_WEBHOOK_PORTS.
+ * HTTPS's alternatives (443, 8443, 9443) are none of them.
+ */
+export const INTERNAL_SERVICE_PORTS: Readonly<Record<number, string>> = {
+  2181: "ZooKeeper", 2375: "the Docker engine API", 2376: "the Docker engine API (TLS)", 2379: "etcd", 2380: "etcd (peers)", 3000: "Grafana",
+  3306: "MySQL", 5432: "PostgreSQL", 6379: "Redis/Dragonfly", 6380: "Redis (TLS)", 6443: "the Kubernetes API server", 8080: "Weaviate",
+  8123: "ClickHouse (HTTP)", 8200: "Vault", 8500: "Consul", 8529: "ArangoDB", 9000: "ClickHouse (native)", 9009: "ClickHouse (interserver)",
+  9090: "Prometheus", 9092: "Kafka/Redpanda", 9093: "Alertmanager", 9100: "node exporter", 9200: "Elasticsearch", 9300: "Elasticsearch (transport)",
+  9440: "ClickHouse (native TLS)", 9644: "Redpanda (admin)", 10250: "the kubelet", 10255: "the kubelet (read-only)", 10257: "kube-controller-manager",
+  10259: "kube-scheduler", 11211: "memcached", 19092: "Redpanda (external)", 26379: "Redis Sentinel", 27017: "MongoDB", 50051: "Weaviate (gRPC)",
+};
+
+/** The ports a webhook may not name: FETCH_BAD_PORTS and INTERNAL_SERVICE_PORTS. */
+export const WEBHOOK_REFUSED_PORTS: readonly number[] = [...FETCH_BAD_PORTS, ...Object.keys(INTERNAL_SERVICE_PORTS).map(Number)];
+
+/** The SMTP ports among the WHATWG Fetch standard's bad ports: submission, implicit TLS, relay. */
+export const SMTP_PORTS: readonly number[] = [25, 465, 587];
+
+/**
+ * Why a port is no SMTP relay's, or undefined: any port a relay listens on (587, 465, 25, 2525, a
+ * provider's own) is taken, but none of the other FETCH_BAD_PORTS, other protocols' (SSH 22, DNS 53,
+ * IMAP 143, ...), and on Kubernetes notification-service's egress opens the port to every public
+ * address. The stack's smtpPort and the service's SMTP_PORT alike (session 50).
+ */
+export function smtpPortProblem(port: number): string | undefined {
+  if (!FETCH_BAD_PORTS.includes(port) || SMTP_PORTS.includes(port)) return undefined;
+  return `${port} is the port of a service that speaks no SMTP (the WHATWG Fetch standard's bad ports: SSH, DNS, IMAP, ...), and on Kubernetes notification-service's egress opens it to every public address: use the relay's SMTP port (587 STARTTLS, 465 implicit TLS, 25, 2525)`;
+}

@@ -16,7 +16,7 @@ import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
+import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, INTERNAL_SERVICE_PORTS, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
@@ -691,7 +691,8 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
  * notifyWebhookPorts: a comma-separated list of TCP ports (1 to 65535, each once), none of them one
  * of FETCH_BAD_PORTS (catalog/addresses.ts): notification-service POSTs a user-chosen body to any
  * public host on these ports, and on those a service speaking another protocol (SSH, SMTP, IMAP,
- * ...) would read it as its own commands.
+ * ...) would read it as its own commands; nor of INTERNAL_SERVICE_PORTS (datastores', the cluster's:
+ * PostgreSQL 5432, etcd 2379, the kubelet 10250, ...), which a user's URL would probe hosts for.
  */
 function webhookPorts(r: Reader): number[] {
   const raw = r.string("notifyWebhookPorts");
@@ -712,29 +713,25 @@ function webhookPorts(r: Reader): number[] {
         `${port} is the port of a service that speaks no HTTP (the WHATWG Fetch standard's bad ports: SSH, SMTP, IMAP, DNS, ...): a webhook's POST there would read as that service's commands; use 443 or another HTTPS port`,
       );
     }
+    const internal = INTERNAL_SERVICE_PORTS[port];
+    if (internal !== undefined) {
+      throw new ConfigError(
+        "notifyWebhookPorts",
+        r.stack,
+        `${port} is ${internal}'s port, a datastore's or cluster service's no webhook receiver runs on (catalog/addresses.ts INTERNAL_SERVICE_PORTS): a user's webhook URL could probe hosts for it; use 443 or another HTTPS port (8443, 9443)`,
+      );
+    }
     if (ports.includes(port)) throw new ConfigError("notifyWebhookPorts", r.stack, `lists ${port} twice`);
     ports.push(port);
   }
   return ports;
 }
 
-/** The SMTP ports among the WHATWG Fetch standard's bad ports: submission, implicit TLS, relay. */
-const SMTP_PORTS: readonly number[] = [25, 465, 587];
-
-/**
- * smtpPort: any port a relay listens on (587, 465, 25, 2525, a provider's own), but none of the other
- * FETCH_BAD_PORTS (catalog/addresses.ts): those are other protocols' (SSH 22, DNS 53, IMAP 143, ...),
- * and on Kubernetes notification-service's egress opens the port to every public address (session 50).
- */
+/** smtpPort: a relay's port, never another protocol's (catalog/addresses.ts smtpPortProblem, the service's SMTP_PORT rule too). */
 function smtpPort(r: Reader): number {
   const port = r.integer("smtpPort");
-  if (FETCH_BAD_PORTS.includes(port) && !SMTP_PORTS.includes(port)) {
-    throw new ConfigError(
-      "smtpPort",
-      r.stack,
-      `${port} is the port of a service that speaks no SMTP (the WHATWG Fetch standard's bad ports: SSH, DNS, IMAP, ...), and on Kubernetes notification-service's egress opens it to every public address: use the relay's SMTP port (587 STARTTLS, 465 implicit TLS, 25, 2525)`,
-    );
-  }
+  const problem = smtpPortProblem(port);
+  if (problem !== undefined) throw new ConfigError("smtpPort", r.stack, problem);
   return port;
 }
 

@@ -363,6 +363,16 @@ describe("notifyWebhookPorts (session 42)", () => {
     }
   });
 
+  it("refuses a datastore's or cluster service's port (session 50): a user's webhook URL would probe hosts for it", () => {
+    // Before: 5432, 6379, 2379, 10250, ... were taken, and on Kubernetes the egress opened them to every public address.
+    for (const [port, name] of [[5432, "PostgreSQL"], [6379, "Redis/Dragonfly"], [9092, "Kafka/Redpanda"], [8123, "ClickHouse (HTTP)"], [2379, "etcd"], [6443, "the Kubernetes API server"], [10250, "the kubelet"], [9090, "Prometheus"], [3000, "Grafana"], [8080, "Weaviate"]] as const) {
+      expect(error("prod", { ...k8s, notifyWebhookPorts: `443,${port}` }).message, String(port)).toBe(
+        `Invalid configuration trading:notifyWebhookPorts on stack 'prod': ${port} is ${name}'s port, a datastore's or cluster service's no webhook receiver runs on (catalog/addresses.ts INTERNAL_SERVICE_PORTS): a user's webhook URL could probe hosts for it; use 443 or another HTTPS port (8443, 9443)`,
+      );
+    }
+    expect(error("dev", { ...docker, notifyWebhookPorts: "8529" }).key).toBe("notifyWebhookPorts");
+  });
+
   it("takes HTTPS ports, 443 when unset", () => {
     expect(parseStackConfig("dev", docker).notifyWebhookPorts).toEqual([443]);
     expect(parseStackConfig("prod", { ...k8s, notifyWebhookPorts: " 443 , 8443,9443" }).notifyWebhookPorts).toEqual([443, 8443, 9443]);

@@ -10,7 +10,7 @@
  * Telegram, webhook clients), worker.ts (ingest and the delivery loop).
  */
 import { Counter } from "prom-client";
-import { FETCH_BAD_PORTS } from "../../catalog";
+import { smtpPortProblem, WEBHOOK_REFUSED_PORTS } from "../../catalog";
 import { ConfigError, defineService, envList, envUrl, HOST_PATTERN, PeriodicDelete, Type } from "../../kit";
 import { BUSINESS_TOPICS, type BillingEventMsg, type PaymentEventMsg } from "../../business/events";
 import type { ComplianceAlert } from "../../trading/compliance";
@@ -26,11 +26,13 @@ import { ingest, Sender, type Channels } from "./worker";
 const LEASE_MARGIN_MS = 10_000;
 
 /**
- * A TCP port (1 to 65535) that is none of FETCH_BAD_PORTS (catalog/addresses.ts): a webhook's signed
- * POST of a user-chosen body to a service speaking another protocol there (SSH, SMTP, IMAP, ...)
- * would read as its commands. The stack refuses them too (notifyWebhookPorts), naming the key.
+ * A TCP port (1 to 65535) that is none of WEBHOOK_REFUSED_PORTS (catalog/addresses.ts): a webhook's
+ * signed POST of a user-chosen body to a service speaking another protocol there (SSH, SMTP, IMAP, ...)
+ * would read as its commands, and a datastore's or cluster service's port (PostgreSQL 5432, etcd 2379,
+ * the kubelet 10250, ...) would let a user probe hosts for it. The stack refuses them too
+ * (notifyWebhookPorts), naming the key.
  */
-const WEBHOOK_PORT = `^(?!(${FETCH_BAD_PORTS.join("|")})$)([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$`;
+const WEBHOOK_PORT = `^(?!(${WEBHOOK_REFUSED_PORTS.join("|")})$)([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$`;
 
 /** The webhook channel, or a ConfigError naming NOTIFY_WEBHOOK_DNS_SERVERS when a server is not an address. */
 function webhookOrConfigError(make: () => ReturnType<typeof webhookChannel>): ReturnType<typeof webhookChannel> {
@@ -57,7 +59,7 @@ export default defineService({
     NOTIFY_CONSUMER_GROUP: Type.String({ default: "notification-service" }),
     // A host alone (session 50): a scheme, a port or a login written into it was taken and failed at the first send.
     SMTP_HOST: Type.Optional(Type.String({ pattern: HOST_PATTERN, description: "SMTP relay, a host name or IP address (its port in SMTP_PORT, its login in SMTP_USER/SMTP_PASSWORD); without it e-mail is off" })),
-    SMTP_PORT: Type.Integer({ default: 587, minimum: 1, maximum: 65535 }),
+    SMTP_PORT: Type.Integer({ default: 587, minimum: 1, maximum: 65535, description: "the relay's port (587 STARTTLS, 465 implicit TLS, 25, 2525, ...), never another protocol's (SSH 22, DNS 53, IMAP 143, ...: catalog/addresses.ts smtpPortProblem, the stack's smtpPort rule)" }),
     SMTP_SECURE: Type.Boolean({ default: false, description: "implicit TLS (port 465); otherwise STARTTLS" }),
     SMTP_REQUIRE_TLS: Type.Boolean({ default: true, description: "refuse to send (or authenticate) without STARTTLS" }),
     SMTP_TLS_REJECT_UNAUTHORIZED: Type.Boolean({ default: true }),
@@ -68,7 +70,7 @@ export default defineService({
     TELEGRAM_API_URL: envUrl({ protocols: ["https"], httpToLoopback: true, default: "https://api.telegram.org", description: "the Bot API (https; http only to a loopback stand-in)" }),
     NOTIFY_HTTP_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
     NOTIFY_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: "tests/dev only: http and private addresses for webhooks" }),
-    NOTIFY_WEBHOOK_PORTS: envList(Type.String({ pattern: WEBHOOK_PORT, description: "a TCP port, 1 to 65535, none of the Fetch standard's bad ports (SSH, SMTP, IMAP, ...)" }), { default: ["443"], description: "the ports a webhook URL may name (comma-separated); https's 443 unless the operator lists others (the stack's notifyWebhookPorts)" }),
+    NOTIFY_WEBHOOK_PORTS: envList(Type.String({ pattern: WEBHOOK_PORT, description: "a TCP port, 1 to 65535, none of the Fetch standard's bad ports (SSH, SMTP, IMAP, ...) nor a datastore's or cluster service's (PostgreSQL 5432, etcd 2379, the kubelet 10250, ...: catalog/addresses.ts)" }), { default: ["443"], description: "the ports a webhook URL may name (comma-separated); https's 443 unless the operator lists others (the stack's notifyWebhookPorts)" }),
     NOTIFY_WEBHOOK_DNS_SERVERS: Type.Optional(envList(Type.String({ minLength: 1, maxLength: 64 }), { description: "name servers for webhook hosts (ip or ip:port, comma-separated); the system's when unset" })),
     NOTIFY_MAX_WEBHOOKS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
     NOTIFY_MAX_ATTEMPTS: Type.Integer({ default: 8, minimum: 1, maximum: 50 }),
@@ -90,6 +92,8 @@ export default defineService({
     const slowestSendMs = Math.max(c.NOTIFY_HTTP_TIMEOUT_MS, c.SMTP_HOST ? SMTP_SEND_BOUND_MS : 0);
     if (c.NOTIFY_LEASE_MS < slowestSendMs + LEASE_MARGIN_MS)
       throw new ConfigError("notification-service", [`NOTIFY_LEASE_MS (${c.NOTIFY_LEASE_MS}) must be at least ${LEASE_MARGIN_MS} ms above the slowest send (${slowestSendMs} ms: NOTIFY_HTTP_TIMEOUT_MS${c.SMTP_HOST ? ", the SMTP timeouts" : ""})`]);
+    const smtpProblem = smtpPortProblem(c.SMTP_PORT);
+    if (smtpProblem !== undefined) throw new ConfigError("notification-service", [`SMTP_PORT ${smtpProblem}`]);
     if (c.SMTP_USER && !c.SMTP_HOST) ctx.log.warn("SMTP_USER is set without SMTP_HOST: e-mail stays off");
     const email = c.SMTP_HOST
       ? emailChannel({ host: c.SMTP_HOST, port: c.SMTP_PORT, secure: c.SMTP_SECURE, requireTls: c.SMTP_REQUIRE_TLS, rejectUnauthorized: c.SMTP_TLS_REJECT_UNAUTHORIZED, user: c.SMTP_USER, password: c.SMTP_PASSWORD, from: c.SMTP_FROM })
