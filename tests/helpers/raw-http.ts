@@ -82,3 +82,23 @@ export function rawExchange(url: string, parts: Array<string | Buffer | [string 
     });
   });
 }
+
+/** A raw HTTP/1.1 request: its head (request line and header lines joined by CRLF) and body. */
+export const rawRequest = (head: string, body = "") => `${head}\r\n\r\n${body}`;
+
+/** GET /api/users/me through the gateway, written as sent, with `headers` (lines) and Connection: close. */
+export const rawMe = (...headers: string[]) => rawRequest(["GET /api/users/me HTTP/1.1", "Host: gw", ...headers, "Connection: close"].join("\r\n"));
+
+/** The ports in the test's datastore addresses (URLs or host:port), which no answer may name. */
+export const portsOf = (addresses: string[]): number[] => addresses.map((u) => Number(/:(\d+)(?:\/|$)/.exec(u)?.[1] ?? 0)).filter(Boolean);
+
+/** A new account through the gateway at `gatewayUrl`: its access token and a read-scoped API key named `name`. */
+export async function newKeyHolder(gatewayUrl: string, name: string, password: string): Promise<{ token: string; apiKey: string }> {
+  const email = `${name}-${Math.random().toString(16).slice(2, 8)}@example.com`;
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${gatewayUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+  await post("/api/users/register", { email, password });
+  const token = (await post("/api/users/login", { email, password })).accessToken as string;
+  const apiKey = (await post("/api/users/api-keys", { name, scopes: ["read"] }, { authorization: `Bearer ${token}` })).key as string;
+  return { token, apiKey };
+}

@@ -32,7 +32,7 @@ import { BUSINESS_TOPICS } from "../../services/src/business/events";
 import { kafkajs } from "../harness";
 import { useServersWith } from "../harness/shared";
 import { startPlatform, type Platform } from "../helpers/platform";
-import { rawExchange, type RawAnswer } from "../helpers/raw-http";
+import { newKeyHolder, portsOf, rawExchange, rawMe, rawRequest, type RawAnswer } from "../helpers/raw-http";
 import { plausibleRequest } from "./cases";
 import { judge } from "./oracle";
 import { CONSUMERS, poisonFor, validMessage } from "./poison";
@@ -58,19 +58,14 @@ async function sent(label: string, url: string, parts: Parameters<typeof rawExch
 const json = (a: RawAnswer) => JSON.parse(a.body);
 /** The 4xx naming `field`, the connection's only answer. */
 const refused = (a: RawAnswer, status: number, field: string, label: string) => expect([a.statuses, json(a).error.field], `${label}: ${a.all.slice(0, 300)}`).toEqual([[status], field]);
-const request = (head: string, body = "") => `${head}\r\n\r\n${body}`;
-const me = (...headers: string[]) => request(["GET /api/users/me HTTP/1.1", "Host: gw", ...headers, "Connection: close"].join("\r\n"));
+const request = rawRequest;
+const me = rawMe;
 
 beforeAll(async () => {
   // A receive timeout of 4 s (30 s in production): the slow clients below are cut off sooner.
   p = await startPlatform(srv.env, { REQUEST_RECEIVE_TIMEOUT_MS: String(RECEIVE_TIMEOUT_MS) }, { only: SERVICES });
-  internalPorts = [srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL].map((u) => Number(/:(\d+)(?:\/|$)/.exec(u)?.[1] ?? 0)).filter(Boolean);
-  const email = `framing-${randomBytes(3).toString("hex")}@example.com`;
-  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${p.gatewayUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
-  await post("/api/users/register", { email, password: PASSWORD });
-  token = (await post("/api/users/login", { email, password: PASSWORD })).accessToken;
-  apiKey = (await post("/api/users/api-keys", { name: "framing", scopes: ["read"] }, { authorization: `Bearer ${token}` })).key;
+  internalPorts = portsOf([srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL]);
+  ({ token, apiKey } = await newKeyHolder(p.gatewayUrl, "framing", PASSWORD));
 }, 600_000);
 afterAll(async () => {
   await p?.close();

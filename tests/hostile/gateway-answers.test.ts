@@ -10,13 +10,12 @@
  *   without the gateway's security headers (HSTS, nosniff, frame, referrer) and without a request
  *   id. Now they carry both, as every Fastify answer does (kit raw-answers.ts).
  */
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CANONICAL_UUID } from "../../services/src/kit/app";
 import { SECURITY_HEADERS } from "../../services/src/services/api-gateway/security-headers";
 import { useServersWith } from "../harness/shared";
 import { startPlatform, type Platform } from "../helpers/platform";
-import { rawExchange, type RawAnswer } from "../helpers/raw-http";
+import { newKeyHolder, portsOf, rawExchange, rawMe, rawRequest, type RawAnswer } from "../helpers/raw-http";
 import { judge } from "./oracle";
 
 const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
@@ -35,20 +34,15 @@ async function sent(label: string, url: string, parts: Parameters<typeof rawExch
 }
 const json = (a: RawAnswer) => JSON.parse(a.body);
 const refused = (a: RawAnswer, status: number, field: string, label: string) => expect([a.statuses, json(a).error.field], `${label}: ${a.all.slice(0, 300)}`).toEqual([[status], field]);
-const request = (head: string, body = "") => `${head}\r\n\r\n${body}`;
-const me = (...headers: string[]) => request(["GET /api/users/me HTTP/1.1", "Host: gw", ...headers, "Connection: close"].join("\r\n"));
+const request = rawRequest;
+const me = rawMe;
 const creds = JSON.stringify({ email: "nobody@example.com", password: "x" });
 const login = (...lines: string[]) => ["POST /api/users/login HTTP/1.1", "Host: gw", "Content-Type: application/json", ...lines, "Connection: close"].join("\r\n");
 
 beforeAll(async () => {
   p = await startPlatform(srv.env, {}, { only: ["api-gateway", "user-management"] });
-  internalPorts = [srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL].map((u) => Number(/:(\d+)(?:\/|$)/.exec(u)?.[1] ?? 0)).filter(Boolean);
-  const email = `answers-${randomBytes(3).toString("hex")}@example.com`;
-  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${p.gatewayUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
-  await post("/api/users/register", { email, password: PASSWORD });
-  token = (await post("/api/users/login", { email, password: PASSWORD })).accessToken;
-  apiKey = (await post("/api/users/api-keys", { name: "answers", scopes: ["read"] }, { authorization: `Bearer ${token}` })).key;
+  internalPorts = portsOf([srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL]);
+  ({ token, apiKey } = await newKeyHolder(p.gatewayUrl, "answers", PASSWORD));
 }, 600_000);
 afterAll(async () => {
   await p?.close();

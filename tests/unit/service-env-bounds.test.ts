@@ -5,23 +5,16 @@
  * CH_MAX_BATCH_BYTES beyond what one fetch carries. No server: loadConfig judges the schema.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, type ConfigSchema } from "../../services/src/kit";
+import type { ConfigSchema } from "../../services/src/kit";
 import { FETCH_BAD_PORTS, INTERNAL_SERVICE_PORTS, smtpPortProblem, WEBHOOK_REFUSED_PORTS } from "../../services/src/catalog";
 import { registry } from "../../services/src/registry";
+import { configProblems } from "../helpers/config-problems";
 
 async function schemaOf(service: keyof typeof registry): Promise<ConfigSchema> {
   return (await registry[service]()).config!;
 }
 
-function problems(service: string, schema: ConfigSchema, env: NodeJS.ProcessEnv): string[] {
-  try {
-    loadConfig(service, schema, env);
-    return [];
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-}
+const problems = configProblems;
 
 describe("NOTIFY_WEBHOOK_PORTS", () => {
   it("refuses a datastore's or cluster service's port, naming the variable (before: 5432, 2379, 10250 were taken)", async () => {

@@ -8,11 +8,12 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { commonEnv, ConfigError, createService, datastoreEnv, loadConfig, type ConfigSchema, type TSchema } from "../../services/src/kit";
+import { commonEnv, ConfigError, createService, datastoreEnv, type ConfigSchema, type TSchema } from "../../services/src/kit";
 import { checkPeerUrls } from "../../services/src/kit/peers";
 import { tracesEndpoint } from "../../services/src/kit/telemetry";
 import { defaultServiceUrl, findService } from "../../services/src/catalog";
 import { registry } from "../../services/src/registry";
+import { configProblems } from "../helpers/config-problems";
 
 /** Every service's whole schema (the kit's, its own, its datastores'), by service. */
 async function schemas(): Promise<[string, ConfigSchema][]> {
@@ -25,16 +26,7 @@ async function schemas(): Promise<[string, ConfigSchema][]> {
   return out;
 }
 
-/** The problems loadConfig reports for `env`, or [] when it takes it. */
-function problems(service: string, schema: ConfigSchema, env: NodeJS.ProcessEnv): string[] {
-  try {
-    loadConfig(service, schema, env);
-    return [];
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-}
+const problems = configProblems;
 
 const hasDefault = (s: TSchema) => s.default !== undefined && s.default !== "" && !(Array.isArray(s.default) && s.default.length === 0);
 
