@@ -27,14 +27,19 @@ export const freeLoopbackPort = () =>
     });
   });
 
-/** Starts nginx with the edge's configuration for a gateway at 127.0.0.1:`gatewayPort`; resolves once it listens. */
-export async function startEdgeNginx(gatewayPort: number): Promise<EdgeNginx> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trading-edge-"));
+/** A throwaway self-signed EC certificate for localhost in `dir`/tls (tls.crt, tls.key), as the edge reads them. */
+export function throwawayTls(dir: string): void {
   fs.mkdirSync(path.join(dir, "tls"));
   execFileSync("openssl", [
     "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
     "-keyout", path.join(dir, "tls", "tls.key"), "-out", path.join(dir, "tls", "tls.crt"),
   ], { stdio: "ignore" });
+}
+
+/** Starts nginx with the edge's configuration for a gateway at 127.0.0.1:`gatewayPort`; resolves once it listens. */
+export async function startEdgeNginx(gatewayPort: number): Promise<EdgeNginx> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trading-edge-"));
+  throwawayTls(dir);
   const [httpPort, httpsPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
   const log = path.join(dir, "access.log");
   const conf = nginxConfig({ services: catalog, gateway: { host: "127.0.0.1", port: gatewayPort }, publicHttpsPort: 8443, serverName: "localhost" })

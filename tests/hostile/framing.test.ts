@@ -34,8 +34,8 @@ import { useServersWith } from "../harness/shared";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { newKeyHolder, portsOf, rawExchange, rawMe, rawRequest, type RawAnswer } from "../helpers/raw-http";
 import { plausibleRequest } from "./cases";
-import { judge } from "./oracle";
-import { CONSUMERS, poisonFor, validMessage } from "./poison";
+import { rawJudged } from "./oracle";
+import { committedPast, CONSUMERS, poisonFor, validMessage } from "./poison";
 
 // A broker of its own: poison on the payments topic must not reach other files' consumers.
 const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
@@ -49,12 +49,7 @@ let apiKey: string;
 const failures: string[] = [];
 
 /** One exchange, judged: `label` names it in the failures. */
-async function sent(label: string, url: string, parts: Parameters<typeof rawExchange>[1], waitMs?: number): Promise<RawAnswer> {
-  const a = await rawExchange(url, parts, waitMs);
-  const v = judge(a.status || 599, a.body, a.headers["content-type"] ?? null, internalPorts);
-  if (!v.ok) failures.push(`${label} -> ${a.status} [${v.problems.join(", ")}] ${a.all.slice(0, 200)}`);
-  return a;
-}
+const sent = (label: string, url: string, parts: Parameters<typeof rawExchange>[1], waitMs?: number) => rawJudged(label, url, parts, { failures, internalPorts, waitMs });
 const json = (a: RawAnswer) => JSON.parse(a.body);
 /** The 4xx naming `field`, the connection's only answer. */
 const refused = (a: RawAnswer, status: number, field: string, label: string) => expect([a.statuses, json(a).error.field], `${label}: ${a.all.slice(0, 300)}`).toEqual([[status], field]);
@@ -260,10 +255,7 @@ describe("Kafka: numbers beyond a double and bytes that are not UTF-8", () => {
       for (const { service, groupEnv } of CONSUMERS[topic]) {
         const groupId = p.env[groupEnv];
         await expect
-          .poll(async () => {
-            const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
-            return Number(t.partitions.find((x) => x.partition === meta.partition)?.offset ?? -1) > validOffset;
-          }, { timeout: 120_000, interval: 500 })
+          .poll(() => committedPast(admin, groupId, topic, meta.partition, validOffset), { timeout: 120_000, interval: 500 })
           .toBe(true);
         const rows = (await p.pool.query("SELECT msg_offset, reason FROM consumer_dead_letters WHERE consumer_group = $1 AND topic = $2 AND msg_partition = $3 AND msg_offset BETWEEN $4 AND $5 ORDER BY msg_offset", [groupId, topic, meta.partition, first, validOffset])).rows;
         expect(rows.map((r) => Number(r.msg_offset)), service).toEqual([first, first + 1, first + 2]);

@@ -16,7 +16,7 @@ import { SECURITY_HEADERS } from "../../services/src/services/api-gateway/securi
 import { useServersWith } from "../harness/shared";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { newKeyHolder, portsOf, rawExchange, rawMe, rawRequest, type RawAnswer } from "../helpers/raw-http";
-import { judge } from "./oracle";
+import { rawJudged } from "./oracle";
 
 const srv = useServersWith({ privateKafka: true }, "postgres", "redis", "kafka", "clickhouse");
 const PASSWORD = "correct horse battery staple";
@@ -26,12 +26,7 @@ let token: string;
 let apiKey: string;
 const failures: string[] = [];
 
-async function sent(label: string, url: string, parts: Parameters<typeof rawExchange>[1]): Promise<RawAnswer> {
-  const a = await rawExchange(url, parts);
-  const v = judge(a.status || 599, a.body, a.headers["content-type"] ?? null, internalPorts);
-  if (!v.ok) failures.push(`${label} -> ${a.status} [${v.problems.join(", ")}] ${a.all.slice(0, 200)}`);
-  return a;
-}
+const sent = (label: string, url: string, parts: Parameters<typeof rawExchange>[1]) => rawJudged(label, url, parts, { failures, internalPorts });
 const json = (a: RawAnswer) => JSON.parse(a.body);
 const refused = (a: RawAnswer, status: number, field: string, label: string) => expect([a.statuses, json(a).error.field], `${label}: ${a.all.slice(0, 300)}`).toEqual([[status], field]);
 const request = rawRequest;

@@ -14,7 +14,7 @@ import { isInternalPath, SignJWT, type RouteInfo } from "../../services/src/kit"
 import { kafkajs } from "../harness";
 import { useServersWith } from "../harness/shared";
 import { casesFor, nonDecimalCasesFor, plausibleRequest, UNDECLARED_PARAMETER, undeclaredParameterCasesFor, type HostileCase } from "./cases";
-import { CONSUMERS, poisonFor, validMessage } from "./poison";
+import { committedPast, CONSUMERS, poisonFor, validMessage } from "./poison";
 import { judge } from "./oracle";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { PUSHED_WITHIN_MS } from "../helpers/patience";
@@ -467,10 +467,7 @@ describe("hostile input on every public route", () => {
           CONSUMERS[topic].map(async ({ service, groupEnv, store }) => {
             const groupId = p.env[groupEnv];
             // Past the valid message: the consumer went through the poison and kept going.
-            const committed = async () => {
-              const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
-              return Number(t.partitions.find((x) => x.partition === partition)?.offset ?? -1) > validOffset;
-            };
+            const committed = () => committedPast(admin, groupId, topic, partition, validOffset);
             const t0 = Date.now();
             while (!(await committed())) {
               if (Date.now() - t0 > 600_000) {

@@ -4,6 +4,7 @@
  * (tests/unit/hostile-oracle.test.ts), and (for JSON errors) anything but the platform's error shape.
  */
 import { hostname } from "node:os";
+import { rawExchange, type RawAnswer } from "../helpers/raw-http";
 
 const LEAKS: Array<[string, RegExp]> = [
   ["stack frame", /\n\s+at [^\n]+:\d+:\d+/],
@@ -81,4 +82,20 @@ export async function sendJudged(
     json = undefined;
   }
   return { status: r.status, json, text };
+}
+
+/**
+ * sendJudged for an exchange written byte for byte (helpers/raw-http.ts rawExchange): the last answer
+ * judged, a failure pushed to `o.failures` under `label`.
+ */
+export async function rawJudged(
+  label: string,
+  url: string,
+  parts: Parameters<typeof rawExchange>[1],
+  o: { failures: string[]; internalPorts?: readonly number[]; waitMs?: number },
+): Promise<RawAnswer> {
+  const a = await rawExchange(url, parts, o.waitMs);
+  const v = judge(a.status || 599, a.body, a.headers["content-type"] ?? null, o.internalPorts);
+  if (!v.ok) o.failures.push(`${label} -> ${a.status} [${v.problems.join(", ")}] ${a.all.slice(0, 200)}`);
+  return a;
 }

@@ -173,3 +173,9 @@ function batchPoison(bar: Record<string, unknown>): PoisonMessage[] {
     { name: "bars.1 one object among good bars", value: batch({ bars: [next(-3), { $gt: "" }, next(-1)] }) },
   ];
 }
+
+/** Whether the consumer group `groupId` has committed past `offset` on the topic's `partition`: it went through what came before. */
+export async function committedPast(admin: { fetchOffsets(o: { groupId: string; topics: string[] }): Promise<Array<{ partitions: Array<{ partition: number; offset: string }> }>> }, groupId: string, topic: string, partition: number, offset: number): Promise<boolean> {
+  const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  return Number(t.partitions.find((x) => x.partition === partition)?.offset ?? -1) > offset;
+}

@@ -2,7 +2,7 @@
  * The generated Nginx and Prometheus configuration, checked by the tools that will load it
  * (`nginx -t`, `promtool check`), installed by scripts/deps/install-test-deps.sh.
  */
-import { execFileSync, spawn, spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import { randomBytes } from "crypto";
 import * as http from "http";
 import * as https from "https";
@@ -17,7 +17,7 @@ import { scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
 import { BACKUP_RUN_TIMEOUT_SECONDS } from "../../components/data/backup";
 import { KUBERNETES_CAPABILITIES } from "../../components/runtime/kubernetes";
 import { backupJobName, recordedBackups } from "../../components/topology";
-import { freeLoopbackPort, startEdgeNginx } from "../helpers/edge-nginx";
+import { freeLoopbackPort, startEdgeNginx, throwawayTls } from "../helpers/edge-nginx";
 import { PATIENCE_MS } from "../helpers/patience";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "trading-conf-"));
@@ -72,11 +72,7 @@ function promtoolTestRules(rules: Parameters<typeof alertRulesYaml>[0], inputSer
 describe("generated configuration accepted by the real tools", () => {
   it("nginx -t accepts the edge configuration", () => {
     const dir = tmp();
-    fs.mkdirSync(path.join(dir, "tls"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-keyout", path.join(dir, "tls", "tls.key"), "-out", path.join(dir, "tls", "tls.crt"),
-    ], { stdio: "ignore" });
+    throwawayTls(dir);
     // The gateway's DNS name exists only inside the Docker network; loopback stands in for it.
     const conf = nginxConfig({ services: catalog, gateway: { host: "127.0.0.1", port: 3001 }, publicHttpsPort: 8443, serverName: "localhost" })
       .replaceAll(TLS_DIR, path.join(dir, "tls"));
@@ -126,11 +122,7 @@ describe("generated configuration accepted by the real tools", () => {
     const own = fs.readFileSync(path.join(__dirname, "..", "..", "images", "nginx", "nginx.conf"), "utf8");
     expect(own).not.toContain("log_format");
     const dir = tmp();
-    fs.mkdirSync(path.join(dir, "tls"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-keyout", path.join(dir, "tls", "tls.key"), "-out", path.join(dir, "tls", "tls.crt"),
-    ], { stdio: "ignore" });
+    throwawayTls(dir);
     const [port, tlsPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
     const log = path.join(dir, "access.log");
     fs.copyFileSync(formatFile, path.join(dir, "edge-log-format.conf"));

@@ -14,7 +14,7 @@ const root = path.join(__dirname, "..", "..");
 
 /** Files allowed synchronous children, and why each is quick. */
 const QUICK: Record<string, string> = {
-  "tests/unit/config-tools.test.ts": "promtool checks, nginx -t, one openssl key: seconds",
+  "tests/unit/config-tools.test.ts": "promtool checks and nginx -t: seconds",
   "tests/unit/dashboards.test.ts": "promtool --version and one rules check",
   "tests/unit/local-image-names.test.ts": "a shell function of scripts/lib against a fake docker",
   "tests/unit/setup-scripts.test.ts": "build-pulumi-tools.sh --plan prints the plan, builds nothing",
@@ -27,7 +27,7 @@ const QUICK: Record<string, string> = {
   "tests/e2e/cli.ts": "`docker` inspections (the deploys themselves are spawned)",
   "tests/e2e-k8s/kube.ts": "reads variables of scripts/cluster/lib.sh and runs kubeconfig.sh",
   "tests/unit/service-env-refusals.test.ts": "the cron entry point refusing a LOG_LEVEL, before it runs anything",
-  "tests/helpers/edge-nginx.ts": "one `openssl req` for a throwaway EC certificate",
+  "tests/helpers/edge-nginx.ts": "one `openssl req` for a throwaway EC certificate (config-tools' too)",
 };
 
 function files(dir: string): string[] {
