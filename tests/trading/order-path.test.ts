@@ -208,7 +208,7 @@ describe("trading-engine", () => {
     ];
     for (const p of poison) await producer.send({ topic: p.topic, messages: [{ key: SYMBOL, value: p.value }] });
     // Good messages after the poison on the same partitions still go through: a one-bar message (the
-    // old format), then a batch (data-bridge's format) whose poison bars are set aside alone: one
+    // old format), then a batch (data-bridge's format) whose poison bars are refused (the message set aside as received): one
     // breaking the bar rules, one whose openTime its double does not carry (it was the whole batch).
     const t1 = t0 + 60_000;
     const tuple = (b: ReturnType<typeof bar>) => [b.openTime, b.closeTime, b.open, b.high, b.low, b.close, b.volume];

@@ -78,9 +78,6 @@ describe("market.candles batched format", () => {
     expect(aside!.problem).toContain("bars.1.close: must be a decimal string");
     expect(aside!.problem).toContain("bars.3.high: must be >= open and close");
     expect(aside!.problem).toContain("bars.4.bar: must be [openTime, closeTime, open, high, low, close, volume]");
-    // The part set aside is itself a batch of the bad bars, as they came.
-    const setAside = JSON.parse(aside!.value);
-    expect(setAside).toEqual({ v: 2, symbol: "MIXUSDT", interval: "1m", bars: [v.bars[1], v.bars[3], "not a bar"] });
     expect(commandOf(T, batch)).toEqual({ kind: "bars", bars: [bars[0], bars[2], bars[5]] });
     expect(messageProblem(T, JSON.stringify(v))).toBe(aside!.problem);
   });
@@ -94,10 +91,11 @@ describe("market.candles batched format", () => {
     const text = JSON.stringify(v).replace(`[${v.bars[2][0]},`, `[${v.bars[2][0]}.0000000000000000001,`).replace(`,${v.bars[3][1]},`, `,${v.bars[3][1]}.00000000000000000002,`);
     const { batch, aside } = read(text);
     expect(barsOf(batch)).toEqual([bars[1]]);
-    expect(aside!.problem).toMatch(/^market\.candles message: 3 of 4 bars refused \(set aside alone, the others applied\): /);
+    expect(aside!.problem).toMatch(/^market\.candles message: 3 of 4 bars refused \(the message is set aside as received\): /);
     expect(aside!.problem).toMatch(/bars\.0\.close: must be a decimal string.*; bars\.2\.openTime: a number a double does not carry exactly/);
     expect(aside!.problem).toContain("bars.3.closeTime: a number a double does not carry exactly");
-    expect(JSON.parse(aside!.value).bars).toHaveLength(3);
+    // Only the reason: the consumer sets the message aside as received (the bad bars re-serialised would hold the literals' doubles).
+    expect(Object.keys(aside!)).toEqual(["problem"]);
     expect(commandOf(T, batch)).toEqual({ kind: "bars", bars: [bars[1]] });
     // Every bar inexact: the message is refused whole, naming them.
     const allInexact = JSON.stringify({ ...v, bars: [v.bars[1]] }).replace(`[${v.bars[1][0]},`, `[${v.bars[1][0]}.0000000000000000001,`);

@@ -36,7 +36,7 @@ export interface BatchMessage {
   offset: string;
   key: string | null;
   value: string;
-  /** The bytes as received (what a dead letter keeps). */
+  /** The bytes as received (what a dead letter keeps, whatever the reason). */
   raw: { key: Buffer | null; value: Buffer | null };
   /** `value` parsed (a JSON object that passed its topic's schema): handlers need not parse it again. */
   json: object;
@@ -85,8 +85,8 @@ export type FetchOptions = Partial<Pick<import("kafkajs").ConsumerConfig, "minBy
  * `handle`: it is recorded in `consumer_dead_letters` (PostgreSQL, or ClickHouse for a consumer
  * without PostgreSQL) with the reason, counted in `consumer_dead_letters_total{consumer_group, topic}`,
  * and the rest of its batch goes on together. A topic schema may
- * refuse part of a message (the bad bars of a candles batch): that part is recorded the same way,
- * under the message's offset, and the rest of the message is handled. When a batch
+ * refuse part of a message (the bad bars of a candles batch): the message is recorded the same way
+ * (its bytes as received, the reason naming the bad part) once the rest of it was handled. When a batch
  * fails with an error that is not an outage (see deadLetters.ts), its messages are handed over
  * again one at a time, and each one that still fails is set aside the same way. Handlers apply a
  * batch in one transaction, so the failed attempt left nothing behind. An outage is rethrown:
@@ -217,21 +217,24 @@ export async function consumeDecoded<T>(
   const setAsideTotal = deadLettersCounter(ctx.metrics.registry);
   // Each topic's series starts at 0, so the alert's increase() sees the first dead letter too.
   for (const topic of opts.topics) setAsideTotal.inc({ consumer_group: opts.groupId, topic }, 0);
-  const setMessageAside = async (m: Omit<BatchMessage, "json">, reason: string): Promise<void> => {
+  // A dead letter holds the message as received (`raw`: its key and value bytes), whatever the reason:
+  // never `value` decoded (a byte that is not UTF-8 became U+FFFD) nor anything re-serialised from
+  // its JSON (a literal a double does not carry would be written as its double, and a hand replay of
+  // the dead letter would pass the check that refused it).
+  const setMessageAside = async (m: Pick<BatchMessage, "topic" | "partition" | "offset" | "raw">, reason: string): Promise<void> => {
     if (deadLetters) await setAside(deadLetters, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason }, setAsideTotal);
     ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, deadLetters ? "message set aside in consumer_dead_letters" : "message skipped (no store for dead letters)");
   };
-  // `aside`: the refused part of a message whose rest is handled (a candles batch's bad bars). It is
-  // set aside once the rest was handled, as one dead letter per message (the table's key is the
-  // offset): if the rest fails too, the whole message is set aside with both reasons instead.
-  type Decoded = { m: BatchMessage; item: T; aside?: { value: string; problem: string } };
-  const setPartAside = (v: Decoded & { aside: { value: string; problem: string } }) =>
-    setMessageAside({ ...v.m, raw: { key: v.m.raw.key, value: Buffer.from(v.aside.value) } }, reasonText(v.aside.problem));
+  // `aside`: why part of a message whose rest is handled was refused (a candles batch's bad bars). The
+  // message is set aside once the rest was handled, one dead letter per message (the table's key is
+  // the offset): if the rest fails too, it is set aside with both reasons instead.
+  type Decoded = { m: BatchMessage; item: T; aside?: { problem: string } };
+  const partReason = (aside: { problem: string }) => reasonText(`${aside.problem}; the rest was applied`);
   const handleOrSetAside = async (valid: Decoded[]): Promise<void> => {
     if (valid.length === 0) return;
     try {
       await handleTogether(valid.map((v) => v.item));
-      for (const v of valid) if (v.aside) await setPartAside({ ...v, aside: v.aside });
+      for (const v of valid) if (v.aside) await setMessageAside(v.m, partReason(v.aside));
       return;
     } catch (err) {
       if (!deadLetters || isRetriable(err)) throw err;
@@ -244,7 +247,7 @@ export async function consumeDecoded<T>(
         await setMessageAside(v.m, reasonText(v.aside ? `${v.aside.problem}; the rest: ${reasonText(err)}` : err));
         continue;
       }
-      if (v.aside) await setPartAside({ ...v, aside: v.aside });
+      if (v.aside) await setMessageAside(v.m, partReason(v.aside));
     }
   };
   const restartLater = (delayMs = 1000) =>

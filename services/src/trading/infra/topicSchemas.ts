@@ -166,15 +166,15 @@ function canonicaliseUserIds(v: Record<string, unknown>): boolean {
 /**
  * A message of `topic` parsed and checked: its JSON value, or why it can never be applied. A
  * `market.candles` message is always handed on as a CandleBatch (a one-bar message as a batch of
- * one); `aside` is the part of it refused (its bad bars, as a message of their own, and why), which
- * the consumer sets aside while it applies the rest. User ids are canonicalised (canonicaliseUserIds):
+ * one); `aside` says why part of it was refused (its bad bars, named), for which the consumer sets
+ * the message aside as received while it applies the rest. User ids are canonicalised (canonicaliseUserIds):
  * `canonical` is then the message re-serialised with them, for handlers that parse the value again.
  */
 export function checkMessage(
   topic: string,
   value: string,
   bytes?: Buffer,
-): { json: object; canonical?: string; problem?: undefined; aside?: { value: string; problem: string } } | { problem: string } {
+): { json: object; canonical?: string; problem?: undefined; aside?: { problem: string } } | { problem: string } {
   // `value` is `bytes` decoded: a byte that is not UTF-8 became U+FFFD, and a string holding it was taken.
   if (bytes && !isUtf8(bytes)) return { problem: "message is not UTF-8 text" };
   let v: unknown;
@@ -192,7 +192,7 @@ export function checkMessage(
   if (topic === TOPICS.candles) {
     const c = checkCandleMessage(v as Record<string, unknown>, inexact);
     if (c.problem !== undefined) return { problem: `${topic} message: ${c.problem}` };
-    return c.aside ? { json: c.batch, aside: { value: c.aside.value, problem: `${topic} message: ${c.aside.problem}` } } : { json: c.batch };
+    return c.aside ? { json: c.batch, aside: { problem: `${topic} message: ${c.aside.problem}` } } : { json: c.batch };
   }
   if (inexact.length > 0) return { problem: `${topic} message: ${inexact[0].join(".") || "message"}: ${INEXACT_NUMBER}` };
   const problem = CHECKS[topic]?.(v);

@@ -18,8 +18,8 @@
  * Checking (checkCandleMessage, applied by the topic schema before any consumer): a v2 message whose
  * envelope is wrong (version, symbol, interval, `bars` not an array of 1..MAX) is refused whole; a
  * bar that breaks the bar rules (barRules.ts) or holds a number its double does not carry (found in
- * the text by the topic schema) is split off into its own v2 message, set aside with the reason
- * naming `bars.<i>.<field>`, and the good bars of the message go on.
+ * the text by the topic schema) is split off: the message is set aside (its bytes as received) with
+ * the reason naming `bars.<i>.<field>`, and the good bars of the message go on.
  */
 import type { Bar } from "../types";
 import { barProblem, barValuesProblem, seriesProblem, type BarProblem } from "./barRules";
@@ -89,7 +89,7 @@ export const barOf = (symbol: string, interval: string, t: CandleTuple): Bar => 
 export const barsOf = (batch: CandleBatch): Bar[] => batch.bars.map((t) => barOf(batch.symbol, batch.interval, t));
 
 export type CandleCheck =
-  | { batch: CandleBatch; problem?: undefined; aside?: { value: string; problem: string } }
+  | { batch: CandleBatch; problem?: undefined; aside?: { problem: string } }
   | { problem: string; batch?: undefined };
 
 const describe = (p: BarProblem, at = "") => `${at}${p.field}: ${p.message}`;
@@ -104,7 +104,9 @@ const NAMED_PROBLEMS = 5;
 /**
  * A parsed `market.candles` message (a JSON object) checked, as a v2 batch (a v1 bar becomes a batch
  * of one): refused whole (`problem`), or the good bars (`batch`) with the bad ones split off (`aside`:
- * a v2 message of the bad bars and why each was refused).
+ * why each was refused, by index; the consumer sets the message aside as received, never the bad
+ * bars re-serialised: a literal a double does not carry would be written as its double, and a hand
+ * replay of the dead letter would then pass).
  */
 export function checkCandleMessage(v: Record<string, unknown>, inexact: readonly string[][] = []): CandleCheck {
   // A bar of a v2 batch holding an inexact number is one bad bar; one anywhere else (the envelope, a v1 bar) refuses the message.
@@ -121,7 +123,7 @@ export function checkCandleMessage(v: Record<string, unknown>, inexact: readonly
   if (series) return { problem: describe(series) };
   const bars = v.bars;
   if (!Array.isArray(bars) || bars.length === 0 || bars.length > MAX_BARS_PER_MESSAGE) return { problem: `bars: must be an array of 1 to ${MAX_BARS_PER_MESSAGE} bars` };
-  const bad: Array<{ index: number; tuple: unknown; problem: string }> = [];
+  const bad: Array<{ index: number; problem: string }> = [];
   for (let i = 0; i < bars.length; i++) {
     const t: unknown = bars[i];
     const inexactField = inBars?.get(i);
@@ -129,7 +131,7 @@ export function checkCandleMessage(v: Record<string, unknown>, inexact: readonly
       inexactField !== undefined ? { field: inexactField, message: INEXACT_NUMBER }
       : !Array.isArray(t) || t.length < 7 ? { field: "bar", message: "must be [openTime, closeTime, open, high, low, close, volume]" }
       : barValuesProblem(t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
-    if (p) bad.push({ index: i, tuple: t, problem: describe(p, `bars.${i}.`) });
+    if (p) bad.push({ index: i, problem: describe(p, `bars.${i}.`) });
   }
   const symbol = v.symbol as string;
   const interval = v.interval as string;
@@ -140,10 +142,7 @@ export function checkCandleMessage(v: Record<string, unknown>, inexact: readonly
   const good = (bars as CandleTuple[]).filter((_, i) => !badIndex.has(i));
   return {
     batch: { v: CANDLE_BATCH_VERSION, symbol, interval, bars: good },
-    aside: {
-      value: JSON.stringify({ v: CANDLE_BATCH_VERSION, symbol, interval, bars: bad.map((b) => b.tuple) }),
-      problem: `${bad.length} of ${bars.length} bars refused (set aside alone, the others applied): ${reasons}`,
-    },
+    aside: { problem: `${bad.length} of ${bars.length} bars refused (the message is set aside as received): ${reasons}` },
   };
 }
 
