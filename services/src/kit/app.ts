@@ -12,6 +12,7 @@ import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
 import { answerClientError, installEarlyAnswerTracking } from "./client-errors";
 import { setRawAnswerRequestIds } from "./raw-answers";
+import { installClosingAnswers } from "./closing-answers";
 import { errorBody, installErrorHandlers } from "./errors";
 import { ANY_CASE_UUID_RE } from "./identity";
 import { installJsonGuards } from "./request-guards";
@@ -202,7 +203,8 @@ export function createApp(o: AppOptions): App {
     // One "request completed" line per request (see probes.ts) instead of Fastify's two.
     logController: new LogController({ requestIdLogLabel: "requestId", disableRequestLogging: true }),
     trustProxy: o.trustProxy,
-    return503OnClosing: true,
+    // Closing: the kit's 503 SHUTTING_DOWN in the platform's shape (./closing-answers.ts), not Fastify's raw one.
+    return503OnClosing: false,
     // Node's own clock on receiving a request: headers and body within receiveTimeoutMs, checked
     // every second (its default check, every 30 s, let a slow client stay up to 30 s longer).
     // Both places are needed: Fastify sets the server's requestTimeout after creating it (0, no
@@ -217,6 +219,8 @@ export function createApp(o: AppOptions): App {
     // What Node answers before routing (unparsable requests, oversized headers, the receive timeout), in the platform's shape.
     clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // First of every onRequest hook: once closing, nothing else runs for a request.
+  installClosingAnswers(app);
   setRawAnswerRequestIds(app.server, o.ownRequestIds ? ownRequestId : requestIdFor);
   installEarlyAnswerTracking(app);
   installValidators(app);

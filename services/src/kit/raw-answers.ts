@@ -24,6 +24,9 @@ export function setRawAnswerRequestIds(server: Server, requestIdOf: (req: Incomi
   settings.set(server, { ...settingsOf(server), requestIdOf });
 }
 
+/** The headers installAnswerHeaders put on every answer of the server's app (for an answer given before its hook runs). */
+export const answerHeadersOf = (server: Server): Readonly<Record<string, string>> => settingsOf(server).headers;
+
 /** Headers on every answer of `app`: Fastify's (an onRequest hook, first of all) and those written outside it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installAnswerHeaders(app: FastifyInstance<any, any, any, any, any>, headers: Readonly<Record<string, string>>): void {
