@@ -170,7 +170,8 @@ describe("a refund made on the processor's dashboard", () => {
     const base = { object: "refund", id: `re_${randomBytes(8).toString("hex")}`, amount: 1_000, currency: "usd", status: "succeeded", payment_intent: p.processorIntentId, metadata: {} };
     expect(await send({ ...base, payment_intent: `pi_${randomBytes(8).toString("hex")}` })).toEqual([200, "ignored"]);
     expect(await send({ ...base, payment_intent: null })).toEqual([200, "ignored"]);
-    expect(await send({ ...base, currency: "eur" })).toEqual([200, "ignored"]);
+    // In another currency than the payment: not booked, an operator's issue (payment-refund-settle.test.ts).
+    expect(await send({ ...base, currency: "eur" })).toEqual([200, "mismatch"]);
     // Beyond the payment, or within it but beyond what is left of it here (a refund of ours holds it):
     // not recorded as a refund but for an operator (GET /refund-issues; payment-refund-issues.test.ts).
     expect(await send({ ...base, amount: 2_001 })).toEqual([200, "exceeds_payment"]);

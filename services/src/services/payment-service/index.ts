@@ -19,6 +19,7 @@ import { inFlightBoundMs } from "./domain/refund-settlement";
 import { webhookEventRetentionFloorDays } from "./domain/webhook-retention";
 import { CardProcessor, MAX_NETWORK_RETRIES, MAX_RETRY_DELAY_MS } from "./processor";
 import { RefundIssues } from "./refund-issues";
+import { RefundIssueSettler } from "./refund-issue-settle";
 import { RefundReconciler } from "./refund-reconciler";
 import { RefundRepo } from "./refund-repo";
 import { PaymentMethodData } from "./payment-method-data";
@@ -102,7 +103,8 @@ export default defineService({
         () => relay.notify(),
         recheckOutcomes,
       );
-    registerRoutes(ctx.app, { payments, refunds, repo, refundRepo, issues, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
+    const settler = new RefundIssueSettler(pg, issues, refundRepo, repo, processor, ctx.log, () => relay.notify());
+    registerRoutes(ctx.app, { payments, refunds, repo, refundRepo, issues, settler, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
     registerPaymentMethodRoutes(ctx.app, methods);
 
     relay.start();

@@ -10,7 +10,10 @@
  * payment_refund_issues_total{kind}; later ones (replays, the next event, the next re-check) only
  * count `seen` and move `last_seen_at`. An operator closes one (POST /refund-issues/:id/resolve:
  * who, how signed in, and a note; migration 0486), and that close stands: seen again, it is only
- * counted; one the service resolved (its condition over) is reopened when seen again. Resolved ones are
+ * counted; one the service resolved (its condition over) is reopened when seen again. A mismatch issue's
+ * pending refund is settled by an operator from the processor's record (refund-issue-settle.ts, closeIn
+ * with `settled`: migration 0492). A refund made at the processor in another currency than its payment is
+ * a `currency_mismatch` issue with refundId null (refund-repo.ts recordForeignMismatch). Resolved ones are
  * deleted PAYMENT_REFUND_ISSUE_RETENTION_DAYS after they were resolved (deleteResolvedPastRetention).
  */
 import type { Logger } from "pino";
@@ -35,7 +38,7 @@ export interface RefundIssue {
   processorCurrency?: string | null;
 }
 
-interface IssueRow {
+export interface IssueRow {
   issue_id: string;
   kind: RefundIssueKind;
   intent_id: string;
@@ -52,10 +55,11 @@ interface IssueRow {
   resolved_by: string | null;
   resolved_auth_method: Identity["authMethod"] | null;
   resolution_note: string | null;
+  settled_status: string | null;
 }
 
 const COLUMNS = `issue_id, kind, intent_id, refund_id, processor_refund_id, amount::text, processor_status, processor_amount::text, processor_currency,
-                 first_seen_at, last_seen_at, seen, resolved_at, resolved_by, resolved_auth_method, resolution_note`;
+                 first_seen_at, last_seen_at, seen, resolved_at, resolved_by, resolved_auth_method, resolution_note, settled_status`;
 
 /** The API shape of an issue (GET /refund-issues, the resolve route's answer). */
 function issueView(r: IssueRow) {
@@ -76,6 +80,7 @@ function issueView(r: IssueRow) {
     resolvedBy: r.resolved_by,
     resolvedAuthMethod: r.resolved_auth_method,
     resolutionNote: r.resolution_note,
+    settledStatus: r.settled_status,
   };
 }
 export type RefundIssueView = ReturnType<typeof issueView>;
@@ -86,6 +91,11 @@ const MESSAGES: Record<RefundIssueKind, string> = {
   amount_mismatch: "the processor reports our refund with another amount than ours: its status not applied (nothing booked, released nor reversed); needs an operator (GET /refund-issues)",
   currency_mismatch: "the processor reports our refund in another currency than ours: its status not applied (nothing booked, released nor reversed); needs an operator (GET /refund-issues)",
 };
+
+/** The processor's amount and currency as stored: an amount that is none (e.g. a text in a signed event) is null; a currency at most 16 characters (an operator's to read). */
+function processorFields(amount: bigint | null | undefined, currency: string | null | undefined) {
+  return { processorAmount: amount === undefined || amount === null || amount < 0n ? null : amount, processorCurrency: currency?.slice(0, 16) ?? null };
+}
 
 /** One issue per kind and refund: ours by its id, one made at the processor (not recorded) by its processor id. */
 const issueKey = (kind: RefundIssueKind, i: Pick<RefundIssue, "refundId" | "processorRefundId">) => `${kind}:${i.refundId ?? `processor/${i.processorRefundId}`}`;
@@ -100,9 +110,7 @@ export class RefundIssues {
   /** Records the issue in `c` (once per kind and refund); true when it is new (then logged and counted). */
   async record(c: Queryable, i: RefundIssue): Promise<boolean> {
     const key = issueKey(i.kind, i);
-    // (an amount that is none, e.g. a text in a signed event, is null; a currency at most 16 characters: it is an operator's to read)
-    const processorAmount = i.processorAmount === undefined || i.processorAmount === null || i.processorAmount < 0n ? null : i.processorAmount;
-    const processorCurrency = i.processorCurrency?.slice(0, 16) ?? null;
+    const { processorAmount, processorCurrency } = processorFields(i.processorAmount, i.processorCurrency);
     const { rows } = await c.query<{ fresh: boolean }>(
       `INSERT INTO pay_refund_issues (issue_key, kind, intent_id, refund_id, processor_refund_id, amount, processor_status, processor_amount, processor_currency) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
        ON CONFLICT (issue_key) DO UPDATE SET seen = pay_refund_issues.seen + 1, last_seen_at = now(),
@@ -142,14 +150,33 @@ export class RefundIssues {
    * resolved already, by an operator or the service: the one closing it first wins).
    */
   async close(issueId: string, by: Pick<Identity, "userId" | "authMethod">, note: string): Promise<RefundIssueView | "not_found" | "resolved"> {
-    const { rows } = await this.pg.query<IssueRow>(
-      `UPDATE pay_refund_issues SET resolved_at = now(), resolved_by = $2, resolved_auth_method = $3, resolution_note = $4
+    return (await this.closeIn(this.pg, issueId, by, note)) ?? ((await this.byId(issueId)) ? "resolved" : "not_found");
+  }
+
+  /** The issue `issueId` as stored (undefined: none), in `c` when given; locked with `forUpdate`. */
+  async byId(issueId: string, c: Queryable = this.pg, forUpdate = false): Promise<IssueRow | undefined> {
+    return (await c.query<IssueRow>(`SELECT ${COLUMNS} FROM pay_refund_issues WHERE issue_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [issueId])).rows[0];
+  }
+
+  /**
+   * Closes the open issue `issueId` in `c` as an operator (who, how signed in, the note; the note not
+   * logged): undefined when it is not open. `settled`: the processor's final record an operator's settle
+   * applied (refund-issue-settle.ts), kept as the issue's processor status, amount and currency.
+   */
+  async closeIn(c: Queryable, issueId: string, by: Pick<Identity, "userId" | "authMethod">, note: string, settled?: { status: string; amount: bigint; currency: string }): Promise<RefundIssueView | undefined> {
+    const p = processorFields(settled?.amount, settled?.currency);
+    const { rows } = await c.query<IssueRow>(
+      `UPDATE pay_refund_issues SET resolved_at = now(), resolved_by = $2, resolved_auth_method = $3, resolution_note = $4, settled_status = $5,
+              processor_status = coalesce($5, processor_status), processor_amount = CASE WHEN $5::text IS NULL THEN processor_amount ELSE $6 END,
+              processor_currency = CASE WHEN $5::text IS NULL THEN processor_currency ELSE $7 END
         WHERE issue_id = $1 AND resolved_at IS NULL RETURNING ${COLUMNS}`,
-      [issueId, by.userId, by.authMethod, note],
+      [issueId, by.userId, by.authMethod, note, settled?.status ?? null, p.processorAmount?.toString() ?? null, p.processorCurrency],
     );
-    if (!rows[0]) return (await this.pg.query("SELECT 1 FROM pay_refund_issues WHERE issue_id = $1", [issueId])).rowCount ? "resolved" : "not_found";
+    if (!rows[0]) return undefined;
     const v = issueView(rows[0]);
-    this.log.info({ issueId, kind: v.kind, intentId: v.intentId, refundId: v.refundId, resolvedBy: by.userId, authMethod: by.authMethod }, "refund issue closed by an operator");
+    const who = { issueId, kind: v.kind, intentId: v.intentId, refundId: v.refundId, resolvedBy: by.userId, authMethod: by.authMethod };
+    if (settled) this.log.info({ ...who, settledStatus: settled.status, amount: v.amount, processorAmount: v.processorAmount, processorCurrency: v.processorCurrency }, "refund issue settled by an operator from the processor's record");
+    else this.log.info(who, "refund issue closed by an operator");
     return v;
   }
 

@@ -14,6 +14,7 @@ import { mismatchOf, type ProcessorRefundReport, type ProcessorRefundStatus, typ
 import type { ProcessorRefund } from "./processor";
 import type { RefundIssues } from "./refund-issues";
 import type { IntentRow, PaymentRepo } from "./repo";
+import { REFUND_DETAIL, type RefundDetailRow, refundView, type RefundView } from "./refund-view";
 
 /**
  * A report applied (refundStep), or `exceeds_payment`: it would book a refund that does not fit into
@@ -30,35 +31,18 @@ export interface RefundRow {
   processor_refund_id: string | null;
 }
 
-interface RefundDetailRow extends RefundRow {
-  intent_id: string;
-  reason: string | null;
-  processor_status: ProcessorRefundStatus | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
-/** The API shape of a refund (GET /intents/:id, the refund routes' answer). */
-export function refundView(r: RefundDetailRow) {
-  return {
-    id: r.refund_id,
-    amount: toJson(BigInt(r.amount)),
-    status: r.status,
-    processorStatus: r.processor_status,
-    failureCode: r.failure_code,
-    reason: r.reason,
-    processorRefundId: r.processor_refund_id,
-    createdAt: r.created_at.toISOString(),
-    updatedAt: r.updated_at.toISOString(),
-  };
-}
-export type RefundView = ReturnType<typeof refundView>;
 
 /** The idempotency key and reason of a refund recorded from the processor's events (recordForeign). */
 const FOREIGN_KEY_PREFIX = "processor/";
 const FOREIGN_REASON = "made at the processor (its dashboard), not through the platform";
 
 const ROW = "refund_id, status, amount, failure_code, processor_refund_id";
+
+/**
+ * What a refund holds against its payment, in the payment's currency: its amount, or, booked in another
+ * currency at an operator's settle (refund-issue-settle.ts), the amount we asked for (migration 0492).
+ */
+const HOLDS = "CASE WHEN currency IS NULL THEN amount ELSE requested_amount END";
 
 export class RefundRepo {
   constructor(
@@ -82,7 +66,7 @@ export class RefundRepo {
 
   /** What the intent's refunds hold: the succeeded ones and the pending ones (the processor may be paying those out). */
   async held(intentId: string, c: Queryable): Promise<bigint> {
-    const { rows } = await c.query<{ held: string }>("SELECT coalesce(sum(amount), 0)::text AS held FROM pay_refunds WHERE intent_id = $1 AND status IN ('pending', 'succeeded')", [intentId]);
+    const { rows } = await c.query<{ held: string }>(`SELECT coalesce(sum(${HOLDS}), 0)::text AS held FROM pay_refunds WHERE intent_id = $1 AND status IN ('pending', 'succeeded')`, [intentId]);
     return BigInt(rows[0].held);
   }
 
@@ -115,6 +99,15 @@ export class RefundRepo {
   }
 
   /**
+   * A pending refund settled by an operator at the processor's amount and currency (refund-issue-settle.ts),
+   * under its payment's lock, before its success is applied: `amount` becomes the processor's, the amount
+   * asked for kept as `requested_amount`; `currency` set only when it is not the payment's (migration 0492).
+   */
+  async rebook(c: Queryable, refundId: string, amount: bigint, currency: string | null): Promise<void> {
+    await c.query("UPDATE pay_refunds SET requested_amount = coalesce(requested_amount, amount), amount = $2, currency = $3, updated_at = now() WHERE refund_id = $1 AND status = 'pending'", [refundId, amount.toString(), currency]);
+  }
+
+  /**
    * A pending refund the processor never made (it refused the request, or never received it): failed,
    * its amount no longer held against the payment. Nothing was announced for it, so nothing is.
    */
@@ -133,13 +126,16 @@ export class RefundRepo {
     return c ? this.applyIn(c, refundId, report) : this.pg.transaction((t) => this.applyIn(t, refundId, report));
   }
 
-  /** Whether `amount` more fits into what is left of the payment beside its other refunds held or booked (and its refunded total). */
-  private async fits(c: Queryable, intent: IntentRow, refundId: string | null, amount: bigint): Promise<boolean> {
+  /**
+   * Whether `amount` more fits into what is left of the payment beside its other refunds held or booked
+   * (and its refunded total, unless the refund does not move it: `inRefunded` false, another currency).
+   */
+  private async fits(c: Queryable, intent: IntentRow, refundId: string | null, amount: bigint, inRefunded = true): Promise<boolean> {
     const { rows } = await c.query<{ others: string }>(
-      "SELECT coalesce(sum(amount), 0)::text AS others FROM pay_refunds WHERE intent_id = $1 AND status IN ('pending', 'succeeded') AND refund_id IS DISTINCT FROM $2::uuid",
+      `SELECT coalesce(sum(${HOLDS}), 0)::text AS others FROM pay_refunds WHERE intent_id = $1 AND status IN ('pending', 'succeeded') AND refund_id IS DISTINCT FROM $2::uuid`,
       [intent.intent_id, refundId],
     );
-    return BigInt(rows[0].others) + amount <= BigInt(intent.amount) && BigInt(intent.refunded) + amount <= BigInt(intent.amount);
+    return BigInt(rows[0].others) + amount <= BigInt(intent.amount) && (!inRefunded || BigInt(intent.refunded) + amount <= BigInt(intent.amount));
   }
 
   private async applyIn(c: PoolClient, refundId: string, report: ProcessorRefundReport): Promise<{ step: AppliedStep; intent: IntentRow }> {
@@ -147,8 +143,8 @@ export class RefundRepo {
     const intent = await this.payments.byId(intentId, c, true);
     if (!intent) throw new Error(`intent of refund ${refundId} not found`);
     const r = (
-      await c.query<{ amount: string; status: RefundStatus; processor_status: ProcessorRefundStatus | null; at_ms: number | null; failure_code: string | null; processor_refund_id: string | null }>(
-        "SELECT amount, status, processor_status, (extract(epoch FROM processor_status_at) * 1000)::float8 AS at_ms, failure_code, processor_refund_id FROM pay_refunds WHERE refund_id = $1 FOR UPDATE",
+      await c.query<{ amount: string; holds: string; currency: string | null; status: RefundStatus; processor_status: ProcessorRefundStatus | null; at_ms: number | null; failure_code: string | null; processor_refund_id: string | null }>(
+        `SELECT amount, ${HOLDS} AS holds, currency, status, processor_status, (extract(epoch FROM processor_status_at) * 1000)::float8 AS at_ms, failure_code, processor_refund_id FROM pay_refunds WHERE refund_id = $1 FOR UPDATE`,
         [refundId],
       )
     ).rows[0];
@@ -157,7 +153,7 @@ export class RefundRepo {
     if (step.kind !== "move") return { step, intent };
     // Decided here, under the payment's lock, before any write: booking a refund past the payment broke
     // pay_intents' CHECK (refunded <= amount) into a 500 (a webhook's: retried by the processor for days).
-    if (step.effect === "complete" && !(await this.fits(c, intent, refundId, BigInt(r.amount)))) {
+    if (step.effect === "complete" && !(await this.fits(c, intent, refundId, BigInt(r.holds), r.currency === null))) {
       const issue = { kind: "exceeds_payment", intentId: intent.intent_id, refundId, processorRefundId: r.processor_refund_id ?? report.processorRefundId, amount: BigInt(r.amount), processorStatus: report.status } as const;
       await this.issues.record(c, issue);
       return { step: { kind: "exceeds_payment" }, intent };
@@ -174,18 +170,21 @@ export class RefundRepo {
     // Failed at the processor: a success of it that did not fit (an operator's issue) moved no money after all.
     if (step.to === "failed") await this.issues.resolve(c, "exceeds_payment", { refundId, processorRefundId: null });
     if (step.effect === "none") return { step, intent };
+    // (booked in another currency at an operator's settle: its journal and events in it, the payment's refunded total not moved)
     const amount = BigInt(r.amount);
-    const m = { processor: intent.processor, userId: intent.user_id, amount, currency: intent.currency, refundId };
-    const fields = { refundedAmount: toJson(amount), refundId, failureCode: report.failureCode };
+    const currency = (r.currency ?? intent.currency) as IntentRow["currency"];
+    const m = { processor: intent.processor, userId: intent.user_id, amount, currency, refundId };
+    const fields = { refundedAmount: toJson(amount), refundId, failureCode: report.failureCode, currency };
     if (step.effect === "release") {
       await this.payments.emit(c, intent, "payment.refund_failed", { ...fields, eventId: `refund:${refundId}:failed` });
       return { step, intent };
     }
     const sign = step.effect === "complete" ? "+" : "-";
-    const { rows } = await c.query<IntentRow>(`UPDATE pay_intents SET refunded = refunded ${sign} $2, updated_at = now() WHERE intent_id = $1 RETURNING *`, [intent.intent_id, r.amount]);
+    const moved = r.currency === null ? r.amount : "0";
+    const { rows } = await c.query<IntentRow>(`UPDATE pay_intents SET refunded = refunded ${sign} $2, updated_at = now() WHERE intent_id = $1 RETURNING *`, [intent.intent_id, moved]);
     if (step.effect === "complete") {
       await this.payments.post(c, `refund:${refundId}`, "refund", journal(refundIssued(m)));
-      await this.payments.emit(c, rows[0], "payment.refunded", { refundedAmount: toJson(amount), refundId, eventId: `refund:${refundId}` });
+      await this.payments.emit(c, rows[0], "payment.refunded", { refundedAmount: toJson(amount), refundId, currency, eventId: `refund:${refundId}` });
     } else {
       await this.payments.post(c, `refund-reversal:${refundId}`, "refund_reversal", journal(refundReversed(m)));
       await this.payments.emit(c, rows[0], "payment.refund_reversed", { ...fields, eventId: `refund:${refundId}:reversed` });
@@ -239,7 +238,7 @@ export class RefundRepo {
    */
   async matchesProcessor(refundId: string, remote: ProcessorRefund, c: Queryable = this.pg.pool): Promise<boolean> {
     const { rows } = await c.query<{ intent_id: string; amount: string; currency: string; processor_refund_id: string | null }>(
-      "SELECT r.intent_id, r.amount, i.currency, r.processor_refund_id FROM pay_refunds r JOIN pay_intents i USING (intent_id) WHERE r.refund_id = $1",
+      "SELECT r.intent_id, r.amount, coalesce(r.currency, i.currency) AS currency, r.processor_refund_id FROM pay_refunds r JOIN pay_intents i USING (intent_id) WHERE r.refund_id = $1",
       [refundId],
     );
     const r = rows[0];
@@ -251,6 +250,16 @@ export class RefundRepo {
     const { amount, currency, status } = remote;
     await this.issues.record(c, { kind, intentId: r.intent_id, refundId, processorRefundId: r.processor_refund_id ?? remote.id, amount: BigInt(r.amount), processorStatus: status.slice(0, 32), processorAmount: amount, processorCurrency: currency });
     return false;
+  }
+
+  /**
+   * A refund made at the processor (none of ours) in another currency than its payment: never booked
+   * (no amount of ours it could be), recorded once for an operator (refund-issues.ts `currency_mismatch`,
+   * refundId null, `amount` the processor's); true the first time (then logged and counted).
+   */
+  recordForeignMismatch(intentId: string, remote: ProcessorRefund): Promise<boolean> {
+    const { id, amount, currency, status } = remote;
+    return this.issues.record(this.pg.pool, { kind: "currency_mismatch", intentId, refundId: null, processorRefundId: id, amount, processorStatus: status.slice(0, 32), processorAmount: amount, processorCurrency: currency });
   }
 
   /**
@@ -269,7 +278,7 @@ export class RefundRepo {
     const out = new Map<string, RefundView[]>(intentIds.map((id) => [id, []]));
     if (!intentIds.length) return out;
     const { rows } = await this.pg.query<RefundDetailRow>(
-      `SELECT ${ROW}, intent_id, reason, processor_status, created_at, updated_at FROM pay_refunds WHERE intent_id = ANY($1::uuid[]) ORDER BY created_at, refund_id`,
+      `SELECT ${REFUND_DETAIL} FROM pay_refunds WHERE intent_id = ANY($1::uuid[]) ORDER BY created_at, refund_id`,
       [intentIds],
     );
     for (const r of rows) out.get(r.intent_id)?.push(refundView(r));

@@ -10,7 +10,7 @@ import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
 import { canTransition, type IntentOrigin, type IntentRequest, type IntentStatus } from "./domain/intents";
 import { type Entry, journal, paymentCaptured } from "./domain/ledger";
-import type { RefundView } from "./refund-repo";
+import type { RefundView } from "./refund-view";
 
 export const OUTBOX = "pay_outbox";
 

@@ -11,6 +11,9 @@
  *   GET  /refund-issues           refunds an operator has to look at (refund-issues.ts), admin; ?status=open (default) | all
  *   POST /refund-issues/:id/resolve  { note } admin: closes an open issue (who, how signed in, the note recorded);
  *                                 404 NOT_FOUND, 409 ISSUE_RESOLVED (resolved already)
+ *   POST /refund-issues/:id/settle   { note } admin: settles a mismatch issue's pending refund from the processor's
+ *                                 record (refund-issue-settle.ts): booked at its amount/currency or released; the
+ *                                 issue closed as by resolve; 409 PROCESSOR_PENDING, ISSUE_RESOLVED, ISSUE_NOT_SETTLEABLE...
  *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept):
  *                                 200 { outcome: applied | duplicate | ignored | stale (a refund's older state) |
  *                                 exceeds_payment (a refund past what is left of the payment: not booked, an issue) |
@@ -27,6 +30,7 @@ import { PaymentMethodId } from "../../business/payment-methods";
 import type { IntentOrigin, IntentRequest } from "./domain/intents";
 import type { Payments } from "./payments";
 import type { RefundIssues } from "./refund-issues";
+import type { RefundIssueSettler } from "./refund-issue-settle";
 import type { RefundReconciler } from "./refund-reconciler";
 import type { RefundRepo } from "./refund-repo";
 import { type CardProcessor, WebhookSignatureError } from "./processor";
@@ -93,12 +97,12 @@ const IssueOut = ResponseObject({ id: Type.String(), kind: Type.String(), intent
 const ResolveBody = Type.Object({ note: DisplayText({ minLength: 3, maxLength: 1_000, description: "why it is closed: what the operator found or did" }) }, { additionalProperties: false });
 const IssuesOut = ResponseObject({
   issues: Type.Array(IssueOut, {
-    description: "newest first: kind exceeds_payment (reported succeeded, does not fit into what is left of the payment: not booked), not_found (succeeded here, not listed at the processor), amount_mismatch or currency_mismatch (the processor's record of our refund is of another amount or currency: not applied), refundId (null: made at the processor, not recorded), processorRefundId, processorStatus, processorAmount and processorCurrency (the mismatch kinds: the processor's), firstSeenAt, lastSeenAt, seen, resolvedAt, resolvedBy / resolvedAuthMethod / resolutionNote (closed by an operator; null: resolved by the service)",
+    description: "newest first: kind exceeds_payment (reported succeeded, does not fit into what is left of the payment: not booked), not_found (succeeded here, not listed at the processor), amount_mismatch or currency_mismatch (the processor's record of our refund is of another amount or currency: not applied), refundId (null: made at the processor, not recorded), processorRefundId, processorStatus, processorAmount and processorCurrency (the mismatch kinds: the processor's), firstSeenAt, lastSeenAt, seen, resolvedAt, resolvedBy / resolvedAuthMethod / resolutionNote (closed by an operator; null: resolved by the service), settledStatus (the processor's final status an operator's settle applied: succeeded, failed, canceled; null otherwise)",
   }),
 });
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
 
-export function registerRoutes(app: App, deps: { payments: Payments; refunds: RefundReconciler | undefined; repo: PaymentRepo; refundRepo: RefundRepo; issues: RefundIssues; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
+export function registerRoutes(app: App, deps: { payments: Payments; refunds: RefundReconciler | undefined; repo: PaymentRepo; refundRepo: RefundRepo; issues: RefundIssues; settler: RefundIssueSettler; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
   const { payments, repo } = deps;
   const withRefunds = async (row: IntentRow) => intentView(row, await deps.refundRepo.ofIntents([row.intent_id]));
 
@@ -164,6 +168,11 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
     if (closed === "not_found") throw notFound("refund issue not found");
     if (closed === "resolved") throw new HttpError(409, "ISSUE_RESOLVED", "this refund issue is resolved already (GET /refund-issues?status=all shows by whom)", "id");
     return closed;
+  });
+
+  app.post("/refund-issues/:id/settle", { schema: { params: IdParams, body: ResolveBody, response: { 200: IssueOut } } }, async (req) => {
+    const who = requireIdentity(req, "admin");
+    return deps.settler.settle(req.params.id, who, req.body.note);
   });
 
   app.post("/reconcile", { schema: { response: { 200: ReconcileOut } } }, async (req) => {
