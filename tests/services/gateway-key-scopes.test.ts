@@ -167,3 +167,42 @@ describe("API keys and money: a session only", () => {
     sessionRequired(await gw("POST", "/api/orders/not-an-order/anything", { key: keys.trade, body: {} }), "an unlisted orders path");
   });
 });
+
+describe("refund issues closed through the gateway: the caller's credential recorded", () => {
+  /** A refund the processor makes 10 cents short (its status `status`): pending here, an amount_mismatch issue. Answers the issue's id. */
+  async function mismatchIssue(status: "succeeded" | "pending"): Promise<string> {
+    const paid = await gw("POST", "/api/payments/intents", { token: alice.token, body: { amount: 1_000, currency: "usd", paymentMethod: aliceCard }, headers: { "idempotency-key": `k-${randomUUID()}` } });
+    expect(paid.body.status, JSON.stringify(paid.body)).toBe("succeeded");
+    Object.assign(fake, { refundsDiverge: { amountOff: -10 }, refundStatus: status });
+    const r = await gw("POST", `/api/payments/intents/${paid.body.id}/refunds`, { token: admin.token, body: { amount: 500 }, headers: { "idempotency-key": `r-${randomUUID()}` } });
+    Object.assign(fake, { refundsDiverge: undefined, refundStatus: "succeeded" });
+    expect(r.body.refund?.status, JSON.stringify(r.body)).toBe("pending");
+    const issues = (await gw("GET", "/api/payments/refund-issues", { token: admin.token })).body.issues as { id: string; intentId: string }[];
+    return issues.find((i) => i.intentId === paid.body.id)!.id;
+  }
+  const stored = async (issueId: string) =>
+    (await p.pool.query("SELECT resolved_at IS NOT NULL AS resolved, resolved_by, resolved_auth_method FROM pay_refund_issues WHERE issue_id = $1", [issueId])).rows[0];
+
+  it("a session is recorded as `jwt`; an admin's API key never reaches the close nor the settle (403 SESSION_REQUIRED, nothing recorded)", async () => {
+    for (const action of ["resolve", "settle"]) {
+      const id = await mismatchIssue(action === "settle" ? "succeeded" : "pending");
+      for (const key of [keys.adminTrade, keys.both])
+        sessionRequired(await gw("POST", `/api/payments/refund-issues/${id}/${action}`, { key, body: { note: "closed with a key" } }), `${action} with a key`);
+      expect(await stored(id)).toEqual({ resolved: false, resolved_by: null, resolved_auth_method: null });
+      const closed = await gw("POST", `/api/payments/refund-issues/${id}/${action}`, { token: admin.token, body: { note: "closed with a session" } });
+      expect(closed.status, JSON.stringify(closed.body)).toBe(200);
+      expect(closed.body).toMatchObject({ resolvedBy: admin.id, resolvedAuthMethod: "jwt", resolutionNote: "closed with a session", settledStatus: action === "settle" ? "succeeded" : null });
+      expect(await stored(id)).toEqual({ resolved: true, resolved_by: admin.id, resolved_auth_method: "jwt" });
+    }
+  });
+
+  it("the service records the credential kind the identity headers carry: `api-key` when a caller inside the cluster says so", async () => {
+    const id = await mismatchIssue("pending");
+    const direct = await http("POST", `${p.urls.get("payment-service")}/refund-issues/${id}/resolve`, {
+      body: { note: "closed by an operator's tool" },
+      headers: { "x-user-id": admin.id, "x-user-role": "admin", "x-auth-method": "api-key", "x-api-key-id": randomUUID(), "x-api-key-scopes": "read,trade" },
+    });
+    expect(direct.status, JSON.stringify(direct.body)).toBe(200);
+    expect(await stored(id)).toEqual({ resolved: true, resolved_by: admin.id, resolved_auth_method: "api-key" });
+  });
+});
