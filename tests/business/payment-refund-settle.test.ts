@@ -146,6 +146,22 @@ describe("an operator settles a refund whose processor record differs from ours"
     const refused = await settle(foreign.id as string);
     expect([refused.status, refused.body.error?.code, refused.body.error?.field]).toEqual([409, "ISSUE_NOT_SETTLEABLE", "id"]);
     expect((await issuesOf(p.id)).length).toBe(2);
+    // A currency the ledger cannot book: 409, nothing changed.
+    const odd = await mismatched(2_000, 1_000, { currency: "xyz" }, "succeeded");
+    expect((await settle(odd.issueId)).body.error).toMatchObject({ code: "PROCESSOR_RECORD_UNBOOKABLE", field: "id" });
+    expect(await money(odd.refundId)).toEqual({ journals: [], events: [] });
+  }, 60_000);
+
+  it("of a refund no longer pending here (a re-check's mismatch of a succeeded one): 409 REFUND_NOT_PENDING, nothing changed", async () => {
+    const p = await payment(2_000);
+    const refundId: string = (await refund(p.id, `r-${randomUUID()}`, 2_000)).body.refund.id;
+    fake.refundOf(refundId).amount = 1_500;
+    await q("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refundId]);
+    expect((await replicas.reconcile()).body.rechecked.filter((x: { refundId: string }) => x.refundId === refundId)).toEqual([expect.objectContaining({ outcome: "mismatch" })]);
+    const [issue] = await issuesOf(p.id);
+    expect((await settle(issue.id as string)).body.error).toMatchObject({ code: "REFUND_NOT_PENDING", field: "id" });
+    expect(await money(refundId)).toEqual({ journals: [`refund:${refundId}`], events: [["payment.refunded", "usd", 2_000]] });
+    expect(await issuesOf(p.id)).toEqual([expect.objectContaining({ id: issue.id, resolvedAt: null })]);
   }, 60_000);
 });
 

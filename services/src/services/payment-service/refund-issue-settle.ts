@@ -61,9 +61,11 @@ export class RefundIssueSettler {
       // The payment first, then the issue and the refund: refund-repo.ts's lock order.
       const intent = (await this.payments.byId(issue.intent_id, c, true))!;
       if ((await this.issues.byId(issueId, c, true))?.resolved_at) throw resolvedAlready();
-      const status = (await c.query<{ status: string }>("SELECT status FROM pay_refunds WHERE refund_id = $1 FOR UPDATE", [refundId])).rows[0]?.status;
-      if (status !== "pending") throw notPending();
-      if (succeeded) await this.refunds.rebook(c, refundId, remote.amount, remote.currency === intent.currency ? null : remote.currency);
+      const ours = (await c.query<{ status: string; amount: string }>("SELECT status, amount FROM pay_refunds WHERE refund_id = $1 FOR UPDATE", [refundId])).rows[0];
+      if (ours?.status !== "pending") throw notPending();
+      // (the processor's record may match ours by now: then booked as it is, nothing re-booked)
+      const same = remote.currency === intent.currency && remote.amount === BigInt(ours.amount);
+      if (succeeded && !same) await this.refunds.rebook(c, refundId, remote.amount, remote.currency === intent.currency ? null : remote.currency);
       const { step } = await this.refunds.apply(refundId, report, c);
       if (step.kind === "exceeds_payment")
         throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", `the processor's amount of this refund (${remote.amount}) does not fit into what is left of the payment beside its other refunds: nothing booked`, "id");
