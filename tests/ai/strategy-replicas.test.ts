@@ -202,6 +202,44 @@ describe("one strategy's evaluations across two replicas", () => {
     expect(rows[0].eval_failures).toBe(0);
   }, 120_000);
 
+  it("a replica shutting down ends its calls waiting for another replica's evaluation at once, 503 SHUTTING_DOWN: they held its close up to ORCH_EVALUATION_WAIT_MS (and a disable's up to the lease's 28 s)", async () => {
+    const evaluated = await newStrategy(5);
+    const disabled = await newStrategy(5);
+    // Another replica's evaluations of both strategies, running (live leases, never answered within the test).
+    const other = [randomUUID(), randomUUID()];
+    for (const [i, s] of [evaluated, disabled].entries())
+      await pool.query(`INSERT INTO ai_evaluation_leases (token, strategy_id, expires_at) VALUES ($1, $2, clock_timestamp() + interval '10 minutes')`, [other[i], s.id]);
+    // Waits far longer than SHUTDOWN_TIMEOUT_MS (10 s) could take.
+    const closing = await createService(aiOrchestrator, { env: { ...orchEnv, ORCH_EVALUATION_WAIT_MS: "60000" }, defaultMetrics: false });
+    const url = await closing.listen({ port: 0, host: "127.0.0.1" });
+    let closed = false;
+    try {
+      const evaluation = http("POST", `${url}/strategies/${evaluated.id}/evaluate`, { headers: as(evaluated.user) });
+      const disable = http("POST", `${url}/strategies/${disabled.id}/disable`, { headers: as(disabled.user) });
+      // Both are waiting: the disable is committed, the evaluation's budget token taken.
+      await waitUntil("the disable committed", async () => (await pool.query(`SELECT 1 FROM ai_strategies WHERE strategy_id = $1 AND NOT enabled`, [disabled.id])).rows.length > 0, 10_000, 20);
+      await waitUntil("the evaluation's budget taken", async () => (await pool.query(`SELECT 1 FROM ai_evaluation_budgets WHERE user_id = $1`, [evaluated.user])).rows.length > 0, 10_000, 20);
+      await sleep(300);
+      const started = performance.now();
+      const close = closing.close().then(() => (closed = true));
+      const [e, d] = await Promise.all([evaluation, disable]);
+      await close;
+      // Promptly: the close waited for the two requests only as long as their answers took (a poll, a query).
+      expect(performance.now() - started).toBeLessThan(3_000);
+      for (const r of [e, d]) {
+        expect(r.status, JSON.stringify(r.body)).toBe(503);
+        expect(r.body.error.code).toBe("SHUTTING_DOWN");
+        expect(r.headers.get("retry-after")).toBe("1");
+      }
+      expect(e.body.error.message).toContain(`evaluation ${other[0]}), whose answer was not waited for; nothing was evaluated for this request`);
+      expect(d.body.error.message).toContain(`strategy ${disabled.id}'s change is made, but its evaluation running in another ai-orchestrator replica, which may still place an order, was not waited for`);
+      expect(await orderedQuantity(evaluated.user)).toBe(0);
+    } finally {
+      if (!closed) await closing.close().catch(() => undefined);
+      await pool.query(`DELETE FROM ai_evaluation_leases WHERE token = ANY($1)`, [other]);
+    }
+  }, 60_000);
+
   it("a lease that expired before its renewal is lapsed (no submit), and the strategy's next evaluation, in either replica, is not held back by it", async () => {
     const { id } = await newStrategy(5);
     const a = new EvaluationLease(replicas[0].app.pg, id);

@@ -35,6 +35,13 @@ export const conflict = (message: string, field?: string) => new HttpError(409, 
 export const unavailable = (code: string, message: string, retryAfterSeconds: number) =>
   new HttpError(503, code, message, undefined, { "retry-after": String(retryAfterSeconds) });
 
+/**
+ * The platform's answer to a request cut short because its service instance is shutting down (the
+ * kit's `ctx.closing`, ./service.ts): 503 SHUTTING_DOWN with Retry-After 1, another replica (or this
+ * one started again) answers the request sent again. `outcome` says what became of it.
+ */
+export const shuttingDown = (outcome: string) => unavailable("SHUTTING_DOWN", `This service instance is shutting down: ${outcome}; retry`, 1);
+
 const DATASTORE_UNAVAILABLE_MESSAGE = "A datastore is unavailable; retry shortly";
 /**
  * The platform's answer to a datastore outage, whatever the datastore: 503 DATASTORE_UNAVAILABLE

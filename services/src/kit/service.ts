@@ -38,6 +38,13 @@ export interface ServiceContext<C = Record<string, unknown>> {
   addReadinessCheck(name: string, check: ReadinessCheck, opts?: { required?: boolean }): void;
   /** Runs on shutdown, after in-flight requests drained, before datastores close. */
   onClose(fn: () => Promise<void> | void): void;
+  /**
+   * Aborted when the service starts closing (close(); after SIGTERM, once SHUTDOWN_DRAIN_MS is over),
+   * before the in-flight requests are waited for: a request waiting on something outside the process
+   * (another replica's work) ends then with shuttingDown() instead of holding the shutdown past
+   * SHUTDOWN_TIMEOUT_MS.
+   */
+  closing: AbortSignal;
 }
 
 export interface ServiceModule<S extends ConfigSchema = ConfigSchema> {
@@ -121,6 +128,9 @@ export async function createService<S extends ConfigSchema>(
   decorateDatastores(app, datastores);
   const extraChecks: Array<{ name: string; check: ReadinessCheck; required: boolean }> = [];
   const closers: Array<() => Promise<void> | void> = [];
+  const closing = new AbortController();
+  // Fastify runs preClose before it waits for the requests in flight (onClose runs after them).
+  app.addHook("preClose", async () => closing.abort());
 
   const ctx: ServiceContext<ConfigOf<S>> = {
     name: def.name,
@@ -134,6 +144,7 @@ export async function createService<S extends ConfigSchema>(
     metrics,
     addReadinessCheck: (name, check, o) => extraChecks.push({ name, check, required: o?.required ?? true }),
     onClose: (fn) => closers.push(fn),
+    closing: closing.signal,
   };
 
   // Before any route: @fastify/swagger documents the routes registered after it (openapi.ts).

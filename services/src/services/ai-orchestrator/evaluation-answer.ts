@@ -9,10 +9,12 @@
  * the evaluation's decisions (each names it: `evaluationId`) or its error. The 409 is left for a wait
  * that ends without an answer: an evaluation longer than the wait, or a lease that expired unanswered
  * (its replica killed mid-evaluation, or an evaluation that overran it, which submits nothing more):
- * asked again, the call evaluates. No connection is held while waiting.
+ * asked again, the call evaluates. No connection is held while waiting. The wait ends at once when
+ * this replica starts shutting down (the kit's `closing`): a 503 SHUTTING_DOWN naming the evaluation,
+ * as the wait (ORCH_EVALUATION_WAIT_MS, 20 s) held the shutdown past SHUTDOWN_TIMEOUT_MS (10 s).
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { datastoreUnavailable, HttpError, isTransientError, unavailable, withTimeout, type PostgresClient } from "../../kit";
+import { datastoreUnavailable, HttpError, isTransientError, shuttingDown, unavailable, withTimeout, type PostgresClient } from "../../kit";
 import { EvaluationInProgress, POLL_MS } from "./lease";
 import { SELECT_DECISION, type DecisionRecord } from "./store";
 
@@ -56,23 +58,31 @@ export async function decisionsOfEvaluation(pg: PostgresClient, evaluationId: st
   return rows as DecisionRecord[];
 }
 
+/** The answer to a caller whose wait this replica's shutdown ended: nothing was evaluated for it. */
+const notAwaited = (busy: EvaluationInProgress) =>
+  shuttingDown(`strategy ${busy.strategyId} is being evaluated by another ai-orchestrator replica (evaluation ${busy.evaluationId}), whose answer was not waited for; nothing was evaluated for this request`);
+
 /**
  * What the evaluation another replica runs (`busy`, from its lease) answers, waited for at most
  * `waitMs`: its decisions, or its error thrown; a 409 naming the wait when the wait ends first (or
- * the lease expires unanswered), `busy` itself at once when `waitMs` is 0.
+ * the lease expires unanswered), `busy` itself at once when `waitMs` is 0; a 503 SHUTTING_DOWN once
+ * `closing` (the kit's, this replica's shutdown) is aborted, at once.
  */
-export async function awaitEvaluation(pg: PostgresClient, busy: EvaluationInProgress, waitMs: number): Promise<DecisionRecord[]> {
+export async function awaitEvaluation(pg: PostgresClient, busy: EvaluationInProgress, waitMs: number, closing: AbortSignal): Promise<DecisionRecord[]> {
   if (waitMs <= 0) throw busy;
+  if (closing.aborted) throw notAwaited(busy);
   const from = performance.now();
   const stop = new AbortController();
   // A datastore error while polling is told apart from the bound: the poll's outcome is wrapped, and withTimeout's rejection is the bound.
+  // The shutdown aborts the poll's pause: its rejection ends the wait, told apart below by `closing`.
   const polled = await withTimeout(
-    answerRecorded(pg, busy.evaluationId, stop.signal).then((answer) => ({ answer }), (err: unknown) => ({ err })),
+    answerRecorded(pg, busy.evaluationId, AbortSignal.any([stop.signal, closing])).then((answer) => ({ answer }), (err: unknown) => ({ err })),
     waitMs,
     `evaluation ${busy.evaluationId}`,
   )
     .catch(() => undefined)
     .finally(() => stop.abort());
+  if (closing.aborted && !(polled && "answer" in polled && polled.answer)) throw notAwaited(busy);
   if (polled && "err" in polled) throw polled.err;
   const answer = polled?.answer;
   if (!answer) throw new EvaluationInProgress(busy.strategyId, busy.until, busy.evaluationId, Math.round(performance.now() - from));

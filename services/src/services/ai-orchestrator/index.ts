@@ -70,7 +70,8 @@ export default defineService({
       default: 20_000, minimum: 0, maximum: 60_000,
       description:
         "a manual evaluation asked while another replica evaluates the strategy waits this long at most for that evaluation's answer (its decisions, or its error) and answers it; " +
-        "past it, 409 EVALUATION_IN_PROGRESS (0: at once). Below the gateway's PROXY_TIMEOUT_MS (30 s), which would answer 504 first",
+        "past it, 409 EVALUATION_IN_PROGRESS (0: at once). Below the gateway's PROXY_TIMEOUT_MS (30 s), which would answer 504 first. " +
+        "A replica shutting down ends the wait at once (503 SHUTTING_DOWN), so it does not hold the shutdown past SHUTDOWN_TIMEOUT_MS",
     }),
   },
   async register(ctx) {
@@ -110,12 +111,12 @@ export default defineService({
     };
     // A manual evaluation: one running in another replica is waited for, and its answer given (evaluation-answer.ts).
     const evaluateOrAwait = (s: Strategy) =>
-      evaluate(s).catch((e: unknown) => (isEvaluationInProgress(e) ? awaitEvaluation(ctx.app.pg, e, ctx.config.ORCH_EVALUATION_WAIT_MS) : Promise.reject(e)));
+      evaluate(s).catch((e: unknown) => (isEvaluationInProgress(e) ? awaitEvaluation(ctx.app.pg, e, ctx.config.ORCH_EVALUATION_WAIT_MS, ctx.closing) : Promise.reject(e)));
     // A deleted or disabled strategy's evaluation still running may be submitting an order: the cancel, and the disable's answer, wait for it,
     // this process's (the map) and any other replica's (their leases in PostgreSQL, lease.ts).
     const idle = async (strategyId: string) => {
       await running.get(strategyId)?.catch(() => undefined);
-      await leasesGone(ctx.app.pg, strategyId);
+      await leasesGone(ctx.app.pg, strategyId, ctx.closing);
     };
     const retire = { orders: deps.orders, peers: ctx.peers, log: ctx.log, idle };
     registerRoutes(ctx, {

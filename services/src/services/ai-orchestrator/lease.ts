@@ -33,7 +33,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { HttpError, type PostgresClient } from "../../kit";
+import { HttpError, shuttingDown, type PostgresClient } from "../../kit";
 import type { EvaluationAnswer } from "./evaluation-answer";
 import { SETTLE_AFTER_MS } from "./recover";
 
@@ -144,13 +144,18 @@ export class EvaluationLease {
  * Resolves once no live lease of the strategy is left, in any process. Called after the disable or
  * delete committed: no lease is taken after it, and each one taken before has expired within
  * EVALUATION_LEASE_MS (the bound also ends the wait when the strategy was enabled again meanwhile).
+ * Once `closing` (the kit's: this replica shuts down) is aborted, the wait ends at once with a 503
+ * SHUTTING_DOWN: the change is committed, the other replica's evaluation not waited for (up to 28 s, past
+ * SHUTDOWN_TIMEOUT_MS); the request sent again waits for it.
  */
-export async function leasesGone(pg: PostgresClient, strategyId: string): Promise<void> {
+export async function leasesGone(pg: PostgresClient, strategyId: string, closing: AbortSignal): Promise<void> {
   const until = performance.now() + EVALUATION_LEASE_MS + 1_000;
   while (performance.now() < until) {
     const { rows } = await pg.query(`SELECT 1 FROM ai_evaluation_leases WHERE strategy_id = $1 AND expires_at > clock_timestamp() LIMIT 1`, [strategyId]);
     if (rows.length === 0) return;
-    await sleep(POLL_MS);
+    await sleep(POLL_MS, undefined, { signal: closing }).catch(() => undefined);
+    if (closing.aborted)
+      throw shuttingDown(`strategy ${strategyId}'s change is made, but its evaluation running in another ai-orchestrator replica, which may still place an order, was not waited for`);
   }
 }
 
