@@ -13,6 +13,7 @@ import { pg } from "../harness";
 import type { Queryable } from "../../services/src/kit";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
 import { purgeOldDecisions } from "../../services/src/services/ai-orchestrator/retire";
+import { OrchestratorStore } from "../../services/src/services/ai-orchestrator/store";
 
 const srv = useServers("postgres");
 let pool: InstanceType<typeof pg.Pool>;
@@ -53,14 +54,20 @@ async function explainPass(days: number, batch: number): Promise<{ plan: PlanNod
   }
 }
 
-async function strategy(deleted: boolean): Promise<string> {
+/** A new strategy (live); `remove` deletes it as DELETE /strategies/:id does (store.ts), a day ago. */
+async function strategy(): Promise<string> {
   const id = randomUUID();
   await pool.query(
-    `INSERT INTO ai_strategies (strategy_id, user_id, name, symbols, buy_above, sell_below, order_quantity, max_position, stop_loss, every_seconds, enabled, deleted_at)
-     VALUES ($1, $2, 's', '{AAAUSDT}', 0.6, 0.4, 1, 10, 100, 60, NOT $3, CASE WHEN $3 THEN now() - interval '1 day' END)`,
-    [id, randomUUID(), deleted],
+    `INSERT INTO ai_strategies (strategy_id, user_id, name, symbols, buy_above, sell_below, order_quantity, max_position, stop_loss, every_seconds, enabled)
+     VALUES ($1, $2, 's', '{AAAUSDT}', 0.6, 0.4, 1, 10, 100, 60, true)`,
+    [id, randomUUID()],
   );
   return id;
+}
+async function remove(id: string): Promise<void> {
+  const { rows } = await pool.query<{ user_id: string }>(`SELECT user_id FROM ai_strategies WHERE strategy_id = $1`, [id]);
+  expect(await new OrchestratorStore(pool as never).deleteStrategy(id, rows[0].user_id)).toBeDefined();
+  await pool.query(`UPDATE ai_strategies SET deleted_at = deleted_at - interval '1 day' WHERE strategy_id = $1`, [id]);
 }
 
 /** `n` decisions of `strategyId` made `daysAgo` ago: kind "filled" (kept), "settling" (kept), "hold" (due once old). */
@@ -78,35 +85,69 @@ async function decisions(strategyId: string, n: number, daysAgo: number, kind: "
 }
 
 describe("the decision retention pass reads what is due", () => {
-  it("a live strategy's 3,000 old filled and 1,000 settling decisions, kept, are not read again; the 3 due ones and a deleted strategy's 2 are", async () => {
-    const live = await strategy(false);
+  it("a live strategy's 3,000 old filled and 1,000 settling decisions, kept, are not read again, nor 40 deleted strategies whose decisions are not due; the 3 due ones and a deleted strategy's 2 are", async () => {
+    const live = await strategy();
     await decisions(live, 3_000, 30, "filled");
     await decisions(live, 1_000, 29, "settling");
     await decisions(live, 3, 20, "hold");
     await decisions(live, 500, 1, "hold");
-    // Deleted strategies: 40 whose decisions are all within the retention (one probe each, nothing read), one with 2 due.
-    for (let i = 0; i < 40; i++) await decisions(await strategy(true), 1, 1, "filled");
-    const gone = await strategy(true);
+    // Deleted strategies: 40 whose decisions are all within the retention (not read: they had been probed at every pass), one with 2 due.
+    for (let i = 0; i < 40; i++) {
+      const kept = await strategy();
+      await decisions(kept, 1, 1, "filled");
+      await remove(kept);
+    }
+    const gone = await strategy();
     await decisions(gone, 2, 20, "filled");
+    await remove(gone);
+    // Other users' strategies: a table of a size the planner reads by key (42 rows it scans whole, cheaper).
+    await pool.query(
+      `INSERT INTO ai_strategies (strategy_id, user_id, name, symbols, buy_above, sell_below, order_quantity, max_position, stop_loss, every_seconds, enabled)
+       SELECT gen_random_uuid(), gen_random_uuid(), 's', '{AAAUSDT}', 0.6, 0.4, 1, 10, 100, 60, false FROM generate_series(1, 3000)`,
+    );
     await pool.query("ANALYZE ai_decisions");
     await pool.query("ANALYZE ai_strategies");
 
     const { plan, decisionsRead, strategiesRead } = await explainPass(10, 5_000);
     expect(JSON.stringify(plan)).toContain("ai_decisions_settled_nothing");
+    expect(JSON.stringify(plan)).toContain("ai_strategies_deleted_oldest_decision");
     expect(nodes(plan).filter((n) => n["Node Type"] === "Seq Scan").map((n) => JSON.stringify(n).slice(0, 200))).toEqual([]);
-    // The 5 due rows, each read three times (as a candidate, by key to lock it, by key to delete it); one index entry per deleted strategy.
-    expect(decisionsRead).toBeLessThanOrEqual(15);
-    expect(strategiesRead).toBe(41);
+    // The 5 due rows, each read three times (as a candidate, by key to lock it, by key to delete it), and the
+    // deleted strategy's 2 once more for its new bound; its index entry and its row (the bound's update).
+    expect(decisionsRead).toBeLessThanOrEqual(17);
+    expect(strategiesRead).toBeLessThanOrEqual(2);
 
     expect(await purgeOldDecisions(pool, 10, 5_000)).toBe(5);
     const left = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ai_decisions WHERE strategy_id = $1`, [live]);
     expect(Number(left.rows[0].n)).toBe(4_500);
     expect((await pool.query(`SELECT 1 FROM ai_decisions WHERE strategy_id = $1`, [gone])).rows).toEqual([]);
-    // Nothing due: the next pass reads only the deleted strategies' probes (once the deleted rows' index entries are vacuumed).
+    // Nothing left, deleted over an hour ago: no bound, never read again (purgeDeletedStrategies takes it).
+    expect((await pool.query(`SELECT oldest_decision_at FROM ai_strategies WHERE strategy_id = $1`, [gone])).rows).toEqual([{ oldest_decision_at: null }]);
+    // Nothing due: the next pass reads nothing (once the deleted rows' index entries are vacuumed).
     await pool.query("VACUUM ai_decisions");
     const idle = await explainPass(10, 5_000);
     expect(idle.decisionsRead).toBe(0);
-    expect(idle.strategiesRead).toBe(41);
+    expect(idle.strategiesRead).toBe(0);
     expect(await purgeOldDecisions(pool, 10, 5_000)).toBe(0);
   }, 120_000);
+
+  it("a deleted strategy's bound: its oldest decision, or within an hour of the delete the delete less a minute (a decision an evaluation in flight records then); a pass that deletes some leaves the oldest left", async () => {
+    const s = await strategy();
+    await decisions(s, 3, 20, "filled");
+    await decisions(s, 2, 5, "filled");
+    await remove(s);
+    const bound = async () => (await pool.query<{ b: Date | null }>(`SELECT oldest_decision_at AS b FROM ai_strategies WHERE strategy_id = $1`, [s])).rows[0].b;
+    const oldest = async () => (await pool.query<{ m: Date }>(`SELECT min(decided_at) AS m FROM ai_decisions WHERE strategy_id = $1`, [s])).rows[0].m;
+    expect(await bound()).toEqual(await oldest());
+    // The pass at 10 days deletes the 3 due ones (with the other strategies' due ones, if any are left) and keeps the 2 of 5 days ago.
+    await purgeOldDecisions(pool, 10, 5_000);
+    expect(await bound()).toEqual(await oldest());
+    expect(Date.now() - (await bound())!.getTime()).toBeLessThan(6 * 86_400_000);
+    // Deleted just now, without a decision: the delete less a minute (not due for years), not NULL.
+    const empty = await strategy();
+    const { rows } = await pool.query<{ user_id: string }>(`SELECT user_id FROM ai_strategies WHERE strategy_id = $1`, [empty]);
+    await new OrchestratorStore(pool as never).deleteStrategy(empty, rows[0].user_id);
+    const r = await pool.query<{ lag: number }>(`SELECT extract(epoch FROM deleted_at - oldest_decision_at) AS lag FROM ai_strategies WHERE strategy_id = $1`, [empty]);
+    expect(Number(r.rows[0].lag)).toBe(60);
+  }, 60_000);
 });

@@ -414,7 +414,11 @@ describe("ai-orchestrator", () => {
         [id, strategy, user, action, orderId, final, filled, risk],
       );
     }
-    await db.query(`UPDATE ai_strategies SET deleted_at = now() - interval '2 days' WHERE strategy_id = $1`, [deleted]);
+    // Inserted after the DELETE (it has no order to cancel then), dated before it: their bound is what the delete stores for decisions it finds (migration 0494).
+    await db.query(
+      `UPDATE ai_strategies SET deleted_at = now() - interval '2 days', oldest_decision_at = (SELECT min(decided_at) FROM ai_decisions WHERE strategy_id = $1) WHERE strategy_id = $1`,
+      [deleted],
+    );
     const left = async () => (await db.query<{ decision_id: string }>(`SELECT decision_id FROM ai_decisions WHERE decision_id = ANY($1::uuid[])`, [ids])).rows.map((r) => r.decision_id).sort();
     // Within the retention nothing goes; then, one pass with a batch of 1 deletes one, the oldest first.
     expect(await purgeOldDecisions(db, 4, 5_000)).toBe(0);

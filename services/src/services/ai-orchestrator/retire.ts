@@ -111,30 +111,53 @@ export const SETTLED_NOTHING = `NOT (action IN ('buy', 'sell') AND order_id IS N
     AND coalesce(order_filled_signed, 0) = 0`;
 
 /**
+ * A lower bound of the decided_at of `strategy`'s oldest decision once it is deleted at `deletedAt` (SQL
+ * expressions; `except`, a further condition on the decisions `d`): the oldest one it has, or, within an
+ * hour of the delete, the delete less a minute: an evaluation in flight then may still record one (its
+ * clock_timestamp() no older than that, whenever it commits). NULL: nothing left to delete. Kept on
+ * ai_strategies.oldest_decision_at (migration 0494) by the delete (store.ts) and by each retention pass.
+ */
+export const oldestDecisionBound = (strategy: string, deletedAt: string, except = "") =>
+  `least((SELECT min(d.decided_at) FROM ai_decisions d WHERE d.strategy_id = ${strategy}${except}), ` +
+  `CASE WHEN ${deletedAt} > now() - interval '1 hour' THEN ${deletedAt} - interval '1 minute' END)`;
+
+/**
  * Decisions made longer than `days` ago (ORCH_DECISION_RETENTION_DAYS: records of why the AI traded,
  * kept as long as compliance-monitor keeps its audit trail), `batch` a pass, oldest first among those
  * read, skipping rows another replica's pass holds. A pass reads only what is due: the SETTLED_NOTHING
- * ones through their own index (migration 0491), and the deleted strategies' (ai_strategies_deleted,
- * one probe each, then their oldest decisions by ai_decisions_strategy). It had read 0480's index of
- * every decision from the oldest on, a live strategy's filled and settling ones (kept, more every day)
- * again at every pass before the first it could delete. A deleted strategy whose decisions are all
- * gone is then purged by purgeDeletedStrategies.
+ * ones through their own index (migration 0491), and the deleted strategies' through the strategies
+ * whose oldest decision is due (ai_strategies_deleted_oldest_decision, migration 0494), then their
+ * oldest decisions by ai_decisions_strategy. It had read 0480's index of every decision from the oldest
+ * on, a live strategy's filled and settling ones (kept, more every day) again at every pass; then
+ * (0491) probed every deleted strategy that still had decisions, due or not, more every day. Each
+ * deleted strategy probed gets its bound again (its oldest decision left, this pass's deleted ones
+ * excepted; one probed without a due decision, whose bound was low, is not probed again). A deleted
+ * strategy whose decisions are all gone is then purged by purgeDeletedStrategies.
  */
 export async function purgeOldDecisions(db: Queryable, days: number, batch: number): Promise<number> {
   // By key through arrays (= ANY): a join of the candidates, whose count the planner cannot know, was planned as a scan of the whole table.
+  // `probed`: one row per deleted strategy read (a NULL decision when none of its is due), at most a batch of rows; its
+  // cutoff is written out (not due_before's): an index condition, so only the strategies due are read, not every deleted one filtered.
   const r = await db.query(
     `WITH due_before AS (SELECT now() - make_interval(days => $1) AS at),
+     probed AS (
+       SELECT s.strategy_id, d.decision_id, d.decided_at FROM ai_strategies s CROSS JOIN due_before LEFT JOIN LATERAL (
+          SELECT decision_id, decided_at FROM ai_decisions WHERE strategy_id = s.strategy_id AND decided_at < due_before.at ORDER BY decided_at LIMIT $2
+        ) d ON true
+        WHERE s.deleted_at IS NOT NULL AND s.oldest_decision_at < now() - make_interval(days => $1) ORDER BY s.oldest_decision_at LIMIT $2),
      candidates AS (
        (SELECT d.decision_id, d.decided_at FROM ai_decisions d, due_before
          WHERE d.decided_at < due_before.at AND ${SETTLED_NOTHING} ORDER BY d.decided_at LIMIT $2)
        UNION ALL
-       (SELECT d.decision_id, d.decided_at FROM ai_strategies s CROSS JOIN due_before CROSS JOIN LATERAL (
-          SELECT decision_id, decided_at FROM ai_decisions WHERE strategy_id = s.strategy_id AND decided_at < due_before.at ORDER BY decided_at LIMIT $2
-        ) d WHERE s.deleted_at IS NOT NULL ORDER BY s.deleted_at LIMIT $2)
+       (SELECT decision_id, decided_at FROM probed WHERE decision_id IS NOT NULL)
      ),
-     due AS (SELECT decision_id FROM ai_decisions WHERE decision_id = ANY (ARRAY(SELECT decision_id FROM candidates ORDER BY decided_at LIMIT $2)) FOR UPDATE SKIP LOCKED)
-     DELETE FROM ai_decisions WHERE decision_id = ANY (ARRAY(SELECT decision_id FROM due))`,
+     due AS (SELECT decision_id FROM ai_decisions WHERE decision_id = ANY (ARRAY(SELECT decision_id FROM candidates ORDER BY decided_at LIMIT $2)) FOR UPDATE SKIP LOCKED),
+     gone AS (DELETE FROM ai_decisions WHERE decision_id = ANY (ARRAY(SELECT decision_id FROM due)) RETURNING decision_id),
+     bounded AS (
+       UPDATE ai_strategies s SET oldest_decision_at = ${oldestDecisionBound("s.strategy_id", "s.deleted_at", " AND d.decision_id <> ALL (ARRAY(SELECT decision_id FROM gone))")}
+        WHERE s.strategy_id = ANY (ARRAY(SELECT DISTINCT strategy_id FROM probed)))
+     SELECT count(*)::int AS n FROM gone`,
     [days, batch],
   );
-  return r.rowCount ?? 0;
+  return (r.rows[0] as { n: number } | undefined)?.n ?? 0;
 }

@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { accountKeyOf, lockAccountForWrite, type PostgresClient } from "../../kit";
 import { backoffStateOf, type BackoffState } from "./backoff";
+import { oldestDecisionBound } from "./retire";
 
 export interface Strategy {
   strategyId: string;
@@ -190,16 +191,14 @@ export class OrchestratorStore {
   }
 
   /**
-   * Soft delete: the row stays (its decisions reference it and ai-chain-analytics reads them), it is
-   * disabled, no longer listed nor counted against the per-user limit, and never evaluated again.
-   * Deleting a deleted strategy changes nothing. Undefined: no such strategy.
+   * Soft delete: the row stays (its decisions reference it and ai-chain-analytics reads them), disabled, no longer listed nor counted against the
+   * per-user limit, never evaluated again, with its oldest decision's bound (retire.ts). Deleting a deleted strategy changes nothing. Undefined: none.
    */
   async deleteStrategy(strategyId: string, userId: string): Promise<Strategy | undefined> {
     const { rows } = await this.pg.query<StrategyRow>(
-      `UPDATE ai_strategies SET deleted_at = coalesce(deleted_at, now()), enabled = false, updated_at = CASE WHEN deleted_at IS NULL THEN now() ELSE updated_at END
-       WHERE strategy_id = $1 AND user_id = $2 RETURNING *`,
-      [strategyId, userId],
-    );
+      `UPDATE ai_strategies SET deleted_at = coalesce(deleted_at, now()), enabled = false, updated_at = CASE WHEN deleted_at IS NULL THEN now() ELSE updated_at END,
+         oldest_decision_at = CASE WHEN deleted_at IS NULL THEN ${oldestDecisionBound("$1::uuid", "now()")} ELSE oldest_decision_at END
+       WHERE strategy_id = $1 AND user_id = $2 RETURNING *`, [strategyId, userId]);
     return rows[0] ? toStrategy(rows[0]) : undefined;
   }
 
