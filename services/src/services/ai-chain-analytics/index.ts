@@ -4,7 +4,8 @@
  * (ingest.ts); rows and aggregates live in ClickHouse (store.ts), the chains as a graph in
  * ArangoDB when enabled (graph.ts, unverified: no server here). Per model version and strategy:
  * hit rate, PnL attribution, slippage versus the decision price, latency per step; on the API
- * (routes.ts) and as Prometheus gauges for the Grafana dashboard.
+ * (routes.ts) and as Prometheus gauges for the Grafana dashboard. The ClickHouse rows go after
+ * CHAIN_CLICKHOUSE_RETENTION_DAYS by month partitions (retention.ts), the graph's after CHAIN_GRAPH_RETENTION_DAYS.
  */
 import { defineService, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { TOPICS } from "../../trading/events";
@@ -12,9 +13,12 @@ import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { ChainGraph } from "./graph";
 import { applyEvents, pullDecisions, type IngestDeps } from "./ingest";
 import { chainMetrics } from "./metrics";
+import { ChainRetention } from "./retention";
 import { registerRoutes } from "./routes";
 import { ChainStore } from "./store";
 
+/** How often the ClickHouse retention looks for month partitions past it (retention.ts). */
+const RETENTION_PASS_MS = 3_600_000;
 /** Decisions whose graph copies one retention pass removes at most (each with its chain: a few documents more). */
 const GRAPH_REMOVAL_BATCH = 1_000;
 
@@ -34,10 +38,21 @@ export default defineService({
         "where ArangoDB is enabled, the graph copy of a decision made longer ago than this is removed with its chain (signal, orders, fills, edges), 1,000 a pass: " +
         "set it as ai-orchestrator's ORCH_DECISION_RETENTION_DAYS (the same default and floor)",
     }),
+    CHAIN_CLICKHOUSE_RETENTION_DAYS: Type.Integer({
+      ...RECORD_RETENTION_DAYS,
+      description:
+        "the ClickHouse rows of a chain (its decision, orders, fills) go once their month ended more than this long ago (whole month partitions, hourly: " +
+        "kept at least this, at most a month more): set it as ai-orchestrator's ORCH_DECISION_RETENTION_DAYS (the same default and floor)",
+    }),
   },
   async register(ctx) {
     const c = ctx.config;
     const store = new ChainStore(ctx.app.clickhouse);
+    // Partitions dropped (and 0026's table's rows deleted) hourly: a month's partition goes whole, so a pass more often finds nothing.
+    const retention = new ChainRetention(ctx.app.clickhouse, c.CHAIN_CLICKHOUSE_RETENTION_DAYS);
+    const rows = new PeriodicDelete("chain rows past their retention (ClickHouse partitions)", () => retention.pass(), ctx.log, { intervalMs: RETENTION_PASS_MS });
+    rows.start();
+    ctx.onClose(() => rows.stop());
     let graph: Promise<ChainGraph> | undefined;
     const deps: IngestDeps = {
       store,

@@ -92,14 +92,8 @@ export async function settledJobsWithOtherAttempts(pg: PostgresClient, runIds: s
   return r.rows.map((row) => ({ runId: row.run_id, job: row.idx, kept: row.result_attempt }));
 }
 
-/** Mutations of `table` ClickHouse has not finished (one that keeps failing stays here until killed). */
-export async function unfinishedMutations(ch: ClickHouseKitClient, table: (typeof SERIES_TABLES)[number]): Promise<number> {
-  const rows = await ch.query<{ n: string | number }>(
-    `SELECT count() AS n FROM system.mutations WHERE database = currentDatabase() AND table = {table:String} AND is_done = 0`,
-    { table },
-  );
-  return Number(rows[0]?.n ?? 0);
-}
+/** Mutations of `table` ClickHouse has not finished: the kit's (kit/clickhouse/retention.ts), shared with ai-chain-analytics' retention. */
+export { unfinishedMutations } from "../../kit";
 
 /** Up to `limit` distinct run ids of `table` after `after`, in key order (a range of its primary key). */
 export async function seriesRunIds(ch: ClickHouseKitClient, table: (typeof SERIES_TABLES)[number], after: string, limit: number): Promise<string[]> {
