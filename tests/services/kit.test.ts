@@ -410,6 +410,57 @@ describe("kit: graceful shutdown", () => {
     expect(closed).toBe(true);
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
+
+  it("a request that reaches the app once its close began (the next on a connection whose request was in flight) is a 503 SHUTTING_DOWN in the platform's shape, with retry-after; ctx.closing is aborted then", async () => {
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let signal!: AbortSignal;
+    const svc = await createService(
+      defineService({
+        name: "central-hub",
+        register(ctx) {
+          signal = ctx.closing;
+          ctx.app.get("/slow", async () => {
+            entered();
+            await gate;
+            return { done: true };
+          });
+        },
+      }),
+      { env: { DRAGONFLY_URL: "redis://127.0.0.1:1", LOG_LEVEL: "silent" }, defaultMetrics: false },
+    );
+    const url = new URL(await svc.listen({ port: 0, host: "127.0.0.1" }));
+    const socket = net.connect(Number(url.port), "127.0.0.1");
+    let raw = "";
+    socket.on("data", (d) => (raw += d));
+    const ended = new Promise<void>((r) => socket.on("close", () => r()));
+    const answered = (n: number) => new Promise<void>((r) => {
+      const seen = () => (raw.split("HTTP/1.1 ").length > n ? r() : setTimeout(seen, 10));
+      seen();
+    });
+    socket.write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    await inHandler;
+    expect(signal.aborted).toBe(false);
+    const closing = svc.close();
+    await new Promise((r) => setImmediate(r));
+    expect(signal.aborted).toBe(true);
+    release();
+    await answered(1);
+    // The connection is still open (keep-alive, as createService's close leaves it; runService's drain closes it): the next request on it.
+    socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    await answered(2);
+    await ended;
+    await closing;
+    const [first, second] = raw.split(/(?=HTTP\/1\.1 )/);
+    expect(first).toMatch(/^HTTP\/1\.1 200/);
+    expect(second).toMatch(/^HTTP\/1\.1 503/);
+    expect(second.toLowerCase()).toContain("retry-after: 1");
+    expect(second.toLowerCase()).toContain("connection: close");
+    const body = JSON.parse(second.slice(second.indexOf("\r\n\r\n") + 4));
+    expect(body.error).toMatchObject({ code: "SHUTTING_DOWN", message: "This service instance is shutting down: the request was not started; retry" });
+  });
 });
 
 // Each case spawns tsx (a cold TypeScript compile of the service): seconds on an idle machine, minutes

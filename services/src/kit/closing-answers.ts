@@ -9,10 +9,11 @@
  * closes the connection after it. Requests routed before the close began are served to their end.
  */
 import type { FastifyInstance } from "fastify";
-import { errorBody } from "./errors";
+import { errorBody, shuttingDown } from "./errors";
 import { answerHeadersOf } from "./raw-answers";
 
-export const SHUTTING_DOWN = "SHUTTING_DOWN";
+// The same 503 a service's own cut waits answer (./errors.ts shuttingDown), as a body written here.
+const NOT_STARTED = shuttingDown("the request was not started");
 
 /** Installs the closing answer on `app`: call before any other onRequest hook. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -32,6 +33,6 @@ export function installClosingAnswers(app: FastifyInstance<any, any, any, any, a
       .header("retry-after", "1")
       .header("connection", "close")
       .status(503)
-      .send(errorBody(request, SHUTTING_DOWN, "The service is shutting down; retry (another instance answers)"));
+      .send(errorBody(request, NOT_STARTED.code, NOT_STARTED.message));
   });
 }
