@@ -31,8 +31,10 @@ import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value"
 import { NUMBER_TEXT } from "./numerals";
 import { CREDENTIAL_QUERY_PARAM, namedLikeACredential } from "./credential-words";
 import { readSecretFiles } from "./secret-files";
+import { relationProblems, type EnvRelation } from "./config-relations";
 
 export { namedLikeACredential } from "./credential-words";
+export type { EnvRelation } from "./config-relations";
 
 /** The variables of a service (or of the kit, or of a datastore): name -> TypeBox schema. */
 export type ConfigSchema = TProperties;
@@ -43,6 +45,8 @@ export type ConfigOf<S extends ConfigSchema> = 0 extends 1 & S ? any : Readonly<
 export interface EnvOptions extends SchemaOptions {
   /** Masked when printed; the value is never echoed in an error. */
   secret?: boolean;
+  /** At most another variable of the schema (./config-relations.ts): refused at start naming both. */
+  atMost?: EnvRelation;
 }
 
 if (!FormatRegistry.Has("url")) FormatRegistry.Set("url", (v) => URL.canParse(v));
@@ -219,12 +223,13 @@ export function loadConfig<S extends ConfigSchema>(service: string, declared: S,
   const value: Record<string, unknown> = {};
   // Set but empty where a default exists: the default would replace what the deployer meant (a
   // `${VAR}` that expanded to nothing, a missing ConfigMap key) without a word.
-  const emptyProblems: string[] = [];
+  const empty: string[] = [];
   for (const [name, s] of Object.entries(schema)) {
     const raw = source[name];
     if (raw !== undefined && raw.trim() !== "") value[name] = fromEnvString(raw, s);
-    else if (raw !== undefined && hasDefaultOtherThanEmpty(s)) emptyProblems.push(emptyProblem(name, s));
+    else if (raw !== undefined && hasDefaultOtherThanEmpty(s)) empty.push(name);
   }
+  const emptyProblems = empty.map((name) => emptyProblem(name, schema[name]));
   Value.Default(object, value);
 
   // First problem per variable; a malformed URL is said before its protocol.
@@ -244,7 +249,9 @@ export function loadConfig<S extends ConfigSchema>(service: string, declared: S,
     const got = secret ? "" : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
     return `${name} ${describeProblem(e, schema[name], secret)}${got}`;
   });
-  if (emptyProblems.length + problems.length > 0) throw new ConfigError(service, [...emptyProblems, ...problems]);
+  // Then the pairs (a batch and its cap, a lease and its renewal), of the variables valid alone.
+  const relations = relationProblems(schema, value, new Set([...empty, ...first.keys()]), (n) => !notPrinted(n, schema[n]));
+  if (emptyProblems.length + problems.length + relations.length > 0) throw new ConfigError(service, [...emptyProblems, ...problems, ...relations]);
   return value as ConfigOf<S>;
 }
 

@@ -21,7 +21,7 @@ export const config = {
   API_KEY_MAX_FAILURES: Type.Integer({ default: 10, minimum: 1, maximum: 1_000 }),
   API_KEY_FAILURE_WINDOW_MS: Type.Integer({ default: 300_000, minimum: 1_000, maximum: 86_400_000 }),
   /** Upstream response timeout (bounded further by what is left of REQUEST_TIMEOUT_MS). */
-  PROXY_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000 }),
+  PROXY_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000, atMost: { key: "REQUEST_TIMEOUT_MS", why: "the upstream's wait runs inside the request's budget: a longer one never fires (the request's 504 comes first)" } }),
   /** Whole-request budget at the gateway (authentication + upstream); 504 JSON beyond. */
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000 }),
   /** Per-service timeout of /api/health. */

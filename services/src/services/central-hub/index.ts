@@ -15,7 +15,7 @@ const FENCE_TTL_FACTOR = 2;
 export default defineService({
   name: "central-hub",
   config: {
-    HUB_INSTANCE_TTL_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 86_400_000, description: "TTL of a heartbeat without ttlMs" }),
+    HUB_INSTANCE_TTL_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 86_400_000, description: "TTL of a heartbeat without ttlMs", atMost: { key: "HUB_MAX_TTL_MS", why: "a heartbeat without ttlMs would be kept longer than one asking for it may be (400 beyond HUB_MAX_TTL_MS)" } }),
     HUB_MAX_TTL_MS: Type.Integer({ default: 300_000, minimum: 100, maximum: 86_400_000 }),
     HUB_LOCK_MAX_TTL_MS: Type.Integer({ default: 3_600_000, minimum: 100, maximum: 604_800_000, description: "Longest lock TTL a client may ask (7 days at most)" }),
   },

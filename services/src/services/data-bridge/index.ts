@@ -50,7 +50,7 @@ export default defineService({
     CANDLES_PER_MESSAGE: Type.Integer({ default: DEFAULT_BARS_PER_MESSAGE, minimum: 1, maximum: MAX_BARS_PER_PRODUCED_MESSAGE, description: "most bars of one symbol in one market.candles message" }),
     CANDLES_WRITER_GROUP: Type.String({ default: "data-bridge.candles", minLength: 1 }),
     CH_FLUSH_MS: Type.Integer({ default: 1000, minimum: 10, description: "longest a bar waits for its INSERT" }),
-    CH_BATCH_BYTES: Type.Integer({ default: 1_048_576, minimum: 1, maximum: CH_BATCH_BYTES_BOUND, description: "bytes of bars an INSERT waits for (up to CH_FLUSH_MS); at most 16 MiB, CH_MAX_BATCH_BYTES's bound: the fetch's minimum, more than a fetch may carry would wait out CH_FLUSH_MS every time" }),
+    CH_BATCH_BYTES: Type.Integer({ default: 1_048_576, minimum: 1, maximum: CH_BATCH_BYTES_BOUND, atMost: { key: "CH_MAX_BATCH_BYTES", why: "an INSERT takes at most CH_MAX_BATCH_BYTES of a partition, so waiting for more (the fetch's minimum) waits out CH_FLUSH_MS every time" }, description: "bytes of bars an INSERT waits for (up to CH_FLUSH_MS); at most 16 MiB, CH_MAX_BATCH_BYTES's bound: the fetch's minimum, more than a fetch may carry would wait out CH_FLUSH_MS every time" }),
     CH_MAX_BATCH_BYTES: Type.Integer({ default: 4_194_304, minimum: 65_536, maximum: CH_BATCH_BYTES_BOUND, description: "most bytes of bars one INSERT takes per partition; at most 16 MiB (about 220,000 bars): the writer's fetch asks twice this, held within the broker's 55 MiB fetch.max.bytes (Kafka's and Redpanda's default), and each partition's batch sits in memory until its INSERT" }),
     ...consumerEnv,
   },

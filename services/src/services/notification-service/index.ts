@@ -74,7 +74,7 @@ export default defineService({
     NOTIFY_WEBHOOK_DNS_SERVERS: Type.Optional(envList(Type.String({ minLength: 1, maxLength: 64 }), { description: "name servers for webhook hosts (ip or ip:port, comma-separated); the system's when unset" })),
     NOTIFY_MAX_WEBHOOKS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
     NOTIFY_MAX_ATTEMPTS: Type.Integer({ default: 8, minimum: 1, maximum: 50 }),
-    NOTIFY_BACKOFF_BASE_MS: Type.Integer({ default: 2_000, minimum: 1, maximum: 3_600_000 }),
+    NOTIFY_BACKOFF_BASE_MS: Type.Integer({ default: 2_000, minimum: 1, maximum: 3_600_000, atMost: { key: "NOTIFY_BACKOFF_MAX_MS", why: "the first retry's wait, doubled up to the cap: above it every retry would wait the cap and the base mean nothing" } }),
     NOTIFY_BACKOFF_MAX_MS: Type.Integer({ default: 3_600_000, minimum: 1, maximum: 86_400_000 }),
     NOTIFY_RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1, maximum: 10_000, description: "messages per user and channel per window" }),
     NOTIFY_MAX_PENDING_PER_CHANNEL: Type.Integer({ default: 500, minimum: 1, maximum: 100_000, description: "deliveries of one user that may wait on one channel (rate limit, quiet hours, retries); a notice beyond is not queued there" }),

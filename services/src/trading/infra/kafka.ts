@@ -10,19 +10,23 @@ import { Type } from "../../kit";
  * every 150-350 ms), but every empty answer costs the broker about 2 ms of CPU: four idle consumers
  * at 100 ms took 65-100 ms of Kafka CPU per second, at 1,000 ms 0-10 (a private broker; the order
  * path bench saw 270 ms/s of idle broker CPU with its five consumers at 100 and 20 ms). kafkajs
- * heartbeats between fetches, so the wait is kept under a third of the session timeout.
+ * heartbeats between fetches, so the wait is at most a third of the session timeout, as the heartbeat
+ * interval is (Kafka's rule for it: a member silent for a session timeout is evicted and its group
+ * rebalances). Both are refused at start beyond it (session 51; before, the wait was cut to a third
+ * without a word and the heartbeat not checked at all).
  */
+const THIRD_OF_SESSION = "Kafka evicts a member silent for KAFKA_SESSION_TIMEOUT_MS and rebalances its group: heartbeats (sent between fetches) come at least three times in it";
 export const consumerEnv = {
   KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 6_000, maximum: 300_000 }),
-  KAFKA_HEARTBEAT_MS: Type.Integer({ default: 3_000, minimum: 100 }),
-  KAFKA_FETCH_MAX_WAIT_MS: Type.Integer({ default: 1_000, minimum: 10, maximum: 10_000 }),
+  KAFKA_HEARTBEAT_MS: Type.Integer({ default: 3_000, minimum: 100, atMost: { key: "KAFKA_SESSION_TIMEOUT_MS", divisor: 3, why: THIRD_OF_SESSION } }),
+  KAFKA_FETCH_MAX_WAIT_MS: Type.Integer({ default: 1_000, minimum: 10, maximum: 10_000, atMost: { key: "KAFKA_SESSION_TIMEOUT_MS", divisor: 3, why: THIRD_OF_SESSION } }),
 };
 export type ConsumerTiming = { KAFKA_SESSION_TIMEOUT_MS: number; KAFKA_HEARTBEAT_MS: number; KAFKA_FETCH_MAX_WAIT_MS: number };
 export const consumerConfig = (c: ConsumerTiming) => ({
   sessionTimeout: c.KAFKA_SESSION_TIMEOUT_MS,
   heartbeatInterval: c.KAFKA_HEARTBEAT_MS,
   rebalanceTimeout: Math.max(c.KAFKA_SESSION_TIMEOUT_MS, 10_000),
-  maxWaitTimeInMs: Math.min(c.KAFKA_FETCH_MAX_WAIT_MS, Math.floor(c.KAFKA_SESSION_TIMEOUT_MS / 3)),
+  maxWaitTimeInMs: c.KAFKA_FETCH_MAX_WAIT_MS,
 });
 
 import type { ServiceContext } from "../../kit";
