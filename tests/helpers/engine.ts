@@ -11,7 +11,7 @@ import type { OutboxRelay } from "../../services/src/trading/infra/outbox";
 
 export const TEST_PAPER_EXCHANGE: EngineDeps["paper"] = { makerFeeBps: "10", takerFeeBps: "10", slippageBps: "5", impactBps: "0", tickSize: "0.01" };
 
-export function testEngine(o: Pick<EngineDeps, "pg" | "log" | "live">, registry = new promClient.Registry()): TradingEngine {
+export function testEngine(o: Pick<EngineDeps, "pg" | "log" | "live" | "now">, registry = new promClient.Registry()): TradingEngine {
   return new TradingEngine({
     ...o,
     relay: { notify() {} } as unknown as OutboxRelay,

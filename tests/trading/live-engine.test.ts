@@ -49,6 +49,7 @@ import { createApp, createLogger } from "../../services/src/kit/app";
 import { registerRoutes } from "../../services/src/services/trading-engine/routes";
 import { waitUntil } from "./e2e-helpers";
 import { atCommit } from "../helpers/engine-records";
+import { BACKOFF_MS } from "../../services/src/services/trading-engine/leftSent";
 
 const srv = useServers("postgres");
 const SECRET = "engine-live-secret";
@@ -59,8 +60,13 @@ const errors: { o: unknown; msg: string }[] = [];
 const log = { info() {}, debug() {}, error: (o: unknown, msg: string) => errors.push({ o, msg }), warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as ConstructorParameters<typeof TradingEngine>[0]["log"];
 
 const binance = (secretKey = SECRET, recvWindow?: number) => new BinanceTradingClient({ apiKey: "engine-live-key", secretKey, baseUrl: fake.url, get timeoutMs() { return fake.clientTimeoutMs; }, recvWindow, sleep: async () => {} });
-const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient; registry?: PromRegistry; recvWindow?: number } = {}) =>
-  testEngine({ pg: opts.pg ?? client, log, live: { client: binance(opts.secretKey, opts.recvWindow), quoteAsset: "USDT", pollMs: opts.pollMs } }, opts.registry);
+const engineOn = (opts: { pollMs?: number; secretKey?: string; pg?: PostgresClient; registry?: PromRegistry; recvWindow?: number; now?: () => number } = {}) =>
+  testEngine({ pg: opts.pg ?? client, log, live: { client: binance(opts.secretKey, opts.recvWindow), quoteAsset: "USDT", pollMs: opts.pollMs }, now: opts.now }, opts.registry);
+/** The clock of an engine's poll backoff, moved only when told: a test moves it past a backoff instead of waiting it out. */
+function testClock() {
+  let t = Date.now();
+  return { now: () => t, advance: (ms: number) => void (t += ms) };
+}
 /** te_live_orders_unrecorded_total by outcome, as the engine's registry holds it. */
 const unrecorded = async (registry: NonNullable<PromRegistry>) =>
   Object.fromEntries((await registry.getSingleMetric("te_live_orders_unrecorded_total")!.get()).values.map((v) => [v.labels.outcome, v.value]));
@@ -73,10 +79,10 @@ const cancel = (order: OrderRequest): EngineCommand => ({ kind: "cancel", order 
 const bar = (symbol: string, openTime: number, close: string, low = close): Bar => ({ symbol, interval: "1m", openTime, closeTime: openTime + 59_999, open: close, high: close, low, close, volume: "1000" });
 
 /** A loaded engine over a fresh symbol at `price` on the fake Binance. */
-async function startedEngine(price = "100", registry?: PromRegistry) {
+async function startedEngine(price = "100", registry?: PromRegistry, now?: () => number) {
   const s = symbolOf();
   fake.setPrice(s, price);
-  const engine = engineOn({ registry });
+  const engine = engineOn({ registry, now });
   await engine.load();
   return { s, engine };
 }
@@ -619,10 +625,11 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
     expect(gets()).toBe(1); // not asked again by this process
 
     const errorsBefore = errors.length;
-    const restarted = engineOn();
+    const clock = testClock();
+    const restarted = engineOn({ now: clock.now });
     await restarted.load(); // before migration 0404 the refusal lived in memory: a restart asked again
     expect(errors.slice(errorsBefore)).toContainEqual(expect.objectContaining({ o: { refused: expect.any(Number) } }));
-    await new Promise((r) => setTimeout(r, 2_100)); // past the first backoff: only the refusal keeps it from being asked
+    clock.advance(BACKOFF_MS + 1); // past the first backoff: only the refusal keeps it from being asked
     await restarted.pollLive();
     expect(gets()).toBe(1);
     expect(atBinance(o)).toMatchObject([{ status: "NEW" }]);
@@ -1419,7 +1426,8 @@ describe("a batch that fails for good after its sends (the consumer may set its 
   });
 
   it("its cancel refused for good by Binance (a 4xx): the poll logs it for reconciliation and asks no more; a redelivery still tries", async () => {
-    const { s, engine } = await startedEngine("100");
+    const clock = testClock();
+    const { s, engine } = await startedEngine("100", undefined, clock.now);
     const unstorable = { ...limitBuy(s, "94", "1"), clientOrderId: "bad\u0000id" };
     fake.failNext("DELETE", "/api/v3/order", "timeout-before");
     await expect(engine.onBatch([execute(unstorable)])).rejects.not.toSatisfy(isRetriable);
@@ -1427,7 +1435,7 @@ describe("a batch that fails for good after its sends (the consumer may set its 
     await engine.pollLive();
     expect(fake.requests(unstorable.orderId)).toHaveLength(3);
     expect(errors.map((e) => e.o)).toContainEqual(expect.objectContaining({ orderId: unstorable.orderId, cancelFailed: true }));
-    await new Promise((r) => setTimeout(r, 2_500)); // past the first backoff: a refusal is not retried
+    clock.advance(BACKOFF_MS + 1); // past the first backoff: a refusal is not retried
     await engine.pollLive();
     expect(fake.requests(unstorable.orderId)).toHaveLength(3);
     expect(await sendRecordOf(unstorable.orderId)).toEqual({ unrecorded: "cancel_failed", marked: true });

@@ -51,6 +51,7 @@ export interface EngineDeps {
   live?: LiveOptions;
   fillsTotal: Counter<string>;
   liveOrdersUnrecorded: Counter<"outcome">;
+  now?: () => number; // the live poll's backoff clock (leftSent.ts): Date.now, or a test's, moved past a backoff instead of waited out
 }
 
 export class TradingEngine {
@@ -64,11 +65,12 @@ export class TradingEngine {
   /** Live: the held ones an attempt that never committed may have sent (te_live_sends): the poll looks them up. */
   private heldSent = new Set<string>();
   /** Live: orders te_live_sends says may be open at Binance with no te_orders row (an uncommitted attempt's; `cancel_failed`): the poll looks them up. */
-  private readonly leftSent = new LeftSentOrders();
+  private readonly leftSent: LeftSentOrders;
   /** Live mode: the orders at Binance (the PaperExchange then only keeps the last bars). */
   private readonly venue?: LiveVenue;
   constructor(private readonly deps: EngineDeps) {
     this.exchange = new PaperExchange(deps.paper);
+    this.leftSent = new LeftSentOrders(deps.now);
     if (deps.live) this.venue = new LiveVenue(deps.live, deps.log);
   }
 
