@@ -67,9 +67,7 @@ export function widerThanEdgeProxy(family: 4 | 6, prefix: number): boolean {
  * sends from a private range (10/8, 172.16/12, 192.168/16), CGNAT's 100.64/10 (some clusters' pod
  * networks) or loopback. A public entry trusts that internet network to set X-Forwarded-For and pick
  * the client address of every request it sends; link-local holds the cloud metadata address. The
- * first two octets decide, as the entry is a /16 or narrower. IPv6 keeps the width bound alone: IPv6
- * pod networks are commonly global unicast (EKS IPv6, GKE and kubeadm dual-stack give pods addresses of
- * the cluster's public prefix), so a public IPv6 range is no sign of a foreign network.
+ * first two octets decide, as the entry is a /16 or narrower. IPv6: ipv6ProxyScope.
  */
 export function nonProxyIPv4(address: string): string | undefined {
   const [a, b] = address.split(".").map(Number);
@@ -81,6 +79,31 @@ export function nonProxyIPv4(address: string): string | undefined {
 
 /** The proxy's ranges a trusted-proxy entry may lie in, as the refusals name them. */
 export const PROXY_IPV4_RANGES = "10/8, 172.16/12, 192.168/16, 100.64/10 or loopback";
+
+/**
+ * Where an IPv6 trusted-proxy entry (an address or a CIDR of /48 or narrower; its first 16 bits decide)
+ * lies: "local", the host's or cluster's own network (unique local fc00::/7, link-local fe80::/10,
+ * loopback ::1); "global", global unicast 2000::/3, which is any internet network's as well as an IPv6
+ * pod network's (EKS IPv6, dual-stack clusters give pods addresses of the cluster's public prefix), so it
+ * is trusted only with a named opt-in, the stack's `trustGlobalIPv6Proxies` and the services'
+ * TRUST_PROXY_GLOBAL_IPV6 (session 51; before, any public /48 was taken, and every host of it could
+ * pick the address the gateway counts); "none", no unicast range (multicast, unspecified, reserved).
+ */
+export function ipv6ProxyScope(address: string): "local" | "global" | "none" {
+  let host: string;
+  try {
+    host = new URL(`http://[${address}]/`).hostname.slice(1, -1); // canonical: zeros compressed, lower case
+  } catch {
+    return "none"; // not an IPv6 address the URL parser writes (a zone id)
+  }
+  if (host === "::1") return "local";
+  const first = host.startsWith("::") ? 0 : parseInt(host.split(":")[0], 16);
+  if ((first & 0xfe00) === 0xfc00 || (first & 0xffc0) === 0xfe80) return "local";
+  return (first & 0xe000) === 0x2000 ? "global" : "none";
+}
+
+/** The IPv6 ranges a trusted-proxy entry may lie in without the opt-in, as the refusals name them. */
+export const PROXY_IPV6_RANGES = "unique local fc00::/7, link-local fe80::/10 or loopback ::1";
 
 /**
  * Ports of datastores, cluster and monitoring services, by port: no webhook receiver listens there,

@@ -196,6 +196,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
                   // Only the edge (Nginx / the ingress controller) may set X-Forwarded-For: per-IP limits
                   // then key on the real client, and a client-written header is ignored.
                   TRUST_PROXY: config.trustedProxies,
+                  // A global IPv6 pod network in trustedProxies, declared as such (stacks/config.ts).
+                  ...(config.trustGlobalIPv6Proxies ? { TRUST_PROXY_GLOBAL_IPV6: "true" } : {}),
                 }
               : {}),
             ...(def.tier === "trading" ? { TRADING_MODE: config.trading.mode, MARKET_DATA_SOURCE: config.trading.marketDataSource } : {}),

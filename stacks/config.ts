@@ -16,7 +16,7 @@ import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, INTERNAL_SERVICE_PORTS, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
+import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
@@ -59,6 +59,8 @@ export interface StackConfig {
   rateLimit: { windowMs: number; maxRequests: number };
   /** The gateway's TRUST_PROXY: the edge proxy's addresses/CIDRs (validated), comma-separated. */
   trustedProxies: string;
+  /** trustedProxies may hold global unicast IPv6 (the gateway's TRUST_PROXY_GLOBAL_IPV6): an IPv6 pod network of public addresses. */
+  trustGlobalIPv6Proxies: boolean;
   trading: { mode: "paper" | "live"; marketDataSource: "synthetic" | "replay" | "binance" };
   docker: {
     httpPort: number;
@@ -609,6 +611,23 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       `${shown(publicProxy)} is ${nonProxyIPv4(publicProxy.split("/")[0])}, no edge proxy's range: every host there could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; the edge proxy (the stack's Nginx, the ingress controller's pods) sends from ${PROXY_IPV4_RANGES}`,
     );
   }
+  // IPv6 (session 51): the edge proxy sends from the cluster's own network (unique local, link-local,
+  // loopback). A global unicast entry is any internet network's too, unless it is the pod network (EKS
+  // IPv6, dual-stack clusters give pods public addresses): the named opt-in says so, and the stack hands
+  // it to the gateway (TRUST_PROXY_GLOBAL_IPV6), which refuses the same without it (catalog/addresses.ts).
+  const trustGlobalIPv6Proxies = r.boolean("trustGlobalIPv6Proxies");
+  const v6Proxies = proxyEntries.filter((x) => isIP(x.split("/")[0]) === 6).map((x) => ({ entry: x, scope: ipv6ProxyScope(x.split("/")[0]) }));
+  const noUnicastProxy = v6Proxies.find((p) => p.scope === "none");
+  if (noUnicastProxy !== undefined)
+    throw new ConfigError("trustedProxies", stack, `${shown(noUnicastProxy.entry)} is no unicast range (multicast, unspecified or reserved), no edge proxy's range: the edge proxy sends from ${PROXY_IPV6_RANGES} (or a global pod network)`);
+  const globalProxy = v6Proxies.find((p) => p.scope === "global");
+  if (globalProxy !== undefined && !trustGlobalIPv6Proxies) {
+    throw new ConfigError(
+      "trustedProxies",
+      stack,
+      `${shown(globalProxy.entry)} is global IPv6 unicast: every host of it could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; the edge proxy sends from ${PROXY_IPV6_RANGES} unless the cluster's pod network is global (EKS IPv6, dual-stack clusters): if this is it, set ${CONFIG_NAMESPACE}:trustGlobalIPv6Proxies true`,
+    );
+  }
   const smtpHost = r.string("smtpHost");
   if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
     throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got ${shown(smtpHost)}`);
@@ -654,6 +673,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     serviceReplicas,
     services,
     trustedProxies,
+    trustGlobalIPv6Proxies,
     rateLimit: gatewayRateLimit(r),
     trading: { mode: tradingMode, marketDataSource },
     docker: {

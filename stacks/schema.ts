@@ -71,8 +71,9 @@ export const stackConfigSchema = Type.Object({
   // Bounds: stacks/config.ts RATE_LIMIT (the README's Stack configuration states them).
   rateLimitWindowMs: int("Gateway rate-limit window (ms): 1000 to 3600000 (1 s to 1 h)", 900_000, 1_000, 3_600_000),
   trustedProxies: str(
-    "Addresses/CIDRs allowed to set X-Forwarded-For at the gateway (its TRUST_PROXY): the edge proxy, IPv4 /16 or IPv6 /48 or narrower, IPv4 inside 10/8, 172.16/12, 192.168/16, 100.64/10 or loopback (the services refuse the same TRUST_PROXY at start). Default: dockerSubnet on docker, 10.244.0.0/16 (the pod network the ingress controller runs in) on kubernetes",
+    "Addresses/CIDRs allowed to set X-Forwarded-For at the gateway (its TRUST_PROXY): the edge proxy, IPv4 /16 or IPv6 /48 or narrower, IPv4 inside 10/8, 172.16/12, 192.168/16, 100.64/10 or loopback, IPv6 inside fc00::/7, link-local or loopback unless trustGlobalIPv6Proxies (the services refuse the same TRUST_PROXY at start). Default: dockerSubnet on docker, 10.244.0.0/16 (the pod network the ingress controller runs in) on kubernetes",
   ),
+  trustGlobalIPv6Proxies: bool("trustedProxies may hold global unicast IPv6 (2000::/3): the ingress controller's pod network when it is of public addresses (EKS IPv6, dual-stack clusters); without it only unique local fc00::/7, link-local and loopback IPv6 are taken", false),
   dockerSubnet: str("Docker: subnet of the private network, inside 10/8, 172.16/12 or 192.168/16 and /16 or narrower (it is the gateway's default trustedProxies on docker)", "172.28.0.0/24"),
   rateLimitMaxRequests: int("Requests per window per user and per IP: 10 to 1000000, on average at most 1000 a second and at least one a minute", 100, 10, 1_000_000),
   tradingMode: oneOf(["paper", "live"], "paper (simulated exchange) or live (Binance; needs binanceApiKey/binanceSecretKey secrets)", "paper"),

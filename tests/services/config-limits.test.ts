@@ -119,4 +119,14 @@ describe("TRUST_PROXY wider than the edge proxy (session 42)", () => {
       );
     }
   });
+
+  it("stops any service at start on a global IPv6 entry without TRUST_PROXY_GLOBAL_IPV6 (session 51), naming both; with it, the entry is judged no further", async () => {
+    const mod = await moduleOf("api-gateway");
+    const start = (env: Record<string, string>) => createService(mod, { env: { LOG_LEVEL: "silent", ...env }, defaultMetrics: false });
+    await expect(start({ TRUST_PROXY: "10.244.0.0/16, 2600:1f14:abc::/56" })).rejects.toThrow(/TRUST_PROXY has global IPv6 entries "2600:1f14:abc::\/56": .*set TRUST_PROXY_GLOBAL_IPV6=true/);
+    // With the opt-in the start goes on to the next problem: the datastores and JWT_SECRET this test leaves unset.
+    const opted = await start({ TRUST_PROXY: "10.244.0.0/16, 2600:1f14:abc::/56", TRUST_PROXY_GLOBAL_IPV6: "true" }).then(() => undefined, (e: Error) => e.message);
+    expect(opted).toMatch(/JWT_SECRET is required/);
+    expect(opted).not.toMatch(/TRUST_PROXY/);
+  });
 });

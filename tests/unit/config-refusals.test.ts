@@ -51,13 +51,30 @@ describe("trustedProxies", () => {
     }
   });
 
-  it("keeps private, CGNAT and loopback IPv4 entries, and global IPv6 ones (IPv6 pod networks are commonly global unicast)", () => {
-    const kept = "10.1.0.0/16, 172.31.0.0/16, 192.168.5.0/24, 100.64.0.0/16, 100.127.3.4, 127.0.0.1, 2600:1f14:abc::/48";
-    expect(parseStackConfig("prod", { ...k8s, trustedProxies: kept }).trustedProxies).toBe(kept);
+  it("keeps private, CGNAT and loopback IPv4 entries, and unique local, link-local and loopback IPv6 ones", () => {
+    const kept = "10.1.0.0/16, 172.31.0.0/16, 192.168.5.0/24, 100.64.0.0/16, 100.127.3.4, 127.0.0.1, fd12:3456::/48, fe80::/64, ::1";
+    expect(parseStackConfig("prod", { ...k8s, trustedProxies: kept })).toMatchObject({ trustedProxies: kept, trustGlobalIPv6Proxies: false });
+  });
+
+  it("refuses a global IPv6 entry without the named opt-in trustGlobalIPv6Proxies (session 51), and a non-unicast one always", () => {
+    // Before: any public /48 was taken (IPv6 pod networks may be global: EKS IPv6, dual-stack), so any internet /48 was too.
+    for (const [stack, base] of [["prod", k8s], ["dev", docker]] as const) {
+      for (const [v, entry] of [["2600:1f14:abc::/48", "2600:1f14:abc::/48"], ["fd00:10::/64, 2001:db8::1", "2001:db8::1"]]) {
+        expect(error(stack, { ...base, trustedProxies: v }).message, `${stack} ${v}`).toBe(
+          `Invalid configuration trading:trustedProxies on stack '${stack}': '${entry}' is global IPv6 unicast: every host of it could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; the edge proxy sends from unique local fc00::/7, link-local fe80::/10 or loopback ::1 unless the cluster's pod network is global (EKS IPv6, dual-stack clusters): if this is it, set trading:trustGlobalIPv6Proxies true`,
+        );
+        expect(parseStackConfig(stack, { ...base, trustedProxies: v, trustGlobalIPv6Proxies: "true" })).toMatchObject({ trustedProxies: v, trustGlobalIPv6Proxies: true });
+      }
+      for (const v of ["ff02::/64", "::/128", "100::1"]) {
+        expect(error(stack, { ...base, trustedProxies: v, trustGlobalIPv6Proxies: "true" }).message, `${stack} ${v}`).toBe(
+          `Invalid configuration trading:trustedProxies on stack '${stack}': '${v}' is no unicast range (multicast, unspecified or reserved), no edge proxy's range: the edge proxy sends from unique local fc00::/7, link-local fe80::/10 or loopback ::1 (or a global pod network)`,
+        );
+      }
+    }
   });
 
   it("keeps IPv4 and IPv6 proxies", () => {
-    expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.244.0.0/16, fd00:10::/64, 2001:db8::1" }).trustedProxies).toBe("10.244.0.0/16, fd00:10::/64, 2001:db8::1");
+    expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.244.0.0/16, fd00:10::/64, fe80::1" }).trustedProxies).toBe("10.244.0.0/16, fd00:10::/64, fe80::1");
     for (const a of ["::ffff:1.2.3.4", "0:0:0:0:0:ffff:102:304", "::FFFF:a:b"]) expect(isIPv4MappedIPv6(a), a).toBe(true);
     for (const a of ["::ffff:0", "::ffff:0:0:0", "::1.2.3.4", "fe80::1%eth0", "64:ff9b::1.2.3.4", "1.2.3.4", "x"]) expect(isIPv4MappedIPv6(a), a).toBe(false);
   });

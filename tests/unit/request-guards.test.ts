@@ -149,7 +149,9 @@ describe("parseTrustProxy", () => {
     }
   });
   it("keeps plain IPv4 and IPv6 entries, CIDRs of /16 (IPv4) or /48 (IPv6) or narrower and loopback", () => {
-    expect(parseTrustProxy("10.244.0.0/16, fd00:10::/48,loopback, ::ffff:0/128, 172.28.0.2, ::1")).toEqual(["10.244.0.0/16", "fd00:10::/48", "loopback", "::ffff:0/128", "172.28.0.2", "::1"]);
+    expect(parseTrustProxy("10.244.0.0/16, fd00:10::/48,loopback, 172.28.0.2, ::1")).toEqual(["10.244.0.0/16", "fd00:10::/48", "loopback", "172.28.0.2", "::1"]);
+    // ::ffff:0 is no IPv4-mapped address (that is ::ffff:0:0/96) but the reserved ::/8: refused as no unicast range since session 51.
+    expect(() => parseTrustProxy("::ffff:0/128")).toThrow(/no unicast range .*"::ffff:0\/128"/);
     expect(() => parseTrustProxy("10.0.0.0/33")).toThrow(/invalid entries "10.0.0.0\/33"/);
     expect(parseTrustProxy(" ")).toBeUndefined();
   });
@@ -164,13 +166,29 @@ describe("parseTrustProxy", () => {
       `has entries outside the edge proxy's ranges (10/8, 172.16/12, 192.168/16, 100.64/10 or loopback) "8.8.0.0/16" (public), "169.254.169.254" (link-local (the cloud metadata service's range)): every host there could set X-Forwarded-For`,
     );
     for (const v of ["203.0.113.7", "172.15.0.0/16", "100.63.0.1", "0.0.0.1", "240.0.0.0/16"]) expect(() => parseTrustProxy(v), v).toThrow(/outside the edge proxy's ranges/);
-    expect(parseTrustProxy("100.64.0.0/16, 127.0.0.1, 172.16.0.0/16, 2600:1f14:abc::/48")).toEqual(["100.64.0.0/16", "127.0.0.1", "172.16.0.0/16", "2600:1f14:abc::/48"]);
+    expect(parseTrustProxy("100.64.0.0/16, 127.0.0.1, 172.16.0.0/16")).toEqual(["100.64.0.0/16", "127.0.0.1", "172.16.0.0/16"]);
+  });
+
+  it("takes global IPv6 entries only with the opt-in TRUST_PROXY_GLOBAL_IPV6 (session 51), unique local, link-local and loopback without it, no non-unicast one ever", () => {
+    // Before: any public /48 was taken, and every host of it could pick the client address the gateway counts.
+    for (const v of ["2600:1f14:abc::/48", "2001:db8::1", "10.244.0.0/16, 2a00:1450:4001::/56", "3fff::/64"]) {
+      expect(() => parseTrustProxy(v), v).toThrow(/^has global IPv6 entries "[0-9a-f:/]+": an edge proxy sends from unique local fc00::\/7, link-local fe80::\/10 or loopback ::1 unless the pod network is global \(EKS IPv6, dual-stack clusters\); if it is, set TRUST_PROXY_GLOBAL_IPV6=true/);
+      expect(parseTrustProxy(v, true), v).toEqual(v.split(",").map((s) => s.trim()));
+    }
+    const local = "fd00:10::/48, FC00:1:2::/64, fe80::/64, febf:ffff::1, ::1, 0:0:0:0:0:0:0:1/128";
+    expect(parseTrustProxy(local)).toEqual(local.split(",").map((s) => s.trim()));
+    for (const v of ["ff02::1", "ff00:1::/48", "::/128", "::2", "100::/64", "64:ff9b::1", "4000::1", "fec0::/48"]) {
+      expect(() => parseTrustProxy(v, true), v).toThrow(`has IPv6 entries of no unicast range (multicast, unspecified, reserved) "${v}": no edge proxy sends from them`);
+    }
   });
 
   it("takes every trustedProxies the stack config accepts, dockerSubnet (its docker default) included: one bound", () => {
-    for (const trustedProxies of ["10.244.0.0/16", "10.96.0.0/16, fd00:10::/48", "2001:db8::1", "192.168.0.0/16"]) {
+    for (const trustedProxies of ["10.244.0.0/16", "10.96.0.0/16, fd00:10::/48", "fe80::1", "192.168.0.0/16"]) {
       expect(() => parseTrustProxy(parseStackConfig("prod", { ...k8s, trustedProxies }).trustedProxies), trustedProxies).not.toThrow();
     }
+    // The opt-in reaches the gateway as TRUST_PROXY_GLOBAL_IPV6 (components/platform.ts): the stack's value is the services'.
+    const global = parseStackConfig("prod", { ...k8s, trustedProxies: "2001:db8::1", trustGlobalIPv6Proxies: "true" });
+    expect(() => parseTrustProxy(global.trustedProxies, global.trustGlobalIPv6Proxies)).not.toThrow();
     for (const dockerSubnet of ["172.28.0.0/24", "10.1.0.0/16", "192.168.0.0/16", "172.31.255.0/28"]) {
       expect(() => parseTrustProxy(parseStackConfig("dev", { ...docker, dockerSubnet }).trustedProxies), dockerSubnet).not.toThrow();
     }

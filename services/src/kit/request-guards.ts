@@ -14,11 +14,12 @@
  * No entry wider than the edge proxy's range (IPv4 /16, IPv6 /48: catalog/addresses.ts, the bound
  * the stack config applies to trustedProxies and dockerSubnet), so a service started by hand or by
  * another deployer cannot trust a whole /8 either (session 42), nor a public IPv4 range (session 50:
- * catalog/addresses.ts nonProxyIPv4, the stack config's rule too).
+ * catalog/addresses.ts nonProxyIPv4, the stack config's rule too), nor a global IPv6 one without the
+ * opt-in TRUST_PROXY_GLOBAL_IPV6 (session 51: catalog/addresses.ts ipv6ProxyScope).
  */
 import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
+import { ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
 import { HttpError } from "./errors";
 import { jsonTextFacts, pathsAt, type JsonTextFacts } from "./json-text";
 import { bodyTextIssue } from "./request-framing";
@@ -49,13 +50,15 @@ const WIDE_NAMED_RANGES = ["linklocal", "uniquelocal"];
  * TRUST_PROXY as Fastify's `trustProxy`: a list of addresses / CIDRs / named ranges. Throws an Error
  * whose message says what is wrong with the value (the kit turns it into a ConfigError naming the key).
  */
-export function parseTrustProxy(v: string | undefined): string[] | undefined {
+export function parseTrustProxy(v: string | undefined, globalIPv6 = false): string[] | undefined {
   if (v === undefined || v.trim() === "") return undefined;
   const items = v.split(",").map((s) => s.trim()).filter(Boolean);
   const bad: string[] = [];
   const mapped: string[] = [];
   const wide: string[] = [];
   const foreign: string[] = [];
+  const global: string[] = [];
+  const noUnicast: string[] = [];
   for (const item of items) {
     if (NAMED_RANGES.includes(item)) {
       if (WIDE_NAMED_RANGES.includes(item)) wide.push(item);
@@ -69,6 +72,8 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
     else if (isIPv4MappedIPv6(addr)) mapped.push(item);
     else if (widerThanEdgeProxy(family === 4 ? 4 : 6, bits === undefined ? maxBits : Number(bits))) wide.push(item);
     else if (family === 4 && nonProxyIPv4(addr) !== undefined) foreign.push(item);
+    else if (family === 6 && ipv6ProxyScope(addr) === "none") noUnicast.push(item);
+    else if (family === 6 && ipv6ProxyScope(addr) === "global" && !globalIPv6) global.push(item);
   }
   if (/^\d+$/.test(v.trim()) || v.trim() === "true")
     throw new Error(`must list the proxy's addresses or CIDRs (e.g. 10.0.0.5 or 172.18.0.0/16), not a hop count or "true": those trust any X-Forwarded-For a client sends (got "${v}")`);
@@ -83,6 +88,11 @@ export function parseTrustProxy(v: string | undefined): string[] | undefined {
   if (foreign.length > 0)
     throw new Error(
       `has entries outside the edge proxy's ranges (${PROXY_IPV4_RANGES}) ${foreign.map((f) => `"${f}" (${nonProxyIPv4(f.split("/")[0])})`).join(", ")}: every host there could set X-Forwarded-For and pick the address the rate limit and login lockout count`,
+    );
+  if (noUnicast.length > 0) throw new Error(`has IPv6 entries of no unicast range (multicast, unspecified, reserved) ${noUnicast.map((n) => `"${n}"`).join(", ")}: no edge proxy sends from them`);
+  if (global.length > 0)
+    throw new Error(
+      `has global IPv6 entries ${global.map((g) => `"${g}"`).join(", ")}: an edge proxy sends from ${PROXY_IPV6_RANGES} unless the pod network is global (EKS IPv6, dual-stack clusters); if it is, set TRUST_PROXY_GLOBAL_IPV6=true (the stack's trustGlobalIPv6Proxies), else every host of the range could set X-Forwarded-For and pick the address the rate limit and login lockout count`,
     );
   return items;
 }

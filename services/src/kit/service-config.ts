@@ -34,6 +34,8 @@ export function commonEnv(def: ServiceDefinition) {
      * ingress controller). Unset: nobody (the peer address is the client). Hop counts and "true" are refused.
      */
     TRUST_PROXY: Type.Optional(Type.String()),
+    /** Takes global unicast IPv6 entries (2000::/3) in TRUST_PROXY: an IPv6 pod network of public addresses (EKS IPv6, dual-stack). */
+    TRUST_PROXY_GLOBAL_IPV6: Type.Boolean({ default: false }),
     /**
      * The whole request, headers and body, must arrive within this (else 408 and the connection
      * closes). Fastify's default is no limit: a client dripping a byte a second held a connection
@@ -66,7 +68,7 @@ export function loadServiceConfig<S extends ConfigSchema>(def: ServiceDefinition
   collect(() => checkPeerUrls(def.name, source));
   const trustProxy = collect(() => {
     try {
-      return { list: parseTrustProxy(common?.TRUST_PROXY) };
+      return { list: parseTrustProxy(common?.TRUST_PROXY, common?.TRUST_PROXY_GLOBAL_IPV6) };
     } catch (e) {
       throw new ConfigError(def.name, [`TRUST_PROXY ${(e as Error).message}`]);
     }
