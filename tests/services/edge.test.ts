@@ -385,7 +385,7 @@ describe("API-key guessing", { timeout: 300_000 }, () => {
 describe("whole-request timeout", { timeout: 300_000 }, () => {
   it("answers 504 JSON when an upstream does not answer in time", async () => {
     const u = await user("timeout");
-    const short = await createService(apiGateway, { env: { ...gwEnv, REQUEST_TIMEOUT_MS: "500" }, defaultMetrics: false });
+    const short = await createService(apiGateway, { env: { ...gwEnv, REQUEST_TIMEOUT_MS: "500", PROXY_TIMEOUT_MS: "500" }, defaultMetrics: false });
     extra.push(short);
     const url = await short.listen({ port: 0, host: "127.0.0.1" });
     const t0 = Date.now();
@@ -434,7 +434,7 @@ describe("whole-request timeout and a slow upload", { timeout: 300_000 }, () => 
     const upstream = createServer((_req, res) => (forwarded++, res.writeHead(200, { "content-type": "application/json" }).end("{}")));
     await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
     const gateway = await createService(apiGateway, {
-      env: { ...gwEnv, SERVICE_RISK_ANALYZER_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, REQUEST_TIMEOUT_MS: "1500", REQUEST_RECEIVE_TIMEOUT_MS: "6000" },
+      env: { ...gwEnv, SERVICE_RISK_ANALYZER_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, REQUEST_TIMEOUT_MS: "1500", PROXY_TIMEOUT_MS: "1500", REQUEST_RECEIVE_TIMEOUT_MS: "6000" },
       defaultMetrics: false,
     });
     extra.push(gateway);
@@ -463,7 +463,7 @@ describe("whole-request timeout and a slow upload", { timeout: 300_000 }, () => 
     });
     await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
     const gateway = await createService(apiGateway, {
-      env: { ...gwEnv, SERVICE_RISK_ANALYZER_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, REQUEST_TIMEOUT_MS: "6000" },
+      env: { ...gwEnv, SERVICE_RISK_ANALYZER_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, REQUEST_TIMEOUT_MS: "6000", PROXY_TIMEOUT_MS: "6000" },
       defaultMetrics: false,
     });
     extra.push(gateway);
