@@ -9,6 +9,9 @@
  *     transaction (on the account's row) before the gate let the write go on.
  *   - deletionFirst: the deletion has run and is not committed yet; the write then runs. Answers
  *     whether the write waited for the deletion (on the row) until it committed.
+ *   - duringCall: the write holds the account's lock through a call elsewhere (a card processor's) and
+ *     is held there (the test's stand-in for that service answers once released); the deletion then
+ *     runs. Answers whether the deletion waited (on a row) before the call was let go.
  * Each wait is observed in pg_stat_activity / pg_blocking_pids, polled until it shows or the other
  * side answered: an answer first is the window open (the old behaviour, a tombstone read without a lock).
  */
@@ -40,6 +43,18 @@ async function waitersOn(db: Client, pid: number, on: "row" | "any"): Promise<nu
     [pid, events],
   );
   return rows.map((r) => r.pid);
+}
+
+/** Polls until backend `pid` waits for a row lock (true), or false once `other` settled first. */
+async function waitsOnRow(db: Client, pid: number, other: () => boolean): Promise<boolean> {
+  const until = Date.now() + SHOW_MS;
+  for (;;) {
+    const { rowCount } = await db.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock' AND wait_event = ANY($2::text[])", [pid, ["transactionid", "tuple"]]);
+    if (rowCount) return true;
+    if (other()) return false;
+    if (Date.now() > until) throw new Error(`${pid} waited for no row within ${SHOW_MS} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /** Polls until a backend (`who`, when given) waits for `pid` and answers its pid, or undefined once `other` settled first. */
@@ -76,6 +91,22 @@ export function deletionWindow(url: string) {
         return { write: await w.p, deleted: await d.p, deletionWaited };
       } finally {
         await Promise.all([gate, deleter, watcher].map((c) => c.end().catch(() => undefined)));
+      }
+    },
+
+    async duringCall<T>(userId: string, call: { reached: Promise<void>; release: () => void }, write: () => Promise<T>): Promise<{ write: T; deleted: boolean; deletionWaited: boolean }> {
+      const [deleter, watcher] = await Promise.all([connected(), connected()]);
+      try {
+        const w = tracked(write());
+        await Promise.race([call.reached, w.p]);
+        if (w.settled()) throw new Error(`the write answered ${JSON.stringify(await w.p)} without reaching the call`);
+        const d = tracked(deleteUser(deleter, userId));
+        const deletionWaited = await waitsOnRow(watcher, deleter.pid, d.settled);
+        call.release();
+        return { write: await w.p, deleted: await d.p, deletionWaited };
+      } finally {
+        call.release();
+        await Promise.all([deleter, watcher].map((c) => c.end().catch(() => undefined)));
       }
     },
 

@@ -59,10 +59,17 @@ export class Payments {
     if (created === "account_deleted") throw accountDeleted(userId, "it is charged no more");
     // Not inserted: the key was taken meanwhile.
     if (!created) return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
+    // The account's lock again, held through the processor call: a deletion that committed after the
+    // insert is seen here (nothing is sent: the intent is canceled), a later one waits for the answer.
     let remote;
     try {
-      remote = await processor.createAndConfirm({ intentId, userId, customerId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description });
+      const sent = await this.repo.whileAccountLive(userId, () =>
+        processor.createAndConfirm({ intentId, userId, customerId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description }),
+      );
+      if (sent === "account_deleted") return await this.cancelUnsent(intentId, userId);
+      remote = sent.sent;
     } catch (err) {
+      if (err instanceof HttpError) throw err;
       if (processor.isClientError(err)) {
         const { row } = await this.repo.settle(intentId, "failed", { id: null, fee: 0n, failureCode: processor.failureCodeOf(err), failureMessage: err.message });
         this.published();
@@ -75,6 +82,12 @@ export class Payments {
     const { row } = await this.repo.settle(intentId, statusFromProcessor(remote.status), { id: remote.id, fee: remote.fee, failureCode: remote.failureCode, failureMessage: remote.failureMessage });
     this.published();
     return { row, replay: false };
+  }
+
+  /** An intent never sent: its account was deleted after the insert. Canceled (no charge, no payment event), answered 403 ACCOUNT_DELETED. */
+  private async cancelUnsent(intentId: string, userId: string): Promise<never> {
+    await this.repo.settle(intentId, "canceled", { id: null, fee: 0n, failureCode: "account_deleted", failureMessage: "the account was deleted before the charge was sent" });
+    throw accountDeleted(userId, "it is charged no more");
   }
 
   private async awaitExisting(userId: string, origin: IntentOrigin, key: string, hash: string): Promise<IntentRow> {

@@ -1,0 +1,123 @@
+/**
+ * A card charge against its account's deletion, on real PostgreSQL and the local card processor
+ * (tests/fakes/card-processor.ts). A charge commits its intent (the account's lock, kit
+ * lockAccountForWrite) and then calls the processor. Before, a deletion that committed between the
+ * two still had the charge sent: the processor charged a deleted account. The call now holds the
+ * account's lock again (PaymentRepo.whileAccountLive), so either the deletion came first (nothing
+ * is sent: the intent is canceled, the answer 403 ACCOUNT_DELETED) or it waits for the processor's
+ * answer (tests/helpers/deletion-window.ts duringCall). Both orders are forced, never timed.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useServers } from "../harness/shared";
+import { accountWasDeleted, createLogger, HttpError, type PostgresClient } from "../../services/src/kit";
+import { PaymentMethodData } from "../../services/src/services/payment-service/payment-method-data";
+import { PaymentMethods } from "../../services/src/services/payment-service/payment-methods";
+import { Payments } from "../../services/src/services/payment-service/payments";
+import { CardProcessor } from "../../services/src/services/payment-service/processor";
+import { PaymentRepo } from "../../services/src/services/payment-service/repo";
+import { deleteUser } from "../../services/src/services/user-management/data";
+import { FakeCardProcessor } from "../fakes/card-processor";
+import { ensureAccount } from "../helpers/accounts";
+import { deletionWindow } from "../helpers/deletion-window";
+import { migratedKitPostgres } from "../helpers/schemas";
+
+const srv = useServers("postgres");
+const fake = new FakeCardProcessor();
+const log = createLogger("payment-deletion-charge", "silent");
+let db: PostgresClient;
+let window: ReturnType<typeof deletionWindow>;
+let methods: PaymentMethods;
+
+/** The service's repo, with a step a test runs once the intent's insert has committed (before the processor call). */
+class GatedRepo extends PaymentRepo {
+  afterInsert: () => Promise<void> = async () => undefined;
+  override async insertIntent(p: Parameters<PaymentRepo["insertIntent"]>[0]) {
+    const r = await super.insertIntent(p);
+    await this.afterInsert();
+    return r;
+  }
+}
+let repo: GatedRepo;
+let payments: Payments;
+
+beforeAll(async () => {
+  await fake.start();
+  db = await migratedKitPostgres(srv.postgres.url, log, 6);
+  window = deletionWindow(srv.postgres.url);
+  const processor = new CardProcessor({ apiKey: fake.apiKey, webhookSecret: fake.env.PAYMENT_WEBHOOK_SECRET, url: fake.url, webhookToleranceS: 300, timeoutMs: 10_000 });
+  methods = new PaymentMethods(new PaymentMethodData(db), processor, log, 5);
+  repo = new GatedRepo(db);
+  // Refunds take no part in a charge.
+  payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000 }, () => undefined, methods, undefined as never);
+}, 300_000);
+afterAll(async () => {
+  await db?.close();
+  await fake.stop();
+});
+
+/** A live account with a saved card: its id and the card to charge. */
+async function payer(): Promise<{ userId: string; card: string }> {
+  const userId = randomUUID();
+  await ensureAccount(db.pool, userId);
+  return { userId, card: (await methods.save(userId, "pm_card_visa")).row.payment_method };
+}
+const charge = (p: { userId: string; card: string }) =>
+  payments.charge("client", p.userId, randomUUID(), { amount: 1_000n, currency: "usd", paymentMethod: p.card, description: null, reference: null });
+const intentsOf = async (userId: string) =>
+  (await db.pool.query<{ status: string; failure_code: string | null }>("SELECT status, failure_code FROM pay_intents WHERE user_id = $1", [userId])).rows;
+/** The PaymentIntents the processor holds of the user's intents (our intent id is their `intent_id` metadata). */
+const sentFor = async (userId: string) => {
+  const ours = new Set((await db.pool.query<{ intent_id: string }>("SELECT intent_id FROM pay_intents WHERE user_id = $1", [userId])).rows.map((r) => r.intent_id));
+  return [...fake.intents.values()].filter((i) => ours.has(i.metadata.intent_id)).length;
+};
+
+describe("a card charge and its account's deletion", () => {
+  it("the deletion committed after the intent's insert, before the processor call: nothing reaches the processor; 403 ACCOUNT_DELETED, the intent canceled", async () => {
+    const p = await payer();
+    const created = fake.created;
+    repo.afterInsert = async () => {
+      expect(await deleteUser(db.pool, p.userId)).toBe(true);
+    };
+    try {
+      const err = await charge(p).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(HttpError);
+      expect([(err as HttpError).statusCode, (err as HttpError).code, (err as HttpError).field]).toEqual([403, "ACCOUNT_DELETED", "userId"]);
+    } finally {
+      repo.afterInsert = async () => undefined;
+    }
+    expect(fake.created, "PaymentIntents the processor made").toBe(created);
+    expect(await sentFor(p.userId)).toBe(0);
+    expect(await intentsOf(p.userId)).toEqual([{ status: "canceled", failure_code: "account_deleted" }]);
+  });
+
+  it("the deletion run while the processor has the charge: it waits for the answer; the charge is recorded, then the account is gone", async () => {
+    const p = await payer();
+    let reached!: () => void;
+    let release!: () => void;
+    const atProcessor = new Promise<void>((r) => (reached = r));
+    const released = new Promise<void>((r) => (release = r));
+    fake.beforeAnswer = async () => {
+      reached();
+      await released;
+    };
+    try {
+      const r = await window.duringCall(p.userId, { reached: atProcessor, release }, () => charge(p));
+      expect(r.deletionWaited, "the deletion waited for the charge's transaction").toBe(true);
+      expect([r.write.row.status, r.deleted]).toEqual(["succeeded", true]);
+    } finally {
+      fake.beforeAnswer = undefined;
+    }
+    expect(await intentsOf(p.userId)).toEqual([{ status: "succeeded", failure_code: null }]);
+    expect(await sentFor(p.userId)).toBe(1);
+    expect(await accountWasDeleted(db.pool, p.userId)).toBe(true);
+  });
+
+  it("a charge of an account deleted before it began is refused at the insert, the processor not asked", async () => {
+    const p = await payer();
+    const created = fake.created;
+    await deleteUser(db.pool, p.userId);
+    await expect(charge(p)).rejects.toMatchObject({ statusCode: 403, code: "ACCOUNT_DELETED" });
+    expect([fake.created, await intentsOf(p.userId)]).toEqual([created, []]);
+  });
+});
