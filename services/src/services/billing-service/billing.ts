@@ -200,7 +200,7 @@ export class Billing {
    * period of a long disable was invoiced and charged at once on the enable. Charging it while its
    * service is stopped was wrong; ending it would make a disable final.
    * Requests of the user (subscribe, change plan, cancel, change card) passed the gateway, which
-   * refuses a deleted or disabled account. Each subscription's step and each charge is isolated
+   * refuses a deleted or disabled account, and take the account's lock (subscribe, owned). Each subscription's step and each charge is isolated
    * (isolation.ts): one that fails is logged and set aside for a while, the others go on.
    */
   async runCycle(limit = 100): Promise<{ renewed: number; charged: number }> {
@@ -260,7 +260,15 @@ export class Billing {
     return this.invoicing.onPaymentEvent(c, ev);
   }
 
+  /**
+   * The user's subscription, locked for a change of theirs (plan, card, cancel), after the account's
+   * lock (kit lockAccountForWrite): a deletion waits for a change that passed, and one after it
+   * changes nothing (403 ACCOUNT_DELETED). Before, a change committed after the deletion had answered:
+   * a plan change's invoice and `subscription.updated` (revenue-analytics' MRR of a deleted account), a
+   * cancel's final invoice and events, left for the next cycle to void.
+   */
   private async owned(c: PoolClient, userId: string, subscriptionId: string, allow: { unpaid?: boolean } = {}): Promise<SubscriptionRow> {
+    if ((await lockAccountForWrite(c, userId)) === "deleted") throw accountDeleted(userId, "its subscriptions change no more");
     const cur = await this.repo.subscription(subscriptionId, c, true);
     if (!cur || cur.user_id !== userId) throw new HttpError(404, "NOT_FOUND", "subscription not found");
     if (cur.status === "unpaid" && !allow.unpaid) throw new HttpError(409, "SUBSCRIPTION_UNPAID", "the subscription is unpaid; subscribe again (or cancel it)");
