@@ -9,6 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
+import { deadWebhookLetter } from "../helpers/dead-letters";
 import { migratedKitPostgres } from "../helpers/schemas";
 import type { PostgresClient } from "../../services/src/kit/datastores/postgres";
 import { replayDeadLetter } from "../../services/src/services/notification-service/data";
@@ -26,19 +27,7 @@ afterAll(() => kit?.close());
 const CAP = 3;
 const AT_ONCE = 12;
 
-/** A dead webhook delivery of `user` with its dead letter; the dead letter's id. */
-async function deadLetter(user: string): Promise<string> {
-  const { rows } = await kit.query<{ delivery_id: string }>(
-    `INSERT INTO nt_deliveries (dedup_key, user_id, channel, target, kind, subject, body, notice, status)
-     VALUES ($1, $2, 'webhook', 'w', 'fill', 's', 'b', '{}', 'dead') RETURNING delivery_id`,
-    [randomUUID(), user],
-  );
-  const l = await kit.query<{ id: string }>(
-    "INSERT INTO nt_dead_letters (delivery_id, user_id, channel, reason, attempts) VALUES ($1, $2, 'webhook', 'webhook: 410 gone', 3) RETURNING dead_letter_id::text AS id",
-    [rows[0].delivery_id, user],
-  );
-  return l.rows[0].id;
-}
+const deadLetter = (user: string) => deadWebhookLetter(kit, user);
 
 const pendingOf = async (user: string) =>
   (await kit.query<{ n: number }>("SELECT count(*)::int AS n FROM nt_deliveries WHERE user_id = $1 AND channel = 'webhook' AND status = 'pending'", [user])).rows[0].n;

@@ -132,6 +132,7 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
       return next;
     });
     if (!s) throw notFound(`no strategy ${id}`);
+    if (s === "account_deleted") throw accountDeleted(userId, "its strategies change no more");
     // A pause answers once the evaluation running, which read the strategy enabled before the change
     // and may be submitting its order, is over: no order of the strategy is placed after the answer.
     if (patch.enabled === false) await deps.idle(id);

@@ -170,21 +170,21 @@ export class OrchestratorStore {
   /**
    * Changes the user's strategy: `change` gets the row as it is (locked, so two changes cannot each
    * pass a check the other breaks) and answers the new settings, or throws to refuse. Enabling re-arms
-   * a strategy its loss stop stopped (the user has seen the stop). Undefined: no such strategy.
+   * a strategy its loss stop stopped (the user has seen the stop). Undefined: no such strategy; "account_deleted":
+   * the owner's account was deleted (read under its lock, kit lockAccountForWrite, as a creation reads it).
    */
-  async updateStrategy(strategyId: string, userId: string, change: (current: Strategy) => StrategySettings): Promise<Strategy | undefined> {
+  async updateStrategy(strategyId: string, userId: string, change: (current: Strategy) => StrategySettings): Promise<Strategy | undefined | "account_deleted"> {
     return this.pg.transaction(async (c) => {
+      if ((await lockAccountForWrite(c, userId)) === "deleted") return "account_deleted";
       const cur = await c.query<StrategyRow>(`SELECT * FROM ai_strategies WHERE strategy_id = $1 AND user_id = $2 FOR UPDATE`, [strategyId, userId]);
       if (!cur.rows[0]) return undefined;
-      const current = toStrategy(cur.rows[0]);
-      const n = change(current);
-      const rearm = n.enabled && n.rearm;
+      const n = change(toStrategy(cur.rows[0]));
       const { rows } = await c.query<StrategyRow>(
         `UPDATE ai_strategies SET name = $2, buy_above = $3, sell_below = $4, order_quantity = $5, max_position = $6, stop_loss = $7,
            min_regime_agreement = $8, every_seconds = $9, enabled = $10, updated_at = now(),
            status = CASE WHEN $11 THEN 'active' ELSE status END, stopped_reason = CASE WHEN $11 THEN NULL ELSE stopped_reason END
          WHERE strategy_id = $1 RETURNING *`,
-        [strategyId, n.name, n.buyAbove, n.sellBelow, n.orderQuantity, n.maxPosition, n.stopLoss, n.minRegimeAgreement, n.everySeconds, n.enabled, rearm],
+        [strategyId, n.name, n.buyAbove, n.sellBelow, n.orderQuantity, n.maxPosition, n.stopLoss, n.minRegimeAgreement, n.everySeconds, n.enabled, n.enabled && n.rearm],
       );
       return toStrategy(rows[0]);
     });

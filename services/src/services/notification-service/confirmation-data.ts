@@ -4,7 +4,8 @@
  * `_code_tries` (migrations 0411 for e-mail, 0420 for Telegram). Column names come from the fixed
  * table below, never from a request.
  */
-import type { Queryable } from "../../kit/datastores/postgres";
+import { lockAccountForWrite } from "../../kit/accounts";
+import type { PostgresClient, Queryable } from "../../kit/datastores/postgres";
 import type { Confirmable } from "./address-confirmation";
 
 const ADDRESS_COLUMN: Record<Confirmable, string> = { email: "email", telegram: "telegram_chat_id" };
@@ -20,20 +21,32 @@ export function resetWhenChanged(channel: Confirmable, changed: string, address:
     .join(",\n         ");
 }
 
-/** Stores a new code for the user's current address (replacing any earlier one); false when the address is no longer `address` or is confirmed. */
-export async function storeCode(db: Queryable, channel: Confirmable, userId: string, address: string, hash: Buffer, ttlMs: number): Promise<boolean> {
-  const r = await db.query(
-    `UPDATE nt_preferences SET ${channel}_code_hash = $3, ${channel}_code_expires_at = now() + $4 * interval '1 millisecond', ${channel}_code_tries = 0
-      WHERE user_id = $1 AND lower(${ADDRESS_COLUMN[channel]}) = lower($2) AND ${channel}_verified_at IS NULL`,
-    [userId, address, hash, ttlMs],
-  );
-  return (r.rowCount ?? 0) > 0;
+/**
+ * Stores a new code for the user's current address (replacing any earlier one); false when the address
+ * is no longer `address` or is confirmed; "account_deleted" when the account was deleted (read under its
+ * lock, kit lockAccountForWrite: no code is stored, so none is sent, for a deleted account).
+ */
+export async function storeCode(pg: Pick<PostgresClient, "transaction">, channel: Confirmable, userId: string, address: string, hash: Buffer, ttlMs: number): Promise<boolean | "account_deleted"> {
+  return pg.transaction(async (db) => {
+    if ((await lockAccountForWrite(db, userId)) === "deleted") return "account_deleted";
+    const r = await db.query(
+      `UPDATE nt_preferences SET ${channel}_code_hash = $3, ${channel}_code_expires_at = now() + $4 * interval '1 millisecond', ${channel}_code_tries = 0
+        WHERE user_id = $1 AND lower(${ADDRESS_COLUMN[channel]}) = lower($2) AND ${channel}_verified_at IS NULL`,
+      [userId, address, hash, ttlMs],
+    );
+    return (r.rowCount ?? 0) > 0;
+  });
 }
 
 export interface PendingCode { address: string | null; hash: Buffer | null; expired: boolean; tries: number; verified: boolean }
 
-/** The code awaiting confirmation, locked for the check (within the caller's transaction). */
-export async function lockCode(db: Queryable, channel: Confirmable, userId: string): Promise<PendingCode | undefined> {
+/**
+ * The code awaiting confirmation, locked for the check (within the caller's transaction), after the
+ * account's lock (kit lockAccountForWrite): "account_deleted" when the account was deleted (nothing
+ * is confirmed for it).
+ */
+export async function lockCode(db: Queryable, channel: Confirmable, userId: string): Promise<PendingCode | undefined | "account_deleted"> {
+  if ((await lockAccountForWrite(db, userId)) === "deleted") return "account_deleted";
   const r = await db.query<{ address: string | null; hash: Buffer | null; expired: boolean; tries: number; verified: boolean }>(
     `SELECT ${ADDRESS_COLUMN[channel]} AS address, ${channel}_code_hash AS hash, coalesce(${channel}_code_expires_at < now(), true) AS expired,
             ${channel}_code_tries AS tries, ${channel}_verified_at IS NOT NULL AS verified

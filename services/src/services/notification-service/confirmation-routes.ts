@@ -11,7 +11,7 @@
  * hour, and MAX_CODES_PER_ADDRESS_PER_HOUR to one address or chat (whichever users ask).
  */
 import type { Logger } from "pino";
-import { badRequest, conflict, HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { accountDeleted, badRequest, conflict, HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import * as data from "./data";
 import {
   addressKey, CODE_TTL_MS, codeHash, codeMessage, CONFIRMATION, MAX_CODE_TRIES, MAX_CODES_PER_ADDRESS_PER_HOUR, MAX_CODES_PER_HOUR, newCode, sameHash,
@@ -45,7 +45,10 @@ export function registerAddressConfirmation(app: App, channel: Confirmable, send
     if ((await count(`nt:${channel}-codes:${userId}:${hour}`)) > MAX_CODES_PER_HOUR) return "rate_limited";
     if ((await count(`nt:${channel}-codes-to:${addressKey(channel, address)}:${hour}`)) > MAX_CODES_PER_ADDRESS_PER_HOUR) return "rate_limited";
     const code = newCode();
-    if (!(await storeCode(app.pg, channel, userId, address, codeHash(channel, userId, address, code), CODE_TTL_MS))) return "unavailable";
+    const stored = await storeCode(app.pg, channel, userId, address, codeHash(channel, userId, address, code), CODE_TTL_MS);
+    // Deleted while this request was under way: no code is sent for the account (403 ACCOUNT_DELETED).
+    if (stored === "account_deleted") throw accountDeleted(userId, `no code is sent to its ${say.what}`);
+    if (!stored) return "unavailable";
     void sendCode(address, codeMessage(channel, code)).catch((err: Error) => log.warn({ userId, channel, err: { message: err.message }, detail: (err as { detail?: string }).detail }, "confirmation code not sent; the user may ask for another"));
     return "sent";
   };
@@ -67,6 +70,7 @@ export function registerAddressConfirmation(app: App, channel: Confirmable, send
     // A wrong try is committed before it is answered (thrown inside, the rollback would forget it).
     const wrongTriesLeft = await app.pg.transaction(async (tx) => {
       const pending = await lockCode(tx, channel, who.userId);
+      if (pending === "account_deleted") throw accountDeleted(who.userId, `its ${say.what} is confirmed no more`);
       if (!pending?.address) throw noAddress();
       if (pending.verified) return undefined;
       if (!pending.hash || pending.expired) throw conflict(`no code is waiting (expired, used up, or never sent): ask for one with POST /preferences/${channel}/code`, "code");

@@ -221,9 +221,10 @@ export async function deadLetters(db: Queryable, userId: string | null, limit: n
  * a replay is a delivery waiting like any other, and replays bypassed that bound (session 43's hunt: a
  * user whose endpoint answers 410 has every notice dead at once, kept NOTIFY_RETENTION_DAYS, and each
  * replayed one went back to pending, as many as there were dead letters). `tx` is a transaction: the
- * dead letter's row and the backlog's lock (lockBacklogs) are held to its end.
+ * dead letter's row and the backlog's lock (lockBacklogs) are held to its end. `{ accountDeleted }`: the
+ * letter's owner (that id) was deleted, read under the account's lock: nothing is queued for it.
  */
-export async function replayDeadLetter(tx: Queryable, id: string, userId: string | null, maxPending: number): Promise<"replayed" | "already" | "full" | undefined> {
+export async function replayDeadLetter(tx: Queryable, id: string, userId: string | null, maxPending: number): Promise<"replayed" | "already" | "full" | { accountDeleted: string } | undefined> {
   const l = (
     await tx.query<{ delivery_id: string; replayed_at: Date | null; user_id: string; channel: Channel }>(
       "SELECT delivery_id, replayed_at, user_id, channel FROM nt_dead_letters WHERE dead_letter_id = $1 AND ($2::text IS NULL OR user_id = $2) FOR UPDATE",
@@ -232,6 +233,8 @@ export async function replayDeadLetter(tx: Queryable, id: string, userId: string
   ).rows[0];
   if (!l) return undefined;
   if (l.replayed_at) return "already";
+  // The letter's owner's lock (kit lockAccountForWrite): a deleted account's letter is not queued again.
+  if ((await lockAccountForWrite(tx, l.user_id)) === "deleted") return { accountDeleted: l.user_id };
   await lockBacklogs(tx, l.user_id, [l.channel]);
   if (((await pendingByChannel(tx, l.user_id, [l.channel], maxPending)).get(l.channel) ?? 0) >= maxPending) return "full";
   await tx.query("UPDATE nt_dead_letters SET replayed_at = now() WHERE dead_letter_id = $1", [id]);

@@ -115,6 +115,7 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; web
     const r = await app.pg.transaction((tx) => data.replayDeadLetter(tx, req.params.id, who.role === "admin" ? null : who.userId, o.maxPendingPerChannel));
     if (!r) throw notFound("no such dead letter");
     if (r === "already") throw new HttpError(409, "ALREADY_REPLAYED", "this dead letter was already replayed");
+    if (typeof r === "object") throw accountDeleted(r.accountDeleted, "its notices are replayed no more");
     if (r === "full") throw new HttpError(409, "BACKLOG_FULL", `${o.maxPendingPerChannel} deliveries already wait on this channel: replay once some are sent`, "id");
     return { id: req.params.id, status: "replayed" };
   });
