@@ -1,7 +1,7 @@
 /**
  * The write window of a deleted account, closed (kit accounts.ts lockAccountForWrite), on real
  * PostgreSQL: each service's write of an account's data (a strategy, a backtest, a card, a payment
- * intent, a webhook, notification preferences) against user-management's deletion, the two
+ * intent, a processor customer, a webhook, notification preferences) against user-management's deletion, the two
  * interleavings forced by held transactions (tests/helpers/deletion-window.ts):
  *   - the write checked the account and is held before its insert when the deletion runs: the
  *     deletion waits for the write's commit (the write is made, and is then among the data the
@@ -71,6 +71,12 @@ const WRITES: Record<string, Write> = {
     },
     refused: "account_deleted",
     stored: rowsOf("pay_payment_methods"),
+  },
+  "payment-service: the processor customer (a first card's save)": {
+    table: "pay_customers",
+    write: (userId) => new PaymentMethodData(db).saveCustomer(userId, `cus_${userId}`).then((r) => (r === "account_deleted" ? r : "saved")),
+    refused: "account_deleted",
+    stored: rowsOf("pay_customers"),
   },
   "payment-service: a payment intent": {
     table: "pay_intents",

@@ -33,13 +33,19 @@ export class PaymentMethodData {
     return (await this.pg.query<{ customer_id: string }>("SELECT customer_id FROM pay_customers WHERE user_id = $1", [userId])).rows[0]?.customer_id;
   }
 
-  /** Records the user's customer; a concurrent first save may have recorded it already: that one is kept and answered. */
-  async saveCustomer(userId: string, customerId: string): Promise<string> {
-    const { rows } = await this.pg.query<{ customer_id: string }>(
-      `INSERT INTO pay_customers (user_id, customer_id) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING customer_id`,
-      [userId, customerId],
-    );
-    return rows[0].customer_id;
+  /**
+   * Records the user's customer; a concurrent first save may have recorded it already: that one is kept
+   * and answered. "account_deleted" (nothing recorded) when the account was deleted: kit lockAccountForWrite.
+   */
+  async saveCustomer(userId: string, customerId: string): Promise<string | "account_deleted"> {
+    return this.pg.transaction(async (c) => {
+      if ((await lockAccountForWrite(c, userId)) === "deleted") return "account_deleted";
+      const { rows } = await c.query<{ customer_id: string }>(
+        `INSERT INTO pay_customers (user_id, customer_id) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING customer_id`,
+        [userId, customerId],
+      );
+      return rows[0].customer_id;
+    });
   }
 
   /** How many methods the user has saved (not removed); `db`: insert's transaction, which holds the user's turn. */

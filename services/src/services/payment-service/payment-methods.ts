@@ -36,6 +36,8 @@ export class PaymentMethods {
     // customer at the processor and GET /payment-methods (which lists them all) without end.
     if ((await this.data.countFor(userId)) >= this.maxPerUser) throw this.full();
     const customerId = (await this.data.customerOf(userId)) ?? (await this.data.saveCustomer(userId, await processor.createCustomer(userId)));
+    // Deleted since the check above: no card is attached to its customer.
+    if (customerId === "account_deleted") throw accountDeleted(userId, "no card is saved for it");
     let attached;
     try {
       attached = await processor.attach(token, customerId);
