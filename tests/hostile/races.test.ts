@@ -174,6 +174,8 @@ describe("accounts and credentials", () => {
         ["POST", "/api/notifications/webhooks", { url: "https://hooks.example.com/doomed" }],
         ["POST", "/api/users/api-keys", { name: "doomed" }],
       ];
+      // A strategy of the account's, made before: its edits meet the deletion too (session 51).
+      const kept = (await c.send("POST", "/api/ai/strategies", { token: u.token, body: { ...(writes[1][2] as object), name: "kept" } })).json.strategyId as string;
       const inFlight = c.burst(40, (i) => new Promise((r) => setTimeout(r, (i % 10) * 4)).then(() => {
         const [method, path, body] = writes[i % writes.length];
         return c.send(method, path, { token: u.token, body, headers: { "idempotency-key": `doomed-${i}-${randomBytes(4).toString("hex")}` }, ip: freshAddress() });
@@ -192,6 +194,11 @@ describe("accounts and credentials", () => {
       const as = { "x-user-id": u.id, "x-user-role": "trader", "x-auth-method": "jwt", "content-type": "application/json" };
       for (const [service, url, body] of [["payment-service", "/intents", { amount: 1_000, currency: "usd", paymentMethod: pm }], ["payment-service", "/payment-methods", { paymentMethod: "pm_card_visa" }], ["ai-orchestrator", "/strategies", writes[1][2]], ["backtesting-engine", "/", writes[2][2]], ["order-management", "/", writes[0][2]], ["notification-service", "/webhooks", writes[6][2]]] as const) {
         const r = await p.services.get(service)!.app.inject({ method: "POST", url, headers: { ...as, "idempotency-key": `late-${randomBytes(4).toString("hex")}` }, payload: JSON.stringify(body) });
+        expect([r.statusCode, r.json().error?.code, r.json().error?.field], r.body).toEqual([403, "ACCOUNT_DELETED", "userId"]);
+      }
+      const { "content-type": _json, ...noBody } = as;
+      for (const [method, url, body] of [["PATCH", `/strategies/${kept}`, { name: "late" }], ["POST", `/strategies/${kept}/enable`, undefined]] as const) {
+        const r = await p.services.get("ai-orchestrator")!.app.inject({ method, url, headers: body ? as : noBody, payload: body && JSON.stringify(body) });
         expect([r.statusCode, r.json().error?.code, r.json().error?.field], r.body).toEqual([403, "ACCOUNT_DELETED", "userId"]);
       }
     }
