@@ -150,7 +150,7 @@ describe("postgres migration runner", () => {
 });
 
 describe("clickhouse migrations (real 18.16 server: DDL only)", () => {
-  it("creates the repository's tables, tracks them, second run is a no-op, detects changes", async () => {
+  it("creates the repository's tables, tracks them, second run is a no-op, adds a missing column, detects changes", async () => {
     const ch = createClickHouse({
       CLICKHOUSE_URL: srv.clickhouse.url,
       CLICKHOUSE_USER: srv.clickhouse.user,
@@ -188,6 +188,10 @@ describe("clickhouse migrations (real 18.16 server: DDL only)", () => {
         CLICKHOUSE_DATABASE: db2,
       });
       expect((await runClickHouseMigrations(ch2, { dir })).applied).toEqual(["0001_x.sql"]);
+      // ADD COLUMN IF NOT EXISTS, which 18.16 does not parse: the runner adds a missing column, and a file re-run after its ALTER (here its twin) passes.
+      writeFileSync(join(dir, "0002_y.sql"), "ALTER TABLE x ADD COLUMN IF NOT EXISTS b String DEFAULT 'none';\nALTER TABLE x ADD COLUMN  if not exists b String DEFAULT 'none';");
+      expect((await runClickHouseMigrations(ch2, { dir })).applied).toEqual(["0002_y.sql"]);
+      expect(await ch2.query(`SELECT name, default_expression AS d FROM system.columns WHERE database = '${db2}' AND table = 'x' ORDER BY name`)).toEqual([{ name: "a", d: "" }, { name: "b", d: "'none'" }]);
       writeFileSync(join(dir, "0001_x.sql"), "CREATE TABLE IF NOT EXISTS x (a UInt16) ENGINE = MergeTree ORDER BY a;");
       await expect(runClickHouseMigrations(ch2, { dir })).rejects.toBeInstanceOf(MigrationChecksumError);
       await ch2.close();

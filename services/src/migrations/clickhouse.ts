@@ -6,7 +6,8 @@
  * Concurrency: `migrate` holds the PostgreSQL advisory lock while it runs this (see index.ts).
  *
  * Written for the oldest server we meet (Debian's 18.16): no query parameters, no TTL, no
- * DateTime64, no LowCardinality (experimental there), no CODEC — see the files.
+ * DateTime64, no LowCardinality (experimental there), no CODEC — see the files. Nor `ADD COLUMN IF NOT
+ * EXISTS`: the runner does it (runStatement), one column per ALTER.
  */
 import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, splitStatements, type MigrationFile } from "./files";
 import { MigrationChecksumError, type MigrationLog } from "./postgres";
@@ -50,7 +51,7 @@ export async function runClickHouseMigrations(
   for (const m of files.filter((f) => !applied.has(f.file))) {
     for (const [i, stmt] of splitStatements(m.sql).entries()) {
       try {
-        await ch.command(stmt);
+        await runStatement(ch, stmt);
       } catch (e) {
         throw new Error(`clickhouse migration ${m.file} statement ${i + 1} failed: ${(e as Error).message}`);
       }
@@ -60,4 +61,25 @@ export async function runClickHouseMigrations(
     done.push(m.file);
   }
   return { applied: done, alreadyApplied: files.filter((f) => applied.has(f.file)).map((f) => f.file) };
+}
+
+/**
+ * `ALTER TABLE t ADD COLUMN IF NOT EXISTS c ...` (one column): 18.16 refuses the words (a syntax error),
+ * so the statement runs without them, and only when system.columns has no column `c` in `t` (a file
+ * interrupted after its ALTER, before it was tracked, is re-run without failing). Any other statement
+ * runs as written.
+ */
+const ADD_COLUMN_IF_MISSING = /^ALTER TABLE\s+([A-Za-z_]\w*)\s+ADD COLUMN\s+IF NOT EXISTS\s+([A-Za-z_]\w*)\s/i;
+
+async function runStatement(ch: ClickHouseLike, stmt: string): Promise<void> {
+  const add = ADD_COLUMN_IF_MISSING.exec(stmt);
+  if (!add) {
+    await ch.command(stmt);
+    return;
+  }
+  const [, table, column] = add;
+  const found = await ch.query<{ n: number | string }>(
+    `SELECT count() AS n FROM system.columns WHERE database = currentDatabase() AND table = '${table}' AND name = '${column}'`,
+  );
+  if (Number(found[0]?.n ?? 0) === 0) await ch.command(stmt.replace(/\s+IF NOT EXISTS\s+/i, " "));
 }
